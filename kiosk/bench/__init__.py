@@ -1,0 +1,46 @@
+"""``kiosk bench``: the benchmark suite, one module per CONTRACT section.
+
+Every timing is a median over repeated runs; every comparison is a ratio measured in the same
+run, because this kind of machine is shared and noisy. A section whose capability is not built
+yet says so explicitly (``{"available": false, "reason": ...}``), never zeros.
+"""
+
+from __future__ import annotations
+
+import importlib
+import resource
+import sys
+from collections.abc import Callable
+from typing import Any
+
+#: CONTRACT order. Each name is a module ``kiosk.bench.<name>`` exposing ``run(quick) -> dict``.
+SECTIONS = ("decode", "thermo", "decide", "loop", "idle", "store", "pull")
+
+
+def unavailable(reason: str) -> dict[str, Any]:
+    return {"available": False, "reason": reason}
+
+
+def _section_runner(name: str) -> Callable[[bool], dict[str, Any]] | None:
+    try:
+        module = importlib.import_module(f"kiosk.bench.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"kiosk.bench.{name}":
+            return None
+        raise
+    return module.run
+
+
+def run_all(quick: bool = False, only: list[str] | None = None) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for name in SECTIONS:
+        if only and name not in only:
+            continue
+        runner = _section_runner(name)
+        if runner is None:
+            result[name] = unavailable("not built yet")
+            continue
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        result[name] = runner(quick)
+    result["rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return result

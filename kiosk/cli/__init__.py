@@ -1,0 +1,70 @@
+"""The ``kiosk`` command. Each verb group lives in its own module with a ``register()``.
+
+Exit codes (CONTRACT): 0 ok, 1 failure at run time, 2 bad input. A user mistake is one clear
+line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import (
+    bench_cmd,
+    calibrate_cmd,
+    config_cmd,
+    daemon_cmd,
+    fleet_cmd,
+    log_cmd,
+    pass_cmd,
+    pull_cmd,
+    replay_cmd,
+    scan_cmd,
+)
+from .errors import CliError
+
+#: In CONTRACT order; tests check each has --help and is documented in the README.
+VERB_MODULES = (
+    daemon_cmd,  # demo, run
+    config_cmd,  # check-config
+    pass_cmd,  # keys, pass
+    scan_cmd,  # scan
+    replay_cmd,  # replay
+    pull_cmd,  # token, pull, purge
+    log_cmd,  # verify-log
+    calibrate_cmd,  # calibrate
+    fleet_cmd,  # collect
+    bench_cmd,  # bench
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kiosk",
+        description="Edge checkpoint kiosk: temperature and signed pass, decided at the gate.",
+    )
+    from kiosk import __version__
+
+    parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for module in VERB_MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except CliError as exc:
+        print(f"kiosk {args.verb}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""``kiosk bench [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from kiosk.bench import SECTIONS, run_all
+
+from .errors import UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="run the benchmark suite",
+        description="Run the benchmarks (decode, thermo, decide, loop, idle, store, pull) and"
+        " print medians and same-run ratios. Sections not built yet say so.",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object (CONTRACT shape)")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
+    p.add_argument(
+        "--only", action="append", metavar="SECTION", help=f"run only these: {', '.join(SECTIONS)}"
+    )
+    p.set_defaults(func=bench)
+
+
+def bench(args: argparse.Namespace) -> int:
+    for name in args.only or []:
+        if name not in SECTIONS:
+            raise UsageError(f"unknown section {name!r}; choose from {', '.join(SECTIONS)}")
+    result = run_all(quick=args.quick, only=args.only)
+    if args.json:
+        print(json.dumps(result, sort_keys=False))
+    else:
+        for name, value in result.items():
+            print(f"{name}: {json.dumps(value)}")
+    return 0

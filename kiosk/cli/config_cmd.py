@@ -1,0 +1,30 @@
+"""``kiosk check-config FILE``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kiosk.config import ConfigError, load_config
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "check-config",
+        help="validate a config file",
+        description="Validate a kiosk TOML config. Prints every problem as `field.path: reason`"
+        " and exits 2 on error; prints `ok` and exits 0 when valid.",
+    )
+    p.add_argument("file", help="the TOML config to check")
+    p.set_defaults(func=check_config)
+
+
+def check_config(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.file)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        return 2
+    print(f"ok: {args.file} (kiosk_id={cfg.site.kiosk_id})")
+    return 0

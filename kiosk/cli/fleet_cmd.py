@@ -1,0 +1,18 @@
+"""``kiosk collect``."""
+
+from __future__ import annotations
+
+import argparse
+
+from .errors import NotAvailable
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "collect", help="not available yet (issue #10)", description="Not available yet."
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    raise NotAvailable("kiosk collect", 10)

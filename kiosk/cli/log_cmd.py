@@ -1,0 +1,18 @@
+"""``kiosk verify-log``."""
+
+from __future__ import annotations
+
+import argparse
+
+from .errors import NotAvailable
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "verify-log", help="not available yet (issue #6)", description="Not available yet."
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    raise NotAvailable("kiosk verify-log", 6)

@@ -1,0 +1,79 @@
+"""Time as an injected dependency.
+
+The core never calls ``time.time()``, ``time.monotonic()`` or ``sleep``: it asks a ``Clock``.
+Production uses ``SystemClock``; tests, replay and the benchmark use ``FakeClock`` and move
+time forward explicitly, so nothing in a unit test waits for real.
+
+A Raspberry Pi has no battery-backed clock: wall time (``now()``) can jump when NTP syncs.
+Ordering and durations therefore use ``monotonic_ns()``; wall time is only recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+#: systemd-timesyncd touches this file once the clock has been synchronised.
+TIMESYNC_FLAG = Path("/run/systemd/timesync/synchronized")
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Wall time, timezone-aware UTC."""
+
+    def monotonic_ns(self) -> int:
+        """Monotonic nanoseconds; only differences are meaningful."""
+
+    def synced(self) -> bool:
+        """True when wall time is known to be synchronised (NTP/RTC)."""
+
+
+class SystemClock:
+    def __init__(self, timesync_flag: Path = TIMESYNC_FLAG, assume_synced: bool = False) -> None:
+        self._flag = timesync_flag
+        self._assume_synced = assume_synced
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic_ns(self) -> int:
+        return time.monotonic_ns()
+
+    def synced(self) -> bool:
+        return self._assume_synced or self._flag.exists()
+
+
+@dataclass
+class FakeClock:
+    """A clock that only moves when told to. Wall and monotonic time advance together."""
+
+    start: datetime = field(default_factory=lambda: datetime(2026, 3, 2, 8, 30, tzinfo=UTC))
+    mono_ns: int = 1_000_000_000
+    is_synced: bool = True
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None:
+            raise ValueError("FakeClock start must be timezone-aware")
+        self._wall = self.start
+
+    def now(self) -> datetime:
+        return self._wall
+
+    def monotonic_ns(self) -> int:
+        return self.mono_ns
+
+    def synced(self) -> bool:
+        return self.is_synced
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("time only moves forward")
+        self.mono_ns += int(seconds * 1e9)
+        self._wall = self._wall + timedelta(seconds=seconds)
+
+    def set_wall(self, wall: datetime) -> None:
+        """Jump wall time only (an NTP step); monotonic time is unaffected."""
+        self._wall = wall

@@ -1,0 +1,97 @@
+"""The kiosk's configuration: one TOML file validated into strict pydantic models.
+
+Each section lives in its own module (``site``, ``thermometer``, ``readers``, ``gate``,
+``policy``, ``engine``, ``store``, ``web``). Defaults run the demo with no file at all.
+Secrets are never read from here: see ``kiosk.secrets``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+
+from ._base import Section
+from .engine import EngineSection
+from .gate import GateSection
+from .policy import PolicySection
+from .readers import ReadersSection
+from .site import SiteConfig
+from .store import StoreSection
+from .thermometer import ThermometerSection
+from .web import WebSection
+
+__all__ = ["ConfigError", "KioskConfig", "load_config", "parse_config"]
+
+
+class KioskConfig(Section):
+    site: SiteConfig = Field(default_factory=SiteConfig, description="Identity and language.")
+    thermometer: ThermometerSection = Field(default_factory=ThermometerSection)
+    readers: ReadersSection = Field(default_factory=ReadersSection)
+    gate: GateSection = Field(default_factory=GateSection)
+    policy: PolicySection = Field(default_factory=PolicySection)
+    engine: EngineSection = Field(default_factory=EngineSection)
+    store: StoreSection = Field(default_factory=StoreSection)
+    web: WebSection = Field(default_factory=WebSection)
+
+
+class ConfigError(Exception):
+    """A config that cannot be used. ``problems`` holds one ``field.path: reason`` per issue."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            # Discriminated unions add the tag name ("mlx90614") to the path: keep it out.
+            if parts and item in _UNION_TAGS:
+                continue
+            parts.append(("." if parts else "") + item)
+    return "".join(parts) or "(root)"
+
+
+_UNION_TAGS = {
+    "mlx90614",
+    "fake",
+    "camera",
+    "picamera",
+    "serial",
+    "fake_camera",
+    "serial_relay",
+    "gpio",
+    "none",
+}
+
+
+def parse_config(data: dict, source: str = "<config>") -> KioskConfig:
+    try:
+        return KioskConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{_loc(err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise ConfigError(source, problems) from None
+
+
+def load_config(path: str | Path | None) -> KioskConfig:
+    """Load and validate a TOML config; ``None`` gives the defaults (the demo's config)."""
+    if path is None:
+        return KioskConfig()
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), [f"(file): cannot read: {exc.strerror or exc}"]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), ["(file): not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [f"(toml): {exc}"]) from None
+    return parse_config(data, str(path))

@@ -1,0 +1,62 @@
+"""The rules that decide, each configurable."""
+
+from datetime import time
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ._base import Section
+
+
+class QuotaConfig(Section):
+    enabled: bool = Field(False, description="Household outing quota (one outing every N days).")
+    exits: int = Field(1, ge=1, le=100, description="Exits allowed per household per period.")
+    period_days: int = Field(2, ge=1, le=30, description="Length of the quota period in days.")
+
+
+class PassbackConfig(Section):
+    enabled: bool = Field(True, description="Anti-passback: same pass, same direction, too soon.")
+    window_min: int = Field(
+        2, ge=0, le=1440, description="Minutes within which a repeat is passback."
+    )
+    mode: Literal["hard", "soft"] = Field(
+        "soft", description="hard: deny; soft: allow and flag for the guard."
+    )
+
+
+class HoursConfig(Section):
+    enabled: bool = Field(False, description="Only let people pass within opening hours.")
+    open_at: time = Field(time(8, 30), description="Local opening time (site timezone).")
+    close_at: time = Field(time(17, 30), description="Local closing time (site timezone).")
+
+    @model_validator(mode="after")
+    def _order(self) -> "HoursConfig":
+        if self.open_at >= self.close_at:
+            raise ValueError("open_at must be before close_at")
+        return self
+
+
+class PolicySection(Section):
+    mode: Literal["full", "temperature_only", "pass_only"] = Field(
+        "full", description="Which checks the site wants: both, temperature only, or pass only."
+    )
+    on_sensor_fault: Literal["manual", "deny"] = Field(
+        "manual", description="Thermometer fault: ask the guard (manual) or deny outright."
+    )
+    on_reader_fault: Literal["manual", "deny"] = Field(
+        "manual", description="Reader fault: ask the guard or deny."
+    )
+    on_store_fault: Literal["manual", "deny"] = Field(
+        "deny", description="Event log cannot be written: nobody passes unrecorded by default."
+    )
+    quarantine_blocks: Literal["out", "both"] = Field(
+        "out", description="Home quarantine denies going out (default) or both directions."
+    )
+    quota: QuotaConfig = Field(default_factory=QuotaConfig)
+    passback: PassbackConfig = Field(default_factory=PassbackConfig)
+    hours: HoursConfig = Field(default_factory=HoursConfig)
+    trust_dir: str | None = Field(
+        None,
+        max_length=4096,
+        description="Folder of trusted issuer *.pub keys (default: data/trust).",
+    )

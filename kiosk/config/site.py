@@ -1,0 +1,33 @@
+"""Which kiosk this is and how it speaks."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from ._base import Section
+
+
+class SiteConfig(Section):
+    kiosk_id: str = Field(
+        "gate-1",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Stable identifier of this kiosk; part of every event's key (kiosk_id, seq).",
+    )
+    site_name: str = Field("Demo compound", max_length=120, description="Shown on the screens.")
+    direction: Literal["in", "out", "both"] = Field(
+        "both",
+        description="Which way people pass. 'both': the screen or scanner says per passage.",
+    )
+    default_direction: Literal["in", "out"] = Field(
+        "in", description="Direction assumed when a 'both' kiosk is not told otherwise."
+    )
+    language: Literal["zh-CN", "en"] = Field(
+        "zh-CN", description="Default language of the screens (each screen can switch)."
+    )
+    timezone: str = Field(
+        "Asia/Shanghai",
+        max_length=64,
+        description="IANA zone for opening hours and daily reports (events are stored in UTC).",
+    )

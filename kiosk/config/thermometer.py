@@ -1,0 +1,77 @@
+"""Thermometer driver choice and thermometry settings."""
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from ._base import Section
+
+
+class Mlx90614Config(Section):
+    type: Literal["mlx90614"] = "mlx90614"
+    bus: int = Field(1, ge=0, le=31, description="I2C bus number: /dev/i2c-N (Pi: 1).")
+    address: int = Field(0x5A, ge=0x03, le=0x77, description="7-bit I2C address (factory 0x5A).")
+    backend: Literal["smbus2", "blinka"] = Field(
+        "smbus2", description="smbus2 on Raspberry Pi OS; blinka for the Adafruit busio stack."
+    )
+    pec: Literal["strict", "warn", "off"] = Field(
+        "strict",
+        description="PEC (CRC-8) check on reads; 'strict' rejects a bad PEC. docs/thermometer.md",
+    )
+    retries: int = Field(3, ge=0, le=10, description="Re-reads of a failed check before a fault.")
+    read_deadline_ms: int = Field(
+        200, ge=10, le=5000, description="A read taking longer is a fault (hung bus)."
+    )
+
+
+class FakeThermometerConfig(Section):
+    type: Literal["fake"] = "fake"
+    trace: str | None = Field(
+        None, max_length=4096, description="Optional temperature trace file for the emulator."
+    )
+
+
+ThermometerDriver = Annotated[Mlx90614Config | FakeThermometerConfig, Field(discriminator="type")]
+
+
+class ThermometryConfig(Section):
+    sample_hz: float = Field(
+        8.0, gt=0, le=50, description="Thermometer sampling rate while measuring."
+    )
+    fever_threshold_c: float = Field(
+        37.3, ge=36.0, le=40.0, description="Estimated body temperature at or above which is fever."
+    )
+    plausible_min_c: float = Field(
+        34.0,
+        ge=25.0,
+        le=36.0,
+        description="Below this estimate the reading is implausible: re-measure.",
+    )
+    plausible_max_c: float = Field(
+        43.0, ge=38.0, le=45.0, description="Above this estimate the reading is implausible."
+    )
+    presence_margin_c: float = Field(
+        1.5,
+        ge=0.2,
+        le=15.0,
+        description="Object above ambient by this much means someone is there.",
+    )
+    stable_window: int = Field(
+        5, ge=2, le=64, description="Samples in the window whose spread decides a stable reading."
+    )
+    stable_spread_c: float = Field(
+        0.3, gt=0, le=2.0, description="Max spread within the window for the reading to be stable."
+    )
+    measure_timeout_s: float = Field(
+        6.0, gt=0, le=60, description="No stable reading by then: reason no_temperature."
+    )
+    remeasure_on_fever: bool = Field(
+        True, description="Measure once more before denying for fever (a wrist can be warm)."
+    )
+
+
+class ThermometerSection(Section):
+    driver: ThermometerDriver = Field(
+        default_factory=FakeThermometerConfig, description="Which thermometer device to use."
+    )
+    thermometry: ThermometryConfig = Field(default_factory=ThermometryConfig)

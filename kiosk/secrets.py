@@ -1,0 +1,30 @@
+"""Secrets come from the environment or systemd credentials, never from the TOML file.
+
+Lookup order for a secret named ``NAME``: the file ``$CREDENTIALS_DIRECTORY/NAME`` (systemd
+``LoadCredential=``), then the environment variable ``KIOSK_NAME`` (upper-cased). Values are
+never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Secrets the kiosk knows about, with what each is for.
+KNOWN = {
+    "token_pepper": "HMAC key mixed into stored API token hashes",
+    "session_key": "key that signs guard session cookies",
+    "guard_users": "guard accounts: lines 'name:role:scrypt-hash' (see `kiosk guard add`)",
+    "issuer_key_path": "path of the private key used to issue passes at the gate",
+}
+
+
+def get_secret(name: str, environ: dict[str, str] | None = None) -> str | None:
+    env = os.environ if environ is None else environ
+    cred_dir = env.get("CREDENTIALS_DIRECTORY")
+    if cred_dir:
+        candidate = Path(cred_dir) / name
+        if candidate.is_file():
+            return candidate.read_text(encoding="utf-8").strip()
+    value = env.get("KIOSK_" + name.upper())
+    return value if value else None

@@ -1,0 +1,73 @@
+# shellcheck shell=bash
+# Shared set-up for scripts/demo and scripts/test: OS packages, .venv, the project installed.
+# Sourced, not run. Call: kiosk_bootstrap "<pip extras>" <apt packages...>
+
+kiosk_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
+
+kiosk_missing_packages() {
+    local pkg missing=()
+    for pkg in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+            missing+=("$pkg")
+        fi
+    done
+    echo "${missing[@]:-}"
+}
+
+kiosk_apt() {
+    local missing
+    missing=$(kiosk_missing_packages "$@")
+    [ -z "$missing" ] && return 0
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        echo "scripts: not a Debian system; install the equivalents of: $missing" >&2
+        return 1
+    fi
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+            sudo=(sudo)
+        else
+            echo "scripts: missing OS packages. Run this, then try again:" >&2
+            echo "  sudo apt-get install -y $missing" >&2
+            exit 1
+        fi
+    fi
+    echo "scripts: installing OS packages: $missing" >&2
+    # shellcheck disable=SC2086
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >&2
+}
+
+kiosk_python() {
+    local py
+    for py in python3.13 python3.12 python3.11 python3; do
+        if command -v "$py" >/dev/null 2>&1 &&
+            "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            echo "$py"
+            return 0
+        fi
+    done
+    echo "scripts: Python 3.11 or newer is needed (Raspberry Pi OS Bookworm ships it)" >&2
+    return 1
+}
+
+# kiosk_venv ROOT EXTRAS: create ROOT/.venv and install the project (editable) with EXTRAS.
+# Re-installs only when pyproject.toml changed since the last install.
+kiosk_venv() {
+    local root=$1 extras=$2 py stamp want
+    py=$(kiosk_python) || exit 1
+    if [ ! -x "$root/.venv/bin/python" ]; then
+        if ! "$py" -m venv "$root/.venv" 2>/dev/null; then
+            kiosk_apt python3-venv
+            "$py" -m venv "$root/.venv"
+        fi
+    fi
+    stamp="$root/.venv/.kiosk-installed"
+    want="$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1) [$extras]"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        echo "scripts: installing the project into .venv ..." >&2
+        "$root/.venv/bin/python" -m pip install -q --upgrade pip >&2
+        "$root/.venv/bin/python" -m pip install -q -e "$root[$extras]" >&2
+        echo "$want" >"$stamp"
+    fi
+}

@@ -1,0 +1,38 @@
+"""Shared fixtures: fake clock, default config, data dir. Area fixtures live by their tests."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+import pytest
+
+from kiosk.clock import FakeClock
+from kiosk.config import KioskConfig
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("KIOSK_TEST_HARDWARE") == "1":
+        return
+    skip = pytest.mark.skip(reason="real hardware: set KIOSK_TEST_HARDWARE=1")
+    for item in items:
+        if "hardware" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock at 2026-03-02 08:30 UTC that moves only when the test advances it."""
+    return FakeClock(start=datetime(2026, 3, 2, 8, 30, tzinfo=UTC))
+
+
+@pytest.fixture
+def config() -> KioskConfig:
+    return KioskConfig()
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    return d

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import pytest
+
+from kiosk.cli import main
+from kiosk.config import ConfigError, KioskConfig, load_config, parse_config
+
+
+def test_defaults_need_no_file_and_use_fake_devices():
+    cfg = load_config(None)
+    assert cfg.thermometer.driver.type == "fake"
+    assert cfg.gate.driver.type == "fake"
+    assert [s.type for s in cfg.readers.sources] == ["fake_camera"]
+
+
+def test_device_is_chosen_by_type_field():
+    cfg = parse_config({"thermometer": {"driver": {"type": "mlx90614", "address": 0x5B}}})
+    assert cfg.thermometer.driver.type == "mlx90614"
+    assert cfg.thermometer.driver.address == 0x5B
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"site": {"kiosk_idd": "x"}}, "site.kiosk_idd: Extra inputs are not permitted"),
+        ({"thermometry": {}}, "thermometry: Extra inputs are not permitted"),
+        (
+            {"thermometer": {"thermometry": {"fever_threshold_c": 45}}},
+            "thermometer.thermometry.fever_threshold_c: Input should be less than or equal to 40",
+        ),
+        (
+            {"web": {"port": "eighty"}},
+            "web.port: Input should be a valid integer, unable to parse string as an integer",
+        ),
+        (
+            {"thermometer": {"driver": {"type": "mlx90614", "pec": "maybe"}}},
+            "thermometer.driver.pec: Input should be 'strict', 'warn' or 'off'",
+        ),
+        (
+            {"readers": {"sources": [{"type": "serial", "baudrate": 5}]}},
+            "readers.sources[0].baudrate: Input should be greater than or equal to 1200",
+        ),
+    ],
+)
+def test_bad_config_names_the_field_path(data, expected):
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert expected in info.value.problems
+
+
+def test_every_problem_is_reported_not_just_the_first():
+    with pytest.raises(ConfigError) as info:
+        parse_config({"web": {"port": 0, "host": 5}, "store": {"retention_days": 0}})
+    paths = sorted(p.split(":")[0] for p in info.value.problems)
+    assert paths == ["store.retention_days", "web.host", "web.port"]
+
+
+def test_opening_hours_must_be_ordered():
+    with pytest.raises(ConfigError) as info:
+        parse_config({"policy": {"hours": {"open_at": "18:00", "close_at": "08:00"}}})
+    assert info.value.problems[0].startswith("policy.hours: ")
+
+
+def test_every_field_is_described():
+    missing = []
+
+    def walk(model, prefix):
+        for name, field in model.model_fields.items():
+            ann = field.annotation
+            sub = getattr(ann, "model_fields", None)
+            if sub is not None:
+                walk(ann, f"{prefix}{name}.")
+            elif not field.description and name != "type":
+                missing.append(prefix + name)
+
+    walk(KioskConfig, "")
+    assert missing == []
+
+
+def test_check_config_cli_exit_codes(tmp_path, capsys):
+    good = tmp_path / "good.toml"
+    good.write_text('[site]\nkiosk_id = "east-gate"\n[gate.driver]\ntype = "none"\n')
+    assert main(["check-config", str(good)]) == 0
+    assert "east-gate" in capsys.readouterr().out
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[site]\nkiosk_id = "east gate!"\ncolour = 1\n[web]\nport = 70000\n')
+    assert main(["check-config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "site.kiosk_id: String should match pattern" in err
+    assert "site.colour: Extra inputs are not permitted" in err
+    assert "web.port: Input should be less than or equal to 65535" in err
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[site\n")
+    assert main(["check-config", str(broken)]) == 2
+    assert "(toml):" in capsys.readouterr().err
+
+    assert main(["check-config", str(tmp_path / "nope.toml")]) == 2
+    assert "cannot read" in capsys.readouterr().err
