@@ -16,6 +16,7 @@ from . import (
     config_cmd,
     daemon_cmd,
     fleet_cmd,
+    guard_cmd,
     log_cmd,
     pass_cmd,
     pull_cmd,
@@ -35,6 +36,7 @@ VERB_MODULES = (
     log_cmd,  # verify-log
     calibrate_cmd,  # calibrate
     fleet_cmd,  # collect
+    guard_cmd,  # guard (accounts for the guard console)
     bench_cmd,  # bench
 )
 

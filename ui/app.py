@@ -1,0 +1,37 @@
+"""The FastAPI app factory. Routes translate HTTP to core calls; no business rule lives here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+import kiosk
+
+if TYPE_CHECKING:
+    from kiosk.app import Core
+
+
+def create_app(core: Core) -> FastAPI:
+    docs = core.config.web.docs_enabled
+    app = FastAPI(
+        title="Checkpoint kiosk",
+        version=kiosk.__version__,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+
+    @app.get("/api/v1/health", tags=["health"])
+    def health() -> JSONResponse:
+        """Status of every device, the store and the clock; 200 while deciding, 503 when not."""
+        report = core.health()
+        return JSONResponse(report, status_code=200 if report["deciding"] else 503)
+
+    from ui import api, guard, kiosk_screen
+
+    app.include_router(kiosk_screen.router(core))
+    app.include_router(guard.router(core))
+    app.include_router(api.router(core))
+    return app
