@@ -1,0 +1,48 @@
+"""Structured log lines on stderr (journald stores them; `journalctl -o cat` reads them).
+
+One JSON object per line: ``ts``, ``level``, ``logger``, ``msg`` and any ``extra=`` fields.
+Personal data (names, phone or ID numbers, households, pass ids) is never passed to a logger;
+as a second line of defence, digit runs that look like phone or ID numbers are masked here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# Mainland mobile numbers (11 digits starting 1) and 15/18-character resident ID numbers.
+_PERSONAL_NUMBER = re.compile(r"(?<!\d)(?:1[3-9]\d{9}|\d{17}[\dXx]|\d{15})(?!\d)")
+
+
+def redact(text: str) -> str:
+    return _PERSONAL_NUMBER.sub(lambda m: m.group(0)[:3] + "*" * (len(m.group(0)) - 3), text)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": redact(record.getMessage()),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                line[key] = redact(value) if isinstance(value, str) else value
+        if record.exc_info:
+            line["exc"] = redact(self.formatException(record.exc_info))
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def setup_logging(level: str = "info") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # uvicorn's access log would print client addresses and query strings per request.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

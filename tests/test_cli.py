@@ -1,0 +1,58 @@
+"""The command line: every verb answers --help, is documented, and fails cleanly."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kiosk.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTRACT_VERBS = [
+    "demo", "run", "check-config", "keys", "pass", "scan", "replay", "token", "pull",
+    "purge", "verify-log", "calibrate", "collect", "bench",
+]  # fmt: skip
+
+
+def _verbs() -> list[str]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "verb")
+    return sorted(sub.choices)
+
+
+def test_every_contract_verb_exists():
+    assert set(CONTRACT_VERBS) <= set(_verbs())
+
+
+@pytest.mark.parametrize("verb", _verbs())
+def test_every_verb_has_help(verb, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([verb, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: kiosk " + verb)
+
+
+@pytest.mark.parametrize("verb", _verbs())
+def test_every_verb_is_documented_in_the_readme(verb):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert re.search(rf"`kiosk {re.escape(verb)}\b", readme), f"README does not document {verb}"
+
+
+def test_unknown_verb_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["frobnicate"])
+    assert info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_console_script_runs_as_a_module():
+    proc = subprocess.run(
+        [sys.executable, "-m", "kiosk", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("kiosk ")
