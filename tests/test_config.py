@@ -50,7 +50,7 @@ def test_bad_config_names_the_field_path(data, expected):
 
 def test_every_problem_is_reported_not_just_the_first():
     with pytest.raises(ConfigError) as info:
-        parse_config({"web": {"port": 0, "host": 5}, "store": {"retention_days": 0}})
+        parse_config({"web": {"port": -1, "host": 5}, "store": {"retention_days": 0}})
     paths = sorted(p.split(":")[0] for p in info.value.problems)
     assert paths == ["store.retention_days", "web.host", "web.port"]
 

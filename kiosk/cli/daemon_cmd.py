@@ -1,19 +1,88 @@
-"""``kiosk demo`` and ``kiosk run``."""
+"""``kiosk demo`` and ``kiosk run``: the daemon."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+from pathlib import Path
 
-from .errors import NotAvailable
+from kiosk.config import ConfigError, load_config
+from kiosk.logs import setup_logging
+
+from .errors import CliError, UsageError
+
+DEFAULT_DATA = "/var/lib/kiosk"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    for verb in ("demo", "run"):
-        p = sub.add_parser(
-            verb, help="not available yet (issue #2)", description="Not available yet."
-        )
-        p.set_defaults(func=_na)
+    demo = sub.add_parser(
+        "demo",
+        help="the whole kiosk on simulated devices with scripted visitors",
+        description="Run the real daemon (engine, event log, screens, API) on emulated devices"
+        " fed by a scripted stream of visitors. Prints the kiosk, guard and API URLs and a demo"
+        " guard login. Data goes to a temporary folder unless --data is given.",
+    )
+    demo.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    demo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    demo.add_argument("--data", type=Path, help="keep data in DIR instead of a temp folder")
+    demo.add_argument("--log-level", default="warning", help="log level (default warning)")
+    demo.set_defaults(func=run_demo)
+
+    run = sub.add_parser(
+        "run",
+        help="the daemon on the devices named in the config",
+        description="Run the kiosk daemon with the devices named in the config. Data dir:"
+        f" --data, else $KIOSK_DATA, else {DEFAULT_DATA}. Speaks the systemd notify protocol"
+        " when $NOTIFY_SOCKET is set. Stops cleanly on SIGTERM/SIGINT.",
+    )
+    run.add_argument("--config", required=True, help="the TOML config file")
+    run.add_argument("--data", type=Path, help=f"state directory (default {DEFAULT_DATA})")
+    run.add_argument("--log-level", default="info", help="log level (default info)")
+    run.set_defaults(func=run_daemon)
 
 
-def _na(args: argparse.Namespace) -> int:
-    raise NotAvailable(f"kiosk {args.verb}", 2)
+def _port(value: int) -> int:
+    if not 0 <= value <= 65535:
+        raise UsageError(f"--port {value}: expected 0-65535")
+    return value
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from kiosk.demo import run_demo as demo
+
+    setup_logging(args.log_level)
+    try:
+        return asyncio.run(demo(_port(args.port), args.data, args.host))
+    except OSError as exc:
+        raise CliError(f"cannot start: {exc.strerror or exc}") from None
+
+
+def run_daemon(args: argparse.Namespace) -> int:
+    from kiosk.app import Daemon, build_core
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise UsageError(f"{exc.source}: {'; '.join(exc.problems)}") from None
+    data = args.data or Path(os.environ.get("KIOSK_DATA", DEFAULT_DATA))
+    setup_logging(args.log_level)
+
+    async def main() -> int:
+        core = await asyncio.to_thread(build_core, config, data)
+        daemon = Daemon(core)
+        try:
+            await daemon.start()
+        except BaseException:
+            await daemon.stop()
+            raise
+        try:
+            await daemon.run_until_signal()
+        finally:
+            await daemon.stop()
+        return 0
+
+    try:
+        return asyncio.run(main())
+    except OSError as exc:
+        raise CliError(f"cannot start: {exc.strerror or exc}") from None

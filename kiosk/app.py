@@ -1,0 +1,340 @@
+"""Composition: one asyncio process that builds every part from the config and runs it.
+
+Start order (``Daemon.start``): the event log (schema, single writer) → lists, trust, history,
+tokens, accounts → drivers → the engine runner (readers start here) → the web server → the
+systemd notification (``READY=1``) and watchdog → the daily retention purge. ``Daemon.stop``
+undoes it in reverse and is bounded to about two seconds: the gate is commanded locked, the
+writer drains its queue, nothing is left half-written.
+
+The UI receives a ``Core``: the bundle of core objects it may call. Nothing here is created
+at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import kiosk
+from kiosk import accounts, lists, tokens
+from kiosk.accounts import AccountStore
+from kiosk.bus import EventBus
+from kiosk.calibration import CalibrationStore, default_path
+from kiosk.clock import Clock, SystemClock
+from kiosk.config import KioskConfig
+from kiosk.devices import CodeReader, Gate, Thermometer
+from kiosk.history import PassageHistory
+from kiosk.lists import ListStore
+from kiosk.notify import Notifier, Watchdog
+from kiosk.passes import TrustList, load_private_key
+from kiosk.runner import EngineRunner
+from kiosk.secrets import get_secret
+from kiosk.store import EventLog
+from kiosk.tokens import TokenStore
+
+log = logging.getLogger(__name__)
+
+#: The loop's heartbeat must be younger than this for the kiosk to count as deciding.
+HEARTBEAT_MAX_AGE_S = 5.0
+#: How often the daemon checks whether a retention purge is due.
+PURGE_CHECK_S = 3600.0
+
+
+@dataclass
+class Devices:
+    thermometer: Thermometer | None
+    readers: list[CodeReader]
+    gate: Gate
+
+    def close(self) -> None:
+        for reader in self.readers:
+            with contextlib.suppress(Exception):
+                reader.stop()
+        for device in (self.gate, self.thermometer):
+            if device is not None:
+                with contextlib.suppress(Exception):
+                    device.close()
+
+
+@dataclass
+class Core:
+    """The core objects the screens and the API are handed; routes call these, nothing else."""
+
+    config: KioskConfig
+    clock: Clock
+    data_dir: Path
+    store: EventLog
+    bus: EventBus
+    lists: ListStore
+    trust: TrustList
+    history: PassageHistory
+    tokens: TokenStore
+    accounts: AccountStore
+    calibration: CalibrationStore
+    devices: Devices
+    runner: EngineRunner
+    issuer_key: Any = None
+    version: str = kiosk.__version__
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.config.site.timezone)
+
+    def deciding(self, runner_health: dict[str, Any] | None = None) -> bool:
+        """The loop is alive, the engine is not blocked and the event log can commit."""
+        runner_health = runner_health if runner_health is not None else self.runner.health()
+        return (
+            bool(runner_health.get("deciding"))
+            and self.runner.loop_healthy(HEARTBEAT_MAX_AGE_S)
+            and self.store.health().state != "fault"
+        )
+
+    def health(self) -> dict[str, Any]:
+        """The `/api/v1/health` report: devices, store, clock, lists, disk, version."""
+        report = dict(self.runner.health())
+        try:
+            usage = shutil.disk_usage(self.data_dir)
+            report["disk_free_mb"] = round(usage.free / 2**20, 1)
+        except OSError:
+            report["disk_free_mb"] = None
+        report["clock"] = {"synced": self.clock.synced(), "now": self.clock.now().isoformat()}
+        report["lists"] = self.lists.current.freshness.to_dict(
+            self.clock.now(), self.config.policy.lists_stale_after_h
+        )
+        report["last_seq"] = self.store.last_seq
+        report["kiosk_id"] = self.config.site.kiosk_id
+        report["version"] = self.version
+        report["deciding"] = self.deciding(report)
+        return report
+
+
+def trust_dir(config: KioskConfig, data_dir: Path) -> Path:
+    return Path(config.policy.trust_dir) if config.policy.trust_dir else data_dir / "trust"
+
+
+def build_devices(config: KioskConfig, clock: Clock) -> Devices:
+    """Drivers from the config's ``type`` fields (real hardware or the emulators)."""
+    from drivers.gate import build_gate
+    from drivers.readers import build_readers
+    from drivers.thermometer import build_thermometer
+
+    thermometer = None
+    if config.policy.mode != "pass_only":
+        thermometer = build_thermometer(config.thermometer, clock)
+    readers = (
+        [] if config.policy.mode == "temperature_only" else build_readers(config.readers, clock)
+    )
+    return Devices(thermometer, readers, build_gate(config.gate, clock))
+
+
+@contextlib.contextmanager
+def _closing_on_error(*closers: Any) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        for close in reversed(closers):
+            with contextlib.suppress(Exception):
+                close()
+        raise
+
+
+def build_core(
+    config: KioskConfig,
+    data_dir: Path,
+    clock: Clock | None = None,
+    devices: Devices | None = None,
+) -> Core:
+    """Every core object, wired; nothing started yet except the event log's writer."""
+    clock = clock or SystemClock()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = EventLog.from_config(
+        config.store,
+        data_dir,
+        config.site.kiosk_id,
+        clock,
+        migrations=[lists.MIGRATIONS, tokens.MIGRATIONS, accounts.MIGRATIONS],
+    )
+    store.open()
+    with _closing_on_error(store.close):
+        trust_path = trust_dir(config, data_dir)
+        trust_path.mkdir(parents=True, exist_ok=True)
+        trust = TrustList.from_dir(trust_path)
+        bus = EventBus()
+        list_store = ListStore(store, clock)
+        list_store.load()
+        history = PassageHistory(
+            horizon=timedelta(days=max(config.policy.quota.period_days, 1) + 1)
+        )
+        calibration = CalibrationStore(default_path(data_dir))
+        devices = devices or build_devices(config, clock)
+    with _closing_on_error(store.close, devices.close):
+        runner = EngineRunner(
+            config,
+            clock,
+            thermometer=devices.thermometer,
+            readers=devices.readers,
+            gate=devices.gate,
+            event_log=store,
+            trust=trust,
+            lists=list_store,
+            history=history,
+            bus=bus,
+            calibration=calibration,
+        )
+        issuer_key = None
+        key_path = get_secret("issuer_key_path")
+        if key_path:
+            issuer_key = load_private_key(key_path)
+        return Core(
+            config=config,
+            clock=clock,
+            data_dir=data_dir,
+            store=store,
+            bus=bus,
+            lists=list_store,
+            trust=trust,
+            history=history,
+            tokens=TokenStore(store, get_secret("token_pepper"), clock=clock),
+            accounts=AccountStore.from_secrets(store, now=clock.now),
+            calibration=calibration,
+            devices=devices,
+            runner=runner,
+            issuer_key=issuer_key,
+        )
+
+
+class Daemon:
+    """The kiosk process: core, engine, web server, systemd integration, retention."""
+
+    def __init__(self, core: Core, *, notifier: Notifier | None = None) -> None:
+        self.core = core
+        self.notifier = notifier or Notifier.from_env()
+        self._server: Any = None
+        self._server_task: asyncio.Task[None] | None = None
+        self._watchdog: Watchdog | None = None
+        self._purge_task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    @property
+    def url(self) -> str:
+        web = self.core.config.web
+        host = "127.0.0.1" if web.host in ("0.0.0.0", "::") else web.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def port(self) -> int:
+        if self._server is not None and self._server.servers:
+            sockets = self._server.servers[0].sockets
+            if sockets:
+                return sockets[0].getsockname()[1]
+        return self.core.config.web.port
+
+    async def start(self) -> None:
+        import uvicorn
+
+        from ui.app import create_app
+
+        await self.core.runner.start()
+        app = create_app(self.core)
+        web = self.core.config.web
+        server_config = uvicorn.Config(
+            app,
+            host=web.host,
+            port=web.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
+        self._server = _Server(server_config)
+        self._server_task = asyncio.create_task(self._server.serve(), name="web")
+        while not self._server.started:
+            if self._server_task.done():
+                await self._server_task
+                raise RuntimeError(f"web server did not start on {web.host}:{web.port}")
+            await asyncio.sleep(0.02)
+        self.notifier.ready(f"deciding; {self.url}")
+        self._watchdog = Watchdog.from_env(
+            self.notifier, lambda: self.core.deciding(), self.core.clock
+        )
+        if self._watchdog is not None:
+            self._watchdog.start()
+        self._purge_task = asyncio.create_task(self._purge_loop(), name="retention")
+        log.info("kiosk started", extra={"url": self.url, "kiosk_id": self.core.store.kiosk_id})
+
+    async def stop(self) -> None:
+        """Reverse order, bounded: web → watchdog/purge → engine (locks the gate) → store."""
+        self.notifier.stopping("stopping")
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._server_task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._server_task, 1.5)
+        if self._purge_task is not None:
+            self._purge_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._purge_task
+        if self._watchdog is not None:
+            await self._watchdog.stop()
+        await self.core.runner.stop()
+        await asyncio.to_thread(self.core.devices.close)
+        await asyncio.to_thread(self.core.store.close)
+        log.info("kiosk stopped")
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def run_until_signal(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        await self._stopping.wait()
+
+    async def _purge_loop(self) -> None:
+        """Daily purge of personal data past ``store.retention_days`` (also a systemd timer)."""
+        from kiosk.retention import purge
+
+        cfg = self.core.config
+        while True:
+            try:
+                result = await asyncio.to_thread(
+                    purge,
+                    self.core.store,
+                    cfg.store.retention_days,
+                    self.core.clock.now(),
+                    tz=cfg.site.timezone,
+                    quota_cfg=cfg.policy.quota,
+                    actor="daemon",
+                )
+                if result.events_purged:
+                    log.info("retention purge", extra={"rows": result.events_purged})
+            except Exception:
+                log.exception("retention purge failed; will retry")
+            await asyncio.sleep(PURGE_CHECK_S)
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # The daemon owns SIGTERM/SIGINT so it can stop the parts in order.
+            yield
+
+    return Server
+
+
+def _Server(config: Any) -> Any:  # noqa: N802 - a factory standing in for the class
+    return _server_class()(config)

@@ -1,0 +1,161 @@
+"""``kiosk demo``: the real daemon on emulated devices, fed by the scripted visitor stream.
+
+Nothing here is a shortcut around the product: the visitors of ``scenarios/demo.toml`` are
+played in real time onto the *devices* — the MLX90614 emulator gets a person with a body
+temperature, the fake camera renders the signed pass as a QR on a phone screen, faults are
+injected into the emulator and the camera — and the real engine, event log and web server do
+the rest. The stream repeats, with fresh passes each round.
+
+The demo's issuing key lives in memory only; its public half is written to the data dir's
+trust folder so the kiosk verifies passes exactly as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kiosk.accounts import hash_password
+from kiosk.app import Core, Daemon, build_core, trust_dir
+from kiosk.clock import Clock, SystemClock
+from kiosk.config import KioskConfig, parse_config
+from kiosk.passes import public_key_pem
+from kiosk.replay import SCENARIO_DIR, DeviceTarget, ScenarioDriver, ScenarioKeys, load_scenario
+
+log = logging.getLogger(__name__)
+
+#: Pause between two rounds of the visitor stream.
+ROUND_GAP_S = 20.0
+
+
+@dataclass
+class DemoSession:
+    core: Core
+    daemon: Daemon
+    keys: ScenarioKeys
+    guard_user: str
+    guard_password: str
+    api_token: str
+
+
+def demo_config(port: int, host: str = "127.0.0.1") -> KioskConfig:
+    return parse_config(
+        {
+            "site": {"kiosk_id": "demo-gate", "site_name": "Demo compound"},
+            "web": {"host": host, "port": port},
+        },
+        "demo",
+    )
+
+
+def fake_camera_of(core: Core) -> Any:
+    for reader in core.devices.readers:
+        source = getattr(reader, "source", None)
+        if source is not None and hasattr(source, "show_code"):
+            return source
+    return None
+
+
+def device_target(core: Core) -> DeviceTarget:
+    runner = core.runner
+    return DeviceTarget(
+        clock=core.clock,
+        emulator=getattr(core.devices.thermometer, "emulator", None),
+        camera_dev=fake_camera_of(core),
+        gate_dev=core.devices.gate,
+        list_store=core.lists,
+        timezone=core.config.site.timezone,
+        code_sink=lambda text, direction: runner.submit_code(text, direction, source="demo"),
+        on_direction=runner.select_direction,
+        on_manual=lambda **kw: runner.manual_threadsafe(**kw),
+    )
+
+
+async def start_demo(
+    data_dir: Path, port: int, clock: Clock | None = None, host: str = "127.0.0.1"
+) -> DemoSession:
+    config = demo_config(port, host)
+    keys = ScenarioKeys()
+    trust = trust_dir(config, data_dir)
+    trust.mkdir(parents=True, exist_ok=True)
+    (trust / "demo.pub").write_bytes(public_key_pem(keys.demo.public_key()))
+    core = await asyncio.to_thread(build_core, config, data_dir, clock or SystemClock())
+    core.issuer_key = keys.demo
+    password = secrets.token_urlsafe(9)
+    await asyncio.to_thread(core.accounts.add, "guard", "admin", hash_password(password), "demo")
+    _, token = await asyncio.to_thread(
+        core.tokens.create, ["logs:read", "stats:read"], "demo office", "demo"
+    )
+    daemon = Daemon(core)
+    await daemon.start()
+    return DemoSession(core, daemon, keys, "guard", password, token)
+
+
+async def play_visitors(session: DemoSession, rounds: int | None = None) -> int:
+    """Play ``demo.toml`` in real time onto the devices, ``rounds`` times (None: forever)."""
+    core = session.core
+    scenario = load_scenario(SCENARIO_DIR / "demo.toml")
+    target = device_target(core)
+    played = 0
+    while rounds is None or played < rounds:
+        session.keys.issued.clear()  # every round issues fresh passes
+        driver = ScenarioDriver(
+            scenario, core.clock, target, session.keys, core.config.site.default_direction
+        )
+        started = core.clock.monotonic_ns()
+        while not driver.done:
+            elapsed_s = (core.clock.monotonic_ns() - started) / 1e9
+            for index, step in driver.due(elapsed_s):
+                try:
+                    # Steps may write lists through the event log: keep them off the loop.
+                    await asyncio.to_thread(driver.apply, index, step)
+                except Exception:
+                    log.exception("demo step %d failed", index)
+            next_at = driver.next_at_s()
+            if next_at is not None:
+                await asyncio.sleep(max(0.05, min(1.0, next_at - elapsed_s)))
+        played += 1
+        await asyncio.sleep(ROUND_GAP_S)
+    return played
+
+
+def print_banner(session: DemoSession) -> None:
+    url = session.daemon.url
+    print(
+        "\n".join(
+            [
+                "Checkpoint kiosk demo is running on simulated devices.",
+                f"  kiosk screen : {url}/kiosk",
+                f"  guard console: {url}/guard   (login: {session.guard_user} / "
+                f"{session.guard_password})",
+                f"  API          : {url}/api/v1/health   (docs: {url}/docs)",
+                f"  API token    : {session.api_token}   (scopes logs:read stats:read)",
+                f"  data         : {session.core.data_dir}",
+                "Scripted visitors arrive every few seconds. Ctrl-C stops.",
+            ]
+        ),
+        flush=True,
+    )
+
+
+async def run_demo(port: int, data: Path | None, host: str = "127.0.0.1") -> int:
+    with contextlib.ExitStack() as stack:
+        if data is None:
+            data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kiosk-demo-")))
+        session = await start_demo(data, port, host=host)
+        print_banner(session)
+        visitors = asyncio.create_task(play_visitors(session), name="demo-visitors")
+        try:
+            await session.daemon.run_until_signal()
+        finally:
+            visitors.cancel()
+            with contextlib.suppress(BaseException):
+                await visitors
+            await session.daemon.stop()
+    return 0

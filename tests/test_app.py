@@ -1,0 +1,176 @@
+"""Composition: the daemon starts its parts in order, serves, and stops cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kiosk.app import Daemon, build_core
+from kiosk.config import parse_config
+from kiosk.notify import Notifier
+
+
+def _config(**web):
+    return parse_config({"site": {"kiosk_id": "test-gate"}, "web": {"port": 0, **web}})
+
+
+def test_build_core_wires_every_part_to_one_event_log(data_dir):
+    core = build_core(_config(), data_dir)
+    try:
+        assert core.runner.event_log is core.store
+        assert core.store.path == data_dir / "kiosk.db"
+        assert (data_dir / "trust").is_dir()
+        tables = set(core.store.reader().table_names())
+        # lists, tokens and accounts migrate into the same database as the events
+        assert {"events", "audit", "api_tokens", "guard_accounts"} <= tables
+        health = core.health()
+        assert health["kiosk_id"] == "test-gate"
+        assert health["deciding"] is False  # not started: nothing is deciding yet
+        assert set(health["devices"]) >= {"thermometer", "gate", "store"}
+    finally:
+        core.devices.close()
+        core.store.close()
+
+
+def test_daemon_serves_health_then_stops_in_order_within_two_seconds(data_dir, tmp_path):
+    sock_path = tmp_path / "notify.sock"
+    import socket
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(sock_path))
+    listener.settimeout(5)
+
+    async def scenario():
+        core = await asyncio.to_thread(build_core, _config(), data_dir)
+        daemon = Daemon(core, notifier=Notifier(str(sock_path)))
+        await daemon.start()
+        try:
+            async with httpx.AsyncClient(base_url=daemon.url) as client:
+                for _ in range(100):
+                    response = await client.get("/api/v1/health")
+                    if response.status_code == 200:
+                        break
+                    await asyncio.sleep(0.05)
+                assert response.status_code == 200
+                body = response.json()
+                assert body["deciding"] is True
+                assert body["devices"]["store"]["state"] == "ok"
+                assert body["clock"]["synced"] in (True, False)
+        finally:
+            await asyncio.wait_for(daemon.stop(), 2.0)
+        return core
+
+    core = asyncio.run(scenario())
+    messages = []
+    listener.settimeout(0.5)
+    while True:
+        try:
+            messages.append(listener.recv(4096).decode())
+        except TimeoutError:
+            break
+    assert any("READY=1" in m for m in messages)
+    assert any("STOPPING=1" in m for m in messages)
+    # the gate was left commanded locked
+    assert core.devices.gate.is_open is False
+
+
+def _wait_for(predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _get(url: str, **kw):
+    try:
+        return httpx.get(url, timeout=2, **kw)
+    except httpx.HTTPError:
+        return None
+
+
+@pytest.mark.slow
+def test_kiosk_run_stops_cleanly_on_sigterm(tmp_path):
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text('[site]\nkiosk_id = "sig-gate"\n[web]\nport = 8931\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kiosk", "run", "--config", str(cfg), "--data", str(tmp_path / "d")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(
+            lambda: (r := _get("http://127.0.0.1:8931/api/v1/health")) and r.status_code == 200,
+            30,
+            "the daemon to answer",
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = proc.stderr.read()
+    assert "kiosk stopped" in err
+    assert "Traceback" not in err
+    verify = subprocess.run(
+        [sys.executable, "-m", "kiosk", "verify-log", "--db", str(tmp_path / "d" / "kiosk.db")],
+        capture_output=True,
+        text=True,
+    )
+    assert verify.returncode == 0, verify.stderr
+
+
+@pytest.mark.slow
+def test_demo_serves_all_three_faces_and_visitors_produce_events(tmp_path):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kiosk", "demo", "--port", "0", "--data", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        banner = ""
+        deadline = time.monotonic() + 30
+        while "Ctrl-C" not in banner and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            banner += line
+        base = re.search(r"kiosk screen : (http://[\d.:]+)/kiosk", banner).group(1)
+        token = re.search(r"API token\s+: (\S+)", banner).group(1)
+        assert re.search(r"login: guard / \S+\)", banner)
+
+        assert _get(base + "/kiosk").status_code == 200
+        guard = _get(base + "/guard", follow_redirects=False)
+        assert guard.status_code in (302, 303, 307, 401)
+        assert _get(base + "/api/v1/health").status_code == 200
+
+        def events():
+            r = _get(base + "/api/v1/events?after=0", headers={"Authorization": f"Bearer {token}"})
+            return r is not None and r.status_code == 200 and r.json()["events"]
+
+        first = _wait_for(events, 40, "the first scripted visitor's event")
+        assert first[0]["decision"] == "pass"
+        assert first[0]["kiosk_id"] == "demo-gate"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert json.loads(json.dumps(first))  # events are plain JSON
