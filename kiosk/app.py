@@ -35,7 +35,7 @@ from kiosk.devices import CodeReader, Gate, Thermometer
 from kiosk.history import PassageHistory
 from kiosk.lists import ListStore
 from kiosk.notify import Notifier, Watchdog
-from kiosk.passes import TrustList, load_private_key
+from kiosk.passes import KeyFileError, TrustList, load_private_key
 from kiosk.runner import EngineRunner
 from kiosk.secrets import get_secret
 from kiosk.store import EventLog
@@ -194,7 +194,11 @@ def build_core(
         issuer_key = None
         key_path = get_secret("issuer_key_path")
         if key_path:
-            issuer_key = load_private_key(key_path)
+            try:
+                issuer_key = load_private_key(key_path)
+            except KeyFileError as exc:
+                # The gate still decides; only on-the-spot issuing at the guard screen is off.
+                log.warning("issuer key unusable; passes cannot be issued here: %s", exc)
         return Core(
             config=config,
             clock=clock,
@@ -264,8 +268,12 @@ class Daemon:
                 raise RuntimeError(f"web server did not start on {web.host}:{web.port}")
             await asyncio.sleep(0.02)
         self.notifier.ready(f"deciding; {self.url}")
+        # Only a stalled loop is worth a restart; a full disk or a dead sensor is not (the
+        # kiosk stays up in degraded mode and says so), so the watchdog watches the heartbeat.
         self._watchdog = Watchdog.from_env(
-            self.notifier, lambda: self.core.deciding(), self.core.clock
+            self.notifier,
+            lambda: self.core.runner.loop_healthy(HEARTBEAT_MAX_AGE_S),
+            self.core.clock,
         )
         if self._watchdog is not None:
             self._watchdog.start()

@@ -174,3 +174,25 @@ def test_demo_serves_all_three_faces_and_visitors_produce_events(tmp_path):
             proc.kill()
             proc.wait()
     assert json.loads(json.dumps(first))  # events are plain JSON
+
+
+def test_run_with_an_unusable_trust_key_fails_with_one_line(tmp_path, capsys):
+    from kiosk.cli import main
+
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text("[web]\nport = 0\n")
+    data = tmp_path / "data"
+    (data / "trust").mkdir(parents=True)
+    (data / "trust" / "office.pub").write_text("not a key\n")
+    assert main(["run", "--config", str(cfg), "--data", str(data), "--log-level", "error"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("kiosk run: cannot start:")
+
+
+def test_run_with_a_bad_config_is_a_usage_error(tmp_path, capsys):
+    from kiosk.cli import main
+
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text("[web]\nport = 99999\n")
+    assert main(["run", "--config", str(cfg), "--data", str(tmp_path)]) == 2
+    assert "web.port" in capsys.readouterr().err

@@ -86,3 +86,16 @@ def run_daemon(args: argparse.Namespace) -> int:
         return asyncio.run(main())
     except OSError as exc:
         raise CliError(f"cannot start: {exc.strerror or exc}") from None
+    except _startup_errors() as exc:
+        raise CliError(f"cannot start: {exc}") from None
+
+
+def _startup_errors() -> tuple[type[BaseException], ...]:
+    """Problems an operator can fix (a bad key file, an unusable database, a missing decoder
+    library): one line on stderr, exit 1, no traceback."""
+    from drivers.decoders import DecoderUnavailable
+    from kiosk.calibration import CalibrationError
+    from kiosk.passes import TrustListError
+    from kiosk.store import StoreFault
+
+    return (TrustListError, StoreFault, DecoderUnavailable, CalibrationError)
