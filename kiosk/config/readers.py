@@ -1,10 +1,32 @@
-"""Code reader sources and the decoder pipeline."""
+"""Code reader sources and the decoder pipeline. See docs/readers.md."""
+
+from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ._base import Section
+
+
+class WatchdogConfig(Section):
+    """How a lost camera is noticed and reopened. Times are on the kiosk's monotonic clock."""
+
+    stale_frame_s: float = Field(
+        2.0, ge=0.2, le=60, description="No new frame for this long (a blocked read): camera lost."
+    )
+    frozen_frame_s: float = Field(
+        3.0,
+        ge=0.5,
+        le=120,
+        description="The very same frame bytes for this long (a wedged camera): camera lost.",
+    )
+    reopen_initial_s: float = Field(
+        0.5, ge=0.05, le=30, description="First wait before reopening a lost camera."
+    )
+    reopen_max_s: float = Field(
+        10.0, ge=0.1, le=300, description="Cap of the doubling wait between reopen attempts."
+    )
 
 
 class CameraReaderConfig(Section):
@@ -16,6 +38,9 @@ class CameraReaderConfig(Section):
     width: int = Field(640, ge=160, le=3840, description="Capture width in pixels.")
     height: int = Field(480, ge=120, le=2160, description="Capture height in pixels.")
     fps: float = Field(15.0, gt=0, le=60, description="Capture rate asked of the camera.")
+    watchdog: WatchdogConfig = Field(
+        default_factory=WatchdogConfig, description="Lost-camera detection and reopen backoff."
+    )
 
 
 class PiCameraReaderConfig(Section):
@@ -24,6 +49,9 @@ class PiCameraReaderConfig(Section):
     width: int = Field(640, ge=160, le=3840, description="Capture width in pixels.")
     height: int = Field(480, ge=120, le=2160, description="Capture height in pixels.")
     fps: float = Field(15.0, gt=0, le=60, description="Capture rate.")
+    watchdog: WatchdogConfig = Field(
+        default_factory=WatchdogConfig, description="Lost-camera detection and reopen backoff."
+    )
 
 
 class SerialReaderConfig(Section):
@@ -31,13 +59,38 @@ class SerialReaderConfig(Section):
     name: str = Field("scanner", max_length=32, description="Tag put on every code.")
     port: str = Field("/dev/ttyACM0", max_length=256, description="Serial device or pyserial URL.")
     baudrate: int = Field(9600, ge=1200, le=921600, description="GM65 default 9600 8N1.")
+    trigger_hex: str | None = Field(
+        None,
+        max_length=128,
+        pattern=r"^([0-9A-Fa-f]{2} ?)+$",
+        description="Command-trigger bytes sent to the module, as hex (GM65: '7E 00 08 01 00 02"
+        " 01 AB CD'); unset for continuous/sense mode.",
+    )
+    trigger_interval_s: float = Field(
+        1.0, ge=0.1, le=60, description="How often the trigger command is sent when set."
+    )
+    reconnect_initial_s: float = Field(
+        0.5, ge=0.01, le=30, description="First wait before reopening an unplugged scanner."
+    )
+    reconnect_max_s: float = Field(
+        10.0, ge=0.05, le=300, description="Cap of the doubling wait between reopen attempts."
+    )
 
 
 class FakeCameraReaderConfig(Section):
     type: Literal["fake_camera"] = "fake_camera"
     name: str = Field("camera", max_length=32, description="Tag put on every code.")
     fps: float = Field(15.0, gt=0, le=60, description="Frames per second the fake plays.")
-    images: str | None = Field(None, max_length=4096, description="Folder of images to play.")
+    images: str | None = Field(
+        None,
+        max_length=4096,
+        description="Folder of images or a video file to play in a loop; unset: generated"
+        " scenes scripted by the demo.",
+    )
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of the generated scenes.")
+    watchdog: WatchdogConfig = Field(
+        default_factory=WatchdogConfig, description="Lost-camera detection and reopen backoff."
+    )
 
 
 ReaderConfig = Annotated[
@@ -63,6 +116,11 @@ class DecoderConfig(Section):
     forced_decode_s: float = Field(
         1.0, gt=0, le=30, description="Decode at least this often even when nothing changes."
     )
+    second_pass: bool = Field(
+        True,
+        description="Where a code is likely but the fast decode failed, decode a normalised,"
+        " upscaled crop once more (reads more dim, blurred and glared codes).",
+    )
 
 
 class ReadersSection(Section):
@@ -71,4 +129,15 @@ class ReadersSection(Section):
         max_length=4,
         description="Code sources; several may run at once (camera and serial).",
     )
-    decoder: DecoderConfig = Field(default_factory=DecoderConfig)
+    decoder: DecoderConfig = Field(
+        default_factory=DecoderConfig,
+        description="Decoder backend and the frame pipeline shared by camera-type sources.",
+    )
+
+    @model_validator(mode="after")
+    def _names_are_unique(self) -> ReadersSection:
+        names = [s.name for s in self.sources]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"source names must be unique (each code is tagged with one): {dup}")
+        return self

@@ -1,0 +1,321 @@
+"""Camera code readers: a frame source, a watchdog, and the shared frame pipeline.
+
+``CameraReader`` turns any ``FrameSource`` (USB camera, Pi CSI camera, file source, fake
+camera) into a ``kiosk.devices.CodeReader``. A grab thread reads frames as fast as the camera
+delivers them and keeps only the newest (a stale frame would stamp a code with the wrong
+time); a worker thread runs ``step()``: watchdog, pipeline, sink.
+
+A lost USB camera shows in three ways, and the watchdog catches each (times on the injected
+clock, so tests drive it with ``FakeClock``):
+
+* ``read()`` returns False (unplugged; the V4L2 device node is gone) -> at once;
+* the very same frame bytes forever (a wedged UVC firmware keeps re-sending its last
+  buffer; a live sensor always has noise) -> after ``frozen_frame_s``;
+* ``read()`` blocks (a hung driver, a hub brown-out) -> no frame for ``stale_frame_s``.
+
+Then the source is closed (``VideoCapture.release()`` also wakes a blocked read) and reopened
+after a doubling wait capped at ``reopen_max_s``. Health is ``fault`` while lost, ``ok`` again
+after the first good frame: the guard screen shows the loss and the recovery by itself.
+
+``UsbCamera`` is the OpenCV V4L2 source. ``CAP_PROP_BUFFERSIZE=1`` keeps the driver from
+queueing old frames; MJPG is asked for because YUYV at 640x480 may not fit 15 fps on a USB
+hub shared with the serial scanner.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from kiosk.clock import Clock
+from kiosk.config.readers import WatchdogConfig
+from kiosk.devices import CodeRead, CodeSink, Health, ReaderFault
+from kiosk.reader import FramePipeline, Rejection
+
+log = logging.getLogger(__name__)
+
+
+class FrameSource(Protocol):
+    name: str
+
+    def open(self) -> None:
+        """Open the device; raises ``ReaderFault`` if it is not there."""
+
+    def read(self) -> tuple[np.ndarray, int]:
+        """Block for the next frame; ``(BGR or gray uint8, mono_ns)`` or ``ReaderFault``."""
+
+    def close(self) -> None:
+        """Release the device; must also wake a ``read()`` blocked in another thread."""
+
+
+def _fingerprint(frame: np.ndarray) -> int:
+    # A sparse sample is enough: sensor noise changes nearly every pixel of a live frame.
+    return zlib.crc32(np.ascontiguousarray(frame[::7, ::5]).data)
+
+
+class CameraReader:
+    """A ``CodeReader`` over a ``FrameSource``, with the lost-camera watchdog."""
+
+    def __init__(
+        self,
+        source: FrameSource,
+        pipeline: FramePipeline,
+        clock: Clock,
+        *,
+        name: str = "camera",
+        watchdog: WatchdogConfig | None = None,
+        fps: float = 15.0,
+        on_rejection: Callable[[Rejection], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.source = source
+        self.pipeline = pipeline
+        self._clock = clock
+        self._wd = watchdog or WatchdogConfig()
+        self._period_s = 1.0 / fps
+        self._on_rejection = on_rejection
+        # A file source may legitimately repeat a frame (a one-image folder); a camera may not.
+        self._repeats_ok = bool(getattr(source, "repeats_frames", False))
+        self._sink: CodeSink | None = None
+        self._lock = threading.Lock()
+        self._frame_evt = threading.Event()
+        self._stop_evt = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._gen = 0
+        self._is_open = False
+        self._next_open_ns = clock.monotonic_ns()
+        self._backoff_s = self._wd.reopen_initial_s
+        self._slot: tuple[np.ndarray, int] | None = None
+        self._grab_error: str | None = None
+        self._last_frame_ns = 0
+        self._last_fp: int | None = None
+        self._same_since_ns = 0
+        self._latest: tuple[np.ndarray, int] | None = None
+        self._health = Health("absent", "not started", clock.monotonic_ns())
+        self.reopens = 0
+
+    # -- CodeReader ----------------------------------------------------------------------
+    def start(self, sink: CodeSink) -> None:
+        self._sink = sink
+        self._stop_evt.clear()
+        self._set_health("degraded", "starting")
+        self._worker = threading.Thread(target=self._run, name=f"reader-{self.name}", daemon=True)
+        self._worker.start()
+
+    def stop(self) -> None:
+        self._stop_evt.set()
+        self._frame_evt.set()
+        if self._worker is not None:
+            self._worker.join(timeout=2.0)
+            self._worker = None
+        with self._lock:
+            self._gen += 1
+            was_open, self._is_open = self._is_open, False
+        if was_open:
+            self._close_source()
+        self._set_health("absent", "stopped")
+
+    def health(self) -> Health:
+        return self._health
+
+    def latest_frame(self) -> tuple[np.ndarray, int] | None:
+        """The last frame the pipeline saw and its mono_ns, for the kiosk screen's preview."""
+        return self._latest
+
+    # -- the watchdog and pipeline step --------------------------------------------------
+    def step(self) -> list[CodeRead]:
+        """One supervision step: (re)open when due, watchdog, process the newest frame."""
+        now = self._clock.monotonic_ns()
+        if not self._is_open:
+            if now >= self._next_open_ns:
+                self._try_open(now)
+            return []
+        with self._lock:
+            slot, self._slot = self._slot, None
+            error, self._grab_error = self._grab_error, None
+        if error is not None:
+            self._lost(now, f"camera lost: {error}")
+            return []
+        codes: list[CodeRead] = []
+        if slot is not None:
+            frame, mono_ns = slot
+            self._latest = (frame, mono_ns)
+            self._last_frame_ns = now
+            fp = _fingerprint(frame)
+            if fp != self._last_fp:
+                self._last_fp = fp
+                self._same_since_ns = now
+                self._backoff_s = self._wd.reopen_initial_s
+                if self._health.state != "ok":
+                    self._set_health("ok", "")
+                codes = self._process(frame, mono_ns)
+            elif (
+                not self._repeats_ok and now - self._same_since_ns >= self._wd.frozen_frame_s * 1e9
+            ):
+                self._lost(now, f"camera frozen: same frame for {self._wd.frozen_frame_s:g} s")
+                return []
+        if now - self._last_frame_ns >= self._wd.stale_frame_s * 1e9:
+            self._lost(now, f"camera lost: no frame for {self._wd.stale_frame_s:g} s")
+            return []
+        return codes
+
+    def wait_for_frame(self, timeout_s: float) -> bool:
+        """True when the grab thread posted a frame (or an error) since the last call."""
+        posted = self._frame_evt.wait(timeout_s)
+        self._frame_evt.clear()
+        return posted
+
+    def _process(self, frame: np.ndarray, mono_ns: int) -> list[CodeRead]:
+        result = self.pipeline.process_detailed(frame, mono_ns)
+        for rejection in result.rejected:
+            log.info("%s: code rejected (%s)", self.name, rejection.reason)
+            if self._on_rejection is not None:
+                self._on_rejection(rejection)
+        if self._sink is not None:
+            for code in result.codes:
+                self._sink(code)
+        return result.codes
+
+    def _try_open(self, now: int) -> None:
+        try:
+            self.source.open()
+        except ReaderFault as exc:
+            self._schedule_reopen(now, f"camera not available: {exc}")
+            return
+        with self._lock:
+            self._gen += 1
+            gen = self._gen
+            self._slot = None
+            self._grab_error = None
+            self._is_open = True
+        self._last_frame_ns = now
+        # The fingerprint is kept: a camera still wedged after the reopen delivers its old
+        # frame again and must stay in fault, not flap to ok for one frame.
+        self._same_since_ns = now
+        self.reopens += 1
+        t = threading.Thread(target=self._grab, args=(gen,), name=f"grab-{self.name}", daemon=True)
+        t.start()
+
+    def _lost(self, now: int, detail: str) -> None:
+        with self._lock:
+            self._gen += 1
+            self._is_open = False
+            self._slot = None
+        self._close_source()
+        self._schedule_reopen(now, detail)
+
+    def _schedule_reopen(self, now: int, detail: str) -> None:
+        wait = self._backoff_s
+        self._next_open_ns = now + int(wait * 1e9)
+        self._backoff_s = min(self._backoff_s * 2, self._wd.reopen_max_s)
+        log.warning("%s: %s; reopening in %.1f s", self.name, detail, wait)
+        self._set_health("fault", f"{detail}; reopening in {wait:.1f} s")
+
+    def _close_source(self) -> None:
+        try:
+            self.source.close()
+        except Exception as exc:  # a dying device may fail to close; it is reopened anyway
+            log.warning("%s: close failed: %s", self.name, exc)
+
+    def _set_health(self, state: str, detail: str) -> None:
+        self._health = Health(state, detail, self._clock.monotonic_ns())  # type: ignore[arg-type]
+
+    # -- threads -------------------------------------------------------------------------
+    def _grab(self, gen: int) -> None:
+        while not self._stop_evt.is_set():
+            try:
+                frame, mono_ns = self.source.read()
+            except ReaderFault as exc:
+                error: str | None = str(exc)
+            except Exception as exc:  # an OpenCV error on a vanishing device
+                error = f"{type(exc).__name__}: {exc}"
+            else:
+                error = None
+            with self._lock:
+                if gen != self._gen:
+                    return  # a stale read that woke up after the source was replaced
+                if error is not None:
+                    self._grab_error = error
+                else:
+                    self._slot = (frame, mono_ns)
+            self._frame_evt.set()
+            if error is not None:
+                return
+
+    def _run(self) -> None:
+        while not self._stop_evt.is_set():
+            self._frame_evt.wait(self._period_s)
+            self._frame_evt.clear()
+            if self._stop_evt.is_set():
+                break
+            try:
+                self.step()
+            except Exception:
+                # Never let one bad frame end the reader: a dead reader is a silent gate.
+                log.exception("%s: reader step failed", self.name)
+
+
+class UsbCamera:
+    """A USB (UVC) camera through OpenCV's V4L2 backend.
+
+    ``capture_factory`` is ``cv2.VideoCapture`` by default; tests inject a fake with the
+    same ``isOpened/set/read/release`` methods so the driver's real code path runs."""
+
+    def __init__(
+        self,
+        device: int | str,
+        clock: Clock,
+        *,
+        width: int = 640,
+        height: int = 480,
+        fps: float = 15.0,
+        name: str = "camera",
+        capture_factory: Callable[..., Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.device = device
+        self._clock = clock
+        self._size = (width, height)
+        self._fps = fps
+        self._factory = capture_factory
+        self._cap: Any = None
+
+    def open(self) -> None:
+        import cv2
+
+        factory = self._factory or cv2.VideoCapture
+        device = self.device
+        if isinstance(device, str) and device.isdigit():
+            device = int(device)
+        try:
+            cap = factory(device, cv2.CAP_V4L2)
+        except Exception as exc:
+            raise ReaderFault(f"cannot open {self.device}: {exc}") from None
+        if not cap.isOpened():
+            cap.release()
+            raise ReaderFault(f"cannot open {self.device}")
+        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, self._size[0])
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self._size[1])
+        cap.set(cv2.CAP_PROP_FPS, self._fps)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        self._cap = cap
+
+    def read(self) -> tuple[np.ndarray, int]:
+        cap = self._cap
+        if cap is None:
+            raise ReaderFault("camera not open")
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            raise ReaderFault("read() returned no frame")
+        return frame, self._clock.monotonic_ns()
+
+    def close(self) -> None:
+        cap, self._cap = self._cap, None
+        if cap is not None:
+            cap.release()

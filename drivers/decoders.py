@@ -1,0 +1,131 @@
+"""QR decoder backends behind one small protocol: zxing-cpp (default) and pyzbar (libzbar0).
+
+zxing-cpp is the default: on our generated and photographed frames it decodes more codes and
+is several times faster than zbar. Both are asked for QR codes only: a pass is always a QR
+code, and skipping the 1D scanners makes an empty frame roughly three times cheaper.
+
+Backends return raw bytes, never library-decoded text: payload hygiene (UTF-8, length,
+control characters) is the pipeline's job, done the same way for every source.
+
+A missing library is a clear ``DecoderUnavailable`` naming what to install; nothing is
+imported at module import time, so the kiosk starts (and reports) without either.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+BACKENDS = ("zxing", "pyzbar")
+
+
+class DecoderUnavailable(RuntimeError):
+    """The configured decoder library cannot be loaded; the message says what to install."""
+
+
+@dataclass(frozen=True)
+class RawCode:
+    """One decoded symbol: its raw bytes and, when known, its corner points (x, y)."""
+
+    data: bytes
+    corners: tuple[tuple[int, int], ...] = ()
+
+
+@runtime_checkable
+class Decoder(Protocol):
+    name: str
+
+    def decode(self, gray: np.ndarray, *, hard: bool = False) -> list[RawCode]:
+        """Decode QR codes in an 8-bit grayscale image.
+
+        ``hard=True`` marks the pipeline's second pass: a prepared (normalised, upscaled,
+        sharpened or thresholded) crop where a code is likely; backends may use settings
+        that would be wasted on full frames."""
+
+
+def _check_gray(gray: np.ndarray) -> np.ndarray:
+    if not isinstance(gray, np.ndarray) or gray.dtype != np.uint8 or gray.ndim != 2:
+        raise ValueError("decoder input must be a 2-D uint8 grayscale array")
+    return gray if gray.flags.c_contiguous else np.ascontiguousarray(gray)
+
+
+class ZxingDecoder:
+    """zxing-cpp (PyPI ``zxing-cpp``; wheels for aarch64 and armv7)."""
+
+    name = "zxing"
+
+    def __init__(self) -> None:
+        try:
+            zxingcpp = importlib.import_module("zxingcpp")
+        except ImportError as exc:
+            raise DecoderUnavailable(
+                f"decoder 'zxing' needs the zxing-cpp package: pip install zxing-cpp ({exc})"
+            ) from None
+        self._zx = zxingcpp
+        self._qr = zxingcpp.BarcodeFormat.QRCode
+
+    def decode(self, gray: np.ndarray, *, hard: bool = False) -> list[RawCode]:
+        gray = _check_gray(gray)
+        zx = self._zx
+        # QR is found in any orientation without try_rotate (that is for 1D codes), and
+        # inverted (light-on-dark) codes are not tried: passes are shown dark on light, and
+        # the inversion doubles the cost of every frame without a code.
+        found = zx.read_barcodes(
+            gray,
+            formats=self._qr,
+            try_rotate=False,
+            try_invert=False,
+            # A prepared crop is already at the right scale: skip the downscale pyramid.
+            try_downscale=not hard,
+        )
+        return [_zx_raw(b) for b in found if b.valid]
+
+
+def _zx_raw(b: Any) -> RawCode:
+    p = b.position
+    corners = tuple(
+        (int(pt.x), int(pt.y)) for pt in (p.top_left, p.top_right, p.bottom_right, p.bottom_left)
+    )
+    return RawCode(bytes(b.bytes), corners)
+
+
+class PyzbarDecoder:
+    """zbar through pyzbar (PyPI ``pyzbar`` and Debian ``libzbar0``)."""
+
+    name = "pyzbar"
+
+    def __init__(self) -> None:
+        try:
+            pyzbar = importlib.import_module("pyzbar.pyzbar")
+        except ImportError as exc:
+            # pyzbar imports fine but fails to find libzbar.so.0 at import of pyzbar.pyzbar.
+            hint = (
+                "sudo apt-get install libzbar0"
+                if "zbar" in str(exc).lower() and "pyzbar" not in str(exc).lower()
+                else "pip install pyzbar and sudo apt-get install libzbar0"
+            )
+            raise DecoderUnavailable(f"decoder 'pyzbar' is not usable: {hint} ({exc})") from None
+        self._zbar = pyzbar
+        self._symbols = [pyzbar.ZBarSymbol.QRCODE]
+
+    def decode(self, gray: np.ndarray, *, hard: bool = False) -> list[RawCode]:
+        gray = _check_gray(gray)
+        found = self._zbar.decode(gray, symbols=self._symbols)
+        if hard and not found:
+            # zbar has no inverted mode: feed it the negative for dark-mode screens.
+            found = self._zbar.decode(255 - gray, symbols=self._symbols)
+        return [
+            RawCode(bytes(r.data), tuple((int(p.x), int(p.y)) for p in r.polygon)) for r in found
+        ]
+
+
+def build_decoder(backend: str) -> Decoder:
+    """The decoder named in config; raises ``DecoderUnavailable`` with what to install."""
+    if backend == "zxing":
+        return ZxingDecoder()
+    if backend == "pyzbar":
+        return PyzbarDecoder()
+    raise DecoderUnavailable(f"unknown decoder backend {backend!r}; choose from {BACKENDS}")

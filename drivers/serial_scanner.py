@@ -1,0 +1,171 @@
+"""GM65-class QR scanner modules over UART or USB-CDC, through pyserial.
+
+The module decodes by itself and sends each code as a text line (factory default 9600 8N1,
+terminated by CR or CR LF depending on its setting; both are accepted). We trust none of it:
+the bytes go through the same hygiene and hold-off as camera codes (``kiosk.reader``).
+
+Unplugging a USB-CDC module makes the next read fail (a hang-up: readable but no data) and
+the device node disappears; the worker closes, reports ``fault`` and reopens the same path
+with a doubling wait capped at ``reconnect_max_s``; plugging it back in recovers by itself.
+Use the stable ``/dev/serial/by-id/...`` path: ``ttyACM0`` may come back as ``ttyACM1``.
+
+Optional command-trigger mode (``trigger``): the module only scans when told to. The GM65
+acknowledges each trigger with ``02 00 00 01 00 33 31`` *in the same byte stream* as the
+code, without a line terminator, so the driver strips that exact sequence before splitting
+lines; otherwise the acknowledgement would be glued to the front of the next code.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from kiosk.clock import Clock
+from kiosk.config.readers import DecoderConfig
+from kiosk.devices import CodeSink, Health, ReaderFault
+from kiosk.reader import Rejection, SerialLinePipeline
+
+log = logging.getLogger(__name__)
+
+GM65_TRIGGER_ACK = bytes.fromhex("02 00 00 01 00 33 31")
+
+
+def strip_ack(buf: bytes) -> tuple[bytes, bytes]:
+    """``(clean, held)``: ``buf`` without trigger acks; ``held`` may be the start of one."""
+    clean = buf.replace(GM65_TRIGGER_ACK, b"")
+    for n in range(min(len(GM65_TRIGGER_ACK) - 1, len(clean)), 0, -1):
+        if clean.endswith(GM65_TRIGGER_ACK[:n]):
+            return clean[:-n], clean[-n:]
+    return clean, b""
+
+
+class SerialScanner:
+    """A ``CodeReader`` for a serial scanner module."""
+
+    def __init__(
+        self,
+        port: str,
+        clock: Clock,
+        *,
+        name: str = "scanner",
+        baudrate: int = 9600,
+        decoder_cfg: DecoderConfig | None = None,
+        trigger: bytes | None = None,
+        trigger_interval_s: float = 1.0,
+        reconnect_initial_s: float = 0.5,
+        reconnect_max_s: float = 10.0,
+        serial_factory: Callable[..., Any] | None = None,
+        on_rejection: Callable[[Rejection], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.port = port
+        self._clock = clock
+        self._baudrate = baudrate
+        self.pipeline = SerialLinePipeline(decoder_cfg or DecoderConfig(), source=name)
+        self._trigger = trigger
+        self._trigger_ns = int(trigger_interval_s * 1e9)
+        self._initial_s = reconnect_initial_s
+        self._max_s = reconnect_max_s
+        self._factory = serial_factory
+        self._on_rejection = on_rejection
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._serial: Any = None
+        self._health = Health("absent", "not started", clock.monotonic_ns())
+        self.connects = 0
+        self.health_changed = threading.Event()
+
+    def start(self, sink: CodeSink) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, args=(sink,), name=f"reader-{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+        self._set_health("absent", "stopped")
+
+    def health(self) -> Health:
+        return self._health
+
+    def _set_health(self, state: str, detail: str) -> None:
+        self._health = Health(state, detail, self._clock.monotonic_ns())  # type: ignore[arg-type]
+        self.health_changed.set()
+
+    def _open(self) -> Any:
+        import serial
+
+        factory = self._factory or serial.serial_for_url
+        try:
+            return factory(
+                self.port,
+                baudrate=self._baudrate,
+                bytesize=serial.EIGHTBITS,
+                parity=serial.PARITY_NONE,
+                stopbits=serial.STOPBITS_ONE,
+                timeout=0.1,
+                write_timeout=0.5,
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise ReaderFault(f"cannot open {self.port}: {exc}") from None
+
+    def _run(self, sink: CodeSink) -> None:
+        backoff = self._initial_s
+        while not self._stop.is_set():
+            try:
+                ser = self._open()
+            except ReaderFault as exc:
+                self._set_health("fault", f"{exc}; retry in {backoff:.1f} s")
+                log.warning("%s: %s", self.name, exc)
+                if self._stop.wait(backoff):
+                    break
+                backoff = min(backoff * 2, self._max_s)
+                continue
+            self.connects += 1
+            self._set_health("ok", "")
+            try:
+                self._serve(ser, sink)
+                backoff = self._initial_s
+            except ReaderFault as exc:
+                self._set_health("fault", f"scanner lost: {exc}; reconnecting")
+                log.warning("%s: scanner lost: %s", self.name, exc)
+                backoff = self._initial_s
+                if self._stop.wait(backoff):
+                    break
+            finally:
+                try:
+                    ser.close()
+                except Exception:
+                    pass
+
+    def _serve(self, ser: Any, sink: CodeSink) -> None:
+        import serial
+
+        self.pipeline.assembler.reset()
+        held = b""
+        next_trigger_ns = self._clock.monotonic_ns()
+        while not self._stop.is_set():
+            try:
+                if self._trigger is not None and self._clock.monotonic_ns() >= next_trigger_ns:
+                    ser.write(self._trigger)
+                    next_trigger_ns = self._clock.monotonic_ns() + self._trigger_ns
+                data = ser.read(max(1, ser.in_waiting))
+            except (serial.SerialException, OSError) as exc:
+                raise ReaderFault(str(exc)) from None
+            if not data:
+                continue
+            if self._trigger is not None:
+                data, held = strip_ack(held + data)
+            codes, rejected = self.pipeline.feed(data, self._clock.monotonic_ns())
+            for rejection in rejected:
+                log.info("%s: code rejected (%s)", self.name, rejection.reason)
+                if self._on_rejection is not None:
+                    self._on_rejection(rejection)
+            for code in codes:
+                sink(code)

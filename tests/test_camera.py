@@ -1,0 +1,525 @@
+"""Camera sources, the lost-camera watchdog, file sources, the fake camera, build_readers."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from drivers.camera import CameraReader, UsbCamera
+from drivers.decoders import DecoderUnavailable, build_decoder
+from drivers.fake_camera import FakeCamera, SceneParams, add_noise, render_scene
+from drivers.file_source import FileSource
+from drivers.picamera import PiCamera
+from drivers.readers import build_readers
+from drivers.serial_scanner import SerialScanner
+from kiosk.config import parse_config
+from kiosk.config.readers import DecoderConfig, WatchdogConfig
+from kiosk.devices import CodeReader, ReaderFault
+from kiosk.reader import FramePipeline
+
+PASS = "KP1:NCFOXN*TS0BI$ZD4N9:9S6RCVN5+O30K3/XIV0W23NTDE$VK G2EC0LSV5RF"
+EASY = SceneParams("paper", 220, 0.03, 5.0, 0.0, 2.0, 1.0, 0.0, 90)
+WD = WatchdogConfig(stale_frame_s=2.0, frozen_frame_s=3.0, reopen_initial_s=0.5, reopen_max_s=4.0)
+WAIT_S = 5.0  # an upper bound for a real thread to post; met at once when things work
+
+
+@pytest.fixture(scope="module")
+def code_scene() -> np.ndarray:
+    return render_scene(PASS, EASY, seed=2)
+
+
+class FakeCapture:
+    """A cv2.VideoCapture look-alike with the three ways a real camera dies."""
+
+    def __init__(self, scene: np.ndarray, mode: str = "ok", opened: bool = True) -> None:
+        self.scene = scene
+        self.mode = mode
+        self.opened = opened
+        self.props: dict[int, float] = {}
+        self.released = threading.Event()
+        self.reads = 0
+        self._frozen = add_noise(scene, 3, 0)
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return self.opened
+
+    def set(self, prop: int, value: float) -> bool:
+        self.props[prop] = value
+        return True
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        self.reads += 1
+        if self.released.is_set() or self.mode == "false":
+            return False, None
+        if self.mode == "block":
+            # A hung driver; release() from the watchdog wakes it, like V4L2 does.
+            self.released.wait(WAIT_S)
+            return False, None
+        # A camera delivers at its frame rate; without this the grab thread would spin.
+        if self.released.wait(0.005):
+            return False, None
+        if self.mode == "frozen":
+            return True, self._frozen
+        return True, add_noise(self.scene, 3, self.reads)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+class CaptureFactory:
+    def __init__(self, scene: np.ndarray) -> None:
+        self.scene = scene
+        self.modes: list[str] = []
+        self.made: list[FakeCapture] = []
+        self.absent = False
+
+    def __call__(self, device, api) -> FakeCapture:
+        assert api == cv2.CAP_V4L2
+        mode = self.modes.pop(0) if self.modes else "ok"
+        cap = FakeCapture(self.scene, mode, opened=not self.absent)
+        self.made.append(cap)
+        return cap
+
+
+def _usb_reader(clock, factory, sink=None) -> CameraReader:
+    source = UsbCamera("/dev/video0", clock, capture_factory=factory)
+    pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock, source="gate-cam")
+    reader = CameraReader(source, pipeline, clock, name="gate-cam", watchdog=WD)
+    reader._sink = sink
+    return reader
+
+
+def _step_with_frame(reader: CameraReader) -> list:
+    """Wait (bounded) until the grab thread posted, then run one watchdog step."""
+    assert reader.wait_for_frame(WAIT_S)
+    return reader.step()
+
+
+def _step_until(reader: CameraReader, state: str, steps: int = 50) -> None:
+    """Step on each posted frame until the health is ``state`` (frames already in flight)."""
+    for _ in range(steps):
+        if reader.health().state == state:
+            return
+        _step_with_frame(reader)
+    assert reader.health().state == state
+
+
+def test_usb_camera_asks_for_fresh_frames_and_reads_a_pass(clock, code_scene):
+    factory = CaptureFactory(code_scene)
+    got: list = []
+    reader = _usb_reader(clock, factory, got.append)
+    reader.step()  # opens
+    codes = _step_with_frame(reader)
+    assert [(c.text, c.source) for c in codes] == [(PASS, "gate-cam")]
+    assert got == codes
+    props = factory.made[0].props
+    assert props[cv2.CAP_PROP_BUFFERSIZE] == 1
+    assert (props[cv2.CAP_PROP_FRAME_WIDTH], props[cv2.CAP_PROP_FRAME_HEIGHT]) == (640, 480)
+    assert reader.health().state == "ok"
+    frame, mono_ns = reader.latest_frame()
+    assert frame.shape == (480, 640, 3) and mono_ns == clock.monotonic_ns()
+    reader.stop()
+
+
+def test_read_returning_false_is_a_fault_and_the_camera_reopens_after_backoff(clock, code_scene):
+    factory = CaptureFactory(code_scene)
+    factory.modes = ["false", "ok"]
+    reader = _usb_reader(clock, factory)
+    reader.step()
+    _step_with_frame(reader)
+    health = reader.health()
+    assert health.state == "fault" and "read() returned no frame" in health.detail
+    assert factory.made[0].released.is_set()
+    clock.advance(0.4)
+    reader.step()
+    assert len(factory.made) == 1  # still waiting out the 0.5 s backoff
+    clock.advance(0.1)
+    reader.step()
+    assert len(factory.made) == 2
+    _step_with_frame(reader)
+    assert reader.health().state == "ok"
+    reader.stop()
+
+
+def test_the_same_frame_forever_is_a_frozen_camera_fault(clock, code_scene):
+    factory = CaptureFactory(code_scene)
+    factory.modes = ["frozen"]
+    reader = _usb_reader(clock, factory)
+    reader.step()
+    _step_with_frame(reader)
+    assert reader.health().state == "ok"
+    clock.advance(2.9)
+    _step_with_frame(reader)
+    assert reader.health().state == "ok"
+    clock.advance(0.1)
+    _step_with_frame(reader)
+    health = reader.health()
+    assert health.state == "fault" and "frozen" in health.detail
+    assert factory.made[0].released.is_set()
+
+
+def test_a_camera_still_frozen_after_reopen_stays_in_fault(clock, code_scene):
+    factory = CaptureFactory(code_scene)
+    factory.modes = ["frozen", "frozen"]
+    reader = _usb_reader(clock, factory)
+    reader.step()
+    _step_with_frame(reader)
+    clock.advance(3.0)
+    _step_with_frame(reader)
+    assert reader.health().state == "fault"
+    clock.advance(0.5)
+    reader.step()  # reopened; the same wedged frame comes back
+    for _ in range(3):
+        _step_with_frame(reader)
+        assert reader.health().state == "fault"
+    clock.advance(3.0)
+    _step_with_frame(reader)
+    assert "frozen" in reader.health().detail and len(factory.made) == 2
+    reader.stop()
+
+
+def test_a_one_image_folder_repeating_its_frame_is_not_a_frozen_camera(clock, tmp_path):
+    cv2.imwrite(str(tmp_path / "only.png"), np.full((48, 64, 3), 90, np.uint8))
+    pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock)
+    reader = CameraReader(FileSource(tmp_path, clock), pipeline, clock, watchdog=WD)
+    reader.step()
+    for _ in range(5):
+        _step_with_frame(reader)
+        clock.advance(1.0)
+    assert reader.health().state == "ok"
+    reader.stop()
+
+
+def test_a_blocking_read_is_noticed_by_frame_age_and_the_release_unblocks_it(clock, code_scene):
+    factory = CaptureFactory(code_scene)
+    factory.modes = ["block", "ok"]
+    reader = _usb_reader(clock, factory)
+    reader.step()
+    clock.advance(1.9)
+    reader.step()
+    assert reader.health().state != "fault"
+    clock.advance(0.1)
+    reader.step()
+    health = reader.health()
+    assert health.state == "fault" and "no frame for 2 s" in health.detail
+    assert factory.made[0].released.is_set()  # the hung read was woken and is abandoned
+    clock.advance(0.5)
+    reader.step()
+    _step_with_frame(reader)
+    assert reader.health().state == "ok"
+    reader.stop()
+
+
+def test_reopen_backoff_doubles_and_is_capped_while_the_camera_is_absent(clock, code_scene):
+    factory = CaptureFactory(code_scene)
+    factory.absent = True
+    reader = _usb_reader(clock, factory)
+    waits = []
+    for _ in range(6):
+        reader.step()
+        detail = reader.health().detail
+        waits.append(float(detail.rsplit("reopening in ", 1)[1].split(" s")[0]))
+        clock.advance(waits[-1])
+    assert waits == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert reader.health().state == "fault" and "not available" in reader.health().detail
+    factory.absent = False
+    reader.step()
+    _step_with_frame(reader)
+    assert reader.health().state == "ok"
+    reader.stop()
+
+
+def test_a_bad_frame_never_ends_the_reader(clock):
+    class Garbage:
+        name = "garbage"
+
+        def open(self):
+            pass
+
+        def read(self):
+            return np.zeros((2, 2), np.float64), clock.monotonic_ns()
+
+        def close(self):
+            pass
+
+    rejected = []
+    pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock)
+    reader = CameraReader(Garbage(), pipeline, clock, watchdog=WD, on_rejection=rejected.append)
+    reader.step()
+    assert _step_with_frame(reader) == []
+    assert rejected and rejected[0].reason == "bad_frame"
+    reader.stop()
+
+
+# -- the fake camera ---------------------------------------------------------------------
+
+
+def test_fake_camera_shows_a_code_on_a_phone_and_on_paper(clock):
+    cam = FakeCamera(clock, seed=1)
+    decoder = build_decoder("zxing")
+    for style in ("phone", "paper"):
+        cam.show_code(PASS, style=style, seed=4)
+        frame, mono_ns = cam.next_frame()
+        assert frame.shape == (480, 640, 3) and mono_ns == clock.monotonic_ns()
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        assert [c.data for c in decoder.decode(gray)] == [PASS.encode()]
+    cam.show_nothing()
+    assert decoder.decode(cv2.cvtColor(cam.next_frame()[0], cv2.COLOR_BGR2GRAY)) == []
+
+
+def test_fake_camera_frames_have_fresh_noise_until_frozen(clock):
+    cam = FakeCamera(clock)
+    a, b = cam.next_frame()[0], cam.next_frame()[0]
+    assert not np.array_equal(a, b)
+    cam.freeze()
+    c, d = cam.next_frame()[0], cam.next_frame()[0]
+    assert np.array_equal(c, d)
+    cam.unfreeze()
+    assert not np.array_equal(cam.next_frame()[0], d)
+
+
+def test_fake_camera_unplug_raises_reader_fault_until_replugged(clock):
+    cam = FakeCamera(clock)
+    cam.unplug()
+    with pytest.raises(ReaderFault):
+        cam.next_frame()
+    with pytest.raises(ReaderFault):
+        cam.open()
+    cam.replug()
+    cam.open()
+    assert cam.read()[0].shape == (480, 640, 3)
+
+
+def test_fake_camera_blocked_read_is_released_by_close(clock):
+    cam = FakeCamera(clock)
+    cam.open()
+    cam.block()
+    outcome: queue.Queue = queue.Queue()
+
+    def reader():
+        try:
+            cam.read()
+            outcome.put("frame")
+        except ReaderFault:
+            outcome.put("fault")
+
+    t = threading.Thread(target=reader)
+    t.start()
+    cam.close()  # what the watchdog does
+    t.join(WAIT_S)
+    assert outcome.get_nowait() == "fault"
+
+
+def test_fake_camera_rejects_an_unknown_style(clock):
+    with pytest.raises(ValueError, match="phone"):
+        FakeCamera(clock).show_code(PASS, style="billboard")
+
+
+def test_fake_camera_show_image_plays_a_file(clock, tmp_path, code_scene):
+    path = tmp_path / "pass.png"
+    cv2.imwrite(str(path), code_scene)
+    cam = FakeCamera(clock, noise_sigma=0)
+    cam.show_image(path)
+    assert np.array_equal(cam.next_frame()[0], code_scene)
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="not a readable image"):
+        cam.show_image(tmp_path / "bad.png")
+
+
+def test_camera_unplug_in_the_demo_shows_as_fault_and_recovers_by_itself(clock):
+    cam = FakeCamera(clock, fps=100, seed=3, pace=True)
+    pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock, source="camera")
+    got: queue.Queue = queue.Queue()
+    reader = CameraReader(cam, pipeline, clock, watchdog=WD)
+    reader._sink = got.put
+    reader.step()
+    _step_with_frame(reader)
+    assert reader.health().state == "ok"
+    cam.unplug()
+    _step_until(reader, "fault")
+    clock.advance(0.5)
+    reader.step()  # reopen fails: still unplugged
+    assert reader.health().state == "fault"
+    cam.replug()
+    cam.show_code(PASS, style="phone", seed=1)
+    clock.advance(1.0)
+    reader.step()
+    _step_with_frame(reader)
+    assert reader.health().state == "ok"
+    assert got.get_nowait().text == PASS
+    reader.stop()
+
+
+def test_threaded_reader_delivers_codes_to_the_sink_and_stops(clock):
+    cam = FakeCamera(clock, fps=100, seed=5, pace=True)
+    cam.show_code(PASS, seed=2)
+    pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock, source="camera")
+    reader = CameraReader(cam, pipeline, clock, watchdog=WD)
+    assert isinstance(reader, CodeReader)
+    got: queue.Queue = queue.Queue()
+    reader.start(got.put)
+    try:
+        code = got.get(timeout=WAIT_S)
+        assert (code.text, code.source) == (PASS, "camera")
+    finally:
+        reader.stop()
+    assert reader.health().state == "absent"
+
+
+# -- file sources ------------------------------------------------------------------------
+
+
+def test_folder_source_plays_images_in_order_and_skips_a_corrupt_one(clock, tmp_path, code_scene):
+    blank = np.full((48, 64, 3), 200, np.uint8)
+    cv2.imwrite(str(tmp_path / "1.png"), blank)
+    (tmp_path / "2.jpg").write_bytes(b"\xff\xd8 truncated")
+    cv2.imwrite(str(tmp_path / "3.png"), code_scene)
+    (tmp_path / "notes.txt").write_text("not an image")
+    src = FileSource(tmp_path, clock, loop=False)
+    frames = [f for f, _ in src.frames()]
+    assert len(frames) == 2 and src.skipped == 1
+    assert np.array_equal(frames[0], blank)
+    pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock)
+    assert [c.text for c in pipeline.process(frames[1], 0)] == [PASS]
+
+
+def test_folder_source_loops_or_ends_with_a_fault(clock, tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    looping = FileSource(tmp_path, clock, loop=True)
+    looping.open()
+    for _ in range(3):
+        looping.read()
+    once = FileSource(tmp_path, clock, loop=False)
+    once.open()
+    once.read()
+    with pytest.raises(ReaderFault, match="end of input"):
+        once.read()
+
+
+def test_video_file_source_plays_frames(clock, tmp_path, code_scene):
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15, (640, 480))
+    assert writer.isOpened()
+    for n in range(4):
+        writer.write(add_noise(code_scene, 2, n))
+    writer.release()
+    src = FileSource(path, clock, loop=False)
+    frames = [f for f, _ in src.frames()]
+    assert len(frames) == 4
+    pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock)
+    assert [c.text for c in pipeline.process(frames[0], 0)] == [PASS]
+
+
+def test_missing_file_source_is_a_reader_fault(clock, tmp_path):
+    with pytest.raises(ReaderFault, match="no such file"):
+        FileSource(tmp_path / "nope", clock).open()
+    with pytest.raises(ReaderFault, match="no image files"):
+        FileSource(tmp_path, clock).open()
+
+
+# -- Pi CSI camera -----------------------------------------------------------------------
+
+
+def test_picamera_without_picamera2_is_a_fault_naming_the_debian_package(clock, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "picamera2", None)
+    with pytest.raises(ReaderFault, match="apt-get install python3-picamera2"):
+        PiCamera(clock).open()
+
+
+def test_picamera_reads_bgr_frames_through_picamera2(clock, code_scene):
+    calls = []
+
+    class FakePicamera2:
+        def __init__(self, num):
+            calls.append(("init", num))
+
+        def create_video_configuration(self, main, buffer_count, controls):
+            calls.append(("config", main["size"], main["format"], controls["FrameRate"]))
+            return {"main": main}
+
+        def configure(self, config):
+            pass
+
+        def start(self):
+            calls.append(("start",))
+
+        def capture_array(self, stream):
+            return code_scene
+
+        def stop(self):
+            calls.append(("stop",))
+
+        def close(self):
+            calls.append(("close",))
+
+    cam = PiCamera(clock, fps=10, picamera2_class=FakePicamera2)
+    cam.open()
+    frame, mono_ns = cam.read()
+    cam.close()
+    assert frame is code_scene and mono_ns == clock.monotonic_ns()
+    assert ("config", (640, 480), "RGB888", 10.0) in calls and calls[-1] == ("close",)
+
+
+@pytest.mark.hardware
+def test_real_usb_camera_delivers_frames(clock):
+    cam = UsbCamera(0, clock)
+    cam.open()
+    try:
+        frame, _ = cam.read()
+        assert frame.ndim == 3
+    finally:
+        cam.close()
+
+
+# -- build_readers -----------------------------------------------------------------------
+
+
+def test_default_config_builds_a_fake_camera_reader_the_demo_can_script(clock):
+    readers = build_readers(parse_config({}).readers, clock)
+    assert len(readers) == 1
+    reader = readers[0]
+    assert isinstance(reader, CameraReader) and isinstance(reader.source, FakeCamera)
+    assert reader.name == "camera"
+
+
+def test_camera_and_serial_sources_run_side_by_side_with_their_own_tags(clock, tmp_path):
+    cfg = parse_config(
+        {
+            "readers": {
+                "sources": [
+                    {"type": "camera", "name": "cam", "device": "/dev/video2"},
+                    {"type": "picamera", "name": "csi"},
+                    {"type": "serial", "name": "gm65", "port": "loop://", "trigger_hex": "7E00"},
+                    {"type": "fake_camera", "name": "files", "images": str(tmp_path)},
+                ]
+            }
+        }
+    ).readers
+    readers = build_readers(cfg, clock)
+    assert [r.name for r in readers] == ["cam", "csi", "gm65", "files"]
+    assert isinstance(readers[0].source, UsbCamera)
+    assert isinstance(readers[1].source, PiCamera)
+    assert isinstance(readers[2], SerialScanner)
+    assert isinstance(readers[3].source, FileSource)
+    assert readers[0].pipeline is not readers[3].pipeline
+
+
+def test_duplicate_source_names_are_a_config_error():
+    from kiosk.config import ConfigError
+
+    with pytest.raises(ConfigError, match="unique"):
+        parse_config({"readers": {"sources": [{"type": "camera"}, {"type": "fake_camera"}]}})
+
+
+def test_missing_decoder_library_fails_the_build_with_the_install_hint(clock, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "zxingcpp", None)
+    with pytest.raises(DecoderUnavailable, match="zxing-cpp"):
+        build_readers(parse_config({}).readers, clock)

@@ -1,0 +1,206 @@
+"""The GM65-class serial scanner against a fake module on a real pty pair."""
+
+from __future__ import annotations
+
+import queue
+
+import pytest
+
+from drivers.fake_serial import GM65_TRIGGER, FakeGM65
+from drivers.serial_scanner import GM65_TRIGGER_ACK, SerialScanner, strip_ack
+from kiosk.config.readers import DecoderConfig
+from kiosk.devices import CodeReader
+
+PASS = "KP1:6BFOXN*TS0BI$ZD4N9:9S6RCVN5+O30K3/XIV0W23NTDE$VK G2EC0LSV5RF"
+OTHER = "KP1:Q7Y2L1U1:C1B/LGA57J0J2OMWRQ8QV3GE5%M1S*T.4Y6Y-ZC5O0G1*1FMT4E"
+WAIT_S = 5.0  # upper bound for the driver thread; met at once when things work
+
+
+@pytest.fixture
+def module(tmp_path):
+    with FakeGM65(tmp_path) as fake:
+        yield fake
+
+
+def _scanner(port: str, clock, **kw) -> tuple[SerialScanner, queue.Queue, list]:
+    rejected: list = []
+    scanner = SerialScanner(
+        port,
+        clock,
+        name="gm65",
+        reconnect_initial_s=0.02,
+        reconnect_max_s=0.05,
+        on_rejection=rejected.append,
+        **kw,
+    )
+    codes: queue.Queue = queue.Queue()
+    scanner.start(codes.put)
+    return scanner, codes, rejected
+
+
+def _wait_health(scanner: SerialScanner, state: str) -> None:
+    for _ in range(100):
+        if scanner.health().state == state:
+            return
+        scanner.health_changed.wait(WAIT_S)
+        scanner.health_changed.clear()
+    assert scanner.health().state == state
+
+
+def test_scanned_code_reaches_the_sink_tagged_with_the_scanner(module, clock):
+    scanner, codes, _ = _scanner(module.port, clock)
+    try:
+        assert isinstance(scanner, CodeReader)
+        _wait_health(scanner, "ok")
+        module.scan(PASS)
+        code = codes.get(timeout=WAIT_S)
+        assert (code.text, code.source, code.mono_ns) == (PASS, "gm65", clock.monotonic_ns())
+    finally:
+        scanner.stop()
+    assert scanner.health().state == "absent"
+
+
+def test_garbage_bytes_are_rejected_and_the_next_code_still_reads(module, clock):
+    scanner, codes, rejected = _scanner(module.port, clock)
+    try:
+        _wait_health(scanner, "ok")
+        module.send_raw(b"\xff\xfe\x00\x80\x81garbage\r\n")
+        noise = bytes(b for b in range(256) if b not in (0x0A, 0x0D)) * 20  # 5 KB
+        module.send_raw(noise + b"\r\n")
+        module.scan(PASS)
+        assert codes.get(timeout=WAIT_S).text == PASS
+        reasons = [r.reason for r in rejected]
+        assert reasons[0] == "not_utf8" and "oversized" in reasons
+        assert codes.empty()
+    finally:
+        scanner.stop()
+
+
+def test_junk_glued_to_a_code_rejects_that_line_instead_of_misreading_it(module, clock):
+    scanner, codes, rejected = _scanner(module.port, clock)
+    try:
+        _wait_health(scanner, "ok")
+        module.send_raw(b"\x80\x81")  # a baud glitch without a line end
+        module.scan(PASS)
+        module.scan(OTHER)
+        assert codes.get(timeout=WAIT_S).text == OTHER
+        assert [r.reason for r in rejected] == ["not_utf8"]
+    finally:
+        scanner.stop()
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"A" * 4096, "oversized"),
+        (b"KP1:ABC\x00DEF", "control_chars"),
+        (b"KP1:\x1b]0;owned\x07", "control_chars"),
+    ],
+)
+def test_hostile_scanner_lines_are_rejected_with_a_reason(module, clock, payload, reason):
+    scanner, codes, rejected = _scanner(module.port, clock)
+    try:
+        _wait_health(scanner, "ok")
+        module.scan(payload)
+        module.scan(PASS)
+        assert codes.get(timeout=WAIT_S).text == PASS
+        assert [r.reason for r in rejected] == [reason]
+    finally:
+        scanner.stop()
+
+
+def test_sql_and_html_lines_reach_the_engine_as_plain_text(module, clock):
+    scanner, codes, _ = _scanner(module.port, clock)
+    try:
+        _wait_health(scanner, "ok")
+        module.scan("'; DROP TABLE events; --")
+        module.scan("<img src=x onerror=alert(1)>")
+        got = [codes.get(timeout=WAIT_S).text, codes.get(timeout=WAIT_S).text]
+        assert got == ["'; DROP TABLE events; --", "<img src=x onerror=alert(1)>"]
+    finally:
+        scanner.stop()
+
+
+def test_unplugged_scanner_is_a_fault_and_reconnects_by_itself(module, clock):
+    scanner, codes, _ = _scanner(module.port, clock)
+    try:
+        _wait_health(scanner, "ok")
+        module.unplug()
+        _wait_health(scanner, "fault")
+        detail = scanner.health().detail
+        assert "scanner lost" in detail or "cannot open" in detail
+        module.replug()
+        _wait_health(scanner, "ok")
+        assert scanner.connects >= 2
+        module.scan(PASS)
+        assert codes.get(timeout=WAIT_S).text == PASS
+    finally:
+        scanner.stop()
+
+
+def test_scanner_absent_at_start_is_a_fault_until_plugged_in(tmp_path, clock):
+    fake = FakeGM65(tmp_path)
+    fake.unplug()
+    scanner, codes, _ = _scanner(fake.port, clock)
+    try:
+        _wait_health(scanner, "fault")
+        assert "cannot open" in scanner.health().detail
+        fake.replug()
+        _wait_health(scanner, "ok")
+        fake.scan(PASS)
+        assert codes.get(timeout=WAIT_S).text == PASS
+    finally:
+        scanner.stop()
+        fake.close()
+
+
+def test_trigger_mode_sends_the_command_and_strips_the_acknowledgement(module, clock):
+    module.queue_code(PASS)
+    scanner, codes, rejected = _scanner(module.port, clock, trigger=GM65_TRIGGER)
+    try:
+        code = codes.get(timeout=WAIT_S)
+        assert code.text == PASS  # no 02 00 00 01 00 33 31 glued to the front
+        assert module.triggers >= 1 and rejected == []
+        module.queue_code(OTHER)
+        clock.advance(1.0)  # the next trigger is due on the kiosk's clock
+        assert codes.get(timeout=WAIT_S).text == OTHER
+    finally:
+        scanner.stop()
+
+
+def test_ack_split_across_reads_is_still_stripped():
+    data = GM65_TRIGGER_ACK + PASS.encode() + b"\r\n"
+    clean, held = strip_ack(data[:3])
+    assert clean == b"" and held == data[:3]
+    clean, held = strip_ack(held + data[3:])
+    assert (clean, held) == (PASS.encode() + b"\r\n", b"")
+
+
+def test_pyserial_loop_url_works_as_a_port(clock):
+    import serial
+
+    port = serial.serial_for_url("loop://", timeout=0.1)
+    scanner = SerialScanner("loop://", clock, serial_factory=lambda url, **kw: port)
+    codes: queue.Queue = queue.Queue()
+    scanner.start(codes.put)
+    try:
+        _wait_health(scanner, "ok")
+        port.write(PASS.encode() + b"\r")
+        assert codes.get(timeout=WAIT_S).text == PASS
+    finally:
+        scanner.stop()
+
+
+def test_same_code_scanned_twice_within_the_holdoff_is_submitted_once(module, clock):
+    scanner, codes, _ = _scanner(module.port, clock, decoder_cfg=DecoderConfig(holdoff_s=3))
+    try:
+        _wait_health(scanner, "ok")
+        module.scan(PASS)
+        module.scan(PASS)
+        module.scan(OTHER)
+        assert [codes.get(timeout=WAIT_S).text, codes.get(timeout=WAIT_S).text] == [PASS, OTHER]
+        clock.advance(3.5)
+        module.scan(PASS)
+        assert codes.get(timeout=WAIT_S).text == PASS
+    finally:
+        scanner.stop()
