@@ -1,18 +1,215 @@
-"""``kiosk calibrate``."""
+"""``kiosk calibrate``: clinical readings beside kiosk readings, the site fit, emissivity."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
 
-from .errors import NotAvailable
+from kiosk.calibration import (
+    Calibration,
+    CalibrationError,
+    default_path,
+    fit_file,
+    record_clinical_pair,
+    update_file,
+)
+from kiosk.devices import DeviceFault
+
+from .errors import CliError, UsageError
+
+
+def _celsius(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a temperature: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a temperature: {text!r}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "calibrate", help="not available yet (issue #3)", description="Not available yet."
+        "calibrate",
+        help="record clinical readings beside kiosk readings and fit the site correction",
+        description="Per-site temperature calibration. Take a clinical thermometer reading of a"
+        " person right after the kiosk measured them, `add` it with the kiosk's object and"
+        " ambient readings, then `fit`. The fitted correction is stored in DATA/calibration.json"
+        " and used by the kiosk from then on. See docs/thermometer.md.",
     )
-    p.set_defaults(func=run)
+    p.add_argument("--data", default="data", metavar="DIR", help="data dir (default: ./data)")
+    verbs = p.add_subparsers(dest="calibrate_verb", metavar="ACTION", required=True)
+
+    add = verbs.add_parser(
+        "add",
+        help="record one clinical reading next to the kiosk's readings",
+        description="Record one pair: the clinical reading (degC) and the kiosk's object and"
+        " ambient readings of the same person, taken together.",
+    )
+    add.add_argument("--clinical", type=_celsius, required=True, help="clinical thermometer, degC")
+    add.add_argument("--object", type=_celsius, required=True, help="kiosk object reading, degC")
+    add.add_argument("--ambient", type=_celsius, required=True, help="kiosk ambient reading, degC")
+    add.set_defaults(func=_add)
+
+    fit = verbs.add_parser(
+        "fit",
+        help="fit the site correction to the recorded pairs and store it",
+        description="Fit offset (and gain, curve when the pairs support them) and store it."
+        " Refuses, naming the pair, when one pair is far off the fit.",
+    )
+    fit.set_defaults(func=_fit)
+
+    show = verbs.add_parser("show", help="print the model and the recorded pairs")
+    show.add_argument("--json", action="store_true", help="print the stored JSON")
+    show.set_defaults(func=_show)
+
+    remove = verbs.add_parser("remove", help="remove one recorded pair by its number")
+    remove.add_argument("number", type=int, help="pair number as `show` lists it")
+    remove.set_defaults(func=_remove)
+
+    reset = verbs.add_parser(
+        "reset", help="go back to the default model (pairs are kept)", description="Needs --yes."
+    )
+    reset.add_argument("--yes", action="store_true", help="confirm")
+    reset.set_defaults(func=_reset)
+
+    emis = verbs.add_parser(
+        "emissivity",
+        help="read (or with --set and --yes, write) the sensor's emissivity (EEPROM 0x24)",
+        description="Reads the MLX90614 emissivity. `--set E --yes` erases and rewrites EEPROM"
+        " 0x24 and reads it back; power-cycle the sensor afterwards. EEPROM cells wear out:"
+        " do not script this.",
+    )
+    emis.add_argument("--config", metavar="FILE", help="kiosk config naming the thermometer")
+    emis.add_argument("--set", type=float, metavar="E", help="new emissivity, 0.1..1.0")
+    emis.add_argument("--yes", action="store_true", help="confirm the EEPROM write")
+    emis.set_defaults(func=_emissivity)
 
 
-def run(args: argparse.Namespace) -> int:
-    raise NotAvailable("kiosk calibrate", 3)
+def _path(args: argparse.Namespace) -> Path:
+    data = Path(args.data)
+    if not data.is_dir():
+        raise UsageError(f"data dir {data} does not exist")
+    return default_path(data)
+
+
+def _add(args: argparse.Namespace) -> int:
+    path = _path(args)
+    try:
+        cal = record_clinical_pair(
+            path,
+            args.clinical,
+            args.object,
+            args.ambient,
+            now=datetime.now(UTC),
+            source="cli",
+        )
+    except CalibrationError as exc:
+        raise UsageError(str(exc)) from None
+    estimate = cal.estimate(args.object, args.ambient)
+    print(
+        f"pair {len(cal.points)} recorded: clinical {args.clinical:.2f}, kiosk estimate"
+        f" {estimate:.2f} ({args.clinical - estimate:+.2f} degC)"
+    )
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    path = _path(args)
+    try:
+        cal, report = fit_file(path, datetime.now(UTC))
+    except CalibrationError as exc:
+        raise CliError(str(exc)) from None
+    print(
+        f"fitted {'+'.join(report.terms)} to {report.points} pairs: offset {cal.offset_c:+.3f},"
+        f" gain {cal.gain:.4f}, curve {cal.curve:.5f}; residual rms {report.rms_c:.2f},"
+        f" max {report.max_abs_c:.2f} degC (pair {report.worst_index})"
+    )
+    return 0
+
+
+def _load(args: argparse.Namespace) -> Calibration:
+    try:
+        return Calibration.load(_path(args))
+    except CalibrationError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _show(args: argparse.Namespace) -> int:
+    cal = _load(args)
+    if args.json:
+        print(json.dumps(cal.to_dict(), indent=2))
+        return 0
+    fitted = f"fitted {cal.fitted_at} ({'+'.join(cal.fit_terms)})" if cal.fitted_at else "default"
+    print(
+        f"model: body = object {cal.offset_c:+.3f} + {cal.gain:.4f}*d + {cal.curve:.5f}*d^2"
+        f"  (d = object - ambient; {fitted})"
+    )
+    print(f"trusted for ambient {cal.ambient_min_c:g}..{cal.ambient_max_c:g} degC")
+    if not cal.points:
+        print("no pairs recorded")
+    for number, (point, residual) in enumerate(zip(cal.points, cal.residuals(), strict=True), 1):
+        print(
+            f"{number:4d}  clinical {point.clinical_c:5.2f}  object {point.object_c:5.2f}"
+            f"  ambient {point.ambient_c:5.2f}  residual {round(residual, 2) + 0.0:+.2f}"
+            f"  {point.recorded_at}"
+            f"  ({point.source})"
+        )
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    try:
+        cal = update_file(_path(args), lambda c: c.without_point(args.number))
+    except CalibrationError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"removed pair {args.number}; {len(cal.points)} left (run `fit` again)")
+    return 0
+
+
+def _reset(args: argparse.Namespace) -> int:
+    if not args.yes:
+        raise UsageError("reset needs --yes")
+    try:
+        update_file(_path(args), lambda c: c.reset_model())
+    except CalibrationError as exc:
+        raise CliError(str(exc)) from None
+    print("model reset to the default; recorded pairs kept")
+    return 0
+
+
+def _emissivity(args: argparse.Namespace) -> int:
+    from drivers.mlx90614 import Mlx90614
+    from drivers.thermometer import build_thermometer
+    from kiosk.clock import SystemClock
+    from kiosk.config import ConfigError, load_config
+
+    if args.set is not None:
+        if not 0.1 <= args.set <= 1.0:
+            raise UsageError("emissivity must be within 0.1..1.0")
+        if not args.yes:
+            raise UsageError(
+                "writing EEPROM 0x24 needs --yes (the sensor must then be power-cycled)"
+            )
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    thermometer = build_thermometer(cfg.thermometer, SystemClock())
+    if not isinstance(thermometer, Mlx90614):
+        raise UsageError("the configured thermometer has no emissivity setting")
+    try:
+        before = thermometer.read_emissivity()
+        if args.set is None:
+            print(f"emissivity {before:.4f}")
+            return 0
+        after = thermometer.write_emissivity(args.set)
+    except DeviceFault as exc:
+        raise CliError(f"thermometer: {exc}") from None
+    finally:
+        thermometer.close()
+    print(f"emissivity {before:.4f} -> {after:.4f}; power-cycle the sensor before use")
+    return 0

@@ -7,13 +7,10 @@ from pydantic import Field
 from ._base import Section
 
 
-class Mlx90614Config(Section):
-    type: Literal["mlx90614"] = "mlx90614"
-    bus: int = Field(1, ge=0, le=31, description="I2C bus number: /dev/i2c-N (Pi: 1).")
+class _CheckedReadConfig(Section):
+    """Settings of the checked read, shared by the real chip and the emulated one."""
+
     address: int = Field(0x5A, ge=0x03, le=0x77, description="7-bit I2C address (factory 0x5A).")
-    backend: Literal["smbus2", "blinka"] = Field(
-        "smbus2", description="smbus2 on Raspberry Pi OS; blinka for the Adafruit busio stack."
-    )
     pec: Literal["strict", "warn", "off"] = Field(
         "strict",
         description="PEC (CRC-8) check on reads; 'strict' rejects a bad PEC. docs/thermometer.md",
@@ -22,13 +19,39 @@ class Mlx90614Config(Section):
     read_deadline_ms: int = Field(
         200, ge=10, le=5000, description="A read taking longer is a fault (hung bus)."
     )
+    reopen_after_errors: int = Field(
+        3, ge=1, le=50, description="Consecutive bus errors (errno 121/110) before a bus reopen."
+    )
+    backoff_max_s: float = Field(
+        30.0, ge=0.5, le=600, description="Cap of the doubling wait between bus reopen attempts."
+    )
+    stuck_reads: int = Field(
+        40,
+        ge=0,
+        le=10000,
+        description="Identical raw words this many reads in a row is a frozen sensor (0: off).",
+    )
 
 
-class FakeThermometerConfig(Section):
+class Mlx90614Config(_CheckedReadConfig):
+    type: Literal["mlx90614"] = "mlx90614"
+    bus: int = Field(1, ge=0, le=31, description="I2C bus number: /dev/i2c-N (Pi: 1).")
+    backend: Literal["smbus2", "blinka"] = Field(
+        "smbus2", description="smbus2 on Raspberry Pi OS; blinka for the Adafruit busio stack."
+    )
+
+
+class FakeThermometerConfig(_CheckedReadConfig):
     type: Literal["fake"] = "fake"
     trace: str | None = Field(
-        None, max_length=4096, description="Optional temperature trace file for the emulator."
+        None,
+        max_length=4096,
+        description="Optional trace CSV (t_s,object_c,ambient_c) the emulator plays from start.",
     )
+    ambient_c: float = Field(
+        24.0, ge=-20.0, le=50.0, description="Emulated air temperature at start."
+    )
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of the emulated sensor noise.")
 
 
 ThermometerDriver = Annotated[Mlx90614Config | FakeThermometerConfig, Field(discriminator="type")]
@@ -61,6 +84,15 @@ class ThermometryConfig(Section):
     )
     stable_spread_c: float = Field(
         0.3, gt=0, le=2.0, description="Max spread within the window for the reading to be stable."
+    )
+    ambient_spread_max_c: float = Field(
+        0.5,
+        gt=0,
+        le=5.0,
+        description=(
+            "Max ambient (sensor die) spread within the window: a drifting die means warm-up or"
+            " thermal shock, when the object reading is not trustworthy."
+        ),
     )
     measure_timeout_s: float = Field(
         6.0, gt=0, le=60, description="No stable reading by then: reason no_temperature."

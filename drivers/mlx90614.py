@@ -1,0 +1,572 @@
+"""Melexis MLX90614 infrared thermometer over SMBus/I2C, read the way a medical device should.
+
+Part: MLX90614 (single-zone, TO-39), datasheet "MLX90614 family, Single and Dual Zone Infra Red
+Thermometer in TO-39" (Melexis 3901090614). Bus speed: the chip is an SMBus device; run the bus
+at 100 kHz (on a Pi, ``dtparam=i2c_arm_baudrate=100000`` in ``/boot/firmware/config.txt``);
+400 kHz is reported not to work.
+
+Every temperature is read with SMBus "Read Word" (write the command, *repeated start*, read
+three bytes: LSB, MSB, PEC) and only accepted when
+
+* the PEC (CRC-8, polynomial 0x07, over SA_W, command, SA_R, LSB, MSB) matches (``pec="strict"``),
+* the error flag (bit 15 of the word) is clear, and
+* the value is inside the chip's calibrated range (Ta -40..125 degC, To -70..380 degC).
+
+A failed check is retried a bounded number of times and then raised as ``SensorFault``: a
+garbled word never becomes a temperature. ``pec="warn"``/``"off"`` exist because some setups
+(clone chips, bridges that drop the PEC byte) are reported not to send a valid PEC; in those
+modes each word must be confirmed by a second read that agrees within 0.1 degC, so a single
+corrupted transfer still cannot pass. See ``docs/thermometer.md``.
+
+The bus is injected as a ``Transport`` (``Smbus2Transport`` for Raspberry Pi OS,
+``BlinkaTransport`` for the Adafruit ``busio`` stack; the Adafruit MLX90614 class itself reads
+two bytes with no PEC and no error flag, so it is not used). No I/O happens at import or in the
+constructor: the bus is opened on first read, and reopened with capped back-off after repeated
+``OSError`` (errno 121 NACK / 110 timeout).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from kiosk.clock import Clock
+from kiosk.devices import Health, SensorFault, ThermoReading
+
+log = logging.getLogger(__name__)
+
+PecMode = Literal["strict", "warn", "off"]
+
+DEFAULT_ADDRESS = 0x5A
+#: RAM (read-only) commands: opcode 000x xxxx.
+RAM_TA = 0x06
+RAM_TOBJ1 = 0x07
+#: EEPROM commands: opcode 001x xxxx; 0x24 is the emissivity cell, 0x25 config register 1.
+EEPROM_EMISSIVITY = 0x24
+EEPROM_CONFIG1 = 0x25
+
+_ERROR_FLAG = 0x8000
+_KELVIN_LSB = 0.02  # degC per LSB of a temperature word
+_ABS_ZERO_C = -273.15
+TA_RANGE_C = (-40.0, 125.0)
+TO_RANGE_C = (-70.0, 380.0)
+#: Without PEC, two consecutive reads of a register must agree this closely (5 LSB = 0.1 degC).
+_CONFIRM_LSB = 5
+#: The datasheet asks for >= 5 ms after an EEPROM erase or write; we wait 20 ms to be safe.
+EEPROM_WAIT_S = 0.020
+
+#: A die warming or cooling faster than this is not in equilibrium: the thermopile's ambient
+#: compensation lags, so object readings are off (after power-on, or carried in from the cold).
+AMBIENT_DRIFT_MAX_C_PER_MIN = 0.5
+_DRIFT_WINDOW_NS = 60_000_000_000
+
+#: 3 dB bandwidth (Hz) of the object-temperature filter for each IIR setting (config register 1,
+#: bits 2:0) at the factory FIR length 1024, as the Linux iio mlx90614 driver tabulates it.
+IIR_BANDWIDTH_HZ = (0.77, 0.31, 0.20, 0.15, 7.23, 1.53, 1.10, 0.86)
+FACTORY_CONFIG1 = 0x9FB4
+
+
+def crc8(data: bytes) -> int:
+    """SMBus PEC: CRC-8, polynomial x^8+x^2+x+1 (0x07), initial value 0, no reflection."""
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+def read_pec(address: int, command: int, lsb: int, msb: int) -> int:
+    """PEC of a Read Word: covers SA_W, command, SA_R, LSB, MSB (the repeated start is included)."""
+    return crc8(bytes([address << 1, command, (address << 1) | 1, lsb, msb]))
+
+
+def write_pec(address: int, command: int, lsb: int, msb: int) -> int:
+    """PEC of a Write Word: covers SA_W, command, LSB, MSB."""
+    return crc8(bytes([address << 1, command, lsb, msb]))
+
+
+def raw_to_c(raw: int) -> float:
+    # Rounded to the chip's 0.02 degC resolution so float noise never shows in logs.
+    return round(raw * _KELVIN_LSB + _ABS_ZERO_C, 2)
+
+
+def c_to_raw(celsius: float) -> int:
+    return round((celsius - _ABS_ZERO_C) / _KELVIN_LSB)
+
+
+def sensor_settle_s(config1: int = FACTORY_CONFIG1, tolerance_fraction: float = 0.01) -> float:
+    """Time for the chip's own object filter to settle to within ``tolerance_fraction`` of a step.
+
+    Modelled as a first-order low-pass with the 3 dB bandwidth of the configured IIR setting:
+    ``t = ln(1/tolerance) / (2 pi f3dB)``. This is the floor no measurement can beat.
+    """
+    bandwidth = IIR_BANDWIDTH_HZ[config1 & 0x7]
+    return math.log(1.0 / tolerance_fraction) / (2 * math.pi * bandwidth)
+
+
+class WordError(ValueError):
+    """A 3-byte read that must not be trusted; the message says which check failed."""
+
+
+def check_word(
+    address: int, command: int, data: bytes, pec: PecMode = "strict"
+) -> tuple[int, bool]:
+    """Check one Read Word response; return ``(word, pec_ok)`` or raise ``WordError``.
+
+    Only the framing and PEC are checked here; the error flag and range depend on the register.
+    """
+    if len(data) != 3:
+        raise WordError(f"expected 3 bytes, got {len(data)}")
+    lsb, msb, got = data[0], data[1], data[2]
+    pec_ok = got == read_pec(address, command, lsb, msb)
+    if not pec_ok and pec == "strict":
+        raise WordError("PEC mismatch")
+    return lsb | (msb << 8), pec_ok
+
+
+def check_temperature(word: int, command: int) -> float:
+    """Error flag and calibrated range of a temperature word; returns degC or raises."""
+    if word & _ERROR_FLAG:
+        raise WordError("error flag set")
+    celsius = raw_to_c(word)
+    low, high = TA_RANGE_C if command == RAM_TA else TO_RANGE_C
+    if not low <= celsius <= high:
+        raise WordError(f"{celsius:.2f} degC outside {low:g}..{high:g}")
+    return celsius
+
+
+# --------------------------------------------------------------------------------------------
+# Transports
+
+
+class Transport(Protocol):
+    """The two bus operations the chip needs. Raise ``OSError`` on a bus error."""
+
+    def write_then_read(self, address: int, out: bytes, count: int) -> bytes:
+        """Write ``out``, repeated start, read ``count`` bytes (no stop in between)."""
+
+    def write(self, address: int, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Smbus2Transport:
+    """smbus2 on ``/dev/i2c-N``; ``i2c_rdwr`` sends both messages in one combined transfer.
+
+    ``bus`` is a bus number (opened here) or an object with ``i2c_rdwr``/``close`` (the
+    emulator, or a recording fake in tests).
+    """
+
+    def __init__(self, bus: int | object) -> None:
+        if isinstance(bus, int):
+            from smbus2 import SMBus
+
+            bus = SMBus(bus)
+        self._bus = bus
+
+    def write_then_read(self, address: int, out: bytes, count: int) -> bytes:
+        from smbus2 import i2c_msg
+
+        write = i2c_msg.write(address, out)
+        read = i2c_msg.read(address, count)
+        self._bus.i2c_rdwr(write, read)
+        return bytes(read)
+
+    def write(self, address: int, data: bytes) -> None:
+        from smbus2 import i2c_msg
+
+        self._bus.i2c_rdwr(i2c_msg.write(address, data))
+
+    def close(self) -> None:
+        self._bus.close()
+
+
+class BlinkaTransport:
+    """Adafruit Blinka ``busio.I2C``; ``writeto_then_readfrom`` without a stop (repeated start).
+
+    Blinka is imported lazily: it raises on a machine it does not recognise as a board.
+    """
+
+    _LOCK_ATTEMPTS = 1000
+
+    def __init__(self, i2c: object | None = None, frequency_hz: int = 100_000) -> None:
+        if i2c is None:
+            try:
+                import board
+                import busio
+
+                i2c = busio.I2C(board.SCL, board.SDA, frequency=frequency_hz)
+            except (ImportError, NotImplementedError, RuntimeError, ValueError) as exc:
+                raise OSError(errno.ENODEV, f"Blinka I2C unavailable: {exc}") from None
+        self._i2c = i2c
+
+    def _lock(self) -> None:
+        for _ in range(self._LOCK_ATTEMPTS):
+            if self._i2c.try_lock():
+                return
+        raise OSError(errno.EBUSY, "I2C bus lock not obtained")
+
+    def write_then_read(self, address: int, out: bytes, count: int) -> bytes:
+        buf = bytearray(count)
+        self._lock()
+        try:
+            self._i2c.writeto_then_readfrom(address, bytes(out), buf)
+        finally:
+            self._i2c.unlock()
+        return bytes(buf)
+
+    def write(self, address: int, data: bytes) -> None:
+        self._lock()
+        try:
+            self._i2c.writeto(address, bytes(data))
+        finally:
+            self._i2c.unlock()
+
+    def close(self) -> None:
+        deinit = getattr(self._i2c, "deinit", None)
+        if deinit is not None:
+            deinit()
+
+
+# --------------------------------------------------------------------------------------------
+# The driver
+
+
+@dataclass
+class _Counters:
+    reads: int = 0
+    faults: int = 0
+    check_failures: int = 0
+    pec_mismatches: int = 0
+    os_errors: int = 0
+    reopens: int = 0
+    refused_while_hung: int = 0
+
+
+class Mlx90614:
+    """Checked MLX90614 reads; implements ``kiosk.devices.Thermometer``.
+
+    ``read()`` is blocking and is called by the engine's runner in a worker thread with a
+    deadline. If a read hangs (a slave holding SDA low), the runner abandons it; a later
+    ``read()`` then fails fast with ``SensorFault`` instead of queueing another thread behind
+    the stuck one, and ``health()`` reports the hang.
+    """
+
+    def __init__(
+        self,
+        open_bus: Callable[[], Transport],
+        clock: Clock,
+        *,
+        address: int = DEFAULT_ADDRESS,
+        pec: PecMode = "strict",
+        retries: int = 3,
+        reopen_after_errors: int = 3,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        stuck_reads: int = 40,
+        hang_after_ms: int = 200,
+        sleep: Callable[[float], None] = time.sleep,
+        name: str = "mlx90614",
+    ) -> None:
+        if pec not in ("strict", "warn", "off"):
+            raise ValueError(f"pec must be strict, warn or off, not {pec!r}")
+        self.name = name
+        self.address = address
+        self.pec = pec
+        self._open_bus = open_bus
+        self._clock = clock
+        self._retries = retries
+        self._reopen_after = max(1, reopen_after_errors)
+        self._backoff_base_s = backoff_base_s
+        self._backoff_max_s = backoff_max_s
+        self._stuck_reads = stuck_reads
+        self._hang_after_ns = hang_after_ms * 1_000_000
+        self._sleep = sleep
+        self._bus: Transport | None = None
+        self._read_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._inflight_since: int | None = None
+        self._consecutive_os_errors = 0
+        self._failed_reopens = 0
+        self._reopen_at_ns: int | None = None
+        self._last_raw: tuple[int, int] | None = None
+        self._same_raw = 0
+        self._last_fault: str | None = None
+        self._last_fault_ns: int | None = None
+        self._closed = False
+        self._ambient_history: deque[tuple[int, float]] = deque()
+        self.counters = _Counters()
+
+    # -- Thermometer protocol ------------------------------------------------------------
+
+    def read(self) -> ThermoReading:
+        """One checked reading of ambient (Ta) and object (Tobj1); raises ``SensorFault``."""
+        if self._closed:
+            raise SensorFault("thermometer closed")
+        if not self._read_lock.acquire(blocking=False):
+            with self._state_lock:
+                self.counters.refused_while_hung += 1
+            raise SensorFault("previous read has not returned (I2C bus hung)")
+        self._inflight_since = self._clock.monotonic_ns()
+        try:
+            reading = self._read_pair()
+        except SensorFault as fault:
+            self._note_fault(str(fault))
+            raise
+        except Exception as exc:
+            # A bus library raising something unexpected must still be a fault, not a crash
+            # of the sampling loop; the traceback goes to the log for the developer.
+            log.exception("mlx90614 unexpected error during read")
+            self._note_fault(f"unexpected driver error: {type(exc).__name__}")
+            raise SensorFault(f"unexpected driver error: {type(exc).__name__}: {exc}") from exc
+        finally:
+            self._inflight_since = None
+            if self._closed:  # closed while this read hung: release the bus now
+                self._drop_bus()
+            self._read_lock.release()
+        with self._state_lock:
+            self.counters.reads += 1
+            self._last_fault = None
+            self._last_fault_ns = None
+            self._track_ambient(reading)
+        return reading
+
+    def health(self) -> Health:
+        now = self._clock.monotonic_ns()
+        with self._state_lock:
+            since = self._inflight_since
+            if since is not None and now - since >= self._hang_after_ns:
+                return Health("fault", f"read hung for {(now - since) // 1_000_000} ms", since)
+            if self._bus is None and self._reopen_at_ns is not None:
+                wait_s = max(0.0, (self._reopen_at_ns - now) / 1e9)
+                return Health(
+                    "fault",
+                    f"I2C bus closed after errors; reopen attempt {self._failed_reopens + 1}"
+                    f" in {wait_s:.1f} s ({self._last_fault})",
+                    self._last_fault_ns,
+                )
+            if self._last_fault is not None:
+                return Health("fault", self._last_fault, self._last_fault_ns)
+            drift = self._ambient_drift_c_per_min(now)
+            if drift is not None and abs(drift) > AMBIENT_DRIFT_MAX_C_PER_MIN:
+                return Health(
+                    "degraded",
+                    f"sensor die drifting {drift:+.1f} degC/min (warm-up or thermal shock):"
+                    " readings wait for it to settle",
+                )
+            if self.pec == "warn" and self.counters.pec_mismatches:
+                return Health(
+                    "degraded", f"{self.counters.pec_mismatches} PEC mismatches (pec=warn)"
+                )
+            if self.pec == "off":
+                return Health("degraded", "PEC checking off: reads confirmed by re-reading")
+            if self.counters.reads == 0:
+                return Health("ok", "no read yet")
+            return Health("ok", f"{self.counters.reads} reads")
+
+    def _track_ambient(self, reading: ThermoReading) -> None:
+        history = self._ambient_history
+        if history and reading.mono_ns - history[-1][0] < 1_000_000_000:
+            return  # one point a second is plenty for a drift over a minute
+        history.append((reading.mono_ns, reading.ambient_c))
+        while history and reading.mono_ns - history[0][0] > _DRIFT_WINDOW_NS:
+            history.popleft()
+
+    def _ambient_drift_c_per_min(self, now: int) -> float | None:
+        history = self._ambient_history
+        if len(history) < 2 or now - history[-1][0] > _DRIFT_WINDOW_NS:
+            return None
+        (t0, a0), (t1, a1) = history[0], history[-1]
+        if t1 - t0 < 10_000_000_000:
+            return None
+        return (a1 - a0) / ((t1 - t0) / 60e9)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._read_lock.acquire(blocking=False):
+            try:
+                self._drop_bus()
+            finally:
+                self._read_lock.release()
+
+    # -- Emissivity (EEPROM 0x24) ---------------------------------------------------------
+
+    def read_emissivity(self) -> float:
+        """Emissivity as the chip uses it: EEPROM word / 65535."""
+        with self._exclusive():
+            return self._read_eeprom(EEPROM_EMISSIVITY) / 65535
+
+    def write_emissivity(self, emissivity: float) -> float:
+        """Erase, write and read back EEPROM 0x24; returns the value now stored.
+
+        EEPROM cells must be erased (written 0x0000) before a new value is written, each write
+        needs its own PEC, and the chip needs >= 5 ms per cell write: we wait 20 ms. Melexis
+        advise a power cycle before the new emissivity is relied on.
+        """
+        if not 0.1 <= emissivity <= 1.0:
+            raise ValueError("emissivity must be within 0.1..1.0")
+        raw = round(emissivity * 65535)
+        with self._exclusive():
+            self._write_eeprom(EEPROM_EMISSIVITY, 0x0000)
+            self._sleep(EEPROM_WAIT_S)
+            self._write_eeprom(EEPROM_EMISSIVITY, raw)
+            self._sleep(EEPROM_WAIT_S)
+            stored = self._read_eeprom(EEPROM_EMISSIVITY)
+        if stored != raw:
+            raise SensorFault(
+                f"emissivity write not verified: wrote 0x{raw:04X}, read 0x{stored:04X}"
+            )
+        return stored / 65535
+
+    def read_config1(self) -> int:
+        with self._exclusive():
+            return self._read_eeprom(EEPROM_CONFIG1)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _exclusive(self) -> _Exclusive:
+        return _Exclusive(self)
+
+    def _read_pair(self) -> ThermoReading:
+        ta_raw = self._read_register(RAM_TA, temperature=True)
+        to_raw = self._read_register(RAM_TOBJ1, temperature=True)
+        raw = (ta_raw, to_raw)
+        # A live thermopile always shows noise at 0.02 degC resolution; the exact same pair of
+        # words for many reads means a frozen chip or a bridge replaying a cached transfer.
+        if raw == self._last_raw:
+            self._same_raw += 1
+        else:
+            self._same_raw = 0
+            self._last_raw = raw
+        if self._stuck_reads and self._same_raw + 1 >= self._stuck_reads:
+            raise SensorFault(f"readings frozen: identical words for {self._same_raw + 1} reads")
+        return ThermoReading(
+            object_c=raw_to_c(to_raw),
+            ambient_c=raw_to_c(ta_raw),
+            mono_ns=self._clock.monotonic_ns(),
+        )
+
+    def _read_register(self, command: int, *, temperature: bool) -> int:
+        last_problem = "no attempt"
+        for _ in range(self._retries + 1):
+            try:
+                word = self._checked_word(command, temperature)
+                if self.pec != "strict":
+                    confirm = self._checked_word(command, temperature)
+                    if abs(confirm - word) > _CONFIRM_LSB:
+                        raise WordError("two reads disagree (no PEC to arbitrate)")
+            except WordError as exc:
+                last_problem = str(exc)
+                with self._state_lock:
+                    self.counters.check_failures += 1
+                continue
+            except OSError as exc:
+                last_problem = f"I2C error {errno.errorcode.get(exc.errno or 0, exc.errno)}"
+                self._on_os_error(last_problem)
+                continue
+            self._consecutive_os_errors = 0
+            self._failed_reopens = 0
+            return word
+        raise SensorFault(
+            f"register 0x{command:02X}: {last_problem} ({self._retries + 1} attempts)"
+        )
+
+    def _checked_word(self, command: int, temperature: bool) -> int:
+        bus = self._ensure_bus()
+        data = bus.write_then_read(self.address, bytes([command]), 3)
+        word, pec_ok = check_word(self.address, command, data, self.pec)
+        if not pec_ok and self.pec == "warn":
+            with self._state_lock:
+                self.counters.pec_mismatches += 1
+                count = self.counters.pec_mismatches
+            if count == 1 or count % 100 == 0:
+                log.warning("mlx90614 PEC mismatch (pec=warn)", extra={"count": count})
+        if temperature:
+            check_temperature(word, command)
+        return word
+
+    def _ensure_bus(self) -> Transport:
+        if self._bus is not None:
+            return self._bus
+        now = self._clock.monotonic_ns()
+        if self._reopen_at_ns is not None and now < self._reopen_at_ns:
+            wait_s = (self._reopen_at_ns - now) / 1e9
+            raise SensorFault(f"I2C bus closed after errors; reopening in {wait_s:.1f} s")
+        try:
+            self._bus = self._open_bus()
+        except OSError as exc:
+            self._schedule_reopen(f"cannot open I2C bus: {exc.strerror or exc}")
+            raise SensorFault(f"cannot open I2C bus: {exc.strerror or exc}") from None
+        if self._reopen_at_ns is not None:
+            with self._state_lock:
+                self.counters.reopens += 1
+                self._reopen_at_ns = None
+            log.info("mlx90614 bus reopened", extra={"attempt": self._failed_reopens + 1})
+        return self._bus
+
+    def _on_os_error(self, problem: str) -> None:
+        with self._state_lock:
+            self.counters.os_errors += 1
+        self._consecutive_os_errors += 1
+        if self._consecutive_os_errors >= self._reopen_after:
+            self._consecutive_os_errors = 0
+            self._drop_bus()
+            self._schedule_reopen(problem)
+            raise SensorFault(f"{problem}, repeated: I2C bus closed, will reopen")
+
+    def _schedule_reopen(self, problem: str) -> None:
+        backoff = min(self._backoff_max_s, self._backoff_base_s * (2**self._failed_reopens))
+        self._failed_reopens += 1
+        with self._state_lock:
+            self._reopen_at_ns = self._clock.monotonic_ns() + int(backoff * 1e9)
+            self._last_fault = problem
+        log.warning("mlx90614 bus errors; backing off", extra={"backoff_s": backoff})
+
+    def _drop_bus(self) -> None:
+        bus, self._bus = self._bus, None
+        if bus is not None:
+            try:
+                bus.close()
+            except OSError:
+                pass
+
+    def _note_fault(self, message: str) -> None:
+        with self._state_lock:
+            self.counters.faults += 1
+            self._last_fault = message
+            self._last_fault_ns = self._clock.monotonic_ns()
+
+    def _read_eeprom(self, command: int) -> int:
+        return self._read_register(command, temperature=False)
+
+    def _write_eeprom(self, command: int, value: int) -> None:
+        lsb, msb = value & 0xFF, value >> 8
+        frame = bytes([command, lsb, msb, write_pec(self.address, command, lsb, msb)])
+        try:
+            self._ensure_bus().write(self.address, frame)
+        except OSError as exc:
+            raise SensorFault(
+                f"EEPROM 0x{command:02X} write failed: {exc.strerror or exc}"
+            ) from None
+
+
+class _Exclusive:
+    """Hold the read lock for an EEPROM operation; refuse if a read is in flight."""
+
+    def __init__(self, driver: Mlx90614) -> None:
+        self._driver = driver
+
+    def __enter__(self) -> None:
+        if not self._driver._read_lock.acquire(blocking=False):
+            raise SensorFault("thermometer busy (a read has not returned)")
+
+    def __exit__(self, *exc: object) -> None:
+        self._driver._read_lock.release()

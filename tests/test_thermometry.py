@@ -1,0 +1,289 @@
+"""Measurement: presence, stable reading, estimate, plausibility, faults, timeout."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from drivers.mlx90614_emulator import FAULTS
+from drivers.thermometer import FakeMlx90614, build_thermometer, read_with_deadline
+from kiosk.calibration import Calibration
+from kiosk.config.thermometer import FakeThermometerConfig, ThermometerSection, ThermometryConfig
+from kiosk.devices import DeviceFault, SensorFault, ThermoReading
+from kiosk.thermometry import Measurement, Temperature, estimate_body_c, is_present
+
+SEC = 1_000_000_000
+CFG = ThermometryConfig()
+
+
+def reading(obj: float, amb: float = 24.0, t_s: float = 0.0) -> ThermoReading:
+    return ThermoReading(object_c=obj, ambient_c=amb, mono_ns=int(t_s * SEC))
+
+
+def feed(m: Measurement, objects: list[float], amb: float = 24.0, start_s: float = 0.125):
+    result = None
+    for i, obj in enumerate(objects):
+        result = m.add(reading(obj, amb, start_s + i * 0.125))
+        if result is not None:
+            return result
+    return result
+
+
+PLATEAU = [33.70, 33.76, 33.72, 33.80, 33.74]
+
+
+def test_presence_needs_the_object_above_ambient_by_the_margin():
+    assert is_present(reading(25.5), CFG)
+    assert not is_present(reading(25.4), CFG)
+    assert not is_present(reading(20.0), CFG)
+
+
+def test_steady_wrist_gives_ok_with_the_window_median():
+    m = Measurement(CFG, Calibration(), 0)
+    t = feed(m, PLATEAU)
+    assert t == Temperature(
+        "ok", round(estimate_body_c(33.74, 24.0, Calibration()), 2), 33.74, 24.0, None
+    )
+    assert m.present and m.decided
+    assert m.presence_mono_ns == int(0.125 * SEC)
+
+
+def test_rising_object_is_not_stable_until_it_plateaus():
+    m = Measurement(CFG, Calibration(), 0)
+    assert feed(m, [27.0, 29.5, 31.2, 32.5, 33.3, 33.6]) is None
+    t = feed(m, [33.70, 33.75, 33.72, 33.78, 33.74, 33.76, 33.73], start_s=1.0)
+    assert t is not None and t.status == "ok"
+
+
+def test_slow_tail_of_an_approach_is_not_yet_stable():
+    # Within the 0.3 degC spread, but still climbing 0.25 degC across the window.
+    m = Measurement(CFG, Calibration(), 0)
+    assert feed(m, [33.50, 33.56, 33.62, 33.69, 33.75]) is None
+    assert feed(m, [33.77, 33.78, 33.76, 33.79], start_s=1.0).status == "ok"
+
+
+def test_one_odd_sample_cannot_set_the_reading():
+    m = Measurement(CFG, Calibration(), 0)
+    assert feed(m, [33.7, 33.7, 39.9, 33.72, 33.74]) is None  # spread too wide: not stable
+    t = feed(m, [33.71, 33.73, 33.70, 33.75, 33.72], start_s=1.0)
+    assert t.object_c == 33.72
+
+
+def test_bit_identical_window_is_not_a_stable_reading():
+    # A live thermopile always shows some noise; frozen words are a stuck sensor or bus.
+    m = Measurement(CFG, Calibration(), 0)
+    objects = [33.74] * (int(CFG.measure_timeout_s * CFG.sample_hz) - 1)
+    assert feed(m, objects) is None
+    t = m.check_timeout(int(CFG.measure_timeout_s * SEC))
+    assert t.status == "no_temperature" and t.reason == "no_temperature" and t.body_c is None
+
+
+def test_drifting_ambient_during_warm_up_is_not_a_stable_reading():
+    m = Measurement(CFG, Calibration(), 0)
+    for i, obj in enumerate(PLATEAU):
+        assert m.add(reading(obj, 24.0 + 0.2 * i, 0.125 * (i + 1))) is None
+    assert feed(m, PLATEAU, amb=24.9, start_s=1.0).status == "ok"
+
+
+@pytest.mark.parametrize("obj", [26.0, 42.5])
+def test_estimate_outside_the_plausible_range_is_implausible_never_ok(obj):
+    m = Measurement(CFG, Calibration(), 0)
+    t = feed(m, [obj, obj + 0.02, obj - 0.02, obj + 0.04, obj])
+    assert t.status == "implausible"
+    assert t.reason == "temp_implausible"
+    assert not t.ok
+
+
+def test_ambient_outside_the_calibrated_range_is_implausible_not_a_guess():
+    # At 8 degC air a wrist says little about the core: a fever could read normal.
+    m = Measurement(CFG, Calibration(), 0)
+    t = feed(m, [x - 6.0 for x in PLATEAU], amb=8.0)
+    assert t.status == "implausible" and t.reason == "temp_implausible"
+    assert not t.ok
+
+
+def test_sensor_fault_ends_the_measurement_without_a_body_temperature():
+    m = Measurement(CFG, Calibration(), 0)
+    feed(m, [30.0, 33.0])
+    t = m.add_fault(SensorFault("register 0x07: PEC mismatch"), int(0.5 * SEC))
+    assert t.status == "fault" and t.reason == "sensor_fault" and t.body_c is None
+    assert m.decided_mono_ns == int(0.5 * SEC)
+
+
+def test_nobody_showing_up_times_out_as_no_temperature():
+    m = Measurement(CFG, Calibration(), 10 * SEC)
+    assert m.add(reading(24.2, t_s=12.0)) is None
+    assert m.check_timeout(int(15.9 * SEC)) is None
+    t = m.check_timeout(16 * SEC)
+    assert t.status == "no_temperature" and t.object_c == 24.2
+    assert not m.present
+
+
+def test_after_the_decision_every_call_returns_none():
+    m = Measurement(CFG, Calibration(), 0)
+    t = feed(m, PLATEAU)
+    assert m.add(reading(36.0, t_s=2)) is None
+    assert m.add_fault(SensorFault("x"), 3 * SEC) is None
+    assert m.check_timeout(100 * SEC) is None
+    assert m.result == t
+
+
+def test_stepping_away_restarts_the_window():
+    m = Measurement(CFG, Calibration(), 0)
+    assert feed(m, PLATEAU[:4] + [24.3]) is None
+    assert not m.present
+    assert feed(m, PLATEAU[:4], start_s=1.0) is None
+    assert feed(m, PLATEAU[4:], start_s=2.0).status == "ok"
+
+
+def test_a_non_finite_reading_is_a_fault():
+    m = Measurement(CFG, Calibration(), 0)
+    t = m.add(reading(float("nan")))
+    assert t.status == "fault" and t.reason == "sensor_fault"
+
+
+def test_estimate_uses_the_site_calibration():
+    site = Calibration(offset_c=0.5, gain=0.3, curve=0.001, fitted_at="2026-03-01T00:00:00+00:00")
+    d = 33.0 - 23.0
+    assert estimate_body_c(33.0, 23.0, site) == pytest.approx(33.0 + 0.5 + 0.3 * d + 0.001 * d * d)
+    m = Measurement(CFG, site, 0)
+    assert feed(m, PLATEAU).body_c == round(site.estimate(33.74, 24.0), 2)
+
+
+def test_measurement_takes_the_daemon_store_calibration_once_at_start(tmp_path):
+    from kiosk.calibration import CalibrationStore
+
+    path = tmp_path / "calibration.json"
+    Calibration(offset_c=0.9, fitted_at="2026-03-01T00:00:00+00:00").save(path)
+    store = CalibrationStore(path)
+    m = Measurement(CFG, store, 0)
+    Calibration(offset_c=-0.9, fitted_at="2026-03-02T00:00:00+00:00").save(path)
+    assert feed(m, PLATEAU).body_c == round(Calibration(offset_c=0.9).estimate(33.74, 24.0), 2)
+    assert store.estimate(33.74, 24.0) == pytest.approx(
+        Calibration(offset_c=-0.9).estimate(33.74, 24.0)
+    )
+
+
+# -- the whole chain on the emulator -----------------------------------------------------
+
+
+def run_visitor(
+    body_c: float, fault: str | None = None, ambient_c: float = 24.0, seed: int = 0
+) -> Temperature:
+    from kiosk.clock import FakeClock
+
+    clock = FakeClock()
+    section = ThermometerSection(driver=FakeThermometerConfig(ambient_c=ambient_c, seed=seed))
+    thermo = build_thermometer(section, clock)
+    assert isinstance(thermo, FakeMlx90614)
+    thermo.emulator.hang_max_s = 2.0
+    thermo.emulator.person_arrives(body_c)
+    clock.advance(0.3)
+    if fault:
+        thermo.emulator.inject(fault)
+    m = Measurement(CFG, Calibration(), clock.monotonic_ns())
+    result = None
+    while result is None:
+        clock.advance(1 / CFG.sample_hz)
+        try:
+            result = m.add(read_with_deadline(thermo, 0.05 if fault == "hang" else 2.0))
+        except DeviceFault as exc:
+            result = m.add_fault(exc, clock.monotonic_ns())
+    thermo.emulator.clear_faults()
+    return result
+
+
+def test_fever_visitor_reads_above_the_threshold_and_a_normal_one_below():
+    fever = run_visitor(38.6)
+    normal = run_visitor(36.6)
+    assert fever.ok and fever.body_c >= CFG.fever_threshold_c
+    assert normal.ok and normal.body_c < CFG.fever_threshold_c
+    assert fever.body_c == pytest.approx(38.6, abs=0.3)
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_every_injected_fault_yields_a_fault_or_a_remeasure_never_a_temperature(fault):
+    t = run_visitor(38.6, fault)
+    assert t.status in ("fault", "no_temperature", "implausible")
+    assert t.body_c is None or t.status == "implausible"
+
+
+def test_stuck_sensor_never_hands_the_previous_person_to_the_next():
+    from kiosk.clock import FakeClock
+
+    clock = FakeClock()
+    thermo = build_thermometer(ThermometerSection(), clock)
+    chip = thermo.emulator
+    chip.person_arrives(36.6)
+    clock.advance(3.0)
+    thermo.read()
+    chip.inject("stuck")  # frozen on the healthy person's words
+    thermo.read()
+    chip.person_leaves()
+    chip.person_arrives(38.9)  # a fever arrives while the sensor replays 36.6
+    m = Measurement(CFG, Calibration(), clock.monotonic_ns())
+    result = None
+    while result is None:
+        clock.advance(1 / CFG.sample_hz)
+        try:
+            result = m.add(thermo.read())
+        except SensorFault as exc:
+            result = m.add_fault(exc, clock.monotonic_ns())
+    assert result.status in ("fault", "no_temperature")
+
+
+def _measure_with_wire(plan: dict[int, bytes]) -> Temperature:
+    from kiosk.clock import FakeClock
+
+    clock = FakeClock()
+    thermo = build_thermometer(ThermometerSection(), clock)
+    chip = thermo.emulator
+    counter = iter(range(10_000))
+    chip.on_wire = lambda command, reply: plan.get(next(counter), reply)
+    chip.person_arrives(37.0)
+    m = Measurement(CFG, Calibration(), clock.monotonic_ns())
+    result = None
+    while result is None:
+        clock.advance(1 / CFG.sample_hz)
+        try:
+            result = m.add(thermo.read())
+        except SensorFault as exc:
+            result = m.add_fault(exc, clock.monotonic_ns())
+    return result
+
+
+CLEAN = _measure_with_wire({})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    garbage=st.lists(st.binary(min_size=3, max_size=3), min_size=1, max_size=6),
+    positions=st.lists(st.integers(0, 60), min_size=1, max_size=6),
+)
+def test_random_garbage_on_the_wire_never_shifts_an_accepted_temperature(garbage, positions):
+    # Arbitrary bytes can match an 8-bit PEC by chance (1 in 256). A rejected word is re-read
+    # and the run ends exactly as a clean one; a word that slips through must still be inside
+    # the window's spread, so the median (object) moves at most stable_spread_c.
+    result = _measure_with_wire(dict(zip(positions, garbage, strict=False)))
+    assert CLEAN.ok
+    if result.status == "ok":
+        assert abs(result.object_c - CLEAN.object_c) <= CFG.stable_spread_c
+        assert abs(result.body_c - CLEAN.body_c) <= CFG.stable_spread_c * 1.3
+
+
+def test_rejected_garbage_is_reread_and_ends_exactly_like_a_clean_run():
+    garbled = _measure_with_wire({3: b"\x00\x00\x00", 8: b"\xff\x00\x12", 20: b"\x10\x20\x30"})
+    assert garbled == CLEAN
+
+
+def test_bench_section_reports_the_contract_keys_and_no_fault_passes():
+    from kiosk.bench import thermo
+
+    out = thermo.run(quick=True)
+    for key in ("traces", "settle_ms", "sensor_settle_ms", "ratio", "mean_abs_err_c"):
+        assert key in out
+    assert out["max_abs_err_c"] >= out["mean_abs_err_c"] > 0
+    assert out["ratio"] == pytest.approx(out["settle_ms"] / out["sensor_settle_ms"], rel=0.01)
+    assert out["faults_passed_as_temperature"] == 0
+    assert out["calibrated_mean_abs_err_c"] < out["mean_abs_err_c"]
