@@ -1,19 +1,305 @@
-"""``kiosk keys new`` and ``kiosk pass issue|verify``."""
+"""``kiosk keys new`` and ``kiosk pass issue|verify|batch``.
+
+Exit codes (CONTRACT): 0 ok / valid, 1 run-time failure / invalid pass, 2 bad input
+(usage, an unreadable key or trust folder, a malformed payload).
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import json
+import sys
+import warnings
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .errors import NotAvailable
+from kiosk.cards import CardError, CardFallbackWarning, card_format_for, render_card
+from kiosk.clock import SystemClock
+from kiosk.passes import (
+    FLAGS,
+    MAX_VALID_HOURS,
+    ROLES,
+    KeyFileError,
+    PassError,
+    TrustList,
+    TrustListError,
+    check_fields,
+    issue_pass,
+    load_private_key,
+    new_key_pair,
+)
+
+from .errors import CliError, UsageError
+
+MAX_DAYS = MAX_VALID_HOURS // 24
+DEFAULT_TZ = "Asia/Shanghai"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    for verb in ("keys", "pass"):
-        p = sub.add_parser(
-            verb, help="not available yet (issue #5)", description="Not available yet."
+    keys = sub.add_parser(
+        "keys",
+        help="issuer key pairs",
+        description="Manage Ed25519 issuer keys. The .pub files form a kiosk's trust list.",
+    )
+    keys_sub = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
+    new = keys_sub.add_parser(
+        "new",
+        help="make a new issuing key pair",
+        description="Write DIR/NAME.key (private, mode 0600) and DIR/NAME.pub (copy the .pub"
+        " into each kiosk's trust folder). Never overwrites an existing key.",
+    )
+    new.add_argument("--dir", required=True, type=Path, help="folder for the key files")
+    new.add_argument("--name", default="issuer", help="key name (default: issuer)")
+    new.set_defaults(func=keys_new)
+
+    p = sub.add_parser(
+        "pass",
+        help="issue, verify and batch-issue signed passes",
+        description="Signed passes: issue one (optionally with a printable card), verify a"
+        " payload against a trust folder, or issue a batch from a CSV of households.",
+    )
+    p_sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    issue = p_sub.add_parser(
+        "issue",
+        help="issue a signed pass; prints the QR payload on one line",
+        description="Issue a signed pass valid from now. Prints the payload (one line).",
+    )
+    _issue_args(issue)
+    issue.add_argument("--household", required=True, help="household code, e.g. 12-3-0502")
+    issue.add_argument("--holder", required=True, help="holder's name or initial")
+    issue.add_argument("--role", default="resident", choices=ROLES, help="default: resident")
+    issue.add_argument(
+        "--flag", action="append", default=[], choices=FLAGS, help="pass flag (repeatable)"
+    )
+    issue.add_argument("--out", type=Path, help="also write a printable card (.svg or .png)")
+    issue.set_defaults(func=pass_issue)
+
+    verify = p_sub.add_parser(
+        "verify",
+        help="verify a payload against a trust folder; prints JSON",
+        description="Verify a pass payload with every *.pub in the trust folder and check its"
+        " validity window. Prints {valid, reasons, ...decoded fields} as JSON. Exit 0 valid,"
+        " 1 invalid, 2 unusable input (malformed payload, bad trust folder).",
+    )
+    verify.add_argument("payload", metavar="PAYLOAD", help="the QR text; '-' reads stdin")
+    verify.add_argument("--trust", required=True, type=Path, help="folder of trusted *.pub")
+    verify.add_argument("--at", help="check validity at this ISO time instead of now")
+    verify.set_defaults(func=pass_verify)
+
+    batch = p_sub.add_parser(
+        "batch",
+        help="issue passes for every row of a households CSV",
+        description="CSV columns: household, holder, and optionally role, days, flags"
+        " (';'-separated). Every row is checked first; one bad row and nothing is written."
+        " Writes one card per pass (named by pass id) and passes.csv with every payload.",
+    )
+    _issue_args(batch)
+    batch.add_argument("--csv", required=True, type=Path, help="households CSV")
+    batch.add_argument("--out", required=True, type=Path, help="output folder")
+    batch.add_argument("--format", choices=("svg", "png"), default="svg", help="card format")
+    batch.set_defaults(func=pass_batch)
+
+
+def _issue_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key", required=True, type=Path, help="issuer private key (.key)")
+    p.add_argument("--days", type=float, default=30, help=f"validity in days (max {MAX_DAYS})")
+    p.add_argument("--lang", choices=("both", "zh-CN", "en"), default="both", help="card language")
+    p.add_argument("--tz", default=DEFAULT_TZ, help="site timezone for the card's dates")
+    p.add_argument("--site-name", help="compound name printed on the card")
+
+
+# --------------------------------------------------------------------------- verbs
+
+
+def keys_new(args: argparse.Namespace) -> int:
+    try:
+        key_path, pub_path = new_key_pair(args.dir, args.name)
+    except KeyFileError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"private key: {key_path} (mode 0600; keep it off the kiosk unless it issues)")
+    print(f"public key:  {pub_path} (copy into each kiosk's trust folder)")
+    return 0
+
+
+def _days(value: float) -> float:
+    if not 1 / 24 <= value <= MAX_DAYS:
+        raise UsageError(f"--days must be between 1/24 and {MAX_DAYS}")
+    return value
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"unknown timezone {name!r}") from None
+
+
+def _key(path: Path):
+    try:
+        return load_private_key(path)
+    except KeyFileError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _card(pass_, payload: str, fmt: str, args: argparse.Namespace, zone: ZoneInfo) -> bytes:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CardFallbackWarning)
+        data = render_card(pass_, payload, fmt, args.lang, site_name=args.site_name, tz=zone)
+    for w in caught:
+        if issubclass(w.category, CardFallbackWarning):
+            print(f"kiosk pass: warning: {w.message}", file=sys.stderr)
+    return data
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def pass_issue(args: argparse.Namespace) -> int:
+    days = _days(args.days)
+    zone = _zone(args.tz)
+    fmt = None
+    if args.out is not None:
+        try:
+            fmt = card_format_for(args.out)
+        except CardError as exc:
+            raise UsageError(str(exc)) from None
+    key = _key(args.key)
+    try:
+        payload, pass_ = issue_pass(
+            key, args.household, args.holder, args.role, days, SystemClock().now(), args.flag
         )
-        p.set_defaults(func=_na)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if fmt is not None:
+        _write(args.out, _card(pass_, payload, fmt, args, zone))
+    print(payload)
+    return 0
 
 
-def _na(args: argparse.Namespace) -> int:
-    raise NotAvailable(f"kiosk {args.verb}", 5)
+def pass_verify(args: argparse.Namespace) -> int:
+    payload = sys.stdin.readline().rstrip("\r\n") if args.payload == "-" else args.payload
+    now = SystemClock().now()
+    if args.at:
+        try:
+            now = datetime.fromisoformat(args.at)
+        except ValueError:
+            raise UsageError(f"--at {args.at!r} is not an ISO 8601 time") from None
+        if now.tzinfo is None:
+            raise UsageError("--at needs a UTC offset, e.g. 2026-03-02T08:30:00+08:00")
+    try:
+        trust = TrustList.from_dir(args.trust)
+    except TrustListError as exc:
+        raise UsageError(str(exc)) from None
+    if not len(trust):
+        raise UsageError(f"no *.pub keys in {args.trust}")
+    try:
+        pass_ = trust.verify(payload)
+    except PassError as exc:
+        print(json.dumps({"valid": False, "reasons": [exc.reason], "detail": exc.detail}))
+        return 2 if exc.reason == "pass_malformed" else 1
+    reasons = []
+    if now < pass_.valid_from:
+        reasons.append("pass_not_yet_valid")
+    elif now >= pass_.valid_until:
+        reasons.append("pass_expired")
+    verdict = {
+        "valid": not reasons,
+        "reasons": reasons or ["ok"],
+        **pass_.fields(),
+        "issuer": trust.issuer_of(pass_.key_id),
+        "checked_at": now.isoformat(),
+    }
+    print(json.dumps(verdict, ensure_ascii=False))
+    return 0 if not reasons else 1
+
+
+def _batch_rows(path: Path, default_days: float) -> list[dict]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    reader = csv.DictReader(io.StringIO(text))
+    header = set(reader.fieldnames or ())
+    if not {"household", "holder"} <= header:
+        raise UsageError(f"{path}: the header needs household and holder columns")
+    unknown = header - {"household", "holder", "role", "days", "flags"}
+    if unknown:
+        raise UsageError(f"{path}: unknown columns {', '.join(sorted(unknown))}")
+    rows, errors = [], []
+    for line, raw in enumerate(reader, start=2):
+        household = (raw.get("household") or "").strip()
+        holder = (raw.get("holder") or "").strip()
+        role = (raw.get("role") or "").strip() or "resident"
+        flags = [f.strip() for f in (raw.get("flags") or "").split(";") if f.strip()]
+        try:
+            if None in raw:
+                raise ValueError("more fields than the header")
+            check_fields(household, holder)
+            if role not in ROLES:
+                raise ValueError(f"role must be one of {', '.join(ROLES)}")
+            if bad := [f for f in flags if f not in FLAGS]:
+                raise ValueError(f"unknown flag {bad[0]!r}")
+            days = float(raw["days"]) if (raw.get("days") or "").strip() else default_days
+            if not 1 / 24 <= days <= MAX_DAYS:
+                raise ValueError(f"days must be between 1/24 and {MAX_DAYS}")
+        except ValueError as exc:
+            errors.append(f"line {line}: {exc}")
+            continue
+        rows.append(
+            {"household": household, "holder": holder, "role": role, "days": days, "flags": flags}
+        )
+    if errors:
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        raise UsageError(f"{path}: " + "; ".join(errors[:3]) + more + "; nothing issued")
+    if not rows:
+        raise UsageError(f"{path}: no rows")
+    return rows
+
+
+def pass_batch(args: argparse.Namespace) -> int:
+    default_days = _days(args.days)
+    zone = _zone(args.tz)
+    rows = _batch_rows(args.csv, default_days)
+    key = _key(args.key)
+    out: Path = args.out
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out} is not empty; batch output goes into a new or empty folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create {out}: {exc.strerror or exc}") from None
+    now = SystemClock().now()
+    manifest = io.StringIO()
+    writer = csv.writer(manifest)
+    writer.writerow(
+        ["household", "holder", "role", "pass_id", "valid_from", "valid_until", "payload", "card"]
+    )
+    for row in rows:
+        payload, pass_ = issue_pass(
+            key, row["household"], row["holder"], row["role"], row["days"], now, row["flags"]
+        )
+        card = f"{pass_.pass_id}.{args.format}"
+        _write(out / card, _card(pass_, payload, args.format, args, zone))
+        writer.writerow(
+            [
+                pass_.household,
+                pass_.holder,
+                pass_.role,
+                pass_.pass_id,
+                pass_.valid_from.isoformat(),
+                pass_.valid_until.isoformat(),
+                payload,
+                card,
+            ]
+        )
+    _write(out / "passes.csv", manifest.getvalue().encode("utf-8"))
+    print(f"issued {len(rows)} passes into {out} (see passes.csv)")
+    return 0

@@ -1,4 +1,4 @@
-"""The rules that decide, each configurable."""
+"""The rules that decide, each configurable. See docs/policy.md for every rule and reason."""
 
 from datetime import time
 from typing import Literal
@@ -11,7 +11,14 @@ from ._base import Section
 class QuotaConfig(Section):
     enabled: bool = Field(False, description="Household outing quota (one outing every N days).")
     exits: int = Field(1, ge=1, le=100, description="Exits allowed per household per period.")
-    period_days: int = Field(2, ge=1, le=30, description="Length of the quota period in days.")
+    period_days: int = Field(
+        2, ge=1, le=30, description="Length of the rolling quota period in days (24 h each)."
+    )
+    roles: tuple[Literal["resident", "staff", "delivery", "visitor"], ...] = Field(
+        ("resident",),
+        max_length=4,
+        description="Pass roles the quota counts and limits; staff and deliveries usually not.",
+    )
 
 
 class PassbackConfig(Section):
@@ -28,6 +35,9 @@ class HoursConfig(Section):
     enabled: bool = Field(False, description="Only let people pass within opening hours.")
     open_at: time = Field(time(8, 30), description="Local opening time (site timezone).")
     close_at: time = Field(time(17, 30), description="Local closing time (site timezone).")
+    applies_to: Literal["out", "both"] = Field(
+        "both", description="Hours limit going out only, or both directions."
+    )
 
     @model_validator(mode="after")
     def _order(self) -> "HoursConfig":
@@ -55,6 +65,15 @@ class PolicySection(Section):
     quota: QuotaConfig = Field(default_factory=QuotaConfig)
     passback: PassbackConfig = Field(default_factory=PassbackConfig)
     hours: HoursConfig = Field(default_factory=HoursConfig)
+    lists_stale_after_h: float = Field(
+        48,
+        gt=0,
+        le=24 * 90,
+        description=(
+            "Lists older than this are shown as stale on both screens. Stale lists still apply:"
+            " the kiosk decides offline with what it has."
+        ),
+    )
     trust_dir: str | None = Field(
         None,
         max_length=4096,

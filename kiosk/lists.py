@@ -1,0 +1,801 @@
+"""Revocations, home quarantine and the household ledger, with how fresh they are.
+
+The kiosk decides offline, so what it knows about lost cards and quarantined homes is only as
+good as its last update. Three ways in, all through ``ListStore``:
+
+* a **signed bundle** from the office (JSON signed with an issuer key on the trust list,
+  versioned: an older or equal version is never applied; applied in one transaction, so the
+  kiosk never decides on half a bundle);
+* a **CSV** import (all rows checked first; one bad row and nothing is applied);
+* **guard edits** on the guard screen.
+
+Every change is written through the event log's single writer (``EventLog.submit``) and
+recorded with who made it (``EventLog.audit``). ``Lists`` is an immutable snapshot:
+``decide`` reads it without locks while a new one is being built.
+
+Bundle rows and local rows (guard, CSV) live side by side: a new bundle replaces the rows of
+the previous bundle, never local ones. On a clash a local revocation stays (a card a guard
+revoked stays revoked), while a bundle's household record replaces a local one (the office
+ledger is the authority on who lives where).
+
+Dates (quarantine, observation) are local calendar dates of the site, both ends inclusive.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Literal, Protocol, TypeVar
+
+import sqlite_utils
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlite_utils.migrations import Migrations
+
+from .clock import Clock
+from .passes import PassError, TrustList, key_id_of
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "MIGRATIONS",
+    "BundleError",
+    "Freshness",
+    "Household",
+    "ImportResult",
+    "ListError",
+    "ListStore",
+    "Lists",
+    "QuarantineEntry",
+    "Revocation",
+    "sign_bundle",
+]
+
+T = TypeVar("T")
+Source = Literal["empty", "bundle", "csv", "guard"]
+CsvKind = Literal["revocations", "quarantine", "households"]
+
+BUNDLE_FORMAT = "kiosk-lists/1"
+_SIGNED_PREFIX = (BUNDLE_FORMAT + "\n").encode("ascii")
+_PASS_ID = re.compile(r"^[0-9a-f]{12}$")
+
+
+class ListError(ValueError):
+    """Input that cannot go on a list; the message names the row/field. Nothing was applied."""
+
+
+class BundleError(ListError):
+    """A bundle that is not signed by a trusted key, is malformed, or is not newer."""
+
+
+# --------------------------------------------------------------------------- snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    pass_id: str
+    reason: str = ""
+    revoked_at: datetime | None = None
+    source: str = "guard"
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    """Home quarantine of a whole household (``holder`` None) or of one person in it."""
+
+    household: str
+    holder: str | None
+    from_date: date
+    until_date: date
+    note: str = ""
+    source: str = "guard"
+    id: int | None = None
+
+    def active_on(self, day: date) -> bool:
+        return self.from_date <= day <= self.until_date
+
+    def covers(self, household: str, holder: str | None) -> bool:
+        if household != self.household:
+            return False
+        if self.holder is None:
+            return True
+        return holder is not None and _same_person(holder, self.holder)
+
+
+@dataclass(frozen=True, slots=True)
+class Household:
+    """One line of the ledger. ``observation_until``: a returnee under observation."""
+
+    household: str
+    residents: int | None = None
+    observation_until: date | None = None
+    note: str = ""
+    source: str = "guard"
+
+    def under_observation(self, day: date) -> bool:
+        return self.observation_until is not None and day <= self.observation_until
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """How current the lists are, for both screens: last change, and the last bundle."""
+
+    updated_at: datetime | None = None
+    source: Source = "empty"
+    bundle_version: int = 0
+    bundle_issued_at: datetime | None = None
+    bundle_issuer: str | None = None
+
+    def age(self, now: datetime) -> timedelta | None:
+        return None if self.updated_at is None else now - self.updated_at
+
+    def is_stale(self, now: datetime, stale_after_h: float) -> bool:
+        """Never updated counts as stale: an empty revocation list is not good news."""
+        age = self.age(now)
+        return age is None or age > timedelta(hours=stale_after_h)
+
+    def to_dict(self, now: datetime, stale_after_h: float) -> dict[str, Any]:
+        age = self.age(now)
+        return {
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "age_s": None if age is None else round(age.total_seconds()),
+            "stale": self.is_stale(now, stale_after_h),
+            "source": self.source,
+            "bundle_version": self.bundle_version,
+            "bundle_issued_at": self.bundle_issued_at.isoformat()
+            if self.bundle_issued_at
+            else None,
+            "bundle_issuer": self.bundle_issuer,
+        }
+
+
+def _same_person(a: str, b: str) -> bool:
+    return a.strip().casefold() == b.strip().casefold()
+
+
+@dataclass(frozen=True)
+class Lists:
+    """Immutable snapshot read by ``decide``; lookups are dictionary hits."""
+
+    revocations: Mapping[str, Revocation] = field(default_factory=dict)
+    quarantine: tuple[QuarantineEntry, ...] = ()
+    households: Mapping[str, Household] = field(default_factory=dict)
+    freshness: Freshness = field(default_factory=Freshness)
+    _quarantine_by_household: Mapping[str, tuple[QuarantineEntry, ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        index: dict[str, list[QuarantineEntry]] = {}
+        for entry in self.quarantine:
+            index.setdefault(entry.household, []).append(entry)
+        object.__setattr__(
+            self, "_quarantine_by_household", {k: tuple(v) for k, v in index.items()}
+        )
+
+    @classmethod
+    def build(
+        cls,
+        revocations: Iterable[Revocation] = (),
+        quarantine: Iterable[QuarantineEntry] = (),
+        households: Iterable[Household] = (),
+        freshness: Freshness | None = None,
+    ) -> Lists:
+        return cls(
+            {r.pass_id: r for r in revocations},
+            tuple(quarantine),
+            {h.household: h for h in households},
+            freshness or Freshness(),
+        )
+
+    @property
+    def revoked(self) -> frozenset[str]:
+        return frozenset(self.revocations)
+
+    def is_revoked(self, pass_id: str) -> bool:
+        return pass_id in self.revocations
+
+    def quarantine_for(
+        self, household: str, holder: str | None, day: date
+    ) -> QuarantineEntry | None:
+        """The active entry covering this person on ``day`` (a local date), if any."""
+        for entry in self._quarantine_by_household.get(household, ()):
+            if entry.active_on(day) and entry.covers(household, holder):
+                return entry
+        return None
+
+    def under_observation(self, household: str, day: date) -> bool:
+        h = self.households.get(household)
+        return h is not None and h.under_observation(day)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "revocations": len(self.revocations),
+            "quarantine": len(self.quarantine),
+            "households": len(self.households),
+        }
+
+
+# --------------------------------------------------------------------------- validation
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class RevocationIn(_Strict):
+    pass_id: str = Field(min_length=12, max_length=12)
+    reason: str = Field(default="", max_length=200)
+
+    @field_validator("pass_id", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @field_validator("pass_id")
+    @classmethod
+    def _hex(cls, v: str) -> str:
+        if not _PASS_ID.match(v):
+            raise ValueError("must be 12 hex digits (as printed by kiosk pass verify)")
+        return v
+
+
+class QuarantineIn(_Strict):
+    household: str = Field(min_length=1, max_length=64)
+    holder: str | None = Field(default=None, max_length=64)
+    from_: date = Field(alias="from")
+    until: date
+    note: str = Field(default="", max_length=200)
+
+    @field_validator("holder", mode="before")
+    @classmethod
+    def _blank_is_household(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @model_validator(mode="after")
+    def _order(self) -> QuarantineIn:
+        if self.until < self.from_:
+            raise ValueError("until is before from")
+        return self
+
+
+class HouseholdIn(_Strict):
+    household: str = Field(min_length=1, max_length=64)
+    residents: int | None = Field(default=None, ge=0, le=100)
+    observation_until: date | None = None
+    note: str = Field(default="", max_length=200)
+
+    @field_validator("residents", "observation_until", mode="before")
+    @classmethod
+    def _blank_is_none(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and not v.strip() else v
+
+
+class BundlePayload(_Strict):
+    format: Literal["kiosk-lists/1"]
+    version: int = Field(ge=1, le=2**53)
+    issued_at: datetime
+    revocations: list[RevocationIn] = Field(default_factory=list, max_length=200_000)
+    quarantine: list[QuarantineIn] = Field(default_factory=list, max_length=200_000)
+    households: list[HouseholdIn] = Field(default_factory=list, max_length=200_000)
+
+    @field_validator("issued_at")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        if v.tzinfo is None:
+            raise ValueError("must include a UTC offset")
+        return v
+
+
+def _problems(exc: ValidationError, prefix: str = "") -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
+        loc = loc.replace("from_", "from")
+        parts.append(f"{prefix}{loc}: {err['msg']}")
+    more = len(exc.errors()) - 5
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+# --------------------------------------------------------------------------- bundles
+
+
+def sign_bundle(private_key: Ed25519PrivateKey, payload: Mapping[str, Any]) -> str:
+    """Sign a bundle payload (office tooling and tests). The payload text is carried verbatim,
+    so the kiosk verifies exactly the bytes that were signed (no JSON canonicalisation)."""
+    text = json.dumps(dict(payload), ensure_ascii=False, separators=(",", ":"), default=str)
+    signature = private_key.sign(_SIGNED_PREFIX + text.encode("utf-8"))
+    return json.dumps(
+        {
+            "key_id": key_id_of(private_key.public_key()),
+            "payload": text,
+            "signature": base64.b64encode(signature).decode("ascii"),
+        },
+        ensure_ascii=False,
+    )
+
+
+def open_bundle(text: str | bytes, trust: TrustList) -> tuple[BundlePayload, str]:
+    """Verify and parse a signed bundle; returns (payload, issuer name)."""
+    try:
+        envelope = json.loads(text)
+    except (ValueError, TypeError):
+        raise BundleError("bundle is not JSON") from None
+    if not isinstance(envelope, dict) or set(envelope) != {"key_id", "payload", "signature"}:
+        raise BundleError("bundle must be an object with key_id, payload and signature")
+    key_id, payload_text, sig_text = envelope["key_id"], envelope["payload"], envelope["signature"]
+    if not all(isinstance(v, str) for v in (key_id, payload_text, sig_text)):
+        raise BundleError("bundle key_id, payload and signature must be strings")
+    try:
+        signature = base64.b64decode(sig_text, validate=True)
+    except ValueError:
+        raise BundleError("bundle signature is not base64") from None
+    try:
+        issuer = trust.verify_detached(key_id, _SIGNED_PREFIX + payload_text.encode(), signature)
+    except PassError as exc:
+        what = "unknown key" if exc.reason == "pass_unknown_key" else "bad signature"
+        raise BundleError(f"bundle not trusted: {what} (key id {key_id[:16]!r})") from None
+    try:
+        payload = BundlePayload.model_validate_json(payload_text)
+    except ValidationError as exc:
+        raise BundleError("bundle payload: " + _problems(exc)) from None
+    return payload, issuer
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    applied: bool
+    source: str
+    counts: dict[str, int]
+    message: str
+
+
+# --------------------------------------------------------------------------- persistence
+
+MIGRATIONS = Migrations("kiosk.lists")
+
+
+@MIGRATIONS()
+def m001_lists(db: sqlite_utils.Database) -> None:
+    db["list_revocations"].create(
+        {"pass_id": str, "reason": str, "revoked_at": str, "source": str, "actor": str},
+        pk="pass_id",
+    )
+    db["list_quarantine"].create(
+        {
+            "id": int,
+            "household": str,
+            "holder": str,
+            "from_date": str,
+            "until_date": str,
+            "note": str,
+            "source": str,
+            "actor": str,
+            "created_at": str,
+        },
+        pk="id",
+    )
+    db["list_quarantine"].create_index(["household"])
+    db["list_households"].create(
+        {
+            "household": str,
+            "residents": int,
+            "observation_until": str,
+            "note": str,
+            "source": str,
+            "actor": str,
+            "updated_at": str,
+        },
+        pk="household",
+    )
+    db["list_meta"].create({"key": str, "value": str}, pk="key")
+
+
+class EventLogLike(Protocol):
+    """What ``ListStore`` needs of ``kiosk.store.EventLog``."""
+
+    def submit(self, fn: Callable[[sqlite_utils.Database], T]) -> T: ...
+
+    def reader(self) -> sqlite_utils.Database: ...
+
+    def audit(self, actor: str, action: str, detail: Mapping[str, Any] | None = None) -> None: ...
+
+
+def _iso(d: date | datetime | None) -> str | None:
+    return None if d is None else d.isoformat()
+
+
+def _date(text: str | None) -> date | None:
+    return None if not text else date.fromisoformat(text)
+
+
+def _set_meta(db: sqlite_utils.Database, values: Mapping[str, Any]) -> None:
+    db["list_meta"].upsert_all(
+        [{"key": k, "value": None if v is None else str(v)} for k, v in values.items()], pk="key"
+    )
+
+
+def _meta(db: sqlite_utils.Database) -> dict[str, str]:
+    if not db["list_meta"].exists():
+        return {}
+    return {r["key"]: r["value"] for r in db["list_meta"].rows}
+
+
+class ListStore:
+    """Loads ``Lists`` snapshots and applies changes through the event log's writer.
+
+    ``current`` is always a complete snapshot; after every change a new one is built from
+    the database and handed to ``on_change`` (the engine swaps it in between passages).
+    """
+
+    def __init__(
+        self,
+        log: EventLogLike,
+        clock: Clock,
+        on_change: Callable[[Lists], None] | None = None,
+    ) -> None:
+        self._log = log
+        self._clock = clock
+        self._on_change = on_change
+        self._lists = Lists()
+
+    @property
+    def current(self) -> Lists:
+        return self._lists
+
+    def load(self) -> Lists:
+        """Read the whole lists from the database into a fresh snapshot."""
+        db = self._log.reader()
+        if not db["list_meta"].exists():
+            raise ListError("lists tables missing: open the EventLog with lists.MIGRATIONS")
+        meta = _meta(db)
+        revocations = [
+            Revocation(
+                r["pass_id"],
+                r["reason"] or "",
+                datetime.fromisoformat(r["revoked_at"]) if r["revoked_at"] else None,
+                r["source"],
+            )
+            for r in db["list_revocations"].rows
+        ]
+        quarantine = [
+            QuarantineEntry(
+                r["household"],
+                r["holder"],
+                date.fromisoformat(r["from_date"]),
+                date.fromisoformat(r["until_date"]),
+                r["note"] or "",
+                r["source"],
+                r["id"],
+            )
+            for r in db["list_quarantine"].rows_where(order_by="id")
+        ]
+        households = [
+            Household(
+                r["household"],
+                r["residents"],
+                _date(r["observation_until"]),
+                r["note"] or "",
+                r["source"],
+            )
+            for r in db["list_households"].rows
+        ]
+        updated = meta.get("updated_at")
+        issued = meta.get("bundle_issued_at")
+        freshness = Freshness(
+            updated_at=datetime.fromisoformat(updated) if updated else None,
+            source=meta.get("source", "empty"),  # type: ignore[arg-type]
+            bundle_version=int(meta.get("bundle_version") or 0),
+            bundle_issued_at=datetime.fromisoformat(issued) if issued else None,
+            bundle_issuer=meta.get("bundle_issuer"),
+        )
+        self._lists = Lists.build(revocations, quarantine, households, freshness)
+        if self._on_change is not None:
+            self._on_change(self._lists)
+        return self._lists
+
+    # -- guard edits ------------------------------------------------------------------------
+
+    def revoke(self, pass_id: str, reason: str, actor: str) -> Lists:
+        row = self._validate(RevocationIn, {"pass_id": pass_id, "reason": reason})
+        now = self._clock.now()
+
+        def apply(db: sqlite_utils.Database) -> None:
+            db["list_revocations"].upsert(
+                {
+                    "pass_id": row.pass_id,
+                    "reason": row.reason,
+                    "revoked_at": now.isoformat(),
+                    "source": "guard",
+                    "actor": actor,
+                },
+                pk="pass_id",
+            )
+            _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
+
+        return self._change(apply, actor, "lists.revoke", {"pass_id": row.pass_id})
+
+    def unrevoke(self, pass_id: str, actor: str) -> Lists:
+        row = self._validate(RevocationIn, {"pass_id": pass_id})
+        now = self._clock.now()
+
+        def apply(db: sqlite_utils.Database) -> None:
+            if not db["list_revocations"].count_where("pass_id = ?", [row.pass_id]):
+                raise ListError(f"pass {row.pass_id} is not revoked")
+            db["list_revocations"].delete(row.pass_id)
+            _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
+
+        return self._change(apply, actor, "lists.unrevoke", {"pass_id": row.pass_id})
+
+    def add_quarantine(
+        self,
+        household: str,
+        holder: str | None,
+        from_date: date | str,
+        until_date: date | str,
+        actor: str,
+        note: str = "",
+    ) -> Lists:
+        row = self._validate(
+            QuarantineIn,
+            {
+                "household": household,
+                "holder": holder,
+                "from": from_date,
+                "until": until_date,
+                "note": note,
+            },
+        )
+        now = self._clock.now()
+
+        def apply(db: sqlite_utils.Database) -> None:
+            db["list_quarantine"].insert(self._quarantine_row(row, "guard", actor, now))
+            _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
+
+        detail = {"household": row.household, "person": row.holder is not None}
+        detail |= {"from": row.from_.isoformat(), "until": row.until.isoformat()}
+        return self._change(apply, actor, "lists.quarantine_add", detail)
+
+    def remove_quarantine(self, entry_id: int, actor: str) -> Lists:
+        now = self._clock.now()
+
+        def apply(db: sqlite_utils.Database) -> str:
+            rows = list(db["list_quarantine"].rows_where("id = ?", [entry_id]))
+            if not rows:
+                raise ListError(f"no quarantine entry {entry_id}")
+            db["list_quarantine"].delete(entry_id)
+            _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
+            return rows[0]["household"]
+
+        return self._change(apply, actor, "lists.quarantine_remove", {"id": entry_id})
+
+    def set_household(
+        self,
+        household: str,
+        actor: str,
+        residents: int | None = None,
+        observation_until: date | str | None = None,
+        note: str = "",
+    ) -> Lists:
+        row = self._validate(
+            HouseholdIn,
+            {
+                "household": household,
+                "residents": residents,
+                "observation_until": observation_until,
+                "note": note,
+            },
+        )
+        now = self._clock.now()
+
+        def apply(db: sqlite_utils.Database) -> None:
+            db["list_households"].upsert(
+                self._household_row(row, "guard", actor, now), pk="household"
+            )
+            _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
+
+        detail = {"household": row.household, "observation_until": _iso(row.observation_until)}
+        return self._change(apply, actor, "lists.household_set", detail)
+
+    def remove_household(self, household: str, actor: str) -> Lists:
+        now = self._clock.now()
+
+        def apply(db: sqlite_utils.Database) -> None:
+            if not db["list_households"].count_where("household = ?", [household]):
+                raise ListError(f"household {household!r} is not in the ledger")
+            db["list_households"].delete(household)
+            _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
+
+        return self._change(apply, actor, "lists.household_remove", {"household": household})
+
+    # -- imports ----------------------------------------------------------------------------
+
+    def import_bundle(self, text: str | bytes, trust: TrustList, actor: str) -> ImportResult:
+        """Verify, then apply atomically; an older or equal version is refused/ignored."""
+        payload, issuer = open_bundle(text, trust)
+        now = self._clock.now()
+        counts = {
+            "revocations": len(payload.revocations),
+            "quarantine": len(payload.quarantine),
+            "households": len(payload.households),
+        }
+
+        def apply(db: sqlite_utils.Database) -> bool:
+            applied = int(_meta(db).get("bundle_version") or 0)
+            if payload.version < applied:
+                raise BundleError(
+                    f"bundle version {payload.version} is older than the applied version"
+                    f" {applied}; not applied"
+                )
+            if payload.version == applied:
+                return False
+            for table in ("list_revocations", "list_quarantine", "list_households"):
+                db.execute(f"DELETE FROM [{table}] WHERE source = 'bundle'")  # noqa: S608
+            # A local revocation wins over the bundle's (stricter); see module doc.
+            db["list_revocations"].insert_all(
+                (
+                    {
+                        "pass_id": r.pass_id,
+                        "reason": r.reason,
+                        "revoked_at": payload.issued_at.isoformat(),
+                        "source": "bundle",
+                        "actor": actor,
+                    }
+                    for r in payload.revocations
+                ),
+                pk="pass_id",
+                ignore=True,
+            )
+            db["list_quarantine"].insert_all(
+                self._quarantine_row(q, "bundle", actor, now) for q in payload.quarantine
+            )
+            db["list_households"].upsert_all(
+                (self._household_row(h, "bundle", actor, now) for h in payload.households),
+                pk="household",
+            )
+            _set_meta(
+                db,
+                {
+                    "updated_at": now.isoformat(),
+                    "source": "bundle",
+                    "bundle_version": payload.version,
+                    "bundle_issued_at": payload.issued_at.isoformat(),
+                    "bundle_issuer": issuer,
+                },
+            )
+            return True
+
+        if not self._log.submit(apply):
+            return ImportResult(
+                False, "bundle", counts, f"bundle version {payload.version} already applied"
+            )
+        self._log.audit(
+            actor,
+            "lists.bundle",
+            {"version": payload.version, "issuer": issuer, **counts},
+        )
+        self.load()
+        return ImportResult(
+            True, "bundle", counts, f"applied bundle version {payload.version} from {issuer}"
+        )
+
+    def import_csv(self, kind: CsvKind, text: str, actor: str) -> ImportResult:
+        """Add rows from CSV text with a header line. All rows are checked before any is
+        applied; errors name the line number (the header is line 1)."""
+        models: dict[str, type[_Strict]] = {
+            "revocations": RevocationIn,
+            "quarantine": QuarantineIn,
+            "households": HouseholdIn,
+        }
+        if kind not in models:
+            raise ListError(f"unknown list {kind!r}; choose revocations, quarantine or households")
+        model = models[kind]
+        reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+        expected = {(f.alias or name) for name, f in model.model_fields.items()}
+        header = set(reader.fieldnames or ())
+        required = {(f.alias or name) for name, f in model.model_fields.items() if f.is_required()}
+        if not header:
+            raise ListError("CSV is empty (a header line is required)")
+        if unknown := header - expected:
+            raise ListError(f"CSV has unknown columns: {', '.join(sorted(unknown))}")
+        if missing := required - header:
+            raise ListError(f"CSV lacks columns: {', '.join(sorted(missing))}")
+        rows: list[Any] = []
+        errors: list[str] = []
+        for line, raw in enumerate(reader, start=2):
+            if None in raw:
+                errors.append(f"line {line}: more fields than the header")
+                continue
+            values = {k: v for k, v in raw.items() if v is not None}
+            try:
+                rows.append(model.model_validate(values))
+            except ValidationError as exc:
+                errors.append(_problems(exc, prefix=f"line {line}: "))
+        if errors:
+            more = f" (and {len(errors) - 3} more lines)" if len(errors) > 3 else ""
+            raise ListError("; ".join(errors[:3]) + more + "; nothing imported")
+        if not rows:
+            raise ListError("CSV has no rows")
+        now = self._clock.now()
+
+        def apply(db: sqlite_utils.Database) -> None:
+            if kind == "revocations":
+                db["list_revocations"].upsert_all(
+                    (
+                        {
+                            "pass_id": r.pass_id,
+                            "reason": r.reason,
+                            "revoked_at": now.isoformat(),
+                            "source": "csv",
+                            "actor": actor,
+                        }
+                        for r in rows
+                    ),
+                    pk="pass_id",
+                )
+            elif kind == "quarantine":
+                db["list_quarantine"].insert_all(
+                    self._quarantine_row(q, "csv", actor, now) for q in rows
+                )
+            else:
+                db["list_households"].upsert_all(
+                    (self._household_row(h, "csv", actor, now) for h in rows), pk="household"
+                )
+            _set_meta(db, {"updated_at": now.isoformat(), "source": "csv"})
+
+        self._log.submit(apply)
+        self._log.audit(actor, "lists.csv", {"list": kind, "rows": len(rows)})
+        self.load()
+        return ImportResult(True, "csv", {kind: len(rows)}, f"imported {len(rows)} {kind} rows")
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _validate(model: type[_Strict], values: dict[str, Any]) -> Any:
+        try:
+            return model.model_validate(values)
+        except ValidationError as exc:
+            raise ListError(_problems(exc)) from None
+
+    @staticmethod
+    def _quarantine_row(q: QuarantineIn, source: str, actor: str, now: datetime) -> dict:
+        return {
+            "household": q.household,
+            "holder": q.holder,
+            "from_date": q.from_.isoformat(),
+            "until_date": q.until.isoformat(),
+            "note": q.note,
+            "source": source,
+            "actor": actor,
+            "created_at": now.isoformat(),
+        }
+
+    @staticmethod
+    def _household_row(h: HouseholdIn, source: str, actor: str, now: datetime) -> dict:
+        return {
+            "household": h.household,
+            "residents": h.residents,
+            "observation_until": _iso(h.observation_until),
+            "note": h.note,
+            "source": source,
+            "actor": actor,
+            "updated_at": now.isoformat(),
+        }
+
+    def _change(
+        self,
+        apply: Callable[[sqlite_utils.Database], Any],
+        actor: str,
+        action: str,
+        detail: dict[str, Any],
+    ) -> Lists:
+        if not isinstance(actor, str) or not actor.strip():
+            raise ListError("every list change needs the name of who made it")
+        self._log.submit(apply)
+        self._log.audit(actor, action, detail)
+        return self.load()

@@ -1,0 +1,445 @@
+"""Signed passes: Ed25519 over a compact binary record, carried as Base45 text in a QR code.
+
+Why this shape:
+
+* **Offline and unforgeable.** The kiosk holds only public keys (the trust list, one ``*.pub``
+  per issuer key, several at once so keys can be rotated). A pass verifies only with a key on
+  that list; the private key stays with the office or the guard console.
+* **Fits QR version 8 at error correction Q.** Q survives a scuffed printed card; version 8
+  (49x49 modules) still decodes from a cheap camera at arm's length. That symbol holds 157
+  alphanumeric characters, so the record is packed tightly: ``KP1:`` then Base45 of at most
+  102 bytes, 64 of which are the signature (see ``MAX_TEXT_BYTES`` and docs/passes.md).
+* **Any change is rejected.** Base45 decoding is canonical (``kiosk.base45``), the binary
+  layout has exactly one encoding per pass (reserved bits must be zero, lengths are exact),
+  and the signature covers the prefix and every byte before it. So a payload text that
+  differs from an issued one in any character either fails to parse or fails the signature.
+* **Never crashes on input.** ``TrustList.verify`` turns every malformed input (random bytes,
+  a URL, a truncated scan) into ``PassError("pass_malformed")``.
+
+The validity window is *not* checked here: it depends on ``now``, which belongs to
+``kiosk.policy.decide`` (reasons ``pass_expired`` / ``pass_not_yet_valid``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import struct
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from . import base45
+
+__all__ = [
+    "FLAGS",
+    "MAX_TEXT_BYTES",
+    "PREFIX",
+    "ROLES",
+    "KeyFileError",
+    "Pass",
+    "PassError",
+    "TrustList",
+    "TrustListError",
+    "check_fields",
+    "encode_pass",
+    "issue_pass",
+    "key_id_of",
+    "load_private_key",
+    "load_public_key",
+    "new_key_pair",
+    "public_key_pem",
+]
+
+Role = Literal["resident", "staff", "delivery", "visitor"]
+PassReason = Literal["pass_malformed", "pass_bad_signature", "pass_unknown_key"]
+
+VERSION = 1
+#: Text prefix; names the format and version, and is signed (domain separation).
+PREFIX = "KP1:"
+#: Two bits of the role/flags byte.
+ROLES: tuple[Role, ...] = ("resident", "staff", "delivery", "visitor")
+#: Six bits of the role/flags byte; unassigned bits must be zero.
+FLAGS: tuple[str, ...] = ("gate_issued", "observation", "escort")
+#: Characters a QR code of version 8, error correction Q, holds in alphanumeric mode.
+QR_CAPACITY_CHARS = 157
+SIGNATURE_BYTES = 64
+KEY_ID_BYTES = 2
+PASS_ID_BYTES = 6
+# key_id(2) pass_id(6) valid_from(u32 s) valid_hours(u16) role|flags(1) household_len(1)
+_HEADER = struct.Struct(">2s6sIHBB")
+#: Largest binary record that still fits the QR capacity after the prefix.
+MAX_RECORD_BYTES = ((QR_CAPACITY_CHARS - len(PREFIX)) // 3) * 2
+#: Room left for household and holder together, in UTF-8 bytes.
+MAX_TEXT_BYTES = MAX_RECORD_BYTES - SIGNATURE_BYTES - _HEADER.size
+MAX_VALID_HOURS = 0xFFFF
+
+
+class PassError(Exception):
+    """A payload that is not a pass from a trusted key. ``reason`` is a CONTRACT code."""
+
+    def __init__(self, reason: PassReason, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.reason: PassReason = reason
+        self.detail = detail
+
+
+class TrustListError(Exception):
+    """A trust directory or key file that cannot be used (unreadable, not an Ed25519 key)."""
+
+
+class KeyFileError(Exception):
+    """A key file that cannot be read or written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pass:
+    """A verified (or freshly issued) pass. Times are aware UTC; ``pass_id`` and ``key_id`` hex."""
+
+    version: int
+    key_id: str
+    pass_id: str
+    household: str
+    holder: str
+    role: Role
+    valid_from: datetime
+    valid_until: datetime
+    flags: tuple[str, ...] = ()
+
+    def fields(self) -> dict[str, object]:
+        """JSON-ready fields (for ``kiosk pass verify`` and the guard screen)."""
+        return {
+            "version": self.version,
+            "key_id": self.key_id,
+            "pass_id": self.pass_id,
+            "household": self.household,
+            "holder": self.holder,
+            "role": self.role,
+            "valid_from": self.valid_from.isoformat(),
+            "valid_until": self.valid_until.isoformat(),
+            "flags": list(self.flags),
+        }
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def key_id_of(public_key: Ed25519PublicKey) -> str:
+    """Short id of a public key: the first bytes of SHA-256 of its raw form, in hex.
+
+    Two bytes keep the QR small; the trust list tolerates an id shared by two keys by trying
+    both, so a collision costs one extra verification, never a wrong answer.
+    """
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).digest()[:KEY_ID_BYTES].hex()
+
+
+def public_key_pem(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def new_key_pair(directory: str | Path, name: str = "issuer") -> tuple[Path, Path]:
+    """Write ``DIR/NAME.key`` (PKCS#8 PEM, mode 0600) and ``DIR/NAME.pub``; never overwrite.
+
+    The private file is created with ``O_EXCL`` and mode 0600 in one call, so there is no
+    moment at which it exists with wider permissions.
+    """
+    if not name or "/" in name or name.startswith(".") or len(name) > 64:
+        raise KeyFileError(f"key name {name!r} must be a plain file name (1-64 chars, no '/')")
+    directory = Path(directory)
+    key_path, pub_path = directory / f"{name}.key", directory / f"{name}.pub"
+    for path in (key_path, pub_path):
+        if path.exists():
+            raise KeyFileError(f"{path} already exists; refusing to overwrite a key")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KeyFileError(f"cannot create {directory}: {exc.strerror or exc}") from None
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    try:
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+        os.chmod(key_path, 0o600)  # an odd umask cannot widen it, but be explicit
+        pub_path.write_bytes(public_key_pem(private.public_key()))
+    except OSError as exc:
+        raise KeyFileError(
+            f"cannot write key files in {directory}: {exc.strerror or exc}"
+        ) from None
+    return key_path, pub_path
+
+
+def load_private_key(path: str | Path) -> Ed25519PrivateKey:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key {path}: {exc.strerror or exc}") from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise KeyFileError(f"{path} is not an unencrypted PEM private key ({exc})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{path} is not an Ed25519 private key")
+    return key
+
+
+def load_public_key(path: str | Path) -> Ed25519PublicKey:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise TrustListError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError):
+        raise TrustListError(f"{path} is not a PEM public key") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise TrustListError(f"{path} is not an Ed25519 public key")
+    return key
+
+
+# --------------------------------------------------------------------------- fields
+
+
+def _check_text(name: str, value: str) -> bytes:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must not be empty")
+    if value != value.strip():
+        raise ValueError(f"{name} must not start or end with spaces")
+    if any(unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in value):
+        raise ValueError(f"{name} must be printable text on one line")
+    return value.encode("utf-8")
+
+
+def check_fields(household: str, holder: str) -> None:
+    """Raise ``ValueError`` (one clear sentence) if the texts cannot go on a pass."""
+    total = len(_check_text("household", household)) + len(_check_text("holder", holder))
+    if total > MAX_TEXT_BYTES:
+        raise ValueError(
+            f"household and holder take {total} bytes together; a pass has room for"
+            f" {MAX_TEXT_BYTES} (UTF-8: a Chinese character takes 3) - use an initial"
+            " or a shorter household code"
+        )
+
+
+def _role_flags_byte(role: str, flags: Iterable[str]) -> int:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    value = ROLES.index(role)
+    for flag in flags:
+        if flag not in FLAGS:
+            raise ValueError(f"unknown flag {flag!r}; known: {', '.join(FLAGS)}")
+        value |= 1 << (2 + FLAGS.index(flag))
+    return value
+
+
+def _signed_message(record_without_sig: bytes) -> bytes:
+    return PREFIX.encode("ascii") + record_without_sig
+
+
+def encode_pass(private_key: Ed25519PrivateKey, pass_: Pass) -> str:
+    """Sign and encode a pass; its ``key_id`` must be the signing key's."""
+    key_id = key_id_of(private_key.public_key())
+    if pass_.key_id != key_id:
+        raise ValueError("pass key_id does not match the signing key")
+    check_fields(pass_.household, pass_.holder)
+    start = int(pass_.valid_from.timestamp())
+    if pass_.valid_from != datetime.fromtimestamp(start, UTC):
+        raise ValueError("valid_from must be a whole second")
+    hours, rest = divmod(int((pass_.valid_until - pass_.valid_from).total_seconds()), 3600)
+    if rest or pass_.valid_until - pass_.valid_from != timedelta(hours=hours):
+        raise ValueError("validity must be a whole number of hours")
+    if not 1 <= hours <= MAX_VALID_HOURS:
+        raise ValueError(f"validity must be 1 to {MAX_VALID_HOURS} hours")
+    if not 0 <= start <= 0xFFFFFFFF:
+        raise ValueError("valid_from out of range")
+    household = pass_.household.encode("utf-8")
+    header = _HEADER.pack(
+        bytes.fromhex(key_id),
+        bytes.fromhex(pass_.pass_id),
+        start,
+        hours,
+        _role_flags_byte(pass_.role, pass_.flags),
+        len(household),
+    )
+    body = header + household + pass_.holder.encode("utf-8")
+    signature = private_key.sign(_signed_message(body))
+    return PREFIX + base45.encode(body + signature)
+
+
+def issue_pass(
+    private_key: Ed25519PrivateKey,
+    household: str,
+    holder: str,
+    role: str = "resident",
+    days: float = 30,
+    now: datetime | None = None,
+    flags: Iterable[str] = (),
+) -> tuple[str, Pass]:
+    """Issue a new pass valid from ``now`` (to the second) for ``days`` (rounded to hours).
+
+    ``now`` is required in practice (the guard console passes its clock's time); it is a
+    keyword with a default only so callers cannot confuse its position with ``days``.
+    Raises ``ValueError`` with one clear sentence for anything that cannot go on a pass.
+    """
+    if now is None:
+        raise ValueError("issue_pass needs now (from the injected clock)")
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    hours = round(days * 24)
+    if not 1 <= hours <= MAX_VALID_HOURS:
+        raise ValueError(f"days must give 1 to {MAX_VALID_HOURS} hours of validity")
+    start = datetime.fromtimestamp(int(now.timestamp()), UTC)
+    pass_ = Pass(
+        version=VERSION,
+        key_id=key_id_of(private_key.public_key()),
+        pass_id=secrets.token_hex(PASS_ID_BYTES),
+        household=household,
+        holder=holder,
+        role=role,  # type: ignore[arg-type]  # checked by encode_pass
+        valid_from=start,
+        valid_until=start + timedelta(hours=hours),
+        flags=tuple(f for f in FLAGS if f in set(flags)),
+    )
+    unknown = set(flags) - set(FLAGS)
+    if unknown:
+        raise ValueError(f"unknown flag {sorted(unknown)[0]!r}; known: {', '.join(FLAGS)}")
+    return encode_pass(private_key, pass_), pass_
+
+
+# --------------------------------------------------------------------------- trust
+
+
+class TrustList:
+    """The issuer public keys this kiosk accepts; several at once so keys can rotate."""
+
+    def __init__(self, keys: Iterable[tuple[str, Ed25519PublicKey]] = ()) -> None:
+        self._by_id: dict[str, list[tuple[str, Ed25519PublicKey]]] = {}
+        self._names: list[str] = []
+        for name, key in keys:
+            self._by_id.setdefault(key_id_of(key), []).append((name, key))
+            self._names.append(name)
+
+    @classmethod
+    def from_dir(cls, path: str | Path) -> TrustList:
+        """Trust every ``*.pub`` in ``path`` (file stem = issuer name). A bad file is an error:
+        silently skipping it would turn every pass of that issuer into ``pass_unknown_key``."""
+        directory = Path(path)
+        if not directory.is_dir():
+            raise TrustListError(f"trust directory {directory} does not exist")
+        files = sorted(directory.glob("*.pub"))
+        return cls((f.stem, load_public_key(f)) for f in files)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def keys_for(self, key_id: str) -> list[tuple[str, Ed25519PublicKey]]:
+        """Issuer (name, key) pairs with this id; usually one."""
+        return list(self._by_id.get(key_id, ()))
+
+    def issuer_of(self, key_id: str) -> str | None:
+        keys = self._by_id.get(key_id)
+        return keys[0][0] if keys else None
+
+    def verify_detached(self, key_id: str, message: bytes, signature: bytes) -> str:
+        """Verify a signature by a trusted key (signed list bundles); returns the issuer name."""
+        keys = self._by_id.get(key_id)
+        if not keys:
+            raise PassError("pass_unknown_key", f"no trusted key with id {key_id}")
+        for name, key in keys:
+            try:
+                key.verify(signature, message)
+            except InvalidSignature:
+                continue
+            return name
+        raise PassError("pass_bad_signature", "signature does not verify")
+
+    def verify(self, text: object) -> Pass:
+        """Decode and verify a payload. Never raises anything but ``PassError``."""
+        try:
+            return self._verify(text)
+        except PassError:
+            raise
+        except Exception as exc:  # belt and braces: any surprise is a malformed payload
+            raise PassError(
+                "pass_malformed", f"unreadable payload ({type(exc).__name__})"
+            ) from None
+
+    def _verify(self, text: object) -> Pass:
+        if isinstance(text, bytes | bytearray):
+            try:
+                text = bytes(text).decode("ascii")
+            except UnicodeDecodeError:
+                raise PassError("pass_malformed", "not ASCII text") from None
+        if not isinstance(text, str):
+            raise PassError("pass_malformed", "not text")
+        if not text.startswith(PREFIX):
+            raise PassError("pass_malformed", f"does not start with {PREFIX}")
+        if len(text) > QR_CAPACITY_CHARS:
+            raise PassError("pass_malformed", "too long")
+        try:
+            record = base45.decode(text[len(PREFIX) :])
+        except base45.Base45Error as exc:
+            raise PassError("pass_malformed", f"not Base45: {exc}") from None
+        if len(record) < _HEADER.size + 2 + SIGNATURE_BYTES:
+            raise PassError("pass_malformed", "too short")
+        body, signature = record[:-SIGNATURE_BYTES], record[-SIGNATURE_BYTES:]
+        key_raw, pass_raw, start, hours, role_flags, household_len = _HEADER.unpack_from(body)
+        if not 1 <= household_len <= len(body) - _HEADER.size - 1:
+            raise PassError("pass_malformed", "household length out of range")
+        key_id = key_raw.hex()
+        keys = self._by_id.get(key_id)
+        if not keys:
+            raise PassError("pass_unknown_key", f"no trusted key with id {key_id}")
+        message = _signed_message(body)
+        for _name, key in keys:
+            try:
+                key.verify(signature, message)
+                break
+            except InvalidSignature:
+                continue
+        else:
+            raise PassError("pass_bad_signature", "signature does not verify")
+        # Signed by a trusted key: the rest must still be well formed (an issuer bug or a
+        # key used for something else must not turn into a pass).
+        text_raw = body[_HEADER.size :]
+        try:
+            household = text_raw[:household_len].decode("utf-8")
+            holder = text_raw[household_len:].decode("utf-8")
+            check_fields(household, holder)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise PassError("pass_malformed", f"bad text field: {exc}") from None
+        if role_flags >> (2 + len(FLAGS)):
+            raise PassError("pass_malformed", "reserved flag bits set")
+        if hours == 0:
+            raise PassError("pass_malformed", "empty validity window")
+        valid_from = datetime.fromtimestamp(start, UTC)
+        return Pass(
+            version=VERSION,
+            key_id=key_id,
+            pass_id=pass_raw.hex(),
+            household=household,
+            holder=holder,
+            role=ROLES[role_flags & 0b11],
+            valid_from=valid_from,
+            valid_until=valid_from + timedelta(hours=hours),
+            flags=tuple(f for i, f in enumerate(FLAGS) if role_flags & (1 << (2 + i))),
+        )

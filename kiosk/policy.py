@@ -1,0 +1,316 @@
+"""The rules that decide pass or deny: pure, so they are fast to test and safe to change.
+
+``decide`` reads nothing but its arguments: no clock, no database, no devices. The engine
+hands it what the devices said (``PassageInputs``), what the kiosk knows (``PolicyState``:
+trust list, lists, passage history), the time, and the config.
+
+Every rule that fails adds its reason code (CONTRACT), so a denied resident and the guard see
+*all* that is wrong ("expired and quarantined"), not just the first thing checked. The rules
+and their codes are listed in docs/policy.md; in short:
+
+==========================  ==============================  =====================================
+rule                        reason                          effect
+==========================  ==============================  =====================================
+event log unwritable        ``store_fault``                 ``on_store_fault``: deny or manual
+reader fault                ``reader_fault``                ``on_reader_fault``: deny or manual
+no code presented           ``no_pass``                     deny
+pass format / key / sig     ``pass_malformed`` etc.         deny (forged: alarm)
+validity window             ``pass_expired`` ...            deny
+revoked                     ``pass_revoked``                deny
+home quarantine             ``quarantined``                 deny in blocked directions (alarm);
+                                                            coming home: pass, flag and alarm
+quota                       ``quota_exceeded``              deny
+anti-passback               ``passback``                    hard: deny; soft: pass + flag
+opening hours               ``outside_hours``               deny
+temperature                 ``fever`` / ``temp_implausible``  deny (fever: alarm, guard)
+                            / ``no_temperature``
+thermometer fault           ``sensor_fault``                ``on_sensor_fault``: deny or manual
+==========================  ==============================  =====================================
+
+A fault with ``manual`` is a *deny that needs the guard* (``needs_guard``): the gate stays shut
+until a guard records ``manual_pass``/``manual_deny``. A bad reading never becomes a pass: a
+temperature that is not a finite number inside the plausible range is ``temp_implausible``
+whatever status it came with.
+
+Re-measuring is the engine's job (``kiosk.engine``): it measures once more before handing a
+fever or an implausible reading to ``decide``. ``should_remeasure`` states that rule for
+anyone else driving ``decide`` (replay, tests).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
+
+from .config.policy import PolicySection
+from .config.thermometer import ThermometryConfig
+from .history import PassageHistory
+from .lists import Lists
+from .passes import Pass, PassError, TrustList
+
+__all__ = [
+    "ALARMS",
+    "REASONS",
+    "Decision",
+    "PassageInputs",
+    "PolicyState",
+    "decide",
+    "should_remeasure",
+]
+
+#: Every reason ``decide`` can give, in the order they are listed in a decision.
+REASONS: tuple[str, ...] = (
+    "store_fault",
+    "reader_fault",
+    "sensor_fault",
+    "no_pass",
+    "pass_malformed",
+    "pass_unknown_key",
+    "pass_bad_signature",
+    "pass_not_yet_valid",
+    "pass_expired",
+    "pass_revoked",
+    "quarantined",
+    "quota_exceeded",
+    "passback",
+    "outside_hours",
+    "fever",
+    "temp_implausible",
+    "no_temperature",
+)
+_ORDER = {code: i for i, code in enumerate(REASONS)}
+
+#: Alarms the guard must not miss, most urgent first (a decision carries the first that holds).
+ALARMS: tuple[str, ...] = (
+    "fever",
+    "quarantine_breach",
+    "forged_pass",
+    "device_fault",
+    "quarantine_return",
+)
+
+Direction = Literal["in", "out"]
+
+
+class TemperatureLike(Protocol):
+    """``kiosk.thermometry.Temperature``: status ok|no_temperature|implausible|fault."""
+
+    status: str
+    body_c: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PassageInputs:
+    direction: Direction
+    code: str | None
+    temperature: TemperatureLike | None
+    reader_fault: bool = False
+    store_fault: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyState:
+    trust: TrustList
+    lists: Lists
+    history: PassageHistory
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    decision: Literal["pass", "deny"]
+    reasons: tuple[str, ...]
+    pass_: Pass | None
+    needs_guard: bool
+    alarm: str | None
+    flags: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        return self.decision == "pass"
+
+
+def _fault(reasons: list[str], guard: list[bool], alarms: set[str], code: str, mode: str) -> None:
+    reasons.append(code)
+    alarms.add("device_fault")
+    if mode == "manual":
+        guard.append(True)
+
+
+def _check_temperature(
+    t: TemperatureLike | None,
+    cfg: PolicySection,
+    thermo: ThermometryConfig,
+    reasons: list[str],
+    guard: list[bool],
+    alarms: set[str],
+) -> None:
+    if t is None:
+        reasons.append("no_temperature")
+        return
+    status = getattr(t, "status", None)
+    if status == "fault":
+        _fault(reasons, guard, alarms, "sensor_fault", cfg.on_sensor_fault)
+        return
+    if status == "no_temperature":
+        reasons.append("no_temperature")
+        return
+    if status == "implausible":
+        reasons.append("temp_implausible")
+        return
+    if status != "ok":  # an unknown status is a fault, never a pass
+        _fault(reasons, guard, alarms, "sensor_fault", cfg.on_sensor_fault)
+        return
+    body = getattr(t, "body_c", None)
+    if (
+        not isinstance(body, int | float)
+        or isinstance(body, bool)
+        or not math.isfinite(body)
+        or not thermo.plausible_min_c <= body <= thermo.plausible_max_c
+    ):
+        reasons.append("temp_implausible")
+        return
+    if body >= thermo.fever_threshold_c:
+        reasons.append("fever")
+        alarms.add("fever")
+        guard.append(True)
+
+
+def _in_hours(now: datetime, cfg: PolicySection, tz: ZoneInfo) -> bool:
+    local = now.astimezone(tz).time().replace(tzinfo=None)
+    return cfg.hours.open_at <= local < cfg.hours.close_at
+
+
+def decide(
+    inputs: PassageInputs,
+    state: PolicyState,
+    now: datetime,
+    cfg: PolicySection,
+    thermo: ThermometryConfig,
+    tz: ZoneInfo,
+) -> Decision:
+    """Decide one passage. Pure: same arguments, same decision."""
+    reasons: list[str] = []
+    flags: list[str] = []
+    guard: list[bool] = []
+    alarms: set[str] = set()
+    pass_: Pass | None = None
+    direction = inputs.direction
+    wants_pass = cfg.mode in ("full", "pass_only")
+    wants_temp = cfg.mode in ("full", "temperature_only")
+
+    if inputs.store_fault:
+        _fault(reasons, guard, alarms, "store_fault", cfg.on_store_fault)
+
+    if wants_pass:
+        if inputs.reader_fault and inputs.code is None:
+            _fault(reasons, guard, alarms, "reader_fault", cfg.on_reader_fault)
+        elif inputs.code is None:
+            reasons.append("no_pass")
+        else:
+            try:
+                pass_ = state.trust.verify(inputs.code)
+            except PassError as exc:
+                reasons.append(exc.reason)
+                if exc.reason == "pass_bad_signature":
+                    alarms.add("forged_pass")
+                    guard.append(True)
+        if pass_ is not None:
+            _check_pass(pass_, direction, state, now, cfg, tz, reasons, flags, guard, alarms)
+
+    hours_apply = cfg.hours.applies_to == "both" or direction == "out"
+    if cfg.hours.enabled and hours_apply and not _in_hours(now, cfg, tz):
+        reasons.append("outside_hours")
+
+    if wants_temp:
+        _check_temperature(inputs.temperature, cfg, thermo, reasons, guard, alarms)
+
+    reasons = sorted(set(reasons), key=_ORDER.__getitem__)
+    alarm = next((a for a in ALARMS if a in alarms), None)
+    return Decision(
+        decision="deny" if reasons else "pass",
+        reasons=tuple(reasons) or ("ok",),
+        pass_=pass_,
+        needs_guard=bool(guard),
+        alarm=alarm,
+        flags=tuple(dict.fromkeys(flags)),
+    )
+
+
+def _check_pass(
+    pass_: Pass,
+    direction: str,
+    state: PolicyState,
+    now: datetime,
+    cfg: PolicySection,
+    tz: ZoneInfo,
+    reasons: list[str],
+    flags: list[str],
+    guard: list[bool],
+    alarms: set[str],
+) -> None:
+    if now < pass_.valid_from:
+        reasons.append("pass_not_yet_valid")
+    elif now >= pass_.valid_until:
+        reasons.append("pass_expired")
+    lists = state.lists
+    if lists.is_revoked(pass_.pass_id):
+        reasons.append("pass_revoked")
+    today = now.astimezone(tz).date()
+    if lists.quarantine_for(pass_.household, pass_.holder, today) is not None:
+        if direction == "out" or cfg.quarantine_blocks == "both":
+            reasons.append("quarantined")
+            alarms.add("quarantine_breach")
+            guard.append(True)
+        else:
+            flags.append("quarantine")
+            alarms.add("quarantine_return")
+    if "observation" in pass_.flags or lists.under_observation(pass_.household, today):
+        flags.append("observation")
+    if "escort" in pass_.flags:
+        flags.append("escort")
+    quota = cfg.quota
+    if quota.enabled and direction == "out" and pass_.role in quota.roles:
+        used = state.history.exits_in_period(pass_.household, now, quota.period_days)
+        if used >= quota.exits:
+            reasons.append("quota_exceeded")
+    pb = cfg.passback
+    if pb.enabled and pb.window_min > 0:
+        last = state.history.last_passage(pass_.pass_id, direction)
+        window = timedelta(minutes=pb.window_min)
+        # Either way round: after a wall-clock step backwards "last" may lie in the future.
+        if last is not None and abs(now - last) < window:
+            if pb.mode == "hard":
+                reasons.append("passback")
+            else:
+                flags.append("passback")
+
+
+def should_remeasure(
+    decision: Decision, thermo: ThermometryConfig, remeasured: frozenset[str] | set[str]
+) -> str | None:
+    """What to measure again before committing ``decision``, if anything.
+
+    One automatic re-measure before a fever deny (``remeasure_on_fever``: a wrist just out of
+    a warm pocket reads high) and one on an implausible reading (hair, a hat, a glove); never
+    twice for the same cause. Returns ``"fever"``/``"implausible"`` or None. ``remeasured``
+    holds the causes already re-measured in this passage."""
+    if "temp_implausible" in decision.reasons and "implausible" not in remeasured:
+        return "implausible"
+    if "fever" in decision.reasons and thermo.remeasure_on_fever and "fever" not in remeasured:
+        return "fever"
+    return None
+
+
+def describe(decision: Decision) -> dict[str, Any]:
+    """JSON-ready summary without personal data (for log lines and the kiosk screen)."""
+    return {
+        "decision": decision.decision,
+        "reasons": list(decision.reasons),
+        "needs_guard": decision.needs_guard,
+        "alarm": decision.alarm,
+        "flags": list(decision.flags),
+        "role": decision.pass_.role if decision.pass_ else None,
+    }

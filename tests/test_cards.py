@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import io
+import re
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+
+import pytest
+import zxingcpp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from PIL import Image
+
+from kiosk import cards
+from kiosk.cards import CardError, CardFallbackWarning, card_format_for, qr_for, render_card
+from kiosk.passes import issue_pass
+
+KEY = Ed25519PrivateKey.from_private_bytes(b"\x55" * 32)
+NOW = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
+PAYLOAD, PASS = issue_pass(KEY, "12-3-0502", "王小明", "visitor", 2, now=NOW, flags=["escort"])
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+def _svg_texts(svg: bytes) -> list[str]:
+    root = ET.fromstring(svg)
+    return [t.text or "" for t in root.iter(f"{SVG_NS}text")]
+
+
+def _decode_png(png: bytes) -> list[str]:
+    image = Image.open(io.BytesIO(png)).convert("L")
+    return [r.text for r in zxingcpp.read_barcodes(image)]
+
+
+def test_svg_card_shows_household_holder_role_and_validity_in_both_languages():
+    texts = " | ".join(_svg_texts(render_card(PASS, PAYLOAD, "svg", site_name="Demo")))
+    for expected in (
+        "12-3-0502",
+        "王小明",
+        "户号 Household",
+        "持证人 Holder",
+        "访客 Visitor",
+        "有效期 Valid",
+        "2026-03-02 16:30",
+        "2026-03-04 16:30",
+        "需陪同",
+        "Escort required",
+        "出入通行证 Entry pass",
+        PASS.pass_id,
+    ):
+        assert expected in texts
+
+
+def test_svg_qr_modules_are_exactly_the_payload_qr():
+    svg = render_card(PASS, PAYLOAD, "svg")
+    path = next(ET.fromstring(svg).iter(f"{SVG_NS}path")).get("d")
+    matrix = qr_for(PAYLOAD).matrix
+    module = cards._QR_SIZE / (len(matrix) + 2 * cards._QUIET_MODULES)
+    x0 = cards._MARGIN + cards._QUIET_MODULES * module
+    y0 = cards._QR_TOP + cards._QUIET_MODULES * module
+    dark = set()
+    for x, y, run in re.findall(r"M([\d.]+) ([\d.]+)h([\d.]+)", path):
+        col, row = round((float(x) - x0) / module), round((float(y) - y0) / module)
+        dark |= {(row, col + i) for i in range(round(float(run) / module))}
+    expected = {(r, c) for r, line in enumerate(matrix) for c, v in enumerate(line) if v}
+    assert dark == expected
+
+
+def test_card_qr_is_version_8_or_smaller_at_error_correction_q():
+    qr = qr_for(PAYLOAD)
+    assert qr.error == "Q" and qr.version <= 8 and qr.mode == "alphanumeric"
+
+
+def test_png_card_scans_back_to_the_exact_payload():
+    png = render_card(PASS, PAYLOAD, "png")
+    image = Image.open(io.BytesIO(png))
+    assert image.size == (1011, 638)  # 85.6 x 54 mm at 300 dpi
+    assert _decode_png(png) == [PAYLOAD]
+
+
+def test_png_without_a_cjk_font_falls_back_to_english_and_says_so(monkeypatch):
+    monkeypatch.setattr(cards, "find_cjk_font", lambda: None)
+    with pytest.warns(CardFallbackWarning, match="fonts-noto-cjk"):
+        png = render_card(PASS, PAYLOAD, "png")
+    assert _decode_png(png) == [PAYLOAD]
+
+
+def test_english_only_png_needs_no_warning(monkeypatch, recwarn):
+    monkeypatch.setattr(cards, "find_cjk_font", lambda: None)
+    render_card(PASS, PAYLOAD, "png", lang="en")
+    assert not [w for w in recwarn if issubclass(w.category, CardFallbackWarning)]
+
+
+def test_single_language_cards_carry_only_that_language():
+    en = " ".join(_svg_texts(render_card(PASS, PAYLOAD, "svg", lang="en")))
+    zh = " ".join(_svg_texts(render_card(PASS, PAYLOAD, "svg", lang="zh-CN")))
+    assert "Household" in en and "户号" not in en
+    assert "户号" in zh and "Household" not in zh
+    assert "王小明" in en and "王小明" in zh  # the holder is the holder in any language
+
+
+def test_markup_in_a_name_is_text_not_svg():
+    payload, p = issue_pass(KEY, "1&2", "<b>Li</b>", "resident", 1, now=NOW)
+    svg = render_card(p, payload, "svg")
+    assert "<b>" not in svg.decode()
+    assert "<b>Li</b>" in _svg_texts(svg)
+
+
+def test_cjk_font_is_found_from_the_environment_first(monkeypatch, tmp_path):
+    font = tmp_path / "my.ttf"
+    font.write_bytes(b"x")
+    monkeypatch.setenv("KIOSK_CJK_FONT", str(font))
+    cards.find_cjk_font.cache_clear()
+    try:
+        assert cards.find_cjk_font() == font
+    finally:
+        cards.find_cjk_font.cache_clear()
+
+
+@pytest.mark.parametrize(("name", "fmt"), [("a.svg", "svg"), ("B.PNG", "png")])
+def test_card_format_follows_the_file_name(name, fmt):
+    assert card_format_for(name) == fmt
+
+
+def test_unknown_card_format_or_language_is_a_clear_error():
+    with pytest.raises(CardError, match="svg or .png"):
+        card_format_for("card.pdf")
+    with pytest.raises(CardError, match="unknown card format"):
+        render_card(PASS, PAYLOAD, "pdf")  # type: ignore[arg-type]
+    with pytest.raises(CardError, match="unknown card language"):
+        render_card(PASS, PAYLOAD, "svg", lang="fr")  # type: ignore[arg-type]

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from kiosk.history import PassageHistory
+
+T0 = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
+
+
+def test_exits_count_only_passing_outward_decisions():
+    h = PassageHistory()
+    h.record("p1", "1-1", "out", "pass", T0)
+    h.record("p1", "1-1", "out", "manual_pass", T0 + timedelta(minutes=1))
+    h.record("p1", "1-1", "out", "deny", T0 + timedelta(minutes=2))
+    h.record("p1", "1-1", "out", "manual_deny", T0 + timedelta(minutes=3))
+    h.record("p1", "1-1", "in", "pass", T0 + timedelta(minutes=4))
+    assert h.exits_in_period("1-1", T0 + timedelta(hours=1), 1) == 2
+    assert h.exits_in_period("2-2", T0 + timedelta(hours=1), 1) == 0
+
+
+def test_quota_window_is_rolling_and_exits_drop_out_after_the_period():
+    h = PassageHistory()
+    h.record("p1", "1-1", "out", "pass", T0)
+    assert h.exits_in_period("1-1", T0 + timedelta(days=2) - timedelta(seconds=1), 2) == 1
+    assert h.exits_in_period("1-1", T0 + timedelta(days=2), 2) == 0
+
+
+def test_exits_of_different_passes_of_one_household_add_up():
+    h = PassageHistory()
+    h.record("p1", "1-1", "out", "pass", T0)
+    h.record("p2", "1-1", "out", "pass", T0 + timedelta(hours=1))
+    assert h.exits_in_period("1-1", T0 + timedelta(hours=2), 1) == 2
+
+
+def test_last_passage_is_per_pass_and_direction_and_ignores_denials():
+    h = PassageHistory()
+    h.record("p1", "1-1", "out", "pass", T0)
+    h.record("p1", "1-1", "out", "deny", T0 + timedelta(minutes=5))
+    h.record("p1", "1-1", "in", "pass", T0 + timedelta(minutes=9))
+    assert h.last_passage("p1", "out") == T0
+    assert h.last_passage("p1", "in") == T0 + timedelta(minutes=9)
+    assert h.last_passage("p2", "out") is None
+
+
+def test_out_of_order_records_keep_the_latest_passage():
+    h = PassageHistory()
+    h.record("p1", "1-1", "in", "pass", T0 + timedelta(minutes=5))
+    h.record("p1", "1-1", "in", "pass", T0)
+    assert h.last_passage("p1", "in") == T0 + timedelta(minutes=5)
+
+
+def test_load_rebuilds_from_event_log_rows_with_iso_timestamps():
+    rows = [
+        {
+            "pass_id": "p1",
+            "household": "1-1",
+            "direction": "out",
+            "decision": "pass",
+            "ts": "2026-03-02T08:30:00+00:00",
+        },
+        {
+            "pass_id": "p1",
+            "household": "1-1",
+            "direction": "out",
+            "decision": "deny",
+            "ts": "2026-03-02T08:31:00+00:00",
+        },
+        {
+            "pass_id": None,
+            "household": None,
+            "direction": "in",
+            "decision": "manual_pass",
+            "ts": "2026-03-02T08:32:00Z",
+        },
+    ]
+    h = PassageHistory()
+    assert h.load(rows) == 2
+    assert h.exits_in_period("1-1", T0 + timedelta(minutes=5), 1) == 1
+    assert h.last_passage("p1", "out") == T0
+
+
+def test_record_accepts_a_committed_event_object_as_the_engine_passes_it():
+    @dataclass
+    class Event:
+        pass_id: str
+        household: str
+        direction: str
+        decision: str
+        ts: str
+
+    h = PassageHistory()
+    h.record(Event("p1", "1-1", "out", "pass", "2026-03-02T08:30:00+00:00"))
+    h.record(
+        {"pass_id": "p2", "household": "1-1", "direction": "out", "decision": "pass", "ts": T0}
+    )
+    assert h.exits_in_period("1-1", T0, 1) == 2
+
+
+def test_old_entries_are_pruned_so_memory_stays_bounded():
+    h = PassageHistory(horizon=timedelta(days=3))
+    for day in range(10):
+        h.record(f"p{day}", f"h{day}", "out", "pass", T0 + timedelta(days=day))
+    assert len(h) <= 2 * 5
+    assert h.exits_in_period("h0", T0 + timedelta(days=9), 30) == 0
+    assert h.exits_in_period("h9", T0 + timedelta(days=9), 30) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("p1", "1-1", "sideways", "pass", T0), "direction"),
+        (("p1", "1-1", "out", "pass", datetime(2026, 3, 2)), "timezone-aware"),
+        (("p1", "1-1", "out", "pass", None), "required"),
+    ],
+)
+def test_bad_records_are_refused(args, message):
+    with pytest.raises(ValueError, match=message):
+        PassageHistory().record(*args)

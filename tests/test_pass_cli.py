@@ -1,0 +1,215 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+import stat
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import zxingcpp
+from PIL import Image
+
+from kiosk.cli import main
+from kiosk.passes import TrustList
+
+
+@pytest.fixture
+def keys(tmp_path):
+    assert main(["keys", "new", "--dir", str(tmp_path / "keys"), "--name", "office"]) == 0
+    return tmp_path / "keys"
+
+
+def _issue(capsys, keys, *extra):
+    code = main(
+        [
+            "pass",
+            "issue",
+            "--key",
+            str(keys / "office.key"),
+            "--household",
+            "12-3-0502",
+            "--holder",
+            "王小明",
+            *extra,
+        ]
+    )
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _verify(capsys, payload, trust, *extra):
+    code = main(["pass", "verify", payload, "--trust", str(trust), *extra])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if out.strip() else None), err
+
+
+def test_keys_new_writes_an_owner_only_private_key_and_a_public_key(keys, capsys):
+    assert stat.S_IMODE((keys / "office.key").stat().st_mode) == 0o600
+    assert (keys / "office.pub").read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    assert TrustList.from_dir(keys).names == ("office",)
+
+
+def test_keys_new_refuses_to_overwrite_with_exit_2(keys, capsys):
+    capsys.readouterr()
+    assert main(["keys", "new", "--dir", str(keys), "--name", "office"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_issue_prints_one_line_payload_that_verifies_with_exit_0(keys, capsys):
+    capsys.readouterr()
+    code, out, _ = _issue(capsys, keys, "--role", "staff", "--days", "7")
+    assert code == 0 and out.count("\n") == 1 and out.startswith("KP1:")
+    code, verdict, _ = _verify(capsys, out.strip(), keys)
+    assert code == 0
+    assert verdict["valid"] is True and verdict["reasons"] == ["ok"]
+    assert verdict["household"] == "12-3-0502" and verdict["holder"] == "王小明"
+    assert verdict["role"] == "staff" and verdict["issuer"] == "office"
+    start = datetime.fromisoformat(verdict["valid_from"])
+    assert datetime.fromisoformat(verdict["valid_until"]) - start == timedelta(days=7)
+
+
+def test_verify_reports_expiry_and_not_yet_valid_with_exit_1(keys, capsys):
+    capsys.readouterr()
+    _, out, _ = _issue(capsys, keys, "--days", "1")
+    later = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    code, verdict, _ = _verify(capsys, out.strip(), keys, "--at", later)
+    assert (code, verdict["valid"], verdict["reasons"]) == (1, False, ["pass_expired"])
+    earlier = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+    code, verdict, _ = _verify(capsys, out.strip(), keys, "--at", earlier)
+    assert (code, verdict["reasons"]) == (1, ["pass_not_yet_valid"])
+
+
+def test_verify_with_another_trust_folder_is_unknown_key_exit_1(keys, tmp_path, capsys):
+    main(["keys", "new", "--dir", str(tmp_path / "other")])
+    capsys.readouterr()
+    _, out, _ = _issue(capsys, keys)
+    code, verdict, _ = _verify(capsys, out.strip(), tmp_path / "other")
+    assert (code, verdict["reasons"]) == (1, ["pass_unknown_key"])
+
+
+def test_verify_malformed_payload_is_unusable_input_exit_2(keys, capsys):
+    capsys.readouterr()
+    code, verdict, _ = _verify(capsys, "hello world", keys)
+    assert (code, verdict["valid"], verdict["reasons"]) == (2, False, ["pass_malformed"])
+
+
+def test_verify_reads_the_payload_from_stdin(keys, capsys, monkeypatch):
+    capsys.readouterr()
+    _, out, _ = _issue(capsys, keys)
+    monkeypatch.setattr("sys.stdin", io.StringIO(out))
+    code, verdict, _ = _verify(capsys, "-", keys)
+    assert code == 0 and verdict["valid"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["pass", "verify", "KP1:", "--trust", "/nonexistent/trust"], "does not exist"),
+        (
+            ["pass", "issue", "--key", "/nonexistent.key", "--household", "1", "--holder", "L"],
+            "cannot read key",
+        ),
+    ],
+)
+def test_unusable_files_are_one_line_errors_with_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--days", "0"], "--days must be between"),
+        (["--out", "card.pdf"], ".svg or .png"),
+        (["--tz", "Mars/Olympus"], "unknown timezone"),
+    ],
+)
+def test_bad_issue_options_are_usage_errors(keys, capsys, extra, message):
+    capsys.readouterr()
+    code, out, err = _issue(capsys, keys, *extra)
+    assert code == 2 and out == "" and message in err
+
+
+def test_too_long_holder_is_a_usage_error_naming_the_limit(keys, capsys):
+    capsys.readouterr()
+    code = main(
+        [
+            "pass",
+            "issue",
+            "--key",
+            str(keys / "office.key"),
+            "--household",
+            "12-3-0502",
+            "--holder",
+            "欧阳娜娜娜",
+        ]
+    )
+    assert code == 2 and "room for 22" in capsys.readouterr().err
+
+
+def test_issue_with_out_writes_a_card_that_scans_to_the_payload(keys, tmp_path, capsys):
+    capsys.readouterr()
+    card = tmp_path / "card.png"
+    code, out, _ = _issue(capsys, keys, "--out", str(card))
+    assert code == 0
+    texts = [r.text for r in zxingcpp.read_barcodes(Image.open(card).convert("L"))]
+    assert texts == [out.strip()]
+
+
+def test_batch_issues_every_row_with_a_card_and_a_manifest(keys, tmp_path, capsys):
+    households = tmp_path / "households.csv"
+    households.write_text(
+        "household,holder,role,days,flags\n1-1,Wang,,,\n1-2,Li,staff,3,escort\n",
+        encoding="utf-8",
+    )
+    capsys.readouterr()
+    out_dir = tmp_path / "cards"
+    assert (
+        main(
+            [
+                "pass",
+                "batch",
+                "--key",
+                str(keys / "office.key"),
+                "--csv",
+                str(households),
+                "--out",
+                str(out_dir),
+            ]
+        )
+        == 0
+    )
+    rows = list(csv.DictReader((out_dir / "passes.csv").open(encoding="utf-8")))
+    assert [(r["household"], r["role"]) for r in rows] == [("1-1", "resident"), ("1-2", "staff")]
+    trust = TrustList.from_dir(keys)
+    for row in rows:
+        assert trust.verify(row["payload"]).pass_id == row["pass_id"]
+        assert (out_dir / row["card"]).read_bytes().startswith(b"<?xml")
+    assert trust.verify(rows[1]["payload"]).flags == ("escort",)
+
+
+def test_batch_with_a_bad_row_names_the_line_and_writes_nothing(keys, tmp_path, capsys):
+    households = tmp_path / "households.csv"
+    households.write_text("household,holder,role\n1-1,Wang,\n1-2,Li,landlord\n")
+    capsys.readouterr()
+    out_dir = tmp_path / "cards"
+    assert (
+        main(
+            [
+                "pass",
+                "batch",
+                "--key",
+                str(keys / "office.key"),
+                "--csv",
+                str(households),
+                "--out",
+                str(out_dir),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "line 3: role must be one of" in err and "nothing issued" in err
+    assert not out_dir.exists()

@@ -1,0 +1,602 @@
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from kiosk import base45
+from kiosk.config.policy import PolicySection
+from kiosk.config.thermometer import ThermometryConfig
+from kiosk.history import PassageHistory
+from kiosk.lists import Household, Lists, QuarantineEntry, Revocation
+from kiosk.passes import PREFIX, TrustList, issue_pass
+from kiosk.policy import REASONS, PassageInputs, PolicyState, decide, should_remeasure
+from kiosk.thermometry import Temperature
+
+TZ = ZoneInfo("Asia/Shanghai")
+NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+THERMO = ThermometryConfig()
+KEY = Ed25519PrivateKey.from_private_bytes(b"\x33" * 32)
+STRANGER = Ed25519PrivateKey.from_private_bytes(b"\x44" * 32)
+TRUST = TrustList([("office", KEY.public_key())])
+
+GOOD, GOOD_PASS = issue_pass(KEY, "1-1", "Wang L", "resident", 30, now=NOW - timedelta(days=1))
+STAFF, STAFF_PASS = issue_pass(KEY, "1-1", "Chen", "staff", 30, now=NOW - timedelta(days=1))
+OBSERVED, _ = issue_pass(
+    KEY, "3-3", "Zhou", "resident", 30, now=NOW - timedelta(days=1), flags=["observation"]
+)
+EXPIRED, _ = issue_pass(KEY, "1-1", "Wang L", "resident", 30, now=NOW - timedelta(days=31))
+EARLY, _ = issue_pass(KEY, "1-1", "Wang L", "resident", 30, now=NOW + timedelta(hours=2))
+UNKNOWN, _ = issue_pass(STRANGER, "1-1", "Wang L", "resident", 30, now=NOW)
+_record = base45.decode(GOOD[len(PREFIX) :])
+FORGED = PREFIX + base45.encode(_record[:-64] + bytes(64))
+ONE_DAY = (NOW.astimezone(TZ).date(), NOW.astimezone(TZ).date())
+
+
+def temp(body_c: float | None = 36.6, status: str = "ok") -> Temperature:
+    return Temperature(status, body_c, None if body_c is None else body_c - 2.0, 22.0, None)
+
+
+FEVER = temp(38.2)
+NORMAL = temp(36.6)
+
+
+@dataclass
+class Case:
+    code: str | None = GOOD
+    temperature: Temperature | None = field(default_factory=lambda: NORMAL)
+    direction: str = "out"
+    cfg: dict = field(default_factory=dict)
+    lists: Lists = field(default_factory=Lists)
+    history: list[tuple] = field(default_factory=list)  # (pass_id, household, dir, decision, ts)
+    now: datetime = NOW
+    reader_fault: bool = False
+    store_fault: bool = False
+
+
+def run(case: Case):
+    history = PassageHistory()
+    for row in case.history:
+        history.record(*row)
+    inputs = PassageInputs(
+        case.direction, case.code, case.temperature, case.reader_fault, case.store_fault
+    )
+    cfg = PolicySection.model_validate(case.cfg)
+    return decide(inputs, PolicyState(TRUST, case.lists, history), case.now, cfg, THERMO, TZ)
+
+
+QUARANTINED_1_1 = Lists.build(quarantine=[QuarantineEntry("1-1", None, *ONE_DAY)])
+EXIT = (GOOD_PASS.pass_id, "1-1", "out", "pass", NOW - timedelta(hours=5))
+RECENT_OUT = (GOOD_PASS.pass_id, "1-1", "out", "pass", NOW - timedelta(minutes=1))
+QUOTA_ON = {"quota": {"enabled": True, "exits": 1, "period_days": 1}}
+HOURS_ON = {"hours": {"enabled": True, "open_at": "08:30", "close_at": "17:30"}}
+
+# rule name, case, decision, reasons, needs_guard, alarm, flags
+TABLE = [
+    ("all checks pass", Case(), "pass", ("ok",), False, None, ()),
+    (
+        "store fault denies by default",
+        Case(store_fault=True),
+        "deny",
+        ("store_fault",),
+        False,
+        "device_fault",
+        (),
+    ),
+    (
+        "store fault may ask the guard",
+        Case(store_fault=True, cfg={"on_store_fault": "manual"}),
+        "deny",
+        ("store_fault",),
+        True,
+        "device_fault",
+        (),
+    ),
+    (
+        "reader fault asks the guard",
+        Case(code=None, reader_fault=True),
+        "deny",
+        ("reader_fault",),
+        True,
+        "device_fault",
+        (),
+    ),
+    (
+        "reader fault may deny outright",
+        Case(code=None, reader_fault=True, cfg={"on_reader_fault": "deny"}),
+        "deny",
+        ("reader_fault",),
+        False,
+        "device_fault",
+        (),
+    ),
+    ("no code presented", Case(code=None), "deny", ("no_pass",), False, None, ()),
+    ("malformed pass", Case(code="hello"), "deny", ("pass_malformed",), False, None, ()),
+    (
+        "pass from an unknown key",
+        Case(code=UNKNOWN),
+        "deny",
+        ("pass_unknown_key",),
+        False,
+        None,
+        (),
+    ),
+    (
+        "forged pass alarms the guard",
+        Case(code=FORGED),
+        "deny",
+        ("pass_bad_signature",),
+        True,
+        "forged_pass",
+        (),
+    ),
+    ("pass not yet valid", Case(code=EARLY), "deny", ("pass_not_yet_valid",), False, None, ()),
+    ("expired pass", Case(code=EXPIRED), "deny", ("pass_expired",), False, None, ()),
+    (
+        "revoked pass",
+        Case(lists=Lists.build(revocations=[Revocation(GOOD_PASS.pass_id, "lost")])),
+        "deny",
+        ("pass_revoked",),
+        False,
+        None,
+        (),
+    ),
+    (
+        "quarantined household may not go out",
+        Case(lists=QUARANTINED_1_1),
+        "deny",
+        ("quarantined",),
+        True,
+        "quarantine_breach",
+        (),
+    ),
+    (
+        "quarantined household may come home, guard alerted",
+        Case(lists=QUARANTINED_1_1, direction="in"),
+        "pass",
+        ("ok",),
+        False,
+        "quarantine_return",
+        ("quarantine",),
+    ),
+    (
+        "quarantine blocking both directions",
+        Case(lists=QUARANTINED_1_1, direction="in", cfg={"quarantine_blocks": "both"}),
+        "deny",
+        ("quarantined",),
+        True,
+        "quarantine_breach",
+        (),
+    ),
+    (
+        "person quarantine spares the rest of the household",
+        Case(
+            code=STAFF, lists=Lists.build(quarantine=[QuarantineEntry("1-1", "Wang L", *ONE_DAY)])
+        ),
+        "pass",
+        ("ok",),
+        False,
+        None,
+        (),
+    ),
+    (
+        "quarantine over yesterday no longer applies",
+        Case(
+            lists=Lists.build(
+                quarantine=[
+                    QuarantineEntry(
+                        "1-1", None, date(2026, 2, 1), NOW.astimezone(TZ).date() - timedelta(days=1)
+                    )
+                ]
+            )
+        ),
+        "pass",
+        ("ok",),
+        False,
+        None,
+        (),
+    ),
+    (
+        "household quota used up",
+        Case(cfg=QUOTA_ON, history=[EXIT]),
+        "deny",
+        ("quota_exceeded",),
+        False,
+        None,
+        (),
+    ),
+    (
+        "quota counts exits of the whole household",
+        Case(code=GOOD, cfg=QUOTA_ON, history=[("otherpass", "1-1", "out", "pass", NOW)]),
+        "deny",
+        ("quota_exceeded",),
+        False,
+        None,
+        (),
+    ),
+    (
+        "quota never limits coming home",
+        Case(cfg=QUOTA_ON, history=[EXIT], direction="in"),
+        "pass",
+        ("ok",),
+        False,
+        None,
+        (),
+    ),
+    (
+        "quota spares staff by default",
+        Case(code=STAFF, cfg=QUOTA_ON, history=[EXIT]),
+        "pass",
+        ("ok",),
+        False,
+        None,
+        (),
+    ),
+    (
+        "quota period over",
+        Case(cfg=QUOTA_ON, history=[EXIT], now=NOW + timedelta(hours=20)),
+        "pass",
+        ("ok",),
+        False,
+        None,
+        (),
+    ),
+    (
+        "soft passback lets through and flags",
+        Case(history=[RECENT_OUT]),
+        "pass",
+        ("ok",),
+        False,
+        None,
+        ("passback",),
+    ),
+    (
+        "hard passback denies",
+        Case(history=[RECENT_OUT], cfg={"passback": {"mode": "hard", "window_min": 2}}),
+        "deny",
+        ("passback",),
+        False,
+        None,
+        (),
+    ),
+    (
+        "passback is per direction",
+        Case(history=[RECENT_OUT], direction="in"),
+        "pass",
+        ("ok",),
+        False,
+        None,
+        (),
+    ),
+    (
+        "passback window over",
+        Case(history=[RECENT_OUT], cfg={"passback": {"mode": "hard", "window_min": 1}}),
+        "pass",
+        ("ok",),
+        False,
+        None,
+        (),
+    ),
+    (
+        "outside opening hours",
+        Case(cfg=HOURS_ON, now=NOW + timedelta(hours=8)),
+        "deny",
+        ("outside_hours",),
+        False,
+        None,
+        (),
+    ),
+    (
+        "opening hours for going out only",
+        Case(
+            cfg={"hours": {**HOURS_ON["hours"], "applies_to": "out"}},
+            direction="in",
+            now=NOW + timedelta(hours=8),
+        ),
+        "pass",
+        ("ok",),
+        False,
+        None,
+        (),
+    ),
+    ("fever denies and alarms", Case(temperature=FEVER), "deny", ("fever",), True, "fever", ()),
+    (
+        "fever threshold is inclusive",
+        Case(temperature=temp(THERMO.fever_threshold_c)),
+        "deny",
+        ("fever",),
+        True,
+        "fever",
+        (),
+    ),
+    (
+        "implausible reading",
+        Case(temperature=temp(30.0, "implausible")),
+        "deny",
+        ("temp_implausible",),
+        False,
+        None,
+        (),
+    ),
+    (
+        "no temperature measured",
+        Case(temperature=temp(None, "no_temperature")),
+        "deny",
+        ("no_temperature",),
+        False,
+        None,
+        (),
+    ),
+    (
+        "no temperature given at all",
+        Case(temperature=None),
+        "deny",
+        ("no_temperature",),
+        False,
+        None,
+        (),
+    ),
+    (
+        "sensor fault asks the guard",
+        Case(temperature=temp(None, "fault")),
+        "deny",
+        ("sensor_fault",),
+        True,
+        "device_fault",
+        (),
+    ),
+    (
+        "sensor fault may deny outright",
+        Case(temperature=temp(None, "fault"), cfg={"on_sensor_fault": "deny"}),
+        "deny",
+        ("sensor_fault",),
+        False,
+        "device_fault",
+        (),
+    ),
+    (
+        "temperature-only mode ignores the pass",
+        Case(code=None, cfg={"mode": "temperature_only"}),
+        "pass",
+        ("ok",),
+        False,
+        None,
+        (),
+    ),
+    (
+        "temperature-only mode still checks fever",
+        Case(code="junk", temperature=FEVER, cfg={"mode": "temperature_only"}),
+        "deny",
+        ("fever",),
+        True,
+        "fever",
+        (),
+    ),
+    (
+        "pass-only mode ignores the thermometer",
+        Case(temperature=temp(None, "fault"), cfg={"mode": "pass_only"}),
+        "pass",
+        ("ok",),
+        False,
+        None,
+        (),
+    ),
+    (
+        "pass-only mode still checks the pass",
+        Case(code=EXPIRED, cfg={"mode": "pass_only"}),
+        "deny",
+        ("pass_expired",),
+        False,
+        None,
+        (),
+    ),
+    (
+        "observation household is flagged for the guard",
+        Case(code=OBSERVED),
+        "pass",
+        ("ok",),
+        False,
+        None,
+        ("observation",),
+    ),
+    (
+        "ledger observation is flagged too",
+        Case(lists=Lists.build(households=[Household("1-1", 2, ONE_DAY[0])])),
+        "pass",
+        ("ok",),
+        False,
+        None,
+        ("observation",),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "decision", "reasons", "needs_guard", "alarm", "flags"),
+    [pytest.param(*row[1:], id=row[0]) for row in TABLE],
+)
+def test_each_rule_gives_its_reason(case, decision, reasons, needs_guard, alarm, flags):
+    got = run(case)
+    assert (got.decision, got.reasons) == (decision, reasons)
+    assert (got.needs_guard, got.alarm, got.flags) == (needs_guard, alarm, flags)
+
+
+def test_the_table_covers_every_reason_code():
+    covered = {reason for row in TABLE for reason in row[3]}
+    assert covered == set(REASONS) | {"ok"}
+
+
+def test_every_failed_rule_is_listed_not_just_the_first():
+    case = Case(
+        code=EXPIRED,
+        temperature=FEVER,
+        cfg={**QUOTA_ON, **HOURS_ON, "passback": {"mode": "hard"}},
+        lists=Lists.build(
+            revocations=[Revocation(GOOD_PASS.pass_id)],
+            quarantine=[QuarantineEntry("1-1", None, *ONE_DAY)],
+        ),
+        history=[
+            (
+                TRUST.verify(EXPIRED).pass_id,
+                "1-1",
+                "out",
+                "pass",
+                NOW + timedelta(hours=8) - timedelta(seconds=30),
+            )
+        ],
+        now=NOW + timedelta(hours=8),
+        store_fault=True,
+    )
+    got = run(case)
+    assert got.reasons == (
+        "store_fault",
+        "pass_expired",
+        "quarantined",
+        "quota_exceeded",
+        "passback",
+        "outside_hours",
+        "fever",
+    )
+    assert got.alarm == "fever" and got.needs_guard
+    assert got.pass_ is not None and got.pass_.household == "1-1"
+
+
+def test_a_pass_that_fails_verification_carries_no_pass_but_temperature_still_counts():
+    got = run(Case(code=FORGED, temperature=FEVER))
+    assert got.pass_ is None
+    assert got.reasons == ("pass_bad_signature", "fever")
+    assert got.alarm == "fever"
+
+
+def test_another_reader_delivering_a_code_outweighs_a_reader_fault():
+    assert run(Case(reader_fault=True)).reasons == ("ok",)
+
+
+def test_decide_is_pure_same_inputs_same_decision():
+    case = Case(cfg=QUOTA_ON, history=[EXIT])
+    assert run(case) == run(case)
+
+
+_STATUSES = st.sampled_from(["ok", "implausible", "no_temperature", "fault", "weird"])
+_BODIES = st.one_of(
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=30, max_value=45),
+)
+
+
+@given(status=_STATUSES, body=_BODIES)
+def test_a_bad_reading_never_becomes_a_pass(status, body):
+    got = run(Case(temperature=Temperature(status, body, None, None, None)))  # type: ignore[arg-type]
+    if got.decision == "pass":
+        assert status == "ok"
+        assert body is not None and math.isfinite(body)
+        assert THERMO.plausible_min_c <= body < THERMO.fever_threshold_c
+
+
+def test_should_remeasure_once_on_fever_and_once_on_implausible():
+    fever = run(Case(temperature=FEVER))
+    assert should_remeasure(fever, THERMO, set()) == "fever"
+    assert should_remeasure(fever, THERMO, {"fever"}) is None
+    no_remeasure = ThermometryConfig(remeasure_on_fever=False)
+    assert should_remeasure(fever, no_remeasure, set()) is None
+    odd = run(Case(temperature=temp(30.0, "implausible")))
+    assert should_remeasure(odd, THERMO, set()) == "implausible"
+    assert should_remeasure(odd, THERMO, {"implausible"}) is None
+    assert should_remeasure(run(Case()), THERMO, set()) is None
+
+
+# --------------------------------------------------------------------------- stateful
+
+
+class GateMachine(RuleBasedStateMachine):
+    """Residents of two households come and go while time passes. The model is the list of
+    committed passes; the invariants are the rules' promises, checked on every step."""
+
+    EXITS, PERIOD_DAYS, WINDOW_MIN = 2, 1, 30
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = NOW
+        self.history = PassageHistory()
+        self.passed: list[tuple[str, str, str, datetime]] = []  # pass_id, household, dir, ts
+        self.passes = {}
+        for household, holder in (("1-1", "A"), ("1-1", "B"), ("2-2", "C")):
+            payload, p = issue_pass(KEY, household, holder, "resident", 60, now=NOW)
+            self.passes[payload] = p
+
+    @initialize(mode=st.sampled_from(["hard", "soft"]))
+    def choose_mode(self, mode):
+        self.mode = mode
+        self.cfg = PolicySection.model_validate(
+            {
+                "quota": {"enabled": True, "exits": self.EXITS, "period_days": self.PERIOD_DAYS},
+                "passback": {"enabled": True, "mode": mode, "window_min": self.WINDOW_MIN},
+            }
+        )
+
+    @rule(minutes=st.one_of(st.sampled_from([0, 1, 29, 30, 31]), st.integers(0, 26 * 60)))
+    def time_passes(self, minutes):
+        self.now += timedelta(minutes=minutes)
+
+    @rule(index=st.integers(0, 2), direction=st.sampled_from(["in", "out"]))
+    def someone_scans(self, index, direction):
+        payload = list(self.passes)[index]
+        p = self.passes[payload]
+        state = PolicyState(TRUST, Lists(), self.history)
+        got = decide(
+            PassageInputs(direction, payload, NORMAL), state, self.now, self.cfg, THERMO, TZ
+        )
+        window = timedelta(minutes=self.WINDOW_MIN)
+        recent_same = any(
+            pid == p.pass_id and d == direction and self.now - ts < window
+            for pid, _, d, ts in self.passed
+        )
+        exits = sum(
+            1
+            for _, hh, d, ts in self.passed
+            if hh == p.household and d == "out" and self.now - ts < timedelta(days=self.PERIOD_DAYS)
+        )
+        over_quota = direction == "out" and exits >= self.EXITS
+        assert ("quota_exceeded" in got.reasons) == over_quota
+        if self.mode == "hard":
+            assert ("passback" in got.reasons) == recent_same
+        else:
+            assert "passback" not in got.reasons
+            assert ("passback" in got.flags) == recent_same
+        assert (got.decision == "pass") == (set(got.reasons) == {"ok"})
+        if got.decision == "pass":
+            self.history.record(p.pass_id, p.household, direction, "pass", self.now)
+            self.passed.append((p.pass_id, p.household, direction, self.now))
+
+    @invariant()
+    def quota_never_exceeded_in_any_period(self):
+        outs: dict[str, list[datetime]] = {}
+        for _, hh, d, ts in self.passed:
+            if d == "out":
+                outs.setdefault(hh, []).append(ts)
+        period = timedelta(days=self.PERIOD_DAYS)
+        for times in outs.values():
+            for i, t in enumerate(times):
+                assert sum(1 for u in times[: i + 1] if t - u < period) <= self.EXITS
+
+    @invariant()
+    def hard_passback_never_lets_a_pass_through_twice_in_the_window(self):
+        if getattr(self, "mode", None) != "hard":
+            return
+        last: dict[tuple[str, str], datetime] = {}
+        for pid, _, d, ts in self.passed:
+            previous = last.get((pid, d))
+            assert previous is None or ts - previous >= timedelta(minutes=self.WINDOW_MIN)
+            last[(pid, d)] = ts
+
+
+GateMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+TestGateMachine = GateMachine.TestCase
