@@ -1,18 +1,114 @@
-"""``kiosk verify-log``."""
+"""``kiosk verify-log [--db FILE]``: check the event log's hash chains and ``seq``.
+
+Opens the file read-only (never creates, migrates or repairs it), so it is safe to run while
+the daemon is writing and on a copy taken off a kiosk.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sqlite3
+import sys
+from pathlib import Path
+from urllib.parse import quote
 
-from .errors import NotAvailable
+from kiosk.store import verify_database
+
+from .errors import CliError, UsageError
+
+DB_NAME = "kiosk.db"
+
+
+def default_db(environ: dict[str, str] | None = None) -> Path:
+    """``$KIOSK_DATA/kiosk.db`` when KIOSK_DATA is set, else ``./data/kiosk.db``."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("KIOSK_DATA") or "data") / DB_NAME
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "verify-log", help="not available yet (issue #6)", description="Not available yet."
+        "verify-log",
+        help="check the event log's hash chains and seq",
+        description="Check the event and audit hash chains, seq continuity and the personal-data"
+        " digests of an event log. Names the first bad row. Exit 0 when intact, 1 if any row"
+        " was edited, deleted, inserted or reordered (or the file is corrupt), 2 if the file"
+        " cannot be used as an event log.",
     )
+    p.add_argument(
+        "--db",
+        metavar="FILE",
+        help="the SQLite event log (default: $KIOSK_DATA/kiosk.db if KIOSK_DATA is set,"
+        " else ./data/kiosk.db)",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=run)
 
 
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    if not path.is_file():
+        raise UsageError(f"{path}: not a file")
+    try:
+        with path.open("rb") as f:
+            header = f.read(16)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if header != b"SQLite format 3\x00":
+        raise UsageError(f"{path}: not an SQLite database")
+    try:
+        return sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise UsageError(f"{path}: cannot open: {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
-    raise NotAvailable("kiosk verify-log", 6)
+    path = Path(args.db) if args.db else default_db()
+    conn = _open_read_only(path)
+    try:
+        try:
+            tables = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(f"{path}: unreadable database: {exc}") from None
+        if not {"events", "audit", "meta"} <= tables:
+            raise UsageError(f"{path}: not a kiosk event log (no events/audit/meta tables)")
+        try:
+            integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+            result = verify_database(conn)
+        except sqlite3.DatabaseError as exc:
+            raise CliError(f"{path}: the database is corrupt: {exc}") from None
+    finally:
+        conn.close()
+    integrity_ok = integrity == ["ok"]
+    ok = result.ok and integrity_ok
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ok": ok,
+                    "db": str(path),
+                    "events": result.events_checked,
+                    "audit": result.audit_checked,
+                    "table": result.table,
+                    "first_bad_seq": result.first_bad_seq,
+                    "problem": result.problem,
+                    "problems": list(result.problems),
+                    "integrity": integrity[:10],
+                }
+            )
+        )
+    else:
+        if not integrity_ok:
+            print(f"FAIL integrity_check: {'; '.join(integrity[:3])}", file=sys.stderr)
+        for problem in result.problems:
+            print(f"FAIL {problem}", file=sys.stderr)
+        if ok:
+            print(
+                f"ok: {path}: {result.events_checked} events and {result.audit_checked} audit"
+                " rows, chains intact"
+            )
+    return 0 if ok else 1

@@ -1,4 +1,4 @@
-"""Event log and retention."""
+"""Event log and retention (see docs/event-log.md)."""
 
 from typing import Literal
 
@@ -21,4 +21,11 @@ class StoreSection(Section):
     )
     min_free_mb: int = Field(
         50, ge=1, le=100000, description="Below this free space the store reports degraded."
+    )
+    busy_timeout_ms: int = Field(
+        5000,
+        ge=100,
+        le=60000,
+        description="How long a write waits for another process's lock (a CLI purge) before"
+        " it counts as a store fault.",
     )

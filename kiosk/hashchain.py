@@ -1,0 +1,181 @@
+"""Canonical row hashing for the event log's hash chains (``events`` and ``audit``).
+
+Why a separate module: the writer (``kiosk.store``), ``kiosk verify-log`` and anything that
+checks a pulled copy must hash a row *byte for byte* the same way, whether the row comes from
+Python values about to be inserted or from SQLite reading them back (where a bool is 0/1, an
+integer temperature comes back as a REAL and a list is JSON text). Everything here therefore
+normalises first, then encodes as compact, key-sorted JSON.
+
+Two digests per row:
+
+* ``personal_digest`` = HMAC-SHA256(salt, canonical(personal fields)). Keyed with a random
+  per-database salt so that a copy of the log that travelled without its ``meta`` table (a
+  pull into the office database, a CSV) cannot be used to confirm guesses of a pass id or a
+  phone number by hashing candidates.
+* ``hash`` = SHA-256(version tag + canonical(every non-personal field + ``personal_digest`` +
+  ``prev_hash``)). Personal fields enter the chain only through their digest, so retention can
+  null them (and set ``purged_at``) without breaking the chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+#: ``prev_hash`` of the first row of a chain.
+GENESIS = "0" * 64
+
+#: Bumped if the encoding ever changes; older rows then need the older rule to verify.
+_EVENTS_TAG = b"kiosk.events.v1\n"
+_AUDIT_TAG = b"kiosk.audit.v1\n"
+
+#: Personal data in an event: nulled by retention, covered by ``personal_digest`` only.
+EVENT_PERSONAL_FIELDS = ("pass_id", "household", "holder", "person")
+
+#: Non-personal event fields covered directly by ``hash`` (plus personal_digest, prev_hash).
+EVENT_HASHED_FIELDS = (
+    "seq",
+    "id",
+    "kiosk_id",
+    "ts",
+    "boot_id",
+    "mono_ns",
+    "clock_synced",
+    "direction",
+    "decision",
+    "reasons",
+    "temp_c",
+    "temp_object_c",
+    "temp_ambient_c",
+    "latency_ms",
+    "operator",
+    "kind",
+    "flags",
+)
+
+#: The audit ``detail`` may name residents (a list change, a manual registration): personal.
+AUDIT_PERSONAL_FIELDS = ("detail",)
+AUDIT_HASHED_FIELDS = (
+    "seq",
+    "id",
+    "kiosk_id",
+    "ts",
+    "boot_id",
+    "mono_ns",
+    "clock_synced",
+    "actor",
+    "action",
+)
+
+_FLOAT_FIELDS = frozenset({"temp_c", "temp_object_c", "temp_ambient_c", "latency_ms"})
+_INT_FIELDS = frozenset({"seq", "mono_ns"})
+_BOOL_FIELDS = frozenset({"clock_synced"})
+_LIST_FIELDS = frozenset({"reasons", "flags"})
+_JSON_FIELDS = frozenset({"person", "detail"})
+
+
+class CanonicalError(ValueError):
+    """A value that has no single canonical encoding (NaN, infinity, a non-JSON type)."""
+
+
+def _check_json(value: Any, where: str) -> None:
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise CanonicalError(f"{where}: {value!r} is not a finite number")
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_json(item, where)
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CanonicalError(f"{where}: object keys must be strings")
+            _check_json(item, where)
+        return
+    raise CanonicalError(f"{where}: {type(value).__name__} is not JSON data")
+
+
+def normalise(field: str, value: Any) -> Any:
+    """One field's value as the hash sees it, whether it came from Python or from SQLite."""
+    if value is None:
+        return None
+    if field in _FLOAT_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CanonicalError(f"{field}: expected a number, got {type(value).__name__}")
+        # "+ 0.0" folds -0.0 into 0.0: SQLite stores an integral REAL as an integer and
+        # hands -0.0 back as 0.0, so a rounded winter ambient of -0.0 must hash as 0.0.
+        value = float(value) + 0.0
+        if not math.isfinite(value):
+            raise CanonicalError(f"{field}: {value!r} is not a finite number")
+        return value
+    if field in _INT_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CanonicalError(f"{field}: expected an integer, got {type(value).__name__}")
+        return value
+    if field in _BOOL_FIELDS:
+        return bool(value)
+    if field in _LIST_FIELDS or field in _JSON_FIELDS:
+        if isinstance(value, (str, bytes)):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise CanonicalError(f"{field}: stored text is not JSON") from None
+        if field in _LIST_FIELDS:
+            if not isinstance(value, (list, tuple)):
+                raise CanonicalError(f"{field}: expected a list")
+            value = list(value)
+        _check_json(value, field)
+        return value
+    return value
+
+
+def canonical(fields: Mapping[str, Any]) -> bytes:
+    """Compact, key-sorted UTF-8 JSON: one byte string per logical value."""
+    text = json.dumps(
+        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: SQLite could not store it either
+        raise CanonicalError("text is not valid Unicode") from None
+
+
+def _pick(row: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: normalise(name, row.get(name)) for name in names}
+
+
+def personal_digest(salt: bytes, row: Mapping[str, Any], personal: tuple[str, ...]) -> str:
+    """Keyed digest of a row's personal fields (HMAC-SHA256 with the database's salt)."""
+    return hmac.new(salt, canonical(_pick(row, personal)), hashlib.sha256).hexdigest()
+
+
+def _row_hash(tag: bytes, row: Mapping[str, Any], names: tuple[str, ...]) -> str:
+    body = _pick(row, names)
+    body["personal_digest"] = row.get("personal_digest")
+    body["prev_hash"] = row.get("prev_hash")
+    return hashlib.sha256(tag + canonical(body)).hexdigest()
+
+
+def event_hash(row: Mapping[str, Any]) -> str:
+    """The chain hash of an events row (needs ``prev_hash`` and ``personal_digest`` set)."""
+    return _row_hash(_EVENTS_TAG, row, EVENT_HASHED_FIELDS)
+
+
+def audit_hash(row: Mapping[str, Any]) -> str:
+    """The chain hash of an audit row (needs ``prev_hash`` and ``personal_digest`` set)."""
+    return _row_hash(_AUDIT_TAG, row, AUDIT_HASHED_FIELDS)
+
+
+def event_personal_digest(salt: bytes, row: Mapping[str, Any]) -> str:
+    return personal_digest(salt, row, EVENT_PERSONAL_FIELDS)
+
+
+def audit_personal_digest(salt: bytes, row: Mapping[str, Any]) -> str:
+    return personal_digest(salt, row, AUDIT_PERSONAL_FIELDS)

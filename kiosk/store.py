@@ -1,0 +1,1115 @@
+"""The durable event log: one SQLite file, one writer thread, two hash chains.
+
+Why one writer fed by a queue: SQLite allows one writer at a time and a Pi's SD card is slow
+to ``fsync``; funnelling every write (events, audit rows, other modules' ``submit`` jobs)
+through one thread and one connection means no ``database is locked`` surprises inside the
+process and a single place that knows whether the disk is healthy. Readers use their own
+read-only connections (WAL lets them run while the writer commits).
+
+Why ``synchronous=FULL`` by default: a decision is committed *before* the gate relay fires
+(docs/event-log.md). With WAL + FULL a committed row survives a power cut; with NORMAL the last
+commits may roll back after one. ``kiosk bench`` measures what FULL costs.
+
+Why the write takes the tail *inside* ``BEGIN IMMEDIATE``: another process (``kiosk purge``,
+``kiosk calibrate``) may write to the same file; reading the last ``seq``/``hash`` under the
+write lock keeps one consistent chain whoever writes.
+
+Failure: a write that fails on the storage (disk full, I/O error, read-only file) rolls back
+completely, consumes no ``seq``, raises ``StoreFault`` and turns ``health()`` to ``fault``.
+The next write simply tries again, so logging resumes by itself once space returns; the first
+successful write after a fault also records an audit row saying how many writes were lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import secrets
+import shutil
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from queue import SimpleQueue
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from kiosk import hashchain
+from kiosk.clock import Clock
+from kiosk.devices import Health
+
+T = TypeVar("T")
+
+DIRECTIONS = frozenset({"in", "out"})
+DECISIONS = frozenset({"pass", "deny", "manual_pass", "manual_deny"})
+KINDS = frozenset({"passage", "manual", "registration", "vehicle"})
+#: Cap on ``person`` / audit ``detail`` JSON: a note or a photo must not bloat the log.
+MAX_JSON_BYTES = 65536
+
+#: SQLite result codes that mean "the storage failed", not "the caller's SQL is wrong".
+_STORAGE_ERRORS = (
+    "SQLITE_FULL",
+    "SQLITE_IOERR",
+    "SQLITE_READONLY",
+    "SQLITE_CORRUPT",
+    "SQLITE_NOTADB",
+    "SQLITE_CANTOPEN",
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_NOMEM",
+    "SQLITE_PROTOCOL",
+)
+#: After these the connection itself is suspect (e.g. opened read-only): reopen before retrying.
+_REOPEN_ERRORS = (
+    "SQLITE_IOERR",
+    "SQLITE_READONLY",
+    "SQLITE_CORRUPT",
+    "SQLITE_NOTADB",
+    "SQLITE_CANTOPEN",
+    "SQLITE_PROTOCOL",
+)
+
+_BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
+_PROCESS_BOOT_ID = str(uuid.uuid4())
+
+_EVENT_COLUMNS = (
+    "seq",
+    "id",
+    "kiosk_id",
+    "ts",
+    "boot_id",
+    "mono_ns",
+    "clock_synced",
+    "direction",
+    "pass_id",
+    "household",
+    "decision",
+    "reasons",
+    "temp_c",
+    "temp_object_c",
+    "temp_ambient_c",
+    "latency_ms",
+    "operator",
+    "kind",
+    "flags",
+    "holder",
+    "person",
+    "personal_digest",
+    "purged_at",
+    "prev_hash",
+    "hash",
+)
+_AUDIT_COLUMNS = (
+    "seq",
+    "id",
+    "kiosk_id",
+    "ts",
+    "boot_id",
+    "mono_ns",
+    "clock_synced",
+    "actor",
+    "action",
+    "detail",
+    "personal_digest",
+    "purged_at",
+    "prev_hash",
+    "hash",
+)
+
+# Column and table names below are module constants, never caller input.
+_INSERT_EVENT = (
+    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)})"  # noqa: S608
+    f" VALUES ({', '.join('?' * len(_EVENT_COLUMNS))})"
+)
+_INSERT_AUDIT = (
+    f"INSERT INTO audit ({', '.join(_AUDIT_COLUMNS)})"  # noqa: S608
+    f" VALUES ({', '.join('?' * len(_AUDIT_COLUMNS))})"
+)
+_CHAINED_TABLES = ("events", "audit")
+
+
+def _table_name(table: str) -> str:
+    """Guard for the f-string SQL below: only the two chained tables are ever named."""
+    if table not in _CHAINED_TABLES:
+        raise ValueError(f"not a chained table: {table!r}")
+    return table
+
+
+class StoreFault(Exception):
+    """The event log could not commit. ``reason`` is the CONTRACT code ``store_fault``.
+
+    Nothing of the failed write is in the database and no ``seq`` was used; the policy's
+    ``on_store_fault`` decides what the gate does (default: deny)."""
+
+    def __init__(self, reason: str = "store_fault", detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+# ---------------------------------------------------------------------------------------------
+# Records
+
+
+def _prefixed(name: str, exc: Exception) -> str:
+    message = str(exc)
+    return message if message.startswith(f"{name}:") else f"{name}: {message}"
+
+
+def _check_text(name: str, value: Any, *, optional: bool = True, max_len: int = 256) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value or len(value) > max_len:
+        raise ValueError(f"{name}: expected a non-empty string of at most {max_len} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name}: not valid Unicode text") from None
+
+
+def _check_number(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number or None, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventDraft:
+    """What the engine knows about a passage; the log adds seq, time, ids and hashes.
+
+    Personal fields (``pass_id``, ``household``, ``holder``, ``person``) are kept out of
+    ``repr`` so a draft that ends up in a log line does not carry resident data."""
+
+    direction: str
+    decision: str
+    reasons: tuple[str, ...] = ("ok",)
+    pass_id: str | None = field(default=None, repr=False)
+    household: str | None = field(default=None, repr=False)
+    temp_c: float | None = None
+    temp_object_c: float | None = None
+    temp_ambient_c: float | None = None
+    latency_ms: float | None = None
+    operator: str | None = None
+    kind: str = "passage"
+    flags: tuple[str, ...] = ()
+    holder: str | None = field(default=None, repr=False)
+    person: Mapping[str, Any] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction: expected one of {sorted(DIRECTIONS)}")
+        if self.decision not in DECISIONS:
+            raise ValueError(f"decision: expected one of {sorted(DECISIONS)}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind: expected one of {sorted(KINDS)}")
+        for name in ("reasons", "flags"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, Iterable):
+                raise ValueError(f"{name}: expected a list of codes")
+            value = tuple(value)
+            for code in value:
+                _check_text(name, code, optional=False, max_len=64)
+            object.__setattr__(self, name, value)
+        if not self.reasons:
+            raise ValueError("reasons: at least one code ('ok' when nothing failed)")
+        for name in ("temp_c", "temp_object_c", "temp_ambient_c", "latency_ms"):
+            _check_number(name, getattr(self, name))
+        if self.latency_ms is not None and self.latency_ms < 0:
+            raise ValueError("latency_ms: must not be negative")
+        for name in ("pass_id", "household", "holder", "operator"):
+            _check_text(name, getattr(self, name))
+        if self.person is not None:
+            if not isinstance(self.person, Mapping):
+                raise ValueError("person: expected a mapping or None")
+            try:
+                size = len(hashchain.canonical(hashchain.normalise("person", dict(self.person))))
+            except hashchain.CanonicalError as exc:
+                raise ValueError(_prefixed("person", exc)) from None
+            if size > MAX_JSON_BYTES:
+                raise ValueError(f"person: {size} bytes of JSON, at most {MAX_JSON_BYTES}")
+
+
+def _check_audit(actor: Any, action: Any, detail: Any) -> None:
+    _check_text("actor", actor, optional=False, max_len=64)
+    _check_text("action", action, optional=False, max_len=64)
+    if detail is not None:
+        if not isinstance(detail, Mapping):
+            raise ValueError("detail: expected a mapping or None")
+        try:
+            size = len(hashchain.canonical(hashchain.normalise("detail", dict(detail))))
+        except hashchain.CanonicalError as exc:
+            raise ValueError(_prefixed("detail", exc)) from None
+        if size > MAX_JSON_BYTES:
+            raise ValueError(f"detail: {size} bytes of JSON, at most {MAX_JSON_BYTES}")
+
+
+@dataclass(frozen=True)
+class Event:
+    """A committed event row (the CONTRACT record plus kind, flags and personal fields)."""
+
+    seq: int
+    id: str
+    kiosk_id: str
+    ts: str
+    boot_id: str
+    mono_ns: int
+    clock_synced: bool
+    direction: str
+    pass_id: str | None = field(repr=False)
+    household: str | None = field(repr=False)
+    decision: str
+    reasons: tuple[str, ...]
+    temp_c: float | None
+    temp_object_c: float | None
+    temp_ambient_c: float | None
+    latency_ms: float | None
+    operator: str | None
+    kind: str
+    flags: tuple[str, ...]
+    holder: str | None = field(repr=False)
+    person: dict[str, Any] | None = field(repr=False)
+    personal_digest: str
+    purged_at: str | None
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as JSON-ready data (lists, not tuples), like ``EventLog.events()``."""
+        data = asdict(self)
+        data["reasons"] = list(self.reasons)
+        data["flags"] = list(self.flags)
+        return data
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Outcome of checking both chains. ``first_bad_seq`` and ``problem`` name the first bad row
+    (of ``table``); ``problems`` has the first problem of each table that has one."""
+
+    ok: bool
+    first_bad_seq: int | None = None
+    problem: str | None = None
+    table: str | None = None
+    events_checked: int = 0
+    audit_checked: int = 0
+    problems: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema
+
+MIGRATIONS = Migrations("kiosk.events")
+
+_IMMUTABLE_EVENT_COLUMNS = ", ".join(
+    c for c in _EVENT_COLUMNS if c not in hashchain.EVENT_PERSONAL_FIELDS + ("purged_at",)
+)
+_IMMUTABLE_AUDIT_COLUMNS = ", ".join(
+    c for c in _AUDIT_COLUMNS if c not in hashchain.AUDIT_PERSONAL_FIELDS + ("purged_at",)
+)
+
+
+@MIGRATIONS()
+def m001_events_audit_meta(db: sqlite_utils.Database) -> None:
+    """Tables, indexes and append-only triggers.
+
+    The triggers guard against *bugs* elsewhere in the code base (an UPDATE that rewrites a
+    decision, a DELETE): only personal fields and ``purged_at`` may change. They do not stop
+    someone with a shell; the hash chain and ``kiosk verify-log`` are for that."""
+    db.executescript(
+        f"""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL,
+            kiosk_id TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            boot_id TEXT NOT NULL,
+            mono_ns INTEGER NOT NULL,
+            clock_synced INTEGER NOT NULL,
+            direction TEXT NOT NULL,
+            pass_id TEXT,
+            household TEXT,
+            decision TEXT NOT NULL,
+            reasons TEXT NOT NULL,
+            temp_c REAL,
+            temp_object_c REAL,
+            temp_ambient_c REAL,
+            latency_ms REAL,
+            operator TEXT,
+            kind TEXT NOT NULL,
+            flags TEXT NOT NULL,
+            holder TEXT,
+            person TEXT,
+            personal_digest TEXT NOT NULL,
+            purged_at TEXT,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+        CREATE INDEX events_ts ON events(ts);
+        CREATE INDEX events_pass ON events(pass_id, direction);
+        CREATE INDEX events_household ON events(household);
+        CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL,
+            kiosk_id TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            boot_id TEXT NOT NULL,
+            mono_ns INTEGER NOT NULL,
+            clock_synced INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT,
+            personal_digest TEXT NOT NULL,
+            purged_at TEXT,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+        CREATE INDEX audit_action ON audit(action);
+        CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+            BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+        CREATE TRIGGER events_append_only_update BEFORE UPDATE OF {_IMMUTABLE_EVENT_COLUMNS}
+            ON events
+            BEGIN SELECT RAISE(ABORT, 'events are append-only: only personal fields change'); END;
+        CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
+            BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+        CREATE TRIGGER audit_append_only_update BEFORE UPDATE OF {_IMMUTABLE_AUDIT_COLUMNS}
+            ON audit
+            BEGIN SELECT RAISE(ABORT, 'audit is append-only: only personal fields change'); END;
+        """
+    )
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES ('salt', ?), ('events.seq', '0'), ('audit.seq', '0')",
+        [secrets.token_hex(32)],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def read_boot_id(path: Path = _BOOT_ID_FILE) -> str:
+    """The kernel's per-boot UUID (``mono_ns`` is only comparable within one boot)."""
+    try:
+        value = path.read_text(encoding="ascii").strip()
+    except OSError:
+        value = ""
+    return value or _PROCESS_BOOT_ID
+
+
+def format_ts(when: datetime) -> str:
+    """Fixed-width UTC ISO 8601 (``2026-03-02T08:30:00.000000Z``): sorts as text."""
+    if when.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _json(value: Any) -> str | None:
+    if value is None:
+        return None
+    return hashchain.canonical(value).decode("utf-8")
+
+
+def _open_connection(path: Path, timeout_s: float) -> sqlite3.Connection:
+    """The writer's connection factory (one seam, so tests can make the disk misbehave)."""
+    return sqlite3.connect(str(path), timeout=timeout_s)
+
+
+def _error_name(exc: BaseException) -> str:
+    return getattr(exc, "sqlite_errorname", "") or ""
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """True when ``exc`` says the storage failed (full, I/O, read-only, locked, corrupt)."""
+    if isinstance(exc, OSError):
+        return True
+    return isinstance(exc, sqlite3.Error) and _error_name(exc).startswith(_STORAGE_ERRORS)
+
+
+def decode_event_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored events row with its JSON text fields decoded and ``clock_synced`` a bool."""
+    out = dict(row)
+    for name in ("reasons", "flags"):
+        if isinstance(out.get(name), str):
+            out[name] = json.loads(out[name])
+    if isinstance(out.get("person"), str):
+        out["person"] = json.loads(out["person"])
+    if out.get("clock_synced") is not None:
+        out["clock_synced"] = bool(out["clock_synced"])
+    return out
+
+
+def decode_audit_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    if isinstance(out.get("detail"), str):
+        out["detail"] = json.loads(out["detail"])
+    if out.get("clock_synced") is not None:
+        out["clock_synced"] = bool(out["clock_synced"])
+    return out
+
+
+def _tail(conn: sqlite3.Connection, table: str) -> tuple[int, str]:
+    """Next ``seq`` and the ``prev_hash`` for it; call inside the write transaction."""
+    sql = f"SELECT seq, hash FROM {_table_name(table)} ORDER BY seq DESC LIMIT 1"  # noqa: S608
+    row = conn.execute(sql).fetchone()
+    last_seq, last_hash = (row[0], row[1]) if row else (0, hashchain.GENESIS)
+    mark = conn.execute("SELECT value FROM meta WHERE key = ?", [f"{table}.seq"]).fetchone()
+    high_water = int(mark[0]) if mark else 0
+    return max(last_seq, high_water) + 1, last_hash
+
+
+def _set_high_water(conn: sqlite3.Connection, table: str, seq: int) -> None:
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?)"
+        " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [f"{table}.seq", str(seq)],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Verification
+
+
+def _verify_table(
+    conn: sqlite3.Connection,
+    table: str,
+    salt: bytes,
+    personal: tuple[str, ...],
+    digest_fn: Callable[[bytes, Mapping[str, Any]], str],
+    hash_fn: Callable[[Mapping[str, Any]], str],
+) -> tuple[int, int | None, str | None]:
+    """Walk one chain in ``seq`` order; return (rows checked, first bad seq, problem)."""
+    cursor = conn.execute(f"SELECT * FROM {_table_name(table)} ORDER BY seq")  # noqa: S608
+    names = [d[0] for d in cursor.description]
+    expected_seq = 1
+    prev_hash = hashchain.GENESIS
+    checked = 0
+    for values in cursor:
+        row = dict(zip(names, values, strict=True))
+        seq = row["seq"]
+        checked += 1
+        if seq != expected_seq:
+            missing = (
+                f"seq {expected_seq}"
+                if seq == expected_seq + 1
+                else (f"seq {expected_seq}..{seq - 1}")
+            )
+            return checked, seq, f"{table} seq {seq}: {missing} missing (rows deleted)"
+        if not row.get("hash") or not row.get("prev_hash") or not row.get("personal_digest"):
+            return checked, seq, f"{table} seq {seq}: hash fields missing (partial row)"
+        if row["prev_hash"] != prev_hash:
+            return (
+                checked,
+                seq,
+                (
+                    f"{table} seq {seq}: prev_hash does not match seq {seq - 1}"
+                    " (rows deleted, inserted or reordered)"
+                ),
+            )
+        try:
+            has_personal = row.get("purged_at") is None or any(
+                row.get(p) is not None for p in personal
+            )
+            if has_personal and digest_fn(salt, row) != row["personal_digest"]:
+                return (
+                    checked,
+                    seq,
+                    (f"{table} seq {seq}: personal fields do not match their digest (edited)"),
+                )
+            if hash_fn(row) != row["hash"]:
+                return checked, seq, f"{table} seq {seq}: hash mismatch (row edited or reordered)"
+        except hashchain.CanonicalError as exc:
+            return checked, seq, f"{table} seq {seq}: unreadable value ({exc})"
+        prev_hash = row["hash"]
+        expected_seq = seq + 1
+    mark = conn.execute("SELECT value FROM meta WHERE key = ?", [f"{table}.seq"]).fetchone()
+    high_water = int(mark[0]) if mark and str(mark[0]).isdigit() else 0
+    if high_water > expected_seq - 1:
+        last = expected_seq - 1
+        return (
+            checked,
+            last + 1,
+            (
+                f"{table} seq {last + 1}: rows after seq {last} are missing"
+                f" (high-water mark {high_water}; log truncated)"
+            ),
+        )
+    return checked, None, None
+
+
+def verify_database(db: sqlite_utils.Database | sqlite3.Connection) -> VerifyResult:
+    """Check both hash chains, ``seq`` continuity and personal digests of an event-log file.
+
+    Works on any connection (the kiosk's reader, ``kiosk verify-log``'s read-only one); it
+    never writes."""
+    conn = db.conn if isinstance(db, sqlite_utils.Database) else db
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    missing = {"meta", "events", "audit"} - tables
+    if missing:
+        problem = f"not an event log: missing table(s) {', '.join(sorted(missing))}"
+        return VerifyResult(False, None, problem, None, problems=(problem,))
+    salt_row = conn.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
+    try:
+        salt = bytes.fromhex(salt_row[0]) if salt_row else b""
+    except (TypeError, ValueError):
+        salt = b""
+    if not salt:
+        problem = "meta: the digest salt is missing or damaged (personal digests cannot be checked)"
+        return VerifyResult(False, None, problem, "meta", problems=(problem,))
+    e_count, e_seq, e_problem = _verify_table(
+        conn,
+        "events",
+        salt,
+        hashchain.EVENT_PERSONAL_FIELDS,
+        hashchain.event_personal_digest,
+        hashchain.event_hash,
+    )
+    a_count, a_seq, a_problem = _verify_table(
+        conn,
+        "audit",
+        salt,
+        hashchain.AUDIT_PERSONAL_FIELDS,
+        hashchain.audit_personal_digest,
+        hashchain.audit_hash,
+    )
+    problems = tuple(p for p in (e_problem, a_problem) if p)
+    if e_problem:
+        return VerifyResult(False, e_seq, e_problem, "events", e_count, a_count, problems)
+    if a_problem:
+        return VerifyResult(False, a_seq, a_problem, "audit", e_count, a_count, problems)
+    return VerifyResult(True, None, None, None, e_count, a_count, ())
+
+
+def purge_personal(db: sqlite_utils.Database, older_than: datetime, purged_at: datetime) -> int:
+    """Null the personal fields of events (and audit details) older than ``older_than``.
+
+    Run it through ``EventLog.submit``. Wall time on a Pi can be wrong before NTP syncs (rows
+    stamped 1970), so the cut is made in ``seq`` order: everything up to the last
+    *clock-synced* event older than the cut-off. The rows keep their hashes; ``verify`` stops
+    checking their personal digest once ``purged_at`` is set. Returns events purged."""
+    cutoff = format_ts(older_than)
+    stamp = format_ts(purged_at)
+    purged = 0
+    for table, personal in (
+        ("events", hashchain.EVENT_PERSONAL_FIELDS),
+        ("audit", hashchain.AUDIT_PERSONAL_FIELDS),
+    ):
+        row = db.execute(
+            f"SELECT max(seq) FROM {_table_name(table)} WHERE clock_synced = 1 AND ts < ?",  # noqa: S608
+            [cutoff],
+        ).fetchone()
+        if not row or row[0] is None:
+            continue
+        sets = ", ".join(f"{p} = NULL" for p in personal)
+        cursor = db.execute(
+            f"UPDATE {_table_name(table)} SET {sets}, purged_at = ?"  # noqa: S608
+            " WHERE seq <= ? AND purged_at IS NULL",
+            [stamp, row[0]],
+        )
+        if table == "events":
+            purged = cursor.rowcount
+    return purged
+
+
+# ---------------------------------------------------------------------------------------------
+# The log
+
+_STOP = object()
+
+
+class EventLog:
+    """Append-only, hash-chained event and audit log with a single writer thread.
+
+    ``append``/``audit``/``submit`` may be called from any thread (and their ``*_async``
+    variants from the asyncio loop); each blocks only its caller until its transaction is
+    committed. Never call them from inside a ``submit`` function: that runs on the writer
+    thread and would wait for itself."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        kiosk_id: str,
+        clock: Clock,
+        synchronous: str = "FULL",
+        migrations: Iterable[Migrations] = (),
+        *,
+        busy_timeout_ms: int = 5000,
+        min_free_mb: int = 50,
+        on_health: Callable[[Health], None] | None = None,
+        boot_id: str | None = None,
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError("synchronous: expected 'FULL' or 'NORMAL'")
+        _check_text("kiosk_id", kiosk_id, optional=False, max_len=64)
+        for name, value, low in (
+            ("busy_timeout_ms", busy_timeout_ms, 1),
+            ("min_free_mb", min_free_mb, 0),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name}: expected an integer >= {low}")
+        self.path = Path(path)
+        self.kiosk_id = kiosk_id
+        self.clock = clock
+        self.synchronous = synchronous
+        self.migrations = tuple(migrations)
+        self.busy_timeout_ms = busy_timeout_ms
+        self.min_free_mb = min_free_mb
+        self.boot_id = boot_id or read_boot_id()
+        self._on_health = on_health
+        self._queue: SimpleQueue[Any] = SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._db: sqlite_utils.Database | None = None
+        self._salt = b""
+        self._reopen = False
+        self._last_seq = 0
+        self._last_audit_seq = 0
+        self._fault: tuple[str, int] | None = None  # (error name, since mono_ns)
+        self._failed_writes = 0
+        self._lock = threading.Lock()
+        self._closed = True
+        self._local = threading.local()
+        self._generation = 0
+        self._readers: list[sqlite3.Connection] = []
+
+    @classmethod
+    def from_config(
+        cls,
+        section: Any,
+        data_dir: str | os.PathLike[str],
+        kiosk_id: str,
+        clock: Clock,
+        migrations: Iterable[Migrations] = (),
+        on_health: Callable[[Health], None] | None = None,
+    ) -> EventLog:
+        """Build from a ``kiosk.config.store.StoreSection``; relative paths go under data_dir."""
+        path = Path(section.path)
+        if not path.is_absolute():
+            path = Path(data_dir) / path
+        return cls(
+            path,
+            kiosk_id,
+            clock,
+            section.synchronous,
+            migrations,
+            busy_timeout_ms=section.busy_timeout_ms,
+            min_free_mb=section.min_free_mb,
+            on_health=on_health,
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def open(self) -> EventLog:
+        """Start the writer, create/migrate the schema. Raises ``StoreFault`` if unusable."""
+        with self._lock:
+            if not self._closed:
+                return self
+            self._generation += 1
+            self._thread = threading.Thread(
+                target=self._writer_loop, name="kiosk-eventlog-writer", daemon=True
+            )
+            self._thread.start()
+            self._closed = False
+        try:
+            self._call(self._initialise)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        """Finish queued writes, stop the writer, close every connection."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+            self._thread = None
+            if thread is not None:
+                self._queue.put(_STOP)
+        if thread is not None:
+            thread.join()
+        with self._lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
+    def __enter__(self) -> EventLog:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- public writes ----------------------------------------------------------------------
+
+    def append(self, draft: EventDraft) -> Event:
+        """Commit one event and return it; blocks the caller until it is durable."""
+        return self._call(lambda: self._append_in_writer(draft))
+
+    async def append_async(self, draft: EventDraft) -> Event:
+        """``append`` for the asyncio loop: awaits the writer without blocking the loop."""
+        return await asyncio.wrap_future(self._enqueue(lambda: self._append_in_writer(draft)))
+
+    def audit(self, actor: str, action: str, detail: Mapping[str, Any] | None = None) -> None:
+        """Record a guard action, list or config change, or fault in the chained audit table.
+
+        ``detail`` is treated as personal (it may name a household): covered by the row's
+        ``personal_digest``, nulled by retention."""
+        _check_audit(actor, action, detail)
+        self._call(lambda: self._audit_in_writer(actor, action, detail))
+
+    async def audit_async(
+        self, actor: str, action: str, detail: Mapping[str, Any] | None = None
+    ) -> None:
+        _check_audit(actor, action, detail)
+        await asyncio.wrap_future(
+            self._enqueue(lambda: self._audit_in_writer(actor, action, detail))
+        )
+
+    def submit(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run ``fn(db)`` on the writer connection inside one transaction; return its result.
+
+        If ``fn`` raises, everything it did is rolled back and the exception is re-raised
+        (a storage failure as ``StoreFault``)."""
+        return self._call(lambda: self._transaction(fn))
+
+    async def submit_async(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        return await asyncio.wrap_future(self._enqueue(lambda: self._transaction(fn)))
+
+    # -- reads ------------------------------------------------------------------------------
+
+    @property
+    def last_seq(self) -> int:
+        """The highest committed event ``seq`` (0 for an empty log)."""
+        return self._last_seq
+
+    @property
+    def last_audit_seq(self) -> int:
+        return self._last_audit_seq
+
+    def reader(self) -> sqlite_utils.Database:
+        """A read-only connection for the calling thread (cached per thread until close)."""
+        if self._closed:
+            raise StoreFault("store_fault", "event log is not open")
+        cached = getattr(self._local, "db", None)
+        if cached is not None and self._local.generation == self._generation:
+            return cached
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        except sqlite3.Error as exc:
+            raise StoreFault("store_fault", f"cannot open a reader ({_error_name(exc)})") from exc
+        db = sqlite_utils.Database(conn, execute_plugins=False)
+        with self._lock:
+            self._readers.append(conn)
+        self._local.db = db
+        self._local.generation = self._generation
+        return db
+
+    def events(self, after_seq: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """Events with ``seq > after_seq`` in ``seq`` order (keyset paging), JSON decoded."""
+        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
+            raise ValueError("after_seq: expected an integer >= 0")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10000:
+            raise ValueError("limit: expected an integer between 1 and 10000")
+        rows = self.reader().query(
+            "SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?", [after_seq, limit]
+        )
+        return [decode_event_row(r) for r in rows]
+
+    def audits(self, after_seq: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """Audit rows with ``seq > after_seq`` in ``seq`` order, ``detail`` decoded."""
+        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
+            raise ValueError("after_seq: expected an integer >= 0")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10000:
+            raise ValueError("limit: expected an integer between 1 and 10000")
+        rows = self.reader().query(
+            "SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", [after_seq, limit]
+        )
+        return [decode_audit_row(r) for r in rows]
+
+    def verify(self) -> VerifyResult:
+        """Check both chains from a read-only connection (see ``verify_database``)."""
+        return verify_database(self.reader())
+
+    def health(self) -> Health:
+        """``fault`` after a failed write (until one succeeds), ``degraded`` on low disk."""
+        if self._closed:
+            return Health("fault", "event log is not open")
+        fault = self._fault
+        if fault is not None:
+            return Health("fault", f"last write failed: {fault[0]}", fault[1])
+        try:
+            free_mb = shutil.disk_usage(self.path.parent).free / 1_048_576
+        except OSError as exc:
+            return Health("degraded", f"cannot read free space: {exc.strerror or exc}")
+        if free_mb < self.min_free_mb:
+            return Health("degraded", f"low disk: {free_mb:.0f} MB free (< {self.min_free_mb})")
+        return Health("ok", f"seq {self._last_seq}")
+
+    # -- writer thread ----------------------------------------------------------------------
+
+    def _enqueue(self, job: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("EventLog write called from its own writer thread (deadlock)")
+        # Under the lock: close() puts its stop marker under it too, so no job can land
+        # behind the marker and wait forever.
+        with self._lock:
+            if self._closed:
+                future.set_exception(StoreFault("store_fault", "event log is not open"))
+                return future
+            self._queue.put((job, future))
+        return future
+
+    def _call(self, job: Callable[[], T]) -> T:
+        return self._enqueue(job).result()
+
+    def _writer_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            job, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = job()
+            except BaseException as exc:  # handed to the caller, never lost
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+        self._disconnect()
+
+    def _connect(self) -> sqlite_utils.Database:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = _open_connection(self.path, self.busy_timeout_ms / 1000)
+        db = sqlite_utils.Database(conn, execute_plugins=False)
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreFault("store_fault", f"cannot use WAL on this filesystem ({mode})")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        except BaseException:
+            conn.close()
+            raise
+        return db
+
+    def _disconnect(self) -> None:
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+            self._db = None
+
+    def _initialise(self) -> None:
+        try:
+            db = self._connect()
+            self._db = db
+            MIGRATIONS.apply(db)
+            for extra in self.migrations:
+                extra.apply(db)
+            conn = db.conn
+            salt = conn.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
+            try:
+                self._salt = bytes.fromhex(salt[0]) if salt else b""
+            except (TypeError, ValueError):
+                self._salt = b""
+            if len(self._salt) < 16:
+                # Without the salt no personal digest can be written or checked: refuse
+                # rather than start a chain nobody can verify.
+                raise StoreFault(
+                    "store_fault",
+                    f"cannot open {self.path.name} (meta salt missing; run kiosk verify-log)",
+                )
+            self._last_seq = _tail(conn, "events")[0] - 1
+            self._last_audit_seq = _tail(conn, "audit")[0] - 1
+        except StoreFault:
+            self._disconnect()
+            raise
+        except Exception as exc:  # sqlite3.Error, OSError, or a failing migration
+            self._disconnect()
+            name = _error_name(exc) or type(exc).__name__
+            raise StoreFault("store_fault", f"cannot open {self.path.name} ({name})") from exc
+
+    def _ensure_connection(self) -> sqlite_utils.Database:
+        if self._db is not None and not self._reopen:
+            return self._db
+        self._disconnect()
+        self._db = self._connect()
+        self._reopen = False
+        return self._db
+
+    def _transaction(self, fn: Callable[[sqlite_utils.Database], T], *, record: bool = False) -> T:
+        """One write transaction on the writer connection, with fault bookkeeping.
+
+        ``record``: the job is an event or audit row. Then *any* database error is a
+        ``StoreFault``: the engine only knows "committed" or "store fault", and an unexpected
+        error must end in the safe branch (no gate opening), never in an unhandled one."""
+        try:
+            db = self._ensure_connection()
+            conn = db.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                recovery_seq = None
+                if self._fault is not None:
+                    recovery_seq = self._write_recovery_audit(conn)
+                result = fn(db)
+                conn.execute("COMMIT")
+            except BaseException:
+                try:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    self._reopen = True
+                raise
+        except BaseException as exc:
+            recording_failed = record and isinstance(exc, (sqlite3.Error, ValueError))
+            if is_storage_error(exc) or isinstance(exc, StoreFault) or recording_failed:
+                self._record_fault(exc)
+                if isinstance(exc, StoreFault):
+                    raise
+                raise StoreFault("store_fault", _error_name(exc) or type(exc).__name__) from exc
+            raise
+        if self._fault is not None:
+            self._fault = None
+            self._failed_writes = 0
+            if recovery_seq is not None:
+                self._last_audit_seq = recovery_seq
+            self._notify()
+        return result
+
+    def _record_fault(self, exc: BaseException) -> None:
+        name = _error_name(exc) or type(exc).__name__
+        if isinstance(exc, StoreFault):
+            name = exc.detail or exc.reason
+        if name.startswith(_REOPEN_ERRORS) or isinstance(exc, (OSError, StoreFault)):
+            self._reopen = True
+        self._failed_writes += 1
+        if self._fault is None:
+            self._fault = (name, self.clock.monotonic_ns())
+            self._notify()
+        else:  # keep when the fault began; report the latest error
+            self._fault = (name, self._fault[1])
+
+    def _notify(self) -> None:
+        if self._on_health is None:
+            return
+        try:
+            self._on_health(self.health())
+        except Exception:  # a broken listener must not take the log down
+            pass
+
+    def _stamp(self) -> dict[str, Any]:
+        return {
+            "id": str(uuid.uuid4()),
+            "kiosk_id": self.kiosk_id,
+            "ts": format_ts(self.clock.now()),
+            "boot_id": self.boot_id,
+            "mono_ns": int(self.clock.monotonic_ns()),
+            "clock_synced": bool(self.clock.synced()),
+        }
+
+    def _insert_audit(
+        self, conn: sqlite3.Connection, actor: str, action: str, detail: Any
+    ) -> dict[str, Any]:
+        seq, prev_hash = _tail(conn, "audit")
+        row: dict[str, Any] = {"seq": seq, **self._stamp(), "actor": actor, "action": action}
+        row["detail"] = None if detail is None else dict(detail)
+        row["personal_digest"] = hashchain.audit_personal_digest(self._salt, row)
+        row["purged_at"] = None
+        row["prev_hash"] = prev_hash
+        row["hash"] = hashchain.audit_hash(row)
+        stored = dict(row, detail=_json(row["detail"]), clock_synced=int(row["clock_synced"]))
+        conn.execute(
+            _INSERT_AUDIT,
+            [stored[c] for c in _AUDIT_COLUMNS],
+        )
+        _set_high_water(conn, "audit", seq)
+        return row
+
+    def _write_recovery_audit(self, conn: sqlite3.Connection) -> int:
+        assert self._fault is not None
+        error, since = self._fault
+        row = self._insert_audit(
+            conn,
+            "system",
+            "store.recovered",
+            {
+                "error": error,
+                "failed_writes": self._failed_writes,
+                "fault_for_s": round((self.clock.monotonic_ns() - since) / 1e9, 3),
+            },
+        )
+        return row["seq"]
+
+    def _append_in_writer(self, draft: EventDraft) -> Event:
+        if not isinstance(draft, EventDraft):
+            raise TypeError("append() takes an EventDraft")
+        inserted: dict[str, Any] = {}
+
+        def write(db: sqlite_utils.Database) -> None:
+            conn = db.conn
+            seq, prev_hash = _tail(conn, "events")
+            row: dict[str, Any] = {"seq": seq, **self._stamp()}
+            row.update(
+                direction=draft.direction,
+                pass_id=draft.pass_id,
+                household=draft.household,
+                decision=draft.decision,
+                reasons=list(draft.reasons),
+                temp_c=hashchain.normalise("temp_c", draft.temp_c),
+                temp_object_c=hashchain.normalise("temp_object_c", draft.temp_object_c),
+                temp_ambient_c=hashchain.normalise("temp_ambient_c", draft.temp_ambient_c),
+                latency_ms=hashchain.normalise("latency_ms", draft.latency_ms),
+                operator=draft.operator,
+                kind=draft.kind,
+                flags=list(draft.flags),
+                holder=draft.holder,
+                person=None if draft.person is None else dict(draft.person),
+                purged_at=None,
+            )
+            row["personal_digest"] = hashchain.event_personal_digest(self._salt, row)
+            row["prev_hash"] = prev_hash
+            row["hash"] = hashchain.event_hash(row)
+            stored = dict(
+                row,
+                reasons=_json(row["reasons"]),
+                flags=_json(row["flags"]),
+                person=_json(row["person"]),
+                clock_synced=int(row["clock_synced"]),
+            )
+            conn.execute(
+                _INSERT_EVENT,
+                [stored[c] for c in _EVENT_COLUMNS],
+            )
+            _set_high_water(conn, "events", seq)
+            inserted.update(row)
+
+        self._transaction(write, record=True)
+        self._last_seq = inserted["seq"]
+        inserted["reasons"] = tuple(inserted["reasons"])
+        inserted["flags"] = tuple(inserted["flags"])
+        return Event(**inserted)
+
+    def _audit_in_writer(self, actor: str, action: str, detail: Mapping[str, Any] | None) -> None:
+        result: dict[str, Any] = {}
+        self._transaction(
+            lambda db: result.update(self._insert_audit(db.conn, actor, action, detail)),
+            record=True,
+        )
+        self._last_audit_seq = result["seq"]
