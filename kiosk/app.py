@@ -113,6 +113,9 @@ class Core:
         )
         report["last_seq"] = self.store.last_seq
         report["kiosk_id"] = self.config.site.kiosk_id
+        lists_sync = self.extras.get("lists_sync")
+        if lists_sync is not None:
+            report["lists_sync"] = lists_sync.status()
         report["version"] = self.version
         report["deciding"] = self.deciding(report)
         return report
@@ -227,6 +230,7 @@ class Daemon:
         self._server_task: asyncio.Task[None] | None = None
         self._watchdog: Watchdog | None = None
         self._purge_task: asyncio.Task[None] | None = None
+        self._lists_sync: Any = None
         self._stopping = asyncio.Event()
 
     @property
@@ -278,6 +282,12 @@ class Daemon:
         if self._watchdog is not None:
             self._watchdog.start()
         self._purge_task = asyncio.create_task(self._purge_loop(), name="retention")
+        from kiosk.fleet.listsync import ListSync
+
+        self._lists_sync = ListSync.from_config(self.core)
+        if self._lists_sync is not None:
+            self.core.extras["lists_sync"] = self._lists_sync
+            self._lists_sync.start()
         log.info("kiosk started", extra={"url": self.url, "kiosk_id": self.core.store.kiosk_id})
 
     async def stop(self) -> None:
@@ -294,6 +304,8 @@ class Daemon:
                 await self._purge_task
         if self._watchdog is not None:
             await self._watchdog.stop()
+        if self._lists_sync is not None:
+            await asyncio.to_thread(self._lists_sync.stop, 1.0)
         await self.core.runner.stop()
         await asyncio.to_thread(self.core.devices.close)
         await asyncio.to_thread(self.core.store.close)

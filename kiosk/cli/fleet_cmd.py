@@ -1,18 +1,178 @@
-"""``kiosk collect``."""
+"""``kiosk collect`` (the office's collector) and ``kiosk fleet`` (publish lists, district report).
+
+The collector's database DSN comes from the environment variable named in its config
+(default ``KIOSK_FLEET_DSN``), never from the command line: it usually carries a password.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
 
-from .errors import NotAvailable
+from .errors import CliError, UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "collect", help="not available yet (issue #10)", description="Not available yet."
+        "collect",
+        help="pull many kiosks into PostgreSQL, with a status page",
+        description="The long-running collector: pulls every kiosk of the config into the"
+        " PostgreSQL database named by $KIOSK_FLEET_DSN (or the config's database_dsn_env),"
+        " concurrently and resumably; per-kiosk status on http://status_host:status_port/"
+        " (also /status.json and /metrics); serves the signed list bundle at /lists/bundle.",
     )
-    p.set_defaults(func=run)
+    p.add_argument("--config", required=True, metavar="FILE", help="collector TOML file")
+    p.add_argument("--once", action="store_true", help="pull every kiosk once, print, exit")
+    p.set_defaults(func=collect_run)
+
+    fleet = sub.add_parser(
+        "fleet",
+        help="the office's side of the fleet: publish lists, district report",
+        description="Publish a signed list bundle for every gate; the district's daily report"
+        " from the central database.",
+    )
+    verbs = fleet.add_subparsers(dest="fleet_verb", metavar="ACTION", required=True)
+    pub = verbs.add_parser(
+        "publish",
+        help="sign the lists as the next bundle version",
+        description="Validate LISTS (JSON with revocations, quarantine, households), sign them"
+        " with the office key as the next version and replace OUT atomically (the collector"
+        " serves OUT at /lists/bundle). A version never goes down.",
+    )
+    pub.add_argument("--key", required=True, metavar="FILE", help="office private key (PEM)")
+    pub.add_argument("--lists", required=True, metavar="FILE", help="the lists as JSON")
+    pub.add_argument("--out", required=True, metavar="FILE", help="the bundle file to replace")
+    pub.add_argument("--version", type=int, help="explicit version (above the published one)")
+    pub.set_defaults(func=publish_run)
+
+    rep = verbs.add_parser(
+        "report",
+        help="the district's daily report across gates (JSON)",
+        description="The daily report over every gate's events in the central database.",
+    )
+    rep.add_argument("--day", required=True, metavar="YYYY-MM-DD", help="local day")
+    rep.add_argument("--tz", default="Asia/Shanghai", metavar="ZONE", help="site time zone")
+    rep.add_argument(
+        "--dsn-env", default="KIOSK_FLEET_DSN", metavar="NAME", help="env var with the DSN"
+    )
+    rep.add_argument("--kiosk", action="append", metavar="ID", help="only these gates")
+    rep.set_defaults(func=report_run)
 
 
-def run(args: argparse.Namespace) -> int:
-    raise NotAvailable("kiosk collect", 10)
+def _dsn_from(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise UsageError(f"set {name} to the PostgreSQL DSN (postgresql://...)")
+    return value
+
+
+def collect_run(args: argparse.Namespace) -> int:
+    from kiosk.config import ConfigError
+    from kiosk.config.fleet import load_collector_config
+    from kiosk.fleet.collector import Collector, StatusServer
+    from kiosk.fleet.pg import PgError, PgTarget
+
+    try:
+        config = load_collector_config(args.config)
+        dsn = config.dsn()
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        PgTarget(dsn, application_name="kiosk-collect").close()  # reachable, schema in place
+    except PgError as exc:
+        raise CliError(str(exc)) from None
+    collector = Collector(config, dsn)
+    if args.once:
+        try:
+            statuses = collector.run_once()
+        finally:
+            collector.stop()
+        for status in statuses:
+            print(json.dumps(status.as_dict()))
+        failed = [s for s in statuses if s.state != "ok"]
+        if failed:
+            raise CliError(f"{len(failed)} of {len(statuses)} kiosks failed")
+        return 0
+    try:
+        server = StatusServer(collector, config.status_host, config.status_port)
+    except OSError as exc:
+        raise CliError(
+            f"cannot listen on {config.status_host}:{config.status_port}: {exc.strerror}"
+        ) from None
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    collector.start()
+    print(
+        f"kiosk collect: {len(config.kiosks)} kiosks; status on"
+        f" http://{config.status_host}:{server.port}/",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        collector.stop()
+        server.stop()
+    return 0
+
+
+def publish_run(args: argparse.Namespace) -> int:
+    from kiosk.fleet.listsync import publish_bundle
+    from kiosk.lists import BundleError
+    from kiosk.passes import KeyFileError, load_private_key
+
+    try:
+        key = load_private_key(args.key)
+    except KeyFileError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        lists = json.loads(Path(args.lists).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.lists}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise UsageError(f"{args.lists}: not JSON ({exc})") from None
+    if not isinstance(lists, dict):
+        raise UsageError(f"{args.lists}: expected a JSON object with the lists")
+    if not Path(args.out).parent.is_dir():
+        raise UsageError(f"no such directory: {Path(args.out).parent}")
+    try:
+        result = publish_bundle(key, lists, args.out, now=datetime.now(UTC), version=args.version)
+    except BundleError as exc:
+        raise UsageError(str(exc)) from None
+    print(json.dumps(result.as_dict()))
+    return 0
+
+
+def report_run(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from kiosk.fleet.district import district_report
+    from kiosk.fleet.pg import PgError
+
+    try:
+        day = date.fromisoformat(args.day)
+    except ValueError:
+        raise UsageError(f"--day: not a date: {args.day!r}") from None
+    try:
+        tz: Any = ZoneInfo(args.tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--tz: unknown time zone {args.tz!r}") from None
+    dsn = _dsn_from(args.dsn_env)
+    try:
+        report = district_report(dsn, day, tz, kiosks=args.kiosk)
+    except PgError as exc:
+        raise CliError(str(exc)) from None
+    print(json.dumps(report, ensure_ascii=False))
+    return 0

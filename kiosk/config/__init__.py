@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError
 
 from ._base import Section
 from .engine import EngineSection
+from .fleet import FleetSection
 from .gate import GateSection
 from .policy import PolicySection
 from .readers import ReadersSection
@@ -34,6 +35,10 @@ class KioskConfig(Section):
     engine: EngineSection = Field(default_factory=EngineSection)
     store: StoreSection = Field(default_factory=StoreSection)
     web: WebSection = Field(default_factory=WebSection)
+    fleet: FleetSection = Field(
+        default_factory=FleetSection,
+        description="The office's signed list bundle, fetched on a schedule (docs/fleet.md).",
+    )
 
 
 class ConfigError(Exception):

@@ -1,0 +1,195 @@
+"""Fleet configuration: the office's collector, and the kiosk's list subscription.
+
+``CollectorConfig`` is its own TOML file (``kiosk collect --config FILE``): the kiosks to pull,
+where the central database is (its DSN comes from an environment variable, never the file:
+it usually carries a password), how often to poll, and the status page's address.
+
+``FleetSection`` is the kiosk-side ``[fleet]`` section of the kiosk's own config: where to
+fetch the office's signed list bundle and how often.
+
+Tokens are secrets too: each kiosk entry names an environment variable or a file (e.g. a
+systemd credential) that holds its bearer token.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from ._base import Section
+
+__all__ = ["CollectorConfig", "FleetSection", "KioskSource", "load_collector_config"]
+
+_ENV_NAME = r"^[A-Z_][A-Z0-9_]{0,127}$"
+
+
+def _http_url(value: str) -> str:
+    from kiosk.pull import normalise_url
+
+    return normalise_url(value)
+
+
+class KioskSource(Section):
+    """One kiosk to pull."""
+
+    url: str = Field(
+        min_length=8,
+        max_length=500,
+        description="The kiosk's base URL, e.g. `http://gate-1.lan:8000` (no query).",
+    )
+    name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="A label for the status page (default: the kiosk id it reports).",
+    )
+    token_env: str | None = Field(
+        None,
+        pattern=_ENV_NAME,
+        description="Environment variable holding this kiosk's `logs:read` bearer token.",
+    )
+    token_file: Path | None = Field(
+        None,
+        description="File holding the token (e.g. `$CREDENTIALS_DIRECTORY/gate-1`); one line.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _http_url(value)
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> KioskSource:
+        if (self.token_env is None) == (self.token_file is None):
+            raise ValueError("give exactly one of token_env or token_file")
+        return self
+
+    def token(self) -> str:
+        """Read the token now (so a rotated credential is picked up); ``ValueError`` if absent."""
+        if self.token_env is not None:
+            value = os.environ.get(self.token_env, "").strip()
+            if not value:
+                raise ValueError(f"environment variable {self.token_env} is not set")
+            return value
+        assert self.token_file is not None
+        try:
+            value = self.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"cannot read {self.token_file}: {exc.strerror or exc}") from None
+        if not value:
+            raise ValueError(f"{self.token_file} is empty")
+        return value
+
+
+class CollectorConfig(Section):
+    """``kiosk collect --config FILE``."""
+
+    kiosks: Annotated[list[KioskSource], Field(min_length=1, max_length=500)] = Field(
+        description="The kiosks to pull (`[[kiosks]]` tables)."
+    )
+    database_dsn_env: str = Field(
+        "KIOSK_FLEET_DSN",
+        pattern=_ENV_NAME,
+        description="Environment variable with the PostgreSQL DSN (`postgresql://...`).",
+    )
+    poll_interval_s: float = Field(
+        10.0, ge=0.2, le=3600, description="Pause between two pulls of the same kiosk."
+    )
+    error_backoff_max_s: float = Field(
+        300.0,
+        ge=1,
+        le=3600,
+        description="Longest pause after repeated failures (doubles from poll_interval_s).",
+    )
+    max_concurrent: int = Field(
+        8, ge=1, le=64, description="Kiosks pulled at the same time (database connections)."
+    )
+    page_size: int = Field(5000, ge=1, le=10000, description="Events per request.")
+    retries: int = Field(
+        3, ge=1, le=100, description="Tries per request within one pull before it fails."
+    )
+    timeout_s: float = Field(30.0, ge=1, le=600, description="HTTP timeout per request.")
+    status_host: str = Field(
+        "127.0.0.1", max_length=255, description="Address of the status page and /metrics."
+    )
+    status_port: int = Field(
+        9110, ge=0, le=65535, description="Port of the status page (0: any free port)."
+    )
+    lists_bundle_file: Path | None = Field(
+        None,
+        description="Signed list bundle (`kiosk fleet publish --out`) served to the kiosks"
+        " at `/lists/bundle`; none: not served.",
+    )
+
+    @model_validator(mode="after")
+    def _unique_urls(self) -> CollectorConfig:
+        seen: set[str] = set()
+        for i, kiosk in enumerate(self.kiosks):
+            if kiosk.url in seen:
+                raise ValueError(f"kiosks[{i}].url: {kiosk.url} is listed twice")
+            seen.add(kiosk.url)
+        return self
+
+    def dsn(self) -> str:
+        value = os.environ.get(self.database_dsn_env, "").strip()
+        if not value:
+            raise ValueError(f"set {self.database_dsn_env} to the PostgreSQL DSN")
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"{self.database_dsn_env} must be a postgresql:// DSN")
+        return value
+
+
+class FleetSection(Section):
+    """Kiosk side: ``[fleet]`` — the office's list bundle, fetched on a schedule."""
+
+    lists_url: str | None = Field(
+        None,
+        max_length=500,
+        description="URL of the office's signed list bundle (the collector serves"
+        " `/lists/bundle`); none: lists are kept by hand and CSV only.",
+    )
+    lists_poll_s: float = Field(
+        300.0, ge=5, le=86400, description="How often to ask for a newer bundle."
+    )
+    lists_timeout_s: float = Field(20.0, ge=1, le=300, description="HTTP timeout per fetch.")
+    lists_token_env: str | None = Field(
+        None,
+        pattern=_ENV_NAME,
+        description="Environment variable with a bearer token if the URL needs one.",
+    )
+
+    @field_validator("lists_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http(s) URL")
+        return value.strip()
+
+
+def load_collector_config(path: str | Path) -> CollectorConfig:
+    """Load and validate a collector TOML file; raises ``kiosk.config.ConfigError``."""
+    from kiosk.config import ConfigError, _loc
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(str(path), [f"(file): cannot read: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), ["(file): not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [f"(toml): {exc}"]) from None
+    try:
+        return CollectorConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{_loc(err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise ConfigError(str(path), problems) from None

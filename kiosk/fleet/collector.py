@@ -1,0 +1,436 @@
+"""``kiosk collect``: many kiosks pulled into PostgreSQL, forever, with a status page.
+
+Each kiosk is pulled by ``kiosk.pull.Puller`` into a ``PgTarget`` — the same loop, checks and
+retries as ``kiosk pull``; nothing about pulling is re-implemented here. What the collector
+adds is the schedule and the bookkeeping:
+
+* a scheduler thread hands due kiosks to a pool of ``max_concurrent`` worker threads; each
+  worker keeps its own database connection (psycopg connections are not shared between
+  threads) and all share one HTTP client;
+* a kiosk is pulled again ``poll_interval_s`` after its last pull ended; after a failure the
+  pause doubles up to ``error_backoff_max_s``, so a gate that is off the network costs a
+  request now and then, not a storm;
+* per kiosk: ``last_seq`` held centrally, ``head_seq`` the kiosk reported, ``lag_events``
+  between them, when the last pull succeeded, the last error and how many in a row. All of it
+  on ``/`` (a small HTML page), ``/status.json`` and ``/metrics`` (Prometheus text) on the
+  collector's own port, which also serves the office's signed list bundle at ``/lists/bundle``.
+
+Killing the collector at any point is safe: each page is one transaction, and the next start
+resumes every kiosk from what the database holds.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+
+from kiosk.clock import Clock, SystemClock
+from kiosk.config.fleet import CollectorConfig, KioskSource
+from kiosk.fleet.listsync import BundleFile
+from kiosk.fleet.pg import PgError, PgTarget, redact_dsn
+from kiosk.pull import Backoff, Puller, PullError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Collector", "KioskStatus", "StatusServer"]
+
+
+@dataclass
+class KioskStatus:
+    """What the office sees about one kiosk. No personal data: ids, counts, times, errors."""
+
+    url: str
+    name: str | None = None
+    kiosk_id: str | None = None
+    state: str = "pending"  # pending | ok | error
+    last_seq: int = 0
+    head_seq: int | None = None
+    lag_events: int | None = None
+    last_pull_at: str | None = None
+    last_success_at: str | None = None
+    last_pull_ms: float | None = None
+    last_error: str | None = None
+    last_error_at: str | None = None
+    consecutive_failures: int = 0
+    pulls: int = 0
+    errors: int = 0
+    events_inserted: int = 0
+
+    @property
+    def label(self) -> str:
+        return self.name or self.kiosk_id or self.url
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat()
+
+
+class Collector:
+    """Pulls ``config.kiosks`` into the database at ``dsn``; thread-safe status.
+
+    ``client`` (an ``httpx.Client``) and ``target_factory`` are injectable for tests;
+    ``pull_once``/``run_once`` need no threads of their own beyond the pool."""
+
+    def __init__(
+        self,
+        config: CollectorConfig,
+        dsn: str,
+        *,
+        clock: Clock | None = None,
+        client: httpx.Client | None = None,
+        target_factory: Callable[[str], PgTarget] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.dsn = dsn
+        self.clock = clock or SystemClock()
+        self._own_client = client is None
+        self.client = client or httpx.Client(timeout=config.timeout_s)
+        self._target_factory = target_factory or (
+            lambda dsn: PgTarget(dsn, application_name="kiosk-collect")
+        )
+        self._monotonic = monotonic
+        self._status = {k.url: KioskStatus(k.url, k.name) for k in config.kiosks}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._targets: list[PgTarget] = []
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._pool: ThreadPoolExecutor | None = None
+        self._scheduler: threading.Thread | None = None
+        self.bundle = BundleFile(config.lists_bundle_file) if config.lists_bundle_file else None
+
+    # -- one pull -------------------------------------------------------------------------------
+
+    def _target(self) -> PgTarget:
+        target = getattr(self._local, "target", None)
+        if target is None:
+            target = self._target_factory(self.dsn)
+            self._local.target = target
+            with self._lock:
+                self._targets.append(target)
+        return target
+
+    def _drop_target(self) -> None:
+        target = getattr(self._local, "target", None)
+        if target is not None:
+            self._local.target = None
+            with self._lock:
+                if target in self._targets:
+                    self._targets.remove(target)
+            target.close()
+
+    def pull_once(self, source: KioskSource) -> KioskStatus:
+        """Pull one kiosk now; record and return its status. Never raises for a pull error."""
+        started = self._monotonic()
+        error: str | None = None
+        result = None
+        try:
+            token = source.token()
+        except ValueError as exc:  # read at every pull, so a rotated credential is picked up
+            error = f"token: {exc}"
+        else:
+            try:
+                puller = Puller(
+                    self._target(),
+                    client=self.client,
+                    page_size=self.config.page_size,
+                    backoff=Backoff(base_s=0.5, cap_s=5.0, attempts=self.config.retries),
+                    sleep=self._stop.wait,
+                )
+                result = puller.pull(source.url, token)  # the client and target stay open
+            except PgError as exc:
+                error = f"database: {exc}"
+                self._drop_target()  # reconnect next time
+            except PullError as exc:
+                error = str(exc)
+            except Exception as exc:  # a bug must not stop the other kiosks: shown, not lost
+                log.exception("pull failed unexpectedly", extra={"url": source.url})
+                error = f"{type(exc).__name__}: {exc}"
+        elapsed_ms = (self._monotonic() - started) * 1000
+        now = _iso(self.clock.now())
+        with self._lock:
+            status = self._status[source.url]
+            status.pulls += 1
+            status.last_pull_at = now
+            status.last_pull_ms = round(elapsed_ms, 1)
+            if result is not None:
+                status.state = "ok"
+                status.kiosk_id = result.kiosk_id or status.kiosk_id
+                if result.kiosk_id is not None:
+                    status.last_seq = result.last_seq
+                head = result.head_seq or None
+                status.head_seq = max(head, status.last_seq) if head is not None else None
+                status.lag_events = (
+                    status.head_seq - status.last_seq if status.head_seq is not None else None
+                )
+                status.last_success_at = now
+                status.consecutive_failures = 0
+                status.events_inserted += result.inserted
+            else:
+                status.state = "error"
+                status.errors += 1
+                status.consecutive_failures += 1
+                status.last_error = (error or "unknown error")[:300]
+                status.last_error_at = now
+            snapshot = KioskStatus(**status.as_dict())
+        if result is None:
+            log.warning("pull failed", extra={"url": source.url, "error": snapshot.last_error})
+        return snapshot
+
+    def run_once(self) -> list[KioskStatus]:
+        """Pull every kiosk once, ``max_concurrent`` at a time."""
+        with ThreadPoolExecutor(self.config.max_concurrent, "kiosk-collect") as pool:
+            statuses = list(pool.map(self._pull_and_release, self.config.kiosks))
+        return statuses
+
+    def _pull_and_release(self, source: KioskSource) -> KioskStatus:
+        try:
+            return self.pull_once(source)
+        finally:
+            self._drop_target()
+
+    # -- the service ------------------------------------------------------------------------
+
+    def delay_after(self, status: KioskStatus) -> float:
+        """Pause before this kiosk's next pull: the interval, doubled per failure, capped."""
+        base = self.config.poll_interval_s
+        if status.consecutive_failures == 0:
+            return base
+        return min(
+            self.config.error_backoff_max_s, base * 2 ** min(status.consecutive_failures, 20)
+        )
+
+    def start(self) -> None:
+        """Start pulling every kiosk on its schedule (returns at once)."""
+        self._stop.clear()
+        self._pool = ThreadPoolExecutor(self.config.max_concurrent, "kiosk-collect")
+        self._scheduler = threading.Thread(
+            target=self._schedule, name="kiosk-collect-scheduler", daemon=True
+        )
+        self._scheduler.start()
+
+    def _schedule(self) -> None:
+        assert self._pool is not None
+        due = {k.url: 0.0 for k in self.config.kiosks}
+        running: set[str] = set()
+        sources = {k.url: k for k in self.config.kiosks}
+
+        def job(source: KioskSource) -> None:
+            try:
+                status = self.pull_once(source)
+                delay = self.delay_after(status)
+            except BaseException:  # pragma: no cover - pull_once does not raise
+                delay = self.config.error_backoff_max_s
+            with self._lock:
+                due[source.url] = self._monotonic() + delay
+                running.discard(source.url)
+            self._wake.set()
+
+        while not self._stop.is_set():
+            now = self._monotonic()
+            with self._lock:
+                ready = [u for u, t in due.items() if t <= now and u not in running]
+                running.update(ready)
+                waiting = [t for u, t in due.items() if u not in running]
+            for url in ready:
+                try:
+                    self._pool.submit(job, sources[url])
+                except RuntimeError:  # the pool is shutting down
+                    return
+            timeout = max(0.01, min(waiting, default=now + 1.0) - now)
+            self._wake.wait(timeout)
+            self._wake.clear()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop scheduling, let pulls in flight finish their page, close connections."""
+        self._stop.set()
+        self._wake.set()
+        if self._scheduler is not None:
+            self._scheduler.join(timeout_s)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            targets, self._targets = list(self._targets), []
+        for target in targets:
+            target.close()
+        if self._own_client:
+            self.client.close()
+
+    # -- status -------------------------------------------------------------------------------
+
+    def statuses(self) -> list[KioskStatus]:
+        with self._lock:
+            return [KioskStatus(**s.as_dict()) for s in self._status.values()]
+
+    def status_json(self) -> dict[str, Any]:
+        bundle = self.bundle.get() if self.bundle is not None else None
+        return {
+            "database": redact_dsn(self.dsn),
+            "now": _iso(self.clock.now()),
+            "poll_interval_s": self.config.poll_interval_s,
+            "lists_bundle_version": bundle[2] if bundle else None,
+            "kiosks": [s.as_dict() for s in self.statuses()],
+        }
+
+    def metrics_text(self) -> str:
+        statuses = self.statuses()
+        lines: list[str] = []
+
+        def family(name: str, kind: str, help_: str, value: Callable[[KioskStatus], Any]) -> None:
+            lines.append(f"# HELP {name} {help_}")
+            lines.append(f"# TYPE {name} {kind}")
+            for s in statuses:
+                v = value(s)
+                if v is not None:
+                    lines.append(f'{name}{{kiosk="{_label(s.label)}"}} {v}')
+
+        family("kiosk_collect_up", "gauge", "1 if the last pull succeeded.",
+               lambda s: int(s.state == "ok"))  # fmt: skip
+        family("kiosk_collect_last_seq", "gauge", "Highest seq held centrally.",
+               lambda s: s.last_seq)  # fmt: skip
+        family("kiosk_collect_head_seq", "gauge", "Highest seq the kiosk reported.",
+               lambda s: s.head_seq)  # fmt: skip
+        family("kiosk_collect_lag_events", "gauge", "Events the kiosk has that are not"
+               " central yet (as of the last pull).", lambda s: s.lag_events)  # fmt: skip
+        family("kiosk_collect_last_success_timestamp_seconds", "gauge",
+               "Unix time of the last successful pull.",
+               lambda s: _epoch(s.last_success_at))  # fmt: skip
+        family("kiosk_collect_consecutive_failures", "gauge", "Failed pulls in a row.",
+               lambda s: s.consecutive_failures)  # fmt: skip
+        family("kiosk_collect_pulls_total", "counter", "Pulls attempted.",
+               lambda s: s.pulls)  # fmt: skip
+        family("kiosk_collect_errors_total", "counter", "Pulls failed.",
+               lambda s: s.errors)  # fmt: skip
+        family("kiosk_collect_events_inserted_total", "counter",
+               "Events written to the central database by this process.",
+               lambda s: s.events_inserted)  # fmt: skip
+        bundle = self.bundle.get() if self.bundle is not None else None
+        if bundle is not None:
+            lines.append("# HELP kiosk_collect_lists_bundle_version Published list bundle.")
+            lines.append("# TYPE kiosk_collect_lists_bundle_version gauge")
+            lines.append(f"kiosk_collect_lists_bundle_version {bundle[2]}")
+        return "\n".join(lines) + "\n"
+
+    def status_html(self) -> str:
+        rows = []
+        for s in self.statuses():
+            cells = (
+                s.label, s.kiosk_id or "", s.state, s.last_seq, s.head_seq,
+                s.lag_events, s.last_success_at or "never", s.consecutive_failures,
+                s.last_error or "",
+            )  # fmt: skip
+            tds = "".join(f"<td>{html.escape('' if c is None else str(c))}</td>" for c in cells)
+            rows.append(f'<tr class="{html.escape(s.state)}">{tds}</tr>')
+        head = "".join(
+            f"<th>{h}</th>"
+            for h in ("kiosk", "id", "state", "last seq", "head seq", "lag", "last success",
+                      "failures", "last error")
+        )  # fmt: skip
+        return (
+            "<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=5>"
+            "<title>kiosk collect</title><style>body{font:14px sans-serif}"
+            "td,th{padding:2px 8px;text-align:left}.error{background:#fdd}</style>"
+            f"<h1>kiosk collect</h1><p>database {html.escape(redact_dsn(self.dsn))}</p>"
+            f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+        )
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+def _epoch(iso: str | None) -> float | None:
+    return None if iso is None else round(datetime.fromisoformat(iso).timestamp(), 3)
+
+
+class StatusServer:
+    """The collector's own small HTTP server (stdlib, one thread per request)."""
+
+    def __init__(self, collector: Collector, host: str, port: int) -> None:
+        self.collector = collector
+        handler = _handler_for(collector)
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, name="kiosk-collect-http", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _handler_for(collector: Collector) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "kiosk-collect"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass  # the office's access log is not ours to keep
+
+        def _send(self, status: int, body: bytes, ctype: str, extra: dict | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in (extra or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def do_HEAD(self) -> None:  # noqa: N802
+            self.do_GET()
+
+        def do_GET(self) -> None:  # noqa: N802
+            path = self.path.split("?", 1)[0]
+            if path == "/":
+                self._send(200, collector.status_html().encode(), "text/html; charset=utf-8")
+            elif path == "/status.json":
+                body = json.dumps(collector.status_json(), indent=1).encode()
+                self._send(200, body, "application/json")
+            elif path == "/metrics":
+                self._send(200, collector.metrics_text().encode(), "text/plain; version=0.0.4")
+            elif path == "/lists/bundle":
+                self._bundle()
+            else:
+                self._send(404, b'{"detail":"not found"}', "application/json")
+
+        def _bundle(self) -> None:
+            got = collector.bundle.get() if collector.bundle is not None else None
+            if got is None:
+                self._send(404, b'{"detail":"no list bundle published"}', "application/json")
+                return
+            body, etag, _version = got
+            headers = {"ETag": etag, "Cache-Control": "no-cache"}
+            match = [t.strip() for t in self.headers.get("If-None-Match", "").split(",")]
+            if etag in match or "*" in match:
+                self.send_response(304)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                return
+            self._send(200, body, "application/json", headers)
+
+    return Handler

@@ -1,0 +1,136 @@
+"""The district's daily report: every gate's day, from the central database.
+
+The figures are the gate's own daily report (``kiosk.stats.compute_report``) computed over the
+union of the gates' events — the same code, so a district total is by construction the sum of
+what each gate reports, and a household that leaves by one gate and comes back by another is
+counted once against the outing quota. The day's rows (and the quota's look-back) are read
+from ``fleet_events`` by the ``ts`` index into an in-memory SQLite table shaped like the
+kiosk's, which ``compute_report`` reads.
+
+``by_gate`` adds what only the district view has: per gate, the day's events, passes, denials,
+fever alarms, the first and last event, and the newest row held centrally (a gate whose log
+stops early in the day is a gate that went offline or is not being pulled).
+
+Personal fields are whatever the pull brought: with a ``logs:read`` token they are masked, so
+``exits_per_household`` counts only rows that carry an unmasked household (``household_rows``
+says how many did; a masked code is two characters of it and would merge households). The
+report itself never names a household or a person.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from datetime import date, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+import sqlite_utils
+
+from kiosk import stats
+from kiosk.config.policy import QuotaConfig
+from kiosk.fleet.pg import PgError, connect
+
+__all__ = ["district_report"]
+
+_REPORT_COLUMNS = ("seq", "kiosk_id", "ts", "direction", "decision", "reasons", "temp_c",
+                   "household")  # fmt: skip
+
+
+_ROWS_SQL = (
+    f"SELECT {', '.join(_REPORT_COLUMNS)} FROM fleet_events"  # noqa: S608 - constants
+    " WHERE ts >= %s AND ts < %s AND (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
+    " ORDER BY ts, kiosk_id, seq"
+)
+_GATES_SQL = (
+    "SELECT kiosk_id, count(*),"
+    " count(*) FILTER (WHERE decision IN ('pass', 'manual_pass')),"
+    " count(*) FILTER (WHERE decision IN ('deny', 'manual_deny')),"
+    " count(*) FILTER (WHERE reasons ? 'fever'), min(ts), max(ts)"
+    " FROM fleet_events WHERE ts >= %s AND ts < %s"
+    " AND (%s::text[] IS NULL OR kiosk_id = ANY(%s)) GROUP BY kiosk_id"
+)
+# Every gate the database knows, with zero rows for the day too: a silent gate is news.
+_HELD_SQL = (
+    "SELECT s.kiosk_id, max(s.updated_at),"
+    " (SELECT max(seq) FROM fleet_events e WHERE e.kiosk_id = s.kiosk_id)"
+    " FROM fleet_sources s WHERE (%s::text[] IS NULL OR s.kiosk_id = ANY(%s))"
+    " GROUP BY s.kiosk_id"
+)
+
+
+def _clear(household: str | None) -> str | None:
+    """A household as pulled, or None when the gate masked it (``kiosk.privacy.mask_code``
+    keeps two characters): masked codes collide, so counting them would merge households."""
+    return None if household is None or "*" in household else household
+
+
+def _memory_events(rows: Iterable[tuple]) -> sqlite_utils.Database:
+    conn = sqlite3.connect(":memory:")
+    conn.execute(
+        "CREATE TABLE events (seq INTEGER, kiosk_id TEXT, ts TEXT, direction TEXT,"
+        " decision TEXT, reasons TEXT, temp_c REAL, household TEXT)"
+    )
+    conn.executemany(
+        "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            (seq, kiosk, ts, direction, decision, json.dumps(reasons), temp, _clear(household))
+            for seq, kiosk, ts, direction, decision, reasons, temp, household in rows
+        ),
+    )
+    conn.execute("CREATE INDEX events_ts ON events(ts)")
+    return sqlite_utils.Database(conn)
+
+
+def district_report(
+    conn_or_dsn: Any,
+    day: date,
+    tz: ZoneInfo | str,
+    quota_cfg: QuotaConfig | None = None,
+    kiosks: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """The daily report across gates for local ``day`` in ``tz``; ``kiosks`` limits it."""
+    zone = stats.as_zone(tz)
+    quota = quota_cfg or QuotaConfig()
+    own = isinstance(conn_or_dsn, str)
+    conn = connect(conn_or_dsn, application_name="kiosk-district") if own else conn_or_dsn
+    try:
+        start, end = stats.day_bounds(day, zone)
+        lookback, _ = stats.day_bounds(day - timedelta(days=max(quota.period_days - 1, 0)), zone)
+        only = sorted(set(kiosks)) if kiosks is not None else None
+        try:
+            rows = conn.execute(_ROWS_SQL, [lookback, end, only, only]).fetchall()
+            gates = conn.execute(_GATES_SQL, [start, end, only, only]).fetchall()
+            held = conn.execute(_HELD_SQL, [only, only]).fetchall()
+        except psycopg.Error as exc:
+            raise PgError(f"district report: {str(exc).splitlines()[0]}") from None
+    finally:
+        if own:
+            conn.close()
+    db = _memory_events(rows)
+    report = stats.compute_report(db, day, zone, quota)
+    report["household_rows"] = sum(1 for r in rows if start <= r[2][:19] < end and _clear(r[7]))
+    report["scope"] = "district"
+    day_counts = {g[0]: g for g in gates}
+    last_held = {h[0]: h for h in held}
+    report["gates"] = len(day_counts)
+    report["by_gate"] = []
+    for kiosk_id in sorted(set(day_counts) | set(last_held)):
+        g = day_counts.get(kiosk_id, (kiosk_id, 0, 0, 0, 0, None, None))
+        h = last_held.get(kiosk_id, (kiosk_id, None, None))
+        report["by_gate"].append(
+            {
+                "kiosk_id": kiosk_id,
+                "events": g[1],
+                "passed": g[2],
+                "denied": g[3],
+                "fever_alarms": g[4],
+                "first_event": g[5],
+                "last_event": g[6],
+                "last_seq_held": h[2],
+                "last_pulled_at": h[1].isoformat() if h[1] is not None else None,
+            }
+        )
+    return report

@@ -1,0 +1,362 @@
+"""Lists out to every gate: the office signs one bundle, each kiosk fetches it on a schedule.
+
+Office side: ``publish_bundle(key, lists, out)`` validates the lists (revocations, quarantine,
+households), gives them the next version — a published version never goes down, the file that
+is already there says which one was last — signs them with the office key
+(``kiosk.lists.sign_bundle``) and replaces ``out`` atomically. The collector serves that file
+at ``/lists/bundle`` (``BundleFile``: an ``ETag`` from the content, ``304`` on a match).
+
+Kiosk side: ``ListSync`` asks the configured URL every ``lists_poll_s`` with
+``If-None-Match``. A new body goes to ``ListStore.import_bundle``, which verifies the signature
+against the kiosk's trust list, refuses a version older than the one applied (a replayed or
+rolled-back bundle) and applies the rest in one transaction through the event log's writer —
+the engine never decides on half a bundle. Every failure (network, HTTP, signature, version)
+leaves the last good lists in force. ``status()`` says how old they are: the age counts from
+the last time the office *confirmed* them (a new bundle applied, the same version again, or a
+``304``), so a gate that has been offline for a day says so, and keeps deciding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
+
+from kiosk.clock import Clock
+from kiosk.lists import BUNDLE_FORMAT, BundleError, BundlePayload, ListStore, sign_bundle
+from kiosk.passes import TrustList
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BundleFile", "ListSync", "PublishResult", "SyncResult", "publish_bundle"]
+
+#: Largest bundle a kiosk accepts (the payload schema allows 200,000 rows per list).
+MAX_BUNDLE_BYTES = 64 * 2**20
+#: After a failed check, try again sooner than the normal interval, but not hammering.
+RETRY_S = 60.0
+
+
+# --------------------------------------------------------------------------- office side
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    path: Path
+    version: int
+    etag: str
+    counts: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "version": self.version, "etag": self.etag} | {
+            "counts": self.counts
+        }
+
+
+def bundle_version(text: str | bytes) -> int:
+    """The version inside a signed bundle, read without verifying it (office tooling only:
+    the kiosk always verifies). ``0`` if it cannot be read."""
+    try:
+        payload = json.loads(json.loads(text)["payload"])
+        version = payload["version"]
+    except (ValueError, KeyError, TypeError):
+        return 0
+    return version if isinstance(version, int) and not isinstance(version, bool) else 0
+
+
+#: What ``publish_bundle`` takes: the three lists, and payload keys it replaces anyway.
+_PUBLISHABLE = frozenset(
+    {"revocations", "quarantine", "households", "format", "version", "issued_at"}
+)
+
+
+def etag_of(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def publish_bundle(
+    key: Ed25519PrivateKey,
+    lists: Mapping[str, Any],
+    out: str | Path,
+    *,
+    now: datetime,
+    version: int | None = None,
+) -> PublishResult:
+    """Sign ``lists`` as the next bundle version and replace ``out`` atomically.
+
+    ``lists`` holds ``revocations``, ``quarantine`` and ``households`` (the bundle payload's
+    lists; any ``format``/``version``/``issued_at`` in it are replaced). ``version``: default
+    one more than the bundle already at ``out``; a version not above it is refused
+    (``BundleError``), so kiosks are never offered a rollback."""
+    out = Path(out)
+    unknown = set(lists) - _PUBLISHABLE
+    if unknown:
+        raise BundleError(f"unknown lists: {', '.join(sorted(unknown))}")
+    previous = bundle_version(out.read_bytes()) if out.exists() else 0
+    if version is None:
+        version = previous + 1
+    if version <= previous:
+        raise BundleError(
+            f"version {version} is not above the published version {previous}; kiosks never"
+            " go back to an older bundle"
+        )
+    payload = {
+        "format": BUNDLE_FORMAT,
+        "version": version,
+        "issued_at": now.isoformat(),
+        "revocations": list(lists.get("revocations", [])),
+        "quarantine": list(lists.get("quarantine", [])),
+        "households": list(lists.get("households", [])),
+    }
+    try:
+        BundlePayload.model_validate(payload)  # the office hears about a bad row first
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BundleError(f"{where}: {first['msg']} ({exc.error_count()} problems)") from None
+    body = sign_bundle(key, payload).encode("utf-8")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".bundle-", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    counts = {name: len(payload[name]) for name in ("revocations", "quarantine", "households")}
+    return PublishResult(out, version, etag_of(body), counts)
+
+
+class BundleFile:
+    """The published bundle file, re-read when it changes; thread-safe."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._cached: tuple[bytes, str, int] | None = None
+
+    def get(self) -> tuple[bytes, str, int] | None:
+        """``(body, etag, version)``, or ``None`` when nothing is published yet."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        stamp = (st.st_mtime_ns, st.st_size)
+        with self._lock:
+            if stamp != self._stamp or self._cached is None:
+                body = self.path.read_bytes()
+                self._cached = (body, etag_of(body), bundle_version(body))
+                self._stamp = stamp
+            return self._cached
+
+
+# --------------------------------------------------------------------------- kiosk side
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """One check. ``outcome``: ``applied``, ``current`` (same version again), ``not_modified``
+    (304), ``rejected`` (signature, format or an older version), ``error`` (network, HTTP)."""
+
+    outcome: str
+    version: int
+    message: str
+
+
+class ListSync:
+    """Fetches the office's bundle from ``url`` and applies it through ``lists``.
+
+    ``check()`` is one attempt (what tests and ``kiosk fleet sync-lists`` call); ``start()``
+    runs it every ``interval_s`` on a daemon thread until ``stop()``."""
+
+    def __init__(
+        self,
+        lists: ListStore,
+        trust: TrustList,
+        url: str,
+        clock: Clock,
+        *,
+        client: httpx.Client | None = None,
+        interval_s: float = 300.0,
+        timeout_s: float = 20.0,
+        token: str | None = None,
+        stale_after_h: float = 24.0,
+        actor: str = "fleet",
+    ) -> None:
+        self.lists = lists
+        self.trust = trust
+        self.url = url
+        self.clock = clock
+        self._own_client = client is None
+        self.client = client or httpx.Client(timeout=timeout_s, follow_redirects=False)
+        self.interval_s = interval_s
+        self.token = token
+        self.stale_after_h = stale_after_h
+        self.actor = actor
+        self.etag: str | None = None
+        self.last_check_at: datetime | None = None
+        self.confirmed_at: datetime | None = None
+        self.last_outcome: str | None = None
+        self.last_error: str | None = None
+        self.failures = 0
+        self.checks = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- one check ----------------------------------------------------------------------------
+
+    def check(self) -> SyncResult:
+        with self._lock:
+            result = self._check()
+            self.checks += 1
+            self.last_check_at = self.clock.now()
+            self.last_outcome = result.outcome
+            if result.outcome in ("applied", "current", "not_modified"):
+                self.confirmed_at = self.last_check_at
+                self.last_error = None
+                self.failures = 0
+            else:
+                self.last_error = result.message
+                self.failures += 1
+        level = logging.WARNING if result.outcome in ("rejected", "error") else logging.INFO
+        if result.outcome != "not_modified":
+            log.log(level, "lists %s", result.outcome, extra={"detail": result.message})
+        return result
+
+    def _check(self) -> SyncResult:
+        applied = self.lists.current.freshness.bundle_version
+        headers = {"Accept": "application/json"}
+        if self.etag:
+            headers["If-None-Match"] = self.etag
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            with self.client.stream("GET", self.url, headers=headers) as response:
+                if response.status_code == 304:
+                    return SyncResult("not_modified", applied, "no newer bundle")
+                if response.status_code != 200:
+                    return SyncResult("error", applied, f"HTTP {response.status_code}")
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > MAX_BUNDLE_BYTES:
+                    return SyncResult("rejected", applied, "bundle larger than the limit")
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_BUNDLE_BYTES:
+                        return SyncResult("rejected", applied, "bundle larger than the limit")
+                    chunks.append(chunk)
+                body = b"".join(chunks)
+                etag = response.headers.get("etag")
+        except httpx.HTTPError as exc:
+            return SyncResult("error", applied, f"cannot reach the office ({type(exc).__name__})")
+        try:
+            imported = self.lists.import_bundle(body, self.trust, self.actor)
+        except BundleError as exc:
+            # Not remembering the ETag: a fixed bundle under the same URL is fetched next time.
+            return SyncResult("rejected", applied, str(exc))
+        self.etag = etag
+        version = self.lists.current.freshness.bundle_version
+        return SyncResult("applied" if imported.applied else "current", version, imported.message)
+
+    # -- freshness ----------------------------------------------------------------------------
+
+    def age(self, now: datetime | None = None) -> timedelta | None:
+        """How old the lists in force are: since the office last confirmed them, else since
+        they last changed (after a restart, before the first contact)."""
+        now = now or self.clock.now()
+        since = self.confirmed_at or self.lists.current.freshness.updated_at
+        return None if since is None else now - since
+
+    def status(self) -> dict[str, Any]:
+        now = self.clock.now()
+        fresh = self.lists.current.freshness
+        age = self.age(now)
+        stale = age is None or age > timedelta(hours=self.stale_after_h)
+        if self.last_check_at is None:
+            state = "never_checked"
+        elif self.last_outcome == "rejected":
+            state = "rejected"
+        elif self.last_outcome == "error":
+            state = "offline"
+        else:
+            state = "ok"
+        return {
+            "url": self.url,
+            "state": state,
+            "bundle_version": fresh.bundle_version,
+            "bundle_issued_at": fresh.bundle_issued_at.isoformat()
+            if fresh.bundle_issued_at
+            else None,
+            "lists_updated_at": fresh.updated_at.isoformat() if fresh.updated_at else None,
+            "confirmed_at": self.confirmed_at.isoformat() if self.confirmed_at else None,
+            "age_s": None if age is None else round(age.total_seconds()),
+            "stale": stale,
+            "last_check_at": self.last_check_at.isoformat() if self.last_check_at else None,
+            "last_error": self.last_error,
+            "consecutive_failures": self.failures,
+        }
+
+    # -- schedule -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="kiosk-listsync", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                result = self.check()
+                ok = result.outcome not in ("error", "rejected")
+            except Exception:  # a store fault while applying: keep the old lists, retry
+                log.exception("lists check failed")
+                ok = False
+            self._stop.wait(self.interval_s if ok else min(self.interval_s, RETRY_S))
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+        if self._own_client:
+            self.client.close()
+
+    @classmethod
+    def from_config(cls, core: Any, *, client: httpx.Client | None = None) -> ListSync | None:
+        """For the daemon: ``None`` when ``[fleet] lists_url`` is not set."""
+        fleet = getattr(core.config, "fleet", None)
+        if fleet is None or not fleet.lists_url:
+            return None
+        token = os.environ.get(fleet.lists_token_env) if fleet.lists_token_env else None
+        return cls(
+            core.lists,
+            core.trust,
+            fleet.lists_url,
+            core.clock,
+            client=client,
+            interval_s=fleet.lists_poll_s,
+            timeout_s=fleet.lists_timeout_s,
+            token=token,
+            stale_after_h=core.config.policy.lists_stale_after_h,
+        )

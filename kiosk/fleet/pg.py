@@ -1,0 +1,406 @@
+"""PostgreSQL as the pull's target: every gate's events in one table.
+
+``PgTarget(dsn)`` implements ``kiosk.pull.PullTarget``, so ``kiosk.pull.Puller`` runs the same
+loop against it as against a SQLite file — the same resume point (the highest ``seq`` held for
+the kiosk), the same chain check of every page against the tail already held, the same retries.
+What this module adds is what only the central database needs:
+
+* ``fleet_events``: the event columns (``kiosk.pull.COLUMNS``) typed for PostgreSQL (``jsonb``
+  lists, ``boolean``, ``bigint``), plus ``day`` (the event's UTC date) and ``pulled_at``.
+  Primary key ``(kiosk_id, seq)``; indexed by ``(day, kiosk_id)`` and by ``ts``.
+  *Indexed, not partitioned*: a partitioned table's primary key must contain the partition
+  key, which would weaken ``(kiosk_id, seq)`` to ``(kiosk_id, seq, day)``; a district's few
+  million rows a year are well within what a b-tree on ``day`` serves.
+* **Idempotent and safe with several writers**: a page is copied into a temporary table and
+  inserted with ``ON CONFLICT DO NOTHING`` in one transaction, under a per-kiosk advisory lock.
+  Inside that lock the page is checked again against what the database holds *now* (another
+  collector may have written meanwhile): the row before the page must be there and be the
+  one the page links to, and a row that was already present must have the same hash — a kiosk
+  whose log was replaced under the same id is a ``ChainError``, never a silent mix.
+* ``fleet_sources``: which URL served which kiosk (``kiosk.pull`` resumes by it).
+
+``TempCluster`` starts a throwaway cluster (``initdb`` + ``pg_ctl``, unix socket only) for the
+tests, the fleet bench and trying things out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+
+from kiosk.hashchain import GENESIS
+from kiosk.pull import COLUMNS, ChainError, PullError
+
+__all__ = [
+    "PgError",
+    "PgTarget",
+    "TempCluster",
+    "connect",
+    "ensure_schema",
+    "is_pg_dsn",
+    "redact_dsn",
+]
+
+SCHEMA_VERSION = 1
+
+_TYPES = {
+    "seq": "bigint NOT NULL",
+    "id": "text NOT NULL",
+    "kiosk_id": "text NOT NULL",
+    "ts": 'text COLLATE "C" NOT NULL',
+    "boot_id": "text",
+    "mono_ns": "bigint",
+    "clock_synced": "boolean",
+    "direction": "text",
+    "pass_id": "text",
+    "household": "text",
+    "decision": "text NOT NULL",
+    "reasons": "jsonb NOT NULL",
+    "temp_c": "double precision",
+    "temp_object_c": "double precision",
+    "temp_ambient_c": "double precision",
+    "latency_ms": "double precision",
+    "operator": "text",
+    "prev_hash": "text NOT NULL",
+    "hash": "text NOT NULL",
+    "kind": "text",
+    "flags": "jsonb",
+    "holder": "text",
+    "person": "jsonb",
+    "personal_digest": "text",
+    "purged_at": "text",
+}
+assert set(_TYPES) == set(COLUMNS), "fleet_events must hold every pulled column"
+
+#: Columns written by the pull, in ``fleet_events`` order (``day`` is derived from ``ts``).
+ROW_COLUMNS = (*COLUMNS, "day")
+_JSON = frozenset({"reasons", "flags", "person"})
+_JSON_INDEXES = tuple(i for i, c in enumerate(COLUMNS) if c in _JSON)
+_COLS = ", ".join(ROW_COLUMNS)
+
+# ``ts`` stays text: it is part of the hashed row and is compared as text by the reports
+# (fixed-width UTC ISO 8601 sorts correctly), exactly as on the kiosk — in the "C" collation,
+# since a linguistic one may ignore the punctuation that makes it sort.
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS fleet_meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS fleet_events (
+    {", ".join(f"{c} {_TYPES[c]}" for c in COLUMNS)},
+    day date NOT NULL,
+    pulled_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (kiosk_id, seq)
+);
+CREATE INDEX IF NOT EXISTS fleet_events_day ON fleet_events (day, kiosk_id);
+CREATE INDEX IF NOT EXISTS fleet_events_ts ON fleet_events (ts);
+CREATE TABLE IF NOT EXISTS fleet_sources (
+    url text PRIMARY KEY,
+    kiosk_id text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO fleet_meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}')
+    ON CONFLICT (key) DO NOTHING;
+"""  # noqa: S608 - built from module constants only
+
+# Any constant will do: it only serialises the CREATE ... IF NOT EXISTS of concurrent starters
+# (20 pullers starting together would otherwise race on the catalog).
+_SCHEMA_LOCK = 0x6B696F736B  # "kiosk"
+
+
+class PgError(PullError):
+    """The central database failed or cannot be reached; what was committed stays."""
+
+
+def is_pg_dsn(text: str) -> bool:
+    """``postgresql://...`` or ``postgres://...`` (what ``kiosk pull --into`` accepts)."""
+    return text.startswith(("postgresql://", "postgres://"))
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN without its password, for messages and status pages."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "<unparsable DSN>"
+    shown = {k: v for k, v in info.items() if k in ("host", "port", "dbname", "user")}
+    return " ".join(f"{k}={v}" for k, v in shown.items())
+
+
+def connect(dsn: str, *, application_name: str = "kiosk-fleet", timeout_s: float = 10) -> Any:
+    """An autocommit connection (transactions are explicit); raises ``PgError``."""
+    try:
+        return psycopg.connect(
+            dsn,
+            autocommit=True,
+            connect_timeout=max(1, int(timeout_s)),
+            application_name=application_name,
+        )
+    except psycopg.Error as exc:
+        raise PgError(f"cannot connect to {redact_dsn(dsn)}: {_first_line(exc)}") from None
+
+
+def ensure_schema(conn: Any) -> None:
+    """Create the fleet tables if missing (idempotent, safe to race)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [_SCHEMA_LOCK])
+        conn.execute(SCHEMA)
+        row = conn.execute("SELECT value FROM fleet_meta WHERE key = 'schema_version'").fetchone()
+        if row is None or int(row[0]) > SCHEMA_VERSION:
+            raise PgError(
+                f"fleet schema version {row and row[0]} is newer than this program"
+                f" ({SCHEMA_VERSION}); upgrade the kiosk package"
+            )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _copy_row(row: dict[str, Any]) -> list[Any]:
+    values = [row.get(c) for c in COLUMNS]
+    for i in _JSON_INDEXES:
+        if values[i] is not None:
+            values[i] = psycopg.types.json.Jsonb(values[i])
+    ts = row.get("ts")
+    values.append(date.fromisoformat(ts[:10]) if isinstance(ts, str) else None)
+    return values
+
+
+class PgTarget:
+    """A ``kiosk.pull.PullTarget`` on PostgreSQL. One connection; use one per thread."""
+
+    def __init__(self, dsn: str, *, application_name: str = "kiosk-pull") -> None:
+        self.dsn = dsn
+        self.conn = connect(dsn, application_name=application_name)
+        try:
+            ensure_schema(self.conn)
+            self.conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS fleet_stage"
+                " (LIKE fleet_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+        except psycopg.Error as exc:
+            self.conn.close()
+            raise PgError(f"{redact_dsn(dsn)}: {_first_line(exc)}") from None
+        except BaseException:
+            self.conn.close()
+            raise
+
+    # -- kiosk.pull.PullTarget ----------------------------------------------------------------
+
+    def source_kiosk(self, url: str) -> str | None:
+        with self._errors():
+            row = self.conn.execute(
+                "SELECT kiosk_id FROM fleet_sources WHERE url = %s", [url]
+            ).fetchone()
+        return row[0] if row else None
+
+    def tail(self, kiosk_id: str) -> tuple[int, str]:
+        with self._errors():
+            row = self.conn.execute(
+                "SELECT seq, hash FROM fleet_events WHERE kiosk_id = %s ORDER BY seq DESC LIMIT 1",
+                [kiosk_id],
+            ).fetchone()
+        return (int(row[0]), row[1]) if row else (0, GENESIS)
+
+    def write_page(self, url: str, kiosk_id: str, rows: list[dict[str, Any]]) -> int:
+        """Insert one verified page and the source in one transaction; new rows counted."""
+        if not rows:
+            return 0
+        first = rows[0]
+        with self._errors(), self.conn.transaction():
+            cur = self.conn.cursor()
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [kiosk_id])
+            if first["seq"] > 1:
+                held = cur.execute(
+                    "SELECT hash FROM fleet_events WHERE kiosk_id = %s AND seq = %s",
+                    [kiosk_id, first["seq"] - 1],
+                ).fetchone()
+                if held is None:
+                    raise ChainError(
+                        f"seq {first['seq']}: the database lacks seq {first['seq'] - 1}"
+                        " (rows were removed from the central table)"
+                    )
+                if held[0] != first["prev_hash"]:
+                    raise ChainError(
+                        f"seq {first['seq']}: prev_hash does not match the hash of seq"
+                        f" {first['seq'] - 1} held centrally"
+                    )
+            with cur.copy(f"COPY fleet_stage ({_COLS}) FROM STDIN") as copy:  # noqa: S608
+                for row in rows:
+                    copy.write_row(_copy_row(row))
+            cur.execute(
+                f"INSERT INTO fleet_events ({_COLS}) SELECT {_COLS} FROM fleet_stage"  # noqa: S608
+                " ON CONFLICT (kiosk_id, seq) DO NOTHING"
+            )
+            inserted = cur.rowcount
+            if inserted < len(rows):
+                clash = cur.execute(
+                    "SELECT s.seq FROM fleet_stage s JOIN fleet_events e"
+                    " ON e.kiosk_id = s.kiosk_id AND e.seq = s.seq"
+                    " WHERE e.hash <> s.hash ORDER BY s.seq LIMIT 1"
+                ).fetchone()
+                if clash is not None:
+                    raise ChainError(
+                        f"seq {clash[0]}: differs from the row already held centrally"
+                        f" (kiosk {kiosk_id}'s log is not the one pulled before)"
+                    )
+            cur.execute(
+                "INSERT INTO fleet_sources (url, kiosk_id, updated_at) VALUES (%s, %s, now())"
+                " ON CONFLICT (url) DO UPDATE SET kiosk_id = excluded.kiosk_id,"
+                " updated_at = excluded.updated_at",
+                [url, kiosk_id],
+            )
+        return inserted
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+    # -- reads for the collector and reports ----------------------------------------------
+
+    def tails(self) -> dict[str, tuple[int, str]]:
+        """``kiosk_id -> (last seq, last ts)`` for every kiosk held."""
+        with self._errors():
+            rows = self.conn.execute(
+                "SELECT DISTINCT ON (kiosk_id) kiosk_id, seq, ts FROM fleet_events"
+                " ORDER BY kiosk_id, seq DESC"
+            ).fetchall()
+        return {r[0]: (int(r[1]), r[2]) for r in rows}
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise PgError(f"{redact_dsn(self.dsn)}: {_first_line(exc)}") from None
+
+    def __enter__(self) -> PgTarget:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- throwaway cluster
+
+
+def find_pg_bin() -> Path | None:
+    """The directory holding ``initdb`` and ``pg_ctl`` (``$PATH``, else Debian's layout)."""
+    found = shutil.which("initdb")
+    if found and shutil.which("pg_ctl"):
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+    return versions[0].parent if versions else None
+
+
+class TempCluster:
+    """A throwaway PostgreSQL cluster in a temporary directory, reachable on a unix socket only.
+
+    ``initdb`` refuses to run as root: as root the cluster runs as ``run_as`` (default: the
+    Debian ``postgres`` user), which is given the directory. ``durable=False`` turns fsync
+    off (tests); the bench keeps it on."""
+
+    def __init__(
+        self,
+        base_dir: str | Path | None = None,
+        *,
+        durable: bool = False,
+        run_as: str = "postgres",
+        port: int = 5432,
+    ) -> None:
+        self.bin = find_pg_bin()
+        if self.bin is None:
+            raise FileNotFoundError("PostgreSQL server binaries (initdb, pg_ctl) not found")
+        self.dir = Path(tempfile.mkdtemp(prefix="kiosk-pg-", dir=base_dir))
+        self.data = self.dir / "data"
+        self.socket_dir = self.dir / "sock"
+        self.port = port
+        self.durable = durable
+        self.user: str | None = None
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                info = pwd.getpwnam(run_as)
+            except KeyError:
+                raise PermissionError(
+                    f"running as root and there is no {run_as!r} user to run PostgreSQL as"
+                ) from None
+            self.user = run_as
+            self.socket_dir.mkdir()
+            for path in (self.dir, self.socket_dir):
+                os.chown(path, info.pw_uid, info.pw_gid)
+        else:
+            self.socket_dir.mkdir()
+        self.role = self.user or _current_user()
+        self.started = False
+
+    def _run(self, *args: str, timeout: float = 60) -> None:
+        proc = subprocess.run(
+            [str(self.bin / args[0]), *args[1:]],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            user=self.user,
+            cwd=self.dir,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed: {(proc.stderr or proc.stdout).strip()[-800:]}")
+
+    def start(self) -> TempCluster:
+        initdb = ["initdb", "-D", str(self.data), "-A", "trust", "-U", self.role, "-E", "UTF8"]
+        self._run(*initdb, *([] if self.durable else ["--no-sync"]))
+        options = [
+            "-c listen_addresses=''",
+            f"-c unix_socket_directories={self.socket_dir}",
+            f"-p {self.port}",
+            "-c max_connections=200",
+        ]
+        if not self.durable:
+            options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.dir / "server.log"),
+            "-o", " ".join(options), "-w", "-t", "60", "start",
+        )  # fmt: skip
+        self.started = True
+        return self
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        host = quote(str(self.socket_dir), safe="")
+        return f"postgresql://{self.role}@/{dbname}?host={host}&port={self.port}"
+
+    def create_database(self, name: str) -> str:
+        """A fresh, empty database; returns its DSN."""
+        if not name.replace("_", "").isalnum():
+            raise ValueError("database names here are letters, digits and _")
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.dsn(name)
+
+    def stop(self) -> None:
+        if self.started:
+            with contextlib.suppress(Exception):
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            self.started = False
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> TempCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _current_user() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.geteuid()).pw_name

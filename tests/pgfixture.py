@@ -1,0 +1,207 @@
+"""A real PostgreSQL for the fleet tests, started by the tests themselves when needed.
+
+``KIOSK_TEST_PG_DSN`` set (a ``postgresql://`` URL naming a role allowed to ``CREATE
+DATABASE``): every test gets a fresh database on that server, dropped at the end. Not set: a
+throwaway cluster is started once per session (``initdb`` in a temporary directory,
+``pg_ctl``, a unix socket, fsync off) and removed at the end. No server binaries: the tests
+*fail* when ``CI=true`` (CI must test against a real PostgreSQL), and are skipped with the
+reason elsewhere.
+
+Use it from a test module with ``pytest_plugins = ("pgfixture",)``; the module also has the
+in-process kiosk helpers the fleet tests share. (PYTEST_DONT_REWRITE: it is imported before
+pytest registers it as a plugin, and it asserts nothing itself.)
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from kiosk.fleet.pg import TempCluster, find_pg_bin
+
+_counter = itertools.count(1)
+
+
+class _Server:
+    """Either an external server (DSN) or our own ``TempCluster``; makes fresh databases."""
+
+    def __init__(self, dsn: str | None, cluster: TempCluster | None) -> None:
+        self.base_dsn = dsn
+        self.cluster = cluster
+        self.created: list[str] = []
+
+    def drop_created(self) -> None:
+        """On an external server, leave nothing behind (a throwaway cluster just goes)."""
+        if self.base_dsn is None:
+            return
+        with psycopg.connect(self.base_dsn, autocommit=True) as conn:
+            for name in self.created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def create_database(self, prefix: str = "kiosk_test") -> str:
+        name = f"{prefix}_{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
+        if self.cluster is not None:
+            return self.cluster.create_database(name)
+        assert self.base_dsn is not None
+        with psycopg.connect(self.base_dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        return urlunsplit(urlsplit(self.base_dsn)._replace(path="/" + name))
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"PostgreSQL is required in CI: {reason}", pytrace=False)
+    pytest.skip(f"PostgreSQL not available: {reason}")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[_Server]:
+    dsn = os.environ.get("KIOSK_TEST_PG_DSN")
+    if dsn:
+        if not dsn.startswith(("postgresql://", "postgres://")):
+            pytest.fail("KIOSK_TEST_PG_DSN must be a postgresql:// URL", pytrace=False)
+        try:
+            psycopg.connect(dsn, connect_timeout=5).close()
+        except psycopg.Error as exc:
+            pytest.fail(f"KIOSK_TEST_PG_DSN is set but unusable: {exc}", pytrace=False)
+        server = _Server(dsn, None)
+        try:
+            yield server
+        finally:
+            server.drop_created()
+        return
+    if find_pg_bin() is None:
+        _unavailable("no initdb/pg_ctl (apt-get install postgresql) and KIOSK_TEST_PG_DSN unset")
+    try:
+        cluster = TempCluster().start()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        _unavailable(f"could not start a throwaway cluster: {exc}")
+    try:
+        yield _Server(None, cluster)
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_dsn(pg_cluster: _Server) -> str:
+    """A fresh, empty database for one test."""
+    return pg_cluster.create_database()
+
+
+# --------------------------------------------------------------------------- in-process kiosks
+
+
+def make_kiosk(path, kiosk_id: str, clock, n: int = 0):
+    """A kiosk's real event log and real HTTP API (``ui.api.router``), in process."""
+    from types import SimpleNamespace
+
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from kiosk import stats, tokens
+    from kiosk.config import parse_config
+    from kiosk.store import EventLog
+    from kiosk.tokens import TokenStore
+    from ui import api
+
+    config = parse_config({"site": {"kiosk_id": kiosk_id}, "web": {"api_rate_per_min": 100000}})
+    store = EventLog(
+        path, kiosk_id, clock, "NORMAL", migrations=[tokens.MIGRATIONS, stats.MIGRATIONS]
+    )
+    store.open()
+    core = SimpleNamespace(
+        config=config,
+        clock=clock,
+        store=store,
+        tokens=TokenStore(store, b"pepper", clock),
+        runner=None,
+        health=lambda: {"deciding": True},
+    )
+    app = FastAPI()
+    app.include_router(api.router(core))
+    core.test_client = TestClient(app, base_url=f"http://{kiosk_id}")
+    _, core.token = core.tokens.create(["logs:read"])
+    add_events(core, n)
+    return core
+
+
+def add_events(core, n: int, *, fever_every: int = 0, advance_s: float = 1.0) -> None:
+    """``n`` decisions through the real ``EventLog.append``."""
+    from kiosk.store import EventDraft
+
+    for i in range(n):
+        fever = fever_every and i % fever_every == 0
+        core.store.append(
+            EventDraft(
+                direction="in" if i % 2 else "out",
+                decision="deny" if fever else "pass",
+                reasons=("fever",) if fever else ("ok",),
+                temp_c=38.4 if fever else 36.0 + (i % 10) / 10,
+                pass_id=f"{i:012x}",
+                household=f"3-20{i % 3}",
+                holder="Li Lei",
+                person={"phone": "13800138000"},
+            )
+        )
+        core.clock.advance(advance_s)
+
+
+class Network:
+    """An httpx transport routing ``http://<kiosk_id>/...`` to in-process kiosks; ``faults``
+    may answer instead (``"connect"``, ``"500"``) to make the network misbehave."""
+
+    def __init__(self, *kiosks, faults=None):
+        import httpx
+
+        self._httpx = httpx
+        self.kiosks = {k.config.site.kiosk_id: k for k in kiosks}
+        self.faults = faults or (lambda request: None)
+        self.requests: list = []
+
+    def __call__(self, request):
+        httpx = self._httpx
+        self.requests.append(request)
+        fault = self.faults(request)
+        if fault == "connect":
+            raise httpx.ConnectError("refused", request=request)
+        if fault == "500":
+            return httpx.Response(500, json={"detail": "boom"})
+        kiosk = self.kiosks.get(request.url.host)
+        if kiosk is None:
+            raise httpx.ConnectError("no route to host", request=request)
+        response = kiosk.test_client.get(
+            request.url.path, params=request.url.params, headers=dict(request.headers)
+        )
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=response.content
+        )
+
+    def client(self):
+        return self._httpx.Client(transport=self._httpx.MockTransport(self))
+
+
+def central_rows(dsn: str, kiosk_id: str | None = None) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "SELECT kiosk_id, seq, hash, prev_hash, ts FROM fleet_events"
+            " WHERE %s::text IS NULL OR kiosk_id = %s ORDER BY kiosk_id, seq",
+            [kiosk_id, kiosk_id],
+        ).fetchall()
+
+
+def kiosk_rows(core) -> list[tuple]:
+    rows, after = [], 0
+    while True:
+        page = core.store.events(after_seq=after, limit=10000)
+        if not page:
+            return rows
+        rows += [(e["kiosk_id"], e["seq"], e["hash"], e["prev_hash"], e["ts"]) for e in page]
+        after = page[-1]["seq"]

@@ -1,0 +1,226 @@
+"""``kiosk collect``: config, concurrent pulls, per-kiosk status, status page and /metrics."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from pgfixture import Network, add_events, central_rows, kiosk_rows, make_kiosk
+
+from kiosk.cli import main
+from kiosk.config import ConfigError
+from kiosk.config.fleet import CollectorConfig, FleetSection, load_collector_config
+from kiosk.fleet.collector import Collector, StatusServer
+from kiosk.fleet.listsync import publish_bundle
+from kiosk.passes import load_private_key, new_key_pair
+
+pytest_plugins = ("pgfixture",)  # pg_cluster, pg_dsn: a real PostgreSQL
+
+
+@pytest.fixture
+def gates(tmp_path, clock):
+    cores = [make_kiosk(tmp_path / f"g{i}.db", f"gate-{i}", clock, 10 * (i + 1)) for i in range(3)]
+    yield cores
+    for core in cores:
+        core.store.close()
+
+
+def _config(gates, monkeypatch, **extra) -> CollectorConfig:
+    kiosks = []
+    for i, core in enumerate(gates):
+        monkeypatch.setenv(f"TOKEN_{i}", core.token)
+        kiosks.append({"url": f"http://{core.config.site.kiosk_id}", "token_env": f"TOKEN_{i}"})
+    return CollectorConfig.model_validate({"kiosks": kiosks, "max_concurrent": 3, **extra})
+
+
+def _collector(gates, pg_dsn, monkeypatch, net=None, **extra) -> Collector:
+    net = net or Network(*gates)
+    return Collector(_config(gates, monkeypatch, **extra), pg_dsn, client=net.client())
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_config_needs_exactly_one_token_source_and_unique_urls():
+    with pytest.raises(ValueError, match="exactly one of token_env or token_file"):
+        CollectorConfig.model_validate({"kiosks": [{"url": "http://a:8000"}]})
+    twice = [
+        {"url": "http://a:8000/", "token_env": "T"},
+        {"url": "http://a:8000", "token_env": "U"},
+    ]
+    with pytest.raises(ValueError, match="listed twice"):
+        CollectorConfig.model_validate({"kiosks": twice})
+    with pytest.raises(ValueError, match="greater than or equal to 0.2"):
+        CollectorConfig.model_validate(
+            {"kiosks": [{"url": "http://a", "token_env": "T"}], "poll_interval_s": 0}
+        )
+
+
+def test_config_file_errors_name_the_field(tmp_path):
+    path = tmp_path / "collect.toml"
+    path.write_text('[[kiosks]]\nurl = "ftp://gate"\ntoken_env = "T"\nsurprise = 1\n')
+    with pytest.raises(ConfigError) as info:
+        load_collector_config(path)
+    assert any(p.startswith("kiosks[0].url") for p in info.value.problems)
+    assert any(p.startswith("kiosks[0].surprise") for p in info.value.problems)
+
+
+def test_tokens_and_dsn_come_from_the_environment_or_a_file(tmp_path, monkeypatch):
+    token_file = tmp_path / "gate.token"
+    token_file.write_text("kt_secret\n")
+    config = CollectorConfig.model_validate(
+        {"kiosks": [{"url": "http://a", "token_file": str(token_file)}]}
+    )
+    assert config.kiosks[0].token() == "kt_secret"
+    monkeypatch.delenv("KIOSK_FLEET_DSN", raising=False)
+    with pytest.raises(ValueError, match="set KIOSK_FLEET_DSN"):
+        config.dsn()
+    monkeypatch.setenv("KIOSK_FLEET_DSN", "mysql://x")
+    with pytest.raises(ValueError, match="postgresql://"):
+        config.dsn()
+
+
+def test_kiosk_side_fleet_section_is_strict():
+    assert FleetSection().lists_url is None
+    assert FleetSection(lists_url="http://office:9110/lists/bundle").lists_poll_s == 300
+    with pytest.raises(ValueError):
+        FleetSection(lists_url="file:///etc/passwd")
+    with pytest.raises(ValueError):
+        FleetSection(lists_poll_s=1)
+
+
+# --------------------------------------------------------------------------- pulling
+
+
+def test_one_round_pulls_every_kiosk_into_postgresql(gates, pg_dsn, monkeypatch):
+    collector = _collector(gates, pg_dsn, monkeypatch)
+    statuses = collector.run_once()
+    collector.stop()
+    assert [(s.kiosk_id, s.state, s.last_seq, s.head_seq, s.lag_events) for s in statuses] == [
+        ("gate-0", "ok", 10, 10, 0),
+        ("gate-1", "ok", 20, 20, 0),
+        ("gate-2", "ok", 30, 30, 0),
+    ]
+    assert central_rows(pg_dsn) == sum((kiosk_rows(g) for g in gates), [])
+
+
+def test_a_failing_kiosk_is_reported_and_does_not_stop_the_others(gates, pg_dsn, monkeypatch):
+    net = Network(*gates, faults=lambda r: "500" if r.url.host == "gate-1" else None)
+    collector = _collector(gates, pg_dsn, monkeypatch, net=net, retries=2)
+    collector.run_once()
+    add_events(gates[0], 4)
+    statuses = {s.kiosk_id or s.url: s for s in collector.run_once()}
+    collector.stop()
+    bad = statuses["http://gate-1"]
+    assert bad.state == "error" and bad.consecutive_failures == 2 and bad.errors == 2
+    assert "HTTP 500" in bad.last_error and bad.last_success_at is None
+    assert statuses["gate-0"].last_seq == 14 and statuses["gate-0"].events_inserted == 14
+    assert central_rows(pg_dsn, "gate-1") == []
+    assert central_rows(pg_dsn, "gate-0") == kiosk_rows(gates[0])
+
+
+def test_a_missing_token_is_a_status_error_not_a_crash(gates, pg_dsn, monkeypatch):
+    collector = _collector(gates, pg_dsn, monkeypatch)
+    monkeypatch.delenv("TOKEN_2")
+    statuses = collector.run_once()
+    collector.stop()
+    assert statuses[2].state == "error" and "TOKEN_2 is not set" in statuses[2].last_error
+    assert [s.state for s in statuses[:2]] == ["ok", "ok"]
+
+
+def test_a_database_outage_is_reported_and_the_next_round_reconnects(gates, pg_dsn, monkeypatch):
+    collector = _collector(gates, pg_dsn, monkeypatch)
+    good_dsn, collector.dsn = collector.dsn, pg_dsn.replace("/kiosk_test", "/no_such_db")
+    statuses = collector.run_once()
+    assert {s.state for s in statuses} == {"error"}
+    assert all(s.last_error.startswith("database:") for s in statuses)
+    collector.dsn = good_dsn
+    assert {s.state for s in collector.run_once()} == {"ok"}
+    collector.stop()
+    assert len(central_rows(pg_dsn)) == 60
+
+
+def test_the_pause_doubles_after_failures_up_to_the_cap(gates, pg_dsn, monkeypatch):
+    collector = _collector(gates, pg_dsn, monkeypatch, poll_interval_s=2, error_backoff_max_s=30)
+    status = collector.statuses()[0]
+    assert collector.delay_after(status) == 2
+    status.consecutive_failures = 1
+    assert collector.delay_after(status) == 4
+    status.consecutive_failures = 3
+    assert collector.delay_after(status) == 16
+    status.consecutive_failures = 50
+    assert collector.delay_after(status) == 30
+    collector.stop()
+
+
+# --------------------------------------------------------------------------- status
+
+
+def test_metrics_and_status_page_show_each_kiosk_without_personal_data(gates, pg_dsn, monkeypatch):
+    collector = _collector(gates, pg_dsn, monkeypatch)
+    collector.run_once()
+    text = collector.metrics_text()
+    assert 'kiosk_collect_last_seq{kiosk="gate-2"} 30' in text
+    assert 'kiosk_collect_lag_events{kiosk="gate-0"} 0' in text
+    assert 'kiosk_collect_up{kiosk="gate-1"} 1' in text
+    assert "# TYPE kiosk_collect_pulls_total counter" in text
+    page = collector.status_html()
+    assert "<td>gate-1</td>" in page and "Li Lei" not in page and "Li Lei" not in text
+    assert json.loads(json.dumps(collector.status_json()))["kiosks"][0]["last_seq"] == 10
+    collector.stop()
+
+
+def test_status_page_escapes_what_a_kiosk_reports(gates, pg_dsn, monkeypatch):
+    collector = _collector(gates, pg_dsn, monkeypatch)
+    collector._status["http://gate-0"].last_error = "<script>alert(1)</script>"
+    assert "<script>" not in collector.status_html()
+    collector.stop()
+
+
+def test_status_server_serves_page_metrics_and_the_list_bundle(
+    gates, pg_dsn, monkeypatch, tmp_path, clock
+):
+    key_path, _ = new_key_pair(tmp_path / "office", "office")
+    bundle = tmp_path / "bundle.json"
+    collector = _collector(gates, pg_dsn, monkeypatch, lists_bundle_file=str(bundle))
+    server = StatusServer(collector, "127.0.0.1", 0)
+    server.start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        with httpx.Client(base_url=base, timeout=10) as http:
+            assert http.get("/lists/bundle").status_code == 404
+            publish_bundle(load_private_key(key_path), {}, bundle, now=clock.now())
+            first = http.get("/lists/bundle")
+            assert first.status_code == 200 and first.content == bundle.read_bytes()
+            etag = first.headers["etag"]
+            again = http.get("/lists/bundle", headers={"If-None-Match": etag})
+            assert again.status_code == 304 and again.content == b""
+            assert "kiosk_collect_lists_bundle_version 1" in http.get("/metrics").text
+            assert http.get("/status.json").json()["lists_bundle_version"] == 1
+            assert "kiosk collect" in http.get("/").text
+            assert http.get("/nope").status_code == 404
+    finally:
+        server.stop()
+        collector.stop()
+
+
+def test_cli_collect_once(gates, pg_dsn, monkeypatch, tmp_path, capsys):
+    config = tmp_path / "collect.toml"
+    config.write_text(
+        "".join(
+            f'[[kiosks]]\nurl = "http://{g.config.site.kiosk_id}"\ntoken_env = "TOKEN_{i}"\n'
+            for i, g in enumerate(gates)
+        )
+    )
+    for i, g in enumerate(gates):
+        monkeypatch.setenv(f"TOKEN_{i}", g.token)
+    monkeypatch.setenv("KIOSK_FLEET_DSN", pg_dsn)
+    real_client, transport = httpx.Client, httpx.MockTransport(Network(*gates))
+    monkeypatch.setattr(httpx, "Client", lambda **kw: real_client(transport=transport))
+    assert main(["collect", "--config", str(config), "--once"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["last_seq"] for line in lines] == [10, 20, 30]
+    monkeypatch.delenv("KIOSK_FLEET_DSN")
+    assert main(["collect", "--config", str(config), "--once"]) == 2
+    assert "set KIOSK_FLEET_DSN" in capsys.readouterr().err

@@ -1,0 +1,256 @@
+"""Lists out: the office publishes a signed bundle; a kiosk fetches, verifies, applies, ages."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from kiosk import lists as lists_mod
+from kiosk.cli import main
+from kiosk.fleet.listsync import (
+    MAX_BUNDLE_BYTES,
+    BundleFile,
+    ListSync,
+    bundle_version,
+    publish_bundle,
+)
+from kiosk.lists import BundleError, ListStore
+from kiosk.passes import TrustList, load_private_key, new_key_pair
+from kiosk.store import EventLog
+
+URL = "http://office/lists/bundle"
+REVOKED = "0123456789ab"
+
+
+@pytest.fixture
+def office(tmp_path):
+    key_path, _pub = new_key_pair(tmp_path / "office", "office")
+    return SimpleNamespace(
+        key=load_private_key(key_path),
+        key_path=key_path,
+        trust_dir=tmp_path / "office",
+        bundle=tmp_path / "www" / "bundle.json",
+    )
+
+
+@pytest.fixture
+def gate(tmp_path, clock, office):
+    store = EventLog(tmp_path / "gate.db", "gate-1", clock, "NORMAL", [lists_mod.MIGRATIONS])
+    store.open()
+    list_store = ListStore(store, clock)
+    list_store.load()
+    yield SimpleNamespace(
+        store=store, lists=list_store, trust=TrustList.from_dir(office.trust_dir), clock=clock
+    )
+    store.close()
+
+
+class Office:
+    """The collector's ``/lists/bundle`` (ETag, 304) as an httpx transport, or a failure."""
+
+    def __init__(self, bundle_path):
+        self.file = BundleFile(bundle_path)
+        self.requests: list[httpx.Request] = []
+        self.down = False
+        self.body_override: bytes | None = None
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.down:
+            raise httpx.ConnectError("office unreachable", request=request)
+        if self.body_override is not None:
+            return httpx.Response(200, content=self.body_override)
+        got = self.file.get()
+        if got is None:
+            return httpx.Response(404)
+        body, etag, _ = got
+        if request.headers.get("if-none-match") == etag:
+            return httpx.Response(304, headers={"ETag": etag})
+        return httpx.Response(200, content=body, headers={"ETag": etag})
+
+
+def _sync(gate, office_server, **kw):
+    client = httpx.Client(transport=httpx.MockTransport(office_server))
+    return ListSync(gate.lists, gate.trust, URL, gate.clock, client=client, **kw)
+
+
+def _lists(n: int = 1) -> dict:
+    return {
+        "revocations": [{"pass_id": f"{i:012x}", "reason": "lost"} for i in range(n)]
+        + [{"pass_id": REVOKED, "reason": "lost"}],
+        "quarantine": [{"household": "3-201", "from": "2026-03-01", "until": "2026-03-14"}],
+        "households": [{"household": "3-201", "residents": 3}],
+    }
+
+
+# --------------------------------------------------------------------------- office side
+
+
+def test_publish_numbers_versions_upward_and_never_back(office, clock):
+    first = publish_bundle(office.key, _lists(), office.bundle, now=clock.now())
+    second = publish_bundle(office.key, _lists(2), office.bundle, now=clock.now())
+    assert (first.version, second.version) == (1, 2) and first.etag != second.etag
+    assert bundle_version(office.bundle.read_bytes()) == 2
+    with pytest.raises(BundleError, match="not above the published version 2"):
+        publish_bundle(office.key, _lists(), office.bundle, now=clock.now(), version=2)
+    assert publish_bundle(office.key, _lists(), office.bundle, now=clock.now(), version=9).version
+    assert [p.name for p in office.bundle.parent.iterdir()] == ["bundle.json"]  # no temp left
+
+
+def test_publish_refuses_a_bad_row_before_any_kiosk_sees_it(office, clock):
+    bad = {"revocations": [{"pass_id": "not-hex"}]}
+    with pytest.raises(BundleError, match=r"revocations\.0\.pass_id"):
+        publish_bundle(office.key, bad, office.bundle, now=clock.now())
+    with pytest.raises(BundleError, match="unknown lists: visitors"):
+        publish_bundle(office.key, {"visitors": []}, office.bundle, now=clock.now())
+    assert not office.bundle.exists()
+
+
+def test_bundle_file_rereads_when_republished(office, clock):
+    served = BundleFile(office.bundle)
+    assert served.get() is None
+    publish_bundle(office.key, _lists(), office.bundle, now=clock.now())
+    body1, etag1, v1 = served.get()
+    publish_bundle(office.key, _lists(3), office.bundle, now=clock.now())
+    body2, etag2, v2 = served.get()
+    assert (v1, v2) == (1, 2) and etag1 != etag2 and body2 == office.bundle.read_bytes()
+
+
+def test_cli_publish(office, tmp_path, capsys):
+    lists_file = tmp_path / "lists.json"
+    lists_file.write_text(json.dumps(_lists()), encoding="utf-8")
+    argv = ["fleet", "publish", "--key", str(office.key_path), "--lists", str(lists_file)]
+    argv += ["--out", str(office.bundle)]
+    office.bundle.parent.mkdir()
+    assert main(argv) == 0 and json.loads(capsys.readouterr().out)["version"] == 1
+    assert main(argv) == 0 and json.loads(capsys.readouterr().out)["version"] == 2
+    assert main([*argv, "--version", "1"]) == 2
+    assert "not above the published version 2" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- kiosk side
+
+
+def test_a_published_bundle_is_fetched_verified_and_applied(gate, office, clock):
+    server = Office(office.bundle)
+    publish_bundle(office.key, _lists(), office.bundle, now=clock.now())
+    sync = _sync(gate, server)
+    result = sync.check()
+    assert (result.outcome, result.version) == ("applied", 1)
+    assert gate.lists.current.is_revoked(REVOKED)
+    assert gate.lists.current.quarantine_for("3-201", None, clock.now().date()) is not None
+    assert sync.status()["state"] == "ok" and sync.status()["bundle_version"] == 1
+
+
+def test_an_unchanged_bundle_costs_a_304_and_still_confirms_the_lists(gate, office, clock):
+    server = Office(office.bundle)
+    publish_bundle(office.key, _lists(), office.bundle, now=clock.now())
+    sync = _sync(gate, server)
+    sync.check()
+    clock.advance(3600)
+    result = sync.check()
+    assert result.outcome == "not_modified"
+    assert server.requests[-1].headers["if-none-match"] == BundleFile(office.bundle).get()[1]
+    assert sync.status()["age_s"] == 0  # confirmed just now, though unchanged for an hour
+
+
+def test_a_newer_bundle_replaces_the_previous_one_atomically(gate, office, clock):
+    server = Office(office.bundle)
+    publish_bundle(office.key, _lists(5), office.bundle, now=clock.now())
+    sync = _sync(gate, server)
+    sync.check()
+    assert len(gate.lists.current.revocations) == 6
+    publish_bundle(office.key, {"revocations": [{"pass_id": REVOKED}]}, office.bundle,
+                   now=clock.now())  # fmt: skip
+    assert sync.check().outcome == "applied"
+    assert gate.lists.current.revoked == frozenset({REVOKED})
+    assert gate.lists.current.quarantine == ()
+
+
+def test_an_older_bundle_is_never_applied(gate, office, clock):
+    server = Office(office.bundle)
+    publish_bundle(office.key, _lists(), office.bundle, now=clock.now())
+    old = office.bundle.read_bytes()
+    publish_bundle(office.key, {"revocations": []}, office.bundle, now=clock.now())
+    sync = _sync(gate, server)
+    assert sync.check().version == 2
+    server.body_override = old  # a replayed (or rolled-back) version 1
+    result = sync.check()
+    assert result.outcome == "rejected" and "older" in result.message
+    assert gate.lists.current.freshness.bundle_version == 2
+    assert not gate.lists.current.is_revoked(REVOKED)
+    assert sync.status()["state"] == "rejected"
+
+
+def test_a_bundle_not_signed_by_a_trusted_key_is_rejected(gate, office, clock, tmp_path):
+    stranger_key, _ = new_key_pair(tmp_path / "stranger", "stranger")
+    server = Office(office.bundle)
+    publish_bundle(load_private_key(stranger_key), _lists(), office.bundle, now=clock.now())
+    sync = _sync(gate, server)
+    assert sync.check().outcome == "rejected"
+    tampered = json.loads(office.bundle.read_text())
+    publish_bundle(office.key, _lists(), tmp_path / "good.json", now=clock.now())
+    good = json.loads((tmp_path / "good.json").read_text())
+    good["payload"] = good["payload"].replace(REVOKED, "ba9876543210")
+    server.body_override = json.dumps(good).encode()
+    assert sync.check().outcome == "rejected"
+    assert tampered["key_id"] != good["key_id"]
+    assert gate.lists.current.freshness.bundle_version == 0 and not gate.lists.current.revoked
+
+
+def test_an_oversized_bundle_is_refused_without_reading_it_all(gate, office):
+    server = Office(office.bundle)
+    server.body_override = b"x" * (MAX_BUNDLE_BYTES + 1)
+    assert _sync(gate, server).check().outcome == "rejected"
+
+
+def test_a_gate_offline_for_a_day_keeps_its_lists_and_says_how_old_they_are(gate, office, clock):
+    server = Office(office.bundle)
+    publish_bundle(office.key, _lists(), office.bundle, now=clock.now())
+    sync = _sync(gate, server, stale_after_h=24)
+    sync.check()
+    server.down = True
+    for _ in range(25):  # hourly checks, all failing
+        clock.advance(3600)
+        assert sync.check().outcome == "error"
+    status = sync.status()
+    assert status["state"] == "offline" and status["stale"] is True
+    assert status["age_s"] == 25 * 3600 and status["consecutive_failures"] == 25
+    assert "cannot reach the office" in status["last_error"]
+    assert gate.lists.current.is_revoked(REVOKED)  # still deciding on the last good lists
+    server.down = False
+    assert sync.check().outcome == "not_modified"
+    assert sync.status()["stale"] is False and sync.status()["age_s"] == 0
+
+
+def test_after_a_restart_the_age_counts_from_the_last_change(gate, office, clock):
+    server = Office(office.bundle)
+    publish_bundle(office.key, _lists(), office.bundle, now=clock.now())
+    _sync(gate, server).check()
+    clock.advance(timedelta(hours=5).total_seconds())
+    restarted = _sync(gate, server)
+    assert restarted.status()["age_s"] == 5 * 3600
+    assert restarted.status()["state"] == "never_checked"
+
+
+def test_from_config_is_off_without_a_lists_url(gate):
+    core = SimpleNamespace(config=SimpleNamespace())
+    assert ListSync.from_config(core) is None
+    fleet = SimpleNamespace(lists_url=None)
+    assert ListSync.from_config(SimpleNamespace(config=SimpleNamespace(fleet=fleet))) is None
+
+
+def test_the_kiosk_config_fleet_section_turns_the_sync_on(gate, office, clock):
+    from kiosk.config import parse_config
+
+    config = parse_config(
+        {"fleet": {"lists_url": URL, "lists_poll_s": 60}, "policy": {"lists_stale_after_h": 12}}
+    )
+    core = SimpleNamespace(config=config, lists=gate.lists, trust=gate.trust, clock=clock)
+    sync = ListSync.from_config(core)
+    assert (sync.url, sync.interval_s, sync.stale_after_h) == (URL, 60, 12)
+    sync.stop()
