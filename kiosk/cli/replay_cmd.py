@@ -1,18 +1,73 @@
-"""``kiosk replay``."""
+"""``kiosk replay SCENARIO [--db FILE]``: a scenario through the real engine in virtual time."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from .errors import NotAvailable
+from .errors import CliError, UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "replay", help="not available yet (issue #6)", description="Not available yet."
+        "replay",
+        help="replay a scenario through the real engine on fake devices (virtual time)",
+        description=(
+            "Run a scenario file (TOML; see docs/scenarios.md) through the real engine on fake"
+            " devices in virtual time, with no real waiting. Prints one JSON line per decision"
+            " and checks the scenario's expectations: exit 1 if one fails, 2 if the scenario"
+            " is malformed. A bare name (e.g. 'fever') runs a shipped scenario."
+        ),
     )
+    p.add_argument(
+        "scenario", metavar="SCENARIO", nargs="?", help="scenario file, or a shipped name"
+    )
+    p.add_argument(
+        "--db",
+        metavar="FILE",
+        help="keep the event log in this SQLite file (default: a temporary file)",
+    )
+    p.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotAvailable("kiosk replay", 6)
+    from kiosk.replay import (
+        ScenarioError,
+        format_record,
+        load_scenario,
+        replay,
+        shipped_scenarios,
+    )
+
+    if args.list:
+        for path in shipped_scenarios():
+            print(path.stem)
+        return 0
+    if not args.scenario:
+        raise UsageError("a SCENARIO file or name is required (see --list)")
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        raise UsageError(str(exc)) from None
+
+    def emit(rec: dict) -> None:
+        print(format_record(rec), flush=True)
+
+    try:
+        result = replay(scenario, db_path=args.db, on_decision=emit)
+    except ScenarioError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot run the scenario: {exc}") from None
+    met = result.expectations - len(result.failures)
+    print(
+        f"replay {scenario.name}: {len(result.decisions)} decisions,"
+        f" {met}/{result.expectations} expectations met",
+        file=sys.stderr,
+    )
+    if result.failures:
+        for failure in result.failures:
+            print(f"  expectation failed: {failure}", file=sys.stderr)
+        raise CliError(f"{len(result.failures)} expectation(s) failed in {scenario.name}")
+    return 0

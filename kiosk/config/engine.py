@@ -1,4 +1,4 @@
-"""The checkpoint loop's order and timeouts."""
+"""The checkpoint loop's order, per-step timeouts and device deadlines."""
 
 from typing import Literal
 
@@ -19,4 +19,28 @@ class EngineSection(Section):
     )
     device_deadline_ms: int = Field(
         500, ge=10, le=10000, description="A blocking device call longer than this is a fault."
+    )
+    store_deadline_ms: int = Field(
+        3000,
+        ge=50,
+        le=30000,
+        description=(
+            "An event commit longer than this is a store fault (a dying SD card can stall"
+            " fsync for seconds; the gate never opens on an unconfirmed commit)."
+        ),
+    )
+    tick_ms: int = Field(
+        50, ge=5, le=1000, description="How often the runner checks step timeouts and the pulse."
+    )
+    idle_probe_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Idle device probe interval: how fast a fault, and a recovery, is noticed.",
+    )
+    backlog_max: int = Field(
+        1000,
+        ge=1,
+        le=100000,
+        description="Decisions held in memory while the store is failing, retried on recovery.",
     )

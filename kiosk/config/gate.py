@@ -1,4 +1,9 @@
-"""Gate relay driver."""
+"""Gate relay driver.
+
+The engine only ever says *open* (release the lock) or *closed* (lock); the driver maps that
+to the relay coil level through ``wiring``. Whether the gate is released on power loss is a
+property of the lock and its wiring (``fail_mode``), not of software: see docs/engine.md.
+"""
 
 from typing import Annotated, Literal
 
@@ -9,9 +14,19 @@ from ._base import Section
 
 class SerialRelayConfig(Section):
     type: Literal["serial_relay"] = "serial_relay"
-    port: str = Field("/dev/ttyUSB0", max_length=256, description="LCUS-1 USB relay serial port.")
+    port: str = Field(
+        "/dev/ttyUSB0",
+        max_length=256,
+        description="LCUS-1 USB relay serial port (a device path or a pyserial URL).",
+    )
     baudrate: int = Field(9600, ge=1200, le=115200, description="LCUS-1 boards use 9600.")
     channel: int = Field(1, ge=1, le=8, description="Relay channel on the board.")
+    write_timeout_ms: int = Field(
+        200,
+        ge=10,
+        le=5000,
+        description="A command not written within this is a gate fault (unplugged, stalled USB).",
+    )
 
 
 class GpioRelayConfig(Section):

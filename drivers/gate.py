@@ -1,0 +1,309 @@
+"""Gate relay drivers: LCUS-1 USB serial relay, GPIO relay module, none, and a fake.
+
+The engine only says *open* (release the lock) or *closed* (lock). Each driver maps that to
+a relay coil level through the configured wiring:
+
+- ``normally_open``: the lock is released while the coil is energised;
+- ``normally_closed``: the lock is released while the coil is de-energised.
+
+Whether the gate is released on power loss (fail-safe) or stays locked (fail-secure) is a
+property of the lock and that wiring, not of software; a driver can only make sure it leaves
+the gate *commanded* closed when it starts and when it is closed.
+
+LCUS-1 protocol (CH340 USB serial at 9600 8N1, write-only): four bytes
+``A0 <channel> <state> <checksum>`` where state is 01 (coil on) or 00 (coil off) and the
+checksum is the sum of the first three bytes & 0xFF, e.g. ``A0 01 01 A2`` / ``A0 01 00 A1``.
+The board does not acknowledge, so an unplugged board only shows as a failed write: the
+driver reopens the port on the next command, which is how recovery happens by itself.
+
+Every ``set_open`` may block (USB stalls); the engine's runner calls it in a worker thread
+under a deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from kiosk.clock import Clock
+from kiosk.config.gate import (
+    FakeGateConfig,
+    GateSection,
+    GpioRelayConfig,
+    NoGateConfig,
+    SerialRelayConfig,
+)
+from kiosk.devices import Gate, GateFault, Health
+
+log = logging.getLogger(__name__)
+
+Wiring = Literal["normally_open", "normally_closed"]
+
+_LCUS_HEADER = 0xA0
+
+
+def lcus_frame(channel: int, energise: bool) -> bytes:
+    """The LCUS-1 command that switches ``channel``'s coil on or off."""
+    if not 1 <= channel <= 0xFF:
+        raise ValueError(f"relay channel out of range: {channel}")
+    state = 0x01 if energise else 0x00
+    return bytes([_LCUS_HEADER, channel, state, (_LCUS_HEADER + channel + state) & 0xFF])
+
+
+def coil_energised(open_: bool, wiring: Wiring) -> bool:
+    """The coil level that puts the lock in the commanded state for this wiring."""
+    return open_ if wiring == "normally_open" else not open_
+
+
+class SerialRelayGate:
+    """LCUS-1 family USB relay board over pyserial.
+
+    The port is opened lazily and reopened after any failure, so a board that is unplugged
+    and plugged back in recovers on the next command without restarting the kiosk.
+    """
+
+    def __init__(
+        self,
+        port: str,
+        *,
+        baudrate: int = 9600,
+        channel: int = 1,
+        wiring: Wiring = "normally_open",
+        write_timeout_s: float = 0.2,
+        clock: Clock | None = None,
+        serial_factory: Callable[..., Any] | None = None,
+        name: str = "serial_relay",
+    ) -> None:
+        self.name = name
+        self._port = port
+        self._baudrate = baudrate
+        self._channel = channel
+        self._wiring: Wiring = wiring
+        self._write_timeout_s = write_timeout_s
+        self._clock = clock
+        if serial_factory is None:
+            import serial
+
+            serial_factory = serial.serial_for_url
+        self._factory = serial_factory
+        self._ser: Any = None
+        self._lock = threading.Lock()
+        self._health = Health("ok", "not used yet")
+        self._is_open: bool | None = None
+
+    def _ensure_port(self) -> Any:
+        if self._ser is None:
+            self._ser = self._factory(
+                self._port,
+                baudrate=self._baudrate,
+                timeout=self._write_timeout_s,
+                write_timeout=self._write_timeout_s,
+            )
+        return self._ser
+
+    def _drop_port(self) -> None:
+        ser, self._ser = self._ser, None
+        if ser is not None:
+            try:
+                ser.close()
+            except Exception:  # noqa: BLE001 - the port is already broken; closing is best effort
+                log.debug("serial relay: close after failure failed", exc_info=True)
+
+    def set_open(self, open_: bool) -> None:
+        frame = lcus_frame(self._channel, coil_energised(open_, self._wiring))
+        with self._lock:
+            try:
+                ser = self._ensure_port()
+                written = ser.write(frame)
+                ser.flush()
+                if written is not None and written != len(frame):
+                    raise OSError(f"short write ({written} of {len(frame)} bytes)")
+            except Exception as exc:
+                # serial.SerialException, SerialTimeoutException and OSError (ENODEV when
+                # the USB device vanished) all mean the same for the gate: not commanded.
+                self._drop_port()
+                self._health = Health("fault", f"relay write failed: {exc}", self._mono())
+                raise GateFault(f"serial relay {self._port}: {exc}", reason="gate_fault") from exc
+            self._is_open = open_
+            self._health = Health("ok", "open" if open_ else "closed", self._mono())
+
+    def _mono(self) -> int | None:
+        return self._clock.monotonic_ns() if self._clock is not None else None
+
+    def health(self) -> Health:
+        return self._health
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_port()
+
+
+class GpioRelayGate:
+    """A relay module on a GPIO pin via gpiozero's ``OutputDevice``.
+
+    ``active_high`` says which pin level energises the coil (many cheap modules are
+    active-low). The gate is commanded closed at start. Note that ``close()`` releases the
+    pin, which de-energises the coil: with ``normally_closed`` wiring that releases the lock,
+    which is exactly the fail-safe behaviour that wiring was chosen for.
+    """
+
+    def __init__(
+        self,
+        pin: int,
+        *,
+        active_high: bool = True,
+        wiring: Wiring = "normally_open",
+        clock: Clock | None = None,
+        pin_factory: Any = None,
+        name: str = "gpio_relay",
+    ) -> None:
+        from gpiozero import OutputDevice
+
+        self.name = name
+        self._wiring: Wiring = wiring
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._device = OutputDevice(
+            pin,
+            active_high=active_high,
+            initial_value=coil_energised(False, wiring),
+            pin_factory=pin_factory,
+        )
+        self._health = Health("ok", "closed")
+
+    @property
+    def energised(self) -> bool:
+        return bool(self._device.value)
+
+    def set_open(self, open_: bool) -> None:
+        with self._lock:
+            try:
+                self._device.value = coil_energised(open_, self._wiring)
+            except Exception as exc:
+                self._health = Health("fault", f"gpio write failed: {exc}")
+                raise GateFault(f"gpio relay: {exc}", reason="gate_fault") from exc
+            mono = self._clock.monotonic_ns() if self._clock is not None else None
+            self._health = Health("ok", "open" if open_ else "closed", mono)
+
+    def health(self) -> Health:
+        return self._health
+
+    def close(self) -> None:
+        with self._lock:
+            self._device.close()
+
+
+class NoGate:
+    """No relay: the kiosk only advises (a guard opens the gate). Commands are logged."""
+
+    def __init__(self, name: str = "none") -> None:
+        self.name = name
+        self.is_open = False
+
+    def set_open(self, open_: bool) -> None:
+        self.is_open = open_
+        log.info("gate (none): %s", "open" if open_ else "closed")
+
+    def health(self) -> Health:
+        return Health("ok", "no relay configured (advisory only)")
+
+    def close(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class GateCommand:
+    """One command the fake gate received: when, what the engine asked, the coil level."""
+
+    mono_ns: int
+    open_: bool
+    energised: bool
+
+
+class FakeGate:
+    """A relay that records every command with its monotonic time and can be told to fail.
+
+    ``unplug()`` makes every command raise ``GateFault`` (as a USB board pulled out does)
+    until ``replug()``; ``stall()`` makes commands block until ``release()``, the way a
+    wedged USB write does, so the runner's deadlines can be tested. Failed commands are
+    recorded in ``attempts`` but not in ``commands``.
+    """
+
+    def __init__(
+        self, clock: Clock, *, wiring: Wiring = "normally_open", name: str = "fake_gate"
+    ) -> None:
+        self.name = name
+        self._clock = clock
+        self._wiring: Wiring = wiring
+        self._lock = threading.Lock()
+        self.commands: list[GateCommand] = []
+        self.attempts = 0
+        self.is_open = False
+        self.plugged = True
+        self._go = threading.Event()
+        self._go.set()
+        #: Set when a command is held by ``stall()`` (tests wait on it instead of sleeping).
+        self.stalled_call = threading.Event()
+        self.on_command: Callable[[GateCommand], None] | None = None
+
+    def unplug(self) -> None:
+        self.plugged = False
+
+    def replug(self) -> None:
+        self.plugged = True
+
+    def stall(self) -> None:
+        self._go.clear()
+
+    def release(self) -> None:
+        self._go.set()
+
+    def set_open(self, open_: bool) -> None:
+        if not self._go.is_set():
+            self.stalled_call.set()
+        self._go.wait()
+        with self._lock:
+            self.attempts += 1
+            if not self.plugged:
+                raise GateFault("fake gate unplugged", reason="gate_fault")
+            command = GateCommand(
+                self._clock.monotonic_ns(), open_, coil_energised(open_, self._wiring)
+            )
+            self.commands.append(command)
+            self.is_open = open_
+        if self.on_command is not None:
+            self.on_command(command)
+
+    def health(self) -> Health:
+        if not self.plugged:
+            return Health("fault", "unplugged")
+        return Health("ok", "open" if self.is_open else "closed")
+
+    def close(self) -> None:
+        return None
+
+
+def build_gate(cfg: GateSection, clock: Clock) -> Gate:
+    """The gate driver named by ``cfg.driver.type``; a serial board opens at its first command."""
+    driver = cfg.driver
+    if isinstance(driver, SerialRelayConfig):
+        return SerialRelayGate(
+            driver.port,
+            baudrate=driver.baudrate,
+            channel=driver.channel,
+            wiring=cfg.wiring,
+            write_timeout_s=driver.write_timeout_ms / 1000,
+            clock=clock,
+        )
+    if isinstance(driver, GpioRelayConfig):
+        return GpioRelayGate(
+            driver.pin, active_high=driver.active_high, wiring=cfg.wiring, clock=clock
+        )
+    if isinstance(driver, NoGateConfig):
+        return NoGate()
+    if isinstance(driver, FakeGateConfig):
+        return FakeGate(clock, wiring=cfg.wiring)
+    raise ValueError(f"unknown gate driver {driver!r}")  # pragma: no cover - config forbids

@@ -1,0 +1,1027 @@
+"""The checkpoint engine: one passage at a time, from a code and a temperature to a gate command.
+
+A pure, synchronous state machine. It never sleeps, never reads the time except through the
+injected ``Clock`` and never touches a device: it is driven by inputs (``on_code``,
+``on_reading``, ``on_sensor_fault``, ``on_reader_fault``/``on_reader_ok``, ``tick``,
+``manual``, and the results of its own requests ``on_committed``/``on_store_fault``,
+``on_gate_done``/``on_gate_fault``) and it acts only through its ``EnginePorts``:
+``commit(ticket, draft)``, ``gate(ticket, open_)`` and ``publish(message)``. The asyncio
+runner (``kiosk.runner``) and the virtual-time replay (``kiosk.replay``) both drive this same
+class, so what replay proves is what the gate does.
+
+Passage states (published as ``{"type": "state", ...}`` with a ``prompt`` for the screen)::
+
+    idle ─ code ──► code_read ─ presence ──► measuring ─┐   (code_first)
+    idle ─ presence ───────────────────────► measuring ─┤   (temperature_first)
+                               measuring ─ temperature ─┴► awaiting_code ─ code ─┐
+                                                   └─────────────────────────────┴► deciding
+    deciding ─ committed ─► decided (deny) / gate_open (pass) ─ pulse ─► decided ─ hold ─► idle
+
+Why this order of effects: a decision is *committed first*, then published, then the relay
+fires. A pass that cannot be recorded does not open the gate (``on_store_fault`` decides), and
+a screen never shows a decision that the log does not have.
+
+Safety rules the engine enforces on top of the policy:
+
+* a measurement that says *implausible* is repeated once automatically, and a fever is
+  measured once more before it becomes a deny (``remeasure_on_fever``): a cold wrist or a
+  warm hand is common, a false fever alarm at a gate is expensive;
+* any device fault puts the kiosk into a visible degraded mode with a guard alarm; the policy
+  turns the fault into a deny (``on_*_fault``: ``deny`` or ``manual`` = deny and call the
+  guard). Faults clear by themselves when the device delivers again;
+* a gate that fails to *lock* is retried on every tick until it does.
+
+Ports must not block. They may call back into the engine synchronously (replay does): inputs
+that arrive while the engine is handling another one are queued and handled in order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
+
+from kiosk.clock import Clock
+from kiosk.config import KioskConfig
+from kiosk.devices import CodeRead, DeviceFault, ThermoReading
+
+log = logging.getLogger(__name__)
+
+State = Literal[
+    "idle", "code_read", "measuring", "awaiting_code", "deciding", "decided", "gate_open"
+]
+ManualDecision = Literal["manual_pass", "manual_deny"]
+ManualKind = Literal["manual", "registration", "vehicle"]
+
+#: Screen prompts: keys the kiosk screen translates (zh-CN / en). Never personal data.
+PROMPTS: dict[str, str] = {
+    "show_pass": "Show your pass QR code",
+    "step_up": "Hold your wrist to the thermometer",
+    "measure_wrist": "Code read. Hold your wrist to the thermometer",
+    "measuring": "Measuring, hold still",
+    "measure_again": "Once more: hold your wrist to the thermometer",
+    "show_pass_now": "Now show your pass QR code",
+    "checking": "Checking",
+    "pass": "Please pass",
+    "deny": "Access denied",
+    "see_guard": "Access denied: please see the guard",
+    "out_of_order": "Out of order: please see the guard",
+}
+
+#: Fault keys in ``Engine.faults`` and the alarms raised for them.
+DEVICE_ALARMS = {
+    "thermometer": "sensor_fault",
+    "reader": "reader_fault",
+    "gate": "gate_fault",
+    "store": "store_fault",
+}
+
+PASS_DECISIONS = frozenset({"pass", "manual_pass"})
+
+
+class EnginePorts(Protocol):
+    """What the engine asks of the outside world. Calls must return at once."""
+
+    def commit(self, ticket: int, draft: Any) -> None:
+        """Append ``draft`` to the event log; answer with ``on_committed``/``on_store_fault``."""
+
+    def gate(self, ticket: int, open_: bool) -> None:
+        """Command the relay; answer with ``on_gate_done``/``on_gate_fault``."""
+
+    def publish(self, message: dict[str, Any]) -> None:
+        """Hand a state/decision/alarm/health message to the screens (never blocks)."""
+
+
+@dataclass
+class Passage:
+    """One person (or one guard action) from first input to its committed event."""
+
+    id: int
+    started_ns: int
+    direction: str
+    kind: str = "passage"
+    code: CodeRead | None = None
+    temperature: Any = None  # kiosk.thermometry.Temperature
+    measurement: Any = None  # kiosk.thermometry.Measurement
+    remeasured: set[str] = field(default_factory=set)
+    presence_seen: bool = False
+    awaiting_code_since_ns: int | None = None
+    decision: Any = None  # kiosk.policy.Decision (None for manual actions)
+    draft: Any = None
+    event: Any = None
+    decided_ns: int | None = None
+    reader_fault: bool = False
+
+
+@dataclass(frozen=True)
+class _Manual:
+    decision: str
+    operator: str
+    reason: str
+    direction: str
+    person: Mapping[str, Any] | None
+    kind: str
+
+
+def _attr(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def holder_initial(holder: str | None) -> str | None:
+    """What the unattended screen may show of a name: its first character and a dot."""
+    if not holder:
+        return None
+    return holder.strip()[:1] + "." if holder.strip() else None
+
+
+class Engine:
+    """The per-passage state machine. Not thread-safe: one driver (runner or replay) owns it.
+
+    ``calibration`` is a ``Calibration`` or a ``CalibrationStore`` (read at each measurement).
+    ``trust`` is the ``TrustList``; ``lists`` a ``Lists`` snapshot or a ``ListStore`` (its
+    ``current`` snapshot is read at each decision, so list changes apply between passages);
+    ``history`` the ``PassageHistory`` the engine updates after each committed event.
+    ``decide``, ``inputs_factory``, ``state_factory``, ``measurement_factory``, ``is_present``,
+    ``calibration`` and ``draft_factory`` default to the real ``kiosk.policy``,
+    ``kiosk.thermometry``, ``kiosk.calibration`` and ``kiosk.store`` objects.
+    """
+
+    def __init__(
+        self,
+        config: KioskConfig,
+        clock: Clock,
+        ports: EnginePorts,
+        trust: Any,
+        lists: Any,
+        history: Any,
+        *,
+        calibration: Any = None,
+        decide: Callable[..., Any] | None = None,
+        measurement_factory: Callable[..., Any] | None = None,
+        is_present: Callable[[ThermoReading, Any], bool] | None = None,
+        draft_factory: Callable[..., Any] | None = None,
+        inputs_factory: Callable[..., Any] | None = None,
+        state_factory: Callable[..., Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.ports = ports
+        self.trust = trust
+        self.lists = lists
+        self.history = history
+        self._eng = config.engine
+        self._thermo_cfg = config.thermometer.thermometry
+        self._tz = ZoneInfo(config.site.timezone)
+        if decide is None or inputs_factory is None or state_factory is None:
+            from kiosk import policy
+
+            decide = decide or policy.decide
+            inputs_factory = inputs_factory or policy.PassageInputs
+            state_factory = state_factory or policy.PolicyState
+        if measurement_factory is None or is_present is None:
+            from kiosk import thermometry
+
+            measurement_factory = measurement_factory or thermometry.Measurement
+            is_present = is_present or thermometry.is_present
+        if calibration is None:
+            from kiosk.calibration import Calibration
+
+            calibration = Calibration()
+        if draft_factory is None:
+            from kiosk.store import EventDraft as draft_factory
+        self._policy = decide
+        self._inputs_factory = inputs_factory
+        self._state_factory = state_factory
+        self._measurement_factory = measurement_factory
+        self._is_present = is_present
+        self._draft_factory = draft_factory
+        self.calibration = calibration
+
+        self.state: State = "idle"
+        self.passage: Passage | None = None
+        self.faults: dict[str, str] = {}
+        self.reader_faults: dict[str, str] = {}
+        self.prompt = self._idle_prompt()
+        self.backlog: deque[Any] = deque()
+        self.dropped_backlog = 0
+        self.direction = self._default_direction()
+        self.ignored_codes = 0
+
+        self._ids = itertools.count(1)
+        self._tickets = itertools.count(1)
+        self._inflight: dict[int, tuple[str, Any]] = {}
+        self._late: dict[int, Any] = {}
+        self._inbox: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
+        self._busy = False
+        self._manual_queue: deque[_Manual] = deque()
+        self._pending_code: tuple[CodeRead, str | None] | None = None
+        self._presence_armed = True
+        self._gate_open = False
+        self._gate_close_at_ns: int | None = None
+        self._gate_close_pending = False
+        self._gate_probe_ns = 0
+        self._hold_until_ns: int | None = None
+        self._backlog_retry_ns = 0
+        self._backlog_inflight = False
+        self.decisions = 0
+
+    # ---------------------------------------------------------------- properties
+
+    @property
+    def mode(self) -> str:
+        return self.config.policy.mode
+
+    @property
+    def needs_code(self) -> bool:
+        return self.mode != "temperature_only"
+
+    @property
+    def needs_temperature(self) -> bool:
+        return self.mode != "pass_only"
+
+    @property
+    def degraded(self) -> tuple[str, ...]:
+        """Faulty parts, e.g. ``("thermometer", "reader:camera")``; empty when all is well."""
+        parts = [k for k in self.faults if k != "reader"]
+        parts += [f"reader:{s}" for s in self.reader_faults]
+        return tuple(sorted(parts))
+
+    @property
+    def wants_readings(self) -> bool:
+        """Whether the runner should sample the thermometer at full rate now."""
+        if not self.needs_temperature:
+            return False
+        if self.state in ("code_read", "measuring"):
+            return True
+        return self.state == "idle" and self._starts_on_presence()
+
+    @property
+    def deciding(self) -> bool:
+        """False while a fault stops anyone passing unaided (the screen says out of order)."""
+        return not self._blocked_by_fault()
+
+    @property
+    def gate_is_open(self) -> bool:
+        return self._gate_open
+
+    def snapshot(self) -> dict[str, Any]:
+        """The current state as the kiosk screen's state message (no personal data)."""
+        msg: dict[str, Any] = {
+            "type": "state",
+            "state": self.state,
+            "prompt": self.prompt,
+            "text": PROMPTS[self.prompt],
+            "direction": self.direction,
+            "degraded": list(self.degraded),
+            "gate_open": self._gate_open,
+        }
+        p = self.passage
+        if p is not None:
+            msg["passage"] = p.id
+            t = p.temperature
+            if t is not None:
+                msg["temperature"] = {"status": t.status, "body_c": t.body_c}
+        return msg
+
+    # ---------------------------------------------------------------- inputs
+
+    def on_code(self, read: CodeRead, direction: str | None = None) -> None:
+        """A hygiene-checked code text from a reader (or a screen's direction button)."""
+        self._input(self._on_code, read, direction)
+
+    def on_reading(self, reading: ThermoReading) -> None:
+        self._input(self._on_reading, reading)
+
+    def on_sensor_fault(self, fault: DeviceFault, mono_ns: int | None = None) -> None:
+        self._input(self._on_sensor_fault, fault, mono_ns)
+
+    def on_reader_fault(self, source: str, fault: DeviceFault | str) -> None:
+        self._input(self._on_reader_fault, source, str(fault))
+
+    def on_reader_ok(self, source: str) -> None:
+        self._input(self._on_reader_ok, source)
+
+    def on_committed(self, ticket: int, event: Any) -> None:
+        self._input(self._on_committed, ticket, event)
+
+    def on_store_fault(self, ticket: int, exc: BaseException) -> None:
+        self._input(self._on_store_fault, ticket, exc)
+
+    def on_gate_done(self, ticket: int, open_: bool) -> None:
+        self._input(self._on_gate_done, ticket, open_)
+
+    def on_gate_fault(self, ticket: int, open_: bool, exc: BaseException) -> None:
+        self._input(self._on_gate_fault, ticket, open_, exc)
+
+    def tick(self) -> None:
+        """Check every step's timeout, the gate pulse and the retries. Call often (≤100 ms)."""
+        self._input(self._tick)
+
+    def select_direction(self, direction: str) -> None:
+        """A two-way kiosk's screen button: the direction of the passage under way, or of
+        the next one if none is. Used once: the passage after that is back to the default,
+        so one person's button press is never carried over to the next person."""
+        if direction not in ("in", "out"):
+            raise ValueError("direction must be 'in' or 'out'")
+        if self.config.site.direction != "both" and direction != self.config.site.direction:
+            raise ValueError(f"this kiosk only passes '{self.config.site.direction}'")
+        p = self.passage
+        if p is not None and self.state in ("code_read", "measuring", "awaiting_code"):
+            p.direction = direction
+        else:
+            self.direction = direction
+
+    def _default_direction(self) -> str:
+        site = self.config.site
+        return site.direction if site.direction != "both" else site.default_direction
+
+    def _direction_for(self, given: str | None) -> str:
+        """A one-way kiosk's direction is fixed; a two-way one takes what it is told."""
+        site = self.config.site
+        if site.direction != "both":
+            return site.direction
+        return given or self.direction
+
+    def manual(
+        self,
+        decision: ManualDecision,
+        operator: str,
+        reason: str,
+        direction: str,
+        person: Mapping[str, Any] | None = None,
+        kind: ManualKind = "manual",
+    ) -> None:
+        """A guard's decision (override, or registration of a person or a vehicle).
+
+        It enters the same path as a kiosk decision: committed first, then published, then
+        the gate (for a manual pass). A passage still being measured is abandoned; one being
+        committed finishes first. The free-text ``reason`` is stored with the personal fields
+        (``person.note``) because guards write names into it; it never reaches a log line.
+        Raises ``ValueError`` for bad input, before anything changes.
+        """
+        if decision not in ("manual_pass", "manual_deny"):
+            raise ValueError("decision must be 'manual_pass' or 'manual_deny'")
+        if kind not in ("manual", "registration", "vehicle"):
+            raise ValueError("kind must be 'manual', 'registration' or 'vehicle'")
+        if direction not in ("in", "out"):
+            raise ValueError("direction must be 'in' or 'out'")
+        if not isinstance(operator, str) or not operator.strip() or len(operator) > 64:
+            raise ValueError("operator: the guard's name (1 to 64 characters) is required")
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+            raise ValueError("reason: required, at most 500 characters")
+        if person is not None and not isinstance(person, Mapping):
+            raise ValueError("person must be an object")
+        if kind in ("registration", "vehicle") and not person:
+            raise ValueError(f"a {kind} needs the person's details")
+        item = _Manual(decision, operator.strip(), reason.strip(), direction, person, kind)
+        self._input(self._enqueue_manual, item)
+
+    # ---------------------------------------------------------------- input plumbing
+
+    def _input(self, fn: Callable[..., None], *args: Any) -> None:
+        self._inbox.append((fn, args))
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            while self._inbox:
+                handler, handler_args = self._inbox.popleft()
+                handler(*handler_args)
+        finally:
+            self._busy = False
+
+    def _now(self) -> int:
+        return self.clock.monotonic_ns()
+
+    # ---------------------------------------------------------------- state changes
+
+    def _set_state(self, state: State, prompt: str) -> None:
+        self.state = state
+        self.prompt = prompt
+        self.ports.publish(self.snapshot())
+
+    def _idle_prompt(self) -> str:
+        if self._blocked_by_fault():
+            return "out_of_order"
+        return "step_up" if self._starts_on_presence() else "show_pass"
+
+    def _blocked_by_fault(self) -> bool:
+        """Whether nobody can pass unaided right now (the screen says so at once)."""
+        if "store" in self.faults or "gate" in self.faults:
+            return True
+        if self.needs_temperature and "thermometer" in self.faults:
+            return True
+        return bool(
+            self.needs_code
+            and self.reader_faults
+            and len(self.reader_faults) >= max(1, len(self.config.readers.sources))
+        )
+
+    def _starts_on_presence(self) -> bool:
+        return self.needs_temperature and (
+            self.config.engine.order == "temperature_first" or not self.needs_code
+        )
+
+    def _go_idle(self) -> None:
+        self.passage = None
+        self._hold_until_ns = None
+        self._set_state("idle", self._idle_prompt())
+        if self._manual_queue:
+            self._start_manual(self._manual_queue.popleft())
+            return
+        if self._pending_code is not None:
+            read, direction = self._pending_code
+            self._pending_code = None
+            self._on_code(read, direction)
+
+    def _new_passage(
+        self, started_ns: int, direction: str | None, kind: str = "passage"
+    ) -> Passage:
+        p = Passage(next(self._ids), started_ns, self._direction_for(direction), kind)
+        self.direction = self._default_direction()
+        # Whoever is at the sensor now belongs to this passage: a new presence-started
+        # passage needs the sensor to see nobody first (a person lingering after their
+        # result is not measured again and again).
+        self._presence_armed = False
+        self.passage = p
+        self._hold_until_ns = None
+        return p
+
+    def _can_start(self) -> bool:
+        """A new passage may start from idle, or over a finished result once the gate locked."""
+        return self.state == "idle" or (self.state == "decided" and not self._gate_open)
+
+    # ---------------------------------------------------------------- codes
+
+    def _on_code(self, read: CodeRead, direction: str | None) -> None:
+        if direction is not None and direction not in ("in", "out"):
+            log.warning("engine: ignored code with bad direction")
+            return
+        # A code proves its reader works.
+        if read.source in self.reader_faults:
+            self._on_reader_ok(read.source)
+        p = self.passage
+        if (
+            self._can_start()
+            and p is not None
+            and p.code is not None
+            and p.code.text == read.text
+            and self.state != "idle"
+        ):
+            self.ignored_codes += 1
+            return
+        if self._can_start():
+            p = self._new_passage(read.mono_ns, direction)
+            p.code = read
+            if not self.needs_temperature:
+                self._decide()
+            else:
+                self._start_measurement(p, "measure_wrist", "code_read")
+            return
+        if p is not None and self.state == "awaiting_code" and p.code is None:
+            p.code = read
+            if direction is not None:
+                p.direction = self._direction_for(direction)
+            self._decide()
+            return
+        if p is not None and self.state in ("code_read", "measuring") and p.code is None:
+            # temperature_first kiosk: the code came while we were still measuring.
+            p.code = read
+            if direction is not None:
+                p.direction = self._direction_for(direction)
+            return
+        if p is not None and p.code is not None and p.code.text == read.text:
+            # The same person still holding up the same code: not a new passage.
+            self.ignored_codes += 1
+            return
+        if self.state in ("deciding", "gate_open", "decided"):
+            # The next person is already showing a code: keep the latest, start it when free.
+            self._pending_code = (read, direction)
+            return
+        self.ignored_codes += 1
+
+    # ---------------------------------------------------------------- thermometer
+
+    def _start_measurement(self, p: Passage, prompt: str, state: State = "code_read") -> None:
+        now = self._now()
+        p.measurement = self._measurement_factory(self._thermo_cfg, self.current_calibration(), now)
+        p.presence_seen = False
+        self._set_state(state, prompt)
+
+    def current_calibration(self) -> Any:
+        """The site calibration for a new measurement: a ``Calibration``, or the current one
+        of a ``CalibrationStore`` (so a new fit applies from the next person on)."""
+        cal = self.calibration
+        get = getattr(cal, "get", None)
+        if callable(get):
+            return get()
+        return cal
+
+    def _on_reading(self, reading: ThermoReading) -> None:
+        if "thermometer" in self.faults:
+            self._clear_fault("thermometer")
+        if not self.needs_temperature:
+            return
+        if self.state in ("idle", "decided"):
+            present = self._is_present(reading, self._thermo_cfg)
+            if not present:
+                self._presence_armed = True
+            if (
+                self.state != "idle"
+                or not self._starts_on_presence()
+                or not present
+                or not self._presence_armed
+            ):
+                return
+            p = self._new_passage(reading.mono_ns, None)
+            self._start_measurement(p, "measuring", "measuring")
+        p = self.passage
+        if p is None or self.state not in ("code_read", "measuring") or p.measurement is None:
+            return
+        result = p.measurement.add(reading)
+        if not p.presence_seen and p.measurement.present:
+            p.presence_seen = True
+            if self.state != "measuring":
+                self._set_state("measuring", "measuring")
+        if result is not None:
+            self._on_temperature(p, result)
+
+    def _on_sensor_fault(self, fault: DeviceFault, mono_ns: int | None) -> None:
+        self._raise_fault("thermometer", str(fault) or fault.reason)
+        p = self.passage
+        if p is None or self.state not in ("code_read", "measuring") or p.measurement is None:
+            return
+        result = p.measurement.add_fault(fault, mono_ns if mono_ns is not None else self._now())
+        if result is not None:
+            self._on_temperature(p, result)
+
+    def _on_temperature(self, p: Passage, t: Any) -> None:
+        cfg = self._thermo_cfg
+        if t.status == "implausible" and "implausible" not in p.remeasured:
+            p.remeasured.add("implausible")
+            self._start_measurement(p, "measure_again", "measuring")
+            return
+        fever = t.status == "ok" and t.body_c is not None and t.body_c >= cfg.fever_threshold_c
+        if fever and cfg.remeasure_on_fever and "fever" not in p.remeasured:
+            p.remeasured.add("fever")
+            self._start_measurement(p, "measure_again", "measuring")
+            return
+        p.temperature = t
+        p.measurement = None
+        if p.code is not None or not self.needs_code:
+            self._decide()
+            return
+        if self._all_readers_down():
+            p.reader_fault = True
+            self._decide()
+            return
+        p.awaiting_code_since_ns = self._now()
+        self._set_state("awaiting_code", "show_pass_now")
+
+    # ---------------------------------------------------------------- readers
+
+    def _all_readers_down(self) -> bool:
+        return bool(self.reader_faults) and len(self.reader_faults) >= max(
+            1, len(self.config.readers.sources)
+        )
+
+    def _on_reader_fault(self, source: str, detail: str) -> None:
+        first = source not in self.reader_faults
+        self.reader_faults[source] = detail
+        if first:
+            self.faults["reader"] = ", ".join(sorted(self.reader_faults))
+            self._alarm("reader_fault", "raised", detail=f"reader {source}: {detail}")
+            self._publish_health()
+            self._refresh_idle()
+        p = self.passage
+        if p is not None and self.state == "awaiting_code" and self._all_readers_down():
+            p.reader_fault = True
+            self._decide()
+
+    def _on_reader_ok(self, source: str) -> None:
+        if self.reader_faults.pop(source, None) is None:
+            return
+        if self.reader_faults:
+            self.faults["reader"] = ", ".join(sorted(self.reader_faults))
+        else:
+            self.faults.pop("reader", None)
+        self._alarm("reader_fault", "cleared", detail=f"reader {source} is back")
+        self._publish_health()
+        self._refresh_idle()
+
+    # ---------------------------------------------------------------- faults
+
+    def _raise_fault(self, device: str, detail: str) -> None:
+        first = device not in self.faults
+        self.faults[device] = detail
+        if first:
+            log.warning("engine: %s fault: %s", device, detail)
+            self._alarm(DEVICE_ALARMS[device], "raised", detail=detail)
+            self._publish_health()
+            self._refresh_idle()
+
+    def _clear_fault(self, device: str) -> None:
+        if self.faults.pop(device, None) is None:
+            return
+        log.info("engine: %s recovered", device)
+        self._alarm(DEVICE_ALARMS[device], "cleared", detail=f"{device} is back")
+        self._publish_health()
+        self._refresh_idle()
+
+    def _refresh_idle(self) -> None:
+        if self.state == "idle":
+            prompt = self._idle_prompt()
+            if prompt != self.prompt:
+                self._set_state("idle", prompt)
+
+    def _alarm(self, alarm: str, state: str, **extra: Any) -> None:
+        msg = {"type": "alarm", "alarm": alarm, "state": state, "mono_ns": self._now()}
+        msg.update(extra)
+        self.ports.publish(msg)
+
+    def _publish_health(self) -> None:
+        self.ports.publish(
+            {
+                "type": "health",
+                "degraded": list(self.degraded),
+                "faults": dict(self.faults),
+                "deciding": not self._blocked_by_fault(),
+                "backlog": len(self.backlog),
+            }
+        )
+
+    # ---------------------------------------------------------------- deciding
+
+    def _decide(self, *, store_fault: bool = False) -> None:
+        p = self.passage
+        assert p is not None
+        from_policy = self._policy_decision(p, store_fault=store_fault)
+        p.decision = from_policy
+        p.decided_ns = self._now()
+        p.draft = self._draft_for(p, from_policy)
+        self._commit("passage", p)
+
+    def _policy_decision(self, p: Passage, *, store_fault: bool) -> Any:
+        inputs = self._inputs_factory(
+            direction=p.direction,
+            code=p.code.text if p.code is not None else None,
+            temperature=p.temperature,
+            reader_fault=p.reader_fault,
+            store_fault=store_fault,
+        )
+        return self._policy(
+            inputs,
+            self.policy_state(),
+            self.clock.now(),
+            self.config.policy,
+            self._thermo_cfg,
+            self._tz,
+        )
+
+    def policy_state(self) -> Any:
+        """The policy's view now: trust, the current lists snapshot, the history."""
+        lists = self.lists
+        current = getattr(lists, "current", None)
+        if current is not None and not callable(current):
+            lists = current
+        return self._state_factory(self.trust, lists, self.history)
+
+    def _draft_for(self, p: Passage, decision: Any) -> Any:
+        t = p.temperature
+        pass_ = decision.pass_
+        latency_ms = (p.decided_ns - p.started_ns) / 1e6 if p.decided_ns is not None else None
+        return self._draft_factory(
+            direction=p.direction,
+            decision=decision.decision,
+            reasons=tuple(decision.reasons),
+            pass_id=_attr(pass_, "pass_id"),
+            household=_attr(pass_, "household"),
+            holder=_attr(pass_, "holder"),
+            temp_c=_attr(t, "body_c"),
+            temp_object_c=_attr(t, "object_c"),
+            temp_ambient_c=_attr(t, "ambient_c"),
+            latency_ms=max(0.0, latency_ms) if latency_ms is not None else None,
+            kind="passage",
+            flags=tuple(decision.flags),
+        )
+
+    def _commit(self, what: str, subject: Any) -> None:
+        ticket = next(self._tickets)
+        self._inflight[ticket] = (what, subject)
+        if what != "backlog":
+            self._set_state("deciding", "checking")
+        draft = subject.draft if isinstance(subject, Passage) else subject
+        self.ports.commit(ticket, draft)
+
+    def _on_committed(self, ticket: int, event: Any) -> None:
+        what, subject = self._inflight.pop(ticket, (None, None))
+        if what is None:
+            self._on_late_commit(ticket, event)
+            return
+        if "store" in self.faults:
+            self._clear_fault("store")
+        self._record_history(event)
+        if what == "backlog":
+            self._backlog_inflight = False
+            if self.backlog and self.backlog[0] is subject:
+                self.backlog.popleft()
+            self._publish_health()
+            self._retry_backlog(force=True)
+            return
+        p: Passage = subject
+        p.event = event
+        self._announce(p, committed=True)
+        if "store" not in self.faults:
+            self._retry_backlog(force=True)
+
+    def _on_late_commit(self, ticket: int, event: Any) -> None:
+        """A commit that was reported failed (deadline) landed after all: keep one record."""
+        draft = self._late.pop(ticket, None)
+        if draft is None:
+            return
+        for i, held in enumerate(self.backlog):
+            if held is draft:
+                del self.backlog[i]
+                break
+        self._record_history(event)
+        log.warning("engine: a commit past its deadline landed late (seq=%s)", _attr(event, "seq"))
+        self._alarm("store_late_commit", "raised", seq=_attr(event, "seq"))
+        self._publish_health()
+
+    def _record_history(self, event: Any) -> None:
+        history = self.history
+        if history is None:
+            return
+        try:
+            history.record(
+                _attr(event, "pass_id"),
+                _attr(event, "household"),
+                _attr(event, "direction"),
+                _attr(event, "decision"),
+                _attr(event, "ts"),
+            )
+        except Exception:  # noqa: BLE001 - history is an aid to the policy, never a blocker
+            log.exception("engine: passage history could not record an event")
+
+    def _announce(self, p: Passage, *, committed: bool) -> None:
+        """Publish the decision, raise the guard alarm if any, open the gate for a pass."""
+        self.decisions += 1
+        draft = p.draft
+        decision = draft.decision
+        d = p.decision
+        needs_guard = bool(_attr(d, "needs_guard", False)) or decision == "manual_deny"
+        alarm = _attr(d, "alarm")
+        seq = _attr(p.event, "seq")
+        log.info(
+            "engine: passage %d %s %s seq=%s%s",
+            p.id,
+            decision,
+            ",".join(draft.reasons),
+            seq,
+            "" if committed else " (NOT COMMITTED)",
+        )
+        self.ports.publish(
+            {
+                "type": "decision",
+                "passage": p.id,
+                "seq": seq,
+                "id": _attr(p.event, "id"),
+                "ts": _attr(p.event, "ts"),
+                "committed": committed,
+                "kind": draft.kind,
+                "decision": decision,
+                "reasons": list(draft.reasons),
+                "flags": list(draft.flags),
+                "direction": draft.direction,
+                "temp_c": draft.temp_c,
+                "latency_ms": draft.latency_ms,
+                "operator": draft.operator,
+                "needs_guard": needs_guard,
+                "alarm": alarm,
+                # Guard screen only; the kiosk screen shows holder_initial at most.
+                "pass_id": draft.pass_id,
+                "household": draft.household,
+                "holder_initial": holder_initial(draft.holder),
+            }
+        )
+        if alarm:
+            self._alarm(alarm, "raised", passage=p.id, seq=seq, direction=draft.direction)
+        elif needs_guard and decision == "deny":
+            self._alarm(
+                "guard_needed", "raised", passage=p.id, seq=seq, reasons=list(draft.reasons)
+            )
+        now = self._now()
+        self._hold_until_ns = now + int(self._eng.result_hold_s * 1e9)
+        if decision in PASS_DECISIONS:
+            self._gate_close_at_ns = now + self.config.gate.pulse_ms * 1_000_000
+            self._set_state("gate_open", "pass")
+            self._command_gate(True)
+        else:
+            prompt = "see_guard" if needs_guard or alarm else "deny"
+            self._set_state("decided", prompt)
+        if self._manual_queue and self.state != "deciding":
+            self._start_manual(self._manual_queue.popleft())
+
+    # ---------------------------------------------------------------- store faults
+
+    def _on_store_fault(self, ticket: int, exc: BaseException) -> None:
+        what, subject = self._inflight.pop(ticket, (None, None))
+        if what is None:
+            return
+        reason = getattr(exc, "reason", "store_fault")
+        self._raise_fault("store", f"{reason}: {getattr(exc, 'detail', '') or exc}")
+        if what == "backlog":
+            self._backlog_inflight = False
+            self._backlog_retry_ns = self._now() + int(self._eng.idle_probe_s * 1e9)
+            self._late[ticket] = subject
+            return
+        p: Passage = subject
+        policy = self.config.policy.on_store_fault
+        if p.kind != "passage":
+            # A guard's action that cannot be recorded: with on_store_fault = "manual" the
+            # guard's word opens the gate and the record waits in memory; with "deny" nobody
+            # passes unrecorded, so the gate stays locked and the record says so.
+            if p.draft.decision == "manual_pass" and policy == "deny":
+                p.draft = self._replace(
+                    p.draft,
+                    decision="manual_deny",
+                    reasons=(*p.draft.reasons, "store_fault"),
+                )
+            else:
+                p.draft = self._replace(p.draft, reasons=(*p.draft.reasons, "store_fault"))
+        else:
+            p.decision = self._policy_decision(p, store_fault=True)
+            if p.decision.decision in PASS_DECISIONS:
+                # Defence in depth: a pass is never announced for an unrecorded passage.
+                log.error("engine: policy passed a passage despite store_fault; denying")
+                p.draft = self._replace(
+                    self._draft_for(p, p.decision),
+                    decision="deny",
+                    reasons=tuple(sorted({*p.decision.reasons, "store_fault"} - {"ok"})),
+                )
+            else:
+                p.draft = self._draft_for(p, p.decision)
+        self._hold_backlog(p.draft)
+        self._late[ticket] = p.draft
+        self._announce(p, committed=False)
+
+    def _replace(self, draft: Any, **changes: Any) -> Any:
+        from dataclasses import asdict, is_dataclass
+
+        values = asdict(draft) if is_dataclass(draft) else dict(vars(draft))
+        values.update(changes)
+        return self._draft_factory(**values)
+
+    def _hold_backlog(self, draft: Any) -> None:
+        if len(self.backlog) >= self._eng.backlog_max:
+            self.backlog.popleft()
+            self.dropped_backlog += 1
+            self._alarm("store_backlog_full", "raised", dropped=self.dropped_backlog)
+        self.backlog.append(draft)
+        self._backlog_retry_ns = self._now() + int(self._eng.idle_probe_s * 1e9)
+        self._publish_health()
+
+    def _retry_backlog(self, *, force: bool = False) -> None:
+        if not self.backlog or self._backlog_inflight:
+            return
+        if not force and self._now() < self._backlog_retry_ns:
+            return
+        self._backlog_inflight = True
+        self._commit("backlog", self.backlog[0])
+
+    # ---------------------------------------------------------------- gate
+
+    def _command_gate(self, open_: bool) -> None:
+        ticket = next(self._tickets)
+        self._inflight[ticket] = ("gate", open_)
+        if open_:
+            self._gate_open = True
+        else:
+            self._gate_close_pending = True
+        self.ports.gate(ticket, open_)
+
+    def _on_gate_done(self, ticket: int, open_: bool) -> None:
+        self._inflight.pop(ticket, None)
+        if "gate" in self.faults:
+            self._clear_fault("gate")
+        if not open_:
+            self._gate_open = False
+            self._gate_close_pending = False
+            self._gate_close_at_ns = None
+            if self.state == "gate_open":
+                self._set_state("decided", "pass")
+            if self._pending_code is not None and self.state == "decided":
+                self._go_idle()  # the next person is already showing a code
+
+    def _on_gate_fault(self, ticket: int, open_: bool, exc: BaseException) -> None:
+        self._inflight.pop(ticket, None)
+        self._raise_fault("gate", str(exc) or "gate fault")
+        if open_:
+            # Committed as a pass, but the lock did not release: the guard lets them through.
+            p = self.passage
+            self._alarm(
+                "gate_fault",
+                "raised",
+                detail="relay did not open",
+                passage=p.id if p else None,
+                seq=_attr(p.event, "seq") if p else None,
+            )
+            # It did not open; still command it locked as soon as the relay answers again.
+            self._gate_open = False
+            self._gate_close_at_ns = self._now()
+            if self.state == "gate_open":
+                self._set_state("decided", "see_guard")
+        else:
+            self._gate_close_pending = False
+            self._alarm("gate_not_locked", "raised", detail="relay did not lock; retrying")
+        self._gate_probe_ns = self._now() + int(self._eng.idle_probe_s * 1e9)
+
+    # ---------------------------------------------------------------- manual
+
+    def _enqueue_manual(self, item: _Manual) -> None:
+        if self.state == "deciding":
+            self._manual_queue.append(item)
+            return
+        self._start_manual(item)
+
+    def _start_manual(self, item: _Manual) -> None:
+        previous = self.passage
+        if previous is not None and self.state in ("code_read", "measuring", "awaiting_code"):
+            log.info("engine: passage %d abandoned for a guard action", previous.id)
+        p = self._new_passage(self._now(), item.direction, item.kind)
+        person = dict(item.person or {})
+        person.setdefault("note", item.reason)
+        base: Passage | None = None
+        if (
+            item.kind == "manual"
+            and previous is not None
+            and previous.event is not None
+            and previous.draft is not None
+            and previous.draft.decision == "deny"
+            and self.state in ("decided", "gate_open")
+        ):
+            base = previous  # the guard overrides (or confirms) the kiosk's deny just shown
+        src = base.draft if base is not None else None
+        p.draft = self._draft_factory(
+            direction=item.direction,
+            decision=item.decision,
+            reasons=("guard_override",),
+            pass_id=_attr(src, "pass_id"),
+            household=_attr(src, "household"),
+            holder=_attr(src, "holder"),
+            temp_c=_attr(src, "temp_c"),
+            temp_object_c=_attr(src, "temp_object_c"),
+            temp_ambient_c=_attr(src, "temp_ambient_c"),
+            latency_ms=0.0,
+            operator=item.operator,
+            kind=item.kind,
+            flags=(f"overrides:{base.event.seq}",) if base is not None else (),
+            person=person,
+        )
+        p.decided_ns = p.started_ns
+        self._commit("passage", p)
+
+    # ---------------------------------------------------------------- time
+
+    def _tick(self) -> None:
+        now = self._now()
+        p = self.passage
+        if p is not None and self.state in ("code_read", "measuring") and p.measurement:
+            result = p.measurement.check_timeout(now)
+            if result is not None:
+                self._on_temperature(p, result)
+        elif p is not None and self.state == "awaiting_code":
+            waited = now - (p.awaiting_code_since_ns or now)
+            if waited >= int(self._eng.code_timeout_s * 1e9):
+                self._decide()
+        if (
+            self._gate_close_at_ns is not None
+            and now >= self._gate_close_at_ns
+            and not self._gate_close_pending
+            and ("gate" not in self.faults or now >= self._gate_probe_ns)
+        ):
+            self._command_gate(False)
+        elif (
+            "gate" in self.faults
+            and self._gate_close_at_ns is None
+            and not self._gate_close_pending
+            and now >= self._gate_probe_ns
+        ):
+            # Probe a failed relay with the safe command (lock) to notice its return.
+            self._gate_probe_ns = now + int(self._eng.idle_probe_s * 1e9)
+            self._command_gate(False)
+        if (
+            self.state == "decided"
+            and self._hold_until_ns is not None
+            and now >= self._hold_until_ns
+            and not self._gate_open
+        ):
+            self._go_idle()
+        if self.backlog and "store" in self.faults:
+            self._retry_backlog()

@@ -1,0 +1,969 @@
+"""Scenarios: scripted visitors, faults and clock changes, replayed through the real engine.
+
+A scenario is a TOML file (format in docs/scenarios.md): a start time, optional config
+overrides, and ``[[steps]]`` at ``at_s`` seconds, each presenting a visitor (a ``code`` text
+as a serial scanner would send it, a signed ``pass`` that replay issues with a throwaway key,
+or a ``frame`` image file fed through the real frame pipeline), a ``body_c`` for the
+thermometer emulator, device faults, list changes, clock jumps, guard actions and an
+``expect``-ation that replay checks.
+
+Three reusable pieces:
+
+* ``load_scenario(path) -> Scenario`` validates the file (``ScenarioError`` names the step and
+  field of any mistake, before anything runs);
+* ``ScenarioDriver`` resolves each step's visitor (issuing passes) and applies it to a
+  ``ScenarioTarget``; ``DeviceTarget`` is the target made of the fake devices (emulated
+  thermometer, fake camera, fake gate, the list store, a store-fault switch). Replay drives it
+  in virtual time; the demo drives it in real time through the running daemon;
+* ``replay(scenario) -> ReplayResult`` builds the real ``Engine`` on fake devices with a
+  ``FakeClock``, no threads and no real waiting, and reports one record per decision.
+
+Keys: replay creates a fresh issuer key per run ("demo", trusted) and a second one that is
+not trusted ("unknown"); nothing private is ever written to disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import tomllib
+import zlib
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from kiosk import base45, passes
+from kiosk.clock import Clock, FakeClock
+from kiosk.config import ConfigError, KioskConfig, parse_config
+from kiosk.devices import CodeRead, DeviceFault, ReaderFault, SensorFault
+
+log = logging.getLogger(__name__)
+
+SCENARIO_DIR = Path(__file__).parent / "scenarios"
+
+KeyName = Literal["demo", "unknown", "forged", "expired", "not_yet_valid"]
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be used: one line naming the file, step and field."""
+
+
+# --------------------------------------------------------------------------- format
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PassSpec(_Strict):
+    """A pass replay issues at the step's time. ``key`` picks how it is signed."""
+
+    id: str | None = Field(None, max_length=32, description="Name to refer to it later.")
+    household: str = Field(min_length=1, max_length=32)
+    holder: str = Field(min_length=1, max_length=32)
+    role: Literal["resident", "staff", "visitor", "delivery"] = "resident"
+    days: float = Field(30.0, gt=0, le=2700)
+    starts_in_days: float = Field(0.0, ge=-3650, le=3650)
+    key: KeyName = "demo"
+
+
+class ThermometerFault(_Strict):
+    name: Literal["hang", "nack", "timeout", "ffff", "bad_pec", "error_flag", "stuck", "clear"]
+    count: int | None = Field(None, ge=1, le=100000, description="Reads affected; none: all.")
+
+
+class QuarantineSpec(_Strict):
+    household: str = Field(min_length=1, max_length=64)
+    holder: str | None = Field(None, max_length=64)
+    days: int = Field(14, ge=1, le=365)
+
+
+class ManualSpec(_Strict):
+    decision: Literal["manual_pass", "manual_deny"]
+    operator: str = Field(min_length=1, max_length=64)
+    reason: str = Field(min_length=1, max_length=500)
+    direction: Literal["in", "out"] | None = None
+    kind: Literal["manual", "registration", "vehicle"] = "manual"
+    person: dict[str, Any] | None = None
+
+
+class Expect(_Strict):
+    """What the first decision after this step must be. ``reasons``: each must be present."""
+
+    decision: Literal["pass", "deny", "manual_pass", "manual_deny"]
+    reasons: tuple[str, ...] = ()
+    exact: bool = Field(False, description="reasons must be exactly these (order ignored)")
+    flags: tuple[str, ...] = ()
+    committed: bool = True
+
+
+class Step(_Strict):
+    at_s: float = Field(ge=0, le=7 * 24 * 3600)
+    note: str | None = Field(None, max_length=200)
+    code: str | None = Field(None, max_length=4096)
+    pass_: PassSpec | str | None = Field(None, alias="pass")
+    frame: str | None = Field(None, max_length=4096)
+    body_c: float | None = Field(None, ge=-20, le=80)
+    leaves: bool = False
+    ambient_c: float | None = Field(None, ge=-20, le=60)
+    direction: Literal["in", "out"] | None = None
+    thermometer: ThermometerFault | None = None
+    camera: Literal["unplug", "replug", "freeze", "unfreeze"] | None = None
+    gate: Literal["unplug", "replug"] | None = None
+    store: Literal["fail", "recover"] | None = None
+    quarantine: QuarantineSpec | None = None
+    revoke: str | None = Field(None, max_length=32, description="id of an issued pass")
+    clock_jump_s: float | None = Field(None, ge=-86400 * 365, le=86400 * 365)
+    manual: ManualSpec | None = None
+    expect: Expect | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_visitor(self) -> Step:
+        shown = [x for x in (self.code, self.pass_, self.frame) if x is not None]
+        if len(shown) > 1:
+            raise ValueError("a step shows at most one of code, pass, frame")
+        return self
+
+
+class ScenarioFile(_Strict):
+    name: str = Field(min_length=1, max_length=80)
+    description: str = Field("", max_length=2000)
+    start: datetime = Field(
+        default_factory=lambda: datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+        description="Wall time at at_s = 0 (timezone required).",
+    )
+    clock_synced: bool = True
+    duration_s: float | None = Field(None, gt=0, le=7 * 24 * 3600)
+    present: Literal["camera", "scanner"] = Field(
+        "camera", description="How a pass is shown: QR on the fake camera, or scanner text."
+    )
+    config: dict[str, Any] = Field(default_factory=dict)
+    steps: list[Step] = Field(min_length=1, max_length=100000)
+
+    @model_validator(mode="after")
+    def _checks(self) -> ScenarioFile:
+        if self.start.tzinfo is None:
+            raise ValueError("start needs a timezone offset, e.g. 2026-03-02T09:00:00+08:00")
+        times = [s.at_s for s in self.steps]
+        if times != sorted(times):
+            raise ValueError("steps must be in at_s order")
+        return self
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    path: Path | None
+    start: datetime
+    clock_synced: bool
+    present: str
+    config: KioskConfig
+    steps: tuple[Step, ...]
+    duration_s: float
+
+    @property
+    def expectations(self) -> int:
+        return sum(1 for s in self.steps if s.expect is not None)
+
+
+_UNION_TAGS = {"PassSpec", "str", "function-after[_one_visitor(), Step]"}
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for item in loc:
+        if item in _UNION_TAGS:
+            continue
+        out += f"[{item}]" if isinstance(item, int) else ("." if out else "") + str(item)
+    return out or "(root)"
+
+
+def parse_scenario(data: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
+    try:
+        raw = ScenarioFile.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise ScenarioError(f"{source}: {_loc(err['loc'])}: {err['msg']}{more}") from None
+    try:
+        config = parse_config(raw.config, f"{source} [config]")
+    except ConfigError as exc:
+        raise ScenarioError(f"{source}: config.{exc.problems[0]}") from None
+    for i, step in enumerate(raw.steps):
+        if step.frame is not None and config.readers.sources[0].type != "fake_camera":
+            raise ScenarioError(f"{source}: steps[{i}].frame needs a fake_camera reader")
+    last = raw.steps[-1].at_s
+    settle = (
+        config.thermometer.thermometry.measure_timeout_s * 2
+        + config.engine.code_timeout_s
+        + config.engine.result_hold_s
+        + config.gate.pulse_ms / 1000
+        + 2
+    )
+    return Scenario(
+        name=raw.name,
+        description=raw.description,
+        path=None,
+        start=raw.start,
+        clock_synced=raw.clock_synced,
+        present=raw.present,
+        config=config,
+        steps=tuple(raw.steps),
+        duration_s=raw.duration_s if raw.duration_s is not None else last + settle,
+    )
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file; a bare name finds a shipped scenario."""
+    p = Path(path)
+    if not p.exists() and not p.suffix and (SCENARIO_DIR / f"{p}.toml").exists():
+        p = SCENARIO_DIR / f"{p}.toml"
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ScenarioError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{p}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{p}: TOML: {exc}") from None
+    scenario = parse_scenario(data, str(p))
+    for i, step in enumerate(scenario.steps):
+        if step.frame is not None and not (p.parent / step.frame).is_file():
+            raise ScenarioError(f"{p}: steps[{i}].frame: no such file {step.frame}")
+    return Scenario(**{**scenario.__dict__, "path": p})
+
+
+def shipped_scenarios() -> list[Path]:
+    return sorted(SCENARIO_DIR.glob("*.toml"))
+
+
+# --------------------------------------------------------------------------- passes
+
+
+class ScenarioKeys:
+    """Throwaway issuer keys for one run: ``demo`` is trusted, ``unknown`` is not."""
+
+    def __init__(self) -> None:
+        self.demo = Ed25519PrivateKey.generate()
+        self.unknown = Ed25519PrivateKey.generate()
+        self.trust = passes.TrustList([("demo", self.demo.public_key())])
+        self.issued: dict[str, tuple[str, passes.Pass]] = {}
+
+    def issue(self, spec: PassSpec, now: datetime) -> tuple[str, passes.Pass]:
+        """The QR text for ``spec`` at ``now``; ``forged`` alters a valid pass after signing."""
+        key = self.unknown if spec.key == "unknown" else self.demo
+        starts = spec.starts_in_days
+        days = spec.days
+        if spec.key == "expired":
+            starts, days = -10.0, 3.0
+        elif spec.key == "not_yet_valid":
+            starts = max(starts, 2.0)
+        text, pass_ = passes.issue_pass(
+            key,
+            spec.household,
+            spec.holder,
+            role=spec.role,
+            days=days,
+            now=now + timedelta(days=starts),
+        )
+        if spec.key == "forged":
+            text = forge(text)
+        if spec.id:
+            self.issued[spec.id] = (text, pass_)
+        return text, pass_
+
+
+def forge(text: str) -> str:
+    """A pass whose household was changed after signing (the forgery a kiosk must catch)."""
+    raw = bytearray(base45.decode(text[len(passes.PREFIX) :]))
+    header = passes._HEADER.size  # noqa: SLF001 - the forgery targets the exact layout
+    i = header  # first byte of the household text
+    raw[i] = raw[i] + 1 if raw[i] < 0x7E else raw[i] - 1
+    return passes.PREFIX + base45.encode(bytes(raw))
+
+
+# --------------------------------------------------------------------------- targets
+
+
+class ScenarioTarget(Protocol):
+    """Where a step's actions land: the fakes (``DeviceTarget``) or anything alike."""
+
+    def present_code(self, text: str, direction: str | None, *, camera: bool) -> None: ...
+
+    def present_frame(self, path: Path, direction: str | None) -> None: ...
+
+    def person_arrives(self, body_c: float) -> None: ...
+
+    def person_leaves(self) -> None: ...
+
+    def set_ambient(self, celsius: float) -> None: ...
+
+    def thermometer_fault(self, name: str, count: int | None) -> None: ...
+
+    def camera(self, action: str) -> None: ...
+
+    def gate(self, action: str) -> None: ...
+
+    def store(self, action: str) -> None: ...
+
+    def quarantine(self, household: str, holder: str | None, days: int) -> None: ...
+
+    def revoke(self, pass_id: str) -> None: ...
+
+    def clock_jump(self, seconds: float) -> None: ...
+
+    def manual(self, spec: ManualSpec, direction: str) -> None: ...
+
+
+class StoreSwitch:
+    """The real ``EventLog`` with an injected failure (a full disk), for replay and the demo.
+
+    While failing, ``append`` raises ``StoreFault`` exactly as the log does on SQLITE_FULL and
+    nothing is written; ``recover()`` lets writes through again.
+    """
+
+    def __init__(self, log_: Any) -> None:
+        self.log = log_
+        self.failing = False
+
+    def fail(self) -> None:
+        self.failing = True
+
+    def recover(self) -> None:
+        self.failing = False
+
+    def _check(self) -> None:
+        if self.failing:
+            from kiosk.store import StoreFault
+
+            raise StoreFault("store_fault", "database or disk is full (SQLITE_FULL, injected)")
+
+    def append(self, draft: Any) -> Any:
+        self._check()
+        return self.log.append(draft)
+
+    async def append_async(self, draft: Any) -> Any:
+        self._check()
+        return await self.log.append_async(draft)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.log, name)
+
+
+@dataclass
+class DeviceTarget:
+    """Applies steps to the fake devices. ``code_sink`` receives scanner-style code texts;
+    without one, codes are shown on the fake camera. ``on_direction`` sets the next passage's
+    direction (a two-way kiosk's screen button); ``on_manual`` records a guard action."""
+
+    clock: Clock
+    emulator: Any = None  # drivers.mlx90614_emulator.Mlx90614Emulator
+    camera_dev: Any = None  # drivers.fake_camera.FakeCamera
+    gate_dev: Any = None  # drivers.gate.FakeGate
+    store_switch: StoreSwitch | None = None
+    list_store: Any = None  # kiosk.lists.ListStore
+    timezone: str = "UTC"
+    code_sink: Callable[[str, str | None], None] | None = None
+    frame_sink: Callable[[Path, str | None], None] | None = None
+    on_direction: Callable[[str], None] | None = None
+    on_manual: Callable[..., None] | None = None
+    on_clock_jump: Callable[[float], None] | None = None
+
+    def present_code(self, text: str, direction: str | None, *, camera: bool) -> None:
+        if direction is not None and self.on_direction is not None:
+            self.on_direction(direction)
+        if camera and self.camera_dev is not None:
+            seed = zlib.crc32(text.encode("utf-8"))
+            self.camera_dev.show_code(text, seed=seed)
+        elif self.code_sink is not None:
+            self.code_sink(text, direction)
+        else:
+            raise ScenarioError("no way to present a code (no camera and no scanner)")
+
+    def present_frame(self, path: Path, direction: str | None) -> None:
+        if direction is not None and self.on_direction is not None:
+            self.on_direction(direction)
+        if self.camera_dev is None:
+            raise ScenarioError("frame steps need the fake camera")
+        self.camera_dev.show_image(path)
+
+    def person_arrives(self, body_c: float) -> None:
+        self.emulator.person_arrives(body_c)
+
+    def person_leaves(self) -> None:
+        self.emulator.person_leaves()
+
+    def visitor_done(self, _decision: Mapping[str, Any] | None = None) -> None:
+        """Hook for the runner's ``on_decision``: the decided visitor walks on (replay does
+        the same), so the next arrival starts from an empty scene."""
+        if self.emulator is not None:
+            self.emulator.person_leaves()
+
+    def set_ambient(self, celsius: float) -> None:
+        self.emulator.set_ambient(celsius)
+
+    def thermometer_fault(self, name: str, count: int | None) -> None:
+        if name == "clear":
+            self.emulator.clear_faults()
+        else:
+            self.emulator.inject(name, count)
+
+    def camera(self, action: str) -> None:
+        getattr(self.camera_dev, action)()
+
+    def gate(self, action: str) -> None:
+        getattr(self.gate_dev, action)()
+
+    def store(self, action: str) -> None:
+        if self.store_switch is None:
+            raise ScenarioError("store faults need the store switch")
+        getattr(self.store_switch, action)()
+
+    def quarantine(self, household: str, holder: str | None, days: int) -> None:
+        from zoneinfo import ZoneInfo
+
+        today: date = self.clock.now().astimezone(ZoneInfo(self.timezone)).date()
+        self.list_store.add_quarantine(
+            household, holder, today, today + timedelta(days=days - 1), actor="scenario"
+        )
+
+    def revoke(self, pass_id: str) -> None:
+        self.list_store.revoke(pass_id, "lost card (scenario)", actor="scenario")
+
+    def clock_jump(self, seconds: float) -> None:
+        if self.on_clock_jump is not None:
+            self.on_clock_jump(seconds)
+        elif isinstance(self.clock, FakeClock):
+            self.clock.set_wall(self.clock.now() + timedelta(seconds=seconds))
+
+    def manual(self, spec: ManualSpec, direction: str) -> None:
+        if self.on_manual is None:
+            raise ScenarioError("manual steps need a guard console")
+        self.on_manual(
+            decision=spec.decision,
+            operator=spec.operator,
+            reason=spec.reason,
+            direction=direction,
+            person=spec.person,
+            kind=spec.kind,
+        )
+
+
+class ScenarioDriver:
+    """Walks a scenario's steps: ``due(elapsed_s)`` and ``apply(step)``, in any time base.
+
+    Replay calls it from its virtual-time loop; the demo from a real-time task.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        clock: Clock,
+        target: ScenarioTarget,
+        keys: ScenarioKeys | None = None,
+        default_direction: str = "in",
+    ) -> None:
+        self.scenario = scenario
+        self.clock = clock
+        self.target = target
+        self.keys = keys or ScenarioKeys()
+        self.default_direction = default_direction
+        self._next = 0
+        self.applied: list[int] = []
+
+    @property
+    def done(self) -> bool:
+        return self._next >= len(self.scenario.steps)
+
+    def next_at_s(self) -> float | None:
+        return None if self.done else self.scenario.steps[self._next].at_s
+
+    def due(self, elapsed_s: float) -> list[tuple[int, Step]]:
+        """Steps whose time has come (each returned once, in order)."""
+        out: list[tuple[int, Step]] = []
+        steps = self.scenario.steps
+        while self._next < len(steps) and steps[self._next].at_s <= elapsed_s + 1e-9:
+            out.append((self._next, steps[self._next]))
+            self._next += 1
+        return out
+
+    def apply(self, index: int, step: Step) -> None:
+        t = self.target
+        direction = step.direction
+        if step.clock_jump_s is not None:
+            t.clock_jump(step.clock_jump_s)
+        if step.ambient_c is not None:
+            t.set_ambient(step.ambient_c)
+        if step.thermometer is not None:
+            t.thermometer_fault(step.thermometer.name, step.thermometer.count)
+        if step.camera is not None:
+            t.camera(step.camera)
+        if step.gate is not None:
+            t.gate(step.gate)
+        if step.store is not None:
+            t.store(step.store)
+        if step.quarantine is not None:
+            q = step.quarantine
+            t.quarantine(q.household, q.holder, q.days)
+        if step.revoke is not None:
+            if step.revoke not in self.keys.issued:
+                raise ScenarioError(f"steps[{index}].revoke: no pass with id {step.revoke!r}")
+            t.revoke(self.keys.issued[step.revoke][1].pass_id)
+        if step.leaves:
+            t.person_leaves()
+        if step.body_c is not None:
+            t.person_arrives(step.body_c)
+        if step.code is not None:
+            t.present_code(step.code, direction, camera=False)
+        elif step.pass_ is not None:
+            text = self.pass_text(index, step.pass_)
+            t.present_code(text, direction, camera=self.scenario.present == "camera")
+        elif step.frame is not None:
+            base = self.scenario.path.parent if self.scenario.path else Path.cwd()
+            t.present_frame(base / step.frame, direction)
+        if step.manual is not None:
+            t.manual(step.manual, step.manual.direction or direction or self.default_direction)
+        self.applied.append(index)
+
+    def reset(self) -> None:
+        """Start the steps again (the demo loops its stream); issued passes are kept."""
+        self._next = 0
+
+    def pass_text(self, index: int, spec: PassSpec | str) -> str:
+        if isinstance(spec, str):
+            if spec not in self.keys.issued:
+                raise ScenarioError(f"steps[{index}].pass: no pass with id {spec!r} issued yet")
+            return self.keys.issued[spec][0]
+        return self.keys.issue(spec, self.clock.now())[0]
+
+
+async def play_realtime(
+    driver: ScenarioDriver,
+    *,
+    repeat: bool = False,
+    gap_s: float = 10.0,
+    time_fn: Callable[[], float] | None = None,
+) -> None:
+    """Play the steps in real time on the running loop (the demo). Each step is applied in a
+    worker thread, because applying may block briefly (a list change commits through the
+    event log's writer, a guard action waits for the engine). ``repeat`` loops the stream
+    with ``gap_s`` between rounds; cancel the task to stop."""
+    import asyncio
+    import time
+
+    now = time_fn or time.monotonic
+    while True:
+        started = now()
+        while not driver.done:
+            next_at = driver.next_at_s()
+            assert next_at is not None
+            wait = started + next_at - now()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            for index, step in driver.due(now() - started):
+                await asyncio.to_thread(driver.apply, index, step)
+        if not repeat:
+            return
+        await asyncio.sleep(gap_s)
+        driver.reset()
+
+
+# --------------------------------------------------------------------------- virtual ports
+
+
+class DirectPorts:
+    """Engine ports that call the store and the gate directly, in the caller's thread.
+
+    For replay and the bench: no threads, no deadlines (the devices are fakes in virtual
+    time). ``on_message`` receives every published message.
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        gate: Any,
+        on_message: Callable[[dict[str, Any]], None] | None = None,
+        on_gate: Callable[[bool], None] | None = None,
+        on_commit: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.engine: Any = None
+        self.store = store
+        self.gate_dev = gate
+        self.on_message = on_message
+        self.on_gate = on_gate
+        self.on_commit = on_commit
+
+    def commit(self, ticket: int, draft: Any) -> None:
+        from kiosk.store import StoreFault
+
+        try:
+            event = self.store.append(draft)
+        except StoreFault as exc:
+            self.engine.on_store_fault(ticket, exc)
+            return
+        if self.on_commit is not None:
+            self.on_commit(event)
+        self.engine.on_committed(ticket, event)
+
+    def gate(self, ticket: int, open_: bool) -> None:
+        if self.on_gate is not None:
+            self.on_gate(open_)
+        try:
+            self.gate_dev.set_open(open_)
+        except DeviceFault as exc:
+            self.engine.on_gate_fault(ticket, open_, exc)
+            return
+        self.engine.on_gate_done(ticket, open_)
+
+    def publish(self, message: dict[str, Any]) -> None:
+        if self.on_message is not None:
+            self.on_message(message)
+
+
+# --------------------------------------------------------------------------- replay
+
+
+@dataclass
+class ReplayResult:
+    scenario: str
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    alarms: list[dict[str, Any]] = field(default_factory=list)
+    expectations: int = 0
+    gate_commands: list[tuple[float, bool]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def check_expectation(expect: Expect, decision: Mapping[str, Any]) -> str | None:
+    """None when ``decision`` meets ``expect``, else what differs (one line)."""
+    problems = []
+    if decision["decision"] != expect.decision:
+        problems.append(f"decision {decision['decision']} != {expect.decision}")
+    got = set(decision["reasons"])
+    if expect.exact and got != set(expect.reasons):
+        problems.append(f"reasons {sorted(got)} != {sorted(expect.reasons)}")
+    missing = [r for r in expect.reasons if r not in got]
+    if missing and not expect.exact:
+        problems.append(f"reasons {sorted(got)} lack {missing}")
+    missing_flags = [f for f in expect.flags if f not in decision.get("flags", [])]
+    if missing_flags:
+        problems.append(f"flags {decision.get('flags', [])} lack {missing_flags}")
+    if bool(decision.get("committed", True)) != expect.committed:
+        problems.append(f"committed {decision.get('committed')} != {expect.committed}")
+    return "; ".join(problems) or None
+
+
+class VirtualCamera:
+    """The fake camera and the real frame pipeline stepped in virtual time (no threads).
+
+    Replay renders noise-free frames (per-frame sensor noise costs ~25 ms a frame and only
+    matters to the camera watchdog, which has its own tests), so the pipeline's change gate
+    skips a still scene cheaply. The watchdog outcome replay scripts is mirrored here: an
+    unplugged camera is a reader fault at once, a frozen one after ``frozen_frame_s``, and
+    the first good frame afterwards is recovery. A code is shown for ``show_s`` seconds (a
+    phone held up), then the person lowers it.
+    """
+
+    def __init__(
+        self,
+        camera: Any,
+        pipeline: Any,
+        engine: Any,
+        name: str,
+        frozen_s: float,
+        show_s: float = 1.5,
+    ) -> None:
+        self.camera = camera
+        self.pipeline = pipeline
+        self.engine = engine
+        self.name = name
+        self.frozen_ns = int(frozen_s * 1e9)
+        self.show_ns = int(show_s * 1e9)
+        self._frozen_since: int | None = None
+        self._shown_at: int | None = None
+        self.faulted = False
+        self.frames = 0
+
+    # control, as on the FakeCamera
+    def show_code(self, text: str, seed: int | None = None) -> None:
+        self.camera.show_code(text, seed=seed)
+        self._shown_at = self.camera._clock.monotonic_ns()  # noqa: SLF001
+
+    def show_image(self, path: Any) -> None:
+        self.camera.show_image(path)
+        self._shown_at = self.camera._clock.monotonic_ns()  # noqa: SLF001
+
+    def show_nothing(self) -> None:
+        self.camera.show_nothing()
+        self._shown_at = None
+
+    def unplug(self) -> None:
+        self.camera.unplug()
+
+    def replug(self) -> None:
+        self.camera.replug()
+
+    def freeze(self) -> None:
+        self.camera.freeze()
+        self._frozen_since = self.camera._clock.monotonic_ns()  # noqa: SLF001
+
+    def unfreeze(self) -> None:
+        self.camera.unfreeze()
+        self._frozen_since = None
+
+    def step(self, now_ns: int) -> None:
+        if self._shown_at is not None and now_ns - self._shown_at >= self.show_ns:
+            self.show_nothing()
+        try:
+            frame, mono_ns = self.camera.next_frame()
+        except ReaderFault as exc:
+            self._fault(str(exc))
+            return
+        if self._frozen_since is not None:
+            if now_ns - self._frozen_since >= self.frozen_ns:
+                self._fault("camera frozen: same frame")
+            return
+        if self.faulted:
+            self.faulted = False
+            self.engine.on_reader_ok(self.name)
+        self.frames += 1
+        for code in self.pipeline.process(frame, mono_ns):
+            self.engine.on_code(code)
+
+    def _fault(self, detail: str) -> None:
+        if not self.faulted:
+            self.faulted = True
+            self.engine.on_reader_fault(self.name, ReaderFault(detail))
+
+
+def _decision_record(msg: Mapping[str, Any], t_s: float, step: int | None) -> dict[str, Any]:
+    keep = (
+        "seq",
+        "kind",
+        "decision",
+        "reasons",
+        "flags",
+        "direction",
+        "temp_c",
+        "latency_ms",
+        "operator",
+        "needs_guard",
+        "alarm",
+        "committed",
+    )
+    rec: dict[str, Any] = {"t_s": round(t_s, 3), "step": step}
+    rec.update({k: msg.get(k) for k in keep})
+    if rec["latency_ms"] is not None:
+        rec["latency_ms"] = round(rec["latency_ms"], 1)
+    return rec
+
+
+def replay(
+    scenario: Scenario,
+    *,
+    db_path: str | Path | None = None,
+    on_decision: Callable[[dict[str, Any]], None] | None = None,
+    keys: ScenarioKeys | None = None,
+) -> ReplayResult:
+    """Run ``scenario`` through the real engine on fake devices in virtual time."""
+    from drivers.decoders import build_decoder
+    from drivers.fake_camera import FakeCamera
+    from drivers.gate import FakeGate
+    from drivers.mlx90614_emulator import Mlx90614Emulator
+    from drivers.thermometer import FakeMlx90614
+    from kiosk import lists as lists_mod
+    from kiosk.engine import Engine
+    from kiosk.history import PassageHistory
+    from kiosk.reader import FramePipeline
+    from kiosk.store import EventLog
+
+    cfg = scenario.config
+    clock = FakeClock(start=scenario.start, is_synced=scenario.clock_synced)
+    keys = keys or ScenarioKeys()
+    result = ReplayResult(scenario.name, expectations=scenario.expectations)
+
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    if db_path is None:
+        tmp = tempfile.TemporaryDirectory(prefix="kiosk-replay-")
+        db_path = Path(tmp.name) / "replay.db"
+    event_log = EventLog(
+        db_path,
+        cfg.site.kiosk_id,
+        clock,
+        cfg.store.synchronous,
+        [lists_mod.MIGRATIONS],
+        boot_id="replay",
+    ).open()
+    try:
+        store = StoreSwitch(event_log)
+        list_store = lists_mod.ListStore(event_log, clock)
+        list_store.load()
+        history = PassageHistory()
+        history.load(event_log.events(0, 10000))
+
+        tdrv = cfg.thermometer.driver
+        emulator = Mlx90614Emulator(
+            clock,
+            ambient_c=getattr(tdrv, "ambient_c", 24.0),
+            seed=getattr(tdrv, "seed", 0),
+            hang_max_s=0.02,  # a hang must not wait for real in virtual time
+        )
+        thermometer = FakeMlx90614(emulator, clock, sleep=clock.advance)
+        gate = FakeGate(clock, wiring=cfg.gate.wiring)
+        gate.on_command = lambda c: result.gate_commands.append(
+            (round((c.mono_ns - start_ns) / 1e9, 3), c.open_)
+        )
+        source = cfg.readers.sources[0]
+        fps = getattr(source, "fps", 15.0)
+        camera = FakeCamera(clock, fps=fps, seed=0, noise_sigma=0.0)
+        pipeline = FramePipeline(
+            build_decoder(cfg.readers.decoder.backend),
+            cfg.readers.decoder,
+            clock,
+            source=source.name,
+        )
+
+        pending: deque[tuple[int, Expect | None]] = deque()
+        current_step: list[int | None] = [None]
+
+        def on_message(msg: dict[str, Any]) -> None:
+            if msg["type"] == "alarm":
+                result.alarms.append(msg)
+                return
+            if msg["type"] != "decision":
+                return
+            t_s = (clock.monotonic_ns() - start_ns) / 1e9
+            step_index, expect = pending.popleft() if pending else (current_step[0], None)
+            rec = _decision_record(msg, t_s, step_index)
+            if expect is not None:
+                problem = check_expectation(expect, msg)
+                rec["expect"] = "ok" if problem is None else f"FAILED: {problem}"
+                if problem is not None:
+                    result.failures.append(f"step {step_index} (t={t_s:.1f}s): {problem}")
+            result.decisions.append(rec)
+            # The visitor walks on once decided (a temperature-first kiosk would otherwise
+            # start a new passage for the same person when the result screen clears).
+            emulator.person_leaves()
+            if on_decision is not None:
+                on_decision(rec)
+
+        ports = DirectPorts(store, gate, on_message=on_message)
+        engine = Engine(cfg, clock, ports, keys.trust, list_store, history)
+        ports.engine = engine
+        start_ns = clock.monotonic_ns()
+
+        def scanner(text: str, direction: str | None) -> None:
+            engine.on_code(CodeRead(text, "scanner", clock.monotonic_ns()), direction)
+
+        watchdog = getattr(source, "watchdog", None)
+        vcam = VirtualCamera(
+            camera,
+            pipeline,
+            engine,
+            source.name,
+            watchdog.frozen_frame_s if watchdog is not None else 3.0,
+        )
+        target = DeviceTarget(
+            clock,
+            emulator=emulator,
+            camera_dev=vcam,
+            gate_dev=gate,
+            store_switch=store,
+            list_store=list_store,
+            timezone=cfg.site.timezone,
+            code_sink=scanner,
+            on_direction=engine.select_direction,
+            on_manual=engine.manual,
+        )
+        driver = ScenarioDriver(
+            scenario, clock, target, keys, default_direction=cfg.site.default_direction
+        )
+        run_virtual(
+            scenario=scenario,
+            clock=clock,
+            engine=engine,
+            driver=driver,
+            thermometer=thermometer,
+            camera=vcam,
+            fps=fps,
+            on_step=lambda i, step: (
+                current_step.__setitem__(0, i),
+                pending.append((i, step.expect)) if step.expect is not None else None,
+            ),
+        )
+        for index, expect in pending:
+            if expect is not None:
+                result.failures.append(f"step {index}: expected a {expect.decision}, got none")
+    finally:
+        event_log.close()
+        if tmp is not None:
+            tmp.cleanup()
+    return result
+
+
+def run_virtual(
+    *,
+    scenario: Scenario,
+    clock: FakeClock,
+    engine: Any,
+    driver: ScenarioDriver,
+    thermometer: Any,
+    camera: VirtualCamera | None,
+    fps: float,
+    on_step: Callable[[int, Step], None] | None = None,
+) -> None:
+    """Advance virtual time in small steps: apply due steps, sample devices, tick the engine.
+
+    The thermometer is sampled at ``sample_hz`` while the engine wants readings and every
+    ``idle_probe_s`` otherwise (that is how a fault and its recovery are noticed); the camera
+    at its frame rate.
+    """
+    cfg = scenario.config
+    thermo_dt = 1.0 / cfg.thermometer.thermometry.sample_hz
+    cam_dt = 1.0 / fps
+    tick_dt = cfg.engine.tick_ms / 1000
+    step_dt = min(thermo_dt, cam_dt, tick_dt)
+    start_ns = clock.monotonic_ns()
+    next_thermo = next_probe = next_cam = 0.0
+    needs_temp = cfg.policy.mode != "pass_only"
+    while True:
+        elapsed = (clock.monotonic_ns() - start_ns) / 1e9
+        if elapsed > scenario.duration_s:
+            break
+        for index, step in driver.due(elapsed):
+            if on_step is not None:
+                on_step(index, step)
+            driver.apply(index, step)
+        if camera is not None and elapsed >= next_cam:
+            camera.step(clock.monotonic_ns())
+            next_cam = elapsed + cam_dt
+        if needs_temp and (
+            (engine.wants_readings and elapsed >= next_thermo) or elapsed >= next_probe
+        ):
+            try:
+                reading = thermometer.read()
+            except SensorFault as fault:
+                engine.on_sensor_fault(fault, clock.monotonic_ns())
+            else:
+                engine.on_reading(reading)
+            next_thermo = elapsed + thermo_dt
+            next_probe = elapsed + cfg.engine.idle_probe_s
+        engine.tick()
+        clock.advance(step_dt)
+
+
+def format_record(rec: Mapping[str, Any]) -> str:
+    return json.dumps(rec, ensure_ascii=False, sort_keys=False)

@@ -1,0 +1,528 @@
+"""EngineRunner: the engine on the asyncio loop, devices in threads under deadlines.
+
+The engine itself is synchronous and pure; this module is what makes it safe on real
+hardware:
+
+* **One deadline mechanism for every blocking device call.** Each device (thermometer, gate)
+  has its own daemon worker thread (``DeviceWorker``); the loop awaits the call for at most
+  ``EngineSection.device_deadline_ms``. A call that does not return in time becomes a
+  ``DeviceFault`` for the engine, and while the abandoned call is still stuck in the driver
+  the next calls to that device fail fast instead of piling up threads. A hung I2C read or a
+  wedged USB relay therefore never stalls the loop: a code shown afterwards is still decided.
+* **Readers hop onto the loop.** A reader's thread calls the sink, which only does
+  ``loop.call_soon_threadsafe``; the engine is only ever touched from the loop thread.
+* **Commit before the relay fires.** Event drafts go through ``EventLog.append_async`` with a
+  deadline (``store_deadline_ms``); the engine opens the gate only after ``on_committed``.
+  A commit that misses its deadline is reported as a store fault; if it lands later, the
+  engine is told (``on_committed`` with the old ticket) so nothing is recorded twice.
+* **Heartbeat.** The tick task stamps the loop's heartbeat; ``loop_healthy(max_age_s)``
+  answers from any thread (the systemd watchdog pings only while it is true).
+
+The runner does not own the devices or the event log: the composer (``kiosk.app``) builds
+and closes them. ``start()`` starts the readers; ``stop()`` stops them and locks the gate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from kiosk.bus import EventBus
+from kiosk.clock import Clock
+from kiosk.config import KioskConfig
+from kiosk.devices import (
+    CodeRead,
+    CodeReader,
+    DeviceFault,
+    Gate,
+    GateFault,
+    Health,
+    SensorFault,
+    Thermometer,
+)
+from kiosk.engine import Engine
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_STOP = object()
+
+
+class DeviceWorker:
+    """A daemon thread that runs one device's blocking calls, one at a time, under deadlines.
+
+    Daemon, not a ``ThreadPoolExecutor``: an executor's threads are joined at interpreter
+    exit, so a read stuck forever in a driver would keep the kiosk from shutting down.
+    """
+
+    def __init__(
+        self, name: str, deadline_s: float, fault_cls: type[DeviceFault] = DeviceFault
+    ) -> None:
+        self.name = name
+        self.deadline_s = deadline_s
+        self.fault_cls = fault_cls
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._busy_since: float | None = None
+        self._pending = 0  # submitted and not finished
+        self._count_lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self.timeouts = 0
+        self.calls = 0
+        self._thread = threading.Thread(target=self._run, name=f"device-{name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def hung(self) -> bool:
+        """A call has been running past its deadline (the driver is stuck)."""
+        since = self._busy_since
+        return since is not None and time.monotonic() - since > self.deadline_s
+
+    async def call(self, fn: Callable[..., T], *args: Any, deadline_s: float | None = None) -> T:
+        """``fn(*args)`` in the device thread; past the deadline raise ``fault_cls``."""
+        deadline = self.deadline_s if deadline_s is None else deadline_s
+        if self._pending:
+            # The previous call is still inside the driver (or not even started): do not
+            # queue behind it.
+            raise self.fault_cls(f"{self.name}: previous call has not returned (device hung)")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self.calls += 1
+        with self._count_lock:
+            self._pending += 1
+            self._idle.clear()
+        self._jobs.put((fn, args, loop, fut))
+        # asyncio.wait, not wait_for: it never cancels the call's future and (unlike 3.11's
+        # wait_for) never swallows a cancellation of the caller.
+        done, _ = await asyncio.wait({fut}, timeout=deadline)
+        if not done:
+            self.timeouts += 1
+            fut.add_done_callback(_consume)
+            raise self.fault_cls(
+                f"{self.name}: no answer within {deadline * 1000:.0f} ms (device hung)"
+            )
+        return fut.result()
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is _STOP:
+                return
+            fn, args, loop, fut = job
+            self._busy_since = time.monotonic()
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # handed to the awaiting coroutine
+                outcome: tuple[bool, Any] = (False, exc)
+            else:
+                outcome = (True, result)
+            finally:
+                self._busy_since = None
+                with self._count_lock:
+                    self._pending -= 1
+                    if not self._pending:
+                        self._idle.set()
+            try:
+                loop.call_soon_threadsafe(_settle, fut, outcome)
+            except RuntimeError:
+                pass  # the loop is gone (shutdown); nobody is waiting any more
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Block until no call is pending (a stuck one has returned); False on timeout."""
+        return self._idle.wait(timeout_s)
+
+    def stop(self) -> None:
+        self._jobs.put(_STOP)
+
+
+def _settle(fut: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+    if fut.done():
+        return
+    ok, value = outcome
+    if ok:
+        fut.set_result(value)
+    else:
+        fut.set_exception(value)
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()  # mark a late failure as seen: it was already reported as a fault
+
+
+def _health_dict(h: Health) -> dict[str, Any]:
+    return {"state": h.state, "detail": h.detail}
+
+
+class EngineRunner:
+    """Runs an ``Engine`` on the asyncio loop with the real (or fake) devices and event log.
+
+    Everything is injected: ``config``, ``clock``, the ``thermometer``, the code ``readers``,
+    the ``gate``, the ``event_log`` (``kiosk.store.EventLog``), the ``trust`` list, ``lists``
+    (a ``ListStore`` or a ``Lists`` snapshot), the ``history`` (rebuilt from the event log at
+    ``start()``), and optionally the ``bus`` the screens subscribe to and the thermometer
+    ``calibration``. ``engine_kwargs`` pass through to ``Engine`` (tests use it).
+    """
+
+    def __init__(
+        self,
+        config: KioskConfig,
+        clock: Clock,
+        *,
+        thermometer: Thermometer | None,
+        readers: Sequence[CodeReader],
+        gate: Gate,
+        event_log: Any,
+        trust: Any,
+        lists: Any,
+        history: Any,
+        bus: EventBus | None = None,
+        calibration: Any = None,
+        on_gate_command: Callable[[bool], None] | None = None,
+        on_decision: Callable[[dict[str, Any]], None] | None = None,
+        engine_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.thermometer = thermometer
+        self.readers = list(readers)
+        self.gate = gate
+        self.event_log = event_log
+        self.history = history
+        self.bus = bus or EventBus()
+        self.on_gate_command = on_gate_command
+        self.on_decision = on_decision
+        eng = config.engine
+        self._deadline_s = eng.device_deadline_ms / 1000
+        self._store_deadline_s = eng.store_deadline_ms / 1000
+        self.engine = Engine(
+            config,
+            clock,
+            _RunnerPorts(self),
+            trust,
+            lists,
+            history,
+            calibration=calibration,
+            **dict(engine_kwargs or {}),
+        )
+        self._thermo_worker = DeviceWorker("thermometer", self._deadline_s, SensorFault)
+        self._gate_worker = DeviceWorker("gate", self._deadline_s, GateFault)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._wake = asyncio.Event()
+        self._beat_ns: int | None = None
+        self._started = False
+        self.max_tick_lag_ms = 0.0
+        self.codes_received = 0
+        self.history_loaded = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Rebuild the history, start the readers and the loop tasks."""
+        if self._started:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.current_thread()
+        self._wake = asyncio.Event()
+        self.bus.bind(self._loop)
+        self.history_loaded = await asyncio.to_thread(self._load_history)
+        for reader in self.readers:
+            reader.start(self._sink_for(reader))
+        self._beat_ns = self.clock.monotonic_ns()
+        self._tasks = [
+            asyncio.create_task(self._tick_loop(), name="engine-tick"),
+            asyncio.create_task(self._health_loop(), name="engine-health"),
+        ]
+        if self.thermometer is not None and self.engine.needs_temperature:
+            self._tasks.append(asyncio.create_task(self._thermo_loop(), name="engine-thermo"))
+        self._started = True
+        self.publish(self.engine.snapshot())
+        log.info("engine runner started (%d readers)", len(self.readers))
+
+    async def stop(self) -> None:
+        """Stop the loop tasks and the readers; leave the gate commanded locked."""
+        if not self._started:
+            return
+        self._started = False
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
+        for reader in self.readers:
+            stopping = asyncio.ensure_future(asyncio.to_thread(reader.stop))
+            done, _ = await asyncio.wait({stopping}, timeout=2.0)
+            if not done or stopping.exception() is not None:
+                # Shutting down: a reader stuck in its driver is a daemon thread; go on.
+                log.warning("reader %s did not stop cleanly", getattr(reader, "name", "?"))
+        try:
+            await self._gate_worker.call(self.gate.set_open, False)
+        except DeviceFault as exc:
+            log.warning("gate could not be locked at stop: %s", exc)
+        pending = list(self._inflight)
+        if pending:
+            await asyncio.wait(pending, timeout=self._store_deadline_s)
+        self._thermo_worker.stop()
+        self._gate_worker.stop()
+
+    def _load_history(self) -> int:
+        """Passing events within the history's horizon, read from the log (the truth)."""
+        from kiosk.store import format_ts
+
+        horizon = getattr(self.history, "horizon", None)
+        if horizon is None or self.event_log is None:
+            return 0
+        since = format_ts(self.clock.now() - horizon)
+        rows = self.event_log.reader().query(
+            "SELECT pass_id, household, direction, decision, ts FROM events"
+            " WHERE ts >= ? AND decision IN ('pass', 'manual_pass') ORDER BY seq",
+            [since],
+        )
+        return int(self.history.load(rows))
+
+    # ------------------------------------------------------------------ heartbeat
+
+    def loop_healthy(self, max_age_s: float) -> bool:
+        """True while the loop's tick ran within ``max_age_s`` (safe from any thread)."""
+        beat = self._beat_ns
+        if beat is None or not self._started:
+            return False
+        return (self.clock.monotonic_ns() - beat) <= max_age_s * 1e9
+
+    @property
+    def heartbeat_ns(self) -> int | None:
+        return self._beat_ns
+
+    async def _tick_loop(self) -> None:
+        period = self.config.engine.tick_ms / 1000
+        loop = asyncio.get_running_loop()
+        due = loop.time() + period
+        while self._started:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            lag_ms = (loop.time() - due) * 1000
+            if lag_ms > self.max_tick_lag_ms:
+                self.max_tick_lag_ms = lag_ms
+            due = max(due + period, loop.time())
+            self._beat_ns = self.clock.monotonic_ns()
+            try:
+                self.engine.tick()
+            except Exception:
+                log.exception("engine tick failed")
+
+    # ------------------------------------------------------------------ devices
+
+    def _sink_for(self, reader: CodeReader) -> Callable[[CodeRead], None]:
+        def sink(read: CodeRead) -> None:
+            loop = self._loop
+            if loop is None or loop.is_closed():
+                return
+            try:
+                loop.call_soon_threadsafe(self._deliver_code, read, None)
+            except RuntimeError:
+                pass  # loop shutting down
+
+        return sink
+
+    def _deliver_code(self, read: CodeRead, direction: str | None) -> None:
+        self.codes_received += 1
+        try:
+            self.engine.on_code(read, direction)
+        except Exception:
+            log.exception("engine failed on a code")
+        self._wake.set()
+
+    def submit_code(self, text: str, direction: str | None = None, source: str = "screen") -> None:
+        """A code typed or scanned outside the readers (guard console, demo); any thread."""
+        read = CodeRead(text, source, self.clock.monotonic_ns())
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("runner not started")
+        loop.call_soon_threadsafe(self._deliver_code, read, direction)
+
+    async def _thermo_loop(self) -> None:
+        assert self.thermometer is not None
+        thermo_cfg = self.config.thermometer.thermometry
+        fast = 1.0 / thermo_cfg.sample_hz
+        slow = self.config.engine.idle_probe_s
+        while self._started:
+            try:
+                reading = await self._thermo_worker.call(self.thermometer.read)
+            except DeviceFault as fault:
+                self.engine.on_sensor_fault(fault, self.clock.monotonic_ns())
+            except Exception as exc:  # a driver bug is a fault, never a value
+                self.engine.on_sensor_fault(SensorFault(f"thermometer error: {exc}"))
+            else:
+                self.engine.on_reading(reading)
+            interval = fast if self.engine.wants_readings else slow
+            self._wake.clear()
+            waiter = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({waiter}, timeout=interval)
+            finally:
+                waiter.cancel()
+
+    async def _health_loop(self) -> None:
+        last: tuple[Any, ...] | None = None
+        while self._started:
+            for reader in self.readers:
+                h = reader.health()
+                name = getattr(reader, "name", "reader")
+                if h.state == "fault":
+                    self.engine.on_reader_fault(name, h.detail or "reader fault")
+                elif h.state == "ok":
+                    self.engine.on_reader_ok(name)
+            report = self.health()
+            key = tuple(sorted((k, v["state"]) for k, v in report["devices"].items())) + tuple(
+                report["degraded"]
+            )
+            if key != last:
+                last = key
+                self.publish({"type": "health", **report})
+            await asyncio.sleep(self.config.engine.idle_probe_s)
+
+    def health(self) -> dict[str, Any]:
+        """Every device's health, the engine's degraded parts, and whether it is deciding."""
+        devices: dict[str, dict[str, Any]] = {}
+        if self.thermometer is not None:
+            devices["thermometer"] = _health_dict(self.thermometer.health())
+        for reader in self.readers:
+            devices[f"reader:{getattr(reader, 'name', 'reader')}"] = _health_dict(reader.health())
+        devices["gate"] = _health_dict(self.gate.health())
+        if self.event_log is not None and hasattr(self.event_log, "health"):
+            devices["store"] = _health_dict(self.event_log.health())
+        # The engine's view wins where it saw a fault the device does not report (a deadline).
+        eng = self.engine
+        for part, detail in eng.faults.items():
+            key = part if part != "reader" else None
+            if key and key in devices and devices[key]["state"] == "ok":
+                devices[key] = {"state": "fault", "detail": detail}
+        if self._thermo_worker.hung and "thermometer" in devices:
+            devices["thermometer"] = {"state": "fault", "detail": "read hung past its deadline"}
+        if self._gate_worker.hung:
+            devices["gate"] = {"state": "fault", "detail": "relay command hung past its deadline"}
+        return {
+            "devices": devices,
+            "degraded": list(eng.degraded),
+            "deciding": self._started and eng.deciding,
+            "state": eng.state,
+            "backlog": len(eng.backlog),
+            "loop_ok": self.loop_healthy(max(1.0, 4 * self.config.engine.tick_ms / 1000)),
+        }
+
+    def metrics(self) -> dict[str, float]:
+        """Counters and gauges for ``/metrics`` (numbers only, no personal data)."""
+        eng = self.engine
+        return {
+            "decisions": eng.decisions,
+            "codes_received": self.codes_received,
+            "codes_ignored": eng.ignored_codes,
+            "backlog": len(eng.backlog),
+            "backlog_dropped": eng.dropped_backlog,
+            "degraded": len(eng.degraded),
+            "max_tick_lag_ms": round(self.max_tick_lag_ms, 3),
+            "thermometer_calls": self._thermo_worker.calls,
+            "thermometer_timeouts": self._thermo_worker.timeouts,
+            "gate_calls": self._gate_worker.calls,
+            "gate_timeouts": self._gate_worker.timeouts,
+            "bus_subscribers": self.bus.subscribers,
+            "bus_dropped": self.bus.dropped_total,
+            "queue_depth": len(self._inflight),
+        }
+
+    # ------------------------------------------------------------------ guard actions
+
+    async def manual(self, **kwargs: Any) -> None:
+        """A guard's decision (see ``Engine.manual``); raises ``ValueError`` for bad input."""
+        self.engine.manual(**kwargs)
+
+    def manual_threadsafe(self, timeout_s: float = 2.0, **kwargs: Any) -> None:
+        """``manual`` from a thread other than the loop's (e.g. the demo driver)."""
+        assert self._loop is not None
+        fut = asyncio.run_coroutine_threadsafe(self.manual(**kwargs), self._loop)
+        fut.result(timeout_s)
+
+    def select_direction(self, direction: str) -> None:
+        """The next passage's direction; safe from any thread."""
+        if direction not in ("in", "out"):
+            raise ValueError("direction must be 'in' or 'out'")
+        loop = self._loop
+        if loop is not None and threading.current_thread() is not self._loop_thread:
+            loop.call_soon_threadsafe(self.engine.select_direction, direction)
+        else:
+            self.engine.select_direction(direction)
+
+    # ------------------------------------------------------------------ engine ports
+
+    def publish(self, message: dict[str, Any]) -> None:
+        """Hand a message to the screens' bus (loop thread only)."""
+        self.bus.publish(message)
+        if message.get("type") == "decision" and self.on_decision is not None:
+            self.on_decision(message)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _commit(self, ticket: int, draft: Any) -> None:
+        from kiosk.store import StoreFault
+
+        inner = asyncio.ensure_future(self.event_log.append_async(draft))
+        done, _ = await asyncio.wait({inner}, timeout=self._store_deadline_s)
+        if not done:
+            inner.add_done_callback(lambda f: self._late_commit(ticket, f))
+            ms = self._store_deadline_s * 1000
+            self.engine.on_store_fault(
+                ticket, StoreFault("store_fault", f"commit not confirmed within {ms:.0f} ms")
+            )
+            return
+        try:
+            event = inner.result()
+        except StoreFault as exc:
+            self.engine.on_store_fault(ticket, exc)
+        except Exception as exc:  # noqa: BLE001 - any failure to commit is a store fault
+            log.exception("event append failed unexpectedly")
+            self.engine.on_store_fault(ticket, StoreFault("store_fault", type(exc).__name__))
+        else:
+            self.engine.on_committed(ticket, event)
+
+    def _late_commit(self, ticket: int, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        self.engine.on_committed(ticket, fut.result())
+
+    async def _gate(self, ticket: int, open_: bool) -> None:
+        if self.on_gate_command is not None:
+            self.on_gate_command(open_)
+        try:
+            await self._gate_worker.call(self.gate.set_open, open_)
+        except DeviceFault as exc:
+            self.engine.on_gate_fault(ticket, open_, exc)
+        except Exception as exc:  # noqa: BLE001 - a driver bug is a gate fault
+            self.engine.on_gate_fault(ticket, open_, GateFault(f"gate error: {exc}"))
+        else:
+            self.engine.on_gate_done(ticket, open_)
+
+
+class _RunnerPorts:
+    """The engine's ports: each request becomes a task on the loop; nothing blocks."""
+
+    def __init__(self, runner: EngineRunner) -> None:
+        self._runner = runner
+
+    def commit(self, ticket: int, draft: Any) -> None:
+        self._runner._spawn(self._runner._commit(ticket, draft))  # noqa: SLF001
+
+    def gate(self, ticket: int, open_: bool) -> None:
+        self._runner._spawn(self._runner._gate(ticket, open_))  # noqa: SLF001
+
+    def publish(self, message: dict[str, Any]) -> None:
+        self._runner.publish(message)

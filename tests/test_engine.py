@@ -1,0 +1,575 @@
+"""The engine's state machine, in virtual time, on the real policy, thermometry and event log."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from drivers.gate import FakeGate
+from drivers.mlx90614_emulator import Mlx90614Emulator
+from drivers.thermometer import FakeMlx90614
+from kiosk import lists as lists_mod
+from kiosk.config import parse_config
+from kiosk.devices import CodeRead, SensorFault
+from kiosk.engine import PROMPTS, Engine
+from kiosk.history import PassageHistory
+from kiosk.passes import TrustList, issue_pass
+from kiosk.replay import DirectPorts, StoreSwitch
+from kiosk.store import EventLog, StoreFault
+
+
+class Rig:
+    """The engine wired to fake devices and a real event log; time moves only in ``run``."""
+
+    def __init__(self, clock, tmp_path, **overrides) -> None:
+        self.clock = clock
+        self.config = parse_config(overrides)
+        self.key = Ed25519PrivateKey.generate()
+        self.trust = TrustList([("demo", self.key.public_key())])
+        self.log = EventLog(
+            tmp_path / "events.db", "gate-1", clock, "NORMAL", [lists_mod.MIGRATIONS], boot_id="t"
+        ).open()
+        self.store = StoreSwitch(self.log)
+        self.lists = lists_mod.ListStore(self.log, clock)
+        self.lists.load()
+        self.history = PassageHistory()
+        self.gate = FakeGate(clock)
+        self.emulator = Mlx90614Emulator(clock, hang_max_s=0.01)
+        self.thermometer = FakeMlx90614(self.emulator, clock, sleep=clock.advance)
+        self.messages: list[dict] = []
+        self.calls: list[tuple[str, object]] = []
+        self.ports = DirectPorts(
+            self.store,
+            self.gate,
+            on_message=self.messages.append,
+            on_gate=lambda open_: self.calls.append(("gate", open_)),
+            on_commit=lambda event: self.calls.append(("commit", event.seq)),
+        )
+        self.engine = Engine(self.config, clock, self.ports, self.trust, self.lists, self.history)
+        self.ports.engine = self.engine
+
+    def close(self) -> None:
+        self.log.close()
+
+    def pass_text(self, household="A-101", holder="Li Wei", days=30.0, start_days=0.0) -> str:
+        now = self.clock.now() + timedelta(days=start_days)
+        return issue_pass(self.key, household, holder, days=days, now=now)[0]
+
+    def show(self, text: str, direction: str | None = "out") -> None:
+        self.engine.on_code(CodeRead(text, "camera", self.clock.monotonic_ns()), direction)
+
+    def run(self, seconds: float) -> None:
+        """Advance virtual time, sampling the thermometer as the runner would, ticking."""
+        dt = 1.0 / self.config.thermometer.thermometry.sample_hz
+        end = self.clock.monotonic_ns() + int(seconds * 1e9)
+        next_probe = 0
+        while self.clock.monotonic_ns() < end:
+            now = self.clock.monotonic_ns()
+            if self.engine.wants_readings or now >= next_probe:
+                next_probe = now + int(self.config.engine.idle_probe_s * 1e9)
+                try:
+                    reading = self.thermometer.read()
+                except SensorFault as fault:
+                    self.engine.on_sensor_fault(fault, self.clock.monotonic_ns())
+                else:
+                    self.engine.on_reading(reading)
+            self.engine.tick()
+            self.clock.advance(dt)
+
+    def decisions(self) -> list[dict]:
+        return [m for m in self.messages if m["type"] == "decision"]
+
+    def alarms(self) -> list[tuple[str, str]]:
+        return [(m["alarm"], m["state"]) for m in self.messages if m["type"] == "alarm"]
+
+    def states(self) -> list[str]:
+        out: list[str] = []
+        for m in self.messages:
+            if m["type"] == "state" and (not out or out[-1] != m["state"]):
+                out.append(m["state"])
+        return out
+
+    def events(self) -> list[dict]:
+        return self.log.events(0, 1000)
+
+
+@pytest.fixture
+def rig(clock, tmp_path):
+    r = Rig(clock, tmp_path)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def make_rig(clock, tmp_path):
+    made: list[Rig] = []
+
+    def make(**overrides) -> Rig:
+        r = Rig(clock, tmp_path / f"r{len(made)}", **overrides)
+        made.append(r)
+        return r
+
+    for i in range(4):
+        (tmp_path / f"r{i}").mkdir()
+    yield make
+    for r in made:
+        r.close()
+
+
+def test_code_then_normal_temperature_passes_and_pulses_the_gate(rig):
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(36.6)
+    rig.run(8)
+    [decision] = rig.decisions()
+    assert decision["decision"] == "pass"
+    assert decision["reasons"] == ["ok"]
+    assert decision["committed"] is True
+    assert [c.open_ for c in rig.gate.commands] == [True, False]
+    opened, closed = rig.gate.commands
+    assert closed.mono_ns - opened.mono_ns == pytest.approx(3e9, abs=0.15e9)
+    assert rig.states() == [
+        "code_read",
+        "measuring",
+        "deciding",
+        "gate_open",
+        "decided",
+        "idle",
+    ]
+    [event] = rig.events()
+    assert event["decision"] == "pass"
+    assert event["temp_c"] == pytest.approx(decision["temp_c"])
+
+
+def test_event_is_committed_before_the_relay_fires(rig):
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(36.6)
+    rig.run(3)
+    assert rig.calls[:2] == [("commit", 1), ("gate", True)]
+
+
+def test_latency_runs_from_the_code_to_the_decision(rig):
+    rig.show(rig.pass_text())
+    rig.run(1.0)  # nobody at the thermometer yet
+    rig.emulator.person_arrives(36.6)
+    rig.run(3)
+    [decision] = rig.decisions()
+    assert decision["latency_ms"] > 1000
+
+
+def test_every_state_has_a_prompt_for_the_screen(rig):
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(36.6)
+    rig.run(8)
+    states = [m for m in rig.messages if m["type"] == "state"]
+    assert states
+    for m in states:
+        assert m["prompt"] in PROMPTS
+        assert m["text"] == PROMPTS[m["prompt"]]
+    assert states[-1]["state"] == "idle"
+    assert states[-1]["prompt"] == "show_pass"
+
+
+def test_fever_is_measured_twice_then_denied_with_an_alarm(rig):
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(38.6)
+    rig.run(6)
+    [decision] = rig.decisions()
+    assert decision["decision"] == "deny"
+    assert decision["reasons"] == ["fever"]
+    assert decision["needs_guard"] is True
+    assert ("fever", "raised") in rig.alarms()
+    prompts = [m["prompt"] for m in rig.messages if m["type"] == "state"]
+    assert prompts.count("measure_again") == 1
+    assert rig.gate.commands == []
+
+
+def test_fever_on_first_reading_but_normal_on_the_second_passes(rig):
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(38.2)
+    # Watch for the re-measure prompt, then let the wrist cool to normal.
+    for _ in range(100):
+        rig.run(0.125)
+        if any(m.get("prompt") == "measure_again" for m in rig.messages):
+            break
+    else:
+        pytest.fail("no re-measure")
+    rig.emulator.person_arrives(36.5)
+    rig.run(4)
+    [decision] = rig.decisions()
+    assert decision["decision"] == "pass"
+
+
+def test_without_remeasure_on_fever_one_measurement_denies(make_rig):
+    rig = make_rig(thermometer={"thermometry": {"remeasure_on_fever": False}})
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(38.6)
+    rig.run(4)
+    assert [d["reasons"] for d in rig.decisions()] == [["fever"]]
+    assert not any(m.get("prompt") == "measure_again" for m in rig.messages)
+
+
+def test_implausible_reading_is_remeasured_once_then_denied(rig):
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(29.0)
+    rig.run(6)
+    [decision] = rig.decisions()
+    assert decision["decision"] == "deny"
+    assert decision["reasons"] == ["temp_implausible"]
+    prompts = [m["prompt"] for m in rig.messages if m["type"] == "state"]
+    assert prompts.count("measure_again") == 1
+
+
+def test_nobody_at_the_thermometer_times_out_as_no_temperature(rig):
+    rig.show(rig.pass_text())
+    rig.run(5.9)
+    assert rig.decisions() == []
+    rig.run(1)
+    [decision] = rig.decisions()
+    assert decision["reasons"] == ["no_temperature"]
+
+
+def test_thermometer_fault_denies_for_the_guard_and_recovers_by_itself(rig):
+    rig.emulator.inject("nack")
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(36.6)
+    rig.run(2)
+    [decision] = rig.decisions()
+    assert decision["decision"] == "deny"
+    assert decision["reasons"] == ["sensor_fault"]
+    assert decision["needs_guard"] is True
+    assert ("sensor_fault", "raised") in rig.alarms()
+    assert "thermometer" in rig.engine.degraded
+    assert rig.engine.prompt == "see_guard"
+    rig.run(3)
+    assert rig.engine.prompt == "out_of_order"
+    rig.emulator.clear_faults()
+    rig.run(40)  # the driver reopens the bus after its back-off
+    assert rig.engine.degraded == ()
+    assert ("sensor_fault", "cleared") in rig.alarms()
+    assert rig.engine.prompt == "show_pass"
+    rig.show(rig.pass_text(holder="Zhao Lei"))
+    rig.emulator.person_arrives(36.6)
+    rig.run(4)
+    assert rig.decisions()[-1]["decision"] == "pass"
+
+
+def test_temperature_first_starts_on_presence_and_waits_for_the_code(make_rig):
+    rig = make_rig(engine={"order": "temperature_first"})
+    assert rig.engine.prompt == "step_up"
+    rig.emulator.person_arrives(36.6)
+    rig.run(3)
+    assert rig.engine.state == "awaiting_code"
+    assert rig.engine.prompt == "show_pass_now"
+    rig.show(rig.pass_text())
+    rig.run(0.2)
+    [decision] = rig.decisions()
+    assert decision["decision"] == "pass"
+
+
+def test_temperature_first_without_a_code_denies_after_the_code_timeout(make_rig):
+    rig = make_rig(engine={"order": "temperature_first", "code_timeout_s": 5})
+    rig.emulator.person_arrives(36.6)
+    rig.run(3)
+    assert rig.decisions() == []
+    rig.run(5)
+    [decision] = rig.decisions()
+    assert decision["decision"] == "deny"
+    assert decision["reasons"] == ["no_pass"]
+
+
+def test_all_readers_down_decides_a_measured_visitor_as_reader_fault(make_rig):
+    rig = make_rig(engine={"order": "temperature_first"})
+    rig.engine.on_reader_fault("camera", "camera lost: unplugged")
+    assert ("reader_fault", "raised") in rig.alarms()
+    assert rig.engine.prompt == "out_of_order"
+    rig.emulator.person_arrives(36.6)
+    rig.run(3)
+    [decision] = rig.decisions()
+    assert decision["reasons"] == ["reader_fault"]
+    assert decision["needs_guard"] is True
+    rig.engine.on_reader_ok("camera")
+    assert ("reader_fault", "cleared") in rig.alarms()
+    assert "reader:camera" not in rig.engine.degraded
+
+
+def test_store_fault_denies_unrecorded_and_the_record_is_written_on_recovery(rig):
+    rig.store.fail()
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(36.6)
+    rig.run(3)
+    [decision] = rig.decisions()
+    assert decision["decision"] == "deny"
+    assert "store_fault" in decision["reasons"]
+    assert decision["committed"] is False
+    assert rig.gate.commands == []
+    assert ("store_fault", "raised") in rig.alarms()
+    assert len(rig.engine.backlog) == 1
+    assert rig.events() == []
+    rig.store.recover()
+    rig.run(2)
+    [event] = rig.events()
+    assert event["decision"] == "deny"
+    assert "store_fault" in event["reasons"]
+    assert rig.engine.backlog == type(rig.engine.backlog)()
+    assert ("store_fault", "cleared") in rig.alarms()
+
+
+def test_manual_pass_during_store_fault_opens_only_when_configured(make_rig):
+    strict = make_rig(policy={"on_store_fault": "deny"})
+    strict.store.fail()
+    strict.engine.manual("manual_pass", "guard-zhou", "known resident", "in")
+    strict.run(0.5)
+    assert strict.gate.commands == []
+    assert strict.decisions()[-1]["decision"] == "manual_deny"
+
+    lenient = make_rig(policy={"on_store_fault": "manual"})
+    lenient.store.fail()
+    lenient.engine.manual("manual_pass", "guard-zhou", "known resident", "in")
+    lenient.run(0.5)
+    assert [c.open_ for c in lenient.gate.commands] == [True]
+    assert lenient.decisions()[-1]["committed"] is False
+    lenient.store.recover()
+    lenient.run(2)
+    [event] = lenient.events()
+    assert event["decision"] == "manual_pass"
+    assert event["operator"] == "guard-zhou"
+
+
+def test_late_commit_after_a_reported_store_fault_is_not_written_twice(make_rig):
+    rig = make_rig()
+    held: list[tuple[int, object]] = []
+    rig.ports.commit = lambda ticket, draft: held.append((ticket, draft))
+    rig.engine.manual("manual_deny", "guard-zhou", "no pass", "in")
+    [(ticket, draft)] = held
+    rig.engine.on_store_fault(ticket, StoreFault("store_fault", "commit not confirmed"))
+    assert len(rig.engine.backlog) == 1
+    event = rig.log.append(draft)  # ... but it did land
+    rig.engine.on_committed(ticket, event)
+    assert len(rig.engine.backlog) == 0
+    assert ("store_late_commit", "raised") in rig.alarms()
+
+
+def test_unplugged_gate_raises_an_alarm_and_the_next_code_is_still_decided(rig):
+    rig.gate.unplug()
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(36.6)
+    rig.run(3)
+    assert rig.decisions()[0]["decision"] == "pass"
+    assert ("gate_fault", "raised") in rig.alarms()
+    assert "gate" in rig.engine.degraded
+    rig.run(5)
+    rig.show(rig.pass_text(holder="Sun Li"))
+    rig.run(3)
+    assert len(rig.decisions()) == 2
+    rig.gate.replug()
+    rig.run(5)
+    assert "gate" not in rig.engine.degraded
+    assert rig.gate.commands[-1].open_ is False  # the recovery probe locks it
+
+
+def test_a_gate_that_fails_to_lock_is_retried_until_it_locks(rig):
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(36.6)
+    rig.run(2.5)
+    assert rig.gate.is_open
+    rig.gate.unplug()
+    rig.run(3)
+    assert ("gate_not_locked", "raised") in rig.alarms()
+    rig.gate.replug()
+    rig.run(2)
+    assert rig.gate.is_open is False
+    assert not rig.engine.gate_is_open
+
+
+def test_manual_override_after_a_deny_carries_the_passage_and_opens(rig):
+    rig.show(rig.pass_text(household="C-303", holder="Wang Fang"))
+    rig.emulator.person_arrives(38.6)
+    rig.run(4)
+    assert rig.decisions()[-1]["decision"] == "deny"
+    rig.engine.manual("manual_pass", "guard-zhou", "escorted home to isolate", "in")
+    override = rig.decisions()[-1]
+    assert override["decision"] == "manual_pass"
+    assert override["reasons"] == ["guard_override"]
+    assert override["operator"] == "guard-zhou"
+    assert override["flags"] == ["overrides:1"]
+    assert rig.gate.commands[-1].open_ is True
+    event = rig.events()[-1]
+    assert event["household"] == "C-303"
+    assert event["temp_c"] is not None
+    assert event["person"]["note"] == "escorted home to isolate"
+
+
+def test_manual_registration_of_a_vehicle_is_an_event_with_its_details(rig):
+    rig.engine.manual(
+        "manual_pass",
+        "guard-zhou",
+        "delivery van",
+        "in",
+        person={"plate": "沪A12345", "driver": "Chen", "occupants": 2},
+        kind="vehicle",
+    )
+    [event] = rig.events()
+    assert event["kind"] == "vehicle"
+    assert event["person"]["plate"] == "沪A12345"
+    assert event["decision"] == "manual_pass"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"decision": "pass"}, "decision"),
+        ({"operator": " "}, "operator"),
+        ({"reason": ""}, "reason"),
+        ({"direction": "sideways"}, "direction"),
+        ({"kind": "registration"}, "registration"),
+    ],
+)
+def test_bad_manual_input_is_refused_and_changes_nothing(rig, kwargs, message):
+    args = {
+        "decision": "manual_pass",
+        "operator": "guard-zhou",
+        "reason": "known",
+        "direction": "in",
+    }
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        rig.engine.manual(**args)
+    assert rig.events() == []
+    assert rig.gate.commands == []
+
+
+def test_manual_during_a_measurement_abandons_it_and_is_recorded(rig):
+    rig.show(rig.pass_text())
+    rig.run(0.5)
+    assert rig.engine.state == "code_read"
+    rig.engine.manual("manual_deny", "guard-zhou", "turned back", "out")
+    assert [e["decision"] for e in rig.events()] == ["manual_deny"]
+    rig.run(6)
+    assert len(rig.decisions()) == 1
+
+
+def test_same_code_still_held_up_is_not_a_second_passage(rig):
+    text = rig.pass_text()
+    rig.show(text)
+    rig.emulator.person_arrives(36.6)
+    rig.run(2.5)
+    rig.show(text)  # the phone is still in front of the camera
+    rig.run(6)
+    assert len(rig.decisions()) == 1
+
+
+def test_next_persons_code_during_the_gate_pulse_starts_when_the_gate_locks(rig):
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(36.6)
+    rig.run(2.2)
+    assert rig.engine.state == "gate_open"
+    rig.show(rig.pass_text(holder="Sun Li"))
+    rig.run(4)
+    assert len(rig.decisions()) == 2
+
+
+def test_pass_only_mode_decides_on_the_code_alone(make_rig):
+    rig = make_rig(policy={"mode": "pass_only"})
+    rig.show(rig.pass_text())
+    assert rig.decisions()[-1]["decision"] == "pass"
+    assert not rig.engine.wants_readings
+
+
+def test_history_is_updated_after_commit_so_passback_applies(make_rig):
+    rig = make_rig(policy={"mode": "pass_only", "passback": {"mode": "hard"}})
+    text = rig.pass_text()
+    rig.show(text)
+    rig.run(6)
+    rig.show(text)
+    assert [d["decision"] for d in rig.decisions()] == ["pass", "deny"]
+    assert rig.decisions()[-1]["reasons"] == ["passback"]
+
+
+def test_list_changes_apply_to_the_next_passage(make_rig):
+    rig = make_rig(policy={"mode": "pass_only"})
+    today = rig.clock.now().date()
+    rig.lists.add_quarantine("Q-1", None, today, today + timedelta(days=3), actor="guard")
+    rig.show(rig.pass_text(household="Q-1"))
+    assert rig.decisions()[-1]["reasons"] == ["quarantined"]
+
+
+def test_personal_data_never_reaches_log_lines(rig, caplog):
+    with caplog.at_level(logging.DEBUG):
+        rig.show(rig.pass_text(household="Sec-H9", holder="Secret P"))
+        rig.emulator.person_arrives(36.6)
+        rig.run(6)
+        rig.engine.manual(
+            "manual_pass",
+            "guard-zhou",
+            "Secret P's cousin",
+            "in",
+            person={"phone": "13800001111"},
+        )
+    assert rig.decisions()
+    text = caplog.text
+    for secret in ("Sec-H9", "Secret P", "13800001111"):
+        assert secret not in text
+    decision = rig.decisions()[0]
+    assert decision["holder_initial"] == "S."
+    assert "holder" not in decision
+
+
+def test_wall_clock_jump_does_not_break_the_step_timeouts(rig):
+    rig.show(rig.pass_text())
+    rig.clock.set_wall(datetime(2026, 3, 2, 12, 0, tzinfo=UTC))  # NTP step mid-passage
+    rig.run(6.5)
+    assert [d["reasons"] for d in rig.decisions()] == [["no_temperature"]]
+
+
+def test_one_way_kiosk_records_its_own_direction(make_rig):
+    rig = make_rig(
+        policy={"mode": "pass_only"}, site={"direction": "out", "default_direction": "in"}
+    )
+    rig.show(rig.pass_text(), direction=None)
+    assert rig.decisions()[-1]["direction"] == "out"
+    with pytest.raises(ValueError, match="only passes 'out'"):
+        rig.engine.select_direction("in")
+
+
+def test_selected_direction_applies_to_one_passage_only(make_rig):
+    rig = make_rig(policy={"mode": "pass_only"})
+    rig.engine.select_direction("out")
+    rig.show(rig.pass_text(), direction=None)
+    rig.run(8)
+    rig.show(rig.pass_text(holder="Sun Li"), direction=None)
+    assert [d["direction"] for d in rig.decisions()] == ["out", "in"]
+
+
+def test_direction_pressed_while_measuring_changes_the_passage_under_way(rig):
+    rig.show(rig.pass_text(), direction=None)
+    rig.engine.select_direction("out")
+    rig.emulator.person_arrives(36.6)
+    rig.run(4)
+    assert rig.decisions()[-1]["direction"] == "out"
+
+
+def test_a_person_lingering_after_the_result_is_not_measured_again(make_rig):
+    rig = make_rig(engine={"order": "temperature_first", "code_timeout_s": 3})
+    rig.emulator.person_arrives(36.6)
+    rig.run(3)
+    rig.show(rig.pass_text())
+    rig.run(12)  # still standing at the sensor well past the result
+    assert len(rig.decisions()) == 1
+    rig.emulator.person_leaves()
+    rig.run(2)
+    rig.emulator.person_arrives(36.5)  # the next person
+    rig.run(3)
+    assert rig.engine.state == "awaiting_code"
+
+
+def test_calibration_store_is_read_for_each_new_measurement(rig, tmp_path):
+    from kiosk.calibration import Calibration, CalibrationStore
+
+    store = CalibrationStore(tmp_path / "calibration.json")
+    rig.engine.calibration = store
+    assert isinstance(rig.engine.current_calibration(), Calibration)
+    Calibration(offset_c=3.0).save(tmp_path / "calibration.json")
+    assert rig.engine.current_calibration().offset_c == 3.0

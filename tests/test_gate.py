@@ -1,0 +1,253 @@
+"""Gate drivers: LCUS-1 bytes on a real pty, GPIO levels on gpiozero's MockFactory, the fake."""
+
+from __future__ import annotations
+
+import os
+import threading
+import tty
+
+import pytest
+import serial
+from gpiozero.pins.mock import MockFactory
+
+from drivers.gate import (
+    FakeGate,
+    GpioRelayGate,
+    NoGate,
+    SerialRelayGate,
+    build_gate,
+    coil_energised,
+    lcus_frame,
+)
+from kiosk.config.gate import GateSection
+from kiosk.devices import GateFault
+
+
+@pytest.fixture
+def pty_port():
+    """A real pseudo-terminal: the driver opens the slave by path, the test reads the master."""
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    name = os.ttyname(slave)
+    yield master, name
+    os.close(master)
+    os.close(slave)
+
+
+def _read_exactly(fd: int, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        data += os.read(fd, n - len(data))
+    return data
+
+
+def test_lcus_frames_match_the_board_documentation():
+    assert lcus_frame(1, True) == bytes.fromhex("A00101A2")
+    assert lcus_frame(1, False) == bytes.fromhex("A00100A1")
+    assert lcus_frame(2, True) == bytes.fromhex("A00201A3")
+
+
+def test_lcus_checksum_wraps_at_one_byte():
+    assert lcus_frame(0x60, True)[3] == (0xA0 + 0x60 + 1) & 0xFF
+
+
+def test_wiring_maps_open_to_the_coil_level():
+    assert coil_energised(True, "normally_open") is True
+    assert coil_energised(False, "normally_open") is False
+    assert coil_energised(True, "normally_closed") is False
+    assert coil_energised(False, "normally_closed") is True
+
+
+def test_serial_relay_writes_on_and_off_frames_to_the_port(pty_port, clock):
+    master, name = pty_port
+    gate = SerialRelayGate(name, channel=1, clock=clock)
+    gate.set_open(True)
+    assert _read_exactly(master, 4) == bytes.fromhex("A00101A2")
+    gate.set_open(False)
+    assert _read_exactly(master, 4) == bytes.fromhex("A00100A1")
+    assert gate.health().ok
+    gate.close()
+
+
+def test_serial_relay_normally_closed_wiring_inverts_the_coil(pty_port, clock):
+    master, name = pty_port
+    gate = SerialRelayGate(name, channel=2, wiring="normally_closed", clock=clock)
+    gate.set_open(True)
+    assert _read_exactly(master, 4) == lcus_frame(2, False)
+    gate.close()
+
+
+def test_serial_relay_on_a_loop_url_sends_the_channel_frame():
+    ports = []
+
+    def factory(url, **kwargs):
+        port = serial.serial_for_url(url, **kwargs)
+        ports.append(port)
+        return port
+
+    gate = SerialRelayGate("loop://", channel=3, serial_factory=factory)
+    gate.set_open(True)
+    assert ports[0].read(4) == lcus_frame(3, True)
+    gate.close()
+
+
+def test_unplugged_serial_relay_raises_gate_fault_and_recovers_when_back(pty_port, clock):
+    master, name = pty_port
+    missing = name + "-gone"
+    current = {"port": missing}
+
+    def factory(_url, **kwargs):
+        return serial.serial_for_url(current["port"], **kwargs)
+
+    gate = SerialRelayGate(missing, serial_factory=factory, clock=clock)
+    with pytest.raises(GateFault) as info:
+        gate.set_open(True)
+    assert info.value.reason == "gate_fault"
+    assert gate.health().state == "fault"
+    current["port"] = name  # plugged back in: the next command reopens
+    gate.set_open(True)
+    assert _read_exactly(master, 4) == lcus_frame(1, True)
+    assert gate.health().ok
+    gate.close()
+
+
+def test_write_error_on_an_open_port_is_a_fault_and_the_port_is_reopened():
+    opened = []
+
+    class BrokenOnce:
+        def __init__(self):
+            self.fail = len(opened) == 0
+            self.data = b""
+
+        def write(self, data):
+            if self.fail:
+                raise serial.SerialException(
+                    "device reports readiness to read but returned no data"
+                )
+            self.data += data
+            return len(data)
+
+        def flush(self):
+            pass
+
+        def close(self):
+            pass
+
+    def factory(_url, **_kwargs):
+        port = BrokenOnce()
+        opened.append(port)
+        return port
+
+    gate = SerialRelayGate("/dev/ttyUSB0", serial_factory=factory)
+    with pytest.raises(GateFault):
+        gate.set_open(True)
+    gate.set_open(True)
+    assert len(opened) == 2
+    assert opened[1].data == lcus_frame(1, True)
+
+
+@pytest.fixture
+def pins():
+    factory = MockFactory()
+    yield factory
+    factory.reset()
+
+
+def test_gpio_relay_starts_locked_and_drives_the_pin_for_open(pins, clock):
+    gate = GpioRelayGate(17, active_high=True, pin_factory=pins, clock=clock)
+    pin = pins.pin(17)
+    assert pin.state is False
+    gate.set_open(True)
+    assert pin.state is True
+    gate.set_open(False)
+    assert pin.state is False
+    gate.close()
+
+
+def test_gpio_active_low_module_with_normally_closed_wiring(pins):
+    gate = GpioRelayGate(22, active_high=False, wiring="normally_closed", pin_factory=pins)
+    pin = pins.pin(22)
+    # NC: locked means coil energised; active-low: energised means pin low.
+    assert pin.state is False
+    assert gate.energised is True
+    gate.set_open(True)
+    assert pin.state is True
+    assert gate.energised is False
+    gate.close()
+
+
+def test_fake_gate_records_every_command_with_its_time(clock):
+    gate = FakeGate(clock)
+    gate.set_open(True)
+    clock.advance(3)
+    gate.set_open(False)
+    assert [(c.open_, c.mono_ns) for c in gate.commands] == [
+        (True, 1_000_000_000),
+        (False, 4_000_000_000),
+    ]
+
+
+def test_unplugged_fake_gate_fails_until_replugged(clock):
+    gate = FakeGate(clock, wiring="normally_closed")
+    gate.unplug()
+    with pytest.raises(GateFault):
+        gate.set_open(True)
+    assert gate.health().state == "fault"
+    assert gate.commands == []
+    gate.replug()
+    gate.set_open(True)
+    assert gate.commands[-1].energised is False
+    assert gate.health().ok
+
+
+def test_stalled_fake_gate_blocks_until_released(clock):
+    gate = FakeGate(clock)
+    gate.stall()
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (gate.set_open(True), done.set()), daemon=True)
+    worker.start()
+    assert gate.stalled_call.wait(5)
+    assert not done.is_set()
+    assert gate.commands == []
+    gate.release()
+    assert done.wait(2)
+    assert gate.is_open
+
+
+def test_no_gate_only_logs(caplog):
+    gate = NoGate()
+    with caplog.at_level("INFO"):
+        gate.set_open(True)
+    assert "open" in caplog.text
+    assert gate.health().ok
+
+
+@pytest.mark.parametrize(
+    ("driver", "cls"),
+    [
+        ({"type": "fake"}, FakeGate),
+        ({"type": "none"}, NoGate),
+        ({"type": "serial_relay", "port": "loop://"}, SerialRelayGate),
+    ],
+)
+def test_build_gate_picks_the_driver_by_type(driver, cls, clock):
+    gate = build_gate(GateSection.model_validate({"driver": driver}), clock)
+    assert isinstance(gate, cls)
+    gate.close()
+
+
+def test_build_gate_builds_a_gpio_relay(clock, monkeypatch, pins):
+    from gpiozero import Device
+
+    monkeypatch.setattr(Device, "pin_factory", pins)
+    gate = build_gate(
+        GateSection.model_validate(
+            {"driver": {"type": "gpio", "pin": 5}, "wiring": "normally_open"}
+        ),
+        clock,
+    )
+    assert isinstance(gate, GpioRelayGate)
+    gate.set_open(True)
+    assert pins.pin(5).state is True
+    gate.close()

@@ -1,0 +1,291 @@
+"""Scenarios: every shipped one meets its expectations; the format refuses mistakes clearly."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from kiosk.cli import main
+from kiosk.passes import PassError
+from kiosk.replay import (
+    SCENARIO_DIR,
+    Expect,
+    PassSpec,
+    ScenarioError,
+    ScenarioKeys,
+    check_expectation,
+    load_scenario,
+    parse_scenario,
+    replay,
+    shipped_scenarios,
+)
+
+RULES = {
+    "fever",
+    "implausible",
+    "no_temperature",
+    "sensor_fault",
+    "reader_fault",
+    "forged",
+    "unknown_key",
+    "malformed",
+    "expired",
+    "not_yet_valid",
+    "revoked",
+    "quarantined",
+    "quota_exceeded",
+    "passback",
+    "outside_hours",
+    "store_fault",
+    "ok",
+    "demo",
+}
+
+
+def test_a_scenario_ships_for_every_rule_and_the_demo():
+    assert {p.stem for p in shipped_scenarios()} >= RULES
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in shipped_scenarios() if p.stem not in ("demo", "gate_fault")],
+    ids=lambda p: p.stem,
+)
+def test_shipped_scenario_meets_its_expectations(path):
+    scenario = load_scenario(path)
+    result = replay(scenario)
+    assert result.failures == []
+    assert result.expectations >= 1
+    assert sum(1 for d in result.decisions if "expect" in d) == result.expectations
+
+
+def test_demo_stream_meets_its_expectations_and_covers_what_the_demo_promises():
+    result = replay(load_scenario("demo"))
+    assert result.failures == []
+    assert sum(1 for d in result.decisions if "expect" in d) == result.expectations
+    alarms = {a["alarm"] for a in result.alarms}
+    assert {"fever", "forged_pass", "quarantine_breach", "sensor_fault", "reader_fault"} <= alarms
+    decisions = [d["decision"] for d in result.decisions]
+    assert decisions.count("pass") >= 3
+    assert "manual_pass" in decisions
+
+
+def _scenario(steps, **top):
+    data = {"name": "t", "steps": steps}
+    data.update(top)
+    return parse_scenario(data, "t.toml")
+
+
+def test_failed_expectation_is_reported_with_the_step():
+    scenario = _scenario(
+        [
+            {
+                "at_s": 1,
+                "pass": {"household": "A-1", "holder": "Li"},
+                "body_c": 38.8,
+                "direction": "in",
+                "expect": {"decision": "pass"},
+            }
+        ]
+    )
+    result = replay(scenario)
+    assert not result.ok
+    assert result.failures[0].startswith("step 0")
+    assert "decision deny != pass" in result.failures[0]
+
+
+def test_expectation_without_any_decision_fails():
+    scenario = _scenario(
+        [{"at_s": 1, "body_c": 36.6, "expect": {"decision": "pass"}}], duration_s=3
+    )
+    result = replay(scenario)
+    assert result.failures == ["step 0: expected a pass, got none"]
+
+
+def test_gate_commands_are_recorded_in_virtual_time():
+    result = replay(load_scenario("ok"))
+    (t_open, is_open), (t_close, is_closed) = result.gate_commands
+    assert is_open and not is_closed
+    assert t_close - t_open == pytest.approx(3.0, abs=0.1)
+
+
+def test_replay_keeps_the_event_log_when_asked(tmp_path):
+    db = tmp_path / "replay.db"
+    replay(load_scenario("passback"), db_path=db)
+    import sqlite3
+
+    rows = sqlite3.connect(db).execute("SELECT decision FROM events ORDER BY seq").fetchall()
+    assert rows == [("pass",), ("deny",)]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"steps": [{"at_s": 1}]}, "name: Field required"),
+        ({"name": "x", "steps": []}, "steps: List should have at least 1 item"),
+        ({"name": "x", "steps": [{"at_s": 2}, {"at_s": 1}]}, "steps must be in at_s order"),
+        ({"name": "x", "steps": [{"at_s": 1, "bodyc": 36}]}, "steps[0].bodyc: Extra inputs"),
+        (
+            {
+                "name": "x",
+                "steps": [{"at_s": 1, "pass": {"household": "A", "holder": "B", "key": "x"}}],
+            },
+            "steps[0].pass.key",
+        ),
+        (
+            {"name": "x", "steps": [{"at_s": 1, "code": "a", "pass": "p"}]},
+            "at most one of code, pass, frame",
+        ),
+        (
+            {"name": "x", "config": {"engine": {"order": "sideways"}}, "steps": [{"at_s": 1}]},
+            "config.engine.order",
+        ),
+        (
+            {"name": "x", "start": "2026-03-02T09:00:00", "steps": [{"at_s": 1}]},
+            "timezone",
+        ),
+    ],
+)
+def test_malformed_scenario_names_the_field(data, message):
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(data, "bad.toml")
+    assert message in str(info.value)
+    assert str(info.value).startswith("bad.toml: ")
+
+
+def test_revoking_an_unknown_pass_id_is_a_scenario_error():
+    scenario = _scenario([{"at_s": 1, "revoke": "nobody"}])
+    with pytest.raises(ScenarioError, match="no pass with id 'nobody'"):
+        replay(scenario)
+
+
+def test_keys_issue_genuine_forged_and_untrusted_passes():
+    keys = ScenarioKeys()
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    text, issued = keys.issue(PassSpec(household="A-1", holder="Li"), now)
+    assert keys.trust.verify(text).pass_id == issued.pass_id
+    forged, _ = keys.issue(PassSpec(household="A-1", holder="Li", key="forged"), now)
+    with pytest.raises(PassError) as info:
+        keys.trust.verify(forged)
+    assert info.value.reason == "pass_bad_signature"
+    unknown, _ = keys.issue(PassSpec(household="A-1", holder="Li", key="unknown"), now)
+    with pytest.raises(PassError) as info:
+        keys.trust.verify(unknown)
+    assert info.value.reason == "pass_unknown_key"
+
+
+def test_check_expectation_reads_reasons_as_must_include_unless_exact():
+    decision = {"decision": "deny", "reasons": ["pass_expired", "fever"], "committed": True}
+    assert check_expectation(Expect(decision="deny", reasons=("fever",)), decision) is None
+    problem = check_expectation(Expect(decision="deny", reasons=("fever",), exact=True), decision)
+    assert "reasons" in problem
+
+
+def test_cli_replay_prints_one_json_line_per_decision(capsys):
+    assert main(["replay", "passback"]) == 0
+    out = capsys.readouterr()
+    lines = [json.loads(line) for line in out.out.splitlines()]
+    assert [rec["decision"] for rec in lines] == ["pass", "deny"]
+    assert all(rec["expect"] == "ok" for rec in lines)
+    assert "2/2 expectations met" in out.err
+
+
+def test_cli_replay_exits_1_when_an_expectation_fails(tmp_path, capsys):
+    path = tmp_path / "wrong.toml"
+    path.write_text(
+        'name = "wrong"\n[[steps]]\nat_s = 1\nbody_c = 39.0\ndirection = "in"\n'
+        'pass = { household = "A-1", holder = "Li" }\nexpect = { decision = "pass" }\n'
+    )
+    assert main(["replay", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "expectation failed" in err
+    assert "Traceback" not in err
+
+
+def test_cli_replay_exits_2_for_a_malformed_scenario(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text("name = 'x'\n[[steps]]\nat_s = 'soon'\n")
+    assert main(["replay", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "steps[0].at_s" in err
+    assert err.count("\n") == 1
+
+
+def test_cli_replay_missing_file_is_bad_input(capsys):
+    assert main(["replay", "/nonexistent/scenario.toml"]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_shipped_scenarios_live_in_the_package():
+    assert SCENARIO_DIR.name == "scenarios"
+    assert (SCENARIO_DIR / "demo.toml").is_file()
+
+
+def test_gate_fault_scenario_alarms_and_recovers():
+    result = replay(load_scenario("gate_fault"))
+    assert result.failures == []
+    states = [(a["alarm"], a["state"]) for a in result.alarms]
+    assert ("gate_fault", "raised") in states
+    assert ("gate_fault", "cleared") in states
+    assert result.gate_commands[-1][1] is False
+
+
+def test_frame_step_goes_through_the_real_frame_pipeline(tmp_path):
+    import cv2
+
+    from drivers.fake_camera import SceneParams, render_scene
+
+    params = SceneParams("paper", 220, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 95)
+    cv2.imwrite(str(tmp_path / "coupon.png"), render_scene("https://shop.example/c", params, 1))
+    cv2.imwrite(str(tmp_path / "wall.png"), render_scene(None, params, 2))
+    (tmp_path / "frames.toml").write_text(
+        'name = "frames"\n'
+        '[[steps]]\nat_s = 1\nframe = "wall.png"\n'
+        '[[steps]]\nat_s = 3\nframe = "coupon.png"\nbody_c = 36.6\ndirection = "in"\n'
+        'expect = { decision = "deny", reasons = ["pass_malformed"], exact = true }\n'
+    )
+    result = replay(load_scenario(tmp_path / "frames.toml"))
+    assert result.failures == []
+    assert len(result.decisions) == 1
+
+
+def test_missing_frame_file_is_a_scenario_error(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('name = "x"\n[[steps]]\nat_s = 1\nframe = "nope.png"\n')
+    with pytest.raises(ScenarioError, match=r"steps\[0\].frame: no such file nope.png"):
+        load_scenario(path)
+
+
+def test_clock_jump_step_moves_wall_time_for_the_rules():
+    scenario = _scenario(
+        [
+            {"at_s": 0.5, "clock_jump_s": 3600},
+            {
+                "at_s": 1,
+                "pass": {"household": "A-1", "holder": "Li"},
+                "body_c": 36.6,
+                "direction": "out",
+                "expect": {"decision": "deny", "reasons": ["outside_hours"], "exact": True},
+            },
+        ],
+        start="2026-03-02T17:00:00+08:00",
+        config={"policy": {"hours": {"enabled": True}}},
+    )
+    assert replay(scenario).failures == []
+
+
+def test_loop_bench_times_every_replayed_passage(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from kiosk.bench import loop
+    from kiosk.clock import FakeClock
+
+    key = Ed25519PrivateKey.generate()
+    frames = loop._frames(key, FakeClock(), 3)
+    figures = loop._one_run(6, frames, key, tmp_path)
+    assert figures["missed"] == 0
+    assert figures["p99_ms"] >= figures["p50_ms"] > 0
+    assert figures["commit_p50_ms"] <= figures["p50_ms"]
+    assert figures["p99_ms"] - figures["decode_ms"] >= 0

@@ -1,0 +1,580 @@
+"""EngineRunner: devices in threads with deadlines, the loop always responsive.
+
+These run a real asyncio loop on the real clock with short deadlines (tens of ms); nothing
+sleeps in a test: each waits for the bus message it expects, with a generous bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from drivers.gate import FakeGate
+from kiosk import lists as lists_mod
+from kiosk.calibration import Calibration
+from kiosk.clock import SystemClock
+from kiosk.config import parse_config
+from kiosk.devices import CodeRead, Health, SensorFault, ThermoReading
+from kiosk.history import PassageHistory
+from kiosk.passes import TrustList, issue_pass
+from kiosk.replay import StoreSwitch
+from kiosk.runner import DeviceWorker, EngineRunner
+from kiosk.store import EventDraft, EventLog
+
+WAIT_S = 5.0  # an upper bound for a test to fail instead of hanging, never a sleep
+
+
+def _object_for(body_c: float, ambient_c: float) -> float:
+    """The object reading the default calibration turns into ``body_c`` (bisection)."""
+    cal = Calibration()
+    lo, hi = ambient_c, 45.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if cal.estimate(mid, ambient_c) < body_c:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+class ScriptedThermometer:
+    """A thermometer double: a person at ``body_c`` (or nobody), can hang or fail."""
+
+    name = "scripted"
+
+    def __init__(self, clock) -> None:
+        self.clock = clock
+        self.body_c: float | None = None
+        self.failing = False
+        self._go = threading.Event()
+        self._go.set()
+        self._n = 0
+
+    def hang(self) -> None:
+        self._go.clear()
+
+    def release(self) -> None:
+        self._go.set()
+
+    def read(self) -> ThermoReading:
+        self._go.wait(WAIT_S)
+        if self.failing:
+            raise SensorFault("I2C NACK")
+        self._n += 1
+        ambient = 24.0
+        obj = 24.2 if self.body_c is None else _object_for(self.body_c, ambient)
+        wobble = 0.01 * (self._n % 3)  # a live sensor is never bit-identical
+        return ThermoReading(obj + wobble, ambient, self.clock.monotonic_ns())
+
+    def health(self) -> Health:
+        return Health("fault", "failing") if self.failing else Health("ok")
+
+    def close(self) -> None:
+        self.release()
+
+
+class PushReader:
+    """A code reader double whose 'thread' is the caller's helper thread."""
+
+    def __init__(self, name: str = "scanner") -> None:
+        self.name = name
+        self.sink = None
+        self.state = "ok"
+
+    def start(self, sink) -> None:
+        self.sink = sink
+
+    def stop(self) -> None:
+        self.sink = None
+
+    def health(self) -> Health:
+        return Health(self.state)  # type: ignore[arg-type]
+
+    def show(self, text: str, clock) -> None:
+        read = CodeRead(text, self.name, clock.monotonic_ns())
+        t = threading.Thread(target=self.sink, args=(read,))
+        t.start()
+        t.join()
+
+
+FAST = {
+    "engine": {
+        "tick_ms": 5,
+        "device_deadline_ms": 250,  # generous: a loaded CI machine must not trip it
+        "store_deadline_ms": 300,
+        "idle_probe_s": 0.05,
+        "result_hold_s": 0.1,
+    },
+    "gate": {"pulse_ms": 100},
+    "thermometer": {"thermometry": {"sample_hz": 50, "measure_timeout_s": 2}},
+    "readers": {"sources": [{"type": "serial", "name": "scanner"}]},
+}
+
+
+class Rig:
+    def __init__(self, tmp_path, overrides=None, readers=None) -> None:
+        data = {k: dict(v) for k, v in FAST.items()}
+        for key, value in (overrides or {}).items():
+            data[key] = {**data.get(key, {}), **value}
+        self.config = parse_config(data)
+        self.clock = SystemClock(assume_synced=True)
+        self.key = Ed25519PrivateKey.generate()
+        self.trust = TrustList([("demo", self.key.public_key())])
+        self.log = EventLog(
+            tmp_path / "events.db",
+            "gate-1",
+            self.clock,
+            "NORMAL",
+            [lists_mod.MIGRATIONS],
+            boot_id="t",
+        ).open()
+        self.store = StoreSwitch(self.log)
+        self.lists = lists_mod.ListStore(self.log, self.clock)
+        self.lists.load()
+        self.history = PassageHistory()
+        self.thermometer = ScriptedThermometer(self.clock)
+        self.scanner = PushReader()
+        self.gate = FakeGate(self.clock)
+        self.gate_calls: list[tuple[bool, int]] = []
+        self.runner = EngineRunner(
+            self.config,
+            self.clock,
+            thermometer=self.thermometer,
+            readers=readers if readers is not None else [self.scanner],
+            gate=self.gate,
+            event_log=self.store,
+            trust=self.trust,
+            lists=self.lists,
+            history=self.history,
+            on_gate_command=lambda open_: self.gate_calls.append((open_, self.log.last_seq)),
+        )
+        self.sub = self.runner.bus.subscribe(maxsize=10000, name="test")
+        self.seen: list[dict] = []
+        self.taken: set[int] = set()
+
+    def pass_text(self, holder: str = "Li Wei", household: str = "A-101") -> str:
+        return issue_pass(self.key, household, holder, days=30, now=self.clock.now())[0]
+
+    def show(self, text: str) -> None:
+        self.scanner.show(text, self.clock)
+
+    async def next(self, kind: str, **match) -> dict:
+        """The first message of ``kind`` (matching ``match``) not yet taken, in bus order."""
+
+        def matches(msg: dict) -> bool:
+            return msg["type"] == kind and all(msg.get(k) == v for k, v in match.items())
+
+        async def find() -> dict:
+            while True:
+                for i, msg in enumerate(self.seen):
+                    if i not in self.taken and matches(msg):
+                        self.taken.add(i)
+                        return msg
+                msg = await self.sub.get()
+                assert msg is not None, "subscription ended"
+                self.seen.append(msg)
+
+        return await asyncio.wait_for(find(), WAIT_S)
+
+    def close(self) -> None:
+        self.thermometer.release()
+        self.gate.release()
+        self.log.close()
+
+
+@pytest.fixture
+def rig(tmp_path):
+    r = Rig(tmp_path)
+    yield r
+    r.close()
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_code_from_a_reader_thread_is_decided_and_the_gate_pulses(rig):
+    async def main():
+        await rig.runner.start()
+        rig.thermometer.body_c = 36.6
+        rig.show(rig.pass_text())
+        decision = await rig.next("decision")
+        await rig.next("state", state="decided")  # after the pulse, once the gate locked
+        await rig.runner.stop()
+        return decision
+
+    decision = run(main())
+    assert decision["decision"] == "pass"
+    assert decision["committed"] is True
+    assert [c.open_ for c in rig.gate.commands][:2] == [True, False]
+    assert rig.gate.commands[-1].open_ is False  # stop() leaves it locked
+
+
+def test_event_is_committed_before_the_gate_command(rig):
+    async def main():
+        await rig.runner.start()
+        rig.thermometer.body_c = 36.6
+        rig.show(rig.pass_text())
+        await rig.next("decision")
+        await rig.next("state", state="decided")
+        await rig.runner.stop()
+
+    run(main())
+    open_, seq_at_command = rig.gate_calls[0]
+    assert open_ is True
+    assert seq_at_command == 1
+
+
+def test_hung_thermometer_read_is_a_fault_and_a_code_is_still_decided(rig):
+    async def main():
+        await rig.runner.start()
+        rig.thermometer.hang()  # the I2C slave holds SDA low
+        rig.thermometer.body_c = 36.6
+        rig.show(rig.pass_text())
+        decision = await rig.next("decision")
+        alarm = await rig.next("alarm", alarm="sensor_fault", state="raised")
+        healthy = rig.runner.loop_healthy(0.5)
+        health = rig.runner.health()
+        rig.thermometer.release()
+        await rig.next("alarm", alarm="sensor_fault", state="cleared")
+        rig.show(rig.pass_text(holder="Sun Li"))
+        after = await rig.next("decision")
+        await rig.runner.stop()
+        return decision, alarm, healthy, health, after
+
+    decision, alarm, healthy, health, after = run(main())
+    assert decision["reasons"] == ["sensor_fault"]
+    assert "hung" in alarm["detail"] or "not returned" in alarm["detail"]
+    assert healthy is True
+    assert health["devices"]["thermometer"]["state"] == "fault"
+    assert after["decision"] == "pass"
+
+
+def test_unplugged_relay_is_a_gate_fault_and_the_next_code_is_decided(rig):
+    async def main():
+        await rig.runner.start()
+        rig.gate.unplug()
+        rig.thermometer.body_c = 36.6
+        rig.show(rig.pass_text())
+        first = await rig.next("decision")
+        await rig.next("alarm", alarm="gate_fault", state="raised")
+        await rig.next("state", state="idle")
+        rig.show(rig.pass_text(holder="Sun Li"))
+        second = await rig.next("decision")
+        rig.gate.replug()
+        await rig.next("alarm", alarm="gate_fault", state="cleared")
+        await rig.runner.stop()
+        return first, second
+
+    first, second = run(main())
+    assert first["decision"] == "pass"
+    assert second["decision"] == "pass"
+    assert rig.gate.commands[-1].open_ is False
+
+
+def test_stalled_relay_misses_its_deadline_and_the_loop_stays_responsive(rig):
+    async def main():
+        await rig.runner.start()
+        rig.gate.stall()  # a wedged USB write
+        rig.thermometer.body_c = 36.6
+        rig.show(rig.pass_text())
+        await rig.next("decision")
+        alarm = await rig.next("alarm", alarm="gate_fault", state="raised")
+        await rig.next("state", state="idle")
+        rig.show(rig.pass_text(holder="Sun Li"))
+        second = await rig.next("decision")
+        healthy = rig.runner.loop_healthy(0.5)
+        rig.gate.release()
+        await rig.next("alarm", alarm="gate_fault", state="cleared")
+        await rig.runner.stop()
+        return alarm, second, healthy
+
+    alarm, second, healthy = run(main())
+    assert "hung" in alarm["detail"]  # the open missed its deadline, or the lock found it stuck
+    assert second["decision"] == "pass"
+    assert healthy is True
+
+
+def test_frozen_camera_is_a_reader_fault_and_a_scanned_code_is_still_decided(tmp_path):
+    from drivers.camera import CameraReader
+    from drivers.decoders import build_decoder
+    from drivers.fake_camera import FakeCamera
+    from kiosk.config.readers import DecoderConfig, WatchdogConfig
+    from kiosk.reader import FramePipeline
+
+    clock = SystemClock()
+    camera = FakeCamera(clock, fps=30, size=(320, 240), pace=True, noise_sigma=2.0)
+    pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock, source="camera")
+    reader = CameraReader(
+        camera,
+        pipeline,
+        clock,
+        name="camera",
+        watchdog=WatchdogConfig(frozen_frame_s=0.5, stale_frame_s=1.0),
+        fps=30,
+    )
+    scanner = PushReader()
+    r = Rig(
+        tmp_path,
+        overrides={"readers": {"sources": [{"type": "fake_camera"}, {"type": "serial"}]}},
+        readers=[reader, scanner],
+    )
+    r.scanner = scanner
+
+    async def main():
+        await r.runner.start()
+        while True:  # the camera's first good frame
+            health = await r.next("health")
+            if health["devices"]["reader:camera"]["state"] == "ok":
+                break
+        camera.freeze()
+        alarm = await r.next("alarm", alarm="reader_fault", state="raised")
+        r.thermometer.body_c = 36.6
+        r.show(r.pass_text())
+        decision = await r.next("decision")
+        camera.unfreeze()
+        await r.next("alarm", alarm="reader_fault", state="cleared")
+        await r.runner.stop()
+        return alarm, decision
+
+    try:
+        alarm, decision = run(main())
+    finally:
+        camera.close()
+        r.close()
+    assert "frozen" in alarm["detail"]
+    assert decision["decision"] == "pass"
+
+
+def test_store_fault_denies_and_the_record_is_written_after_recovery(rig):
+    async def main():
+        await rig.runner.start()
+        rig.store.fail()
+        rig.thermometer.body_c = 36.6
+        rig.show(rig.pass_text())
+        decision = await rig.next("decision")
+        await rig.next("alarm", alarm="store_fault", state="raised")
+        rig.store.recover()
+        await rig.next("alarm", alarm="store_fault", state="cleared")
+        await rig.runner.stop()
+        return decision
+
+    decision = run(main())
+    assert decision["committed"] is False
+    assert "store_fault" in decision["reasons"]
+    assert rig.gate.commands == [] or all(not c.open_ for c in rig.gate.commands)
+    [event] = rig.log.events()
+    assert "store_fault" in event["reasons"]
+
+
+class SlowLog:
+    """An event log double whose commits wait until released (an fsync stuck on a dying SD)."""
+
+    def __init__(self, log) -> None:
+        self.log = log
+        self.release = threading.Event()
+
+    async def append_async(self, draft):
+        await asyncio.to_thread(self.release.wait, WAIT_S)
+        return await self.log.append_async(draft)
+
+    def __getattr__(self, name):
+        return getattr(self.log, name)
+
+
+def test_commit_past_its_deadline_is_a_store_fault_and_a_late_landing_is_kept_once(tmp_path):
+    r = Rig(tmp_path, overrides={"policy": {"mode": "pass_only"}})
+    slow = SlowLog(r.log)
+    r.runner.event_log = slow
+
+    async def main():
+        await r.runner.start()
+        r.show(r.pass_text())
+        decision = await r.next("decision")
+        backlog_during = len(r.runner.engine.backlog)
+        slow.release.set()
+        await r.next("alarm", alarm="store_late_commit")
+        await r.runner.stop()
+        return decision, backlog_during
+
+    try:
+        decision, backlog_during = run(main())
+        events = r.log.events()
+    finally:
+        r.close()
+    assert decision["committed"] is False
+    assert decision["decision"] == "deny"
+    assert backlog_during == 1
+    assert len(events) == 1
+    assert r.runner.engine.backlog == type(r.runner.engine.backlog)()
+    assert all(not c.open_ for c in r.gate.commands)
+
+
+def test_history_is_rebuilt_from_the_event_log_at_start(tmp_path):
+    r = Rig(tmp_path, overrides={"policy": {"mode": "pass_only", "passback": {"mode": "hard"}}})
+    text = r.pass_text()
+    verified = r.trust.verify(text)
+    r.log.append(
+        EventDraft(
+            direction="in",  # the scanner's passages use the site's default direction
+            decision="pass",
+            pass_id=verified.pass_id,
+            household=verified.household,
+            holder=verified.holder,
+        )
+    )
+
+    async def main():
+        await r.runner.start()
+        r.show(text)
+        decision = await r.next("decision")
+        await r.runner.stop()
+        return decision
+
+    try:
+        decision = run(main())
+    finally:
+        r.close()
+    assert r.runner.history_loaded == 1
+    assert decision["reasons"] == ["passback"]
+
+
+def test_loop_heartbeat_is_healthy_only_while_running(rig):
+    async def main():
+        before = rig.runner.loop_healthy(1.0)
+        await rig.runner.start()
+        during = rig.runner.loop_healthy(1.0)
+        await rig.runner.stop()
+        return before, during, rig.runner.loop_healthy(1.0)
+
+    assert run(main()) == (False, True, False)
+
+
+def test_health_reports_every_device_and_whether_it_decides(rig):
+    async def main():
+        await rig.runner.start()
+        ok = rig.runner.health()
+        rig.scanner.state = "fault"
+        await rig.next("alarm", alarm="reader_fault", state="raised")
+        broken = rig.runner.health()
+        await rig.runner.stop()
+        return ok, broken
+
+    ok, broken = run(main())
+    metrics = rig.runner.metrics()
+    assert all(isinstance(v, int | float) for v in metrics.values())
+    assert metrics["thermometer_calls"] >= 1
+    assert set(ok["devices"]) == {"thermometer", "reader:scanner", "gate", "store"}
+    assert ok["deciding"] is True
+    assert broken["deciding"] is False
+    assert broken["degraded"] == ["reader:scanner"]
+
+
+def test_guard_action_from_another_thread_enters_the_same_path(rig):
+    async def main():
+        await rig.runner.start()
+        worker = threading.Thread(
+            target=rig.runner.manual_threadsafe,
+            kwargs={
+                "decision": "manual_pass",
+                "operator": "guard-zhou",
+                "reason": "known resident",
+                "direction": "in",
+            },
+        )
+        worker.start()
+        decision = await rig.next("decision")
+        await asyncio.to_thread(worker.join)
+        await rig.next("state", state="decided")
+        await rig.runner.stop()
+        return decision
+
+    decision = run(main())
+    assert decision["decision"] == "manual_pass"
+    assert decision["operator"] == "guard-zhou"
+    assert rig.gate.commands[0].open_ is True
+
+
+def test_device_worker_fails_fast_while_a_call_is_still_hung():
+    gate = threading.Event()
+    worker = DeviceWorker("thermometer", 0.02, SensorFault)
+
+    async def main():
+        with pytest.raises(SensorFault, match="no answer within 20 ms"):
+            await worker.call(gate.wait, WAIT_S)
+        with pytest.raises(SensorFault, match="has not returned"):
+            await worker.call(lambda: 1)
+        gate.set()
+        assert await asyncio.to_thread(worker.wait_idle, WAIT_S)
+        return await worker.call(lambda: 42)
+
+    try:
+        assert run(main()) == 42
+    finally:
+        gate.set()
+        worker.stop()
+
+
+def test_a_scenario_plays_in_real_time_onto_the_running_kiosk(rig):
+    from kiosk.replay import (
+        DeviceTarget,
+        ScenarioDriver,
+        ScenarioKeys,
+        parse_scenario,
+        play_realtime,
+    )
+
+    scenario = parse_scenario(
+        {
+            "name": "rt",
+            "present": "scanner",
+            "steps": [
+                {
+                    "at_s": 0.02,
+                    "direction": "out",
+                    "body_c": 36.6,
+                    "pass": {"household": "A-1", "holder": "Li"},
+                },
+                {"at_s": 0.04, "quarantine": {"household": "Q-9"}},
+            ],
+        },
+        "rt",
+    )
+    keys = ScenarioKeys()
+    rig.runner.engine.trust = keys.trust
+
+    class Person:
+        """The emulator's scene control, onto the scripted thermometer."""
+
+        def person_arrives(self, body_c: float) -> None:
+            rig.thermometer.body_c = body_c
+
+        def person_leaves(self) -> None:
+            rig.thermometer.body_c = None
+
+    async def main():
+        await rig.runner.start()
+        target = DeviceTarget(
+            rig.clock,
+            emulator=Person(),
+            list_store=rig.lists,
+            code_sink=rig.runner.submit_code,
+            on_direction=rig.runner.select_direction,
+            on_manual=rig.runner.manual_threadsafe,
+        )
+        rig.runner.on_decision = target.visitor_done
+        driver = ScenarioDriver(scenario, rig.clock, target, keys)
+        await play_realtime(driver)
+        decision = await rig.next("decision")
+        await rig.runner.stop()
+        return decision, driver
+
+    decision, driver = run(main())
+    assert decision["decision"] == "pass"
+    assert decision["direction"] == "out"
+    assert driver.done and driver.applied == [0, 1]
+    assert rig.thermometer.body_c is None  # the visitor walked on
+    assert rig.lists.current.quarantine[0].household == "Q-9"
