@@ -26,7 +26,14 @@ from kiosk.app import Core, Daemon, build_core, trust_dir
 from kiosk.clock import Clock, SystemClock
 from kiosk.config import KioskConfig, parse_config
 from kiosk.passes import public_key_pem
-from kiosk.replay import SCENARIO_DIR, DeviceTarget, ScenarioDriver, ScenarioKeys, load_scenario
+from kiosk.replay import (
+    SCENARIO_DIR,
+    DeviceTarget,
+    ScenarioDriver,
+    ScenarioKeys,
+    load_scenario,
+    play_realtime,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,32 +104,21 @@ async def start_demo(
     return DemoSession(core, daemon, keys, "guard", password, token)
 
 
-async def play_visitors(session: DemoSession, rounds: int | None = None) -> int:
-    """Play ``demo.toml`` in real time onto the devices, ``rounds`` times (None: forever)."""
+async def play_visitors(session: DemoSession) -> None:
+    """Play ``demo.toml`` in real time onto the devices, round after round, until cancelled."""
     core = session.core
-    scenario = load_scenario(SCENARIO_DIR / "demo.toml")
     target = device_target(core)
-    played = 0
-    while rounds is None or played < rounds:
-        session.keys.issued.clear()  # every round issues fresh passes
-        driver = ScenarioDriver(
-            scenario, core.clock, target, session.keys, core.config.site.default_direction
-        )
-        started = core.clock.monotonic_ns()
-        while not driver.done:
-            elapsed_s = (core.clock.monotonic_ns() - started) / 1e9
-            for index, step in driver.due(elapsed_s):
-                try:
-                    # Steps may write lists through the event log: keep them off the loop.
-                    await asyncio.to_thread(driver.apply, index, step)
-                except Exception:
-                    log.exception("demo step %d failed", index)
-            next_at = driver.next_at_s()
-            if next_at is not None:
-                await asyncio.sleep(max(0.05, min(1.0, next_at - elapsed_s)))
-        played += 1
-        await asyncio.sleep(ROUND_GAP_S)
-    return played
+    # Each decided visitor walks away from the sensor, so the next one starts from an empty
+    # scene (as in replay).
+    core.runner.on_decision = target.visitor_done
+    driver = ScenarioDriver(
+        load_scenario(SCENARIO_DIR / "demo.toml"),
+        core.clock,
+        target,
+        session.keys,
+        core.config.site.default_direction,
+    )
+    await play_realtime(driver, repeat=True, gap_s=ROUND_GAP_S)
 
 
 def print_banner(session: DemoSession) -> None:

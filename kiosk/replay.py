@@ -571,7 +571,12 @@ async def play_realtime(
             if wait > 0:
                 await asyncio.sleep(wait)
             for index, step in driver.due(now() - started):
-                await asyncio.to_thread(driver.apply, index, step)
+                try:
+                    await asyncio.to_thread(driver.apply, index, step)
+                except Exception:
+                    # One failed step (a list write during a disk fault, say) must not end the
+                    # stream: the next visitor still comes.
+                    log.exception("scenario step %d failed", index)
         if not repeat:
             return
         await asyncio.sleep(gap_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import UTC, datetime
 
@@ -36,3 +37,13 @@ def data_dir(tmp_path):
     d = tmp_path / "data"
     d.mkdir()
     return d
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logger():
+    """CLI verbs configure logging for a real process; keep that from leaking between tests."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
