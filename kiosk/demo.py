@@ -24,7 +24,8 @@ from typing import Any
 from kiosk.accounts import hash_password
 from kiosk.app import Core, Daemon, build_core, trust_dir
 from kiosk.clock import Clock, SystemClock
-from kiosk.config import KioskConfig, parse_config
+from kiosk.config import KioskConfig
+from kiosk.config.web import WebSection
 from kiosk.passes import public_key_pem
 from kiosk.replay import (
     SCENARIO_DIR,
@@ -52,12 +53,15 @@ class DemoSession:
 
 
 def demo_config(port: int, host: str = "127.0.0.1") -> KioskConfig:
-    return parse_config(
-        {
-            "site": {"kiosk_id": "demo-gate", "site_name": "Demo compound"},
-            "web": {"host": host, "port": port},
-        },
-        "demo",
+    """The demo scenario's own config (its rules: quota, passback) on this host and port."""
+    scenario = load_scenario(SCENARIO_DIR / "demo.toml")
+    return scenario.config.model_copy(
+        update={
+            "site": scenario.config.site.model_copy(
+                update={"kiosk_id": "demo-gate", "site_name": "Demo compound"}
+            ),
+            "web": WebSection(host=host, port=port),
+        }
     )
 
 

@@ -1,7 +1,588 @@
-"""Routes for this face (being built)."""
+"""The unattended kiosk screen: ``/kiosk``, its SSE stream and the camera preview.
 
-from fastapi import APIRouter
+The page is server-rendered once; after that ``kiosk.js`` listens to ``/kiosk/events`` (SSE)
+and swaps in a *view* per message. Views are built here, in the chosen language, from the
+runner's screen state and the bus's decisions, and carry only what the person at the gate may
+see: the prompt, the result word and icon, the reasons in plain language, the temperature,
+the gate countdown and at most the holder's initial. No names, households or pass ids ever
+reach this page (a test checks the stream).
+
+The preview (``/kiosk/preview.jpg`` polled by the page, or ``/kiosk/preview.mjpeg``) is served
+only while someone is at the gate; when the screen is idle it answers 204 and the page shows
+a standby panel, so the camera image is not broadcast to an empty street.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.templating import Jinja2Templates
+
+from kiosk.privacy import mask_name
+from ui import i18n
+from ui.auth import same_origin
+
+HERE = Path(__file__).parent
+STATIC_TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+#: No inline scripts anywhere; inline ``style=""`` attributes only. Frames are refused so a
+#: guard page cannot be clickjacked.
+CSP = (
+    "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
+    "base-uri 'none'"
+)
 
 
-def router(core) -> APIRouter:
-    return APIRouter()
+def secure_headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+HEARTBEAT_S = 15.0
+PREVIEW_MAX_FPS = 4.0
+PREVIEW_JPEG_QUALITY = 70
+PREVIEW_MAX_WIDTH = 480
+#: A frame older than this is not shown: the camera has stopped delivering.
+PREVIEW_STALE_S = 3.0
+
+#: Phases in which the person is at the gate (the preview is on).
+ACTIVE_PHASES = frozenset({"scan", "measure", "hold", "checking", "decided"})
+
+#: Engine states (``kiosk.engine.State``) mapped to the screen's phases.
+_PHASE_OF = {
+    "idle": "idle",
+    "awaiting_code": "scan",
+    "code_read": "measure",
+    "measuring": "hold",
+    "deciding": "checking",
+    "decided": "decided",
+    "gate_open": "decided",
+}
+
+
+def templates() -> Jinja2Templates:
+    t = Jinja2Templates(directory=str(HERE / "templates"))
+    t.env.globals["asset_v"] = _asset_version()
+    return t
+
+
+def _asset_version() -> str:
+    static = HERE / "static"
+    stamps = [int(p.stat().st_mtime) for p in static.glob("*") if p.is_file()]
+    return str(max(stamps, default=0))
+
+
+def lang_of(request: Request, default: str) -> i18n.Lang:
+    return i18n.pick_lang(request.query_params.get("lang"), default)
+
+
+# --- reading the core (the documented seams, tolerant of which one the runner exposes) ----
+
+
+def current_state(core: Any) -> dict:
+    """The current screen state message: the bus's last ``state`` or the engine's snapshot."""
+    last = getattr(getattr(core, "bus", None), "last", None)
+    if callable(last):
+        message = last("state")
+        if isinstance(message, dict):
+            return message
+    engine = getattr(getattr(core, "runner", None), "engine", None)
+    snapshot = getattr(engine, "snapshot", None)
+    if callable(snapshot):
+        return snapshot()
+    return {}
+
+
+def current_direction(core: Any) -> str | None:
+    engine = getattr(getattr(core, "runner", None), "engine", None)
+    direction = getattr(engine, "direction", None)
+    return direction if direction in ("in", "out") else None
+
+
+def health_report(core: Any) -> dict:
+    health = getattr(core, "health", None)
+    if callable(health):
+        try:
+            report = health()
+        except Exception:  # noqa: BLE001 - a failing health probe is itself a fault to show
+            return {"deciding": False, "store": {"state": "fault", "detail": "health failed"}}
+        return report if isinstance(report, dict) else {}
+    return {}
+
+
+class BusFeed:
+    """One screen's subscription to ``core.bus``, made at construction (so nothing published
+    before the first read is lost). Iteration ends when the bus drops a slow subscriber (the
+    browser then reconnects); ``aclose()`` unsubscribes."""
+
+    def __init__(self, core: Any) -> None:
+        self._sub = core.bus.subscribe()
+
+    def __aiter__(self) -> BusFeed:
+        return self
+
+    async def __anext__(self) -> dict:
+        message = await self._sub.get()
+        if message is None or message.get("type") == "dropped":
+            raise StopAsyncIteration
+        return message
+
+    async def aclose(self) -> None:
+        self._sub.close()
+
+
+def bus_messages(core: Any) -> BusFeed:
+    return BusFeed(core)
+
+
+# --- views ----------------------------------------------------------------------------------
+
+
+def _num(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number else None
+
+
+class ScreenTracker:
+    """Follows the bus for one screen: the state message says *where* the passage is, the
+    decision message (published just before the ``decided``/``gate_open`` state) says *what*
+    was decided. The decision is kept until the next passage starts."""
+
+    def __init__(self, state: dict | None = None) -> None:
+        self.state: dict = dict(state or {})
+        self.decision: dict | None = None
+
+    def feed(self, message: dict) -> bool:
+        """Take one bus message; True when the screen's view changes."""
+        kind = message.get("type")
+        if kind == "decision":
+            self.decision = message
+            return True
+        if kind == "state":
+            self.state = message
+            if message.get("state") not in ("deciding", "decided", "gate_open"):
+                self.decision = None
+            return True
+        return False
+
+
+def kiosk_view(
+    state: dict,
+    decision: dict | None,
+    lang: str,
+    *,
+    fever_c: float | None = None,
+    gate_open_s: float | None = None,
+) -> dict:
+    """What the kiosk screen shows for a screen state and the decision being shown.
+
+    Only whitelisted, non-personal fields leave here: the holder is at most an initial."""
+    raw = str(state.get("state") or "idle")
+    phase = _PHASE_OF.get(raw, "idle")
+    prompt_key = str(state.get("prompt") or "")
+    if decision is not None and phase in ("idle", "checking"):
+        phase = "decided"
+    if phase == "decided" and decision is None:
+        phase = "checking" if raw == "deciding" else "idle"
+    if prompt_key == "out_of_order":
+        phase = "out_of_order"
+
+    view: dict[str, Any] = {
+        "phase": phase,
+        "lang": lang,
+        "result": None,
+        "temp": None,
+        "temp_fever": False,
+        "hello": None,
+        "direction": None,
+        "direction_code": None,
+        "gate_closes_in_s": None,
+        "sound": None,
+        "speak": None,
+        "preview": phase in ACTIVE_PHASES,
+        "degraded": bool(state.get("degraded")),
+        "result_id": None,
+    }
+    temp = None
+    if decision is not None:
+        temp = _num(decision.get("temp_c"))
+    if temp is None and isinstance(state.get("temperature"), dict):
+        temp = _num(state["temperature"].get("body_c"))
+    if temp is not None:
+        view["temp"] = f"{temp:.1f} °C"
+        view["temp_fever"] = fever_c is not None and temp >= fever_c
+    direction = (decision or {}).get("direction") or state.get("direction")
+    if direction in ("in", "out"):
+        view["direction"] = i18n.t(lang, f"kiosk.dir.{direction}")
+        view["direction_code"] = direction
+
+    verdict = (decision or {}).get("decision")
+    if phase == "decided" and verdict in ("pass", "deny", "manual_pass", "manual_deny"):
+        ok = verdict in ("pass", "manual_pass")
+        codes = [str(c) for c in (decision or {}).get("reasons") or []]
+        reasons = [i18n.reason_text(lang, c) for c in codes if c not in ("ok", "guard_override")]
+        nexts = [n for c in codes if (n := i18n.reason_next(lang, c))]
+        needs_guard = bool((decision or {}).get("needs_guard") or (decision or {}).get("alarm"))
+        if ok:
+            next_step = None
+        elif nexts:
+            next_step = nexts[0]
+        else:
+            next_step = i18n.t(lang, "prompt.see_guard" if needs_guard else "prompt.stop")
+        view["result"] = {
+            "kind": "pass" if ok else "deny",
+            "word": i18n.t(lang, f"result.{verdict}"),
+            "icon": "✔" if ok else "✖",
+            "reasons": reasons,
+            "next": next_step,
+        }
+        view["prompt"] = i18n.t(lang, "prompt.pass" if ok else "prompt.stop")
+        initial = (decision or {}).get("holder_initial")
+        if ok and initial:
+            view["hello"] = i18n.t(lang, "kiosk.hello", initial=mask_name(str(initial)))
+        view["sound"] = "pass" if ok else "deny"
+        # One sound and one spoken line per decision, however many views show it.
+        view["result_id"] = str((decision or {}).get("seq") or (decision or {}).get("passage"))
+        spoken = [view["result"]["word"], *reasons[:1]]
+        if next_step:
+            spoken.append(next_step)
+        view["speak"] = ("，" if lang == "zh-CN" else ". ").join(spoken)
+        if ok and gate_open_s:
+            view["gate_closes_in_s"] = int(round(gate_open_s))
+    else:
+        key = f"prompt.{prompt_key}"
+        if i18n.has(key):
+            view["prompt"] = i18n.t(lang, key)
+        else:
+            view["prompt"] = i18n.t(lang, "prompt.show_pass")
+        if phase in ("scan", "measure"):
+            view["speak"] = view["prompt"]
+    return view
+
+
+def faults_of(report: dict) -> dict[str, str]:
+    """``{device: state}`` for every device not ``ok`` in a health report or health message.
+
+    Accepts the engine's health message (``faults``: device -> detail) and ``core.health()``
+    (device -> ``{"state", "detail"}``, possibly nested under ``devices`` or per reader)."""
+    out: dict[str, str] = {}
+    faults = report.get("faults")
+    if isinstance(faults, dict):
+        for device in faults:
+            out[str(device)] = "fault"
+    for key, entry in device_entries(report):
+        state = _state_of(entry)
+        if state in ("fault", "absent", "degraded"):
+            out.setdefault("reader" if key.startswith("reader:") else key, state)
+    return out
+
+
+#: Device keys of a health report, in display order (``reader:NAME`` entries sort in
+#: between the thermometer and the gate).
+DEVICE_KEYS = ("thermometer", "reader", "readers", "gate", "store")
+
+
+def device_entries(report: dict) -> list[tuple[str, Any]]:
+    """``(key, entry)`` for every device in a health report, top level or under ``devices``."""
+    devices = report.get("devices") if isinstance(report.get("devices"), dict) else {}
+    merged = {k: v for k, v in report.items() if k in DEVICE_KEYS or k.startswith("reader:")}
+    merged.update(devices)
+
+    def order(key: str) -> tuple[int, str]:
+        base = "reader" if key.startswith("reader:") else key
+        rank = DEVICE_KEYS.index(base) if base in DEVICE_KEYS else len(DEVICE_KEYS)
+        return rank, key
+
+    return [(k, merged[k]) for k in sorted(merged, key=order)]
+
+
+def device_label(lang: str, device: str) -> str:
+    if device.startswith("reader:"):
+        return f"{i18n.t(lang, 'device.reader')} ({device[7:]})"
+    key = f"device.{device}"
+    return i18n.t(lang, key) if i18n.has(key) else device
+
+
+def banner_view(report: dict, lang: str, *, lists_stale_h: int | None = None) -> list[str]:
+    """Discreet notices for the kiosk: not deciding, device faults, clock, stale lists."""
+    notes: list[str] = []
+    if report.get("deciding") is False:
+        notes.append(i18n.t(lang, "banner.not_deciding"))
+    for device, state in faults_of(report).items():
+        if state in ("fault", "absent"):
+            notes.append(i18n.t(lang, "banner.device_fault", device=device_label(lang, device)))
+    clock = report.get("clock")
+    synced = clock.get("synced") if isinstance(clock, dict) else report.get("clock_synced")
+    if synced is False:
+        notes.append(i18n.t(lang, "banner.clock_unsynced"))
+    if lists_stale_h is not None and lists_stale_h < 0:
+        notes.append(i18n.t(lang, "banner.lists_never"))
+    elif lists_stale_h is not None:
+        notes.append(i18n.t(lang, "banner.lists_stale", hours=lists_stale_h))
+    return notes
+
+
+def lists_stale_hours(core: Any) -> int | None:
+    """Hours since the lists were updated when that is past ``policy.lists_stale_after_h``
+    (-1: never updated, which counts as stale); None while they are fresh."""
+    lists = getattr(core, "lists", None)
+    current = getattr(lists, "current", None)
+    fresh = getattr(current, "freshness", None)
+    if fresh is None:
+        return None
+    limit = getattr(core.config.policy, "lists_stale_after_h", 24.0)
+    now = core.clock.now()
+    if not fresh.is_stale(now, limit):
+        return None
+    age = fresh.age(now)
+    return -1 if age is None else int(age.total_seconds() // 3600)
+
+
+def _state_of(entry: Any) -> str:
+    """The worst state in a health entry (one device, or a dict/list of readers)."""
+    if hasattr(entry, "state") and not isinstance(entry, dict):
+        return str(entry.state)
+    if isinstance(entry, dict) and isinstance(entry.get("state"), str):
+        return entry["state"]
+    values = entry.values() if isinstance(entry, dict) else entry if isinstance(entry, list) else []
+    states = [_state_of(v) for v in values if isinstance(v, dict | list) or hasattr(v, "state")]
+    for worst in ("fault", "absent", "degraded"):
+        if worst in states:
+            return worst
+    return "ok" if states else "unknown"
+
+
+def sse(event: str, data: Any) -> str:
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {event}\ndata: {payload}\n\n"
+
+
+# --- preview ----------------------------------------------------------------------------------
+
+
+def preview_source(core: Any) -> Callable[[], Any] | None:
+    """Where the preview's frames come from: ``core.preview_frame`` or
+    ``core.runner.preview_frame`` if the composition provides one, else the first code reader
+    with ``latest_frame()`` (``drivers.camera.CameraReader``)."""
+    for owner in (core, getattr(core, "runner", None)):
+        fn = getattr(owner, "preview_frame", None)
+        if callable(fn):
+            return fn
+    for owner in (getattr(core, "devices", None), getattr(core, "runner", None)):
+        for reader in getattr(owner, "readers", None) or []:
+            fn = getattr(reader, "latest_frame", None)
+            if callable(fn):
+                return fn
+    return None
+
+
+def encode_preview(frame: Any) -> bytes | None:
+    """JPEG bytes of a frame (BGR/grey ndarray or already-encoded JPEG), scaled down."""
+    if frame is None:
+        return None
+    if isinstance(frame, tuple):
+        frame = frame[0]
+    if isinstance(frame, bytes | bytearray):
+        return bytes(frame)
+    import cv2
+
+    height, width = frame.shape[:2]
+    if width > PREVIEW_MAX_WIDTH:
+        scale = PREVIEW_MAX_WIDTH / width
+        frame = cv2.resize(frame, (PREVIEW_MAX_WIDTH, int(height * scale)), interpolation=3)
+    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, PREVIEW_JPEG_QUALITY])
+    return buf.tobytes() if ok else None
+
+
+def router(core: Any) -> APIRouter:
+    r = APIRouter(tags=["kiosk screen"])
+    tpl = templates()
+    cfg = core.config
+    fever_c = cfg.thermometer.thermometry.fever_threshold_c
+    gate_open_s = cfg.gate.pulse_ms / 1000
+    # What every kiosk screen of this process shows now (a page loaded mid-result shows it).
+    shared = ScreenTracker(current_state(core))
+    r.tracker = shared  # type: ignore[attr-defined]  # for tests
+
+    def view_of(tracker: ScreenTracker, lang: str) -> dict:
+        return kiosk_view(
+            tracker.state, tracker.decision, lang, fever_c=fever_c, gate_open_s=gate_open_s
+        )
+
+    def banner_in(lang: str, message: dict | None = None) -> list[str]:
+        report = dict(health_report(core))
+        if message:
+            report["faults"] = message.get("faults") or {}
+            report["deciding"] = message.get("deciding", report.get("deciding"))
+        return banner_view(report, lang, lists_stale_h=lists_stale_hours(core))
+
+    def someone_there() -> bool:
+        if not shared.state:
+            shared.state = current_state(core)
+        if view_of(shared, "en")["preview"]:
+            return True
+        motion = getattr(getattr(core, "runner", None), "motion", None)
+        return bool(motion()) if callable(motion) else False
+
+    def fresh(frame: Any) -> Any:
+        """The frame, or None when it is older than ``PREVIEW_STALE_S``."""
+        if isinstance(frame, tuple) and len(frame) == 2:
+            age_s = (core.clock.monotonic_ns() - int(frame[1])) / 1e9
+            return frame[0] if age_s <= PREVIEW_STALE_S else None
+        return frame
+
+    @r.get("/kiosk", response_class=HTMLResponse, include_in_schema=False)
+    def kiosk_page(request: Request) -> Response:
+        lang = lang_of(request, cfg.site.language)
+        if not shared.state:
+            shared.state = current_state(core)
+        response = tpl.TemplateResponse(
+            request,
+            "kiosk.html",
+            {
+                "lang": lang,
+                "_": i18n.translator(lang),
+                "site_name": cfg.site.site_name,
+                "timezone": cfg.site.timezone,
+                "two_way": cfg.site.direction == "both",
+                "direction": current_direction(core),
+                "view": view_of(shared, lang),
+                "banner": banner_in(lang),
+                "hold_s": cfg.engine.result_hold_s,
+                "has_preview": preview_source(core) is not None,
+                "other_lang": "en" if lang == "zh-CN" else "zh-CN",
+            },
+        )
+        response.headers["Cache-Control"] = "no-store"
+        return secure_headers(response)
+
+    @r.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        """The screens' own CSS and JS (no build step, nothing vendored)."""
+        path = HERE / "static" / name
+        if (
+            "/" in name
+            or "\\" in name
+            or name.startswith(".")
+            or path.suffix not in STATIC_TYPES
+            or not path.is_file()
+        ):
+            return Response("not found", status_code=404, media_type="text/plain")
+        return Response(
+            path.read_bytes(),
+            media_type=STATIC_TYPES[path.suffix],
+            headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
+        )
+
+    @r.post("/kiosk/direction", include_in_schema=False)
+    async def choose_direction(request: Request) -> Response:
+        """A two-way kiosk's touch buttons: which way the next person goes. No login (the
+        screen is public), but only from this host's own page."""
+        if not same_origin(request):
+            return JSONResponse({"error": "cross-site request refused"}, status_code=403)
+        try:
+            body = await request.json()
+            direction = str(body.get("direction")) if isinstance(body, dict) else ""
+        except ValueError:
+            direction = ""
+        runner = getattr(core, "runner", None)
+        select = getattr(runner, "select_direction", None) or getattr(
+            getattr(runner, "engine", None), "select_direction", None
+        )
+        if select is None:
+            return JSONResponse({"error": "no engine"}, status_code=503)
+        try:
+            select(direction)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"direction": direction})
+
+    @r.get("/kiosk/events", include_in_schema=False)
+    async def kiosk_events(request: Request) -> StreamingResponse:
+        lang = lang_of(request, cfg.site.language)
+
+        async def stream() -> AsyncIterator[str]:
+            messages = bus_messages(core)  # subscribe first: nothing slips in between
+            mine = ScreenTracker(shared.state)
+            mine.decision = shared.decision
+            try:
+                yield "retry: 2000\n\n"
+                yield sse("view", view_of(mine, lang))
+                yield sse("banner", banner_in(lang))
+                while not await request.is_disconnected():
+                    try:
+                        message = await asyncio.wait_for(anext(messages), HEARTBEAT_S)
+                    except TimeoutError:
+                        yield ": keep-alive\n\n"
+                        continue
+                    except StopAsyncIteration:
+                        break
+                    if mine.feed(message):
+                        shared.feed(message)
+                        yield sse("view", view_of(mine, lang))
+                    elif message.get("type") == "health":
+                        yield sse("banner", banner_in(lang, message))
+            finally:
+                await messages.aclose()
+
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    @r.get("/kiosk/preview.jpg", include_in_schema=False)
+    def preview_jpg() -> Response:
+        source = preview_source(core)
+        if source is None or not someone_there():
+            return Response(status_code=204, headers={"Cache-Control": "no-store"})
+        jpeg = encode_preview(fresh(source()))
+        if jpeg is None:
+            return Response(status_code=204, headers={"Cache-Control": "no-store"})
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @r.get("/kiosk/preview.mjpeg", include_in_schema=False)
+    async def preview_mjpeg(request: Request) -> Response:
+        source = preview_source(core)
+        if source is None or not someone_there():
+            return Response(status_code=204, headers={"Cache-Control": "no-store"})
+        fps = min(PREVIEW_MAX_FPS, max(0.5, _num(request.query_params.get("fps")) or 2.0))
+
+        async def frames() -> AsyncIterator[bytes]:
+            # Ends by itself when the person leaves: nobody there, no picture.
+            while someone_there() and not await request.is_disconnected():
+                started = time.monotonic()
+                jpeg = await asyncio.to_thread(lambda: encode_preview(fresh(source())))
+                if jpeg:
+                    yield (
+                        b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                        + str(len(jpeg)).encode()
+                        + b"\r\n\r\n"
+                        + jpeg
+                        + b"\r\n"
+                    )
+                await asyncio.sleep(max(0.0, 1 / fps - (time.monotonic() - started)))
+
+        return StreamingResponse(
+            frames(),
+            media_type="multipart/x-mixed-replace; boundary=frame",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    return r

@@ -1,16 +1,195 @@
-"""``kiosk guard``: accounts for the guard console."""
+"""``kiosk guard``: accounts for the guard console.
+
+``guard add NAME --role guard|admin`` stores a scrypt-hashed account in the kiosk's database;
+``guard hash NAME --role ...`` prints a ``name:role:hash`` line for the ``guard_users``
+credentials file instead (accounts that live outside the database, e.g. systemd
+``LoadCredential=``); ``guard list`` and ``guard remove NAME`` manage the stored accounts.
+The password is asked twice on a terminal, or read as the first line of stdin
+(``--password-stdin``, or whenever stdin is not a terminal). It is never an argument, so it
+cannot end up in the shell history or the process list.
+"""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import Any
 
-from .errors import NotAvailable
+from .errors import CliError, UsageError
+
+MIN_PASSWORD = 8
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("guard", help="not available yet (issue #7)", description="Not available yet.")
-    p.set_defaults(func=run)
+    p = sub.add_parser(
+        "guard",
+        help="guard console accounts: add, hash, list, remove",
+        description="Accounts for the guard console (scrypt-hashed passwords, roles guard/admin).",
+    )
+    verbs = p.add_subparsers(dest="guard_verb", metavar="ACTION", required=True)
+
+    add = verbs.add_parser("add", help="create or reset an account in the kiosk's database")
+    _account_args(add)
+    _db_args(add)
+    add.set_defaults(func=add_run)
+
+    hsh = verbs.add_parser(
+        "hash", help="print a 'name:role:hash' line for the guard_users credentials file"
+    )
+    _account_args(hsh)
+    hsh.set_defaults(func=hash_run)
+
+    lst = verbs.add_parser("list", help="list the accounts (names and roles only)")
+    _db_args(lst)
+    lst.set_defaults(func=list_run)
+
+    rm = verbs.add_parser("remove", help="disable a stored account")
+    rm.add_argument("name")
+    _db_args(rm)
+    rm.set_defaults(func=remove_run)
 
 
-def run(args: argparse.Namespace) -> int:
-    raise NotAvailable("kiosk guard", 7)
+def _account_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="sign-in name: 1-64 letters, digits, '.', '_' or '-'")
+    p.add_argument("--role", choices=("guard", "admin"), default="guard", help="default: guard")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin (also when stdin is not a tty)",
+    )
+
+
+def _db_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db",
+        metavar="FILE",
+        help="the kiosk's database (default: $KIOSK_DATA/kiosk.db, else ./data/kiosk.db;"
+        " with --config, its store.path under the data dir)",
+    )
+    p.add_argument("--config", metavar="FILE", help="kiosk config (for store.path, site)")
+    p.add_argument("--data", metavar="DIR", help="data dir (default: $KIOSK_DATA, else ./data)")
+
+
+def read_password(args: argparse.Namespace, stdin: Any = None) -> str:
+    stdin = stdin or sys.stdin
+    if args.password_stdin or not stdin.isatty():
+        password = stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise UsageError("the two passwords differ")
+    if len(password) < MIN_PASSWORD:
+        raise UsageError(f"password too short (at least {MIN_PASSWORD} characters)")
+    return password
+
+
+def _checked_name_role(args: argparse.Namespace) -> None:
+    from kiosk.accounts import AccountError, validate_name, validate_role
+
+    try:
+        validate_name(args.name)
+        validate_role(args.role)
+    except AccountError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def hash_run(args: argparse.Namespace) -> int:
+    from kiosk.accounts import credentials_line, hash_password
+
+    _checked_name_role(args)
+    password = read_password(args)
+    print(credentials_line(args.name, args.role, hash_password(password)))
+    return 0
+
+
+def _open_store(args: argparse.Namespace) -> Any:
+    from kiosk import accounts
+    from kiosk.clock import SystemClock
+    from kiosk.config import ConfigError, load_config
+    from kiosk.store import EventLog, StoreFault
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    data = Path(args.data or os.environ.get("KIOSK_DATA") or "data")
+    if args.db:
+        path = Path(args.db)
+    elif args.config and not Path(config.store.path).is_absolute():
+        path = data / config.store.path
+    elif args.config:
+        path = Path(config.store.path)
+    else:
+        path = data / "kiosk.db"
+    if not path.parent.is_dir():
+        raise UsageError(f"no such directory for the database: {path.parent}")
+    log = EventLog(
+        path,
+        config.site.kiosk_id,
+        SystemClock(),
+        config.store.synchronous,
+        migrations=[accounts.MIGRATIONS],
+    )
+    try:
+        return log.open()
+    except StoreFault as exc:
+        raise CliError(f"cannot open {path}: {exc}") from None
+
+
+def _actor() -> str:
+    try:
+        return "cli:" + (os.environ.get("SUDO_USER") or getpass.getuser())[:60]
+    except (KeyError, OSError):
+        return "cli"
+
+
+def add_run(args: argparse.Namespace) -> int:
+    from kiosk.accounts import AccountError, AccountStore, hash_password
+
+    _checked_name_role(args)
+    password = read_password(args)
+    store = _open_store(args)
+    try:
+        AccountStore(store, now=store.clock.now).add(
+            args.name, args.role, hash_password(password), actor=_actor()
+        )
+    except AccountError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        store.close()
+    print(f"account {args.name} ({args.role}) saved", file=sys.stderr)
+    return 0
+
+
+def list_run(args: argparse.Namespace) -> int:
+    from kiosk.accounts import AccountError, AccountStore
+    from kiosk.secrets import get_secret
+
+    store = _open_store(args)
+    try:
+        try:
+            accounts = AccountStore(store, get_secret("guard_users")).names()
+        except AccountError as exc:
+            raise CliError(str(exc)) from None
+    finally:
+        store.close()
+    for account in accounts:
+        print(f"{account.name}\t{account.role}\t{account.source}")
+    return 0
+
+
+def remove_run(args: argparse.Namespace) -> int:
+    from kiosk.accounts import AccountStore
+
+    store = _open_store(args)
+    try:
+        removed = AccountStore(store).disable(args.name, actor=_actor())
+    finally:
+        store.close()
+    if not removed:
+        raise CliError(f"no stored account named {args.name}")
+    print(f"account {args.name} disabled", file=sys.stderr)
+    return 0

@@ -1,0 +1,300 @@
+"""Guard accounts for the guard console: scrypt password hashes, two roles.
+
+Accounts come from two places, in this order:
+
+1. the secret ``guard_users`` (``kiosk.secrets``): one ``name:role:hash`` per line, blank lines
+   and ``#`` comments ignored. These are managed outside the kiosk (systemd credentials) and
+   cannot be changed from the console;
+2. the ``guard_accounts`` table in the event log's database, written only through
+   ``EventLog.submit`` (one writer), created by this module's ``MIGRATIONS``.
+
+A name defined in the secret wins over the same name in the table. Hashes are
+``scrypt$N$r$p$salt$hash`` (base64, no ``:``), so they fit in a ``guard_users`` line. Password
+checks take the same time whether or not the name exists, so a login page does not tell which
+names are real.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+Role = Literal["guard", "admin"]
+ROLES: tuple[Role, ...] = ("guard", "admin")
+
+#: scrypt cost: 2**14 x 8 is ~16 MiB and ~0.1-0.3 s on a Raspberry Pi 4, once per login.
+SCRYPT_N = 2**14
+SCRYPT_R = 8
+SCRYPT_P = 1
+_SALT_BYTES = 16
+_KEY_BYTES = 32
+_MAX_PASSWORD = 1024
+
+NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+MIGRATIONS = Migrations("kiosk.accounts")
+
+
+@MIGRATIONS()
+def m001_guard_accounts(db: Database) -> None:
+    db["guard_accounts"].create(
+        {
+            "name": str,
+            "role": str,
+            "password_hash": str,
+            "created_at": str,
+            "created_by": str,
+            "disabled": int,
+        },
+        pk="name",
+        not_null={"role", "password_hash", "created_at"},
+        defaults={"disabled": 0},
+    )
+
+
+class AccountError(ValueError):
+    """Unusable account data (bad name, role, hash or credentials line)."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
+def hash_password(password: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
+    """A salted scrypt hash ``scrypt$N$r$p$salt$hash`` of ``password``."""
+    if not password:
+        raise AccountError("password is empty")
+    if len(password) > _MAX_PASSWORD:
+        raise AccountError(f"password longer than {_MAX_PASSWORD} characters")
+    salt = secrets.token_bytes(_SALT_BYTES)
+    key = _scrypt(password, salt, n, r, p)
+    return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(key)}"
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(
+        password.encode("utf-8"),
+        salt=salt,
+        n=n,
+        r=r,
+        p=p,
+        maxmem=256 * 1024 * 1024,
+        dklen=_KEY_BYTES,
+    )
+
+
+def _parse_hash(encoded: str) -> tuple[int, int, int, bytes, bytes]:
+    parts = encoded.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt":
+        raise AccountError("not a scrypt$N$r$p$salt$hash string")
+    try:
+        n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
+        salt, key = _unb64(parts[4]), _unb64(parts[5])
+    except ValueError:
+        raise AccountError("scrypt hash has a malformed field") from None
+    if n < 2 or n & (n - 1) or n > 2**20 or not 1 <= r <= 32 or not 1 <= p <= 16:
+        raise AccountError("scrypt parameters out of range")
+    if len(salt) < 8 or len(key) < 16:
+        raise AccountError("scrypt salt or key too short")
+    return n, r, p, salt, key
+
+
+def check_hash(encoded: str) -> None:
+    """Raise ``AccountError`` unless ``encoded`` is a usable hash from ``hash_password``."""
+    _parse_hash(encoded)
+
+
+def verify_password(password: str, encoded: str) -> bool:
+    """True when ``password`` matches ``encoded``; False for a wrong password or a bad hash."""
+    if not password or len(password) > _MAX_PASSWORD:
+        return False
+    try:
+        n, r, p, salt, key = _parse_hash(encoded)
+    except AccountError:
+        return False
+    return hmac.compare_digest(_scrypt(password, salt, n, r, p), key)
+
+
+# A hash nobody's password matches, checked when a name is unknown so timing does not leak it.
+_DUMMY_HASH = "scrypt$16384$8$1$" + _b64(b"kiosk-dummy-salt") + "$" + _b64(b"\0" * _KEY_BYTES)
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    role: Role
+    source: Literal["secret", "table"]
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def parse_guard_users(text: str) -> dict[str, tuple[Role, str]]:
+    """Parse the ``guard_users`` secret. Raises ``AccountError`` naming the bad line."""
+    users: dict[str, tuple[Role, str]] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(":")
+        if len(parts) != 3:
+            raise AccountError(f"guard_users line {number}: expected name:role:hash")
+        name, role, hashed = (part.strip() for part in parts)
+        if not NAME_RE.match(name):
+            raise AccountError(f"guard_users line {number}: bad name")
+        if role not in ROLES:
+            raise AccountError(f"guard_users line {number}: role must be guard or admin")
+        try:
+            check_hash(hashed)
+        except AccountError as exc:
+            raise AccountError(f"guard_users line {number}: {exc}") from None
+        users[name] = (role, hashed)  # type: ignore[assignment]
+    return users
+
+
+def credentials_line(name: str, role: str, password_hash: str) -> str:
+    """One line for the ``guard_users`` credentials file."""
+    validate_name(name)
+    validate_role(role)
+    check_hash(password_hash)
+    return f"{name}:{role}:{password_hash}"
+
+
+def validate_name(name: str) -> None:
+    if not NAME_RE.match(name or ""):
+        raise AccountError("account name must be 1-64 letters, digits, '.', '_' or '-'")
+
+
+def validate_role(role: str) -> None:
+    if role not in ROLES:
+        raise AccountError("role must be guard or admin")
+
+
+class _Store(Protocol):
+    def submit(self, fn: Callable[[Database], Any]) -> Any: ...
+
+    def reader(self) -> Database: ...
+
+    def audit(self, actor: str, action: str, detail: dict) -> None: ...
+
+
+class AccountStore:
+    """Looks up and checks guard accounts from the secret and (optionally) the event log."""
+
+    def __init__(
+        self,
+        store: _Store | None = None,
+        guard_users: str | None = None,
+        now: Callable[[], Any] | None = None,
+    ) -> None:
+        self._store = store
+        self._secret = parse_guard_users(guard_users) if guard_users else {}
+        self._now = now
+
+    @classmethod
+    def from_secrets(cls, store: _Store | None = None, **kwargs: Any) -> AccountStore:
+        from kiosk.secrets import get_secret
+
+        return cls(store, get_secret("guard_users"), **kwargs)
+
+    def _row(self, name: str) -> dict | None:
+        if self._store is None:
+            return None
+        db = self._store.reader()
+        if not db["guard_accounts"].exists():
+            return None
+        rows = list(db["guard_accounts"].rows_where("name = ? AND disabled = 0", [name]))
+        return rows[0] if rows else None
+
+    def get(self, name: str) -> Account | None:
+        if name in self._secret:
+            return Account(name, self._secret[name][0], "secret")
+        row = self._row(name)
+        if row is None:
+            return None
+        return Account(row["name"], row["role"], "table")
+
+    def authenticate(self, name: str, password: str) -> Account | None:
+        """The account when ``password`` is right, else None (same work either way)."""
+        hashed = None
+        role: Role | None = None
+        source: Literal["secret", "table"] = "secret"
+        if NAME_RE.match(name or ""):
+            if name in self._secret:
+                role, hashed = self._secret[name]
+            else:
+                row = self._row(name)
+                if row is not None:
+                    role, hashed, source = row["role"], row["password_hash"], "table"
+        ok = verify_password(password, hashed or _DUMMY_HASH)
+        if ok and hashed is not None and role is not None:
+            return Account(name, role, source)
+        return None
+
+    def names(self) -> list[Account]:
+        accounts = {n: Account(n, r, "secret") for n, (r, _h) in self._secret.items()}
+        if self._store is not None:
+            db = self._store.reader()
+            if db["guard_accounts"].exists():
+                for row in db["guard_accounts"].rows_where("disabled = 0", order_by="name"):
+                    accounts.setdefault(row["name"], Account(row["name"], row["role"], "table"))
+        return sorted(accounts.values(), key=lambda a: a.name)
+
+    def add(self, name: str, role: str, password_hash: str, actor: str) -> Account:
+        """Create or replace a table account; the change is written and audited."""
+        validate_name(name)
+        validate_role(role)
+        check_hash(password_hash)
+        if self._store is None:
+            raise AccountError("no event log to store accounts in")
+        if name in self._secret:
+            raise AccountError(f"{name} is defined in the guard_users secret; change it there")
+        created_at = self._now().isoformat() if self._now else ""
+
+        def write(db: Database) -> None:
+            db["guard_accounts"].upsert(
+                {
+                    "name": name,
+                    "role": role,
+                    "password_hash": password_hash,
+                    "created_at": created_at,
+                    "created_by": actor,
+                    "disabled": 0,
+                },
+                pk="name",
+            )
+
+        self._store.submit(write)
+        self._store.audit(actor, "guard_account_set", {"name": name, "role": role})
+        return Account(name, role, "table")  # type: ignore[arg-type]
+
+    def disable(self, name: str, actor: str) -> bool:
+        if self._store is None:
+            return False
+
+        def write(db: Database) -> int:
+            if not db["guard_accounts"].exists():
+                return 0
+            cursor = db.execute(
+                "UPDATE guard_accounts SET disabled = 1 WHERE name = ? AND disabled = 0", [name]
+            )
+            return cursor.rowcount
+
+        changed = bool(self._store.submit(write))
+        if changed:
+            self._store.audit(actor, "guard_account_disabled", {"name": name})
+        return changed

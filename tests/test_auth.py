@@ -1,0 +1,272 @@
+"""Guard accounts and sign-in pieces: scrypt hashes, the account store, signed sessions,
+CSRF tokens, the login rate limiter, the same-origin check and the ``kiosk guard`` command."""
+
+from __future__ import annotations
+
+import io
+from types import SimpleNamespace
+
+import pytest
+from starlette.requests import Request
+
+from kiosk import accounts
+from kiosk.accounts import (
+    Account,
+    AccountError,
+    AccountStore,
+    credentials_line,
+    hash_password,
+    parse_guard_users,
+    verify_password,
+)
+from kiosk.cli import main
+from kiosk.store import EventLog
+from ui.auth import LoginLimiter, SessionManager, same_origin, session_key
+
+FAST = 2**10  # test-only scrypt cost
+
+
+# --- hashing -----------------------------------------------------------------------------
+
+
+def test_password_hash_verifies_only_the_right_password():
+    encoded = hash_password("correct horse", n=FAST)
+    assert encoded.startswith(f"scrypt${FAST}$8$1$")
+    assert verify_password("correct horse", encoded)
+    assert not verify_password("correct hors", encoded)
+    assert not verify_password("", encoded)
+
+
+def test_same_password_hashes_differently_each_time_because_of_the_salt():
+    assert hash_password("pw-123456", n=FAST) != hash_password("pw-123456", n=FAST)
+
+
+def test_default_hash_cost_is_the_production_one():
+    assert hash_password("pw-123456").startswith(f"scrypt${accounts.SCRYPT_N}$")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "plain", "scrypt$3$8$1$AAAA$BBBB", "scrypt$1024$8$1$!!$??", "bcrypt$1$2$3$4$5"],
+)
+def test_malformed_hash_never_verifies(bad):
+    assert not verify_password("anything", bad)
+
+
+def test_hash_fits_a_guard_users_line():
+    line = credentials_line("alice", "guard", hash_password("pw-123456", n=FAST))
+    users = parse_guard_users(line)
+    role, encoded = users["alice"]
+    assert role == "guard" and verify_password("pw-123456", encoded)
+
+
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("alice:guard", "line 1"),
+        ("al ice:guard:x", "bad name"),
+        ("alice:boss:" + "scrypt$1024$8$1$AAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAA", "role"),
+        ("# c\n\nalice:guard:nothash", "line 3"),
+    ],
+)
+def test_bad_guard_users_secret_names_the_line(text, problem):
+    with pytest.raises(AccountError, match=problem):
+        parse_guard_users(text)
+
+
+# --- account store -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def store(data_dir, clock):
+    log = EventLog(data_dir / "k.db", "gate-1", clock, migrations=[accounts.MIGRATIONS]).open()
+    yield log
+    log.close()
+
+
+def test_table_accounts_are_written_through_the_event_log_and_audited(store, clock):
+    accs = AccountStore(store, now=clock.now)
+    accs.add("bob", "admin", hash_password("pw-123456", n=FAST), actor="root")
+    assert accs.get("bob") == Account("bob", "admin", "table")
+    assert accs.authenticate("bob", "pw-123456") == Account("bob", "admin", "table")
+    assert accs.authenticate("bob", "wrong-pw") is None
+    audit = store.audits()[-1]
+    assert (audit["actor"], audit["action"]) == ("root", "guard_account_set")
+    assert "pw-123456" not in str(store.audits())
+
+
+def test_disabled_account_can_no_longer_sign_in(store, clock):
+    accs = AccountStore(store, now=clock.now)
+    accs.add("bob", "guard", hash_password("pw-123456", n=FAST), actor="root")
+    assert accs.disable("bob", actor="root")
+    assert accs.get("bob") is None
+    assert accs.authenticate("bob", "pw-123456") is None
+    assert not accs.disable("bob", actor="root")
+
+
+def test_secret_accounts_win_and_cannot_be_overwritten_from_the_table(store):
+    secret = f"carol:guard:{hash_password('pw-secret-1', n=FAST)}"
+    accs = AccountStore(store, secret)
+    with pytest.raises(AccountError, match="guard_users"):
+        accs.add("carol", "admin", hash_password("x-123456", n=FAST), actor="root")
+    assert accs.authenticate("carol", "pw-secret-1") == Account("carol", "guard", "secret")
+    assert [a.name for a in accs.names()] == ["carol"]
+
+
+def test_unknown_names_and_bad_names_do_not_authenticate(store):
+    accs = AccountStore(store)
+    assert accs.authenticate("nobody", "pw-123456") is None
+    assert accs.authenticate("../etc", "pw-123456") is None
+    with pytest.raises(AccountError):
+        accs.add("bad name", "guard", hash_password("pw-123456", n=FAST), actor="root")
+    with pytest.raises(AccountError):
+        accs.add("dave", "root", hash_password("pw-123456", n=FAST), actor="root")
+
+
+# --- sessions and CSRF ---------------------------------------------------------------------
+
+
+def test_session_cookie_round_trips_and_expires_on_the_clock(clock):
+    sessions = SessionManager(b"s" * 32, clock, lifetime_s=3600)
+    cookie, session = sessions.issue(Account("alice", "guard", "secret"))
+    assert sessions.read(cookie) == session
+    clock.advance(3599)
+    assert sessions.read(cookie) is not None
+    clock.advance(2)
+    assert sessions.read(cookie) is None
+
+
+def test_tampered_or_foreign_cookies_are_refused(clock):
+    sessions = SessionManager(b"s" * 32, clock, lifetime_s=3600)
+    cookie, _ = sessions.issue(Account("alice", "guard", "secret"))
+    payload, mac = cookie.split(".")
+    assert sessions.read(payload + "." + mac[:-2] + "AA") is None
+    other = SessionManager(b"o" * 32, clock, lifetime_s=3600)
+    assert other.read(cookie) is None
+    assert sessions.read("") is None and sessions.read("x.y.z") is None
+
+
+def test_revoked_session_is_refused(clock):
+    sessions = SessionManager(b"s" * 32, clock, lifetime_s=3600)
+    cookie, session = sessions.issue(Account("alice", "guard", "secret"))
+    sessions.revoke(session)
+    assert sessions.read(cookie) is None
+
+
+def test_csrf_token_belongs_to_one_session(clock):
+    sessions = SessionManager(b"s" * 32, clock, lifetime_s=3600)
+    _, one = sessions.issue(Account("alice", "guard", "secret"))
+    _, two = sessions.issue(Account("alice", "guard", "secret"))
+    assert sessions.check_csrf(one, sessions.csrf_token(one))
+    assert not sessions.check_csrf(one, sessions.csrf_token(two))
+    assert not sessions.check_csrf(one, None)
+
+
+def test_login_form_token_expires_after_an_hour(clock):
+    sessions = SessionManager(b"s" * 32, clock, lifetime_s=3600)
+    token = sessions.login_form_token()
+    assert sessions.check_login_form_token(token)
+    assert not sessions.check_login_form_token(token[:-1] + "x")
+    clock.advance(3601)
+    assert not sessions.check_login_form_token(token)
+
+
+def test_session_key_comes_from_the_secret_else_is_random_per_process():
+    assert session_key({"KIOSK_SESSION_KEY": "abc"}) == session_key({"KIOSK_SESSION_KEY": "abc"})
+    assert session_key({}) != session_key({})
+
+
+# --- rate limiting --------------------------------------------------------------------------
+
+
+def test_login_limiter_counts_failures_per_address_in_a_sliding_minute(clock):
+    limiter = LoginLimiter(clock, per_minute=3)
+    for _ in range(3):
+        assert limiter.retry_after_s("10.0.0.5") == 0
+        limiter.failed("10.0.0.5")
+        clock.advance(10)
+    assert limiter.retry_after_s("10.0.0.5") == 30  # the first failure leaves at t=60
+    assert limiter.retry_after_s("10.0.0.6") == 0  # other addresses are not affected
+    clock.advance(30)
+    assert limiter.retry_after_s("10.0.0.5") == 0
+
+
+def test_successful_login_clears_the_failures(clock):
+    limiter = LoginLimiter(clock, per_minute=2)
+    limiter.failed("a")
+    limiter.succeeded("a")
+    limiter.failed("a")
+    assert limiter.retry_after_s("a") == 0
+
+
+# --- same origin ------------------------------------------------------------------------------
+
+
+def _request(headers: dict[str, str]) -> Request:
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    return Request({"type": "http", "method": "POST", "path": "/", "headers": raw})
+
+
+@pytest.mark.parametrize(
+    "headers,ok",
+    [
+        ({"host": "gate:8000", "origin": "http://gate:8000"}, True),
+        ({"host": "gate:8000", "origin": "http://evil:8000"}, False),
+        ({"host": "gate:8000", "origin": "null"}, False),
+        ({"host": "gate:8000", "referer": "http://gate:8000/guard"}, True),
+        ({"host": "gate:8000", "referer": "http://gate.evil:8000/guard"}, False),
+        ({"host": "gate:8000"}, True),  # no browser sends a cross-site POST without Origin
+    ],
+)
+def test_same_origin_check(headers, ok):
+    assert same_origin(_request(headers)) is ok
+
+
+# --- kiosk guard command ------------------------------------------------------------------------
+
+
+def test_guard_hash_prints_a_credentials_line(monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-password\n"))
+    assert main(["guard", "hash", "erin", "--role", "admin", "--password-stdin"]) == 0
+    line = capsys.readouterr().out.strip()
+    users = parse_guard_users(line)
+    assert users["erin"][0] == "admin"
+    assert verify_password("a-long-password", users["erin"][1])
+
+
+def test_guard_add_stores_an_account_the_console_accepts(monkeypatch, data_dir, clock):
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-password\n"))
+    assert main(["guard", "add", "frank", "--data", str(data_dir), "--password-stdin"]) == 0
+    log = EventLog(data_dir / "kiosk.db", "gate-1", clock, migrations=[accounts.MIGRATIONS])
+    with log:
+        assert AccountStore(log).authenticate("frank", "a-long-password") == Account(
+            "frank", "guard", "table"
+        )
+
+
+def test_guard_add_refuses_a_short_password_with_exit_2(monkeypatch, data_dir, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["guard", "add", "frank", "--data", str(data_dir)]) == 2
+    assert "too short" in capsys.readouterr().err
+    assert not (data_dir / "kiosk.db").exists()
+
+
+def test_guard_add_refuses_a_bad_name_with_exit_2(monkeypatch, data_dir, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-password\n"))
+    assert main(["guard", "add", "bad/name", "--data", str(data_dir)]) == 2
+    assert "account name" in capsys.readouterr().err
+
+
+def test_guard_remove_of_an_unknown_account_fails_with_exit_1(data_dir, capsys):
+    assert main(["guard", "remove", "ghost", "--data", str(data_dir)]) == 1
+    assert "no stored account" in capsys.readouterr().err
+
+
+def test_read_password_asks_twice_on_a_terminal(monkeypatch):
+    from kiosk.cli import guard_cmd
+
+    answers = iter(["pw-aaaaaaaa", "pw-bbbbbbbb"])
+    monkeypatch.setattr(guard_cmd.getpass, "getpass", lambda prompt: next(answers))
+    tty = SimpleNamespace(isatty=lambda: True)
+    with pytest.raises(guard_cmd.UsageError, match="differ"):
+        guard_cmd.read_password(SimpleNamespace(password_stdin=False), tty)

@@ -1,0 +1,342 @@
+"""Both screens in headless Chromium, against the real daemon on simulated devices.
+
+One daemon (``kiosk.demo.start_demo``: the real core, engine runner and web server on the
+MLX90614 emulator, fake camera and fake gate) runs in a thread with its own event loop.
+Visitors come from the shipped scenarios, applied onto the devices as ``kiosk demo`` does.
+One browser, two contexts (the gate screen and a guard's laptop). Screenshots go to
+``docs/screenshots/`` and are referenced from the README and docs/screens.md.
+
+Real time passes here (a thermometer reading settles in about a second), so this file is
+marked ``browser``; it still runs in CI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+GUARD_PW = "night-shift-pw"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DemoThread:
+    """The real daemon on a loop of its own, so the test thread can drive the browser."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = _free_port()
+        self.session: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="demo-daemon", daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self.loop = asyncio.get_running_loop()
+            try:
+                self.session = await start_daemon(self.data_dir, self.port)
+            except BaseException as exc:  # reported to the test thread
+                self._error = exc
+                self._ready.set()
+                return
+            self._ready.set()
+            await self.session.daemon.run_until_signal()
+            await self.session.daemon.stop()
+
+        asyncio.run(main())
+
+    def start(self) -> DemoThread:
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("daemon did not start")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self.loop is not None and self.session is not None:
+            self.loop.call_soon_threadsafe(self.session.daemon.request_stop)
+        self._thread.join(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def play(self, scenario_name: str, **overrides: Any) -> dict:
+        """Apply a shipped scenario's first step onto the devices; return the decision event."""
+        from kiosk.demo import device_target
+        from kiosk.replay import SCENARIO_DIR, ScenarioDriver, load_scenario
+
+        core = self.session.core
+        scenario = load_scenario(SCENARIO_DIR / f"{scenario_name}.toml")
+        step = scenario.steps[0]
+        if overrides:
+            spec = step.pass_.model_copy(update=overrides)
+            step = step.model_copy(update={"pass_": spec})
+        driver = ScenarioDriver(scenario, core.clock, device_target(core), self.session.keys, "in")
+        before = core.store.last_seq
+        driver.apply(0, step)
+        event = wait_for(lambda: core.store.last_seq > before and core.store.events(before, 1))
+        device_target(core).person_leaves()
+        return event[0]
+
+
+async def start_daemon(data_dir: Path, port: int) -> Any:
+    """``kiosk.demo.start_demo`` with a shorter result hold, so passages follow quickly."""
+    from kiosk import demo
+    from kiosk.accounts import hash_password
+    from kiosk.app import Daemon, build_core, trust_dir
+    from kiosk.clock import SystemClock
+    from kiosk.config import parse_config
+    from kiosk.passes import public_key_pem
+    from kiosk.replay import ScenarioKeys
+
+    config = parse_config(
+        {
+            "site": {"kiosk_id": "demo-gate", "site_name": "Demo compound"},
+            "web": {"host": "127.0.0.1", "port": port},
+            "engine": {"result_hold_s": 2.5},
+            "gate": {"pulse_ms": 2000},
+        }
+    )
+    keys = ScenarioKeys()
+    trust = trust_dir(config, data_dir)
+    trust.mkdir(parents=True, exist_ok=True)
+    (trust / "demo.pub").write_bytes(public_key_pem(keys.demo.public_key()))
+    core = await asyncio.to_thread(build_core, config, data_dir, SystemClock())
+    core.issuer_key = keys.demo
+    await asyncio.to_thread(core.accounts.add, "zhou", "guard", hash_password(GUARD_PW), "test")
+    daemon = Daemon(core)
+    await daemon.start()
+    return demo.DemoSession(core, daemon, keys, "zhou", GUARD_PW, "")
+
+
+def wait_for(check: Callable[[], Any], timeout_s: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def wait_idle(demo: DemoThread) -> None:
+    engine = demo.session.core.runner.engine
+    wait_for(lambda: engine.state == "idle" and not engine.gate_is_open)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Iterator[DemoThread]:
+    d = DemoThread(tmp_path_factory.mktemp("demo")).start()
+    yield d
+    d.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium not installed")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+FITS = """() => {
+  const els = document.querySelectorAll('.k-status *, .k-banner, .k-top *');
+  return [...els].filter(e => e.offsetParent !== null).every(e => {
+    const r = e.getBoundingClientRect();
+    return r.bottom <= window.innerHeight + 1 && r.right <= window.innerWidth + 1;
+  });
+}"""
+
+
+def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / name))
+
+
+def kiosk_shot(page: Any, name: str) -> None:
+    """A kiosk screenshot, after checking nothing is cut off at this screen size."""
+    assert page.evaluate(FITS), f"{name}: content does not fit the screen"
+    shot(page, name)
+
+
+def test_kiosk_screen_shows_a_pass_and_a_deny_in_both_languages(demo, browser):
+    context = browser.new_context(viewport={"width": 1024, "height": 600})
+    page = context.new_page()
+    try:
+        page.goto(f"{demo.url}/kiosk")
+        page.wait_for_function("window.kioskView !== undefined")
+        assert "请出示通行码" in page.inner_text("#k-prompt")
+        kiosk_shot(page, "kiosk-idle-zh.png")
+
+        event = demo.play("ok")
+        assert event["decision"] == "pass"
+        page.wait_for_selector("body.result-pass")
+        assert page.inner_text("#k-word") == "通过"
+        assert page.inner_text("#k-icon") == "✔"
+        assert "°C" in page.inner_text("#k-temp")
+        assert "L." in page.inner_text("#k-hello")  # the initial, never the name
+        assert "Li Wei" not in page.content()
+        kiosk_shot(page, "kiosk-pass-zh.png")
+        wait_idle(demo)
+
+        event = demo.play("fever")
+        assert event["decision"] == "deny" and event["reasons"] == ["fever"]
+        page.wait_for_selector("body.result-deny")
+        assert page.inner_text("#k-word") == "禁止通行"
+        assert "体温偏高" in page.inner_text("#k-reasons")
+        assert page.eval_on_selector("#k-temp", "e => e.classList.contains('fever')")
+        kiosk_shot(page, "kiosk-deny-zh.png")
+        wait_idle(demo)
+
+        page.set_viewport_size({"width": 800, "height": 480})
+        page.goto(f"{demo.url}/kiosk?lang=en")
+        page.wait_for_function("window.kioskView !== undefined")
+        event = demo.play("ok", household="A-102", holder="Ma Lin")
+        page.wait_for_selector("body.result-pass")
+        assert page.inner_text("#k-word") == "PASS"
+        assert "Please go through" in page.inner_text("#k-prompt")
+        kiosk_shot(page, "kiosk-pass-en.png")
+        wait_idle(demo)
+
+        event = demo.play("forged")
+        assert event["reasons"] == ["pass_bad_signature"]
+        page.wait_for_selector("body.result-deny")
+        assert page.inner_text("#k-word") == "DENIED"
+        assert "Pass is not genuine" in page.inner_text("#k-reasons")
+        kiosk_shot(page, "kiosk-deny-en.png")
+        wait_idle(demo)
+
+        page.set_viewport_size({"width": 1920, "height": 1080})
+        page.wait_for_selector("body.phase-idle")
+        kiosk_shot(page, "kiosk-idle-en-1080.png")
+    finally:
+        context.close()
+
+
+def test_guard_handles_alarm_manual_pass_registrations_pass_quarantine_and_stats(demo, browser):
+    session = demo.session
+    core = session.core
+    if not any(e["reasons"] == ["fever"] for e in core.store.events(0, 1000)):
+        demo.play("fever")
+        wait_idle(demo)
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    context.add_init_script("window.print = () => { window.printed = (window.printed || 0) + 1; }")
+    page = context.new_page()
+    try:
+        # Not signed in: the console sends us to the login page.
+        page.goto(f"{demo.url}/guard?lang=en")
+        assert "/guard/login" in page.url
+        page.fill("input[name=name]", session.guard_user)
+        page.fill("input[name=password]", session.guard_password)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r".*/guard\?lang=en$|.*/guard$"))
+
+        # The fever alarm cannot be missed; acknowledge it.
+        alarm = page.locator(".alarm.kind-fever").first
+        alarm.wait_for()
+        assert "Fever" in alarm.inner_text()
+        shot(page, "guard-live.png")
+        before = page.locator(".alarm.kind-fever").count()
+        alarm.locator("button.ack").click()
+        page.wait_for_load_state()
+        assert page.locator(".alarm.kind-fever").count() == before - 1
+        assert any(a["action"] == "alarm_ack" for a in core.store.audits(0, 1000))
+
+        # Manual pass with a reason.
+        seq = core.store.last_seq
+        page.fill("#manual-form input[name=reason]", "resident without phone, known to guard")
+        page.click("#manual-form button[value=pass]")
+        page.wait_for_selector(".flash.ok")
+        event = wait_for(lambda: core.store.last_seq > seq and core.store.events(seq, 1))[0]
+        assert event["decision"] == "manual_pass" and event["operator"] == session.guard_user
+        wait_idle(demo)
+
+        # Register a visitor without a phone and a vehicle.
+        page.goto(f"{demo.url}/guard/register")
+        page.fill("#person-form input[name=name]", "Zhou Qiang")
+        page.fill("#person-form input[name=phone]", "13912345678")
+        page.fill("#person-form input[name=unit]", "6-1102")
+        page.fill("#person-form input[name=reason]", "visiting parents")
+        page.fill("#person-form input[name=temp_c]", "36.7")
+        page.click("#person-form button[type=submit]")
+        page.wait_for_selector(".flash.ok")
+        wait_idle(demo)
+        page.fill("#vehicle-form input[name=plate]", "沪B52011")
+        page.fill("#vehicle-form input[name=driver]", "Lu Ming")
+        page.fill("#vehicle-form input[name=occupants]", "2")
+        page.fill("#vehicle-form input[name=reason]", "furniture delivery")
+        page.click("#vehicle-form button[type=submit]")
+        page.wait_for_selector(".flash.ok")
+        wait_for(lambda: any(e["kind"] == "vehicle" for e in core.store.events(0, 1000)))
+        page.reload()
+        table = page.inner_text("#registrations")
+        assert "Zhou Qiang" in table and "沪B52011" in table
+        assert "139****5678" in table
+        assert "13912345678" not in page.content()  # a guard's role does not see phone numbers
+        shot(page, "guard-register.png")
+        wait_idle(demo)
+
+        # Issue and print a pass.
+        page.goto(f"{demo.url}/guard/passes")
+        page.fill("#pass-form input[name=household]", "7-301")
+        page.fill("#pass-form input[name=holder]", "Chen Jing")
+        page.click("#pass-form button[type=submit]")
+        page.wait_for_selector("#issued svg")
+        page.click("#print-card")
+        assert page.evaluate("window.printed") == 1
+        shot(page, "guard-pass.png")
+
+        # Quarantine a household; the next scan of its pass going out is denied.
+        page.goto(f"{demo.url}/guard/lists")
+        page.fill("#quarantine-form input[name=household]", "Q-909")
+        page.fill("#quarantine-form input[name=until]", "2026-12-31")
+        page.fill("#quarantine-form input[name=note]", "returned from abroad")
+        page.click("#quarantine-form button[type=submit]")
+        page.wait_for_selector(".flash.ok")
+        assert "Q-909" in page.inner_text("#quarantine")
+        shot(page, "guard-lists.png")
+        event = demo.play("ok", household="Q-909", holder="Gao Yan")
+        assert event["decision"] == "deny" and "quarantined" in event["reasons"]
+        wait_idle(demo)
+
+        # Statistics with charts drawn by our own code.
+        page.goto(f"{demo.url}/guard/stats?lang=en")
+        assert page.locator("svg.chart").count() == 4
+        assert int(page.inner_text(".kpi.fever .v")) >= 1
+        shot(page, "guard-stats.png")
+        page.goto(f"{demo.url}/guard/health")
+        shot(page, "guard-health.png")
+    finally:
+        context.close()

@@ -1,0 +1,758 @@
+"""The guard console: pages, actions, masking, alarms, statistics, on a core of real pieces.
+
+``make_core`` (used by the other UI test files too) builds the core the UI receives from the
+real EventLog, ListStore, EventBus, Engine (driven through replay's direct ports), TrustList
+and AccountStore, on a FakeClock. Nothing in these tests sleeps.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from drivers.gate import FakeGate
+from kiosk import accounts, lists, stats
+from kiosk.accounts import AccountStore, hash_password
+from kiosk.bus import EventBus
+from kiosk.clock import FakeClock
+from kiosk.config import KioskConfig, parse_config
+from kiosk.devices import CodeRead
+from kiosk.engine import Engine
+from kiosk.history import PassageHistory
+from kiosk.passes import TrustList, issue_pass
+from kiosk.replay import DirectPorts
+from kiosk.store import EventDraft, EventLog
+
+# Cheap scrypt cost for tests only: verification reads the cost from the hash itself.
+GUARD_PW = "gate-guard-pw"
+ADMIN_PW = "office-admin-pw"
+_USERS = "\n".join(
+    [
+        "# test accounts",
+        f"alice:guard:{hash_password(GUARD_PW, n=2**10)}",
+        f"root:admin:{hash_password(ADMIN_PW, n=2**10)}",
+    ]
+)
+BASE = "http://kiosk.test"
+SESSION_KEY = b"k" * 32
+
+
+class _Runner:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+
+@dataclass
+class UiCore:
+    """What ``ui.app.create_app`` receives (the attributes the UI reads)."""
+
+    config: KioskConfig
+    clock: FakeClock
+    store: EventLog
+    bus: EventBus
+    lists: lists.ListStore
+    trust: TrustList
+    issuer_key: Any
+    accounts: AccountStore
+    data_dir: Path
+    runner: _Runner
+    gate: FakeGate
+    session_key: bytes = SESSION_KEY
+    device_health: dict = field(default_factory=dict)
+
+    def health(self) -> dict:
+        h = self.store.health()
+        report: dict[str, Any] = {
+            "thermometer": {"state": "ok", "detail": "fake"},
+            "readers": {"camera": {"state": "ok", "detail": ""}},
+            "gate": {"state": self.gate.health().state, "detail": self.gate.health().detail},
+            "store": {"state": h.state, "detail": h.detail},
+            "clock": {"synced": self.clock.synced()},
+            "disk": {"free_mb": 1234, "state": "ok"},
+            "deciding": not self.runner.engine.faults,
+        }
+        last = self.store.events(max(0, self.store.last_seq - 1), 1)
+        report["last_event"] = last[0]["ts"] if last else None
+        report.update(self.device_health)
+        return report
+
+
+def make_core(data_dir: Path, clock: FakeClock, config: KioskConfig | None = None) -> UiCore:
+    config = config or KioskConfig()
+    store = EventLog(
+        data_dir / "kiosk.db",
+        config.site.kiosk_id,
+        clock,
+        migrations=[lists.MIGRATIONS, accounts.MIGRATIONS, stats.MIGRATIONS],
+    ).open()
+    bus = EventBus()
+    list_store = lists.ListStore(store, clock)
+    list_store.load()
+    key = Ed25519PrivateKey.generate()
+    trust = TrustList([("site", key.public_key())])
+    gate = FakeGate(clock)
+    ports = DirectPorts(store, gate, on_message=bus.publish)
+    engine = Engine(config, clock, ports, trust, list_store, PassageHistory())
+    ports.engine = engine
+    return UiCore(
+        config=config,
+        clock=clock,
+        store=store,
+        bus=bus,
+        lists=list_store,
+        trust=trust,
+        issuer_key=key,
+        accounts=AccountStore(store, _USERS),
+        data_dir=data_dir,
+        runner=_Runner(engine),
+        gate=gate,
+    )
+
+
+def make_app(core: UiCore) -> FastAPI:
+    from ui import guard, kiosk_screen
+
+    app = FastAPI()
+    app.include_router(kiosk_screen.router(core))
+    app.include_router(guard.router(core))
+    return app
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf-token" content="([^"]+)"', html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+def login(client: TestClient, name: str = "alice", password: str = GUARD_PW) -> str:
+    """Sign in through the form; returns the console's CSRF token."""
+    page = client.get("/guard/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    response = client.post(
+        "/guard/login",
+        data={"name": name, "password": password, "csrf": token, "next": "/guard"},
+        headers={"Origin": BASE},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    return csrf_of(client.get("/guard").text)
+
+
+def post(client: TestClient, path: str, csrf: str, **data: Any):
+    return client.post(
+        path, data={"csrf": csrf, **data}, headers={"Origin": BASE}, follow_redirects=False
+    )
+
+
+def add_event(core: UiCore, **fields: Any):
+    draft = {"direction": "in", "decision": "pass", "reasons": ("ok",)} | fields
+    return core.store.append(EventDraft(**draft))
+
+
+@pytest.fixture
+def core(data_dir, clock):
+    c = make_core(data_dir, clock)
+    yield c
+    c.store.close()
+
+
+@pytest.fixture
+def client(core):
+    with TestClient(make_app(core), base_url=BASE) as c:
+        yield c
+
+
+# --- access control ----------------------------------------------------------------------
+
+PAGES = [
+    "/guard",
+    "/guard/register",
+    "/guard/passes",
+    "/guard/lists",
+    "/guard/stats",
+    "/guard/stats?day=2026-03-01",
+    "/guard/health",
+    "/guard/calibration",
+    "/guard/export.csv?day=2026-03-02",
+]
+ACTIONS = [
+    "/guard/manual",
+    "/guard/alarms/ack",
+    "/guard/register/person",
+    "/guard/register/vehicle",
+    "/guard/passes",
+    "/guard/lists/quarantine/add",
+    "/guard/lists/quarantine/remove",
+    "/guard/lists/revocations/add",
+    "/guard/lists/revocations/remove",
+    "/guard/lists/households/add",
+    "/guard/lists/households/remove",
+    "/guard/calibration",
+    "/guard/logout",
+]
+
+
+def test_every_guard_page_redirects_to_login_without_a_session(client):
+    for path in PAGES:
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 303, path
+        assert response.headers["location"].startswith("/guard/login?next=/guard"), path
+
+
+def test_every_guard_action_answers_401_without_a_session(client, core):
+    for path in ACTIONS:
+        response = client.post(
+            path, data={"reason": "x"}, headers={"Origin": BASE}, follow_redirects=False
+        )
+        assert response.status_code == 401, path
+    assert core.store.last_seq == 0
+
+
+def test_a_browser_form_post_without_a_session_goes_to_login_and_does_nothing(client, core):
+    response = client.post(
+        "/guard/manual",
+        data={"decision": "pass", "reason": "x"},
+        headers={"Origin": BASE, "Accept": "text/html,application/xhtml+xml"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/guard/login")
+    assert core.store.last_seq == 0
+
+
+def test_guard_feed_and_stream_answer_401_without_a_session(client):
+    assert client.get("/guard/api/feed").status_code == 401
+    assert client.get("/guard/api/health").status_code == 401
+    assert client.get("/guard/events").status_code == 401
+
+
+def test_login_sets_an_httponly_samesite_strict_cookie_scoped_to_guard(client):
+    page = client.get("/guard/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    response = client.post(
+        "/guard/login",
+        data={"name": "alice", "password": GUARD_PW, "csrf": token},
+        headers={"Origin": BASE},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    cookie = response.headers["set-cookie"]
+    assert "kiosk_session=" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie or "SameSite=Strict" in cookie
+    assert "Path=/guard" in cookie
+    assert client.get("/guard").status_code == 200
+
+
+def test_wrong_password_is_refused_and_audited_without_the_password(client, core):
+    page = client.get("/guard/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    response = client.post(
+        "/guard/login",
+        data={"name": "alice", "password": "nope", "csrf": token},
+        headers={"Origin": BASE},
+    )
+    assert response.status_code == 401
+    assert "kiosk_session" not in response.headers.get("set-cookie", "")
+    audits = core.store.audits()
+    assert audits[-1]["action"] == "guard_login_failed"
+    assert "nope" not in json.dumps(audits)
+
+
+def test_login_rate_limit_blocks_an_address_until_the_minute_has_passed(client, core):
+    limit = core.config.web.login_attempts_per_min
+    page = client.get("/guard/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+    def attempt(password: str):
+        return client.post(
+            "/guard/login",
+            data={"name": "alice", "password": password, "csrf": token},
+            headers={"Origin": BASE},
+            follow_redirects=False,
+        )
+
+    for _ in range(limit):
+        assert attempt("wrong").status_code == 401
+    blocked = attempt(GUARD_PW)  # even the right password waits
+    assert blocked.status_code == 429
+    assert int(blocked.headers["retry-after"]) >= 1
+    core.clock.advance(61)
+    assert attempt(GUARD_PW).status_code == 303
+
+
+def test_cross_site_post_is_rejected_even_with_a_valid_session_and_token(client, core):
+    csrf = login(client)
+    response = client.post(
+        "/guard/manual",
+        data={"csrf": csrf, "decision": "pass", "reason": "x"},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 403
+    response = client.post(
+        "/guard/manual",
+        data={"csrf": csrf, "decision": "pass", "reason": "x"},
+        headers={"Referer": "https://evil.example/form"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 403
+    assert core.store.last_seq == 0
+
+
+def test_state_change_without_the_csrf_token_is_rejected(client, core):
+    login(client)
+    response = client.post(
+        "/guard/manual",
+        data={"decision": "pass", "reason": "x"},
+        headers={"Origin": BASE},
+        follow_redirects=False,
+    )
+    assert response.status_code == 403
+    response = post(client, "/guard/manual", "forged-token", decision="pass", reason="x")
+    assert response.status_code == 403
+    assert core.store.last_seq == 0
+
+
+def test_logout_ends_the_session_even_for_a_copied_cookie(client):
+    csrf = login(client)
+    cookie = client.cookies.get("kiosk_session")
+    response = post(client, "/guard/logout", csrf)
+    assert response.status_code == 303
+    client.cookies.set("kiosk_session", cookie, path="/guard")
+    assert client.get("/guard", follow_redirects=False).status_code == 303
+
+
+def test_login_next_parameter_never_leaves_the_guard_console(client):
+    page = client.get("/guard/login?next=https://evil.example/")
+    assert 'name="next" value="/guard"' in page.text
+    page = client.get("/guard/login?next=//evil.example/guard")
+    assert 'name="next" value="/guard"' in page.text
+
+
+# --- actions -----------------------------------------------------------------------------
+
+
+def test_manual_pass_with_reason_is_an_event_with_the_operator_and_is_audited(client, core):
+    csrf = login(client)
+    response = post(client, "/guard/manual", csrf, decision="pass", reason="known resident")
+    assert response.status_code == 303
+    events = core.store.events()
+    assert len(events) == 1
+    event = events[0]
+    assert event["decision"] == "manual_pass"
+    assert event["operator"] == "alice"
+    assert event["reasons"] == ["guard_override"]
+    assert event["person"]["note"] == "known resident"
+    assert any(a["action"] == "manual_pass" and a["actor"] == "alice" for a in core.store.audits())
+    assert core.gate.is_open  # a manual pass opens the gate like any other
+
+
+def test_manual_decision_without_a_reason_records_nothing_and_says_why(client, core):
+    csrf = login(client)
+    response = post(client, "/guard/manual", csrf, decision="pass", reason="  ")
+    assert response.status_code == 303
+    page = client.get(response.headers["location"])
+    assert "Reason" in page.text or "原因" in page.text
+    assert "flash err" in page.text
+    assert core.store.last_seq == 0
+
+
+def test_registering_a_visitor_without_a_phone_records_a_registration_event(client, core):
+    csrf = login(client)
+    response = post(
+        client,
+        "/guard/register/person",
+        csrf,
+        name="Wang Fang",
+        phone="13800138000",
+        id_number="110101199003071234",
+        unit="3-402",
+        reason="visiting mother",
+        temp_c="36.6",
+        direction="in",
+        decision="pass",
+    )
+    assert response.status_code == 303
+    (event,) = core.store.events()
+    assert event["kind"] == "registration"
+    assert event["decision"] == "manual_pass"
+    assert event["person"]["name"] == "Wang Fang"
+    assert event["person"]["phone"] == "13800138000"
+    assert event["person"]["unit"] == "3-402"
+    assert event["person"]["hand_temp_c"] == 36.6
+    page = client.get("/guard/register").text
+    assert "36.6" in page and "Wang Fang" in page and "138****8000" in page
+    assert any(a["action"] == "register_person" for a in core.store.audits())
+
+
+def test_hand_measured_fever_cannot_be_registered_as_a_pass(client, core):
+    csrf = login(client)
+    response = post(
+        client,
+        "/guard/register/person",
+        csrf,
+        name="Li Lei",
+        phone="13900139000",
+        unit="1-101",
+        reason="delivery",
+        temp_c="38.2",
+        decision="pass",
+    )
+    page = client.get(response.headers["location"])
+    assert "38.2" in page.text
+    assert core.store.last_seq == 0
+
+
+def test_registering_a_vehicle_records_plate_driver_and_occupants(client, core):
+    csrf = login(client)
+    post(
+        client,
+        "/guard/register/vehicle",
+        csrf,
+        plate="京A12345",
+        driver="Zhao Gang",
+        occupants="2",
+        reason="moving furniture",
+        decision="pass",
+    )
+    (event,) = core.store.events()
+    assert event["kind"] == "vehicle"
+    assert event["person"]["plate"] == "京A12345"
+    assert event["person"]["driver"] == "Zhao Gang"
+    assert event["person"]["occupants"] == 2
+
+
+def test_bad_vehicle_input_records_nothing(client, core):
+    csrf = login(client)
+    response = post(
+        client, "/guard/register/vehicle", csrf, plate="", driver="Z", occupants="many", reason="x"
+    )
+    assert "err=" in response.headers["location"]
+    response = post(
+        client,
+        "/guard/register/vehicle",
+        csrf,
+        plate="A1",
+        driver="Z",
+        occupants="many",
+        reason="x",
+    )
+    assert "err=" in response.headers["location"]
+    assert core.store.last_seq == 0
+
+
+def test_guard_sees_phone_and_id_masked_while_admin_sees_them(core):
+    add_event(
+        core,
+        decision="manual_pass",
+        reasons=("guard_override",),
+        operator="alice",
+        kind="registration",
+        person={"name": "Wang Fang", "phone": "13800138000", "id_number": "110101199003071234"},
+    )
+    with TestClient(make_app(core), base_url=BASE) as guard_client:
+        login(guard_client)
+        page = guard_client.get("/guard").text
+        assert "Wang Fang" in page
+        assert "13800138000" not in page and "138****8000" in page
+        assert "110101199003071234" not in page
+        feed = guard_client.get("/guard/api/feed").json()
+        assert "13800138000" not in json.dumps(feed)
+    with TestClient(make_app(core), base_url=BASE) as admin_client:
+        login(admin_client, "root", ADMIN_PW)
+        page = admin_client.get("/guard").text
+        assert "13800138000" in page
+
+
+def test_csv_export_of_a_day_masks_phone_numbers_for_a_guard(client, core):
+    add_event(
+        core,
+        decision="manual_pass",
+        reasons=("guard_override",),
+        kind="registration",
+        person={"name": "=cmd|calc", "phone": "13800138000"},
+    )
+    add_event(core, decision="deny", reasons=("fever",), temp_c=38.1)
+    login(client)
+    response = client.get("/guard/export.csv?day=2026-03-02")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text.lstrip("\ufeff"))))
+    assert [r["decision"] for r in rows] == ["manual_pass", "deny"]
+    assert "13800138000" not in response.text
+    assert rows[1]["temp_c"] == "38.1"
+    assert any(a["action"] == "export_csv" for a in core.store.audits())
+
+
+def test_export_of_a_malformed_day_is_a_clear_400(client):
+    login(client)
+    response = client.get("/guard/export.csv?day=yesterday")
+    assert response.status_code == 400
+
+
+# --- alarms ------------------------------------------------------------------------------
+
+
+def test_fever_raises_an_alarm_that_stays_until_a_guard_acknowledges_it(client, core):
+    add_event(core, decision="deny", reasons=("fever",), temp_c=38.4)
+    csrf = login(client)
+    page = client.get("/guard").text
+    assert 'class="alarm kind-fever"' in page
+    key = re.search(r'name="key" value="(event:\d+)"', page).group(1)
+    assert client.get("/guard").text.count('class="alarm kind-fever"') == 1
+    response = post(client, "/guard/alarms/ack", csrf, key=key)
+    assert response.status_code == 303
+    assert 'class="alarm kind-fever"' not in client.get("/guard").text
+    acks = [a for a in core.store.audits() if a["action"] == "alarm_ack"]
+    assert acks and acks[0]["actor"] == "alice" and acks[0]["detail"]["alarm"] == "fever"
+
+
+def test_an_acknowledged_alarm_stays_acknowledged_after_a_restart(core):
+    add_event(core, decision="deny", reasons=("fever",), temp_c=38.4)
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        post(client, "/guard/alarms/ack", csrf, key="event:1")
+    with TestClient(make_app(core), base_url=BASE) as restarted:  # a fresh router: new board
+        login(restarted)
+        assert 'class="alarm kind-fever"' not in restarted.get("/guard").text
+
+
+def test_forged_pass_and_quarantine_breach_are_alarms_too(client, core):
+    add_event(core, decision="deny", reasons=("pass_bad_signature",))
+    add_event(core, decision="deny", reasons=("quarantined",), direction="out")
+    add_event(core, decision="deny", reasons=("pass_expired",))  # not an alarm
+    login(client)
+    page = client.get("/guard").text
+    assert 'class="alarm kind-forged"' in page
+    assert 'class="alarm kind-quarantine"' in page
+    assert page.count('<div class="alarm ') == 2
+
+
+def test_a_faulty_device_shows_a_standing_alarm(client, core):
+    core.device_health = {"thermometer": {"state": "fault", "detail": "PEC error"}}
+    login(client)
+    page = client.get("/guard").text
+    assert 'class="alarm kind-device"' in page
+    health = client.get("/guard/health").text
+    assert "PEC error" in health
+
+
+def test_device_alarm_from_the_bus_stays_until_acknowledged_even_after_the_fault_clears():
+    from ui.guard import AlarmBoard, alarm_from_message, device_alarms
+
+    board = AlarmBoard()
+    raised = alarm_from_message({"type": "alarm", "alarm": "sensor_fault", "state": "raised"}, "t")
+    assert board.add(raised)
+    standing = device_alarms({"devices": {"thermometer": {"state": "fault"}}})
+    assert [a.key for a in standing] == [raised.key]  # one card per device, not two
+    board.forget_cleared_devices(set())  # fault cleared, nobody acknowledged yet
+    assert [a.key for a in board.open()] == ["device:thermometer"]
+    assert (
+        alarm_from_message({"type": "alarm", "alarm": "sensor_fault", "state": "cleared"}, "t")
+        is None
+    )
+    board.ack("device:thermometer", "alice", "t2")
+    board.forget_cleared_devices(set())
+    assert board.add(alarm_from_message({"type": "alarm", "alarm": "sensor_fault"}, "t3"))
+
+
+def test_acknowledging_an_unknown_alarm_says_so(client):
+    csrf = login(client)
+    response = post(client, "/guard/alarms/ack", csrf, key="event:999")
+    assert "err=" in response.headers["location"]
+
+
+# --- passes, lists ------------------------------------------------------------------------
+
+
+def test_issued_pass_card_is_shown_for_printing_and_verifies_against_the_trust_list(client, core):
+    csrf = login(client)
+    response = post(
+        client,
+        "/guard/passes",
+        csrf,
+        household="7-301",
+        holder="Chen Jing",
+        role="visitor",
+        days="1",
+    )
+    assert response.status_code == 200
+    assert 'id="print-card"' in response.text
+    assert "<svg" in response.text
+    pass_id = re.search(r"<code>([0-9a-f]{12})</code>", response.text).group(1)
+    payload = re.search(r'data-payload="([^"]+)"', response.text).group(1)
+    verified = core.trust.verify(payload.replace("&#43;", "+").replace("&amp;", "&"))
+    assert (verified.pass_id, verified.holder, verified.role) == (pass_id, "Chen Jing", "visitor")
+    issued = [a for a in core.store.audits() if a["action"] == "pass_issued"]
+    assert issued[0]["detail"]["pass_id"] == pass_id
+
+
+def test_a_pass_that_cannot_be_issued_says_why_and_records_nothing(client, core):
+    csrf = login(client)
+    # Within the form's limits, but too many bytes for a QR pass: kiosk.passes refuses.
+    too_big = {"household": "一" * 40, "holder": "二" * 60, "days": "1"}
+    response = post(client, "/guard/passes", csrf, **too_big)
+    assert "err=" in response.headers["location"]
+    response = post(client, "/guard/passes", csrf, household="7-301", holder="A", days="9999")
+    assert "err=" in response.headers["location"]
+    assert not [a for a in core.store.audits() if a["action"] == "pass_issued"]
+
+
+def test_issue_pass_without_a_key_is_refused(client, core):
+    core.issuer_key = None
+    csrf = login(client)
+    assert "pass.no_key" not in client.get("/guard/passes").text
+    response = post(client, "/guard/passes", csrf, household="7-301", holder="A", days="1")
+    assert "err=" in response.headers["location"]
+
+
+def pass_only_core(data_dir: Path, clock: FakeClock) -> UiCore:
+    return make_core(data_dir, clock, parse_config({"policy": {"mode": "pass_only"}}))
+
+
+def test_quarantine_added_by_a_guard_is_recorded_with_who_and_the_next_scan_obeys_it(
+    data_dir, clock
+):
+    core = pass_only_core(data_dir, clock)
+    try:
+        text, _pass = issue_pass(core.issuer_key, "5-202", "Sun Li", days=30, now=clock.now())
+        engine = core.runner.engine
+        engine.select_direction("out")
+        engine.on_code(CodeRead(text, "test", clock.monotonic_ns()))
+        assert core.store.events()[-1]["decision"] == "pass"
+        clock.advance(10)
+        engine.tick()
+        with TestClient(make_app(core), base_url=BASE) as client:
+            csrf = login(client)
+            response = post(
+                client,
+                "/guard/lists/quarantine/add",
+                csrf,
+                household="5-202",
+                holder="",
+                until="2026-03-15",
+                note="returned from abroad",
+            )
+            assert response.status_code == 303 and "err=" not in response.headers["location"]
+            page = client.get("/guard/lists").text
+            assert "5-202" in page and "alice" in page and "returned from abroad" in page
+        clock.advance(200)
+        engine.tick()
+        engine.select_direction("out")
+        engine.on_code(CodeRead(text, "test", clock.monotonic_ns()))
+        last = core.store.events()[-1]
+        assert last["decision"] == "deny"
+        assert "quarantined" in last["reasons"]
+        assert any(
+            a["action"] == "lists.quarantine_add" and a["actor"] == "alice"
+            for a in core.store.audits()
+        )
+    finally:
+        core.store.close()
+
+
+def test_bad_list_input_is_refused_with_the_reason(client, core):
+    csrf = login(client)
+    response = post(client, "/guard/lists/quarantine/add", csrf, household="5-202", until="soon")
+    assert "err=" in response.headers["location"]
+    response = post(client, "/guard/lists/revocations/add", csrf, pass_id="not-hex")
+    assert "err=" in response.headers["location"]
+    assert core.lists.current.counts() == {"revocations": 0, "quarantine": 0, "households": 0}
+
+
+def test_revocation_and_household_edits_reach_the_lists(client, core):
+    csrf = login(client)
+    post(client, "/guard/lists/revocations/add", csrf, pass_id="0123456789ab", note="lost")
+    post(client, "/guard/lists/households/add", csrf, household="9-909", residents="3")
+    assert core.lists.current.is_revoked("0123456789ab")
+    assert "9-909" in core.lists.current.households
+    post(client, "/guard/lists/revocations/remove", csrf, pass_id="0123456789ab")
+    assert not core.lists.current.is_revoked("0123456789ab")
+
+
+# --- statistics, health, calibration -------------------------------------------------------
+
+
+def test_statistics_page_draws_its_charts_from_the_daily_report(client, core):
+    add_event(core, decision="pass", temp_c=36.5, direction="out", household="1-101")
+    core.clock.advance(3600)
+    add_event(core, decision="deny", reasons=("fever",), temp_c=38.0)
+    add_event(core, decision="deny", reasons=("pass_expired",), temp_c=36.7)
+    add_event(core, decision="manual_pass", reasons=("guard_override",), operator="alice")
+    login(client)
+    page = client.get("/guard/stats?day=2026-03-02&lang=en").text
+    assert page.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart"') == 4
+    assert "Flow per hour" in page and "Temperature distribution" in page
+    assert "Pass has expired" in page
+    kpis = re.findall(r'<div class="v">(\d+)</div>', page)
+    assert kpis[:4] == ["4", "2", "2", "1"]  # total, passes, denies, fevers
+    assert "Decided by the guard" not in page  # an override is not a reason for a deny
+    other_day = client.get("/guard/stats?day=2026-02-01&lang=en").text
+    assert "No data for this day" in other_day
+
+
+def test_health_page_names_thermometer_readers_gate_store_clock_last_event_and_disk(client, core):
+    add_event(core)
+    login(client)
+    page = client.get("/guard/health?lang=en").text
+    for word in ("thermometer", "code readers", "gate", "event store", "clock", "last event"):
+        assert word in page
+    assert "1234 MB free" in page
+
+
+def test_calibration_entry_records_a_clinical_pair_in_the_calibration_file(client, core):
+    from kiosk.calibration import Calibration, default_path
+
+    csrf = login(client)
+    response = post(
+        client, "/guard/calibration", csrf, clinical_c="36.8", object_c="34.9", ambient_c="24.0"
+    )
+    assert response.status_code == 303 and "err=" not in response.headers["location"]
+    cal = Calibration.load(default_path(core.data_dir))
+    assert [p.clinical_c for p in cal.points] == [36.8]
+    assert cal.points[0].source == "guard"
+    bad = post(client, "/guard/calibration", csrf, clinical_c="99", object_c="34", ambient_c="20")
+    assert "err=" in bad.headers["location"]
+    assert len(Calibration.load(default_path(core.data_dir)).points) == 1
+
+
+def test_console_speaks_the_chosen_language_and_remembers_it(client):
+    login(client)
+    assert "Guard console" in client.get("/guard?lang=en").text
+    assert "Guard console" in client.get("/guard").text  # remembered by cookie
+    assert "保安控制台" in client.get("/guard?lang=zh-CN").text
+
+
+def test_pages_forbid_framing_and_inline_scripts(client):
+    login(client)
+    csp = client.get("/guard").headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+
+
+def test_feed_returns_rows_after_a_seq_newest_first(client, core):
+    for _ in range(3):
+        add_event(core)
+    login(client)
+    rows = client.get("/guard/api/feed?after=1").json()["rows"]
+    assert [r["seq"] for r in rows] == [3, 2]
+
+
+def test_alarm_lookback_ignores_alarms_from_long_ago(core):
+    add_event(core, decision="deny", reasons=("fever",), temp_c=38.0)
+    core.clock.advance(timedelta(hours=13).total_seconds())
+    add_event(core, decision="pass")
+    with TestClient(make_app(core), base_url=BASE) as client:
+        login(client)
+        assert 'class="alarm kind-fever"' not in client.get("/guard").text

@@ -1,0 +1,396 @@
+"""The unattended kiosk screen: views in both languages, the SSE stream, the preview, and
+that nothing personal beyond an initial reaches it. Also the guard's live stream.
+
+SSE is tested by driving the ASGI app on the test's own event loop: the bus is published to
+on that loop, the stream is read until the expected events arrive, then the client
+disconnects. No sleeps, no threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from test_ui_guard import BASE, SESSION_KEY, add_event, make_core
+
+from kiosk.accounts import Account
+from ui import guard, kiosk_screen
+from ui.auth import COOKIE, GuardAuth
+from ui.kiosk_screen import ScreenTracker, banner_view, kiosk_view
+
+PASS_DECISION = {
+    "type": "decision",
+    "passage": 7,
+    "seq": 12,
+    "decision": "pass",
+    "reasons": ["ok"],
+    "direction": "in",
+    "temp_c": 36.4,
+    "needs_guard": False,
+    "alarm": None,
+    "pass_id": "a1b2c3d4e5f6",
+    "household": "3-402",
+    "holder_initial": "W.",
+}
+DENY_DECISION = PASS_DECISION | {
+    "seq": 13,
+    "decision": "deny",
+    "reasons": ["fever"],
+    "temp_c": 38.3,
+    "needs_guard": True,
+    "alarm": "fever",
+}
+GATE_OPEN = {"type": "state", "state": "gate_open", "prompt": "pass", "direction": "in"}
+DECIDED = {"type": "state", "state": "decided", "prompt": "see_guard", "direction": "in"}
+IDLE = {"type": "state", "state": "idle", "prompt": "show_pass", "direction": "in"}
+
+
+# --- views -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "lang,word,prompt",
+    [("en", "PASS", "Please go through"), ("zh-CN", "通过", "请通行")],
+)
+def test_pass_view_shows_word_icon_temperature_initial_and_gate_countdown(lang, word, prompt):
+    view = kiosk_view(GATE_OPEN, PASS_DECISION, lang, fever_c=37.3, gate_open_s=5)
+    assert view["phase"] == "decided"
+    assert view["result"]["kind"] == "pass"
+    assert view["result"]["word"] == word and view["result"]["icon"] == "✔"
+    assert view["prompt"] == prompt
+    assert view["temp"] == "36.4 °C" and not view["temp_fever"]
+    assert "W." in view["hello"]
+    assert view["gate_closes_in_s"] == 5
+    assert view["sound"] == "pass"
+
+
+@pytest.mark.parametrize(
+    "lang,reason,next_step",
+    [
+        ("en", "Temperature too high", "re-check"),
+        ("zh-CN", "体温偏高", "复测"),
+    ],
+)
+def test_deny_view_gives_the_reason_in_plain_words_and_what_to_do(lang, reason, next_step):
+    view = kiosk_view(DECIDED, DENY_DECISION, lang, fever_c=37.3, gate_open_s=5)
+    assert view["result"]["kind"] == "deny" and view["result"]["icon"] == "✖"
+    assert view["result"]["reasons"] == [reason]
+    assert next_step in view["result"]["next"]
+    assert view["temp_fever"]
+    assert view["gate_closes_in_s"] is None
+    assert view["hello"] is None  # no greeting for a deny
+    assert view["sound"] == "deny"
+    assert reason in view["speak"]
+
+
+def test_views_carry_no_personal_data_beyond_an_initial():
+    for decision in (PASS_DECISION, DENY_DECISION):
+        text = json.dumps(kiosk_view(GATE_OPEN, decision, "en"), ensure_ascii=False)
+        assert "a1b2c3d4e5f6" not in text and "3-402" not in text
+
+
+def test_a_full_name_in_a_decision_is_reduced_to_an_initial():
+    view = kiosk_view(GATE_OPEN, PASS_DECISION | {"holder_initial": "Wang Fang"}, "en")
+    assert "Wang" not in view["hello"] and "W." in view["hello"]
+
+
+def test_prompts_follow_the_engine_states():
+    measuring = {"type": "state", "state": "measuring", "prompt": "measuring"}
+    assert kiosk_view(measuring, None, "en")["prompt"] == "Measuring, hold still"
+    assert kiosk_view(measuring, None, "en")["preview"]
+    idle = kiosk_view(IDLE, None, "zh-CN")
+    assert idle["prompt"] == "请出示通行码" and idle["result"] is None
+    assert not idle["preview"]
+    broken = kiosk_view(IDLE | {"prompt": "out_of_order"}, None, "en")
+    assert broken["phase"] == "out_of_order" and "guard" in broken["prompt"]
+
+
+def test_tracker_keeps_the_decision_until_the_next_passage_starts():
+    tracker = ScreenTracker(IDLE)
+    tracker.feed(PASS_DECISION)
+    tracker.feed(GATE_OPEN)
+    assert tracker.decision is PASS_DECISION
+    tracker.feed({"type": "state", "state": "decided", "prompt": "pass"})
+    assert tracker.decision is PASS_DECISION
+    tracker.feed(IDLE)
+    assert tracker.decision is None
+    assert not tracker.feed({"type": "health"})
+
+
+def test_banner_names_faulty_devices_unsynced_clock_and_stale_lists():
+    report = {
+        "deciding": False,
+        "thermometer": {"state": "fault", "detail": "x"},
+        "readers": {"camera": {"state": "ok"}, "scanner": {"state": "fault"}},
+        "gate": {"state": "ok"},
+        "clock": {"synced": False},
+    }
+    notes = banner_view(report, "en", lists_stale_h=30)
+    assert "Self check paused — please call the guard" in notes
+    assert "Device fault: thermometer" in notes
+    assert "Device fault: code readers" in notes
+    assert "Clock not synchronised" in notes
+    assert "Lists not updated for 30 h" in notes
+    assert banner_view({"deciding": True, "gate": {"state": "ok"}}, "en") == []
+    assert banner_view({"faults": {"thermometer": "PEC"}}, "zh-CN") == ["设备故障：测温仪"]
+
+
+# --- HTTP --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def core(data_dir, clock):
+    c = make_core(data_dir, clock)
+    yield c
+    c.store.close()
+
+
+def kiosk_app(core: Any) -> FastAPI:
+    app = FastAPI()
+    app.include_router(kiosk_screen.router(core))
+    return app
+
+
+def test_kiosk_page_needs_no_login_and_speaks_the_configured_language(core):
+    with TestClient(kiosk_app(core), base_url=BASE) as client:
+        page = client.get("/kiosk")
+        assert page.status_code == 200
+        assert '<html lang="zh-CN">' in page.text and "请出示通行码" in page.text
+        english = client.get("/kiosk?lang=en").text
+        assert '<html lang="en">' in english and "Please show your pass QR code" in english
+        assert 'href="/kiosk?lang=zh-CN"' in english  # switchable per screen
+
+
+def test_kiosk_page_shows_a_decision_made_before_it_loaded(core):
+    router = kiosk_screen.router(core)
+    router.tracker.feed(PASS_DECISION)
+    router.tracker.feed(GATE_OPEN)
+    app = FastAPI()
+    app.include_router(router)
+    with TestClient(app, base_url=BASE) as client:
+        page = client.get("/kiosk?lang=en").text
+    assert "PASS" in page and "36.4 °C" in page and "result-pass" in page
+
+
+def test_static_files_are_served_and_nothing_else(core):
+    with TestClient(kiosk_app(core), base_url=BASE) as client:
+        assert client.get("/static/kiosk.js").headers["content-type"].startswith("text/javascript")
+        assert client.get("/static/style.css").status_code == 200
+        assert client.get("/static/..%2Fkiosk_screen.py").status_code == 404
+        assert client.get("/static/nothing.js").status_code == 404
+
+
+def test_two_way_kiosk_buttons_choose_the_next_direction_from_this_page_only(core):
+    with TestClient(kiosk_app(core), base_url=BASE) as client:
+        page = client.get("/kiosk?lang=en").text
+        assert 'data-dir="out"' in page and "Leaving" in page
+        ok = client.post("/kiosk/direction", json={"direction": "out"}, headers={"Origin": BASE})
+        assert ok.status_code == 200
+        assert core.runner.engine.direction == "out"
+        evil = client.post(
+            "/kiosk/direction", json={"direction": "in"}, headers={"Origin": "http://evil.test"}
+        )
+        assert evil.status_code == 403
+        bad = client.post("/kiosk/direction", json={"direction": "up"}, headers={"Origin": BASE})
+        assert bad.status_code == 400
+    assert core.runner.engine.direction == "out"
+
+
+class _Camera:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def preview_frame(self) -> np.ndarray:
+        self.calls += 1
+        return np.full((480, 640, 3), 128, np.uint8)
+
+
+def test_preview_is_off_while_nobody_is_at_the_gate_and_a_small_jpeg_when_someone_is(core):
+    camera = _Camera()
+    core.runner.preview_frame = camera.preview_frame
+    router = kiosk_screen.router(core)
+    app = FastAPI()
+    app.include_router(router)
+    with TestClient(app, base_url=BASE) as client:
+        router.tracker.feed(IDLE)
+        assert client.get("/kiosk/preview.jpg").status_code == 204
+        assert client.get("/kiosk/preview.mjpeg").status_code == 204
+        assert camera.calls == 0  # not even encoded
+        router.tracker.feed({"type": "state", "state": "code_read", "prompt": "measure_wrist"})
+        response = client.get("/kiosk/preview.jpg")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    image = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape[1] == kiosk_screen.PREVIEW_MAX_WIDTH
+
+
+def test_preview_without_a_camera_source_answers_204(core):
+    router = kiosk_screen.router(core)
+    router.tracker.feed({"type": "state", "state": "measuring", "prompt": "measuring"})
+    app = FastAPI()
+    app.include_router(router)
+    with TestClient(app, base_url=BASE) as client:
+        assert client.get("/kiosk/preview.jpg").status_code == 204
+
+
+# --- SSE, on the test's own loop ------------------------------------------------------------
+
+
+async def read_sse(
+    app: FastAPI,
+    path: str,
+    *,
+    until: Callable[[list[tuple[str, Any]]], bool],
+    on_event: Callable[[list[tuple[str, Any]]], None] | None = None,
+    headers: dict[str, str] | None = None,
+) -> list[tuple[str, Any]]:
+    """Events ``(name, data)`` of an SSE response until ``until(events)``; then disconnect."""
+    events: list[tuple[str, Any]] = []
+    disconnect = asyncio.Event()
+    started = False
+    buffer = ""
+    status: list[int] = []
+
+    async def receive() -> dict:
+        nonlocal started
+        if not started:
+            started = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await disconnect.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        nonlocal buffer
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+            return
+        buffer += message.get("body", b"").decode()
+        while "\n\n" in buffer:
+            block, buffer = buffer.split("\n\n", 1)
+            name = data = None
+            for line in block.splitlines():
+                if line.startswith("event: "):
+                    name = line[7:]
+                elif line.startswith("data: "):
+                    data = json.loads(line[6:])
+            if name:
+                events.append((name, data))
+                if on_event:
+                    on_event(events)
+        if until(events):
+            disconnect.set()
+        if not message.get("more_body", False):
+            disconnect.set()
+
+    path_only, _, query = path.partition("?")
+    raw_headers = [(b"host", b"kiosk.test")] + [
+        (k.lower().encode(), v.encode()) for k, v in (headers or {}).items()
+    ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path_only,
+        "raw_path": path_only.encode(),
+        "query_string": query.encode(),
+        "headers": raw_headers,
+        "client": ("127.0.0.1", 5000),
+        "server": ("kiosk.test", 80),
+    }
+    await asyncio.wait_for(app(scope, receive, send), timeout=10)
+    events.append(("status", status[0]))
+    return events
+
+
+def test_kiosk_stream_shows_a_pass_then_a_deny_without_personal_data(core):
+    app = kiosk_app(core)
+    published = False
+
+    def publish(events: list) -> None:
+        nonlocal published
+        if not published and len(events) >= 2:  # the current view and banner came first
+            published = True
+            for message in (PASS_DECISION, GATE_OPEN, IDLE, DENY_DECISION, DECIDED):
+                core.bus.publish(message)
+
+    events = asyncio.run(
+        read_sse(
+            app,
+            "/kiosk/events?lang=en",
+            on_event=publish,
+            until=lambda ev: sum(1 for n, _ in ev if n == "view") >= 6,
+        )
+    )
+    views = [data for name, data in events if name == "view"]
+    results = [v["result"]["word"] if v["result"] else None for v in views]
+    assert results == [None, "PASS", "PASS", None, "DENIED", "DENIED"]
+    assert views[4]["result"]["reasons"] == ["Temperature too high"]
+    raw = json.dumps(events, ensure_ascii=False)
+    assert "a1b2c3d4e5f6" not in raw and "3-402" not in raw
+    assert core.bus.subscribers == 0  # the stream unsubscribed when the screen went away
+
+
+def test_kiosk_stream_updates_the_banner_on_a_health_message(core):
+    app = kiosk_app(core)
+
+    def publish(events: list) -> None:
+        if len(events) == 2:
+            core.bus.publish({"type": "health", "faults": {"gate": "relay"}, "deciding": False})
+
+    events = asyncio.run(
+        read_sse(
+            app,
+            "/kiosk/events?lang=zh-CN",
+            on_event=publish,
+            until=lambda ev: sum(1 for n, _ in ev if n == "banner") >= 2,
+        )
+    )
+    banners = [data for name, data in events if name == "banner"]
+    assert "设备故障：闸门" in banners[-1]
+
+
+def _guard_app(core: Any) -> tuple[FastAPI, str]:
+    auth = GuardAuth(core.accounts, core.clock, key=SESSION_KEY)
+    app = FastAPI()
+    app.include_router(guard.router(core, auth))
+    cookie, _session = auth.sessions.issue(Account("alice", "guard", "secret"))
+    return app, f"{COOKIE}={cookie}"
+
+
+def test_guard_stream_pushes_new_decisions_and_alarms(core):
+    add_event(core)
+    app, cookie = _guard_app(core)
+
+    def publish(events: list) -> None:
+        if events and events[-1][0] == "alarms" and len(events) == 2:
+            event = add_event(core, decision="deny", reasons=("fever",), temp_c=38.6)
+            core.bus.publish(DENY_DECISION | {"seq": event.seq})
+
+    events = asyncio.run(
+        read_sse(
+            app,
+            "/guard/events?after=0&lang=en",
+            headers={"cookie": cookie},
+            on_event=publish,
+            until=lambda ev: sum(1 for n, _ in ev if n == "alarms") >= 2,
+        )
+    )
+    rows = [data for name, data in events if name == "row"]
+    assert [r["seq"] for r in rows] == [1, 2]
+    assert rows[1]["fever"] and rows[1]["reasons"] == "Temperature too high"
+    alarms = [data for name, data in events if name == "alarms"]
+    assert alarms[0] == [] and alarms[-1][0]["kind"] == "fever"
+
+
+def test_guard_stream_refuses_without_a_session(core):
+    app, _cookie = _guard_app(core)
+    events = asyncio.run(read_sse(app, "/guard/events", until=lambda ev: False))
+    assert events[-1] == ("status", 401)

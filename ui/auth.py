@@ -1,0 +1,315 @@
+"""Guard sign-in: signed session cookies, CSRF tokens, same-origin checks, login rate limits.
+
+* The session cookie (``kiosk_session``) is ``payload.mac``: base64 JSON ``{sid, u, r, exp}``
+  signed with HMAC-SHA256 under the session key. It is ``HttpOnly``, ``SameSite=Strict``,
+  ``Path=/guard`` and ``Secure`` when the request came over HTTPS.
+* The session key is the secret ``session_key`` (``kiosk.secrets``). Without it a random key is
+  made per process: every guard must sign in again after a restart, which is the safe failure.
+* Every state change needs (a) an ``Origin`` (or, without one, ``Referer``) naming this host,
+  and (b) the CSRF token of the session, as the form field ``csrf`` or the ``X-CSRF-Token``
+  header. The token is an HMAC of the session id, so it dies with the session.
+* Logout revokes the session id in memory until its expiry, so a copied cookie stops working.
+* Failed logins are counted per client address in a sliding minute on the injected clock;
+  over ``web.login_attempts_per_min`` the address waits (HTTP 429) before trying again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import HTTPException, Request
+
+from kiosk.accounts import Account, AccountStore
+from kiosk.clock import Clock
+
+COOKIE = "kiosk_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf"
+LOGIN_FORM_TTL_S = 3600
+_MINUTE_NS = 60 * 1_000_000_000
+
+
+def session_key(environ: dict[str, str] | None = None) -> bytes:
+    """The cookie-signing key: the ``session_key`` secret, else a fresh random key."""
+    from kiosk.secrets import get_secret
+
+    secret = get_secret("session_key", environ)
+    if secret:
+        return hashlib.sha256(b"kiosk-session\0" + secret.encode("utf-8")).digest()
+    return secrets.token_bytes(32)
+
+
+def _b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _b64d(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class Session:
+    sid: str
+    name: str
+    role: str
+    expires: datetime
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class SessionManager:
+    def __init__(self, key: bytes, clock: Clock, lifetime_s: float) -> None:
+        if len(key) < 16:
+            raise ValueError("session key too short")
+        self._key = key
+        self._clock = clock
+        self._lifetime = timedelta(seconds=lifetime_s)
+        self._revoked: dict[str, datetime] = {}
+
+    def _mac(self, purpose: str, data: str) -> str:
+        msg = f"{purpose}\0{data}".encode()
+        return _b64e(hmac.new(self._key, msg, hashlib.sha256).digest())
+
+    def issue(self, account: Account) -> tuple[str, Session]:
+        """A new session for ``account`` and its signed cookie value."""
+        session = Session(
+            sid=secrets.token_urlsafe(18),
+            name=account.name,
+            role=account.role,
+            expires=self._clock.now() + self._lifetime,
+        )
+        payload = _b64e(
+            json.dumps(
+                {
+                    "sid": session.sid,
+                    "u": session.name,
+                    "r": session.role,
+                    "exp": int(session.expires.timestamp()),
+                },
+                separators=(",", ":"),
+            ).encode()
+        )
+        return f"{payload}.{self._mac('session', payload)}", session
+
+    def read(self, cookie: str | None) -> Session | None:
+        """The session in a cookie value, or None if missing, forged, expired or revoked."""
+        if not cookie or cookie.count(".") != 1 or len(cookie) > 1024:
+            return None
+        payload, mac = cookie.split(".")
+        if not hmac.compare_digest(mac, self._mac("session", payload)):
+            return None
+        try:
+            data = json.loads(_b64d(payload))
+            expires = datetime.fromtimestamp(int(data["exp"]), tz=self._clock.now().tzinfo)
+            session = Session(str(data["sid"]), str(data["u"]), str(data["r"]), expires)
+        except (ValueError, KeyError, TypeError):
+            return None
+        now = self._clock.now()
+        if expires <= now or session.sid in self._revoked:
+            return None
+        return session
+
+    def revoke(self, session: Session) -> None:
+        now = self._clock.now()
+        self._revoked = {sid: exp for sid, exp in self._revoked.items() if exp > now}
+        self._revoked[session.sid] = session.expires
+
+    def csrf_token(self, session: Session) -> str:
+        return self._mac("csrf", session.sid)
+
+    def check_csrf(self, session: Session, token: str | None) -> bool:
+        return bool(token) and hmac.compare_digest(str(token), self.csrf_token(session))
+
+    def login_form_token(self) -> str:
+        """A token for the login form (there is no session yet): time-stamped and signed."""
+        stamp = str(int(self._clock.now().timestamp()))
+        nonce = secrets.token_urlsafe(9)
+        return f"{stamp}.{nonce}.{self._mac('login', stamp + '.' + nonce)}"
+
+    def check_login_form_token(self, token: str | None) -> bool:
+        if not token or token.count(".") != 2:
+            return False
+        stamp, nonce, mac = token.split(".")
+        if not hmac.compare_digest(mac, self._mac("login", stamp + "." + nonce)):
+            return False
+        try:
+            age = self._clock.now().timestamp() - int(stamp)
+        except ValueError:
+            return False
+        return -60 <= age <= LOGIN_FORM_TTL_S
+
+
+class LoginLimiter:
+    """Failed sign-ins per address in a sliding minute, on the injected monotonic clock."""
+
+    def __init__(self, clock: Clock, per_minute: int, max_addresses: int = 10_000) -> None:
+        self._clock = clock
+        self._limit = per_minute
+        self._max = max_addresses
+        self._fails: dict[str, deque[int]] = {}
+
+    def _window(self, addr: str) -> deque[int]:
+        now = self._clock.monotonic_ns()
+        q = self._fails.setdefault(addr, deque())
+        while q and now - q[0] >= _MINUTE_NS:
+            q.popleft()
+        if not q:
+            self._fails.pop(addr, None)
+        return q
+
+    def retry_after_s(self, addr: str) -> int:
+        """0 when ``addr`` may try; else seconds until its oldest failure leaves the window."""
+        q = self._window(addr)
+        if len(q) < self._limit:
+            return 0
+        wait_ns = _MINUTE_NS - (self._clock.monotonic_ns() - q[0])
+        return max(1, -(-wait_ns // 1_000_000_000))
+
+    def failed(self, addr: str) -> None:
+        self._window(addr)
+        if addr not in self._fails and len(self._fails) >= self._max:
+            # Bounded memory against address cycling: forget the oldest address first.
+            self._fails.pop(next(iter(self._fails)))
+        self._fails.setdefault(addr, deque()).append(self._clock.monotonic_ns())
+
+    def succeeded(self, addr: str) -> None:
+        self._fails.pop(addr, None)
+
+
+def _origin_of(url: str) -> tuple[str, str] | None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.netloc:
+        return None
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def same_origin(request: Request) -> bool:
+    """True when the request's ``Origin`` (or ``Referer``) names the host it was sent to.
+
+    A browser always sends ``Origin`` on a cross-site POST, so a missing ``Origin`` and
+    ``Referer`` is accepted (curl, old clients) and left to the CSRF token."""
+    host = (request.headers.get("host") or "").lower()
+    origin = request.headers.get("origin")
+    if origin is not None:
+        if origin == "null":
+            return False
+        parsed = _origin_of(origin)
+        return parsed is not None and parsed[1] == host
+    referer = request.headers.get("referer")
+    if referer is not None:
+        parsed = _origin_of(referer)
+        return parsed is not None and parsed[1] == host
+    return True
+
+
+def client_addr(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+class GuardAuth:
+    """What the guard routes need to know who is asking and whether they may."""
+
+    def __init__(
+        self,
+        accounts: AccountStore,
+        clock: Clock,
+        *,
+        key: bytes | None = None,
+        session_hours: float = 12,
+        login_attempts_per_min: int = 5,
+    ) -> None:
+        self.accounts = accounts
+        self.sessions = SessionManager(key or session_key(), clock, session_hours * 3600)
+        self.limiter = LoginLimiter(clock, login_attempts_per_min)
+
+    def current(self, request: Request) -> Session | None:
+        session = self.sessions.read(request.cookies.get(COOKIE))
+        if session is None:
+            return None
+        account = self.accounts.get(session.name)
+        # An account removed or demoted after sign-in loses what it no longer has.
+        if account is None:
+            return None
+        if account.role != session.role:
+            return Session(session.sid, session.name, account.role, session.expires)
+        return session
+
+    # --- FastAPI dependencies -------------------------------------------------------------
+
+    def page(self, request: Request) -> Session:
+        """For guard HTML pages: the session, or a redirect to the login page."""
+        session = self.current(request)
+        if session is None:
+            target = request.url.path
+            if request.url.query:
+                target += "?" + request.url.query
+            from urllib.parse import quote
+
+            raise HTTPException(
+                303, "sign-in required", headers={"Location": "/guard/login?next=" + quote(target)}
+            )
+        return session
+
+    def api(self, request: Request) -> Session:
+        """For guard JSON/stream endpoints: the session, or 401."""
+        session = self.current(request)
+        if session is None:
+            raise HTTPException(401, "sign-in required", headers={"WWW-Authenticate": "Cookie"})
+        return session
+
+    async def action(self, request: Request) -> Session:
+        """For every state change: same origin and CSRF token (403), a session (401; a
+        browser's form post whose session has expired is sent to the login page instead,
+        nothing done)."""
+        if not same_origin(request):
+            raise HTTPException(403, "cross-site request refused")
+        session = self.current(request)
+        if session is None:
+            if request.headers.get("accept", "").startswith("text/html"):
+                raise HTTPException(
+                    303, "sign-in required", headers={"Location": "/guard/login?next=/guard"}
+                )
+            raise HTTPException(401, "sign-in required", headers={"WWW-Authenticate": "Cookie"})
+        token = request.headers.get(CSRF_HEADER)
+        if token is None and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
+            form = await request.form()
+            value: Any = form.get(CSRF_FIELD)
+            token = value if isinstance(value, str) else None
+        if not self.sessions.check_csrf(session, token):
+            raise HTTPException(403, "missing or wrong CSRF token")
+        return session
+
+    def admin_action(self, session: Session) -> Session:
+        if not session.is_admin:
+            raise HTTPException(403, "admin role required")
+        return session
+
+    def set_cookie(self, response: Any, request: Request, cookie: str) -> None:
+        response.set_cookie(
+            COOKIE,
+            cookie,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/guard",
+            max_age=int(self.sessions._lifetime.total_seconds()),
+        )
+
+    def clear_cookie(self, response: Any) -> None:
+        response.delete_cookie(COOKIE, path="/guard", httponly=True, samesite="strict")

@@ -1,0 +1,166 @@
+"""SVG charts drawn in Python: a bar chart and a histogram, no JS and no vendored library.
+
+The output is a self-contained ``<svg>`` string with a ``<title>`` for screen readers, every
+bar's value written on or above it (a chart must be readable without colour), and an optional
+horizontal reference line (a household's exit quota). Labels are XML-escaped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from xml.sax.saxutils import escape, quoteattr
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: float
+    #: CSS class suffix: "pass", "deny", "fever", "warn", "neutral" (styled in style.css).
+    tone: str = "neutral"
+
+
+def _nice_max(value: float) -> float:
+    """A round axis maximum at or above ``value`` (1, 2, 5 × 10^k)."""
+    if value <= 0:
+        return 1.0
+    exp = math.floor(math.log10(value))
+    for step in (1, 2, 5, 10):
+        candidate = step * 10**exp
+        if candidate >= value:
+            return float(candidate)
+    return float(10 ** (exp + 1))  # pragma: no cover
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
+def bar_chart(
+    bars: Sequence[Bar],
+    *,
+    title: str,
+    width: int = 640,
+    height: int = 240,
+    reference: float | None = None,
+    reference_label: str = "",
+    empty_text: str = "—",
+    label_every: int = 1,
+) -> str:
+    """A vertical bar chart. ``reference`` draws a dashed line (e.g. the quota) across it."""
+    if width < 120 or height < 80:
+        raise ValueError("chart too small")
+    if label_every < 1:
+        raise ValueError("label_every must be >= 1")
+    pad_l, pad_r, pad_t, pad_b = 36, 8, 22, 34
+    plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
+    values = [max(0.0, float(b.value)) for b in bars]
+    # 15 % headroom so the value written above the tallest bar stays inside the plot.
+    top = _nice_max(1.15 * max(values + [reference or 0.0, 0.0]))
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label={quoteattr(title)}>',
+        f"<title>{escape(title)}</title>",
+    ]
+    # Grid lines and axis labels at 0, 1/2 and full scale.
+    for frac in (0.0, 0.5, 1.0):
+        y = pad_t + plot_h * (1 - frac)
+        out.append(
+            f'<line class="grid" x1="{pad_l}" y1="{y:.1f}" x2="{width - pad_r}" y2="{y:.1f}"/>'
+        )
+        out.append(
+            f'<text class="axis" x="{pad_l - 4}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{_fmt(top * frac)}</text>"
+        )
+    if not bars or not any(values):
+        out.append(
+            f'<text class="empty" x="{width / 2:.1f}" y="{pad_t + plot_h / 2:.1f}" '
+            f'text-anchor="middle">{escape(empty_text)}</text>'
+        )
+    if bars:
+        slot = plot_w / len(bars)
+        bar_w = max(2.0, slot * 0.72)
+        for i, (bar, value) in enumerate(zip(bars, values, strict=True)):
+            x = pad_l + i * slot + (slot - bar_w) / 2
+            h = plot_h * value / top
+            y = pad_t + plot_h - h
+            tone = "".join(ch for ch in bar.tone if ch.isalnum()) or "neutral"
+            out.append(
+                f'<rect class="bar bar-{tone}" x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" '
+                f'height="{h:.1f}"><title>{escape(bar.label)}: {_fmt(value)}</title></rect>'
+            )
+            if value > 0 and slot >= 14:
+                out.append(
+                    f'<text class="value" x="{x + bar_w / 2:.1f}" y="{y - 4:.1f}" '
+                    f'text-anchor="middle">{_fmt(value)}</text>'
+                )
+            if i % label_every == 0:
+                out.append(
+                    f'<text class="label" x="{x + bar_w / 2:.1f}" y="{height - pad_b + 16}" '
+                    f'text-anchor="middle">{escape(bar.label)}</text>'
+                )
+    if reference is not None and reference > 0:
+        y = pad_t + plot_h * (1 - reference / top)
+        out.append(
+            f'<line class="reference" x1="{pad_l}" y1="{y:.1f}" x2="{width - pad_r}" y2="{y:.1f}"/>'
+        )
+        out.append(
+            f'<text class="reference-label" x="{width - pad_r}" y="{y - 4:.1f}" '
+            f'text-anchor="end">{escape(reference_label)} {_fmt(reference)}</text>'
+        )
+    out.append(
+        f'<line class="axis-line" x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - pad_r}" '
+        f'y2="{pad_t + plot_h}"/>'
+    )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def histogram_bins(
+    values: Sequence[float], *, start: float, stop: float, step: float
+) -> list[tuple[float, float, int]]:
+    """Counts of ``values`` in ``[lo, hi)`` bins from ``start`` to ``stop``; values outside the
+    range are counted in the first or last bin so nothing measured disappears from the chart."""
+    if step <= 0 or stop <= start:
+        raise ValueError("need start < stop and step > 0")
+    n = max(1, round((stop - start) / step))
+    counts = [0] * n
+    for v in values:
+        if v is None or not math.isfinite(v):
+            continue
+        i = math.floor((v - start) / step + 1e-9)
+        counts[min(max(i, 0), n - 1)] += 1
+    return [(start + i * step, start + (i + 1) * step, counts[i]) for i in range(n)]
+
+
+def histogram(
+    values: Sequence[float],
+    *,
+    title: str,
+    start: float = 35.0,
+    stop: float = 39.0,
+    step: float = 0.2,
+    threshold: float | None = None,
+    width: int = 640,
+    height: int = 240,
+    empty_text: str = "—",
+) -> str:
+    """A histogram of ``values``; bins at or above ``threshold`` (fever) are drawn as fever."""
+    bins = histogram_bins(values, start=start, stop=stop, step=step)
+    bars = [
+        Bar(
+            f"{lo:.1f}",
+            count,
+            "fever" if threshold is not None and lo + 1e-9 >= threshold else "neutral",
+        )
+        for lo, _hi, count in bins
+    ]
+    return bar_chart(
+        bars,
+        title=title,
+        width=width,
+        height=height,
+        empty_text=empty_text,
+        label_every=max(1, len(bars) // 10),
+    )

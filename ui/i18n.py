@@ -1,0 +1,399 @@
+"""The screens' words in Simplified Chinese (zh-CN) and English.
+
+Every key has both languages (a test checks). Reason codes from the CONTRACT map to plain
+language a person at the gate understands, plus what to do next. The default language comes
+from ``site.language``; each screen can switch with ``?lang=``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Lang = Literal["zh-CN", "en"]
+LANGS: tuple[Lang, ...] = ("zh-CN", "en")
+
+# key -> (zh-CN, en)
+_S: dict[str, tuple[str, str]] = {
+    # --- kiosk: prompts ---
+    "kiosk.title": ("体温与通行证检查", "Temperature and pass check"),
+    # Engine prompt keys (kiosk.engine.PROMPTS), one per screen state.
+    "prompt.show_pass": ("请出示通行码", "Please show your pass QR code"),
+    "prompt.step_up": ("请将手腕靠近测温口", "Hold your wrist to the thermometer"),
+    "prompt.measure_wrist": (
+        "已识别，请将手腕靠近测温口",
+        "Code read. Hold your wrist to the thermometer",
+    ),
+    "prompt.measuring": ("正在测温，请保持不动", "Measuring, hold still"),
+    "prompt.measure_again": (
+        "请再测一次：手腕靠近测温口",
+        "Once more: hold your wrist to the thermometer",
+    ),
+    "prompt.show_pass_now": ("请出示通行码", "Now show your pass QR code"),
+    "prompt.checking": ("正在核验…", "Checking…"),
+    "prompt.pass": ("请通行", "Please go through"),
+    "prompt.deny": ("禁止通行", "Access denied"),
+    "prompt.see_guard": ("禁止通行，请联系保安", "Access denied: please see the guard"),
+    "prompt.out_of_order": ("设备暂停使用，请联系保安", "Out of order: please see the guard"),
+    "prompt.stop": ("请止步", "Please stop here"),
+    "result.pass": ("通过", "PASS"),
+    "result.deny": ("禁止通行", "DENIED"),
+    "result.manual_pass": ("保安放行", "PASS (guard)"),
+    "result.manual_deny": ("保安拒绝", "DENIED (guard)"),
+    "kiosk.temp": ("体温", "Temperature"),
+    "kiosk.gate_open": ("闸门开启", "Gate open"),
+    "kiosk.gate_closes": ("{s} 秒后关闭", "closes in {s} s"),
+    "kiosk.preview": ("摄像头预览", "Camera preview"),
+    "kiosk.preview_off": ("摄像头待机", "Camera standby"),
+    "kiosk.hello": ("您好，{initial}", "Hello, {initial}"),
+    "kiosk.dir.in": ("进入", "Entering"),
+    "kiosk.dir.out": ("外出", "Leaving"),
+    "kiosk.sound_on": ("点击开启声音", "Tap to turn sound on"),
+    "kiosk.offline": ("连接中断，正在重连…", "Connection lost, reconnecting…"),
+    "banner.lists_stale": (
+        "名单已 {hours} 小时未更新",
+        "Lists not updated for {hours} h",
+    ),
+    "banner.lists_never": ("名单从未更新", "Lists have never been updated"),
+    "banner.device_fault": ("设备故障：{device}", "Device fault: {device}"),
+    "banner.clock_unsynced": ("时钟未同步", "Clock not synchronised"),
+    "banner.not_deciding": (
+        "自助通行暂停，请联系保安",
+        "Self check paused — please call the guard",
+    ),
+    # --- devices ---
+    "device.thermometer": ("测温仪", "thermometer"),
+    "device.reader": ("扫码器", "code reader"),
+    "device.readers": ("扫码器", "code readers"),
+    "device.gate": ("闸门", "gate"),
+    "device.store": ("记录存储", "event store"),
+    "device.clock": ("时钟", "clock"),
+    "device.disk": ("磁盘空间", "disk space"),
+    "device.last_event": ("最近事件", "last event"),
+    "health.ok": ("正常", "OK"),
+    "health.degraded": ("降级", "Degraded"),
+    "health.fault": ("故障", "Fault"),
+    "health.absent": ("未接入", "Absent"),
+    "health.unknown": ("未知", "Unknown"),
+    # --- guard: chrome ---
+    "guard.title": ("保安控制台", "Guard console"),
+    "nav.live": ("实时", "Live"),
+    "nav.register": ("登记", "Register"),
+    "nav.passes": ("通行证", "Passes"),
+    "nav.lists": ("名单", "Lists"),
+    "nav.stats": ("统计", "Statistics"),
+    "nav.health": ("设备", "Devices"),
+    "nav.calibration": ("校准", "Calibration"),
+    "nav.logout": ("退出登录", "Log out"),
+    "guard.signed_in_as": ("当前用户：{name}（{role}）", "Signed in: {name} ({role})"),
+    "role.guard": ("保安", "guard"),
+    "role.admin": ("管理员", "admin"),
+    "login.title": ("保安登录", "Guard sign-in"),
+    "login.name": ("用户名", "User name"),
+    "login.password": ("密码", "Password"),
+    "login.submit": ("登录", "Sign in"),
+    "login.failed": ("用户名或密码错误", "Wrong user name or password"),
+    "login.limited": (
+        "尝试次数过多，请 {s} 秒后再试",
+        "Too many attempts; try again in {s} s",
+    ),
+    "login.expired": ("表单已过期，请重试", "The form expired; please try again"),
+    "login.logged_out": ("已退出登录", "You are signed out"),
+    "err.unauthenticated": ("请先登录", "Please sign in first"),
+    "err.forbidden": ("无权执行此操作", "You are not allowed to do this"),
+    "err.csrf": (
+        "请求来源无法验证，已拒绝",
+        "Request origin could not be verified; refused",
+    ),
+    "err.bad_input": ("输入有误：{detail}", "Input problem: {detail}"),
+    "err.required": ("请填写{field}", "{field} is required"),
+    "err.too_long": ("{field}最多 {n} 个字符", "{field}: at most {n} characters"),
+    "err.control": ("{field}含有无效字符", "{field} contains invalid characters"),
+    "err.number": ("{field}必须是数字", "{field} must be a number"),
+    "err.whole": ("{field}必须是整数", "{field} must be a whole number"),
+    "err.range": ("{field}必须在 {lo} 到 {hi} 之间", "{field} must be between {lo} and {hi}"),
+    "err.choice": ("{field}必须是：{options}", "{field} must be one of: {options}"),
+    "err.date": ("{field}必须是日期（年-月-日）", "{field} must be a date (YYYY-MM-DD)"),
+    "err.phone": ("电话号码必须包含数字", "The phone number must contain digits"),
+    "err.no_engine": ("判定引擎未运行", "The decision engine is not running"),
+    "err.no_alarm": ("没有这条未确认的警报", "No such open alarm"),
+    "err.no_key": ("本机未配置签发密钥", "No issuing key on this kiosk"),
+    "err.no_lists": ("名单不可用", "Lists are not available"),
+    "err.no_calibration": ("没有可用的测温记录", "No kiosk reading to pair with"),
+    "err.unavailable": ("此功能暂不可用：{detail}", "Not available: {detail}"),
+    "ok.done": ("已完成", "Done"),
+    # --- guard: live ---
+    "live.alarms": ("警报", "Alarms"),
+    "live.no_alarms": ("当前无警报", "No open alarms"),
+    "live.ack": ("确认", "Acknowledge"),
+    "live.acked_by": ("已由 {name} 确认", "Acknowledged by {name}"),
+    "live.feed": ("通行记录", "Decisions"),
+    "live.no_events": ("暂无记录", "No decisions yet"),
+    "live.time": ("时间", "Time"),
+    "live.decision": ("结果", "Decision"),
+    "live.reason": ("原因", "Reason"),
+    "live.temp": ("体温", "Temp."),
+    "live.direction": ("方向", "Dir."),
+    "live.who": ("人员", "Who"),
+    "live.operator": ("操作人", "Operator"),
+    "live.current": ("当前状态", "Now at the gate"),
+    "live.sound_on": ("开启警报声音", "Turn alarm sound on"),
+    "alarm.fever": ("发热", "Fever"),
+    "alarm.quarantine": ("违反隔离", "Quarantine breach"),
+    "alarm.forged": ("伪造通行证", "Forged pass"),
+    "alarm.device": ("设备故障", "Device fault"),
+    "alarm.other": ("警报", "Alarm"),
+    "manual.title": ("人工放行 / 拒绝", "Manual pass / deny"),
+    "manual.pass": ("人工放行", "Manual pass"),
+    "manual.deny": ("人工拒绝", "Manual deny"),
+    "manual.reason": ("原因（必填）", "Reason (required)"),
+    "manual.direction": ("方向", "Direction"),
+    "dir.in": ("进", "in"),
+    "dir.out": ("出", "out"),
+    # --- guard: registration ---
+    "reg.person": ("人员登记（无手机）", "Register a person (no phone)"),
+    "reg.vehicle": ("车辆登记", "Register a vehicle"),
+    "reg.name": ("姓名", "Name"),
+    "reg.phone": ("电话", "Phone"),
+    "reg.id_number": ("证件号（可选）", "ID number (optional)"),
+    "reg.unit": ("楼栋/房号", "Unit"),
+    "reg.reason": ("事由", "Reason for visit"),
+    "reg.temp": ("手测体温 °C", "Hand-measured temp. °C"),
+    "reg.decision": ("处理", "Decision"),
+    "reg.plate": ("车牌", "Plate"),
+    "reg.driver": ("司机", "Driver"),
+    "reg.occupants": ("乘员人数", "Occupants"),
+    "reg.submit": ("登记并记录", "Register and record"),
+    "reg.recent": ("今日登记", "Registered today"),
+    "reg.fever_refused": (
+        "{t} °C 达到发热标准：请复测，或按“拒绝”登记",
+        "{t} °C is a fever: re-measure, or register as denied",
+    ),
+    "reg.fever_denied": (
+        "体温 {t} °C 达到发热标准，已记录为拒绝",
+        "{t} °C is a fever; recorded as denied",
+    ),
+    # --- guard: passes ---
+    "pass.issue": ("签发通行证", "Issue a pass"),
+    "pass.household": ("户号", "Household"),
+    "pass.holder": ("持证人", "Holder"),
+    "pass.role": ("身份", "Role"),
+    "pass.days": ("有效天数", "Valid days"),
+    "pass.submit": ("签发", "Issue"),
+    "pass.print": ("打印", "Print"),
+    "pass.no_key": (
+        "本机未配置签发密钥，无法签发",
+        "No issuing key on this kiosk; passes cannot be issued here",
+    ),
+    "pass.issued": ("已签发通行证", "Pass issued"),
+    "pass.valid_until": ("有效期至 {d}", "Valid until {d}"),
+    "pass.role.resident": ("住户", "resident"),
+    "pass.role.visitor": ("访客", "visitor"),
+    "pass.role.staff": ("工作人员", "staff"),
+    "pass.role.delivery": ("快递/外卖", "delivery"),
+    # --- guard: lists ---
+    "lists.quarantine": ("居家隔离", "Quarantine"),
+    "lists.revocations": ("已吊销通行证", "Revoked passes"),
+    "lists.households": ("住户", "Households"),
+    "lists.add": ("添加", "Add"),
+    "lists.remove": ("移除", "Remove"),
+    "lists.subject": ("户号或持证人", "Household or holder"),
+    "lists.kind": ("类型", "Kind"),
+    "lists.kind.household": ("整户", "household"),
+    "lists.kind.holder": ("个人", "holder"),
+    "lists.from": ("开始", "From"),
+    "lists.until": ("结束", "Until"),
+    "lists.note": ("备注", "Note"),
+    "lists.pass_id": ("通行证编号", "Pass id"),
+    "lists.by": ("操作人", "By"),
+    "lists.when": ("时间", "When"),
+    "lists.empty": ("无", "None"),
+    "lists.freshness": ("名单更新于 {when}（{source}）", "Lists updated {when} ({source})"),
+    "lists.unit": ("楼栋/房号", "Unit"),
+    "lists.title": ("名单", "List"),
+    "lists.residents": ("人数", "Residents"),
+    "lists.observation": ("观察至", "Observation until"),
+    "lists.source": ("来源", "Source"),
+    "lists.reason": ("原因", "Reason"),
+    "lists.holder_hint": ("留空表示整户", "Leave empty for the whole household"),
+    "lists.stale": ("名单已 {hours} 小时未更新", "Lists not updated for {hours} h"),
+    "lists.quota": ("外出配额", "Exit quota"),
+    # --- guard: stats ---
+    "stats.title": ("统计", "Statistics"),
+    "stats.day": ("日期", "Day"),
+    "stats.show": ("查看", "Show"),
+    "stats.passes": ("通过", "Passes"),
+    "stats.denies": ("拒绝", "Denies"),
+    "stats.manual": ("人工处理", "Manual"),
+    "stats.fevers": ("发热", "Fevers"),
+    "stats.total": ("合计", "Total"),
+    "stats.by_reason": ("拒绝原因", "Denies by reason"),
+    "stats.per_hour": ("每小时通行量", "Flow per hour"),
+    "stats.temp_hist": ("体温分布", "Temperature distribution"),
+    "stats.fever_list": ("发热警报时间", "Fever alarms"),
+    "stats.no_fever": ("当天无发热", "No fever this day"),
+    "stats.directions": ("进出人次", "Passages by direction"),
+    "stats.exits": ("各户外出次数 / 配额", "Exits per household vs quota"),
+    "stats.export": ("导出 CSV", "Export CSV"),
+    "stats.no_data": ("当天没有数据", "No data for this day"),
+    "stats.hour": ("时", "hour"),
+    "stats.people": ("人次", "passages"),
+    "stats.quota_line": ("配额", "quota"),
+    "stats.exits_summary": (
+        "外出住户 {households} 户，超出配额 {over} 户（横轴：外出次数，纵轴：户数）",
+        "{households} households went out, {over} over the quota (x: exits, y: households)",
+    ),
+    # --- guard: health ---
+    "health.title": ("设备状态", "Device health"),
+    "health.device": ("设备", "Device"),
+    "health.state": ("状态", "State"),
+    "health.detail": ("详情", "Detail"),
+    "health.deciding": ("自动判定中", "Deciding automatically"),
+    "health.not_deciding": ("自动判定已停止", "Not deciding automatically"),
+    "health.free_mb": ("剩余 {mb} MB", "{mb} MB free"),
+    # --- guard: calibration ---
+    "cal.title": ("体温校准记录", "Thermometer calibration"),
+    "cal.help": (
+        "用医用体温计测量同一人，并记录测温仪读数。",
+        "Measure the same person with a clinical thermometer and note the kiosk reading.",
+    ),
+    "cal.reference": ("医用体温计 °C", "Clinical thermometer °C"),
+    "cal.kiosk": ("测温仪读数 °C", "Kiosk reading °C"),
+    "cal.object": ("测温仪表面温度 °C", "Kiosk object (skin) °C"),
+    "cal.ambient": ("测温仪环境温度 °C", "Kiosk ambient °C"),
+    "cal.last": (
+        "最近一次测温：{when}，估算 {body} °C（表面 {obj} °C，环境 {amb} °C）",
+        "Last kiosk reading: {when}, estimated {body} °C (skin {obj} °C, ambient {amb} °C)",
+    ),
+    "cal.model": (
+        "当前模型：偏移 {offset} °C，增益 {gain}，拟合于 {when}",
+        "Current model: offset {offset} °C, gain {gain}, fitted {when}",
+    ),
+    "cal.default_model": ("当前使用默认模型（未拟合）", "Using the default model (not fitted)"),
+    "cal.fit_hint": (
+        "记录足够数据后，由管理员运行 kiosk calibrate fit 拟合。",
+        "When enough pairs are recorded, an admin runs `kiosk calibrate fit`.",
+    ),
+    "cal.points": ("已记录的数据", "Recorded pairs"),
+    "cal.residual": ("偏差 °C", "Residual °C"),
+    "cal.when": ("时间", "When"),
+    "cal.submit": ("记录", "Record"),
+    "cal.saved": ("已记录校准数据", "Calibration point recorded"),
+    # --- decisions ---
+    "decision.pass": ("通过", "pass"),
+    "decision.deny": ("拒绝", "deny"),
+    "decision.manual_pass": ("人工放行", "manual pass"),
+    "decision.manual_deny": ("人工拒绝", "manual deny"),
+    "kind.registration": ("登记", "registration"),
+    "kind.vehicle": ("车辆", "vehicle"),
+}
+
+# reason code -> (zh, en) plain words for the person; what to do is in _NEXT.
+_REASONS: dict[str, tuple[str, str]] = {
+    "ok": ("正常", "All checks passed"),
+    "fever": ("体温偏高", "Temperature too high"),
+    "temp_implausible": ("体温读数异常，请重测", "Temperature reading implausible"),
+    "no_temperature": ("未测到体温", "No temperature measured"),
+    "sensor_fault": ("测温仪故障", "Thermometer fault"),
+    "reader_fault": ("扫码器故障", "Code reader fault"),
+    "pass_malformed": ("无法识别的通行码", "Code not recognised"),
+    "pass_bad_signature": ("通行证无效（签名不符）", "Pass is not genuine"),
+    "pass_unknown_key": ("通行证签发方未知", "Pass from an unknown issuer"),
+    "pass_expired": ("通行证已过期", "Pass has expired"),
+    "pass_not_yet_valid": ("通行证尚未生效", "Pass not valid yet"),
+    "pass_revoked": ("通行证已吊销", "Pass has been revoked"),
+    "quarantined": ("居家隔离期间", "Home quarantine in force"),
+    "quota_exceeded": ("本户外出次数已满", "Household exit quota used up"),
+    "passback": ("重复刷码", "Pass already used this way"),
+    "outside_hours": ("不在开放时间", "Outside opening hours"),
+    "store_fault": ("记录存储故障", "Event log fault"),
+    "guard_override": ("保安人工处理", "Decided by the guard"),
+    "no_pass": ("未出示通行证", "No pass shown"),
+    "gate_fault": ("闸门故障", "Gate fault"),
+    "timeout": ("超时", "Timed out"),
+}
+
+_NEXT: dict[str, tuple[str, str]] = {
+    "fever": ("请在旁等候，保安将为您复测", "Please wait aside; a guard will re-check you"),
+    "temp_implausible": ("请摘下手套，手腕靠近再试", "Remove gloves and hold your wrist closer"),
+    "no_temperature": ("请将手腕靠近测温口", "Hold your wrist at the sensor"),
+    "pass_malformed": ("请打开正确的通行码", "Open your correct pass code"),
+    "pass_expired": ("请联系物业更新通行证", "Ask the office for a new pass"),
+    "pass_revoked": ("请联系物业", "Please contact the office"),
+    "pass_bad_signature": ("请联系保安", "Please see the guard"),
+    "pass_unknown_key": ("请联系保安", "Please see the guard"),
+    "quarantined": ("请返回家中，如有需要请联系物业", "Please return home; call the office"),
+    "quota_exceeded": ("请联系物业", "Please contact the office"),
+    "outside_hours": ("请在开放时间再来", "Please come back during opening hours"),
+}
+
+DEFAULT_ROLE_LABEL = "guard"
+
+
+def pick_lang(requested: str | None, default: str) -> Lang:
+    """The language to use: ``requested`` when supported, else the configured default."""
+    if requested in LANGS:
+        return requested  # type: ignore[return-value]
+    if requested and requested.lower().startswith("zh"):
+        return "zh-CN"
+    if requested and requested.lower().startswith("en"):
+        return "en"
+    return default if default in LANGS else "zh-CN"  # type: ignore[return-value]
+
+
+def _idx(lang: str) -> int:
+    return 0 if lang == "zh-CN" else 1
+
+
+def t(lang: str, key: str, **params: object) -> str:
+    """The text of ``key`` in ``lang``; an unknown key raises ``KeyError`` (caught by tests)."""
+    text = _S[key][_idx(lang)]
+    return text.format(**params) if params else text
+
+
+def reason_text(lang: str, code: str) -> str:
+    """Plain words for a reason code; an unknown code is shown as itself, never hidden."""
+    pair = _REASONS.get(code)
+    return pair[_idx(lang)] if pair else code
+
+
+def reason_next(lang: str, code: str) -> str | None:
+    """What the person should do after a deny for ``code`` (None: nothing to add)."""
+    pair = _NEXT.get(code)
+    return pair[_idx(lang)] if pair else None
+
+
+def reasons_text(lang: str, codes: list[str] | tuple[str, ...]) -> str:
+    sep = "；" if lang == "zh-CN" else "; "
+    return sep.join(reason_text(lang, c) for c in codes if c != "ok") or reason_text(lang, "ok")
+
+
+def catalog(lang: str, prefixes: tuple[str, ...] = ()) -> dict[str, str]:
+    """All strings of ``lang`` (optionally only keys with one of ``prefixes``), for the JS."""
+    i = _idx(lang)
+    out = {k: v[i] for k, v in _S.items() if not prefixes or k.startswith(prefixes)}
+    for code, pair in _REASONS.items():
+        out["reason." + code] = pair[i]
+    for code, pair in _NEXT.items():
+        out["next." + code] = pair[i]
+    return out
+
+
+def keys() -> list[str]:
+    return list(_S)
+
+
+def has(key: str) -> bool:
+    return key in _S
+
+
+def reason_codes() -> list[str]:
+    return list(_REASONS)
+
+
+def translator(lang: str):
+    """A ``_(key, **params)`` function bound to ``lang``, for templates."""
+
+    def _(key: str, **params: object) -> str:
+        return t(lang, key, **params)
+
+    return _

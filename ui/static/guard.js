@@ -1,0 +1,141 @@
+// Guard console: live feed, alarms with sound, current state. Forms work without this file;
+// it only keeps the live page current (SSE) and makes alarms audible.
+"use strict";
+(function () {
+  const printButton = document.getElementById("print-card");
+  if (printButton) printButton.addEventListener("click", () => window.print());
+})();
+(function () {
+  const feed = document.getElementById("feed");
+  if (!feed) return;  // only the live page streams
+  const lang = document.body.dataset.lang;
+  const $ = (id) => document.getElementById(id);
+
+  // --- alarm sound: a two-tone siren every 2.5 s while any alarm is open ---------------
+  let audio = null;
+  let openAlarms = document.querySelectorAll("#alarm-list .alarm").length;
+  function ctx() {
+    if (!audio) {
+      const Ctx = window.AudioContext || window.webkitAudioContext;
+      if (Ctx) audio = new Ctx();
+    }
+    return audio;
+  }
+  function siren() {
+    const c = ctx();
+    if (!c || c.state !== "running") return;
+    [0, 0.3, 0.6].forEach((start, i) => {
+      const osc = c.createOscillator();
+      const amp = c.createGain();
+      osc.type = "sawtooth";
+      osc.frequency.value = i % 2 ? 660 : 990;
+      amp.gain.setValueAtTime(0.0001, c.currentTime + start);
+      amp.gain.exponentialRampToValueAtTime(0.2, c.currentTime + start + 0.03);
+      amp.gain.exponentialRampToValueAtTime(0.0001, c.currentTime + start + 0.27);
+      osc.connect(amp).connect(c.destination);
+      osc.start(c.currentTime + start);
+      osc.stop(c.currentTime + start + 0.3);
+    });
+    window.guardSirens = (window.guardSirens || 0) + 1;  // for tests
+  }
+  const soundBtn = $("alarm-sound");
+  function checkAudio() {
+    const c = ctx();
+    soundBtn.hidden = !c || c.state === "running";
+  }
+  soundBtn.addEventListener("click", () => { const c = ctx(); if (c) c.resume().then(checkAudio); });
+  document.addEventListener("click", () => { const c = ctx(); if (c && c.state !== "running") c.resume().then(checkAudio); }, { once: true });
+  setInterval(() => { if (openAlarms > 0) siren(); }, 2500);
+  checkAudio();
+
+  // --- alarms --------------------------------------------------------------------------
+  function renderAlarms(alarms) {
+    const list = $("alarm-list");
+    const tpl = $("alarm-tpl");
+    list.replaceChildren();
+    for (const a of alarms) {
+      const node = tpl.content.firstElementChild.cloneNode(true);
+      node.classList.add("kind-" + a.kind);
+      node.dataset.key = a.key;
+      node.querySelector(".a-title").textContent = a.title;
+      const meta = [a.time, a.detail, a.seq ? "#" + a.seq : ""].filter(Boolean).join(" · ");
+      node.querySelector(".a-meta").textContent = meta;
+      node.querySelector("input[name=key]").value = a.key;
+      list.appendChild(node);
+    }
+    const before = openAlarms;
+    openAlarms = alarms.length;
+    $("alarm-count").textContent = String(alarms.length);
+    $("no-alarms").hidden = alarms.length > 0;
+    $("alarms").classList.toggle("none", alarms.length === 0);
+    if (openAlarms > before) siren();
+  }
+
+  // --- feed ----------------------------------------------------------------------------
+  function cell(tr, text, cls) {
+    const td = document.createElement("td");
+    if (cls) td.className = cls;
+    td.textContent = text == null ? "" : String(text);
+    tr.appendChild(td);
+    return td;
+  }
+  function addRow(r) {
+    const body = feed.tBodies[0];
+    if (body.querySelector(`tr[data-seq="${r.seq}"]`)) return;
+    const tr = document.createElement("tr");
+    tr.dataset.seq = r.seq;
+    tr.className = "fresh";
+    cell(tr, r.seq, "num");
+    cell(tr, r.time);
+    const td = cell(tr, "");
+    const badge = document.createElement("span");
+    badge.className = "badge " + (r.ok ? "pass" : "deny");
+    badge.textContent = (r.ok ? "✔ " : "✖ ") + r.decision_text;
+    td.appendChild(badge);
+    if (r.kind_text) {
+      const k = document.createElement("span");
+      k.className = "badge kind";
+      k.textContent = r.kind_text;
+      td.append(" ", k);
+    }
+    cell(tr, r.reasons);
+    cell(tr, r.temp, "num temp" + (r.fever ? " fever" : ""));
+    cell(tr, r.direction);
+    cell(tr, r.who);
+    cell(tr, r.operator);
+    body.insertBefore(tr, body.firstChild);
+    while (body.rows.length > 200) body.deleteRow(body.rows.length - 1);
+    feed.dataset.lastSeq = String(Math.max(Number(feed.dataset.lastSeq || 0), r.seq || 0));
+    $("feed-empty").hidden = true;
+  }
+
+  // --- current state -------------------------------------------------------------------
+  function renderState(v) {
+    const now = $("now");
+    now.className = "now " + (v.result ? v.result.kind : "");
+    $("now-icon").textContent = v.result ? v.result.icon : "…";
+    $("now-text").textContent = v.result ? v.result.word : (v.prompt || "");
+    const parts = [];
+    if (v.result && v.result.reasons.length) parts.push(v.result.reasons.join("; "));
+    if (v.temp) parts.push(v.temp);
+    $("now-detail").textContent = parts.join(" · ");
+  }
+
+  function connect() {
+    const after = feed.dataset.lastSeq || "0";
+    const es = new EventSource(`/guard/events?lang=${encodeURIComponent(lang)}&after=${after}`);
+    es.addEventListener("row", (e) => addRow(JSON.parse(e.data)));
+    es.addEventListener("alarms", (e) => renderAlarms(JSON.parse(e.data)));
+    es.addEventListener("state", (e) => renderState(JSON.parse(e.data)));
+    es.onerror = () => {
+      // A 401 (session ended) closes the stream for good: go to the login page.
+      if (es.readyState === EventSource.CLOSED) {
+        fetch("/guard/api/feed", { cache: "no-store" }).then((res) => {
+          if (res.status === 401) window.location.href = "/guard/login?next=/guard";
+          else setTimeout(connect, 3000);
+        }).catch(() => setTimeout(connect, 3000));
+      }
+    };
+  }
+  connect();
+})();
