@@ -7,13 +7,12 @@ fake exposes ``.emulator`` for scripted visitors, replay scenarios and tests.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
 from kiosk.clock import Clock, FakeClock
 from kiosk.config.thermometer import FakeThermometerConfig, Mlx90614Config, ThermometerSection
-from kiosk.devices import SensorFault, Thermometer, ThermoReading
+from kiosk.devices import Thermometer
 
 from .mlx90614 import BlinkaTransport, Mlx90614, Smbus2Transport, Transport
 from .mlx90614_emulator import Mlx90614Emulator, load_trace_csv
@@ -64,28 +63,3 @@ def build_thermometer(cfg: ThermometerSection, clock: Clock) -> Thermometer:
     if d.trace:
         emulator.load_trace(load_trace_csv(d.trace))
     return FakeMlx90614(emulator, clock, sleep=_sleeper(clock), **_driver_kwargs(d))
-
-
-def read_with_deadline(thermometer: Thermometer, deadline_s: float) -> ThermoReading:
-    """Run ``thermometer.read()`` in a daemon thread; past ``deadline_s`` raise ``SensorFault``.
-
-    The abandoned thread stays blocked in the driver, whose in-flight guard makes the next
-    read fail fast instead of stacking threads; this waits in real time by design.
-    """
-    done = threading.Event()
-    box: dict[str, object] = {}
-
-    def work() -> None:
-        try:
-            box["reading"] = thermometer.read()
-        except BaseException as exc:  # handed to the caller below
-            box["error"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=work, name=f"{thermometer.name}-read", daemon=True).start()
-    if not done.wait(deadline_s):
-        raise SensorFault(f"read exceeded its {deadline_s * 1000:.0f} ms deadline")
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box["reading"]  # type: ignore[return-value]

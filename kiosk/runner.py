@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from kiosk.bus import EventBus
 from kiosk.clock import Clock
 from kiosk.config import KioskConfig
+from kiosk.deadline import DeviceWorker
 from kiosk.devices import (
     CodeRead,
     CodeReader,
@@ -48,111 +47,6 @@ from kiosk.devices import (
 from kiosk.engine import Engine
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-_STOP = object()
-
-
-class DeviceWorker:
-    """A daemon thread that runs one device's blocking calls, one at a time, under deadlines.
-
-    Daemon, not a ``ThreadPoolExecutor``: an executor's threads are joined at interpreter
-    exit, so a read stuck forever in a driver would keep the kiosk from shutting down.
-    """
-
-    def __init__(
-        self, name: str, deadline_s: float, fault_cls: type[DeviceFault] = DeviceFault
-    ) -> None:
-        self.name = name
-        self.deadline_s = deadline_s
-        self.fault_cls = fault_cls
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._busy_since: float | None = None
-        self._pending = 0  # submitted and not finished
-        self._count_lock = threading.Lock()
-        self._idle = threading.Event()
-        self._idle.set()
-        self.timeouts = 0
-        self.calls = 0
-        self._thread = threading.Thread(target=self._run, name=f"device-{name}", daemon=True)
-        self._thread.start()
-
-    @property
-    def hung(self) -> bool:
-        """A call has been running past its deadline (the driver is stuck)."""
-        since = self._busy_since
-        return since is not None and time.monotonic() - since > self.deadline_s
-
-    async def call(self, fn: Callable[..., T], *args: Any, deadline_s: float | None = None) -> T:
-        """``fn(*args)`` in the device thread; past the deadline raise ``fault_cls``."""
-        deadline = self.deadline_s if deadline_s is None else deadline_s
-        if self._pending:
-            # The previous call is still inside the driver (or not even started): do not
-            # queue behind it.
-            raise self.fault_cls(f"{self.name}: previous call has not returned (device hung)")
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
-        self.calls += 1
-        with self._count_lock:
-            self._pending += 1
-            self._idle.clear()
-        self._jobs.put((fn, args, loop, fut))
-        # asyncio.wait, not wait_for: it never cancels the call's future and (unlike 3.11's
-        # wait_for) never swallows a cancellation of the caller.
-        done, _ = await asyncio.wait({fut}, timeout=deadline)
-        if not done:
-            self.timeouts += 1
-            fut.add_done_callback(_consume)
-            raise self.fault_cls(
-                f"{self.name}: no answer within {deadline * 1000:.0f} ms (device hung)"
-            )
-        return fut.result()
-
-    def _run(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is _STOP:
-                return
-            fn, args, loop, fut = job
-            self._busy_since = time.monotonic()
-            try:
-                result = fn(*args)
-            except BaseException as exc:  # handed to the awaiting coroutine
-                outcome: tuple[bool, Any] = (False, exc)
-            else:
-                outcome = (True, result)
-            finally:
-                self._busy_since = None
-                with self._count_lock:
-                    self._pending -= 1
-                    if not self._pending:
-                        self._idle.set()
-            try:
-                loop.call_soon_threadsafe(_settle, fut, outcome)
-            except RuntimeError:
-                pass  # the loop is gone (shutdown); nobody is waiting any more
-
-    def wait_idle(self, timeout_s: float) -> bool:
-        """Block until no call is pending (a stuck one has returned); False on timeout."""
-        return self._idle.wait(timeout_s)
-
-    def stop(self) -> None:
-        self._jobs.put(_STOP)
-
-
-def _settle(fut: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
-    if fut.done():
-        return
-    ok, value = outcome
-    if ok:
-        fut.set_result(value)
-    else:
-        fut.set_exception(value)
-
-
-def _consume(fut: asyncio.Future[Any]) -> None:
-    if not fut.cancelled():
-        fut.exception()  # mark a late failure as seen: it was already reported as a fault
 
 
 def _health_dict(h: Health) -> dict[str, Any]:
@@ -210,7 +104,10 @@ class EngineRunner:
             calibration=calibration,
             **dict(engine_kwargs or {}),
         )
-        self._thermo_worker = DeviceWorker("thermometer", self._deadline_s, SensorFault)
+        # The thermometer's own deadline is its driver's (a read older than that is a hang,
+        # the driver's health says the same); other devices use the engine's.
+        thermo_deadline_s = config.thermometer.driver.read_deadline_ms / 1000
+        self._thermo_worker = DeviceWorker("thermometer", thermo_deadline_s, SensorFault)
         self._gate_worker = DeviceWorker("gate", self._deadline_s, GateFault)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None

@@ -27,8 +27,9 @@ from drivers.mlx90614 import (
     sensor_settle_s,
 )
 from drivers.mlx90614_emulator import FAULTS, Mlx90614Emulator, TracePoint, load_trace_csv
-from drivers.thermometer import FakeMlx90614, build_thermometer, read_with_deadline
+from drivers.thermometer import FakeMlx90614, build_thermometer
 from kiosk.config.thermometer import FakeThermometerConfig, ThermometerSection
+from kiosk.deadline import DeviceWorker
 from kiosk.devices import SensorFault, Thermometer
 
 ADDR = 0x5A
@@ -470,19 +471,27 @@ def test_hung_read_makes_the_next_read_fail_fast_and_health_report_it(driver, ch
     driver.read()
 
 
-def test_read_with_deadline_abandons_a_hung_read(driver, chip):
+def test_a_hung_read_under_the_device_deadline_is_a_sensor_fault(driver, chip):
+    worker = DeviceWorker("thermometer", 0.05, SensorFault)
     chip.hang_max_s = 5.0
     chip.inject("hang")
-    with pytest.raises(SensorFault, match="deadline"):
-        read_with_deadline(driver, 0.05)
+    with pytest.raises(SensorFault, match="no answer within 50 ms"):
+        worker.call_sync(driver.read)
+    # still stuck in the driver: the next read fails fast instead of queueing behind it
+    with pytest.raises(SensorFault, match="has not returned"):
+        worker.call_sync(driver.read)
     chip.release_hang()
+    assert worker.wait_idle(5.0)
+    worker.stop()
 
 
-def test_read_with_deadline_passes_results_and_faults_through(driver, chip):
-    assert read_with_deadline(driver, 5.0).ambient_c == pytest.approx(24.0, abs=0.05)
+def test_device_deadline_passes_results_and_faults_through(driver, chip):
+    worker = DeviceWorker("thermometer", 5.0, SensorFault)
+    assert worker.call_sync(driver.read).ambient_c == pytest.approx(24.0, abs=0.05)
     chip.inject("ffff")
     with pytest.raises(SensorFault):
-        read_with_deadline(driver, 5.0)
+        worker.call_sync(driver.read)
+    worker.stop()
 
 
 def test_a_forgotten_hang_times_out_on_its_own(driver, chip):

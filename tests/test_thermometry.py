@@ -7,9 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drivers.mlx90614_emulator import FAULTS
-from drivers.thermometer import FakeMlx90614, build_thermometer, read_with_deadline
+from drivers.thermometer import FakeMlx90614, build_thermometer
 from kiosk.calibration import Calibration
 from kiosk.config.thermometer import FakeThermometerConfig, ThermometerSection, ThermometryConfig
+from kiosk.deadline import DeviceWorker
 from kiosk.devices import DeviceFault, SensorFault, ThermoReading
 from kiosk.thermometry import Measurement, Temperature, estimate_body_c, is_present
 
@@ -183,14 +184,16 @@ def run_visitor(
     if fault:
         thermo.emulator.inject(fault)
     m = Measurement(CFG, Calibration(), clock.monotonic_ns())
+    worker = DeviceWorker("thermometer", 0.05 if fault == "hang" else 2.0, SensorFault)
     result = None
     while result is None:
         clock.advance(1 / CFG.sample_hz)
         try:
-            result = m.add(read_with_deadline(thermo, 0.05 if fault == "hang" else 2.0))
+            result = m.add(worker.call_sync(thermo.read))
         except DeviceFault as exc:
             result = m.add_fault(exc, clock.monotonic_ns())
     thermo.emulator.clear_faults()
+    worker.stop()
     return result
 
 

@@ -25,11 +25,12 @@ from typing import Any
 
 from drivers.mlx90614 import sensor_settle_s
 from drivers.mlx90614_emulator import FAULTS, Mlx90614Emulator, skin_reading_c
-from drivers.thermometer import FakeMlx90614, build_thermometer, read_with_deadline
+from drivers.thermometer import FakeMlx90614, build_thermometer
 from kiosk.calibration import Calibration, CalibrationPoint
 from kiosk.clock import FakeClock
 from kiosk.config.thermometer import FakeThermometerConfig, ThermometerSection, ThermometryConfig
-from kiosk.devices import DeviceFault
+from kiosk.deadline import DeviceWorker
+from kiosk.devices import DeviceFault, SensorFault
 from kiosk.thermometry import Measurement, Temperature
 
 BODIES_C = (36.2, 36.6, 36.9, 37.3, 37.8, 38.5, 39.2)
@@ -83,14 +84,16 @@ def _fault_runs(cfg: ThermometryConfig) -> tuple[int, int]:
         clock.advance(0.2)
         thermo.emulator.inject(fault)
         m = Measurement(cfg, Calibration(), clock.monotonic_ns())
+        worker = DeviceWorker("thermometer", 0.2, SensorFault)
         result = None
         while result is None:
             clock.advance(1.0 / cfg.sample_hz)
             try:
-                result = m.add(read_with_deadline(thermo, 0.2))
+                result = m.add(worker.call_sync(thermo.read, deadline_s=0.2))
             except DeviceFault as exc:
                 result = m.add_fault(exc, clock.monotonic_ns())
         thermo.emulator.clear_faults()
+        worker.stop()
         thermo.close()
         passed += result.status == "ok"
     return len(FAULTS), passed

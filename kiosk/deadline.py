@@ -1,0 +1,156 @@
+"""One deadline mechanism for every blocking device call.
+
+Each device (thermometer, gate, ...) gets a ``DeviceWorker``: its own daemon thread that runs
+the device's blocking calls one at a time. The caller waits at most the deadline; a call that
+does not return in time becomes the device's fault (``SensorFault``, ``GateFault``), and while
+that abandoned call is still stuck inside the driver, further calls fail fast instead of
+piling threads up behind it. A hung I2C read or a wedged USB relay therefore never stalls the
+decision loop. ``call`` is for the asyncio loop (the runner), ``call_sync`` for plain threads
+(the bench, command-line tools).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kiosk.devices import DeviceFault
+
+T = TypeVar("T")
+_STOP = object()
+
+
+class DeviceWorker:
+    """A daemon thread that runs one device's blocking calls, one at a time, under deadlines.
+
+    Daemon, not a ``ThreadPoolExecutor``: an executor's threads are joined at interpreter
+    exit, so a read stuck forever in a driver would keep the kiosk from shutting down.
+    """
+
+    def __init__(
+        self, name: str, deadline_s: float, fault_cls: type[DeviceFault] = DeviceFault
+    ) -> None:
+        self.name = name
+        self.deadline_s = deadline_s
+        self.fault_cls = fault_cls
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._busy_since: float | None = None
+        self._pending = 0  # submitted and not finished
+        self._count_lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self.timeouts = 0
+        self.calls = 0
+        self._thread = threading.Thread(target=self._run, name=f"device-{name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def hung(self) -> bool:
+        """A call has been running past its deadline (the driver is stuck)."""
+        since = self._busy_since
+        return since is not None and time.monotonic() - since > self.deadline_s
+
+    async def call(self, fn: Callable[..., T], *args: Any, deadline_s: float | None = None) -> T:
+        """``fn(*args)`` in the device thread; past the deadline raise ``fault_cls``."""
+        deadline = self.deadline_s if deadline_s is None else deadline_s
+        if self._pending:
+            # The previous call is still inside the driver (or not even started): do not
+            # queue behind it.
+            raise self.fault_cls(f"{self.name}: previous call has not returned (device hung)")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self.calls += 1
+        with self._count_lock:
+            self._pending += 1
+            self._idle.clear()
+        self._jobs.put((fn, args, loop, fut))
+        # asyncio.wait, not wait_for: it never cancels the call's future and (unlike 3.11's
+        # wait_for) never swallows a cancellation of the caller.
+        done, _ = await asyncio.wait({fut}, timeout=deadline)
+        if not done:
+            self.timeouts += 1
+            fut.add_done_callback(_consume)
+            raise self.fault_cls(
+                f"{self.name}: no answer within {deadline * 1000:.0f} ms (device hung)"
+            )
+        return fut.result()
+
+    def call_sync(self, fn: Callable[..., T], *args: Any, deadline_s: float | None = None) -> T:
+        """``call`` for a caller that is a plain thread (the bench, tools): same rules."""
+        deadline = self.deadline_s if deadline_s is None else deadline_s
+        if self._pending:
+            raise self.fault_cls(f"{self.name}: previous call has not returned (device hung)")
+        done = threading.Event()
+        box: dict[str, tuple[bool, Any]] = {}
+
+        def settle(outcome: tuple[bool, Any]) -> None:
+            box["outcome"] = outcome
+            done.set()
+
+        self.calls += 1
+        with self._count_lock:
+            self._pending += 1
+            self._idle.clear()
+        self._jobs.put((fn, args, None, settle))
+        if not done.wait(deadline):
+            self.timeouts += 1
+            raise self.fault_cls(
+                f"{self.name}: no answer within {deadline * 1000:.0f} ms (device hung)"
+            )
+        ok, value = box["outcome"]
+        if not ok:
+            raise value
+        return value
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is _STOP:
+                return
+            fn, args, loop, fut = job
+            self._busy_since = time.monotonic()
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # handed to the awaiting coroutine
+                outcome: tuple[bool, Any] = (False, exc)
+            else:
+                outcome = (True, result)
+            finally:
+                self._busy_since = None
+                with self._count_lock:
+                    self._pending -= 1
+                    if not self._pending:
+                        self._idle.set()
+            if loop is None:
+                fut(outcome)  # a call_sync caller: ``fut`` is its settle function
+                continue
+            try:
+                loop.call_soon_threadsafe(_settle, fut, outcome)
+            except RuntimeError:
+                pass  # the loop is gone (shutdown); nobody is waiting any more
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Block until no call is pending (a stuck one has returned); False on timeout."""
+        return self._idle.wait(timeout_s)
+
+    def stop(self) -> None:
+        self._jobs.put(_STOP)
+
+
+def _settle(fut: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+    if fut.done():
+        return
+    ok, value = outcome
+    if ok:
+        fut.set_result(value)
+    else:
+        fut.set_exception(value)
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()  # mark a late failure as seen: it was already reported as a fault
