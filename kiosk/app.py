@@ -25,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import kiosk
-from kiosk import accounts, lists, tokens
+from kiosk import accounts, lists, stats, tokens
 from kiosk.accounts import AccountStore
 from kiosk.bus import EventBus
 from kiosk.calibration import CalibrationStore, default_path
@@ -165,7 +165,7 @@ def build_core(
         data_dir,
         config.site.kiosk_id,
         clock,
-        migrations=[lists.MIGRATIONS, tokens.MIGRATIONS, accounts.MIGRATIONS],
+        migrations=[lists.MIGRATIONS, tokens.MIGRATIONS, accounts.MIGRATIONS, stats.MIGRATIONS],
     )
     store.open()
     with _closing_on_error(store.close):
@@ -298,6 +298,9 @@ class Daemon:
         if self._server_task is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._server_task, 1.5)
+        from ui.api import PageBuilder
+
+        await asyncio.to_thread(PageBuilder.shutdown)
         if self._purge_task is not None:
             self._purge_task.cancel()
             with contextlib.suppress(BaseException):

@@ -1,7 +1,639 @@
-"""Routes for this face (being built)."""
+"""The office API: ``/api/v1/events`` (JSON, NDJSON, CSV), ``/api/v1/stats``, ``/metrics``.
 
-from fastapi import APIRouter
+Every data route needs a bearer token (``kiosk.tokens``) with the route's scope: 401 without
+a valid token, 403 when the scope is missing. Requests are rate limited per client address
+(before authentication, so guessing tokens is slow too) and per token (429 + ``Retry-After``);
+oversized requests get 413/414. Personal fields leave masked (``kiosk.privacy``) unless the
+token has ``logs:personal`` and asks for them with ``?fields=``. Every export is one audit row
+(actor ``token:<id>``, range, format, fields), never one per event.
+
+Routes are sync functions: FastAPI runs them in its thread pool, so the asyncio loop never
+waits on SQLite. Event pages are built (read, masked, encoded) in one helper process
+(``PageBuilder``, ``web.api_worker_process``), because doing it in the daemon's process stalls
+the loop that runs the gate (GIL and garbage collection: ``kiosk bench`` pull section, p99 lag
+64 ms in-process vs 5 ms with the helper). Responses are pre-encoded bytes, not re-validated by
+pydantic; the declared response models keep ``/openapi.json`` exact and schemathesis checks
+that what is sent matches them.
+"""
+
+# No ``from __future__ import annotations``: FastAPI must resolve the dependency annotations
+# of the closures below at definition time.
+
+import asyncio
+import csv
+import io
+import json
+import logging
+import multiprocessing
+import os
+import re
+import shutil
+import threading
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import date
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+
+from kiosk.privacy import FIELD_NAMES, mask_event, normalise_fields
+from kiosk.pull import COLUMNS, export_page, export_page_at, export_worker_init, read_events
+from kiosk.ratelimit import RateLimiter, Verdict
+from kiosk.stats import daily_report
+from kiosk.tokens import TokenInfo
+
+log = logging.getLogger(__name__)
 
 
-def router(core) -> APIRouter:
-    return APIRouter()
+NDJSON = "application/x-ndjson"
+MAX_SEQ = 2**63 - 1
+#: Largest CSV export in one request; the office resumes with ``after=`` beyond that.
+CSV_MAX_ROWS = 1_000_000
+
+_FIELD_ALT = "|".join(re.escape(name) for name in sorted(FIELD_NAMES))
+#: ``?fields=``: comma-separated personal field names, e.g. ``holder,person.phone``.
+FIELDS_PATTERN = f"^(?:{_FIELD_ALT})(?:,(?:{_FIELD_ALT}))*$"
+
+#: CONTRACT record order, then the columns the log adds (the pull's wire format).
+EVENT_FIELDS = COLUMNS
+
+
+# --- response models (OpenAPI) ----------------------------------------------------------------
+
+
+class EventOut(BaseModel):
+    """One event row; personal fields masked unless the token's scope and ``fields`` allow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seq: int = Field(description="Per-kiosk sequence number, strictly increasing.")
+    id: str
+    kiosk_id: str
+    ts: str = Field(description="UTC ISO 8601.")
+    boot_id: str
+    mono_ns: int
+    clock_synced: bool
+    direction: str
+    pass_id: str | None
+    household: str | None
+    decision: str
+    reasons: list[str]
+    temp_c: float | None
+    temp_object_c: float | None
+    temp_ambient_c: float | None
+    latency_ms: float | None
+    operator: str | None
+    prev_hash: str
+    hash: str
+    kind: str
+    flags: list[str]
+    holder: str | None
+    person: dict[str, Any] | None
+    personal_digest: str
+    purged_at: str | None
+
+
+class EventsPage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[EventOut]
+    next: int = Field(description="Pass as `after` to resume exactly after this page.")
+    last: int = Field(description="The kiosk's highest seq when this page was read.")
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class FeverAlarms(BaseModel):
+    count: int
+    times: list[str] = Field(description="Local times (HH:MM:SS) of the alarms.")
+
+
+class TempBin(BaseModel):
+    from_c: float | None
+    to_c: float | None
+    count: int
+
+
+class HouseholdExits(BaseModel):
+    quota_enabled: bool
+    quota_exits: int
+    period_days: int
+    households: int = Field(description="Households that went out this day.")
+    exits: int
+    histogram: dict[str, int] = Field(description="Exits per household → households.")
+    max: int
+    over_quota_households: int = Field(description="Households over quota in the period.")
+
+
+class DailyReport(BaseModel):
+    day: str
+    timezone: str
+    kiosks: list[str]
+    events: int
+    by_decision: dict[str, int]
+    by_reason: dict[str, int]
+    by_direction: dict[str, int]
+    by_hour: list[int] = Field(min_length=24, max_length=24)
+    fever_alarms: FeverAlarms
+    temperature_histogram: list[TempBin]
+    no_temperature: int
+    exits_per_household: HouseholdExits
+    lists_freshness: dict[str, Any] | None
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "No valid bearer token."},
+    403: {"model": ErrorOut, "description": "The token's scope does not allow this."},
+    413: {"model": ErrorOut, "description": "Request too large."},
+    414: {"model": ErrorOut, "description": "URL too long."},
+    429: {"model": ErrorOut, "description": "Rate limited; see Retry-After."},
+    503: {"model": ErrorOut, "description": "The event log is unavailable."},
+}
+
+
+# --- loop lag ---------------------------------------------------------------------------------
+
+
+class LoopLagMonitor:
+    """Scheduling lag of the asyncio loop: how late a 10 ms timer fires. Samples are kept in a
+    bounded ring and summarised for ``/metrics`` (and the pull bench)."""
+
+    BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+    def __init__(self, interval_s: float = 0.01, keep: int = 6000) -> None:
+        self.interval_s = interval_s
+        self.samples: deque[float] = deque(maxlen=keep)
+        self.bucket_counts = [0] * (len(self.BUCKETS_S) + 1)
+        self.total = 0
+        self.sum_s = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def ensure_started(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.interval_s)
+            self.record(max(0.0, loop.time() - before - self.interval_s))
+
+    def record(self, lag_s: float) -> None:
+        self.samples.append(lag_s)
+        self.total += 1
+        self.sum_s += lag_s
+        for i, bound in enumerate(self.BUCKETS_S):
+            if lag_s <= bound:
+                self.bucket_counts[i] += 1
+                break
+        else:
+            self.bucket_counts[-1] += 1
+
+    def quantile(self, q: float) -> float | None:
+        data = sorted(self.samples)
+        if not data:
+            return None
+        return data[min(len(data) - 1, int(q * len(data)))]
+
+
+# --- event pages ------------------------------------------------------------------------------
+
+
+class PageBuilder:
+    """Builds ``/api/v1/events`` pages, by default in one helper process.
+
+    Why a process: reading, masking and encoding 5,000 events allocates ~100,000 objects and
+    holds the GIL for tens of milliseconds in total; in the daemon's process that shows up as
+    scheduling lag on the asyncio loop that runs the gate (measured by ``kiosk bench``, pull
+    section). The helper reads the same SQLite file through its own read-only connection (WAL
+    lets it) and hands back bytes. If the helper cannot be used the page is built in this
+    thread instead, so an export never fails for it."""
+
+    _pool: ProcessPoolExecutor | None = None
+    _pool_lock = threading.Lock()
+
+    def __init__(self, use_process: bool) -> None:
+        self.use_process = use_process
+
+    @classmethod
+    def _executor(cls) -> ProcessPoolExecutor:
+        with cls._pool_lock:
+            if cls._pool is None:
+                # spawn, not fork: this process has threads (the log writer, the loop).
+                cls._pool = ProcessPoolExecutor(
+                    1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=export_worker_init,
+                    initargs=(os.getpid(),),
+                )
+            return cls._pool
+
+    @classmethod
+    def shutdown(cls) -> None:
+        """Stop the helper process (the daemon calls this on stop; it also exits by itself
+        when this process dies)."""
+        with cls._pool_lock:
+            pool, cls._pool = cls._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def build(
+        self, store: Any, after: int, limit: int, allowed: frozenset[str], ndjson: bool
+    ) -> tuple[bytes, int, int, int]:
+        path = getattr(store, "path", None)
+        if self.use_process and path is not None:
+            try:
+                future = self._executor().submit(
+                    export_page_at, str(path), after, limit, tuple(sorted(allowed)), ndjson
+                )
+                return future.result(timeout=60)
+            except (BrokenProcessPool, OSError, RuntimeError, TimeoutError) as exc:
+                log.warning("export worker unavailable (%s); building in-process",
+                            type(exc).__name__)  # fmt: skip
+                self.shutdown()
+        return export_page(store.reader(), after, limit, allowed, ndjson)
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+
+class DecisionCounter:
+    """Decisions by reason, counted incrementally: each scrape reads only new events."""
+
+    def __init__(self) -> None:
+        self.after_seq = 0
+        self.by_reason: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
+
+    def update(self, db: Any) -> None:
+        with self._lock:
+            rows = db.execute(
+                "select seq, decision, reasons from events where seq > ? order by seq",
+                [self.after_seq],
+            ).fetchall()
+            for seq, decision, reasons in rows:
+                for reason in json.loads(reasons or "[]"):
+                    self.by_reason[(decision, reason)] += 1
+                self.after_seq = seq
+
+
+def _label(value: Any) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _device_states(report: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """``(device, state)`` for every entry of a health report that has a ``state``."""
+    if not isinstance(report, dict):
+        return
+    for key, value in report.items():
+        if isinstance(value, dict):
+            if "state" in value and isinstance(value["state"], str):
+                yield prefix + str(key), value["state"]
+            else:
+                yield from _device_states(value, f"{prefix}{key}.")
+        elif hasattr(value, "state") and isinstance(value.state, str):
+            yield prefix + str(key), value.state
+
+
+def _runner_metrics(core: Any) -> dict[str, Any]:
+    runner = getattr(core, "runner", None)
+    fn = getattr(runner, "metrics", None)
+    if not callable(fn):
+        return {}
+    try:
+        value = fn()
+    except Exception:  # noqa: BLE001 - a failing probe must not take /metrics down
+        log.warning("runner metrics failed", exc_info=True)
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        # A spreadsheet would run it as a formula (CSV injection).
+        return "'" + value
+    if value is None:
+        return ""
+    return value
+
+
+def _lists_freshness(core: Any) -> Any:
+    """``core.lists.current.freshness`` (a ``ListStore``) or ``core.lists.freshness``."""
+    lists = getattr(core, "lists", None)
+    current = getattr(lists, "current", lists)
+    return getattr(current, "freshness", None)
+
+
+def _client_addr(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _too_many(verdict: Verdict, what: str) -> HTTPException:
+    return HTTPException(
+        429, f"rate limited ({what}); retry later", {"Retry-After": verdict.retry_after_header}
+    )
+
+
+def router(core: Any) -> APIRouter:
+    """The API routes for ``core`` (``config``, ``clock``, ``store``, ``tokens``, ``runner``)."""
+    web = core.config.web
+    site = core.config.site
+    addr_limiter = RateLimiter.per_minute(web.api_rate_per_min, core.clock)
+    token_limiter = RateLimiter.per_minute(web.api_rate_per_min, core.clock)
+    bearer = HTTPBearer(auto_error=False, description="`kiosk token new --scope ...`")
+    lag = LoopLagMonitor()
+    decisions = DecisionCounter()
+    pages = PageBuilder(web.api_worker_process)
+    tz = ZoneInfo(site.timezone)
+    max_page = min(web.max_page, 10000)  # EventLog.events() reads at most 10,000 at once
+    default_page = min(web.api_default_page, max_page)
+
+    async def start_monitor() -> None:
+        lag.ensure_started()
+
+    def limit_size(request: Request) -> None:
+        url_len = len(request.url.path) + len(request.url.query)
+        if url_len > web.max_request_bytes:
+            raise HTTPException(414, "URL too long")
+        length = request.headers.get("content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > web.max_request_bytes:
+                raise HTTPException(413, "request too large")
+        elif "chunked" in request.headers.get("transfer-encoding", "").lower():
+            raise HTTPException(413, "request bodies of unknown length are refused")
+        verdict = addr_limiter.take("addr:" + _client_addr(request))
+        if not verdict.allowed:
+            raise _too_many(verdict, "address")
+
+    def authenticated(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    ) -> TokenInfo:
+        token = core.tokens.authenticate(credentials.credentials) if credentials else None
+        if token is None:
+            raise HTTPException(
+                401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
+            )
+        verdict = token_limiter.take("token:" + token.id)
+        if not verdict.allowed:
+            raise _too_many(verdict, "token")
+        return token
+
+    def scoped(scope: str) -> Any:
+        def check(token: Annotated[TokenInfo, Depends(authenticated)]) -> TokenInfo:
+            if not token.allows(scope):
+                raise HTTPException(403, f"this token lacks the {scope!r} scope")
+            return token
+
+        return check
+
+    def allowed_fields(token: TokenInfo, fields: str | None) -> frozenset[str]:
+        if not fields:
+            return frozenset()
+        try:
+            names = normalise_fields(fields.split(","))
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        if names and not token.allows("logs:personal"):
+            raise HTTPException(403, "unmasked fields need the 'logs:personal' scope")
+        return names
+
+    def audit(token: TokenInfo, action: str, detail: dict[str, Any]) -> None:
+        try:
+            core.store.audit(f"token:{token.id}", action, detail)
+        except Exception as exc:
+            # No export without its audit row.
+            log.warning("export refused: audit failed (%s)", type(exc).__name__)
+            raise HTTPException(503, "the event log is unavailable") from None
+
+    def head_seq() -> int:
+        row = core.store.reader().execute("select max(seq) from events").fetchone()
+        return int(row[0] or 0)
+
+    api = APIRouter(dependencies=[Depends(start_monitor), Depends(limit_size)])
+    after_q = Query(0, ge=0, le=MAX_SEQ, description="Return events with seq > after.")
+    fields_q = Query(
+        None,
+        max_length=512,
+        pattern=FIELDS_PATTERN,
+        description="Comma-separated personal fields to leave unmasked (needs logs:personal).",
+    )
+
+    @api.get(
+        "/api/v1/events",
+        tags=["api"],
+        response_model=EventsPage,
+        responses={
+            **_ERRORS,
+            400: {"model": ErrorOut, "description": "Unknown field name."},
+            200: {"content": {NDJSON: {"schema": {"type": "string"}}}},
+        },
+    )
+    def events(
+        request: Request,
+        token: Annotated[TokenInfo, Depends(scoped("logs:read"))],
+        after: int = after_q,
+        limit: int = Query(default_page, ge=1, le=max_page),
+        fields: str | None = fields_q,
+    ) -> Response:
+        """Events after ``after`` in ``seq`` order (keyset pagination). ``next`` resumes
+        exactly. ``Accept: application/x-ndjson`` streams one event per line instead."""
+        allowed = allowed_fields(token, fields)
+        ndjson = NDJSON in request.headers.get("accept", "")
+        body, count, next_seq, _ = pages.build(core.store, after, limit, allowed, ndjson)
+        audit(
+            token,
+            "export_events",
+            {
+                "format": "ndjson" if ndjson else "json",
+                "after": after,
+                "through": next_seq,
+                "count": count,
+                "fields": sorted(allowed),
+            },
+        )
+        if ndjson:
+
+            def chunks() -> Iterator[bytes]:
+                view = memoryview(body)
+                for start in range(0, len(view), 65536):
+                    yield bytes(view[start : start + 65536])
+
+            return StreamingResponse(chunks(), media_type=NDJSON, headers={"X-Next": str(next_seq)})
+        return Response(body, media_type="application/json")
+
+    @api.get(
+        "/api/v1/events.csv",
+        tags=["api"],
+        response_class=StreamingResponse,
+        responses={
+            **_ERRORS,
+            400: {"model": ErrorOut, "description": "Unknown field name."},
+            200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        },
+    )
+    def events_csv(
+        token: Annotated[TokenInfo, Depends(scoped("logs:read"))],
+        after: int = after_q,
+        limit: int = Query(CSV_MAX_ROWS, ge=1, le=CSV_MAX_ROWS),
+        fields: str | None = fields_q,
+    ) -> StreamingResponse:
+        """CSV export of events after ``after`` (at most ``limit``), masked like the JSON."""
+        allowed = allowed_fields(token, fields)
+        through = head_seq()
+        audit(
+            token,
+            "export_csv",
+            {"format": "csv", "after": after, "limit": limit, "head": through,
+             "fields": sorted(allowed)},
+        )  # fmt: skip
+        page = max_page
+
+        def rows() -> Iterator[str]:
+            buf = io.StringIO()
+            writer = csv.writer(buf)
+            writer.writerow(EVENT_FIELDS)
+            cursor, sent = after, 0
+            while sent < limit:
+                batch = read_events(core.store.reader(), cursor, min(page, limit - sent))
+                if not batch:
+                    break
+                for row in batch:
+                    event = mask_event(row, allowed)
+                    writer.writerow([_csv_cell(event[name]) for name in EVENT_FIELDS])
+                cursor, sent = batch[-1]["seq"], sent + len(batch)
+                yield buf.getvalue()
+                buf.seek(0)
+                buf.truncate()
+            if buf.tell():
+                yield buf.getvalue()
+
+        return StreamingResponse(
+            rows(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{site.kiosk_id}-events.csv"'},
+        )
+
+    @api.get("/api/v1/stats", tags=["api"], response_model=DailyReport, responses=_ERRORS)
+    def stats(
+        token: Annotated[TokenInfo, Depends(scoped("stats:read"))],
+        day: date | None = Query(None, description="Local day (site timezone); default today."),
+    ) -> Response:
+        """The daily report (日报) for one local day."""
+        when = day or core.clock.now().astimezone(tz).date()
+        report = daily_report(
+            core.store.reader(), when, tz, core.config.policy.quota, _lists_freshness(core)
+        )
+        audit(token, "export_stats", {"day": when.isoformat()})
+        return Response(json.dumps(report, ensure_ascii=False), media_type="application/json")
+
+    def metrics_guard(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    ) -> None:
+        scoped("stats:read")(authenticated(credentials))
+
+    # Public /metrics declares no security (and no 401/403) so the schema stays exact.
+    hidden: tuple[int, ...] = (401, 403) if web.metrics_public else ()
+    metrics_errors = {k: v for k, v in _ERRORS.items() if k not in hidden}
+
+    @api.get(
+        "/metrics",
+        tags=["metrics"],
+        response_class=PlainTextResponse,
+        responses={
+            **metrics_errors,
+            200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        },
+        dependencies=[] if web.metrics_public else [Depends(metrics_guard)],
+    )
+    def metrics() -> PlainTextResponse:
+        """Prometheus text format: decisions by reason, loop lag, devices, queue, disk."""
+        return PlainTextResponse(
+            render_metrics(core, decisions, lag), media_type="text/plain; version=0.0.4"
+        )
+
+    return api
+
+
+def render_metrics(core: Any, decisions: DecisionCounter, lag: LoopLagMonitor) -> str:
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, help_text: str) -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+
+    store = core.store
+    try:
+        decisions.update(store.reader())
+        store_up = 1
+    except Exception:  # noqa: BLE001 - report the store as down rather than fail the scrape
+        store_up = 0
+    metric("kiosk_decisions_total", "counter", "Decisions by decision and reason code.")
+    for (decision, reason), n in sorted(decisions.by_reason.items()):
+        lines.append(
+            f'kiosk_decisions_total{{decision="{_label(decision)}",reason="{_label(reason)}"}} {n}'
+        )
+    metric("kiosk_events_last_seq", "gauge", "Highest committed event seq.")
+    lines.append(f"kiosk_events_last_seq {decisions.after_seq}")
+    metric("kiosk_store_up", "gauge", "1 when the event log can be read.")
+    lines.append(f"kiosk_store_up {store_up}")
+
+    metric("kiosk_loop_lag_seconds", "histogram", "Asyncio loop scheduling lag (10 ms timer).")
+    cumulative = 0
+    for bound, n in zip(lag.BUCKETS_S, lag.bucket_counts, strict=False):
+        cumulative += n
+        lines.append(f'kiosk_loop_lag_seconds_bucket{{le="{bound}"}} {cumulative}')
+    lines.append(f'kiosk_loop_lag_seconds_bucket{{le="+Inf"}} {lag.total}')
+    lines.append(f"kiosk_loop_lag_seconds_sum {lag.sum_s:.6f}")
+    lines.append(f"kiosk_loop_lag_seconds_count {lag.total}")
+
+    runner = _runner_metrics(core)
+    numeric = {k: v for k, v in runner.items() if isinstance(v, int | float)}
+    if numeric:
+        metric("kiosk_runner", "gauge", "Engine runner figures (runner.metrics()).")
+        for key, value in sorted(numeric.items()):
+            lines.append(f'kiosk_runner{{name="{_label(key)}"}} {float(value)}')
+    queue_depth = runner.get("queue_depth")
+    if isinstance(queue_depth, int | float):
+        metric("kiosk_queue_depth", "gauge", "Work waiting in the engine runner's queue.")
+        lines.append(f"kiosk_queue_depth {queue_depth}")
+
+    health_fn = getattr(core, "health", None)
+    report: Any = {}
+    if callable(health_fn):
+        try:
+            report = health_fn()
+        except Exception:  # noqa: BLE001
+            report = {}
+    states = list(_device_states(report))
+    metric("kiosk_device_up", "gauge", "1 when a device (or the store, clock) reports ok.")
+    for name, state in states:
+        up = 1 if state == "ok" else 0
+        lines.append(f'kiosk_device_up{{device="{_label(name)}",state="{_label(state)}"}} {up}')
+    if isinstance(report, dict) and "deciding" in report:
+        metric("kiosk_deciding", "gauge", "1 while the kiosk can decide passages.")
+        lines.append(f"kiosk_deciding {1 if report['deciding'] else 0}")
+
+    path = getattr(store, "path", None)
+    if path is not None:
+        try:
+            free = shutil.disk_usage(path.parent).free
+        except OSError:
+            free = None
+        if free is not None:
+            metric("kiosk_disk_free_bytes", "gauge", "Free space where the event log lives.")
+            lines.append(f"kiosk_disk_free_bytes {free}")
+    return "\n".join(lines) + "\n"

@@ -1,19 +1,290 @@
-"""``kiosk token new``, ``kiosk pull`` and ``kiosk purge``."""
+"""``kiosk token``, ``kiosk pull`` and ``kiosk purge``.
+
+``token`` and ``purge`` work on the kiosk's own database (``--db``, default: the ``store.path``
+of ``--config`` under ``--data``, else ``./kiosk.db``); they write through ``EventLog`` like
+the daemon, so they are safe to run beside it. ``pull`` runs in the office.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
 
-from .errors import NotAvailable
+from .errors import CliError, UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    for verb in ("token", "pull", "purge"):
-        p = sub.add_parser(
-            verb, help="not available yet (issue #8)", description="Not available yet."
+    token = sub.add_parser(
+        "token",
+        help="API tokens for the office (new, list, revoke)",
+        description="Manage API bearer tokens. A new token is shown once and stored hashed.",
+    )
+    verbs = token.add_subparsers(dest="token_verb", metavar="ACTION", required=True)
+    new = verbs.add_parser("new", help="create a token (printed once on stdout)")
+    new.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        metavar="SCOPE",
+        help="logs:read, logs:personal or stats:read (repeatable)",
+    )
+    new.add_argument("--name", help="a label for `token list` (e.g. the office's name)")
+    _db_args(new)
+    new.set_defaults(func=token_new)
+    lst = verbs.add_parser("list", help="list tokens (never their secrets)")
+    lst.add_argument("--json", action="store_true", help="one JSON object per line")
+    _db_args(lst)
+    lst.set_defaults(func=token_list)
+    rev = verbs.add_parser("revoke", help="revoke a token by its id")
+    rev.add_argument("id", help="the 8-character id shown by `token list`")
+    _db_args(rev)
+    rev.set_defaults(func=token_revoke)
+
+    pull = sub.add_parser(
+        "pull",
+        help="copy a kiosk's events into a local SQLite file",
+        description="Incremental, resumable, idempotent pull of one or more kiosks' events"
+        " into TARGET, verifying the hash chain across pulls.",
+    )
+    pull.add_argument("url", nargs="?", help="the kiosk's base URL, e.g. http://gate-1:8000")
+    pull.add_argument(
+        "--from",
+        dest="sources",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="another kiosk to pull (repeatable)",
+    )
+    pull.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        metavar="T",
+        help="bearer token: one for all kiosks, or one per URL in order"
+        " (default: $KIOSK_PULL_TOKEN, which keeps it out of the process list)",
+    )
+    pull.add_argument(
+        "--into",
+        required=True,
+        metavar="TARGET",
+        help="SQLite file to fill, or a postgresql:// URL (the office database)",
+    )
+    pull.add_argument("--page", type=int, default=5000, help="events per request (1-10000)")
+    pull.add_argument("--retries", type=int, default=8, help="tries per request (1-100)")
+    pull.add_argument("--json", action="store_true", help="print one JSON result per kiosk")
+    pull.set_defaults(func=pull_run)
+
+    purge = sub.add_parser(
+        "purge",
+        help="delete personal data past retention, keep daily aggregates",
+        description="Null the personal fields of events older than DAYS (after freezing the"
+        " daily reports of those days); the hash chain keeps verifying.",
+    )
+    purge.add_argument("--older-than", type=int, required=True, metavar="DAYS")
+    _db_args(purge)
+    purge.set_defaults(func=purge_run)
+
+
+def _db_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db",
+        metavar="FILE",
+        help="the kiosk's database file (default: as `kiosk verify-log`: $KIOSK_DATA/kiosk.db,"
+        " else ./data/kiosk.db; with --config, its store.path under the data dir)",
+    )
+    p.add_argument("--config", metavar="FILE", help="kiosk config (for store.path, site)")
+    p.add_argument("--data", metavar="DIR", help="data dir (default: $KIOSK_DATA, else ./data)")
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from kiosk.config import ConfigError, load_config
+
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _open_store(args: argparse.Namespace, config: Any) -> Any:
+    from kiosk import stats, tokens
+    from kiosk.clock import SystemClock
+    from kiosk.store import EventLog, StoreFault
+
+    from .log_cmd import default_db
+
+    if args.db:
+        path = Path(args.db)
+    elif args.config:
+        path = Path(config.store.path)
+        if not path.is_absolute():
+            path = Path(args.data or os.environ.get("KIOSK_DATA") or "data") / path
+    else:
+        path = Path(args.data) / "kiosk.db" if args.data else default_db()
+    if not path.parent.is_dir():
+        raise UsageError(f"no such directory for the database: {path.parent}")
+    log = EventLog(
+        path,
+        config.site.kiosk_id,
+        SystemClock(),
+        config.store.synchronous,
+        migrations=[tokens.MIGRATIONS, stats.MIGRATIONS],
+    )
+    try:
+        return log.open()
+    except StoreFault as exc:
+        raise CliError(f"cannot open {path}: {exc}") from None
+
+
+def _token_store(store: Any) -> Any:
+    from kiosk.tokens import TokenStore
+
+    return TokenStore(store, clock=store.clock)
+
+
+def token_new(args: argparse.Namespace) -> int:
+    from kiosk.tokens import TokenError, validate_scopes
+
+    try:
+        validate_scopes(args.scope)
+    except TokenError as exc:
+        raise UsageError(str(exc)) from None
+    store = _open_store(args, _load(args))
+    try:
+        info, plaintext = _token_store(store).create(args.scope, args.name, actor="cli")
+    except TokenError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        store.close()
+    print(plaintext)
+    print(
+        f"token {info.id} ({', '.join(sorted(info.scopes))}) created; it is shown only once",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def token_list(args: argparse.Namespace) -> int:
+    store = _open_store(args, _load(args))
+    try:
+        tokens = _token_store(store).list()
+    finally:
+        store.close()
+    for info in tokens:
+        if args.json:
+            print(json.dumps(info.as_dict()))
+        else:
+            state = f"revoked {info.revoked_at}" if info.revoked_at else "active"
+            print(f"{info.id}  {info.name}  {','.join(sorted(info.scopes))}  {state}")
+    return 0
+
+
+def token_revoke(args: argparse.Namespace) -> int:
+    from kiosk.tokens import TokenError
+
+    store = _open_store(args, _load(args))
+    try:
+        info = _token_store(store).revoke(args.id, actor="cli")
+    except TokenError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        store.close()
+    print(f"token {info.id} revoked at {info.revoked_at}")
+    return 0
+
+
+def pull_run(args: argparse.Namespace) -> int:
+    from kiosk.pull import Backoff, Progress, Puller, PullError, normalise_url
+
+    urls = ([args.url] if args.url else []) + list(args.sources)
+    if not urls:
+        raise UsageError("give a kiosk URL (and/or --from URL)")
+    try:
+        urls = [normalise_url(u) for u in urls]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    tokens = list(args.token) or (
+        [os.environ["KIOSK_PULL_TOKEN"]] if os.environ.get("KIOSK_PULL_TOKEN") else []
+    )
+    if not tokens:
+        raise UsageError("--token is required (or set KIOSK_PULL_TOKEN)")
+    if len(tokens) == 1:
+        tokens = tokens * len(urls)
+    elif len(tokens) != len(urls):
+        raise UsageError(f"{len(tokens)} tokens for {len(urls)} URLs: give one, or one per URL")
+    if not 1 <= args.page <= 10000:
+        raise UsageError("--page must be between 1 and 10000")
+    if not 1 <= args.retries <= 100:
+        raise UsageError("--retries must be between 1 and 100")
+    target: Any
+    if args.into.startswith(("postgresql://", "postgres://")):
+        from kiosk.fleet.pg import PgError, PgTarget
+
+        try:
+            target = PgTarget(args.into)
+        except PgError as exc:
+            raise CliError(str(exc)) from None
+    else:
+        target = Path(args.into)
+        if not target.parent.is_dir():
+            raise UsageError(f"no such directory: {target.parent}")
+    failed = 0
+    try:
+        with Puller(
+            target,
+            page_size=args.page,
+            backoff=Backoff(attempts=args.retries),
+            progress=Progress(),
+        ) as puller:
+            for url, token in zip(urls, tokens, strict=True):
+                try:
+                    result = puller.pull(url, token)
+                except PullError as exc:
+                    print(f"kiosk pull: {exc}", file=sys.stderr)
+                    failed += 1
+                    continue
+
+                if args.json:
+                    print(json.dumps(result.as_dict()))
+                else:
+                    print(
+                        f"{url}: kiosk {result.kiosk_id or '-'}: {result.inserted} new events,"
+                        f" up to seq {result.last_seq}"
+                    )
+    except sqlite3.Error as exc:
+        raise CliError(f"cannot use {args.into} as a pull target: {exc}") from None
+    finally:
+        if not isinstance(target, Path):
+            target.close()
+    if failed:
+        raise CliError(f"{failed} of {len(urls)} kiosks failed (what was pulled is kept)")
+    return 0
+
+
+def purge_run(args: argparse.Namespace) -> int:
+    from kiosk.retention import MAX_DAYS, purge
+    from kiosk.store import StoreFault
+
+    if not 0 <= args.older_than <= MAX_DAYS:
+        raise UsageError(f"--older-than must be between 0 and {MAX_DAYS} days")
+    config = _load(args)
+    store = _open_store(args, config)
+    try:
+        result = purge(
+            store,
+            args.older_than,
+            store.clock.now(),
+            tz=config.site.timezone,
+            quota_cfg=config.policy.quota,
+            actor="cli",
         )
-        p.set_defaults(func=_na)
-
-
-def _na(args: argparse.Namespace) -> int:
-    raise NotAvailable(f"kiosk {args.verb}", 8)
+    except StoreFault as exc:
+        raise CliError(f"purge failed: {exc}") from None
+    finally:
+        store.close()
+    print(json.dumps(result.as_dict()))
+    return 0

@@ -1,0 +1,73 @@
+"""Token-bucket rate limiting with an injected clock.
+
+A bucket holds up to ``burst`` tokens and refills at ``rate_per_s``; each request takes one.
+An empty bucket answers how long until the next token, which the API sends as ``Retry-After``.
+Buckets are keyed (per API token, per client address); the number of keys is bounded so an
+attacker cycling addresses cannot grow memory without limit: the least recently used bucket
+is dropped first (a dropped bucket comes back full, which only ever errs towards allowing).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from kiosk.clock import Clock
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    retry_after_s: float = 0.0
+
+    @property
+    def retry_after_header(self) -> str:
+        """Whole seconds, rounded up and at least 1 (RFC 9110 delay-seconds)."""
+        return str(max(1, math.ceil(self.retry_after_s)))
+
+
+class RateLimiter:
+    """Many token buckets, one per key, sharing a rate, a burst and a clock. Thread-safe."""
+
+    def __init__(
+        self,
+        rate_per_s: float,
+        burst: float,
+        clock: Clock,
+        max_keys: int = 10_000,
+    ) -> None:
+        if rate_per_s <= 0 or burst < 1 or max_keys < 1:
+            raise ValueError("rate_per_s must be > 0, burst >= 1, max_keys >= 1")
+        self.rate_per_s = float(rate_per_s)
+        self.burst = float(burst)
+        self._clock = clock
+        self._max_keys = max_keys
+        # key -> (tokens, monotonic ns of the last refill)
+        self._buckets: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def per_minute(cls, per_min: int, clock: Clock, max_keys: int = 10_000) -> RateLimiter:
+        """``per_min`` requests a minute on average, with bursts up to a sixth of that."""
+        return cls(per_min / 60.0, max(1.0, per_min / 6.0), clock, max_keys)
+
+    def take(self, key: str, cost: float = 1.0) -> Verdict:
+        now = self._clock.monotonic_ns()
+        with self._lock:
+            tokens, last = self._buckets.pop(key, (self.burst, now))
+            elapsed_s = max(0, now - last) / 1e9
+            tokens = min(self.burst, tokens + elapsed_s * self.rate_per_s)
+            if tokens >= cost:
+                verdict = Verdict(True)
+                tokens -= cost
+            else:
+                verdict = Verdict(False, (cost - tokens) / self.rate_per_s)
+            self._buckets[key] = (tokens, now)
+            while len(self._buckets) > self._max_keys:
+                self._buckets.popitem(last=False)
+        return verdict
+
+    def __len__(self) -> int:
+        return len(self._buckets)

@@ -1,0 +1,83 @@
+"""Retention: personal data is kept only as long as needed (PIPL Art. 19/47, GDPR Art. 5).
+
+``purge(store, older_than_days, now)`` nulls the personal fields (``pass_id``, ``household``,
+``holder``, ``person``) of every event older than the cutoff, and the ``detail`` of audit
+rows, and stamps ``purged_at`` (``kiosk.store.purge_personal``: the cut is made in ``seq``
+order up to the last clock-synced row older than the cutoff, so rows stamped 1970 before NTP
+synced are not missed). Before
+that it freezes the daily aggregates of every complete day (``kiosk.stats.freeze_days``), so
+the daily reports of purged days stay exactly what they were. The row hash covers
+``personal_digest`` and not the personal fields themselves (``kiosk.hashchain``), so the
+chain keeps verifying after a purge. Every purge writes an audit row (who, cutoff, how many).
+
+The daemon runs it daily with ``store.retention_days``; ``kiosk purge --older-than DAYS``
+runs it by hand (systemd's ``kiosk-purge.timer`` calls that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlite_utils import Database
+
+from kiosk.config.policy import QuotaConfig
+from kiosk.stats import freeze_days
+from kiosk.store import purge_personal
+
+MAX_DAYS = 36500
+
+
+class _Store(Protocol):
+    def submit(self, fn: Callable[[Database], Any]) -> Any: ...
+
+    def audit(self, actor: str, action: str, detail: dict) -> None: ...
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    cutoff: datetime
+    events_purged: int
+    days_frozen: tuple[date, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "cutoff": self.cutoff.isoformat(),
+            "events_purged": self.events_purged,
+            "days_frozen": [d.isoformat() for d in self.days_frozen],
+        }
+
+
+def purge(
+    store: _Store,
+    older_than_days: int,
+    now: datetime,
+    *,
+    tz: ZoneInfo | str = "UTC",
+    quota_cfg: QuotaConfig | None = None,
+    actor: str = "retention",
+) -> PurgeResult:
+    """Delete personal fields of events older than ``older_than_days`` before ``now``.
+
+    ``tz`` and ``quota_cfg`` are the site's, so frozen daily reports match the live ones.
+    Idempotent: already purged rows are left as they are.
+    """
+    if isinstance(older_than_days, bool) or not isinstance(older_than_days, int):
+        raise ValueError("older_than_days must be a whole number of days")
+    if not 0 <= older_than_days <= MAX_DAYS:
+        raise ValueError(f"older_than_days must be between 0 and {MAX_DAYS}")
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    cutoff = (now - timedelta(days=older_than_days)).astimezone(UTC)
+    frozen = freeze_days(store, tz, quota_cfg, now)
+    count = int(store.submit(lambda db: purge_personal(db, cutoff, now)))
+    result = PurgeResult(cutoff, count, tuple(frozen))
+    store.audit(
+        actor,
+        "retention_purge",
+        {"older_than_days": older_than_days, **result.as_dict()},
+    )
+    return result

@@ -1,0 +1,277 @@
+"""The daily report (日报): what happened at the gate on one local day.
+
+``daily_report(reader, day, tz, quota_cfg)`` counts the day's events by decision, reason,
+direction and local hour, the fever alarms, a histogram of body temperatures and the exits
+per household measured against the outing quota. It holds no personal data: households appear
+only as counts (how many households went out once, twice, ...; how many exceeded the quota),
+never by name, so the report can be kept after the events' personal fields are purged.
+
+Frozen aggregates: retention nulls ``household`` in old events, after which a live count could
+no longer tell households apart. So before a purge, every complete day is computed once and
+kept in the ``daily_aggregates`` table (``freeze_days``); ``daily_report`` answers from there
+when a day is frozen, so a purged day reports exactly what it reported before. Days are frozen
+as soon as they are complete (not only when they are purged) so the quota look-back, which
+needs the ``period_days - 1`` days before, still sees intact households.
+
+Days are local days in the site timezone; events are stored in UTC ISO 8601, compared as text
+on their first 19 characters (``YYYY-MM-DDTHH:MM:SS``), which every UTC ISO form shares.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from kiosk.config.policy import QuotaConfig
+
+MIGRATIONS = Migrations("kiosk.stats")
+
+#: Temperature histogram: 0.5 °C bins from 35.0 to 39.0, plus one below and one above.
+TEMP_LOW_C = 35.0
+TEMP_HIGH_C = 39.0
+TEMP_BIN_C = 0.5
+
+PASSED = ("pass", "manual_pass")
+
+
+@MIGRATIONS()
+def m001_daily_aggregates(db: Database) -> None:
+    _create_aggregates(db)
+
+
+def _create_aggregates(db: Database) -> None:
+    db["daily_aggregates"].create(
+        {"day": str, "tz": str, "report": str, "frozen_at": str},
+        pk=("day", "tz"),
+        not_null={"report", "frozen_at"},
+        if_not_exists=True,
+    )
+
+
+class _Store(Protocol):
+    def submit(self, fn: Callable[[Database], Any]) -> Any: ...
+
+    def reader(self) -> Database: ...
+
+
+def as_zone(tz: ZoneInfo | str) -> ZoneInfo:
+    return tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+
+
+def day_bounds(day: date, tz: ZoneInfo | str) -> tuple[str, str]:
+    """UTC ``[start, end)`` of a local day, as the 19-character text events sort by."""
+    zone = as_zone(tz)
+    start = datetime.combine(day, time(0), zone).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(0), zone).astimezone(UTC)
+    return start.strftime("%Y-%m-%dT%H:%M:%S"), end.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def local_day(ts: str | datetime, tz: ZoneInfo | str) -> date:
+    when = datetime.fromisoformat(ts) if isinstance(ts, str) else ts
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(as_zone(tz)).date()
+
+
+def _has_table(db: Database, name: str) -> bool:
+    return bool(list(db.query("select 1 from sqlite_master where type='table' and name=?", [name])))
+
+
+def _temperature_bins() -> list[tuple[float | None, float | None]]:
+    edges: list[tuple[float | None, float | None]] = [(None, TEMP_LOW_C)]
+    low = TEMP_LOW_C
+    while low < TEMP_HIGH_C:
+        edges.append((low, round(low + TEMP_BIN_C, 2)))
+        low = round(low + TEMP_BIN_C, 2)
+    edges.append((TEMP_HIGH_C, None))
+    return edges
+
+
+def _bin_index(temp_c: float, bins: list[tuple[float | None, float | None]]) -> int:
+    for i, (lo, hi) in enumerate(bins):
+        if (lo is None or temp_c >= lo) and (hi is None or temp_c < hi):
+            return i
+    return len(bins) - 1  # pragma: no cover - the last bin is open-ended
+
+
+def _events_between(db: Database, start: str, end: str, columns: str) -> Iterable[dict]:
+    return db.query(
+        f"select {columns} from events where ts >= ? and ts < ? order by seq",  # noqa: S608
+        [start, end],
+    )
+
+
+def compute_report(
+    db: Database, day: date, tz: ZoneInfo | str, quota_cfg: QuotaConfig | None = None
+) -> dict[str, Any]:
+    """The report for ``day`` computed from the events table (ignores frozen aggregates)."""
+    zone = as_zone(tz)
+    quota = quota_cfg or QuotaConfig()
+    start, end = day_bounds(day, zone)
+    by_decision: Counter[str] = Counter()
+    by_reason: Counter[str] = Counter()
+    by_direction: Counter[str] = Counter()
+    by_hour = [0] * 24
+    bins = _temperature_bins()
+    temp_counts = [0] * len(bins)
+    fever_times: list[str] = []
+    exits: Counter[str] = Counter()
+    no_temperature = 0
+    total = 0
+    kiosks: set[str] = set()
+    cols = "ts, kiosk_id, direction, decision, reasons, temp_c, household"
+    for row in _events_between(db, start, end, cols):
+        total += 1
+        kiosks.add(row["kiosk_id"])
+        by_decision[row["decision"]] += 1
+        by_direction[row["direction"] or "unknown"] += 1
+        reasons = json.loads(row["reasons"]) if row["reasons"] else []
+        for reason in reasons:
+            by_reason[reason] += 1
+        local = datetime.fromisoformat(row["ts"]).astimezone(zone)
+        by_hour[local.hour] += 1
+        if "fever" in reasons:
+            fever_times.append(local.strftime("%H:%M:%S"))
+        if row["temp_c"] is None:
+            no_temperature += 1
+        else:
+            temp_counts[_bin_index(float(row["temp_c"]), bins)] += 1
+        if row["direction"] == "out" and row["decision"] in PASSED and row["household"]:
+            exits[row["household"]] += 1
+
+    # Quota: exits in the period ending with this day, for households that went out today.
+    period_start, _ = day_bounds(day - timedelta(days=quota.period_days - 1), zone)
+    over_quota = 0
+    if exits:
+        period_exits: Counter[str] = Counter()
+        for row in _events_between(db, period_start, end, "direction, decision, household"):
+            if row["direction"] == "out" and row["decision"] in PASSED and row["household"]:
+                period_exits[row["household"]] += 1
+        over_quota = sum(1 for h in exits if period_exits[h] > quota.exits)
+
+    return {
+        "day": day.isoformat(),
+        "timezone": zone.key,
+        "kiosks": sorted(kiosks),
+        "events": total,
+        "by_decision": dict(sorted(by_decision.items())),
+        "by_reason": dict(sorted(by_reason.items())),
+        "by_direction": dict(sorted(by_direction.items())),
+        "by_hour": by_hour,
+        "fever_alarms": {"count": len(fever_times), "times": fever_times},
+        "temperature_histogram": [
+            {"from_c": lo, "to_c": hi, "count": n}
+            for (lo, hi), n in zip(bins, temp_counts, strict=True)
+        ],
+        "no_temperature": no_temperature,
+        "exits_per_household": {
+            "quota_enabled": quota.enabled,
+            "quota_exits": quota.exits,
+            "period_days": quota.period_days,
+            "households": len(exits),
+            "exits": sum(exits.values()),
+            "histogram": {str(k): v for k, v in sorted(Counter(exits.values()).items())},
+            "max": max(exits.values(), default=0),
+            "over_quota_households": over_quota,
+        },
+    }
+
+
+def _freshness(lists_freshness: Any) -> dict[str, Any] | None:
+    if lists_freshness is None:
+        return None
+    if isinstance(lists_freshness, Mapping):
+        items = dict(lists_freshness)
+    elif dataclasses.is_dataclass(lists_freshness) and not isinstance(lists_freshness, type):
+        items = dataclasses.asdict(lists_freshness)
+    else:
+        items = {
+            k: getattr(lists_freshness, k)
+            for k in ("updated_at", "source")
+            if hasattr(lists_freshness, k)
+        }
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in items.items()}
+
+
+def frozen_report(db: Database, day: date, tz: ZoneInfo | str) -> dict[str, Any] | None:
+    if not _has_table(db, "daily_aggregates"):
+        return None
+    rows = list(
+        db.query(
+            "select report from daily_aggregates where day = ? and tz = ?",
+            [day.isoformat(), as_zone(tz).key],
+        )
+    )
+    return json.loads(rows[0]["report"]) if rows else None
+
+
+def daily_report(
+    reader: Database,
+    day: date,
+    tz: ZoneInfo | str,
+    quota_cfg: QuotaConfig | None = None,
+    lists_freshness: Any = None,
+) -> dict[str, Any]:
+    """The daily report for a local ``day``: frozen if that day was frozen, else live.
+
+    ``lists_freshness`` (``Lists.freshness`` or a mapping with ``updated_at``/``source``) is
+    live information and is added as given, never frozen.
+    """
+    report = frozen_report(reader, day, tz) or compute_report(reader, day, tz, quota_cfg)
+    report["lists_freshness"] = _freshness(lists_freshness)
+    return report
+
+
+def freeze_days(
+    store: _Store,
+    tz: ZoneInfo | str,
+    quota_cfg: QuotaConfig | None,
+    now: datetime,
+) -> list[date]:
+    """Freeze every complete local day (before today in ``tz``) that has events and is not
+    frozen yet. Returns the days frozen. Idempotent."""
+    zone = as_zone(tz)
+    today = now.astimezone(zone).date()
+
+    def write(db: Database) -> list[date]:
+        # A log opened without this module's MIGRATIONS still gets its table (same schema).
+        _create_aggregates(db)
+        rows = list(db.query("select min(ts) as first from events"))
+        if not rows or rows[0]["first"] is None:
+            return []
+        frozen = {
+            r["day"] for r in db.query("select day from daily_aggregates where tz = ?", [zone.key])
+        }
+        stamp = now.astimezone(UTC).isoformat()
+        done: list[date] = []
+        day = local_day(rows[0]["first"], zone)
+        while day < today:
+            if day.isoformat() not in frozen:
+                start, end = day_bounds(day, zone)
+                has = list(
+                    db.query("select 1 from events where ts >= ? and ts < ? limit 1", [start, end])
+                )
+                if has:
+                    report = compute_report(db, day, zone, quota_cfg)
+                    db["daily_aggregates"].insert(
+                        {
+                            "day": day.isoformat(),
+                            "tz": zone.key,
+                            "report": json.dumps(report, ensure_ascii=False),
+                            "frozen_at": stamp,
+                        },
+                        replace=True,
+                    )
+                    done.append(day)
+            day += timedelta(days=1)
+        return done
+
+    return store.submit(write)

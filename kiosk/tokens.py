@@ -1,0 +1,248 @@
+"""API bearer tokens for the office: scoped, shown once, stored hashed, revocable.
+
+A token looks like ``kt_<id>_<secret>``: ``id`` is 8 hex characters (public, it names the
+token in ``kiosk token list``, in audit rows and in rate limiting), ``secret`` is 32 random
+bytes in URL-safe base64. Only ``HMAC-SHA256(pepper, secret)`` is stored, so a copy of the
+database does not hold a usable token; the comparison is constant-time
+(``hmac.compare_digest``) and an unknown id costs the same work as a known one.
+
+The pepper: the ``token_pepper`` secret (``kiosk.secrets``: a systemd credential or
+``KIOSK_TOKEN_PEPPER``) when it is set, so a stolen database file alone does not even allow
+an offline guess; otherwise a random 32-byte pepper created once per database and kept in
+its ``token_pepper`` table. Tokens carry 256 bits of entropy, so either way guessing is out of
+reach; the secret pepper is defence in depth. Changing the pepper invalidates every token
+(issue new ones): it is the way to revoke all at once.
+
+Scopes: ``logs:read`` (events, masked), ``logs:personal`` (may ask ``?fields=`` to see personal
+fields unmasked), ``stats:read`` (the daily report and, when not public, ``/metrics``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from kiosk.secrets import get_secret
+
+SCOPES: dict[str, str] = {
+    "logs:read": "read events with personal fields masked (pull, CSV export)",
+    "logs:personal": "may request personal fields unmasked with ?fields=",
+    "stats:read": "read the daily report (and /metrics when it is not public)",
+}
+
+TOKEN_RE = re.compile(r"^kt_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
+NAME_RE = re.compile(r"^[\w .:@-]{1,64}$")
+_PEPPER_BYTES = 32
+
+MIGRATIONS = Migrations("kiosk.tokens")
+
+
+@MIGRATIONS()
+def m001_api_tokens(db: Database) -> None:
+    db["api_tokens"].create(
+        {
+            "id": str,
+            "name": str,
+            "scopes": str,
+            "secret_hash": str,
+            "created_at": str,
+            "revoked_at": str,
+        },
+        pk="id",
+        not_null={"scopes", "secret_hash", "created_at"},
+    )
+    db["token_pepper"].create({"id": int, "pepper": str}, pk="id")
+
+
+class TokenError(ValueError):
+    """A token request that cannot be honoured (unknown scope, bad name, unknown id)."""
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: str
+    name: str
+    scopes: frozenset[str]
+    created_at: str
+    revoked_at: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "scopes": sorted(self.scopes),
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
+        }
+
+
+class _Store(Protocol):
+    def submit(self, fn: Callable[[Database], Any]) -> Any: ...
+
+    def reader(self) -> Database: ...
+
+    def audit(self, actor: str, action: str, detail: dict) -> None: ...
+
+
+def validate_scopes(scopes: Iterable[str]) -> frozenset[str]:
+    out = frozenset(s.strip() for s in scopes if s.strip())
+    if not out:
+        raise TokenError(f"at least one scope is needed: {', '.join(SCOPES)}")
+    unknown = sorted(out - SCOPES.keys())
+    if unknown:
+        raise TokenError(f"unknown scope {unknown[0]!r}; known: {', '.join(SCOPES)}")
+    return out
+
+
+def _db_pepper(store: _Store) -> bytes:
+    """The per-database pepper, created on first use (through the single writer)."""
+
+    def get_or_create(db: Database) -> str:
+        rows = list(db.query("select pepper from token_pepper where id = 1"))
+        if rows:
+            return rows[0]["pepper"]
+        value = base64.b64encode(secrets.token_bytes(_PEPPER_BYTES)).decode("ascii")
+        db["token_pepper"].insert({"id": 1, "pepper": value})
+        return value
+
+    return base64.b64decode(store.submit(get_or_create))
+
+
+def resolve_pepper(store: _Store, environ: dict[str, str] | None = None) -> bytes:
+    """The ``token_pepper`` secret if set, else this database's own random pepper."""
+    secret = get_secret("token_pepper", environ)
+    if secret:
+        return secret.encode("utf-8")
+    return _db_pepper(store)
+
+
+class TokenStore:
+    """Creates, lists, revokes and checks API tokens. Writes go through ``store.submit``."""
+
+    def __init__(
+        self,
+        store: _Store,
+        pepper: bytes | str | None = None,
+        clock: Any | None = None,
+    ) -> None:
+        self._store = store
+        if pepper is None:
+            pepper = resolve_pepper(store)
+        self._pepper = pepper.encode("utf-8") if isinstance(pepper, str) else bytes(pepper)
+        if not self._pepper:
+            raise TokenError("token pepper must not be empty")
+        self._clock = clock
+
+    def _now(self) -> str:
+        now = self._clock.now() if self._clock is not None else datetime.now(UTC)
+        return now.isoformat()
+
+    def _digest(self, secret: str) -> str:
+        return hmac.new(self._pepper, secret.encode("ascii"), hashlib.sha256).hexdigest()
+
+    def create(
+        self, scopes: Iterable[str], name: str | None = None, actor: str = "cli"
+    ) -> tuple[TokenInfo, str]:
+        """A new token. Returns its info and the plaintext, which is never stored or shown
+        again."""
+        scope_set = validate_scopes(scopes)
+        if name is not None and not NAME_RE.match(name):
+            raise TokenError("name: 1-64 letters, digits, spaces or . : @ _ -")
+        secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii").rstrip("=")
+        created_at = self._now()
+
+        def write(db: Database) -> str:
+            for _ in range(16):
+                token_id = secrets.token_hex(4)
+                if not list(db.query("select 1 from api_tokens where id = ?", [token_id])):
+                    break
+            else:  # pragma: no cover - 16 collisions in 2**32 ids
+                raise TokenError("could not allocate a token id")
+            db["api_tokens"].insert(
+                {
+                    "id": token_id,
+                    "name": name or f"token-{token_id}",
+                    "scopes": json.dumps(sorted(scope_set)),
+                    "secret_hash": self._digest(secret),
+                    "created_at": created_at,
+                    "revoked_at": None,
+                }
+            )
+            return token_id
+
+        token_id = self._store.submit(write)
+        info = TokenInfo(token_id, name or f"token-{token_id}", scope_set, created_at)
+        self._store.audit(actor, "token_created", {"token": token_id, "scopes": sorted(scope_set)})
+        return info, f"kt_{token_id}_{secret}"
+
+    @staticmethod
+    def _info(row: dict) -> TokenInfo:
+        return TokenInfo(
+            id=row["id"],
+            name=row["name"],
+            scopes=frozenset(json.loads(row["scopes"])),
+            created_at=row["created_at"],
+            revoked_at=row["revoked_at"],
+        )
+
+    def list(self) -> list[TokenInfo]:
+        db = self._store.reader()
+        rows = db.query("select * from api_tokens order by created_at, id")
+        return [self._info(r) for r in rows]
+
+    def get(self, token_id: str) -> TokenInfo | None:
+        rows = list(self._store.reader().query("select * from api_tokens where id = ?", [token_id]))
+        return self._info(rows[0]) if rows else None
+
+    def revoke(self, token_id: str, actor: str = "cli") -> TokenInfo:
+        """Revoke a token for good. Raises ``TokenError`` for an unknown id; revoking twice
+        keeps the first revocation time."""
+        now = self._now()
+
+        def write(db: Database) -> int:
+            return db.execute(
+                "update api_tokens set revoked_at = coalesce(revoked_at, ?) where id = ?",
+                [now, token_id],
+            ).rowcount
+
+        if not self._store.submit(write):
+            raise TokenError(f"no token with id {token_id!r}")
+        self._store.audit(actor, "token_revoked", {"token": token_id})
+        info = self.get(token_id)
+        assert info is not None
+        return info
+
+    def authenticate(self, presented: str) -> TokenInfo | None:
+        """The active token ``presented`` names, or None. Constant-time in the secret."""
+        match = TOKEN_RE.match(presented or "")
+        token_id, secret = (match.group(1), match.group(2)) if match else ("", "x" * 43)
+        rows = (
+            list(self._store.reader().query("select * from api_tokens where id = ?", [token_id]))
+            if match
+            else []
+        )
+        stored = rows[0]["secret_hash"] if rows else "0" * 64
+        # Always one HMAC and one comparison, whether or not the id exists.
+        equal = hmac.compare_digest(self._digest(secret), stored)
+        if not (match and rows and equal):
+            return None
+        info = self._info(rows[0])
+        return info if info.active else None

@@ -1,0 +1,470 @@
+"""The office API: tokens and scopes, keyset paging, masking, exports, limits, metrics."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from kiosk import stats, tokens
+from kiosk.config import parse_config
+from kiosk.store import EventDraft, EventLog, StoreFault
+from kiosk.tokens import TokenStore
+from ui import api
+
+PHONE = "13800138000"
+ID_NUMBER = "11010519491231002X"
+PHONE_RE = re.compile(r"\b1[3-9]\d{9}\b")
+ID_RE = re.compile(r"\b\d{17}[\dXx]\b")
+
+
+def draft(i: int, **kw) -> EventDraft:
+    fields = {
+        "direction": "out" if i % 2 else "in",
+        "decision": "pass",
+        "reasons": ("ok",),
+        "temp_c": 36.5,
+        "pass_id": f"PASS-{i:04d}",
+        "household": "B3-1201",
+        "holder": "Zhang Wei",
+        "operator": "=HYPERLINK(\"x\")" if i == 3 else None,
+        "person": {"name": "张伟", "phone": PHONE, "id_number": ID_NUMBER,
+                   "note": f"backup phone {PHONE}"},
+    }  # fmt: skip
+    fields.update(kw)
+    return EventDraft(**fields)
+
+
+def make_core(tmp_path, clock, web=None):
+    config = parse_config({"web": {"api_rate_per_min": 100000, **(web or {})}})
+    store = EventLog(
+        tmp_path / "kiosk.db",
+        "gate-1",
+        clock,
+        "NORMAL",
+        migrations=[tokens.MIGRATIONS, stats.MIGRATIONS],
+    ).open()
+    return SimpleNamespace(
+        config=config,
+        clock=clock,
+        store=store,
+        tokens=TokenStore(store, b"pepper", clock),
+        runner=SimpleNamespace(metrics=lambda: {"queue_depth": 2, "loop_p99_ms": 3.5}),
+        health=lambda: {
+            "deciding": True,
+            "thermometer": {"state": "ok", "detail": ""},
+            "readers": {"camera": {"state": "fault", "detail": "unplugged"}},
+        },
+    )
+
+
+@pytest.fixture
+def core(tmp_path, clock):
+    core = make_core(tmp_path, clock)
+    for i in range(1, 26):
+        core.store.append(draft(i))
+        clock.advance(30)
+    yield core
+    core.store.close()
+
+
+def client_for(core) -> TestClient:
+    app = FastAPI()
+    app.include_router(api.router(core))
+    return TestClient(app)
+
+
+@pytest.fixture
+def client(core):
+    return client_for(core)
+
+
+def bearer(core, *scopes: str) -> dict[str, str]:
+    _, plain = core.tokens.create(scopes or ("logs:read",))
+    return {"Authorization": f"Bearer {plain}"}
+
+
+def assert_nothing_personal(text: str) -> None:
+    assert not PHONE_RE.search(text), "unmasked phone number"
+    assert not ID_RE.search(text), "unmasked ID number"
+    assert "Zhang Wei" not in text and "张伟" not in text and "B3-1201" not in text
+
+
+@pytest.mark.parametrize("path", ["/api/v1/events", "/api/v1/events.csv", "/api/v1/stats"])
+@pytest.mark.parametrize("auth", [None, "Bearer nope", "Basic dXNlcjpwYXNz", "Bearer "])
+def test_data_endpoints_answer_401_without_a_valid_token(client, path, auth):
+    headers = {"Authorization": auth} if auth else {}
+    response = client.get(path, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert PHONE not in response.text
+
+
+def test_revoked_token_gets_401(core, client):
+    info, plain = core.tokens.create(["logs:read"])
+    core.tokens.revoke(info.id)
+    assert (
+        client.get("/api/v1/events", headers={"Authorization": f"Bearer {plain}"}).status_code
+        == 401
+    )
+
+
+def test_out_of_scope_gets_403(core, client):
+    assert client.get("/api/v1/events", headers=bearer(core, "stats:read")).status_code == 403
+    assert client.get("/api/v1/stats", headers=bearer(core, "logs:read")).status_code == 403
+    assert client.get("/api/v1/events.csv", headers=bearer(core, "stats:read")).status_code == 403
+
+
+def test_keyset_paging_resumes_exactly_under_concurrent_writes(core, client, clock):
+    headers = bearer(core)
+    seen: list[int] = []
+    after = 0
+    while True:
+        page = client.get("/api/v1/events", params={"after": after, "limit": 4}, headers=headers)
+        assert page.status_code == 200
+        body = page.json()
+        if not body["events"]:
+            assert body["next"] == after
+            break
+        seen += [e["seq"] for e in body["events"]]
+        assert body["next"] == body["events"][-1]["seq"]
+        after = body["next"]
+        if len(seen) == 8:  # the kiosk keeps deciding while the office pages through
+            for i in range(3):
+                core.store.append(draft(100 + i))
+    assert seen == list(range(1, 29))
+
+
+def test_page_reports_the_head_seq(core, client):
+    body = client.get("/api/v1/events", params={"limit": 2}, headers=bearer(core)).json()
+    assert body["last"] == 25 and body["next"] == 2
+
+
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 5001}, {"after": -1}, {"after": "x"}])
+def test_out_of_bounds_paging_is_422(core, client, params):
+    assert client.get("/api/v1/events", params=params, headers=bearer(core)).status_code == 422
+
+
+def test_ndjson_streams_one_event_per_line(core, client):
+    headers = {**bearer(core), "Accept": "application/x-ndjson"}
+    response = client.get("/api/v1/events", params={"after": 5, "limit": 10}, headers=headers)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    lines = response.text.splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == list(range(6, 16))
+    assert response.headers["x-next"] == "15"
+    assert_nothing_personal(response.text)
+
+
+def test_personal_fields_are_masked_by_default(core, client):
+    body = client.get("/api/v1/events", params={"limit": 1}, headers=bearer(core)).json()
+    event = body["events"][0]
+    assert event["holder"] == "Z."
+    assert event["pass_id"] == "*******01"
+    assert event["person"]["phone"] == "138****8000"
+    assert event["person"]["id_number"] == "110*************2X"
+    assert_nothing_personal(json.dumps(body, ensure_ascii=False))
+
+
+def test_fields_need_the_personal_scope(core, client):
+    response = client.get("/api/v1/events", params={"fields": "holder"}, headers=bearer(core))
+    assert response.status_code == 403
+    personal = bearer(core, "logs:read", "logs:personal")
+    body = client.get(
+        "/api/v1/events", params={"limit": 1, "fields": "holder,person.phone"}, headers=personal
+    ).json()
+    event = body["events"][0]
+    assert event["holder"] == "Zhang Wei" and event["person"]["phone"] == PHONE
+    assert event["person"]["id_number"] == "110*************2X"
+    assert event["pass_id"] == "*******01"
+
+
+@pytest.mark.parametrize("fields", ["password", "holder,", "holder;drop", "person.pin"])
+def test_unknown_field_names_are_refused(core, client, fields):
+    personal = bearer(core, "logs:read", "logs:personal")
+    response = client.get("/api/v1/events", params={"fields": fields}, headers=personal)
+    assert response.status_code == 422
+    assert "pattern" in json.dumps(response.json())
+
+
+def test_csv_export_is_masked_and_safe_for_spreadsheets(core, client):
+    response = client.get("/api/v1/events.csv", params={"after": 1}, headers=bearer(core))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [int(r["seq"]) for r in rows] == list(range(2, 26))
+    assert rows[1]["operator"].startswith("'=")  # seq 3: a formula is neutralised
+    assert json.loads(rows[0]["reasons"]) == ["ok"]
+    assert_nothing_personal(response.text)
+
+
+def test_csv_export_honours_limit_across_internal_pages(tmp_path, clock):
+    core = make_core(tmp_path, clock, {"max_page": 3})
+    try:
+        for i in range(10):
+            core.store.append(draft(i))
+        client = client_for(core)
+        response = client.get("/api/v1/events.csv", params={"limit": 7}, headers=bearer(core))
+        assert [int(r["seq"]) for r in csv.DictReader(io.StringIO(response.text))] == list(
+            range(1, 8)
+        )
+    finally:
+        core.store.close()
+
+
+def test_each_export_is_one_audit_row_naming_token_range_and_fields(core, client):
+    info, plain = core.tokens.create(["logs:read", "logs:personal"])
+    headers = {"Authorization": f"Bearer {plain}"}
+    before = core.store.last_audit_seq
+    client.get("/api/v1/events", params={"after": 3, "limit": 10, "fields": "holder"},
+               headers=headers)  # fmt: skip
+    client.get("/api/v1/events.csv", headers=headers)
+    rows = core.store.audits(after_seq=before)
+    assert [r["action"] for r in rows] == ["export_events", "export_csv"]
+    assert rows[0]["actor"] == f"token:{info.id}"
+    assert rows[0]["detail"] == {
+        "format": "json", "after": 3, "through": 13, "count": 10, "fields": ["holder"]
+    }  # fmt: skip
+    assert rows[1]["detail"]["format"] == "csv"
+
+
+def test_export_is_refused_when_it_cannot_be_audited(core, client, monkeypatch):
+    headers = bearer(core)
+
+    def broken(*args, **kwargs):
+        raise StoreFault("store_fault", "disk full")
+
+    monkeypatch.setattr(core.store, "audit", broken)
+    response = client.get("/api/v1/events", headers=headers)
+    assert response.status_code == 503
+    assert "events" not in response.json()
+
+
+def test_rate_limit_per_token_answers_429_with_retry_after(tmp_path, clock):
+    core = make_core(tmp_path, clock, {"api_rate_per_min": 6})  # burst 1, then 1 per 10 s
+    try:
+        client = client_for(core)
+        headers = bearer(core)
+        assert client.get("/api/v1/events", headers=headers).status_code == 200
+        limited = client.get("/api/v1/events", headers=headers)
+        assert limited.status_code == 429
+        assert int(limited.headers["retry-after"]) >= 1
+        clock.advance(10)
+        assert client.get("/api/v1/events", headers=headers).status_code == 200
+    finally:
+        core.store.close()
+
+
+def test_rate_limit_per_address_applies_before_authentication(tmp_path, clock):
+    core = make_core(tmp_path, clock, {"api_rate_per_min": 6})
+    try:
+        client = client_for(core)
+        assert client.get("/api/v1/events").status_code == 401
+        # Guessing tokens from one address is slowed down too.
+        response = client.get("/api/v1/events", headers={"Authorization": "Bearer guess"})
+        assert response.status_code == 429 and "retry-after" in response.headers
+    finally:
+        core.store.close()
+
+
+def test_oversized_requests_are_refused(core, client):
+    headers = bearer(core)
+    long_query = "x" * 20000
+    assert client.get(f"/api/v1/events?pad={long_query}", headers=headers).status_code == 414
+    big = client.request(
+        "GET", "/api/v1/events", headers={**headers, "Content-Length": "999999"}, content=b""
+    )
+    assert big.status_code == 413
+
+
+def test_stats_returns_the_daily_report_for_a_day(core, client):
+    headers = bearer(core, "stats:read")
+    response = client.get("/api/v1/stats", params={"day": "2026-03-02"}, headers=headers)
+    assert response.status_code == 200
+    report = response.json()
+    assert report["day"] == "2026-03-02" and report["events"] == 25
+    assert report["timezone"] == "Asia/Shanghai"
+    assert report["by_decision"] == {"pass": 25}
+    assert_nothing_personal(response.text)
+    # Default: today in the site's timezone.
+    assert client.get("/api/v1/stats", headers=headers).json()["day"] == "2026-03-02"
+    assert client.get("/api/v1/stats", params={"day": "March"}, headers=headers).status_code == 422
+
+
+def test_metrics_in_prometheus_text(core, client):
+    core.store.append(draft(99, decision="deny", reasons=("fever", "quarantined")))
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    text = response.text
+    assert 'kiosk_decisions_total{decision="pass",reason="ok"} 25' in text
+    assert 'kiosk_decisions_total{decision="deny",reason="fever"} 1' in text
+    assert 'kiosk_device_up{device="thermometer",state="ok"} 1' in text
+    assert 'kiosk_device_up{device="readers.camera",state="fault"} 0' in text
+    assert "kiosk_queue_depth 2" in text
+    assert 'kiosk_loop_lag_seconds_bucket{le="+Inf"}' in text
+    assert re.search(r"^kiosk_disk_free_bytes \d+$", text, re.M)
+    assert "kiosk_events_last_seq 26" in text
+    # Counted incrementally: a new event adds one, nothing is counted twice.
+    core.store.append(draft(100))
+    assert 'kiosk_decisions_total{decision="pass",reason="ok"} 26' in client.get("/metrics").text
+
+
+def test_metrics_can_require_a_token(tmp_path, clock):
+    core = make_core(tmp_path, clock, {"metrics_public": False})
+    try:
+        client = client_for(core)
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers=bearer(core, "logs:read")).status_code == 403
+        assert client.get("/metrics", headers=bearer(core, "stats:read")).status_code == 200
+    finally:
+        core.store.close()
+
+
+def test_openapi_declares_every_response_model(client):
+    schema = client.get("/openapi.json").json()
+    events = schema["paths"]["/api/v1/events"]["get"]["responses"]
+    assert events["200"]["content"]["application/json"]["schema"]["$ref"].endswith("EventsPage")
+    assert "application/x-ndjson" in events["200"]["content"]
+    for code in ("401", "403", "429", "422"):
+        assert code in events
+    stats_ok = schema["paths"]["/api/v1/stats"]["get"]["responses"]["200"]
+    assert stats_ok["content"]["application/json"]["schema"]["$ref"].endswith("DailyReport")
+    assert "text/csv" in schema["paths"]["/api/v1/events.csv"]["get"]["responses"]["200"]["content"]
+    assert "HTTPBearer" in schema["components"]["securitySchemes"]
+
+
+def test_no_response_carries_an_unmasked_phone_or_id(core, client):
+    headers = bearer(core, "logs:read", "stats:read")
+    texts = [
+        client.get("/api/v1/events", params={"limit": 100}, headers=headers).text,
+        client.get("/api/v1/events", headers={**headers, "Accept": "application/x-ndjson"}).text,
+        client.get("/api/v1/events.csv", headers=headers).text,
+        client.get("/api/v1/stats", params={"day": "2026-03-02"}, headers=headers).text,
+        client.get("/metrics").text,
+    ]
+    for text in texts:
+        assert_nothing_personal(text)
+    audits = json.dumps(core.store.audits(limit=1000), ensure_ascii=False)
+    assert_nothing_personal(audits)
+
+
+def test_events_after_purge_carry_no_personal_fields(core, client, clock):
+    from kiosk.retention import purge
+
+    purge(core.store, 0, clock.now() + timedelta(seconds=1), tz="Asia/Shanghai")
+    body = client.get("/api/v1/events", params={"limit": 3}, headers=bearer(core)).json()
+    assert all(e["holder"] is None and e["purged_at"] for e in body["events"])
+
+
+def test_app_factory_can_hide_docs(tmp_path, clock):
+    from kiosk.app import build_core
+    from ui.app import create_app
+
+    config = parse_config({"web": {"docs_enabled": False}})
+    real = build_core(config, tmp_path / "data", clock)
+    try:
+        client = TestClient(create_app(real))
+        assert client.get("/openapi.json").status_code == 404
+        assert client.get("/docs").status_code == 404
+        assert client.get("/api/v1/events").status_code == 401
+    finally:
+        real.store.close()
+        real.devices.close()
+
+
+def test_no_log_line_carries_personal_data(core, client, caplog, monkeypatch):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    headers = bearer(core, "logs:read", "stats:read")
+    client.get("/api/v1/events", params={"limit": 50}, headers=headers)
+    client.get("/api/v1/events.csv", headers=headers)
+    client.get("/api/v1/stats", headers=headers)
+    client.get("/metrics")
+    client.get("/api/v1/events", headers={"Authorization": f"Bearer {PHONE}"})
+
+    def broken(*args, **kwargs):
+        raise StoreFault("store_fault", "disk full")
+
+    monkeypatch.setattr(core.store, "audit", broken)
+    client.get("/api/v1/events", headers=headers)
+    assert "export refused" in caplog.text
+    assert_nothing_personal(caplog.text)
+
+
+def test_stats_report_list_freshness_from_the_list_store(core, client):
+    from datetime import UTC, datetime
+
+    from kiosk.lists import Freshness
+
+    updated = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+    core.lists = SimpleNamespace(current=SimpleNamespace(freshness=Freshness(updated_at=updated)))
+    report = client.get("/api/v1/stats", headers=bearer(core, "stats:read")).json()
+    assert report["lists_freshness"]["updated_at"] == "2026-03-02T06:00:00+00:00"
+
+
+def test_pages_from_the_helper_process_match_pages_built_in_thread(core):
+    for ndjson in (False, True):
+        in_process = api.PageBuilder(True).build(core.store, 3, 7, frozenset({"holder"}), ndjson)
+        in_thread = api.PageBuilder(False).build(core.store, 3, 7, frozenset({"holder"}), ndjson)
+        assert in_process == in_thread
+        assert in_process[1:] == (7, 10, 25)
+
+
+def test_a_dead_helper_process_falls_back_to_building_in_thread(core, caplog):
+    builder = api.PageBuilder(True)
+    builder.build(core.store, 0, 1, frozenset(), False)  # the helper is up
+    pool = api.PageBuilder._executor()
+    for process in list(pool._processes.values()):
+        process.kill()
+        process.join(5)
+    body, count, next_seq, last = builder.build(core.store, 0, 5, frozenset(), False)
+    assert (count, next_seq, last) == (5, 5, 25)
+    assert json.loads(body)["events"][0]["holder"] == "Z."
+    assert "export worker unavailable" in caplog.text
+    # And the next request gets a fresh helper.
+    assert builder.build(core.store, 5, 5, frozenset(), False)[1:] == (5, 10, 25)
+
+
+@pytest.mark.slow
+def test_the_helper_process_exits_when_the_daemon_is_killed(core):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from ui.api import PageBuilder\n"
+        "from kiosk.pull import export_page_at\n"
+        "pool = PageBuilder._executor()\n"
+        "pool.submit(export_page_at, sys.argv[1], 0, 1, (), False).result(60)\n"
+        "print(next(iter(pool._processes)), flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(core.store.path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == -signal.SIGKILL
+    helper = int(proc.stdout.strip())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(helper, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(helper, signal.SIGKILL)
+    pytest.fail("the helper process outlived its parent")

@@ -1,0 +1,126 @@
+"""Masking of personal data: what the API, the CSV export and the guard screen show."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kiosk.privacy import (
+    FIELD_NAMES,
+    mask_event,
+    mask_id_number,
+    mask_name,
+    mask_phone,
+    normalise_fields,
+    scrub_text,
+)
+
+PHONE_RE = re.compile(r"\b1[3-9]\d{9}\b")
+ID_RE = re.compile(r"\b\d{17}[\dXx]\b")
+
+EVENT = {
+    "seq": 7,
+    "kiosk_id": "gate-1",
+    "decision": "pass",
+    "pass_id": "P-2026-000123",
+    "household": "B3-1201",
+    "holder": "Zhang Wei",
+    "person": {
+        "name": "李小龙",
+        "phone": "13800138000",
+        "id_number": "11010519491231002X",
+        "unit": "B3-1201",
+        "plate": "京A12345",
+        "occupants": 2,
+        "note": "call 13912345678 or ID 110105194912310021 at the gate",
+    },
+    "hash": "ab" * 32,
+}
+
+
+def test_phone_keeps_prefix_and_last_four():
+    assert mask_phone("13800138000") == "138****8000"
+    assert mask_phone("+86 138-0013-8000") == "138****8000"
+
+
+def test_resident_id_keeps_three_and_two():
+    assert mask_id_number("11010519491231002X") == "110*************2X"
+    assert mask_id_number("110105491231002") == "110**********02"
+
+
+def test_other_id_documents_keep_last_two_only():
+    assert mask_id_number("E12345678") == "*******78"
+
+
+def test_names_become_initials():
+    assert mask_name("Zhang Wei") == "Z."
+    assert mask_name("张伟") == "张*"
+    assert mask_name("  ") == ""
+
+
+def test_free_text_numbers_are_masked_but_hashes_are_not():
+    text = "tel 13800138000, id 11010519491231002X, hash 13800138000ab"
+    out = scrub_text(text)
+    assert "13800138000," not in out and "138****8000" in out
+    assert "110*************2X" in out
+    assert out.endswith("13800138000ab")
+
+
+def test_mask_event_masks_every_personal_field_by_default():
+    out = mask_event(EVENT)
+    assert out["pass_id"] == "***********23"
+    assert out["household"] == "*****01"
+    assert out["holder"] == "Z."
+    assert out["person"]["name"] == "李*"
+    assert out["person"]["occupants"] == 2
+    text = json.dumps(out, ensure_ascii=False)
+    assert not PHONE_RE.search(text)
+    assert not ID_RE.search(text)
+    assert out["hash"] == EVENT["hash"] and out["seq"] == 7
+
+
+def test_mask_event_leaves_allowed_fields_clear_and_input_untouched():
+    before = json.dumps(EVENT, ensure_ascii=False)
+    out = mask_event(EVENT, {"holder", "person.phone"})
+    assert out["holder"] == "Zhang Wei"
+    assert out["person"]["phone"] == "13800138000"
+    assert out["person"]["id_number"] == "110*************2X"
+    assert json.dumps(EVENT, ensure_ascii=False) == before
+
+
+def test_person_stored_as_json_text_is_decoded_before_masking():
+    event = dict(EVENT, person=json.dumps(EVENT["person"], ensure_ascii=False))
+    out = mask_event(event)
+    assert out["person"]["name"] == "李*"
+    assert out["person"]["phone"] == "138****8000"
+
+
+def test_whole_person_allowed_keeps_it_clear():
+    assert mask_event(EVENT, {"person"})["person"] == EVENT["person"]
+
+
+def test_unknown_field_names_are_refused():
+    assert normalise_fields(["holder", " person.phone", ""]) == {"holder", "person.phone"}
+    with pytest.raises(ValueError, match="unknown field 'password'"):
+        normalise_fields(["password"])
+    assert "person.id_number" in FIELD_NAMES
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.from_regex(r"1[3-9]\d{9}", fullmatch=True), st.sampled_from([" ", ", ", ":", "/"]))
+def test_no_phone_survives_scrubbing(phone, sep):
+    out = scrub_text(f"call{sep}{phone}{sep}now")
+    assert phone not in out
+    assert not PHONE_RE.search(out)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.from_regex(r"\d{17}[\dX]", fullmatch=True))
+def test_no_resident_id_survives_masking(idn):
+    masked = mask_id_number(idn)
+    assert not ID_RE.search(masked)
+    assert masked[:3] == idn[:3] and masked[-2:] == idn[-2:]

@@ -1,0 +1,138 @@
+"""The daily report: counts per local day, no personal data, frozen days answer the same."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+import pytest
+
+from kiosk import stats, tokens
+from kiosk.config.policy import QuotaConfig
+from kiosk.lists import Freshness
+from kiosk.stats import daily_report, day_bounds, freeze_days
+from kiosk.store import EventDraft, EventLog
+
+TZ = "Asia/Shanghai"
+DAY = date(2026, 3, 2)  # 2026-03-01T16:00Z .. 2026-03-02T16:00Z
+
+
+@pytest.fixture
+def store(tmp_path, clock):
+    log = EventLog(
+        tmp_path / "kiosk.db",
+        "gate-1",
+        clock,
+        "NORMAL",
+        migrations=[tokens.MIGRATIONS, stats.MIGRATIONS],
+    )
+    log.open()
+    yield log
+    log.close()
+
+
+def at(clock, when: datetime) -> None:
+    clock.set_wall(when)
+
+
+def add(store, clock, when, **kw):
+    clock.set_wall(when)
+    fields = {"direction": "in", "decision": "pass", "reasons": ("ok",), "temp_c": 36.6}
+    fields.update(kw)
+    return store.append(EventDraft(**fields))
+
+
+def test_day_bounds_are_local_midnights_in_utc():
+    assert day_bounds(DAY, TZ) == ("2026-03-01T16:00:00", "2026-03-02T16:00:00")
+
+
+def test_counts_by_decision_reason_direction_and_local_hour(store, clock):
+    add(store, clock, datetime(2026, 3, 1, 15, 59, tzinfo=UTC))  # 23:59 on 1 March local
+    add(store, clock, datetime(2026, 3, 1, 16, 0, tzinfo=UTC))  # 00:00 local
+    add(store, clock, datetime(2026, 3, 2, 1, 30, tzinfo=UTC), direction="out")  # 09:30
+    add(
+        store,
+        clock,
+        datetime(2026, 3, 2, 1, 40, tzinfo=UTC),
+        decision="deny",
+        reasons=("fever", "pass_expired"),
+        temp_c=38.4,
+    )
+    add(store, clock, datetime(2026, 3, 2, 16, 0, tzinfo=UTC))  # next local day
+    report = daily_report(store.reader(), DAY, TZ)
+    assert report["events"] == 3
+    assert report["by_decision"] == {"deny": 1, "pass": 2}
+    assert report["by_reason"] == {"fever": 1, "ok": 2, "pass_expired": 1}
+    assert report["by_direction"] == {"in": 2, "out": 1}
+    assert report["by_hour"][0] == 1 and report["by_hour"][9] == 2 and sum(report["by_hour"]) == 3
+    assert report["fever_alarms"] == {"count": 1, "times": ["09:40:00"]}
+    assert report["kiosks"] == ["gate-1"]
+
+
+def test_temperature_histogram_bins_and_missing_temperatures(store, clock):
+    base = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+    for i, temp in enumerate([34.0, 36.6, 36.9, 37.3, 39.5, None]):
+        add(store, clock, base.replace(minute=i), temp_c=temp)
+    report = daily_report(store.reader(), DAY, TZ)
+    counts = {(b["from_c"], b["to_c"]): b["count"] for b in report["temperature_histogram"]}
+    assert counts[(None, 35.0)] == 1
+    assert counts[(36.5, 37.0)] == 2
+    assert counts[(37.0, 37.5)] == 1
+    assert counts[(39.0, None)] == 1
+    assert sum(counts.values()) == 5 and report["no_temperature"] == 1
+
+
+def test_exits_per_household_against_the_quota_without_naming_households(store, clock):
+    quota = QuotaConfig(enabled=True, exits=1, period_days=2)
+    add(store, clock, datetime(2026, 3, 1, 2, 0, tzinfo=UTC), direction="out", household="B3-1201")
+    add(store, clock, datetime(2026, 3, 2, 2, 0, tzinfo=UTC), direction="out", household="B3-1201")
+    add(store, clock, datetime(2026, 3, 2, 3, 0, tzinfo=UTC), direction="out", household="A1-0101")
+    add(store, clock, datetime(2026, 3, 2, 4, 0, tzinfo=UTC), direction="out", household="A1-0101")
+    # Denied and inbound passages are not exits.
+    add(store, clock, datetime(2026, 3, 2, 5, 0, tzinfo=UTC), direction="out", household="C2",
+        decision="deny", reasons=("quota_exceeded",))  # fmt: skip
+    add(store, clock, datetime(2026, 3, 2, 6, 0, tzinfo=UTC), direction="in", household="C2")
+    report = daily_report(store.reader(), DAY, TZ, quota)
+    exits = report["exits_per_household"]
+    assert exits["households"] == 2 and exits["exits"] == 3
+    assert exits["histogram"] == {"1": 1, "2": 1}
+    assert exits["max"] == 2
+    # B3 went out yesterday and today (2 in the 2-day period), A1 twice today.
+    assert exits["over_quota_households"] == 2
+    assert exits["quota_enabled"] is True and exits["quota_exits"] == 1
+    assert report["by_reason"]["quota_exceeded"] == 1
+    text = json.dumps(report)
+    assert "B3-1201" not in text and "A1-0101" not in text
+
+
+def test_lists_freshness_is_added_live(store):
+    fresh = Freshness(updated_at=datetime(2026, 3, 2, 1, 0, tzinfo=UTC), source="bundle")
+    report = daily_report(store.reader(), DAY, TZ, None, fresh)
+    assert report["lists_freshness"]["updated_at"] == "2026-03-02T01:00:00+00:00"
+    assert report["lists_freshness"]["source"] == "bundle"
+    assert daily_report(store.reader(), DAY, TZ)["lists_freshness"] is None
+
+
+def test_freeze_keeps_complete_days_only_and_is_idempotent(store, clock):
+    add(store, clock, datetime(2026, 3, 1, 2, 0, tzinfo=UTC))
+    add(store, clock, datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
+    now = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # 16:00 on 2 March local: today is open
+    assert freeze_days(store, TZ, None, now) == [date(2026, 3, 1)]
+    assert freeze_days(store, TZ, None, now) == []
+    rows = list(store.reader().query("select day from daily_aggregates"))
+    assert [r["day"] for r in rows] == ["2026-03-01"]
+
+
+def test_a_frozen_day_answers_from_the_aggregate(store, clock):
+    add(store, clock, datetime(2026, 3, 1, 2, 0, tzinfo=UTC), direction="out", household="H1")
+    before = daily_report(store.reader(), date(2026, 3, 1), TZ)
+    freeze_days(store, TZ, None, datetime(2026, 3, 3, tzinfo=UTC))
+    # A late row for the frozen day does not change its report any more.
+    add(store, clock, datetime(2026, 3, 1, 3, 0, tzinfo=UTC))
+    assert daily_report(store.reader(), date(2026, 3, 1), TZ) == before
+
+
+def test_empty_day_reports_zeros(store):
+    report = daily_report(store.reader(), DAY, TZ)
+    assert report["events"] == 0 and report["by_hour"] == [0] * 24
+    assert report["exits_per_household"]["households"] == 0
