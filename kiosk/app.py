@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import shutil
 import signal
@@ -271,6 +272,11 @@ class Daemon:
                 await self._server_task
                 raise RuntimeError(f"web server did not start on {web.host}:{web.port}")
             await asyncio.sleep(0.02)
+        # Everything built so far lives as long as the process: move it out of the garbage
+        # collector's sight, so a collection during a passage scans only what is new (the
+        # loop's p99 under a pull drops measurably, see the pull bench).
+        gc.collect()
+        gc.freeze()
         self.notifier.ready(f"deciding; {self.url}")
         # Only a stalled loop is worth a restart; a full disk or a dead sensor is not (the
         # kiosk stays up in degraded mode and says so), so the watchdog watches the heartbeat.
