@@ -83,6 +83,30 @@ DEVICE_ALARMS = {
 PASS_DECISIONS = frozenset({"pass", "manual_pass"})
 
 
+class TemperatureImplausible(ValueError):
+    """A hand-measured temperature outside the plausible body range (a typo, or the wrong
+    scale): nothing is recorded."""
+
+    def __init__(self, temp_c: object, low_c: float, high_c: float) -> None:
+        super().__init__(f"temp_c: a body temperature from {low_c:g} to {high_c:g} °C is required")
+        self.temp_c = temp_c
+        self.low_c = low_c
+        self.high_c = high_c
+
+
+class FeverRefused(ValueError):
+    """A registration as a pass whose hand-measured temperature is a fever: the same
+    threshold the kiosk applies. The guard re-measures first, or registers a deny."""
+
+    def __init__(self, temp_c: float, threshold_c: float) -> None:
+        super().__init__(
+            f"temp_c: {temp_c:.1f} °C is at or above the fever threshold {threshold_c:.1f} °C;"
+            " re-measure, or register a deny"
+        )
+        self.temp_c = temp_c
+        self.threshold_c = threshold_c
+
+
 class EnginePorts(Protocol):
     """What the engine asks of the outside world. Calls must return at once."""
 
@@ -125,6 +149,7 @@ class _Manual:
     direction: str
     person: Mapping[str, Any] | None
     kind: str
+    temp_c: float | None = None
 
 
 def _attr(obj: Any, name: str, default: Any = None) -> Any:
@@ -356,6 +381,7 @@ class Engine:
         direction: str,
         person: Mapping[str, Any] | None = None,
         kind: ManualKind = "manual",
+        temp_c: float | None = None,
     ) -> None:
         """A guard's decision (override, or registration of a person or a vehicle).
 
@@ -363,7 +389,18 @@ class Engine:
         the gate (for a manual pass). A passage still being measured is abandoned; one being
         committed finishes first. The free-text ``reason`` is stored with the personal fields
         (``person.note``) because guards write names into it; it never reaches a log line.
-        Raises ``ValueError`` for bad input, before anything changes.
+
+        ``temp_c`` is a hand-measured body temperature (a registration, or a guard confirming
+        a person at the gate). It becomes the event's ``temp_c``, with no object/ambient
+        reading (those are the kiosk sensor's). It must lie within the thermometry's
+        plausible range (``TemperatureImplausible``). A *registration* as a pass at or above
+        ``fever_threshold_c`` is refused (``FeverRefused``): the same rule the kiosk applies
+        to a stranger, who is admitted on the guard's word. An override is not refused: a
+        guard may deliberately let a feverish resident through (home to isolate) and the
+        record should then carry the reading.
+
+        Raises ``ValueError`` (or one of those subclasses) for bad input, before anything
+        changes.
         """
         if decision not in ("manual_pass", "manual_deny"):
             raise ValueError("decision must be 'manual_pass' or 'manual_deny'")
@@ -379,8 +416,21 @@ class Engine:
             raise ValueError("person must be an object")
         if kind in ("registration", "vehicle") and not person:
             raise ValueError(f"a {kind} needs the person's details")
-        item = _Manual(decision, operator.strip(), reason.strip(), direction, person, kind)
+        if temp_c is not None:
+            temp_c = self._hand_temperature(temp_c)
+            threshold = self._thermo_cfg.fever_threshold_c
+            if kind == "registration" and decision == "manual_pass" and temp_c >= threshold:
+                raise FeverRefused(temp_c, threshold)
+        item = _Manual(decision, operator.strip(), reason.strip(), direction, person, kind, temp_c)
         self._input(self._enqueue_manual, item)
+
+    def _hand_temperature(self, temp_c: object) -> float:
+        low, high = self._thermo_cfg.plausible_min_c, self._thermo_cfg.plausible_max_c
+        if isinstance(temp_c, bool) or not isinstance(temp_c, int | float):
+            raise TemperatureImplausible(temp_c, low, high)
+        if not low <= temp_c <= high:  # NaN fails this too
+            raise TemperatureImplausible(temp_c, low, high)
+        return float(temp_c)
 
     # ---------------------------------------------------------------- input plumbing
 
@@ -968,6 +1018,16 @@ class Engine:
         ):
             base = previous  # the guard overrides (or confirms) the kiosk's deny just shown
         src = base.draft if base is not None else None
+        if item.temp_c is not None:
+            # Measured by hand now: it replaces the kiosk's estimate, and there is no sensor
+            # pair to go with it (calibration must not pair a clinical reading with one).
+            temps = (item.temp_c, None, None)
+        else:
+            temps = (
+                _attr(src, "temp_c"),
+                _attr(src, "temp_object_c"),
+                _attr(src, "temp_ambient_c"),
+            )
         p.draft = self._draft_factory(
             direction=item.direction,
             decision=item.decision,
@@ -975,9 +1035,9 @@ class Engine:
             pass_id=_attr(src, "pass_id"),
             household=_attr(src, "household"),
             holder=_attr(src, "holder"),
-            temp_c=_attr(src, "temp_c"),
-            temp_object_c=_attr(src, "temp_object_c"),
-            temp_ambient_c=_attr(src, "temp_ambient_c"),
+            temp_c=temps[0],
+            temp_object_c=temps[1],
+            temp_ambient_c=temps[2],
             latency_ms=0.0,
             operator=item.operator,
             kind=item.kind,

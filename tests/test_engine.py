@@ -14,7 +14,7 @@ from drivers.thermometer import FakeMlx90614
 from kiosk import lists as lists_mod
 from kiosk.config import parse_config
 from kiosk.devices import CodeRead, SensorFault
-from kiosk.engine import PROMPTS, Engine
+from kiosk.engine import PROMPTS, Engine, FeverRefused, TemperatureImplausible
 from kiosk.history import PassageHistory
 from kiosk.passes import TrustList, issue_pass
 from kiosk.replay import DirectPorts, StoreSwitch
@@ -415,6 +415,68 @@ def test_manual_registration_of_a_vehicle_is_an_event_with_its_details(rig):
     assert event["kind"] == "vehicle"
     assert event["person"]["plate"] == "沪A12345"
     assert event["decision"] == "manual_pass"
+
+
+def register(rig, temp_c, decision="manual_pass"):
+    rig.engine.manual(
+        decision,
+        "guard-zhou",
+        "visiting mother",
+        "in",
+        person={"name": "Wang Fang", "phone": "13800138000"},
+        kind="registration",
+        temp_c=temp_c,
+    )
+
+
+def test_registration_records_the_hand_measured_temperature_as_the_events_temp_c(rig):
+    register(rig, 36.6)
+    [event] = rig.events()
+    assert (event["kind"], event["decision"]) == ("registration", "manual_pass")
+    assert event["temp_c"] == 36.6
+    # A hand reading has no sensor pair: calibration must never pair a clinical reading with it.
+    assert event["temp_object_c"] is None and event["temp_ambient_c"] is None
+    assert "temp_c" not in event["person"] and "hand_temp_c" not in event["person"]
+    assert rig.decisions()[-1]["temp_c"] == 36.6
+    assert rig.gate.commands[-1].open_ is True
+
+
+@pytest.mark.parametrize("temp_c", [37.3, 38.2])  # the threshold itself is a fever
+def test_registration_as_a_pass_with_a_hand_measured_fever_is_refused(rig, temp_c):
+    with pytest.raises(FeverRefused) as refused:
+        register(rig, temp_c)
+    assert refused.value.temp_c == temp_c
+    assert refused.value.threshold_c == rig.config.thermometer.thermometry.fever_threshold_c
+    assert isinstance(refused.value, ValueError)
+    assert rig.events() == [] and rig.gate.commands == []
+    assert rig.engine.state == "idle"
+
+
+def test_registration_of_a_fever_as_a_deny_is_recorded_with_its_temperature(rig):
+    register(rig, 38.2, decision="manual_deny")
+    [event] = rig.events()
+    assert (event["decision"], event["temp_c"]) == ("manual_deny", 38.2)
+    assert rig.gate.commands == []
+
+
+def test_guard_override_with_a_hand_measured_fever_is_recorded_not_refused(rig):
+    rig.show(rig.pass_text(household="C-303", holder="Wang Fang"))
+    rig.emulator.person_arrives(38.6)
+    rig.run(4)
+    assert rig.decisions()[-1]["decision"] == "deny"
+    rig.engine.manual("manual_pass", "guard-zhou", "escorted home to isolate", "in", temp_c=38.4)
+    override = rig.events()[-1]
+    assert (override["decision"], override["household"]) == ("manual_pass", "C-303")
+    assert override["temp_c"] == 38.4  # the guard's reading replaces the kiosk's estimate
+    assert override["temp_object_c"] is None and override["temp_ambient_c"] is None
+
+
+@pytest.mark.parametrize("temp_c", [33.9, 43.1, float("nan"), float("inf"), "36.6", True])
+def test_hand_temperature_outside_the_plausible_body_range_is_refused(rig, temp_c):
+    with pytest.raises(TemperatureImplausible) as bad:
+        register(rig, temp_c, decision="manual_deny")
+    assert (bad.value.low_c, bad.value.high_c) == (34.0, 43.0)
+    assert rig.events() == [] and rig.gate.commands == []
 
 
 @pytest.mark.parametrize(

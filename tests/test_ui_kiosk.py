@@ -18,9 +18,12 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from test_ui_guard import BASE, SESSION_KEY, add_event, make_core
+from test_ui_guard import BASE, SESSION_KEY, WAIT_S, add_event, close_core, make_core
 
 from kiosk.accounts import Account
+from kiosk.app import Core
+from kiosk.config import parse_config
+from kiosk.devices import CodeRead
 from ui import guard, kiosk_screen
 from ui.auth import COOKIE, GuardAuth
 from ui.kiosk_screen import ScreenTracker, banner_view, kiosk_view
@@ -125,20 +128,24 @@ def test_tracker_keeps_the_decision_until_the_next_passage_starts():
 
 
 def test_banner_names_faulty_devices_unsynced_clock_and_stale_lists():
-    report = {
+    report = {  # the shape of core.health()
         "deciding": False,
-        "thermometer": {"state": "fault", "detail": "x"},
-        "readers": {"camera": {"state": "ok"}, "scanner": {"state": "fault"}},
-        "gate": {"state": "ok"},
-        "clock": {"synced": False},
+        "devices": {
+            "thermometer": {"state": "fault", "detail": "x"},
+            "reader:camera": {"state": "ok", "detail": ""},
+            "reader:scanner": {"state": "fault", "detail": "unplugged"},
+            "gate": {"state": "ok", "detail": "closed"},
+        },
+        "clock": {"synced": False, "now": "2026-03-02T08:30:00+00:00"},
     }
     notes = banner_view(report, "en", lists_stale_h=30)
     assert "Self check paused — please call the guard" in notes
     assert "Device fault: thermometer" in notes
-    assert "Device fault: code readers" in notes
+    assert "Device fault: code reader" in notes
     assert "Clock not synchronised" in notes
     assert "Lists not updated for 30 h" in notes
-    assert banner_view({"deciding": True, "gate": {"state": "ok"}}, "en") == []
+    ok = {"deciding": True, "devices": {"gate": {"state": "ok"}}, "clock": {"synced": True}}
+    assert banner_view(ok, "en") == []
     assert banner_view({"faults": {"thermometer": "PEC"}}, "zh-CN") == ["设备故障：测温仪"]
 
 
@@ -146,13 +153,13 @@ def test_banner_names_faulty_devices_unsynced_clock_and_stale_lists():
 
 
 @pytest.fixture
-def core(data_dir, clock):
-    c = make_core(data_dir, clock)
+def core(data_dir, clock, monkeypatch):
+    c = make_core(data_dir, clock, monkeypatch)
     yield c
-    c.store.close()
+    close_core(c)
 
 
-def kiosk_app(core: Any) -> FastAPI:
+def kiosk_app(core: Core) -> FastAPI:
     app = FastAPI()
     app.include_router(kiosk_screen.router(core))
     return app
@@ -203,40 +210,56 @@ def test_two_way_kiosk_buttons_choose_the_next_direction_from_this_page_only(cor
     assert core.runner.engine.direction == "out"
 
 
-class _Camera:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def preview_frame(self) -> np.ndarray:
-        self.calls += 1
-        return np.full((480, 640, 3), 128, np.uint8)
+def someone_shows_a_code(core: Core) -> None:
+    """A person holds up a code: the engine starts a passage (and measures next)."""
+    core.runner.engine.on_code(CodeRead("KP1:ANY", "camera", core.clock.monotonic_ns()))
+    assert core.runner.engine.state == "code_read"
 
 
-def test_preview_is_off_while_nobody_is_at_the_gate_and_a_small_jpeg_when_someone_is(core):
-    camera = _Camera()
-    core.runner.preview_frame = camera.preview_frame
-    router = kiosk_screen.router(core)
-    app = FastAPI()
-    app.include_router(router)
-    with TestClient(app, base_url=BASE) as client:
-        router.tracker.feed(IDLE)
+def test_preview_is_off_while_nobody_is_at_the_gate_and_a_small_jpeg_when_someone_is(
+    core, monkeypatch
+):
+    camera = core.devices.readers[0]  # the fake camera behind the real CameraReader
+    camera.step()  # opens the camera; its grab thread delivers frames from now on
+    assert camera.wait_for_frame(WAIT_S)
+    camera.step()  # the pipeline takes the frame: it is the reader's latest
+    looked: list[int] = []
+    latest = camera.latest_frame
+    monkeypatch.setattr(camera, "latest_frame", lambda: looked.append(1) or latest())
+    with TestClient(kiosk_app(core), base_url=BASE) as client:
+        assert core.runner.engine.state == "idle"
         assert client.get("/kiosk/preview.jpg").status_code == 204
         assert client.get("/kiosk/preview.mjpeg").status_code == 204
-        assert camera.calls == 0  # not even encoded
-        router.tracker.feed({"type": "state", "state": "code_read", "prompt": "measure_wrist"})
+        assert looked == []  # not even looked at
+        assert 'data-has-preview="yes"' in client.get("/kiosk").text
+        someone_shows_a_code(core)
         response = client.get("/kiosk/preview.jpg")
     assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
     image = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR)
     assert image.shape[1] == kiosk_screen.PREVIEW_MAX_WIDTH
 
 
-def test_preview_without_a_camera_source_answers_204(core):
-    router = kiosk_screen.router(core)
-    router.tracker.feed({"type": "state", "state": "measuring", "prompt": "measuring"})
-    app = FastAPI()
-    app.include_router(router)
-    with TestClient(app, base_url=BASE) as client:
+def test_preview_of_a_stale_frame_answers_204(core):
+    camera = core.devices.readers[0]
+    camera.step()
+    assert camera.wait_for_frame(WAIT_S)
+    camera.step()
+    someone_shows_a_code(core)
+    core.clock.advance(kiosk_screen.PREVIEW_STALE_S + 1)  # the camera stopped delivering
+    with TestClient(kiosk_app(core), base_url=BASE) as client:
         assert client.get("/kiosk/preview.jpg").status_code == 204
+
+
+def test_preview_without_a_camera_answers_204(data_dir, clock, monkeypatch):
+    scanner_only = parse_config({"readers": {"sources": [{"type": "serial", "name": "scanner"}]}})
+    core = make_core(data_dir, clock, monkeypatch, scanner_only)
+    try:
+        someone_shows_a_code(core)
+        with TestClient(kiosk_app(core), base_url=BASE) as client:
+            assert client.get("/kiosk/preview.jpg").status_code == 204
+            assert 'data-has-preview="no"' in client.get("/kiosk").text
+    finally:
+        close_core(core)
 
 
 # --- SSE, on the test's own loop ------------------------------------------------------------
@@ -357,7 +380,7 @@ def test_kiosk_stream_updates_the_banner_on_a_health_message(core):
     assert "设备故障：闸门" in banners[-1]
 
 
-def _guard_app(core: Any) -> tuple[FastAPI, str]:
+def _guard_app(core: Core) -> tuple[FastAPI, str]:
     auth = GuardAuth(core.accounts, core.clock, key=SESSION_KEY)
     app = FastAPI()
     app.include_router(guard.router(core, auth))

@@ -9,9 +9,11 @@ Actions (POST; 401 without a session, 403 cross-site or without the CSRF token):
 pass/deny, registration of a person or a vehicle, alarm acknowledgement, pass issue, list
 edits, calibration points, logout.
 
-Routes translate HTTP to core calls: decisions go through ``core.runner.engine.manual``
-(so a manual decision is an event like any other), list edits through ``core.lists`` with
-the guard as actor, and every action is written to the audit log with ``core.store.audit``.
+Routes translate HTTP to core calls (``kiosk.app.Core``): decisions go through
+``core.runner.engine.manual`` (so a manual decision is an event like any other, and the rules
+on it, such as refusing a registration with a fever, are the engine's), list edits through
+``core.lists`` with the guard as actor, and every action is written to the audit log with
+``core.store.audit_async``.
 Personal data is masked with ``kiosk.privacy`` unless the guard's role allows it: admins see
 everything; guards see names, units and plates (they have to recognise people) but not phone
 or ID numbers. With ``web.mask_personal = false`` nothing is masked.
@@ -21,15 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import inspect
 import io
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -42,14 +43,16 @@ from fastapi.responses import (
 )
 
 from kiosk import privacy
-from kiosk.accounts import NAME_RE, AccountStore
+from kiosk.accounts import NAME_RE
+from kiosk.engine import FeverRefused, TemperatureImplausible
+from kiosk.lists import Lists, ListStore
+from kiosk.passes import ROLES
 from kiosk.store import decode_event_row
 from ui import charts, i18n
 from ui.auth import CSRF_FIELD, GuardAuth, Session, client_addr, same_origin
 from ui.kiosk_screen import (
     HEARTBEAT_S,
     ScreenTracker,
-    _state_of,
     bus_messages,
     current_state,
     device_entries,
@@ -62,6 +65,9 @@ from ui.kiosk_screen import (
     sse,
     templates,
 )
+
+if TYPE_CHECKING:
+    from kiosk.app import Core
 
 log = logging.getLogger(__name__)
 
@@ -285,10 +291,7 @@ def feed_row(
     reasons = _json_list(event.get("reasons"))
     decision = str(event.get("decision") or "")
     alarm = alarm_from_event(event)
-    temp = event.get("temp_c")
-    raw_person = event.get("person") if isinstance(event.get("person"), dict) else {}
-    if temp is None:
-        temp = raw_person.get("hand_temp_c")  # a registration's hand-measured temperature
+    temp = event.get("temp_c")  # the kiosk's estimate, or a guard's hand-measured reading
     return {
         "seq": event.get("seq"),
         "time": _local(event.get("ts"), tz),
@@ -314,15 +317,12 @@ def feed_row(
     }
 
 
-def recent_events(core: Any, limit: int = FEED_ROWS) -> list[dict]:
-    db = core.store.reader()
-    if not db["events"].exists():
-        return []
-    rows = db.query("select * from events order by seq desc limit ?", [limit])
+def recent_events(core: Core, limit: int = FEED_ROWS) -> list[dict]:
+    rows = core.store.reader().query("select * from events order by seq desc limit ?", [limit])
     return [decode_event_row(r) for r in rows]
 
 
-def events_after(core: Any, after: int, limit: int = FEED_ROWS) -> list[dict]:
+def events_after(core: Core, after: int, limit: int = FEED_ROWS) -> list[dict]:
     return list(core.store.events(after_seq=after, limit=limit))
 
 
@@ -358,16 +358,23 @@ def _clean(value: Any, field: str, *, required: bool = False, max_len: int = MAX
     return text
 
 
-def _float(value: Any, field: str, lo: float, hi: float, *, required: bool = False) -> float | None:
+def _number(value: Any, field: str, *, required: bool = False) -> float | None:
+    """A decimal number as typed (a comma is a decimal point too); None when left empty."""
     text = str(value or "").strip()
     if not text:
         if required:
             raise BadInput("err.required", field=field)
         return None
     try:
-        number = float(text.replace(",", "."))
+        return float(text.replace(",", "."))
     except ValueError:
         raise BadInput("err.number", field=field) from None
+
+
+def _float(value: Any, field: str, lo: float, hi: float, *, required: bool = False) -> float | None:
+    number = _number(value, field, required=required)
+    if number is None:
+        return None
     if not lo <= number <= hi:
         raise BadInput("err.range", field=field, lo=f"{lo:g}", hi=f"{hi:g}")
     return number
@@ -393,27 +400,20 @@ def _choice(value: Any, field: str, options: tuple[str, ...], default: str | Non
     return text
 
 
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
-
-
 # --- router ---------------------------------------------------------------------------------
 
 
-def build_auth(core: Any) -> GuardAuth:
-    accounts = getattr(core, "accounts", None)
-    if accounts is None:
-        accounts = AccountStore.from_secrets(getattr(core, "store", None))
+def build_auth(core: Core) -> GuardAuth:
+    """Sign-in against ``core.accounts``; cookies signed with the ``session_key`` secret."""
     return GuardAuth(
-        accounts,
+        core.accounts,
         core.clock,
-        key=getattr(core, "session_key", None),
         session_hours=core.config.web.session_hours,
         login_attempts_per_min=core.config.web.login_attempts_per_min,
     )
 
 
-def router(core: Any, auth: GuardAuth | None = None) -> APIRouter:
+def router(core: Core, auth: GuardAuth | None = None) -> APIRouter:
     r = APIRouter(prefix="/guard", tags=["guard console"])
     tpl = templates()
     cfg = core.config
@@ -433,11 +433,7 @@ def router(core: Any, auth: GuardAuth | None = None) -> APIRouter:
         return core.clock.now().isoformat()
 
     async def audit_as(actor: str, action: str, detail: dict) -> None:
-        audit_async = getattr(core.store, "audit_async", None)
-        if audit_async is not None:
-            await audit_async(actor, action, detail)
-        else:
-            await asyncio.to_thread(core.store.audit, actor, action, detail)
+        await core.store.audit_async(actor, action, detail)
 
     async def audit(session: Session, action: str, detail: dict) -> None:
         await audit_as(session.name, action, detail)
@@ -447,12 +443,8 @@ def router(core: Any, auth: GuardAuth | None = None) -> APIRouter:
             # First look after start: alarms of the last hours, not the whole history.
             since = (core.clock.now() - timedelta(hours=ALARM_LOOKBACK_H)).isoformat()[:19]
             db = core.store.reader()
-            rows = (
-                list(db.query("select min(seq) as s from events where ts >= ?", [since]))
-                if db["events"].exists()
-                else []
-            )
-            first = rows[0]["s"] if rows and rows[0]["s"] is not None else None
+            rows = list(db.query("select min(seq) as s from events where ts >= ?", [since]))
+            first = rows[0]["s"]
             board.scanned_seq = (first - 1) if first is not None else core.store.last_seq
             # Acknowledgements survive a restart: they are in the audit log.
             for row in db.query(
@@ -550,14 +542,18 @@ def router(core: Any, auth: GuardAuth | None = None) -> APIRouter:
             "flash_err": err[:300] if err else None,
         }
 
-    async def engine_manual(decision: str, **kwargs: Any) -> None:
-        """``core.runner.engine.manual``: the decision is committed like any other event."""
-        engine = getattr(getattr(core, "runner", None), "engine", None)
-        if engine is None or not hasattr(engine, "manual"):
-            raise BadInput("err.no_engine")
-        call = _fit(engine.manual, {k: v for k, v in kwargs.items() if v is not None})
+    def engine_manual(decision: str, **kwargs: Any) -> None:
+        """``core.runner.engine.manual`` (on the loop: routes that call it are ``async``): the
+        decision is committed like any other event. The engine's refusals become messages
+        in the guard's language."""
         try:
-            await _maybe_await(engine.manual(decision=f"manual_{decision}", **call))
+            core.runner.engine.manual(decision=f"manual_{decision}", **kwargs)
+        except FeverRefused as exc:
+            raise BadInput("reg.fever_refused", t=f"{exc.temp_c:.1f}") from None
+        except TemperatureImplausible as exc:
+            raise BadInput(
+                "err.range", field="reg.temp", lo=f"{exc.low_c:g}", hi=f"{exc.high_c:g}"
+            ) from None
         except ValueError as exc:
             raise BadInput(str(exc)) from None
 
@@ -737,7 +733,7 @@ def router(core: Any, auth: GuardAuth | None = None) -> APIRouter:
             direction = _choice(
                 form.get("direction"), "manual.direction", ("in", "out"), cfg.site.default_direction
             )
-            await engine_manual(
+            engine_manual(
                 decision=decision,
                 operator=session.name,
                 reason=reason,
@@ -754,18 +750,15 @@ def router(core: Any, auth: GuardAuth | None = None) -> APIRouter:
     def register_page(request: Request, session: Session = Depends(auth.page)) -> Response:
         lang = lang_for(request)
         clear = clear_fields(session, cfg.web.mask_personal)
-        db = core.store.reader()
-        rows = []
-        if db["events"].exists():
-            start = core.clock.now() - timedelta(hours=24)
-            rows = [
-                feed_row(decode_event_row(e), lang, tz, clear, fever_c)
-                for e in db.query(
-                    "select * from events where kind in ('registration', 'vehicle') "
-                    "and ts >= ? order by seq desc limit 50",
-                    [start.isoformat()[:19]],
-                )
-            ]
+        start = core.clock.now() - timedelta(hours=24)
+        rows = [
+            feed_row(decode_event_row(e), lang, tz, clear, fever_c)
+            for e in core.store.reader().query(
+                "select * from events where kind in ('registration', 'vehicle') "
+                "and ts >= ? order by seq desc limit 50",
+                [start.isoformat()[:19]],
+            )
+        ]
         return render(
             request,
             "guard_register.html",
@@ -792,19 +785,13 @@ def router(core: Any, auth: GuardAuth | None = None) -> APIRouter:
             }
             if not any(ch.isdigit() for ch in person["phone"]):
                 raise BadInput("err.phone")
-            temp_c = _float(form.get("temp_c"), "reg.temp", 34.0, 43.0, required=True)
+            temp_c = _number(form.get("temp_c"), "reg.temp", required=True)
             direction = _choice(
                 form.get("direction"), "manual.direction", ("in", "out"), cfg.site.default_direction
             )
             decision = _choice(form.get("decision"), "reg.decision", ("pass", "deny"), "pass")
-            if decision == "pass" and temp_c is not None and temp_c >= fever_c:
-                # The fever threshold is the same rule the kiosk applies; a guard who wants to
-                # let a feverish person through re-measures first.
-                raise BadInput("reg.fever_refused", t=f"{temp_c:.1f}")
-            # The hand-measured temperature goes with the record; ``temp_c`` of the event
-            # too once ``Engine.manual`` accepts it (it is passed whenever it does).
-            person["hand_temp_c"] = temp_c
-            await engine_manual(
+            # The engine checks the reading (plausible, and no pass with a fever).
+            engine_manual(
                 decision=decision,
                 operator=session.name,
                 reason=person["note"],
@@ -835,7 +822,7 @@ def router(core: Any, auth: GuardAuth | None = None) -> APIRouter:
                 form.get("direction"), "manual.direction", ("in", "out"), cfg.site.default_direction
             )
             decision = _choice(form.get("decision"), "reg.decision", ("pass", "deny"), "pass")
-            await engine_manual(
+            engine_manual(
                 decision=decision,
                 operator=session.name,
                 reason=person["note"],
@@ -856,8 +843,8 @@ def router(core: Any, auth: GuardAuth | None = None) -> APIRouter:
             request,
             "guard_passes.html",
             session,
-            can_issue=getattr(core, "issuer_key", None) is not None,
-            roles=_pass_roles(),
+            can_issue=core.issuer_key is not None,
+            roles=ROLES,
             issued=None,
             **flash(request),
         )
@@ -865,13 +852,13 @@ def router(core: Any, auth: GuardAuth | None = None) -> APIRouter:
     @r.post("/passes", response_class=HTMLResponse, include_in_schema=False)
     async def issue(request: Request, session: Session = Depends(auth.action)) -> Response:
         form = await request.form()
-        key = getattr(core, "issuer_key", None)
+        key = core.issuer_key  # None: no issuer key on this kiosk (the secret is not set)
         if key is None:
             return fail(request, "/guard/passes", BadInput("err.no_key"))
         try:
             household = _clean(form.get("household"), "pass.household", required=True, max_len=40)
             holder = _clean(form.get("holder"), "pass.holder", required=True, max_len=60)
-            role = _choice(form.get("role"), "pass.role", _pass_roles(), "visitor")
+            role = _choice(form.get("role"), "pass.role", ROLES, "visitor")
             days = _float(form.get("days"), "pass.days", 0.05, 366, required=True)
         except BadInput as exc:
             return fail(request, "/guard/passes", exc)
@@ -900,7 +887,7 @@ def router(core: Any, auth: GuardAuth | None = None) -> APIRouter:
             "guard_passes.html",
             session,
             can_issue=True,
-            roles=_pass_roles(),
+            roles=ROLES,
             issued={
                 "card": card_svg(payload, pass_, lang, cfg.site.site_name, tz),
                 "payload": payload,
@@ -919,11 +906,9 @@ def router(core: Any, auth: GuardAuth | None = None) -> APIRouter:
     @r.get("/lists", response_class=HTMLResponse, include_in_schema=False)
     def lists_page(request: Request, session: Session = Depends(auth.page)) -> Response:
         lang = lang_for(request)
-        lists = getattr(core, "lists", None)
-        view = lists_view(core.store.reader(), tz) if lists is not None else None
-        fresh = getattr(getattr(lists, "current", None), "freshness", None)
+        fresh = core.lists.current.freshness
         freshness = None
-        if fresh is not None and fresh.updated_at is not None:
+        if fresh.updated_at is not None:
             freshness = i18n.t(
                 lang,
                 "lists.freshness",
@@ -934,7 +919,7 @@ def router(core: Any, auth: GuardAuth | None = None) -> APIRouter:
             request,
             "guard_lists.html",
             session,
-            lists=view,
+            lists=lists_view(core.store.reader(), tz),
             freshness=freshness,
             stale=lists_stale_hours(core),
             today=core.clock.now().astimezone(tz).date().isoformat(),
@@ -945,9 +930,6 @@ def router(core: Any, auth: GuardAuth | None = None) -> APIRouter:
     async def edit_list(
         which: str, op: str, request: Request, session: Session = Depends(auth.action)
     ) -> Response:
-        lists = getattr(core, "lists", None)
-        if lists is None:
-            return fail(request, "/guard/lists", BadInput("err.no_lists"))
         form = await request.form()
         today = core.clock.now().astimezone(tz).date()
         try:
@@ -956,7 +938,7 @@ def router(core: Any, auth: GuardAuth | None = None) -> APIRouter:
             return fail(request, "/guard/lists", exc)
         try:
             # ListStore writes through the event log's writer and audits with the actor.
-            await asyncio.to_thread(getattr(lists, method), actor=session.name, **kwargs)
+            await asyncio.to_thread(method, core.lists, actor=session.name, **kwargs)
         except ValueError as exc:  # ListError: the store's own validation, in its words
             return fail(request, "/guard/lists", str(exc)[:300])
         return done(request, "/guard/lists")
@@ -996,13 +978,10 @@ def router(core: Any, auth: GuardAuth | None = None) -> APIRouter:
         from kiosk.stats import day_bounds
 
         start, end = day_bounds(day, tz)
-        db = core.store.reader()
-        rows = (
-            list(
-                db.query("select * from events where ts >= ? and ts < ? order by seq", [start, end])
+        rows = list(
+            core.store.reader().query(
+                "select * from events where ts >= ? and ts < ? order by seq", [start, end]
             )
-            if db["events"].exists()
-            else []
         )
         clear = clear_fields(session, cfg.web.mask_personal)
         core.store.audit(session.name, "export_csv", {"day": day.isoformat(), "rows": len(rows)})
@@ -1018,13 +997,8 @@ def router(core: Any, auth: GuardAuth | None = None) -> APIRouter:
     def daily(day: date) -> dict:
         from kiosk.stats import daily_report
 
-        lists = getattr(core, "lists", None)
         return daily_report(
-            core.store.reader(),
-            day,
-            tz,
-            cfg.policy.quota,
-            getattr(lists, "freshness", None),
+            core.store.reader(), day, tz, cfg.policy.quota, core.lists.current.freshness
         )
 
     # --- health and calibration ---------------------------------------------------------------
@@ -1033,9 +1007,8 @@ def router(core: Any, auth: GuardAuth | None = None) -> APIRouter:
     def health_page(request: Request, session: Session = Depends(auth.page)) -> Response:
         lang = lang_for(request)
         report = dict(health_report(core))
-        if "last_event" not in report:
-            last = recent_events(core, 1)
-            report["last_event"] = last[0]["ts"] if last else None
+        last = recent_events(core, 1)
+        report["last_event"] = last[0]["ts"] if last else None
         return render(
             request,
             "guard_health.html",
@@ -1139,14 +1112,6 @@ def _directions(cfg: Any) -> tuple[str, ...]:
     return ("in", "out") if cfg.site.direction == "both" else (cfg.site.direction,)
 
 
-def _pass_roles() -> tuple[str, ...]:
-    try:
-        from kiosk.passes import ROLES
-    except ImportError:  # pragma: no cover - passes are part of the package
-        return ("resident", "visitor")
-    return tuple(ROLES)
-
-
 def _day(text: str | None, default: date) -> date:
     if not text:
         return default
@@ -1156,19 +1121,12 @@ def _day(text: str | None, default: date) -> date:
         raise BadInput("err.date", field="stats.day") from None
 
 
-def _fit(fn: Any, kwargs: dict) -> dict:
-    """The keyword arguments ``fn`` accepts (list stores differ in optional extras)."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return kwargs
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return kwargs
-    return {k: v for k, v in kwargs.items() if k in params}
+ListEdit = Callable[..., Lists]
 
 
-def list_edit(which: str, op: str, form: Any, today: date) -> tuple[str, dict]:
-    """The ``ListStore`` method and its arguments (besides ``actor``) for a list form."""
+def list_edit(which: str, op: str, form: Any, today: date) -> tuple[ListEdit, dict]:
+    """The ``ListStore`` method (unbound) and its arguments (besides the store and ``actor``)
+    for a list form."""
     if which == "quarantine" and op == "add":
         household = _clean(form.get("household"), "pass.household", required=True, max_len=64)
         holder = _clean(form.get("holder"), "pass.holder", max_len=64) or None
@@ -1177,7 +1135,7 @@ def list_edit(which: str, op: str, form: Any, today: date) -> tuple[str, dict]:
         if until is None:
             raise BadInput("err.required", field="lists.until")
         note = _clean(form.get("note"), "lists.note")
-        return "add_quarantine", {
+        return ListStore.add_quarantine, {
             "household": household,
             "holder": holder,
             "from_date": start,
@@ -1188,16 +1146,19 @@ def list_edit(which: str, op: str, form: Any, today: date) -> tuple[str, dict]:
         entry = _int(form.get("id"), "lists.quarantine", 1, 2**62, None)
         if entry is None:
             raise BadInput("err.required", field="lists.quarantine")
-        return "remove_quarantine", {"entry_id": entry}
+        return ListStore.remove_quarantine, {"entry_id": entry}
     if which == "revocations" and op == "add":
         pass_id = _clean(form.get("pass_id"), "lists.pass_id", required=True, max_len=64)
-        return "revoke", {"pass_id": pass_id, "reason": _clean(form.get("note"), "lists.note")}
+        return ListStore.revoke, {
+            "pass_id": pass_id,
+            "reason": _clean(form.get("note"), "lists.note"),
+        }
     if which == "revocations" and op == "remove":
         pass_id = _clean(form.get("pass_id"), "lists.pass_id", required=True, max_len=64)
-        return "unrevoke", {"pass_id": pass_id}
+        return ListStore.unrevoke, {"pass_id": pass_id}
     if which == "households" and op == "add":
         household = _clean(form.get("household"), "pass.household", required=True, max_len=64)
-        return "set_household", {
+        return ListStore.set_household, {
             "household": household,
             "residents": _int(form.get("residents"), "lists.residents", 0, 100, None),
             "observation_until": _date_field(form.get("observation_until"), "lists.observation"),
@@ -1205,7 +1166,7 @@ def list_edit(which: str, op: str, form: Any, today: date) -> tuple[str, dict]:
         }
     if which == "households" and op == "remove":
         household = _clean(form.get("household"), "pass.household", required=True, max_len=64)
-        return "remove_household", {"household": household}
+        return ListStore.remove_household, {"household": household}
     raise BadInput("err.choice", field="lists.title", options="quarantine, revocations, households")
 
 
@@ -1226,8 +1187,6 @@ def lists_view(db: Any, tz: ZoneInfo) -> dict:
     no phone or ID numbers in the lists."""
 
     def rows(table: str, order: str) -> list[dict]:
-        if not db[table].exists():
-            return []
         out = []
         for row in db[table].rows_where(order_by=order, limit=500):
             for key in ("created_at", "revoked_at", "updated_at"):
@@ -1372,12 +1331,8 @@ def events_csv(rows: list[dict], clear: frozenset[str]) -> str:
 
 
 def health_rows(report: dict, lang: str, tz: ZoneInfo) -> list[dict]:
-    """Thermometer, readers, gate, store, clock, last event and disk space, in words.
-
-    Reads ``core.health()``: per device ``{"state", "detail"}`` (at the top level or under
-    ``devices``; ``readers`` may hold one entry per reader), ``clock`` ``{"synced"}`` or
-    ``clock_synced``, ``last_event`` (ts or ``{"ts"}``), ``disk`` ``{"free_mb"}`` or
-    ``disk_free_mb``."""
+    """Thermometer, readers, gate, store, clock, last event and disk space, in words, from a
+    ``core.health()`` report plus ``last_event`` (the newest event's timestamp, or None)."""
     rows = []
 
     def add(label: str, state: str, detail: str = "") -> None:
@@ -1397,21 +1352,8 @@ def health_rows(report: dict, lang: str, tz: ZoneInfo) -> list[dict]:
         if key not in present:
             add(device_label(lang, key), "unknown")
     for key, entry in entries:
-        detail = ""
-        if isinstance(entry, dict) and "state" in entry:
-            detail = str(entry.get("detail") or "")
-        elif isinstance(entry, dict):
-            detail = ", ".join(
-                f"{name}: {i18n.t(lang, 'health.' + _state_of(v))}"
-                for name, v in entry.items()
-                if _state_of(v) in ("ok", "degraded", "fault", "absent")
-            )
-        elif hasattr(entry, "detail"):
-            detail = str(entry.detail)
-        add(device_label(lang, key), _state_of(entry), detail)
-
-    clock = report.get("clock")
-    synced = clock.get("synced") if isinstance(clock, dict) else report.get("clock_synced")
+        add(device_label(lang, key), str(entry.get("state")), str(entry.get("detail") or ""))
+    synced = (report.get("clock") or {}).get("synced")
     if synced is not None:
         add(
             device_label(lang, "clock"),
@@ -1419,28 +1361,21 @@ def health_rows(report: dict, lang: str, tz: ZoneInfo) -> list[dict]:
             "" if synced else i18n.t(lang, "banner.clock_unsynced"),
         )
     last = report.get("last_event")
-    if isinstance(last, dict):
-        last = last.get("ts")
     add(
         device_label(lang, "last_event"),
         "ok" if last else "unknown",
         _local(str(last), tz, "%Y-%m-%d %H:%M:%S") if last else "",
     )
-    disk = report.get("disk")
-    free = disk.get("free_mb") if isinstance(disk, dict) else report.get("disk_free_mb")
+    free = report.get("disk_free_mb")
     if free is not None:
-        state = disk.get("state", "ok") if isinstance(disk, dict) else "ok"
-        add(device_label(lang, "disk"), state, i18n.t(lang, "health.free_mb", mb=int(free)))
+        add(device_label(lang, "disk"), "ok", i18n.t(lang, "health.free_mb", mb=int(free)))
     return rows
 
 
-def last_measured(core: Any) -> dict | None:
+def last_measured(core: Core) -> dict | None:
     """The latest event with a kiosk reading: the pair the guard's clinical reading goes with."""
-    db = core.store.reader()
-    if not db["events"].exists():
-        return None
     rows = list(
-        db.query(
+        core.store.reader().query(
             "select seq, ts, temp_c, temp_object_c, temp_ambient_c from events "
             "where temp_object_c is not null and temp_ambient_c is not null "
             "order by seq desc limit 1"

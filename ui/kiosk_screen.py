@@ -7,9 +7,14 @@ see: the prompt, the result word and icon, the reasons in plain language, the te
 the gate countdown and at most the holder's initial. No names, households or pass ids ever
 reach this page (a test checks the stream).
 
-The preview (``/kiosk/preview.jpg`` polled by the page, or ``/kiosk/preview.mjpeg``) is served
-only while someone is at the gate; when the screen is idle it answers 204 and the page shows
-a standby panel, so the camera image is not broadcast to an empty street.
+The preview (``/kiosk/preview.jpg`` polled by the page, or ``/kiosk/preview.mjpeg``) shows the
+latest frame of the first camera reader (a serial scanner has none). It is served only while
+someone is at the gate, that is while the engine is in a passage; when it is idle the preview
+answers 204 and the page shows a standby panel, so the camera image is not broadcast to an
+empty street.
+
+Routes read the real core (``kiosk.app.Core``): the bus's last state, ``core.health()``,
+``core.lists.current.freshness``, ``core.runner.select_direction``, ``core.devices.readers``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -28,6 +33,9 @@ from fastapi.templating import Jinja2Templates
 from kiosk.privacy import mask_name
 from ui import i18n
 from ui.auth import same_origin
+
+if TYPE_CHECKING:
+    from kiosk.app import Core
 
 HERE = Path(__file__).parent
 STATIC_TYPES = {
@@ -89,38 +97,28 @@ def lang_of(request: Request, default: str) -> i18n.Lang:
     return i18n.pick_lang(request.query_params.get("lang"), default)
 
 
-# --- reading the core (the documented seams, tolerant of which one the runner exposes) ----
+# --- reading the core ------------------------------------------------------------------------
 
 
-def current_state(core: Any) -> dict:
-    """The current screen state message: the bus's last ``state`` or the engine's snapshot."""
-    last = getattr(getattr(core, "bus", None), "last", None)
-    if callable(last):
-        message = last("state")
-        if isinstance(message, dict):
-            return message
-    engine = getattr(getattr(core, "runner", None), "engine", None)
-    snapshot = getattr(engine, "snapshot", None)
-    if callable(snapshot):
-        return snapshot()
-    return {}
+def current_state(core: Core) -> dict:
+    """The current screen state message: the bus's last ``state`` (the engine publishes one
+    at every change), or the engine's snapshot before it has published any."""
+    return core.bus.last("state") or core.runner.engine.snapshot()
 
 
-def current_direction(core: Any) -> str | None:
-    engine = getattr(getattr(core, "runner", None), "engine", None)
-    direction = getattr(engine, "direction", None)
-    return direction if direction in ("in", "out") else None
+def someone_there(core: Core) -> bool:
+    """Whether a passage is under way: from the code or presence to the end of the result."""
+    return _PHASE_OF.get(str(current_state(core).get("state")), "idle") in ACTIVE_PHASES
 
 
-def health_report(core: Any) -> dict:
-    health = getattr(core, "health", None)
-    if callable(health):
-        try:
-            report = health()
-        except Exception:  # noqa: BLE001 - a failing health probe is itself a fault to show
-            return {"deciding": False, "store": {"state": "fault", "detail": "health failed"}}
-        return report if isinstance(report, dict) else {}
-    return {}
+def health_report(core: Core) -> dict:
+    try:
+        return core.health()
+    except Exception:  # noqa: BLE001 - a failing health probe is itself a fault to show
+        return {
+            "deciding": False,
+            "devices": {"store": {"state": "fault", "detail": "health failed"}},
+        }
 
 
 class BusFeed:
@@ -128,7 +126,7 @@ class BusFeed:
     before the first read is lost). Iteration ends when the bus drops a slow subscriber (the
     browser then reconnects); ``aclose()`` unsubscribes."""
 
-    def __init__(self, core: Any) -> None:
+    def __init__(self, core: Core) -> None:
         self._sub = core.bus.subscribe()
 
     def __aiter__(self) -> BusFeed:
@@ -144,7 +142,7 @@ class BusFeed:
         self._sub.close()
 
 
-def bus_messages(core: Any) -> BusFeed:
+def bus_messages(core: Core) -> BusFeed:
     return BusFeed(core)
 
 
@@ -277,39 +275,30 @@ def kiosk_view(
 
 
 def faults_of(report: dict) -> dict[str, str]:
-    """``{device: state}`` for every device not ``ok`` in a health report or health message.
-
-    Accepts the engine's health message (``faults``: device -> detail) and ``core.health()``
-    (device -> ``{"state", "detail"}``, possibly nested under ``devices`` or per reader)."""
-    out: dict[str, str] = {}
-    faults = report.get("faults")
-    if isinstance(faults, dict):
-        for device in faults:
-            out[str(device)] = "fault"
+    """``{device: state}`` for every device not ``ok``, from the engine's health message
+    (``faults``: device -> detail, all in fault) or a ``core.health()`` report (``devices``:
+    key -> ``{"state", "detail"}``). The readers count as one device, ``reader``."""
+    out = {str(device): "fault" for device in report.get("faults") or {}}
     for key, entry in device_entries(report):
-        state = _state_of(entry)
+        state = entry.get("state")
         if state in ("fault", "absent", "degraded"):
             out.setdefault("reader" if key.startswith("reader:") else key, state)
     return out
 
 
-#: Device keys of a health report, in display order (``reader:NAME`` entries sort in
-#: between the thermometer and the gate).
-DEVICE_KEYS = ("thermometer", "reader", "readers", "gate", "store")
+#: Devices of a health report in display order (``reader:NAME`` entries are ``reader``).
+DEVICE_ORDER = ("thermometer", "reader", "gate", "store")
 
 
-def device_entries(report: dict) -> list[tuple[str, Any]]:
-    """``(key, entry)`` for every device in a health report, top level or under ``devices``."""
-    devices = report.get("devices") if isinstance(report.get("devices"), dict) else {}
-    merged = {k: v for k, v in report.items() if k in DEVICE_KEYS or k.startswith("reader:")}
-    merged.update(devices)
+def device_entries(report: dict) -> list[tuple[str, dict]]:
+    """``(key, {"state", "detail"})`` for every device of a ``core.health()`` report."""
+    devices = report.get("devices") or {}
 
     def order(key: str) -> tuple[int, str]:
-        base = "reader" if key.startswith("reader:") else key
-        rank = DEVICE_KEYS.index(base) if base in DEVICE_KEYS else len(DEVICE_KEYS)
-        return rank, key
+        base = key.split(":", 1)[0]
+        return (DEVICE_ORDER.index(base) if base in DEVICE_ORDER else len(DEVICE_ORDER), key)
 
-    return [(k, merged[k]) for k in sorted(merged, key=order)]
+    return [(key, devices[key]) for key in sorted(devices, key=order)]
 
 
 def device_label(lang: str, device: str) -> str:
@@ -327,9 +316,7 @@ def banner_view(report: dict, lang: str, *, lists_stale_h: int | None = None) ->
     for device, state in faults_of(report).items():
         if state in ("fault", "absent"):
             notes.append(i18n.t(lang, "banner.device_fault", device=device_label(lang, device)))
-    clock = report.get("clock")
-    synced = clock.get("synced") if isinstance(clock, dict) else report.get("clock_synced")
-    if synced is False:
+    if (report.get("clock") or {}).get("synced") is False:
         notes.append(i18n.t(lang, "banner.clock_unsynced"))
     if lists_stale_h is not None and lists_stale_h < 0:
         notes.append(i18n.t(lang, "banner.lists_never"))
@@ -338,34 +325,15 @@ def banner_view(report: dict, lang: str, *, lists_stale_h: int | None = None) ->
     return notes
 
 
-def lists_stale_hours(core: Any) -> int | None:
+def lists_stale_hours(core: Core) -> int | None:
     """Hours since the lists were updated when that is past ``policy.lists_stale_after_h``
     (-1: never updated, which counts as stale); None while they are fresh."""
-    lists = getattr(core, "lists", None)
-    current = getattr(lists, "current", None)
-    fresh = getattr(current, "freshness", None)
-    if fresh is None:
-        return None
-    limit = getattr(core.config.policy, "lists_stale_after_h", 24.0)
+    fresh = core.lists.current.freshness
     now = core.clock.now()
-    if not fresh.is_stale(now, limit):
+    if not fresh.is_stale(now, core.config.policy.lists_stale_after_h):
         return None
     age = fresh.age(now)
     return -1 if age is None else int(age.total_seconds() // 3600)
-
-
-def _state_of(entry: Any) -> str:
-    """The worst state in a health entry (one device, or a dict/list of readers)."""
-    if hasattr(entry, "state") and not isinstance(entry, dict):
-        return str(entry.state)
-    if isinstance(entry, dict) and isinstance(entry.get("state"), str):
-        return entry["state"]
-    values = entry.values() if isinstance(entry, dict) else entry if isinstance(entry, list) else []
-    states = [_state_of(v) for v in values if isinstance(v, dict | list) or hasattr(v, "state")]
-    for worst in ("fault", "absent", "degraded"):
-        if worst in states:
-            return worst
-    return "ok" if states else "unknown"
 
 
 def sse(event: str, data: Any) -> str:
@@ -376,30 +344,29 @@ def sse(event: str, data: Any) -> str:
 # --- preview ----------------------------------------------------------------------------------
 
 
-def preview_source(core: Any) -> Callable[[], Any] | None:
-    """Where the preview's frames come from: ``core.preview_frame`` or
-    ``core.runner.preview_frame`` if the composition provides one, else the first code reader
-    with ``latest_frame()`` (``drivers.camera.CameraReader``)."""
-    for owner in (core, getattr(core, "runner", None)):
-        fn = getattr(owner, "preview_frame", None)
-        if callable(fn):
-            return fn
-    for owner in (getattr(core, "devices", None), getattr(core, "runner", None)):
-        for reader in getattr(owner, "readers", None) or []:
-            fn = getattr(reader, "latest_frame", None)
-            if callable(fn):
-                return fn
+def preview_source(core: Core) -> Callable[[], tuple[Any, int] | None] | None:
+    """``latest_frame`` of the first code reader that keeps one (a camera reader:
+    ``(frame, mono_ns)`` or None); None when no reader does (serial scanners only)."""
+    for reader in core.devices.readers:
+        latest = getattr(reader, "latest_frame", None)  # not part of the CodeReader protocol
+        if latest is not None:
+            return latest
     return None
 
 
+def fresh_frame(latest: tuple[Any, int] | None, now_ns: int) -> Any:
+    """The frame of a ``latest_frame()`` answer, or None when there is none or it is older
+    than ``PREVIEW_STALE_S`` (the camera has stopped delivering)."""
+    if latest is None:
+        return None
+    frame, mono_ns = latest
+    return frame if (now_ns - mono_ns) / 1e9 <= PREVIEW_STALE_S else None
+
+
 def encode_preview(frame: Any) -> bytes | None:
-    """JPEG bytes of a frame (BGR/grey ndarray or already-encoded JPEG), scaled down."""
+    """JPEG bytes of a BGR or grey frame (an ndarray), scaled down; None for no frame."""
     if frame is None:
         return None
-    if isinstance(frame, tuple):
-        frame = frame[0]
-    if isinstance(frame, bytes | bytearray):
-        return bytes(frame)
     import cv2
 
     height, width = frame.shape[:2]
@@ -410,7 +377,7 @@ def encode_preview(frame: Any) -> bytes | None:
     return buf.tobytes() if ok else None
 
 
-def router(core: Any) -> APIRouter:
+def router(core: Core) -> APIRouter:
     r = APIRouter(tags=["kiosk screen"])
     tpl = templates()
     cfg = core.config
@@ -432,26 +399,12 @@ def router(core: Any) -> APIRouter:
             report["deciding"] = message.get("deciding", report.get("deciding"))
         return banner_view(report, lang, lists_stale_h=lists_stale_hours(core))
 
-    def someone_there() -> bool:
-        if not shared.state:
-            shared.state = current_state(core)
-        if view_of(shared, "en")["preview"]:
-            return True
-        motion = getattr(getattr(core, "runner", None), "motion", None)
-        return bool(motion()) if callable(motion) else False
-
-    def fresh(frame: Any) -> Any:
-        """The frame, or None when it is older than ``PREVIEW_STALE_S``."""
-        if isinstance(frame, tuple) and len(frame) == 2:
-            age_s = (core.clock.monotonic_ns() - int(frame[1])) / 1e9
-            return frame[0] if age_s <= PREVIEW_STALE_S else None
-        return frame
+    def preview_jpeg(source: Callable[[], tuple[Any, int] | None]) -> bytes | None:
+        return encode_preview(fresh_frame(source(), core.clock.monotonic_ns()))
 
     @r.get("/kiosk", response_class=HTMLResponse, include_in_schema=False)
     def kiosk_page(request: Request) -> Response:
         lang = lang_of(request, cfg.site.language)
-        if not shared.state:
-            shared.state = current_state(core)
         response = tpl.TemplateResponse(
             request,
             "kiosk.html",
@@ -461,7 +414,7 @@ def router(core: Any) -> APIRouter:
                 "site_name": cfg.site.site_name,
                 "timezone": cfg.site.timezone,
                 "two_way": cfg.site.direction == "both",
-                "direction": current_direction(core),
+                "direction": core.runner.engine.direction,
                 "view": view_of(shared, lang),
                 "banner": banner_in(lang),
                 "hold_s": cfg.engine.result_hold_s,
@@ -501,14 +454,8 @@ def router(core: Any) -> APIRouter:
             direction = str(body.get("direction")) if isinstance(body, dict) else ""
         except ValueError:
             direction = ""
-        runner = getattr(core, "runner", None)
-        select = getattr(runner, "select_direction", None) or getattr(
-            getattr(runner, "engine", None), "select_direction", None
-        )
-        if select is None:
-            return JSONResponse({"error": "no engine"}, status_code=503)
         try:
-            select(direction)
+            core.runner.select_direction(direction)
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"direction": direction})
@@ -550,9 +497,9 @@ def router(core: Any) -> APIRouter:
     @r.get("/kiosk/preview.jpg", include_in_schema=False)
     def preview_jpg() -> Response:
         source = preview_source(core)
-        if source is None or not someone_there():
+        if source is None or not someone_there(core):
             return Response(status_code=204, headers={"Cache-Control": "no-store"})
-        jpeg = encode_preview(fresh(source()))
+        jpeg = preview_jpeg(source)
         if jpeg is None:
             return Response(status_code=204, headers={"Cache-Control": "no-store"})
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
@@ -560,15 +507,15 @@ def router(core: Any) -> APIRouter:
     @r.get("/kiosk/preview.mjpeg", include_in_schema=False)
     async def preview_mjpeg(request: Request) -> Response:
         source = preview_source(core)
-        if source is None or not someone_there():
+        if source is None or not someone_there(core):
             return Response(status_code=204, headers={"Cache-Control": "no-store"})
         fps = min(PREVIEW_MAX_FPS, max(0.5, _num(request.query_params.get("fps")) or 2.0))
 
         async def frames() -> AsyncIterator[bytes]:
             # Ends by itself when the person leaves: nobody there, no picture.
-            while someone_there() and not await request.is_disconnected():
+            while someone_there(core) and not await request.is_disconnected():
                 started = time.monotonic()
-                jpeg = await asyncio.to_thread(lambda: encode_preview(fresh(source())))
+                jpeg = await asyncio.to_thread(preview_jpeg, source)
                 if jpeg:
                     yield (
                         b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
