@@ -87,6 +87,12 @@ class Core:
     version: str = kiosk.__version__
     extras: dict[str, Any] = field(default_factory=dict)
 
+    def close(self) -> None:
+        """Release what ``build_core`` opened, for a core that was never run as a daemon."""
+        self.runner.close()
+        self.devices.close()
+        self.store.close()
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.config.site.timezone)

@@ -147,6 +147,7 @@ class EngineRunner:
     async def stop(self) -> None:
         """Stop the loop tasks and the readers; leave the gate commanded locked."""
         if not self._started:
+            self.close()
             return
         self._started = False
         tasks, self._tasks = self._tasks, []
@@ -167,6 +168,11 @@ class EngineRunner:
         pending = list(self._inflight)
         if pending:
             await asyncio.wait(pending, timeout=self._store_deadline_s)
+        self.close()
+
+    def close(self) -> None:
+        """Release the device worker threads (``stop`` does it; a runner never started, as
+        in tests of the screens, needs only this)."""
         self._thermo_worker.stop()
         self._gate_worker.stop()
 

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -38,8 +37,7 @@ def test_build_core_wires_every_part_to_one_event_log(data_dir):
         assert health["deciding"] is False  # not started: nothing is deciding yet
         assert set(health["devices"]) >= {"thermometer", "gate", "store"}
     finally:
-        core.devices.close()
-        core.store.close()
+        core.close()
 
 
 def test_daemon_serves_health_then_stops_in_order_within_two_seconds(data_dir, tmp_path):

@@ -70,8 +70,7 @@ def make_core(
 
 
 def close_core(core: Core) -> None:
-    core.devices.close()
-    core.store.close()
+    core.close()
 
 
 def make_app(core: Core) -> FastAPI:
