@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import need
 
 pytestmark = pytest.mark.browser
 
@@ -162,9 +163,9 @@ def demo(tmp_path_factory) -> Iterator[DemoThread]:
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium not installed")
+    from playwright import sync_api
+
+    need(Path(CHROMIUM).exists(), "Debian chromium")
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b

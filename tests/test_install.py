@@ -22,6 +22,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from support import need
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = [
@@ -252,11 +253,11 @@ def install_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = sysconfig.get_paths()["purelib"]
     python = target_python(env)
-    if python is None:
-        pytest.skip(
-            f"no Python {sys.version_info.major}.{sys.version_info.minor} with the `wheel`"
-            " package for an offline build of the project (apt install python3-wheel)"
-        )
+    need(
+        python is not None,
+        f"Python {sys.version_info.major}.{sys.version_info.minor} with the `wheel` package"
+        " for an offline build of the project (apt install python3-wheel)",
+    )
     env["KIOSK_PYTHON"] = python
     return env
 
@@ -462,9 +463,9 @@ def test_uninstall_keeps_data_unless_purged(installed, checkout, tmp_path):
 # --- lint ------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
 @pytest.mark.parametrize("script", ["scripts/install", "scripts/uninstall"])
 def test_shellcheck_passes(script):
+    need(shutil.which("shellcheck") is not None, "shellcheck")
     proc = subprocess.run(
         ["shellcheck", "-x", str(ROOT / script)], capture_output=True, text=True, cwd=ROOT
     )
