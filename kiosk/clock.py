@@ -77,3 +77,30 @@ class FakeClock:
     def set_wall(self, wall: datetime) -> None:
         """Jump wall time only (an NTP step); monotonic time is unaffected."""
         self._wall = wall
+
+
+class ShiftedClock:
+    """Real time, shown from a chosen starting wall time: the live demo's clock.
+
+    Monotonic time is the machine's; wall time starts at ``start`` and runs at real speed, and
+    ``jump()`` steps it as an NTP correction would. The demo uses it so that its scripted day
+    (opening at 08:30, a visitor after closing) looks the same whenever it is run.
+    """
+
+    def __init__(self, start: datetime, base: Clock | None = None) -> None:
+        if start.tzinfo is None:
+            raise ValueError("ShiftedClock start must be timezone-aware")
+        self._base = base or SystemClock()
+        self._offset = start - self._base.now()
+
+    def now(self) -> datetime:
+        return self._base.now() + self._offset
+
+    def monotonic_ns(self) -> int:
+        return self._base.monotonic_ns()
+
+    def synced(self) -> bool:
+        return self._base.synced()
+
+    def jump(self, seconds: float) -> None:
+        self._offset += timedelta(seconds=seconds)

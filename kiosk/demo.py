@@ -23,7 +23,7 @@ from typing import Any
 
 from kiosk.accounts import hash_password
 from kiosk.app import Core, Daemon, build_core, trust_dir
-from kiosk.clock import Clock, SystemClock
+from kiosk.clock import Clock, ShiftedClock
 from kiosk.config import KioskConfig
 from kiosk.config.web import WebSection
 from kiosk.passes import public_key_pem
@@ -32,6 +32,7 @@ from kiosk.replay import (
     DeviceTarget,
     ScenarioDriver,
     ScenarioKeys,
+    StoreSwitch,
     load_scenario,
     play_realtime,
 )
@@ -50,6 +51,7 @@ class DemoSession:
     guard_user: str
     guard_password: str
     api_token: str
+    store_switch: StoreSwitch
 
 
 def demo_config(port: int, host: str = "127.0.0.1") -> KioskConfig:
@@ -73,18 +75,21 @@ def fake_camera_of(core: Core) -> Any:
     return None
 
 
-def device_target(core: Core) -> DeviceTarget:
+def device_target(core: Core, store_switch: StoreSwitch | None = None) -> DeviceTarget:
     runner = core.runner
+    clock = core.clock
     return DeviceTarget(
         clock=core.clock,
         emulator=getattr(core.devices.thermometer, "emulator", None),
         camera_dev=fake_camera_of(core),
         gate_dev=core.devices.gate,
+        store_switch=store_switch,
         list_store=core.lists,
         timezone=core.config.site.timezone,
         code_sink=lambda text, direction: runner.submit_code(text, direction, source="demo"),
         on_direction=runner.select_direction,
         on_manual=lambda **kw: runner.manual_threadsafe(**kw),
+        on_clock_jump=clock.jump if isinstance(clock, ShiftedClock) else None,
     )
 
 
@@ -96,8 +101,16 @@ async def start_demo(
     trust = trust_dir(config, data_dir)
     trust.mkdir(parents=True, exist_ok=True)
     (trust / "demo.pub").write_bytes(public_key_pem(keys.demo.public_key()))
-    core = await asyncio.to_thread(build_core, config, data_dir, clock or SystemClock())
+    scenario = load_scenario(SCENARIO_DIR / "demo.toml")
+    # The scripted day starts at the scenario's 09:00 whatever the hour here, so opening
+    # hours and the clock step the stream includes behave as in `kiosk replay demo`.
+    core = await asyncio.to_thread(
+        build_core, config, data_dir, clock or ShiftedClock(scenario.start)
+    )
     core.issuer_key = keys.demo
+    # A switch in front of the event log lets the stream show a full disk (and recovery).
+    store_switch = StoreSwitch(core.store)
+    core.runner.event_log = store_switch
     password = secrets.token_urlsafe(9)
     await asyncio.to_thread(core.accounts.add, "guard", "admin", hash_password(password), "demo")
     _, token = await asyncio.to_thread(
@@ -105,13 +118,13 @@ async def start_demo(
     )
     daemon = Daemon(core)
     await daemon.start()
-    return DemoSession(core, daemon, keys, "guard", password, token)
+    return DemoSession(core, daemon, keys, "guard", password, token, store_switch)
 
 
 async def play_visitors(session: DemoSession) -> None:
     """Play ``demo.toml`` in real time onto the devices, round after round, until cancelled."""
     core = session.core
-    target = device_target(core)
+    target = device_target(core, session.store_switch)
     # Each decided visitor walks away from the sensor, so the next one starts from an empty
     # scene (as in replay).
     core.runner.on_decision = target.visitor_done
@@ -137,7 +150,9 @@ def print_banner(session: DemoSession) -> None:
                 f"  API          : {url}/api/v1/health   (docs: {url}/docs)",
                 f"  API token    : {session.api_token}   (scopes logs:read stats:read)",
                 f"  data         : {session.core.data_dir}",
-                "Scripted visitors arrive every few seconds. Ctrl-C stops.",
+                "Scripted visitors arrive every few seconds on a scripted day that starts at"
+                f" {session.core.clock.now().astimezone(session.core.tz):%Y-%m-%d %H:%M}"
+                " site time. Ctrl-C stops.",
             ]
         ),
         flush=True,
