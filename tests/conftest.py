@@ -39,6 +39,37 @@ def data_dir(tmp_path):
     return d
 
 
+@pytest.fixture
+def store(data_dir, clock):
+    """A fresh event log (real SQLite, single writer) in a temp dir."""
+    from kiosk.store import EventLog
+
+    log = EventLog(data_dir / "kiosk.db", "test-gate", clock).open()
+    yield log
+    log.close()
+
+
+@pytest.fixture
+def core(data_dir, clock, config):
+    """Every core object wired on fake devices and the fake clock; not started."""
+    from kiosk.app import build_core
+
+    built = build_core(config, data_dir, clock)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def client(core):
+    """A TestClient on the real app built from ``core``."""
+    from fastapi.testclient import TestClient
+
+    from ui.app import create_app
+
+    with TestClient(create_app(core)) as test_client:
+        yield test_client
+
+
 @pytest.fixture(autouse=True)
 def _restore_root_logger():
     """CLI verbs configure logging for a real process; keep that from leaking between tests."""

@@ -194,3 +194,19 @@ def test_run_with_a_bad_config_is_a_usage_error(tmp_path, capsys):
     cfg.write_text("[web]\nport = 99999\n")
     assert main(["run", "--config", str(cfg), "--data", str(tmp_path)]) == 2
     assert "web.port" in capsys.readouterr().err
+
+
+def test_health_is_503_until_the_engine_is_deciding(client, core):
+    response = client.get("/api/v1/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["deciding"] is False
+    assert body["devices"]["thermometer"]["state"] in ("ok", "degraded", "fault")
+    assert body["version"] == core.version
+
+
+def test_store_fixture_appends_and_verifies(store):
+    from kiosk.store import EventDraft
+
+    event = store.append(EventDraft(direction="in", decision="deny", reasons=("fever",)))
+    assert event.seq == 1 and store.verify().ok
