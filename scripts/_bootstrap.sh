@@ -67,7 +67,9 @@ kiosk_venv() {
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         echo "scripts: installing the project into .venv ..." >&2
         "$root/.venv/bin/python" -m pip install -q --upgrade pip >&2
-        "$root/.venv/bin/python" -m pip install -q -e "${root}[${extras}]" >&2
+        local target=$root
+        [ -n "$extras" ] && target="${root}[${extras}]"
+        "$root/.venv/bin/python" -m pip install -q -e "$target" >&2
         echo "$want" >"$stamp"
     fi
 }
