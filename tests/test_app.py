@@ -210,3 +210,45 @@ def test_store_fixture_appends_and_verifies(store):
 
     event = store.append(EventDraft(direction="in", decision="deny", reasons=("fever",)))
     assert event.seq == 1 and store.verify().ok
+
+
+@pytest.mark.slow
+def test_kiosk_run_speaks_the_systemd_notify_protocol(tmp_path):
+    """The real daemon process: READY=1 once serving, WATCHDOG=1 while the loop runs,
+    STOPPING=1 on SIGTERM (what kiosk.service's Type=notify and WatchdogSec rely on)."""
+    import socket
+
+    sock_path = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(sock_path))
+    listener.settimeout(30)
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text("[web]\nport = 0\n")
+    env = dict(os.environ, NOTIFY_SOCKET=str(sock_path), WATCHDOG_USEC="400000")
+    env.pop("WATCHDOG_PID", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kiosk", "run", "--config", str(cfg), "--data", str(tmp_path / "d")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        messages: list[str] = []
+        while not any("READY=1" in m for m in messages):
+            messages.append(listener.recv(4096).decode())
+        listener.settimeout(5)
+        pings = 0
+        while pings < 3:
+            if "WATCHDOG=1" in listener.recv(4096).decode():
+                pings += 1
+        proc.send_signal(signal.SIGTERM)
+        while True:
+            message = listener.recv(4096).decode()
+            if "STOPPING=1" in message:
+                break
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
