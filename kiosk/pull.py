@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 import queue
 import sqlite3
@@ -293,6 +294,10 @@ _FLOAT_FIELDS = ("temp_c", "temp_object_c", "temp_ambient_c", "latency_ms")
 # The chain's version tag (kiosk.hashchain); if it ever changes, the fast path below simply
 # stops matching and every row goes through ``event_hash`` itself.
 _EVENTS_TAG = hashchain._EVENTS_TAG
+_HASHED = hashchain.EVENT_HASHED_FIELDS
+# One C call per row instead of one ``dict.get`` per field (the pull's hot path).
+_get_hashed = operator.itemgetter(*_HASHED)
+_get_columns = operator.itemgetter(*COLUMNS)
 
 
 def fast_event_hash(row: dict[str, Any]) -> str | None:
@@ -303,7 +308,10 @@ def fast_event_hash(row: dict[str, Any]) -> str | None:
     but can never accept a row the reference would refuse."""
     if orjson is None:
         return None
-    body = {name: row.get(name) for name in hashchain.EVENT_HASHED_FIELDS}
+    try:
+        body = dict(zip(_HASHED, _get_hashed(row), strict=True))
+    except KeyError:  # a row without some field: hashed as null, as event_hash does
+        body = {name: row.get(name) for name in _HASHED}
     for name in _FLOAT_FIELDS:
         value = body[name]
         if value is not None:
@@ -366,7 +374,10 @@ _SYNCED_INDEX = COLUMNS.index("clock_synced")
 
 
 def _db_row(row: dict[str, Any], pulled_at: str) -> list[Any]:
-    values = [row.get(c) for c in COLUMNS]
+    try:
+        values = list(_get_columns(row))
+    except KeyError:
+        values = [row.get(c) for c in COLUMNS]
     for i in _JSON_INDEXES:
         if values[i] is not None:
             values[i] = _canonical(values[i])

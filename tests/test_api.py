@@ -468,3 +468,29 @@ def test_the_helper_process_exits_when_the_daemon_is_killed(core):
         time.sleep(0.1)
     os.kill(helper, signal.SIGKILL)
     pytest.fail("the helper process outlived its parent")
+
+
+def test_a_large_page_is_written_in_pieces_with_its_full_length(core, client, monkeypatch):
+    whole = client.get("/api/v1/events", params={"limit": 25}, headers=bearer(core))
+    monkeypatch.setattr(api.PageResponse, "CHUNK", 1000)
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    import asyncio
+
+    page = api.PageResponse(whole.content, media_type="application/json")
+    asyncio.run(page({"type": "http", "method": "GET"}, receive, send))
+    bodies = [m for m in sent if m["type"] == "http.response.body"]
+    assert len(bodies) > 2 and all(len(m["body"]) <= 1000 for m in bodies)
+    assert b"".join(m["body"] for m in bodies) == whole.content
+    assert not bodies[-1]["more_body"] and all(m["more_body"] for m in bodies[:-1])
+    assert (b"content-length", str(len(whole.content)).encode()) in sent[0]["headers"]
+    # Through the route too: the same bytes and length, however they were cut.
+    again = client.get("/api/v1/events", params={"limit": 25}, headers=bearer(core))
+    assert again.content == whole.content
+    assert again.headers["content-length"] == str(len(whole.content))

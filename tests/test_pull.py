@@ -425,6 +425,17 @@ def test_fast_hash_matches_real_rows(kiosk):
     assert all(fast_event_hash(r) == r["hash"] for r in rows)
 
 
+def test_rows_missing_a_field_hash_and_store_as_the_reference_does(kiosk):
+    from kiosk.pull import COLUMNS, _db_row
+
+    row = dict(kiosk.store.events(limit=1)[0])
+    del row["operator"]  # hashed as null, as event_hash does; stored as NULL
+    assert fast_event_hash(row) == event_hash(row)
+    values = _db_row(row, "now")
+    assert values[COLUMNS.index("operator")] is None and values[-1] == "now"
+    assert values[COLUMNS.index("seq")] == row["seq"]
+
+
 def test_a_target_object_is_used_and_left_open(kiosk, tmp_path):
     from kiosk.pull import SqliteTarget
 

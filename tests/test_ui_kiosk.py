@@ -417,3 +417,61 @@ def test_guard_stream_refuses_without_a_session(core):
     app, _cookie = _guard_app(core)
     events = asyncio.run(read_sse(app, "/guard/events", until=lambda ev: False))
     assert events[-1] == ("status", 401)
+
+
+def test_a_feed_hands_over_a_queued_burst_and_stops_at_a_drop(core):
+    feed = kiosk_screen.BusFeed(core)
+    assert feed.ready() == []
+    for message in (PASS_DECISION, GATE_OPEN, IDLE):
+        core.bus.publish(message)
+    assert feed.ready() == [PASS_DECISION, GATE_OPEN, IDLE]
+    for n in range(core.bus.maxsize + 1):  # one more than the queue holds: dropped
+        core.bus.publish({"type": "health", "n": n})
+    burst = feed.ready()
+    assert burst == [] and core.bus.subscribers == 0  # the drop clears the backlog
+    asyncio.run(feed.aclose())
+
+
+def test_screens_in_one_language_share_one_encoded_view_per_message(core, monkeypatch):
+    app = kiosk_app(core)
+    built: list[str] = []
+    real = kiosk_screen.kiosk_view
+
+    def counting(*args: Any, **kwargs: Any) -> dict:
+        built.append(args[2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kiosk_screen, "kiosk_view", counting)
+
+    async def two_screens() -> list[list[tuple[str, Any]]]:
+        ready = asyncio.Event()
+        connected = 0
+
+        def on_event(events: list) -> None:
+            nonlocal connected
+            if len(events) == 2:  # this screen's first view and banner
+                connected += 1
+                if connected == 2:
+                    ready.set()
+
+        async def publisher() -> None:
+            await ready.wait()
+            for message in (IDLE, PASS_DECISION, GATE_OPEN):
+                core.bus.publish(message)
+
+        def done(ev: list) -> bool:
+            return sum(1 for n, _ in ev if n == "view") >= 4
+
+        task = asyncio.ensure_future(publisher())
+        screens = await asyncio.gather(
+            read_sse(app, "/kiosk/events?lang=en", on_event=on_event, until=done),
+            read_sse(app, "/kiosk/events?lang=en", on_event=on_event, until=done),
+        )
+        await task
+        return list(screens)
+
+    first, second = asyncio.run(two_screens())
+    assert first == second
+    assert [v["result"]["word"] for n, v in first if n == "view" and v["result"]] == ["PASS"] * 2
+    # One view per screen on connect, then each message's view built once for both screens.
+    assert len(built) == 2 + 3

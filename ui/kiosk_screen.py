@@ -60,6 +60,8 @@ def secure_headers(response: Response) -> Response:
 
 
 HEARTBEAT_S = 15.0
+#: How often an SSE stream asks whether its client is gone (the response notices it too).
+DISCONNECT_CHECK_S = 1.0
 PREVIEW_MAX_FPS = 4.0
 PREVIEW_JPEG_QUALITY = 70
 PREVIEW_MAX_WIDTH = 480
@@ -137,6 +139,16 @@ class BusFeed:
         if message is None or message.get("type") == "dropped":
             raise StopAsyncIteration
         return message
+
+    def ready(self) -> list[dict]:
+        """The messages already queued, taken without waiting (up to the ``dropped`` one, which
+        ends the feed and is not returned). Lets a stream write a burst in one go."""
+        out: list[dict] = []
+        while (message := self._sub.get_nowait()) is not None:
+            if message.get("type") == "dropped":
+                break
+            out.append(message)
+        return out
 
     async def aclose(self) -> None:
         self._sub.close()
@@ -392,6 +404,32 @@ def router(core: Core) -> APIRouter:
             tracker.state, tracker.decision, lang, fever_c=fever_c, gate_open_s=gate_open_s
         )
 
+    # Every screen of this process sees the same bus messages, so a view or banner is built
+    # and encoded once per message and language, not once per connected screen (the daemon's
+    # loop runs the gate too). Keys hold the messages themselves, so an id is never reused.
+    encoded: dict[tuple[str, int, int, str], tuple[Any, Any, str]] = {}
+
+    def cached(kind: str, key_objs: tuple[Any, Any], lang: str, build: Callable[[], str]) -> str:
+        first, second = key_objs
+        key = (kind, id(first), id(second), lang)
+        hit = encoded.get(key)
+        if hit is not None and hit[0] is first and hit[1] is second:
+            return hit[2]
+        text = build()
+        if len(encoded) >= 64:
+            encoded.clear()
+        encoded[key] = (first, second, text)
+        return text
+
+    def view_sse(tracker: ScreenTracker, lang: str) -> str:
+        pair = (tracker.state, tracker.decision)
+        return cached("view", pair, lang, lambda: sse("view", view_of(tracker, lang)))
+
+    def banner_sse(lang: str, message: dict) -> str:
+        return cached(
+            "banner", (message, None), lang, lambda: sse("banner", banner_in(lang, message))
+        )
+
     def banner_in(lang: str, message: dict | None = None) -> list[str]:
         report = dict(health_report(core))
         if message:
@@ -472,7 +510,15 @@ def router(core: Core) -> APIRouter:
                 yield "retry: 2000\n\n"
                 yield sse("view", view_of(mine, lang))
                 yield sse("banner", banner_in(lang))
-                while not await request.is_disconnected():
+                checked = time.monotonic()
+                while True:
+                    # The response also ends the stream on a disconnect by itself; this check
+                    # costs a cancelled receive, so it runs at most once a second.
+                    now = time.monotonic()
+                    if now - checked >= DISCONNECT_CHECK_S:
+                        checked = now
+                        if await request.is_disconnected():
+                            break
                     try:
                         message = await asyncio.wait_for(anext(messages), HEARTBEAT_S)
                     except TimeoutError:
@@ -480,11 +526,16 @@ def router(core: Core) -> APIRouter:
                         continue
                     except StopAsyncIteration:
                         break
-                    if mine.feed(message):
-                        shared.feed(message)
-                        yield sse("view", view_of(mine, lang))
-                    elif message.get("type") == "health":
-                        yield sse("banner", banner_in(lang, message))
+                    # A burst (state, decision, state) goes out as one write.
+                    out = []
+                    for item in (message, *messages.ready()):
+                        if mine.feed(item):
+                            shared.feed(item)
+                            out.append(view_sse(mine, lang))
+                        elif item.get("type") == "health":
+                            out.append(banner_sse(lang, item))
+                    if out:
+                        yield "".join(out)
             finally:
                 await messages.aclose()
 

@@ -1,28 +1,44 @@
-"""``pull`` bench: events per second of a pull over loopback, and what it costs the loop.
+"""``pull`` bench: events per second of a pull over loopback, and what a pull costs the gate.
 
 A child process runs the real kiosk core (``kiosk.app.build_core``: the engine runner on the
-default simulated devices, the event log, ``ui.app.create_app``) under uvicorn on
-``127.0.0.1`` (a free port) against a pre-filled temporary event log (100,000 events; 20,000
-with ``quick``). This process pulls with the real client (``kiosk.pull.Puller``: hash checks,
-SQLite writes) into a fresh target each repeat, and 20 real SSE clients read ``/kiosk/events``
-(fed a health message every 50 ms).
+default simulated devices, the event log with FULL sync, ``ui.app.create_app``) under uvicorn
+on ``127.0.0.1`` (a free port) against a pre-filled temporary event log (100,000 events; 20,000
+with ``quick``), with ``policy.mode = "pass_only"`` and the shortest gate pulse (100 ms; see
+``bench_config``). This process pulls with the real client (``kiosk.pull.Puller``: hash checks,
+SQLite writes) into a fresh target each time (on ``/dev/shm`` when there is one, as if on the
+office's machine: ``pull_target``), and 20 real SSE clients read ``/kiosk/events`` (fed a
+health message every 50 ms besides the engine's own messages).
 
-* ``events_per_s``: median over repeats of a whole pull (events / wall seconds).
-* ``loop_p99_idle_ms`` / ``loop_p99_loaded_ms``: median over repeats of the p99 of the
-  *asyncio scheduling lag of the daemon's loop* (how late a 10 ms timer fires;
-  ``ui.api.LoopLagMonitor``) — the loop the engine runner decides on — with nothing
-  connected, and while 20 SSE clients stream and a pull runs (``loaded_events_per_s`` is that
-  pull's rate). The runner does not report a passage-loop latency of its own yet, hence
-  ``loop_metric``. Each repeat runs idle, plain and loaded back to back so machine noise hits
-  all three alike; ``loaded_over_idle`` is their ratio.
+All the while a probe (``PassageProbe``) sends people through the real checkpoint loop: a
+scanner-style thread hands a freshly signed, valid pass to ``EngineRunner.submit_code`` each
+time the gate is free again (at most one every ``PROBE_PERIOD_S``), and the runner's hooks time
+each passage from the code's arrival (``CodeRead.mono_ns``) to the committed decision
+(``on_decision``, after ``EventLog.append`` confirmed the row) and to the gate command
+(``on_gate_command(True)``). ``pass_only`` so that no measurement or code timeout is in the
+interval: it is the kiosk's own latency, with the FULL-sync commit in it.
+
+* ``events_per_s``: median over repeats of a whole pull (events / wall seconds), no SSE.
+* ``loop_p99_idle_ms`` / ``loop_p99_loaded_ms``: median over repeats of the p99 (nearest
+  rank) of code → gate command over at least 220 passages (60 with ``quick``) per phase:
+  idle (no pull, no SSE client) and loaded (20 SSE clients streaming while whole pulls run back
+  to back until as many passages are timed; ``loaded_events_per_s`` is those pulls' rate).
+  ``loop_metric`` names this; ``commit_p99_*`` is code → committed decision, ``loop_p50_*``
+  the medians. ``loaded_over_idle`` is the loaded/idle ratio of the p99s.
+* ``sched_lag_p99_idle_ms`` / ``sched_lag_p99_loaded_ms``: the former proxy, the asyncio
+  scheduling lag of the daemon's loop (how late a 10 ms timer fires; ``ui.api.LoopLagMonitor``)
+  over the same phases.
+
+Each repeat runs idle, plain and loaded back to back so machine noise hits all three alike.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -38,9 +54,9 @@ import httpx
 
 PEPPER = b"bench-pepper"
 SSE_CLIENTS = 20
-#: (events, pull repeats, idle seconds)
-FULL_SIZES = (100_000, 3, 3.0)
-QUICK_SIZES = (20_000, 1, 2.0)
+#: (events, repeats, timed passages per phase and repeat)
+FULL_SIZES = (100_000, 3, 220)
+QUICK_SIZES = (20_000, 1, 60)
 
 
 def prefill(path: Path, events: int) -> None:
@@ -116,31 +132,166 @@ def prefill(path: Path, events: int) -> None:
 
 # --- the server (child process) -------------------------------------------------------------
 
+#: The probe's scanner name (``CodeRead.source``): only its passages are timed.
+PROBE_SOURCE = "bench-scanner"
+#: At most one probe code every this many seconds (the gate pulse must have ended too).
+PROBE_PERIOD_S = 0.15
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (no interpolation: a reported p99 is a real passage)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    return ordered[index]
+
+
+def bench_config(path: Path) -> Any:
+    """The served kiosk's config: the defaults (fake camera reader, fake gate, FULL sync) with
+    ``policy.mode = "pass_only"`` so a probe passage is code → decision → commit → gate with no
+    measurement to wait for, and the shortest gate pulse so passages can follow each other."""
+    from kiosk.config import parse_config
+
+    return parse_config(
+        {
+            "site": {"kiosk_id": "bench-gate"},
+            "store": {"path": path.name, "synchronous": "FULL"},
+            "policy": {"mode": "pass_only"},
+            "gate": {"pulse_ms": 100},
+        }
+    )
+
+
+class PassageProbe:
+    """Scanner-style passages through the real checkpoint loop, timed per passage.
+
+    A thread (as a serial scanner's driver would be) hands a freshly issued, valid pass to
+    ``EngineRunner.submit_code`` whenever the engine can start a passage (previous gate pulse
+    over) and ``PROBE_PERIOD_S`` has passed. The runner's hooks, called on the loop, take the
+    time from the code's arrival (``CodeRead.mono_ns``, stamped by ``submit_code`` in the
+    scanner's thread) to the committed decision (``on_decision``: ``EventLog.append``
+    confirmed, FULL sync) and to the gate command (``on_gate_command(True)``)."""
+
+    def __init__(self, core: Any, key: Any) -> None:
+        self.core, self.key = core, key
+        self.commit_ms: list[float] = []
+        self.gate_ms: list[float] = []
+        self.denied = 0
+        self.submitted = 0
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-probe", daemon=True)
+        core.runner.on_decision = self._on_decision
+        core.runner.on_gate_command = self._on_gate
+
+    def _since_code_ms(self) -> float | None:
+        p = self.core.runner.engine.passage
+        code = getattr(p, "code", None)
+        if code is None or code.source != PROBE_SOURCE:
+            return None
+        return (self.core.clock.monotonic_ns() - code.mono_ns) / 1e6
+
+    def _on_decision(self, message: dict) -> None:
+        ms = self._since_code_ms()
+        if ms is None or message.get("kind") != "passage":
+            return
+        if message.get("decision") != "pass" or not message.get("committed"):
+            self.denied += 1
+        self.commit_ms.append(ms)
+
+    def _on_gate(self, open_: bool) -> None:
+        ms = self._since_code_ms() if open_ else None
+        if ms is not None:
+            self.gate_ms.append(ms)
+
+    def reset(self) -> None:
+        self.commit_ms.clear()
+        self.gate_ms.clear()
+        self.denied = 0
+
+    def report(self) -> dict[str, Any]:
+        gate = list(self.gate_ms)
+        commit = list(self.commit_ms)
+        return {
+            "passages": len(gate),
+            "p50_ms": _pct(gate, 50),
+            "p99_ms": _pct(gate, 99),
+            "max_ms": max(gate, default=None),
+            "commit_p50_ms": _pct(commit, 50),
+            "commit_p99_ms": _pct(commit, 99),
+            "denied": self.denied,
+            "error": self.error,
+        }
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+    def _run(self) -> None:
+        try:
+            self._passages()
+        except Exception as exc:  # noqa: BLE001 - reported to the bench, which stops
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def _passages(self) -> None:
+        from kiosk.passes import issue_pass
+
+        engine = self.core.runner.engine
+        n = 0
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            n += 1
+            text, _ = issue_pass(
+                self.key, f"B{n % 9}-{n % 10000:04d}", f"Res {n}", days=1,
+                now=self.core.clock.now(),
+            )  # fmt: skip
+            # Wait for a free gate: the previous person through, the pulse over, the relay
+            # locked again (a code shown earlier would wait, and time the wait, not the loop).
+            while not self._stop.is_set() and (
+                time.monotonic() < next_at
+                or engine.state not in ("idle", "decided")
+                or engine.gate_is_open
+            ):
+                self._stop.wait(0.01)
+            if self._stop.is_set():
+                return
+            self.core.runner.submit_code(text, source=PROBE_SOURCE)
+            self.submitted += 1
+            next_at = time.monotonic() + PROBE_PERIOD_S
+
 
 def serve(db_path: str, token_file: str) -> None:
     """Child process: the real kiosk core (``kiosk.app.build_core``: engine runner on the
     default simulated devices, event log, screens, API) on a free loopback port, printed on
-    stdout, plus two bench-only routes that report the loop's lag."""
+    stdout, plus the passage probe and bench-only routes that report the loop's latency."""
     import uvicorn
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from fastapi import FastAPI
 
     from kiosk import stats
     from kiosk.app import build_core
     from kiosk.clock import SystemClock
-    from kiosk.config import parse_config
+    from kiosk.passes import public_key_pem
     from ui import api
     from ui.api import LoopLagMonitor
     from ui.app import create_app
 
     path = Path(db_path)
-    config = parse_config(
-        {"site": {"kiosk_id": "bench-gate"}, "store": {"path": path.name, "synchronous": "FULL"}}
-    )
+    config = bench_config(path)
+    key = Ed25519PrivateKey.generate()
+    trust = path.parent / "trust"
+    trust.mkdir(exist_ok=True)
+    (trust / "bench.pub").write_bytes(public_key_pem(key.public_key()))
     core = build_core(config, path.parent, SystemClock(assume_synced=True))
     core.store.submit(lambda db: stats.MIGRATIONS.apply(db))
     _, plain = core.tokens.create(["logs:read"], name="bench")
     Path(token_file).write_text(plain, encoding="utf-8")
     lag = LoopLagMonitor(keep=200_000)
+    probe = PassageProbe(core, key)
 
     async def publisher() -> None:
         # Screen traffic for the SSE clients: a health message every 50 ms.
@@ -153,9 +304,14 @@ def serve(db_path: str, token_file: str) -> None:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await core.runner.start()
+        # As ``kiosk.app.Daemon.start`` does once the kiosk is up.
+        gc.collect()
+        gc.freeze()
         lag.ensure_started()
         task = asyncio.get_running_loop().create_task(publisher())
+        probe.start()
         yield
+        probe.stop()
         task.cancel()
         await core.runner.stop()
         api.PageBuilder.shutdown()
@@ -163,21 +319,23 @@ def serve(db_path: str, token_file: str) -> None:
     app = create_app(core)
     app.router.lifespan_context = lifespan
 
-    @app.post("/_bench/lag/reset")
+    @app.post("/_bench/reset")
     def reset() -> dict:
         lag.samples.clear()
+        probe.reset()
         return {"ok": True}
 
-    @app.get("/_bench/lag")
-    def lag_report() -> dict:
-        samples = sorted(lag.samples)
-        if not samples:
-            return {"samples": 0}
+    @app.get("/_bench/report")
+    def report() -> dict:
+        samples = list(lag.samples)
         return {
-            "samples": len(samples),
-            "p50_ms": samples[len(samples) // 2] * 1000,
-            "p99_ms": samples[min(len(samples) - 1, int(0.99 * len(samples)))] * 1000,
-            "max_ms": samples[-1] * 1000,
+            "passage": probe.report(),
+            "sched_lag": {
+                "samples": len(samples),
+                "p50_ms": (_pct(samples, 50) or 0.0) * 1000,
+                "p99_ms": (_pct(samples, 99) or 0.0) * 1000,
+                "max_ms": max(samples, default=0.0) * 1000,
+            },
         }
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -190,6 +348,7 @@ def serve(db_path: str, token_file: str) -> None:
     try:
         server.run(sockets=[sock])
     finally:
+        probe.stop()
         api.PageBuilder.shutdown()
         core.store.close()
         core.devices.close()
@@ -241,22 +400,49 @@ class _SseClients:
         self._thread.join(10)
 
 
+def _office_dir(fallback: Path) -> tuple[Path, bool]:
+    """Where the pulled copies go: a RAM file system when there is one, as if on the office's
+    machine (the kiosk's disk then carries only the kiosk's own writes and fsyncs, as in
+    service); else ``fallback``, beside the kiosk's database. Second: whether it is RAM."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return Path(tempfile.mkdtemp(prefix="kiosk-bench-office-", dir=shm)), True
+    return fallback, False
+
+
 def _timed_pull(base: str, token: str, target: Path) -> tuple[int, float]:
     from kiosk.pull import Puller
 
     start = time.perf_counter()
     with Puller(target, page_size=5000) as puller:
         result = puller.pull(base, token)
-    return result.inserted, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    for path in (target, target.with_name(target.name + "-wal"),
+                 target.with_name(target.name + "-shm")):  # fmt: skip
+        path.unlink(missing_ok=True)
+    return result.inserted, seconds
+
+
+def _wait_passages(http: httpx.Client, base: str, passages: int, timeout_s: float) -> dict:
+    """Poll the server until the probe has timed ``passages`` passages; the report."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        report = http.get(base + "/_bench/report").json()
+        if report["passage"]["error"]:
+            raise RuntimeError(f"bench probe failed: {report['passage']['error']}")
+        if report["passage"]["passages"] >= passages or time.monotonic() > deadline:
+            return report
+        time.sleep(0.25)
 
 
 def run(quick: bool) -> dict[str, Any]:
-    events, repeats, idle_s = QUICK_SIZES if quick else FULL_SIZES
+    events, repeats, passages = QUICK_SIZES if quick else FULL_SIZES
     with tempfile.TemporaryDirectory(prefix="kiosk-bench-pull-") as tmp:
         tmp_path = Path(tmp)
         db = tmp_path / "kiosk.db"
         prefill(db, events)
         token_file = tmp_path / "token"
+        office, office_in_ram = _office_dir(tmp_path)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         proc = subprocess.Popen(
             [sys.executable, "-m", "kiosk.bench.pull", "serve", str(db), str(token_file)],
@@ -277,49 +463,90 @@ def run(quick: bool) -> dict[str, Any]:
             with httpx.Client(timeout=10) as http:
                 for _ in range(200):
                     try:
-                        http.get(base + "/_bench/lag")
+                        http.get(base + "/_bench/report")
                         break
                     except httpx.TransportError:
                         time.sleep(0.05)
                 token = token_file.read_text(encoding="utf-8").strip()
+                limit_s = passages * 0.5 + 60  # a stuck probe ends the phase, not the bench
 
                 # Interleaved repeats, so machine noise hits idle, plain and loaded alike.
-                idle_p99, rates, loaded_p99, loaded_rates = [], [], [], []
-                sse_messages = 0
+                idle, loaded, rates, loaded_rates = [], [], [], []
+                sse_messages = denied = 0
                 for i in range(repeats):
-                    http.post(base + "/_bench/lag/reset")
-                    time.sleep(idle_s)  # idle: nothing connected, nothing pulled
-                    idle_p99.append(http.get(base + "/_bench/lag").json()["p99_ms"])
+                    # Idle: no pull, no SSE client; only the probe's passages.
+                    http.post(base + "/_bench/reset")
+                    idle.append(_wait_passages(http, base, passages, limit_s))
 
-                    inserted, seconds = _timed_pull(base, token, tmp_path / f"plain-{i}.db")
-                    if inserted != events:
+                    inserted, seconds = _timed_pull(base, token, office / f"plain-{i}.db")
+                    if inserted < events:  # the probe's passages add a few more
                         raise RuntimeError(f"pulled {inserted} of {events} events")
                     rates.append(inserted / seconds)
 
-                    # Loaded: 20 SSE clients streaming while a whole pull runs.
+                    # Loaded: 20 SSE clients streaming while whole pulls run back to back,
+                    # until the probe has timed as many passages as when idle.
                     with _SseClients(base, SSE_CLIENTS) as sse:
-                        http.post(base + "/_bench/lag/reset")
-                        inserted, seconds = _timed_pull(base, token, tmp_path / f"loaded-{i}.db")
-                        loaded_p99.append(http.get(base + "/_bench/lag").json()["p99_ms"])
+                        http.post(base + "/_bench/reset")
+                        started = time.monotonic()
+                        n = 0
+                        while True:
+                            n += 1
+                            inserted, seconds = _timed_pull(
+                                base, token, office / f"loaded-{i}-{n}.db"
+                            )
+                            loaded_rates.append(inserted / seconds)
+                            report = http.get(base + "/_bench/report").json()
+                            if (
+                                report["passage"]["passages"] >= passages
+                                or time.monotonic() - started > limit_s
+                            ):
+                                break
+                        loaded.append(report)
                         sse_messages += sse.messages
-                    loaded_rates.append(inserted / seconds)
+                    for phase in (idle[-1], loaded[-1]):
+                        denied += phase["passage"]["denied"]
+                        if phase["passage"]["passages"] < passages:
+                            raise RuntimeError(
+                                f"probe timed {phase['passage']['passages']} of {passages}"
+                                " passages (is the engine deciding?)"
+                            )
         finally:
+            if office != tmp_path:
+                shutil.rmtree(office, ignore_errors=True)
             proc.terminate()
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    idle = statistics.median(idle_p99)
-    loaded = statistics.median(loaded_p99)
+
+    def med(reports: list[dict], part: str, key: str) -> float:
+        return round(statistics.median(r[part][key] for r in reports), 3)
+
+    idle_p99 = med(idle, "passage", "p99_ms")
+    loaded_p99 = med(loaded, "passage", "p99_ms")
+    lag_idle = med(idle, "sched_lag", "p99_ms")
+    lag_loaded = med(loaded, "sched_lag", "p99_ms")
     return {
         "events": events,
         "events_per_s": round(statistics.median(rates)),
-        "loop_p99_idle_ms": round(idle, 3),
-        "loop_p99_loaded_ms": round(loaded, 3),
-        "loop_metric": "asyncio_sched_lag_daemon_loop",
-        "loaded_over_idle": round(loaded / idle, 2) if idle > 0 else None,
+        "loop_p99_idle_ms": idle_p99,
+        "loop_p99_loaded_ms": loaded_p99,
+        "loop_metric": "pass_only_scanner_code_to_committed_gate_command",
+        "loaded_over_idle": round(loaded_p99 / idle_p99, 2) if idle_p99 > 0 else None,
+        "loop_p50_idle_ms": med(idle, "passage", "p50_ms"),
+        "loop_p50_loaded_ms": med(loaded, "passage", "p50_ms"),
+        "loop_max_loaded_ms": med(loaded, "passage", "max_ms"),
+        "commit_p99_idle_ms": med(idle, "passage", "commit_p99_ms"),
+        "commit_p99_loaded_ms": med(loaded, "passage", "commit_p99_ms"),
+        "passages_per_phase": min(r["passage"]["passages"] for r in idle + loaded),
+        "probe_denied": denied,
+        "sched_lag_p99_idle_ms": lag_idle,
+        "sched_lag_p99_loaded_ms": lag_loaded,
+        "sched_lag_loaded_over_idle": round(lag_loaded / lag_idle, 2) if lag_idle > 0 else None,
         "loaded_events_per_s": round(statistics.median(loaded_rates)),
+        "loaded_pulls": len(loaded_rates),
+        "pull_target": "tmpfs" if office_in_ram else "same_disk",
         "sse_clients": SSE_CLIENTS,
         "sse_messages": sse_messages,
         "repeats": repeats,
