@@ -94,9 +94,13 @@ def device_target(core: Core, store_switch: StoreSwitch | None = None) -> Device
 
 
 async def start_demo(
-    data_dir: Path, port: int, clock: Clock | None = None, host: str = "127.0.0.1"
+    data_dir: Path,
+    port: int,
+    clock: Clock | None = None,
+    host: str = "127.0.0.1",
+    config: KioskConfig | None = None,
 ) -> DemoSession:
-    config = demo_config(port, host)
+    config = config or demo_config(port, host)
     keys = ScenarioKeys()
     trust = trust_dir(config, data_dir)
     trust.mkdir(parents=True, exist_ok=True)

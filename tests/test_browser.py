@@ -13,6 +13,7 @@ marked ``browser``; it still runs in CI.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import socket
 import threading
@@ -110,14 +111,11 @@ class DemoThread:
 
 
 async def start_daemon(data_dir: Path, port: int) -> Any:
-    """``kiosk.demo.start_demo`` with a shorter result hold, so passages follow quickly."""
+    """``kiosk.demo.start_demo`` with the default rules and a shorter result hold, so
+    passages follow quickly; the scenarios are played by the tests, not the demo stream."""
     from kiosk import demo
     from kiosk.accounts import hash_password
-    from kiosk.app import Daemon, build_core, trust_dir
-    from kiosk.clock import SystemClock
     from kiosk.config import parse_config
-    from kiosk.passes import public_key_pem
-    from kiosk.replay import ScenarioKeys
 
     config = parse_config(
         {
@@ -127,16 +125,11 @@ async def start_daemon(data_dir: Path, port: int) -> Any:
             "gate": {"pulse_ms": 2000},
         }
     )
-    keys = ScenarioKeys()
-    trust = trust_dir(config, data_dir)
-    trust.mkdir(parents=True, exist_ok=True)
-    (trust / "demo.pub").write_bytes(public_key_pem(keys.demo.public_key()))
-    core = await asyncio.to_thread(build_core, config, data_dir, SystemClock())
-    core.issuer_key = keys.demo
-    await asyncio.to_thread(core.accounts.add, "zhou", "guard", hash_password(GUARD_PW), "test")
-    daemon = Daemon(core)
-    await daemon.start()
-    return demo.DemoSession(core, daemon, keys, "zhou", GUARD_PW, "")
+    session = await demo.start_demo(data_dir, port, config=config)
+    await asyncio.to_thread(
+        session.core.accounts.add, "zhou", "guard", hash_password(GUARD_PW), "test"
+    )
+    return dataclasses.replace(session, guard_user="zhou", guard_password=GUARD_PW)
 
 
 def wait_for(check: Callable[[], Any], timeout_s: float = 20.0) -> Any:

@@ -104,6 +104,25 @@ def decided(client: TestClient, core: Core) -> Iterator[list[dict]]:
         sub.close()
 
 
+def settle_idle(client: TestClient, core: Core) -> None:
+    """Wait, on the client's loop, until the engine is back to idle: the gate's close command
+    completes on the relay's worker thread, and until then the same code held up again is
+    (rightly) the same person, not a new passage."""
+    sub = core.bus.subscribe(name="test-idle")
+
+    async def idle() -> None:
+        async with asyncio.timeout(WAIT_S):
+            while core.runner.engine.state != "idle":
+                message = await sub.get()
+                if message is None:
+                    raise AssertionError("the bus closed before the engine went idle")
+
+    try:
+        client.portal.call(idle)
+    finally:
+        sub.close()
+
+
 @contextmanager
 def gate_opening(core: Core) -> Iterator[threading.Event]:
     """An event set when the gate relay is commanded open (from the runner's gate thread)."""
@@ -681,6 +700,7 @@ def test_quarantine_added_by_a_guard_is_recorded_with_who_and_the_next_scan_obey
             assert "5-202" in page and "alice" in page and "returned from abroad" in page
             clock.advance(200)
             client.portal.call(engine.tick)
+            settle_idle(client, core)
             with decided(client, core) as seen:
                 client.portal.call(scan_going_out)
         last = core.store.events()[-1]
