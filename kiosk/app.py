@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import uvicorn
+
 import kiosk
 from kiosk import accounts, lists, stats, tokens
 from kiosk.accounts import AccountStore
@@ -227,6 +229,15 @@ def build_core(
         )
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, minus its signal handling: the daemon owns SIGTERM/SIGINT so it can stop the
+    parts in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class Daemon:
     """The kiosk process: core, engine, web server, systemd integration, retention."""
 
@@ -255,8 +266,6 @@ class Daemon:
         return self.core.config.web.port
 
     async def start(self) -> None:
-        import uvicorn
-
         from ui.app import create_app
 
         await self.core.runner.start()
@@ -357,19 +366,3 @@ class Daemon:
             except Exception:
                 log.exception("retention purge failed; will retry")
             await asyncio.sleep(PURGE_CHECK_S)
-
-
-def _server_class() -> type:
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            # The daemon owns SIGTERM/SIGINT so it can stop the parts in order.
-            yield
-
-    return Server
-
-
-def _Server(config: Any) -> Any:  # noqa: N802 - a factory standing in for the class
-    return _server_class()(config)
