@@ -33,11 +33,9 @@ GENESIS = "0" * 64
 _EVENTS_TAG = b"kiosk.events.v1\n"
 _AUDIT_TAG = b"kiosk.audit.v1\n"
 
-#: Personal data in an event: nulled by retention, covered by ``personal_digest`` only.
-EVENT_PERSONAL_FIELDS = ("pass_id", "household", "holder", "person")
-
-#: Non-personal event fields covered directly by ``hash`` (plus personal_digest, prev_hash).
-EVENT_HASHED_FIELDS = (
+#: The event record, one definition: the CONTRACT fields in CONTRACT order, then this
+#: project's additions. The store writes these columns, the API and the pull send them.
+EVENT_COLUMNS = (
     "seq",
     "id",
     "kiosk_id",
@@ -46,6 +44,8 @@ EVENT_HASHED_FIELDS = (
     "mono_ns",
     "clock_synced",
     "direction",
+    "pass_id",
+    "household",
     "decision",
     "reasons",
     "temp_c",
@@ -53,13 +53,16 @@ EVENT_HASHED_FIELDS = (
     "temp_ambient_c",
     "latency_ms",
     "operator",
+    "prev_hash",
+    "hash",
     "kind",
     "flags",
+    "holder",
+    "person",
+    "personal_digest",
+    "purged_at",
 )
-
-#: The audit ``detail`` may name residents (a list change, a manual registration): personal.
-AUDIT_PERSONAL_FIELDS = ("detail",)
-AUDIT_HASHED_FIELDS = (
+AUDIT_COLUMNS = (
     "seq",
     "id",
     "kiosk_id",
@@ -69,6 +72,29 @@ AUDIT_HASHED_FIELDS = (
     "clock_synced",
     "actor",
     "action",
+    "detail",
+    "personal_digest",
+    "purged_at",
+    "prev_hash",
+    "hash",
+)
+
+#: The chain's own columns, and the purge stamp: not inside a row's hash.
+_NOT_HASHED = ("personal_digest", "purged_at", "prev_hash", "hash")
+
+#: Personal data in an event: nulled by retention, covered by ``personal_digest`` only.
+EVENT_PERSONAL_FIELDS = ("pass_id", "household", "holder", "person")
+
+#: Non-personal event fields covered directly by ``hash`` (plus personal_digest, prev_hash),
+#: in record order.
+EVENT_HASHED_FIELDS = tuple(
+    c for c in EVENT_COLUMNS if c not in EVENT_PERSONAL_FIELDS + _NOT_HASHED
+)
+
+#: The audit ``detail`` may name residents (a list change, a manual registration): personal.
+AUDIT_PERSONAL_FIELDS = ("detail",)
+AUDIT_HASHED_FIELDS = tuple(
+    c for c in AUDIT_COLUMNS if c not in AUDIT_PERSONAL_FIELDS + _NOT_HASHED
 )
 
 _FLOAT_FIELDS = frozenset({"temp_c", "temp_object_c", "temp_ambient_c", "latency_ms"})

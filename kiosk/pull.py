@@ -49,34 +49,8 @@ from kiosk import hashchain
 from kiosk.hashchain import GENESIS, CanonicalError, event_hash
 from kiosk.privacy import mask_event
 
-#: Event columns, as ``/api/v1/events`` sends them.
-COLUMNS = (
-    "seq",
-    "id",
-    "kiosk_id",
-    "ts",
-    "boot_id",
-    "mono_ns",
-    "clock_synced",
-    "direction",
-    "pass_id",
-    "household",
-    "decision",
-    "reasons",
-    "temp_c",
-    "temp_object_c",
-    "temp_ambient_c",
-    "latency_ms",
-    "operator",
-    "prev_hash",
-    "hash",
-    "kind",
-    "flags",
-    "holder",
-    "person",
-    "personal_digest",
-    "purged_at",
-)
+#: Event columns, as ``/api/v1/events`` sends them (the one record definition).
+COLUMNS = hashchain.EVENT_COLUMNS
 _JSON_COLUMNS = frozenset({"reasons", "flags", "person"})
 
 # --- the export side: what ``/api/v1/events`` sends ----------------------------------------

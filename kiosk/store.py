@@ -81,49 +81,8 @@ _REOPEN_ERRORS = (
 _BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 _PROCESS_BOOT_ID = str(uuid.uuid4())
 
-_EVENT_COLUMNS = (
-    "seq",
-    "id",
-    "kiosk_id",
-    "ts",
-    "boot_id",
-    "mono_ns",
-    "clock_synced",
-    "direction",
-    "pass_id",
-    "household",
-    "decision",
-    "reasons",
-    "temp_c",
-    "temp_object_c",
-    "temp_ambient_c",
-    "latency_ms",
-    "operator",
-    "kind",
-    "flags",
-    "holder",
-    "person",
-    "personal_digest",
-    "purged_at",
-    "prev_hash",
-    "hash",
-)
-_AUDIT_COLUMNS = (
-    "seq",
-    "id",
-    "kiosk_id",
-    "ts",
-    "boot_id",
-    "mono_ns",
-    "clock_synced",
-    "actor",
-    "action",
-    "detail",
-    "personal_digest",
-    "purged_at",
-    "prev_hash",
-    "hash",
-)
+_EVENT_COLUMNS = hashchain.EVENT_COLUMNS
+_AUDIT_COLUMNS = hashchain.AUDIT_COLUMNS
 
 # Column and table names below are module constants, never caller input.
 _INSERT_EVENT = (
