@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from support import kiosk_api
 
 from kiosk.fleet.pg import TempCluster, find_pg_bin
 
@@ -101,34 +102,7 @@ def pg_dsn(pg_cluster: _Server) -> str:
 
 def make_kiosk(path, kiosk_id: str, clock, n: int = 0):
     """A kiosk's real event log and real HTTP API (``ui.api.router``), in process."""
-    from types import SimpleNamespace
-
-    from fastapi import FastAPI
-    from fastapi.testclient import TestClient
-
-    from kiosk import stats, tokens
-    from kiosk.config import parse_config
-    from kiosk.store import EventLog
-    from kiosk.tokens import TokenStore
-    from ui import api
-
-    config = parse_config({"site": {"kiosk_id": kiosk_id}, "web": {"api_rate_per_min": 100000}})
-    store = EventLog(
-        path, kiosk_id, clock, "NORMAL", migrations=[tokens.MIGRATIONS, stats.MIGRATIONS]
-    )
-    store.open()
-    core = SimpleNamespace(
-        config=config,
-        clock=clock,
-        store=store,
-        tokens=TokenStore(store, b"pepper", clock),
-        runner=None,
-        health=lambda: {"deciding": True},
-    )
-    app = FastAPI()
-    app.include_router(api.router(core))
-    core.test_client = TestClient(app, base_url=f"http://{kiosk_id}")
-    _, core.token = core.tokens.create(["logs:read"])
+    core = kiosk_api(path, kiosk_id, clock)
     add_events(core, n)
     return core
 

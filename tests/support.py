@@ -15,3 +15,39 @@ def need(available: bool, what: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{what} is required in CI (.ci/run installs it)", pytrace=False)
     pytest.skip(f"{what} is not installed")
+
+
+def kiosk_api(path, kiosk_id: str, clock):
+    """A kiosk's real event log and real HTTP API (``ui.api.router``), in process, with a
+    ``logs:read`` token: the far end of a pull. ``.store``, ``.app``, ``.test_client``,
+    ``.token``; close with ``.store.close()``."""
+    from types import SimpleNamespace
+
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from kiosk import stats, tokens
+    from kiosk.config import parse_config
+    from kiosk.store import EventLog
+    from kiosk.tokens import TokenStore
+    from ui import api
+
+    config = parse_config({"site": {"kiosk_id": kiosk_id}, "web": {"api_rate_per_min": 100000}})
+    store = EventLog(
+        path, kiosk_id, clock, "NORMAL", migrations=[tokens.MIGRATIONS, stats.MIGRATIONS]
+    )
+    store.open()
+    core = SimpleNamespace(
+        config=config,
+        clock=clock,
+        store=store,
+        tokens=TokenStore(store, b"pepper", clock),
+        runner=None,
+        health=lambda: {"deciding": True},
+    )
+    app = FastAPI()
+    app.include_router(api.router(core))
+    core.app = app
+    core.test_client = TestClient(app, base_url=f"http://{kiosk_id}")
+    _, core.token = core.tokens.create(["logs:read"])
+    return core

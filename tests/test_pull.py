@@ -7,19 +7,15 @@ import json
 import random
 import sqlite3
 import threading
-from types import SimpleNamespace
 
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import kiosk_api
 
-from kiosk import stats, tokens
 from kiosk.cli import main
-from kiosk.config import parse_config
 from kiosk.hashchain import event_hash
 from kiosk.pull import (
     Backoff,
@@ -30,30 +26,11 @@ from kiosk.pull import (
     fast_event_hash,
     pull,
 )
-from kiosk.store import EventDraft, EventLog
-from kiosk.tokens import TokenStore
-from ui import api
+from kiosk.store import EventDraft
 
 
 def make_kiosk(path, kiosk_id, clock, n=0):
-    config = parse_config({"site": {"kiosk_id": kiosk_id}, "web": {"api_rate_per_min": 100000}})
-    store = EventLog(
-        path, kiosk_id, clock, "NORMAL", migrations=[tokens.MIGRATIONS, stats.MIGRATIONS]
-    )
-    store.open()
-    core = SimpleNamespace(
-        config=config,
-        clock=clock,
-        store=store,
-        tokens=TokenStore(store, b"pepper", clock),
-        runner=None,
-        health=lambda: {"deciding": True},
-    )
-    app = FastAPI()
-    app.include_router(api.router(core))
-    core.app = app
-    core.test_client = TestClient(app, base_url=f"http://{kiosk_id}")
-    _, core.token = core.tokens.create(["logs:read"])
+    core = kiosk_api(path, kiosk_id, clock)
     add_events(core, n)
     return core
 
