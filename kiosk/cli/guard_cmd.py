@@ -15,10 +15,10 @@ import argparse
 import getpass
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from .errors import CliError, UsageError
+from .store_args import add_store_args, load_args_config, open_store
 
 MIN_PASSWORD = 8
 
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     add = verbs.add_parser("add", help="create or reset an account in the kiosk's database")
     _account_args(add)
-    _db_args(add)
+    add_store_args(add)
     add.set_defaults(func=add_run)
 
     hsh = verbs.add_parser(
@@ -43,12 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     hsh.set_defaults(func=hash_run)
 
     lst = verbs.add_parser("list", help="list the accounts (names and roles only)")
-    _db_args(lst)
+    add_store_args(lst)
     lst.set_defaults(func=list_run)
 
     rm = verbs.add_parser("remove", help="disable a stored account")
     rm.add_argument("name")
-    _db_args(rm)
+    add_store_args(rm)
     rm.set_defaults(func=remove_run)
 
 
@@ -60,17 +60,6 @@ def _account_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="read the password from the first line of stdin (also when stdin is not a tty)",
     )
-
-
-def _db_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--db",
-        metavar="FILE",
-        help="the kiosk's database (default: $KIOSK_DATA/kiosk.db, else ./data/kiosk.db;"
-        " with --config, its store.path under the data dir)",
-    )
-    p.add_argument("--config", metavar="FILE", help="kiosk config (for store.path, site)")
-    p.add_argument("--data", metavar="DIR", help="data dir (default: $KIOSK_DATA, else ./data)")
 
 
 def read_password(args: argparse.Namespace, stdin: Any = None) -> str:
@@ -107,36 +96,8 @@ def hash_run(args: argparse.Namespace) -> int:
 
 def _open_store(args: argparse.Namespace) -> Any:
     from kiosk import accounts
-    from kiosk.clock import SystemClock
-    from kiosk.config import ConfigError, load_config
-    from kiosk.store import EventLog, StoreFault
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
-    data = Path(args.data or os.environ.get("KIOSK_DATA") or "data")
-    if args.db:
-        path = Path(args.db)
-    elif args.config and not Path(config.store.path).is_absolute():
-        path = data / config.store.path
-    elif args.config:
-        path = Path(config.store.path)
-    else:
-        path = data / "kiosk.db"
-    if not path.parent.is_dir():
-        raise UsageError(f"no such directory for the database: {path.parent}")
-    log = EventLog(
-        path,
-        config.site.kiosk_id,
-        SystemClock(),
-        config.store.synchronous,
-        migrations=[accounts.MIGRATIONS],
-    )
-    try:
-        return log.open()
-    except StoreFault as exc:
-        raise CliError(f"cannot open {path}: {exc}") from None
+    return open_store(args, load_args_config(args), [accounts.MIGRATIONS])
 
 
 def _actor() -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CliError, UsageError
+from .store_args import add_store_args, load_args_config, open_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,15 +35,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="logs:read, logs:personal or stats:read (repeatable)",
     )
     new.add_argument("--name", help="a label for `token list` (e.g. the office's name)")
-    _db_args(new)
+    add_store_args(new)
     new.set_defaults(func=token_new)
     lst = verbs.add_parser("list", help="list tokens (never their secrets)")
     lst.add_argument("--json", action="store_true", help="one JSON object per line")
-    _db_args(lst)
+    add_store_args(lst)
     lst.set_defaults(func=token_list)
     rev = verbs.add_parser("revoke", help="revoke a token by its id")
     rev.add_argument("id", help="the 8-character id shown by `token list`")
-    _db_args(rev)
+    add_store_args(rev)
     rev.set_defaults(func=token_revoke)
 
     pull = sub.add_parser(
@@ -86,58 +87,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         " daily reports of those days); the hash chain keeps verifying.",
     )
     purge.add_argument("--older-than", type=int, required=True, metavar="DAYS")
-    _db_args(purge)
+    add_store_args(purge)
     purge.set_defaults(func=purge_run)
-
-
-def _db_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--db",
-        metavar="FILE",
-        help="the kiosk's database file (default: as `kiosk verify-log`: $KIOSK_DATA/kiosk.db,"
-        " else ./data/kiosk.db; with --config, its store.path under the data dir)",
-    )
-    p.add_argument("--config", metavar="FILE", help="kiosk config (for store.path, site)")
-    p.add_argument("--data", metavar="DIR", help="data dir (default: $KIOSK_DATA, else ./data)")
-
-
-def _load(args: argparse.Namespace) -> Any:
-    from kiosk.config import ConfigError, load_config
-
-    try:
-        return load_config(args.config)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def _open_store(args: argparse.Namespace, config: Any) -> Any:
     from kiosk import stats, tokens
-    from kiosk.clock import SystemClock
-    from kiosk.store import EventLog, StoreFault
 
-    from .log_cmd import default_db
-
-    if args.db:
-        path = Path(args.db)
-    elif args.config:
-        path = Path(config.store.path)
-        if not path.is_absolute():
-            path = Path(args.data or os.environ.get("KIOSK_DATA") or "data") / path
-    else:
-        path = Path(args.data) / "kiosk.db" if args.data else default_db()
-    if not path.parent.is_dir():
-        raise UsageError(f"no such directory for the database: {path.parent}")
-    log = EventLog(
-        path,
-        config.site.kiosk_id,
-        SystemClock(),
-        config.store.synchronous,
-        migrations=[tokens.MIGRATIONS, stats.MIGRATIONS],
-    )
-    try:
-        return log.open()
-    except StoreFault as exc:
-        raise CliError(f"cannot open {path}: {exc}") from None
+    return open_store(args, config, [tokens.MIGRATIONS, stats.MIGRATIONS])
 
 
 def _token_store(store: Any) -> Any:
@@ -153,7 +110,7 @@ def token_new(args: argparse.Namespace) -> int:
         validate_scopes(args.scope)
     except TokenError as exc:
         raise UsageError(str(exc)) from None
-    store = _open_store(args, _load(args))
+    store = _open_store(args, load_args_config(args))
     try:
         info, plaintext = _token_store(store).create(args.scope, args.name, actor="cli")
     except TokenError as exc:
@@ -169,7 +126,7 @@ def token_new(args: argparse.Namespace) -> int:
 
 
 def token_list(args: argparse.Namespace) -> int:
-    store = _open_store(args, _load(args))
+    store = _open_store(args, load_args_config(args))
     try:
         tokens = _token_store(store).list()
     finally:
@@ -186,7 +143,7 @@ def token_list(args: argparse.Namespace) -> int:
 def token_revoke(args: argparse.Namespace) -> int:
     from kiosk.tokens import TokenError
 
-    store = _open_store(args, _load(args))
+    store = _open_store(args, load_args_config(args))
     try:
         info = _token_store(store).revoke(args.id, actor="cli")
     except TokenError as exc:
@@ -271,7 +228,7 @@ def purge_run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.older_than <= MAX_DAYS:
         raise UsageError(f"--older-than must be between 0 and {MAX_DAYS} days")
-    config = _load(args)
+    config = load_args_config(args)
     store = _open_store(args, config)
     try:
         result = purge(
