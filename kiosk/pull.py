@@ -112,11 +112,16 @@ def export_page(
     return body, len(out), next_seq, last
 
 
-def export_worker_init(parent_pid: int) -> None:
-    """Initializer of the API's export worker process: exit as soon as the parent is gone.
+def export_worker_init(parent_pid: int, background: tuple[int, ...] | None = None) -> None:
+    """Initializer of the API's export worker process: off the gate's CPU and at a lower
+    priority (``kiosk.cpu.enter_background``; ``background`` is the parent's
+    ``kiosk.cpu.background_cpus()``), and exit as soon as the parent is gone.
 
-    A daemon killed hard (watchdog, OOM, SIGKILL) cannot shut its pool down; without this the
-    helper would linger, holding the database open."""
+    A daemon killed hard (watchdog, OOM, SIGKILL) cannot shut its pool down; without the
+    watch the helper would linger, holding the database open."""
+    from kiosk.cpu import enter_background
+
+    enter_background(background)
 
     def watch() -> None:
         while os.getppid() == parent_pid:

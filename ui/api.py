@@ -42,6 +42,7 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
+from kiosk.cpu import background_cpus
 from kiosk.privacy import FIELD_NAMES, mask_event, normalise_fields
 from kiosk.pull import COLUMNS, export_page, export_page_at, export_worker_init, read_events
 from kiosk.ratelimit import RateLimiter, Verdict
@@ -233,7 +234,7 @@ class PageBuilder:
                     1,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=export_worker_init,
-                    initargs=(os.getpid(),),
+                    initargs=(os.getpid(), background_cpus()),
                 )
             return cls._pool
 

@@ -1,6 +1,6 @@
 """The checkpoint loop's order, per-step timeouts and device deadlines."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -43,4 +43,12 @@ class EngineSection(Section):
         ge=1,
         le=100000,
         description="Decisions held in memory while the store is failing, retried on recovery.",
+    )
+    cpu: Literal["auto", "off"] | Annotated[int, Field(ge=0, le=1023, strict=True)] = Field(
+        "auto",
+        description=(
+            "CPU placement (kiosk.cpu): 'auto' gives the daemon the highest-numbered CPU and"
+            " background helpers (log export) the others, when there are two or more; 'off'"
+            " pins nothing; a number picks the daemon's CPU."
+        ),
     )
