@@ -116,11 +116,12 @@ def test_kiosk_run_stops_cleanly_on_sigterm(tmp_path):
             "the daemon to answer",
         )
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=5) == 0
+        rc = proc.wait(timeout=5)
     finally:
         if proc.poll() is None:
             proc.kill()
     err = proc.stderr.read()
+    assert rc == 0, f"exit {rc}: {err[-3000:]}"
     assert "kiosk stopped" in err
     assert "Traceback" not in err
     verify = subprocess.run(
@@ -247,7 +248,8 @@ def test_kiosk_run_speaks_the_systemd_notify_protocol(tmp_path):
             message = listener.recv(4096).decode()
             if "STOPPING=1" in message:
                 break
-        assert proc.wait(timeout=5) == 0
+        rc = proc.wait(timeout=5)
+        assert rc == 0, f"exit {rc}: {proc.stderr.read()[-3000:]}"
     finally:
         if proc.poll() is None:
             proc.kill()

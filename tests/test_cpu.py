@@ -67,11 +67,12 @@ def test_pin_moves_every_existing_thread_and_release_puts_them_back():
     before = os.sched_getaffinity(0)
     target = frozenset({min(before)})
     seen: dict[str, set[int]] = {}
-    pinned, done = threading.Event(), threading.Event()
+    pinned, looked, done = threading.Event(), threading.Event(), threading.Event()
 
     def worker() -> None:  # started before pinning: must be moved too
         pinned.wait(5)
         seen["during"] = os.sched_getaffinity(0)
+        looked.set()
         done.wait(5)
         seen["after"] = os.sched_getaffinity(0)
 
@@ -89,6 +90,7 @@ def test_pin_moves_every_existing_thread_and_release_puts_them_back():
         t2.start()
         t2.join()
         assert late["a"] == target  # a thread started later inherits the pin
+        assert looked.wait(5)
     finally:
         cpu.release()
         done.set()
