@@ -23,6 +23,7 @@ under a deadline.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,6 +64,12 @@ class SerialRelayGate:
 
     The port is opened lazily and reopened after any failure, so a board that is unplugged
     and plugged back in recovers on the next command without restarting the kiosk.
+
+    The board is write-only: nothing answers, so a failed write is the only sign from the
+    board itself. For a device path (``/dev/ttyUSB0``, ``/dev/serial/by-id/...``) ``health``
+    also looks whether the node still exists, so an unplugged board is reported while the
+    gate is idle, not first when a person is waiting at it; the port it had open is then
+    reopened on the next command (the old descriptor is dead even after a replug).
     """
 
     def __init__(
@@ -93,6 +100,7 @@ class SerialRelayGate:
         self._lock = threading.Lock()
         self._health = Health("ok", "not used yet")
         self._is_open: bool | None = None
+        self._node_gone = False
 
     def _ensure_port(self) -> Any:
         if self._ser is None:
@@ -115,6 +123,9 @@ class SerialRelayGate:
     def set_open(self, open_: bool) -> None:
         frame = lcus_frame(self._channel, coil_energised(open_, self._wiring))
         with self._lock:
+            if self._node_gone:  # unplugged since the port was opened: that fd is dead
+                self._node_gone = False
+                self._drop_port()
             try:
                 ser = self._ensure_port()
                 written = ser.write(frame)
@@ -134,6 +145,9 @@ class SerialRelayGate:
         return self._clock.monotonic_ns() if self._clock is not None else None
 
     def health(self) -> Health:
+        if self._port.startswith("/") and not os.path.exists(self._port):
+            self._node_gone = True
+            return Health("fault", f"{self._port} is gone (relay board unplugged?)", self._mono())
         return self._health
 
     def close(self) -> None:

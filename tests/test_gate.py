@@ -92,20 +92,16 @@ def test_serial_relay_on_a_loop_url_sends_the_channel_frame():
     gate.close()
 
 
-def test_unplugged_serial_relay_raises_gate_fault_and_recovers_when_back(pty_port, clock):
+def test_unplugged_serial_relay_raises_gate_fault_and_recovers_when_back(pty_port, clock, tmp_path):
     master, name = pty_port
-    missing = name + "-gone"
-    current = {"port": missing}
+    by_id = tmp_path / "usb-relay-if00-port0"  # as /dev/serial/by-id: absent while unplugged
 
-    def factory(_url, **kwargs):
-        return serial.serial_for_url(current["port"], **kwargs)
-
-    gate = SerialRelayGate(missing, serial_factory=factory, clock=clock)
+    gate = SerialRelayGate(str(by_id), clock=clock)
     with pytest.raises(GateFault) as info:
         gate.set_open(True)
     assert info.value.reason == "gate_fault"
     assert gate.health().state == "fault"
-    current["port"] = name  # plugged back in: the next command reopens
+    by_id.symlink_to(name)  # plugged back in: the next command reopens
     gate.set_open(True)
     assert _read_exactly(master, 4) == lcus_frame(1, True)
     assert gate.health().ok
@@ -251,3 +247,45 @@ def test_build_gate_builds_a_gpio_relay(clock, monkeypatch, pins):
     gate.set_open(True)
     assert pins.pin(5).state is True
     gate.close()
+
+
+def test_serial_relay_reports_an_unplugged_board_while_idle_and_reopens_after(clock, tmp_path):
+    node = tmp_path / "ttyUSB0"  # stands for the device node udev adds and removes
+    node.touch()
+    opened = []
+
+    class Port:
+        def __init__(self):
+            self.data = b""
+            self.closed = False
+
+        def write(self, data):
+            self.data += data
+            return len(data)
+
+        def flush(self):
+            pass
+
+        def close(self):
+            self.closed = True
+
+    def factory(_url, **_kwargs):
+        opened.append(Port())
+        return opened[-1]
+
+    gate = SerialRelayGate(str(node), serial_factory=factory, clock=clock)
+    gate.set_open(False)
+    assert gate.health().ok
+    node.unlink()  # cable pulled: no command sent, the health says so anyway
+    health = gate.health()
+    assert health.state == "fault" and "unplugged" in health.detail
+    node.touch()  # plugged back in
+    assert gate.health().ok
+    gate.set_open(True)  # a fresh descriptor, not the one from before the unplug
+    assert len(opened) == 2 and opened[0].closed
+    assert opened[1].data == lcus_frame(1, True)
+
+
+def test_serial_relay_url_ports_are_not_checked_as_paths():
+    gate = SerialRelayGate("loop://", serial_factory=lambda *_a, **_k: None)
+    assert gate.health().ok
