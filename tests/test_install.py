@@ -205,7 +205,7 @@ def test_dry_run_prints_every_step_and_writes_nothing(checkout, tmp_path):
     # Host packages are never installed into another root.
     assert lines_of(out, "apt")[0].startswith("[apt] skip: ")
     apt_line = lines_of(out, "apt")[0]
-    for package in ("libzbar0", "cage", "chromium", "fonts-noto-cjk", "python3-venv"):
+    for package in ("libzbar0", "cage", "xwayland", "chromium", "fonts-noto-cjk", "python3-venv"):
         assert package in apt_line
     assert "python3-picamera2" not in out  # the default config uses a USB camera
 
@@ -356,6 +356,7 @@ def test_real_install_sets_up_the_pi(installed, checkout):
     admin = root / "opt/kiosk/bin/kiosk-admin"
     assert mode_owner("opt/kiosk/bin/kiosk-admin")[0] == 0o755
     assert "/opt/kiosk/venv/bin/kiosk" in admin.read_text()
+    assert os.readlink(root / "usr/local/sbin/kiosk-admin") == "/opt/kiosk/bin/kiosk-admin"
     if shutil.which("shellcheck"):
         lint = subprocess.run(["shellcheck", str(admin)], capture_output=True, text=True)
         assert lint.returncode == 0, lint.stdout
