@@ -242,7 +242,7 @@ def settle_for_service(core: Core) -> cpu.CpuPlan:
     """What the kiosk process does once everything is built and serving, before READY=1
     (``Daemon.start``; the pull bench's server does the same so it measures the service):
 
-    * pin the process to its CPU and keep helpers off it (``engine.cpu``, ``kiosk.cpu``);
+    * pin the process to its CPUs and keep helpers off them (``engine.cpu``, ``kiosk.cpu``);
     * move everything built so far, which lives as long as the process, out of the garbage
       collector's sight, so a collection during a passage scans only what is new (the loop's
       p99 under a pull drops measurably, see the pull bench)."""

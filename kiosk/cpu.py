@@ -1,29 +1,31 @@
-"""CPU placement: the gate's process keeps a core of its own; background work runs elsewhere.
+"""CPU placement: the gate's process keeps its cores to itself; background work runs elsewhere.
 
 Why: a passage is a chain of thread hand-offs (scanner thread → asyncio loop → event-log
 writer → loop → gate worker), each a wake-up. On a busy machine (an office pulling the log,
 the kiosk screen's browser, the export helper encoding pages) a wake-up that has to wait for
 a core, or bounce to another one, adds milliseconds per hop; the pull bench measured the
 passage p99 roughly doubling under a pull with the daemon free to run anywhere, and staying
-within 2× of idle once the daemon had a core and the export helper ran on the others.
+within 2× of idle once the export helper (and the bench's client) kept off the daemon's core.
 
 ``plan(setting)`` turns ``engine.cpu`` into a ``CpuPlan``:
 
-* ``"auto"`` (default): with two or more usable CPUs, the daemon gets the highest-numbered one
-  and background helpers the rest; with one CPU, nothing is pinned.
+* ``"auto"`` (default): with two or more usable CPUs, background helpers get the lowest-numbered
+  one and the daemon all the others (on a Pi 4/5: helpers on CPU 0, the daemon on 1-3, so its
+  own C-level work — camera capture, decoding, SQLite — still runs in parallel; on a 2-core
+  machine: one each); with one CPU, nothing is pinned.
 * ``"off"``: nothing is pinned (the kernel places everything).
-* a CPU number: the daemon gets that CPU, helpers the rest. A number this machine does not
+* a CPU number: the daemon gets that CPU only, helpers the rest. A number this machine does not
   have (a config copied from a bigger board) is logged and ignored, never fatal: the gate
   runs unpinned rather than not at all.
 
 ``pin_process(plan)`` moves every thread of this process (threads created later inherit it)
-and shortens the interpreter's switch interval to ``GATE_SWITCH_INTERVAL_S``: with the
-daemon's threads sharing one core, a thread woken for the gate (the event-log writer after
+and shortens the interpreter's switch interval to ``GATE_SWITCH_INTERVAL_S``: when the
+daemon's threads share a core, a thread woken for the gate (the event-log writer after
 the loop's decision, the loop after the commit) otherwise waits up to CPython's default 5 ms
 for whichever thread holds the GIL (the web server writing a page) to let go. It remembers
 the previous affinity and interval so ``release()`` can put them back (tests and the demo run
 the daemon inside a longer-lived process). ``enter_background(cpus)`` is what a helper
-process calls first: off the gate's core, at a lower priority (nice +10).
+process calls first: off the gate's cores, at a lower priority (nice +10).
 
 Only Linux has ``sched_setaffinity``; elsewhere every plan is "not pinned".
 """
@@ -74,16 +76,18 @@ def plan(setting: str | int, available: frozenset[int] | None = None) -> CpuPlan
     if len(cpus) < 2:
         return CpuPlan(None, None, f"{len(cpus)} usable CPU(s): nothing to keep apart")
     if setting == "auto":
-        gate = max(cpus)
-    elif isinstance(setting, int) and not isinstance(setting, bool):
+        helpers = min(cpus)
+        gate = cpus - {helpers}
+        reason = f"daemon on CPU {_fmt(gate)}, helpers on {helpers}"
+        return CpuPlan(gate, frozenset({helpers}), reason)
+    if isinstance(setting, int) and not isinstance(setting, bool):
         if setting not in cpus:
             return CpuPlan(
                 None, None, f"engine.cpu = {setting} is not usable here (usable: {_fmt(cpus)})"
             )
-        gate = setting
     else:
         raise ValueError(f"engine.cpu must be 'auto', 'off' or a CPU number, not {setting!r}")
-    return CpuPlan(frozenset({gate}), cpus - {gate}, f"daemon on CPU {gate}")
+    return CpuPlan(frozenset({setting}), cpus - {setting}, f"daemon on CPU {setting}")
 
 
 def _fmt(cpus: frozenset[int]) -> str:
@@ -155,7 +159,7 @@ def background_cpus() -> tuple[int, ...] | None:
 
 
 def enter_background(cpus: tuple[int, ...] | None) -> None:
-    """First thing a helper process does: off the gate's core (``cpus``, from
+    """First thing a helper process does: off the gate's cores (``cpus``, from
     ``background_cpus()`` of the parent) and BACKGROUND_NICE nicer. Never fails: a helper that
     cannot move still works, it just competes with the gate."""
     if cpus and hasattr(os, "sched_setaffinity"):

@@ -1,4 +1,4 @@
-"""CPU placement (kiosk.cpu): the gate's process on a core of its own, helpers elsewhere."""
+"""CPU placement (kiosk.cpu): helpers on one core, the gate's process on the others."""
 
 from __future__ import annotations
 
@@ -19,11 +19,13 @@ linux_affinity = pytest.mark.skipif(
 )
 
 
-def test_auto_gives_the_daemon_the_highest_cpu_and_helpers_the_rest():
-    plan = cpu.plan("auto", frozenset({0, 1, 2, 3}))
+def test_auto_keeps_helpers_on_the_lowest_cpu_and_the_daemon_on_the_others():
+    plan = cpu.plan("auto", frozenset({0, 1, 2, 3}))  # a Pi 4/5
     assert plan.pinned
-    assert plan.gate == {3}
-    assert plan.background == {0, 1, 2}
+    assert plan.gate == {1, 2, 3}
+    assert plan.background == {0}
+    two = cpu.plan("auto", frozenset({0, 1}))
+    assert two.gate == {1} and two.background == {0}
 
 
 def test_auto_on_a_single_cpu_pins_nothing():

@@ -29,13 +29,13 @@ interval: it is the kiosk's own latency, with the FULL-sync commit in it.
   over the same phases.
 
 CPU placement: the served kiosk pins itself as the daemon does (``engine.cpu = "auto"``:
-``kiosk.app.settle_for_service``, ``kiosk.cpu``), so its export helper runs on the other CPUs,
-nicer. In the loaded phase this process (puller and SSE clients) stands in for the office's
-machine and the screens' browsers, which in service are elsewhere: it keeps off the kiosk's
-CPU too (``kiosk_cpu`` / ``client_cpus`` in the result). The plain pull (``events_per_s``)
-runs unpinned, as the office's puller would on a machine of its own. On a 2-core machine the
-same bench with nothing pinned measured the loaded p99 at 2-3x idle: the client and the
-helper woke on the gate's core between its hand-offs.
+``kiosk.app.settle_for_service``, ``kiosk.cpu``), so its export helper runs, nicer, on a CPU
+the daemon leaves to it. In the loaded phase this process (puller and SSE clients) stands in
+for the office's machine and the screens' browsers, which in service are elsewhere: it keeps
+off the kiosk's CPUs too (``kiosk_cpu`` / ``client_cpus`` in the result). The plain pull
+(``events_per_s``) runs unpinned, as the office's puller would on a machine of its own. On a
+2-core machine the same bench with nothing pinned measured the loaded p99 at 2-3x idle: the
+client and the helper woke on the gate's core between its hand-offs.
 
 Each repeat runs idle, plain and loaded back to back so machine noise hits all three alike.
 """
@@ -497,7 +497,7 @@ def run(quick: bool) -> dict[str, Any]:
                     # until the probe has timed as many passages as when idle. The puller and
                     # the SSE clients stand in for the office's machine and the screens'
                     # browsers, elsewhere in service: here they keep off the CPU the served
-                    # kiosk reserves for itself (engine.cpu = auto), as its export helper does.
+                    # kiosk keeps for itself (engine.cpu = auto), as its export helper does.
                     cpu.pin_process(cpu.CpuPlan(placement.background, None, "bench client"))
                     with _SseClients(base, SSE_CLIENTS) as sse:
                         http.post(base + "/_bench/reset")

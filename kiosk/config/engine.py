@@ -47,8 +47,8 @@ class EngineSection(Section):
     cpu: Literal["auto", "off"] | Annotated[int, Field(ge=0, le=1023, strict=True)] = Field(
         "auto",
         description=(
-            "CPU placement (kiosk.cpu): 'auto' gives the daemon the highest-numbered CPU and"
-            " background helpers (log export) the others, when there are two or more; 'off'"
-            " pins nothing; a number picks the daemon's CPU."
+            "CPU placement (kiosk.cpu): 'auto' keeps background helpers (log export) on the"
+            " lowest-numbered CPU and the daemon on the others, when there are two or more;"
+            " 'off' pins nothing; a number pins the daemon to that CPU alone."
         ),
     )
