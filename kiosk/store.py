@@ -31,7 +31,7 @@ import shutil
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -779,25 +779,22 @@ class EventLog:
 
     def events(self, after_seq: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """Events with ``seq > after_seq`` in ``seq`` order (keyset paging), JSON decoded."""
-        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
-            raise ValueError("after_seq: expected an integer >= 0")
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10000:
-            raise ValueError("limit: expected an integer between 1 and 10000")
-        rows = self.reader().query(
-            "SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?", [after_seq, limit]
-        )
-        return [decode_event_row(r) for r in rows]
+        return [decode_event_row(r) for r in self._page("events", after_seq, limit)]
 
     def audits(self, after_seq: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """Audit rows with ``seq > after_seq`` in ``seq`` order, ``detail`` decoded."""
+        return [decode_audit_row(r) for r in self._page("audit", after_seq, limit)]
+
+    def _page(self, table: str, after_seq: int, limit: int) -> Iterator[dict[str, Any]]:
+        """Raw rows of ``table`` (``events`` or ``audit``) after ``after_seq``, checked args."""
         if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
             raise ValueError("after_seq: expected an integer >= 0")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10000:
             raise ValueError("limit: expected an integer between 1 and 10000")
-        rows = self.reader().query(
-            "SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", [after_seq, limit]
+        return self.reader().query(
+            f"SELECT * FROM {table} WHERE seq > ? ORDER BY seq LIMIT ?",  # noqa: S608 - fixed names
+            [after_seq, limit],
         )
-        return [decode_audit_row(r) for r in rows]
 
     def verify(self) -> VerifyResult:
         """Check both chains from a read-only connection (see ``verify_database``)."""

@@ -50,6 +50,17 @@ def store(data_dir, clock):
 
 
 @pytest.fixture
+def reporting_store(tmp_path, clock):
+    """An event log with the API tokens and the daily aggregates tables (as the daemon opens
+    it), NORMAL sync: for the daily report and retention tests."""
+    from support import reporting_log
+
+    log = reporting_log(tmp_path / "kiosk.db", clock)
+    yield log
+    log.close()
+
+
+@pytest.fixture
 def core(data_dir, clock, config):
     """Every core object wired on fake devices and the fake clock; not started."""
     from kiosk.app import build_core

@@ -17,6 +17,16 @@ def need(available: bool, what: str) -> None:
     pytest.skip(f"{what} is not installed")
 
 
+def reporting_log(path, clock, kiosk_id: str = "gate-1"):
+    """An open event log with the API tokens and daily aggregates tables, as the daemon
+    opens it (NORMAL sync: tests need no fsync)."""
+    from kiosk import stats, tokens
+    from kiosk.store import EventLog
+
+    migrations = [tokens.MIGRATIONS, stats.MIGRATIONS]
+    return EventLog(path, kiosk_id, clock, "NORMAL", migrations=migrations).open()
+
+
 def kiosk_api(path, kiosk_id: str, clock):
     """A kiosk's real event log and real HTTP API (``ui.api.router``), in process, with a
     ``logs:read`` token: the far end of a pull. ``.store``, ``.app``, ``.test_client``,
@@ -26,17 +36,12 @@ def kiosk_api(path, kiosk_id: str, clock):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from kiosk import stats, tokens
     from kiosk.config import parse_config
-    from kiosk.store import EventLog
     from kiosk.tokens import TokenStore
     from ui import api
 
     config = parse_config({"site": {"kiosk_id": kiosk_id}, "web": {"api_rate_per_min": 100000}})
-    store = EventLog(
-        path, kiosk_id, clock, "NORMAL", migrations=[tokens.MIGRATIONS, stats.MIGRATIONS]
-    )
-    store.open()
+    store = reporting_log(path, clock, kiosk_id)
     core = SimpleNamespace(
         config=config,
         clock=clock,

@@ -12,10 +12,10 @@ from types import SimpleNamespace
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from support import reporting_log
 
-from kiosk import stats, tokens
 from kiosk.config import parse_config
-from kiosk.store import EventDraft, EventLog, StoreFault
+from kiosk.store import EventDraft, StoreFault
 from kiosk.tokens import TokenStore
 from ui import api
 
@@ -44,13 +44,7 @@ def draft(i: int, **kw) -> EventDraft:
 
 def make_core(tmp_path, clock, web=None):
     config = parse_config({"web": {"api_rate_per_min": 100000, **(web or {})}})
-    store = EventLog(
-        tmp_path / "kiosk.db",
-        "gate-1",
-        clock,
-        "NORMAL",
-        migrations=[tokens.MIGRATIONS, stats.MIGRATIONS],
-    ).open()
+    store = reporting_log(tmp_path / "kiosk.db", clock)
     return SimpleNamespace(
         config=config,
         clock=clock,

@@ -158,6 +158,12 @@ def test_issue_with_out_writes_a_card_that_scans_to_the_payload(keys, tmp_path, 
     assert texts == [out.strip()]
 
 
+def batch(keys, households, out_dir) -> int:
+    """``kiosk pass batch`` with the office key; its exit code."""
+    args = ["--key", str(keys / "office.key"), "--csv", str(households), "--out", str(out_dir)]
+    return main(["pass", "batch", *args])
+
+
 def test_batch_issues_every_row_with_a_card_and_a_manifest(keys, tmp_path, capsys):
     households = tmp_path / "households.csv"
     households.write_text(
@@ -166,21 +172,7 @@ def test_batch_issues_every_row_with_a_card_and_a_manifest(keys, tmp_path, capsy
     )
     capsys.readouterr()
     out_dir = tmp_path / "cards"
-    assert (
-        main(
-            [
-                "pass",
-                "batch",
-                "--key",
-                str(keys / "office.key"),
-                "--csv",
-                str(households),
-                "--out",
-                str(out_dir),
-            ]
-        )
-        == 0
-    )
+    assert batch(keys, households, out_dir) == 0
     rows = list(csv.DictReader((out_dir / "passes.csv").open(encoding="utf-8")))
     assert [(r["household"], r["role"]) for r in rows] == [("1-1", "resident"), ("1-2", "staff")]
     trust = TrustList.from_dir(keys)
@@ -195,21 +187,7 @@ def test_batch_with_a_bad_row_names_the_line_and_writes_nothing(keys, tmp_path, 
     households.write_text("household,holder,role\n1-1,Wang,\n1-2,Li,landlord\n")
     capsys.readouterr()
     out_dir = tmp_path / "cards"
-    assert (
-        main(
-            [
-                "pass",
-                "batch",
-                "--key",
-                str(keys / "office.key"),
-                "--csv",
-                str(households),
-                "--out",
-                str(out_dir),
-            ]
-        )
-        == 2
-    )
+    assert batch(keys, households, out_dir) == 2
     err = capsys.readouterr().err
     assert "line 3: role must be one of" in err and "nothing issued" in err
     assert not out_dir.exists()

@@ -7,8 +7,9 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from support import reporting_log
 
-from kiosk import stats, tokens
+from kiosk import stats
 from kiosk.cli import main
 from kiosk.config.policy import QuotaConfig
 from kiosk.retention import purge
@@ -24,17 +25,8 @@ ID_RE = re.compile(r"\b\d{17}[\dXx]\b")
 
 
 @pytest.fixture
-def store(tmp_path, clock):
-    log = EventLog(
-        tmp_path / "kiosk.db",
-        "gate-1",
-        clock,
-        "NORMAL",
-        migrations=[tokens.MIGRATIONS, stats.MIGRATIONS],
-    )
-    log.open()
-    yield log
-    log.close()
+def store(reporting_store):
+    return reporting_store
 
 
 def fill(store, clock, start: datetime, days: int) -> None:
@@ -137,9 +129,7 @@ def test_cli_purge(tmp_path, capsys):
     from kiosk.clock import FakeClock
 
     clock = FakeClock(start=datetime(2020, 1, 1, tzinfo=UTC))
-    log = EventLog(
-        db, "gate-1", clock, "NORMAL", migrations=[tokens.MIGRATIONS, stats.MIGRATIONS]
-    ).open()
+    log = reporting_log(db, clock)
     fill(log, clock, datetime(2020, 1, 1, tzinfo=UTC), 1)
     log.close()
     assert main(["purge", "--older-than", "30", "--db", str(db)]) == 0

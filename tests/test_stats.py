@@ -7,28 +7,18 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from kiosk import stats, tokens
 from kiosk.config.policy import QuotaConfig
 from kiosk.lists import Freshness
 from kiosk.stats import daily_report, day_bounds, freeze_days
-from kiosk.store import EventDraft, EventLog
+from kiosk.store import EventDraft
 
 TZ = "Asia/Shanghai"
 DAY = date(2026, 3, 2)  # 2026-03-01T16:00Z .. 2026-03-02T16:00Z
 
 
 @pytest.fixture
-def store(tmp_path, clock):
-    log = EventLog(
-        tmp_path / "kiosk.db",
-        "gate-1",
-        clock,
-        "NORMAL",
-        migrations=[tokens.MIGRATIONS, stats.MIGRATIONS],
-    )
-    log.open()
-    yield log
-    log.close()
+def store(reporting_store):
+    return reporting_store
 
 
 def at(clock, when: datetime) -> None:

@@ -417,6 +417,13 @@ def router(core: Core, auth: GuardAuth | None = None) -> APIRouter:
     r = APIRouter(prefix="/guard", tags=["guard console"])
     tpl = templates()
     cfg = core.config
+
+    def direction_of(form: Any) -> str:
+        """The form's ``direction`` (in/out), the site's default when not given."""
+        return _choice(
+            form.get("direction"), "manual.direction", ("in", "out"), cfg.site.default_direction
+        )
+
     tz = ZoneInfo(cfg.site.timezone)
     auth = auth or build_auth(core)
     board = AlarmBoard()
@@ -730,9 +737,7 @@ def router(core: Core, auth: GuardAuth | None = None) -> APIRouter:
         try:
             decision = _choice(form.get("decision"), "live.decision", ("pass", "deny"))
             reason = _clean(form.get("reason"), "manual.reason", required=True)
-            direction = _choice(
-                form.get("direction"), "manual.direction", ("in", "out"), cfg.site.default_direction
-            )
+            direction = direction_of(form)
             engine_manual(
                 decision=decision,
                 operator=session.name,
@@ -786,9 +791,7 @@ def router(core: Core, auth: GuardAuth | None = None) -> APIRouter:
             if not any(ch.isdigit() for ch in person["phone"]):
                 raise BadInput("err.phone")
             temp_c = _number(form.get("temp_c"), "reg.temp", required=True)
-            direction = _choice(
-                form.get("direction"), "manual.direction", ("in", "out"), cfg.site.default_direction
-            )
+            direction = direction_of(form)
             decision = _choice(form.get("decision"), "reg.decision", ("pass", "deny"), "pass")
             # The engine checks the reading (plausible, and no pass with a fever).
             engine_manual(
@@ -818,9 +821,7 @@ def router(core: Core, auth: GuardAuth | None = None) -> APIRouter:
                 "occupants": _int(form.get("occupants"), "reg.occupants", 0, 60, 0),
                 "note": _clean(form.get("reason"), "reg.reason", required=True),
             }
-            direction = _choice(
-                form.get("direction"), "manual.direction", ("in", "out"), cfg.site.default_direction
-            )
+            direction = direction_of(form)
             decision = _choice(form.get("decision"), "reg.decision", ("pass", "deny"), "pass")
             engine_manual(
                 decision=decision,
