@@ -32,10 +32,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from drivers.pipeline import FramePipeline, Rejection
 from kiosk.clock import Clock
 from kiosk.config.readers import WatchdogConfig
 from kiosk.devices import CodeRead, CodeSink, Health, ReaderFault
-from kiosk.reader import FramePipeline, Rejection
 
 log = logging.getLogger(__name__)
 

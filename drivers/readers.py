@@ -30,7 +30,7 @@ def build_readers(cfg: ReadersSection, clock: Clock) -> list[CodeReader]:
 
     The fake camera plays in real time (the demo); the demo scripts it through
     ``reader.source`` (a ``FakeCamera``: ``show_code``, ``unplug``, ...)."""
-    from kiosk.reader import FramePipeline
+    from drivers.pipeline import FramePipeline
 
     decoder: Decoder | None = None
     readers: list[CodeReader] = []

@@ -40,8 +40,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 FILE_NAME = "calibration.json"
 FORMAT_VERSION = 1
 DEFAULT_OFFSET_C = 0.25
@@ -137,29 +135,27 @@ class Calibration:
         """A new calibration fitted to the recorded pairs; raises ``CalibrationError``."""
         if not self.points:
             raise CalibrationError("no pairs recorded yet (kiosk calibrate add ...)")
-        obj = np.array([p.object_c for p in self.points])
-        amb = np.array([p.ambient_c for p in self.points])
-        clin = np.array([p.clinical_c for p in self.points])
-        d = obj - amb
-        y = clin - obj
-        spread = float(d.max() - d.min())
+        obj = [p.object_c for p in self.points]
+        amb = [p.ambient_c for p in self.points]
+        d = [o - a for o, a in zip(obj, amb, strict=True)]
+        y = [p.clinical_c - p.object_c for p in self.points]
+        spread = max(d) - min(d)
         n = len(self.points)
         if n >= 6 and spread >= 6.0:
             terms: tuple[str, ...] = ("offset", "gain", "curve")
-            design = np.column_stack([np.ones(n), d, d * d])
         elif n >= 3 and spread >= 2.0:
             terms = ("offset", "gain")
-            design = np.column_stack([np.ones(n), d])
         else:
             terms = ("offset",)
-            design = np.ones((n, 1))
+        design = [[1.0, di, di * di][: len(terms)] for di in d]
         # Terms not fitted keep the default: fewer pairs must not invent an ambient trend.
-        fixed = np.zeros(n)
-        if "gain" not in terms:
-            fixed += DEFAULT_GAIN * d
-        if "curve" not in terms:
-            fixed += DEFAULT_CURVE * d * d
-        coef, *_ = np.linalg.lstsq(design, y - fixed, rcond=None)
+        target = [
+            yi
+            - ("gain" not in terms) * DEFAULT_GAIN * di
+            - ("curve" not in terms) * DEFAULT_CURVE * di * di
+            for yi, di in zip(y, d, strict=True)
+        ]
+        coef = least_squares(design, target)
         values = dict(zip(terms, (float(c) for c in coef), strict=True))
         offset = values.get("offset", DEFAULT_OFFSET_C)
         gain = values.get("gain", DEFAULT_GAIN)
@@ -181,15 +177,15 @@ class Calibration:
             curve=round(curve, 6),
             fitted_at=now.isoformat(),
             fit_terms=terms,
-            ambient_min_c=round(float(amb.min()) - AMBIENT_MARGIN_C, 2),
-            ambient_max_c=round(float(amb.max()) + AMBIENT_MARGIN_C, 2),
+            ambient_min_c=round(min(amb) - AMBIENT_MARGIN_C, 2),
+            ambient_max_c=round(max(amb) + AMBIENT_MARGIN_C, 2),
         )
-        res = np.array(result.residuals())
-        worst = int(np.argmax(np.abs(res)))
+        res = list(result.residuals())
+        worst = max(range(n), key=lambda i: abs(res[i]))
         report = FitReport(
             terms=terms,
             points=n,
-            rms_c=round(float(np.sqrt(np.mean(res**2))), 3),
+            rms_c=round(math.sqrt(math.fsum(r * r for r in res) / n), 3),
             max_abs_c=round(float(abs(res[worst])), 3),
             worst_index=worst + 1,
         )
@@ -426,3 +422,25 @@ class CalibrationStore:
                     self.problem = str(exc)
                 self._stamp = stamp
             return self._current
+
+
+def least_squares(design: list[list[float]], target: list[float]) -> list[float]:
+    """Coefficients minimising ``|design @ c - target|`` (at most three unknowns here), from the
+    normal equations by Gaussian elimination with partial pivoting; pure Python so the core
+    needs no numpy. Raises ``CalibrationError`` when the pairs cannot determine the terms."""
+    k = len(design[0])
+    normal = [
+        [math.fsum(row[i] * row[j] for row in design) for j in range(k)]
+        + [math.fsum(row[i] * t for row, t in zip(design, target, strict=True))]
+        for i in range(k)
+    ]
+    for col in range(k):
+        pivot = max(range(col, k), key=lambda r: abs(normal[r][col]))
+        if abs(normal[pivot][col]) < 1e-12:
+            raise CalibrationError("the pairs do not determine a fit; record more varied pairs")
+        normal[col], normal[pivot] = normal[pivot], normal[col]
+        for r in range(k):
+            if r != col:
+                factor = normal[r][col] / normal[col][col]
+                normal[r] = [a - factor * b for a, b in zip(normal[r], normal[col], strict=True)]
+    return [normal[i][k] / normal[i][i] for i in range(k)]

@@ -6,7 +6,7 @@ injected ``Clock`` and never touches a device: it is driven by inputs (``on_code
 ``manual``, and the results of its own requests ``on_committed``/``on_store_fault``,
 ``on_gate_done``/``on_gate_fault``) and it acts only through its ``EnginePorts``:
 ``commit(ticket, draft)``, ``gate(ticket, open_)`` and ``publish(message)``. The asyncio
-runner (``kiosk.runner``) and the virtual-time replay (``kiosk.replay``) both drive this same
+runner (``kiosk.runner``) and the virtual-time replay (``checkpoint.replay``) both drive this same
 class, so what replay proves is what the gate does.
 
 Passage states (published as ``{"type": "state", ...}`` with a ``prompt`` for the screen)::

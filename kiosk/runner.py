@@ -18,7 +18,7 @@ hardware:
 * **Heartbeat.** The tick task stamps the loop's heartbeat; ``loop_healthy(max_age_s)``
   answers from any thread (the systemd watchdog pings only while it is true).
 
-The runner does not own the devices or the event log: the composer (``kiosk.app``) builds
+The runner does not own the devices or the event log: the composer (``checkpoint.app``) builds
 and closes them. ``start()`` starts the readers; ``stop()`` stops them and locks the gate.
 """
 

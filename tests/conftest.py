@@ -63,7 +63,7 @@ def reporting_store(tmp_path, clock):
 @pytest.fixture
 def core(data_dir, clock, config):
     """Every core object wired on fake devices and the fake clock; not started."""
-    from kiosk.app import build_core
+    from checkpoint.app import build_core
 
     built = build_core(config, data_dir, clock)
     yield built

@@ -25,7 +25,7 @@ import psycopg
 import pytest
 from support import kiosk_api
 
-from kiosk.fleet.pg import TempCluster, find_pg_bin
+from office.pg import TempCluster, find_pg_bin
 
 _counter = itertools.count(1)
 

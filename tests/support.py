@@ -37,6 +37,7 @@ def kiosk_api(path, kiosk_id: str, clock):
     from fastapi.testclient import TestClient
 
     from kiosk.config import parse_config
+    from kiosk.export import InProcessPages
     from kiosk.tokens import TokenStore
     from ui import api
 
@@ -48,6 +49,7 @@ def kiosk_api(path, kiosk_id: str, clock):
         store=store,
         tokens=TokenStore(store, b"pepper", clock),
         runner=None,
+        pages=InProcessPages(),
         health=lambda: {"deciding": True},
     )
     app = FastAPI()

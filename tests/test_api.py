@@ -14,7 +14,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from support import reporting_log
 
+from checkpoint.export_helper import HelperProcessPages
 from kiosk.config import parse_config
+from kiosk.export import InProcessPages
 from kiosk.store import EventDraft, StoreFault
 from kiosk.tokens import TokenStore
 from ui import api
@@ -50,6 +52,7 @@ def make_core(tmp_path, clock, web=None):
         clock=clock,
         store=store,
         tokens=TokenStore(store, b"pepper", clock),
+        pages=InProcessPages(),
         runner=SimpleNamespace(metrics=lambda: {"queue_depth": 2, "loop_p99_ms": 3.5}),
         health=lambda: {
             "deciding": True,
@@ -358,7 +361,7 @@ def test_events_after_purge_carry_no_personal_fields(core, client, clock):
 
 
 def test_app_factory_can_hide_docs(tmp_path, clock):
-    from kiosk.app import build_core
+    from checkpoint.app import build_core
     from ui.app import create_app
 
     config = parse_config({"web": {"docs_enabled": False}})
@@ -406,16 +409,16 @@ def test_stats_report_list_freshness_from_the_list_store(core, client):
 
 def test_pages_from_the_helper_process_match_pages_built_in_thread(core):
     for ndjson in (False, True):
-        in_process = api.PageBuilder(True).build(core.store, 3, 7, frozenset({"holder"}), ndjson)
-        in_thread = api.PageBuilder(False).build(core.store, 3, 7, frozenset({"holder"}), ndjson)
+        in_process = HelperProcessPages().build(core.store, 3, 7, frozenset({"holder"}), ndjson)
+        in_thread = InProcessPages().build(core.store, 3, 7, frozenset({"holder"}), ndjson)
         assert in_process == in_thread
         assert in_process[1:] == (7, 10, 25)
 
 
 def test_a_dead_helper_process_falls_back_to_building_in_thread(core, caplog):
-    builder = api.PageBuilder(True)
+    builder = HelperProcessPages()
     builder.build(core.store, 0, 1, frozenset(), False)  # the helper is up
-    pool = api.PageBuilder._executor()
+    pool = HelperProcessPages._executor()
     for process in list(pool._processes.values()):
         process.kill()
         process.join(5)
@@ -438,8 +441,8 @@ def test_the_helper_process_exits_when_the_daemon_is_killed(core):
     script = (
         "import os, sys\n"
         "from pathlib import Path\n"
-        "from ui.api import PageBuilder\n"
-        "from kiosk.pull import export_page_at\n"
+        "from checkpoint.export_helper import HelperProcessPages as PageBuilder\n"
+        "from kiosk.export import export_page_at\n"
         "pool = PageBuilder._executor()\n"
         "pool.submit(export_page_at, sys.argv[1], 0, 1, (), False).result(60)\n"
         "print(next(iter(pool._processes)), flush=True)\n"

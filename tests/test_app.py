@@ -14,9 +14,9 @@ import time
 import httpx
 import pytest
 
-from kiosk.app import Daemon, build_core
+from checkpoint.app import Daemon, build_core
+from checkpoint.notify import Notifier
 from kiosk.config import parse_config
-from kiosk.notify import Notifier
 
 
 def _config(**web):
@@ -176,7 +176,7 @@ def test_demo_serves_all_three_faces_and_visitors_produce_events(tmp_path):
 
 
 def test_run_with_an_unusable_trust_key_fails_with_one_line(tmp_path, capsys):
-    from kiosk.cli import main
+    from checkpoint.cli import main
 
     cfg = tmp_path / "kiosk.toml"
     cfg.write_text("[web]\nport = 0\n")
@@ -189,7 +189,7 @@ def test_run_with_an_unusable_trust_key_fails_with_one_line(tmp_path, capsys):
 
 
 def test_run_with_a_bad_config_is_a_usage_error(tmp_path, capsys):
-    from kiosk.cli import main
+    from checkpoint.cli import main
 
     cfg = tmp_path / "kiosk.toml"
     cfg.write_text("[web]\nport = 99999\n")

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 from starlette.requests import Request
 
+from checkpoint.cli import main
 from kiosk import accounts
 from kiosk.accounts import (
     Account,
@@ -19,7 +20,6 @@ from kiosk.accounts import (
     parse_guard_users,
     verify_password,
 )
-from kiosk.cli import main
 from kiosk.store import EventLog
 from ui.auth import LoginLimiter, SessionManager, same_origin, session_key
 
@@ -263,7 +263,7 @@ def test_guard_remove_of_an_unknown_account_fails_with_exit_1(data_dir, capsys):
 
 
 def test_read_password_asks_twice_on_a_terminal(monkeypatch):
-    from kiosk.cli import guard_cmd
+    from checkpoint.cli import guard_cmd
 
     answers = iter(["pw-aaaaaaaa", "pw-bbbbbbbb"])
     monkeypatch.setattr(guard_cmd.getpass, "getpass", lambda prompt: next(answers))

@@ -1,6 +1,6 @@
 """Both screens in headless Chromium, against the real daemon on simulated devices.
 
-One daemon (``kiosk.demo.start_demo``: the real core, engine runner and web server on the
+One daemon (``checkpoint.demo.start_demo``: the real core, engine runner and web server on the
 MLX90614 emulator, fake camera and fake gate) runs in a thread with its own event loop.
 Visitors come from the shipped scenarios, applied onto the devices as ``kiosk demo`` does.
 One browser, two contexts (the gate screen and a guard's laptop). Screenshots go to
@@ -93,8 +93,8 @@ class DemoThread:
 
     def play(self, scenario_name: str, **overrides: Any) -> dict:
         """Apply a shipped scenario's first step onto the devices; return the decision event."""
-        from kiosk.demo import device_target
-        from kiosk.replay import SCENARIO_DIR, ScenarioDriver, load_scenario
+        from checkpoint.demo import device_target
+        from checkpoint.replay import SCENARIO_DIR, ScenarioDriver, load_scenario
 
         core = self.session.core
         scenario = load_scenario(SCENARIO_DIR / f"{scenario_name}.toml")
@@ -111,9 +111,9 @@ class DemoThread:
 
 
 async def start_daemon(data_dir: Path, port: int) -> Any:
-    """``kiosk.demo.start_demo`` with the default rules and a shorter result hold, so
+    """``checkpoint.demo.start_demo`` with the default rules and a shorter result hold, so
     passages follow quickly; the scenarios are played by the tests, not the demo stream."""
-    from kiosk import demo
+    from checkpoint import demo
     from kiosk.accounts import hash_password
     from kiosk.config import parse_config
 

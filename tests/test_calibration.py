@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from checkpoint.cli import main
 from kiosk.calibration import (
     DEFAULT_CURVE,
     DEFAULT_GAIN,
@@ -20,7 +21,6 @@ from kiosk.calibration import (
     fit_file,
     record_clinical_pair,
 )
-from kiosk.cli import main
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

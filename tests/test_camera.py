@@ -14,12 +14,12 @@ from drivers.decoders import DecoderUnavailable, build_decoder
 from drivers.fake_camera import FakeCamera, SceneParams, add_noise, render_scene
 from drivers.file_source import FileSource
 from drivers.picamera import PiCamera
+from drivers.pipeline import FramePipeline
 from drivers.readers import build_readers
 from drivers.serial_scanner import SerialScanner
 from kiosk.config import parse_config
 from kiosk.config.readers import DecoderConfig, WatchdogConfig
 from kiosk.devices import CodeReader, ReaderFault
-from kiosk.reader import FramePipeline
 
 PASS = "KP1:NCFOXN*TS0BI$ZD4N9:9S6RCVN5+O30K3/XIV0W23NTDE$VK G2EC0LSV5RF"
 EASY = SceneParams("paper", 220, 0.03, 5.0, 0.0, 2.0, 1.0, 0.0, 90)

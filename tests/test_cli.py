@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.cli import build_parser, main
+from checkpoint.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT_VERBS = [
@@ -52,7 +52,10 @@ def test_unknown_verb_is_a_usage_error(capsys):
 
 def test_console_script_runs_as_a_module():
     proc = subprocess.run(
-        [sys.executable, "-m", "kiosk", "--version"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "checkpoint", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0
     assert proc.stdout.startswith("kiosk ")

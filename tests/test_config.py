@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from kiosk.cli import main
+from checkpoint.cli import main
 from kiosk.config import ConfigError, KioskConfig, load_config, parse_config
 
 

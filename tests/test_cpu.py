@@ -1,4 +1,4 @@
-"""CPU placement (kiosk.cpu): helpers on one core, the gate's process on the others."""
+"""CPU placement (checkpoint.cpu): helpers on one core, the gate's process on the others."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from kiosk import cpu
-from kiosk.app import Daemon, build_core
+from checkpoint import cpu
+from checkpoint.app import Daemon, build_core
 from kiosk.config import ConfigError, parse_config
 
 linux_affinity = pytest.mark.skipif(
@@ -118,7 +118,7 @@ def test_a_helper_leaves_the_gate_cpu_and_runs_nicer():
     target = cpus[:1]
     script = (
         "import os, sys\n"
-        "from kiosk.cpu import enter_background\n"
+        "from checkpoint.cpu import enter_background\n"
         "before = os.nice(0)\n"
         f"enter_background({tuple(target)!r})\n"
         "print(sorted(os.sched_getaffinity(0)), os.nice(0) - before)\n"
@@ -133,7 +133,7 @@ def test_a_helper_leaves_the_gate_cpu_and_runs_nicer():
 
 @linux_affinity
 def test_the_export_helper_runs_off_the_daemons_cpu(core):
-    from ui.api import PageBuilder
+    from checkpoint.export_helper import HelperProcessPages as PageBuilder
 
     available = frozenset(os.sched_getaffinity(0))
     if len(available) < 2:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from checkpoint.replay import DirectPorts, StoreSwitch
 from drivers.gate import FakeGate
 from drivers.mlx90614_emulator import Mlx90614Emulator
 from drivers.thermometer import FakeMlx90614
@@ -17,7 +18,6 @@ from kiosk.devices import CodeRead, SensorFault
 from kiosk.engine import PROMPTS, Engine, FeverRefused, TemperatureImplausible
 from kiosk.history import PassageHistory
 from kiosk.passes import TrustList, issue_pass
-from kiosk.replay import DirectPorts, StoreSwitch
 from kiosk.store import EventLog, StoreFault
 
 

@@ -8,12 +8,12 @@ import httpx
 import pytest
 from pgfixture import Network, add_events, central_rows, kiosk_rows, make_kiosk
 
-from kiosk.cli import main
+from checkpoint.cli import main
 from kiosk.config import ConfigError
 from kiosk.config.fleet import CollectorConfig, FleetSection, load_collector_config
-from kiosk.fleet.collector import Collector, StatusServer
-from kiosk.fleet.listsync import publish_bundle
 from kiosk.passes import load_private_key, new_key_pair
+from office.collector import Collector, StatusServer
+from office.listsync import publish_bundle
 
 pytest_plugins = ("pgfixture",)  # pg_cluster, pg_dsn: a real PostgreSQL
 

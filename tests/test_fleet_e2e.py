@@ -2,7 +2,7 @@
 
 Twenty real kiosk HTTP APIs (``ui.api.router`` on a real ``EventLog`` each, distinct kiosk ids,
 data dirs and loopback ports) are hosted five to a process by four *host* processes
-(``kiosk.bench.fleet.host_main``, shared with the fleet bench) — twenty full daemons with
+(``checkpoint.bench.fleet.host_main``, shared with the fleet bench) — twenty full daemons with
 engines and fake cameras would not fit two CPU cores; what the collector talks to and what it
 must copy is the same. Each kiosk appends decisions through the real
 ``EventLog.append`` at random moments and runs the real ``ListSync`` against the collector's
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.bench.fleet import Hosts, free_ports, host_env
+from checkpoint.bench.fleet import Hosts, free_ports, host_env
 
 ROOT = Path(__file__).resolve().parent.parent
 KIOSKS = 20
@@ -40,7 +40,7 @@ pytest_plugins = ("pgfixture",)  # pg_cluster, pg_dsn: a real PostgreSQL
 
 
 class Fleet:
-    """The hosts (``kiosk.bench.fleet.Hosts``: the same kiosk hosts as the fleet bench), the
+    """The hosts (``checkpoint.bench.fleet.Hosts``: the same kiosk hosts as the fleet bench), the
     collector process, and the office's key and bundle file."""
 
     def __init__(self, tmp: Path, dsn: str) -> None:
@@ -100,8 +100,8 @@ class Fleet:
         self.collector.wait(10)
 
     def publish(self) -> int:
-        from kiosk.fleet.listsync import publish_bundle
         from kiosk.passes import load_private_key
+        from office.listsync import publish_bundle
 
         lists = {
             "revocations": [{"pass_id": "0123456789ab", "reason": "lost"}],

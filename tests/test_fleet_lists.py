@@ -9,18 +9,18 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
+from checkpoint.cli import main
 from kiosk import lists as lists_mod
-from kiosk.cli import main
-from kiosk.fleet.listsync import (
+from kiosk.lists import BundleError, ListStore
+from kiosk.passes import TrustList, load_private_key, new_key_pair
+from kiosk.store import EventLog
+from office.listsync import (
     MAX_BUNDLE_BYTES,
     BundleFile,
     ListSync,
     bundle_version,
     publish_bundle,
 )
-from kiosk.lists import BundleError, ListStore
-from kiosk.passes import TrustList, load_private_key, new_key_pair
-from kiosk.store import EventLog
 
 URL = "http://office/lists/bundle"
 REVOKED = "0123456789ab"

@@ -9,19 +9,19 @@ import psycopg
 import pytest
 from pgfixture import Network, add_events, central_rows, kiosk_rows, make_kiosk
 
-from kiosk.cli import main
+from checkpoint.cli import main
 from kiosk.clock import FakeClock
 from kiosk.config.policy import QuotaConfig
-from kiosk.fleet.district import district_report
-from kiosk.fleet.pg import PgError, PgTarget, redact_dsn
 from kiosk.hashchain import GENESIS
-from kiosk.pull import Backoff, ChainError, Puller, PullError, pull
+from office.district import district_report
+from office.pg import PgError, PgTarget, redact_dsn
+from office.pull import Backoff, ChainError, Puller, PullError, pull
 
 pytest_plugins = ("pgfixture",)  # pg_cluster, pg_dsn: a real PostgreSQL
 
 
 def pull_pg(url, token, dsn, net, **kwargs):
-    """``kiosk.pull.pull`` into PostgreSQL; the target is the caller's to close."""
+    """``office.pull.pull`` into PostgreSQL; the target is the caller's to close."""
     with PgTarget(dsn) as target:
         return pull(url, token, target, client=net.client(), **kwargs)
 

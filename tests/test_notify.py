@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from checkpoint.notify import Notifier, NotifyError, Watchdog, socket_address, watchdog_interval_ns
 from kiosk.clock import FakeClock
-from kiosk.notify import Notifier, NotifyError, Watchdog, socket_address, watchdog_interval_ns
 
 
 class FakeSystemd:
@@ -323,7 +323,7 @@ def test_start_and_stop_run_the_watchdog_as_a_named_task(systemd, clock):
 _CHILD = """
 import asyncio, sys, time
 from kiosk.clock import SystemClock
-from kiosk.notify import Notifier, Watchdog
+from checkpoint.notify import Notifier, Watchdog
 
 stall_after = float(sys.argv[1])
 start = time.monotonic()

@@ -10,7 +10,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from kiosk.cli import main
+from checkpoint.cli import main
 from kiosk.passes import TrustList
 
 

@@ -15,9 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import kiosk_api
 
-from kiosk.cli import main
+from checkpoint.cli import main
 from kiosk.hashchain import event_hash
-from kiosk.pull import (
+from kiosk.store import EventDraft
+from office.pull import (
     Backoff,
     ChainError,
     Progress,
@@ -26,7 +27,6 @@ from kiosk.pull import (
     fast_event_hash,
     pull,
 )
-from kiosk.store import EventDraft
 
 
 def make_kiosk(path, kiosk_id, clock, n=0):
@@ -403,7 +403,7 @@ def test_fast_hash_matches_real_rows(kiosk):
 
 
 def test_rows_missing_a_field_hash_and_store_as_the_reference_does(kiosk):
-    from kiosk.pull import COLUMNS, _db_row
+    from office.pull import COLUMNS, _db_row
 
     row = dict(kiosk.store.events(limit=1)[0])
     del row["operator"]  # hashed as null, as event_hash does; stored as NULL
@@ -414,7 +414,7 @@ def test_rows_missing_a_field_hash_and_store_as_the_reference_does(kiosk):
 
 
 def test_a_target_object_is_used_and_left_open(kiosk, tmp_path):
-    from kiosk.pull import SqliteTarget
+    from office.pull import SqliteTarget
 
     target = SqliteTarget(tmp_path / "central.db")
     with Puller(target, client=Network(kiosk).client()) as puller:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from checkpoint.bench.decode import SEED
 from drivers.decoders import RawCode, build_decoder
 from drivers.fake_camera import (
     SceneParams,
@@ -18,10 +19,7 @@ from drivers.fake_camera import (
     sample_empty_frame,
     sample_frame,
 )
-from kiosk.bench.decode import SEED
-from kiosk.config.readers import DecoderConfig
-from kiosk.devices import CodeRead
-from kiosk.reader import (
+from drivers.pipeline import (
     CONTROL_CATEGORIES,
     FramePipeline,
     SerialLineAssembler,
@@ -29,6 +27,8 @@ from kiosk.reader import (
     check_payload,
     find_code_region,
 )
+from kiosk.config.readers import DecoderConfig
+from kiosk.devices import CodeRead
 
 PASS = "KP1:7Q2L1U1:C1B/LGA57J0J2OMWRQ8QV3GE5%M1S*T.4Y6Y-ZC5O0G1*1FMT4EXI74$/V+UPRCMD/I0"
 EASY_PHONE = SceneParams("phone", 210, 0.04, -10.0, 0.0, 3.0, 1.0, 0.0, 85)

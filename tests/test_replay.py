@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kiosk.cli import main
-from kiosk.passes import PassError
-from kiosk.replay import (
+from checkpoint.cli import main
+from checkpoint.replay import (
     SCENARIO_DIR,
     Expect,
     PassSpec,
@@ -21,6 +20,7 @@ from kiosk.replay import (
     replay,
     shipped_scenarios,
 )
+from kiosk.passes import PassError
 
 RULES = {
     "fever",
@@ -279,7 +279,7 @@ def test_clock_jump_step_moves_wall_time_for_the_rules():
 def test_loop_bench_times_every_replayed_passage(tmp_path):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from kiosk.bench import loop
+    from checkpoint.bench import loop
     from kiosk.clock import FakeClock
 
     key = Ed25519PrivateKey.generate()

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from support import reporting_log
 
+from checkpoint.cli import main
 from kiosk import stats
-from kiosk.cli import main
 from kiosk.config.policy import QuotaConfig
 from kiosk.retention import purge
 from kiosk.stats import daily_report

@@ -12,6 +12,7 @@ import threading
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from checkpoint.replay import StoreSwitch
 from drivers.gate import FakeGate
 from kiosk import lists as lists_mod
 from kiosk.calibration import Calibration
@@ -20,7 +21,6 @@ from kiosk.config import parse_config
 from kiosk.devices import CodeRead, Health, SensorFault, ThermoReading
 from kiosk.history import PassageHistory
 from kiosk.passes import TrustList, issue_pass
-from kiosk.replay import StoreSwitch
 from kiosk.runner import DeviceWorker, EngineRunner
 from kiosk.store import EventDraft, EventLog
 
@@ -302,8 +302,8 @@ def test_frozen_camera_is_a_reader_fault_and_a_scanned_code_is_still_decided(tmp
     from drivers.camera import CameraReader
     from drivers.decoders import build_decoder
     from drivers.fake_camera import FakeCamera
+    from drivers.pipeline import FramePipeline
     from kiosk.config.readers import DecoderConfig, WatchdogConfig
-    from kiosk.reader import FramePipeline
 
     clock = SystemClock()
     camera = FakeCamera(clock, fps=30, size=(320, 240), pace=True, noise_sigma=2.0)
@@ -519,7 +519,7 @@ def test_device_worker_fails_fast_while_a_call_is_still_hung():
 
 
 def test_a_scenario_plays_in_real_time_onto_the_running_kiosk(rig):
-    from kiosk.replay import (
+    from checkpoint.replay import (
         DeviceTarget,
         ScenarioDriver,
         ScenarioKeys,

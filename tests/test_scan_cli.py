@@ -8,9 +8,9 @@ import sys
 import cv2
 import pytest
 
+from checkpoint.bench.decode import SEED
+from checkpoint.cli import main
 from drivers.fake_camera import SceneParams, render_scene, sample_empty_frame, sample_frame
-from kiosk.bench.decode import SEED
-from kiosk.cli import main
 
 PASS = "KP1:6BFOXN*TS0BI$ZD4N9:9S6RCVN5+O30K3/XIV0W23NTDE$VK G2EC0LSV5RF"
 PHONE = SceneParams("phone", 230, 0.05, -12.0, 0.5, 4.0, 0.9, 0.0, 80)

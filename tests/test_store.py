@@ -492,7 +492,7 @@ def test_fake_clock_must_be_aware_for_timestamps():
 
 
 def test_store_bench_reports_the_contract_keys_and_both_modes(tmp_path, monkeypatch):
-    from kiosk.bench import store as store_bench
+    from checkpoint.bench import store as store_bench
 
     monkeypatch.setenv("KIOSK_DATA", str(tmp_path))
     monkeypatch.delenv("KIOSK_CONFIG", raising=False)

@@ -281,7 +281,7 @@ def test_rejected_garbage_is_reread_and_ends_exactly_like_a_clean_run():
 
 
 def test_bench_section_reports_the_contract_keys_and_no_fault_passes():
-    from kiosk.bench import thermo
+    from checkpoint.bench import thermo
 
     out = thermo.run(quick=True)
     for key in ("traces", "settle_ms", "sensor_settle_ms", "ratio", "mean_abs_err_c"):

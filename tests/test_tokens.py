@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from checkpoint.cli import main
 from kiosk import stats, tokens
-from kiosk.cli import main
 from kiosk.store import EventLog
 from kiosk.tokens import TokenError, TokenStore, resolve_pepper
 

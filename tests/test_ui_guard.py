@@ -1,6 +1,6 @@
 """The guard console: pages, actions, masking, alarms, statistics, on the real core.
 
-``make_core`` (used by the other UI test files too) is ``kiosk.app.build_core`` on a
+``make_core`` (used by the other UI test files too) is ``checkpoint.app.build_core`` on a
 FakeClock with the default fake devices; guard accounts, the issuer key and the session key
 come from secrets as on a kiosk. The engine runner is not started: a request that makes the
 engine decide spawns the commit (and then the gate command) on the test client's loop, and
@@ -29,8 +29,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from checkpoint.app import Core, build_core
 from kiosk.accounts import hash_password
-from kiosk.app import Core, build_core
 from kiosk.clock import FakeClock
 from kiosk.config import KioskConfig, parse_config
 from kiosk.devices import CodeRead, SensorFault

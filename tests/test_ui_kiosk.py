@@ -21,8 +21,8 @@ from fastapi.testclient import TestClient
 from test_ui_guard import BASE, SESSION_KEY, WAIT_S, add_event, close_core, make_core
 
 from kiosk.accounts import Account
-from kiosk.app import Core
 from kiosk.config import parse_config
+from kiosk.core import Core
 from kiosk.devices import CodeRead
 from ui import guard, kiosk_screen
 from ui.auth import COOKIE, GuardAuth

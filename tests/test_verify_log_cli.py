@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from kiosk.cli import main
-from kiosk.cli.log_cmd import default_db
+from checkpoint.cli import main
+from checkpoint.cli.log_cmd import default_db
 from kiosk.store import EventDraft, EventLog
 
 

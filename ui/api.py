@@ -24,15 +24,11 @@ import csv
 import io
 import json
 import logging
-import multiprocessing
-import os
 import re
 import shutil
 import threading
 from collections import Counter, deque
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import date
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -42,9 +38,8 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from kiosk.cpu import background_cpus
+from kiosk.export import COLUMNS, read_events
 from kiosk.privacy import FIELD_NAMES, mask_event, normalise_fields
-from kiosk.pull import COLUMNS, export_page, export_page_at, export_worker_init, read_events
 from kiosk.ratelimit import RateLimiter, Verdict
 from kiosk.stats import daily_report
 from kiosk.tokens import TokenInfo
@@ -209,61 +204,6 @@ class LoopLagMonitor:
 # --- event pages ------------------------------------------------------------------------------
 
 
-class PageBuilder:
-    """Builds ``/api/v1/events`` pages, by default in one helper process.
-
-    Why a process: reading, masking and encoding 5,000 events allocates ~100,000 objects and
-    holds the GIL for tens of milliseconds in total; in the daemon's process that shows up as
-    scheduling lag on the asyncio loop that runs the gate (measured by ``kiosk bench``, pull
-    section). The helper reads the same SQLite file through its own read-only connection (WAL
-    lets it) and hands back bytes. If the helper cannot be used the page is built in this
-    thread instead, so an export never fails for it."""
-
-    _pool: ProcessPoolExecutor | None = None
-    _pool_lock = threading.Lock()
-
-    def __init__(self, use_process: bool) -> None:
-        self.use_process = use_process
-
-    @classmethod
-    def _executor(cls) -> ProcessPoolExecutor:
-        with cls._pool_lock:
-            if cls._pool is None:
-                # spawn, not fork: this process has threads (the log writer, the loop).
-                cls._pool = ProcessPoolExecutor(
-                    1,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=export_worker_init,
-                    initargs=(os.getpid(), background_cpus()),
-                )
-            return cls._pool
-
-    @classmethod
-    def shutdown(cls) -> None:
-        """Stop the helper process (the daemon calls this on stop; it also exits by itself
-        when this process dies)."""
-        with cls._pool_lock:
-            pool, cls._pool = cls._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    def build(
-        self, store: Any, after: int, limit: int, allowed: frozenset[str], ndjson: bool
-    ) -> tuple[bytes, int, int, int]:
-        path = getattr(store, "path", None)
-        if self.use_process and path is not None:
-            try:
-                future = self._executor().submit(
-                    export_page_at, str(path), after, limit, tuple(sorted(allowed)), ndjson
-                )
-                return future.result(timeout=60)
-            except (BrokenProcessPool, OSError, RuntimeError, TimeoutError) as exc:
-                log.warning("export worker unavailable (%s); building in-process",
-                            type(exc).__name__)  # fmt: skip
-                self.shutdown()
-        return export_page(store.reader(), after, limit, allowed, ndjson)
-
-
 class PageResponse(Response):
     """A pre-encoded page (``Content-Length`` as usual) written in 256 KiB pieces.
 
@@ -389,7 +329,7 @@ def router(core: Any) -> APIRouter:
     bearer = HTTPBearer(auto_error=False, description="`kiosk token new --scope ...`")
     lag = LoopLagMonitor()
     decisions = DecisionCounter()
-    pages = PageBuilder(web.api_worker_process)
+    pages = core.pages
     tz = ZoneInfo(site.timezone)
     max_page = min(web.max_page, 10000)  # EventLog.events() reads at most 10,000 at once
     default_page = min(web.api_default_page, max_page)

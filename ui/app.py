@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 import kiosk
 
 if TYPE_CHECKING:
-    from kiosk.app import Core
+    from kiosk.core import Core
 
 
 def create_app(core: Core) -> FastAPI:

@@ -9,7 +9,7 @@ Actions (POST; 401 without a session, 403 cross-site or without the CSRF token):
 pass/deny, registration of a person or a vehicle, alarm acknowledgement, pass issue, list
 edits, calibration points, logout.
 
-Routes translate HTTP to core calls (``kiosk.app.Core``): decisions go through
+Routes translate HTTP to core calls (``checkpoint.app.Core``): decisions go through
 ``core.runner.engine.manual`` (so a manual decision is an event like any other, and the rules
 on it, such as refusing a registration with a fever, are the engine's), list edits through
 ``core.lists`` with the guard as actor, and every action is written to the audit log with
@@ -67,7 +67,7 @@ from ui.kiosk_screen import (
 )
 
 if TYPE_CHECKING:
-    from kiosk.app import Core
+    from kiosk.core import Core
 
 log = logging.getLogger(__name__)
 

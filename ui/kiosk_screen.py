@@ -13,7 +13,7 @@ someone is at the gate, that is while the engine is in a passage; when it is idl
 answers 204 and the page shows a standby panel, so the camera image is not broadcast to an
 empty street.
 
-Routes read the real core (``kiosk.app.Core``): the bus's last state, ``core.health()``,
+Routes read the real core (``checkpoint.app.Core``): the bus's last state, ``core.health()``,
 ``core.lists.current.freshness``, ``core.runner.select_direction``, ``core.devices.readers``.
 """
 
@@ -35,7 +35,7 @@ from ui import i18n
 from ui.auth import same_origin
 
 if TYPE_CHECKING:
-    from kiosk.app import Core
+    from kiosk.core import Core
 
 HERE = Path(__file__).parent
 STATIC_TYPES = {

@@ -47,7 +47,7 @@ class EngineSection(Section):
     cpu: Literal["auto", "off"] | Annotated[int, Field(ge=0, le=1023, strict=True)] = Field(
         "auto",
         description=(
-            "CPU placement (kiosk.cpu): 'auto' keeps background helpers (log export) on the"
+            "CPU placement (checkpoint.cpu): 'auto' keeps background helpers (log export) on the"
             " lowest-numbered CPU and the daemon on the others, when there are two or more;"
             " 'off' pins nothing; a number pins the daemon to that CPU alone."
         ),

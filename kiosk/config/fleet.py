@@ -17,6 +17,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -27,9 +28,17 @@ __all__ = ["CollectorConfig", "FleetSection", "KioskSource", "load_collector_con
 _ENV_NAME = r"^[A-Z_][A-Z0-9_]{0,127}$"
 
 
-def _http_url(value: str) -> str:
-    from kiosk.pull import normalise_url
+def normalise_url(url: str) -> str:
+    """``http(s)://host[:port][/prefix]`` without a trailing slash. Raises ``ValueError``."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"URL must not have a query or fragment: {url!r}")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
+
+def _http_url(value: str) -> str:
     return normalise_url(value)
 
 

@@ -1,11 +1,11 @@
 """``fleet`` bench: central ingest from 20 kiosks into PostgreSQL, and decision → row lag.
 
-Run it alone with ``python -m kiosk.bench.fleet [--quick] [--json]`` (or as the ``fleet``
-section of ``kiosk bench`` once listed in ``kiosk.bench.SECTIONS``). It needs PostgreSQL:
+Run it alone with ``python -m checkpoint.bench.fleet [--quick] [--json]`` (or as the ``fleet``
+section of ``kiosk bench`` once listed in ``checkpoint.bench.SECTIONS``). It needs PostgreSQL:
 ``KIOSK_BENCH_PG_DSN`` (a role that may ``CREATE DATABASE``), else a throwaway cluster is
-started (``kiosk.fleet.pg.TempCluster``, durable: fsync on, as in production).
+started (``office.pg.TempCluster``, durable: fsync on, as in production).
 
-Set-up: 20 kiosks, five to a *host* process (``python -m kiosk.bench.fleet host SPEC``), each a
+Set-up: 20 kiosks, five to a *host* process (``python -m checkpoint.bench.fleet host SPEC``), each a
 real ``EventLog`` behind the real API router (``ui.api.router``) on its own loopback port. The
 same host runs the fleet end-to-end test.
 
@@ -64,11 +64,12 @@ def host_main(spec_path: str) -> None:
     from kiosk import lists, stats, tokens
     from kiosk.clock import SystemClock
     from kiosk.config import parse_config
-    from kiosk.fleet.listsync import ListSync
+    from kiosk.export import InProcessPages
     from kiosk.lists import ListStore
     from kiosk.passes import TrustList
     from kiosk.store import EventDraft, EventLog, StoreFault
     from kiosk.tokens import TokenStore
+    from office.listsync import ListSync
     from ui import api
 
     spec = json.loads(Path(spec_path).read_text())
@@ -95,8 +96,9 @@ def host_main(spec_path: str) -> None:
             holder="Resident",
         )
 
-    class _Core:  # what ui.api.router needs of kiosk.app.Core
+    class _Core:  # what ui.api.router needs of checkpoint.app.Core
         runner = None
+        pages = InProcessPages()
 
         def __init__(self, config: Any, store: EventLog, token_store: TokenStore) -> None:
             self.config, self.clock, self.store, self.tokens = config, clock, store, token_store
@@ -241,7 +243,7 @@ class Hosts:
     def start(self, h: int) -> None:
         self.specs[h].with_suffix(".ready").unlink(missing_ok=True)
         self.procs[h] = subprocess.Popen(
-            [sys.executable, "-m", "kiosk.bench.fleet", "host", str(self.specs[h])],
+            [sys.executable, "-m", "checkpoint.bench.fleet", "host", str(self.specs[h])],
             env=host_env(),
             stdout=self.log,
             stderr=self.log,
@@ -297,7 +299,7 @@ class Hosts:
 
 @contextlib.contextmanager
 def _server() -> Any:
-    from kiosk.fleet.pg import TempCluster
+    from office.pg import TempCluster
 
     dsn = os.environ.get("KIOSK_BENCH_PG_DSN")
     if dsn:
@@ -328,8 +330,8 @@ def _count(dsn: str) -> int:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    from kiosk.fleet.collector import Collector
-    from kiosk.fleet.pg import find_pg_bin
+    from office.collector import Collector
+    from office.pg import find_pg_bin
 
     if not os.environ.get("KIOSK_BENCH_PG_DSN") and find_pg_bin() is None:
         return {"available": False, "reason": "no PostgreSQL (set KIOSK_BENCH_PG_DSN)"}

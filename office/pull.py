@@ -16,7 +16,7 @@
 
 The target is a ``PullTarget``: ``SqliteTarget`` (a file with ``pulled_events``, the event
 columns plus ``pulled_at``, and ``pull_sources``, which URL served which kiosk) or the office's
-PostgreSQL (``kiosk.fleet.pg.PgTarget``). One target can hold many kiosks.
+PostgreSQL (``office.pg.PgTarget``). One target can hold many kiosks.
 """
 
 from __future__ import annotations
@@ -24,19 +24,16 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-import os
 import queue
 import sqlite3
 import sys
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
-from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -46,105 +43,9 @@ except ImportError:  # pragma: no cover - orjson is a dependency, kept optional 
     orjson = None
 
 from kiosk import hashchain
+from kiosk.config.fleet import normalise_url
+from kiosk.export import _JSON_COLUMNS, COLUMNS
 from kiosk.hashchain import GENESIS, CanonicalError, event_hash
-from kiosk.privacy import mask_event
-
-#: Event columns, as ``/api/v1/events`` sends them (the one record definition).
-COLUMNS = hashchain.EVENT_COLUMNS
-_JSON_COLUMNS = frozenset({"reasons", "flags", "person"})
-
-# --- the export side: what ``/api/v1/events`` sends ----------------------------------------
-
-_SELECT_EVENTS = f"SELECT {', '.join(COLUMNS)} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"  # noqa: S608
-_I_REASONS, _I_FLAGS, _I_PERSON, _I_SYNCED = (
-    COLUMNS.index(n) for n in ("reasons", "flags", "person", "clock_synced")
-)
-#: Read-only connections of the export worker process, by database path (a few at most).
-_EXPORT_READERS: OrderedDict[str, sqlite3.Connection] = OrderedDict()
-
-
-def dumps_event(event: dict[str, Any]) -> bytes:
-    """One event as compact UTF-8 JSON."""
-    if orjson is not None:
-        return orjson.dumps(event)
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def read_events(db: Any, after: int, limit: int) -> list[dict[str, Any]]:
-    """Keyset page of the ``events`` table as plain dicts (JSON columns decoded).
-
-    The same rows as ``EventLog.events()``, read with one tuple per row and one dict build,
-    because this is the pull's hot path. ``db``: a sqlite3 or sqlite-utils connection."""
-    loads = json.loads
-    out = []
-    for row in db.execute(_SELECT_EVENTS, [after, limit]):
-        values = list(row)
-        values[_I_REASONS] = loads(values[_I_REASONS]) if values[_I_REASONS] else []
-        values[_I_FLAGS] = loads(values[_I_FLAGS]) if values[_I_FLAGS] else []
-        if values[_I_PERSON] is not None:
-            values[_I_PERSON] = loads(values[_I_PERSON])
-        values[_I_SYNCED] = bool(values[_I_SYNCED])
-        out.append(dict(zip(COLUMNS, values, strict=True)))
-    return out
-
-
-def export_page(
-    db: Any, after: int, limit: int, allowed: Iterable[str], ndjson: bool
-) -> tuple[bytes, int, int, int]:
-    """One page of ``/api/v1/events``, masked: ``(body, count, next, last)``.
-
-    JSON body: ``{"events": [...], "next": N, "last": N}``; NDJSON: one event per line. One
-    dumps per event, never one for the page, so the GIL is released between events."""
-    clear = frozenset(allowed)
-    last = int(db.execute("SELECT max(seq) FROM events").fetchone()[0] or 0)
-    out = [mask_event(row, clear) for row in read_events(db, after, limit)]
-    next_seq = out[-1]["seq"] if out else after
-    if ndjson:
-        body = b"".join([dumps_event(event) + b"\n" for event in out])
-    else:
-        body = b"".join(
-            (
-                b'{"events":[',
-                b",".join([dumps_event(event) for event in out]),
-                f'],"next":{next_seq},"last":{last}}}'.encode(),
-            )
-        )
-    return body, len(out), next_seq, last
-
-
-def export_worker_init(parent_pid: int, background: tuple[int, ...] | None = None) -> None:
-    """Initializer of the API's export worker process: off the gate's CPU and at a lower
-    priority (``kiosk.cpu.enter_background``; ``background`` is the parent's
-    ``kiosk.cpu.background_cpus()``), and exit as soon as the parent is gone.
-
-    A daemon killed hard (watchdog, OOM, SIGKILL) cannot shut its pool down; without the
-    watch the helper would linger, holding the database open."""
-    from kiosk.cpu import enter_background
-
-    enter_background(background)
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="kiosk-export-parent-watch", daemon=True).start()
-
-
-def export_page_at(
-    path: str, after: int, limit: int, allowed: tuple[str, ...], ndjson: bool
-) -> tuple[bytes, int, int, int]:
-    """``export_page`` on the database at ``path``: the entry point of the API's export worker
-    process (single-threaded, so its cached read-only connections are never shared)."""
-    conn = _EXPORT_READERS.pop(path, None)
-    if conn is None:
-        conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
-        conn.execute("PRAGMA busy_timeout = 5000")
-    _EXPORT_READERS[path] = conn
-    while len(_EXPORT_READERS) > 4:
-        _EXPORT_READERS.popitem(last=False)[1].close()
-    return export_page(conn, after, limit, allowed, ndjson)
-
 
 # --- the client side: the target ------------------------------------------------------------
 
@@ -197,16 +98,6 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         return min(self.cap_s, self.base_s * (2**attempt))
-
-
-def normalise_url(url: str) -> str:
-    """``http(s)://host[:port][/prefix]`` without a trailing slash. Raises ``ValueError``."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"not an http(s) URL: {url!r}")
-    if parts.query or parts.fragment:
-        raise ValueError(f"URL must not have a query or fragment: {url!r}")
-    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
 class Progress:
@@ -393,7 +284,7 @@ def write_page(conn: sqlite3.Connection, url: str, kiosk_id: str, rows: list[dic
 
 
 class PullTarget(Protocol):
-    """Where pulled events go. ``SqliteTarget`` here; ``kiosk.fleet.pg.PgTarget`` for
+    """Where pulled events go. ``SqliteTarget`` here; ``office.pg.PgTarget`` for
     PostgreSQL. ``write_page`` gets pages already checked by ``check_page`` and must write each
     one atomically (all rows and the source, or nothing)."""
 

@@ -155,7 +155,7 @@ def token_revoke(args: argparse.Namespace) -> int:
 
 
 def pull_run(args: argparse.Namespace) -> int:
-    from kiosk.pull import Backoff, Progress, Puller, PullError, normalise_url
+    from office.pull import Backoff, Progress, Puller, PullError, normalise_url
 
     urls = ([args.url] if args.url else []) + list(args.sources)
     if not urls:
@@ -179,7 +179,7 @@ def pull_run(args: argparse.Namespace) -> int:
         raise UsageError("--retries must be between 1 and 100")
     target: Any
     if args.into.startswith(("postgresql://", "postgres://")):
-        from kiosk.fleet.pg import PgError, PgTarget
+        from office.pg import PgError, PgTarget
 
         try:
             target = PgTarget(args.into)

@@ -37,9 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from drivers.decoders import DecoderUnavailable, build_decoder
     from drivers.file_source import read_image
+    from drivers.pipeline import FramePipeline
     from kiosk.clock import SystemClock
     from kiosk.config import ConfigError, load_config
-    from kiosk.reader import FramePipeline
 
     try:
         cfg = load_config(args.config).readers.decoder

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kiosk.replay import (
+    from checkpoint.replay import (
         ScenarioError,
         format_record,
         load_scenario,

@@ -50,9 +50,11 @@ def _frames(keys: Any, clock: Any, count: int) -> list[Any]:
 
 
 def _one_run(passages: int, frames: list[Any], key: Any, workdir: Path) -> dict[str, Any]:
+    from checkpoint.replay import DirectPorts
     from drivers.decoders import build_decoder
     from drivers.gate import FakeGate
     from drivers.mlx90614_emulator import Mlx90614Emulator
+    from drivers.pipeline import FramePipeline
     from drivers.thermometer import FakeMlx90614
     from kiosk import lists as lists_mod
     from kiosk.clock import FakeClock
@@ -60,8 +62,6 @@ def _one_run(passages: int, frames: list[Any], key: Any, workdir: Path) -> dict[
     from kiosk.engine import Engine
     from kiosk.history import PassageHistory
     from kiosk.passes import TrustList
-    from kiosk.reader import FramePipeline
-    from kiosk.replay import DirectPorts
     from kiosk.store import EventLog
 
     cfg = parse_config({"engine": {"order": "temperature_first"}, "store": {"synchronous": "FULL"}})

@@ -31,7 +31,7 @@ import sqlite_utils
 
 from kiosk import stats
 from kiosk.config.policy import QuotaConfig
-from kiosk.fleet.pg import PgError, connect
+from office.pg import PgError, connect
 
 __all__ = ["district_report"]
 

@@ -22,9 +22,9 @@ import numpy as np
 
 from drivers.decoders import build_decoder
 from drivers.fake_camera import sample_empty_frame, sample_frame
+from drivers.pipeline import FramePipeline
 from kiosk.clock import FakeClock
 from kiosk.config.readers import DecoderConfig
-from kiosk.reader import FramePipeline
 
 SEED = 20260302
 

@@ -1,11 +1,11 @@
 """PostgreSQL as the pull's target: every gate's events in one table.
 
-``PgTarget(dsn)`` implements ``kiosk.pull.PullTarget``, so ``kiosk.pull.Puller`` runs the same
+``PgTarget(dsn)`` implements ``office.pull.PullTarget``, so ``office.pull.Puller`` runs the same
 loop against it as against a SQLite file — the same resume point (the highest ``seq`` held for
 the kiosk), the same chain check of every page against the tail already held, the same retries.
 What this module adds is what only the central database needs:
 
-* ``fleet_events``: the event columns (``kiosk.pull.COLUMNS``) typed for PostgreSQL (``jsonb``
+* ``fleet_events``: the event columns (``office.pull.COLUMNS``) typed for PostgreSQL (``jsonb``
   lists, ``boolean``, ``bigint``), plus ``day`` (the event's UTC date) and ``pulled_at``.
   Primary key ``(kiosk_id, seq)``; indexed by ``(day, kiosk_id)`` and by ``ts``.
   *Indexed, not partitioned*: a partitioned table's primary key must contain the partition
@@ -17,7 +17,7 @@ What this module adds is what only the central database needs:
   collector may have written meanwhile): the row before the page must be there and be the
   one the page links to, and a row that was already present must have the same hash — a kiosk
   whose log was replaced under the same id is a ``ChainError``, never a silent mix.
-* ``fleet_sources``: which URL served which kiosk (``kiosk.pull`` resumes by it).
+* ``fleet_sources``: which URL served which kiosk (``office.pull`` resumes by it).
 
 ``TempCluster`` starts a throwaway cluster (``initdb`` + ``pg_ctl``, unix socket only) for the
 tests, the fleet bench and trying things out.
@@ -39,7 +39,7 @@ from urllib.parse import quote
 import psycopg
 
 from kiosk.hashchain import GENESIS
-from kiosk.pull import COLUMNS, ChainError, PullError
+from office.pull import COLUMNS, ChainError, PullError
 
 __all__ = [
     "PgError",
@@ -176,7 +176,7 @@ def _copy_row(row: dict[str, Any]) -> list[Any]:
 
 
 class PgTarget:
-    """A ``kiosk.pull.PullTarget`` on PostgreSQL. One connection; use one per thread."""
+    """A ``office.pull.PullTarget`` on PostgreSQL. One connection; use one per thread."""
 
     def __init__(self, dsn: str, *, application_name: str = "kiosk-pull") -> None:
         self.dsn = dsn
@@ -194,7 +194,7 @@ class PgTarget:
             self.conn.close()
             raise
 
-    # -- kiosk.pull.PullTarget ----------------------------------------------------------------
+    # -- office.pull.PullTarget ----------------------------------------------------------------
 
     def source_kiosk(self, url: str) -> str | None:
         with self._errors():

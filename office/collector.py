@@ -1,6 +1,6 @@
 """``kiosk collect``: many kiosks pulled into PostgreSQL, forever, with a status page.
 
-Each kiosk is pulled by ``kiosk.pull.Puller`` into a ``PgTarget`` — the same loop, checks and
+Each kiosk is pulled by ``office.pull.Puller`` into a ``PgTarget`` — the same loop, checks and
 retries as ``kiosk pull``; nothing about pulling is re-implemented here. What the collector
 adds is the schedule and the bookkeeping:
 
@@ -37,9 +37,9 @@ import httpx
 
 from kiosk.clock import Clock, SystemClock
 from kiosk.config.fleet import CollectorConfig, KioskSource
-from kiosk.fleet.listsync import BundleFile
-from kiosk.fleet.pg import PgError, PgTarget, redact_dsn
-from kiosk.pull import Backoff, Puller, PullError
+from office.listsync import BundleFile
+from office.pg import PgError, PgTarget, redact_dsn
+from office.pull import Backoff, Puller, PullError
 
 log = logging.getLogger(__name__)
 

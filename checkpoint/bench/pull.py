@@ -1,10 +1,10 @@
 """``pull`` bench: events per second of a pull over loopback, and what a pull costs the gate.
 
-A child process runs the real kiosk core (``kiosk.app.build_core``: the engine runner on the
+A child process runs the real kiosk core (``checkpoint.app.build_core``: the engine runner on the
 default simulated devices, the event log with FULL sync, ``ui.app.create_app``) under uvicorn
 on ``127.0.0.1`` (a free port) against a pre-filled temporary event log (100,000 events; 20,000
 with ``quick``), with ``policy.mode = "pass_only"`` and the shortest gate pulse (100 ms; see
-``bench_config``). This process pulls with the real client (``kiosk.pull.Puller``: hash checks,
+``bench_config``). This process pulls with the real client (``office.pull.Puller``: hash checks,
 SQLite writes) into a fresh target each time (on ``/dev/shm`` when there is one, as if on the
 office's machine: ``pull_target``), and 20 real SSE clients read ``/kiosk/events`` (fed a
 health message every 50 ms besides the engine's own messages).
@@ -29,10 +29,10 @@ interval: it is the kiosk's own latency, with the FULL-sync commit in it.
   over the same phases.
 
 CPU placement: the served kiosk pins itself as the daemon does (``engine.cpu = "auto"``:
-``kiosk.app.settle_for_service``, ``kiosk.cpu``), so its export helper runs, nicer, on a CPU
-the daemon leaves to it. In the loaded phase this process (puller and SSE clients) stands in
-for the office's machine and the screens' browsers, which in service are elsewhere: it keeps
-off the kiosk's CPUs too (``kiosk_cpu`` / ``client_cpus`` in the result). The plain pull
+``checkpoint.app.settle_for_service``, ``checkpoint.cpu``), so its export helper runs, nicer,
+on a CPU the daemon leaves to it. In the loaded phase this process (puller and SSE clients)
+stands in for the office's machine and the screens' browsers, which in service are elsewhere:
+it keeps off the kiosk's CPUs too (``kiosk_cpu`` / ``client_cpus`` in the result). The plain pull
 (``events_per_s``) runs unpinned, as the office's puller would on a machine of its own. On a
 2-core machine the same bench with nothing pinned measured the loaded p99 at 2-3x idle: the
 client and the helper woke on the gate's core between its hand-offs.
@@ -273,18 +273,19 @@ class PassageProbe:
 
 
 def serve(db_path: str, token_file: str) -> None:
-    """Child process: the real kiosk core (``kiosk.app.build_core``: engine runner on the
+    """Child process: the real kiosk core (``checkpoint.app.build_core``: engine runner on the
     default simulated devices, event log, screens, API) on a free loopback port, printed on
     stdout, plus the passage probe and bench-only routes that report the loop's latency."""
     import uvicorn
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from fastapi import FastAPI
 
-    from kiosk import cpu, stats
-    from kiosk.app import build_core, settle_for_service
+    from checkpoint import cpu
+    from checkpoint.app import build_core, settle_for_service
+    from checkpoint.export_helper import HelperProcessPages
+    from kiosk import stats
     from kiosk.clock import SystemClock
     from kiosk.passes import public_key_pem
-    from ui import api
     from ui.api import LoopLagMonitor
     from ui.app import create_app
 
@@ -312,7 +313,7 @@ def serve(db_path: str, token_file: str) -> None:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await core.runner.start()
-        settle_for_service(core)  # as ``kiosk.app.Daemon.start`` does once the kiosk is up
+        settle_for_service(core)  # as ``checkpoint.app.Daemon.start`` does once the kiosk is up
         lag.ensure_started()
         task = asyncio.get_running_loop().create_task(publisher())
         probe.start()
@@ -320,7 +321,7 @@ def serve(db_path: str, token_file: str) -> None:
         probe.stop()
         task.cancel()
         await core.runner.stop()
-        api.PageBuilder.shutdown()
+        HelperProcessPages.shutdown()
         cpu.release()
 
     app = create_app(core)
@@ -356,7 +357,7 @@ def serve(db_path: str, token_file: str) -> None:
         server.run(sockets=[sock])
     finally:
         probe.stop()
-        api.PageBuilder.shutdown()
+        HelperProcessPages.shutdown()
         core.store.close()
         core.devices.close()
 
@@ -418,7 +419,7 @@ def _office_dir(fallback: Path) -> tuple[Path, bool]:
 
 
 def _timed_pull(base: str, token: str, target: Path) -> tuple[int, float]:
-    from kiosk.pull import Puller
+    from office.pull import Puller
 
     start = time.perf_counter()
     with Puller(target, page_size=5000) as puller:
@@ -443,7 +444,7 @@ def _wait_passages(http: httpx.Client, base: str, passages: int, timeout_s: floa
 
 
 def run(quick: bool) -> dict[str, Any]:
-    from kiosk import cpu
+    from checkpoint import cpu
 
     events, repeats, passages = QUICK_SIZES if quick else FULL_SIZES
     with tempfile.TemporaryDirectory(prefix="kiosk-bench-pull-") as tmp:
@@ -455,7 +456,7 @@ def run(quick: bool) -> dict[str, Any]:
         office, office_in_ram = _office_dir(tmp_path)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kiosk.bench.pull", "serve", str(db), str(token_file)],
+            [sys.executable, "-m", "checkpoint.bench.pull", "serve", str(db), str(token_file)],
             stdout=subprocess.PIPE,
             text=True,
             env=env,
@@ -575,5 +576,5 @@ if __name__ == "__main__":  # pragma: no cover - the bench's child process
     if len(sys.argv) == 4 and sys.argv[1] == "serve":
         serve(sys.argv[2], sys.argv[3])
     else:
-        print("usage: python -m kiosk.bench.pull serve DB TOKEN_FILE", file=sys.stderr)
+        print("usage: python -m checkpoint.bench.pull serve DB TOKEN_FILE", file=sys.stderr)
         sys.exit(2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from kiosk.bench import SECTIONS, run_all
+from checkpoint.bench import SECTIONS, run_all
 
 from .errors import UsageError
 

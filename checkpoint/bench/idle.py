@@ -17,9 +17,9 @@ import numpy as np
 
 from drivers.decoders import build_decoder
 from drivers.fake_camera import FakeCamera
+from drivers.pipeline import FramePipeline
 from kiosk.clock import FakeClock
 from kiosk.config.readers import DecoderConfig
-from kiosk.reader import FramePipeline
 
 FPS = 15.0
 

@@ -21,13 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kiosk.accounts import hash_password
-from kiosk.app import Core, Daemon, build_core, trust_dir
-from kiosk.clock import Clock, ShiftedClock
-from kiosk.config import KioskConfig
-from kiosk.config.web import WebSection
-from kiosk.passes import public_key_pem
-from kiosk.replay import (
+from checkpoint.app import Core, Daemon, build_core, trust_dir
+from checkpoint.replay import (
     SCENARIO_DIR,
     DeviceTarget,
     ScenarioDriver,
@@ -36,6 +31,11 @@ from kiosk.replay import (
     load_scenario,
     play_realtime,
 )
+from kiosk.accounts import hash_password
+from kiosk.clock import Clock, ShiftedClock
+from kiosk.config import KioskConfig
+from kiosk.config.web import WebSection
+from kiosk.passes import public_key_pem
 
 log = logging.getLogger(__name__)
 

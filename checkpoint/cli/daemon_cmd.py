@@ -49,7 +49,7 @@ def _port(value: int) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from kiosk.demo import run_demo as demo
+    from checkpoint.demo import run_demo as demo
 
     setup_logging(args.log_level)
     try:
@@ -59,7 +59,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_daemon(args: argparse.Namespace) -> int:
-    from kiosk.app import Daemon, build_core
+    from checkpoint.app import Daemon, build_core
 
     try:
         config = load_config(args.config)

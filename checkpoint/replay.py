@@ -788,11 +788,11 @@ def replay(
     from drivers.fake_camera import FakeCamera
     from drivers.gate import FakeGate
     from drivers.mlx90614_emulator import Mlx90614Emulator
+    from drivers.pipeline import FramePipeline
     from drivers.thermometer import FakeMlx90614
     from kiosk import lists as lists_mod
     from kiosk.engine import Engine
     from kiosk.history import PassageHistory
-    from kiosk.reader import FramePipeline
     from kiosk.store import EventLog
 
     cfg = scenario.config

@@ -76,8 +76,8 @@ def _dsn_from(name: str) -> str:
 def collect_run(args: argparse.Namespace) -> int:
     from kiosk.config import ConfigError
     from kiosk.config.fleet import load_collector_config
-    from kiosk.fleet.collector import Collector, StatusServer
-    from kiosk.fleet.pg import PgError, PgTarget
+    from office.collector import Collector, StatusServer
+    from office.pg import PgError, PgTarget
 
     try:
         config = load_collector_config(args.config)
@@ -129,9 +129,9 @@ def collect_run(args: argparse.Namespace) -> int:
 
 
 def publish_run(args: argparse.Namespace) -> int:
-    from kiosk.fleet.listsync import publish_bundle
     from kiosk.lists import BundleError
     from kiosk.passes import KeyFileError, load_private_key
+    from office.listsync import publish_bundle
 
     try:
         key = load_private_key(args.key)
@@ -158,8 +158,8 @@ def publish_run(args: argparse.Namespace) -> int:
 def report_run(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from kiosk.fleet.district import district_report
-    from kiosk.fleet.pg import PgError
+    from office.district import district_report
+    from office.pg import PgError
 
     try:
         day = date.fromisoformat(args.day)

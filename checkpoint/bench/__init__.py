@@ -13,7 +13,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-#: CONTRACT order. Each name is a module ``kiosk.bench.<name>`` exposing ``run(quick) -> dict``.
+#: Contract order (docs/bench.md). Each name is a module ``checkpoint.bench.<name>`` exposing
+#: ``run(quick) -> dict``.
 SECTIONS = ("decode", "thermo", "decide", "loop", "idle", "store", "pull")
 
 
@@ -23,9 +24,9 @@ def unavailable(reason: str) -> dict[str, Any]:
 
 def _section_runner(name: str) -> Callable[[bool], dict[str, Any]] | None:
     try:
-        module = importlib.import_module(f"kiosk.bench.{name}")
+        module = importlib.import_module(f"checkpoint.bench.{name}")
     except ModuleNotFoundError as exc:
-        if exc.name == f"kiosk.bench.{name}":
+        if exc.name == f"checkpoint.bench.{name}":
             return None
         raise
     return module.run

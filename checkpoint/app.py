@@ -16,28 +16,27 @@ import asyncio
 import contextlib
 import gc
 import logging
-import shutil
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import uvicorn
 
-import kiosk
-from kiosk import accounts, cpu, lists, stats, tokens
+from checkpoint import cpu
+from checkpoint.export_helper import HelperProcessPages
+from checkpoint.notify import Notifier, Watchdog
+from kiosk import accounts, lists, stats, tokens
 from kiosk.accounts import AccountStore
 from kiosk.bus import EventBus
 from kiosk.calibration import CalibrationStore, default_path
 from kiosk.clock import Clock, SystemClock
 from kiosk.config import KioskConfig
-from kiosk.devices import CodeReader, Gate, Thermometer
+from kiosk.core import HEARTBEAT_MAX_AGE_S, Core, Devices, trust_dir
+from kiosk.export import InProcessPages
 from kiosk.history import PassageHistory
 from kiosk.lists import ListStore
-from kiosk.notify import Notifier, Watchdog
 from kiosk.passes import KeyFileError, TrustList, load_private_key
 from kiosk.runner import EngineRunner
 from kiosk.secrets import get_secret
@@ -46,92 +45,8 @@ from kiosk.tokens import TokenStore
 
 log = logging.getLogger(__name__)
 
-#: The loop's heartbeat must be younger than this for the kiosk to count as deciding.
-HEARTBEAT_MAX_AGE_S = 5.0
 #: How often the daemon checks whether a retention purge is due.
 PURGE_CHECK_S = 3600.0
-
-
-@dataclass
-class Devices:
-    thermometer: Thermometer | None
-    readers: list[CodeReader]
-    gate: Gate
-
-    def close(self) -> None:
-        for reader in self.readers:
-            with contextlib.suppress(Exception):
-                reader.stop()
-        for device in (self.gate, self.thermometer):
-            if device is not None:
-                with contextlib.suppress(Exception):
-                    device.close()
-
-
-@dataclass
-class Core:
-    """The core objects the screens and the API are handed; routes call these, nothing else."""
-
-    config: KioskConfig
-    clock: Clock
-    data_dir: Path
-    store: EventLog
-    bus: EventBus
-    lists: ListStore
-    trust: TrustList
-    history: PassageHistory
-    tokens: TokenStore
-    accounts: AccountStore
-    calibration: CalibrationStore
-    devices: Devices
-    runner: EngineRunner
-    issuer_key: Any = None
-    version: str = kiosk.__version__
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    def close(self) -> None:
-        """Release what ``build_core`` opened, for a core that was never run as a daemon."""
-        self.runner.close()
-        self.devices.close()
-        self.store.close()
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.config.site.timezone)
-
-    def deciding(self, runner_health: dict[str, Any] | None = None) -> bool:
-        """The loop is alive, the engine is not blocked and the event log can commit."""
-        runner_health = runner_health if runner_health is not None else self.runner.health()
-        return (
-            bool(runner_health.get("deciding"))
-            and self.runner.loop_healthy(HEARTBEAT_MAX_AGE_S)
-            and self.store.health().state != "fault"
-        )
-
-    def health(self) -> dict[str, Any]:
-        """The `/api/v1/health` report: devices, store, clock, lists, disk, version."""
-        report = dict(self.runner.health())
-        try:
-            usage = shutil.disk_usage(self.data_dir)
-            report["disk_free_mb"] = round(usage.free / 2**20, 1)
-        except OSError:
-            report["disk_free_mb"] = None
-        report["clock"] = {"synced": self.clock.synced(), "now": self.clock.now().isoformat()}
-        report["lists"] = self.lists.current.freshness.to_dict(
-            self.clock.now(), self.config.policy.lists_stale_after_h
-        )
-        report["last_seq"] = self.store.last_seq
-        report["kiosk_id"] = self.config.site.kiosk_id
-        lists_sync = self.extras.get("lists_sync")
-        if lists_sync is not None:
-            report["lists_sync"] = lists_sync.status()
-        report["version"] = self.version
-        report["deciding"] = self.deciding(report)
-        return report
-
-
-def trust_dir(config: KioskConfig, data_dir: Path) -> Path:
-    return Path(config.policy.trust_dir) if config.policy.trust_dir else data_dir / "trust"
 
 
 def build_devices(config: KioskConfig, clock: Clock) -> Devices:
@@ -226,6 +141,7 @@ def build_core(
             devices=devices,
             runner=runner,
             issuer_key=issuer_key,
+            pages=HelperProcessPages() if config.web.api_worker_process else InProcessPages(),
         )
 
 
@@ -242,7 +158,7 @@ def settle_for_service(core: Core) -> cpu.CpuPlan:
     """What the kiosk process does once everything is built and serving, before READY=1
     (``Daemon.start``; the pull bench's server does the same so it measures the service):
 
-    * pin the process to its CPUs and keep helpers off them (``engine.cpu``, ``kiosk.cpu``);
+    * pin the process to its CPUs and keep helpers off them (``engine.cpu``, ``checkpoint.cpu``);
     * move everything built so far, which lives as long as the process, out of the garbage
       collector's sight, so a collection during a passage scans only what is new (the loop's
       p99 under a pull drops measurably, see the pull bench)."""
@@ -315,7 +231,7 @@ class Daemon:
         if self._watchdog is not None:
             self._watchdog.start()
         self._purge_task = asyncio.create_task(self._purge_loop(), name="retention")
-        from kiosk.fleet.listsync import ListSync
+        from office.listsync import ListSync
 
         self._lists_sync = ListSync.from_config(self.core)
         if self._lists_sync is not None:
@@ -331,9 +247,7 @@ class Daemon:
         if self._server_task is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._server_task, 1.5)
-        from ui.api import PageBuilder
-
-        await asyncio.to_thread(PageBuilder.shutdown)
+        await asyncio.to_thread(HelperProcessPages.shutdown)
         if self._purge_task is not None:
             self._purge_task.cancel()
             with contextlib.suppress(BaseException):

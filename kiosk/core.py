@@ -1,0 +1,119 @@
+"""The core objects, bundled: what the screens and the API are handed.
+
+``Core`` holds only core objects (the event log, lists, trust, history, tokens, accounts,
+calibration, the engine runner) plus the devices behind their protocols. The composition
+root (``checkpoint.app.build_core``) builds it; ``ui`` receives it and calls into it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import kiosk
+from kiosk.accounts import AccountStore
+from kiosk.bus import EventBus
+from kiosk.calibration import CalibrationStore
+from kiosk.clock import Clock
+from kiosk.config import KioskConfig
+from kiosk.devices import CodeReader, Gate, Thermometer
+from kiosk.export import InProcessPages, PageSource
+from kiosk.history import PassageHistory
+from kiosk.lists import ListStore
+from kiosk.passes import TrustList
+from kiosk.runner import EngineRunner
+from kiosk.store import EventLog
+from kiosk.tokens import TokenStore
+
+#: The loop's heartbeat must be younger than this for the kiosk to count as deciding.
+HEARTBEAT_MAX_AGE_S = 5.0
+
+
+@dataclass
+class Devices:
+    thermometer: Thermometer | None
+    readers: list[CodeReader]
+    gate: Gate
+
+    def close(self) -> None:
+        for reader in self.readers:
+            with contextlib.suppress(Exception):
+                reader.stop()
+        for device in (self.gate, self.thermometer):
+            if device is not None:
+                with contextlib.suppress(Exception):
+                    device.close()
+
+
+@dataclass
+class Core:
+    """The core objects the screens and the API are handed; routes call these, nothing else."""
+
+    config: KioskConfig
+    clock: Clock
+    data_dir: Path
+    store: EventLog
+    bus: EventBus
+    lists: ListStore
+    trust: TrustList
+    history: PassageHistory
+    tokens: TokenStore
+    accounts: AccountStore
+    calibration: CalibrationStore
+    devices: Devices
+    runner: EngineRunner
+    issuer_key: Any = None
+    version: str = kiosk.__version__
+    extras: dict[str, Any] = field(default_factory=dict)
+    #: builds `/api/v1/events` pages; the daemon hands in one that uses a helper process
+    pages: PageSource = field(default_factory=InProcessPages)
+
+    def close(self) -> None:
+        """Release what ``build_core`` opened, for a core that was never run as a daemon."""
+        self.runner.close()
+        self.devices.close()
+        self.store.close()
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.config.site.timezone)
+
+    def deciding(self, runner_health: dict[str, Any] | None = None) -> bool:
+        """The loop is alive, the engine is not blocked and the event log can commit."""
+        runner_health = runner_health if runner_health is not None else self.runner.health()
+        return (
+            bool(runner_health.get("deciding"))
+            and self.runner.loop_healthy(HEARTBEAT_MAX_AGE_S)
+            and self.store.health().state != "fault"
+        )
+
+    def health(self) -> dict[str, Any]:
+        """The `/api/v1/health` report: devices, store, clock, lists, disk, version."""
+        report = dict(self.runner.health())
+        try:
+            usage = shutil.disk_usage(self.data_dir)
+            report["disk_free_mb"] = round(usage.free / 2**20, 1)
+        except OSError:
+            report["disk_free_mb"] = None
+        report["clock"] = {"synced": self.clock.synced(), "now": self.clock.now().isoformat()}
+        report["lists"] = self.lists.current.freshness.to_dict(
+            self.clock.now(), self.config.policy.lists_stale_after_h
+        )
+        report["last_seq"] = self.store.last_seq
+        report["kiosk_id"] = self.config.site.kiosk_id
+        lists_sync = self.extras.get("lists_sync")
+        if lists_sync is not None:
+            report["lists_sync"] = lists_sync.status()
+        report["version"] = self.version
+        report["deciding"] = self.deciding(report)
+        return report
+
+
+def trust_dir(config: KioskConfig, data_dir: Path) -> Path:
+    return Path(config.policy.trust_dir) if config.policy.trust_dir else data_dir / "trust"
+
+

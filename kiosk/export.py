@@ -1,0 +1,117 @@
+"""The export side of the event log: what ``/api/v1/events`` sends.
+
+Pages are read with one tuple per row and encoded one event at a time (the pull's hot path);
+``export_page_at`` is the entry point the daemon's export helper process calls. ``PageSource``
+is the seam the API builds pages through: ``InProcessPages`` here, a helper-process one in the
+program shell (``checkpoint.export_helper``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any, Protocol
+from urllib.parse import quote
+
+try:  # 5-10x faster JSON on the export's hot path; the standard library otherwise
+    import orjson
+except ImportError:  # pragma: no cover - orjson is a dependency, kept optional for safety
+    orjson = None
+
+from kiosk import hashchain
+from kiosk.privacy import mask_event
+from kiosk.store import EventLog
+
+#: Event columns, as ``/api/v1/events`` sends them (the one record definition).
+COLUMNS = hashchain.EVENT_COLUMNS
+_JSON_COLUMNS = frozenset({"reasons", "flags", "person"})
+
+_SELECT_EVENTS = f"SELECT {', '.join(COLUMNS)} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"  # noqa: S608
+_I_REASONS, _I_FLAGS, _I_PERSON, _I_SYNCED = (
+    COLUMNS.index(n) for n in ("reasons", "flags", "person", "clock_synced")
+)
+#: Read-only connections of the export worker process, by database path (a few at most).
+_EXPORT_READERS: OrderedDict[str, sqlite3.Connection] = OrderedDict()
+
+
+def dumps_event(event: dict[str, Any]) -> bytes:
+    """One event as compact UTF-8 JSON."""
+    if orjson is not None:
+        return orjson.dumps(event)
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def read_events(db: Any, after: int, limit: int) -> list[dict[str, Any]]:
+    """Keyset page of the ``events`` table as plain dicts (JSON columns decoded).
+
+    The same rows as ``EventLog.events()``, read with one tuple per row and one dict build,
+    because this is the pull's hot path. ``db``: a sqlite3 or sqlite-utils connection."""
+    loads = json.loads
+    out = []
+    for row in db.execute(_SELECT_EVENTS, [after, limit]):
+        values = list(row)
+        values[_I_REASONS] = loads(values[_I_REASONS]) if values[_I_REASONS] else []
+        values[_I_FLAGS] = loads(values[_I_FLAGS]) if values[_I_FLAGS] else []
+        if values[_I_PERSON] is not None:
+            values[_I_PERSON] = loads(values[_I_PERSON])
+        values[_I_SYNCED] = bool(values[_I_SYNCED])
+        out.append(dict(zip(COLUMNS, values, strict=True)))
+    return out
+
+
+def export_page(
+    db: Any, after: int, limit: int, allowed: Iterable[str], ndjson: bool
+) -> tuple[bytes, int, int, int]:
+    """One page of ``/api/v1/events``, masked: ``(body, count, next, last)``.
+
+    JSON body: ``{"events": [...], "next": N, "last": N}``; NDJSON: one event per line. One
+    dumps per event, never one for the page, so the GIL is released between events."""
+    clear = frozenset(allowed)
+    last = int(db.execute("SELECT max(seq) FROM events").fetchone()[0] or 0)
+    out = [mask_event(row, clear) for row in read_events(db, after, limit)]
+    next_seq = out[-1]["seq"] if out else after
+    if ndjson:
+        body = b"".join([dumps_event(event) + b"\n" for event in out])
+    else:
+        body = b"".join(
+            (
+                b'{"events":[',
+                b",".join([dumps_event(event) for event in out]),
+                f'],"next":{next_seq},"last":{last}}}'.encode(),
+            )
+        )
+    return body, len(out), next_seq, last
+
+
+def export_page_at(
+    path: str, after: int, limit: int, allowed: tuple[str, ...], ndjson: bool
+) -> tuple[bytes, int, int, int]:
+    """``export_page`` on the database at ``path``: the entry point of the API's export worker
+    process (single-threaded, so its cached read-only connections are never shared)."""
+    conn = _EXPORT_READERS.pop(path, None)
+    if conn is None:
+        conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+        conn.execute("PRAGMA busy_timeout = 5000")
+    _EXPORT_READERS[path] = conn
+    while len(_EXPORT_READERS) > 4:
+        _EXPORT_READERS.popitem(last=False)[1].close()
+    return export_page(conn, after, limit, allowed, ndjson)
+
+
+class PageSource(Protocol):
+    """Builds one masked page of ``/api/v1/events``: ``(body, count, next, last)``."""
+
+    def build(
+        self, store: EventLog, after: int, limit: int, allowed: frozenset[str], ndjson: bool
+    ) -> tuple[bytes, int, int, int]: ...
+
+
+class InProcessPages:
+    """Pages built in the calling thread, on that thread's read-only connection."""
+
+    def build(
+        self, store: EventLog, after: int, limit: int, allowed: frozenset[str], ndjson: bool
+    ) -> tuple[bytes, int, int, int]:
+        return export_page(store.reader(), after, limit, allowed, ndjson)
