@@ -53,7 +53,7 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the real install need
 def snapshot_checkout(dest: Path) -> Path:
     """The files install uses, copied: other work in the tree cannot change them mid-test."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    for name in ("scripts", "systemd", "docs", "kiosk", "drivers", "ui"):
+    for name in ("scripts", "systemd", "docs", "kiosk", "drivers", "ui", "checkpoint", "office"):
         if (ROOT / name).is_dir():
             shutil.copytree(ROOT / name, dest / name, ignore=ignore)
     for name in ("pyproject.toml", "README.md"):

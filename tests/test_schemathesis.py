@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from kiosk import stats, tokens
 from kiosk.clock import FakeClock
 from kiosk.config import parse_config
+from kiosk.export import InProcessPages
 from kiosk.store import EventDraft, EventLog
 from kiosk.tokens import TokenStore
 from ui import api
@@ -54,6 +55,7 @@ def _app(tmp_dir) -> FastAPI:
         store=store,
         tokens=token_store,
         runner=None,
+        pages=InProcessPages(),
         health=lambda: {"deciding": True, "store": {"state": "ok"}},
     )
     app = FastAPI(title="kiosk api")
