@@ -23,10 +23,12 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
+
+from kiosk.ports import Store
 
 Role = Literal["guard", "admin"]
 ROLES: tuple[Role, ...] = ("guard", "admin")
@@ -46,7 +48,7 @@ MIGRATIONS = Migrations("kiosk.accounts")
 
 @MIGRATIONS()
 def m001_guard_accounts(db: Database) -> None:
-    db["guard_accounts"].create(
+    db.table("guard_accounts").create(
         {
             "name": str,
             "role": str,
@@ -156,13 +158,14 @@ def parse_guard_users(text: str) -> dict[str, tuple[Role, str]]:
         name, role, hashed = (part.strip() for part in parts)
         if not NAME_RE.match(name):
             raise AccountError(f"guard_users line {number}: bad name")
-        if role not in ROLES:
+        checked_role = next((r for r in ROLES if r == role), None)
+        if checked_role is None:
             raise AccountError(f"guard_users line {number}: role must be guard or admin")
         try:
             check_hash(hashed)
         except AccountError as exc:
             raise AccountError(f"guard_users line {number}: {exc}") from None
-        users[name] = (role, hashed)  # type: ignore[assignment]
+        users[name] = (checked_role, hashed)
     return users
 
 
@@ -184,20 +187,12 @@ def validate_role(role: str) -> None:
         raise AccountError("role must be guard or admin")
 
 
-class _Store(Protocol):
-    def submit(self, fn: Callable[[Database], Any]) -> Any: ...
-
-    def reader(self) -> Database: ...
-
-    def audit(self, actor: str, action: str, detail: dict) -> None: ...
-
-
 class AccountStore:
     """Looks up and checks guard accounts from the secret and (optionally) the event log."""
 
     def __init__(
         self,
-        store: _Store | None = None,
+        store: Store | None = None,
         guard_users: str | None = None,
         now: Callable[[], Any] | None = None,
     ) -> None:
@@ -206,12 +201,12 @@ class AccountStore:
         self._now = now
 
     @classmethod
-    def from_secrets(cls, store: _Store | None = None, **kwargs: Any) -> AccountStore:
+    def from_secrets(cls, store: Store | None = None, **kwargs: Any) -> AccountStore:
         from kiosk.secrets import get_secret
 
         return cls(store, get_secret("guard_users"), **kwargs)
 
-    def _row(self, name: str) -> dict | None:
+    def _row(self, name: str) -> dict[str, Any] | None:
         if self._store is None:
             return None
         db = self._store.reader()
@@ -266,7 +261,7 @@ class AccountStore:
         created_at = self._now().isoformat() if self._now else ""
 
         def write(db: Database) -> None:
-            db["guard_accounts"].upsert(
+            db.table("guard_accounts").upsert(
                 {
                     "name": name,
                     "role": role,

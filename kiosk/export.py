@@ -18,7 +18,7 @@ from urllib.parse import quote
 try:  # 5-10x faster JSON on the export's hot path; the standard library otherwise
     import orjson
 except ImportError:  # pragma: no cover - orjson is a dependency, kept optional for safety
-    orjson = None
+    orjson = None  # type: ignore[assignment]
 
 from kiosk import hashchain
 from kiosk.privacy import mask_event

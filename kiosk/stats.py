@@ -22,15 +22,16 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from kiosk.config.policy import QuotaConfig
+from kiosk.ports import Store
 
 MIGRATIONS = Migrations("kiosk.stats")
 
@@ -48,18 +49,12 @@ def m001_daily_aggregates(db: Database) -> None:
 
 
 def _create_aggregates(db: Database) -> None:
-    db["daily_aggregates"].create(
+    db.table("daily_aggregates").create(
         {"day": str, "tz": str, "report": str, "frozen_at": str},
         pk=("day", "tz"),
         not_null={"report", "frozen_at"},
         if_not_exists=True,
     )
-
-
-class _Store(Protocol):
-    def submit(self, fn: Callable[[Database], Any]) -> Any: ...
-
-    def reader(self) -> Database: ...
 
 
 def as_zone(tz: ZoneInfo | str) -> ZoneInfo:
@@ -102,7 +97,9 @@ def _bin_index(temp_c: float, bins: list[tuple[float | None, float | None]]) -> 
     return len(bins) - 1  # pragma: no cover - the last bin is open-ended
 
 
-def _events_between(db: Database, start: str, end: str, columns: str) -> Iterable[dict]:
+def _events_between(
+    db: Database, start: str, end: str, columns: str
+) -> Iterable[dict[str, Any]]:
     return db.query(
         f"select {columns} from events where ts >= ? and ts < ? order by seq",  # noqa: S608
         [start, end],
@@ -231,7 +228,7 @@ def daily_report(
 
 
 def freeze_days(
-    store: _Store,
+    store: Store,
     tz: ZoneInfo | str,
     quota_cfg: QuotaConfig | None,
     now: datetime,
@@ -261,7 +258,7 @@ def freeze_days(
                 )
                 if has:
                     report = compute_report(db, day, zone, quota_cfg)
-                    db["daily_aggregates"].insert(
+                    db.table("daily_aggregates").insert(
                         {
                             "day": day.isoformat(),
                             "tz": zone.key,

@@ -761,7 +761,7 @@ class EventLog:
         """A read-only connection for the calling thread (cached per thread until close)."""
         if self._closed:
             raise StoreFault("store_fault", "event log is not open")
-        cached = getattr(self._local, "db", None)
+        cached: sqlite_utils.Database | None = getattr(self._local, "db", None)
         if cached is not None and self._local.generation == self._generation:
             return cached
         uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
@@ -1011,7 +1011,7 @@ class EventLog:
                 "fault_for_s": round((self.clock.monotonic_ns() - since) / 1e9, 3),
             },
         )
-        return row["seq"]
+        return int(row["seq"])
 
     def _append_in_writer(self, draft: EventDraft) -> Event:
         if not isinstance(draft, EventDraft):
