@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
-from kiosk import policy, thermometry
+from kiosk import policy, record, thermometry
 from kiosk.calibration import Calibration, FixedCalibration
 from kiosk.clock import Clock
 from kiosk.config import KioskConfig
@@ -170,6 +170,17 @@ def _direction(value: object) -> Direction:
     if value == "out":
         return "out"
     raise ValueError("direction must be 'in' or 'out'")
+
+
+def _decision_fields(draft: EventDraft, event: Event | None) -> dict[str, Any]:
+    """The decision message's event fields (``record.DECISION_FIELDS``): what the engine
+    decided from the draft, the log's stamp (seq, id, ts) from the committed event (None when
+    it could not be committed)."""
+    drafted = draft.values()
+    return {
+        name: drafted[name] if name in drafted else getattr(event, name, None)
+        for name in record.DECISION_FIELDS
+    }
 
 
 def holder_initial(holder: str | None) -> str | None:
@@ -803,7 +814,6 @@ class Engine:
         d = p.decision
         needs_guard = (d is not None and d.needs_guard) or decision == "manual_deny"
         alarm = d.alarm if d is not None else None
-        event = p.event
         seq = p.seq
         log.info(
             "engine: passage %d %s %s seq=%s%s",
@@ -817,23 +827,12 @@ class Engine:
             {
                 "type": "decision",
                 "passage": p.id,
-                "seq": seq,
-                "id": event.id if event is not None else None,
-                "ts": event.ts if event is not None else None,
+                # pass_id and household are for the guard screen only: the kiosk screen
+                # shows holder_initial at most.
+                **_decision_fields(draft, p.event),
                 "committed": committed,
-                "kind": draft.kind,
-                "decision": decision,
-                "reasons": list(draft.reasons),
-                "flags": list(draft.flags),
-                "direction": draft.direction,
-                "temp_c": draft.temp_c,
-                "latency_ms": draft.latency_ms,
-                "operator": draft.operator,
                 "needs_guard": needs_guard,
                 "alarm": alarm,
-                # Guard screen only; the kiosk screen shows holder_initial at most.
-                "pass_id": draft.pass_id,
-                "household": draft.household,
                 "holder_initial": holder_initial(draft.holder),
             }
         )

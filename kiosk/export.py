@@ -20,13 +20,13 @@ try:  # 5-10x faster JSON on the export's hot path; the standard library otherwi
 except ImportError:  # pragma: no cover - orjson is a dependency, kept optional for safety
     orjson = None  # type: ignore[assignment]
 
-from kiosk import hashchain
+from kiosk import record
 from kiosk.privacy import mask_event
 from kiosk.store import EventLog
 
 #: Event columns, as ``/api/v1/events`` sends them (the one record definition).
-COLUMNS = hashchain.EVENT_COLUMNS
-_JSON_COLUMNS = frozenset({"reasons", "flags", "person"})
+COLUMNS = record.EVENT_COLUMNS
+_JSON_COLUMNS = frozenset(c for c in COLUMNS if c in record.JSON_FIELDS)
 
 _SELECT_EVENTS = f"SELECT {', '.join(COLUMNS)} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"  # noqa: S608
 _I_REASONS, _I_FLAGS, _I_PERSON, _I_SYNCED = (
