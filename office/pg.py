@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import quote
 
 import psycopg
+import psycopg.types.json
 
 from kiosk import record
 from kiosk.hashchain import GENESIS
@@ -292,9 +293,10 @@ class TempCluster:
         run_as: str = "postgres",
         port: int = 5432,
     ) -> None:
-        self.bin = find_pg_bin()
-        if self.bin is None:
+        pg_bin = find_pg_bin()
+        if pg_bin is None:
             raise FileNotFoundError("PostgreSQL server binaries (initdb, pg_ctl) not found")
+        self.bin = pg_bin
         self.dir = Path(tempfile.mkdtemp(prefix="kiosk-pg-", dir=base_dir))
         self.data = self.dir / "data"
         self.socket_dir = self.dir / "sock"
