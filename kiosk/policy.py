@@ -153,7 +153,7 @@ def _check_temperature(
     if t is None:
         reasons.append("no_temperature")
         return
-    status = getattr(t, "status", None)
+    status = t.status
     if status == "fault":
         _fault(reasons, guard, alarms, "sensor_fault", cfg.on_sensor_fault)
         return
@@ -166,7 +166,7 @@ def _check_temperature(
     if status != "ok":  # an unknown status is a fault, never a pass
         _fault(reasons, guard, alarms, "sensor_fault", cfg.on_sensor_fault)
         return
-    body = getattr(t, "body_c", None)
+    body = t.body_c
     if (
         not isinstance(body, int | float)
         or isinstance(body, bool)

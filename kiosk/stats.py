@@ -31,6 +31,7 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from kiosk.config.policy import QuotaConfig
+from kiosk.lists import Freshness
 from kiosk.ports import Store
 
 MIGRATIONS = Migrations("kiosk.stats")
@@ -182,19 +183,13 @@ def compute_report(
     }
 
 
-def _freshness(lists_freshness: Any) -> dict[str, Any] | None:
+def _freshness(lists_freshness: Freshness | Mapping[str, Any] | None) -> dict[str, Any] | None:
     if lists_freshness is None:
         return None
     if isinstance(lists_freshness, Mapping):
         items = dict(lists_freshness)
-    elif dataclasses.is_dataclass(lists_freshness) and not isinstance(lists_freshness, type):
-        items = dataclasses.asdict(lists_freshness)
     else:
-        items = {
-            k: getattr(lists_freshness, k)
-            for k in ("updated_at", "source")
-            if hasattr(lists_freshness, k)
-        }
+        items = dataclasses.asdict(lists_freshness)
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in items.items()}
 
 
@@ -215,7 +210,7 @@ def daily_report(
     day: date,
     tz: ZoneInfo | str,
     quota_cfg: QuotaConfig | None = None,
-    lists_freshness: Any = None,
+    lists_freshness: Freshness | Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The daily report for a local ``day``: frozen if that day was frozen, else live.
 
