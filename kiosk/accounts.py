@@ -23,6 +23,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlite_utils import Database
@@ -182,9 +183,12 @@ def validate_name(name: str) -> None:
         raise AccountError("account name must be 1-64 letters, digits, '.', '_' or '-'")
 
 
-def validate_role(role: str) -> None:
-    if role not in ROLES:
-        raise AccountError("role must be guard or admin")
+def validate_role(role: str) -> Role:
+    """``role`` as a ``Role``; ``AccountError`` unless it is guard or admin."""
+    for known in ROLES:
+        if role == known:
+            return known
+    raise AccountError("role must be guard or admin")
 
 
 class AccountStore:
@@ -194,7 +198,7 @@ class AccountStore:
         self,
         store: Store | None = None,
         guard_users: str | None = None,
-        now: Callable[[], Any] | None = None,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self._store = store
         self._secret = parse_guard_users(guard_users) if guard_users else {}
@@ -252,7 +256,7 @@ class AccountStore:
     def add(self, name: str, role: str, password_hash: str, actor: str) -> Account:
         """Create or replace a table account; the change is written and audited."""
         validate_name(name)
-        validate_role(role)
+        checked_role = validate_role(role)
         check_hash(password_hash)
         if self._store is None:
             raise AccountError("no event log to store accounts in")
@@ -275,7 +279,7 @@ class AccountStore:
 
         self._store.submit(write)
         self._store.audit(actor, "guard_account_set", {"name": name, "role": role})
-        return Account(name, role, "table")  # type: ignore[arg-type]
+        return Account(name, checked_role, "table")
 
     def disable(self, name: str, actor: str) -> bool:
         if self._store is None:

@@ -45,6 +45,7 @@ from sqlite_utils.migrations import Migrations
 
 from kiosk import hashchain, record
 from kiosk.clock import Clock
+from kiosk.config.store import StoreSection
 from kiosk.devices import Health
 
 T = TypeVar("T")
@@ -624,7 +625,7 @@ class EventLog:
     @classmethod
     def from_config(
         cls,
-        section: Any,
+        section: StoreSection,
         data_dir: str | os.PathLike[str],
         kiosk_id: str,
         clock: Clock,

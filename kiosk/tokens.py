@@ -33,6 +33,7 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from kiosk.clock import Clock
 from kiosk.ports import Store
 from kiosk.secrets import get_secret
 
@@ -134,7 +135,7 @@ class TokenStore:
         self,
         store: Store,
         pepper: bytes | str | None = None,
-        clock: Any | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._store = store
         if pepper is None:
