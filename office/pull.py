@@ -300,6 +300,8 @@ class PullTarget(Protocol):
         """Insert one page and remember the source; returns rows newly inserted."""
         ...
 
+    def close(self) -> None: ...
+
 
 class SqliteTarget:
     """A ``PullTarget`` in a SQLite file (``pulled_events``, ``pull_sources``)."""
@@ -353,9 +355,7 @@ class Puller:
         if self._own_client:
             self.client.close()
         if self._own_target:
-            close = getattr(self.target, "close", None)
-            if close is not None:
-                close()
+            self.target.close()
 
     def __enter__(self) -> Puller:
         return self

@@ -196,7 +196,7 @@ class PassageProbe:
 
     def _since_code_ms(self) -> float | None:
         p = self.core.runner.engine.passage
-        code = getattr(p, "code", None)
+        code = p.code if p is not None else None
         if code is None or code.source != PROBE_SOURCE:
             return None
         return (self.core.clock.monotonic_ns() - code.mono_ns) / 1e6
