@@ -111,7 +111,7 @@ def build_core(
             thermometer=devices.thermometer,
             readers=devices.readers,
             gate=devices.gate,
-            event_log=store,
+            store=store,
             trust=trust,
             lists=list_store,
             history=history,

@@ -114,7 +114,7 @@ async def start_demo(
     core.issuer_key = keys.demo
     # A switch in front of the event log lets the stream show a full disk (and recovery).
     store_switch = StoreSwitch(core.store)
-    core.runner.event_log = store_switch
+    core.runner.store = store_switch
     password = secrets.token_urlsafe(9)
     await asyncio.to_thread(core.accounts.add, "guard", "admin", hash_password(password), "demo")
     _, token = await asyncio.to_thread(

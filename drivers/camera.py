@@ -299,7 +299,7 @@ class UsbCamera:
         if not cap.isOpened():
             cap.release()
             raise ReaderFault(f"cannot open {self.device}")
-        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG"))
         cap.set(cv2.CAP_PROP_FRAME_WIDTH, self._size[0])
         cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self._size[1])
         cap.set(cv2.CAP_PROP_FPS, self._fps)

@@ -106,7 +106,7 @@ def _card(text: str, params: SceneParams, rng: np.random.Generator) -> np.ndarra
     mods = qr_modules(text)
     n = mods.shape[0]
     scale = max(1.0, params.code_px / n)
-    code = np.where(mods == 1, 0.0, 1.0).astype(np.float32)
+    code: np.ndarray = np.where(mods == 1, 0.0, 1.0).astype(np.float32)
     code = cv2.resize(code, (int(n * scale), int(n * scale)), interpolation=cv2.INTER_NEAREST)
     c = code.shape[0]
     if params.style == "phone":
@@ -150,14 +150,14 @@ def render_scene(
         card = _card(text, params, rng)
         ch, cw = card.shape[:2]
         fit = min(1.0, 0.92 * min(w / cw, h / ch))
-        src = np.float32([[0, 0], [cw, 0], [cw, ch], [0, ch]])
-        jitter = rng.uniform(-params.tilt, params.tilt, (4, 2)) * np.float32([cw, ch])
-        pts = (src + jitter - np.float32([cw / 2, ch / 2])) * fit
+        src = np.array([[0, 0], [cw, 0], [cw, ch], [0, ch]], np.float32)
+        jitter = rng.uniform(-params.tilt, params.tilt, (4, 2)) * np.array([cw, ch], np.float32)
+        pts = (src + jitter - np.array([cw / 2, ch / 2], np.float32)) * fit
         a = np.deg2rad(params.rotation_deg)
-        rot = np.float32([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], np.float32)
         pts = pts @ rot.T
         span = pts.max(axis=0) - pts.min(axis=0)
-        room = np.maximum(np.float32([w, h]) - span, 1)
+        room = np.maximum(np.array([w, h], np.float32) - span, 1)
         centre = pts.min(axis=0) * -1 + rng.uniform(0, 1, 2) * room
         dst = (pts + centre).astype(np.float32)
         m = cv2.getPerspectiveTransform(src, dst)
@@ -177,7 +177,9 @@ def render_scene(
     if params.jpeg_quality < 100:
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, params.jpeg_quality])
         if ok:
-            img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+            decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+            if decoded is not None:
+                img = decoded
     return img
 
 

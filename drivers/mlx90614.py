@@ -35,7 +35,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from kiosk.clock import Clock
 from kiosk.devices import Health, SensorFault, ThermoReading
@@ -170,7 +170,7 @@ class Smbus2Transport:
             from smbus2 import SMBus
 
             bus = SMBus(bus)
-        self._bus = bus
+        self._bus: Any = bus  # smbus2.SMBus, or the emulator's bus
 
     def write_then_read(self, address: int, out: bytes, count: int) -> bytes:
         from smbus2 import i2c_msg
@@ -206,7 +206,7 @@ class BlinkaTransport:
                 i2c = busio.I2C(board.SCL, board.SDA, frequency=frequency_hz)
             except (ImportError, NotImplementedError, RuntimeError, ValueError) as exc:
                 raise OSError(errno.ENODEV, f"Blinka I2C unavailable: {exc}") from None
-        self._i2c = i2c
+        self._i2c: Any = i2c  # busio.I2C
 
     def _lock(self) -> None:
         for _ in range(self._LOCK_ATTEMPTS):

@@ -31,6 +31,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kiosk.clock import Clock
 
@@ -416,7 +417,7 @@ class EmulatedSMBus:
         self._chip = chip
         self.closed = False
 
-    def i2c_rdwr(self, *msgs: object) -> None:
+    def i2c_rdwr(self, *msgs: Any) -> None:  # smbus2.i2c_msg
         if self.closed:
             raise OSError(errno.EBADF, "bus closed")
         kinds = [bool(m.flags & _I2C_M_RD) for m in msgs]  # type: ignore[attr-defined]

@@ -17,7 +17,7 @@ from kiosk.config.readers import (
 )
 from kiosk.devices import CodeReader
 
-from .camera import CameraReader, UsbCamera
+from .camera import CameraReader, FrameSource, UsbCamera
 from .decoders import Decoder, build_decoder
 from .fake_camera import FakeCamera
 from .file_source import FileSource
@@ -53,6 +53,7 @@ def build_readers(cfg: ReadersSection, clock: Clock) -> list[CodeReader]:
         if decoder is None:
             decoder = build_decoder(cfg.decoder.backend)
         pipeline = FramePipeline(decoder, cfg.decoder, clock, source=src.name)
+        source: FrameSource
         if isinstance(src, CameraReaderConfig):
             source = UsbCamera(
                 src.device, clock, width=src.width, height=src.height, fps=src.fps, name=src.name

@@ -23,10 +23,13 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from datetime import datetime
+from typing import Any, Literal
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
+
+from kiosk.ports import Store
 
 Role = Literal["guard", "admin"]
 ROLES: tuple[Role, ...] = ("guard", "admin")
@@ -46,7 +49,7 @@ MIGRATIONS = Migrations("kiosk.accounts")
 
 @MIGRATIONS()
 def m001_guard_accounts(db: Database) -> None:
-    db["guard_accounts"].create(
+    db.table("guard_accounts").create(
         {
             "name": str,
             "role": str,
@@ -156,13 +159,14 @@ def parse_guard_users(text: str) -> dict[str, tuple[Role, str]]:
         name, role, hashed = (part.strip() for part in parts)
         if not NAME_RE.match(name):
             raise AccountError(f"guard_users line {number}: bad name")
-        if role not in ROLES:
+        checked_role = next((r for r in ROLES if r == role), None)
+        if checked_role is None:
             raise AccountError(f"guard_users line {number}: role must be guard or admin")
         try:
             check_hash(hashed)
         except AccountError as exc:
             raise AccountError(f"guard_users line {number}: {exc}") from None
-        users[name] = (role, hashed)  # type: ignore[assignment]
+        users[name] = (checked_role, hashed)
     return users
 
 
@@ -179,17 +183,12 @@ def validate_name(name: str) -> None:
         raise AccountError("account name must be 1-64 letters, digits, '.', '_' or '-'")
 
 
-def validate_role(role: str) -> None:
-    if role not in ROLES:
-        raise AccountError("role must be guard or admin")
-
-
-class _Store(Protocol):
-    def submit(self, fn: Callable[[Database], Any]) -> Any: ...
-
-    def reader(self) -> Database: ...
-
-    def audit(self, actor: str, action: str, detail: dict) -> None: ...
+def validate_role(role: str) -> Role:
+    """``role`` as a ``Role``; ``AccountError`` unless it is guard or admin."""
+    for known in ROLES:
+        if role == known:
+            return known
+    raise AccountError("role must be guard or admin")
 
 
 class AccountStore:
@@ -197,21 +196,21 @@ class AccountStore:
 
     def __init__(
         self,
-        store: _Store | None = None,
+        store: Store | None = None,
         guard_users: str | None = None,
-        now: Callable[[], Any] | None = None,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self._store = store
         self._secret = parse_guard_users(guard_users) if guard_users else {}
         self._now = now
 
     @classmethod
-    def from_secrets(cls, store: _Store | None = None, **kwargs: Any) -> AccountStore:
+    def from_secrets(cls, store: Store | None = None, **kwargs: Any) -> AccountStore:
         from kiosk.secrets import get_secret
 
         return cls(store, get_secret("guard_users"), **kwargs)
 
-    def _row(self, name: str) -> dict | None:
+    def _row(self, name: str) -> dict[str, Any] | None:
         if self._store is None:
             return None
         db = self._store.reader()
@@ -257,7 +256,7 @@ class AccountStore:
     def add(self, name: str, role: str, password_hash: str, actor: str) -> Account:
         """Create or replace a table account; the change is written and audited."""
         validate_name(name)
-        validate_role(role)
+        checked_role = validate_role(role)
         check_hash(password_hash)
         if self._store is None:
             raise AccountError("no event log to store accounts in")
@@ -266,7 +265,7 @@ class AccountStore:
         created_at = self._now().isoformat() if self._now else ""
 
         def write(db: Database) -> None:
-            db["guard_accounts"].upsert(
+            db.table("guard_accounts").upsert(
                 {
                     "name": name,
                     "role": role,
@@ -280,7 +279,7 @@ class AccountStore:
 
         self._store.submit(write)
         self._store.audit(actor, "guard_account_set", {"name": name, "role": role})
-        return Account(name, role, "table")  # type: ignore[arg-type]
+        return Account(name, checked_role, "table")
 
     def disable(self, name: str, actor: str) -> bool:
         if self._store is None:

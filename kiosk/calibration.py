@@ -33,7 +33,7 @@ import math
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -376,7 +376,7 @@ def fit_file(path: str | Path, now: datetime) -> tuple[Calibration, FitReport]:
     return cal, report
 
 
-def update_file(path: str | Path, change: Any) -> Calibration:
+def update_file(path: str | Path, change: Callable[[Calibration], Calibration]) -> Calibration:
     """Apply ``change(cal) -> cal`` to the stored calibration under the file lock."""
     path = Path(path)
     with _file_lock(path):
@@ -402,7 +402,7 @@ class CalibrationStore:
 
     def covers(self, ambient_c: float) -> bool:
         """Whether the model is trusted at this air temperature (outside: re-measure)."""
-        return self.ambient_min_c <= ambient_c <= self.ambient_max_c
+        return self.get().covers(ambient_c)
 
     def estimate(self, object_c: float, ambient_c: float) -> float:
         return self.get().estimate(object_c, ambient_c)
@@ -422,6 +422,17 @@ class CalibrationStore:
                     self.problem = str(exc)
                 self._stamp = stamp
             return self._current
+
+
+@dataclass(frozen=True)
+class FixedCalibration:
+    """One calibration that never changes (a kiosk with no file of its own, tests, replay): the
+    ``kiosk.ports.CalibrationSource`` for a single value."""
+
+    calibration: Calibration = field(default_factory=Calibration)
+
+    def get(self) -> Calibration:
+        return self.calibration
 
 
 def least_squares(design: list[list[float]], target: list[float]) -> list[float]:

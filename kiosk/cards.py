@@ -23,13 +23,16 @@ import subprocess
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 import segno
 
 from .passes import Pass
+
+if TYPE_CHECKING:
+    from PIL import ImageFont
 
 __all__ = ["CardError", "CardFallbackWarning", "find_cjk_font", "qr_for", "render_card"]
 
@@ -191,7 +194,7 @@ def _layout(pass_: Pass, lang: Lang, site_name: str | None, tz: ZoneInfo) -> lis
 # --------------------------------------------------------------------------- SVG
 
 
-def _qr_path(matrix: tuple, x0: float, y0: float, module: float) -> str:
+def _qr_path(matrix: tuple[bytearray, ...], x0: float, y0: float, module: float) -> str:
     """One SVG subpath per horizontal run of dark modules (small and crisp when printed)."""
     parts = []
     for y, row in enumerate(matrix):
@@ -271,7 +274,7 @@ def find_cjk_font() -> Path | None:
     return None
 
 
-def _load_font(path: Path | None, size: int):  # -> ImageFont.FreeTypeFont
+def _load_font(path: Path | None, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     from PIL import ImageFont
 
     if path is None:
@@ -284,7 +287,7 @@ def _load_font(path: Path | None, size: int):  # -> ImageFont.FreeTypeFont
         except OSError:
             break
         first = first or font
-        if " SC" in font.getname()[0]:
+        if " SC" in (font.getname()[0] or ""):
             return font
     if first is None:
         raise CardError(f"cannot load font {path}")

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 import kiosk
 from kiosk.accounts import AccountStore
 from kiosk.bus import EventBus
@@ -66,7 +68,7 @@ class Core:
     calibration: CalibrationStore
     devices: Devices
     runner: EngineRunner
-    issuer_key: Any = None
+    issuer_key: Ed25519PrivateKey | None = None
     version: str = kiosk.__version__
     extras: dict[str, Any] = field(default_factory=dict)
     #: builds `/api/v1/events` pages; the daemon hands in one that uses a helper process

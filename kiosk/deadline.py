@@ -104,7 +104,8 @@ class DeviceWorker:
         ok, value = box["outcome"]
         if not ok:
             raise value
-        return value
+        result: T = value
+        return result
 
     def _run(self) -> None:
         while True:

@@ -37,6 +37,7 @@ that arrive while the engine is handling another one are queued and handled in o
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 from collections import deque
@@ -45,12 +46,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
+from kiosk import policy, record, thermometry
+from kiosk.calibration import Calibration, FixedCalibration
 from kiosk.clock import Clock
 from kiosk.config import KioskConfig
 from kiosk.devices import CodeRead, DeviceFault, ThermoReading
+from kiosk.ports import CalibrationSource, History, ListSource, PassVerifier
+from kiosk.store import Event, EventDraft, StoreFault
 
 log = logging.getLogger(__name__)
 
+Direction = Literal["in", "out"]
 State = Literal[
     "idle", "code_read", "measuring", "awaiting_code", "deciding", "decided", "gate_open"
 ]
@@ -110,7 +116,7 @@ class FeverRefused(ValueError):
 class EnginePorts(Protocol):
     """What the engine asks of the outside world. Calls must return at once."""
 
-    def commit(self, ticket: int, draft: Any) -> None:
+    def commit(self, ticket: int, draft: EventDraft) -> None:
         """Append ``draft`` to the event log; answer with ``on_committed``/``on_store_fault``."""
 
     def gate(self, ticket: int, open_: bool) -> None:
@@ -126,36 +132,55 @@ class Passage:
 
     id: int
     started_ns: int
-    direction: str
+    direction: Direction
     kind: str = "passage"
     code: CodeRead | None = None
-    temperature: Any = None  # kiosk.thermometry.Temperature
-    measurement: Any = None  # kiosk.thermometry.Measurement
+    temperature: thermometry.Temperature | None = None
+    measurement: thermometry.Measurement | None = None
     remeasured: set[str] = field(default_factory=set)
     presence_seen: bool = False
     awaiting_code_since_ns: int | None = None
-    decision: Any = None  # kiosk.policy.Decision (None for manual actions)
-    draft: Any = None
-    event: Any = None
+    decision: policy.Decision | None = None  # None for manual actions
+    draft: EventDraft | None = None
+    event: Event | None = None
     decided_ns: int | None = None
     reader_fault: bool = False
+
+    @property
+    def seq(self) -> int | None:
+        """The committed event's ``seq`` (None until committed, or never if it failed)."""
+        return self.event.seq if self.event is not None else None
 
 
 @dataclass(frozen=True)
 class _Manual:
-    decision: str
+    decision: ManualDecision
     operator: str
     reason: str
-    direction: str
+    direction: Direction
     person: Mapping[str, Any] | None
     kind: str
     temp_c: float | None = None
 
 
-def _attr(obj: Any, name: str, default: Any = None) -> Any:
-    if isinstance(obj, Mapping):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
+def _direction(value: object) -> Direction:
+    """``value`` as a direction; ``ValueError`` for anything but ``"in"`` or ``"out"``."""
+    if value == "in":
+        return "in"
+    if value == "out":
+        return "out"
+    raise ValueError("direction must be 'in' or 'out'")
+
+
+def _decision_fields(draft: EventDraft, event: Event | None) -> dict[str, Any]:
+    """The decision message's event fields (``record.DECISION_FIELDS``): what the engine
+    decided from the draft, the log's stamp (seq, id, ts) from the committed event (None when
+    it could not be committed)."""
+    drafted = draft.values()
+    return {
+        name: drafted[name] if name in drafted else getattr(event, name, None)
+        for name in record.DECISION_FIELDS
+    }
 
 
 def holder_initial(holder: str | None) -> str | None:
@@ -168,13 +193,11 @@ def holder_initial(holder: str | None) -> str | None:
 class Engine:
     """The per-passage state machine. Not thread-safe: one driver (runner or replay) owns it.
 
-    ``calibration`` is a ``Calibration`` or a ``CalibrationStore`` (read at each measurement).
-    ``trust`` is the ``TrustList``; ``lists`` a ``Lists`` snapshot or a ``ListStore`` (its
-    ``current`` snapshot is read at each decision, so list changes apply between passages);
-    ``history`` the ``PassageHistory`` the engine updates after each committed event.
-    ``decide``, ``inputs_factory``, ``state_factory``, ``measurement_factory``, ``is_present``,
-    ``calibration`` and ``draft_factory`` default to the real ``kiosk.policy``,
-    ``kiosk.thermometry``, ``kiosk.calibration`` and ``kiosk.store`` objects.
+    Its seams (``kiosk.ports``): ``trust`` verifies passes (``TrustList``); ``lists`` gives the
+    current lists snapshot, read at each decision so list changes apply between passages
+    (``ListStore``); ``history`` is updated after each committed event (``PassageHistory``);
+    ``calibration`` is read at each new measurement (``CalibrationStore``; default: the
+    built-in model, ``FixedCalibration()``).
     """
 
     def __init__(
@@ -182,17 +205,11 @@ class Engine:
         config: KioskConfig,
         clock: Clock,
         ports: EnginePorts,
-        trust: Any,
-        lists: Any,
-        history: Any,
+        trust: PassVerifier,
+        lists: ListSource,
+        history: History,
         *,
-        calibration: Any = None,
-        decide: Callable[..., Any] | None = None,
-        measurement_factory: Callable[..., Any] | None = None,
-        is_present: Callable[[ThermoReading, Any], bool] | None = None,
-        draft_factory: Callable[..., Any] | None = None,
-        inputs_factory: Callable[..., Any] | None = None,
-        state_factory: Callable[..., Any] | None = None,
+        calibration: CalibrationSource | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -203,49 +220,29 @@ class Engine:
         self._eng = config.engine
         self._thermo_cfg = config.thermometer.thermometry
         self._tz = ZoneInfo(config.site.timezone)
-        if decide is None or inputs_factory is None or state_factory is None:
-            from kiosk import policy
-
-            decide = decide or policy.decide
-            inputs_factory = inputs_factory or policy.PassageInputs
-            state_factory = state_factory or policy.PolicyState
-        if measurement_factory is None or is_present is None:
-            from kiosk import thermometry
-
-            measurement_factory = measurement_factory or thermometry.Measurement
-            is_present = is_present or thermometry.is_present
-        if calibration is None:
-            from kiosk.calibration import Calibration
-
-            calibration = Calibration()
-        if draft_factory is None:
-            from kiosk.store import EventDraft as draft_factory
-        self._policy = decide
-        self._inputs_factory = inputs_factory
-        self._state_factory = state_factory
-        self._measurement_factory = measurement_factory
-        self._is_present = is_present
-        self._draft_factory = draft_factory
-        self.calibration = calibration
+        self.calibration: CalibrationSource = (
+            calibration if calibration is not None else FixedCalibration()
+        )
 
         self.state: State = "idle"
         self.passage: Passage | None = None
         self.faults: dict[str, str] = {}
         self.reader_faults: dict[str, str] = {}
         self.prompt = self._idle_prompt()
-        self.backlog: deque[Any] = deque()
+        self.backlog: deque[EventDraft] = deque()
         self.dropped_backlog = 0
-        self.direction = self._default_direction()
+        self.direction: Direction = self._default_direction()
         self.ignored_codes = 0
 
         self._ids = itertools.count(1)
         self._tickets = itertools.count(1)
-        self._inflight: dict[int, tuple[str, Any]] = {}
-        self._late: dict[int, Any] = {}
+        # Commits awaiting their answer: a passage's event, or a held-back draft (backlog).
+        self._commits: dict[int, Passage | EventDraft] = {}
+        self._late: dict[int, EventDraft] = {}
         self._inbox: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
         self._busy = False
         self._manual_queue: deque[_Manual] = deque()
-        self._pending_code: tuple[CodeRead, str | None] | None = None
+        self._pending_code: tuple[CodeRead, Direction | None] | None = None
         self._presence_armed = True
         self._gate_open = False
         self._gate_close_at_ns: int | None = None
@@ -332,10 +329,10 @@ class Engine:
     def on_reader_ok(self, source: str) -> None:
         self._input(self._on_reader_ok, source)
 
-    def on_committed(self, ticket: int, event: Any) -> None:
+    def on_committed(self, ticket: int, event: Event) -> None:
         self._input(self._on_committed, ticket, event)
 
-    def on_store_fault(self, ticket: int, exc: BaseException) -> None:
+    def on_store_fault(self, ticket: int, exc: StoreFault) -> None:
         self._input(self._on_store_fault, ticket, exc)
 
     def on_gate_done(self, ticket: int, open_: bool) -> None:
@@ -352,21 +349,20 @@ class Engine:
         """A two-way kiosk's screen button: the direction of the passage under way, or of
         the next one if none is. Used once: the passage after that is back to the default,
         so one person's button press is never carried over to the next person."""
-        if direction not in ("in", "out"):
-            raise ValueError("direction must be 'in' or 'out'")
-        if self.config.site.direction != "both" and direction != self.config.site.direction:
+        checked = _direction(direction)
+        if self.config.site.direction != "both" and checked != self.config.site.direction:
             raise ValueError(f"this kiosk only passes '{self.config.site.direction}'")
         p = self.passage
         if p is not None and self.state in ("code_read", "measuring", "awaiting_code"):
-            p.direction = direction
+            p.direction = checked
         else:
-            self.direction = direction
+            self.direction = checked
 
-    def _default_direction(self) -> str:
+    def _default_direction(self) -> Direction:
         site = self.config.site
         return site.direction if site.direction != "both" else site.default_direction
 
-    def _direction_for(self, given: str | None) -> str:
+    def _direction_for(self, given: Direction | None) -> Direction:
         """A one-way kiosk's direction is fixed; a two-way one takes what it is told."""
         site = self.config.site
         if site.direction != "both":
@@ -375,12 +371,12 @@ class Engine:
 
     def manual(
         self,
-        decision: ManualDecision,
+        decision: ManualDecision | str,
         operator: str,
         reason: str,
         direction: str,
         person: Mapping[str, Any] | None = None,
-        kind: ManualKind = "manual",
+        kind: ManualKind | str = "manual",
         temp_c: float | None = None,
     ) -> None:
         """A guard's decision (override, or registration of a person or a vehicle).
@@ -404,10 +400,10 @@ class Engine:
         """
         if decision not in ("manual_pass", "manual_deny"):
             raise ValueError("decision must be 'manual_pass' or 'manual_deny'")
+        checked: ManualDecision = "manual_pass" if decision == "manual_pass" else "manual_deny"
         if kind not in ("manual", "registration", "vehicle"):
             raise ValueError("kind must be 'manual', 'registration' or 'vehicle'")
-        if direction not in ("in", "out"):
-            raise ValueError("direction must be 'in' or 'out'")
+        checked_direction = _direction(direction)
         if not isinstance(operator, str) or not operator.strip() or len(operator) > 64:
             raise ValueError("operator: the guard's name (1 to 64 characters) is required")
         if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
@@ -421,7 +417,9 @@ class Engine:
             threshold = self._thermo_cfg.fever_threshold_c
             if kind == "registration" and decision == "manual_pass" and temp_c >= threshold:
                 raise FeverRefused(temp_c, threshold)
-        item = _Manual(decision, operator.strip(), reason.strip(), direction, person, kind, temp_c)
+        item = _Manual(
+            checked, operator.strip(), reason.strip(), checked_direction, person, kind, temp_c
+        )
         self._input(self._enqueue_manual, item)
 
     def _hand_temperature(self, temp_c: object) -> float:
@@ -491,7 +489,7 @@ class Engine:
             self._on_code(read, direction)
 
     def _new_passage(
-        self, started_ns: int, direction: str | None, kind: str = "passage"
+        self, started_ns: int, direction: Direction | None, kind: str = "passage"
     ) -> Passage:
         p = Passage(next(self._ids), started_ns, self._direction_for(direction), kind)
         self.direction = self._default_direction()
@@ -509,10 +507,11 @@ class Engine:
 
     # ---------------------------------------------------------------- codes
 
-    def _on_code(self, read: CodeRead, direction: str | None) -> None:
-        if direction is not None and direction not in ("in", "out"):
+    def _on_code(self, read: CodeRead, given: str | None) -> None:
+        if given is not None and given not in ("in", "out"):
             log.warning("engine: ignored code with bad direction")
             return
+        direction: Direction | None = "in" if given == "in" else "out" if given else None
         # A code proves its reader works.
         if read.source in self.reader_faults:
             self._on_reader_ok(read.source)
@@ -560,18 +559,13 @@ class Engine:
 
     def _start_measurement(self, p: Passage, prompt: str, state: State = "code_read") -> None:
         now = self._now()
-        p.measurement = self._measurement_factory(self._thermo_cfg, self.current_calibration(), now)
+        p.measurement = thermometry.Measurement(self._thermo_cfg, self.current_calibration(), now)
         p.presence_seen = False
         self._set_state(state, prompt)
 
-    def current_calibration(self) -> Any:
-        """The site calibration for a new measurement: a ``Calibration``, or the current one
-        of a ``CalibrationStore`` (so a new fit applies from the next person on)."""
-        cal = self.calibration
-        get = getattr(cal, "get", None)
-        if callable(get):
-            return get()
-        return cal
+    def current_calibration(self) -> Calibration:
+        """The site calibration for a new measurement (a new fit applies from the next one on)."""
+        return self.calibration.get()
 
     def _on_reading(self, reading: ThermoReading) -> None:
         if "thermometer" in self.faults:
@@ -579,7 +573,7 @@ class Engine:
         if not self.needs_temperature:
             return
         if self.state in ("idle", "decided"):
-            present = self._is_present(reading, self._thermo_cfg)
+            present = thermometry.is_present(reading, self._thermo_cfg)
             if not present:
                 self._presence_armed = True
             if (
@@ -589,8 +583,8 @@ class Engine:
                 or not self._presence_armed
             ):
                 return
-            p = self._new_passage(reading.mono_ns, None)
-            self._start_measurement(p, "measuring", "measuring")
+            started = self._new_passage(reading.mono_ns, None)
+            self._start_measurement(started, "measuring", "measuring")
         p = self.passage
         if p is None or self.state not in ("code_read", "measuring") or p.measurement is None:
             return
@@ -611,7 +605,7 @@ class Engine:
         if result is not None:
             self._on_temperature(p, result)
 
-    def _on_temperature(self, p: Passage, t: Any) -> None:
+    def _on_temperature(self, p: Passage, t: thermometry.Temperature) -> None:
         cfg = self._thermo_cfg
         if t.status == "implausible" and "implausible" not in p.remeasured:
             p.remeasured.add("implausible")
@@ -711,21 +705,21 @@ class Engine:
     def _decide(self, *, store_fault: bool = False) -> None:
         p = self.passage
         assert p is not None
-        from_policy = self._policy_decision(p, store_fault=store_fault)
-        p.decision = from_policy
+        decision = self._policy_decision(p, store_fault=store_fault)
+        p.decision = decision
         p.decided_ns = self._now()
-        p.draft = self._draft_for(p, from_policy)
-        self._commit("passage", p)
+        p.draft = self._draft_for(p, decision)
+        self._commit(p)
 
-    def _policy_decision(self, p: Passage, *, store_fault: bool) -> Any:
-        inputs = self._inputs_factory(
+    def _policy_decision(self, p: Passage, *, store_fault: bool) -> policy.Decision:
+        inputs = policy.PassageInputs(
             direction=p.direction,
             code=p.code.text if p.code is not None else None,
             temperature=p.temperature,
             reader_fault=p.reader_fault,
             store_fault=store_fault,
         )
-        return self._policy(
+        return policy.decide(
             inputs,
             self.policy_state(),
             self.clock.now(),
@@ -734,63 +728,62 @@ class Engine:
             self._tz,
         )
 
-    def policy_state(self) -> Any:
+    def policy_state(self) -> policy.PolicyState:
         """The policy's view now: trust, the current lists snapshot, the history."""
-        lists = self.lists
-        current = getattr(lists, "current", None)
-        if current is not None and not callable(current):
-            lists = current
-        return self._state_factory(self.trust, lists, self.history)
+        return policy.PolicyState(self.trust, self.lists.current, self.history)
 
-    def _draft_for(self, p: Passage, decision: Any) -> Any:
+    def _draft_for(self, p: Passage, decision: policy.Decision) -> EventDraft:
         t = p.temperature
         pass_ = decision.pass_
         latency_ms = (p.decided_ns - p.started_ns) / 1e6 if p.decided_ns is not None else None
-        return self._draft_factory(
+        return EventDraft(
             direction=p.direction,
             decision=decision.decision,
             reasons=tuple(decision.reasons),
-            pass_id=_attr(pass_, "pass_id"),
-            household=_attr(pass_, "household"),
-            holder=_attr(pass_, "holder"),
-            temp_c=_attr(t, "body_c"),
-            temp_object_c=_attr(t, "object_c"),
-            temp_ambient_c=_attr(t, "ambient_c"),
+            pass_id=pass_.pass_id if pass_ is not None else None,
+            household=pass_.household if pass_ is not None else None,
+            holder=pass_.holder if pass_ is not None else None,
+            temp_c=t.body_c if t is not None else None,
+            temp_object_c=t.object_c if t is not None else None,
+            temp_ambient_c=t.ambient_c if t is not None else None,
             latency_ms=max(0.0, latency_ms) if latency_ms is not None else None,
             kind="passage",
             flags=tuple(decision.flags),
         )
 
-    def _commit(self, what: str, subject: Any) -> None:
+    def _commit(self, subject: Passage | EventDraft) -> None:
+        """Ask for ``subject``'s event to be appended: a passage's (the screen shows
+        "checking" until the answer), or a held-back draft from the backlog."""
         ticket = next(self._tickets)
-        self._inflight[ticket] = (what, subject)
-        if what != "backlog":
+        self._commits[ticket] = subject
+        if isinstance(subject, Passage):
+            assert subject.draft is not None
             self._set_state("deciding", "checking")
-        draft = subject.draft if isinstance(subject, Passage) else subject
-        self.ports.commit(ticket, draft)
+            self.ports.commit(ticket, subject.draft)
+        else:
+            self.ports.commit(ticket, subject)
 
-    def _on_committed(self, ticket: int, event: Any) -> None:
-        what, subject = self._inflight.pop(ticket, (None, None))
-        if what is None:
+    def _on_committed(self, ticket: int, event: Event) -> None:
+        subject = self._commits.pop(ticket, None)
+        if subject is None:
             self._on_late_commit(ticket, event)
             return
         if "store" in self.faults:
             self._clear_fault("store")
         self._record_history(event)
-        if what == "backlog":
+        if isinstance(subject, EventDraft):  # a backlog entry
             self._backlog_inflight = False
             if self.backlog and self.backlog[0] is subject:
                 self.backlog.popleft()
             self._publish_health()
             self._retry_backlog(force=True)
             return
-        p: Passage = subject
-        p.event = event
-        self._announce(p, committed=True)
+        subject.event = event
+        self._announce(subject, committed=True)
         if "store" not in self.faults:
             self._retry_backlog(force=True)
 
-    def _on_late_commit(self, ticket: int, event: Any) -> None:
+    def _on_late_commit(self, ticket: int, event: Event) -> None:
         """A commit that was reported failed (deadline) landed after all: keep one record."""
         draft = self._late.pop(ticket, None)
         if draft is None:
@@ -800,21 +793,14 @@ class Engine:
                 del self.backlog[i]
                 break
         self._record_history(event)
-        log.warning("engine: a commit past its deadline landed late (seq=%s)", _attr(event, "seq"))
-        self._alarm("store_late_commit", "raised", seq=_attr(event, "seq"))
+        log.warning("engine: a commit past its deadline landed late (seq=%s)", event.seq)
+        self._alarm("store_late_commit", "raised", seq=event.seq)
         self._publish_health()
 
-    def _record_history(self, event: Any) -> None:
-        history = self.history
-        if history is None:
-            return
+    def _record_history(self, event: Event) -> None:
         try:
-            history.record(
-                _attr(event, "pass_id"),
-                _attr(event, "household"),
-                _attr(event, "direction"),
-                _attr(event, "decision"),
-                _attr(event, "ts"),
+            self.history.record(
+                event.pass_id, event.household, event.direction, event.decision, event.ts
             )
         except Exception:  # noqa: BLE001 - history is an aid to the policy, never a blocker
             log.exception("engine: passage history could not record an event")
@@ -823,11 +809,12 @@ class Engine:
         """Publish the decision, raise the guard alarm if any, open the gate for a pass."""
         self.decisions += 1
         draft = p.draft
+        assert draft is not None
         decision = draft.decision
         d = p.decision
-        needs_guard = bool(_attr(d, "needs_guard", False)) or decision == "manual_deny"
-        alarm = _attr(d, "alarm")
-        seq = _attr(p.event, "seq")
+        needs_guard = (d is not None and d.needs_guard) or decision == "manual_deny"
+        alarm = d.alarm if d is not None else None
+        seq = p.seq
         log.info(
             "engine: passage %d %s %s seq=%s%s",
             p.id,
@@ -840,23 +827,12 @@ class Engine:
             {
                 "type": "decision",
                 "passage": p.id,
-                "seq": seq,
-                "id": _attr(p.event, "id"),
-                "ts": _attr(p.event, "ts"),
+                # pass_id and household are for the guard screen only: the kiosk screen
+                # shows holder_initial at most.
+                **_decision_fields(draft, p.event),
                 "committed": committed,
-                "kind": draft.kind,
-                "decision": decision,
-                "reasons": list(draft.reasons),
-                "flags": list(draft.flags),
-                "direction": draft.direction,
-                "temp_c": draft.temp_c,
-                "latency_ms": draft.latency_ms,
-                "operator": draft.operator,
                 "needs_guard": needs_guard,
                 "alarm": alarm,
-                # Guard screen only; the kiosk screen shows holder_initial at most.
-                "pass_id": draft.pass_id,
-                "household": draft.household,
                 "holder_initial": holder_initial(draft.holder),
             }
         )
@@ -880,55 +856,47 @@ class Engine:
 
     # ---------------------------------------------------------------- store faults
 
-    def _on_store_fault(self, ticket: int, exc: BaseException) -> None:
-        what, subject = self._inflight.pop(ticket, (None, None))
-        if what is None:
+    def _on_store_fault(self, ticket: int, exc: StoreFault) -> None:
+        subject = self._commits.pop(ticket, None)
+        if subject is None:
             return
-        reason = getattr(exc, "reason", "store_fault")
-        self._raise_fault("store", f"{reason}: {getattr(exc, 'detail', '') or exc}")
-        if what == "backlog":
+        self._raise_fault("store", f"{exc.reason}: {exc.detail or exc}")
+        if isinstance(subject, EventDraft):  # a backlog entry
             self._backlog_inflight = False
             self._backlog_retry_ns = self._now() + int(self._eng.idle_probe_s * 1e9)
             self._late[ticket] = subject
             return
-        p: Passage = subject
-        policy = self.config.policy.on_store_fault
-        if p.kind != "passage":
-            # A guard's action that cannot be recorded: with on_store_fault = "manual" the
-            # guard's word opens the gate and the record waits in memory; with "deny" nobody
-            # passes unrecorded, so the gate stays locked and the record says so.
-            if p.draft.decision == "manual_pass" and policy == "deny":
-                p.draft = self._replace(
-                    p.draft,
-                    decision="manual_deny",
-                    reasons=(*p.draft.reasons, "store_fault"),
-                )
-            else:
-                p.draft = self._replace(p.draft, reasons=(*p.draft.reasons, "store_fault"))
-        else:
-            p.decision = self._policy_decision(p, store_fault=True)
-            if p.decision.decision in PASS_DECISIONS:
-                # Defence in depth: a pass is never announced for an unrecorded passage.
-                log.error("engine: policy passed a passage despite store_fault; denying")
-                p.draft = self._replace(
-                    self._draft_for(p, p.decision),
-                    decision="deny",
-                    reasons=tuple(sorted({*p.decision.reasons, "store_fault"} - {"ok"})),
-                )
-            else:
-                p.draft = self._draft_for(p, p.decision)
+        p = subject
+        p.draft = self._uncommitted_draft(p)
         self._hold_backlog(p.draft)
         self._late[ticket] = p.draft
         self._announce(p, committed=False)
 
-    def _replace(self, draft: Any, **changes: Any) -> Any:
-        from dataclasses import asdict, is_dataclass
+    def _uncommitted_draft(self, p: Passage) -> EventDraft:
+        """What a passage whose event could not be committed records (held in the backlog)."""
+        assert p.draft is not None
+        draft = p.draft
+        on_fault = self.config.policy.on_store_fault
+        if p.kind != "passage":
+            # A guard's action that cannot be recorded: with on_store_fault = "manual" the
+            # guard's word opens the gate and the record waits in memory; with "deny" nobody
+            # passes unrecorded, so the gate stays locked and the record says so.
+            reasons = (*draft.reasons, "store_fault")
+            if draft.decision == "manual_pass" and on_fault == "deny":
+                return dataclasses.replace(draft, decision="manual_deny", reasons=reasons)
+            return dataclasses.replace(draft, reasons=reasons)
+        p.decision = decision = self._policy_decision(p, store_fault=True)
+        if decision.decision in PASS_DECISIONS:
+            # Defence in depth: a pass is never announced for an unrecorded passage.
+            log.error("engine: policy passed a passage despite store_fault; denying")
+            return dataclasses.replace(
+                self._draft_for(p, decision),
+                decision="deny",
+                reasons=tuple(sorted({*decision.reasons, "store_fault"} - {"ok"})),
+            )
+        return self._draft_for(p, decision)
 
-        values = asdict(draft) if is_dataclass(draft) else dict(vars(draft))
-        values.update(changes)
-        return self._draft_factory(**values)
-
-    def _hold_backlog(self, draft: Any) -> None:
+    def _hold_backlog(self, draft: EventDraft) -> None:
         if len(self.backlog) >= self._eng.backlog_max:
             self.backlog.popleft()
             self.dropped_backlog += 1
@@ -943,13 +911,12 @@ class Engine:
         if not force and self._now() < self._backlog_retry_ns:
             return
         self._backlog_inflight = True
-        self._commit("backlog", self.backlog[0])
+        self._commit(self.backlog[0])
 
     # ---------------------------------------------------------------- gate
 
     def _command_gate(self, open_: bool) -> None:
         ticket = next(self._tickets)
-        self._inflight[ticket] = ("gate", open_)
         if open_:
             self._gate_open = True
         else:
@@ -957,7 +924,6 @@ class Engine:
         self.ports.gate(ticket, open_)
 
     def _on_gate_done(self, ticket: int, open_: bool) -> None:
-        self._inflight.pop(ticket, None)
         if "gate" in self.faults:
             self._clear_fault("gate")
         if not open_:
@@ -970,7 +936,6 @@ class Engine:
                 self._go_idle()  # the next person is already showing a code
 
     def _on_gate_fault(self, ticket: int, open_: bool, exc: BaseException) -> None:
-        self._inflight.pop(ticket, None)
         self._raise_fault("gate", str(exc) or "gate fault")
         if open_:
             # Committed as a pass, but the lock did not release: the guard lets them through.
@@ -980,7 +945,7 @@ class Engine:
                 "raised",
                 detail="relay did not open",
                 passage=p.id if p else None,
-                seq=_attr(p.event, "seq") if p else None,
+                seq=p.seq if p else None,
             )
             # It did not open; still command it locked as soon as the relay answers again.
             self._gate_open = False
@@ -1018,34 +983,31 @@ class Engine:
         ):
             base = previous  # the guard overrides (or confirms) the kiosk's deny just shown
         src = base.draft if base is not None else None
+        temps: tuple[float | None, float | None, float | None] = (None, None, None)
         if item.temp_c is not None:
             # Measured by hand now: it replaces the kiosk's estimate, and there is no sensor
             # pair to go with it (calibration must not pair a clinical reading with one).
             temps = (item.temp_c, None, None)
-        else:
-            temps = (
-                _attr(src, "temp_c"),
-                _attr(src, "temp_object_c"),
-                _attr(src, "temp_ambient_c"),
-            )
-        p.draft = self._draft_factory(
+        elif src is not None:
+            temps = (src.temp_c, src.temp_object_c, src.temp_ambient_c)
+        p.draft = EventDraft(
             direction=item.direction,
             decision=item.decision,
             reasons=("guard_override",),
-            pass_id=_attr(src, "pass_id"),
-            household=_attr(src, "household"),
-            holder=_attr(src, "holder"),
+            pass_id=src.pass_id if src is not None else None,
+            household=src.household if src is not None else None,
+            holder=src.holder if src is not None else None,
             temp_c=temps[0],
             temp_object_c=temps[1],
             temp_ambient_c=temps[2],
             latency_ms=0.0,
             operator=item.operator,
             kind=item.kind,
-            flags=(f"overrides:{base.event.seq}",) if base is not None else (),
+            flags=(f"overrides:{base.seq}",) if base is not None else (),
             person=person,
         )
         p.decided_ns = p.started_ns
-        self._commit("passage", p)
+        self._commit(p)
 
     # ---------------------------------------------------------------- time
 

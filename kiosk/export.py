@@ -18,15 +18,17 @@ from urllib.parse import quote
 try:  # 5-10x faster JSON on the export's hot path; the standard library otherwise
     import orjson
 except ImportError:  # pragma: no cover - orjson is a dependency, kept optional for safety
-    orjson = None
+    orjson = None  # type: ignore[assignment]
 
-from kiosk import hashchain
+from sqlite_utils import Database
+
+from kiosk import record
 from kiosk.privacy import mask_event
 from kiosk.store import EventLog
 
 #: Event columns, as ``/api/v1/events`` sends them (the one record definition).
-COLUMNS = hashchain.EVENT_COLUMNS
-_JSON_COLUMNS = frozenset({"reasons", "flags", "person"})
+COLUMNS = record.EVENT_COLUMNS
+_JSON_COLUMNS = frozenset(c for c in COLUMNS if c in record.JSON_FIELDS)
 
 _SELECT_EVENTS = f"SELECT {', '.join(COLUMNS)} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"  # noqa: S608
 _I_REASONS, _I_FLAGS, _I_PERSON, _I_SYNCED = (
@@ -43,7 +45,9 @@ def dumps_event(event: dict[str, Any]) -> bytes:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def read_events(db: Any, after: int, limit: int) -> list[dict[str, Any]]:
+def read_events(
+    db: sqlite3.Connection | Database, after: int, limit: int
+) -> list[dict[str, Any]]:
     """Keyset page of the ``events`` table as plain dicts (JSON columns decoded).
 
     The same rows as ``EventLog.events()``, read with one tuple per row and one dict build,
@@ -62,7 +66,7 @@ def read_events(db: Any, after: int, limit: int) -> list[dict[str, Any]]:
 
 
 def export_page(
-    db: Any, after: int, limit: int, allowed: Iterable[str], ndjson: bool
+    db: sqlite3.Connection | Database, after: int, limit: int, allowed: Iterable[str], ndjson: bool
 ) -> tuple[bytes, int, int, int]:
     """One page of ``/api/v1/events``, masked: ``(body, count, next, last)``.
 

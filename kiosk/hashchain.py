@@ -26,6 +26,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from kiosk import record
+
 #: ``prev_hash`` of the first row of a chain.
 GENESIS = "0" * 64
 
@@ -33,75 +35,27 @@ GENESIS = "0" * 64
 _EVENTS_TAG = b"kiosk.events.v1\n"
 _AUDIT_TAG = b"kiosk.audit.v1\n"
 
-#: The event record, one definition: the CONTRACT fields in CONTRACT order, then this
-#: project's additions. The store writes these columns, the API and the pull send them.
-EVENT_COLUMNS = (
-    "seq",
-    "id",
-    "kiosk_id",
-    "ts",
-    "boot_id",
-    "mono_ns",
-    "clock_synced",
-    "direction",
-    "pass_id",
-    "household",
-    "decision",
-    "reasons",
-    "temp_c",
-    "temp_object_c",
-    "temp_ambient_c",
-    "latency_ms",
-    "operator",
-    "prev_hash",
-    "hash",
-    "kind",
-    "flags",
-    "holder",
-    "person",
-    "personal_digest",
-    "purged_at",
-)
-AUDIT_COLUMNS = (
-    "seq",
-    "id",
-    "kiosk_id",
-    "ts",
-    "boot_id",
-    "mono_ns",
-    "clock_synced",
-    "actor",
-    "action",
-    "detail",
-    "personal_digest",
-    "purged_at",
-    "prev_hash",
-    "hash",
-)
-
-#: The chain's own columns, and the purge stamp: not inside a row's hash.
-_NOT_HASHED = ("personal_digest", "purged_at", "prev_hash", "hash")
-
+#: The record's field sets, derived from its one definition (``kiosk.record``).
+EVENT_COLUMNS = record.EVENT_COLUMNS
+AUDIT_COLUMNS = record.AUDIT_COLUMNS
 #: Personal data in an event: nulled by retention, covered by ``personal_digest`` only.
-EVENT_PERSONAL_FIELDS = ("pass_id", "household", "holder", "person")
-
+EVENT_PERSONAL_FIELDS = record.EVENT_PERSONAL_FIELDS
 #: Non-personal event fields covered directly by ``hash`` (plus personal_digest, prev_hash),
 #: in record order.
-EVENT_HASHED_FIELDS = tuple(
-    c for c in EVENT_COLUMNS if c not in EVENT_PERSONAL_FIELDS + _NOT_HASHED
-)
+EVENT_HASHED_FIELDS = record.EVENT_HASHED_FIELDS
+AUDIT_PERSONAL_FIELDS = record.AUDIT_PERSONAL_FIELDS
+AUDIT_HASHED_FIELDS = record.AUDIT_HASHED_FIELDS
 
-#: The audit ``detail`` may name residents (a list change, a manual registration): personal.
-AUDIT_PERSONAL_FIELDS = ("detail",)
-AUDIT_HASHED_FIELDS = tuple(
-    c for c in AUDIT_COLUMNS if c not in AUDIT_PERSONAL_FIELDS + _NOT_HASHED
-)
 
-_FLOAT_FIELDS = frozenset({"temp_c", "temp_object_c", "temp_ambient_c", "latency_ms"})
-_INT_FIELDS = frozenset({"seq", "mono_ns"})
-_BOOL_FIELDS = frozenset({"clock_synced"})
-_LIST_FIELDS = frozenset({"reasons", "flags"})
-_JSON_FIELDS = frozenset({"person", "detail"})
+def _of_kind(*kinds: record.Kind) -> frozenset[str]:
+    return frozenset(c.name for c in record.EVENT + record.AUDIT if c.kind in kinds)
+
+
+_FLOAT_FIELDS = _of_kind("float")
+_INT_FIELDS = _of_kind("int")
+_BOOL_FIELDS = _of_kind("bool")
+_LIST_FIELDS = _of_kind("list")
+_JSON_FIELDS = _of_kind("json")
 
 
 class CanonicalError(ValueError):

@@ -51,7 +51,7 @@ class PassageHistory:
 
     def record(
         self,
-        pass_id: str | None | Any,
+        pass_id: str | None | object,
         household: str | None = None,
         direction: str | None = None,
         decision: str | None = None,
@@ -63,7 +63,12 @@ class PassageHistory:
         ``pass_id``, ``household``, ``direction``, ``decision``, ``ts``), as the engine does."""
         if direction is None and not isinstance(pass_id, str | None):
             event = pass_id
-            get = event.get if isinstance(event, Mapping) else lambda k: getattr(event, k, None)
+
+            def get(key: str) -> Any:
+                if isinstance(event, Mapping):
+                    return event.get(key)
+                return getattr(event, key, None)
+
             pass_id, household = get("pass_id"), get("household")
             direction, decision, ts = get("direction"), get("decision"), get("ts")
         if direction not in _DIRECTIONS:
@@ -75,7 +80,7 @@ class PassageHistory:
         ts = _aware(ts)
         if household and direction == "out":
             bisect.insort(self._exits.setdefault(household, []), ts)
-        if pass_id:
+        if isinstance(pass_id, str) and pass_id:
             key = (pass_id, direction)
             previous = self._last.get(key)
             if previous is None or ts > previous:

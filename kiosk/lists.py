@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, TypeVar
 
 import sqlite_utils
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -40,6 +40,7 @@ from sqlite_utils.migrations import Migrations
 
 from .clock import Clock
 from .passes import PassError, TrustList, key_id_of
+from .ports import Store
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -362,11 +363,11 @@ MIGRATIONS = Migrations("kiosk.lists")
 
 @MIGRATIONS()
 def m001_lists(db: sqlite_utils.Database) -> None:
-    db["list_revocations"].create(
+    db.table("list_revocations").create(
         {"pass_id": str, "reason": str, "revoked_at": str, "source": str, "actor": str},
         pk="pass_id",
     )
-    db["list_quarantine"].create(
+    db.table("list_quarantine").create(
         {
             "id": int,
             "household": str,
@@ -380,8 +381,8 @@ def m001_lists(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["list_quarantine"].create_index(["household"])
-    db["list_households"].create(
+    db.table("list_quarantine").create_index(["household"])
+    db.table("list_households").create(
         {
             "household": str,
             "residents": int,
@@ -393,17 +394,7 @@ def m001_lists(db: sqlite_utils.Database) -> None:
         },
         pk="household",
     )
-    db["list_meta"].create({"key": str, "value": str}, pk="key")
-
-
-class EventLogLike(Protocol):
-    """What ``ListStore`` needs of ``kiosk.store.EventLog``."""
-
-    def submit(self, fn: Callable[[sqlite_utils.Database], T]) -> T: ...
-
-    def reader(self) -> sqlite_utils.Database: ...
-
-    def audit(self, actor: str, action: str, detail: Mapping[str, Any] | None = None) -> None: ...
+    db.table("list_meta").create({"key": str, "value": str}, pk="key")
 
 
 def _iso(d: date | datetime | None) -> str | None:
@@ -415,7 +406,7 @@ def _date(text: str | None) -> date | None:
 
 
 def _set_meta(db: sqlite_utils.Database, values: Mapping[str, Any]) -> None:
-    db["list_meta"].upsert_all(
+    db.table("list_meta").upsert_all(
         [{"key": k, "value": None if v is None else str(v)} for k, v in values.items()], pk="key"
     )
 
@@ -435,11 +426,11 @@ class ListStore:
 
     def __init__(
         self,
-        log: EventLogLike,
+        store: Store,
         clock: Clock,
         on_change: Callable[[Lists], None] | None = None,
     ) -> None:
-        self._log = log
+        self._store = store
         self._clock = clock
         self._on_change = on_change
         self._lists = Lists()
@@ -450,7 +441,7 @@ class ListStore:
 
     def load(self) -> Lists:
         """Read the whole lists from the database into a fresh snapshot."""
-        db = self._log.reader()
+        db = self._store.reader()
         if not db["list_meta"].exists():
             raise ListError("lists tables missing: open the EventLog with lists.MIGRATIONS")
         meta = _meta(db)
@@ -506,7 +497,7 @@ class ListStore:
         now = self._clock.now()
 
         def apply(db: sqlite_utils.Database) -> None:
-            db["list_revocations"].upsert(
+            db.table("list_revocations").upsert(
                 {
                     "pass_id": row.pass_id,
                     "reason": row.reason,
@@ -527,7 +518,7 @@ class ListStore:
         def apply(db: sqlite_utils.Database) -> None:
             if not db["list_revocations"].count_where("pass_id = ?", [row.pass_id]):
                 raise ListError(f"pass {row.pass_id} is not revoked")
-            db["list_revocations"].delete(row.pass_id)
+            db.table("list_revocations").delete(row.pass_id)
             _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
 
         return self._change(apply, actor, "lists.unrevoke", {"pass_id": row.pass_id})
@@ -554,7 +545,7 @@ class ListStore:
         now = self._clock.now()
 
         def apply(db: sqlite_utils.Database) -> None:
-            db["list_quarantine"].insert(self._quarantine_row(row, "guard", actor, now))
+            db.table("list_quarantine").insert(self._quarantine_row(row, "guard", actor, now))
             _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
 
         detail = {"household": row.household, "person": row.holder is not None}
@@ -568,9 +559,9 @@ class ListStore:
             rows = list(db["list_quarantine"].rows_where("id = ?", [entry_id]))
             if not rows:
                 raise ListError(f"no quarantine entry {entry_id}")
-            db["list_quarantine"].delete(entry_id)
+            db.table("list_quarantine").delete(entry_id)
             _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
-            return rows[0]["household"]
+            return str(rows[0]["household"])
 
         return self._change(apply, actor, "lists.quarantine_remove", {"id": entry_id})
 
@@ -594,7 +585,7 @@ class ListStore:
         now = self._clock.now()
 
         def apply(db: sqlite_utils.Database) -> None:
-            db["list_households"].upsert(
+            db.table("list_households").upsert(
                 self._household_row(row, "guard", actor, now), pk="household"
             )
             _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
@@ -608,7 +599,7 @@ class ListStore:
         def apply(db: sqlite_utils.Database) -> None:
             if not db["list_households"].count_where("household = ?", [household]):
                 raise ListError(f"household {household!r} is not in the ledger")
-            db["list_households"].delete(household)
+            db.table("list_households").delete(household)
             _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
 
         return self._change(apply, actor, "lists.household_remove", {"household": household})
@@ -637,7 +628,7 @@ class ListStore:
             for table in ("list_revocations", "list_quarantine", "list_households"):
                 db.execute(f"DELETE FROM [{table}] WHERE source = 'bundle'")  # noqa: S608
             # A local revocation wins over the bundle's (stricter); see module doc.
-            db["list_revocations"].insert_all(
+            db.table("list_revocations").insert_all(
                 (
                     {
                         "pass_id": r.pass_id,
@@ -651,10 +642,10 @@ class ListStore:
                 pk="pass_id",
                 ignore=True,
             )
-            db["list_quarantine"].insert_all(
+            db.table("list_quarantine").insert_all(
                 self._quarantine_row(q, "bundle", actor, now) for q in payload.quarantine
             )
-            db["list_households"].upsert_all(
+            db.table("list_households").upsert_all(
                 (self._household_row(h, "bundle", actor, now) for h in payload.households),
                 pk="household",
             )
@@ -670,11 +661,11 @@ class ListStore:
             )
             return True
 
-        if not self._log.submit(apply):
+        if not self._store.submit(apply):
             return ImportResult(
                 False, "bundle", counts, f"bundle version {payload.version} already applied"
             )
-        self._log.audit(
+        self._store.audit(
             actor,
             "lists.bundle",
             {"version": payload.version, "issuer": issuer, **counts},
@@ -725,7 +716,7 @@ class ListStore:
 
         def apply(db: sqlite_utils.Database) -> None:
             if kind == "revocations":
-                db["list_revocations"].upsert_all(
+                db.table("list_revocations").upsert_all(
                     (
                         {
                             "pass_id": r.pass_id,
@@ -739,17 +730,17 @@ class ListStore:
                     pk="pass_id",
                 )
             elif kind == "quarantine":
-                db["list_quarantine"].insert_all(
+                db.table("list_quarantine").insert_all(
                     self._quarantine_row(q, "csv", actor, now) for q in rows
                 )
             else:
-                db["list_households"].upsert_all(
+                db.table("list_households").upsert_all(
                     (self._household_row(h, "csv", actor, now) for h in rows), pk="household"
                 )
             _set_meta(db, {"updated_at": now.isoformat(), "source": "csv"})
 
-        self._log.submit(apply)
-        self._log.audit(actor, "lists.csv", {"list": kind, "rows": len(rows)})
+        self._store.submit(apply)
+        self._store.audit(actor, "lists.csv", {"list": kind, "rows": len(rows)})
         self.load()
         return ImportResult(True, "csv", {kind: len(rows)}, f"imported {len(rows)} {kind} rows")
 
@@ -763,7 +754,9 @@ class ListStore:
             raise ListError(_problems(exc)) from None
 
     @staticmethod
-    def _quarantine_row(q: QuarantineIn, source: str, actor: str, now: datetime) -> dict:
+    def _quarantine_row(
+        q: QuarantineIn, source: str, actor: str, now: datetime
+    ) -> dict[str, Any]:
         return {
             "household": q.household,
             "holder": q.holder,
@@ -776,7 +769,9 @@ class ListStore:
         }
 
     @staticmethod
-    def _household_row(h: HouseholdIn, source: str, actor: str, now: datetime) -> dict:
+    def _household_row(
+        h: HouseholdIn, source: str, actor: str, now: datetime
+    ) -> dict[str, Any]:
         return {
             "household": h.household,
             "residents": h.residents,
@@ -796,6 +791,6 @@ class ListStore:
     ) -> Lists:
         if not isinstance(actor, str) or not actor.strip():
             raise ListError("every list change needs the name of who made it")
-        self._log.submit(apply)
-        self._log.audit(actor, action, detail)
+        self._store.submit(apply)
+        self._store.audit(actor, action, detail)
         return self.load()

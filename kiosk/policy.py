@@ -47,9 +47,9 @@ from zoneinfo import ZoneInfo
 
 from .config.policy import PolicySection
 from .config.thermometer import ThermometryConfig
-from .history import PassageHistory
 from .lists import Lists
-from .passes import Pass, PassError, TrustList
+from .passes import Pass, PassError
+from .ports import History, PassVerifier
 
 __all__ = [
     "ALARMS",
@@ -98,8 +98,11 @@ Direction = Literal["in", "out"]
 class TemperatureLike(Protocol):
     """``kiosk.thermometry.Temperature``: status ok|no_temperature|implausible|fault."""
 
-    status: str
-    body_c: float | None
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def body_c(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +116,9 @@ class PassageInputs:
 
 @dataclass(frozen=True, slots=True)
 class PolicyState:
-    trust: TrustList
+    trust: PassVerifier
     lists: Lists
-    history: PassageHistory
+    history: History
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +153,7 @@ def _check_temperature(
     if t is None:
         reasons.append("no_temperature")
         return
-    status = getattr(t, "status", None)
+    status = t.status
     if status == "fault":
         _fault(reasons, guard, alarms, "sensor_fault", cfg.on_sensor_fault)
         return
@@ -163,7 +166,7 @@ def _check_temperature(
     if status != "ok":  # an unknown status is a fault, never a pass
         _fault(reasons, guard, alarms, "sensor_fault", cfg.on_sensor_fault)
         return
-    body = getattr(t, "body_c", None)
+    body = t.body_c
     if (
         not isinstance(body, int | float)
         or isinstance(body, bool)

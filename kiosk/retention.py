@@ -16,25 +16,17 @@ runs it by hand (systemd's ``kiosk-purge.timer`` calls that).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlite_utils import Database
-
 from kiosk.config.policy import QuotaConfig
+from kiosk.ports import Store
 from kiosk.stats import freeze_days
 from kiosk.store import purge_personal
 
 MAX_DAYS = 36500
-
-
-class _Store(Protocol):
-    def submit(self, fn: Callable[[Database], Any]) -> Any: ...
-
-    def audit(self, actor: str, action: str, detail: dict) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -52,7 +44,7 @@ class PurgeResult:
 
 
 def purge(
-    store: _Store,
+    store: Store,
     older_than_days: int,
     now: datetime,
     *,

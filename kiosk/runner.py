@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from kiosk.bus import EventBus
@@ -45,6 +45,8 @@ from kiosk.devices import (
     Thermometer,
 )
 from kiosk.engine import Engine
+from kiosk.ports import CalibrationSource, EventSink, History, ListSource, PassVerifier
+from kiosk.store import Event, EventDraft, StoreFault, format_ts
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +59,10 @@ class EngineRunner:
     """Runs an ``Engine`` on the asyncio loop with the real (or fake) devices and event log.
 
     Everything is injected: ``config``, ``clock``, the ``thermometer``, the code ``readers``,
-    the ``gate``, the ``event_log`` (``kiosk.store.EventLog``), the ``trust`` list, ``lists``
-    (a ``ListStore`` or a ``Lists`` snapshot), the ``history`` (rebuilt from the event log at
+    the ``gate``, the event log (``store``, a ``kiosk.store.EventLog``), the ``trust`` list,
+    the ``lists`` (a ``ListStore``), the ``history`` (rebuilt from the event log at
     ``start()``), and optionally the ``bus`` the screens subscribe to and the thermometer
-    ``calibration``. ``engine_kwargs`` pass through to ``Engine`` (tests use it).
+    ``calibration`` (the seams are in ``kiosk.ports``).
     """
 
     def __init__(
@@ -71,22 +73,21 @@ class EngineRunner:
         thermometer: Thermometer | None,
         readers: Sequence[CodeReader],
         gate: Gate,
-        event_log: Any,
-        trust: Any,
-        lists: Any,
-        history: Any,
+        store: EventSink,
+        trust: PassVerifier,
+        lists: ListSource,
+        history: History,
         bus: EventBus | None = None,
-        calibration: Any = None,
+        calibration: CalibrationSource | None = None,
         on_gate_command: Callable[[bool], None] | None = None,
         on_decision: Callable[[dict[str, Any]], None] | None = None,
-        engine_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
         self.thermometer = thermometer
         self.readers = list(readers)
         self.gate = gate
-        self.event_log = event_log
+        self.store = store
         self.history = history
         self.bus = bus or EventBus()
         self.on_gate_command = on_gate_command
@@ -102,7 +103,6 @@ class EngineRunner:
             lists,
             history,
             calibration=calibration,
-            **dict(engine_kwargs or {}),
         )
         # The thermometer's own deadline is its driver's (a read older than that is a hang,
         # the driver's health says the same); other devices use the engine's.
@@ -160,7 +160,7 @@ class EngineRunner:
             done, _ = await asyncio.wait({stopping}, timeout=2.0)
             if not done or stopping.exception() is not None:
                 # Shutting down: a reader stuck in its driver is a daemon thread; go on.
-                log.warning("reader %s did not stop cleanly", getattr(reader, "name", "?"))
+                log.warning("reader %s did not stop cleanly", reader.name)
         try:
             await self._gate_worker.call(self.gate.set_open, False)
         except DeviceFault as exc:
@@ -178,18 +178,13 @@ class EngineRunner:
 
     def _load_history(self) -> int:
         """Passing events within the history's horizon, read from the log (the truth)."""
-        from kiosk.store import format_ts
-
-        horizon = getattr(self.history, "horizon", None)
-        if horizon is None or self.event_log is None:
-            return 0
-        since = format_ts(self.clock.now() - horizon)
-        rows = self.event_log.reader().query(
+        since = format_ts(self.clock.now() - self.history.horizon)
+        rows = self.store.reader().query(
             "SELECT pass_id, household, direction, decision, ts FROM events"
             " WHERE ts >= ? AND decision IN ('pass', 'manual_pass') ORDER BY seq",
             [since],
         )
-        return int(self.history.load(rows))
+        return self.history.load(rows)
 
     # ------------------------------------------------------------------ heartbeat
 
@@ -273,15 +268,14 @@ class EngineRunner:
                 waiter.cancel()
 
     async def _health_loop(self) -> None:
-        last: tuple[Any, ...] | None = None
+        last: tuple[object, ...] | None = None
         while self._started:
             for reader in self.readers:
                 h = reader.health()
-                name = getattr(reader, "name", "reader")
                 if h.state == "fault":
-                    self.engine.on_reader_fault(name, h.detail or "reader fault")
+                    self.engine.on_reader_fault(reader.name, h.detail or "reader fault")
                 elif h.state == "ok":
-                    self.engine.on_reader_ok(name)
+                    self.engine.on_reader_ok(reader.name)
             report = self.health()
             key = tuple(sorted((k, v["state"]) for k, v in report["devices"].items())) + tuple(
                 report["degraded"]
@@ -297,10 +291,9 @@ class EngineRunner:
         if self.thermometer is not None:
             devices["thermometer"] = _health_dict(self.thermometer.health())
         for reader in self.readers:
-            devices[f"reader:{getattr(reader, 'name', 'reader')}"] = _health_dict(reader.health())
+            devices[f"reader:{reader.name}"] = _health_dict(reader.health())
         devices["gate"] = _health_dict(self.gate.health())
-        if self.event_log is not None and hasattr(self.event_log, "health"):
-            devices["store"] = _health_dict(self.event_log.health())
+        devices["store"] = _health_dict(self.store.health())
         # The engine's view wins where it saw a fault the device does not report (a deadline).
         eng = self.engine
         for part, detail in eng.faults.items():
@@ -370,15 +363,13 @@ class EngineRunner:
         if message.get("type") == "decision" and self.on_decision is not None:
             self.on_decision(message)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _commit(self, ticket: int, draft: Any) -> None:
-        from kiosk.store import StoreFault
-
-        inner = asyncio.ensure_future(self.event_log.append_async(draft))
+    async def _commit(self, ticket: int, draft: EventDraft) -> None:
+        inner = asyncio.ensure_future(self.store.append_async(draft))
         done, _ = await asyncio.wait({inner}, timeout=self._store_deadline_s)
         if not done:
             inner.add_done_callback(lambda f: self._late_commit(ticket, f))
@@ -397,7 +388,7 @@ class EngineRunner:
         else:
             self.engine.on_committed(ticket, event)
 
-    def _late_commit(self, ticket: int, fut: asyncio.Future[Any]) -> None:
+    def _late_commit(self, ticket: int, fut: asyncio.Future[Event]) -> None:
         if fut.cancelled() or fut.exception() is not None:
             return
         self.engine.on_committed(ticket, fut.result())
@@ -421,7 +412,7 @@ class _RunnerPorts:
     def __init__(self, runner: EngineRunner) -> None:
         self._runner = runner
 
-    def commit(self, ticket: int, draft: Any) -> None:
+    def commit(self, ticket: int, draft: EventDraft) -> None:
         self._runner._spawn(self._runner._commit(ticket, draft))  # noqa: SLF001
 
     def gate(self, ticket: int, open_: bool) -> None:

@@ -22,15 +22,17 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from kiosk.config.policy import QuotaConfig
+from kiosk.lists import Freshness
+from kiosk.ports import Store
 
 MIGRATIONS = Migrations("kiosk.stats")
 
@@ -48,18 +50,12 @@ def m001_daily_aggregates(db: Database) -> None:
 
 
 def _create_aggregates(db: Database) -> None:
-    db["daily_aggregates"].create(
+    db.table("daily_aggregates").create(
         {"day": str, "tz": str, "report": str, "frozen_at": str},
         pk=("day", "tz"),
         not_null={"report", "frozen_at"},
         if_not_exists=True,
     )
-
-
-class _Store(Protocol):
-    def submit(self, fn: Callable[[Database], Any]) -> Any: ...
-
-    def reader(self) -> Database: ...
 
 
 def as_zone(tz: ZoneInfo | str) -> ZoneInfo:
@@ -102,7 +98,9 @@ def _bin_index(temp_c: float, bins: list[tuple[float | None, float | None]]) -> 
     return len(bins) - 1  # pragma: no cover - the last bin is open-ended
 
 
-def _events_between(db: Database, start: str, end: str, columns: str) -> Iterable[dict]:
+def _events_between(
+    db: Database, start: str, end: str, columns: str
+) -> Iterable[dict[str, Any]]:
     return db.query(
         f"select {columns} from events where ts >= ? and ts < ? order by seq",  # noqa: S608
         [start, end],
@@ -185,19 +183,13 @@ def compute_report(
     }
 
 
-def _freshness(lists_freshness: Any) -> dict[str, Any] | None:
+def _freshness(lists_freshness: Freshness | Mapping[str, Any] | None) -> dict[str, Any] | None:
     if lists_freshness is None:
         return None
     if isinstance(lists_freshness, Mapping):
         items = dict(lists_freshness)
-    elif dataclasses.is_dataclass(lists_freshness) and not isinstance(lists_freshness, type):
-        items = dataclasses.asdict(lists_freshness)
     else:
-        items = {
-            k: getattr(lists_freshness, k)
-            for k in ("updated_at", "source")
-            if hasattr(lists_freshness, k)
-        }
+        items = dataclasses.asdict(lists_freshness)
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in items.items()}
 
 
@@ -218,7 +210,7 @@ def daily_report(
     day: date,
     tz: ZoneInfo | str,
     quota_cfg: QuotaConfig | None = None,
-    lists_freshness: Any = None,
+    lists_freshness: Freshness | Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The daily report for a local ``day``: frozen if that day was frozen, else live.
 
@@ -231,7 +223,7 @@ def daily_report(
 
 
 def freeze_days(
-    store: _Store,
+    store: Store,
     tz: ZoneInfo | str,
     quota_cfg: QuotaConfig | None,
     now: datetime,
@@ -261,7 +253,7 @@ def freeze_days(
                 )
                 if has:
                     report = compute_report(db, day, zone, quota_cfg)
-                    db["daily_aggregates"].insert(
+                    db.table("daily_aggregates").insert(
                         {
                             "day": day.isoformat(),
                             "tz": zone.key,

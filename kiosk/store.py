@@ -43,8 +43,9 @@ from urllib.parse import quote
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from kiosk import hashchain
+from kiosk import hashchain, record
 from kiosk.clock import Clock
+from kiosk.config.store import StoreSection
 from kiosk.devices import Health
 
 T = TypeVar("T")
@@ -81,8 +82,10 @@ _REOPEN_ERRORS = (
 _BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 _PROCESS_BOOT_ID = str(uuid.uuid4())
 
-_EVENT_COLUMNS = hashchain.EVENT_COLUMNS
-_AUDIT_COLUMNS = hashchain.AUDIT_COLUMNS
+_EVENT_COLUMNS = record.EVENT_COLUMNS
+_AUDIT_COLUMNS = record.AUDIT_COLUMNS
+_EVENT_JSON = tuple(c for c in _EVENT_COLUMNS if c in record.JSON_FIELDS)
+_EVENT_KINDS = {c.name: c.kind for c in record.EVENT}
 
 # Column and table names below are module constants, never caller input.
 _INSERT_EVENT = (
@@ -197,6 +200,22 @@ class EventDraft:
             if size > MAX_JSON_BYTES:
                 raise ValueError(f"person: {size} bytes of JSON, at most {MAX_JSON_BYTES}")
 
+    def values(self) -> dict[str, Any]:
+        """The draft's fields (``record.DRAFT_FIELDS``) as the log stores and hashes them:
+        lists for codes, a plain dict for ``person``, finite floats."""
+        out: dict[str, Any] = {}
+        for name in record.DRAFT_FIELDS:
+            value = getattr(self, name)
+            kind = _EVENT_KINDS[name]
+            if kind == "list":
+                value = list(value)
+            elif kind == "json":
+                value = None if value is None else dict(value)
+            elif kind == "float":
+                value = hashchain.normalise(name, value)
+            out[name] = value
+        return out
+
 
 def _check_audit(actor: Any, action: Any, detail: Any) -> None:
     _check_text("actor", actor, optional=False, max_len=64)
@@ -269,6 +288,9 @@ class VerifyResult:
 
 MIGRATIONS = Migrations("kiosk.events")
 
+# The tables as schema version 1 created them (a later field comes with its own migration).
+_EVENTS_V1 = record.sqlite_columns(record.EVENT).replace("\n", "\n            ")
+_AUDIT_V1 = record.sqlite_columns(record.AUDIT).replace("\n", "\n            ")
 _IMMUTABLE_EVENT_COLUMNS = ", ".join(
     c for c in _EVENT_COLUMNS if c not in hashchain.EVENT_PERSONAL_FIELDS + ("purged_at",)
 )
@@ -288,50 +310,13 @@ def m001_events_audit_meta(db: sqlite_utils.Database) -> None:
         f"""
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE events (
-            seq INTEGER PRIMARY KEY,
-            id TEXT NOT NULL,
-            kiosk_id TEXT NOT NULL,
-            ts TEXT NOT NULL,
-            boot_id TEXT NOT NULL,
-            mono_ns INTEGER NOT NULL,
-            clock_synced INTEGER NOT NULL,
-            direction TEXT NOT NULL,
-            pass_id TEXT,
-            household TEXT,
-            decision TEXT NOT NULL,
-            reasons TEXT NOT NULL,
-            temp_c REAL,
-            temp_object_c REAL,
-            temp_ambient_c REAL,
-            latency_ms REAL,
-            operator TEXT,
-            kind TEXT NOT NULL,
-            flags TEXT NOT NULL,
-            holder TEXT,
-            person TEXT,
-            personal_digest TEXT NOT NULL,
-            purged_at TEXT,
-            prev_hash TEXT NOT NULL,
-            hash TEXT NOT NULL
+            {_EVENTS_V1}
         );
         CREATE INDEX events_ts ON events(ts);
         CREATE INDEX events_pass ON events(pass_id, direction);
         CREATE INDEX events_household ON events(household);
         CREATE TABLE audit (
-            seq INTEGER PRIMARY KEY,
-            id TEXT NOT NULL,
-            kiosk_id TEXT NOT NULL,
-            ts TEXT NOT NULL,
-            boot_id TEXT NOT NULL,
-            mono_ns INTEGER NOT NULL,
-            clock_synced INTEGER NOT NULL,
-            actor TEXT NOT NULL,
-            action TEXT NOT NULL,
-            detail TEXT,
-            personal_digest TEXT NOT NULL,
-            purged_at TEXT,
-            prev_hash TEXT NOT NULL,
-            hash TEXT NOT NULL
+            {_AUDIT_V1}
         );
         CREATE INDEX audit_action ON audit(action);
         CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
@@ -397,11 +382,9 @@ def is_storage_error(exc: BaseException) -> bool:
 def decode_event_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """A stored events row with its JSON text fields decoded and ``clock_synced`` a bool."""
     out = dict(row)
-    for name in ("reasons", "flags"):
+    for name in _EVENT_JSON:
         if isinstance(out.get(name), str):
             out[name] = json.loads(out[name])
-    if isinstance(out.get("person"), str):
-        out["person"] = json.loads(out["person"])
     if out.get("clock_synced") is not None:
         out["clock_synced"] = bool(out["clock_synced"])
     return out
@@ -642,7 +625,7 @@ class EventLog:
     @classmethod
     def from_config(
         cls,
-        section: Any,
+        section: StoreSection,
         data_dir: str | os.PathLike[str],
         kiosk_id: str,
         clock: Clock,
@@ -761,7 +744,7 @@ class EventLog:
         """A read-only connection for the calling thread (cached per thread until close)."""
         if self._closed:
             raise StoreFault("store_fault", "event log is not open")
-        cached = getattr(self._local, "db", None)
+        cached: sqlite_utils.Database | None = getattr(self._local, "db", None)
         if cached is not None and self._local.generation == self._generation:
             return cached
         uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
@@ -1011,7 +994,7 @@ class EventLog:
                 "fault_for_s": round((self.clock.monotonic_ns() - since) / 1e9, 3),
             },
         )
-        return row["seq"]
+        return int(row["seq"])
 
     def _append_in_writer(self, draft: EventDraft) -> Event:
         if not isinstance(draft, EventDraft):
@@ -1021,34 +1004,12 @@ class EventLog:
         def write(db: sqlite_utils.Database) -> None:
             conn = db.conn
             seq, prev_hash = _tail(conn, "events")
-            row: dict[str, Any] = {"seq": seq, **self._stamp()}
-            row.update(
-                direction=draft.direction,
-                pass_id=draft.pass_id,
-                household=draft.household,
-                decision=draft.decision,
-                reasons=list(draft.reasons),
-                temp_c=hashchain.normalise("temp_c", draft.temp_c),
-                temp_object_c=hashchain.normalise("temp_object_c", draft.temp_object_c),
-                temp_ambient_c=hashchain.normalise("temp_ambient_c", draft.temp_ambient_c),
-                latency_ms=hashchain.normalise("latency_ms", draft.latency_ms),
-                operator=draft.operator,
-                kind=draft.kind,
-                flags=list(draft.flags),
-                holder=draft.holder,
-                person=None if draft.person is None else dict(draft.person),
-                purged_at=None,
-            )
+            row: dict[str, Any] = {"seq": seq, **self._stamp(), **draft.values(), "purged_at": None}
             row["personal_digest"] = hashchain.event_personal_digest(self._salt, row)
             row["prev_hash"] = prev_hash
             row["hash"] = hashchain.event_hash(row)
-            stored = dict(
-                row,
-                reasons=_json(row["reasons"]),
-                flags=_json(row["flags"]),
-                person=_json(row["person"]),
-                clock_synced=int(row["clock_synced"]),
-            )
+            stored = dict(row, clock_synced=int(row["clock_synced"]))
+            stored.update({name: _json(row[name]) for name in _EVENT_JSON})
             conn.execute(
                 _INSERT_EVENT,
                 [stored[c] for c in _EVENT_COLUMNS],

@@ -25,14 +25,16 @@ import hmac
 import json
 import re
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from kiosk.clock import Clock
+from kiosk.ports import Store
 from kiosk.secrets import get_secret
 
 SCOPES: dict[str, str] = {
@@ -50,7 +52,7 @@ MIGRATIONS = Migrations("kiosk.tokens")
 
 @MIGRATIONS()
 def m001_api_tokens(db: Database) -> None:
-    db["api_tokens"].create(
+    db.table("api_tokens").create(
         {
             "id": str,
             "name": str,
@@ -62,7 +64,7 @@ def m001_api_tokens(db: Database) -> None:
         pk="id",
         not_null={"scopes", "secret_hash", "created_at"},
     )
-    db["token_pepper"].create({"id": int, "pepper": str}, pk="id")
+    db.table("token_pepper").create({"id": int, "pepper": str}, pk="id")
 
 
 class TokenError(ValueError):
@@ -94,14 +96,6 @@ class TokenInfo:
         }
 
 
-class _Store(Protocol):
-    def submit(self, fn: Callable[[Database], Any]) -> Any: ...
-
-    def reader(self) -> Database: ...
-
-    def audit(self, actor: str, action: str, detail: dict) -> None: ...
-
-
 def validate_scopes(scopes: Iterable[str]) -> frozenset[str]:
     out = frozenset(s.strip() for s in scopes if s.strip())
     if not out:
@@ -112,21 +106,21 @@ def validate_scopes(scopes: Iterable[str]) -> frozenset[str]:
     return out
 
 
-def _db_pepper(store: _Store) -> bytes:
+def _db_pepper(store: Store) -> bytes:
     """The per-database pepper, created on first use (through the single writer)."""
 
     def get_or_create(db: Database) -> str:
         rows = list(db.query("select pepper from token_pepper where id = 1"))
         if rows:
-            return rows[0]["pepper"]
+            return str(rows[0]["pepper"])
         value = base64.b64encode(secrets.token_bytes(_PEPPER_BYTES)).decode("ascii")
-        db["token_pepper"].insert({"id": 1, "pepper": value})
+        db.table("token_pepper").insert({"id": 1, "pepper": value})
         return value
 
     return base64.b64decode(store.submit(get_or_create))
 
 
-def resolve_pepper(store: _Store, environ: dict[str, str] | None = None) -> bytes:
+def resolve_pepper(store: Store, environ: dict[str, str] | None = None) -> bytes:
     """The ``token_pepper`` secret if set, else this database's own random pepper."""
     secret = get_secret("token_pepper", environ)
     if secret:
@@ -139,9 +133,9 @@ class TokenStore:
 
     def __init__(
         self,
-        store: _Store,
+        store: Store,
         pepper: bytes | str | None = None,
-        clock: Any | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._store = store
         if pepper is None:
@@ -176,7 +170,7 @@ class TokenStore:
                     break
             else:  # pragma: no cover - 16 collisions in 2**32 ids
                 raise TokenError("could not allocate a token id")
-            db["api_tokens"].insert(
+            db.table("api_tokens").insert(
                 {
                     "id": token_id,
                     "name": name or f"token-{token_id}",
@@ -194,7 +188,7 @@ class TokenStore:
         return info, f"kt_{token_id}_{secret}"
 
     @staticmethod
-    def _info(row: dict) -> TokenInfo:
+    def _info(row: dict[str, Any]) -> TokenInfo:
         return TokenInfo(
             id=row["id"],
             name=row["name"],

@@ -112,7 +112,7 @@ def publish_bundle(
             f"version {version} is not above the published version {previous}; kiosks never"
             " go back to an older bundle"
         )
-    payload = {
+    payload: dict[str, Any] = {
         "format": BUNDLE_FORMAT,
         "version": version,
         "issued_at": now.isoformat(),

@@ -37,7 +37,9 @@ from typing import Any
 from urllib.parse import quote
 
 import psycopg
+import psycopg.types.json
 
+from kiosk import record
 from kiosk.hashchain import GENESIS
 from office.pull import COLUMNS, ChainError, PullError
 
@@ -53,38 +55,12 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 
-_TYPES = {
-    "seq": "bigint NOT NULL",
-    "id": "text NOT NULL",
-    "kiosk_id": "text NOT NULL",
-    "ts": 'text COLLATE "C" NOT NULL',
-    "boot_id": "text",
-    "mono_ns": "bigint",
-    "clock_synced": "boolean",
-    "direction": "text",
-    "pass_id": "text",
-    "household": "text",
-    "decision": "text NOT NULL",
-    "reasons": "jsonb NOT NULL",
-    "temp_c": "double precision",
-    "temp_object_c": "double precision",
-    "temp_ambient_c": "double precision",
-    "latency_ms": "double precision",
-    "operator": "text",
-    "prev_hash": "text NOT NULL",
-    "hash": "text NOT NULL",
-    "kind": "text",
-    "flags": "jsonb",
-    "holder": "text",
-    "person": "jsonb",
-    "personal_digest": "text",
-    "purged_at": "text",
-}
+_TYPES = record.PG_TYPES  # the one record definition (kiosk.record)
 assert set(_TYPES) == set(COLUMNS), "fleet_events must hold every pulled column"
 
 #: Columns written by the pull, in ``fleet_events`` order (``day`` is derived from ``ts``).
 ROW_COLUMNS = (*COLUMNS, "day")
-_JSON = frozenset({"reasons", "flags", "person"})
+_JSON = record.JSON_FIELDS
 _JSON_INDEXES = tuple(i for i, c in enumerate(COLUMNS) if c in _JSON)
 _COLS = ", ".join(ROW_COLUMNS)
 
@@ -317,9 +293,10 @@ class TempCluster:
         run_as: str = "postgres",
         port: int = 5432,
     ) -> None:
-        self.bin = find_pg_bin()
-        if self.bin is None:
+        pg_bin = find_pg_bin()
+        if pg_bin is None:
             raise FileNotFoundError("PostgreSQL server binaries (initdb, pg_ctl) not found")
+        self.bin = pg_bin
         self.dir = Path(tempfile.mkdtemp(prefix="kiosk-pg-", dir=base_dir))
         self.data = self.dir / "data"
         self.socket_dir = self.dir / "sock"

@@ -40,7 +40,7 @@ import httpx
 try:  # 5-10x faster JSON on the pull's hot path; the standard library otherwise
     import orjson
 except ImportError:  # pragma: no cover - orjson is a dependency, kept optional for safety
-    orjson = None
+    orjson = None  # type: ignore[assignment]
 
 from kiosk import hashchain
 from kiosk.config.fleet import normalise_url
@@ -300,6 +300,8 @@ class PullTarget(Protocol):
         """Insert one page and remember the source; returns rows newly inserted."""
         ...
 
+    def close(self) -> None: ...
+
 
 class SqliteTarget:
     """A ``PullTarget`` in a SQLite file (``pulled_events``, ``pull_sources``)."""
@@ -333,7 +335,7 @@ class Puller:
         client: httpx.Client | None = None,
         page_size: int = 5000,
         backoff: Backoff | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
         progress: Progress | None = None,
         timeout_s: float = 30.0,
     ) -> None:
@@ -353,9 +355,7 @@ class Puller:
         if self._own_client:
             self.client.close()
         if self._own_target:
-            close = getattr(self.target, "close", None)
-            if close is not None:
-                close()
+            self.target.close()
 
     def __enter__(self) -> Puller:
         return self

@@ -29,7 +29,7 @@ def _config(**web):
 def test_build_core_wires_every_part_to_one_event_log(data_dir):
     core = build_core(_config(), data_dir)
     try:
-        assert core.runner.event_log is core.store
+        assert core.runner.store is core.store
         assert core.store.path == data_dir / "kiosk.db"
         assert (data_dir / "trust").is_dir()
         tables = set(core.store.reader().table_names())

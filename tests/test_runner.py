@@ -145,7 +145,7 @@ class Rig:
             thermometer=self.thermometer,
             readers=readers if readers is not None else [self.scanner],
             gate=self.gate,
-            event_log=self.store,
+            store=self.store,
             trust=self.trust,
             lists=self.lists,
             history=self.history,
@@ -388,7 +388,7 @@ class SlowLog:
 def test_commit_past_its_deadline_is_a_store_fault_and_a_late_landing_is_kept_once(tmp_path):
     r = Rig(tmp_path, overrides={"policy": {"mode": "pass_only"}})
     slow = SlowLog(r.log)
-    r.runner.event_log = slow
+    r.runner.store = slow
 
     async def main():
         await r.runner.start()

@@ -45,7 +45,7 @@ def run(quick: bool) -> dict[str, Any]:
 
     n_code, n_empty, repeats = (48, 16, 2) if quick else (120, 40, 3)
     frames = make_frames(n_code, n_empty)
-    qr = zxingcpp.BarcodeFormat.QRCode
+    qr = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
     pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), FakeClock())
 
     def bare(frame: np.ndarray) -> list[str]:
@@ -59,7 +59,8 @@ def run(quick: bool) -> dict[str, Any]:
     pipe_t: dict[bool, list[float]] = {True: [], False: []}
     decoded = bare_decoded = false_reads = 0
     for frame, text in frames:
-        b_runs, p_runs = [], []
+        b_runs: list[float] = []
+        p_runs: list[float] = []
         for r in range(repeats):
             # Alternate the order so neither side always runs with a warm cache.
             order = (bare, piped) if r % 2 == 0 else (piped, bare)

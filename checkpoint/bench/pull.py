@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -133,7 +134,7 @@ def prefill(path: Path, events: int) -> None:
     seq = 2
     while seq <= events:
         count = min(10_000, events - seq + 1)
-        log.submit(lambda db, s=seq, c=count: write(db, s, c))
+        log.submit(functools.partial(write, start=seq, count=count))
         seq += count
     log.close()
 
@@ -195,7 +196,7 @@ class PassageProbe:
 
     def _since_code_ms(self) -> float | None:
         p = self.core.runner.engine.passage
-        code = getattr(p, "code", None)
+        code = p.code if p is not None else None
         if code is None or code.source != PROBE_SOURCE:
             return None
         return (self.core.clock.monotonic_ns() - code.mono_ns) / 1e6

@@ -112,7 +112,15 @@ def run(quick: bool) -> dict[str, Any]:
         for ambient in AMBIENTS_C:
             for seed in seeds:
                 m, t = _measure(body, ambient, seed, Calibration(), cfg)
-                if t is None or t.status != "ok" or m.presence_mono_ns is None:
+                if (
+                    t is None
+                    or t.status != "ok"
+                    or t.body_c is None
+                    or t.object_c is None
+                    or t.ambient_c is None
+                    or m.presence_mono_ns is None
+                    or m.decided_mono_ns is None
+                ):
                     undecided += 1
                     continue
                 settle_ms.append((m.decided_mono_ns - m.presence_mono_ns) / 1e6)

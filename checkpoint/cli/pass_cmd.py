@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from kiosk.cards import CardError, CardFallbackWarning, card_format_for, render_card
+from kiosk.cards import CardError, CardFallbackWarning, Fmt, card_format_for, render_card
 from kiosk.clock import SystemClock
 from kiosk.passes import (
     FLAGS,
@@ -145,7 +145,7 @@ def _key(path: Path):
         raise UsageError(str(exc)) from None
 
 
-def _card(pass_, payload: str, fmt: str, args: argparse.Namespace, zone: ZoneInfo) -> bytes:
+def _card(pass_, payload: str, fmt: Fmt, args: argparse.Namespace, zone: ZoneInfo) -> bytes:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CardFallbackWarning)
         data = render_card(pass_, payload, fmt, args.lang, site_name=args.site_name, tz=zone)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, ValidationError
 
@@ -76,7 +77,7 @@ _UNION_TAGS = {
 }
 
 
-def parse_config(data: dict, source: str = "<config>") -> KioskConfig:
+def parse_config(data: dict[str, Any], source: str = "<config>") -> KioskConfig:
     try:
         return KioskConfig.model_validate(data)
     except ValidationError as exc:

@@ -125,7 +125,7 @@ class DecoderConfig(Section):
 
 class ReadersSection(Section):
     sources: list[ReaderConfig] = Field(
-        default_factory=lambda: [FakeCameraReaderConfig()],
+        default_factory=lambda: list[ReaderConfig]([FakeCameraReaderConfig()]),
         max_length=4,
         description="Code sources; several may run at once (camera and serial).",
     )

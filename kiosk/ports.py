@@ -1,0 +1,101 @@
+"""The core's seams: what the engine, the runner and the tables need of the objects around them.
+
+Each is a ``typing.Protocol`` satisfied by one production class (named in its docstring) and by
+whatever a test or the replay harness puts in its place. The device kinds (``Thermometer``,
+``CodeReader``, ``Gate``) are in ``kiosk.devices``; the engine's own output port
+(``EnginePorts``: commit, gate, publish) is in ``kiosk.engine``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from sqlite_utils import Database
+
+from kiosk.devices import Health
+
+if TYPE_CHECKING:
+    from kiosk.calibration import Calibration
+    from kiosk.lists import Lists
+    from kiosk.passes import Pass
+    from kiosk.store import Event, EventDraft
+
+T = TypeVar("T")
+
+
+class Store(Protocol):
+    """The event log's writer and readers, as the core's tables use them (``kiosk.store.EventLog``:
+    lists, tokens, accounts, statistics, retention)."""
+
+    def submit(self, fn: Callable[[Database], T]) -> T:
+        """Run ``fn(db)`` in one write transaction on the single writer; return its result."""
+        ...
+
+    def reader(self) -> Database:
+        """A read-only connection for the calling thread."""
+        ...
+
+    def audit(self, actor: str, action: str, detail: Mapping[str, Any] | None = None) -> None:
+        """Append one row to the chained audit table."""
+        ...
+
+
+class EventSink(Protocol):
+    """The event log as the engine runner uses it (``kiosk.store.EventLog``)."""
+
+    async def append_async(self, draft: EventDraft) -> Event:
+        """Commit one event; raises ``kiosk.store.StoreFault`` when it cannot."""
+        ...
+
+    def reader(self) -> Database: ...
+
+    def health(self) -> Health: ...
+
+
+class PassVerifier(Protocol):
+    """The issuer keys a pass is checked against (``kiosk.passes.TrustList``)."""
+
+    def verify(self, text: object) -> Pass:
+        """The verified pass; raises ``kiosk.passes.PassError`` and nothing else."""
+        ...
+
+
+class ListSource(Protocol):
+    """Where the current revocation/quarantine/observation lists come from
+    (``kiosk.lists.ListStore``); read at each decision, so changes apply between passages."""
+
+    @property
+    def current(self) -> Lists: ...
+
+
+class History(Protocol):
+    """Recent passing events, for the quota and anti-passback (``kiosk.history.PassageHistory``)."""
+
+    @property
+    def horizon(self) -> timedelta:
+        """How far back the rules look; the runner reloads this much from the log at start."""
+        ...
+
+    def record(
+        self,
+        pass_id: str | None,
+        household: str | None = None,
+        direction: str | None = None,
+        decision: str | None = None,
+        ts: datetime | str | None = None,
+    ) -> None: ...
+
+    def load(self, rows: Iterable[Mapping[str, Any]]) -> int: ...
+
+    def exits_in_period(self, household: str, now: datetime, period_days: int) -> int: ...
+
+    def last_passage(self, pass_id: str, direction: str) -> datetime | None: ...
+
+
+class CalibrationSource(Protocol):
+    """The site calibration for a new measurement (``kiosk.calibration.CalibrationStore``,
+    which rereads its file when it changes; ``FixedCalibration`` for one value)."""
+
+    def get(self) -> Calibration: ...

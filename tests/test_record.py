@@ -1,0 +1,55 @@
+"""The event record is defined once (kiosk.record); the classes and schemas follow it."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+
+from kiosk import record
+from kiosk.store import Event, EventDraft, EventLog
+
+
+def test_event_class_has_every_field_of_the_record_in_stored_order():
+    assert tuple(f.name for f in dataclasses.fields(Event)) == record.stored_order(record.EVENT)
+
+
+def test_event_draft_holds_exactly_what_the_engine_sets():
+    assert {f.name for f in dataclasses.fields(EventDraft)} == set(record.DRAFT_FIELDS)
+
+
+def test_the_log_creates_its_tables_from_the_record(tmp_path, clock):
+    with EventLog(tmp_path / "kiosk.db", "gate-1", clock, boot_id="b"):
+        conn = sqlite3.connect(tmp_path / "kiosk.db")
+        for table, columns in (("events", record.EVENT), ("audit", record.AUDIT)):
+            info = conn.execute(f"PRAGMA table_info({table})").fetchall()  # noqa: S608
+            assert tuple(row[1] for row in info) == record.stored_order(columns)
+        conn.close()
+
+
+def test_personal_fields_are_never_hashed_directly_and_chain_fields_never_at_all():
+    hashed = set(record.EVENT_HASHED_FIELDS)
+    assert not hashed & set(record.EVENT_PERSONAL_FIELDS)
+    assert not hashed & {"prev_hash", "hash", "personal_digest", "purged_at"}
+    assert {"pass_id", "household", "holder", "person"} == set(record.EVENT_PERSONAL_FIELDS)
+
+
+def test_every_event_column_has_a_postgresql_type():
+    assert list(record.PG_TYPES) == list(record.EVENT_COLUMNS)
+    assert all(record.PG_TYPES.values())
+
+
+def test_replay_record_carries_no_personal_data_and_nothing_that_varies_between_runs():
+    assert not set(record.REPLAY_FIELDS) & set(record.EVENT_PERSONAL_FIELDS)
+    assert not set(record.REPLAY_FIELDS) & {"id", "ts", "boot_id", "mono_ns", "hash"}
+    assert set(record.REPLAY_FIELDS) <= set(record.DECISION_FIELDS) | set(record.OUTCOME_FIELDS)
+
+
+def test_a_draft_gives_its_values_as_the_log_stores_them():
+    draft = EventDraft(
+        direction="in", decision="deny", reasons=["fever"], temp_c=-0.0, person={"note": "x"}
+    )
+    values = draft.values()
+    assert set(values) == set(record.DRAFT_FIELDS)
+    assert values["reasons"] == ["fever"] and values["flags"] == []
+    assert values["temp_c"] == 0.0 and str(values["temp_c"]) == "0.0"
+    assert values["person"] == {"note": "x"} and type(values["person"]) is dict
