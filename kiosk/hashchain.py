@@ -33,8 +33,8 @@ GENESIS = "0" * 64
 _EVENTS_TAG = b"kiosk.events.v1\n"
 _AUDIT_TAG = b"kiosk.audit.v1\n"
 
-#: The event record, one definition: the CONTRACT fields in CONTRACT order, then this
-#: project's additions. The store writes these columns, the API and the pull send them.
+#: The event record, one definition: the documented fields (docs/event-log.md) in their order,
+#: then this project's additions. The store writes these columns, the API and the pull send them.
 EVENT_COLUMNS = (
     "seq",
     "id",

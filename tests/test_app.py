@@ -18,6 +18,9 @@ from checkpoint.app import Daemon, build_core
 from checkpoint.notify import Notifier
 from kiosk.config import parse_config
 
+#: The `kiosk` command as a module of this interpreter.
+KIOSK = [sys.executable, "-m", "checkpoint"]
+
 
 def _config(**web):
     return parse_config({"site": {"kiosk_id": "test-gate"}, "web": {"port": 0, **web}})
@@ -104,7 +107,7 @@ def test_kiosk_run_stops_cleanly_on_sigterm(tmp_path):
     cfg = tmp_path / "kiosk.toml"
     cfg.write_text('[site]\nkiosk_id = "sig-gate"\n[web]\nport = 8931\n')
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kiosk", "run", "--config", str(cfg), "--data", str(tmp_path / "d")],
+        [*KIOSK, "run", "--config", str(cfg), "--data", str(tmp_path / "d")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -125,7 +128,7 @@ def test_kiosk_run_stops_cleanly_on_sigterm(tmp_path):
     assert "kiosk stopped" in err
     assert "Traceback" not in err
     verify = subprocess.run(
-        [sys.executable, "-m", "kiosk", "verify-log", "--db", str(tmp_path / "d" / "kiosk.db")],
+        [*KIOSK, "verify-log", "--db", str(tmp_path / "d" / "kiosk.db")],
         capture_output=True,
         text=True,
     )
@@ -136,7 +139,7 @@ def test_kiosk_run_stops_cleanly_on_sigterm(tmp_path):
 def test_demo_serves_all_three_faces_and_visitors_produce_events(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kiosk", "demo", "--port", "0", "--data", str(tmp_path)],
+        [*KIOSK, "demo", "--port", "0", "--data", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -228,7 +231,7 @@ def test_kiosk_run_speaks_the_systemd_notify_protocol(tmp_path):
     env = dict(os.environ, NOTIFY_SOCKET=str(sock_path), WATCHDOG_USEC="400000")
     env.pop("WATCHDOG_PID", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kiosk", "run", "--config", str(cfg), "--data", str(tmp_path / "d")],
+        [*KIOSK, "run", "--config", str(cfg), "--data", str(tmp_path / "d")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -87,7 +87,7 @@ class Fleet:
 
     def start_collector(self) -> None:
         self.collector = subprocess.Popen(
-            [sys.executable, "-m", "kiosk", "collect", "--config", str(self.config_path)],
+            [sys.executable, "-m", "checkpoint", "collect", "--config", str(self.config_path)],
             env={**host_env(ROOT), "KIOSK_FLEET_DSN": self.dsn},
             cwd=ROOT,
             stdout=self.log,

@@ -62,7 +62,6 @@ from typing import Any
 
 import httpx
 
-PEPPER = b"bench-pepper"
 SSE_CLIENTS = 20
 #: (events, repeats, timed passages per phase and repeat)
 FULL_SIZES = (100_000, 3, 220)
@@ -72,25 +71,15 @@ QUICK_SIZES = (20_000, 1, 60)
 def prefill(path: Path, events: int) -> None:
     """Write ``events`` chained events in bulk, exactly as ``EventLog.append`` would hash
     them (one transaction per 10,000 rows instead of one per row, so set-up stays short)."""
+    from checkpoint.bench import bench_draft
     from kiosk import hashchain
     from kiosk.clock import FakeClock
-    from kiosk.store import EventDraft, EventLog
+    from kiosk.store import EventLog
 
     clock = FakeClock()
     log = EventLog(path, "bench-gate", clock, "NORMAL").open()
     # One real append fixes the schema, the salt and the column encoding for the copies.
-    log.append(
-        EventDraft(
-            direction="in",
-            decision="pass",
-            pass_id="P-00000",
-            household="B1-0101",
-            holder="Bench Resident",
-            person={"name": "Bench Resident", "phone": "13800138000"},
-            temp_c=36.5,
-            latency_ms=150.0,
-        )
-    )
+    log.append(bench_draft())
     template = log.events(limit=1)[0]
 
     def write(db: Any, start: int, count: int) -> None:
