@@ -18,6 +18,7 @@ bus (``VirtualKiosk.watch``), exactly as the screens do on the running daemon.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from drivers.camera import CameraReader
@@ -26,6 +27,7 @@ from kiosk.clock import FakeClock
 from kiosk.core import Core
 from kiosk.devices import CodeRead, DeviceFault, Gate, SensorFault
 from kiosk.engine import Engine
+from kiosk.runner import report_reader_health
 
 Message = dict[str, Any]
 
@@ -34,32 +36,24 @@ Message = dict[str, Any]
 WATCH_QUEUE = 10_000
 
 
+@dataclass
 class DirectPorts:
     """Engine ports that call the event log and the gate directly, in the caller's thread.
 
-    ``store`` is the ``EventLog`` (or anything with its ``append``), ``gate`` the gate driver,
-    ``bus`` where published messages go. Set ``engine`` before the first request.
+    ``store`` is the ``EventLog`` (or anything with its ``append``), ``gate_dev`` the gate
+    driver, ``bus`` where published messages go. Set ``engine`` before the first request.
     ``on_message``/``on_gate``/``on_commit`` are for the engine's unit tests, which watch
     the ports themselves; the program watches the bus.
     """
 
-    def __init__(
-        self,
-        store: Any,
-        gate: Gate,
-        bus: EventBus | None = None,
-        *,
-        on_message: Callable[[Message], None] | None = None,
-        on_gate: Callable[[bool], None] | None = None,
-        on_commit: Callable[[Any], None] | None = None,
-    ) -> None:
-        self.engine: Engine | None = None
-        self.store = store
-        self.gate_dev = gate
-        self.bus = bus
-        self.on_message = on_message
-        self.on_gate = on_gate
-        self.on_commit = on_commit
+    store: Any
+    gate_dev: Gate
+    bus: EventBus | None = None
+    _: KW_ONLY
+    on_message: Callable[[Message], None] | None = None
+    on_gate: Callable[[bool], None] | None = None
+    on_commit: Callable[[Any], None] | None = None
+    engine: Engine | None = None
 
     def _engine(self) -> Engine:
         if self.engine is None:
@@ -108,8 +102,9 @@ class VirtualKiosk:
         self.core = core
         self.clock: FakeClock = core.clock
         self.engine = core.runner.engine
-        self.ports = DirectPorts(store if store is not None else core.store, core.devices.gate)
-        self.ports.bus = core.bus
+        self.ports = DirectPorts(
+            store if store is not None else core.store, core.devices.gate, core.bus
+        )
         self.ports.engine = self.engine
         # The runner's ports would spawn asyncio tasks; in virtual time every request is
         # answered in place.
@@ -168,13 +163,7 @@ class VirtualKiosk:
 
     def poll_health(self) -> None:
         """What the runner's health loop does: a reader in fault or back to ok, to the engine."""
-        for reader in self.readers:
-            health = reader.health()
-            name = getattr(reader, "name", "reader")
-            if health.state == "fault":
-                self.engine.on_reader_fault(name, health.detail or "reader fault")
-            elif health.state == "ok":
-                self.engine.on_reader_ok(name)
+        report_reader_health(self.engine, self.readers)
         self.deliver()
 
     def sample_thermometer(self) -> None:
