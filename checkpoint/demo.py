@@ -27,6 +27,7 @@ from checkpoint.replay import (
     ScenarioDriver,
     ScenarioKeys,
     StoreSwitch,
+    emulator_of,
     fake_camera_of,
     load_scenario,
     play_realtime,
@@ -73,7 +74,7 @@ def device_target(core: Core, store_switch: StoreSwitch | None = None) -> Device
     clock = core.clock
     return DeviceTarget(
         clock=core.clock,
-        emulator=getattr(core.devices.thermometer, "emulator", None),
+        emulator=emulator_of(core),
         camera_dev=fake_camera_of(core),
         gate_dev=core.devices.gate,
         store_switch=store_switch,

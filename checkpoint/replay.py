@@ -41,7 +41,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from checkpoint.virtual import DirectPorts as DirectPorts
 from checkpoint.virtual import VirtualKiosk
+from drivers.camera import CameraReader
+from drivers.fake_camera import FakeCamera
 from drivers.gate import FakeGate
+from drivers.mlx90614_emulator import Mlx90614Emulator
+from drivers.thermometer import FakeMlx90614
 from kiosk import base45, passes
 from kiosk.clock import Clock, FakeClock
 from kiosk.config import ConfigError, KioskConfig, parse_config
@@ -671,20 +675,25 @@ def build_replay_core(
     (trust / "demo.pub").write_bytes(public_key_pem(keys.demo.public_key()))
     clock = FakeClock(start=scenario.start, is_synced=scenario.clock_synced)
     core = build_core(config, data_dir, clock)
-    emulator = getattr(core.devices.thermometer, "emulator", None)
+    emulator = emulator_of(core)
     if emulator is not None:
         emulator.hang_max_s = VIRTUAL_HANG_S
     core.history.load(core.store.events(0, 10000))
     return core
 
 
-def fake_camera_of(core: Core) -> Any:
+def fake_camera_of(core: Core) -> FakeCamera | None:
     """The scriptable fake camera behind the core's first fake-camera reader, if any."""
     for reader in core.devices.readers:
-        source = getattr(reader, "source", None)
-        if source is not None and hasattr(source, "show_code"):
-            return source
+        if isinstance(reader, CameraReader) and isinstance(reader.source, FakeCamera):
+            return reader.source
     return None
+
+
+def emulator_of(core: Core) -> Mlx90614Emulator | None:
+    """The MLX90614 emulator behind the core's fake thermometer, if it has one."""
+    thermometer = core.devices.thermometer
+    return thermometer.emulator if isinstance(thermometer, FakeMlx90614) else None
 
 
 class _Recorder:
@@ -777,7 +786,7 @@ def _run(
         )
     target = DeviceTarget(
         core.clock,
-        emulator=getattr(core.devices.thermometer, "emulator", None),
+        emulator=emulator_of(core),
         camera_dev=fake_camera_of(core),
         gate_dev=gate,
         store_switch=store,

@@ -24,6 +24,7 @@ from typing import Any
 from drivers.camera import CameraReader
 from kiosk.bus import EventBus, Subscription
 from kiosk.clock import FakeClock
+from kiosk.config.readers import SerialReaderConfig
 from kiosk.core import Core
 from kiosk.devices import CodeRead, DeviceFault, Gate, SensorFault
 from kiosk.engine import Engine
@@ -212,5 +213,6 @@ class VirtualKiosk:
             self.clock.advance(step_dt)
 
     def _camera_fps(self) -> float:
-        rates = [getattr(src, "fps", 0.0) for src in self.core.config.readers.sources]
-        return max([r for r in rates if r > 0], default=15.0)
+        sources = self.core.config.readers.sources
+        rates = [src.fps for src in sources if not isinstance(src, SerialReaderConfig)]
+        return max(rates, default=15.0)
