@@ -20,13 +20,14 @@ import signal
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import uvicorn
 
 from checkpoint import cpu
 from checkpoint.export_helper import HelperProcessPages
 from checkpoint.notify import Notifier, Watchdog
+from drivers.factory import build_devices
 from kiosk import accounts, lists, stats, tokens
 from kiosk.accounts import AccountStore
 from kiosk.bus import EventBus
@@ -49,21 +50,6 @@ log = logging.getLogger(__name__)
 PURGE_CHECK_S = 3600.0
 
 
-def build_devices(config: KioskConfig, clock: Clock) -> Devices:
-    """Drivers from the config's ``type`` fields (real hardware or the emulators)."""
-    from drivers.gate import build_gate
-    from drivers.readers import build_readers
-    from drivers.thermometer import build_thermometer
-
-    thermometer = None
-    if config.policy.mode != "pass_only":
-        thermometer = build_thermometer(config.thermometer, clock)
-    readers = (
-        [] if config.policy.mode == "temperature_only" else build_readers(config.readers, clock)
-    )
-    return Devices(thermometer, readers, build_gate(config.gate, clock))
-
-
 @contextlib.contextmanager
 def _closing_on_error(*closers: Any) -> Iterator[None]:
     try:
@@ -75,15 +61,17 @@ def _closing_on_error(*closers: Any) -> Iterator[None]:
         raise
 
 
-def build_core(
-    config: KioskConfig,
-    data_dir: Path,
-    clock: Clock | None = None,
-    devices: Devices | None = None,
-) -> Core:
-    """Every core object, wired; nothing started yet except the event log's writer."""
-    clock = clock or SystemClock()
-    data_dir.mkdir(parents=True, exist_ok=True)
+class _Shared(TypedDict):
+    """The core objects the engine runner works with and the ``Core`` hands to the screens."""
+
+    trust: TrustList
+    lists: ListStore
+    history: PassageHistory
+    bus: EventBus
+    calibration: CalibrationStore
+
+
+def _open_event_log(config: KioskConfig, data_dir: Path, clock: Clock) -> EventLog:
     store = EventLog.from_config(
         config.store,
         data_dir,
@@ -92,17 +80,52 @@ def build_core(
         migrations=[lists.MIGRATIONS, tokens.MIGRATIONS, accounts.MIGRATIONS, stats.MIGRATIONS],
     )
     store.open()
+    return store
+
+
+def _shared_parts(config: KioskConfig, data_dir: Path, clock: Clock, store: EventLog) -> _Shared:
+    trust_path = trust_dir(config, data_dir)
+    trust_path.mkdir(parents=True, exist_ok=True)
+    list_store = ListStore(store, clock)
+    list_store.load()
+    horizon = timedelta(days=max(config.policy.quota.period_days, 1) + 1)
+    return _Shared(
+        trust=TrustList.from_dir(trust_path),
+        lists=list_store,
+        history=PassageHistory(horizon=horizon),
+        bus=EventBus(),
+        calibration=CalibrationStore(default_path(data_dir)),
+    )
+
+
+def _issuer_key() -> Any:
+    """The key for issuing passes at the guard screen, if the ``issuer_key_path`` secret names
+    a usable one; without it the gate still decides, only on-the-spot issuing is off."""
+    key_path = get_secret("issuer_key_path")
+    if not key_path:
+        return None
+    try:
+        return load_private_key(key_path)
+    except KeyFileError as exc:
+        log.warning("issuer key unusable; passes cannot be issued here: %s", exc)
+        return None
+
+
+def build_core(
+    config: KioskConfig,
+    data_dir: Path,
+    clock: Clock | None = None,
+    devices: Devices | None = None,
+) -> Core:
+    """Every core object, wired; nothing started yet except the event log's writer.
+
+    The one composition root: the daemon, the demo, replay (``checkpoint.replay``, stepped in
+    virtual time by ``checkpoint.virtual``) and the benches build the program here."""
+    clock = clock or SystemClock()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = _open_event_log(config, data_dir, clock)
     with _closing_on_error(store.close):
-        trust_path = trust_dir(config, data_dir)
-        trust_path.mkdir(parents=True, exist_ok=True)
-        trust = TrustList.from_dir(trust_path)
-        bus = EventBus()
-        list_store = ListStore(store, clock)
-        list_store.load()
-        history = PassageHistory(
-            horizon=timedelta(days=max(config.policy.quota.period_days, 1) + 1)
-        )
-        calibration = CalibrationStore(default_path(data_dir))
+        shared = _shared_parts(config, data_dir, clock, store)
         devices = devices or build_devices(config, clock)
     with _closing_on_error(store.close, devices.close):
         runner = EngineRunner(
@@ -111,37 +134,30 @@ def build_core(
             thermometer=devices.thermometer,
             readers=devices.readers,
             gate=devices.gate,
+<<<<<<< HEAD
             store=store,
             trust=trust,
             lists=list_store,
             history=history,
             bus=bus,
             calibration=calibration,
+=======
+            event_log=store,
+            **shared,
+>>>>>>> root
         )
-        issuer_key = None
-        key_path = get_secret("issuer_key_path")
-        if key_path:
-            try:
-                issuer_key = load_private_key(key_path)
-            except KeyFileError as exc:
-                # The gate still decides; only on-the-spot issuing at the guard screen is off.
-                log.warning("issuer key unusable; passes cannot be issued here: %s", exc)
         return Core(
             config=config,
             clock=clock,
             data_dir=data_dir,
             store=store,
-            bus=bus,
-            lists=list_store,
-            trust=trust,
-            history=history,
             tokens=TokenStore(store, get_secret("token_pepper"), clock=clock),
             accounts=AccountStore.from_secrets(store, now=clock.now),
-            calibration=calibration,
             devices=devices,
             runner=runner,
-            issuer_key=issuer_key,
+            issuer_key=_issuer_key(),
             pages=HelperProcessPages() if config.web.api_worker_process else InProcessPages(),
+            **shared,
         )
 
 

@@ -19,7 +19,6 @@ import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from checkpoint.app import Core, Daemon, build_core, trust_dir
 from checkpoint.replay import (
@@ -28,10 +27,13 @@ from checkpoint.replay import (
     ScenarioDriver,
     ScenarioKeys,
     StoreSwitch,
+    emulator_of,
+    fake_camera_of,
     load_scenario,
     play_realtime,
 )
 from kiosk.accounts import hash_password
+from kiosk.bus import EventBus
 from kiosk.clock import Clock, ShiftedClock
 from kiosk.config import KioskConfig
 from kiosk.config.web import WebSection
@@ -67,20 +69,12 @@ def demo_config(port: int, host: str = "127.0.0.1") -> KioskConfig:
     )
 
 
-def fake_camera_of(core: Core) -> Any:
-    for reader in core.devices.readers:
-        source = getattr(reader, "source", None)
-        if source is not None and hasattr(source, "show_code"):
-            return source
-    return None
-
-
 def device_target(core: Core, store_switch: StoreSwitch | None = None) -> DeviceTarget:
     runner = core.runner
     clock = core.clock
     return DeviceTarget(
         clock=core.clock,
-        emulator=getattr(core.devices.thermometer, "emulator", None),
+        emulator=emulator_of(core),
         camera_dev=fake_camera_of(core),
         gate_dev=core.devices.gate,
         store_switch=store_switch,
@@ -125,13 +119,22 @@ async def start_demo(
     return DemoSession(core, daemon, keys, "guard", password, token, store_switch)
 
 
+async def walk_on_when_decided(bus: EventBus, target: DeviceTarget) -> None:
+    """Each decided visitor walks away from the sensor and lowers the phone, so the next one
+    starts from an empty scene (as in replay). Watches the bus, as the screens do."""
+    subscription = bus.subscribe(name="demo-visitors")
+    try:
+        async for message in subscription:
+            if message["type"] == "decision":
+                await asyncio.to_thread(target.visitor_done, message)
+    finally:
+        subscription.close()
+
+
 async def play_visitors(session: DemoSession) -> None:
     """Play ``demo.toml`` in real time onto the devices, round after round, until cancelled."""
     core = session.core
     target = device_target(core, session.store_switch)
-    # Each decided visitor walks away from the sensor, so the next one starts from an empty
-    # scene (as in replay).
-    core.runner.on_decision = target.visitor_done
     driver = ScenarioDriver(
         load_scenario(SCENARIO_DIR / "demo.toml"),
         core.clock,
@@ -139,7 +142,13 @@ async def play_visitors(session: DemoSession) -> None:
         session.keys,
         core.config.site.default_direction,
     )
-    await play_realtime(driver, repeat=True, gap_s=ROUND_GAP_S)
+    walking = asyncio.create_task(walk_on_when_decided(core.bus, target), name="demo-walk-on")
+    try:
+        await play_realtime(driver, repeat=True, gap_s=ROUND_GAP_S)
+    finally:
+        walking.cancel()
+        with contextlib.suppress(BaseException):
+            await walking
 
 
 def print_banner(session: DemoSession) -> None:

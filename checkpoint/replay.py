@@ -39,14 +39,24 @@ from typing import Any, Literal, Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from checkpoint.virtual import DirectPorts as DirectPorts
+from checkpoint.virtual import VirtualKiosk
+from drivers.camera import CameraReader
+from drivers.fake_camera import FakeCamera
+from drivers.gate import FakeGate
+from drivers.mlx90614_emulator import Mlx90614Emulator
+from drivers.thermometer import FakeMlx90614
 from kiosk import base45, passes
 from kiosk.clock import Clock, FakeClock
 from kiosk.config import ConfigError, KioskConfig, parse_config
-from kiosk.devices import CodeRead, DeviceFault, ReaderFault, SensorFault
+from kiosk.core import Core
 
 log = logging.getLogger(__name__)
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
+
+#: In virtual time an injected thermometer hang is bounded this short (a real wait).
+VIRTUAL_HANG_S = 0.02
 
 KeyName = Literal["demo", "unknown", "forged", "expired", "not_yet_valid"]
 
@@ -404,10 +414,12 @@ class DeviceTarget:
         self.emulator.person_leaves()
 
     def visitor_done(self, _decision: Mapping[str, Any] | None = None) -> None:
-        """Hook for the runner's ``on_decision``: the decided visitor walks on (replay does
-        the same), so the next arrival starts from an empty scene."""
+        """For a watcher of the bus's decisions: the decided visitor walks on, lowering the
+        phone, so the next arrival starts from an empty scene (replay and the demo alike)."""
         if self.emulator is not None:
             self.emulator.person_leaves()
+        if self.camera_dev is not None and self.camera_dev.showing is not None:
+            self.camera_dev.show_nothing()
 
     def set_ambient(self, celsius: float) -> None:
         self.emulator.set_ambient(celsius)
@@ -583,58 +595,6 @@ async def play_realtime(
         driver.reset()
 
 
-# --------------------------------------------------------------------------- virtual ports
-
-
-class DirectPorts:
-    """Engine ports that call the store and the gate directly, in the caller's thread.
-
-    For replay and the bench: no threads, no deadlines (the devices are fakes in virtual
-    time). ``on_message`` receives every published message.
-    """
-
-    def __init__(
-        self,
-        store: Any,
-        gate: Any,
-        on_message: Callable[[dict[str, Any]], None] | None = None,
-        on_gate: Callable[[bool], None] | None = None,
-        on_commit: Callable[[Any], None] | None = None,
-    ) -> None:
-        self.engine: Any = None
-        self.store = store
-        self.gate_dev = gate
-        self.on_message = on_message
-        self.on_gate = on_gate
-        self.on_commit = on_commit
-
-    def commit(self, ticket: int, draft: Any) -> None:
-        from kiosk.store import StoreFault
-
-        try:
-            event = self.store.append(draft)
-        except StoreFault as exc:
-            self.engine.on_store_fault(ticket, exc)
-            return
-        if self.on_commit is not None:
-            self.on_commit(event)
-        self.engine.on_committed(ticket, event)
-
-    def gate(self, ticket: int, open_: bool) -> None:
-        if self.on_gate is not None:
-            self.on_gate(open_)
-        try:
-            self.gate_dev.set_open(open_)
-        except DeviceFault as exc:
-            self.engine.on_gate_fault(ticket, open_, exc)
-            return
-        self.engine.on_gate_done(ticket, open_)
-
-    def publish(self, message: dict[str, Any]) -> None:
-        if self.on_message is not None:
-            self.on_message(message)
-
-
 # --------------------------------------------------------------------------- replay
 
 
@@ -671,89 +631,6 @@ def check_expectation(expect: Expect, decision: Mapping[str, Any]) -> str | None
     return "; ".join(problems) or None
 
 
-class VirtualCamera:
-    """The fake camera and the real frame pipeline stepped in virtual time (no threads).
-
-    Replay renders noise-free frames (per-frame sensor noise costs ~25 ms a frame and only
-    matters to the camera watchdog, which has its own tests), so the pipeline's change gate
-    skips a still scene cheaply. The watchdog outcome replay scripts is mirrored here: an
-    unplugged camera is a reader fault at once, a frozen one after ``frozen_frame_s``, and
-    the first good frame afterwards is recovery. A code is shown for ``show_s`` seconds (a
-    phone held up), then the person lowers it.
-    """
-
-    def __init__(
-        self,
-        camera: Any,
-        pipeline: Any,
-        engine: Any,
-        name: str,
-        frozen_s: float,
-        show_s: float = 1.5,
-    ) -> None:
-        self.camera = camera
-        self.pipeline = pipeline
-        self.engine = engine
-        self.name = name
-        self.frozen_ns = int(frozen_s * 1e9)
-        self.show_ns = int(show_s * 1e9)
-        self._frozen_since: int | None = None
-        self._shown_at: int | None = None
-        self.faulted = False
-        self.frames = 0
-
-    # control, as on the FakeCamera
-    def show_code(self, text: str, seed: int | None = None) -> None:
-        self.camera.show_code(text, seed=seed)
-        self._shown_at = self.camera._clock.monotonic_ns()  # noqa: SLF001
-
-    def show_image(self, path: Any) -> None:
-        self.camera.show_image(path)
-        self._shown_at = self.camera._clock.monotonic_ns()  # noqa: SLF001
-
-    def show_nothing(self) -> None:
-        self.camera.show_nothing()
-        self._shown_at = None
-
-    def unplug(self) -> None:
-        self.camera.unplug()
-
-    def replug(self) -> None:
-        self.camera.replug()
-
-    def freeze(self) -> None:
-        self.camera.freeze()
-        self._frozen_since = self.camera._clock.monotonic_ns()  # noqa: SLF001
-
-    def unfreeze(self) -> None:
-        self.camera.unfreeze()
-        self._frozen_since = None
-
-    def step(self, now_ns: int) -> None:
-        if self._shown_at is not None and now_ns - self._shown_at >= self.show_ns:
-            self.show_nothing()
-        try:
-            frame, mono_ns = self.camera.next_frame()
-        except ReaderFault as exc:
-            self._fault(str(exc))
-            return
-        if self._frozen_since is not None:
-            if now_ns - self._frozen_since >= self.frozen_ns:
-                self._fault("camera frozen: same frame")
-            return
-        if self.faulted:
-            self.faulted = False
-            self.engine.on_reader_ok(self.name)
-        self.frames += 1
-        for code in self.pipeline.process(frame, mono_ns):
-            self.engine.on_code(code)
-
-    def _fault(self, detail: str) -> None:
-        if not self.faulted:
-            self.faulted = True
-            self.engine.on_reader_fault(self.name, ReaderFault(detail))
-
-
 def _decision_record(msg: Mapping[str, Any], t_s: float, step: int | None) -> dict[str, Any]:
     keep = (
         "seq",
@@ -776,6 +653,98 @@ def _decision_record(msg: Mapping[str, Any], t_s: float, step: int | None) -> di
     return rec
 
 
+def build_replay_core(
+    scenario: Scenario, data_dir: Path, keys: ScenarioKeys, db_path: str | Path | None = None
+) -> Core:
+    """The program for ``scenario``, built by the composition root on a ``FakeClock``.
+
+    The scenario's ``demo`` key is trusted the way a kiosk trusts an issuer (its public half
+    in the trust folder); the event log goes to ``db_path`` when given. In virtual time the
+    drivers wait by advancing the clock (the fake camera is not paced; the thermometer's
+    datasheet waits are clock advances) and a hung read is bounded short, never waited for."""
+    from checkpoint.app import build_core
+    from kiosk.core import trust_dir
+    from kiosk.passes import public_key_pem
+
+    config = scenario.config
+    if db_path is not None:
+        store = config.store.model_copy(update={"path": str(Path(db_path).resolve())})
+        config = config.model_copy(update={"store": store})
+    trust = trust_dir(config, data_dir)
+    trust.mkdir(parents=True, exist_ok=True)
+    (trust / "demo.pub").write_bytes(public_key_pem(keys.demo.public_key()))
+    clock = FakeClock(start=scenario.start, is_synced=scenario.clock_synced)
+    core = build_core(config, data_dir, clock)
+    emulator = emulator_of(core)
+    if emulator is not None:
+        emulator.hang_max_s = VIRTUAL_HANG_S
+    core.history.load(core.store.events(0, 10000))
+    return core
+
+
+def fake_camera_of(core: Core) -> FakeCamera | None:
+    """The scriptable fake camera behind the core's first fake-camera reader, if any."""
+    for reader in core.devices.readers:
+        if isinstance(reader, CameraReader) and isinstance(reader.source, FakeCamera):
+            return reader.source
+    return None
+
+
+def emulator_of(core: Core) -> Mlx90614Emulator | None:
+    """The MLX90614 emulator behind the core's fake thermometer, if it has one."""
+    thermometer = core.devices.thermometer
+    return thermometer.emulator if isinstance(thermometer, FakeMlx90614) else None
+
+
+class _Recorder:
+    """Watches the bus: one record per decision, each matched with the step that expects it."""
+
+    def __init__(
+        self,
+        kiosk: VirtualKiosk,
+        target: DeviceTarget,
+        result: ReplayResult,
+        on_decision: Callable[[dict[str, Any]], None] | None,
+    ) -> None:
+        self.kiosk = kiosk
+        self.target = target
+        self.result = result
+        self.on_decision = on_decision
+        self.pending: deque[tuple[int, Expect | None]] = deque()
+        self.current_step: int | None = None
+
+    def step(self, index: int, step: Step) -> None:
+        self.current_step = index
+        if step.expect is not None:
+            self.pending.append((index, step.expect))
+
+    def message(self, msg: dict[str, Any]) -> None:
+        if msg["type"] == "alarm":
+            self.result.alarms.append(msg)
+            return
+        if msg["type"] != "decision":
+            return
+        t_s = self.kiosk.elapsed_s
+        step_index, expect = self.pending.popleft() if self.pending else (self.current_step, None)
+        rec = _decision_record(msg, t_s, step_index)
+        if expect is not None:
+            problem = check_expectation(expect, msg)
+            rec["expect"] = "ok" if problem is None else f"FAILED: {problem}"
+            if problem is not None:
+                self.result.failures.append(f"step {step_index} (t={t_s:.1f}s): {problem}")
+        self.result.decisions.append(rec)
+        # The visitor walks on once decided (a temperature-first kiosk would otherwise start
+        # a new passage for the same person when the result screen clears).
+        self.target.visitor_done(msg)
+        if self.on_decision is not None:
+            self.on_decision(rec)
+
+    def unmet(self) -> None:
+        for index, expect in self.pending:
+            if expect is not None:
+                self.result.failures.append(f"step {index}: expected a {expect.decision}, got none")
+
+
 def replay(
     scenario: Scenario,
     *,
@@ -783,191 +752,67 @@ def replay(
     on_decision: Callable[[dict[str, Any]], None] | None = None,
     keys: ScenarioKeys | None = None,
 ) -> ReplayResult:
-    """Run ``scenario`` through the real engine on fake devices in virtual time."""
-    from drivers.decoders import build_decoder
-    from drivers.fake_camera import FakeCamera
-    from drivers.gate import FakeGate
-    from drivers.mlx90614_emulator import Mlx90614Emulator
-    from drivers.pipeline import FramePipeline
-    from drivers.thermometer import FakeMlx90614
-    from kiosk import lists as lists_mod
-    from kiosk.engine import Engine
-    from kiosk.history import PassageHistory
-    from kiosk.store import EventLog
+    """Run ``scenario`` through the program on fake devices in virtual time.
 
-    cfg = scenario.config
-    clock = FakeClock(start=scenario.start, is_synced=scenario.clock_synced)
+    The program is what the daemon runs, built by the composition root
+    (``checkpoint.app.build_core``): the real event log, engine, MLX90614 driver on the
+    emulator, ``CameraReader`` (watchdog and frame pipeline) on the fake camera, fake gate,
+    driven by ``VirtualKiosk`` with no threads and no real waiting."""
     keys = keys or ScenarioKeys()
     result = ReplayResult(scenario.name, expectations=scenario.expectations)
-
-    tmp: tempfile.TemporaryDirectory[str] | None = None
-    if db_path is None:
-        tmp = tempfile.TemporaryDirectory(prefix="kiosk-replay-")
-        db_path = Path(tmp.name) / "replay.db"
-    event_log = EventLog(
-        db_path,
-        cfg.site.kiosk_id,
-        clock,
-        cfg.store.synchronous,
-        [lists_mod.MIGRATIONS],
-        boot_id="replay",
-    ).open()
-    try:
-        store = StoreSwitch(event_log)
-        list_store = lists_mod.ListStore(event_log, clock)
-        list_store.load()
-        history = PassageHistory()
-        history.load(event_log.events(0, 10000))
-
-        tdrv = cfg.thermometer.driver
-        emulator = Mlx90614Emulator(
-            clock,
-            ambient_c=getattr(tdrv, "ambient_c", 24.0),
-            seed=getattr(tdrv, "seed", 0),
-            hang_max_s=0.02,  # a hang must not wait for real in virtual time
-        )
-        thermometer = FakeMlx90614(emulator, clock, sleep=clock.advance)
-        gate = FakeGate(clock, wiring=cfg.gate.wiring)
-        gate.on_command = lambda c: result.gate_commands.append(
-            (round((c.mono_ns - start_ns) / 1e9, 3), c.open_)
-        )
-        source = cfg.readers.sources[0]
-        fps = getattr(source, "fps", 15.0)
-        camera = FakeCamera(clock, fps=fps, seed=0, noise_sigma=0.0)
-        pipeline = FramePipeline(
-            build_decoder(cfg.readers.decoder.backend),
-            cfg.readers.decoder,
-            clock,
-            source=source.name,
-        )
-
-        pending: deque[tuple[int, Expect | None]] = deque()
-        current_step: list[int | None] = [None]
-
-        def on_message(msg: dict[str, Any]) -> None:
-            if msg["type"] == "alarm":
-                result.alarms.append(msg)
-                return
-            if msg["type"] != "decision":
-                return
-            t_s = (clock.monotonic_ns() - start_ns) / 1e9
-            step_index, expect = pending.popleft() if pending else (current_step[0], None)
-            rec = _decision_record(msg, t_s, step_index)
-            if expect is not None:
-                problem = check_expectation(expect, msg)
-                rec["expect"] = "ok" if problem is None else f"FAILED: {problem}"
-                if problem is not None:
-                    result.failures.append(f"step {step_index} (t={t_s:.1f}s): {problem}")
-            result.decisions.append(rec)
-            # The visitor walks on once decided (a temperature-first kiosk would otherwise
-            # start a new passage for the same person when the result screen clears).
-            emulator.person_leaves()
-            if on_decision is not None:
-                on_decision(rec)
-
-        ports = DirectPorts(store, gate, on_message=on_message)
-        engine = Engine(cfg, clock, ports, keys.trust, list_store, history)
-        ports.engine = engine
-        start_ns = clock.monotonic_ns()
-
-        def scanner(text: str, direction: str | None) -> None:
-            engine.on_code(CodeRead(text, "scanner", clock.monotonic_ns()), direction)
-
-        watchdog = getattr(source, "watchdog", None)
-        vcam = VirtualCamera(
-            camera,
-            pipeline,
-            engine,
-            source.name,
-            watchdog.frozen_frame_s if watchdog is not None else 3.0,
-        )
-        target = DeviceTarget(
-            clock,
-            emulator=emulator,
-            camera_dev=vcam,
-            gate_dev=gate,
-            store_switch=store,
-            list_store=list_store,
-            timezone=cfg.site.timezone,
-            code_sink=scanner,
-            on_direction=engine.select_direction,
-            on_manual=engine.manual,
-        )
-        driver = ScenarioDriver(
-            scenario, clock, target, keys, default_direction=cfg.site.default_direction
-        )
-        run_virtual(
-            scenario=scenario,
-            clock=clock,
-            engine=engine,
-            driver=driver,
-            thermometer=thermometer,
-            camera=vcam,
-            fps=fps,
-            on_step=lambda i, step: (
-                current_step.__setitem__(0, i),
-                pending.append((i, step.expect)) if step.expect is not None else None,
-            ),
-        )
-        for index, expect in pending:
-            if expect is not None:
-                result.failures.append(f"step {index}: expected a {expect.decision}, got none")
-    finally:
-        event_log.close()
-        if tmp is not None:
-            tmp.cleanup()
+    with tempfile.TemporaryDirectory(prefix="kiosk-replay-") as tmp:
+        core = build_replay_core(scenario, Path(tmp), keys, db_path)
+        try:
+            _run(scenario, core, keys, result, on_decision)
+        finally:
+            core.close()
     return result
 
 
-def run_virtual(
-    *,
+def _run(
     scenario: Scenario,
-    clock: FakeClock,
-    engine: Any,
-    driver: ScenarioDriver,
-    thermometer: Any,
-    camera: VirtualCamera | None,
-    fps: float,
-    on_step: Callable[[int, Step], None] | None = None,
+    core: Core,
+    keys: ScenarioKeys,
+    result: ReplayResult,
+    on_decision: Callable[[dict[str, Any]], None] | None,
 ) -> None:
-    """Advance virtual time in small steps: apply due steps, sample devices, tick the engine.
+    store = StoreSwitch(core.store)
+    kiosk = VirtualKiosk(core, store=store)
+    gate = core.devices.gate
+    start_ns = core.clock.monotonic_ns()
+    if isinstance(gate, FakeGate):
+        gate.on_command = lambda c: result.gate_commands.append(
+            (round((c.mono_ns - start_ns) / 1e9, 3), c.open_)
+        )
+    target = DeviceTarget(
+        core.clock,
+        emulator=emulator_of(core),
+        camera_dev=fake_camera_of(core),
+        gate_dev=gate,
+        store_switch=store,
+        list_store=core.lists,
+        timezone=core.config.site.timezone,
+        code_sink=kiosk.submit_code,
+        on_direction=kiosk.select_direction,
+        on_manual=kiosk.manual,
+    )
+    recorder = _Recorder(kiosk, target, result, on_decision)
+    kiosk.watch(recorder.message, name="replay")
+    driver = ScenarioDriver(
+        scenario, core.clock, target, keys, default_direction=core.config.site.default_direction
+    )
 
-    The thermometer is sampled at ``sample_hz`` while the engine wants readings and every
-    ``idle_probe_s`` otherwise (that is how a fault and its recovery are noticed); the camera
-    at its frame rate.
-    """
-    cfg = scenario.config
-    thermo_dt = 1.0 / cfg.thermometer.thermometry.sample_hz
-    cam_dt = 1.0 / fps
-    tick_dt = cfg.engine.tick_ms / 1000
-    step_dt = min(thermo_dt, cam_dt, tick_dt)
-    start_ns = clock.monotonic_ns()
-    next_thermo = next_probe = next_cam = 0.0
-    needs_temp = cfg.policy.mode != "pass_only"
-    while True:
-        elapsed = (clock.monotonic_ns() - start_ns) / 1e9
-        if elapsed > scenario.duration_s:
-            break
+    def on_time(elapsed: float) -> None:
         for index, step in driver.due(elapsed):
-            if on_step is not None:
-                on_step(index, step)
+            recorder.step(index, step)
             driver.apply(index, step)
-        if camera is not None and elapsed >= next_cam:
-            camera.step(clock.monotonic_ns())
-            next_cam = elapsed + cam_dt
-        if needs_temp and (
-            (engine.wants_readings and elapsed >= next_thermo) or elapsed >= next_probe
-        ):
-            try:
-                reading = thermometer.read()
-            except SensorFault as fault:
-                engine.on_sensor_fault(fault, clock.monotonic_ns())
-            else:
-                engine.on_reading(reading)
-            next_thermo = elapsed + thermo_dt
-            next_probe = elapsed + cfg.engine.idle_probe_s
-        engine.tick()
-        clock.advance(step_dt)
+            kiosk.deliver()
+
+    try:
+        kiosk.run(scenario.duration_s, on_time)
+    finally:
+        kiosk.close()
+    recorder.unmet()
 
 
 def format_record(rec: Mapping[str, Any]) -> str:

@@ -98,6 +98,7 @@ class CameraReader:
         self._latest: tuple[np.ndarray, int] | None = None
         self._health = Health("absent", "not started", clock.monotonic_ns())
         self.reopens = 0
+        self._pumped = False
 
     # -- CodeReader ----------------------------------------------------------------------
     def start(self, sink: CodeSink) -> None:
@@ -164,6 +165,19 @@ class CameraReader:
             return []
         return codes
 
+    def pump(self) -> list[CodeRead]:
+        """``step()`` for a caller that owns time instead of ``start()`` (replay in virtual
+        time): the frame is read from the source in the caller's thread, no thread runs."""
+        if self._worker is not None:
+            raise RuntimeError(f"{self.name}: pump() is for a reader that was not started")
+        self._pumped = True
+        if self._is_open:
+            try:
+                self._slot = self.source.read()
+            except ReaderFault as exc:
+                self._grab_error = str(exc)
+        return self.step()
+
     def wait_for_frame(self, timeout_s: float) -> bool:
         """True when the grab thread posted a frame (or an error) since the last call."""
         posted = self._frame_evt.wait(timeout_s)
@@ -198,6 +212,8 @@ class CameraReader:
         # frame again and must stay in fault, not flap to ok for one frame.
         self._same_since_ns = now
         self.reopens += 1
+        if self._pumped:
+            return  # its caller reads the frames (``pump``): no grab thread
         t = threading.Thread(target=self._grab, args=(gen,), name=f"grab-{self.name}", daemon=True)
         t.start()
 

@@ -7,7 +7,7 @@ at once and every code is tagged with its source's ``name``.
 
 from __future__ import annotations
 
-from kiosk.clock import Clock
+from kiosk.clock import Clock, FakeClock
 from kiosk.config.readers import (
     CameraReaderConfig,
     FakeCameraReaderConfig,
@@ -66,7 +66,9 @@ def build_readers(cfg: ReadersSection, clock: Clock) -> list[CodeReader]:
                     src.images, clock, fps=src.fps, loop=True, pace=True, name=src.name
                 )
             else:
-                source = FakeCamera(clock, fps=src.fps, seed=src.seed, pace=True)
+                # Real-time playback on a real clock; in virtual time the caller paces it.
+                pace = not isinstance(clock, FakeClock)
+                source = FakeCamera(clock, fps=src.fps, seed=src.seed, pace=pace)
         else:  # pragma: no cover - the config union is closed
             raise TypeError(f"unknown reader source {type(src).__name__}")
         readers.append(

@@ -28,7 +28,8 @@ class Health:
 
 
 class DeviceFault(Exception):
-    """A device could not deliver a trustworthy result. ``reason`` is a CONTRACT reason code."""
+    """A device could not deliver a trustworthy result; ``reason`` is a reason code
+    (docs/policy.md)."""
 
     reason = "sensor_fault"
 

@@ -84,7 +84,7 @@ MAX_VALID_HOURS = 0xFFFF
 
 
 class PassError(Exception):
-    """A payload that is not a pass from a trusted key. ``reason`` is a CONTRACT code."""
+    """A payload that is not a pass from a trusted key. ``reason`` is a reason code."""
 
     def __init__(self, reason: PassReason, detail: str = "") -> None:
         super().__init__(detail or reason)

@@ -4,7 +4,7 @@
 hands it what the devices said (``PassageInputs``), what the kiosk knows (``PolicyState``:
 trust list, lists, passage history), the time, and the config.
 
-Every rule that fails adds its reason code (CONTRACT), so a denied resident and the guard see
+Every rule that fails adds its reason code (docs/policy.md), so a denied resident and the guard see
 *all* that is wrong ("expired and quarantined"), not just the first thing checked. The rules
 and their codes are listed in docs/policy.md; in short:
 

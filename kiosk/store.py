@@ -107,7 +107,7 @@ def _table_name(table: str) -> str:
 
 
 class StoreFault(Exception):
-    """The event log could not commit. ``reason`` is the CONTRACT code ``store_fault``.
+    """The event log could not commit. ``reason`` is the reason code ``store_fault``.
 
     Nothing of the failed write is in the database and no ``seq`` was used; the policy's
     ``on_store_fault`` decides what the gate does (default: deny)."""
@@ -233,7 +233,7 @@ def _check_audit(actor: Any, action: Any, detail: Any) -> None:
 
 @dataclass(frozen=True)
 class Event:
-    """A committed event row (the CONTRACT record plus kind, flags and personal fields)."""
+    """A committed event row (the documented record plus kind, flags and personal fields)."""
 
     seq: int
     id: str

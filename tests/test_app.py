@@ -18,7 +18,7 @@ from checkpoint.app import Daemon, build_core
 from checkpoint.notify import Notifier
 from kiosk.config import parse_config
 
-#: The ``kiosk`` command, run from the interpreter under test.
+#: The `kiosk` command as a module of this interpreter.
 KIOSK = [sys.executable, "-m", "checkpoint"]
 
 

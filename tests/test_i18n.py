@@ -11,7 +11,8 @@ import pytest
 from ui import i18n
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTRACT_REASONS = [
+#: The reason codes of the event record (docs/event-log.md, docs/policy.md).
+REASON_CODES = [
     "ok", "fever", "temp_implausible", "no_temperature", "sensor_fault", "reader_fault",
     "pass_malformed", "pass_bad_signature", "pass_unknown_key", "pass_expired",
     "pass_not_yet_valid", "pass_revoked", "quarantined", "quota_exceeded", "passback",
@@ -35,7 +36,7 @@ def test_chinese_strings_are_actually_chinese():
     assert untranslated == []
 
 
-@pytest.mark.parametrize("code", CONTRACT_REASONS)
+@pytest.mark.parametrize("code", REASON_CODES)
 def test_every_contract_reason_code_has_plain_words_in_both_languages(code):
     assert i18n.reason_text("zh-CN", code) != code
     assert i18n.reason_text("en", code) != code

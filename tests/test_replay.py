@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -44,6 +45,22 @@ RULES = {
 }
 
 
+#: Every shipped scenario's decisions, recorded with ``kiosk replay`` before the replay
+#: harness moved onto the composition root; a change of the program must not change them.
+#: Left out: when things happened and what the thermometer measured (``t_s``, ``latency_ms``,
+#: ``temp_c``), which follow the virtual-time cadence of the devices, not the rules.
+DECISIONS = json.loads((Path(__file__).parent / "data" / "replay_decisions.json").read_text())
+TIMING = ("t_s", "latency_ms", "temp_c")
+
+
+def _decisions(result) -> list[dict]:
+    return [{k: v for k, v in rec.items() if k not in TIMING} for rec in result.decisions]
+
+
+def test_the_recorded_decisions_cover_every_shipped_scenario():
+    assert set(DECISIONS) == {p.stem for p in shipped_scenarios()}
+
+
 def test_a_scenario_ships_for_every_rule_and_the_demo():
     assert {p.stem for p in shipped_scenarios()} >= RULES
 
@@ -59,11 +76,13 @@ def test_shipped_scenario_meets_its_expectations(path):
     assert result.failures == []
     assert result.expectations >= 1
     assert sum(1 for d in result.decisions if "expect" in d) == result.expectations
+    assert _decisions(result) == DECISIONS[path.stem]
 
 
 def test_demo_stream_meets_its_expectations_and_covers_what_the_demo_promises():
     result = replay(load_scenario("demo"))
     assert result.failures == []
+    assert _decisions(result) == DECISIONS["demo"]
     assert sum(1 for d in result.decisions if "expect" in d) == result.expectations
     alarms = {a["alarm"] for a in result.alarms}
     assert {"fever", "forged_pass", "quarantine_breach", "sensor_fault", "reader_fault"} <= alarms
@@ -226,6 +245,7 @@ def test_shipped_scenarios_live_in_the_package():
 def test_gate_fault_scenario_alarms_and_recovers():
     result = replay(load_scenario("gate_fault"))
     assert result.failures == []
+    assert _decisions(result) == DECISIONS["gate_fault"]
     states = [(a["alarm"], a["state"]) for a in result.alarms]
     assert ("gate_fault", "raised") in states
     assert ("gate_fault", "cleared") in states
@@ -289,3 +309,20 @@ def test_loop_bench_times_every_replayed_passage(tmp_path):
     assert figures["p99_ms"] >= figures["p50_ms"] > 0
     assert figures["commit_p50_ms"] <= figures["p50_ms"]
     assert figures["p99_ms"] - figures["decode_ms"] >= 0
+
+
+@pytest.mark.parametrize(("frozen_frame_s", "alarmed"), [(3.0, True), (60.0, False)])
+def test_a_frozen_camera_is_caught_by_the_camera_readers_own_watchdog(frozen_frame_s, alarmed):
+    """Replay runs ``drivers.camera.CameraReader`` on the fake camera: the frozen-frame limit
+    of the reader's watchdog config decides whether the wedged camera is a fault."""
+    watchdog = {"frozen_frame_s": frozen_frame_s, "reopen_initial_s": 0.1}
+    scenario = _scenario(
+        [{"at_s": 1, "camera": "freeze"}, {"at_s": 9, "camera": "unfreeze"}],
+        duration_s=12,
+        config={"readers": {"sources": [{"type": "fake_camera", "watchdog": watchdog}]}},
+    )
+    states = [(a["alarm"], a["state"]) for a in replay(scenario).alarms]
+    if alarmed:
+        assert states == [("reader_fault", "raised"), ("reader_fault", "cleared")]
+    else:
+        assert states == []

@@ -56,7 +56,8 @@ _FIELD_ALT = "|".join(re.escape(name) for name in sorted(FIELD_NAMES))
 #: ``?fields=``: comma-separated personal field names, e.g. ``holder,person.phone``.
 FIELDS_PATTERN = f"^(?:{_FIELD_ALT})(?:,(?:{_FIELD_ALT}))*$"
 
-#: CONTRACT record order, then the columns the log adds (the pull's wire format).
+#: The event record's order (docs/event-log.md), then the columns the log adds (the pull's
+#: wire format).
 EVENT_FIELDS = COLUMNS
 
 

@@ -1,6 +1,6 @@
 """The screens' words in Simplified Chinese (zh-CN) and English.
 
-Every key has both languages (a test checks). Reason codes from the CONTRACT map to plain
+Every key has both languages (a test checks). Reason codes (docs/policy.md) map to plain
 language a person at the gate understands, plus what to do next. The default language comes
 from ``site.language``; each screen can switch with ``?lang=``.
 """

@@ -1,4 +1,4 @@
-"""``kiosk bench``: the benchmark suite, one module per CONTRACT section.
+"""``kiosk bench``: the benchmark suite, one module per section (docs/bench.md).
 
 Every timing is a median over repeated runs; every comparison is a ratio measured in the same
 run, because this kind of machine is shared and noisy. A section whose capability is not built
@@ -13,9 +13,28 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from kiosk.store import EventDraft
+
 #: Contract order (docs/bench.md). Each name is a module ``checkpoint.bench.<name>`` exposing
 #: ``run(quick) -> dict``.
 SECTIONS = ("decode", "thermo", "decide", "loop", "idle", "store", "pull")
+
+
+def bench_draft() -> EventDraft:
+    """A typical decision's event, with personal data, for the sections that write events."""
+    return EventDraft(
+        direction="in",
+        decision="pass",
+        reasons=("ok",),
+        pass_id="P-BENCH-0001",
+        household="B1-0101",
+        holder="B.",
+        person={"name": "Bench Resident", "unit": "B1-0101"},
+        temp_c=36.5,
+        temp_object_c=34.2,
+        temp_ambient_c=23.9,
+        latency_ms=150.0,
+    )
 
 
 def unavailable(reason: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Bench section ``decide``: verify + decide time per passage (CONTRACT: passages, median_us).
+"""Bench section ``decide``: verify + decide time per passage (docs/bench.md: passages, median_us).
 
 Realistic state, because lookups are what could grow: a trust list with three keys (one
 rotation in progress), a thousand revocations, quarantine entries, a household ledger and a

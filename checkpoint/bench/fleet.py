@@ -5,9 +5,10 @@ section of ``kiosk bench`` once listed in ``checkpoint.bench.SECTIONS``). It nee
 ``KIOSK_BENCH_PG_DSN`` (a role that may ``CREATE DATABASE``), else a throwaway cluster is
 started (``office.pg.TempCluster``, durable: fsync on, as in production).
 
-Set-up: 20 kiosks, five to a *host* process (``python -m checkpoint.bench.fleet host SPEC``), each a
-real ``EventLog`` behind the real API router (``ui.api.router``) on its own loopback port. The
-same host runs the fleet end-to-end test.
+Set-up: 20 kiosks, five to a *host* process (``python -m checkpoint.bench.fleet host SPEC``),
+each a core built by the composition root (``checkpoint.app.build_core``; the engine is not
+started: twenty engines with fake cameras would not fit two cores) behind the web app
+(``ui.app.create_app``) on its own loopback port. The same host runs the fleet end-to-end test.
 
 * ``ingest``: every kiosk starts with a backlog written through ``EventLog.append``
   (2,500 events each, 500 with ``--quick``); one collector round (``Collector.run_once``, eight
@@ -44,148 +45,144 @@ FULL = (2500, 3, 20.0)
 QUICK = (500, 1, 8.0)
 RATE_PER_KIOSK_PER_S = 10.0
 POLL_INTERVAL_S = 0.5
-PEPPER = b"fleet-bench-pepper"
 
 
 # --------------------------------------------------------------------------- host process
 
 
-def host_main(spec_path: str) -> None:
-    """A process hosting several kiosks: event log, API on a loopback port, optional list
-    sync, decisions appended through ``EventLog.append``. Writes ``ready_file`` once every
-    server listens; stops on SIGTERM. Spec (JSON): ``kiosks`` [{kiosk_id, port, data}],
-    ``backlog``, ``rate_per_s``, ``go_file`` (produce once it exists; none: at once),
-    ``stop_file`` (stop producing), ``ready_file``, ``trust_dir`` + ``lists_url`` (optional)."""
+def _decision_draft(i: int, rng: random.Random) -> Any:
+    """A made-up decision (one in nine a fever deny) with a random pass id."""
+    from kiosk.store import EventDraft
+
+    return EventDraft(
+        direction="in" if i % 2 else "out",
+        decision="pass" if i % 9 else "deny",
+        reasons=("ok",) if i % 9 else ("fever",),
+        temp_c=36.5 if i % 9 else 38.3,
+        latency_ms=120.0,
+        pass_id=f"{rng.getrandbits(48):012x}",
+        household="3-201",
+        holder="Resident",
+    )
+
+
+def host_core(kiosk: dict[str, Any], spec: dict[str, Any], clock: Any, rng: random.Random) -> Any:
+    """One hosted kiosk's core, from the composition root (``checkpoint.app.build_core``; the
+    engine is not started), with its ``backlog`` of decisions and a collector token in
+    ``DATA/token``. The spec's ``trust_dir`` is the kiosk's trust folder (the office's key
+    signs the list bundles)."""
+    from checkpoint.app import build_core
+    from kiosk.config import parse_config
+
+    data = Path(kiosk["data"])
+    raw: dict[str, Any] = {
+        "site": {"kiosk_id": kiosk["kiosk_id"]},
+        "web": {"api_rate_per_min": 100000},
+        "store": {"synchronous": "NORMAL"},
+    }
+    if spec.get("trust_dir"):
+        raw["policy"] = {"trust_dir": spec["trust_dir"]}
+    core = build_core(parse_config(raw), data, clock)
+    for i in range(max(0, int(spec.get("backlog", 0)) - core.store.last_seq)):
+        core.store.append(_decision_draft(i, rng))
+    token_file = data / "token"
+    if not token_file.exists():
+        _, secret = core.tokens.create(["logs:read"], name="collector")
+        tmp = data / "token.tmp"
+        tmp.write_text(secret)
+        os.replace(tmp, token_file)
+    return core
+
+
+class _HostServer:
+    """uvicorn on a loopback port serving ``ui.app.create_app(core)``; the host owns SIGTERM."""
+
+    def __init__(self, core: Any, port: int) -> None:
+        import uvicorn
+
+        from ui.app import create_app
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Any:
+                yield
+
+        config = uvicorn.Config(
+            create_app(core), host="127.0.0.1", port=port, log_config=None,
+            access_log=False, lifespan="off",
+        )  # fmt: skip
+        self.server = Server(config)
+
+
+async def _produce(core: Any, spec: dict[str, Any], rng: random.Random) -> None:
+    """Decisions at random moments (``rate_per_s`` on average) once ``go_file`` exists (none:
+    at once), until ``stop_file`` does."""
     import asyncio
 
-    import uvicorn
-    from fastapi import FastAPI
+    from kiosk.store import StoreFault
 
-    from kiosk import lists, stats, tokens
-    from kiosk.clock import SystemClock
-    from kiosk.config import parse_config
-    from kiosk.export import InProcessPages
-    from kiosk.lists import ListStore
-    from kiosk.passes import TrustList
-    from kiosk.store import EventDraft, EventLog, StoreFault
-    from kiosk.tokens import TokenStore
-    from office.listsync import ListSync
-    from ui import api
-
-    spec = json.loads(Path(spec_path).read_text())
-    stop_file = Path(spec["stop_file"])
     go_file = Path(spec["go_file"]) if spec.get("go_file") else None
+    stop_file = Path(spec["stop_file"])
     rate = float(spec.get("rate_per_s", RATE_PER_KIOSK_PER_S))
+    while go_file is not None and not go_file.exists():
+        await asyncio.sleep(0.05)
+    i = 0
+    while not stop_file.exists():
+        await asyncio.sleep(rng.uniform(0, 2 / rate))
+        i += 1
+        with contextlib.suppress(StoreFault):
+            await asyncio.to_thread(core.store.append, _decision_draft(i, rng))
+
+
+async def _host(spec: dict[str, Any]) -> None:
+    import asyncio
+
+    from kiosk.clock import SystemClock
+    from office.listsync import ListSync
+
     clock = SystemClock(assume_synced=True)
     rng = random.Random()
+    cores = [host_core(k, spec, clock, rng) for k in spec["kiosks"]]
+    servers = [_HostServer(c, k["port"]).server for c, k in zip(cores, spec["kiosks"], strict=True)]
+    syncs = []
+    if spec.get("lists_url"):
+        syncs = [
+            ListSync(core.lists, core.trust, spec["lists_url"], clock, interval_s=0.5, timeout_s=5)
+            for core in cores
+        ]
+    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    while not all(s.started for s in servers):
+        if any(t.done() for t in tasks):
+            raise SystemExit("a kiosk server did not start")
+        await asyncio.sleep(0.02)
+    for sync in syncs:
+        sync.start()
+    Path(spec["ready_file"]).write_text("ready")
+    stopping = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+    work = [asyncio.create_task(_produce(core, spec, rng)) for core in cores]
+    await stopping.wait()
+    for t in work:
+        t.cancel()
+    for s in servers:
+        s.should_exit = True
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for sync in syncs:
+        sync.stop()
+    for core in cores:
+        core.close()
 
-    class Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Any:  # the host owns SIGTERM
-            yield
 
-    def draft(i: int) -> EventDraft:
-        return EventDraft(
-            direction="in" if i % 2 else "out",
-            decision="pass" if i % 9 else "deny",
-            reasons=("ok",) if i % 9 else ("fever",),
-            temp_c=36.5 if i % 9 else 38.3,
-            latency_ms=120.0,
-            pass_id=f"{rng.getrandbits(48):012x}",
-            household="3-201",
-            holder="Resident",
-        )
+def host_main(spec_path: str) -> None:
+    """A process hosting several kiosks: each a core from the composition root with its API on
+    a loopback port, optional list sync, decisions appended through ``EventLog.append``.
+    Writes ``ready_file`` once every server listens; stops on SIGTERM. Spec (JSON): ``kiosks``
+    [{kiosk_id, port, data}], ``backlog``, ``rate_per_s``, ``go_file`` (produce once it
+    exists; none: at once), ``stop_file`` (stop producing), ``ready_file``, ``trust_dir`` +
+    ``lists_url`` (optional)."""
+    import asyncio
 
-    class _Core:  # what ui.api.router needs of checkpoint.app.Core
-        runner = None
-        pages = InProcessPages()
-
-        def __init__(self, config: Any, store: EventLog, token_store: TokenStore) -> None:
-            self.config, self.clock, self.store, self.tokens = config, clock, store, token_store
-
-        def health(self) -> dict[str, Any]:
-            return {"deciding": True}
-
-    async def run() -> None:
-        servers, syncs, stores, producers = [], [], [], []
-        for k in spec["kiosks"]:
-            data = Path(k["data"])
-            data.mkdir(parents=True, exist_ok=True)
-            store = EventLog(
-                data / "kiosk.db",
-                k["kiosk_id"],
-                clock,
-                "NORMAL",
-                migrations=[tokens.MIGRATIONS, stats.MIGRATIONS, lists.MIGRATIONS],
-            )
-            store.open()
-            stores.append(store)
-            for i in range(max(0, int(spec.get("backlog", 0)) - store.last_seq)):
-                store.append(draft(i))
-            token_store = TokenStore(store, PEPPER, clock)
-            token_file = data / "token"
-            if not token_file.exists():
-                _, secret = token_store.create(["logs:read"], name="collector")
-                tmp = data / "token.tmp"
-                tmp.write_text(secret)
-                os.replace(tmp, token_file)
-            config = parse_config(
-                {"site": {"kiosk_id": k["kiosk_id"]}, "web": {"api_rate_per_min": 100000}}
-            )
-            app = FastAPI()
-            app.include_router(api.router(_Core(config, store, token_store)))
-            servers.append(
-                Server(
-                    uvicorn.Config(
-                        app, host="127.0.0.1", port=k["port"], log_config=None,
-                        access_log=False, lifespan="off",
-                    )
-                )
-            )  # fmt: skip
-            if spec.get("lists_url"):
-                list_store = ListStore(store, clock)
-                list_store.load()
-                syncs.append(
-                    ListSync(
-                        list_store, TrustList.from_dir(spec["trust_dir"]), spec["lists_url"],
-                        clock, interval_s=0.5, timeout_s=5,
-                    )
-                )  # fmt: skip
-
-            async def produce(store: EventLog = store) -> None:
-                while go_file is not None and not go_file.exists():
-                    await asyncio.sleep(0.05)
-                i = 0
-                while not stop_file.exists():
-                    await asyncio.sleep(rng.uniform(0, 2 / rate))
-                    i += 1
-                    with contextlib.suppress(StoreFault):
-                        await asyncio.to_thread(store.append, draft(i))
-
-            producers.append(produce)
-        tasks = [asyncio.create_task(s.serve()) for s in servers]
-        while not all(s.started for s in servers):
-            if any(t.done() for t in tasks):
-                raise SystemExit("a kiosk server did not start")
-            await asyncio.sleep(0.02)
-        for sync in syncs:
-            sync.start()
-        Path(spec["ready_file"]).write_text("ready")
-        stopping = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
-        work = [asyncio.create_task(p()) for p in producers]
-        await stopping.wait()
-        for t in work:
-            t.cancel()
-        for s in servers:
-            s.should_exit = True
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for sync in syncs:
-            sync.stop()
-        for store in stores:
-            store.close()
-
-    asyncio.run(run())
+    asyncio.run(_host(json.loads(Path(spec_path).read_text())))
 
 
 # --------------------------------------------------------------------------- orchestration

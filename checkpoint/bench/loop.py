@@ -12,10 +12,14 @@ arrives: the interval is the product's own latency, not a person's. ``overhead_p
 the 99th percentile of (latency to the gate minus the decode time of that same frame), i.e.
 everything the kiosk adds to decoding: gray conversion and change gate, pass verification,
 the rules, the event commit with its fsync, the relay call. Target: <= 5 ms. The decode time
-is measured here around ``FramePipeline.process`` (the pipeline times itself on the injected
-clock, which is virtual in a replay). ``engine_overhead_p99_ms`` is the same without the time
-spent inside ``EventLog.append`` (the FULL-sync fsync, which depends on the storage), so a slow
-disk and a slow engine can be told apart.
+is measured here around the camera reader's ``FramePipeline.process`` (the pipeline times
+itself on the injected clock, which is virtual here). ``engine_overhead_p99_ms`` is the same
+without the time spent inside ``EventLog.append`` (the FULL-sync fsync, which depends on the
+storage), so a slow disk and a slow engine can be told apart.
+
+The program is the daemon's, built by the composition root (``checkpoint.app.build_core``) and
+stepped by ``checkpoint.virtual.VirtualKiosk``; the times are taken at the devices: the event
+log's append (a timing wrapper in front of it) and the relay driver's command.
 
 Every figure is the median over repeated runs (``repeats``), each run on a fresh database.
 """
@@ -49,112 +53,128 @@ def _frames(keys: Any, clock: Any, count: int) -> list[Any]:
     return frames
 
 
-def _one_run(passages: int, frames: list[Any], key: Any, workdir: Path) -> dict[str, Any]:
-    from checkpoint.replay import DirectPorts
-    from drivers.decoders import build_decoder
-    from drivers.gate import FakeGate
-    from drivers.mlx90614_emulator import Mlx90614Emulator
-    from drivers.pipeline import FramePipeline
-    from drivers.thermometer import FakeMlx90614
-    from kiosk import lists as lists_mod
+def _bench_core(key: Any, workdir: Path) -> Any:
+    """The program from the composition root on a ``FakeClock``: temperature-first, FULL sync,
+    the default simulated devices, ``key``'s public half in the trust folder."""
+    from checkpoint.app import build_core
     from kiosk.clock import FakeClock
     from kiosk.config import parse_config
-    from kiosk.engine import Engine
-    from kiosk.history import PassageHistory
-    from kiosk.passes import TrustList
-    from kiosk.store import EventLog
+    from kiosk.core import trust_dir
+    from kiosk.passes import public_key_pem
 
-    cfg = parse_config({"engine": {"order": "temperature_first"}, "store": {"synchronous": "FULL"}})
-    clock = FakeClock()
-    log = EventLog(
-        workdir / "bench.db", "bench", clock, "FULL", [lists_mod.MIGRATIONS], boot_id="bench"
-    ).open()
+    cfg = parse_config(
+        {
+            "site": {"kiosk_id": "bench"},
+            "engine": {"order": "temperature_first"},
+            "store": {"synchronous": "FULL"},
+            "thermometer": {"driver": {"type": "fake", "seed": 3}},
+        }
+    )
+    trust = trust_dir(cfg, workdir)
+    trust.mkdir(parents=True, exist_ok=True)
+    (trust / "bench.pub").write_bytes(public_key_pem(key.public_key()))
+    return build_core(cfg, workdir, FakeClock())
+
+
+class _TimedLog:
+    """The real event log; notes when the append started and returned (the fsync is inside)."""
+
+    def __init__(self, log: Any, marks: dict[str, int]) -> None:
+        self.log, self.marks = log, marks
+
+    def append(self, draft: Any) -> Any:
+        self.marks.setdefault("commit_start", time.perf_counter_ns())
+        event = self.log.append(draft)
+        self.marks.setdefault("commit", time.perf_counter_ns())
+        return event
+
+
+def _measure(kiosk: Any, emulator: Any, index: int) -> None:
+    """The person steps up and is measured: the engine then waits for the code."""
+    emulator.person_arrives(36.6)
+    sample_dt = 1.0 / kiosk.core.config.thermometer.thermometry.sample_hz
+    for _ in range(200):
+        kiosk.sample_thermometer()
+        kiosk.tick()
+        kiosk.clock.advance(sample_dt)
+        if kiosk.engine.state == "awaiting_code":
+            return
+    raise RuntimeError(f"bench passage {index}: no temperature ({kiosk.engine.state})")
+
+
+def _one_run(passages: int, frames: list[Any], key: Any, workdir: Path) -> dict[str, Any]:
+    """``passages`` passages through the program in virtual time (``checkpoint.virtual``); the
+    timings are real: the frame into the camera reader's pipeline, the event log's append (a
+    wrapper in front of it) and the relay driver's command (the fake gate's record)."""
+    from checkpoint.virtual import VirtualKiosk
+
+    core = _bench_core(key, workdir)
     try:
-        list_store = lists_mod.ListStore(log, clock)
-        list_store.load()
-        emulator = Mlx90614Emulator(clock, seed=3)
-        thermometer = FakeMlx90614(emulator, clock, sleep=clock.advance)
-        gate = FakeGate(clock)
-        pipeline = FramePipeline(
-            build_decoder(cfg.readers.decoder.backend), cfg.readers.decoder, clock
-        )
         marks: dict[str, int] = {}
-
-        class TimedLog:
-            """The real log; notes when the append started (the fsync is inside it)."""
-
-            def append(self, draft: Any) -> Any:
-                marks.setdefault("commit_start", time.perf_counter_ns())
-                return log.append(draft)
-
-        ports = DirectPorts(
-            TimedLog(),
-            gate,
-            on_gate=lambda open_: marks.setdefault("gate", time.perf_counter_ns()),
-            on_commit=lambda _event: marks.setdefault("commit", time.perf_counter_ns()),
-        )
-        trust = TrustList([("bench", key.public_key())])
-        engine = Engine(cfg, clock, ports, trust, list_store, PassageHistory())
-        ports.engine = engine
-        sample_dt = 1.0 / cfg.thermometer.thermometry.sample_hz
+        kiosk = VirtualKiosk(core, store=_TimedLog(core.store, marks))
+        core.devices.gate.on_command = lambda _c: marks.setdefault("gate", time.perf_counter_ns())
+        emulator = core.devices.thermometer.emulator
+        pipeline = kiosk.cameras[0].pipeline
+        cfg = core.config
         settle_ticks = int((cfg.gate.pulse_ms / 1000 + cfg.engine.result_hold_s + 1) / 0.05)
-
-        to_gate: list[float] = []
-        to_commit: list[float] = []
-        decode: list[float] = []
-        overhead: list[float] = []
-        engine_only: list[float] = []
-        missed = 0
+        times = _Times()
         for i in range(passages):
-            emulator.person_arrives(36.6)
-            for _ in range(200):
-                engine.on_reading(thermometer.read())
-                engine.tick()
-                clock.advance(sample_dt)
-                if engine.state == "awaiting_code":
-                    break
-            else:
-                raise RuntimeError(f"bench passage {i}: no temperature ({engine.state})")
+            _measure(kiosk, emulator, i)
             marks.clear()
             frame = frames[i % len(frames)]
             t0 = time.perf_counter_ns()
-            codes = pipeline.process(frame, clock.monotonic_ns())
+            codes = pipeline.process(frame, kiosk.clock.monotonic_ns())
             t_decoded = time.perf_counter_ns()
             for code in codes:
-                engine.on_code(code)
-            if "gate" not in marks:
-                missed += 1
-            else:
-                gate_ms = (marks["gate"] - t0) / 1e6
-                decode_ms = (t_decoded - t0) / 1e6
-                commit_ms = (marks["commit"] - marks["commit_start"]) / 1e6
-                to_gate.append(gate_ms)
-                to_commit.append((marks["commit"] - t0) / 1e6)
-                decode.append(decode_ms)
-                overhead.append(gate_ms - decode_ms)
-                engine_only.append(gate_ms - decode_ms - commit_ms)
+                kiosk.engine.on_code(code)
+            times.add(marks, t0, t_decoded)
             emulator.person_leaves()
             for _ in range(settle_ticks):
-                engine.tick()
-                clock.advance(0.05)
+                kiosk.tick()
+                kiosk.clock.advance(0.05)
     finally:
-        log.close()
-    if not to_gate:
-        raise RuntimeError("bench: no passage reached the gate")
-    return {
-        "p50_ms": statistics.median(to_gate),
-        "p99_ms": _pct(to_gate, 99),
-        "commit_p50_ms": statistics.median(to_commit),
-        "commit_p99_ms": _pct(to_commit, 99),
-        "decode_ms": statistics.median(decode),
-        "overhead_p50_ms": statistics.median(overhead),
-        "overhead_p99_ms": _pct(overhead, 99),
-        "fsync_commit_p50_ms": statistics.median(
-            o - e for o, e in zip(overhead, engine_only, strict=True)
-        ),
-        "engine_overhead_p99_ms": _pct(engine_only, 99),
-        "missed": missed,
-    }
+        core.close()
+    return times.summary()
+
+
+class _Times:
+    def __init__(self) -> None:
+        self.to_gate: list[float] = []
+        self.to_commit: list[float] = []
+        self.decode: list[float] = []
+        self.overhead: list[float] = []
+        self.engine_only: list[float] = []
+        self.missed = 0
+
+    def add(self, marks: dict[str, int], t0: int, t_decoded: int) -> None:
+        if "gate" not in marks:
+            self.missed += 1
+            return
+        gate_ms = (marks["gate"] - t0) / 1e6
+        decode_ms = (t_decoded - t0) / 1e6
+        commit_ms = (marks["commit"] - marks["commit_start"]) / 1e6
+        self.to_gate.append(gate_ms)
+        self.to_commit.append((marks["commit"] - t0) / 1e6)
+        self.decode.append(decode_ms)
+        self.overhead.append(gate_ms - decode_ms)
+        self.engine_only.append(gate_ms - decode_ms - commit_ms)
+
+    def summary(self) -> dict[str, Any]:
+        if not self.to_gate:
+            raise RuntimeError("bench: no passage reached the gate")
+        fsync = (o - e for o, e in zip(self.overhead, self.engine_only, strict=True))
+        return {
+            "p50_ms": statistics.median(self.to_gate),
+            "p99_ms": _pct(self.to_gate, 99),
+            "commit_p50_ms": statistics.median(self.to_commit),
+            "commit_p99_ms": _pct(self.to_commit, 99),
+            "decode_ms": statistics.median(self.decode),
+            "overhead_p50_ms": statistics.median(self.overhead),
+            "overhead_p99_ms": _pct(self.overhead, 99),
+            "fsync_commit_p50_ms": statistics.median(fsync),
+            "engine_overhead_p99_ms": _pct(self.engine_only, 99),
+            "missed": self.missed,
+        }
 
 
 def run(quick: bool) -> dict[str, Any]:

@@ -11,11 +11,12 @@ health message every 50 ms besides the engine's own messages).
 
 All the while a probe (``PassageProbe``) sends people through the real checkpoint loop: a
 scanner-style thread hands a freshly signed, valid pass to ``EngineRunner.submit_code`` each
-time the gate is free again (at most one every ``PROBE_PERIOD_S``), and the runner's hooks time
-each passage from the code's arrival (``CodeRead.mono_ns``) to the committed decision
-(``on_decision``, after ``EventLog.append`` confirmed the row) and to the gate command
-(``on_gate_command(True)``). ``pass_only`` so that no measurement or code timeout is in the
-interval: it is the kiosk's own latency, with the FULL-sync commit in it.
+time the gate is free again (at most one every ``PROBE_PERIOD_S``), and a subscriber of the
+kiosk's event bus (as a screen is) times each passage from the code's arrival
+(``CodeRead.mono_ns``) to the committed decision (the ``decision`` message, published once
+``EventLog.append`` confirmed the row) and to the gate command (the ``gate_open`` state,
+published as the relay is commanded). ``pass_only`` so that no measurement or code timeout is
+in the interval: it is the kiosk's own latency, with the FULL-sync commit in it.
 
 * ``events_per_s``: median over repeats of a whole pull (events / wall seconds), no SSE.
 * ``loop_p99_idle_ms`` / ``loop_p99_loaded_ms``: median over repeats of the p99 (nearest
@@ -44,7 +45,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+<<<<<<< HEAD
 import functools
+=======
+import dataclasses
+>>>>>>> root
 import json
 import os
 import shutil
@@ -61,7 +66,6 @@ from typing import Any
 
 import httpx
 
-PEPPER = b"bench-pepper"
 SSE_CLIENTS = 20
 #: (events, repeats, timed passages per phase and repeat)
 FULL_SIZES = (100_000, 3, 220)
@@ -71,25 +75,15 @@ QUICK_SIZES = (20_000, 1, 60)
 def prefill(path: Path, events: int) -> None:
     """Write ``events`` chained events in bulk, exactly as ``EventLog.append`` would hash
     them (one transaction per 10,000 rows instead of one per row, so set-up stays short)."""
+    from checkpoint.bench import bench_draft
     from kiosk import hashchain
     from kiosk.clock import FakeClock
-    from kiosk.store import EventDraft, EventLog
+    from kiosk.store import EventLog
 
     clock = FakeClock()
     log = EventLog(path, "bench-gate", clock, "NORMAL").open()
     # One real append fixes the schema, the salt and the column encoding for the copies.
-    log.append(
-        EventDraft(
-            direction="in",
-            decision="pass",
-            pass_id="P-00000",
-            household="B1-0101",
-            holder="Bench Resident",
-            person={"name": "Bench Resident", "phone": "13800138000"},
-            temp_c=36.5,
-            latency_ms=150.0,
-        )
-    )
+    log.append(bench_draft())
     template = log.events(limit=1)[0]
 
     def write(db: Any, start: int, count: int) -> None:
@@ -177,10 +171,11 @@ class PassageProbe:
 
     A thread (as a serial scanner's driver would be) hands a freshly issued, valid pass to
     ``EngineRunner.submit_code`` whenever the engine can start a passage (previous gate pulse
-    over) and ``PROBE_PERIOD_S`` has passed. The runner's hooks, called on the loop, take the
-    time from the code's arrival (``CodeRead.mono_ns``, stamped by ``submit_code`` in the
-    scanner's thread) to the committed decision (``on_decision``: ``EventLog.append``
-    confirmed, FULL sync) and to the gate command (``on_gate_command(True)``)."""
+    over) and ``PROBE_PERIOD_S`` has passed. ``watch`` subscribes to the bus (on the loop) and
+    takes the time from the code's arrival (``CodeRead.mono_ns``, stamped by ``submit_code`` in
+    the scanner's thread) to the committed decision (the ``decision`` message:
+    ``EventLog.append`` confirmed, FULL sync) and to the gate command (the ``gate_open``
+    state)."""
 
     def __init__(self, core: Any, key: Any) -> None:
         self.core, self.key = core, key
@@ -191,8 +186,18 @@ class PassageProbe:
         self.error: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-probe", daemon=True)
-        core.runner.on_decision = self._on_decision
-        core.runner.on_gate_command = self._on_gate
+
+    async def watch(self) -> None:
+        """The passages as the screens see them: the kiosk's bus, until cancelled."""
+        subscription = self.core.bus.subscribe(maxsize=10_000, name="bench-probe")
+        try:
+            async for message in subscription:
+                if message["type"] == "decision":
+                    self._on_decision(message)
+                elif message["type"] == "state" and message["state"] == "gate_open":
+                    self._on_gate()
+        finally:
+            subscription.close()
 
     def _since_code_ms(self) -> float | None:
         p = self.core.runner.engine.passage
@@ -209,8 +214,8 @@ class PassageProbe:
             self.denied += 1
         self.commit_ms.append(ms)
 
-    def _on_gate(self, open_: bool) -> None:
-        ms = self._since_code_ms() if open_ else None
+    def _on_gate(self) -> None:
+        ms = self._since_code_ms()
         if ms is not None:
             self.gate_ms.append(ms)
 
@@ -273,35 +278,37 @@ class PassageProbe:
             next_at = time.monotonic() + PROBE_PERIOD_S
 
 
-def serve(db_path: str, token_file: str) -> None:
-    """Child process: the real kiosk core (``checkpoint.app.build_core``: engine runner on the
-    default simulated devices, event log, screens, API) on a free loopback port, printed on
-    stdout, plus the passage probe and bench-only routes that report the loop's latency."""
-    import uvicorn
+def _served_core(db_path: Path, token_file: str) -> tuple[Any, Any]:
+    """The kiosk's core from the composition root, a bench issuer key it trusts, and a
+    ``logs:read`` token written to ``token_file``."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from fastapi import FastAPI
 
-    from checkpoint import cpu
-    from checkpoint.app import build_core, settle_for_service
-    from checkpoint.export_helper import HelperProcessPages
+    from checkpoint.app import build_core
     from kiosk import stats
     from kiosk.clock import SystemClock
     from kiosk.passes import public_key_pem
-    from ui.api import LoopLagMonitor
-    from ui.app import create_app
 
-    path = Path(db_path)
-    config = bench_config(path)
+    config = bench_config(db_path)
     key = Ed25519PrivateKey.generate()
-    trust = path.parent / "trust"
+    trust = db_path.parent / "trust"
     trust.mkdir(exist_ok=True)
     (trust / "bench.pub").write_bytes(public_key_pem(key.public_key()))
-    core = build_core(config, path.parent, SystemClock(assume_synced=True))
+    core = build_core(config, db_path.parent, SystemClock(assume_synced=True))
     core.store.submit(lambda db: stats.MIGRATIONS.apply(db))
     _, plain = core.tokens.create(["logs:read"], name="bench")
     Path(token_file).write_text(plain, encoding="utf-8")
-    lag = LoopLagMonitor(keep=200_000)
-    probe = PassageProbe(core, key)
+    return core, key
+
+
+def _bench_app(core: Any, probe: PassageProbe, lag: Any) -> Any:
+    """``ui.app.create_app(core)`` run as the daemon runs it, with the probe watching the bus,
+    screen traffic for the SSE clients, and two bench-only routes reporting the loop."""
+    from fastapi import FastAPI
+
+    from checkpoint import cpu
+    from checkpoint.app import settle_for_service
+    from checkpoint.export_helper import HelperProcessPages
+    from ui.app import create_app
 
     async def publisher() -> None:
         # Screen traffic for the SSE clients: a health message every 50 ms.
@@ -316,11 +323,13 @@ def serve(db_path: str, token_file: str) -> None:
         await core.runner.start()
         settle_for_service(core)  # as ``checkpoint.app.Daemon.start`` does once the kiosk is up
         lag.ensure_started()
-        task = asyncio.get_running_loop().create_task(publisher())
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(publisher()), loop.create_task(probe.watch())]
         probe.start()
         yield
         probe.stop()
-        task.cancel()
+        for task in tasks:
+            task.cancel()
         await core.runner.stop()
         HelperProcessPages.shutdown()
         cpu.release()
@@ -347,6 +356,21 @@ def serve(db_path: str, token_file: str) -> None:
             },
         }
 
+    return app
+
+
+def serve(db_path: str, token_file: str) -> None:
+    """Child process: the real kiosk core (``checkpoint.app.build_core``: engine runner on the
+    default simulated devices, event log, screens, API) on a free loopback port, printed on
+    stdout, plus the passage probe and bench-only routes that report the loop's latency."""
+    import uvicorn
+
+    from checkpoint.export_helper import HelperProcessPages
+    from ui.api import LoopLagMonitor
+
+    core, key = _served_core(Path(db_path), token_file)
+    probe = PassageProbe(core, key)
+    app = _bench_app(core, probe, LoopLagMonitor(keep=200_000))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -444,10 +468,112 @@ def _wait_passages(http: httpx.Client, base: str, passages: int, timeout_s: floa
         time.sleep(0.25)
 
 
+@dataclasses.dataclass
+class _Phases:
+    """What the repeats measured: per repeat, the idle and loaded probe reports and pull rates."""
+
+    idle: list[dict] = dataclasses.field(default_factory=list)
+    loaded: list[dict] = dataclasses.field(default_factory=list)
+    rates: list[float] = dataclasses.field(default_factory=list)
+    loaded_rates: list[float] = dataclasses.field(default_factory=list)
+    sse_messages: int = 0
+    denied: int = 0
+
+
+def _start_server(db: Path, token_file: Path) -> tuple[subprocess.Popen, str | None]:
+    """The served kiosk in a child process; its base URL once it answers (None: it died)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "checkpoint.bench.pull", "serve", str(db), str(token_file)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline().strip() or 0)
+    if not port:
+        proc.wait(10)
+        return proc, None
+    base = f"http://127.0.0.1:{port}"
+    with httpx.Client(timeout=10) as http:
+        for _ in range(200):
+            try:
+                http.get(base + "/_bench/report")
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+    return proc, base
+
+
+def _stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _loaded_phase(
+    http: httpx.Client, base: str, token: str, target: Path, passages: int, limit_s: float
+) -> tuple[dict, list[float], int]:
+    """20 SSE clients streaming while whole pulls run back to back, until the probe has timed
+    ``passages`` passages: the last report, the pulls' rates, the SSE messages read."""
+    rates: list[float] = []
+    with _SseClients(base, SSE_CLIENTS) as sse:
+        http.post(base + "/_bench/reset")
+        started = time.monotonic()
+        n = 0
+        while True:
+            n += 1
+            inserted, seconds = _timed_pull(base, token, target.with_name(f"{target.name}-{n}.db"))
+            rates.append(inserted / seconds)
+            report = http.get(base + "/_bench/report").json()
+            if report["passage"]["passages"] >= passages or time.monotonic() - started > limit_s:
+                return report, rates, sse.messages
+
+
+def _repeat(
+    phases: _Phases, http: httpx.Client, base: str, token: str, office: Path, i: int, sizes: tuple
+) -> None:
+    """Idle, plain and loaded back to back, so machine noise hits all three alike."""
+    from checkpoint import cpu
+
+    events, passages, limit_s, placement = sizes
+    # Idle: no pull, no SSE client; only the probe's passages.
+    http.post(base + "/_bench/reset")
+    phases.idle.append(_wait_passages(http, base, passages, limit_s))
+    inserted, seconds = _timed_pull(base, token, office / f"plain-{i}.db")
+    if inserted < events:  # the probe's passages add a few more
+        raise RuntimeError(f"pulled {inserted} of {events} events")
+    phases.rates.append(inserted / seconds)
+    # Loaded. The puller and the SSE clients stand in for the office's machine and the
+    # screens' browsers, elsewhere in service: here they keep off the CPU the served kiosk
+    # keeps for itself (engine.cpu = auto), as its export helper does.
+    cpu.pin_process(cpu.CpuPlan(placement.background, None, "bench client"))
+    try:
+        report, rates, messages = _loaded_phase(
+            http, base, token, office / f"loaded-{i}", passages, limit_s
+        )
+    finally:
+        cpu.release()
+    phases.loaded.append(report)
+    phases.loaded_rates.extend(rates)
+    phases.sse_messages += messages
+    for phase in (phases.idle[-1], report):
+        phases.denied += phase["passage"]["denied"]
+        if phase["passage"]["passages"] < passages:
+            raise RuntimeError(
+                f"probe timed {phase['passage']['passages']} of {passages}"
+                " passages (is the engine deciding?)"
+            )
+
+
 def run(quick: bool) -> dict[str, Any]:
     from checkpoint import cpu
 
     events, repeats, passages = QUICK_SIZES if quick else FULL_SIZES
+    phases = _Phases()
     with tempfile.TemporaryDirectory(prefix="kiosk-bench-pull-") as tmp:
         tmp_path = Path(tmp)
         db = tmp_path / "kiosk.db"
@@ -455,88 +581,29 @@ def run(quick: bool) -> dict[str, Any]:
         token_file = tmp_path / "token"
         placement = cpu.plan(bench_config(db).engine.cpu)  # what the served kiosk will do
         office, office_in_ram = _office_dir(tmp_path)
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "checkpoint.bench.pull", "serve", str(db), str(token_file)],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+        proc, base = _start_server(db, token_file)
         try:
-            assert proc.stdout is not None
-            port = int(proc.stdout.readline().strip() or 0)
-            if not port:
-                proc.wait(10)
-                return {
-                    "available": False,
-                    "reason": f"bench server did not start (exit {proc.returncode})",
-                }
-            base = f"http://127.0.0.1:{port}"
+            if base is None:
+                reason = f"bench server did not start (exit {proc.returncode})"
+                return {"available": False, "reason": reason}
+            token = token_file.read_text(encoding="utf-8").strip()
+            limit_s = passages * 0.5 + 60  # a stuck probe ends the phase, not the bench
+            sizes = (events, passages, limit_s, placement)
             with httpx.Client(timeout=10) as http:
-                for _ in range(200):
-                    try:
-                        http.get(base + "/_bench/report")
-                        break
-                    except httpx.TransportError:
-                        time.sleep(0.05)
-                token = token_file.read_text(encoding="utf-8").strip()
-                limit_s = passages * 0.5 + 60  # a stuck probe ends the phase, not the bench
-
-                # Interleaved repeats, so machine noise hits idle, plain and loaded alike.
-                idle, loaded, rates, loaded_rates = [], [], [], []
-                sse_messages = denied = 0
                 for i in range(repeats):
-                    # Idle: no pull, no SSE client; only the probe's passages.
-                    http.post(base + "/_bench/reset")
-                    idle.append(_wait_passages(http, base, passages, limit_s))
-
-                    inserted, seconds = _timed_pull(base, token, office / f"plain-{i}.db")
-                    if inserted < events:  # the probe's passages add a few more
-                        raise RuntimeError(f"pulled {inserted} of {events} events")
-                    rates.append(inserted / seconds)
-
-                    # Loaded: 20 SSE clients streaming while whole pulls run back to back,
-                    # until the probe has timed as many passages as when idle. The puller and
-                    # the SSE clients stand in for the office's machine and the screens'
-                    # browsers, elsewhere in service: here they keep off the CPU the served
-                    # kiosk keeps for itself (engine.cpu = auto), as its export helper does.
-                    cpu.pin_process(cpu.CpuPlan(placement.background, None, "bench client"))
-                    with _SseClients(base, SSE_CLIENTS) as sse:
-                        http.post(base + "/_bench/reset")
-                        started = time.monotonic()
-                        n = 0
-                        while True:
-                            n += 1
-                            inserted, seconds = _timed_pull(
-                                base, token, office / f"loaded-{i}-{n}.db"
-                            )
-                            loaded_rates.append(inserted / seconds)
-                            report = http.get(base + "/_bench/report").json()
-                            if (
-                                report["passage"]["passages"] >= passages
-                                or time.monotonic() - started > limit_s
-                            ):
-                                break
-                        loaded.append(report)
-                        sse_messages += sse.messages
-                    cpu.release()
-                    for phase in (idle[-1], loaded[-1]):
-                        denied += phase["passage"]["denied"]
-                        if phase["passage"]["passages"] < passages:
-                            raise RuntimeError(
-                                f"probe timed {phase['passage']['passages']} of {passages}"
-                                " passages (is the engine deciding?)"
-                            )
+                    _repeat(phases, http, base, token, office, i, sizes)
         finally:
             cpu.release()
             if office != tmp_path:
                 shutil.rmtree(office, ignore_errors=True)
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop_server(proc)
+    return _summary(phases, events, repeats, office_in_ram, placement)
+
+
+def _summary(
+    phases: _Phases, events: int, repeats: int, office_in_ram: bool, placement: Any
+) -> dict[str, Any]:
+    idle, loaded = phases.idle, phases.loaded
 
     def med(reports: list[dict], part: str, key: str) -> float:
         return round(statistics.median(r[part][key] for r in reports), 3)
@@ -547,7 +614,7 @@ def run(quick: bool) -> dict[str, Any]:
     lag_loaded = med(loaded, "sched_lag", "p99_ms")
     return {
         "events": events,
-        "events_per_s": round(statistics.median(rates)),
+        "events_per_s": round(statistics.median(phases.rates)),
         "loop_p99_idle_ms": idle_p99,
         "loop_p99_loaded_ms": loaded_p99,
         "loop_metric": "pass_only_scanner_code_to_committed_gate_command",
@@ -558,17 +625,17 @@ def run(quick: bool) -> dict[str, Any]:
         "commit_p99_idle_ms": med(idle, "passage", "commit_p99_ms"),
         "commit_p99_loaded_ms": med(loaded, "passage", "commit_p99_ms"),
         "passages_per_phase": min(r["passage"]["passages"] for r in idle + loaded),
-        "probe_denied": denied,
+        "probe_denied": phases.denied,
         "sched_lag_p99_idle_ms": lag_idle,
         "sched_lag_p99_loaded_ms": lag_loaded,
         "sched_lag_loaded_over_idle": round(lag_loaded / lag_idle, 2) if lag_idle > 0 else None,
-        "loaded_events_per_s": round(statistics.median(loaded_rates)),
-        "loaded_pulls": len(loaded_rates),
+        "loaded_events_per_s": round(statistics.median(phases.loaded_rates)),
+        "loaded_pulls": len(phases.loaded_rates),
         "pull_target": "tmpfs" if office_in_ram else "same_disk",
         "kiosk_cpu": sorted(placement.gate) if placement.gate else None,
         "client_cpus": sorted(placement.background) if placement.background else None,
         "sse_clients": SSE_CLIENTS,
-        "sse_messages": sse_messages,
+        "sse_messages": phases.sse_messages,
         "repeats": repeats,
     }
 

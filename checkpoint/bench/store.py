@@ -19,23 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from checkpoint.bench import bench_draft
 from kiosk.clock import SystemClock
 from kiosk.config import load_config
-from kiosk.store import EventDraft, EventLog
+from kiosk.store import EventLog
 
-_DRAFT = EventDraft(
-    direction="in",
-    decision="pass",
-    reasons=("ok",),
-    pass_id="P-BENCH-0001",
-    household="B1-0101",
-    holder="B.",
-    person={"name": "Bench Resident", "unit": "B1-0101"},
-    temp_c=36.5,
-    temp_object_c=34.2,
-    temp_ambient_c=23.9,
-    latency_ms=150.0,
-)
+_DRAFT = bench_draft()
 
 
 #: (repeats, appends per repeat, warm-up appends)

@@ -1,6 +1,6 @@
 """The ``kiosk`` command. Each verb group lives in its own module with a ``register()``.
 
-Exit codes (CONTRACT): 0 ok, 1 failure at run time, 2 bad input. A user mistake is one clear
+Exit codes (docs/cli.md): 0 ok, 1 failure at run time, 2 bad input. A user mistake is one clear
 line on stderr, never a traceback.
 """
 
@@ -25,7 +25,7 @@ from . import (
 )
 from .errors import CliError
 
-#: In CONTRACT order; tests check each has --help and is documented in the README.
+#: In docs/cli.md order; tests check each has --help and is documented there and in the README.
 VERB_MODULES = (
     daemon_cmd,  # demo, run
     config_cmd,  # check-config

@@ -17,7 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run the benchmarks (decode, thermo, decide, loop, idle, store, pull) and"
         " print medians and same-run ratios. Sections not built yet say so.",
     )
-    p.add_argument("--json", action="store_true", help="print one JSON object (CONTRACT shape)")
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object (fields: docs/bench.md)"
+    )
     p.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
     p.add_argument(
         "--only", action="append", metavar="SECTION", help=f"run only these: {', '.join(SECTIONS)}"

@@ -1,4 +1,4 @@
-"""Errors a verb raises to end with one line on stderr and a CONTRACT exit code."""
+"""Errors a verb raises to end with one line on stderr and an exit code of docs/cli.md."""
 
 
 class CliError(Exception):

@@ -1,6 +1,6 @@
 """``kiosk keys new`` and ``kiosk pass issue|verify|batch``.
 
-Exit codes (CONTRACT): 0 ok / valid, 1 run-time failure / invalid pass, 2 bad input
+Exit codes (docs/cli.md): 0 ok / valid, 1 run-time failure / invalid pass, 2 bad input
 (usage, an unreadable key or trust folder, a malformed payload).
 """
 

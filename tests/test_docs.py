@@ -1,0 +1,117 @@
+"""The repository carries its own interface reference: every verb, sub-verb and option of the
+``kiosk`` command is in docs/cli.md, every HTTP route in docs/api.md, every bench section in
+docs/bench.md."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pytest
+
+from checkpoint.cli import build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+def _commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    found = [(path, parser)] if path else []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += _commands(sub, (*path, name))
+    return found
+
+
+COMMANDS = _commands(build_parser())
+
+
+def _section(text: str, path: tuple[str, ...]) -> str | None:
+    """The text under the heading ``kiosk <path>``, up to the next heading of any level."""
+    heading = re.search(rf"^#+ `kiosk {re.escape(' '.join(path))}`$", text, re.MULTILINE)
+    if heading is None:
+        return None
+    rest = text[heading.end() :]
+    following = re.search(r"^#+ ", rest, re.MULTILINE)
+    return rest[: following.start()] if following else rest
+
+
+@pytest.mark.parametrize(("path", "parser"), COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
+def test_every_command_and_option_is_in_the_cli_reference(path, parser):
+    section = _section((DOCS / "cli.md").read_text(encoding="utf-8"), path)
+    assert section is not None, f"docs/cli.md has no section `kiosk {' '.join(path)}`"
+    options = [
+        option
+        for action in parser._actions
+        if not isinstance(action, argparse._HelpAction)
+        for option in action.option_strings
+        if option.startswith("--")
+    ]
+    missing = [o for o in options if not re.search(rf"`{re.escape(o)}\b", section)]
+    assert missing == [], f"`kiosk {' '.join(path)}` options missing from docs/cli.md"
+
+
+def test_the_section_finder_sees_a_missing_verb_and_a_missing_option():
+    text = "# `kiosk a`\nuse `--x`\n## `kiosk a b`\nnothing\n"
+    assert _section(text, ("a",)) == "\nuse `--x`\n"
+    assert _section(text, ("a", "b")) == "\nnothing\n"
+    assert _section(text, ("c",)) is None
+
+
+def _routes(routes, prefix: str = ""):
+    """(method, path) of every route, through routers included into the app."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)  # an included router (FastAPI >= 0.120)
+        if inner is not None:
+            context = getattr(route, "include_context", None)
+            yield from _routes(inner.routes, prefix + (getattr(context, "prefix", "") or ""))
+            continue
+        for method in sorted(getattr(route, "methods", None) or {"GET"}):
+            if method != "HEAD":
+                yield method, prefix + route.path
+
+
+def test_every_http_route_is_in_the_api_reference(core):
+    from ui.app import create_app
+
+    reference = (DOCS / "api.md").read_text(encoding="utf-8")
+    routes = sorted(set(_routes(create_app(core).routes)))
+    assert len(routes) > 20
+    missing = [f"{m} {p}" for m, p in routes if f"`{m} {p}`" not in reference]
+    assert missing == [], "routes missing from docs/api.md"
+
+
+def test_every_bench_section_and_field_is_in_the_bench_reference():
+    from checkpoint.bench import SECTIONS
+
+    reference = (DOCS / "bench.md").read_text(encoding="utf-8")
+    missing = [name for name in (*SECTIONS, "fleet") if f"## `{name}`" not in reference]
+    assert missing == [], "bench sections missing from docs/bench.md"
+
+
+def test_the_repository_cites_no_document_it_does_not_carry():
+    """Interfaces are documented in docs/cli.md, docs/api.md, docs/bench.md, not elsewhere."""
+    citing = []
+    for folder in ("kiosk", "drivers", "ui", "checkpoint", "office", "tests", "docs"):
+        for path in sorted((ROOT / folder).rglob("*")):
+            if (
+                path.suffix in (".py", ".md", ".toml")
+                and path != Path(__file__)
+                and "CONTRACT" in path.read_text(encoding="utf-8")
+            ):
+                citing.append(str(path.relative_to(ROOT)))
+    if "CONTRACT" in (ROOT / "README.md").read_text(encoding="utf-8"):
+        citing.append("README.md")
+    assert citing == []
+
+
+def test_drivers_are_built_by_the_factory_the_docs_name():
+    from drivers import factory
+
+    text = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    assert "drivers/factory.py" in text
+    assert callable(factory.build_devices)
