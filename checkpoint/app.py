@@ -134,17 +134,8 @@ def build_core(
             thermometer=devices.thermometer,
             readers=devices.readers,
             gate=devices.gate,
-<<<<<<< HEAD
             store=store,
-            trust=trust,
-            lists=list_store,
-            history=history,
-            bus=bus,
-            calibration=calibration,
-=======
-            event_log=store,
             **shared,
->>>>>>> root
         )
         return Core(
             config=config,

@@ -35,61 +35,9 @@ GENESIS = "0" * 64
 _EVENTS_TAG = b"kiosk.events.v1\n"
 _AUDIT_TAG = b"kiosk.audit.v1\n"
 
-<<<<<<< HEAD
 #: The record's field sets, derived from its one definition (``kiosk.record``).
 EVENT_COLUMNS = record.EVENT_COLUMNS
 AUDIT_COLUMNS = record.AUDIT_COLUMNS
-=======
-#: The event record, one definition: the documented fields (docs/event-log.md) in their order,
-#: then this project's additions. The store writes these columns, the API and the pull send them.
-EVENT_COLUMNS = (
-    "seq",
-    "id",
-    "kiosk_id",
-    "ts",
-    "boot_id",
-    "mono_ns",
-    "clock_synced",
-    "direction",
-    "pass_id",
-    "household",
-    "decision",
-    "reasons",
-    "temp_c",
-    "temp_object_c",
-    "temp_ambient_c",
-    "latency_ms",
-    "operator",
-    "prev_hash",
-    "hash",
-    "kind",
-    "flags",
-    "holder",
-    "person",
-    "personal_digest",
-    "purged_at",
-)
-AUDIT_COLUMNS = (
-    "seq",
-    "id",
-    "kiosk_id",
-    "ts",
-    "boot_id",
-    "mono_ns",
-    "clock_synced",
-    "actor",
-    "action",
-    "detail",
-    "personal_digest",
-    "purged_at",
-    "prev_hash",
-    "hash",
-)
-
-#: The chain's own columns, and the purge stamp: not inside a row's hash.
-_NOT_HASHED = ("personal_digest", "purged_at", "prev_hash", "hash")
-
->>>>>>> root
 #: Personal data in an event: nulled by retention, covered by ``personal_digest`` only.
 EVENT_PERSONAL_FIELDS = record.EVENT_PERSONAL_FIELDS
 #: Non-personal event fields covered directly by ``hash`` (plus personal_digest, prev_hash),

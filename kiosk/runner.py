@@ -56,11 +56,10 @@ def report_reader_health(engine: Engine, readers: Sequence[CodeReader]) -> None:
     loop; replay does the same in virtual time)."""
     for reader in readers:
         h = reader.health()
-        name = getattr(reader, "name", "reader")
         if h.state == "fault":
-            engine.on_reader_fault(name, h.detail or "reader fault")
+            engine.on_reader_fault(reader.name, h.detail or "reader fault")
         elif h.state == "ok":
-            engine.on_reader_ok(name)
+            engine.on_reader_ok(reader.name)
 
 
 def _health_dict(h: Health) -> dict[str, Any]:
@@ -282,16 +281,7 @@ class EngineRunner:
     async def _health_loop(self) -> None:
         last: tuple[object, ...] | None = None
         while self._started:
-<<<<<<< HEAD
-            for reader in self.readers:
-                h = reader.health()
-                if h.state == "fault":
-                    self.engine.on_reader_fault(reader.name, h.detail or "reader fault")
-                elif h.state == "ok":
-                    self.engine.on_reader_ok(reader.name)
-=======
             report_reader_health(self.engine, self.readers)
->>>>>>> root
             report = self.health()
             key = tuple(sorted((k, v["state"]) for k, v in report["devices"].items())) + tuple(
                 report["degraded"]

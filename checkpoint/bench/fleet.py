@@ -311,19 +311,22 @@ def _fresh_db(cluster: Any, dsn: str | None, name: str) -> str:
         return cluster.create_database(name)
     import psycopg
 
+    if dsn is None:
+        raise ValueError("either a throwaway cluster or KIOSK_BENCH_PG_DSN is needed")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
     info = psycopg.conninfo.conninfo_to_dict(dsn)
     info["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**info)
+    return psycopg.conninfo.make_conninfo("", **info)
 
 
 def _count(dsn: str) -> int:
     import psycopg
 
     with psycopg.connect(dsn) as conn:
-        return int(conn.execute("SELECT count(*) FROM fleet_events").fetchone()[0])
+        row = conn.execute("SELECT count(*) FROM fleet_events").fetchone()
+    return int(row[0]) if row else 0
 
 
 def run(quick: bool = False) -> dict[str, Any]:

@@ -45,11 +45,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-<<<<<<< HEAD
-import functools
-=======
 import dataclasses
->>>>>>> root
+import functools
 import json
 import os
 import shutil
