@@ -180,7 +180,6 @@ def test_secrets_come_through_load_credential():
 
 def test_screen_is_chromium_kiosk_under_cage_on_tty1():
     unit = load("kiosk-screen.service")
-    assert one(unit, "Service", "User") == "kiosk"
     assert one(unit, "Service", "PAMName") == "login"
     assert one(unit, "Service", "TTYPath") == "/dev/tty1"
     assert one(unit, "Unit", "Conflicts") == "getty@tty1.service"
@@ -247,3 +246,12 @@ def test_daemon_starts_after_the_usb_serial_modules_are_loaded():
     unit = load("kiosk.service")
     after = " ".join(values(unit, "Unit", "After")).split()
     assert "systemd-modules-load.service" in after
+
+
+def test_screen_browser_runs_as_its_own_user_without_the_daemons_data():
+    """Chromium as the daemon's user could read the event log and keys/issuer.key."""
+    screen, daemon = load("kiosk-screen.service"), load("kiosk.service")
+    assert one(screen, "Service", "User") == "kiosk-screen" != one(daemon, "Service", "User")
+    hidden = " ".join(values(screen, "Service", "InaccessiblePaths")).replace("-", "").split()
+    assert "/var/lib/kiosk" in hidden and "/etc/kiosk" in hidden
+    assert one(screen, "Service", "StateDirectory") == "kiosk-screen"
