@@ -701,15 +701,40 @@ def test_a_source_that_raises_anything_at_open_is_a_fault_logged_once(clock, cap
 
 
 def test_an_open_that_never_returns_is_a_fault_after_the_start_timeout(clock):
+    class Hanging:
+        """A driver whose open() blocks (a wedged libcamera or V4L2 open)."""
+
+        name = "hanging"
+
+        def __init__(self):
+            self.entered = threading.Event()
+            self.release = threading.Event()
+
+        def open(self):
+            self.entered.set()
+            self.release.wait(WAIT_S)
+            raise ReaderFault("gave up")
+
+        def read(self):  # pragma: no cover - never opened
+            raise AssertionError
+
+        def close(self):
+            pass
+
+    source = Hanging()
     pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock)
-    wd = WatchdogConfig(start_timeout_s=15)
-    reader = CameraReader(FakeCamera(clock), pipeline, clock, watchdog=wd)
-    reader._set_health("degraded", "starting")  # what start() sets before the worker opens
-    clock.advance(14.9)
-    assert reader.health().state == "degraded"
-    clock.advance(0.1)
-    health = reader.health()
-    assert health.state == "fault" and "not started within 15 s" in health.detail
+    reader = CameraReader(source, pipeline, clock, watchdog=WatchdogConfig(start_timeout_s=15))
+    reader.start(lambda code: None)
+    try:
+        assert source.entered.wait(WAIT_S)  # the worker is stuck in open()
+        clock.advance(14.9)
+        assert reader.health().state == "degraded"
+        clock.advance(0.1)
+        health = reader.health()
+        assert health.state == "fault" and "not started within 15 s" in health.detail
+    finally:
+        source.release.set()
+        reader.stop()
 
 
 def test_usb_camera_logs_the_format_it_actually_delivers_and_what_it_refused(
