@@ -92,3 +92,17 @@ def test_bad_usage_and_a_missing_port_are_one_line(tmp_path, capsys):
     assert main(["scanner", "setup", str(tmp_path / "nope")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "Traceback" not in "".join(err)
+
+
+def test_the_fake_module_ignores_a_frame_with_a_wrong_crc(module):
+    import serial
+
+    port = serial.serial_for_url(module.port, baudrate=9600, timeout=0.05)
+    try:
+        bad = bytearray(gm65.write_command(gm65.ZONE_MODE, b"\x16"))
+        bad[-1] ^= 0xFF
+        port.write(bytes(bad))
+        assert gm65.Gm65(port, timeout_s=WAIT_S).read_zone(gm65.ZONE_MODE) == 0x14
+    finally:
+        port.close()
+    assert module.zones[gm65.ZONE_MODE] == 0x14
