@@ -17,6 +17,12 @@ Then the source is closed (``VideoCapture.release()`` also wakes a blocked read)
 after a doubling wait capped at ``reopen_max_s``. Health is ``fault`` while lost, ``ok`` again
 after the first good frame: the guard screen shows the loss and the recovery by itself.
 
+Any exception from opening or reading a source is that fault, whatever its type: a library
+that cannot load (picamera2 against the wrong numpy raises ``ValueError``), a driver error, a
+bug in a frame step. Each change of cause is logged once (``drivers.faultlog``), never a
+traceback per frame. An ``open()`` that never returns leaves the reader ``starting``; past
+``watchdog.start_timeout_s`` that is reported as a fault too.
+
 ``UsbCamera`` is the OpenCV V4L2 source. ``CAP_PROP_BUFFERSIZE=1`` keeps the driver from
 queueing old frames; MJPG is asked for because YUYV at 640x480 may not fit 15 fps on a USB
 hub shared with the serial scanner.
@@ -32,9 +38,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from drivers.faultlog import StateLog, describe
 from drivers.pipeline import FramePipeline, Rejection
 from kiosk.clock import Clock
-from kiosk.config.readers import WatchdogConfig
+from kiosk.config.readers import ExposureConfig, FocusConfig, WatchdogConfig
 from kiosk.devices import CodeRead, CodeSink, Health, ReaderFault
 
 log = logging.getLogger(__name__)
@@ -97,6 +104,7 @@ class CameraReader:
         self._same_since_ns = 0
         self._latest: tuple[np.ndarray, int] | None = None
         self._health = Health("absent", "not started", clock.monotonic_ns())
+        self.faults = StateLog(log, name)
         self.reopens = 0
         self._pumped = False
 
@@ -122,7 +130,14 @@ class CameraReader:
         self._set_health("absent", "stopped")
 
     def health(self) -> Health:
-        return self._health
+        h = self._health
+        if h.state == "degraded" and h.detail == "starting" and h.since_mono_ns is not None:
+            waited_s = (self._clock.monotonic_ns() - h.since_mono_ns) / 1e9
+            if waited_s >= self._wd.start_timeout_s:
+                detail = f"camera not started within {self._wd.start_timeout_s:g} s (open hung?)"
+                self.faults.fault(detail)
+                return Health("fault", detail, h.since_mono_ns)
+        return h
 
     def latest_frame(self) -> tuple[np.ndarray, int] | None:
         """The last frame the pipeline saw and its mono_ns, for the kiosk screen's preview."""
@@ -154,6 +169,7 @@ class CameraReader:
                 self._backoff_s = self._wd.reopen_initial_s
                 if self._health.state != "ok":
                     self._set_health("ok", "")
+                    self.faults.recovered("camera delivering frames")
                 codes = self._process(frame, mono_ns)
             elif (
                 not self._repeats_ok and now - self._same_since_ns >= self._wd.frozen_frame_s * 1e9
@@ -201,6 +217,9 @@ class CameraReader:
         except ReaderFault as exc:
             self._schedule_reopen(now, f"camera not available: {exc}")
             return
+        except Exception as exc:  # noqa: BLE001 - any failure to open is the camera's fault
+            self._schedule_reopen(now, f"camera not available: {describe(exc)}", exc)
+            return
         with self._lock:
             self._gen += 1
             gen = self._gen
@@ -217,26 +236,26 @@ class CameraReader:
         t = threading.Thread(target=self._grab, args=(gen,), name=f"grab-{self.name}", daemon=True)
         t.start()
 
-    def _lost(self, now: int, detail: str) -> None:
+    def _lost(self, now: int, detail: str, exc: BaseException | None = None) -> None:
         with self._lock:
             self._gen += 1
             self._is_open = False
             self._slot = None
         self._close_source()
-        self._schedule_reopen(now, detail)
+        self._schedule_reopen(now, detail, exc)
 
-    def _schedule_reopen(self, now: int, detail: str) -> None:
+    def _schedule_reopen(self, now: int, detail: str, exc: BaseException | None = None) -> None:
         wait = self._backoff_s
         self._next_open_ns = now + int(wait * 1e9)
         self._backoff_s = min(self._backoff_s * 2, self._wd.reopen_max_s)
-        log.warning("%s: %s; reopening in %.1f s", self.name, detail, wait)
+        self.faults.fault(detail, f"{detail}; reopening in {wait:.1f} s", exc)
         self._set_health("fault", f"{detail}; reopening in {wait:.1f} s")
 
     def _close_source(self) -> None:
         try:
             self.source.close()
         except Exception as exc:  # a dying device may fail to close; it is reopened anyway
-            log.warning("%s: close failed: %s", self.name, exc)
+            log.debug("%s: close failed: %s", self.name, describe(exc))
 
     def _set_health(self, state: str, detail: str) -> None:
         self._health = Health(state, detail, self._clock.monotonic_ns())  # type: ignore[arg-type]
@@ -271,9 +290,10 @@ class CameraReader:
                 break
             try:
                 self.step()
-            except Exception:
+            except Exception as exc:  # noqa: BLE001
                 # Never let one bad frame end the reader: a dead reader is a silent gate.
-                log.exception("%s: reader step failed", self.name)
+                # The source is closed and reopened like a lost camera, logged once.
+                self._lost(self._clock.monotonic_ns(), f"reader error: {describe(exc)}", exc)
 
 
 class UsbCamera:
@@ -291,15 +311,20 @@ class UsbCamera:
         height: int = 480,
         fps: float = 15.0,
         name: str = "camera",
+        exposure: ExposureConfig | None = None,
+        focus: FocusConfig | None = None,
         capture_factory: Callable[..., Any] | None = None,
     ) -> None:
         self.name = name
         self.device = device
         self._clock = clock
-        self._size = (width, height)
-        self._fps = fps
+        self.size = (width, height)
+        self.fps = fps
+        self.exposure = exposure or ExposureConfig()
+        self.focus = focus or FocusConfig()
         self._factory = capture_factory
         self._cap: Any = None
+        self.delivered = ""
 
     def open(self) -> None:
         import cv2
@@ -315,12 +340,22 @@ class UsbCamera:
         if not cap.isOpened():
             cap.release()
             raise ReaderFault(f"cannot open {self.device}")
-        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG"))
-        cap.set(cv2.CAP_PROP_FRAME_WIDTH, self._size[0])
-        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self._size[1])
-        cap.set(cv2.CAP_PROP_FPS, self._fps)
-        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        try:
+            refused = [name for name, ok in self._apply(cap, usb_settings(self)) if not ok]
+            self.delivered = delivered_format(cap)
+        except Exception as exc:
+            cap.release()
+            raise ReaderFault(f"cannot set up {self.device}: {describe(exc)}") from None
+        # V4L2 falls back silently (MJPEG -> YUYV, a smaller size, a lower rate): say what
+        # the camera actually delivers, once per open, and which settings it refused.
+        log.info("%s: %s delivers %s", self.name, self.device, self.delivered)
+        if refused:
+            log.warning("%s: %s refused %s", self.name, self.device, ", ".join(refused))
         self._cap = cap
+
+    @staticmethod
+    def _apply(cap: Any, settings: list[tuple[str, int, float]]) -> list[tuple[str, bool]]:
+        return [(name, bool(cap.set(prop, value))) for name, prop, value in settings]
 
     def read(self) -> tuple[np.ndarray, int]:
         cap = self._cap
@@ -335,3 +370,54 @@ class UsbCamera:
         cap, self._cap = self._cap, None
         if cap is not None:
             cap.release()
+
+
+#: V4L2_EXPOSURE_MANUAL / V4L2_EXPOSURE_APERTURE_PRIORITY, passed through by OpenCV's backend.
+V4L2_EXPOSURE_MANUAL = 1
+V4L2_EXPOSURE_AUTO = 3
+
+
+def usb_settings(cam: UsbCamera) -> list[tuple[str, int, float]]:
+    """``(name, CAP_PROP_*, value)`` for the configured format, exposure and focus.
+
+    OpenCV's V4L2 backend passes ``CAP_PROP_EXPOSURE`` as exposure_time_absolute, in units
+    of 100 microseconds. "auto" and "default" leave the camera's own settings alone."""
+    import cv2
+
+    settings: list[tuple[str, int, float]] = [
+        ("MJPG", cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG")),
+        ("width", cv2.CAP_PROP_FRAME_WIDTH, cam.size[0]),
+        ("height", cv2.CAP_PROP_FRAME_HEIGHT, cam.size[1]),
+        ("fps", cv2.CAP_PROP_FPS, cam.fps),
+        ("buffersize", cv2.CAP_PROP_BUFFERSIZE, 1),
+    ]
+    if cam.exposure.mode == "manual":
+        settings += [
+            ("auto_exposure", cv2.CAP_PROP_AUTO_EXPOSURE, V4L2_EXPOSURE_MANUAL),
+            ("exposure", cv2.CAP_PROP_EXPOSURE, max(1, round(cam.exposure.exposure_us / 100))),
+        ]
+    elif cam.exposure.compensation_ev:
+        log.warning(
+            "%s: exposure compensation is a Pi camera control; on a USB camera use"
+            ' exposure.mode = "manual"',
+            cam.name,
+        )
+    if cam.focus.mode == "continuous":
+        settings.append(("autofocus", cv2.CAP_PROP_AUTOFOCUS, 1))
+    elif cam.focus.mode == "fixed":
+        settings += [
+            ("autofocus", cv2.CAP_PROP_AUTOFOCUS, 0),
+            ("focus", cv2.CAP_PROP_FOCUS, cam.focus.v4l2_focus),
+        ]
+    return settings
+
+
+def delivered_format(cap: Any) -> str:
+    """What the camera delivers after the settings, e.g. ``MJPG 640x480 @ 15 fps``."""
+    import cv2
+
+    code = int(cap.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
+    fourcc = "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00 ") or "?"
+    width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    return f"{fourcc} {width}x{height} @ {cap.get(cv2.CAP_PROP_FPS):g} fps"

@@ -10,6 +10,12 @@ Faults: ``send_raw(b"...")`` for garbage bytes (baud mismatch, electrical noise)
 
 Command-trigger mode: a GM65 sent ``7E 00 08 01 00 02 01 AB CD`` answers ``02 00 00 01 00 33
 31`` and then scans; ``queue_code()`` holds a code until the next trigger arrives.
+
+Set-up commands (``drivers.gm65``): the fake keeps the module's zone table (``zones``), answers
+zone reads and writes with the manual's reply frames, checks each command's CRC (or the
+manual's ``AB CD`` placeholder) and ignores a frame whose CRC is wrong, as the module does;
+"save" copies the zones to ``saved``. Writing the tail zone changes the terminator it sends.
+``mute()`` makes it answer nothing (a module in USB keyboard mode, or the wrong baud rate).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import tempfile
 import threading
 import tty
 from pathlib import Path
+
+from drivers import gm65
 
 GM65_TRIGGER = bytes.fromhex("7E 00 08 01 00 02 01 AB CD")
 GM65_TRIGGER_ACK = bytes.fromhex("02 00 00 01 00 33 31")
@@ -37,6 +45,15 @@ class FakeGM65:
         self.port = str(Path(link_dir) / "gm65")
         self.terminator = terminator
         self.triggers = 0
+        # Factory-like zones: manual mode with standard light and aimer, TTL serial, no tail.
+        self.zones: dict[int, int] = {
+            gm65.ZONE_MODE: 0x14,
+            gm65.ZONE_OUTPUT: 0xA0,
+            gm65.ZONE_TAIL: 0x60,
+        }
+        self.saved: dict[int, int] | None = None
+        self.commands: list[bytes] = []
+        self.muted = False
         self._master: int | None = None
         self._slave: int | None = None
         self._lock = threading.Lock()
@@ -117,6 +134,10 @@ class FakeGM65:
         with self._lock:
             self._queued.append(data)
 
+    def mute(self) -> None:
+        """Answer no command (codes scanned are still sent)."""
+        self.muted = True
+
     def _serve(self) -> None:
         buf = b""
         while not self._stop.is_set():
@@ -130,12 +151,45 @@ class FakeGM65:
                 chunk = os.read(master, 256)
             except OSError:
                 return  # nobody has the port open right now, or unplugged
-            buf = (buf + chunk)[-64:]
-            while GM65_TRIGGER in buf:
-                buf = buf.split(GM65_TRIGGER, 1)[1]
-                self.triggers += 1
-                with self._lock:
-                    code = self._queued.pop(0) if self._queued else None
-                reply = GM65_TRIGGER_ACK + (code + self.terminator if code else b"")
+            buf = self._handle_commands((buf + chunk)[-256:])
+
+    def _handle_commands(self, buf: bytes) -> bytes:
+        """Answer every complete command frame in ``buf``; returns what is left over."""
+        while True:
+            start = buf.find(gm65.HEADER)
+            if start < 0:
+                return buf[-1:]  # a 7E at the very end may start a frame
+            frame_len = 8 + buf[start + 3] if len(buf) >= start + 4 else None
+            if frame_len is None or len(buf) < start + frame_len:
+                return buf[start:]
+            frame, buf = buf[start : start + frame_len], buf[start + frame_len :]
+            reply = self._answer(frame)
+            if reply and not self.muted:
                 with contextlib.suppress(OSError):
                     self.send_raw(reply)
+
+    def _answer(self, frame: bytes) -> bytes:
+        kind, length = frame[2], frame[3]
+        address = int.from_bytes(frame[4:6], "big")
+        data, crc = frame[6 : 6 + length], frame[6 + length :]
+        if crc != b"\xab\xcd" and int.from_bytes(crc, "big") != gm65.crc16(frame[2:-2]):
+            return b""  # a frame with a wrong CRC is ignored
+        self.commands.append(frame)
+        if kind == gm65.TYPE_READ:
+            return gm65.reply(0, bytes(self.zones.get(address + i, 0) for i in range(data[0])))
+        if kind == gm65.TYPE_SAVE:
+            self.saved = dict(self.zones)
+            return GM65_TRIGGER_ACK
+        if kind != gm65.TYPE_WRITE:
+            return gm65.reply(1, b"")
+        if address == 0x0002 and data == b"\x01":
+            self.triggers += 1
+            with self._lock:
+                code = self._queued.pop(0) if self._queued else None
+            return GM65_TRIGGER_ACK + (code + self.terminator if code else b"")
+        for i, value in enumerate(data):
+            self.zones[address + i] = value
+        if address <= gm65.ZONE_TAIL < address + length:
+            tails = (b"\r", b"\r\n", b"\t", b"")
+            self.terminator = tails[(self.zones[gm65.ZONE_TAIL] >> 5) & 0b11]
+        return GM65_TRIGGER_ACK

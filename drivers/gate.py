@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from drivers.faultlog import StateLog, describe
 from kiosk.clock import Clock
 from kiosk.config.gate import (
     FakeGateConfig,
@@ -162,6 +164,13 @@ class GpioRelayGate:
     active-low). The gate is commanded closed at start. Note that ``close()`` releases the
     pin, which de-energises the coil: with ``normally_closed`` wiring that releases the lock,
     which is exactly the fail-safe behaviour that wiring was chosen for.
+
+    Any failure of the GPIO library (gpiozero's ``BadPinFactory`` when lgpio cannot start,
+    a pin in use, no ``/dev/gpiochip*``) is a gate fault, never a crash of the daemon: the
+    pin is opened again at the next command, so a fixed cause recovers without a restart.
+    On Raspberry Pi OS gpiozero uses lgpio, which creates its notification pipes in ``$LG_WD``
+    or else the working directory; ``/`` under ``ProtectSystem=strict`` is read-only, so the
+    unit sets both, and the driver points ``LG_WD`` at a writable directory if it is unset.
     """
 
     def __init__(
@@ -174,40 +183,84 @@ class GpioRelayGate:
         pin_factory: Any = None,
         name: str = "gpio_relay",
     ) -> None:
-        from gpiozero import OutputDevice
-
         self.name = name
+        self._pin = pin
+        self._active_high = active_high
         self._wiring: Wiring = wiring
         self._clock = clock
+        self._pin_factory = pin_factory
         self._lock = threading.Lock()
-        self._device = OutputDevice(
-            pin,
-            active_high=active_high,
-            initial_value=coil_energised(False, wiring),
-            pin_factory=pin_factory,
-        )
+        self._device: Any = None
+        self._faults = StateLog(log, name)
         self._health = Health("ok", "closed")
+        with self._lock:
+            try:
+                self._ensure_device()
+            except GateFault:
+                pass  # reported by health(); tried again at the first command
+
+    def _ensure_device(self) -> Any:
+        if self._device is not None:
+            return self._device
+        lgpio_workdir()
+        try:
+            from gpiozero import OutputDevice
+
+            self._device = OutputDevice(
+                self._pin,
+                active_high=self._active_high,
+                initial_value=coil_energised(False, self._wiring),
+                pin_factory=self._pin_factory,
+            )
+        except Exception as exc:  # noqa: BLE001 - BadPinFactory, GPIOPinInUse, OSError, ...
+            detail = f"GPIO{self._pin} unavailable: {describe(exc)}"
+            self._faults.fault(detail)
+            self._health = Health("fault", detail, self._mono())
+            raise GateFault(f"gpio relay: {detail}", reason="gate_fault") from None
+        self._faults.recovered(f"GPIO{self._pin} ready")
+        self._health = Health("ok", "closed", self._mono())
+        return self._device
+
+    def _mono(self) -> int | None:
+        return self._clock.monotonic_ns() if self._clock is not None else None
 
     @property
     def energised(self) -> bool:
-        return bool(self._device.value)
+        return self._device is not None and bool(self._device.value)
 
     def set_open(self, open_: bool) -> None:
         with self._lock:
+            device = self._ensure_device()
             try:
-                self._device.value = coil_energised(open_, self._wiring)
+                device.value = coil_energised(open_, self._wiring)
             except Exception as exc:
-                self._health = Health("fault", f"gpio write failed: {exc}")
+                self._health = Health("fault", f"gpio write failed: {exc}", self._mono())
                 raise GateFault(f"gpio relay: {exc}", reason="gate_fault") from exc
-            mono = self._clock.monotonic_ns() if self._clock is not None else None
-            self._health = Health("ok", "open" if open_ else "closed", mono)
+            self._health = Health("ok", "open" if open_ else "closed", self._mono())
 
     def health(self) -> Health:
         return self._health
 
     def close(self) -> None:
         with self._lock:
-            self._device.close()
+            device, self._device = self._device, None
+            if device is not None:
+                device.close()
+
+
+def lgpio_workdir() -> str:
+    """Point lgpio's notification pipes (``$LG_WD``) at a writable directory if unset.
+
+    lgpio otherwise uses the working directory, which for a service may be a read-only ``/``;
+    gpiozero then falls through every pin factory and raises ``BadPinFactory``."""
+    current = os.environ.get("LG_WD")
+    if current:
+        return current
+    candidate = os.environ.get("KIOSK_DATA", "")
+    if not (candidate and os.path.isdir(candidate)):
+        candidate = tempfile.gettempdir()
+    os.environ["LG_WD"] = candidate
+    return candidate
 
 
 class NoGate:

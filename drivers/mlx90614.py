@@ -51,6 +51,9 @@ RAM_TOBJ1 = 0x07
 #: EEPROM commands: opcode 001x xxxx; 0x24 is the emissivity cell, 0x25 config register 1.
 EEPROM_EMISSIVITY = 0x24
 EEPROM_CONFIG1 = 0x25
+#: EEPROM cell 0x0F (command 0x2F): a second emissivity-dependent coefficient, used by the
+#: gradient-compensated xCx parts (BCC, BCF, BCI, DCI, ...); 0x0000 on the others.
+EEPROM_CELL_0F = 0x2F
 
 _ERROR_FLAG = 0x8000
 _KELVIN_LSB = 0.02  # degC per LSB of a temperature word
@@ -110,6 +113,10 @@ def sensor_settle_s(config1: int = FACTORY_CONFIG1, tolerance_fraction: float = 
     """
     bandwidth = IIR_BANDWIDTH_HZ[config1 & 0x7]
     return math.log(1.0 / tolerance_fraction) / (2 * math.pi * bandwidth)
+
+
+class EmissivityRefused(SensorFault):
+    """An emissivity write the driver will not do on this part (nothing was written)."""
 
 
 class WordError(ValueError):
@@ -415,6 +422,7 @@ class Mlx90614:
             raise ValueError("emissivity must be within 0.1..1.0")
         raw = round(emissivity * 65535)
         with self._exclusive():
+            self._refuse_gradient_compensated()
             self._write_eeprom(EEPROM_EMISSIVITY, 0x0000)
             self._sleep(EEPROM_WAIT_S)
             self._write_eeprom(EEPROM_EMISSIVITY, raw)
@@ -425,6 +433,21 @@ class Mlx90614:
                 f"emissivity write not verified: wrote 0x{raw:04X}, read 0x{stored:04X}"
             )
         return stored / 65535
+
+    def _refuse_gradient_compensated(self) -> None:
+        # Melexis' application note "MLX90614 Changing emissivity" asks, on parts that use
+        # cell 0x0F, for that cell to be rescaled with 0x24 after an unlock sequence. Writing
+        # 0x24 alone leaves the two inconsistent: the part reads wrong and the read-back of
+        # 0x24 would still say "success". We do not write on those parts at all.
+        cell = self._read_eeprom(EEPROM_CELL_0F)
+        if cell not in (0x0000, 0xFFFF):
+            raise EmissivityRefused(
+                f"not written: this MLX90614 uses EEPROM cell 0x0F (0x{cell:04X}), a"
+                " gradient-compensated xCx part (e.g. BCF, BCI, DCI); its emissivity needs cell"
+                " 0x0F rescaled and unlocked as well (Melexis application note 'Changing"
+                " emissivity'), which this driver does not do. Keep emissivity 1.0 and let the"
+                " site calibration absorb the difference (docs/thermometer.md)."
+            )
 
     def read_config1(self) -> int:
         with self._exclusive():

@@ -37,6 +37,7 @@ from kiosk.clock import Clock
 
 from .mlx90614 import (
     DEFAULT_ADDRESS,
+    EEPROM_CELL_0F,
     EEPROM_CONFIG1,
     EEPROM_EMISSIVITY,
     FACTORY_CONFIG1,
@@ -60,6 +61,9 @@ _FACTORY_EEPROM = {
     0x22: 0x0201,  # PWM control
     0x23: 0xF71C,  # Ta range
     EEPROM_EMISSIVITY: 0xFFFF,  # emissivity 1.0
+    # Cell 0x0F: the second emissivity-dependent coefficient of gradient-compensated xCx
+    # parts; 0 on a plain part. A test sets it to model a BCF/DCI. Write-protected (locked).
+    EEPROM_CELL_0F: 0x0000,
     EEPROM_CONFIG1: FACTORY_CONFIG1,
     0x2E: 0xBE5A,  # SMBus address (LSB)
     0x3C: 0x1C4B,
@@ -320,6 +324,8 @@ class Mlx90614Emulator:
             command, lsb, msb, pec = data
             if pec != write_pec(self.address, command, lsb, msb):
                 raise OSError(errno.EREMOTEIO, "PEC error: write ignored")
+            if command == EEPROM_CELL_0F:
+                raise OSError(errno.EREMOTEIO, "EEPROM cell 0x0F is locked")
             value = lsb | (msb << 8)
             current = self.eeprom.get(command, 0)
             # An EEPROM cell written without a prior erase ends up with a mix of old and new bits.

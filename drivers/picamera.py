@@ -8,8 +8,20 @@ and let the venv see system packages::
     sudo apt-get install python3-picamera2
     python3 -m venv --system-site-packages .venv
 
-The import happens at ``open()``: the module imports fine everywhere, and a missing
-picamera2 shows as a reader ``fault`` naming the package, not a crash at start.
+The venv's numpy (2.x, for OpenCV 4.10+) then shadows Debian's numpy 1.24, and Debian's
+``simplejpeg`` (imported by picamera2's encoders) fails at import with ``ValueError:
+numpy.dtype size changed`` (picamera2 issues #1088, #1211). ``scripts/install`` therefore
+installs ``simplejpeg`` from PyPI into the venv when a CSI camera is configured (the
+``picamera`` extra); any import failure is a reader fault that says so, never a crash.
+
+The import happens at ``open()``: the module imports fine everywhere, and a missing or
+broken picamera2 shows as a reader ``fault`` naming the cause, not a crash at start.
+
+Each capture is a picamera2 job waited for with a timeout (``capture_timeout_s``): a camera
+whose cable came loose never completes a request, and a ``capture_array()`` without a timeout
+would hold its grab thread forever, one more with every recovery. On a timeout and at
+``close()`` the outstanding jobs are cancelled (``cancel_all_and_flush``), which also wakes a
+capture waiting in another thread.
 
 ``format="RGB888"`` is libcamera's name for 24-bit pixels stored B, G, R in memory, which is
 exactly OpenCV's BGR order, so frames go to the pipeline without a conversion.
@@ -17,18 +29,34 @@ exactly OpenCV's BGR order, so frames go to the pipeline without a conversion.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
+from concurrent.futures import CancelledError
 from typing import Any
 
 import numpy as np
 
+from drivers.faultlog import describe
 from kiosk.clock import Clock
+from kiosk.config.readers import ExposureConfig, FocusConfig
 from kiosk.devices import ReaderFault
+
+log = logging.getLogger(__name__)
 
 INSTALL_HINT = (
     "picamera2 is not installed: sudo apt-get install python3-picamera2 and create the venv"
     " with --system-site-packages"
 )
+NUMPY_ABI_HINT = (
+    "picamera2 cannot load ({error}): a Debian module built for another numpy (simplejpeg,"
+    " numpy 1.24) meets the venv's numpy; run scripts/install again, it installs simplejpeg"
+    " into the venv for a CSI camera"
+)
+
+#: libcamera's ``AfModeEnum`` values (controls.AfModeEnum.Manual/Continuous).
+AF_MODE_MANUAL = 0
+AF_MODE_CONTINUOUS = 2
 
 
 def _load_picamera2() -> Any:
@@ -36,7 +64,37 @@ def _load_picamera2() -> Any:
         from picamera2 import Picamera2
     except ImportError:
         raise ReaderFault(INSTALL_HINT) from None
+    except Exception as exc:  # noqa: BLE001 - a library that fails to load is a fault
+        error = describe(exc)
+        if "dtype size changed" in str(exc) or "numpy" in str(exc).lower():
+            raise ReaderFault(NUMPY_ABI_HINT.format(error=error)) from None
+        raise ReaderFault(f"picamera2 cannot load: {error}") from None
     return Picamera2
+
+
+def camera_controls(
+    exposure: ExposureConfig, focus: FocusConfig, available: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The libcamera controls for the configured exposure and focus.
+
+    Focus controls are only asked of a camera that advertises them (``camera_controls``):
+    picamera2 refuses a control the sensor does not have, and a Camera Module 2 has no lens
+    motor. ``available`` None means unknown (sent as configured)."""
+    controls: dict[str, Any] = {}
+    if exposure.mode == "manual":
+        controls.update(
+            AeEnable=False, ExposureTime=exposure.exposure_us, AnalogueGain=exposure.gain
+        )
+    else:
+        controls.update(AeEnable=True, ExposureValue=exposure.compensation_ev)
+    if focus.mode != "default":
+        if available is not None and "AfMode" not in available:
+            log.warning("CSI camera has no autofocus lens: focus.mode=%s ignored", focus.mode)
+        elif focus.mode == "continuous":
+            controls["AfMode"] = AF_MODE_CONTINUOUS
+        else:
+            controls.update(AfMode=AF_MODE_MANUAL, LensPosition=focus.lens_dioptres)
+    return controls
 
 
 class PiCamera:
@@ -51,6 +109,9 @@ class PiCamera:
         fps: float = 15.0,
         name: str = "picamera",
         camera_num: int = 0,
+        capture_timeout_s: float = 2.0,
+        exposure: ExposureConfig | None = None,
+        focus: FocusConfig | None = None,
         picamera2_class: Any = None,
     ) -> None:
         self.name = name
@@ -58,26 +119,45 @@ class PiCamera:
         self._size = (width, height)
         self._fps = fps
         self._num = camera_num
+        self._timeout_s = capture_timeout_s
+        self._exposure = exposure or ExposureConfig()
+        self._focus = focus or FocusConfig()
         self._cls = picamera2_class
         self._cam: Any = None
         self._lock = threading.Lock()
+        self.controls: dict[str, Any] = {}
 
     def open(self) -> None:
-        cls = self._cls or _load_picamera2()
         try:
+            cls = self._cls or _load_picamera2()
             cam = cls(self._num)
+        except ReaderFault:
+            raise
+        except Exception as exc:  # libcamera raises RuntimeError/IndexError for no camera
+            raise ReaderFault(f"cannot open CSI camera {self._num}: {describe(exc)}") from None
+        try:
+            available = getattr(cam, "camera_controls", None)
+            self.controls = camera_controls(self._exposure, self._focus, available)
             config = cam.create_video_configuration(
                 main={"size": self._size, "format": "RGB888"},
                 # Two buffers: the newest frame, never a queue of old ones.
                 buffer_count=2,
-                controls={"FrameRate": float(self._fps)},
+                controls={"FrameRate": float(self._fps), **self.controls},
             )
             cam.configure(config)
             cam.start()
-        except ReaderFault:
-            raise
-        except Exception as exc:  # libcamera raises RuntimeError/IndexError for no camera
-            raise ReaderFault(f"cannot open CSI camera {self._num}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - a camera that fails to start is released
+            with contextlib.suppress(Exception):
+                self._release(cam)
+            raise ReaderFault(f"cannot start CSI camera {self._num}: {describe(exc)}") from None
+        log.info(
+            "%s: CSI camera %d at %dx%d %.0f fps, controls %s",
+            self.name,
+            self._num,
+            *self._size,
+            self._fps,
+            self.controls,
+        )
         with self._lock:
             self._cam = cam
 
@@ -86,9 +166,15 @@ class PiCamera:
         if cam is None:
             raise ReaderFault("CSI camera not open")
         try:
-            frame = cam.capture_array("main")
-        except Exception as exc:
-            raise ReaderFault(f"CSI capture failed: {exc}") from None
+            job = cam.capture_array("main", wait=False)
+            frame = cam.wait(job, timeout=self._timeout_s)
+        except TimeoutError:
+            self._cancel(cam)
+            raise ReaderFault(f"CSI capture timed out after {self._timeout_s:g} s") from None
+        except CancelledError:
+            raise ReaderFault("CSI capture cancelled (camera closed)") from None
+        except Exception as exc:  # noqa: BLE001
+            raise ReaderFault(f"CSI capture failed: {describe(exc)}") from None
         if not isinstance(frame, np.ndarray) or frame.size == 0:
             raise ReaderFault("CSI capture returned no frame")
         return frame, self._clock.monotonic_ns()
@@ -97,7 +183,21 @@ class PiCamera:
         with self._lock:
             cam, self._cam = self._cam, None
         if cam is not None:
-            try:
-                cam.stop()
-            finally:
-                cam.close()
+            self._release(cam)
+
+    def _release(self, cam: Any) -> None:
+        # Cancel first: it wakes a capture waiting in the grab thread, so no thread is left
+        # behind; stop() and close() on a wedged camera may fail, close() must still run.
+        self._cancel(cam)
+        try:
+            cam.stop()
+        except Exception as exc:  # noqa: BLE001
+            log.debug("%s: stop failed: %s", self.name, describe(exc))
+        finally:
+            cam.close()
+
+    def _cancel(self, cam: Any) -> None:
+        try:
+            cam.cancel_all_and_flush()
+        except Exception as exc:  # noqa: BLE001
+            log.debug("%s: cancel_all_and_flush failed: %s", self.name, describe(exc))

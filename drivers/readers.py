@@ -56,10 +56,26 @@ def build_readers(cfg: ReadersSection, clock: Clock) -> list[CodeReader]:
         source: FrameSource
         if isinstance(src, CameraReaderConfig):
             source = UsbCamera(
-                src.device, clock, width=src.width, height=src.height, fps=src.fps, name=src.name
+                src.device,
+                clock,
+                width=src.width,
+                height=src.height,
+                fps=src.fps,
+                name=src.name,
+                exposure=src.exposure,
+                focus=src.focus,
             )
         elif isinstance(src, PiCameraReaderConfig):
-            source = PiCamera(clock, width=src.width, height=src.height, fps=src.fps, name=src.name)
+            source = PiCamera(
+                clock,
+                width=src.width,
+                height=src.height,
+                fps=src.fps,
+                name=src.name,
+                capture_timeout_s=src.watchdog.stale_frame_s,
+                exposure=src.exposure,
+                focus=src.focus,
+            )
         elif isinstance(src, FakeCameraReaderConfig):
             if src.images:
                 source = FileSource(

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from drivers.faultlog import StateLog, describe
 from drivers.pipeline import Rejection, SerialLinePipeline
 from kiosk.clock import Clock
 from kiosk.config.readers import DecoderConfig
@@ -75,6 +76,7 @@ class SerialScanner:
         self._serial: Any = None
         self._health = Health("absent", "not started", clock.monotonic_ns())
         self.connects = 0
+        self.faults = StateLog(log, name)
         self.health_changed = threading.Event()
 
     def start(self, sink: CodeSink) -> None:
@@ -114,6 +116,8 @@ class SerialScanner:
             )
         except (serial.SerialException, OSError, ValueError) as exc:
             raise ReaderFault(f"cannot open {self.port}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - any failure to open is the scanner's fault
+            raise ReaderFault(f"cannot open {self.port}: {describe(exc)}") from None
 
     def _run(self, sink: CodeSink) -> None:
         backoff = self._initial_s
@@ -122,19 +126,21 @@ class SerialScanner:
                 ser = self._open()
             except ReaderFault as exc:
                 self._set_health("fault", f"{exc}; retry in {backoff:.1f} s")
-                log.warning("%s: %s", self.name, exc)
+                self.faults.fault(str(exc))
                 if self._stop.wait(backoff):
                     break
                 backoff = min(backoff * 2, self._max_s)
                 continue
             self.connects += 1
             self._set_health("ok", "")
+            self.faults.recovered(f"connected on {self.port}")
             try:
                 self._serve(ser, sink)
                 backoff = self._initial_s
-            except ReaderFault as exc:
-                self._set_health("fault", f"scanner lost: {exc}; reconnecting")
-                log.warning("%s: scanner lost: %s", self.name, exc)
+            except Exception as exc:  # noqa: BLE001 - never end the reader: a silent gate
+                cause = str(exc) if isinstance(exc, ReaderFault) else describe(exc)
+                self._set_health("fault", f"scanner lost: {cause}; reconnecting")
+                self.faults.fault(f"scanner lost: {cause}")
                 backoff = self._initial_s
                 if self._stop.wait(backoff):
                     break
@@ -158,6 +164,8 @@ class SerialScanner:
                 data = ser.read(max(1, ser.in_waiting))
             except (serial.SerialException, OSError) as exc:
                 raise ReaderFault(str(exc)) from None
+            except Exception as exc:  # noqa: BLE001 - e.g. a TypeError from a closing port
+                raise ReaderFault(describe(exc)) from None
             if not data:
                 continue
             if self._trigger is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 
 import cv2
@@ -40,6 +41,7 @@ class FakeCapture:
         self.mode = mode
         self.opened = opened
         self.props: dict[int, float] = {}
+        self.refuse: set[int] = set()
         self.released = threading.Event()
         self.reads = 0
         self._frozen = add_noise(scene, 3, 0)
@@ -48,8 +50,16 @@ class FakeCapture:
         return self.opened
 
     def set(self, prop: int, value: float) -> bool:
+        if prop in self.refuse:
+            return False
         self.props[prop] = value
         return True
+
+    def get(self, prop: int) -> float:
+        # A camera without MJPEG falls back to YUYV; without a size, to its own default.
+        if prop == cv2.CAP_PROP_FOURCC and prop in self.refuse:
+            return float(cv2.VideoWriter_fourcc(*"YUYV"))
+        return float(self.props.get(prop, 0.0))
 
     def read(self) -> tuple[bool, np.ndarray | None]:
         self.reads += 1
@@ -432,38 +442,342 @@ def test_picamera_without_picamera2_is_a_fault_naming_the_debian_package(clock, 
         PiCamera(clock).open()
 
 
-def test_picamera_reads_bgr_frames_through_picamera2(clock, code_scene):
-    calls = []
+class StubJob:
+    def __init__(self) -> None:
+        self.cancelled = threading.Event()
 
-    class FakePicamera2:
-        def __init__(self, num):
-            calls.append(("init", num))
 
-        def create_video_configuration(self, main, buffer_count, controls):
-            calls.append(("config", main["size"], main["format"], controls["FrameRate"]))
-            return {"main": main}
+class StubPicamera2:
+    """picamera2's ``Picamera2`` as the driver uses it: jobs, ``wait(job, timeout)``,
+    ``cancel_all_and_flush``. ``mode``: "ok" delivers ``frame``; "hang" never completes a
+    request (a loose ribbon cable), so only a cancel ends the wait; "timeout" raises the
+    ``TimeoutError`` picamera2's ``wait`` raises when the timeout passes."""
 
-        def configure(self, config):
-            pass
+    frame: np.ndarray | None = None
+    mode = "ok"
+    made: list[StubPicamera2] = []
+    camera_controls: dict = {"AfMode": (0, 2, 0), "LensPosition": (0.0, 15.0, 1.0)}
 
-        def start(self):
-            calls.append(("start",))
+    def __init__(self, num: int) -> None:
+        self.num = num
+        self.calls: list = []
+        self.jobs: list[StubJob] = []
+        self.waits: list[float | None] = []
+        self.cancels = 0
+        self.closed = False
+        StubPicamera2.made.append(self)
 
-        def capture_array(self, stream):
-            return code_scene
+    def create_video_configuration(self, main, buffer_count, controls):
+        self.calls.append(("config", main["size"], main["format"], dict(controls)))
+        return {"main": main}
 
-        def stop(self):
-            calls.append(("stop",))
+    def configure(self, config) -> None:
+        pass
 
-        def close(self):
-            calls.append(("close",))
+    def start(self) -> None:
+        self.calls.append(("start",))
 
-    cam = PiCamera(clock, fps=10, picamera2_class=FakePicamera2)
+    def capture_array(self, stream: str, wait: bool | None = None) -> StubJob:
+        assert stream == "main" and wait is False  # a blocking capture could hang forever
+        job = StubJob()
+        self.jobs.append(job)
+        return job
+
+    def wait(self, job: StubJob, timeout: float | None = None) -> np.ndarray:
+        from concurrent.futures import CancelledError
+
+        self.waits.append(timeout)
+        if self.mode == "ok":
+            return self.frame
+        if self.mode == "timeout":
+            raise TimeoutError
+        if job.cancelled.wait(WAIT_S):
+            raise CancelledError
+        raise TimeoutError
+
+    def cancel_all_and_flush(self) -> None:
+        self.cancels += 1
+        for job in self.jobs:
+            job.cancelled.set()
+
+    def stop(self) -> None:
+        self.calls.append(("stop",))
+
+    def close(self) -> None:
+        self.closed = True
+        self.calls.append(("close",))
+
+
+@pytest.fixture
+def stub_picamera2(code_scene):
+    StubPicamera2.frame, StubPicamera2.mode, StubPicamera2.made = code_scene, "ok", []
+    return StubPicamera2
+
+
+def test_picamera_reads_bgr_frames_through_picamera2(clock, code_scene, stub_picamera2):
+    cam = PiCamera(clock, fps=10, capture_timeout_s=1.5, picamera2_class=stub_picamera2)
     cam.open()
     frame, mono_ns = cam.read()
     cam.close()
+    stub = stub_picamera2.made[0]
     assert frame is code_scene and mono_ns == clock.monotonic_ns()
-    assert ("config", (640, 480), "RGB888", 10.0) in calls and calls[-1] == ("close",)
+    size, fmt, controls = stub.calls[0][1:]
+    assert (size, fmt, controls["FrameRate"]) == ((640, 480), "RGB888", 10.0)
+    assert stub.waits == [1.5]  # every capture waits with a timeout
+    assert stub.cancels == 1 and stub.calls[-1] == ("close",)
+
+
+def test_a_timed_out_capture_is_a_fault_and_its_request_is_cancelled(clock, stub_picamera2):
+    stub_picamera2.mode = "timeout"
+    cam = PiCamera(clock, capture_timeout_s=2.0, picamera2_class=stub_picamera2)
+    cam.open()
+    with pytest.raises(ReaderFault, match="timed out after 2 s"):
+        cam.read()
+    assert stub_picamera2.made[0].cancels == 1
+    cam.close()
+
+
+def test_ten_hang_and_recover_cycles_leave_no_capture_thread_behind(clock, stub_picamera2):
+    stub_picamera2.mode = "hang"
+    pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock)
+    # A capture timeout far beyond the test: only the cancel at close can end a hung wait.
+    cam = PiCamera(clock, name="csi", capture_timeout_s=300, picamera2_class=stub_picamera2)
+    reader = CameraReader(cam, pipeline, clock, name="csi", watchdog=WD)
+    baseline = threading.active_count()
+    for cycle in range(10):
+        reader.step()  # opens; the grab thread waits on a request that never completes
+        assert len(stub_picamera2.made) == cycle + 1
+        clock.advance(WD.stale_frame_s)
+        reader.step()  # the watchdog: no frame for 2 s -> close (cancels) -> reopen later
+        assert reader.health().state == "fault"
+        for t in threading.enumerate():
+            if t.name == "grab-csi":
+                t.join(WAIT_S)
+        clock.advance(WD.reopen_max_s)
+    grabbing = [t for t in threading.enumerate() if t.name == "grab-csi"]
+    assert grabbing == [] and threading.active_count() == baseline
+    assert all(s.closed and s.cancels >= 1 for s in stub_picamera2.made)
+    reader.stop()
+
+
+def test_picamera_controls_exposure_and_focus_from_the_config(clock, stub_picamera2):
+    phone = parse_config(
+        {
+            "readers": {
+                "sources": [
+                    {
+                        "type": "picamera",
+                        "exposure": {"mode": "auto", "compensation_ev": -1.5},
+                        "focus": {"mode": "fixed", "lens_dioptres": 3.0},
+                    }
+                ]
+            }
+        }
+    ).readers.sources[0]
+    cam = PiCamera(
+        clock, exposure=phone.exposure, focus=phone.focus, picamera2_class=stub_picamera2
+    )
+    cam.open()
+    controls = stub_picamera2.made[0].calls[0][3]
+    assert controls["AeEnable"] is True and controls["ExposureValue"] == -1.5
+    assert (controls["AfMode"], controls["LensPosition"]) == (0, 3.0)
+    cam.close()
+
+
+def test_picamera_manual_exposure_and_no_focus_on_a_camera_without_a_lens_motor(
+    clock, stub_picamera2, monkeypatch
+):
+    from kiosk.config.readers import ExposureConfig, FocusConfig
+
+    monkeypatch.setattr(stub_picamera2, "camera_controls", {"ExposureTime": (1, 10**6, 1000)})
+    cam = PiCamera(
+        clock,
+        exposure=ExposureConfig(mode="manual", exposure_us=4000, gain=2.0),
+        focus=FocusConfig(mode="continuous"),
+        picamera2_class=stub_picamera2,
+    )
+    cam.open()
+    controls = stub_picamera2.made[0].calls[0][3]
+    assert (controls["AeEnable"], controls["ExposureTime"], controls["AnalogueGain"]) == (
+        False,
+        4000,
+        2.0,
+    )
+    assert "AfMode" not in controls  # picamera2 would refuse a control the sensor lacks
+    cam.close()
+
+
+def _numpy_abi_picamera2(root, monkeypatch) -> None:
+    """picamera2 laid out as on Bookworm: /usr/lib/python3/dist-packages/picamera2 whose
+    encoders import Debian's simplejpeg, a C extension built against numpy 1.24 that fails
+    at import under numpy 2 ("numpy.dtype size changed"); sys.modules entries dropped."""
+    dist = root / "usr/lib/python3/dist-packages"
+    (dist / "picamera2" / "encoders").mkdir(parents=True)
+    (dist / "picamera2" / "__init__.py").write_text("from .picamera2 import Picamera2\n")
+    (dist / "picamera2" / "picamera2.py").write_text(
+        "import libcamera\nimport numpy\nfrom picamera2.encoders import JpegEncoder\n"
+        "class Picamera2:\n    pass\n"
+    )
+    (dist / "picamera2" / "encoders" / "__init__.py").write_text(
+        "from .jpeg_encoder import JpegEncoder\n"
+    )
+    (dist / "picamera2" / "encoders" / "jpeg_encoder.py").write_text(
+        "import simplejpeg\nclass JpegEncoder:\n    pass\n"
+    )
+    (dist / "libcamera").mkdir()
+    (dist / "libcamera" / "__init__.py").write_text("")
+    (dist / "simplejpeg").mkdir()
+    (dist / "simplejpeg" / "__init__.py").write_text(
+        "import numpy\n"
+        "BUILT_FOR = 1\n"
+        "if int(numpy.__version__.split('.')[0]) != BUILT_FOR:\n"
+        "    raise ValueError('numpy.dtype size changed, may indicate binary incompatibility."
+        " Expected 96 from C header, got 88 from PyObject')\n"
+    )
+    monkeypatch.syspath_prepend(str(dist))
+    for name in [
+        m for m in sys.modules if m.split(".")[0] in ("picamera2", "libcamera", "simplejpeg")
+    ]:
+        monkeypatch.delitem(sys.modules, name)
+    return dist
+
+
+def test_picamera2_against_the_wrong_numpy_is_one_fault_line_not_a_traceback_per_frame(
+    clock, tmp_path, monkeypatch, caplog
+):
+    _numpy_abi_picamera2(tmp_path, monkeypatch)
+    pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock)
+    reader = CameraReader(PiCamera(clock, name="csi"), pipeline, clock, name="csi", watchdog=WD)
+    caplog.set_level("DEBUG", logger="drivers")
+    for _ in range(30):  # two seconds of frames at 15 fps, and reopen attempts
+        reader.step()
+        clock.advance(WD.reopen_max_s)
+    health = reader.health()
+    assert health.state == "fault"
+    assert "numpy.dtype size changed" in health.detail and "simplejpeg" in health.detail
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].exc_info is None
+    assert reader.faults.lines == 1
+
+
+def test_simplejpeg_in_the_venv_ahead_of_debians_lets_picamera2_load(clock, tmp_path, monkeypatch):
+    """The fix scripts/install applies: simplejpeg from PyPI (built for the venv's numpy) in
+    the venv's site-packages, which comes before dist-packages on sys.path."""
+    from drivers.picamera import _load_picamera2
+
+    _numpy_abi_picamera2(tmp_path, monkeypatch)
+    venv = tmp_path / "venv-site-packages"
+    (venv / "simplejpeg").mkdir(parents=True)
+    (venv / "simplejpeg" / "__init__.py").write_text("import numpy\n")
+    monkeypatch.syspath_prepend(str(venv))
+    cls = _load_picamera2()
+    assert cls.__name__ == "Picamera2" and sys.modules["simplejpeg"].__file__.startswith(str(venv))
+
+
+def test_a_source_that_raises_anything_at_open_is_a_fault_logged_once(clock, caplog):
+    class Broken:
+        name = "broken"
+        opens = 0
+
+        def open(self):
+            Broken.opens += 1
+            raise KeyError("sensor mode table")
+
+        def read(self):  # pragma: no cover - never opened
+            raise AssertionError
+
+        def close(self):
+            pass
+
+    pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock)
+    reader = CameraReader(Broken(), pipeline, clock, name="broken", watchdog=WD)
+    caplog.set_level("WARNING", logger="drivers")
+    for _ in range(8):
+        reader.step()
+        clock.advance(WD.reopen_max_s)
+    assert Broken.opens == 8
+    assert reader.health().state == "fault" and "KeyError" in reader.health().detail
+    assert len(caplog.records) == 1
+
+
+def test_an_open_that_never_returns_is_a_fault_after_the_start_timeout(clock):
+    class Hanging:
+        """A driver whose open() blocks (a wedged libcamera or V4L2 open)."""
+
+        name = "hanging"
+
+        def __init__(self):
+            self.entered = threading.Event()
+            self.release = threading.Event()
+
+        def open(self):
+            self.entered.set()
+            self.release.wait(WAIT_S)
+            raise ReaderFault("gave up")
+
+        def read(self):  # pragma: no cover - never opened
+            raise AssertionError
+
+        def close(self):
+            pass
+
+    source = Hanging()
+    pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock)
+    reader = CameraReader(source, pipeline, clock, watchdog=WatchdogConfig(start_timeout_s=15))
+    reader.start(lambda code: None)
+    try:
+        assert source.entered.wait(WAIT_S)  # the worker is stuck in open()
+        clock.advance(14.9)
+        assert reader.health().state == "degraded"
+        clock.advance(0.1)
+        health = reader.health()
+        assert health.state == "fault" and "not started within 15 s" in health.detail
+    finally:
+        source.release.set()
+        reader.stop()
+
+
+def test_usb_camera_logs_the_format_it_actually_delivers_and_what_it_refused(
+    clock, code_scene, caplog
+):
+    factory = CaptureFactory(code_scene)
+    cam = UsbCamera("/dev/video0", clock, capture_factory=factory)
+    original = factory.__call__
+
+    def refusing(device, api):
+        cap = original(device, api)
+        cap.refuse = {cv2.CAP_PROP_FOURCC}
+        return cap
+
+    cam._factory = refusing
+    caplog.set_level("INFO", logger="drivers")
+    cam.open()
+    assert cam.delivered == "YUYV 640x480 @ 15 fps"
+    text = caplog.text
+    assert "delivers YUYV 640x480 @ 15 fps" in text and "refused MJPG" in text
+    cam.close()
+
+
+def test_usb_camera_manual_exposure_and_fixed_focus(clock, code_scene):
+    from kiosk.config.readers import ExposureConfig, FocusConfig
+
+    factory = CaptureFactory(code_scene)
+    cam = UsbCamera(
+        "/dev/video0",
+        clock,
+        exposure=ExposureConfig(mode="manual", exposure_us=5000),
+        focus=FocusConfig(mode="fixed", v4l2_focus=40),
+        capture_factory=factory,
+    )
+    cam.open()
+    props = factory.made[0].props
+    assert props[cv2.CAP_PROP_AUTO_EXPOSURE] == 1 and props[cv2.CAP_PROP_EXPOSURE] == 50
+    assert props[cv2.CAP_PROP_AUTOFOCUS] == 0 and props[cv2.CAP_PROP_FOCUS] == 40
+    cam.close()
+    auto = UsbCamera("/dev/video0", clock, capture_factory=factory)
+    auto.open()
+    assert cv2.CAP_PROP_AUTO_EXPOSURE not in factory.made[1].props  # auto: left alone
+    auto.close()
 
 
 @pytest.mark.hardware

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import tty
 
@@ -289,3 +290,84 @@ def test_serial_relay_reports_an_unplugged_board_while_idle_and_reopens_after(cl
 def test_serial_relay_url_ports_are_not_checked_as_paths():
     gate = SerialRelayGate("loop://", serial_factory=lambda *_a, **_k: None)
     assert gate.health().ok
+
+
+# -- the GPIO library failing: a gate fault, never a crashed daemon ------------------------
+
+
+class BadPinFactory(Exception):
+    """gpiozero.exc.BadPinFactory, as raised when no pin factory can start."""
+
+
+def _lgpio_like_gpiozero(monkeypatch, pins, opened: list):
+    """A gpiozero whose pin factory starts like lgpio's: it first creates its notification
+    pipe in $LG_WD or else the working directory, and fails as gpiozero does when it cannot."""
+    import types
+
+    from gpiozero import OutputDevice as RealOutputDevice
+
+    def output_device(pin, **kw):
+        workdir = os.environ.get("LG_WD") or os.getcwd()
+        fifo = os.path.join(workdir, f".lgd-nfy{len(opened)}")
+        try:
+            os.mkfifo(fifo)
+        except OSError as exc:
+            raise BadPinFactory(f"Unable to load any default pin factory! ({exc})") from None
+        opened.append(fifo)
+        kw["pin_factory"] = pins
+        return RealOutputDevice(pin, **kw)
+
+    module = types.ModuleType("gpiozero")
+    module.OutputDevice = output_device
+    monkeypatch.setitem(sys.modules, "gpiozero", module)
+
+
+def test_gpio_relay_in_a_read_only_working_directory_uses_a_writable_lg_wd(
+    monkeypatch, pins, clock, tmp_path
+):
+    opened: list = []
+    _lgpio_like_gpiozero(monkeypatch, pins, opened)
+    monkeypatch.chdir("/proc/sys")  # read-only even for root, like / under ProtectSystem
+    monkeypatch.delenv("LG_WD", raising=False)
+    monkeypatch.setenv("KIOSK_DATA", str(tmp_path))
+    gate = GpioRelayGate(17, clock=clock)
+    assert gate.health().state == "ok"
+    assert os.environ["LG_WD"] == str(tmp_path) and opened[0].startswith(str(tmp_path))
+    gate.set_open(True)
+    assert pins.pin(17).state is True
+    gate.close()
+
+
+def test_a_gpio_library_failure_is_a_gate_fault_and_recovers_without_a_restart(
+    monkeypatch, pins, clock, tmp_path, caplog
+):
+    opened: list = []
+    _lgpio_like_gpiozero(monkeypatch, pins, opened)
+    monkeypatch.setenv("LG_WD", "/proc/sys")  # lgpio cannot create its pipe here
+    caplog.set_level("WARNING", logger="drivers")
+    gate = build_gate(GateSection.model_validate({"driver": {"type": "gpio", "pin": 5}}), clock)
+    health = gate.health()
+    assert health.state == "fault" and "BadPinFactory" in health.detail
+    for _ in range(3):
+        with pytest.raises(GateFault, match="GPIO5 unavailable"):
+            gate.set_open(True)
+    assert len(caplog.records) == 1  # one line for the fault, not one per command
+    monkeypatch.setenv("LG_WD", str(tmp_path))  # the cause fixed (e.g. the unit's LG_WD)
+    gate.set_open(True)
+    assert gate.health().state == "ok" and pins.pin(5).state is True
+    gate.close()
+
+
+def test_a_gpio_library_failure_does_not_stop_the_daemon_building_its_devices(
+    monkeypatch, pins, clock
+):
+    from checkpoint.app import build_devices
+    from kiosk.config import parse_config
+
+    opened: list = []
+    _lgpio_like_gpiozero(monkeypatch, pins, opened)
+    monkeypatch.setenv("LG_WD", "/proc/sys")
+    config = parse_config({"gate": {"driver": {"type": "gpio", "pin": 6}}})
+    devices = build_devices(config, clock)
+    assert devices.gate.health().state == "fault"
+    devices.close()

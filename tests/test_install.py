@@ -29,8 +29,10 @@ STEPS = [
     "preflight",
     "apt",
     "i2c",
+    "usb",
     "groups",
     "user",
+    "screen-user",
     "dirs",
     "venv",
     "files",
@@ -246,6 +248,96 @@ def test_an_existing_config_is_kept(checkout, tmp_path):
     assert "install /etc/kiosk/kiosk.toml from" not in proc.stdout
 
 
+def _dry_run(checkout, root, *args, env=None):
+    return run(checkout / "scripts" / "install", "--dry-run", "--root", str(root), *args, env=env)
+
+
+def test_a_32_bit_userland_is_refused_at_the_first_step(checkout, tmp_path):
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    dpkg = fake_bin / "dpkg"
+    dpkg.write_text('#!/bin/sh\n[ "$1" = --print-architecture ] && echo armhf\n')
+    dpkg.chmod(0o755)
+    env = dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}")
+    proc = _dry_run(checkout, fresh_os_root(tmp_path / "root"), env=env)
+    assert proc.returncode == 1
+    first = lines_of(proc.stderr, "preflight")
+    assert first and "32-bit userland (armhf)" in first[0] and "64-bit" in first[0]
+    # Nothing after the first step runs: no apt, no pip into a failing build.
+    assert not lines_of(proc.stdout, "apt") and not lines_of(proc.stdout, "venv")
+
+
+def test_usb_serial_drivers_load_at_boot_and_a_missing_proc_entry_is_reported(checkout, tmp_path):
+    root = fresh_os_root(tmp_path / "root")
+    (root / "proc").mkdir()
+    # /proc/devices of a system where the relay was not plugged in at boot: no ttyUSB.
+    (root / "proc" / "devices").write_text(
+        "Character devices:\n  1 mem\n  4 ttyS\n 89 i2c\n166 ttyACM\n"
+    )
+    proc = _dry_run(checkout, root)
+    usb = "\n".join(lines_of(proc.stdout, "usb"))
+    assert "write /etc/modules-load.d/kiosk.conf" in usb
+    for module in ("usbserial", "ch341", "cp210x", "ftdi_sio", "pl2303", "cdc_acm"):
+        assert f"\\n{module}" in proc.stdout
+    assert "ttyUSB not in /proc/devices" in usb
+
+
+def test_udev_rules_name_the_relay_and_scanner_by_usb_port(checkout, tmp_path):
+    root = fresh_os_root(tmp_path / "root")
+    (root / "etc" / "kiosk").mkdir()
+    # Two CH340 boards without serial numbers: only their ports tell them apart.
+    (root / "etc" / "kiosk" / "usb-ports").write_text(
+        "# comment\n"
+        "relay platform-fd500000.pcie-pci-0000:01:00.0-usb-0:1.3:1.0\n"
+        "scanner platform-fd500000.pcie-pci-0000:01:00.0-usb-0:1.4:1.0\n"
+        'bogus x", RUN+="/bin/sh\n'
+    )
+    proc = _dry_run(checkout, root)
+    out = proc.stdout
+    assert "usb-ports (where to name" not in out  # an existing file is kept
+    port = "platform-fd500000.pcie-pci-0000:01:00.0-usb-0:1.{}:1.0"
+    relay = f'ENV{{ID_PATH}}=="{port.format(3)}", SYMLINK+="kiosk-relay"'
+    scanner = f'ENV{{ID_PATH}}=="{port.format(4)}", SYMLINK+="kiosk-scanner"'
+    assert relay in out and scanner in out
+    assert "RUN+=" not in out
+
+
+def test_a_scanner_on_the_pi_uart_gets_device_allow_for_tty_s(checkout, tmp_path):
+    cfg = tmp_path / "uart.toml"
+    cfg.write_text('[[readers.sources]]\ntype = "serial"\nport = "/dev/ttyS0"\n')
+    proc = _dry_run(checkout, fresh_os_root(tmp_path / "root"), "--config", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    units = proc.stdout.split("[units] would: write /etc/systemd/system/kiosk.service.d/uart.conf")
+    assert len(units) == 2 and "DeviceAllow=char-ttyS rw" in units[1].splitlines()[1]
+    plain = _dry_run(checkout, fresh_os_root(tmp_path / "plain"))
+    assert "uart.conf" not in plain.stdout  # no UART port configured: no ttyS access
+
+
+def test_pi_camera_config_installs_simplejpeg_into_the_venv(checkout, tmp_path):
+    cfg = tmp_path / "pi.toml"
+    cfg.write_text('[[readers.sources]]\ntype = "picamera"\n')
+    proc = _dry_run(checkout, fresh_os_root(tmp_path / "root"), "--config", str(cfg))
+    venv = "\n".join(lines_of(proc.stdout, "venv")) + proc.stdout.split("[venv]")[-1]
+    pip = [x for x in venv.replace("\\", "").splitlines() if "pip install" in x]
+    assert "with [picamera]" in venv and pip and pip[0].endswith("[picamera]")
+    plain = _dry_run(checkout, fresh_os_root(tmp_path / "plain"))
+    assert "[picamera]" not in plain.stdout
+
+
+def test_gpio_relay_config_installs_lgpio(checkout, tmp_path):
+    cfg = tmp_path / "gpio.toml"
+    cfg.write_text('[gate.driver]\ntype = "gpio"\npin = 17\n')
+    proc = _dry_run(checkout, fresh_os_root(tmp_path / "root"), "--config", str(cfg))
+    assert "python3-lgpio" in lines_of(proc.stdout, "apt")[0]
+
+
+def test_the_screen_gets_its_own_user_outside_the_kiosk_group(checkout, tmp_path):
+    proc = _dry_run(checkout, fresh_os_root(tmp_path / "root"))
+    line = [x for x in proc.stdout.splitlines() if "useradd" in x and "kiosk-screen" in x]
+    assert len(line) == 1 and "--home-dir /var/lib/kiosk-screen" in line[0]
+    assert not re.search(r"--groups \S*kiosk[,\s]", line[0])
+
+
 # --- the real install into a throwaway root --------------------------------------------------
 
 
@@ -364,6 +456,13 @@ def test_real_install_sets_up_the_pi(installed, checkout):
     assert os.readlink(root / "opt/kiosk/bin/chromium").startswith("/usr/bin/chromium")
     assert "dtparam=i2c_arm=on" in (root / "boot/firmware/config.txt").read_text()
     assert (root / "etc/modules-load.d/kiosk-i2c.conf").read_text().strip() == "i2c-dev"
+    modules = (root / "etc/modules-load.d/kiosk.conf").read_text().split()
+    assert {"usbserial", "ch341", "cp210x", "ftdi_sio", "pl2303", "cdc_acm"} <= set(modules)
+    assert (root / "etc/udev/rules.d/70-kiosk-serial.rules").exists()
+    assert "udevadm info" in (root / "etc/kiosk/usb-ports").read_text()
+    screen = passwd_entry(root, "kiosk-screen")
+    assert screen is not None and screen[5] == "/var/lib/kiosk-screen" and int(screen[3]) != gid
+    assert "kiosk-screen" not in group_members(root, "kiosk")
 
     units = root / "etc/systemd/system"
     for unit in (
@@ -458,7 +557,9 @@ def test_uninstall_keeps_data_unless_purged(installed, checkout, tmp_path):
     assert not (root / "etc/kiosk").exists()
     assert not (root / "var/lib/kiosk").exists()
     assert passwd_entry(root, "kiosk") is None
+    assert passwd_entry(root, "kiosk-screen") is None
     assert "kiosk" not in group_members(root, "video")
+    assert not (root / "etc/modules-load.d/kiosk.conf").exists()
 
 
 # --- lint ------------------------------------------------------------------------------------

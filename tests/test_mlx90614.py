@@ -577,6 +577,26 @@ def test_emulated_eeprom_written_without_erase_is_garbled(chip):
     assert chip.eeprom[EEPROM_EMISSIVITY] == 0xFFFF  # old bits still set: why we erase first
 
 
+def test_emissivity_on_a_gradient_compensated_part_is_refused_and_nothing_is_written(driver, chip):
+    from drivers.mlx90614 import EEPROM_CELL_0F, EmissivityRefused
+
+    chip.eeprom[EEPROM_CELL_0F] = 0x1E8A  # a BCF/DCI: cell 0x0F holds its second coefficient
+    writes_before = dict(chip.eeprom)
+    with pytest.raises(EmissivityRefused, match="cell 0x0F .0x1E8A.*gradient-compensated"):
+        driver.write_emissivity(0.95)
+    assert chip.eeprom == writes_before  # 0x24 untouched: no half-done change
+    assert driver.read_emissivity() == 1.0
+
+
+def test_emulated_cell_0f_is_write_protected(chip):
+    from drivers.mlx90614 import EEPROM_CELL_0F, write_pec
+
+    chip.eeprom[EEPROM_CELL_0F] = 0x1E8A
+    with pytest.raises(OSError, match="locked"):
+        chip.write(ADDR, bytes([0x2F, 0, 0, write_pec(ADDR, 0x2F, 0, 0)]))
+    assert chip.eeprom[EEPROM_CELL_0F] == 0x1E8A
+
+
 def test_emissivity_outside_range_is_refused(driver):
     with pytest.raises(ValueError, match="0.1..1.0"):
         driver.write_emissivity(1.2)

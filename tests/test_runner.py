@@ -578,3 +578,48 @@ def test_a_scenario_plays_in_real_time_onto_the_running_kiosk(rig):
     assert driver.done and driver.applied == [0, 1]
     assert rig.thermometer.body_c is None  # the visitor walked on
     assert rig.lists.current.quarantine[0].household == "Q-9"
+
+
+def test_a_pi_camera_whose_library_cannot_load_raises_the_reader_alarm_once(
+    tmp_path, monkeypatch, caplog
+):
+    """picamera2 importing Debian's simplejpeg under the venv's numpy 2 raises ValueError at
+    import: the reader is a fault, the guard gets the alarm, the journal gets one line."""
+    import sys
+    import types
+
+    from drivers.camera import CameraReader
+    from drivers.decoders import build_decoder
+    from drivers.picamera import PiCamera
+    from drivers.pipeline import FramePipeline
+    from kiosk.config.readers import DecoderConfig, WatchdogConfig
+
+    class BrokenPicamera2(types.ModuleType):
+        def __getattr__(self, name):
+            raise ValueError("numpy.dtype size changed, may indicate binary incompatibility")
+
+    monkeypatch.setitem(sys.modules, "picamera2", BrokenPicamera2("picamera2"))
+    clock = SystemClock()
+    pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock, source="csi")
+    wd = WatchdogConfig(reopen_initial_s=0.05, reopen_max_s=0.1)
+    reader = CameraReader(PiCamera(clock, name="csi"), pipeline, clock, name="csi", watchdog=wd)
+    r = Rig(
+        tmp_path,
+        overrides={"readers": {"sources": [{"type": "picamera", "name": "csi"}]}},
+        readers=[reader],
+    )
+    caplog.set_level("WARNING", logger="drivers")
+
+    async def main():
+        await r.runner.start()
+        alarm = await r.next("alarm", alarm="reader_fault", state="raised")
+        await r.runner.stop()
+        return alarm
+
+    try:
+        alarm = run(main())
+    finally:
+        r.close()
+    assert "numpy.dtype size changed" in alarm["detail"]
+    assert reader.reopens == 0 and reader.faults.lines == 1
+    assert len([rec for rec in caplog.records if rec.name == "drivers.camera"]) == 1

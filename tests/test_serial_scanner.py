@@ -204,3 +204,24 @@ def test_same_code_scanned_twice_within_the_holdoff_is_submitted_once(module, cl
         assert codes.get(timeout=WAIT_S).text == PASS
     finally:
         scanner.stop()
+
+
+def test_any_error_opening_the_port_is_a_fault_logged_once_per_cause(clock, caplog):
+    attempts = []
+    enough = __import__("threading").Event()
+
+    def factory(port, **kw):
+        attempts.append(port)
+        if len(attempts) >= 6:
+            enough.set()
+        raise RuntimeError("lgpio-style failure")  # not a SerialException/OSError
+
+    caplog.set_level("WARNING", logger="drivers")
+    scanner, _, _ = _scanner("/dev/ttyS0", clock, serial_factory=factory)
+    assert enough.wait(WAIT_S)
+    scanner.stop()
+    assert len(attempts) >= 6
+    assert scanner.faults.lines == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "gm65: cannot open /dev/ttyS0: RuntimeError: lgpio-style failure"
+    ]

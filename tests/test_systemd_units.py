@@ -180,7 +180,6 @@ def test_secrets_come_through_load_credential():
 
 def test_screen_is_chromium_kiosk_under_cage_on_tty1():
     unit = load("kiosk-screen.service")
-    assert one(unit, "Service", "User") == "kiosk"
     assert one(unit, "Service", "PAMName") == "login"
     assert one(unit, "Service", "TTYPath") == "/dev/tty1"
     assert one(unit, "Unit", "Conflicts") == "getty@tty1.service"
@@ -226,3 +225,33 @@ def test_production_config_example_is_valid_and_production_shaped():
     assert cfg.web.docs_enabled is False
     assert cfg.web.host == "0.0.0.0"
     assert cfg.web.port == 8000  # the screen unit's URL
+
+
+def test_daemon_and_lgpio_get_writable_working_directories():
+    """gpiozero's lgpio factory makes its notification pipes in $LG_WD or the working
+    directory; with none, / is read-only under ProtectSystem=strict (BadPinFactory)."""
+    unit = load("kiosk.service")
+    writable = set(values(unit, "Service", "ReadWritePaths"))
+    writable |= {f"/var/lib/{d}" for d in values(unit, "Service", "StateDirectory")}
+    writable |= {f"/run/{d}" for d in values(unit, "Service", "RuntimeDirectory")}
+    workdir = one(unit, "Service", "WorkingDirectory")
+    lg_wd = [
+        v.split("=", 1)[1] for v in values(unit, "Service", "Environment") if v.startswith("LG_WD=")
+    ]
+    assert workdir in writable
+    assert len(lg_wd) == 1 and lg_wd[0] in writable
+
+
+def test_daemon_starts_after_the_usb_serial_modules_are_loaded():
+    unit = load("kiosk.service")
+    after = " ".join(values(unit, "Unit", "After")).split()
+    assert "systemd-modules-load.service" in after
+
+
+def test_screen_browser_runs_as_its_own_user_without_the_daemons_data():
+    """Chromium as the daemon's user could read the event log and keys/issuer.key."""
+    screen, daemon = load("kiosk-screen.service"), load("kiosk.service")
+    assert one(screen, "Service", "User") == "kiosk-screen" != one(daemon, "Service", "User")
+    hidden = " ".join(values(screen, "Service", "InaccessiblePaths")).replace("-", "").split()
+    assert "/var/lib/kiosk" in hidden and "/etc/kiosk" in hidden
+    assert one(screen, "Service", "StateDirectory") == "kiosk-screen"

@@ -22,6 +22,7 @@ from . import (
     pull_cmd,
     replay_cmd,
     scan_cmd,
+    scanner_cmd,
 )
 from .errors import CliError
 
@@ -38,6 +39,7 @@ VERB_MODULES = (
     fleet_cmd,  # collect
     guard_cmd,  # guard (accounts for the guard console)
     bench_cmd,  # bench
+    scanner_cmd,  # scanner setup (GM65 serial set-up)
 )
 
 

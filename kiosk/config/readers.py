@@ -27,6 +27,53 @@ class WatchdogConfig(Section):
     reopen_max_s: float = Field(
         10.0, ge=0.1, le=300, description="Cap of the doubling wait between reopen attempts."
     )
+    start_timeout_s: float = Field(
+        15.0,
+        ge=1,
+        le=300,
+        description="Still 'starting' (opening, no frame yet) after this long: a fault.",
+    )
+
+
+class ExposureConfig(Section):
+    """Exposure. A phone screen is far brighter than the scene around it: whole-scene auto
+    exposure clips it to white. See the phone-screen preset in docs/wiring.md."""
+
+    mode: Literal["auto", "manual"] = Field(
+        "auto", description="auto: the camera's own exposure; manual: a fixed time and gain."
+    )
+    compensation_ev: float = Field(
+        0.0,
+        ge=-4,
+        le=4,
+        description="auto only: bias in EV stops (-1.5 darkens for bright phone screens)."
+        " Pi camera (ExposureValue); USB cameras have no such control in OpenCV.",
+    )
+    exposure_us: int = Field(
+        8000, ge=50, le=1_000_000, description="manual only: exposure time in microseconds."
+    )
+    gain: float = Field(
+        1.0, ge=1.0, le=16.0, description="manual only, Pi camera: analogue gain (1 = none)."
+    )
+
+
+class FocusConfig(Section):
+    """Focus. A Camera Module 3 or an autofocus webcam may not settle at 20-40 cm by itself."""
+
+    mode: Literal["default", "continuous", "fixed"] = Field(
+        "default",
+        description="default: leave the camera as it starts; continuous autofocus; or a fixed"
+        " lens position.",
+    )
+    lens_dioptres: float = Field(
+        3.0,
+        ge=0,
+        le=15,
+        description="fixed, Pi camera: lens position in dioptres (1 / metres; 3.0 = 33 cm).",
+    )
+    v4l2_focus: int = Field(
+        0, ge=0, le=1023, description="fixed, USB camera: the driver's focus_absolute value."
+    )
 
 
 class CameraReaderConfig(Section):
@@ -38,6 +85,8 @@ class CameraReaderConfig(Section):
     width: int = Field(640, ge=160, le=3840, description="Capture width in pixels.")
     height: int = Field(480, ge=120, le=2160, description="Capture height in pixels.")
     fps: float = Field(15.0, gt=0, le=60, description="Capture rate asked of the camera.")
+    exposure: ExposureConfig = Field(default_factory=ExposureConfig, description="Exposure.")
+    focus: FocusConfig = Field(default_factory=FocusConfig, description="Focus.")
     watchdog: WatchdogConfig = Field(
         default_factory=WatchdogConfig, description="Lost-camera detection and reopen backoff."
     )
@@ -49,6 +98,8 @@ class PiCameraReaderConfig(Section):
     width: int = Field(640, ge=160, le=3840, description="Capture width in pixels.")
     height: int = Field(480, ge=120, le=2160, description="Capture height in pixels.")
     fps: float = Field(15.0, gt=0, le=60, description="Capture rate.")
+    exposure: ExposureConfig = Field(default_factory=ExposureConfig, description="Exposure.")
+    focus: FocusConfig = Field(default_factory=FocusConfig, description="Focus.")
     watchdog: WatchdogConfig = Field(
         default_factory=WatchdogConfig, description="Lost-camera detection and reopen backoff."
     )
