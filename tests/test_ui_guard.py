@@ -79,7 +79,7 @@ def make_app(core: Core) -> FastAPI:
 
     app = FastAPI()
     app.include_router(kiosk_screen.router(core))
-    app.include_router(guard.router(core))
+    guard.install(app, core)
     return app
 
 
@@ -606,12 +606,13 @@ def test_a_faulty_device_shows_a_standing_alarm(client, core):
 
 
 def test_device_alarm_from_the_bus_stays_until_acknowledged_even_after_the_fault_clears():
-    from ui.guard import AlarmBoard, alarm_from_message, device_alarms
+    from kiosk.alarms import AlarmBoard, alarm_from_message, device_alarms
+    from ui.views import faults_of
 
     board = AlarmBoard()
     raised = alarm_from_message({"type": "alarm", "alarm": "sensor_fault", "state": "raised"}, "t")
     assert board.add(raised)
-    standing = device_alarms({"devices": {"thermometer": {"state": "fault"}}})
+    standing = device_alarms(faults_of({"devices": {"thermometer": {"state": "fault"}}}))
     assert [a.key for a in standing] == [raised.key]  # one card per device, not two
     board.forget_cleared_devices(set())  # fault cleared, nobody acknowledged yet
     assert [a.key for a in board.open()] == ["device:thermometer"]

@@ -1,0 +1,172 @@
+"""The live page: feed, alarms and the kiosk's state (``/guard``), their JSON and SSE
+(``/guard/api/feed``, ``/guard/events``), acknowledging an alarm and a manual decision."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+
+from kiosk import queries
+from ui.auth import Session
+from ui.guard.deps import (
+    Guard,
+    action_session,
+    api_session,
+    audited_route,
+    done,
+    guard,
+    note,
+    page_session,
+)
+from ui.guard.display import feed_row
+from ui.guard.forms import BadInput, choice, clean, direction_of, directions
+from ui.views import HEARTBEAT_S, ScreenTracker, bus_messages, current_state, kiosk_view, sse
+
+router = APIRouter(prefix="/guard", tags=["guard console"], route_class=audited_route("/guard"))
+
+FEED_ROWS = 50
+MAX_SEQ = 2**63 - 1
+AFTER = Query(0, ge=0, le=MAX_SEQ, description="Only decisions with seq > after.")
+
+
+def rows_of(g: Guard, events: list[dict], lang: str, clear: frozenset[str]) -> list[dict]:
+    return [feed_row(e, lang, g.tz, clear, g.fever_c) for e in events]
+
+
+@router.get("", response_class=HTMLResponse, include_in_schema=False)
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def live_page(
+    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
+) -> Response:
+    lang = g.lang(request)
+    rows = rows_of(g, queries.recent_events(g.core.store, FEED_ROWS), lang, g.clear(session))
+    state = kiosk_view(current_state(g.core), None, lang, fever_c=g.fever_c)
+    return g.render(
+        request,
+        "guard_live.html",
+        session,
+        rows=rows,
+        alarms=g.alarm_rows(lang),
+        state=state,
+        last_seq=max((row["seq"] or 0 for row in rows), default=0),
+        directions=directions(g.cfg.site.direction),
+        default_direction=g.cfg.site.default_direction,
+        **g.flash(request),
+    )
+
+
+@router.get("/api/feed", summary="Guard feed: newest decisions, masked for the viewer's role")
+def api_feed(
+    request: Request,
+    after: int = AFTER,
+    session: Session = Depends(api_session),
+    g: Guard = Depends(guard),
+) -> dict:
+    lang = g.lang(request)
+    if after:
+        events = g.core.store.events(after_seq=after, limit=FEED_ROWS)
+    else:
+        events = list(reversed(queries.recent_events(g.core.store, FEED_ROWS)))
+    return {
+        "rows": rows_of(g, list(reversed(events)), lang, g.clear(session)),
+        "alarms": g.alarm_rows(lang),
+    }
+
+
+class FeedStream:
+    """One guard's live stream: new rows since ``after``, alarms, the kiosk's state."""
+
+    def __init__(self, g: Guard, lang: str, clear: frozenset[str], after: int) -> None:
+        self.g, self.lang, self.clear, self.after = g, lang, clear, after
+
+    async def rows(self) -> list[str]:
+        events = await asyncio.to_thread(self.g.core.store.events, self.after, FEED_ROWS)
+        out = []
+        for event in events:
+            self.after = max(self.after, int(event["seq"]))
+            out.append(sse("row", rows_of(self.g, [event], self.lang, self.clear)[0]))
+        return out
+
+    async def alarms(self) -> str:
+        return sse("alarms", await asyncio.to_thread(self.g.alarm_rows, self.lang))
+
+    async def on_message(self, message: dict, tracker: ScreenTracker) -> list[str]:
+        kind = message.get("type")
+        if kind == "decision":
+            tracker.feed(message)
+            return [*await self.rows(), await self.alarms()]
+        if kind == "alarm":
+            return [await self.alarms()] if self.g.alarms.note_message(message) else []
+        if tracker.feed(message):
+            view = kiosk_view(tracker.state, tracker.decision, self.lang, fever_c=self.g.fever_c)
+            return [sse("state", view)]
+        if kind == "health":
+            return [await self.alarms()]
+        return []
+
+    async def run(self, request: Request) -> AsyncIterator[str]:
+        messages = bus_messages(self.g.core)  # subscribe first: nothing slips in between
+        tracker = ScreenTracker(current_state(self.g.core))
+        try:
+            yield "retry: 2000\n\n"
+            # Anything committed since the page was drawn, then live.
+            for line in await self.rows():
+                yield line
+            yield await self.alarms()
+            while not await request.is_disconnected():
+                try:
+                    message = await asyncio.wait_for(anext(messages), HEARTBEAT_S)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                except StopAsyncIteration:
+                    break
+                for line in await self.on_message(message, tracker):
+                    yield line
+        finally:
+            await messages.aclose()
+
+
+@router.get("/events", summary="Guard live stream (SSE): decisions, alarms, state, health")
+async def guard_events(
+    request: Request,
+    after: int = AFTER,
+    session: Session = Depends(api_session),
+    g: Guard = Depends(guard),
+) -> Response:
+    stream = FeedStream(g, g.lang(request), g.clear(session), after)
+    return StreamingResponse(
+        stream.run(request),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/alarms/ack", name="alarm_ack", include_in_schema=False)
+async def ack_alarm(
+    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
+) -> Response:
+    form = await request.form()
+    key = clean(form.get("key"), "alarm.key", max_len=120)
+    standing = await asyncio.to_thread(g.standing_alarms)
+    alarm = await asyncio.to_thread(g.alarms.ack, key, session.name, standing)
+    if alarm is None:
+        raise BadInput("err.no_alarm")
+    note(request, alarm=alarm.kind, key=alarm.key, seq=alarm.seq)
+    return done(request, "/guard")
+
+
+@router.post("/manual", name="manual", include_in_schema=False)
+async def manual(
+    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
+) -> Response:
+    form = await request.form()
+    decision = choice(form.get("decision"), "live.decision", ("pass", "deny"))
+    direction = direction_of(form, g.cfg.site.default_direction)
+    note(request, action=f"manual_{decision}", direction=direction)
+    reason = clean(form.get("reason"), "manual.reason", required=True)
+    g.manual(decision=decision, operator=session.name, reason=reason, direction=direction)
+    return done(request, "/guard")
