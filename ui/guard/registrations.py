@@ -4,6 +4,7 @@ decision through the engine, so the rules on it (no pass with a fever) are the e
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
@@ -41,6 +42,32 @@ def register_page(
     )
 
 
+def register(
+    request: Request,
+    g: Guard,
+    session: Session,
+    form: Any,
+    kind: str,
+    person: dict[str, Any],
+    temp_c: float | None = None,
+) -> Response:
+    """Enter a registration through the engine, which checks the reading (plausible, and no
+    pass with a fever) and commits it like any other decision."""
+    direction = direction_of(form, g.cfg.site.default_direction)
+    decision = choice(form.get("decision"), "reg.decision", ("pass", "deny"), "pass")
+    note(request, direction=direction, decision=decision)
+    g.manual(
+        decision=decision,
+        operator=session.name,
+        reason=person["note"],
+        direction=direction,
+        person={k: v for k, v in person.items() if v is not None},
+        kind=kind,
+        temp_c=temp_c,
+    )
+    return done(request, "/guard/register")
+
+
 @router.post("/register/person", name="register_person", include_in_schema=False)
 async def register_person(
     request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
@@ -56,20 +83,7 @@ async def register_person(
     if not any(ch.isdigit() for ch in str(person["phone"])):
         raise BadInput("err.phone")
     temp_c = number(form.get("temp_c"), "reg.temp", required=True)
-    direction = direction_of(form, g.cfg.site.default_direction)
-    decision = choice(form.get("decision"), "reg.decision", ("pass", "deny"), "pass")
-    note(request, direction=direction, decision=decision)
-    # The engine checks the reading (plausible, and no pass with a fever).
-    g.manual(
-        decision=decision,
-        operator=session.name,
-        reason=person["note"],
-        direction=direction,
-        person={k: v for k, v in person.items() if v is not None},
-        kind="registration",
-        temp_c=temp_c,
-    )
-    return done(request, "/guard/register")
+    return register(request, g, session, form, "registration", person, temp_c)
 
 
 @router.post("/register/vehicle", name="register_vehicle", include_in_schema=False)
@@ -83,15 +97,4 @@ async def register_vehicle(
         "occupants": whole(form.get("occupants"), "reg.occupants", 0, 60, 0),
         "note": clean(form.get("reason"), "reg.reason", required=True),
     }
-    direction = direction_of(form, g.cfg.site.default_direction)
-    decision = choice(form.get("decision"), "reg.decision", ("pass", "deny"), "pass")
-    note(request, direction=direction, decision=decision)
-    g.manual(
-        decision=decision,
-        operator=session.name,
-        reason=person["note"],
-        direction=direction,
-        person=person,
-        kind="vehicle",
-    )
-    return done(request, "/guard/register")
+    return register(request, g, session, form, "vehicle", person)
