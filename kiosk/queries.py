@@ -155,3 +155,19 @@ def decisions_after(log: Readable, after_seq: int) -> list[tuple[int, str, list[
         (int(r["seq"]), str(r["decision"]), [str(c) for c in json.loads(r["reasons"] or "[]")])
         for r in rows
     ]
+
+
+def event_by_seq(log: Readable, seq: int) -> dict[str, Any] | None:
+    """One event by its ``seq``, decoded; None when there is none."""
+    if isinstance(seq, bool) or not 0 < int(seq) < 2**63:
+        return None
+    rows = list(_rows(log, "SELECT * FROM events WHERE seq = ?", [int(seq)]))
+    return decode_event_row(rows[0]) if rows else None
+
+
+def last_passage(log: Readable) -> dict[str, Any] | None:
+    """The newest kiosk passage (``kind = 'passage'``, not a guard's entry), decoded."""
+    rows = list(
+        _rows(log, "SELECT * FROM events WHERE kind = 'passage' ORDER BY seq DESC LIMIT 1", [])
+    )
+    return decode_event_row(rows[0]) if rows else None

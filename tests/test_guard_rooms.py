@@ -77,11 +77,16 @@ def test_every_state_changing_guard_route_is_audited_with_actor_action_and_outco
 
 def test_a_refused_action_is_audited_as_failed_with_the_problem_key_not_the_text(client, core):
     csrf = login(client)
-    response = post(client, "/guard/manual", csrf, decision="pass", reason="")
+    response = post(client, "/guard/manual", csrf, decision="pass", reason="", subject="none")
     assert "err=" in response.headers["location"]
     last = core.store.audits()[-1]
     assert (last["actor"], last["action"]) == ("alice", "manual_pass_failed")
-    assert last["detail"] == {"direction": "in", "outcome": "refused", "problem": "err.required"}
+    assert last["detail"] == {
+        "direction": "in",
+        "subject": "none",
+        "outcome": "refused",
+        "problem": "err.required",
+    }
 
 
 def test_a_request_without_a_session_names_nobody_and_writes_nothing(client, core):

@@ -377,7 +377,14 @@ def test_manual_pass_with_reason_is_an_event_with_the_operator_and_is_audited(cl
     csrf = login(client)
     with gate_opening(core) as opened:
         with decided(client, core):
-            response = post(client, "/guard/manual", csrf, decision="pass", reason="known resident")
+            response = post(
+                client,
+                "/guard/manual",
+                csrf,
+                decision="pass",
+                reason="known resident",
+                subject="none",
+            )
         assert opened.wait(WAIT_S)  # a manual pass opens the gate like any other
     assert response.status_code == 303
     assert core.devices.gate.is_open
@@ -393,7 +400,7 @@ def test_manual_pass_with_reason_is_an_event_with_the_operator_and_is_audited(cl
 
 def test_manual_decision_without_a_reason_records_nothing_and_says_why(client, core):
     csrf = login(client)
-    response = post(client, "/guard/manual", csrf, decision="pass", reason="  ")
+    response = post(client, "/guard/manual", csrf, decision="pass", reason="  ", subject="none")
     assert response.status_code == 303
     page = client.get(response.headers["location"])
     assert "Reason" in page.text or "原因" in page.text

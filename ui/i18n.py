@@ -145,6 +145,37 @@ _S: dict[str, tuple[str, str]] = {
     "manual.deny": ("人工拒绝", "Manual deny"),
     "manual.reason": ("原因（必填）", "Reason (required)"),
     "manual.direction": ("方向", "Direction"),
+    # --- guard: whom a manual decision is about (issue 17) ---
+    "manual.subject": ("本次操作的对象（必选）", "This decision is about (choose one)"),
+    "manual.subject_last": ("上一位通行者：{text}", "The last passage: {text}"),
+    "manual.subject_none": (
+        "无通行证人员（不关联任何记录）",
+        "A person without a pass (no record)",
+    ),
+    "manual.subject_changed": (
+        "有新的通行记录，请重新选择对象",
+        "A new passage came: choose again",
+    ),
+    "manual.unknown_person": ("身份不明", "unknown person"),
+    "manual.no_pass_person": ("无通行证人员", "a person without a pass"),
+    "manual.hand_temp": ("人工测温（°C，选填）", "Hand-measured temperature (°C, optional)"),
+    "manual.confirm_pass": (
+        "将对【{who}】人工放行，门将打开。原因：{reason}",
+        "Manual PASS for [{who}]: the gate opens. Reason: {reason}",
+    ),
+    "manual.confirm_deny": (
+        "将对【{who}】人工禁止通行。原因：{reason}",
+        "Manual DENY for [{who}]. Reason: {reason}",
+    ),
+    "manual.confirm": ("确认", "Confirm"),
+    "manual.cancel": ("取消", "Cancel"),
+    "manual.by_hand": ("人工测温", "by hand"),
+    "manual.about": ("针对 #{seq}", "about #{seq}"),
+    "err.subject": ("请选择本次操作的对象", "Choose whom this decision is about"),
+    "err.subject_gone": (
+        "所选通行记录不存在或已过期，请重新选择",
+        "That passage is gone or too old: choose again",
+    ),
     "dir.in": ("进", "in"),
     "dir.out": ("出", "out"),
     # --- guard: registration ---

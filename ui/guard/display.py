@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 from kiosk import privacy
 from kiosk.alarms import Alarm, alarm_from_event, reason_codes
 from ui import charts, i18n
-from ui.auth import Session
 from ui.views import device_entries, device_label
 
 #: Fields a plain guard sees unmasked (to recognise a person); admins see all. Free-text
@@ -62,12 +61,6 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict:
         "detail": detail,
         "seq": a.seq,
     }
-
-
-def clear_fields(session: Session, mask_personal: bool) -> frozenset[str]:
-    if not mask_personal or session.is_admin:
-        return ALL_FIELDS
-    return GUARD_CLEAR_FIELDS
 
 
 def feed_row(
@@ -122,7 +115,46 @@ def feed_row(
         else "",
         "operator": event.get("operator") or "",
         "alarm": alarm.kind if alarm else None,
+        **manual_fields(event, person, decision),
+        "subject": subject_text(event, masked, who_parts, reasons, lang, tz)
+        if event.get("kind", "passage") == "passage"
+        else "",
     }
+
+
+def manual_fields(event: dict, person: dict, decision: str) -> dict:
+    """What a guard's decision adds to its row: the typed reason (masked for the viewer),
+    whether the temperature was measured by hand, and the passage it was about."""
+    manual = decision in ("manual_pass", "manual_deny")
+    overrides = [
+        f.split(":", 1)[1] for f in event.get("flags") or [] if str(f).startswith("overrides:")
+    ]
+    return {
+        "note": str(person.get("note") or "") if manual else "",
+        "by_hand": manual
+        and isinstance(event.get("temp_c"), int | float)
+        and event.get("temp_object_c") is None,
+        "about_seq": int(overrides[0]) if overrides and overrides[0].isdigit() else None,
+    }
+
+
+def subject_text(
+    event: dict, masked: dict, who: list[str], reasons: list[str], lang: str, tz: ZoneInfo
+) -> str:
+    """A passage named for a guard about to decide on it: who, household, temperature,
+    reason, date and time."""
+    temp = event.get("temp_c")
+    shown = [c for c in reasons if c not in ("ok", "guard_override")]
+    parts = [
+        who[0] if who else i18n.t(lang, "manual.unknown_person"),
+        str(masked.get("household") or ""),
+        f"{float(temp):.1f} °C" if isinstance(temp, int | float) else "",
+        i18n.reasons_text(lang, shown)
+        if shown
+        else i18n.t(lang, f"decision.{event.get('decision')}"),
+        local_time(event.get("ts"), tz, "%m-%d %H:%M:%S"),
+    ]
+    return " · ".join(p for p in parts if p)
 
 
 def lists_view(tables: dict[str, list[dict]], tz: ZoneInfo) -> dict:

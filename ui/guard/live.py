@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from kiosk import queries
+from kiosk.engine import NO_SUBJECT, ManualSubject
 from ui.auth import Session
 from ui.guard.deps import (
     Guard,
@@ -22,7 +25,7 @@ from ui.guard.deps import (
     page_session,
 )
 from ui.guard.display import feed_row
-from ui.guard.forms import BadInput, choice, clean, direction_of, directions
+from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
 from ui.views import HEARTBEAT_S, ScreenTracker, bus_messages, current_state, kiosk_view, sse
 
 router = APIRouter(prefix="/guard", tags=["guard console"], route_class=audited_route("/guard"))
@@ -44,6 +47,7 @@ def live_page(
     lang = g.lang(request)
     rows = rows_of(g, queries.recent_events(g.core.store, FEED_ROWS), lang, g.clear(session))
     state = kiosk_view(current_state(g.core), None, lang, fever_c=g.fever_c)
+    last = queries.last_passage(g.core.store)
     return g.render(
         request,
         "guard_live.html",
@@ -52,6 +56,7 @@ def live_page(
         alarms=g.alarm_rows(lang),
         state=state,
         last_seq=max((row["seq"] or 0 for row in rows), default=0),
+        subject=rows_of(g, [last], lang, g.clear(session))[0] if last else None,
         directions=directions(g.cfg.site.direction),
         default_direction=g.cfg.site.default_direction,
         **g.flash(request),
@@ -159,6 +164,33 @@ async def ack_alarm(
     return done(request, "/guard")
 
 
+#: How old a passage a guard may still decide on (it is named on the console when chosen).
+SUBJECT_MAX_AGE_H = 12
+
+
+def subject_of(g: Guard, value: object) -> ManualSubject | Literal["none"]:
+    """The subject the guard chose: ``none`` (a person without a pass) or the ``seq`` of a
+    recent kiosk passage. There is no default: the form must say."""
+    text = clean(value, "manual.subject", max_len=20)
+    if text == NO_SUBJECT:
+        return NO_SUBJECT
+    if not text.isdigit():
+        raise BadInput("err.subject")
+    event = queries.event_by_seq(g.core.store, int(text))
+    oldest = (g.core.clock.now() - timedelta(hours=SUBJECT_MAX_AGE_H)).isoformat()[:19]
+    if event is None or event.get("kind") != "passage" or str(event.get("ts")) < oldest:
+        raise BadInput("err.subject_gone")
+    return ManualSubject(
+        seq=int(event["seq"]),
+        pass_id=event.get("pass_id"),
+        household=event.get("household"),
+        holder=event.get("holder"),
+        temp_c=event.get("temp_c"),
+        temp_object_c=event.get("temp_object_c"),
+        temp_ambient_c=event.get("temp_ambient_c"),
+    )
+
+
 @router.post("/manual", name="manual", include_in_schema=False)
 async def manual(
     request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
@@ -167,6 +199,16 @@ async def manual(
     decision = choice(form.get("decision"), "live.decision", ("pass", "deny"))
     direction = direction_of(form, g.cfg.site.default_direction)
     note(request, action=f"manual_{decision}", direction=direction)
+    subject = await asyncio.to_thread(subject_of, g, form.get("subject"))
+    note(request, subject=subject if isinstance(subject, str) else subject.seq)
     reason = clean(form.get("reason"), "manual.reason", required=True)
-    g.manual(decision=decision, operator=session.name, reason=reason, direction=direction)
+    temp_c = number(form.get("temp_c"), "manual.hand_temp")
+    g.manual(
+        decision=decision,
+        operator=session.name,
+        reason=reason,
+        direction=direction,
+        temp_c=temp_c,
+        subject=subject,
+    )
     return done(request, "/guard")

@@ -98,8 +98,22 @@
       k.textContent = r.kind_text;
       td.append(" ", k);
     }
-    cell(tr, r.reasons);
-    cell(tr, r.temp, "num temp" + (r.fever ? " fever" : ""));
+    const why = [r.reasons];
+    if (r.about_seq) why.push(feed.dataset.about.replace("{seq}", r.about_seq));
+    const reasonCell = cell(tr, why.join(" · "));
+    if (r.note) {
+      const span = document.createElement("span");
+      span.className = "note";
+      span.textContent = r.note;
+      reasonCell.append(" · ", span);
+    }
+    const tempCell = cell(tr, r.temp, "num temp" + (r.fever ? " fever" : ""));
+    if (r.by_hand) {
+      const small = document.createElement("small");
+      small.className = "by-hand";
+      small.textContent = feed.dataset.byHand;
+      tempCell.append(" ", small);
+    }
     cell(tr, r.direction);
     cell(tr, r.who);
     cell(tr, r.operator);
@@ -107,7 +121,55 @@
     while (body.rows.length > 200) body.deleteRow(body.rows.length - 1);
     feed.dataset.lastSeq = String(Math.max(Number(feed.dataset.lastSeq || 0), r.seq || 0));
     $("feed-empty").hidden = true;
+    if (r.kind === "passage" && r.subject) newSubject(r);
   }
+
+  // --- manual decision: whom it is about, then a confirmation line ---------------------
+  const manual = $("manual-form");
+  const lastRadio = $("subject-last");
+  function newSubject(r) {
+    if (String(r.seq) === lastRadio.value) return;
+    const wasChosen = lastRadio.checked;
+    lastRadio.value = String(r.seq);
+    lastRadio.dataset.who = r.subject;
+    lastRadio.checked = false;  // a new person: never carry the choice over to them
+    $("subject-last-text").textContent = manual.dataset.last.replace("{text}", r.subject);
+    $("subject-last-label").hidden = false;
+    $("subject-changed").hidden = !wasChosen;
+    if (wasChosen) cancelConfirm();
+  }
+  let pending = null;
+  function cancelConfirm() {
+    pending = null;
+    $("manual-confirm").hidden = true;
+  }
+  manual.addEventListener("submit", (e) => {
+    if (pending && pending.confirmed) return;
+    e.preventDefault();
+    const chosen = manual.querySelector("input[name=subject]:checked");
+    if (!chosen) return;
+    const decision = e.submitter ? e.submitter.value : "pass";
+    const who = chosen.value === "none" ? manual.dataset.nobody : chosen.dataset.who;
+    const reason = manual.querySelector("input[name=reason]").value.trim();
+    const text = manual.dataset["confirm" + (decision === "pass" ? "Pass" : "Deny")];
+    $("manual-confirm-text").textContent = text.replace("{who}", who).replace("{reason}", reason);
+    $("manual-confirm").hidden = false;
+    $("subject-changed").hidden = true;
+    pending = { decision, subject: chosen.value, confirmed: false };
+  });
+  $("manual-confirm-no").addEventListener("click", cancelConfirm);
+  $("manual-confirm-yes").addEventListener("click", () => {
+    const chosen = manual.querySelector("input[name=subject]:checked");
+    if (!pending || !chosen || chosen.value !== pending.subject) { cancelConfirm(); return; }
+    pending.confirmed = true;
+    const input = document.createElement("input");
+    input.type = "hidden";
+    input.name = "decision";
+    input.value = pending.decision;
+    manual.appendChild(input);
+    manual.submit();
+  });
+  manual.addEventListener("change", (e) => { if (e.target.name === "subject") cancelConfirm(); });
 
   // --- current state -------------------------------------------------------------------
   function renderState(v) {
