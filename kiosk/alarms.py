@@ -14,7 +14,7 @@ import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from kiosk import queries
@@ -25,7 +25,7 @@ ALARM_REASONS = {
     "fever": "fever",
     "quarantined": "quarantine",
     "pass_bad_signature": "forged",
-    "pass_unknown_key": "forged",
+    "pass_unknown_key": "foreign",  # another compound's pass: not a forgery
     "sensor_fault": "device",
     "reader_fault": "device",
     "store_fault": "device",
@@ -38,7 +38,7 @@ ALARM_KINDS = {
     "quarantined": "quarantine",
     "forged_pass": "forged",
     "pass_bad_signature": "forged",
-    "pass_unknown_key": "forged",
+    "pass_unknown_key": "foreign",
     "device_fault": "device",
     "sensor_fault": "device",
     "reader_fault": "device",
@@ -59,41 +59,100 @@ ALARM_DEVICES = {
 ACK_ACTION = "alarm_ack"
 #: Events scanned per read while catching up.
 SCAN_BATCH = 500
+#: How a guard closes an alarm (what was done), the first is the default.
+RESOLUTIONS = ("handled", "sent_home", "false_alarm", "escalated")
+#: Kinds about a person: repeated denials of the same household (or pass) for the same kind
+#: within this many seconds of the last one are one incident, one alarm, while it is open.
+PERSON_KINDS = frozenset({"fever", "quarantine", "forged", "foreign", "guard"})
+INCIDENT_WINDOW_S = 600
 
 
 @dataclass
 class Alarm:
     key: str
-    kind: str  # fever | quarantine | forged | device | guard | other
+    kind: str  # fever | quarantine | forged | foreign | device | guard | other
     ts: str
     seq: int | None = None
     detail: str = ""
     acked_by: str | None = None
     acked_at: str | None = None
+    # Whom and what it is about (from the event): shown masked for the viewer's role.
+    household: str | None = None
+    holder: str | None = None
+    pass_id: str | None = None
+    temp_c: float | None = None
+    direction: str | None = None
+    #: Every passage of this incident, oldest first (``seq`` is the first).
+    seqs: list[int] = field(default_factory=list)
+    resolution: str | None = None
+    note: str = ""
+
+    @property
+    def subject(self) -> str | None:
+        """Whom the alarm is about, for grouping an incident: the household, else the pass."""
+        return self.household or self.pass_id
+
+    def absorbs(self, other: Alarm) -> bool:
+        """Whether ``other`` is the same incident: same kind and person, still open, close
+        in time."""
+        return (
+            not self.acked_by
+            and self.kind == other.kind
+            and self.kind in PERSON_KINDS
+            and self.subject is not None
+            and self.subject == other.subject
+            and _seconds_between(self.ts, other.ts) <= INCIDENT_WINDOW_S
+        )
+
+
+def _seconds_between(a: str, b: str) -> float:
+    try:
+        return abs((datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds())
+    except ValueError:
+        return float("inf")
 
 
 @dataclass
 class AlarmBoard:
     """Open and acknowledged alarms, keyed; keeps the latest ``keep`` (acknowledged ones are
     dropped first). ``acked_before`` holds acknowledgements read back from the audit log:
-    key -> (who, when)."""
+    key -> (who, when, resolution, note)."""
 
     keep: int = 200
     alarms: dict[str, Alarm] = field(default_factory=dict)
     scanned_seq: int = -1  # -1: not scanned yet
-    acked_before: dict[str, tuple[str, str]] = field(default_factory=dict)
+    acked_before: dict[str, tuple[str, str, str | None, str]] = field(default_factory=dict)
 
     def add(self, alarm: Alarm) -> bool:
+        """Take a new alarm; False when it is known already or joins an open incident."""
         if alarm.key in self.alarms:
             return False
-        if alarm.key in self.acked_before:
-            alarm.acked_by, alarm.acked_at = self.acked_before.pop(alarm.key)
+        for known in list(self.alarms.values()):
+            self._close_if_acked_before(known, alarm.ts)
+            if known.absorbs(alarm):
+                known.seqs.extend(s for s in alarm.seqs if s not in known.seqs)
+                known.ts, known.temp_c = alarm.ts, alarm.temp_c or known.temp_c
+                return False
         self.alarms[alarm.key] = alarm
         if len(self.alarms) > self.keep:
             acked = [k for k, a in self.alarms.items() if a.acked_by]
             for k in (acked or list(self.alarms))[: len(self.alarms) - self.keep]:
                 del self.alarms[k]
         return True
+
+    def _close_if_acked_before(self, alarm: Alarm, now: str | None = None) -> None:
+        """Apply an acknowledgement read back from the audit log once its time has come
+        (``now``: the time of the event being added; None: apply it whatever the time)."""
+        found = self.acked_before.get(alarm.key)
+        if found is None or alarm.acked_by or (now is not None and found[1] > now):
+            return
+        del self.acked_before[alarm.key]
+        alarm.acked_by, alarm.acked_at, alarm.resolution, alarm.note = found
+
+    def settle(self) -> None:
+        """Apply every acknowledgement read back (after the first scan)."""
+        for alarm in list(self.alarms.values()):
+            self._close_if_acked_before(alarm)
 
     def open(self) -> list[Alarm]:
         return sorted(
@@ -110,11 +169,13 @@ class AlarmBoard:
         ]:
             del self.alarms[key]
 
-    def ack(self, key: str, who: str, when: str) -> Alarm | None:
+    def ack(
+        self, key: str, who: str, when: str, resolution: str | None = None, note: str = ""
+    ) -> Alarm | None:
         alarm = self.alarms.get(key)
         if alarm is None or alarm.acked_by:
             return None
-        alarm.acked_by, alarm.acked_at = who, when
+        alarm.acked_by, alarm.acked_at, alarm.resolution, alarm.note = who, when, resolution, note
         return alarm
 
 
@@ -128,21 +189,38 @@ def reason_codes(value: Any) -> list[str]:
     return [str(v) for v in value or []]
 
 
+def alarm_of(event: Mapping[str, Any], kind: str, code: str) -> Alarm:
+    """An alarm of ``kind`` about ``event`` (its person, reading, direction and time)."""
+    seq = event.get("seq")
+    temp = event.get("temp_c")
+    return Alarm(
+        key=f"event:{seq}",
+        kind=kind,
+        ts=str(event.get("ts") or ""),
+        seq=int(seq) if seq is not None else None,
+        detail=code,
+        household=_text(event.get("household")),
+        holder=_text(event.get("holder")),
+        pass_id=_text(event.get("pass_id")),
+        temp_c=float(temp) if isinstance(temp, int | float) else None,
+        direction=_text(event.get("direction")),
+        seqs=[int(seq)] if seq is not None else [],
+    )
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value else None
+
+
 def alarm_from_event(event: Mapping[str, Any]) -> Alarm | None:
-    """The alarm an event raises (fever, quarantine breach, forged pass, device), if any."""
+    """The alarm an event raises (fever, quarantine breach, forged or foreign pass, device),
+    if any."""
     if event.get("decision") not in ("deny", "manual_deny"):
         return None
     reasons = reason_codes(event.get("reasons"))
     for code, kind in ALARM_REASONS.items():
         if code in reasons:
-            seq = event.get("seq")
-            return Alarm(
-                key=f"event:{seq}",
-                kind=kind,
-                ts=str(event.get("ts") or ""),
-                seq=int(seq) if seq is not None else None,
-                detail=code,
-            )
+            return alarm_of(event, kind, code)
     return None
 
 
@@ -181,9 +259,19 @@ class AlarmSource(queries.Readable, Protocol):
     def events(self, after_seq: int = 0, limit: int = 100) -> list[dict[str, Any]]: ...
 
 
+def closed_keys(detail: Mapping[str, Any]) -> list[str]:
+    """The alarm keys an ``alarm_ack`` audit row closed (``keys``, or one ``key``)."""
+    keys = detail.get("keys")
+    if not isinstance(keys, list):
+        keys = [detail.get("key")]
+    return [k for k in keys if isinstance(k, str)]
+
+
 class AlarmDesk:
     """The alarms of one console process over the event log, safe to share between the
-    loop and the threads pages and streams run in."""
+    loop and the threads pages and streams run in. Open alarms survive a restart: they are
+    derived again from the last ``lookback_h`` hours of events, and closed ones from the
+    ``alarm_ack`` audit rows of the same hours, in time order."""
 
     def __init__(
         self, log: AlarmSource, clock: Clock, *, lookback_h: float = 12, keep: int = 200
@@ -197,18 +285,29 @@ class AlarmDesk:
     def _now(self) -> str:
         return self._clock.now().isoformat()
 
+    def _first_scan(self) -> None:
+        """Where to start, and which alarms were closed, after a start."""
+        board = self.board
+        since = (self._clock.now() - self._lookback).isoformat()[:19]
+        first = queries.first_seq_since(self._log, since)
+        board.scanned_seq = (first - 1) if first is not None else self._log.last_seq
+        for row in queries.audits_since(self._log, ACK_ACTION, since, limit=5000):
+            resolution = row.detail.get("resolution")
+            note = str(row.detail.get("note") or "")
+            for key in closed_keys(row.detail):
+                if key.startswith("event:"):
+                    board.acked_before[key] = (
+                        row.actor,
+                        row.ts,
+                        str(resolution) if resolution else None,
+                        note,
+                    )
+
     def _scan(self) -> None:
         board = self.board
-        if board.scanned_seq < 0:
-            # First look after start: alarms of the last hours, not the whole history.
-            since = (self._clock.now() - self._lookback).isoformat()[:19]
-            first = queries.first_seq_since(self._log, since)
-            board.scanned_seq = (first - 1) if first is not None else self._log.last_seq
-            # Acknowledgements survive a restart: they are in the audit log.
-            for note in queries.audits_since(self._log, ACK_ACTION, since):
-                key = note.detail.get("key")
-                if isinstance(key, str) and key.startswith("event:"):
-                    board.acked_before[key] = (note.actor, note.ts)
+        starting = board.scanned_seq < 0
+        if starting:
+            self._first_scan()
         while True:
             batch = self._log.events(after_seq=board.scanned_seq, limit=SCAN_BATCH)
             for event in batch:
@@ -218,6 +317,8 @@ class AlarmDesk:
                     board.add(alarm)
             if len(batch) < SCAN_BATCH:
                 break
+        if starting:
+            board.settle()
 
     def open_alarms(self, standing: list[Alarm]) -> list[Alarm]:
         """Standing device alarms not on the board yet, then the board's open ones."""
@@ -227,17 +328,49 @@ class AlarmDesk:
             return [*(a for a in standing if a.key not in self.board.alarms), *self.board.open()]
 
     def note_message(self, message: Mapping[str, Any]) -> bool:
-        """Take a bus ``alarm`` message; True when it raised a new alarm."""
+        """Take a bus ``alarm`` message; True when the open alarms changed. One about a
+        committed passage is read from the log (whom, what, reading): the same alarm, with
+        the same key, that the event raises."""
         alarm = alarm_from_message(message, self._now())
+        if alarm is None:
+            return False
         with self._lock:
-            return alarm is not None and self.board.add(alarm)
+            if alarm.seq is None:
+                return self.board.add(alarm)
+            before = len(self.board.open())
+            self._scan()
+            if alarm.key in self.board.alarms or any(
+                alarm.seq in a.seqs for a in self.board.alarms.values()
+            ):
+                return len(self.board.open()) != before
+            event = queries.event_by_seq(self._log, alarm.seq)
+            if event is not None:
+                alarm = alarm_of(event, alarm.kind, alarm.detail)
+            return self.board.add(alarm)
 
-    def ack(self, key: str, who: str, standing: list[Alarm]) -> Alarm | None:
-        """Acknowledge the open alarm ``key``; None when there is no such open alarm. The
-        caller audits it (action ``alarm_ack`` with the key) so it stays acknowledged."""
+    def close(
+        self,
+        keys: list[str],
+        who: str,
+        standing: list[Alarm],
+        resolution: str = RESOLUTIONS[0],
+        note: str = "",
+    ) -> list[Alarm]:
+        """Close the open alarms ``keys`` with what was done; the ones closed (none: there
+        was no such open alarm). The caller audits them (``alarm_ack`` with ``keys`` and
+        ``resolution``) so they stay closed after a restart."""
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution: one of {', '.join(RESOLUTIONS)}")
         with self._lock:
             self._scan()
-            if key.startswith("device:") and key not in self.board.alarms:
-                for alarm in standing:
+            for alarm in standing:
+                if alarm.key in keys and alarm.key not in self.board.alarms:
                     self.board.add(alarm)
-            return self.board.ack(key, who, self._now())
+            now = self._now()
+            closed = [self.board.ack(k, who, now, resolution, note) for k in dict.fromkeys(keys)]
+            return [a for a in closed if a is not None]
+
+    def ack(self, key: str, who: str, standing: list[Alarm]) -> Alarm | None:
+        """Close one alarm as ``handled``; None when there is no such open alarm."""
+        closed = self.close([key], who, standing)
+        return closed[0] if closed else None

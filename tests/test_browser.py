@@ -261,6 +261,11 @@ def test_guard_handles_alarm_manual_pass_registrations_pass_quarantine_and_stats
         alarm = page.locator(".alarm.kind-fever").first
         alarm.wait_for()
         assert "Fever" in alarm.inner_text()
+        meta = alarm.locator(".a-meta").inner_text()
+        assert re.search(r"\d\d-\d\d \d\d:\d\d:\d\d", meta), meta  # date and time
+        assert "°C" in meta and re.search(r"\b(in|out)\b", meta), meta
+        link = alarm.locator("a.a-link").first.get_attribute("href")
+        assert re.fullmatch(r"/guard/passage/\d+", link), link
         shot(page, "guard-live.png")
         before = page.locator(".alarm.kind-fever").count()
         alarm.locator("button.ack").click()

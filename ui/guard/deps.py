@@ -93,10 +93,11 @@ class Guard:
     def standing_alarms(self) -> list[Any]:
         return device_alarms(faults_of(health_report(self.core)))
 
-    def alarm_rows(self, lang: str) -> list[dict]:
-        """The open alarms as cards (blocking: run it in a thread from the loop)."""
+    def alarm_rows(self, lang: str, clear: frozenset[str]) -> list[dict]:
+        """The open alarms as cards, masked with ``clear`` (blocking: run it in a thread
+        from the loop)."""
         alarms = self.alarms.open_alarms(self.standing_alarms())
-        return [alarm_view(a, lang, self.tz) for a in alarms]
+        return [alarm_view(a, lang, self.tz, clear) for a in alarms]
 
     def render(self, request: Request, name: str, session: Session, **ctx: Any) -> HTMLResponse:
         lang = self.lang(request)

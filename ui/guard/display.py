@@ -43,8 +43,9 @@ def local_time(ts: str | None, tz: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
     return when.astimezone(tz).strftime(fmt)
 
 
-def alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict:
-    """An alarm card's words in the guard's language."""
+def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict:
+    """An alarm card in the guard's language: what, who (masked for the viewer's role),
+    temperature, direction, date and time, and the passages it is about."""
     if a.detail in i18n.reason_codes():
         detail = i18n.reason_text(lang, a.detail)
     elif i18n.has(f"device.{a.detail}"):
@@ -53,13 +54,20 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict:
         detail = i18n.t(lang, f"alarm.{a.detail}")
     else:
         detail = a.detail
+    masked = privacy.mask_event({"holder": a.holder, "household": a.household}, clear)
+    seqs = a.seqs or ([a.seq] if a.seq is not None else [])
     return {
         "key": a.key,
         "kind": a.kind,
         "title": i18n.t(lang, f"alarm.{a.kind}"),
-        "time": local_time(a.ts, tz) if a.ts else "",
+        "time": local_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else "",
         "detail": detail,
         "seq": a.seq,
+        "who": " · ".join(str(v) for v in (masked.get("holder"), masked.get("household")) if v),
+        "temp": f"{a.temp_c:.1f} °C" if a.temp_c is not None else "",
+        "direction": i18n.t(lang, f"dir.{a.direction}") if a.direction in ("in", "out") else "",
+        "seqs": seqs,
+        "times": i18n.t(lang, "alarm.times", n=len(seqs)) if len(seqs) > 1 else "",
     }
 
 

@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
-from kiosk import queries
+from kiosk import privacy, queries
+from kiosk.alarms import RESOLUTIONS
 from kiosk.engine import NO_SUBJECT, ManualSubject
 from ui.auth import Session
 from ui.guard.deps import (
@@ -24,13 +25,15 @@ from ui.guard.deps import (
     note,
     page_session,
 )
-from ui.guard.display import feed_row
+from ui.guard.display import feed_row, local_time
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
 from ui.views import HEARTBEAT_S, ScreenTracker, bus_messages, current_state, kiosk_view, sse
 
 router = APIRouter(prefix="/guard", tags=["guard console"], route_class=audited_route("/guard"))
 
 FEED_ROWS = 50
+#: The most alarms one request closes.
+MAX_CLOSE = 200
 MAX_SEQ = 2**63 - 1
 AFTER = Query(0, ge=0, le=MAX_SEQ, description="Only decisions with seq > after.")
 
@@ -53,13 +56,37 @@ def live_page(
         "guard_live.html",
         session,
         rows=rows,
-        alarms=g.alarm_rows(lang),
+        alarms=g.alarm_rows(lang, g.clear(session)),
+        resolutions=RESOLUTIONS,
         state=state,
         last_seq=max((row["seq"] or 0 for row in rows), default=0),
         subject=rows_of(g, [last], lang, g.clear(session))[0] if last else None,
         directions=directions(g.cfg.site.direction),
         default_direction=g.cfg.site.default_direction,
         **g.flash(request),
+    )
+
+
+@router.get("/passage/{seq}", response_class=HTMLResponse, include_in_schema=False)
+def passage_page(
+    request: Request,
+    seq: int = Path(ge=1, le=MAX_SEQ),
+    session: Session = Depends(page_session),
+    g: Guard = Depends(guard),
+) -> Response:
+    """One passage, as an alarm links to it (masked for the viewer's role)."""
+    event = queries.event_by_seq(g.core.store, seq)
+    if event is None:
+        raise HTTPException(404, "no such passage")
+    clear = g.clear(session)
+    masked = privacy.mask_event(event, clear)
+    return g.render(
+        request,
+        "guard_passage.html",
+        session,
+        row=rows_of(g, [event], g.lang(request), clear)[0],
+        when=local_time(event.get("ts"), g.tz, "%Y-%m-%d %H:%M:%S"),
+        household=masked.get("household"),
     )
 
 
@@ -77,7 +104,7 @@ def api_feed(
         events = list(reversed(queries.recent_events(g.core.store, FEED_ROWS)))
     return {
         "rows": rows_of(g, list(reversed(events)), lang, g.clear(session)),
-        "alarms": g.alarm_rows(lang),
+        "alarms": g.alarm_rows(lang, g.clear(session)),
     }
 
 
@@ -96,7 +123,8 @@ class FeedStream:
         return out
 
     async def alarms(self) -> str:
-        return sse("alarms", await asyncio.to_thread(self.g.alarm_rows, self.lang))
+        rows = await asyncio.to_thread(self.g.alarm_rows, self.lang, self.clear)
+        return sse("alarms", rows)
 
     async def on_message(self, message: dict, tracker: ScreenTracker) -> list[str]:
         kind = message.get("type")
@@ -154,13 +182,27 @@ async def guard_events(
 async def ack_alarm(
     request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
 ) -> Response:
+    """Close alarms with what was done: the one whose button was pressed (``only``), else
+    every one ticked (``key``, repeated)."""
     form = await request.form()
-    key = clean(form.get("key"), "alarm.key", max_len=120)
-    standing = await asyncio.to_thread(g.standing_alarms)
-    alarm = await asyncio.to_thread(g.alarms.ack, key, session.name, standing)
-    if alarm is None:
+    only = form.get("only")
+    keys = [only] if only else form.getlist("key")[:MAX_CLOSE]
+    keys = [clean(k, "live.alarms", max_len=120) for k in keys if k]
+    if not keys:
         raise BadInput("err.no_alarm")
-    note(request, alarm=alarm.kind, key=alarm.key, seq=alarm.seq)
+    resolution = choice(form.get("resolution"), "live.resolution", RESOLUTIONS, RESOLUTIONS[0])
+    standing = await asyncio.to_thread(g.standing_alarms)
+    closed = await asyncio.to_thread(g.alarms.close, keys, session.name, standing, resolution)
+    if not closed:
+        raise BadInput("err.no_alarm")
+    note(
+        request,
+        alarm=closed[0].kind,
+        key=closed[0].key,
+        seq=closed[0].seq,
+        keys=[a.key for a in closed],
+        resolution=resolution,
+    )
     return done(request, "/guard")
 
 

@@ -52,17 +52,38 @@
   function renderAlarms(alarms) {
     const list = $("alarm-list");
     const tpl = $("alarm-tpl");
+    const picked = new Set([...list.querySelectorAll(".a-pick:checked")].map((c) => c.value));
     list.replaceChildren();
     for (const a of alarms) {
       const node = tpl.content.firstElementChild.cloneNode(true);
       node.classList.add("kind-" + a.kind);
       node.dataset.key = a.key;
-      node.querySelector(".a-title").textContent = a.title;
-      const meta = [a.time, a.detail, a.seq ? "#" + a.seq : ""].filter(Boolean).join(" · ");
-      node.querySelector(".a-meta").textContent = meta;
-      node.querySelector("input[name=key]").value = a.key;
+      const title = node.querySelector(".a-title");
+      title.textContent = a.title;
+      if (a.times) {
+        const times = document.createElement("span");
+        times.className = "a-times";
+        times.textContent = a.times;
+        title.append(" ", times);
+      }
+      node.querySelector(".a-who").textContent = a.who || "";
+      const meta = node.querySelector(".a-meta");
+      meta.textContent = [a.time, a.detail, a.temp, a.direction].filter(Boolean).join(" · ");
+      for (const seq of a.seqs || []) {
+        const link = document.createElement("a");
+        link.className = "a-link";
+        link.href = "/guard/passage/" + seq;
+        link.textContent = "#" + seq;
+        meta.append(" · ", link);
+      }
+      const pick = node.querySelector(".a-pick");
+      pick.value = a.key;
+      pick.checked = picked.has(a.key);
+      pick.setAttribute("aria-label", a.title);
+      node.querySelector("button.ack").value = a.key;
       list.appendChild(node);
     }
+    $("alarm-tools").hidden = alarms.length === 0;
     const before = openAlarms;
     openAlarms = alarms.length;
     $("alarm-count").textContent = String(alarms.length);
