@@ -98,6 +98,30 @@ _S: dict[str, tuple[str, str]] = {
     ),
     "login.expired": ("表单已过期，请重试", "The form expired; please try again"),
     "login.logged_out": ("已退出登录", "You are signed out"),
+    # --- guard: the shift's session ends visibly (issue 17) ---
+    "session.ends_in": (
+        "本班登录将在 {m} 分钟后到期，到期后需重新登录",
+        "Your shift's sign-in ends in {m} min; then sign in again",
+    ),
+    "session.ended": (
+        "登录已到期，请重新登录；未完成的操作会在登录后继续",
+        "Your sign-in has ended: sign in again; an unfinished action continues after",
+    ),
+    "session.sign_in_again": ("重新登录", "Sign in again"),
+    "session.ended_resume": (
+        "登录已到期。请重新登录，刚才的操作将在登录后完成。",
+        "Your sign-in ended. Sign in again and the action you started will complete.",
+    ),
+    "session.resume_title": ("继续刚才的操作", "Completing the action you started"),
+    "session.resume_auto": (
+        "已重新登录，正在完成刚才的操作…",
+        "Signed in again: completing your action…",
+    ),
+    "session.resume_click": (
+        "已重新登录。此操作会开门，请确认人员仍在现场后再继续。",
+        "Signed in again. This opens the gate: check the person is still there, then continue.",
+    ),
+    "session.resume_go": ("继续完成", "Complete it"),
     "err.unauthenticated": ("请先登录", "Please sign in first"),
     "err.forbidden": ("无权执行此操作", "You are not allowed to do this"),
     "err.csrf": (

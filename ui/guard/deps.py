@@ -42,6 +42,8 @@ STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: ``msg=`` values a page shows as a success note.
 OK_MESSAGES = ("ok.done", "cal.saved", "pass.issued")
 ALARM_LOOKBACK_H = 12
+#: The console warns this long before the session (the shift) ends.
+SESSION_WARN_S = 600
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -115,6 +117,8 @@ class Guard:
                 "page": name.removesuffix(".html"),
                 "other_lang": "en" if lang == "zh-CN" else "zh-CN",
                 "role_text": i18n.t(lang, f"role.{session.role}"),
+                "session_left_s": self.session_left_s(session),
+                "session_warn_s": SESSION_WARN_S,
                 **ctx,
             },
             status_code=status,
@@ -124,6 +128,10 @@ class Guard:
         if request.query_params.get("lang") in i18n.LANGS:
             response.set_cookie("kiosk_lang", lang, samesite="strict", path="/", httponly=True)
         return response
+
+    def session_left_s(self, session: Session) -> int:
+        """Seconds until ``session`` ends (the shift is ``web.session_hours``)."""
+        return max(0, int((session.expires - self.core.clock.now()).total_seconds()))
 
     def flash(self, request: Request) -> dict:
         lang = self.lang(request)

@@ -111,8 +111,12 @@ def api_feed(
 class FeedStream:
     """One guard's live stream: new rows since ``after``, alarms, the kiosk's state."""
 
-    def __init__(self, g: Guard, lang: str, clear: frozenset[str], after: int) -> None:
-        self.g, self.lang, self.clear, self.after = g, lang, clear, after
+    def __init__(self, g: Guard, session: Session, lang: str, after: int) -> None:
+        self.g, self.session, self.lang, self.after = g, session, lang, after
+        self.clear = g.clear(session)
+
+    def expired(self) -> bool:
+        return self.g.session_left_s(self.session) <= 0
 
     async def rows(self) -> list[str]:
         events = await asyncio.to_thread(self.g.core.store.events, self.after, FEED_ROWS)
@@ -150,6 +154,9 @@ class FeedStream:
                 yield line
             yield await self.alarms()
             while not await request.is_disconnected():
+                if self.expired():  # the shift's session ended: no more personal data
+                    yield sse("expired", {})
+                    break
                 try:
                     message = await asyncio.wait_for(anext(messages), HEARTBEAT_S)
                 except TimeoutError:
@@ -170,7 +177,7 @@ async def guard_events(
     session: Session = Depends(api_session),
     g: Guard = Depends(guard),
 ) -> Response:
-    stream = FeedStream(g, g.lang(request), g.clear(session), after)
+    stream = FeedStream(g, session, g.lang(request), after)
     return StreamingResponse(
         stream.run(request),
         media_type="text/event-stream",

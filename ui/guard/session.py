@@ -18,8 +18,14 @@ router = APIRouter(prefix="/guard", tags=["guard console"], route_class=audited_
 
 
 def login_form(
-    request: Request, g: Guard, lang: str, error: str | None, status: int = 200
+    request: Request,
+    g: Guard,
+    lang: str,
+    error: str | None,
+    status: int = 200,
+    resume: str | None = None,
 ) -> Response:
+    resume = resume or request.query_params.get("resume")
     response = g.tpl.TemplateResponse(
         request,
         "login.html",
@@ -32,6 +38,7 @@ def login_form(
             "error": error,
             "other_lang": "en" if lang == "zh-CN" else "zh-CN",
             "logged_out": request.query_params.get("bye") == "1",
+            "resume": resume if g.auth.sessions.read_resume(resume) else "",
         },
         status_code=status,
     )
@@ -66,13 +73,39 @@ async def login(request: Request, g: Guard = Depends(guard)) -> Response:
     account = await asyncio.to_thread(g.auth.accounts.authenticate, name, password)
     if account is None:
         g.auth.limiter.failed(addr)
-        return login_form(request, g, lang, i18n.t(lang, "login.failed"), 401)
+        resume = str(form.get("resume") or "")
+        return login_form(request, g, lang, i18n.t(lang, "login.failed"), 401, resume)
     g.auth.limiter.succeeded(addr)
-    cookie, _session = g.auth.sessions.issue(account)
+    cookie, session = g.auth.sessions.issue(account)
     note(request, role=account.role)
-    response = RedirectResponse(safe_next(str(form.get("next") or "")), status_code=303)
+    pending = g.auth.sessions.read_resume(str(form.get("resume") or ""))
+    if pending is not None:
+        response: Response = resume_page(request, g, session, *pending)
+    else:
+        response = RedirectResponse(safe_next(str(form.get("next") or "")), status_code=303)
     g.auth.set_cookie(response, request, cookie)
     return response
+
+
+#: Actions that open the gate: after signing in again they wait for the guard's click (the
+#: person may have gone); every other cut-off action completes by itself.
+GATE_ACTIONS = ("/guard/manual", "/guard/register/person", "/guard/register/vehicle")
+
+
+def resume_page(
+    request: Request, g: Guard, session: Session, path: str, fields: list[tuple[str, str]]
+) -> Response:
+    """The action cut off by the expired session, ready to complete under the new one."""
+    opens_gate = path in GATE_ACTIONS and ("decision", "deny") not in fields
+    return g.render(
+        request,
+        "guard_resume.html",
+        session,
+        action=path,
+        fields=fields,
+        shown=[(k, v) for k, v in fields if v and k not in ("key", "only", "subject")],
+        auto=not opens_gate,
+    )
 
 
 @router.post("/logout", name="guard_logout", include_in_schema=False)

@@ -6,6 +6,38 @@
   if (printButton) printButton.addEventListener("click", () => window.print());
 })();
 (function () {
+  // The shift's session: warn before it ends, say when it has ended (an action after that
+  // goes through the login page and completes after signing in again).
+  const body = document.body;
+  const banner = document.getElementById("session-warning");
+  if (!banner || !body.dataset.sessionLeftS) return;
+  const endsAt = Date.now() + Number(body.dataset.sessionLeftS) * 1000;
+  const warnMs = Number(body.dataset.sessionWarnS || 600) * 1000;
+  function tick() {
+    const left = endsAt - Date.now();
+    if (left <= 0) {
+      document.getElementById("session-warning-text").textContent = banner.dataset.ended;
+      banner.hidden = false;
+      window.guardSessionEnded = true;
+      return;
+    }
+    if (left <= warnMs) {
+      const m = String(Math.max(1, Math.ceil(left / 60000)));
+      document.getElementById("session-warning-text").textContent = banner.dataset.soon.replace("{m}", m);
+      banner.hidden = false;
+    }
+    setTimeout(tick, Math.min(30000, Math.max(500, left <= warnMs ? 1000 : left - warnMs)));
+  }
+  tick();
+  window.guardSessionExpired = () => { banner.hidden = false; document.getElementById("session-warning-text").textContent = banner.dataset.ended; };
+})();
+(function () {
+  // After signing in again: an action cut off by the expired session completes by itself,
+  // unless it opens the gate (then the guard presses the button).
+  const resume = document.getElementById("resume-form");
+  if (resume && resume.dataset.auto === "1") resume.submit();
+})();
+(function () {
   const feed = document.getElementById("feed");
   if (!feed) return;  // only the live page streams
   const lang = document.body.dataset.lang;
@@ -210,6 +242,7 @@
     es.addEventListener("row", (e) => addRow(JSON.parse(e.data)));
     es.addEventListener("alarms", (e) => renderAlarms(JSON.parse(e.data)));
     es.addEventListener("state", (e) => renderState(JSON.parse(e.data)));
+    es.addEventListener("expired", () => { es.close(); if (window.guardSessionExpired) window.guardSessionExpired(); });
     es.onerror = () => {
       // A 401 (session ended) closes the stream for good: go to the login page.
       if (es.readyState === EventSource.CLOSED) {
