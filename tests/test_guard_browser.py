@@ -118,6 +118,33 @@ def test_the_shift_warns_before_it_ends_and_an_action_after_it_completes_after_s
     assert done[0]["actor"] == demo.session.guard_user
 
 
+def test_one_incident_is_one_alarm_and_several_close_at_once_with_an_outcome(demo, browser):
+    core = demo.session.core
+    for scenario in ("fever", "fever", "unknown_key"):
+        demo.play(scenario)
+        wait_idle(demo)
+    page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+    sign_in(page, demo)
+    page.wait_for_url(re.compile(r".*/guard(\?lang=en)?$"))
+    fever = page.locator(".alarm.kind-fever")
+    foreign = page.locator(".alarm.kind-foreign")
+    fever.first.wait_for()
+    assert fever.count() == 1 and "2 times" in fever.first.inner_text()
+    assert "Pass from another compound" in foreign.first.inner_text()
+    assert "Forged" not in page.inner_text("#alarms")
+    keys = [fever.first.get_attribute("data-key"), foreign.first.get_attribute("data-key")]
+    for key in keys:
+        page.check(f".alarm[data-key='{key}'] input.a-pick")
+    page.select_option("#alarm-form select[name=resolution]", "false_alarm")
+    page.click("#alarm-close-selected")
+    page.wait_for_selector(".flash.ok")
+    assert page.locator(".alarm.kind-fever").count() == 0
+    assert page.locator(".alarm.kind-foreign").count() == 0
+    closed = [a for a in core.store.audits(0, 1000) if a["action"] == "alarm_ack"][-1]
+    assert sorted(closed["detail"]["keys"]) == sorted(keys)
+    assert closed["detail"]["resolution"] == "false_alarm"
+
+
 def _rasterise(pdf: bytes, tmp_path: Path) -> list[Path]:
     gs = shutil.which("gs")
     need(gs is not None, "ghostscript (gs)")

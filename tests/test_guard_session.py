@@ -8,7 +8,7 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from test_ui_guard import BASE, add_event, close_core, login, make_app, make_core
+from test_ui_guard import BASE, GUARD_PW, add_event, close_core, login, make_app, make_core
 
 from kiosk.config import parse_config
 
@@ -35,6 +35,20 @@ def browser_post(client, path: str, csrf: str, **data):
     )
 
 
+def sign_in_again(client, location: str):
+    """Through the login page the expired session was sent to, carrying the cut-off action."""
+    page = client.get(location).text
+    assert 'id="session-ended"' in page
+    resume = html.unescape(re.search(r'name="resume" value="([^"]+)"', page).group(1))
+    token = html.unescape(re.search(r'name="csrf" value="([^"]+)"', page).group(1))
+    return client.post(
+        "/guard/login",
+        data={"name": "alice", "password": GUARD_PW, "csrf": token, "resume": resume},
+        headers={"Origin": BASE},
+        follow_redirects=False,
+    )
+
+
 def test_pages_carry_the_time_left_of_the_shift_and_when_to_warn(client, clock):
     login(client)
     page = client.get("/guard").text
@@ -55,16 +69,7 @@ def test_an_action_after_the_shift_ended_completes_after_signing_in_again(client
     location = response.headers["location"]
     assert location.startswith("/guard/login?next=/guard&resume=")
     assert not [a for a in core.store.audits() if a["action"] == "alarm_ack"]  # nothing done yet
-    page = client.get(location).text
-    assert 'id="session-ended"' in page
-    resume = html.unescape(re.search(r'name="resume" value="([^"]+)"', page).group(1))
-    token = html.unescape(re.search(r'name="csrf" value="([^"]+)"', page).group(1))
-    signed_in = client.post(
-        "/guard/login",
-        data={"name": "alice", "password": "gate-guard-pw", "csrf": token, "resume": resume},
-        headers={"Origin": BASE},
-        follow_redirects=False,
-    )
+    signed_in = sign_in_again(client, location)
     assert signed_in.status_code == 200 and 'data-auto="1"' in signed_in.text
     form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', signed_in.text))
     assert form["key"] == "event:1" and form["resolution"] == "sent_home"
@@ -85,15 +90,7 @@ def test_a_cut_off_gate_opening_waits_for_the_guards_click(client, core, clock):
     response = browser_post(
         client, "/guard/manual", csrf, decision="pass", subject="none", reason="known"
     )
-    page = client.get(response.headers["location"]).text
-    resume = html.unescape(re.search(r'name="resume" value="([^"]+)"', page).group(1))
-    token = html.unescape(re.search(r'name="csrf" value="([^"]+)"', page).group(1))
-    signed_in = client.post(
-        "/guard/login",
-        data={"name": "alice", "password": "gate-guard-pw", "csrf": token, "resume": resume},
-        headers={"Origin": BASE},
-        follow_redirects=False,
-    )
+    signed_in = sign_in_again(client, response.headers["location"])
     assert 'data-auto="0"' in signed_in.text and 'action="/guard/manual"' in signed_in.text
     assert core.store.last_seq == 0
 
