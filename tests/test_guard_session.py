@@ -106,3 +106,28 @@ def test_a_forged_or_stale_resume_token_is_ignored(client, core, clock):
     assert sessions.read_resume(token) is None
     page = client.get("/guard/login?resume=" + token).text
     assert 'name="resume"' not in page
+
+
+def test_the_live_stream_stops_when_the_shift_ends(core, clock):
+    import asyncio
+
+    from test_ui_kiosk import _guard_app, read_sse
+
+    add_event(core)
+    app, cookie = _guard_app(core)
+
+    def end_the_shift(events: list) -> None:
+        if [name for name, _ in events] == ["row", "alarms"]:
+            clock.advance(12 * 3600 + 1)  # _guard_app's sessions last the default 12 h
+            core.bus.publish({"type": "health", "faults": {}, "deciding": True})
+
+    events = asyncio.run(
+        read_sse(
+            app,
+            "/guard/events?after=0",
+            headers={"cookie": cookie},
+            on_event=end_the_shift,
+            until=lambda ev: bool(ev) and ev[-1][0] == "expired",
+        )
+    )
+    assert [name for name, _ in events] == ["row", "alarms", "expired", "status"]
