@@ -153,6 +153,27 @@ class Passage:
 
 
 @dataclass(frozen=True)
+class ManualSubject:
+    """Whom a guard's manual decision is about, as the guard chose it on the console: a
+    passage already in the log (its event ``seq``; the decision copies its pass, household,
+    holder and kiosk reading)."""
+
+    seq: int
+    pass_id: str | None = None
+    household: str | None = None
+    holder: str | None = None
+    temp_c: float | None = None
+    temp_object_c: float | None = None
+    temp_ambient_c: float | None = None
+
+
+#: ``subject`` of ``Engine.manual``: the guard chose nobody in the log (a person without a
+#: pass), or left it to the engine (the kiosk's deny being shown, if any).
+NO_SUBJECT: Literal["none"] = "none"
+AUTO_SUBJECT: Literal["auto"] = "auto"
+
+
+@dataclass(frozen=True)
 class _Manual:
     decision: ManualDecision
     operator: str
@@ -161,6 +182,7 @@ class _Manual:
     person: Mapping[str, Any] | None
     kind: str
     temp_c: float | None = None
+    subject: ManualSubject | Literal["none", "auto"] = "auto"
 
 
 def _direction(value: object) -> Direction:
@@ -378,8 +400,13 @@ class Engine:
         person: Mapping[str, Any] | None = None,
         kind: ManualKind | str = "manual",
         temp_c: float | None = None,
+        subject: ManualSubject | Literal["none", "auto"] = AUTO_SUBJECT,
     ) -> None:
         """A guard's decision (override, or registration of a person or a vehicle).
+
+        ``subject`` is whom it is about: a ``ManualSubject`` the guard chose (a passage in the
+        log), ``"none"`` (a person without a pass, chosen explicitly), or ``"auto"`` (the
+        kiosk's deny still being shown, else nobody).
 
         It enters the same path as a kiosk decision: committed first, then published, then
         the gate (for a manual pass). A passage still being measured is abandoned; one being
@@ -417,8 +444,17 @@ class Engine:
             threshold = self._thermo_cfg.fever_threshold_c
             if kind == "registration" and decision == "manual_pass" and temp_c >= threshold:
                 raise FeverRefused(temp_c, threshold)
+        if not (isinstance(subject, ManualSubject) or subject in (NO_SUBJECT, AUTO_SUBJECT)):
+            raise ValueError("subject must be a ManualSubject, 'none' or 'auto'")
         item = _Manual(
-            checked, operator.strip(), reason.strip(), checked_direction, person, kind, temp_c
+            checked,
+            operator.strip(),
+            reason.strip(),
+            checked_direction,
+            person,
+            kind,
+            temp_c,
+            subject,
         )
         self._input(self._enqueue_manual, item)
 
@@ -974,7 +1010,8 @@ class Engine:
         person.setdefault("note", item.reason)
         base: Passage | None = None
         if (
-            item.kind == "manual"
+            item.subject == AUTO_SUBJECT
+            and item.kind == "manual"
             and previous is not None
             and previous.event is not None
             and previous.draft is not None
@@ -982,8 +1019,11 @@ class Engine:
             and self.state in ("decided", "gate_open")
         ):
             base = previous  # the guard overrides (or confirms) the kiosk's deny just shown
-        src = base.draft if base is not None else None
+        src: EventDraft | ManualSubject | None = base.draft if base is not None else None
         temps: tuple[float | None, float | None, float | None] = (None, None, None)
+        overrides = base.seq if base is not None else None
+        if isinstance(item.subject, ManualSubject):
+            src, overrides = item.subject, item.subject.seq
         if item.temp_c is not None:
             # Measured by hand now: it replaces the kiosk's estimate, and there is no sensor
             # pair to go with it (calibration must not pair a clinical reading with one).
@@ -1003,7 +1043,7 @@ class Engine:
             latency_ms=0.0,
             operator=item.operator,
             kind=item.kind,
-            flags=(f"overrides:{base.seq}",) if base is not None else (),
+            flags=(f"overrides:{overrides}",) if overrides is not None else (),
             person=person,
         )
         p.decided_ns = p.started_ns

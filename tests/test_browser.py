@@ -261,6 +261,11 @@ def test_guard_handles_alarm_manual_pass_registrations_pass_quarantine_and_stats
         alarm = page.locator(".alarm.kind-fever").first
         alarm.wait_for()
         assert "Fever" in alarm.inner_text()
+        meta = alarm.locator(".a-meta").inner_text()
+        assert re.search(r"\d\d-\d\d \d\d:\d\d:\d\d", meta), meta  # date and time
+        assert "°C" in meta and re.search(r"\b(in|out)\b", meta), meta
+        link = alarm.locator("a.a-link").first.get_attribute("href")
+        assert re.fullmatch(r"/guard/passage/\d+", link), link
         shot(page, "guard-live.png")
         before = page.locator(".alarm.kind-fever").count()
         alarm.locator("button.ack").click()
@@ -268,13 +273,25 @@ def test_guard_handles_alarm_manual_pass_registrations_pass_quarantine_and_stats
         assert page.locator(".alarm.kind-fever").count() == before - 1
         assert any(a["action"] == "alarm_ack" for a in core.store.audits(0, 1000))
 
-        # Manual pass with a reason.
+        # Manual pass: choose whom it is about, read the confirmation line, then confirm.
         seq = core.store.last_seq
+        page.check("#manual-form input[name=subject][value=none]")
         page.fill("#manual-form input[name=reason]", "resident without phone, known to guard")
+        page.fill("#manual-form input[name=temp_c]", "36.6")
         page.click("#manual-form button[value=pass]")
+        line = page.locator("#manual-confirm-text")
+        line.wait_for()
+        assert "a person without a pass" in line.inner_text()
+        assert "resident without phone" in line.inner_text()
+        assert core.store.last_seq == seq  # nothing happens before the confirmation
+        page.click("#manual-confirm-yes")
         page.wait_for_selector(".flash.ok")
         event = wait_for(lambda: core.store.last_seq > seq and core.store.events(seq, 1))[0]
         assert event["decision"] == "manual_pass" and event["operator"] == session.guard_user
+        assert event["holder"] is None and event["temp_c"] == 36.6
+        assert event["person"]["note"] == "resident without phone, known to guard"
+        feed_text = page.inner_text("#feed")
+        assert "resident without phone, known to guard" in feed_text and "by hand" in feed_text
         wait_idle(demo)
 
         # Register a visitor without a phone and a vehicle.

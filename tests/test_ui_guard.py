@@ -79,7 +79,7 @@ def make_app(core: Core) -> FastAPI:
 
     app = FastAPI()
     app.include_router(kiosk_screen.router(core))
-    app.include_router(guard.router(core))
+    guard.install(app, core)
     return app
 
 
@@ -377,7 +377,14 @@ def test_manual_pass_with_reason_is_an_event_with_the_operator_and_is_audited(cl
     csrf = login(client)
     with gate_opening(core) as opened:
         with decided(client, core):
-            response = post(client, "/guard/manual", csrf, decision="pass", reason="known resident")
+            response = post(
+                client,
+                "/guard/manual",
+                csrf,
+                decision="pass",
+                reason="known resident",
+                subject="none",
+            )
         assert opened.wait(WAIT_S)  # a manual pass opens the gate like any other
     assert response.status_code == 303
     assert core.devices.gate.is_open
@@ -393,7 +400,7 @@ def test_manual_pass_with_reason_is_an_event_with_the_operator_and_is_audited(cl
 
 def test_manual_decision_without_a_reason_records_nothing_and_says_why(client, core):
     csrf = login(client)
-    response = post(client, "/guard/manual", csrf, decision="pass", reason="  ")
+    response = post(client, "/guard/manual", csrf, decision="pass", reason="  ", subject="none")
     assert response.status_code == 303
     page = client.get(response.headers["location"])
     assert "Reason" in page.text or "原因" in page.text
@@ -606,12 +613,13 @@ def test_a_faulty_device_shows_a_standing_alarm(client, core):
 
 
 def test_device_alarm_from_the_bus_stays_until_acknowledged_even_after_the_fault_clears():
-    from ui.guard import AlarmBoard, alarm_from_message, device_alarms
+    from kiosk.alarms import AlarmBoard, alarm_from_message, device_alarms
+    from ui.views import faults_of
 
     board = AlarmBoard()
     raised = alarm_from_message({"type": "alarm", "alarm": "sensor_fault", "state": "raised"}, "t")
     assert board.add(raised)
-    standing = device_alarms({"devices": {"thermometer": {"state": "fault"}}})
+    standing = device_alarms(faults_of({"devices": {"thermometer": {"state": "fault"}}}))
     assert [a.key for a in standing] == [raised.key]  # one card per device, not two
     board.forget_cleared_devices(set())  # fault cleared, nobody acknowledged yet
     assert [a.key for a in board.open()] == ["device:thermometer"]

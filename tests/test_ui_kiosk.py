@@ -383,7 +383,7 @@ def test_kiosk_stream_updates_the_banner_on_a_health_message(core):
 def _guard_app(core: Core) -> tuple[FastAPI, str]:
     auth = GuardAuth(core.accounts, core.clock, key=SESSION_KEY)
     app = FastAPI()
-    app.include_router(guard.router(core, auth))
+    guard.install(app, core, auth)
     cookie, _session = auth.sessions.issue(Account("alice", "guard", "secret"))
     return app, f"{COOKIE}={cookie}"
 

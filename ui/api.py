@@ -38,6 +38,7 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
+from kiosk import queries
 from kiosk.export import COLUMNS, read_events
 from kiosk.privacy import FIELD_NAMES, mask_event, normalise_fields
 from kiosk.ratelimit import RateLimiter, Verdict
@@ -247,14 +248,10 @@ class DecisionCounter:
         self.by_reason: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
 
-    def update(self, db: Any) -> None:
+    def update(self, log: queries.Readable) -> None:
         with self._lock:
-            rows = db.execute(
-                "select seq, decision, reasons from events where seq > ? order by seq",
-                [self.after_seq],
-            ).fetchall()
-            for seq, decision, reasons in rows:
-                for reason in json.loads(reasons or "[]"):
+            for seq, decision, reasons in queries.decisions_after(log, self.after_seq):
+                for reason in reasons:
                     self.by_reason[(decision, reason)] += 1
                 self.after_seq = seq
 
@@ -393,8 +390,7 @@ def router(core: Any) -> APIRouter:
             raise HTTPException(503, "the event log is unavailable") from None
 
     def head_seq() -> int:
-        row = core.store.reader().execute("select max(seq) from events").fetchone()
-        return int(row[0] or 0)
+        return queries.head_seq(core.store)
 
     api = APIRouter(dependencies=[Depends(start_monitor), Depends(limit_size)])
     after_q = Query(0, ge=0, le=MAX_SEQ, description="Return events with seq > after.")
@@ -550,7 +546,7 @@ def render_metrics(core: Any, decisions: DecisionCounter, lag: LoopLagMonitor) -
 
     store = core.store
     try:
-        decisions.update(store.reader())
+        decisions.update(store)
         store_up = 1
     except Exception:  # noqa: BLE001 - report the store as down rather than fail the scrape
         store_up = 0

@@ -32,6 +32,6 @@ def create_app(core: Core) -> FastAPI:
     from ui import api, guard, kiosk_screen
 
     app.include_router(kiosk_screen.router(core))
-    app.include_router(guard.router(core))
+    guard.install(app, core)
     app.include_router(api.router(core))
     return app

@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastapi import HTTPException, Request
 
@@ -35,6 +35,20 @@ COOKIE = "kiosk_session"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf"
 LOGIN_FORM_TTL_S = 3600
+#: An action cut off by an expired session can be completed this long after (after signing in).
+RESUME_TTL_S = 600
+RESUME_MAX_CHARS = 4096
+#: Actions that cannot be resumed: signing in and out.
+_NOT_RESUMABLE = ("/guard/login", "/guard/logout")
+
+
+def is_resumable(path: str) -> bool:
+    """A guard action path (never a redirect elsewhere, never sign-in or sign-out)."""
+    return (
+        path.startswith("/guard/")
+        and path not in _NOT_RESUMABLE
+        and all(ch.isalnum() or ch in "/_-" for ch in path)
+    )
 _MINUTE_NS = 60 * 1_000_000_000
 
 
@@ -130,6 +144,39 @@ class SessionManager:
 
     def check_csrf(self, session: Session, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(str(token), self.csrf_token(session))
+
+    def resume_token(self, path: str, fields: list[tuple[str, str]]) -> str | None:
+        """A signed, time-stamped note of an action whose session had expired (its path and
+        form fields), carried through the login page so the action can complete after the
+        guard signs in again. None when it is too large to carry."""
+        payload = _b64e(
+            json.dumps(
+                {"p": path, "f": fields, "t": int(self._clock.now().timestamp())},
+                separators=(",", ":"),
+                ensure_ascii=False,
+            ).encode()
+        )
+        if len(payload) > RESUME_MAX_CHARS:
+            return None
+        return f"{payload}.{self._mac('resume', payload)}"
+
+    def read_resume(self, token: str | None) -> tuple[str, list[tuple[str, str]]] | None:
+        """The action in a resume token, or None if missing, forged, too old or malformed."""
+        if not token or token.count(".") != 1 or len(token) > RESUME_MAX_CHARS + 64:
+            return None
+        payload, mac = token.split(".")
+        if not hmac.compare_digest(mac, self._mac("resume", payload)):
+            return None
+        try:
+            data = json.loads(_b64d(payload))
+            age = self._clock.now().timestamp() - int(data["t"])
+            path = str(data["p"])
+            fields = [(str(k), str(v)) for k, v in data["f"]]
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not -60 <= age <= RESUME_TTL_S or not is_resumable(path):
+            return None
+        return path, fields
 
     def login_form_token(self) -> str:
         """A token for the login form (there is no session yet): time-stamped and signed."""
@@ -257,8 +304,6 @@ class GuardAuth:
             target = request.url.path
             if request.url.query:
                 target += "?" + request.url.query
-            from urllib.parse import quote
-
             raise HTTPException(
                 303, "sign-in required", headers={"Location": "/guard/login?next=" + quote(target)}
             )
@@ -280,9 +325,8 @@ class GuardAuth:
         session = self.current(request)
         if session is None:
             if request.headers.get("accept", "").startswith("text/html"):
-                raise HTTPException(
-                    303, "sign-in required", headers={"Location": "/guard/login?next=/guard"}
-                )
+                location = await self._login_then_resume(request)
+                raise HTTPException(303, "sign-in required", headers={"Location": location})
             raise HTTPException(401, "sign-in required", headers={"WWW-Authenticate": "Cookie"})
         token = request.headers.get(CSRF_HEADER)
         if token is None and request.headers.get("content-type", "").startswith(
@@ -294,6 +338,20 @@ class GuardAuth:
         if not self.sessions.check_csrf(session, token):
             raise HTTPException(403, "missing or wrong CSRF token")
         return session
+
+    async def _login_then_resume(self, request: Request) -> str:
+        """The login page, carrying the cut-off action (a browser's form post) so it can
+        complete once the guard has signed in again."""
+        location = "/guard/login?next=/guard"
+        path = request.url.path
+        if not is_resumable(path) or not request.headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            return location
+        form = await request.form()
+        fields = [(k, v) for k, v in form.multi_items() if k != CSRF_FIELD and isinstance(v, str)]
+        token = self.sessions.resume_token(path, fields)
+        return f"{location}&resume={quote(token)}" if token else location
 
     def admin_action(self, session: Session) -> Session:
         if not session.is_admin:

@@ -98,6 +98,30 @@ _S: dict[str, tuple[str, str]] = {
     ),
     "login.expired": ("表单已过期，请重试", "The form expired; please try again"),
     "login.logged_out": ("已退出登录", "You are signed out"),
+    # --- guard: the shift's session ends visibly (issue 17) ---
+    "session.ends_in": (
+        "本班登录将在 {m} 分钟后到期，到期后需重新登录",
+        "Your shift's sign-in ends in {m} min; then sign in again",
+    ),
+    "session.ended": (
+        "登录已到期，请重新登录；未完成的操作会在登录后继续",
+        "Your sign-in has ended: sign in again; an unfinished action continues after",
+    ),
+    "session.sign_in_again": ("重新登录", "Sign in again"),
+    "session.ended_resume": (
+        "登录已到期。请重新登录，刚才的操作将在登录后完成。",
+        "Your sign-in ended. Sign in again and the action you started will complete.",
+    ),
+    "session.resume_title": ("继续刚才的操作", "Completing the action you started"),
+    "session.resume_auto": (
+        "已重新登录，正在完成刚才的操作…",
+        "Signed in again: completing your action…",
+    ),
+    "session.resume_click": (
+        "已重新登录。此操作会开门，请确认人员仍在现场后再继续。",
+        "Signed in again. This opens the gate: check the person is still there, then continue.",
+    ),
+    "session.resume_go": ("继续完成", "Complete it"),
     "err.unauthenticated": ("请先登录", "Please sign in first"),
     "err.forbidden": ("无权执行此操作", "You are not allowed to do this"),
     "err.csrf": (
@@ -122,7 +146,7 @@ _S: dict[str, tuple[str, str]] = {
     # --- guard: live ---
     "live.alarms": ("警报", "Alarms"),
     "live.no_alarms": ("当前无警报", "No open alarms"),
-    "live.ack": ("确认", "Acknowledge"),
+    "live.ack": ("已处理", "Done"),
     "live.acked_by": ("已由 {name} 确认", "Acknowledged by {name}"),
     "live.feed": ("通行记录", "Decisions"),
     "live.no_events": ("暂无记录", "No decisions yet"),
@@ -140,11 +164,58 @@ _S: dict[str, tuple[str, str]] = {
     "alarm.forged": ("伪造通行证", "Forged pass"),
     "alarm.device": ("设备故障", "Device fault"),
     "alarm.other": ("警报", "Alarm"),
+    # --- guard: alarms say who, what and what was done (issue 17) ---
+    "alarm.foreign": ("非本小区通行证", "Pass from another compound"),
+    "alarm.guard": ("需要保安处理", "Guard needed"),
+    "alarm.quarantine_breach": ("隔离期间外出", "Going out during quarantine"),
+    "alarm.quarantine_return": ("隔离户返回", "Quarantined household returning"),
+    "alarm.forged_pass": ("通行证无效，请核验", "Invalid pass: check it"),
+    "alarm.guard_needed": ("需要保安处理", "Guard needed"),
+    "alarm.times": ("共 {n} 次", "{n} times"),
+    "alarm.passage": ("通行记录 #{seq}", "Passage #{seq}"),
+    "live.resolution": ("处理结果", "Outcome"),
+    "live.close_selected": ("所选警报已处理", "Close selected alarms"),
+    "resolution.handled": ("已处理", "Handled"),
+    "resolution.sent_home": ("人工复测确认，已劝返", "Confirmed by hand, sent home"),
+    "resolution.false_alarm": ("误报", "False alarm"),
+    "resolution.escalated": ("已上报", "Escalated"),
+    "err.resolution": ("请选择处理结果", "Choose an outcome"),
     "manual.title": ("人工放行 / 拒绝", "Manual pass / deny"),
     "manual.pass": ("人工放行", "Manual pass"),
     "manual.deny": ("人工拒绝", "Manual deny"),
     "manual.reason": ("原因（必填）", "Reason (required)"),
     "manual.direction": ("方向", "Direction"),
+    # --- guard: whom a manual decision is about (issue 17) ---
+    "manual.subject": ("本次操作的对象（必选）", "This decision is about (choose one)"),
+    "manual.subject_last": ("上一位通行者：{text}", "The last passage: {text}"),
+    "manual.subject_none": (
+        "无通行证人员（不关联任何记录）",
+        "A person without a pass (no record)",
+    ),
+    "manual.subject_changed": (
+        "有新的通行记录，请重新选择对象",
+        "A new passage came: choose again",
+    ),
+    "manual.unknown_person": ("身份不明", "unknown person"),
+    "manual.no_pass_person": ("无通行证人员", "a person without a pass"),
+    "manual.hand_temp": ("人工测温（°C，选填）", "Hand-measured temperature (°C, optional)"),
+    "manual.confirm_pass": (
+        "将对【{who}】人工放行，门将打开。原因：{reason}",
+        "Manual PASS for [{who}]: the gate opens. Reason: {reason}",
+    ),
+    "manual.confirm_deny": (
+        "将对【{who}】人工禁止通行。原因：{reason}",
+        "Manual DENY for [{who}]. Reason: {reason}",
+    ),
+    "manual.confirm": ("确认", "Confirm"),
+    "manual.cancel": ("取消", "Cancel"),
+    "manual.by_hand": ("人工测温", "by hand"),
+    "manual.about": ("针对 #{seq}", "about #{seq}"),
+    "err.subject": ("请选择本次操作的对象", "Choose whom this decision is about"),
+    "err.subject_gone": (
+        "所选通行记录不存在或已过期，请重新选择",
+        "That passage is gone or too old: choose again",
+    ),
     "dir.in": ("进", "in"),
     "dir.out": ("出", "out"),
     # --- guard: registration ---

@@ -6,6 +6,38 @@
   if (printButton) printButton.addEventListener("click", () => window.print());
 })();
 (function () {
+  // The shift's session: warn before it ends, say when it has ended (an action after that
+  // goes through the login page and completes after signing in again).
+  const body = document.body;
+  const banner = document.getElementById("session-warning");
+  if (!banner || !body.dataset.sessionLeftS) return;
+  const endsAt = Date.now() + Number(body.dataset.sessionLeftS) * 1000;
+  const warnMs = Number(body.dataset.sessionWarnS || 600) * 1000;
+  function tick() {
+    const left = endsAt - Date.now();
+    if (left <= 0) {
+      document.getElementById("session-warning-text").textContent = banner.dataset.ended;
+      banner.hidden = false;
+      window.guardSessionEnded = true;
+      return;
+    }
+    if (left <= warnMs) {
+      const m = String(Math.max(1, Math.ceil(left / 60000)));
+      document.getElementById("session-warning-text").textContent = banner.dataset.soon.replace("{m}", m);
+      banner.hidden = false;
+    }
+    setTimeout(tick, Math.min(30000, Math.max(500, left <= warnMs ? 1000 : left - warnMs)));
+  }
+  tick();
+  window.guardSessionExpired = () => { banner.hidden = false; document.getElementById("session-warning-text").textContent = banner.dataset.ended; };
+})();
+(function () {
+  // After signing in again: an action cut off by the expired session completes by itself,
+  // unless it opens the gate (then the guard presses the button).
+  const resume = document.getElementById("resume-form");
+  if (resume && resume.dataset.auto === "1") resume.submit();
+})();
+(function () {
   const feed = document.getElementById("feed");
   if (!feed) return;  // only the live page streams
   const lang = document.body.dataset.lang;
@@ -52,17 +84,38 @@
   function renderAlarms(alarms) {
     const list = $("alarm-list");
     const tpl = $("alarm-tpl");
+    const picked = new Set([...list.querySelectorAll(".a-pick:checked")].map((c) => c.value));
     list.replaceChildren();
     for (const a of alarms) {
       const node = tpl.content.firstElementChild.cloneNode(true);
       node.classList.add("kind-" + a.kind);
       node.dataset.key = a.key;
-      node.querySelector(".a-title").textContent = a.title;
-      const meta = [a.time, a.detail, a.seq ? "#" + a.seq : ""].filter(Boolean).join(" · ");
-      node.querySelector(".a-meta").textContent = meta;
-      node.querySelector("input[name=key]").value = a.key;
+      const title = node.querySelector(".a-title");
+      title.textContent = a.title;
+      if (a.times) {
+        const times = document.createElement("span");
+        times.className = "a-times";
+        times.textContent = a.times;
+        title.append(" ", times);
+      }
+      node.querySelector(".a-who").textContent = a.who || "";
+      const meta = node.querySelector(".a-meta");
+      meta.textContent = [a.time, a.detail, a.temp, a.direction].filter(Boolean).join(" · ");
+      for (const seq of a.seqs || []) {
+        const link = document.createElement("a");
+        link.className = "a-link";
+        link.href = "/guard/passage/" + seq;
+        link.textContent = "#" + seq;
+        meta.append(" · ", link);
+      }
+      const pick = node.querySelector(".a-pick");
+      pick.value = a.key;
+      pick.checked = picked.has(a.key);
+      pick.setAttribute("aria-label", a.title);
+      node.querySelector("button.ack").value = a.key;
       list.appendChild(node);
     }
+    $("alarm-tools").hidden = alarms.length === 0;
     const before = openAlarms;
     openAlarms = alarms.length;
     $("alarm-count").textContent = String(alarms.length);
@@ -98,8 +151,22 @@
       k.textContent = r.kind_text;
       td.append(" ", k);
     }
-    cell(tr, r.reasons);
-    cell(tr, r.temp, "num temp" + (r.fever ? " fever" : ""));
+    const why = [r.reasons];
+    if (r.about_seq) why.push(feed.dataset.about.replace("{seq}", r.about_seq));
+    const reasonCell = cell(tr, why.join(" · "));
+    if (r.note) {
+      const span = document.createElement("span");
+      span.className = "note";
+      span.textContent = r.note;
+      reasonCell.append(" · ", span);
+    }
+    const tempCell = cell(tr, r.temp, "num temp" + (r.fever ? " fever" : ""));
+    if (r.by_hand) {
+      const small = document.createElement("small");
+      small.className = "by-hand";
+      small.textContent = feed.dataset.byHand;
+      tempCell.append(" ", small);
+    }
     cell(tr, r.direction);
     cell(tr, r.who);
     cell(tr, r.operator);
@@ -107,7 +174,55 @@
     while (body.rows.length > 200) body.deleteRow(body.rows.length - 1);
     feed.dataset.lastSeq = String(Math.max(Number(feed.dataset.lastSeq || 0), r.seq || 0));
     $("feed-empty").hidden = true;
+    if (r.kind === "passage" && r.subject) newSubject(r);
   }
+
+  // --- manual decision: whom it is about, then a confirmation line ---------------------
+  const manual = $("manual-form");
+  const lastRadio = $("subject-last");
+  function newSubject(r) {
+    if (String(r.seq) === lastRadio.value) return;
+    const wasChosen = lastRadio.checked;
+    lastRadio.value = String(r.seq);
+    lastRadio.dataset.who = r.subject;
+    lastRadio.checked = false;  // a new person: never carry the choice over to them
+    $("subject-last-text").textContent = manual.dataset.last.replace("{text}", r.subject);
+    $("subject-last-label").hidden = false;
+    $("subject-changed").hidden = !wasChosen;
+    if (wasChosen) cancelConfirm();
+  }
+  let pending = null;
+  function cancelConfirm() {
+    pending = null;
+    $("manual-confirm").hidden = true;
+  }
+  manual.addEventListener("submit", (e) => {
+    if (pending && pending.confirmed) return;
+    e.preventDefault();
+    const chosen = manual.querySelector("input[name=subject]:checked");
+    if (!chosen) return;
+    const decision = e.submitter ? e.submitter.value : "pass";
+    const who = chosen.value === "none" ? manual.dataset.nobody : chosen.dataset.who;
+    const reason = manual.querySelector("input[name=reason]").value.trim();
+    const text = manual.dataset["confirm" + (decision === "pass" ? "Pass" : "Deny")];
+    $("manual-confirm-text").textContent = text.replace("{who}", who).replace("{reason}", reason);
+    $("manual-confirm").hidden = false;
+    $("subject-changed").hidden = true;
+    pending = { decision, subject: chosen.value, confirmed: false };
+  });
+  $("manual-confirm-no").addEventListener("click", cancelConfirm);
+  $("manual-confirm-yes").addEventListener("click", () => {
+    const chosen = manual.querySelector("input[name=subject]:checked");
+    if (!pending || !chosen || chosen.value !== pending.subject) { cancelConfirm(); return; }
+    pending.confirmed = true;
+    const input = document.createElement("input");
+    input.type = "hidden";
+    input.name = "decision";
+    input.value = pending.decision;
+    manual.appendChild(input);
+    manual.submit();
+  });
+  manual.addEventListener("change", (e) => { if (e.target.name === "subject") cancelConfirm(); });
 
   // --- current state -------------------------------------------------------------------
   function renderState(v) {
@@ -127,6 +242,7 @@
     es.addEventListener("row", (e) => addRow(JSON.parse(e.data)));
     es.addEventListener("alarms", (e) => renderAlarms(JSON.parse(e.data)));
     es.addEventListener("state", (e) => renderState(JSON.parse(e.data)));
+    es.addEventListener("expired", () => { es.close(); if (window.guardSessionExpired) window.guardSessionExpired(); });
     es.onerror = () => {
       // A 401 (session ended) closes the stream for good: go to the login page.
       if (es.readyState === EventSource.CLOSED) {

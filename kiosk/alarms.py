@@ -1,0 +1,376 @@
+"""The guard's alarms: which events and bus messages raise one, and which are still open.
+
+An alarm is *derived*, never stored on its own: a denied event with an alarming reason (fever,
+quarantine, a forged pass, a device fault) raises one keyed by its ``seq``; a bus ``alarm``
+message raises one (a device's is keyed by the device, so a fault and its standing health entry
+make one card); a device in fault in the health report stands as an alarm while the fault
+lasts. Acknowledgements are audit rows (``alarm_ack``), so after a restart the desk reads the
+last ``lookback_h`` hours of events and acknowledgements back and shows the same open alarms.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from kiosk import queries
+from kiosk.clock import Clock
+
+#: Reason codes of a denied event that raise an alarm, by alarm kind (checked in this order).
+ALARM_REASONS = {
+    "fever": "fever",
+    "quarantined": "quarantine",
+    "pass_bad_signature": "forged",
+    "pass_unknown_key": "foreign",  # another compound's pass: not a forgery
+    "sensor_fault": "device",
+    "reader_fault": "device",
+    "store_fault": "device",
+}
+#: Bus alarm names (``kiosk.policy.ALARMS`` and the engine's device alarms) by alarm kind.
+ALARM_KINDS = {
+    "fever": "fever",
+    "quarantine_breach": "quarantine",
+    "quarantine_return": "quarantine",
+    "quarantined": "quarantine",
+    "forged_pass": "forged",
+    "pass_bad_signature": "forged",
+    "pass_unknown_key": "foreign",
+    "device_fault": "device",
+    "sensor_fault": "device",
+    "reader_fault": "device",
+    "store_fault": "device",
+    "gate_fault": "device",
+    "gate_not_locked": "device",
+    "guard_needed": "guard",
+}
+#: Device alarms of the engine, by the device they are about.
+ALARM_DEVICES = {
+    "sensor_fault": "thermometer",
+    "reader_fault": "reader",
+    "gate_fault": "gate",
+    "gate_not_locked": "gate",
+    "store_fault": "store",
+}
+#: The audit action of an acknowledgement (read back at start).
+ACK_ACTION = "alarm_ack"
+#: Events scanned per read while catching up.
+SCAN_BATCH = 500
+#: How a guard closes an alarm (what was done), the first is the default.
+RESOLUTIONS = ("handled", "sent_home", "false_alarm", "escalated")
+#: Kinds about a person: repeated denials of the same household (or pass) for the same kind
+#: within this many seconds of the last one are one incident, one alarm, while it is open.
+PERSON_KINDS = frozenset({"fever", "quarantine", "forged", "foreign", "guard"})
+INCIDENT_WINDOW_S = 600
+
+
+@dataclass
+class Alarm:
+    key: str
+    kind: str  # fever | quarantine | forged | foreign | device | guard | other
+    ts: str
+    seq: int | None = None
+    detail: str = ""
+    acked_by: str | None = None
+    acked_at: str | None = None
+    # Whom and what it is about (from the event): shown masked for the viewer's role.
+    household: str | None = None
+    holder: str | None = None
+    pass_id: str | None = None
+    temp_c: float | None = None
+    direction: str | None = None
+    #: Every passage of this incident, oldest first (``seq`` is the first).
+    seqs: list[int] = field(default_factory=list)
+    resolution: str | None = None
+    note: str = ""
+
+    @property
+    def subject(self) -> str | None:
+        """Whom the alarm is about, for grouping an incident: the household, else the pass."""
+        return self.household or self.pass_id
+
+    def absorbs(self, other: Alarm) -> bool:
+        """Whether ``other`` is the same incident: same kind and person, still open, close
+        in time."""
+        return (
+            not self.acked_by
+            and self.kind == other.kind
+            and self.kind in PERSON_KINDS
+            and self.subject is not None
+            and self.subject == other.subject
+            and _seconds_between(self.ts, other.ts) <= INCIDENT_WINDOW_S
+        )
+
+
+def _seconds_between(a: str, b: str) -> float:
+    try:
+        return abs((datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds())
+    except ValueError:
+        return float("inf")
+
+
+@dataclass
+class AlarmBoard:
+    """Open and acknowledged alarms, keyed; keeps the latest ``keep`` (acknowledged ones are
+    dropped first). ``acked_before`` holds acknowledgements read back from the audit log:
+    key -> (who, when, resolution, note)."""
+
+    keep: int = 200
+    alarms: dict[str, Alarm] = field(default_factory=dict)
+    scanned_seq: int = -1  # -1: not scanned yet
+    acked_before: dict[str, tuple[str, str, str | None, str]] = field(default_factory=dict)
+
+    def add(self, alarm: Alarm) -> bool:
+        """Take a new alarm; False when it is known already or joins an open incident."""
+        if alarm.key in self.alarms:
+            return False
+        for known in list(self.alarms.values()):
+            self._close_if_acked_before(known, alarm.ts)
+            if known.absorbs(alarm):
+                known.seqs.extend(s for s in alarm.seqs if s not in known.seqs)
+                known.ts, known.temp_c = alarm.ts, alarm.temp_c or known.temp_c
+                return False
+        self.alarms[alarm.key] = alarm
+        if len(self.alarms) > self.keep:
+            acked = [k for k, a in self.alarms.items() if a.acked_by]
+            for k in (acked or list(self.alarms))[: len(self.alarms) - self.keep]:
+                del self.alarms[k]
+        return True
+
+    def _close_if_acked_before(self, alarm: Alarm, now: str | None = None) -> None:
+        """Apply an acknowledgement read back from the audit log once its time has come
+        (``now``: the time of the event being added; None: apply it whatever the time)."""
+        found = self.acked_before.get(alarm.key)
+        if found is None or alarm.acked_by or (now is not None and found[1] > now):
+            return
+        del self.acked_before[alarm.key]
+        alarm.acked_by, alarm.acked_at, alarm.resolution, alarm.note = found
+
+    def settle(self) -> None:
+        """Apply every acknowledgement read back (after the first scan)."""
+        for alarm in list(self.alarms.values()):
+            self._close_if_acked_before(alarm)
+
+    def open(self) -> list[Alarm]:
+        return sorted(
+            (a for a in self.alarms.values() if not a.acked_by), key=lambda a: a.ts, reverse=True
+        )
+
+    def forget_cleared_devices(self, standing: set[str]) -> None:
+        """Drop acknowledged device alarms whose fault has cleared, so a new fault alarms
+        again. An unacknowledged one stays: a fault that came and went is still news."""
+        for key in [
+            k
+            for k, a in self.alarms.items()
+            if k.startswith("device:") and k not in standing and a.acked_by
+        ]:
+            del self.alarms[key]
+
+    def ack(
+        self, key: str, who: str, when: str, resolution: str | None = None, note: str = ""
+    ) -> Alarm | None:
+        alarm = self.alarms.get(key)
+        if alarm is None or alarm.acked_by:
+            return None
+        alarm.acked_by, alarm.acked_at, alarm.resolution, alarm.note = who, when, resolution, note
+        return alarm
+
+
+def reason_codes(value: Any) -> list[str]:
+    """An event's ``reasons`` as a list of codes, whether decoded or stored as JSON text."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return [value]
+    return [str(v) for v in value or []]
+
+
+def alarm_of(event: Mapping[str, Any], kind: str, code: str) -> Alarm:
+    """An alarm of ``kind`` about ``event`` (its person, reading, direction and time)."""
+    seq = event.get("seq")
+    temp = event.get("temp_c")
+    return Alarm(
+        key=f"event:{seq}",
+        kind=kind,
+        ts=str(event.get("ts") or ""),
+        seq=int(seq) if seq is not None else None,
+        detail=code,
+        household=_text(event.get("household")),
+        holder=_text(event.get("holder")),
+        pass_id=_text(event.get("pass_id")),
+        temp_c=float(temp) if isinstance(temp, int | float) else None,
+        direction=_text(event.get("direction")),
+        seqs=[int(seq)] if seq is not None else [],
+    )
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value else None
+
+
+def alarm_from_event(event: Mapping[str, Any]) -> Alarm | None:
+    """The alarm an event raises (fever, quarantine breach, forged or foreign pass, device),
+    if any."""
+    if event.get("decision") not in ("deny", "manual_deny"):
+        return None
+    reasons = reason_codes(event.get("reasons"))
+    for code, kind in ALARM_REASONS.items():
+        if code in reasons:
+            return alarm_of(event, kind, code)
+    return None
+
+
+def alarm_from_message(message: Mapping[str, Any], now: str) -> Alarm | None:
+    """An alarm from a bus ``alarm`` message; None for a ``cleared`` notice (the card stays
+    until a guard acknowledges it)."""
+    if message.get("state") == "cleared":
+        return None
+    raw = str(message.get("alarm") or "other")
+    kind = ALARM_KINDS.get(raw, "other")
+    seq = message.get("seq")
+    if seq is not None:
+        return Alarm(key=f"event:{seq}", kind=kind, ts=now, seq=int(seq), detail=raw)
+    if raw in ALARM_DEVICES:
+        # Same key as the standing alarm from the health report: one card per device.
+        device = ALARM_DEVICES[raw]
+        return Alarm(key=f"device:{device}", kind="device", ts=now, detail=device)
+    return Alarm(key=f"bus:{raw}:{message.get('mono_ns') or now}", kind=kind, ts=now, detail=raw)
+
+
+def device_alarms(faults: Mapping[str, str]) -> list[Alarm]:
+    """A standing alarm for each device in fault (``{device: state}``), while it lasts."""
+    return [
+        Alarm(key=f"device:{device}", kind="device", ts="", detail=device)
+        for device, state in faults.items()
+        if state == "fault"
+    ]
+
+
+class AlarmSource(queries.Readable, Protocol):
+    """The event log as the desk reads it."""
+
+    @property
+    def last_seq(self) -> int: ...
+
+    def events(self, after_seq: int = 0, limit: int = 100) -> list[dict[str, Any]]: ...
+
+
+def closed_keys(detail: Mapping[str, Any]) -> list[str]:
+    """The alarm keys an ``alarm_ack`` audit row closed (``keys``, or one ``key``)."""
+    keys = detail.get("keys")
+    if not isinstance(keys, list):
+        keys = [detail.get("key")]
+    return [k for k in keys if isinstance(k, str)]
+
+
+class AlarmDesk:
+    """The alarms of one console process over the event log, safe to share between the
+    loop and the threads pages and streams run in. Open alarms survive a restart: they are
+    derived again from the last ``lookback_h`` hours of events, and closed ones from the
+    ``alarm_ack`` audit rows of the same hours, in time order."""
+
+    def __init__(
+        self, log: AlarmSource, clock: Clock, *, lookback_h: float = 12, keep: int = 200
+    ) -> None:
+        self._log = log
+        self._clock = clock
+        self._lookback = timedelta(hours=lookback_h)
+        self._lock = threading.Lock()
+        self.board = AlarmBoard(keep=keep)
+
+    def _now(self) -> str:
+        return self._clock.now().isoformat()
+
+    def _first_scan(self) -> None:
+        """Where to start, and which alarms were closed, after a start."""
+        board = self.board
+        since = (self._clock.now() - self._lookback).isoformat()[:19]
+        first = queries.first_seq_since(self._log, since)
+        board.scanned_seq = (first - 1) if first is not None else self._log.last_seq
+        for row in queries.audits_since(self._log, ACK_ACTION, since, limit=5000):
+            resolution = row.detail.get("resolution")
+            note = str(row.detail.get("note") or "")
+            for key in closed_keys(row.detail):
+                if key.startswith("event:"):
+                    board.acked_before[key] = (
+                        row.actor,
+                        row.ts,
+                        str(resolution) if resolution else None,
+                        note,
+                    )
+
+    def _scan(self) -> None:
+        board = self.board
+        starting = board.scanned_seq < 0
+        if starting:
+            self._first_scan()
+        while True:
+            batch = self._log.events(after_seq=board.scanned_seq, limit=SCAN_BATCH)
+            for event in batch:
+                board.scanned_seq = max(board.scanned_seq, int(event["seq"]))
+                alarm = alarm_from_event(event)
+                if alarm is not None:
+                    board.add(alarm)
+            if len(batch) < SCAN_BATCH:
+                break
+        if starting:
+            board.settle()
+
+    def open_alarms(self, standing: list[Alarm]) -> list[Alarm]:
+        """Standing device alarms not on the board yet, then the board's open ones."""
+        with self._lock:
+            self._scan()
+            self.board.forget_cleared_devices({a.key for a in standing})
+            return [*(a for a in standing if a.key not in self.board.alarms), *self.board.open()]
+
+    def note_message(self, message: Mapping[str, Any]) -> bool:
+        """Take a bus ``alarm`` message; True when the open alarms changed. One about a
+        committed passage is read from the log (whom, what, reading): the same alarm, with
+        the same key, that the event raises."""
+        alarm = alarm_from_message(message, self._now())
+        if alarm is None:
+            return False
+        with self._lock:
+            if alarm.seq is None:
+                return self.board.add(alarm)
+            before = len(self.board.open())
+            self._scan()
+            if alarm.key in self.board.alarms or any(
+                alarm.seq in a.seqs for a in self.board.alarms.values()
+            ):
+                return len(self.board.open()) != before
+            event = queries.event_by_seq(self._log, alarm.seq)
+            if event is not None:
+                alarm = alarm_of(event, alarm.kind, alarm.detail)
+            return self.board.add(alarm)
+
+    def close(
+        self,
+        keys: list[str],
+        who: str,
+        standing: list[Alarm],
+        resolution: str = RESOLUTIONS[0],
+        note: str = "",
+    ) -> list[Alarm]:
+        """Close the open alarms ``keys`` with what was done; the ones closed (none: there
+        was no such open alarm). The caller audits them (``alarm_ack`` with ``keys`` and
+        ``resolution``) so they stay closed after a restart."""
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution: one of {', '.join(RESOLUTIONS)}")
+        with self._lock:
+            self._scan()
+            for alarm in standing:
+                if alarm.key in keys and alarm.key not in self.board.alarms:
+                    self.board.add(alarm)
+            now = self._now()
+            closed = [self.board.ack(k, who, now, resolution, note) for k in dict.fromkeys(keys)]
+            return [a for a in closed if a is not None]
+
+    def ack(self, key: str, who: str, standing: list[Alarm]) -> Alarm | None:
+        """Close one alarm as ``handled``; None when there is no such open alarm."""
+        closed = self.close([key], who, standing)
+        return closed[0] if closed else None

@@ -1,0 +1,173 @@
+"""Read-only questions the faces ask of the event log: newest events, a day's rows, the latest
+kiosk reading, registrations, acknowledgements in the audit log, list tables, metric counts.
+
+Every SQL statement the guard console and the API need lives here (``ui/`` holds none), each
+one a function of a reader (``EventLog.reader()``: a read-only connection per thread, so a
+page never waits on the writer) and plain arguments. Limits are bounded here, whatever the
+caller passes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import sqlite_utils
+
+from kiosk.store import decode_event_row
+
+#: The most rows any one question returns.
+MAX_ROWS = 10_000
+#: The list tables (``kiosk.lists``) as the guard's list page shows them, with their order.
+LIST_TABLES = {
+    "quarantine": ("list_quarantine", "id desc"),
+    "revocations": ("list_revocations", "revoked_at desc"),
+    "households": ("list_households", "household"),
+}
+
+
+class Readable(Protocol):
+    """What the questions need of the event log: a read-only connection."""
+
+    def reader(self) -> sqlite_utils.Database: ...
+
+
+def _limit(n: int) -> int:
+    return max(1, min(int(n), MAX_ROWS))
+
+
+def _rows(log: Readable, sql: str, params: list[Any]) -> Iterator[dict[str, Any]]:
+    return log.reader().query(sql, params)
+
+
+def recent_events(log: Readable, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest events, newest first, JSON fields decoded."""
+    rows = _rows(log, "SELECT * FROM events ORDER BY seq DESC LIMIT ?", [_limit(limit)])
+    return [decode_event_row(r) for r in rows]
+
+
+def events_of_kinds_since(
+    log: Readable, kinds: tuple[str, ...], since: str, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Events of the given ``kind``\\s (e.g. registrations) at or after ``since`` (an ISO
+    timestamp prefix), newest first, decoded."""
+    marks = ", ".join("?" for _ in kinds) or "NULL"
+    sql = (
+        f"SELECT * FROM events WHERE kind IN ({marks}) AND ts >= ? "  # noqa: S608 - only marks
+        "ORDER BY seq DESC LIMIT ?"
+    )
+    return [decode_event_row(r) for r in _rows(log, sql, [*kinds, since, _limit(limit)])]
+
+
+def event_rows_between(log: Readable, start: str, end: str) -> list[dict[str, Any]]:
+    """The stored rows (JSON fields as text) with ``start <= ts < end``, in ``seq`` order."""
+    sql = "SELECT * FROM events WHERE ts >= ? AND ts < ? ORDER BY seq LIMIT ?"
+    return list(_rows(log, sql, [start, end, MAX_ROWS * 10]))
+
+
+def first_seq_since(log: Readable, since: str) -> int | None:
+    """The first ``seq`` at or after the timestamp ``since``; None when there is none."""
+    rows = list(_rows(log, "SELECT min(seq) AS s FROM events WHERE ts >= ?", [since]))
+    first = rows[0]["s"] if rows else None
+    return int(first) if first is not None else None
+
+
+def head_seq(log: Readable) -> int:
+    """The highest committed ``seq`` as a reader sees it (0 for an empty log)."""
+    rows = list(_rows(log, "SELECT max(seq) AS s FROM events", []))
+    return int(rows[0]["s"] or 0) if rows else 0
+
+
+@dataclass(frozen=True)
+class Measured:
+    """The latest event that carries the kiosk's own reading (object and ambient)."""
+
+    seq: int
+    ts: str
+    temp_c: float | None
+    temp_object_c: float
+    temp_ambient_c: float
+
+
+def last_measured(log: Readable) -> Measured | None:
+    """The latest event with a kiosk reading: the pair a clinical reading goes with."""
+    rows = list(
+        _rows(
+            log,
+            "SELECT seq, ts, temp_c, temp_object_c, temp_ambient_c FROM events "
+            "WHERE temp_object_c IS NOT NULL AND temp_ambient_c IS NOT NULL "
+            "ORDER BY seq DESC LIMIT 1",
+            [],
+        )
+    )
+    if not rows:
+        return None
+    r = rows[0]
+    return Measured(
+        int(r["seq"]), str(r["ts"]), r["temp_c"], r["temp_object_c"], r["temp_ambient_c"]
+    )
+
+
+@dataclass(frozen=True)
+class AuditNote:
+    actor: str
+    ts: str
+    detail: dict[str, Any]
+
+
+def audits_since(log: Readable, action: str, since: str, limit: int = 1000) -> list[AuditNote]:
+    """Audit rows of one ``action`` at or after ``since``, oldest first, detail decoded."""
+    rows = _rows(
+        log,
+        "SELECT actor, ts, detail FROM audit WHERE action = ? AND ts >= ? ORDER BY seq LIMIT ?",
+        [action, since, _limit(limit)],
+    )
+    out = []
+    for row in rows:
+        try:
+            detail = json.loads(row["detail"] or "{}")
+        except ValueError:
+            detail = {}
+        out.append(AuditNote(str(row["actor"]), str(row["ts"]), detail or {}))
+    return out
+
+
+def list_rows(log: Readable, limit: int = 500) -> dict[str, list[dict[str, Any]]]:
+    """The three lists as stored (``quarantine``, ``revocations``, ``households``)."""
+    db = log.reader()
+    return {
+        name: list(db[table].rows_where(order_by=order, limit=_limit(limit)))
+        for name, (table, order) in LIST_TABLES.items()
+    }
+
+
+def decisions_after(log: Readable, after_seq: int) -> list[tuple[int, str, list[str]]]:
+    """``(seq, decision, reasons)`` of every event after ``after_seq``, in order (the
+    metrics' incremental count)."""
+    rows = _rows(
+        log,
+        "SELECT seq, decision, reasons FROM events WHERE seq > ? ORDER BY seq",
+        [max(0, int(after_seq))],
+    )
+    return [
+        (int(r["seq"]), str(r["decision"]), [str(c) for c in json.loads(r["reasons"] or "[]")])
+        for r in rows
+    ]
+
+
+def event_by_seq(log: Readable, seq: int) -> dict[str, Any] | None:
+    """One event by its ``seq``, decoded; None when there is none."""
+    if isinstance(seq, bool) or not 0 < int(seq) < 2**63:
+        return None
+    rows = list(_rows(log, "SELECT * FROM events WHERE seq = ?", [int(seq)]))
+    return decode_event_row(rows[0]) if rows else None
+
+
+def last_passage(log: Readable) -> dict[str, Any] | None:
+    """The newest kiosk passage (``kind = 'passage'``, not a guard's entry), decoded."""
+    rows = list(
+        _rows(log, "SELECT * FROM events WHERE kind = 'passage' ORDER BY seq DESC LIMIT 1", [])
+    )
+    return decode_event_row(rows[0]) if rows else None

@@ -1,0 +1,148 @@
+"""Alarms say who, what, reading, direction, date and time, and link to the passage; one
+incident is one alarm; a guard closes one or several with what was done; another issuer's
+pass is not called forged; open and closed alarms are the same after a restart (issue 17
+item 3)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from test_ui_guard import BASE, add_event, close_core, login, make_app, make_core, post
+
+from kiosk.alarms import AlarmDesk, alarm_from_event
+from ui.guard.display import alarm_view
+
+
+@pytest.fixture
+def core(data_dir, clock, monkeypatch):
+    c = make_core(data_dir, clock, monkeypatch)
+    yield c
+    close_core(c)
+
+
+@pytest.fixture
+def client(core):
+    with TestClient(make_app(core), base_url=BASE) as c:
+        yield c
+
+
+def fever(core, household="3-201", holder="Li Wei", temp_c=38.4, direction="out"):
+    return add_event(
+        core,
+        decision="deny",
+        reasons=("fever",),
+        temp_c=temp_c,
+        household=household,
+        holder=holder,
+        pass_id="c0ffee000001",
+        direction=direction,
+    )
+
+
+def cards(html: str) -> list[str]:
+    return re.findall(r'<div class="alarm kind-[^"]+".*?</button>', html, re.S)
+
+
+def test_an_alarm_card_says_who_what_reading_direction_date_and_links_the_passage(client, core):
+    fever(core)
+    login(client)
+    [card] = cards(client.get("/guard?lang=en").text)
+    assert "Li Wei · 3-201" in card
+    assert "03-02 16:30:00" in card  # local date and time (Asia/Shanghai)
+    assert "38.4 °C · out" in card and "Fever" in card
+    assert 'href="/guard/passage/1"' in card
+    passage = client.get("/guard/passage/1?lang=en").text
+    assert "Li Wei" in passage and "38.4" in passage
+    assert client.get("/guard/passage/999").status_code == 404
+    assert client.get("/guard/passage/abc").status_code == 422
+
+
+def test_the_alarm_view_masks_whom_the_role_may_not_see():
+    alarm = alarm_from_event(
+        {"seq": 1, "decision": "deny", "reasons": ["fever"], "holder": "Wang Fang",
+         "household": "3-201", "ts": "2026-03-02T08:30:00+00:00"}
+    )  # fmt: skip
+    from zoneinfo import ZoneInfo
+
+    shown = alarm_view(alarm, "en", ZoneInfo("UTC"), frozenset())["who"]
+    assert "Wang Fang" not in shown and "3-201" not in shown and shown
+
+
+def test_repeated_denials_of_one_household_are_one_alarm_until_it_is_closed(client, core, clock):
+    add_event(core, decision="deny", reasons=("quarantined",), household="5-202", holder="Sun Li")
+    clock.advance(120)
+    add_event(core, decision="deny", reasons=("quarantined",), household="5-202", holder="Sun Li")
+    login(client)
+    [card] = cards(client.get("/guard?lang=en").text)
+    assert "2 times" in card and "/guard/passage/1" in card and "/guard/passage/2" in card
+    clock.advance(15 * 60)  # long after the last one: a new incident
+    add_event(core, decision="deny", reasons=("quarantined",), household="5-202", holder="Sun Li")
+    assert len(cards(client.get("/guard").text)) == 2
+
+
+def test_a_bus_alarm_about_a_committed_passage_is_the_same_alarm_in_words(client, core):
+    event = add_event(core, decision="deny", reasons=("quarantined",), household="5-202")
+    desk = AlarmDesk(core.store, core.clock)
+    assert [a.key for a in desk.open_alarms([])] == ["event:1"]
+    message = {"type": "alarm", "alarm": "quarantine_breach", "state": "raised", "seq": event.seq}
+    assert desk.note_message(message) is False
+    [alarm] = desk.open_alarms([])
+    assert alarm.detail == "quarantined"  # a reason in words, never the raw bus code
+
+
+def test_another_issuers_pass_is_not_called_forged(client, core):
+    add_event(core, decision="deny", reasons=("pass_unknown_key",))
+    login(client)
+    page = client.get("/guard?lang=zh-CN").text
+    assert 'class="alarm kind-foreign"' in page
+    assert "非本小区通行证" in page and "伪造" not in page
+
+
+def test_several_alarms_close_at_once_with_an_outcome_and_stay_closed_after_a_restart(core):
+    fever(core, household="1-101")
+    fever(core, household="2-202")
+    fever(core, household="3-303")
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        response = client.post(
+            "/guard/alarms/ack",
+            data={"csrf": csrf, "key": ["event:1", "event:3"], "resolution": "false_alarm"},
+            headers={"Origin": BASE},
+            follow_redirects=False,
+        )
+        assert response.status_code == 303 and "err=" not in response.headers["location"]
+        assert [
+            re.search(r'data-key="([^"]+)"', c).group(1) for c in cards(client.get("/guard").text)
+        ] == ["event:2"]
+    audit = [a for a in core.store.audits() if a["action"] == "alarm_ack"][-1]
+    assert audit["detail"]["keys"] == ["event:1", "event:3"]
+    assert audit["detail"]["resolution"] == "false_alarm"
+    with TestClient(make_app(core), base_url=BASE) as restarted:  # a new app: a new desk
+        login(restarted)
+        [card] = cards(restarted.get("/guard?lang=en").text)
+        assert 'data-key="event:2"' in card and "2-202" in card and "38.4 °C" in card
+
+
+def test_after_a_restart_a_denial_after_the_close_is_a_new_open_alarm(core, clock):
+    fever(core)
+    with TestClient(make_app(core), base_url=BASE) as client:
+        csrf = login(client)
+        clock.advance(60)
+        post(client, "/guard/alarms/ack", csrf, only="event:1", resolution="sent_home")
+        clock.advance(60)
+        fever(core)  # the same person again, within the incident window, after the close
+        assert len(cards(client.get("/guard").text)) == 1
+    with TestClient(make_app(core), base_url=BASE) as restarted:
+        login(restarted)
+        [card] = cards(restarted.get("/guard").text)
+        assert 'data-key="event:2"' in card
+
+
+def test_closing_with_an_unknown_outcome_is_refused(client, core):
+    fever(core)
+    csrf = login(client)
+    response = post(client, "/guard/alarms/ack", csrf, key="event:1", resolution="shrug")
+    assert "err=" in response.headers["location"]
+    assert len(cards(client.get("/guard").text)) == 1

@@ -1,0 +1,146 @@
+"""A manual decision names its subject before it is made (issue 17 item 1): the last passage
+or a person without a pass, chosen explicitly; the typed reason and a hand-measured
+temperature go on the event and into the feed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from test_engine import Rig
+from test_ui_guard import (
+    BASE,
+    add_event,
+    close_core,
+    decided,
+    login,
+    make_app,
+    make_core,
+    post,
+)
+
+from kiosk.engine import ManualSubject
+
+
+@pytest.fixture
+def rig(clock, tmp_path):
+    r = Rig(clock, tmp_path)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def core(data_dir, clock, monkeypatch):
+    c = make_core(data_dir, clock, monkeypatch)
+    yield c
+    close_core(c)
+
+
+@pytest.fixture
+def client(core):
+    with TestClient(make_app(core), base_url=BASE) as c:
+        yield c
+
+
+def _deny_shown(rig: Rig) -> None:
+    rig.show(rig.pass_text(household="C-303", holder="Wang Fang"))
+    rig.emulator.person_arrives(38.6)
+    rig.run(4)
+    assert rig.decisions()[-1]["decision"] == "deny"
+
+
+def test_a_person_without_a_pass_chosen_explicitly_is_not_the_deny_on_screen(rig):
+    _deny_shown(rig)
+    rig.engine.manual("manual_pass", "guard-zhou", "neighbour, no phone", "in", subject="none")
+    event = rig.events()[-1]
+    assert event["decision"] == "manual_pass"
+    assert (event["household"], event["holder"], event["pass_id"]) == (None, None, None)
+    assert event["flags"] == []
+
+
+def test_a_chosen_passage_is_copied_and_a_hand_reading_replaces_the_kiosks(rig):
+    subject = ManualSubject(seq=7, pass_id="ab12", household="3-201", holder="Li Wei", temp_c=37.9)
+    rig.engine.manual("manual_deny", "guard-zhou", "rechecked", "in", temp_c=37.0, subject=subject)
+    event = rig.events()[-1]
+    assert (event["household"], event["holder"], event["pass_id"]) == ("3-201", "Li Wei", "ab12")
+    assert event["flags"] == ["overrides:7"]
+    assert event["temp_c"] == 37.0 and event["temp_object_c"] is None
+    assert event["person"]["note"] == "rechecked"
+
+
+def test_a_subject_that_is_neither_is_refused(rig):
+    with pytest.raises(ValueError, match="subject"):
+        rig.engine.manual("manual_pass", "guard-zhou", "x", "in", subject="whoever")
+    assert rig.events() == []
+
+
+def test_the_live_page_names_the_last_passage_and_the_decision_records_it(client, core):
+    add_event(
+        core,
+        decision="deny",
+        reasons=("pass_revoked",),
+        holder="Li Wei",
+        household="3-201",
+        pass_id="c0ffee000001",
+        temp_c=36.4,
+    )
+    csrf = login(client)
+    page = client.get("/guard?lang=en").text
+    label = re.search(r'id="subject-last-text">([^<]*)<', page).group(1)
+    assert label.startswith("The last passage: Li Wei · 3-201 · 36.4 °C")
+    assert "03-02" in label  # the date, not only the time
+    assert 'value="none" id="subject-none" required' in page  # nothing chosen for the guard
+    with decided(client, core):
+        response = post(
+            client,
+            "/guard/manual",
+            csrf,
+            decision="pass",
+            subject="1",
+            reason="card lost, known to guard",
+            temp_c="36,8",
+        )
+    assert response.status_code == 303 and "err=" not in response.headers["location"]
+    event = core.store.events()[-1]
+    assert (event["holder"], event["household"], event["flags"]) == (
+        "Li Wei",
+        "3-201",
+        ["overrides:1"],
+    )
+    assert event["temp_c"] == 36.8 and event["person"]["note"] == "card lost, known to guard"
+    row = client.get("/guard/api/feed?lang=en").json()["rows"][0]
+    assert row["note"] == "card lost, known to guard" and row["by_hand"] and row["about_seq"] == 1
+    feed = client.get("/guard?lang=en").text
+    assert "card lost, known to guard" in feed and "by hand" in feed and "about #1" in feed
+
+
+@pytest.mark.parametrize(
+    ("subject", "problem"),
+    [
+        (None, "err.subject"),
+        ("abc", "err.subject"),
+        ("2", "err.subject_gone"),
+        ("99", "err.subject_gone"),
+    ],
+)
+def test_a_manual_decision_without_a_valid_subject_records_nothing(client, core, subject, problem):
+    add_event(core, decision="deny", reasons=("fever",), temp_c=38.2)
+    add_event(
+        core, decision="manual_pass", reasons=("guard_override",), kind="manual", operator="bob"
+    )
+    csrf = login(client)
+    form = {"decision": "pass", "reason": "x"} | ({"subject": subject} if subject else {})
+    response = post(client, "/guard/manual", csrf, **form)
+    assert "err=" in response.headers["location"]
+    assert core.store.last_seq == 2
+    assert core.store.audits()[-1]["detail"]["problem"] == problem
+
+
+def test_a_passage_older_than_the_shift_cannot_be_chosen(client, core, clock):
+    add_event(core, decision="deny", reasons=("fever",), temp_c=38.2)
+    clock.advance(13 * 3600)
+    csrf = login(client)
+    response = post(client, "/guard/manual", csrf, decision="pass", reason="x", subject="1")
+    assert "err=" in response.headers["location"]
+    assert core.store.last_seq == 1

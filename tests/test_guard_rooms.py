@@ -1,0 +1,166 @@
+"""The guard console in rooms: every state change audited by one mechanism, bounded parameters
+(4xx, never 5xx), no SQL in ``ui/``, the alarm desk and queries of the core."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from test_ui_guard import (
+    BASE,
+    add_event,
+    close_core,
+    login,
+    make_app,
+    make_core,
+    post,
+)
+
+from kiosk import queries
+from kiosk.alarms import AlarmDesk, alarm_from_event
+from ui import guard
+
+UI = Path(__file__).resolve().parent.parent / "ui"
+
+
+@pytest.fixture
+def core(data_dir, clock, monkeypatch):
+    c = make_core(data_dir, clock, monkeypatch)
+    yield c
+    close_core(c)
+
+
+@pytest.fixture
+def client(core):
+    with TestClient(make_app(core), base_url=BASE) as c:
+        yield c
+
+
+def _changing_routes() -> list[APIRoute]:
+    """Every POST/PUT/PATCH/DELETE route the console mounts (``ui.guard.install``)."""
+    return [
+        r
+        for router in guard.ROUTERS
+        for r in router.routes
+        if isinstance(r, APIRoute) and r.methods & {"POST", "PUT", "PATCH", "DELETE"}
+    ]
+
+
+def _concrete(path: str) -> str:
+    return path.replace("{which}", "quarantine").replace("{op}", "add")
+
+
+def test_every_state_changing_guard_route_is_audited_with_actor_action_and_outcome(core):
+    app = make_app(core)
+    routes = _changing_routes()
+    assert len(routes) >= 8  # login, logout, manual, ack, two registrations, pass, list, cal.
+    with TestClient(app, base_url=BASE) as client:
+        signed_in = login(client)
+        for route in sorted(routes, key=lambda r: r.path == "/guard/logout"):  # logout last
+            csrf = signed_in
+            before = core.store.last_audit_seq
+            form = {}  # an empty form, except that signing in needs the login form's token
+            if route.path == "/guard/login":
+                csrf = app.state.guard.auth.sessions.login_form_token()
+                form = {"name": "alice", "password": "wrong"}
+            response = post(client, _concrete(route.path), csrf, **form)
+            assert response.status_code < 500, route.path
+            rows = core.store.audits(after_seq=before)
+            mine = [a for a in rows if a["actor"] == "alice"]
+            assert mine, f"{route.path} wrote no audit row"
+            assert mine[-1]["detail"]["outcome"] in ("ok", "refused"), route.path
+            assert mine[-1]["action"].startswith(route.name), (route.path, mine[-1]["action"])
+
+
+def test_a_refused_action_is_audited_as_failed_with_the_problem_key_not_the_text(client, core):
+    csrf = login(client)
+    response = post(client, "/guard/manual", csrf, decision="pass", reason="", subject="none")
+    assert "err=" in response.headers["location"]
+    last = core.store.audits()[-1]
+    assert (last["actor"], last["action"]) == ("alice", "manual_pass_failed")
+    assert last["detail"] == {
+        "direction": "in",
+        "subject": "none",
+        "outcome": "refused",
+        "problem": "err.required",
+    }
+
+
+def test_a_request_without_a_session_names_nobody_and_writes_nothing(client, core):
+    before = core.store.last_audit_seq
+    response = client.post("/guard/manual", data={"reason": "x"}, headers={"Origin": BASE})
+    assert response.status_code == 401
+    assert core.store.last_audit_seq == before
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/guard/events?after=abc",
+        "/guard/events?after=-1",
+        "/guard/api/feed?after=-1",
+        "/guard/api/feed?after=abc",
+        "/guard/api/feed?after=99999999999999999999999",
+        "/guard/stats?day=9999-12-31",
+        "/guard/stats?day=0001-01-01",
+        "/guard/stats?day=2026-02-30",
+        "/guard/stats?day=" + "9" * 500,
+        "/guard/export.csv?day=9999-12-31",
+        "/guard/export.csv?day=abc",
+    ],
+)
+def test_bad_parameters_are_refused_with_4xx_never_5xx(client, path):
+    login(client)
+    response = client.get(path)
+    assert 400 <= response.status_code < 500, (path, response.status_code)
+
+
+def test_the_last_day_the_statistics_accept_still_answers(client):
+    login(client)
+    assert client.get("/guard/stats?day=2999-12-31").status_code == 200
+
+
+def test_ui_holds_no_sql():
+    sql = re.compile(
+        r"\b(select\s+.+\s+from|insert\s+into|delete\s+from|execute\(|rows_where|import sqlite)",
+        re.I,
+    )
+    offenders = [
+        f"{p.relative_to(UI)}:{n}"
+        for p in UI.rglob("*.py")
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if sql.search(line)
+    ]
+    assert offenders == []
+
+
+def test_alarm_desk_reads_open_alarms_and_acknowledgements_back_after_a_restart(core):
+    add_event(core, decision="deny", reasons=("fever",), temp_c=38.4)
+    add_event(core, decision="deny", reasons=("pass_expired",))
+    desk = AlarmDesk(core.store, core.clock)
+    assert [a.key for a in desk.open_alarms([])] == ["event:1"]
+    acked = desk.ack("event:1", "alice", [])
+    assert acked is not None and desk.ack("event:1", "alice", []) is None
+    core.store.audit("alice", "alarm_ack", {"key": "event:1"})
+    assert AlarmDesk(core.store, core.clock).open_alarms([]) == []
+
+
+def test_alarm_from_event_reads_reasons_stored_as_json_text():
+    alarm = alarm_from_event({"seq": 4, "decision": "deny", "reasons": '["quarantined"]'})
+    assert alarm is not None and (alarm.key, alarm.kind) == ("event:4", "quarantine")
+    assert alarm_from_event({"seq": 5, "decision": "pass", "reasons": ["fever"]}) is None
+
+
+def test_queries_answer_the_consoles_questions(core):
+    add_event(core, temp_c=36.5, temp_object_c=33.1, temp_ambient_c=22.0)
+    add_event(core, decision="deny", reasons=("quota_exceeded",))
+    assert [e["seq"] for e in queries.recent_events(core.store, 5)] == [2, 1]
+    assert queries.head_seq(core.store) == 2
+    measured = queries.last_measured(core.store)
+    assert measured is not None and (measured.seq, measured.temp_object_c) == (1, 33.1)
+    assert queries.decisions_after(core.store, 1) == [(2, "deny", ["quota_exceeded"])]
+    assert queries.first_seq_since(core.store, "2999-01-01") is None
+    assert set(queries.list_rows(core.store)) == {"quarantine", "revocations", "households"}

@@ -1,0 +1,62 @@
+"""The guard console: ``/guard`` and everything under it (sign-in required).
+
+One module-level ``APIRouter`` per concern; each route is a small function that gets the
+console's state (``deps.Guard`` on ``app.state.guard``) and the signed-in guard through
+FastAPI dependencies:
+
+* ``session``        sign-in and sign-out (``/guard/login``, ``/guard/logout``)
+* ``live``           live feed, alarms and the kiosk's state (``/guard``, ``/guard/api/feed``,
+  ``/guard/events`` SSE), acknowledging alarms, manual pass/deny
+* ``registrations``  people without a pass and vehicles (``/guard/register``)
+* ``passes``         issuing passes and their printable cards (``/guard/passes``)
+* ``lists``          quarantine, revocations, households (``/guard/lists``)
+* ``stats``          the daily statistics and CSV export (``/guard/stats``, ``/guard/export.csv``)
+* ``calibration``    clinical reference readings (``/guard/calibration``)
+* ``devices``        device health (``/guard/health``, ``/guard/api/health``)
+
+Shared: ``deps`` (state, dependencies, rendering, the audit route class), ``forms`` (bounded
+form parsing, ``BadInput``), ``display`` (feed rows, alarm cards, charts, CSV, cards). The
+alarm model is the core's (``kiosk.alarms``), and so is every query (``kiosk.queries``).
+
+Pages redirect to ``/guard/login`` without a session; JSON and streams answer 401; actions
+(POST) answer 401 without a session and 403 cross-site or without the CSRF token, and every
+one of them is audited by the routers' route class (``deps.audited_route``).
+Personal data is masked with ``kiosk.privacy`` unless the guard's role allows it: admins see
+everything; guards see names, units and plates (they have to recognise people) but not phone
+or ID numbers. With ``web.mask_personal = false`` nothing is masked.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, FastAPI
+
+from ui.auth import GuardAuth
+from ui.guard import calibration, devices, lists, live, passes, registrations, session, stats
+from ui.guard.deps import Guard
+
+if TYPE_CHECKING:
+    from kiosk.core import Core
+
+#: Every router of the console, in the order they are mounted.
+ROUTERS: tuple[APIRouter, ...] = (
+    session.router,
+    live.router,
+    registrations.router,
+    passes.router,
+    lists.router,
+    stats.router,
+    calibration.router,
+    devices.router,
+)
+
+
+def install(app: FastAPI, core: Core, auth: GuardAuth | None = None) -> Guard:
+    """Mount the console on ``app`` with its state for ``core`` (and ``auth``, else sign-in
+    against ``core.accounts``); returns that state."""
+    state = Guard.build(core, auth)
+    app.state.guard = state
+    for router in ROUTERS:
+        app.include_router(router)
+    return state

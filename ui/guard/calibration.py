@@ -1,0 +1,84 @@
+"""The site's thermometer calibration (``/guard/calibration``): clinical readings paired with
+the kiosk's latest measurement, and the fitted correction."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+
+from kiosk import queries
+from kiosk.calibration import Calibration, CalibrationError, default_path, record_clinical_pair
+from ui.auth import Session
+from ui.guard.deps import Guard, action_session, audited_route, done, guard, note, page_session
+from ui.guard.display import local_time
+from ui.guard.forms import BadInput, bounded
+
+router = APIRouter(
+    prefix="/guard", tags=["guard console"], route_class=audited_route("/guard/calibration")
+)
+
+
+def points_view(cal: Calibration, g: Guard) -> list[dict]:
+    """The latest 20 points, newest first, with their residuals."""
+    residuals = cal.residuals()
+    points = [
+        {
+            "n": i + 1,
+            "when": local_time(p.recorded_at, g.tz, "%Y-%m-%d %H:%M"),
+            "clinical": f"{p.clinical_c:.1f}",
+            "object": f"{p.object_c:.1f}",
+            "ambient": f"{p.ambient_c:.1f}",
+            "residual": f"{residuals[i]:+.2f}",
+            "source": p.source,
+        }
+        for i, p in enumerate(cal.points)
+    ][-20:]
+    return list(reversed(points))
+
+
+@router.get("/calibration", response_class=HTMLResponse, include_in_schema=False)
+def calibration_page(
+    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
+) -> Response:
+    try:
+        cal = Calibration.load(default_path(g.core.data_dir))
+        problem = None
+    except CalibrationError as exc:
+        cal, problem = Calibration(), str(exc)
+    last = queries.last_measured(g.core.store)
+    return g.render(
+        request,
+        "guard_calibration.html",
+        session,
+        points=points_view(cal, g),
+        model=cal,
+        problem=problem,
+        last=last,
+        **g.flash(request),
+    )
+
+
+@router.post("/calibration", name="calibration_point", include_in_schema=False)
+async def calibration_add(
+    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
+) -> Response:
+    form = await request.form()
+    clinical = bounded(form.get("clinical_c"), "cal.reference", 34.0, 43.0, required=True)
+    obj = bounded(form.get("object_c"), "cal.object", 25.0, 43.0, required=True)
+    ambient = bounded(form.get("ambient_c"), "cal.ambient", -20.0, 50.0, required=True)
+    try:
+        await asyncio.to_thread(
+            record_clinical_pair,
+            default_path(g.core.data_dir),
+            clinical,
+            obj,
+            ambient,
+            now=g.core.clock.now(),
+            source="guard",
+        )
+    except CalibrationError as exc:
+        raise BadInput(str(exc)[:300]) from None
+    note(request, clinical_c=clinical, object_c=obj, ambient_c=ambient)
+    return done(request, "/guard/calibration", "cal.saved")

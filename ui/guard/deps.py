@@ -1,0 +1,276 @@
+"""What every guard route shares: the console's state on the app (``app.state.guard``), the
+FastAPI dependencies that hand it and the signed-in guard to a route, page rendering, and the
+one auditing mechanism of guard actions.
+
+Auditing: every router of the console uses ``audited_route(back)`` as its route class. Every
+POST/PUT/PATCH/DELETE (and any GET marked ``@audited``) writes one audit row once the guard
+is known: actor, action (the route's name, or what the route set with ``note()``), and
+``outcome`` (``ok``; else the action gets ``_failed`` and the detail names the problem by
+its message key, never the text typed). A route that raises ``BadInput`` is answered for it
+(back to the router's form with the problem in the guard's language) and audited as refused.
+A request refused before anyone signed in (no session, cross-site, wrong CSRF token) did
+nothing and names nobody: it is not written, so strangers cannot fill the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+
+from kiosk.alarms import AlarmDesk, device_alarms
+from kiosk.engine import FeverRefused, TemperatureImplausible
+from ui import i18n
+from ui.auth import GuardAuth, Session
+from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view
+from ui.guard.forms import BadInput
+from ui.views import faults_of, health_report, secure_headers, templates
+
+if TYPE_CHECKING:
+    from kiosk.core import Core
+
+#: Methods that change state: always audited.
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: ``msg=`` values a page shows as a success note.
+OK_MESSAGES = ("ok.done", "cal.saved", "pass.issued")
+ALARM_LOOKBACK_H = 12
+#: The console warns this long before the session (the shift) ends.
+SESSION_WARN_S = 600
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Guard:
+    """The console's state for one app: the core, sign-in, the alarm desk, templates."""
+
+    core: Core
+    auth: GuardAuth
+    alarms: AlarmDesk
+    tpl: Jinja2Templates
+    tz: ZoneInfo
+
+    @classmethod
+    def build(cls, core: Core, auth: GuardAuth | None = None) -> Guard:
+        """Sign-in against ``core.accounts`` (cookies signed with the ``session_key`` secret)
+        unless ``auth`` is given."""
+        auth = auth or GuardAuth(
+            core.accounts,
+            core.clock,
+            session_hours=core.config.web.session_hours,
+            login_attempts_per_min=core.config.web.login_attempts_per_min,
+        )
+        desk = AlarmDesk(core.store, core.clock, lookback_h=ALARM_LOOKBACK_H)
+        return cls(core, auth, desk, templates(), ZoneInfo(core.config.site.timezone))
+
+    @property
+    def cfg(self) -> Any:
+        return self.core.config
+
+    @property
+    def fever_c(self) -> float:
+        return float(self.cfg.thermometer.thermometry.fever_threshold_c)
+
+    def lang(self, request: Request) -> i18n.Lang:
+        chosen = request.query_params.get("lang") or request.cookies.get("kiosk_lang")
+        return i18n.pick_lang(chosen, self.cfg.site.language)
+
+    def clear(self, session: Session) -> frozenset[str]:
+        """The personal fields ``session`` sees unmasked."""
+        if not self.cfg.web.mask_personal or session.is_admin:
+            return ALL_FIELDS
+        return GUARD_CLEAR_FIELDS
+
+    def today(self) -> date:
+        return self.core.clock.now().astimezone(self.tz).date()
+
+    def standing_alarms(self) -> list[Any]:
+        return device_alarms(faults_of(health_report(self.core)))
+
+    def alarm_rows(self, lang: str, clear: frozenset[str]) -> list[dict]:
+        """The open alarms as cards, masked with ``clear`` (blocking: run it in a thread
+        from the loop)."""
+        alarms = self.alarms.open_alarms(self.standing_alarms())
+        return [alarm_view(a, lang, self.tz, clear) for a in alarms]
+
+    def render(self, request: Request, name: str, session: Session, **ctx: Any) -> HTMLResponse:
+        lang = self.lang(request)
+        status = ctx.pop("status_code", 200)
+        response = self.tpl.TemplateResponse(
+            request,
+            name,
+            {
+                "lang": lang,
+                "_": i18n.translator(lang),
+                "session": session,
+                "csrf": self.auth.sessions.csrf_token(session),
+                "site_name": self.cfg.site.site_name,
+                "kiosk_id": self.cfg.site.kiosk_id,
+                "page": name.removesuffix(".html"),
+                "other_lang": "en" if lang == "zh-CN" else "zh-CN",
+                "role_text": i18n.t(lang, f"role.{session.role}"),
+                "session_left_s": self.session_left_s(session),
+                "session_warn_s": SESSION_WARN_S,
+                **ctx,
+            },
+            status_code=status,
+        )
+        response.headers["Cache-Control"] = "no-store"
+        secure_headers(response)
+        if request.query_params.get("lang") in i18n.LANGS:
+            response.set_cookie("kiosk_lang", lang, samesite="strict", path="/", httponly=True)
+        return response
+
+    def session_left_s(self, session: Session) -> int:
+        """Seconds until ``session`` ends (the shift is ``web.session_hours``)."""
+        return max(0, int((session.expires - self.core.clock.now()).total_seconds()))
+
+    def flash(self, request: Request) -> dict:
+        lang = self.lang(request)
+        msg = request.query_params.get("msg")
+        err = request.query_params.get("err")
+        return {
+            "flash_ok": i18n.t(lang, msg) if msg in OK_MESSAGES else None,
+            "flash_err": err[:300] if err else None,
+        }
+
+    def manual(self, decision: str, **kwargs: Any) -> None:
+        """``core.runner.engine.manual`` (on the loop: routes that call it are ``async``): the
+        decision is committed like any other event. The engine's refusals become messages in
+        the guard's language."""
+        try:
+            self.core.runner.engine.manual(decision=f"manual_{decision}", **kwargs)
+        except FeverRefused as exc:
+            raise BadInput("reg.fever_refused", t=f"{exc.temp_c:.1f}") from None
+        except TemperatureImplausible as exc:
+            raise BadInput(
+                "err.range", field="reg.temp", lo=f"{exc.low_c:g}", hi=f"{exc.high_c:g}"
+            ) from None
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+
+
+# --- dependencies ---------------------------------------------------------------------------
+
+
+def guard(request: Request) -> Guard:
+    """The console's state, put on the app by ``ui.guard.install``."""
+    found: Guard = request.app.state.guard
+    return found
+
+
+def page_session(request: Request, g: Guard = Depends(guard)) -> Session:
+    """For HTML pages: the session, or a redirect to the login page."""
+    session = g.auth.page(request)
+    request.state.actor = session.name  # for a page that is audited (an export)
+    return session
+
+
+def api_session(request: Request, g: Guard = Depends(guard)) -> Session:
+    """For JSON and stream endpoints: the session, or 401."""
+    return g.auth.api(request)
+
+
+async def action_session(request: Request, g: Guard = Depends(guard)) -> Session:
+    """For state changes: same origin, CSRF token and a session; the guard becomes the
+    actor of the request's audit row."""
+    session = await g.auth.action(request)
+    request.state.actor = session.name
+    return session
+
+
+# --- results of an action -------------------------------------------------------------------
+
+
+def done(request: Request, target: str, message: str = "ok.done") -> Response:
+    if request.headers.get("accept", "").startswith("application/json"):
+        return JSONResponse({"ok": True})
+    sep = "&" if "?" in target else "?"
+    return RedirectResponse(f"{target}{sep}msg={message}", status_code=303)
+
+
+def fail(request: Request, target: str, problem: BadInput) -> Response:
+    """Back to the form with the problem in the guard's language; nothing was recorded."""
+    text = problem.text(guard(request).lang(request))
+    if request.headers.get("accept", "").startswith("application/json"):
+        return JSONResponse({"ok": False, "error": text}, status_code=400)
+    sep = "&" if "?" in target else "?"
+    return RedirectResponse(f"{target}{sep}err={quote(text[:300])}", status_code=303)
+
+
+# --- auditing -------------------------------------------------------------------------------
+
+
+def audited(action: str) -> Callable[[F], F]:
+    """Name a route's audit action (default: the route's name); on a GET, audit it too."""
+
+    def mark(fn: F) -> F:
+        fn.audit_action = action  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def note(request: Request, *, action: str | None = None, **detail: Any) -> None:
+    """What the request's audit row should say besides actor and outcome (optional: the row
+    is written either way)."""
+    if action:
+        request.state.audit_action = action
+    request.state.audit_detail = {**getattr(request.state, "audit_detail", {}), **detail}
+
+
+async def record(request: Request, action: str, outcome: str, problem: str | None) -> None:
+    actor = getattr(request.state, "actor", None)
+    if actor is None:
+        return  # refused before anyone signed in: nothing happened, nobody to name
+    action = getattr(request.state, "audit_action", None) or action
+    detail = dict(getattr(request.state, "audit_detail", {}))
+    detail["outcome"] = outcome
+    if problem:
+        detail["problem"] = problem
+    name = action if outcome == "ok" else f"{action}_failed"
+    await guard(request).core.store.audit_async(actor, name, detail)
+
+
+def audited_route(back: str) -> type[APIRoute]:
+    """The route class of a guard router whose forms live on the page ``back``."""
+
+    class AuditedRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+            handler = super().get_route_handler()
+            action = getattr(self.endpoint, "audit_action", None)
+            if action is None and not (self.methods & STATE_CHANGING):
+                return handler
+            return _audit(handler, action or self.name, back)
+
+    return AuditedRoute
+
+
+def _audit(
+    handler: Callable[[Request], Awaitable[Response]], action: str, back: str
+) -> Callable[[Request], Awaitable[Response]]:
+    async def run(request: Request) -> Response:
+        try:
+            response = await handler(request)
+        except BadInput as exc:
+            await record(request, action, "refused", exc.code)
+            return fail(request, back, exc)
+        except HTTPException as exc:
+            await record(request, action, "refused", f"http_{exc.status_code}")
+            raise
+        except Exception:
+            await record(request, action, "error", "internal")
+            raise
+        ok = response.status_code < 400
+        await record(request, action, "ok" if ok else "refused", None if ok else "refused")
+        return response
+
+    return run

@@ -1,0 +1,360 @@
+"""What the guard console shows, built from core records: feed rows masked for the viewer's
+role, alarm cards, device health in words, the statistics page's cards and charts, the CSV
+export and the printable card. Plain functions of their inputs, tested directly."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from kiosk import privacy
+from kiosk.alarms import Alarm, alarm_from_event, reason_codes
+from ui import charts, i18n
+from ui.views import device_entries, device_label
+
+#: Fields a plain guard sees unmasked (to recognise a person); admins see all. Free-text
+#: notes are scrubbed of phone- and ID-shaped numbers for guards.
+GUARD_CLEAR_FIELDS = frozenset(
+    {
+        "pass_id",
+        "household",
+        "holder",
+        "person.name",
+        "person.unit",
+        "person.plate",
+        "person.driver",
+        "person.occupants",
+    }
+)
+ALL_FIELDS = privacy.FIELD_NAMES
+
+
+def local_time(ts: str | None, tz: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
+    if not ts:
+        return ""
+    try:
+        when = datetime.fromisoformat(ts)
+    except ValueError:
+        return ts
+    return when.astimezone(tz).strftime(fmt)
+
+
+def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict:
+    """An alarm card in the guard's language: what, who (masked for the viewer's role),
+    temperature, direction, date and time, and the passages it is about."""
+    if a.detail in i18n.reason_codes():
+        detail = i18n.reason_text(lang, a.detail)
+    elif i18n.has(f"device.{a.detail}"):
+        detail = device_label(lang, a.detail)
+    elif i18n.has(f"alarm.{a.detail}"):
+        detail = i18n.t(lang, f"alarm.{a.detail}")
+    else:
+        detail = a.detail
+    masked = privacy.mask_event({"holder": a.holder, "household": a.household}, clear)
+    seqs = a.seqs or ([a.seq] if a.seq is not None else [])
+    return {
+        "key": a.key,
+        "kind": a.kind,
+        "title": i18n.t(lang, f"alarm.{a.kind}"),
+        "time": local_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else "",
+        "detail": detail,
+        "seq": a.seq,
+        "who": " · ".join(str(v) for v in (masked.get("holder"), masked.get("household")) if v),
+        "temp": f"{a.temp_c:.1f} °C" if a.temp_c is not None else "",
+        "direction": i18n.t(lang, f"dir.{a.direction}") if a.direction in ("in", "out") else "",
+        "seqs": seqs,
+        "times": i18n.t(lang, "alarm.times", n=len(seqs)) if len(seqs) > 1 else "",
+    }
+
+
+def feed_row(
+    event: dict,
+    lang: str,
+    tz: ZoneInfo,
+    clear: frozenset[str],
+    fever_c: float | None = None,
+) -> dict:
+    """One line of the live feed, masked for the viewer."""
+    masked = privacy.mask_event(event, clear)
+    person = masked.get("person")
+    if isinstance(person, str):
+        try:
+            person = json.loads(person)
+        except ValueError:
+            person = None
+    person = person if isinstance(person, dict) else {}
+    who_parts = [
+        str(v)
+        for v in (
+            masked.get("holder") or person.get("name") or person.get("driver"),
+            person.get("plate"),
+            person.get("phone"),
+            person.get("id_number"),
+        )
+        if v
+    ]
+    reasons = reason_codes(event.get("reasons"))
+    decision = str(event.get("decision") or "")
+    alarm = alarm_from_event(event)
+    temp = event.get("temp_c")  # the kiosk's estimate, or a guard's hand-measured reading
+    return {
+        "seq": event.get("seq"),
+        "time": local_time(event.get("ts"), tz),
+        "decision": decision,
+        "decision_text": i18n.t(lang, f"decision.{decision}")
+        if decision in ("pass", "deny", "manual_pass", "manual_deny")
+        else decision,
+        "ok": decision in ("pass", "manual_pass"),
+        "reasons": i18n.reasons_text(lang, reasons),
+        "temp": f"{float(temp):.1f}" if isinstance(temp, int | float) else "",
+        "fever": "fever" in reasons
+        or (isinstance(temp, int | float) and fever_c is not None and temp >= fever_c),
+        "direction": i18n.t(lang, f"dir.{event['direction']}")
+        if event.get("direction") in ("in", "out")
+        else "",
+        "who": " · ".join(who_parts),
+        "kind": str(event.get("kind") or "passage"),
+        "kind_text": i18n.t(lang, f"kind.{event['kind']}")
+        if event.get("kind") in ("registration", "vehicle")
+        else "",
+        "operator": event.get("operator") or "",
+        "alarm": alarm.kind if alarm else None,
+        **manual_fields(event, person, decision),
+        "subject": subject_text(event, masked, who_parts, reasons, lang, tz)
+        if event.get("kind", "passage") == "passage"
+        else "",
+    }
+
+
+def manual_fields(event: dict, person: dict, decision: str) -> dict:
+    """What a guard's decision adds to its row: the typed reason (masked for the viewer),
+    whether the temperature was measured by hand, and the passage it was about."""
+    manual = decision in ("manual_pass", "manual_deny")
+    overrides = [
+        f.split(":", 1)[1] for f in event.get("flags") or [] if str(f).startswith("overrides:")
+    ]
+    return {
+        "note": str(person.get("note") or "") if manual else "",
+        "by_hand": manual
+        and isinstance(event.get("temp_c"), int | float)
+        and event.get("temp_object_c") is None,
+        "about_seq": int(overrides[0]) if overrides and overrides[0].isdigit() else None,
+    }
+
+
+def subject_text(
+    event: dict, masked: dict, who: list[str], reasons: list[str], lang: str, tz: ZoneInfo
+) -> str:
+    """A passage named for a guard about to decide on it: who, household, temperature,
+    reason, date and time."""
+    temp = event.get("temp_c")
+    shown = [c for c in reasons if c not in ("ok", "guard_override")]
+    parts = [
+        who[0] if who else i18n.t(lang, "manual.unknown_person"),
+        str(masked.get("household") or ""),
+        f"{float(temp):.1f} °C" if isinstance(temp, int | float) else "",
+        i18n.reasons_text(lang, shown)
+        if shown
+        else i18n.t(lang, f"decision.{event.get('decision')}"),
+        local_time(event.get("ts"), tz, "%m-%d %H:%M:%S"),
+    ]
+    return " · ".join(p for p in parts if p)
+
+
+def lists_view(tables: dict[str, list[dict]], tz: ZoneInfo) -> dict:
+    """The three lists as stored (``kiosk.queries.list_rows``), newest first, with who changed
+    each row and when, times local.
+
+    Guards see households and names here: they must know whom they are editing. There are
+    no phone or ID numbers in the lists."""
+    out: dict[str, list[dict]] = {}
+    for name, rows in tables.items():
+        out[name] = []
+        for row in rows:
+            for key in ("created_at", "revoked_at", "updated_at"):
+                if row.get(key):
+                    row[key] = local_time(row[key], tz, "%Y-%m-%d %H:%M")
+            out[name].append(row)
+    return out
+
+
+def stats_cards(report: dict) -> dict:
+    by = report.get("by_decision", {})
+    return {
+        "total": report.get("events", 0),
+        "passes": by.get("pass", 0) + by.get("manual_pass", 0),
+        "denies": by.get("deny", 0) + by.get("manual_deny", 0),
+        "manual": by.get("manual_pass", 0) + by.get("manual_deny", 0),
+        "fevers": report.get("fever_alarms", {}).get("count", 0),
+    }
+
+
+def stats_charts(report: dict, lang: str, fever_c: float) -> dict:
+    """The statistics page's SVG charts, drawn from the daily report."""
+    _ = i18n.translator(lang)
+    hours = report.get("by_hour") or [0] * 24
+    per_hour = charts.bar_chart(
+        [charts.Bar(f"{h:02d}", n, "pass") for h, n in enumerate(hours)],
+        title=_("stats.per_hour"),
+        empty_text=_("stats.no_data"),
+        label_every=3,
+    )
+    # Denies only: "ok" and a guard's override are not reasons anybody was stopped.
+    reasons = [
+        (code, n)
+        for code, n in report.get("by_reason", {}).items()
+        if code not in ("ok", "guard_override") and n
+    ]
+    reasons.sort(key=lambda kv: -kv[1])
+    by_reason = charts.bar_chart(
+        [charts.Bar(i18n.reason_text(lang, c), n, "deny") for c, n in reasons[:8]],
+        title=_("stats.by_reason"),
+        empty_text=_("stats.no_data"),
+        height=260,
+    )
+    bins = report.get("temperature_histogram") or []
+    hist_bars = []
+    for b in bins:
+        lo, hi = b.get("from_c"), b.get("to_c")
+        label = f"<{hi:.1f}" if lo is None else (f"≥{lo:.1f}" if hi is None else f"{lo:.1f}")
+        tone = (
+            "fever"
+            if lo is not None and lo + 1e-9 >= fever_c - 0.5 and (hi is None or hi > fever_c)
+            else "neutral"
+        )
+        hist_bars.append(charts.Bar(label, b.get("count", 0), tone))
+    temp_hist = charts.bar_chart(
+        hist_bars,
+        title=_("stats.temp_hist"),
+        empty_text=_("stats.no_data"),
+        label_every=2 if len(hist_bars) > 10 else 1,
+    )
+    exits = report.get("exits_per_household") or {}
+    histogram = exits.get("histogram") or {}
+    quota = exits.get("quota_exits") if exits.get("quota_enabled") else None
+    top = max([int(k) for k in histogram] + [quota or 0, 1])
+    exit_bars = [
+        charts.Bar(
+            str(k), histogram.get(str(k), 0), "deny" if quota is not None and k > quota else "pass"
+        )
+        for k in range(1, top + 1)
+    ]
+    exits_chart = charts.bar_chart(
+        exit_bars,
+        title=_("stats.exits"),
+        empty_text=_("stats.no_data"),
+        height=220,
+    )
+    return {
+        "per_hour": per_hour,
+        "by_reason": by_reason,
+        "temp_hist": temp_hist,
+        "exits": exits_chart,
+        "quota": quota,
+        "over_quota": exits.get("over_quota_households", 0),
+        "households": exits.get("households", 0),
+    }
+
+
+CSV_COLUMNS = (
+    "seq",
+    "id",
+    "kiosk_id",
+    "ts",
+    "direction",
+    "kind",
+    "decision",
+    "reasons",
+    "temp_c",
+    "temp_object_c",
+    "temp_ambient_c",
+    "latency_ms",
+    "operator",
+    "pass_id",
+    "household",
+    "holder",
+    "person",
+    "clock_synced",
+    "hash",
+)
+
+
+def events_csv(rows: list[dict], clear: frozenset[str]) -> str:
+    """A day's events as CSV, personal fields masked as the viewer's role requires."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        masked = privacy.mask_event(row, clear)
+        person = masked.get("person")
+        if isinstance(person, dict):
+            person = json.dumps(person, ensure_ascii=False, sort_keys=True)
+        values = []
+        for col in CSV_COLUMNS:
+            value = person if col == "person" else masked.get(col)
+            text = "" if value is None else str(value)
+            # A cell starting with = + - @ would run as a formula in a spreadsheet.
+            if text[:1] in ("=", "+", "-", "@") and col not in (
+                "temp_c",
+                "temp_object_c",
+                "temp_ambient_c",
+                "latency_ms",
+            ):
+                text = "'" + text
+            values.append(text)
+        writer.writerow(values)
+    return "\ufeff" + out.getvalue()  # BOM: Excel on a Chinese Windows opens UTF-8 correctly
+
+
+def health_rows(report: dict, lang: str, tz: ZoneInfo) -> list[dict]:
+    """Thermometer, readers, gate, store, clock, last event and disk space, in words, from a
+    ``core.health()`` report plus ``last_event`` (the newest event's timestamp, or None)."""
+    rows = []
+
+    def add(label: str, state: str, detail: str = "") -> None:
+        known = state in ("ok", "degraded", "fault", "absent")
+        rows.append(
+            {
+                "device": label,
+                "state": state if known else "unknown",
+                "state_text": i18n.t(lang, f"health.{state if known else 'unknown'}"),
+                "detail": detail,
+            }
+        )
+
+    entries = device_entries(report)
+    present = {key for key, _entry in entries}
+    for key in ("thermometer", "gate", "store"):
+        if key not in present:
+            add(device_label(lang, key), "unknown")
+    for key, entry in entries:
+        add(device_label(lang, key), str(entry.get("state")), str(entry.get("detail") or ""))
+    synced = (report.get("clock") or {}).get("synced")
+    if synced is not None:
+        add(
+            device_label(lang, "clock"),
+            "ok" if synced else "degraded",
+            "" if synced else i18n.t(lang, "banner.clock_unsynced"),
+        )
+    last = report.get("last_event")
+    add(
+        device_label(lang, "last_event"),
+        "ok" if last else "unknown",
+        local_time(str(last), tz, "%Y-%m-%d %H:%M:%S") if last else "",
+    )
+    free = report.get("disk_free_mb")
+    if free is not None:
+        add(device_label(lang, "disk"), "ok", i18n.t(lang, "health.free_mb", mb=int(free)))
+    return rows
+
+
+def card_svg(payload: str, pass_: Any, lang: str, site_name: str, tz: ZoneInfo) -> str:
+    """The printable card (``kiosk.cards.render_card``, both languages) as inline SVG."""
+    from kiosk.cards import render_card
+
+    svg = render_card(pass_, payload, "svg", "both", site_name=site_name, tz=tz).decode("utf-8")
+    return svg[svg.index("<svg") :]

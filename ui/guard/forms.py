@@ -1,0 +1,209 @@
+"""Reading the guard's forms: every value bounded and checked before use. A value that cannot
+be used raises ``BadInput`` (shown to the guard in their language; nothing is recorded)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from kiosk.lists import Lists, ListStore
+from ui import i18n
+
+MAX_TEXT = 200
+#: The days the statistics and export accept (a date past these has no day after it).
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+
+
+class BadInput(ValueError):
+    """A form value that cannot be used; shown to the guard in their language, nothing is
+    recorded. ``key`` is an i18n key (``err.*``) or, for messages from the core, plain text;
+    parameters that are i18n keys (field names) are translated too."""
+
+    def __init__(self, key: str, **params: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+    def text(self, lang: str) -> str:
+        if not i18n.has(self.key):
+            return self.key
+        params = {
+            k: i18n.t(lang, v) if isinstance(v, str) and i18n.has(v) else v
+            for k, v in self.params.items()
+        }
+        return i18n.t(lang, self.key, **params)
+
+    @property
+    def code(self) -> str:
+        """What the audit log keeps of the problem: the message key, never the typed text."""
+        return self.key if i18n.has(self.key) else "refused_by_core"
+
+
+def clean(value: Any, field: str, *, required: bool = False, max_len: int = MAX_TEXT) -> str:
+    """A one-line text field, stripped; ``field`` is the field's i18n key."""
+    text = str(value or "").strip()
+    if required and not text:
+        raise BadInput("err.required", field=field)
+    if len(text) > max_len:
+        raise BadInput("err.too_long", field=field, n=max_len)
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise BadInput("err.control", field=field)
+    return text
+
+
+def number(value: Any, field: str, *, required: bool = False) -> float | None:
+    """A decimal number as typed (a comma is a decimal point too); None when left empty."""
+    text = str(value or "").strip()
+    if not text:
+        if required:
+            raise BadInput("err.required", field=field)
+        return None
+    if len(text) > 32:
+        raise BadInput("err.number", field=field)
+    try:
+        out = float(text.replace(",", "."))
+    except ValueError:
+        raise BadInput("err.number", field=field) from None
+    if out != out or out in (float("inf"), float("-inf")):
+        raise BadInput("err.number", field=field)
+    return out
+
+
+def bounded(
+    value: Any, field: str, lo: float, hi: float, *, required: bool = False
+) -> float | None:
+    out = number(value, field, required=required)
+    if out is None:
+        return None
+    if not lo <= out <= hi:
+        raise BadInput("err.range", field=field, lo=f"{lo:g}", hi=f"{hi:g}")
+    return out
+
+
+def whole(value: Any, field: str, lo: int, hi: int, default: int | None) -> int | None:
+    text = str(value or "").strip()
+    if not text:
+        return default
+    try:
+        out = int(text[:32])
+    except ValueError:
+        raise BadInput("err.whole", field=field) from None
+    if not lo <= out <= hi:
+        raise BadInput("err.range", field=field, lo=lo, hi=hi)
+    return out
+
+
+def choice(value: Any, field: str, options: tuple[str, ...], default: str | None = None) -> str:
+    text = str(value or "").strip() or (default or "")
+    if text not in options:
+        raise BadInput("err.choice", field=field, options=", ".join(options))
+    return text
+
+
+def day(text: str | None, default: date) -> date:
+    """A ``YYYY-MM-DD`` day between ``FIRST_DAY`` and ``LAST_DAY``; ``default`` when empty."""
+    if not text:
+        return default
+    try:
+        if len(text) > 10:
+            raise ValueError(text)
+        out = date.fromisoformat(text)
+    except ValueError:
+        raise BadInput("err.date", field="stats.day") from None
+    if not FIRST_DAY <= out <= LAST_DAY:
+        raise BadInput("err.range", field="stats.day", lo=FIRST_DAY, hi=LAST_DAY)
+    return out
+
+
+def date_field(value: Any, field: str) -> date | None:
+    text = str(value or "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text[:32])
+    except ValueError:
+        raise BadInput("err.date", field=field) from None
+
+
+def safe_next(target: str | None) -> str:
+    """Only local guard paths: never an open redirect."""
+    if (
+        target
+        and len(target) <= 512
+        and target.startswith("/guard")
+        and not target.startswith("//")
+        and "\\" not in target
+    ):
+        return target
+    return "/guard"
+
+
+def directions(site_direction: str) -> tuple[str, ...]:
+    return ("in", "out") if site_direction == "both" else (site_direction,)
+
+
+def direction_of(form: Any, default: str) -> str:
+    """The form's ``direction`` (in/out), the site's default when not given."""
+    return choice(form.get("direction"), "manual.direction", ("in", "out"), default)
+
+
+ListEdit = Callable[..., Lists]
+
+
+def _quarantine(op: str, form: Any, today: date) -> tuple[ListEdit, dict[str, Any]]:
+    if op == "add":
+        household = clean(form.get("household"), "pass.household", required=True, max_len=64)
+        holder = clean(form.get("holder"), "pass.holder", max_len=64) or None
+        start = date_field(form.get("from"), "lists.from") or today
+        until = date_field(form.get("until"), "lists.until")
+        if until is None:
+            raise BadInput("err.required", field="lists.until")
+        note = clean(form.get("note"), "lists.note")
+        return ListStore.add_quarantine, {
+            "household": household,
+            "holder": holder,
+            "from_date": start,
+            "until_date": until,
+            "note": note,
+        }
+    entry = whole(form.get("id"), "lists.quarantine", 1, 2**62, None)
+    if entry is None:
+        raise BadInput("err.required", field="lists.quarantine")
+    return ListStore.remove_quarantine, {"entry_id": entry}
+
+
+def _revocations(op: str, form: Any) -> tuple[ListEdit, dict[str, Any]]:
+    pass_id = clean(form.get("pass_id"), "lists.pass_id", required=True, max_len=64)
+    if op == "add":
+        return ListStore.revoke, {
+            "pass_id": pass_id,
+            "reason": clean(form.get("note"), "lists.note"),
+        }
+    return ListStore.unrevoke, {"pass_id": pass_id}
+
+
+def _households(op: str, form: Any) -> tuple[ListEdit, dict[str, Any]]:
+    household = clean(form.get("household"), "pass.household", required=True, max_len=64)
+    if op == "add":
+        return ListStore.set_household, {
+            "household": household,
+            "residents": whole(form.get("residents"), "lists.residents", 0, 100, None),
+            "observation_until": date_field(form.get("observation_until"), "lists.observation"),
+            "note": clean(form.get("note"), "lists.note"),
+        }
+    return ListStore.remove_household, {"household": household}
+
+
+def list_edit(which: str, op: str, form: Any, today: date) -> tuple[ListEdit, dict[str, Any]]:
+    """The ``ListStore`` method (unbound) and its arguments (besides the store and ``actor``)
+    for a list form."""
+    if op in ("add", "remove"):
+        if which == "quarantine":
+            return _quarantine(op, form, today)
+        if which == "revocations":
+            return _revocations(op, form)
+        if which == "households":
+            return _households(op, form)
+    raise BadInput("err.choice", field="lists.title", options="quarantine, revocations, households")

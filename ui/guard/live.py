@@ -1,0 +1,263 @@
+"""The live page: feed, alarms and the kiosk's state (``/guard``), their JSON and SSE
+(``/guard/api/feed``, ``/guard/events``), acknowledging an alarm and a manual decision."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+
+from kiosk import privacy, queries
+from kiosk.alarms import RESOLUTIONS
+from kiosk.engine import NO_SUBJECT, ManualSubject
+from ui.auth import Session
+from ui.guard.deps import (
+    Guard,
+    action_session,
+    api_session,
+    audited_route,
+    done,
+    guard,
+    note,
+    page_session,
+)
+from ui.guard.display import feed_row, local_time
+from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
+from ui.views import HEARTBEAT_S, ScreenTracker, bus_messages, current_state, kiosk_view, sse
+
+router = APIRouter(prefix="/guard", tags=["guard console"], route_class=audited_route("/guard"))
+
+FEED_ROWS = 50
+#: The most alarms one request closes.
+MAX_CLOSE = 200
+MAX_SEQ = 2**63 - 1
+AFTER = Query(0, ge=0, le=MAX_SEQ, description="Only decisions with seq > after.")
+
+
+def rows_of(g: Guard, events: list[dict], lang: str, clear: frozenset[str]) -> list[dict]:
+    return [feed_row(e, lang, g.tz, clear, g.fever_c) for e in events]
+
+
+@router.get("", response_class=HTMLResponse, include_in_schema=False)
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def live_page(
+    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
+) -> Response:
+    lang = g.lang(request)
+    rows = rows_of(g, queries.recent_events(g.core.store, FEED_ROWS), lang, g.clear(session))
+    state = kiosk_view(current_state(g.core), None, lang, fever_c=g.fever_c)
+    last = queries.last_passage(g.core.store)
+    return g.render(
+        request,
+        "guard_live.html",
+        session,
+        rows=rows,
+        alarms=g.alarm_rows(lang, g.clear(session)),
+        resolutions=RESOLUTIONS,
+        state=state,
+        last_seq=max((row["seq"] or 0 for row in rows), default=0),
+        subject=rows_of(g, [last], lang, g.clear(session))[0] if last else None,
+        directions=directions(g.cfg.site.direction),
+        default_direction=g.cfg.site.default_direction,
+        **g.flash(request),
+    )
+
+
+@router.get("/passage/{seq}", response_class=HTMLResponse, include_in_schema=False)
+def passage_page(
+    request: Request,
+    seq: int = Path(ge=1, le=MAX_SEQ),
+    session: Session = Depends(page_session),
+    g: Guard = Depends(guard),
+) -> Response:
+    """One passage, as an alarm links to it (masked for the viewer's role)."""
+    event = queries.event_by_seq(g.core.store, seq)
+    if event is None:
+        raise HTTPException(404, "no such passage")
+    clear = g.clear(session)
+    masked = privacy.mask_event(event, clear)
+    return g.render(
+        request,
+        "guard_passage.html",
+        session,
+        row=rows_of(g, [event], g.lang(request), clear)[0],
+        when=local_time(event.get("ts"), g.tz, "%Y-%m-%d %H:%M:%S"),
+        household=masked.get("household"),
+    )
+
+
+@router.get("/api/feed", summary="Guard feed: newest decisions, masked for the viewer's role")
+def api_feed(
+    request: Request,
+    after: int = AFTER,
+    session: Session = Depends(api_session),
+    g: Guard = Depends(guard),
+) -> dict:
+    lang = g.lang(request)
+    if after:
+        events = g.core.store.events(after_seq=after, limit=FEED_ROWS)
+    else:
+        events = list(reversed(queries.recent_events(g.core.store, FEED_ROWS)))
+    return {
+        "rows": rows_of(g, list(reversed(events)), lang, g.clear(session)),
+        "alarms": g.alarm_rows(lang, g.clear(session)),
+    }
+
+
+class FeedStream:
+    """One guard's live stream: new rows since ``after``, alarms, the kiosk's state."""
+
+    def __init__(self, g: Guard, session: Session, lang: str, after: int) -> None:
+        self.g, self.session, self.lang, self.after = g, session, lang, after
+        self.clear = g.clear(session)
+
+    def expired(self) -> bool:
+        return self.g.session_left_s(self.session) <= 0
+
+    async def rows(self) -> list[str]:
+        events = await asyncio.to_thread(self.g.core.store.events, self.after, FEED_ROWS)
+        out = []
+        for event in events:
+            self.after = max(self.after, int(event["seq"]))
+            out.append(sse("row", rows_of(self.g, [event], self.lang, self.clear)[0]))
+        return out
+
+    async def alarms(self) -> str:
+        rows = await asyncio.to_thread(self.g.alarm_rows, self.lang, self.clear)
+        return sse("alarms", rows)
+
+    async def on_message(self, message: dict, tracker: ScreenTracker) -> list[str]:
+        kind = message.get("type")
+        if kind == "decision":
+            tracker.feed(message)
+            return [*await self.rows(), await self.alarms()]
+        if kind == "alarm":
+            return [await self.alarms()] if self.g.alarms.note_message(message) else []
+        if tracker.feed(message):
+            view = kiosk_view(tracker.state, tracker.decision, self.lang, fever_c=self.g.fever_c)
+            return [sse("state", view)]
+        if kind == "health":
+            return [await self.alarms()]
+        return []
+
+    async def run(self, request: Request) -> AsyncIterator[str]:
+        messages = bus_messages(self.g.core)  # subscribe first: nothing slips in between
+        tracker = ScreenTracker(current_state(self.g.core))
+        try:
+            yield "retry: 2000\n\n"
+            # Anything committed since the page was drawn, then live.
+            for line in await self.rows():
+                yield line
+            yield await self.alarms()
+            while not await request.is_disconnected():
+                if self.expired():  # the shift's session ended: no more personal data
+                    yield sse("expired", {})
+                    break
+                try:
+                    message = await asyncio.wait_for(anext(messages), HEARTBEAT_S)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                except StopAsyncIteration:
+                    break
+                for line in await self.on_message(message, tracker):
+                    yield line
+        finally:
+            await messages.aclose()
+
+
+@router.get("/events", summary="Guard live stream (SSE): decisions, alarms, state, health")
+async def guard_events(
+    request: Request,
+    after: int = AFTER,
+    session: Session = Depends(api_session),
+    g: Guard = Depends(guard),
+) -> Response:
+    stream = FeedStream(g, session, g.lang(request), after)
+    return StreamingResponse(
+        stream.run(request),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/alarms/ack", name="alarm_ack", include_in_schema=False)
+async def ack_alarm(
+    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
+) -> Response:
+    """Close alarms with what was done: the one whose button was pressed (``only``), else
+    every one ticked (``key``, repeated)."""
+    form = await request.form()
+    only = form.get("only")
+    keys = [only] if only else form.getlist("key")[:MAX_CLOSE]
+    keys = [clean(k, "live.alarms", max_len=120) for k in keys if k]
+    if not keys:
+        raise BadInput("err.no_alarm")
+    resolution = choice(form.get("resolution"), "live.resolution", RESOLUTIONS, RESOLUTIONS[0])
+    standing = await asyncio.to_thread(g.standing_alarms)
+    closed = await asyncio.to_thread(g.alarms.close, keys, session.name, standing, resolution)
+    if not closed:
+        raise BadInput("err.no_alarm")
+    note(
+        request,
+        alarm=closed[0].kind,
+        key=closed[0].key,
+        seq=closed[0].seq,
+        keys=[a.key for a in closed],
+        resolution=resolution,
+    )
+    return done(request, "/guard")
+
+
+#: How old a passage a guard may still decide on (it is named on the console when chosen).
+SUBJECT_MAX_AGE_H = 12
+
+
+def subject_of(g: Guard, value: object) -> ManualSubject | Literal["none"]:
+    """The subject the guard chose: ``none`` (a person without a pass) or the ``seq`` of a
+    recent kiosk passage. There is no default: the form must say."""
+    text = clean(value, "manual.subject", max_len=20)
+    if text == NO_SUBJECT:
+        return NO_SUBJECT
+    if not text.isdigit():
+        raise BadInput("err.subject")
+    event = queries.event_by_seq(g.core.store, int(text))
+    oldest = (g.core.clock.now() - timedelta(hours=SUBJECT_MAX_AGE_H)).isoformat()[:19]
+    if event is None or event.get("kind") != "passage" or str(event.get("ts")) < oldest:
+        raise BadInput("err.subject_gone")
+    return ManualSubject(
+        seq=int(event["seq"]),
+        pass_id=event.get("pass_id"),
+        household=event.get("household"),
+        holder=event.get("holder"),
+        temp_c=event.get("temp_c"),
+        temp_object_c=event.get("temp_object_c"),
+        temp_ambient_c=event.get("temp_ambient_c"),
+    )
+
+
+@router.post("/manual", name="manual", include_in_schema=False)
+async def manual(
+    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
+) -> Response:
+    form = await request.form()
+    decision = choice(form.get("decision"), "live.decision", ("pass", "deny"))
+    direction = direction_of(form, g.cfg.site.default_direction)
+    note(request, action=f"manual_{decision}", direction=direction)
+    subject = await asyncio.to_thread(subject_of, g, form.get("subject"))
+    note(request, subject=subject if isinstance(subject, str) else subject.seq)
+    reason = clean(form.get("reason"), "manual.reason", required=True)
+    temp_c = number(form.get("temp_c"), "manual.hand_temp")
+    g.manual(
+        decision=decision,
+        operator=session.name,
+        reason=reason,
+        direction=direction,
+        temp_c=temp_c,
+        subject=subject,
+    )
+    return done(request, "/guard")

@@ -1,0 +1,118 @@
+"""Sign-in and sign-out (``/guard/login``, ``/guard/logout``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from kiosk.accounts import NAME_RE
+from ui import i18n
+from ui.auth import CSRF_FIELD, Session, client_addr, same_origin
+from ui.guard.deps import Guard, action_session, audited_route, guard, note
+from ui.guard.forms import safe_next
+from ui.views import secure_headers
+
+router = APIRouter(prefix="/guard", tags=["guard console"], route_class=audited_route("/guard"))
+
+
+def login_form(
+    request: Request,
+    g: Guard,
+    lang: str,
+    error: str | None,
+    status: int = 200,
+    resume: str | None = None,
+) -> Response:
+    resume = resume or request.query_params.get("resume")
+    response = g.tpl.TemplateResponse(
+        request,
+        "login.html",
+        {
+            "lang": lang,
+            "_": i18n.translator(lang),
+            "site_name": g.cfg.site.site_name,
+            "form_token": g.auth.sessions.login_form_token(),
+            "next": safe_next(request.query_params.get("next")),
+            "error": error,
+            "other_lang": "en" if lang == "zh-CN" else "zh-CN",
+            "logged_out": request.query_params.get("bye") == "1",
+            "resume": resume if g.auth.sessions.read_resume(resume) else "",
+        },
+        status_code=status,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return secure_headers(response)
+
+
+@router.get("/login", response_class=HTMLResponse, include_in_schema=False)
+def login_page(request: Request, g: Guard = Depends(guard)) -> Response:
+    if g.auth.current(request) is not None:
+        return RedirectResponse("/guard", status_code=303)
+    return login_form(request, g, g.lang(request), request.query_params.get("error"))
+
+
+@router.post("/login", name="guard_login", include_in_schema=False)
+async def login(request: Request, g: Guard = Depends(guard)) -> Response:
+    lang = g.lang(request)
+    if not same_origin(request):
+        raise HTTPException(403, "cross-site request refused")
+    addr = client_addr(request)
+    wait = g.auth.limiter.retry_after_s(addr)
+    if wait:
+        response = login_form(request, g, lang, i18n.t(lang, "login.limited", s=wait), 429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+    form = await request.form()
+    if not g.auth.sessions.check_login_form_token(str(form.get(CSRF_FIELD) or "")):
+        return login_form(request, g, lang, i18n.t(lang, "login.expired"), 403)
+    name = str(form.get("name") or "").strip()
+    password = str(form.get("password") or "")
+    request.state.actor = name if NAME_RE.match(name) else "-"
+    account = await asyncio.to_thread(g.auth.accounts.authenticate, name, password)
+    if account is None:
+        g.auth.limiter.failed(addr)
+        resume = str(form.get("resume") or "")
+        return login_form(request, g, lang, i18n.t(lang, "login.failed"), 401, resume)
+    g.auth.limiter.succeeded(addr)
+    cookie, session = g.auth.sessions.issue(account)
+    note(request, role=account.role)
+    pending = g.auth.sessions.read_resume(str(form.get("resume") or ""))
+    if pending is not None:
+        response: Response = resume_page(request, g, session, *pending)
+    else:
+        response = RedirectResponse(safe_next(str(form.get("next") or "")), status_code=303)
+    g.auth.set_cookie(response, request, cookie)
+    return response
+
+
+#: Actions that open the gate: after signing in again they wait for the guard's click (the
+#: person may have gone); every other cut-off action completes by itself.
+GATE_ACTIONS = ("/guard/manual", "/guard/register/person", "/guard/register/vehicle")
+
+
+def resume_page(
+    request: Request, g: Guard, session: Session, path: str, fields: list[tuple[str, str]]
+) -> Response:
+    """The action cut off by the expired session, ready to complete under the new one."""
+    opens_gate = path in GATE_ACTIONS and ("decision", "deny") not in fields
+    return g.render(
+        request,
+        "guard_resume.html",
+        session,
+        action=path,
+        fields=fields,
+        shown=[(k, v) for k, v in fields if v and k not in ("key", "only", "subject")],
+        auto=not opens_gate,
+    )
+
+
+@router.post("/logout", name="guard_logout", include_in_schema=False)
+async def logout(
+    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
+) -> Response:
+    g.auth.sessions.revoke(session)
+    response = RedirectResponse("/guard/login?bye=1", status_code=303)
+    g.auth.clear_cookie(response)
+    return response

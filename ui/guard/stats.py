@@ -1,0 +1,84 @@
+"""Statistics of a day (``/guard/stats``) and its CSV export (``/guard/export.csv``)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from kiosk import queries
+from kiosk.stats import daily_report, day_bounds
+from ui import i18n
+from ui.auth import Session
+from ui.guard.deps import Guard, audited, audited_route, guard, note, page_session
+from ui.guard.display import events_csv, stats_cards, stats_charts
+from ui.guard.forms import BadInput
+from ui.guard.forms import day as parse_day
+
+router = APIRouter(
+    prefix="/guard", tags=["guard console"], route_class=audited_route("/guard/stats")
+)
+
+DAY = Query(None, max_length=10, description="The local day, YYYY-MM-DD (default: today).")
+
+
+def day_of(text: str | None, g: Guard) -> date:
+    try:
+        return parse_day(text, g.today())
+    except BadInput as exc:
+        raise HTTPException(400, exc.text("en")) from None
+
+
+def report_of(g: Guard, day: date) -> dict:
+    freshness = g.core.lists.current.freshness
+    return daily_report(g.core.store.reader(), day, g.tz, g.cfg.policy.quota, freshness)
+
+
+@router.get("/stats", response_class=HTMLResponse, include_in_schema=False)
+def stats_page(
+    request: Request,
+    day: str | None = DAY,
+    session: Session = Depends(page_session),
+    g: Guard = Depends(guard),
+) -> Response:
+    lang = g.lang(request)
+    when = day_of(day, g)
+    report = report_of(g, when)
+    return g.render(
+        request,
+        "guard_stats.html",
+        session,
+        day=when.isoformat(),
+        report=report,
+        cards=stats_cards(report),
+        fever_times=report.get("fever_alarms", {}).get("times", []),
+        directions={
+            i18n.t(lang, f"dir.{d}"): n
+            for d, n in report.get("by_direction", {}).items()
+            if d in ("in", "out")
+        },
+        charts=stats_charts(report, lang, g.fever_c),
+    )
+
+
+@router.get("/export.csv", include_in_schema=False)
+@audited("export_csv")
+def export_csv(
+    request: Request,
+    day: str | None = DAY,
+    session: Session = Depends(page_session),
+    g: Guard = Depends(guard),
+) -> Response:
+    when = day_of(day, g)
+    start, end = day_bounds(when, g.tz)
+    rows = queries.event_rows_between(g.core.store, start, end)
+    note(request, day=when.isoformat(), rows=len(rows))
+    return Response(
+        events_csv(rows, g.clear(session)),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{g.cfg.site.kiosk_id}-{when}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
