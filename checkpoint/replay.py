@@ -15,11 +15,15 @@ Three reusable pieces:
   ``ScenarioTarget``; ``DeviceTarget`` is the target made of the fake devices (emulated
   thermometer, fake camera, fake gate, the list store, a store-fault switch). Replay drives it
   in virtual time; the demo drives it in real time through the running daemon;
-* ``replay(scenario) -> ReplayResult`` builds the real ``Engine`` on fake devices with a
-  ``FakeClock``, no threads and no real waiting, and reports one record per decision.
+* ``replay(scenario) -> ReplayResult`` builds the program through the composition root
+  (``checkpoint.app.build_core``) on a ``FakeClock`` and the scenario's config — the real
+  event log, engine, MLX90614 driver on its emulator, ``CameraReader`` on the fake camera,
+  fake gate — steps it with ``checkpoint.virtual.VirtualKiosk`` (no threads, no real
+  waiting), watches the bus and reports one record per decision.
 
-Keys: replay creates a fresh issuer key per run ("demo", trusted) and a second one that is
-not trusted ("unknown"); nothing private is ever written to disk.
+Keys: replay creates a fresh issuer key per run ("demo", trusted: its public half goes into
+the run's temporary trust folder, as a kiosk trusts an issuer) and a second one that is not
+trusted ("unknown"); nothing private is ever written to disk.
 """
 
 from __future__ import annotations

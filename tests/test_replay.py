@@ -326,3 +326,32 @@ def test_a_frozen_camera_is_caught_by_the_camera_readers_own_watchdog(frozen_fra
         assert states == [("reader_fault", "raised"), ("reader_fault", "cleared")]
     else:
         assert states == []
+
+
+def test_demo_visitors_walk_on_when_the_bus_announces_a_decision(core):
+    """The demo watches decisions on the bus, as the screens do (no hook on the runner)."""
+    import asyncio
+
+    from checkpoint.demo import walk_on_when_decided
+    from checkpoint.replay import DeviceTarget
+
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        left = asyncio.Event()
+        seen: list[str] = []
+
+        class Person:
+            def person_leaves(self) -> None:
+                seen.append("left")
+                loop.call_soon_threadsafe(left.set)
+
+        target = DeviceTarget(core.clock, emulator=Person())
+        task = asyncio.create_task(walk_on_when_decided(core.bus, target))
+        await asyncio.sleep(0)  # let it subscribe
+        core.bus.publish({"type": "decision", "decision": "pass"})
+        await asyncio.wait_for(left.wait(), 10)
+        task.cancel()
+        return seen
+
+    assert asyncio.run(main()) == ["left"]
+    assert core.bus.subscribers == 0
