@@ -51,6 +51,17 @@ from kiosk.store import Event, EventDraft, StoreFault, format_ts
 log = logging.getLogger(__name__)
 
 
+def report_reader_health(engine: Engine, readers: Sequence[CodeReader]) -> None:
+    """Tell the engine which readers are in fault and which are back (the runner's health
+    loop; replay does the same in virtual time)."""
+    for reader in readers:
+        h = reader.health()
+        if h.state == "fault":
+            engine.on_reader_fault(reader.name, h.detail or "reader fault")
+        elif h.state == "ok":
+            engine.on_reader_ok(reader.name)
+
+
 def _health_dict(h: Health) -> dict[str, Any]:
     return {"state": h.state, "detail": h.detail}
 
@@ -270,12 +281,7 @@ class EngineRunner:
     async def _health_loop(self) -> None:
         last: tuple[object, ...] | None = None
         while self._started:
-            for reader in self.readers:
-                h = reader.health()
-                if h.state == "fault":
-                    self.engine.on_reader_fault(reader.name, h.detail or "reader fault")
-                elif h.state == "ok":
-                    self.engine.on_reader_ok(reader.name)
+            report_reader_health(self.engine, self.readers)
             report = self.health()
             key = tuple(sorted((k, v["state"]) for k, v in report["devices"].items())) + tuple(
                 report["degraded"]
