@@ -91,7 +91,15 @@ def m001_observation(db: sqlite_utils.Database) -> None:
     )
     db.table("obs_status").create_index(["person_id"])
     db.table("obs_checks").create(
-        {"id": int, "person_id": int, "day": str, "at": str, "temp_c": float, "actor": str},
+        {
+            "id": int,
+            "person_id": int,
+            "day": str,
+            "at": str,
+            "temp_c": float,
+            "fever": int,
+            "actor": str,
+        },
         pk="id",
     )
     db.table("obs_checks").create_index(["person_id", "day"])
@@ -217,8 +225,10 @@ def _status_as_of(db: sqlite_utils.Database, person_id: int, before: str) -> Sta
 
 def counts_for_day(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dict[str, int]:
     """Returnees for the daily report: new (registered that day), under observation at the
-    end of the day, and cleared / escalated / transferred during it. No names."""
+    end of the day, cleared / escalated / transferred during it, and fevers among the
+    helpers' checks that day (the gate's readings are counted with the gate). No names."""
     out = {"new": 0, "observing": 0, "cleared": 0, "escalated": 0, "transferred": 0}
+    out["fever_checks"] = 0
     if not has_table(db, "obs_people"):
         return out
     start, end = day_bounds(day, tz)
@@ -235,6 +245,10 @@ def counts_for_day(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dict[s
         [start, end],
     ):
         out[row["status"]] = int(row["n"])
+    fevers = db.execute(
+        "select count(*) from obs_checks where day = ? and fever = 1", [day.isoformat()]
+    ).fetchone()
+    out["fever_checks"] = int(fevers[0])
     return out
 
 
@@ -370,15 +384,16 @@ class ObservationLedger:
         if day not in set(person.period(day)):
             raise CommunityError(f"{day}: outside the observation period of person {person_id}")
         temp = round(value, 2)
+        fever = value >= self.fever_threshold_c
         row = {
             "person_id": person_id,
             "day": day.isoformat(),
             "at": _stamp(when),
             "temp_c": temp,
+            "fever": int(fever),
             "actor": who,
         }
         self._log.submit(lambda db: db.table("obs_checks").insert(row))
-        fever = value >= self.fever_threshold_c
         self._log.audit(
             who,
             "observation.check",

@@ -5,6 +5,8 @@ direction and local hour, the fever alarms, a histogram of body temperatures and
 per household measured against the outing quota. It holds no personal data: households appear
 only as counts (how many households went out once, twice, ...; how many exceeded the quota),
 never by name, so the report can be kept after the events' personal fields are purged.
+``community`` holds the office's categories (people in/out, fevers, returnees, quarantined
+households, registrations, vehicles, service requests: ``kiosk.categories``).
 
 Frozen aggregates: retention nulls ``household`` in old events, after which a live count could
 no longer tell households apart. So before a purge, every complete day is computed once and
@@ -182,7 +184,15 @@ def compute_report(
             "max": max(exits.values(), default=0),
             "over_quota_households": over_quota,
         },
+        "community": _community(db, day, zone),
     }
+
+
+def _community(db: Database, day: date, zone: ZoneInfo) -> dict[str, Any]:
+    # Imported here: the ledgers it reads import this module for ``day_bounds``.
+    from kiosk.categories import community_section
+
+    return community_section(db, day, zone)
 
 
 def _freshness(lists_freshness: Any) -> dict[str, Any] | None:

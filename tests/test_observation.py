@@ -178,7 +178,7 @@ def test_counts_for_a_day_follow_the_status_history(ledger, clock):
     clock.advance(2 * 24 * 3600)
     ledger.set_status(a.id, "cleared", actor="m")
     assert ledger.counts(BACK) == {"new": 2, "observing": 2, "cleared": 0, "escalated": 0,
-                                   "transferred": 0}  # fmt: skip
+                                   "transferred": 0, "fever_checks": 0}  # fmt: skip
     later = ledger.counts(BACK + timedelta(days=2))
     assert (later["new"], later["observing"], later["cleared"]) == (0, 1, 1)
 
