@@ -12,11 +12,30 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import sqlite_utils
 
-__all__ = ["CommunityError", "LogLike", "check_actor", "clean_text", "has_table", "plain_float"]
+from .privacy import mask_code, mask_name, mask_phone, scrub_text
+
+__all__ = [
+    "CommunityError",
+    "LogLike",
+    "Role",
+    "check_actor",
+    "clean_text",
+    "has_table",
+    "mask_record",
+    "plain_float",
+]
+
+#: Who reads a ledger record: an admin (the manager) sees everything; a guard sees names,
+#: households and plates (to recognise people at the door) but not phone numbers; the office
+#: (an API token, an export) sees codes and initials only.
+Role = Literal["admin", "guard", "office"]
+
+_NAMES = ("name", "holder", "driver", "taken_by", "opened_by")
+_CODES = ("household", "plate")
 
 T = TypeVar("T")
 
@@ -65,3 +84,23 @@ def plain_float(name: str, value: object) -> float:
 
 def has_table(db: sqlite_utils.Database, name: str) -> bool:
     return bool(db[name].exists())
+
+
+def mask_record(record: Mapping[str, Any], role: Role) -> dict[str, Any]:
+    """A ledger record (``Person.to_dict()``, ``Request.to_dict()``, ...) as ``role`` may see
+    it; the input is not modified. An unknown role sees what the office sees."""
+    out = dict(record)
+    if role == "admin":
+        return out
+    for key, value in record.items():
+        if value is None or value == "":
+            continue
+        if key == "phone":
+            out[key] = mask_phone(str(value))
+        elif key in ("note", "origin"):
+            out[key] = scrub_text(str(value)) if role == "guard" else "*"
+        elif role != "guard" and key in _NAMES:
+            out[key] = mask_name(str(value))
+        elif role != "guard" and key in _CODES:
+            out[key] = mask_code(str(value))
+    return out

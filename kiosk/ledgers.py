@@ -8,8 +8,11 @@ taken from the thermometry config so a returnee's fever is the gate's fever.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import sqlite_utils
 
 from . import compound, observation, roster, services, vehicles
 from .clock import Clock
@@ -20,7 +23,7 @@ from .roster import Roster
 from .services import ServiceDesk
 from .vehicles import VehicleList
 
-__all__ = ["MIGRATIONS", "Ledgers"]
+__all__ = ["MIGRATIONS", "Ledgers", "purge_ledgers"]
 
 MIGRATIONS: tuple[Any, ...] = (
     observation.MIGRATIONS,
@@ -51,3 +54,16 @@ class Ledgers:
             vehicles=VehicleList(log, clock),
             roster=Roster(log, clock, open_alarms=ledger.alarms),
         )
+
+
+def purge_ledgers(
+    db: sqlite_utils.Database, cutoff: datetime, purged_at: datetime
+) -> dict[str, int]:
+    """Retention for the ledgers (run through ``EventLog.submit``): returnees whose
+    observation ended and service requests closed before ``cutoff`` lose their personal
+    fields. The compound map, the vehicle list and the roster hold what the compound is,
+    not what happened to a person, and are replaced by their imports instead."""
+    return {
+        "returnees": observation.purge(db, cutoff.date(), purged_at),
+        "service_requests": services.purge(db, cutoff, purged_at),
+    }

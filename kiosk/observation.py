@@ -269,9 +269,10 @@ def purge(db: sqlite_utils.Database, cutoff: date, purged_at: datetime) -> int:
     for person_id in ids:
         db.execute("delete from obs_checks where person_id = ?", [person_id])
         db.execute(
-            "update obs_people set name = '', phone = '', origin = '', note = '', purged_at = ?"
+            "update obs_people set name = '', household = '', phone = '', origin = '', note = '',"
+            " purged_at = ?"
             " where id = ?",
-            [purged_at.isoformat(), person_id],
+            [_stamp(purged_at), person_id],
         )
     return len(ids)
 
