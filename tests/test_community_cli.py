@@ -78,8 +78,10 @@ def test_lists_import_shows_then_applies_a_quarantine_sheet(db, tmp_path, capsys
     book.save(sheet)
     code, out, err = run(capsys, "lists", "import", str(sheet), "--db", str(path))
     assert code == 0 and "--apply" in err
-    assert json.loads(out) == {"file": "quarantine.xlsx", "list": "quarantine", "added": 2,
-                               "changed": 0, "removed": 0, "unchanged": 0, "applied": False}  # fmt: skip
+    assert json.loads(out) == {
+        "file": "quarantine.xlsx", "list": "quarantine", "added": 2, "changed": 0, "removed": 0,
+        "unchanged": 0, "applied": False,
+    }  # fmt: skip
     assert "lists.csv" not in audits(path)
     code, out, _ = run(capsys, "lists", "import", str(sheet), "--apply", "--actor", "office",
                        "--db", str(path))  # fmt: skip
