@@ -299,6 +299,17 @@ class ObservationLedger:
         self.fever_threshold_c = fever_threshold_c
         self.check_due = check_due
         self._on_change = on_change
+        self._current = ObservationSnapshot()
+
+    @property
+    def current(self) -> ObservationSnapshot:
+        """The latest snapshot (``load()`` at start, rebuilt after every change): what the
+        engine's ``PolicyState`` carries as ``observing``."""
+        return self._current
+
+    def load(self) -> ObservationSnapshot:
+        self._current = self.snapshot()
+        return self._current
 
     # -- changes ----------------------------------------------------------------------------
 
@@ -528,8 +539,9 @@ class ObservationLedger:
         )
 
     def _changed(self, person_id: int) -> Person:
+        self.load()
         if self._on_change is not None:
-            self._on_change(self.snapshot())
+            self._on_change(self._current)
         return self.person(person_id)
 
 

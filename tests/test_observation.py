@@ -168,8 +168,41 @@ def test_snapshot_says_who_is_observed_for_the_policy(ledger):
     assert not snap.observing("3-2-701", "Wang Fang", BACK + timedelta(days=14))
     assert not snap.observing("3-2-701", "Li Lei", BACK)
     assert not snap.observing("3-2-701", None, BACK)
+    assert ledger.current.observing("3-2-701", "Wang Fang", BACK)  # kept up to date
     ledger.set_status(person.id, "cleared", actor="m")
     assert not ledger.snapshot().observing("3-2-701", "Wang Fang", BACK)
+    assert not ledger.current.observing("3-2-701", "Wang Fang", BACK)
+
+
+def test_the_engine_applies_the_ledger_to_that_persons_pass(ledger, clock):
+    """As the daemon is to wire it: the engine's ``PolicyState`` carries ``ledger.current``."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from kiosk.config.policy import PolicySection
+    from kiosk.config.thermometer import ThermometryConfig
+    from kiosk.history import PassageHistory
+    from kiosk.lists import Lists
+    from kiosk.passes import TrustList, issue_pass
+    from kiosk.policy import PassageInputs, PolicyState, decide
+    from kiosk.thermometry import Temperature
+
+    key = Ed25519PrivateKey.generate()
+    trust = TrustList([("office", key.public_key())])
+    code, _ = issue_pass(key, "3-2-701", "Wang Fang", "resident", 30, now=clock.now())
+    other, _ = issue_pass(key, "3-2-701", "Li Lei", "resident", 30, now=clock.now())
+    register(ledger)
+    cfg = PolicySection(observation_blocks="out")
+    clock.advance(3600)
+
+    def at_gate(text, direction):
+        state = PolicyState(trust, Lists(), PassageHistory(), ledger.current)
+        t = Temperature("ok", 36.5, 34.5, 22.0, None)
+        inputs = PassageInputs(direction, text, t)
+        return decide(inputs, state, clock.now(), cfg, ThermometryConfig(), TZ)
+
+    assert at_gate(code, "out").reasons == ("under_observation",)
+    assert at_gate(code, "in").decision == "pass"
+    assert at_gate(other, "out").decision == "pass"  # the rest of the household goes out
 
 
 def test_counts_for_a_day_follow_the_status_history(ledger, clock):
