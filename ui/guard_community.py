@@ -140,6 +140,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "nothing": ("暂无", "None"),
     "saved": ("已保存", "Saved"),
     "admin_only": ("仅管理员", "Admins only"),
+    "utc": ("协调世界时", "UTC"),
+    "xlsx": ("导出 Excel", "Export .xlsx"),
+    "csv": ("导出 CSV", "Export CSV"),
 }
 
 
