@@ -156,13 +156,17 @@ def test_plate_check_flags_an_unknown_plate(admin):
     page = upload(admin, "vehicles", "cars.csv", "plate,household\n京A12345,1-101\n".encode())
     token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)
     post(admin, "/guard/community/imports/apply", admin.csrf, token=token)
-    assert admin.get("/guard/community/plate", params={"plate": "京a 12345"}).json() == {
-        "known": True, "household": "1-101",
-    }  # fmt: skip
-    assert (
-        admin.get("/guard/community/plate", params={"plate": "沪B99999"}).json()["known"] is False
+
+    def check(plate):
+        return post(admin, "/guard/community/plate", admin.csrf, plate=plate)
+
+    assert check("京a 12345").json() == {"known": True, "household": "1-101"}
+    assert check("沪B99999").json()["known"] is False
+    assert check("!").status_code == 400
+    no_csrf = admin.post(
+        "/guard/community/plate", data={"plate": "京A12345"}, headers={"Origin": BASE}
     )
-    assert admin.get("/guard/community/plate", params={"plate": "!"}).status_code == 400
+    assert no_csrf.status_code == 403
 
 
 def test_every_string_of_the_pages_exists_in_both_languages():

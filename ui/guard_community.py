@@ -298,11 +298,13 @@ def _overview_routes(r: APIRouter, core: Core, led: Ledgers, auth: GuardAuth, re
             open_requests=len(led.services.requests(open_only=True)),
         )
 
-    @r.get("/plate", include_in_schema=False)
-    def plate(request: Request, session: Session = Depends(auth.api)) -> Response:
-        """At a vehicle registration: is the plate on the resident list? (unknown: flag)"""
+    @r.post("/plate", include_in_schema=False)
+    async def plate(request: Request, session: Session = Depends(auth.action)) -> Response:
+        """At a vehicle registration: is the plate on the resident list? (unknown: flag it)
+        A POST, so the plate never appears in a URL or an access log."""
+        form = await request.form()
         try:
-            household = led.vehicles.check(request.query_params.get("plate", "")[:20])
+            household = led.vehicles.check(_form_text(form, "plate")[:20])
         except CommunityError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"known": household is not None, "household": household})
