@@ -19,9 +19,11 @@ validity window             ``pass_expired`` ...            deny
 revoked                     ``pass_revoked``                deny
 home quarantine             ``quarantined``                 deny in blocked directions (alarm);
                                                             coming home: pass, flag and alarm
+observation (returnee)      ``under_observation``           ``observation_blocks``: flag or deny
 quota                       ``quota_exceeded``              deny
 anti-passback               ``passback``                    hard: deny; soft: pass + flag
-opening hours               ``outside_hours``               deny
+closed hours                ``outside_hours``               deny (``hours.mode = "closed"``)
+unstaffed hours             ``no_guard_on_duty``            what needs a guard: deny, no wait
 temperature                 ``fever`` / ``temp_implausible``  deny (fever: alarm, guard)
                             / ``no_temperature``
 thermometer fault           ``sensor_fault``                ``on_sensor_fault``: deny or manual
@@ -41,7 +43,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
@@ -74,9 +76,11 @@ REASONS: tuple[str, ...] = (
     "pass_expired",
     "pass_revoked",
     "quarantined",
+    "under_observation",
     "quota_exceeded",
     "passback",
     "outside_hours",
+    "no_guard_on_duty",
     "fever",
     "temp_implausible",
     "no_temperature",
@@ -114,11 +118,18 @@ class PassageInputs:
     store_fault: bool = False
 
 
+class ObservingLike(Protocol):
+    """``kiosk.observation.ObservationSnapshot``: who is under observation on a day."""
+
+    def observing(self, household: str, holder: str | None, day: date) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyState:
     trust: PassVerifier
     lists: Lists
     history: History
+    observing: ObservingLike | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,12 +234,18 @@ def decide(
         if pass_ is not None:
             _check_pass(pass_, direction, state, now, cfg, tz, reasons, flags, guard, alarms)
 
+    off_hours = cfg.hours.enabled and not _in_hours(now, cfg, tz)
     hours_apply = cfg.hours.applies_to == "both" or direction == "out"
-    if cfg.hours.enabled and hours_apply and not _in_hours(now, cfg, tz):
+    if off_hours and cfg.hours.mode == "closed" and hours_apply:
         reasons.append("outside_hours")
 
     if wants_temp:
         _check_temperature(inputs.temperature, cfg, thermo, reasons, guard, alarms)
+
+    if off_hours and cfg.hours.mode == "staffed" and guard:
+        # Nobody on duty to come: deny now (the screen says where to call), keep the alarm.
+        reasons.append("no_guard_on_duty")
+        guard.clear()
 
     reasons = sorted(set(reasons), key=_ORDER.__getitem__)
     alarm = next((a for a in ALARMS if a in alarms), None)
@@ -270,8 +287,13 @@ def _check_pass(
         else:
             flags.append("quarantine")
             alarms.add("quarantine_return")
-    if "observation" in pass_.flags or lists.under_observation(pass_.household, today):
+    observed = state.observing is not None and state.observing.observing(
+        pass_.household, pass_.holder, today
+    )
+    if observed or "observation" in pass_.flags or lists.under_observation(pass_.household, today):
         flags.append("observation")
+    if observed and cfg.observation_blocks in (direction, "both"):
+        reasons.append("under_observation")
     if "escort" in pass_.flags:
         flags.append("escort")
     quota = cfg.quota

@@ -4,7 +4,8 @@
 ``holder``, ``person``) of every event older than the cutoff, and the ``detail`` of audit
 rows, and stamps ``purged_at`` (``kiosk.store.purge_personal``: the cut is made in ``seq``
 order up to the last clock-synced row older than the cutoff, so rows stamped 1970 before NTP
-synced are not missed). Before
+synced are not missed), and the personal fields of the ledgers around the gate: returnees
+whose observation ended and closed household service requests (``kiosk.ledgers``). Before
 that it freezes the daily aggregates of every complete day (``kiosk.stats.freeze_days``), so
 the daily reports of purged days stay exactly what they were. The row hash covers
 ``personal_digest`` and not the personal fields themselves (``kiosk.hashchain``), so the
@@ -16,12 +17,14 @@ runs it by hand (systemd's ``kiosk-purge.timer`` calls that).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from kiosk.config.policy import QuotaConfig
+from kiosk.ledgers import purge_ledgers
 from kiosk.ports import Store
 from kiosk.stats import freeze_days
 from kiosk.store import purge_personal
@@ -34,12 +37,14 @@ class PurgeResult:
     cutoff: datetime
     events_purged: int
     days_frozen: tuple[date, ...]
+    ledger_rows_purged: Mapping[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "cutoff": self.cutoff.isoformat(),
             "events_purged": self.events_purged,
             "days_frozen": [d.isoformat() for d in self.days_frozen],
+            "ledger_rows_purged": dict(self.ledger_rows_purged),
         }
 
 
@@ -66,7 +71,8 @@ def purge(
     cutoff = (now - timedelta(days=older_than_days)).astimezone(UTC)
     frozen = freeze_days(store, tz, quota_cfg, now)
     count = int(store.submit(lambda db: purge_personal(db, cutoff, now)))
-    result = PurgeResult(cutoff, count, tuple(frozen))
+    ledgers = store.submit(lambda db: purge_ledgers(db, cutoff, now))
+    result = PurgeResult(cutoff, count, tuple(frozen), ledgers)
     store.audit(
         actor,
         "retention_purge",

@@ -5,6 +5,8 @@ direction and local hour, the fever alarms, a histogram of body temperatures and
 per household measured against the outing quota. It holds no personal data: households appear
 only as counts (how many households went out once, twice, ...; how many exceeded the quota),
 never by name, so the report can be kept after the events' personal fields are purged.
+``community`` holds the office's categories (people in/out, fevers, returnees, quarantined
+households, registrations, vehicles, service requests: ``kiosk.categories``).
 
 Frozen aggregates: retention nulls ``household`` in old events, after which a live count could
 no longer tell households apart. So before a purge, every complete day is computed once and
@@ -23,14 +25,16 @@ import dataclasses
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from kiosk.categories import community_section
 from kiosk.config.policy import QuotaConfig
+from kiosk.days import as_zone, day_bounds, local_day
 from kiosk.lists import Freshness
 from kiosk.ports import Store
 
@@ -56,25 +60,6 @@ def _create_aggregates(db: Database) -> None:
         not_null={"report", "frozen_at"},
         if_not_exists=True,
     )
-
-
-def as_zone(tz: ZoneInfo | str) -> ZoneInfo:
-    return tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
-
-
-def day_bounds(day: date, tz: ZoneInfo | str) -> tuple[str, str]:
-    """UTC ``[start, end)`` of a local day, as the 19-character text events sort by."""
-    zone = as_zone(tz)
-    start = datetime.combine(day, time(0), zone).astimezone(UTC)
-    end = datetime.combine(day + timedelta(days=1), time(0), zone).astimezone(UTC)
-    return start.strftime("%Y-%m-%dT%H:%M:%S"), end.strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def local_day(ts: str | datetime, tz: ZoneInfo | str) -> date:
-    when = datetime.fromisoformat(ts) if isinstance(ts, str) else ts
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(as_zone(tz)).date()
 
 
 def _has_table(db: Database, name: str) -> bool:
@@ -180,7 +165,12 @@ def compute_report(
             "max": max(exits.values(), default=0),
             "over_quota_households": over_quota,
         },
+        "community": _community(db, day, zone),
     }
+
+
+def _community(db: Database, day: date, zone: ZoneInfo) -> dict[str, Any]:
+    return community_section(db, day, zone)
 
 
 def _freshness(lists_freshness: Freshness | Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -11,6 +11,11 @@ kiosk's, which ``compute_report`` reads.
 fever alarms, the first and last event, and the newest row held centrally (a gate whose log
 stops early in the day is a gate that went offline or is not being pulled).
 
+``community`` (the office's categories, ``kiosk.categories``) is rolled up the same way, and
+each gate's own is in ``by_gate``. Only what the events hold is known centrally: people in and
+out, fevers at the gate, registrations and vehicles; the returnee ledger, home quarantine and
+service requests stay at the gates (they are not pulled), so those figures are ``null`` here.
+
 Personal fields are whatever the pull brought: with a ``logs:read`` token they are masked, so
 ``exits_per_household`` counts only rows that carry an unmasked household (``household_rows``
 says how many did; a masked code is two characters of it and would merge households). The
@@ -36,7 +41,7 @@ from office.pg import PgError, connect
 __all__ = ["district_report"]
 
 _REPORT_COLUMNS = ("seq", "kiosk_id", "ts", "direction", "decision", "reasons", "temp_c",
-                   "household")  # fmt: skip
+                   "household", "kind", "person")  # fmt: skip
 
 
 _ROWS_SQL = (
@@ -71,17 +76,32 @@ def _memory_events(rows: Iterable[tuple]) -> sqlite_utils.Database:
     conn = sqlite3.connect(":memory:")
     conn.execute(
         "CREATE TABLE events (seq INTEGER, kiosk_id TEXT, ts TEXT, direction TEXT,"
-        " decision TEXT, reasons TEXT, temp_c REAL, household TEXT)"
+        " decision TEXT, reasons TEXT, temp_c REAL, household TEXT, kind TEXT, person TEXT)"
     )
     conn.executemany(
-        "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            (seq, kiosk, ts, direction, decision, json.dumps(reasons), temp, _clear(household))
-            for seq, kiosk, ts, direction, decision, reasons, temp, household in rows
+            (*r[:5], json.dumps(r[5]), r[6], _clear(r[7]), r[8] or "passage", _json(r[9]))
+            for r in rows
         ),
     )
     conn.execute("CREATE INDEX events_ts ON events(ts)")
     return sqlite_utils.Database(conn)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _gate_categories(rows: list[tuple], day: date, zone: ZoneInfo) -> dict[str, dict]:
+    """Each gate's own office categories, to set beside the district's totals."""
+    by_kiosk: dict[str, list[tuple]] = {}
+    for row in rows:
+        by_kiosk.setdefault(row[1], []).append(row)
+    return {
+        kiosk: stats.compute_report(_memory_events(kiosk_rows), day, zone)["community"]
+        for kiosk, kiosk_rows in by_kiosk.items()
+    }
 
 
 def district_report(
@@ -116,6 +136,7 @@ def district_report(
     day_counts = {g[0]: g for g in gates}
     last_held = {h[0]: h for h in held}
     report["gates"] = len(day_counts)
+    categories = _gate_categories(rows, day, zone)
     report["by_gate"] = []
     for kiosk_id in sorted(set(day_counts) | set(last_held)):
         g = day_counts.get(kiosk_id, (kiosk_id, 0, 0, 0, 0, None, None))
@@ -131,6 +152,7 @@ def district_report(
                 "last_event": g[6],
                 "last_seq_held": h[2],
                 "last_pulled_at": h[1].isoformat() if h[1] is not None else None,
+                "community": categories.get(kiosk_id),
             }
         )
     return report

@@ -59,6 +59,7 @@ class Case:
     now: datetime = NOW
     reader_fault: bool = False
     store_fault: bool = False
+    observing: object | None = None
 
 
 def run(case: Case):
@@ -69,14 +70,25 @@ def run(case: Case):
         case.direction, case.code, case.temperature, case.reader_fault, case.store_fault
     )
     cfg = PolicySection.model_validate(case.cfg)
-    return decide(inputs, PolicyState(TRUST, case.lists, history), case.now, cfg, THERMO, TZ)
+    state = PolicyState(TRUST, case.lists, history, case.observing)
+    return decide(inputs, state, case.now, cfg, THERMO, TZ)
 
 
 QUARANTINED_1_1 = Lists.build(quarantine=[QuarantineEntry("1-1", None, *ONE_DAY)])
 EXIT = (GOOD_PASS.pass_id, "1-1", "out", "pass", NOW - timedelta(hours=5))
 RECENT_OUT = (GOOD_PASS.pass_id, "1-1", "out", "pass", NOW - timedelta(minutes=1))
 QUOTA_ON = {"quota": {"enabled": True, "exits": 1, "period_days": 1}}
-HOURS_ON = {"hours": {"enabled": True, "open_at": "08:30", "close_at": "17:30"}}
+HOURS_ON = {"hours": {"enabled": True, "open_at": "08:30", "close_at": "17:30", "mode": "closed"}}
+STAFFED = {"hours": {"enabled": True, "open_at": "08:30", "close_at": "17:30"}}
+NIGHT = NOW + timedelta(hours=12)  # 22:00 in Shanghai
+
+
+class Observing:
+    """The returnee ledger's snapshot: Wang L of 1-1 is under observation."""
+
+    def observing(self, household, holder, day):
+        return household == "1-1" and holder == "Wang L"
+
 
 # rule name, case, decision, reasons, needs_guard, alarm, flags
 TABLE = [
@@ -414,6 +426,69 @@ TABLE = [
         False,
         None,
         ("observation",),
+    ),
+    (
+        "a returnee under observation is flagged only, by default",
+        Case(observing=Observing()),
+        "pass",
+        ("ok",),
+        False,
+        None,
+        ("observation",),
+    ),
+    (
+        "a returnee under observation does not go out where the site says so",
+        Case(observing=Observing(), cfg={"observation_blocks": "out"}),
+        "deny",
+        ("under_observation",),
+        False,
+        None,
+        ("observation",),
+    ),
+    (
+        "a returnee under observation comes home",
+        Case(observing=Observing(), cfg={"observation_blocks": "out"}, direction="in"),
+        "pass",
+        ("ok",),
+        False,
+        None,
+        ("observation",),
+    ),
+    (
+        "staffed hours: the kiosk lets a resident out alone at night",
+        Case(cfg=STAFFED, now=NIGHT),
+        "pass",
+        ("ok",),
+        False,
+        None,
+        (),
+    ),
+    (
+        "staffed hours: a fever at night is denied without waiting for a guard",
+        Case(cfg=STAFFED, now=NIGHT, temperature=FEVER),
+        "deny",
+        ("no_guard_on_duty", "fever"),
+        False,
+        "fever",
+        (),
+    ),
+    (
+        "staffed hours: a quarantined resident comes home at 08:00",
+        Case(cfg=STAFFED, now=NOW - timedelta(hours=2), direction="in", lists=QUARANTINED_1_1),
+        "pass",
+        ("ok",),
+        False,
+        "quarantine_return",
+        ("quarantine",),
+    ),
+    (
+        "staffed hours: the same resident going out at 08:00 is denied, nobody to call over",
+        Case(cfg=STAFFED, now=NOW - timedelta(hours=2), lists=QUARANTINED_1_1),
+        "deny",
+        ("quarantined", "no_guard_on_duty"),
+        False,
+        "quarantine_breach",
+        (),
     ),
 ]
 

@@ -291,7 +291,7 @@ def test_clock_jump_step_moves_wall_time_for_the_rules():
             },
         ],
         start="2026-03-02T17:00:00+08:00",
-        config={"policy": {"hours": {"enabled": True}}},
+        config={"policy": {"hours": {"enabled": True, "mode": "closed"}}},
     )
     assert replay(scenario).failures == []
 

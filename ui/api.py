@@ -131,6 +131,22 @@ class HouseholdExits(BaseModel):
     over_quota_households: int = Field(description="Households over quota in the period.")
 
 
+class CommunityReport(BaseModel):
+    """The office's categories (``kiosk.categories``); null where the log cannot know."""
+
+    people: dict[str, int] = Field(description="Passed in / out (people, not vehicles).")
+    fevers: dict[str, int | None] = Field(description="At the gate; in returnees' checks.")
+    returnees: dict[str, int] | None = Field(
+        description="new, observing (at the end of the day), cleared, escalated, transferred."
+    )
+    quarantined_households: int | None
+    registrations: int = Field(description="People registered by hand (no phone/health code).")
+    vehicles: dict[str, int | None] = Field(description="registrations, occupants, unknown_plates")
+    service_requests: dict[str, Any] | None = Field(
+        description="opened, done, open_at_end, by_kind."
+    )
+
+
 class DailyReport(BaseModel):
     day: str
     timezone: str
@@ -145,6 +161,9 @@ class DailyReport(BaseModel):
     no_temperature: int
     exits_per_household: HouseholdExits
     lists_freshness: dict[str, Any] | None
+    community: CommunityReport | None = Field(
+        None, description="The office's categories; null in a report frozen before them."
+    )
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {

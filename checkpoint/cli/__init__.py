@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from . import (
     bench_cmd,
     calibrate_cmd,
+    community_cmd,
     config_cmd,
     daemon_cmd,
     fleet_cmd,
@@ -38,6 +39,7 @@ VERB_MODULES = (
     calibrate_cmd,  # calibrate
     fleet_cmd,  # collect
     guard_cmd,  # guard (accounts for the guard console)
+    community_cmd,  # report, lists/vehicles/compound import
     bench_cmd,  # bench
     scanner_cmd,  # scanner setup (GM65 serial set-up)
 )

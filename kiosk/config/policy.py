@@ -36,7 +36,21 @@ class HoursConfig(Section):
     open_at: time = Field(time(8, 30), description="Local opening time (site timezone).")
     close_at: time = Field(time(17, 30), description="Local closing time (site timezone).")
     applies_to: Literal["out", "both"] = Field(
-        "both", description="Hours limit going out only, or both directions."
+        "both", description="Closed hours limit going out only, or both directions."
+    )
+    mode: Literal["staffed", "closed"] = Field(
+        "staffed",
+        description=(
+            "staffed: the hours are when a guard is on duty; outside them the kiosk still"
+            " decides alone what it may, denies what needs a guard (no_guard_on_duty, with"
+            " where to call) and never locks residents out. closed: nobody passes outside"
+            " the hours (outside_hours)."
+        ),
+    )
+    call: str = Field(
+        "",
+        max_length=120,
+        description="Where to call when no guard is on duty, shown with no_guard_on_duty.",
     )
 
     @model_validator(mode="after")
@@ -61,6 +75,13 @@ class PolicySection(Section):
     )
     quarantine_blocks: Literal["out", "both"] = Field(
         "out", description="Home quarantine denies going out (default) or both directions."
+    )
+    observation_blocks: Literal["none", "out", "both"] = Field(
+        "none",
+        description=(
+            "A returnee under observation (kiosk.observation) is only flagged (none), or"
+            " denied going out (out) or either way (both): under_observation."
+        ),
     )
     quota: QuotaConfig = Field(default_factory=QuotaConfig)
     passback: PassbackConfig = Field(default_factory=PassbackConfig)

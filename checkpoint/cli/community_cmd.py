@@ -1,0 +1,173 @@
+"""``kiosk report``, ``kiosk lists import``, ``kiosk vehicles import``, ``kiosk compound import``.
+
+They work on the kiosk's own database (``--db`` / ``--config`` / ``--data``, as ``kiosk
+purge``), through ``EventLog`` like the daemon, so they are safe beside it. An import first
+prints what it would change (JSON on stdout) and changes nothing; ``--apply`` applies it and
+the change is audited with ``--actor`` (default ``cli``). Personal data is never printed: a
+plan lists counts and the keys it touches are printed only with ``--show-keys``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from .errors import CliError, UsageError
+from .store_args import add_store_args, load_args_config, open_store
+
+_MAX_FILE = 5 * 1024 * 1024
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    rep = sub.add_parser(
+        "report",
+        help="the daily report in the office's categories (JSON, .xlsx, CSV)",
+        description="The gate's daily report for a local day: decisions and reasons plus the"
+        " office's categories (people in/out, fevers, returnees, quarantined households,"
+        " registrations, vehicles, service requests). Prints JSON unless --xlsx/--csv.",
+    )
+    rep.add_argument("--day", required=True, metavar="YYYY-MM-DD", help="local day")
+    rep.add_argument("--xlsx", metavar="FILE", help="write the report as an .xlsx workbook")
+    rep.add_argument("--csv", metavar="FILE", help="write the report as CSV")
+    add_store_args(rep)
+    rep.set_defaults(func=report_run)
+
+    for verb, what, columns in (
+        ("lists", "revocations, quarantine or households", "pass_id | household,from,until"),
+        ("vehicles", "the resident-vehicle list", "plate,household[,note]"),
+        ("compound", "the compound map", "building,unit,floor,household[,residents]"),
+    ):
+        group = sub.add_parser(
+            verb,
+            help=f"import {what} from CSV or .xlsx",
+            description=f"Import {what} from a CSV or .xlsx file (columns {columns}).",
+        )
+        actions = group.add_subparsers(dest=f"{verb}_verb", metavar="ACTION", required=True)
+        imp = actions.add_parser(
+            "import",
+            help="show what the file changes; --apply to apply it",
+            description="Check every row and print the changes (added, changed, removed,"
+            " unchanged) as JSON; nothing is written without --apply. Exit 2 on a bad file.",
+        )
+        imp.add_argument("file", metavar="FILE", help="a .csv or .xlsx file")
+        if verb == "lists":
+            imp.add_argument(
+                "--list",
+                choices=("revocations", "quarantine", "households"),
+                help="which list (default: told by the columns)",
+            )
+        imp.add_argument("--apply", action="store_true", help="apply the changes (audited)")
+        imp.add_argument("--actor", default="cli", help="who is importing (for the audit)")
+        imp.add_argument("--show-keys", action="store_true", help="list the keys changed")
+        add_store_args(imp)
+        imp.set_defaults(func=import_run, kind=verb)
+
+
+def _store(args: argparse.Namespace, config: Any) -> Any:
+    from kiosk import lists, stats, tokens
+    from kiosk.ledgers import MIGRATIONS
+
+    return open_store(args, config, [tokens.MIGRATIONS, stats.MIGRATIONS, lists.MIGRATIONS,
+                                     *MIGRATIONS])  # fmt: skip
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--day {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _write(path: str, data: bytes) -> None:
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise UsageError(f"no such directory: {target.parent}")
+    try:
+        target.write_bytes(data)
+    except OSError as exc:
+        raise CliError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+def report_run(args: argparse.Namespace) -> int:
+    from kiosk.categories import report_csv, report_xlsx
+    from kiosk.stats import daily_report
+
+    day = _day(args.day)
+    config = load_args_config(args)
+    store = _store(args, config)
+    try:
+        report = daily_report(store.reader(), day, config.site.timezone, config.policy.quota)
+    finally:
+        store.close()
+    if args.xlsx:
+        _write(args.xlsx, report_xlsx(report))
+    if args.csv:
+        _write(args.csv, report_csv(report).encode("utf-8"))
+    if not (args.xlsx or args.csv):
+        print(json.dumps(report, ensure_ascii=False))
+    return 0
+
+
+def _read(path: str) -> bytes:
+    file = Path(path)
+    try:
+        if file.stat().st_size > _MAX_FILE:
+            raise UsageError(f"{file}: larger than {_MAX_FILE // (1024 * 1024)} MB")
+        return file.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{file}: cannot read: {exc.strerror or exc}") from None
+
+
+def _plan(kind: str, data: bytes, name: str, store: Any, args: argparse.Namespace) -> Any:
+    from kiosk.compound import CompoundMap
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import ListStore
+    from kiosk.vehicles import VehicleList
+
+    if kind == "lists":
+        lists = ListStore(store, store.clock)
+        return lists, plan_list_import(data, name, lists.load(), args.list)
+    target = (
+        CompoundMap(store, store.clock) if kind == "compound" else VehicleList(store, store.clock)
+    )
+    return target, target.plan_import(data, name)
+
+
+def import_run(args: argparse.Namespace) -> int:
+    from kiosk.community import CommunityError
+    from kiosk.listimport import apply_list_import
+    from kiosk.lists import ListError
+    from kiosk.store import StoreFault
+
+    data = _read(args.file)
+    config = load_args_config(args)
+    store = _store(args, config)
+    try:
+        target, plan = _plan(args.kind, data, Path(args.file).name, store, args)
+        out: dict[str, Any] = {"file": Path(args.file).name, **plan.diff.counts()}
+        if args.kind == "lists":
+            out["list"] = plan.kind
+        if args.show_keys:
+            out["keys"] = {"added": plan.diff.added, "changed": plan.diff.changed,
+                           "removed": plan.diff.removed}  # fmt: skip
+        out["applied"] = False
+        if args.apply:
+            if args.kind == "lists":
+                apply_list_import(plan, target, args.actor)
+            else:
+                target.apply(plan, args.actor)
+            out["applied"] = True
+    except (CommunityError, ListError, ValueError) as exc:
+        raise UsageError(f"{Path(args.file).name}: {exc}") from None
+    except StoreFault as exc:
+        raise CliError(f"import failed: {exc}") from None
+    finally:
+        store.close()
+    print(json.dumps(out, ensure_ascii=False))
+    if not args.apply and not plan.diff.empty:
+        print("nothing applied: run again with --apply", file=sys.stderr)
+    return 0

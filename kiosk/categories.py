@@ -1,0 +1,172 @@
+"""The daily report in the sub-district office's categories (统计报表), and its exports.
+
+``community_section(db, day, tz)`` adds to ``kiosk.stats.compute_report`` what the office
+counts beyond decisions and reasons:
+
+==========================  ====================================================================
+``people``                  people in / out: passed passages and manual passes (not vehicles)
+``fevers``                  fever readings at the gate (events with ``fever``), fever checks
+                            typed in by helpers for returnees
+``returnees``               new (registered that day), under observation at the end of the
+                            day, cleared / escalated / transferred during it
+``quarantined_households``  households with a home-quarantine entry active that day
+``registrations``           people registered by hand at the gate (no phone / no health code)
+``vehicles``                vehicle registrations, their occupants, plates not on the
+                            resident-vehicle list
+``service_requests``        opened, done, open at the end of the day, by kind
+==========================  ====================================================================
+
+A figure that the database cannot know is ``None``, never 0: the district database holds only
+the gates' events (``office.district``), so there the ledgers' figures are ``None``; a masked
+plate cannot be checked against the list. Counts only: no names, households or plates.
+
+``report_rows`` flattens a report into (category, item, value) rows for ``report_csv`` and
+``report_xlsx`` (sheets: the categories, by hour, by reason).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from . import observation, services
+from .community import has_table
+from .days import day_bounds
+from .sheets import write_csv, write_xlsx
+from .vehicles import known_plates, normalise_plate
+
+__all__ = ["community_section", "report_csv", "report_rows", "report_xlsx"]
+
+_PASSED = ("pass", "manual_pass")
+
+
+def _event_counts(db: sqlite_utils.Database, start: str, end: str) -> dict[str, Any]:
+    cols = {c.name for c in db.table("events").columns}
+    kind = "kind" if "kind" in cols else "'passage'"
+    person = "person" if "person" in cols else "null"
+    people = {"in": 0, "out": 0}
+    fevers = registrations = vehicles = occupants = 0
+    plates: list[str | None] = []
+    sql = (
+        f"select direction, decision, reasons, {kind} as kind, {person} as person"  # noqa: S608
+        " from events where ts >= ? and ts < ?"
+    )
+    for row in db.query(sql, [start, end]):
+        reasons = json.loads(row["reasons"]) if row["reasons"] else []
+        fevers += "fever" in reasons
+        if row["kind"] == "vehicle":
+            vehicles += 1
+            car = json.loads(row["person"]) if row["person"] else {}
+            occupants += _small_int(car.get("occupants"))
+            plates.append(car.get("plate"))
+            continue
+        registrations += row["kind"] == "registration"
+        if row["decision"] in _PASSED and row["direction"] in people:
+            people[row["direction"]] += 1
+    return {
+        "people": people,
+        "fevers": fevers,
+        "registrations": registrations,
+        "vehicles": {
+            "registrations": vehicles,
+            "occupants": occupants,
+            "unknown_plates": _unknown_plates(db, plates),
+        },
+    }
+
+
+def _small_int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _unknown_plates(db: sqlite_utils.Database, plates: list[str | None]) -> int | None:
+    """Plates not on the resident list; None without a list or with a masked plate."""
+    if not plates:
+        return 0
+    known = known_plates(db)
+    if not known or any(not isinstance(p, str) or "*" in p for p in plates):
+        return None
+    unknown = 0
+    for plate in plates:
+        try:
+            unknown += normalise_plate(plate) not in known
+        except ValueError:
+            unknown += 1
+    return unknown
+
+
+def _quarantined_households(db: sqlite_utils.Database, day: date) -> int | None:
+    if not has_table(db, "list_quarantine"):
+        return None
+    row = db.execute(
+        "select count(distinct household) from list_quarantine"
+        " where from_date <= ? and until_date >= ?",
+        [day.isoformat(), day.isoformat()],
+    ).fetchone()
+    return int(row[0])
+
+
+def community_section(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dict[str, Any]:
+    """The office's categories for local ``day`` (see the module doc)."""
+    start, end = day_bounds(day, tz)
+    counts = _event_counts(db, start, end)
+    returnees: dict[str, int] | None = None
+    returnee_fevers: int | None = None
+    if has_table(db, "obs_people"):
+        returnees = observation.counts_for_day(db, day, tz)
+        returnee_fevers = returnees.pop("fever_checks")
+    desk = has_table(db, "service_requests")
+    return {
+        "people": counts["people"],
+        "fevers": {"gate": counts["fevers"], "returnee_checks": returnee_fevers},
+        "returnees": returnees,
+        "quarantined_households": _quarantined_households(db, day),
+        "registrations": counts["registrations"],
+        "vehicles": counts["vehicles"],
+        "service_requests": services.counts_for_day(db, day, tz) if desk else None,
+    }
+
+
+def report_rows(report: Mapping[str, Any]) -> list[list[Any]]:
+    """(category, item, value) rows of a daily report, the header first."""
+    rows: list[list[Any]] = [["category", "item", "value"]]
+    rows.append(["report", "day", report.get("day")])
+    rows.append(["report", "scope", report.get("scope", "gate")])
+    rows.append(["report", "gates", ", ".join(report.get("kiosks", []))])
+    rows.append(["report", "events", report.get("events")])
+    for decision, n in report.get("by_decision", {}).items():
+        rows.append(["decisions", decision, n])
+    section = report.get("community") or {}
+    for category, value in section.items():
+        if isinstance(value, Mapping):
+            for item, n in _flatten(value):
+                rows.append([category, item, n])
+        else:
+            rows.append([category, "", value])
+    return rows
+
+
+def _flatten(value: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, Mapping):
+            out.extend(_flatten(item, name + "."))
+        else:
+            out.append((name, item))
+    return out
+
+
+def report_csv(report: Mapping[str, Any]) -> str:
+    return write_csv(report_rows(report))
+
+
+def report_xlsx(report: Mapping[str, Any]) -> bytes:
+    hours = [["hour", "events"], *([h, n] for h, n in enumerate(report.get("by_hour", [])))]
+    reasons = [["reason", "events"], *([r, n] for r, n in report.get("by_reason", {}).items())]
+    return write_xlsx({"daily report": report_rows(report), "by hour": hours, "by reason": reasons})

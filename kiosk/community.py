@@ -1,0 +1,106 @@
+"""Shared pieces of the ledgers around the gate: returnees, household services, the compound
+map and the roster (``kiosk.observation``, ``kiosk.services``, ``kiosk.compound``,
+``kiosk.roster``).
+
+Each ledger keeps its own tables (its own ``Migrations`` set) in the event log's database and
+writes only through ``EventLog.submit``; every change is audited with who made it. Audit
+details carry ids and statuses, never names or phone numbers: the audit chain outlives the
+ledgers' retention.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Protocol, TypeVar
+
+import sqlite_utils
+
+from .privacy import mask_code, mask_name, mask_phone, scrub_text
+
+__all__ = [
+    "CommunityError",
+    "LogLike",
+    "Role",
+    "check_actor",
+    "clean_text",
+    "has_table",
+    "mask_record",
+    "plain_float",
+]
+
+#: Who reads a ledger record: an admin (the manager) sees everything; a guard sees names,
+#: households and plates (to recognise people at the door) but not phone numbers; the office
+#: (an API token, an export) sees codes and initials only.
+Role = Literal["admin", "guard", "office"]
+
+_NAMES = ("name", "holder", "driver", "taken_by", "opened_by")
+_CODES = ("household", "plate")
+
+T = TypeVar("T")
+
+
+class CommunityError(ValueError):
+    """Input a ledger cannot take; the message names the field. Nothing was changed."""
+
+
+class LogLike(Protocol):
+    """What the ledgers need of ``kiosk.store.EventLog``."""
+
+    def submit(self, fn: Callable[[sqlite_utils.Database], T]) -> T: ...
+
+    def reader(self) -> sqlite_utils.Database: ...
+
+    def audit(self, actor: str, action: str, detail: Mapping[str, Any] | None = None) -> None: ...
+
+
+def clean_text(name: str, value: object, *, max_len: int = 120, required: bool = True) -> str:
+    """Strip and bound a text field; ``""`` for an absent optional one."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise CommunityError(f"{name}: expected text")
+    text = value.strip()
+    if required and not text:
+        raise CommunityError(f"{name}: required")
+    if len(text) > max_len:
+        raise CommunityError(f"{name}: at most {max_len} characters")
+    if any(ord(ch) < 32 for ch in text):
+        raise CommunityError(f"{name}: control characters are not allowed")
+    return text
+
+
+def check_actor(actor: object) -> str:
+    """Every change names who made it (a guard, a helper, ``import``)."""
+    return clean_text("actor", actor, max_len=64)
+
+
+def plain_float(name: str, value: object) -> float:
+    """A finite number (not a bool), for temperatures typed by hand."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise CommunityError(f"{name}: expected a number")
+    return float(value)
+
+
+def has_table(db: sqlite_utils.Database, name: str) -> bool:
+    return bool(db[name].exists())
+
+
+def mask_record(record: Mapping[str, Any], role: Role) -> dict[str, Any]:
+    """A ledger record (``Person.to_dict()``, ``Request.to_dict()``, ...) as ``role`` may see
+    it; the input is not modified. An unknown role sees what the office sees."""
+    out = dict(record)
+    if role == "admin":
+        return out
+    for key, value in record.items():
+        if value is None or value == "":
+            continue
+        if key == "phone":
+            out[key] = mask_phone(str(value))
+        elif key in ("note", "origin"):
+            out[key] = scrub_text(str(value)) if role == "guard" else "*"
+        elif role != "guard" and key in _NAMES:
+            out[key] = mask_name(str(value))
+        elif role != "guard" and key in _CODES:
+            out[key] = mask_code(str(value))
+    return out

@@ -1,0 +1,237 @@
+"""The compound map (平面图): buildings → units → floors → households, and who is where.
+
+The manager already has the compound as a spreadsheet; ``plan_import`` reads it (CSV or
+.xlsx, columns ``building``, ``unit``, ``floor``, ``household``, optional ``residents``),
+checks every row and says what would change; ``apply`` replaces the map with it in one
+transaction and audits the counts. A household code is unique across the compound (the same
+code the passes and lists use).
+
+``statuses(db, day, tz, lists, quota_exits)`` marks every household for one local day:
+
+* ``quarantined``: a home-quarantine entry (household or a person in it) is active;
+* ``observing``: a returnee of the household is under observation (the returnee ledger), or
+  the household ledger says so (``Lists.households[...].observation_until``);
+* ``quota_used``: the household's passed exits today reached the outing quota;
+* ``open_request``: a household service request is open.
+
+``grid`` lays that out per building for the guard console (floors top down, as drawn).
+The map holds no names; household codes are personal data in exports (masked by role).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from .clock import Clock
+from .community import CommunityError, LogLike, check_actor, clean_text, has_table
+from .days import day_bounds
+from .lists import Lists
+from .sheets import Diff, Table, diff_rows, read_table
+from .store import format_ts
+
+__all__ = ["MIGRATIONS", "STATUSES", "CompoundMap", "Dwelling", "ImportPlan", "statuses"]
+
+STATUSES = ("quarantined", "observing", "quota_used", "open_request")
+COLUMNS = ("building", "unit", "floor", "household", "residents")
+MAX_FLOOR = 200
+
+MIGRATIONS = Migrations("kiosk.compound")
+
+
+@MIGRATIONS()
+def m001_compound(db: sqlite_utils.Database) -> None:
+    db.table("compound_households").create(
+        {
+            "household": str,
+            "building": str,
+            "unit": str,
+            "floor": int,
+            "residents": int,
+            "updated_at": str,
+        },
+        pk="household",
+    )
+    db.table("compound_households").create_index(["building", "unit", "floor"])
+
+
+@dataclass(frozen=True, slots=True)
+class Dwelling:
+    household: str
+    building: str
+    unit: str
+    floor: int
+    residents: int | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "building": self.building,
+            "unit": self.unit,
+            "floor": self.floor,
+            "residents": self.residents,
+        }
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    """A checked import not applied yet: the new map and what it changes."""
+
+    dwellings: tuple[Dwelling, ...]
+    diff: Diff = field(default_factory=Diff)
+
+
+def _int(name: str, text: str, line: int, low: int, high: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise CommunityError(f"line {line}: {name} {text!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise CommunityError(f"line {line}: {name} must be {low} to {high}")
+    return value
+
+
+def _dwelling(row: Mapping[str, str], line: int) -> Dwelling:
+    try:
+        household = clean_text("household", row.get("household"), max_len=40)
+        building = clean_text("building", row.get("building"), max_len=40)
+        unit = clean_text("unit", row.get("unit", ""), max_len=20, required=False)
+    except CommunityError as exc:
+        raise CommunityError(f"line {line}: {exc}") from None
+    floor = _int("floor", row.get("floor", ""), line, -5, MAX_FLOOR)
+    residents_text = row.get("residents", "")
+    residents = _int("residents", residents_text, line, 0, 99) if residents_text else None
+    return Dwelling(household, building, unit, floor, residents)
+
+
+def parse_map(table: Table) -> tuple[Dwelling, ...]:
+    """Every row checked; the first problem (by line) is the error, nothing is kept."""
+    if unknown := [c for c in table.header if c not in COLUMNS]:
+        raise CommunityError(f"unknown columns: {', '.join(unknown)}")
+    seen: dict[str, int] = {}
+    out = []
+    for line, row in enumerate(table.rows, start=2):
+        dwelling = _dwelling(row, line)
+        if dwelling.household in seen:
+            raise CommunityError(
+                f"line {line}: household {dwelling.household} is already on line"
+                f" {seen[dwelling.household]}"
+            )
+        seen[dwelling.household] = line
+        out.append(dwelling)
+    if not out:
+        raise CommunityError("the map has no households")
+    return tuple(out)
+
+
+def _dwellings(db: sqlite_utils.Database) -> list[Dwelling]:
+    if not has_table(db, "compound_households"):
+        return []
+    return [
+        Dwelling(r["household"], r["building"], r["unit"] or "", int(r["floor"]), r["residents"])
+        for r in db.query("select * from compound_households order by building, unit, floor")
+    ]
+
+
+def statuses(
+    db: sqlite_utils.Database, day: date, tz: ZoneInfo, lists: Lists, quota_exits: int
+) -> dict[str, tuple[str, ...]]:
+    """Household → its statuses on local ``day`` (only households that have one)."""
+    marks: dict[str, set[str]] = {}
+
+    def mark(household: str, status: str) -> None:
+        marks.setdefault(household, set()).add(status)
+
+    for entry in lists.quarantine:
+        if entry.active_on(day):
+            mark(entry.household, "quarantined")
+    for household in lists.households.values():
+        if household.under_observation(day):
+            mark(household.household, "observing")
+    if has_table(db, "obs_people"):
+        for r in db.query(
+            "select household from obs_people where status = 'observing'"
+            " and date_back <= ? and observation_until >= ?",
+            [day.isoformat(), day.isoformat()],
+        ):
+            mark(r["household"], "observing")
+    if has_table(db, "service_requests"):
+        for r in db.query(
+            "select distinct household from service_requests where state in ('open', 'taken')"
+        ):
+            mark(r["household"], "open_request")
+    if has_table(db, "events"):
+        start, end = day_bounds(day, tz)
+        for r in db.query(
+            "select household, count(*) as n from events where ts >= ? and ts < ?"
+            " and direction = 'out' and decision in ('pass', 'manual_pass')"
+            " and household is not null group by household",
+            [start, end],
+        ):
+            if int(r["n"]) >= quota_exits:
+                mark(r["household"], "quota_used")
+    return {h: tuple(s for s in STATUSES if s in m) for h, m in sorted(marks.items())}
+
+
+class CompoundMap:
+    """The map on the event log's database: import (plan, then apply), read, lay out."""
+
+    def __init__(self, log: LogLike, clock: Clock) -> None:
+        self._log = log
+        self._clock = clock
+
+    def dwellings(self) -> list[Dwelling]:
+        return _dwellings(self._log.reader())
+
+    def plan_import(self, data: bytes, filename: str) -> ImportPlan:
+        """Read and check the file; say what applying it would change."""
+        new = parse_map(read_table(data, filename, required=("building", "floor", "household")))
+        current = {d.household: d.row() for d in self.dwellings()}
+        diff = diff_rows(current, {d.household: d.row() for d in new}, replace=True)
+        return ImportPlan(new, diff)
+
+    def apply(self, plan: ImportPlan, actor: str) -> dict[str, int]:
+        """Replace the map with the plan's, in one transaction; audited with the counts."""
+        who = check_actor(actor)
+        stamp = format_ts(self._clock.now())
+        rows = [{"household": d.household, **d.row(), "updated_at": stamp} for d in plan.dwellings]
+
+        def write(db: sqlite_utils.Database) -> None:
+            db.execute("delete from compound_households")
+            db.table("compound_households").insert_all(rows, pk="household")
+
+        self._log.submit(write)
+        counts = plan.diff.counts()
+        self._log.audit(who, "compound.import", {"households": len(rows), **counts})
+        return counts
+
+    def grid(self, marks: Mapping[str, tuple[str, ...]]) -> list[dict[str, Any]]:
+        """Buildings, each with its units and floors (top floor first), each floor with its
+        households and their statuses: what the console draws."""
+        buildings: dict[str, dict[str, dict[int, list[dict[str, Any]]]]] = {}
+        for d in self.dwellings():
+            floors = buildings.setdefault(d.building, {}).setdefault(d.unit, {})
+            floors.setdefault(d.floor, []).append(
+                {"household": d.household, "statuses": list(marks.get(d.household, ()))}
+            )
+        return [
+            {
+                "building": building,
+                "units": [
+                    {
+                        "unit": unit,
+                        "floors": [
+                            {"floor": f, "households": sorted(hs, key=lambda h: h["household"])}
+                            for f, hs in sorted(floors.items(), reverse=True)
+                        ],
+                    }
+                    for unit, floors in sorted(units.items())
+                ],
+            }
+            for building, units in sorted(buildings.items())
+        ]

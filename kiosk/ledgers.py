@@ -1,0 +1,69 @@
+"""The ledgers around the gate, bundled for the composition root and the CLI.
+
+``MIGRATIONS`` are the sets to open the event log with (after the lists'); ``Ledgers.build``
+makes every ledger on one log, clock and site config, the returnee ledger's fever threshold
+taken from the thermometry config so a returnee's fever is the gate's fever.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from . import compound, observation, roster, services, vehicles
+from .clock import Clock
+from .community import LogLike
+from .compound import CompoundMap
+from .observation import ObservationLedger
+from .roster import Roster
+from .services import ServiceDesk
+from .vehicles import VehicleList
+
+__all__ = ["MIGRATIONS", "Ledgers", "purge_ledgers"]
+
+MIGRATIONS: tuple[Any, ...] = (
+    observation.MIGRATIONS,
+    services.MIGRATIONS,
+    compound.MIGRATIONS,
+    vehicles.MIGRATIONS,
+    roster.MIGRATIONS,
+)
+
+
+@dataclass(frozen=True)
+class Ledgers:
+    observation: ObservationLedger
+    services: ServiceDesk
+    compound: CompoundMap
+    vehicles: VehicleList
+    roster: Roster
+
+    @classmethod
+    def build(
+        cls, log: LogLike, clock: Clock, tz: ZoneInfo | str, fever_threshold_c: float
+    ) -> Ledgers:
+        ledger = ObservationLedger(log, clock, tz, fever_threshold_c=fever_threshold_c)
+        return cls(
+            observation=ledger,
+            services=ServiceDesk(log, clock, tz),
+            compound=CompoundMap(log, clock),
+            vehicles=VehicleList(log, clock),
+            roster=Roster(log, clock, open_alarms=ledger.alarms),
+        )
+
+
+def purge_ledgers(
+    db: sqlite_utils.Database, cutoff: datetime, purged_at: datetime
+) -> dict[str, int]:
+    """Retention for the ledgers (run through ``EventLog.submit``): returnees whose
+    observation ended and service requests closed before ``cutoff`` lose their personal
+    fields. The compound map, the vehicle list and the roster hold what the compound is,
+    not what happened to a person, and are replaced by their imports instead."""
+    return {
+        "returnees": observation.purge(db, cutoff.date(), purged_at),
+        "service_requests": services.purge(db, cutoff, purged_at),
+    }

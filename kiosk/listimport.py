@@ -1,0 +1,127 @@
+"""Lists from the sub-district as spreadsheets: see what an import changes, then apply it.
+
+``plan_list_import(data, filename, current)`` reads a CSV or .xlsx (``kiosk.sheets``), works
+out which list it is from its columns (or takes ``kind``), checks every row with the same
+models the signed bundle and ``ListStore.import_csv`` use, and compares it with the lists in
+force: rows added, rows changed (field by field), rows already there. Nothing is written.
+``apply_list_import(plan, store, actor)`` then hands the new and changed rows to
+``ListStore.import_csv`` (one transaction, audited as ``lists.csv``). An import adds and
+updates; it never removes (a guard's revocation is not undone by a spreadsheet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from .community import CommunityError
+from .lists import HouseholdIn, ImportResult, Lists, ListStore, QuarantineIn, RevocationIn
+from .sheets import Diff, Table, diff_rows, read_table, write_csv
+
+__all__ = ["ListPlan", "apply_list_import", "guess_kind", "plan_list_import"]
+
+Kind = Literal["revocations", "quarantine", "households"]
+_MODELS: dict[Kind, type[BaseModel]] = {
+    "revocations": RevocationIn,
+    "quarantine": QuarantineIn,
+    "households": HouseholdIn,
+}
+
+
+@dataclass(frozen=True)
+class ListPlan:
+    kind: Kind
+    header: tuple[str, ...]
+    rows: tuple[Mapping[str, str], ...] = ()  # the rows to apply (new or changed)
+    diff: Diff = field(default_factory=Diff)
+
+
+def guess_kind(header: tuple[str, ...]) -> Kind:
+    """Which list a file holds, from its columns."""
+    columns = set(header)
+    if "pass_id" in columns:
+        return "revocations"
+    if {"from", "until"} & columns:
+        return "quarantine"
+    if "household" in columns:
+        return "households"
+    raise CommunityError("cannot tell the list from the columns; name it with --list")
+
+
+def _key(kind: Kind, row: BaseModel) -> str:
+    values = row.model_dump()
+    if kind == "revocations":
+        return str(values["pass_id"])
+    if kind == "households":
+        return str(values["household"])
+    return f"{values['household']}|{values['holder'] or ''}|{values['from_']}|{values['until']}"
+
+
+def _current(kind: Kind, lists: Lists) -> dict[str, dict[str, Any]]:
+    if kind == "revocations":
+        return {r.pass_id: {"reason": r.reason} for r in lists.revocations.values()}
+    if kind == "households":
+        return {
+            h.household: {
+                "residents": h.residents,
+                "observation_until": h.observation_until,
+                "note": h.note,
+            }
+            for h in lists.households.values()
+        }
+    return {
+        f"{q.household}|{q.holder or ''}|{q.from_date}|{q.until_date}": {"note": q.note}
+        for q in lists.quarantine
+    }
+
+
+def _fields(kind: Kind, row: BaseModel) -> dict[str, Any]:
+    values = row.model_dump()
+    keys = {"revocations": ("reason",), "households": ("residents", "observation_until", "note")}
+    return {k: values[k] for k in keys.get(kind, ("note",))}
+
+
+def _check_rows(kind: Kind, table: Table) -> dict[str, tuple[BaseModel, Mapping[str, str]]]:
+    model = _MODELS[kind]
+    known = {(f.alias or name) for name, f in model.model_fields.items()}
+    if unknown := [c for c in table.header if c not in known]:
+        raise CommunityError(f"unknown columns for {kind}: {', '.join(unknown)}")
+    rows: dict[str, tuple[BaseModel, Mapping[str, str]]] = {}
+    for line, raw in enumerate(table.rows, start=2):
+        try:
+            row = model.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "row"
+            raise CommunityError(f"line {line}: {where}: {first['msg']}") from None
+        rows[_key(kind, row)] = (row, raw)
+    if not rows:
+        raise CommunityError("the file has no rows")
+    return rows
+
+
+def plan_list_import(
+    data: bytes, filename: str, current: Lists, kind: str | None = None
+) -> ListPlan:
+    table = read_table(data, filename)
+    if kind is not None and kind not in _MODELS:
+        raise CommunityError("list: revocations, quarantine or households")
+    which: Kind = kind if kind is not None else guess_kind(table.header)
+    rows = _check_rows(which, table)
+    new = {key: _fields(which, row) for key, (row, _raw) in rows.items()}
+    diff = diff_rows(_current(which, current), new, replace=False)
+    if which == "quarantine":  # a quarantine row is added, never edited in place
+        diff = Diff(diff.added, (), (), diff.unchanged + len(diff.changed), {})
+    apply = [rows[k][1] for k in (*diff.added, *diff.changed)]
+    return ListPlan(which, table.header, tuple(apply), diff)
+
+
+def apply_list_import(plan: ListPlan, store: ListStore, actor: str) -> ImportResult | None:
+    """Apply the plan's new and changed rows; None when there is nothing to apply."""
+    if not plan.rows:
+        return None
+    text = write_csv([plan.header, *([r.get(h, "") for h in plan.header] for r in plan.rows)])
+    return store.import_csv(plan.kind, text, actor)

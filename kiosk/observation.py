@@ -1,0 +1,565 @@
+"""People under observation (returnees, 一人一策): one record per person, a daily temperature.
+
+Everyone back from elsewhere is registered (name, household, phone, origin, date back) and
+observed at home for ``days`` days (14 by default, the day back counting as day 1) with one
+temperature check a day, then cleared, escalated (to the clinic) or transferred (to central
+quarantine) by the compound manager. Nobody leaves observation by the calendar alone: a
+person whose period is over stays ``observing`` and is listed as due for clearing.
+
+A day's check comes from either side of the door:
+
+* **the gate**: any decided passage whose pass names the person (same household, same holder
+  name as on the pass) and carries a body temperature counts for that local day;
+* **a helper** at the door, who types the reading in (``record_temperature``).
+
+Alarms (``alarms``): a past day of the period with no check, today's check once ``check_due``
+(local time) has passed without one, and any reading at or above ``fever_threshold_c``. An
+alarm stays open until acknowledged (``acknowledge``) or the person leaves ``observing``.
+
+Status history is kept (``obs_status``), so the daily report counts a past day as it was. The
+ledger also gives ``decide`` a snapshot of who is observed (``snapshot``), so a site can keep
+observed people in (``policy.observation_blocks``). Personal fields (name, phone, origin,
+note) are masked by role in every output (``kiosk.privacy``) and purged with the rest
+(``purge``); audit rows carry the record id and the status only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any, Literal, cast, get_args
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from .clock import Clock
+from .community import CommunityError, LogLike, check_actor, clean_text, has_table, plain_float
+from .days import day_bounds
+from .store import format_ts
+
+__all__ = [
+    "DEFAULT_DAYS",
+    "MIGRATIONS",
+    "STATUSES",
+    "Alarm",
+    "Check",
+    "ObservationLedger",
+    "ObservationSnapshot",
+    "Person",
+    "counts_for_day",
+    "purge",
+]
+
+Status = Literal["observing", "cleared", "escalated", "transferred"]
+STATUSES: tuple[Status, ...] = get_args(Status)
+AlarmKind = Literal["missed_check", "fever"]
+Source = Literal["gate", "helper"]
+
+DEFAULT_DAYS = 14
+MAX_DAYS = 60
+#: A hand-typed reading outside this range is a typo, not a temperature.
+HAND_MIN_C = 34.0
+HAND_MAX_C = 43.0
+
+MIGRATIONS = Migrations("kiosk.observation")
+
+
+@MIGRATIONS()
+def m001_observation(db: sqlite_utils.Database) -> None:
+    db.table("obs_people").create(
+        {
+            "id": int,
+            "name": str,
+            "household": str,
+            "phone": str,
+            "origin": str,
+            "note": str,
+            "date_back": str,
+            "observation_until": str,
+            "status": str,
+            "created_at": str,
+            "actor": str,
+            "purged_at": str,
+        },
+        pk="id",
+    )
+    db.table("obs_people").create_index(["household"])
+    db.table("obs_status").create(
+        {"id": int, "person_id": int, "status": str, "at": str, "actor": str}, pk="id"
+    )
+    db.table("obs_status").create_index(["person_id"])
+    db.table("obs_checks").create(
+        {
+            "id": int,
+            "person_id": int,
+            "day": str,
+            "at": str,
+            "temp_c": float,
+            "fever": int,
+            "actor": str,
+        },
+        pk="id",
+    )
+    db.table("obs_checks").create_index(["person_id", "day"])
+    db.table("obs_acks").create(
+        {"person_id": int, "day": str, "kind": str, "at": str, "actor": str},
+        pk=("person_id", "day", "kind"),
+    )
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    id: int
+    name: str = field(repr=False)
+    household: str = field(repr=False)
+    phone: str = field(repr=False)
+    origin: str = field(repr=False)
+    date_back: date
+    observation_until: date
+    status: Status
+    note: str = field(default="", repr=False)
+    created_at: datetime | None = None
+
+    def observing_on(self, day: date) -> bool:
+        return self.status == "observing" and self.date_back <= day <= self.observation_until
+
+    def period(self, until: date) -> Iterable[date]:
+        """The days of the observation period up to ``until`` (inclusive)."""
+        day = self.date_back
+        while day <= min(until, self.observation_until):
+            yield day
+            day += timedelta(days=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, personal ones included: mask with ``kiosk.privacy`` before showing."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "household": self.household,
+            "phone": self.phone,
+            "origin": self.origin,
+            "note": self.note,
+            "date_back": self.date_back.isoformat(),
+            "observation_until": self.observation_until.isoformat(),
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    person_id: int
+    day: date
+    at: datetime
+    temp_c: float
+    source: Source
+    fever: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    person_id: int
+    day: date
+    kind: AlarmKind
+    household: str = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "person_id": self.person_id,
+            "day": self.day.isoformat(),
+            "kind": self.kind,
+            "household": self.household,
+        }
+
+
+def _key(household: str, holder: str) -> tuple[str, str]:
+    return household.strip(), holder.strip().casefold()
+
+
+@dataclass(frozen=True)
+class ObservationSnapshot:
+    """Who is under observation, for ``decide``: immutable, dictionary lookups only."""
+
+    periods: Mapping[tuple[str, str], tuple[tuple[date, date], ...]] = field(default_factory=dict)
+
+    def observing(self, household: str, holder: str | None, day: date) -> bool:
+        if holder is None:
+            return False
+        spans = self.periods.get(_key(household, holder), ())
+        return any(start <= day <= end for start, end in spans)
+
+
+# --------------------------------------------------------------------------- reading rows
+
+
+def _person(row: Mapping[str, Any]) -> Person:
+    created = row.get("created_at")
+    return Person(
+        id=int(row["id"]),
+        name=row["name"] or "",
+        household=row["household"] or "",
+        phone=row["phone"] or "",
+        origin=row["origin"] or "",
+        date_back=date.fromisoformat(row["date_back"]),
+        observation_until=date.fromisoformat(row["observation_until"]),
+        status=cast(Status, row["status"]),
+        note=row["note"] or "",
+        created_at=datetime.fromisoformat(created) if created else None,
+    )
+
+
+def _status_as_of(db: sqlite_utils.Database, person_id: int, before: str) -> Status | None:
+    rows = list(
+        db.query(
+            "select status from obs_status where person_id = ? and at < ?"
+            " order by at desc, id desc limit 1",
+            [person_id, before],
+        )
+    )
+    return cast(Status, rows[0]["status"]) if rows else None
+
+
+def counts_for_day(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dict[str, int]:
+    """Returnees for the daily report: new (registered that day), under observation at the
+    end of the day, cleared / escalated / transferred during it, and fevers among the
+    helpers' checks that day (the gate's readings are counted with the gate). No names."""
+    out = {"new": 0, "observing": 0, "cleared": 0, "escalated": 0, "transferred": 0}
+    out["fever_checks"] = 0
+    if not has_table(db, "obs_people"):
+        return out
+    start, end = day_bounds(day, tz)
+    for row in db.query("select * from obs_people where created_at < ?", [end]):
+        person = _person(row)
+        if start <= row["created_at"] < end:
+            out["new"] += 1
+        status = _status_as_of(db, person.id, end)
+        if status == "observing" and person.date_back <= day <= person.observation_until:
+            out["observing"] += 1
+    for row in db.query(
+        "select status, count(*) as n from obs_status where at >= ? and at < ?"
+        " and status != 'observing' group by status",
+        [start, end],
+    ):
+        out[row["status"]] = int(row["n"])
+    fevers = db.execute(
+        "select count(*) from obs_checks where day = ? and fever = 1", [day.isoformat()]
+    ).fetchone()
+    out["fever_checks"] = int(fevers[0])
+    return out
+
+
+def purge(db: sqlite_utils.Database, cutoff: date, purged_at: datetime) -> int:
+    """Forget the people whose observation ended before ``cutoff`` and who are no longer
+    observed: their checks are deleted, their personal fields emptied (the id, dates and
+    status stay for the reports). Run through ``EventLog.submit``. Returns people purged."""
+    if not has_table(db, "obs_people"):
+        return 0
+    ids = [
+        int(r["id"])
+        for r in db.query(
+            "select id from obs_people where observation_until < ? and status != 'observing'"
+            " and purged_at is null",
+            [cutoff.isoformat()],
+        )
+    ]
+    for person_id in ids:
+        db.execute("delete from obs_checks where person_id = ?", [person_id])
+        db.execute(
+            "update obs_people set name = '', household = '', phone = '', origin = '', note = '',"
+            " purged_at = ?"
+            " where id = ?",
+            [_stamp(purged_at), person_id],
+        )
+    return len(ids)
+
+
+# --------------------------------------------------------------------------- the ledger
+
+
+class ObservationLedger:
+    """The returnee ledger on the event log's database. Thread-safe as the log is."""
+
+    def __init__(
+        self,
+        log: LogLike,
+        clock: Clock,
+        tz: ZoneInfo | str,
+        *,
+        fever_threshold_c: float = 37.3,
+        check_due: time = time(20, 0),
+        on_change: Callable[[ObservationSnapshot], None] | None = None,
+    ) -> None:
+        self._log = log
+        self._clock = clock
+        self._tz = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+        self.fever_threshold_c = fever_threshold_c
+        self.check_due = check_due
+        self._on_change = on_change
+        self._current = ObservationSnapshot()
+
+    @property
+    def current(self) -> ObservationSnapshot:
+        """The latest snapshot (``load()`` at start, rebuilt after every change): what the
+        engine's ``PolicyState`` carries as ``observing``."""
+        return self._current
+
+    def load(self) -> ObservationSnapshot:
+        self._current = self.snapshot()
+        return self._current
+
+    # -- changes ----------------------------------------------------------------------------
+
+    def register(
+        self,
+        *,
+        name: str,
+        household: str,
+        phone: str,
+        origin: str,
+        date_back: date | str,
+        actor: str,
+        days: int = DEFAULT_DAYS,
+        note: str = "",
+    ) -> Person:
+        """A returnee, observed from ``date_back`` for ``days`` days (day back = day 1)."""
+        who = check_actor(actor)
+        back = _as_date("date_back", date_back)
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+            raise CommunityError(f"days: a whole number from 1 to {MAX_DAYS}")
+        now = self._clock.now()
+        if back > self._today(now):
+            raise CommunityError("date_back: lies in the future")
+        row = {
+            "name": clean_text("name", name, max_len=60),
+            "household": clean_text("household", household, max_len=40),
+            "phone": clean_text("phone", phone, max_len=20, required=False),
+            "origin": clean_text("origin", origin, max_len=60),
+            "note": clean_text("note", note, max_len=500, required=False),
+            "date_back": back.isoformat(),
+            "observation_until": (back + timedelta(days=days - 1)).isoformat(),
+            "status": "observing",
+            "created_at": _stamp(now),
+            "actor": who,
+        }
+
+        def apply(db: sqlite_utils.Database) -> int:
+            person_id = db.table("obs_people").insert(row).last_rowid
+            assert person_id is not None
+            self._status_row(db, person_id, "observing", now, who)
+            return person_id
+
+        person_id = self._log.submit(apply)
+        self._log.audit(
+            who, "observation.register", {"person_id": person_id, "days": days, **_dates(row)}
+        )
+        return self._changed(person_id)
+
+    def set_status(self, person_id: int, status: str, actor: str) -> Person:
+        """Clear, escalate or transfer (or put back under observation)."""
+        who = check_actor(actor)
+        if status not in STATUSES:
+            raise CommunityError(f"status: one of {', '.join(STATUSES)}")
+        before = self.person(person_id)
+        if before.status == status:
+            raise CommunityError(f"person {person_id} is already {status}")
+        now = self._clock.now()
+
+        def apply(db: sqlite_utils.Database) -> None:
+            db.table("obs_people").update(person_id, {"status": status})
+            self._status_row(db, person_id, status, now, who)
+
+        self._log.submit(apply)
+        self._log.audit(
+            who,
+            "observation.status",
+            {"person_id": person_id, "from": before.status, "to": status},
+        )
+        return self._changed(person_id)
+
+    def record_temperature(
+        self, person_id: int, temp_c: object, actor: str, at: datetime | None = None
+    ) -> Check:
+        """A reading taken at the door by a helper (the gate's come from the event log)."""
+        who = check_actor(actor)
+        value = plain_float("temp_c", temp_c)
+        if not HAND_MIN_C <= value <= HAND_MAX_C:
+            raise CommunityError(f"temp_c: {value} is outside {HAND_MIN_C}-{HAND_MAX_C} °C")
+        person = self.person(person_id)
+        when = at or self._clock.now()
+        if when.tzinfo is None:
+            raise CommunityError("at: needs a time zone")
+        day = self._today(when)
+        if day not in set(person.period(day)):
+            raise CommunityError(f"{day}: outside the observation period of person {person_id}")
+        temp = round(value, 2)
+        fever = value >= self.fever_threshold_c
+        row = {
+            "person_id": person_id,
+            "day": day.isoformat(),
+            "at": _stamp(when),
+            "temp_c": temp,
+            "fever": int(fever),
+            "actor": who,
+        }
+        self._log.submit(lambda db: db.table("obs_checks").insert(row))
+        self._log.audit(
+            who,
+            "observation.check",
+            {"person_id": person_id, "day": row["day"], "fever": fever},
+        )
+        return Check(person_id, day, when, temp, "helper", fever)
+
+    def acknowledge(self, person_id: int, day: date | str, kind: str, actor: str) -> None:
+        """Close an alarm (the guard phoned, the clinic was told)."""
+        who = check_actor(actor)
+        the_day = _as_date("day", day)
+        if kind not in get_args(AlarmKind):
+            raise CommunityError("kind: missed_check or fever")
+        open_now = {(a.person_id, a.day, a.kind) for a in self.alarms()}
+        if (person_id, the_day, kind) not in open_now:
+            raise CommunityError(f"no open {kind} alarm for person {person_id} on {the_day}")
+        row = {
+            "person_id": person_id,
+            "day": the_day.isoformat(),
+            "kind": kind,
+            "at": _stamp(self._clock.now()),
+            "actor": who,
+        }
+        self._log.submit(lambda db: db.table("obs_acks").insert(row, replace=True))
+        self._log.audit(who, "observation.ack", {k: row[k] for k in ("person_id", "day", "kind")})
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def person(self, person_id: int) -> Person:
+        rows = list(self._log.reader().query("select * from obs_people where id = ?", [person_id]))
+        if not rows:
+            raise CommunityError(f"no person {person_id} in the ledger")
+        return _person(rows[0])
+
+    def people(self, *, status: str | None = None, household: str | None = None) -> list[Person]:
+        where, args = ["1 = 1"], []
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if household is not None:
+            where.append("household = ?")
+            args.append(household)
+        sql = f"select * from obs_people where {' and '.join(where)} order by id"  # noqa: S608
+        return [_person(r) for r in self._log.reader().query(sql, args)]
+
+    def checks(self, person_id: int) -> list[Check]:
+        """Every check of the period: the helper's entries and the gate's readings."""
+        person = self.person(person_id)
+        db = self._log.reader()
+        out = [
+            Check(
+                person_id,
+                date.fromisoformat(r["day"]),
+                datetime.fromisoformat(r["at"]),
+                float(r["temp_c"]),
+                "helper",
+                float(r["temp_c"]) >= self.fever_threshold_c,
+            )
+            for r in db.query("select * from obs_checks where person_id = ?", [person_id])
+        ]
+        out.extend(self._gate_checks(db, person))
+        return sorted(out, key=lambda c: c.at)
+
+    def _gate_checks(self, db: sqlite_utils.Database, person: Person) -> list[Check]:
+        if not has_table(db, "events") or not person.name:
+            return []
+        start, _ = day_bounds(person.date_back, self._tz)
+        _, end = day_bounds(person.observation_until, self._tz)
+        rows = db.query(
+            "select ts, holder, temp_c from events where household = ? and temp_c is not null"
+            " and holder is not null and ts >= ? and ts < ? order by seq",
+            [person.household, start, end],
+        )
+        name = person.name.strip().casefold()
+        checks = []
+        for r in rows:
+            if r["holder"].strip().casefold() != name:
+                continue
+            when = datetime.fromisoformat(r["ts"])
+            temp = float(r["temp_c"])
+            fever = temp >= self.fever_threshold_c
+            checks.append(Check(person.id, self._today(when), when, temp, "gate", fever))
+        return checks
+
+    def alarms(self, now: datetime | None = None) -> list[Alarm]:
+        """Open alarms of everyone under observation, oldest first."""
+        when = now or self._clock.now()
+        today = self._today(when)
+        due = when.astimezone(self._tz).time() >= self.check_due
+        db = self._log.reader()
+        acked = {(int(r["person_id"]), r["day"], r["kind"]) for r in db.table("obs_acks").rows}
+        out: list[Alarm] = []
+        for person in self.people(status="observing"):
+            checks = self.checks(person.id)
+            checked = {c.day for c in checks}
+            for day in person.period(today):
+                if day not in checked and (day < today or due):
+                    out.append(Alarm(person.id, day, "missed_check", person.household))
+            for day in sorted({c.day for c in checks if c.fever}):
+                out.append(Alarm(person.id, day, "fever", person.household))
+        open_ = [a for a in out if (a.person_id, a.day.isoformat(), a.kind) not in acked]
+        return sorted(open_, key=lambda a: (a.day, a.person_id, a.kind))
+
+    def due_for_clearing(self, today: date | None = None) -> list[Person]:
+        """Still ``observing`` though the period is over: the manager's to-do."""
+        day = today or self._today(self._clock.now())
+        return [p for p in self.people(status="observing") if p.observation_until < day]
+
+    def snapshot(self) -> ObservationSnapshot:
+        periods: dict[tuple[str, str], list[tuple[date, date]]] = {}
+        for p in self.people(status="observing"):
+            if p.name:
+                span = (p.date_back, p.observation_until)
+                periods.setdefault(_key(p.household, p.name), []).append(span)
+        return ObservationSnapshot({k: tuple(v) for k, v in periods.items()})
+
+    def counts(self, day: date) -> dict[str, int]:
+        return counts_for_day(self._log.reader(), day, self._tz)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _today(self, when: datetime) -> date:
+        return when.astimezone(self._tz).date()
+
+    @staticmethod
+    def _status_row(
+        db: sqlite_utils.Database, person_id: int, status: str, now: datetime, actor: str
+    ) -> None:
+        db.table("obs_status").insert(
+            {"person_id": person_id, "status": status, "at": _stamp(now), "actor": actor}
+        )
+
+    def _changed(self, person_id: int) -> Person:
+        self.load()
+        if self._on_change is not None:
+            self._on_change(self._current)
+        return self.person(person_id)
+
+
+def _stamp(when: datetime) -> str:
+    """The event log's fixed-width UTC form, so ledger times compare with ``day_bounds``."""
+    return format_ts(when)
+
+
+def _as_date(name: str, value: date | str) -> date:
+    if isinstance(value, datetime):
+        raise CommunityError(f"{name}: a date, not a time")
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(clean_text(name, value, max_len=10))
+    except ValueError:
+        raise CommunityError(f"{name}: expected YYYY-MM-DD") from None
+
+
+def _dates(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"date_back": row["date_back"], "until": row["observation_until"]}

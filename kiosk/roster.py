@@ -1,0 +1,310 @@
+"""Shifts per gate, who is on duty, and the handover between two guards.
+
+A shift is a guard at a gate (the gate is the kiosk id) from ``starts_at`` to ``ends_at``.
+``on_duty(gate)`` is who holds a shift now: the console shows it.
+
+At handover the outgoing guard opens a handover to the incoming one. Its summary covers the
+time since the outgoing guard's shift began (or since the last handover at that gate, if that
+is later): open alarms, fevers, quarantine returns, new returnees, registrations, vehicles and
+open service requests; counts, not names, so the record can stay after a purge. Both guards
+acknowledge it (each by name, in either order); only then is it complete. Every step is
+audited.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sized
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from .clock import Clock
+from .community import CommunityError, LogLike, check_actor, clean_text, has_table
+from .store import format_ts
+
+__all__ = ["MIGRATIONS", "Handover", "Roster", "Shift", "summary_since"]
+
+MAX_SHIFT = timedelta(hours=24)
+
+MIGRATIONS = Migrations("kiosk.roster")
+
+
+@MIGRATIONS()
+def m001_roster(db: sqlite_utils.Database) -> None:
+    db.table("roster_shifts").create(
+        {
+            "id": int,
+            "gate": str,
+            "guard": str,
+            "starts_at": str,
+            "ends_at": str,
+            "created_by": str,
+        },
+        pk="id",
+    )
+    db.table("roster_shifts").create_index(["gate", "starts_at"])
+    db.table("handovers").create(
+        {
+            "id": int,
+            "gate": str,
+            "outgoing": str,
+            "incoming": str,
+            "since": str,
+            "opened_at": str,
+            "summary": str,
+            "outgoing_ack_at": str,
+            "incoming_ack_at": str,
+        },
+        pk="id",
+    )
+    db.table("handovers").create_index(["gate", "opened_at"])
+
+
+@dataclass(frozen=True, slots=True)
+class Shift:
+    id: int
+    gate: str
+    guard: str
+    starts_at: datetime
+    ends_at: datetime
+
+    def covers(self, when: datetime) -> bool:
+        return self.starts_at <= when < self.ends_at
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "gate": self.gate,
+            "guard": self.guard,
+            "starts_at": self.starts_at.isoformat(),
+            "ends_at": self.ends_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Handover:
+    id: int
+    gate: str
+    outgoing: str
+    incoming: str
+    since: datetime
+    opened_at: datetime
+    summary: Mapping[str, int]
+    outgoing_ack_at: datetime | None
+    incoming_ack_at: datetime | None
+
+    @property
+    def complete(self) -> bool:
+        return self.outgoing_ack_at is not None and self.incoming_ack_at is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "gate": self.gate,
+            "outgoing": self.outgoing,
+            "incoming": self.incoming,
+            "since": self.since.isoformat(),
+            "opened_at": self.opened_at.isoformat(),
+            "summary": dict(self.summary),
+            "outgoing_ack_at": _iso(self.outgoing_ack_at),
+            "incoming_ack_at": _iso(self.incoming_ack_at),
+            "complete": self.complete,
+        }
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat()
+
+
+def _when(text: str | None) -> datetime | None:
+    return None if not text else datetime.fromisoformat(text)
+
+
+def _shift(r: Mapping[str, Any]) -> Shift:
+    return Shift(
+        int(r["id"]),
+        r["gate"],
+        r["guard"],
+        datetime.fromisoformat(r["starts_at"]),
+        datetime.fromisoformat(r["ends_at"]),
+    )
+
+
+def _handover(r: Mapping[str, Any]) -> Handover:
+    return Handover(
+        int(r["id"]),
+        r["gate"],
+        r["outgoing"],
+        r["incoming"],
+        datetime.fromisoformat(r["since"]),
+        datetime.fromisoformat(r["opened_at"]),
+        json.loads(r["summary"]),
+        _when(r["outgoing_ack_at"]),
+        _when(r["incoming_ack_at"]),
+    )
+
+
+def _count(db: sqlite_utils.Database, table: str, where: str, args: list[Any]) -> int:
+    if not has_table(db, table):
+        return 0
+    sql = f"select count(*) from [{table}] where {where}"  # noqa: S608 - module constants
+    return int(db.execute(sql, args).fetchone()[0])
+
+
+def summary_since(
+    db: sqlite_utils.Database, gate: str, since: datetime, until: datetime, open_alarms: int
+) -> dict[str, int]:
+    """What happened at ``gate`` in ``[since, until)`` and what is still open at ``until``."""
+    lo, hi = format_ts(since), format_ts(until)
+    window = "kiosk_id = ? and ts >= ? and ts < ?"
+    args: list[Any] = [gate, lo, hi]
+    return {
+        "open_alarms": open_alarms,
+        "fevers": _count(db, "events", f"{window} and reasons like '%\"fever\"%'", args),
+        "quarantine_returns": _count(
+            db, "events", f"{window} and flags like '%\"quarantine\"%'", args
+        ),
+        "new_returnees": _count(db, "obs_people", "created_at >= ? and created_at < ?", [lo, hi]),
+        "registrations": _count(db, "events", f"{window} and kind = 'registration'", args),
+        "vehicles": _count(db, "events", f"{window} and kind = 'vehicle'", args),
+        "open_requests": _count(
+            db, "service_requests", "state in ('open', 'taken') and opened_at < ?", [hi]
+        ),
+    }
+
+
+class Roster:
+    """Shifts and handovers on the event log's database."""
+
+    def __init__(
+        self,
+        log: LogLike,
+        clock: Clock,
+        *,
+        open_alarms: Callable[[], Sized] | None = None,
+    ) -> None:
+        self._log = log
+        self._clock = clock
+        self._open_alarms = open_alarms
+
+    # -- shifts -----------------------------------------------------------------------------
+
+    def add_shift(
+        self, gate: str, guard: str, starts_at: datetime, ends_at: datetime, actor: str
+    ) -> Shift:
+        who = check_actor(actor)
+        row = {
+            "gate": clean_text("gate", gate, max_len=64),
+            "guard": clean_text("guard", guard, max_len=64),
+            "created_by": who,
+        }
+        if starts_at.tzinfo is None or ends_at.tzinfo is None:
+            raise CommunityError("shift times need a time zone")
+        if not timedelta(0) < ends_at - starts_at <= MAX_SHIFT:
+            raise CommunityError("a shift ends after it starts, within 24 hours")
+        clash = [
+            s
+            for s in self.shifts(row["gate"], starts_at - MAX_SHIFT, ends_at)
+            if s.guard == row["guard"] and s.starts_at < ends_at and starts_at < s.ends_at
+        ]
+        if clash:
+            raise CommunityError(f"{row['guard']} already has shift {clash[0].id} then")
+        row |= {"starts_at": format_ts(starts_at), "ends_at": format_ts(ends_at)}
+        sid = self._log.submit(lambda db: db.table("roster_shifts").insert(row).last_rowid)
+        assert sid is not None
+        self._log.audit(who, "roster.shift_add", {"shift_id": sid, "gate": row["gate"]})
+        return self.shift(sid)
+
+    def remove_shift(self, shift_id: int, actor: str) -> None:
+        who = check_actor(actor)
+        shift = self.shift(shift_id)
+        self._log.submit(lambda db: db.table("roster_shifts").delete(shift_id))
+        self._log.audit(who, "roster.shift_remove", {"shift_id": shift_id, "gate": shift.gate})
+
+    def shift(self, shift_id: int) -> Shift:
+        rows = list(
+            self._log.reader().query("select * from roster_shifts where id = ?", [shift_id])
+        )
+        if not rows:
+            raise CommunityError(f"no shift {shift_id}")
+        return _shift(rows[0])
+
+    def shifts(self, gate: str, start: datetime, end: datetime) -> list[Shift]:
+        """Shifts at ``gate`` overlapping ``[start, end)``, by start."""
+        rows = self._log.reader().query(
+            "select * from roster_shifts where gate = ? and starts_at < ? and ends_at > ?"
+            " order by starts_at, id",
+            [gate, format_ts(end), format_ts(start)],
+        )
+        return [_shift(r) for r in rows]
+
+    def on_duty(self, gate: str, when: datetime | None = None) -> list[Shift]:
+        at = when or self._clock.now()
+        return [s for s in self.shifts(gate, at, at + timedelta(microseconds=1)) if s.covers(at)]
+
+    # -- handover ---------------------------------------------------------------------------
+
+    def open_handover(self, gate: str, outgoing: str, incoming: str) -> Handover:
+        """The summary since the outgoing guard's shift began; the outgoing guard opens it."""
+        out_guard = check_actor(outgoing)
+        in_guard = clean_text("incoming", incoming, max_len=64)
+        if out_guard == in_guard:
+            raise CommunityError("a handover is between two guards")
+        now = self._clock.now()
+        mine = [s for s in self.on_duty(gate, now) if s.guard == out_guard]
+        if not mine:
+            raise CommunityError(f"{out_guard} is not on duty at {gate}")
+        since = mine[0].starts_at
+        last = self.handovers(gate, limit=1)
+        if last and last[0].opened_at > since:
+            since = last[0].opened_at
+        alarms = len(self._open_alarms()) if self._open_alarms is not None else 0
+        summary = summary_since(self._log.reader(), gate, since, now, alarms)
+        row = {
+            "gate": gate,
+            "outgoing": out_guard,
+            "incoming": in_guard,
+            "since": format_ts(since),
+            "opened_at": format_ts(now),
+            "summary": json.dumps(summary),
+        }
+        hid = self._log.submit(lambda db: db.table("handovers").insert(row).last_rowid)
+        assert hid is not None
+        self._log.audit(out_guard, "handover.open", {"handover_id": hid, "gate": gate, **summary})
+        return self.handover(hid)
+
+    def acknowledge(self, handover_id: int, guard: str) -> Handover:
+        """One of the two guards signs the handover; each signs once."""
+        who = check_actor(guard)
+        before = self.handover(handover_id)
+        column = {before.outgoing: "outgoing_ack_at", before.incoming: "incoming_ack_at"}.get(who)
+        if column is None:
+            raise CommunityError(f"{who} is not part of handover {handover_id}")
+        if getattr(before, column) is not None:
+            raise CommunityError(f"{who} has already acknowledged handover {handover_id}")
+        stamp = format_ts(self._clock.now())
+        self._log.submit(lambda db: db.table("handovers").update(handover_id, {column: stamp}))
+        after = self.handover(handover_id)
+        self._log.audit(
+            who,
+            "handover.ack",
+            {"handover_id": handover_id, "side": column[:8], "complete": after.complete},
+        )
+        return after
+
+    def handover(self, handover_id: int) -> Handover:
+        rows = list(self._log.reader().query("select * from handovers where id = ?", [handover_id]))
+        if not rows:
+            raise CommunityError(f"no handover {handover_id}")
+        return _handover(rows[0])
+
+    def handovers(self, gate: str, limit: int = 20) -> list[Handover]:
+        rows = self._log.reader().query(
+            "select * from handovers where gate = ? order by opened_at desc, id desc limit ?",
+            [gate, max(1, min(int(limit), 500))],
+        )
+        return [_handover(r) for r in rows]

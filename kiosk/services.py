@@ -1,0 +1,238 @@
+"""Household services: what a quarantined or observed household needs brought to the door.
+
+A request (food, medicine, parcel, rubbish, other) is opened for a household, taken by a named
+helper (the one who climbs to the 7th floor when there is no lift) and marked done. Only
+households that are quarantined or under observation on the day can have requests opened:
+everyone else goes out for their own shopping. The caller says whether that holds
+(``confined``), since it depends on the lists and the returnee ledger.
+
+Every change is audited (request id, kind, state; never the note, which may hold a phone
+number). The note is personal data: masked by role when shown, emptied by ``purge``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal, cast, get_args
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from .clock import Clock
+from .community import CommunityError, LogLike, check_actor, clean_text, has_table
+from .days import day_bounds
+from .store import format_ts
+
+__all__ = ["KINDS", "MIGRATIONS", "Request", "ServiceDesk", "counts_for_day", "purge"]
+
+Kind = Literal["food", "medicine", "parcel", "rubbish", "other"]
+KINDS: tuple[Kind, ...] = get_args(Kind)
+State = Literal["open", "taken", "done", "cancelled"]
+
+MIGRATIONS = Migrations("kiosk.services")
+
+
+@MIGRATIONS()
+def m001_services(db: sqlite_utils.Database) -> None:
+    db.table("service_requests").create(
+        {
+            "id": int,
+            "household": str,
+            "kind": str,
+            "note": str,
+            "state": str,
+            "opened_at": str,
+            "opened_by": str,
+            "taken_by": str,
+            "taken_at": str,
+            "done_at": str,
+            "purged_at": str,
+        },
+        pk="id",
+    )
+    db.table("service_requests").create_index(["household"])
+    db.table("service_requests").create_index(["state"])
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    id: int
+    household: str = field(repr=False)
+    kind: Kind
+    note: str = field(repr=False)
+    state: State
+    opened_at: datetime
+    opened_by: str
+    taken_by: str | None = None
+    taken_at: datetime | None = None
+    done_at: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in ("open", "taken")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, the personal ones too: mask with ``kiosk.privacy`` before showing."""
+        return {
+            "id": self.id,
+            "household": self.household,
+            "kind": self.kind,
+            "note": self.note,
+            "state": self.state,
+            "opened_at": self.opened_at.isoformat(),
+            "opened_by": self.opened_by,
+            "taken_by": self.taken_by,
+            "taken_at": _iso(self.taken_at),
+            "done_at": _iso(self.done_at),
+        }
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat()
+
+
+def _when(text: str | None) -> datetime | None:
+    return None if not text else datetime.fromisoformat(text)
+
+
+def _request(row: Mapping[str, Any]) -> Request:
+    return Request(
+        id=int(row["id"]),
+        household=row["household"] or "",
+        kind=cast(Kind, row["kind"]),
+        note=row["note"] or "",
+        state=cast(State, row["state"]),
+        opened_at=datetime.fromisoformat(row["opened_at"]),
+        opened_by=row["opened_by"],
+        taken_by=row["taken_by"],
+        taken_at=_when(row["taken_at"]),
+        done_at=_when(row["done_at"]),
+    )
+
+
+def counts_for_day(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dict[str, Any]:
+    """Requests opened and done during the local day, and open at its end, by kind."""
+    out: dict[str, Any] = {"opened": 0, "done": 0, "open_at_end": 0, "by_kind": {}}
+    if not has_table(db, "service_requests"):
+        return out
+    start, end = day_bounds(day, tz)
+    by_kind: dict[str, int] = {}
+    for row in db.query("select * from service_requests where opened_at < ?", [end]):
+        done = row["done_at"] if row["state"] == "done" else None
+        ended = done or (row["done_at"] if row["state"] == "cancelled" else None)
+        if row["opened_at"] >= start:
+            out["opened"] += 1
+            by_kind[row["kind"]] = by_kind.get(row["kind"], 0) + 1
+        if done is not None and start <= done < end:
+            out["done"] += 1
+        if ended is None or ended >= end:
+            out["open_at_end"] += 1
+    out["by_kind"] = dict(sorted(by_kind.items()))
+    return out
+
+
+def purge(db: sqlite_utils.Database, cutoff: datetime, purged_at: datetime) -> int:
+    """Empty the notes and households of requests closed before ``cutoff``."""
+    if not has_table(db, "service_requests"):
+        return 0
+    cursor = db.execute(
+        "update service_requests set note = '', household = '', purged_at = ?"
+        " where state in ('done', 'cancelled') and done_at < ? and purged_at is null",
+        [format_ts(purged_at), format_ts(cutoff)],
+    )
+    return int(cursor.rowcount)
+
+
+class ServiceDesk:
+    """Open, take, finish and cancel requests; list them for the guard console."""
+
+    def __init__(self, log: LogLike, clock: Clock, tz: ZoneInfo | str) -> None:
+        self._log = log
+        self._clock = clock
+        self._tz = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+
+    def open(
+        self, household: str, kind: str, actor: str, *, confined: bool, note: str = ""
+    ) -> Request:
+        """A new request; ``confined``: the household is quarantined or observed today."""
+        who = check_actor(actor)
+        home = clean_text("household", household, max_len=40)
+        if kind not in KINDS:
+            raise CommunityError(f"kind: one of {', '.join(KINDS)}")
+        if not confined:
+            raise CommunityError(
+                f"household {home} is neither quarantined nor under observation today"
+            )
+        row = {
+            "household": home,
+            "kind": kind,
+            "note": clean_text("note", note, max_len=500, required=False),
+            "state": "open",
+            "opened_at": format_ts(self._clock.now()),
+            "opened_by": who,
+        }
+        rid = self._log.submit(lambda db: db.table("service_requests").insert(row).last_rowid)
+        assert rid is not None
+        self._log.audit(who, "service.open", {"request_id": rid, "kind": kind})
+        return self.get(rid)
+
+    def take(self, request_id: int, actor: str) -> Request:
+        """A helper takes the request (by name: who is on the stairs)."""
+        return self._move(request_id, actor, ("open",), "taken", "taken")
+
+    def done(self, request_id: int, actor: str) -> Request:
+        return self._move(request_id, actor, ("open", "taken"), "done", "done")
+
+    def cancel(self, request_id: int, actor: str) -> Request:
+        return self._move(request_id, actor, ("open", "taken"), "cancelled", "done")
+
+    def _move(
+        self, request_id: int, actor: str, from_: tuple[State, ...], to: State, stamp: str
+    ) -> Request:
+        who = check_actor(actor)
+        before = self.get(request_id)
+        if before.state not in from_:
+            raise CommunityError(f"request {request_id} is {before.state}; cannot be {to}")
+        now = format_ts(self._clock.now())
+        changes: dict[str, Any] = {"state": to, f"{stamp}_at": now}
+        # Done without being taken first: whoever did it took it. A cancel takes nothing.
+        if to == "taken" or (to == "done" and before.taken_by is None):
+            changes["taken_by"] = who
+
+        def apply(db: sqlite_utils.Database) -> None:
+            db.table("service_requests").update(request_id, changes)
+
+        self._log.submit(apply)
+        self._log.audit(
+            who, f"service.{to}", {"request_id": request_id, "from": before.state, "to": to}
+        )
+        return self.get(request_id)
+
+    def get(self, request_id: int) -> Request:
+        rows = list(
+            self._log.reader().query("select * from service_requests where id = ?", [request_id])
+        )
+        if not rows:
+            raise CommunityError(f"no service request {request_id}")
+        return _request(rows[0])
+
+    def requests(
+        self, *, household: str | None = None, open_only: bool = False, limit: int = 500
+    ) -> list[Request]:
+        where, args = ["1 = 1"], []
+        if household is not None:
+            where.append("household = ?")
+            args.append(household)
+        if open_only:
+            where.append("state in ('open', 'taken')")
+        sql = (
+            f"select * from service_requests where {' and '.join(where)}"  # noqa: S608
+            f" order by id desc limit {max(1, min(int(limit), 5000))}"
+        )
+        return [_request(r) for r in self._log.reader().query(sql, args)]
+
+    def counts(self, day: date) -> dict[str, Any]:
+        return counts_for_day(self._log.reader(), day, self._tz)

@@ -1,0 +1,194 @@
+"""Tables in and out as the sub-district and the manager have them: CSV or .xlsx.
+
+``read_table(data, filename)`` turns a CSV (UTF-8, with or without BOM; GB18030 as sent by
+older office PCs) or the first sheet of an .xlsx into a header and rows of text, bounded
+before it is read (``MAX_BYTES``, ``MAX_ROWS``, ``MAX_COLUMNS``). ``diff_rows`` says what an
+import would change (added, changed, removed) so it can be shown before it is applied.
+``write_xlsx`` / ``write_csv`` write the daily report.
+
+openpyxl reads .xlsx in read-only mode (a zip of XML): no macros run, formulas are read as
+their cached values (``data_only``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import openpyxl  # type: ignore[import-untyped]
+
+from .community import CommunityError
+
+__all__ = [
+    "MAX_BYTES",
+    "MAX_ROWS",
+    "Diff",
+    "Table",
+    "diff_rows",
+    "read_table",
+    "write_csv",
+    "write_xlsx",
+]
+
+MAX_BYTES = 5 * 1024 * 1024
+MAX_ROWS = 20000
+MAX_COLUMNS = 40
+MAX_CELL = 500
+
+
+@dataclass(frozen=True)
+class Table:
+    header: tuple[str, ...]
+    rows: tuple[dict[str, str], ...]  # line numbers: header is line 1, rows from 2
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == datetime.min.time() else str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _decode(data: bytes) -> str:
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise CommunityError("CSV is neither UTF-8 nor GB18030 text")
+
+
+def _csv_rows(data: bytes) -> list[list[str]]:
+    text = _decode(data)
+    try:
+        return [list(r) for r in csv.reader(io.StringIO(text))]
+    except csv.Error as exc:
+        raise CommunityError(f"CSV: {exc}") from None
+
+
+def _xlsx_rows(data: bytes) -> list[list[str]]:
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise CommunityError(f"not a readable .xlsx file ({type(exc).__name__})") from None
+    try:
+        sheet = book.worksheets[0]
+        rows: list[list[str]] = []
+        for values in sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS + 1):
+            if len(rows) > MAX_ROWS + 1:
+                break
+            rows.append([_cell(v) for v in values])
+        return rows
+    finally:
+        book.close()
+
+
+def read_table(data: bytes, filename: str, required: Iterable[str] = ()) -> Table:
+    """The header and rows of a CSV or .xlsx file (by its name's suffix). Blank lines are
+    skipped; a header must name each column once; ``required`` columns must be present."""
+    if len(data) > MAX_BYTES:
+        raise CommunityError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MB")
+    name = filename.lower()
+    if name.endswith(".xlsx"):
+        raw = _xlsx_rows(data)
+    elif name.endswith((".csv", ".txt")):
+        raw = _csv_rows(data)
+    else:
+        raise CommunityError("expected a .csv or .xlsx file")
+    raw = [r for r in raw if any(c.strip() for c in r)]
+    if not raw:
+        raise CommunityError("the file is empty (a header line is required)")
+    header = tuple(c.strip().lower() for c in raw[0])
+    while header and not header[-1]:
+        header = header[:-1]
+    if len(header) > MAX_COLUMNS:
+        raise CommunityError(f"more than {MAX_COLUMNS} columns")
+    if "" in header or len(set(header)) != len(header):
+        raise CommunityError("header: every column needs a name, each name once")
+    if missing := [c for c in required if c not in header]:
+        raise CommunityError(f"missing columns: {', '.join(missing)}")
+    if len(raw) - 1 > MAX_ROWS:
+        raise CommunityError(f"more than {MAX_ROWS} rows")
+    rows = []
+    for line, values in enumerate(raw[1:], start=2):
+        if any(v.strip() for v in values[len(header) :]):
+            raise CommunityError(f"line {line}: more fields than the header")
+        if any(len(v) > MAX_CELL for v in values):
+            raise CommunityError(f"line {line}: a cell longer than {MAX_CELL} characters")
+        padded = [*values[: len(header)], *[""] * (len(header) - len(values))]
+        rows.append({h: v.strip() for h, v in zip(header, padded, strict=True)})
+    return Table(header, tuple(rows))
+
+
+@dataclass(frozen=True)
+class Diff:
+    """What applying new keyed rows would do to the current ones."""
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    unchanged: int = 0
+    details: Mapping[str, Mapping[str, tuple[Any, Any]]] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.changed or self.removed)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "added": len(self.added),
+            "changed": len(self.changed),
+            "removed": len(self.removed),
+            "unchanged": self.unchanged,
+        }
+
+
+def diff_rows(
+    current: Mapping[str, Mapping[str, Any]],
+    new: Mapping[str, Mapping[str, Any]],
+    *,
+    replace: bool,
+) -> Diff:
+    """Keys added, changed (with field → (old, new)) and, when ``replace``, removed."""
+    added = sorted(k for k in new if k not in current)
+    changed: dict[str, dict[str, tuple[Any, Any]]] = {}
+    for key in sorted(k for k in new if k in current):
+        fields = {
+            f: (current[key].get(f), v) for f, v in new[key].items() if current[key].get(f) != v
+        }
+        if fields:
+            changed[key] = fields
+    removed = sorted(k for k in current if k not in new) if replace else []
+    unchanged = sum(1 for k in new if k in current and k not in changed)
+    return Diff(tuple(added), tuple(changed), tuple(removed), unchanged, changed)
+
+
+def write_xlsx(sheets: Mapping[str, Sequence[Sequence[object]]]) -> bytes:
+    """An .xlsx with one sheet per entry (title → rows, the first row a header)."""
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for title, rows in sheets.items():
+        sheet = book.create_sheet(title=title[:31])
+        for row in rows:
+            sheet.append(list(row))
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def write_csv(rows: Iterable[Sequence[object]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row])
+    return out.getvalue()

@@ -1,0 +1,117 @@
+"""The resident-vehicle list (管好车): which plates belong to the compound's households.
+
+The list comes as a spreadsheet (columns ``plate``, ``household``, optional ``note``) and is
+imported like the map: checked, shown as a diff, then applied as a whole (``plan_import``,
+``apply``; audited). At a vehicle registration the guard console asks ``check(plate)``: a
+plate not on the list is flagged for the guard (a visitor's or a stranger's car). The daily
+report counts vehicle registrations and how many plates were unknown.
+
+Plates are compared normalised (upper case, no spaces, dots or dashes), so ``京A·12345`` and
+``京a 12345`` are the same car. Plates and households are personal data (masked by role).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from .clock import Clock
+from .community import CommunityError, LogLike, check_actor, clean_text, has_table
+from .sheets import Diff, diff_rows, read_table
+from .store import format_ts
+
+__all__ = ["MIGRATIONS", "VehicleList", "VehiclePlan", "known_plates", "normalise_plate"]
+
+_SEPARATORS = re.compile(r"[\s·.\-_]+")
+_PLATE = re.compile(r"^[0-9A-Z\u3400-\u9fff]{4,10}$")
+
+MIGRATIONS = Migrations("kiosk.vehicles")
+
+
+@MIGRATIONS()
+def m001_vehicles(db: sqlite_utils.Database) -> None:
+    db.table("resident_vehicles").create(
+        {"plate": str, "household": str, "note": str, "updated_at": str}, pk="plate"
+    )
+
+
+def normalise_plate(text: object) -> str:
+    plate = _SEPARATORS.sub("", clean_text("plate", text, max_len=20)).upper()
+    if not _PLATE.match(plate):
+        raise CommunityError("plate: 4 to 10 letters, digits or a province character")
+    return plate
+
+
+@dataclass(frozen=True)
+class VehiclePlan:
+    rows: Mapping[str, Mapping[str, str]]
+    diff: Diff = field(default_factory=Diff)
+
+
+def known_plates(db: sqlite_utils.Database) -> dict[str, str]:
+    """Plate → household of every resident vehicle (empty when there is no list)."""
+    if not has_table(db, "resident_vehicles"):
+        return {}
+    return {r["plate"]: r["household"] for r in db.query("select * from resident_vehicles")}
+
+
+class VehicleList:
+    def __init__(self, log: LogLike, clock: Clock) -> None:
+        self._log = log
+        self._clock = clock
+
+    def plan_import(self, data: bytes, filename: str) -> VehiclePlan:
+        table = read_table(data, filename, required=("plate", "household"))
+        if unknown := [c for c in table.header if c not in ("plate", "household", "note")]:
+            raise CommunityError(f"unknown columns: {', '.join(unknown)}")
+        rows: dict[str, dict[str, str]] = {}
+        for line, raw in enumerate(table.rows, start=2):
+            try:
+                plate = normalise_plate(raw["plate"])
+                row = {
+                    "household": clean_text("household", raw["household"], max_len=40),
+                    "note": clean_text("note", raw.get("note", ""), max_len=200, required=False),
+                }
+            except CommunityError as exc:
+                raise CommunityError(f"line {line}: {exc}") from None
+            if plate in rows:
+                raise CommunityError(f"line {line}: plate {plate} is listed twice")
+            rows[plate] = row
+        if not rows:
+            raise CommunityError("the vehicle list has no rows")
+        current = {
+            r["plate"]: {"household": r["household"], "note": r["note"] or ""}
+            for r in self._log.reader().query("select * from resident_vehicles")
+        }
+        return VehiclePlan(rows, diff_rows(current, rows, replace=True))
+
+    def apply(self, plan: VehiclePlan, actor: str) -> dict[str, int]:
+        who = check_actor(actor)
+        stamp = format_ts(self._clock.now())
+        rows: list[dict[str, Any]] = [
+            {"plate": p, **r, "updated_at": stamp} for p, r in plan.rows.items()
+        ]
+
+        def write(db: sqlite_utils.Database) -> None:
+            db.execute("delete from resident_vehicles")
+            db.table("resident_vehicles").insert_all(rows, pk="plate")
+
+        self._log.submit(write)
+        counts = plan.diff.counts()
+        self._log.audit(who, "vehicles.import", {"vehicles": len(rows), **counts})
+        return counts
+
+    def check(self, plate: str) -> str | None:
+        """The household a plate belongs to, or None: an unknown plate, flag it."""
+        normal = normalise_plate(plate)
+        rows = list(
+            self._log.reader().query(
+                "select household from resident_vehicles where plate = ?", [normal]
+            )
+        )
+        return str(rows[0]["household"]) if rows else None

@@ -1,0 +1,181 @@
+"""The community pages in headless Chromium against a real web server (uvicorn) on the real
+core: the map, the returnee ledger, a service request, a handover, and the report printed and
+exported as .xlsx (opened with openpyxl and its numbers checked)."""
+
+from __future__ import annotations
+
+import io
+import re
+import socket
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import openpyxl
+import pytest
+from support import need
+from test_ui_guard import ADMIN_PW, GUARD_PW, make_core
+
+from kiosk.clock import FakeClock
+from kiosk.store import EventDraft
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+MAP = "building,unit,floor,household\n3,1,7,3-1-701\n3,1,7,3-1-702\n3,1,1,3-1-101\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    import uvicorn
+    from fastapi import FastAPI
+
+    from ui import guard, guard_community, kiosk_screen
+
+    data = tmp_path / "data"
+    data.mkdir()
+    clock = FakeClock(start=datetime(2026, 2, 12, 1, 0, tzinfo=UTC))  # 09:00 Shanghai
+    core = make_core(data, clock, monkeypatch)
+    app = FastAPI()
+    app.include_router(kiosk_screen.router(core))
+    guard_router = guard.router(core)
+    app.include_router(guard_router)
+    app.include_router(guard_community.router(core, guard_router.auth))
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        thread.join(0.05)
+    yield core, f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+    core.close()
+
+
+@pytest.fixture
+def browser():
+    from playwright import sync_api
+
+    need(Path(CHROMIUM).exists(), "Debian chromium")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def signed_in(browser, url, name, password):
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, accept_downloads=True)
+    context.add_init_script("window.print = () => { window.printed = (window.printed || 0) + 1; }")
+    page = context.new_page()
+    page.goto(f"{url}/guard/community?lang=en")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    return page
+
+
+def test_a_day_on_the_community_pages(site, browser, tmp_path):
+    core, url = site
+    admin = signed_in(browser, url, "root", ADMIN_PW)
+    guard = signed_in(browser, url, "alice", GUARD_PW)
+    try:
+        # The manager imports the map: the changes first, then applied.
+        (tmp_path / "map.csv").write_text(MAP)
+        admin.goto(f"{url}/guard/community/imports?lang=en")
+        admin.select_option("select[name=kind]", "compound")
+        admin.set_input_files("input[name=file]", str(tmp_path / "map.csv"))
+        admin.click("#upload button[type=submit]")
+        assert admin.inner_text("#plan dd[data-key=added]") == "3"
+        admin.click("#plan button[type=submit]")
+        admin.wait_for_selector(".flash.ok")
+        core.lists.add_quarantine("3-1-702", None, "2026-02-10", "2026-02-24", "root")
+
+        # A returnee registered at the door, a reading with a fever.
+        guard.goto(f"{url}/guard/community/returnees?lang=en")
+        for field, value in (("name", "Wang Fang"), ("household", "3-1-701"),
+                             ("phone", "13812345678"), ("origin", "Wuhan"),
+                             ("date_back", "2026-02-12")):  # fmt: skip
+            guard.fill(f"#register input[name={field}]", value)
+        guard.click("#register button[type=submit]")
+        guard.wait_for_selector(".flash.ok")
+        assert "138****5678" in guard.inner_text("#ledger")  # a guard sees no phone number
+        guard.fill("#ledger input[name=temp_c]", "38.2")
+        guard.click("#ledger form[action$=temperature] button")
+        guard.wait_for_selector('[data-alarm="fever"]')
+        core.clock.advance(600)  # the day goes on (the server's clock is the test's)
+
+        # A service request for the quarantined household, taken and done.
+        guard.goto(f"{url}/guard/community/services?lang=en")
+        guard.fill("#new-request input[name=household]", "3-1-702")
+        guard.select_option("#new-request select[name=kind]", "medicine")
+        guard.click("#new-request button[type=submit]")
+        guard.click('button[data-action="take"]')
+        guard.click('button[data-action="done"]')
+        guard.wait_for_selector('tr[data-state="done"]')
+
+        # The map: coloured by status; a household opens its people and requests.
+        guard.goto(f"{url}/guard/community/map?lang=en")
+        quarantined = guard.locator("td.c-home.st-quarantined")
+        assert quarantined.count() == 1 and "st-open_request" not in quarantined.get_attribute(
+            "class"
+        )
+        assert guard.locator("td.c-home.st-observing").count() == 1
+        guard.click("[data-print]")
+        assert guard.evaluate("window.printed") == 1
+        guard.emulate_media(media="print")  # printable: the map, not the console around it
+        assert guard.locator(".c-building").is_visible() and guard.locator(".g-top").is_hidden()
+        guard.emulate_media(media="screen")
+        guard.locator("td.c-home.st-observing a").click()
+        assert "Wang Fang" in guard.inner_text("#people")
+
+        # A handover: the manager puts alice on shift; alice hands over to root; both sign.
+        admin.goto(f"{url}/guard/community/handover?lang=en")
+        admin.fill("#shifts input[name=guard]", "alice")
+        admin.fill("#shifts input[name=starts]", "2026-02-12T08:00")
+        admin.fill("#shifts input[name=ends]", "2026-02-12T16:00")
+        admin.click("#shifts button[type=submit]")
+        admin.wait_for_selector(".flash.ok")
+        guard.goto(f"{url}/guard/community/handover?lang=en")
+        guard.fill("#on-duty input[name=incoming]", "root")
+        guard.click("#on-duty button[type=submit]")
+        card = guard.locator('[data-handover][data-complete="no"]')
+        assert card.locator('dd[data-key="new_returnees"]').inner_text() == "1"
+        assert card.locator('dd[data-key="open_alarms"]').inner_text() == "1"
+        card.locator("button").click()
+        admin.goto(f"{url}/guard/community/handover?lang=en")
+        admin.locator('[data-handover][data-complete="no"] button').click()
+        admin.wait_for_selector('[data-handover][data-complete="yes"]')
+
+        # The day's report: printed, and exported as .xlsx with the same numbers.
+        for direction in ("in", "in", "out"):
+            core.store.append(EventDraft(direction=direction, decision="pass", temp_c=36.5))
+        admin.goto(f"{url}/guard/community/report?day=2026-02-12&lang=en")
+        row = admin.locator('tr[data-category="people"][data-item="in"] td').nth(2)
+        assert row.inner_text() == "2"
+        admin.click("[data-print]")
+        assert admin.evaluate("window.printed") == 1
+        admin.emulate_media(media="print")
+        assert admin.locator(".c-nav").is_hidden() and admin.locator("#report").is_visible()
+        admin.emulate_media(media="screen")
+        with admin.expect_download() as download:
+            admin.click("#xlsx")
+        book = openpyxl.load_workbook(io.BytesIO(Path(download.value.path()).read_bytes()))
+        rows = book["daily report"].iter_rows(min_row=2, values_only=True)
+        cells = {(r[0], r[1]): r[2] for r in rows}
+        assert cells[("people", "in")] == 2 and cells[("people", "out")] == 1
+        assert cells[("returnees", "new")] == 1 and cells[("fevers", "returnee_checks")] == 1
+        assert cells[("service_requests", "done")] == 1
+        assert cells[("quarantined_households", None)] == 1
+        assert re.match(r"report-.*-2026-02-12\.xlsx", download.value.suggested_filename)
+    finally:
+        admin.context.close()
+        guard.context.close()

@@ -1,0 +1,141 @@
+"""``kiosk report`` and the imports: a change is shown first, applied only with --apply."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import openpyxl
+import pytest
+
+from checkpoint.cli import main
+from kiosk.clock import SystemClock
+from kiosk.store import EventDraft, EventLog
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "kiosk.db"
+    log = EventLog(path, "gate-1", SystemClock(), "NORMAL").open()
+    log.append(EventDraft(direction="in", decision="pass", household="1-101", temp_c=36.5))
+    log.append(EventDraft(direction="out", decision="manual_pass", kind="vehicle", operator="Z",
+                          person={"plate": "京A12345", "occupants": 2}))  # fmt: skip
+    day = log.events()[0]["ts"][:10]
+    log.close()
+    return path, day
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def audits(path):
+    log = EventLog(path, "gate-1", SystemClock(), "NORMAL").open()
+    try:
+        return [a["action"] for a in log.audits(limit=100)]
+    finally:
+        log.close()
+
+
+def test_report_prints_json_and_writes_xlsx_and_csv(db, tmp_path, capsys):
+    path, day = db
+    code, out, _ = run(capsys, "report", "--day", day, "--db", str(path), "--data", str(tmp_path))
+    report = json.loads(out)
+    assert code == 0 and report["community"]["vehicles"]["occupants"] == 2
+    xlsx, csv_file = tmp_path / "r.xlsx", tmp_path / "r.csv"
+    code, out, _ = run(capsys, "report", "--day", day, "--db", str(path),
+                       "--xlsx", str(xlsx), "--csv", str(csv_file))  # fmt: skip
+    assert code == 0 and out == ""
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx.read_bytes()))["daily report"]
+    cells = {(r[0], r[1]): r[2] for r in sheet.iter_rows(min_row=2, values_only=True)}
+    assert cells[("people", "in")] == 1 and cells[("vehicles", "registrations")] == 1
+    assert "people,in,1" in csv_file.read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--day", "yesterday"], "not a date"),
+        (["--day", "2026-03-02", "--xlsx", "/nonexistent/dir/r.xlsx"], "no such directory"),
+    ],
+)
+def test_report_bad_input_is_one_line_and_exit_2(db, capsys, argv, message):
+    path, _ = db
+    code, _, err = run(capsys, "report", *argv, "--db", str(path))
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_lists_import_shows_then_applies_a_quarantine_sheet(db, tmp_path, capsys):
+    path, _ = db
+    book = openpyxl.Workbook()
+    for row in (["household", "holder", "from", "until", "note"],
+                ["5-702", "", "2026-02-10", "2026-02-24", "close contact"],
+                ["6-101", "Li", "2026-02-11", "2026-02-25", ""]):  # fmt: skip
+        book.active.append(row)
+    sheet = tmp_path / "quarantine.xlsx"
+    book.save(sheet)
+    code, out, err = run(capsys, "lists", "import", str(sheet), "--db", str(path))
+    assert code == 0 and "--apply" in err
+    assert json.loads(out) == {
+        "file": "quarantine.xlsx", "list": "quarantine", "added": 2, "changed": 0, "removed": 0,
+        "unchanged": 0, "applied": False,
+    }  # fmt: skip
+    assert "lists.csv" not in audits(path)
+    code, out, _ = run(capsys, "lists", "import", str(sheet), "--apply", "--actor", "office",
+                       "--db", str(path))  # fmt: skip
+    assert code == 0 and json.loads(out)["applied"] is True
+    assert audits(path).count("lists.csv") == 1
+    code, out, _ = run(capsys, "lists", "import", str(sheet), "--db", str(path))
+    assert json.loads(out)["unchanged"] == 2 and json.loads(out)["added"] == 0
+
+
+def test_lists_import_of_households_shows_what_changes(db, tmp_path, capsys):
+    path, _ = db
+    first = tmp_path / "h.csv"
+    first.write_text("household,residents\n1-101,2\n1-102,3\n")
+    run(capsys, "lists", "import", str(first), "--apply", "--db", str(path))
+    second = tmp_path / "h2.csv"
+    second.write_text("household,residents\n1-101,4\n1-103,1\n")
+    code, out, _ = run(capsys, "lists", "import", str(second), "--show-keys", "--db", str(path))
+    plan = json.loads(out)
+    assert (plan["added"], plan["changed"], plan["removed"]) == (1, 1, 0)
+    assert plan["keys"] == {"added": ["1-103"], "changed": ["1-101"], "removed": []}
+
+
+def test_vehicles_and_compound_import(db, tmp_path, capsys):
+    path, _ = db
+    cars = tmp_path / "cars.csv"
+    cars.write_text("plate,household\n京A12345,1-101\n", encoding="utf-8")
+    code, out, _ = run(capsys, "vehicles", "import", str(cars), "--apply", "--db", str(path))
+    assert code == 0 and json.loads(out)["added"] == 1
+    plan = tmp_path / "map.csv"
+    plan.write_text("building,unit,floor,household\n1,1,1,1-101\n1,1,1,1-102\n")
+    code, out, _ = run(capsys, "compound", "import", str(plan), "--apply", "--db", str(path))
+    assert code == 0 and json.loads(out)["added"] == 2
+    assert {"vehicles.import", "compound.import"} <= set(audits(path))
+
+
+@pytest.mark.parametrize(
+    ("verb", "content", "message"),
+    [
+        ("lists", "colour\nred\n", "cannot tell the list"),
+        ("lists", "pass_id\nnot-hex\n", "line 2: pass_id"),
+        ("vehicles", "plate,household\n!!,1\n", "line 2: plate"),
+        ("compound", "building,floor,household\n1,x,1\n", "line 2: floor"),
+    ],
+)
+def test_a_bad_file_changes_nothing_and_exits_2(db, tmp_path, capsys, verb, content, message):
+    path, _ = db
+    bad = tmp_path / "bad.csv"
+    bad.write_text(content)
+    code, out, err = run(capsys, verb, "import", str(bad), "--apply", "--db", str(path))
+    assert code == 2 and message in err and out == ""
+    assert not any(a.endswith("import") or a == "lists.csv" for a in audits(path))
+
+
+def test_a_missing_file_is_exit_2(db, tmp_path, capsys):
+    path, _ = db
+    code, _, err = run(capsys, "compound", "import", str(tmp_path / "nope.csv"), "--db", str(path))
+    assert code == 2 and "cannot read" in err

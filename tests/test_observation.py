@@ -1,0 +1,230 @@
+"""The returnee ledger: a person, 14 days of checks from the gate or a helper, alarms."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from kiosk import observation
+from kiosk.clock import FakeClock
+from kiosk.community import CommunityError
+from kiosk.observation import ObservationLedger
+from kiosk.store import EventDraft, EventLog
+
+TZ = ZoneInfo("Asia/Shanghai")
+BACK = date(2026, 2, 10)
+
+
+@pytest.fixture
+def clock():
+    # 09:00 Shanghai on the day back.
+    return FakeClock(start=datetime(2026, 2, 10, 1, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def log(tmp_path, clock):
+    store = EventLog(
+        tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]
+    ).open()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def ledger(log, clock):
+    return ObservationLedger(log, clock, TZ, fever_threshold_c=37.3, check_due=time(20, 0))
+
+
+def register(ledger, **kw):
+    values = dict(
+        name="Wang Fang", household="3-2-701", phone="13812345678", origin="Wuhan",
+        date_back=BACK, actor="manager",
+    )  # fmt: skip
+    values.update(kw)
+    return ledger.register(**values)
+
+
+def gate_reading(log, temp_c, holder="Wang Fang", household="3-2-701"):
+    log.append(
+        EventDraft(
+            direction="in", decision="pass", household=household, holder=holder, temp_c=temp_c
+        )
+    )
+
+
+def test_a_returnee_is_observed_fourteen_days_counting_the_day_back(ledger, log):
+    person = register(ledger)
+    assert person.status == "observing"
+    assert person.observation_until == date(2026, 2, 23)
+    assert person.observing_on(BACK) and person.observing_on(date(2026, 2, 23))
+    assert not person.observing_on(date(2026, 2, 24))
+    audit = log.audits()[-1]
+    assert audit["action"] == "observation.register" and audit["actor"] == "manager"
+    assert "Wang" not in str(audit["detail"]) and "138" not in str(audit["detail"])
+
+
+def test_fourteen_days_with_one_missed_check_and_a_fever_day(ledger, log, clock):
+    """Checks by the gate on even days and by a helper on odd days; day 5 is missed, day 9
+    is a fever. Exactly those two alarms, and the fever closes when the person is escalated."""
+    person = register(ledger)
+    for n in range(14):
+        if n != 4:
+            if n == 8:
+                ledger.record_temperature(person.id, 37.9, actor="helper Li")
+            elif n % 2:
+                ledger.record_temperature(person.id, 36.5, actor="helper Li")
+            else:
+                gate_reading(log, 36.6)
+                gate_reading(log, 36.9, holder="Someone Else")  # not this person
+        clock.advance(24 * 3600)
+    assert clock.now().astimezone(TZ).date() == date(2026, 2, 24)
+    alarms = ledger.alarms()
+    assert [(a.kind, a.day) for a in alarms] == [
+        ("missed_check", date(2026, 2, 14)),
+        ("fever", date(2026, 2, 18)),
+    ]
+    checks = ledger.checks(person.id)
+    assert {c.source for c in checks} == {"gate", "helper"}
+    assert len(checks) == 13 and sum(c.fever for c in checks) == 1
+    assert ledger.due_for_clearing() == [ledger.person(person.id)]
+
+    ledger.acknowledge(person.id, date(2026, 2, 14), "missed_check", actor="guard Zhao")
+    assert [a.kind for a in ledger.alarms()] == ["fever"]
+    ledger.set_status(person.id, "escalated", actor="manager")
+    assert ledger.alarms() == []
+    actions = [a["action"] for a in log.audits(limit=100)]
+    assert actions.count("observation.check") == 8 and "observation.ack" in actions
+    assert actions[-1] == "observation.status"
+
+
+def test_todays_check_is_missing_only_once_the_due_time_has_passed(ledger, clock):
+    person = register(ledger)
+    assert ledger.alarms() == []
+    clock.advance(11 * 3600 + 1)  # 20:00:01 Shanghai
+    assert [(a.kind, a.day) for a in ledger.alarms()] == [("missed_check", BACK)]
+    ledger.record_temperature(person.id, 36.4, actor="helper")
+    assert ledger.alarms() == []
+
+
+def test_a_fever_at_the_gate_is_an_alarm(ledger, log):
+    register(ledger)
+    gate_reading(log, 38.2)
+    assert [a.kind for a in ledger.alarms()] == ["fever"]
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"name": " "}, "name: required"),
+        ({"date_back": "2026-13-01"}, "date_back: expected YYYY-MM-DD"),
+        ({"date_back": date(2026, 3, 1)}, "future"),
+        ({"days": 0}, "days"),
+        ({"days": True}, "days"),
+        ({"origin": "x" * 61}, "origin: at most 60"),
+        ({"actor": ""}, "actor: required"),
+        ({"household": "a\nb"}, "control characters"),
+    ],
+)
+def test_bad_registrations_are_refused_and_nothing_is_written(ledger, log, kw, message):
+    with pytest.raises(CommunityError, match=message):
+        register(ledger, **kw)
+    assert ledger.people() == [] and log.audits() == []
+
+
+@pytest.mark.parametrize("temp", [33.9, 43.5, float("nan"), "36.5", True])
+def test_a_hand_typed_reading_that_is_not_a_temperature_is_refused(ledger, temp):
+    person = register(ledger)
+    with pytest.raises(CommunityError, match="temp_c"):
+        ledger.record_temperature(person.id, temp, actor="helper")
+    assert ledger.checks(person.id) == []
+
+
+def test_a_reading_outside_the_period_is_refused(ledger, clock):
+    person = register(ledger, days=2)
+    clock.advance(3 * 24 * 3600)
+    with pytest.raises(CommunityError, match="outside the observation period"):
+        ledger.record_temperature(person.id, 36.5, actor="helper")
+
+
+def test_status_changes_are_checked_and_audited(ledger, log):
+    person = register(ledger)
+    with pytest.raises(CommunityError, match="already observing"):
+        ledger.set_status(person.id, "observing", actor="m")
+    with pytest.raises(CommunityError, match="status: one of"):
+        ledger.set_status(person.id, "gone", actor="m")
+    with pytest.raises(CommunityError, match="no person 99"):
+        ledger.set_status(99, "cleared", actor="m")
+    assert ledger.set_status(person.id, "cleared", actor="m").status == "cleared"
+    assert log.audits()[-1]["detail"] == {"person_id": person.id, "from": "observing",
+                                          "to": "cleared"}  # fmt: skip
+
+
+def test_snapshot_says_who_is_observed_for_the_policy(ledger):
+    person = register(ledger)
+    snap = ledger.snapshot()
+    assert snap.observing("3-2-701", " wang fang ", BACK)
+    assert not snap.observing("3-2-701", "Wang Fang", BACK + timedelta(days=14))
+    assert not snap.observing("3-2-701", "Li Lei", BACK)
+    assert not snap.observing("3-2-701", None, BACK)
+    assert ledger.current.observing("3-2-701", "Wang Fang", BACK)  # kept up to date
+    ledger.set_status(person.id, "cleared", actor="m")
+    assert not ledger.snapshot().observing("3-2-701", "Wang Fang", BACK)
+    assert not ledger.current.observing("3-2-701", "Wang Fang", BACK)
+
+
+def test_the_engine_applies_the_ledger_to_that_persons_pass(ledger, clock):
+    """As the daemon is to wire it: the engine's ``PolicyState`` carries ``ledger.current``."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from kiosk.config.policy import PolicySection
+    from kiosk.config.thermometer import ThermometryConfig
+    from kiosk.history import PassageHistory
+    from kiosk.lists import Lists
+    from kiosk.passes import TrustList, issue_pass
+    from kiosk.policy import PassageInputs, PolicyState, decide
+    from kiosk.thermometry import Temperature
+
+    key = Ed25519PrivateKey.generate()
+    trust = TrustList([("office", key.public_key())])
+    code, _ = issue_pass(key, "3-2-701", "Wang Fang", "resident", 30, now=clock.now())
+    other, _ = issue_pass(key, "3-2-701", "Li Lei", "resident", 30, now=clock.now())
+    register(ledger)
+    cfg = PolicySection(observation_blocks="out")
+    clock.advance(3600)
+
+    def at_gate(text, direction):
+        state = PolicyState(trust, Lists(), PassageHistory(), ledger.current)
+        t = Temperature("ok", 36.5, 34.5, 22.0, None)
+        inputs = PassageInputs(direction, text, t)
+        return decide(inputs, state, clock.now(), cfg, ThermometryConfig(), TZ)
+
+    assert at_gate(code, "out").reasons == ("under_observation",)
+    assert at_gate(code, "in").decision == "pass"
+    assert at_gate(other, "out").decision == "pass"  # the rest of the household goes out
+
+
+def test_counts_for_a_day_follow_the_status_history(ledger, clock):
+    a = register(ledger)
+    register(ledger, name="Li Lei")
+    clock.advance(2 * 24 * 3600)
+    ledger.set_status(a.id, "cleared", actor="m")
+    assert ledger.counts(BACK) == {"new": 2, "observing": 2, "cleared": 0, "escalated": 0,
+                                   "transferred": 0, "fever_checks": 0}  # fmt: skip
+    later = ledger.counts(BACK + timedelta(days=2))
+    assert (later["new"], later["observing"], later["cleared"]) == (0, 1, 1)
+
+
+def test_purge_forgets_people_whose_observation_ended(ledger, log, clock):
+    a = register(ledger)
+    b = register(ledger, name="Li Lei")
+    ledger.record_temperature(a.id, 36.5, actor="helper")
+    ledger.set_status(a.id, "cleared", actor="m")
+    now = clock.now()
+    purged = log.submit(lambda db: observation.purge(db, date(2026, 3, 1), now))
+    assert purged == 1
+    gone, kept = ledger.person(a.id), ledger.person(b.id)
+    assert (gone.name, gone.phone, gone.origin, gone.status) == ("", "", "", "cleared")
+    assert kept.name == "Li Lei" and ledger.checks(a.id) == []
+    assert "Wang" not in repr(gone) + repr(kept)

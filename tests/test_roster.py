@@ -1,0 +1,134 @@
+"""Shifts per gate, who is on duty, and a handover acknowledged by both guards."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from kiosk import observation, roster, services
+from kiosk.clock import FakeClock
+from kiosk.community import CommunityError
+from kiosk.observation import ObservationLedger
+from kiosk.roster import Roster
+from kiosk.services import ServiceDesk
+from kiosk.store import EventDraft, EventLog
+
+T0 = datetime(2026, 2, 12, 0, 0, tzinfo=UTC)  # 08:00 Shanghai
+H = timedelta(hours=1)
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(start=T0)
+
+
+@pytest.fixture
+def log(tmp_path, clock):
+    sets = [roster.MIGRATIONS, observation.MIGRATIONS, services.MIGRATIONS]
+    store = EventLog(tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=sets)
+    yield store.open()
+    store.close()
+
+
+@pytest.fixture
+def ledger(log, clock):
+    return ObservationLedger(log, clock, "Asia/Shanghai")
+
+
+@pytest.fixture
+def rota(log, clock, ledger):
+    r = Roster(log, clock, open_alarms=ledger.alarms)
+    r.add_shift("gate-1", "Zhao", T0, T0 + 8 * H, actor="manager")
+    r.add_shift("gate-1", "Qian", T0 + 8 * H, T0 + 16 * H, actor="manager")
+    return r
+
+
+def event(log, **kw):
+    values = {"direction": "in", "decision": "pass", **kw}
+    log.append(EventDraft(**values))
+
+
+def test_who_is_on_duty_follows_the_shifts(rota, clock):
+    assert [s.guard for s in rota.on_duty("gate-1")] == ["Zhao"]
+    assert [s.guard for s in rota.on_duty("gate-1", T0 + 8 * H)] == ["Qian"]
+    assert rota.on_duty("gate-1", T0 + 16 * H) == []
+    assert rota.on_duty("gate-2") == []
+
+
+def test_a_handover_summarises_the_shift_and_needs_both_guards(rota, log, clock, ledger):
+    event(log, household="1-101", temp_c=36.5)
+    clock.advance(3600)
+    event(log, decision="deny", reasons=("fever",), temp_c=38.4)
+    event(log, household="5-702", flags=("quarantine",))
+    event(log, decision="manual_pass", kind="registration", operator="Zhao",
+          person={"name": "Old Li", "phone": "none", "unit": "2-301"})  # fmt: skip
+    event(log, decision="manual_pass", kind="vehicle", operator="Zhao",
+          person={"plate": "京A12345", "driver": "Sun", "occupants": 2})  # fmt: skip
+    ledger.register(name="Wang", household="3-701", phone="138", origin="Wuhan",
+                    date_back=date(2026, 2, 11), actor="Zhao")  # fmt: skip
+    desk = ServiceDesk(log, clock, "Asia/Shanghai")
+    desk.open("5-702", "food", "Zhao", confined=True)
+    desk.done(desk.open("5-702", "rubbish", "Zhao", confined=True).id, "helper")
+    clock.advance(7 * 3600 - 600)  # 15:50 Shanghai
+    handover = rota.open_handover("gate-1", "Zhao", "Qian")
+    assert handover.since == T0
+    assert dict(handover.summary) == {
+        "open_alarms": 1,  # yesterday's check of the returnee is missing
+        "fevers": 1,
+        "quarantine_returns": 1,
+        "new_returnees": 1,
+        "registrations": 1,
+        "vehicles": 1,
+        "open_requests": 1,
+    }
+    assert not handover.complete
+    with pytest.raises(CommunityError, match="Sun is not part of handover"):
+        rota.acknowledge(handover.id, "Sun")
+    rota.acknowledge(handover.id, "Qian")
+    with pytest.raises(CommunityError, match="already acknowledged"):
+        rota.acknowledge(handover.id, "Qian")
+    assert rota.acknowledge(handover.id, "Zhao").complete
+    audits = [a for a in log.audits(limit=100) if a["action"].startswith("handover.")]
+    assert [(a["action"], a["actor"]) for a in audits] == [
+        ("handover.open", "Zhao"), ("handover.ack", "Qian"), ("handover.ack", "Zhao"),
+    ]  # fmt: skip
+    assert audits[-1]["detail"]["complete"] is True
+    assert "Wang" not in str([a["detail"] for a in audits])
+
+
+def test_the_next_handover_counts_from_the_last_one(rota, log, clock):
+    event(log, decision="deny", reasons=("fever",), temp_c=38.4)
+    clock.advance(4 * 3600)
+    rota.open_handover("gate-1", "Zhao", "Qian")
+    clock.advance(600)
+    again = rota.open_handover("gate-1", "Zhao", "Qian")
+    assert again.since == T0 + 4 * H and again.summary["fevers"] == 0
+
+
+def test_only_a_guard_on_duty_opens_a_handover(rota, clock):
+    with pytest.raises(CommunityError, match="Qian is not on duty"):
+        rota.open_handover("gate-1", "Qian", "Zhao")
+    with pytest.raises(CommunityError, match="between two guards"):
+        rota.open_handover("gate-1", "Zhao", "Zhao")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "message"),
+    [
+        (T0 + 2 * H, T0 + H, "ends after it starts"),
+        (T0, T0 + 25 * H, "within 24 hours"),
+        (T0 + 7 * H, T0 + 9 * H, "Zhao already has shift"),
+        (datetime(2026, 2, 12, 8), datetime(2026, 2, 12, 9), "time zone"),
+    ],
+)
+def test_bad_shifts_are_refused(rota, start, end, message):
+    with pytest.raises(CommunityError, match=message):
+        rota.add_shift("gate-1", "Zhao", start, end, actor="manager")
+
+
+def test_removing_a_shift_is_audited(rota, log):
+    shift = rota.on_duty("gate-1")[0]
+    rota.remove_shift(shift.id, actor="manager")
+    assert rota.on_duty("gate-1") == []
+    assert log.audits()[-1]["action"] == "roster.shift_remove"

@@ -1,0 +1,101 @@
+"""Household services: a quarantined household's requests, taken by a named helper, done."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from kiosk import services
+from kiosk.clock import FakeClock
+from kiosk.community import CommunityError
+from kiosk.services import ServiceDesk
+from kiosk.store import EventLog
+
+TZ = ZoneInfo("Asia/Shanghai")
+DAY = date(2026, 2, 12)
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(start=datetime(2026, 2, 12, 0, 0, tzinfo=UTC))  # 08:00 Shanghai
+
+
+@pytest.fixture
+def log(tmp_path, clock):
+    store = EventLog(tmp_path / "k.db", "g", clock, "NORMAL", migrations=[services.MIGRATIONS])
+    yield store.open()
+    store.close()
+
+
+@pytest.fixture
+def desk(log, clock):
+    return ServiceDesk(log, clock, TZ)
+
+
+def test_a_quarantined_households_day_of_requests(desk, log, clock):
+    food = desk.open("5-1-702", "food", "guard Zhao", confined=True, note="rice, no lift")
+    rubbish = desk.open("5-1-702", "rubbish", "guard Zhao", confined=True)
+    medicine = desk.open("5-1-702", "medicine", "guard Zhao", confined=True)
+    clock.advance(1800)
+    assert desk.take(food.id, "helper Chen").taken_by == "helper Chen"
+    clock.advance(1800)
+    done = desk.done(food.id, "helper Chen")
+    assert (done.state, done.taken_by) == ("done", "helper Chen")
+    assert done.done_at == datetime(2026, 2, 12, 1, 0, tzinfo=UTC)
+    desk.done(rubbish.id, "helper Wu")  # done without being taken first: Wu took it
+    assert desk.get(rubbish.id).taken_by == "helper Wu"
+    assert [r.id for r in desk.requests(household="5-1-702", open_only=True)] == [medicine.id]
+    assert desk.counts(DAY) == {
+        "opened": 3, "done": 2, "open_at_end": 1,
+        "by_kind": {"food": 1, "medicine": 1, "rubbish": 1},
+    }  # fmt: skip
+    clock.advance(24 * 3600)
+    desk.cancel(medicine.id, "manager")
+    assert desk.counts(DAY + timedelta(days=1))["open_at_end"] == 0
+    assert desk.counts(DAY)["open_at_end"] == 1  # a past day is counted as it ended
+    actions = [a["action"] for a in log.audits(limit=50)]
+    assert actions == ["service.open"] * 3 + ["service.taken", "service.done", "service.done",
+                                              "service.cancelled"]  # fmt: skip
+    assert all("rice" not in str(a["detail"]) for a in log.audits(limit=50))
+
+
+def test_only_confined_households_get_requests(desk, log):
+    with pytest.raises(CommunityError, match="neither quarantined nor under observation"):
+        desk.open("1-1-101", "food", "guard", confined=False)
+    assert desk.requests() == [] and log.audits() == []
+
+
+@pytest.mark.parametrize(
+    ("household", "kind", "actor", "message"),
+    [
+        ("", "food", "g", "household: required"),
+        ("5-1-702", "pizza", "g", "kind: one of"),
+        ("5-1-702", "food", " ", "actor: required"),
+        ("x" * 41, "food", "g", "household: at most 40"),
+    ],
+)
+def test_bad_requests_are_refused(desk, household, kind, actor, message):
+    with pytest.raises(CommunityError, match=message):
+        desk.open(household, kind, actor, confined=True)
+
+
+def test_a_request_moves_forward_only(desk):
+    r = desk.open("5-1-702", "parcel", "g", confined=True)
+    desk.done(r.id, "h")
+    with pytest.raises(CommunityError, match="is done; cannot be taken"):
+        desk.take(r.id, "h")
+    with pytest.raises(CommunityError, match="no service request 42"):
+        desk.done(42, "h")
+
+
+def test_purge_empties_notes_of_closed_requests(desk, log, clock):
+    r = desk.open("5-1-702", "food", "g", confined=True, note="call 13812345678")
+    still = desk.open("5-1-702", "food", "g", confined=True, note="open one")
+    desk.done(r.id, "h")
+    clock.advance(40 * 24 * 3600)
+    now = clock.now()
+    assert log.submit(lambda db: services.purge(db, now - timedelta(days=30), now)) == 1
+    assert (desk.get(r.id).note, desk.get(r.id).household) == ("", "")
+    assert desk.get(still.id).note == "open one"

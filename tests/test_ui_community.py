@@ -1,0 +1,191 @@
+"""The guard console's community pages (``ui.guard_community``) on the real core."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, datetime
+
+import openpyxl
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from test_ui_guard import ADMIN_PW, BASE, login, make_core, post
+
+from kiosk.clock import FakeClock
+from ui import guard, guard_community, kiosk_screen
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(start=datetime(2026, 2, 12, 1, 0, tzinfo=UTC))  # 09:00 Shanghai
+
+
+@pytest.fixture
+def core(data_dir, clock, monkeypatch):
+    built = make_core(data_dir, clock, monkeypatch)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def app(core):
+    app = FastAPI()
+    app.include_router(kiosk_screen.router(core))
+    guard_router = guard.router(core)
+    app.include_router(guard_router)
+    app.include_router(guard_community.router(core, guard_router.auth))
+    return app
+
+
+@pytest.fixture
+def admin(app):
+    with TestClient(app, base_url=BASE) as client:
+        client.csrf = login(client, "root", ADMIN_PW)
+        yield client
+
+
+@pytest.fixture
+def alice(app):
+    with TestClient(app, base_url=BASE) as client:
+        client.csrf = login(client)
+        yield client
+
+
+def upload(client, kind, name, data):
+    return client.post(
+        "/guard/community/imports/preview",
+        data={"csrf": client.csrf, "kind": kind},
+        files={"file": (name, data)},
+        headers={"Origin": BASE},
+    )
+
+
+def test_every_page_needs_a_sign_in(app):
+    with TestClient(app, base_url=BASE) as client:
+        for path in ("", "/map", "/returnees", "/services", "/handover", "/report", "/imports"):
+            r = client.get("/guard/community" + path, follow_redirects=False)
+            assert r.status_code == 303 and "/guard/login" in r.headers["location"]
+
+
+def test_map_import_preview_apply_and_the_grid(admin, core):
+    plan = "building,unit,floor,household\n3,1,7,3-1-701\n3,1,7,3-1-702\n3,1,1,3-1-101\n"
+    page = upload(admin, "compound", "map.csv", plan.encode())
+    assert re.search(r'data-key="added">3<', page.text)
+    assert core.store.reader()["compound_households"].count == 0  # a preview writes nothing
+    token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)
+    assert post(admin, "/guard/community/imports/apply", admin.csrf, token=token).status_code == 303
+    assert core.store.reader()["compound_households"].count == 3
+    again = post(admin, "/guard/community/imports/apply", admin.csrf, token=token)
+    assert "expired" in again.headers["location"]
+    core.lists.add_quarantine("3-1-702", None, "2026-02-10", "2026-02-24", "root")
+    grid = admin.get("/guard/community/map").text
+    assert re.search(r'class="c-home st-quarantined ".*3-1-702', grid)
+    row = re.search(r'href="/guard/community/household/(\d+)"[^>]*>3-1-702', grid).group(1)
+    home = admin.get(f"/guard/community/household/{row}").text
+    assert "st-quarantined" in home and 'id="passages"' in home
+
+
+def test_a_guard_registers_a_returnee_records_a_temperature_and_sees_no_phone(alice, core):
+    r = post(alice, "/guard/community/returnees", alice.csrf, name="Wang Fang",
+             household="3-2-701", phone="13812345678", origin="Wuhan", date_back="2026-02-12",
+             days="14")  # fmt: skip
+    assert "msg=saved" in r.headers["location"]
+    page = alice.get("/guard/community/returnees").text
+    assert "Wang Fang" in page and "13812345678" not in page and "138****5678" in page
+    pid = re.search(r'data-person="(\d+)"', page).group(1)
+    post(alice, f"/guard/community/returnees/{pid}/temperature", alice.csrf, temp_c="38.1")
+    assert 'data-alarm="fever"' in alice.get("/guard/community/returnees").text
+    refused = post(alice, f"/guard/community/returnees/{pid}/status", alice.csrf, status="cleared")
+    assert refused.status_code == 403  # clearing is the manager's (admin's) decision
+    bad = post(alice, "/guard/community/returnees", alice.csrf, name="", household="x",
+               origin="y", date_back="2026-02-12", days="14")  # fmt: skip
+    assert "err=" in bad.headers["location"] and "name" in bad.headers["location"]
+
+
+def test_a_service_request_only_for_a_confined_household_and_its_steps(alice, core):
+    refused = post(alice, "/guard/community/services", alice.csrf, household="1-101", kind="food")
+    assert "neither%20quarantined" in refused.headers["location"]
+    core.lists.add_quarantine("5-702", None, "2026-02-10", "2026-02-24", "alice")
+    post(alice, "/guard/community/services", alice.csrf, household="5-702", kind="food")
+    rid = re.search(r'data-request="(\d+)"', alice.get("/guard/community/services").text).group(1)
+    post(alice, f"/guard/community/services/{rid}/take", alice.csrf)
+    post(alice, f"/guard/community/services/{rid}/done", alice.csrf)
+    page = alice.get("/guard/community/services").text
+    assert f'data-request="{rid}" data-state="done"' in page
+
+
+def test_a_handover_from_the_page(admin, alice, core, clock):
+    post(admin, "/guard/community/shifts", admin.csrf, guard="alice",
+         starts="2026-02-12T08:00", ends="2026-02-12T16:00")  # fmt: skip
+    assert "alice" in alice.get("/guard/community").text
+    post(alice, "/guard/community/handover", alice.csrf, incoming="root")
+    page = alice.get("/guard/community/handover").text
+    hid = re.search(r'data-handover="(\d+)" data-complete="no"', page).group(1)
+    post(alice, f"/guard/community/handover/{hid}/ack", alice.csrf)
+    post(admin, f"/guard/community/handover/{hid}/ack", admin.csrf)
+    assert (
+        f'data-handover="{hid}" data-complete="yes"' in admin.get("/guard/community/handover").text
+    )
+
+
+def test_the_report_page_and_its_xlsx_and_csv(admin, core):
+    from kiosk.store import EventDraft
+
+    core.store.append(EventDraft(direction="in", decision="pass", household="1-1", temp_c=36.5))
+    page = admin.get("/guard/community/report?day=2026-02-12").text
+    assert re.search(r'data-category="people" data-item="in"><td>people</td><td>in</td><td>1<',
+                     page)  # fmt: skip
+    xlsx = admin.get("/guard/community/report.xlsx?day=2026-02-12")
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx.content))["daily report"]
+    cells = {(r[0], r[1]): r[2] for r in sheet.iter_rows(min_row=2, values_only=True)}
+    assert cells[("people", "in")] == 1
+    assert "people,in,1" in admin.get("/guard/community/report.csv?day=2026-02-12").text
+    assert admin.get("/guard/community/report.pdf?day=2026-02-12").status_code == 400
+    assert admin.get("/guard/community/report.csv?day=garbage").status_code == 400
+    assert "day: expected" in admin.get("/guard/community/report?day=garbage").text
+
+
+def test_imports_are_for_admins(alice):
+    assert (
+        upload(alice, "compound", "m.csv", b"building,floor,household\n1,1,1\n").status_code == 403
+    )
+
+
+def test_plate_check_flags_an_unknown_plate(admin):
+    page = upload(admin, "vehicles", "cars.csv", "plate,household\n京A12345,1-101\n".encode())
+    token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)
+    post(admin, "/guard/community/imports/apply", admin.csrf, token=token)
+
+    def check(plate):
+        return post(admin, "/guard/community/plate", admin.csrf, plate=plate)
+
+    assert check("京a 12345").json() == {"known": True, "household": "1-101"}
+    assert check("沪B99999").json()["known"] is False
+    assert check("!").status_code == 400
+    no_csrf = admin.post(
+        "/guard/community/plate", data={"plate": "京A12345"}, headers={"Origin": BASE}
+    )
+    assert no_csrf.status_code == 403
+
+
+def test_every_string_of_the_pages_exists_in_both_languages():
+    from pathlib import Path
+
+    from kiosk import compound, observation, services
+
+    used = set()
+    for path in (Path(guard_community.__file__).parent / "templates").glob("community_*.html"):
+        used |= set(re.findall(r'tr\(\s*["\']([a-z_.]+)["\']', path.read_text("utf-8")))
+    built = {key for key in used if key.endswith(".")}  # "st." + status and the like
+    assert built == {"h.", "k.", "nav.", "s.", "st."}
+    summary = ("open_alarms", "fevers", "quarantine_returns", "new_returnees", "registrations",
+               "vehicles", "open_requests")  # fmt: skip
+    pages = ("overview", "map", "returnees", "services", "handover", "report", "imports")
+    used = (used - built) | {f"st.{s}" for s in compound.STATUSES}
+    used |= {f"s.{s}" for s in observation.STATUSES} | {f"k.{k}" for k in services.KINDS}
+    used |= {f"h.{k}" for k in summary} | {f"nav.{p}" for p in pages}
+    used |= {"missed_check", "fever", "take", "done", "cancel"}  # tr(a.kind), tr(action)
+    assert used <= set(guard_community.TEXT)
+    for zh, en in guard_community.TEXT.values():
+        assert zh.strip() and en.strip() and zh != en
