@@ -13,7 +13,7 @@ from kiosk.calibration import Calibration, CalibrationError, default_path, recor
 from ui.auth import Session
 from ui.guard.deps import Guard, action_session, audited_route, done, guard, note, page_session
 from ui.guard.display import local_time
-from ui.guard.forms import BadInput, bounded
+from ui.guard.forms import BadInput, needed
 
 router = APIRouter(
     prefix="/guard", tags=["guard console"], route_class=audited_route("/guard/calibration")
@@ -65,9 +65,9 @@ async def calibration_add(
     request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
 ) -> Response:
     form = await request.form()
-    clinical = bounded(form.get("clinical_c"), "cal.reference", 34.0, 43.0, required=True)
-    obj = bounded(form.get("object_c"), "cal.object", 25.0, 43.0, required=True)
-    ambient = bounded(form.get("ambient_c"), "cal.ambient", -20.0, 50.0, required=True)
+    clinical = needed(form.get("clinical_c"), "cal.reference", 34.0, 43.0)
+    obj = needed(form.get("object_c"), "cal.object", 25.0, 43.0)
+    ambient = needed(form.get("ambient_c"), "cal.ambient", -20.0, 50.0)
     try:
         await asyncio.to_thread(
             record_clinical_pair,

@@ -14,7 +14,7 @@ nothing and names nobody: it is not written, so strangers cannot fill the audit 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,7 +27,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from kiosk.alarms import AlarmDesk, device_alarms
-from kiosk.engine import FeverRefused, TemperatureImplausible
+from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
 from ui import i18n
 from ui.auth import GuardAuth, Session
 from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view
@@ -35,6 +35,7 @@ from ui.guard.forms import BadInput
 from ui.views import faults_of, health_report, secure_headers, templates
 
 if TYPE_CHECKING:
+    from kiosk.config import KioskConfig
     from kiosk.core import Core
 
 #: Methods that change state: always audited.
@@ -46,6 +47,7 @@ ALARM_LOOKBACK_H = 12
 SESSION_WARN_S = 600
 
 F = TypeVar("F", bound=Callable[..., Any])
+MANUAL_DECISIONS: dict[str, ManualDecision] = {"pass": "manual_pass", "deny": "manual_deny"}
 
 
 @dataclass
@@ -72,7 +74,7 @@ class Guard:
         return cls(core, auth, desk, templates(), ZoneInfo(core.config.site.timezone))
 
     @property
-    def cfg(self) -> Any:
+    def cfg(self) -> KioskConfig:
         return self.core.config
 
     @property
@@ -147,7 +149,7 @@ class Guard:
         decision is committed like any other event. The engine's refusals become messages in
         the guard's language."""
         try:
-            self.core.runner.engine.manual(decision=f"manual_{decision}", **kwargs)
+            self.core.runner.engine.manual(decision=MANUAL_DECISIONS[decision], **kwargs)
         except FeverRefused as exc:
             raise BadInput("reg.fever_refused", t=f"{exc.temp_c:.1f}") from None
         except TemperatureImplausible as exc:
@@ -244,10 +246,10 @@ def audited_route(back: str) -> type[APIRoute]:
     """The route class of a guard router whose forms live on the page ``back``."""
 
     class AuditedRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
             action = getattr(self.endpoint, "audit_action", None)
-            if action is None and not (self.methods & STATE_CHANGING):
+            if action is None and not ((self.methods or set()) & STATE_CHANGING):
                 return handler
             return _audit(handler, action or self.name, back)
 
@@ -255,8 +257,8 @@ def audited_route(back: str) -> type[APIRoute]:
 
 
 def _audit(
-    handler: Callable[[Request], Awaitable[Response]], action: str, back: str
-) -> Callable[[Request], Awaitable[Response]]:
+    handler: Callable[[Request], Coroutine[Any, Any, Response]], action: str, back: str
+) -> Callable[[Request], Coroutine[Any, Any, Response]]:
     async def run(request: Request) -> Response:
         try:
             response = await handler(request)

@@ -82,6 +82,14 @@ def bounded(
     return out
 
 
+def needed(value: Any, field: str, lo: float, hi: float) -> float:
+    """A required number within ``[lo, hi]``."""
+    out = bounded(value, field, lo, hi, required=True)
+    if out is None:  # bounded() raises for a missing required value; this satisfies types
+        raise BadInput("err.required", field=field)
+    return out
+
+
 def whole(value: Any, field: str, lo: int, hi: int, default: int | None) -> int | None:
     text = str(value or "").strip()
     if not text:

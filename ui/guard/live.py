@@ -193,8 +193,8 @@ async def ack_alarm(
     every one ticked (``key``, repeated)."""
     form = await request.form()
     only = form.get("only")
-    keys = [only] if only else form.getlist("key")[:MAX_CLOSE]
-    keys = [clean(k, "live.alarms", max_len=120) for k in keys if k]
+    picked = [only] if only else form.getlist("key")[:MAX_CLOSE]
+    keys = [clean(k, "live.alarms", max_len=120) for k in picked if isinstance(k, str) and k]
     if not keys:
         raise BadInput("err.no_alarm")
     resolution = choice(form.get("resolution"), "live.resolution", RESOLUTIONS, RESOLUTIONS[0])

@@ -61,9 +61,9 @@ async def login(request: Request, g: Guard = Depends(guard)) -> Response:
     addr = client_addr(request)
     wait = g.auth.limiter.retry_after_s(addr)
     if wait:
-        response = login_form(request, g, lang, i18n.t(lang, "login.limited", s=wait), 429)
-        response.headers["Retry-After"] = str(wait)
-        return response
+        limited = login_form(request, g, lang, i18n.t(lang, "login.limited", s=wait), 429)
+        limited.headers["Retry-After"] = str(wait)
+        return limited
     form = await request.form()
     if not g.auth.sessions.check_login_form_token(str(form.get(CSRF_FIELD) or "")):
         return login_form(request, g, lang, i18n.t(lang, "login.expired"), 403)
