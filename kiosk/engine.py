@@ -48,6 +48,7 @@ from zoneinfo import ZoneInfo
 from kiosk.clock import Clock
 from kiosk.config import KioskConfig
 from kiosk.devices import CodeRead, DeviceFault, ThermoReading
+from kiosk.privacy import greeting_name
 
 log = logging.getLogger(__name__)
 
@@ -858,6 +859,7 @@ class Engine:
                 "pass_id": draft.pass_id,
                 "household": draft.household,
                 "holder_initial": holder_initial(draft.holder),
+                "holder_greeting": greeting_name(draft.holder) if draft.holder else None,
             }
         )
         if alarm:

@@ -30,7 +30,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
-from kiosk.privacy import mask_name
+from kiosk.privacy import greeting_name, mask_name
 from ui import i18n
 from ui.auth import same_origin
 
@@ -60,6 +60,12 @@ def secure_headers(response: Response) -> Response:
 
 
 HEARTBEAT_S = 15.0
+#: The kiosk stream's heartbeat: a ``tick`` carrying the kiosk's clock at least this often. The
+#: page shows its offline state when nothing arrived for ``OFFLINE_AFTER_S`` (kiosk.js).
+TICK_S = 2.0
+#: A deny (or any non-pass result) stays on the screen at least this long, unless the next
+#: person starts (kiosk.js): someone reading slowly at 1-2 m gets the whole message.
+DENY_MIN_HOLD_S = 6.0
 #: How often an SSE stream asks whether its client is gone (the response notices it too).
 DISCONNECT_CHECK_S = 1.0
 PREVIEW_MAX_FPS = 4.0
@@ -192,6 +198,110 @@ class ScreenTracker:
         return False
 
 
+#: Reasons that are the kiosk's trouble, not the person's: shown as a device fault (amber),
+#: never as a red deny. A thermometer, reader, gate or disk fault sends the person to the
+#: guard for a manual check.
+DEVICE_REASONS = frozenset({"sensor_fault", "reader_fault", "store_fault", "gate_fault"})
+#: Reasons that only mean "measure again" (a cold wrist, a glove, nobody at the sensor): amber,
+#: and the reading is not shown as if it were a body temperature.
+MEASURE_REASONS = frozenset({"temp_implausible", "no_temperature"})
+#: Reasons nobody needs to read at the gate.
+SILENT_REASONS = frozenset({"ok", "guard_override"})
+#: Engine prompts that ask for the wrist: the screen shows where to hold it.
+WRIST_PROMPTS = frozenset({"step_up", "measure_wrist", "measure_again", "measuring"})
+#: Result icons by kind (text glyphs inside a round badge; colour is never the only signal).
+ICONS = {"pass": "✔", "deny": "✖", "fault": "!", "remeasure": "↻", "out_of_service": "⏸"}
+
+
+def result_kind(verdict: str, codes: list[str]) -> str:
+    """``pass``, ``deny`` (red: the person's pass or health), ``remeasure`` (amber: only the
+    measurement failed) or ``fault`` (amber: only the kiosk failed)."""
+    if verdict in ("pass", "manual_pass"):
+        return "pass"
+    personal = [c for c in codes if c not in SILENT_REASONS | DEVICE_REASONS | MEASURE_REASONS]
+    if personal or verdict == "manual_deny":
+        return "deny"
+    if any(c in MEASURE_REASONS for c in codes):
+        return "remeasure"
+    if any(c in DEVICE_REASONS for c in codes):
+        return "fault"
+    return "deny"
+
+
+def _reason_words(lang: str, code: str, hours: str | None) -> str:
+    text = i18n.reason_text(lang, code)
+    if code == "outside_hours" and hours:
+        text += f"（{hours}）" if lang == "zh-CN" else f" ({hours})"
+    return text
+
+
+def result_view(
+    decision: dict, lang: str, *, hours: str | None = None
+) -> tuple[dict[str, Any], str | None]:
+    """The result block of a decided passage and the what-to-do line (None for a pass: the
+    prompt says it). Device and measurement reasons are never listed as the person's fault."""
+    verdict = str(decision.get("decision"))
+    codes = [str(c) for c in decision.get("reasons") or []]
+    kind = result_kind(verdict, codes)
+    if kind == "deny":
+        shown = [c for c in codes if c not in SILENT_REASONS | DEVICE_REASONS | MEASURE_REASONS]
+    elif kind == "remeasure":
+        shown = [c for c in codes if c in MEASURE_REASONS][:1]
+    else:
+        shown = []
+    nexts = [n for c in shown if (n := i18n.reason_next(lang, c))]
+    needs_guard = bool(decision.get("needs_guard") or decision.get("alarm"))
+    if kind == "pass":
+        next_step = None
+    elif kind == "fault":
+        next_step = i18n.t(lang, "kiosk.fault_next")
+    elif nexts:
+        next_step = nexts[0]
+    else:
+        next_step = i18n.t(lang, "prompt.see_guard" if needs_guard else "prompt.stop")
+    word_key = f"result.{verdict}" if kind in ("pass", "deny") else f"result.{kind}"
+    result = {
+        "kind": kind,
+        "word": i18n.t(lang, word_key),
+        "icon": ICONS[kind],
+        "reasons": [_reason_words(lang, c, hours) for c in shown],
+        "next": next_step,
+    }
+    return result, next_step
+
+
+def shown_temperature(state: dict, decision: dict | None) -> float | None:
+    """The body temperature to show, or None. A reading the thermometry called implausible
+    (a cold wrist reads 28.7 °C) or a decision that could not measure shows no number: it is
+    not the person's temperature."""
+    if decision is not None:
+        codes = set(decision.get("reasons") or [])
+        if codes & MEASURE_REASONS or codes & {"sensor_fault"}:
+            return None
+        return _num(decision.get("temp_c"))
+    reading = state.get("temperature")
+    if isinstance(reading, dict) and reading.get("status") == "ok":
+        return _num(reading.get("body_c"))
+    return None
+
+
+def greeting(decision: dict, lang: str) -> str | None:
+    """``王*英，您好``: the holder's masked name, never more (re-masked here, whatever came)."""
+    name = decision.get("holder_greeting") or decision.get("holder_initial")
+    if not name:
+        return None
+    masked = greeting_name(str(name)) if decision.get("holder_greeting") else mask_name(str(name))
+    return i18n.t(lang, "kiosk.hello", name=masked)
+
+
+def _idle_look(phase: str, prompt_key: str) -> str:
+    if phase == "out_of_order":
+        return "out_of_service"
+    if prompt_key == "measure_again":
+        return "remeasure"
+    return "idle"
+
+
 def kiosk_view(
     state: dict,
     decision: dict | None,
@@ -199,10 +309,14 @@ def kiosk_view(
     *,
     fever_c: float | None = None,
     gate_open_s: float | None = None,
+    hours: str | None = None,
 ) -> dict:
     """What the kiosk screen shows for a screen state and the decision being shown.
 
-    Only whitelisted, non-personal fields leave here: the holder is at most an initial."""
+    ``look`` is the screen's colour and icon, one per state that must not be confused: idle,
+    pass (green), deny (red), remeasure and fault (amber), out_of_service (its own colour, no
+    invitation to scan). Only whitelisted, non-personal fields leave here: the holder's name
+    is masked (``王*英``)."""
     raw = str(state.get("state") or "idle")
     phase = _PHASE_OF.get(raw, "idle")
     prompt_key = str(state.get("prompt") or "")
@@ -210,12 +324,16 @@ def kiosk_view(
         phase = "decided"
     if phase == "decided" and decision is None:
         phase = "checking" if raw == "deciding" else "idle"
+        if phase == "idle":
+            prompt_key = ""  # a result this screen never saw: not "please go through"
     if prompt_key == "out_of_order":
         phase = "out_of_order"
 
     view: dict[str, Any] = {
         "phase": phase,
+        "look": _idle_look(phase, prompt_key),
         "lang": lang,
+        "headline": None,
         "result": None,
         "temp": None,
         "temp_fever": False,
@@ -226,14 +344,13 @@ def kiosk_view(
         "sound": None,
         "speak": None,
         "preview": phase in ACTIVE_PHASES,
+        "wrist": prompt_key in WRIST_PROMPTS and phase != "out_of_order",
+        "hint": None,
+        "dirs_live": phase not in ("decided", "out_of_order"),
         "degraded": bool(state.get("degraded")),
         "result_id": None,
     }
-    temp = None
-    if decision is not None:
-        temp = _num(decision.get("temp_c"))
-    if temp is None and isinstance(state.get("temperature"), dict):
-        temp = _num(state["temperature"].get("body_c"))
+    temp = shown_temperature(state, decision if phase == "decided" else None)
     if temp is not None:
         view["temp"] = f"{temp:.1f} °C"
         view["temp_fever"] = fever_c is not None and temp >= fever_c
@@ -243,47 +360,74 @@ def kiosk_view(
         view["direction_code"] = direction
 
     verdict = (decision or {}).get("decision")
-    if phase == "decided" and verdict in ("pass", "deny", "manual_pass", "manual_deny"):
-        ok = verdict in ("pass", "manual_pass")
-        codes = [str(c) for c in (decision or {}).get("reasons") or []]
-        reasons = [i18n.reason_text(lang, c) for c in codes if c not in ("ok", "guard_override")]
-        nexts = [n for c in codes if (n := i18n.reason_next(lang, c))]
-        needs_guard = bool((decision or {}).get("needs_guard") or (decision or {}).get("alarm"))
-        if ok:
-            next_step = None
-        elif nexts:
-            next_step = nexts[0]
-        else:
-            next_step = i18n.t(lang, "prompt.see_guard" if needs_guard else "prompt.stop")
-        view["result"] = {
-            "kind": "pass" if ok else "deny",
-            "word": i18n.t(lang, f"result.{verdict}"),
-            "icon": "✔" if ok else "✖",
-            "reasons": reasons,
-            "next": next_step,
+    if phase == "decided" and decision and verdict in PASS_OR_DENY:
+        _decided(view, decision, lang, hours=hours, gate_open_s=gate_open_s)
+    elif phase == "out_of_order":
+        view["headline"] = {
+            "kind": "out_of_service",
+            "word": i18n.t(lang, "kiosk.out_of_service"),
+            "icon": ICONS["out_of_service"],
         }
-        view["prompt"] = i18n.t(lang, "prompt.pass" if ok else "prompt.stop")
-        initial = (decision or {}).get("holder_initial")
-        if ok and initial:
-            view["hello"] = i18n.t(lang, "kiosk.hello", initial=mask_name(str(initial)))
-        view["sound"] = "pass" if ok else "deny"
-        # One sound and one spoken line per decision, however many views show it.
-        view["result_id"] = str((decision or {}).get("seq") or (decision or {}).get("passage"))
-        spoken = [view["result"]["word"], *reasons[:1]]
-        if next_step:
-            spoken.append(next_step)
-        view["speak"] = ("，" if lang == "zh-CN" else ". ").join(spoken)
-        if ok and gate_open_s:
-            view["gate_closes_in_s"] = int(round(gate_open_s))
+        view["prompt"] = i18n.t(lang, "prompt.out_of_order")
     else:
         key = f"prompt.{prompt_key}"
-        if i18n.has(key):
-            view["prompt"] = i18n.t(lang, key)
-        else:
-            view["prompt"] = i18n.t(lang, "prompt.show_pass")
+        view["prompt"] = i18n.t(lang, key if i18n.has(key) else "prompt.show_pass")
+        if prompt_key == "measure_again":
+            view["headline"] = {
+                "kind": "remeasure",
+                "word": i18n.t(lang, "result.remeasure"),
+                "icon": ICONS["remeasure"],
+            }
         if phase in ("scan", "measure"):
             view["speak"] = view["prompt"]
+        view["hint"] = i18n.t(lang, "prompt.step_up" if view["wrist"] else "kiosk.preview_off")
     return view
+
+
+PASS_OR_DENY = frozenset({"pass", "deny", "manual_pass", "manual_deny"})
+
+
+def _decided(
+    view: dict[str, Any],
+    decision: dict,
+    lang: str,
+    *,
+    hours: str | None,
+    gate_open_s: float | None,
+) -> None:
+    """Fill ``view`` for a decided passage."""
+    result, next_step = result_view(decision, lang, hours=hours)
+    ok = result["kind"] == "pass"
+    view["result"] = result
+    view["headline"] = {k: result[k] for k in ("kind", "word", "icon")}
+    view["look"] = result["kind"]
+    view["prompt"] = i18n.t(lang, "prompt.pass") if ok else next_step
+    view["wrist"] = result["kind"] == "remeasure"
+    if ok:
+        view["hello"] = greeting(decision, lang)
+    view["sound"] = "pass" if ok else ("deny" if result["kind"] == "deny" else "attention")
+    # One sound and one spoken line per decision, however many views show it.
+    view["result_id"] = str(decision.get("seq") or decision.get("passage"))
+    spoken = [result["word"], *result["reasons"][:1]]
+    if next_step:
+        spoken.append(next_step)
+    view["speak"] = ("，" if lang == "zh-CN" else ". ").join(spoken)
+    if ok and gate_open_s:
+        view["gate_closes_in_s"] = int(round(gate_open_s))
+
+
+def opening_hours(cfg: Any) -> str | None:
+    """``08:30–17:30`` when the site has opening hours, for the outside-hours reason."""
+    hours = cfg.policy.hours
+    if not hours.enabled:
+        return None
+    return f"{hours.open_at:%H:%M}–{hours.close_at:%H:%M}"
+
+
+def clock_ms(core: Core) -> int:
+    """The kiosk's wall clock (the demo's is the scenario's) in epoch milliseconds: the screen
+    shows this clock, not the browser's."""
+    return int(core.clock.now().timestamp() * 1000)
 
 
 def faults_of(report: dict) -> dict[str, str]:
@@ -395,13 +539,19 @@ def router(core: Core) -> APIRouter:
     cfg = core.config
     fever_c = cfg.thermometer.thermometry.fever_threshold_c
     gate_open_s = cfg.gate.pulse_ms / 1000
+    hours = opening_hours(cfg)
     # What every kiosk screen of this process shows now (a page loaded mid-result shows it).
     shared = ScreenTracker(current_state(core))
     r.tracker = shared  # type: ignore[attr-defined]  # for tests
 
     def view_of(tracker: ScreenTracker, lang: str) -> dict:
         return kiosk_view(
-            tracker.state, tracker.decision, lang, fever_c=fever_c, gate_open_s=gate_open_s
+            tracker.state,
+            tracker.decision,
+            lang,
+            fever_c=fever_c,
+            gate_open_s=gate_open_s,
+            hours=hours,
         )
 
     # Every screen of this process sees the same bus messages, so a view or banner is built
@@ -458,6 +608,9 @@ def router(core: Core) -> APIRouter:
                 "hold_s": cfg.engine.result_hold_s,
                 "has_preview": preview_source(core) is not None,
                 "other_lang": "en" if lang == "zh-CN" else "zh-CN",
+                "site_lang": i18n.pick_lang(cfg.site.language, "zh-CN"),
+                "now_ms": clock_ms(core),
+                "deny_hold_s": DENY_MIN_HOLD_S,
             },
         )
         response.headers["Cache-Control"] = "no-store"
@@ -510,7 +663,7 @@ def router(core: Core) -> APIRouter:
                 yield "retry: 2000\n\n"
                 yield sse("view", view_of(mine, lang))
                 yield sse("banner", banner_in(lang))
-                checked = time.monotonic()
+                checked = sent = time.monotonic()
                 while True:
                     # The response also ends the stream on a disconnect by itself; this check
                     # costs a cancelled receive, so it runs at most once a second.
@@ -520,9 +673,13 @@ def router(core: Core) -> APIRouter:
                         if await request.is_disconnected():
                             break
                     try:
-                        message = await asyncio.wait_for(anext(messages), HEARTBEAT_S)
+                        # A tick when nothing was written for TICK_S, whatever else the bus
+                        # carries: the page's offline watchdog counts on it.
+                        wait_s = max(0.05, TICK_S - (time.monotonic() - sent))
+                        message = await asyncio.wait_for(anext(messages), wait_s)
                     except TimeoutError:
-                        yield ": keep-alive\n\n"
+                        yield sse("tick", {"now_ms": clock_ms(core)})
+                        sent = time.monotonic()
                         continue
                     except StopAsyncIteration:
                         break
@@ -536,6 +693,7 @@ def router(core: Core) -> APIRouter:
                             out.append(banner_sse(lang, item))
                     if out:
                         yield "".join(out)
+                        sent = time.monotonic()
             finally:
                 await messages.aclose()
 
