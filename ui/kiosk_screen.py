@@ -403,6 +403,8 @@ def _decided(
     view["look"] = result["kind"]
     view["prompt"] = i18n.t(lang, "prompt.pass") if ok else next_step
     view["wrist"] = result["kind"] == "remeasure"
+    if view["wrist"]:
+        view["hint"] = i18n.t(lang, "prompt.step_up")
     if ok:
         view["hello"] = greeting(decision, lang)
     view["sound"] = "pass" if ok else ("deny" if result["kind"] == "deny" else "attention")
