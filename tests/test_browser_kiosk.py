@@ -363,3 +363,27 @@ def test_the_demo_prints_a_guard_and_an_admin_login(demo, capsys):
     out = capsys.readouterr().out
     assert re.search(rf"\(login: {session.guard_user} / \S+\)", out)
     assert re.search(rf"\(login: {session.admin_user} / \S+\)", out)
+
+
+def test_english_screens_are_legible_and_revert_after_a_deny(demo, browser, shots):
+    context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    page = context.new_page()
+    try:
+        open_kiosk(page, demo, "?lang=en")
+        check_legible(page, "idle-en-1080", chinese=False)
+        if os.environ.get("KIOSK_SHOTS"):
+            page.screenshot(path=str(shots / "kiosk-idle-en-1080.png"))
+        page.set_viewport_size(SIZE)
+        demo.play_step("forged", 0)
+        page.wait_for_selector("body.look-deny")
+        assert page.inner_text("#k-word") == "DENIED"
+        assert "Pass is not genuine" in page.inner_text("#k-reasons")
+        check_legible(page, "deny-en", chinese=False)
+        if os.environ.get("KIOSK_SHOTS"):
+            page.screenshot(path=str(shots / "kiosk-deny-en.png"))
+        page.wait_for_url(re.compile(r"/kiosk$"), timeout=20000)
+        page.wait_for_function("window.kioskView !== undefined")
+        assert page.get_attribute("html", "lang") == "zh-CN"
+        wait_idle(demo)
+    finally:
+        context.close()

@@ -59,3 +59,19 @@ def test_console_script_runs_as_a_module():
     )
     assert proc.returncode == 0
     assert proc.stdout.startswith("kiosk ")
+
+
+def test_demo_on_a_busy_port_names_a_free_one(capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["demo", "--port", str(port)])
+    err = capsys.readouterr().err
+    assert code == 1
+    suggested = int(re.search(r"try: kiosk demo --port (\d+)", err).group(1))
+    assert f"port {port} is already in use" in err and suggested != port
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", suggested))  # the suggestion was free
