@@ -294,6 +294,11 @@ def greeting(decision: dict, lang: str) -> str | None:
     return i18n.t(lang, "kiosk.hello", name=masked)
 
 
+def headline(lang: str, kind: str, word_key: str) -> dict[str, str]:
+    """The big icon and word of a state that is not a decision."""
+    return {"kind": kind, "word": i18n.t(lang, word_key), "icon": ICONS[kind]}
+
+
 def _idle_look(phase: str, prompt_key: str) -> str:
     if phase == "out_of_order":
         return "out_of_service"
@@ -363,21 +368,13 @@ def kiosk_view(
     if phase == "decided" and decision and verdict in PASS_OR_DENY:
         _decided(view, decision, lang, hours=hours, gate_open_s=gate_open_s)
     elif phase == "out_of_order":
-        view["headline"] = {
-            "kind": "out_of_service",
-            "word": i18n.t(lang, "kiosk.out_of_service"),
-            "icon": ICONS["out_of_service"],
-        }
+        view["headline"] = headline(lang, "out_of_service", "kiosk.out_of_service")
         view["prompt"] = i18n.t(lang, "prompt.out_of_order")
     else:
         key = f"prompt.{prompt_key}"
         view["prompt"] = i18n.t(lang, key if i18n.has(key) else "prompt.show_pass")
         if prompt_key == "measure_again":
-            view["headline"] = {
-                "kind": "remeasure",
-                "word": i18n.t(lang, "result.remeasure"),
-                "icon": ICONS["remeasure"],
-            }
+            view["headline"] = headline(lang, "remeasure", "result.remeasure")
         if phase in ("scan", "measure"):
             view["speak"] = view["prompt"]
         view["hint"] = i18n.t(lang, "prompt.step_up" if view["wrist"] else "kiosk.preview_off")
