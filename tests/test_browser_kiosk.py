@@ -387,3 +387,18 @@ def test_english_screens_are_legible_and_revert_after_a_deny(demo, browser, shot
         wait_idle(demo)
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("width,height", [(1024, 600), (1920, 1080)])
+def test_the_chinese_screen_is_legible_at_the_other_kiosk_sizes(demo, browser, width, height):
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    try:
+        open_kiosk(page, demo)
+        check_legible(page, f"idle-{width}x{height}")
+        demo.play_step("fever", 0)
+        page.wait_for_selector("body.look-deny")
+        check_legible(page, f"deny-{width}x{height}")
+        wait_idle(demo)
+    finally:
+        context.close()

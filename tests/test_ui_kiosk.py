@@ -681,3 +681,12 @@ def test_one_term_per_concept_in_chinese():
         assert retired not in joined, retired
     assert i18n.t("zh-CN", "pass.role.resident") == "居民"  # the card says 居民 too
     assert i18n.t("zh-CN", "reg.unit") == i18n.t("zh-CN", "pass.household") == "户号"
+
+
+def test_reader_names_are_words_on_a_chinese_screen():
+    assert kiosk_screen.device_label("zh-CN", "reader:camera") == "扫码器（摄像头）"
+    assert kiosk_screen.device_label("zh-CN", "reader:scanner") == "扫码器（扫码枪）"
+    assert kiosk_screen.device_label("en", "reader:camera") == "code reader (camera)"
+    assert kiosk_screen.device_label("zh-CN", "reader:东门") == "扫码器（东门）"
+    notes = banner_view({"devices": {"reader:camera": {"state": "fault"}}}, "zh-CN")
+    assert notes == ["设备故障：扫码器"]  # the readers count as one device on the kiosk

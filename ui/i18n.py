@@ -80,6 +80,8 @@ _S: dict[str, tuple[str, str]] = {
     "device.thermometer": ("测温仪", "thermometer"),
     "device.reader": ("扫码器", "code reader"),
     "device.readers": ("扫码器", "code readers"),
+    "device.source.camera": ("摄像头", "camera"),
+    "device.source.scanner": ("扫码枪", "scanner"),
     "device.gate": ("闸门", "gate"),
     "device.store": ("记录存储", "event store"),
     "device.clock": ("时钟", "clock"),

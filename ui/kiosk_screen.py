@@ -458,7 +458,13 @@ def device_entries(report: dict) -> list[tuple[str, dict]]:
 
 def device_label(lang: str, device: str) -> str:
     if device.startswith("reader:"):
-        return f"{i18n.t(lang, 'device.reader')} ({device[7:]})"
+        # The default source names read as words; a site's own name is shown as written.
+        name = device[7:]
+        source = f"device.source.{name}"
+        shown = i18n.t(lang, source) if i18n.has(source) else name
+        if lang == "zh-CN":
+            return f"{i18n.t(lang, 'device.reader')}（{shown}）"
+        return f"{i18n.t(lang, 'device.reader')} ({shown})"
     key = f"device.{device}"
     return i18n.t(lang, key) if i18n.has(key) else device
 
