@@ -651,7 +651,8 @@ def test_no_zh_cn_string_has_english_in_it_beyond_units():
         if words:
             offenders[key] = words
     for code in i18n.reason_codes():
-        for text in (i18n.reason_text("zh-CN", code), i18n.reason_next("zh-CN", code) or ""):
+        said = (i18n.reason_text, i18n.reason_for_person, i18n.reason_next)
+        for text in (say("zh-CN", code) or "" for say in said):
             if re.search(r"[A-Za-z]{2,}", text):
                 offenders[code] = text
     assert offenders == {}
@@ -690,3 +691,9 @@ def test_reader_names_are_words_on_a_chinese_screen():
     assert kiosk_screen.device_label("zh-CN", "reader:东门") == "扫码器（东门）"
     notes = banner_view({"devices": {"reader:camera": {"state": "fault"}}}, "zh-CN")
     assert notes == ["设备故障：扫码器"]  # the readers count as one device on the kiosk
+
+
+def test_the_person_at_the_gate_is_addressed_the_guard_reads_a_label():
+    denied = kiosk_view(DECIDED, deny_for("quarantined"), "zh-CN")
+    assert denied["result"]["reasons"] == ["您家正处于居家隔离期"]
+    assert i18n.reasons_text("zh-CN", ["quarantined"]) == "居家隔离期内"  # the guard's feed

@@ -317,15 +317,22 @@ _REASONS: dict[str, tuple[str, str]] = {
     "pass_expired": ("通行证已过期", "Pass has expired"),
     "pass_not_yet_valid": ("通行证尚未生效", "Pass not valid yet"),
     "pass_revoked": ("通行证已挂失或作废", "Pass has been revoked"),
-    "quarantined": ("您家正处于居家隔离期", "Home quarantine in force"),
+    "quarantined": ("居家隔离期内", "Home quarantine in force"),
     "quota_exceeded": ("本户本期外出次数已用完", "Household exit quota used up"),
-    "passback": ("请勿重复刷码", "Pass already used this way"),
+    "passback": ("重复刷码", "Pass already used this way"),
     "outside_hours": ("当前不在通行时段", "Outside opening hours"),
     "store_fault": ("存储故障，无法记录", "Event log fault"),
     "guard_override": ("保安人工处理", "Decided by the guard"),
     "no_pass": ("未出示通行码", "No pass shown"),
     "gate_fault": ("闸门故障", "Gate fault"),
     "timeout": ("等待超时", "Timed out"),
+}
+
+# reason code -> (zh, en) where the person at the gate is addressed differently from the guard's
+# feed ("您家…" to the resident, a neutral label for the guard).
+_TO_PERSON: dict[str, tuple[str, str]] = {
+    "quarantined": ("您家正处于居家隔离期", "Your household is in home quarantine"),
+    "passback": ("请勿重复刷码", "Pass already used this way"),
 }
 
 _NEXT: dict[str, tuple[str, str]] = {
@@ -374,6 +381,12 @@ def reason_text(lang: str, code: str) -> str:
     """Plain words for a reason code; an unknown code is shown as itself, never hidden."""
     pair = _REASONS.get(code)
     return pair[_idx(lang)] if pair else code
+
+
+def reason_for_person(lang: str, code: str) -> str:
+    """A reason as the kiosk says it to the person at the gate."""
+    pair = _TO_PERSON.get(code)
+    return pair[_idx(lang)] if pair else reason_text(lang, code)
 
 
 def reason_next(lang: str, code: str) -> str | None:

@@ -229,7 +229,7 @@ def result_kind(verdict: str, codes: list[str]) -> str:
 
 
 def _reason_words(lang: str, code: str, hours: str | None) -> str:
-    text = i18n.reason_text(lang, code)
+    text = i18n.reason_for_person(lang, code)
     if code == "outside_hours" and hours:
         text += f"（{hours}）" if lang == "zh-CN" else f" ({hours})"
     return text
