@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 #: Pause between two rounds of the visitor stream.
 ROUND_GAP_S = 20.0
+#: Each round of the stream ends with the next morning (a day of scenario time in ~6 min),
+#: so demo sign-ins last the longest session the config allows: 7 scenario days.
+DEMO_SESSION_HOURS = 168.0
 
 
 @dataclass
@@ -54,6 +57,8 @@ class DemoSession:
     guard_password: str
     api_token: str
     store_switch: StoreSwitch
+    admin_user: str = ""
+    admin_password: str = ""
 
 
 def demo_config(port: int, host: str = "127.0.0.1") -> KioskConfig:
@@ -62,9 +67,9 @@ def demo_config(port: int, host: str = "127.0.0.1") -> KioskConfig:
     return scenario.config.model_copy(
         update={
             "site": scenario.config.site.model_copy(
-                update={"kiosk_id": "demo-gate", "site_name": "Demo compound"}
+                update={"kiosk_id": "demo-gate", "site_name": "演示小区"}
             ),
-            "web": WebSection(host=host, port=port),
+            "web": WebSection(host=host, port=port, session_hours=DEMO_SESSION_HOURS),
         }
     )
 
@@ -109,14 +114,21 @@ async def start_demo(
     # A switch in front of the event log lets the stream show a full disk (and recovery).
     store_switch = StoreSwitch(core.store)
     core.runner.store = store_switch
+    # A guard (sees masked personal data, as on a real shift) and an admin (sees it all).
     password = secrets.token_urlsafe(9)
-    await asyncio.to_thread(core.accounts.add, "guard", "admin", hash_password(password), "demo")
+    await asyncio.to_thread(core.accounts.add, "guard", "guard", hash_password(password), "demo")
+    admin_password = secrets.token_urlsafe(9)
+    await asyncio.to_thread(
+        core.accounts.add, "admin", "admin", hash_password(admin_password), "demo"
+    )
     _, token = await asyncio.to_thread(
         core.tokens.create, ["logs:read", "stats:read"], "demo office", "demo"
     )
     daemon = Daemon(core)
     await daemon.start()
-    return DemoSession(core, daemon, keys, "guard", password, token, store_switch)
+    return DemoSession(
+        core, daemon, keys, "guard", password, token, store_switch, "admin", admin_password
+    )
 
 
 async def walk_on_when_decided(bus: EventBus, target: DeviceTarget) -> None:
@@ -160,6 +172,8 @@ def print_banner(session: DemoSession) -> None:
                 f"  kiosk screen : {url}/kiosk",
                 f"  guard console: {url}/guard   (login: {session.guard_user} / "
                 f"{session.guard_password})",
+                f"  as an admin  : {url}/guard   (login: {session.admin_user} / "
+                f"{session.admin_password})   sees personal data unmasked",
                 f"  API          : {url}/api/v1/health   (docs: {url}/docs)",
                 f"  API token    : {session.api_token}   (scopes logs:read stats:read)",
                 f"  data         : {session.core.data_dir}",

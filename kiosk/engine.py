@@ -52,6 +52,7 @@ from kiosk.clock import Clock
 from kiosk.config import KioskConfig
 from kiosk.devices import CodeRead, DeviceFault, ThermoReading
 from kiosk.ports import CalibrationSource, History, ListSource, PassVerifier
+from kiosk.privacy import greeting_name
 from kiosk.store import Event, EventDraft, StoreFault
 
 log = logging.getLogger(__name__)
@@ -870,6 +871,7 @@ class Engine:
                 "needs_guard": needs_guard,
                 "alarm": alarm,
                 "holder_initial": holder_initial(draft.holder),
+                "holder_greeting": greeting_name(draft.holder) if draft.holder else None,
             }
         )
         if alarm:

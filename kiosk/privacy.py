@@ -180,3 +180,22 @@ def mask_event(event: Mapping[str, Any], allowed_fields: Iterable[str] = ()) -> 
         clear = [f[7:] for f in allowed if f.startswith("person.")]
         out["person"] = mask_person(person, clear)
     return out
+
+
+def greeting_name(name: str) -> str:
+    """How the unattended kiosk greets a holder: enough to recognise oneself, too little to
+    learn who passed. ``王秀英`` → ``王*英``, ``王芳`` → ``王*``, ``欧阳娜娜`` → ``欧**娜``,
+    ``Li Wei`` → ``L. W.``, ``Madonna`` → ``M.``. Idempotent on its own output."""
+    text = " ".join(name.split())
+    if not text:
+        return ""
+    if _CJK_RE.match(text[0]):
+        chars = text.replace(" ", "")
+        if len(chars) <= 2:
+            return chars[0] + "*"
+        return chars[0] + "*" * (len(chars) - 2) + chars[-1]
+    words = text.split(" ")
+    initials = [words[0][0].upper() + "."]
+    if len(words) > 1:
+        initials.append(words[-1][0].upper() + ".")
+    return " ".join(initials)

@@ -1,4 +1,5 @@
-"""Both screens in headless Chromium, against the real daemon on simulated devices.
+"""The guard console in headless Chromium, against the real daemon on simulated devices
+(the kiosk screen's browser tests are in test_browser_kiosk.py).
 
 One daemon (``checkpoint.demo.start_demo``: the real core, engine runner and web server on the
 MLX90614 emulator, fake camera and fake gate) runs in a thread with its own event loop.
@@ -165,78 +166,9 @@ def browser():
         b.close()
 
 
-FITS = """() => {
-  const els = document.querySelectorAll('.k-status *, .k-banner, .k-top *');
-  return [...els].filter(e => e.offsetParent !== null).every(e => {
-    const r = e.getBoundingClientRect();
-    return r.bottom <= window.innerHeight + 1 && r.right <= window.innerWidth + 1;
-  });
-}"""
-
-
 def shot(page: Any, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / name))
-
-
-def kiosk_shot(page: Any, name: str) -> None:
-    """A kiosk screenshot, after checking nothing is cut off at this screen size."""
-    assert page.evaluate(FITS), f"{name}: content does not fit the screen"
-    shot(page, name)
-
-
-def test_kiosk_screen_shows_a_pass_and_a_deny_in_both_languages(demo, browser):
-    context = browser.new_context(viewport={"width": 1024, "height": 600})
-    page = context.new_page()
-    try:
-        page.goto(f"{demo.url}/kiosk")
-        page.wait_for_function("window.kioskView !== undefined")
-        assert "请出示通行码" in page.inner_text("#k-prompt")
-        kiosk_shot(page, "kiosk-idle-zh.png")
-
-        event = demo.play("ok")
-        assert event["decision"] == "pass"
-        page.wait_for_selector("body.result-pass")
-        assert page.inner_text("#k-word") == "通过"
-        assert page.inner_text("#k-icon") == "✔"
-        assert "°C" in page.inner_text("#k-temp")
-        assert "L." in page.inner_text("#k-hello")  # the initial, never the name
-        assert "Li Wei" not in page.content()
-        kiosk_shot(page, "kiosk-pass-zh.png")
-        wait_idle(demo)
-
-        event = demo.play("fever")
-        assert event["decision"] == "deny" and event["reasons"] == ["fever"]
-        page.wait_for_selector("body.result-deny")
-        assert page.inner_text("#k-word") == "禁止通行"
-        assert "体温偏高" in page.inner_text("#k-reasons")
-        assert page.eval_on_selector("#k-temp", "e => e.classList.contains('fever')")
-        kiosk_shot(page, "kiosk-deny-zh.png")
-        wait_idle(demo)
-
-        page.set_viewport_size({"width": 800, "height": 480})
-        page.goto(f"{demo.url}/kiosk?lang=en")
-        page.wait_for_function("window.kioskView !== undefined")
-        event = demo.play("ok", household="A-102", holder="Ma Lin")
-        page.wait_for_selector("body.result-pass")
-        assert page.inner_text("#k-word") == "PASS"
-        assert "Please go through" in page.inner_text("#k-prompt")
-        kiosk_shot(page, "kiosk-pass-en.png")
-        wait_idle(demo)
-
-        event = demo.play("forged")
-        assert event["reasons"] == ["pass_bad_signature"]
-        page.wait_for_selector("body.result-deny")
-        assert page.inner_text("#k-word") == "DENIED"
-        assert "Pass is not genuine" in page.inner_text("#k-reasons")
-        kiosk_shot(page, "kiosk-deny-en.png")
-        wait_idle(demo)
-
-        page.set_viewport_size({"width": 1920, "height": 1080})
-        page.wait_for_selector("body.phase-idle")
-        kiosk_shot(page, "kiosk-idle-en-1080.png")
-    finally:
-        context.close()
 
 
 def test_guard_handles_alarm_manual_pass_registrations_pass_quarantine_and_stats(demo, browser):

@@ -60,3 +60,37 @@ def test_console_script_runs_as_a_module():
     )
     assert proc.returncode == 0
     assert proc.stdout.startswith("kiosk ")
+
+
+def test_demo_on_a_busy_port_names_a_free_one(capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["demo", "--port", str(port)])
+    err = capsys.readouterr().err
+    assert code == 1
+    suggested = int(re.search(r"try: kiosk demo --port (\d+)", err).group(1))
+    assert f"port {port} is already in use" in err and suggested != port
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", suggested))  # the suggestion was free
+
+
+def test_a_demo_sign_in_survives_the_scenarios_day_jumps():
+    from checkpoint.demo import demo_config
+    from checkpoint.replay import SCENARIO_DIR, load_scenario
+    from kiosk.accounts import Account
+    from kiosk.clock import FakeClock
+    from ui.auth import SessionManager
+
+    config = demo_config(0)
+    scenario = load_scenario(SCENARIO_DIR / "demo.toml")
+    round_jump_s = sum(step.clock_jump_s or 0 for step in scenario.steps)
+    clock = FakeClock()
+    sessions = SessionManager(b"k" * 32, clock, config.web.session_hours * 3600)
+    cookie, _ = sessions.issue(Account("guard", "guard", "x"))
+    for _round in range(6):  # about 40 minutes of demo
+        clock.advance(round_jump_s)
+    assert sessions.read(cookie) is not None

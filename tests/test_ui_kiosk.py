@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,13 +19,15 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from test_engine import Rig
 from test_ui_guard import BASE, SESSION_KEY, WAIT_S, add_event, close_core, make_core
 
 from kiosk.accounts import Account
 from kiosk.config import parse_config
 from kiosk.core import Core
 from kiosk.devices import CodeRead
-from ui import guard, kiosk_screen
+from kiosk.privacy import greeting_name
+from ui import guard, i18n, kiosk_screen
 from ui.auth import COOKIE, GuardAuth
 from ui.kiosk_screen import ScreenTracker, banner_view, kiosk_view
 
@@ -475,3 +478,222 @@ def test_screens_in_one_language_share_one_encoded_view_per_message(core, monkey
     assert [v["result"]["word"] for n, v in first if n == "view" and v["result"]] == ["PASS"] * 2
     # One view per screen on connect, then each message's view built once for both screens.
     assert len(built) == 2 + 3
+
+
+# --- states that cannot be confused (issue 17) ------------------------------------------------
+
+
+def deny_for(*reasons: str, **extra: Any) -> dict:
+    return DENY_DECISION | {"reasons": list(reasons), "alarm": None, "needs_guard": False} | extra
+
+
+@pytest.mark.parametrize("reason", ["sensor_fault", "store_fault", "reader_fault", "gate_fault"])
+def test_a_device_fault_is_amber_and_sends_to_the_guard_never_a_red_deny(reason):
+    view = kiosk_view(DECIDED, deny_for(reason, temp_c=None), "zh-CN")
+    assert view["look"] == "fault" and view["result"]["kind"] == "fault"
+    assert view["result"]["word"] == "设备故障" and view["result"]["icon"] == "!"
+    assert view["prompt"] == "请到保安处人工测温登记"
+    assert view["result"]["reasons"] == []  # the kiosk's trouble is not the person's reason
+    text = json.dumps(view, ensure_ascii=False)
+    assert "禁止通行" not in text and "物业" not in text
+
+
+def test_a_full_disk_with_a_real_reason_denies_for_that_reason_only():
+    view = kiosk_view(
+        DECIDED, deny_for("store_fault", "outside_hours"), "zh-CN", hours="08:30–17:30"
+    )
+    assert view["look"] == "deny"
+    assert view["result"]["reasons"] == ["当前不在通行时段（08:30–17:30）"]
+    assert "存储" not in json.dumps(view, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("reason", ["temp_implausible", "no_temperature"])
+def test_a_cold_wrist_asks_to_measure_again_in_amber_without_showing_the_reading(reason):
+    view = kiosk_view(DECIDED, deny_for(reason, temp_c=28.7), "zh-CN", fever_c=37.3)
+    assert view["look"] == "remeasure" and view["result"]["icon"] == "↻"
+    assert view["result"]["word"] == "请重新测温"
+    assert view["temp"] is None and "28.7" not in json.dumps(view)
+    assert view["wrist"]  # the pictogram shows where to hold it
+    assert view["sound"] == "attention"
+
+
+def test_an_implausible_reading_while_measuring_is_not_shown_as_a_temperature():
+    state = {
+        "type": "state",
+        "state": "measuring",
+        "prompt": "measure_again",
+        "temperature": {"status": "implausible", "body_c": 28.7},
+    }
+    view = kiosk_view(state, None, "zh-CN")
+    assert view["temp"] is None and view["look"] == "remeasure"
+    assert view["headline"]["word"] == "请重新测温" and view["wrist"]
+    ok = state | {"prompt": "measuring", "temperature": {"status": "ok", "body_c": 36.6}}
+    assert kiosk_view(ok, None, "zh-CN")["temp"] == "36.6 °C"
+
+
+def test_a_fever_is_a_red_deny_with_the_temperature():
+    view = kiosk_view(DECIDED, DENY_DECISION, "zh-CN", fever_c=37.3)
+    assert view["look"] == "deny" and view["temp"] == "38.3 °C" and view["temp_fever"]
+    assert view["prompt"] == "请在旁等候，保安将为您复测"  # the what-to-do line
+
+
+def test_out_of_service_has_its_own_look_and_invites_no_scan():
+    view = kiosk_view(IDLE | {"prompt": "out_of_order"}, None, "zh-CN")
+    assert view["phase"] == "out_of_order" and view["look"] == "out_of_service"
+    assert view["headline"]["word"] == "暂停使用"
+    assert not view["dirs_live"] and not view["preview"] and not view["wrist"]
+    assert view["hint"] is None
+    assert "通行码" not in json.dumps(view, ensure_ascii=False)
+
+
+def test_idle_invites_a_scan_and_keeps_the_direction_buttons_live():
+    view = kiosk_view(IDLE, None, "zh-CN")
+    assert view["look"] == "idle" and view["dirs_live"]
+    assert view["hint"] == "请将通行码对准此处"
+    wrist = kiosk_view(IDLE | {"prompt": "step_up"}, None, "zh-CN")
+    assert wrist["wrist"] and wrist["hint"] == "请将手腕靠近测温处"
+
+
+def test_a_result_this_screen_never_saw_does_not_say_go_through():
+    view = kiosk_view(GATE_OPEN, None, "zh-CN")
+    assert view["phase"] == "idle" and view["prompt"] == "请出示通行码"
+
+
+@pytest.mark.parametrize(
+    "name,masked",
+    [
+        ("王秀英", "王*英"),
+        ("王芳", "王*"),
+        ("欧阳娜娜", "欧**娜"),
+        ("Li Wei", "L. W."),
+        ("  Madonna ", "M."),
+        ("王*英", "王*英"),
+        ("", ""),
+    ],
+)
+def test_greeting_name_masks_the_middle(name, masked):
+    assert greeting_name(name) == masked
+
+
+def test_the_greeting_shows_a_masked_name_first_in_chinese():
+    view = kiosk_view(GATE_OPEN, PASS_DECISION | {"holder_greeting": "王秀英"}, "zh-CN")
+    assert view["hello"] == "王*英，您好"  # masked again here, whatever the message carried
+    assert kiosk_view(GATE_OPEN, PASS_DECISION, "en")["hello"] == "Hello, W."
+
+
+def test_the_engine_publishes_the_masked_greeting_not_the_name(clock, tmp_path):
+    rig = Rig(clock, tmp_path)
+    try:
+        rig.show(rig.pass_text(household="C-303", holder="王秀英"))
+        rig.emulator.person_arrives(36.6)
+        rig.run(6)
+        decision = rig.decisions()[0]
+    finally:
+        rig.close()
+    assert decision["decision"] == "pass" and decision["holder_greeting"] == "王*英"
+    assert "王秀英" not in json.dumps(decision, ensure_ascii=False)
+    view = kiosk_view(GATE_OPEN, decision, "zh-CN")
+    assert view["hello"] == "王*英，您好"
+
+
+# --- the stream's ticks and the kiosk's clock ---------------------------------------------------
+
+
+def test_the_stream_ticks_with_the_kiosk_clock_while_nothing_else_is_said(core, monkeypatch):
+    monkeypatch.setattr(kiosk_screen, "TICK_S", 0.01)
+    events = asyncio.run(
+        read_sse(
+            kiosk_app(core), "/kiosk/events", until=lambda ev: bool(ev) and ev[-1][0] == "tick"
+        )
+    )
+    tick = events[-2][1]  # the last is the status
+    assert tick == {"now_ms": int(core.clock.now().timestamp() * 1000)}
+
+
+def test_the_stream_ticks_even_when_the_bus_only_carries_alarms(core, monkeypatch):
+    monkeypatch.setattr(kiosk_screen, "TICK_S", 0.05)
+
+    def chatter(events: list) -> None:
+        for _ in range(3):
+            core.bus.publish({"type": "alarm", "alarm": "fever", "state": "raised"})
+
+    events = asyncio.run(
+        read_sse(
+            kiosk_app(core),
+            "/kiosk/events",
+            on_event=chatter,
+            until=lambda ev: any(n == "tick" for n, _ in ev),
+        )
+    )
+    assert any(name == "tick" for name, _ in events)
+
+
+def test_the_page_carries_the_kiosk_clock_and_the_site_language(core):
+    with TestClient(kiosk_app(core), base_url=BASE) as client:
+        page = client.get("/kiosk?lang=en").text
+    assert f'data-now-ms="{int(core.clock.now().timestamp() * 1000)}"' in page
+    assert 'data-site-lang="zh-CN"' in page and 'data-lang="en"' in page
+    assert f'data-deny-hold-s="{kiosk_screen.DENY_MIN_HOLD_S}"' in page
+    assert kiosk_screen.DENY_MIN_HOLD_S >= 6
+
+
+# --- words -----------------------------------------------------------------------------------
+
+#: Latin allowed on a zh-CN screen: units, and the language switch naming itself.
+LATIN_ALLOWED = {"MB", "English"}
+
+
+def test_no_zh_cn_string_has_english_in_it_beyond_units():
+    offenders = {}
+    for key in i18n.keys():  # noqa: SIM118 - a function of the module, not a dict
+        zh = re.sub(r"\{[a-z_]+\}", "", i18n.t("zh-CN", key, **_blank(key)))
+        words = set(re.findall(r"[A-Za-z]{2,}", zh.replace("°C", ""))) - LATIN_ALLOWED
+        if words:
+            offenders[key] = words
+    for code in i18n.reason_codes():
+        said = (i18n.reason_text, i18n.reason_for_person, i18n.reason_next)
+        for text in (say("zh-CN", code) or "" for say in said):
+            if re.search(r"[A-Za-z]{2,}", text):
+                offenders[code] = text
+    assert offenders == {}
+
+
+def _blank(key: str) -> dict[str, str]:
+    zh, _en = i18n._S[key]
+    return {name: "" for name in re.findall(r"\{([a-z_]+)\}", zh)}
+
+
+def test_one_term_per_concept_in_chinese():
+    texts = [zh for zh, _en in i18n._S.values()]
+    texts += [i18n.reason_text("zh-CN", c) for c in i18n.reason_codes()]
+    texts += [i18n.reason_next("zh-CN", c) or "" for c in i18n.reason_codes()]
+    joined = "\n".join(texts)
+    for retired in (
+        "楼栋",
+        "房号",
+        "测温口",
+        "吊销",
+        "伪造",
+        "摄像头待机",
+        "乘员",
+        "降级",
+        "观察至",
+    ):
+        assert retired not in joined, retired
+    assert i18n.t("zh-CN", "pass.role.resident") == "居民"  # the card says 居民 too
+    assert i18n.t("zh-CN", "reg.unit") == i18n.t("zh-CN", "pass.household") == "户号"
+
+
+def test_reader_names_are_words_on_a_chinese_screen():
+    assert kiosk_screen.device_label("zh-CN", "reader:camera") == "扫码器（摄像头）"
+    assert kiosk_screen.device_label("zh-CN", "reader:scanner") == "扫码器（扫码枪）"
+    assert kiosk_screen.device_label("en", "reader:camera") == "code reader (camera)"
+    assert kiosk_screen.device_label("zh-CN", "reader:东门") == "扫码器（东门）"
+    notes = banner_view({"devices": {"reader:camera": {"state": "fault"}}}, "zh-CN")
+    assert notes == ["设备故障：扫码器"]  # the readers count as one device on the kiosk
+
+
+def test_the_person_at_the_gate_is_addressed_the_guard_reads_a_label():
+    denied = kiosk_view(DECIDED, deny_for("quarantined"), "zh-CN")
+    assert denied["result"]["reasons"] == ["您家正处于居家隔离期"]
+    assert i18n.reasons_text("zh-CN", ["quarantined"]) == "居家隔离期内"  # the guard's feed

@@ -32,15 +32,18 @@ from ui import i18n
 from ui.auth import same_origin
 from ui.views import (
     ACTIVE_PHASES,
-    HEARTBEAT_S,
+    DENY_MIN_HOLD_S,
+    TICK_S,
     ScreenTracker,
     bus_messages,
+    clock_ms,
     current_state,
     device_label,
     faults_of,
     health_report,
     kiosk_view,
     lists_stale_hours,
+    opening_hours,
     secure_headers,
     sse,
     templates,
@@ -58,6 +61,8 @@ STATIC_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".svg": "image/svg+xml",
 }
+
+
 #: How often an SSE stream asks whether its client is gone (the response notices it too).
 DISCONNECT_CHECK_S = 1.0
 PREVIEW_MAX_FPS = 4.0
@@ -141,13 +146,19 @@ def router(core: Core) -> APIRouter:
     cfg = core.config
     fever_c = cfg.thermometer.thermometry.fever_threshold_c
     gate_open_s = cfg.gate.pulse_ms / 1000
+    hours = opening_hours(cfg)
     # What every kiosk screen of this process shows now (a page loaded mid-result shows it).
     shared = ScreenTracker(current_state(core))
     r.tracker = shared  # type: ignore[attr-defined]  # for tests
 
     def view_of(tracker: ScreenTracker, lang: str) -> dict:
         return kiosk_view(
-            tracker.state, tracker.decision, lang, fever_c=fever_c, gate_open_s=gate_open_s
+            tracker.state,
+            tracker.decision,
+            lang,
+            fever_c=fever_c,
+            gate_open_s=gate_open_s,
+            hours=hours,
         )
 
     # Every screen of this process sees the same bus messages, so a view or banner is built
@@ -204,6 +215,9 @@ def router(core: Core) -> APIRouter:
                 "hold_s": cfg.engine.result_hold_s,
                 "has_preview": preview_source(core) is not None,
                 "other_lang": "en" if lang == "zh-CN" else "zh-CN",
+                "site_lang": i18n.pick_lang(cfg.site.language, "zh-CN"),
+                "now_ms": clock_ms(core),
+                "deny_hold_s": DENY_MIN_HOLD_S,
             },
         )
         response.headers["Cache-Control"] = "no-store"
@@ -256,7 +270,7 @@ def router(core: Core) -> APIRouter:
                 yield "retry: 2000\n\n"
                 yield sse("view", view_of(mine, lang))
                 yield sse("banner", banner_in(lang))
-                checked = time.monotonic()
+                checked = sent = time.monotonic()
                 while True:
                     # The response also ends the stream on a disconnect by itself; this check
                     # costs a cancelled receive, so it runs at most once a second.
@@ -266,9 +280,13 @@ def router(core: Core) -> APIRouter:
                         if await request.is_disconnected():
                             break
                     try:
-                        message = await asyncio.wait_for(anext(messages), HEARTBEAT_S)
+                        # A tick when nothing was written for TICK_S, whatever else the bus
+                        # carries: the page's offline watchdog counts on it.
+                        wait_s = max(0.05, TICK_S - (time.monotonic() - sent))
+                        message = await asyncio.wait_for(anext(messages), wait_s)
                     except TimeoutError:
-                        yield ": keep-alive\n\n"
+                        yield sse("tick", {"now_ms": clock_ms(core)})
+                        sent = time.monotonic()
                         continue
                     except StopAsyncIteration:
                         break
@@ -282,6 +300,7 @@ def router(core: Core) -> APIRouter:
                             out.append(banner_sse(lang, item))
                     if out:
                         yield "".join(out)
+                        sent = time.monotonic()
             finally:
                 await messages.aclose()
 

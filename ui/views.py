@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING, Any
 from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 
-from kiosk.privacy import mask_name
+from kiosk.privacy import greeting_name, mask_name
 from ui import i18n
 
 if TYPE_CHECKING:
     from kiosk.core import Core
 
 HERE = Path(__file__).parent
+
+#: No inline scripts anywhere; inline ``style=""`` attributes only. Frames are refused so a
 #: guard page cannot be clickjacked.
 CSP = (
     "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; "
@@ -37,8 +39,21 @@ def secure_headers(response: Response) -> Response:
 
 
 HEARTBEAT_S = 15.0
+
+
+#: The kiosk stream's heartbeat: a ``tick`` carrying the kiosk's clock at least this often. The
+#: page shows its offline state when nothing arrived for ``OFFLINE_AFTER_S`` (kiosk.js).
+TICK_S = 2.0
+
+
+#: A deny (or any non-pass result) stays on the screen at least this long, unless the next
+#: person starts (kiosk.js): someone reading slowly at 1-2 m gets the whole message.
+DENY_MIN_HOLD_S = 6.0
+
+
 #: Phases in which the person is at the gate (the preview is on).
 ACTIVE_PHASES = frozenset({"scan", "measure", "hold", "checking", "decided"})
+
 
 #: Engine states (``kiosk.engine.State``) mapped to the screen's phases.
 PHASE_OF = {
@@ -146,6 +161,123 @@ class ScreenTracker:
         return False
 
 
+#: Reasons that are the kiosk's trouble, not the person's: shown as a device fault (amber),
+#: never as a red deny. A thermometer, reader, gate or disk fault sends the person to the
+#: guard for a manual check.
+DEVICE_REASONS = frozenset({"sensor_fault", "reader_fault", "store_fault", "gate_fault"})
+
+
+#: Reasons that only mean "measure again" (a cold wrist, a glove, nobody at the sensor): amber,
+#: and the reading is not shown as if it were a body temperature.
+MEASURE_REASONS = frozenset({"temp_implausible", "no_temperature"})
+
+
+#: Reasons nobody needs to read at the gate.
+SILENT_REASONS = frozenset({"ok", "guard_override"})
+
+
+#: Engine prompts that ask for the wrist: the screen shows where to hold it.
+WRIST_PROMPTS = frozenset({"step_up", "measure_wrist", "measure_again", "measuring"})
+
+
+#: Result icons by kind (text glyphs inside a round badge; colour is never the only signal).
+ICONS = {"pass": "✔", "deny": "✖", "fault": "!", "remeasure": "↻", "out_of_service": "⏸"}
+
+
+def result_kind(verdict: str, codes: list[str]) -> str:
+    """``pass``, ``deny`` (red: the person's pass or health), ``remeasure`` (amber: only the
+    measurement failed) or ``fault`` (amber: only the kiosk failed)."""
+    if verdict in ("pass", "manual_pass"):
+        return "pass"
+    personal = [c for c in codes if c not in SILENT_REASONS | DEVICE_REASONS | MEASURE_REASONS]
+    if personal or verdict == "manual_deny":
+        return "deny"
+    if any(c in MEASURE_REASONS for c in codes):
+        return "remeasure"
+    if any(c in DEVICE_REASONS for c in codes):
+        return "fault"
+    return "deny"
+
+
+def _reason_words(lang: str, code: str, hours: str | None) -> str:
+    text = i18n.reason_for_person(lang, code)
+    if code == "outside_hours" and hours:
+        text += f"（{hours}）" if lang == "zh-CN" else f" ({hours})"
+    return text
+
+
+def result_view(
+    decision: dict, lang: str, *, hours: str | None = None
+) -> tuple[dict[str, Any], str | None]:
+    """The result block of a decided passage and the what-to-do line (None for a pass: the
+    prompt says it). Device and measurement reasons are never listed as the person's fault."""
+    verdict = str(decision.get("decision"))
+    codes = [str(c) for c in decision.get("reasons") or []]
+    kind = result_kind(verdict, codes)
+    if kind == "deny":
+        shown = [c for c in codes if c not in SILENT_REASONS | DEVICE_REASONS | MEASURE_REASONS]
+    elif kind == "remeasure":
+        shown = [c for c in codes if c in MEASURE_REASONS][:1]
+    else:
+        shown = []
+    nexts = [n for c in shown if (n := i18n.reason_next(lang, c))]
+    needs_guard = bool(decision.get("needs_guard") or decision.get("alarm"))
+    if kind == "pass":
+        next_step = None
+    elif kind == "fault":
+        next_step = i18n.t(lang, "kiosk.fault_next")
+    elif nexts:
+        next_step = nexts[0]
+    else:
+        next_step = i18n.t(lang, "prompt.see_guard" if needs_guard else "prompt.stop")
+    word_key = f"result.{verdict}" if kind in ("pass", "deny") else f"result.{kind}"
+    result = {
+        "kind": kind,
+        "word": i18n.t(lang, word_key),
+        "icon": ICONS[kind],
+        "reasons": [_reason_words(lang, c, hours) for c in shown],
+        "next": next_step,
+    }
+    return result, next_step
+
+
+def shown_temperature(state: dict, decision: dict | None) -> float | None:
+    """The body temperature to show, or None. A reading the thermometry called implausible
+    (a cold wrist reads 28.7 °C) or a decision that could not measure shows no number: it is
+    not the person's temperature."""
+    if decision is not None:
+        codes = set(decision.get("reasons") or [])
+        if codes & MEASURE_REASONS or codes & {"sensor_fault"}:
+            return None
+        return as_number(decision.get("temp_c"))
+    reading = state.get("temperature")
+    if isinstance(reading, dict) and reading.get("status") == "ok":
+        return as_number(reading.get("body_c"))
+    return None
+
+
+def greeting(decision: dict, lang: str) -> str | None:
+    """``王*英，您好``: the holder's masked name, never more (re-masked here, whatever came)."""
+    name = decision.get("holder_greeting") or decision.get("holder_initial")
+    if not name:
+        return None
+    masked = greeting_name(str(name)) if decision.get("holder_greeting") else mask_name(str(name))
+    return i18n.t(lang, "kiosk.hello", name=masked)
+
+
+def headline(lang: str, kind: str, word_key: str) -> dict[str, str]:
+    """The big icon and word of a state that is not a decision."""
+    return {"kind": kind, "word": i18n.t(lang, word_key), "icon": ICONS[kind]}
+
+
+def _idle_look(phase: str, prompt_key: str) -> str:
+    if phase == "out_of_order":
+        return "out_of_service"
+    if prompt_key == "measure_again":
+        return "remeasure"
+    return "idle"
+
+
 def kiosk_view(
     state: dict,
     decision: dict | None,
@@ -153,10 +285,14 @@ def kiosk_view(
     *,
     fever_c: float | None = None,
     gate_open_s: float | None = None,
+    hours: str | None = None,
 ) -> dict:
     """What the kiosk screen shows for a screen state and the decision being shown.
 
-    Only whitelisted, non-personal fields leave here: the holder is at most an initial."""
+    ``look`` is the screen's colour and icon, one per state that must not be confused: idle,
+    pass (green), deny (red), remeasure and fault (amber), out_of_service (its own colour, no
+    invitation to scan). Only whitelisted, non-personal fields leave here: the holder's name
+    is masked (``王*英``)."""
     raw = str(state.get("state") or "idle")
     phase = PHASE_OF.get(raw, "idle")
     prompt_key = str(state.get("prompt") or "")
@@ -164,12 +300,16 @@ def kiosk_view(
         phase = "decided"
     if phase == "decided" and decision is None:
         phase = "checking" if raw == "deciding" else "idle"
+        if phase == "idle":
+            prompt_key = ""  # a result this screen never saw: not "please go through"
     if prompt_key == "out_of_order":
         phase = "out_of_order"
 
     view: dict[str, Any] = {
         "phase": phase,
+        "look": _idle_look(phase, prompt_key),
         "lang": lang,
+        "headline": None,
         "result": None,
         "temp": None,
         "temp_fever": False,
@@ -180,14 +320,13 @@ def kiosk_view(
         "sound": None,
         "speak": None,
         "preview": phase in ACTIVE_PHASES,
+        "wrist": prompt_key in WRIST_PROMPTS and phase != "out_of_order",
+        "hint": None,
+        "dirs_live": phase not in ("decided", "out_of_order"),
         "degraded": bool(state.get("degraded")),
         "result_id": None,
     }
-    temp = None
-    if decision is not None:
-        temp = as_number(decision.get("temp_c"))
-    if temp is None and isinstance(state.get("temperature"), dict):
-        temp = as_number(state["temperature"].get("body_c"))
+    temp = shown_temperature(state, decision if phase == "decided" else None)
     if temp is not None:
         view["temp"] = f"{temp:.1f} °C"
         view["temp_fever"] = fever_c is not None and temp >= fever_c
@@ -197,47 +336,68 @@ def kiosk_view(
         view["direction_code"] = direction
 
     verdict = (decision or {}).get("decision")
-    if phase == "decided" and verdict in ("pass", "deny", "manual_pass", "manual_deny"):
-        ok = verdict in ("pass", "manual_pass")
-        codes = [str(c) for c in (decision or {}).get("reasons") or []]
-        reasons = [i18n.reason_text(lang, c) for c in codes if c not in ("ok", "guard_override")]
-        nexts = [n for c in codes if (n := i18n.reason_next(lang, c))]
-        needs_guard = bool((decision or {}).get("needs_guard") or (decision or {}).get("alarm"))
-        if ok:
-            next_step = None
-        elif nexts:
-            next_step = nexts[0]
-        else:
-            next_step = i18n.t(lang, "prompt.see_guard" if needs_guard else "prompt.stop")
-        view["result"] = {
-            "kind": "pass" if ok else "deny",
-            "word": i18n.t(lang, f"result.{verdict}"),
-            "icon": "✔" if ok else "✖",
-            "reasons": reasons,
-            "next": next_step,
-        }
-        view["prompt"] = i18n.t(lang, "prompt.pass" if ok else "prompt.stop")
-        initial = (decision or {}).get("holder_initial")
-        if ok and initial:
-            view["hello"] = i18n.t(lang, "kiosk.hello", initial=mask_name(str(initial)))
-        view["sound"] = "pass" if ok else "deny"
-        # One sound and one spoken line per decision, however many views show it.
-        view["result_id"] = str((decision or {}).get("seq") or (decision or {}).get("passage"))
-        spoken = [view["result"]["word"], *reasons[:1]]
-        if next_step:
-            spoken.append(next_step)
-        view["speak"] = ("，" if lang == "zh-CN" else ". ").join(spoken)
-        if ok and gate_open_s:
-            view["gate_closes_in_s"] = int(round(gate_open_s))
+    if phase == "decided" and decision and verdict in PASS_OR_DENY:
+        _decided(view, decision, lang, hours=hours, gate_open_s=gate_open_s)
+    elif phase == "out_of_order":
+        view["headline"] = headline(lang, "out_of_service", "kiosk.out_of_service")
+        view["prompt"] = i18n.t(lang, "prompt.out_of_order")
     else:
         key = f"prompt.{prompt_key}"
-        if i18n.has(key):
-            view["prompt"] = i18n.t(lang, key)
-        else:
-            view["prompt"] = i18n.t(lang, "prompt.show_pass")
+        view["prompt"] = i18n.t(lang, key if i18n.has(key) else "prompt.show_pass")
+        if prompt_key == "measure_again":
+            view["headline"] = headline(lang, "remeasure", "result.remeasure")
         if phase in ("scan", "measure"):
             view["speak"] = view["prompt"]
+        view["hint"] = i18n.t(lang, "prompt.step_up" if view["wrist"] else "kiosk.preview_off")
     return view
+
+
+PASS_OR_DENY = frozenset({"pass", "deny", "manual_pass", "manual_deny"})
+
+
+def _decided(
+    view: dict[str, Any],
+    decision: dict,
+    lang: str,
+    *,
+    hours: str | None,
+    gate_open_s: float | None,
+) -> None:
+    """Fill ``view`` for a decided passage."""
+    result, next_step = result_view(decision, lang, hours=hours)
+    ok = result["kind"] == "pass"
+    view["result"] = result
+    view["headline"] = {k: result[k] for k in ("kind", "word", "icon")}
+    view["look"] = result["kind"]
+    view["prompt"] = i18n.t(lang, "prompt.pass") if ok else next_step
+    view["wrist"] = result["kind"] == "remeasure"
+    if view["wrist"]:
+        view["hint"] = i18n.t(lang, "prompt.step_up")
+    if ok:
+        view["hello"] = greeting(decision, lang)
+    view["sound"] = "pass" if ok else ("deny" if result["kind"] == "deny" else "attention")
+    # One sound and one spoken line per decision, however many views show it.
+    view["result_id"] = str(decision.get("seq") or decision.get("passage"))
+    spoken = [result["word"], *result["reasons"][:1]]
+    if next_step:
+        spoken.append(next_step)
+    view["speak"] = ("，" if lang == "zh-CN" else ". ").join(spoken)
+    if ok and gate_open_s:
+        view["gate_closes_in_s"] = int(round(gate_open_s))
+
+
+def opening_hours(cfg: Any) -> str | None:
+    """``08:30–17:30`` when the site has opening hours, for the outside-hours reason."""
+    hours = cfg.policy.hours
+    if not hours.enabled:
+        return None
+    return f"{hours.open_at:%H:%M}–{hours.close_at:%H:%M}"
+
+
+def clock_ms(core: Core) -> int:
+    """The kiosk's wall clock (the demo's is the scenario's) in epoch milliseconds: the screen
+    shows this clock, not the browser's."""
+    return int(core.clock.now().timestamp() * 1000)
 
 
 def faults_of(report: dict) -> dict[str, str]:
@@ -269,7 +429,13 @@ def device_entries(report: dict) -> list[tuple[str, dict]]:
 
 def device_label(lang: str, device: str) -> str:
     if device.startswith("reader:"):
-        return f"{i18n.t(lang, 'device.reader')} ({device[7:]})"
+        # The default source names read as words; a site's own name is shown as written.
+        name = device[7:]
+        source = f"device.source.{name}"
+        shown = i18n.t(lang, source) if i18n.has(source) else name
+        if lang == "zh-CN":
+            return f"{i18n.t(lang, 'device.reader')}（{shown}）"
+        return f"{i18n.t(lang, 'device.reader')} ({shown})"
     key = f"device.{device}"
     return i18n.t(lang, key) if i18n.has(key) else device
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 from pathlib import Path
 
 from kiosk.config import ConfigError, load_config
@@ -48,12 +49,42 @@ def _port(value: int) -> int:
     return value
 
 
+def _port_in_use(host: str, port: int) -> bool:
+    """Whether ``host:port`` cannot be bound now (another demo or server has it)."""
+    if port == 0:
+        return False
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except OSError:
+        return False  # an unusable host is reported by the server itself
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _busy_port_error(host: str, port: int) -> CliError:
+    """A busy port names one that is free now, so the next try works."""
+    for candidate in range(port + 1, min(port + 50, 65536)):
+        if not _port_in_use(host, candidate):
+            return CliError(
+                f"port {port} is already in use on {host}; try: kiosk demo --port {candidate}"
+            )
+    return CliError(f"port {port} is already in use on {host}; choose another with --port")
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from checkpoint.demo import run_demo as demo
 
+    port = _port(args.port)
+    if _port_in_use(args.host, port):
+        raise _busy_port_error(args.host, port)
     setup_logging(args.log_level)
     try:
-        return asyncio.run(demo(_port(args.port), args.data, args.host))
+        return asyncio.run(demo(port, args.data, args.host))
     except OSError as exc:
         raise CliError(f"cannot start: {exc.strerror or exc}") from None
 

@@ -43,6 +43,8 @@
     } else if (kind === "deny") {    // two low, rough buzzes: different in pitch and timbre
       tone(ctx, 220, 0, 0.35, "square", 0.25);
       tone(ctx, 180, 0.45, 0.45, "square", 0.25);
+    } else if (kind === "attention") {  // one soft mid tone: measure again, or see the guard
+      tone(ctx, 660, 0, 0.4, "triangle", 0.35);
     }
     window.kioskSounds = (window.kioskSounds || 0) + 1;  // for tests
   }
@@ -103,6 +105,14 @@
   }
 
   // --- views -------------------------------------------------------------------------------
+  const ACTIVE = ["scan", "measure", "hold", "checking"];
+  const denyHoldMs = 1000 * Number(body.dataset.denyHoldS || 6);
+  let shown = null;        // the view on screen
+  let holdUntil = 0;       // a non-pass result stays at least until then...
+  let pending = null;      // ...and the idle view that waits for it
+  let pendingTimer = null;
+  let sawResult = false;   // a passage ended on this page (the language then reverts)
+
   function setText(id, text) {
     const el = $(id);
     el.textContent = text || "";
@@ -127,23 +137,34 @@
       if (left <= 0) { clearInterval(gateTimer); gate.hidden = true; }
     }, 1000);
   }
+  function bodyClass(view) {
+    return "kiosk phase-" + view.phase + " look-" + view.look +
+      (view.result ? " result-" + view.result.kind : "") +
+      (body.classList.contains("offline") ? " offline" : "");
+  }
+  function renderSide(view) {
+    $("k-wrist").hidden = !view.wrist;
+    $("k-standby").hidden = !!view.wrist;
+    $("k-aim").hidden = !!view.wrist;
+    setText("k-hint", view.hint);
+    setPreview(!!view.preview && !view.wrist);
+  }
   function render(view) {
-    body.className = "kiosk phase-" + view.phase + (view.result ? " result-" + view.result.kind : "");
+    body.className = bodyClass(view);
+    const head = view.headline;
     const result = view.result;
-    $("k-result").hidden = !result;
-    $("k-icon").textContent = result ? result.icon : "";
-    $("k-word").textContent = result ? result.word : "";
+    $("k-result").hidden = !head;
+    $("k-icon").textContent = head ? head.icon : "";
+    $("k-word").textContent = head ? head.word : "";
     $("k-prompt").textContent = view.prompt || "";
     const list = $("k-reasons");
     list.replaceChildren();
-    if (result) {
-      for (const r of result.reasons) {
-        const li = document.createElement("li");
-        li.textContent = r;
-        list.appendChild(li);
-      }
+    for (const r of (result ? result.reasons : [])) {
+      const li = document.createElement("li");
+      li.textContent = r;
+      list.appendChild(li);
     }
-    setText("k-next", result ? result.next : "");
+    list.hidden = list.childElementCount === 0;
     const temp = $("k-temp");
     temp.hidden = !view.temp;
     temp.classList.toggle("fever", !!view.temp_fever);
@@ -159,12 +180,34 @@
         b.setAttribute("aria-pressed", on ? "true" : "false");
       }
     }
+    for (const b of buttons) b.disabled = !view.dirs_live;
     startGate(result && result.kind === "pass" ? view.gate_closes_in_s : 0);
+    const fresh = result && view.result_id !== (shown && shown.result_id);
+    if (fresh && result.kind !== "pass") holdUntil = Date.now() + denyHoldMs;
+    if (result) sawResult = true;
     if (view.sound && view.result_id !== lastResult) play(view.sound);
     lastResult = view.result_id;
     if (view.speak) speak(view.speak); else lastSpoken = "";
-    setPreview(!!view.preview);
+    renderSide(view);
+    shown = view;
     window.kioskView = view;  // for tests
+    if (view.phase === "idle" && sawResult) revertLanguage();
+  }
+  // A deny, a fault or a re-measure stays until the next person starts or for at least
+  // denyHoldMs: the engine's own hold may be shorter than a slow reader needs.
+  function show(view) {
+    const holding = shown && shown.result && shown.result.kind !== "pass" && Date.now() < holdUntil;
+    const next = ACTIVE.includes(view.phase) || view.phase === "out_of_order" ||
+      (view.result && view.result_id !== (shown && shown.result_id));
+    clearTimeout(pendingTimer);
+    pending = null;
+    if (holding && !next) {
+      pending = view;
+      pendingTimer = setTimeout(() => { const v = pending; pending = null; if (v) render(v); },
+        holdUntil - Date.now());
+      return;
+    }
+    render(view);
   }
   function renderBanner(notes) {
     const banner = $("k-banner");
@@ -177,8 +220,22 @@
     banner.hidden = notes.length === 0;
   }
 
+  // --- language: a visitor's choice lasts one passage -------------------------------------
+  const siteLang = body.dataset.siteLang;
+  const switchedAt = Date.now();
+  const LANG_IDLE_MS = 60000;  // chose a language and walked away: back after a minute
+  function revertLanguage() {
+    if (lang !== siteLang) window.location.replace("/kiosk");
+  }
+  setInterval(() => {
+    if (lang !== siteLang && Date.now() - switchedAt > LANG_IDLE_MS &&
+        (!shown || shown.phase === "idle")) revertLanguage();
+  }, 5000);
+
+  // --- the kiosk's clock (the demo's scenario clock), not the browser's -------------------
+  let clockOffsetMs = Number(body.dataset.nowMs || Date.now()) - Date.now();
   function clock() {
-    const now = new Date();
+    const now = new Date(Date.now() + clockOffsetMs);
     const opts = { hour: "2-digit", minute: "2-digit", hour12: false };
     try {
       opts.timeZone = body.dataset.tz;  // the site's zone, whatever the browser's
@@ -189,7 +246,7 @@
     }
   }
   clock();
-  setInterval(clock, 10000);
+  setInterval(clock, 5000);
 
   // --- two-way kiosk: the person says which way they go -----------------------------------
   for (const btn of document.querySelectorAll(".k-dir-btn")) {
@@ -208,12 +265,34 @@
     });
   }
 
+  // --- the stream: a tick at least every 2 s; silence for 4 s means the link is gone -----
+  const OFFLINE_AFTER_MS = 4000;
+  let lastHeard = Date.now();
+  function goOffline() {
+    if (body.classList.contains("offline")) return;
+    clearTimeout(pendingTimer);
+    pending = null;
+    clearInterval(gateTimer);
+    setPreview(false);
+    body.classList.add("offline");  // the last result is gone: it could be a stale pass
+    window.kioskOfflineAt = Date.now();  // for tests
+  }
+  function heard() {
+    lastHeard = Date.now();
+    body.classList.remove("offline");
+  }
+  setInterval(() => { if (Date.now() - lastHeard > OFFLINE_AFTER_MS) goOffline(); }, 250);
   function connect() {
     const es = new EventSource("/kiosk/events?lang=" + encodeURIComponent(lang));
-    es.addEventListener("view", (e) => { $("k-offline").hidden = true; render(JSON.parse(e.data)); });
-    es.addEventListener("banner", (e) => renderBanner(JSON.parse(e.data)));
-    es.onopen = () => { $("k-offline").hidden = true; };
-    es.onerror = () => { $("k-offline").hidden = false; };  // EventSource reconnects by itself
+    es.addEventListener("view", (e) => { heard(); show(JSON.parse(e.data)); });
+    es.addEventListener("banner", (e) => { heard(); renderBanner(JSON.parse(e.data)); });
+    es.addEventListener("tick", (e) => {
+      heard();
+      const data = JSON.parse(e.data);
+      clockOffsetMs = data.now_ms - Date.now();
+      clock();
+    });
+    es.onerror = goOffline;  // EventSource reconnects by itself; the first view clears it
   }
   connect();
   checkAudio();
