@@ -59,6 +59,7 @@ class Case:
     now: datetime = NOW
     reader_fault: bool = False
     store_fault: bool = False
+    direction_trusted: bool = True
 
 
 def run(case: Case):
@@ -66,7 +67,12 @@ def run(case: Case):
     for row in case.history:
         history.record(*row)
     inputs = PassageInputs(
-        case.direction, case.code, case.temperature, case.reader_fault, case.store_fault
+        case.direction,
+        case.code,
+        case.temperature,
+        case.reader_fault,
+        case.store_fault,
+        direction_trusted=case.direction_trusted,
     )
     cfg = PolicySection.model_validate(case.cfg)
     return decide(inputs, PolicyState(TRUST, case.lists, history), case.now, cfg, THERMO, TZ)
@@ -167,6 +173,15 @@ TABLE = [
         ("quarantine",),
     ),
     (
+        "quarantined coming home by a screen button needs the guard",
+        Case(lists=QUARANTINED_1_1, direction="in", direction_trusted=False),
+        "deny",
+        ("quarantined",),
+        True,
+        "quarantine_return",
+        ("direction_unverified",),
+    ),
+    (
         "quarantine blocking both directions",
         Case(lists=QUARANTINED_1_1, direction="in", cfg={"quarantine_blocks": "both"}),
         "deny",
@@ -250,7 +265,7 @@ TABLE = [
     ),
     (
         "soft passback lets through and flags",
-        Case(history=[RECENT_OUT]),
+        Case(history=[RECENT_OUT], cfg={"passback": {"mode": "soft"}}),
         "pass",
         ("ok",),
         False,
@@ -258,11 +273,11 @@ TABLE = [
         ("passback",),
     ),
     (
-        "hard passback denies",
+        "hard passback denies and calls the guard",
         Case(history=[RECENT_OUT], cfg={"passback": {"mode": "hard", "window_min": 2}}),
         "deny",
         ("passback",),
-        False,
+        True,
         None,
         (),
     ),
@@ -426,6 +441,11 @@ def test_each_rule_gives_its_reason(case, decision, reasons, needs_guard, alarm,
     got = run(case)
     assert (got.decision, got.reasons) == (decision, reasons)
     assert (got.needs_guard, got.alarm, got.flags) == (needs_guard, alarm, flags)
+
+
+def test_passback_is_hard_by_default_a_copied_pass_is_denied():
+    got = run(Case(history=[RECENT_OUT]))
+    assert got.decision == "deny" and got.reasons == ("passback",) and got.needs_guard
 
 
 def test_the_table_covers_every_reason_code():
