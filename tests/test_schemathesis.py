@@ -10,12 +10,14 @@ from types import SimpleNamespace
 
 import pytest
 import schemathesis
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 
 from kiosk import stats, tokens
 from kiosk.clock import FakeClock
 from kiosk.config import parse_config
+from kiosk.export import InProcessPages
 from kiosk.store import EventDraft, EventLog
 from kiosk.tokens import TokenStore
 from ui import api
@@ -54,6 +56,7 @@ def _app(tmp_dir) -> FastAPI:
         store=store,
         tokens=token_store,
         runner=None,
+        pages=InProcessPages(),
         health=lambda: {"deciding": True, "store": {"state": "ok"}},
     )
     app = FastAPI(title="kiosk api")
@@ -93,7 +96,9 @@ def test_api_conforms_to_its_schema_with_a_valid_token(operations):
         @given(case=operation.as_strategy())
         @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
         def check(case):
-            case.call_and_validate(headers=headers)
+            # A pattern cannot say which days exist (2026-02-30) or which the report covers:
+            # those are a declared 400, not a failure. Everything else is checked.
+            case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
 
         check()
 

@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
@@ -398,6 +398,9 @@ def encode_preview(frame: Any) -> bytes | None:
     return buf.tobytes() if ok else None
 
 
+#: ``?lang=``: one of the screen's languages (anything else falls back to the site's).
+LANG_Q = Query(None, max_length=16, description="Screen language: zh-CN or en.")
+
 SCREEN_COOKIE = "kiosk_screen"
 SCREEN_HEADER = "X-Kiosk-Screen"
 #: ``{"direction": "out"}`` and a little room; anything bigger is not from the screen's page.
@@ -437,6 +440,12 @@ class ScreenAccess:
         """FastAPI dependency: 403 for anyone but the kiosk's own screen."""
         if not self.allows(request):
             raise HTTPException(403, "this is the kiosk's own screen; not served to others")
+
+
+def _json_body(properties: dict[str, Any]) -> dict[str, Any]:
+    """The request body a route reads itself (capped), declared for its schema."""
+    schema = {"type": "object", "properties": properties}
+    return {"requestBody": {"content": {"application/json": {"schema": schema}}}}
 
 
 async def read_small_body(request: Request, limit: int) -> bytes:
@@ -509,7 +518,7 @@ def router(core: Core) -> APIRouter:
     @r.get(
         "/kiosk", response_class=HTMLResponse, include_in_schema=False, dependencies=screen_only
     )
-    def kiosk_page(request: Request) -> Response:
+    def kiosk_page(request: Request, lang: str | None = LANG_Q) -> Response:
         lang = lang_of(request, cfg.site.language)
         response = tpl.TemplateResponse(
             request,
@@ -549,7 +558,12 @@ def router(core: Core) -> APIRouter:
             headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
         )
 
-    @r.post("/kiosk/direction", include_in_schema=False, dependencies=screen_only)
+    @r.post(
+        "/kiosk/direction",
+        include_in_schema=False,
+        dependencies=screen_only,
+        openapi_extra=_json_body({"direction": {"type": "string", "enum": ["in", "out"]}}),
+    )
     async def choose_direction(request: Request) -> Response:
         """A two-way kiosk's touch buttons: which way the next person goes. Only from the
         kiosk's own screen (``ScreenAccess``), from its own page, and only where the site
@@ -572,7 +586,11 @@ def router(core: Core) -> APIRouter:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"direction": direction})
 
-    @r.post("/kiosk/pair", include_in_schema=False)
+    @r.post(
+        "/kiosk/pair",
+        include_in_schema=False,
+        openapi_extra=_json_body({"key": {"type": "string", "maxLength": 256}}),
+    )
     async def pair_screen(request: Request) -> Response:
         """A screen browser on another machine proves the ``screen_key`` credential once
         (``{"key": ...}``) and gets it as an HttpOnly cookie for the kiosk's routes."""
@@ -599,7 +617,7 @@ def router(core: Core) -> APIRouter:
         return response
 
     @r.get("/kiosk/events", include_in_schema=False, dependencies=screen_only)
-    async def kiosk_events(request: Request) -> StreamingResponse:
+    async def kiosk_events(request: Request, lang: str | None = LANG_Q) -> StreamingResponse:
         lang = lang_of(request, cfg.site.language)
 
         async def stream() -> AsyncIterator[str]:
@@ -656,11 +674,12 @@ def router(core: Core) -> APIRouter:
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @r.get("/kiosk/preview.mjpeg", include_in_schema=False, dependencies=screen_only)
-    async def preview_mjpeg(request: Request) -> Response:
+    async def preview_mjpeg(
+        request: Request, fps: float = Query(2.0, ge=0.5, le=PREVIEW_MAX_FPS)
+    ) -> Response:
         source = preview_source(core)
         if source is None or not someone_there(core):
             return Response(status_code=204, headers={"Cache-Control": "no-store"})
-        fps = min(PREVIEW_MAX_FPS, max(0.5, _num(request.query_params.get("fps")) or 2.0))
 
         async def frames() -> AsyncIterator[bytes]:
             # Ends by itself when the person leaves: nobody there, no picture.
