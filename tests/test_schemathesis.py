@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 import schemathesis
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from kiosk import stats, tokens
 from kiosk.clock import FakeClock
