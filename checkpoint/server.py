@@ -10,8 +10,10 @@ loop logs "socket.accept() out of system resource" once per pending connection p
 Here (``build_server``):
 
 * ``GuardedH11Protocol`` counts open connections overall and per client address and closes a
-  new one at once (RST) past ``web.max_connections`` (itself capped at half the open-file
-  limit, so accept never runs out of descriptors) or ``web.max_connections_per_client``;
+  new one at once (RST) past ``web.max_connections_per_client``, or past
+  ``web.max_connections`` (itself capped at half the open-file limit, so accept never runs
+  out of descriptors) unless a connection still silent about its request can be closed to
+  make room (``ConnectionGate``);
 * a connection must complete its request headers within ``web.header_timeout_s`` of
   connecting or of its previous response (idle and slowloris connections are closed), and a
   request body must arrive within ``web.body_timeout_s``;
@@ -34,7 +36,7 @@ import logging
 import resource
 import socket
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,18 +77,32 @@ def raise_open_file_limit() -> int:
 
 @dataclass
 class ConnectionGate:
-    """Open connections overall and per client address, with the caps that close new ones."""
+    """Open connections overall and per client address, with the caps that close new ones.
+
+    At the overall cap a new connection is not refused while some connection is still
+    waiting for its request headers: the oldest such one (an idle or slowloris connection) is
+    closed to make room. A browser sends its request at once, so a flood of connections that
+    send nothing cannot hold every slot against a guard's or the office's request."""
 
     max_total: int
     max_per_client: int
     open_total: int = 0
     per_client: Counter[str] = field(default_factory=Counter)
     refused: int = 0
+    evicted: int = 0
+    waiting: OrderedDict[int, GuardedH11Protocol] = field(default_factory=OrderedDict)
 
     def admit(self, client: str) -> bool:
-        if self.open_total >= self.max_total or self.per_client[client] >= self.max_per_client:
+        if self.per_client[client] >= self.max_per_client:
             self.refused += 1
             return False
+        if self.open_total >= self.max_total:
+            if not self.waiting:
+                self.refused += 1
+                return False
+            _, oldest = self.waiting.popitem(last=False)
+            oldest.evict()
+            self.evicted += 1
         self.open_total += 1
         self.per_client[client] += 1
         return True
@@ -113,26 +129,44 @@ class GuardedH11Protocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         peer = transport.get_extra_info("peername")
         self._peer = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
-        self._admitted = self.limits.gate.admit(self._peer)
         self._deadline: asyncio.TimerHandle | None = None
         self._timed_cycle: Any = None
-        if not self._admitted:
+        self._counted = self.limits.gate.admit(self._peer)
+        self._served = self._counted
+        if not self._counted:
             # Closed before uvicorn sees it: no task, no buffer, the descriptor freed now.
             transport.abort()
             return
         super().connection_made(transport)
-        self._arm(self.limits.header_timeout_s)
+        self._await_headers()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self._admitted:
+        if not self._served:
             return
-        self._admitted = False
-        self.limits.gate.release(self._peer)
+        self._served = False
+        self._uncount()
         self._disarm()
         super().connection_lost(exc)
 
+    def evict(self) -> None:
+        """Make room at the overall cap: this connection has not sent its request yet."""
+        self._uncount()
+        self._disarm()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
+
+    def _uncount(self) -> None:
+        self.limits.gate.waiting.pop(id(self), None)
+        if self._counted:
+            self._counted = False
+            self.limits.gate.release(self._peer)
+
+    def _await_headers(self) -> None:
+        self._arm(self.limits.header_timeout_s)
+        self.limits.gate.waiting[id(self)] = self
+
     def data_received(self, data: bytes) -> None:
-        if self.transport is None or not self._admitted:
+        if self.transport is None or not self._served:
             return
         super().data_received(data)
         cycle = self.cycle
@@ -142,14 +176,15 @@ class GuardedH11Protocol(H11Protocol):
             return
         # A new request's headers are complete: now its body has a deadline (if any).
         self._timed_cycle = cycle
+        self.limits.gate.waiting.pop(id(self), None)
         self._disarm()
         if cycle.more_body:
             self._arm(self.limits.body_timeout_s)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self._admitted and not self.transport.is_closing():
-            self._arm(self.limits.header_timeout_s)
+        if self._served and not self.transport.is_closing():
+            self._await_headers()
 
     def _arm(self, seconds: float) -> None:
         self._disarm()
