@@ -331,10 +331,12 @@ class HealthPoller:
             self.asked += 1
             # A new connection each time: can a new client get in while the flood holds on?
             transport = httpx.HTTPTransport(local_address="127.0.0.3")
-            with httpx.Client(transport=transport, timeout=3) as client:
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get(url).status_code in (200, 503):
-                        self.ok += 1
+            with (
+                httpx.Client(transport=transport, timeout=3) as client,
+                contextlib.suppress(httpx.HTTPError),
+            ):
+                if client.get(url).status_code in (200, 503):
+                    self.ok += 1
 
     def __enter__(self) -> HealthPoller:
         self._thread.start()
@@ -417,14 +419,15 @@ def run(quick: bool) -> dict[str, Any]:
             limit_s = passages * 8 + 60
             for _ in range(repeats):
                 idle.append(child.phase(passages, limit_s))
-                with Flood(child.port, IDLE_CONNECTIONS, SLOWLORIS) as fl, HealthPoller(
-                    child.port
-                ) as poller:
+                fl = Flood(child.port, IDLE_CONNECTIONS, SLOWLORIS)
+                poller = HealthPoller(child.port)
+                with fl:
                     time.sleep(3)  # the flood reaches its caps before the timing starts
-                    flood.append(child.phase(passages, limit_s))
-                    flood[-1]["flood_connects"] = fl.connects
-                    health["ok"] += poller.ok
-                    health["asked"] += poller.asked
+                    with poller:
+                        flood.append(child.phase(passages, limit_s))
+                flood[-1]["flood_connects"] = fl.connects
+                health["ok"] += poller.ok
+                health["asked"] += poller.asked
             final = child.close()
         finally:
             if child.proc.poll() is None:
