@@ -37,7 +37,7 @@ import resource
 import socket
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,10 +205,6 @@ def protocol_class(limits: Limits) -> type[GuardedH11Protocol]:
     return type("EdgeH11Protocol", (GuardedH11Protocol,), {"limits": limits})
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """ASGI middleware: 413 for a request body over ``max_bytes``, before reading it when its
     ``Content-Length`` says so, else as soon as the chunks pass the cap."""
@@ -226,28 +222,36 @@ class BodyLimit:
             await _send_413(send)
             return
         seen = 0
-        started = False
+        started = rejected = False
 
         async def counted_receive() -> Any:
-            nonlocal seen
+            nonlocal seen, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge
+                    # Answer now; to the app the client is gone (it stops reading).
+                    rejected = True
+                    if not started:
+                        await _send_413(send)
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracked_send(message: Any) -> None:
             nonlocal started
+            if rejected:
+                return  # the app's answer to a body it never got in full
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
             await self.app(scope, counted_receive, tracked_send)
-        except BodyTooLarge:
-            if not started:
-                await _send_413(send)
+        except Exception:
+            if not rejected:
+                raise
 
 
 def _header(scope: Any, name: bytes) -> str | None:
@@ -276,9 +280,15 @@ async def _send_413(send: Any) -> None:
 class AcceptErrorLog:
     """A loop exception handler that turns accept-error storms into one line per interval."""
 
-    def __init__(self, previous: Any, every_s: float = ACCEPT_LOG_EVERY_S) -> None:
+    def __init__(
+        self,
+        previous: Any,
+        every_s: float = ACCEPT_LOG_EVERY_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.previous = previous
         self.every_s = every_s
+        self.monotonic = monotonic
         self.suppressed = 0
         self.total = 0
         self._last = -1e9
@@ -291,7 +301,7 @@ class AcceptErrorLog:
                 loop.default_exception_handler(context)
             return
         self.total += 1
-        now = time.monotonic()
+        now = self.monotonic()
         if now - self._last < self.every_s:
             self.suppressed += 1
             return
