@@ -334,3 +334,71 @@ def test_check_config_names_a_bad_timezone_a_missing_trust_dir_and_deep_nesting(
         err = capsys.readouterr().err
         assert expected in err and "Traceback" not in err
         assert len(err.strip().splitlines()) == 1
+
+
+# --- TLS ----------------------------------------------------------------------------------------
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kiosk")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "tls_cert", directory / "tls_key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_with_tls_the_guard_console_is_https_and_its_cookie_secure(tmp_path, monkeypatch):
+    from kiosk.accounts import credentials_line, hash_password
+
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    _self_signed(creds)
+    (creds / "guard_users").write_text(
+        credentials_line("alice", "guard", hash_password("pw-for-tls-test", n=2**10)) + "\n"
+    )
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    running = RunningKiosk(
+        tmp_path / "d", {"web": {**EDGE_WEB, "tls": True}, "engine": {"cpu": "off"}}
+    )
+    base = f"https://127.0.0.1:{running.port}"
+    try:
+        with httpx.Client(base_url=base, verify=False, timeout=5) as guard:  # noqa: S501
+            page = guard.get("/guard/login")
+            assert page.status_code == 200
+            token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+            signed_in = guard.post(
+                "/guard/login",
+                data={"name": "alice", "password": "pw-for-tls-test", "csrf": token},
+                headers={"Origin": base},
+            )
+            assert signed_in.status_code == 303, signed_in.text
+            assert "secure" in signed_in.headers["set-cookie"].lower()
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{running.port}/api/v1/health", timeout=3)
+    finally:
+        running.stop()
