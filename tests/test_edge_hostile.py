@@ -402,3 +402,24 @@ def test_with_tls_the_guard_console_is_https_and_its_cookie_secure(tmp_path, mon
             httpx.get(f"http://127.0.0.1:{running.port}/api/v1/health", timeout=3)
     finally:
         running.stop()
+
+
+def test_the_guard_error_banner_shows_only_what_the_console_wrote(data_dir, clock, monkeypatch):
+    from fastapi.testclient import TestClient
+    from test_ui_guard import BASE, close_core, login, make_app, make_core, post
+
+    core = make_core(data_dir, clock, monkeypatch)
+    try:
+        with TestClient(make_app(core), base_url=BASE) as client:
+            csrf = login(client)
+            forged = client.get("/guard", params={"err": "Call 13900000000 to reopen the gate"})
+            assert "reopen the gate" not in forged.text
+            response = post(
+                client, "/guard/register/vehicle", csrf, plate="", driver="Z", reason="x"
+            )
+            location = response.headers["location"]
+            assert "err=" in location and "sig=" in location
+            shown = client.get(location)
+            assert 'class="flash err"' in shown.text
+    finally:
+        close_core(core)

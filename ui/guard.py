@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
+import hmac
 import io
 import json
 import logging
+import secrets
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -536,17 +539,29 @@ def router(core: Core, auth: GuardAuth | None = None) -> APIRouter:
         from urllib.parse import quote
 
         sep = "&" if "?" in target else "?"
-        return RedirectResponse(f"{target}{sep}err={quote(text[:300])}", status_code=303)
+        text = text[:300]
+        return RedirectResponse(
+            f"{target}{sep}err={quote(text)}&sig={flash_sig(text)}", status_code=303
+        )
+
+    # ``?err=`` is shown only when this process wrote it (signed): a link from anyone else
+    # cannot put words in the console's error banner.
+    flash_key = secrets.token_bytes(32)
+
+    def flash_sig(text: str) -> str:
+        return hmac.new(flash_key, text.encode(), hashlib.sha256).hexdigest()[:32]
 
     def flash(request: Request) -> dict:
         lang = lang_for(request)
         msg = request.query_params.get("msg")
-        err = request.query_params.get("err")
+        err = (request.query_params.get("err") or "")[:300]
+        sig = request.query_params.get("sig") or ""
+        signed = bool(err) and hmac.compare_digest(sig.encode(), flash_sig(err).encode())
         return {
             "flash_ok": i18n.t(lang, msg)
             if msg in ("ok.done", "cal.saved", "pass.issued")
             else None,
-            "flash_err": err[:300] if err else None,
+            "flash_err": err if signed else None,
         }
 
     def engine_manual(decision: str, **kwargs: Any) -> None:
