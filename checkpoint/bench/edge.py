@@ -49,6 +49,8 @@ from typing import Any
 
 import httpx
 
+from checkpoint.bench.pull import _pct  # nearest rank: a reported p99 is a real passage
+
 IDLE_CONNECTIONS = 1100
 SLOWLORIS = 50
 FLOOD_SOURCES = 40
@@ -60,14 +62,6 @@ FULL_SIZES = (40, 3)
 QUICK_SIZES = (12, 1)
 PROBE_SOURCE = "bench-edge-scanner"
 DECISION_TIMEOUT_S = 20.0
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    index = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
-    return ordered[index]
 
 
 # --- the kiosk (child process) ---------------------------------------------------------------
