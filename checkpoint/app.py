@@ -22,8 +22,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypedDict
 
-import uvicorn
-
 from checkpoint import cpu
 from checkpoint.export_helper import HelperProcessPages
 from checkpoint.notify import Notifier, Watchdog
@@ -152,15 +150,6 @@ def build_core(
         )
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, minus its signal handling: the daemon owns SIGTERM/SIGINT so it can stop the
-    parts in order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 def settle_for_service(core: Core) -> cpu.CpuPlan:
     """What the kiosk process does once everything is built and serving, before READY=1
     (``Daemon.start``; the pull bench's server does the same so it measures the service):
@@ -208,18 +197,11 @@ class Daemon:
         from ui.app import create_app
 
         await self.core.runner.start()
+        from checkpoint.server import build_server
+
         app = create_app(self.core)
         web = self.core.config.web
-        server_config = uvicorn.Config(
-            app,
-            host=web.host,
-            port=web.port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        self._server = _Server(server_config)
+        self._server = build_server(app, web)
         self._server_task = asyncio.create_task(self._server.serve(), name="web")
         while not self._server.started:
             if self._server_task.done():

@@ -381,6 +381,17 @@ class Engine:
         else:
             self.direction = checked
 
+    def direction_from_hardware(self, p: Passage) -> bool:
+        """Whether ``p``'s direction is the lane's, not a button's: a one-way kiosk, or the
+        code came from a reader whose configured lane (``readers.sources[].direction``) is
+        the passage's direction."""
+        if self.config.site.direction != "both":
+            return True
+        if p.code is None:
+            return False
+        lanes = {s.name: s.direction for s in self.config.readers.sources}
+        return lanes.get(p.code.source) == p.direction
+
     def _default_direction(self) -> Direction:
         site = self.config.site
         return site.direction if site.direction != "both" else site.default_direction
@@ -755,6 +766,7 @@ class Engine:
             temperature=p.temperature,
             reader_fault=p.reader_fault,
             store_fault=store_fault,
+            direction_trusted=self.direction_from_hardware(p),
         )
         return policy.decide(
             inputs,

@@ -116,6 +116,9 @@ class PassageInputs:
     temperature: TemperatureLike | None
     reader_fault: bool = False
     store_fault: bool = False
+    #: The direction came from hardware (a one-way kiosk, a reader per lane), not from a
+    #: button anyone can press: only then may a quarantined household pass coming home.
+    direction_trusted: bool = True
 
 
 class ObservingLike(Protocol):
@@ -232,7 +235,9 @@ def decide(
                     alarms.add("forged_pass")
                     guard.append(True)
         if pass_ is not None:
-            _check_pass(pass_, direction, state, now, cfg, tz, reasons, flags, guard, alarms)
+            _check_pass(
+                pass_, inputs, state, now, cfg, tz, reasons, flags, guard, alarms
+            )
 
     off_hours = cfg.hours.enabled and not _in_hours(now, cfg, tz)
     hours_apply = cfg.hours.applies_to == "both" or direction == "out"
@@ -261,7 +266,7 @@ def decide(
 
 def _check_pass(
     pass_: Pass,
-    direction: str,
+    inputs: PassageInputs,
     state: PolicyState,
     now: datetime,
     cfg: PolicySection,
@@ -271,6 +276,7 @@ def _check_pass(
     guard: list[bool],
     alarms: set[str],
 ) -> None:
+    direction = inputs.direction
     if now < pass_.valid_from:
         reasons.append("pass_not_yet_valid")
     elif now >= pass_.valid_until:
@@ -283,6 +289,12 @@ def _check_pass(
         if direction == "out" or cfg.quarantine_blocks == "both":
             reasons.append("quarantined")
             alarms.add("quarantine_breach")
+            guard.append(True)
+        elif not inputs.direction_trusted:
+            # "Coming home" said by a screen button, not by the lane: the guard looks.
+            reasons.append("quarantined")
+            flags.append("direction_unverified")
+            alarms.add("quarantine_return")
             guard.append(True)
         else:
             flags.append("quarantine")
@@ -308,7 +320,9 @@ def _check_pass(
         # Either way round: after a wall-clock step backwards "last" may lie in the future.
         if last is not None and abs(now - last) < window:
             if pb.mode == "hard":
+                # A copied pass: denied, and the guard may override (manual_pass).
                 reasons.append("passback")
+                guard.append(True)
             else:
                 flags.append("passback")
 

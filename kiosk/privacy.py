@@ -14,13 +14,22 @@ without learning who the person is):
   Macau permits) keep the last 2 characters only;
 * names become their initial: ``Zhang Wei`` → ``Z.``, ``张伟`` → ``张*``;
 * pass ids, households, units and plates keep their last 2 characters;
-* free text (``note``) has any phone- or ID-shaped digit run masked.
+* free text (``note``, ``reasons``, ``flags``, ``operator``, any other string in ``person``)
+  has every phone- or ID-shaped number masked, however it is written: with spaces, dots,
+  dashes or slashes between digit groups (``1390 013 9000``, ``139.0013.9000``,
+  ``ID 110105 19491231 003X``), after a prefix (``tel13900139000``, ``+86``), in full-width
+  or other Unicode digits (``１３９００１３９０００``). A number is found by its digits, not its
+  layout: the digit groups of a run are joined and any consecutive groups that make a mobile number
+  (11 digits from 1, or 86 + 11), a landline (10-12 digits from 0) or a resident ID (15, or 17
+  + a check digit or X) are masked. Free text stays clear only for a caller allowed the
+  ``person.note`` (or whole ``person``) field.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -39,16 +48,19 @@ PERSON_KEYS: tuple[str, ...] = (
     "note",
 )
 FIELD_NAMES: frozenset[str] = frozenset(PERSONAL_FIELDS) | {f"person.{k}" for k in PERSON_KEYS}
+#: Free-text fields of an event outside ``person``: numbers typed into them are masked too.
+FREE_TEXT_FIELDS: tuple[str, ...] = ("operator", "reasons", "flags")
+#: Allowed fields that also leave the free text clear (the caller may read notes).
+FREE_TEXT_CLEAR: frozenset[str] = frozenset({"person", "person.note"})
 
-# Mainland mobile numbers (11 digits from 1[3-9]), landlines with area code and 7-8 digits,
-# and resident ID numbers (18 with a check character, or the old 15-digit form). The
-# surrounding look-arounds refuse letters and digits so hashes and UUIDs are left alone.
-_EDGE_L = r"(?<![0-9A-Za-z])"
-_EDGE_R = r"(?![0-9A-Za-z])"
-_ID_RE = re.compile(_EDGE_L + r"(?:\d{17}[\dXx]|\d{15})" + _EDGE_R)
-_PHONE_RE = re.compile(
-    _EDGE_L + r"(?:\+?86[- ]?)?(?:1[3-9]\d[- ]?\d{4}[- ]?\d{4}|0\d{2,3}-?\d{7,8})" + _EDGE_R
+# A run of digit groups: digits (any script: normalised first), single separators between
+# them. No digit may touch the run on either side; letters may (``tel138...``, ``ID110...``).
+_SEPARATORS = "[ ._/\\-\u00b7\u3000\u2010-\u2015]"
+_RUN_RE = re.compile(
+    r"(?<!\d)\+?\d+(?:" + _SEPARATORS + r"{1,3}\d+)*(?:" + _SEPARATORS + r"{0,3}[Xx])?"
+    r"(?![\dA-WYZa-wyz])"
 )
+_GROUP_RE = re.compile(r"\d+[Xx]?|[Xx]")
 _CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
@@ -100,10 +112,79 @@ def mask_code(value: str) -> str:
     return _keep(text, 0, 2)
 
 
+def _ascii_digits(text: str) -> str:
+    """Full-width and other Unicode decimal digits as ASCII (``１３９`` → ``139``); full-width
+    ``Ｘ`` as ``X``. Everything else is left as it is."""
+    if text.isascii():
+        return text
+    out = []
+    for char in text:
+        if char.isdecimal() and not char.isascii():
+            out.append(str(unicodedata.decimal(char)))
+        elif char in "Ｘｘ":
+            out.append("X")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _number_kind(digits: str) -> str | None:
+    """``phone``/``id`` when a digit string (an ID may end in X) is shaped like one."""
+    if digits[-1:] in "Xx":
+        return "id" if len(digits) == 18 and digits[:-1].isdigit() else None
+    if len(digits) in (15, 18):
+        return "id"
+    if len(digits) == 11 and digits[0] == "1" and digits[1] in "3456789":
+        return "phone"
+    if len(digits) == 13 and digits.startswith("86") and digits[2] == "1":
+        return "phone"
+    if 10 <= len(digits) <= 12 and digits[0] == "0":
+        return "phone"
+    return None
+
+
+def _mask_number(digits: str, kind: str) -> str:
+    return mask_id_number(digits) if kind == "id" else mask_phone(digits)
+
+
+def _scrub_run(run: str) -> str:
+    """Mask the phone/ID numbers in one run of digit groups: the longest consecutive groups
+    that make one, left to right; other groups (a room number beside a phone) stay."""
+    groups = list(_GROUP_RE.finditer(run))
+    out: list[str] = []
+    pos = 0
+    i = 0
+    while i < len(groups):
+        for j in range(len(groups) - 1, i - 1, -1):
+            digits = "".join(g.group(0) for g in groups[i : j + 1])
+            kind = _number_kind(digits)
+            if kind is not None:
+                out.append(run[pos : groups[i].start()])
+                out.append(_mask_number(digits, kind))
+                pos = groups[j].end()
+                i = j + 1
+                break
+        else:
+            i += 1
+    out.append(run[pos:])
+    return "".join(out)
+
+
 def scrub_text(text: str) -> str:
     """Mask every phone- or ID-shaped number inside free text; the rest stays readable."""
-    text = _ID_RE.sub(lambda m: mask_id_number(m.group(0)), text)
-    return _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
+    if not text:
+        return text
+    text = _ascii_digits(text)
+    return _RUN_RE.sub(lambda m: _scrub_run(m.group(0)), text)
+
+
+def scrub_value(value: Any) -> Any:
+    """``scrub_text`` over a string or the strings of a list (``reasons``, ``flags``)."""
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, list | tuple):
+        return [scrub_text(v) if isinstance(v, str) else v for v in value]
+    return value
 
 
 def _mask_person_value(key: str, value: Any) -> Any:
@@ -175,6 +256,10 @@ def mask_event(event: Mapping[str, Any], allowed_fields: Iterable[str] = ()) -> 
     holder = out.get("holder")
     if holder is not None and "holder" not in allowed:
         out["holder"] = mask_name(str(holder))
+    if not allowed & FREE_TEXT_CLEAR:
+        for key in FREE_TEXT_FIELDS:
+            if out.get(key) is not None:
+                out[key] = scrub_value(out[key])
     person = out.get("person")
     if person is not None and "person" not in allowed:
         clear = [f[7:] for f in allowed if f.startswith("person.")]

@@ -229,12 +229,20 @@ class EngineRunner:
     # ------------------------------------------------------------------ devices
 
     def _sink_for(self, reader: CodeReader) -> Callable[[CodeRead], None]:
+        site = self.config.site
+        # A reader per lane: its codes pass the lane's way (site.direction_from = "readers").
+        lanes = {
+            s.name: s.direction
+            for s in self.config.readers.sources
+            if site.direction == "both" and site.direction_from == "readers"
+        }
+
         def sink(read: CodeRead) -> None:
             loop = self._loop
             if loop is None or loop.is_closed():
                 return
             try:
-                loop.call_soon_threadsafe(self._deliver_code, read, None)
+                loop.call_soon_threadsafe(self._deliver_code, read, lanes.get(read.source))
             except RuntimeError:
                 pass  # loop shutting down
 

@@ -16,6 +16,9 @@ KNOWN = {
     "session_key": "key that signs guard session cookies",
     "guard_users": "guard accounts: lines 'name:role:scrypt-hash' (see `kiosk guard add`)",
     "issuer_key_path": "path of the private key used to issue passes at the gate",
+    "screen_key": "the kiosk screen's credential, for a screen browser not on this host",
+    "tls_cert": "PEM certificate for HTTPS (web.tls; scripts/install --tls makes one)",
+    "tls_key": "PEM private key of tls_cert",
 }
 
 
@@ -28,3 +31,14 @@ def get_secret(name: str, environ: dict[str, str] | None = None) -> str | None:
             return candidate.read_text(encoding="utf-8").strip()
     value = env.get("KIOSK_" + name.upper())
     return value if value else None
+
+
+def secret_path(name: str, environ: dict[str, str] | None = None) -> Path | None:
+    """A secret that is a file (a TLS certificate): ``$CREDENTIALS_DIRECTORY/NAME``, else the
+    path in ``KIOSK_NAME``; None when neither names an existing file."""
+    env = os.environ if environ is None else environ
+    cred_dir = env.get("CREDENTIALS_DIRECTORY")
+    if cred_dir and (Path(cred_dir) / name).is_file():
+        return Path(cred_dir) / name
+    value = env.get("KIOSK_" + name.upper())
+    return Path(value) if value and Path(value).is_file() else None

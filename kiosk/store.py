@@ -488,6 +488,89 @@ def _verify_table(
     return checked, None, None
 
 
+#: The audit action of a retention purge (``kiosk.retention.purge``); its ``detail.cutoff``
+#: is what a purged row is checked against.
+PURGE_ACTION = "retention_purge"
+
+
+def purge_coverage(conn: sqlite3.Connection, table: str) -> int:
+    """The highest ``seq`` of ``table`` that some audited purge may have purged: for each
+    ``retention_purge`` audit row, the last clock-synced row older than its cutoff (the rule
+    ``purge_personal`` applies, recomputed from hashed, non-personal columns)."""
+    through = 0
+    audits = conn.execute(
+        "SELECT seq, detail FROM audit WHERE action = ? AND detail IS NOT NULL", [PURGE_ACTION]
+    ).fetchall()
+    for audit_seq, detail in audits:
+        try:
+            cutoff_text = json.loads(detail).get("cutoff")
+            cutoff = format_ts(datetime.fromisoformat(str(cutoff_text)))
+        except (ValueError, TypeError, AttributeError):
+            continue
+        row = conn.execute(
+            f"SELECT max(seq) FROM {_table_name(table)}"  # noqa: S608
+            " WHERE clock_synced = 1 AND ts < ? AND seq < ?",
+            [cutoff, audit_seq if table == "audit" else 2**62],
+        ).fetchone()
+        through = max(through, int(row[0] or 0))
+    return through
+
+
+def _check_purges(conn: sqlite3.Connection, table: str) -> tuple[int | None, str | None]:
+    """The first purged row of ``table`` that no audited purge covers: a purge faked by
+    nulling a row's personal fields and stamping ``purged_at``."""
+    first = conn.execute(
+        f"SELECT min(seq) FROM {_table_name(table)} WHERE purged_at IS NOT NULL",  # noqa: S608
+    ).fetchone()
+    if not first or first[0] is None:
+        return None, None
+    covered = purge_coverage(conn, table)
+    bad = conn.execute(
+        f"SELECT min(seq) FROM {_table_name(table)}"  # noqa: S608
+        " WHERE purged_at IS NOT NULL AND seq > ?",
+        [covered],
+    ).fetchone()
+    if bad and bad[0] is not None:
+        seq = int(bad[0])
+        return seq, (
+            f"{table} seq {seq}: purged, but no audited purge covers it (audited purges"
+            f" reach seq {covered}; personal fields removed outside retention)"
+        )
+    return None, None
+
+
+def compare_with_central(
+    conn: sqlite3.Connection, kiosk_id: str, central: Iterable[tuple[int, str]]
+) -> tuple[int, str] | None:
+    """The first row where the kiosk's file and the office's copy disagree, as ``(seq,
+    problem)``; None when every row the office holds is in the file, unchanged.
+
+    ``central`` yields the office's ``(seq, hash)`` for ``kiosk_id`` in ``seq`` order (a pulled
+    SQLite copy or the fleet's PostgreSQL). Rows the office has not pulled yet are not
+    compared. This catches what a local check cannot: a row edited with the chain recomputed
+    (salt from ``meta``), and a tail deleted with ``meta``'s high-water mark lowered."""
+    cursor = conn.execute(
+        "SELECT seq, hash FROM events WHERE kiosk_id = ? ORDER BY seq", [kiosk_id]
+    )
+    local = iter(cursor)
+    mine = next(local, None)
+    for seq, central_hash in central:
+        while mine is not None and mine[0] < seq:
+            mine = next(local, None)
+        if mine is None or mine[0] != seq:
+            return seq, (
+                f"events seq {seq}: in the office's copy but not in the kiosk's file"
+                " (rows deleted or the log shortened)"
+            )
+        if mine[1] != central_hash:
+            return seq, (
+                f"events seq {seq}: differs from the office's copy (row rewritten; the"
+                " office holds hash " + central_hash[:12] + "...)"
+            )
+        mine = next(local, None)
+    return None
+
+
 def verify_database(db: sqlite_utils.Database | sqlite3.Connection) -> VerifyResult:
     """Check both hash chains, ``seq`` continuity and personal digests of an event-log file.
 
@@ -523,6 +606,10 @@ def verify_database(db: sqlite_utils.Database | sqlite3.Connection) -> VerifyRes
         hashchain.audit_personal_digest,
         hashchain.audit_hash,
     )
+    if not e_problem:
+        e_seq, e_problem = _check_purges(conn, "events")
+    if not a_problem:
+        a_seq, a_problem = _check_purges(conn, "audit")
     problems = tuple(p for p in (e_problem, a_problem) if p)
     if e_problem:
         return VerifyResult(False, e_seq, e_problem, "events", e_count, a_count, problems)
@@ -552,9 +639,12 @@ def purge_personal(db: sqlite_utils.Database, older_than: datetime, purged_at: d
         if not row or row[0] is None:
             continue
         sets = ", ".join(f"{p} = NULL" for p in personal)
+        # A purge's own audit row holds no personal data and is the evidence that later
+        # verification checks purged rows against: it is never purged.
+        keep = f" AND action != '{PURGE_ACTION}'" if table == "audit" else ""
         cursor = db.execute(
             f"UPDATE {_table_name(table)} SET {sets}, purged_at = ?"  # noqa: S608
-            " WHERE seq <= ? AND purged_at IS NULL",
+            " WHERE seq <= ? AND purged_at IS NULL" + keep,
             [stamp, row[0]],
         )
         if table == "events":

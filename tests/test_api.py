@@ -295,6 +295,16 @@ def test_stats_returns_the_daily_report_for_a_day(core, client):
     assert client.get("/api/v1/stats", params={"day": "March"}, headers=headers).status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("day", "status"),
+    [("0001-01-01", 422), ("9999-12-31", 422), ("2026-02-30", 400), ("0", 422), ("1e9", 422)],
+)
+def test_stats_rejects_days_it_cannot_report_never_a_500(core, client, day, status):
+    headers = bearer(core, "stats:read")
+    response = client.get("/api/v1/stats", params={"day": day}, headers=headers)
+    assert response.status_code == status, response.text
+
+
 def test_metrics_in_prometheus_text(core, client):
     core.store.append(draft(99, decision="deny", reasons=("fever", "quarantined")))
     response = client.get("/metrics")

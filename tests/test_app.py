@@ -22,6 +22,19 @@ from kiosk.config import parse_config
 KIOSK = [sys.executable, "-m", "checkpoint"]
 
 
+def trust_a_key(data: os.PathLike[str] | str) -> None:
+    """A pass-checking ``kiosk run`` refuses to start without a trusted issuer key."""
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from kiosk.passes import public_key_pem
+
+    trust = Path(data) / "trust"
+    trust.mkdir(parents=True, exist_ok=True)
+    (trust / "office.pub").write_bytes(public_key_pem(Ed25519PrivateKey.generate().public_key()))
+
+
 def _config(**web):
     return parse_config({"site": {"kiosk_id": "test-gate"}, "web": {"port": 0, **web}})
 
@@ -106,6 +119,7 @@ def _get(url: str, **kw):
 def test_kiosk_run_stops_cleanly_on_sigterm(tmp_path):
     cfg = tmp_path / "kiosk.toml"
     cfg.write_text('[site]\nkiosk_id = "sig-gate"\n[web]\nport = 8931\n')
+    trust_a_key(tmp_path / "d")
     proc = subprocess.Popen(
         [*KIOSK, "run", "--config", str(cfg), "--data", str(tmp_path / "d")],
         stdout=subprocess.PIPE,
@@ -228,6 +242,7 @@ def test_kiosk_run_speaks_the_systemd_notify_protocol(tmp_path):
     listener.settimeout(30)
     cfg = tmp_path / "kiosk.toml"
     cfg.write_text("[web]\nport = 0\n")
+    trust_a_key(tmp_path / "d")
     env = dict(os.environ, NOTIFY_SOCKET=str(sock_path), WATCHDOG_USEC="400000")
     env.pop("WATCHDOG_PID", None)
     proc = subprocess.Popen(

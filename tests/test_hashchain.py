@@ -194,7 +194,9 @@ def test_purged_row_with_restored_personal_data_must_match_its_digest(db_path):
         "UPDATE events SET pass_id = NULL, household = NULL, person = NULL,"
         " purged_at = '2026-04-01T00:00:00.000000Z' WHERE seq = 1",
     )
-    assert verify(db_path).ok  # a legitimate purge
+    # The chain still holds (a purge keeps the hash), but no audited purge covers the row.
+    faked = verify(db_path)
+    assert faked.first_bad_seq == 1 and "no audited purge covers it" in faked.problem
     tamper(db_path, "UPDATE events SET pass_id = 'P-someone-else' WHERE seq = 1")
     assert verify(db_path).first_bad_seq == 1
 

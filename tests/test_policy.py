@@ -60,6 +60,7 @@ class Case:
     reader_fault: bool = False
     store_fault: bool = False
     observing: object | None = None
+    direction_trusted: bool = True
 
 
 def run(case: Case):
@@ -67,7 +68,12 @@ def run(case: Case):
     for row in case.history:
         history.record(*row)
     inputs = PassageInputs(
-        case.direction, case.code, case.temperature, case.reader_fault, case.store_fault
+        case.direction,
+        case.code,
+        case.temperature,
+        case.reader_fault,
+        case.store_fault,
+        direction_trusted=case.direction_trusted,
     )
     cfg = PolicySection.model_validate(case.cfg)
     state = PolicyState(TRUST, case.lists, history, case.observing)
@@ -179,6 +185,15 @@ TABLE = [
         ("quarantine",),
     ),
     (
+        "quarantined coming home by a screen button needs the guard",
+        Case(lists=QUARANTINED_1_1, direction="in", direction_trusted=False),
+        "deny",
+        ("quarantined",),
+        True,
+        "quarantine_return",
+        ("direction_unverified",),
+    ),
+    (
         "quarantine blocking both directions",
         Case(lists=QUARANTINED_1_1, direction="in", cfg={"quarantine_blocks": "both"}),
         "deny",
@@ -262,7 +277,7 @@ TABLE = [
     ),
     (
         "soft passback lets through and flags",
-        Case(history=[RECENT_OUT]),
+        Case(history=[RECENT_OUT], cfg={"passback": {"mode": "soft"}}),
         "pass",
         ("ok",),
         False,
@@ -270,11 +285,11 @@ TABLE = [
         ("passback",),
     ),
     (
-        "hard passback denies",
+        "hard passback denies and calls the guard",
         Case(history=[RECENT_OUT], cfg={"passback": {"mode": "hard", "window_min": 2}}),
         "deny",
         ("passback",),
-        False,
+        True,
         None,
         (),
     ),
@@ -473,13 +488,28 @@ TABLE = [
         (),
     ),
     (
-        "staffed hours: a quarantined resident comes home at 08:00",
+        "staffed hours: a quarantined resident comes home at 08:00 through the entry lane",
         Case(cfg=STAFFED, now=NOW - timedelta(hours=2), direction="in", lists=QUARANTINED_1_1),
         "pass",
         ("ok",),
         False,
         "quarantine_return",
         ("quarantine",),
+    ),
+    (
+        "staffed hours: 'in' by a screen button at 08:00 is denied with where to call",
+        Case(
+            cfg=STAFFED,
+            now=NOW - timedelta(hours=2),
+            direction="in",
+            direction_trusted=False,
+            lists=QUARANTINED_1_1,
+        ),
+        "deny",
+        ("quarantined", "no_guard_on_duty"),
+        False,
+        "quarantine_return",
+        ("direction_unverified",),
     ),
     (
         "staffed hours: the same resident going out at 08:00 is denied, nobody to call over",
@@ -501,6 +531,11 @@ def test_each_rule_gives_its_reason(case, decision, reasons, needs_guard, alarm,
     got = run(case)
     assert (got.decision, got.reasons) == (decision, reasons)
     assert (got.needs_guard, got.alarm, got.flags) == (needs_guard, alarm, flags)
+
+
+def test_passback_is_hard_by_default_a_copied_pass_is_denied():
+    got = run(Case(history=[RECENT_OUT]))
+    assert got.decision == "deny" and got.reasons == ("passback",) and got.needs_guard
 
 
 def test_the_table_covers_every_reason_code():

@@ -111,3 +111,30 @@ def test_scan_without_files_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as info:
         main(["scan"])
     assert info.value.code == 2
+
+
+def test_an_image_over_the_pixel_budget_is_refused_from_its_header(tmp_path, capsys):
+    """A 20000 x 20000 PNG of a few hundred KB: refused before decoding (issue 15)."""
+    import struct
+    import zlib
+
+    from checkpoint.cli import main
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    width = height = 20000
+    pack = zlib.compressobj(9)
+    row = b"\x00" * (width + 1)
+    data = b"".join(pack.compress(row) for _ in range(height)) + pack.flush()
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", data)
+        + chunk(b"IEND", b"")
+    )
+    assert main(["scan", str(bomb)]) == 2
+    err = capsys.readouterr().err
+    assert "20000x20000 pixels is over the budget" in err

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
+from fastapi.testclient import TestClient as _TestClient
 from test_engine import Rig
 from test_ui_guard import BASE, SESSION_KEY, WAIT_S, add_event, close_core, make_core
 
@@ -56,6 +56,10 @@ DENY_DECISION = PASS_DECISION | {
 GATE_OPEN = {"type": "state", "state": "gate_open", "prompt": "pass", "direction": "in"}
 DECIDED = {"type": "state", "state": "decided", "prompt": "see_guard", "direction": "in"}
 IDLE = {"type": "state", "state": "idle", "prompt": "show_pass", "direction": "in"}
+
+
+def TestClient(app, **kw):  # noqa: N802 - the kiosk screen serves only this host's browser
+    return _TestClient(app, client=("127.0.0.1", 50000), **kw)
 
 
 # --- views -------------------------------------------------------------------------------

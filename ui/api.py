@@ -327,6 +327,24 @@ def _lists_freshness(core: Any) -> Any:
     return getattr(current, "freshness", None)
 
 
+#: Days the daily report answers for: the log has nothing before 2000, and a day near the
+#: ends of ``date`` overflows when its local bounds are turned into UTC.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+
+
+def parse_day(text: str) -> date:
+    """``YYYY-MM-DD`` within ``FIRST_DAY``..``LAST_DAY``, else 400 (never a 500, and never a
+    number taken as a Unix time: ``day=0`` is not 1970-01-01)."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise HTTPException(400, f"day: {text!r} is not a date (YYYY-MM-DD)") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise HTTPException(400, f"day: {text} is outside {FIRST_DAY}..{LAST_DAY}")
+    return day
+
+
 def _client_addr(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -515,13 +533,23 @@ def router(core: Any) -> APIRouter:
             headers={"Content-Disposition": f'attachment; filename="{site.kiosk_id}-events.csv"'},
         )
 
-    @api.get("/api/v1/stats", tags=["api"], response_model=DailyReport, responses=_ERRORS)
+    @api.get(
+        "/api/v1/stats",
+        tags=["api"],
+        response_model=DailyReport,
+        responses={**_ERRORS, 400: {"model": ErrorOut, "description": "No such day."}},
+    )
     def stats(
         token: Annotated[TokenInfo, Depends(scoped("stats:read"))],
-        day: date | None = Query(None, description="Local day (site timezone); default today."),
+        day: str | None = Query(
+            None,
+            pattern=r"^2\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$",
+            description=f"Local day YYYY-MM-DD (site timezone), {FIRST_DAY} to {LAST_DAY};"
+            " default today.",
+        ),
     ) -> Response:
         """The daily report (日报) for one local day."""
-        when = day or core.clock.now().astimezone(tz).date()
+        when = parse_day(day) if day else core.clock.now().astimezone(tz).date()
         report = daily_report(
             core.store.reader(), when, tz, core.config.policy.quota, _lists_freshness(core)
         )

@@ -18,7 +18,9 @@ def create_app(core: Core) -> FastAPI:
     app = FastAPI(
         title="Checkpoint kiosk",
         version=kiosk.__version__,
-        docs_url="/docs" if docs else None,
+        # No Swagger UI: FastAPI's page loads its scripts from a public CDN. The schema is
+        # /openapi.json (web.docs_enabled); read it with any OpenAPI viewer off the kiosk.
+        docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )

@@ -13,6 +13,12 @@ someone is at the gate, that is while the engine is in a passage; when it is idl
 answers 204 and the page shows a standby panel, so the camera image is not broadcast to an
 empty street.
 
+Only the kiosk's own screen may use these routes (``ScreenAccess``): a browser on this host
+(``web.screen_addresses``, loopback by default) or one holding the ``screen_key`` credential
+(header ``X-Kiosk-Screen`` or the cookie ``POST /kiosk/pair`` sets). Anyone else on the LAN
+gets 403: the live result, the preview (camera frames carry residents' pass codes) and the
+direction buttons never leave the kiosk. ``/static`` stays public (no data in it).
+
 Routes read the real core (``checkpoint.app.Core``): the bus's last state, ``core.health()``,
 ``core.lists.current.freshness``, ``core.runner.select_direction``, ``core.devices.readers``.
 """
@@ -20,14 +26,18 @@ Routes read the real core (``checkpoint.app.Core``): the bus's last state, ``cor
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
+from kiosk.secrets import get_secret
 from ui import i18n
 from ui.auth import same_origin
 from ui.views import (
@@ -50,7 +60,6 @@ from ui.views import (
 )
 from ui.views import PHASE_OF as _PHASE_OF
 from ui.views import BusFeed as BusFeed  # re-exported: the screen's feed
-from ui.views import as_number as _num
 
 if TYPE_CHECKING:
     from kiosk.core import Core
@@ -140,10 +149,76 @@ def encode_preview(frame: Any) -> bytes | None:
     return buf.tobytes() if ok else None
 
 
+#: ``?lang=``: one of the screen's languages (anything else falls back to the site's).
+LANG_Q = Query(None, max_length=16, description="Screen language: zh-CN or en.")
+
+SCREEN_COOKIE = "kiosk_screen"
+SCREEN_HEADER = "X-Kiosk-Screen"
+#: ``{"direction": "out"}`` and a little room; anything bigger is not from the screen's page.
+DIRECTION_MAX_BYTES = 256
+PAIR_MAX_BYTES = 1024
+
+
+class ScreenAccess:
+    """Who counts as this kiosk's own screen: a client address in ``addresses`` (loopback by
+    default), or a request carrying ``key`` (the ``screen_key`` credential) as the
+    ``X-Kiosk-Screen`` header or the ``kiosk_screen`` cookie. Compared in constant time."""
+
+    def __init__(self, addresses: tuple[str, ...], key: str | None) -> None:
+        self.networks = [ipaddress.ip_network(a, strict=False) for a in addresses]
+        self.key = key if key and len(key) >= 16 else None
+
+    def local(self, request: Request) -> bool:
+        host = request.client.host if request.client else ""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.networks)
+
+    def key_matches(self, presented: str | None) -> bool:
+        if self.key is None or not presented:
+            return False
+        return hmac.compare_digest(presented.encode()[:256], self.key.encode())
+
+    def allows(self, request: Request) -> bool:
+        if self.local(request):
+            return True
+        presented = request.headers.get(SCREEN_HEADER) or request.cookies.get(SCREEN_COOKIE)
+        return self.key_matches(presented)
+
+    def require(self, request: Request) -> None:
+        """FastAPI dependency: 403 for anyone but the kiosk's own screen."""
+        if not self.allows(request):
+            raise HTTPException(403, "this is the kiosk's own screen; not served to others")
+
+
+def _json_body(properties: dict[str, Any]) -> dict[str, Any]:
+    """The request body a route reads itself (capped), declared for its schema."""
+    schema = {"type": "object", "properties": properties}
+    return {"requestBody": {"content": {"application/json": {"schema": schema}}}}
+
+
+async def read_small_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes, from ``Content-Length`` before
+    reading or while reading a chunked body."""
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise HTTPException(413, "request body too large")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, "request body too large")
+    return bytes(body)
+
+
 def router(core: Core) -> APIRouter:
     r = APIRouter(tags=["kiosk screen"])
     tpl = templates()
     cfg = core.config
+    access = ScreenAccess(cfg.web.screen_addresses, get_secret("screen_key"))
+    screen_only = [Depends(access.require)]
     fever_c = cfg.thermometer.thermometry.fever_threshold_c
     gate_open_s = cfg.gate.pulse_ms / 1000
     hours = opening_hours(cfg)
@@ -197,8 +272,10 @@ def router(core: Core) -> APIRouter:
     def preview_jpeg(source: Callable[[], tuple[Any, int] | None]) -> bytes | None:
         return encode_preview(fresh_frame(source(), core.clock.monotonic_ns()))
 
-    @r.get("/kiosk", response_class=HTMLResponse, include_in_schema=False)
-    def kiosk_page(request: Request) -> Response:
+    @r.get(
+        "/kiosk", response_class=HTMLResponse, include_in_schema=False, dependencies=screen_only
+    )
+    def kiosk_page(request: Request, lang: str | None = LANG_Q) -> Response:
         lang = lang_of(request, cfg.site.language)
         response = tpl.TemplateResponse(
             request,
@@ -241,14 +318,25 @@ def router(core: Core) -> APIRouter:
             headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
         )
 
-    @r.post("/kiosk/direction", include_in_schema=False)
+    @r.post(
+        "/kiosk/direction",
+        include_in_schema=False,
+        dependencies=screen_only,
+        openapi_extra=_json_body({"direction": {"type": "string", "enum": ["in", "out"]}}),
+    )
     async def choose_direction(request: Request) -> Response:
-        """A two-way kiosk's touch buttons: which way the next person goes. No login (the
-        screen is public), but only from this host's own page."""
+        """A two-way kiosk's touch buttons: which way the next person goes. Only from the
+        kiosk's own screen (``ScreenAccess``), from its own page, and only where the site
+        takes the direction from the screen (``site.direction_from``)."""
         if not same_origin(request):
             return JSONResponse({"error": "cross-site request refused"}, status_code=403)
+        if cfg.site.direction_from != "screen":
+            return JSONResponse(
+                {"error": "this kiosk takes the direction from its readers"}, status_code=409
+            )
+        raw = await read_small_body(request, DIRECTION_MAX_BYTES)
         try:
-            body = await request.json()
+            body = json.loads(raw)
             direction = str(body.get("direction")) if isinstance(body, dict) else ""
         except ValueError:
             direction = ""
@@ -258,8 +346,38 @@ def router(core: Core) -> APIRouter:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"direction": direction})
 
-    @r.get("/kiosk/events", include_in_schema=False)
-    async def kiosk_events(request: Request) -> StreamingResponse:
+    @r.post(
+        "/kiosk/pair",
+        include_in_schema=False,
+        openapi_extra=_json_body({"key": {"type": "string", "maxLength": 256}}),
+    )
+    async def pair_screen(request: Request) -> Response:
+        """A screen browser on another machine proves the ``screen_key`` credential once
+        (``{"key": ...}``) and gets it as an HttpOnly cookie for the kiosk's routes."""
+        if not same_origin(request):
+            return JSONResponse({"error": "cross-site request refused"}, status_code=403)
+        raw = await read_small_body(request, PAIR_MAX_BYTES)
+        try:
+            body = json.loads(raw)
+            presented = body.get("key") if isinstance(body, dict) else None
+        except ValueError:
+            presented = None
+        if not isinstance(presented, str) or not access.key_matches(presented):
+            return JSONResponse({"error": "wrong or missing screen key"}, status_code=401)
+        response = JSONResponse({"paired": True})
+        response.set_cookie(
+            SCREEN_COOKIE,
+            presented,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/kiosk",
+            max_age=400 * 86400,
+        )
+        return response
+
+    @r.get("/kiosk/events", include_in_schema=False, dependencies=screen_only)
+    async def kiosk_events(request: Request, lang: str | None = LANG_Q) -> StreamingResponse:
         lang = lang_of(request, cfg.site.language)
 
         async def stream() -> AsyncIterator[str]:
@@ -310,7 +428,7 @@ def router(core: Core) -> APIRouter:
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
-    @r.get("/kiosk/preview.jpg", include_in_schema=False)
+    @r.get("/kiosk/preview.jpg", include_in_schema=False, dependencies=screen_only)
     def preview_jpg() -> Response:
         source = preview_source(core)
         if source is None or not someone_there(core):
@@ -320,12 +438,13 @@ def router(core: Core) -> APIRouter:
             return Response(status_code=204, headers={"Cache-Control": "no-store"})
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
-    @r.get("/kiosk/preview.mjpeg", include_in_schema=False)
-    async def preview_mjpeg(request: Request) -> Response:
+    @r.get("/kiosk/preview.mjpeg", include_in_schema=False, dependencies=screen_only)
+    async def preview_mjpeg(
+        request: Request, fps: float = Query(2.0, ge=0.5, le=PREVIEW_MAX_FPS)
+    ) -> Response:
         source = preview_source(core)
         if source is None or not someone_there(core):
             return Response(status_code=204, headers={"Cache-Control": "no-store"})
-        fps = min(PREVIEW_MAX_FPS, max(0.5, _num(request.query_params.get("fps")) or 2.0))
 
         async def frames() -> AsyncIterator[bytes]:
             # Ends by itself when the person leaves: nobody there, no picture.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kiosk.config import ConfigError, load_config
+from kiosk.config import ConfigError, check_paths, load_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "check-config",
         help="validate a config file",
         description="Validate a kiosk TOML config. Prints every problem as `field.path: reason`"
-        " and exits 2 on error; prints `ok` and exits 0 when valid.",
+        " and exits 2 on error (unknown timezones, missing paths such as policy.trust_dir, a"
+        " file nested too deeply); prints `ok` and exits 0 when valid.",
     )
     p.add_argument("file", help="the TOML config to check")
     p.set_defaults(func=check_config)
@@ -25,6 +26,11 @@ def check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}", file=sys.stderr)
+        return 2
+    problems = check_paths(cfg)
+    for problem in problems:
+        print(f"{args.file}: {problem}", file=sys.stderr)
+    if problems:
         return 2
     print(f"ok: {args.file} (kiosk_id={cfg.site.kiosk_id})")
     return 0

@@ -8,7 +8,7 @@ import os
 import socket
 from pathlib import Path
 
-from kiosk.config import ConfigError, load_config
+from kiosk.config import ConfigError, check_paths, load_config
 from kiosk.logs import setup_logging
 
 from .errors import CliError, UsageError
@@ -96,11 +96,21 @@ def run_daemon(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         raise UsageError(f"{exc.source}: {'; '.join(exc.problems)}") from None
+    problems = check_paths(config)
+    if problems:
+        raise UsageError(f"{args.config}: {'; '.join(problems)}")
     data = args.data or Path(os.environ.get("KIOSK_DATA", DEFAULT_DATA))
     setup_logging(args.log_level)
+    from checkpoint.server import raise_open_file_limit
+
+    raise_open_file_limit()
 
     async def main() -> int:
         core = await asyncio.to_thread(build_core, config, data)
+        refusal = no_trusted_key(core)
+        if refusal:
+            await asyncio.to_thread(core.close)
+            raise CliError(f"cannot start: {refusal}")
         daemon = Daemon(core)
         try:
             await daemon.start()
@@ -119,6 +129,18 @@ def run_daemon(args: argparse.Namespace) -> int:
         raise CliError(f"cannot start: {exc.strerror or exc}") from None
     except _startup_errors() as exc:
         raise CliError(f"cannot start: {exc}") from None
+
+
+def no_trusted_key(core: object) -> str | None:
+    """Why a kiosk that checks passes must not start: it trusts no issuer key (every pass
+    would be denied as ``pass_unknown_key`` while the kiosk said it was deciding)."""
+    from kiosk.core import Core, trust_dir
+
+    assert isinstance(core, Core)
+    if core.config.policy.mode == "temperature_only" or core.trust.names:
+        return None
+    where = trust_dir(core.config, core.data_dir)
+    return f"no trusted issuer key (*.pub) in {where}; `kiosk keys new` makes one"
 
 
 def _startup_errors() -> tuple[type[BaseException], ...]:

@@ -1,7 +1,10 @@
-"""``kiosk verify-log [--db FILE]``: check the event log's hash chains and ``seq``.
+"""``kiosk verify-log [--db FILE] [--against CENTRAL]``: check the event log's hash chains,
+``seq``, purges, and (with ``--against``) the office's copy.
 
 Opens the file read-only (never creates, migrates or repairs it), so it is safe to run while
-the daemon is writing and on a copy taken off a kiosk.
+the daemon is writing and on a copy taken off a kiosk. ``CENTRAL`` is a pulled SQLite copy
+(``kiosk pull --into FILE``: table ``pulled_events``) or the office's PostgreSQL
+(``postgresql://...``: table ``fleet_events``); it too is only read.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ import json
 import os
 import sqlite3
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
-from kiosk.store import verify_database
+from kiosk.store import compare_with_central, verify_database
 
 from .errors import CliError, UsageError
 
@@ -42,8 +47,55 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the SQLite event log (default: $KIOSK_DATA/kiosk.db if KIOSK_DATA is set,"
         " else ./data/kiosk.db)",
     )
+    p.add_argument(
+        "--against",
+        metavar="CENTRAL",
+        help="also compare with the office's copy: a pulled SQLite file or a postgresql://"
+        " DSN; names the first row where they disagree (a rewritten row, a shortened log)",
+    )
+    p.add_argument(
+        "--kiosk-id",
+        help="the kiosk's id in CENTRAL (default: the one in the file's events)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=run)
+
+
+def _central_rows(central: str, kiosk_id: str) -> Iterator[tuple[int, str]]:
+    """``(seq, hash)`` the office holds for ``kiosk_id``, in ``seq`` order."""
+    from office.pg import is_pg_dsn
+
+    if is_pg_dsn(central):
+        from office.pg import PgError, connect
+
+        try:
+            conn: Any = connect(central, application_name="kiosk-verify")
+        except PgError as exc:
+            raise CliError(str(exc)) from None
+        sql = "SELECT seq, hash FROM fleet_events WHERE kiosk_id = %s ORDER BY seq"
+    else:
+        conn = _open_read_only(Path(central))
+        sql = "SELECT seq, hash FROM pulled_events WHERE kiosk_id = ? ORDER BY seq"
+    try:
+        cursor = conn.cursor()
+        try:
+            cursor.execute(sql, [kiosk_id])
+        except Exception as exc:  # noqa: BLE001 - sqlite3 or psycopg: not a pulled copy
+            raise UsageError(f"{central}: not a pulled copy of kiosk events ({exc})") from None
+        while batch := cursor.fetchmany(5000):
+            for seq, hash_ in batch:
+                yield int(seq), str(hash_)
+    finally:
+        conn.close()
+
+
+def _kiosk_id(conn: sqlite3.Connection, given: str | None) -> str:
+    if given:
+        return given
+    ids = [r[0] for r in conn.execute("SELECT DISTINCT kiosk_id FROM events LIMIT 2")]
+    if len(ids) != 1:
+        raise UsageError("cannot tell which kiosk this file is; pass --kiosk-id")
+    return str(ids[0])
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
@@ -79,12 +131,21 @@ def run(args: argparse.Namespace) -> int:
         try:
             integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
             result = verify_database(conn)
+            central = None
+            if args.against:
+                kiosk_id = _kiosk_id(conn, args.kiosk_id)
+                central = compare_with_central(
+                    conn, kiosk_id, _central_rows(args.against, kiosk_id)
+                )
         except sqlite3.DatabaseError as exc:
             raise CliError(f"{path}: the database is corrupt: {exc}") from None
     finally:
         conn.close()
     integrity_ok = integrity == ["ok"]
-    ok = result.ok and integrity_ok
+    problems = list(result.problems)
+    if central is not None:
+        problems.append(f"against {args.against}: {central[1]}")
+    ok = result.ok and integrity_ok and central is None
     if args.json:
         print(
             json.dumps(
@@ -96,19 +157,21 @@ def run(args: argparse.Namespace) -> int:
                     "table": result.table,
                     "first_bad_seq": result.first_bad_seq,
                     "problem": result.problem,
-                    "problems": list(result.problems),
+                    "problems": problems,
                     "integrity": integrity[:10],
+                    "central_first_bad_seq": central[0] if central else None,
                 }
             )
         )
     else:
         if not integrity_ok:
             print(f"FAIL integrity_check: {'; '.join(integrity[:3])}", file=sys.stderr)
-        for problem in result.problems:
+        for problem in problems:
             print(f"FAIL {problem}", file=sys.stderr)
         if ok:
             print(
                 f"ok: {path}: {result.events_checked} events and {result.audit_checked} audit"
                 " rows, chains intact"
+                + (f", matches {args.against}" if args.against else "")
             )
     return 0 if ok else 1

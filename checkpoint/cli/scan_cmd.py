@@ -3,6 +3,9 @@
 One JSON line per readable file on stdout, ``{"file", "codes": [...], "ms"}`` (plus
 ``"rejected": [reasons]`` when a code was found but failed payload hygiene). An unreadable
 file is one line on stderr; the others are still scanned, and the exit code is 2.
+
+An image over ``MAX_PIXELS`` (``--max-pixels``) is refused from its header, before it is
+decoded: a 76 KB PNG can declare 20000 x 20000 pixels and take gigabytes to decode.
 """
 
 from __future__ import annotations
@@ -14,6 +17,30 @@ import time
 from pathlib import Path
 
 from .errors import CliError, UsageError
+
+#: Largest image decoded: 40 megapixels (a phone photo is 12-50); a camera frame is 0.3.
+MAX_PIXELS = 40_000_000
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` from the file's header without decoding it; None when PIL cannot
+    tell (not an image format it knows)."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings():
+        # PIL's own bomb check raises past 2x its limit; here the budget decides, so read
+        # the size of any header (nothing is decoded).
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            with Image.open(path) as image:  # reads the header only
+                return int(image.size[0]), int(image.size[1])
+        except (UnidentifiedImageError, OSError, ValueError):
+            return None
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="decoder library (default: the config's, zxing)",
     )
     p.add_argument("--config", metavar="FILE", help="take the decoder settings from this config")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=MAX_PIXELS,
+        help=f"refuse images larger than this many pixels, before decoding (default {MAX_PIXELS})",
+    )
     p.set_defaults(func=run)
 
 
@@ -58,6 +91,15 @@ def run(args: argparse.Namespace) -> int:
         path = Path(name)
         if not path.is_file():
             print(f"kiosk scan: {name}: no such file", file=sys.stderr)
+            unusable += 1
+            continue
+        size = image_size(path)
+        if size is not None and size[0] * size[1] > args.max_pixels:
+            print(
+                f"kiosk scan: {name}: {size[0]}x{size[1]} pixels is over the budget of"
+                f" {args.max_pixels} (--max-pixels); not decoded",
+                file=sys.stderr,
+            )
             unusable += 1
             continue
         frame = read_image(path)

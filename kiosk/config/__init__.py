@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from ._base import Section
 from .engine import EngineSection
@@ -24,7 +24,7 @@ from .store import StoreSection
 from .thermometer import ThermometerSection
 from .web import WebSection
 
-__all__ = ["ConfigError", "KioskConfig", "load_config", "parse_config"]
+__all__ = ["ConfigError", "KioskConfig", "check_paths", "load_config", "parse_config"]
 
 
 class KioskConfig(Section):
@@ -40,6 +40,17 @@ class KioskConfig(Section):
         default_factory=FleetSection,
         description="The office's signed list bundle, fetched on a schedule (docs/fleet.md).",
     )
+
+    @model_validator(mode="after")
+    def _lanes_named(self) -> KioskConfig:
+        if self.site.direction == "both" and self.site.direction_from == "readers":
+            missing = [s.name for s in self.readers.sources if s.direction is None]
+            if missing:
+                raise ValueError(
+                    "site.direction_from = 'readers' needs a `direction` on every reader;"
+                    f" missing on {missing}"
+                )
+        return self
 
 
 class ConfigError(Exception):
@@ -77,12 +88,33 @@ _UNION_TAGS = {
 }
 
 
+#: Config files are small; anything bigger is not a config (and is refused before parsing).
+MAX_CONFIG_BYTES = 1_048_576
+_TOO_DEEP = "(toml): nested too deeply (a config needs only a few levels)"
+
+
 def parse_config(data: dict[str, Any], source: str = "<config>") -> KioskConfig:
     try:
         return KioskConfig.model_validate(data)
     except ValidationError as exc:
         problems = [f"{_loc(err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise ConfigError(source, problems) from None
+    except RecursionError:
+        raise ConfigError(source, [_TOO_DEEP]) from None
+
+
+def check_paths(config: KioskConfig) -> list[str]:
+    """Problems with the paths a config names that exist outside it (``check-config`` and
+    ``kiosk run``): one ``field.path: reason`` each. Relative paths are left to the data dir."""
+    problems: list[str] = []
+    trust = config.policy.trust_dir
+    if trust is not None and not Path(trust).is_dir():
+        problems.append(f"policy.trust_dir: {trust} is not an existing directory")
+    for i, source in enumerate(config.readers.sources):
+        images = getattr(source, "images", None)
+        if isinstance(images, str) and not Path(images).exists():
+            problems.append(f"readers.sources[{i}].images: {images} does not exist")
+    return problems
 
 
 def load_config(path: str | Path | None) -> KioskConfig:
@@ -91,13 +123,18 @@ def load_config(path: str | Path | None) -> KioskConfig:
         return KioskConfig()
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(str(path), [f"(file): cannot read: {exc.strerror or exc}"]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(str(path), [f"(file): larger than {MAX_CONFIG_BYTES} bytes"])
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ConfigError(str(path), ["(file): not UTF-8 text"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), [f"(toml): {exc}"]) from None
+    except RecursionError:
+        raise ConfigError(str(path), [_TOO_DEEP]) from None
     return parse_config(data, str(path))

@@ -27,7 +27,9 @@ class PassbackConfig(Section):
         2, ge=0, le=1440, description="Minutes within which a repeat is passback."
     )
     mode: Literal["hard", "soft"] = Field(
-        "soft", description="hard: deny; soft: allow and flag for the guard."
+        "hard",
+        description="hard (default): deny a repeat in the same direction within the window"
+        " and call the guard, who may override; soft: allow and flag for the guard.",
     )
 
 

@@ -78,6 +78,11 @@ class FocusConfig(Section):
 
 class CameraReaderConfig(Section):
     type: Literal["camera"] = "camera"
+    direction: Literal["in", "out"] | None = Field(
+        None,
+        description="The lane this reader serves, when `site.direction_from = 'readers'`:"
+        " every code it reads passes this way.",
+    )
     name: str = Field(
         "camera", max_length=32, description="Tag put on every code from this source."
     )
@@ -94,6 +99,11 @@ class CameraReaderConfig(Section):
 
 class PiCameraReaderConfig(Section):
     type: Literal["picamera"] = "picamera"
+    direction: Literal["in", "out"] | None = Field(
+        None,
+        description="The lane this reader serves, when `site.direction_from = 'readers'`:"
+        " every code it reads passes this way.",
+    )
     name: str = Field("picamera", max_length=32, description="Tag put on every code.")
     width: int = Field(640, ge=160, le=3840, description="Capture width in pixels.")
     height: int = Field(480, ge=120, le=2160, description="Capture height in pixels.")
@@ -107,6 +117,11 @@ class PiCameraReaderConfig(Section):
 
 class SerialReaderConfig(Section):
     type: Literal["serial"] = "serial"
+    direction: Literal["in", "out"] | None = Field(
+        None,
+        description="The lane this reader serves, when `site.direction_from = 'readers'`:"
+        " every code it reads passes this way.",
+    )
     name: str = Field("scanner", max_length=32, description="Tag put on every code.")
     port: str = Field("/dev/ttyACM0", max_length=256, description="Serial device or pyserial URL.")
     baudrate: int = Field(9600, ge=1200, le=921600, description="GM65 default 9600 8N1.")
@@ -130,6 +145,11 @@ class SerialReaderConfig(Section):
 
 class FakeCameraReaderConfig(Section):
     type: Literal["fake_camera"] = "fake_camera"
+    direction: Literal["in", "out"] | None = Field(
+        None,
+        description="The lane this reader serves, when `site.direction_from = 'readers'`:"
+        " every code it reads passes this way.",
+    )
     name: str = Field("camera", max_length=32, description="Tag put on every code.")
     fps: float = Field(15.0, gt=0, le=60, description="Frames per second the fake plays.")
     images: str | None = Field(

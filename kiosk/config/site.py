@@ -1,8 +1,9 @@
 """Which kiosk this is and how it speaks."""
 
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ._base import Section
 
@@ -23,6 +24,13 @@ class SiteConfig(Section):
     default_direction: Literal["in", "out"] = Field(
         "in", description="Direction assumed when a 'both' kiosk is not told otherwise."
     )
+    direction_from: Literal["screen", "readers"] = Field(
+        "screen",
+        description="Where a 'both' kiosk learns each passage's direction: 'screen' (the"
+        " kiosk screen's buttons; a quarantined household then always needs the guard) or"
+        " 'readers' (each reader's `direction`: one reader per lane, the screen's buttons are"
+        " refused).",
+    )
     language: Literal["zh-CN", "en"] = Field(
         "zh-CN", description="Default language of the screens (each screen can switch)."
     )
@@ -31,3 +39,12 @@ class SiteConfig(Section):
         max_length=64,
         description="IANA zone for opening hours and daily reports (events are stored in UTC).",
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA timezone {value!r} (e.g. 'Asia/Shanghai')") from None
+        return value

@@ -1,15 +1,29 @@
-"""Web server, screens and API."""
+"""Web server, screens and API: what is served, to whom, and the connection discipline."""
 
-from pydantic import Field
+import ipaddress
+
+from pydantic import Field, field_validator
 
 from ._base import Section
+
+
+def _addresses(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Each entry an IP address or network (``10.0.0.5``, ``192.168.1.0/24``, ``::1``)."""
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"not an IP address or network: {value!r}") from None
+    return values
 
 
 class WebSection(Section):
     host: str = Field("127.0.0.1", max_length=255, description="Address to listen on.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port, for tests).")
     docs_enabled: bool = Field(
-        True, description="Serve /docs and /openapi.json (off in production)."
+        True,
+        description="Serve /openapi.json (off in production). No Swagger UI page is ever"
+        " served: it would load scripts from a CDN.",
     )
     api_rate_per_min: int = Field(
         600, ge=1, le=100000, description="Requests per minute per token and per address."
@@ -38,3 +52,52 @@ class WebSection(Section):
         description="Serve /metrics without a token (counts only); false needs `stats:read`.",
     )
     mask_personal: bool = Field(True, description="Mask phone/ID numbers unless a role needs them.")
+    screen_addresses: tuple[str, ...] = Field(
+        ("127.0.0.1", "::1"),
+        max_length=32,
+        description="Client addresses whose browser is this kiosk's own screen (the kiosk"
+        " page, its event stream, preview and direction buttons). Anyone else needs the"
+        " `screen_key` credential (docs/screens.md) or gets 403.",
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        (),
+        max_length=32,
+        description="Addresses of reverse proxies whose X-Forwarded-For/-Proto is believed."
+        " Empty (default): proxy headers are ignored from everyone.",
+    )
+    tls: bool = Field(
+        False,
+        description="Serve HTTPS with the `tls_cert` and `tls_key` credentials (scripts/install"
+        " --tls makes a self-signed pair); guard cookies are then `Secure`.",
+    )
+    max_connections: int = Field(
+        256,
+        ge=8,
+        le=65536,
+        description="Open connections at once, all clients together; more are closed on"
+        " accept. Also capped at half the process's open-file limit.",
+    )
+    max_connections_per_client: int = Field(
+        32, ge=1, le=65536, description="Open connections at once from one client address."
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="A connection must complete its request headers within this (from"
+        " connect or the previous response): idle and slowloris connections are closed.",
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, le=600, description="A request body must arrive in full within this."
+    )
+    max_body_bytes: int = Field(
+        1048576,
+        ge=1024,
+        le=67108864,
+        description="Largest request body any route accepts (413 before reading it).",
+    )
+
+    @field_validator("screen_addresses", "trusted_proxies")
+    @classmethod
+    def _valid_addresses(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return _addresses(values)

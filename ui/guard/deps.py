@@ -14,6 +14,9 @@ nothing and names nobody: it is not written, so strangers cannot fill the audit 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import date
@@ -138,10 +141,12 @@ class Guard:
     def flash(self, request: Request) -> dict:
         lang = self.lang(request)
         msg = request.query_params.get("msg")
-        err = request.query_params.get("err")
+        err = (request.query_params.get("err") or "")[:300]
+        sig = request.query_params.get("sig") or ""
+        signed = bool(err) and hmac.compare_digest(sig.encode(), flash_sig(err).encode())
         return {
             "flash_ok": i18n.t(lang, msg) if msg in OK_MESSAGES else None,
-            "flash_err": err[:300] if err else None,
+            "flash_err": err if signed else None,
         }
 
     def manual(self, decision: str, **kwargs: Any) -> None:
@@ -205,7 +210,19 @@ def fail(request: Request, target: str, problem: BadInput) -> Response:
     if request.headers.get("accept", "").startswith("application/json"):
         return JSONResponse({"ok": False, "error": text}, status_code=400)
     sep = "&" if "?" in target else "?"
-    return RedirectResponse(f"{target}{sep}err={quote(text[:300])}", status_code=303)
+    text = text[:300]
+    return RedirectResponse(
+        f"{target}{sep}err={quote(text)}&sig={flash_sig(text)}", status_code=303
+    )
+
+
+#: ``?err=`` is shown only when this process wrote it (signed): a link from anyone else cannot
+#: put words in the console's error banner.
+_FLASH_KEY = secrets.token_bytes(32)
+
+
+def flash_sig(text: str) -> str:
+    return hmac.new(_FLASH_KEY, text.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 # --- auditing -------------------------------------------------------------------------------

@@ -1,0 +1,417 @@
+"""The web server with connection discipline: what a hostile LAN can do to it is bounded.
+
+The screens and the API share one asyncio loop with the checkpoint's engine, so a flood of
+connections must never reach the point where the loop spends its time on sockets instead of
+passages. uvicorn alone bounds none of it: an idle or slowloris connection (headers sent a
+byte at a time) stays open for ever, and at the process's open-file limit asyncio's accept
+loop logs "socket.accept() out of system resource" once per pending connection per turn
+(``backlog`` times, 2,048 in uvicorn) and keeps re-arming itself.
+
+Here (``build_server``):
+
+* ``GuardedH11Protocol`` counts open connections overall and per client address and closes a
+  new one at once (RST) past ``web.max_connections_per_client``, or past
+  ``web.max_connections`` (itself capped at half the open-file limit, so accept never runs
+  out of descriptors) unless a connection still silent about its request can be closed to
+  make room (``ConnectionGate``);
+* a connection must complete its request headers within ``web.header_timeout_s`` of
+  connecting or of its previous response (idle and slowloris connections are closed), and a
+  request body must arrive within ``web.body_timeout_s``;
+* ``BodyLimit`` answers 413 to a body over ``web.max_body_bytes``, from ``Content-Length``
+  before reading anything, or as soon as a chunked body passes the cap;
+* accept errors are logged at most once every ``ACCEPT_LOG_EVERY_S`` with a count, and the
+  accept loop's batch (``backlog``) is small;
+* the listening socket is bound here, so a busy port is one clear ``OSError`` (``kiosk run``:
+  exit 1), not uvicorn's ``sys.exit(3)``;
+* proxy headers are believed only from ``web.trusted_proxies``; TLS from the ``tls_cert`` /
+  ``tls_key`` credentials when ``web.tls`` is on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import resource
+import socket
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from kiosk.config.web import WebSection
+from kiosk.secrets import secret_path
+
+log = logging.getLogger(__name__)
+
+#: Accept errors (EMFILE ...) are logged at most this often, with how many were swallowed.
+ACCEPT_LOG_EVERY_S = 10.0
+#: Connections taken per turn of the loop when the listening socket is ready.
+ACCEPT_BACKLOG = 128
+_ACCEPT_MESSAGE = "socket.accept() out of system resource"
+
+
+class ServerError(OSError):
+    """The server cannot start (a busy port, a missing certificate): one line, exit 1."""
+
+
+def open_file_limit() -> int:
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def raise_open_file_limit() -> int:
+    """Lift the soft open-file limit to the hard one (systemd's ``LimitNOFILE``); the new
+    soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = 65536 if hard == resource.RLIM_INFINITY else hard
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return open_file_limit()
+
+
+@dataclass
+class ConnectionGate:
+    """Open connections overall and per client address, with the caps that close new ones.
+
+    At the overall cap a new connection is not refused while some connection is still
+    waiting for its request headers: the oldest such one (an idle or slowloris connection) is
+    closed to make room. A browser sends its request at once, so a flood of connections that
+    send nothing cannot hold every slot against a guard's or the office's request."""
+
+    max_total: int
+    max_per_client: int
+    open_total: int = 0
+    per_client: Counter[str] = field(default_factory=Counter)
+    refused: int = 0
+    evicted: int = 0
+    waiting: OrderedDict[int, GuardedH11Protocol] = field(default_factory=OrderedDict)
+
+    def admit(self, client: str) -> bool:
+        if self.per_client[client] >= self.max_per_client:
+            self.refused += 1
+            return False
+        if self.open_total >= self.max_total:
+            if not self.waiting:
+                self.refused += 1
+                return False
+            _, oldest = self.waiting.popitem(last=False)
+            oldest.evict()
+            self.evicted += 1
+        self.open_total += 1
+        self.per_client[client] += 1
+        return True
+
+    def release(self, client: str) -> None:
+        self.open_total -= 1
+        self.per_client[client] -= 1
+        if self.per_client[client] <= 0:
+            del self.per_client[client]
+
+
+@dataclass(frozen=True)
+class Limits:
+    gate: ConnectionGate
+    header_timeout_s: float
+    body_timeout_s: float
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with connection caps and header/body deadlines."""
+
+    limits: Limits  # set on the subclass ``protocol_class`` makes
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        peer = transport.get_extra_info("peername")
+        self._peer = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        self._deadline: asyncio.TimerHandle | None = None
+        self._timed_cycle: Any = None
+        self._counted = self.limits.gate.admit(self._peer)
+        self._served = self._counted
+        if not self._counted:
+            # Closed before uvicorn sees it: no task, no buffer, the descriptor freed now.
+            transport.abort()
+            return
+        super().connection_made(transport)
+        self._await_headers()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._served:
+            return
+        self._served = False
+        self._uncount()
+        self._disarm()
+        super().connection_lost(exc)
+
+    def evict(self) -> None:
+        """Make room at the overall cap: this connection has not sent its request yet."""
+        self._uncount()
+        self._disarm()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
+
+    def _uncount(self) -> None:
+        self.limits.gate.waiting.pop(id(self), None)
+        if self._counted:
+            self._counted = False
+            self.limits.gate.release(self._peer)
+
+    def _await_headers(self) -> None:
+        self._arm(self.limits.header_timeout_s)
+        self.limits.gate.waiting[id(self)] = self
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport is None or not self._served:
+            return
+        super().data_received(data)
+        cycle = self.cycle
+        if cycle is None or cycle is self._timed_cycle:
+            if cycle is not None and not cycle.more_body:
+                self._disarm()  # the body is in: the response may take as long as it needs
+            return
+        # A new request's headers are complete: now its body has a deadline (if any).
+        self._timed_cycle = cycle
+        self.limits.gate.waiting.pop(id(self), None)
+        self._disarm()
+        if cycle.more_body:
+            self._arm(self.limits.body_timeout_s)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._served and not self.transport.is_closing():
+            self._await_headers()
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
+
+
+def protocol_class(limits: Limits) -> type[GuardedH11Protocol]:
+    return type("EdgeH11Protocol", (GuardedH11Protocol,), {"limits": limits})
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a request body over ``max_bytes``, before reading it when its
+    ``Content-Length`` says so, else as soon as the chunks pass the cap."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = _header(scope, b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await _send_413(send)
+            return
+        seen = 0
+        started = rejected = False
+
+        async def counted_receive() -> Any:
+            nonlocal seen, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    # Answer now; to the app the client is gone (it stops reading).
+                    rejected = True
+                    if not started:
+                        await _send_413(send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracked_send(message: Any) -> None:
+            nonlocal started
+            if rejected:
+                return  # the app's answer to a body it never got in full
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except Exception:
+            if not rejected:
+                raise
+
+
+def _header(scope: Any, name: bytes) -> str | None:
+    for key, value in scope.get("headers") or ():
+        if key == name:
+            return bytes(value).decode("latin-1").strip()
+    return None
+
+
+async def _send_413(send: Any) -> None:
+    body = b'{"detail":"request body too large"}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class AcceptErrorLog:
+    """A loop exception handler that turns accept-error storms into one line per interval."""
+
+    def __init__(
+        self,
+        previous: Any,
+        every_s: float = ACCEPT_LOG_EVERY_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.previous = previous
+        self.every_s = every_s
+        self.monotonic = monotonic
+        self.suppressed = 0
+        self.total = 0
+        self._last = -1e9
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message") != _ACCEPT_MESSAGE:
+            if self.previous is not None:
+                self.previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+            return
+        self.total += 1
+        now = self.monotonic()
+        if now - self._last < self.every_s:
+            self.suppressed += 1
+            return
+        exc = context.get("exception")
+        code = errno.errorcode.get(getattr(exc, "errno", 0) or 0, "?")
+        log.warning(
+            "cannot accept connections (%s); %d more like this since the last report",
+            code,
+            self.suppressed,
+        )
+        self._last = now
+        self.suppressed = 0
+
+
+def install_accept_log(loop: asyncio.AbstractEventLoop) -> AcceptErrorLog:
+    current = loop.get_exception_handler()
+    if isinstance(current, AcceptErrorLog):
+        return current
+    handler = AcceptErrorLog(current)
+    loop.set_exception_handler(handler)
+    return handler
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so a busy port is a clear ``ServerError``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ServerError(
+                exc.errno, f"port {port} on {host} is already in use (another kiosk running?)"
+            ) from None
+        raise ServerError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(ACCEPT_BACKLOG)
+    sock.set_inheritable(True)
+    return sock
+
+
+def tls_files(web: WebSection) -> tuple[str, str] | None:
+    """``(certfile, keyfile)`` from the credentials when ``web.tls``; None when off."""
+    if not web.tls:
+        return None
+    cert, key = secret_path("tls_cert"), secret_path("tls_key")
+    if cert is None or key is None:
+        raise ServerError(
+            errno.ENOENT, "web.tls is on but the tls_cert/tls_key credentials are missing"
+        )
+    return str(cert), str(key)
+
+
+def effective_max_connections(web: WebSection, nofile: int | None = None) -> int:
+    """``web.max_connections``, capped at half the open-file limit (the other half is the
+    event log, helpers, devices and the accept that closes the excess)."""
+    nofile = open_file_limit() if nofile is None else nofile
+    return max(8, min(web.max_connections, nofile // 2))
+
+
+def server_config(app: Any, web: WebSection, **overrides: Any) -> uvicorn.Config:
+    limits = Limits(
+        ConnectionGate(effective_max_connections(web), web.max_connections_per_client),
+        web.header_timeout_s,
+        web.body_timeout_s,
+    )
+    tls = tls_files(web)
+    options: dict[str, Any] = {
+        "log_config": None,
+        "access_log": False,
+        "lifespan": "off",
+        "timeout_graceful_shutdown": 1,
+        "http": protocol_class(limits),
+        "ws": "none",
+        "backlog": ACCEPT_BACKLOG,
+        "timeout_keep_alive": min(5, int(web.header_timeout_s) or 1),
+        "proxy_headers": bool(web.trusted_proxies),
+        "forwarded_allow_ips": list(web.trusted_proxies) or None,
+        "server_header": False,
+    }
+    if tls is not None:
+        options["ssl_certfile"], options["ssl_keyfile"] = tls
+    options.update(overrides)
+    config = uvicorn.Config(BodyLimit(app, web.max_body_bytes), **options)
+    config.edge_limits = limits  # type: ignore[attr-defined]  # for /metrics and the bench
+    return config
+
+
+class EdgeServer(uvicorn.Server):
+    """uvicorn on a socket bound here, minus its signal handling (the daemon owns SIGTERM)."""
+
+    def __init__(self, config: uvicorn.Config, sock: socket.socket) -> None:
+        super().__init__(config)
+        self.sock = sock
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        install_accept_log(asyncio.get_running_loop())
+        await super().serve(sockets=sockets or [self.sock])
+
+    @property
+    def limits(self) -> Limits:
+        return self.config.edge_limits  # type: ignore[attr-defined, no-any-return]
+
+
+def build_server(app: Any, web: WebSection, **overrides: Any) -> EdgeServer:
+    """The daemon's web server for ``app`` under ``web``'s limits, its socket bound."""
+    config = server_config(app, web, **overrides)
+    return EdgeServer(config, bind_socket(web.host, web.port))

@@ -1,0 +1,129 @@
+"""``checkpoint.server``: connection caps, body caps, accept-error logging, the busy port."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
+
+from checkpoint.server import (
+    AcceptErrorLog,
+    BodyLimit,
+    ConnectionGate,
+    ServerError,
+    bind_socket,
+    effective_max_connections,
+    server_config,
+)
+from kiosk.config.web import WebSection
+
+
+class FakeProtocol:
+    def __init__(self) -> None:
+        self.evicted = False
+
+    def evict(self) -> None:
+        self.evicted = True
+
+
+def test_the_gate_refuses_past_the_per_address_cap():
+    gate = ConnectionGate(max_total=100, max_per_client=2)
+    assert gate.admit("10.0.0.9") and gate.admit("10.0.0.9")
+    assert not gate.admit("10.0.0.9")
+    assert gate.admit("10.0.0.10")
+    gate.release("10.0.0.9")
+    assert gate.admit("10.0.0.9")
+    assert gate.refused == 1
+
+
+def test_at_the_overall_cap_the_oldest_silent_connection_makes_room():
+    gate = ConnectionGate(max_total=2, max_per_client=10)
+    silent = FakeProtocol()
+    assert gate.admit("a") and gate.admit("b")
+    gate.waiting[1] = silent  # "a" has not sent its request yet
+    assert gate.admit("c")  # a guard's request gets in
+    assert silent.evicted and gate.evicted == 1
+    assert not gate.admit("d")  # nobody silent left to close: refused
+    assert gate.refused == 1
+
+
+def test_connections_are_capped_at_half_the_open_file_limit():
+    web = WebSection(max_connections=4096)
+    assert effective_max_connections(web, nofile=1024) == 512
+    assert effective_max_connections(WebSection(max_connections=256), nofile=1024) == 256
+
+
+def _echo_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict:
+        return {"n": len(await request.body())}
+
+    return app
+
+
+def test_bodies_over_the_cap_get_413_before_or_while_reading():
+    client = TestClient(BodyLimit(_echo_app(), 1024))
+    assert client.post("/echo", content=b"x" * 1024).json() == {"n": 1024}
+    assert client.post("/echo", content=b"x" * 1025).status_code == 413
+    assert client.post("/echo", headers={"Content-Length": "99999999999"}).status_code == 413
+
+    def chunks():
+        for _ in range(8):
+            yield b"y" * 512
+
+    assert client.post("/echo", content=chunks()).status_code == 413
+
+
+def test_accept_errors_are_logged_once_per_interval_with_a_count(caplog):
+    now = [0.0]
+    handler = AcceptErrorLog(None, every_s=10, monotonic=lambda: now[0])
+    context = {
+        "message": "socket.accept() out of system resource",
+        "exception": OSError(errno.EMFILE, "Too many open files"),
+    }
+    with caplog.at_level(logging.WARNING, logger="checkpoint.server"):
+        for _ in range(2048):
+            handler(None, context)  # type: ignore[arg-type]
+        now[0] = 11.0
+        handler(None, context)  # type: ignore[arg-type]
+    lines = [r.getMessage() for r in caplog.records if r.name == "checkpoint.server"]
+    assert len(lines) == 2
+    assert "EMFILE" in lines[0] and "2047 more" in lines[1]
+    assert handler.total == 2049
+
+
+def test_a_busy_port_is_a_clear_server_error():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ServerError) as info:
+            bind_socket("127.0.0.1", port)
+    expected = f"port {port} on 127.0.0.1 is already in use (another kiosk running?)"
+    assert info.value.strerror == expected
+
+
+def test_proxy_headers_are_believed_only_from_configured_proxies():
+    plain = server_config(FastAPI(), WebSection())
+    assert plain.proxy_headers is False
+    proxied = server_config(FastAPI(), WebSection(trusted_proxies=("10.0.0.2",)))
+    assert proxied.proxy_headers is True and proxied.forwarded_allow_ips == ["10.0.0.2"]
+
+
+def test_tls_without_its_credentials_refuses_to_start(monkeypatch, tmp_path):
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    monkeypatch.delenv("KIOSK_TLS_CERT", raising=False)
+    with pytest.raises(ServerError, match="tls_cert/tls_key"):
+        server_config(FastAPI(), WebSection(tls=True))
+    (tmp_path / "tls_cert").write_text("cert")
+    (tmp_path / "tls_key").write_text("key")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    config = server_config(FastAPI(), WebSection(tls=True))
+    assert config.ssl_certfile == str(tmp_path / "tls_cert")
+    assert config.ssl_keyfile == str(tmp_path / "tls_key")

@@ -1,0 +1,177 @@
+"""Tamper evidence beyond the local file (issue 15, finding 10).
+
+Three ways someone who can read and write the kiosk's file hides what happened, each checked
+with ``kiosk verify-log`` as an operator runs it:
+
+* a faked purge (personal fields nulled, ``purged_at`` set) of a row no audited purge covers;
+* the tail deleted and ``meta``'s high-water mark lowered to match (the local chain is whole);
+* a row edited and every digest and hash after it recomputed with the salt from ``meta``.
+
+The last two pass a local check by construction; ``--against`` the office's pulled copy names
+the first row where the two disagree."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from checkpoint.cli import main
+from kiosk import hashchain, retention
+from kiosk.store import EventDraft, EventLog
+from office.pull import open_target, write_page
+
+TRIGGERS = (
+    "events_append_only_delete",
+    "events_append_only_update",
+    "audit_append_only_delete",
+    "audit_append_only_update",
+)
+
+
+def shell(path, *statements, params=()) -> None:
+    """Edit the file behind the log's back, as someone with a shell could."""
+    conn = sqlite3.connect(path)
+    for trigger in TRIGGERS:
+        conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    for sql in statements:
+        conn.execute(sql, params)
+    conn.commit()
+    conn.close()
+
+
+@pytest.fixture
+def kiosk_db(tmp_path, clock):
+    """40 days of a gate, a retention purge at 30 days, and 10 recent events."""
+    path = tmp_path / "kiosk.db"
+    with EventLog(path, "gate-1", clock) as log:
+        for i in range(20):
+            log.append(
+                EventDraft(
+                    direction="out" if i % 2 else "in",
+                    decision="pass",
+                    pass_id=f"P-{i}",
+                    household="B1-101",
+                    holder=f"Resident {i}",
+                    temp_c=36.4,
+                )
+            )
+            clock.advance(4 * 86400 if i < 10 else 3600)
+        retention.purge(log, 30, clock.now())
+    return path
+
+
+@pytest.fixture
+def central(tmp_path, kiosk_db):
+    """The office's copy, as ``kiosk pull --into FILE`` keeps it."""
+    path = tmp_path / "office.db"
+    conn = open_target(path)
+    with EventLog(kiosk_db, "gate-1", None) as log:  # type: ignore[arg-type]
+        rows = log.events(limit=1000)
+    write_page(conn, "http://gate-1:8000", "gate-1", rows)
+    conn.close()
+    return path
+
+
+def verify(*args: str) -> int:
+    return main(["verify-log", *args])
+
+
+def test_an_audited_purge_verifies_and_a_faked_one_is_named(kiosk_db, capsys):
+    assert verify("--db", str(kiosk_db)) == 0
+    conn = sqlite3.connect(kiosk_db)
+    purged = conn.execute("SELECT count(*) FROM events WHERE purged_at IS NOT NULL").fetchone()
+    assert purged[0] > 0  # the retention purge covered the old rows
+    conn.close()
+    # A row from three days ago "purged" by hand: the personal digest is no longer checked
+    # once purged_at is set, and the chain does not cover personal fields. The audit does.
+    shell(
+        kiosk_db,
+        "UPDATE events SET pass_id = NULL, household = NULL, holder = NULL, person = NULL,"
+        " purged_at = '2026-04-10T00:00:00.000000Z' WHERE seq = 17",
+    )
+    capsys.readouterr()
+    assert verify("--db", str(kiosk_db)) == 1
+    err = capsys.readouterr().err
+    assert "events seq 17: purged, but no audited purge covers it" in err
+
+
+def test_a_shortened_log_with_a_lowered_high_water_mark_is_caught_against_the_office(
+    kiosk_db, central, capsys
+):
+    shell(
+        kiosk_db,
+        "DELETE FROM events WHERE seq > 15",
+        "UPDATE meta SET value = '15' WHERE key = 'events.seq'",
+    )
+    assert verify("--db", str(kiosk_db)) == 0  # locally consistent: nothing to see
+    capsys.readouterr()
+    assert verify("--db", str(kiosk_db), "--against", str(central)) == 1
+    err = capsys.readouterr().err
+    assert "events seq 16: in the office's copy but not in the kiosk's file" in err
+
+
+def recompute_chain_from(path, seq: int) -> None:
+    """Rewrite every digest and hash from ``seq`` on, with the salt from ``meta``."""
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    for trigger in TRIGGERS:
+        conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    salt = bytes.fromhex(conn.execute("SELECT value FROM meta WHERE key='salt'").fetchone()[0])
+    prev = conn.execute("SELECT hash FROM events WHERE seq = ?", [seq - 1]).fetchone()[0]
+    for stored in conn.execute("SELECT * FROM events WHERE seq >= ? ORDER BY seq", [seq]):
+        row = dict(stored)
+        for name in ("reasons", "flags", "person"):
+            row[name] = json.loads(row[name]) if row[name] is not None else None
+        row["clock_synced"] = bool(row["clock_synced"])
+        row["prev_hash"] = prev
+        if row["purged_at"] is None:
+            row["personal_digest"] = hashchain.event_personal_digest(salt, row)
+        row["hash"] = prev = hashchain.event_hash(row)
+        conn.execute(
+            "UPDATE events SET prev_hash = ?, personal_digest = ?, hash = ? WHERE seq = ?",
+            [row["prev_hash"], row["personal_digest"], row["hash"], row["seq"]],
+        )
+    conn.commit()
+    conn.close()
+
+
+def test_a_row_rewritten_with_its_chain_recomputed_is_named_against_the_office(
+    kiosk_db, central, capsys
+):
+    shell(kiosk_db, "UPDATE events SET decision = 'deny', reasons = '[\"fever\"]' WHERE seq = 14")
+    assert verify("--db", str(kiosk_db)) == 1  # edited alone: the local chain sees it
+    recompute_chain_from(kiosk_db, 14)
+    assert verify("--db", str(kiosk_db)) == 0  # the salt is in the file: locally invisible
+    capsys.readouterr()
+    assert verify("--db", str(kiosk_db), "--against", str(central), "--json") == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["central_first_bad_seq"] == 14
+    assert any("events seq 14: differs from the office's copy" in p for p in report["problems"])
+
+
+def test_an_untouched_log_matches_the_office_and_newer_rows_are_not_compared(
+    kiosk_db, central, clock, capsys
+):
+    with EventLog(kiosk_db, "gate-1", clock) as log:
+        log.append(EventDraft(direction="in", decision="pass", temp_c=36.5))
+    capsys.readouterr()
+    assert verify("--db", str(kiosk_db), "--against", str(central)) == 0
+    assert "matches" in capsys.readouterr().out
+
+
+def test_against_something_that_is_not_a_pulled_copy_is_bad_input(kiosk_db, tmp_path, capsys):
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE x (y)").connection.close()
+    assert verify("--db", str(kiosk_db), "--against", str(other)) == 2
+    assert "not a pulled copy" in capsys.readouterr().err
+
+
+def test_a_purge_keeps_its_own_audit_row_as_evidence(kiosk_db, clock):
+    with EventLog(kiosk_db, "gate-1", clock) as log:
+        clock.advance(60 * 86400)
+        retention.purge(log, 30, clock.now())
+        purges = [a for a in log.audits(limit=100) if a["action"] == "retention_purge"]
+        assert len(purges) == 2 and all(a["detail"] for a in purges)
+        assert log.verify().ok
