@@ -72,3 +72,15 @@ def test_only_a_lane_reader_or_a_one_way_kiosk_makes_a_direction_trusted(
     engine.config = cfg
     passage = Passage(1, 0, direction, code=CodeRead("x", source, 0))
     assert engine.direction_from_hardware(passage) is trusted
+
+
+def test_check_config_looks_for_paths_under_an_install_root(tmp_path, capsys):
+    from checkpoint.cli import main
+
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text('[policy]\ntrust_dir = "/var/lib/kiosk/trust"\n')
+    root = tmp_path / "root"
+    (root / "var/lib/kiosk/trust").mkdir(parents=True)
+    assert main(["check-config", "--root", str(root), str(cfg)]) == 0
+    assert main(["check-config", "--root", str(tmp_path / "empty"), str(cfg)]) == 2
+    assert "policy.trust_dir" in capsys.readouterr().err

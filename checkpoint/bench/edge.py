@@ -58,7 +58,7 @@ FLOOD_SOURCES = 40
 RECONNECT_S = 1.0
 CHILD_NOFILE = 1024
 #: (passages per phase and repeat, repeats)
-FULL_SIZES = (40, 3)
+FULL_SIZES = (30, 3)
 QUICK_SIZES = (12, 1)
 PROBE_SOURCE = "bench-edge-scanner"
 DECISION_TIMEOUT_S = 20.0
@@ -74,6 +74,8 @@ def bench_config() -> Any:
         {
             "site": {"kiosk_id": "bench-edge", "direction": "in"},
             "gate": {"pulse_ms": 100},
+            # Short result screen: the next person may come as soon as the gate is locked.
+            "engine": {"result_hold_s": 0.5},
             "web": {"host": "127.0.0.1", "port": 0, "api_worker_process": False},
         }
     )
@@ -114,7 +116,9 @@ class TemperatureProbe:
         from kiosk.passes import issue_pass
 
         engine = self.core.runner.engine
-        while not self._stop.is_set() and (engine.state != "idle" or engine.gate_is_open):
+        while not self._stop.is_set() and (
+            engine.state not in ("idle", "decided") or engine.gate_is_open
+        ):
             self._stop.wait(0.02)
         if self._stop.is_set():
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from kiosk.config import ConfigError, check_paths, load_config
 
@@ -17,6 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         " file nested too deeply); prints `ok` and exits 0 when valid.",
     )
     p.add_argument("file", help="the TOML config to check")
+    p.add_argument(
+        "--root",
+        metavar="DIR",
+        help="look for the paths the config names under DIR (an install into another root)",
+    )
     p.set_defaults(func=check_config)
 
 
@@ -27,7 +33,7 @@ def check_config(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}", file=sys.stderr)
         return 2
-    problems = check_paths(cfg)
+    problems = check_paths(cfg, Path(args.root) if args.root else None)
     for problem in problems:
         print(f"{args.file}: {problem}", file=sys.stderr)
     if problems:

@@ -103,16 +103,21 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> KioskConfig:
         raise ConfigError(source, [_TOO_DEEP]) from None
 
 
-def check_paths(config: KioskConfig) -> list[str]:
+def check_paths(config: KioskConfig, root: Path | None = None) -> list[str]:
     """Problems with the paths a config names that exist outside it (``check-config`` and
-    ``kiosk run``): one ``field.path: reason`` each. Relative paths are left to the data dir."""
+    ``kiosk run``): one ``field.path: reason`` each. Relative paths are left to the data dir.
+    ``root``: look for absolute paths under this directory (an install into ``--root``)."""
+
+    def where(path: str) -> Path:
+        return root / path.lstrip("/") if root is not None else Path(path)
+
     problems: list[str] = []
     trust = config.policy.trust_dir
-    if trust is not None and not Path(trust).is_dir():
+    if trust is not None and not where(trust).is_dir():
         problems.append(f"policy.trust_dir: {trust} is not an existing directory")
     for i, source in enumerate(config.readers.sources):
         images = getattr(source, "images", None)
-        if isinstance(images, str) and not Path(images).exists():
+        if isinstance(images, str) and not where(images).exists():
             problems.append(f"readers.sources[{i}].images: {images} does not exist")
     return problems
 
