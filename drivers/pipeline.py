@@ -15,8 +15,11 @@ Per frame:
 3. **Decode**, fast settings on the full frame.
 4. **Second pass** only where a code is likely (a compact, strongly textured, square-ish blob
    at half scale) and the fast pass found nothing: the blob is cropped, contrast-stretched,
-   upscaled and sharpened, then decoded with the decoder's hard settings. Cheap because the
-   crop is small and empty frames rarely have such a blob.
+   upscaled and sharpened, then decoded with the decoder's hard settings, which include
+   trying the inverted image (a light-on-dark, "dark mode" phone screen): the inversion
+   doubles a decode's cost, so it is paid only here, on a small crop that likely holds a
+   code, never on every full frame. Cheap because the crop is small and empty frames
+   rarely have such a blob.
 5. **Hygiene**: only UTF-8 text without control characters and within ``max_payload_chars``
    reaches the engine; everything else is a ``Rejection`` with a reason, never an exception.
 6. **Hold-off**: the same text seen again within ``holdoff_s`` of its last sighting is not
@@ -273,7 +276,9 @@ class FramePipeline:
             raws = self.decoder.decode(img, hard=True)
             if raws:
                 return raws
-        return []
+        # Last, the crop as the camera saw it: stretching a dim, light-on-dark screen can
+        # clip what the decoder's own binarizer (and its inversion) would still separate.
+        return self.decoder.decode(np.ascontiguousarray(gray[y0:y1, x0:x1]), hard=True)
 
     def _reject(self, result: FrameResult, rejection: Rejection) -> None:
         result.rejected.append(rejection)
