@@ -24,7 +24,7 @@ from typing import Any
 
 import uvicorn
 
-from checkpoint import cpu
+from checkpoint import cpu, malloc
 from checkpoint.export_helper import HelperProcessPages
 from checkpoint.notify import Notifier, Watchdog
 from kiosk import accounts, lists, stats, tokens
@@ -82,6 +82,7 @@ def build_core(
     devices: Devices | None = None,
 ) -> Core:
     """Every core object, wired; nothing started yet except the event log's writer."""
+    malloc.tune()  # before the first threads: docs/memory.md
     clock = clock or SystemClock()
     data_dir.mkdir(parents=True, exist_ok=True)
     store = EventLog.from_config(

@@ -40,7 +40,7 @@ SCREEN_KINDS: tuple[ScreenKind, ...] = ("inverted", "low_contrast", "moire", "in
 #: The QR alphanumeric alphabet, which Base45 pass payloads use.
 BASE45_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 
-#: Distinct sensor-noise fields the fake camera cycles through.
+#: Distinct sensor-noise fields the fake camera cycles through (windows of one field).
 _NOISE_POOL = 6
 #: A blocked read waits at most this long (real seconds) so no test can hang on the fake.
 BLOCK_BOUND_S = 10.0
@@ -292,7 +292,8 @@ class FakeCamera:
         empty = SceneParams.sample(np.random.default_rng(seed))
         self._scene = render_scene(None, empty, seed, size)
         self._frame_no = 0
-        self._noise_pool: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._noise_pool: tuple[np.ndarray, np.ndarray] | None = None
+        self._noise_shape: tuple[int, ...] = ()
         self._frozen: np.ndarray | None = None
         self._unplugged = False
         self._opened = False
@@ -370,18 +371,21 @@ class FakeCamera:
         if self._noise_sigma <= 0:
             return self._scene.copy()
         shape = self._scene.shape
-        if self._noise_pool is None or self._noise_pool[0][0].shape != shape:
+        h, w = shape[:2]
+        if self._noise_pool is None or self._noise_shape != shape:
             # Generating Gaussian noise per frame costs ~15 ms at 640x480; the demo plays 15
-            # fps on a Pi. A small pool of saturating +/- offsets is as good for the gate.
+            # fps on a Pi. One field of saturating +/- offsets a few pixels larger than the
+            # frame gives _NOISE_POOL different fields as shifted windows, in the memory of
+            # one (a pool of separate fields held 11 MB of the demo daemon's memory).
             rng = np.random.default_rng(self._seed)
-            pool = []
-            for _ in range(_NOISE_POOL):
-                noise = rng.normal(0.0, self._noise_sigma, shape)
-                pos = np.clip(noise, 0, 255).astype(np.uint8)
-                neg = np.clip(-noise, 0, 255).astype(np.uint8)
-                pool.append((pos, neg))
-            self._noise_pool = pool
-        pos, neg = self._noise_pool[self._frame_no % _NOISE_POOL]
+            noise = rng.normal(
+                0.0, self._noise_sigma, (h + _NOISE_POOL, w + _NOISE_POOL, *shape[2:])
+            )
+            pos = np.clip(noise, 0, 255).astype(np.uint8)
+            neg = np.clip(-noise, 0, 255).astype(np.uint8)
+            self._noise_pool, self._noise_shape = (pos, neg), shape
+        k = self._frame_no % _NOISE_POOL
+        pos, neg = (field[k : k + h, k : k + w] for field in self._noise_pool)
         return cv2.subtract(cv2.add(self._scene, pos), neg)
 
     def next_frame(self) -> tuple[np.ndarray, int]:

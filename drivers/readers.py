@@ -3,9 +3,14 @@
 Each camera-type source gets its own ``FramePipeline`` (the gate and hold-off are per
 source); the decoder is shared, both backends being stateless per call. Several sources run
 at once and every code is tagged with its source's ``name``.
+
+Camera modules (OpenCV, numpy, the decoders) are imported only when a camera-type source is
+configured: a gate with a serial scanner never loads them (~30 MB of its memory).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from kiosk.clock import Clock
 from kiosk.config.readers import (
@@ -17,12 +22,10 @@ from kiosk.config.readers import (
 )
 from kiosk.devices import CodeReader
 
-from .camera import CameraReader, UsbCamera
-from .decoders import Decoder, build_decoder
-from .fake_camera import FakeCamera
-from .file_source import FileSource
-from .picamera import PiCamera
 from .serial_scanner import SerialScanner
+
+if TYPE_CHECKING:
+    from .decoders import Decoder
 
 
 def build_readers(cfg: ReadersSection, clock: Clock) -> list[CodeReader]:
@@ -30,8 +33,6 @@ def build_readers(cfg: ReadersSection, clock: Clock) -> list[CodeReader]:
 
     The fake camera plays in real time (the demo); the demo scripts it through
     ``reader.source`` (a ``FakeCamera``: ``show_code``, ``unplug``, ...)."""
-    from drivers.pipeline import FramePipeline
-
     decoder: Decoder | None = None
     readers: list[CodeReader] = []
     for src in cfg.sources:
@@ -50,6 +51,10 @@ def build_readers(cfg: ReadersSection, clock: Clock) -> list[CodeReader]:
                 )
             )
             continue
+        from .camera import CameraReader, UsbCamera
+        from .decoders import build_decoder
+        from .pipeline import FramePipeline
+
         if decoder is None:
             decoder = build_decoder(cfg.decoder.backend)
         pipeline = FramePipeline(decoder, cfg.decoder, clock, source=src.name)
@@ -58,13 +63,19 @@ def build_readers(cfg: ReadersSection, clock: Clock) -> list[CodeReader]:
                 src.device, clock, width=src.width, height=src.height, fps=src.fps, name=src.name
             )
         elif isinstance(src, PiCameraReaderConfig):
+            from .picamera import PiCamera
+
             source = PiCamera(clock, width=src.width, height=src.height, fps=src.fps, name=src.name)
         elif isinstance(src, FakeCameraReaderConfig):
             if src.images:
+                from .file_source import FileSource
+
                 source = FileSource(
                     src.images, clock, fps=src.fps, loop=True, pace=True, name=src.name
                 )
             else:
+                from .fake_camera import FakeCamera
+
                 source = FakeCamera(clock, fps=src.fps, seed=src.seed, pace=True)
         else:  # pragma: no cover - the config union is closed
             raise TypeError(f"unknown reader source {type(src).__name__}")

@@ -15,7 +15,7 @@ from typing import Any
 
 #: Contract order (docs/bench.md). Each name is a module ``checkpoint.bench.<name>`` exposing
 #: ``run(quick) -> dict``.
-SECTIONS = ("decode", "thermo", "decide", "loop", "idle", "store", "pull")
+SECTIONS = ("decode", "thermo", "decide", "loop", "idle", "store", "pull", "memory")
 
 
 def unavailable(reason: str) -> dict[str, Any]:
