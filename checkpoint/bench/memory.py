@@ -8,12 +8,15 @@ this process pulls the whole log through the API with the real client (``office.
 which starts the export helper; then the PSS (``/proc/<pid>/smaps_rollup``) of the daemon and
 of every process below it (the export helper, multiprocessing's resource tracker) is summed.
 PSS, not RSS: shared library pages are split between the processes that map them, so the
-sum is what the daemon's processes really take from the board.
+sum is what the daemon's processes really take from the board. (Other processes mapping the
+same files, e.g. a second kiosk program from the same venv, lower it: measure on a machine
+where the daemon runs alone.)
 
 * ``daemon_pss_mb``: the daemon process; ``helpers_pss_mb``: all its descendants, with
   ``helpers`` listing each (``pid``, ``pss_mb``, the start of its command line);
-  ``total_pss_mb``: both; ``after_idle_pss_mb``: the total again once the helper has been
-  idle for ``IDLE_WAIT_S`` (it stops when idle; ``checkpoint.export_helper``);
+  ``total_pss_mb``: both (``total_rss_mb``: the same processes' RSS, which counts every
+  shared page in full: the worst case); ``after_idle_pss_mb``: the total again once the
+  helper has been idle for ``IDLE_WAIT_S`` (it stops when idle; ``checkpoint.export_helper``);
 * ``imports_mb``: PSS a fresh interpreter gains importing what the demo imports
   (``checkpoint.demo``), against the bare interpreter; ``cv2_mb`` is OpenCV's share of it.
 
@@ -42,7 +45,6 @@ FULL = (100_000, 600.0)
 QUICK = (20_000, 20.0)
 #: After the pull, how long to wait for the idle helper to stop (its idle limit plus slack).
 IDLE_WAIT_S = 40.0
-_PSS = re.compile(r"^Pss:\s+(\d+) kB", re.M)
 _IMPORT_PROBE = (
     "import re, sys\n"
     "def pss():\n"
@@ -56,13 +58,14 @@ _IMPORT_PROBE = (
 )
 
 
-def pss_kb(pid: int) -> int | None:
-    """The process's proportional set size, or None if it is gone (or not ours to read)."""
+def pss_kb(pid: int, field: str = "Pss") -> int | None:
+    """The process's proportional set size (or ``field``, e.g. ``Rss``) in kB, or None if it
+    is gone (or not ours to read)."""
     try:
         text = Path(f"/proc/{pid}/smaps_rollup").read_text()
     except OSError:
         return None
-    match = _PSS.search(text)
+    match = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
     return int(match.group(1)) if match else None
 
 
@@ -100,10 +103,12 @@ def tree_pss(pid: int) -> dict[str, Any]:
     daemon = pss_kb(pid) or 0
     helpers = [(p, kb) for p in descendants(pid) if (kb := pss_kb(p)) is not None]
     helper_kb = sum(kb for _, kb in helpers)
+    rss_kb = sum(pss_kb(p, "Rss") or 0 for p in (pid, *(p for p, _ in helpers)))
     return {
         "daemon_pss_mb": round(daemon / 1024, 1),
         "helpers_pss_mb": round(helper_kb / 1024, 1),
         "total_pss_mb": round((daemon + helper_kb) / 1024, 1),
+        "total_rss_mb": round(rss_kb / 1024, 1),
         "helpers": [
             {"pid": p, "pss_mb": round(kb / 1024, 1), "cmd": _cmdline(p)} for p, kb in helpers
         ],
