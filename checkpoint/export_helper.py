@@ -1,42 +1,75 @@
 """The API's export helper process: ``/api/v1/events`` pages built off the gate's CPU.
 
 ``HelperProcessPages`` is the ``kiosk.export.PageSource`` the daemon hands to the API when
-``web.api_worker_process`` is on.
+``web.api_worker_process`` is on. The helper is this module run as a program
+(``python -m checkpoint.export_helper PARENT_PID [CPUS]``): it imports only the page builder
+(``kiosk.export``: sqlite3, the hash chain, masking) and answers length-prefixed requests on
+its stdin with pages on its stdout, one at a time.
+
+What it costs is what it does (``kiosk bench``, memory section): ~15 MB PSS while it works,
+nothing while the office is not pulling. It is started on the first page, stops by itself
+after ``IDLE_STOP_S`` without one (the next page starts a new one, a fraction of a second
+against a pull's seconds), and exits at once when the daemon is gone (its stdin closes). No
+multiprocessing pool: a spawned pool worker re-imports the daemon's whole program (~40 MB)
+and brings a resource-tracker process (~7 MB) along for the daemon's lifetime.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
+import pickle
+import select
+import struct
+import subprocess
+import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from typing import IO, TYPE_CHECKING, Any
 
+from checkpoint import malloc
 from checkpoint.cpu import background_cpus, enter_background
-from kiosk.export import InProcessPages, export_page_at
-from kiosk.store import EventLog
+
+if TYPE_CHECKING:  # the helper program imports the page builder itself, after its set-up
+    from kiosk.store import EventLog
 
 log = logging.getLogger(__name__)
 
+#: A helper with no page to build for this long exits (the office pulls now and then).
+IDLE_STOP_S = 30.0
+#: The longest a page may take before the helper is given up on (and the page built here).
+PAGE_TIMEOUT_S = 60.0
+_HEADER = struct.Struct("!I")
+#: A request is a path and four small values; a reply a page of at most a few MB.
+_MAX_REQUEST_BYTES = 1 << 16
+_MAX_REPLY_BYTES = 1 << 30
 
-def export_worker_init(parent_pid: int, background: tuple[int, ...] | None = None) -> None:
-    """Initializer of the API's export worker process: off the gate's CPU and at a lower
-    priority (``checkpoint.cpu.enter_background``; ``background`` is the parent's
-    ``checkpoint.cpu.background_cpus()``), and exit as soon as the parent is gone.
 
-    A daemon killed hard (watchdog, OOM, SIGKILL) cannot shut its pool down; without the
-    watch the helper would linger, holding the database open."""
-    enter_background(background)
+class HelperGone(RuntimeError):
+    """The helper process exited, closed its pipe or took too long."""
 
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        os._exit(0)
 
-    threading.Thread(target=watch, name="kiosk-export-parent-watch", daemon=True).start()
+def _read_exact(stream: IO[bytes], n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = stream.read(n - len(data))
+        if not chunk:
+            raise HelperGone("pipe closed")
+        data += chunk
+    return data
 
+
+def _send(stream: IO[bytes], obj: object) -> None:
+    payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(payload)) + payload)
+    stream.flush()
+
+
+def _receive(stream: IO[bytes], limit: int) -> Any:
+    (size,) = _HEADER.unpack(_read_exact(stream, _HEADER.size))
+    if size > limit:
+        raise HelperGone(f"message of {size} bytes over the {limit} limit")
+    return pickle.loads(_read_exact(stream, size))  # noqa: S301 - our own process's bytes
 
 
 class HelperProcessPages:
@@ -49,40 +82,131 @@ class HelperProcessPages:
     lets it) and hands back bytes. If the helper cannot be used the page is built in this
     thread instead, so an export never fails for it."""
 
-    _pool: ProcessPoolExecutor | None = None
-    _pool_lock = threading.Lock()
+    _proc: subprocess.Popen[bytes] | None = None
+    _lock = threading.Lock()
+    idle_stop_s = IDLE_STOP_S
 
     @classmethod
-    def _executor(cls) -> ProcessPoolExecutor:
-        with cls._pool_lock:
-            if cls._pool is None:
-                # spawn, not fork: this process has threads (the log writer, the loop).
-                cls._pool = ProcessPoolExecutor(
-                    1,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=export_worker_init,
-                    initargs=(os.getpid(), background_cpus()),
-                )
-            return cls._pool
+    def helper(cls) -> subprocess.Popen[bytes]:
+        """The running helper process, started if there is none (call with ``_lock`` held)."""
+        proc = cls._proc
+        if proc is not None and proc.poll() is None:
+            return proc
+        cpus = background_cpus()
+        cls._proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "checkpoint.export_helper",
+                str(os.getpid()),
+                ",".join(map(str, cpus or ())),
+                str(cls.idle_stop_s),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+        )
+        return cls._proc
 
     @classmethod
     def shutdown(cls) -> None:
         """Stop the helper process (the daemon calls this on stop; it also exits by itself
-        when this process dies)."""
-        with cls._pool_lock:
-            pool, cls._pool = cls._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        when idle or when this process dies)."""
+        with cls._lock:
+            proc, cls._proc = cls._proc, None
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            proc.stdin.close()  # its read sees the end and it exits
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+    @classmethod
+    def _ask(cls, request: tuple[str, int, int, tuple[str, ...], bool]) -> Any:
+        with cls._lock:
+            proc = cls.helper()
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                _send(proc.stdin, request)
+            except OSError as exc:  # it exited (idle) just now: the caller retries once
+                raise HelperGone(str(exc)) from None
+            ready, _, _ = select.select([proc.stdout], [], [], PAGE_TIMEOUT_S)
+            if not ready:
+                proc.kill()
+                raise HelperGone("no page in time")
+            return _receive(proc.stdout, _MAX_REPLY_BYTES)
 
     def build(
         self, store: EventLog, after: int, limit: int, allowed: frozenset[str], ndjson: bool
     ) -> tuple[bytes, int, int, int]:
-        try:
-            future = self._executor().submit(
-                export_page_at, str(store.path), after, limit, tuple(sorted(allowed)), ndjson
-            )
-            return future.result(timeout=60)
-        except (BrokenProcessPool, OSError, RuntimeError, TimeoutError) as exc:
-            log.warning("export worker unavailable (%s); building in-process", type(exc).__name__)
-            self.shutdown()
+        request = (str(store.path), after, limit, tuple(sorted(allowed)), ndjson)
+        for attempt in range(2):
+            try:
+                status, value = self._ask(request)
+            except (HelperGone, OSError, ValueError, pickle.UnpicklingError) as exc:
+                if attempt == 0 and isinstance(exc, HelperGone):
+                    continue  # an idle helper may exit between our check and our request
+                log.warning("export worker unavailable (%s); building in-process", exc)
+                self.shutdown()
+                break
+            if status == "ok":
+                page: tuple[bytes, int, int, int] = value
+                return page
+            log.warning("export worker failed (%s); building in-process", value)
+            break
+        from kiosk.export import InProcessPages
+
         return InProcessPages().build(store, after, limit, allowed, ndjson)
+
+
+def serve(stdin: IO[bytes], stdout: IO[bytes], idle_stop_s: float) -> int:
+    """The helper's loop: a request in, a page (or the error) out, until idle or orphaned."""
+    from kiosk.export import export_page_at
+
+    while True:
+        ready, _, _ = select.select([stdin], [], [], idle_stop_s)
+        if not ready:
+            return 0  # idle: the next page starts a new helper
+        try:
+            request = _receive(stdin, _MAX_REQUEST_BYTES)
+        except HelperGone:
+            return 0  # the daemon closed the pipe (stop) or is gone
+        try:
+            reply: tuple[str, object] = ("ok", export_page_at(*request))
+        except Exception as exc:  # noqa: BLE001 - reported to the daemon, which builds it itself
+            reply = ("error", f"{type(exc).__name__}: {exc}")
+        _send(stdout, reply)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """A daemon killed hard cannot close our pipe in time if a page is being built: leave as
+    soon as it is gone, not holding the database open."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="kiosk-export-parent-watch", daemon=True).start()
+
+
+def main(argv: list[str]) -> int:
+    parent_pid = int(argv[0])
+    cpus = tuple(int(c) for c in argv[1].split(",") if c) if len(argv) > 1 else ()
+    idle_stop_s = float(argv[2]) if len(argv) > 2 else IDLE_STOP_S
+    malloc.tune()
+    enter_background(cpus or None)
+    _watch_parent(parent_pid)
+    return serve(sys.stdin.buffer, sys.stdout.buffer, idle_stop_s)
+
+
+if __name__ == "__main__":
+    # sqlite_utils (under kiosk.store) imports numpy, when it can, only to map numpy values
+    # to column types; pages never carry any, and numpy would be most of this process.
+    sys.modules.setdefault("numpy", None)  # type: ignore[arg-type]
+    sys.exit(main(sys.argv[1:]))

@@ -70,14 +70,15 @@ class ZxingDecoder:
     def decode(self, gray: np.ndarray, *, hard: bool = False) -> list[RawCode]:
         gray = _check_gray(gray)
         zx = self._zx
-        # QR is found in any orientation without try_rotate (that is for 1D codes), and
-        # inverted (light-on-dark) codes are not tried: passes are shown dark on light, and
-        # the inversion doubles the cost of every frame without a code.
+        # QR is found in any orientation without try_rotate (that is for 1D codes). Inverted
+        # (light-on-dark, "dark mode") codes are tried on the hard pass only: there the crop
+        # is small and likely holds a code, while on full frames the inversion would double
+        # the cost of every frame without one.
         found = zx.read_barcodes(
             gray,
             formats=self._qr,
             try_rotate=False,
-            try_invert=False,
+            try_invert=hard,
             # A prepared crop is already at the right scale: skip the downscale pyramid.
             try_downscale=not hard,
         )

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -32,11 +32,15 @@ from kiosk.clock import Clock
 from kiosk.devices import ReaderFault
 
 Style = Literal["phone", "paper"]
+#: Harder phone screens (``sample_screen_frame``): dark mode, a dimmed low-contrast screen,
+#: moire from the screen's pixel grid, and dark mode with moire.
+ScreenKind = Literal["inverted", "low_contrast", "moire", "inverted_moire"]
+SCREEN_KINDS: tuple[ScreenKind, ...] = ("inverted", "low_contrast", "moire", "inverted_moire")
 
 #: The QR alphanumeric alphabet, which Base45 pass payloads use.
 BASE45_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 
-#: Distinct sensor-noise fields the fake camera cycles through.
+#: Distinct sensor-noise fields the fake camera cycles through (windows of one field).
 _NOISE_POOL = 6
 #: A blocked read waits at most this long (real seconds) so no test can hang on the fake.
 BLOCK_BOUND_S = 10.0
@@ -69,6 +73,11 @@ class SceneParams:
     gain: float  # < 1 is dim light
     glare: float  # 0..1 strength of a bright spot over the code
     jpeg_quality: int
+    #: Phone screens only: a light-on-dark ("dark mode") code, the module contrast as a
+    #: fraction of a normal screen's, and the strength of the moire a camera sees on a screen.
+    inverted: bool = False
+    contrast: float = 1.0
+    moire: float = 0.0
 
     @classmethod
     def sample(cls, rng: np.random.Generator, style: Style | None = None) -> SceneParams:
@@ -113,10 +122,14 @@ def _card(text: str, params: SceneParams, rng: np.random.Generator) -> np.ndarra
         # A bright emissive screen inside a dark phone body; dark modules are not fully black.
         screen_w, screen_h = int(c * 1.15), int(c * 2.0)
         body = np.full((screen_h + 40, screen_w + 24, 3), 25.0, np.float32)
-        screen = np.full((screen_h, screen_w, 3), 245.0, np.float32)
-        y0, x0 = int(screen_h * 0.3), (screen_w - c) // 2
         ink = rng.uniform(10, 40)
-        screen[y0 : y0 + c, x0 : x0 + c] = (ink + (245.0 - ink) * code)[..., None]
+        light, dark = (rng.uniform(200, 235), ink) if params.inverted else (245.0, ink)
+        # Dark mode swaps the roles: the screen and the quiet zone are dark, modules light.
+        paper, mark = (dark, light) if params.inverted else (light, dark)
+        mark = paper + params.contrast * (mark - paper)
+        screen = np.full((screen_h, screen_w, 3), paper, np.float32)
+        y0, x0 = int(screen_h * 0.3), (screen_w - c) // 2
+        screen[y0 : y0 + c, x0 : x0 + c] = (mark + (paper - mark) * code)[..., None]
         cv2.rectangle(screen, (x0, 10), (x0 + c, 30), (200.0, 120.0, 40.0), -1)
         body[20 : 20 + screen_h, 12 : 12 + screen_w] = screen
         return body
@@ -163,6 +176,8 @@ def render_scene(
         m = cv2.getPerspectiveTransform(src, dst)
         warped = cv2.warpPerspective(card, m, (w, h), flags=cv2.INTER_LINEAR)
         mask = cv2.warpPerspective(np.ones((ch, cw), np.float32), m, (w, h))
+        if params.moire > 0:
+            warped = warped * _moire(rng, (w, h), params.moire)[..., None]
         img = img * (1 - mask[..., None]) + warped * mask[..., None]
         if params.glare > 0:
             gx, gy = dst.mean(axis=0) + rng.uniform(-0.25, 0.25, 2) * span
@@ -183,6 +198,20 @@ def render_scene(
     return img
 
 
+def _moire(rng: np.random.Generator, size: tuple[int, int], strength: float) -> np.ndarray:
+    """The beat a camera's pixel grid makes with a screen's: two slanted gratings of a few
+    pixels' period, multiplying the screen's light by up to ``strength``."""
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    beat = np.zeros((h, w), np.float32)
+    for _ in range(2):
+        angle = rng.uniform(0, np.pi)
+        period = rng.uniform(5.0, 14.0)
+        phase = (xx * np.cos(angle) + yy * np.sin(angle)) * (2 * np.pi / period)
+        beat += 0.25 * (1 + np.cos(phase))
+    return 1.0 - strength * beat
+
+
 def add_noise(frame: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     """Per-frame sensor noise, so consecutive frames of a still scene are not identical."""
     if sigma <= 0:
@@ -197,6 +226,27 @@ def sample_frame(seed: int, size: tuple[int, int] = (640, 480)) -> tuple[np.ndar
     rng = np.random.default_rng(seed)
     text = sample_payload(rng)
     params = SceneParams.sample(rng)
+    return add_noise(render_scene(text, params, seed, size), params.noise_sigma, seed), text
+
+
+def sample_screen_frame(
+    seed: int, kind: ScreenKind, size: tuple[int, int] = (640, 480)
+) -> tuple[np.ndarray, str]:
+    """A pass on a harder phone screen (``SCREEN_KINDS``) in a randomly hard scene; its text.
+
+    Dark mode is what phones show when the wallet app follows the system theme; a dimmed
+    screen in daylight leaves a third of the contrast; moire is the camera's pixel grid
+    beating with the screen's."""
+    if kind not in SCREEN_KINDS:
+        raise ValueError(f"screen kind must be one of {SCREEN_KINDS}, not {kind!r}")
+    rng = np.random.default_rng(seed)
+    text = sample_payload(rng)
+    params = replace(
+        SceneParams.sample(rng, "phone"),
+        inverted=kind.startswith("inverted"),
+        contrast=float(rng.uniform(0.2, 0.4)) if kind == "low_contrast" else 1.0,
+        moire=float(rng.uniform(0.25, 0.45)) if kind.endswith("moire") else 0.0,
+    )
     return add_noise(render_scene(text, params, seed, size), params.noise_sigma, seed), text
 
 
@@ -244,7 +294,8 @@ class FakeCamera:
         empty = SceneParams.sample(np.random.default_rng(seed))
         self._scene = render_scene(None, empty, seed, size)
         self._frame_no = 0
-        self._noise_pool: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._noise_pool: tuple[np.ndarray, np.ndarray] | None = None
+        self._noise_shape: tuple[int, ...] = ()
         self._frozen: np.ndarray | None = None
         self._unplugged = False
         self._opened = False
@@ -322,18 +373,21 @@ class FakeCamera:
         if self._noise_sigma <= 0:
             return self._scene.copy()
         shape = self._scene.shape
-        if self._noise_pool is None or self._noise_pool[0][0].shape != shape:
+        h, w = shape[:2]
+        if self._noise_pool is None or self._noise_shape != shape:
             # Generating Gaussian noise per frame costs ~15 ms at 640x480; the demo plays 15
-            # fps on a Pi. A small pool of saturating +/- offsets is as good for the gate.
+            # fps on a Pi. One field of saturating +/- offsets a few pixels larger than the
+            # frame gives _NOISE_POOL different fields as shifted windows, in the memory of
+            # one (a pool of separate fields held 11 MB of the demo daemon's memory).
             rng = np.random.default_rng(self._seed)
-            pool = []
-            for _ in range(_NOISE_POOL):
-                noise = rng.normal(0.0, self._noise_sigma, shape)
-                pos = np.clip(noise, 0, 255).astype(np.uint8)
-                neg = np.clip(-noise, 0, 255).astype(np.uint8)
-                pool.append((pos, neg))
-            self._noise_pool = pool
-        pos, neg = self._noise_pool[self._frame_no % _NOISE_POOL]
+            noise = rng.normal(
+                0.0, self._noise_sigma, (h + _NOISE_POOL, w + _NOISE_POOL, *shape[2:])
+            )
+            pos = np.clip(noise, 0, 255).astype(np.uint8)
+            neg = np.clip(-noise, 0, 255).astype(np.uint8)
+            self._noise_pool, self._noise_shape = (pos, neg), shape
+        k = self._frame_no % _NOISE_POOL
+        pos, neg = (field[k : k + h, k : k + w] for field in self._noise_pool)
         return cv2.subtract(cv2.add(self._scene, pos), neg)
 
     def next_frame(self) -> tuple[np.ndarray, int]:

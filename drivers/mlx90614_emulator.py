@@ -12,7 +12,9 @@ is NACKed, as the chip does, so a transport that issues a STOP in between fails 
 
 The scene (what the sensor looks at) comes from the injected clock only: ``person_arrives``
 starts an approach curve toward what a forehead at that body temperature reads at the current
-ambient, ``person_leaves`` decays back to the background, ``set_ambient`` moves the die
+ambient (a ``Visit`` says how: the approach's speed, a forehead filling only part of the field
+of view, hair or a hat brim in it, a wobbling arm, sweat cooling the skin, a step back),
+``person_leaves`` decays back to the background, ``set_ambient`` moves the die
 temperature, ``load_trace`` plays recorded (t, object, ambient) points. The object value then
 passes through a first-order model of the chip's own IIR filter (bandwidth from config register
 0x25), plus seeded noise, so settling looks like the chip's. Faults are injected per register
@@ -87,6 +89,52 @@ def skin_reading_c(body_c: float, ambient_c: float) -> float:
 
 
 @dataclass(frozen=True)
+class Visit:
+    """How one person presents their forehead: the scene the sensor sees, as time goes by.
+
+    The reading approaches ``background + coverage * (skin - background)`` with the approach's
+    time constant: ``fill`` is the fraction of the field of view the forehead fills (the rest
+    is the background), ``hair`` the fraction of that covered by hair or a hat brim (reading
+    halfway between skin and air), ``wobble`` an arm or head swaying the coverage by that
+    fraction at ``wobble_hz``, ``sweat_c`` the skin cooling reached over ``sweat_tau_s`` (from
+    arrival), and ``step_back_at_s`` a step back to ``step_back_fill`` of the coverage.
+    ``Visit()`` is the plain approach the emulator always modelled.
+    """
+
+    approach_tau_s: float = 0.35
+    fill: float = 1.0
+    hair: float = 0.0
+    wobble: float = 0.0
+    wobble_hz: float = 1.3
+    sweat_c: float = 0.0
+    sweat_tau_s: float = 1.5
+    step_back_at_s: float | None = None
+    step_back_fill: float = 0.8
+
+    def __post_init__(self) -> None:
+        if not (0 < self.approach_tau_s <= 10 and 0 < self.fill <= 1 and 0 <= self.hair <= 1):
+            raise ValueError("visit: approach_tau_s in (0, 10], fill in (0, 1], hair in [0, 1]")
+        if not (0 <= self.wobble < 1 and 0 < self.step_back_fill <= 1 and self.sweat_tau_s > 0):
+            raise ValueError("visit: wobble in [0, 1), step_back_fill in (0, 1], sweat_tau_s > 0")
+
+    def coverage(self, t_s: float) -> float:
+        """Fraction of the way from the background to the skin reading, at ``t_s`` from arrival."""
+        cover = self.fill * (1 - self.hair / 2)
+        if self.wobble:
+            cover *= 1 - self.wobble * (1 - math.cos(2 * math.pi * self.wobble_hz * t_s)) / 2
+        if self.step_back_at_s is not None and t_s > self.step_back_at_s:
+            left = math.exp(-(t_s - self.step_back_at_s) / self.approach_tau_s)
+            cover *= self.step_back_fill + (1 - self.step_back_fill) * left
+        return cover
+
+    def reading_c(self, body_c: float, ambient_c: float, background_c: float, t_s: float) -> float:
+        """The plateau the approach heads for at ``t_s``: background and skin, mixed."""
+        skin = skin_reading_c(body_c, ambient_c)
+        skin -= self.sweat_c * (1 - math.exp(-t_s / self.sweat_tau_s))
+        return background_c + self.coverage(t_s) * (skin - background_c)
+
+
+@dataclass(frozen=True)
 class TracePoint:
     t_s: float
     object_c: float
@@ -144,6 +192,7 @@ class Mlx90614Emulator:
         self._noise_override = noise_c
         self._ambient_c = ambient_c
         self._body_c: float | None = None
+        self._visit = Visit()
         now = clock.monotonic_ns()
         self._scene_from = ambient_c + self.background_above_ambient_c
         self._scene_to = self._scene_from
@@ -163,27 +212,34 @@ class Mlx90614Emulator:
 
     # -- scene control ----------------------------------------------------------------------
 
-    def person_arrives(self, body_c: float) -> None:
-        """Someone steps up; the object reading approaches their forehead reading."""
+    def person_arrives(self, body_c: float, visit: Visit | None = None) -> None:
+        """Someone steps up; the object reading approaches their forehead reading.
+
+        ``visit`` says how they present it (default: a plain approach, the whole forehead).
+        """
+        visit = visit or Visit(approach_tau_s=self.approach_tau_s)
         with self._lock:
+            # The approach starts from what the scene shows now (the old visit's reading).
+            self._retarget(skin_reading_c(body_c, self._ambient_c), visit.approach_tau_s)
             self._body_c = body_c
-            self._retarget(skin_reading_c(body_c, self._ambient_c), self.approach_tau_s)
+            self._visit = visit
 
     def person_leaves(self) -> None:
         with self._lock:
-            self._body_c = None
             self._retarget(self._background(), self.leave_tau_s)
+            self._body_c = None
 
     def set_ambient(self, celsius: float) -> None:
         """Move the air/die temperature; a person present re-targets to the new skin reading."""
         with self._lock:
+            start = self._scene_object(self.clock.monotonic_ns())
             self._ambient_c = celsius
             target = (
                 self._background()
                 if self._body_c is None
                 else skin_reading_c(self._body_c, celsius)
             )
-            self._retarget(target, self.approach_tau_s)
+            self._retarget(target, self.approach_tau_s, start)
 
     def load_trace(self, points: Iterable[TracePoint]) -> None:
         """Play (t_s, object_c, ambient_c) points from now, linearly interpolated, last held."""
@@ -366,16 +422,19 @@ class Mlx90614Emulator:
     def _background(self) -> float:
         return self._ambient_c + self.background_above_ambient_c
 
-    def _retarget(self, target: float, tau_s: float) -> None:
+    def _retarget(self, target: float, tau_s: float, start: float | None = None) -> None:
         now = self.clock.monotonic_ns()
-        self._scene_from = self._scene_object(now)
+        self._scene_from = self._scene_object(now) if start is None else start
         self._scene_to = target
         self._scene_t0 = now
         self._scene_tau = tau_s
 
     def _scene_object(self, now: int) -> float:
         t = max(0.0, (now - self._scene_t0) / 1e9)
-        return self._scene_to + (self._scene_from - self._scene_to) * math.exp(-t / self._scene_tau)
+        target = self._scene_to
+        if self._body_c is not None:
+            target = self._visit.reading_c(self._body_c, self._ambient_c, self._background(), t)
+        return target + (self._scene_from - target) * math.exp(-t / self._scene_tau)
 
     def _scene_at(self, now: int) -> tuple[float, float]:
         if self._trace is not None:

@@ -3,9 +3,14 @@
 Each camera-type source gets its own ``FramePipeline`` (the gate and hold-off are per
 source); the decoder is shared, both backends being stateless per call. Several sources run
 at once and every code is tagged with its source's ``name``.
+
+Camera modules (OpenCV, numpy, the decoders) are imported only when a camera-type source is
+configured: a gate with a serial scanner never loads them (~30 MB of its memory).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from kiosk.clock import Clock, FakeClock
 from kiosk.config.readers import (
@@ -17,12 +22,11 @@ from kiosk.config.readers import (
 )
 from kiosk.devices import CodeReader
 
-from .camera import CameraReader, FrameSource, UsbCamera
-from .decoders import Decoder, build_decoder
-from .fake_camera import FakeCamera
-from .file_source import FileSource
-from .picamera import PiCamera
 from .serial_scanner import SerialScanner
+
+if TYPE_CHECKING:
+    from .camera import FrameSource
+    from .decoders import Decoder
 
 
 def build_readers(cfg: ReadersSection, clock: Clock) -> list[CodeReader]:
@@ -30,8 +34,6 @@ def build_readers(cfg: ReadersSection, clock: Clock) -> list[CodeReader]:
 
     The fake camera plays in real time (the demo); the demo scripts it through
     ``reader.source`` (a ``FakeCamera``: ``show_code``, ``unplug``, ...)."""
-    from drivers.pipeline import FramePipeline
-
     decoder: Decoder | None = None
     readers: list[CodeReader] = []
     for src in cfg.sources:
@@ -50,6 +52,10 @@ def build_readers(cfg: ReadersSection, clock: Clock) -> list[CodeReader]:
                 )
             )
             continue
+        from .camera import CameraReader, UsbCamera
+        from .decoders import build_decoder
+        from .pipeline import FramePipeline
+
         if decoder is None:
             decoder = build_decoder(cfg.decoder.backend)
         pipeline = FramePipeline(decoder, cfg.decoder, clock, source=src.name)
@@ -66,6 +72,8 @@ def build_readers(cfg: ReadersSection, clock: Clock) -> list[CodeReader]:
                 focus=src.focus,
             )
         elif isinstance(src, PiCameraReaderConfig):
+            from .picamera import PiCamera
+
             source = PiCamera(
                 clock,
                 width=src.width,
@@ -78,10 +86,14 @@ def build_readers(cfg: ReadersSection, clock: Clock) -> list[CodeReader]:
             )
         elif isinstance(src, FakeCameraReaderConfig):
             if src.images:
+                from .file_source import FileSource
+
                 source = FileSource(
                     src.images, clock, fps=src.fps, loop=True, pace=True, name=src.name
                 )
             else:
+                from .fake_camera import FakeCamera
+
                 # Real-time playback on a real clock; in virtual time the caller paces it.
                 pace = not isinstance(clock, FakeClock)
                 source = FakeCamera(clock, fps=src.fps, seed=src.seed, pace=pace)

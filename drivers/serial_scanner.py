@@ -2,7 +2,7 @@
 
 The module decodes by itself and sends each code as a text line (factory default 9600 8N1,
 terminated by CR or CR LF depending on its setting; both are accepted). We trust none of it:
-the bytes go through the same hygiene and hold-off as camera codes (``drivers.pipeline``).
+the bytes go through the same hygiene and hold-off as camera codes (``drivers.codes``).
 
 Unplugging a USB-CDC module makes the next read fail (a hang-up: readable but no data) and
 the device node disappears; the worker closes, reports ``fault`` and reopens the same path
@@ -22,8 +22,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from drivers.codes import Rejection, SerialLinePipeline
 from drivers.faultlog import StateLog, describe
-from drivers.pipeline import Rejection, SerialLinePipeline
 from kiosk.clock import Clock
 from kiosk.config.readers import DecoderConfig
 from kiosk.devices import CodeSink, Health, ReaderFault

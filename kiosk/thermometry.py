@@ -17,6 +17,18 @@ and decides once:
 * a ``SensorFault`` ends the measurement as ``fault`` (``sensor_fault``); no stable reading by
   ``measure_timeout_s`` is ``no_temperature``.
 
+**Early decision** (``early_decision``): most visitors are not feverish and should not wait for
+the plateau. While the object is still rising, ``fit_plateau`` fits the approach (a first-order
+approach of unknown speed, seen through the sensor's own first-order IIR filter) to the samples
+since presence and bounds its plateau: every approach time constant whose fit is statistically
+as good as the best one contributes its plateau +- two standard errors. When the *whole* bound,
+turned into body temperatures, is plausible and below ``fever_threshold_c - early_margin_c``,
+the measurement decides ``ok`` at once with the plateau estimate (``Temperature.early``). A bound
+that reaches near the threshold, a poor fit (residuals beyond the sensor's noise, a reading
+that falls or wobbles), a rise that has not yet shown its curvature (a bound with no upper end)
+or a drifting die all leave the decision to the stable plateau above, so a fever is only ever
+decided on a full plateau (and re-measured by the engine).
+
 The fever threshold and the re-measure before a fever deny belong to the policy and engine,
 which read ``fever_threshold_c`` and ``remeasure_on_fever`` from the same config.
 """
@@ -26,6 +38,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,6 +47,24 @@ from kiosk.config.thermometer import ThermometryConfig
 from kiosk.devices import DeviceFault, ThermoReading
 
 TemperatureStatus = Literal["ok", "no_temperature", "implausible", "fault"]
+
+#: The MLX90614's factory IIR setting (config register 0x25 = 0x9FB4: 7.23 Hz bandwidth) as a
+#: first-order time constant; a kiosk whose driver sets another bandwidth passes its own.
+FACTORY_FILTER_TAU_S = 1.0 / (2 * math.pi * 7.23)
+#: Approach time constants the plateau fit tries: a forehead arriving in 0.08 s up to 2.6 s.
+#: A bound that still admits the slowest is no bound (the rise has shown no curvature yet).
+_TAU_GRID_S = tuple(0.08 * 1.16**k for k in range(24))
+#: The thermopile's noise at the factory bandwidth is ~0.06 degC: residuals are never trusted
+#: to be smaller than this, however few the samples.
+_NOISE_FLOOR_C = 0.06
+#: Residuals beyond this (RMS) are not the approach model: a wobble, a step back, a fall.
+_POOR_FIT_RMS_C = 0.12
+#: 95 % point of chi-square with one degree of freedom: the likelihood-ratio margin.
+_CHI2_95 = 3.84
+_MIN_FIT_SAMPLES = 5
+_MAX_FIT_SAMPLES = 24
+#: The widest plateau bound (object degC) an early decision may rest on.
+_MAX_BOUND_WIDTH_C = 1.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +76,8 @@ class Temperature:
     object_c: float | None
     ambient_c: float | None
     reason: str | None
+    #: Decided from the fitted plateau of the rising curve, before the plateau itself.
+    early: bool = False
 
     @property
     def ok(self) -> bool:
@@ -84,6 +117,130 @@ def _rise_over_window(window: deque[ThermoReading]) -> float:
     return slope / var_t * (ts[-1] - ts[0])
 
 
+@dataclass(frozen=True)
+class PlateauFit:
+    """Where a rising object reading is heading: ``plateau_c`` within ``low_c..high_c``.
+
+    ``high_c`` is ``inf`` when the samples cannot tell a slow approach from a far plateau.
+    ``rms_c`` is the residual of the best fit (degrees of freedom counted); ``rising`` says the
+    fitted approach climbs towards the plateau (a falling reading is not an approach).
+    """
+
+    plateau_c: float
+    low_c: float
+    high_c: float
+    tau_s: float
+    rms_c: float
+    rising: bool
+
+
+@dataclass(frozen=True)
+class _TauFit:
+    tau_s: float
+    rss: float
+    plateau_c: float
+    plateau_var: float  # (X^T X)^-1 [0][0]: times sigma^2, the plateau's variance
+    rising: bool
+
+
+def _inverse3(m: list[list[float]]) -> list[list[float]] | None:
+    a, b, c = m[0]
+    d, e, f = m[1]
+    g, h, i = m[2]
+    co = [
+        [e * i - f * h, c * h - b * i, b * f - c * e],
+        [f * g - d * i, a * i - c * g, c * d - a * f],
+        [d * h - e * g, b * g - a * h, a * e - b * d],
+    ]
+    det = a * co[0][0] + b * co[1][0] + c * co[2][0]
+    scale = max(abs(x) for row in m for x in row)
+    if abs(det) <= 1e-12 * scale**3:
+        return None
+    return [[x / det for x in row] for row in co]
+
+
+def _fit_tau(ts: list[float], ys: list[float], tau_s: float, filter_tau_s: float) -> _TauFit | None:
+    """Least squares of ``y = P - A exp(-t/tau) - B exp(-t/tau_f)`` for one approach tau.
+
+    An exponential approach seen through a first-order filter is exactly this sum: the
+    filter's own term (``B``) dies out within a few ``tau_f`` and the approach keeps ``tau``.
+    """
+    rows = [(1.0, -math.exp(-t / tau_s), -math.exp(-t / filter_tau_s)) for t in ts]
+    xtx = [[sum(r[j] * r[k] for r in rows) for k in range(3)] for j in range(3)]
+    inv = _inverse3(xtx)
+    if inv is None:
+        return None
+    xty = [sum(r[j] * y for r, y in zip(rows, ys, strict=True)) for j in range(3)]
+    coef = [sum(inv[j][k] * xty[k] for k in range(3)) for j in range(3)]
+    rss = sum(
+        (y - sum(c * x for c, x in zip(coef, r, strict=True))) ** 2
+        for r, y in zip(rows, ys, strict=True)
+    )
+    return _TauFit(tau_s, rss, coef[0], inv[0][0], coef[1] > 0)
+
+
+def _fits(
+    ts: list[float], ys: list[float], taus: Iterable[float], filter_tau_s: float
+) -> list[_TauFit]:
+    """The fit at every tau (in order), skipping taus too close to the filter's own."""
+    return [
+        f
+        for tau in taus
+        if abs(tau - filter_tau_s) > 0.25 * filter_tau_s
+        and (f := _fit_tau(ts, ys, tau, filter_tau_s)) is not None
+    ]
+
+
+def _admitted(fits: list[_TauFit], sigma2: float) -> list[_TauFit]:
+    """Fits within the 95 % likelihood-ratio margin of the best (chi-square, 1 dof), by tau."""
+    best = min(f.rss for f in fits)
+    return sorted((f for f in fits if f.rss <= best + _CHI2_95 * sigma2), key=lambda f: f.tau_s)
+
+
+def fit_plateau(
+    readings: list[ThermoReading], filter_tau_s: float = FACTORY_FILTER_TAU_S
+) -> PlateauFit | None:
+    """Fit the approach to ``readings`` (one presence, in order) and bound its plateau.
+
+    For every approach time constant on a grid the fit is linear; the best one gives the
+    estimate, and every one whose residual sum is within the 95 % likelihood-ratio margin of
+    the best (chi-square, one parameter) adds its plateau +- 2 standard errors to the bound.
+    ``None`` with fewer than ``_MIN_FIT_SAMPLES`` readings or no solvable fit.
+    """
+    n = len(readings)
+    if n < _MIN_FIT_SAMPLES:
+        return None
+    t0 = readings[0].mono_ns
+    ts = [(r.mono_ns - t0) / 1e9 for r in readings]
+    ys = [r.object_c for r in readings]
+    coarse = _fits(ts, ys, _TAU_GRID_S, filter_tau_s)
+    if not coarse:
+        return None
+    sigma2 = max(min(f.rss for f in coarse) / (n - 3), _NOISE_FLOOR_C**2)
+    # The plateau moves fast with tau: bound it on a fine grid spanning the admitted taus.
+    admitted = _admitted(coarse, sigma2)
+    lo = max(0, _TAU_GRID_S.index(admitted[0].tau_s) - 1)
+    hi = min(len(_TAU_GRID_S) - 1, _TAU_GRID_S.index(admitted[-1].tau_s) + 1)
+    steps = math.ceil(math.log(_TAU_GRID_S[hi] / _TAU_GRID_S[lo]) / math.log(1.01))
+    fine = _fits(ts, ys, [_TAU_GRID_S[lo] * 1.01**k for k in range(steps + 1)], filter_tau_s)
+    best = min(fine + coarse, key=lambda f: f.rss)
+    sigma2 = max(best.rss / (n - 3), _NOISE_FLOOR_C**2)
+    # The profile-likelihood interval of the plateau: at each tau the residual sum grows
+    # quadratically as the plateau moves off that tau's estimate; every plateau whose sum
+    # stays within the margin of the best, at any tau, is in.
+    low, high = math.inf, -math.inf
+    for f in fine + coarse:
+        slack = _CHI2_95 * sigma2 - (f.rss - best.rss)
+        if slack >= 0:
+            half = math.sqrt(slack * f.plateau_var)
+            low, high = min(low, f.plateau_c - half), max(high, f.plateau_c + half)
+            if f.tau_s >= _TAU_GRID_S[-1]:
+                high = math.inf
+    return PlateauFit(
+        best.plateau_c, low, high, best.tau_s, math.sqrt(best.rss / (n - 3)), best.rising
+    )
+
+
 class Measurement:
     """One person's temperature measurement; each method returns a ``Temperature`` once decided.
 
@@ -97,8 +254,11 @@ class Measurement:
         cfg: ThermometryConfig,
         calibration: Calibration | CalibrationStore,
         start_mono_ns: int,
+        *,
+        filter_tau_s: float = FACTORY_FILTER_TAU_S,
     ) -> None:
         self.cfg = cfg
+        self.filter_tau_s = filter_tau_s
         if isinstance(calibration, CalibrationStore):
             calibration = calibration.get()
         self.calibration = calibration
@@ -110,6 +270,8 @@ class Measurement:
         self.decided_mono_ns: int | None = None
         self.samples = 0
         self._window: deque[ThermoReading] = deque(maxlen=cfg.stable_window)
+        #: Every present sample since presence began (the early plateau fit's input).
+        self._run: list[ThermoReading] = []
         self._last: ThermoReading | None = None
 
     @property
@@ -129,10 +291,13 @@ class Measurement:
         self.present = is_present(reading, self.cfg)
         if not self.present:
             self._window.clear()
+            self._run.clear()
             return self.check_timeout(reading.mono_ns)
         if self.presence_mono_ns is None:
             self.presence_mono_ns = reading.mono_ns
         self._window.append(reading)
+        if len(self._run) < _MAX_FIT_SAMPLES:
+            self._run.append(reading)
         if len(self._window) == self.cfg.stable_window and self._stable():
             obj = statistics.median(r.object_c for r in self._window)
             amb = statistics.median(r.ambient_c for r in self._window)
@@ -146,6 +311,9 @@ class Measurement:
                 Temperature(status, round(body, 2), round(obj, 2), round(amb, 2), reason),
                 reading.mono_ns,
             )
+        early = self._early()
+        if early is not None:
+            return self._decide(early, reading.mono_ns)
         return self.check_timeout(reading.mono_ns)
 
     def add_fault(self, fault: DeviceFault, mono_ns: int) -> Temperature | None:
@@ -165,6 +333,37 @@ class Measurement:
         amb = self._last.ambient_c if self._last else None
         return self._decide(
             Temperature("no_temperature", None, obj, amb, "no_temperature"), mono_ns
+        )
+
+    def _early(self) -> Temperature | None:
+        """A clearly normal temperature from the rising curve, or ``None`` (keep measuring)."""
+        cfg = self.cfg
+        if not cfg.early_decision or not _MIN_FIT_SAMPLES <= len(self._run) < _MAX_FIT_SAMPLES:
+            return None
+        ambients = [r.ambient_c for r in self._run]
+        if max(ambients) - min(ambients) > cfg.ambient_spread_max_c:
+            return None
+        fit = fit_plateau(self._run, self.filter_tau_s)
+        if (
+            fit is None
+            or not fit.rising
+            or fit.rms_c > _POOR_FIT_RMS_C
+            or fit.high_c - fit.low_c > _MAX_BOUND_WIDTH_C
+        ):
+            return None
+        amb = statistics.median(ambients)
+        if not self.calibration.covers(amb):
+            return None
+        ends = (estimate_body_c(fit.low_c, amb, self.calibration),
+                estimate_body_c(fit.high_c, amb, self.calibration))  # fmt: skip
+        if (
+            min(ends) < cfg.plausible_min_c
+            or max(ends) >= cfg.fever_threshold_c - cfg.early_margin_c
+        ):
+            return None
+        body = estimate_body_c(fit.plateau_c, amb, self.calibration)
+        return Temperature(
+            "ok", round(body, 2), round(fit.plateau_c, 2), round(amb, 2), None, early=True
         )
 
     def _stable(self) -> bool:

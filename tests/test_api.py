@@ -7,6 +7,7 @@ import io
 import json
 import re
 from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -425,19 +426,48 @@ def test_pages_from_the_helper_process_match_pages_built_in_thread(core):
         assert in_process[1:] == (7, 10, 25)
 
 
-def test_a_dead_helper_process_falls_back_to_building_in_thread(core, caplog):
+def test_a_dead_helper_process_is_replaced_by_a_fresh_one(core):
     builder = HelperProcessPages()
     builder.build(core.store, 0, 1, frozenset(), False)  # the helper is up
-    pool = HelperProcessPages._executor()
-    for process in list(pool._processes.values()):
-        process.kill()
-        process.join(5)
+    first = HelperProcessPages._proc
+    first.kill()
+    first.wait(5)
     body, count, next_seq, last = builder.build(core.store, 0, 5, frozenset(), False)
     assert (count, next_seq, last) == (5, 5, 25)
     assert json.loads(body)["events"][0]["holder"] == "Z."
+    assert HelperProcessPages._proc is not first and HelperProcessPages._proc.poll() is None
+
+
+def test_a_helper_that_cannot_run_falls_back_to_building_in_thread(core, caplog, monkeypatch):
+    def cannot_start() -> None:
+        raise OSError("no interpreter")
+
+    HelperProcessPages.shutdown()
+    monkeypatch.setattr(HelperProcessPages, "helper", cannot_start)
+    body, count, next_seq, last = HelperProcessPages().build(core.store, 0, 5, frozenset(), False)
+    assert (count, next_seq, last) == (5, 5, 25)
+    assert json.loads(body)["events"][0]["holder"] == "Z."
     assert "export worker unavailable" in caplog.text
-    # And the next request gets a fresh helper.
-    assert builder.build(core.store, 5, 5, frozenset(), False)[1:] == (5, 10, 25)
+
+
+def test_the_helper_process_stops_when_idle_and_a_later_page_starts_a_new_one(core, monkeypatch):
+    HelperProcessPages.shutdown()
+    monkeypatch.setattr(HelperProcessPages, "idle_stop_s", 0.2)
+    builder = HelperProcessPages()
+    builder.build(core.store, 0, 1, frozenset(), False)
+    first = HelperProcessPages._proc
+    assert first.wait(10) == 0  # it left by itself, nobody asked it to
+    assert builder.build(core.store, 0, 5, frozenset(), False)[1:] == (5, 5, 25)
+    assert HelperProcessPages._proc is not first
+    HelperProcessPages.shutdown()
+
+
+def test_the_helper_process_imports_no_numpy_or_web_framework(core):
+    HelperProcessPages().build(core.store, 0, 1, frozenset(), False)
+    pid = HelperProcessPages._proc.pid
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    assert "_multiarray_umath" not in maps and "cv2" not in maps
+    assert "_pydantic_core" not in maps
 
 
 @pytest.mark.slow
@@ -451,11 +481,10 @@ def test_the_helper_process_exits_when_the_daemon_is_killed(core):
     script = (
         "import os, sys\n"
         "from pathlib import Path\n"
+        "from types import SimpleNamespace\n"
         "from checkpoint.export_helper import HelperProcessPages as PageBuilder\n"
-        "from kiosk.export import export_page_at\n"
-        "pool = PageBuilder._executor()\n"
-        "pool.submit(export_page_at, sys.argv[1], 0, 1, (), False).result(60)\n"
-        "print(next(iter(pool._processes)), flush=True)\n"
+        "PageBuilder().build(SimpleNamespace(path=Path(sys.argv[1])), 0, 1, frozenset(), False)\n"
+        "print(PageBuilder._proc.pid, flush=True)\n"
         "os.kill(os.getpid(), 9)\n"
     )
     proc = subprocess.run(

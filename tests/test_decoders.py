@@ -90,3 +90,11 @@ def test_zbar_shared_library_missing_says_apt_get_install_libzbar0(monkeypatch):
 def test_unknown_backend_is_refused_with_the_choices():
     with pytest.raises(DecoderUnavailable, match="zxing"):
         build_decoder("tesseract")
+
+
+def test_each_backend_reads_a_dark_mode_code_on_the_hard_pass_only(decoder):
+    text = "KP1:6BFOXN*TS0BI$ZD4N9:9S6RCVN5+O30K3/XIV0W23NTDE$VK G2EC"
+    dark = SceneParams("phone", 220, 0.03, 8.0, 0.0, 2.0, 1.0, 0.0, 90, inverted=True)
+    gray = _gray(render_scene(text, dark, seed=1))
+    assert decoder.decode(gray) == []  # full frames never pay for the inversion
+    assert [c.data for c in decoder.decode(gray, hard=True)] == [text.encode()]

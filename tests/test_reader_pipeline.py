@@ -376,3 +376,93 @@ def test_serial_pipeline_holds_off_a_repeated_scan():
     assert len(lines.feed(PASS.encode() + b"\r\n", 0)[0]) == 1
     assert lines.feed(PASS.encode() + b"\r\n", 1_000_000_000)[0] == []
     assert len(lines.feed(PASS.encode() + b"\r\n", 5_000_000_000)[0]) == 1
+
+
+# -- harder phone screens: dark mode, low contrast, moire --------------------------------------
+
+DARK_PHONE = SceneParams("phone", 210, 0.04, -10.0, 0.0, 3.0, 1.0, 0.0, 85, inverted=True)
+
+
+def test_dark_mode_code_is_read_on_the_second_pass_not_by_inverting_every_frame(zxing_pipeline):
+    import zxingcpp
+
+    frame = _scene(PASS, DARK_PHONE)
+    qr = zxingcpp.BarcodeFormat.QRCode
+    # It really is light on dark: the plain decoder needs the inversion to read it...
+    assert zxingcpp.read_barcodes(frame, formats=qr, try_invert=False) == []
+    assert [b.text for b in zxingcpp.read_barcodes(255 - frame, formats=qr, try_invert=False)] == [
+        PASS
+    ]
+    # ...and the pipeline reads it where a code-like region made the inversion worth trying.
+    result = zxing_pipeline.process_detailed(frame, 0)
+    assert [c.text for c in result.codes] == [PASS]
+    assert result.second_pass and result.likely
+
+
+class CountingInversions:
+    """The real zxing decoder, recording which passes asked for the costly inversion."""
+
+    name = "zxing"
+
+    def __init__(self) -> None:
+        self.inner = build_decoder("zxing")
+        self.hard_calls = 0
+
+    def decode(self, gray: np.ndarray, *, hard: bool = False) -> list[RawCode]:
+        self.hard_calls += hard
+        return self.inner.decode(gray, hard=hard)
+
+
+def test_empty_frames_never_pay_for_the_inversion(clock):
+    decoder = CountingInversions()
+    pipeline = FramePipeline(decoder, DecoderConfig(), clock)
+    for seed in range(8):
+        pipeline.reset()
+        assert pipeline.process(sample_empty_frame(SEED + 100_000 + seed), 0) == []
+    assert decoder.hard_calls == 0
+
+
+@pytest.mark.parametrize("kind", ["inverted", "low_contrast", "moire", "inverted_moire"])
+def test_harder_screens_are_read_at_least_as_often_as_bare_zxing_and_never_misread(
+    kind, zxing_pipeline
+):
+    import zxingcpp
+
+    from drivers.fake_camera import sample_screen_frame
+
+    read = bare = 0
+    for i in range(6):
+        frame, text = sample_screen_frame(SEED + 50_000 + i, kind)
+        zxing_pipeline.reset()
+        got = [c.text for c in zxing_pipeline.process(frame, 0)]
+        assert set(got) <= {text}
+        read += text in got
+        bare += text in [
+            b.text for b in zxingcpp.read_barcodes(frame, formats=zxingcpp.BarcodeFormat.QRCode)
+        ]
+    assert read >= bare and read >= 3
+
+
+def test_a_screen_kind_outside_the_repertoire_is_refused():
+    from drivers.fake_camera import sample_screen_frame
+
+    with pytest.raises(ValueError, match="screen kind"):
+        sample_screen_frame(1, "holographic")  # type: ignore[arg-type]
+
+
+def test_low_contrast_and_moire_screens_are_what_they_say():
+    import cv2
+
+    def code_spread(params: SceneParams) -> float:
+        gray = cv2.cvtColor(render_scene(PASS, params, 3), cv2.COLOR_BGR2GRAY)
+        box = find_code_region(gray)
+        assert box is not None
+        x0, y0, x1, y1 = box
+        dx, dy = (x1 - x0) // 3, (y1 - y0) // 3  # the middle of the code: modules only
+        crop = gray[y0 + dy : y1 - dy, x0 + dx : x1 - dx].astype(float)
+        return float(np.percentile(crop, 95) - np.percentile(crop, 5))
+
+    low = SceneParams("phone", 210, 0.04, -10.0, 0.0, 3.0, 1.0, 0.0, 85, contrast=0.3)
+    assert code_spread(low) < 0.5 * code_spread(EASY_PHONE)
+    moire = SceneParams("phone", 210, 0.04, -10.0, 0.0, 3.0, 1.0, 0.0, 85, moire=0.4)
+    assert not np.array_equal(render_scene(PASS, moire, 3), render_scene(PASS, EASY_PHONE, 3))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,7 +14,13 @@ from kiosk.calibration import Calibration
 from kiosk.config.thermometer import FakeThermometerConfig, ThermometerSection, ThermometryConfig
 from kiosk.deadline import DeviceWorker
 from kiosk.devices import DeviceFault, SensorFault, ThermoReading
-from kiosk.thermometry import Measurement, Temperature, estimate_body_c, is_present
+from kiosk.thermometry import (
+    Measurement,
+    Temperature,
+    estimate_body_c,
+    fit_plateau,
+    is_present,
+)
 
 SEC = 1_000_000_000
 CFG = ThermometryConfig()
@@ -290,3 +298,121 @@ def test_bench_section_reports_the_contract_keys_and_no_fault_passes():
     assert out["ratio"] == pytest.approx(out["settle_ms"] / out["sensor_settle_ms"], rel=0.01)
     assert out["faults_passed_as_temperature"] == 0
     assert out["calibrated_mean_abs_err_c"] < out["mean_abs_err_c"]
+
+
+# -- early decision from the rising curve ------------------------------------------------------
+
+
+def approach(
+    plateau_c: float, *, tau_s: float = 0.35, n: int = 24, seed: int = 7, wobble_c: float = 0.0
+) -> list[float]:
+    """An exponential approach from 26 degC sampled at 8 Hz from presence, with 0.03 noise."""
+    import random
+
+    rng = random.Random(seed)
+    return [
+        plateau_c
+        - (plateau_c - 26.0) * math.exp(-i * 0.125 / tau_s)
+        + rng.gauss(0.0, 0.03)
+        + wobble_c * math.sin(2 * math.pi * 1.3 * i * 0.125)
+        for i in range(n)
+    ]
+
+
+def test_a_clearly_normal_rising_curve_is_decided_early_near_its_plateau():
+    m = Measurement(CFG, Calibration(), 0)
+    t = feed(m, approach(32.0))
+    assert t is not None and t.ok and t.early
+    # Decided while still rising, well before a stable window could have formed...
+    assert (m.decided_mono_ns - m.presence_mono_ns) / SEC <= 1.0
+    # ...and at the plateau the full wait would have found.
+    assert t.object_c == pytest.approx(32.0, abs=0.15)
+    assert t.body_c == pytest.approx(estimate_body_c(32.0, 24.0, Calibration()), abs=0.2)
+
+
+def test_no_early_decision_near_the_fever_threshold_it_waits_for_the_plateau():
+    # A plateau whose estimate is just under the threshold: inside the early margin.
+    near = next(
+        o / 100
+        for o in range(3000, 3600)
+        if estimate_body_c(o / 100, 24.0, Calibration()) >= CFG.fever_threshold_c - 0.15
+    )
+    m = Measurement(CFG, Calibration(), 0)
+    t = feed(m, approach(near))
+    assert t is not None and t.ok and not t.early
+    assert t.body_c < CFG.fever_threshold_c
+    assert (m.decided_mono_ns - m.presence_mono_ns) / SEC > 1.2
+
+
+def test_no_early_decision_on_a_poor_fit():
+    # A wobbling arm: the curve is not an approach, however normal its level.
+    m = Measurement(CFG, Calibration(), 0)
+    t = feed(m, approach(32.0, wobble_c=0.3))
+    assert t is None or not t.early
+
+
+def test_no_early_decision_on_a_rise_that_shows_no_curvature_yet():
+    fit = fit_plateau([reading(26.0 + 0.6 * i, t_s=0.125 * i) for i in range(7)])
+    assert fit is not None and fit.high_c == math.inf
+    m = Measurement(CFG, Calibration(), 0)
+    assert feed(m, [26.0 + 0.6 * i for i in range(7)]) is None
+
+
+def test_plateau_bound_covers_the_true_plateau_of_a_filtered_approach():
+    for seed in range(20):
+        fit = fit_plateau(
+            [reading(o, t_s=0.125 * i) for i, o in enumerate(approach(33.0, seed=seed, n=8))]
+        )
+        assert fit is not None and fit.rising
+        assert fit.low_c <= 33.0 <= fit.high_c
+
+
+def test_early_decision_can_be_switched_off():
+    cfg = CFG.model_copy(update={"early_decision": False})
+    m = Measurement(cfg, Calibration(), 0)
+    t = feed(m, approach(32.0))
+    assert t is not None and t.ok and not t.early
+
+
+@pytest.mark.parametrize("tau_s", [0.2, 0.35, 0.6])
+def test_fever_still_waits_for_the_full_plateau_and_is_measured_again(tau_s):
+    from drivers.mlx90614_emulator import Visit
+    from kiosk.clock import FakeClock
+
+    clock = FakeClock()
+    thermo = build_thermometer(ThermometerSection(), clock)
+    thermo.emulator.person_arrives(38.6, Visit(approach_tau_s=tau_s))
+    results = []
+    for _ in range(2):  # the engine's re-measure on a fever: a second measurement
+        m = Measurement(CFG, Calibration(), clock.monotonic_ns())
+        t = None
+        while t is None:
+            clock.advance(1 / CFG.sample_hz)
+            t = m.add(thermo.read())
+        results.append((m, t))
+    for m, t in results:
+        assert t.ok and not t.early and t.body_c >= CFG.fever_threshold_c
+        assert len(m._window) == CFG.stable_window  # decided on a full stable window
+    first = results[0][0]
+    assert (first.decided_mono_ns - first.presence_mono_ns) / SEC >= 3 * tau_s
+
+
+def test_a_visit_scene_changes_the_reading_as_described():
+    from drivers.mlx90614_emulator import Visit
+    from kiosk.clock import FakeClock
+
+    plateaus = {}
+    for name, visit in {
+        "plain": Visit(),
+        "partial": Visit(fill=0.9),
+        "hair": Visit(hair=0.3),
+        "sweat": Visit(sweat_c=0.4, sweat_tau_s=1.0),
+    }.items():
+        clock = FakeClock()
+        thermo = build_thermometer(ThermometerSection(), clock)
+        thermo.emulator.person_arrives(36.6, visit)
+        clock.advance(6.0)
+        plateaus[name] = thermo.emulator.chip_object_c()
+    assert plateaus["plain"] > plateaus["sweat"] > plateaus["plain"] - 0.45
+    assert plateaus["partial"] < plateaus["plain"] - 0.5
+    assert plateaus["hair"] < plateaus["partial"]

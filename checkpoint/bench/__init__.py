@@ -17,7 +17,7 @@ from kiosk.store import EventDraft
 
 #: Contract order (docs/bench.md). Each name is a module ``checkpoint.bench.<name>`` exposing
 #: ``run(quick) -> dict``.
-SECTIONS = ("decode", "thermo", "decide", "loop", "idle", "store", "pull", "edge")
+SECTIONS = ("decode", "thermo", "decide", "loop", "idle", "store", "pull", "edge", "memory")
 
 
 def bench_draft() -> EventDraft:

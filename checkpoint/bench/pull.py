@@ -69,7 +69,7 @@ FULL_SIZES = (100_000, 3, 220)
 QUICK_SIZES = (20_000, 1, 60)
 
 
-def prefill(path: Path, events: int) -> None:
+def prefill(path: Path, events: int, kiosk_id: str = "bench-gate") -> None:
     """Write ``events`` chained events in bulk, exactly as ``EventLog.append`` would hash
     them (one transaction per 10,000 rows instead of one per row, so set-up stays short)."""
     from checkpoint.bench import bench_draft
@@ -78,7 +78,7 @@ def prefill(path: Path, events: int) -> None:
     from kiosk.store import EventLog
 
     clock = FakeClock()
-    log = EventLog(path, "bench-gate", clock, "NORMAL").open()
+    log = EventLog(path, kiosk_id, clock, "NORMAL").open()
     # One real append fixes the schema, the salt and the column encoding for the copies.
     log.append(bench_draft())
     template = log.events(limit=1)[0]

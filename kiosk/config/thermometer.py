@@ -100,6 +100,19 @@ class ThermometryConfig(Section):
     remeasure_on_fever: bool = Field(
         True, description="Measure once more before denying for fever (a wrist can be warm)."
     )
+    early_decision: bool = Field(
+        True,
+        description=(
+            "Decide a clearly normal temperature from the rising curve's fitted plateau, before"
+            " the plateau itself; near the threshold, a fever or a poor fit still waits for it."
+        ),
+    )
+    early_margin_c: float = Field(
+        0.3,
+        ge=0.1,
+        le=2.0,
+        description="An early decision needs the whole plateau bound this far below the threshold.",
+    )
 
 
 class ThermometerSection(Section):

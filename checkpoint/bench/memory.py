@@ -1,0 +1,193 @@
+"""``memory``: what the whole gate daemon costs in memory, read from ``/proc``, not estimated.
+
+The real ``kiosk demo`` runs as a child process (``python -m checkpoint demo``: the daemon on
+simulated devices, its scripted visitors passing) on a data dir whose event log was
+pre-filled (100,000 events; 20,000 with ``quick``, ``checkpoint.bench.pull.prefill``). After
+``TRAFFIC_S`` of the demo's own traffic (600 s, the issue's ten minutes; 20 s with ``quick``)
+this process pulls the whole log through the API with the real client (``office.pull``),
+which starts the export helper; then the PSS (``/proc/<pid>/smaps_rollup``) of the daemon and
+of every process below it (the export helper, multiprocessing's resource tracker) is summed.
+PSS, not RSS: shared library pages are split between the processes that map them, so the
+sum is what the daemon's processes really take from the board. (Other processes mapping the
+same files, e.g. a second kiosk program from the same venv, lower it: measure on a machine
+where the daemon runs alone.)
+
+* ``daemon_pss_mb``: the daemon process; ``helpers_pss_mb``: all its descendants, with
+  ``helpers`` listing each (``pid``, ``pss_mb``, the start of its command line);
+  ``total_pss_mb``: both (``total_rss_mb``: the same processes' RSS, which counts every
+  shared page in full: the worst case); ``after_idle_pss_mb``: the total again once the
+  helper has been idle for ``IDLE_WAIT_S`` (it stops when idle; ``checkpoint.export_helper``);
+* ``imports_mb``: PSS a fresh interpreter gains importing what the demo imports
+  (``checkpoint.demo``), against the bare interpreter; ``cv2_mb`` is OpenCV's share of it.
+
+The child inherits this process's environment, so ``MALLOC_ARENA_MAX=2 kiosk bench --only
+memory`` measures the unit's allocator setting (``systemd/kiosk.service``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from checkpoint.bench.pull import _timed_pull, prefill
+
+#: (events pre-filled, seconds of demo traffic before the pull)
+FULL = (100_000, 600.0)
+QUICK = (20_000, 20.0)
+#: After the pull, how long to wait for the idle helper to stop (its idle limit plus slack).
+IDLE_WAIT_S = 40.0
+_IMPORT_PROBE = (
+    "import re, sys\n"
+    "def pss():\n"
+    "    text = open('/proc/self/smaps_rollup').read()\n"
+    "    return int(re.search(r'^Pss:\\s+(\\d+) kB', text, re.M).group(1))\n"
+    "before = pss()\n"
+    "import cv2\n"
+    "with_cv2 = pss()\n"
+    "import checkpoint.demo\n"
+    "print(before, with_cv2, pss())\n"
+)
+
+
+def pss_kb(pid: int, field: str = "Pss") -> int | None:
+    """The process's proportional set size (or ``field``, e.g. ``Rss``) in kB, or None if it
+    is gone (or not ours to read)."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return None
+    match = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
+    return int(match.group(1)) if match else None
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (children, their children, ...)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces: the ppid follows the last ')'.
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "?"
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()[:80]
+
+
+def tree_pss(pid: int) -> dict[str, Any]:
+    daemon = pss_kb(pid) or 0
+    helpers = [(p, kb) for p in descendants(pid) if (kb := pss_kb(p)) is not None]
+    helper_kb = sum(kb for _, kb in helpers)
+    rss_kb = sum(pss_kb(p, "Rss") or 0 for p in (pid, *(p for p, _ in helpers)))
+    return {
+        "daemon_pss_mb": round(daemon / 1024, 1),
+        "helpers_pss_mb": round(helper_kb / 1024, 1),
+        "total_pss_mb": round((daemon + helper_kb) / 1024, 1),
+        "total_rss_mb": round(rss_kb / 1024, 1),
+        "helpers": [
+            {"pid": p, "pss_mb": round(kb / 1024, 1), "cmd": _cmdline(p)} for p, kb in helpers
+        ],
+    }
+
+
+def import_cost_mb() -> tuple[float, float]:
+    """(everything the demo imports, of which cv2), in PSS MB, in a fresh interpreter."""
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORT_PROBE], capture_output=True, text=True, timeout=120
+    )
+    before, with_cv2, after = (int(x) for x in out.stdout.split())
+    return round((after - before) / 1024, 1), round((with_cv2 - before) / 1024, 1)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_demo(data: Path, port: int) -> tuple[subprocess.Popen[str], str]:
+    """The demo child and its API token (from its banner)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "checkpoint", "demo", "--port", str(port), "--data", str(data)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:
+        if line.strip().startswith("API token"):
+            return proc, line.split(":", 1)[1].split()[0]
+        if time.monotonic() > deadline:
+            break
+    proc.kill()
+    raise RuntimeError("the demo did not start (no API token in its banner)")
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+def run(quick: bool) -> dict[str, Any]:
+    if not Path("/proc/self/smaps_rollup").exists():
+        from checkpoint.bench import unavailable
+
+        return unavailable("no /proc/<pid>/smaps_rollup here (Linux 4.14+ only)")
+    events, traffic_s = QUICK if quick else FULL
+    with tempfile.TemporaryDirectory(prefix="kiosk-bench-memory-") as tmp:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        prefill(data / "kiosk.db", events, kiosk_id="demo-gate")
+        port = _free_port()
+        proc, token = _start_demo(data, port)
+        try:
+            time.sleep(traffic_s)
+            pulled, seconds = _timed_pull(f"http://127.0.0.1:{port}", token, Path(tmp) / "o.db")
+            after_pull = tree_pss(proc.pid)
+            time.sleep(IDLE_WAIT_S)
+            after_idle = tree_pss(proc.pid)
+        finally:
+            _stop(proc)
+    imports, cv2_mb = import_cost_mb()
+    return {
+        **after_pull,
+        "imports_mb": imports,
+        "cv2_mb": cv2_mb,
+        "after_idle_pss_mb": after_idle["total_pss_mb"],
+        "after_idle_helpers": after_idle["helpers"],
+        "traffic_s": traffic_s,
+        "pulled_events": pulled,
+        "pull_s": round(seconds, 2),
+        "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX"),
+    }

@@ -1,0 +1,169 @@
+"""What a decoded payload must be to reach the engine, for every source: hygiene, hold-off,
+and a serial scanner's byte stream cut into lines.
+
+The camera's frame pipeline (``drivers.pipeline``) and the serial scanners
+(``drivers.serial_scanner``) share these rules. Nothing here needs OpenCV or numpy: a gate
+with only a serial scanner never imports them.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from kiosk.config.readers import DecoderConfig
+from kiosk.devices import CodeRead
+
+#: Bytes a raw payload may have per allowed character (UTF-8 is at most 4).
+_MAX_BYTES_PER_CHAR = 4
+#: Distinct texts remembered for the hold-off; old entries expire anyway.
+_HOLDOFF_CAP = 64
+
+#: Control, format, surrogate, private-use, unassigned; and line/paragraph separators, which
+#: break lines in log viewers and JavaScript just like CR/LF.
+CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A decoded payload that did not reach the engine, and why (no payload content kept)."""
+
+    reason: str  # empty | oversized | not_utf8 | control_chars | bad_frame
+    source: str
+    mono_ns: int
+    length: int = 0
+
+
+def check_payload(data: bytes, max_chars: int) -> tuple[str | None, str | None]:
+    """``(text, None)`` if the payload may reach the engine, else ``(None, reason)``.
+
+    The text is never altered (a pass's signature covers every byte): bad payloads are
+    rejected, not repaired. Control and format characters (NUL, ESC, bidi overrides, ...)
+    are rejected because no pass contains them and they are how hostile codes try to fool a
+    log viewer or a terminal."""
+    if not data:
+        return None, "empty"
+    if len(data) > max_chars * _MAX_BYTES_PER_CHAR:
+        return None, "oversized"
+    try:
+        text = data.decode("utf-8", errors="strict")
+    except UnicodeDecodeError:
+        return None, "not_utf8"
+    if len(text) > max_chars:
+        return None, "oversized"
+    if not text.isprintable() and any(
+        unicodedata.category(ch) in CONTROL_CATEGORIES for ch in text
+    ):
+        return None, "control_chars"
+    return text, None
+
+
+class HoldOff:
+    """Suppresses a text seen again within ``holdoff_ns`` of its last sighting."""
+
+    def __init__(self, holdoff_s: float) -> None:
+        self._holdoff_ns = int(holdoff_s * 1e9)
+        self._last: dict[str, int] = {}
+
+    def admit(self, text: str, mono_ns: int) -> bool:
+        """Record a sighting; True if it should be submitted (not seen within the hold-off)."""
+        self._expire(mono_ns)
+        last = self._last.get(text)
+        self._last[text] = mono_ns
+        if len(self._last) > _HOLDOFF_CAP:
+            oldest = min(self._last, key=self._last.__getitem__)
+            del self._last[oldest]
+        return last is None or mono_ns - last > self._holdoff_ns
+
+    def touch(self, texts: Iterable[str], mono_ns: int) -> None:
+        """Still seen (an unchanged scene that was not decoded again)."""
+        for text in texts:
+            if text in self._last:
+                self._last[text] = mono_ns
+
+    def _expire(self, mono_ns: int) -> None:
+        stale = [t for t, ns in self._last.items() if mono_ns - ns > self._holdoff_ns]
+        for t in stale:
+            del self._last[t]
+
+
+@dataclass
+class PipelineStats:
+    frames: int = 0
+    decodes: int = 0
+    second_passes: int = 0
+    codes: int = 0
+    rejected: int = 0
+    last_rejection: str | None = None
+
+
+# -- serial scanners ---------------------------------------------------------------------
+
+
+class SerialLineAssembler:
+    """Splits a scanner's byte stream into CR/LF-terminated lines.
+
+    A line that grows past ``max_bytes`` without a terminator (garbage, a baud-rate
+    mismatch) is dropped up to the next terminator and reported once as ``oversized``, so a
+    noisy line can never grow memory or glue junk onto the next good code."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max = max_bytes
+        self._buf = bytearray()
+        self._discarding = False
+
+    def feed(self, chunk: bytes) -> list[bytes | None]:
+        """Complete lines in arrival order; ``None`` stands for a dropped oversized line."""
+        out: list[bytes | None] = []
+        for byte in chunk:
+            if byte in (0x0D, 0x0A):
+                if self._discarding:
+                    self._discarding = False
+                elif self._buf:
+                    out.append(bytes(self._buf))
+                self._buf.clear()
+                continue
+            if self._discarding:
+                continue
+            self._buf.append(byte)
+            if len(self._buf) > self._max:
+                self._buf.clear()
+                self._discarding = True
+                out.append(None)
+        return out
+
+    def reset(self) -> None:
+        """Forget a partial line (after a reconnect it belongs to nobody)."""
+        self._buf.clear()
+        self._discarding = False
+
+
+class SerialLinePipeline:
+    """Hygiene and hold-off for a serial scanner's lines, the same rules as for frames."""
+
+    def __init__(self, cfg: DecoderConfig, source: str = "scanner") -> None:
+        self.cfg = cfg
+        self.source = source
+        self.assembler = SerialLineAssembler(cfg.max_payload_chars * _MAX_BYTES_PER_CHAR)
+        self._holdoff = HoldOff(cfg.holdoff_s)
+        self.stats = PipelineStats()
+
+    def feed(self, chunk: bytes, mono_ns: int) -> tuple[list[CodeRead], list[Rejection]]:
+        codes: list[CodeRead] = []
+        rejected: list[Rejection] = []
+        for line in self.assembler.feed(chunk):
+            if line is None:
+                rejected.append(Rejection("oversized", self.source, mono_ns))
+                continue
+            text, reason = check_payload(line, self.cfg.max_payload_chars)
+            if text is None:
+                rejected.append(Rejection(reason or "?", self.source, mono_ns, len(line)))
+                continue
+            if self._holdoff.admit(text, mono_ns):
+                codes.append(CodeRead(text, self.source, mono_ns, 0.0))
+        self.stats.codes += len(codes)
+        self.stats.rejected += len(rejected)
+        if rejected:
+            self.stats.last_rejection = rejected[-1].reason
+        return codes, rejected

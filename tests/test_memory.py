@@ -1,0 +1,87 @@
+"""Memory: what a gate loads for its devices, the allocator settings, the PSS measurement."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from checkpoint import malloc
+from checkpoint.bench import SECTIONS
+from checkpoint.bench.memory import descendants, pss_kb, tree_pss
+
+linux_proc = pytest.mark.skipif(
+    not os.path.exists("/proc/self/smaps_rollup"), reason="needs /proc/<pid>/smaps_rollup"
+)
+
+_SERIAL_GATE = """
+import sys, tempfile
+from pathlib import Path
+from kiosk.config import parse_config
+from checkpoint.app import build_core
+cfg = parse_config({"readers": {"sources": [
+    {"type": "serial", "port": "/dev/kiosk-test-no-such-port", "name": "scanner"}]}})
+core = build_core(cfg, Path(sys.argv[1]))
+print(" ".join(m for m in ("cv2", "zxingcpp", "pyzbar", "drivers.pipeline") if m in sys.modules))
+core.store.close()
+"""
+
+
+def test_a_serial_scanner_gate_never_loads_opencv_or_a_decoder(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-c", _SERIAL_GATE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert out.stdout.split() == []
+
+
+def test_a_camera_gate_still_loads_them(tmp_path):
+    camera_gate = _SERIAL_GATE.replace(
+        '{"type": "serial", "port": "/dev/kiosk-test-no-such-port", "name": "scanner"}',
+        '{"type": "fake_camera", "name": "cam"}',
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", camera_gate, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert set(out.stdout.split()) >= {"cv2", "zxingcpp", "drivers.pipeline"}
+
+
+@pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
+)
+def test_the_allocator_takes_the_daemon_settings_once():
+    assert malloc.tune() is True
+    assert malloc.tune() is True  # idempotent
+
+
+@linux_proc
+def test_pss_is_summed_over_a_process_and_everything_below_it():
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    try:
+        assert child.pid in descendants(os.getpid())
+        tree = tree_pss(os.getpid())
+        assert child.pid in [h["pid"] for h in tree["helpers"]]
+        assert tree["daemon_pss_mb"] > 0 and tree["helpers_pss_mb"] > 0
+        assert tree["total_pss_mb"] == pytest.approx(
+            tree["daemon_pss_mb"] + tree["helpers_pss_mb"], abs=0.11
+        )
+    finally:
+        child.stdin.close()
+        child.wait(10)
+    assert pss_kb(child.pid) is None  # gone: nothing made up
+
+
+def test_the_memory_section_is_part_of_the_bench():
+    assert "memory" in SECTIONS
