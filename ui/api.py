@@ -176,6 +176,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "The event log is unavailable."},
 }
 
+#: The event exports' errors: the API's and an unknown ``fields`` name.
+_EXPORT_ERRORS = {**_ERRORS, 400: {"model": ErrorOut, "description": "Unknown field name."}}
+
 
 # --- loop lag ---------------------------------------------------------------------------------
 
@@ -519,11 +522,7 @@ LIMIT_Q = Query(
     "/api/v1/events",
     tags=["api"],
     response_model=EventsPage,
-    responses={
-        **_ERRORS,
-        400: {"model": ErrorOut, "description": "Unknown field name."},
-        200: {"content": {NDJSON: {"schema": {"type": "string"}}}},
-    },
+    responses={**_EXPORT_ERRORS, 200: {"content": {NDJSON: {"schema": {"type": "string"}}}}},
 )
 def events(
     request: Request,
@@ -566,11 +565,7 @@ def events(
     "/api/v1/events.csv",
     tags=["api"],
     response_class=StreamingResponse,
-    responses={
-        **_ERRORS,
-        400: {"model": ErrorOut, "description": "Unknown field name."},
-        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
-    },
+    responses={**_EXPORT_ERRORS, 200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def events_csv(
     token: Annotated[TokenInfo, Depends(logs_reader)],

@@ -244,6 +244,22 @@ def _origin_of(url: str) -> tuple[str, str] | None:
     return parts.scheme.lower(), parts.netloc.lower()
 
 
+def set_private_cookie(
+    response: Any, request: Request, name: str, value: str, *, path: str, max_age: int
+) -> None:
+    """A cookie only this site's pages under ``path`` send back: HttpOnly, SameSite=Strict,
+    Secure over HTTPS."""
+    response.set_cookie(
+        name,
+        value,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path=path,
+        max_age=max_age,
+    )
+
+
 def same_origin(request: Request) -> bool:
     """True when the request's ``Origin`` (or ``Referer``) names the host it was sent to.
 
@@ -359,15 +375,8 @@ class GuardAuth:
         return session
 
     def set_cookie(self, response: Any, request: Request, cookie: str) -> None:
-        response.set_cookie(
-            COOKIE,
-            cookie,
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-            path="/guard",
-            max_age=int(self.sessions._lifetime.total_seconds()),
-        )
+        lifetime_s = int(self.sessions._lifetime.total_seconds())
+        set_private_cookie(response, request, COOKIE, cookie, path="/guard", max_age=lifetime_s)
 
     def clear_cookie(self, response: Any) -> None:
         response.delete_cookie(COOKIE, path="/guard", httponly=True, samesite="strict")

@@ -41,7 +41,7 @@ from fastapi.templating import Jinja2Templates
 
 from kiosk.secrets import get_secret
 from ui import i18n
-from ui.auth import same_origin
+from ui.auth import same_origin, set_private_cookie
 from ui.views import (
     ACTIVE_PHASES,
     DENY_MIN_HOLD_S,
@@ -420,14 +420,8 @@ async def pair_screen(request: Request, s: Screen = Depends(screen)) -> Response
     if not isinstance(presented, str) or not s.access.key_matches(presented):
         return JSONResponse({"error": "wrong or missing screen key"}, status_code=401)
     response = JSONResponse({"paired": True})
-    response.set_cookie(
-        SCREEN_COOKIE,
-        presented,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path="/kiosk",
-        max_age=400 * 86400,
+    set_private_cookie(
+        response, request, SCREEN_COOKIE, presented, path="/kiosk", max_age=400 * 86400
     )
     return response
 
