@@ -30,14 +30,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from .clock import Clock
-from .community import (
-    CommunityError,
-    LogLike,
-    check_actor,
-    clean_text,
-    has_table,
-    replace_rows,
-)
+from .community import CommunityError, LogLike, check_actor, clean_text, has_table, replace_rows
 from .days import day_bounds
 from .lists import Lists
 from .sheets import Diff, Table, diff_rows, read_table

@@ -21,14 +21,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from .clock import Clock
-from .community import (
-    CommunityError,
-    LogLike,
-    check_actor,
-    clean_text,
-    has_table,
-    replace_rows,
-)
+from .community import CommunityError, LogLike, check_actor, clean_text, has_table, replace_rows
 from .sheets import Diff, diff_rows, read_table
 from .store import format_ts
 

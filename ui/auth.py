@@ -118,13 +118,8 @@ class SessionManager:
 
     def read(self, cookie: str | None) -> Session | None:
         """The session in a cookie value, or None if missing, forged, expired or revoked."""
-        if not cookie or cookie.count(".") != 1 or len(cookie) > 1024:
-            return None
-        payload, mac = cookie.split(".")
-        if not hmac.compare_digest(mac, self._mac("session", payload)):
-            return None
+        data = self._unsigned("session", cookie, 1024)
         try:
-            data = json.loads(_b64d(payload))
             expires = datetime.fromtimestamp(int(data["exp"]), tz=self._clock.now().tzinfo)
             session = Session(str(data["sid"]), str(data["u"]), str(data["r"]), expires)
         except (ValueError, KeyError, TypeError):
@@ -133,6 +128,19 @@ class SessionManager:
         if expires <= now or session.sid in self._revoked:
             return None
         return session
+
+    def _unsigned(self, kind: str, token: str | None, max_len: int) -> Any:
+        """The JSON in ``payload.mac`` signed for ``kind``, or None if missing, longer than
+        ``max_len``, forged or not JSON (the caller checks its fields)."""
+        if not token or token.count(".") != 1 or len(token) > max_len:
+            return None
+        payload, mac = token.split(".")
+        if not hmac.compare_digest(mac, self._mac(kind, payload)):
+            return None
+        try:
+            return json.loads(_b64d(payload))
+        except ValueError:
+            return None
 
     def revoke(self, session: Session) -> None:
         now = self._clock.now()
@@ -162,13 +170,8 @@ class SessionManager:
 
     def read_resume(self, token: str | None) -> tuple[str, list[tuple[str, str]]] | None:
         """The action in a resume token, or None if missing, forged, too old or malformed."""
-        if not token or token.count(".") != 1 or len(token) > RESUME_MAX_CHARS + 64:
-            return None
-        payload, mac = token.split(".")
-        if not hmac.compare_digest(mac, self._mac("resume", payload)):
-            return None
+        data = self._unsigned("resume", token, RESUME_MAX_CHARS + 64)
         try:
-            data = json.loads(_b64d(payload))
             age = self._clock.now().timestamp() - int(data["t"])
             path = str(data["p"])
             fields = [(str(k), str(v)) for k, v in data["f"]]
