@@ -128,11 +128,7 @@ class Notifier:
 
     def ready(self, status: str | None = None) -> bool:
         """Devices, store and web server are up: systemd marks the unit started."""
-        items = ["READY=1"]
-        if status is not None:
-            self.last_status = _clean(status)
-            items.append(f"STATUS={self.last_status}")
-        return self.send(*items)
+        return self._state("READY=1", status)
 
     def status(self, text: str) -> bool:
         """Free text shown by ``systemctl status kiosk`` (no personal data)."""
@@ -149,11 +145,14 @@ class Notifier:
         return self.send(f"EXTEND_TIMEOUT_USEC={int(seconds * 1_000_000)}")
 
     def stopping(self, status: str | None = None) -> bool:
-        items = ["STOPPING=1"]
-        if status is not None:
-            self.last_status = _clean(status)
-            items.append(f"STATUS={self.last_status}")
-        return self.send(*items)
+        return self._state("STOPPING=1", status)
+
+    def _state(self, item: str, status: str | None) -> bool:
+        """``item``, with ``STATUS=`` when ``status`` is given."""
+        if status is None:
+            return self.send(item)
+        self.last_status = _clean(status)
+        return self.send(item, f"STATUS={self.last_status}")
 
     def close(self) -> None:
         if self._sock is not None:

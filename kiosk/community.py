@@ -25,6 +25,7 @@ __all__ = [
     "check_actor",
     "clean_text",
     "has_table",
+    "replace_rows",
     "mask_record",
     "plain_float",
 ]
@@ -84,6 +85,17 @@ def plain_float(name: str, value: object) -> float:
 
 def has_table(db: sqlite_utils.Database, name: str) -> bool:
     return bool(db[name].exists())
+
+
+def replace_rows(log: LogLike, table: str, rows: list[dict[str, Any]], pk: str) -> None:
+    """Replace every row of ``table`` with ``rows``, in one transaction (an import applied as
+    a whole)."""
+
+    def write(db: sqlite_utils.Database) -> None:
+        db.execute(f"delete from {table}")  # noqa: S608 - a table name of this package
+        db.table(table).insert_all(rows, pk=pk)
+
+    log.submit(write)
 
 
 def mask_record(record: Mapping[str, Any], role: Role) -> dict[str, Any]:

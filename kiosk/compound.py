@@ -30,7 +30,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from .clock import Clock
-from .community import CommunityError, LogLike, check_actor, clean_text, has_table
+from .community import CommunityError, LogLike, check_actor, clean_text, has_table, replace_rows
 from .days import day_bounds
 from .lists import Lists
 from .sheets import Diff, Table, diff_rows, read_table
@@ -200,12 +200,7 @@ class CompoundMap:
         who = check_actor(actor)
         stamp = format_ts(self._clock.now())
         rows = [{"household": d.household, **d.row(), "updated_at": stamp} for d in plan.dwellings]
-
-        def write(db: sqlite_utils.Database) -> None:
-            db.execute("delete from compound_households")
-            db.table("compound_households").insert_all(rows, pk="household")
-
-        self._log.submit(write)
+        replace_rows(self._log, "compound_households", rows, pk="household")
         counts = plan.diff.counts()
         self._log.audit(who, "compound.import", {"households": len(rows), **counts})
         return counts

@@ -185,10 +185,7 @@ def new_key_pair(directory: str | Path, name: str = "issuer") -> tuple[Path, Pat
 
 
 def load_private_key(path: str | Path) -> Ed25519PrivateKey:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key {path}: {exc.strerror or exc}") from None
+    data = _read_key(path, KeyFileError, "cannot read key")
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
@@ -199,10 +196,7 @@ def load_private_key(path: str | Path) -> Ed25519PrivateKey:
 
 
 def load_public_key(path: str | Path) -> Ed25519PublicKey:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise TrustListError(f"cannot read {path}: {exc.strerror or exc}") from None
+    data = _read_key(path, TrustListError, "cannot read")
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError):
@@ -210,6 +204,13 @@ def load_public_key(path: str | Path) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise TrustListError(f"{path} is not an Ed25519 public key")
     return key
+
+
+def _read_key(path: str | Path, error: type[Exception], what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise error(f"{what} {path}: {exc.strerror or exc}") from None
 
 
 # --------------------------------------------------------------------------- fields

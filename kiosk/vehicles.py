@@ -21,7 +21,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from .clock import Clock
-from .community import CommunityError, LogLike, check_actor, clean_text, has_table
+from .community import CommunityError, LogLike, check_actor, clean_text, has_table, replace_rows
 from .sheets import Diff, diff_rows, read_table
 from .store import format_ts
 
@@ -96,12 +96,7 @@ class VehicleList:
         rows: list[dict[str, Any]] = [
             {"plate": p, **r, "updated_at": stamp} for p, r in plan.rows.items()
         ]
-
-        def write(db: sqlite_utils.Database) -> None:
-            db.execute("delete from resident_vehicles")
-            db.table("resident_vehicles").insert_all(rows, pk="plate")
-
-        self._log.submit(write)
+        replace_rows(self._log, "resident_vehicles", rows, pk="plate")
         counts = plan.diff.counts()
         self._log.audit(who, "vehicles.import", {"vehicles": len(rows), **counts})
         return counts

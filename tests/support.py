@@ -53,7 +53,7 @@ def kiosk_api(path, kiosk_id: str, clock):
         health=lambda: {"deciding": True},
     )
     app = FastAPI()
-    app.include_router(api.router(core))
+    api.install(app, core)
     core.app = app
     core.test_client = TestClient(app, base_url=f"http://{kiosk_id}")
     _, core.token = core.tokens.create(["logs:read"])

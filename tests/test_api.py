@@ -75,7 +75,7 @@ def core(tmp_path, clock):
 
 def client_for(core) -> TestClient:
     app = FastAPI()
-    app.include_router(api.router(core))
+    api.install(app, core)
     return TestClient(app)
 
 
@@ -213,6 +213,23 @@ def test_csv_export_honours_limit_across_internal_pages(tmp_path, clock):
         assert [int(r["seq"]) for r in csv.DictReader(io.StringIO(response.text))] == list(
             range(1, 8)
         )
+    finally:
+        core.store.close()
+
+
+def test_an_events_page_defaults_to_api_default_page_and_refuses_past_max_page(tmp_path, clock):
+    core = make_core(tmp_path, clock, {"max_page": 3, "api_default_page": 2})
+    try:
+        for i in range(5):
+            core.store.append(draft(i))
+        client = client_for(core)
+        page = client.get("/api/v1/events", headers=bearer(core)).json()
+        assert [e["seq"] for e in page["events"]] == [1, 2]
+        refused = client.get("/api/v1/events", params={"limit": 4}, headers=bearer(core))
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["loc"] == ["query", "limit"]
+        exports = [r for r in core.store.audits(after_seq=0) if r["action"] == "export_events"]
+        assert [r["detail"]["count"] for r in exports] == [2]  # the refused page exported nothing
     finally:
         core.store.close()
 

@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: functions counted within their parent).
 MAX_FUNCTION_LINES = 80
 
-#: The packages held to it so far. kiosk, drivers and ui join once their offenders are split.
-CHECKED_PACKAGES = ["checkpoint", "office"]
+#: Every production package.
+CHECKED_PACKAGES = ["kiosk", "drivers", "ui", "checkpoint", "office"]
 
 
 def long_functions(package_dir: Path, limit: int = MAX_FUNCTION_LINES) -> list[str]:

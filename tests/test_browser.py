@@ -4,8 +4,9 @@
 One daemon (``checkpoint.demo.start_demo``: the real core, engine runner and web server on the
 MLX90614 emulator, fake camera and fake gate) runs in a thread with its own event loop.
 Visitors come from the shipped scenarios, applied onto the devices as ``kiosk demo`` does.
-One browser, two contexts (the gate screen and a guard's laptop). Screenshots go to
-``docs/screenshots/`` and are referenced from the README and docs/screens.md.
+One browser, two contexts (the gate screen and a guard's laptop). Screenshots go to a
+temporary folder; ``KIOSK_SHOTS=docs/screenshots`` refreshes the ones the README and
+docs/screens.md show instead (tests never write into the tree by themselves).
 
 Real time passes here (a thermometer reading settles in about a second), so this file is
 marked ``browser``; it still runs in CI.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import re
 import socket
 import threading
@@ -29,7 +31,8 @@ from support import need
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "docs" / "screenshots"
+#: Where ``shot`` writes: set once per module by ``shots_folder``.
+SHOTS: dict[str, Path] = {}
 CHROMIUM = "/usr/bin/chromium"
 GUARD_PW = "night-shift-pw"
 ARGS = [
@@ -166,9 +169,19 @@ def browser():
         b.close()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def shots_folder(tmp_path_factory) -> Iterator[Path]:
+    """``KIOSK_SHOTS`` when it names a folder (``docs/screenshots`` refreshes the docs'),
+    else a temporary one."""
+    chosen = os.environ.get("KIOSK_SHOTS")
+    SHOTS["dir"] = Path(chosen) if chosen else tmp_path_factory.mktemp("shots")
+    yield SHOTS["dir"]
+    SHOTS.clear()
+
+
 def shot(page: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name))
+    SHOTS["dir"].mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS["dir"] / name))
 
 
 def test_guard_handles_alarm_manual_pass_registrations_pass_quarantine_and_stats(demo, browser):

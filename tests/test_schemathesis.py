@@ -60,7 +60,7 @@ def _app(tmp_dir) -> FastAPI:
         health=lambda: {"deciding": True, "store": {"state": "ok"}},
     )
     app = FastAPI(title="kiosk api")
-    app.include_router(api.router(core))
+    api.install(app, core)
     _STATE.update(store=store, token=plain)
     return app
 

@@ -26,11 +26,19 @@ STREAMS = {"/kiosk/events", "/kiosk/preview.mjpeg"}
 def app(tmp_path_factory):
     data = tmp_path_factory.mktemp("kiosk-schema")
     core = build_core(parse_config({"web": {"api_worker_process": False}}), data, FakeClock())
-    router = kiosk_screen.router(core)
-    for route in router.routes:
-        route.include_in_schema = getattr(route, "path", "") not in STREAMS | {"/static/{name}"}
     app = FastAPI(title="kiosk screen")
-    app.include_router(router)
+    kiosk_screen.install(app, core)
+    # The schema is built once (and kept by the app) with the screen's routes put in it; the
+    # shared module-level router is left as it was.
+    routes = kiosk_screen.router.routes
+    hidden = [route.include_in_schema for route in routes]
+    try:
+        for route in routes:
+            route.include_in_schema = route.path not in STREAMS | {"/static/{name}"}
+        app.openapi()
+    finally:
+        for route, was in zip(routes, hidden, strict=True):
+            route.include_in_schema = was
     yield app
     core.close()
 

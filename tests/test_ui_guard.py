@@ -78,7 +78,7 @@ def make_app(core: Core) -> FastAPI:
     from ui import guard, kiosk_screen
 
     app = FastAPI()
-    app.include_router(kiosk_screen.router(core))
+    kiosk_screen.install(app, core)
     guard.install(app, core)
     return app
 

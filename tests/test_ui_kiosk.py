@@ -168,7 +168,7 @@ def core(data_dir, clock, monkeypatch):
 
 def kiosk_app(core: Core) -> FastAPI:
     app = FastAPI()
-    app.include_router(kiosk_screen.router(core))
+    kiosk_screen.install(app, core)
     return app
 
 
@@ -183,11 +183,10 @@ def test_kiosk_page_needs_no_login_and_speaks_the_configured_language(core):
 
 
 def test_kiosk_page_shows_a_decision_made_before_it_loaded(core):
-    router = kiosk_screen.router(core)
-    router.tracker.feed(PASS_DECISION)
-    router.tracker.feed(GATE_OPEN)
     app = FastAPI()
-    app.include_router(router)
+    screen = kiosk_screen.install(app, core)
+    screen.tracker.feed(PASS_DECISION)
+    screen.tracker.feed(GATE_OPEN)
     with TestClient(app, base_url=BASE) as client:
         page = client.get("/kiosk?lang=en").text
     assert "PASS" in page and "36.4 °C" in page and "result-pass" in page

@@ -16,9 +16,6 @@ pydantic; the declared response models keep ``/openapi.json`` exact and schemath
 that what is sent matches them.
 """
 
-# No ``from __future__ import annotations``: FastAPI must resolve the dependency annotations
-# of the closures below at definition time.
-
 import asyncio
 import csv
 import io
@@ -28,12 +25,14 @@ import re
 import shutil
 import threading
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,6 +49,8 @@ log = logging.getLogger(__name__)
 
 NDJSON = "application/x-ndjson"
 MAX_SEQ = 2**63 - 1
+#: ``EventLog.events()`` reads at most this many at once: no page is larger.
+EVENTS_MAX = 10000
 #: Largest CSV export in one request; the office resumes with ``after=`` beyond that.
 CSV_MAX_ROWS = 1_000_000
 
@@ -174,6 +175,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     429: {"model": ErrorOut, "description": "Rate limited; see Retry-After."},
     503: {"model": ErrorOut, "description": "The event log is unavailable."},
 }
+
+#: The event exports' errors: the API's and an unknown ``fields`` name.
+_EXPORT_ERRORS = {**_ERRORS, 400: {"model": ErrorOut, "description": "Unknown field name."}}
 
 
 # --- loop lag ---------------------------------------------------------------------------------
@@ -355,233 +359,320 @@ def _too_many(verdict: Verdict, what: str) -> HTTPException:
     )
 
 
-def router(core: Any) -> APIRouter:
-    """The API routes for ``core`` (``config``, ``clock``, ``store``, ``tokens``, ``runner``)."""
-    web = core.config.web
-    site = core.config.site
-    addr_limiter = RateLimiter.per_minute(web.api_rate_per_min, core.clock)
-    token_limiter = RateLimiter.per_minute(web.api_rate_per_min, core.clock)
-    bearer = HTTPBearer(auto_error=False, description="`kiosk token new --scope ...`")
-    lag = LoopLagMonitor()
-    decisions = DecisionCounter()
-    pages = core.pages
-    tz = ZoneInfo(site.timezone)
-    max_page = min(web.max_page, 10000)  # EventLog.events() reads at most 10,000 at once
-    default_page = min(web.api_default_page, max_page)
+@dataclass
+class Api:
+    """The API's state for one app (``app.state.api``): the core, the rate limiters, the loop
+    lag monitor, the decision counter and the page bounds of ``web``."""
 
-    async def start_monitor() -> None:
-        lag.ensure_started()
+    core: Any  # ``Core``: ``config``, ``clock``, ``store``, ``tokens``, ``pages``, ``runner``
+    addr_limiter: RateLimiter
+    token_limiter: RateLimiter
+    lag: LoopLagMonitor
+    decisions: DecisionCounter
+    tz: ZoneInfo
+    max_page: int
+    default_page: int
 
-    def limit_size(request: Request) -> None:
-        url_len = len(request.url.path) + len(request.url.query)
-        if url_len > web.max_request_bytes:
-            raise HTTPException(414, "URL too long")
-        length = request.headers.get("content-length")
-        if length is not None:
-            if not length.isdigit() or int(length) > web.max_request_bytes:
-                raise HTTPException(413, "request too large")
-        elif "chunked" in request.headers.get("transfer-encoding", "").lower():
-            raise HTTPException(413, "request bodies of unknown length are refused")
-        verdict = addr_limiter.take("addr:" + _client_addr(request))
-        if not verdict.allowed:
-            raise _too_many(verdict, "address")
+    @classmethod
+    def build(cls, core: Any) -> "Api":
+        web = core.config.web
+        max_page = min(web.max_page, EVENTS_MAX)
+        return cls(
+            core=core,
+            addr_limiter=RateLimiter.per_minute(web.api_rate_per_min, core.clock),
+            token_limiter=RateLimiter.per_minute(web.api_rate_per_min, core.clock),
+            lag=LoopLagMonitor(),
+            decisions=DecisionCounter(),
+            tz=ZoneInfo(core.config.site.timezone),
+            max_page=max_page,
+            default_page=min(web.api_default_page, max_page),
+        )
 
-    def authenticated(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
-    ) -> TokenInfo:
-        token = core.tokens.authenticate(credentials.credentials) if credentials else None
-        if token is None:
-            raise HTTPException(
-                401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
-            )
-        verdict = token_limiter.take("token:" + token.id)
-        if not verdict.allowed:
-            raise _too_many(verdict, "token")
-        return token
-
-    def scoped(scope: str) -> Any:
-        def check(token: Annotated[TokenInfo, Depends(authenticated)]) -> TokenInfo:
-            if not token.allows(scope):
-                raise HTTPException(403, f"this token lacks the {scope!r} scope")
-            return token
-
-        return check
-
-    def allowed_fields(token: TokenInfo, fields: str | None) -> frozenset[str]:
-        if not fields:
-            return frozenset()
+    def audit(self, token: TokenInfo, action: str, detail: dict[str, Any]) -> None:
         try:
-            names = normalise_fields(fields.split(","))
-        except ValueError as exc:
-            raise HTTPException(400, str(exc)) from None
-        if names and not token.allows("logs:personal"):
-            raise HTTPException(403, "unmasked fields need the 'logs:personal' scope")
-        return names
-
-    def audit(token: TokenInfo, action: str, detail: dict[str, Any]) -> None:
-        try:
-            core.store.audit(f"token:{token.id}", action, detail)
+            self.core.store.audit(f"token:{token.id}", action, detail)
         except Exception as exc:
             # No export without its audit row.
             log.warning("export refused: audit failed (%s)", type(exc).__name__)
             raise HTTPException(503, "the event log is unavailable") from None
 
-    def head_seq() -> int:
-        return queries.head_seq(core.store)
+    def page_limit(self, limit: int | None) -> int:
+        """``limit`` of an event page: ``web.api_default_page`` when not given; past
+        ``web.max_page`` it is refused like any out-of-range parameter (422)."""
+        if limit is None:
+            return self.default_page
+        if limit > self.max_page:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "less_than_equal",
+                        "loc": ("query", "limit"),
+                        "msg": f"Input should be less than or equal to {self.max_page}",
+                        "input": str(limit),
+                        "ctx": {"le": self.max_page},
+                    }
+                ]
+            )
+        return limit
 
-    api = APIRouter(dependencies=[Depends(start_monitor), Depends(limit_size)])
-    after_q = Query(0, ge=0, le=MAX_SEQ, description="Return events with seq > after.")
-    fields_q = Query(
+
+def install(app: FastAPI, core: Any) -> Api:
+    """Mount the API on ``app`` with its state for ``core``; returns that state."""
+    state = Api.build(core)
+    app.state.api = state
+    app.include_router(router)
+    app.include_router(public_metrics if core.config.web.metrics_public else token_metrics)
+    return state
+
+
+# --- dependencies -----------------------------------------------------------------------------
+
+
+def api_state(request: Request) -> Api:
+    """The API's state, put on the app by ``install``."""
+    found: Api = request.app.state.api
+    return found
+
+
+async def start_monitor(state: Annotated[Api, Depends(api_state)]) -> None:
+    state.lag.ensure_started()
+
+
+def limit_size(request: Request, state: Annotated[Api, Depends(api_state)]) -> None:
+    max_bytes = state.core.config.web.max_request_bytes
+    url_len = len(request.url.path) + len(request.url.query)
+    if url_len > max_bytes:
+        raise HTTPException(414, "URL too long")
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit() or int(length) > max_bytes:
+            raise HTTPException(413, "request too large")
+    elif "chunked" in request.headers.get("transfer-encoding", "").lower():
+        raise HTTPException(413, "request bodies of unknown length are refused")
+    verdict = state.addr_limiter.take("addr:" + _client_addr(request))
+    if not verdict.allowed:
+        raise _too_many(verdict, "address")
+
+
+bearer = HTTPBearer(auto_error=False, description="`kiosk token new --scope ...`")
+
+
+def authenticated(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    state: Annotated[Api, Depends(api_state)],
+) -> TokenInfo:
+    tokens = state.core.tokens
+    token = tokens.authenticate(credentials.credentials) if credentials else None
+    if token is None:
+        raise HTTPException(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
+    verdict = state.token_limiter.take("token:" + token.id)
+    if not verdict.allowed:
+        raise _too_many(verdict, "token")
+    return token
+
+
+def scoped(scope: str) -> Callable[[TokenInfo], TokenInfo]:
+    """A dependency: the request's token, 403 unless it has ``scope``."""
+
+    def check(token: Annotated[TokenInfo, Depends(authenticated)]) -> TokenInfo:
+        if not token.allows(scope):
+            raise HTTPException(403, f"this token lacks the {scope!r} scope")
+        return token
+
+    return check
+
+
+logs_reader = scoped("logs:read")
+stats_reader = scoped("stats:read")
+
+
+def allowed_fields(token: TokenInfo, fields: str | None) -> frozenset[str]:
+    if not fields:
+        return frozenset()
+    try:
+        names = normalise_fields(fields.split(","))
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    if names and not token.allows("logs:personal"):
+        raise HTTPException(403, "unmasked fields need the 'logs:personal' scope")
+    return names
+
+
+# --- routes -----------------------------------------------------------------------------------
+
+_SHARED = [Depends(start_monitor), Depends(limit_size)]
+router = APIRouter(dependencies=_SHARED)
+AFTER_Q = Query(0, ge=0, le=MAX_SEQ, description="Return events with seq > after.")
+FIELDS_Q = Query(
+    None,
+    max_length=512,
+    pattern=FIELDS_PATTERN,
+    description="Comma-separated personal fields to leave unmasked (needs logs:personal).",
+)
+LIMIT_Q = Query(
+    None,
+    ge=1,
+    le=EVENTS_MAX,
+    description="At most this many events (default `web.api_default_page`, at most"
+    " `web.max_page`).",
+)
+
+
+@router.get(
+    "/api/v1/events",
+    tags=["api"],
+    response_model=EventsPage,
+    responses={**_EXPORT_ERRORS, 200: {"content": {NDJSON: {"schema": {"type": "string"}}}}},
+)
+def events(
+    request: Request,
+    token: Annotated[TokenInfo, Depends(logs_reader)],
+    state: Annotated[Api, Depends(api_state)],
+    after: int = AFTER_Q,
+    limit: int | None = LIMIT_Q,
+    fields: str | None = FIELDS_Q,
+) -> Response:
+    """Events after ``after`` in ``seq`` order (keyset pagination). ``next`` resumes
+    exactly. ``Accept: application/x-ndjson`` streams one event per line instead."""
+    count_max = state.page_limit(limit)
+    allowed = allowed_fields(token, fields)
+    ndjson = NDJSON in request.headers.get("accept", "")
+    core = state.core
+    body, count, next_seq, _ = core.pages.build(core.store, after, count_max, allowed, ndjson)
+    state.audit(
+        token,
+        "export_events",
+        {
+            "format": "ndjson" if ndjson else "json",
+            "after": after,
+            "through": next_seq,
+            "count": count,
+            "fields": sorted(allowed),
+        },
+    )
+    if ndjson:
+
+        def chunks() -> Iterator[bytes]:
+            view = memoryview(body)
+            for start in range(0, len(view), 65536):
+                yield bytes(view[start : start + 65536])
+
+        return StreamingResponse(chunks(), media_type=NDJSON, headers={"X-Next": str(next_seq)})
+    return PageResponse(body, media_type="application/json")
+
+
+@router.get(
+    "/api/v1/events.csv",
+    tags=["api"],
+    response_class=StreamingResponse,
+    responses={**_EXPORT_ERRORS, 200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+def events_csv(
+    token: Annotated[TokenInfo, Depends(logs_reader)],
+    state: Annotated[Api, Depends(api_state)],
+    after: int = AFTER_Q,
+    limit: int = Query(CSV_MAX_ROWS, ge=1, le=CSV_MAX_ROWS),
+    fields: str | None = FIELDS_Q,
+) -> StreamingResponse:
+    """CSV export of events after ``after`` (at most ``limit``), masked like the JSON."""
+    allowed = allowed_fields(token, fields)
+    store = state.core.store
+    through = queries.head_seq(store)
+    state.audit(
+        token,
+        "export_csv",
+        {"format": "csv", "after": after, "limit": limit, "head": through,
+         "fields": sorted(allowed)},
+    )  # fmt: skip
+    kiosk_id = state.core.config.site.kiosk_id
+    return StreamingResponse(
+        csv_rows(store, after, limit, allowed, state.max_page),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{kiosk_id}-events.csv"'},
+    )
+
+
+def csv_rows(
+    store: Any, after: int, limit: int, allowed: frozenset[str], page: int
+) -> Iterator[str]:
+    """The CSV export: a header, then at most ``limit`` masked events after ``after``, read
+    ``page`` at a time."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(EVENT_FIELDS)
+    cursor, sent = after, 0
+    while sent < limit:
+        batch = read_events(store.reader(), cursor, min(page, limit - sent))
+        if not batch:
+            break
+        for row in batch:
+            event = mask_event(row, allowed)
+            writer.writerow([_csv_cell(event[name]) for name in EVENT_FIELDS])
+        cursor, sent = batch[-1]["seq"], sent + len(batch)
+        yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+    if buf.tell():
+        yield buf.getvalue()
+
+
+@router.get(
+    "/api/v1/stats",
+    tags=["api"],
+    response_model=DailyReport,
+    responses={**_ERRORS, 400: {"model": ErrorOut, "description": "No such day."}},
+)
+def stats(
+    token: Annotated[TokenInfo, Depends(stats_reader)],
+    state: Annotated[Api, Depends(api_state)],
+    day: str | None = Query(
         None,
-        max_length=512,
-        pattern=FIELDS_PATTERN,
-        description="Comma-separated personal fields to leave unmasked (needs logs:personal).",
+        pattern=r"^2\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$",
+        description=f"Local day YYYY-MM-DD (site timezone), {FIRST_DAY} to {LAST_DAY};"
+        " default today.",
+    ),
+) -> Response:
+    """The daily report (日报) for one local day."""
+    core = state.core
+    when = parse_day(day) if day else core.clock.now().astimezone(state.tz).date()
+    report = daily_report(
+        core.store.reader(), when, state.tz, core.config.policy.quota, _lists_freshness(core)
+    )
+    state.audit(token, "export_stats", {"day": when.isoformat()})
+    return Response(json.dumps(report, ensure_ascii=False), media_type="application/json")
+
+
+def metrics(state: Annotated[Api, Depends(api_state)]) -> PlainTextResponse:
+    """Prometheus text format: decisions by reason, loop lag, devices, queue, disk."""
+    return PlainTextResponse(
+        render_metrics(state.core, state.decisions, state.lag),
+        media_type="text/plain; version=0.0.4",
     )
 
-    @api.get(
-        "/api/v1/events",
-        tags=["api"],
-        response_model=EventsPage,
-        responses={
-            **_ERRORS,
-            400: {"model": ErrorOut, "description": "Unknown field name."},
-            200: {"content": {NDJSON: {"schema": {"type": "string"}}}},
-        },
-    )
-    def events(
-        request: Request,
-        token: Annotated[TokenInfo, Depends(scoped("logs:read"))],
-        after: int = after_q,
-        limit: int = Query(default_page, ge=1, le=max_page),
-        fields: str | None = fields_q,
-    ) -> Response:
-        """Events after ``after`` in ``seq`` order (keyset pagination). ``next`` resumes
-        exactly. ``Accept: application/x-ndjson`` streams one event per line instead."""
-        allowed = allowed_fields(token, fields)
-        ndjson = NDJSON in request.headers.get("accept", "")
-        body, count, next_seq, _ = pages.build(core.store, after, limit, allowed, ndjson)
-        audit(
-            token,
-            "export_events",
-            {
-                "format": "ndjson" if ndjson else "json",
-                "after": after,
-                "through": next_seq,
-                "count": count,
-                "fields": sorted(allowed),
-            },
-        )
-        if ndjson:
 
-            def chunks() -> Iterator[bytes]:
-                view = memoryview(body)
-                for start in range(0, len(view), 65536):
-                    yield bytes(view[start : start + 65536])
+def metrics_guard(token: Annotated[TokenInfo, Depends(stats_reader)]) -> None:
+    """``/metrics`` behind a ``stats:read`` token (``web.metrics_public = false``)."""
 
-            return StreamingResponse(chunks(), media_type=NDJSON, headers={"X-Next": str(next_seq)})
-        return PageResponse(body, media_type="application/json")
 
-    @api.get(
-        "/api/v1/events.csv",
-        tags=["api"],
-        response_class=StreamingResponse,
-        responses={
-            **_ERRORS,
-            400: {"model": ErrorOut, "description": "Unknown field name."},
-            200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
-        },
-    )
-    def events_csv(
-        token: Annotated[TokenInfo, Depends(scoped("logs:read"))],
-        after: int = after_q,
-        limit: int = Query(CSV_MAX_ROWS, ge=1, le=CSV_MAX_ROWS),
-        fields: str | None = fields_q,
-    ) -> StreamingResponse:
-        """CSV export of events after ``after`` (at most ``limit``), masked like the JSON."""
-        allowed = allowed_fields(token, fields)
-        through = head_seq()
-        audit(
-            token,
-            "export_csv",
-            {"format": "csv", "after": after, "limit": limit, "head": through,
-             "fields": sorted(allowed)},
-        )  # fmt: skip
-        page = max_page
-
-        def rows() -> Iterator[str]:
-            buf = io.StringIO()
-            writer = csv.writer(buf)
-            writer.writerow(EVENT_FIELDS)
-            cursor, sent = after, 0
-            while sent < limit:
-                batch = read_events(core.store.reader(), cursor, min(page, limit - sent))
-                if not batch:
-                    break
-                for row in batch:
-                    event = mask_event(row, allowed)
-                    writer.writerow([_csv_cell(event[name]) for name in EVENT_FIELDS])
-                cursor, sent = batch[-1]["seq"], sent + len(batch)
-                yield buf.getvalue()
-                buf.seek(0)
-                buf.truncate()
-            if buf.tell():
-                yield buf.getvalue()
-
-        return StreamingResponse(
-            rows(),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{site.kiosk_id}-events.csv"'},
-        )
-
-    @api.get(
-        "/api/v1/stats",
-        tags=["api"],
-        response_model=DailyReport,
-        responses={**_ERRORS, 400: {"model": ErrorOut, "description": "No such day."}},
-    )
-    def stats(
-        token: Annotated[TokenInfo, Depends(scoped("stats:read"))],
-        day: str | None = Query(
-            None,
-            pattern=r"^2\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$",
-            description=f"Local day YYYY-MM-DD (site timezone), {FIRST_DAY} to {LAST_DAY};"
-            " default today.",
-        ),
-    ) -> Response:
-        """The daily report (日报) for one local day."""
-        when = parse_day(day) if day else core.clock.now().astimezone(tz).date()
-        report = daily_report(
-            core.store.reader(), when, tz, core.config.policy.quota, _lists_freshness(core)
-        )
-        audit(token, "export_stats", {"day": when.isoformat()})
-        return Response(json.dumps(report, ensure_ascii=False), media_type="application/json")
-
-    def metrics_guard(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
-    ) -> None:
-        scoped("stats:read")(authenticated(credentials))
-
-    # Public /metrics declares no security (and no 401/403) so the schema stays exact.
-    hidden: tuple[int, ...] = (401, 403) if web.metrics_public else ()
-    metrics_errors = {k: v for k, v in _ERRORS.items() if k not in hidden}
-
-    @api.get(
+def _metrics_router(*, public: bool) -> APIRouter:
+    """``/metrics`` as served with ``web.metrics_public`` = ``public``. Public, it declares no
+    security (and no 401/403) so the schema stays exact."""
+    hidden: tuple[int, ...] = (401, 403) if public else ()
+    errors = {k: v for k, v in _ERRORS.items() if k not in hidden}
+    found = APIRouter(dependencies=_SHARED if public else [*_SHARED, Depends(metrics_guard)])
+    found.add_api_route(
         "/metrics",
+        metrics,
+        methods=["GET"],
         tags=["metrics"],
         response_class=PlainTextResponse,
-        responses={
-            **metrics_errors,
-            200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
-        },
-        dependencies=[] if web.metrics_public else [Depends(metrics_guard)],
+        responses={**errors, 200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
     )
-    def metrics() -> PlainTextResponse:
-        """Prometheus text format: decisions by reason, loop lag, devices, queue, disk."""
-        return PlainTextResponse(
-            render_metrics(core, decisions, lag), media_type="text/plain; version=0.0.4"
-        )
+    return found
 
-    return api
+
+public_metrics = _metrics_router(public=True)
+token_metrics = _metrics_router(public=False)
 
 
 def render_metrics(core: Any, decisions: DecisionCounter, lag: LoopLagMonitor) -> str:

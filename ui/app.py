@@ -33,7 +33,7 @@ def create_app(core: Core) -> FastAPI:
 
     from ui import api, guard, kiosk_screen
 
-    app.include_router(kiosk_screen.router(core))
+    kiosk_screen.install(app, core)
     guard.install(app, core)
-    app.include_router(api.router(core))
+    api.install(app, core)
     return app

@@ -118,13 +118,8 @@ class SessionManager:
 
     def read(self, cookie: str | None) -> Session | None:
         """The session in a cookie value, or None if missing, forged, expired or revoked."""
-        if not cookie or cookie.count(".") != 1 or len(cookie) > 1024:
-            return None
-        payload, mac = cookie.split(".")
-        if not hmac.compare_digest(mac, self._mac("session", payload)):
-            return None
+        data = self._unsigned("session", cookie, 1024)
         try:
-            data = json.loads(_b64d(payload))
             expires = datetime.fromtimestamp(int(data["exp"]), tz=self._clock.now().tzinfo)
             session = Session(str(data["sid"]), str(data["u"]), str(data["r"]), expires)
         except (ValueError, KeyError, TypeError):
@@ -133,6 +128,19 @@ class SessionManager:
         if expires <= now or session.sid in self._revoked:
             return None
         return session
+
+    def _unsigned(self, kind: str, token: str | None, max_len: int) -> Any:
+        """The JSON in ``payload.mac`` signed for ``kind``, or None if missing, longer than
+        ``max_len``, forged or not JSON (the caller checks its fields)."""
+        if not token or token.count(".") != 1 or len(token) > max_len:
+            return None
+        payload, mac = token.split(".")
+        if not hmac.compare_digest(mac, self._mac(kind, payload)):
+            return None
+        try:
+            return json.loads(_b64d(payload))
+        except ValueError:
+            return None
 
     def revoke(self, session: Session) -> None:
         now = self._clock.now()
@@ -162,13 +170,8 @@ class SessionManager:
 
     def read_resume(self, token: str | None) -> tuple[str, list[tuple[str, str]]] | None:
         """The action in a resume token, or None if missing, forged, too old or malformed."""
-        if not token or token.count(".") != 1 or len(token) > RESUME_MAX_CHARS + 64:
-            return None
-        payload, mac = token.split(".")
-        if not hmac.compare_digest(mac, self._mac("resume", payload)):
-            return None
+        data = self._unsigned("resume", token, RESUME_MAX_CHARS + 64)
         try:
-            data = json.loads(_b64d(payload))
             age = self._clock.now().timestamp() - int(data["t"])
             path = str(data["p"])
             fields = [(str(k), str(v)) for k, v in data["f"]]
@@ -242,6 +245,22 @@ def _origin_of(url: str) -> tuple[str, str] | None:
     if not parts.scheme or not parts.netloc:
         return None
     return parts.scheme.lower(), parts.netloc.lower()
+
+
+def set_private_cookie(
+    response: Any, request: Request, name: str, value: str, *, path: str, max_age: int
+) -> None:
+    """A cookie only this site's pages under ``path`` send back: HttpOnly, SameSite=Strict,
+    Secure over HTTPS."""
+    response.set_cookie(
+        name,
+        value,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path=path,
+        max_age=max_age,
+    )
 
 
 def same_origin(request: Request) -> bool:
@@ -359,15 +378,8 @@ class GuardAuth:
         return session
 
     def set_cookie(self, response: Any, request: Request, cookie: str) -> None:
-        response.set_cookie(
-            COOKIE,
-            cookie,
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-            path="/guard",
-            max_age=int(self.sessions._lifetime.total_seconds()),
-        )
+        lifetime_s = int(self.sessions._lifetime.total_seconds())
+        set_private_cookie(response, request, COOKIE, cookie, path="/guard", max_age=lifetime_s)
 
     def clear_cookie(self, response: Any) -> None:
         response.delete_cookie(COOKIE, path="/guard", httponly=True, samesite="strict")

@@ -31,15 +31,17 @@ import ipaddress
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.templating import Jinja2Templates
 
 from kiosk.secrets import get_secret
 from ui import i18n
-from ui.auth import same_origin
+from ui.auth import same_origin, set_private_cookie
 from ui.views import (
     ACTIVE_PHASES,
     DENY_MIN_HOLD_S,
@@ -213,258 +215,315 @@ async def read_small_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def router(core: Core) -> APIRouter:
-    r = APIRouter(tags=["kiosk screen"])
-    tpl = templates()
-    cfg = core.config
-    access = ScreenAccess(cfg.web.screen_addresses, get_secret("screen_key"))
-    screen_only = [Depends(access.require)]
-    fever_c = cfg.thermometer.thermometry.fever_threshold_c
-    gate_open_s = cfg.gate.pulse_ms / 1000
-    hours = opening_hours(cfg)
-    # What every kiosk screen of this process shows now (a page loaded mid-result shows it).
-    shared = ScreenTracker(current_state(core))
-    r.tracker = shared  # type: ignore[attr-defined]  # for tests
+@dataclass
+class Screen:
+    """The kiosk screen's state for one app (``app.state.screen``): the core, who may see the
+    screen, what every screen of this process shows now, and the encoded views."""
 
-    def view_of(tracker: ScreenTracker, lang: str) -> dict:
+    core: Core
+    tpl: Jinja2Templates
+    access: ScreenAccess
+    fever_c: float
+    gate_open_s: float
+    hours: str | None
+    #: What every kiosk screen of this process shows now (a page loaded mid-result shows it).
+    tracker: ScreenTracker
+    #: Every screen of this process sees the same bus messages, so a view or banner is built
+    #: and encoded once per message and language, not once per connected screen (the daemon's
+    #: loop runs the gate too). Keys hold the messages themselves, so an id is never reused.
+    encoded: dict[tuple[str, int, int, str], tuple[Any, Any, str]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, core: Core) -> Screen:
+        cfg = core.config
+        return cls(
+            core=core,
+            tpl=templates(),
+            access=ScreenAccess(cfg.web.screen_addresses, get_secret("screen_key")),
+            fever_c=cfg.thermometer.thermometry.fever_threshold_c,
+            gate_open_s=cfg.gate.pulse_ms / 1000,
+            hours=opening_hours(cfg),
+            tracker=ScreenTracker(current_state(core)),
+        )
+
+    def view_of(self, tracker: ScreenTracker, lang: str) -> dict:
         return kiosk_view(
             tracker.state,
             tracker.decision,
             lang,
-            fever_c=fever_c,
-            gate_open_s=gate_open_s,
-            hours=hours,
+            fever_c=self.fever_c,
+            gate_open_s=self.gate_open_s,
+            hours=self.hours,
         )
 
-    # Every screen of this process sees the same bus messages, so a view or banner is built
-    # and encoded once per message and language, not once per connected screen (the daemon's
-    # loop runs the gate too). Keys hold the messages themselves, so an id is never reused.
-    encoded: dict[tuple[str, int, int, str], tuple[Any, Any, str]] = {}
-
-    def cached(kind: str, key_objs: tuple[Any, Any], lang: str, build: Callable[[], str]) -> str:
+    def cached(
+        self, kind: str, key_objs: tuple[Any, Any], lang: str, build: Callable[[], str]
+    ) -> str:
         first, second = key_objs
         key = (kind, id(first), id(second), lang)
-        hit = encoded.get(key)
+        hit = self.encoded.get(key)
         if hit is not None and hit[0] is first and hit[1] is second:
             return hit[2]
         text = build()
-        if len(encoded) >= 64:
-            encoded.clear()
-        encoded[key] = (first, second, text)
+        if len(self.encoded) >= 64:
+            self.encoded.clear()
+        self.encoded[key] = (first, second, text)
         return text
 
-    def view_sse(tracker: ScreenTracker, lang: str) -> str:
+    def view_sse(self, tracker: ScreenTracker, lang: str) -> str:
         pair = (tracker.state, tracker.decision)
-        return cached("view", pair, lang, lambda: sse("view", view_of(tracker, lang)))
+        return self.cached("view", pair, lang, lambda: sse("view", self.view_of(tracker, lang)))
 
-    def banner_sse(lang: str, message: dict) -> str:
-        return cached(
-            "banner", (message, None), lang, lambda: sse("banner", banner_in(lang, message))
+    def banner_sse(self, lang: str, message: dict) -> str:
+        return self.cached(
+            "banner", (message, None), lang, lambda: sse("banner", self.banner_in(lang, message))
         )
 
-    def banner_in(lang: str, message: dict | None = None) -> list[str]:
-        report = dict(health_report(core))
+    def banner_in(self, lang: str, message: dict | None = None) -> list[str]:
+        report = dict(health_report(self.core))
         if message:
             report["faults"] = message.get("faults") or {}
             report["deciding"] = message.get("deciding", report.get("deciding"))
-        return banner_view(report, lang, lists_stale_h=lists_stale_hours(core))
+        return banner_view(report, lang, lists_stale_h=lists_stale_hours(self.core))
 
-    def preview_jpeg(source: Callable[[], tuple[Any, int] | None]) -> bytes | None:
-        return encode_preview(fresh_frame(source(), core.clock.monotonic_ns()))
+    def preview_jpeg(self, source: Callable[[], tuple[Any, int] | None]) -> bytes | None:
+        return encode_preview(fresh_frame(source(), self.core.clock.monotonic_ns()))
 
-    @r.get(
-        "/kiosk", response_class=HTMLResponse, include_in_schema=False, dependencies=screen_only
+
+def install(app: FastAPI, core: Core) -> Screen:
+    """Mount the kiosk screen on ``app`` with its state for ``core``; returns that state."""
+    state = Screen.build(core)
+    app.state.screen = state
+    app.include_router(router)
+    return state
+
+
+# --- dependencies ---------------------------------------------------------------------------
+
+
+def screen(request: Request) -> Screen:
+    """The screen's state, put on the app by ``install``."""
+    found: Screen = request.app.state.screen
+    return found
+
+
+def screen_only(request: Request, s: Screen = Depends(screen)) -> None:
+    """403 for anyone but the kiosk's own screen (``ScreenAccess``)."""
+    s.access.require(request)
+
+
+# --- routes ---------------------------------------------------------------------------------
+
+router = APIRouter(tags=["kiosk screen"])
+SCREEN_ONLY = [Depends(screen_only)]
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@router.get(
+    "/kiosk", response_class=HTMLResponse, include_in_schema=False, dependencies=SCREEN_ONLY
+)
+def kiosk_page(
+    request: Request, s: Screen = Depends(screen), lang: str | None = LANG_Q
+) -> Response:
+    cfg, core = s.core.config, s.core
+    lang = lang_of(request, cfg.site.language)
+    response = s.tpl.TemplateResponse(
+        request,
+        "kiosk.html",
+        {
+            "lang": lang,
+            "_": i18n.translator(lang),
+            "site_name": cfg.site.site_name,
+            "timezone": cfg.site.timezone,
+            "two_way": cfg.site.direction == "both",
+            "direction": core.runner.engine.direction,
+            "view": s.view_of(s.tracker, lang),
+            "banner": s.banner_in(lang),
+            "hold_s": cfg.engine.result_hold_s,
+            "has_preview": preview_source(core) is not None,
+            "other_lang": "en" if lang == "zh-CN" else "zh-CN",
+            "site_lang": i18n.pick_lang(cfg.site.language, "zh-CN"),
+            "now_ms": clock_ms(core),
+            "deny_hold_s": DENY_MIN_HOLD_S,
+        },
     )
-    def kiosk_page(request: Request, lang: str | None = LANG_Q) -> Response:
-        lang = lang_of(request, cfg.site.language)
-        response = tpl.TemplateResponse(
-            request,
-            "kiosk.html",
-            {
-                "lang": lang,
-                "_": i18n.translator(lang),
-                "site_name": cfg.site.site_name,
-                "timezone": cfg.site.timezone,
-                "two_way": cfg.site.direction == "both",
-                "direction": core.runner.engine.direction,
-                "view": view_of(shared, lang),
-                "banner": banner_in(lang),
-                "hold_s": cfg.engine.result_hold_s,
-                "has_preview": preview_source(core) is not None,
-                "other_lang": "en" if lang == "zh-CN" else "zh-CN",
-                "site_lang": i18n.pick_lang(cfg.site.language, "zh-CN"),
-                "now_ms": clock_ms(core),
-                "deny_hold_s": DENY_MIN_HOLD_S,
-            },
-        )
-        response.headers["Cache-Control"] = "no-store"
-        return secure_headers(response)
+    response.headers["Cache-Control"] = "no-store"
+    return secure_headers(response)
 
-    @r.get("/static/{name}", include_in_schema=False)
-    def static(name: str) -> Response:
-        """The screens' own CSS and JS (no build step, nothing vendored)."""
-        path = HERE / "static" / name
-        if (
-            "/" in name
-            or "\\" in name
-            or name.startswith(".")
-            or path.suffix not in STATIC_TYPES
-            or not path.is_file()
-        ):
-            return Response("not found", status_code=404, media_type="text/plain")
-        return Response(
-            path.read_bytes(),
-            media_type=STATIC_TYPES[path.suffix],
-            headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
-        )
 
-    @r.post(
-        "/kiosk/direction",
-        include_in_schema=False,
-        dependencies=screen_only,
-        openapi_extra=_json_body({"direction": {"type": "string", "enum": ["in", "out"]}}),
+@router.get("/static/{name}", include_in_schema=False)
+def static(name: str) -> Response:
+    """The screens' own CSS and JS (no build step, nothing vendored)."""
+    path = HERE / "static" / name
+    if (
+        "/" in name
+        or "\\" in name
+        or name.startswith(".")
+        or path.suffix not in STATIC_TYPES
+        or not path.is_file()
+    ):
+        return Response("not found", status_code=404, media_type="text/plain")
+    return Response(
+        path.read_bytes(),
+        media_type=STATIC_TYPES[path.suffix],
+        headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
     )
-    async def choose_direction(request: Request) -> Response:
-        """A two-way kiosk's touch buttons: which way the next person goes. Only from the
-        kiosk's own screen (``ScreenAccess``), from its own page, and only where the site
-        takes the direction from the screen (``site.direction_from``)."""
-        if not same_origin(request):
-            return JSONResponse({"error": "cross-site request refused"}, status_code=403)
-        if cfg.site.direction_from != "screen":
-            return JSONResponse(
-                {"error": "this kiosk takes the direction from its readers"}, status_code=409
-            )
-        raw = await read_small_body(request, DIRECTION_MAX_BYTES)
-        try:
-            body = json.loads(raw)
-            direction = str(body.get("direction")) if isinstance(body, dict) else ""
-        except ValueError:
-            direction = ""
-        try:
-            core.runner.select_direction(direction)
-        except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse({"direction": direction})
 
-    @r.post(
-        "/kiosk/pair",
-        include_in_schema=False,
-        openapi_extra=_json_body({"key": {"type": "string", "maxLength": 256}}),
-    )
-    async def pair_screen(request: Request) -> Response:
-        """A screen browser on another machine proves the ``screen_key`` credential once
-        (``{"key": ...}``) and gets it as an HttpOnly cookie for the kiosk's routes."""
-        if not same_origin(request):
-            return JSONResponse({"error": "cross-site request refused"}, status_code=403)
-        raw = await read_small_body(request, PAIR_MAX_BYTES)
-        try:
-            body = json.loads(raw)
-            presented = body.get("key") if isinstance(body, dict) else None
-        except ValueError:
-            presented = None
-        if not isinstance(presented, str) or not access.key_matches(presented):
-            return JSONResponse({"error": "wrong or missing screen key"}, status_code=401)
-        response = JSONResponse({"paired": True})
-        response.set_cookie(
-            SCREEN_COOKIE,
-            presented,
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-            path="/kiosk",
-            max_age=400 * 86400,
+
+async def json_object(request: Request, limit: int) -> dict | None:
+    """A small JSON object body (413 past ``limit`` bytes); None when it is not one."""
+    raw = await read_small_body(request, limit)
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+@router.post(
+    "/kiosk/direction",
+    include_in_schema=False,
+    dependencies=SCREEN_ONLY,
+    openapi_extra=_json_body({"direction": {"type": "string", "enum": ["in", "out"]}}),
+)
+async def choose_direction(request: Request, s: Screen = Depends(screen)) -> Response:
+    """A two-way kiosk's touch buttons: which way the next person goes. Only from the
+    kiosk's own screen (``ScreenAccess``), from its own page, and only where the site
+    takes the direction from the screen (``site.direction_from``)."""
+    if not same_origin(request):
+        return JSONResponse({"error": "cross-site request refused"}, status_code=403)
+    if s.core.config.site.direction_from != "screen":
+        return JSONResponse(
+            {"error": "this kiosk takes the direction from its readers"}, status_code=409
         )
-        return response
+    body = await json_object(request, DIRECTION_MAX_BYTES)
+    direction = "" if body is None else str(body.get("direction"))
+    try:
+        s.core.runner.select_direction(direction)
+    except ValueError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    return JSONResponse({"direction": direction})
 
-    @r.get("/kiosk/events", include_in_schema=False, dependencies=screen_only)
-    async def kiosk_events(request: Request, lang: str | None = LANG_Q) -> StreamingResponse:
-        lang = lang_of(request, cfg.site.language)
 
-        async def stream() -> AsyncIterator[str]:
-            messages = bus_messages(core)  # subscribe first: nothing slips in between
-            mine = ScreenTracker(shared.state)
-            mine.decision = shared.decision
+@router.post(
+    "/kiosk/pair",
+    include_in_schema=False,
+    openapi_extra=_json_body({"key": {"type": "string", "maxLength": 256}}),
+)
+async def pair_screen(request: Request, s: Screen = Depends(screen)) -> Response:
+    """A screen browser on another machine proves the ``screen_key`` credential once
+    (``{"key": ...}``) and gets it as an HttpOnly cookie for the kiosk's routes."""
+    if not same_origin(request):
+        return JSONResponse({"error": "cross-site request refused"}, status_code=403)
+    body = await json_object(request, PAIR_MAX_BYTES)
+    presented = None if body is None else body.get("key")
+    if not isinstance(presented, str) or not s.access.key_matches(presented):
+        return JSONResponse({"error": "wrong or missing screen key"}, status_code=401)
+    response = JSONResponse({"paired": True})
+    set_private_cookie(
+        response, request, SCREEN_COOKIE, presented, path="/kiosk", max_age=400 * 86400
+    )
+    return response
+
+
+@router.get("/kiosk/events", include_in_schema=False, dependencies=SCREEN_ONLY)
+async def kiosk_events(
+    request: Request, s: Screen = Depends(screen), lang: str | None = LANG_Q
+) -> StreamingResponse:
+    chosen = lang_of(request, s.core.config.site.language)
+    return StreamingResponse(
+        screen_stream(request, s, chosen),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def screen_stream(request: Request, s: Screen, lang: str) -> AsyncIterator[str]:
+    """One screen's SSE stream: its view and banner, then a view per bus message that changes
+    it, a banner per health message, and a tick when nothing was written for ``TICK_S``."""
+    core = s.core
+    messages = bus_messages(core)  # subscribe first: nothing slips in between
+    mine = ScreenTracker(s.tracker.state)
+    mine.decision = s.tracker.decision
+    try:
+        yield "retry: 2000\n\n"
+        yield sse("view", s.view_of(mine, lang))
+        yield sse("banner", s.banner_in(lang))
+        checked = sent = time.monotonic()
+        while True:
+            # The response also ends the stream on a disconnect by itself; this check
+            # costs a cancelled receive, so it runs at most once a second.
+            now = time.monotonic()
+            if now - checked >= DISCONNECT_CHECK_S:
+                checked = now
+                if await request.is_disconnected():
+                    break
             try:
-                yield "retry: 2000\n\n"
-                yield sse("view", view_of(mine, lang))
-                yield sse("banner", banner_in(lang))
-                checked = sent = time.monotonic()
-                while True:
-                    # The response also ends the stream on a disconnect by itself; this check
-                    # costs a cancelled receive, so it runs at most once a second.
-                    now = time.monotonic()
-                    if now - checked >= DISCONNECT_CHECK_S:
-                        checked = now
-                        if await request.is_disconnected():
-                            break
-                    try:
-                        # A tick when nothing was written for TICK_S, whatever else the bus
-                        # carries: the page's offline watchdog counts on it.
-                        wait_s = max(0.05, TICK_S - (time.monotonic() - sent))
-                        message = await asyncio.wait_for(anext(messages), wait_s)
-                    except TimeoutError:
-                        yield sse("tick", {"now_ms": clock_ms(core)})
-                        sent = time.monotonic()
-                        continue
-                    except StopAsyncIteration:
-                        break
-                    # A burst (state, decision, state) goes out as one write.
-                    out = []
-                    for item in (message, *messages.ready()):
-                        if mine.feed(item):
-                            shared.feed(item)
-                            out.append(view_sse(mine, lang))
-                        elif item.get("type") == "health":
-                            out.append(banner_sse(lang, item))
-                    if out:
-                        yield "".join(out)
-                        sent = time.monotonic()
-            finally:
-                await messages.aclose()
+                # A tick when nothing was written for TICK_S, whatever else the bus
+                # carries: the page's offline watchdog counts on it.
+                wait_s = max(0.05, TICK_S - (time.monotonic() - sent))
+                message = await asyncio.wait_for(anext(messages), wait_s)
+            except TimeoutError:
+                yield sse("tick", {"now_ms": clock_ms(core)})
+                sent = time.monotonic()
+                continue
+            except StopAsyncIteration:
+                break
+            # A burst (state, decision, state) goes out as one write.
+            out = []
+            for item in (message, *messages.ready()):
+                if mine.feed(item):
+                    s.tracker.feed(item)
+                    out.append(s.view_sse(mine, lang))
+                elif item.get("type") == "health":
+                    out.append(s.banner_sse(lang, item))
+            if out:
+                yield "".join(out)
+                sent = time.monotonic()
+    finally:
+        await messages.aclose()
 
-        return StreamingResponse(
-            stream(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
 
-    @r.get("/kiosk/preview.jpg", include_in_schema=False, dependencies=screen_only)
-    def preview_jpg() -> Response:
-        source = preview_source(core)
-        if source is None or not someone_there(core):
-            return Response(status_code=204, headers={"Cache-Control": "no-store"})
-        jpeg = preview_jpeg(source)
-        if jpeg is None:
-            return Response(status_code=204, headers={"Cache-Control": "no-store"})
-        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+@router.get("/kiosk/preview.jpg", include_in_schema=False, dependencies=SCREEN_ONLY)
+def preview_jpg(s: Screen = Depends(screen)) -> Response:
+    source = preview_source(s.core)
+    if source is None or not someone_there(s.core):
+        return Response(status_code=204, headers=NO_STORE)
+    jpeg = s.preview_jpeg(source)
+    if jpeg is None:
+        return Response(status_code=204, headers=NO_STORE)
+    return Response(jpeg, media_type="image/jpeg", headers=NO_STORE)
 
-    @r.get("/kiosk/preview.mjpeg", include_in_schema=False, dependencies=screen_only)
-    async def preview_mjpeg(
-        request: Request, fps: float = Query(2.0, ge=0.5, le=PREVIEW_MAX_FPS)
-    ) -> Response:
-        source = preview_source(core)
-        if source is None or not someone_there(core):
-            return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
-        async def frames() -> AsyncIterator[bytes]:
-            # Ends by itself when the person leaves: nobody there, no picture.
-            while someone_there(core) and not await request.is_disconnected():
-                started = time.monotonic()
-                jpeg = await asyncio.to_thread(preview_jpeg, source)
-                if jpeg:
-                    yield (
-                        b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                        + str(len(jpeg)).encode()
-                        + b"\r\n\r\n"
-                        + jpeg
-                        + b"\r\n"
-                    )
-                await asyncio.sleep(max(0.0, 1 / fps - (time.monotonic() - started)))
+@router.get("/kiosk/preview.mjpeg", include_in_schema=False, dependencies=SCREEN_ONLY)
+async def preview_mjpeg(
+    request: Request,
+    s: Screen = Depends(screen),
+    fps: float = Query(2.0, ge=0.5, le=PREVIEW_MAX_FPS),
+) -> Response:
+    source = preview_source(s.core)
+    if source is None or not someone_there(s.core):
+        return Response(status_code=204, headers=NO_STORE)
+    return StreamingResponse(
+        mjpeg_frames(request, s, source, fps),
+        media_type="multipart/x-mixed-replace; boundary=frame",
+        headers=NO_STORE,
+    )
 
-        return StreamingResponse(
-            frames(),
-            media_type="multipart/x-mixed-replace; boundary=frame",
-            headers={"Cache-Control": "no-store"},
-        )
 
-    return r
+async def mjpeg_frames(
+    request: Request, s: Screen, source: Callable[[], tuple[Any, int] | None], fps: float
+) -> AsyncIterator[bytes]:
+    """The MJPEG parts; ends by itself when the person leaves: nobody there, no picture."""
+    while someone_there(s.core) and not await request.is_disconnected():
+        started = time.monotonic()
+        jpeg = await asyncio.to_thread(s.preview_jpeg, source)
+        if jpeg:
+            yield (
+                b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                + str(len(jpeg)).encode()
+                + b"\r\n\r\n"
+                + jpeg
+                + b"\r\n"
+            )
+        await asyncio.sleep(max(0.0, 1 / fps - (time.monotonic() - started)))

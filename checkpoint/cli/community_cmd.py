@@ -16,7 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from .errors import CliError, UsageError
+from .errors import CliError, UsageError, write_file
 from .store_args import add_store_args, load_args_config, open_store
 
 _MAX_FILE = 5 * 1024 * 1024
@@ -86,10 +86,7 @@ def _write(path: str, data: bytes) -> None:
     target = Path(path)
     if not target.parent.is_dir():
         raise UsageError(f"no such directory: {target.parent}")
-    try:
-        target.write_bytes(data)
-    except OSError as exc:
-        raise CliError(f"cannot write {target}: {exc.strerror or exc}") from None
+    write_file(target, data)
 
 
 def report_run(args: argparse.Namespace) -> int:

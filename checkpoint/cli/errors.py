@@ -1,5 +1,9 @@
 """Errors a verb raises to end with one line on stderr and an exit code of docs/cli.md."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 
 class CliError(Exception):
     exit_code = 1
@@ -18,3 +22,11 @@ class NotAvailable(CliError):
 
     def __init__(self, what: str, issue: int) -> None:
         super().__init__(f"not available yet: {what} is built under issue #{issue}")
+
+
+def write_file(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path``; a failure is a ``CliError`` naming the file."""
+    try:
+        Path(path).write_bytes(data)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None

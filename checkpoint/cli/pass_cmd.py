@@ -32,7 +32,7 @@ from kiosk.passes import (
     new_key_pair,
 )
 
-from .errors import CliError, UsageError
+from .errors import CliError, UsageError, write_file
 
 MAX_DAYS = MAX_VALID_HOURS // 24
 DEFAULT_TZ = "Asia/Shanghai"
@@ -155,13 +155,6 @@ def _card(pass_, payload: str, fmt: Fmt, args: argparse.Namespace, zone: ZoneInf
     return data
 
 
-def _write(path: Path, data: bytes) -> None:
-    try:
-        path.write_bytes(data)
-    except OSError as exc:
-        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
 def pass_issue(args: argparse.Namespace) -> int:
     days = _days(args.days)
     zone = _zone(args.tz)
@@ -179,7 +172,7 @@ def pass_issue(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if fmt is not None:
-        _write(args.out, _card(pass_, payload, fmt, args, zone))
+        write_file(args.out, _card(pass_, payload, fmt, args, zone))
     print(payload)
     return 0
 
@@ -287,7 +280,7 @@ def pass_batch(args: argparse.Namespace) -> int:
             key, row["household"], row["holder"], row["role"], row["days"], now, row["flags"]
         )
         card = f"{pass_.pass_id}.{args.format}"
-        _write(out / card, _card(pass_, payload, args.format, args, zone))
+        write_file(out / card, _card(pass_, payload, args.format, args, zone))
         writer.writerow(
             [
                 pass_.household,
@@ -300,6 +293,6 @@ def pass_batch(args: argparse.Namespace) -> int:
                 card,
             ]
         )
-    _write(out / "passes.csv", manifest.getvalue().encode("utf-8"))
+    write_file(out / "passes.csv", manifest.getvalue().encode("utf-8"))
     print(f"issued {len(rows)} passes into {out} (see passes.csv)")
     return 0

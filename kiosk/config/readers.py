@@ -76,17 +76,21 @@ class FocusConfig(Section):
     )
 
 
-class CameraReaderConfig(Section):
-    type: Literal["camera"] = "camera"
+class ReaderSource(Section):
+    """What every code reader source has: its ``type`` (the tag of ``ReaderConfig``) and the
+    lane it serves."""
+
+    type: str
     direction: Literal["in", "out"] | None = Field(
         None,
         description="The lane this reader serves, when `site.direction_from = 'readers'`:"
         " every code it reads passes this way.",
     )
-    name: str = Field(
-        "camera", max_length=32, description="Tag put on every code from this source."
-    )
-    device: int | str = Field(0, description="V4L2 index or path, e.g. 0 or /dev/video0.")
+
+
+class CaptureSource(ReaderSource):
+    """What a real camera source has: the capture format, exposure, focus and watchdog."""
+
     width: int = Field(640, ge=160, le=3840, description="Capture width in pixels.")
     height: int = Field(480, ge=120, le=2160, description="Capture height in pixels.")
     fps: float = Field(15.0, gt=0, le=60, description="Capture rate asked of the camera.")
@@ -97,31 +101,21 @@ class CameraReaderConfig(Section):
     )
 
 
-class PiCameraReaderConfig(Section):
+class CameraReaderConfig(CaptureSource):
+    type: Literal["camera"] = "camera"
+    name: str = Field(
+        "camera", max_length=32, description="Tag put on every code from this source."
+    )
+    device: int | str = Field(0, description="V4L2 index or path, e.g. 0 or /dev/video0.")
+
+
+class PiCameraReaderConfig(CaptureSource):
     type: Literal["picamera"] = "picamera"
-    direction: Literal["in", "out"] | None = Field(
-        None,
-        description="The lane this reader serves, when `site.direction_from = 'readers'`:"
-        " every code it reads passes this way.",
-    )
     name: str = Field("picamera", max_length=32, description="Tag put on every code.")
-    width: int = Field(640, ge=160, le=3840, description="Capture width in pixels.")
-    height: int = Field(480, ge=120, le=2160, description="Capture height in pixels.")
-    fps: float = Field(15.0, gt=0, le=60, description="Capture rate.")
-    exposure: ExposureConfig = Field(default_factory=ExposureConfig, description="Exposure.")
-    focus: FocusConfig = Field(default_factory=FocusConfig, description="Focus.")
-    watchdog: WatchdogConfig = Field(
-        default_factory=WatchdogConfig, description="Lost-camera detection and reopen backoff."
-    )
 
 
-class SerialReaderConfig(Section):
+class SerialReaderConfig(ReaderSource):
     type: Literal["serial"] = "serial"
-    direction: Literal["in", "out"] | None = Field(
-        None,
-        description="The lane this reader serves, when `site.direction_from = 'readers'`:"
-        " every code it reads passes this way.",
-    )
     name: str = Field("scanner", max_length=32, description="Tag put on every code.")
     port: str = Field("/dev/ttyACM0", max_length=256, description="Serial device or pyserial URL.")
     baudrate: int = Field(9600, ge=1200, le=921600, description="GM65 default 9600 8N1.")
@@ -143,13 +137,8 @@ class SerialReaderConfig(Section):
     )
 
 
-class FakeCameraReaderConfig(Section):
+class FakeCameraReaderConfig(ReaderSource):
     type: Literal["fake_camera"] = "fake_camera"
-    direction: Literal["in", "out"] | None = Field(
-        None,
-        description="The lane this reader serves, when `site.direction_from = 'readers'`:"
-        " every code it reads passes this way.",
-    )
     name: str = Field("camera", max_length=32, description="Tag put on every code.")
     fps: float = Field(15.0, gt=0, le=60, description="Frames per second the fake plays.")
     images: str | None = Field(
