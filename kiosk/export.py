@@ -12,7 +12,7 @@ import json
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 try:  # 5-10x faster JSON on the export's hot path; the standard library otherwise
@@ -20,11 +20,13 @@ try:  # 5-10x faster JSON on the export's hot path; the standard library otherwi
 except ImportError:  # pragma: no cover - orjson is a dependency, kept optional for safety
     orjson = None  # type: ignore[assignment]
 
-from sqlite_utils import Database
-
 from kiosk import record
 from kiosk.privacy import mask_event
-from kiosk.store import EventLog
+
+if TYPE_CHECKING:  # the export helper process imports this module: keep it lean
+    from sqlite_utils import Database
+
+    from kiosk.store import EventLog
 
 #: Event columns, as ``/api/v1/events`` sends them (the one record definition).
 COLUMNS = record.EVENT_COLUMNS
