@@ -1,4 +1,4 @@
-"""The guard console's community pages (``ui.guard_community``) on the real core."""
+"""The guard console's community pages (``ui.guard.community``) on the real core."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 from test_ui_guard import ADMIN_PW, BASE, login, make_core, post
 
 from kiosk.clock import FakeClock
-from ui import guard, guard_community, kiosk_screen
+from ui import guard, kiosk_screen
+from ui.guard import community as guard_community
 
 
 @pytest.fixture
@@ -32,9 +33,7 @@ def core(data_dir, clock, monkeypatch):
 def app(core):
     app = FastAPI()
     app.include_router(kiosk_screen.router(core))
-    guard_router = guard.router(core)
-    app.include_router(guard_router)
-    app.include_router(guard_community.router(core, guard_router.auth))
+    guard.install(app, core)
     return app
 
 
@@ -175,7 +174,7 @@ def test_every_string_of_the_pages_exists_in_both_languages():
     from kiosk import compound, observation, services
 
     used = set()
-    for path in (Path(guard_community.__file__).parent / "templates").glob("community_*.html"):
+    for path in (Path(kiosk_screen.__file__).parent / "templates").glob("community_*.html"):
         used |= set(re.findall(r'tr\(\s*["\']([a-z_.]+)["\']', path.read_text("utf-8")))
     built = {key for key in used if key.endswith(".")}  # "st." + status and the like
     assert built == {"h.", "k.", "nav.", "s.", "st."}

@@ -141,13 +141,19 @@ def router(core: Core) -> APIRouter:
     cfg = core.config
     fever_c = cfg.thermometer.thermometry.fever_threshold_c
     gate_open_s = cfg.gate.pulse_ms / 1000
+    call = cfg.policy.hours.call
     # What every kiosk screen of this process shows now (a page loaded mid-result shows it).
     shared = ScreenTracker(current_state(core))
     r.tracker = shared  # type: ignore[attr-defined]  # for tests
 
     def view_of(tracker: ScreenTracker, lang: str) -> dict:
         return kiosk_view(
-            tracker.state, tracker.decision, lang, fever_c=fever_c, gate_open_s=gate_open_s
+            tracker.state,
+            tracker.decision,
+            lang,
+            fever_c=fever_c,
+            gate_open_s=gate_open_s,
+            call=call,
         )
 
     # Every screen of this process sees the same bus messages, so a view or banner is built

@@ -153,8 +153,10 @@ def kiosk_view(
     *,
     fever_c: float | None = None,
     gate_open_s: float | None = None,
+    call: str = "",
 ) -> dict:
-    """What the kiosk screen shows for a screen state and the decision being shown.
+    """What the kiosk screen shows for a screen state and the decision being shown (``call``:
+    where to call when no guard is on duty, ``policy.hours.call``).
 
     Only whitelisted, non-personal fields leave here: the holder is at most an initial."""
     raw = str(state.get("state") or "idle")
@@ -201,7 +203,7 @@ def kiosk_view(
         ok = verdict in ("pass", "manual_pass")
         codes = [str(c) for c in (decision or {}).get("reasons") or []]
         reasons = [i18n.reason_text(lang, c) for c in codes if c not in ("ok", "guard_override")]
-        nexts = [n for c in codes if (n := i18n.reason_next(lang, c))]
+        nexts = [n for c in codes if (n := i18n.reason_next(lang, c, call))]
         needs_guard = bool((decision or {}).get("needs_guard") or (decision or {}).get("alarm"))
         if ok:
             next_step = None
