@@ -13,14 +13,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 
 from kiosk.community import CommunityError, Role, mask_record
 from kiosk.ledgers import Ledgers
 from kiosk.lists import ListError
 from ui.auth import Session
-from ui.guard.deps import Guard
+from ui.guard.deps import Guard, action_session, guard
 from ui.guard.forms import BadInput
 
 __all__ = ["TEXT", "PREFIX", "Pending", "change", "form_float", "form_int", "form_text"]
@@ -129,7 +129,6 @@ TEXT: dict[str, tuple[str, str]] = {
 }
 
 
-
 def translator(lang: str) -> Callable[..., str]:
     index = 0 if lang == "zh-CN" else 1
 
@@ -170,6 +169,12 @@ def masked(g: Guard, session: Session, record: dict[str, Any]) -> dict[str, Any]
 def admin(g: Guard, session: Session) -> Session:
     """Only an admin (the manager) may: 403 for anyone else."""
     return g.auth.admin_action(session)
+
+
+def admin_session(session: Session = Depends(action_session), g: Guard = Depends(guard)) -> Session:
+    """For the manager's actions: ``action_session``, and 403 for anyone but an admin (the
+    refusal is audited with the guard's name)."""
+    return admin(g, session)
 
 
 def form_text(form: Any, name: str) -> str:

@@ -12,7 +12,15 @@ from fastapi.responses import HTMLResponse, Response
 
 from kiosk.community import CommunityError
 from ui.auth import Session
-from ui.guard.community.common import PREFIX, SAVED, admin, change, form_text, ledgers, render
+from ui.guard.community.common import (
+    PREFIX,
+    SAVED,
+    admin_session,
+    change,
+    form_text,
+    ledgers,
+    render,
+)
 from ui.guard.deps import Guard, action_session, audited_route, done, guard, note, page_session
 
 PAGE = f"{PREFIX}/handover"
@@ -48,9 +56,8 @@ def handover_page(
 
 @router.post("/shifts", name="shift_add", include_in_schema=False)
 async def add_shift(
-    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
+    request: Request, session: Session = Depends(admin_session), g: Guard = Depends(guard)
 ) -> Response:
-    admin(g, session)
     form = await request.form()
     roster, gate = ledgers(g).roster, g.cfg.site.kiosk_id
 

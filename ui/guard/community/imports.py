@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from kiosk.community import CommunityError
@@ -18,13 +18,13 @@ from ui.guard.community.common import (
     PREFIX,
     SAVED,
     Pending,
-    admin,
+    admin_session,
     change,
     form_text,
     ledgers,
     render,
 )
-from ui.guard.deps import Guard, action_session, audited_route, done, guard, note, page_session
+from ui.guard.deps import Guard, audited_route, done, guard, note, page_session
 from ui.guard.forms import BadInput
 
 PAGE = f"{PREFIX}/imports"
@@ -61,11 +61,10 @@ def imports(
 @router.post("/imports/preview", name="import_preview", include_in_schema=False)
 async def preview(
     request: Request,
-    session: Session = Depends(action_session),
+    session: Session = Depends(admin_session),
     g: Guard = Depends(guard),
     waiting: Pending = Depends(pending),
 ) -> Response:
-    admin(g, session)
     form = await request.form()
     upload, kind = form.get("file"), form_text(form, "kind")[:20]
     note(request, kind=kind)
@@ -84,16 +83,15 @@ async def preview(
 @router.post("/imports/apply", name="import_apply", include_in_schema=False)
 async def apply(
     request: Request,
-    session: Session = Depends(action_session),
+    token: str = Form(""),
+    session: Session = Depends(admin_session),
     g: Guard = Depends(guard),
     waiting: Pending = Depends(pending),
 ) -> Response:
-    admin(g, session)
-    form = await request.form()
     led, lists = ledgers(g), g.core.lists
 
     def apply_plan() -> None:
-        kind, plan = waiting.take(form_text(form, "token")[:64], session.name, g.core.clock.now())
+        kind, plan = waiting.take(token[:64], session.name, g.core.clock.now())
         note(request, kind=kind)
         if kind == "compound":
             led.compound.apply(plan, session.name)

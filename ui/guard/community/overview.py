@@ -97,7 +97,5 @@ def household(
         statuses=marks(g).get(code, ()),
         passages=led.compound.passages(code),
         people=[masked(g, session, p.to_dict()) for p in led.observation.people(household=code)],
-        requests=[
-            masked(g, session, q.to_dict()) for q in led.services.requests(household=code)
-        ],
+        requests=[masked(g, session, q.to_dict()) for q in led.services.requests(household=code)],
     )
