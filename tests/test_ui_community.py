@@ -188,3 +188,23 @@ def test_every_string_of_the_pages_exists_in_both_languages():
     assert used <= set(guard_community.TEXT)
     for zh, en in guard_community.TEXT.values():
         assert zh.strip() and en.strip() and zh != en
+
+
+def test_the_consoles_navigation_leads_to_the_community_pages(alice):
+    page = alice.get("/guard").text
+    assert 'href="/guard/community"' in page
+    community = alice.get("/guard/community?lang=zh-CN").text
+    assert re.search(r'<a href="/guard/community" class="on">社区</a>', community)
+
+
+def test_community_actions_are_audited_by_the_consoles_route_class(alice, core):
+    post(alice, "/guard/community/shifts", alice.csrf, guard="alice",
+         starts="2026-02-12T08:00", ends="2026-02-12T16:00")  # fmt: skip
+    refused = core.store.audits()[-1]
+    assert (refused["actor"], refused["action"]) == ("alice", "shift_add_failed")
+    assert refused["detail"] == {"outcome": "refused", "problem": "http_403"}
+    bad = post(alice, "/guard/community/services", alice.csrf, household="1-101", kind="food")
+    assert "err=" in bad.headers["location"]
+    last = core.store.audits()[-1]
+    assert (last["action"], last["detail"]["problem"]) == ("service_open_failed", "refused_by_core")
+    assert "1-101" not in str(last["detail"])  # what was typed stays out of the audit log
