@@ -26,7 +26,7 @@ from checkpoint import cpu
 from checkpoint.export_helper import HelperProcessPages
 from checkpoint.notify import Notifier, Watchdog
 from drivers.factory import build_devices
-from kiosk import accounts, lists, stats, tokens
+from kiosk import accounts, ledgers, lists, stats, tokens
 from kiosk.accounts import AccountStore
 from kiosk.bus import EventBus
 from kiosk.calibration import CalibrationStore, default_path
@@ -35,6 +35,7 @@ from kiosk.config import KioskConfig
 from kiosk.core import HEARTBEAT_MAX_AGE_S, Core, Devices, trust_dir
 from kiosk.export import InProcessPages
 from kiosk.history import PassageHistory
+from kiosk.ledgers import Ledgers
 from kiosk.lists import ListStore
 from kiosk.passes import KeyFileError, TrustList, load_private_key
 from kiosk.runner import EngineRunner
@@ -69,13 +70,28 @@ class _Shared(TypedDict):
     calibration: CalibrationStore
 
 
+def _ledgers(config: KioskConfig, clock: Clock, store: EventLog) -> Ledgers:
+    """The ledgers around the gate on the event log; the observation ledger loaded, so the
+    engine's policy sees who is under observation from the first passage."""
+    fever_c = float(config.thermometer.thermometry.fever_threshold_c)
+    built = Ledgers.build(store, clock, config.site.timezone, fever_c)
+    built.observation.load()
+    return built
+
+
 def _open_event_log(config: KioskConfig, data_dir: Path, clock: Clock) -> EventLog:
     store = EventLog.from_config(
         config.store,
         data_dir,
         config.site.kiosk_id,
         clock,
-        migrations=[lists.MIGRATIONS, tokens.MIGRATIONS, accounts.MIGRATIONS, stats.MIGRATIONS],
+        migrations=[
+            lists.MIGRATIONS,
+            tokens.MIGRATIONS,
+            accounts.MIGRATIONS,
+            stats.MIGRATIONS,
+            *ledgers.MIGRATIONS,
+        ],
     )
     store.open()
     return store
@@ -124,6 +140,7 @@ def build_core(
     store = _open_event_log(config, data_dir, clock)
     with _closing_on_error(store.close):
         shared = _shared_parts(config, data_dir, clock, store)
+        ledgers_ = _ledgers(config, clock, store)
         devices = devices or build_devices(config, clock)
     with _closing_on_error(store.close, devices.close):
         runner = EngineRunner(
@@ -133,6 +150,7 @@ def build_core(
             readers=devices.readers,
             gate=devices.gate,
             store=store,
+            observation=ledgers_.observation,
             **shared,
         )
         return Core(
@@ -144,6 +162,7 @@ def build_core(
             accounts=AccountStore.from_secrets(store, now=clock.now),
             devices=devices,
             runner=runner,
+            ledgers=ledgers_,
             issuer_key=_issuer_key(),
             pages=HelperProcessPages() if config.web.api_worker_process else InProcessPages(),
             **shared,

@@ -188,6 +188,32 @@ class CompoundMap:
     def dwellings(self) -> list[Dwelling]:
         return _dwellings(self._log.reader())
 
+    def row_ids(self) -> dict[str, int]:
+        """Household → its row on the map: how the console addresses a household (a code
+        is personal data and stays out of URLs)."""
+        db = self._log.reader()
+        if not has_table(db, "compound_households"):
+            return {}
+        rows = db.query("select rowid, household from compound_households")
+        return {str(r["household"]): int(r["rowid"]) for r in rows}
+
+    def household_at(self, row: int) -> str | None:
+        """The household on map row ``row``, if there is one."""
+        return next((h for h, i in self.row_ids().items() if i == row), None)
+
+    def passages(self, household: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The household's latest passages at the gate, newest first."""
+        db = self._log.reader()
+        if not has_table(db, "events"):
+            return []
+        return list(
+            db.query(
+                "select ts, direction, decision, reasons, temp_c from events"
+                " where household = ? order by seq desc limit ?",
+                [household, max(1, min(int(limit), 500))],
+            )
+        )
+
     def plan_import(self, data: bytes, filename: str) -> ImportPlan:
         """Read and check the file; say what applying it would change."""
         new = parse_map(read_table(data, filename, required=("building", "floor", "household")))

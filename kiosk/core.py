@@ -1,8 +1,9 @@
 """The core objects, bundled: what the screens and the API are handed.
 
 ``Core`` holds only core objects (the event log, lists, trust, history, tokens, accounts,
-calibration, the engine runner) plus the devices behind their protocols. The composition
-root (``checkpoint.app.build_core``) builds it; ``ui`` receives it and calls into it.
+calibration, the ledgers around the gate, the engine runner) plus the devices behind their
+protocols. The composition root (``checkpoint.app.build_core``) builds it; ``ui`` receives
+it and calls into it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from kiosk.config import KioskConfig
 from kiosk.devices import CodeReader, Gate, Thermometer
 from kiosk.export import InProcessPages, PageSource
 from kiosk.history import PassageHistory
+from kiosk.ledgers import Ledgers
 from kiosk.lists import ListStore
 from kiosk.passes import TrustList
 from kiosk.runner import EngineRunner
@@ -68,6 +70,8 @@ class Core:
     calibration: CalibrationStore
     devices: Devices
     runner: EngineRunner
+    #: the returnees, household services, compound map, resident vehicles, roster
+    ledgers: Ledgers
     issuer_key: Ed25519PrivateKey | None = None
     version: str = kiosk.__version__
     extras: dict[str, Any] = field(default_factory=dict)

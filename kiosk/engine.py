@@ -51,7 +51,13 @@ from kiosk.calibration import Calibration, FixedCalibration
 from kiosk.clock import Clock
 from kiosk.config import KioskConfig
 from kiosk.devices import CodeRead, DeviceFault, ThermoReading
-from kiosk.ports import CalibrationSource, History, ListSource, PassVerifier
+from kiosk.ports import (
+    CalibrationSource,
+    History,
+    ListSource,
+    ObservationSource,
+    PassVerifier,
+)
 from kiosk.privacy import greeting_name
 from kiosk.store import Event, EventDraft, StoreFault
 
@@ -220,7 +226,8 @@ class Engine:
     current lists snapshot, read at each decision so list changes apply between passages
     (``ListStore``); ``history`` is updated after each committed event (``PassageHistory``);
     ``calibration`` is read at each new measurement (``CalibrationStore``; default: the
-    built-in model, ``FixedCalibration()``).
+    built-in model, ``FixedCalibration()``); ``observation`` gives who is under observation now,
+    read at each decision (``ObservationLedger``; none: nobody is).
     """
 
     def __init__(
@@ -233,6 +240,7 @@ class Engine:
         history: History,
         *,
         calibration: CalibrationSource | None = None,
+        observation: ObservationSource | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -240,6 +248,7 @@ class Engine:
         self.trust = trust
         self.lists = lists
         self.history = history
+        self.observation = observation
         self._eng = config.engine
         self._thermo_cfg = config.thermometer.thermometry
         self._tz = ZoneInfo(config.site.timezone)
@@ -778,8 +787,10 @@ class Engine:
         )
 
     def policy_state(self) -> policy.PolicyState:
-        """The policy's view now: trust, the current lists snapshot, the history."""
-        return policy.PolicyState(self.trust, self.lists.current, self.history)
+        """The policy's view now: trust, the current lists snapshot, the history, and who is
+        under observation."""
+        observing = self.observation.current if self.observation is not None else None
+        return policy.PolicyState(self.trust, self.lists.current, self.history, observing)
 
     def _draft_for(self, p: Passage, decision: policy.Decision) -> EventDraft:
         t = p.temperature

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from kiosk.calibration import Calibration
     from kiosk.lists import Lists
     from kiosk.passes import Pass
+    from kiosk.policy import ObservingLike
     from kiosk.store import Event, EventDraft
 
 T = TypeVar("T")
@@ -68,6 +69,14 @@ class ListSource(Protocol):
 
     @property
     def current(self) -> Lists: ...
+
+
+class ObservationSource(Protocol):
+    """Who is under observation, for the policy's ``observation_blocks``
+    (``kiosk.observation.ObservationLedger``); read at each decision, like the lists."""
+
+    @property
+    def current(self) -> ObservingLike: ...
 
 
 class History(Protocol):

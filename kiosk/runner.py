@@ -45,7 +45,14 @@ from kiosk.devices import (
     Thermometer,
 )
 from kiosk.engine import Engine
-from kiosk.ports import CalibrationSource, EventSink, History, ListSource, PassVerifier
+from kiosk.ports import (
+    CalibrationSource,
+    EventSink,
+    History,
+    ListSource,
+    ObservationSource,
+    PassVerifier,
+)
 from kiosk.store import Event, EventDraft, StoreFault, format_ts
 
 log = logging.getLogger(__name__)
@@ -72,8 +79,8 @@ class EngineRunner:
     Everything is injected: ``config``, ``clock``, the ``thermometer``, the code ``readers``,
     the ``gate``, the event log (``store``, a ``kiosk.store.EventLog``), the ``trust`` list,
     the ``lists`` (a ``ListStore``), the ``history`` (rebuilt from the event log at
-    ``start()``), and optionally the ``bus`` the screens subscribe to and the thermometer
-    ``calibration`` (the seams are in ``kiosk.ports``).
+    ``start()``), and optionally the ``bus`` the screens subscribe to, the thermometer
+    ``calibration`` and the ``observation`` ledger (the seams are in ``kiosk.ports``).
     """
 
     def __init__(
@@ -90,6 +97,7 @@ class EngineRunner:
         history: History,
         bus: EventBus | None = None,
         calibration: CalibrationSource | None = None,
+        observation: ObservationSource | None = None,
         on_gate_command: Callable[[bool], None] | None = None,
         on_decision: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
@@ -114,6 +122,7 @@ class EngineRunner:
             lists,
             history,
             calibration=calibration,
+            observation=observation,
         )
         # The thermometer's own deadline is its driver's (a read older than that is a hang,
         # the driver's health says the same); other devices use the engine's.

@@ -37,17 +37,15 @@ def site(tmp_path, monkeypatch):
     import uvicorn
     from fastapi import FastAPI
 
-    from ui import guard, guard_community, kiosk_screen
+    from ui import guard, kiosk_screen
 
     data = tmp_path / "data"
     data.mkdir()
     clock = FakeClock(start=datetime(2026, 2, 12, 1, 0, tzinfo=UTC))  # 09:00 Shanghai
     core = make_core(data, clock, monkeypatch)
     app = FastAPI()
-    app.include_router(kiosk_screen.router(core))
-    guard_router = guard.router(core)
-    app.include_router(guard_router)
-    app.include_router(guard_community.router(core, guard_router.auth))
+    kiosk_screen.install(app, core)
+    guard.install(app, core)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -50,13 +50,29 @@ def _changing_routes() -> list[APIRoute]:
 
 
 def _concrete(path: str) -> str:
-    return path.replace("{which}", "quarantine").replace("{op}", "add")
+    params = {"{which}": "quarantine", "{op}": "add", "{pid}": "1", "{what}": "temperature",
+              "{rid}": "1", "{action}": "take", "{hid}": "1"}  # fmt: skip
+    for name, value in params.items():
+        path = path.replace(name, value)
+    return path
 
 
 def test_every_state_changing_guard_route_is_audited_with_actor_action_and_outcome(core):
     app = make_app(core)
     routes = _changing_routes()
     assert len(routes) >= 8  # login, logout, manual, ack, two registrations, pass, list, cal.
+    assert {r.path for r in routes} >= {
+        "/guard/community/returnees",
+        "/guard/community/returnees/{pid}/{what}",
+        "/guard/community/services",
+        "/guard/community/services/{rid}/{action}",
+        "/guard/community/shifts",
+        "/guard/community/handover",
+        "/guard/community/handover/{hid}/ack",
+        "/guard/community/imports/preview",
+        "/guard/community/imports/apply",
+        "/guard/community/plate",
+    }
     with TestClient(app, base_url=BASE) as client:
         signed_in = login(client)
         for route in sorted(routes, key=lambda r: r.path == "/guard/logout"):  # logout last

@@ -1,4 +1,4 @@
-"""The guard console's community pages (``ui.guard_community``) on the real core."""
+"""The guard console's community pages (``ui.guard.community``) on the real core."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 from test_ui_guard import ADMIN_PW, BASE, login, make_core, post
 
 from kiosk.clock import FakeClock
-from ui import guard, guard_community, kiosk_screen
+from ui import guard, kiosk_screen
+from ui.guard import community as guard_community
 
 
 @pytest.fixture
@@ -31,10 +32,8 @@ def core(data_dir, clock, monkeypatch):
 @pytest.fixture
 def app(core):
     app = FastAPI()
-    app.include_router(kiosk_screen.router(core))
-    guard_router = guard.router(core)
-    app.include_router(guard_router)
-    app.include_router(guard_community.router(core, guard_router.auth))
+    kiosk_screen.install(app, core)
+    guard.install(app, core)
     return app
 
 
@@ -175,7 +174,7 @@ def test_every_string_of_the_pages_exists_in_both_languages():
     from kiosk import compound, observation, services
 
     used = set()
-    for path in (Path(guard_community.__file__).parent / "templates").glob("community_*.html"):
+    for path in (Path(kiosk_screen.__file__).parent / "templates").glob("community_*.html"):
         used |= set(re.findall(r'tr\(\s*["\']([a-z_.]+)["\']', path.read_text("utf-8")))
     built = {key for key in used if key.endswith(".")}  # "st." + status and the like
     assert built == {"h.", "k.", "nav.", "s.", "st."}
@@ -189,3 +188,23 @@ def test_every_string_of_the_pages_exists_in_both_languages():
     assert used <= set(guard_community.TEXT)
     for zh, en in guard_community.TEXT.values():
         assert zh.strip() and en.strip() and zh != en
+
+
+def test_the_consoles_navigation_leads_to_the_community_pages(alice):
+    page = alice.get("/guard").text
+    assert 'href="/guard/community"' in page
+    community = alice.get("/guard/community?lang=zh-CN").text
+    assert re.search(r'<a href="/guard/community" class="on">社区</a>', community)
+
+
+def test_community_actions_are_audited_by_the_consoles_route_class(alice, core):
+    post(alice, "/guard/community/shifts", alice.csrf, guard="alice",
+         starts="2026-02-12T08:00", ends="2026-02-12T16:00")  # fmt: skip
+    refused = core.store.audits()[-1]
+    assert (refused["actor"], refused["action"]) == ("alice", "shift_add_failed")
+    assert refused["detail"] == {"outcome": "refused", "problem": "http_403"}
+    bad = post(alice, "/guard/community/services", alice.csrf, household="1-101", kind="food")
+    assert "err=" in bad.headers["location"]
+    last = core.store.audits()[-1]
+    assert (last["action"], last["detail"]["problem"]) == ("service_open_failed", "refused_by_core")
+    assert "1-101" not in str(last["detail"])  # what was typed stays out of the audit log

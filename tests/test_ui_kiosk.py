@@ -100,6 +100,28 @@ def test_deny_view_gives_the_reason_in_plain_words_and_what_to_do(lang, reason, 
     assert reason in view["speak"]
 
 
+@pytest.mark.parametrize(
+    ("lang", "call", "expected"),
+    [
+        ("en", "0571-8888 1234", "please call 0571-8888 1234"),
+        ("zh-CN", "0571-8888 1234", "请致电：0571-8888 1234"),
+        ("en", "", "call the office"),
+        ("zh-CN", "", "请联系物业"),
+    ],
+)
+def test_with_no_guard_on_duty_the_screen_says_where_to_call(lang, call, expected):
+    decision = DENY_DECISION | {"reasons": ["no_guard_on_duty"], "temp_c": 36.5}
+    view = kiosk_view(DECIDED, decision, lang, fever_c=37.3, call=call)
+    assert view["result"]["reasons"] == [i18n.reason_text(lang, "no_guard_on_duty")]
+    assert expected in view["result"]["next"] and expected in view["speak"]
+
+
+def test_an_observed_resident_going_out_is_told_to_stay_home():
+    decision = DENY_DECISION | {"reasons": ["under_observation"], "temp_c": 36.5}
+    assert "stay home" in kiosk_view(DECIDED, decision, "en")["result"]["next"]
+    assert "留在家中" in kiosk_view(DECIDED, decision, "zh-CN")["result"]["next"]
+
+
 def test_views_carry_no_personal_data_beyond_an_initial():
     for decision in (PASS_DECISION, DENY_DECISION):
         text = json.dumps(kiosk_view(GATE_OPEN, decision, "en"), ensure_ascii=False)

@@ -101,6 +101,7 @@ _S: dict[str, tuple[str, str]] = {
     "nav.stats": ("统计", "Statistics"),
     "nav.health": ("设备", "Devices"),
     "nav.calibration": ("测温校准", "Calibration"),
+    "nav.community": ("社区", "Community"),
     "nav.logout": ("退出登录", "Log out"),
     "guard.signed_in_as": ("当前用户：{name}（{role}）", "Signed in: {name} ({role})"),
     "role.guard": ("保安", "guard"),
@@ -393,6 +394,8 @@ _REASONS: dict[str, tuple[str, str]] = {
     "passback": ("重复刷码", "Pass already used this way"),
     "outside_hours": ("当前不在通行时段", "Outside opening hours"),
     "store_fault": ("存储故障，无法记录", "Event log fault"),
+    "no_guard_on_duty": ("现在无保安值守", "No guard on duty now"),
+    "under_observation": ("居家观察期间", "Home observation in force"),
     "guard_override": ("保安人工处理", "Decided by the guard"),
     "no_pass": ("未出示通行码", "No pass shown"),
     "gate_fault": ("闸门故障", "Gate fault"),
@@ -422,7 +425,21 @@ _NEXT: dict[str, tuple[str, str]] = {
     "quota_exceeded": ("如有急事，请到保安处说明", "If it is urgent, please see the guard"),
     "outside_hours": ("请在通行时段内再来", "Please come back during opening hours"),
     "pass_not_yet_valid": ("请在通行证生效后再来", "Please come back once the pass is valid"),
+    "no_guard_on_duty": (
+        "请联系物业，或在值守时间再来",
+        "Please call the office or come back when a guard is on duty",
+    ),
+    "under_observation": (
+        "观察期间请留在家中，如有需要请联系物业",
+        "Please stay home while under observation; call the office if you need anything",
+    ),
 }
+
+#: What to do after ``no_guard_on_duty`` when the site says where to call (``policy.hours.call``).
+_CALL: tuple[str, str] = (
+    "现在无保安值守，请致电：{call}",
+    "No guard on duty now: please call {call}",
+)
 
 DEFAULT_ROLE_LABEL = "guard"
 
@@ -460,8 +477,11 @@ def reason_for_person(lang: str, code: str) -> str:
     return pair[_idx(lang)] if pair else reason_text(lang, code)
 
 
-def reason_next(lang: str, code: str) -> str | None:
-    """What the person should do after a deny for ``code`` (None: nothing to add)."""
+def reason_next(lang: str, code: str, call: str = "") -> str | None:
+    """What the person should do after a deny for ``code`` (None: nothing to add); with no
+    guard on duty, where to ``call`` when the site configured it."""
+    if code == "no_guard_on_duty" and call.strip():
+        return _CALL[_idx(lang)].format(call=call.strip())
     pair = _NEXT.get(code)
     return pair[_idx(lang)] if pair else None
 

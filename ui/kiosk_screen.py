@@ -226,6 +226,8 @@ class Screen:
     fever_c: float
     gate_open_s: float
     hours: str | None
+    #: where to call when no guard is on duty (``policy.hours.call``)
+    call: str
     #: What every kiosk screen of this process shows now (a page loaded mid-result shows it).
     tracker: ScreenTracker
     #: Every screen of this process sees the same bus messages, so a view or banner is built
@@ -243,6 +245,7 @@ class Screen:
             fever_c=cfg.thermometer.thermometry.fever_threshold_c,
             gate_open_s=cfg.gate.pulse_ms / 1000,
             hours=opening_hours(cfg),
+            call=cfg.policy.hours.call,
             tracker=ScreenTracker(current_state(core)),
         )
 
@@ -254,6 +257,7 @@ class Screen:
             fever_c=self.fever_c,
             gate_open_s=self.gate_open_s,
             hours=self.hours,
+            call=self.call,
         )
 
     def cached(

@@ -207,7 +207,7 @@ def _reason_words(lang: str, code: str, hours: str | None) -> str:
 
 
 def result_view(
-    decision: dict, lang: str, *, hours: str | None = None
+    decision: dict, lang: str, *, hours: str | None = None, call: str = ""
 ) -> tuple[dict[str, Any], str | None]:
     """The result block of a decided passage and the what-to-do line (None for a pass: the
     prompt says it). Device and measurement reasons are never listed as the person's fault."""
@@ -220,7 +220,7 @@ def result_view(
         shown = [c for c in codes if c in MEASURE_REASONS][:1]
     else:
         shown = []
-    nexts = [n for c in shown if (n := i18n.reason_next(lang, c))]
+    nexts = [n for c in shown if (n := i18n.reason_next(lang, c, call))]
     needs_guard = bool(decision.get("needs_guard") or decision.get("alarm"))
     if kind == "pass":
         next_step = None
@@ -286,8 +286,10 @@ def kiosk_view(
     fever_c: float | None = None,
     gate_open_s: float | None = None,
     hours: str | None = None,
+    call: str = "",
 ) -> dict:
-    """What the kiosk screen shows for a screen state and the decision being shown.
+    """What the kiosk screen shows for a screen state and the decision being shown (``call``:
+    where to call when no guard is on duty, ``policy.hours.call``).
 
     ``look`` is the screen's colour and icon, one per state that must not be confused: idle,
     pass (green), deny (red), remeasure and fault (amber), out_of_service (its own colour, no
@@ -337,7 +339,7 @@ def kiosk_view(
 
     verdict = (decision or {}).get("decision")
     if phase == "decided" and decision and verdict in PASS_OR_DENY:
-        _decided(view, decision, lang, hours=hours, gate_open_s=gate_open_s)
+        _decided(view, decision, lang, hours=hours, gate_open_s=gate_open_s, call=call)
     elif phase == "out_of_order":
         view["headline"] = headline(lang, "out_of_service", "kiosk.out_of_service")
         view["prompt"] = i18n.t(lang, "prompt.out_of_order")
@@ -362,9 +364,10 @@ def _decided(
     *,
     hours: str | None,
     gate_open_s: float | None,
+    call: str = "",
 ) -> None:
     """Fill ``view`` for a decided passage."""
-    result, next_step = result_view(decision, lang, hours=hours)
+    result, next_step = result_view(decision, lang, hours=hours, call=call)
     ok = result["kind"] == "pass"
     view["result"] = result
     view["headline"] = {k: result[k] for k in ("kind", "word", "icon")}

@@ -13,6 +13,8 @@ FastAPI dependencies:
 * ``stats``          the daily statistics and CSV export (``/guard/stats``, ``/guard/export.csv``)
 * ``calibration``    clinical reference readings (``/guard/calibration``)
 * ``devices``        device health (``/guard/health``, ``/guard/api/health``)
+* ``community``      the pages around the gate (``/guard/community``: map, returnees,
+  household services, roster and handover, the daily report, imports), one router each
 
 Shared: ``deps`` (state, dependencies, rendering, the audit route class), ``forms`` (bounded
 form parsing, ``BadInput``), ``display`` (feed rows, alarm cards, charts, CSV, cards). The
@@ -33,7 +35,17 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, FastAPI
 
 from ui.auth import GuardAuth
-from ui.guard import calibration, devices, lists, live, passes, registrations, session, stats
+from ui.guard import (
+    calibration,
+    community,
+    devices,
+    lists,
+    live,
+    passes,
+    registrations,
+    session,
+    stats,
+)
 from ui.guard.deps import Guard
 
 if TYPE_CHECKING:
@@ -49,6 +61,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     stats.router,
     calibration.router,
     devices.router,
+    *community.ROUTERS,
 )
 
 
@@ -57,6 +70,7 @@ def install(app: FastAPI, core: Core, auth: GuardAuth | None = None) -> Guard:
     against ``core.accounts``); returns that state."""
     state = Guard.build(core, auth)
     app.state.guard = state
+    app.state.community_imports = community.Pending()
     for router in ROUTERS:
         app.include_router(router)
     return state

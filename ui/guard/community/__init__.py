@@ -1,0 +1,35 @@
+"""The guard console's community pages, under ``/guard/community``: the compound map and its
+households (``overview``), returnees (``returnees``), household services (``services``),
+roster and handover (``handover``), the daily report in the office's categories (``report``)
+and list imports (``imports``).
+
+Like every room of the console, each is a module-level router whose routes get the console's
+state (``ui.guard.deps.Guard``; the ledgers are ``core.ledgers``) and the signed-in guard
+through FastAPI dependencies, and whose route class (``deps.audited_route``) audits every
+state change. Routes only translate HTTP to the ledgers (``kiosk.ledgers``) and back; the
+ledgers check every change before writing and audit it with the guard's name too.
+
+Personal data is masked by role (``kiosk.community.mask_record``: admins see all, guards see
+names, households and plates but no phone numbers; with ``web.mask_personal = false``
+nothing is masked) and never put in a URL: a household page is addressed by its row on the
+map, a returnee by the ledger id. The report and the imports are admin pages; the report can
+be printed (print stylesheet) and exported as .xlsx and CSV.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ui.guard.community import handover, imports, overview, report, returnees, services
+from ui.guard.community.common import TEXT, Pending
+
+__all__ = ["ROUTERS", "TEXT", "Pending"]
+
+ROUTERS: tuple[APIRouter, ...] = (
+    overview.router,
+    returnees.router,
+    services.router,
+    handover.router,
+    report.router,
+    imports.router,
+)

@@ -1,0 +1,228 @@
+"""What the community pages share: their strings (``TEXT``, both languages, used in the
+templates as ``tr("key")``), rendering with them, masking by role, form values, making one
+ledger change (a refused change becomes ``BadInput``: back to the form, audited as refused),
+and imports previewed but not applied yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse
+
+from kiosk.community import CommunityError, Role, mask_record
+from kiosk.ledgers import Ledgers
+from kiosk.lists import ListError
+from ui.auth import Session
+from ui.guard.deps import Guard, action_session, guard
+from ui.guard.forms import BadInput
+
+__all__ = ["TEXT", "PREFIX", "Pending", "change", "form_float", "form_int", "form_text"]
+
+PREFIX = "/guard/community"
+PENDING_S = 900
+#: The ``msg=`` a page shows as saved.
+SAVED = "saved"
+
+T = TypeVar("T")
+
+#: The pages' strings: key → (zh-CN, en).
+TEXT: dict[str, tuple[str, str]] = {
+    "nav.overview": ("社区", "Community"),
+    "nav.map": ("平面图", "Map"),
+    "nav.returnees": ("返回人员", "Returnees"),
+    "nav.services": ("上门服务", "Services"),
+    "nav.handover": ("排班交接", "Roster & handover"),
+    "nav.report": ("统计报表", "Daily report"),
+    "nav.imports": ("导入名单", "Imports"),
+    "on_duty": ("当班", "On duty"),
+    "nobody": ("无人当班", "Nobody on duty"),
+    "alarms": ("待处理提醒", "Open alarms"),
+    "missed_check": ("漏测体温", "Missed check"),
+    "fever": ("发热", "Fever"),
+    "due": ("观察期满待解除", "Due for clearing"),
+    "open_requests": ("未完成服务", "Open requests"),
+    "st.quarantined": ("居家隔离", "Quarantined"),
+    "st.observing": ("居家观察", "Observing"),
+    "st.quota_used": ("今日已外出", "Quota used today"),
+    "st.open_request": ("有服务请求", "Open request"),
+    "building": ("楼栋", "Building"),
+    "unit": ("单元", "Unit"),
+    "floor": ("楼层", "Floor"),
+    "household": ("住户", "Household"),
+    "passages": ("通行记录", "Passages"),
+    "people": ("人员", "People"),
+    "requests": ("服务请求", "Requests"),
+    "name": ("姓名", "Name"),
+    "phone": ("电话", "Phone"),
+    "origin": ("来自", "From"),
+    "date_back": ("返回日期", "Back on"),
+    "until": ("观察至", "Observed until"),
+    "status": ("状态", "Status"),
+    "days": ("天数", "Days"),
+    "note": ("备注", "Note"),
+    "register": ("登记", "Register"),
+    "temperature": ("体温", "Temperature"),
+    "record": ("记录", "Record"),
+    "acknowledge": ("确认", "Acknowledge"),
+    "s.observing": ("观察中", "observing"),
+    "s.cleared": ("已解除", "cleared"),
+    "s.escalated": ("已上报", "escalated"),
+    "s.transferred": ("已转运", "transferred"),
+    "kind": ("类别", "Kind"),
+    "k.food": ("食品", "food"),
+    "k.medicine": ("药品", "medicine"),
+    "k.parcel": ("快递", "parcel"),
+    "k.rubbish": ("垃圾", "rubbish"),
+    "k.other": ("其他", "other"),
+    "open": ("提交", "Open"),
+    "take": ("接单", "Take"),
+    "done": ("完成", "Done"),
+    "cancel": ("取消", "Cancel"),
+    "taken_by": ("接单人", "Taken by"),
+    "opened_at": ("提交时间", "Opened"),
+    "state": ("进度", "State"),
+    "shift": ("班次", "Shift"),
+    "guard": ("保安", "Guard"),
+    "starts": ("开始", "Starts"),
+    "ends": ("结束", "Ends"),
+    "add_shift": ("添加班次", "Add shift"),
+    "handover": ("交接", "Handover"),
+    "incoming": ("接班人", "Incoming guard"),
+    "open_handover": ("发起交接", "Open handover"),
+    "since": ("自", "Since"),
+    "complete": ("交接完成", "Complete"),
+    "waiting": ("待确认", "Waiting"),
+    "h.open_alarms": ("待处理提醒", "Open alarms"),
+    "h.fevers": ("发热", "Fevers"),
+    "h.quarantine_returns": ("隔离人员返回", "Quarantine returns"),
+    "h.new_returnees": ("新返回人员", "New returnees"),
+    "h.registrations": ("人工登记", "Registrations"),
+    "h.vehicles": ("车辆", "Vehicles"),
+    "h.open_requests": ("未完成服务", "Open requests"),
+    "day": ("日期", "Day"),
+    "show": ("显示", "Show"),
+    "print": ("打印", "Print"),
+    "category": ("类别", "Category"),
+    "item": ("项目", "Item"),
+    "value": ("数值", "Value"),
+    "file": ("文件", "File"),
+    "list_kind": ("名单", "List"),
+    "preview": ("预览变更", "Preview changes"),
+    "apply": ("确认导入", "Apply"),
+    "added": ("新增", "Added"),
+    "changed": ("修改", "Changed"),
+    "removed": ("删除", "Removed"),
+    "unchanged": ("不变", "Unchanged"),
+    "nothing": ("暂无", "None"),
+    "saved": ("已保存", "Saved"),
+    "admin_only": ("仅管理员", "Admins only"),
+    "utc": ("协调世界时", "UTC"),
+    "xlsx": ("导出 Excel", "Export .xlsx"),
+    "csv": ("导出 CSV", "Export CSV"),
+}
+
+
+def translator(lang: str) -> Callable[..., str]:
+    index = 0 if lang == "zh-CN" else 1
+
+    def tr(key: str, **params: Any) -> str:
+        pair = TEXT.get(key)
+        text = pair[index] if pair else key
+        return text.format(**params) if params else text
+
+    return tr
+
+
+def ledgers(g: Guard) -> Ledgers:
+    return g.core.ledgers
+
+
+def render(g: Guard, request: Request, name: str, session: Session, **ctx: Any) -> HTMLResponse:
+    """``Guard.render`` with the pages' strings (``tr``) and their success note."""
+    lang = g.lang(request)
+    err = request.query_params.get("err")
+    base = {
+        "tr": translator(lang),
+        "flash_ok": translator(lang)("saved") if request.query_params.get("msg") else None,
+        "flash_err": err[:300] if err else None,
+    }
+    return g.render(request, name, session, **{**base, **ctx})
+
+
+def role(g: Guard, session: Session) -> Role:
+    if not g.cfg.web.mask_personal or session.is_admin:
+        return "admin"
+    return "guard"
+
+
+def masked(g: Guard, session: Session, record: dict[str, Any]) -> dict[str, Any]:
+    return mask_record(record, role(g, session))
+
+
+def admin(g: Guard, session: Session) -> Session:
+    """Only an admin (the manager) may: 403 for anyone else."""
+    return g.auth.admin_action(session)
+
+
+def admin_session(session: Session = Depends(action_session), g: Guard = Depends(guard)) -> Session:
+    """For the manager's actions: ``action_session``, and 403 for anyone but an admin (the
+    refusal is audited with the guard's name)."""
+    return admin(g, session)
+
+
+def form_text(form: Any, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def form_int(form: Any, name: str) -> int:
+    try:
+        return int(form_text(form, name)[:12])
+    except ValueError:
+        raise CommunityError(f"{name}: expected a whole number") from None
+
+
+def form_float(form: Any, name: str) -> float:
+    try:
+        return float(form_text(form, name)[:32].replace(",", "."))
+    except ValueError:
+        raise CommunityError(f"{name}: expected a number") from None
+
+
+async def change(fn: Callable[[], T]) -> T:
+    """Make one ledger change off the loop (it writes through the event log's writer). A
+    change the ledger refuses changed nothing (it checks everything before it writes) and
+    becomes ``BadInput`` in the ledger's words."""
+    try:
+        return await asyncio.to_thread(fn)
+    except (CommunityError, ListError) as exc:
+        raise BadInput(str(exc)[:300]) from None
+
+
+class Pending:
+    """Imports previewed and not applied yet: kept in memory for ``PENDING_S``, per guard."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, tuple[str, str, Any, datetime]] = {}
+
+    def put(self, owner: str, kind: str, plan: Any, now: datetime) -> str:
+        token = secrets.token_urlsafe(16)
+        with self._lock:
+            self._items = {k: v for k, v in self._items.items() if v[3] > now}
+            self._items[token] = (owner, kind, plan, now + timedelta(seconds=PENDING_S))
+        return token
+
+    def take(self, token: str, owner: str, now: datetime) -> tuple[str, Any]:
+        with self._lock:
+            item = self._items.pop(token, None)
+        if item is None or item[0] != owner or item[3] <= now:
+            raise CommunityError("this preview has expired: upload the file again")
+        return item[1], item[2]

@@ -1,0 +1,93 @@
+"""The roster and handover (``/guard/community/handover``): shifts per gate (the manager adds
+them), who is on duty, and a handover summary acknowledged by the outgoing and the incoming
+guard."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+
+from kiosk.community import CommunityError
+from ui.auth import Session
+from ui.guard.community.common import (
+    PREFIX,
+    SAVED,
+    admin_session,
+    change,
+    form_text,
+    ledgers,
+    render,
+)
+from ui.guard.deps import Guard, action_session, audited_route, done, guard, note, page_session
+
+PAGE = f"{PREFIX}/handover"
+router = APIRouter(
+    prefix=PREFIX, tags=["guard console: community"], route_class=audited_route(PAGE)
+)
+
+
+def local(text: str, tz: ZoneInfo) -> datetime:
+    """A local date and time as the form's ``datetime-local`` sends it."""
+    try:
+        return datetime.fromisoformat(text[:32]).replace(tzinfo=tz)
+    except ValueError:
+        raise CommunityError(f"{text[:20]!r}: expected a local date and time") from None
+
+
+@router.get("/handover", response_class=HTMLResponse, include_in_schema=False)
+def handover_page(
+    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
+) -> Response:
+    roster, gate, now = ledgers(g).roster, g.cfg.site.kiosk_id, g.core.clock.now()
+    shifts = roster.shifts(gate, now - timedelta(hours=24), now + timedelta(days=7))
+    return render(
+        g,
+        request,
+        "community_handover.html",
+        session,
+        on_duty=[s.to_dict() for s in roster.on_duty(gate)],
+        shifts=[s.to_dict() for s in shifts],
+        handovers=[h.to_dict() for h in roster.handovers(gate, limit=10)],
+    )
+
+
+@router.post("/shifts", name="shift_add", include_in_schema=False)
+async def add_shift(
+    request: Request, session: Session = Depends(admin_session), g: Guard = Depends(guard)
+) -> Response:
+    form = await request.form()
+    roster, gate = ledgers(g).roster, g.cfg.site.kiosk_id
+
+    def add() -> object:
+        start, end = local(form_text(form, "starts"), g.tz), local(form_text(form, "ends"), g.tz)
+        return roster.add_shift(gate, form_text(form, "guard"), start, end, session.name)
+
+    await change(add)
+    return done(request, PAGE, SAVED)
+
+
+@router.post("/handover", name="handover_open", include_in_schema=False)
+async def open_handover(
+    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
+) -> Response:
+    form = await request.form()
+    incoming = form_text(form, "incoming")
+    roster, gate = ledgers(g).roster, g.cfg.site.kiosk_id
+    await change(lambda: roster.open_handover(gate, session.name, incoming))
+    return done(request, PAGE, SAVED)
+
+
+@router.post("/handover/{hid}/ack", name="handover_ack", include_in_schema=False)
+async def ack_handover(
+    hid: int,
+    request: Request,
+    session: Session = Depends(action_session),
+    g: Guard = Depends(guard),
+) -> Response:
+    note(request, handover=hid)
+    roster = ledgers(g).roster
+    await change(lambda: roster.acknowledge(hid, session.name))
+    return done(request, PAGE, SAVED)

@@ -1,0 +1,104 @@
+"""List imports (the manager's, ``/guard/community/imports``): the compound map, the
+resident vehicles, and the sub-district's lists, from CSV or .xlsx. A preview shows what would
+change and writes nothing; applying it (within ``PENDING_S``, by the same guard) does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from kiosk.community import CommunityError
+from kiosk.ledgers import Ledgers
+from kiosk.listimport import apply_list_import, plan_list_import
+from kiosk.lists import ListStore
+from ui.auth import Session
+from ui.guard.community.common import (
+    PREFIX,
+    SAVED,
+    Pending,
+    admin_session,
+    change,
+    form_text,
+    ledgers,
+    render,
+)
+from ui.guard.deps import Guard, audited_route, done, guard, note, page_session
+from ui.guard.forms import BadInput
+
+PAGE = f"{PREFIX}/imports"
+MAX_UPLOAD = 5 * 1024 * 1024
+LIST_KINDS = ("revocations", "quarantine", "households", "lists")
+router = APIRouter(
+    prefix=PREFIX, tags=["guard console: community"], route_class=audited_route(PAGE)
+)
+
+
+def pending(request: Request) -> Pending:
+    """The previews not applied yet, on the app (``ui.guard.install`` puts them there)."""
+    found: Pending = request.app.state.community_imports
+    return found
+
+
+def plan_for(led: Ledgers, lists: ListStore, kind: str, data: bytes, filename: str) -> Any:
+    if kind == "compound":
+        return led.compound.plan_import(data, filename)
+    if kind == "vehicles":
+        return led.vehicles.plan_import(data, filename)
+    if kind in LIST_KINDS:
+        return plan_list_import(data, filename, lists.current, None if kind == "lists" else kind)
+    raise CommunityError("list: compound, vehicles, lists or one of the lists")
+
+
+@router.get("/imports", response_class=HTMLResponse, include_in_schema=False)
+def imports(
+    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
+) -> Response:
+    return render(g, request, "community_imports.html", session, plan=None, token=None)
+
+
+@router.post("/imports/preview", name="import_preview", include_in_schema=False)
+async def preview(
+    request: Request,
+    session: Session = Depends(admin_session),
+    g: Guard = Depends(guard),
+    waiting: Pending = Depends(pending),
+) -> Response:
+    form = await request.form()
+    upload, kind = form.get("file"), form_text(form, "kind")[:20]
+    note(request, kind=kind)
+    if upload is None or isinstance(upload, str):
+        data, name = b"", ""
+    else:
+        data, name = await upload.read(MAX_UPLOAD + 1), (upload.filename or "")[:200]
+    if len(data) > MAX_UPLOAD:
+        raise BadInput("file is larger than 5 MB")
+    plan = await change(lambda: plan_for(ledgers(g), g.core.lists, kind, data, name))
+    token = waiting.put(session.name, kind, plan, g.core.clock.now())
+    counts = plan.diff.counts()
+    return render(g, request, "community_imports.html", session, plan=counts, token=token)
+
+
+@router.post("/imports/apply", name="import_apply", include_in_schema=False)
+async def apply(
+    request: Request,
+    token: str = Form(""),
+    session: Session = Depends(admin_session),
+    g: Guard = Depends(guard),
+    waiting: Pending = Depends(pending),
+) -> Response:
+    led, lists = ledgers(g), g.core.lists
+
+    def apply_plan() -> None:
+        kind, plan = waiting.take(token[:64], session.name, g.core.clock.now())
+        note(request, kind=kind)
+        if kind == "compound":
+            led.compound.apply(plan, session.name)
+        elif kind == "vehicles":
+            led.vehicles.apply(plan, session.name)
+        else:
+            apply_list_import(plan, lists, session.name)
+
+    await change(apply_plan)
+    return done(request, PAGE, SAVED)

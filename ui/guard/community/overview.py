@@ -1,0 +1,101 @@
+"""The community overview (``/guard/community``: who is on duty, open alarms, returnees due
+for clearing, open requests), the plate check at a vehicle registration, and the compound map
+with each household's page (passages, people, requests). A household is addressed by its row
+on the map, never by its code in a URL."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from kiosk.community import CommunityError
+from kiosk.compound import statuses
+from ui.auth import Session
+from ui.guard.community.common import PREFIX, form_text, ledgers, masked, render
+from ui.guard.deps import Guard, action_session, audited_route, guard, page_session
+
+router = APIRouter(
+    prefix=PREFIX, tags=["guard console: community"], route_class=audited_route(PREFIX)
+)
+
+
+def marks(g: Guard) -> dict[str, tuple[str, ...]]:
+    """Household → its statuses today (quarantined, observing, quota used, open request)."""
+    quota = g.cfg.policy.quota.exits
+    return statuses(g.core.store.reader(), g.today(), g.tz, g.core.lists.current, quota)
+
+
+@router.get("", response_class=HTMLResponse, include_in_schema=False)
+def overview(
+    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
+) -> Response:
+    led = ledgers(g)
+    return render(
+        g,
+        request,
+        "community_overview.html",
+        session,
+        on_duty=[s.to_dict() for s in led.roster.on_duty(g.cfg.site.kiosk_id)],
+        alarms=[a.to_dict() | {"household": None} for a in led.observation.alarms()],
+        due=len(led.observation.due_for_clearing(g.today())),
+        open_requests=len(led.services.requests(open_only=True)),
+    )
+
+
+@router.post("/plate", include_in_schema=False)
+async def plate(
+    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
+) -> Response:
+    """At a vehicle registration: is the plate on the resident list? (unknown: flag it)
+    A POST, so the plate never appears in a URL or an access log."""
+    form = await request.form()
+    try:
+        household = await asyncio.to_thread(
+            ledgers(g).vehicles.check, form_text(form, "plate")[:20]
+        )
+    except CommunityError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    return JSONResponse({"known": household is not None, "household": household})
+
+
+@router.get("/map", response_class=HTMLResponse, include_in_schema=False)
+def compound_map(
+    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
+) -> Response:
+    led = ledgers(g)
+    ids = led.compound.row_ids()
+    grid = led.compound.grid(marks(g))
+    for building in grid:
+        for unit in building["units"]:
+            for floor in unit["floors"]:
+                for h in floor["households"]:
+                    h["row"] = ids[h["household"]]
+                    h["label"] = masked(g, session, {"household": h["household"]})["household"]
+    return render(g, request, "community_map.html", session, grid=grid, day=g.today())
+
+
+@router.get("/household/{row}", response_class=HTMLResponse, include_in_schema=False)
+def household(
+    row: int,
+    request: Request,
+    session: Session = Depends(page_session),
+    g: Guard = Depends(guard),
+) -> Response:
+    led = ledgers(g)
+    code = led.compound.household_at(row)
+    if code is None:
+        return render(g, request, "community_household.html", session, found=False)
+    return render(
+        g,
+        request,
+        "community_household.html",
+        session,
+        found=True,
+        label=masked(g, session, {"household": code})["household"],
+        statuses=marks(g).get(code, ()),
+        passages=led.compound.passages(code),
+        people=[masked(g, session, p.to_dict()) for p in led.observation.people(household=code)],
+        requests=[masked(g, session, q.to_dict()) for q in led.services.requests(household=code)],
+    )

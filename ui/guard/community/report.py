@@ -1,0 +1,61 @@
+"""The daily report in the office's categories (``/guard/community/report``), printable, and
+exported as .xlsx and CSV (counts only: no personal data)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from kiosk.categories import report_csv, report_rows, report_xlsx
+from kiosk.stats import daily_report
+from ui.auth import Session
+from ui.guard.community.common import PREFIX, render
+from ui.guard.deps import Guard, audited_route, guard, page_session
+
+router = APIRouter(
+    prefix=PREFIX,
+    tags=["guard console: community"],
+    route_class=audited_route(f"{PREFIX}/report"),
+)
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def report_for(g: Guard, request: Request) -> dict[str, Any] | None:
+    """The report of ``?day=`` (default today); None when the day is not a date."""
+    text = request.query_params.get("day", "")[:10]
+    try:
+        day = date.fromisoformat(text) if text else g.today()
+    except ValueError:
+        return None
+    freshness = g.core.lists.current.freshness
+    return daily_report(g.core.store.reader(), day, g.tz, g.cfg.policy.quota, freshness)
+
+
+@router.get("/report", response_class=HTMLResponse, include_in_schema=False)
+def report(
+    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
+) -> Response:
+    data = report_for(g, request)
+    if data is None:
+        return render(g, request, "community_report.html", session, rows=[], day="",
+                      flash_err="day: expected YYYY-MM-DD")  # fmt: skip
+    return render(g, request, "community_report.html", session, rows=report_rows(data)[1:],
+                  day=data["day"])  # fmt: skip
+
+
+@router.get("/report.{fmt}", include_in_schema=False)
+def export(
+    fmt: str, request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
+) -> Response:
+    data = report_for(g, request)
+    if data is None or fmt not in ("xlsx", "csv"):
+        return JSONResponse({"detail": "day: YYYY-MM-DD; format: xlsx or csv"}, 400)
+    name = f"report-{g.cfg.site.kiosk_id}-{data['day']}.{fmt}"
+    headers = {"Content-Disposition": f'attachment; filename="{quote(name)}"'}
+    if fmt == "xlsx":
+        return Response(report_xlsx(data), media_type=XLSX, headers=headers)
+    return Response(report_csv(data), media_type="text/csv; charset=utf-8", headers=headers)

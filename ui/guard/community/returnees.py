@@ -1,0 +1,92 @@
+"""The returnee ledger (一人一策, ``/guard/community/returnees``): registering a person back
+from elsewhere, a temperature taken at the door, acknowledging an alarm, and (the manager
+only) clearing, escalating or transferring. The ledger audits each change with the guard's
+name; the route class audits the request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from ui.auth import Session
+from ui.guard.community.common import (
+    PREFIX,
+    SAVED,
+    admin,
+    change,
+    form_float,
+    form_int,
+    form_text,
+    ledgers,
+    masked,
+    render,
+)
+from ui.guard.deps import Guard, action_session, audited_route, done, guard, note, page_session
+
+PAGE = f"{PREFIX}/returnees"
+router = APIRouter(
+    prefix=PREFIX, tags=["guard console: community"], route_class=audited_route(PAGE)
+)
+
+
+@router.get("/returnees", response_class=HTMLResponse, include_in_schema=False)
+def returnees(
+    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
+) -> Response:
+    ledger = ledgers(g).observation
+    return render(
+        g,
+        request,
+        "community_returnees.html",
+        session,
+        people=[masked(g, session, p.to_dict()) for p in reversed(ledger.people())],
+        alarms=[a.to_dict() for a in ledger.alarms()],
+    )
+
+
+@router.post("/returnees", name="returnee_register", include_in_schema=False)
+async def register(
+    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
+) -> Response:
+    form = await request.form()
+    await change(
+        lambda: ledgers(g).observation.register(
+            name=form_text(form, "name"),
+            household=form_text(form, "household"),
+            phone=form_text(form, "phone"),
+            origin=form_text(form, "origin"),
+            date_back=form_text(form, "date_back"),
+            days=form_int(form, "days"),
+            note=form_text(form, "note"),
+            actor=session.name,
+        )
+    )
+    return done(request, PAGE, SAVED)
+
+
+@router.post("/returnees/{pid}/{what}", name="returnee_change", include_in_schema=False)
+async def change_returnee(
+    pid: int,
+    what: str,
+    request: Request,
+    session: Session = Depends(action_session),
+    g: Guard = Depends(guard),
+) -> Response:
+    form = await request.form()
+    ledger, who = ledgers(g).observation, session.name
+    changes: dict[str, Callable[[], object]] = {
+        "temperature": lambda: ledger.record_temperature(pid, form_float(form, "temp_c"), who),
+        "ack": lambda: ledger.acknowledge(
+            pid, form_text(form, "day"), form_text(form, "kind"), who
+        ),
+        "status": lambda: ledger.set_status(pid, form_text(form, "status"), who),
+    }
+    if what not in changes:
+        return JSONResponse({"detail": "unknown change"}, status_code=404)
+    note(request, person=pid, change=what)
+    if what == "status":
+        admin(g, session)  # clearing, escalating: the manager's decision
+    await change(changes[what])
+    return done(request, PAGE, SAVED)

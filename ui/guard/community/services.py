@@ -1,0 +1,66 @@
+"""Household services (``/guard/community/services``): food, medicine, parcels and rubbish
+for a quarantined or observed household, taken by a named helper and marked done."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from kiosk.compound import statuses
+from kiosk.services import KINDS
+from ui.auth import Session
+from ui.guard.community.common import PREFIX, SAVED, change, form_text, ledgers, masked, render
+from ui.guard.deps import Guard, action_session, audited_route, done, guard, note, page_session
+
+PAGE = f"{PREFIX}/services"
+STEPS = ("take", "done", "cancel")
+router = APIRouter(
+    prefix=PREFIX, tags=["guard console: community"], route_class=audited_route(PAGE)
+)
+
+
+@router.get("/services", response_class=HTMLResponse, include_in_schema=False)
+def services_page(
+    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
+) -> Response:
+    requests = ledgers(g).services.requests(limit=200)
+    return render(
+        g,
+        request,
+        "community_services.html",
+        session,
+        requests=[masked(g, session, q.to_dict()) for q in requests],
+        kinds=KINDS,
+    )
+
+
+@router.post("/services", name="service_open", include_in_schema=False)
+async def open_request(
+    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
+) -> Response:
+    form = await request.form()
+    household = form_text(form, "household").strip()[:64]
+    marks = statuses(g.core.store.reader(), g.today(), g.tz, g.core.lists.current, 1 << 30)
+    confined = bool({"quarantined", "observing"} & set(marks.get(household, ())))
+    kind, text = form_text(form, "kind"), form_text(form, "note")
+    note(request, kind=kind[:20])
+    desk = ledgers(g).services
+    await change(lambda: desk.open(household, kind, session.name, confined=confined, note=text))
+    return done(request, PAGE, SAVED)
+
+
+@router.post("/services/{rid}/{action}", name="service_step", include_in_schema=False)
+async def step(
+    rid: int,
+    action: str,
+    request: Request,
+    session: Session = Depends(action_session),
+    g: Guard = Depends(guard),
+) -> Response:
+    if action not in STEPS:
+        return JSONResponse({"detail": "unknown action"}, status_code=404)
+    note(request, request_id=rid, step=action)
+    desk = ledgers(g).services
+    move = {"take": desk.take, "done": desk.done, "cancel": desk.cancel}[action]
+    await change(lambda: move(rid, session.name))
+    return done(request, PAGE, SAVED)
