@@ -98,8 +98,6 @@ class EngineRunner:
         bus: EventBus | None = None,
         calibration: CalibrationSource | None = None,
         observation: ObservationSource | None = None,
-        on_gate_command: Callable[[bool], None] | None = None,
-        on_decision: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -109,8 +107,6 @@ class EngineRunner:
         self.store = store
         self.history = history
         self.bus = bus or EventBus()
-        self.on_gate_command = on_gate_command
-        self.on_decision = on_decision
         eng = config.engine
         self._deadline_s = eng.device_deadline_ms / 1000
         self._store_deadline_s = eng.store_deadline_ms / 1000
@@ -383,8 +379,6 @@ class EngineRunner:
     def publish(self, message: dict[str, Any]) -> None:
         """Hand a message to the screens' bus (loop thread only)."""
         self.bus.publish(message)
-        if message.get("type") == "decision" and self.on_decision is not None:
-            self.on_decision(message)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -417,8 +411,6 @@ class EngineRunner:
         self.engine.on_committed(ticket, fut.result())
 
     async def _gate(self, ticket: int, open_: bool) -> None:
-        if self.on_gate_command is not None:
-            self.on_gate_command(open_)
         try:
             await self._gate_worker.call(self.gate.set_open, open_)
         except DeviceFault as exc:

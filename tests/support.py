@@ -38,6 +38,7 @@ def kiosk_api(path, kiosk_id: str, clock):
 
     from kiosk.config import parse_config
     from kiosk.export import InProcessPages
+    from kiosk.lists import Freshness
     from kiosk.tokens import TokenStore
     from ui import api
 
@@ -48,7 +49,8 @@ def kiosk_api(path, kiosk_id: str, clock):
         clock=clock,
         store=store,
         tokens=TokenStore(store, b"pepper", clock),
-        runner=None,
+        runner=SimpleNamespace(metrics=dict),
+        lists=SimpleNamespace(current=SimpleNamespace(freshness=Freshness())),
         pages=InProcessPages(),
         health=lambda: {"deciding": True},
     )

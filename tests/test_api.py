@@ -18,6 +18,7 @@ from support import reporting_log
 from checkpoint.export_helper import HelperProcessPages
 from kiosk.config import parse_config
 from kiosk.export import InProcessPages
+from kiosk.lists import Freshness
 from kiosk.store import EventDraft, StoreFault
 from kiosk.tokens import TokenStore
 from ui import api
@@ -55,6 +56,7 @@ def make_core(tmp_path, clock, web=None):
         tokens=TokenStore(store, b"pepper", clock),
         pages=InProcessPages(),
         runner=SimpleNamespace(metrics=lambda: {"queue_depth": 2, "loop_p99_ms": 3.5}),
+        lists=SimpleNamespace(current=SimpleNamespace(freshness=Freshness())),
         health=lambda: {
             "deciding": True,
             "thermometer": {"state": "ok", "detail": ""},
@@ -427,7 +429,6 @@ def test_no_log_line_carries_personal_data(core, client, caplog, monkeypatch):
 def test_stats_report_list_freshness_from_the_list_store(core, client):
     from datetime import UTC, datetime
 
-    from kiosk.lists import Freshness
 
     updated = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
     core.lists = SimpleNamespace(current=SimpleNamespace(freshness=Freshness(updated_at=updated)))

@@ -114,6 +114,19 @@ FAST = {
 }
 
 
+class RecordingGate(FakeGate):
+    """The fake relay, noting each command with the event log's last seq at that moment (the
+    gate must open only after the decision is committed)."""
+
+    def __init__(self, clock, rig: Rig) -> None:
+        super().__init__(clock)
+        self.rig = rig
+
+    def set_open(self, open_: bool) -> None:
+        self.rig.gate_calls.append((open_, self.rig.log.last_seq))
+        super().set_open(open_)
+
+
 class Rig:
     def __init__(self, tmp_path, overrides=None, readers=None) -> None:
         data = {k: dict(v) for k, v in FAST.items()}
@@ -137,8 +150,8 @@ class Rig:
         self.history = PassageHistory()
         self.thermometer = ScriptedThermometer(self.clock)
         self.scanner = PushReader()
-        self.gate = FakeGate(self.clock)
         self.gate_calls: list[tuple[bool, int]] = []
+        self.gate = RecordingGate(self.clock, self)
         self.runner = EngineRunner(
             self.config,
             self.clock,
@@ -149,7 +162,6 @@ class Rig:
             trust=self.trust,
             lists=self.lists,
             history=self.history,
-            on_gate_command=lambda open_: self.gate_calls.append((open_, self.log.last_seq)),
         )
         self.sub = self.runner.bus.subscribe(maxsize=10000, name="test")
         self.seen: list[dict] = []
@@ -519,6 +531,7 @@ def test_device_worker_fails_fast_while_a_call_is_still_hung():
 
 
 def test_a_scenario_plays_in_real_time_onto_the_running_kiosk(rig):
+    from checkpoint.demo import walk_on_when_decided
     from checkpoint.replay import (
         DeviceTarget,
         ScenarioDriver,
@@ -565,10 +578,21 @@ def test_a_scenario_plays_in_real_time_onto_the_running_kiosk(rig):
             on_direction=rig.runner.select_direction,
             on_manual=rig.runner.manual_threadsafe,
         )
-        rig.runner.on_decision = target.visitor_done
+        walked = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        walk_on = target.visitor_done
+
+        def visitor_done(message: dict) -> None:  # the bus subscriber runs it in a thread
+            walk_on(message)
+            loop.call_soon_threadsafe(walked.set)
+
+        target.visitor_done = visitor_done
+        walker = asyncio.create_task(walk_on_when_decided(rig.runner.bus, target))
         driver = ScenarioDriver(scenario, rig.clock, target, keys)
         await play_realtime(driver)
         decision = await rig.next("decision")
+        await asyncio.wait_for(walked.wait(), 10)
+        walker.cancel()
         await rig.runner.stop()
         return decision, driver
 

@@ -18,6 +18,7 @@ from kiosk import stats, tokens
 from kiosk.clock import FakeClock
 from kiosk.config import parse_config
 from kiosk.export import InProcessPages
+from kiosk.lists import Freshness
 from kiosk.store import EventDraft, EventLog
 from kiosk.tokens import TokenStore
 from ui import api
@@ -55,7 +56,8 @@ def _app(tmp_dir) -> FastAPI:
         clock=clock,
         store=store,
         tokens=token_store,
-        runner=None,
+        runner=SimpleNamespace(metrics=dict),
+        lists=SimpleNamespace(current=SimpleNamespace(freshness=Freshness())),
         pages=InProcessPages(),
         health=lambda: {"deciding": True, "store": {"state": "ok"}},
     )

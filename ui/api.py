@@ -38,7 +38,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from kiosk import queries
+from kiosk.core import Core
 from kiosk.export import COLUMNS, read_events
+from kiosk.lists import Freshness
 from kiosk.privacy import FIELD_NAMES, mask_event, normalise_fields
 from kiosk.ratelimit import RateLimiter, Verdict
 from kiosk.stats import daily_report
@@ -297,13 +299,9 @@ def _device_states(report: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
             yield prefix + str(key), value.state
 
 
-def _runner_metrics(core: Any) -> dict[str, Any]:
-    runner = getattr(core, "runner", None)
-    fn = getattr(runner, "metrics", None)
-    if not callable(fn):
-        return {}
+def _runner_metrics(core: Core) -> dict[str, Any]:
     try:
-        value = fn()
+        value = core.runner.metrics()
     except Exception:  # noqa: BLE001 - a failing probe must not take /metrics down
         log.warning("runner metrics failed", exc_info=True)
         return {}
@@ -324,11 +322,8 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-def _lists_freshness(core: Any) -> Any:
-    """``core.lists.current.freshness`` (a ``ListStore``) or ``core.lists.freshness``."""
-    lists = getattr(core, "lists", None)
-    current = getattr(lists, "current", lists)
-    return getattr(current, "freshness", None)
+def _lists_freshness(core: Core) -> Freshness:
+    return core.lists.current.freshness
 
 
 #: Days the daily report answers for: the log has nothing before 2000, and a day near the
@@ -364,7 +359,7 @@ class Api:
     """The API's state for one app (``app.state.api``): the core, the rate limiters, the loop
     lag monitor, the decision counter and the page bounds of ``web``."""
 
-    core: Any  # ``Core``: ``config``, ``clock``, ``store``, ``tokens``, ``pages``, ``runner``
+    core: Core
     addr_limiter: RateLimiter
     token_limiter: RateLimiter
     lag: LoopLagMonitor
@@ -374,7 +369,7 @@ class Api:
     default_page: int
 
     @classmethod
-    def build(cls, core: Any) -> "Api":
+    def build(cls, core: Core) -> "Api":
         web = core.config.web
         max_page = min(web.max_page, EVENTS_MAX)
         return cls(
@@ -416,7 +411,7 @@ class Api:
         return limit
 
 
-def install(app: FastAPI, core: Any) -> Api:
+def install(app: FastAPI, core: Core) -> Api:
     """Mount the API on ``app`` with its state for ``core``; returns that state."""
     state = Api.build(core)
     app.state.api = state
@@ -675,7 +670,7 @@ public_metrics = _metrics_router(public=True)
 token_metrics = _metrics_router(public=False)
 
 
-def render_metrics(core: Any, decisions: DecisionCounter, lag: LoopLagMonitor) -> str:
+def render_metrics(core: Core, decisions: DecisionCounter, lag: LoopLagMonitor) -> str:
     lines: list[str] = []
 
     def metric(name: str, kind: str, help_text: str) -> None:
@@ -718,13 +713,11 @@ def render_metrics(core: Any, decisions: DecisionCounter, lag: LoopLagMonitor) -
         metric("kiosk_queue_depth", "gauge", "Work waiting in the engine runner's queue.")
         lines.append(f"kiosk_queue_depth {queue_depth}")
 
-    health_fn = getattr(core, "health", None)
-    report: Any = {}
-    if callable(health_fn):
-        try:
-            report = health_fn()
-        except Exception:  # noqa: BLE001
-            report = {}
+    report: Any
+    try:
+        report = core.health()
+    except Exception:  # noqa: BLE001 - a failing probe must not take /metrics down
+        report = {}
     states = list(_device_states(report))
     metric("kiosk_device_up", "gauge", "1 when a device (or the store, clock) reports ok.")
     for name, state in states:
@@ -734,13 +727,11 @@ def render_metrics(core: Any, decisions: DecisionCounter, lag: LoopLagMonitor) -
         metric("kiosk_deciding", "gauge", "1 while the kiosk can decide passages.")
         lines.append(f"kiosk_deciding {1 if report['deciding'] else 0}")
 
-    path = getattr(store, "path", None)
-    if path is not None:
-        try:
-            free = shutil.disk_usage(path.parent).free
-        except OSError:
-            free = None
-        if free is not None:
-            metric("kiosk_disk_free_bytes", "gauge", "Free space where the event log lives.")
-            lines.append(f"kiosk_disk_free_bytes {free}")
+    try:
+        free: int | None = shutil.disk_usage(store.path.parent).free
+    except OSError:
+        free = None
+    if free is not None:
+        metric("kiosk_disk_free_bytes", "gauge", "Free space where the event log lives.")
+        lines.append(f"kiosk_disk_free_bytes {free}")
     return "\n".join(lines) + "\n"
