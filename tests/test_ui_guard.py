@@ -451,8 +451,11 @@ def test_hand_measured_fever_cannot_be_registered_as_a_pass(client, core):
         temp_c="38.2",
         decision="pass",
     )
-    page = client.get(response.headers["location"] + "&lang=en")
-    assert "38.2" in page.text and "flash err" in page.text
+    # The form comes back with what was typed and the button the message names.
+    assert response.status_code == 400
+    assert "38.2" in response.text and "flash err" in response.text
+    assert 'value="Li Lei"' in response.text and 'value="delivery"' in response.text
+    assert 'id="person-record-deny"' in response.text
     assert nothing_recorded(core)
 
 
@@ -469,7 +472,7 @@ def test_an_implausible_hand_measured_temperature_names_the_range_and_records_no
         temp_c="3.66",
         decision="deny",
     )
-    page = client.get(response.headers["location"] + "&lang=en")
+    page = response
     assert "flash err" in page.text and "34" in page.text and "43" in page.text
     assert nothing_recorded(core)
 
@@ -483,7 +486,11 @@ def test_registering_a_vehicle_records_plate_driver_and_occupants(client, core):
             csrf,
             plate="京A12345",
             driver="Zhao Gang",
-            occupants="2",
+            driver_temp="36.4",
+            p1_name="Zhao Min",
+            p1_temp="36.9",
+            p2_name="",
+            p2_temp="36.6",
             reason="moving furniture",
             decision="pass",
         )
@@ -491,25 +498,39 @@ def test_registering_a_vehicle_records_plate_driver_and_occupants(client, core):
     assert event["kind"] == "vehicle"
     assert event["person"]["plate"] == "京A12345"
     assert event["person"]["driver"] == "Zhao Gang"
+    assert event["person"]["driver_temp_c"] == 36.4
+    assert event["person"]["passengers"] == [
+        {"name": "Zhao Min", "temp_c": 36.9},
+        {"name": "", "temp_c": 36.6},
+    ]
     assert event["person"]["occupants"] == 2
+    assert event["temp_c"] == 36.9  # the hottest occupant's
 
 
 def test_bad_vehicle_input_records_nothing(client, core):
     csrf = login(client)
     response = post(
-        client, "/guard/register/vehicle", csrf, plate="", driver="Z", occupants="many", reason="x"
+        client,
+        "/guard/register/vehicle",
+        csrf,
+        plate="",
+        driver="Z",
+        driver_temp="36.5",
+        reason="x",
     )
-    assert "err=" in response.headers["location"]
+    assert response.status_code == 400 and "flash err" in response.text
     response = post(
         client,
         "/guard/register/vehicle",
         csrf,
         plate="A1",
         driver="Z",
-        occupants="many",
+        driver_temp="36.5",
+        p1_name="Q",
+        p1_temp="warm",
         reason="x",
     )
-    assert "err=" in response.headers["location"]
+    assert response.status_code == 400 and 'value="warm"' in response.text
     assert nothing_recorded(core)
 
 

@@ -28,6 +28,10 @@ GUARD_CLEAR_FIELDS = frozenset(
         "person.plate",
         "person.driver",
         "person.occupants",
+        "person.passengers",
+        "person.driver_temp_c",
+        "person.resident_of",
+        "person.plate_check",
     }
 )
 ALL_FIELDS = privacy.FIELD_NAMES
@@ -163,6 +167,46 @@ def subject_text(
         local_time(event.get("ts"), tz, "%m-%d %H:%M:%S"),
     ]
     return " · ".join(p for p in parts if p)
+
+
+def _person_of(event: dict, clear: frozenset[str]) -> dict:
+    person = privacy.mask_event(event, clear).get("person")
+    return person if isinstance(person, dict) else {}
+
+
+def _temp(value: Any) -> str:
+    return f"{float(value):.1f} °C" if isinstance(value, int | float) else ""
+
+
+def vehicle_text(event: dict, clear: frozenset[str]) -> dict:
+    """A vehicle registration's occupants with their temperatures, and its plate check
+    (``resident``: a resident's car; ``unknown``: not on the resident-vehicle list)."""
+    if event.get("kind") != "vehicle":
+        return {}
+    person = _person_of(event, clear)
+    people = [f"{person.get('driver') or ''} {_temp(person.get('driver_temp_c'))}".strip()]
+    for p in person.get("passengers") or []:
+        if isinstance(p, dict):
+            people.append(f"{p.get('name') or '—'} {_temp(p.get('temp_c'))}".strip())
+    return {
+        "occupants": "、".join(x for x in people if x),
+        "plate_check": str(person.get("plate_check") or ""),
+        "resident_of": str(person.get("resident_of") or ""),
+    }
+
+
+def visitor_row(event: dict, clear: frozenset[str], tz: ZoneInfo) -> dict:
+    """An earlier visitor found by name or phone suffix: what the form may be filled with
+    (fields the viewer's role does not see are shown masked and copied on the server)."""
+    person = _person_of(event, clear)
+    return {
+        "seq": event.get("seq"),
+        "name": str(person.get("name") or ""),
+        "phone": str(person.get("phone") or ""),
+        "unit": str(person.get("unit") or ""),
+        "reason": str(person.get("note") or ""),
+        "when": local_time(event.get("ts"), tz, "%Y-%m-%d %H:%M"),
+    }
 
 
 def lists_view(tables: dict[str, list[dict]], tz: ZoneInfo) -> dict:

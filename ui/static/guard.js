@@ -255,3 +255,42 @@
   }
   connect();
 })();
+(function () {
+  // Registration: fill the form from an earlier visitor, check a plate against the
+  // resident-vehicle list, show one more passenger row. The forms work without this.
+  const person = document.getElementById("person-form");
+  if (!person) return;
+  for (const button of document.querySelectorAll(".use-visitor")) {
+    button.addEventListener("click", () => {
+      for (const field of ["name", "unit", "reason"]) person.elements[field].value = button.dataset[field] || "";
+      person.elements.phone.value = "";
+      person.elements.id_number.value = "";
+      person.elements.copy_from.value = button.dataset.seq;
+      const copied = document.getElementById("copied-note");
+      copied.textContent = copied.dataset.text.replace("{when}", button.dataset.when);
+      copied.hidden = false;
+      person.elements.temp_c.focus();
+    });
+  }
+  const vehicle = document.getElementById("vehicle-form");
+  const check = document.getElementById("plate-check");
+  async function checkPlate() {
+    const plate = vehicle.elements.plate.value.trim();
+    check.textContent = "";
+    check.className = "hint plate-check";
+    if (plate.length < 4) return;
+    const r = await fetch("/guard/api/plate?plate=" + encodeURIComponent(plate), { headers: { accept: "application/json" } });
+    if (!r.ok) return;
+    const s = await r.json();
+    if (!s.listed) { check.textContent = check.dataset.noList; return; }
+    check.textContent = s.known ? check.dataset.resident.replace("{h}", s.household) : "⚠ " + check.dataset.unknown;
+    check.classList.add(s.known ? "known" : "unknown");
+  }
+  vehicle.elements.plate.addEventListener("change", checkPlate);
+  if (vehicle.elements.plate.value) checkPlate();
+  document.getElementById("add-passenger").addEventListener("click", (e) => {
+    const next = document.querySelector("#passengers .passenger[hidden]");
+    if (next) { next.hidden = false; next.querySelector("input").focus(); }
+    if (!document.querySelector("#passengers .passenger[hidden]")) e.currentTarget.hidden = true;
+  });
+})();
