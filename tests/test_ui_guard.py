@@ -754,18 +754,19 @@ def test_bad_list_input_is_refused_with_the_reason(client, core):
     csrf = login(client)
     response = post(client, "/guard/lists/quarantine/add", csrf, household="5-202", until="soon")
     assert "err=" in response.headers["location"]
-    response = post(client, "/guard/lists/revocations/add", csrf, pass_id="not-hex")
+    response = post(client, "/guard/lists/revocations/add", csrf, pass_id="not-hex", confirm="yes")
     assert "err=" in response.headers["location"]
     assert core.lists.current.counts() == {"revocations": 0, "quarantine": 0, "households": 0}
 
 
 def test_revocation_and_household_edits_reach_the_lists(client, core):
     csrf = login(client)
-    post(client, "/guard/lists/revocations/add", csrf, pass_id="0123456789ab", note="lost")
+    yes = {"confirm": "yes"}  # destructive edits take a confirmation step (issue 17)
+    post(client, "/guard/lists/revocations/add", csrf, pass_id="0123456789ab", note="lost", **yes)
     post(client, "/guard/lists/households/add", csrf, household="9-909", residents="3")
     assert core.lists.current.is_revoked("0123456789ab")
     assert "9-909" in core.lists.current.households
-    post(client, "/guard/lists/revocations/remove", csrf, pass_id="0123456789ab")
+    post(client, "/guard/lists/revocations/remove", csrf, pass_id="0123456789ab", **yes)
     assert not core.lists.current.is_revoked("0123456789ab")
 
 

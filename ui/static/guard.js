@@ -2,8 +2,10 @@
 // it only keeps the live page current (SSE) and makes alarms audible.
 "use strict";
 (function () {
-  const printButton = document.getElementById("print-card");
-  if (printButton) printButton.addEventListener("click", () => window.print());
+  for (const id of ["print-card", "print-cards"]) {
+    const printButton = document.getElementById(id);
+    if (printButton) printButton.addEventListener("click", () => window.print());
+  }
 })();
 (function () {
   // The shift's session: warn before it ends, say when it has ended (an action after that
