@@ -570,10 +570,12 @@ def test_csv_export_of_a_day_masks_phone_numbers_for_a_guard(client, core):
     response = client.get("/guard/export.csv?day=2026-03-02")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
+    assert response.text.startswith("\ufeff")  # Excel opens UTF-8 with a BOM
     rows = list(csv.DictReader(io.StringIO(response.text.lstrip("\ufeff"))))
-    assert [r["decision"] for r in rows] == ["manual_pass", "deny"]
-    assert "13800138000" not in response.text
-    assert rows[1]["temp_c"] == "38.1"
+    assert [r["结果"] for r in rows] == ["人工放行", "拒绝"]
+    assert "13800138000" not in response.text and rows[0]["电话"] == "138****8000"
+    assert rows[0]["姓名"] == "'=cmd|calc"  # never a formula
+    assert rows[1]["体温（°C）"] == "38.1" and rows[1]["原因"] == "体温偏高"
     assert any(a["action"] == "export_csv" for a in core.store.audits())
 
 
@@ -781,7 +783,7 @@ def test_statistics_page_draws_its_charts_from_the_daily_report(client, core):
     add_event(core, decision="manual_pass", reasons=("guard_override",), operator="alice")
     login(client)
     page = client.get("/guard/stats?day=2026-03-02&lang=en").text
-    assert page.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart"') == 4
+    assert page.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart') == 4
     assert "Flow per hour" in page and "Temperature distribution" in page
     assert "Pass has expired" in page
     kpis = re.findall(r'<div class="v">(\d+)</div>', page)
