@@ -296,3 +296,17 @@
     if (!document.querySelector("#passengers .passenger[hidden]")) e.currentTarget.hidden = true;
   });
 })();
+(function () {
+  // Tables that become cards on a phone: every cell carries its column's name
+  // (data-label, shown by the phone stylesheet), rows streamed in later too.
+  function label(table) {
+    const names = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+    for (const tr of table.tBodies[0] ? table.tBodies[0].rows : []) {
+      [...tr.cells].forEach((td, i) => { if (names[i] && !td.dataset.label) td.dataset.label = names[i]; });
+    }
+  }
+  for (const table of document.querySelectorAll("table.cards-on-phone")) {
+    label(table);
+    if (table.tBodies[0]) new MutationObserver(() => label(table)).observe(table.tBodies[0], { childList: true });
+  }
+})();
