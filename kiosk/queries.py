@@ -124,6 +124,11 @@ def audits_since(log: Readable, action: str, since: str, limit: int = 1000) -> l
         "SELECT actor, ts, detail FROM audit WHERE action = ? AND ts >= ? ORDER BY seq LIMIT ?",
         [action, since, _limit(limit)],
     )
+    return _audit_notes(rows)
+
+
+def _audit_notes(rows: Iterator[dict[str, Any]]) -> list[AuditNote]:
+    """Audit rows with their ``detail`` decoded (an undecodable detail is empty)."""
     out = []
     for row in rows:
         try:
@@ -219,15 +224,9 @@ def issued_passes(log: Readable, limit: int = 2000) -> list[AuditNote]:
         "ORDER BY seq DESC LIMIT ?",
         [_limit(limit)],
     )
-    out = []
-    for row in rows:
-        try:
-            detail = json.loads(row["detail"] or "{}")
-        except ValueError:
-            detail = {}
-        if isinstance(detail, dict) and detail.get("pass_id"):
-            out.append(AuditNote(str(row["actor"]), str(row["ts"]), detail))
-    return out
+    return [
+        n for n in _audit_notes(rows) if isinstance(n.detail, dict) and n.detail.get("pass_id")
+    ]
 
 
 def revoked_pass_ids(log: Readable) -> dict[str, str]:

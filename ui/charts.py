@@ -55,6 +55,21 @@ def axis_ticks(top: float, values: Sequence[float]) -> list[float]:
     return [float(v) for v in range(int(top) + 1)]
 
 
+def _value_axis(
+    top: float, values: Sequence[float], left: float, top_y: float, plot_h: float, right: float
+) -> list[str]:
+    """Grid lines and axis labels at 0, 1/2 and full scale (whole numbers for counts)."""
+    out = []
+    for tick in axis_ticks(top, values):
+        y = top_y + plot_h * (1 - tick / top)
+        out.append(f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}"/>')
+        out.append(
+            f'<text class="axis" x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{_fmt(tick)}</text>"
+        )
+    return out
+
+
 def bar_chart(
     bars: Sequence[Bar],
     *,
@@ -81,17 +96,7 @@ def bar_chart(
         f'role="img" aria-label={quoteattr(title)}>',
         f"<title>{escape(title)}</title>",
     ]
-    # Grid lines and axis labels at 0, 1/2 and full scale (whole numbers for counts).
-    for tick in axis_ticks(top, values):
-        frac = tick / top
-        y = pad_t + plot_h * (1 - frac)
-        out.append(
-            f'<line class="grid" x1="{pad_l}" y1="{y:.1f}" x2="{width - pad_r}" y2="{y:.1f}"/>'
-        )
-        out.append(
-            f'<text class="axis" x="{pad_l - 4}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{_fmt(tick)}</text>"
-        )
+    out += _value_axis(top, values, pad_l, pad_t, plot_h, width - pad_r)
     if not bars or not any(values):
         out.append(
             f'<text class="empty" x="{width / 2:.1f}" y="{pad_t + plot_h / 2:.1f}" '

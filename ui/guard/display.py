@@ -84,13 +84,7 @@ def feed_row(
 ) -> dict:
     """One line of the live feed, masked for the viewer."""
     masked = privacy.mask_event(event, clear)
-    person = masked.get("person")
-    if isinstance(person, str):
-        try:
-            person = json.loads(person)
-        except ValueError:
-            person = None
-    person = person if isinstance(person, dict) else {}
+    person = decoded_person(masked)
     who_parts = [
         str(v)
         for v in (
@@ -169,9 +163,19 @@ def subject_text(
     return " · ".join(p for p in parts if p)
 
 
-def _person_of(event: dict, clear: frozenset[str]) -> dict:
-    person = privacy.mask_event(event, clear).get("person")
+def decoded_person(masked: dict) -> dict:
+    """An event's ``person`` as a dict (stored rows hold it as JSON text); {} without one."""
+    person = masked.get("person")
+    if isinstance(person, str):
+        try:
+            person = json.loads(person)
+        except ValueError:
+            person = None
     return person if isinstance(person, dict) else {}
+
+
+def _person_of(event: dict, clear: frozenset[str]) -> dict:
+    return decoded_person(privacy.mask_event(event, clear))
 
 
 def _temp(value: Any) -> str:
@@ -341,13 +345,7 @@ def _occupants_words(person: dict) -> str:
 def export_row(row: dict, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> list[Any]:
     """One event as the office's table has it: local time, words, masked for the viewer."""
     masked = privacy.mask_event(row, clear)
-    person = masked.get("person")
-    if isinstance(person, str):
-        try:
-            person = json.loads(person)
-        except ValueError:
-            person = {}
-    person = person if isinstance(person, dict) else {}
+    person = decoded_person(masked)
     decision = str(row.get("decision") or "")
     kind = str(row.get("kind") or "passage")
     temp = row.get("temp_c")
