@@ -205,3 +205,19 @@ def test_the_xlsx_export_needs_a_session_and_a_good_day(client):
     assert client.get("/guard/export.xlsx", follow_redirects=False).status_code == 303
     login(client)
     assert client.get("/guard/export.xlsx?day=yesterday").status_code == 400
+
+
+def test_the_xlsx_counts_unregistered_vehicles_against_the_resident_list(client, core):
+    from openpyxl import load_workbook
+
+    from kiosk import vehicles
+    from kiosk.vehicles import VehicleList
+
+    core.store.submit(vehicles.MIGRATIONS.apply)
+    cars = VehicleList(core.store, core.clock)
+    cars.apply(cars.plan_import("plate,household\n京A12345,3-402\n".encode(), "c.csv"), "t")
+    a_day(core)  # 京A12345 (a resident's) and 沪B99999 (not on the list)
+    login(client)
+    book = load_workbook(io.BytesIO(client.get("/guard/export.xlsx?day=2026-03-02").content))
+    figures = dict(book["当日统计"].iter_rows(values_only=True))
+    assert figures["非本小区登记车辆"] == 1 and figures["车辆登记"] == 2

@@ -335,6 +335,11 @@ _S: dict[str, tuple[str, str]] = {
         "Remove dwelling {household} from the list?",
     ),
     "lists.no_entry": ("名单中没有这一条", "No such entry on the list"),
+    "lists.revoke_hint": (
+        "挂失：在“通行证”页面按持证人或户号查找，无需输入编号",
+        "To void a lost pass, find it by holder or dwelling on the Passes page: no number to type",
+    ),
+    "stats.unknown_plates": ("非本小区登记车辆", "Unregistered vehicles"),
     # --- guard: lists ---
     "lists.quarantine": ("居家隔离", "Quarantine"),
     "lists.revocations": ("已吊销通行证", "Revoked passes"),

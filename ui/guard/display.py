@@ -383,6 +383,8 @@ def report_summary(report: dict, lang: str) -> list[tuple[str, Any]]:
         ("quarantined", "stats.quarantined"),
     ):
         rows.append((i18n.t(lang, label), int(cards[key])))
+    if cards["unknown_plates"] is not None:
+        rows.append((i18n.t(lang, "stats.unknown_plates"), int(cards["unknown_plates"])))
     for code, n in sorted(report.get("by_reason", {}).items(), key=lambda kv: -kv[1]):
         if code not in ("ok", "guard_override") and n:
             rows.append((i18n.t(lang, "export.reason_row", r=i18n.reason_text(lang, code)), n))
