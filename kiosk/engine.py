@@ -437,7 +437,8 @@ class Engine:
         ``temp_c`` is a hand-measured body temperature (a registration, or a guard confirming
         a person at the gate). It becomes the event's ``temp_c``, with no object/ambient
         reading (those are the kiosk sensor's). It must lie within the thermometry's
-        plausible range (``TemperatureImplausible``). A *registration* as a pass at or above
+        plausible range (``TemperatureImplausible``). A *registration* (a person, or a vehicle
+        whose ``temp_c`` is its hottest occupant's) as a pass at or above
         ``fever_threshold_c`` is refused (``FeverRefused``): the same rule the kiosk applies
         to a stranger, who is admitted on the guard's word. An override is not refused: a
         guard may deliberately let a feverish resident through (home to isolate) and the
@@ -463,7 +464,8 @@ class Engine:
         if temp_c is not None:
             temp_c = self._hand_temperature(temp_c)
             threshold = self._thermo_cfg.fever_threshold_c
-            if kind == "registration" and decision == "manual_pass" and temp_c >= threshold:
+            registering = kind in ("registration", "vehicle")
+            if registering and decision == "manual_pass" and temp_c >= threshold:
                 raise FeverRefused(temp_c, threshold)
         if not (isinstance(subject, ManualSubject) or subject in (NO_SUBJECT, AUTO_SUBJECT)):
             raise ValueError("subject must be a ManualSubject, 'none' or 'auto'")

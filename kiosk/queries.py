@@ -124,6 +124,11 @@ def audits_since(log: Readable, action: str, since: str, limit: int = 1000) -> l
         "SELECT actor, ts, detail FROM audit WHERE action = ? AND ts >= ? ORDER BY seq LIMIT ?",
         [action, since, _limit(limit)],
     )
+    return _audit_notes(rows)
+
+
+def _audit_notes(rows: Iterator[dict[str, Any]]) -> list[AuditNote]:
+    """Audit rows with their ``detail`` decoded (an undecodable detail is empty)."""
     out = []
     for row in rows:
         try:
@@ -171,3 +176,60 @@ def last_passage(log: Readable) -> dict[str, Any] | None:
         _rows(log, "SELECT * FROM events WHERE kind = 'passage' ORDER BY seq DESC LIMIT 1", [])
     )
     return decode_event_row(rows[0]) if rows else None
+
+
+def _like(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern (escape character ``\\``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def past_visitors(log: Readable, text: str, limit: int = 20) -> list[dict[str, Any]]:
+    """Earlier registrations of people (``kind = 'registration'``) whose name contains
+    ``text``, or, when ``text`` is 3 to 11 digits, whose phone number ends with it; newest
+    first, one per name and phone (the latest), decoded. Purged records (no person) are
+    not found."""
+    wanted = text.strip()[:40]
+    if not wanted:
+        return []
+    digits = wanted if wanted.isdigit() and 3 <= len(wanted) <= 11 else ""
+    sql = (
+        "SELECT * FROM events WHERE kind = 'registration' AND person IS NOT NULL AND ("
+        "json_extract(person, '$.name') LIKE ? ESCAPE '\\' OR (? != '' AND "
+        "replace(replace(json_extract(person, '$.phone'), ' ', ''), '-', '') LIKE ? ESCAPE '\\')"
+        ") ORDER BY seq DESC LIMIT ?"
+    )
+    params: list[Any] = [f"%{_like(wanted)}%", digits, f"%{_like(digits)}", _limit(limit * 10)]
+    seen: set[tuple[str, str]] = set()
+    out: list[dict[str, Any]] = []
+    for row in _rows(log, sql, params):
+        event = decode_event_row(row)
+        found = event.get("person")
+        person: dict[str, Any] = found if isinstance(found, dict) else {}
+        key = (str(person.get("name") or ""), str(person.get("phone") or ""))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(event)
+        if len(out) >= _limit(limit):
+            break
+    return out
+
+
+def issued_passes(log: Readable, limit: int = 2000) -> list[AuditNote]:
+    """The passes issued at the guard console (audit rows ``pass_issued`` with the pass's
+    fields), newest first. Rows whose detail retention purged have no holder any more."""
+    rows = _rows(
+        log,
+        "SELECT actor, ts, detail FROM audit WHERE action = 'pass_issued' "
+        "ORDER BY seq DESC LIMIT ?",
+        [_limit(limit)],
+    )
+    return [
+        n for n in _audit_notes(rows) if isinstance(n.detail, dict) and n.detail.get("pass_id")
+    ]
+
+
+def revoked_pass_ids(log: Readable) -> dict[str, str]:
+    """Pass id → when it was revoked, for every pass on the revocation list."""
+    rows = _rows(log, "SELECT pass_id, revoked_at FROM list_revocations", [])
+    return {str(r["pass_id"]): str(r["revoked_at"] or "") for r in rows}

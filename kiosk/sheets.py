@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-import openpyxl  # type: ignore[import-untyped]
+import openpyxl
 
 from .community import CommunityError
 
@@ -175,8 +175,7 @@ def diff_rows(
 
 def write_xlsx(sheets: Mapping[str, Sequence[Sequence[object]]]) -> bytes:
     """An .xlsx with one sheet per entry (title → rows, the first row a header)."""
-    book = openpyxl.Workbook()
-    book.remove(book.active)
+    book = openpyxl.Workbook(write_only=True)  # no default sheet; rows streamed out
     for title, rows in sheets.items():
         sheet = book.create_sheet(title=title[:31])
         for row in rows:

@@ -251,7 +251,7 @@ def test_guard_handles_alarm_manual_pass_registrations_pass_quarantine_and_stats
         wait_idle(demo)
         page.fill("#vehicle-form input[name=plate]", "沪B52011")
         page.fill("#vehicle-form input[name=driver]", "Lu Ming")
-        page.fill("#vehicle-form input[name=occupants]", "2")
+        page.fill("#vehicle-form input[name=driver_temp]", "36.5")
         page.fill("#vehicle-form input[name=reason]", "furniture delivery")
         page.click("#vehicle-form button[type=submit]")
         page.wait_for_selector(".flash.ok")

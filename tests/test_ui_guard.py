@@ -451,8 +451,11 @@ def test_hand_measured_fever_cannot_be_registered_as_a_pass(client, core):
         temp_c="38.2",
         decision="pass",
     )
-    page = client.get(response.headers["location"] + "&lang=en")
-    assert "38.2" in page.text and "flash err" in page.text
+    # The form comes back with what was typed and the button the message names.
+    assert response.status_code == 400
+    assert "38.2" in response.text and "flash err" in response.text
+    assert 'value="Li Lei"' in response.text and 'value="delivery"' in response.text
+    assert 'id="person-record-deny"' in response.text
     assert nothing_recorded(core)
 
 
@@ -469,7 +472,7 @@ def test_an_implausible_hand_measured_temperature_names_the_range_and_records_no
         temp_c="3.66",
         decision="deny",
     )
-    page = client.get(response.headers["location"] + "&lang=en")
+    page = response
     assert "flash err" in page.text and "34" in page.text and "43" in page.text
     assert nothing_recorded(core)
 
@@ -483,7 +486,11 @@ def test_registering_a_vehicle_records_plate_driver_and_occupants(client, core):
             csrf,
             plate="京A12345",
             driver="Zhao Gang",
-            occupants="2",
+            driver_temp="36.4",
+            p1_name="Zhao Min",
+            p1_temp="36.9",
+            p2_name="",
+            p2_temp="36.6",
             reason="moving furniture",
             decision="pass",
         )
@@ -491,25 +498,39 @@ def test_registering_a_vehicle_records_plate_driver_and_occupants(client, core):
     assert event["kind"] == "vehicle"
     assert event["person"]["plate"] == "京A12345"
     assert event["person"]["driver"] == "Zhao Gang"
+    assert event["person"]["driver_temp_c"] == 36.4
+    assert event["person"]["passengers"] == [
+        {"name": "Zhao Min", "temp_c": 36.9},
+        {"name": "", "temp_c": 36.6},
+    ]
     assert event["person"]["occupants"] == 2
+    assert event["temp_c"] == 36.9  # the hottest occupant's
 
 
 def test_bad_vehicle_input_records_nothing(client, core):
     csrf = login(client)
     response = post(
-        client, "/guard/register/vehicle", csrf, plate="", driver="Z", occupants="many", reason="x"
+        client,
+        "/guard/register/vehicle",
+        csrf,
+        plate="",
+        driver="Z",
+        driver_temp="36.5",
+        reason="x",
     )
-    assert "err=" in response.headers["location"]
+    assert response.status_code == 400 and "flash err" in response.text
     response = post(
         client,
         "/guard/register/vehicle",
         csrf,
         plate="A1",
         driver="Z",
-        occupants="many",
+        driver_temp="36.5",
+        p1_name="Q",
+        p1_temp="warm",
         reason="x",
     )
-    assert "err=" in response.headers["location"]
+    assert response.status_code == 400 and 'value="warm"' in response.text
     assert nothing_recorded(core)
 
 
@@ -549,10 +570,12 @@ def test_csv_export_of_a_day_masks_phone_numbers_for_a_guard(client, core):
     response = client.get("/guard/export.csv?day=2026-03-02")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
+    assert response.text.startswith("\ufeff")  # Excel opens UTF-8 with a BOM
     rows = list(csv.DictReader(io.StringIO(response.text.lstrip("\ufeff"))))
-    assert [r["decision"] for r in rows] == ["manual_pass", "deny"]
-    assert "13800138000" not in response.text
-    assert rows[1]["temp_c"] == "38.1"
+    assert [r["结果"] for r in rows] == ["人工放行", "拒绝"]
+    assert "13800138000" not in response.text and rows[0]["电话"] == "138****8000"
+    assert rows[0]["姓名"] == "'=cmd|calc"  # never a formula
+    assert rows[1]["体温（°C）"] == "38.1" and rows[1]["原因"] == "体温偏高"
     assert any(a["action"] == "export_csv" for a in core.store.audits())
 
 
@@ -733,18 +756,19 @@ def test_bad_list_input_is_refused_with_the_reason(client, core):
     csrf = login(client)
     response = post(client, "/guard/lists/quarantine/add", csrf, household="5-202", until="soon")
     assert "err=" in response.headers["location"]
-    response = post(client, "/guard/lists/revocations/add", csrf, pass_id="not-hex")
+    response = post(client, "/guard/lists/revocations/add", csrf, pass_id="not-hex", confirm="yes")
     assert "err=" in response.headers["location"]
     assert core.lists.current.counts() == {"revocations": 0, "quarantine": 0, "households": 0}
 
 
 def test_revocation_and_household_edits_reach_the_lists(client, core):
     csrf = login(client)
-    post(client, "/guard/lists/revocations/add", csrf, pass_id="0123456789ab", note="lost")
+    yes = {"confirm": "yes"}  # destructive edits take a confirmation step (issue 17)
+    post(client, "/guard/lists/revocations/add", csrf, pass_id="0123456789ab", note="lost", **yes)
     post(client, "/guard/lists/households/add", csrf, household="9-909", residents="3")
     assert core.lists.current.is_revoked("0123456789ab")
     assert "9-909" in core.lists.current.households
-    post(client, "/guard/lists/revocations/remove", csrf, pass_id="0123456789ab")
+    post(client, "/guard/lists/revocations/remove", csrf, pass_id="0123456789ab", **yes)
     assert not core.lists.current.is_revoked("0123456789ab")
 
 
@@ -759,7 +783,7 @@ def test_statistics_page_draws_its_charts_from_the_daily_report(client, core):
     add_event(core, decision="manual_pass", reasons=("guard_override",), operator="alice")
     login(client)
     page = client.get("/guard/stats?day=2026-03-02&lang=en").text
-    assert page.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart"') == 4
+    assert page.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart') == 4
     assert "Flow per hour" in page and "Temperature distribution" in page
     assert "Pass has expired" in page
     kpis = re.findall(r'<div class="v">(\d+)</div>', page)

@@ -37,6 +37,39 @@ def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
 
 
+#: Font size of the labels (style.css ``svg.chart text``), for estimating their width.
+LABEL_PX = 11.0
+
+
+def text_width(text: str, px: float = LABEL_PX) -> float:
+    """The width a label takes, estimated: a CJK character is about 1 em, others ~0.6 em."""
+    return sum(px if ord(ch) >= 0x2E80 else 0.6 * px for ch in text)
+
+
+def axis_ticks(top: float, values: Sequence[float]) -> list[float]:
+    """The axis labels from 0 to ``top``: 0, half and full scale, except that counts (all
+    values whole) never get a fractional tick (a top of 5 is labelled 0, 1, … 5)."""
+    whole = all(float(v).is_integer() for v in values)
+    if not whole or float(top / 2).is_integer():
+        return [0.0, top / 2, top]
+    return [float(v) for v in range(int(top) + 1)]
+
+
+def _value_axis(
+    top: float, values: Sequence[float], left: float, top_y: float, plot_h: float, right: float
+) -> list[str]:
+    """Grid lines and axis labels at 0, 1/2 and full scale (whole numbers for counts)."""
+    out = []
+    for tick in axis_ticks(top, values):
+        y = top_y + plot_h * (1 - tick / top)
+        out.append(f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}"/>')
+        out.append(
+            f'<text class="axis" x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{_fmt(tick)}</text>"
+        )
+    return out
+
+
 def bar_chart(
     bars: Sequence[Bar],
     *,
@@ -63,16 +96,7 @@ def bar_chart(
         f'role="img" aria-label={quoteattr(title)}>',
         f"<title>{escape(title)}</title>",
     ]
-    # Grid lines and axis labels at 0, 1/2 and full scale.
-    for frac in (0.0, 0.5, 1.0):
-        y = pad_t + plot_h * (1 - frac)
-        out.append(
-            f'<line class="grid" x1="{pad_l}" y1="{y:.1f}" x2="{width - pad_r}" y2="{y:.1f}"/>'
-        )
-        out.append(
-            f'<text class="axis" x="{pad_l - 4}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{_fmt(top * frac)}</text>"
-        )
+    out += _value_axis(top, values, pad_l, pad_t, plot_h, width - pad_r)
     if not bars or not any(values):
         out.append(
             f'<text class="empty" x="{width / 2:.1f}" y="{pad_t + plot_h / 2:.1f}" '
@@ -81,6 +105,9 @@ def bar_chart(
     if bars:
         slot = plot_w / len(bars)
         bar_w = max(2.0, slot * 0.72)
+        # Labels never overlap: wider labels than their slot are thinned out further.
+        widest = max(text_width(b.label) for b in bars) + 4
+        label_every = max(label_every, math.ceil(widest / slot))
         for i, (bar, value) in enumerate(zip(bars, values, strict=True)):
             x = pad_l + i * slot + (slot - bar_w) / 2
             h = plot_h * value / top
@@ -113,6 +140,65 @@ def bar_chart(
         f'<line class="axis-line" x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - pad_r}" '
         f'y2="{pad_t + plot_h}"/>'
     )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def hbar_chart(
+    bars: Sequence[Bar],
+    *,
+    title: str,
+    width: int = 640,
+    row_h: int = 26,
+    empty_text: str = "—",
+) -> str:
+    """A horizontal bar chart: one row per bar, however many, each label on its own line
+    left of its bar (long labels such as reasons in words never overlap), the value after
+    the bar, whole-number ticks for counts."""
+    if width < 200 or row_h < 14:
+        raise ValueError("chart too small")
+    values = [max(0.0, float(b.value)) for b in bars]
+    label_w = min(width * 0.45, max([text_width(b.label) for b in bars] + [40.0]) + 10)
+    pad_t, pad_b, pad_r = 8, 22, 28
+    height = pad_t + max(1, len(bars)) * row_h + pad_b
+    x0, plot_w = label_w, width - label_w - pad_r
+    top = _nice_max(max(values + [0.0]))
+    base = pad_t + max(1, len(bars)) * row_h
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart hbar" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label={quoteattr(title)}>',
+        f"<title>{escape(title)}</title>",
+    ]
+    for tick in axis_ticks(top, values):
+        x = x0 + plot_w * tick / top
+        out.append(f'<line class="grid" x1="{x:.1f}" y1="{pad_t}" x2="{x:.1f}" y2="{base}"/>')
+        out.append(
+            f'<text class="axis" x="{x:.1f}" y="{base + 15}" text-anchor="middle">'
+            f"{_fmt(tick)}</text>"
+        )
+    if not bars or not any(values):
+        out.append(
+            f'<text class="empty" x="{width / 2:.1f}" y="{pad_t + row_h * 0.7:.1f}" '
+            f'text-anchor="middle">{escape(empty_text)}</text>'
+        )
+    for i, (bar, value) in enumerate(zip(bars, values, strict=True)):
+        y = pad_t + i * row_h
+        w = plot_w * value / top
+        tone = "".join(ch for ch in bar.tone if ch.isalnum()) or "neutral"
+        out.append(
+            f'<text class="label" x="{x0 - 6:.1f}" y="{y + row_h * 0.65:.1f}" '
+            f'text-anchor="end">{escape(bar.label)}</text>'
+        )
+        out.append(
+            f'<rect class="bar bar-{tone}" x="{x0:.1f}" y="{y + row_h * 0.15:.1f}" '
+            f'width="{w:.1f}" height="{row_h * 0.7:.1f}"><title>{escape(bar.label)}: '
+            f"{_fmt(value)}</title></rect>"
+        )
+        out.append(
+            f'<text class="value" x="{x0 + w + 4:.1f}" y="{y + row_h * 0.65:.1f}">'
+            f"{_fmt(value)}</text>"
+        )
+    out.append(f'<line class="axis-line" x1="{x0}" y1="{pad_t}" x2="{x0}" y2="{base}"/>')
     out.append("</svg>")
     return "".join(out)
 

@@ -28,6 +28,10 @@ GUARD_CLEAR_FIELDS = frozenset(
         "person.plate",
         "person.driver",
         "person.occupants",
+        "person.passengers",
+        "person.driver_temp_c",
+        "person.resident_of",
+        "person.plate_check",
     }
 )
 ALL_FIELDS = privacy.FIELD_NAMES
@@ -80,13 +84,7 @@ def feed_row(
 ) -> dict:
     """One line of the live feed, masked for the viewer."""
     masked = privacy.mask_event(event, clear)
-    person = masked.get("person")
-    if isinstance(person, str):
-        try:
-            person = json.loads(person)
-        except ValueError:
-            person = None
-    person = person if isinstance(person, dict) else {}
+    person = decoded_person(masked)
     who_parts = [
         str(v)
         for v in (
@@ -165,6 +163,52 @@ def subject_text(
     return " · ".join(p for p in parts if p)
 
 
+def decoded_person(masked: dict) -> dict:
+    """An event's ``person`` as a dict (stored rows hold it as JSON text); {} without one."""
+    person = masked.get("person")
+    if isinstance(person, str):
+        try:
+            person = json.loads(person)
+        except ValueError:
+            person = None
+    return person if isinstance(person, dict) else {}
+
+
+def _person_of(event: dict, clear: frozenset[str]) -> dict:
+    return decoded_person(privacy.mask_event(event, clear))
+
+
+def _temp(value: Any) -> str:
+    return f"{float(value):.1f} °C" if isinstance(value, int | float) else ""
+
+
+def vehicle_text(event: dict, clear: frozenset[str]) -> dict:
+    """A vehicle registration's occupants with their temperatures, and its plate check
+    (``resident``: a resident's car; ``unknown``: not on the resident-vehicle list)."""
+    if event.get("kind") != "vehicle":
+        return {}
+    person = _person_of(event, clear)
+    return {
+        "occupants": _occupants_words(person),
+        "plate_check": str(person.get("plate_check") or ""),
+        "resident_of": str(person.get("resident_of") or ""),
+    }
+
+
+def visitor_row(event: dict, clear: frozenset[str], tz: ZoneInfo) -> dict:
+    """An earlier visitor found by name or phone suffix: what the form may be filled with
+    (fields the viewer's role does not see are shown masked and copied on the server)."""
+    person = _person_of(event, clear)
+    return {
+        "seq": event.get("seq"),
+        "name": str(person.get("name") or ""),
+        "phone": str(person.get("phone") or ""),
+        "unit": str(person.get("unit") or ""),
+        "reason": str(person.get("note") or ""),
+        "when": local_time(event.get("ts"), tz, "%Y-%m-%d %H:%M"),
+    }
+
+
 def lists_view(tables: dict[str, list[dict]], tz: ZoneInfo) -> dict:
     """The three lists as stored (``kiosk.queries.list_rows``), newest first, with who changed
     each row and when, times local.
@@ -184,7 +228,14 @@ def lists_view(tables: dict[str, list[dict]], tz: ZoneInfo) -> dict:
 
 def stats_cards(report: dict) -> dict:
     by = report.get("by_decision", {})
+    community = report.get("community") or {}
+    cars = community.get("vehicles")
+    cars = cars if isinstance(cars, dict) else {"registrations": cars}
     return {
+        "registrations": community.get("registrations") or 0,
+        "vehicles": cars.get("registrations") or 0,
+        "unknown_plates": cars.get("unknown_plates"),
+        "quarantined": community.get("quarantined_households") or 0,
         "total": report.get("events", 0),
         "passes": by.get("pass", 0) + by.get("manual_pass", 0),
         "denies": by.get("deny", 0) + by.get("manual_deny", 0),
@@ -210,11 +261,11 @@ def stats_charts(report: dict, lang: str, fever_c: float) -> dict:
         if code not in ("ok", "guard_override") and n
     ]
     reasons.sort(key=lambda kv: -kv[1])
-    by_reason = charts.bar_chart(
-        [charts.Bar(i18n.reason_text(lang, c), n, "deny") for c, n in reasons[:8]],
+    # Every reason, one row each (no cap: the day's one quarantine deny is shown too).
+    by_reason = charts.hbar_chart(
+        [charts.Bar(i18n.reason_text(lang, c), n, "deny") for c, n in reasons],
         title=_("stats.by_reason"),
         empty_text=_("stats.no_data"),
-        height=260,
     )
     bins = report.get("temperature_histogram") or []
     hist_bars = []
@@ -260,54 +311,141 @@ def stats_charts(report: dict, lang: str, fever_c: float) -> dict:
     }
 
 
-CSV_COLUMNS = (
-    "seq",
-    "id",
-    "kiosk_id",
-    "ts",
-    "direction",
-    "kind",
-    "decision",
-    "reasons",
-    "temp_c",
-    "temp_object_c",
-    "temp_ambient_c",
-    "latency_ms",
-    "operator",
-    "pass_id",
-    "household",
-    "holder",
-    "person",
-    "clock_synced",
-    "hash",
+#: The export's columns as the office files them: (i18n key of the header, how to get the
+#: value). No internal columns (hash, latency, sensor readings, chain fields).
+EXPORT_COLUMNS = (
+    "export.time",
+    "export.gate",
+    "export.direction",
+    "export.kind",
+    "export.decision",
+    "export.reasons",
+    "export.temp",
+    "export.household",
+    "export.name",
+    "export.phone",
+    "export.plate",
+    "export.occupants",
+    "export.note",
+    "export.operator",
+    "export.pass_id",
 )
 
 
-def events_csv(rows: list[dict], clear: frozenset[str]) -> str:
-    """A day's events as CSV, personal fields masked as the viewer's role requires."""
+def _occupants_words(person: dict) -> str:
+    people = []
+    if person.get("driver"):
+        people.append(f"{person['driver']} {_temp(person.get('driver_temp_c'))}".strip())
+    for p in person.get("passengers") or []:
+        if isinstance(p, dict):
+            people.append(f"{p.get('name') or '—'} {_temp(p.get('temp_c'))}".strip())
+    return "、".join(people)
+
+
+def export_row(row: dict, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> list[Any]:
+    """One event as the office's table has it: local time, words, masked for the viewer."""
+    masked = privacy.mask_event(row, clear)
+    person = decoded_person(masked)
+    decision = str(row.get("decision") or "")
+    kind = str(row.get("kind") or "passage")
+    temp = row.get("temp_c")
+    return [
+        local_time(row.get("ts"), tz, "%Y-%m-%d %H:%M:%S"),
+        row.get("kiosk_id") or "",
+        i18n.t(lang, f"dir.{row['direction']}") if row.get("direction") in ("in", "out") else "",
+        i18n.t(lang, f"export.kind.{kind}") if i18n.has(f"export.kind.{kind}") else kind,
+        i18n.t(lang, f"decision.{decision}") if i18n.has(f"decision.{decision}") else decision,
+        i18n.reasons_text(lang, reason_codes(row.get("reasons"))),
+        round(float(temp), 1) if isinstance(temp, int | float) else None,
+        masked.get("household") or person.get("unit") or person.get("resident_of") or "",
+        masked.get("holder") or person.get("name") or "",
+        person.get("phone") or "",
+        person.get("plate") or "",
+        _occupants_words(person),
+        person.get("note") or "",
+        row.get("operator") or "",
+        masked.get("pass_id") or "",
+    ]
+
+
+def report_summary(report: dict, lang: str) -> list[tuple[str, Any]]:
+    """The day's figures for the export's first sheet: (label, number), reasons in words."""
+    cards = stats_cards(report)
+    rows: list[tuple[str, Any]] = [(i18n.t(lang, "stats.day"), str(report.get("day") or ""))]
+    for key, label in (
+        ("total", "stats.total"),
+        ("passes", "stats.passes"),
+        ("denies", "stats.denies"),
+        ("manual", "stats.manual"),
+        ("fevers", "stats.fevers"),
+        ("registrations", "stats.registrations"),
+        ("vehicles", "stats.vehicles"),
+        ("quarantined", "stats.quarantined"),
+    ):
+        rows.append((i18n.t(lang, label), int(cards[key])))
+    if cards["unknown_plates"] is not None:
+        rows.append((i18n.t(lang, "stats.unknown_plates"), int(cards["unknown_plates"])))
+    for code, n in sorted(report.get("by_reason", {}).items(), key=lambda kv: -kv[1]):
+        if code not in ("ok", "guard_override") and n:
+            rows.append((i18n.t(lang, "export.reason_row", r=i18n.reason_text(lang, code)), n))
+    return rows
+
+
+def export_table(
+    rows: list[dict], lang: str, tz: ZoneInfo, clear: frozenset[str]
+) -> tuple[list[str], list[list[Any]]]:
+    """The day's events as the office files them: headers in the viewer's language, one
+    row per event in ``seq`` order."""
+    headers = [i18n.t(lang, key) for key in EXPORT_COLUMNS]
+    return headers, [export_row(r, lang, tz, clear) for r in rows]
+
+
+def _cell_text(value: Any) -> str:
+    text = "" if value is None else str(value)
+    # A text cell starting with = + - @ would run as a formula in a spreadsheet.
+    if not isinstance(value, int | float) and text[:1] in ("=", "+", "-", "@"):
+        return "'" + text
+    return text
+
+
+def events_csv(headers: list[str], table: list[list[Any]]) -> str:
+    """The export table as CSV, UTF-8 with a BOM (Excel on a Chinese Windows needs it)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        masked = privacy.mask_event(row, clear)
-        person = masked.get("person")
-        if isinstance(person, dict):
-            person = json.dumps(person, ensure_ascii=False, sort_keys=True)
-        values = []
-        for col in CSV_COLUMNS:
-            value = person if col == "person" else masked.get(col)
-            text = "" if value is None else str(value)
-            # A cell starting with = + - @ would run as a formula in a spreadsheet.
-            if text[:1] in ("=", "+", "-", "@") and col not in (
-                "temp_c",
-                "temp_object_c",
-                "temp_ambient_c",
-                "latency_ms",
-            ):
-                text = "'" + text
-            values.append(text)
-        writer.writerow(values)
-    return "\ufeff" + out.getvalue()  # BOM: Excel on a Chinese Windows opens UTF-8 correctly
+    writer.writerow(headers)
+    for values in table:
+        writer.writerow([_cell_text(v) for v in values])
+    return "\ufeff" + out.getvalue()
+
+
+def events_xlsx(
+    headers: list[str], table: list[list[Any]], summary: list[tuple[str, Any]], lang: str
+) -> bytes:
+    """The export as an Excel workbook: the day's figures, then the events (numbers as
+    numbers, text never read as a formula)."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    for default in book.worksheets:  # the sheets are named and made below
+        book.remove(default)
+    figures = book.create_sheet(i18n.t(lang, "export.sheet_summary"))
+    for label, value in summary:
+        figures.append([label, value])
+    figures.column_dimensions["A"].width = 28
+    events = book.create_sheet(i18n.t(lang, "export.sheet_events"))
+    events.append(headers)
+    for values in table:
+        events.append([v if isinstance(v, int | float) or v is None else str(v) for v in values])
+    for cells in events.iter_rows(min_row=2):
+        for cell in cells:
+            if cell.data_type == "f":  # openpyxl takes a leading "=" as a formula: text
+                cell.data_type = "s"
+    for letter, width in zip("ABCDEFGHIJKLMNO", (20, 12, 6, 8, 10, 24, 10), strict=False):
+        events.column_dimensions[letter].width = width
+    events.freeze_panes = "A2"
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
 
 
 def health_rows(report: dict, lang: str, tz: ZoneInfo) -> list[dict]:

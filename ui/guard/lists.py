@@ -1,19 +1,26 @@
 """The quarantine, revocation and household lists (``/guard/lists``): edits go through
-``core.lists`` with the guard as actor (the list store audits each change itself)."""
+``core.lists`` with the guard as actor (the list store audits each change itself).
+
+Destructive edits (ending a quarantine, voiding a pass or restoring one, removing a
+household) take a confirmation step first: the request without ``confirm=yes`` changes
+nothing and answers a page that says what will happen, with the same fields and a confirm
+button (``confirm_first``, used by the passes list too). That step is audited as
+``confirm_asked``; the edit itself is audited when confirmed."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from kiosk import queries
+from kiosk import privacy, queries
 from ui import i18n
 from ui.auth import Session
 from ui.guard.deps import Guard, action_session, audited_route, done, guard, note, page_session
 from ui.guard.display import lists_view, local_time
-from ui.guard.forms import BadInput, list_edit
+from ui.guard.forms import BadInput, list_edit, whole
 from ui.views import lists_stale_hours
 
 router = APIRouter(
@@ -47,6 +54,61 @@ def lists_page(
     )
 
 
+#: The list edits that take a confirmation step.
+DESTRUCTIVE = {
+    ("quarantine", "remove"),
+    ("revocations", "add"),
+    ("revocations", "remove"),
+    ("households", "remove"),
+}
+
+
+def confirm_first(
+    request: Request,
+    g: Guard,
+    session: Session,
+    action: str,
+    form: Any,
+    text: str,
+    *,
+    reason: bool = False,
+) -> HTMLResponse:
+    """The confirmation step of a destructive action: nothing changed yet; the page repeats
+    the form's fields to ``action`` with ``confirm=yes`` (and a reason field if asked)."""
+    note(request, action="confirm_asked", about=action)
+    fields = [(k, str(v)[:200]) for k, v in form.multi_items() if k not in ("csrf", "confirm")][:60]
+    return g.render(
+        request,
+        "guard_confirm.html",
+        session,
+        action=action,
+        fields=fields,
+        text=text,
+        reason=reason,
+        back="/".join(action.split("/")[:3]),  # the page the form is on
+    )
+
+
+def confirm_text(which: str, op: str, form: Any, g: Guard, session: Session, lang: str) -> str:
+    """What a destructive list edit will do, in words, naming the entry (masked per role)."""
+    clear = g.clear(session)
+    if which == "quarantine":
+        entry = whole(form.get("id"), "lists.quarantine", 1, 2**62, None)
+        row = next(
+            (r for r in queries.list_rows(g.core.store)["quarantine"] if r["id"] == entry), None
+        )
+        if row is None:
+            raise BadInput("lists.no_entry")
+        shown = privacy.mask_event({"household": row["household"], "holder": row["holder"]}, clear)
+        who = shown.get("holder") or i18n.t(lang, "lists.kind.household")
+        return i18n.t(lang, "confirm.quarantine_remove", household=shown["household"], who=who)
+    if which == "households":
+        shown = privacy.mask_event({"household": str(form.get("household") or "")[:64]}, clear)
+        return i18n.t(lang, "confirm.household_remove", household=shown["household"])
+    pass_id = str(form.get("pass_id") or "")[:64]
+    return i18n.t(lang, f"confirm.{'unrevoke' if op == 'remove' else 'revoke_id'}", id=pass_id)
+
+
 @router.post("/lists/{which}/{op}", name="list_edit", include_in_schema=False)
 async def edit_list(
     which: str,
@@ -58,6 +120,9 @@ async def edit_list(
     form = await request.form()
     method, kwargs = list_edit(which[:20], op[:10], form, g.today())
     note(request, list=which, op=op)
+    if (which, op) in DESTRUCTIVE and form.get("confirm") != "yes":
+        text = confirm_text(which, op, form, g, session, g.lang(request))
+        return confirm_first(request, g, session, f"/guard/lists/{which}/{op}", form, text)
     try:
         # ListStore writes through the event log's writer and audits with the actor.
         await asyncio.to_thread(method, g.core.lists, actor=session.name, **kwargs)

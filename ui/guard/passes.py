@@ -1,35 +1,119 @@
-"""Issuing passes at the gate (``/guard/passes``): the signed pass and its printable card."""
+"""Passes at the gate (``/guard/passes``): issuing the signed pass and its printable card, the
+list of passes issued here (searchable by holder, household or pass number), voiding a lost
+pass from that list (after a confirmation step) and printing cards again, one or a batch.
+
+Where issuing is recorded: the audit row ``pass_issued`` (written by the console's route
+class) carries the pass's fields — pass number, key, holder, household, role, validity,
+flags. The audit ``detail`` is personal data (covered by the row's digest, nulled by
+retention), like the event's ``person``. A card is printed again by signing those same
+fields with the same key: Ed25519 signatures are deterministic, so the reprint is the very
+pass that was issued, QR code and all. A pass signed with another key (the key was replaced)
+cannot be reprinted here; a voided one is not reprinted.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from kiosk.passes import ROLES, issue_pass
+from kiosk import privacy, queries
+from kiosk.passes import ROLES, VERSION, Pass, encode_pass, issue_pass, key_id_of
 from ui import i18n
 from ui.auth import Session
-from ui.guard.deps import Guard, action_session, audited_route, guard, note, page_session
+from ui.guard.deps import Guard, action_session, audited_route, done, guard, note, page_session
 from ui.guard.display import card_svg, local_time
 from ui.guard.forms import BadInput, bounded, choice, clean
+from ui.guard.lists import confirm_first
 
 router = APIRouter(
     prefix="/guard", tags=["guard console"], route_class=audited_route("/guard/passes")
 )
 
+#: Cards one print request takes (a sheet of cards for a household or a visiting team).
+MAX_BATCH = 50
 
-@router.get("/passes", response_class=HTMLResponse, include_in_schema=False)
-def passes_page(
-    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
-) -> Response:
+
+def issued_records(g: Guard) -> list[dict[str, Any]]:
+    """The passes issued at this console, newest first, as their audit rows recorded them."""
+    out = []
+    for row in queries.issued_passes(g.core.store):
+        d = row.detail
+        if not all(isinstance(d.get(k), str) for k in ("holder", "household", "valid_until")):
+            continue  # issued before the record held the pass, or purged by retention
+        out.append({**d, "issued_at": row.ts, "actor": row.actor})
+    return out
+
+
+def status_of(record: dict[str, Any], revoked: dict[str, str], now: datetime) -> str:
+    if record["pass_id"] in revoked:
+        return "revoked"
+    try:
+        until = datetime.fromisoformat(record["valid_until"])
+    except ValueError:
+        return "expired"
+    return "valid" if now < until else "expired"
+
+
+def pass_rows(g: Guard, session: Session, lang: str, q: str) -> list[dict[str, Any]]:
+    """The list of issued passes matching ``q`` (holder, household or pass number), masked
+    for the viewer's role."""
+    clear = g.clear(session)
+    revoked = queries.revoked_pass_ids(g.core.store)
+    now = g.core.clock.now()
+    wanted = q.strip().casefold()
+    rows = []
+    for r in issued_records(g):
+        if wanted and not any(
+            wanted in str(r.get(k, "")).casefold() for k in ("holder", "household", "pass_id")
+        ):
+            continue
+        shown = privacy.mask_event({k: r.get(k) for k in ("pass_id", "household", "holder")}, clear)
+        status = status_of(r, revoked, now)
+        rows.append(
+            {
+                **shown,
+                "id": r["pass_id"],
+                "role": i18n.t(lang, f"pass.role.{r.get('role')}")
+                if r.get("role") in ROLES
+                else "",
+                "valid_until": local_time(r["valid_until"], g.tz, "%Y-%m-%d %H:%M"),
+                "issued_at": local_time(r["issued_at"], g.tz, "%Y-%m-%d %H:%M"),
+                "actor": r["actor"],
+                "status": status,
+                "status_text": i18n.t(lang, f"pass.status.{status}"),
+            }
+        )
+    return rows
+
+
+def render(request: Request, g: Guard, session: Session, **ctx: Any) -> HTMLResponse:
+    lang = g.lang(request)
+    q = str(ctx.pop("q", "") or "")[:60]
+    base = {"issued": None, "cards": None, **g.flash(request)}
     return g.render(
         request,
         "guard_passes.html",
         session,
         can_issue=g.core.issuer_key is not None,
         roles=ROLES,
-        issued=None,
-        **g.flash(request),
+        q=q,
+        passes=pass_rows(g, session, lang, q),
+        **(base | ctx),
     )
+
+
+@router.get("/passes", response_class=HTMLResponse, include_in_schema=False)
+def passes_page(
+    request: Request,
+    q: str | None = Query(None, max_length=60),
+    session: Session = Depends(page_session),
+    g: Guard = Depends(guard),
+) -> Response:
+    return render(request, g, session, q=q)
 
 
 @router.post("/passes", name="pass_issued", response_class=HTMLResponse, include_in_schema=False)
@@ -56,24 +140,122 @@ async def issue(
         )
     except ValueError as exc:  # kiosk.passes says what cannot go on a pass
         raise BadInput(str(exc)) from None
-    valid_until = pass_.valid_until.isoformat()
-    note(request, pass_id=pass_.pass_id, role=role, valid_until=valid_until)
-    lang = g.lang(request)
-    return g.render(
+    # The issue record: everything a reprint signs again (personal, like the audit detail is).
+    note(
         request,
-        "guard_passes.html",
+        pass_id=pass_.pass_id,
+        key_id=pass_.key_id,
+        holder=pass_.holder,
+        household=pass_.household,
+        role=role,
+        valid_from=pass_.valid_from.isoformat(),
+        valid_until=pass_.valid_until.isoformat(),
+        flags=list(pass_.flags),
+    )
+    lang = g.lang(request)
+    return render(
+        request,
+        g,
         session,
-        can_issue=True,
-        roles=ROLES,
-        issued={
-            "card": card_svg(payload, pass_, lang, g.cfg.site.site_name, g.tz),
-            "payload": payload,
-            "holder": pass_.holder,
-            "household": pass_.household,
-            "role": pass_.role,
-            "pass_id": pass_.pass_id,
-            "valid_until": local_time(valid_until, g.tz, "%Y-%m-%d %H:%M"),
-        },
+        issued=card_view(payload, pass_, g, lang),
         flash_ok=i18n.t(lang, "pass.issued"),
         flash_err=None,
     )
+
+
+def card_view(payload: str, pass_: Pass, g: Guard, lang: str) -> dict[str, Any]:
+    return {
+        "card": card_svg(payload, pass_, lang, g.cfg.site.site_name, g.tz),
+        "payload": payload,
+        "holder": pass_.holder,
+        "household": pass_.household,
+        "role": pass_.role,
+        "pass_id": pass_.pass_id,
+        "valid_until": local_time(pass_.valid_until.isoformat(), g.tz, "%Y-%m-%d %H:%M"),
+    }
+
+
+def pass_of(record: dict[str, Any]) -> Pass:
+    """The pass an issue record describes (to be signed again)."""
+    try:
+        return Pass(
+            version=VERSION,
+            key_id=str(record["key_id"]),
+            pass_id=str(record["pass_id"]),
+            household=str(record["household"]),
+            holder=str(record["holder"]),
+            role=record["role"],
+            valid_from=datetime.fromisoformat(str(record["valid_from"])),
+            valid_until=datetime.fromisoformat(str(record["valid_until"])),
+            flags=tuple(str(f) for f in record.get("flags") or ()),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise BadInput("pass.cannot_reprint") from None
+
+
+def picked_ids(form: Any) -> list[str]:
+    ids = [clean(v, "lists.pass_id", max_len=64) for v in form.getlist("pass_id")[: MAX_BATCH + 1]]
+    ids = list(dict.fromkeys(i for i in ids if i))
+    if not ids:
+        raise BadInput("pass.none_selected")
+    if len(ids) > MAX_BATCH:
+        raise BadInput("pass.batch_too_big", n=MAX_BATCH)
+    return ids
+
+
+@router.post("/passes/print", name="pass_reprinted", response_class=HTMLResponse,
+             include_in_schema=False)  # fmt: skip
+async def reprint(
+    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
+) -> Response:
+    """Print cards again (one, or a batch): the same signed passes, re-signed identically."""
+    form = await request.form()
+    key = g.core.issuer_key
+    if key is None:
+        raise BadInput("err.no_key")
+    ids = picked_ids(form)
+    records = {r["pass_id"]: r for r in issued_records(g)}
+    revoked = queries.revoked_pass_ids(g.core.store)
+    lang = g.lang(request)
+    cards = []
+    for pass_id in ids:
+        record = records.get(pass_id)
+        if record is None:
+            raise BadInput("pass.not_found")
+        if pass_id in revoked:
+            raise BadInput("pass.revoked_no_print")
+        if record.get("key_id") != key_id_of(key.public_key()):
+            raise BadInput("pass.other_key")
+        pass_ = pass_of(record)
+        cards.append(card_view(encode_pass(key, pass_), pass_, g, lang))
+    note(request, pass_ids=ids)
+    return render(request, g, session, cards=cards)
+
+
+@router.post("/passes/revoke", name="pass_revoked", include_in_schema=False)
+async def revoke(
+    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
+) -> Response:
+    """Void a lost pass picked from the list: a confirmation step first, then the
+    revocation list (``core.lists``, audited by the list store with the guard's name)."""
+    form = await request.form()
+    pass_id = clean(form.get("pass_id"), "lists.pass_id", required=True, max_len=64)
+    record = next((r for r in issued_records(g) if r["pass_id"] == pass_id), None)
+    if record is None:
+        raise BadInput("pass.not_found")
+    note(request, pass_id=pass_id)
+    if form.get("confirm") != "yes":
+        shown = privacy.mask_event(
+            {k: record.get(k) for k in ("household", "holder")}, g.clear(session)
+        )
+        return confirm_first(
+            request, g, session, "/guard/passes/revoke", form,
+            i18n.t(g.lang(request), "confirm.revoke", id=pass_id, **shown),
+            reason=True,
+        )  # fmt: skip
+    reason = clean(form.get("note"), "lists.reason") or i18n.t(g.lang(request), "pass.lost")
+    try:
+        await asyncio.to_thread(g.core.lists.revoke, pass_id, reason, actor=session.name)
+    except ValueError as exc:  # ListError, in the store's words
+        raise BadInput(str(exc)[:300]) from None
+    return done(request, "/guard/passes")

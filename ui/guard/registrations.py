@@ -1,45 +1,149 @@
 """Registering people without a pass and vehicles (``/guard/register``): each one a manual
-decision through the engine, so the rules on it (no pass with a fever) are the engine's."""
+decision through the engine, so the rules on it (no pass with a fever) are the engine's.
+
+* A person without a phone needs no phone number (a phone, when given, must hold digits).
+* A refused registration (a fever, a value that cannot be used) shows the form again with
+  everything typed still in it, and says what to do; the page offers the one button it
+  names ("登记为禁止通行") when a fever was measured.
+* A vehicle records its driver and each passenger with their hand-measured temperatures;
+  every temperature is checked against the fever threshold, and a feverish occupant refuses
+  the vehicle as a pass exactly like a person (the event's ``temp_c`` is the highest one).
+  The plate is checked against the resident-vehicle list (``kiosk.vehicles``): a plate not
+  on it is flagged on the page and on the record (``resident_of`` missing).
+* Earlier visitors are found by name or phone-number suffix (``kiosk.queries.past_visitors``)
+  and copied into the form; a field the guard's role does not see (the phone) is copied on
+  the server from the earlier record (``copy_from``), never sent to the page.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from kiosk import queries
+from kiosk import privacy, queries
+from kiosk.community import CommunityError, has_table
+from kiosk.vehicles import VehicleList
 from ui.auth import Session
-from ui.guard.deps import Guard, action_session, audited_route, done, guard, note, page_session
-from ui.guard.display import feed_row
-from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number, whole
+from ui.guard.deps import (
+    Guard,
+    action_session,
+    api_session,
+    audited_route,
+    done,
+    guard,
+    note,
+    page_session,
+)
+from ui.guard.display import feed_row, vehicle_text, visitor_row
+from ui.guard.forms import BadInput, choice, clean, direction_of, directions, needed, whole
 
 router = APIRouter(
     prefix="/guard", tags=["guard console"], route_class=audited_route("/guard/register")
 )
 
 REGISTRATION_KINDS = ("registration", "vehicle")
+#: Passengers a vehicle form takes (besides the driver).
+MAX_PASSENGERS = 12
+#: Person fields the form of a person takes back after a refusal.
+PERSON_FIELDS = ("name", "phone", "id_number", "unit", "reason", "temp_c", "copy_from")
+
+
+def plausible(g: Guard) -> tuple[float, float]:
+    """The thermometry's plausible body-temperature range: a hand reading outside it is a
+    typing error, named with the range."""
+    thermo = g.cfg.thermometer.thermometry
+    return float(thermo.plausible_min_c), float(thermo.plausible_max_c)
+
+
+def vehicle_list(g: Guard) -> VehicleList | None:
+    """The resident-vehicle list: the core's ledgers when the community side built them,
+    else one on the event log; None while no list was ever imported (no table)."""
+    ledgers = getattr(g.core, "ledgers", None) or g.core.extras.get("ledgers")
+    found = getattr(ledgers, "vehicles", None)
+    if isinstance(found, VehicleList):
+        return found
+    if not has_table(g.core.store.reader(), "resident_vehicles"):
+        return None
+    return VehicleList(g.core.store, g.core.clock)
+
+
+def plate_status(g: Guard, plate: str) -> dict[str, Any]:
+    """``{"listed": bool, "household": str | None, "known": bool}``: whether a resident-vehicle
+    list exists and whose car ``plate`` is; a plate that cannot be a plate is unknown."""
+    vehicles = vehicle_list(g)
+    if vehicles is None:
+        return {"listed": False, "known": False, "household": None}
+    try:
+        household = vehicles.check(plate)
+    except CommunityError:
+        household = None
+    return {"listed": True, "known": household is not None, "household": household}
 
 
 @router.get("/register", response_class=HTMLResponse, include_in_schema=False)
 def register_page(
-    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
+    request: Request,
+    q: str | None = Query(None, max_length=40),
+    session: Session = Depends(page_session),
+    g: Guard = Depends(guard),
 ) -> Response:
+    return page(request, g, session, q=q)
+
+
+def page(
+    request: Request,
+    g: Guard,
+    session: Session,
+    *,
+    q: str | None = None,
+    typed: dict[str, Any] | None = None,
+    error: str | None = None,
+    fever: bool = False,
+) -> HTMLResponse:
+    """The registration page; after a refusal ``typed`` holds the form as it was sent."""
     lang = g.lang(request)
     clear = g.clear(session)
     since = (g.core.clock.now() - timedelta(hours=24)).isoformat()[:19]
     events = queries.events_of_kinds_since(g.core.store, REGISTRATION_KINDS, since, 50)
+    query = (q or "").strip()[:40]
+    found = queries.past_visitors(g.core.store, query) if query else []
+    flash = g.flash(request)
     return g.render(
         request,
         "guard_register.html",
         session,
-        rows=[feed_row(e, lang, g.tz, clear, g.fever_c) for e in events],
+        rows=[
+            {**feed_row(e, lang, g.tz, clear, g.fever_c), "vehicle": vehicle_text(e, clear)}
+            for e in events
+        ],
         fever_c=g.fever_c,
         directions=directions(g.cfg.site.direction),
         default_direction=g.cfg.site.default_direction,
-        **g.flash(request),
+        q=query,
+        found=[visitor_row(e, clear, g.tz) for e in found],
+        typed=typed or {},
+        fever_refused=fever,
+        max_passengers=MAX_PASSENGERS,
+        flash_ok=flash["flash_ok"],
+        flash_err=error or flash["flash_err"],
+        status_code=400 if error else 200,
     )
+
+
+@router.get("/api/plate", include_in_schema=False)
+def check_plate(
+    plate: str = Query(..., max_length=20),
+    session: Session = Depends(api_session),
+    g: Guard = Depends(guard),
+) -> Response:
+    """Whose car a plate is (for the form, before the guard decides); masked per role."""
+    status = plate_status(g, plate)
+    if status["household"] and "household" not in g.clear(session):
+        status["household"] = privacy.mask_code(status["household"])
+    return JSONResponse(status, headers={"Cache-Control": "no-store"})
 
 
 def register(
@@ -54,7 +158,7 @@ def register(
     """Enter a registration through the engine, which checks the reading (plausible, and no
     pass with a fever) and commits it like any other decision."""
     direction = direction_of(form, g.cfg.site.default_direction)
-    decision = choice(form.get("decision"), "reg.decision", ("pass", "deny"), "pass")
+    decision = decision_of(form)
     note(request, direction=direction, decision=decision)
     g.manual(
         decision=decision,
@@ -68,22 +172,83 @@ def register(
     return done(request, "/guard/register")
 
 
+def decision_of(form: Any) -> str:
+    """``pass`` or ``deny``; the button "登记为禁止通行" (``record_deny``) is a deny."""
+    if form.get("record_deny"):
+        return "deny"
+    return choice(form.get("decision"), "reg.decision", ("pass", "deny"), "pass")
+
+
+def refused(
+    request: Request, g: Guard, session: Session, form: Any, problem: BadInput
+) -> HTMLResponse:
+    """The form again with what was typed and the problem; the audit row says refused."""
+    note(request, refused=problem.code)
+    typed = {k: str(v)[:200] for k, v in form.items() if k not in ("csrf", "record_deny")}
+    fever = problem.key in ("reg.fever_refused", "reg.vehicle_fever")
+    typed["form"] = "vehicle" if "plate" in form else "person"
+    return page(request, g, session, typed=typed, error=problem.text(g.lang(request)), fever=fever)
+
+
+def earlier_fields(g: Guard, form: Any) -> dict[str, Any]:
+    """Phone and ID number of the earlier registration the guard copied (``copy_from``)."""
+    seq = whole(form.get("copy_from"), "reg.copy_from", 1, 2**62, None)
+    if seq is None:
+        return {}
+    event = queries.event_by_seq(g.core.store, seq) or {}
+    person = event.get("person")
+    if event.get("kind") != "registration" or not isinstance(person, dict):
+        raise BadInput("err.no_visitor")
+    return {k: person.get(k) for k in ("phone", "id_number")}
+
+
 @router.post("/register/person", name="register_person", include_in_schema=False)
 async def register_person(
     request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
 ) -> Response:
     form = await request.form()
-    person = {
-        "name": clean(form.get("name"), "reg.name", required=True, max_len=60),
-        "phone": clean(form.get("phone"), "reg.phone", required=True, max_len=20),
-        "id_number": clean(form.get("id_number"), "reg.id_number", max_len=32) or None,
-        "unit": clean(form.get("unit"), "reg.unit", required=True, max_len=40),
-        "note": clean(form.get("reason"), "reg.reason", required=True),
-    }
-    if not any(ch.isdigit() for ch in str(person["phone"])):
-        raise BadInput("err.phone")
-    temp_c = number(form.get("temp_c"), "reg.temp", required=True)
-    return register(request, g, session, form, "registration", person, temp_c)
+    try:
+        earlier = earlier_fields(g, form)
+        person = {
+            "name": clean(form.get("name"), "reg.name", required=True, max_len=60),
+            "phone": clean(form.get("phone"), "reg.phone", max_len=20) or earlier.get("phone"),
+            "id_number": clean(form.get("id_number"), "reg.id_number", max_len=32)
+            or earlier.get("id_number"),
+            "unit": clean(form.get("unit"), "reg.unit", required=True, max_len=40),
+            "note": clean(form.get("reason"), "reg.reason", required=True),
+        }
+        if person["phone"] and not any(ch.isdigit() for ch in str(person["phone"])):
+            raise BadInput("err.phone")
+        temp_c = needed(form.get("temp_c"), "reg.temp", *plausible(g))
+        return register(request, g, session, form, "registration", person, temp_c)
+    except BadInput as exc:
+        return refused(request, g, session, form, exc)
+
+
+def occupants_of(form: Any, g: Guard) -> tuple[dict[str, Any], list[tuple[str, float]]]:
+    """The driver and passengers as typed: each with a plausible hand-measured temperature;
+    a passenger row left entirely empty is no passenger."""
+    driver = clean(form.get("driver"), "reg.driver", required=True, max_len=60)
+    driver_t = needed(form.get("driver_temp"), "reg.driver_temp", *plausible(g))
+    temps = [(driver, driver_t)]
+    passengers = []
+    for i in range(1, MAX_PASSENGERS + 1):
+        name = clean(form.get(f"p{i}_name"), "reg.passenger", max_len=60)
+        raw = str(form.get(f"p{i}_temp") or "").strip()
+        if not name and not raw:
+            continue
+        t = needed(raw, "reg.passenger_temp", *plausible(g))
+        passengers.append({"name": name, "temp_c": t})
+        temps.append((name or f"#{len(passengers)}", t))
+    person = {"driver": driver, "driver_temp_c": driver_t, "passengers": passengers}
+    return person, temps
+
+
+def plate_word(status: dict[str, Any]) -> str:
+    """What the record keeps of the plate check: ``resident``, ``unknown`` or ``no_list``."""
+    if status["known"]:
+        return "resident"
+    return "unknown" if status["listed"] else "no_list"
 
 
 @router.post("/register/vehicle", name="register_vehicle", include_in_schema=False)
@@ -91,10 +256,23 @@ async def register_vehicle(
     request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
 ) -> Response:
     form = await request.form()
-    person = {
-        "plate": clean(form.get("plate"), "reg.plate", required=True, max_len=16).upper(),
-        "driver": clean(form.get("driver"), "reg.driver", required=True, max_len=60),
-        "occupants": whole(form.get("occupants"), "reg.occupants", 0, 60, 0),
-        "note": clean(form.get("reason"), "reg.reason", required=True),
-    }
-    return register(request, g, session, form, "vehicle", person)
+    try:
+        plate = clean(form.get("plate"), "reg.plate", required=True, max_len=16).upper()
+        occupants, temps = occupants_of(form, g)
+        status = plate_status(g, plate)
+        person = {
+            "plate": plate,
+            **occupants,
+            "occupants": len(occupants["passengers"]),
+            "resident_of": status["household"],
+            "plate_check": plate_word(status),
+            "note": clean(form.get("reason"), "reg.reason", required=True),
+        }
+        feverish = [(who, t) for who, t in temps if t >= g.fever_c]
+        if feverish and decision_of(form) == "pass":
+            who = "、".join(f"{w} {t:.1f} °C" for w, t in feverish)
+            raise BadInput("reg.vehicle_fever", who=who)
+        note(request, plate_known=status["known"])
+        return register(request, g, session, form, "vehicle", person, max(t for _w, t in temps))
+    except BadInput as exc:
+        return refused(request, g, session, form, exc)

@@ -1,4 +1,7 @@
-"""Statistics of a day (``/guard/stats``) and its CSV export (``/guard/export.csv``)."""
+"""Statistics of a day (``/guard/stats``) and its export as the office files it: the same
+table as CSV (``/guard/export.csv``, UTF-8 with a BOM so Excel opens it) and as an Excel
+workbook (``/guard/export.xlsx``: the day's figures, then the events). Local times, headers
+and reasons in the guard's language, personal fields masked per role, no internal columns."""
 
 from __future__ import annotations
 
@@ -12,7 +15,14 @@ from kiosk.stats import daily_report, day_bounds
 from ui import i18n
 from ui.auth import Session
 from ui.guard.deps import Guard, audited, audited_route, guard, note, page_session
-from ui.guard.display import events_csv, stats_cards, stats_charts
+from ui.guard.display import (
+    events_csv,
+    events_xlsx,
+    export_table,
+    report_summary,
+    stats_cards,
+    stats_charts,
+)
 from ui.guard.forms import BadInput
 from ui.guard.forms import day as parse_day
 
@@ -62,6 +72,31 @@ def stats_page(
     )
 
 
+def export(request: Request, g: Guard, session: Session, day: str | None, fmt: str) -> Response:
+    """The day's table (and, for Excel, the day's figures) as a download."""
+    when = day_of(day, g)
+    start, end = day_bounds(when, g.tz)
+    rows = queries.event_rows_between(g.core.store, start, end)
+    lang = g.lang(request)
+    headers, table = export_table(rows, lang, g.tz, g.clear(session))
+    note(request, day=when.isoformat(), rows=len(rows), format=fmt)
+    if fmt == "xlsx":
+        body: str | bytes = events_xlsx(
+            headers, table, report_summary(report_of(g, when), lang), lang
+        )
+        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    else:
+        body, media = events_csv(headers, table), "text/csv; charset=utf-8"
+    return Response(
+        body,
+        media_type=media,
+        headers={
+            "Content-Disposition": f'attachment; filename="{g.cfg.site.kiosk_id}-{when}.{fmt}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
 @router.get("/export.csv", include_in_schema=False)
 @audited("export_csv")
 def export_csv(
@@ -70,15 +105,15 @@ def export_csv(
     session: Session = Depends(page_session),
     g: Guard = Depends(guard),
 ) -> Response:
-    when = day_of(day, g)
-    start, end = day_bounds(when, g.tz)
-    rows = queries.event_rows_between(g.core.store, start, end)
-    note(request, day=when.isoformat(), rows=len(rows))
-    return Response(
-        events_csv(rows, g.clear(session)),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="{g.cfg.site.kiosk_id}-{when}.csv"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return export(request, g, session, day, "csv")
+
+
+@router.get("/export.xlsx", include_in_schema=False)
+@audited("export_xlsx")
+def export_xlsx(
+    request: Request,
+    day: str | None = DAY,
+    session: Session = Depends(page_session),
+    g: Guard = Depends(guard),
+) -> Response:
+    return export(request, g, session, day, "xlsx")

@@ -2,8 +2,10 @@
 // it only keeps the live page current (SSE) and makes alarms audible.
 "use strict";
 (function () {
-  const printButton = document.getElementById("print-card");
-  if (printButton) printButton.addEventListener("click", () => window.print());
+  for (const id of ["print-card", "print-cards"]) {
+    const printButton = document.getElementById(id);
+    if (printButton) printButton.addEventListener("click", () => window.print());
+  }
 })();
 (function () {
   // The shift's session: warn before it ends, say when it has ended (an action after that
@@ -254,4 +256,57 @@
     };
   }
   connect();
+})();
+(function () {
+  // Registration: fill the form from an earlier visitor, check a plate against the
+  // resident-vehicle list, show one more passenger row. The forms work without this.
+  const person = document.getElementById("person-form");
+  if (!person) return;
+  for (const button of document.querySelectorAll(".use-visitor")) {
+    button.addEventListener("click", () => {
+      for (const field of ["name", "unit", "reason"]) person.elements[field].value = button.dataset[field] || "";
+      person.elements.phone.value = "";
+      person.elements.id_number.value = "";
+      person.elements.copy_from.value = button.dataset.seq;
+      const copied = document.getElementById("copied-note");
+      copied.textContent = copied.dataset.text.replace("{when}", button.dataset.when);
+      copied.hidden = false;
+      person.elements.temp_c.focus();
+    });
+  }
+  const vehicle = document.getElementById("vehicle-form");
+  const check = document.getElementById("plate-check");
+  async function checkPlate() {
+    const plate = vehicle.elements.plate.value.trim();
+    check.textContent = "";
+    check.className = "hint plate-check";
+    if (plate.length < 4) return;
+    const r = await fetch("/guard/api/plate?plate=" + encodeURIComponent(plate), { headers: { accept: "application/json" } });
+    if (!r.ok) return;
+    const s = await r.json();
+    if (!s.listed) { check.textContent = check.dataset.noList; return; }
+    check.textContent = s.known ? check.dataset.resident.replace("{h}", s.household) : "⚠ " + check.dataset.unknown;
+    check.classList.add(s.known ? "known" : "unknown");
+  }
+  vehicle.elements.plate.addEventListener("change", checkPlate);
+  if (vehicle.elements.plate.value) checkPlate();
+  document.getElementById("add-passenger").addEventListener("click", (e) => {
+    const next = document.querySelector("#passengers .passenger[hidden]");
+    if (next) { next.hidden = false; next.querySelector("input").focus(); }
+    if (!document.querySelector("#passengers .passenger[hidden]")) e.currentTarget.hidden = true;
+  });
+})();
+(function () {
+  // Tables that become cards on a phone: every cell carries its column's name
+  // (data-label, shown by the phone stylesheet), rows streamed in later too.
+  function label(table) {
+    const names = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+    for (const tr of table.tBodies[0] ? table.tBodies[0].rows : []) {
+      [...tr.cells].forEach((td, i) => { if (names[i] && !td.dataset.label) td.dataset.label = names[i]; });
+    }
+  }
+  for (const table of document.querySelectorAll("table.cards-on-phone")) {
+    label(table);
+    if (table.tBodies[0]) new MutationObserver(() => label(table)).observe(table.tBodies[0], { childList: true });
+  }
 })();
