@@ -101,6 +101,11 @@ class VehicleList:
         self._log.audit(who, "vehicles.import", {"vehicles": len(rows), **counts})
         return counts
 
+    def listed(self) -> bool:
+        """Whether a resident-vehicle list was ever imported (else no plate can be judged)."""
+        rows = self._log.reader().execute("select 1 from resident_vehicles limit 1").fetchall()
+        return bool(rows)
+
     def check(self, plate: str) -> str | None:
         """The household a plate belongs to, or None: an unknown plate, flag it."""
         normal = normalise_plate(plate)

@@ -572,3 +572,35 @@ def test_shellcheck_passes(script):
         ["shellcheck", "-x", str(ROOT / script)], capture_output=True, text=True, cwd=ROOT
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+@needs_root
+def test_install_tls_pins_the_certificate_for_the_screen(checkout, tmp_path_factory):
+    """With --tls the daemon serves HTTPS only; the screen (its own user, no access to the
+    credential) is pointed at https with exactly that certificate's key pinned."""
+    import base64
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    if not shutil.which("useradd") or not shutil.which("openssl"):
+        pytest.skip("needs useradd and openssl")
+    root = fresh_os_root(tmp_path_factory.mktemp("tls") / "root")
+    args = ("--root", str(root), "--pip-args", OFFLINE_PIP, "--tls")
+    first = run(checkout / "scripts" / "install", *args, env=install_env())
+    out = first.stdout + first.stderr
+    assert "FAIL" not in out, out
+    cert = x509.load_pem_x509_certificate((root / "etc/kiosk/credentials/tls_cert").read_bytes())
+    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    screen = (root / "etc/systemd/system/kiosk-screen.service.d/tls.conf").read_text()
+    assert "Environment=KIOSK_SCREEN_ORIGIN=https://127.0.0.1:8000" in screen
+    assert f"Environment=KIOSK_SCREEN_PIN={pin}" in screen
+    assert "LoadCredential=tls_cert:" in (
+        root / "etc/systemd/system/kiosk.service.d/tls.conf"
+    ).read_text()
+    again = run(checkout / "scripts" / "install", *args, env=install_env())
+    assert "point the screen at https" not in again.stdout  # nothing to redo
+    assert (root / "etc/systemd/system/kiosk-screen.service.d/tls.conf").read_text() == screen

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from kiosk import privacy, queries
-from kiosk.community import CommunityError, has_table
+from kiosk.community import CommunityError
 from kiosk.vehicles import VehicleList
 from ui.auth import Session
 from ui.guard.deps import (
@@ -59,15 +59,9 @@ def plausible(g: Guard) -> tuple[float, float]:
 
 
 def vehicle_list(g: Guard) -> VehicleList | None:
-    """The resident-vehicle list: the core's ledgers when the community side built them,
-    else one on the event log; None while no list was ever imported (no table)."""
-    ledgers = getattr(g.core, "ledgers", None) or g.core.extras.get("ledgers")
-    found = getattr(ledgers, "vehicles", None)
-    if isinstance(found, VehicleList):
-        return found
-    if not has_table(g.core.store.reader(), "resident_vehicles"):
-        return None
-    return VehicleList(g.core.store, g.core.clock)
+    """The resident-vehicle list (``core.ledgers``); None while none was ever imported."""
+    vehicles = g.core.ledgers.vehicles
+    return vehicles if vehicles.listed() else None
 
 
 def plate_status(g: Guard, plate: str) -> dict[str, Any]:
