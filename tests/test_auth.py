@@ -4,6 +4,7 @@ CSRF tokens, the login rate limiter, the same-origin check and the ``kiosk guard
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -133,6 +134,40 @@ def test_session_cookie_round_trips_and_expires_on_the_clock(clock):
     clock.advance(3599)
     assert sessions.read(cookie) is not None
     clock.advance(2)
+    assert sessions.read(cookie) is None
+
+
+def test_a_wall_clock_step_neither_ends_nor_stretches_a_shift(clock):
+    # NTP stepping a Pi without an RTC, or the demo's scenario days: the shift is real time.
+    sessions = SessionManager(b"s" * 32, clock, lifetime_s=3600)
+    cookie, _ = sessions.issue(Account("alice", "guard", "secret"))
+    clock.set_wall(clock.now() + timedelta(days=2))
+    clock.advance(1800)
+    kept = sessions.read(cookie)
+    assert kept is not None
+    assert kept.expires == clock.now() + timedelta(seconds=1800)  # the time left, shown
+    clock.set_wall(clock.now() - timedelta(days=5))
+    clock.advance(1801)
+    assert sessions.read(cookie) is None
+
+
+def test_after_a_restart_a_cookie_is_judged_by_the_expiry_it_carries(clock):
+    cookie, _ = SessionManager(b"s" * 32, clock, lifetime_s=3600).issue(
+        Account("alice", "guard", "secret")
+    )
+    restarted = SessionManager(b"s" * 32, clock, lifetime_s=3600)
+    clock.advance(3599)
+    assert restarted.read(cookie) is not None
+    clock.advance(2)
+    assert restarted.read(cookie) is None
+
+
+def test_a_signed_out_session_stays_out_across_a_wall_clock_step(clock):
+    sessions = SessionManager(b"s" * 32, clock, lifetime_s=3600)
+    cookie, session = sessions.issue(Account("alice", "guard", "secret"))
+    sessions.revoke(session)
+    clock.set_wall(clock.now() + timedelta(days=1))
+    sessions.revoke(sessions.issue(Account("bob", "guard", "secret"))[1])  # prunes revocations
     assert sessions.read(cookie) is None
 
 

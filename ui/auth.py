@@ -21,7 +21,7 @@ import hmac
 import json
 import secrets
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -89,7 +89,13 @@ class SessionManager:
         self._key = key
         self._clock = clock
         self._lifetime = timedelta(seconds=lifetime_s)
+        self._lifetime_ns = int(lifetime_s * 1e9)
         self._revoked: dict[str, datetime] = {}
+        #: Sessions this process issued, by sid: when (monotonic). Their age is real elapsed
+        #: time, so a step of the wall clock (NTP on a Pi without an RTC, the demo's scenario
+        #: days) neither ends a shift early nor stretches it. Cookies from before a restart are
+        #: judged by the expiry they carry.
+        self._issued: dict[str, int] = {}
 
     def _mac(self, purpose: str, data: str) -> str:
         msg = f"{purpose}\0{data}".encode()
@@ -97,6 +103,10 @@ class SessionManager:
 
     def issue(self, account: Account) -> tuple[str, Session]:
         """A new session for ``account`` and its signed cookie value."""
+        mono = self._clock.monotonic_ns()
+        self._issued = {
+            sid: at for sid, at in self._issued.items() if mono - at < self._lifetime_ns
+        }
         session = Session(
             sid=secrets.token_urlsafe(18),
             name=account.name,
@@ -114,6 +124,7 @@ class SessionManager:
                 separators=(",", ":"),
             ).encode()
         )
+        self._issued[session.sid] = mono
         return f"{payload}.{self._mac('session', payload)}", session
 
     def read(self, cookie: str | None) -> Session | None:
@@ -125,9 +136,16 @@ class SessionManager:
         except (ValueError, KeyError, TypeError):
             return None
         now = self._clock.now()
-        if expires <= now or session.sid in self._revoked:
+        if session.sid in self._revoked:
             return None
-        return session
+        issued = self._issued.get(session.sid)
+        if issued is None:
+            return session if expires > now else None
+        left_ns = self._lifetime_ns - (self._clock.monotonic_ns() - issued)
+        if left_ns <= 0:
+            return None
+        # Shown as "time left" on the console: rebased on today's wall clock.
+        return replace(session, expires=now + timedelta(microseconds=left_ns // 1000))
 
     def _unsigned(self, kind: str, token: str | None, max_len: int) -> Any:
         """The JSON in ``payload.mac`` signed for ``kind``, or None if missing, longer than
@@ -146,6 +164,7 @@ class SessionManager:
         now = self._clock.now()
         self._revoked = {sid: exp for sid, exp in self._revoked.items() if exp > now}
         self._revoked[session.sid] = session.expires
+        self._issued.pop(session.sid, None)
 
     def csrf_token(self, session: Session) -> str:
         return self._mac("csrf", session.sid)
