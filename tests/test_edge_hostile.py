@@ -414,9 +414,7 @@ def test_the_guard_error_banner_shows_only_what_the_console_wrote(data_dir, cloc
             csrf = login(client)
             forged = client.get("/guard", params={"err": "Call 13900000000 to reopen the gate"})
             assert "reopen the gate" not in forged.text
-            response = post(
-                client, "/guard/register/vehicle", csrf, plate="", driver="Z", reason="x"
-            )
+            response = post(client, "/guard/lists/quarantine/add", csrf, household="", days="x")
             location = response.headers["location"]
             assert "err=" in location and "sig=" in location
             shown = client.get(location)

@@ -10,6 +10,7 @@ import html
 import re
 import shutil
 import subprocess
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,33 @@ import pytest
 from support import need
 from test_browser import CHROMIUM, GUARD_PW, DemoThread, wait_for, wait_idle
 
+from kiosk.clock import ShiftedClock
+
 pytestmark = pytest.mark.browser
 
 SHIFT_H = 1.0
 
 
+class ElapsingClock(ShiftedClock):
+    """The demo's clock, on which the test lets time pass: wall and monotonic time move
+    together (a shift's age is real elapsed time, so a wall-clock step alone ends nothing)."""
+
+    def __init__(self, start: datetime) -> None:
+        super().__init__(start)
+        self._elapsed_ns = 0
+
+    def monotonic_ns(self) -> int:
+        return super().monotonic_ns() + self._elapsed_ns
+
+    def elapse(self, seconds: float) -> None:
+        self._elapsed_ns += int(seconds * 1e9)
+        self.jump(seconds)
+
+
 async def start_short_shift_daemon(data_dir: Path, port: int) -> Any:
-    """The demo daemon with a one-hour shift (its clock can jump)."""
+    """The demo daemon with a one-hour shift (the test lets its time pass)."""
     from checkpoint import demo
+    from checkpoint.replay import SCENARIO_DIR, load_scenario
     from kiosk.accounts import hash_password
     from kiosk.config import parse_config
 
@@ -36,7 +56,8 @@ async def start_short_shift_daemon(data_dir: Path, port: int) -> Any:
             "gate": {"pulse_ms": 2000},
         }
     )
-    session = await demo.start_demo(data_dir, port, config=config)
+    start = load_scenario(SCENARIO_DIR / "demo.toml").start
+    session = await demo.start_demo(data_dir, port, clock=ElapsingClock(start), config=config)
     await asyncio.to_thread(
         session.core.accounts.add, "zhou", "guard", hash_password(GUARD_PW), "test"
     )
@@ -97,13 +118,13 @@ def test_the_shift_warns_before_it_ends_and_an_action_after_it_completes_after_s
     alarm.wait_for()
     assert page.locator("#session-warning").is_hidden()
 
-    core.clock.jump(SHIFT_H * 3600 - 5 * 60)  # five minutes of the shift left
+    core.clock.elapse(SHIFT_H * 3600 - 5 * 60)  # five minutes of the shift left
     page.reload()
     warning = page.locator("#session-warning")
     warning.wait_for()
     assert "5 min" in warning.inner_text()
 
-    core.clock.jump(6 * 60)  # the shift is over; the guard presses 已处理 anyway
+    core.clock.elapse(6 * 60)  # the shift is over; the guard presses 已处理 anyway
     acks = len([a for a in core.store.audits(0, 1000) if a["action"] == "alarm_ack"])
     page.locator(".alarm.kind-fever button.ack").first.click()
     page.wait_for_url(re.compile(r".*/guard/login\?.*resume=.*"))

@@ -196,9 +196,14 @@ def test_screen_is_chromium_kiosk_under_cage_on_tty1():
         "--disable-background-networking",
         "--disable-component-update",
         "--check-for-update-interval=31536000",
-        "--app=http://127.0.0.1:8000/kiosk",
+        "--app=${KIOSK_SCREEN_ORIGIN}/kiosk",
+        "--ignore-certificate-errors-spki-list=${KIOSK_SCREEN_PIN}",
     ):
         assert flag in browser
+    # The daemon's own address over plain HTTP unless install --tls pins a certificate.
+    environment = values(unit, "Service", "Environment")
+    assert "KIOSK_SCREEN_ORIGIN=http://127.0.0.1:8000" in environment
+    assert "KIOSK_SCREEN_PIN=" in environment
     assert "kiosk.service" in one(unit, "Unit", "Wants").split()
 
 
