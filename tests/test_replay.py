@@ -79,6 +79,7 @@ def test_shipped_scenario_meets_its_expectations(path):
     assert _decisions(result) == DECISIONS[path.stem]
 
 
+@pytest.mark.slow  # the whole demo day in virtual time: ~6 s of CPU
 def test_demo_stream_meets_its_expectations_and_covers_what_the_demo_promises():
     result = replay(load_scenario("demo"))
     assert result.failures == []
