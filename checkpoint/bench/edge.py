@@ -6,8 +6,8 @@ devices, full policy: temperature *and* pass) behind the daemon's own web server
 with its open-file limit set to 1,024 (``RLIMIT_NOFILE``, systemd's default soft limit: what
 the issue's flood exhausted). A probe thread in the child sends people through the real loop:
 the MLX90614 emulator gets a person at 36.4-36.8 °C, a freshly signed pass is handed to
-``EngineRunner.submit_code`` as a scanner would, and the runner's ``on_decision`` hook takes
-the time from the code to the committed decision (code → measurement → decision → commit).
+``EngineRunner.submit_code`` as a scanner would, and its decision, as the bus brings it to the
+screens, ends the time from the code (code → measurement → decision → commit → bus).
 The person leaves once decided; the next comes when the gate is locked again.
 
 This process drives two phases, in one run and interleaved over repeats so machine noise hits
@@ -97,14 +97,23 @@ class TemperatureProbe:
         self._stop = threading.Event()
         self._paused = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-edge-probe", daemon=True)
-        core.runner.on_decision = self._on_decision
+        self._expect: tuple[str, int] | None = None  # (pass id, monotonic ns of its code)
+
+    async def watch(self) -> None:
+        """Decisions as the screens see them: the bus (on the loop)."""
+        subscription = self.core.runner.bus.subscribe(name="bench-edge-probe")
+        try:
+            async for message in subscription:
+                if message.get("type") == "decision":
+                    self._on_decision(message)
+        finally:
+            subscription.close()
 
     def _on_decision(self, message: dict[str, Any]) -> None:
-        passage = self.core.runner.engine.passage
-        code = getattr(passage, "code", None)
-        if code is None or code.source != PROBE_SOURCE or message.get("kind") != "passage":
+        expect = self._expect
+        if expect is None or message.get("pass_id") != expect[0]:
             return
-        self._last = dict(message, ms=(self.core.clock.monotonic_ns() - code.mono_ns) / 1e6)
+        self._last = dict(message, ms=(self.core.clock.monotonic_ns() - expect[1]) / 1e6)
         self._decided.set()
 
     def reset(self) -> None:
@@ -129,6 +138,7 @@ class TemperatureProbe:
         self.emulator.person_arrives(36.4 + (n % 5) / 10)
         time.sleep(0.3)  # the wrist reaches the sensor before the pass is shown
         self.pass_ids.append(pass_.pass_id)
+        self._expect = (pass_.pass_id, self.core.clock.monotonic_ns())
         self.core.runner.submit_code(text, source=PROBE_SOURCE)
         if not self._decided.wait(DECISION_TIMEOUT_S):
             self.no_decision += 1
@@ -205,6 +215,7 @@ def _serve(data_dir: str) -> None:
         lag = LoopLagMonitor(keep=100_000)
         lag.ensure_started()
         probe = TemperatureProbe(core, key)
+        watcher = asyncio.create_task(probe.watch())
         probe._paused.set()
         probe.start()
         print(server.sock.getsockname()[1], flush=True)
@@ -240,6 +251,7 @@ def _serve(data_dir: str) -> None:
         probe.stop()
         recorded = probe.recorded()
         print(json.dumps({"submitted": len(probe.pass_ids), "recorded": recorded}), flush=True)
+        watcher.cancel()
         server.should_exit = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 3)
