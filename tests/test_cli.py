@@ -94,3 +94,34 @@ def test_a_demo_sign_in_survives_the_scenarios_day_jumps():
     for _round in range(6):  # about 40 minutes of demo
         clock.advance(round_jump_s)
     assert sessions.read(cookie) is not None
+
+
+def test_bench_only_takes_sections_comma_separated_or_repeated(monkeypatch, capsys):
+    from checkpoint.cli import bench_cmd
+
+    asked: list[list[str] | None] = []
+
+    def fake_run_all(quick: bool = False, only: list[str] | None = None) -> dict:
+        asked.append(only)
+        return {}
+
+    monkeypatch.setattr(bench_cmd, "run_all", fake_run_all)
+    assert main(["bench", "--json", "--only", "decode,thermo", "--only", "edge"]) == 0
+    assert asked == [["decode", "thermo", "edge"]]
+    assert main(["bench", "--only", "decode,nonsense"]) == 2
+    assert "unknown section 'nonsense'" in capsys.readouterr().err
+    assert len(asked) == 1  # nothing ran
+
+
+def test_the_fleet_bench_runs_only_when_named(monkeypatch):
+    from checkpoint import bench
+
+    ran: list[str] = []
+    monkeypatch.setattr(
+        bench, "_section_runner", lambda name: lambda quick: ran.append(name) or {"ok": True}
+    )
+    bench.run_all(quick=True)
+    assert "fleet" not in ran and ran[: len(bench.SECTIONS)] == list(bench.SECTIONS)
+    ran.clear()
+    assert bench.run_all(quick=True, only=["fleet"])["fleet"] == {"ok": True}
+    assert ran == ["fleet"]

@@ -51,10 +51,14 @@ def _section_runner(name: str) -> Callable[[bool], dict[str, Any]] | None:
     return module.run
 
 
+#: Sections that run only when named (``--only fleet``: it needs PostgreSQL and 20 kiosks).
+OPT_IN = ("fleet",)
+
+
 def run_all(quick: bool = False, only: list[str] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    for name in SECTIONS:
-        if only and name not in only:
+    for name in (*SECTIONS, *OPT_IN):
+        if (only and name not in only) or (not only and name in OPT_IN):
             continue
         runner = _section_runner(name)
         if runner is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from checkpoint.bench import SECTIONS, run_all
+from checkpoint.bench import OPT_IN, SECTIONS, run_all
 
 from .errors import UsageError
 
@@ -22,16 +22,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
     p.add_argument(
-        "--only", action="append", metavar="SECTION", help=f"run only these: {', '.join(SECTIONS)}"
+        "--only",
+        action="append",
+        metavar="SECTION[,SECTION]",
+        help=f"run only these (comma-separated or repeated): {', '.join(SECTIONS)}",
     )
     p.set_defaults(func=bench)
 
 
 def bench(args: argparse.Namespace) -> int:
-    for name in args.only or []:
-        if name not in SECTIONS:
-            raise UsageError(f"unknown section {name!r}; choose from {', '.join(SECTIONS)}")
-    result = run_all(quick=args.quick, only=args.only)
+    only = [name.strip() for value in args.only or [] for name in value.split(",") if name.strip()]
+    for name in only:
+        if name not in (*SECTIONS, *OPT_IN):
+            raise UsageError(
+                f"unknown section {name!r}; choose from {', '.join((*SECTIONS, *OPT_IN))}"
+            )
+    result = run_all(quick=args.quick, only=only or None)
     if args.json:
         print(json.dumps(result, sort_keys=False))
     else:
