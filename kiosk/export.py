@@ -30,7 +30,6 @@ if TYPE_CHECKING:  # the export helper process imports this module: keep it lean
 
 #: Event columns, as ``/api/v1/events`` sends them (the one record definition).
 COLUMNS = record.EVENT_COLUMNS
-_JSON_COLUMNS = frozenset(c for c in COLUMNS if c in record.JSON_FIELDS)
 
 _SELECT_EVENTS = f"SELECT {', '.join(COLUMNS)} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"  # noqa: S608
 _I_REASONS, _I_FLAGS, _I_PERSON, _I_SYNCED = (

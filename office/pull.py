@@ -42,9 +42,9 @@ try:  # 5-10x faster JSON on the pull's hot path; the standard library otherwise
 except ImportError:  # pragma: no cover - orjson is a dependency, kept optional for safety
     orjson = None  # type: ignore[assignment]
 
-from kiosk import hashchain
+from kiosk import hashchain, record
 from kiosk.config.fleet import normalise_url
-from kiosk.export import _JSON_COLUMNS, COLUMNS
+from kiosk.export import COLUMNS
 from kiosk.hashchain import GENESIS, CanonicalError, event_hash
 
 # --- the client side: the target ------------------------------------------------------------
@@ -239,7 +239,7 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
-_JSON_INDEXES = tuple(i for i, c in enumerate(COLUMNS) if c in _JSON_COLUMNS)
+_JSON_INDEXES = tuple(i for i, c in enumerate(COLUMNS) if c in record.JSON_FIELDS)
 _SYNCED_INDEX = COLUMNS.index("clock_synced")
 
 

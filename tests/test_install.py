@@ -585,8 +585,8 @@ def test_install_tls_pins_the_certificate_for_the_screen(checkout, tmp_path_fact
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-    if not shutil.which("useradd") or not shutil.which("openssl"):
-        pytest.skip("needs useradd and openssl")
+    need(shutil.which("useradd") is not None, "useradd")
+    need(shutil.which("openssl") is not None, "openssl")
     root = fresh_os_root(tmp_path_factory.mktemp("tls") / "root")
     args = ("--root", str(root), "--pip-args", OFFLINE_PIP, "--tls")
     first = run(checkout / "scripts" / "install", *args, env=install_env())
