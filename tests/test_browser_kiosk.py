@@ -191,7 +191,7 @@ def shots(tmp_path_factory) -> Path:
 
 def open_kiosk(page: Any, demo: KioskDemo, query: str = "") -> None:
     page.goto(f"{demo.url}/kiosk{query}")
-    page.wait_for_function("window.kioskView !== undefined")
+    wait_for(lambda: page.evaluate("window.kioskView !== undefined"))
 
 
 def background(page: Any) -> str:
@@ -329,7 +329,7 @@ def test_a_visitors_language_reverts_to_the_sites_after_the_passage(demo, page, 
     if os.environ.get("KIOSK_SHOTS"):
         page.screenshot(path=str(shots / "kiosk-pass-en.png"))
     page.wait_for_url(re.compile(r"/kiosk$"), timeout=20000)
-    page.wait_for_function("window.kioskView !== undefined")
+    wait_for(lambda: page.evaluate("window.kioskView !== undefined"))
     assert page.get_attribute("html", "lang") == "zh-CN"
     assert "请出示通行码" in page.inner_text("#k-prompt")
     wait_idle(demo)
@@ -382,7 +382,7 @@ def test_english_screens_are_legible_and_revert_after_a_deny(demo, browser, shot
         if os.environ.get("KIOSK_SHOTS"):
             page.screenshot(path=str(shots / "kiosk-deny-en.png"))
         page.wait_for_url(re.compile(r"/kiosk$"), timeout=20000)
-        page.wait_for_function("window.kioskView !== undefined")
+        wait_for(lambda: page.evaluate("window.kioskView !== undefined"))
         assert page.get_attribute("html", "lang") == "zh-CN"
         wait_idle(demo)
     finally:
