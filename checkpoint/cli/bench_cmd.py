@@ -8,15 +8,11 @@ import json
 from checkpoint.bench import OPT_IN, SECTIONS, run_all
 
 from .errors import UsageError
+from .parsers import Verbs, add_verb
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "bench",
-        help="run the benchmark suite",
-        description="Run the benchmarks (decode, thermo, decide, loop, idle, store, pull) and"
-        " print medians and same-run ratios. Sections not built yet say so.",
-    )
+def register(sub: Verbs) -> None:
+    p = add_verb(sub, "bench", bench)
     p.add_argument(
         "--json", action="store_true", help="print one JSON object (fields: docs/bench.md)"
     )
@@ -27,10 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="SECTION[,SECTION]",
         help=f"run only these (comma-separated or repeated): {', '.join(SECTIONS)}",
     )
-    p.set_defaults(func=bench)
 
 
 def bench(args: argparse.Namespace) -> int:
+    """run the benchmark suite
+
+    Run the benchmarks (decode, thermo, decide, loop, idle, store, pull) and print medians
+    and same-run ratios. Sections not built yet say so."""
     only = [name.strip() for value in args.only or [] for name in value.split(",") if name.strip()]
     for name in only:
         if name not in (*SECTIONS, *OPT_IN):

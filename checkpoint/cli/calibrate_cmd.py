@@ -19,6 +19,7 @@ from kiosk.calibration import (
 from kiosk.devices import DeviceFault
 
 from .errors import CliError, UsageError
+from .parsers import Verbs, add_group, add_verb
 
 
 def _celsius(text: str) -> float:
@@ -31,62 +32,39 @@ def _celsius(text: str) -> float:
     return value
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "calibrate",
-        help="record clinical readings beside kiosk readings and fit the site correction",
-        description="Per-site temperature calibration. Take a clinical thermometer reading of a"
-        " person right after the kiosk measured them, `add` it with the kiosk's object and"
-        " ambient readings, then `fit`. The fitted correction is stored in DATA/calibration.json"
-        " and used by the kiosk from then on. See docs/thermometer.md.",
-    )
-    p.add_argument("--data", default="data", metavar="DIR", help="data dir (default: ./data)")
-    verbs = p.add_subparsers(dest="calibrate_verb", metavar="ACTION", required=True)
+def register(sub: Verbs) -> None:
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument("--data", default="data", metavar="DIR", help="data dir (default: ./data)")
+    add_group(sub, "calibrate", _actions, dest="calibrate_verb", parents=[data])
 
-    add = verbs.add_parser(
-        "add",
-        help="record one clinical reading next to the kiosk's readings",
-        description="Record one pair: the clinical reading (degC) and the kiosk's object and"
-        " ambient readings of the same person, taken together.",
-    )
+
+def _actions(actions: Verbs) -> None:
+    """record clinical readings beside kiosk readings and fit the site correction
+
+    Per-site temperature calibration. Take a clinical thermometer reading of a person right
+    after the kiosk measured them, `add` it with the kiosk's object and ambient readings, then
+    `fit`. The fitted correction is stored in DATA/calibration.json and used by the kiosk from
+    then on. See docs/thermometer.md."""
+    add = add_verb(actions, "add", _add)
     add.add_argument("--clinical", type=_celsius, required=True, help="clinical thermometer, degC")
     add.add_argument("--object", type=_celsius, required=True, help="kiosk object reading, degC")
     add.add_argument("--ambient", type=_celsius, required=True, help="kiosk ambient reading, degC")
-    add.set_defaults(func=_add)
 
-    fit = verbs.add_parser(
-        "fit",
-        help="fit the site correction to the recorded pairs and store it",
-        description="Fit offset (and gain, curve when the pairs support them) and store it."
-        " Refuses, naming the pair, when one pair is far off the fit.",
-    )
-    fit.set_defaults(func=_fit)
+    add_verb(actions, "fit", _fit)
 
-    show = verbs.add_parser("show", help="print the model and the recorded pairs")
+    show = add_verb(actions, "show", _show)
     show.add_argument("--json", action="store_true", help="print the stored JSON")
-    show.set_defaults(func=_show)
 
-    remove = verbs.add_parser("remove", help="remove one recorded pair by its number")
+    remove = add_verb(actions, "remove", _remove)
     remove.add_argument("number", type=int, help="pair number as `show` lists it")
-    remove.set_defaults(func=_remove)
 
-    reset = verbs.add_parser(
-        "reset", help="go back to the default model (pairs are kept)", description="Needs --yes."
-    )
+    reset = add_verb(actions, "reset", _reset)
     reset.add_argument("--yes", action="store_true", help="confirm")
-    reset.set_defaults(func=_reset)
 
-    emis = verbs.add_parser(
-        "emissivity",
-        help="read (or with --set and --yes, write) the sensor's emissivity (EEPROM 0x24)",
-        description="Reads the MLX90614 emissivity. `--set E --yes` erases and rewrites EEPROM"
-        " 0x24 and reads it back; power-cycle the sensor afterwards. EEPROM cells wear out:"
-        " do not script this.",
-    )
-    emis.add_argument("--config", metavar="FILE", help="kiosk config naming the thermometer")
-    emis.add_argument("--set", type=float, metavar="E", help="new emissivity, 0.1..1.0")
-    emis.add_argument("--yes", action="store_true", help="confirm the EEPROM write")
-    emis.set_defaults(func=_emissivity)
+    emissivity = add_verb(actions, "emissivity", _emissivity)
+    emissivity.add_argument("--config", metavar="FILE", help="kiosk config naming the thermometer")
+    emissivity.add_argument("--set", type=float, metavar="E", help="new emissivity, 0.1..1.0")
+    emissivity.add_argument("--yes", action="store_true", help="confirm the EEPROM write")
 
 
 def _path(args: argparse.Namespace) -> Path:
@@ -97,6 +75,10 @@ def _path(args: argparse.Namespace) -> Path:
 
 
 def _add(args: argparse.Namespace) -> int:
+    """record one clinical reading next to the kiosk's readings
+
+    Record one pair: the clinical reading (degC) and the kiosk's object and ambient
+    readings of the same person, taken together."""
     path = _path(args)
     try:
         cal = record_clinical_pair(
@@ -118,6 +100,10 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
+    """fit the site correction to the recorded pairs and store it
+
+    Fit offset (and gain, curve when the pairs support them) and store it. Refuses,
+    naming the pair, when one pair is far off the fit."""
     path = _path(args)
     try:
         cal, report = fit_file(path, datetime.now(UTC))
@@ -139,6 +125,7 @@ def _load(args: argparse.Namespace) -> Calibration:
 
 
 def _show(args: argparse.Namespace) -> int:
+    """print the model and the recorded pairs"""
     cal = _load(args)
     if args.json:
         print(json.dumps(cal.to_dict(), indent=2))
@@ -162,6 +149,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
+    """remove one recorded pair by its number"""
     try:
         cal = update_file(_path(args), lambda c: c.without_point(args.number))
     except CalibrationError as exc:
@@ -171,6 +159,9 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def _reset(args: argparse.Namespace) -> int:
+    """go back to the default model (pairs are kept)
+
+    Needs --yes."""
     if not args.yes:
         raise UsageError("reset needs --yes")
     try:
@@ -182,6 +173,11 @@ def _reset(args: argparse.Namespace) -> int:
 
 
 def _emissivity(args: argparse.Namespace) -> int:
+    """read (or with --set and --yes, write) the sensor's emissivity (EEPROM 0x24)
+
+    Reads the MLX90614 emissivity. `--set E --yes` erases and rewrites EEPROM 0x24 and
+    reads it back; power-cycle the sensor afterwards. EEPROM cells wear out: do not script
+    this."""
     from drivers.mlx90614 import Mlx90614
     from drivers.thermometer import build_thermometer
     from kiosk.clock import SystemClock

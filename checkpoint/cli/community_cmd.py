@@ -17,54 +17,62 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CliError, UsageError, write_file
+from .parsers import Verbs, add_group, add_verb
 from .store_args import add_store_args, load_args_config, open_store
 
 _MAX_FILE = 5 * 1024 * 1024
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    rep = sub.add_parser(
-        "report",
-        help="the daily report in the office's categories (JSON, .xlsx, CSV)",
-        description="The gate's daily report for a local day: decisions and reasons plus the"
-        " office's categories (people in/out, fevers, returnees, quarantined households,"
-        " registrations, vehicles, service requests). Prints JSON unless --xlsx/--csv.",
-    )
+def register(sub: Verbs) -> None:
+    rep = add_verb(sub, "report", report_run)
     rep.add_argument("--day", required=True, metavar="YYYY-MM-DD", help="local day")
     rep.add_argument("--xlsx", metavar="FILE", help="write the report as an .xlsx workbook")
     rep.add_argument("--csv", metavar="FILE", help="write the report as CSV")
     add_store_args(rep)
-    rep.set_defaults(func=report_run)
 
-    for verb, what, columns in (
-        ("lists", "revocations, quarantine or households", "pass_id | household,from,until"),
-        ("vehicles", "the resident-vehicle list", "plate,household[,note]"),
-        ("compound", "the compound map", "building,unit,floor,household[,residents]"),
-    ):
-        group = sub.add_parser(
-            verb,
-            help=f"import {what} from CSV or .xlsx",
-            description=f"Import {what} from a CSV or .xlsx file (columns {columns}).",
+    add_group(sub, "lists", _lists, dest="lists_verb")
+    add_group(sub, "vehicles", _vehicles, dest="vehicles_verb")
+    add_group(sub, "compound", _compound, dest="compound_verb")
+
+
+def _lists(actions: Verbs) -> None:
+    """import revocations, quarantine or households from CSV or .xlsx
+
+    Import revocations, quarantine or households from a CSV or .xlsx file (columns
+    pass_id | household,from,until)."""
+    _import_action(actions, "lists")
+
+
+def _vehicles(actions: Verbs) -> None:
+    """import the resident-vehicle list from CSV or .xlsx
+
+    Import the resident-vehicle list from a CSV or .xlsx file (columns
+    plate,household[,note])."""
+    _import_action(actions, "vehicles")
+
+
+def _compound(actions: Verbs) -> None:
+    """import the compound map from CSV or .xlsx
+
+    Import the compound map from a CSV or .xlsx file (columns
+    building,unit,floor,household[,residents])."""
+    _import_action(actions, "compound")
+
+
+def _import_action(actions: Verbs, kind: str) -> None:
+    imp = add_verb(actions, "import", import_run)
+    imp.add_argument("file", metavar="FILE", help="a .csv or .xlsx file")
+    if kind == "lists":
+        imp.add_argument(
+            "--list",
+            choices=("revocations", "quarantine", "households"),
+            help="which list (default: told by the columns)",
         )
-        actions = group.add_subparsers(dest=f"{verb}_verb", metavar="ACTION", required=True)
-        imp = actions.add_parser(
-            "import",
-            help="show what the file changes; --apply to apply it",
-            description="Check every row and print the changes (added, changed, removed,"
-            " unchanged) as JSON; nothing is written without --apply. Exit 2 on a bad file.",
-        )
-        imp.add_argument("file", metavar="FILE", help="a .csv or .xlsx file")
-        if verb == "lists":
-            imp.add_argument(
-                "--list",
-                choices=("revocations", "quarantine", "households"),
-                help="which list (default: told by the columns)",
-            )
-        imp.add_argument("--apply", action="store_true", help="apply the changes (audited)")
-        imp.add_argument("--actor", default="cli", help="who is importing (for the audit)")
-        imp.add_argument("--show-keys", action="store_true", help="list the keys changed")
-        add_store_args(imp)
-        imp.set_defaults(func=import_run, kind=verb)
+    imp.add_argument("--apply", action="store_true", help="apply the changes (audited)")
+    imp.add_argument("--actor", default="cli", help="who is importing (for the audit)")
+    imp.add_argument("--show-keys", action="store_true", help="list the keys changed")
+    add_store_args(imp)
+    imp.set_defaults(kind=kind)
 
 
 def _store(args: argparse.Namespace, config: Any) -> Any:
@@ -90,6 +98,11 @@ def _write(path: str, data: bytes) -> None:
 
 
 def report_run(args: argparse.Namespace) -> int:
+    """the daily report in the office's categories (JSON, .xlsx, CSV)
+
+    The gate's daily report for a local day: decisions and reasons plus the office's
+    categories (people in/out, fevers, returnees, quarantined households, registrations,
+    vehicles, service requests). Prints JSON unless --xlsx/--csv."""
     from kiosk.categories import report_csv, report_xlsx
     from kiosk.stats import daily_report
 
@@ -135,6 +148,10 @@ def _plan(kind: str, data: bytes, name: str, store: Any, args: argparse.Namespac
 
 
 def import_run(args: argparse.Namespace) -> int:
+    """show what the file changes; --apply to apply it
+
+    Check every row and print the changes (added, changed, removed, unchanged) as JSON;
+    nothing is written without --apply. Exit 2 on a bad file."""
     from kiosk.community import CommunityError
     from kiosk.listimport import apply_list_import
     from kiosk.lists import ListError

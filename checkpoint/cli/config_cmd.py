@@ -8,25 +8,25 @@ from pathlib import Path
 
 from kiosk.config import ConfigError, check_paths, load_config
 
+from .parsers import Verbs, add_verb
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "check-config",
-        help="validate a config file",
-        description="Validate a kiosk TOML config. Prints every problem as `field.path: reason`"
-        " and exits 2 on error (unknown timezones, missing paths such as policy.trust_dir, a"
-        " file nested too deeply); prints `ok` and exits 0 when valid.",
-    )
+
+def register(sub: Verbs) -> None:
+    p = add_verb(sub, "check-config", check_config)
     p.add_argument("file", help="the TOML config to check")
     p.add_argument(
         "--root",
         metavar="DIR",
         help="look for the paths the config names under DIR (an install into another root)",
     )
-    p.set_defaults(func=check_config)
 
 
 def check_config(args: argparse.Namespace) -> int:
+    """validate a config file
+
+    Validate a kiosk TOML config. Prints every problem as `field.path: reason` and exits 2
+    on error (unknown timezones, missing paths such as policy.trust_dir, a file nested too
+    deeply); prints `ok` and exits 0 when valid."""
     try:
         cfg = load_config(args.file)
     except ConfigError as exc:

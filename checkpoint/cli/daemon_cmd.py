@@ -12,35 +12,22 @@ from kiosk.config import ConfigError, check_paths, load_config
 from kiosk.logs import setup_logging
 
 from .errors import CliError, UsageError
+from .parsers import Verbs, add_verb
 
 DEFAULT_DATA = "/var/lib/kiosk"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    demo = sub.add_parser(
-        "demo",
-        help="the whole kiosk on simulated devices with scripted visitors",
-        description="Run the real daemon (engine, event log, screens, API) on emulated devices"
-        " fed by a scripted stream of visitors. Prints the kiosk, guard and API URLs and a demo"
-        " guard login. Data goes to a temporary folder unless --data is given.",
-    )
+def register(sub: Verbs) -> None:
+    demo = add_verb(sub, "demo", run_demo)
     demo.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     demo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     demo.add_argument("--data", type=Path, help="keep data in DIR instead of a temp folder")
     demo.add_argument("--log-level", default="warning", help="log level (default warning)")
-    demo.set_defaults(func=run_demo)
 
-    run = sub.add_parser(
-        "run",
-        help="the daemon on the devices named in the config",
-        description="Run the kiosk daemon with the devices named in the config. Data dir:"
-        f" --data, else $KIOSK_DATA, else {DEFAULT_DATA}. Speaks the systemd notify protocol"
-        " when $NOTIFY_SOCKET is set. Stops cleanly on SIGTERM/SIGINT.",
-    )
+    run = add_verb(sub, "run", run_daemon)
     run.add_argument("--config", required=True, help="the TOML config file")
     run.add_argument("--data", type=Path, help=f"state directory (default {DEFAULT_DATA})")
     run.add_argument("--log-level", default="info", help="log level (default info)")
-    run.set_defaults(func=run_daemon)
 
 
 def _port(value: int) -> int:
@@ -77,6 +64,11 @@ def _busy_port_error(host: str, port: int) -> CliError:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    """the whole kiosk on simulated devices with scripted visitors
+
+    Run the real daemon (engine, event log, screens, API) on emulated devices fed by a
+    scripted stream of visitors. Prints the kiosk, guard and API URLs and a demo guard login.
+    Data goes to a temporary folder unless --data is given."""
     from checkpoint.demo import run_demo as demo
 
     port = _port(args.port)
@@ -90,6 +82,11 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_daemon(args: argparse.Namespace) -> int:
+    """the daemon on the devices named in the config
+
+    Run the kiosk daemon with the devices named in the config. Data dir: --data, else
+    $KIOSK_DATA, else /var/lib/kiosk. Speaks the systemd notify protocol when
+    $NOTIFY_SOCKET is set. Stops cleanly on SIGTERM/SIGINT."""
     from checkpoint.app import Daemon, build_core
 
     try:

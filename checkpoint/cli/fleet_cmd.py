@@ -17,53 +17,35 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CliError, UsageError
+from .parsers import Verbs, add_group, add_verb
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "collect",
-        help="pull many kiosks into PostgreSQL, with a status page",
-        description="The long-running collector: pulls every kiosk of the config into the"
-        " PostgreSQL database named by $KIOSK_FLEET_DSN (or the config's database_dsn_env),"
-        " concurrently and resumably; per-kiosk status on http://status_host:status_port/"
-        " (also /status.json and /metrics); serves the signed list bundle at /lists/bundle.",
-    )
+def register(sub: Verbs) -> None:
+    p = add_verb(sub, "collect", collect_run)
     p.add_argument("--config", required=True, metavar="FILE", help="collector TOML file")
     p.add_argument("--once", action="store_true", help="pull every kiosk once, print, exit")
-    p.set_defaults(func=collect_run)
 
-    fleet = sub.add_parser(
-        "fleet",
-        help="the office's side of the fleet: publish lists, district report",
-        description="Publish a signed list bundle for every gate; the district's daily report"
-        " from the central database.",
-    )
-    verbs = fleet.add_subparsers(dest="fleet_verb", metavar="ACTION", required=True)
-    pub = verbs.add_parser(
-        "publish",
-        help="sign the lists as the next bundle version",
-        description="Validate LISTS (JSON with revocations, quarantine, households), sign them"
-        " with the office key as the next version and replace OUT atomically (the collector"
-        " serves OUT at /lists/bundle). A version never goes down.",
-    )
+    add_group(sub, "fleet", _fleet, dest="fleet_verb")
+
+
+def _fleet(actions: Verbs) -> None:
+    """the office's side of the fleet: publish lists, district report
+
+    Publish a signed list bundle for every gate; the district's daily report from the
+    central database."""
+    pub = add_verb(actions, "publish", publish_run)
     pub.add_argument("--key", required=True, metavar="FILE", help="office private key (PEM)")
     pub.add_argument("--lists", required=True, metavar="FILE", help="the lists as JSON")
     pub.add_argument("--out", required=True, metavar="FILE", help="the bundle file to replace")
     pub.add_argument("--version", type=int, help="explicit version (above the published one)")
-    pub.set_defaults(func=publish_run)
 
-    rep = verbs.add_parser(
-        "report",
-        help="the district's daily report across gates (JSON)",
-        description="The daily report over every gate's events in the central database.",
-    )
+    rep = add_verb(actions, "report", report_run)
     rep.add_argument("--day", required=True, metavar="YYYY-MM-DD", help="local day")
     rep.add_argument("--tz", default="Asia/Shanghai", metavar="ZONE", help="site time zone")
     rep.add_argument(
         "--dsn-env", default="KIOSK_FLEET_DSN", metavar="NAME", help="env var with the DSN"
     )
     rep.add_argument("--kiosk", action="append", metavar="ID", help="only these gates")
-    rep.set_defaults(func=report_run)
 
 
 def _dsn_from(name: str) -> str:
@@ -74,6 +56,12 @@ def _dsn_from(name: str) -> str:
 
 
 def collect_run(args: argparse.Namespace) -> int:
+    """pull many kiosks into PostgreSQL, with a status page
+
+    The long-running collector: pulls every kiosk of the config into the PostgreSQL
+    database named by $KIOSK_FLEET_DSN (or the config's database_dsn_env), concurrently and
+    resumably; per-kiosk status on http://status_host:status_port/ (also /status.json and
+    /metrics); serves the signed list bundle at /lists/bundle."""
     from kiosk.config import ConfigError
     from kiosk.config.fleet import load_collector_config
     from office.collector import Collector, StatusServer
@@ -129,6 +117,11 @@ def collect_run(args: argparse.Namespace) -> int:
 
 
 def publish_run(args: argparse.Namespace) -> int:
+    """sign the lists as the next bundle version
+
+    Validate LISTS (JSON with revocations, quarantine, households), sign them with the
+    office key as the next version and replace OUT atomically (the collector serves OUT at
+    /lists/bundle). A version never goes down."""
     from kiosk.lists import BundleError
     from kiosk.passes import KeyFileError, load_private_key
     from office.listsync import publish_bundle
@@ -156,6 +149,9 @@ def publish_run(args: argparse.Namespace) -> int:
 
 
 def report_run(args: argparse.Namespace) -> int:
+    """the district's daily report across gates (JSON)
+
+    The daily report over every gate's events in the central database."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from office.district import district_report

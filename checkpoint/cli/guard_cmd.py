@@ -18,38 +18,31 @@ import sys
 from typing import Any
 
 from .errors import CliError, UsageError
+from .parsers import Verbs, add_group, add_verb
 from .store_args import add_store_args, load_args_config, open_store
 
 MIN_PASSWORD = 8
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "guard",
-        help="guard console accounts: add, hash, list, remove",
-        description="Accounts for the guard console (scrypt-hashed passwords, roles guard/admin).",
-    )
-    verbs = p.add_subparsers(dest="guard_verb", metavar="ACTION", required=True)
+def register(sub: Verbs) -> None:
+    add_group(sub, "guard", _actions, dest="guard_verb")
 
-    add = verbs.add_parser("add", help="create or reset an account in the kiosk's database")
+
+def _actions(actions: Verbs) -> None:
+    """guard console accounts: add, hash, list, remove
+
+    Accounts for the guard console (scrypt-hashed passwords, roles guard/admin)."""
+    add = add_verb(actions, "add", add_run)
     _account_args(add)
     add_store_args(add)
-    add.set_defaults(func=add_run)
 
-    hsh = verbs.add_parser(
-        "hash", help="print a 'name:role:hash' line for the guard_users credentials file"
-    )
-    _account_args(hsh)
-    hsh.set_defaults(func=hash_run)
+    _account_args(add_verb(actions, "hash", hash_run))
 
-    lst = verbs.add_parser("list", help="list the accounts (names and roles only)")
-    add_store_args(lst)
-    lst.set_defaults(func=list_run)
+    add_store_args(add_verb(actions, "list", list_run))
 
-    rm = verbs.add_parser("remove", help="disable a stored account")
-    rm.add_argument("name")
-    add_store_args(rm)
-    rm.set_defaults(func=remove_run)
+    remove = add_verb(actions, "remove", remove_run)
+    remove.add_argument("name")
+    add_store_args(remove)
 
 
 def _account_args(p: argparse.ArgumentParser) -> None:
@@ -86,6 +79,7 @@ def _checked_name_role(args: argparse.Namespace) -> None:
 
 
 def hash_run(args: argparse.Namespace) -> int:
+    """print a 'name:role:hash' line for the guard_users credentials file"""
     from kiosk.accounts import credentials_line, hash_password
 
     _checked_name_role(args)
@@ -108,6 +102,7 @@ def _actor() -> str:
 
 
 def add_run(args: argparse.Namespace) -> int:
+    """create or reset an account in the kiosk's database"""
     from kiosk.accounts import AccountError, AccountStore, hash_password
 
     _checked_name_role(args)
@@ -126,6 +121,7 @@ def add_run(args: argparse.Namespace) -> int:
 
 
 def list_run(args: argparse.Namespace) -> int:
+    """list the accounts (names and roles only)"""
     from kiosk.accounts import AccountError, AccountStore
     from kiosk.secrets import get_secret
 
@@ -143,6 +139,7 @@ def list_run(args: argparse.Namespace) -> int:
 
 
 def remove_run(args: argparse.Namespace) -> int:
+    """disable a stored account"""
     from kiosk.accounts import AccountStore
 
     store = _open_store(args)

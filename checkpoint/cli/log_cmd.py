@@ -22,6 +22,7 @@ from urllib.parse import quote
 from kiosk.store import compare_with_central, verify_database
 
 from .errors import CliError, UsageError
+from .parsers import Verbs, add_verb
 
 DB_NAME = "kiosk.db"
 
@@ -32,15 +33,8 @@ def default_db(environ: dict[str, str] | None = None) -> Path:
     return Path(env.get("KIOSK_DATA") or "data") / DB_NAME
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "verify-log",
-        help="check the event log's hash chains and seq",
-        description="Check the event and audit hash chains, seq continuity and the personal-data"
-        " digests of an event log. Names the first bad row. Exit 0 when intact, 1 if any row"
-        " was edited, deleted, inserted or reordered (or the file is corrupt), 2 if the file"
-        " cannot be used as an event log.",
-    )
+def register(sub: Verbs) -> None:
+    p = add_verb(sub, "verify-log", run)
     p.add_argument(
         "--db",
         metavar="FILE",
@@ -58,7 +52,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the kiosk's id in CENTRAL (default: the one in the file's events)",
     )
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    p.set_defaults(func=run)
 
 
 def _central_rows(central: str, kiosk_id: str) -> Iterator[tuple[int, str]]:
@@ -117,6 +110,12 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
 
 
 def run(args: argparse.Namespace) -> int:
+    """check the event log's hash chains and seq
+
+    Check the event and audit hash chains, seq continuity and the personal-data digests of
+    an event log. Names the first bad row. Exit 0 when intact, 1 if any row was edited,
+    deleted, inserted or reordered (or the file is corrupt), 2 if the file cannot be used as
+    an event log."""
     path = Path(args.db) if args.db else default_db()
     conn = _open_read_only(path)
     try:
@@ -171,7 +170,6 @@ def run(args: argparse.Namespace) -> int:
         if ok:
             print(
                 f"ok: {path}: {result.events_checked} events and {result.audit_checked} audit"
-                " rows, chains intact"
-                + (f", matches {args.against}" if args.against else "")
+                " rows, chains intact" + (f", matches {args.against}" if args.against else "")
             )
     return 0 if ok else 1

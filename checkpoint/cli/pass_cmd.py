@@ -33,41 +33,32 @@ from kiosk.passes import (
 )
 
 from .errors import CliError, UsageError, write_file
+from .parsers import Verbs, add_group, add_verb
 
 MAX_DAYS = MAX_VALID_HOURS // 24
 DEFAULT_TZ = "Asia/Shanghai"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    keys = sub.add_parser(
-        "keys",
-        help="issuer key pairs",
-        description="Manage Ed25519 issuer keys. The .pub files form a kiosk's trust list.",
-    )
-    keys_sub = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
-    new = keys_sub.add_parser(
-        "new",
-        help="make a new issuing key pair",
-        description="Write DIR/NAME.key (private, mode 0600) and DIR/NAME.pub (copy the .pub"
-        " into each kiosk's trust folder). Never overwrites an existing key.",
-    )
+def register(sub: Verbs) -> None:
+    add_group(sub, "keys", _keys)
+    add_group(sub, "pass", _passes)
+
+
+def _keys(actions: Verbs) -> None:
+    """issuer key pairs
+
+    Manage Ed25519 issuer keys. The .pub files form a kiosk's trust list."""
+    new = add_verb(actions, "new", keys_new)
     new.add_argument("--dir", required=True, type=Path, help="folder for the key files")
     new.add_argument("--name", default="issuer", help="key name (default: issuer)")
-    new.set_defaults(func=keys_new)
 
-    p = sub.add_parser(
-        "pass",
-        help="issue, verify and batch-issue signed passes",
-        description="Signed passes: issue one (optionally with a printable card), verify a"
-        " payload against a trust folder, or issue a batch from a CSV of households.",
-    )
-    p_sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    issue = p_sub.add_parser(
-        "issue",
-        help="issue a signed pass; prints the QR payload on one line",
-        description="Issue a signed pass valid from now. Prints the payload (one line).",
-    )
+def _passes(actions: Verbs) -> None:
+    """issue, verify and batch-issue signed passes
+
+    Signed passes: issue one (optionally with a printable card), verify a payload against a
+    trust folder, or issue a batch from a CSV of households."""
+    issue = add_verb(actions, "issue", pass_issue)
     _issue_args(issue)
     issue.add_argument("--household", required=True, help="household code, e.g. 12-3-0502")
     issue.add_argument("--holder", required=True, help="holder's name or initial")
@@ -76,32 +67,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--flag", action="append", default=[], choices=FLAGS, help="pass flag (repeatable)"
     )
     issue.add_argument("--out", type=Path, help="also write a printable card (.svg or .png)")
-    issue.set_defaults(func=pass_issue)
 
-    verify = p_sub.add_parser(
-        "verify",
-        help="verify a payload against a trust folder; prints JSON",
-        description="Verify a pass payload with every *.pub in the trust folder and check its"
-        " validity window. Prints {valid, reasons, ...decoded fields} as JSON. Exit 0 valid,"
-        " 1 invalid, 2 unusable input (malformed payload, bad trust folder).",
-    )
+    verify = add_verb(actions, "verify", pass_verify)
     verify.add_argument("payload", metavar="PAYLOAD", help="the QR text; '-' reads stdin")
     verify.add_argument("--trust", required=True, type=Path, help="folder of trusted *.pub")
     verify.add_argument("--at", help="check validity at this ISO time instead of now")
-    verify.set_defaults(func=pass_verify)
 
-    batch = p_sub.add_parser(
-        "batch",
-        help="issue passes for every row of a households CSV",
-        description="CSV columns: household, holder, and optionally role, days, flags"
-        " (';'-separated). Every row is checked first; one bad row and nothing is written."
-        " Writes one card per pass (named by pass id) and passes.csv with every payload.",
-    )
+    batch = add_verb(actions, "batch", pass_batch)
     _issue_args(batch)
     batch.add_argument("--csv", required=True, type=Path, help="households CSV")
     batch.add_argument("--out", required=True, type=Path, help="output folder")
     batch.add_argument("--format", choices=("svg", "png"), default="svg", help="card format")
-    batch.set_defaults(func=pass_batch)
 
 
 def _issue_args(p: argparse.ArgumentParser) -> None:
@@ -116,6 +92,10 @@ def _issue_args(p: argparse.ArgumentParser) -> None:
 
 
 def keys_new(args: argparse.Namespace) -> int:
+    """make a new issuing key pair
+
+    Write DIR/NAME.key (private, mode 0600) and DIR/NAME.pub (copy the .pub into each
+    kiosk's trust folder). Never overwrites an existing key."""
     try:
         key_path, pub_path = new_key_pair(args.dir, args.name)
     except KeyFileError as exc:
@@ -156,6 +136,9 @@ def _card(pass_, payload: str, fmt: Fmt, args: argparse.Namespace, zone: ZoneInf
 
 
 def pass_issue(args: argparse.Namespace) -> int:
+    """issue a signed pass; prints the QR payload on one line
+
+    Issue a signed pass valid from now. Prints the payload (one line)."""
     days = _days(args.days)
     zone = _zone(args.tz)
     fmt = None
@@ -178,6 +161,11 @@ def pass_issue(args: argparse.Namespace) -> int:
 
 
 def pass_verify(args: argparse.Namespace) -> int:
+    """verify a payload against a trust folder; prints JSON
+
+    Verify a pass payload with every *.pub in the trust folder and check its validity
+    window. Prints {valid, reasons, ...decoded fields} as JSON. Exit 0 valid, 1 invalid,
+    2 unusable input (malformed payload, bad trust folder)."""
     payload = sys.stdin.readline().rstrip("\r\n") if args.payload == "-" else args.payload
     now = SystemClock().now()
     if args.at:
@@ -258,6 +246,11 @@ def _batch_rows(path: Path, default_days: float) -> list[dict]:
 
 
 def pass_batch(args: argparse.Namespace) -> int:
+    """issue passes for every row of a households CSV
+
+    CSV columns: household, holder, and optionally role, days, flags (';'-separated).
+    Every row is checked first; one bad row and nothing is written. Writes one card per pass
+    (named by pass id) and passes.csv with every payload."""
     default_days = _days(args.days)
     zone = _zone(args.tz)
     rows = _batch_rows(args.csv, default_days)

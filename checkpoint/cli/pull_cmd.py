@@ -16,42 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CliError, UsageError
+from .parsers import Verbs, add_group, add_verb
 from .store_args import add_store_args, load_args_config, open_store
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    token = sub.add_parser(
-        "token",
-        help="API tokens for the office (new, list, revoke)",
-        description="Manage API bearer tokens. A new token is shown once and stored hashed.",
-    )
-    verbs = token.add_subparsers(dest="token_verb", metavar="ACTION", required=True)
-    new = verbs.add_parser("new", help="create a token (printed once on stdout)")
-    new.add_argument(
-        "--scope",
-        action="append",
-        required=True,
-        metavar="SCOPE",
-        help="logs:read, logs:personal or stats:read (repeatable)",
-    )
-    new.add_argument("--name", help="a label for `token list` (e.g. the office's name)")
-    add_store_args(new)
-    new.set_defaults(func=token_new)
-    lst = verbs.add_parser("list", help="list tokens (never their secrets)")
-    lst.add_argument("--json", action="store_true", help="one JSON object per line")
-    add_store_args(lst)
-    lst.set_defaults(func=token_list)
-    rev = verbs.add_parser("revoke", help="revoke a token by its id")
-    rev.add_argument("id", help="the 8-character id shown by `token list`")
-    add_store_args(rev)
-    rev.set_defaults(func=token_revoke)
-
-    pull = sub.add_parser(
-        "pull",
-        help="copy a kiosk's events into a local SQLite file",
-        description="Incremental, resumable, idempotent pull of one or more kiosks' events"
-        " into TARGET, verifying the hash chain across pulls.",
-    )
+def register(sub: Verbs) -> None:
+    add_group(sub, "token", _tokens, dest="token_verb")
+    pull = add_verb(sub, "pull", pull_run)
     pull.add_argument("url", nargs="?", help="the kiosk's base URL, e.g. http://gate-1:8000")
     pull.add_argument(
         "--from",
@@ -78,17 +49,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     pull.add_argument("--page", type=int, default=5000, help="events per request (1-10000)")
     pull.add_argument("--retries", type=int, default=8, help="tries per request (1-100)")
     pull.add_argument("--json", action="store_true", help="print one JSON result per kiosk")
-    pull.set_defaults(func=pull_run)
 
-    purge = sub.add_parser(
-        "purge",
-        help="delete personal data past retention, keep daily aggregates",
-        description="Null the personal fields of events older than DAYS (after freezing the"
-        " daily reports of those days); the hash chain keeps verifying.",
-    )
+    purge = add_verb(sub, "purge", purge_run)
     purge.add_argument("--older-than", type=int, required=True, metavar="DAYS")
     add_store_args(purge)
-    purge.set_defaults(func=purge_run)
+
+
+def _tokens(actions: Verbs) -> None:
+    """API tokens for the office (new, list, revoke)
+
+    Manage API bearer tokens. A new token is shown once and stored hashed."""
+    new = add_verb(actions, "new", token_new)
+    new.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        metavar="SCOPE",
+        help="logs:read, logs:personal or stats:read (repeatable)",
+    )
+    new.add_argument("--name", help="a label for `token list` (e.g. the office's name)")
+    add_store_args(new)
+    listing = add_verb(actions, "list", token_list)
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_store_args(listing)
+    revoke = add_verb(actions, "revoke", token_revoke)
+    revoke.add_argument("id", help="the 8-character id shown by `token list`")
+    add_store_args(revoke)
 
 
 def _open_store(args: argparse.Namespace, config: Any) -> Any:
@@ -104,6 +90,7 @@ def _token_store(store: Any) -> Any:
 
 
 def token_new(args: argparse.Namespace) -> int:
+    """create a token (printed once on stdout)"""
     from kiosk.tokens import TokenError, validate_scopes
 
     try:
@@ -126,6 +113,7 @@ def token_new(args: argparse.Namespace) -> int:
 
 
 def token_list(args: argparse.Namespace) -> int:
+    """list tokens (never their secrets)"""
     store = _open_store(args, load_args_config(args))
     try:
         tokens = _token_store(store).list()
@@ -141,6 +129,7 @@ def token_list(args: argparse.Namespace) -> int:
 
 
 def token_revoke(args: argparse.Namespace) -> int:
+    """revoke a token by its id"""
     from kiosk.tokens import TokenError
 
     store = _open_store(args, load_args_config(args))
@@ -155,6 +144,10 @@ def token_revoke(args: argparse.Namespace) -> int:
 
 
 def pull_run(args: argparse.Namespace) -> int:
+    """copy a kiosk's events into a local SQLite file
+
+    Incremental, resumable, idempotent pull of one or more kiosks' events into TARGET,
+    verifying the hash chain across pulls."""
     from office.pull import Backoff, Progress, Puller, PullError, normalise_url
 
     urls = ([args.url] if args.url else []) + list(args.sources)
@@ -223,6 +216,10 @@ def pull_run(args: argparse.Namespace) -> int:
 
 
 def purge_run(args: argparse.Namespace) -> int:
+    """delete personal data past retention, keep daily aggregates
+
+    Null the personal fields of events older than DAYS (after freezing the daily reports
+    of those days); the hash chain keeps verifying."""
     from kiosk.retention import MAX_DAYS, purge
     from kiosk.store import StoreFault
 

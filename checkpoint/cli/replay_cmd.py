@@ -6,19 +6,11 @@ import argparse
 import sys
 
 from .errors import CliError, UsageError
+from .parsers import Verbs, add_verb
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "replay",
-        help="replay a scenario through the real engine on fake devices (virtual time)",
-        description=(
-            "Run a scenario file (TOML; see docs/scenarios.md) through the real engine on fake"
-            " devices in virtual time, with no real waiting. Prints one JSON line per decision"
-            " and checks the scenario's expectations: exit 1 if one fails, 2 if the scenario"
-            " is malformed. A bare name (e.g. 'fever') runs a shipped scenario."
-        ),
-    )
+def register(sub: Verbs) -> None:
+    p = add_verb(sub, "replay", run)
     p.add_argument(
         "scenario", metavar="SCENARIO", nargs="?", help="scenario file, or a shipped name"
     )
@@ -28,10 +20,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="keep the event log in this SQLite file (default: a temporary file)",
     )
     p.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """replay a scenario through the real engine on fake devices (virtual time)
+
+    Run a scenario file (TOML; see docs/scenarios.md) through the real engine on fake
+    devices in virtual time, with no real waiting. Prints one JSON line per decision and
+    checks the scenario's expectations: exit 1 if one fails, 2 if the scenario is malformed.
+    A bare name (e.g. 'fever') runs a shipped scenario."""
     from checkpoint.replay import (
         ScenarioError,
         format_record,

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from .errors import CliError, UsageError
+from .parsers import Verbs, add_verb
 
 #: Largest image decoded: 40 megapixels (a phone photo is 12-50); a camera frame is 0.3.
 MAX_PIXELS = 40_000_000
@@ -43,14 +44,8 @@ def image_size(path: Path) -> tuple[int, int] | None:
             Image.MAX_IMAGE_PIXELS = saved
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "scan",
-        help="decode QR codes in image files through the reader pipeline",
-        description="Decode image files through the same pipeline the camera uses (grayscale,"
-        " decode, second pass where a code is likely, payload hygiene). Prints one JSON line"
-        ' per file: {"file", "codes": [...], "ms"}. Exit 2 if any file is unusable.',
-    )
+def register(sub: Verbs) -> None:
+    p = add_verb(sub, "scan", run)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     p.add_argument(
         "--backend",
@@ -64,10 +59,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=MAX_PIXELS,
         help=f"refuse images larger than this many pixels, before decoding (default {MAX_PIXELS})",
     )
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """decode QR codes in image files through the reader pipeline
+
+    Decode image files through the same pipeline the camera uses (grayscale, decode,
+    second pass where a code is likely, payload hygiene). Prints one JSON line per file:
+    {"file", "codes": [...], "ms"}. Exit 2 if any file is unusable."""
     from drivers.decoders import DecoderUnavailable, build_decoder
     from drivers.file_source import read_image
     from drivers.pipeline import FramePipeline

@@ -13,22 +13,18 @@ import argparse
 from typing import Literal
 
 from .errors import CliError, UsageError
+from .parsers import Verbs, add_group, add_verb
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "scanner",
-        help="set up a GM65 serial QR scanner module (output, CR suffix, scan mode)",
-        description="Serial commands to a GM65-class scanner module. See docs/wiring.md.",
-    )
-    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    setup = actions.add_parser(
-        "setup",
-        help="serial/CDC output, CR after each code, continuous or command mode; saved",
-        description="Reads, sets and reads back the module's zones: output interface (0x000D),"
-        " tail (0x0060: CR) and scan mode (0x0000), then saves them to the module's flash."
-        " Exit 1 when the module does not acknowledge.",
-    )
+def register(sub: Verbs) -> None:
+    add_group(sub, "scanner", _actions)
+
+
+def _actions(actions: Verbs) -> None:
+    """set up a GM65 serial QR scanner module (output, CR suffix, scan mode)
+
+    Serial commands to a GM65-class scanner module. See docs/wiring.md."""
+    setup = add_verb(actions, "setup", run_setup)
     setup.add_argument(
         "port", metavar="PORT", help="serial device, e.g. /dev/ttyACM0 or /dev/ttyS0"
     )
@@ -52,10 +48,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     setup.add_argument(
         "--timeout", type=float, default=1.0, help="seconds to wait for each reply (1.0)"
     )
-    setup.set_defaults(func=run_setup)
 
 
 def run_setup(args: argparse.Namespace) -> int:
+    """serial/CDC output, CR after each code, continuous or command mode; saved
+
+    Reads, sets and reads back the module's zones: output interface (0x000D), tail
+    (0x0060: CR) and scan mode (0x0000), then saves them to the module's flash. Exit 1 when
+    the module does not acknowledge."""
     import serial
 
     from drivers.gm65 import Gm65, Gm65Error
@@ -64,9 +64,7 @@ def run_setup(args: argparse.Namespace) -> int:
         raise UsageError("--baudrate must be within 1200..921600")
     if not 0.05 <= args.timeout <= 30:
         raise UsageError("--timeout must be within 0.05..30 s")
-    output: Literal["serial", "cdc"] = args.output or (
-        "cdc" if "ttyACM" in args.port else "serial"
-    )
+    output: Literal["serial", "cdc"] = args.output or ("cdc" if "ttyACM" in args.port else "serial")
     try:
         port = serial.serial_for_url(
             args.port, baudrate=args.baudrate, timeout=0.05, write_timeout=args.timeout

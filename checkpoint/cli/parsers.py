@@ -1,0 +1,53 @@
+"""How a verb is declared: its parser, the function behind it, and its help.
+
+A verb is run by a function, and a verb made of actions (``kiosk pass issue``) is declared by
+one; that function's docstring is the verb's help, as in click. Its first paragraph is the
+one line ``kiosk --help`` lists the verb with; the rest, if any, is the description that
+``kiosk VERB --help`` prints. So what a verb does is written once, beside the code that does
+it. Line breaks and indentation are folded, as argparse prints any help text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+#: What ``register()`` receives: the verbs (or a group's actions) of a parser.
+Verbs = argparse._SubParsersAction
+
+
+def add_verb(
+    verbs: Verbs, name: str, run: Callable[[argparse.Namespace], Any]
+) -> argparse.ArgumentParser:
+    """The parser of verb ``name``, which ``run`` carries out; helped by ``run``'s docstring."""
+    help, description = _help_of(run)
+    parser: argparse.ArgumentParser = verbs.add_parser(name, help=help, description=description)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def add_group(
+    verbs: Verbs,
+    name: str,
+    declare: Callable[[Verbs], None],
+    *,
+    dest: str = "action",
+    parents: Sequence[argparse.ArgumentParser] = (),
+) -> None:
+    """Verb ``name``, made of the actions ``declare`` adds; helped by ``declare``'s docstring.
+
+    One action is required, named ``ACTION`` in the usage line and stored in ``args.<dest>``.
+    Options of the group itself (``kiosk calibrate --data DIR add``) come from ``parents``."""
+    help, description = _help_of(declare)
+    group = verbs.add_parser(name, help=help, description=description, parents=list(parents))
+    declare(group.add_subparsers(dest=dest, metavar="ACTION", required=True))
+
+
+def _help_of(function: Callable[..., Any]) -> tuple[str, str | None]:
+    doc = inspect.getdoc(function)
+    if not doc:
+        raise TypeError(f"{function.__qualname__} needs a docstring: it is the verb's help")
+    summary, _, rest = doc.partition("\n\n")
+    return " ".join(summary.split()), " ".join(rest.split()) or None
