@@ -39,7 +39,7 @@ from kiosk.config.gate import (
     NoGateConfig,
     SerialRelayConfig,
 )
-from kiosk.devices import Gate, GateFault, Health
+from kiosk.devices import Gate, GateFault, Health, HealthState
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,31 @@ def coil_energised(open_: bool, wiring: Wiring) -> bool:
     return open_ if wiring == "normally_open" else not open_
 
 
-class SerialRelayGate:
+class _Relay:
+    """What both relay drivers share: the wiring that maps a command to a coil level, one
+    lock around the device, and the health of the last command, stamped by the clock."""
+
+    def __init__(self, name: str, wiring: Wiring, clock: Clock | None, health: Health) -> None:
+        self.name = name
+        self._wiring: Wiring = wiring
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._health = health
+
+    def _coil(self, open_: bool) -> bool:
+        return coil_energised(open_, self._wiring)
+
+    def _mono(self) -> int | None:
+        return self._clock.monotonic_ns() if self._clock is not None else None
+
+    def _report(self, state: HealthState, detail: str) -> None:
+        self._health = Health(state, detail, self._mono())
+
+    def health(self) -> Health:
+        return self._health
+
+
+class SerialRelayGate(_Relay):
     """LCUS-1 family USB relay board over pyserial.
 
     The port is opened lazily and reopened after any failure, so a board that is unplugged
@@ -86,21 +110,17 @@ class SerialRelayGate:
         serial_factory: Callable[..., Any] | None = None,
         name: str = "serial_relay",
     ) -> None:
-        self.name = name
+        super().__init__(name, wiring, clock, Health("ok", "not used yet"))
         self._port = port
         self._baudrate = baudrate
         self._channel = channel
-        self._wiring: Wiring = wiring
         self._write_timeout_s = write_timeout_s
-        self._clock = clock
         if serial_factory is None:
             import serial
 
             serial_factory = serial.serial_for_url
         self._factory = serial_factory
         self._ser: Any = None
-        self._lock = threading.Lock()
-        self._health = Health("ok", "not used yet")
         self._is_open: bool | None = None
         self._node_gone = False
 
@@ -123,7 +143,7 @@ class SerialRelayGate:
                 log.debug("serial relay: close after failure failed", exc_info=True)
 
     def set_open(self, open_: bool) -> None:
-        frame = lcus_frame(self._channel, coil_energised(open_, self._wiring))
+        frame = lcus_frame(self._channel, self._coil(open_))
         with self._lock:
             if self._node_gone:  # unplugged since the port was opened: that fd is dead
                 self._node_gone = False
@@ -138,13 +158,10 @@ class SerialRelayGate:
                 # serial.SerialException, SerialTimeoutException and OSError (ENODEV when
                 # the USB device vanished) all mean the same for the gate: not commanded.
                 self._drop_port()
-                self._health = Health("fault", f"relay write failed: {exc}", self._mono())
+                self._report("fault", f"relay write failed: {exc}")
                 raise GateFault(f"serial relay {self._port}: {exc}", reason="gate_fault") from exc
             self._is_open = open_
-            self._health = Health("ok", "open" if open_ else "closed", self._mono())
-
-    def _mono(self) -> int | None:
-        return self._clock.monotonic_ns() if self._clock is not None else None
+            self._report("ok", "open" if open_ else "closed")
 
     def health(self) -> Health:
         if self._port.startswith("/") and not os.path.exists(self._port):
@@ -157,7 +174,7 @@ class SerialRelayGate:
             self._drop_port()
 
 
-class GpioRelayGate:
+class GpioRelayGate(_Relay):
     """A relay module on a GPIO pin via gpiozero's ``OutputDevice``.
 
     ``active_high`` says which pin level energises the coil (many cheap modules are
@@ -183,16 +200,12 @@ class GpioRelayGate:
         pin_factory: Any = None,
         name: str = "gpio_relay",
     ) -> None:
-        self.name = name
+        super().__init__(name, wiring, clock, Health("ok", "closed"))
         self._pin = pin
         self._active_high = active_high
-        self._wiring: Wiring = wiring
-        self._clock = clock
         self._pin_factory = pin_factory
-        self._lock = threading.Lock()
         self._device: Any = None
         self._faults = StateLog(log, name)
-        self._health = Health("ok", "closed")
         with self._lock:
             try:
                 self._ensure_device()
@@ -209,20 +222,17 @@ class GpioRelayGate:
             self._device = OutputDevice(
                 self._pin,
                 active_high=self._active_high,
-                initial_value=coil_energised(False, self._wiring),
+                initial_value=self._coil(False),
                 pin_factory=self._pin_factory,
             )
         except Exception as exc:  # noqa: BLE001 - BadPinFactory, GPIOPinInUse, OSError, ...
             detail = f"GPIO{self._pin} unavailable: {describe(exc)}"
             self._faults.fault(detail)
-            self._health = Health("fault", detail, self._mono())
+            self._report("fault", detail)
             raise GateFault(f"gpio relay: {detail}", reason="gate_fault") from None
         self._faults.recovered(f"GPIO{self._pin} ready")
-        self._health = Health("ok", "closed", self._mono())
+        self._report("ok", "closed")
         return self._device
-
-    def _mono(self) -> int | None:
-        return self._clock.monotonic_ns() if self._clock is not None else None
 
     @property
     def energised(self) -> bool:
@@ -232,14 +242,11 @@ class GpioRelayGate:
         with self._lock:
             device = self._ensure_device()
             try:
-                device.value = coil_energised(open_, self._wiring)
+                device.value = self._coil(open_)
             except Exception as exc:
-                self._health = Health("fault", f"gpio write failed: {exc}", self._mono())
+                self._report("fault", f"gpio write failed: {exc}")
                 raise GateFault(f"gpio relay: {exc}", reason="gate_fault") from exc
-            self._health = Health("ok", "open" if open_ else "closed", self._mono())
-
-    def health(self) -> Health:
-        return self._health
+            self._report("ok", "open" if open_ else "closed")
 
     def close(self) -> None:
         with self._lock:
