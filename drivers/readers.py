@@ -10,12 +10,14 @@ configured: a gate with a serial scanner never loads them (~30 MB of its memory)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from kiosk.clock import Clock, FakeClock
 from kiosk.config.readers import (
     CameraReaderConfig,
+    ExposureConfig,
     FakeCameraReaderConfig,
+    FocusConfig,
     PiCameraReaderConfig,
     ReadersSection,
     SerialReaderConfig,
@@ -61,29 +63,11 @@ def build_readers(cfg: ReadersSection, clock: Clock) -> list[CodeReader]:
         pipeline = FramePipeline(decoder, cfg.decoder, clock, source=src.name)
         source: FrameSource
         if isinstance(src, CameraReaderConfig):
-            source = UsbCamera(
-                src.device,
-                clock,
-                width=src.width,
-                height=src.height,
-                fps=src.fps,
-                name=src.name,
-                exposure=src.exposure,
-                focus=src.focus,
-            )
+            source = UsbCamera(src.device, clock, **_capture(src))
         elif isinstance(src, PiCameraReaderConfig):
             from .picamera import PiCamera
 
-            source = PiCamera(
-                clock,
-                width=src.width,
-                height=src.height,
-                fps=src.fps,
-                name=src.name,
-                capture_timeout_s=src.watchdog.stale_frame_s,
-                exposure=src.exposure,
-                focus=src.focus,
-            )
+            source = PiCamera(clock, capture_timeout_s=src.watchdog.stale_frame_s, **_capture(src))
         elif isinstance(src, FakeCameraReaderConfig):
             if src.images:
                 from .file_source import FileSource
@@ -103,3 +87,25 @@ def build_readers(cfg: ReadersSection, clock: Clock) -> list[CodeReader]:
             CameraReader(source, pipeline, clock, name=src.name, watchdog=src.watchdog, fps=src.fps)
         )
     return readers
+
+
+class _Capture(TypedDict):
+    """What a USB and a CSI camera both take from their source's config."""
+
+    width: int
+    height: int
+    fps: float
+    name: str
+    exposure: ExposureConfig
+    focus: FocusConfig
+
+
+def _capture(src: CameraReaderConfig | PiCameraReaderConfig) -> _Capture:
+    return _Capture(
+        width=src.width,
+        height=src.height,
+        fps=src.fps,
+        name=src.name,
+        exposure=src.exposure,
+        focus=src.focus,
+    )
