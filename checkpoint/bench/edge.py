@@ -49,6 +49,7 @@ from typing import Any
 
 import httpx
 
+from checkpoint.bench.background import Background, until_stopped
 from checkpoint.bench.pull import _pct  # nearest rank: a reported p99 is a real passage
 
 IDLE_CONNECTIONS = 1100
@@ -267,16 +268,20 @@ def _serve(data_dir: str) -> None:
 # --- the flood and the driver (this process) -------------------------------------------------
 
 
-class Flood:
+class Flood(Background):
     """Idle and slowloris connections held against ``port`` on one asyncio thread."""
 
+    join_s = 15.0
+
     def __init__(self, port: int, idle: int, slow: int) -> None:
+        super().__init__()
         self.port, self.idle, self.slow = port, idle, slow
         self.connects = 0
         self.closed_by_server = 0
         self.open_now = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
 
     async def _hold(self, i: int, slowloris: bool) -> None:
         source = f"127.0.1.{1 + i % FLOOD_SOURCES}"
@@ -311,29 +316,16 @@ class Flood:
     async def _main(self) -> None:
         tasks = [asyncio.create_task(self._hold(i, False)) for i in range(self.idle)]
         tasks += [asyncio.create_task(self._hold(i, True)) for i in range(self.slow)]
-        while not self._stop.is_set():
-            await asyncio.sleep(0.1)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    def __enter__(self) -> Flood:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(15)
+        await until_stopped(self._stop, tasks, 0.1)
 
 
-class HealthPoller:
+class HealthPoller(Background):
     """``/api/v1/health`` every 0.5 s from another loopback address (a guard's browser)."""
 
     def __init__(self, port: int) -> None:
+        super().__init__()
         self.port = port
         self.ok = self.asked = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         url = f"http://127.0.0.1:{self.port}/api/v1/health"
@@ -347,14 +339,6 @@ class HealthPoller:
             ):
                 if client.get(url).status_code in (200, 503):
                     self.ok += 1
-
-    def __enter__(self) -> HealthPoller:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
 
 def _loopback_aliases_work() -> bool:

@@ -59,9 +59,11 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
+
+from checkpoint.bench.background import Background, until_stopped
 
 SSE_CLIENTS = 20
 #: (events, repeats, timed passages per phase and repeat)
@@ -387,16 +389,20 @@ def serve(db_path: str, token_file: str) -> None:
 # --- the client (this process) --------------------------------------------------------------
 
 
-class _SseClients:
+class _SseClients(Background):
     """``n`` SSE clients reading ``/kiosk/events`` on one asyncio thread until stopped."""
 
+    join_s = 10.0
+
     def __init__(self, base: str, n: int) -> None:
+        super().__init__()
         self.base, self.n = base, n
         self.connected = 0
         self.messages = 0
-        self._stop = threading.Event()
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
 
     async def _one(self, client: httpx.AsyncClient) -> None:
         async with client.stream("GET", self.base + "/kiosk/events") as response:
@@ -413,21 +419,13 @@ class _SseClients:
         limits = httpx.Limits(max_connections=self.n + 5)
         async with httpx.AsyncClient(timeout=None, limits=limits) as client:
             tasks = [asyncio.create_task(self._one(client)) for _ in range(self.n)]
-            while not self._stop.is_set():
-                await asyncio.sleep(0.05)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await until_stopped(self._stop, tasks, 0.05)
 
-    def __enter__(self) -> _SseClients:
-        self._thread.start()
+    def __enter__(self) -> Self:
+        super().__enter__()
         if not self._ready.wait(20):
             raise RuntimeError(f"only {self.connected} of {self.n} SSE clients connected")
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
 
 def _office_dir(fallback: Path) -> tuple[Path, bool]:
