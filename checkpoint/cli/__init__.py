@@ -1,4 +1,5 @@
-"""The ``kiosk`` command. Each verb group lives in its own module with a ``register()``.
+"""The ``kiosk`` command. Each verb group lives in its own module with a ``register()``; a
+verb's help is the docstring of the function that runs it (``parsers.add_verb``).
 
 Exit codes (docs/cli.md): 0 ok, 1 failure at run time, 2 bad input. A user mistake is one clear
 line on stderr, never a traceback.
