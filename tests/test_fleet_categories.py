@@ -8,7 +8,9 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import httpx
 import psycopg
+import pytest
 from pgfixture import Network, make_kiosk
 from support import kiosk_api
 from test_fleet_pg import pull_pg
@@ -19,7 +21,8 @@ from kiosk.config.fleet import CollectorConfig
 from kiosk.store import EventDraft
 from office.collector import Collector
 from office.district import district_report
-from office.gatereports import LEDGER_PATHS
+from office.gatereports import LEDGER_PATHS, MAX_BODY_BYTES, fetch_report
+from office.pull import PullError
 
 pytest_plugins = ("pgfixture",)
 
@@ -273,3 +276,24 @@ def _sum(a, b):
     if isinstance(a, dict):
         return {k: _sum(a.get(k, 0), b.get(k, 0)) for k in a.keys() | b.keys()}
     return a + b
+
+
+def test_a_gate_report_is_read_bounded_and_must_be_a_report():
+    """A gate's answer is read up to ``MAX_BODY_BYTES`` and checked before anything is kept."""
+    answers = {
+        "huge": httpx.Response(200, content=b" " * (MAX_BODY_BYTES + 1)),
+        "other day": httpx.Response(200, json={"day": "2026-03-01", "timezone": "UTC",
+                                               "community": {}}),  # fmt: skip
+        "not json": httpx.Response(200, content=b"<html>"),
+        "names": httpx.Response(200, json={"day": "2026-03-02", "timezone": "UTC",
+                                           "community": {"returnees": {"new": "Wang"}}}),
+    }  # fmt: skip
+    for what, answer in answers.items():
+        client = httpx.Client(transport=httpx.MockTransport(lambda request, a=answer: a))
+        with pytest.raises(PullError, match="http://gate/api/v1/stats"):
+            fetch_report(client, "http://gate", "kt_x", DAY)
+            pytest.fail(f"kept a {what} answer")
+    client = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(
+        200, json={"day": "2026-03-02", "timezone": "UTC", "community": {}})))  # fmt: skip
+    got = fetch_report(client, "http://gate", "kt_x", DAY)
+    assert got[:2] == (DAY, "UTC") and got[2]["returnees"] is None  # unknown, not 0
