@@ -371,14 +371,14 @@ class Collector:
             cells = (
                 s.label, s.kiosk_id or "", s.state, s.last_seq, s.head_seq,
                 s.lag_events, s.last_success_at or "never", s.consecutive_failures,
-                s.last_error or "",
+                s.last_error or "", s.report_error or s.report_day or "",
             )  # fmt: skip
             tds = "".join(f"<td>{html.escape('' if c is None else str(c))}</td>" for c in cells)
             rows.append(f'<tr class="{html.escape(s.state)}">{tds}</tr>')
         head = "".join(
             f"<th>{h}</th>"
             for h in ("kiosk", "id", "state", "last seq", "head seq", "lag", "last success",
-                      "failures", "last error")
+                      "failures", "last error", "ledgers")
         )  # fmt: skip
         return (
             "<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=5>"
