@@ -3,12 +3,15 @@ PostgreSQL, as in test_fleet_pg.py)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
+import openpyxl
 import psycopg
 import pytest
 from pgfixture import Network, make_kiosk
@@ -255,6 +258,7 @@ def test_fleet_report_sums_the_gates_ledgers_and_names_a_gate_that_did_not_answe
         ]  # fmt: skip
         # The events' categories still cover every gate, north included.
         assert community["people"] == {"in": 13, "out": 10}
+        _check_exports(tmp_path, printed, held)
         assert printed == district_report(pg_dsn, DAY, "Asia/Shanghai")
         with psycopg.connect(pg_dsn) as conn:  # counts went up, never who
             kept = json.dumps(conn.execute("SELECT * FROM fleet_gate_reports").fetchall(),
@@ -264,6 +268,41 @@ def test_fleet_report_sums_the_gates_ledgers_and_names_a_gate_that_did_not_answe
     finally:
         for core in cores:
             core.store.close()
+
+
+def _check_exports(tmp_path, printed, held):
+    """``kiosk fleet report --xlsx/--csv``: the same figures, the missing gate named."""
+    xlsx, sheet_csv = tmp_path / "district.xlsx", tmp_path / "district.csv"
+    args = [
+        "fleet",
+        "report",
+        "--day",
+        DAY.isoformat(),
+        "--xlsx",
+        str(xlsx),
+        "--csv",
+        str(sheet_csv),
+    ]
+    assert main(args) == 0
+    book = openpyxl.load_workbook(xlsx)
+    cells = {
+        (r[0], r[1]): r[2] for r in book["daily report"].iter_rows(min_row=2, values_only=True)
+    }
+    total = sum(held[g]["returnees"]["new"] for g in held)
+    assert cells[("returnees", "new")] == total == printed["community"]["returnees"]["new"]
+    assert cells[("ledgers", "missing")] == "gate-north"
+    assert cells[("quarantined_households", None)] == 3
+    by_gate = {
+        (r[0], r[1], r[2]): r[3] for r in book["by gate"].iter_rows(min_row=2, values_only=True)
+    }
+    assert by_gate[("gate-west", "service_requests", "opened")] == 2
+    assert by_gate[("gate-north", "service_requests", None)] is None  # not a 0
+    rows = list(csv.reader(io.StringIO(sheet_csv.read_text(encoding="utf-8"))))
+    assert ["service_requests", "opened", "5"] in rows and [
+        "ledgers",
+        "missing",
+        "gate-north",
+    ] in rows
 
 
 def _at(section, path):

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import CliError, UsageError
+from .errors import CliError, UsageError, write_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     rep = verbs.add_parser(
         "report",
         help="the district's daily report across gates (JSON)",
-        description="The daily report over every gate's events in the central database.",
+        description="The daily report over every gate's events in the central database, with"
+        " the gates' ledger counts fetched by the collector. Prints JSON unless --xlsx/--csv.",
     )
     rep.add_argument("--day", required=True, metavar="YYYY-MM-DD", help="local day")
     rep.add_argument("--tz", default="Asia/Shanghai", metavar="ZONE", help="site time zone")
@@ -63,6 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dsn-env", default="KIOSK_FLEET_DSN", metavar="NAME", help="env var with the DSN"
     )
     rep.add_argument("--kiosk", action="append", metavar="ID", help="only these gates")
+    rep.add_argument("--xlsx", metavar="FILE", help="write the report as an .xlsx workbook")
+    rep.add_argument("--csv", metavar="FILE", help="write the report as CSV")
     rep.set_defaults(func=report_run)
 
 
@@ -158,6 +161,7 @@ def publish_run(args: argparse.Namespace) -> int:
 def report_run(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+    from kiosk.categories import report_csv, report_xlsx
     from office.district import district_report
     from office.pg import PgError
 
@@ -169,10 +173,19 @@ def report_run(args: argparse.Namespace) -> int:
         tz: Any = ZoneInfo(args.tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise UsageError(f"--tz: unknown time zone {args.tz!r}") from None
+    outputs = [Path(p) for p in (args.xlsx, args.csv) if p]
+    for path in outputs:
+        if not path.parent.is_dir():
+            raise UsageError(f"no such directory: {path.parent}")
     dsn = _dsn_from(args.dsn_env)
     try:
         report = district_report(dsn, day, tz, kiosks=args.kiosk)
     except PgError as exc:
         raise CliError(str(exc)) from None
-    print(json.dumps(report, ensure_ascii=False))
+    if args.xlsx:
+        write_file(Path(args.xlsx), report_xlsx(report))
+    if args.csv:
+        write_file(Path(args.csv), report_csv(report).encode("utf-8"))
+    if not outputs:
+        print(json.dumps(report, ensure_ascii=False))
     return 0
