@@ -21,7 +21,8 @@ the gates' events (``office.district``), so there the ledgers' figures are ``Non
 plate cannot be checked against the list. Counts only: no names, households or plates.
 
 ``report_rows`` flattens a report into (category, item, value) rows for ``report_csv`` and
-``report_xlsx`` (sheets: the categories, by hour, by reason).
+``report_xlsx`` (sheets: the categories, by hour, by reason; and for a district report,
+which gates' ledgers are in it and which are missing, and a sheet by gate).
 """
 
 from __future__ import annotations
@@ -141,13 +142,22 @@ def report_rows(report: Mapping[str, Any]) -> list[list[Any]]:
     rows.append(["report", "events", report.get("events")])
     for decision, n in report.get("by_decision", {}).items():
         rows.append(["decisions", decision, n])
-    section = report.get("community") or {}
+    ledgers = report.get("ledgers")
+    if isinstance(ledgers, Mapping):
+        reporting = [str(g.get("kiosk_id")) for g in ledgers.get("gates", [])]
+        rows.append(["ledgers", "gates", ", ".join(reporting)])
+        rows.append(["ledgers", "missing", ", ".join(map(str, ledgers.get("missing", [])))])
+    return rows + _category_rows(report.get("community") or {})
+
+
+def _category_rows(section: Mapping[str, Any], *first: Any) -> list[list[Any]]:
+    rows: list[list[Any]] = []
     for category, value in section.items():
         if isinstance(value, Mapping):
             for item, n in _flatten(value):
-                rows.append([category, item, n])
+                rows.append([*first, category, item, n])
         else:
-            rows.append([category, "", value])
+            rows.append([*first, category, "", value])
     return rows
 
 
@@ -169,4 +179,10 @@ def report_csv(report: Mapping[str, Any]) -> str:
 def report_xlsx(report: Mapping[str, Any]) -> bytes:
     hours = [["hour", "events"], *([h, n] for h, n in enumerate(report.get("by_hour", [])))]
     reasons = [["reason", "events"], *([r, n] for r, n in report.get("by_reason", {}).items())]
-    return write_xlsx({"daily report": report_rows(report), "by hour": hours, "by reason": reasons})
+    sheets = {"daily report": report_rows(report), "by hour": hours, "by reason": reasons}
+    gates = report.get("by_gate")
+    if isinstance(gates, list):
+        sheets["by gate"] = [["gate", "category", "item", "value"]]
+        for gate in gates:
+            sheets["by gate"] += _category_rows(gate.get("community") or {}, gate.get("kiosk_id"))
+    return write_xlsx(sheets)

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from .auditing import audit_change
 from .clock import Clock
 from .community import CommunityError, LogLike, check_actor, clean_text, has_table, replace_rows
 from .days import day_bounds
@@ -228,7 +229,7 @@ class CompoundMap:
         rows = [{"household": d.household, **d.row(), "updated_at": stamp} for d in plan.dwellings]
         replace_rows(self._log, "compound_households", rows, pk="household")
         counts = plan.diff.counts()
-        self._log.audit(who, "compound.import", {"households": len(rows), **counts})
+        audit_change(self._log, who, "compound.import", {"households": len(rows), **counts})
         return counts
 
     def grid(self, marks: Mapping[str, tuple[str, ...]]) -> list[dict[str, Any]]:

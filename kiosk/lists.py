@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlite_utils.migrations import Migrations
 
+from .auditing import audit_change
 from .clock import Clock
 from .passes import PassError, TrustList, key_id_of
 from .ports import Store
@@ -665,7 +666,8 @@ class ListStore:
             return ImportResult(
                 False, "bundle", counts, f"bundle version {payload.version} already applied"
             )
-        self._store.audit(
+        audit_change(
+            self._store,
             actor,
             "lists.bundle",
             {"version": payload.version, "issuer": issuer, **counts},
@@ -740,7 +742,7 @@ class ListStore:
             _set_meta(db, {"updated_at": now.isoformat(), "source": "csv"})
 
         self._store.submit(apply)
-        self._store.audit(actor, "lists.csv", {"list": kind, "rows": len(rows)})
+        audit_change(self._store, actor, "lists.csv", {"list": kind, "rows": len(rows)})
         self.load()
         return ImportResult(True, "csv", {kind: len(rows)}, f"imported {len(rows)} {kind} rows")
 
@@ -754,9 +756,7 @@ class ListStore:
             raise ListError(_problems(exc)) from None
 
     @staticmethod
-    def _quarantine_row(
-        q: QuarantineIn, source: str, actor: str, now: datetime
-    ) -> dict[str, Any]:
+    def _quarantine_row(q: QuarantineIn, source: str, actor: str, now: datetime) -> dict[str, Any]:
         return {
             "household": q.household,
             "holder": q.holder,
@@ -769,9 +769,7 @@ class ListStore:
         }
 
     @staticmethod
-    def _household_row(
-        h: HouseholdIn, source: str, actor: str, now: datetime
-    ) -> dict[str, Any]:
+    def _household_row(h: HouseholdIn, source: str, actor: str, now: datetime) -> dict[str, Any]:
         return {
             "household": h.household,
             "residents": h.residents,
@@ -792,5 +790,5 @@ class ListStore:
         if not isinstance(actor, str) or not actor.strip():
             raise ListError("every list change needs the name of who made it")
         self._store.submit(apply)
-        self._store.audit(actor, action, detail)
+        audit_change(self._store, actor, action, detail)
         return self.load()

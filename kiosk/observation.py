@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from .auditing import audit_change
 from .clock import Clock
 from .community import CommunityError, LogLike, check_actor, clean_text, has_table, plain_float
 from .days import day_bounds
@@ -353,8 +354,11 @@ class ObservationLedger:
             return person_id
 
         person_id = self._log.submit(apply)
-        self._log.audit(
-            who, "observation.register", {"person_id": person_id, "days": days, **_dates(row)}
+        audit_change(
+            self._log,
+            who,
+            "observation.register",
+            {"person_id": person_id, "days": days, **_dates(row)},
         )
         return self._changed(person_id)
 
@@ -373,7 +377,8 @@ class ObservationLedger:
             self._status_row(db, person_id, status, now, who)
 
         self._log.submit(apply)
-        self._log.audit(
+        audit_change(
+            self._log,
             who,
             "observation.status",
             {"person_id": person_id, "from": before.status, "to": status},
@@ -406,7 +411,8 @@ class ObservationLedger:
             "actor": who,
         }
         self._log.submit(lambda db: db.table("obs_checks").insert(row))
-        self._log.audit(
+        audit_change(
+            self._log,
             who,
             "observation.check",
             {"person_id": person_id, "day": row["day"], "fever": fever},
@@ -430,7 +436,9 @@ class ObservationLedger:
             "actor": who,
         }
         self._log.submit(lambda db: db.table("obs_acks").insert(row, replace=True))
-        self._log.audit(who, "observation.ack", {k: row[k] for k in ("person_id", "day", "kind")})
+        audit_change(
+            self._log, who, "observation.ack", {k: row[k] for k in ("person_id", "day", "kind")}
+        )
 
     # -- reading ----------------------------------------------------------------------------
 

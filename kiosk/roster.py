@@ -22,6 +22,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from .auditing import audit_change
 from .clock import Clock
 from .community import CommunityError, LogLike, check_actor, clean_text, has_table
 from .store import format_ts
@@ -216,14 +217,16 @@ class Roster:
         row |= {"starts_at": format_ts(starts_at), "ends_at": format_ts(ends_at)}
         sid = self._log.submit(lambda db: db.table("roster_shifts").insert(row).last_rowid)
         assert sid is not None
-        self._log.audit(who, "roster.shift_add", {"shift_id": sid, "gate": row["gate"]})
+        audit_change(self._log, who, "roster.shift_add", {"shift_id": sid, "gate": row["gate"]})
         return self.shift(sid)
 
     def remove_shift(self, shift_id: int, actor: str) -> None:
         who = check_actor(actor)
         shift = self.shift(shift_id)
         self._log.submit(lambda db: db.table("roster_shifts").delete(shift_id))
-        self._log.audit(who, "roster.shift_remove", {"shift_id": shift_id, "gate": shift.gate})
+        audit_change(
+            self._log, who, "roster.shift_remove", {"shift_id": shift_id, "gate": shift.gate}
+        )
 
     def shift(self, shift_id: int) -> Shift:
         rows = list(
@@ -274,7 +277,9 @@ class Roster:
         }
         hid = self._log.submit(lambda db: db.table("handovers").insert(row).last_rowid)
         assert hid is not None
-        self._log.audit(out_guard, "handover.open", {"handover_id": hid, "gate": gate, **summary})
+        audit_change(
+            self._log, out_guard, "handover.open", {"handover_id": hid, "gate": gate, **summary}
+        )
         return self.handover(hid)
 
     def acknowledge(self, handover_id: int, guard: str) -> Handover:
@@ -289,7 +294,8 @@ class Roster:
         stamp = format_ts(self._clock.now())
         self._log.submit(lambda db: db.table("handovers").update(handover_id, {column: stamp}))
         after = self.handover(handover_id)
-        self._log.audit(
+        audit_change(
+            self._log,
             who,
             "handover.ack",
             {"handover_id": handover_id, "side": column[:8], "complete": after.complete},

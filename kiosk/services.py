@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from .auditing import audit_change
 from .clock import Clock
 from .community import CommunityError, LogLike, check_actor, clean_text, has_table
 from .days import day_bounds
@@ -176,7 +177,7 @@ class ServiceDesk:
         }
         rid = self._log.submit(lambda db: db.table("service_requests").insert(row).last_rowid)
         assert rid is not None
-        self._log.audit(who, "service.open", {"request_id": rid, "kind": kind})
+        audit_change(self._log, who, "service.open", {"request_id": rid, "kind": kind})
         return self.get(rid)
 
     def take(self, request_id: int, actor: str) -> Request:
@@ -206,8 +207,11 @@ class ServiceDesk:
             db.table("service_requests").update(request_id, changes)
 
         self._log.submit(apply)
-        self._log.audit(
-            who, f"service.{to}", {"request_id": request_id, "from": before.state, "to": to}
+        audit_change(
+            self._log,
+            who,
+            f"service.{to}",
+            {"request_id": request_id, "from": before.state, "to": to},
         )
         return self.get(request_id)
 

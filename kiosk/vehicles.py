@@ -20,6 +20,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from .auditing import audit_change
 from .clock import Clock
 from .community import CommunityError, LogLike, check_actor, clean_text, has_table, replace_rows
 from .sheets import Diff, diff_rows, read_table
@@ -98,7 +99,7 @@ class VehicleList:
         ]
         replace_rows(self._log, "resident_vehicles", rows, pk="plate")
         counts = plan.diff.counts()
-        self._log.audit(who, "vehicles.import", {"vehicles": len(rows), **counts})
+        audit_change(self._log, who, "vehicles.import", {"vehicles": len(rows), **counts})
         return counts
 
     def listed(self) -> bool:

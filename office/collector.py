@@ -13,7 +13,10 @@ adds is the schedule and the bookkeeping:
 * per kiosk: ``last_seq`` held centrally, ``head_seq`` the kiosk reported, ``lag_events``
   between them, when the last pull succeeded, the last error and how many in a row. All of it
   on ``/`` (a small HTML page), ``/status.json`` and ``/metrics`` (Prometheus text) on the
-  collector's own port, which also serves the office's signed list bundle at ``/lists/bundle``.
+  collector's own port, which also serves the office's signed list bundle at ``/lists/bundle``;
+* after a successful pull, at most every ``report_interval_s``, the gate's ledger figures
+  for today and the recent days it has not reported yet (``office.gatereports``), with the
+  same token: ``report_day``, ``last_report_at`` and ``report_error`` in the status.
 
 Killing the collector at any point is safe: each page is one transaction, and the next start
 resumes every kiosk from what the database holds.
@@ -37,6 +40,7 @@ import httpx
 
 from kiosk.clock import Clock, SystemClock
 from kiosk.config.fleet import CollectorConfig, KioskSource
+from office.gatereports import collect_reports
 from office.listsync import BundleFile
 from office.pg import PgError, PgTarget, redact_dsn
 from office.pull import Backoff, Puller, PullError
@@ -66,6 +70,9 @@ class KioskStatus:
     pulls: int = 0
     errors: int = 0
     events_inserted: int = 0
+    report_day: str | None = None
+    last_report_at: str | None = None
+    report_error: str | None = None
 
     @property
     def label(self) -> str:
@@ -83,7 +90,9 @@ class Collector:
     """Pulls ``config.kiosks`` into the database at ``dsn``; thread-safe status.
 
     ``client`` (an ``httpx.Client``) and ``target_factory`` are injectable for tests;
-    ``pull_once``/``run_once`` need no threads of their own beyond the pool."""
+    ``pull_once``/``run_once`` need no threads of their own beyond the pool.
+    ``report_interval_s``: how often each gate is asked for its ledger figures (0: at every
+    pull)."""
 
     def __init__(
         self,
@@ -94,6 +103,7 @@ class Collector:
         client: httpx.Client | None = None,
         target_factory: Callable[[str], PgTarget] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        report_interval_s: float = 300.0,
     ) -> None:
         self.config = config
         self.dsn = dsn
@@ -104,6 +114,8 @@ class Collector:
             lambda dsn: PgTarget(dsn, application_name="kiosk-collect")
         )
         self._monotonic = monotonic
+        self.report_interval_s = report_interval_s
+        self._reported: dict[str, float] = {}  # url -> monotonic time of the last report ask
         self._status = {k.url: KioskStatus(k.url, k.name) for k in config.kiosks}
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -153,6 +165,7 @@ class Collector:
                     sleep=self._stop.wait,
                 )
                 result = puller.pull(source.url, token)  # the client and target stay open
+                self._reports(source, token, result.url, result.kiosk_id)
             except PgError as exc:
                 error = f"database: {exc}"
                 self._drop_target()  # reconnect next time
@@ -191,6 +204,32 @@ class Collector:
         if result is None:
             log.warning("pull failed", extra={"url": source.url, "error": snapshot.last_error})
         return snapshot
+
+    def _reports(self, source: KioskSource, token: str, base: str, kiosk_id: str | None) -> None:
+        """The gate's ledger figures, when due; a failure is the status's ``report_error``
+        (the events pulled stay pulled). A database failure is raised like the pull's."""
+        now = self._monotonic()
+        last = self._reported.get(source.url)
+        if kiosk_id is None or (last is not None and now - last < self.report_interval_s):
+            return
+        self._reported[source.url] = now
+        error: str | None = None
+        day = None
+        try:
+            day = collect_reports(self.client, self._target(), base, kiosk_id, token)
+        except PgError:
+            raise
+        except PullError as exc:
+            error = str(exc)[:300]
+        stamp = _iso(self.clock.now())
+        with self._lock:
+            status = self._status[source.url]
+            status.report_error = error
+            if day is not None:
+                status.report_day = day.isoformat()
+                status.last_report_at = stamp
+        if error is not None:
+            log.warning("gate report failed", extra={"url": source.url, "error": error})
 
     def run_once(self) -> list[KioskStatus]:
         """Pull every kiosk once, ``max_concurrent`` at a time."""
@@ -332,14 +371,14 @@ class Collector:
             cells = (
                 s.label, s.kiosk_id or "", s.state, s.last_seq, s.head_seq,
                 s.lag_events, s.last_success_at or "never", s.consecutive_failures,
-                s.last_error or "",
+                s.last_error or "", s.report_error or s.report_day or "",
             )  # fmt: skip
             tds = "".join(f"<td>{html.escape('' if c is None else str(c))}</td>" for c in cells)
             rows.append(f'<tr class="{html.escape(s.state)}">{tds}</tr>')
         head = "".join(
             f"<th>{h}</th>"
             for h in ("kiosk", "id", "state", "last seq", "head seq", "lag", "last success",
-                      "failures", "last error")
+                      "failures", "last error", "ledgers")
         )  # fmt: skip
         return (
             "<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=5>"

@@ -12,9 +12,16 @@ fever alarms, the first and last event, and the newest row held centrally (a gat
 stops early in the day is a gate that went offline or is not being pulled).
 
 ``community`` (the office's categories, ``kiosk.categories``) is rolled up the same way, and
-each gate's own is in ``by_gate``. Only what the events hold is known centrally: people in and
-out, fevers at the gate, registrations and vehicles; the returnee ledger, home quarantine and
-service requests stay at the gates (they are not pulled), so those figures are ``null`` here.
+each gate's own is in ``by_gate``. What the events hold is computed from them: people in and
+out, fevers at the gate, registrations and vehicles. The figures that come from the gates'
+ledgers (``office.gatereports.LEDGER_PATHS``: returnees, quarantined households, service
+requests, the helpers' fever checks, unknown plates) are the gates' own counts, fetched by
+the collector into ``fleet_gate_reports``, and summed over the gates that reported the day in
+the same time zone. ``ledgers`` says which did (``gates``, each one's ``as_of`` and whether
+the day was ``final`` when it reported) and which did not (``missing``): a gate that did not
+answer is left out of the sums and named, never counted as zero; with no gate reporting, the
+figures are ``null``. A figure any reporting gate does not know (``null``) is ``null`` in the
+sum. Gates share no ledger, so a household on two gates' quarantine lists counts at each.
 
 Personal fields are whatever the pull brought: with a ``logs:read`` token they are masked, so
 ``exits_per_household`` counts only rows that carry an unmasked household (``household_rows``
@@ -36,6 +43,7 @@ import sqlite_utils
 
 from kiosk import stats
 from kiosk.config.policy import QuotaConfig
+from office.gatereports import LEDGER_PATHS
 from office.pg import PgError, connect
 
 __all__ = ["district_report"]
@@ -63,6 +71,10 @@ _HELD_SQL = (
     " (SELECT max(seq) FROM fleet_events e WHERE e.kiosk_id = s.kiosk_id)"
     " FROM fleet_sources s WHERE (%s::text[] IS NULL OR s.kiosk_id = ANY(%s))"
     " GROUP BY s.kiosk_id"
+)
+_LEDGERS_SQL = (
+    "SELECT kiosk_id, ledgers, final, fetched_at FROM fleet_gate_reports"
+    " WHERE day = %s AND timezone = %s AND (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
 )
 
 
@@ -104,6 +116,57 @@ def _gate_categories(rows: list[tuple], day: date, zone: ZoneInfo) -> dict[str, 
     }
 
 
+def _at(section: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        section = section.get(key) if isinstance(section, dict) else None
+    return section
+
+
+def _put(section: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        if not isinstance(section.get(key), dict):
+            section[key] = {}
+        section = section[key]
+    section[path[-1]] = value
+
+
+def _add(a: Any, b: Any) -> Any:
+    """Counts summed; a mapping key by key (a key one side lacks counts 0 there); unknown
+    (None) on either side stays unknown."""
+    if a is None or b is None:
+        return None
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = [*a, *(k for k in b if k not in a)]
+        return {k: _add(a.get(k, 0), b.get(k, 0)) for k in keys}
+    if isinstance(a, dict) or isinstance(b, dict):
+        return None
+    return int(a) + int(b)
+
+
+def _roll_up_ledgers(
+    report: dict[str, Any], gates: list[str], held: dict[str, tuple[Any, bool, Any]]
+) -> None:
+    """Put the gates' ledger figures into the report (see the module doc), in place."""
+    reporting = [g for g in gates if g in held]
+    for path in LEDGER_PATHS:
+        total: Any = None
+        for n, kiosk_id in enumerate(reporting):
+            value = _at(held[kiosk_id][0], path)
+            total = value if n == 0 else _add(total, value)
+        _put(report["community"], path, total)
+    for gate in report["by_gate"]:
+        figures = held.get(gate["kiosk_id"])
+        for path in LEDGER_PATHS:
+            _put(gate["community"], path, _at(figures[0], path) if figures else None)
+        gate["ledgers_as_of"] = figures[2].isoformat() if figures else None
+    report["ledgers"] = {
+        "gates": [
+            {"kiosk_id": g, "as_of": held[g][2].isoformat(), "final": held[g][1]} for g in reporting
+        ],
+        "missing": [g for g in gates if g not in held],
+    }
+
+
 def district_report(
     conn_or_dsn: Any,
     day: date,
@@ -124,6 +187,7 @@ def district_report(
             rows = conn.execute(_ROWS_SQL, [lookback, end, only, only]).fetchall()
             gates = conn.execute(_GATES_SQL, [start, end, only, only]).fetchall()
             held = conn.execute(_HELD_SQL, [only, only]).fetchall()
+            ledgers = conn.execute(_LEDGERS_SQL, [day, zone.key, only, only]).fetchall()
         except psycopg.Error as exc:
             raise PgError(f"district report: {str(exc).splitlines()[0]}") from None
     finally:
@@ -138,7 +202,8 @@ def district_report(
     report["gates"] = len(day_counts)
     categories = _gate_categories(rows, day, zone)
     report["by_gate"] = []
-    for kiosk_id in sorted(set(day_counts) | set(last_held)):
+    quiet = stats.compute_report(_memory_events([]), day, zone)["community"]
+    for kiosk_id in sorted(set(day_counts) | set(last_held) | {r[0] for r in ledgers}):
         g = day_counts.get(kiosk_id, (kiosk_id, 0, 0, 0, 0, None, None))
         h = last_held.get(kiosk_id, (kiosk_id, None, None))
         report["by_gate"].append(
@@ -152,7 +217,10 @@ def district_report(
                 "last_event": g[6],
                 "last_seq_held": h[2],
                 "last_pulled_at": h[1].isoformat() if h[1] is not None else None,
-                "community": categories.get(kiosk_id),
+                "community": categories.get(kiosk_id) or json.loads(json.dumps(quiet)),
             }
         )
+    _roll_up_ledgers(
+        report, [g["kiosk_id"] for g in report["by_gate"]], {r[0]: r[1:] for r in ledgers}
+    )
     return report

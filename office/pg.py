@@ -18,6 +18,11 @@ What this module adds is what only the central database needs:
   one the page links to, and a row that was already present must have the same hash — a kiosk
   whose log was replaced under the same id is a ``ChainError``, never a silent mix.
 * ``fleet_sources``: which URL served which kiosk (``office.pull`` resumes by it).
+* ``fleet_gate_reports`` (schema 2): per gate and local day, the figures of the gate's daily
+  report that come from its ledgers, not its events (returnees, home quarantine, service
+  requests, helpers' fever checks, unknown plates; ``office.gatereports``): counts only.
+  ``final`` once the gate reported the day after it ended. A database made by schema 1 gets
+  the table (and version 2) the next time any program of this version opens it.
 
 ``TempCluster`` starts a throwaway cluster (``initdb`` + ``pg_ctl``, unix socket only) for the
 tests, the fleet bench and trying things out.
@@ -53,7 +58,7 @@ __all__ = [
     "redact_dsn",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _TYPES = record.PG_TYPES  # the one record definition (kiosk.record)
 assert set(_TYPES) == set(COLUMNS), "fleet_events must hold every pulled column"
@@ -82,8 +87,19 @@ CREATE TABLE IF NOT EXISTS fleet_sources (
     kiosk_id text NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS fleet_gate_reports (
+    kiosk_id text NOT NULL,
+    day date NOT NULL,
+    timezone text NOT NULL,
+    ledgers jsonb NOT NULL,
+    final boolean NOT NULL,
+    fetched_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (kiosk_id, day)
+);
 INSERT INTO fleet_meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}')
     ON CONFLICT (key) DO NOTHING;
+UPDATE fleet_meta SET value = '{SCHEMA_VERSION}'
+    WHERE key = 'schema_version' AND value::int < {SCHEMA_VERSION};
 """  # noqa: S608 - built from module constants only
 
 # Any constant will do: it only serialises the CREATE ... IF NOT EXISTS of concurrent starters
@@ -240,6 +256,30 @@ class PgTarget:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.conn.close()
+
+    # -- the gates' ledger reports (office.gatereports) ----------------------------------
+
+    def write_gate_report(
+        self, kiosk_id: str, day: date, timezone: str, ledgers: dict[str, Any], final: bool
+    ) -> None:
+        """Keep one gate's ledger figures for one day (replacing an earlier copy)."""
+        with self._errors():
+            self.conn.execute(
+                "INSERT INTO fleet_gate_reports (kiosk_id, day, timezone, ledgers, final)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (kiosk_id, day) DO UPDATE SET"
+                " timezone = excluded.timezone, ledgers = excluded.ledgers,"
+                " final = excluded.final, fetched_at = excluded.fetched_at",
+                [kiosk_id, day, timezone, psycopg.types.json.Jsonb(ledgers), final],
+            )
+
+    def final_report_days(self, kiosk_id: str, since: date) -> set[date]:
+        """The days from ``since`` whose report the gate gave after they ended."""
+        with self._errors():
+            rows = self.conn.execute(
+                "SELECT day FROM fleet_gate_reports WHERE kiosk_id = %s AND day >= %s AND final",
+                [kiosk_id, since],
+            ).fetchall()
+        return {r[0] for r in rows}
 
     # -- reads for the collector and reports ----------------------------------------------
 

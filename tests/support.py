@@ -17,20 +17,25 @@ def need(available: bool, what: str) -> None:
     pytest.skip(f"{what} is not installed")
 
 
-def reporting_log(path, clock, kiosk_id: str = "gate-1"):
+def reporting_log(path, clock, kiosk_id: str = "gate-1", *, ledgers: bool = False):
     """An open event log with the API tokens and daily aggregates tables, as the daemon
-    opens it (NORMAL sync: tests need no fsync)."""
-    from kiosk import stats, tokens
+    opens it (NORMAL sync: tests need no fsync); ``ledgers``: the lists' and the ledgers'
+    tables too."""
+    from kiosk import lists, stats, tokens
+    from kiosk.ledgers import MIGRATIONS
     from kiosk.store import EventLog
 
     migrations = [tokens.MIGRATIONS, stats.MIGRATIONS]
+    if ledgers:
+        migrations += [lists.MIGRATIONS, *MIGRATIONS]
     return EventLog(path, kiosk_id, clock, "NORMAL", migrations=migrations).open()
 
 
-def kiosk_api(path, kiosk_id: str, clock):
+def kiosk_api(path, kiosk_id: str, clock, *, ledgers: bool = False, scopes=("logs:read",)):
     """A kiosk's real event log and real HTTP API (``ui.api.router``), in process, with a
-    ``logs:read`` token: the far end of a pull. ``.store``, ``.app``, ``.test_client``,
-    ``.token``; close with ``.store.close()``."""
+    token of ``scopes``: the far end of a pull. ``.store``, ``.app``, ``.test_client``,
+    ``.token``; close with ``.store.close()``. ``ledgers``: with its ledgers
+    (``.ledgers``, ``kiosk.ledgers.Ledgers``) and list store (``.list_store``)."""
     from types import SimpleNamespace
 
     from fastapi import FastAPI
@@ -43,7 +48,7 @@ def kiosk_api(path, kiosk_id: str, clock):
     from ui import api
 
     config = parse_config({"site": {"kiosk_id": kiosk_id}, "web": {"api_rate_per_min": 100000}})
-    store = reporting_log(path, clock, kiosk_id)
+    store = reporting_log(path, clock, kiosk_id, ledgers=ledgers)
     core = SimpleNamespace(
         config=config,
         clock=clock,
@@ -58,5 +63,12 @@ def kiosk_api(path, kiosk_id: str, clock):
     api.install(app, core)
     core.app = app
     core.test_client = TestClient(app, base_url=f"http://{kiosk_id}")
-    _, core.token = core.tokens.create(["logs:read"])
+    _, core.token = core.tokens.create(list(scopes))
+    if ledgers:
+        from kiosk.ledgers import Ledgers
+        from kiosk.lists import ListStore
+
+        core.ledgers = Ledgers.build(store, clock, config.site.timezone, 37.3)
+        core.list_store = ListStore(store, clock)
+        core.list_store.load()
     return core

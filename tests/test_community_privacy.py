@@ -108,3 +108,22 @@ def test_retention_forgets_the_ledgers_personal_fields(filled, log, clock):
     for secret in PERSONAL:
         assert secret not in rows
     assert log.verify().ok
+
+
+def test_what_the_office_fetches_from_the_ledgers_is_counts_only(filled, log):
+    """The collector keeps only ``office.gatereports.ledger_figures`` of the gate's report:
+    counts, never a name, phone, household, plate or note; anything else is refused."""
+    from office.gatereports import ledger_figures
+
+    report = stats.compute_report(log.reader(), date(2026, 2, 10), "Asia/Shanghai")
+    figures = ledger_figures(report["community"])
+    assert figures["returnees"]["new"] == 1 and figures["service_requests"]["done"] == 1
+    text = json.dumps(figures, ensure_ascii=False)
+    for secret in (*PERSONAL, PLATE, "Wang", "helper", "manager"):
+        assert secret not in text
+    section = report["community"]
+    for smuggled in (NAME, [PHONE], {"name": 1}, -1, True, 1.5):
+        bad = json.loads(json.dumps(section))
+        bad["returnees"]["new"] = smuggled
+        with pytest.raises(ValueError, match="returnees"):
+            ledger_figures(bad)

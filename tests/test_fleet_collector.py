@@ -224,3 +224,33 @@ def test_cli_collect_once(gates, pg_dsn, monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("KIOSK_FLEET_DSN")
     assert main(["collect", "--config", str(config), "--once"]) == 2
     assert "set KIOSK_FLEET_DSN" in capsys.readouterr().err
+
+
+def test_gate_reports_are_asked_for_at_most_every_interval_and_a_refusal_is_shown(
+    gates, pg_dsn, monkeypatch
+):
+    """The ledger figures are asked for with the pull's token, bounded by the interval; a
+    token without ``stats:read`` is the kiosk's ``report_error`` (its events still come)."""
+    now = [1000.0]
+    net = Network(*gates)
+    collector = Collector(
+        _config(gates, monkeypatch), pg_dsn, client=net.client(),
+        monotonic=lambda: now[0], report_interval_s=300,
+    )  # fmt: skip
+
+    def asked():
+        return sum(r.url.path == "/api/v1/stats" for r in net.requests)
+
+    try:
+        statuses = collector.run_once()
+        assert {s.state for s in statuses} == {"ok"} and asked() == 3
+        assert all("stats:read" in s.report_error and s.report_day is None for s in statuses)
+        now[0] += 299
+        collector.run_once()
+        assert asked() == 3
+        now[0] += 2
+        collector.run_once()
+        assert asked() == 6
+    finally:
+        collector.stop()
+    assert central_rows(pg_dsn, "gate-2") == kiosk_rows(gates[2])

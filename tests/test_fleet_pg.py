@@ -237,3 +237,23 @@ def test_without_postgresql_ci_fails_loudly_and_elsewhere_skips(monkeypatch):
     monkeypatch.setenv("CI", "false")
     with pytest.raises(pytest.skip.Exception, match="PostgreSQL not available"):
         pgfixture._unavailable("no initdb")
+
+
+def test_a_schema_1_database_is_migrated_in_place_keeping_its_rows(gate, pg_dsn):
+    """Schema 2 adds ``fleet_gate_reports``; a database made by schema 1 (its tables, its
+    version) gets it when next opened, and keeps every event."""
+    pull_pg("http://gate-1", gate.token, pg_dsn, Network(gate))
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # back to what schema 1 made
+        conn.execute("DROP TABLE fleet_gate_reports")
+        conn.execute("UPDATE fleet_meta SET value = '1' WHERE key = 'schema_version'")
+    with PgTarget(pg_dsn) as target:
+        target.write_gate_report("gate-1", date(2026, 3, 2), "Asia/Shanghai", {"x": 1}, True)
+        assert target.final_report_days("gate-1", date(2026, 3, 1)) == {date(2026, 3, 2)}
+    with psycopg.connect(pg_dsn) as conn:
+        version = conn.execute("SELECT value FROM fleet_meta WHERE key = 'schema_version'")
+        assert version.fetchone()[0] == "2"
+    assert central_rows(pg_dsn) == kiosk_rows(gate)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # and a newer one is refused
+        conn.execute("UPDATE fleet_meta SET value = '3' WHERE key = 'schema_version'")
+    with pytest.raises(PgError, match="newer than this program"):
+        PgTarget(pg_dsn)

@@ -208,3 +208,52 @@ def test_community_actions_are_audited_by_the_consoles_route_class(alice, core):
     last = core.store.audits()[-1]
     assert (last["action"], last["detail"]["problem"]) == ("service_open_failed", "refused_by_core")
     assert "1-101" not in str(last["detail"])  # what was typed stays out of the audit log
+
+
+def test_each_ledger_change_from_the_console_writes_exactly_one_audit_row(admin, alice, core):
+    """The route class and the ledger audit the same change once: one row, with who, what
+    and from what to what, and the request's outcome (``kiosk.auditing``)."""
+
+    def one_row(client, path, action, **form):
+        before = core.store.audits(limit=10000)
+        response = post(client, path, client.csrf, **form)
+        assert response.status_code == 303 and "err=" not in response.headers["location"], path
+        new = core.store.audits(after_seq=before[-1]["seq"] if before else 0, limit=100)
+        assert [(a["actor"], a["action"]) for a in new] == [(client.actor, action)], path
+        assert new[0]["detail"]["outcome"] == "ok"
+        return new[0]["detail"]
+
+    admin.actor, alice.actor = "root", "alice"
+    one_row(admin, "/guard/lists/quarantine/add", "lists.quarantine_add", household="5-702",
+            **{"from": "2026-02-10", "until": "2026-02-24"})  # fmt: skip
+    added = one_row(alice, "/guard/community/returnees", "observation.register", name="Wang Fang",
+                    household="3-2-701", phone="13812345678", origin="Wuhan",
+                    date_back="2026-02-12", days="14")  # fmt: skip
+    pid = added["person_id"]
+    checked = one_row(alice, f"/guard/community/returnees/{pid}/temperature",
+                      "observation.check", temp_c="38.1")  # fmt: skip
+    assert checked["fever"] is True
+    one_row(alice, f"/guard/community/returnees/{pid}/ack", "observation.ack",
+            day="2026-02-12", kind="fever")  # fmt: skip
+    escalated = one_row(admin, f"/guard/community/returnees/{pid}/status",
+                        "observation.status", status="escalated")  # fmt: skip
+    assert (escalated["from"], escalated["to"]) == ("observing", "escalated")
+    cleared = one_row(admin, f"/guard/community/returnees/{pid}/status", "observation.status",
+                      status="cleared")  # fmt: skip
+    assert (cleared["from"], cleared["to"]) == ("escalated", "cleared")
+    opened = one_row(alice, "/guard/community/services", "service.open", household="5-702",
+                     kind="food")  # fmt: skip
+    rid = opened["request_id"]
+    taken = one_row(alice, f"/guard/community/services/{rid}/take", "service.taken")
+    assert (taken["from"], taken["to"]) == ("open", "taken")
+    finished = one_row(alice, f"/guard/community/services/{rid}/done", "service.done")
+    assert (finished["from"], finished["to"]) == ("taken", "done")
+    one_row(admin, "/guard/community/shifts", "roster.shift_add", guard="alice",
+            starts="2026-02-12T08:00", ends="2026-02-12T16:00")  # fmt: skip
+    opened = one_row(alice, "/guard/community/handover", "handover.open", incoming="root")
+    ack = f"/guard/community/handover/{opened['handover_id']}/ack"
+    assert one_row(alice, ack, "handover.ack")["complete"] is False
+    assert one_row(admin, ack, "handover.ack")["complete"] is True
+    text = str(core.store.audits(limit=10000))
+    assert "Wang Fang" not in text and "13812345678" not in text
+    assert core.store.verify().ok

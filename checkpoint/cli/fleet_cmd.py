@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import CliError, UsageError
+from .errors import CliError, UsageError, write_file
 from .parsers import Verbs, add_group, add_verb
 
 
@@ -46,6 +46,8 @@ def _fleet(actions: Verbs) -> None:
         "--dsn-env", default="KIOSK_FLEET_DSN", metavar="NAME", help="env var with the DSN"
     )
     rep.add_argument("--kiosk", action="append", metavar="ID", help="only these gates")
+    rep.add_argument("--xlsx", metavar="FILE", help="write the report as an .xlsx workbook")
+    rep.add_argument("--csv", metavar="FILE", help="write the report as CSV")
 
 
 def _dsn_from(name: str) -> str:
@@ -151,9 +153,11 @@ def publish_run(args: argparse.Namespace) -> int:
 def report_run(args: argparse.Namespace) -> int:
     """the district's daily report across gates (JSON)
 
-    The daily report over every gate's events in the central database."""
+    The daily report over every gate's events in the central database, with the gates'
+    ledger counts fetched by the collector. Prints JSON unless --xlsx/--csv."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+    from kiosk.categories import report_csv, report_xlsx
     from office.district import district_report
     from office.pg import PgError
 
@@ -165,10 +169,19 @@ def report_run(args: argparse.Namespace) -> int:
         tz: Any = ZoneInfo(args.tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise UsageError(f"--tz: unknown time zone {args.tz!r}") from None
+    outputs = [Path(p) for p in (args.xlsx, args.csv) if p]
+    for path in outputs:
+        if not path.parent.is_dir():
+            raise UsageError(f"no such directory: {path.parent}")
     dsn = _dsn_from(args.dsn_env)
     try:
         report = district_report(dsn, day, tz, kiosks=args.kiosk)
     except PgError as exc:
         raise CliError(str(exc)) from None
-    print(json.dumps(report, ensure_ascii=False))
+    if args.xlsx:
+        write_file(Path(args.xlsx), report_xlsx(report))
+    if args.csv:
+        write_file(Path(args.csv), report_csv(report).encode("utf-8"))
+    if not outputs:
+        print(json.dumps(report, ensure_ascii=False))
     return 0

@@ -10,6 +10,9 @@ its message key, never the text typed). A route that raises ``BadInput`` is answ
 (back to the router's form with the problem in the guard's language) and audited as refused.
 A request refused before anyone signed in (no session, cross-site, wrong CSRF token) did
 nothing and names nobody: it is not written, so strangers cannot fill the audit log.
+A request that changes a ledger (``kiosk.auditing``) is run collecting the ledger's own
+audit of the change (who, what, from what to what): that becomes the request's row — its
+action, its detail with the request's outcome — one row per change, never a second one.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from kiosk.alarms import AlarmDesk, device_alarms
+from kiosk.auditing import Change, collect_changes
 from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
 from ui import i18n
 from ui.auth import GuardAuth, Session
@@ -246,17 +250,23 @@ def note(request: Request, *, action: str | None = None, **detail: Any) -> None:
     request.state.audit_detail = {**getattr(request.state, "audit_detail", {}), **detail}
 
 
-async def record(request: Request, action: str, outcome: str, problem: str | None) -> None:
+async def record(
+    request: Request, action: str, outcome: str, problem: str | None, changes: list[Change]
+) -> None:
     actor = getattr(request.state, "actor", None)
-    if actor is None:
+    if actor is None and not changes:
         return  # refused before anyone signed in: nothing happened, nobody to name
     action = getattr(request.state, "audit_action", None) or action
     detail = dict(getattr(request.state, "audit_detail", {}))
     detail["outcome"] = outcome
     if problem:
         detail["problem"] = problem
-    name = action if outcome == "ok" else f"{action}_failed"
-    await guard(request).core.store.audit_async(actor, name, detail)
+    store = guard(request).core.store
+    for who, change, what in changes:  # the ledger's row of a change made: the request's row
+        await store.audit_async(who, change, {**detail, **what})
+    if actor is not None and not changes:
+        name = action if outcome == "ok" else f"{action}_failed"
+        await store.audit_async(actor, name, detail)
 
 
 def audited_route(back: str) -> type[APIRoute]:
@@ -277,19 +287,21 @@ def _audit(
     handler: Callable[[Request], Coroutine[Any, Any, Response]], action: str, back: str
 ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
     async def run(request: Request) -> Response:
-        try:
-            response = await handler(request)
-        except BadInput as exc:
-            await record(request, action, "refused", exc.code)
-            return fail(request, back, exc)
-        except HTTPException as exc:
-            await record(request, action, "refused", f"http_{exc.status_code}")
-            raise
-        except Exception:
-            await record(request, action, "error", "internal")
-            raise
-        ok = response.status_code < 400
-        await record(request, action, "ok" if ok else "refused", None if ok else "refused")
-        return response
+        with collect_changes() as changes:
+            try:
+                response = await handler(request)
+            except BadInput as exc:
+                await record(request, action, "refused", exc.code, changes)
+                return fail(request, back, exc)
+            except HTTPException as exc:
+                await record(request, action, "refused", f"http_{exc.status_code}", changes)
+                raise
+            except Exception:
+                await record(request, action, "error", "internal", changes)
+                raise
+            ok = response.status_code < 400
+            result = "ok" if ok else "refused"
+            await record(request, action, result, None if ok else "refused", changes)
+            return response
 
     return run

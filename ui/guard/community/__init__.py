@@ -7,7 +7,8 @@ Like every room of the console, each is a module-level router whose routes get t
 state (``ui.guard.deps.Guard``; the ledgers are ``core.ledgers``) and the signed-in guard
 through FastAPI dependencies, and whose route class (``deps.audited_route``) audits every
 state change. Routes only translate HTTP to the ledgers (``kiosk.ledgers``) and back; the
-ledgers check every change before writing and audit it with the guard's name too.
+ledgers check every change before writing and describe it for the audit (who, what, from
+what to what), and the route class writes that as the request's one row (``kiosk.auditing``).
 
 Personal data is masked by role (``kiosk.community.mask_record``: admins see all, guards see
 names, households and plates but no phone numbers; with ``web.mask_personal = false``

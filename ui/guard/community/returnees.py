@@ -1,7 +1,7 @@
 """The returnee ledger (一人一策, ``/guard/community/returnees``): registering a person back
 from elsewhere, a temperature taken at the door, acknowledging an alarm, and (the manager
-only) clearing, escalating or transferring. The ledger audits each change with the guard's
-name; the route class audits the request."""
+only) clearing, escalating or transferring. The ledger describes each change with the
+guard's name; the route class writes it as the request's one audit row."""
 
 from __future__ import annotations
 

@@ -1,0 +1,174 @@
+"""The gates' ledger figures, fetched for the office's district report.
+
+The event log is pulled row by row (``office.pull``); the ledgers around the gate (returnees,
+home quarantine, service requests: ``kiosk.ledgers``) are not — they hold names and phone
+numbers the office does not need. What the office needs is the gate's counts, and the gate
+already serves them: its daily report (``GET /api/v1/stats?day=``, scope ``stats:read``) has
+them in ``community``. ``collect_reports`` asks a gate for today's report and for every day of
+the last ``REPORT_DAYS`` it has not reported since the day ended, and keeps from each only the
+figures that come from ledgers (``LEDGER_PATHS``), as counts (``ledger_figures`` refuses
+anything else), in ``fleet_gate_reports`` (``office.pg``). The figures that come from events
+are computed centrally from the pulled events (``office.district``).
+
+Bounded: one request per day asked for, at most ``REPORT_DAYS`` per round, each body at most
+``MAX_BODY_BYTES``; with the same bearer token as the pull (it needs ``stats:read`` besides
+``logs:read``). A gate that does not answer is not written: the district report names it as
+missing for that day instead of counting it as zero.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, timedelta
+from typing import Any, Protocol
+
+import httpx
+
+from kiosk import services
+from office.pull import PullError
+
+__all__ = [
+    "LEDGER_PATHS",
+    "MAX_BODY_BYTES",
+    "REPORT_DAYS",
+    "ReportTarget",
+    "collect_reports",
+    "fetch_report",
+    "ledger_figures",
+]
+
+#: Where the figures that come from the gate's ledgers sit in ``report["community"]``.
+LEDGER_PATHS: tuple[tuple[str, ...], ...] = (
+    ("fevers", "returnee_checks"),
+    ("returnees",),
+    ("quarantined_households",),
+    ("service_requests",),
+    ("vehicles", "unknown_plates"),
+)
+REPORT_DAYS = 7
+MAX_BODY_BYTES = 2 << 20
+_MAX_COUNT = 10**9
+_ZONE = re.compile(r"^[A-Za-z0-9_+/-]{1,64}$")
+
+
+class ReportTarget(Protocol):
+    def write_gate_report(
+        self, kiosk_id: str, day: date, timezone: str, ledgers: dict[str, Any], final: bool
+    ) -> None: ...
+
+    def final_report_days(self, kiosk_id: str, since: date) -> set[date]: ...
+
+
+_Shape = Any  # ``int`` (a count) or a mapping of names to shapes
+_SHAPES: dict[str, _Shape] = {
+    "fevers": {"returnee_checks": int},
+    "returnees": dict.fromkeys(("new", "observing", "cleared", "escalated", "transferred"), int),
+    "quarantined_households": int,
+    "service_requests": {
+        **dict.fromkeys(("opened", "done", "open_at_end"), int),
+        "by_kind": dict.fromkeys(services.KINDS, int),
+    },
+    "vehicles": {"unknown_plates": int},
+}
+
+
+def _counts(value: object, shape: _Shape, where: str) -> Any:
+    """``value`` as ``shape``: a count, ``None`` (unknown), or a mapping of the shape's names
+    (others are dropped); ``ValueError`` for anything else."""
+    if value is None:
+        return None
+    if shape is int:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_COUNT:
+            return value
+        raise ValueError(f"{where}: expected a count")
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected counts by name")
+    return {k: _counts(v, shape[k], f"{where}.{k}") for k, v in value.items() if k in shape}
+
+
+def ledger_figures(community: object) -> dict[str, Any]:
+    """The ledger figures of a gate's ``community`` section (``LEDGER_PATHS``), counts only.
+    A figure the gate does not have is ``None``. ``ValueError`` when it is not counts."""
+    if not isinstance(community, dict):
+        raise ValueError("the report has no community section")
+    out: dict[str, Any] = {}
+    for path in LEDGER_PATHS:
+        value: object = community
+        shape: _Shape = _SHAPES
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+            shape = shape[key]
+        holder = out
+        for key in path[:-1]:
+            holder = holder.setdefault(key, {})
+        holder[path[-1]] = _counts(value, shape, ".".join(path))
+    return out
+
+
+def _read_bounded(response: httpx.Response, url: str) -> bytes:
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise PullError(f"{url}: the report is larger than {MAX_BODY_BYTES} bytes")
+    return bytes(body)
+
+
+def _detail(body: bytes) -> str:
+    try:
+        detail = json.loads(body).get("detail")
+    except (ValueError, AttributeError):
+        return ""
+    return detail[:200] if isinstance(detail, str) else ""
+
+
+def fetch_report(
+    client: httpx.Client, base: str, token: str, day: date | None = None
+) -> tuple[date, str, dict[str, Any]]:
+    """``(day, timezone, ledger figures)`` of the gate's report for ``day`` (None: the gate's
+    today). Raises ``PullError`` for any failure (network, status, a malformed report)."""
+    url = base + "/api/v1/stats"
+    params = {"day": day.isoformat()} if day is not None else {}
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    try:
+        with client.stream("GET", url, params=params, headers=headers) as response:
+            body = _read_bounded(response, url)
+            status = response.status_code
+    except httpx.HTTPError as exc:
+        raise PullError(f"{url}: {type(exc).__name__}") from None
+    if status != 200:
+        raise PullError(f"{url}: HTTP {status} {_detail(body)}".rstrip())
+    try:
+        report = json.loads(body)
+        got = date.fromisoformat(report["day"])
+        zone = report["timezone"]
+        if not isinstance(zone, str) or not _ZONE.fullmatch(zone):
+            raise ValueError("timezone: not a zone name")
+        if day is not None and got != day:
+            raise ValueError(f"asked for {day}, got {got}")
+        return got, zone, ledger_figures(report.get("community"))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PullError(f"{url}: not a daily report ({exc})") from None
+
+
+def collect_reports(
+    client: httpx.Client,
+    target: ReportTarget,
+    base: str,
+    kiosk_id: str,
+    token: str,
+    *,
+    days: int = REPORT_DAYS,
+) -> date:
+    """Fetch and keep the gate's ledger figures: today's (again) and every day of the last
+    ``days`` not yet reported after it ended. Returns the gate's today."""
+    today, zone, figures = fetch_report(client, base, token)
+    target.write_gate_report(kiosk_id, today, zone, figures, False)
+    held = target.final_report_days(kiosk_id, today - timedelta(days=days - 1))
+    for back in range(1, days):
+        day = today - timedelta(days=back)
+        if day not in held:
+            _, zone, figures = fetch_report(client, base, token, day)
+            target.write_gate_report(kiosk_id, day, zone, figures, True)
+    return today
