@@ -321,13 +321,13 @@ def approach(
 
 def test_a_clearly_normal_rising_curve_is_decided_early_near_its_plateau():
     m = Measurement(CFG, Calibration(), 0)
-    t = feed(m, approach(32.0))
+    t = feed(m, approach(33.5))
     assert t is not None and t.ok and t.early
     # Decided while still rising, well before a stable window could have formed...
     assert (m.decided_mono_ns - m.presence_mono_ns) / SEC <= 1.0
     # ...and at the plateau the full wait would have found.
-    assert t.object_c == pytest.approx(32.0, abs=0.15)
-    assert t.body_c == pytest.approx(estimate_body_c(32.0, 24.0, Calibration()), abs=0.2)
+    assert t.object_c == pytest.approx(33.5, abs=0.15)
+    assert t.body_c == pytest.approx(estimate_body_c(33.5, 24.0, Calibration()), abs=0.2)
 
 
 def test_no_early_decision_near_the_fever_threshold_it_waits_for_the_plateau():
@@ -347,7 +347,7 @@ def test_no_early_decision_near_the_fever_threshold_it_waits_for_the_plateau():
 def test_no_early_decision_on_a_poor_fit():
     # A wobbling arm: the curve is not an approach, however normal its level.
     m = Measurement(CFG, Calibration(), 0)
-    t = feed(m, approach(32.0, wobble_c=0.3))
+    t = feed(m, approach(33.5, wobble_c=0.3))
     assert t is None or not t.early
 
 
@@ -370,7 +370,7 @@ def test_plateau_bound_covers_the_true_plateau_of_a_filtered_approach():
 def test_early_decision_can_be_switched_off():
     cfg = CFG.model_copy(update={"early_decision": False})
     m = Measurement(cfg, Calibration(), 0)
-    t = feed(m, approach(32.0))
+    t = feed(m, approach(33.5))
     assert t is not None and t.ok and not t.early
 
 
