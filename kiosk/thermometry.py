@@ -423,9 +423,14 @@ class Measurement:
         cfg = self.cfg
         if not cfg.early_decision or not _MIN_FIT_SAMPLES <= len(self._run) < _MAX_FIT_SAMPLES:
             return None
+        if self._seen_c > -math.inf:
+            return None  # a re-measure after a doubted view: the view must show it is filled
         ambients = [r.ambient_c for r in self._run]
         if max(ambients) - min(ambients) > cfg.ambient_spread_max_c:
             return None
+        latest = statistics.median(r.object_c for r in self._run[-3:])
+        if self._peak_c - latest > 2 * _NOISE_FLOOR_C:
+            return None  # an approach never falls: the view is being lost (a step back)
         fit = fit_plateau(self._run, self.filter_tau_s)
         if (
             fit is None
