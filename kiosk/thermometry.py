@@ -14,6 +14,11 @@ and decides once:
 * **plausible**: outside ``plausible_min_c..plausible_max_c``, or an ambient outside the
   calibration's trusted range, is ``implausible`` with reason ``temp_implausible``
   (re-measure), never a pass and never a fever;
+* **view check**, before a *normal* verdict only: a view the skin does not fill reads low, so a
+  fever seen partly looks normal. A reading below ``normal_min_c``, one that rose and then fell
+  (a step back), or one whose settled samples fluctuate beyond the sensor's noise (an edge of
+  the view swaying in it) is ``implausible`` (re-measure, come closer) with ``Temperature.doubt``
+  saying why; a re-measure after such a doubt must reach the reading seen before;
 * a ``SensorFault`` ends the measurement as ``fault`` (``sensor_fault``); no stable reading by
   ``measure_timeout_s`` is ``no_temperature``.
 
