@@ -99,6 +99,12 @@ class Visit:
     fraction at ``wobble_hz``, ``sweat_c`` the skin cooling reached over ``sweat_tau_s`` (from
     arrival), and ``step_back_at_s`` a step back to ``step_back_fill`` of the coverage.
     ``Visit()`` is the plain approach the emulator always modelled.
+
+    ``sway`` is the head's natural sway (nobody holds still to a millimetre): it moves an edge
+    that lies *inside* the field of view (the forehead's edge of a view it does not fill, a
+    hairline, a hat brim, the edge after a step back) by up to that fraction of the view, so
+    such a view's reading fluctuates; a forehead that overfills the view (``fill`` 1, no hair)
+    keeps the view on skin and shows none of it. The emulator drives it with ``sway_signal``.
     """
 
     approach_tau_s: float = 0.35
@@ -110,28 +116,54 @@ class Visit:
     sweat_tau_s: float = 1.5
     step_back_at_s: float | None = None
     step_back_fill: float = 0.8
+    sway: float = 0.04
 
     def __post_init__(self) -> None:
         if not (0 < self.approach_tau_s <= 10 and 0 < self.fill <= 1 and 0 <= self.hair <= 1):
             raise ValueError("visit: approach_tau_s in (0, 10], fill in (0, 1], hair in [0, 1]")
         if not (0 <= self.wobble < 1 and 0 < self.step_back_fill <= 1 and self.sweat_tau_s > 0):
             raise ValueError("visit: wobble in [0, 1), step_back_fill in (0, 1], sweat_tau_s > 0")
+        if not 0 <= self.sway <= 0.2:
+            raise ValueError("visit: sway in [0, 0.2]")
 
-    def coverage(self, t_s: float) -> float:
-        """Fraction of the way from the background to the skin reading, at ``t_s`` from arrival."""
-        cover = self.fill * (1 - self.hair / 2)
-        if self.wobble:
-            cover *= 1 - self.wobble * (1 - math.cos(2 * math.pi * self.wobble_hz * t_s)) / 2
+    def coverage(self, t_s: float, sway_s: float = 0.0) -> float:
+        """Fraction of the way from the background to the skin reading, at ``t_s`` from arrival.
+
+        ``sway_s`` (in -1..1) is where the head's natural sway is at ``t_s``.
+        """
+        fill, hair = self.fill, self.hair
         if self.step_back_at_s is not None and t_s > self.step_back_at_s:
             left = math.exp(-(t_s - self.step_back_at_s) / self.approach_tau_s)
-            cover *= self.step_back_fill + (1 - self.step_back_fill) * left
+            fill *= self.step_back_fill + (1 - self.step_back_fill) * left
+        if fill < 1:  # the forehead's edge is inside the view: the sway moves it
+            fill = min(1.0, max(0.0, fill + self.sway * sway_s))
+        if hair:  # so does the hairline's
+            hair = min(1.0, max(0.0, hair - self.sway * sway_s))
+        cover = fill * (1 - hair / 2)
+        if self.wobble:
+            cover *= 1 - self.wobble * (1 - math.cos(2 * math.pi * self.wobble_hz * t_s)) / 2
         return cover
 
-    def reading_c(self, body_c: float, ambient_c: float, background_c: float, t_s: float) -> float:
+    def reading_c(
+        self, body_c: float, ambient_c: float, background_c: float, t_s: float, sway_s: float = 0.0
+    ) -> float:
         """The plateau the approach heads for at ``t_s``: background and skin, mixed."""
         skin = skin_reading_c(body_c, ambient_c)
         skin -= self.sweat_c * (1 - math.exp(-t_s / self.sweat_tau_s))
-        return background_c + self.coverage(t_s) * (skin - background_c)
+        return background_c + self.coverage(t_s, sway_s) * (skin - background_c)
+
+
+#: The head's natural sway while standing at the sensor: three components (Hz, weight) whose
+#: phases each visit draws from the emulator's seed; the sum stays within -1..1.
+_SWAY_COMPONENTS = ((0.4, 0.5), (0.9, 0.3), (1.7, 0.2))
+
+
+def sway_signal(phases: tuple[float, ...], t_s: float) -> float:
+    """Where the head is in its sway at ``t_s`` after arrival, in -1..1."""
+    return sum(
+        w * math.sin(2 * math.pi * hz * t_s + ph)
+        for (hz, w), ph in zip(_SWAY_COMPONENTS, phases, strict=True)
+    )
 
 
 @dataclass(frozen=True)
@@ -193,6 +225,8 @@ class Mlx90614Emulator:
         self._ambient_c = ambient_c
         self._body_c: float | None = None
         self._visit = Visit()
+        self._sway_phases = (0.0,) * len(_SWAY_COMPONENTS)
+        self._arrivals = 0
         now = clock.monotonic_ns()
         self._scene_from = ambient_c + self.background_above_ambient_c
         self._scene_to = self._scene_from
@@ -223,6 +257,9 @@ class Mlx90614Emulator:
             self._retarget(skin_reading_c(body_c, self._ambient_c), visit.approach_tau_s)
             self._body_c = body_c
             self._visit = visit
+            self._arrivals += 1
+            rng = random.Random(f"{self._seed}:sway:{self._arrivals}")
+            self._sway_phases = tuple(rng.uniform(0, 2 * math.pi) for _ in _SWAY_COMPONENTS)
 
     def person_leaves(self) -> None:
         with self._lock:
@@ -433,7 +470,10 @@ class Mlx90614Emulator:
         t = max(0.0, (now - self._scene_t0) / 1e9)
         target = self._scene_to
         if self._body_c is not None:
-            target = self._visit.reading_c(self._body_c, self._ambient_c, self._background(), t)
+            sway = sway_signal(self._sway_phases, t)
+            target = self._visit.reading_c(
+                self._body_c, self._ambient_c, self._background(), t, sway
+            )
         return target + (self._scene_from - target) * math.exp(-t / self._scene_tau)
 
     def _scene_at(self, now: int) -> tuple[float, float]:

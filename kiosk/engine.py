@@ -618,7 +618,12 @@ class Engine:
 
     def _start_measurement(self, p: Passage, prompt: str, state: State = "code_read") -> None:
         now = self._now()
-        p.measurement = thermometry.Measurement(self._thermo_cfg, self.current_calibration(), now)
+        # A re-measure after a doubted view remembers how warm this person already read: a view
+        # lost since (a step back) cannot turn into a lower, normal temperature.
+        seen = p.measurement.doubted_peak_c if p.measurement is not None else None
+        p.measurement = thermometry.Measurement(
+            self._thermo_cfg, self.current_calibration(), now, seen_object_c=seen
+        )
         p.presence_seen = False
         self._set_state(state, prompt)
 

@@ -14,6 +14,11 @@ and decides once:
 * **plausible**: outside ``plausible_min_c..plausible_max_c``, or an ambient outside the
   calibration's trusted range, is ``implausible`` with reason ``temp_implausible``
   (re-measure), never a pass and never a fever;
+* **view check**, before a *normal* verdict only: a view the skin does not fill reads low, so a
+  fever seen partly looks normal. A reading below ``normal_min_c``, one that rose and then fell
+  (a step back), or one whose settled samples fluctuate beyond the sensor's noise (an edge of
+  the view swaying in it) is ``implausible`` (re-measure, come closer) with ``Temperature.doubt``
+  saying why; a re-measure after such a doubt must reach the reading seen before;
 * a ``SensorFault`` ends the measurement as ``fault`` (``sensor_fault``); no stable reading by
   ``measure_timeout_s`` is ``no_temperature``.
 
@@ -65,6 +70,17 @@ _MIN_FIT_SAMPLES = 5
 _MAX_FIT_SAMPLES = 24
 #: The widest plateau bound (object degC) an early decision may rest on.
 _MAX_BOUND_WIDTH_C = 1.0
+#: The view check before a normal verdict looks at up to this many latest present samples.
+_VIEW_SAMPLES = 16
+#: A re-measure (after a doubted view) needs this many (1.5 s at 8 Hz): a head's sway is slow.
+_VIEW_SAMPLES_MIN = 12
+#: A settled reading this far below the highest one seen of the person (over three times the
+#: noise of a median of three) is a view lost: a step back, a turned head.
+_FELL_C = 0.2
+#: 99.9 % points of chi-square for n - 3 degrees of freedom, divided by n - 3 (n = 5..16):
+#: residuals of the approach fit beyond ``_NOISE_FLOOR_C`` times the root of this are not
+#: the sensor's noise but the scene moving (an edge of the view swaying, a wobble).
+_CHI2_999_PER_DOF = (6.91, 5.42, 4.62, 4.10, 3.74, 3.47, 3.27, 3.10, 2.96, 2.84, 2.74, 2.66)
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,10 @@ class Temperature:
     reason: str | None
     #: Decided from the fitted plateau of the rising curve, before the plateau itself.
     early: bool = False
+    #: Why a reading that looked normal was not passed (``implausible``): the view was in doubt
+    #: (``"low"``: below ``normal_min_c``; ``"fell"``: the reading fell from a higher one;
+    #: ``"unsteady"``: it fluctuates beyond the sensor's noise). Re-measure, come closer.
+    doubt: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -256,6 +276,7 @@ class Measurement:
         start_mono_ns: int,
         *,
         filter_tau_s: float = FACTORY_FILTER_TAU_S,
+        seen_object_c: float | None = None,
     ) -> None:
         self.cfg = cfg
         self.filter_tau_s = filter_tau_s
@@ -272,7 +293,24 @@ class Measurement:
         self._window: deque[ThermoReading] = deque(maxlen=cfg.stable_window)
         #: Every present sample since presence began (the early plateau fit's input).
         self._run: list[ThermoReading] = []
+        #: The latest present samples (the view check's input) and the highest window median.
+        self._recent: deque[ThermoReading] = deque(maxlen=_VIEW_SAMPLES)
+        self._peak_c = -math.inf
+        self._first_c: float | None = None
+        #: The highest reading an earlier measurement of the same person settled on (a
+        #: re-measure after a doubted view): a normal verdict lower than it is a view lost.
+        self._seen_c = -math.inf if seen_object_c is None else seen_object_c
         self._last: ThermoReading | None = None
+
+    @property
+    def doubted_peak_c(self) -> float | None:
+        """After a doubted view, the highest settled object reading of this person so far: what
+        the re-measure must reach again (``seen_object_c``). ``None`` after any other result (a
+        fever re-measured may well read lower: a wrist out of a warm pocket)."""
+        peak = max(self._peak_c, self._seen_c)
+        if self.result is None or self.result.doubt is None or peak == -math.inf:
+            return None
+        return peak
 
     @property
     def decided(self) -> bool:
@@ -292,25 +330,25 @@ class Measurement:
         if not self.present:
             self._window.clear()
             self._run.clear()
+            self._recent.clear()
+            self._peak_c = -math.inf
+            self._first_c = None
             return self.check_timeout(reading.mono_ns)
         if self.presence_mono_ns is None:
             self.presence_mono_ns = reading.mono_ns
         self._window.append(reading)
+        if len(self._window) >= 3:
+            settled = statistics.median(r.object_c for r in list(self._window)[-3:])
+            if self._first_c is None:
+                self._first_c = settled
+            self._peak_c = max(self._peak_c, settled)
         if len(self._run) < _MAX_FIT_SAMPLES:
             self._run.append(reading)
+        self._recent.append(reading)
         if len(self._window) == self.cfg.stable_window and self._stable():
-            obj = statistics.median(r.object_c for r in self._window)
-            amb = statistics.median(r.ambient_c for r in self._window)
-            body = estimate_body_c(obj, amb, self.calibration)
-            status, reason = classify(body, self.cfg)
-            if not self.calibration.covers(amb):
-                # The model says nothing trustworthy at this air temperature: never a pass
-                # (or a fever) on a guess; re-measure, then the guard.
-                status, reason = "implausible", "temp_implausible"
-            return self._decide(
-                Temperature(status, round(body, 2), round(obj, 2), round(amb, 2), reason),
-                reading.mono_ns,
-            )
+            plateau = self._plateau()
+            if plateau is not None:
+                return self._decide(plateau, reading.mono_ns)
         early = self._early()
         if early is not None:
             return self._decide(early, reading.mono_ns)
@@ -335,14 +373,69 @@ class Measurement:
             Temperature("no_temperature", None, obj, amb, "no_temperature"), mono_ns
         )
 
+    def _plateau(self) -> Temperature | None:
+        """The decision on a stable window: its median, estimated, checked; ``None``: a normal
+        reading not yet seen long enough to tell a still, filled view (keep measuring)."""
+        cfg = self.cfg
+        obj = statistics.median(r.object_c for r in self._window)
+        amb = statistics.median(r.ambient_c for r in self._window)
+        body = estimate_body_c(obj, amb, self.calibration)
+        status, reason = classify(body, cfg)
+        doubt = None
+        if not self.calibration.covers(amb):
+            # The model says nothing trustworthy at this air temperature: never a pass
+            # (or a fever) on a guess; re-measure, then the guard.
+            status, reason = "implausible", "temp_implausible"
+        elif status == "ok" and body < cfg.fever_threshold_c:
+            # A view the skin does not fill reads low: a fever seen partly looks normal. A
+            # fever reading needs no such check (a partial view only ever reads lower).
+            if self._seen_c > -math.inf and len(self._recent) < _VIEW_SAMPLES_MIN:
+                return None  # a re-measure: the view must show it is still and filled
+            doubt = self._view_doubt(body, obj)
+            if doubt is not None:
+                status, reason = "implausible", "temp_implausible"
+        return Temperature(
+            status, round(body, 2), round(obj, 2), round(amb, 2), reason, doubt=doubt
+        )
+
+    def _view_doubt(self, body_c: float, object_c: float) -> str | None:
+        """Why a normal-looking reading may be a view the skin did not fill, or ``None``."""
+        if body_c < self.cfg.normal_min_c:
+            return "low"
+        rose = self._first_c is not None and self._peak_c - self._first_c > _FELL_C
+        if (rose and self._peak_c - object_c > _FELL_C) or self._seen_c - object_c > _FELL_C:
+            # A step back, the head turned: the reading rose higher a moment ago (a reading
+            # that only falls is a warm wrist cooling, which the fever re-measure allows).
+            return "fell"
+        if not self._quiet(list(self._recent), object_c):
+            return "unsteady"
+        return None
+
+    def _quiet(self, samples: list[ThermoReading], object_c: float) -> bool:
+        """The settled samples (within a degree of ``object_c``) are one approach's tail plus
+        the sensor's noise: a still, filled view. The early rise is left out (a real approach
+        is no exact exponential)."""
+        samples = [r for r in samples if abs(r.object_c - object_c) <= 1.0]
+        fit = fit_plateau(samples, self.filter_tau_s)
+        if fit is None:
+            return False
+        dof = len(samples) - 3
+        limit = _NOISE_FLOOR_C * math.sqrt(_CHI2_999_PER_DOF[min(dof, 13) - 2])
+        return fit.rms_c <= limit
+
     def _early(self) -> Temperature | None:
         """A clearly normal temperature from the rising curve, or ``None`` (keep measuring)."""
         cfg = self.cfg
         if not cfg.early_decision or not _MIN_FIT_SAMPLES <= len(self._run) < _MAX_FIT_SAMPLES:
             return None
+        if self._seen_c > -math.inf:
+            return None  # a re-measure after a doubted view: the view must show it is filled
         ambients = [r.ambient_c for r in self._run]
         if max(ambients) - min(ambients) > cfg.ambient_spread_max_c:
             return None
+        latest = statistics.median(r.object_c for r in self._run[-3:])
+        if self._peak_c - latest > 2 * _NOISE_FLOOR_C:
+            return None  # an approach never falls: the view is being lost (a step back)
         fit = fit_plateau(self._run, self.filter_tau_s)
         if (
             fit is None
@@ -357,7 +450,7 @@ class Measurement:
         ends = (estimate_body_c(fit.low_c, amb, self.calibration),
                 estimate_body_c(fit.high_c, amb, self.calibration))  # fmt: skip
         if (
-            min(ends) < cfg.plausible_min_c
+            min(ends) < max(cfg.plausible_min_c, cfg.normal_min_c)
             or max(ends) >= cfg.fever_threshold_c - cfg.early_margin_c
         ):
             return None

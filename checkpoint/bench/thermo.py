@@ -91,7 +91,8 @@ def _measure(
     cfg: ThermometryConfig,
     visit: Visit | None = None,
 ) -> _Visitor:
-    """One visitor through the real chain; a fever is measured again, as the engine does."""
+    """One visitor through the real chain, re-measured as the engine does: once after an
+    implausible reading (a view in doubt: "come closer"), once before a fever deny."""
     clock = FakeClock()
     section = ThermometerSection(driver=FakeThermometerConfig(ambient_c=ambient_c, seed=seed))
     thermo = build_thermometer(section, clock)
@@ -103,13 +104,28 @@ def _measure(
     thermo.emulator.person_arrives(body_c, visit)
     m = Measurement(cfg, calibration, clock.monotonic_ns())
     first = result = _until_decided(m, thermo, clock, period)
-    fever = first.ok and first.body_c is not None and first.body_c >= cfg.fever_threshold_c
-    if fever and cfg.remeasure_on_fever:
-        again = Measurement(cfg, calibration, clock.monotonic_ns())
+    remeasured: set[str] = set()
+    last = m
+    while (cause := _remeasure(result, cfg, remeasured)) is not None:
+        remeasured.add(cause)
+        again = Measurement(
+            cfg, calibration, clock.monotonic_ns(), seen_object_c=last.doubted_peak_c
+        )
         result = _until_decided(again, thermo, clock, period)
+        last = again
     thermo.close()
     assert m.presence_mono_ns is not None
     return _Visitor(m.presence_mono_ns, clock.monotonic_ns(), result, first)
+
+
+def _remeasure(t: Temperature, cfg: ThermometryConfig, done: set[str]) -> str | None:
+    """The engine's rule (``kiosk.engine``): one re-measure per cause, implausible and fever."""
+    if t.status == "implausible" and "implausible" not in done:
+        return "implausible"
+    fever = t.ok and t.body_c is not None and t.body_c >= cfg.fever_threshold_c
+    if fever and cfg.remeasure_on_fever and "fever" not in done:
+        return "fever"
+    return None
 
 
 def _fit_site(cfg: ThermometryConfig) -> Calibration:
@@ -187,12 +203,26 @@ def _scene_figures(
     errors = _errors(visitors, site)
     return {
         **_decision_ms(visitors, cfg),
-        "early": sum(v.first.early for _, v in visitors),
-        "fever_decided_early": sum(
-            v.first.early for b, v in visitors if b >= cfg.fever_threshold_c
-        ),
+        **_safety(visitors, cfg),
         "undecided": sum(not v.result.ok for _, v in visitors),
         "calibrated_mean_abs_err_c": round(statistics.fmean(errors), 3) if errors else None,
+    }
+
+
+def _safety(visitors: list[tuple[float, _Visitor]], cfg: ThermometryConfig) -> dict[str, int]:
+    """What happened to feverish visitors, and how often a view was doubted."""
+    fevers = [(b, v) for b, v in visitors if b >= cfg.fever_threshold_c]
+    passed = [
+        b for b, v in fevers if v.result.ok and (v.result.body_c or 0) < cfg.fever_threshold_c
+    ]
+    return {
+        "early": sum(v.first.early for _, v in visitors),
+        "fever_decided_early": sum(v.first.early for _, v in fevers),
+        # A visitor exactly at the threshold read a little low is the sensor's error; one half
+        # a degree above it passed is a view the kiosk failed to doubt.
+        "fever_passed": len(passed),
+        "fever_passed_clear": sum(b >= cfg.fever_threshold_c + 0.5 for b in passed),
+        "view_doubted": sum(v.first.doubt is not None for _, v in visitors),
     }
 
 
@@ -245,8 +275,10 @@ def run(quick: bool) -> dict[str, Any]:
         "calibrated_mean_abs_err_c": round(statistics.fmean(calibrated), 3),
         "calibrated_max_abs_err_c": round(max(calibrated), 3),
         "scenes_calibrated_mean_abs_err_c": round(statistics.fmean(_errors(whole, site)), 3),
-        "early": sum(v.first.early for _, v in everyone),
-        "fever_decided_early": sum(v.first.early for b, v in whole if b >= cfg.fever_threshold_c),
+        **_safety(everyone, cfg),
+        "fever_decided_early_whole_view": sum(
+            v.first.early for b, v in whole if b >= cfg.fever_threshold_c
+        ),
         "fever_remeasured": sum(
             v.first is not v.result for b, v in everyone if b >= cfg.fever_threshold_c
         ),

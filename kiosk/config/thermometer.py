@@ -73,6 +73,15 @@ class ThermometryConfig(Section):
     plausible_max_c: float = Field(
         43.0, ge=38.0, le=45.0, description="Above this estimate the reading is implausible."
     )
+    normal_min_c: float = Field(
+        35.5,
+        ge=25.0,
+        le=36.5,
+        description=(
+            "The lowest estimate passed as a normal temperature: below it the sensor did not see"
+            " the skin fill its view (too far, hair, a hat): re-measure, come closer."
+        ),
+    )
     presence_margin_c: float = Field(
         1.5,
         ge=0.2,
