@@ -11,10 +11,12 @@ hardware:
   wedged USB relay therefore never stalls the loop: a code shown afterwards is still decided.
 * **Readers hop onto the loop.** A reader's thread calls the sink, which only does
   ``loop.call_soon_threadsafe``; the engine is only ever touched from the loop thread.
-* **Commit before the relay fires.** Event drafts go through ``EventLog.append_async`` with a
-  deadline (``store_deadline_ms``); the engine opens the gate only after ``on_committed``.
-  A commit that misses its deadline is reported as a store fault; if it lands later, the
-  engine is told (``on_committed`` with the old ticket) so nothing is recorded twice.
+* **Commit before the relay fires.** The engine hands over one ``Crossing`` per decision
+  (``kiosk.crossing``); the runner commits its draft through ``EventLog.append_async`` with a
+  deadline (``store_deadline_ms``), then opens the gate if the crossing says so for that
+  commit, then answers the engine once (``on_crossed``). A commit that misses its deadline is
+  answered as a store fault (the gate stays shut); if it lands later, the engine is told
+  (``on_late_commit``) so nothing is recorded twice.
 * **Heartbeat.** The tick task stamps the loop's heartbeat; ``loop_healthy(max_age_s)``
   answers from any thread (the systemd watchdog pings only while it is true).
 
@@ -33,6 +35,7 @@ from typing import Any
 from kiosk.bus import EventBus
 from kiosk.clock import Clock
 from kiosk.config import KioskConfig
+from kiosk.crossing import Crossing, Outcome
 from kiosk.deadline import DeviceWorker
 from kiosk.devices import (
     CodeRead,
@@ -53,7 +56,7 @@ from kiosk.ports import (
     ObservationSource,
     PassVerifier,
 )
-from kiosk.store import Event, EventDraft, StoreFault, format_ts
+from kiosk.store import Event, StoreFault, format_ts
 
 log = logging.getLogger(__name__)
 
@@ -385,40 +388,47 @@ class EngineRunner:
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _commit(self, ticket: int, draft: EventDraft) -> None:
-        inner = asyncio.ensure_future(self.store.append_async(draft))
+    async def _cross(self, crossing: Crossing) -> None:
+        """One decision carried out in order: commit, then the gate if the crossing says so
+        for that commit, then the one answer to the engine."""
+        outcome = await self._commit(crossing)
+        if outcome.opens_gate:
+            outcome = outcome.gate_answered(await self._set_gate(True))
+        self.engine.on_crossed(outcome)
+
+    async def _commit(self, crossing: Crossing) -> Outcome:
+        inner = asyncio.ensure_future(self.store.append_async(crossing.draft))
         done, _ = await asyncio.wait({inner}, timeout=self._store_deadline_s)
         if not done:
-            inner.add_done_callback(lambda f: self._late_commit(ticket, f))
+            inner.add_done_callback(lambda f: self._late_commit(crossing, f))
             ms = self._store_deadline_s * 1000
-            self.engine.on_store_fault(
-                ticket, StoreFault("store_fault", f"commit not confirmed within {ms:.0f} ms")
-            )
-            return
+            fault = StoreFault("store_fault", f"commit not confirmed within {ms:.0f} ms")
+            return Outcome(crossing, store_fault=fault)
         try:
-            event = inner.result()
+            return Outcome(crossing, event=inner.result())
         except StoreFault as exc:
-            self.engine.on_store_fault(ticket, exc)
+            return Outcome(crossing, store_fault=exc)
         except Exception as exc:  # noqa: BLE001 - any failure to commit is a store fault
             log.exception("event append failed unexpectedly")
-            self.engine.on_store_fault(ticket, StoreFault("store_fault", type(exc).__name__))
-        else:
-            self.engine.on_committed(ticket, event)
+            return Outcome(crossing, store_fault=StoreFault("store_fault", type(exc).__name__))
 
-    def _late_commit(self, ticket: int, fut: asyncio.Future[Event]) -> None:
+    def _late_commit(self, crossing: Crossing, fut: asyncio.Future[Event]) -> None:
         if fut.cancelled() or fut.exception() is not None:
             return
-        self.engine.on_committed(ticket, fut.result())
+        self.engine.on_late_commit(crossing, fut.result())
 
-    async def _gate(self, ticket: int, open_: bool) -> None:
+    async def _lock_gate(self) -> None:
+        self.engine.on_gate_locked(await self._set_gate(False))
+
+    async def _set_gate(self, open_: bool) -> DeviceFault | None:
+        """Command the relay under the device deadline; the fault if it did not obey."""
         try:
             await self._gate_worker.call(self.gate.set_open, open_)
         except DeviceFault as exc:
-            self.engine.on_gate_fault(ticket, open_, exc)
+            return exc
         except Exception as exc:  # noqa: BLE001 - a driver bug is a gate fault
-            self.engine.on_gate_fault(ticket, open_, GateFault(f"gate error: {exc}"))
-        else:
-            self.engine.on_gate_done(ticket, open_)
+            return GateFault(f"gate error: {exc}")
+        return None
 
 
 class _RunnerPorts:
@@ -427,11 +437,11 @@ class _RunnerPorts:
     def __init__(self, runner: EngineRunner) -> None:
         self._runner = runner
 
-    def commit(self, ticket: int, draft: EventDraft) -> None:
-        self._runner._spawn(self._runner._commit(ticket, draft))  # noqa: SLF001
+    def cross(self, crossing: Crossing) -> None:
+        self._runner._spawn(self._runner._cross(crossing))  # noqa: SLF001
 
-    def gate(self, ticket: int, open_: bool) -> None:
-        self._runner._spawn(self._runner._gate(ticket, open_))  # noqa: SLF001
+    def lock_gate(self) -> None:
+        self._runner._spawn(self._runner._lock_gate())  # noqa: SLF001
 
     def publish(self, message: dict[str, Any]) -> None:
         self._runner.publish(message)

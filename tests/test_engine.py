@@ -14,6 +14,7 @@ from drivers.mlx90614_emulator import Mlx90614Emulator
 from drivers.thermometer import FakeMlx90614
 from kiosk import lists as lists_mod
 from kiosk.config import parse_config
+from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, SensorFault
 from kiosk.engine import PROMPTS, Engine, FeverRefused, TemperatureImplausible
 from kiosk.history import PassageHistory
@@ -340,14 +341,15 @@ def test_manual_pass_during_store_fault_opens_only_when_configured(make_rig):
 
 def test_late_commit_after_a_reported_store_fault_is_not_written_twice(make_rig):
     rig = make_rig()
-    held: list[tuple[int, object]] = []
-    rig.ports.commit = lambda ticket, draft: held.append((ticket, draft))
+    held: list[Crossing] = []
+    rig.ports.cross = held.append
     rig.engine.manual("manual_deny", "guard-zhou", "no pass", "in")
-    [(ticket, draft)] = held
-    rig.engine.on_store_fault(ticket, StoreFault("store_fault", "commit not confirmed"))
+    [crossing] = held
+    fault = StoreFault("store_fault", "commit not confirmed")
+    rig.engine.on_crossed(Outcome(crossing, store_fault=fault))
     assert len(rig.engine.backlog) == 1
-    event = rig.log.append(draft)  # ... but it did land
-    rig.engine.on_committed(ticket, event)
+    event = rig.log.append(crossing.draft)  # ... but it did land
+    rig.engine.on_late_commit(crossing, event)
     assert len(rig.engine.backlog) == 0
     assert ("store_late_commit", "raised") in rig.alarms()
 
