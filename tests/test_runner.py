@@ -124,6 +124,7 @@ class RecordingGate(FakeGate):
 
     def set_open(self, open_: bool) -> None:
         self.rig.gate_calls.append((open_, self.rig.log.last_seq))
+        self.rig.announced_at_gate.append(self.rig.runner.engine.decisions)
         super().set_open(open_)
 
 
@@ -151,6 +152,7 @@ class Rig:
         self.thermometer = ScriptedThermometer(self.clock)
         self.scanner = PushReader()
         self.gate_calls: list[tuple[bool, int]] = []
+        self.announced_at_gate: list[int] = []  # decisions the engine had published by then
         self.gate = RecordingGate(self.clock, self)
         self.runner = EngineRunner(
             self.config,
@@ -238,6 +240,25 @@ def test_event_is_committed_before_the_gate_command(rig):
     open_, seq_at_command = rig.gate_calls[0]
     assert open_ is True
     assert seq_at_command == 1
+
+
+def test_the_decision_reaches_the_screens_after_the_commit_and_the_gate(rig):
+    """One crossing per decision: commit, gate, then the engine's announcement."""
+
+    async def main():
+        await rig.runner.start()
+        rig.thermometer.body_c = 36.6
+        rig.show(rig.pass_text())
+        decision = await rig.next("decision")
+        await rig.next("state", state="decided")
+        await rig.runner.stop()
+        return decision
+
+    decision = run(main())
+    assert decision["committed"] is True
+    assert decision["seq"] == 1
+    assert rig.gate_calls[0] == (True, 1)
+    assert rig.announced_at_gate[0] == 0
 
 
 def test_hung_thermometer_read_is_a_fault_and_a_code_is_still_decided(rig):
