@@ -3,7 +3,8 @@
 Each is a ``typing.Protocol`` satisfied by one production class (named in its docstring) and by
 whatever a test or the replay harness puts in its place. The device kinds (``Thermometer``,
 ``CodeReader``, ``Gate``) are in ``kiosk.devices``; the engine's own output port
-(``EnginePorts``: commit, gate, publish) is in ``kiosk.engine``.
+(``EnginePorts``: cross, lock_gate, publish) is in ``kiosk.engine``, the values that cross it
+(``Crossing``, ``Outcome``) in ``kiosk.crossing``.
 """
 
 from __future__ import annotations
