@@ -47,7 +47,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, Unpack
 from zoneinfo import ZoneInfo
 
 from kiosk import policy, record, thermometry
@@ -56,13 +56,7 @@ from kiosk.clock import Clock
 from kiosk.config import KioskConfig
 from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, DeviceFault, ThermoReading
-from kiosk.ports import (
-    CalibrationSource,
-    History,
-    ListSource,
-    ObservationSource,
-    PassVerifier,
-)
+from kiosk.ports import CalibrationSource, EngineSeams
 from kiosk.privacy import greeting_name
 from kiosk.store import Event, EventDraft, StoreFault
 
@@ -228,39 +222,32 @@ def holder_initial(holder: str | None) -> str | None:
 class Engine:
     """The per-passage state machine. Not thread-safe: one driver (runner or replay) owns it.
 
-    Its seams (``kiosk.ports``): ``trust`` verifies passes (``TrustList``); ``lists`` gives the
-    current lists snapshot, read at each decision so list changes apply between passages
-    (``ListStore``); ``history`` is updated after each committed event (``PassageHistory``);
-    ``calibration`` is read at each new measurement (``CalibrationStore``; default: the
-    built-in model, ``FixedCalibration()``); ``observation`` gives who is under observation now,
-    read at each decision (``ObservationLedger``; none: nobody is).
+    Its seams (``kiosk.ports.EngineSeams``, by keyword): ``trust`` verifies passes
+    (``TrustList``); ``lists`` gives the current lists snapshot, read at each decision so list
+    changes apply between passages (``ListStore``); ``history`` is updated after each committed
+    event (``PassageHistory``); ``calibration`` is read at each new measurement
+    (``CalibrationStore``; default: the built-in model, ``FixedCalibration()``);
+    ``observation`` gives who is under observation now, read at each decision
+    (``ObservationLedger``; none: nobody is).
     """
 
     def __init__(
-        self,
-        config: KioskConfig,
-        clock: Clock,
-        ports: EnginePorts,
-        trust: PassVerifier,
-        lists: ListSource,
-        history: History,
-        *,
-        calibration: CalibrationSource | None = None,
-        observation: ObservationSource | None = None,
+        self, config: KioskConfig, clock: Clock, ports: EnginePorts, **seams: Unpack[EngineSeams]
     ) -> None:
         self.config = config
         self.clock = clock
         self.ports = ports
-        self.trust = trust
-        self.lists = lists
-        self.history = history
-        self.observation = observation
-        self._eng = config.engine
-        self._thermo_cfg = config.thermometer.thermometry
-        self._tz = ZoneInfo(config.site.timezone)
+        self.trust = seams["trust"]
+        self.lists = seams["lists"]
+        self.history = seams["history"]
+        self.observation = seams.get("observation")
+        calibration = seams.get("calibration")
         self.calibration: CalibrationSource = (
             calibration if calibration is not None else FixedCalibration()
         )
+        self._eng = config.engine
+        self._thermo_cfg = config.thermometer.thermometry
+        self._tz = ZoneInfo(config.site.timezone)
 
         self.state: State = "idle"
         self.passage: Passage | None = None

@@ -30,7 +30,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from kiosk.bus import EventBus
 from kiosk.clock import Clock
@@ -48,14 +48,7 @@ from kiosk.devices import (
     Thermometer,
 )
 from kiosk.engine import Engine
-from kiosk.ports import (
-    CalibrationSource,
-    EventSink,
-    History,
-    ListSource,
-    ObservationSource,
-    PassVerifier,
-)
+from kiosk.ports import EngineSeams, EventSink
 from kiosk.store import Event, StoreFault, format_ts
 
 log = logging.getLogger(__name__)
@@ -80,10 +73,10 @@ class EngineRunner:
     """Runs an ``Engine`` on the asyncio loop with the real (or fake) devices and event log.
 
     Everything is injected: ``config``, ``clock``, the ``thermometer``, the code ``readers``,
-    the ``gate``, the event log (``store``, a ``kiosk.store.EventLog``), the ``trust`` list,
-    the ``lists`` (a ``ListStore``), the ``history`` (rebuilt from the event log at
-    ``start()``), and optionally the ``bus`` the screens subscribe to, the thermometer
-    ``calibration`` and the ``observation`` ledger (the seams are in ``kiosk.ports``).
+    the ``gate``, the event log (``store``, a ``kiosk.store.EventLog``), optionally the ``bus``
+    the screens subscribe to, and by keyword the engine's seams (``kiosk.ports.EngineSeams``:
+    ``trust``, ``lists``, ``history``, which is rebuilt from the event log at ``start()``,
+    ``calibration``, ``observation``).
     """
 
     def __init__(
@@ -95,12 +88,8 @@ class EngineRunner:
         readers: Sequence[CodeReader],
         gate: Gate,
         store: EventSink,
-        trust: PassVerifier,
-        lists: ListSource,
-        history: History,
         bus: EventBus | None = None,
-        calibration: CalibrationSource | None = None,
-        observation: ObservationSource | None = None,
+        **seams: Unpack[EngineSeams],
     ) -> None:
         self.config = config
         self.clock = clock
@@ -108,21 +97,12 @@ class EngineRunner:
         self.readers = list(readers)
         self.gate = gate
         self.store = store
-        self.history = history
         self.bus = bus or EventBus()
         eng = config.engine
         self._deadline_s = eng.device_deadline_ms / 1000
         self._store_deadline_s = eng.store_deadline_ms / 1000
-        self.engine = Engine(
-            config,
-            clock,
-            _RunnerPorts(self),
-            trust,
-            lists,
-            history,
-            calibration=calibration,
-            observation=observation,
-        )
+        self.engine = Engine(config, clock, _RunnerPorts(self), **seams)
+        self.history = self.engine.history
         # The thermometer's own deadline is its driver's (a read older than that is a hang,
         # the driver's health says the same); other devices use the engine's.
         thermo_deadline_s = config.thermometer.driver.read_deadline_ms / 1000

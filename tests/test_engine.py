@@ -49,7 +49,9 @@ class Rig:
             on_gate=lambda open_: self.calls.append(("gate", open_)),
             on_commit=lambda event: self.calls.append(("commit", event.seq)),
         )
-        self.engine = Engine(self.config, clock, self.ports, self.trust, self.lists, self.history)
+        self.engine = Engine(
+            self.config, clock, self.ports, trust=self.trust, lists=self.lists, history=self.history
+        )
         self.ports.engine = self.engine
 
     def close(self) -> None:
