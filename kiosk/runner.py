@@ -160,13 +160,14 @@ class EngineRunner:
             if not done or stopping.exception() is not None:
                 # Shutting down: a reader stuck in its driver is a daemon thread; go on.
                 log.warning("reader %s did not stop cleanly", reader.name)
+        pending = list(self._inflight)
+        if pending:
+            # A crossing still under way may open the gate: the lock below must come after it.
+            await asyncio.wait(pending, timeout=self._store_deadline_s + self._deadline_s)
         try:
             await self._gate_worker.call(self.gate.set_open, False)
         except DeviceFault as exc:
             log.warning("gate could not be locked at stop: %s", exc)
-        pending = list(self._inflight)
-        if pending:
-            await asyncio.wait(pending, timeout=self._store_deadline_s)
         self.close()
 
     def close(self) -> None:

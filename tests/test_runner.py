@@ -396,8 +396,10 @@ class SlowLog:
     def __init__(self, log) -> None:
         self.log = log
         self.release = threading.Event()
+        self.entered = threading.Event()
 
     async def append_async(self, draft):
+        self.entered.set()
         await asyncio.to_thread(self.release.wait, WAIT_S)
         return await self.log.append_async(draft)
 
@@ -431,6 +433,41 @@ def test_commit_past_its_deadline_is_a_store_fault_and_a_late_landing_is_kept_on
     assert len(events) == 1
     assert r.runner.engine.backlog == type(r.runner.engine.backlog)()
     assert all(not c.open_ for c in r.gate.commands)
+
+
+class StopHookReader(PushReader):
+    """A code reader that runs ``on_stop`` when the runner stops it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_stop = lambda: None
+
+    def stop(self) -> None:
+        self.on_stop()
+        super().stop()
+
+
+def test_stop_lets_a_crossing_under_way_finish_and_locks_the_gate_last(tmp_path):
+    reader = StopHookReader()
+    overrides = {"policy": {"mode": "pass_only"}, "engine": {"store_deadline_ms": 3000}}
+    r = Rig(tmp_path, overrides=overrides, readers=[reader])
+    slow = SlowLog(r.log)
+    r.runner.store = slow
+    reader.on_stop = slow.release.set  # the commit lands while the runner is stopping
+
+    async def main():
+        await r.runner.start()
+        reader.show(r.pass_text(), r.clock)
+        await asyncio.to_thread(slow.entered.wait, WAIT_S)
+        await r.runner.stop()
+
+    try:
+        run(main())
+        events = r.log.events()
+    finally:
+        r.close()
+    assert [e["decision"] for e in events] == ["pass"]
+    assert [c.open_ for c in r.gate.commands] == [True, False]
 
 
 def test_history_is_rebuilt_from_the_event_log_at_start(tmp_path):
