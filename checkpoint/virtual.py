@@ -10,8 +10,9 @@ readings and every ``idle_probe_s`` otherwise, each camera pumped at its frame r
 (``CameraReader.pump``), the readers' health polled every ``idle_probe_s``, the engine ticked
 every ``tick_ms``. No threads and no real waiting: replay and the loop bench run on it.
 
-The engine's requests go through ``DirectPorts``: the event log and the gate are called in
-place, messages go to the core's ``EventBus``. Whatever watches decisions subscribes to that
+The engine's requests go through ``DirectPorts``: each decision's ``Crossing`` is carried out
+in place (the event log's append, then the gate), its ``Outcome`` answered at once; messages go
+to the core's ``EventBus``. Whatever watches decisions subscribes to that
 bus (``VirtualKiosk.watch``), exactly as the screens do on the running daemon.
 """
 
@@ -26,9 +27,11 @@ from kiosk.bus import EventBus, Subscription
 from kiosk.clock import FakeClock
 from kiosk.config.readers import SerialReaderConfig
 from kiosk.core import Core
+from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, DeviceFault, Gate, SensorFault
 from kiosk.engine import Engine
 from kiosk.runner import report_reader_health
+from kiosk.store import StoreFault
 
 Message = dict[str, Any]
 
@@ -61,27 +64,31 @@ class DirectPorts:
             raise RuntimeError("DirectPorts.engine is not set")
         return self.engine
 
-    def commit(self, ticket: int, draft: Any) -> None:
-        from kiosk.store import StoreFault
-
+    def cross(self, crossing: Crossing) -> None:
+        """Commit, then the gate if the crossing says so, then the one answer (in place)."""
         try:
-            event = self.store.append(draft)
+            event = self.store.append(crossing.draft)
         except StoreFault as exc:
-            self._engine().on_store_fault(ticket, exc)
-            return
-        if self.on_commit is not None:
-            self.on_commit(event)
-        self._engine().on_committed(ticket, event)
+            outcome = Outcome(crossing, store_fault=exc)
+        else:
+            if self.on_commit is not None:
+                self.on_commit(event)
+            outcome = Outcome(crossing, event=event)
+        if outcome.opens_gate:
+            outcome = outcome.gate_answered(self._set_gate(True))
+        self._engine().on_crossed(outcome)
 
-    def gate(self, ticket: int, open_: bool) -> None:
+    def lock_gate(self) -> None:
+        self._engine().on_gate_locked(self._set_gate(False))
+
+    def _set_gate(self, open_: bool) -> DeviceFault | None:
         if self.on_gate is not None:
             self.on_gate(open_)
         try:
             self.gate_dev.set_open(open_)
         except DeviceFault as exc:
-            self._engine().on_gate_fault(ticket, open_, exc)
-            return
-        self._engine().on_gate_done(ticket, open_)
+            return exc
+        return None
 
     def publish(self, message: Message) -> None:
         if self.bus is not None:

@@ -3,11 +3,11 @@
 A pure, synchronous state machine. It never sleeps, never reads the time except through the
 injected ``Clock`` and never touches a device: it is driven by inputs (``on_code``,
 ``on_reading``, ``on_sensor_fault``, ``on_reader_fault``/``on_reader_ok``, ``tick``,
-``manual``, and the results of its own requests ``on_committed``/``on_store_fault``,
-``on_gate_done``/``on_gate_fault``) and it acts only through its ``EnginePorts``:
-``commit(ticket, draft)``, ``gate(ticket, open_)`` and ``publish(message)``. The asyncio
-runner (``kiosk.runner``) and the virtual-time replay (``checkpoint.replay``) both drive this same
-class, so what replay proves is what the gate does.
+``manual``, and the answers to its own requests ``on_crossed``/``on_late_commit``,
+``on_gate_locked``) and it acts only through its ``EnginePorts``: ``cross(crossing)``,
+``lock_gate()`` and ``publish(message)``. The asyncio runner (``kiosk.runner``) and the
+virtual-time replay (``checkpoint.virtual``) both drive this same class, so what replay proves
+is what the gate does.
 
 Passage states (published as ``{"type": "state", ...}`` with a ``prompt`` for the screen)::
 
@@ -15,11 +15,15 @@ Passage states (published as ``{"type": "state", ...}`` with a ``prompt`` for th
     idle ─ presence ───────────────────────► measuring ─┤   (temperature_first)
                                measuring ─ temperature ─┴► awaiting_code ─ code ─┐
                                                    └─────────────────────────────┴► deciding
-    deciding ─ committed ─► decided (deny) / gate_open (pass) ─ pulse ─► decided ─ hold ─► idle
+    deciding ─ crossed ─► decided (deny) / gate_open (pass) ─ pulse ─► decided ─ hold ─► idle
 
-Why this order of effects: a decision is *committed first*, then published, then the relay
-fires. A pass that cannot be recorded does not open the gate (``on_store_fault`` decides), and
-a screen never shows a decision that the log does not have.
+One decision crosses to the world once (``kiosk.crossing``): the engine hands over a
+``Crossing`` (the event draft and when the gate opens for it); the runner commits the draft,
+then opens the gate if the crossing says so, and answers once with an ``Outcome``; only then
+does the engine publish the decision. A pass that cannot be recorded does not open the gate
+(``policy.on_store_fault`` decides what is recorded instead), and a screen never shows a
+decision that the log does not have. Locking the gate at the end of its pulse (and probing a
+failed relay) is the engine's own timed request, ``lock_gate``.
 
 Safety rules the engine enforces on top of the policy:
 
@@ -43,21 +47,16 @@ import logging
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, Unpack
 from zoneinfo import ZoneInfo
 
 from kiosk import policy, record, thermometry
 from kiosk.calibration import Calibration, FixedCalibration
 from kiosk.clock import Clock
 from kiosk.config import KioskConfig
+from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, DeviceFault, ThermoReading
-from kiosk.ports import (
-    CalibrationSource,
-    History,
-    ListSource,
-    ObservationSource,
-    PassVerifier,
-)
+from kiosk.ports import CalibrationSource, EngineSeams
 from kiosk.privacy import greeting_name
 from kiosk.store import Event, EventDraft, StoreFault
 
@@ -123,11 +122,12 @@ class FeverRefused(ValueError):
 class EnginePorts(Protocol):
     """What the engine asks of the outside world. Calls must return at once."""
 
-    def commit(self, ticket: int, draft: EventDraft) -> None:
-        """Append ``draft`` to the event log; answer with ``on_committed``/``on_store_fault``."""
+    def cross(self, crossing: Crossing) -> None:
+        """Commit ``crossing.draft``, then command the gate open if ``crossing.opens_gate``
+        says so for that commit; answer once with ``Engine.on_crossed`` (``kiosk.crossing``)."""
 
-    def gate(self, ticket: int, open_: bool) -> None:
-        """Command the relay; answer with ``on_gate_done``/``on_gate_fault``."""
+    def lock_gate(self) -> None:
+        """Command the relay locked; answer with ``Engine.on_gate_locked``."""
 
     def publish(self, message: dict[str, Any]) -> None:
         """Hand a state/decision/alarm/health message to the screens (never blocks)."""
@@ -222,39 +222,32 @@ def holder_initial(holder: str | None) -> str | None:
 class Engine:
     """The per-passage state machine. Not thread-safe: one driver (runner or replay) owns it.
 
-    Its seams (``kiosk.ports``): ``trust`` verifies passes (``TrustList``); ``lists`` gives the
-    current lists snapshot, read at each decision so list changes apply between passages
-    (``ListStore``); ``history`` is updated after each committed event (``PassageHistory``);
-    ``calibration`` is read at each new measurement (``CalibrationStore``; default: the
-    built-in model, ``FixedCalibration()``); ``observation`` gives who is under observation now,
-    read at each decision (``ObservationLedger``; none: nobody is).
+    Its seams (``kiosk.ports.EngineSeams``, by keyword): ``trust`` verifies passes
+    (``TrustList``); ``lists`` gives the current lists snapshot, read at each decision so list
+    changes apply between passages (``ListStore``); ``history`` is updated after each committed
+    event (``PassageHistory``); ``calibration`` is read at each new measurement
+    (``CalibrationStore``; default: the built-in model, ``FixedCalibration()``);
+    ``observation`` gives who is under observation now, read at each decision
+    (``ObservationLedger``; none: nobody is).
     """
 
     def __init__(
-        self,
-        config: KioskConfig,
-        clock: Clock,
-        ports: EnginePorts,
-        trust: PassVerifier,
-        lists: ListSource,
-        history: History,
-        *,
-        calibration: CalibrationSource | None = None,
-        observation: ObservationSource | None = None,
+        self, config: KioskConfig, clock: Clock, ports: EnginePorts, **seams: Unpack[EngineSeams]
     ) -> None:
         self.config = config
         self.clock = clock
         self.ports = ports
-        self.trust = trust
-        self.lists = lists
-        self.history = history
-        self.observation = observation
-        self._eng = config.engine
-        self._thermo_cfg = config.thermometer.thermometry
-        self._tz = ZoneInfo(config.site.timezone)
+        self.trust = seams["trust"]
+        self.lists = seams["lists"]
+        self.history = seams["history"]
+        self.observation = seams.get("observation")
+        calibration = seams.get("calibration")
         self.calibration: CalibrationSource = (
             calibration if calibration is not None else FixedCalibration()
         )
+        self._eng = config.engine
+        self._thermo_cfg = config.thermometer.thermometry
+        self._tz = ZoneInfo(config.site.timezone)
 
         self.state: State = "idle"
         self.passage: Passage | None = None
@@ -267,10 +260,10 @@ class Engine:
         self.ignored_codes = 0
 
         self._ids = itertools.count(1)
-        self._tickets = itertools.count(1)
-        # Commits awaiting their answer: a passage's event, or a held-back draft (backlog).
-        self._commits: dict[int, Passage | EventDraft] = {}
-        self._late: dict[int, EventDraft] = {}
+        # Crossings awaiting their outcome: a passage's, or a held-back draft's (backlog).
+        self._crossings: dict[Crossing, Passage | EventDraft] = {}
+        # Crossings answered as store faults: what each left in the backlog, should it land.
+        self._late: dict[Crossing, EventDraft] = {}
         self._inbox: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
         self._busy = False
         self._manual_queue: deque[_Manual] = deque()
@@ -361,17 +354,17 @@ class Engine:
     def on_reader_ok(self, source: str) -> None:
         self._input(self._on_reader_ok, source)
 
-    def on_committed(self, ticket: int, event: Event) -> None:
-        self._input(self._on_committed, ticket, event)
+    def on_crossed(self, outcome: Outcome) -> None:
+        """The one answer to ``ports.cross``: committed or not, and what the gate did."""
+        self._input(self._on_crossed, outcome)
 
-    def on_store_fault(self, ticket: int, exc: StoreFault) -> None:
-        self._input(self._on_store_fault, ticket, exc)
+    def on_late_commit(self, crossing: Crossing, event: Event) -> None:
+        """A commit answered as a store fault (its deadline passed) that landed after all."""
+        self._input(self._on_late_commit, crossing, event)
 
-    def on_gate_done(self, ticket: int, open_: bool) -> None:
-        self._input(self._on_gate_done, ticket, open_)
-
-    def on_gate_fault(self, ticket: int, open_: bool, exc: BaseException) -> None:
-        self._input(self._on_gate_fault, ticket, open_, exc)
+    def on_gate_locked(self, fault: DeviceFault | None = None) -> None:
+        """The answer to ``ports.lock_gate``: locked, or the relay's ``fault``."""
+        self._input(self._on_gate_answer, False, fault)
 
     def tick(self) -> None:
         """Check every step's timeout, the gate pulse and the retries. Call often (≤100 ms)."""
@@ -773,7 +766,7 @@ class Engine:
         p.decision = decision
         p.decided_ns = self._now()
         p.draft = self._draft_for(p, decision)
-        self._commit(p)
+        self._cross(p)
 
     def _policy_decision(self, p: Passage, *, store_fault: bool) -> policy.Decision:
         inputs = policy.PassageInputs(
@@ -818,23 +811,40 @@ class Engine:
             flags=tuple(decision.flags),
         )
 
-    def _commit(self, subject: Passage | EventDraft) -> None:
-        """Ask for ``subject``'s event to be appended: a passage's (the screen shows
-        "checking" until the answer), or a held-back draft from the backlog."""
-        ticket = next(self._tickets)
-        self._commits[ticket] = subject
-        if isinstance(subject, Passage):
-            assert subject.draft is not None
-            self._set_state("deciding", "checking")
-            self.ports.commit(ticket, subject.draft)
+    def _cross(self, subject: Passage | EventDraft) -> None:
+        """Hand ``subject``'s event to the world: a passage's decision (the screen shows
+        "checking" until its outcome), or a held-back draft from the backlog (no gate)."""
+        if isinstance(subject, EventDraft):
+            crossing = Crossing(subject)
         else:
-            self.ports.commit(ticket, subject)
+            assert subject.draft is not None
+            crossing = Crossing(
+                subject.draft,
+                open_if_committed=subject.draft.decision in PASS_DECISIONS,
+                open_if_unrecorded=self._passes_unrecorded(subject),
+            )
+            self._set_state("deciding", "checking")
+        self._crossings[crossing] = subject
+        self.ports.cross(crossing)
 
-    def _on_committed(self, ticket: int, event: Event) -> None:
-        subject = self._commits.pop(ticket, None)
+    def _on_crossed(self, outcome: Outcome) -> None:
+        subject = self._crossings.pop(outcome.crossing, None)
         if subject is None:
-            self._on_late_commit(ticket, event)
-            return
+            log.error("engine: an outcome for a crossing it is not waiting for; ignored")
+        elif outcome.event is not None:
+            self._on_committed(subject, outcome.event)
+        else:
+            assert outcome.store_fault is not None
+            self._on_store_fault(subject, outcome.crossing, outcome.store_fault)
+        if outcome.gate_commanded:
+            if not self._gate_open and outcome.gate_fault is None:
+                # Opened for a decision the engine did not announce as a pass: lock it now.
+                log.error("engine: the gate was opened for no announced pass; locking it")
+                self._gate_open = True
+                self._gate_close_at_ns = self._now()
+            self._on_gate_answer(True, outcome.gate_fault)
+
+    def _on_committed(self, subject: Passage | EventDraft, event: Event) -> None:
         if "store" in self.faults:
             self._clear_fault("store")
         self._record_history(event)
@@ -850,9 +860,9 @@ class Engine:
         if "store" not in self.faults:
             self._retry_backlog(force=True)
 
-    def _on_late_commit(self, ticket: int, event: Event) -> None:
+    def _on_late_commit(self, crossing: Crossing, event: Event) -> None:
         """A commit that was reported failed (deadline) landed after all: keep one record."""
-        draft = self._late.pop(ticket, None)
+        draft = self._late.pop(crossing, None)
         if draft is None:
             return
         for i, held in enumerate(self.backlog):
@@ -873,7 +883,8 @@ class Engine:
             log.exception("engine: passage history could not record an event")
 
     def _announce(self, p: Passage, *, committed: bool) -> None:
-        """Publish the decision, raise the guard alarm if any, open the gate for a pass."""
+        """Publish the decision, raise the guard alarm if any; a pass starts the gate's pulse
+        (the crossing has commanded it open; its answer is handled after this)."""
         self.decisions += 1
         draft = p.draft
         assert draft is not None
@@ -914,8 +925,8 @@ class Engine:
         self._hold_until_ns = now + int(self._eng.result_hold_s * 1e9)
         if decision in PASS_DECISIONS:
             self._gate_close_at_ns = now + self.config.gate.pulse_ms * 1_000_000
+            self._gate_open = True
             self._set_state("gate_open", "pass")
-            self._command_gate(True)
         else:
             prompt = "see_guard" if needs_guard or alarm else "deny"
             self._set_state("decided", prompt)
@@ -924,33 +935,41 @@ class Engine:
 
     # ---------------------------------------------------------------- store faults
 
-    def _on_store_fault(self, ticket: int, exc: StoreFault) -> None:
-        subject = self._commits.pop(ticket, None)
-        if subject is None:
-            return
+    def _on_store_fault(
+        self, subject: Passage | EventDraft, crossing: Crossing, exc: StoreFault
+    ) -> None:
         self._raise_fault("store", f"{exc.reason}: {exc.detail or exc}")
         if isinstance(subject, EventDraft):  # a backlog entry
             self._backlog_inflight = False
             self._backlog_retry_ns = self._now() + int(self._eng.idle_probe_s * 1e9)
-            self._late[ticket] = subject
+            self._late[crossing] = subject
             return
         p = subject
         p.draft = self._uncommitted_draft(p)
         self._hold_backlog(p.draft)
-        self._late[ticket] = p.draft
+        self._late[crossing] = p.draft
         self._announce(p, committed=False)
+
+    def _passes_unrecorded(self, p: Passage) -> bool:
+        """Whether the gate opens for ``p`` even when its event cannot be committed: only a
+        guard's manual pass with ``on_store_fault = "manual"`` (the record waits in memory)."""
+        assert p.draft is not None
+        return (
+            p.kind != "passage"
+            and p.draft.decision == "manual_pass"
+            and self.config.policy.on_store_fault == "manual"
+        )
 
     def _uncommitted_draft(self, p: Passage) -> EventDraft:
         """What a passage whose event could not be committed records (held in the backlog)."""
         assert p.draft is not None
         draft = p.draft
-        on_fault = self.config.policy.on_store_fault
         if p.kind != "passage":
             # A guard's action that cannot be recorded: with on_store_fault = "manual" the
             # guard's word opens the gate and the record waits in memory; with "deny" nobody
             # passes unrecorded, so the gate stays locked and the record says so.
             reasons = (*draft.reasons, "store_fault")
-            if draft.decision == "manual_pass" and on_fault == "deny":
+            if draft.decision == "manual_pass" and not self._passes_unrecorded(p):
                 return dataclasses.replace(draft, decision="manual_deny", reasons=reasons)
             return dataclasses.replace(draft, reasons=reasons)
         p.decision = decision = self._policy_decision(p, store_fault=True)
@@ -979,19 +998,26 @@ class Engine:
         if not force and self._now() < self._backlog_retry_ns:
             return
         self._backlog_inflight = True
-        self._commit(self.backlog[0])
+        self._cross(self.backlog[0])
 
     # ---------------------------------------------------------------- gate
 
-    def _command_gate(self, open_: bool) -> None:
-        ticket = next(self._tickets)
-        if open_:
-            self._gate_open = True
-        else:
-            self._gate_close_pending = True
-        self.ports.gate(ticket, open_)
+    def _lock_gate(self) -> None:
+        self._gate_close_pending = True
+        self.ports.lock_gate()
 
-    def _on_gate_done(self, ticket: int, open_: bool) -> None:
+    def _gate_may_be_opening(self) -> bool:
+        """Whether a crossing in flight may command the gate open: a lock commanded now would
+        land after that opening and cut its pulse short (its outcome sets the pulse's end)."""
+        return any(c.open_if_committed or c.open_if_unrecorded for c in self._crossings)
+
+    def _on_gate_answer(self, open_: bool, fault: DeviceFault | None) -> None:
+        if fault is None:
+            self._on_gate_done(open_)
+        else:
+            self._on_gate_fault(open_, fault)
+
+    def _on_gate_done(self, open_: bool) -> None:
         if "gate" in self.faults:
             self._clear_fault("gate")
         if not open_:
@@ -1003,7 +1029,7 @@ class Engine:
             if self._pending_code is not None and self.state == "decided":
                 self._go_idle()  # the next person is already showing a code
 
-    def _on_gate_fault(self, ticket: int, open_: bool, exc: BaseException) -> None:
+    def _on_gate_fault(self, open_: bool, exc: DeviceFault) -> None:
         self._raise_fault("gate", str(exc) or "gate fault")
         if open_:
             # Committed as a pass, but the lock did not release: the guard lets them through.
@@ -1079,7 +1105,7 @@ class Engine:
             person=person,
         )
         p.decided_ns = p.started_ns
-        self._commit(p)
+        self._cross(p)
 
     # ---------------------------------------------------------------- time
 
@@ -1094,22 +1120,7 @@ class Engine:
             waited = now - (p.awaiting_code_since_ns or now)
             if waited >= int(self._eng.code_timeout_s * 1e9):
                 self._decide()
-        if (
-            self._gate_close_at_ns is not None
-            and now >= self._gate_close_at_ns
-            and not self._gate_close_pending
-            and ("gate" not in self.faults or now >= self._gate_probe_ns)
-        ):
-            self._command_gate(False)
-        elif (
-            "gate" in self.faults
-            and self._gate_close_at_ns is None
-            and not self._gate_close_pending
-            and now >= self._gate_probe_ns
-        ):
-            # Probe a failed relay with the safe command (lock) to notice its return.
-            self._gate_probe_ns = now + int(self._eng.idle_probe_s * 1e9)
-            self._command_gate(False)
+        self._tick_gate(now)
         if (
             self.state == "decided"
             and self._hold_until_ns is not None
@@ -1119,3 +1130,17 @@ class Engine:
             self._go_idle()
         if self.backlog and "store" in self.faults:
             self._retry_backlog()
+
+    def _tick_gate(self, now: int) -> None:
+        """Lock the gate at the end of its pulse (retrying a relay that failed to), or probe a
+        failed relay with the safe command to notice its return."""
+        if self._gate_close_pending or self._gate_may_be_opening():
+            return
+        if self._gate_close_at_ns is not None:
+            if now >= self._gate_close_at_ns and (
+                "gate" not in self.faults or now >= self._gate_probe_ns
+            ):
+                self._lock_gate()
+        elif "gate" in self.faults and now >= self._gate_probe_ns:
+            self._gate_probe_ns = now + int(self._eng.idle_probe_s * 1e9)
+            self._lock_gate()

@@ -3,14 +3,15 @@
 Each is a ``typing.Protocol`` satisfied by one production class (named in its docstring) and by
 whatever a test or the replay harness puts in its place. The device kinds (``Thermometer``,
 ``CodeReader``, ``Gate``) are in ``kiosk.devices``; the engine's own output port
-(``EnginePorts``: commit, gate, publish) is in ``kiosk.engine``.
+(``EnginePorts``: cross, lock_gate, publish) is in ``kiosk.engine``, the values that cross it
+(``Crossing``, ``Outcome``) in ``kiosk.crossing``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict, TypeVar
 
 from sqlite_utils import Database
 
@@ -108,3 +109,17 @@ class CalibrationSource(Protocol):
     which rereads its file when it changes; ``FixedCalibration`` for one value)."""
 
     def get(self) -> Calibration: ...
+
+
+class EngineSeams(TypedDict):
+    """What the engine consults, passed by keyword to ``Engine`` and, through it, to
+    ``EngineRunner`` (which also reloads ``history`` from the log): ``trust`` verifies passes;
+    ``lists`` and ``observation`` (none: nobody is under observation) are read at each
+    decision, so changes apply between passages; ``history`` is updated after each committed
+    event; ``calibration`` is read at each new measurement (none: the built-in model)."""
+
+    trust: PassVerifier
+    lists: ListSource
+    history: History
+    calibration: NotRequired[CalibrationSource | None]
+    observation: NotRequired[ObservationSource | None]

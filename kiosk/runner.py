@@ -11,10 +11,12 @@ hardware:
   wedged USB relay therefore never stalls the loop: a code shown afterwards is still decided.
 * **Readers hop onto the loop.** A reader's thread calls the sink, which only does
   ``loop.call_soon_threadsafe``; the engine is only ever touched from the loop thread.
-* **Commit before the relay fires.** Event drafts go through ``EventLog.append_async`` with a
-  deadline (``store_deadline_ms``); the engine opens the gate only after ``on_committed``.
-  A commit that misses its deadline is reported as a store fault; if it lands later, the
-  engine is told (``on_committed`` with the old ticket) so nothing is recorded twice.
+* **Commit before the relay fires.** The engine hands over one ``Crossing`` per decision
+  (``kiosk.crossing``); the runner commits its draft through ``EventLog.append_async`` with a
+  deadline (``store_deadline_ms``), then opens the gate if the crossing says so for that
+  commit, then answers the engine once (``on_crossed``). A commit that misses its deadline is
+  answered as a store fault (the gate stays shut); if it lands later, the engine is told
+  (``on_late_commit``) so nothing is recorded twice.
 * **Heartbeat.** The tick task stamps the loop's heartbeat; ``loop_healthy(max_age_s)``
   answers from any thread (the systemd watchdog pings only while it is true).
 
@@ -28,11 +30,12 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from kiosk.bus import EventBus
 from kiosk.clock import Clock
 from kiosk.config import KioskConfig
+from kiosk.crossing import Crossing, Outcome
 from kiosk.deadline import DeviceWorker
 from kiosk.devices import (
     CodeRead,
@@ -45,15 +48,8 @@ from kiosk.devices import (
     Thermometer,
 )
 from kiosk.engine import Engine
-from kiosk.ports import (
-    CalibrationSource,
-    EventSink,
-    History,
-    ListSource,
-    ObservationSource,
-    PassVerifier,
-)
-from kiosk.store import Event, EventDraft, StoreFault, format_ts
+from kiosk.ports import EngineSeams, EventSink
+from kiosk.store import Event, StoreFault, format_ts
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +73,10 @@ class EngineRunner:
     """Runs an ``Engine`` on the asyncio loop with the real (or fake) devices and event log.
 
     Everything is injected: ``config``, ``clock``, the ``thermometer``, the code ``readers``,
-    the ``gate``, the event log (``store``, a ``kiosk.store.EventLog``), the ``trust`` list,
-    the ``lists`` (a ``ListStore``), the ``history`` (rebuilt from the event log at
-    ``start()``), and optionally the ``bus`` the screens subscribe to, the thermometer
-    ``calibration`` and the ``observation`` ledger (the seams are in ``kiosk.ports``).
+    the ``gate``, the event log (``store``, a ``kiosk.store.EventLog``), optionally the ``bus``
+    the screens subscribe to, and by keyword the engine's seams (``kiosk.ports.EngineSeams``:
+    ``trust``, ``lists``, ``history``, which is rebuilt from the event log at ``start()``,
+    ``calibration``, ``observation``).
     """
 
     def __init__(
@@ -92,12 +88,8 @@ class EngineRunner:
         readers: Sequence[CodeReader],
         gate: Gate,
         store: EventSink,
-        trust: PassVerifier,
-        lists: ListSource,
-        history: History,
         bus: EventBus | None = None,
-        calibration: CalibrationSource | None = None,
-        observation: ObservationSource | None = None,
+        **seams: Unpack[EngineSeams],
     ) -> None:
         self.config = config
         self.clock = clock
@@ -105,21 +97,12 @@ class EngineRunner:
         self.readers = list(readers)
         self.gate = gate
         self.store = store
-        self.history = history
         self.bus = bus or EventBus()
         eng = config.engine
         self._deadline_s = eng.device_deadline_ms / 1000
         self._store_deadline_s = eng.store_deadline_ms / 1000
-        self.engine = Engine(
-            config,
-            clock,
-            _RunnerPorts(self),
-            trust,
-            lists,
-            history,
-            calibration=calibration,
-            observation=observation,
-        )
+        self.engine = Engine(config, clock, _RunnerPorts(self), **seams)
+        self.history = self.engine.history
         # The thermometer's own deadline is its driver's (a read older than that is a hang,
         # the driver's health says the same); other devices use the engine's.
         thermo_deadline_s = config.thermometer.driver.read_deadline_ms / 1000
@@ -177,13 +160,14 @@ class EngineRunner:
             if not done or stopping.exception() is not None:
                 # Shutting down: a reader stuck in its driver is a daemon thread; go on.
                 log.warning("reader %s did not stop cleanly", reader.name)
+        pending = list(self._inflight)
+        if pending:
+            # A crossing still under way may open the gate: the lock below must come after it.
+            await asyncio.wait(pending, timeout=self._store_deadline_s + self._deadline_s)
         try:
             await self._gate_worker.call(self.gate.set_open, False)
         except DeviceFault as exc:
             log.warning("gate could not be locked at stop: %s", exc)
-        pending = list(self._inflight)
-        if pending:
-            await asyncio.wait(pending, timeout=self._store_deadline_s)
         self.close()
 
     def close(self) -> None:
@@ -385,40 +369,47 @@ class EngineRunner:
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _commit(self, ticket: int, draft: EventDraft) -> None:
-        inner = asyncio.ensure_future(self.store.append_async(draft))
+    async def _cross(self, crossing: Crossing) -> None:
+        """One decision carried out in order: commit, then the gate if the crossing says so
+        for that commit, then the one answer to the engine."""
+        outcome = await self._commit(crossing)
+        if outcome.opens_gate:
+            outcome = outcome.gate_answered(await self._set_gate(True))
+        self.engine.on_crossed(outcome)
+
+    async def _commit(self, crossing: Crossing) -> Outcome:
+        inner = asyncio.ensure_future(self.store.append_async(crossing.draft))
         done, _ = await asyncio.wait({inner}, timeout=self._store_deadline_s)
         if not done:
-            inner.add_done_callback(lambda f: self._late_commit(ticket, f))
+            inner.add_done_callback(lambda f: self._late_commit(crossing, f))
             ms = self._store_deadline_s * 1000
-            self.engine.on_store_fault(
-                ticket, StoreFault("store_fault", f"commit not confirmed within {ms:.0f} ms")
-            )
-            return
+            fault = StoreFault("store_fault", f"commit not confirmed within {ms:.0f} ms")
+            return Outcome(crossing, store_fault=fault)
         try:
-            event = inner.result()
+            return Outcome(crossing, event=inner.result())
         except StoreFault as exc:
-            self.engine.on_store_fault(ticket, exc)
+            return Outcome(crossing, store_fault=exc)
         except Exception as exc:  # noqa: BLE001 - any failure to commit is a store fault
             log.exception("event append failed unexpectedly")
-            self.engine.on_store_fault(ticket, StoreFault("store_fault", type(exc).__name__))
-        else:
-            self.engine.on_committed(ticket, event)
+            return Outcome(crossing, store_fault=StoreFault("store_fault", type(exc).__name__))
 
-    def _late_commit(self, ticket: int, fut: asyncio.Future[Event]) -> None:
+    def _late_commit(self, crossing: Crossing, fut: asyncio.Future[Event]) -> None:
         if fut.cancelled() or fut.exception() is not None:
             return
-        self.engine.on_committed(ticket, fut.result())
+        self.engine.on_late_commit(crossing, fut.result())
 
-    async def _gate(self, ticket: int, open_: bool) -> None:
+    async def _lock_gate(self) -> None:
+        self.engine.on_gate_locked(await self._set_gate(False))
+
+    async def _set_gate(self, open_: bool) -> DeviceFault | None:
+        """Command the relay under the device deadline; the fault if it did not obey."""
         try:
             await self._gate_worker.call(self.gate.set_open, open_)
         except DeviceFault as exc:
-            self.engine.on_gate_fault(ticket, open_, exc)
+            return exc
         except Exception as exc:  # noqa: BLE001 - a driver bug is a gate fault
-            self.engine.on_gate_fault(ticket, open_, GateFault(f"gate error: {exc}"))
-        else:
-            self.engine.on_gate_done(ticket, open_)
+            return GateFault(f"gate error: {exc}")
+        return None
 
 
 class _RunnerPorts:
@@ -427,11 +418,11 @@ class _RunnerPorts:
     def __init__(self, runner: EngineRunner) -> None:
         self._runner = runner
 
-    def commit(self, ticket: int, draft: EventDraft) -> None:
-        self._runner._spawn(self._runner._commit(ticket, draft))  # noqa: SLF001
+    def cross(self, crossing: Crossing) -> None:
+        self._runner._spawn(self._runner._cross(crossing))  # noqa: SLF001
 
-    def gate(self, ticket: int, open_: bool) -> None:
-        self._runner._spawn(self._runner._gate(ticket, open_))  # noqa: SLF001
+    def lock_gate(self) -> None:
+        self._runner._spawn(self._runner._lock_gate())  # noqa: SLF001
 
     def publish(self, message: dict[str, Any]) -> None:
         self._runner.publish(message)

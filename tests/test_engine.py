@@ -14,6 +14,7 @@ from drivers.mlx90614_emulator import Mlx90614Emulator
 from drivers.thermometer import FakeMlx90614
 from kiosk import lists as lists_mod
 from kiosk.config import parse_config
+from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, SensorFault
 from kiosk.engine import PROMPTS, Engine, FeverRefused, TemperatureImplausible
 from kiosk.history import PassageHistory
@@ -48,7 +49,9 @@ class Rig:
             on_gate=lambda open_: self.calls.append(("gate", open_)),
             on_commit=lambda event: self.calls.append(("commit", event.seq)),
         )
-        self.engine = Engine(self.config, clock, self.ports, self.trust, self.lists, self.history)
+        self.engine = Engine(
+            self.config, clock, self.ports, trust=self.trust, lists=self.lists, history=self.history
+        )
         self.ports.engine = self.engine
 
     def close(self) -> None:
@@ -340,16 +343,115 @@ def test_manual_pass_during_store_fault_opens_only_when_configured(make_rig):
 
 def test_late_commit_after_a_reported_store_fault_is_not_written_twice(make_rig):
     rig = make_rig()
-    held: list[tuple[int, object]] = []
-    rig.ports.commit = lambda ticket, draft: held.append((ticket, draft))
+    held: list[Crossing] = []
+    rig.ports.cross = held.append
     rig.engine.manual("manual_deny", "guard-zhou", "no pass", "in")
-    [(ticket, draft)] = held
-    rig.engine.on_store_fault(ticket, StoreFault("store_fault", "commit not confirmed"))
+    [crossing] = held
+    fault = StoreFault("store_fault", "commit not confirmed")
+    rig.engine.on_crossed(Outcome(crossing, store_fault=fault))
     assert len(rig.engine.backlog) == 1
-    event = rig.log.append(draft)  # ... but it did land
-    rig.engine.on_committed(ticket, event)
+    event = rig.log.append(crossing.draft)  # ... but it did land
+    rig.engine.on_late_commit(crossing, event)
     assert len(rig.engine.backlog) == 0
     assert ("store_late_commit", "raised") in rig.alarms()
+
+
+def _hold_crossings(rig) -> list[Crossing]:
+    """Keep the engine's crossings instead of carrying them out (``DirectPorts.cross`` carries
+    one out when the test says so)."""
+    held: list[Crossing] = []
+    rig.ports.cross = held.append
+    return held
+
+
+def _carry_out(rig, crossing: Crossing) -> None:
+    del rig.ports.cross  # the DirectPorts method again
+    rig.ports.cross(crossing)
+
+
+def test_a_passage_crosses_once_and_is_published_only_after_its_outcome(rig):
+    held = _hold_crossings(rig)
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(36.6)
+    rig.run(2)
+    [crossing] = held
+    assert crossing.draft.decision == "pass"
+    assert (crossing.opens_gate(committed=True), crossing.opens_gate(committed=False)) == (
+        True,
+        False,
+    )
+    assert rig.engine.state == "deciding"
+    assert rig.decisions() == []
+    assert rig.gate.commands == []
+    _carry_out(rig, crossing)
+    [decision] = rig.decisions()
+    assert decision["committed"] is True
+    assert decision["seq"] == 1
+    assert [c.open_ for c in rig.gate.commands] == [True]
+    assert rig.engine.state == "gate_open"
+    assert len(held) == 1
+
+
+def test_a_deny_crossing_never_opens_the_gate(rig):
+    held = _hold_crossings(rig)
+    rig.show(rig.pass_text(days=1, start_days=-2))  # expired
+    rig.emulator.person_arrives(36.6)
+    rig.run(2)
+    [crossing] = held
+    assert crossing.draft.decision == "deny"
+    assert not crossing.opens_gate(committed=True)
+    assert not crossing.opens_gate(committed=False)
+    _carry_out(rig, crossing)
+    assert rig.decisions()[-1]["decision"] == "deny"
+    assert rig.gate.commands == []
+
+
+def test_only_a_guards_manual_pass_opens_unrecorded_and_only_if_configured(make_rig):
+    opened = {}
+    for on_fault in ("manual", "deny"):
+        rig = make_rig(policy={"on_store_fault": on_fault})
+        held = _hold_crossings(rig)
+        rig.engine.manual("manual_pass", "guard-zhou", "known resident", "in")
+        [crossing] = held
+        opened[on_fault] = (crossing.opens_gate(True), crossing.opens_gate(False))
+    assert opened == {"manual": (True, True), "deny": (True, False)}
+
+
+def test_a_gate_commanded_open_for_a_deny_is_locked_at_the_next_tick(rig):
+    held = _hold_crossings(rig)
+    rig.engine.manual("manual_deny", "guard-zhou", "no pass", "in")
+    [crossing] = held
+    event = rig.log.append(crossing.draft)
+    rig.gate.set_open(True)  # a port that got it wrong
+    rig.engine.on_crossed(Outcome(crossing, event=event, gate_commanded=True))
+    assert rig.decisions()[-1]["decision"] == "manual_deny"
+    rig.engine.tick()
+    assert rig.gate.is_open is False
+    assert not rig.engine.gate_is_open
+
+
+def test_no_lock_is_commanded_while_a_crossing_may_be_opening_the_gate(rig):
+    """A lock sent while a crossing opens the gate would land after the opening and cut the
+    next person's pulse short; the outcome sets the new pulse's end instead."""
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(36.6)
+    rig.run(2)
+    assert rig.engine.state == "gate_open"
+    held = _hold_crossings(rig)
+    rig.engine.manual("manual_pass", "guard-zhou", "her child too", "in")
+    [crossing] = held
+    pulse_s = rig.config.gate.pulse_ms / 1000
+    rig.clock.advance(pulse_s + 1)
+    rig.engine.tick()
+    assert [c.open_ for c in rig.gate.commands] == [True]  # no lock while it is in flight
+    _carry_out(rig, crossing)
+    assert [c.open_ for c in rig.gate.commands] == [True, True]
+    rig.clock.advance(pulse_s - 0.5)
+    rig.engine.tick()
+    assert [c.open_ for c in rig.gate.commands] == [True, True]
+    rig.clock.advance(1)
+    rig.engine.tick()
+    assert [c.open_ for c in rig.gate.commands] == [True, True, False]
 
 
 def test_unplugged_gate_raises_an_alarm_and_the_next_code_is_still_decided(rig):

@@ -124,6 +124,7 @@ class RecordingGate(FakeGate):
 
     def set_open(self, open_: bool) -> None:
         self.rig.gate_calls.append((open_, self.rig.log.last_seq))
+        self.rig.announced_at_gate.append(self.rig.runner.engine.decisions)
         super().set_open(open_)
 
 
@@ -151,6 +152,7 @@ class Rig:
         self.thermometer = ScriptedThermometer(self.clock)
         self.scanner = PushReader()
         self.gate_calls: list[tuple[bool, int]] = []
+        self.announced_at_gate: list[int] = []  # decisions the engine had published by then
         self.gate = RecordingGate(self.clock, self)
         self.runner = EngineRunner(
             self.config,
@@ -225,19 +227,25 @@ def test_code_from_a_reader_thread_is_decided_and_the_gate_pulses(rig):
     assert rig.gate.commands[-1].open_ is False  # stop() leaves it locked
 
 
-def test_event_is_committed_before_the_gate_command(rig):
+def test_event_is_committed_then_the_gate_opened_then_the_decision_published(rig):
+    """One crossing per decision: commit, gate, then the engine's announcement."""
+
     async def main():
         await rig.runner.start()
         rig.thermometer.body_c = 36.6
         rig.show(rig.pass_text())
-        await rig.next("decision")
+        decision = await rig.next("decision")
         await rig.next("state", state="decided")
         await rig.runner.stop()
+        return decision
 
-    run(main())
+    decision = run(main())
     open_, seq_at_command = rig.gate_calls[0]
     assert open_ is True
     assert seq_at_command == 1
+    assert rig.announced_at_gate[0] == 0  # nothing announced yet when the relay fired
+    assert decision["committed"] is True
+    assert decision["seq"] == 1
 
 
 def test_hung_thermometer_read_is_a_fault_and_a_code_is_still_decided(rig):
@@ -388,8 +396,10 @@ class SlowLog:
     def __init__(self, log) -> None:
         self.log = log
         self.release = threading.Event()
+        self.entered = threading.Event()
 
     async def append_async(self, draft):
+        self.entered.set()
         await asyncio.to_thread(self.release.wait, WAIT_S)
         return await self.log.append_async(draft)
 
@@ -423,6 +433,41 @@ def test_commit_past_its_deadline_is_a_store_fault_and_a_late_landing_is_kept_on
     assert len(events) == 1
     assert r.runner.engine.backlog == type(r.runner.engine.backlog)()
     assert all(not c.open_ for c in r.gate.commands)
+
+
+class StopHookReader(PushReader):
+    """A code reader that runs ``on_stop`` when the runner stops it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_stop = lambda: None
+
+    def stop(self) -> None:
+        self.on_stop()
+        super().stop()
+
+
+def test_stop_lets_a_crossing_under_way_finish_and_locks_the_gate_last(tmp_path):
+    reader = StopHookReader()
+    overrides = {"policy": {"mode": "pass_only"}, "engine": {"store_deadline_ms": 3000}}
+    r = Rig(tmp_path, overrides=overrides, readers=[reader])
+    slow = SlowLog(r.log)
+    r.runner.store = slow
+    reader.on_stop = slow.release.set  # the commit lands while the runner is stopping
+
+    async def main():
+        await r.runner.start()
+        reader.show(r.pass_text(), r.clock)
+        await asyncio.to_thread(slow.entered.wait, WAIT_S)
+        await r.runner.stop()
+
+    try:
+        run(main())
+        events = r.log.events()
+    finally:
+        r.close()
+    assert [e["decision"] for e in events] == ["pass"]
+    assert [c.open_ for c in r.gate.commands] == [True, False]
 
 
 def test_history_is_rebuilt_from_the_event_log_at_start(tmp_path):

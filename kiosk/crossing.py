@@ -1,0 +1,74 @@
+"""One decision's trip from the engine to the world and back: a ``Crossing`` out, an ``Outcome`` in.
+
+The engine decides; whoever runs it (``kiosk.runner.EngineRunner`` on the asyncio loop,
+``checkpoint.virtual.DirectPorts`` in virtual time) carries the decision out, in this order,
+and answers once:
+
+1. **commit** ``crossing.draft`` to the event log;
+2. **open the gate** if ``crossing.opens_gate(committed)`` says so. A decision that could not be
+   recorded keeps the gate shut (the engine then records the store-fault outcome instead),
+   except a guard's manual pass where ``policy.on_store_fault = "manual"``: the guard's word
+   opens it and the record waits in the engine's backlog;
+3. **answer** ``Engine.on_crossed(Outcome(...))``: what the log said, whether the gate was
+   commanded open and whether the relay failed. The engine then publishes the decision (a
+   screen never shows a decision before the log has it, or before its fate is known).
+
+No ticket crosses: the ``Outcome`` carries its ``Crossing`` back, and a crossing is equal only
+to itself. A commit reported failed because it missed its deadline, and that lands later, is
+reported too (``Engine.on_late_commit(crossing, event)``) so the engine keeps one record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kiosk.devices import DeviceFault
+from kiosk.store import Event, EventDraft, StoreFault
+
+
+@dataclass(frozen=True, eq=False)
+class Crossing:
+    """What the engine hands over for one decision (a passage's, a guard's, or a record held
+    back in the backlog): the event to commit and when the gate opens for it."""
+
+    draft: EventDraft
+    #: Open the gate once the event is committed (a pass).
+    open_if_committed: bool = False
+    #: Open it even when the event cannot be committed (only a guard's manual pass, when
+    #: ``on_store_fault = "manual"``).
+    open_if_unrecorded: bool = False
+
+    def opens_gate(self, committed: bool) -> bool:
+        """Whether the gate is commanded open after the commit (``committed``: it succeeded)."""
+        return self.open_if_committed if committed else self.open_if_unrecorded
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a ``Crossing``: exactly one of ``event`` (committed) and ``store_fault``;
+    ``gate_commanded`` when the gate was commanded open, ``gate_fault`` when that command failed."""
+
+    crossing: Crossing
+    event: Event | None = None
+    store_fault: StoreFault | None = None
+    gate_commanded: bool = False
+    gate_fault: DeviceFault | None = None
+
+    def __post_init__(self) -> None:
+        if (self.event is None) == (self.store_fault is None):
+            raise ValueError("an outcome is either committed (event) or a store fault")
+        if self.gate_fault is not None and not self.gate_commanded:
+            raise ValueError("a gate fault without a gate command")
+
+    @property
+    def committed(self) -> bool:
+        return self.event is not None
+
+    @property
+    def opens_gate(self) -> bool:
+        """Whether its crossing asks for the gate to open now (before the gate is commanded)."""
+        return self.crossing.opens_gate(self.committed)
+
+    def gate_answered(self, fault: DeviceFault | None) -> Outcome:
+        """This outcome after the gate was commanded open, ``fault`` if the relay failed."""
+        return Outcome(self.crossing, self.event, self.store_fault, True, fault)
