@@ -36,11 +36,11 @@ from typing import Any, Literal, TypeVar
 import sqlite_utils
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlite_utils.migrations import Migrations
 
 from .clock import Clock
 from .passes import PassError, TrustList, key_id_of
 from .ports import Store
+from .schema import sql_migrations
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -358,43 +358,24 @@ class ImportResult:
 
 # --------------------------------------------------------------------------- persistence
 
-MIGRATIONS = Migrations("kiosk.lists")
-
-
-@MIGRATIONS()
-def m001_lists(db: sqlite_utils.Database) -> None:
-    db.table("list_revocations").create(
-        {"pass_id": str, "reason": str, "revoked_at": str, "source": str, "actor": str},
-        pk="pass_id",
-    )
-    db.table("list_quarantine").create(
-        {
-            "id": int,
-            "household": str,
-            "holder": str,
-            "from_date": str,
-            "until_date": str,
-            "note": str,
-            "source": str,
-            "actor": str,
-            "created_at": str,
-        },
-        pk="id",
-    )
-    db.table("list_quarantine").create_index(["household"])
-    db.table("list_households").create(
-        {
-            "household": str,
-            "residents": int,
-            "observation_until": str,
-            "note": str,
-            "source": str,
-            "actor": str,
-            "updated_at": str,
-        },
-        pk="household",
-    )
-    db.table("list_meta").create({"key": str, "value": str}, pk="key")
+MIGRATIONS = sql_migrations(
+    "kiosk.lists",
+    m001_lists="""
+    CREATE TABLE list_revocations (
+        pass_id TEXT PRIMARY KEY, reason TEXT, revoked_at TEXT, source TEXT, actor TEXT
+    );
+    CREATE TABLE list_quarantine (
+        id INTEGER PRIMARY KEY, household TEXT, holder TEXT, from_date TEXT,
+        until_date TEXT, note TEXT, source TEXT, actor TEXT, created_at TEXT
+    );
+    CREATE INDEX idx_list_quarantine_household ON list_quarantine (household);
+    CREATE TABLE list_households (
+        household TEXT PRIMARY KEY, residents INTEGER, observation_until TEXT, note TEXT,
+        source TEXT, actor TEXT, updated_at TEXT
+    );
+    CREATE TABLE list_meta (key TEXT PRIMARY KEY, value TEXT);
+    """,
+)
 
 
 def _iso(d: date | datetime | None) -> str | None:

@@ -20,48 +20,31 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlite_utils
-from sqlite_utils.migrations import Migrations
 
 from .clock import Clock
 from .community import CommunityError, LogLike, check_actor, clean_text, has_table
+from .schema import sql_migrations
 from .store import format_ts
 
 __all__ = ["MIGRATIONS", "Handover", "Roster", "Shift", "summary_since"]
 
 MAX_SHIFT = timedelta(hours=24)
 
-MIGRATIONS = Migrations("kiosk.roster")
-
-
-@MIGRATIONS()
-def m001_roster(db: sqlite_utils.Database) -> None:
-    db.table("roster_shifts").create(
-        {
-            "id": int,
-            "gate": str,
-            "guard": str,
-            "starts_at": str,
-            "ends_at": str,
-            "created_by": str,
-        },
-        pk="id",
-    )
-    db.table("roster_shifts").create_index(["gate", "starts_at"])
-    db.table("handovers").create(
-        {
-            "id": int,
-            "gate": str,
-            "outgoing": str,
-            "incoming": str,
-            "since": str,
-            "opened_at": str,
-            "summary": str,
-            "outgoing_ack_at": str,
-            "incoming_ack_at": str,
-        },
-        pk="id",
-    )
-    db.table("handovers").create_index(["gate", "opened_at"])
+MIGRATIONS = sql_migrations(
+    "kiosk.roster",
+    m001_roster="""
+    CREATE TABLE roster_shifts (
+        id INTEGER PRIMARY KEY, gate TEXT, guard TEXT, starts_at TEXT, ends_at TEXT,
+        created_by TEXT
+    );
+    CREATE INDEX idx_roster_shifts_gate_starts_at ON roster_shifts (gate, starts_at);
+    CREATE TABLE handovers (
+        id INTEGER PRIMARY KEY, gate TEXT, outgoing TEXT, incoming TEXT, since TEXT,
+        opened_at TEXT, summary TEXT, outgoing_ack_at TEXT, incoming_ack_at TEXT
+    );
+    CREATE INDEX idx_handovers_gate_opened_at ON handovers (gate, opened_at);
+    """,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,11 +19,11 @@ from typing import Any, Literal, cast, get_args
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
-from sqlite_utils.migrations import Migrations
 
 from .clock import Clock
 from .community import CommunityError, LogLike, check_actor, clean_text, has_table
 from .days import day_bounds
+from .schema import sql_migrations
 from .store import format_ts
 
 __all__ = ["KINDS", "MIGRATIONS", "Request", "ServiceDesk", "counts_for_day", "purge"]
@@ -32,29 +32,18 @@ Kind = Literal["food", "medicine", "parcel", "rubbish", "other"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 State = Literal["open", "taken", "done", "cancelled"]
 
-MIGRATIONS = Migrations("kiosk.services")
-
-
-@MIGRATIONS()
-def m001_services(db: sqlite_utils.Database) -> None:
-    db.table("service_requests").create(
-        {
-            "id": int,
-            "household": str,
-            "kind": str,
-            "note": str,
-            "state": str,
-            "opened_at": str,
-            "opened_by": str,
-            "taken_by": str,
-            "taken_at": str,
-            "done_at": str,
-            "purged_at": str,
-        },
-        pk="id",
-    )
-    db.table("service_requests").create_index(["household"])
-    db.table("service_requests").create_index(["state"])
+MIGRATIONS = sql_migrations(
+    "kiosk.services",
+    m001_services="""
+    CREATE TABLE service_requests (
+        id INTEGER PRIMARY KEY, household TEXT, kind TEXT, note TEXT, state TEXT,
+        opened_at TEXT, opened_by TEXT, taken_by TEXT, taken_at TEXT, done_at TEXT,
+        purged_at TEXT
+    );
+    CREATE INDEX idx_service_requests_household ON service_requests (household);
+    CREATE INDEX idx_service_requests_state ON service_requests (state);
+    """,
+)
 
 
 @dataclass(frozen=True, slots=True)
