@@ -10,8 +10,10 @@ ledgers' retention.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
+from datetime import date, datetime
 from typing import Any, Literal, Protocol, TypeVar
 
 import sqlite_utils
@@ -25,6 +27,9 @@ __all__ = [
     "check_actor",
     "clean_text",
     "has_table",
+    "iso_or_none",
+    "record_dict",
+    "when_or_none",
     "replace_rows",
     "mask_record",
     "plain_float",
@@ -81,6 +86,31 @@ def plain_float(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise CommunityError(f"{name}: expected a number")
     return float(value)
+
+
+def iso_or_none(when: date | datetime | None) -> str | None:
+    return None if when is None else when.isoformat()
+
+
+def when_or_none(text: str | None) -> datetime | None:
+    return None if not text else datetime.fromisoformat(text)
+
+
+def record_dict(record: Any, *, omit: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A ledger record's fields (a dataclass's, in order, but ``omit``) as JSON values: dates
+    and times in ISO 8601, mappings as dicts. Personal ones included: mask with
+    ``mask_record`` before showing."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(record):
+        if f.name in omit:
+            continue
+        value = getattr(record, f.name)
+        if isinstance(value, date):
+            value = value.isoformat()
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        out[f.name] = value
+    return out
 
 
 def has_table(db: sqlite_utils.Database, name: str) -> bool:

@@ -34,7 +34,15 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from .clock import Clock
-from .community import CommunityError, LogLike, check_actor, clean_text, has_table, plain_float
+from .community import (
+    CommunityError,
+    LogLike,
+    check_actor,
+    clean_text,
+    has_table,
+    plain_float,
+    record_dict,
+)
 from .days import day_bounds
 from .schema import sql_migrations
 from .store import format_ts
@@ -117,17 +125,7 @@ class Person:
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, personal ones included: mask with ``kiosk.privacy`` before showing."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "household": self.household,
-            "phone": self.phone,
-            "origin": self.origin,
-            "note": self.note,
-            "date_back": self.date_back.isoformat(),
-            "observation_until": self.observation_until.isoformat(),
-            "status": self.status,
-        }
+        return record_dict(self, omit=("created_at",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,12 +146,7 @@ class Alarm:
     household: str = field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "person_id": self.person_id,
-            "day": self.day.isoformat(),
-            "kind": self.kind,
-            "household": self.household,
-        }
+        return record_dict(self)
 
 
 def _key(household: str, holder: str) -> tuple[str, str]:

@@ -22,7 +22,15 @@ from typing import Any
 import sqlite_utils
 
 from .clock import Clock
-from .community import CommunityError, LogLike, check_actor, clean_text, has_table
+from .community import (
+    CommunityError,
+    LogLike,
+    check_actor,
+    clean_text,
+    has_table,
+    record_dict,
+    when_or_none,
+)
 from .schema import sql_migrations
 from .store import format_ts
 
@@ -59,13 +67,7 @@ class Shift:
         return self.starts_at <= when < self.ends_at
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "gate": self.gate,
-            "guard": self.guard,
-            "starts_at": self.starts_at.isoformat(),
-            "ends_at": self.ends_at.isoformat(),
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,26 +87,7 @@ class Handover:
         return self.outgoing_ack_at is not None and self.incoming_ack_at is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "gate": self.gate,
-            "outgoing": self.outgoing,
-            "incoming": self.incoming,
-            "since": self.since.isoformat(),
-            "opened_at": self.opened_at.isoformat(),
-            "summary": dict(self.summary),
-            "outgoing_ack_at": _iso(self.outgoing_ack_at),
-            "incoming_ack_at": _iso(self.incoming_ack_at),
-            "complete": self.complete,
-        }
-
-
-def _iso(when: datetime | None) -> str | None:
-    return None if when is None else when.isoformat()
-
-
-def _when(text: str | None) -> datetime | None:
-    return None if not text else datetime.fromisoformat(text)
+        return record_dict(self) | {"complete": self.complete}
 
 
 def _shift(r: Mapping[str, Any]) -> Shift:
@@ -126,8 +109,8 @@ def _handover(r: Mapping[str, Any]) -> Handover:
         datetime.fromisoformat(r["since"]),
         datetime.fromisoformat(r["opened_at"]),
         json.loads(r["summary"]),
-        _when(r["outgoing_ack_at"]),
-        _when(r["incoming_ack_at"]),
+        when_or_none(r["outgoing_ack_at"]),
+        when_or_none(r["incoming_ack_at"]),
     )
 
 

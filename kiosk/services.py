@@ -21,7 +21,15 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from .clock import Clock
-from .community import CommunityError, LogLike, check_actor, clean_text, has_table
+from .community import (
+    CommunityError,
+    LogLike,
+    check_actor,
+    clean_text,
+    has_table,
+    record_dict,
+    when_or_none,
+)
 from .days import day_bounds
 from .schema import sql_migrations
 from .store import format_ts
@@ -65,26 +73,7 @@ class Request:
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, the personal ones too: mask with ``kiosk.privacy`` before showing."""
-        return {
-            "id": self.id,
-            "household": self.household,
-            "kind": self.kind,
-            "note": self.note,
-            "state": self.state,
-            "opened_at": self.opened_at.isoformat(),
-            "opened_by": self.opened_by,
-            "taken_by": self.taken_by,
-            "taken_at": _iso(self.taken_at),
-            "done_at": _iso(self.done_at),
-        }
-
-
-def _iso(when: datetime | None) -> str | None:
-    return None if when is None else when.isoformat()
-
-
-def _when(text: str | None) -> datetime | None:
-    return None if not text else datetime.fromisoformat(text)
+        return record_dict(self)
 
 
 def _request(row: Mapping[str, Any]) -> Request:
@@ -97,8 +86,8 @@ def _request(row: Mapping[str, Any]) -> Request:
         opened_at=datetime.fromisoformat(row["opened_at"]),
         opened_by=row["opened_by"],
         taken_by=row["taken_by"],
-        taken_at=_when(row["taken_at"]),
-        done_at=_when(row["done_at"]),
+        taken_at=when_or_none(row["taken_at"]),
+        done_at=when_or_none(row["done_at"]),
     )
 
 
