@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Literal, Protocol, TypeVar
 
 import sqlite_utils
@@ -27,9 +27,7 @@ __all__ = [
     "check_actor",
     "clean_text",
     "has_table",
-    "iso_or_none",
     "record_dict",
-    "when_or_none",
     "replace_rows",
     "mask_record",
     "plain_float",
@@ -86,14 +84,6 @@ def plain_float(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise CommunityError(f"{name}: expected a number")
     return float(value)
-
-
-def iso_or_none(when: date | datetime | None) -> str | None:
-    return None if when is None else when.isoformat()
-
-
-def when_or_none(text: str | None) -> datetime | None:
-    return None if not text else datetime.fromisoformat(text)
 
 
 def record_dict(record: Any, *, omit: tuple[str, ...] = ()) -> dict[str, Any]:

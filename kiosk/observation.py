@@ -75,9 +75,10 @@ MIGRATIONS = sql_migrations(
     "kiosk.observation",
     m001_observation="""
     CREATE TABLE obs_people (
-        id INTEGER PRIMARY KEY, name TEXT, household TEXT, phone TEXT, origin TEXT,
-        note TEXT, date_back TEXT, observation_until TEXT, status TEXT, created_at TEXT,
-        actor TEXT, purged_at TEXT
+        id INTEGER PRIMARY KEY,
+        name TEXT, household TEXT, phone TEXT, origin TEXT, note TEXT,
+        date_back TEXT, observation_until TEXT, status TEXT,
+        created_at TEXT, actor TEXT, purged_at TEXT
     );
     CREATE INDEX idx_obs_people_household ON obs_people (household);
     CREATE TABLE obs_status (

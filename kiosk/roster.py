@@ -22,15 +22,8 @@ from typing import Any
 import sqlite_utils
 
 from .clock import Clock
-from .community import (
-    CommunityError,
-    LogLike,
-    check_actor,
-    clean_text,
-    has_table,
-    record_dict,
-    when_or_none,
-)
+from .community import CommunityError, LogLike, check_actor, clean_text, has_table, record_dict
+from .days import when_or_none
 from .schema import sql_migrations
 from .store import format_ts
 

@@ -21,16 +21,8 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from .clock import Clock
-from .community import (
-    CommunityError,
-    LogLike,
-    check_actor,
-    clean_text,
-    has_table,
-    record_dict,
-    when_or_none,
-)
-from .days import day_bounds
+from .community import CommunityError, LogLike, check_actor, clean_text, has_table, record_dict
+from .days import day_bounds, when_or_none
 from .schema import sql_migrations
 from .store import format_ts
 
@@ -44,8 +36,8 @@ MIGRATIONS = sql_migrations(
     "kiosk.services",
     m001_services="""
     CREATE TABLE service_requests (
-        id INTEGER PRIMARY KEY, household TEXT, kind TEXT, note TEXT, state TEXT,
-        opened_at TEXT, opened_by TEXT, taken_by TEXT, taken_at TEXT, done_at TEXT,
+        id INTEGER PRIMARY KEY, household TEXT, kind TEXT, note TEXT,
+        state TEXT, opened_at TEXT, opened_by TEXT, taken_by TEXT, taken_at TEXT, done_at TEXT,
         purged_at TEXT
     );
     CREATE INDEX idx_service_requests_household ON service_requests (household);
