@@ -20,7 +20,7 @@ import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -192,6 +192,13 @@ async def action_session(request: Request, g: Guard = Depends(guard)) -> Session
     session = await g.auth.action(request)
     request.state.actor = session.name
     return session
+
+
+# A route names what it needs by these (FastAPI's ``Annotated`` dependencies).
+GuardState = Annotated[Guard, Depends(guard)]
+PageSession = Annotated[Session, Depends(page_session)]
+ApiSession = Annotated[Session, Depends(api_session)]
+ActionSession = Annotated[Session, Depends(action_session)]
 
 
 # --- results of an action -------------------------------------------------------------------

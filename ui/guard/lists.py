@@ -12,13 +12,21 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from kiosk import privacy, queries
 from ui import i18n
 from ui.auth import Session
-from ui.guard.deps import Guard, action_session, audited_route, done, guard, note, page_session
+from ui.guard.deps import (
+    ActionSession,
+    Guard,
+    GuardState,
+    PageSession,
+    audited_route,
+    done,
+    note,
+)
 from ui.guard.display import lists_view, local_time
 from ui.guard.forms import BadInput, list_edit, whole
 from ui.views import lists_stale_hours
@@ -29,9 +37,7 @@ router = APIRouter(
 
 
 @router.get("/lists", response_class=HTMLResponse, include_in_schema=False)
-def lists_page(
-    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
-) -> Response:
+def lists_page(request: Request, session: PageSession, g: GuardState) -> Response:
     lang = g.lang(request)
     fresh = g.core.lists.current.freshness
     freshness = None
@@ -111,11 +117,7 @@ def confirm_text(which: str, op: str, form: Any, g: Guard, session: Session, lan
 
 @router.post("/lists/{which}/{op}", name="list_edit", include_in_schema=False)
 async def edit_list(
-    which: str,
-    op: str,
-    request: Request,
-    session: Session = Depends(action_session),
-    g: Guard = Depends(guard),
+    which: str, op: str, request: Request, session: ActionSession, g: GuardState
 ) -> Response:
     form = await request.form()
     method, kwargs = list_edit(which[:20], op[:10], form, g.today())

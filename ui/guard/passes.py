@@ -17,14 +17,22 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from kiosk import privacy, queries
 from kiosk.passes import ROLES, VERSION, Pass, encode_pass, issue_pass, key_id_of
 from ui import i18n
 from ui.auth import Session
-from ui.guard.deps import Guard, action_session, audited_route, done, guard, note, page_session
+from ui.guard.deps import (
+    ActionSession,
+    Guard,
+    GuardState,
+    PageSession,
+    audited_route,
+    done,
+    note,
+)
 from ui.guard.display import card_svg, local_time
 from ui.guard.forms import BadInput, bounded, choice, clean
 from ui.guard.lists import confirm_first
@@ -109,17 +117,15 @@ def render(request: Request, g: Guard, session: Session, **ctx: Any) -> HTMLResp
 @router.get("/passes", response_class=HTMLResponse, include_in_schema=False)
 def passes_page(
     request: Request,
+    session: PageSession,
+    g: GuardState,
     q: str | None = Query(None, max_length=60),
-    session: Session = Depends(page_session),
-    g: Guard = Depends(guard),
 ) -> Response:
     return render(request, g, session, q=q)
 
 
 @router.post("/passes", name="pass_issued", response_class=HTMLResponse, include_in_schema=False)
-async def issue(
-    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
-) -> Response:
+async def issue(request: Request, session: ActionSession, g: GuardState) -> Response:
     form = await request.form()
     key = g.core.issuer_key  # None: no issuer key on this kiosk (the secret is not set)
     if key is None:
@@ -205,9 +211,7 @@ def picked_ids(form: Any) -> list[str]:
 
 @router.post("/passes/print", name="pass_reprinted", response_class=HTMLResponse,
              include_in_schema=False)  # fmt: skip
-async def reprint(
-    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
-) -> Response:
+async def reprint(request: Request, session: ActionSession, g: GuardState) -> Response:
     """Print cards again (one, or a batch): the same signed passes, re-signed identically."""
     form = await request.form()
     key = g.core.issuer_key
@@ -233,9 +237,7 @@ async def reprint(
 
 
 @router.post("/passes/revoke", name="pass_revoked", include_in_schema=False)
-async def revoke(
-    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
-) -> Response:
+async def revoke(request: Request, session: ActionSession, g: GuardState) -> Response:
     """Void a lost pass picked from the list: a confirmation step first, then the
     revocation list (``core.lists``, audited by the list store with the guard's name)."""
     form = await request.form()

@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from kiosk import privacy, queries
@@ -28,14 +28,14 @@ from kiosk.community import CommunityError
 from kiosk.vehicles import VehicleList
 from ui.auth import Session
 from ui.guard.deps import (
+    ActionSession,
+    ApiSession,
     Guard,
-    action_session,
-    api_session,
+    GuardState,
+    PageSession,
     audited_route,
     done,
-    guard,
     note,
-    page_session,
 )
 from ui.guard.display import feed_row, vehicle_text, visitor_row
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, needed, whole
@@ -80,9 +80,9 @@ def plate_status(g: Guard, plate: str) -> dict[str, Any]:
 @router.get("/register", response_class=HTMLResponse, include_in_schema=False)
 def register_page(
     request: Request,
+    session: PageSession,
+    g: GuardState,
     q: str | None = Query(None, max_length=40),
-    session: Session = Depends(page_session),
-    g: Guard = Depends(guard),
 ) -> Response:
     return page(request, g, session, q=q)
 
@@ -129,9 +129,7 @@ def page(
 
 @router.get("/api/plate", include_in_schema=False)
 def check_plate(
-    plate: str = Query(..., max_length=20),
-    session: Session = Depends(api_session),
-    g: Guard = Depends(guard),
+    session: ApiSession, g: GuardState, plate: str = Query(..., max_length=20)
 ) -> Response:
     """Whose car a plate is (for the form, before the guard decides); masked per role."""
     status = plate_status(g, plate)
@@ -197,9 +195,7 @@ def earlier_fields(g: Guard, form: Any) -> dict[str, Any]:
 
 
 @router.post("/register/person", name="register_person", include_in_schema=False)
-async def register_person(
-    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
-) -> Response:
+async def register_person(request: Request, session: ActionSession, g: GuardState) -> Response:
     form = await request.form()
     try:
         earlier = earlier_fields(g, form)
@@ -246,9 +242,7 @@ def plate_word(status: dict[str, Any]) -> str:
 
 
 @router.post("/register/vehicle", name="register_vehicle", include_in_schema=False)
-async def register_vehicle(
-    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
-) -> Response:
+async def register_vehicle(request: Request, session: ActionSession, g: GuardState) -> Response:
     form = await request.form()
     try:
         plate = clean(form.get("plate"), "reg.plate", required=True, max_len=16).upper()

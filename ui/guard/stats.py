@@ -7,14 +7,21 @@ from __future__ import annotations
 
 from datetime import date
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from kiosk import queries
 from kiosk.stats import daily_report, day_bounds
 from ui import i18n
 from ui.auth import Session
-from ui.guard.deps import Guard, audited, audited_route, guard, note, page_session
+from ui.guard.deps import (
+    Guard,
+    GuardState,
+    PageSession,
+    audited,
+    audited_route,
+    note,
+)
 from ui.guard.display import (
     events_csv,
     events_xlsx,
@@ -47,10 +54,7 @@ def report_of(g: Guard, day: date) -> dict:
 
 @router.get("/stats", response_class=HTMLResponse, include_in_schema=False)
 def stats_page(
-    request: Request,
-    day: str | None = DAY,
-    session: Session = Depends(page_session),
-    g: Guard = Depends(guard),
+    request: Request, session: PageSession, g: GuardState, day: str | None = DAY
 ) -> Response:
     lang = g.lang(request)
     when = day_of(day, g)
@@ -100,10 +104,7 @@ def export(request: Request, g: Guard, session: Session, day: str | None, fmt: s
 @router.get("/export.csv", include_in_schema=False)
 @audited("export_csv")
 def export_csv(
-    request: Request,
-    day: str | None = DAY,
-    session: Session = Depends(page_session),
-    g: Guard = Depends(guard),
+    request: Request, session: PageSession, g: GuardState, day: str | None = DAY
 ) -> Response:
     return export(request, g, session, day, "csv")
 
@@ -111,9 +112,6 @@ def export_csv(
 @router.get("/export.xlsx", include_in_schema=False)
 @audited("export_xlsx")
 def export_xlsx(
-    request: Request,
-    day: str | None = DAY,
-    session: Session = Depends(page_session),
-    g: Guard = Depends(guard),
+    request: Request, session: PageSession, g: GuardState, day: str | None = DAY
 ) -> Response:
     return export(request, g, session, day, "xlsx")

@@ -11,7 +11,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
@@ -20,7 +20,7 @@ from kiosk.community import CommunityError, Role, mask_record
 from kiosk.ledgers import Ledgers
 from kiosk.lists import ListError
 from ui.auth import Session
-from ui.guard.deps import Guard, action_session, guard
+from ui.guard.deps import ActionSession, Guard, GuardState
 from ui.guard.forms import BadInput
 
 __all__ = ["TEXT", "PREFIX", "Pending", "change", "form_float", "form_int", "form_text"]
@@ -171,10 +171,13 @@ def admin(g: Guard, session: Session) -> Session:
     return g.auth.admin_action(session)
 
 
-def admin_session(session: Session = Depends(action_session), g: Guard = Depends(guard)) -> Session:
+def admin_session(session: ActionSession, g: GuardState) -> Session:
     """For the manager's actions: ``action_session``, and 403 for anyone but an admin (the
     refusal is audited with the guard's name)."""
     return admin(g, session)
+
+
+AdminSession = Annotated[Session, Depends(admin_session)]
 
 
 def form_text(form: Any, name: str) -> str:

@@ -4,7 +4,7 @@ change and writes nothing; applying it (within ``PENDING_S``, by the same guard)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
@@ -13,18 +13,23 @@ from kiosk.community import CommunityError
 from kiosk.ledgers import Ledgers
 from kiosk.listimport import apply_list_import, plan_list_import
 from kiosk.lists import ListStore
-from ui.auth import Session
 from ui.guard.community.common import (
     PREFIX,
     SAVED,
+    AdminSession,
     Pending,
-    admin_session,
     change,
     form_text,
     ledgers,
     render,
 )
-from ui.guard.deps import Guard, audited_route, done, guard, note, page_session
+from ui.guard.deps import (
+    GuardState,
+    PageSession,
+    audited_route,
+    done,
+    note,
+)
 from ui.guard.forms import BadInput
 
 PAGE = f"{PREFIX}/imports"
@@ -41,6 +46,9 @@ def pending(request: Request) -> Pending:
     return found
 
 
+Waiting = Annotated[Pending, Depends(pending)]
+
+
 def plan_for(led: Ledgers, lists: ListStore, kind: str, data: bytes, filename: str) -> Any:
     if kind == "compound":
         return led.compound.plan_import(data, filename)
@@ -52,18 +60,13 @@ def plan_for(led: Ledgers, lists: ListStore, kind: str, data: bytes, filename: s
 
 
 @router.get("/imports", response_class=HTMLResponse, include_in_schema=False)
-def imports(
-    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
-) -> Response:
+def imports(request: Request, session: PageSession, g: GuardState) -> Response:
     return render(g, request, "community_imports.html", session, plan=None, token=None)
 
 
 @router.post("/imports/preview", name="import_preview", include_in_schema=False)
 async def preview(
-    request: Request,
-    session: Session = Depends(admin_session),
-    g: Guard = Depends(guard),
-    waiting: Pending = Depends(pending),
+    request: Request, session: AdminSession, g: GuardState, waiting: Waiting
 ) -> Response:
     form = await request.form()
     upload, kind = form.get("file"), form_text(form, "kind")[:20]
@@ -82,11 +85,7 @@ async def preview(
 
 @router.post("/imports/apply", name="import_apply", include_in_schema=False)
 async def apply(
-    request: Request,
-    token: str = Form(""),
-    session: Session = Depends(admin_session),
-    g: Guard = Depends(guard),
-    waiting: Pending = Depends(pending),
+    request: Request, session: AdminSession, g: GuardState, waiting: Waiting, token: str = Form("")
 ) -> Response:
     led, lists = ledgers(g), g.core.lists
 

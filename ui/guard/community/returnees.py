@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from ui.auth import Session
 from ui.guard.community.common import (
     PREFIX,
     SAVED,
@@ -23,7 +22,14 @@ from ui.guard.community.common import (
     masked,
     render,
 )
-from ui.guard.deps import Guard, action_session, audited_route, done, guard, note, page_session
+from ui.guard.deps import (
+    ActionSession,
+    GuardState,
+    PageSession,
+    audited_route,
+    done,
+    note,
+)
 
 PAGE = f"{PREFIX}/returnees"
 router = APIRouter(
@@ -32,9 +38,7 @@ router = APIRouter(
 
 
 @router.get("/returnees", response_class=HTMLResponse, include_in_schema=False)
-def returnees(
-    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
-) -> Response:
+def returnees(request: Request, session: PageSession, g: GuardState) -> Response:
     ledger = ledgers(g).observation
     return render(
         g,
@@ -47,9 +51,7 @@ def returnees(
 
 
 @router.post("/returnees", name="returnee_register", include_in_schema=False)
-async def register(
-    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
-) -> Response:
+async def register(request: Request, session: ActionSession, g: GuardState) -> Response:
     form = await request.form()
     await change(
         lambda: ledgers(g).observation.register(
@@ -68,11 +70,7 @@ async def register(
 
 @router.post("/returnees/{pid}/{what}", name="returnee_change", include_in_schema=False)
 async def change_returnee(
-    pid: int,
-    what: str,
-    request: Request,
-    session: Session = Depends(action_session),
-    g: Guard = Depends(guard),
+    pid: int, what: str, request: Request, session: ActionSession, g: GuardState
 ) -> Response:
     form = await request.form()
     ledger, who = ledgers(g).observation, session.name
