@@ -12,32 +12,22 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from kiosk import privacy, queries
 from ui import i18n
 from ui.auth import Session
-from ui.guard.deps import (
-    ActionSession,
-    Guard,
-    GuardState,
-    PageSession,
-    audited_route,
-    done,
-    note,
-)
+from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
 from ui.guard.display import lists_view, local_time
 from ui.guard.forms import BadInput, list_edit, whole
 from ui.views import lists_stale_hours
 
-router = APIRouter(
-    prefix="/guard", tags=["guard console"], route_class=audited_route("/guard/lists")
-)
+router = room("/guard/lists")
 
 
 @router.get("/lists", response_class=HTMLResponse, include_in_schema=False)
-def lists_page(request: Request, session: PageSession, g: GuardState) -> Response:
+def lists_page(request: Request, session: PageSession, g: GuardDep) -> Response:
     lang = g.lang(request)
     fresh = g.core.lists.current.freshness
     freshness = None
@@ -117,7 +107,7 @@ def confirm_text(which: str, op: str, form: Any, g: Guard, session: Session, lan
 
 @router.post("/lists/{which}/{op}", name="list_edit", include_in_schema=False)
 async def edit_list(
-    which: str, op: str, request: Request, session: ActionSession, g: GuardState
+    which: str, op: str, request: Request, session: ActionSession, g: GuardDep
 ) -> Response:
     form = await request.form()
     method, kwargs = list_edit(which[:20], op[:10], form, g.today())

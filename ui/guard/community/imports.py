@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from kiosk.community import CommunityError
@@ -19,25 +19,18 @@ from ui.guard.community.common import (
     AdminSession,
     Pending,
     change,
+    community_room,
     form_text,
     ledgers,
     render,
 )
-from ui.guard.deps import (
-    GuardState,
-    PageSession,
-    audited_route,
-    done,
-    note,
-)
+from ui.guard.deps import GuardDep, PageSession, done, note
 from ui.guard.forms import BadInput
 
 PAGE = f"{PREFIX}/imports"
 MAX_UPLOAD = 5 * 1024 * 1024
 LIST_KINDS = ("revocations", "quarantine", "households", "lists")
-router = APIRouter(
-    prefix=PREFIX, tags=["guard console: community"], route_class=audited_route(PAGE)
-)
+router = community_room(PAGE)
 
 
 def pending(request: Request) -> Pending:
@@ -60,13 +53,13 @@ def plan_for(led: Ledgers, lists: ListStore, kind: str, data: bytes, filename: s
 
 
 @router.get("/imports", response_class=HTMLResponse, include_in_schema=False)
-def imports(request: Request, session: PageSession, g: GuardState) -> Response:
+def imports(request: Request, session: PageSession, g: GuardDep) -> Response:
     return render(g, request, "community_imports.html", session, plan=None, token=None)
 
 
 @router.post("/imports/preview", name="import_preview", include_in_schema=False)
 async def preview(
-    request: Request, session: AdminSession, g: GuardState, waiting: Waiting
+    request: Request, session: AdminSession, g: GuardDep, waiting: Waiting
 ) -> Response:
     form = await request.form()
     upload, kind = form.get("file"), form_text(form, "kind")[:20]
@@ -85,7 +78,7 @@ async def preview(
 
 @router.post("/imports/apply", name="import_apply", include_in_schema=False)
 async def apply(
-    request: Request, session: AdminSession, g: GuardState, waiting: Waiting, token: str = Form("")
+    request: Request, session: AdminSession, g: GuardDep, waiting: Waiting, token: str = Form("")
 ) -> Response:
     led, lists = ledgers(g), g.core.lists
 

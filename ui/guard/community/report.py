@@ -7,19 +7,15 @@ from datetime import date
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from kiosk.categories import report_csv, report_rows, report_xlsx
 from kiosk.stats import daily_report
-from ui.guard.community.common import PREFIX, render
-from ui.guard.deps import Guard, GuardState, PageSession, audited_route
+from ui.guard.community.common import PREFIX, community_room, render
+from ui.guard.deps import Guard, GuardDep, PageSession
 
-router = APIRouter(
-    prefix=PREFIX,
-    tags=["guard console: community"],
-    route_class=audited_route(f"{PREFIX}/report"),
-)
+router = community_room(f"{PREFIX}/report")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -35,7 +31,7 @@ def report_for(g: Guard, request: Request) -> dict[str, Any] | None:
 
 
 @router.get("/report", response_class=HTMLResponse, include_in_schema=False)
-def report(request: Request, session: PageSession, g: GuardState) -> Response:
+def report(request: Request, session: PageSession, g: GuardDep) -> Response:
     data = report_for(g, request)
     if data is None:
         return render(g, request, "community_report.html", session, rows=[], day="",
@@ -45,7 +41,7 @@ def report(request: Request, session: PageSession, g: GuardState) -> Response:
 
 
 @router.get("/report.{fmt}", include_in_schema=False)
-def export(fmt: str, request: Request, session: PageSession, g: GuardState) -> Response:
+def export(fmt: str, request: Request, session: PageSession, g: GuardDep) -> Response:
     data = report_for(g, request)
     if data is None or fmt not in ("xlsx", "csv"):
         return JSONResponse({"detail": "day: YYYY-MM-DD; format: xlsx or csv"}, 400)

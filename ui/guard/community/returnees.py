@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ui.guard.community.common import (
@@ -15,6 +15,7 @@ from ui.guard.community.common import (
     SAVED,
     admin,
     change,
+    community_room,
     form_float,
     form_int,
     form_text,
@@ -22,23 +23,14 @@ from ui.guard.community.common import (
     masked,
     render,
 )
-from ui.guard.deps import (
-    ActionSession,
-    GuardState,
-    PageSession,
-    audited_route,
-    done,
-    note,
-)
+from ui.guard.deps import ActionSession, GuardDep, PageSession, done, note
 
 PAGE = f"{PREFIX}/returnees"
-router = APIRouter(
-    prefix=PREFIX, tags=["guard console: community"], route_class=audited_route(PAGE)
-)
+router = community_room(PAGE)
 
 
 @router.get("/returnees", response_class=HTMLResponse, include_in_schema=False)
-def returnees(request: Request, session: PageSession, g: GuardState) -> Response:
+def returnees(request: Request, session: PageSession, g: GuardDep) -> Response:
     ledger = ledgers(g).observation
     return render(
         g,
@@ -51,7 +43,7 @@ def returnees(request: Request, session: PageSession, g: GuardState) -> Response
 
 
 @router.post("/returnees", name="returnee_register", include_in_schema=False)
-async def register(request: Request, session: ActionSession, g: GuardState) -> Response:
+async def register(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     await change(
         lambda: ledgers(g).observation.register(
@@ -70,7 +62,7 @@ async def register(request: Request, session: ActionSession, g: GuardState) -> R
 
 @router.post("/returnees/{pid}/{what}", name="returnee_change", include_in_schema=False)
 async def change_returnee(
-    pid: int, what: str, request: Request, session: ActionSession, g: GuardState
+    pid: int, what: str, request: Request, session: ActionSession, g: GuardDep
 ) -> Response:
     form = await request.form()
     ledger, who = ledgers(g).observation, session.name
