@@ -28,6 +28,7 @@ __all__ = [
     "clean_text",
     "has_table",
     "record_dict",
+    "row_by_id",
     "replace_rows",
     "mask_record",
     "plain_float",
@@ -101,6 +102,15 @@ def record_dict(record: Any, *, omit: tuple[str, ...] = ()) -> dict[str, Any]:
             value = dict(value)
         out[f.name] = value
     return out
+
+
+def row_by_id(log: LogLike, table: str, row_id: int, missing: str) -> dict[str, Any]:
+    """The row of a ledger's ``table`` (a name of this package) whose ``id`` is ``row_id``;
+    ``missing`` is the error when there is none."""
+    query = f"select * from {table} where id = ?"  # noqa: S608 - a table name of this package
+    for row in log.reader().query(query, [row_id]):
+        return row
+    raise CommunityError(missing)
 
 
 def has_table(db: sqlite_utils.Database, name: str) -> bool:

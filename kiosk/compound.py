@@ -23,18 +23,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
 from .clock import Clock
-from .community import CommunityError, LogLike, check_actor, clean_text, has_table, replace_rows
+from .community import CommunityError, check_actor, clean_text, has_table, record_dict, replace_rows
 from .days import day_bounds
 from .lists import Lists
 from .schema import sql_migrations
 from .sheets import Diff, Table, diff_rows, read_table
 from .store import format_ts
+
+if TYPE_CHECKING:
+    from .community import LogLike
 
 __all__ = ["MIGRATIONS", "STATUSES", "CompoundMap", "Dwelling", "ImportPlan", "statuses"]
 
@@ -64,12 +67,8 @@ class Dwelling:
     residents: int | None = None
 
     def row(self) -> dict[str, Any]:
-        return {
-            "building": self.building,
-            "unit": self.unit,
-            "floor": self.floor,
-            "residents": self.residents,
-        }
+        """The columns besides the key (``household``)."""
+        return record_dict(self, omit=("household",))
 
 
 @dataclass(frozen=True)

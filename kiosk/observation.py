@@ -42,6 +42,7 @@ from .community import (
     has_table,
     plain_float,
     record_dict,
+    row_by_id,
 )
 from .days import day_bounds
 from .schema import sql_migrations
@@ -409,10 +410,8 @@ class ObservationLedger:
     # -- reading ----------------------------------------------------------------------------
 
     def person(self, person_id: int) -> Person:
-        rows = list(self._log.reader().query("select * from obs_people where id = ?", [person_id]))
-        if not rows:
-            raise CommunityError(f"no person {person_id} in the ledger")
-        return _person(rows[0])
+        missing = f"no person {person_id} in the ledger"
+        return _person(row_by_id(self._log, "obs_people", person_id, missing))
 
     def people(self, *, status: str | None = None, household: str | None = None) -> list[Person]:
         where, args = ["1 = 1"], []

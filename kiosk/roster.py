@@ -17,15 +17,18 @@ import json
 from collections.abc import Callable, Mapping, Sized
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from .clock import Clock
-from .community import CommunityError, LogLike, check_actor, clean_text, has_table, record_dict
+from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
 from .days import when_or_none
 from .schema import sql_migrations
 from .store import format_ts
+
+if TYPE_CHECKING:
+    from .community import LogLike
 
 __all__ = ["MIGRATIONS", "Handover", "Roster", "Shift", "summary_since"]
 
@@ -185,12 +188,7 @@ class Roster:
         self._log.audit(who, "roster.shift_remove", {"shift_id": shift_id, "gate": shift.gate})
 
     def shift(self, shift_id: int) -> Shift:
-        rows = list(
-            self._log.reader().query("select * from roster_shifts where id = ?", [shift_id])
-        )
-        if not rows:
-            raise CommunityError(f"no shift {shift_id}")
-        return _shift(rows[0])
+        return _shift(row_by_id(self._log, "roster_shifts", shift_id, f"no shift {shift_id}"))
 
     def shifts(self, gate: str, start: datetime, end: datetime) -> list[Shift]:
         """Shifts at ``gate`` overlapping ``[start, end)``, by start."""
@@ -256,10 +254,8 @@ class Roster:
         return after
 
     def handover(self, handover_id: int) -> Handover:
-        rows = list(self._log.reader().query("select * from handovers where id = ?", [handover_id]))
-        if not rows:
-            raise CommunityError(f"no handover {handover_id}")
-        return _handover(rows[0])
+        missing = f"no handover {handover_id}"
+        return _handover(row_by_id(self._log, "handovers", handover_id, missing))
 
     def handovers(self, gate: str, limit: int = 20) -> list[Handover]:
         rows = self._log.reader().query(

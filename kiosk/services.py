@@ -15,16 +15,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
 from .clock import Clock
-from .community import CommunityError, LogLike, check_actor, clean_text, has_table, record_dict
+from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
 from .days import day_bounds, when_or_none
 from .schema import sql_migrations
 from .store import format_ts
+
+if TYPE_CHECKING:
+    from .community import LogLike
 
 __all__ = ["KINDS", "MIGRATIONS", "Request", "ServiceDesk", "counts_for_day", "purge"]
 
@@ -182,12 +185,8 @@ class ServiceDesk:
         return self.get(request_id)
 
     def get(self, request_id: int) -> Request:
-        rows = list(
-            self._log.reader().query("select * from service_requests where id = ?", [request_id])
-        )
-        if not rows:
-            raise CommunityError(f"no service request {request_id}")
-        return _request(rows[0])
+        missing = f"no service request {request_id}"
+        return _request(row_by_id(self._log, "service_requests", request_id, missing))
 
     def requests(
         self, *, household: str | None = None, open_only: bool = False, limit: int = 500
