@@ -28,6 +28,11 @@ def resident_cars(guard_core, csv_text: str) -> None:
     cars.apply(cars.plan_import(csv_text.encode(), "cars.csv"), "admin")
 
 
+def person(guard_client, csrf, **fields):
+    data = {"name": "王秀英", "unit": "3-402", "reason": "看望母亲"}
+    return post(guard_client, "/guard/register/person", csrf, **(data | fields))
+
+
 def vehicle(guard_client, csrf, **fields):
     data = {"plate": "京A12345", "driver": "Zhao Gang", "driver_temp": "36.4", "reason": "搬家"}
     return post(guard_client, "/guard/register/vehicle", csrf, **(data | fields))
@@ -36,16 +41,7 @@ def vehicle(guard_client, csrf, **fields):
 def test_a_person_without_a_phone_is_registered_without_one(guard_client, guard_core):
     csrf = login(guard_client)
     with decided(guard_client, guard_core):
-        response = post(
-            guard_client,
-            "/guard/register/person",
-            csrf,
-            name="王秀英",
-            phone="",
-            unit="3-402",
-            reason="看望母亲",
-            temp_c="36.5",
-        )
+        response = person(guard_client, csrf, phone="", temp_c="36.5")
     assert response.status_code == 303
     (event,) = guard_core.store.events()
     assert event["kind"] == "registration" and event["decision"] == "manual_pass"
@@ -54,16 +50,7 @@ def test_a_person_without_a_phone_is_registered_without_one(guard_client, guard_
 
 def test_a_phone_without_digits_is_refused_with_the_form_kept(guard_client, guard_core):
     csrf = login(guard_client)
-    response = post(
-        guard_client,
-        "/guard/register/person",
-        csrf,
-        name="王秀英",
-        phone="none",
-        unit="3-402",
-        reason="看望母亲",
-        temp_c="36.5",
-    )
+    response = person(guard_client, csrf, phone="none", temp_c="36.5")
     assert response.status_code == 400
     assert 'value="王秀英"' in response.text and 'value="看望母亲"' in response.text
     assert nothing_recorded(guard_core)
@@ -198,16 +185,7 @@ def test_finding_an_earlier_visitor_masks_the_phone_for_a_guard_and_copies_it(
     assert "王秀英" in page and "138****8000" in page and "13800138000" not in page
     assert "110101199003071234" not in page
     with decided(guard_client, guard_core):
-        response = post(
-            guard_client,
-            "/guard/register/person",
-            csrf,
-            name="王秀英",
-            unit="3-402",
-            reason="看望母亲",
-            temp_c="36.6",
-            copy_from="1",
-        )
+        response = person(guard_client, csrf, temp_c="36.6", copy_from="1")
     assert response.status_code == 303
     event = guard_core.store.events()[-1]
     assert event["person"]["phone"] == "13800138000"
@@ -217,16 +195,7 @@ def test_finding_an_earlier_visitor_masks_the_phone_for_a_guard_and_copies_it(
 def test_copying_from_something_that_is_no_registration_is_refused(guard_client, guard_core):
     add_event(guard_core)  # a kiosk passage, seq 1
     csrf = login(guard_client)
-    response = post(
-        guard_client,
-        "/guard/register/person",
-        csrf,
-        name="王秀英",
-        unit="3-402",
-        reason="看望母亲",
-        temp_c="36.6",
-        copy_from="1",
-    )
+    response = person(guard_client, csrf, temp_c="36.6", copy_from="1")
     assert response.status_code == 400 and guard_core.store.last_seq == 1
 
 

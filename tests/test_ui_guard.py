@@ -295,18 +295,14 @@ def test_registering_a_visitor_without_a_phone_records_a_registration_event(
     assert any(a["action"] == "register_person" for a in guard_core.store.audits())
 
 
+#: A visitor's form, but for the temperature and the decision.
+LI_LEI = {"name": "Li Lei", "phone": "13900139000", "unit": "1-101", "reason": "delivery"}
+
+
 def test_hand_measured_fever_cannot_be_registered_as_a_pass(guard_client, guard_core):
     csrf = login(guard_client)
     response = post(
-        guard_client,
-        "/guard/register/person",
-        csrf,
-        name="Li Lei",
-        phone="13900139000",
-        unit="1-101",
-        reason="delivery",
-        temp_c="38.2",
-        decision="pass",
+        guard_client, "/guard/register/person", csrf, **LI_LEI, temp_c="38.2", decision="pass"
     )
     # The form comes back with what was typed and the button the message names.
     assert response.status_code == 400
@@ -321,15 +317,7 @@ def test_an_implausible_hand_measured_temperature_names_the_range_and_records_no
 ):
     csrf = login(guard_client)
     response = post(
-        guard_client,
-        "/guard/register/person",
-        csrf,
-        name="Li Lei",
-        phone="13900139000",
-        unit="1-101",
-        reason="delivery",
-        temp_c="3.66",
-        decision="deny",
+        guard_client, "/guard/register/person", csrf, **LI_LEI, temp_c="3.66", decision="deny"
     )
     page = response
     assert "flash err" in page.text and "34" in page.text and "43" in page.text
