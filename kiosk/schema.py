@@ -8,7 +8,8 @@ from sqlite_utils.migrations import Migrations
 
 def sql_migrations(set_name: str, **steps: str) -> Migrations:
     """The migration set ``set_name`` with one migration a keyword, in order: its name is the
-    keyword (recorded in each database, so never rename one), its body SQL statements."""
+    keyword (recorded in each database, so never rename one), its body SQL statements split
+    at ``;`` (plain DDL: no trigger bodies or string literals holding one)."""
     migrations = Migrations(set_name)
     for name, sql in steps.items():
         _add_step(migrations, name, sql)
