@@ -27,9 +27,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
 
 from kiosk.ports import Store
+from kiosk.schema import sql_migrations
 
 Role = Literal["guard", "admin"]
 ROLES: tuple[Role, ...] = ("guard", "admin")
@@ -44,24 +44,15 @@ _MAX_PASSWORD = 1024
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
-MIGRATIONS = Migrations("kiosk.accounts")
-
-
-@MIGRATIONS()
-def m001_guard_accounts(db: Database) -> None:
-    db.table("guard_accounts").create(
-        {
-            "name": str,
-            "role": str,
-            "password_hash": str,
-            "created_at": str,
-            "created_by": str,
-            "disabled": int,
-        },
-        pk="name",
-        not_null={"role", "password_hash", "created_at"},
-        defaults={"disabled": 0},
-    )
+MIGRATIONS = sql_migrations(
+    "kiosk.accounts",
+    m001_guard_accounts="""
+    CREATE TABLE guard_accounts (
+        name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL, created_by TEXT, disabled INTEGER DEFAULT 0
+    );
+    """,
+)
 
 
 class AccountError(ValueError):

@@ -10,8 +10,10 @@ ledgers' retention.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
+from datetime import date
 from typing import Any, Literal, Protocol, TypeVar
 
 import sqlite_utils
@@ -25,6 +27,8 @@ __all__ = [
     "check_actor",
     "clean_text",
     "has_table",
+    "record_dict",
+    "row_by_id",
     "replace_rows",
     "mask_record",
     "plain_float",
@@ -81,6 +85,32 @@ def plain_float(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise CommunityError(f"{name}: expected a number")
     return float(value)
+
+
+def record_dict(record: Any, *, omit: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A ledger record's fields (a dataclass's, in order, but ``omit``) as JSON values: dates
+    and times in ISO 8601, mappings as dicts. Personal ones included: mask with
+    ``mask_record`` before showing."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(record):
+        if f.name in omit:
+            continue
+        value = getattr(record, f.name)
+        if isinstance(value, date):
+            value = value.isoformat()
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        out[f.name] = value
+    return out
+
+
+def row_by_id(log: LogLike, table: str, row_id: int, missing: str) -> dict[str, Any]:
+    """The row of a ledger's ``table`` (a name of this package) whose ``id`` is ``row_id``;
+    ``missing`` is the error when there is none."""
+    query = f"select * from {table} where id = ?"  # noqa: S608 - a table name of this package
+    for row in log.reader().query(query, [row_id]):
+        return row
+    raise CommunityError(missing)
 
 
 def has_table(db: sqlite_utils.Database, name: str) -> bool:

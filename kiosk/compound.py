@@ -23,19 +23,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
-from sqlite_utils.migrations import Migrations
 
 from .auditing import audit_change
 from .clock import Clock
-from .community import CommunityError, LogLike, check_actor, clean_text, has_table, replace_rows
+from .community import CommunityError, check_actor, clean_text, has_table, record_dict, replace_rows
 from .days import day_bounds
 from .lists import Lists
+from .schema import sql_migrations
 from .sheets import Diff, Table, diff_rows, read_table
 from .store import format_ts
+
+if TYPE_CHECKING:
+    from .community import LogLike
 
 __all__ = ["MIGRATIONS", "STATUSES", "CompoundMap", "Dwelling", "ImportPlan", "statuses"]
 
@@ -43,23 +46,17 @@ STATUSES = ("quarantined", "observing", "quota_used", "open_request")
 COLUMNS = ("building", "unit", "floor", "household", "residents")
 MAX_FLOOR = 200
 
-MIGRATIONS = Migrations("kiosk.compound")
-
-
-@MIGRATIONS()
-def m001_compound(db: sqlite_utils.Database) -> None:
-    db.table("compound_households").create(
-        {
-            "household": str,
-            "building": str,
-            "unit": str,
-            "floor": int,
-            "residents": int,
-            "updated_at": str,
-        },
-        pk="household",
-    )
-    db.table("compound_households").create_index(["building", "unit", "floor"])
+MIGRATIONS = sql_migrations(
+    "kiosk.compound",
+    m001_compound="""
+    CREATE TABLE compound_households (
+        household TEXT PRIMARY KEY, building TEXT, unit TEXT, floor INTEGER,
+        residents INTEGER, updated_at TEXT
+    );
+    CREATE INDEX idx_compound_households_building_unit_floor
+        ON compound_households (building, unit, floor);
+    """,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +68,8 @@ class Dwelling:
     residents: int | None = None
 
     def row(self) -> dict[str, Any]:
-        return {
-            "building": self.building,
-            "unit": self.unit,
-            "floor": self.floor,
-            "residents": self.residents,
-        }
+        """The columns besides the key (``household``)."""
+        return record_dict(self, omit=("household",))
 
 
 @dataclass(frozen=True)

@@ -23,3 +23,8 @@ def local_day(ts: str | datetime, tz: ZoneInfo | str) -> date:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.astimezone(as_zone(tz)).date()
+
+
+def when_or_none(text: str | None) -> datetime | None:
+    """A stored ISO 8601 time, or ``None`` for an empty column."""
+    return None if not text else datetime.fromisoformat(text)

@@ -25,12 +25,8 @@ from .vehicles import VehicleList
 
 __all__ = ["MIGRATIONS", "Ledgers", "purge_ledgers"]
 
-MIGRATIONS: tuple[Any, ...] = (
-    observation.MIGRATIONS,
-    services.MIGRATIONS,
-    compound.MIGRATIONS,
-    vehicles.MIGRATIONS,
-    roster.MIGRATIONS,
+MIGRATIONS: tuple[Any, ...] = tuple(
+    ledger.MIGRATIONS for ledger in (observation, services, compound, vehicles, roster)
 )
 
 

@@ -36,12 +36,13 @@ from typing import Any, Literal, TypeVar
 import sqlite_utils
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlite_utils.migrations import Migrations
+from sqlite_utils.db import NotFoundError
 
 from .auditing import audit_change
 from .clock import Clock
 from .passes import PassError, TrustList, key_id_of
 from .ports import Store
+from .schema import sql_migrations
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -359,43 +360,32 @@ class ImportResult:
 
 # --------------------------------------------------------------------------- persistence
 
-MIGRATIONS = Migrations("kiosk.lists")
+MIGRATIONS = sql_migrations(
+    "kiosk.lists",
+    m001_lists="""
+    CREATE TABLE list_revocations (
+        pass_id TEXT PRIMARY KEY, reason TEXT, revoked_at TEXT, source TEXT, actor TEXT
+    );
+    CREATE TABLE list_quarantine (
+        id INTEGER PRIMARY KEY, household TEXT, holder TEXT, from_date TEXT,
+        until_date TEXT, note TEXT, source TEXT, actor TEXT, created_at TEXT
+    );
+    CREATE INDEX idx_list_quarantine_household ON list_quarantine (household);
+    CREATE TABLE list_households (
+        household TEXT PRIMARY KEY, residents INTEGER, observation_until TEXT, note TEXT,
+        source TEXT, actor TEXT, updated_at TEXT
+    );
+    CREATE TABLE list_meta (key TEXT PRIMARY KEY, value TEXT);
+    """,
+)
 
 
-@MIGRATIONS()
-def m001_lists(db: sqlite_utils.Database) -> None:
-    db.table("list_revocations").create(
-        {"pass_id": str, "reason": str, "revoked_at": str, "source": str, "actor": str},
-        pk="pass_id",
-    )
-    db.table("list_quarantine").create(
-        {
-            "id": int,
-            "household": str,
-            "holder": str,
-            "from_date": str,
-            "until_date": str,
-            "note": str,
-            "source": str,
-            "actor": str,
-            "created_at": str,
-        },
-        pk="id",
-    )
-    db.table("list_quarantine").create_index(["household"])
-    db.table("list_households").create(
-        {
-            "household": str,
-            "residents": int,
-            "observation_until": str,
-            "note": str,
-            "source": str,
-            "actor": str,
-            "updated_at": str,
-        },
-        pk="household",
-    )
-    db.table("list_meta").create({"key": str, "value": str}, pk="key")
+#: The audit action of a guard's removal, by table.
+_DELETE_ACTIONS = {
+    "list_revocations": "lists.unrevoke",
+    "list_quarantine": "lists.quarantine_remove",
+    "list_households": "lists.household_remove",
+}
 
 
 def _iso(d: date | datetime | None) -> str | None:
@@ -495,34 +485,18 @@ class ListStore:
 
     def revoke(self, pass_id: str, reason: str, actor: str) -> Lists:
         row = self._validate(RevocationIn, {"pass_id": pass_id, "reason": reason})
-        now = self._clock.now()
 
-        def apply(db: sqlite_utils.Database) -> None:
+        def apply(db: sqlite_utils.Database, now: datetime) -> None:
             db.table("list_revocations").upsert(
-                {
-                    "pass_id": row.pass_id,
-                    "reason": row.reason,
-                    "revoked_at": now.isoformat(),
-                    "source": "guard",
-                    "actor": actor,
-                },
-                pk="pass_id",
+                self._revocation_row(row, "guard", actor, now), pk="pass_id"
             )
-            _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
 
-        return self._change(apply, actor, "lists.revoke", {"pass_id": row.pass_id})
+        return self._guard_edit(apply, actor, "lists.revoke", {"pass_id": row.pass_id})
 
     def unrevoke(self, pass_id: str, actor: str) -> Lists:
         row = self._validate(RevocationIn, {"pass_id": pass_id})
-        now = self._clock.now()
-
-        def apply(db: sqlite_utils.Database) -> None:
-            if not db["list_revocations"].count_where("pass_id = ?", [row.pass_id]):
-                raise ListError(f"pass {row.pass_id} is not revoked")
-            db.table("list_revocations").delete(row.pass_id)
-            _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
-
-        return self._change(apply, actor, "lists.unrevoke", {"pass_id": row.pass_id})
+        missing = f"pass {row.pass_id} is not revoked"
+        return self._guard_delete("list_revocations", "pass_id", row.pass_id, missing, actor)
 
     def add_quarantine(
         self,
@@ -533,38 +507,19 @@ class ListStore:
         actor: str,
         note: str = "",
     ) -> Lists:
-        row = self._validate(
-            QuarantineIn,
-            {
-                "household": household,
-                "holder": holder,
-                "from": from_date,
-                "until": until_date,
-                "note": note,
-            },
-        )
-        now = self._clock.now()
+        quarantine = {"household": household, "holder": holder, "note": note}
+        row = self._validate(QuarantineIn, quarantine | {"from": from_date, "until": until_date})
 
-        def apply(db: sqlite_utils.Database) -> None:
+        def apply(db: sqlite_utils.Database, now: datetime) -> None:
             db.table("list_quarantine").insert(self._quarantine_row(row, "guard", actor, now))
-            _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
 
         detail = {"household": row.household, "person": row.holder is not None}
         detail |= {"from": row.from_.isoformat(), "until": row.until.isoformat()}
-        return self._change(apply, actor, "lists.quarantine_add", detail)
+        return self._guard_edit(apply, actor, "lists.quarantine_add", detail)
 
     def remove_quarantine(self, entry_id: int, actor: str) -> Lists:
-        now = self._clock.now()
-
-        def apply(db: sqlite_utils.Database) -> str:
-            rows = list(db["list_quarantine"].rows_where("id = ?", [entry_id]))
-            if not rows:
-                raise ListError(f"no quarantine entry {entry_id}")
-            db.table("list_quarantine").delete(entry_id)
-            _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
-            return str(rows[0]["household"])
-
-        return self._change(apply, actor, "lists.quarantine_remove", {"id": entry_id})
+        missing = f"no quarantine entry {entry_id}"
+        return self._guard_delete("list_quarantine", "id", entry_id, missing, actor)
 
     def set_household(
         self,
@@ -574,36 +529,20 @@ class ListStore:
         observation_until: date | str | None = None,
         note: str = "",
     ) -> Lists:
-        row = self._validate(
-            HouseholdIn,
-            {
-                "household": household,
-                "residents": residents,
-                "observation_until": observation_until,
-                "note": note,
-            },
-        )
-        now = self._clock.now()
+        entry = {"household": household, "residents": residents, "note": note}
+        row = self._validate(HouseholdIn, entry | {"observation_until": observation_until})
 
-        def apply(db: sqlite_utils.Database) -> None:
+        def apply(db: sqlite_utils.Database, now: datetime) -> None:
             db.table("list_households").upsert(
                 self._household_row(row, "guard", actor, now), pk="household"
             )
-            _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
 
         detail = {"household": row.household, "observation_until": _iso(row.observation_until)}
-        return self._change(apply, actor, "lists.household_set", detail)
+        return self._guard_edit(apply, actor, "lists.household_set", detail)
 
     def remove_household(self, household: str, actor: str) -> Lists:
-        now = self._clock.now()
-
-        def apply(db: sqlite_utils.Database) -> None:
-            if not db["list_households"].count_where("household = ?", [household]):
-                raise ListError(f"household {household!r} is not in the ledger")
-            db.table("list_households").delete(household)
-            _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
-
-        return self._change(apply, actor, "lists.household_remove", {"household": household})
+        missing = f"household {household!r} is not in the ledger"
+        return self._guard_delete("list_households", "household", household, missing, actor)
 
     # -- imports ----------------------------------------------------------------------------
 
@@ -631,13 +570,7 @@ class ListStore:
             # A local revocation wins over the bundle's (stricter); see module doc.
             db.table("list_revocations").insert_all(
                 (
-                    {
-                        "pass_id": r.pass_id,
-                        "reason": r.reason,
-                        "revoked_at": payload.issued_at.isoformat(),
-                        "source": "bundle",
-                        "actor": actor,
-                    }
+                    self._revocation_row(r, "bundle", actor, payload.issued_at)
                     for r in payload.revocations
                 ),
                 pk="pass_id",
@@ -719,17 +652,7 @@ class ListStore:
         def apply(db: sqlite_utils.Database) -> None:
             if kind == "revocations":
                 db.table("list_revocations").upsert_all(
-                    (
-                        {
-                            "pass_id": r.pass_id,
-                            "reason": r.reason,
-                            "revoked_at": now.isoformat(),
-                            "source": "csv",
-                            "actor": actor,
-                        }
-                        for r in rows
-                    ),
-                    pk="pass_id",
+                    (self._revocation_row(r, "csv", actor, now) for r in rows), pk="pass_id"
                 )
             elif kind == "quarantine":
                 db.table("list_quarantine").insert_all(
@@ -755,40 +678,62 @@ class ListStore:
         except ValidationError as exc:
             raise ListError(_problems(exc)) from None
 
-    @staticmethod
-    def _quarantine_row(q: QuarantineIn, source: str, actor: str, now: datetime) -> dict[str, Any]:
-        return {
-            "household": q.household,
-            "holder": q.holder,
-            "from_date": q.from_.isoformat(),
-            "until_date": q.until.isoformat(),
-            "note": q.note,
-            "source": source,
-            "actor": actor,
-            "created_at": now.isoformat(),
-        }
+    # A row's columns: the entry's own, then where it came from, who and when.
 
     @staticmethod
-    def _household_row(h: HouseholdIn, source: str, actor: str, now: datetime) -> dict[str, Any]:
-        return {
-            "household": h.household,
-            "residents": h.residents,
-            "observation_until": _iso(h.observation_until),
-            "note": h.note,
-            "source": source,
-            "actor": actor,
-            "updated_at": now.isoformat(),
-        }
+    def _revocation_row(r: RevocationIn, source: str, actor: str, at: datetime) -> dict[str, Any]:
+        entry = {"pass_id": r.pass_id, "reason": r.reason}
+        return entry | {"source": source, "actor": actor, "revoked_at": at.isoformat()}
 
-    def _change(
+    @staticmethod
+    def _quarantine_row(q: QuarantineIn, source: str, actor: str, at: datetime) -> dict[str, Any]:
+        entry = {"household": q.household, "holder": q.holder, "note": q.note}
+        entry |= {"from_date": q.from_.isoformat(), "until_date": q.until.isoformat()}
+        return entry | {"source": source, "actor": actor, "created_at": at.isoformat()}
+
+    @staticmethod
+    def _household_row(h: HouseholdIn, source: str, actor: str, at: datetime) -> dict[str, Any]:
+        entry = {"household": h.household, "residents": h.residents, "note": h.note}
+        entry["observation_until"] = _iso(h.observation_until)
+        return entry | {"source": source, "actor": actor, "updated_at": at.isoformat()}
+
+    def _guard_delete(
         self,
-        apply: Callable[[sqlite_utils.Database], Any],
+        table: str,
+        pk: str,
+        key: str | int,
+        missing: str,
+        actor: str,
+    ) -> Lists:
+        """A guard's removal of the row of ``table`` whose primary key ``pk`` is ``key``,
+        audited as ``_DELETE_ACTIONS[table]`` with that key; ``missing`` is the error when
+        there is none."""
+
+        def apply(db: sqlite_utils.Database, now: datetime) -> None:
+            try:
+                db.table(table).get(key)
+            except NotFoundError:
+                raise ListError(missing) from None
+            db.table(table).delete(key)
+
+        return self._guard_edit(apply, actor, _DELETE_ACTIONS[table], {pk: key})
+
+    def _guard_edit(
+        self,
+        apply: Callable[[sqlite_utils.Database, datetime], Any],
         actor: str,
         action: str,
         detail: dict[str, Any],
     ) -> Lists:
+        """Apply a guard's edit at the clock's now, stamp the lists as the guard's, audit it."""
+        now = self._clock.now()
         if not isinstance(actor, str) or not actor.strip():
             raise ListError("every list change needs the name of who made it")
-        self._store.submit(apply)
+
+        def write(db: sqlite_utils.Database) -> None:
+            apply(db, now)
+            _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
+
+        self._store.submit(write)
         audit_change(self._store, actor, action, detail)
         return self.load()

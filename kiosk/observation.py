@@ -32,12 +32,21 @@ from typing import Any, Literal, cast, get_args
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
-from sqlite_utils.migrations import Migrations
 
 from .auditing import audit_change
 from .clock import Clock
-from .community import CommunityError, LogLike, check_actor, clean_text, has_table, plain_float
+from .community import (
+    CommunityError,
+    LogLike,
+    check_actor,
+    clean_text,
+    has_table,
+    plain_float,
+    record_dict,
+    row_by_id,
+)
 from .days import day_bounds
+from .schema import sql_migrations
 from .store import format_ts
 
 __all__ = [
@@ -64,50 +73,31 @@ MAX_DAYS = 60
 HAND_MIN_C = 34.0
 HAND_MAX_C = 43.0
 
-MIGRATIONS = Migrations("kiosk.observation")
-
-
-@MIGRATIONS()
-def m001_observation(db: sqlite_utils.Database) -> None:
-    db.table("obs_people").create(
-        {
-            "id": int,
-            "name": str,
-            "household": str,
-            "phone": str,
-            "origin": str,
-            "note": str,
-            "date_back": str,
-            "observation_until": str,
-            "status": str,
-            "created_at": str,
-            "actor": str,
-            "purged_at": str,
-        },
-        pk="id",
-    )
-    db.table("obs_people").create_index(["household"])
-    db.table("obs_status").create(
-        {"id": int, "person_id": int, "status": str, "at": str, "actor": str}, pk="id"
-    )
-    db.table("obs_status").create_index(["person_id"])
-    db.table("obs_checks").create(
-        {
-            "id": int,
-            "person_id": int,
-            "day": str,
-            "at": str,
-            "temp_c": float,
-            "fever": int,
-            "actor": str,
-        },
-        pk="id",
-    )
-    db.table("obs_checks").create_index(["person_id", "day"])
-    db.table("obs_acks").create(
-        {"person_id": int, "day": str, "kind": str, "at": str, "actor": str},
-        pk=("person_id", "day", "kind"),
-    )
+MIGRATIONS = sql_migrations(
+    "kiosk.observation",
+    m001_observation="""
+    CREATE TABLE obs_people (
+        id INTEGER PRIMARY KEY,
+        name TEXT, household TEXT, phone TEXT, origin TEXT, note TEXT,
+        date_back TEXT, observation_until TEXT, status TEXT,
+        created_at TEXT, actor TEXT, purged_at TEXT
+    );
+    CREATE INDEX idx_obs_people_household ON obs_people (household);
+    CREATE TABLE obs_status (
+        id INTEGER PRIMARY KEY, person_id INTEGER, status TEXT, at TEXT, actor TEXT
+    );
+    CREATE INDEX idx_obs_status_person_id ON obs_status (person_id);
+    CREATE TABLE obs_checks (
+        id INTEGER PRIMARY KEY, person_id INTEGER, day TEXT, at TEXT, temp_c REAL,
+        fever INTEGER, actor TEXT
+    );
+    CREATE INDEX idx_obs_checks_person_id_day ON obs_checks (person_id, day);
+    CREATE TABLE obs_acks (
+        person_id INTEGER, day TEXT, kind TEXT, at TEXT, actor TEXT,
+        PRIMARY KEY (person_id, day, kind)
+    );
+    """,
+)
 
 
 # --------------------------------------------------------------------------- records
@@ -138,17 +128,7 @@ class Person:
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, personal ones included: mask with ``kiosk.privacy`` before showing."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "household": self.household,
-            "phone": self.phone,
-            "origin": self.origin,
-            "note": self.note,
-            "date_back": self.date_back.isoformat(),
-            "observation_until": self.observation_until.isoformat(),
-            "status": self.status,
-        }
+        return record_dict(self, omit=("created_at",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,12 +149,7 @@ class Alarm:
     household: str = field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "person_id": self.person_id,
-            "day": self.day.isoformat(),
-            "kind": self.kind,
-            "household": self.household,
-        }
+        return record_dict(self)
 
 
 def _key(household: str, holder: str) -> tuple[str, str]:
@@ -443,10 +418,8 @@ class ObservationLedger:
     # -- reading ----------------------------------------------------------------------------
 
     def person(self, person_id: int) -> Person:
-        rows = list(self._log.reader().query("select * from obs_people where id = ?", [person_id]))
-        if not rows:
-            raise CommunityError(f"no person {person_id} in the ledger")
-        return _person(rows[0])
+        missing = f"no person {person_id} in the ledger"
+        return _person(row_by_id(self._log, "obs_people", person_id, missing))
 
     def people(self, *, status: str | None = None, household: str | None = None) -> list[Person]:
         where, args = ["1 = 1"], []

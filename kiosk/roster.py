@@ -17,52 +17,39 @@ import json
 from collections.abc import Callable, Mapping, Sized
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
-from sqlite_utils.migrations import Migrations
 
 from .auditing import audit_change
 from .clock import Clock
-from .community import CommunityError, LogLike, check_actor, clean_text, has_table
+from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
+from .days import when_or_none
+from .schema import sql_migrations
 from .store import format_ts
+
+if TYPE_CHECKING:
+    from .community import LogLike
 
 __all__ = ["MIGRATIONS", "Handover", "Roster", "Shift", "summary_since"]
 
 MAX_SHIFT = timedelta(hours=24)
 
-MIGRATIONS = Migrations("kiosk.roster")
-
-
-@MIGRATIONS()
-def m001_roster(db: sqlite_utils.Database) -> None:
-    db.table("roster_shifts").create(
-        {
-            "id": int,
-            "gate": str,
-            "guard": str,
-            "starts_at": str,
-            "ends_at": str,
-            "created_by": str,
-        },
-        pk="id",
-    )
-    db.table("roster_shifts").create_index(["gate", "starts_at"])
-    db.table("handovers").create(
-        {
-            "id": int,
-            "gate": str,
-            "outgoing": str,
-            "incoming": str,
-            "since": str,
-            "opened_at": str,
-            "summary": str,
-            "outgoing_ack_at": str,
-            "incoming_ack_at": str,
-        },
-        pk="id",
-    )
-    db.table("handovers").create_index(["gate", "opened_at"])
+MIGRATIONS = sql_migrations(
+    "kiosk.roster",
+    m001_roster="""
+    CREATE TABLE roster_shifts (
+        id INTEGER PRIMARY KEY, gate TEXT, guard TEXT, starts_at TEXT, ends_at TEXT,
+        created_by TEXT
+    );
+    CREATE INDEX idx_roster_shifts_gate_starts_at ON roster_shifts (gate, starts_at);
+    CREATE TABLE handovers (
+        id INTEGER PRIMARY KEY, gate TEXT, outgoing TEXT, incoming TEXT, since TEXT,
+        opened_at TEXT, summary TEXT, outgoing_ack_at TEXT, incoming_ack_at TEXT
+    );
+    CREATE INDEX idx_handovers_gate_opened_at ON handovers (gate, opened_at);
+    """,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +64,7 @@ class Shift:
         return self.starts_at <= when < self.ends_at
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "gate": self.gate,
-            "guard": self.guard,
-            "starts_at": self.starts_at.isoformat(),
-            "ends_at": self.ends_at.isoformat(),
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,26 +84,7 @@ class Handover:
         return self.outgoing_ack_at is not None and self.incoming_ack_at is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "gate": self.gate,
-            "outgoing": self.outgoing,
-            "incoming": self.incoming,
-            "since": self.since.isoformat(),
-            "opened_at": self.opened_at.isoformat(),
-            "summary": dict(self.summary),
-            "outgoing_ack_at": _iso(self.outgoing_ack_at),
-            "incoming_ack_at": _iso(self.incoming_ack_at),
-            "complete": self.complete,
-        }
-
-
-def _iso(when: datetime | None) -> str | None:
-    return None if when is None else when.isoformat()
-
-
-def _when(text: str | None) -> datetime | None:
-    return None if not text else datetime.fromisoformat(text)
+        return record_dict(self) | {"complete": self.complete}
 
 
 def _shift(r: Mapping[str, Any]) -> Shift:
@@ -144,8 +106,8 @@ def _handover(r: Mapping[str, Any]) -> Handover:
         datetime.fromisoformat(r["since"]),
         datetime.fromisoformat(r["opened_at"]),
         json.loads(r["summary"]),
-        _when(r["outgoing_ack_at"]),
-        _when(r["incoming_ack_at"]),
+        when_or_none(r["outgoing_ack_at"]),
+        when_or_none(r["incoming_ack_at"]),
     )
 
 
@@ -229,12 +191,7 @@ class Roster:
         )
 
     def shift(self, shift_id: int) -> Shift:
-        rows = list(
-            self._log.reader().query("select * from roster_shifts where id = ?", [shift_id])
-        )
-        if not rows:
-            raise CommunityError(f"no shift {shift_id}")
-        return _shift(rows[0])
+        return _shift(row_by_id(self._log, "roster_shifts", shift_id, f"no shift {shift_id}"))
 
     def shifts(self, gate: str, start: datetime, end: datetime) -> list[Shift]:
         """Shifts at ``gate`` overlapping ``[start, end)``, by start."""
@@ -303,10 +260,8 @@ class Roster:
         return after
 
     def handover(self, handover_id: int) -> Handover:
-        rows = list(self._log.reader().query("select * from handovers where id = ?", [handover_id]))
-        if not rows:
-            raise CommunityError(f"no handover {handover_id}")
-        return _handover(rows[0])
+        missing = f"no handover {handover_id}"
+        return _handover(row_by_id(self._log, "handovers", handover_id, missing))
 
     def handovers(self, gate: str, limit: int = 20) -> list[Handover]:
         rows = self._log.reader().query(

@@ -15,17 +15,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
-from sqlite_utils.migrations import Migrations
 
 from .auditing import audit_change
 from .clock import Clock
-from .community import CommunityError, LogLike, check_actor, clean_text, has_table
-from .days import day_bounds
+from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
+from .days import day_bounds, when_or_none
+from .schema import sql_migrations
 from .store import format_ts
+
+if TYPE_CHECKING:
+    from .community import LogLike
 
 __all__ = ["KINDS", "MIGRATIONS", "Request", "ServiceDesk", "counts_for_day", "purge"]
 
@@ -33,29 +36,18 @@ Kind = Literal["food", "medicine", "parcel", "rubbish", "other"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 State = Literal["open", "taken", "done", "cancelled"]
 
-MIGRATIONS = Migrations("kiosk.services")
-
-
-@MIGRATIONS()
-def m001_services(db: sqlite_utils.Database) -> None:
-    db.table("service_requests").create(
-        {
-            "id": int,
-            "household": str,
-            "kind": str,
-            "note": str,
-            "state": str,
-            "opened_at": str,
-            "opened_by": str,
-            "taken_by": str,
-            "taken_at": str,
-            "done_at": str,
-            "purged_at": str,
-        },
-        pk="id",
-    )
-    db.table("service_requests").create_index(["household"])
-    db.table("service_requests").create_index(["state"])
+MIGRATIONS = sql_migrations(
+    "kiosk.services",
+    m001_services="""
+    CREATE TABLE service_requests (
+        id INTEGER PRIMARY KEY, household TEXT, kind TEXT, note TEXT,
+        state TEXT, opened_at TEXT, opened_by TEXT, taken_by TEXT, taken_at TEXT, done_at TEXT,
+        purged_at TEXT
+    );
+    CREATE INDEX idx_service_requests_household ON service_requests (household);
+    CREATE INDEX idx_service_requests_state ON service_requests (state);
+    """,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,26 +69,7 @@ class Request:
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, the personal ones too: mask with ``kiosk.privacy`` before showing."""
-        return {
-            "id": self.id,
-            "household": self.household,
-            "kind": self.kind,
-            "note": self.note,
-            "state": self.state,
-            "opened_at": self.opened_at.isoformat(),
-            "opened_by": self.opened_by,
-            "taken_by": self.taken_by,
-            "taken_at": _iso(self.taken_at),
-            "done_at": _iso(self.done_at),
-        }
-
-
-def _iso(when: datetime | None) -> str | None:
-    return None if when is None else when.isoformat()
-
-
-def _when(text: str | None) -> datetime | None:
-    return None if not text else datetime.fromisoformat(text)
+        return record_dict(self)
 
 
 def _request(row: Mapping[str, Any]) -> Request:
@@ -109,8 +82,8 @@ def _request(row: Mapping[str, Any]) -> Request:
         opened_at=datetime.fromisoformat(row["opened_at"]),
         opened_by=row["opened_by"],
         taken_by=row["taken_by"],
-        taken_at=_when(row["taken_at"]),
-        done_at=_when(row["done_at"]),
+        taken_at=when_or_none(row["taken_at"]),
+        done_at=when_or_none(row["done_at"]),
     )
 
 
@@ -216,12 +189,8 @@ class ServiceDesk:
         return self.get(request_id)
 
     def get(self, request_id: int) -> Request:
-        rows = list(
-            self._log.reader().query("select * from service_requests where id = ?", [request_id])
-        )
-        if not rows:
-            raise CommunityError(f"no service request {request_id}")
-        return _request(rows[0])
+        missing = f"no service request {request_id}"
+        return _request(row_by_id(self._log, "service_requests", request_id, missing))
 
     def requests(
         self, *, household: str | None = None, open_only: bool = False, limit: int = 500

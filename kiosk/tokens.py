@@ -31,10 +31,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
 
 from kiosk.clock import Clock
 from kiosk.ports import Store
+from kiosk.schema import sql_migrations
 from kiosk.secrets import get_secret
 
 SCOPES: dict[str, str] = {
@@ -47,24 +47,16 @@ TOKEN_RE = re.compile(r"^kt_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
 NAME_RE = re.compile(r"^[\w .:@-]{1,64}$")
 _PEPPER_BYTES = 32
 
-MIGRATIONS = Migrations("kiosk.tokens")
-
-
-@MIGRATIONS()
-def m001_api_tokens(db: Database) -> None:
-    db.table("api_tokens").create(
-        {
-            "id": str,
-            "name": str,
-            "scopes": str,
-            "secret_hash": str,
-            "created_at": str,
-            "revoked_at": str,
-        },
-        pk="id",
-        not_null={"scopes", "secret_hash", "created_at"},
-    )
-    db.table("token_pepper").create({"id": int, "pepper": str}, pk="id")
+MIGRATIONS = sql_migrations(
+    "kiosk.tokens",
+    m001_api_tokens="""
+    CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY, name TEXT, scopes TEXT NOT NULL, secret_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL, revoked_at TEXT
+    );
+    CREATE TABLE token_pepper (id INTEGER PRIMARY KEY, pepper TEXT);
+    """,
+)
 
 
 class TokenError(ValueError):

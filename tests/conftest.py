@@ -89,3 +89,23 @@ def _restore_root_logger():
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture
+def guard_core(data_dir, clock, monkeypatch):
+    """The real core as the daemon builds it (``guard_support.make_core``), closed after."""
+    from guard_support import close_core, make_core
+
+    core = make_core(data_dir, clock, monkeypatch)
+    yield core
+    close_core(core)
+
+
+@pytest.fixture
+def guard_client(guard_core):
+    """A test client of the kiosk screen and the guard console on ``guard_core``."""
+    from fastapi.testclient import TestClient
+    from guard_support import BASE, make_app
+
+    with TestClient(make_app(guard_core), base_url=BASE) as client:
+        yield client

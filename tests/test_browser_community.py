@@ -13,8 +13,8 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from guard_support import ADMIN_PW, GUARD_PW, make_core
 from support import need
-from test_ui_guard import ADMIN_PW, GUARD_PW, make_core
 
 from kiosk.clock import FakeClock
 from kiosk.store import EventDraft

@@ -406,7 +406,7 @@ def test_with_tls_the_guard_console_is_https_and_its_cookie_secure(tmp_path, mon
 
 def test_the_guard_error_banner_shows_only_what_the_console_wrote(data_dir, clock, monkeypatch):
     from fastapi.testclient import TestClient
-    from test_ui_guard import BASE, close_core, login, make_app, make_core, post
+    from guard_support import BASE, close_core, login, make_app, make_core, post
 
     core = make_core(data_dir, clock, monkeypatch)
     try:

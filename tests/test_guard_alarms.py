@@ -7,30 +7,16 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from fastapi.testclient import TestClient
-from test_ui_guard import BASE, add_event, close_core, login, make_app, make_core, post
+from guard_support import BASE, add_event, login, make_app, post
 
 from kiosk.alarms import AlarmDesk, alarm_from_event
 from ui.guard.display import alarm_view
 
 
-@pytest.fixture
-def core(data_dir, clock, monkeypatch):
-    c = make_core(data_dir, clock, monkeypatch)
-    yield c
-    close_core(c)
-
-
-@pytest.fixture
-def client(core):
-    with TestClient(make_app(core), base_url=BASE) as c:
-        yield c
-
-
-def fever(core, household="3-201", holder="Li Wei", temp_c=38.4, direction="out"):
+def fever(guard_core, household="3-201", holder="Li Wei", temp_c=38.4, direction="out"):
     return add_event(
-        core,
+        guard_core,
         decision="deny",
         reasons=("fever",),
         temp_c=temp_c,
@@ -45,18 +31,20 @@ def cards(html: str) -> list[str]:
     return re.findall(r'<div class="alarm kind-[^"]+".*?</button>', html, re.S)
 
 
-def test_an_alarm_card_says_who_what_reading_direction_date_and_links_the_passage(client, core):
-    fever(core)
-    login(client)
-    [card] = cards(client.get("/guard?lang=en").text)
+def test_an_alarm_card_says_who_what_reading_direction_date_and_links_the_passage(
+    guard_client, guard_core
+):
+    fever(guard_core)
+    login(guard_client)
+    [card] = cards(guard_client.get("/guard?lang=en").text)
     assert "Li Wei · 3-201" in card
     assert "03-02 16:30:00" in card  # local date and time (Asia/Shanghai)
     assert "38.4 °C · out" in card and "Fever" in card
     assert 'href="/guard/passage/1"' in card
-    passage = client.get("/guard/passage/1?lang=en").text
+    passage = guard_client.get("/guard/passage/1?lang=en").text
     assert "Li Wei" in passage and "38.4" in passage
-    assert client.get("/guard/passage/999").status_code == 404
-    assert client.get("/guard/passage/abc").status_code == 422
+    assert guard_client.get("/guard/passage/999").status_code == 404
+    assert guard_client.get("/guard/passage/abc").status_code == 422
 
 
 def test_the_alarm_view_masks_whom_the_role_may_not_see():
@@ -70,21 +58,29 @@ def test_the_alarm_view_masks_whom_the_role_may_not_see():
     assert "Wang Fang" not in shown and "3-201" not in shown and shown
 
 
-def test_repeated_denials_of_one_household_are_one_alarm_until_it_is_closed(client, core, clock):
-    add_event(core, decision="deny", reasons=("quarantined",), household="5-202", holder="Sun Li")
+def test_repeated_denials_of_one_household_are_one_alarm_until_it_is_closed(
+    guard_client, guard_core, clock
+):
+    add_event(
+        guard_core, decision="deny", reasons=("quarantined",), household="5-202", holder="Sun Li"
+    )
     clock.advance(120)
-    add_event(core, decision="deny", reasons=("quarantined",), household="5-202", holder="Sun Li")
-    login(client)
-    [card] = cards(client.get("/guard?lang=en").text)
+    add_event(
+        guard_core, decision="deny", reasons=("quarantined",), household="5-202", holder="Sun Li"
+    )
+    login(guard_client)
+    [card] = cards(guard_client.get("/guard?lang=en").text)
     assert "2 times" in card and "/guard/passage/1" in card and "/guard/passage/2" in card
     clock.advance(15 * 60)  # long after the last one: a new incident
-    add_event(core, decision="deny", reasons=("quarantined",), household="5-202", holder="Sun Li")
-    assert len(cards(client.get("/guard").text)) == 2
+    add_event(
+        guard_core, decision="deny", reasons=("quarantined",), household="5-202", holder="Sun Li"
+    )
+    assert len(cards(guard_client.get("/guard").text)) == 2
 
 
-def test_a_bus_alarm_about_a_committed_passage_is_the_same_alarm_in_words(client, core):
-    event = add_event(core, decision="deny", reasons=("quarantined",), household="5-202")
-    desk = AlarmDesk(core.store, core.clock)
+def test_a_bus_alarm_about_a_committed_passage_is_the_same_alarm_in_words(guard_client, guard_core):
+    event = add_event(guard_core, decision="deny", reasons=("quarantined",), household="5-202")
+    desk = AlarmDesk(guard_core.store, guard_core.clock)
     assert [a.key for a in desk.open_alarms([])] == ["event:1"]
     message = {"type": "alarm", "alarm": "quarantine_breach", "state": "raised", "seq": event.seq}
     assert desk.note_message(message) is False
@@ -92,21 +88,21 @@ def test_a_bus_alarm_about_a_committed_passage_is_the_same_alarm_in_words(client
     assert alarm.detail == "quarantined"  # a reason in words, never the raw bus code
 
 
-def test_another_issuers_pass_is_not_called_forged(client, core):
-    add_event(core, decision="deny", reasons=("pass_unknown_key",))
-    login(client)
-    page = client.get("/guard?lang=zh-CN").text
+def test_another_issuers_pass_is_not_called_forged(guard_client, guard_core):
+    add_event(guard_core, decision="deny", reasons=("pass_unknown_key",))
+    login(guard_client)
+    page = guard_client.get("/guard?lang=zh-CN").text
     assert 'class="alarm kind-foreign"' in page
     assert "非本小区通行证" in page and "伪造" not in page
 
 
-def test_several_alarms_close_at_once_with_an_outcome_and_stay_closed_after_a_restart(core):
-    fever(core, household="1-101")
-    fever(core, household="2-202")
-    fever(core, household="3-303")
-    with TestClient(make_app(core), base_url=BASE) as client:
-        csrf = login(client)
-        response = client.post(
+def test_several_alarms_close_at_once_with_an_outcome_and_stay_closed_after_a_restart(guard_core):
+    fever(guard_core, household="1-101")
+    fever(guard_core, household="2-202")
+    fever(guard_core, household="3-303")
+    with TestClient(make_app(guard_core), base_url=BASE) as guard_client:
+        csrf = login(guard_client)
+        response = guard_client.post(
             "/guard/alarms/ack",
             data={"csrf": csrf, "key": ["event:1", "event:3"], "resolution": "false_alarm"},
             headers={"Origin": BASE},
@@ -114,35 +110,36 @@ def test_several_alarms_close_at_once_with_an_outcome_and_stay_closed_after_a_re
         )
         assert response.status_code == 303 and "err=" not in response.headers["location"]
         assert [
-            re.search(r'data-key="([^"]+)"', c).group(1) for c in cards(client.get("/guard").text)
+            re.search(r'data-key="([^"]+)"', c).group(1)
+            for c in cards(guard_client.get("/guard").text)
         ] == ["event:2"]
-    audit = [a for a in core.store.audits() if a["action"] == "alarm_ack"][-1]
+    audit = [a for a in guard_core.store.audits() if a["action"] == "alarm_ack"][-1]
     assert audit["detail"]["keys"] == ["event:1", "event:3"]
     assert audit["detail"]["resolution"] == "false_alarm"
-    with TestClient(make_app(core), base_url=BASE) as restarted:  # a new app: a new desk
+    with TestClient(make_app(guard_core), base_url=BASE) as restarted:  # a new app: a new desk
         login(restarted)
         [card] = cards(restarted.get("/guard?lang=en").text)
         assert 'data-key="event:2"' in card and "2-202" in card and "38.4 °C" in card
 
 
-def test_after_a_restart_a_denial_after_the_close_is_a_new_open_alarm(core, clock):
-    fever(core)
-    with TestClient(make_app(core), base_url=BASE) as client:
-        csrf = login(client)
+def test_after_a_restart_a_denial_after_the_close_is_a_new_open_alarm(guard_core, clock):
+    fever(guard_core)
+    with TestClient(make_app(guard_core), base_url=BASE) as guard_client:
+        csrf = login(guard_client)
         clock.advance(60)
-        post(client, "/guard/alarms/ack", csrf, only="event:1", resolution="sent_home")
+        post(guard_client, "/guard/alarms/ack", csrf, only="event:1", resolution="sent_home")
         clock.advance(60)
-        fever(core)  # the same person again, within the incident window, after the close
-        assert len(cards(client.get("/guard").text)) == 1
-    with TestClient(make_app(core), base_url=BASE) as restarted:
+        fever(guard_core)  # the same person again, within the incident window, after the close
+        assert len(cards(guard_client.get("/guard").text)) == 1
+    with TestClient(make_app(guard_core), base_url=BASE) as restarted:
         login(restarted)
         [card] = cards(restarted.get("/guard").text)
         assert 'data-key="event:2"' in card
 
 
-def test_closing_with_an_unknown_outcome_is_refused(client, core):
-    fever(core)
-    csrf = login(client)
-    response = post(client, "/guard/alarms/ack", csrf, key="event:1", resolution="shrug")
+def test_closing_with_an_unknown_outcome_is_refused(guard_client, guard_core):
+    fever(guard_core)
+    csrf = login(guard_client)
+    response = post(guard_client, "/guard/alarms/ack", csrf, key="event:1", resolution="shrug")
     assert "err=" in response.headers["location"]
-    assert len(cards(client.get("/guard").text)) == 1
+    assert len(cards(guard_client.get("/guard").text)) == 1

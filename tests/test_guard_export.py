@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
-from test_ui_guard import ADMIN_PW, BASE, add_event, close_core, login, make_app, make_core
+from guard_support import ADMIN_PW, BASE, add_event, login, make_app
 
 from ui import i18n
 from ui.charts import Bar, axis_ticks, bar_chart, hbar_chart, text_width
@@ -34,28 +34,20 @@ REASONS = (
 )
 
 
-@pytest.fixture
-def core(data_dir, clock, monkeypatch):
-    c = make_core(data_dir, clock, monkeypatch)
-    yield c
-    close_core(c)
-
-
-@pytest.fixture
-def client(core):
-    with TestClient(make_app(core), base_url=BASE) as c:
-        yield c
-
-
-def a_day(core) -> list[dict]:
+def a_day(guard_core) -> list[dict]:
     """A day at the gate: kiosk passes and denies, a registration, two vehicles."""
     add_event(
-        core, decision="pass", temp_c=36.5, household="1-101", holder="王秀英", pass_id="ab" * 6
+        guard_core,
+        decision="pass",
+        temp_c=36.5,
+        household="1-101",
+        holder="王秀英",
+        pass_id="ab" * 6,
     )
     for i, code in enumerate(REASONS):
-        add_event(core, decision="deny", reasons=(code,), temp_c=36.6 + i / 10)
+        add_event(guard_core, decision="deny", reasons=(code,), temp_c=36.6 + i / 10)
     add_event(
-        core,
+        guard_core,
         decision="manual_pass",
         reasons=("guard_override",),
         operator="alice",
@@ -65,7 +57,7 @@ def a_day(core) -> list[dict]:
     )
     for plate in ("京A12345", "沪B99999"):
         add_event(
-            core,
+            guard_core,
             decision="manual_pass",
             reasons=("guard_override",),
             operator="alice",
@@ -75,7 +67,7 @@ def a_day(core) -> list[dict]:
                     "note": "搬家"},
             temp_c=36.7,
         )  # fmt: skip
-    core.lists.add_quarantine(
+    guard_core.lists.add_quarantine(
         household="5-202",
         holder=None,
         from_date=date(2026, 3, 1),
@@ -83,13 +75,15 @@ def a_day(core) -> list[dict]:
         note="",
         actor="t",
     )
-    return core.store.events()
+    return guard_core.store.events()
 
 
-def test_every_reason_is_shown_with_counts_of_registrations_vehicles_and_quarantine(client, core):
-    a_day(core)
-    login(client)
-    page = client.get("/guard/stats?day=2026-03-02").text
+def test_every_reason_is_shown_with_counts_of_registrations_vehicles_and_quarantine(
+    guard_client, guard_core
+):
+    a_day(guard_core)
+    login(guard_client)
+    page = guard_client.get("/guard/stats?day=2026-03-02").text
     chart = page.split('id="by-reason"')[1].split("</svg>")[0]
     labels = re.findall(r'<text class="label"[^>]*>([^<]+)<', chart)
     assert sorted(labels) == sorted(i18n.reason_text("zh-CN", c) for c in REASONS)
@@ -142,10 +136,10 @@ def local(ts: str) -> str:
     )
 
 
-def test_the_csv_is_the_office_table(client, core):
-    events = a_day(core)
-    login(client)
-    response = client.get("/guard/export.csv?day=2026-03-02")
+def test_the_csv_is_the_office_table(guard_client, guard_core):
+    events = a_day(guard_core)
+    login(guard_client)
+    response = guard_client.get("/guard/export.csv?day=2026-03-02")
     assert response.content.startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM
     rows = list(csv.reader(io.StringIO(response.text.lstrip("\ufeff"))))
     header, body = rows[0], rows[1:]
@@ -163,12 +157,12 @@ def test_the_csv_is_the_office_table(client, core):
     assert "13900139000" not in response.text  # masked for a guard
 
 
-def test_the_xlsx_holds_the_days_figures_and_its_events(client, core):
+def test_the_xlsx_holds_the_days_figures_and_its_events(guard_client, guard_core):
     from openpyxl import load_workbook
 
-    events = a_day(core)
-    login(client)
-    response = client.get("/guard/export.xlsx?day=2026-03-02")
+    events = a_day(guard_core)
+    login(guard_client)
+    response = guard_client.get("/guard/export.xlsx?day=2026-03-02")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/vnd.openxmlformats")
     book = load_workbook(io.BytesIO(response.content))
@@ -186,38 +180,38 @@ def test_the_xlsx_holds_the_days_figures_and_its_events(client, core):
     assert temps == [round(e["temp_c"], 1) for e in events]  # numbers, not text
     assert isinstance(temps[0], float)
     assert [r[0] for r in sheet[1:]] == [local(e["ts"]) for e in events]
-    assert any(a["action"] == "export_xlsx" for a in core.store.audits())
+    assert any(a["action"] == "export_xlsx" for a in guard_core.store.audits())
 
 
-def test_a_formula_typed_into_a_name_stays_text_in_the_xlsx(client, core):
+def test_a_formula_typed_into_a_name_stays_text_in_the_xlsx(guard_client, guard_core):
     from openpyxl import load_workbook
 
-    add_event(core, decision="manual_pass", reasons=("guard_override",), kind="registration",
+    add_event(guard_core, decision="manual_pass", reasons=("guard_override",), kind="registration",
               person={"name": "=HYPERLINK(\"x\")"})  # fmt: skip
-    with TestClient(make_app(core), base_url=BASE) as admin:
+    with TestClient(make_app(guard_core), base_url=BASE) as admin:
         login(admin, "root", ADMIN_PW)
         book = load_workbook(io.BytesIO(admin.get("/guard/export.xlsx?day=2026-03-02").content))
     cell = book["通行记录"]["I2"]
     assert cell.data_type == "s" and str(cell.value).startswith("=HYPERLINK")
 
 
-def test_the_xlsx_export_needs_a_session_and_a_good_day(client):
-    assert client.get("/guard/export.xlsx", follow_redirects=False).status_code == 303
-    login(client)
-    assert client.get("/guard/export.xlsx?day=yesterday").status_code == 400
+def test_the_xlsx_export_needs_a_session_and_a_good_day(guard_client):
+    assert guard_client.get("/guard/export.xlsx", follow_redirects=False).status_code == 303
+    login(guard_client)
+    assert guard_client.get("/guard/export.xlsx?day=yesterday").status_code == 400
 
 
-def test_the_xlsx_counts_unregistered_vehicles_against_the_resident_list(client, core):
+def test_the_xlsx_counts_unregistered_vehicles_against_the_resident_list(guard_client, guard_core):
     from openpyxl import load_workbook
 
     from kiosk import vehicles
     from kiosk.vehicles import VehicleList
 
-    core.store.submit(vehicles.MIGRATIONS.apply)
-    cars = VehicleList(core.store, core.clock)
+    guard_core.store.submit(vehicles.MIGRATIONS.apply)
+    cars = VehicleList(guard_core.store, guard_core.clock)
     cars.apply(cars.plan_import("plate,household\n京A12345,3-402\n".encode(), "c.csv"), "t")
-    a_day(core)  # 京A12345 (a resident's) and 沪B99999 (not on the list)
-    login(client)
-    book = load_workbook(io.BytesIO(client.get("/guard/export.xlsx?day=2026-03-02").content))
+    a_day(guard_core)  # 京A12345 (a resident's) and 沪B99999 (not on the list)
+    login(guard_client)
+    book = load_workbook(io.BytesIO(guard_client.get("/guard/export.xlsx?day=2026-03-02").content))
     figures = dict(book["当日统计"].iter_rows(values_only=True))
     assert figures["非本小区登记车辆"] == 1 and figures["车辆登记"] == 2

@@ -7,18 +7,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from fastapi.testclient import TestClient
-from test_engine import Rig
-from test_ui_guard import (
-    BASE,
+from guard_support import (
     add_event,
-    close_core,
     decided,
     login,
-    make_app,
-    make_core,
     post,
 )
+from test_engine import Rig
 
 from kiosk.engine import ManualSubject
 
@@ -28,19 +23,6 @@ def rig(clock, tmp_path):
     r = Rig(clock, tmp_path)
     yield r
     r.close()
-
-
-@pytest.fixture
-def core(data_dir, clock, monkeypatch):
-    c = make_core(data_dir, clock, monkeypatch)
-    yield c
-    close_core(c)
-
-
-@pytest.fixture
-def client(core):
-    with TestClient(make_app(core), base_url=BASE) as c:
-        yield c
 
 
 def _deny_shown(rig: Rig) -> None:
@@ -75,9 +57,9 @@ def test_a_subject_that_is_neither_is_refused(rig):
     assert rig.events() == []
 
 
-def test_the_live_page_names_the_last_passage_and_the_decision_records_it(client, core):
+def test_the_live_page_names_the_last_passage_and_the_decision_records_it(guard_client, guard_core):
     add_event(
-        core,
+        guard_core,
         decision="deny",
         reasons=("pass_revoked",),
         holder="Li Wei",
@@ -85,15 +67,15 @@ def test_the_live_page_names_the_last_passage_and_the_decision_records_it(client
         pass_id="c0ffee000001",
         temp_c=36.4,
     )
-    csrf = login(client)
-    page = client.get("/guard?lang=en").text
+    csrf = login(guard_client)
+    page = guard_client.get("/guard?lang=en").text
     label = re.search(r'id="subject-last-text">([^<]*)<', page).group(1)
     assert label.startswith("The last passage: Li Wei · 3-201 · 36.4 °C")
     assert "03-02" in label  # the date, not only the time
     assert 'value="none" id="subject-none" required' in page  # nothing chosen for the guard
-    with decided(client, core):
+    with decided(guard_client, guard_core):
         response = post(
-            client,
+            guard_client,
             "/guard/manual",
             csrf,
             decision="pass",
@@ -102,16 +84,16 @@ def test_the_live_page_names_the_last_passage_and_the_decision_records_it(client
             temp_c="36,8",
         )
     assert response.status_code == 303 and "err=" not in response.headers["location"]
-    event = core.store.events()[-1]
+    event = guard_core.store.events()[-1]
     assert (event["holder"], event["household"], event["flags"]) == (
         "Li Wei",
         "3-201",
         ["overrides:1"],
     )
     assert event["temp_c"] == 36.8 and event["person"]["note"] == "card lost, known to guard"
-    row = client.get("/guard/api/feed?lang=en").json()["rows"][0]
+    row = guard_client.get("/guard/api/feed?lang=en").json()["rows"][0]
     assert row["note"] == "card lost, known to guard" and row["by_hand"] and row["about_seq"] == 1
-    feed = client.get("/guard?lang=en").text
+    feed = guard_client.get("/guard?lang=en").text
     assert "card lost, known to guard" in feed and "by hand" in feed and "about #1" in feed
 
 
@@ -124,23 +106,29 @@ def test_the_live_page_names_the_last_passage_and_the_decision_records_it(client
         ("99", "err.subject_gone"),
     ],
 )
-def test_a_manual_decision_without_a_valid_subject_records_nothing(client, core, subject, problem):
-    add_event(core, decision="deny", reasons=("fever",), temp_c=38.2)
+def test_a_manual_decision_without_a_valid_subject_records_nothing(
+    guard_client, guard_core, subject, problem
+):
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.2)
     add_event(
-        core, decision="manual_pass", reasons=("guard_override",), kind="manual", operator="bob"
+        guard_core,
+        decision="manual_pass",
+        reasons=("guard_override",),
+        kind="manual",
+        operator="bob",
     )
-    csrf = login(client)
+    csrf = login(guard_client)
     form = {"decision": "pass", "reason": "x"} | ({"subject": subject} if subject else {})
-    response = post(client, "/guard/manual", csrf, **form)
+    response = post(guard_client, "/guard/manual", csrf, **form)
     assert "err=" in response.headers["location"]
-    assert core.store.last_seq == 2
-    assert core.store.audits()[-1]["detail"]["problem"] == problem
+    assert guard_core.store.last_seq == 2
+    assert guard_core.store.audits()[-1]["detail"]["problem"] == problem
 
 
-def test_a_passage_older_than_the_shift_cannot_be_chosen(client, core, clock):
-    add_event(core, decision="deny", reasons=("fever",), temp_c=38.2)
+def test_a_passage_older_than_the_shift_cannot_be_chosen(guard_client, guard_core, clock):
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.2)
     clock.advance(13 * 3600)
-    csrf = login(client)
-    response = post(client, "/guard/manual", csrf, decision="pass", reason="x", subject="1")
+    csrf = login(guard_client)
+    response = post(guard_client, "/guard/manual", csrf, decision="pass", reason="x", subject="1")
     assert "err=" in response.headers["location"]
-    assert core.store.last_seq == 1
+    assert guard_core.store.last_seq == 1

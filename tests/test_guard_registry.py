@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from test_ui_guard import (
+from guard_support import (
     ADMIN_PW,
     BASE,
     add_event,
-    close_core,
     decided,
     login,
     make_app,
-    make_core,
     nothing_recorded,
     post,
 )
@@ -24,158 +22,136 @@ from kiosk import queries, vehicles
 from kiosk.vehicles import VehicleList
 
 
-@pytest.fixture
-def core(data_dir, clock, monkeypatch):
-    c = make_core(data_dir, clock, monkeypatch)
-    yield c
-    close_core(c)
-
-
-@pytest.fixture
-def client(core):
-    with TestClient(make_app(core), base_url=BASE) as c:
-        yield c
-
-
-def resident_cars(core, csv_text: str) -> None:
-    core.store.submit(vehicles.MIGRATIONS.apply)
-    cars = VehicleList(core.store, core.clock)
+def resident_cars(guard_core, csv_text: str) -> None:
+    guard_core.store.submit(vehicles.MIGRATIONS.apply)
+    cars = VehicleList(guard_core.store, guard_core.clock)
     cars.apply(cars.plan_import(csv_text.encode(), "cars.csv"), "admin")
 
 
-def vehicle(client, csrf, **fields):
+def person(guard_client, csrf, **fields):
+    data = {"name": "王秀英", "unit": "3-402", "reason": "看望母亲"}
+    return post(guard_client, "/guard/register/person", csrf, **(data | fields))
+
+
+def vehicle(guard_client, csrf, **fields):
     data = {"plate": "京A12345", "driver": "Zhao Gang", "driver_temp": "36.4", "reason": "搬家"}
-    return post(client, "/guard/register/vehicle", csrf, **(data | fields))
+    return post(guard_client, "/guard/register/vehicle", csrf, **(data | fields))
 
 
-def test_a_person_without_a_phone_is_registered_without_one(client, core):
-    csrf = login(client)
-    with decided(client, core):
-        response = post(
-            client,
-            "/guard/register/person",
-            csrf,
-            name="王秀英",
-            phone="",
-            unit="3-402",
-            reason="看望母亲",
-            temp_c="36.5",
-        )
+def test_a_person_without_a_phone_is_registered_without_one(guard_client, guard_core):
+    csrf = login(guard_client)
+    with decided(guard_client, guard_core):
+        response = person(guard_client, csrf, phone="", temp_c="36.5")
     assert response.status_code == 303
-    (event,) = core.store.events()
+    (event,) = guard_core.store.events()
     assert event["kind"] == "registration" and event["decision"] == "manual_pass"
     assert event["person"]["name"] == "王秀英" and "phone" not in event["person"]
 
 
-def test_a_phone_without_digits_is_refused_with_the_form_kept(client, core):
-    csrf = login(client)
-    response = post(
-        client,
-        "/guard/register/person",
-        csrf,
-        name="王秀英",
-        phone="none",
-        unit="3-402",
-        reason="看望母亲",
-        temp_c="36.5",
-    )
+def test_a_phone_without_digits_is_refused_with_the_form_kept(guard_client, guard_core):
+    csrf = login(guard_client)
+    response = person(guard_client, csrf, phone="none", temp_c="36.5")
     assert response.status_code == 400
     assert 'value="王秀英"' in response.text and 'value="看望母亲"' in response.text
-    assert nothing_recorded(core)
+    assert nothing_recorded(guard_core)
 
 
-def test_a_fever_refusal_keeps_the_fields_and_its_button_records_a_deny(client, core):
-    csrf = login(client)
+def test_a_fever_refusal_keeps_the_fields_and_its_button_records_a_deny(guard_client, guard_core):
+    csrf = login(guard_client)
     form = {"name": "李雷", "unit": "1-101", "reason": "送货", "temp_c": "38.3", "direction": "in"}
-    refused = post(client, "/guard/register/person", csrf, **form, decision="pass")
-    assert refused.status_code == 400 and nothing_recorded(core)
+    refused = post(guard_client, "/guard/register/person", csrf, **form, decision="pass")
+    assert refused.status_code == 400 and nothing_recorded(guard_core)
     text = refused.text
     assert "38.3" in text and "登记为禁止通行" in text and "“拒绝”" not in text
     for value in form.values():
         assert f'value="{value}"' in text
     # The message names the button the page shows: pressing it records the refusal.
     assert 'id="person-record-deny"' in text and 'name="record_deny"' in text
-    with decided(client, core):
-        post(client, "/guard/register/person", csrf, **form, decision="pass", record_deny="1")
-    (event,) = core.store.events()
+    with decided(guard_client, guard_core):
+        post(guard_client, "/guard/register/person", csrf, **form, decision="pass", record_deny="1")
+    (event,) = guard_core.store.events()
     assert event["decision"] == "manual_deny" and event["temp_c"] == 38.3
-    audit = [a for a in core.store.audits() if a["action"].startswith("register_person")]
+    audit = [a for a in guard_core.store.audits() if a["action"].startswith("register_person")]
     assert [a["action"] for a in audit] == ["register_person_failed", "register_person"]
     assert audit[0]["detail"]["refused"] == "reg.fever_refused"
 
 
-def test_a_feverish_passenger_refuses_the_vehicle_and_is_named(client, core):
-    csrf = login(client)
-    response = vehicle(client, csrf, p1_name="赵敏", p1_temp="38.1", p2_name="赵强", p2_temp="36.6")
-    assert response.status_code == 400 and nothing_recorded(core)
+def test_a_feverish_passenger_refuses_the_vehicle_and_is_named(guard_client, guard_core):
+    csrf = login(guard_client)
+    response = vehicle(
+        guard_client, csrf, p1_name="赵敏", p1_temp="38.1", p2_name="赵强", p2_temp="36.6"
+    )
+    assert response.status_code == 400 and nothing_recorded(guard_core)
     assert (
         "赵敏 38.1 °C" in response.text
         and "赵强 36.6" not in response.text.split("flash err")[1][:200]
     )
     assert 'value="赵敏"' in response.text and 'value="38.1"' in response.text
-    with decided(client, core):
-        vehicle(client, csrf, p1_name="赵敏", p1_temp="38.1", record_deny="1")
-    (event,) = core.store.events()
+    with decided(guard_client, guard_core):
+        vehicle(guard_client, csrf, p1_name="赵敏", p1_temp="38.1", record_deny="1")
+    (event,) = guard_core.store.events()
     assert event["decision"] == "manual_deny" and event["temp_c"] == 38.1
 
 
-def test_the_engine_refuses_a_feverish_vehicle_as_a_pass_too(core):
+def test_the_engine_refuses_a_feverish_vehicle_as_a_pass_too(guard_core):
     from kiosk.engine import FeverRefused
 
     with pytest.raises(FeverRefused):
-        core.runner.engine.manual(
+        guard_core.runner.engine.manual(
             "manual_pass", "alice", "搬家", "in", {"plate": "京A1"}, kind="vehicle", temp_c=38.0
         )
-    assert nothing_recorded(core)
+    assert nothing_recorded(guard_core)
 
 
-def test_an_implausible_occupant_temperature_names_the_range(client, core):
-    csrf = login(client)
-    response = vehicle(client, csrf, p1_name="赵敏", p1_temp="3.66")
-    assert response.status_code == 400 and nothing_recorded(core)
+def test_an_implausible_occupant_temperature_names_the_range(guard_client, guard_core):
+    csrf = login(guard_client)
+    response = vehicle(guard_client, csrf, p1_name="赵敏", p1_temp="3.66")
+    assert response.status_code == 400 and nothing_recorded(guard_core)
     assert "34" in response.text and "43" in response.text
 
 
-def test_the_plate_is_checked_against_the_resident_vehicle_list(client, core):
-    resident_cars(core, "plate,household\n京A12345,3-402\n")
-    csrf = login(client)
-    assert client.get("/guard/api/plate", params={"plate": "京a·12345"}).json() == {
+def test_the_plate_is_checked_against_the_resident_vehicle_list(guard_client, guard_core):
+    resident_cars(guard_core, "plate,household\n京A12345,3-402\n")
+    csrf = login(guard_client)
+    assert guard_client.get("/guard/api/plate", params={"plate": "京a·12345"}).json() == {
         "listed": True,
         "known": True,
         "household": "3-402",
     }
-    assert client.get("/guard/api/plate", params={"plate": "沪B99999"}).json()["known"] is False
-    with decided(client, core):
-        vehicle(client, csrf)
-    with decided(client, core):
-        vehicle(client, csrf, plate="沪B99999", driver="钱七")
-    resident, stranger = core.store.events()
+    assert (
+        guard_client.get("/guard/api/plate", params={"plate": "沪B99999"}).json()["known"] is False
+    )
+    with decided(guard_client, guard_core):
+        vehicle(guard_client, csrf)
+    with decided(guard_client, guard_core):
+        vehicle(guard_client, csrf, plate="沪B99999", driver="钱七")
+    resident, stranger = guard_core.store.events()
     assert resident["person"]["plate_check"] == "resident"
     assert resident["person"]["resident_of"] == "3-402"
     assert stranger["person"]["plate_check"] == "unknown"
     assert "resident_of" not in stranger["person"]
-    page = client.get("/guard/register").text
+    page = guard_client.get("/guard/register").text
     assert "非本小区登记车辆" in page and "本小区车辆（户号 3-402）" in page
     assert "Zhao Gang 36.4 °C" in page
 
 
-def test_without_a_vehicle_list_a_plate_is_not_called_unknown(client, core):
-    login(client)
-    assert client.get("/guard/api/plate", params={"plate": "京A12345"}).json() == {
+def test_without_a_vehicle_list_a_plate_is_not_called_unknown(guard_client, guard_core):
+    login(guard_client)
+    assert guard_client.get("/guard/api/plate", params={"plate": "京A12345"}).json() == {
         "listed": False,
         "known": False,
         "household": None,
     }
 
 
-def test_the_plate_check_needs_a_session(client):
-    assert client.get("/guard/api/plate", params={"plate": "京A12345"}).status_code == 401
+def test_the_plate_check_needs_a_session(guard_client):
+    assert guard_client.get("/guard/api/plate", params={"plate": "京A12345"}).status_code == 401
 
 
-def registration(core, name, phone, **more):
+def registration(guard_core, name, phone, **more):
     person = {"name": name, "phone": phone, "unit": "3-402", "note": "看望母亲"} | more
     return add_event(
-        core,
+        guard_core,
         decision="manual_pass",
         reasons=("guard_override",),
         operator="alice",
@@ -184,66 +160,52 @@ def registration(core, name, phone, **more):
     )
 
 
-def test_past_visitors_by_name_or_phone_suffix_newest_once(core):
-    registration(core, "王秀英", "13800138000")
-    registration(core, "王秀英", "13800138000", unit="5-101")
-    registration(core, "李雷", "139 0013 9000")
-    registration(core, "100%_x", "13700137000")
-    by_name = queries.past_visitors(core.store, "秀英")
+def test_past_visitors_by_name_or_phone_suffix_newest_once(guard_core):
+    registration(guard_core, "王秀英", "13800138000")
+    registration(guard_core, "王秀英", "13800138000", unit="5-101")
+    registration(guard_core, "李雷", "139 0013 9000")
+    registration(guard_core, "100%_x", "13700137000")
+    by_name = queries.past_visitors(guard_core.store, "秀英")
     assert [e["person"]["unit"] for e in by_name] == ["5-101"]  # the latest, once
-    assert [e["person"]["name"] for e in queries.past_visitors(core.store, "9000")] == ["李雷"]
-    assert queries.past_visitors(core.store, "%")[0]["person"]["name"] == "100%_x"
-    assert queries.past_visitors(core.store, "_")[0]["person"]["name"] == "100%_x"
-    assert queries.past_visitors(core.store, "  ") == []
-    assert queries.past_visitors(core.store, "张") == []
+    assert [e["person"]["name"] for e in queries.past_visitors(guard_core.store, "9000")] == [
+        "李雷"
+    ]
+    assert queries.past_visitors(guard_core.store, "%")[0]["person"]["name"] == "100%_x"
+    assert queries.past_visitors(guard_core.store, "_")[0]["person"]["name"] == "100%_x"
+    assert queries.past_visitors(guard_core.store, "  ") == []
+    assert queries.past_visitors(guard_core.store, "张") == []
 
 
-def test_finding_an_earlier_visitor_masks_the_phone_for_a_guard_and_copies_it(client, core):
-    registration(core, "王秀英", "13800138000", id_number="110101199003071234")
-    csrf = login(client)
-    page = client.get("/guard/register", params={"q": "8000"}).text
+def test_finding_an_earlier_visitor_masks_the_phone_for_a_guard_and_copies_it(
+    guard_client, guard_core
+):
+    registration(guard_core, "王秀英", "13800138000", id_number="110101199003071234")
+    csrf = login(guard_client)
+    page = guard_client.get("/guard/register", params={"q": "8000"}).text
     assert "王秀英" in page and "138****8000" in page and "13800138000" not in page
     assert "110101199003071234" not in page
-    with decided(client, core):
-        response = post(
-            client,
-            "/guard/register/person",
-            csrf,
-            name="王秀英",
-            unit="3-402",
-            reason="看望母亲",
-            temp_c="36.6",
-            copy_from="1",
-        )
+    with decided(guard_client, guard_core):
+        response = person(guard_client, csrf, temp_c="36.6", copy_from="1")
     assert response.status_code == 303
-    event = core.store.events()[-1]
+    event = guard_core.store.events()[-1]
     assert event["person"]["phone"] == "13800138000"
     assert event["person"]["id_number"] == "110101199003071234"
 
 
-def test_copying_from_something_that_is_no_registration_is_refused(client, core):
-    add_event(core)  # a kiosk passage, seq 1
-    csrf = login(client)
-    response = post(
-        client,
-        "/guard/register/person",
-        csrf,
-        name="王秀英",
-        unit="3-402",
-        reason="看望母亲",
-        temp_c="36.6",
-        copy_from="1",
-    )
-    assert response.status_code == 400 and core.store.last_seq == 1
+def test_copying_from_something_that_is_no_registration_is_refused(guard_client, guard_core):
+    add_event(guard_core)  # a kiosk passage, seq 1
+    csrf = login(guard_client)
+    response = person(guard_client, csrf, temp_c="36.6", copy_from="1")
+    assert response.status_code == 400 and guard_core.store.last_seq == 1
 
 
-def test_an_admin_sees_the_phone_of_an_earlier_visitor(core):
-    registration(core, "王秀英", "13800138000")
-    with TestClient(make_app(core), base_url=BASE) as admin:
+def test_an_admin_sees_the_phone_of_an_earlier_visitor(guard_core):
+    registration(guard_core, "王秀英", "13800138000")
+    with TestClient(make_app(guard_core), base_url=BASE) as admin:
         login(admin, "root", ADMIN_PW)
         assert "13800138000" in admin.get("/guard/register", params={"q": "王"}).text
 
 
-def test_the_search_text_is_bounded(client):
-    login(client)
-    assert client.get("/guard/register", params={"q": "x" * 41}).status_code == 422
+def test_the_search_text_is_bounded(guard_client):
+    login(guard_client)
+    assert guard_client.get("/guard/register", params={"q": "x" * 41}).status_code == 422

@@ -9,13 +9,11 @@ from pathlib import Path
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from test_ui_guard import (
+from guard_support import (
     BASE,
     add_event,
-    close_core,
     login,
     make_app,
-    make_core,
     post,
 )
 
@@ -24,19 +22,6 @@ from kiosk.alarms import AlarmDesk, alarm_from_event
 from ui import guard
 
 UI = Path(__file__).resolve().parent.parent / "ui"
-
-
-@pytest.fixture
-def core(data_dir, clock, monkeypatch):
-    c = make_core(data_dir, clock, monkeypatch)
-    yield c
-    close_core(c)
-
-
-@pytest.fixture
-def client(core):
-    with TestClient(make_app(core), base_url=BASE) as c:
-        yield c
 
 
 def _changing_routes() -> list[APIRoute]:
@@ -57,8 +42,8 @@ def _concrete(path: str) -> str:
     return path
 
 
-def test_every_state_changing_guard_route_is_audited_with_actor_action_and_outcome(core):
-    app = make_app(core)
+def test_every_state_changing_guard_route_is_audited_with_actor_action_and_outcome(guard_core):
+    app = make_app(guard_core)
     routes = _changing_routes()
     assert len(routes) >= 8  # login, logout, manual, ack, two registrations, pass, list, cal.
     assert {r.path for r in routes} >= {
@@ -73,29 +58,31 @@ def test_every_state_changing_guard_route_is_audited_with_actor_action_and_outco
         "/guard/community/imports/apply",
         "/guard/community/plate",
     }
-    with TestClient(app, base_url=BASE) as client:
-        signed_in = login(client)
+    with TestClient(app, base_url=BASE) as guard_client:
+        signed_in = login(guard_client)
         for route in sorted(routes, key=lambda r: r.path == "/guard/logout"):  # logout last
             csrf = signed_in
-            before = core.store.last_audit_seq
+            before = guard_core.store.last_audit_seq
             form = {}  # an empty form, except that signing in needs the login form's token
             if route.path == "/guard/login":
                 csrf = app.state.guard.auth.sessions.login_form_token()
                 form = {"name": "alice", "password": "wrong"}
-            response = post(client, _concrete(route.path), csrf, **form)
+            response = post(guard_client, _concrete(route.path), csrf, **form)
             assert response.status_code < 500, route.path
-            rows = core.store.audits(after_seq=before)
+            rows = guard_core.store.audits(after_seq=before)
             mine = [a for a in rows if a["actor"] == "alice"]
             assert mine, f"{route.path} wrote no audit row"
             assert mine[-1]["detail"]["outcome"] in ("ok", "refused"), route.path
             assert mine[-1]["action"].startswith(route.name), (route.path, mine[-1]["action"])
 
 
-def test_a_refused_action_is_audited_as_failed_with_the_problem_key_not_the_text(client, core):
-    csrf = login(client)
-    response = post(client, "/guard/manual", csrf, decision="pass", reason="", subject="none")
+def test_a_refused_action_is_audited_as_failed_with_the_problem_key_not_the_text(
+    guard_client, guard_core
+):
+    csrf = login(guard_client)
+    response = post(guard_client, "/guard/manual", csrf, decision="pass", reason="", subject="none")
     assert "err=" in response.headers["location"]
-    last = core.store.audits()[-1]
+    last = guard_core.store.audits()[-1]
     assert (last["actor"], last["action"]) == ("alice", "manual_pass_failed")
     assert last["detail"] == {
         "direction": "in",
@@ -105,11 +92,11 @@ def test_a_refused_action_is_audited_as_failed_with_the_problem_key_not_the_text
     }
 
 
-def test_a_request_without_a_session_names_nobody_and_writes_nothing(client, core):
-    before = core.store.last_audit_seq
-    response = client.post("/guard/manual", data={"reason": "x"}, headers={"Origin": BASE})
+def test_a_request_without_a_session_names_nobody_and_writes_nothing(guard_client, guard_core):
+    before = guard_core.store.last_audit_seq
+    response = guard_client.post("/guard/manual", data={"reason": "x"}, headers={"Origin": BASE})
     assert response.status_code == 401
-    assert core.store.last_audit_seq == before
+    assert guard_core.store.last_audit_seq == before
 
 
 @pytest.mark.parametrize(
@@ -128,15 +115,15 @@ def test_a_request_without_a_session_names_nobody_and_writes_nothing(client, cor
         "/guard/export.csv?day=abc",
     ],
 )
-def test_bad_parameters_are_refused_with_4xx_never_5xx(client, path):
-    login(client)
-    response = client.get(path)
+def test_bad_parameters_are_refused_with_4xx_never_5xx(guard_client, path):
+    login(guard_client)
+    response = guard_client.get(path)
     assert 400 <= response.status_code < 500, (path, response.status_code)
 
 
-def test_the_last_day_the_statistics_accept_still_answers(client):
-    login(client)
-    assert client.get("/guard/stats?day=2999-12-31").status_code == 200
+def test_the_last_day_the_statistics_accept_still_answers(guard_client):
+    login(guard_client)
+    assert guard_client.get("/guard/stats?day=2999-12-31").status_code == 200
 
 
 def test_ui_holds_no_sql():
@@ -153,15 +140,15 @@ def test_ui_holds_no_sql():
     assert offenders == []
 
 
-def test_alarm_desk_reads_open_alarms_and_acknowledgements_back_after_a_restart(core):
-    add_event(core, decision="deny", reasons=("fever",), temp_c=38.4)
-    add_event(core, decision="deny", reasons=("pass_expired",))
-    desk = AlarmDesk(core.store, core.clock)
+def test_alarm_desk_reads_open_alarms_and_acknowledgements_back_after_a_restart(guard_core):
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.4)
+    add_event(guard_core, decision="deny", reasons=("pass_expired",))
+    desk = AlarmDesk(guard_core.store, guard_core.clock)
     assert [a.key for a in desk.open_alarms([])] == ["event:1"]
     acked = desk.ack("event:1", "alice", [])
     assert acked is not None and desk.ack("event:1", "alice", []) is None
-    core.store.audit("alice", "alarm_ack", {"key": "event:1"})
-    assert AlarmDesk(core.store, core.clock).open_alarms([]) == []
+    guard_core.store.audit("alice", "alarm_ack", {"key": "event:1"})
+    assert AlarmDesk(guard_core.store, guard_core.clock).open_alarms([]) == []
 
 
 def test_alarm_from_event_reads_reasons_stored_as_json_text():
@@ -170,13 +157,13 @@ def test_alarm_from_event_reads_reasons_stored_as_json_text():
     assert alarm_from_event({"seq": 5, "decision": "pass", "reasons": ["fever"]}) is None
 
 
-def test_queries_answer_the_consoles_questions(core):
-    add_event(core, temp_c=36.5, temp_object_c=33.1, temp_ambient_c=22.0)
-    add_event(core, decision="deny", reasons=("quota_exceeded",))
-    assert [e["seq"] for e in queries.recent_events(core.store, 5)] == [2, 1]
-    assert queries.head_seq(core.store) == 2
-    measured = queries.last_measured(core.store)
+def test_queries_answer_the_consoles_questions(guard_core):
+    add_event(guard_core, temp_c=36.5, temp_object_c=33.1, temp_ambient_c=22.0)
+    add_event(guard_core, decision="deny", reasons=("quota_exceeded",))
+    assert [e["seq"] for e in queries.recent_events(guard_core.store, 5)] == [2, 1]
+    assert queries.head_seq(guard_core.store) == 2
+    measured = queries.last_measured(guard_core.store)
     assert measured is not None and (measured.seq, measured.temp_object_c) == (1, 33.1)
-    assert queries.decisions_after(core.store, 1) == [(2, "deny", ["quota_exceeded"])]
-    assert queries.first_seq_since(core.store, "2999-01-01") is None
-    assert set(queries.list_rows(core.store)) == {"quarantine", "revocations", "households"}
+    assert queries.decisions_after(guard_core.store, 1) == [(2, "deny", ["quota_exceeded"])]
+    assert queries.first_seq_since(guard_core.store, "2999-01-01") is None
+    assert set(queries.list_rows(guard_core.store)) == {"quarantine", "revocations", "households"}

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
+from guard_support import BASE, add_event, close_core, make_app, make_core
 from hypothesis import HealthCheck, given, settings
-from test_ui_guard import BASE, add_event, close_core, make_app, make_core
 
 from kiosk.accounts import Account
 from ui.auth import COOKIE

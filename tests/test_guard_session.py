@@ -7,27 +7,20 @@ import html
 import re
 
 import pytest
-from fastapi.testclient import TestClient
-from test_ui_guard import BASE, GUARD_PW, add_event, close_core, login, make_app, make_core
+from guard_support import BASE, GUARD_PW, add_event, close_core, login, make_core
 
 from kiosk.config import parse_config
 
 
 @pytest.fixture
-def core(data_dir, clock, monkeypatch):
+def guard_core(data_dir, clock, monkeypatch):
     c = make_core(data_dir, clock, monkeypatch, parse_config({"web": {"session_hours": 8}}))
     yield c
     close_core(c)
 
 
-@pytest.fixture
-def client(core):
-    with TestClient(make_app(core), base_url=BASE) as c:
-        yield c
-
-
-def browser_post(client, path: str, csrf: str, **data):
-    return client.post(
+def browser_post(guard_client, path: str, csrf: str, **data):
+    return guard_client.post(
         path,
         data={"csrf": csrf, **data},
         headers={"Origin": BASE, "Accept": "text/html,application/xhtml+xml"},
@@ -35,13 +28,13 @@ def browser_post(client, path: str, csrf: str, **data):
     )
 
 
-def sign_in_again(client, location: str):
+def sign_in_again(guard_client, location: str):
     """Through the login page the expired session was sent to, carrying the cut-off action."""
-    page = client.get(location).text
+    page = guard_client.get(location).text
     assert 'id="session-ended"' in page
     resume = html.unescape(re.search(r'name="resume" value="([^"]+)"', page).group(1))
     token = html.unescape(re.search(r'name="csrf" value="([^"]+)"', page).group(1))
-    return client.post(
+    return guard_client.post(
         "/guard/login",
         data={"name": "alice", "password": GUARD_PW, "csrf": token, "resume": resume},
         headers={"Origin": BASE},
@@ -49,54 +42,58 @@ def sign_in_again(client, location: str):
     )
 
 
-def test_pages_carry_the_time_left_of_the_shift_and_when_to_warn(client, clock):
-    login(client)
-    page = client.get("/guard").text
+def test_pages_carry_the_time_left_of_the_shift_and_when_to_warn(guard_client, clock):
+    login(guard_client)
+    page = guard_client.get("/guard").text
     assert 'data-session-left-s="28800"' in page and 'data-session-warn-s="600"' in page
     clock.advance(7.5 * 3600)
-    assert 'data-session-left-s="1800"' in client.get("/guard").text
+    assert 'data-session-left-s="1800"' in guard_client.get("/guard").text
     assert 'id="session-warning"' in page
 
 
-def test_an_action_after_the_shift_ended_completes_after_signing_in_again(client, core, clock):
-    add_event(core, decision="deny", reasons=("fever",), temp_c=38.4)
-    csrf = login(client)
+def test_an_action_after_the_shift_ended_completes_after_signing_in_again(
+    guard_client, guard_core, clock
+):
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.4)
+    csrf = login(guard_client)
     clock.advance(8 * 3600 + 1)  # the shift is over
     response = browser_post(
-        client, "/guard/alarms/ack", csrf, key="event:1", resolution="sent_home"
+        guard_client, "/guard/alarms/ack", csrf, key="event:1", resolution="sent_home"
     )
     assert response.status_code == 303
     location = response.headers["location"]
     assert location.startswith("/guard/login?next=/guard&resume=")
-    assert not [a for a in core.store.audits() if a["action"] == "alarm_ack"]  # nothing done yet
-    signed_in = sign_in_again(client, location)
+    assert not [
+        a for a in guard_core.store.audits() if a["action"] == "alarm_ack"
+    ]  # nothing done yet
+    signed_in = sign_in_again(guard_client, location)
     assert signed_in.status_code == 200 and 'data-auto="1"' in signed_in.text
     form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', signed_in.text))
     assert form["key"] == "event:1" and form["resolution"] == "sent_home"
-    done = client.post(
+    done = guard_client.post(
         "/guard/alarms/ack",
         data={k: html.unescape(v) for k, v in form.items()},
         headers={"Origin": BASE},
         follow_redirects=False,
     )
     assert done.status_code == 303 and "err=" not in done.headers["location"]
-    [ack] = [a for a in core.store.audits() if a["action"] == "alarm_ack"]
+    [ack] = [a for a in guard_core.store.audits() if a["action"] == "alarm_ack"]
     assert ack["detail"]["resolution"] == "sent_home" and ack["actor"] == "alice"
 
 
-def test_a_cut_off_gate_opening_waits_for_the_guards_click(client, core, clock):
-    csrf = login(client)
+def test_a_cut_off_gate_opening_waits_for_the_guards_click(guard_client, guard_core, clock):
+    csrf = login(guard_client)
     clock.advance(8 * 3600 + 1)
     response = browser_post(
-        client, "/guard/manual", csrf, decision="pass", subject="none", reason="known"
+        guard_client, "/guard/manual", csrf, decision="pass", subject="none", reason="known"
     )
-    signed_in = sign_in_again(client, response.headers["location"])
+    signed_in = sign_in_again(guard_client, response.headers["location"])
     assert 'data-auto="0"' in signed_in.text and 'action="/guard/manual"' in signed_in.text
-    assert core.store.last_seq == 0
+    assert guard_core.store.last_seq == 0
 
 
-def test_a_forged_or_stale_resume_token_is_ignored(client, core, clock):
-    sessions = client.app.state.guard.auth.sessions
+def test_a_forged_or_stale_resume_token_is_ignored(guard_client, guard_core, clock):
+    sessions = guard_client.app.state.guard.auth.sessions
     token = sessions.resume_token("/guard/alarms/ack", [("key", "event:1")])
     assert sessions.read_resume(token) == ("/guard/alarms/ack", [("key", "event:1")])
     assert sessions.read_resume(token[:-2] + "xx") is None
@@ -104,22 +101,22 @@ def test_a_forged_or_stale_resume_token_is_ignored(client, core, clock):
     assert sessions.read_resume(sessions.resume_token("/guard/login", [])) is None
     clock.advance(601)
     assert sessions.read_resume(token) is None
-    page = client.get("/guard/login?resume=" + token).text
+    page = guard_client.get("/guard/login?resume=" + token).text
     assert 'name="resume"' not in page
 
 
-def test_the_live_stream_stops_when_the_shift_ends(core, clock):
+def test_the_live_stream_stops_when_the_shift_ends(guard_core, clock):
     import asyncio
 
     from test_ui_kiosk import _guard_app, read_sse
 
-    add_event(core)
-    app, cookie = _guard_app(core)
+    add_event(guard_core)
+    app, cookie = _guard_app(guard_core)
 
     def end_the_shift(events: list) -> None:
         if [name for name, _ in events] == ["row", "alarms"]:
             clock.advance(12 * 3600 + 1)  # _guard_app's sessions last the default 12 h
-            core.bus.publish({"type": "health", "faults": {}, "deciding": True})
+            guard_core.bus.publish({"type": "health", "faults": {}, "deciding": True})
 
     events = asyncio.run(
         read_sse(

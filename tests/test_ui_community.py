@@ -10,7 +10,7 @@ import openpyxl
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from test_ui_guard import ADMIN_PW, BASE, login, make_core, post
+from guard_support import ADMIN_PW, BASE, login, make_core, post
 
 from kiosk.clock import FakeClock
 from ui import guard, kiosk_screen

@@ -1,193 +1,40 @@
 """The guard console: pages, actions, masking, alarms, statistics, on the real core.
 
-``make_core`` (used by the other UI test files too) is ``checkpoint.app.build_core`` on a
-FakeClock with the default fake devices; guard accounts, the issuer key and the session key
-come from secrets as on a kiosk. The engine runner is not started: a request that makes the
-engine decide spawns the commit (and then the gate command) on the test client's loop, and
-``decided`` waits there for the decision the engine publishes once the event is committed.
-Nothing in these tests sleeps.
+The rig (``make_core``, ``decided``, ``login``, ...) is ``tests/guard_support.py``; the
+``guard_core`` and ``guard_client`` fixtures are in tests/conftest.py. Nothing in these tests
+sleeps.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import csv
 import io
 import json
 import re
-import shutil
-import tempfile
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
-
-from checkpoint.app import Core, build_core
-from kiosk.accounts import hash_password
-from kiosk.clock import FakeClock
-from kiosk.config import KioskConfig, parse_config
-from kiosk.devices import CodeRead, SensorFault
-from kiosk.passes import issue_pass, new_key_pair
-from kiosk.store import EventDraft
-
-# Cheap scrypt cost for tests only: verification reads the cost from the hash itself.
-GUARD_PW = "gate-guard-pw"
-ADMIN_PW = "office-admin-pw"
-_USERS = "\n".join(
-    [
-        "# test accounts",
-        f"alice:guard:{hash_password(GUARD_PW, n=2**10)}",
-        f"root:admin:{hash_password(ADMIN_PW, n=2**10)}",
-    ]
+from guard_support import (
+    ADMIN_PW,
+    BASE,
+    GUARD_PW,
+    WAIT_S,
+    add_event,
+    close_core,
+    decided,
+    gate_opening,
+    login,
+    make_app,
+    make_core,
+    nothing_recorded,
+    post,
+    settle_idle,
 )
-BASE = "http://kiosk.test"
-SESSION_KEY = b"k" * 32
-WAIT_S = 5.0  # an upper bound for a test to fail instead of hanging, never a sleep
 
-
-def make_core(
-    data_dir: Path,
-    clock: FakeClock,
-    monkeypatch: pytest.MonkeyPatch,
-    config: KioskConfig | None = None,
-) -> Core:
-    """``build_core`` as the daemon runs it, with this site's issuer key in the trust list."""
-    keys = Path(tempfile.mkdtemp(prefix="keys-", dir=data_dir.parent))
-    key_path, pub_path = new_key_pair(keys, "site")
-    (data_dir / "trust").mkdir(parents=True, exist_ok=True)
-    shutil.copy(pub_path, data_dir / "trust" / "site.pub")
-    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
-    monkeypatch.setenv("KIOSK_GUARD_USERS", _USERS)
-    monkeypatch.setenv("KIOSK_ISSUER_KEY_PATH", str(key_path))
-    monkeypatch.setenv("KIOSK_SESSION_KEY", "ui-test-session-key")
-    return build_core(config or KioskConfig(), data_dir, clock)
-
-
-def close_core(core: Core) -> None:
-    core.close()
-
-
-def make_app(core: Core) -> FastAPI:
-    from ui import guard, kiosk_screen
-
-    app = FastAPI()
-    kiosk_screen.install(app, core)
-    guard.install(app, core)
-    return app
-
-
-@contextmanager
-def decided(client: TestClient, core: Core) -> Iterator[list[dict]]:
-    """Around whatever makes the engine decide: then wait, on the client's loop (where the
-    runner commits), for the decision the engine publishes after the commit. Yields the list
-    the decision message is put in."""
-    sub = core.bus.subscribe(name="test")
-    seen: list[dict] = []
-
-    async def next_decision() -> dict:
-        async with asyncio.timeout(WAIT_S):
-            while (message := await sub.get()) is not None:
-                if message["type"] == "decision":
-                    return message
-        raise AssertionError("the bus closed before a decision")
-
-    try:
-        yield seen
-        seen.append(client.portal.call(next_decision))
-    finally:
-        sub.close()
-
-
-def settle_idle(client: TestClient, core: Core) -> None:
-    """Drive the (not started) runner's engine on the client's loop until it is idle: the
-    gate's close command completes on the relay's worker thread, and until then the same
-    code held up again is (rightly) the same person, not a new passage. The fake clock has
-    already been advanced past the hold; each tick lets the engine act on what came back."""
-    engine = core.runner.engine
-    sub = core.bus.subscribe(name="test-idle")
-
-    async def idle() -> None:
-        async with asyncio.timeout(WAIT_S):
-            while True:
-                engine.tick()
-                if engine.state == "idle" and not engine.gate_is_open:
-                    return
-                with contextlib.suppress(TimeoutError):
-                    # wakes on the engine's next message (the gate answered), else re-ticks
-                    await asyncio.wait_for(sub.get(), 0.05)
-
-    try:
-        client.portal.call(idle)
-    finally:
-        sub.close()
-
-
-@contextmanager
-def gate_opening(core: Core) -> Iterator[threading.Event]:
-    """An event set when the gate relay is commanded open (from the runner's gate thread)."""
-    opened = threading.Event()
-    core.devices.gate.on_command = lambda command: command.open_ and opened.set()
-    try:
-        yield opened
-    finally:
-        core.devices.gate.on_command = None
-
-
-def nothing_recorded(core: Core) -> bool:
-    """No event committed, and none on its way: the engine did not even start one."""
-    return core.store.last_seq == 0 and core.runner.engine.passage is None
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf-token" content="([^"]+)"', html)
-    assert match, "page has no CSRF token"
-    return match.group(1)
-
-
-def login(client: TestClient, name: str = "alice", password: str = GUARD_PW) -> str:
-    """Sign in through the form; returns the console's CSRF token."""
-    page = client.get("/guard/login")
-    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    response = client.post(
-        "/guard/login",
-        data={"name": name, "password": password, "csrf": token, "next": "/guard"},
-        headers={"Origin": BASE},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303, response.text
-    return csrf_of(client.get("/guard").text)
-
-
-def post(client: TestClient, path: str, csrf: str, **data: Any):
-    return client.post(
-        path, data={"csrf": csrf, **data}, headers={"Origin": BASE}, follow_redirects=False
-    )
-
-
-def add_event(core: Core, **fields: Any):
-    draft = {"direction": "in", "decision": "pass", "reasons": ("ok",)} | fields
-    return core.store.append(EventDraft(**draft))
-
-
-@pytest.fixture
-def core(data_dir, clock, monkeypatch):
-    c = make_core(data_dir, clock, monkeypatch)
-    yield c
-    close_core(c)
-
-
-@pytest.fixture
-def client(core):
-    with TestClient(make_app(core), base_url=BASE) as c:
-        yield c
-
+from kiosk.config import parse_config
+from kiosk.devices import CodeRead, SensorFault
+from kiosk.passes import issue_pass
 
 # --- access control ----------------------------------------------------------------------
 
@@ -219,24 +66,26 @@ ACTIONS = [
 ]
 
 
-def test_every_guard_page_redirects_to_login_without_a_session(client):
+def test_every_guard_page_redirects_to_login_without_a_session(guard_client):
     for path in PAGES:
-        response = client.get(path, follow_redirects=False)
+        response = guard_client.get(path, follow_redirects=False)
         assert response.status_code == 303, path
         assert response.headers["location"].startswith("/guard/login?next=/guard"), path
 
 
-def test_every_guard_action_answers_401_without_a_session(client, core):
+def test_every_guard_action_answers_401_without_a_session(guard_client, guard_core):
     for path in ACTIONS:
-        response = client.post(
+        response = guard_client.post(
             path, data={"reason": "x"}, headers={"Origin": BASE}, follow_redirects=False
         )
         assert response.status_code == 401, path
-    assert nothing_recorded(core)
+    assert nothing_recorded(guard_core)
 
 
-def test_a_browser_form_post_without_a_session_goes_to_login_and_does_nothing(client, core):
-    response = client.post(
+def test_a_browser_form_post_without_a_session_goes_to_login_and_does_nothing(
+    guard_client, guard_core
+):
+    response = guard_client.post(
         "/guard/manual",
         data={"decision": "pass", "reason": "x"},
         headers={"Origin": BASE, "Accept": "text/html,application/xhtml+xml"},
@@ -244,19 +93,19 @@ def test_a_browser_form_post_without_a_session_goes_to_login_and_does_nothing(cl
     )
     assert response.status_code == 303
     assert response.headers["location"].startswith("/guard/login")
-    assert nothing_recorded(core)
+    assert nothing_recorded(guard_core)
 
 
-def test_guard_feed_and_stream_answer_401_without_a_session(client):
-    assert client.get("/guard/api/feed").status_code == 401
-    assert client.get("/guard/api/health").status_code == 401
-    assert client.get("/guard/events").status_code == 401
+def test_guard_feed_and_stream_answer_401_without_a_session(guard_client):
+    assert guard_client.get("/guard/api/feed").status_code == 401
+    assert guard_client.get("/guard/api/health").status_code == 401
+    assert guard_client.get("/guard/events").status_code == 401
 
 
-def test_login_sets_an_httponly_samesite_strict_cookie_scoped_to_guard(client):
-    page = client.get("/guard/login")
+def test_login_sets_an_httponly_samesite_strict_cookie_scoped_to_guard(guard_client):
+    page = guard_client.get("/guard/login")
     token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    response = client.post(
+    response = guard_client.post(
         "/guard/login",
         data={"name": "alice", "password": GUARD_PW, "csrf": token},
         headers={"Origin": BASE},
@@ -268,31 +117,31 @@ def test_login_sets_an_httponly_samesite_strict_cookie_scoped_to_guard(client):
     assert "HttpOnly" in cookie
     assert "SameSite=strict" in cookie or "SameSite=Strict" in cookie
     assert "Path=/guard" in cookie
-    assert client.get("/guard").status_code == 200
+    assert guard_client.get("/guard").status_code == 200
 
 
-def test_wrong_password_is_refused_and_audited_without_the_password(client, core):
-    page = client.get("/guard/login")
+def test_wrong_password_is_refused_and_audited_without_the_password(guard_client, guard_core):
+    page = guard_client.get("/guard/login")
     token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    response = client.post(
+    response = guard_client.post(
         "/guard/login",
         data={"name": "alice", "password": "nope", "csrf": token},
         headers={"Origin": BASE},
     )
     assert response.status_code == 401
     assert "kiosk_session" not in response.headers.get("set-cookie", "")
-    audits = core.store.audits()
+    audits = guard_core.store.audits()
     assert audits[-1]["action"] == "guard_login_failed"
     assert "nope" not in json.dumps(audits)
 
 
-def test_login_rate_limit_blocks_an_address_until_the_minute_has_passed(client, core):
-    limit = core.config.web.login_attempts_per_min
-    page = client.get("/guard/login")
+def test_login_rate_limit_blocks_an_address_until_the_minute_has_passed(guard_client, guard_core):
+    limit = guard_core.config.web.login_attempts_per_min
+    page = guard_client.get("/guard/login")
     token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
 
     def attempt(password: str):
-        return client.post(
+        return guard_client.post(
             "/guard/login",
             data={"name": "alice", "password": password, "csrf": token},
             headers={"Origin": BASE},
@@ -304,81 +153,83 @@ def test_login_rate_limit_blocks_an_address_until_the_minute_has_passed(client, 
     blocked = attempt(GUARD_PW)  # even the right password waits
     assert blocked.status_code == 429
     assert int(blocked.headers["retry-after"]) >= 1
-    core.clock.advance(61)
+    guard_core.clock.advance(61)
     assert attempt(GUARD_PW).status_code == 303
 
 
-def test_cross_site_post_is_rejected_even_with_a_valid_session_and_token(client, core):
-    csrf = login(client)
-    response = client.post(
+def test_cross_site_post_is_rejected_even_with_a_valid_session_and_token(guard_client, guard_core):
+    csrf = login(guard_client)
+    response = guard_client.post(
         "/guard/manual",
         data={"csrf": csrf, "decision": "pass", "reason": "x"},
         headers={"Origin": "https://evil.example"},
         follow_redirects=False,
     )
     assert response.status_code == 403
-    response = client.post(
+    response = guard_client.post(
         "/guard/manual",
         data={"csrf": csrf, "decision": "pass", "reason": "x"},
         headers={"Referer": "https://evil.example/form"},
         follow_redirects=False,
     )
     assert response.status_code == 403
-    assert nothing_recorded(core)
+    assert nothing_recorded(guard_core)
 
 
-def test_state_change_without_the_csrf_token_is_rejected(client, core):
-    login(client)
-    response = client.post(
+def test_state_change_without_the_csrf_token_is_rejected(guard_client, guard_core):
+    login(guard_client)
+    response = guard_client.post(
         "/guard/manual",
         data={"decision": "pass", "reason": "x"},
         headers={"Origin": BASE},
         follow_redirects=False,
     )
     assert response.status_code == 403
-    response = post(client, "/guard/manual", "forged-token", decision="pass", reason="x")
+    response = post(guard_client, "/guard/manual", "forged-token", decision="pass", reason="x")
     assert response.status_code == 403
-    assert nothing_recorded(core)
+    assert nothing_recorded(guard_core)
 
 
-def test_logout_ends_the_session_even_for_a_copied_cookie(client):
-    csrf = login(client)
-    cookie = client.cookies.get("kiosk_session")
-    response = post(client, "/guard/logout", csrf)
+def test_logout_ends_the_session_even_for_a_copied_cookie(guard_client):
+    csrf = login(guard_client)
+    cookie = guard_client.cookies.get("kiosk_session")
+    response = post(guard_client, "/guard/logout", csrf)
     assert response.status_code == 303
-    client.cookies.set("kiosk_session", cookie, path="/guard")
-    assert client.get("/guard", follow_redirects=False).status_code == 303
+    guard_client.cookies.set("kiosk_session", cookie, path="/guard")
+    assert guard_client.get("/guard", follow_redirects=False).status_code == 303
 
 
-def test_a_session_survives_a_restart_when_the_session_key_secret_is_set(core, monkeypatch):
-    with TestClient(make_app(core), base_url=BASE) as before:
+def test_a_session_survives_a_restart_when_the_session_key_secret_is_set(guard_core, monkeypatch):
+    with TestClient(make_app(guard_core), base_url=BASE) as before:
         login(before)
         cookie = before.cookies.get("kiosk_session")
-    with TestClient(make_app(core), base_url=BASE) as restarted:  # a new router, same secret
+    with TestClient(make_app(guard_core), base_url=BASE) as restarted:  # a new router, same secret
         restarted.cookies.set("kiosk_session", cookie, path="/guard")
         assert restarted.get("/guard", follow_redirects=False).status_code == 200
     monkeypatch.delenv("KIOSK_SESSION_KEY")  # without it every start makes a random key
-    with TestClient(make_app(core), base_url=BASE) as keyless:
+    with TestClient(make_app(guard_core), base_url=BASE) as keyless:
         keyless.cookies.set("kiosk_session", cookie, path="/guard")
         assert keyless.get("/guard", follow_redirects=False).status_code == 303
 
 
-def test_login_next_parameter_never_leaves_the_guard_console(client):
-    page = client.get("/guard/login?next=https://evil.example/")
+def test_login_next_parameter_never_leaves_the_guard_console(guard_client):
+    page = guard_client.get("/guard/login?next=https://evil.example/")
     assert 'name="next" value="/guard"' in page.text
-    page = client.get("/guard/login?next=//evil.example/guard")
+    page = guard_client.get("/guard/login?next=//evil.example/guard")
     assert 'name="next" value="/guard"' in page.text
 
 
 # --- actions -----------------------------------------------------------------------------
 
 
-def test_manual_pass_with_reason_is_an_event_with_the_operator_and_is_audited(client, core):
-    csrf = login(client)
-    with gate_opening(core) as opened:
-        with decided(client, core):
+def test_manual_pass_with_reason_is_an_event_with_the_operator_and_is_audited(
+    guard_client, guard_core
+):
+    csrf = login(guard_client)
+    with gate_opening(guard_core) as opened:
+        with decided(guard_client, guard_core):
             response = post(
-                client,
+                guard_client,
                 "/guard/manual",
                 csrf,
                 decision="pass",
@@ -387,32 +238,38 @@ def test_manual_pass_with_reason_is_an_event_with_the_operator_and_is_audited(cl
             )
         assert opened.wait(WAIT_S)  # a manual pass opens the gate like any other
     assert response.status_code == 303
-    assert core.devices.gate.is_open
-    events = core.store.events()
+    assert guard_core.devices.gate.is_open
+    events = guard_core.store.events()
     assert len(events) == 1
     event = events[0]
     assert event["decision"] == "manual_pass"
     assert event["operator"] == "alice"
     assert event["reasons"] == ["guard_override"]
     assert event["person"]["note"] == "known resident"
-    assert any(a["action"] == "manual_pass" and a["actor"] == "alice" for a in core.store.audits())
+    assert any(
+        a["action"] == "manual_pass" and a["actor"] == "alice" for a in guard_core.store.audits()
+    )
 
 
-def test_manual_decision_without_a_reason_records_nothing_and_says_why(client, core):
-    csrf = login(client)
-    response = post(client, "/guard/manual", csrf, decision="pass", reason="  ", subject="none")
+def test_manual_decision_without_a_reason_records_nothing_and_says_why(guard_client, guard_core):
+    csrf = login(guard_client)
+    response = post(
+        guard_client, "/guard/manual", csrf, decision="pass", reason="  ", subject="none"
+    )
     assert response.status_code == 303
-    page = client.get(response.headers["location"])
+    page = guard_client.get(response.headers["location"])
     assert "Reason" in page.text or "原因" in page.text
     assert "flash err" in page.text
-    assert nothing_recorded(core)
+    assert nothing_recorded(guard_core)
 
 
-def test_registering_a_visitor_without_a_phone_records_a_registration_event(client, core):
-    csrf = login(client)
-    with decided(client, core):
+def test_registering_a_visitor_without_a_phone_records_a_registration_event(
+    guard_client, guard_core
+):
+    csrf = login(guard_client)
+    with decided(guard_client, guard_core):
         response = post(
-            client,
+            guard_client,
             "/guard/register/person",
             csrf,
             name="Wang Fang",
@@ -425,7 +282,7 @@ def test_registering_a_visitor_without_a_phone_records_a_registration_event(clie
             decision="pass",
         )
     assert response.status_code == 303
-    (event,) = core.store.events()
+    (event,) = guard_core.store.events()
     assert event["kind"] == "registration"
     assert event["decision"] == "manual_pass"
     assert event["person"]["name"] == "Wang Fang"
@@ -433,55 +290,45 @@ def test_registering_a_visitor_without_a_phone_records_a_registration_event(clie
     assert event["person"]["unit"] == "3-402"
     assert event["temp_c"] == 36.6  # the hand-measured temperature is the event's own
     assert "hand_temp_c" not in event["person"]
-    page = client.get("/guard/register").text
+    page = guard_client.get("/guard/register").text
     assert "36.6" in page and "Wang Fang" in page and "138****8000" in page
-    assert any(a["action"] == "register_person" for a in core.store.audits())
+    assert any(a["action"] == "register_person" for a in guard_core.store.audits())
 
 
-def test_hand_measured_fever_cannot_be_registered_as_a_pass(client, core):
-    csrf = login(client)
+#: A visitor's form, but for the temperature and the decision.
+LI_LEI = {"name": "Li Lei", "phone": "13900139000", "unit": "1-101", "reason": "delivery"}
+
+
+def test_hand_measured_fever_cannot_be_registered_as_a_pass(guard_client, guard_core):
+    csrf = login(guard_client)
     response = post(
-        client,
-        "/guard/register/person",
-        csrf,
-        name="Li Lei",
-        phone="13900139000",
-        unit="1-101",
-        reason="delivery",
-        temp_c="38.2",
-        decision="pass",
+        guard_client, "/guard/register/person", csrf, **LI_LEI, temp_c="38.2", decision="pass"
     )
     # The form comes back with what was typed and the button the message names.
     assert response.status_code == 400
     assert "38.2" in response.text and "flash err" in response.text
     assert 'value="Li Lei"' in response.text and 'value="delivery"' in response.text
     assert 'id="person-record-deny"' in response.text
-    assert nothing_recorded(core)
+    assert nothing_recorded(guard_core)
 
 
-def test_an_implausible_hand_measured_temperature_names_the_range_and_records_nothing(client, core):
-    csrf = login(client)
+def test_an_implausible_hand_measured_temperature_names_the_range_and_records_nothing(
+    guard_client, guard_core
+):
+    csrf = login(guard_client)
     response = post(
-        client,
-        "/guard/register/person",
-        csrf,
-        name="Li Lei",
-        phone="13900139000",
-        unit="1-101",
-        reason="delivery",
-        temp_c="3.66",
-        decision="deny",
+        guard_client, "/guard/register/person", csrf, **LI_LEI, temp_c="3.66", decision="deny"
     )
     page = response
     assert "flash err" in page.text and "34" in page.text and "43" in page.text
-    assert nothing_recorded(core)
+    assert nothing_recorded(guard_core)
 
 
-def test_registering_a_vehicle_records_plate_driver_and_occupants(client, core):
-    csrf = login(client)
-    with decided(client, core):
+def test_registering_a_vehicle_records_plate_driver_and_occupants(guard_client, guard_core):
+    csrf = login(guard_client)
+    with decided(guard_client, guard_core):
         post(
-            client,
+            guard_client,
             "/guard/register/vehicle",
             csrf,
             plate="京A12345",
@@ -494,7 +341,7 @@ def test_registering_a_vehicle_records_plate_driver_and_occupants(client, core):
             reason="moving furniture",
             decision="pass",
         )
-    (event,) = core.store.events()
+    (event,) = guard_core.store.events()
     assert event["kind"] == "vehicle"
     assert event["person"]["plate"] == "京A12345"
     assert event["person"]["driver"] == "Zhao Gang"
@@ -507,10 +354,10 @@ def test_registering_a_vehicle_records_plate_driver_and_occupants(client, core):
     assert event["temp_c"] == 36.9  # the hottest occupant's
 
 
-def test_bad_vehicle_input_records_nothing(client, core):
-    csrf = login(client)
+def test_bad_vehicle_input_records_nothing(guard_client, guard_core):
+    csrf = login(guard_client)
     response = post(
-        client,
+        guard_client,
         "/guard/register/vehicle",
         csrf,
         plate="",
@@ -520,7 +367,7 @@ def test_bad_vehicle_input_records_nothing(client, core):
     )
     assert response.status_code == 400 and "flash err" in response.text
     response = post(
-        client,
+        guard_client,
         "/guard/register/vehicle",
         csrf,
         plate="A1",
@@ -531,19 +378,19 @@ def test_bad_vehicle_input_records_nothing(client, core):
         reason="x",
     )
     assert response.status_code == 400 and 'value="warm"' in response.text
-    assert nothing_recorded(core)
+    assert nothing_recorded(guard_core)
 
 
-def test_guard_sees_phone_and_id_masked_while_admin_sees_them(core):
+def test_guard_sees_phone_and_id_masked_while_admin_sees_them(guard_core):
     add_event(
-        core,
+        guard_core,
         decision="manual_pass",
         reasons=("guard_override",),
         operator="alice",
         kind="registration",
         person={"name": "Wang Fang", "phone": "13800138000", "id_number": "110101199003071234"},
     )
-    with TestClient(make_app(core), base_url=BASE) as guard_client:
+    with TestClient(make_app(guard_core), base_url=BASE) as guard_client:
         login(guard_client)
         page = guard_client.get("/guard").text
         assert "Wang Fang" in page
@@ -551,23 +398,23 @@ def test_guard_sees_phone_and_id_masked_while_admin_sees_them(core):
         assert "110101199003071234" not in page
         feed = guard_client.get("/guard/api/feed").json()
         assert "13800138000" not in json.dumps(feed)
-    with TestClient(make_app(core), base_url=BASE) as admin_client:
+    with TestClient(make_app(guard_core), base_url=BASE) as admin_client:
         login(admin_client, "root", ADMIN_PW)
         page = admin_client.get("/guard").text
         assert "13800138000" in page
 
 
-def test_csv_export_of_a_day_masks_phone_numbers_for_a_guard(client, core):
+def test_csv_export_of_a_day_masks_phone_numbers_for_a_guard(guard_client, guard_core):
     add_event(
-        core,
+        guard_core,
         decision="manual_pass",
         reasons=("guard_override",),
         kind="registration",
         person={"name": "=cmd|calc", "phone": "13800138000"},
     )
-    add_event(core, decision="deny", reasons=("fever",), temp_c=38.1)
-    login(client)
-    response = client.get("/guard/export.csv?day=2026-03-02")
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.1)
+    login(guard_client)
+    response = guard_client.get("/guard/export.csv?day=2026-03-02")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     assert response.text.startswith("\ufeff")  # Excel opens UTF-8 with a BOM
@@ -576,62 +423,62 @@ def test_csv_export_of_a_day_masks_phone_numbers_for_a_guard(client, core):
     assert "13800138000" not in response.text and rows[0]["电话"] == "138****8000"
     assert rows[0]["姓名"] == "'=cmd|calc"  # never a formula
     assert rows[1]["体温（°C）"] == "38.1" and rows[1]["原因"] == "体温偏高"
-    assert any(a["action"] == "export_csv" for a in core.store.audits())
+    assert any(a["action"] == "export_csv" for a in guard_core.store.audits())
 
 
-def test_export_of_a_malformed_day_is_a_clear_400(client):
-    login(client)
-    response = client.get("/guard/export.csv?day=yesterday")
+def test_export_of_a_malformed_day_is_a_clear_400(guard_client):
+    login(guard_client)
+    response = guard_client.get("/guard/export.csv?day=yesterday")
     assert response.status_code == 400
 
 
 # --- alarms ------------------------------------------------------------------------------
 
 
-def test_fever_raises_an_alarm_that_stays_until_a_guard_acknowledges_it(client, core):
-    add_event(core, decision="deny", reasons=("fever",), temp_c=38.4)
-    csrf = login(client)
-    page = client.get("/guard").text
+def test_fever_raises_an_alarm_that_stays_until_a_guard_acknowledges_it(guard_client, guard_core):
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.4)
+    csrf = login(guard_client)
+    page = guard_client.get("/guard").text
     assert 'class="alarm kind-fever"' in page
     key = re.search(r'name="key" value="(event:\d+)"', page).group(1)
-    assert client.get("/guard").text.count('class="alarm kind-fever"') == 1
-    response = post(client, "/guard/alarms/ack", csrf, key=key)
+    assert guard_client.get("/guard").text.count('class="alarm kind-fever"') == 1
+    response = post(guard_client, "/guard/alarms/ack", csrf, key=key)
     assert response.status_code == 303
-    assert 'class="alarm kind-fever"' not in client.get("/guard").text
-    acks = [a for a in core.store.audits() if a["action"] == "alarm_ack"]
+    assert 'class="alarm kind-fever"' not in guard_client.get("/guard").text
+    acks = [a for a in guard_core.store.audits() if a["action"] == "alarm_ack"]
     assert acks and acks[0]["actor"] == "alice" and acks[0]["detail"]["alarm"] == "fever"
 
 
-def test_an_acknowledged_alarm_stays_acknowledged_after_a_restart(core):
-    add_event(core, decision="deny", reasons=("fever",), temp_c=38.4)
-    with TestClient(make_app(core), base_url=BASE) as client:
-        csrf = login(client)
-        post(client, "/guard/alarms/ack", csrf, key="event:1")
-    with TestClient(make_app(core), base_url=BASE) as restarted:  # a fresh router: new board
+def test_an_acknowledged_alarm_stays_acknowledged_after_a_restart(guard_core):
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.4)
+    with TestClient(make_app(guard_core), base_url=BASE) as guard_client:
+        csrf = login(guard_client)
+        post(guard_client, "/guard/alarms/ack", csrf, key="event:1")
+    with TestClient(make_app(guard_core), base_url=BASE) as restarted:  # a fresh router: new board
         login(restarted)
         assert 'class="alarm kind-fever"' not in restarted.get("/guard").text
 
 
-def test_forged_pass_and_quarantine_breach_are_alarms_too(client, core):
-    add_event(core, decision="deny", reasons=("pass_bad_signature",))
-    add_event(core, decision="deny", reasons=("quarantined",), direction="out")
-    add_event(core, decision="deny", reasons=("pass_expired",))  # not an alarm
-    login(client)
-    page = client.get("/guard").text
+def test_forged_pass_and_quarantine_breach_are_alarms_too(guard_client, guard_core):
+    add_event(guard_core, decision="deny", reasons=("pass_bad_signature",))
+    add_event(guard_core, decision="deny", reasons=("quarantined",), direction="out")
+    add_event(guard_core, decision="deny", reasons=("pass_expired",))  # not an alarm
+    login(guard_client)
+    page = guard_client.get("/guard").text
     assert 'class="alarm kind-forged"' in page
     assert 'class="alarm kind-quarantine"' in page
     assert page.count('<div class="alarm ') == 2
 
 
-def test_a_faulty_device_shows_a_standing_alarm(client, core):
-    thermometer = core.devices.thermometer
+def test_a_faulty_device_shows_a_standing_alarm(guard_client, guard_core):
+    thermometer = guard_core.devices.thermometer
     thermometer.emulator.inject("bad_pec")  # every answer of the chip fails its checksum
     with pytest.raises(SensorFault):
         thermometer.read()
-    login(client)
-    page = client.get("/guard").text
+    login(guard_client)
+    page = guard_client.get("/guard").text
     assert 'class="alarm kind-device"' in page
-    health = client.get("/guard/health").text
+    health = guard_client.get("/guard/health").text
     assert "PEC mismatch" in health
 
 
@@ -655,19 +502,21 @@ def test_device_alarm_from_the_bus_stays_until_acknowledged_even_after_the_fault
     assert board.add(alarm_from_message({"type": "alarm", "alarm": "sensor_fault"}, "t3"))
 
 
-def test_acknowledging_an_unknown_alarm_says_so(client):
-    csrf = login(client)
-    response = post(client, "/guard/alarms/ack", csrf, key="event:999")
+def test_acknowledging_an_unknown_alarm_says_so(guard_client):
+    csrf = login(guard_client)
+    response = post(guard_client, "/guard/alarms/ack", csrf, key="event:999")
     assert "err=" in response.headers["location"]
 
 
 # --- passes, lists ------------------------------------------------------------------------
 
 
-def test_issued_pass_card_is_shown_for_printing_and_verifies_against_the_trust_list(client, core):
-    csrf = login(client)
+def test_issued_pass_card_is_shown_for_printing_and_verifies_against_the_trust_list(
+    guard_client, guard_core
+):
+    csrf = login(guard_client)
     response = post(
-        client,
+        guard_client,
         "/guard/passes",
         csrf,
         household="7-301",
@@ -680,51 +529,53 @@ def test_issued_pass_card_is_shown_for_printing_and_verifies_against_the_trust_l
     assert "<svg" in response.text
     pass_id = re.search(r"<code>([0-9a-f]{12})</code>", response.text).group(1)
     payload = re.search(r'data-payload="([^"]+)"', response.text).group(1)
-    verified = core.trust.verify(payload.replace("&#43;", "+").replace("&amp;", "&"))
+    verified = guard_core.trust.verify(payload.replace("&#43;", "+").replace("&amp;", "&"))
     assert (verified.pass_id, verified.holder, verified.role) == (pass_id, "Chen Jing", "visitor")
-    issued = [a for a in core.store.audits() if a["action"] == "pass_issued"]
+    issued = [a for a in guard_core.store.audits() if a["action"] == "pass_issued"]
     assert issued[0]["detail"]["pass_id"] == pass_id
 
 
-def test_a_pass_that_cannot_be_issued_says_why_and_records_nothing(client, core):
-    csrf = login(client)
+def test_a_pass_that_cannot_be_issued_says_why_and_records_nothing(guard_client, guard_core):
+    csrf = login(guard_client)
     # Within the form's limits, but too many bytes for a QR pass: kiosk.passes refuses.
     too_big = {"household": "一" * 40, "holder": "二" * 60, "days": "1"}
-    response = post(client, "/guard/passes", csrf, **too_big)
+    response = post(guard_client, "/guard/passes", csrf, **too_big)
     assert "err=" in response.headers["location"]
-    response = post(client, "/guard/passes", csrf, household="7-301", holder="A", days="9999")
+    response = post(guard_client, "/guard/passes", csrf, household="7-301", holder="A", days="9999")
     assert "err=" in response.headers["location"]
-    assert not [a for a in core.store.audits() if a["action"] == "pass_issued"]
+    assert not [a for a in guard_core.store.audits() if a["action"] == "pass_issued"]
 
 
-def test_issue_pass_without_a_key_is_refused(client, core):
-    core.issuer_key = None
-    csrf = login(client)
-    assert "pass.no_key" not in client.get("/guard/passes").text
-    response = post(client, "/guard/passes", csrf, household="7-301", holder="A", days="1")
+def test_issue_pass_without_a_key_is_refused(guard_client, guard_core):
+    guard_core.issuer_key = None
+    csrf = login(guard_client)
+    assert "pass.no_key" not in guard_client.get("/guard/passes").text
+    response = post(guard_client, "/guard/passes", csrf, household="7-301", holder="A", days="1")
     assert "err=" in response.headers["location"]
 
 
 def test_quarantine_added_by_a_guard_is_recorded_with_who_and_the_next_scan_obeys_it(
     data_dir, clock, monkeypatch
 ):
-    core = make_core(data_dir, clock, monkeypatch, parse_config({"policy": {"mode": "pass_only"}}))
-    engine = core.runner.engine
-    text, _pass = issue_pass(core.issuer_key, "5-202", "Sun Li", days=30, now=clock.now())
+    guard_core = make_core(
+        data_dir, clock, monkeypatch, parse_config({"policy": {"mode": "pass_only"}})
+    )
+    engine = guard_core.runner.engine
+    text, _pass = issue_pass(guard_core.issuer_key, "5-202", "Sun Li", days=30, now=clock.now())
 
     def scan_going_out() -> None:  # on the loop, as the runner delivers a reader's code
         engine.on_code(CodeRead(text, "test", clock.monotonic_ns()), "out")
 
     try:
-        with TestClient(make_app(core), base_url=BASE) as client:
-            with decided(client, core):
-                client.portal.call(scan_going_out)
-            assert core.store.events()[-1]["decision"] == "pass"
+        with TestClient(make_app(guard_core), base_url=BASE) as guard_client:
+            with decided(guard_client, guard_core):
+                guard_client.portal.call(scan_going_out)
+            assert guard_core.store.events()[-1]["decision"] == "pass"
             clock.advance(10)
-            client.portal.call(engine.tick)
-            csrf = login(client)
+            guard_client.portal.call(engine.tick)
+            csrf = login(guard_client)
             response = post(
-                client,
+                guard_client,
                 "/guard/lists/quarantine/add",
                 csrf,
                 household="5-202",
@@ -733,117 +584,139 @@ def test_quarantine_added_by_a_guard_is_recorded_with_who_and_the_next_scan_obey
                 note="returned from abroad",
             )
             assert response.status_code == 303 and "err=" not in response.headers["location"]
-            page = client.get("/guard/lists").text
+            page = guard_client.get("/guard/lists").text
             assert "5-202" in page and "alice" in page and "returned from abroad" in page
             clock.advance(200)
-            client.portal.call(engine.tick)
-            settle_idle(client, core)
-            with decided(client, core) as seen:
-                client.portal.call(scan_going_out)
-        last = core.store.events()[-1]
+            guard_client.portal.call(engine.tick)
+            settle_idle(guard_client, guard_core)
+            with decided(guard_client, guard_core) as seen:
+                guard_client.portal.call(scan_going_out)
+        last = guard_core.store.events()[-1]
         assert last["seq"] == seen[0]["seq"] == 2
         assert last["decision"] == "deny"
         assert "quarantined" in last["reasons"]
         assert any(
             a["action"] == "lists.quarantine_add" and a["actor"] == "alice"
-            for a in core.store.audits()
+            for a in guard_core.store.audits()
         )
     finally:
-        close_core(core)
+        close_core(guard_core)
 
 
-def test_bad_list_input_is_refused_with_the_reason(client, core):
-    csrf = login(client)
-    response = post(client, "/guard/lists/quarantine/add", csrf, household="5-202", until="soon")
+def test_bad_list_input_is_refused_with_the_reason(guard_client, guard_core):
+    csrf = login(guard_client)
+    response = post(
+        guard_client, "/guard/lists/quarantine/add", csrf, household="5-202", until="soon"
+    )
     assert "err=" in response.headers["location"]
-    response = post(client, "/guard/lists/revocations/add", csrf, pass_id="not-hex", confirm="yes")
+    response = post(
+        guard_client, "/guard/lists/revocations/add", csrf, pass_id="not-hex", confirm="yes"
+    )
     assert "err=" in response.headers["location"]
-    assert core.lists.current.counts() == {"revocations": 0, "quarantine": 0, "households": 0}
+    assert guard_core.lists.current.counts() == {"revocations": 0, "quarantine": 0, "households": 0}
 
 
-def test_revocation_and_household_edits_reach_the_lists(client, core):
-    csrf = login(client)
+def test_revocation_and_household_edits_reach_the_lists(guard_client, guard_core):
+    csrf = login(guard_client)
     yes = {"confirm": "yes"}  # destructive edits take a confirmation step (issue 17)
-    post(client, "/guard/lists/revocations/add", csrf, pass_id="0123456789ab", note="lost", **yes)
-    post(client, "/guard/lists/households/add", csrf, household="9-909", residents="3")
-    assert core.lists.current.is_revoked("0123456789ab")
-    assert "9-909" in core.lists.current.households
-    post(client, "/guard/lists/revocations/remove", csrf, pass_id="0123456789ab", **yes)
-    assert not core.lists.current.is_revoked("0123456789ab")
+    post(
+        guard_client,
+        "/guard/lists/revocations/add",
+        csrf,
+        pass_id="0123456789ab",
+        note="lost",
+        **yes,
+    )
+    post(guard_client, "/guard/lists/households/add", csrf, household="9-909", residents="3")
+    assert guard_core.lists.current.is_revoked("0123456789ab")
+    assert "9-909" in guard_core.lists.current.households
+    post(guard_client, "/guard/lists/revocations/remove", csrf, pass_id="0123456789ab", **yes)
+    assert not guard_core.lists.current.is_revoked("0123456789ab")
 
 
 # --- statistics, health, calibration -------------------------------------------------------
 
 
-def test_statistics_page_draws_its_charts_from_the_daily_report(client, core):
-    add_event(core, decision="pass", temp_c=36.5, direction="out", household="1-101")
-    core.clock.advance(3600)
-    add_event(core, decision="deny", reasons=("fever",), temp_c=38.0)
-    add_event(core, decision="deny", reasons=("pass_expired",), temp_c=36.7)
-    add_event(core, decision="manual_pass", reasons=("guard_override",), operator="alice")
-    login(client)
-    page = client.get("/guard/stats?day=2026-03-02&lang=en").text
+def test_statistics_page_draws_its_charts_from_the_daily_report(guard_client, guard_core):
+    add_event(guard_core, decision="pass", temp_c=36.5, direction="out", household="1-101")
+    guard_core.clock.advance(3600)
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.0)
+    add_event(guard_core, decision="deny", reasons=("pass_expired",), temp_c=36.7)
+    add_event(guard_core, decision="manual_pass", reasons=("guard_override",), operator="alice")
+    login(guard_client)
+    page = guard_client.get("/guard/stats?day=2026-03-02&lang=en").text
     assert page.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart') == 4
     assert "Flow per hour" in page and "Temperature distribution" in page
     assert "Pass has expired" in page
     kpis = re.findall(r'<div class="v">(\d+)</div>', page)
     assert kpis[:4] == ["4", "2", "2", "1"]  # total, passes, denies, fevers
     assert "Decided by the guard" not in page  # an override is not a reason for a deny
-    other_day = client.get("/guard/stats?day=2026-02-01&lang=en").text
+    other_day = guard_client.get("/guard/stats?day=2026-02-01&lang=en").text
     assert "No data for this day" in other_day
 
 
-def test_health_page_names_thermometer_readers_gate_store_clock_last_event_and_disk(client, core):
-    add_event(core)
-    login(client)
-    page = client.get("/guard/health?lang=en").text
+def test_health_page_names_thermometer_readers_gate_store_clock_last_event_and_disk(
+    guard_client, guard_core
+):
+    add_event(guard_core)
+    login(guard_client)
+    page = guard_client.get("/guard/health?lang=en").text
     for word in ("thermometer", "code reader (camera)", "gate", "event store", "clock"):
         assert word in page
     assert "last event" in page and "2026-03-02 16:30:00" in page  # in the site's time zone
     assert re.search(r"\d+ MB free", page)
 
 
-def test_calibration_entry_records_a_clinical_pair_in_the_calibration_file(client, core):
+def test_calibration_entry_records_a_clinical_pair_in_the_calibration_file(
+    guard_client, guard_core
+):
     from kiosk.calibration import Calibration, default_path
 
-    csrf = login(client)
+    csrf = login(guard_client)
     response = post(
-        client, "/guard/calibration", csrf, clinical_c="36.8", object_c="34.9", ambient_c="24.0"
+        guard_client,
+        "/guard/calibration",
+        csrf,
+        clinical_c="36.8",
+        object_c="34.9",
+        ambient_c="24.0",
     )
     assert response.status_code == 303 and "err=" not in response.headers["location"]
-    cal = Calibration.load(default_path(core.data_dir))
+    cal = Calibration.load(default_path(guard_core.data_dir))
     assert [p.clinical_c for p in cal.points] == [36.8]
     assert cal.points[0].source == "guard"
-    bad = post(client, "/guard/calibration", csrf, clinical_c="99", object_c="34", ambient_c="20")
+    bad = post(
+        guard_client, "/guard/calibration", csrf, clinical_c="99", object_c="34", ambient_c="20"
+    )
     assert "err=" in bad.headers["location"]
-    assert len(Calibration.load(default_path(core.data_dir)).points) == 1
+    assert len(Calibration.load(default_path(guard_core.data_dir)).points) == 1
 
 
-def test_console_speaks_the_chosen_language_and_remembers_it(client):
-    login(client)
-    assert "Guard console" in client.get("/guard?lang=en").text
-    assert "Guard console" in client.get("/guard").text  # remembered by cookie
-    assert "保安控制台" in client.get("/guard?lang=zh-CN").text
+def test_console_speaks_the_chosen_language_and_remembers_it(guard_client):
+    login(guard_client)
+    assert "Guard console" in guard_client.get("/guard?lang=en").text
+    assert "Guard console" in guard_client.get("/guard").text  # remembered by cookie
+    assert "保安控制台" in guard_client.get("/guard?lang=zh-CN").text
 
 
-def test_pages_forbid_framing_and_inline_scripts(client):
-    login(client)
-    csp = client.get("/guard").headers["content-security-policy"]
+def test_pages_forbid_framing_and_inline_scripts(guard_client):
+    login(guard_client)
+    csp = guard_client.get("/guard").headers["content-security-policy"]
     assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
 
 
-def test_feed_returns_rows_after_a_seq_newest_first(client, core):
+def test_feed_returns_rows_after_a_seq_newest_first(guard_client, guard_core):
     for _ in range(3):
-        add_event(core)
-    login(client)
-    rows = client.get("/guard/api/feed?after=1").json()["rows"]
+        add_event(guard_core)
+    login(guard_client)
+    rows = guard_client.get("/guard/api/feed?after=1").json()["rows"]
     assert [r["seq"] for r in rows] == [3, 2]
 
 
-def test_alarm_lookback_ignores_alarms_from_long_ago(core):
-    add_event(core, decision="deny", reasons=("fever",), temp_c=38.0)
-    core.clock.advance(timedelta(hours=13).total_seconds())
-    add_event(core, decision="pass")
-    with TestClient(make_app(core), base_url=BASE) as client:
-        login(client)
-        assert 'class="alarm kind-fever"' not in client.get("/guard").text
+def test_alarm_lookback_ignores_alarms_from_long_ago(guard_core):
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.0)
+    guard_core.clock.advance(timedelta(hours=13).total_seconds())
+    add_event(guard_core, decision="pass")
+    with TestClient(make_app(guard_core), base_url=BASE) as guard_client:
+        login(guard_client)
+        assert 'class="alarm kind-fever"' not in guard_client.get("/guard").text

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient as _TestClient
+from guard_support import BASE, SESSION_KEY, WAIT_S, add_event, close_core, make_core
 from test_engine import Rig
-from test_ui_guard import BASE, SESSION_KEY, WAIT_S, add_event, close_core, make_core
 
 from kiosk.accounts import Account
 from kiosk.config import parse_config

@@ -28,7 +28,8 @@ __all__ = ["ConfigError", "KioskConfig", "check_paths", "load_config", "parse_co
 
 
 class KioskConfig(Section):
-    site: SiteConfig = Field(default_factory=SiteConfig, description="Identity and language.")
+    site: SiteConfig = Field(default_factory=SiteConfig)
+    """Identity and language."""
     thermometer: ThermometerSection = Field(default_factory=ThermometerSection)
     readers: ReadersSection = Field(default_factory=ReadersSection)
     gate: GateSection = Field(default_factory=GateSection)
@@ -36,10 +37,8 @@ class KioskConfig(Section):
     engine: EngineSection = Field(default_factory=EngineSection)
     store: StoreSection = Field(default_factory=StoreSection)
     web: WebSection = Field(default_factory=WebSection)
-    fleet: FleetSection = Field(
-        default_factory=FleetSection,
-        description="The office's signed list bundle, fetched on a schedule (docs/fleet.md).",
-    )
+    fleet: FleetSection = Field(default_factory=FleetSection)
+    """The office's signed list bundle, fetched on a schedule (docs/fleet.md)."""
 
     @model_validator(mode="after")
     def _lanes_named(self) -> KioskConfig:

@@ -8,47 +8,24 @@ from ._base import Section
 
 
 class EngineSection(Section):
-    order: Literal["code_first", "temperature_first"] = Field(
-        "code_first", description="Which check the kiosk asks for first."
-    )
-    code_timeout_s: float = Field(
-        10.0, gt=0, le=120, description="After a temperature, how long to wait for a code."
-    )
-    result_hold_s: float = Field(
-        4.0, gt=0, le=60, description="How long a result stays on the kiosk screen."
-    )
-    device_deadline_ms: int = Field(
-        500, ge=10, le=10000, description="A blocking device call longer than this is a fault."
-    )
-    store_deadline_ms: int = Field(
-        3000,
-        ge=50,
-        le=30000,
-        description=(
-            "An event commit longer than this is a store fault (a dying SD card can stall"
-            " fsync for seconds; the gate never opens on an unconfirmed commit)."
-        ),
-    )
-    tick_ms: int = Field(
-        50, ge=5, le=1000, description="How often the runner checks step timeouts and the pulse."
-    )
-    idle_probe_s: float = Field(
-        1.0,
-        gt=0,
-        le=60,
-        description="Idle device probe interval: how fast a fault, and a recovery, is noticed.",
-    )
-    backlog_max: int = Field(
-        1000,
-        ge=1,
-        le=100000,
-        description="Decisions held in memory while the store is failing, retried on recovery.",
-    )
-    cpu: Literal["auto", "off"] | Annotated[int, Field(ge=0, le=1023, strict=True)] = Field(
-        "auto",
-        description=(
-            "CPU placement (checkpoint.cpu): 'auto' keeps background helpers (log export) on the"
-            " lowest-numbered CPU and the daemon on the others, when there are two or more;"
-            " 'off' pins nothing; a number pins the daemon to that CPU alone."
-        ),
-    )
+    order: Literal["code_first", "temperature_first"] = "code_first"
+    """Which check the kiosk asks for first."""
+    code_timeout_s: float = Field(10.0, gt=0, le=120)
+    """After a temperature, how long to wait for a code."""
+    result_hold_s: float = Field(4.0, gt=0, le=60)
+    """How long a result stays on the kiosk screen."""
+    device_deadline_ms: int = Field(500, ge=10, le=10000)
+    """A blocking device call longer than this is a fault."""
+    store_deadline_ms: int = Field(3000, ge=50, le=30000)
+    """An event commit longer than this is a store fault (a dying SD card can stall fsync for
+    seconds; the gate never opens on an unconfirmed commit)."""
+    tick_ms: int = Field(50, ge=5, le=1000)
+    """How often the runner checks step timeouts and the pulse."""
+    idle_probe_s: float = Field(1.0, gt=0, le=60)
+    """Idle device probe interval: how fast a fault, and a recovery, is noticed."""
+    backlog_max: int = Field(1000, ge=1, le=100000)
+    """Decisions held in memory while the store is failing, retried on recovery."""
+    cpu: Literal["auto", "off"] | Annotated[int, Field(ge=0, le=1023, strict=True)] = "auto"
+    """CPU placement (checkpoint.cpu): 'auto' keeps background helpers (log export) on the
+    lowest-numbered CPU and the daemon on the others, when there are two or more; 'off' pins
+    nothing; a number pins the daemon to that CPU alone."""

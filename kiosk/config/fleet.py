@@ -21,11 +21,10 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from ._base import Section
+from ._base import EnvName, Host, Port, Section
 
 __all__ = ["CollectorConfig", "FleetSection", "KioskSource", "load_collector_config"]
 
-_ENV_NAME = r"^[A-Z_][A-Z0-9_]{0,127}$"
 
 
 def normalise_url(url: str) -> str:
@@ -45,26 +44,16 @@ def _http_url(value: str) -> str:
 class KioskSource(Section):
     """One kiosk to pull."""
 
-    url: str = Field(
-        min_length=8,
-        max_length=500,
-        description="The kiosk's base URL, e.g. `http://gate-1.lan:8000` (no query).",
-    )
-    name: str | None = Field(
-        None,
-        min_length=1,
-        max_length=64,
-        description="A label for the status page (default: the kiosk id it reports).",
-    )
-    token_env: str | None = Field(
-        None,
-        pattern=_ENV_NAME,
-        description="Environment variable holding this kiosk's `logs:read` bearer token.",
-    )
-    token_file: Path | None = Field(
-        None,
-        description="File holding the token (e.g. `$CREDENTIALS_DIRECTORY/gate-1`); one line.",
-    )
+    url: str = Field(min_length=8, max_length=500)
+    """The kiosk's base URL, e.g. `http://gate-1.lan:8000` (no query)."""
+    name: str | None = Field(None, min_length=1, max_length=64)
+    """A label for the status page (default: the kiosk id it reports)."""
+    token_env: EnvName | None = None
+    """Environment variable holding this kiosk's bearer token (scopes `logs:read` for the pull and
+    `stats:read` for its daily ledger counts; without `stats:read` the gate is reported missing
+    from the district's ledger figures)."""
+    token_file: Path | None = None
+    """File holding the token (e.g. `$CREDENTIALS_DIRECTORY/gate-1`); one line."""
 
     @field_validator("url")
     @classmethod
@@ -97,42 +86,29 @@ class KioskSource(Section):
 class CollectorConfig(Section):
     """``kiosk collect --config FILE``."""
 
-    kiosks: Annotated[list[KioskSource], Field(min_length=1, max_length=500)] = Field(
-        description="The kiosks to pull (`[[kiosks]]` tables)."
-    )
-    database_dsn_env: str = Field(
-        "KIOSK_FLEET_DSN",
-        pattern=_ENV_NAME,
-        description="Environment variable with the PostgreSQL DSN (`postgresql://...`).",
-    )
-    poll_interval_s: float = Field(
-        10.0, ge=0.2, le=3600, description="Pause between two pulls of the same kiosk."
-    )
-    error_backoff_max_s: float = Field(
-        300.0,
-        ge=1,
-        le=3600,
-        description="Longest pause after repeated failures (doubles from poll_interval_s).",
-    )
-    max_concurrent: int = Field(
-        8, ge=1, le=64, description="Kiosks pulled at the same time (database connections)."
-    )
-    page_size: int = Field(5000, ge=1, le=10000, description="Events per request.")
-    retries: int = Field(
-        3, ge=1, le=100, description="Tries per request within one pull before it fails."
-    )
-    timeout_s: float = Field(30.0, ge=1, le=600, description="HTTP timeout per request.")
-    status_host: str = Field(
-        "127.0.0.1", max_length=255, description="Address of the status page and /metrics."
-    )
-    status_port: int = Field(
-        9110, ge=0, le=65535, description="Port of the status page (0: any free port)."
-    )
-    lists_bundle_file: Path | None = Field(
-        None,
-        description="Signed list bundle (`kiosk fleet publish --out`) served to the kiosks"
-        " at `/lists/bundle`; none: not served.",
-    )
+    kiosks: Annotated[list[KioskSource], Field(min_length=1, max_length=500)]
+    """The kiosks to pull (`[[kiosks]]` tables)."""
+    database_dsn_env: EnvName = "KIOSK_FLEET_DSN"
+    """Environment variable with the PostgreSQL DSN (`postgresql://...`)."""
+    poll_interval_s: float = Field(10.0, ge=0.2, le=3600)
+    """Pause between two pulls of the same kiosk."""
+    error_backoff_max_s: float = Field(300.0, ge=1, le=3600)
+    """Longest pause after repeated failures (doubles from poll_interval_s)."""
+    max_concurrent: int = Field(8, ge=1, le=64)
+    """Kiosks pulled at the same time (database connections)."""
+    page_size: int = Field(5000, ge=1, le=10000)
+    """Events per request."""
+    retries: int = Field(3, ge=1, le=100)
+    """Tries per request within one pull before it fails."""
+    timeout_s: float = Field(30.0, ge=1, le=600)
+    """HTTP timeout per request."""
+    status_host: Host = "127.0.0.1"
+    """Address of the status page and /metrics."""
+    status_port: Port = 9110
+    """Port of the status page (0: any free port)."""
+    lists_bundle_file: Path | None = None
+    """Signed list bundle (`kiosk fleet publish --out`) served to the kiosks at `/lists/bundle`;
+    none: not served."""
 
     @model_validator(mode="after")
     def _unique_urls(self) -> CollectorConfig:
@@ -155,21 +131,15 @@ class CollectorConfig(Section):
 class FleetSection(Section):
     """Kiosk side: ``[fleet]`` — the office's list bundle, fetched on a schedule."""
 
-    lists_url: str | None = Field(
-        None,
-        max_length=500,
-        description="URL of the office's signed list bundle (the collector serves"
-        " `/lists/bundle`); none: lists are kept by hand and CSV only.",
-    )
-    lists_poll_s: float = Field(
-        300.0, ge=5, le=86400, description="How often to ask for a newer bundle."
-    )
-    lists_timeout_s: float = Field(20.0, ge=1, le=300, description="HTTP timeout per fetch.")
-    lists_token_env: str | None = Field(
-        None,
-        pattern=_ENV_NAME,
-        description="Environment variable with a bearer token if the URL needs one.",
-    )
+    lists_url: str | None = Field(None, max_length=500)
+    """URL of the office's signed list bundle (the collector serves `/lists/bundle`); none: lists
+    are kept by hand and CSV only."""
+    lists_poll_s: float = Field(300.0, ge=5, le=86400)
+    """How often to ask for a newer bundle."""
+    lists_timeout_s: float = Field(20.0, ge=1, le=300)
+    """HTTP timeout per fetch."""
+    lists_token_env: EnvName | None = None
+    """Environment variable with a bearer token if the URL needs one."""
 
     @field_validator("lists_url")
     @classmethod

@@ -5,55 +5,47 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ._base import Section
+from ._base import FilePath, Section
 
 
 class QuotaConfig(Section):
-    enabled: bool = Field(False, description="Household outing quota (one outing every N days).")
-    exits: int = Field(1, ge=1, le=100, description="Exits allowed per household per period.")
-    period_days: int = Field(
-        2, ge=1, le=30, description="Length of the rolling quota period in days (24 h each)."
-    )
+    enabled: bool = False
+    """Household outing quota (one outing every N days)."""
+    exits: int = Field(1, ge=1, le=100)
+    """Exits allowed per household per period."""
+    period_days: int = Field(2, ge=1, le=30)
+    """Length of the rolling quota period in days (24 h each)."""
     roles: tuple[Literal["resident", "staff", "delivery", "visitor"], ...] = Field(
-        ("resident",),
-        max_length=4,
-        description="Pass roles the quota counts and limits; staff and deliveries usually not.",
+        ("resident",), max_length=4
     )
+    """Pass roles the quota counts and limits; staff and deliveries usually not."""
 
 
 class PassbackConfig(Section):
-    enabled: bool = Field(True, description="Anti-passback: same pass, same direction, too soon.")
-    window_min: int = Field(
-        2, ge=0, le=1440, description="Minutes within which a repeat is passback."
-    )
-    mode: Literal["hard", "soft"] = Field(
-        "hard",
-        description="hard (default): deny a repeat in the same direction within the window"
-        " and call the guard, who may override; soft: allow and flag for the guard.",
-    )
+    enabled: bool = True
+    """Anti-passback: same pass, same direction, too soon."""
+    window_min: int = Field(2, ge=0, le=1440)
+    """Minutes within which a repeat is passback."""
+    mode: Literal["hard", "soft"] = "hard"
+    """hard (default): deny a repeat in the same direction within the window and call the guard, who
+    may override; soft: allow and flag for the guard."""
 
 
 class HoursConfig(Section):
-    enabled: bool = Field(False, description="Only let people pass within opening hours.")
-    open_at: time = Field(time(8, 30), description="Local opening time (site timezone).")
-    close_at: time = Field(time(17, 30), description="Local closing time (site timezone).")
-    applies_to: Literal["out", "both"] = Field(
-        "both", description="Closed hours limit going out only, or both directions."
-    )
-    mode: Literal["staffed", "closed"] = Field(
-        "staffed",
-        description=(
-            "staffed: the hours are when a guard is on duty; outside them the kiosk still"
-            " decides alone what it may, denies what needs a guard (no_guard_on_duty, with"
-            " where to call) and never locks residents out. closed: nobody passes outside"
-            " the hours (outside_hours)."
-        ),
-    )
-    call: str = Field(
-        "",
-        max_length=120,
-        description="Where to call when no guard is on duty, shown with no_guard_on_duty.",
-    )
+    enabled: bool = False
+    """Only let people pass within opening hours."""
+    open_at: time = time(8, 30)
+    """Local opening time (site timezone)."""
+    close_at: time = time(17, 30)
+    """Local closing time (site timezone)."""
+    applies_to: Literal["out", "both"] = "both"
+    """Closed hours limit going out only, or both directions."""
+    mode: Literal["staffed", "closed"] = "staffed"
+    """staffed: the hours are when a guard is on duty; outside them the kiosk still decides alone
+    what it may, denies what needs a guard (no_guard_on_duty, with where to call) and never locks
+    residents out. closed: nobody passes outside the hours (outside_hours)."""
+    call: str = Field("", max_length=120)
+    """Where to call when no guard is on duty, shown with no_guard_on_duty."""
 
     @model_validator(mode="after")
     def _order(self) -> "HoursConfig":
@@ -63,42 +55,24 @@ class HoursConfig(Section):
 
 
 class PolicySection(Section):
-    mode: Literal["full", "temperature_only", "pass_only"] = Field(
-        "full", description="Which checks the site wants: both, temperature only, or pass only."
-    )
-    on_sensor_fault: Literal["manual", "deny"] = Field(
-        "manual", description="Thermometer fault: ask the guard (manual) or deny outright."
-    )
-    on_reader_fault: Literal["manual", "deny"] = Field(
-        "manual", description="Reader fault: ask the guard or deny."
-    )
-    on_store_fault: Literal["manual", "deny"] = Field(
-        "deny", description="Event log cannot be written: nobody passes unrecorded by default."
-    )
-    quarantine_blocks: Literal["out", "both"] = Field(
-        "out", description="Home quarantine denies going out (default) or both directions."
-    )
-    observation_blocks: Literal["none", "out", "both"] = Field(
-        "none",
-        description=(
-            "A returnee under observation (kiosk.observation) is only flagged (none), or"
-            " denied going out (out) or either way (both): under_observation."
-        ),
-    )
+    mode: Literal["full", "temperature_only", "pass_only"] = "full"
+    """Which checks the site wants: both, temperature only, or pass only."""
+    on_sensor_fault: Literal["manual", "deny"] = "manual"
+    """Thermometer fault: ask the guard (manual) or deny outright."""
+    on_reader_fault: Literal["manual", "deny"] = "manual"
+    """Reader fault: ask the guard or deny."""
+    on_store_fault: Literal["manual", "deny"] = "deny"
+    """Event log cannot be written: nobody passes unrecorded by default."""
+    quarantine_blocks: Literal["out", "both"] = "out"
+    """Home quarantine denies going out (default) or both directions."""
+    observation_blocks: Literal["none", "out", "both"] = "none"
+    """A returnee under observation (kiosk.observation) is only flagged (none), or denied going out
+    (out) or either way (both): under_observation."""
     quota: QuotaConfig = Field(default_factory=QuotaConfig)
     passback: PassbackConfig = Field(default_factory=PassbackConfig)
     hours: HoursConfig = Field(default_factory=HoursConfig)
-    lists_stale_after_h: float = Field(
-        48,
-        gt=0,
-        le=24 * 90,
-        description=(
-            "Lists older than this are shown as stale on both screens. Stale lists still apply:"
-            " the kiosk decides offline with what it has."
-        ),
-    )
-    trust_dir: str | None = Field(
-        None,
-        max_length=4096,
-        description="Folder of trusted issuer *.pub keys (default: data/trust).",
-    )
+    lists_stale_after_h: float = Field(48, gt=0, le=24 * 90)
+    """Lists older than this are shown as stale on both screens. Stale lists still apply: the kiosk
+    decides offline with what it has."""
+    trust_dir: FilePath | None = None
+    """Folder of trusted issuer *.pub keys (default: data/trust)."""

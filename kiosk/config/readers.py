@@ -6,74 +6,48 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from ._base import Section
+from ._base import DevicePort, FilePath, FramesPerSecond, Section, Seed, SourceName
 
 
 class WatchdogConfig(Section):
     """How a lost camera is noticed and reopened. Times are on the kiosk's monotonic clock."""
 
-    stale_frame_s: float = Field(
-        2.0, ge=0.2, le=60, description="No new frame for this long (a blocked read): camera lost."
-    )
-    frozen_frame_s: float = Field(
-        3.0,
-        ge=0.5,
-        le=120,
-        description="The very same frame bytes for this long (a wedged camera): camera lost.",
-    )
-    reopen_initial_s: float = Field(
-        0.5, ge=0.05, le=30, description="First wait before reopening a lost camera."
-    )
-    reopen_max_s: float = Field(
-        10.0, ge=0.1, le=300, description="Cap of the doubling wait between reopen attempts."
-    )
-    start_timeout_s: float = Field(
-        15.0,
-        ge=1,
-        le=300,
-        description="Still 'starting' (opening, no frame yet) after this long: a fault.",
-    )
+    stale_frame_s: float = Field(2.0, ge=0.2, le=60)
+    """No new frame for this long (a blocked read): camera lost."""
+    frozen_frame_s: float = Field(3.0, ge=0.5, le=120)
+    """The very same frame bytes for this long (a wedged camera): camera lost."""
+    reopen_initial_s: float = Field(0.5, ge=0.05, le=30)
+    """First wait before reopening a lost camera."""
+    reopen_max_s: float = Field(10.0, ge=0.1, le=300)
+    """Cap of the doubling wait between reopen attempts."""
+    start_timeout_s: float = Field(15.0, ge=1, le=300)
+    """Still 'starting' (opening, no frame yet) after this long: a fault."""
 
 
 class ExposureConfig(Section):
     """Exposure. A phone screen is far brighter than the scene around it: whole-scene auto
     exposure clips it to white. See the phone-screen preset in docs/wiring.md."""
 
-    mode: Literal["auto", "manual"] = Field(
-        "auto", description="auto: the camera's own exposure; manual: a fixed time and gain."
-    )
-    compensation_ev: float = Field(
-        0.0,
-        ge=-4,
-        le=4,
-        description="auto only: bias in EV stops (-1.5 darkens for bright phone screens)."
-        " Pi camera (ExposureValue); USB cameras have no such control in OpenCV.",
-    )
-    exposure_us: int = Field(
-        8000, ge=50, le=1_000_000, description="manual only: exposure time in microseconds."
-    )
-    gain: float = Field(
-        1.0, ge=1.0, le=16.0, description="manual only, Pi camera: analogue gain (1 = none)."
-    )
+    mode: Literal["auto", "manual"] = "auto"
+    """auto: the camera's own exposure; manual: a fixed time and gain."""
+    compensation_ev: float = Field(0.0, ge=-4, le=4)
+    """auto only: bias in EV stops (-1.5 darkens for bright phone screens). Pi camera
+    (ExposureValue); USB cameras have no such control in OpenCV."""
+    exposure_us: int = Field(8000, ge=50, le=1_000_000)
+    """manual only: exposure time in microseconds."""
+    gain: float = Field(1.0, ge=1.0, le=16.0)
+    """manual only, Pi camera: analogue gain (1 = none)."""
 
 
 class FocusConfig(Section):
     """Focus. A Camera Module 3 or an autofocus webcam may not settle at 20-40 cm by itself."""
 
-    mode: Literal["default", "continuous", "fixed"] = Field(
-        "default",
-        description="default: leave the camera as it starts; continuous autofocus; or a fixed"
-        " lens position.",
-    )
-    lens_dioptres: float = Field(
-        3.0,
-        ge=0,
-        le=15,
-        description="fixed, Pi camera: lens position in dioptres (1 / metres; 3.0 = 33 cm).",
-    )
-    v4l2_focus: int = Field(
-        0, ge=0, le=1023, description="fixed, USB camera: the driver's focus_absolute value."
-    )
+    mode: Literal["default", "continuous", "fixed"] = "default"
+    """default: leave the camera as it starts; continuous autofocus; or a fixed lens position."""
+    lens_dioptres: float = Field(3.0, ge=0, le=15)
+    """fixed, Pi camera: lens position in dioptres (1 / metres; 3.0 = 33 cm)."""
+    v4l2_focus: int = Field(0, ge=0, le=1023)
+    """fixed, USB camera: the driver's focus_absolute value."""
 
 
 class ReaderSource(Section):
@@ -81,76 +55,74 @@ class ReaderSource(Section):
     lane it serves."""
 
     type: str
-    direction: Literal["in", "out"] | None = Field(
-        None,
-        description="The lane this reader serves, when `site.direction_from = 'readers'`:"
-        " every code it reads passes this way.",
-    )
+    direction: Literal["in", "out"] | None = None
+    """The lane this reader serves, when `site.direction_from = 'readers'`: every code it reads
+    passes this way."""
 
 
 class CaptureSource(ReaderSource):
     """What a real camera source has: the capture format, exposure, focus and watchdog."""
 
-    width: int = Field(640, ge=160, le=3840, description="Capture width in pixels.")
-    height: int = Field(480, ge=120, le=2160, description="Capture height in pixels.")
-    fps: float = Field(15.0, gt=0, le=60, description="Capture rate asked of the camera.")
-    exposure: ExposureConfig = Field(default_factory=ExposureConfig, description="Exposure.")
-    focus: FocusConfig = Field(default_factory=FocusConfig, description="Focus.")
-    watchdog: WatchdogConfig = Field(
-        default_factory=WatchdogConfig, description="Lost-camera detection and reopen backoff."
-    )
+    width: int = Field(640, ge=160, le=3840)
+    """Capture width in pixels."""
+    height: int = Field(480, ge=120, le=2160)
+    """Capture height in pixels."""
+    fps: FramesPerSecond = 15.0
+    """Capture rate asked of the camera."""
+    exposure: ExposureConfig = Field(default_factory=ExposureConfig)
+    """Exposure."""
+    focus: FocusConfig = Field(default_factory=FocusConfig)
+    """Focus."""
+    watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)
+    """Lost-camera detection and reopen backoff."""
 
 
 class CameraReaderConfig(CaptureSource):
     type: Literal["camera"] = "camera"
-    name: str = Field(
-        "camera", max_length=32, description="Tag put on every code from this source."
-    )
-    device: int | str = Field(0, description="V4L2 index or path, e.g. 0 or /dev/video0.")
+    name: SourceName = "camera"
+    """Tag put on every code from this source."""
+    device: int | str = 0
+    """V4L2 index or path, e.g. 0 or /dev/video0."""
 
 
 class PiCameraReaderConfig(CaptureSource):
     type: Literal["picamera"] = "picamera"
-    name: str = Field("picamera", max_length=32, description="Tag put on every code.")
+    name: SourceName = "picamera"
+    """Tag put on every code."""
 
 
 class SerialReaderConfig(ReaderSource):
     type: Literal["serial"] = "serial"
-    name: str = Field("scanner", max_length=32, description="Tag put on every code.")
-    port: str = Field("/dev/ttyACM0", max_length=256, description="Serial device or pyserial URL.")
-    baudrate: int = Field(9600, ge=1200, le=921600, description="GM65 default 9600 8N1.")
-    trigger_hex: str | None = Field(
-        None,
-        max_length=128,
-        pattern=r"^([0-9A-Fa-f]{2} ?)+$",
-        description="Command-trigger bytes sent to the module, as hex (GM65: '7E 00 08 01 00 02"
-        " 01 AB CD'); unset for continuous/sense mode.",
-    )
-    trigger_interval_s: float = Field(
-        1.0, ge=0.1, le=60, description="How often the trigger command is sent when set."
-    )
-    reconnect_initial_s: float = Field(
-        0.5, ge=0.01, le=30, description="First wait before reopening an unplugged scanner."
-    )
-    reconnect_max_s: float = Field(
-        10.0, ge=0.05, le=300, description="Cap of the doubling wait between reopen attempts."
-    )
+    name: SourceName = "scanner"
+    """Tag put on every code."""
+    port: DevicePort = "/dev/ttyACM0"
+    """Serial device or pyserial URL."""
+    baudrate: int = Field(9600, ge=1200, le=921600)
+    """GM65 default 9600 8N1."""
+    trigger_hex: str | None = Field(None, max_length=128, pattern=r"^([0-9A-Fa-f]{2} ?)+$")
+    """Command-trigger bytes sent to the module, as hex (GM65: '7E 00 08 01 00 02 01 AB CD'); unset
+    for continuous/sense mode."""
+    trigger_interval_s: float = Field(1.0, ge=0.1, le=60)
+    """How often the trigger command is sent when set."""
+    reconnect_initial_s: float = Field(0.5, ge=0.01, le=30)
+    """First wait before reopening an unplugged scanner."""
+    reconnect_max_s: float = Field(10.0, ge=0.05, le=300)
+    """Cap of the doubling wait between reopen attempts."""
 
 
 class FakeCameraReaderConfig(ReaderSource):
     type: Literal["fake_camera"] = "fake_camera"
-    name: str = Field("camera", max_length=32, description="Tag put on every code.")
-    fps: float = Field(15.0, gt=0, le=60, description="Frames per second the fake plays.")
-    images: str | None = Field(
-        None,
-        max_length=4096,
-        description="Folder of images or a video file to play in a loop; unset: generated"
-        " scenes scripted by the demo.",
-    )
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of the generated scenes.")
-    watchdog: WatchdogConfig = Field(
-        default_factory=WatchdogConfig, description="Lost-camera detection and reopen backoff."
-    )
+    name: SourceName = "camera"
+    """Tag put on every code."""
+    fps: FramesPerSecond = 15.0
+    """Frames per second the fake plays."""
+    images: FilePath | None = None
+    """Folder of images or a video file to play in a loop; unset: generated scenes scripted by the
+    demo."""
+    seed: Seed = 0
+    """Seed of the generated scenes."""
+    watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)
+    """Lost-camera detection and reopen backoff."""
 
 
 ReaderConfig = Annotated[
@@ -160,39 +132,28 @@ ReaderConfig = Annotated[
 
 
 class DecoderConfig(Section):
-    backend: Literal["zxing", "pyzbar"] = Field("zxing", description="QR decoding library.")
-    max_payload_chars: int = Field(
-        512, ge=16, le=4096, description="Longer code texts are rejected before the engine."
-    )
-    holdoff_s: float = Field(
-        3.0, ge=0, le=60, description="The same code seen again within this is not re-submitted."
-    )
-    change_threshold: float = Field(
-        4.0,
-        ge=0,
-        le=255,
-        description="Mean abs. difference (0-255) on a downscale that counts as change.",
-    )
-    forced_decode_s: float = Field(
-        1.0, gt=0, le=30, description="Decode at least this often even when nothing changes."
-    )
-    second_pass: bool = Field(
-        True,
-        description="Where a code is likely but the fast decode failed, decode a normalised,"
-        " upscaled crop once more (reads more dim, blurred and glared codes).",
-    )
+    backend: Literal["zxing", "pyzbar"] = "zxing"
+    """QR decoding library."""
+    max_payload_chars: int = Field(512, ge=16, le=4096)
+    """Longer code texts are rejected before the engine."""
+    holdoff_s: float = Field(3.0, ge=0, le=60)
+    """The same code seen again within this is not re-submitted."""
+    change_threshold: float = Field(4.0, ge=0, le=255)
+    """Mean abs. difference (0-255) on a downscale that counts as change."""
+    forced_decode_s: float = Field(1.0, gt=0, le=30)
+    """Decode at least this often even when nothing changes."""
+    second_pass: bool = True
+    """Where a code is likely but the fast decode failed, decode a normalised, upscaled crop once
+    more (reads more dim, blurred and glared codes)."""
 
 
 class ReadersSection(Section):
     sources: list[ReaderConfig] = Field(
-        default_factory=lambda: list[ReaderConfig]([FakeCameraReaderConfig()]),
-        max_length=4,
-        description="Code sources; several may run at once (camera and serial).",
+        default_factory=lambda: list[ReaderConfig]([FakeCameraReaderConfig()]), max_length=4
     )
-    decoder: DecoderConfig = Field(
-        default_factory=DecoderConfig,
-        description="Decoder backend and the frame pipeline shared by camera-type sources.",
-    )
+    """Code sources; several may run at once (camera and serial)."""
+    decoder: DecoderConfig = Field(default_factory=DecoderConfig)
+    """Decoder backend and the frame pipeline shared by camera-type sources."""
 
     @model_validator(mode="after")
     def _names_are_unique(self) -> ReadersSection:

@@ -9,36 +9,22 @@ from ._base import Section
 
 
 class SiteConfig(Section):
-    kiosk_id: str = Field(
-        "gate-1",
-        min_length=1,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9._-]+$",
-        description="Stable identifier of this kiosk; part of every event's key (kiosk_id, seq).",
-    )
-    site_name: str = Field("Demo compound", max_length=120, description="Shown on the screens.")
-    direction: Literal["in", "out", "both"] = Field(
-        "both",
-        description="Which way people pass. 'both': the screen or scanner says per passage.",
-    )
-    default_direction: Literal["in", "out"] = Field(
-        "in", description="Direction assumed when a 'both' kiosk is not told otherwise."
-    )
-    direction_from: Literal["screen", "readers"] = Field(
-        "screen",
-        description="Where a 'both' kiosk learns each passage's direction: 'screen' (the"
-        " kiosk screen's buttons; a quarantined household then always needs the guard) or"
-        " 'readers' (each reader's `direction`: one reader per lane, the screen's buttons are"
-        " refused).",
-    )
-    language: Literal["zh-CN", "en"] = Field(
-        "zh-CN", description="Default language of the screens (each screen can switch)."
-    )
-    timezone: str = Field(
-        "Asia/Shanghai",
-        max_length=64,
-        description="IANA zone for opening hours and daily reports (events are stored in UTC).",
-    )
+    kiosk_id: str = Field("gate-1", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    """Stable identifier of this kiosk; part of every event's key (kiosk_id, seq)."""
+    site_name: str = Field("Demo compound", max_length=120)
+    """Shown on the screens."""
+    direction: Literal["in", "out", "both"] = "both"
+    """Which way people pass. 'both': the screen or scanner says per passage."""
+    default_direction: Literal["in", "out"] = "in"
+    """Direction assumed when a 'both' kiosk is not told otherwise."""
+    direction_from: Literal["screen", "readers"] = "screen"
+    """Where a 'both' kiosk learns each passage's direction: 'screen' (the kiosk screen's buttons; a
+    quarantined household then always needs the guard) or 'readers' (each reader's `direction`: one
+    reader per lane, the screen's buttons are refused)."""
+    language: Literal["zh-CN", "en"] = "zh-CN"
+    """Default language of the screens (each screen can switch)."""
+    timezone: str = Field("Asia/Shanghai", max_length=64)
+    """IANA zone for opening hours and daily reports (events are stored in UTC)."""
 
     @field_validator("timezone")
     @classmethod

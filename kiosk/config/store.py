@@ -4,28 +4,18 @@ from typing import Literal
 
 from pydantic import Field
 
-from ._base import Section
+from ._base import FilePath, Section
 
 
 class StoreSection(Section):
-    path: str = Field(
-        "kiosk.db",
-        max_length=4096,
-        description="SQLite file; relative paths are under the data dir.",
-    )
-    synchronous: Literal["FULL", "NORMAL"] = Field(
-        "FULL", description="FULL: a committed decision survives a power cut (see docs)."
-    )
-    retention_days: int = Field(
-        30, ge=1, le=3650, description="Personal data older than this is purged daily."
-    )
-    min_free_mb: int = Field(
-        50, ge=1, le=100000, description="Below this free space the store reports degraded."
-    )
-    busy_timeout_ms: int = Field(
-        5000,
-        ge=100,
-        le=60000,
-        description="How long a write waits for another process's lock (a CLI purge) before"
-        " it counts as a store fault.",
-    )
+    path: FilePath = "kiosk.db"
+    """SQLite file; relative paths are under the data dir."""
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    """FULL: a committed decision survives a power cut (see docs)."""
+    retention_days: int = Field(30, ge=1, le=3650)
+    """Personal data older than this is purged daily."""
+    min_free_mb: int = Field(50, ge=1, le=100000)
+    """Below this free space the store reports degraded."""
+    busy_timeout_ms: int = Field(5000, ge=100, le=60000)
+    """How long a write waits for another process's lock (a CLI purge) before it counts as a store
+    fault."""

@@ -4,7 +4,7 @@ import ipaddress
 
 from pydantic import Field, field_validator
 
-from ._base import Section
+from ._base import Host, PageSize, Port, Section
 
 
 def _addresses(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -18,84 +18,54 @@ def _addresses(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 class WebSection(Section):
-    host: str = Field("127.0.0.1", max_length=255, description="Address to listen on.")
-    port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port, for tests).")
-    docs_enabled: bool = Field(
-        True,
-        description="Serve /openapi.json (off in production). No Swagger UI page is ever"
-        " served: it would load scripts from a CDN.",
-    )
-    api_rate_per_min: int = Field(
-        600, ge=1, le=100000, description="Requests per minute per token and per address."
-    )
-    max_page: int = Field(5000, ge=1, le=100000, description="Largest `limit` for /api/v1/events.")
-    login_attempts_per_min: int = Field(
-        5, ge=1, le=100, description="Failed guard logins allowed per address per minute."
-    )
-    session_hours: float = Field(12, gt=0, le=168, description="Guard session lifetime.")
-    api_default_page: int = Field(
-        1000, ge=1, le=100000, description="`limit` of /api/v1/events when none is given."
-    )
-    max_request_bytes: int = Field(
-        16384,
-        ge=1024,
-        le=1048576,
-        description="Largest request (URL plus body) the API accepts; larger gets 413/414.",
-    )
-    api_worker_process: bool = Field(
-        True,
-        description="Build /api/v1/events pages in a helper process, so a pull does not stall"
-        " the decision loop (GIL, garbage collection).",
-    )
-    metrics_public: bool = Field(
-        True,
-        description="Serve /metrics without a token (counts only); false needs `stats:read`.",
-    )
-    mask_personal: bool = Field(True, description="Mask phone/ID numbers unless a role needs them.")
-    screen_addresses: tuple[str, ...] = Field(
-        ("127.0.0.1", "::1"),
-        max_length=32,
-        description="Client addresses whose browser is this kiosk's own screen (the kiosk"
-        " page, its event stream, preview and direction buttons). Anyone else needs the"
-        " `screen_key` credential (docs/screens.md) or gets 403.",
-    )
-    trusted_proxies: tuple[str, ...] = Field(
-        (),
-        max_length=32,
-        description="Addresses of reverse proxies whose X-Forwarded-For/-Proto is believed."
-        " Empty (default): proxy headers are ignored from everyone.",
-    )
-    tls: bool = Field(
-        False,
-        description="Serve HTTPS with the `tls_cert` and `tls_key` credentials (scripts/install"
-        " --tls makes a self-signed pair); guard cookies are then `Secure`.",
-    )
-    max_connections: int = Field(
-        256,
-        ge=8,
-        le=65536,
-        description="Open connections at once, all clients together; more are closed on"
-        " accept. Also capped at half the process's open-file limit.",
-    )
-    max_connections_per_client: int = Field(
-        32, ge=1, le=65536, description="Open connections at once from one client address."
-    )
-    header_timeout_s: float = Field(
-        10.0,
-        gt=0,
-        le=300,
-        description="A connection must complete its request headers within this (from"
-        " connect or the previous response): idle and slowloris connections are closed.",
-    )
-    body_timeout_s: float = Field(
-        30.0, gt=0, le=600, description="A request body must arrive in full within this."
-    )
-    max_body_bytes: int = Field(
-        1048576,
-        ge=1024,
-        le=67108864,
-        description="Largest request body any route accepts (413 before reading it).",
-    )
+    host: Host = "127.0.0.1"
+    """Address to listen on."""
+    port: Port = 8000
+    """TCP port (0: any free port, for tests)."""
+    docs_enabled: bool = True
+    """Serve /openapi.json (off in production). No Swagger UI page is ever served: it would load
+    scripts from a CDN."""
+    api_rate_per_min: int = Field(600, ge=1, le=100000)
+    """Requests per minute per token and per address."""
+    max_page: PageSize = 5000
+    """Largest `limit` for /api/v1/events."""
+    login_attempts_per_min: int = Field(5, ge=1, le=100)
+    """Failed guard logins allowed per address per minute."""
+    session_hours: float = Field(12, gt=0, le=168)
+    """Guard session lifetime."""
+    api_default_page: PageSize = 1000
+    """`limit` of /api/v1/events when none is given."""
+    max_request_bytes: int = Field(16384, ge=1024, le=1048576)
+    """Largest request (URL plus body) the API accepts; larger gets 413/414."""
+    api_worker_process: bool = True
+    """Build /api/v1/events pages in a helper process, so a pull does not stall the decision loop
+    (GIL, garbage collection)."""
+    metrics_public: bool = True
+    """Serve /metrics without a token (counts only); false needs `stats:read`."""
+    mask_personal: bool = True
+    """Mask phone/ID numbers unless a role needs them."""
+    screen_addresses: tuple[str, ...] = Field(("127.0.0.1", "::1"), max_length=32)
+    """Client addresses whose browser is this kiosk's own screen (the kiosk page, its event stream,
+    preview and direction buttons). Anyone else needs the `screen_key` credential (docs/screens.md)
+    or gets 403."""
+    trusted_proxies: tuple[str, ...] = Field((), max_length=32)
+    """Addresses of reverse proxies whose X-Forwarded-For/-Proto is believed. Empty (default): proxy
+    headers are ignored from everyone."""
+    tls: bool = False
+    """Serve HTTPS with the `tls_cert` and `tls_key` credentials (scripts/install --tls makes a
+    self-signed pair); guard cookies are then `Secure`."""
+    max_connections: int = Field(256, ge=8, le=65536)
+    """Open connections at once, all clients together; more are closed on accept. Also capped at
+    half the process's open-file limit."""
+    max_connections_per_client: int = Field(32, ge=1, le=65536)
+    """Open connections at once from one client address."""
+    header_timeout_s: float = Field(10.0, gt=0, le=300)
+    """A connection must complete its request headers within this (from connect or the previous
+    response): idle and slowloris connections are closed."""
+    body_timeout_s: float = Field(30.0, gt=0, le=600)
+    """A request body must arrive in full within this."""
+    max_body_bytes: int = Field(1048576, ge=1024, le=67108864)
+    """Largest request body any route accepts (413 before reading it)."""
 
     @field_validator("screen_addresses", "trusted_proxies")
     @classmethod

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from kiosk import queries
 from kiosk.calibration import Calibration, CalibrationError, default_path, record_clinical_pair
-from ui.auth import Session
-from ui.guard.deps import Guard, action_session, audited_route, done, guard, note, page_session
+from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
 from ui.guard.display import local_time
 from ui.guard.forms import BadInput, needed
 
-router = APIRouter(
-    prefix="/guard", tags=["guard console"], route_class=audited_route("/guard/calibration")
-)
+router = room("/guard/calibration")
 
 
 def points_view(cal: Calibration, g: Guard) -> list[dict]:
@@ -39,9 +36,7 @@ def points_view(cal: Calibration, g: Guard) -> list[dict]:
 
 
 @router.get("/calibration", response_class=HTMLResponse, include_in_schema=False)
-def calibration_page(
-    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
-) -> Response:
+def calibration_page(request: Request, session: PageSession, g: GuardDep) -> Response:
     try:
         cal = Calibration.load(default_path(g.core.data_dir))
         problem = None
@@ -61,9 +56,7 @@ def calibration_page(
 
 
 @router.post("/calibration", name="calibration_point", include_in_schema=False)
-async def calibration_add(
-    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
-) -> Response:
+async def calibration_add(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     clinical = needed(form.get("clinical_c"), "cal.reference", 34.0, 43.0)
     obj = needed(form.get("object_c"), "cal.object", 25.0, 43.0)

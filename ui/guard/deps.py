@@ -23,11 +23,11 @@ import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
@@ -198,6 +198,13 @@ async def action_session(request: Request, g: Guard = Depends(guard)) -> Session
     return session
 
 
+# A route names what it needs by these (FastAPI's ``Annotated`` dependencies).
+GuardDep = Annotated[Guard, Depends(guard)]
+PageSession = Annotated[Session, Depends(page_session)]
+ApiSession = Annotated[Session, Depends(api_session)]
+ActionSession = Annotated[Session, Depends(action_session)]
+
+
 # --- results of an action -------------------------------------------------------------------
 
 
@@ -281,6 +288,12 @@ def audited_route(back: str) -> type[APIRoute]:
             return _audit(handler, action or self.name, back)
 
     return AuditedRoute
+
+
+def room(page: str, *, prefix: str = "/guard", tag: str = "guard console") -> APIRouter:
+    """The router of one room of the console: under ``prefix``, every state change audited
+    (``audited_route``) with its forms on ``page``."""
+    return APIRouter(prefix=prefix, tags=[tag], route_class=audited_route(page))
 
 
 def _audit(

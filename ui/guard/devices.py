@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from kiosk import queries
-from ui.auth import Session
-from ui.guard.deps import Guard, api_session, audited_route, guard, page_session
+from ui.guard.deps import ApiSession, GuardDep, PageSession, room
 from ui.guard.display import health_rows
 from ui.views import health_report
 
-router = APIRouter(
-    prefix="/guard", tags=["guard console"], route_class=audited_route("/guard/health")
-)
+router = room("/guard/health")
 
 
 @router.get("/health", response_class=HTMLResponse, include_in_schema=False)
-def health_page(
-    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
-) -> Response:
+def health_page(request: Request, session: PageSession, g: GuardDep) -> Response:
     report = dict(health_report(g.core))
     last = queries.recent_events(g.core.store, 1)
     report["last_event"] = last[0]["ts"] if last else None
@@ -33,8 +28,6 @@ def health_page(
 
 
 @router.get("/api/health", summary="Device health for the guard console")
-def api_health(
-    request: Request, session: Session = Depends(api_session), g: Guard = Depends(guard)
-) -> dict:
+def api_health(request: Request, session: ApiSession, g: GuardDep) -> dict:
     report = health_report(g.core)
     return {"deciding": report.get("deciding"), "rows": health_rows(report, g.lang(request), g.tz)}

@@ -184,24 +184,19 @@ def _quarantine(op: str, form: Any, today: date) -> tuple[ListEdit, dict[str, An
 
 def _revocations(op: str, form: Any) -> tuple[ListEdit, dict[str, Any]]:
     pass_id = clean(form.get("pass_id"), "lists.pass_id", required=True, max_len=64)
-    if op == "add":
-        return ListStore.revoke, {
-            "pass_id": pass_id,
-            "reason": clean(form.get("note"), "lists.note"),
-        }
-    return ListStore.unrevoke, {"pass_id": pass_id}
+    if op == "remove":
+        return ListStore.unrevoke, {"pass_id": pass_id}
+    return ListStore.revoke, {"pass_id": pass_id, "reason": clean(form.get("note"), "lists.note")}
 
 
 def _households(op: str, form: Any) -> tuple[ListEdit, dict[str, Any]]:
     household = clean(form.get("household"), "pass.household", required=True, max_len=64)
-    if op == "add":
-        return ListStore.set_household, {
-            "household": household,
-            "residents": whole(form.get("residents"), "lists.residents", 0, 100, None),
-            "observation_until": date_field(form.get("observation_until"), "lists.observation"),
-            "note": clean(form.get("note"), "lists.note"),
-        }
-    return ListStore.remove_household, {"household": household}
+    if op == "remove":
+        return ListStore.remove_household, {"household": household}
+    residents = whole(form.get("residents"), "lists.residents", 0, 100, None)
+    until = date_field(form.get("observation_until"), "lists.observation")
+    entry = {"household": household, "residents": residents, "observation_until": until}
+    return ListStore.set_household, entry | {"note": clean(form.get("note"), "lists.note")}
 
 
 def list_edit(which: str, op: str, form: Any, today: date) -> tuple[ListEdit, dict[str, Any]]:

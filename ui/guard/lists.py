@@ -12,26 +12,22 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from kiosk import privacy, queries
 from ui import i18n
 from ui.auth import Session
-from ui.guard.deps import Guard, action_session, audited_route, done, guard, note, page_session
+from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
 from ui.guard.display import lists_view, local_time
 from ui.guard.forms import BadInput, list_edit, whole
 from ui.views import lists_stale_hours
 
-router = APIRouter(
-    prefix="/guard", tags=["guard console"], route_class=audited_route("/guard/lists")
-)
+router = room("/guard/lists")
 
 
 @router.get("/lists", response_class=HTMLResponse, include_in_schema=False)
-def lists_page(
-    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
-) -> Response:
+def lists_page(request: Request, session: PageSession, g: GuardDep) -> Response:
     lang = g.lang(request)
     fresh = g.core.lists.current.freshness
     freshness = None
@@ -111,11 +107,7 @@ def confirm_text(which: str, op: str, form: Any, g: Guard, session: Session, lan
 
 @router.post("/lists/{which}/{op}", name="list_edit", include_in_schema=False)
 async def edit_list(
-    which: str,
-    op: str,
-    request: Request,
-    session: Session = Depends(action_session),
-    g: Guard = Depends(guard),
+    which: str, op: str, request: Request, session: ActionSession, g: GuardDep
 ) -> Response:
     form = await request.form()
     method, kwargs = list_edit(which[:20], op[:10], form, g.today())

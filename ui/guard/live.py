@@ -8,28 +8,19 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from kiosk import privacy, queries
 from kiosk.alarms import RESOLUTIONS
 from kiosk.engine import NO_SUBJECT, ManualSubject
 from ui.auth import Session
-from ui.guard.deps import (
-    Guard,
-    action_session,
-    api_session,
-    audited_route,
-    done,
-    guard,
-    note,
-    page_session,
-)
+from ui.guard.deps import ActionSession, ApiSession, Guard, GuardDep, PageSession, done, note, room
 from ui.guard.display import feed_row, local_time
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
 from ui.views import HEARTBEAT_S, ScreenTracker, bus_messages, current_state, kiosk_view, sse
 
-router = APIRouter(prefix="/guard", tags=["guard console"], route_class=audited_route("/guard"))
+router = room("/guard")
 
 FEED_ROWS = 50
 #: The most alarms one request closes.
@@ -44,9 +35,7 @@ def rows_of(g: Guard, events: list[dict], lang: str, clear: frozenset[str]) -> l
 
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-def live_page(
-    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
-) -> Response:
+def live_page(request: Request, session: PageSession, g: GuardDep) -> Response:
     lang = g.lang(request)
     rows = rows_of(g, queries.recent_events(g.core.store, FEED_ROWS), lang, g.clear(session))
     state = kiosk_view(current_state(g.core), None, lang, fever_c=g.fever_c)
@@ -69,10 +58,7 @@ def live_page(
 
 @router.get("/passage/{seq}", response_class=HTMLResponse, include_in_schema=False)
 def passage_page(
-    request: Request,
-    seq: int = Path(ge=1, le=MAX_SEQ),
-    session: Session = Depends(page_session),
-    g: Guard = Depends(guard),
+    request: Request, session: PageSession, g: GuardDep, seq: int = Path(ge=1, le=MAX_SEQ)
 ) -> Response:
     """One passage, as an alarm links to it (masked for the viewer's role)."""
     event = queries.event_by_seq(g.core.store, seq)
@@ -91,12 +77,7 @@ def passage_page(
 
 
 @router.get("/api/feed", summary="Guard feed: newest decisions, masked for the viewer's role")
-def api_feed(
-    request: Request,
-    after: int = AFTER,
-    session: Session = Depends(api_session),
-    g: Guard = Depends(guard),
-) -> dict:
+def api_feed(request: Request, session: ApiSession, g: GuardDep, after: int = AFTER) -> dict:
     lang = g.lang(request)
     if after:
         events = g.core.store.events(after_seq=after, limit=FEED_ROWS)
@@ -172,10 +153,7 @@ class FeedStream:
 
 @router.get("/events", summary="Guard live stream (SSE): decisions, alarms, state, health")
 async def guard_events(
-    request: Request,
-    after: int = AFTER,
-    session: Session = Depends(api_session),
-    g: Guard = Depends(guard),
+    request: Request, session: ApiSession, g: GuardDep, after: int = AFTER
 ) -> Response:
     stream = FeedStream(g, session, g.lang(request), after)
     return StreamingResponse(
@@ -186,9 +164,7 @@ async def guard_events(
 
 
 @router.post("/alarms/ack", name="alarm_ack", include_in_schema=False)
-async def ack_alarm(
-    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
-) -> Response:
+async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Response:
     """Close alarms with what was done: the one whose button was pressed (``only``), else
     every one ticked (``key``, repeated)."""
     form = await request.form()
@@ -241,9 +217,7 @@ def subject_of(g: Guard, value: object) -> ManualSubject | Literal["none"]:
 
 
 @router.post("/manual", name="manual", include_in_schema=False)
-async def manual(
-    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
-) -> Response:
+async def manual(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     decision = choice(form.get("decision"), "live.decision", ("pass", "deny"))
     direction = direction_of(form, g.cfg.site.default_direction)

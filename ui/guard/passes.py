@@ -17,21 +17,21 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from kiosk import privacy, queries
 from kiosk.passes import ROLES, VERSION, Pass, encode_pass, issue_pass, key_id_of
 from ui import i18n
 from ui.auth import Session
-from ui.guard.deps import Guard, action_session, audited_route, done, guard, note, page_session
+from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
 from ui.guard.display import card_svg, local_time
 from ui.guard.forms import BadInput, bounded, choice, clean
 from ui.guard.lists import confirm_first
 
-router = APIRouter(
-    prefix="/guard", tags=["guard console"], route_class=audited_route("/guard/passes")
-)
+#: The passes list's search: a holder, a household or a pass number.
+SEARCH = Query(None, max_length=60)
+router = room("/guard/passes")
 
 #: Cards one print request takes (a sheet of cards for a household or a visiting team).
 MAX_BATCH = 50
@@ -108,18 +108,13 @@ def render(request: Request, g: Guard, session: Session, **ctx: Any) -> HTMLResp
 
 @router.get("/passes", response_class=HTMLResponse, include_in_schema=False)
 def passes_page(
-    request: Request,
-    q: str | None = Query(None, max_length=60),
-    session: Session = Depends(page_session),
-    g: Guard = Depends(guard),
+    request: Request, session: PageSession, g: GuardDep, q: str | None = SEARCH
 ) -> Response:
     return render(request, g, session, q=q)
 
 
 @router.post("/passes", name="pass_issued", response_class=HTMLResponse, include_in_schema=False)
-async def issue(
-    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
-) -> Response:
+async def issue(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     key = g.core.issuer_key  # None: no issuer key on this kiosk (the secret is not set)
     if key is None:
@@ -205,9 +200,7 @@ def picked_ids(form: Any) -> list[str]:
 
 @router.post("/passes/print", name="pass_reprinted", response_class=HTMLResponse,
              include_in_schema=False)  # fmt: skip
-async def reprint(
-    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
-) -> Response:
+async def reprint(request: Request, session: ActionSession, g: GuardDep) -> Response:
     """Print cards again (one, or a batch): the same signed passes, re-signed identically."""
     form = await request.form()
     key = g.core.issuer_key
@@ -233,9 +226,7 @@ async def reprint(
 
 
 @router.post("/passes/revoke", name="pass_revoked", include_in_schema=False)
-async def revoke(
-    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
-) -> Response:
+async def revoke(request: Request, session: ActionSession, g: GuardDep) -> Response:
     """Void a lost pass picked from the list: a confirmation step first, then the
     revocation list (``core.lists``, audited by the list store with the guard's name)."""
     form = await request.form()

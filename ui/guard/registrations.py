@@ -20,29 +20,20 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from kiosk import privacy, queries
 from kiosk.community import CommunityError
 from kiosk.vehicles import VehicleList
 from ui.auth import Session
-from ui.guard.deps import (
-    Guard,
-    action_session,
-    api_session,
-    audited_route,
-    done,
-    guard,
-    note,
-    page_session,
-)
+from ui.guard.deps import ActionSession, ApiSession, Guard, GuardDep, PageSession, done, note, room
 from ui.guard.display import feed_row, vehicle_text, visitor_row
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, needed, whole
 
-router = APIRouter(
-    prefix="/guard", tags=["guard console"], route_class=audited_route("/guard/register")
-)
+#: A search for earlier visitors: a name or a phone-number suffix.
+SEARCH = Query(None, max_length=40)
+router = room("/guard/register")
 
 REGISTRATION_KINDS = ("registration", "vehicle")
 #: Passengers a vehicle form takes (besides the driver).
@@ -79,10 +70,7 @@ def plate_status(g: Guard, plate: str) -> dict[str, Any]:
 
 @router.get("/register", response_class=HTMLResponse, include_in_schema=False)
 def register_page(
-    request: Request,
-    q: str | None = Query(None, max_length=40),
-    session: Session = Depends(page_session),
-    g: Guard = Depends(guard),
+    request: Request, session: PageSession, g: GuardDep, q: str | None = SEARCH
 ) -> Response:
     return page(request, g, session, q=q)
 
@@ -129,9 +117,7 @@ def page(
 
 @router.get("/api/plate", include_in_schema=False)
 def check_plate(
-    plate: str = Query(..., max_length=20),
-    session: Session = Depends(api_session),
-    g: Guard = Depends(guard),
+    session: ApiSession, g: GuardDep, plate: str = Query(..., max_length=20)
 ) -> Response:
     """Whose car a plate is (for the form, before the guard decides); masked per role."""
     status = plate_status(g, plate)
@@ -197,9 +183,7 @@ def earlier_fields(g: Guard, form: Any) -> dict[str, Any]:
 
 
 @router.post("/register/person", name="register_person", include_in_schema=False)
-async def register_person(
-    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
-) -> Response:
+async def register_person(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     try:
         earlier = earlier_fields(g, form)
@@ -246,9 +230,7 @@ def plate_word(status: dict[str, Any]) -> str:
 
 
 @router.post("/register/vehicle", name="register_vehicle", include_in_schema=False)
-async def register_vehicle(
-    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
-) -> Response:
+async def register_vehicle(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     try:
         plate = clean(form.get("plate"), "reg.plate", required=True, max_len=16).upper()

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from kiosk.accounts import NAME_RE
 from ui import i18n
 from ui.auth import CSRF_FIELD, Session, client_addr, same_origin
-from ui.guard.deps import Guard, action_session, audited_route, guard, note
+from ui.guard.deps import ActionSession, Guard, GuardDep, note, room
 from ui.guard.forms import safe_next
 from ui.views import secure_headers
 
-router = APIRouter(prefix="/guard", tags=["guard console"], route_class=audited_route("/guard"))
+router = room("/guard")
 
 
 def login_form(
@@ -47,14 +47,14 @@ def login_form(
 
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
-def login_page(request: Request, g: Guard = Depends(guard)) -> Response:
+def login_page(request: Request, g: GuardDep) -> Response:
     if g.auth.current(request) is not None:
         return RedirectResponse("/guard", status_code=303)
     return login_form(request, g, g.lang(request), request.query_params.get("error"))
 
 
 @router.post("/login", name="guard_login", include_in_schema=False)
-async def login(request: Request, g: Guard = Depends(guard)) -> Response:
+async def login(request: Request, g: GuardDep) -> Response:
     lang = g.lang(request)
     if not same_origin(request):
         raise HTTPException(403, "cross-site request refused")
@@ -109,9 +109,7 @@ def resume_page(
 
 
 @router.post("/logout", name="guard_logout", include_in_schema=False)
-async def logout(
-    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
-) -> Response:
+async def logout(request: Request, session: ActionSession, g: GuardDep) -> Response:
     g.auth.sessions.revoke(session)
     response = RedirectResponse("/guard/login?bye=1", status_code=303)
     g.auth.clear_cookie(response)

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from datetime import date
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from kiosk import queries
 from kiosk.stats import daily_report, day_bounds
 from ui import i18n
 from ui.auth import Session
-from ui.guard.deps import Guard, audited, audited_route, guard, note, page_session
+from ui.guard.deps import Guard, GuardDep, PageSession, audited, note, room
 from ui.guard.display import (
     events_csv,
     events_xlsx,
@@ -26,9 +26,7 @@ from ui.guard.display import (
 from ui.guard.forms import BadInput
 from ui.guard.forms import day as parse_day
 
-router = APIRouter(
-    prefix="/guard", tags=["guard console"], route_class=audited_route("/guard/stats")
-)
+router = room("/guard/stats")
 
 DAY = Query(None, max_length=10, description="The local day, YYYY-MM-DD (default: today).")
 
@@ -47,10 +45,7 @@ def report_of(g: Guard, day: date) -> dict:
 
 @router.get("/stats", response_class=HTMLResponse, include_in_schema=False)
 def stats_page(
-    request: Request,
-    day: str | None = DAY,
-    session: Session = Depends(page_session),
-    g: Guard = Depends(guard),
+    request: Request, session: PageSession, g: GuardDep, day: str | None = DAY
 ) -> Response:
     lang = g.lang(request)
     when = day_of(day, g)
@@ -97,23 +92,16 @@ def export(request: Request, g: Guard, session: Session, day: str | None, fmt: s
     )
 
 
-@router.get("/export.csv", include_in_schema=False)
-@audited("export_csv")
-def export_csv(
-    request: Request,
-    day: str | None = DAY,
-    session: Session = Depends(page_session),
-    g: Guard = Depends(guard),
-) -> Response:
-    return export(request, g, session, day, "csv")
+def _add_export(fmt: str) -> None:
+    """The route ``/guard/export.<fmt>`` (named and audited ``export_<fmt>``)."""
+
+    @router.get(f"/export.{fmt}", name=f"export_{fmt}", include_in_schema=False)
+    @audited(f"export_{fmt}")
+    def export_day(
+        request: Request, session: PageSession, g: GuardDep, day: str | None = DAY
+    ) -> Response:
+        return export(request, g, session, day, fmt)
 
 
-@router.get("/export.xlsx", include_in_schema=False)
-@audited("export_xlsx")
-def export_xlsx(
-    request: Request,
-    day: str | None = DAY,
-    session: Session = Depends(page_session),
-    g: Guard = Depends(guard),
-) -> Response:
-    return export(request, g, session, day, "xlsx")
+for _fmt in ("csv", "xlsx"):
+    _add_export(_fmt)

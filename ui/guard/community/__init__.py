@@ -26,11 +26,6 @@ from ui.guard.community.common import TEXT, Pending
 
 __all__ = ["ROUTERS", "TEXT", "Pending"]
 
-ROUTERS: tuple[APIRouter, ...] = (
-    overview.router,
-    returnees.router,
-    services.router,
-    handover.router,
-    report.router,
-    imports.router,
+ROUTERS: tuple[APIRouter, ...] = tuple(
+    room.router for room in (overview, returnees, services, handover, report, imports)
 )

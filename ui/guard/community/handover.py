@@ -7,26 +7,24 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from kiosk.community import CommunityError
-from ui.auth import Session
 from ui.guard.community.common import (
     PREFIX,
     SAVED,
-    admin_session,
+    AdminSession,
     change,
+    community_room,
     form_text,
     ledgers,
     render,
 )
-from ui.guard.deps import Guard, action_session, audited_route, done, guard, note, page_session
+from ui.guard.deps import ActionSession, GuardDep, PageSession, done, note
 
 PAGE = f"{PREFIX}/handover"
-router = APIRouter(
-    prefix=PREFIX, tags=["guard console: community"], route_class=audited_route(PAGE)
-)
+router = community_room(PAGE)
 
 
 def local(text: str, tz: ZoneInfo) -> datetime:
@@ -38,9 +36,7 @@ def local(text: str, tz: ZoneInfo) -> datetime:
 
 
 @router.get("/handover", response_class=HTMLResponse, include_in_schema=False)
-def handover_page(
-    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
-) -> Response:
+def handover_page(request: Request, session: PageSession, g: GuardDep) -> Response:
     roster, gate, now = ledgers(g).roster, g.cfg.site.kiosk_id, g.core.clock.now()
     shifts = roster.shifts(gate, now - timedelta(hours=24), now + timedelta(days=7))
     return render(
@@ -55,9 +51,7 @@ def handover_page(
 
 
 @router.post("/shifts", name="shift_add", include_in_schema=False)
-async def add_shift(
-    request: Request, session: Session = Depends(admin_session), g: Guard = Depends(guard)
-) -> Response:
+async def add_shift(request: Request, session: AdminSession, g: GuardDep) -> Response:
     form = await request.form()
     roster, gate = ledgers(g).roster, g.cfg.site.kiosk_id
 
@@ -70,9 +64,7 @@ async def add_shift(
 
 
 @router.post("/handover", name="handover_open", include_in_schema=False)
-async def open_handover(
-    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
-) -> Response:
+async def open_handover(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     incoming = form_text(form, "incoming")
     roster, gate = ledgers(g).roster, g.cfg.site.kiosk_id
@@ -82,10 +74,7 @@ async def open_handover(
 
 @router.post("/handover/{hid}/ack", name="handover_ack", include_in_schema=False)
 async def ack_handover(
-    hid: int,
-    request: Request,
-    session: Session = Depends(action_session),
-    g: Guard = Depends(guard),
+    hid: int, request: Request, session: ActionSession, g: GuardDep
 ) -> Response:
     note(request, handover=hid)
     roster = ledgers(g).roster

@@ -4,41 +4,42 @@ change and writes nothing; applying it (within ``PENDING_S``, by the same guard)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from kiosk.community import CommunityError
 from kiosk.ledgers import Ledgers
 from kiosk.listimport import apply_list_import, plan_list_import
 from kiosk.lists import ListStore
-from ui.auth import Session
 from ui.guard.community.common import (
     PREFIX,
     SAVED,
+    AdminSession,
     Pending,
-    admin_session,
     change,
+    community_room,
     form_text,
     ledgers,
     render,
 )
-from ui.guard.deps import Guard, audited_route, done, guard, note, page_session
+from ui.guard.deps import GuardDep, PageSession, done, note
 from ui.guard.forms import BadInput
 
 PAGE = f"{PREFIX}/imports"
 MAX_UPLOAD = 5 * 1024 * 1024
 LIST_KINDS = ("revocations", "quarantine", "households", "lists")
-router = APIRouter(
-    prefix=PREFIX, tags=["guard console: community"], route_class=audited_route(PAGE)
-)
+router = community_room(PAGE)
 
 
 def pending(request: Request) -> Pending:
     """The previews not applied yet, on the app (``ui.guard.install`` puts them there)."""
     found: Pending = request.app.state.community_imports
     return found
+
+
+Waiting = Annotated[Pending, Depends(pending)]
 
 
 def plan_for(led: Ledgers, lists: ListStore, kind: str, data: bytes, filename: str) -> Any:
@@ -52,18 +53,13 @@ def plan_for(led: Ledgers, lists: ListStore, kind: str, data: bytes, filename: s
 
 
 @router.get("/imports", response_class=HTMLResponse, include_in_schema=False)
-def imports(
-    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
-) -> Response:
+def imports(request: Request, session: PageSession, g: GuardDep) -> Response:
     return render(g, request, "community_imports.html", session, plan=None, token=None)
 
 
 @router.post("/imports/preview", name="import_preview", include_in_schema=False)
 async def preview(
-    request: Request,
-    session: Session = Depends(admin_session),
-    g: Guard = Depends(guard),
-    waiting: Pending = Depends(pending),
+    request: Request, session: AdminSession, g: GuardDep, waiting: Waiting
 ) -> Response:
     form = await request.form()
     upload, kind = form.get("file"), form_text(form, "kind")[:20]
@@ -82,11 +78,7 @@ async def preview(
 
 @router.post("/imports/apply", name="import_apply", include_in_schema=False)
 async def apply(
-    request: Request,
-    token: str = Form(""),
-    session: Session = Depends(admin_session),
-    g: Guard = Depends(guard),
-    waiting: Pending = Depends(pending),
+    request: Request, session: AdminSession, g: GuardDep, waiting: Waiting, token: str = Form("")
 ) -> Response:
     led, lists = ledgers(g), g.core.lists
 

@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from kiosk.community import CommunityError
 from kiosk.compound import statuses
-from ui.auth import Session
-from ui.guard.community.common import PREFIX, form_text, ledgers, masked, render
-from ui.guard.deps import Guard, action_session, audited_route, guard, page_session
+from ui.guard.community.common import PREFIX, community_room, form_text, ledgers, masked, render
+from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession
 
-router = APIRouter(
-    prefix=PREFIX, tags=["guard console: community"], route_class=audited_route(PREFIX)
-)
+router = community_room(PREFIX)
 
 
 def marks(g: Guard) -> dict[str, tuple[str, ...]]:
@@ -28,9 +25,7 @@ def marks(g: Guard) -> dict[str, tuple[str, ...]]:
 
 
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
-def overview(
-    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
-) -> Response:
+def overview(request: Request, session: PageSession, g: GuardDep) -> Response:
     led = ledgers(g)
     return render(
         g,
@@ -45,9 +40,7 @@ def overview(
 
 
 @router.post("/plate", include_in_schema=False)
-async def plate(
-    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
-) -> Response:
+async def plate(request: Request, session: ActionSession, g: GuardDep) -> Response:
     """At a vehicle registration: is the plate on the resident list? (unknown: flag it)
     A POST, so the plate never appears in a URL or an access log."""
     form = await request.form()
@@ -61,9 +54,7 @@ async def plate(
 
 
 @router.get("/map", response_class=HTMLResponse, include_in_schema=False)
-def compound_map(
-    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
-) -> Response:
+def compound_map(request: Request, session: PageSession, g: GuardDep) -> Response:
     led = ledgers(g)
     ids = led.compound.row_ids()
     grid = led.compound.grid(marks(g))
@@ -77,12 +68,7 @@ def compound_map(
 
 
 @router.get("/household/{row}", response_class=HTMLResponse, include_in_schema=False)
-def household(
-    row: int,
-    request: Request,
-    session: Session = Depends(page_session),
-    g: Guard = Depends(guard),
-) -> Response:
+def household(row: int, request: Request, session: PageSession, g: GuardDep) -> Response:
     led = ledgers(g)
     code = led.compound.household_at(row)
     if code is None:

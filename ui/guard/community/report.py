@@ -7,20 +7,15 @@ from datetime import date
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from kiosk.categories import report_csv, report_rows, report_xlsx
 from kiosk.stats import daily_report
-from ui.auth import Session
-from ui.guard.community.common import PREFIX, render
-from ui.guard.deps import Guard, audited_route, guard, page_session
+from ui.guard.community.common import PREFIX, community_room, render
+from ui.guard.deps import Guard, GuardDep, PageSession
 
-router = APIRouter(
-    prefix=PREFIX,
-    tags=["guard console: community"],
-    route_class=audited_route(f"{PREFIX}/report"),
-)
+router = community_room(f"{PREFIX}/report")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -36,9 +31,7 @@ def report_for(g: Guard, request: Request) -> dict[str, Any] | None:
 
 
 @router.get("/report", response_class=HTMLResponse, include_in_schema=False)
-def report(
-    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
-) -> Response:
+def report(request: Request, session: PageSession, g: GuardDep) -> Response:
     data = report_for(g, request)
     if data is None:
         return render(g, request, "community_report.html", session, rows=[], day="",
@@ -48,9 +41,7 @@ def report(
 
 
 @router.get("/report.{fmt}", include_in_schema=False)
-def export(
-    fmt: str, request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
-) -> Response:
+def export(fmt: str, request: Request, session: PageSession, g: GuardDep) -> Response:
     data = report_for(g, request)
     if data is None or fmt not in ("xlsx", "csv"):
         return JSONResponse({"detail": "day: YYYY-MM-DD; format: xlsx or csv"}, 400)

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from ui.auth import Session
 from ui.guard.community.common import (
     PREFIX,
     SAVED,
     admin,
     change,
+    community_room,
     form_float,
     form_int,
     form_text,
@@ -23,18 +23,14 @@ from ui.guard.community.common import (
     masked,
     render,
 )
-from ui.guard.deps import Guard, action_session, audited_route, done, guard, note, page_session
+from ui.guard.deps import ActionSession, GuardDep, PageSession, done, note
 
 PAGE = f"{PREFIX}/returnees"
-router = APIRouter(
-    prefix=PREFIX, tags=["guard console: community"], route_class=audited_route(PAGE)
-)
+router = community_room(PAGE)
 
 
 @router.get("/returnees", response_class=HTMLResponse, include_in_schema=False)
-def returnees(
-    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
-) -> Response:
+def returnees(request: Request, session: PageSession, g: GuardDep) -> Response:
     ledger = ledgers(g).observation
     return render(
         g,
@@ -47,9 +43,7 @@ def returnees(
 
 
 @router.post("/returnees", name="returnee_register", include_in_schema=False)
-async def register(
-    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
-) -> Response:
+async def register(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     await change(
         lambda: ledgers(g).observation.register(
@@ -68,11 +62,7 @@ async def register(
 
 @router.post("/returnees/{pid}/{what}", name="returnee_change", include_in_schema=False)
 async def change_returnee(
-    pid: int,
-    what: str,
-    request: Request,
-    session: Session = Depends(action_session),
-    g: Guard = Depends(guard),
+    pid: int, what: str, request: Request, session: ActionSession, g: GuardDep
 ) -> Response:
     form = await request.form()
     ledger, who = ledgers(g).observation, session.name

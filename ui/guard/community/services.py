@@ -3,26 +3,30 @@ for a quarantined or observed household, taken by a named helper and marked done
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from kiosk.compound import statuses
 from kiosk.services import KINDS
-from ui.auth import Session
-from ui.guard.community.common import PREFIX, SAVED, change, form_text, ledgers, masked, render
-from ui.guard.deps import Guard, action_session, audited_route, done, guard, note, page_session
+from ui.guard.community.common import (
+    PREFIX,
+    SAVED,
+    change,
+    community_room,
+    form_text,
+    ledgers,
+    masked,
+    render,
+)
+from ui.guard.deps import ActionSession, GuardDep, PageSession, done, note
 
 PAGE = f"{PREFIX}/services"
 STEPS = ("take", "done", "cancel")
-router = APIRouter(
-    prefix=PREFIX, tags=["guard console: community"], route_class=audited_route(PAGE)
-)
+router = community_room(PAGE)
 
 
 @router.get("/services", response_class=HTMLResponse, include_in_schema=False)
-def services_page(
-    request: Request, session: Session = Depends(page_session), g: Guard = Depends(guard)
-) -> Response:
+def services_page(request: Request, session: PageSession, g: GuardDep) -> Response:
     requests = ledgers(g).services.requests(limit=200)
     return render(
         g,
@@ -35,9 +39,7 @@ def services_page(
 
 
 @router.post("/services", name="service_open", include_in_schema=False)
-async def open_request(
-    request: Request, session: Session = Depends(action_session), g: Guard = Depends(guard)
-) -> Response:
+async def open_request(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     household = form_text(form, "household").strip()[:64]
     marks = statuses(g.core.store.reader(), g.today(), g.tz, g.core.lists.current, 1 << 30)
@@ -51,11 +53,7 @@ async def open_request(
 
 @router.post("/services/{rid}/{action}", name="service_step", include_in_schema=False)
 async def step(
-    rid: int,
-    action: str,
-    request: Request,
-    session: Session = Depends(action_session),
-    g: Guard = Depends(guard),
+    rid: int, action: str, request: Request, session: ActionSession, g: GuardDep
 ) -> Response:
     if action not in STEPS:
         return JSONResponse({"detail": "unknown action"}, status_code=404)

@@ -1,0 +1,27 @@
+"""Migration sets written as SQL: a module's tables stated once, in the database's own terms."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+
+def sql_migrations(set_name: str, **steps: str) -> Migrations:
+    """The migration set ``set_name`` with one migration a keyword, in order: its name is the
+    keyword (recorded in each database, so never rename one), its body SQL statements split
+    at ``;`` (plain DDL: no trigger bodies or string literals holding one)."""
+    migrations = Migrations(set_name)
+    for name, sql in steps.items():
+        _add_step(migrations, name, sql)
+    return migrations
+
+
+def _add_step(migrations: Migrations, name: str, sql: str) -> None:
+    statements = [s.strip() for s in sql.split(";") if s.strip()]
+
+    # One ``execute`` a statement keeps the step inside the migration's transaction;
+    # ``executescript`` would commit first, so a failing step could leave half a schema.
+    @migrations(name=name)
+    def run(db: Database) -> None:
+        for statement in statements:
+            db.execute(statement)

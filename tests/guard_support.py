@@ -1,0 +1,171 @@
+"""The guard console's test rig, shared by the UI test files.
+
+``make_core`` is ``checkpoint.app.build_core`` on a FakeClock with the default fake devices;
+guard accounts, the issuer key and the session key come from secrets as on a kiosk. The
+``guard_core`` and ``guard_client`` fixtures (tests/conftest.py) are built with it. The
+engine runner is not started: a request that makes the engine decide spawns the commit (and
+then the gate command) on the test client's loop, and ``decided`` waits there for the
+decision the engine publishes once the event is committed. Nothing here sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from checkpoint.app import Core, build_core
+from kiosk.accounts import hash_password
+from kiosk.clock import FakeClock
+from kiosk.config import KioskConfig
+from kiosk.passes import new_key_pair
+from kiosk.store import EventDraft
+
+# Cheap scrypt cost for tests only: verification reads the cost from the hash itself.
+GUARD_PW = "gate-guard-pw"
+ADMIN_PW = "office-admin-pw"
+_USERS = "\n".join(
+    [
+        "# test accounts",
+        f"alice:guard:{hash_password(GUARD_PW, n=2**10)}",
+        f"root:admin:{hash_password(ADMIN_PW, n=2**10)}",
+    ]
+)
+BASE = "http://kiosk.test"
+SESSION_KEY = b"k" * 32
+WAIT_S = 5.0  # an upper bound for a test to fail instead of hanging, never a sleep
+
+
+def make_core(
+    data_dir: Path,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    config: KioskConfig | None = None,
+) -> Core:
+    """``build_core`` as the daemon runs it, with this site's issuer key in the trust list."""
+    keys = Path(tempfile.mkdtemp(prefix="keys-", dir=data_dir.parent))
+    key_path, pub_path = new_key_pair(keys, "site")
+    (data_dir / "trust").mkdir(parents=True, exist_ok=True)
+    shutil.copy(pub_path, data_dir / "trust" / "site.pub")
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    monkeypatch.setenv("KIOSK_GUARD_USERS", _USERS)
+    monkeypatch.setenv("KIOSK_ISSUER_KEY_PATH", str(key_path))
+    monkeypatch.setenv("KIOSK_SESSION_KEY", "ui-test-session-key")
+    return build_core(config or KioskConfig(), data_dir, clock)
+
+
+def close_core(core: Core) -> None:
+    core.close()
+
+
+def make_app(core: Core) -> FastAPI:
+    from ui import guard, kiosk_screen
+
+    app = FastAPI()
+    kiosk_screen.install(app, core)
+    guard.install(app, core)
+    return app
+
+
+@contextmanager
+def decided(client: TestClient, core: Core) -> Iterator[list[dict]]:
+    """Around whatever makes the engine decide: then wait, on the client's loop (where the
+    runner commits), for the decision the engine publishes after the commit. Yields the list
+    the decision message is put in."""
+    sub = core.bus.subscribe(name="test")
+    seen: list[dict] = []
+
+    async def next_decision() -> dict:
+        async with asyncio.timeout(WAIT_S):
+            while (message := await sub.get()) is not None:
+                if message["type"] == "decision":
+                    return message
+        raise AssertionError("the bus closed before a decision")
+
+    try:
+        yield seen
+        seen.append(client.portal.call(next_decision))
+    finally:
+        sub.close()
+
+
+def settle_idle(client: TestClient, core: Core) -> None:
+    """Drive the (not started) runner's engine on the client's loop until it is idle: the
+    gate's close command completes on the relay's worker thread, and until then the same
+    code held up again is (rightly) the same person, not a new passage. The fake clock has
+    already been advanced past the hold; each tick lets the engine act on what came back."""
+    engine = core.runner.engine
+    sub = core.bus.subscribe(name="test-idle")
+
+    async def idle() -> None:
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                engine.tick()
+                if engine.state == "idle" and not engine.gate_is_open:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    # wakes on the engine's next message (the gate answered), else re-ticks
+                    await asyncio.wait_for(sub.get(), 0.05)
+
+    try:
+        client.portal.call(idle)
+    finally:
+        sub.close()
+
+
+@contextmanager
+def gate_opening(core: Core) -> Iterator[threading.Event]:
+    """An event set when the gate relay is commanded open (from the runner's gate thread)."""
+    opened = threading.Event()
+    core.devices.gate.on_command = lambda command: command.open_ and opened.set()
+    try:
+        yield opened
+    finally:
+        core.devices.gate.on_command = None
+
+
+def nothing_recorded(core: Core) -> bool:
+    """No event committed, and none on its way: the engine did not even start one."""
+    return core.store.last_seq == 0 and core.runner.engine.passage is None
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf-token" content="([^"]+)"', html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+def login(client: TestClient, name: str = "alice", password: str = GUARD_PW) -> str:
+    """Sign in through the form; returns the console's CSRF token."""
+    page = client.get("/guard/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    response = client.post(
+        "/guard/login",
+        data={"name": name, "password": password, "csrf": token, "next": "/guard"},
+        headers={"Origin": BASE},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    return csrf_of(client.get("/guard").text)
+
+
+def post(client: TestClient, path: str, csrf: str, **data: Any):
+    return client.post(
+        path, data={"csrf": csrf, **data}, headers={"Origin": BASE}, follow_redirects=False
+    )
+
+
+def add_event(core: Core, **fields: Any):
+    draft = {"direction": "in", "decision": "pass", "reasons": ("ok",)} | fields
+    return core.store.append(EventDraft(**draft))
