@@ -62,6 +62,27 @@ def test_the_allocator_takes_the_daemon_settings_once():
     assert malloc.tune() is True  # idempotent
 
 
+def test_the_composition_root_tunes_the_allocator_before_anything_else(tmp_path):
+    # Lost once in a merge (the daemon grew by ~40 MB PSS): the daemon, the demo and the
+    # benches all build the program through build_core, so that is where it is applied.
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom checkpoint import malloc\n"
+        "from checkpoint.app import build_core\nfrom kiosk.config import parse_config\n"
+        "assert not malloc._applied\n"
+        "core = build_core(parse_config({}), Path(sys.argv[1]))\n"
+        "print(malloc._applied)\ncore.store.close()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert out.stdout.split() == [str(expected)]
+
+
 @linux_proc
 def test_pss_is_summed_over_a_process_and_everything_below_it():
     child = subprocess.Popen(
