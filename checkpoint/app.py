@@ -240,9 +240,10 @@ class Daemon:
         if self._watchdog is not None:
             self._watchdog.start()
         self._purge_task = asyncio.create_task(self._purge_loop(), name="retention")
-        from office.listsync import ListSync
+        if self.core.config.fleet.lists_url:  # else not even imported: httpx is ~5 MB
+            from office.listsync import ListSync
 
-        self._lists_sync = ListSync.from_config(self.core)
+            self._lists_sync = ListSync.from_config(self.core)
         if self._lists_sync is not None:
             self.core.extras["lists_sync"] = self._lists_sync
             self._lists_sync.start()

@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -104,3 +105,29 @@ def test_pss_is_summed_over_a_process_and_everything_below_it():
 
 def test_the_memory_section_is_part_of_the_bench():
     assert "memory" in SECTIONS
+
+
+def test_a_page_the_helper_cannot_build_is_reported_and_built_in_thread(tmp_path, caplog):
+    # Replies are not pickled (a page is a few MB: no second copy on either side), so the
+    # error reply has its own shape: the daemon logs the helper's reason and builds the page.
+    from checkpoint.bench import bench_draft
+    from checkpoint.export_helper import HelperProcessPages
+    from kiosk.clock import FakeClock
+    from kiosk.export import InProcessPages
+    from kiosk.store import EventLog
+
+    log = EventLog(tmp_path / "kiosk.db", "gate", FakeClock(), "NORMAL").open()
+    try:
+        for _ in range(3):
+            log.append(bench_draft())
+        helper_view = SimpleNamespace(path=tmp_path / "gone.db", reader=log.reader)
+        page = HelperProcessPages().build(helper_view, 0, 2, frozenset(), False)
+        assert "export worker failed (OperationalError" in caplog.text
+        assert page == InProcessPages().build(log, 0, 2, frozenset(), False)
+        assert page[1:] == (2, 2, 3)
+        caplog.clear()
+        assert HelperProcessPages().build(log, 1, 5, frozenset(), True)[1:] == (2, 3, 3)
+        assert "export worker" not in caplog.text
+    finally:
+        HelperProcessPages.shutdown()
+        log.close()
