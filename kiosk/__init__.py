@@ -4,25 +4,32 @@ Nothing in this package touches hardware or the web framework; drivers live in `
 and the screens and HTTP API in ``ui``, each built from core objects handed in.
 
 sqlite-utils, under the event log and the other stores, imports numpy whenever it can, only
-to map numpy values to column types; the core never hands it any. So it is imported here
-with numpy hidden: a gate whose devices need no numpy (a serial scanner) does not load it
-(~10 MB, docs/memory.md), and a camera's drivers still import numpy as usual afterwards.
+to map numpy values to column types; the core never hands it any. So that one import is
+refused (``_NoNumpyForSqliteUtils``): a gate whose devices need no numpy (a serial scanner)
+does not load it (~10 MB, docs/memory.md), and a camera's drivers import numpy as usual.
 """
 
+from __future__ import annotations
+
 import sys as _sys
+from collections.abc import Sequence as _Sequence
+from typing import Any as _Any
 
 __version__ = "0.1.0"
 
 
-def _import_sqlite_utils_without_numpy() -> None:
-    if "sqlite_utils" in _sys.modules or "numpy" in _sys.modules:
-        return  # too late, or loaded anyway: nothing to save
-    _sys.modules["numpy"] = None  # type: ignore[assignment]  # import numpy -> ImportError
-    try:
-        import sqlite_utils  # noqa: F401
-    finally:
-        if _sys.modules.get("numpy", False) is None:
-            del _sys.modules["numpy"]
+class _NoNumpyForSqliteUtils:
+    """A meta path finder that fails ``import numpy`` while ``sqlite_utils.db`` is being
+    imported (before it has defined ``Database``) and finds nothing otherwise. Once numpy is
+    loaded (by a camera's drivers) imports take it from ``sys.modules`` and never ask."""
+
+    @staticmethod
+    def find_spec(name: str, path: _Sequence[str] | None = None, target: _Any = None) -> None:
+        if name == "numpy":
+            db = _sys.modules.get("sqlite_utils.db")
+            if db is not None and not hasattr(db, "Database"):
+                raise ModuleNotFoundError("not for sqlite_utils (kiosk/__init__.py)", name=name)
 
 
-_import_sqlite_utils_without_numpy()
+if not any(getattr(f, "__name__", "") == _NoNumpyForSqliteUtils.__name__ for f in _sys.meta_path):
+    _sys.meta_path.insert(0, _NoNumpyForSqliteUtils)  # once, even if this module is reloaded

@@ -133,3 +133,28 @@ def test_a_page_the_helper_cannot_build_is_reported_and_built_in_thread(tmp_path
     finally:
         HelperProcessPages.shutdown()
         log.close()
+
+
+def test_numpy_is_refused_to_sqlite_utils_only():
+    script = (
+        "import sys, kiosk.store, sqlite_utils.db\n"
+        "print(sqlite_utils.db.np is None, 'numpy' in sys.modules)\n"
+        "import numpy\n"
+        "print(numpy.zeros(2).sum() == 0)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.split() == ["True", "False", "True"]
+
+
+def test_the_export_helper_loads_only_the_page_builder():
+    script = (
+        "import sys, checkpoint.export_helper, kiosk.export\n"
+        "heavy = ('sqlite_utils', 'numpy', 'pydantic', 'fastapi', 'openpyxl', 'httpx')\n"
+        "print(' '.join(m for m in heavy if m in sys.modules) or '-')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.split() == ["-"]
