@@ -6,7 +6,7 @@
 (``kiosk.export``: sqlite3, the hash chain, masking) and answers length-prefixed requests on
 its stdin with pages on its stdout, one at a time.
 
-What it costs is what it does (``kiosk bench``, memory section): ~15 MB PSS while it works,
+What it costs is what it does (``kiosk bench``, memory section): ~12 MB PSS while it works,
 nothing while the office is not pulling. It is started on the first page, stops by itself
 after ``IDLE_STOP_S`` without one (the next page starts a new one, a fraction of a second
 against a pull's seconds), and exits at once when the daemon is gone (its stdin closes). No
