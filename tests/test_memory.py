@@ -32,18 +32,23 @@ core.store.close()
 """
 
 
-def _loaded_by_a_gate_with(source: str, data_dir) -> set[str]:
-    script = _SERIAL_GATE.replace(
-        '{"type": "serial", "port": "/dev/kiosk-test-no-such-port", "name": "scanner"}', source
-    )
+def _printed_by(script: str, *args: str) -> list[str]:
+    """What a fresh interpreter running ``script`` prints, as words."""
     out = subprocess.run(
-        [sys.executable, "-c", script, str(data_dir)],
+        [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
     )
-    return set(out.stdout.split())
+    return out.stdout.split()
+
+
+def _loaded_by_a_gate_with(source: str, data_dir) -> set[str]:
+    script = _SERIAL_GATE.replace(
+        '{"type": "serial", "port": "/dev/kiosk-test-no-such-port", "name": "scanner"}', source
+    )
+    return set(_printed_by(script, str(data_dir)))
 
 
 def test_a_serial_scanner_gate_never_loads_opencv_numpy_or_a_decoder(tmp_path):
@@ -66,7 +71,7 @@ def test_the_allocator_takes_the_daemon_settings_once():
 
 
 def test_the_composition_root_tunes_the_allocator_before_anything_else(tmp_path):
-    # Lost once in a merge (the daemon grew by ~40 MB PSS): the daemon, the demo and the
+    # Lost once in a merge (the demo daemon grew by ~58 MB PSS): the daemon, the demo and the
     # benches all build the program through build_core, so that is where it is applied.
     script = (
         "import sys\nfrom pathlib import Path\nfrom checkpoint import malloc\n"
@@ -75,15 +80,8 @@ def test_the_composition_root_tunes_the_allocator_before_anything_else(tmp_path)
         "core = build_core(parse_config({}), Path(sys.argv[1]))\n"
         "print(malloc._applied)\ncore.store.close()\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
     expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
-    assert out.stdout.split() == [str(expected)]
+    assert _printed_by(script, str(tmp_path)) == [str(expected)]
 
 
 @linux_proc
@@ -142,10 +140,7 @@ def test_numpy_is_refused_to_sqlite_utils_only():
         "import numpy\n"
         "print(numpy.zeros(2).sum() == 0)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
-    )
-    assert out.stdout.split() == ["True", "False", "True"]
+    assert _printed_by(script) == ["True", "False", "True"]
 
 
 def test_the_export_helper_loads_only_the_page_builder():
@@ -154,7 +149,4 @@ def test_the_export_helper_loads_only_the_page_builder():
         "heavy = ('sqlite_utils', 'numpy', 'pydantic', 'fastapi', 'openpyxl', 'httpx')\n"
         "print(' '.join(m for m in heavy if m in sys.modules) or '-')\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
-    )
-    assert out.stdout.split() == ["-"]
+    assert _printed_by(script) == ["-"]
