@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypedDict
 
-from checkpoint import cpu
+from checkpoint import cpu, malloc
 from checkpoint.export_helper import HelperProcessPages
 from checkpoint.notify import Notifier, Watchdog
 from drivers.factory import build_devices
@@ -135,6 +135,7 @@ def build_core(
 
     The one composition root: the daemon, the demo, replay (``checkpoint.replay``, stepped in
     virtual time by ``checkpoint.virtual``) and the benches build the program here."""
+    malloc.tune()  # before the first threads: docs/memory.md
     clock = clock or SystemClock()
     data_dir.mkdir(parents=True, exist_ok=True)
     store = _open_event_log(config, data_dir, clock)
@@ -239,9 +240,10 @@ class Daemon:
         if self._watchdog is not None:
             self._watchdog.start()
         self._purge_task = asyncio.create_task(self._purge_loop(), name="retention")
-        from office.listsync import ListSync
+        if self.core.config.fleet.lists_url:  # else not even imported: httpx is ~5 MB
+            from office.listsync import ListSync
 
-        self._lists_sync = ListSync.from_config(self.core)
+            self._lists_sync = ListSync.from_config(self.core)
         if self._lists_sync is not None:
             self.core.extras["lists_sync"] = self._lists_sync
             self._lists_sync.start()

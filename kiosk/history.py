@@ -14,14 +14,19 @@ What counts:
   not a passage, so someone denied for a warm wrist and re-measured is not flagged.
 
 Memory stays bounded: entries older than ``horizon`` (the longest quota period the config
-allows plus a day) are dropped as new ones arrive.
+allows plus a day) are dropped as new ones arrive. And it stays small (``docs/memory.md``): the
+history holds an entry per distinct pass in the horizon, visitors' one-day passes included, so
+times are kept as integer microseconds since the epoch (exits in one ``array`` per household,
+last passages in one dict per direction keyed by the pass id), not as ``datetime`` objects in
+tuple-keyed dicts: ~50 bytes an entry besides its pass id, instead of ~110.
 """
 
 from __future__ import annotations
 
 import bisect
+from array import array
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 __all__ = ["COUNTED_DECISIONS", "PassageHistory"]
@@ -29,6 +34,18 @@ __all__ = ["COUNTED_DECISIONS", "PassageHistory"]
 #: Decisions that mean someone actually went through.
 COUNTED_DECISIONS = frozenset({"pass", "manual_pass"})
 _DIRECTIONS = frozenset({"in", "out"})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+_HOUR_US = 3_600_000_000
+
+
+def _us(ts: datetime) -> int:
+    """An aware time as integer microseconds since the epoch (exact, any offset)."""
+    return (ts - _EPOCH) // _ONE_US
+
+
+def _time(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
 
 
 def _aware(ts: datetime | str) -> datetime:
@@ -44,10 +61,11 @@ class PassageHistory:
 
     def __init__(self, horizon: timedelta = timedelta(days=31)) -> None:
         self.horizon = horizon
-        self._exits: dict[str, list[datetime]] = {}  # household -> sorted exit times
-        self._last: dict[tuple[str, str], datetime] = {}  # (pass_id, direction) -> time
-        self._newest: datetime | None = None
-        self._pruned_at: datetime | None = None
+        self._exits: dict[str, array[int]] = {}  # household -> sorted exit times (us)
+        # direction -> pass_id -> time of its last passage that way (us)
+        self._last: dict[str, dict[str, int]] = {"in": {}, "out": {}}
+        self._newest: int | None = None
+        self._pruned_at: int | None = None
 
     def record(
         self,
@@ -77,20 +95,23 @@ class PassageHistory:
             return
         if ts is None:
             raise ValueError("passage time is required")
-        ts = _aware(ts)
+        us = _us(_aware(ts))
         if household and direction == "out":
-            bisect.insort(self._exits.setdefault(household, []), ts)
+            times = self._exits.get(household)
+            if times is None:
+                times = self._exits[household] = array("q")
+            bisect.insort(times, us)
         if isinstance(pass_id, str) and pass_id:
-            key = (pass_id, direction)
-            previous = self._last.get(key)
-            if previous is None or ts > previous:
-                self._last[key] = ts
-        if self._newest is None or ts > self._newest:
-            self._newest = ts
+            last = self._last[direction]
+            previous = last.get(pass_id)
+            if previous is None or us > previous:
+                last[pass_id] = us
+        if self._newest is None or us > self._newest:
+            self._newest = us
             # Pruning walks every household: do it at most hourly, not on every passage.
-            if self._pruned_at is None or ts - self._pruned_at > timedelta(hours=1):
-                self._pruned_at = ts
-                self._prune(ts - self.horizon)
+            if self._pruned_at is None or us - self._pruned_at > _HOUR_US:
+                self._pruned_at = us
+                self._prune(us - self.horizon // _ONE_US)
 
     def load(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Rebuild from event-log rows (``pass_id``, ``household``, ``direction``,
@@ -116,7 +137,7 @@ class PassageHistory:
         times = self._exits.get(household)
         if not times:
             return 0
-        return len(times) - bisect.bisect_right(times, since)
+        return len(times) - bisect.bisect_right(times, _us(_aware(since)))
 
     def exits_in_period(self, household: str, now: datetime, period_days: int) -> int:
         """Exits in the rolling window ``(now - period_days, now]`` (later ones, after a wall
@@ -124,12 +145,15 @@ class PassageHistory:
         return self.exits_since(household, now - timedelta(days=period_days))
 
     def last_passage(self, pass_id: str, direction: str) -> datetime | None:
-        return self._last.get((pass_id, direction))
+        """When ``pass_id`` last passed in ``direction`` (UTC), or None."""
+        last = self._last.get(direction)
+        us = last.get(pass_id) if last is not None else None
+        return None if us is None else _time(us)
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._exits.values()) + len(self._last)
+        return sum(len(v) for v in self._exits.values()) + sum(map(len, self._last.values()))
 
-    def _prune(self, before: datetime) -> None:
+    def _prune(self, before: int) -> None:
         for household in list(self._exits):
             times = self._exits[household]
             cut = bisect.bisect_left(times, before)
@@ -137,5 +161,10 @@ class PassageHistory:
                 del times[:cut]
             if not times:
                 del self._exits[household]
-        for key in [k for k, ts in self._last.items() if ts < before]:
-            del self._last[key]
+        for direction, last in list(self._last.items()):
+            stale = [pass_id for pass_id, us in last.items() if us < before]
+            if len(stale) > len(last) // 2:  # rebuilt: a dict never shrinks its table
+                self._last[direction] = {p: us for p, us in last.items() if us >= before}
+            else:
+                for pass_id in stale:
+                    del last[pass_id]

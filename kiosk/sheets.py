@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-import openpyxl
-
 from .community import CommunityError
 
 __all__ = [
@@ -77,6 +75,8 @@ def _csv_rows(data: bytes) -> list[list[str]]:
 
 
 def _xlsx_rows(data: bytes) -> list[list[str]]:
+    import openpyxl  # ~9 MB once loaded: only when a spreadsheet comes (docs/memory.md)
+
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
@@ -175,6 +175,8 @@ def diff_rows(
 
 def write_xlsx(sheets: Mapping[str, Sequence[Sequence[object]]]) -> bytes:
     """An .xlsx with one sheet per entry (title → rows, the first row a header)."""
+    import openpyxl
+
     book = openpyxl.Workbook(write_only=True)  # no default sheet; rows streamed out
     for title, rows in sheets.items():
         sheet = book.create_sheet(title=title[:31])

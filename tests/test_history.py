@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import tracemalloc
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -119,3 +120,49 @@ def test_old_entries_are_pruned_so_memory_stays_bounded():
 def test_bad_records_are_refused(args, message):
     with pytest.raises(ValueError, match=message):
         PassageHistory().record(*args)
+
+
+def test_times_in_any_offset_compare_exactly():
+    h = PassageHistory()
+    local = datetime.fromisoformat("2026-03-02T16:30:00.000123+08:00")
+    h.record("p1", "1-1", "out", "pass", local)
+    assert h.last_passage("p1", "out") == local
+    assert h.exits_since("1-1", local - timedelta(microseconds=1)) == 1
+    assert h.exits_since("1-1", local) == 0
+
+
+def test_pruning_most_passes_keeps_the_recent_ones():
+    h = PassageHistory(horizon=timedelta(days=2))
+    for i in range(50):
+        h.record(f"old{i}", "1-1", "in", "pass", T0 + timedelta(minutes=i))
+    h.record("new", "1-1", "in", "pass", T0 + timedelta(days=3))
+    h.record("newer", "1-1", "in", "pass", T0 + timedelta(days=3, hours=2))
+    assert h.last_passage("old0", "in") is None
+    assert h.last_passage("new", "in") == T0 + timedelta(days=3)
+    assert h.last_passage("newer", "in") == T0 + timedelta(days=3, hours=2)
+    assert len(h) == 2
+
+
+def test_a_log_of_distinct_passes_is_held_compactly():
+    # Every passage its own pass (visitors' one-day passes; the memory bench's log): the
+    # history holds one entry each, so each must be small (docs/memory.md). Datetime values
+    # in tuple-keyed dicts took ~110 bytes an entry besides the pass id; now ~50.
+    rows = [
+        {
+            "pass_id": f"P-{i:06d}",
+            "household": f"B{i % 9}-{i % 400:04d}",
+            "direction": "out" if i % 2 else "in",
+            "decision": "pass",
+            "ts": (T0 + timedelta(seconds=i)).isoformat(),  # as read from the log
+        }
+        for i in range(20_000)
+    ]
+    tracemalloc.start()
+    try:
+        h = PassageHistory()
+        h.load(rows)
+        used, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(h) == 30_000
+    assert used / len(h) < 80

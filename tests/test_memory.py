@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -25,33 +26,40 @@ from checkpoint.app import build_core
 cfg = parse_config({"readers": {"sources": [
     {"type": "serial", "port": "/dev/kiosk-test-no-such-port", "name": "scanner"}]}})
 core = build_core(cfg, Path(sys.argv[1]))
-print(" ".join(m for m in ("cv2", "zxingcpp", "pyzbar", "drivers.pipeline") if m in sys.modules))
+heavy = ("cv2", "numpy", "zxingcpp", "pyzbar", "drivers.pipeline")
+print(" ".join(m for m in heavy if m in sys.modules))
 core.store.close()
 """
+
+
+def _printed_by(script: str, *args: str) -> list[str]:
+    """What a fresh interpreter running ``script`` prints, as words."""
+    out = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return out.stdout.split()
 
 
 def _loaded_by_a_gate_with(source: str, data_dir) -> set[str]:
     script = _SERIAL_GATE.replace(
         '{"type": "serial", "port": "/dev/kiosk-test-no-such-port", "name": "scanner"}', source
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script, str(data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return set(out.stdout.split())
+    return set(_printed_by(script, str(data_dir)))
 
 
-def test_a_serial_scanner_gate_never_loads_opencv_or_a_decoder(tmp_path):
+def test_a_serial_scanner_gate_never_loads_opencv_numpy_or_a_decoder(tmp_path):
     serial = '{"type": "serial", "port": "/dev/kiosk-test-no-such-port", "name": "scanner"}'
     assert _loaded_by_a_gate_with(serial, tmp_path) == set()
 
 
 def test_a_camera_gate_still_loads_them(tmp_path):
     camera = '{"type": "fake_camera", "name": "cam"}'
-    assert _loaded_by_a_gate_with(camera, tmp_path) >= {"cv2", "zxingcpp", "drivers.pipeline"}
+    loaded = _loaded_by_a_gate_with(camera, tmp_path)
+    assert loaded >= {"cv2", "numpy", "zxingcpp", "drivers.pipeline"}
 
 
 @pytest.mark.skipif(
@@ -60,6 +68,20 @@ def test_a_camera_gate_still_loads_them(tmp_path):
 def test_the_allocator_takes_the_daemon_settings_once():
     assert malloc.tune() is True
     assert malloc.tune() is True  # idempotent
+
+
+def test_the_composition_root_tunes_the_allocator_before_anything_else(tmp_path):
+    # Lost once in a merge (the demo daemon grew by ~58 MB PSS): the daemon, the demo and the
+    # benches all build the program through build_core, so that is where it is applied.
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom checkpoint import malloc\n"
+        "from checkpoint.app import build_core\nfrom kiosk.config import parse_config\n"
+        "assert not malloc._applied\n"
+        "core = build_core(parse_config({}), Path(sys.argv[1]))\n"
+        "print(malloc._applied)\ncore.store.close()\n"
+    )
+    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert _printed_by(script, str(tmp_path)) == [str(expected)]
 
 
 @linux_proc
@@ -83,3 +105,48 @@ def test_pss_is_summed_over_a_process_and_everything_below_it():
 
 def test_the_memory_section_is_part_of_the_bench():
     assert "memory" in SECTIONS
+
+
+def test_a_page_the_helper_cannot_build_is_reported_and_built_in_thread(tmp_path, caplog):
+    # Replies are not pickled (a page is a few MB: no second copy on either side), so the
+    # error reply has its own shape: the daemon logs the helper's reason and builds the page.
+    from checkpoint.bench import bench_draft
+    from checkpoint.export_helper import HelperProcessPages
+    from kiosk.clock import FakeClock
+    from kiosk.export import InProcessPages
+    from kiosk.store import EventLog
+
+    log = EventLog(tmp_path / "kiosk.db", "gate", FakeClock(), "NORMAL").open()
+    try:
+        for _ in range(3):
+            log.append(bench_draft())
+        helper_view = SimpleNamespace(path=tmp_path / "gone.db", reader=log.reader)
+        page = HelperProcessPages().build(helper_view, 0, 2, frozenset(), False)
+        assert "export worker failed (OperationalError" in caplog.text
+        assert page == InProcessPages().build(log, 0, 2, frozenset(), False)
+        assert page[1:] == (2, 2, 3)
+        caplog.clear()
+        assert HelperProcessPages().build(log, 1, 5, frozenset(), True)[1:] == (2, 3, 3)
+        assert "export worker" not in caplog.text
+    finally:
+        HelperProcessPages.shutdown()
+        log.close()
+
+
+def test_numpy_is_refused_to_sqlite_utils_only():
+    script = (
+        "import sys, kiosk.store, sqlite_utils.db\n"
+        "print(sqlite_utils.db.np is None, 'numpy' in sys.modules)\n"
+        "import numpy\n"
+        "print(numpy.zeros(2).sum() == 0)\n"
+    )
+    assert _printed_by(script) == ["True", "False", "True"]
+
+
+def test_the_export_helper_loads_only_the_page_builder():
+    script = (
+        "import sys, checkpoint.export_helper, kiosk.export\n"
+        "heavy = ('sqlite_utils', 'numpy', 'pydantic', 'fastapi', 'openpyxl', 'httpx')\n"
+        "print(' '.join(m for m in heavy if m in sys.modules) or '-')\n"
+    )
+    assert _printed_by(script) == ["-"]
