@@ -17,10 +17,8 @@ measurement is ``implausible`` (re-measure, then the guard), never a guess.
 A site records clinical-thermometer readings next to the kiosk's (``kiosk calibrate add`` or
 the guard screen, both via ``record_clinical_pair``) and fits its own correction
 (``kiosk calibrate fit``). The fit uses only as many terms as the pairs support: one pair fits
-the offset; three spread over >= 2 degC of ``d`` add the gain; six spread over >= 6 degC may add
-the curve, and do only when it fits them significantly better than the default curve (a partial
-F-test at 95 %: a second-order term soaks up the pairs' noise otherwise); terms not fitted keep
-their defaults. A pair that disagrees with the fit by more
+the offset; three spread over >= 2 degC of ``d`` add the gain; six spread over >= 6 degC add
+the curve; terms not fitted keep their defaults. A pair that disagrees with the fit by more
 than ``OUTLIER_C`` stops the fit and is named, because one mistyped reading must not shift
 every later decision.
 
@@ -61,11 +59,6 @@ OUTLIER_C = 1.0
 OFFSET_BOUNDS_C = (-5.0, 5.0)
 GAIN_BOUNDS = (-0.2, 0.6)
 CURVE_BOUNDS = (-0.05, 0.05)
-#: Student's t, 97.5 % point, for 3..30 degrees of freedom: its square is the 95 % point of
-#: F(1, dof), the partial F-test a fitted curve must pass against the default curve.
-_T975 = (3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-         2.052, 2.048, 2.045, 2.042)  # fmt: skip
 
 
 class CalibrationError(ValueError):
@@ -146,9 +139,22 @@ class Calibration:
         amb = [p.ambient_c for p in self.points]
         d = [o - a for o, a in zip(obj, amb, strict=True)]
         y = [p.clinical_c - p.object_c for p in self.points]
+        spread = max(d) - min(d)
         n = len(self.points)
-        terms = _supported_terms(d, y)
-        design, target = _design(terms, d, y)
+        if n >= 6 and spread >= 6.0:
+            terms: tuple[str, ...] = ("offset", "gain", "curve")
+        elif n >= 3 and spread >= 2.0:
+            terms = ("offset", "gain")
+        else:
+            terms = ("offset",)
+        design = [[1.0, di, di * di][: len(terms)] for di in d]
+        # Terms not fitted keep the default: fewer pairs must not invent an ambient trend.
+        target = [
+            yi
+            - ("gain" not in terms) * DEFAULT_GAIN * di
+            - ("curve" not in terms) * DEFAULT_CURVE * di * di
+            for yi, di in zip(y, d, strict=True)
+        ]
         coef = least_squares(design, target)
         values = dict(zip(terms, (float(c) for c in coef), strict=True))
         offset = values.get("offset", DEFAULT_OFFSET_C)
@@ -427,47 +433,6 @@ class FixedCalibration:
 
     def get(self) -> Calibration:
         return self.calibration
-
-
-def _design(
-    terms: tuple[str, ...], d: list[float], y: list[float]
-) -> tuple[list[list[float]], list[float]]:
-    """The fit's design rows and target for ``terms``: terms not fitted keep the default (fewer
-    pairs must not invent an ambient trend)."""
-    design = [[1.0, di, di * di][: len(terms)] for di in d]
-    target = [
-        yi
-        - ("gain" not in terms) * DEFAULT_GAIN * di
-        - ("curve" not in terms) * DEFAULT_CURVE * di * di
-        for yi, di in zip(y, d, strict=True)
-    ]
-    return design, target
-
-
-def _rss(terms: tuple[str, ...], d: list[float], y: list[float]) -> float:
-    design, target = _design(terms, d, y)
-    coef = least_squares(design, target)
-    return math.fsum(
-        (t - math.fsum(c * x for c, x in zip(coef, row, strict=True))) ** 2
-        for row, t in zip(design, target, strict=True)
-    )
-
-
-def _supported_terms(d: list[float], y: list[float]) -> tuple[str, ...]:
-    """The terms the pairs support: by count and spread of ``d``, and the curve only when it
-    is significant (partial F-test, 95 %, against the default curve)."""
-    n, spread = len(d), max(d) - min(d)
-    if n < 3 or spread < 2.0:
-        return ("offset",)
-    if n < 6 or spread < 6.0:
-        return ("offset", "gain")
-    with_curve = _rss(("offset", "gain", "curve"), d, y)
-    without = _rss(("offset", "gain"), d, y)
-    dof = n - 3
-    t = _T975[dof - 3] if dof - 3 < len(_T975) else 1.96 + 2.4 / dof
-    if (without - with_curve) * dof > t * t * with_curve:
-        return ("offset", "gain", "curve")
-    return ("offset", "gain")
 
 
 def least_squares(design: list[list[float]], target: list[float]) -> list[float]:

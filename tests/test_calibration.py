@@ -162,33 +162,6 @@ def test_six_widely_spread_pairs_fit_the_curve():
     )
 
 
-def _noisy(offset: float, gain: float, curve: float, cases, noise: list[float]) -> Calibration:
-    truth = Calibration(offset_c=offset, gain=gain, curve=curve)
-    cal = Calibration()
-    for (obj, amb), e in zip(cases, noise, strict=True):
-        cal = cal.with_point(point(round(truth.estimate(obj, amb) + e, 2), obj, amb))
-    return cal
-
-
-EIGHT = [(30.2, 15.0), (32.2, 19.0), (33.6, 23.0), (34.3, 26.0), (35.7, 30.0), (32.3, 21.0),
-         (31.5, 17.0), (34.9, 28.0)]  # fmt: skip
-NOISE = [0.12, -0.15, 0.05, 0.18, -0.1, -0.12, 0.14, -0.08]
-
-
-def test_a_curve_the_pairs_do_not_show_is_not_fitted_to_their_noise():
-    # Eight clinical pairs with a clinical thermometer's scatter (0.1-0.2 degC) around the
-    # default curve: a fitted curve would follow the scatter, so the default is kept.
-    fitted, report = _noisy(0.4, 0.15, DEFAULT_CURVE, EIGHT, NOISE).fitted(NOW)
-    assert report.terms == ("offset", "gain")
-    assert fitted.curve == DEFAULT_CURVE
-
-
-def test_a_curve_the_pairs_show_through_their_noise_is_fitted():
-    fitted, report = _noisy(0.4, 0.15, 0.03, EIGHT, NOISE).fitted(NOW)
-    assert report.terms == ("offset", "gain", "curve")
-    assert fitted.curve == pytest.approx(0.03, abs=0.006)
-
-
 def test_fit_trusts_the_model_only_near_the_ambients_it_was_fitted_at():
     cal = synthetic(0.4, 0.2, DEFAULT_CURVE, [(31.0, 18.0), (33.0, 22.0), (34.0, 26.0)])
     fitted, _ = cal.fitted(NOW)
