@@ -67,20 +67,37 @@ _POOR_FIT_RMS_C = 0.12
 #: 95 % point of chi-square with one degree of freedom: the likelihood-ratio margin.
 _CHI2_95 = 3.84
 _MIN_FIT_SAMPLES = 5
-_MAX_FIT_SAMPLES = 24
+#: The early fit uses the samples of the first 3 s of presence at most.
+_MAX_FIT_S = 3.0
 #: The widest plateau bound (object degC) an early decision may rest on.
 _MAX_BOUND_WIDTH_C = 1.0
-#: The view check before a normal verdict looks at up to this many latest present samples.
-_VIEW_SAMPLES = 16
-#: A re-measure (after a doubted view) needs this many (1.5 s at 8 Hz): a head's sway is slow.
-_VIEW_SAMPLES_MIN = 12
+#: The view check before a normal verdict looks at the present samples of the latest 2 s.
+_VIEW_S = 2.0
+#: A re-measure (after a doubted view) needs 1.5 s of present samples: a head's sway is slow.
+_VIEW_MIN_S = 1.5
 #: A settled reading this far below the highest one seen of the person (over three times the
 #: noise of a median of three) is a view lost: a step back, a turned head.
 _FELL_C = 0.2
-#: 99.9 % points of chi-square for n - 3 degrees of freedom, divided by n - 3 (n = 5..16):
-#: residuals of the approach fit beyond ``_NOISE_FLOOR_C`` times the root of this are not
-#: the sensor's noise but the scene moving (an edge of the view swaying, a wobble).
-_CHI2_999_PER_DOF = (6.91, 5.42, 4.62, 4.10, 3.74, 3.47, 3.27, 3.10, 2.96, 2.84, 2.74, 2.66)
+#: 99.9 % points of chi-square for k = 2..29 degrees of freedom, divided by k: residuals of
+#: the approach fit (k = n - 3) beyond ``_NOISE_FLOOR_C`` times the root of this are not the
+#: sensor's noise but the scene moving (an edge of the view swaying, a wobble).
+_CHI2_999_PER_DOF = (6.91, 5.42, 4.62, 4.10, 3.74, 3.47, 3.27, 3.10, 2.96, 2.84, 2.74, 2.66,
+                     2.58, 2.51, 2.45, 2.40, 2.35, 2.31, 2.27, 2.23, 2.19, 2.16, 2.13, 2.10,
+                     2.08, 2.05, 2.03, 2.01)  # fmt: skip
+
+
+def samples_in(seconds: float, sample_hz: float) -> int:
+    """How many samples ``seconds`` of measuring at ``sample_hz`` hold (at least one)."""
+    return max(1, round(seconds * sample_hz))
+
+
+def _chi2_999_per_dof(dof: int) -> float:
+    """The 99.9 % point of chi-square over ``dof`` (2 or more), divided by ``dof``; beyond the
+    table (29), the Wilson-Hilferty approximation (within 0.5 % there)."""
+    if dof - 2 < len(_CHI2_999_PER_DOF):
+        return _CHI2_999_PER_DOF[dof - 2]
+    h = 2 / (9 * dof)
+    return (1 - h + 3.0902 * math.sqrt(h)) ** 3
 
 
 @dataclass(frozen=True)
@@ -291,10 +308,12 @@ class Measurement:
         self.decided_mono_ns: int | None = None
         self.samples = 0
         self._window: deque[ThermoReading] = deque(maxlen=cfg.stable_window)
+        self._max_fit = samples_in(_MAX_FIT_S, cfg.sample_hz)
+        self._view_min = samples_in(_VIEW_MIN_S, cfg.sample_hz)
         #: Every present sample since presence began (the early plateau fit's input).
         self._run: list[ThermoReading] = []
         #: The latest present samples (the view check's input) and the highest window median.
-        self._recent: deque[ThermoReading] = deque(maxlen=_VIEW_SAMPLES)
+        self._recent: deque[ThermoReading] = deque(maxlen=samples_in(_VIEW_S, cfg.sample_hz))
         self._peak_c = -math.inf
         self._first_c: float | None = None
         #: The highest reading an earlier measurement of the same person settled on (a
@@ -342,7 +361,7 @@ class Measurement:
             if self._first_c is None:
                 self._first_c = settled
             self._peak_c = max(self._peak_c, settled)
-        if len(self._run) < _MAX_FIT_SAMPLES:
+        if len(self._run) < self._max_fit:
             self._run.append(reading)
         self._recent.append(reading)
         if len(self._window) == self.cfg.stable_window and self._stable():
@@ -389,7 +408,7 @@ class Measurement:
         elif status == "ok" and body < cfg.fever_threshold_c:
             # A view the skin does not fill reads low: a fever seen partly looks normal. A
             # fever reading needs no such check (a partial view only ever reads lower).
-            if self._seen_c > -math.inf and len(self._recent) < _VIEW_SAMPLES_MIN:
+            if self._seen_c > -math.inf and len(self._recent) < self._view_min:
                 return None  # a re-measure: the view must show it is still and filled
             doubt = self._view_doubt(body, obj)
             if doubt is not None:
@@ -419,14 +438,13 @@ class Measurement:
         fit = fit_plateau(samples, self.filter_tau_s)
         if fit is None:
             return False
-        dof = len(samples) - 3
-        limit = _NOISE_FLOOR_C * math.sqrt(_CHI2_999_PER_DOF[min(dof, 13) - 2])
+        limit = _NOISE_FLOOR_C * math.sqrt(_chi2_999_per_dof(len(samples) - 3))
         return fit.rms_c <= limit
 
     def _early(self) -> Temperature | None:
         """A clearly normal temperature from the rising curve, or ``None`` (keep measuring)."""
         cfg = self.cfg
-        if not cfg.early_decision or not _MIN_FIT_SAMPLES <= len(self._run) < _MAX_FIT_SAMPLES:
+        if not cfg.early_decision or not _MIN_FIT_SAMPLES <= len(self._run) < self._max_fit:
             return None
         if self._seen_c > -math.inf:
             return None  # a re-measure after a doubted view: the view must show it is filled

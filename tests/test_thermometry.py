@@ -522,3 +522,68 @@ def test_sway_moves_only_an_edge_inside_the_view():
     assert hair.coverage(1.0, 1.0) > hair.coverage(1.0, -1.0)
     with pytest.raises(ValueError):
         Visit(sway=0.5)
+
+
+# -- the sample rate: the measurement's windows are spans of time, not counts of samples --
+
+FAST = CFG.model_copy(update={"sample_hz": 16.0, "stable_window": 9})
+
+
+def _feed_at(m: Measurement, objects: list[float], hz: float) -> Temperature | None:
+    result = None
+    for i, obj in enumerate(objects):
+        result = m.add(reading(obj, 24.0, (i + 1) / hz))
+        if result is not None:
+            return result
+    return result
+
+
+def _still(obj: float, n: int, hz: float, *, sway_c: float = 0.0, seed: int = 3) -> list[float]:
+    import random
+
+    rng = random.Random(seed)
+    return [
+        obj
+        + rng.gauss(0.0, 0.03)
+        + sway_c * (0.5 * math.sin(2 * math.pi * 0.4 * i / hz + 1.0)
+                    + 0.3 * math.sin(2 * math.pi * 0.9 * i / hz + 2.0)
+                    + 0.2 * math.sin(2 * math.pi * 1.7 * i / hz + 0.5))
+        for i in range(n)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("hz", [8.0, 16.0, 20.0])
+def test_a_remeasure_after_a_doubted_view_needs_the_same_time_at_any_sample_rate(hz):
+    # 1.5 s of a still view, however many samples that is (12 at 8 Hz, 24 at 16 Hz).
+    cfg = CFG.model_copy(update={"sample_hz": hz, "stable_window": round(5 * hz / 8)})
+    obj = _plateau_of(36.6)
+    m = Measurement(cfg, Calibration(), 0, seen_object_c=obj)
+    t = _feed_at(m, _still(obj, int(3 * hz), hz), hz)
+    assert t is not None and t.ok
+    held = (m.decided_mono_ns - m.presence_mono_ns) / SEC
+    assert 1.5 - 1.5 / hz <= held < 1.5 + 1 / hz
+
+
+def test_at_a_faster_rate_a_still_view_passes_and_a_swaying_one_is_doubted():
+    # The view check's 2 s at 16 Hz is 32 samples: its chi-square limit follows the count.
+    obj = _plateau_of(36.5)
+    rise = [obj - (obj - 26.0) * math.exp(-i / 16 / 0.35) for i in range(24)]  # 1.5 s
+    still = _feed_at(Measurement(FAST, Calibration(), 0), rise + _still(obj, 32, 16.0), 16.0)
+    assert still is not None and still.ok and still.doubt is None
+    late = FAST.model_copy(update={"early_decision": False})
+    sway = _still(obj, 80, 16.0, sway_c=0.3)
+    swaying = _feed_at(Measurement(late, Calibration(), 0), rise + sway, 16.0)
+    assert swaying is None or (not swaying.ok and swaying.doubt == "unsteady")
+    assert swaying is not None
+
+
+def test_the_early_fit_uses_the_first_three_seconds_at_any_sample_rate():
+    # A rise that has shown no curvature after 3 s of samples is no early decision at 16 Hz
+    # either: the fit stops, the plateau rule decides.
+    obj = _plateau_of(36.4)
+    rise = [26.0 + 1.0 * i / 16 for i in range(60)]  # a straight climb: no bound
+    m = Measurement(FAST, Calibration(), 0)
+    assert _feed_at(m, rise, 16.0) is None
+    assert len(m._run) == 48
+    settled = _feed_at(m, _still(obj, 32, 16.0), 16.0)
+    assert settled is not None and not settled.early
