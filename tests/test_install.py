@@ -282,6 +282,41 @@ def test_usb_serial_drivers_load_at_boot_and_a_missing_proc_entry_is_reported(ch
     assert "ttyUSB not in /proc/devices" in usb
 
 
+def test_without_systemd_running_the_live_kernel_and_udev_are_left_alone(checkout, tmp_path):
+    """A chroot (an arm64 image under qemu-user, an image being built) is a live root without
+    systemd as PID 1: modprobe and udevadm there would act on the host's kernel and daemons,
+    and fail. A dry run on this machine's root, once as booted and once as a chroot."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    for tool in ("udevadm", "modprobe"):
+        (fake_bin / tool).write_text("#!/bin/sh\nexit 0\n")
+        (fake_bin / tool).chmod(0o755)
+    need(not Path("/etc/udev/rules.d/70-kiosk-serial.rules").exists(), "no kiosk installed here")
+    devices = Path("/proc/devices").read_text()
+    unregistered = not all(re.search(rf"\b{m}\b", devices) for m in ("ttyUSB", "ttyACM"))
+    booted_dir = tmp_path / "run-systemd-system"
+    booted_dir.mkdir()
+
+    def usb_lines(run_dir: Path) -> str:
+        env = dict(
+            os.environ,
+            PATH=f"{fake_bin}:{os.environ['PATH']}",
+            KIOSK_SYSTEMD_RUN_DIR=str(run_dir),
+        )
+        proc = run(checkout / "scripts" / "install", "--dry-run", env=env)
+        return "\n".join(lines_of(proc.stdout, "usb") + lines_of(proc.stdout, "start"))
+
+    booted = usb_lines(booted_dir)
+    assert "would: apply the udev rules now" in booted
+    assert ("would: load the serial drivers now" in booted) == unregistered
+    chroot = usb_lines(tmp_path / "absent")
+    assert "udev rules now" not in chroot and "load the serial drivers now" not in chroot
+    if unregistered:
+        assert "systemd is not running here (a chroot?)" in chroot
+        assert "/etc/modules-load.d/kiosk.conf loads the drivers at boot" in chroot
+    assert "[start] skip: systemd is not running here" in chroot
+
+
 def test_udev_rules_name_the_relay_and_scanner_by_usb_port(checkout, tmp_path):
     root = fresh_os_root(tmp_path / "root")
     (root / "etc" / "kiosk").mkdir()
