@@ -184,7 +184,11 @@ class GpioRelayGate(_Relay):
 
     Any failure of the GPIO library (gpiozero's ``BadPinFactory`` when lgpio cannot start,
     a pin in use, no ``/dev/gpiochip*``) is a gate fault, never a crash of the daemon: the
-    pin is opened again at the next command, so a fixed cause recovers without a restart.
+    pin is opened again at the next command and at each ``health`` while idle, so a fixed
+    cause recovers without a restart and the guard sees it. A chip that goes away under an
+    open pin (lgpio's factory names its chip: ``/dev/gpiochipN`` gone) or a failed write drops
+    the pin, and with gpiozero's default factory the factory too: it holds the old chip open,
+    and a chip that comes back is reached only through a fresh one.
     On Raspberry Pi OS gpiozero uses lgpio, which creates its notification pipes in ``$LG_WD``
     or else the working directory; ``/`` under ``ProtectSystem=strict`` is read-only, so the
     unit sets both, and the driver points ``LG_WD`` at a writable directory if it is unset.
@@ -199,8 +203,10 @@ class GpioRelayGate(_Relay):
         clock: Clock | None = None,
         pin_factory: Any = None,
         name: str = "gpio_relay",
+        dev_dir: str = "/dev",
     ) -> None:
         super().__init__(name, wiring, clock, Health("ok", "closed"))
+        self._dev_dir = dev_dir
         self._pin = pin
         self._active_high = active_high
         self._pin_factory = pin_factory
@@ -227,8 +233,7 @@ class GpioRelayGate(_Relay):
             )
         except Exception as exc:  # noqa: BLE001 - BadPinFactory, GPIOPinInUse, OSError, ...
             detail = f"GPIO{self._pin} unavailable: {describe(exc)}"
-            self._faults.fault(detail)
-            self._report("fault", detail)
+            self._fault(detail)
             raise GateFault(f"gpio relay: {detail}", reason="gate_fault") from None
         self._faults.recovered(f"GPIO{self._pin} ready")
         self._report("ok", "closed")
@@ -243,10 +248,62 @@ class GpioRelayGate(_Relay):
             device = self._ensure_device()
             try:
                 device.value = self._coil(open_)
-            except Exception as exc:
-                self._report("fault", f"gpio write failed: {exc}")
+            except Exception as exc:  # noqa: BLE001 - lgpio.error, OSError, ...: not commanded
+                self._drop_device()
+                self._fault(f"GPIO{self._pin} write failed: {describe(exc)}")
                 raise GateFault(f"gpio relay: {exc}", reason="gate_fault") from exc
             self._report("ok", "open" if open_ else "closed")
+
+    def _fault(self, detail: str) -> None:
+        self._faults.fault(detail)
+        self._report("fault", detail)
+
+    def _chip_gone(self) -> str | None:
+        """The open pin's chip node if it has gone away (lgpio's factory names its chip)."""
+        chip = getattr(getattr(self._device, "pin_factory", None), "chip", None)
+        if not isinstance(chip, int):
+            return None
+        node = os.path.join(self._dev_dir, f"gpiochip{chip}")
+        return None if os.path.exists(node) else node
+
+    def _drop_device(self) -> None:
+        """Forget a pin whose chip failed; it is opened afresh next time (see the class)."""
+        device, self._device = self._device, None
+        if device is None:
+            return
+        factory = getattr(device, "pin_factory", None)
+        try:
+            device.close()
+        except Exception:  # noqa: BLE001 - the chip is gone; closing is best effort
+            log.debug("gpio relay: close after failure failed", exc_info=True)
+        if self._pin_factory is not None or factory is None:
+            return
+        from gpiozero import Device
+
+        if Device.pin_factory is factory:
+            Device.pin_factory = None
+            try:
+                factory.close()
+            except Exception:  # noqa: BLE001 - as above
+                log.debug("gpio relay: closing the pin factory failed", exc_info=True)
+
+    def health(self) -> Health:
+        """While idle: a chip gone is a fault at once, a pin not open is tried again (a command
+        in progress holds the lock and sets the health itself)."""
+        if not self._lock.acquire(blocking=False):
+            return self._health
+        try:
+            gone = self._chip_gone()
+            if gone is not None:
+                self._drop_device()
+                self._fault(f"GPIO{self._pin} unavailable: {gone} is gone")
+            elif self._device is None:
+                self._ensure_device()
+        except GateFault:
+            pass  # _ensure_device has set the health and logged a changed cause
+        finally:
+            self._lock.release()
+        return self._health
 
     def close(self) -> None:
         with self._lock:

@@ -371,3 +371,86 @@ def test_a_gpio_library_failure_does_not_stop_the_daemon_building_its_devices(
     devices = build_devices(config, clock)
     assert devices.gate.health().state == "fault"
     devices.close()
+
+
+def test_a_gpio_pin_that_could_not_open_is_tried_again_while_idle(
+    monkeypatch, pins, clock, tmp_path
+):
+    """The chip (or lgpio's directory) appears after the start: health finds it without a
+    command, so the guard sees the gate back, and the pin is set to locked at once."""
+    opened: list = []
+    _lgpio_like_gpiozero(monkeypatch, pins, opened)
+    monkeypatch.setenv("LG_WD", "/proc/sys")
+    gate = GpioRelayGate(5, clock=clock)
+    assert gate.health().state == "fault" and gate.health().state == "fault"
+    monkeypatch.setenv("LG_WD", str(tmp_path))
+    health = gate.health()
+    assert health.state == "ok" and health.detail == "closed"
+    assert pins.pin(5).state is False  # opened, commanded locked, without a command
+    gate.close()
+
+
+def _default_factory_on_chip(monkeypatch, node):
+    """gpiozero's default pin factory as lgpio's: it names its chip (``chip``) and cannot
+    start while ``node`` (the chip's /dev entry) is missing. Returns the factories made."""
+    from gpiozero import Device
+
+    made: list = []
+
+    def default_factory():
+        if not node.exists():
+            raise OSError(2, "can not open gpiochip")
+        factory = MockFactory()
+        factory.chip = 0
+        made.append(factory)
+        return factory
+
+    monkeypatch.setattr(Device, "pin_factory", None)
+    monkeypatch.setattr(Device, "_default_pin_factory", staticmethod(default_factory))
+    return made
+
+
+def test_a_chip_gone_under_an_open_pin_is_a_fault_while_idle_and_a_fresh_chip_when_back(
+    monkeypatch, clock, tmp_path, caplog
+):
+    from gpiozero import Device
+
+    node = tmp_path / "gpiochip0"
+    node.touch()
+    made = _default_factory_on_chip(monkeypatch, node)
+    caplog.set_level("WARNING", logger="drivers")
+    gate = GpioRelayGate(17, clock=clock, dev_dir=str(tmp_path))
+    assert gate.health().state == "ok" and len(made) == 1
+    node.unlink()  # the chip removed while the gate is idle
+    health = gate.health()
+    assert health.state == "fault" and f"{node} is gone" in health.detail
+    assert Device.pin_factory is None  # the factory holding the old chip is let go
+    with pytest.raises(GateFault, match="can not open gpiochip"):
+        gate.set_open(True)
+    assert gate.health().state == "fault"
+    node.touch()  # the chip is back: a new device, reached through a new factory
+    assert gate.health().state == "ok" and len(made) == 2 and Device.pin_factory is made[1]
+    gate.set_open(True)
+    assert made[1].pin(17).state is True
+    assert len(caplog.records) == 2  # gone, then cannot open: one line per cause
+    gate.close()
+    made[1].reset()
+
+
+def test_a_failed_gpio_write_is_a_gate_fault_and_the_pin_is_opened_again(monkeypatch, pins, clock):
+    gate = GpioRelayGate(17, pin_factory=pins, clock=clock)
+    pin = pins.pin(17)
+
+    def unplugged(value):
+        raise OSError(19, "No such device")
+
+    with monkeypatch.context() as broken:
+        broken.setattr(pin, "_set_state", unplugged)
+        with pytest.raises(GateFault, match="No such device"):
+            gate.set_open(True)
+        health = gate.health()
+        assert health.state == "fault" and "OSError" in health.detail
+    assert gate.health().state == "ok"  # a fresh OutputDevice on the working pin
+    gate.set_open(True)
+    assert pin.state is True
+    gate.close()

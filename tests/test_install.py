@@ -359,11 +359,42 @@ def test_pi_camera_config_installs_simplejpeg_into_the_venv(checkout, tmp_path):
     assert "[picamera]" not in plain.stdout
 
 
-def test_gpio_relay_config_installs_lgpio(checkout, tmp_path):
+def test_gpio_relay_config_installs_lgpio_from_pypi_and_opens_the_chip_to_group_gpio(
+    checkout, tmp_path
+):
+    """Debian has no python3-lgpio (apt would fail the install) and leaves /dev/gpiochip* to
+    root: both found by tests/system/vm-walkthrough on a plain Debian with gpio-sim."""
     cfg = tmp_path / "gpio.toml"
     cfg.write_text('[gate.driver]\ntype = "gpio"\npin = 17\n')
     proc = _dry_run(checkout, fresh_os_root(tmp_path / "root"), "--config", str(cfg))
-    assert "python3-lgpio" in lines_of(proc.stdout, "apt")[0]
+    assert proc.returncode == 0, proc.stderr
+    assert "python3-lgpio" not in proc.stdout
+    venv = "\n".join(lines_of(proc.stdout, "venv")) + proc.stdout.split("[venv]")[-1]
+    pip = [x for x in venv.replace("\\", "").splitlines() if "pip install" in x]
+    assert "with [gpio]" in venv and pip and pip[0].endswith("[gpio]")
+    rule = proc.stdout.split("write /etc/udev/rules.d/70-kiosk-gpio.rules")
+    assert len(rule) == 2
+    assert 'SUBSYSTEM=="gpio", KERNEL=="gpiochip*", GROUP="gpio", MODE="0660"' in rule[1]
+    plain = _dry_run(checkout, fresh_os_root(tmp_path / "plain"))
+    assert "[gpio]" not in plain.stdout and "70-kiosk-gpio.rules" not in plain.stdout
+
+
+def test_uninstall_removes_the_gpio_rule(checkout, tmp_path):
+    root = fresh_os_root(tmp_path / "root")
+    rules = root / "etc" / "udev" / "rules.d"
+    rules.mkdir(parents=True)
+    (rules / "70-kiosk-gpio.rules").write_text("# written by scripts/install\n")
+    proc = run(checkout / "scripts" / "uninstall", "--dry-run", "--root", str(root))
+    assert proc.returncode == 0, proc.stderr
+    assert "would: remove /etc/udev/rules.d/70-kiosk-gpio.rules" in proc.stdout
+
+
+def test_the_gpio_extra_is_lgpio():
+    """pip only warns about an extra that does not exist: the installer's [gpio] must be one."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(re.match(r"lgpio\b", req) for req in project["optional-dependencies"]["gpio"])
 
 
 def test_the_screen_gets_its_own_user_outside_the_kiosk_group(checkout, tmp_path):
