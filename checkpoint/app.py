@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypedDict
 
-from checkpoint import cpu, malloc
+from checkpoint import cpu
 from checkpoint.export_helper import HelperProcessPages
 from checkpoint.notify import Notifier, Watchdog
 from drivers.factory import build_devices
@@ -135,7 +135,6 @@ def build_core(
 
     The one composition root: the daemon, the demo, replay (``checkpoint.replay``, stepped in
     virtual time by ``checkpoint.virtual``) and the benches build the program here."""
-    malloc.tune()  # before the first threads: docs/memory.md
     clock = clock or SystemClock()
     data_dir.mkdir(parents=True, exist_ok=True)
     store = _open_event_log(config, data_dir, clock)

@@ -70,18 +70,24 @@ def test_the_allocator_takes_the_daemon_settings_once():
     assert malloc.tune() is True  # idempotent
 
 
-def test_the_composition_root_tunes_the_allocator_before_anything_else(tmp_path):
-    # Lost once in a merge (the demo daemon grew by ~58 MB PSS): the daemon, the demo and the
-    # benches all build the program through build_core, so that is where it is applied.
+@pytest.mark.parametrize("verb", ["run", "demo"])
+def test_the_daemon_verbs_tune_the_allocator_before_they_build_the_program(tmp_path, verb):
+    # Lost once in a merge (the demo daemon grew by ~58 MB PSS). The daemon's process is
+    # `kiosk run` (or `kiosk demo`, which the memory bench measures): each applies it before
+    # the program is built; build_core, stopped here, reports whether it was.
+    config = tmp_path / "kiosk.toml"
+    config.write_text("")
+    args = {"run": ["run", "--config", str(config)], "demo": ["demo", "--port", "0"]}[verb]
     script = (
-        "import sys\nfrom pathlib import Path\nfrom checkpoint import malloc\n"
-        "from checkpoint.app import build_core\nfrom kiosk.config import parse_config\n"
+        "import sys\nfrom checkpoint import app, demo, malloc\nfrom checkpoint.cli import main\n"
         "assert not malloc._applied\n"
-        "core = build_core(parse_config({}), Path(sys.argv[1]))\n"
-        "print(malloc._applied)\ncore.store.close()\n"
+        "def stop(*a, **k):\n    print(malloc._applied)\n    raise SystemExit(0)\n"
+        "app.build_core = demo.build_core = stop\n"
+        "main(sys.argv[1:])\n"
     )
     expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
-    assert _printed_by(script, str(tmp_path)) == [str(expected)]
+    printed = _printed_by(script, *args, "--data", str(tmp_path / "data"))
+    assert printed == [str(expected)]
 
 
 @linux_proc

@@ -8,6 +8,7 @@ import os
 import socket
 from pathlib import Path
 
+from checkpoint import malloc
 from kiosk.config import ConfigError, check_paths, load_config
 from kiosk.logs import setup_logging
 
@@ -69,6 +70,7 @@ def run_demo(args: argparse.Namespace) -> int:
     Run the real daemon (engine, event log, screens, API) on emulated devices fed by a
     scripted stream of visitors. Prints the kiosk, guard and API URLs and a demo guard login.
     Data goes to a temporary folder unless --data is given."""
+    malloc.tune()  # the daemon's process, before its first threads: docs/memory.md
     from checkpoint.demo import run_demo as demo
 
     port = _port(args.port)
@@ -87,6 +89,7 @@ def run_daemon(args: argparse.Namespace) -> int:
     Run the kiosk daemon with the devices named in the config. Data dir: --data, else
     $KIOSK_DATA, else /var/lib/kiosk. Speaks the systemd notify protocol when
     $NOTIFY_SOCKET is set. Stops cleanly on SIGTERM/SIGINT."""
+    malloc.tune()  # the daemon's process, before its first threads: docs/memory.md
     from checkpoint.app import Daemon, build_core
 
     try:
