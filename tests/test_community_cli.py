@@ -10,6 +10,8 @@ import pytest
 
 from checkpoint.cli import main
 from kiosk.clock import SystemClock
+from kiosk.config import parse_config
+from kiosk.days import local_day
 from kiosk.store import EventDraft, EventLog
 
 
@@ -20,7 +22,9 @@ def db(tmp_path):
     log.append(EventDraft(direction="in", decision="pass", household="1-101", temp_c=36.5))
     log.append(EventDraft(direction="out", decision="manual_pass", kind="vehicle", operator="Z",
                           person={"plate": "京A12345", "occupants": 2}))  # fmt: skip
-    day = log.events()[0]["ts"][:10]
+    # The site's day (Asia/Shanghai by default), not the UTC date of the timestamp: from
+    # 16:00 UTC they differ.
+    day = local_day(log.events()[0]["ts"], parse_config({}).site.timezone).isoformat()
     log.close()
     return path, day
 

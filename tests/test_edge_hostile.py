@@ -25,6 +25,7 @@ from checkpoint.app import Daemon, build_core
 from checkpoint.cli import main
 from kiosk.clock import SystemClock
 from kiosk.config import parse_config
+from kiosk.days import local_day
 from kiosk.passes import issue_pass, public_key_pem
 from kiosk.store import EventDraft
 
@@ -185,7 +186,8 @@ def test_a_huge_direction_body_is_refused_before_it_is_read(kiosk):
 
 
 def test_a_quarantined_household_coming_home_by_a_screen_button_needs_the_guard(kiosk):
-    today = kiosk.core.clock.now().date()
+    # The site's day, not the UTC date (from 16:00 UTC they differ in Asia/Shanghai).
+    today = local_day(kiosk.core.clock.now(), kiosk.core.config.site.timezone)
     kiosk.core.lists.add_quarantine("Q-7", None, today, today, actor="test")
     text, _ = issue_pass(kiosk.key, "Q-7", "Zhao Lei", days=1, now=kiosk.core.clock.now())
     event = kiosk.passage(text, "in")
