@@ -670,3 +670,26 @@ def test_install_tls_pins_the_certificate_for_the_screen(checkout, tmp_path_fact
     again = run(checkout / "scripts" / "install", *args, env=install_env())
     assert "point the screen at https" not in again.stdout  # nothing to redo
     assert (root / "etc/systemd/system/kiosk-screen.service.d/tls.conf").read_text() == screen
+
+
+@pytest.mark.parametrize(
+    ("state", "up"),
+    [("active", True), ("activating", True), ("reloading", True), ("inactive", False),
+     ("failed", False), ("", False)],
+)  # fmt: skip
+def test_a_unit_systemd_is_bringing_up_is_not_started_again(checkout, tmp_path, state, up):
+    """A screen between two restarts is "activating": a second install must not "start" it
+    (the VM walkthrough's reinstall check failed on that while Chromium crashed on a GL-less
+    display)."""
+    script = (checkout / "scripts" / "install").read_text()
+    start = script.index("unit_up() {")
+    body = script[start : script.index("\n}\n", start) + 3]
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "systemctl").write_text(f"#!/bin/sh\necho '{state}'\n[ '{state}' = active ]\n")
+    (fake_bin / "systemctl").chmod(0o755)
+    env = dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}")
+    proc = subprocess.run(
+        ["bash", "-c", f"{body}\nunit_up kiosk-screen.service"], env=env, check=False
+    )
+    assert (proc.returncode == 0) == up
