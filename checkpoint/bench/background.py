@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Self
 
 
-class Background:
+class Background(ABC):
     """Work on a daemon thread from entering ``with`` until leaving it.
 
     A subclass does its work in ``_run`` until ``_stop`` is set; leaving the ``with`` sets it
@@ -21,8 +22,9 @@ class Background:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    @abstractmethod
     def _run(self) -> None:
-        raise NotImplementedError
+        """The work, until ``self._stop`` is set."""
 
     def __enter__(self) -> Self:
         self._thread.start()
