@@ -112,6 +112,7 @@
   let pending = null;      // ...and the idle view that waits for it
   let pendingTimer = null;
   let sawResult = false;   // a passage ended on this page (the language then reverts)
+  let resultBefore = null; // the result already on screen when the page loaded: not this page's
 
   function setText(id, text) {
     const el = $(id);
@@ -184,7 +185,8 @@
     startGate(result && result.kind === "pass" ? view.gate_closes_in_s : 0);
     const fresh = result && view.result_id !== (shown && shown.result_id);
     if (fresh && result.kind !== "pass") holdUntil = Date.now() + denyHoldMs;
-    if (result) sawResult = true;
+    if (result && shown === null) resultBefore = view.result_id;
+    if (result && view.result_id !== resultBefore) sawResult = true;
     if (view.sound && view.result_id !== lastResult) play(view.sound);
     lastResult = view.result_id;
     if (view.speak) speak(view.speak); else lastSpoken = "";
