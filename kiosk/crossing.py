@@ -14,8 +14,10 @@ and answers once:
    screen never shows a decision before the log has it, or before its fate is known).
 
 No ticket crosses: the ``Outcome`` carries its ``Crossing`` back, and a crossing is equal only
-to itself. A commit reported failed because it missed its deadline, and that lands later, is
-reported too (``Engine.on_late_commit(crossing, event)``) so the engine keeps one record.
+to itself. A commit answered as a store fault because it missed its deadline is still under
+way (``Outcome.pending``): its end is answered once more, ``Engine.on_late_commit(crossing,
+event)`` when it landed after all, ``(crossing, None)`` when it failed, so the engine keeps one
+record and never commits that event again while the first attempt may still land.
 """
 
 from __future__ import annotations
@@ -53,10 +55,15 @@ class Outcome:
     store_fault: StoreFault | None = None
     gate_commanded: bool = False
     gate_fault: DeviceFault | None = None
+    #: The store fault is a missed deadline: the commit is still under way and its end is
+    #: answered later (``Engine.on_late_commit``).
+    pending: bool = False
 
     def __post_init__(self) -> None:
         if (self.event is None) == (self.store_fault is None):
             raise ValueError("an outcome is either committed (event) or a store fault")
+        if self.pending and self.store_fault is None:
+            raise ValueError("only a store fault can still be pending")
         if self.gate_fault is not None and not self.gate_commanded:
             raise ValueError("a gate fault without a gate command")
 
@@ -71,4 +78,4 @@ class Outcome:
 
     def gate_answered(self, fault: DeviceFault | None) -> Outcome:
         """This outcome after the gate was commanded open, ``fault`` if the relay failed."""
-        return Outcome(self.crossing, self.event, self.store_fault, True, fault)
+        return Outcome(self.crossing, self.event, self.store_fault, True, fault, self.pending)

@@ -58,7 +58,7 @@ from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, DeviceFault, ThermoReading
 from kiosk.ports import CalibrationSource, EngineSeams
 from kiosk.privacy import greeting_name
-from kiosk.store import Event, EventDraft, StoreFault
+from kiosk.store import Event, EventDraft
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +262,8 @@ class Engine:
         self._ids = itertools.count(1)
         # Crossings awaiting their outcome: a passage's, or a held-back draft's (backlog).
         self._crossings: dict[Crossing, Passage | EventDraft] = {}
-        # Crossings answered as store faults: what each left in the backlog, should it land.
+        # Crossings answered as pending store faults (a missed deadline; the commit may still
+        # land): the draft each left in the backlog. Emptied as their ends are answered.
         self._late: dict[Crossing, EventDraft] = {}
         self._inbox: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
         self._busy = False
@@ -358,8 +359,9 @@ class Engine:
         """The one answer to ``ports.cross``: committed or not, and what the gate did."""
         self._input(self._on_crossed, outcome)
 
-    def on_late_commit(self, crossing: Crossing, event: Event) -> None:
-        """A commit answered as a store fault (its deadline passed) that landed after all."""
+    def on_late_commit(self, crossing: Crossing, event: Event | None) -> None:
+        """The end of a commit answered as a pending store fault (its deadline passed): the
+        ``event`` when it landed after all, None when it failed."""
         self._input(self._on_late_commit, crossing, event)
 
     def on_gate_locked(self, fault: DeviceFault | None = None) -> None:
@@ -835,7 +837,7 @@ class Engine:
             self._on_committed(subject, outcome.event)
         else:
             assert outcome.store_fault is not None
-            self._on_store_fault(subject, outcome.crossing, outcome.store_fault)
+            self._on_store_fault(subject, outcome)
         if outcome.gate_commanded:
             if not self._gate_open and outcome.gate_fault is None:
                 # Opened for a decision the engine did not announce as a pass: lock it now.
@@ -860,10 +862,14 @@ class Engine:
         if "store" not in self.faults:
             self._retry_backlog(force=True)
 
-    def _on_late_commit(self, crossing: Crossing, event: Event) -> None:
-        """A commit that was reported failed (deadline) landed after all: keep one record."""
+    def _on_late_commit(self, crossing: Crossing, event: Event | None) -> None:
+        """A commit that was reported failed (deadline) ended: landed (keep that one record)
+        or failed (its draft may be retried from the backlog now)."""
         draft = self._late.pop(crossing, None)
         if draft is None:
+            return
+        if event is None:
+            self._retry_backlog()
             return
         for i, held in enumerate(self.backlog):
             if held is draft:
@@ -935,20 +941,21 @@ class Engine:
 
     # ---------------------------------------------------------------- store faults
 
-    def _on_store_fault(
-        self, subject: Passage | EventDraft, crossing: Crossing, exc: StoreFault
-    ) -> None:
+    def _on_store_fault(self, subject: Passage | EventDraft, outcome: Outcome) -> None:
+        exc = outcome.store_fault
+        assert exc is not None
         self._raise_fault("store", f"{exc.reason}: {exc.detail or exc}")
         if isinstance(subject, EventDraft):  # a backlog entry
             self._backlog_inflight = False
             self._backlog_retry_ns = self._now() + int(self._eng.idle_probe_s * 1e9)
-            self._late[crossing] = subject
-            return
-        p = subject
-        p.draft = self._uncommitted_draft(p)
-        self._hold_backlog(p.draft)
-        self._late[crossing] = p.draft
-        self._announce(p, committed=False)
+            draft = subject
+        else:
+            p = subject
+            draft = p.draft = self._uncommitted_draft(p)
+            self._hold_backlog(draft)
+            self._announce(p, committed=False)
+        if outcome.pending:  # may still land: answered by on_late_commit
+            self._late[outcome.crossing] = draft
 
     def _passes_unrecorded(self, p: Passage) -> bool:
         """Whether the gate opens for ``p`` even when its event cannot be committed: only a
@@ -995,6 +1002,8 @@ class Engine:
     def _retry_backlog(self, *, force: bool = False) -> None:
         if not self.backlog or self._backlog_inflight:
             return
+        if any(held is self.backlog[0] for held in self._late.values()):
+            return  # its first commit is still under way: a second could record it twice
         if not force and self._now() < self._backlog_retry_ns:
             return
         self._backlog_inflight = True

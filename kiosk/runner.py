@@ -384,7 +384,7 @@ class EngineRunner:
             inner.add_done_callback(lambda f: self._late_commit(crossing, f))
             ms = self._store_deadline_s * 1000
             fault = StoreFault("store_fault", f"commit not confirmed within {ms:.0f} ms")
-            return Outcome(crossing, store_fault=fault)
+            return Outcome(crossing, store_fault=fault, pending=True)
         try:
             return Outcome(crossing, event=inner.result())
         except StoreFault as exc:
@@ -394,9 +394,9 @@ class EngineRunner:
             return Outcome(crossing, store_fault=StoreFault("store_fault", type(exc).__name__))
 
     def _late_commit(self, crossing: Crossing, fut: asyncio.Future[Event]) -> None:
-        if fut.cancelled() or fut.exception() is not None:
-            return
-        self.engine.on_late_commit(crossing, fut.result())
+        """The end of a commit that missed its deadline: the event, or None (it failed)."""
+        landed = not fut.cancelled() and fut.exception() is None
+        self.engine.on_late_commit(crossing, fut.result() if landed else None)
 
     async def _lock_gate(self) -> None:
         self.engine.on_gate_locked(await self._set_gate(False))

@@ -348,12 +348,52 @@ def test_late_commit_after_a_reported_store_fault_is_not_written_twice(make_rig)
     rig.engine.manual("manual_deny", "guard-zhou", "no pass", "in")
     [crossing] = held
     fault = StoreFault("store_fault", "commit not confirmed")
-    rig.engine.on_crossed(Outcome(crossing, store_fault=fault))
+    rig.engine.on_crossed(Outcome(crossing, store_fault=fault, pending=True))
     assert len(rig.engine.backlog) == 1
     event = rig.log.append(crossing.draft)  # ... but it did land
     rig.engine.on_late_commit(crossing, event)
     assert len(rig.engine.backlog) == 0
     assert ("store_late_commit", "raised") in rig.alarms()
+
+
+def test_a_held_draft_is_not_committed_again_while_its_first_commit_may_still_land(make_rig):
+    rig = make_rig()
+    held: list[Crossing] = []
+    rig.ports.cross = held.append
+    rig.engine.manual("manual_deny", "guard-zhou", "no pass", "in")
+    [crossing] = held
+    missed = StoreFault("store_fault", "commit not confirmed within 3000 ms")
+    rig.engine.on_crossed(Outcome(crossing, store_fault=missed, pending=True))
+    [draft] = rig.engine.backlog  # the record, marked as not committed in time
+    rig.run(5)  # retry time passes many times over: the first commit is still under way
+    assert held == [crossing]
+    rig.engine.on_late_commit(crossing, None)  # ... and then it failed after all
+    rig.run(2)
+    assert len(held) == 2 and held[1].draft is draft  # now it is retried, once
+    event = rig.log.append(held[1].draft)
+    rig.engine.on_crossed(Outcome(held[1], event=event))
+    assert len(rig.engine.backlog) == 0
+    assert [e["decision"] for e in rig.events()] == ["manual_deny"]
+
+
+def test_a_failed_commit_is_retried_and_forgotten_when_it_lands(make_rig):
+    rig = make_rig()
+    held: list[Crossing] = []
+    rig.ports.cross = held.append
+    rig.engine.manual("manual_deny", "guard-zhou", "no pass", "in")
+    full = StoreFault("store_fault", "database or disk is full")
+    for _ in range(3):  # not pending: nothing more will come of these attempts
+        rig.engine.on_crossed(Outcome(held[-1], store_fault=full))
+        rig.run(1.1)
+    [draft] = rig.engine.backlog
+    assert len(held) == 4 and all(c.draft is draft for c in held[1:])
+    # Not one of the failed attempts is waited for: a late answer for one is ignored.
+    event = rig.log.append(held[-1].draft)
+    rig.engine.on_late_commit(held[0], event)
+    assert len(rig.engine.backlog) == 1
+    rig.engine.on_crossed(Outcome(held[-1], event=event))
+    assert len(rig.engine.backlog) == 0
+    assert ("store_late_commit", "raised") not in rig.alarms()
 
 
 def _hold_crossings(rig) -> list[Crossing]:

@@ -22,7 +22,7 @@ from kiosk.devices import CodeRead, Health, SensorFault, ThermoReading
 from kiosk.history import PassageHistory
 from kiosk.passes import TrustList, issue_pass
 from kiosk.runner import DeviceWorker, EngineRunner
-from kiosk.store import EventDraft, EventLog
+from kiosk.store import EventDraft, EventLog, StoreFault
 
 WAIT_S = 5.0  # an upper bound for a test to fail instead of hanging, never a sleep
 
@@ -433,6 +433,53 @@ def test_commit_past_its_deadline_is_a_store_fault_and_a_late_landing_is_kept_on
     assert len(events) == 1
     assert r.runner.engine.backlog == type(r.runner.engine.backlog)()
     assert all(not c.open_ for c in r.gate.commands)
+
+
+class FailingLateLog(SlowLog):
+    """The first commit waits until released, then fails (the SD card gave up); the rest go
+    through. Notes whether a second attempt came before the first one had ended."""
+
+    def __init__(self, log) -> None:
+        super().__init__(log)
+        self.calls = 0
+        self.first_ended = False
+        self.retried_while_pending = False
+
+    async def append_async(self, draft):
+        self.calls += 1
+        if self.calls > 1:
+            self.retried_while_pending |= not self.first_ended
+            return await self.log.append_async(draft)
+        self.entered.set()
+        await asyncio.to_thread(self.release.wait, WAIT_S)
+        self.first_ended = True
+        raise StoreFault("store_fault", "disk I/O error")
+
+
+def test_a_commit_that_fails_after_its_deadline_is_retried_once_it_has_ended(tmp_path):
+    r = Rig(tmp_path, overrides={"policy": {"mode": "pass_only"}})
+    failing = FailingLateLog(r.log)
+    r.runner.store = failing
+
+    async def main():
+        await r.runner.start()
+        r.show(r.pass_text())
+        decision = await r.next("decision")
+        failing.release.set()
+        await r.next("alarm", alarm="store_fault", state="cleared")
+        await r.runner.stop()
+        return decision
+
+    try:
+        decision = run(main())
+        events = r.log.events()
+    finally:
+        r.close()
+    assert decision["committed"] is False
+    assert [e["decision"] for e in events] == ["deny"]
+    assert "store_fault" in events[0]["reasons"]
+    assert failing.calls == 2 and not failing.retried_while_pending
+    assert len(r.runner.engine.backlog) == 0
 
 
 class StopHookReader(PushReader):
