@@ -14,6 +14,7 @@ imported at module import time, so the kiosk starts (and reports) without either
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -46,6 +47,22 @@ class Decoder(Protocol):
         that would be wasted on full frames."""
 
 
+def _import_library(backend: str, module: str, install: Callable[[ImportError], str]) -> Any:
+    """The backend's library, or ``DecoderUnavailable`` saying (``install(exc)``) what to do."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise DecoderUnavailable(f"decoder {backend!r} {install(exc)} ({exc})") from None
+
+
+def _zbar_install_hint(exc: ImportError) -> str:
+    # pyzbar imports fine but fails to find libzbar.so.0 at import of pyzbar.pyzbar.
+    missing = str(exc).lower()
+    if "zbar" in missing and "pyzbar" not in missing:
+        return "is not usable: sudo apt-get install libzbar0"
+    return "is not usable: pip install pyzbar and sudo apt-get install libzbar0"
+
+
 def _check_gray(gray: np.ndarray) -> np.ndarray:
     if not isinstance(gray, np.ndarray) or gray.dtype != np.uint8 or gray.ndim != 2:
         raise ValueError("decoder input must be a 2-D uint8 grayscale array")
@@ -58,12 +75,9 @@ class ZxingDecoder:
     name = "zxing"
 
     def __init__(self) -> None:
-        try:
-            zxingcpp = importlib.import_module("zxingcpp")
-        except ImportError as exc:
-            raise DecoderUnavailable(
-                f"decoder 'zxing' needs the zxing-cpp package: pip install zxing-cpp ({exc})"
-            ) from None
+        zxingcpp = _import_library(
+            "zxing", "zxingcpp", lambda exc: "needs the zxing-cpp package: pip install zxing-cpp"
+        )
         self._zx = zxingcpp
         self._qr = zxingcpp.BarcodeFormat.QRCode
 
@@ -99,16 +113,7 @@ class PyzbarDecoder:
     name = "pyzbar"
 
     def __init__(self) -> None:
-        try:
-            pyzbar = importlib.import_module("pyzbar.pyzbar")
-        except ImportError as exc:
-            # pyzbar imports fine but fails to find libzbar.so.0 at import of pyzbar.pyzbar.
-            hint = (
-                "sudo apt-get install libzbar0"
-                if "zbar" in str(exc).lower() and "pyzbar" not in str(exc).lower()
-                else "pip install pyzbar and sudo apt-get install libzbar0"
-            )
-            raise DecoderUnavailable(f"decoder 'pyzbar' is not usable: {hint} ({exc})") from None
+        pyzbar = _import_library("pyzbar", "pyzbar.pyzbar", _zbar_install_hint)
         self._zbar = pyzbar
         self._symbols = [pyzbar.ZBarSymbol.QRCODE]
 

@@ -29,6 +29,7 @@ import tty
 from pathlib import Path
 
 from drivers import gm65
+from drivers.worker import Worker
 
 GM65_TRIGGER = bytes.fromhex("7E 00 08 01 00 02 01 AB CD")
 GM65_TRIGGER_ACK = bytes.fromhex("02 00 00 01 00 33 31")
@@ -58,8 +59,7 @@ class FakeGM65:
         self._slave: int | None = None
         self._lock = threading.Lock()
         self._queued: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = Worker("fake-gm65")
         self.replug()
 
     # -- plugging ------------------------------------------------------------------------
@@ -75,16 +75,11 @@ class FakeGM65:
             with contextlib.suppress(FileNotFoundError):
                 link.unlink()
             link.symlink_to(os.ttyname(slave))
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._serve, name="fake-gm65", daemon=True)
-        self._thread.start()
+        self._worker.start(self._serve)
 
     def unplug(self) -> None:
         """Pull the cable: the pty closes, the driver's next read sees a hang-up."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
+        self._worker.stop()
         with self._lock:
             master, slave = self._master, self._slave
             self._master = self._slave = None
@@ -140,7 +135,7 @@ class FakeGM65:
 
     def _serve(self) -> None:
         buf = b""
-        while not self._stop.is_set():
+        while not self._worker.stopping.is_set():
             master = self._master
             if master is None:
                 return

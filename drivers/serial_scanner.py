@@ -24,6 +24,7 @@ from typing import Any
 
 from drivers.codes import Rejection, SerialLinePipeline
 from drivers.faultlog import StateLog, describe
+from drivers.worker import Worker
 from kiosk.clock import Clock
 from kiosk.config.readers import DecoderConfig
 from kiosk.devices import CodeSink, Health, ReaderFault
@@ -71,8 +72,7 @@ class SerialScanner:
         self._max_s = reconnect_max_s
         self._factory = serial_factory
         self._on_rejection = on_rejection
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = Worker(f"reader-{name}")
         self._serial: Any = None
         self._health = Health("absent", "not started", clock.monotonic_ns())
         self.connects = 0
@@ -80,17 +80,10 @@ class SerialScanner:
         self.health_changed = threading.Event()
 
     def start(self, sink: CodeSink) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, args=(sink,), name=f"reader-{self.name}", daemon=True
-        )
-        self._thread.start()
+        self._worker.start(self._run, sink)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
+        self._worker.stop()
         self._set_health("absent", "stopped")
 
     def health(self) -> Health:
@@ -121,13 +114,13 @@ class SerialScanner:
 
     def _run(self, sink: CodeSink) -> None:
         backoff = self._initial_s
-        while not self._stop.is_set():
+        while not self._worker.stopping.is_set():
             try:
                 ser = self._open()
             except ReaderFault as exc:
                 self._set_health("fault", f"{exc}; retry in {backoff:.1f} s")
                 self.faults.fault(str(exc))
-                if self._stop.wait(backoff):
+                if self._worker.stopping.wait(backoff):
                     break
                 backoff = min(backoff * 2, self._max_s)
                 continue
@@ -142,7 +135,7 @@ class SerialScanner:
                 self._set_health("fault", f"scanner lost: {cause}; reconnecting")
                 self.faults.fault(f"scanner lost: {cause}")
                 backoff = self._initial_s
-                if self._stop.wait(backoff):
+                if self._worker.stopping.wait(backoff):
                     break
             finally:
                 try:
@@ -156,7 +149,7 @@ class SerialScanner:
         self.pipeline.assembler.reset()
         held = b""
         next_trigger_ns = self._clock.monotonic_ns()
-        while not self._stop.is_set():
+        while not self._worker.stopping.is_set():
             try:
                 if self._trigger is not None and self._clock.monotonic_ns() >= next_trigger_ns:
                     ser.write(self._trigger)

@@ -109,3 +109,27 @@ def guard_client(guard_core):
 
     with TestClient(make_app(guard_core), base_url=BASE) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium through Playwright (never ``playwright install``), one per
+    browser test module. The flags keep it offline and quiet: no GPU, no background
+    fetches, no component updates, no first-run pages."""
+    from playwright import sync_api
+    from support import need
+
+    chromium = "/usr/bin/chromium"
+    need(os.path.exists(chromium), "Debian chromium")
+    args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+    ]
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium, args=args)
+        yield b
+        b.close()

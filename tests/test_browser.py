@@ -26,23 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import need
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Where ``shot`` writes: set once per module by ``shots_folder``.
 SHOTS: dict[str, Path] = {}
-CHROMIUM = "/usr/bin/chromium"
 GUARD_PW = "night-shift-pw"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 def _free_port() -> int:
@@ -67,7 +57,7 @@ class DemoThread:
         async def main() -> None:
             self.loop = asyncio.get_running_loop()
             try:
-                self.session = await start_daemon(self.data_dir, self.port)
+                self.session = await self._start_daemon()
             except BaseException as exc:  # reported to the test thread
                 self._error = exc
                 self._ready.set()
@@ -77,6 +67,10 @@ class DemoThread:
             await self.session.daemon.stop()
 
         asyncio.run(main())
+
+    async def _start_daemon(self) -> Any:
+        """The daemon session this thread runs; a subclass starts another configuration."""
+        return await start_daemon(self.data_dir, self.port)
 
     def start(self) -> DemoThread:
         self._thread.start()
@@ -146,6 +140,12 @@ def wait_for(check: Callable[[], Any], timeout_s: float = 20.0) -> Any:
     raise AssertionError("condition not met in time")
 
 
+def fill_form(page: Any, form: str, **fields: str) -> None:
+    """Type each value into the input of that name in ``form`` (a selector), in order."""
+    for name, value in fields.items():
+        page.fill(f"{form} input[name={name}]", value)
+
+
 def wait_idle(demo: DemoThread) -> None:
     engine = demo.session.core.runner.engine
     wait_for(lambda: engine.state == "idle" and not engine.gate_is_open)
@@ -156,17 +156,6 @@ def demo(tmp_path_factory) -> Iterator[DemoThread]:
     d = DemoThread(tmp_path_factory.mktemp("demo")).start()
     yield d
     d.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright import sync_api
-
-    need(Path(CHROMIUM).exists(), "Debian chromium")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -221,8 +210,12 @@ def test_guard_handles_alarm_manual_pass_registrations_pass_quarantine_and_stats
         # Manual pass: choose whom it is about, read the confirmation line, then confirm.
         seq = core.store.last_seq
         page.check("#manual-form input[name=subject][value=none]")
-        page.fill("#manual-form input[name=reason]", "resident without phone, known to guard")
-        page.fill("#manual-form input[name=temp_c]", "36.6")
+        fill_form(
+            page,
+            "#manual-form",
+            reason="resident without phone, known to guard",
+            temp_c="36.6",
+        )
         page.click("#manual-form button[value=pass]")
         line = page.locator("#manual-confirm-text")
         line.wait_for()
@@ -241,18 +234,26 @@ def test_guard_handles_alarm_manual_pass_registrations_pass_quarantine_and_stats
 
         # Register a visitor without a phone and a vehicle.
         page.goto(f"{demo.url}/guard/register")
-        page.fill("#person-form input[name=name]", "Zhou Qiang")
-        page.fill("#person-form input[name=phone]", "13912345678")
-        page.fill("#person-form input[name=unit]", "6-1102")
-        page.fill("#person-form input[name=reason]", "visiting parents")
-        page.fill("#person-form input[name=temp_c]", "36.7")
+        fill_form(
+            page,
+            "#person-form",
+            name="Zhou Qiang",
+            phone="13912345678",
+            unit="6-1102",
+            reason="visiting parents",
+            temp_c="36.7",
+        )
         page.click("#person-form button[type=submit]")
         page.wait_for_selector(".flash.ok")
         wait_idle(demo)
-        page.fill("#vehicle-form input[name=plate]", "沪B52011")
-        page.fill("#vehicle-form input[name=driver]", "Lu Ming")
-        page.fill("#vehicle-form input[name=driver_temp]", "36.5")
-        page.fill("#vehicle-form input[name=reason]", "furniture delivery")
+        fill_form(
+            page,
+            "#vehicle-form",
+            plate="沪B52011",
+            driver="Lu Ming",
+            driver_temp="36.5",
+            reason="furniture delivery",
+        )
         page.click("#vehicle-form button[type=submit]")
         page.wait_for_selector(".flash.ok")
         wait_for(lambda: any(e["kind"] == "vehicle" for e in core.store.events(0, 1000)))
@@ -266,8 +267,7 @@ def test_guard_handles_alarm_manual_pass_registrations_pass_quarantine_and_stats
 
         # Issue and print a pass.
         page.goto(f"{demo.url}/guard/passes")
-        page.fill("#pass-form input[name=household]", "7-301")
-        page.fill("#pass-form input[name=holder]", "Chen Jing")
+        fill_form(page, "#pass-form", household="7-301", holder="Chen Jing")
         page.click("#pass-form button[type=submit]")
         page.wait_for_selector("#issued svg")
         page.click("#print-card")
@@ -276,9 +276,13 @@ def test_guard_handles_alarm_manual_pass_registrations_pass_quarantine_and_stats
 
         # Quarantine a household; the next scan of its pass going out is denied.
         page.goto(f"{demo.url}/guard/lists")
-        page.fill("#quarantine-form input[name=household]", "Q-909")
-        page.fill("#quarantine-form input[name=until]", "2026-12-31")
-        page.fill("#quarantine-form input[name=note]", "returned from abroad")
+        fill_form(
+            page,
+            "#quarantine-form",
+            household="Q-909",
+            until="2026-12-31",
+            note="returned from abroad",
+        )
         page.click("#quarantine-form button[type=submit]")
         page.wait_for_selector(".flash.ok")
         assert "Q-909" in page.inner_text("#quarantine")

@@ -14,15 +14,12 @@ from pathlib import Path
 import openpyxl
 import pytest
 from guard_support import ADMIN_PW, GUARD_PW, make_core
-from support import need
 
 from kiosk.clock import FakeClock
 from kiosk.store import EventDraft
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 MAP = "building,unit,floor,household\n3,1,7,3-1-701\n3,1,7,3-1-702\n3,1,1,3-1-101\n"
 
 
@@ -56,17 +53,6 @@ def site(tmp_path, monkeypatch):
     server.should_exit = True
     thread.join(10)
     core.close()
-
-
-@pytest.fixture
-def browser():
-    from playwright import sync_api
-
-    need(Path(CHROMIUM).exists(), "Debian chromium")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def signed_in(browser, url, name, password):

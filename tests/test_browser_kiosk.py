@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import need
-from test_browser import CHROMIUM, DemoThread, wait_for, wait_idle
+from test_browser import DemoThread, wait_for, wait_idle
 
 from kiosk.accounts import hash_password
 
@@ -101,22 +100,8 @@ class KioskDemo(DemoThread):
 
     result_hold_s = 2.5
 
-    def _run(self) -> None:
-        async def main() -> None:
-            self.loop = asyncio.get_running_loop()
-            try:
-                self.session = await start_kiosk_daemon(
-                    self.data_dir, self.port, self.result_hold_s
-                )
-            except BaseException as exc:  # reported to the test thread
-                self._error = exc
-                self._ready.set()
-                return
-            self._ready.set()
-            await self.session.daemon.run_until_signal()
-            await self.session.daemon.stop()
-
-        asyncio.run(main())
+    async def _start_daemon(self) -> Any:
+        return await start_kiosk_daemon(self.data_dir, self.port, self.result_hold_s)
 
     def play_step(self, scenario_name: str, index: int, **overrides: Any) -> dict | None:
         """Apply one step of a shipped scenario; return the decision event it made, if any."""
@@ -163,18 +148,6 @@ def demo(tmp_path_factory) -> Iterator[KioskDemo]:
     d.start()
     yield d
     d.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright import sync_api
-
-    need(Path(CHROMIUM).exists(), "Debian chromium")
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=args)
-        yield b
-        b.close()
 
 
 @pytest.fixture

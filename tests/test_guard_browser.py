@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from support import need
-from test_browser import CHROMIUM, GUARD_PW, DemoThread, wait_for, wait_idle
+from test_browser import GUARD_PW, DemoThread, wait_for, wait_idle
 
 from kiosk.clock import ShiftedClock
 
@@ -65,15 +65,8 @@ async def start_short_shift_daemon(data_dir: Path, port: int) -> Any:
 
 
 class ShortShiftDemo(DemoThread):
-    def _run(self) -> None:
-        import test_browser
-
-        real = test_browser.start_daemon
-        test_browser.start_daemon = start_short_shift_daemon
-        try:
-            super()._run()
-        finally:
-            test_browser.start_daemon = real
+    async def _start_daemon(self) -> Any:
+        return await start_short_shift_daemon(self.data_dir, self.port)
 
 
 @pytest.fixture(scope="module")
@@ -82,20 +75,6 @@ def demo(tmp_path_factory):
     d.start()
     yield d
     d.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright import sync_api
-
-    need(Path(CHROMIUM).exists(), "Debian chromium")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-background-networking", "--disable-gpu"],
-        )
-        yield b
-        b.close()
 
 
 def sign_in(page: Any, demo: DemoThread, path: str = "/guard?lang=en") -> None:

@@ -12,17 +12,13 @@ import html
 import io
 import re
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from support import need
-from test_browser import CHROMIUM, DemoThread, wait_for, wait_idle
+from test_browser import DemoThread, fill_form, wait_for, wait_idle
 from test_guard_browser import _rasterise
 
 pytestmark = pytest.mark.browser
-
-ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-gpu"]
 
 
 @pytest.fixture(scope="module")
@@ -30,17 +26,6 @@ def demo(tmp_path_factory):
     d = DemoThread(tmp_path_factory.mktemp("guard-screens")).start()
     yield d
     d.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright import sync_api
-
-    need(Path(CHROMIUM).exists(), "Debian chromium")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def signed_in(browser, demo, path: str, width: int = 1366, height: int = 900) -> Any:
@@ -71,10 +56,7 @@ def test_registration_walk(demo, browser):
 
     # A person without a phone; first with a fever: refused, every field kept.
     form = "#person-form"
-    page.fill(f"{form} input[name=name]", "王秀英")
-    page.fill(f"{form} input[name=unit]", "3-402")
-    page.fill(f"{form} input[name=reason]", "看望母亲")
-    page.fill(f"{form} input[name=temp_c]", "38.4")
+    fill_form(page, form, name="王秀英", unit="3-402", reason="看望母亲", temp_c="38.4")
     before = core.store.last_seq
     page.click(f"{form} button[type=submit]:not(#person-record-deny)")
     page.wait_for_selector("#person-record-deny")
@@ -94,14 +76,9 @@ def test_registration_walk(demo, browser):
     page.press(f"{vform} input[name=plate]", "Tab")
     page.wait_for_selector("#plate-check.unknown")
     assert "非本小区登记车辆" in page.inner_text("#plate-check")
-    page.fill(f"{vform} input[name=driver]", "钱七")
-    page.fill(f"{vform} input[name=driver_temp]", "36.5")
-    page.fill(f"{vform} input[name=p1_name]", "钱八")
-    page.fill(f"{vform} input[name=p1_temp]", "36.8")
+    fill_form(page, vform, driver="钱七", driver_temp="36.5", p1_name="钱八", p1_temp="36.8")
     page.click("#add-passenger")
-    page.fill(f"{vform} input[name=p2_name]", "钱九")
-    page.fill(f"{vform} input[name=p2_temp]", "36.6")
-    page.fill(f"{vform} input[name=reason]", "送货")
+    fill_form(page, vform, p2_name="钱九", p2_temp="36.6", reason="送货")
     before = core.store.last_seq
     page.click(f"{vform} button[type=submit]:not(#vehicle-record-deny)")
     page.wait_for_selector(".flash.ok")
@@ -113,11 +90,9 @@ def test_registration_walk(demo, browser):
     wait_idle(demo)
 
     # An earlier visitor found by phone suffix; the phone (masked for a guard) is copied.
-    page.fill(f"{form} input[name=name]", "李雷")
-    page.fill(f"{form} input[name=phone]", "13900139000")
-    page.fill(f"{form} input[name=unit]", "1-101")
-    page.fill(f"{form} input[name=reason]", "送货")
-    page.fill(f"{form} input[name=temp_c]", "36.5")
+    fill_form(
+        page, form, name="李雷", phone="13900139000", unit="1-101", reason="送货", temp_c="36.5"
+    )
     page.click(f"{form} button[type=submit]")
     page.wait_for_selector(".flash.ok")
     wait_idle(demo)
@@ -146,9 +121,7 @@ def test_passes_walk(demo, browser, tmp_path):
     page = signed_in(browser, demo, "/guard/passes")
     payloads = []
     for holder in ("韩梅梅", "林涛"):
-        page.fill("#pass-form input[name=household]", "6-606")
-        page.fill("#pass-form input[name=holder]", holder)
-        page.fill("#pass-form input[name=days]", "2")
+        fill_form(page, "#pass-form", household="6-606", holder=holder, days="2")
         page.click("#pass-form button[type=submit]")
         page.wait_for_selector("#issued")
         payloads.append(html.unescape(page.get_attribute("#issued .svg-card", "data-payload")))
