@@ -303,7 +303,23 @@ def test_a_stopped_daemon_shows_the_offline_screen_at_once(tmp_path, browser):
         context.close()
 
 
-def test_a_visitors_language_reverts_to_the_sites_after_the_passage(demo, page, shots):
+class SlowHoldDemo(KioskDemo):
+    """A result stays 6 s: long enough to check a page on a loaded machine (or to load one)
+    before the screen goes idle and a visitor's language reverts."""
+
+    result_hold_s = 6.0
+
+
+@pytest.fixture(scope="module")
+def slow_demo(tmp_path_factory) -> Iterator[KioskDemo]:
+    d = SlowHoldDemo(tmp_path_factory.mktemp("kiosk-slow-hold"))
+    d.start()
+    yield d
+    d.stop()
+
+
+def test_a_visitors_language_reverts_to_the_sites_after_the_passage(slow_demo, page, shots):
+    demo = slow_demo
     open_kiosk(page, demo, "?lang=en")
     assert page.get_attribute("html", "lang") == "en"
     assert "Please show your pass QR code" in page.inner_text("#k-prompt")
@@ -321,27 +337,20 @@ def test_a_visitors_language_reverts_to_the_sites_after_the_passage(demo, page, 
     wait_idle(demo)
 
 
-class SlowHoldDemo(KioskDemo):
-    result_hold_s = 6.0  # long enough to load a page while a result is still on screen
-
-
 def test_a_result_already_on_screen_when_the_page_loads_does_not_revert_the_language(
-    tmp_path, page
+    slow_demo, page
 ):
-    own = SlowHoldDemo(tmp_path).start()
-    try:
-        open_kiosk(page, own)  # the page's files are cached
-        own.play_step("ok", 0, household="F-607", holder="Ma Lin")
-        # A visitor chooses English while the last person's pass is still on screen.
-        open_kiosk(page, own, "?lang=en")
-        assert page.evaluate("window.kioskView.phase") == "decided"
-        wait_idle(own)
-        wait_for(lambda: page.evaluate("window.kioskView.phase") == "idle")
-        page.wait_for_timeout(500)  # a reload would have begun by now
-        assert page.url.endswith("/kiosk?lang=en")
-        assert page.get_attribute("html", "lang") == "en"
-    finally:
-        own.stop()
+    own = slow_demo
+    open_kiosk(page, own)  # the page's files are cached
+    own.play_step("ok", 0, household="F-607", holder="Ma Lin")
+    # A visitor chooses English while the last person's pass is still on screen.
+    open_kiosk(page, own, "?lang=en")
+    assert page.evaluate("window.kioskView.phase") == "decided"
+    wait_idle(own)
+    wait_for(lambda: page.evaluate("window.kioskView.phase") == "idle")
+    page.wait_for_timeout(500)  # a reload would have begun by now
+    assert page.url.endswith("/kiosk?lang=en")
+    assert page.get_attribute("html", "lang") == "en"
 
 
 def test_the_screen_shows_the_kiosks_clock_not_the_browsers(demo, page):
