@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 HealthState = Literal["ok", "degraded", "fault", "absent"]
 
@@ -97,6 +97,14 @@ class CodeReader(Protocol):
     def stop(self) -> None: ...
 
     def health(self) -> Health: ...
+
+
+@runtime_checkable
+class FrameKeeper(Protocol):
+    """A code reader that keeps its latest camera frame (for the kiosk screen's preview)."""
+
+    def latest_frame(self) -> tuple[Any, int] | None:
+        """``(frame, mono_ns)`` of the newest frame, or None before the first."""
 
 
 @runtime_checkable

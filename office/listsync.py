@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from kiosk.clock import Clock
+from kiosk.core import Core
 from kiosk.lists import BUNDLE_FORMAT, BundleError, BundlePayload, ListStore, sign_bundle
 from kiosk.passes import TrustList
 
@@ -343,10 +344,10 @@ class ListSync:
             self.client.close()
 
     @classmethod
-    def from_config(cls, core: Any, *, client: httpx.Client | None = None) -> ListSync | None:
+    def from_config(cls, core: Core, *, client: httpx.Client | None = None) -> ListSync | None:
         """For the daemon: ``None`` when ``[fleet] lists_url`` is not set."""
-        fleet = getattr(core.config, "fleet", None)
-        if fleet is None or not fleet.lists_url:
+        fleet = core.config.fleet
+        if not fleet.lists_url:
             return None
         token = os.environ.get(fleet.lists_token_env) if fleet.lists_token_env else None
         return cls(

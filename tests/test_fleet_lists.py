@@ -238,10 +238,12 @@ def test_after_a_restart_the_age_counts_from_the_last_change(gate, office, clock
 
 
 def test_from_config_is_off_without_a_lists_url(gate):
-    core = SimpleNamespace(config=SimpleNamespace())
+    from kiosk.config import parse_config
+
+    core = SimpleNamespace(config=parse_config({}))
     assert ListSync.from_config(core) is None
-    fleet = SimpleNamespace(lists_url=None)
-    assert ListSync.from_config(SimpleNamespace(config=SimpleNamespace(fleet=fleet))) is None
+    core = SimpleNamespace(config=parse_config({"fleet": {"lists_poll_s": 60}}))
+    assert ListSync.from_config(core) is None
 
 
 def test_the_kiosk_config_fleet_section_turns_the_sync_on(gate, office, clock):

@@ -39,6 +39,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
+from kiosk.devices import FrameKeeper
 from kiosk.secrets import get_secret
 from ui import i18n
 from ui.auth import same_origin, set_private_cookie
@@ -122,9 +123,8 @@ def preview_source(core: Core) -> Callable[[], tuple[Any, int] | None] | None:
     """``latest_frame`` of the first code reader that keeps one (a camera reader:
     ``(frame, mono_ns)`` or None); None when no reader does (serial scanners only)."""
     for reader in core.devices.readers:
-        latest = getattr(reader, "latest_frame", None)  # not part of the CodeReader protocol
-        if latest is not None:
-            return latest
+        if isinstance(reader, FrameKeeper):
+            return reader.latest_frame
     return None
 
 
