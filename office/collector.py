@@ -104,6 +104,7 @@ class Collector:
         target_factory: Callable[[str], PgTarget] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         report_interval_s: float = 300.0,
+        backoff_wait: Callable[[float], object] | None = None,
     ) -> None:
         self.config = config
         self.dsn = dsn
@@ -121,6 +122,8 @@ class Collector:
         self._local = threading.local()
         self._targets: list[PgTarget] = []
         self._stop = threading.Event()
+        # A retry's pause ends early on stop(); tests pass one that records instead.
+        self._backoff_wait = backoff_wait or self._stop.wait
         self._wake = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
         self._scheduler: threading.Thread | None = None
@@ -162,7 +165,7 @@ class Collector:
                     client=self.client,
                     page_size=self.config.page_size,
                     backoff=Backoff(base_s=0.5, cap_s=5.0, attempts=self.config.retries),
-                    sleep=self._stop.wait,
+                    sleep=self._backoff_wait,
                 )
                 result = puller.pull(source.url, token)  # the client and target stay open
                 self._reports(source, token, result.url, result.kiosk_id)

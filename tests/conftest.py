@@ -91,6 +91,21 @@ def _restore_root_logger():
     root.setLevel(level)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _keep_the_test_processs_allocator():
+    """``kiosk run``/``demo`` (run in-process by some tests) retune glibc's allocator for a
+    long-running daemon (``checkpoint/malloc.py``): with its fixed 128 KB mmap threshold every
+    later camera frame in the worker is mapped and unmapped, which made each replay after
+    such a test ~3x slower. Here ``tune`` touches nothing; ``tests/test_memory.py`` checks in
+    fresh interpreters that glibc takes the settings and that both verbs apply them."""
+    from checkpoint import malloc
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(malloc, "tune", lambda: True)
+    yield
+    patch.undo()
+
+
 @pytest.fixture
 def guard_core(data_dir, clock, monkeypatch):
     """The real core as the daemon builds it (``guard_support.make_core``), closed after."""

@@ -86,11 +86,11 @@ def test_daemon_serves_health_then_stops_in_order_within_two_seconds(data_dir, t
 
     core = asyncio.run(scenario())
     messages = []
-    listener.settimeout(0.5)
+    listener.setblocking(False)  # the daemon has stopped: whatever it sent is queued already
     while True:
         try:
             messages.append(listener.recv(4096).decode())
-        except TimeoutError:
+        except BlockingIOError:
             break
     assert any("READY=1" in m for m in messages)
     assert any("STOPPING=1" in m for m in messages)

@@ -34,9 +34,10 @@ def _config(gates, monkeypatch, **extra) -> CollectorConfig:
     return CollectorConfig.model_validate({"kiosks": kiosks, "max_concurrent": 3, **extra})
 
 
-def _collector(gates, pg_dsn, monkeypatch, net=None, **extra) -> Collector:
+def _collector(gates, pg_dsn, monkeypatch, net=None, backoff_wait=None, **extra) -> Collector:
     net = net or Network(*gates)
-    return Collector(_config(gates, monkeypatch, **extra), pg_dsn, client=net.client())
+    config = _config(gates, monkeypatch, **extra)
+    return Collector(config, pg_dsn, client=net.client(), backoff_wait=backoff_wait)
 
 
 # --------------------------------------------------------------------------- config
@@ -107,7 +108,10 @@ def test_one_round_pulls_every_kiosk_into_postgresql(gates, pg_dsn, monkeypatch)
 
 def test_a_failing_kiosk_is_reported_and_does_not_stop_the_others(gates, pg_dsn, monkeypatch):
     net = Network(*gates, faults=lambda r: "500" if r.url.host == "gate-1" else None)
-    collector = _collector(gates, pg_dsn, monkeypatch, net=net, retries=2)
+    waits: list[float] = []  # the pause before a retry, recorded instead of waited
+    collector = _collector(
+        gates, pg_dsn, monkeypatch, net=net, backoff_wait=waits.append, retries=2
+    )
     collector.run_once()
     add_events(gates[0], 4)
     statuses = {s.kiosk_id or s.url: s for s in collector.run_once()}
@@ -115,6 +119,7 @@ def test_a_failing_kiosk_is_reported_and_does_not_stop_the_others(gates, pg_dsn,
     bad = statuses["http://gate-1"]
     assert bad.state == "error" and bad.consecutive_failures == 2 and bad.errors == 2
     assert "HTTP 500" in bad.last_error and bad.last_success_at is None
+    assert waits == [0.5, 0.5]  # one pause between the two tries, in each round
     assert statuses["gate-0"].last_seq == 14 and statuses["gate-0"].events_inserted == 14
     assert central_rows(pg_dsn, "gate-1") == []
     assert central_rows(pg_dsn, "gate-0") == kiosk_rows(gates[0])

@@ -19,6 +19,7 @@ import stat
 import subprocess
 import sys
 import sysconfig
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -168,15 +169,13 @@ def test_bad_usage_exits_2_with_one_clear_line(checkout, args):
 # --- dry runs ------------------------------------------------------------------------------
 
 
-def test_dry_run_prints_every_step_and_writes_nothing(checkout, tmp_path):
-    root = fresh_os_root(tmp_path / "root")
-    before = tree(root)
-    proc = run(checkout / "scripts" / "install", "--dry-run", "--root", str(root))
+def test_dry_run_prints_every_step_and_writes_nothing(plain):
+    proc = plain.proc
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for step in STEPS:
         assert lines_of(proc.stdout, step), f"step {step} not reported:\n{proc.stdout}"
     assert "FAIL" not in proc.stdout + proc.stderr
-    assert tree(root) == before
+    assert tree(plain.root) == plain.before
     assert "dry run: nothing was changed" in proc.stdout
 
     out = proc.stdout
@@ -212,9 +211,8 @@ def test_dry_run_prints_every_step_and_writes_nothing(checkout, tmp_path):
     assert "python3-picamera2" not in out  # the default config uses a USB camera
 
 
-def test_dry_run_never_prints_a_generated_secret(checkout, tmp_path):
-    root = fresh_os_root(tmp_path / "root")
-    proc = run(checkout / "scripts" / "install", "--dry-run", "--root", str(root))
+def test_dry_run_never_prints_a_generated_secret(plain):
+    proc = plain.proc
     cred_lines = [line for line in lines_of(proc.stdout, "credentials")]
     assert len(cred_lines) == 3  # token_pepper, session_key, an empty guard_users
     commands = proc.stdout.split("[credentials]")[1:3]
@@ -250,6 +248,24 @@ def test_an_existing_config_is_kept(checkout, tmp_path):
 
 def _dry_run(checkout, root, *args, env=None):
     return run(checkout / "scripts" / "install", "--dry-run", "--root", str(root), *args, env=env)
+
+
+@dataclass(frozen=True)
+class DryRun:
+    root: Path
+    before: dict[str, tuple]  # ``tree(root)`` before the run
+    proc: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="module")
+def plain(checkout, tmp_path_factory) -> DryRun:
+    """``install --dry-run`` with the default config on a fresh OS root, run once for every
+    test that reads the default plan (each bash run is ~0.4 s; the output is only read)."""
+    # "os-root": its path has no 40-character run of base64 letters, which would look like a
+    # generated secret to test_dry_run_never_prints_a_generated_secret.
+    root = fresh_os_root(tmp_path_factory.mktemp("plain") / "os-root")
+    before = tree(root)
+    return DryRun(root, before, _dry_run(checkout, root))
 
 
 def test_a_32_bit_userland_is_refused_at_the_first_step(checkout, tmp_path):
@@ -337,30 +353,28 @@ def test_udev_rules_name_the_relay_and_scanner_by_usb_port(checkout, tmp_path):
     assert "RUN+=" not in out
 
 
-def test_a_scanner_on_the_pi_uart_gets_device_allow_for_tty_s(checkout, tmp_path):
+def test_a_scanner_on_the_pi_uart_gets_device_allow_for_tty_s(checkout, tmp_path, plain):
     cfg = tmp_path / "uart.toml"
     cfg.write_text('[[readers.sources]]\ntype = "serial"\nport = "/dev/ttyS0"\n')
     proc = _dry_run(checkout, fresh_os_root(tmp_path / "root"), "--config", str(cfg))
     assert proc.returncode == 0, proc.stderr
     units = proc.stdout.split("[units] would: write /etc/systemd/system/kiosk.service.d/uart.conf")
     assert len(units) == 2 and "DeviceAllow=char-ttyS rw" in units[1].splitlines()[1]
-    plain = _dry_run(checkout, fresh_os_root(tmp_path / "plain"))
-    assert "uart.conf" not in plain.stdout  # no UART port configured: no ttyS access
+    assert "uart.conf" not in plain.proc.stdout  # no UART port configured: no ttyS access
 
 
-def test_pi_camera_config_installs_simplejpeg_into_the_venv(checkout, tmp_path):
+def test_pi_camera_config_installs_simplejpeg_into_the_venv(checkout, tmp_path, plain):
     cfg = tmp_path / "pi.toml"
     cfg.write_text('[[readers.sources]]\ntype = "picamera"\n')
     proc = _dry_run(checkout, fresh_os_root(tmp_path / "root"), "--config", str(cfg))
     venv = "\n".join(lines_of(proc.stdout, "venv")) + proc.stdout.split("[venv]")[-1]
     pip = [x for x in venv.replace("\\", "").splitlines() if "pip install" in x]
     assert "with [picamera]" in venv and pip and pip[0].endswith("[picamera]")
-    plain = _dry_run(checkout, fresh_os_root(tmp_path / "plain"))
-    assert "[picamera]" not in plain.stdout
+    assert "[picamera]" not in plain.proc.stdout
 
 
 def test_gpio_relay_config_installs_lgpio_from_pypi_and_opens_the_chip_to_group_gpio(
-    checkout, tmp_path
+    checkout, tmp_path, plain
 ):
     """Debian has no python3-lgpio (apt would fail the install) and leaves /dev/gpiochip* to
     root: both found by tests/system/vm-walkthrough on a plain Debian with gpio-sim."""
@@ -375,8 +389,7 @@ def test_gpio_relay_config_installs_lgpio_from_pypi_and_opens_the_chip_to_group_
     rule = proc.stdout.split("write /etc/udev/rules.d/70-kiosk-gpio.rules")
     assert len(rule) == 2
     assert 'SUBSYSTEM=="gpio", KERNEL=="gpiochip*", GROUP="gpio", MODE="0660"' in rule[1]
-    plain = _dry_run(checkout, fresh_os_root(tmp_path / "plain"))
-    assert "[gpio]" not in plain.stdout and "70-kiosk-gpio.rules" not in plain.stdout
+    assert "[gpio]" not in plain.proc.stdout and "70-kiosk-gpio.rules" not in plain.proc.stdout
 
 
 def test_uninstall_removes_the_gpio_rule(checkout, tmp_path):
@@ -397,9 +410,8 @@ def test_the_gpio_extra_is_lgpio():
     assert any(re.match(r"lgpio\b", req) for req in project["optional-dependencies"]["gpio"])
 
 
-def test_the_screen_gets_its_own_user_outside_the_kiosk_group(checkout, tmp_path):
-    proc = _dry_run(checkout, fresh_os_root(tmp_path / "root"))
-    line = [x for x in proc.stdout.splitlines() if "useradd" in x and "kiosk-screen" in x]
+def test_the_screen_gets_its_own_user_outside_the_kiosk_group(plain):
+    line = [x for x in plain.proc.stdout.splitlines() if "useradd" in x and "kiosk-screen" in x]
     assert len(line) == 1 and "--home-dir /var/lib/kiosk-screen" in line[0]
     assert not re.search(r"--groups \S*kiosk[,\s]", line[0])
 
