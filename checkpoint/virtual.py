@@ -28,9 +28,9 @@ from kiosk.clock import FakeClock
 from kiosk.config.readers import SerialReaderConfig
 from kiosk.core import Core
 from kiosk.crossing import Crossing, Outcome
-from kiosk.devices import CodeRead, DeviceFault, Gate, SensorFault
+from kiosk.devices import CodeRead, DeviceFault, Gate
 from kiosk.engine import Engine
-from kiosk.runner import report_reader_health
+from kiosk.runner import report_reader_health, sample_thermometer
 from kiosk.store import StoreFault
 
 Message = dict[str, Any]
@@ -176,12 +176,7 @@ class VirtualKiosk:
 
     def sample_thermometer(self) -> None:
         assert self.thermometer is not None
-        try:
-            reading = self.thermometer.read()
-        except SensorFault as fault:
-            self.engine.on_sensor_fault(fault, self.clock.monotonic_ns())
-        else:
-            self.engine.on_reading(reading)
+        sample_thermometer(self.engine, self.thermometer, self.clock)
         self.deliver()
 
     def tick(self) -> None:

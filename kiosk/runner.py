@@ -65,6 +65,18 @@ def report_reader_health(engine: Engine, readers: Sequence[CodeReader]) -> None:
             engine.on_reader_ok(reader.name)
 
 
+def sample_thermometer(engine: Engine, thermometer: Thermometer, clock: Clock) -> None:
+    """One read handed to the engine in place: the reading, or the fault (virtual time: replay,
+    the bench, tests; the runner does the same through its thermometer worker, with a
+    deadline)."""
+    try:
+        reading = thermometer.read()
+    except SensorFault as fault:
+        engine.on_sensor_fault(fault, clock.monotonic_ns())
+    else:
+        engine.on_reading(reading)
+
+
 def _health_dict(h: Health) -> dict[str, Any]:
     return {"state": h.state, "detail": h.detail}
 

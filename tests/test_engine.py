@@ -15,10 +15,11 @@ from drivers.thermometer import FakeMlx90614
 from kiosk import lists as lists_mod
 from kiosk.config import parse_config
 from kiosk.crossing import Crossing, Outcome
-from kiosk.devices import CodeRead, SensorFault
+from kiosk.devices import CodeRead
 from kiosk.engine import PROMPTS, Engine, FeverRefused, TemperatureImplausible
 from kiosk.history import PassageHistory
 from kiosk.passes import TrustList, issue_pass
+from kiosk.runner import sample_thermometer
 from kiosk.store import EventLog, StoreFault
 
 
@@ -73,12 +74,7 @@ class Rig:
             now = self.clock.monotonic_ns()
             if self.engine.wants_readings or now >= next_probe:
                 next_probe = now + int(self.config.engine.idle_probe_s * 1e9)
-                try:
-                    reading = self.thermometer.read()
-                except SensorFault as fault:
-                    self.engine.on_sensor_fault(fault, self.clock.monotonic_ns())
-                else:
-                    self.engine.on_reading(reading)
+                sample_thermometer(self.engine, self.thermometer, self.clock)
             self.engine.tick()
             self.clock.advance(dt)
 
