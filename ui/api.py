@@ -36,6 +36,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import Receive, Scope, Send
 
 from kiosk import queries
 from kiosk.core import Core
@@ -44,6 +45,7 @@ from kiosk.lists import Freshness
 from kiosk.privacy import FIELD_NAMES, mask_event, normalise_fields
 from kiosk.ratelimit import RateLimiter, Verdict
 from kiosk.stats import daily_report
+from kiosk.store import EventLog
 from kiosk.tokens import TokenInfo
 
 log = logging.getLogger(__name__)
@@ -240,7 +242,7 @@ class PageResponse(Response):
 
     CHUNK = 262144
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = self.body
         if scope.get("method") == "HEAD" or len(body) <= self.CHUNK:
             await super().__call__(scope, receive, send)
@@ -588,7 +590,7 @@ def events_csv(
 
 
 def csv_rows(
-    store: Any, after: int, limit: int, allowed: frozenset[str], page: int
+    store: EventLog, after: int, limit: int, allowed: frozenset[str], page: int
 ) -> Iterator[str]:
     """The CSV export: a header, then at most ``limit`` masked events after ``after``, read
     ``page`` at a time."""

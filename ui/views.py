@@ -18,6 +18,7 @@ from kiosk.privacy import greeting_name, mask_name
 from ui import i18n
 
 if TYPE_CHECKING:
+    from kiosk.config import KioskConfig
     from kiosk.core import Core
 
 HERE = Path(__file__).parent
@@ -389,7 +390,7 @@ def _decided(
         view["gate_closes_in_s"] = int(round(gate_open_s))
 
 
-def opening_hours(cfg: Any) -> str | None:
+def opening_hours(cfg: KioskConfig) -> str | None:
     """``08:30–17:30`` when the site has opening hours, for the outside-hours reason."""
     hours = cfg.policy.hours
     if not hours.enabled:

@@ -59,11 +59,21 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
 from checkpoint.bench.background import Background, until_stopped
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from fastapi import FastAPI
+    from sqlite_utils import Database
+
+    from checkpoint.cpu import CpuPlan
+    from kiosk.config import KioskConfig
+    from kiosk.core import Core
+    from ui.api import LoopLagMonitor
 
 SSE_CLIENTS = 20
 #: (events, repeats, timed passages per phase and repeat)
@@ -85,7 +95,7 @@ def prefill(path: Path, events: int, kiosk_id: str = "bench-gate") -> None:
     log.append(bench_draft())
     template = log.events(limit=1)[0]
 
-    def write(db: Any, start: int, count: int) -> None:
+    def write(db: Database, start: int, count: int) -> None:
         conn = db.conn
         salt = bytes.fromhex(conn.execute("select value from meta where key='salt'").fetchone()[0])
         prev = conn.execute("select hash from events order by seq desc limit 1").fetchone()[0]
@@ -149,7 +159,7 @@ def _pct(values: list[float], q: float) -> float | None:
     return ordered[index]
 
 
-def bench_config(path: Path) -> Any:
+def bench_config(path: Path) -> KioskConfig:
     """The served kiosk's config: the defaults (fake camera reader, fake gate, FULL sync) with
     ``policy.mode = "pass_only"`` so a probe passage is code → decision → commit → gate with no
     measurement to wait for, and the shortest gate pulse so passages can follow each other."""
@@ -176,7 +186,7 @@ class PassageProbe:
     ``EventLog.append`` confirmed, FULL sync) and to the gate command (the ``gate_open``
     state)."""
 
-    def __init__(self, core: Any, key: Any) -> None:
+    def __init__(self, core: Core, key: Ed25519PrivateKey) -> None:
         self.core, self.key = core, key
         self.commit_ms: list[float] = []
         self.gate_ms: list[float] = []
@@ -277,7 +287,7 @@ class PassageProbe:
             next_at = time.monotonic() + PROBE_PERIOD_S
 
 
-def _served_core(db_path: Path, token_file: str) -> tuple[Any, Any]:
+def _served_core(db_path: Path, token_file: str) -> tuple[Core, Ed25519PrivateKey]:
     """The kiosk's core from the composition root, a bench issuer key it trusts, and a
     ``logs:read`` token written to ``token_file``."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -299,11 +309,9 @@ def _served_core(db_path: Path, token_file: str) -> tuple[Any, Any]:
     return core, key
 
 
-def _bench_app(core: Any, probe: PassageProbe, lag: Any) -> Any:
+def _bench_app(core: Core, probe: PassageProbe, lag: LoopLagMonitor) -> FastAPI:
     """``ui.app.create_app(core)`` run as the daemon runs it, with the probe watching the bus,
     screen traffic for the SSE clients, and two bench-only routes reporting the loop."""
-    from fastapi import FastAPI
-
     from checkpoint import cpu
     from checkpoint.app import settle_for_service
     from checkpoint.export_helper import HelperProcessPages
@@ -596,7 +604,7 @@ def run(quick: bool) -> dict[str, Any]:
 
 
 def _summary(
-    phases: _Phases, events: int, repeats: int, office_in_ram: bool, placement: Any
+    phases: _Phases, events: int, repeats: int, office_in_ram: bool, placement: CpuPlan
 ) -> dict[str, Any]:
     idle, loaded = phases.idle, phases.loaded
 
