@@ -38,8 +38,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from drivers.codes import Rejection
 from drivers.faultlog import StateLog, describe
-from drivers.pipeline import FramePipeline, Rejection
+from drivers.pipeline import FramePipeline
 from kiosk.clock import Clock
 from kiosk.config.readers import ExposureConfig, FocusConfig, WatchdogConfig
 from kiosk.devices import CodeRead, CodeSink, Health, ReaderFault

@@ -110,6 +110,7 @@ class FileSource:
         raise ReaderFault(f"{self.path}: no readable image")
 
     def _next_video(self) -> np.ndarray:
+        frame: np.ndarray | None
         ok, frame = self._video.read()
         if not ok and self._loop:
             self._video.set(cv2.CAP_PROP_POS_FRAMES, 0)

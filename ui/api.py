@@ -283,11 +283,11 @@ class DecisionCounter:
                 self.after_seq = seq
 
 
-def _label(value: Any) -> str:
+def _label(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _device_states(report: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+def _device_states(report: object, prefix: str = "") -> Iterator[tuple[str, str]]:
     """``(device, state)`` for every entry of a health report that has a ``state``."""
     if not isinstance(report, dict):
         return
@@ -715,7 +715,7 @@ def render_metrics(core: Core, decisions: DecisionCounter, lag: LoopLagMonitor) 
         metric("kiosk_queue_depth", "gauge", "Work waiting in the engine runner's queue.")
         lines.append(f"kiosk_queue_depth {queue_depth}")
 
-    report: Any
+    report: dict[str, Any]
     try:
         report = core.health()
     except Exception:  # noqa: BLE001 - a failing probe must not take /metrics down

@@ -209,7 +209,8 @@ def run(quick: bool) -> dict[str, Any]:
             runs.append(_one_run(passages, frames, key, Path(tmp)))
 
     def med(name: str) -> float:
-        return round(statistics.median(run[name] for run in runs), 3)
+        value: float = statistics.median(run[name] for run in runs)
+        return round(value, 3)
 
     return {
         "passages": passages,

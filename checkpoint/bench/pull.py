@@ -215,7 +215,7 @@ class PassageProbe:
             return None
         return (self.core.clock.monotonic_ns() - code.mono_ns) / 1e6
 
-    def _on_decision(self, message: dict) -> None:
+    def _on_decision(self, message: dict[str, Any]) -> None:
         ms = self._since_code_ms()
         if ms is None or message.get("kind") != "passage":
             return
@@ -345,13 +345,13 @@ def _bench_app(core: Core, probe: PassageProbe, lag: LoopLagMonitor) -> FastAPI:
     app.router.lifespan_context = lifespan
 
     @app.post("/_bench/reset")
-    def reset() -> dict:
+    def reset() -> dict[str, Any]:
         lag.samples.clear()
         probe.reset()
         return {"ok": True}
 
     @app.get("/_bench/report")
-    def report() -> dict:
+    def report() -> dict[str, Any]:
         samples = list(lag.samples)
         return {
             "passage": probe.report(),
@@ -459,11 +459,13 @@ def _timed_pull(base: str, token: str, target: Path) -> tuple[int, float]:
     return result.inserted, seconds
 
 
-def _wait_passages(http: httpx.Client, base: str, passages: int, timeout_s: float) -> dict:
+def _wait_passages(
+    http: httpx.Client, base: str, passages: int, timeout_s: float
+) -> dict[str, Any]:
     """Poll the server until the probe has timed ``passages`` passages; the report."""
     deadline = time.monotonic() + timeout_s
     while True:
-        report = http.get(base + "/_bench/report").json()
+        report: dict[str, Any] = http.get(base + "/_bench/report").json()
         if report["passage"]["error"]:
             raise RuntimeError(f"bench probe failed: {report['passage']['error']}")
         if report["passage"]["passages"] >= passages or time.monotonic() > deadline:
@@ -475,15 +477,15 @@ def _wait_passages(http: httpx.Client, base: str, passages: int, timeout_s: floa
 class _Phases:
     """What the repeats measured: per repeat, the idle and loaded probe reports and pull rates."""
 
-    idle: list[dict] = dataclasses.field(default_factory=list)
-    loaded: list[dict] = dataclasses.field(default_factory=list)
+    idle: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    loaded: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     rates: list[float] = dataclasses.field(default_factory=list)
     loaded_rates: list[float] = dataclasses.field(default_factory=list)
     sse_messages: int = 0
     denied: int = 0
 
 
-def _start_server(db: Path, token_file: Path) -> tuple[subprocess.Popen, str | None]:
+def _start_server(db: Path, token_file: Path) -> tuple[subprocess.Popen[str], str | None]:
     """The served kiosk in a child process; its base URL once it answers (None: it died)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
@@ -508,7 +510,7 @@ def _start_server(db: Path, token_file: Path) -> tuple[subprocess.Popen, str | N
     return proc, base
 
 
-def _stop_server(proc: subprocess.Popen) -> None:
+def _stop_server(proc: subprocess.Popen[str]) -> None:
     proc.terminate()
     try:
         proc.wait(10)
@@ -519,7 +521,7 @@ def _stop_server(proc: subprocess.Popen) -> None:
 
 def _loaded_phase(
     http: httpx.Client, base: str, token: str, target: Path, passages: int, limit_s: float
-) -> tuple[dict, list[float], int]:
+) -> tuple[dict[str, Any], list[float], int]:
     """20 SSE clients streaming while whole pulls run back to back, until the probe has timed
     ``passages`` passages: the last report, the pulls' rates, the SSE messages read."""
     rates: list[float] = []
@@ -537,7 +539,13 @@ def _loaded_phase(
 
 
 def _repeat(
-    phases: _Phases, http: httpx.Client, base: str, token: str, office: Path, i: int, sizes: tuple
+    phases: _Phases,
+    http: httpx.Client,
+    base: str,
+    token: str,
+    office: Path,
+    i: int,
+    sizes: tuple[int, int, float, CpuPlan],
 ) -> None:
     """Idle, plain and loaded back to back, so machine noise hits all three alike."""
     from checkpoint import cpu
@@ -608,8 +616,9 @@ def _summary(
 ) -> dict[str, Any]:
     idle, loaded = phases.idle, phases.loaded
 
-    def med(reports: list[dict], part: str, key: str) -> float:
-        return round(statistics.median(r[part][key] for r in reports), 3)
+    def med(reports: list[dict[str, Any]], part: str, key: str) -> float:
+        value: float = statistics.median(r[part][key] for r in reports)
+        return round(value, 3)
 
     idle_p99 = med(idle, "passage", "p99_ms")
     loaded_p99 = med(loaded, "passage", "p99_ms")

@@ -154,7 +154,8 @@ def pull_run(args: argparse.Namespace) -> int:
 
     Incremental, resumable, idempotent pull of one or more kiosks' events into TARGET,
     verifying the hash chain across pulls."""
-    from office.pull import Backoff, Progress, Puller, PullError, normalise_url
+    from kiosk.config.fleet import normalise_url
+    from office.pull import Backoff, Progress, Puller, PullError
 
     urls = ([args.url] if args.url else []) + list(args.sources)
     if not urls:
