@@ -34,7 +34,7 @@ import logging
 import threading
 import zlib
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -297,6 +297,20 @@ class CameraReader:
                 self._lost(self._clock.monotonic_ns(), f"reader error: {describe(exc)}", exc)
 
 
+class Capture(Protocol):
+    """What ``UsbCamera`` needs of ``cv2.VideoCapture`` (or of a test's fake)."""
+
+    def isOpened(self) -> bool: ...
+
+    def set(self, prop: int, value: float, /) -> bool: ...
+
+    def get(self, prop: int, /) -> float: ...
+
+    def read(self) -> tuple[bool, np.ndarray | None]: ...
+
+    def release(self) -> None: ...
+
+
 class UsbCamera:
     """A USB (UVC) camera through OpenCV's V4L2 backend.
 
@@ -314,7 +328,7 @@ class UsbCamera:
         name: str = "camera",
         exposure: ExposureConfig | None = None,
         focus: FocusConfig | None = None,
-        capture_factory: Callable[..., Any] | None = None,
+        capture_factory: Callable[..., Capture] | None = None,
     ) -> None:
         self.name = name
         self.device = device
@@ -324,13 +338,13 @@ class UsbCamera:
         self.exposure = exposure or ExposureConfig()
         self.focus = focus or FocusConfig()
         self._factory = capture_factory
-        self._cap: Any = None
+        self._cap: Capture | None = None
         self.delivered = ""
 
     def open(self) -> None:
         import cv2
 
-        factory = self._factory or cv2.VideoCapture
+        factory: Callable[..., Capture] = self._factory or cv2.VideoCapture
         device = self.device
         if isinstance(device, str) and device.isdigit():
             device = int(device)
@@ -355,7 +369,7 @@ class UsbCamera:
         self._cap = cap
 
     @staticmethod
-    def _apply(cap: Any, settings: list[tuple[str, int, float]]) -> list[tuple[str, bool]]:
+    def _apply(cap: Capture, settings: list[tuple[str, int, float]]) -> list[tuple[str, bool]]:
         return [(name, bool(cap.set(prop, value))) for name, prop, value in settings]
 
     def read(self) -> tuple[np.ndarray, int]:
@@ -413,7 +427,7 @@ def usb_settings(cam: UsbCamera) -> list[tuple[str, int, float]]:
     return settings
 
 
-def delivered_format(cap: Any) -> str:
+def delivered_format(cap: Capture) -> str:
     """What the camera delivers after the settings, e.g. ``MJPG 640x480 @ 15 fps``."""
     import cv2
 

@@ -102,7 +102,7 @@ def _memory_events(rows: Iterable[tuple[Any, ...]]) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn)
 
 
-def _json(value: Any) -> str | None:
+def _json(value: object) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 

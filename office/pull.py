@@ -233,7 +233,7 @@ def _loads(body: bytes) -> Any:
     return orjson.loads(body) if orjson is not None else json.loads(body)
 
 
-def _canonical(value: Any) -> str:
+def _canonical(value: object) -> str:
     if orjson is not None:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))

@@ -455,6 +455,6 @@ def lists_stale_hours(core: Core) -> int | None:
     return -1 if age is None else int(age.total_seconds() // 3600)
 
 
-def sse(event: str, data: Any) -> str:
+def sse(event: str, data: object) -> str:
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return f"event: {event}\ndata: {payload}\n\n"

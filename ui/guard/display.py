@@ -184,7 +184,7 @@ def _person_of(event: dict[str, Any], clear: frozenset[str]) -> dict[str, Any]:
     return decoded_person(privacy.mask_event(event, clear))
 
 
-def _temp(value: Any) -> str:
+def _temp(value: object) -> str:
     return f"{float(value):.1f} °C" if isinstance(value, int | float) else ""
 
 
@@ -406,7 +406,7 @@ def export_table(
     return headers, [export_row(r, lang, tz, clear) for r in rows]
 
 
-def _cell_text(value: Any) -> str:
+def _cell_text(value: object) -> str:
     text = "" if value is None else str(value)
     # A text cell starting with = + - @ would run as a formula in a spreadsheet.
     if not isinstance(value, int | float) and text[:1] in ("=", "+", "-", "@"):

@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
+from starlette.datastructures import FormData
 
 from kiosk.community import CommunityError, Role, mask_record
 from kiosk.compound import ImportPlan
@@ -188,19 +189,19 @@ def community_room(page: str) -> APIRouter:
     return room(page, prefix=PREFIX, tag="guard console: community")
 
 
-def form_text(form: Any, name: str) -> str:
+def form_text(form: FormData, name: str) -> str:
     value = form.get(name)
     return value if isinstance(value, str) else ""
 
 
-def form_int(form: Any, name: str) -> int:
+def form_int(form: FormData, name: str) -> int:
     try:
         return int(form_text(form, name)[:12])
     except ValueError:
         raise CommunityError(f"{name}: expected a whole number") from None
 
 
-def form_float(form: Any, name: str) -> float:
+def form_float(form: FormData, name: str) -> float:
     try:
         return float(form_text(form, name)[:32].replace(",", "."))
     except ValueError:
