@@ -235,7 +235,9 @@ class Screen:
     #: Every screen of this process sees the same bus messages, so a view or banner is built
     #: and encoded once per message and language, not once per connected screen (the daemon's
     #: loop runs the gate too). Keys hold the messages themselves, so an id is never reused.
-    encoded: dict[tuple[str, int, int, str], tuple[Any, Any, str]] = field(default_factory=dict)
+    encoded: dict[tuple[str, int, int, str], tuple[object, object, str]] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def build(cls, core: Core) -> Screen:
@@ -263,7 +265,7 @@ class Screen:
         )
 
     def cached(
-        self, kind: str, key_objs: tuple[Any, Any], lang: str, build: Callable[[], str]
+        self, kind: str, key_objs: tuple[object, object], lang: str, build: Callable[[], str]
     ) -> str:
         first, second = key_objs
         key = (kind, id(first), id(second), lang)

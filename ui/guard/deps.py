@@ -32,7 +32,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
-from kiosk.alarms import AlarmDesk, device_alarms
+from kiosk.alarms import Alarm, AlarmDesk, device_alarms
 from kiosk.auditing import Change, collect_changes
 from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
 from ui import i18n
@@ -101,7 +101,7 @@ class Guard:
     def today(self) -> date:
         return self.core.clock.now().astimezone(self.tz).date()
 
-    def standing_alarms(self) -> list[Any]:
+    def standing_alarms(self) -> list[Alarm]:
         return device_alarms(faults_of(health_report(self.core)))
 
     def alarm_rows(self, lang: str, clear: frozenset[str]) -> list[dict[str, Any]]:
