@@ -364,7 +364,13 @@ def effective_max_connections(web: WebSection, nofile: int | None = None) -> int
     return max(8, min(web.max_connections, nofile // 2))
 
 
-def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> uvicorn.Config:
+class EdgeConfig(uvicorn.Config):
+    """uvicorn's config with the connection limits it serves under (for /metrics, the bench)."""
+
+    edge_limits: Limits
+
+
+def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeConfig:
     limits = Limits(
         ConnectionGate(effective_max_connections(web), web.max_connections_per_client),
         web.header_timeout_s,
@@ -387,17 +393,18 @@ def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> uvicorn.Co
     if tls is not None:
         options["ssl_certfile"], options["ssl_keyfile"] = tls
     options.update(overrides)
-    config = uvicorn.Config(BodyLimit(app, web.max_body_bytes), **options)
-    config.edge_limits = limits  # type: ignore[attr-defined]  # for /metrics and the bench
+    config = EdgeConfig(BodyLimit(app, web.max_body_bytes), **options)
+    config.edge_limits = limits
     return config
 
 
 class EdgeServer(uvicorn.Server):
     """uvicorn on a socket bound here, minus its signal handling (the daemon owns SIGTERM)."""
 
-    def __init__(self, config: uvicorn.Config, sock: socket.socket) -> None:
+    def __init__(self, config: EdgeConfig, sock: socket.socket) -> None:
         super().__init__(config)
         self.sock = sock
+        self._limits = config.edge_limits
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -409,7 +416,7 @@ class EdgeServer(uvicorn.Server):
 
     @property
     def limits(self) -> Limits:
-        return self.config.edge_limits  # type: ignore[attr-defined, no-any-return]
+        return self._limits
 
 
 def build_server(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeServer:

@@ -43,7 +43,7 @@ from drivers.faultlog import StateLog, describe
 from drivers.pipeline import FramePipeline
 from kiosk.clock import Clock
 from kiosk.config.readers import ExposureConfig, FocusConfig, WatchdogConfig
-from kiosk.devices import CodeRead, CodeSink, Health, ReaderFault
+from kiosk.devices import CodeRead, CodeSink, Health, HealthState, ReaderFault
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +258,8 @@ class CameraReader:
         except Exception as exc:  # a dying device may fail to close; it is reopened anyway
             log.debug("%s: close failed: %s", self.name, describe(exc))
 
-    def _set_health(self, state: str, detail: str) -> None:
-        self._health = Health(state, detail, self._clock.monotonic_ns())  # type: ignore[arg-type]
+    def _set_health(self, state: HealthState, detail: str) -> None:
+        self._health = Health(state, detail, self._clock.monotonic_ns())
 
     # -- threads -------------------------------------------------------------------------
     def _grab(self, gen: int) -> None:
