@@ -17,10 +17,12 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, TypedDict
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from checkpoint import cpu
 from checkpoint.export_helper import HelperProcessPages
@@ -43,6 +45,10 @@ from kiosk.secrets import get_secret
 from kiosk.store import EventLog
 from kiosk.tokens import TokenStore
 
+if TYPE_CHECKING:
+    from checkpoint.server import EdgeServer
+    from office.listsync import ListSync
+
 log = logging.getLogger(__name__)
 
 #: How often the daemon checks whether a retention purge is due.
@@ -50,7 +56,7 @@ PURGE_CHECK_S = 3600.0
 
 
 @contextlib.contextmanager
-def _closing_on_error(*closers: Any) -> Iterator[None]:
+def _closing_on_error(*closers: Callable[[], object]) -> Iterator[None]:
     try:
         yield
     except BaseException:
@@ -112,7 +118,7 @@ def _shared_parts(config: KioskConfig, data_dir: Path, clock: Clock, store: Even
     )
 
 
-def _issuer_key() -> Any:
+def _issuer_key() -> Ed25519PrivateKey | None:
     """The key for issuing passes at the guard screen, if the ``issuer_key_path`` secret names
     a usable one; without it the gate still decides, only on-the-spot issuing is off."""
     key_path = get_secret("issuer_key_path")
@@ -190,11 +196,11 @@ class Daemon:
     def __init__(self, core: Core, *, notifier: Notifier | None = None) -> None:
         self.core = core
         self.notifier = notifier or Notifier.from_env()
-        self._server: Any = None
+        self._server: EdgeServer | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._watchdog: Watchdog | None = None
         self._purge_task: asyncio.Task[None] | None = None
-        self._lists_sync: Any = None
+        self._lists_sync: ListSync | None = None
         self._stopping = asyncio.Event()
         self.cpu_plan: cpu.CpuPlan | None = None
 
@@ -209,7 +215,7 @@ class Daemon:
         if self._server is not None and self._server.servers:
             sockets = self._server.servers[0].sockets
             if sockets:
-                return sockets[0].getsockname()[1]
+                return int(sockets[0].getsockname()[1])
         return self.core.config.web.port
 
     async def start(self) -> None:

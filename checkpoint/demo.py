@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from checkpoint.app import Core, Daemon, build_core, trust_dir
+from checkpoint.app import Daemon, build_core
 from checkpoint.replay import (
     SCENARIO_DIR,
     DeviceTarget,
@@ -37,6 +37,7 @@ from kiosk.bus import EventBus
 from kiosk.clock import Clock, ShiftedClock
 from kiosk.config import KioskConfig
 from kiosk.config.web import WebSection
+from kiosk.core import Core, trust_dir
 from kiosk.passes import public_key_pem
 
 log = logging.getLogger(__name__)

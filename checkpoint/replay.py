@@ -42,6 +42,7 @@ from typing import Any, Literal, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlite_utils import Database
 
 from checkpoint.virtual import DirectPorts as DirectPorts
 from checkpoint.virtual import VirtualKiosk
@@ -54,6 +55,9 @@ from kiosk import base45, passes
 from kiosk.clock import Clock, FakeClock
 from kiosk.config import ConfigError, KioskConfig, parse_config
 from kiosk.core import Core
+from kiosk.devices import Gate, Health
+from kiosk.lists import ListStore
+from kiosk.store import Event, EventDraft, EventLog, StoreFault
 
 log = logging.getLogger(__name__)
 
@@ -346,7 +350,7 @@ class StoreSwitch:
     nothing is written; ``recover()`` lets writes through again.
     """
 
-    def __init__(self, log_: Any) -> None:
+    def __init__(self, log_: EventLog) -> None:
         self.log = log_
         self.failing = False
 
@@ -358,20 +362,21 @@ class StoreSwitch:
 
     def _check(self) -> None:
         if self.failing:
-            from kiosk.store import StoreFault
-
             raise StoreFault("store_fault", "database or disk is full (SQLITE_FULL, injected)")
 
-    def append(self, draft: Any) -> Any:
+    def append(self, draft: EventDraft) -> Event:
         self._check()
         return self.log.append(draft)
 
-    async def append_async(self, draft: Any) -> Any:
+    async def append_async(self, draft: EventDraft) -> Event:
         self._check()
         return await self.log.append_async(draft)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.log, name)
+    def reader(self) -> Database:
+        return self.log.reader()
+
+    def health(self) -> Health:
+        return self.log.health()
 
 
 @dataclass
@@ -381,11 +386,11 @@ class DeviceTarget:
     direction (a two-way kiosk's screen button); ``on_manual`` records a guard action."""
 
     clock: Clock
-    emulator: Any = None  # drivers.mlx90614_emulator.Mlx90614Emulator
-    camera_dev: Any = None  # drivers.fake_camera.FakeCamera
-    gate_dev: Any = None  # drivers.gate.FakeGate
+    emulator: Mlx90614Emulator | None = None
+    camera_dev: FakeCamera | None = None
+    gate_dev: Gate | None = None
     store_switch: StoreSwitch | None = None
-    list_store: Any = None  # kiosk.lists.ListStore
+    list_store: ListStore | None = None
     timezone: str = "UTC"
     code_sink: Callable[[str, str | None], None] | None = None
     frame_sink: Callable[[Path, str | None], None] | None = None
@@ -411,11 +416,21 @@ class DeviceTarget:
             raise ScenarioError("frame steps need the fake camera")
         self.camera_dev.show_image(path)
 
+    def _thermometer(self) -> Mlx90614Emulator:
+        if self.emulator is None:
+            raise ScenarioError("thermometer steps need the simulated thermometer")
+        return self.emulator
+
+    def _lists(self) -> ListStore:
+        if self.list_store is None:
+            raise ScenarioError("list steps need the list store")
+        return self.list_store
+
     def person_arrives(self, body_c: float) -> None:
-        self.emulator.person_arrives(body_c)
+        self._thermometer().person_arrives(body_c)
 
     def person_leaves(self) -> None:
-        self.emulator.person_leaves()
+        self._thermometer().person_leaves()
 
     def visitor_done(self, _decision: Mapping[str, Any] | None = None) -> None:
         """For a watcher of the bus's decisions: the decided visitor walks on, lowering the
@@ -426,13 +441,13 @@ class DeviceTarget:
             self.camera_dev.show_nothing()
 
     def set_ambient(self, celsius: float) -> None:
-        self.emulator.set_ambient(celsius)
+        self._thermometer().set_ambient(celsius)
 
     def thermometer_fault(self, name: str, count: int | None) -> None:
         if name == "clear":
-            self.emulator.clear_faults()
+            self._thermometer().clear_faults()
         else:
-            self.emulator.inject(name, count)
+            self._thermometer().inject(name, count)
 
     def camera(self, action: str) -> None:
         getattr(self.camera_dev, action)()
@@ -449,12 +464,12 @@ class DeviceTarget:
         from zoneinfo import ZoneInfo
 
         today: date = self.clock.now().astimezone(ZoneInfo(self.timezone)).date()
-        self.list_store.add_quarantine(
+        self._lists().add_quarantine(
             household, holder, today, today + timedelta(days=days - 1), actor="scenario"
         )
 
     def revoke(self, pass_id: str) -> None:
-        self.list_store.revoke(pass_id, "lost card (scenario)", actor="scenario")
+        self._lists().revoke(pass_id, "lost card (scenario)", actor="scenario")
 
     def clock_jump(self, seconds: float) -> None:
         if self.on_clock_jump is not None:

@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 from kiosk.config.web import WebSection
 from kiosk.secrets import secret_path
@@ -130,7 +131,7 @@ class GuardedH11Protocol(H11Protocol):
         peer = transport.get_extra_info("peername")
         self._peer = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
         self._deadline: asyncio.TimerHandle | None = None
-        self._timed_cycle: Any = None
+        self._timed_cycle: RequestResponseCycle | None = None
         self._counted = self.limits.gate.admit(self._peer)
         self._served = self._counted
         if not self._counted:
@@ -209,11 +210,11 @@ class BodyLimit:
     """ASGI middleware: 413 for a request body over ``max_bytes``, before reading it when its
     ``Content-Length`` says so, else as soon as the chunks pass the cap."""
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -224,7 +225,7 @@ class BodyLimit:
         seen = 0
         started = rejected = False
 
-        async def counted_receive() -> Any:
+        async def counted_receive() -> Message:
             nonlocal seen, rejected
             if rejected:
                 return {"type": "http.disconnect"}
@@ -239,7 +240,7 @@ class BodyLimit:
                     return {"type": "http.disconnect"}
             return message
 
-        async def tracked_send(message: Any) -> None:
+        async def tracked_send(message: Message) -> None:
             nonlocal started
             if rejected:
                 return  # the app's answer to a body it never got in full
@@ -254,14 +255,14 @@ class BodyLimit:
                 raise
 
 
-def _header(scope: Any, name: bytes) -> str | None:
+def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers") or ():
         if key == name:
             return bytes(value).decode("latin-1").strip()
     return None
 
 
-async def _send_413(send: Any) -> None:
+async def _send_413(send: Send) -> None:
     body = b'{"detail":"request body too large"}'
     await send(
         {
@@ -282,7 +283,7 @@ class AcceptErrorLog:
 
     def __init__(
         self,
-        previous: Any,
+        previous: Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object] | None,
         every_s: float = ACCEPT_LOG_EVERY_S,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -363,7 +364,13 @@ def effective_max_connections(web: WebSection, nofile: int | None = None) -> int
     return max(8, min(web.max_connections, nofile // 2))
 
 
-def server_config(app: Any, web: WebSection, **overrides: Any) -> uvicorn.Config:
+class EdgeConfig(uvicorn.Config):
+    """uvicorn's config with the connection limits it serves under (for /metrics, the bench)."""
+
+    edge_limits: Limits
+
+
+def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeConfig:
     limits = Limits(
         ConnectionGate(effective_max_connections(web), web.max_connections_per_client),
         web.header_timeout_s,
@@ -386,17 +393,18 @@ def server_config(app: Any, web: WebSection, **overrides: Any) -> uvicorn.Config
     if tls is not None:
         options["ssl_certfile"], options["ssl_keyfile"] = tls
     options.update(overrides)
-    config = uvicorn.Config(BodyLimit(app, web.max_body_bytes), **options)
-    config.edge_limits = limits  # type: ignore[attr-defined]  # for /metrics and the bench
+    config = EdgeConfig(BodyLimit(app, web.max_body_bytes), **options)
+    config.edge_limits = limits
     return config
 
 
 class EdgeServer(uvicorn.Server):
     """uvicorn on a socket bound here, minus its signal handling (the daemon owns SIGTERM)."""
 
-    def __init__(self, config: uvicorn.Config, sock: socket.socket) -> None:
+    def __init__(self, config: EdgeConfig, sock: socket.socket) -> None:
         super().__init__(config)
         self.sock = sock
+        self._limits = config.edge_limits
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -408,10 +416,10 @@ class EdgeServer(uvicorn.Server):
 
     @property
     def limits(self) -> Limits:
-        return self.config.edge_limits  # type: ignore[attr-defined, no-any-return]
+        return self._limits
 
 
-def build_server(app: Any, web: WebSection, **overrides: Any) -> EdgeServer:
+def build_server(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeServer:
     """The daemon's web server for ``app`` under ``web``'s limits, its socket bound."""
     config = server_config(app, web, **overrides)
     return EdgeServer(config, bind_socket(web.host, web.port))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from drivers.camera import CameraReader
 from kiosk.bus import EventBus, Subscription
@@ -31,13 +31,22 @@ from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, DeviceFault, Gate
 from kiosk.engine import Engine
 from kiosk.runner import report_reader_health, sample_thermometer
-from kiosk.store import StoreFault
+from kiosk.store import Event, EventDraft, StoreFault
 
 Message = dict[str, Any]
 
 #: A watcher is drained after every engine input, so its queue never holds more than a
 #: passage's messages; the bound only guards against a runaway.
 WATCH_QUEUE = 10_000
+
+
+class EventAppender(Protocol):
+    """What the ports need of the event log: ``kiosk.store.EventLog``, or a wrapper in front
+    of it (replay's full-disk switch, the loop bench's timing)."""
+
+    def append(self, draft: EventDraft) -> Event:
+        """Commit one event; raises ``kiosk.store.StoreFault`` when it cannot."""
+        ...
 
 
 @dataclass
@@ -50,13 +59,13 @@ class DirectPorts:
     the ports themselves; the program watches the bus.
     """
 
-    store: Any
+    store: EventAppender
     gate_dev: Gate
     bus: EventBus | None = None
     _: KW_ONLY
     on_message: Callable[[Message], None] | None = None
     on_gate: Callable[[bool], None] | None = None
-    on_commit: Callable[[Any], None] | None = None
+    on_commit: Callable[[Event], None] | None = None
     engine: Engine | None = None
 
     def _engine(self) -> Engine:
@@ -104,7 +113,7 @@ class VirtualKiosk:
     the bench's timing wrapper); it must behave as the log does.
     """
 
-    def __init__(self, core: Core, *, store: Any = None) -> None:
+    def __init__(self, core: Core, *, store: EventAppender | None = None) -> None:
         if not isinstance(core.clock, FakeClock):
             raise TypeError("VirtualKiosk needs a core built on a FakeClock")
         self.core = core

@@ -34,15 +34,16 @@ import logging
 import threading
 import zlib
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from drivers.codes import Rejection
 from drivers.faultlog import StateLog, describe
-from drivers.pipeline import FramePipeline, Rejection
+from drivers.pipeline import FramePipeline
 from kiosk.clock import Clock
 from kiosk.config.readers import ExposureConfig, FocusConfig, WatchdogConfig
-from kiosk.devices import CodeRead, CodeSink, Health, ReaderFault
+from kiosk.devices import CodeRead, CodeSink, Health, HealthState, ReaderFault
 
 log = logging.getLogger(__name__)
 
@@ -257,8 +258,8 @@ class CameraReader:
         except Exception as exc:  # a dying device may fail to close; it is reopened anyway
             log.debug("%s: close failed: %s", self.name, describe(exc))
 
-    def _set_health(self, state: str, detail: str) -> None:
-        self._health = Health(state, detail, self._clock.monotonic_ns())  # type: ignore[arg-type]
+    def _set_health(self, state: HealthState, detail: str) -> None:
+        self._health = Health(state, detail, self._clock.monotonic_ns())
 
     # -- threads -------------------------------------------------------------------------
     def _grab(self, gen: int) -> None:
@@ -296,6 +297,20 @@ class CameraReader:
                 self._lost(self._clock.monotonic_ns(), f"reader error: {describe(exc)}", exc)
 
 
+class Capture(Protocol):
+    """What ``UsbCamera`` needs of ``cv2.VideoCapture`` (or of a test's fake)."""
+
+    def isOpened(self) -> bool: ...
+
+    def set(self, prop: int, value: float, /) -> bool: ...
+
+    def get(self, prop: int, /) -> float: ...
+
+    def read(self) -> tuple[bool, np.ndarray | None]: ...
+
+    def release(self) -> None: ...
+
+
 class UsbCamera:
     """A USB (UVC) camera through OpenCV's V4L2 backend.
 
@@ -313,7 +328,7 @@ class UsbCamera:
         name: str = "camera",
         exposure: ExposureConfig | None = None,
         focus: FocusConfig | None = None,
-        capture_factory: Callable[..., Any] | None = None,
+        capture_factory: Callable[..., Capture] | None = None,
     ) -> None:
         self.name = name
         self.device = device
@@ -323,13 +338,13 @@ class UsbCamera:
         self.exposure = exposure or ExposureConfig()
         self.focus = focus or FocusConfig()
         self._factory = capture_factory
-        self._cap: Any = None
+        self._cap: Capture | None = None
         self.delivered = ""
 
     def open(self) -> None:
         import cv2
 
-        factory = self._factory or cv2.VideoCapture
+        factory: Callable[..., Capture] = self._factory or cv2.VideoCapture
         device = self.device
         if isinstance(device, str) and device.isdigit():
             device = int(device)
@@ -354,7 +369,7 @@ class UsbCamera:
         self._cap = cap
 
     @staticmethod
-    def _apply(cap: Any, settings: list[tuple[str, int, float]]) -> list[tuple[str, bool]]:
+    def _apply(cap: Capture, settings: list[tuple[str, int, float]]) -> list[tuple[str, bool]]:
         return [(name, bool(cap.set(prop, value))) for name, prop, value in settings]
 
     def read(self) -> tuple[np.ndarray, int]:
@@ -412,7 +427,7 @@ def usb_settings(cam: UsbCamera) -> list[tuple[str, int, float]]:
     return settings
 
 
-def delivered_format(cap: Any) -> str:
+def delivered_format(cap: Capture) -> str:
     """What the camera delivers after the settings, e.g. ``MJPG 640x480 @ 15 fps``."""
     import cv2
 

@@ -16,9 +16,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import zxingcpp  # optional at run time (imported on first use)
 
 BACKENDS = ("zxing", "pyzbar")
 
@@ -99,7 +102,7 @@ class ZxingDecoder:
         return [_zx_raw(b) for b in found if b.valid]
 
 
-def _zx_raw(b: Any) -> RawCode:
+def _zx_raw(b: zxingcpp.Barcode) -> RawCode:
     p = b.position
     corners = tuple(
         (int(pt.x), int(pt.y)) for pt in (p.top_left, p.top_right, p.bottom_right, p.bottom_left)

@@ -218,7 +218,8 @@ def add_noise(frame: np.ndarray, sigma: float, seed: int) -> np.ndarray:
         return frame.copy()
     rng = np.random.default_rng(seed)
     noise = rng.normal(0.0, sigma, frame.shape).astype(np.int16)
-    return np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    noisy: np.ndarray = np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    return noisy
 
 
 def sample_frame(seed: int, size: tuple[int, int] = (640, 480)) -> tuple[np.ndarray, str]:

@@ -13,7 +13,6 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -62,7 +61,7 @@ class FileSource:
         self._closing = threading.Event()
         self._images: list[Path] = []
         self._index = 0
-        self._video: Any = None
+        self._video: cv2.VideoCapture | None = None
         self.skipped = 0
 
     @property
@@ -89,7 +88,8 @@ class FileSource:
     def read(self) -> tuple[np.ndarray, int]:
         if self._pace and self._closing.wait(self._period_s):
             raise ReaderFault("file source closed")
-        frame = self._next_video() if self._video is not None else self._next_image()
+        video = self._video
+        frame = self._next_video(video) if video is not None else self._next_image()
         return frame, self._clock.monotonic_ns()
 
     def _next_image(self) -> np.ndarray:
@@ -109,11 +109,12 @@ class FileSource:
             log.warning("skipping unreadable image %s", path.name)
         raise ReaderFault(f"{self.path}: no readable image")
 
-    def _next_video(self) -> np.ndarray:
-        ok, frame = self._video.read()
+    def _next_video(self, video: cv2.VideoCapture) -> np.ndarray:
+        frame: np.ndarray | None
+        ok, frame = video.read()
         if not ok and self._loop:
-            self._video.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = self._video.read()
+            video.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = video.read()
         if not ok or frame is None:
             raise ReaderFault("end of input")
         return frame

@@ -378,7 +378,7 @@ class FakeGate:
         self._go.set()
         #: Set when a command is held by ``stall()`` (tests wait on it instead of sleeping).
         self.stalled_call = threading.Event()
-        self.on_command: Callable[[GateCommand], None] | None = None
+        self.on_command: Callable[[GateCommand], object] | None = None
 
     def unplug(self) -> None:
         self.plugged = False

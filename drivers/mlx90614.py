@@ -35,10 +35,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from kiosk.clock import Clock
 from kiosk.devices import Health, SensorFault, ThermoReading
+
+if TYPE_CHECKING:
+    from smbus2 import i2c_msg
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +168,15 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+class RdwrBus(Protocol):
+    """What ``Smbus2Transport`` needs of a bus: ``smbus2.SMBus``, or the emulator's
+    ``EmulatedSMBus``."""
+
+    def i2c_rdwr(self, *msgs: i2c_msg) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Smbus2Transport:
     """smbus2 on ``/dev/i2c-N``; ``i2c_rdwr`` sends both messages in one combined transfer.
 
@@ -172,12 +184,12 @@ class Smbus2Transport:
     emulator, or a recording fake in tests).
     """
 
-    def __init__(self, bus: int | object) -> None:
+    def __init__(self, bus: int | RdwrBus) -> None:
         if isinstance(bus, int):
             from smbus2 import SMBus
 
             bus = SMBus(bus)
-        self._bus: Any = bus  # smbus2.SMBus, or the emulator's bus
+        self._bus: RdwrBus = bus
 
     def write_then_read(self, address: int, out: bytes, count: int) -> bytes:
         from smbus2 import i2c_msg

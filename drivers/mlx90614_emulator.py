@@ -522,19 +522,19 @@ class EmulatedSMBus:
         self._chip = chip
         self.closed = False
 
-    def i2c_rdwr(self, *msgs: Any) -> None:  # smbus2.i2c_msg
+    def i2c_rdwr(self, *msgs: Any) -> None:  # smbus2.i2c_msg (its stub names no fields)
         if self.closed:
             raise OSError(errno.EBADF, "bus closed")
-        kinds = [bool(m.flags & _I2C_M_RD) for m in msgs]  # type: ignore[attr-defined]
+        kinds = [bool(m.flags & _I2C_M_RD) for m in msgs]
         if kinds == [False, True]:
             write, read = msgs
             out = bytes(write)
             if len(out) != 1:
                 raise OSError(errno.EREMOTEIO, "read word expects one command byte")
-            reply = self._chip.read_word(write.addr, out[0], read.len)  # type: ignore[attr-defined]
-            ctypes.memmove(read.buf, reply, read.len)  # type: ignore[attr-defined]
+            reply = self._chip.read_word(write.addr, out[0], read.len)
+            ctypes.memmove(read.buf, reply, read.len)
         elif kinds == [False]:
-            self._chip.write(msgs[0].addr, bytes(msgs[0]))  # type: ignore[attr-defined]
+            self._chip.write(msgs[0].addr, bytes(msgs[0]))
         else:
             # A read without its command in the same transfer: the chip does not answer.
             raise OSError(errno.EREMOTEIO, "unsupported transfer (no repeated start)")

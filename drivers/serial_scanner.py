@@ -27,7 +27,7 @@ from drivers.faultlog import StateLog, describe
 from drivers.worker import Worker
 from kiosk.clock import Clock
 from kiosk.config.readers import DecoderConfig
-from kiosk.devices import CodeSink, Health, ReaderFault
+from kiosk.devices import CodeSink, Health, HealthState, ReaderFault
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,8 @@ class SerialScanner:
     def health(self) -> Health:
         return self._health
 
-    def _set_health(self, state: str, detail: str) -> None:
-        self._health = Health(state, detail, self._clock.monotonic_ns())  # type: ignore[arg-type]
+    def _set_health(self, state: HealthState, detail: str) -> None:
+        self._health = Health(state, detail, self._clock.monotonic_ns())
         self.health_changed.set()
 
     def _open(self) -> Any:

@@ -9,22 +9,45 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TypedDict, Unpack
 
 from kiosk.clock import Clock, FakeClock
 from kiosk.config.thermometer import FakeThermometerConfig, Mlx90614Config, ThermometerSection
 from kiosk.devices import Thermometer
 
-from .mlx90614 import BlinkaTransport, Mlx90614, Smbus2Transport, Transport
+from .mlx90614 import BlinkaTransport, Mlx90614, PecMode, Smbus2Transport, Transport
 from .mlx90614_emulator import Mlx90614Emulator, load_trace_csv
+
+
+class ConfigOptions(TypedDict, total=False):
+    """``Mlx90614``'s keyword options that the config sets."""
+
+    address: int
+    pec: PecMode
+    retries: int
+    reopen_after_errors: int
+    backoff_max_s: float
+    stuck_reads: int
+    hang_after_ms: int
+
+
+class DriverOptions(ConfigOptions, total=False):
+    """``Mlx90614``'s keyword options: the config's, the clock's sleep and a name."""
+
+    backoff_base_s: float
+    sleep: Callable[[float], None]
+    name: str
 
 
 class FakeMlx90614(Mlx90614):
     """The real ``Mlx90614`` driver talking to an ``Mlx90614Emulator`` over the smbus2 face."""
 
-    def __init__(self, emulator: Mlx90614Emulator, clock: Clock, **kwargs: object) -> None:
+    def __init__(
+        self, emulator: Mlx90614Emulator, clock: Clock, **kwargs: Unpack[DriverOptions]
+    ) -> None:
         self.emulator = emulator
         kwargs.setdefault("name", "fake-mlx90614")
-        super().__init__(lambda: Smbus2Transport(emulator.smbus()), clock, **kwargs)  # type: ignore[arg-type]
+        super().__init__(lambda: Smbus2Transport(emulator.smbus()), clock, **kwargs)
 
 
 def _sleeper(clock: Clock) -> Callable[[float], None]:
@@ -32,7 +55,7 @@ def _sleeper(clock: Clock) -> Callable[[float], None]:
     return clock.advance if isinstance(clock, FakeClock) else time.sleep
 
 
-def _driver_kwargs(d: Mlx90614Config | FakeThermometerConfig) -> dict[str, object]:
+def _driver_kwargs(d: Mlx90614Config | FakeThermometerConfig) -> ConfigOptions:
     return {
         "address": d.address,
         "pec": d.pec,
@@ -58,7 +81,7 @@ def build_thermometer(cfg: ThermometerSection, clock: Clock) -> Thermometer:
             def open_bus() -> Transport:
                 return BlinkaTransport()
 
-        return Mlx90614(open_bus, clock, sleep=_sleeper(clock), **_driver_kwargs(d))  # type: ignore[arg-type]
+        return Mlx90614(open_bus, clock, sleep=_sleeper(clock), **_driver_kwargs(d))
     emulator = Mlx90614Emulator(clock, address=d.address, ambient_c=d.ambient_c, seed=d.seed)
     if d.trace:
         emulator.load_trace(load_trace_csv(d.trace))

@@ -254,7 +254,7 @@ class Collector:
         if status.consecutive_failures == 0:
             return base
         return min(
-            self.config.error_backoff_max_s, base * 2 ** min(status.consecutive_failures, 20)
+            self.config.error_backoff_max_s, base * float(2 ** min(status.consecutive_failures, 20))
         )
 
     def start(self) -> None:
@@ -432,7 +432,9 @@ def _handler_for(collector: Collector) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass  # the office's access log is not ours to keep
 
-        def _send(self, status: int, body: bytes, ctype: str, extra: dict | None = None) -> None:
+        def _send(
+            self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
+        ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))

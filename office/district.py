@@ -43,6 +43,7 @@ import sqlite_utils
 
 from kiosk import stats
 from kiosk.config.policy import QuotaConfig
+from kiosk.days import as_zone, day_bounds
 from office.gatereports import LEDGER_PATHS
 from office.pg import PgError, connect
 
@@ -84,7 +85,7 @@ def _clear(household: str | None) -> str | None:
     return None if household is None or "*" in household else household
 
 
-def _memory_events(rows: Iterable[tuple]) -> sqlite_utils.Database:
+def _memory_events(rows: Iterable[tuple[Any, ...]]) -> sqlite_utils.Database:
     conn = sqlite3.connect(":memory:")
     conn.execute(
         "CREATE TABLE events (seq INTEGER, kiosk_id TEXT, ts TEXT, direction TEXT,"
@@ -101,13 +102,15 @@ def _memory_events(rows: Iterable[tuple]) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn)
 
 
-def _json(value: Any) -> str | None:
+def _json(value: object) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
-def _gate_categories(rows: list[tuple], day: date, zone: ZoneInfo) -> dict[str, dict]:
+def _gate_categories(
+    rows: list[tuple[Any, ...]], day: date, zone: ZoneInfo
+) -> dict[str, dict[str, Any]]:
     """Each gate's own office categories, to set beside the district's totals."""
-    by_kiosk: dict[str, list[tuple]] = {}
+    by_kiosk: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:
         by_kiosk.setdefault(row[1], []).append(row)
     return {
@@ -168,20 +171,24 @@ def _roll_up_ledgers(
 
 
 def district_report(
-    conn_or_dsn: Any,
+    conn_or_dsn: str | psycopg.Connection[Any],
     day: date,
     tz: ZoneInfo | str,
     quota_cfg: QuotaConfig | None = None,
     kiosks: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """The daily report across gates for local ``day`` in ``tz``; ``kiosks`` limits it."""
-    zone = stats.as_zone(tz)
+    zone = as_zone(tz)
     quota = quota_cfg or QuotaConfig()
     own = isinstance(conn_or_dsn, str)
-    conn = connect(conn_or_dsn, application_name="kiosk-district") if own else conn_or_dsn
+    conn = (
+        connect(conn_or_dsn, application_name="kiosk-district")
+        if isinstance(conn_or_dsn, str)
+        else conn_or_dsn
+    )
     try:
-        start, end = stats.day_bounds(day, zone)
-        lookback, _ = stats.day_bounds(day - timedelta(days=max(quota.period_days - 1, 0)), zone)
+        start, end = day_bounds(day, zone)
+        lookback, _ = day_bounds(day - timedelta(days=max(quota.period_days - 1, 0)), zone)
         only = sorted(set(kiosks)) if kiosks is not None else None
         try:
             rows = conn.execute(_ROWS_SQL, [lookback, end, only, only]).fetchall()

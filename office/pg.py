@@ -43,10 +43,12 @@ from urllib.parse import quote
 
 import psycopg
 import psycopg.types.json
+from psycopg.rows import TupleRow
 
 from kiosk import record
+from kiosk.export import COLUMNS
 from kiosk.hashchain import GENESIS
-from office.pull import COLUMNS, ChainError, PullError
+from office.pull import ChainError, PullError
 
 __all__ = [
     "PgError",
@@ -126,7 +128,9 @@ def redact_dsn(dsn: str) -> str:
     return " ".join(f"{k}={v}" for k, v in shown.items())
 
 
-def connect(dsn: str, *, application_name: str = "kiosk-fleet", timeout_s: float = 10) -> Any:
+def connect(
+    dsn: str, *, application_name: str = "kiosk-fleet", timeout_s: float = 10
+) -> psycopg.Connection[TupleRow]:
     """An autocommit connection (transactions are explicit); raises ``PgError``."""
     try:
         return psycopg.connect(
@@ -139,7 +143,7 @@ def connect(dsn: str, *, application_name: str = "kiosk-fleet", timeout_s: float
         raise PgError(f"cannot connect to {redact_dsn(dsn)}: {_first_line(exc)}") from None
 
 
-def ensure_schema(conn: Any) -> None:
+def ensure_schema(conn: psycopg.Connection[Any]) -> None:
     """Create the fleet tables if missing (idempotent, safe to race)."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [_SCHEMA_LOCK])

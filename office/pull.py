@@ -97,7 +97,7 @@ class Backoff:
     attempts: int = 8
 
     def delay(self, attempt: int) -> float:
-        return min(self.cap_s, self.base_s * (2**attempt))
+        return min(self.cap_s, self.base_s * float(2**attempt))
 
 
 class Progress:
@@ -233,7 +233,7 @@ def _loads(body: bytes) -> Any:
     return orjson.loads(body) if orjson is not None else json.loads(body)
 
 
-def _canonical(value: Any) -> str:
+def _canonical(value: object) -> str:
     if orjson is not None:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
@@ -257,7 +257,9 @@ def _db_row(row: dict[str, Any], pulled_at: str) -> list[Any]:
     return values
 
 
-def write_page(conn: sqlite3.Connection, url: str, kiosk_id: str, rows: list[dict]) -> int:
+def write_page(
+    conn: sqlite3.Connection, url: str, kiosk_id: str, rows: list[dict[str, Any]]
+) -> int:
     """Insert one verified page and remember the source, in one transaction."""
     now = datetime.now(UTC).isoformat()
     placeholders = ", ".join("?" for _ in range(len(COLUMNS) + 1))
@@ -363,7 +365,9 @@ class Puller:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _get(self, url: str, token: str, params: dict[str, Any], result: PullResult) -> dict:
+    def _get(
+        self, url: str, token: str, params: dict[str, Any], result: PullResult
+    ) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         problem = ""
         for attempt in range(self.backoff.attempts):
@@ -374,7 +378,8 @@ class Puller:
                 response = self.client.get(url, params=params, headers=headers)
                 status = response.status_code
                 if status == 200:
-                    return _loads(response.content)
+                    page: dict[str, Any] = _loads(response.content)  # checked by the caller
+                    return page
                 if status in (401, 403):
                     raise PullError(f"{url}: {status} {_detail(response)}")
                 if status == 429 or status >= 500:
@@ -406,7 +411,7 @@ class Puller:
         start = after
         # Pages are fetched (and parsed) one ahead on a helper thread while this thread checks
         # and writes the previous one: the server's work and ours overlap.
-        pages: queue.Queue[tuple[list[dict], int] | BaseException | None] = queue.Queue(2)
+        pages: queue.Queue[tuple[list[dict[str, Any]], int] | BaseException | None] = queue.Queue(2)
         stop = threading.Event()
 
         def fetch(after: int) -> None:

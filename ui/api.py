@@ -36,6 +36,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import Receive, Scope, Send
 
 from kiosk import queries
 from kiosk.core import Core
@@ -44,6 +45,7 @@ from kiosk.lists import Freshness
 from kiosk.privacy import FIELD_NAMES, mask_event, normalise_fields
 from kiosk.ratelimit import RateLimiter, Verdict
 from kiosk.stats import daily_report
+from kiosk.store import EventLog
 from kiosk.tokens import TokenInfo
 
 log = logging.getLogger(__name__)
@@ -240,7 +242,7 @@ class PageResponse(Response):
 
     CHUNK = 262144
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = self.body
         if scope.get("method") == "HEAD" or len(body) <= self.CHUNK:
             await super().__call__(scope, receive, send)
@@ -281,11 +283,11 @@ class DecisionCounter:
                 self.after_seq = seq
 
 
-def _label(value: Any) -> str:
+def _label(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _device_states(report: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+def _device_states(report: object, prefix: str = "") -> Iterator[tuple[str, str]]:
     """``(device, state)`` for every entry of a health report that has a ``state``."""
     if not isinstance(report, dict):
         return
@@ -588,7 +590,7 @@ def events_csv(
 
 
 def csv_rows(
-    store: Any, after: int, limit: int, allowed: frozenset[str], page: int
+    store: EventLog, after: int, limit: int, allowed: frozenset[str], page: int
 ) -> Iterator[str]:
     """The CSV export: a header, then at most ``limit`` masked events after ``after``, read
     ``page`` at a time."""
@@ -713,7 +715,7 @@ def render_metrics(core: Core, decisions: DecisionCounter, lag: LoopLagMonitor) 
         metric("kiosk_queue_depth", "gauge", "Work waiting in the engine runner's queue.")
         lines.append(f"kiosk_queue_depth {queue_depth}")
 
-    report: Any
+    report: dict[str, Any]
     try:
         report = core.health()
     except Exception:  # noqa: BLE001 - a failing probe must not take /metrics down

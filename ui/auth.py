@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import HTTPException, Request
+from fastapi.responses import Response
 
 from kiosk.accounts import Account, AccountStore
 from kiosk.clock import Clock
@@ -267,7 +268,7 @@ def _origin_of(url: str) -> tuple[str, str] | None:
 
 
 def set_private_cookie(
-    response: Any, request: Request, name: str, value: str, *, path: str, max_age: int
+    response: Response, request: Request, name: str, value: str, *, path: str, max_age: int
 ) -> None:
     """A cookie only this site's pages under ``path`` send back: HttpOnly, SameSite=Strict,
     Secure over HTTPS."""
@@ -371,7 +372,7 @@ class GuardAuth:
             ("application/x-www-form-urlencoded", "multipart/form-data")
         ):
             form = await request.form()
-            value: Any = form.get(CSRF_FIELD)
+            value = form.get(CSRF_FIELD)
             token = value if isinstance(value, str) else None
         if not self.sessions.check_csrf(session, token):
             raise HTTPException(403, "missing or wrong CSRF token")
@@ -396,9 +397,9 @@ class GuardAuth:
             raise HTTPException(403, "admin role required")
         return session
 
-    def set_cookie(self, response: Any, request: Request, cookie: str) -> None:
+    def set_cookie(self, response: Response, request: Request, cookie: str) -> None:
         lifetime_s = int(self.sessions._lifetime.total_seconds())
         set_private_cookie(response, request, COOKIE, cookie, path="/guard", max_age=lifetime_s)
 
-    def clear_cookie(self, response: Any) -> None:
+    def clear_cookie(self, response: Response) -> None:
         response.delete_cookie(COOKIE, path="/guard", httponly=True, samesite="strict")

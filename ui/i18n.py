@@ -8,6 +8,7 @@ from ``site.language``; each screen can switch with ``?lang=``.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from importlib import resources
 from typing import Any, Literal
 
@@ -39,12 +40,12 @@ DEFAULT_ROLE_LABEL = "guard"
 def pick_lang(requested: str | None, default: str) -> Lang:
     """The language to use: ``requested`` when supported, else the configured default."""
     if requested in LANGS:
-        return requested  # type: ignore[return-value]
+        return requested
     if requested and requested.lower().startswith("zh"):
         return "zh-CN"
     if requested and requested.lower().startswith("en"):
         return "en"
-    return default if default in LANGS else "zh-CN"  # type: ignore[return-value]
+    return default if default in LANGS else "zh-CN"
 
 
 def _idx(lang: str) -> int:
@@ -106,7 +107,7 @@ def reason_codes() -> list[str]:
     return list(_REASONS)
 
 
-def translator(lang: str):
+def translator(lang: str) -> Callable[..., str]:
     """A ``_(key, **params)`` function bound to ``lang``, for templates."""
 
     def _(key: str, **params: object) -> str:

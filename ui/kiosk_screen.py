@@ -99,7 +99,9 @@ def someone_there(core: Core) -> bool:
 # --- views ----------------------------------------------------------------------------------
 
 
-def banner_view(report: dict, lang: str, *, lists_stale_h: int | None = None) -> list[str]:
+def banner_view(
+    report: dict[str, Any], lang: str, *, lists_stale_h: int | None = None
+) -> list[str]:
     """Discreet notices for the kiosk: not deciding, device faults, clock, stale lists."""
     notes: list[str] = []
     if report.get("deciding") is False:
@@ -233,7 +235,9 @@ class Screen:
     #: Every screen of this process sees the same bus messages, so a view or banner is built
     #: and encoded once per message and language, not once per connected screen (the daemon's
     #: loop runs the gate too). Keys hold the messages themselves, so an id is never reused.
-    encoded: dict[tuple[str, int, int, str], tuple[Any, Any, str]] = field(default_factory=dict)
+    encoded: dict[tuple[str, int, int, str], tuple[object, object, str]] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def build(cls, core: Core) -> Screen:
@@ -249,7 +253,7 @@ class Screen:
             tracker=ScreenTracker(current_state(core)),
         )
 
-    def view_of(self, tracker: ScreenTracker, lang: str) -> dict:
+    def view_of(self, tracker: ScreenTracker, lang: str) -> dict[str, Any]:
         return kiosk_view(
             tracker.state,
             tracker.decision,
@@ -261,7 +265,7 @@ class Screen:
         )
 
     def cached(
-        self, kind: str, key_objs: tuple[Any, Any], lang: str, build: Callable[[], str]
+        self, kind: str, key_objs: tuple[object, object], lang: str, build: Callable[[], str]
     ) -> str:
         first, second = key_objs
         key = (kind, id(first), id(second), lang)
@@ -278,12 +282,12 @@ class Screen:
         pair = (tracker.state, tracker.decision)
         return self.cached("view", pair, lang, lambda: sse("view", self.view_of(tracker, lang)))
 
-    def banner_sse(self, lang: str, message: dict) -> str:
+    def banner_sse(self, lang: str, message: dict[str, Any]) -> str:
         return self.cached(
             "banner", (message, None), lang, lambda: sse("banner", self.banner_in(lang, message))
         )
 
-    def banner_in(self, lang: str, message: dict | None = None) -> list[str]:
+    def banner_in(self, lang: str, message: dict[str, Any] | None = None) -> list[str]:
         report = dict(health_report(self.core))
         if message:
             report["faults"] = message.get("faults") or {}
@@ -374,7 +378,7 @@ def static(name: str) -> Response:
     )
 
 
-async def json_object(request: Request, limit: int) -> dict | None:
+async def json_object(request: Request, limit: int) -> dict[str, Any] | None:
     """A small JSON object body (413 past ``limit`` bytes); None when it is not one."""
     raw = await read_small_body(request, limit)
     try:

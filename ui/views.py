@@ -18,6 +18,7 @@ from kiosk.privacy import greeting_name, mask_name
 from ui import i18n
 
 if TYPE_CHECKING:
+    from kiosk.config import KioskConfig
     from kiosk.core import Core
 
 HERE = Path(__file__).parent
@@ -79,13 +80,13 @@ def _asset_version() -> str:
     return str(max(stamps, default=0))
 
 
-def current_state(core: Core) -> dict:
+def current_state(core: Core) -> dict[str, Any]:
     """The current screen state message: the bus's last ``state`` (the engine publishes one
     at every change), or the engine's snapshot before it has published any."""
     return core.bus.last("state") or core.runner.engine.snapshot()
 
 
-def health_report(core: Core) -> dict:
+def health_report(core: Core) -> dict[str, Any]:
     try:
         return core.health()
     except Exception:  # noqa: BLE001 - a failing health probe is itself a fault to show
@@ -106,16 +107,16 @@ class BusFeed:
     def __aiter__(self) -> BusFeed:
         return self
 
-    async def __anext__(self) -> dict:
+    async def __anext__(self) -> dict[str, Any]:
         message = await self._sub.get()
         if message is None or message.get("type") == "dropped":
             raise StopAsyncIteration
         return message
 
-    def ready(self) -> list[dict]:
+    def ready(self) -> list[dict[str, Any]]:
         """The messages already queued, taken without waiting (up to the ``dropped`` one, which
         ends the feed and is not returned). Lets a stream write a burst in one go."""
-        out: list[dict] = []
+        out: list[dict[str, Any]] = []
         while (message := self._sub.get_nowait()) is not None:
             if message.get("type") == "dropped":
                 break
@@ -143,11 +144,11 @@ class ScreenTracker:
     decision message (published just before the ``decided``/``gate_open`` state) says *what*
     was decided. The decision is kept until the next passage starts."""
 
-    def __init__(self, state: dict | None = None) -> None:
-        self.state: dict = dict(state or {})
-        self.decision: dict | None = None
+    def __init__(self, state: dict[str, Any] | None = None) -> None:
+        self.state: dict[str, Any] = dict(state or {})
+        self.decision: dict[str, Any] | None = None
 
-    def feed(self, message: dict) -> bool:
+    def feed(self, message: dict[str, Any]) -> bool:
         """Take one bus message; True when the screen's view changes."""
         kind = message.get("type")
         if kind == "decision":
@@ -207,7 +208,7 @@ def _reason_words(lang: str, code: str, hours: str | None) -> str:
 
 
 def result_view(
-    decision: dict, lang: str, *, hours: str | None = None, call: str = ""
+    decision: dict[str, Any], lang: str, *, hours: str | None = None, call: str = ""
 ) -> tuple[dict[str, Any], str | None]:
     """The result block of a decided passage and the what-to-do line (None for a pass: the
     prompt says it). Device and measurement reasons are never listed as the person's fault."""
@@ -241,7 +242,7 @@ def result_view(
     return result, next_step
 
 
-def shown_temperature(state: dict, decision: dict | None) -> float | None:
+def shown_temperature(state: dict[str, Any], decision: dict[str, Any] | None) -> float | None:
     """The body temperature to show, or None. A reading the thermometry called implausible
     (a cold wrist reads 28.7 °C) or a decision that could not measure shows no number: it is
     not the person's temperature."""
@@ -256,7 +257,7 @@ def shown_temperature(state: dict, decision: dict | None) -> float | None:
     return None
 
 
-def greeting(decision: dict, lang: str) -> str | None:
+def greeting(decision: dict[str, Any], lang: str) -> str | None:
     """``王*英，您好``: the holder's masked name, never more (re-masked here, whatever came)."""
     name = decision.get("holder_greeting") or decision.get("holder_initial")
     if not name:
@@ -279,15 +280,15 @@ def _idle_look(phase: str, prompt_key: str) -> str:
 
 
 def kiosk_view(
-    state: dict,
-    decision: dict | None,
+    state: dict[str, Any],
+    decision: dict[str, Any] | None,
     lang: str,
     *,
     fever_c: float | None = None,
     gate_open_s: float | None = None,
     hours: str | None = None,
     call: str = "",
-) -> dict:
+) -> dict[str, Any]:
     """What the kiosk screen shows for a screen state and the decision being shown (``call``:
     where to call when no guard is on duty, ``policy.hours.call``).
 
@@ -359,7 +360,7 @@ PASS_OR_DENY = frozenset({"pass", "deny", "manual_pass", "manual_deny"})
 
 def _decided(
     view: dict[str, Any],
-    decision: dict,
+    decision: dict[str, Any],
     lang: str,
     *,
     hours: str | None,
@@ -389,7 +390,7 @@ def _decided(
         view["gate_closes_in_s"] = int(round(gate_open_s))
 
 
-def opening_hours(cfg: Any) -> str | None:
+def opening_hours(cfg: KioskConfig) -> str | None:
     """``08:30–17:30`` when the site has opening hours, for the outside-hours reason."""
     hours = cfg.policy.hours
     if not hours.enabled:
@@ -403,7 +404,7 @@ def clock_ms(core: Core) -> int:
     return int(core.clock.now().timestamp() * 1000)
 
 
-def faults_of(report: dict) -> dict[str, str]:
+def faults_of(report: dict[str, Any]) -> dict[str, str]:
     """``{device: state}`` for every device not ``ok``, from the engine's health message
     (``faults``: device -> detail, all in fault) or a ``core.health()`` report (``devices``:
     key -> ``{"state", "detail"}``). The readers count as one device, ``reader``."""
@@ -419,7 +420,7 @@ def faults_of(report: dict) -> dict[str, str]:
 DEVICE_ORDER = ("thermometer", "reader", "gate", "store")
 
 
-def device_entries(report: dict) -> list[tuple[str, dict]]:
+def device_entries(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """``(key, {"state", "detail"})`` for every device of a ``core.health()`` report."""
     devices = report.get("devices") or {}
 
@@ -454,6 +455,6 @@ def lists_stale_hours(core: Core) -> int | None:
     return -1 if age is None else int(age.total_seconds() // 3600)
 
 
-def sse(event: str, data: Any) -> str:
+def sse(event: str, data: object) -> str:
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return f"event: {event}\ndata: {payload}\n\n"

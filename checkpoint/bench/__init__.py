@@ -11,9 +11,14 @@ import importlib
 import resource
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kiosk.store import EventDraft
+
+if TYPE_CHECKING:
+    from drivers.gate import FakeGate
+    from drivers.mlx90614_emulator import Mlx90614Emulator
+    from kiosk.core import Core
 
 #: Contract order (docs/bench.md). Each name is a module ``checkpoint.bench.<name>`` exposing
 #: ``run(quick) -> dict``.
@@ -37,6 +42,26 @@ def bench_draft() -> EventDraft:
     )
 
 
+def simulated_thermometer(core: Core) -> Mlx90614Emulator:
+    """The MLX90614 emulator behind the core's fake thermometer (the benches' people)."""
+    from drivers.thermometer import FakeMlx90614
+
+    thermometer = core.devices.thermometer
+    if not isinstance(thermometer, FakeMlx90614):
+        raise RuntimeError("the bench needs the simulated thermometer (driver type fake)")
+    return thermometer.emulator
+
+
+def simulated_gate(core: Core) -> FakeGate:
+    """The core's fake gate (its ``on_command`` times the relay's command)."""
+    from drivers.gate import FakeGate
+
+    gate = core.devices.gate
+    if not isinstance(gate, FakeGate):
+        raise RuntimeError("the bench needs the simulated gate (driver type fake)")
+    return gate
+
+
 def unavailable(reason: str) -> dict[str, Any]:
     return {"available": False, "reason": reason}
 
@@ -48,7 +73,8 @@ def _section_runner(name: str) -> Callable[[bool], dict[str, Any]] | None:
         if exc.name == f"checkpoint.bench.{name}":
             return None
         raise
-    return module.run
+    runner: Callable[[bool], dict[str, Any]] = module.run
+    return runner
 
 
 #: Sections that run only when named (``--only fleet``: it needs PostgreSQL and 20 kiosks).

@@ -45,12 +45,19 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from checkpoint.bench import simulated_thermometer
 from checkpoint.bench.background import Background, until_stopped
 from checkpoint.bench.pull import _pct  # nearest rank: a reported p99 is a real passage
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from kiosk.config import KioskConfig
+    from kiosk.core import Core
 
 IDLE_CONNECTIONS = 1100
 SLOWLORIS = 50
@@ -68,7 +75,7 @@ DECISION_TIMEOUT_S = 20.0
 # --- the kiosk (child process) ---------------------------------------------------------------
 
 
-def bench_config() -> Any:
+def bench_config() -> KioskConfig:
     from kiosk.config import parse_config
 
     return parse_config(
@@ -85,9 +92,9 @@ def bench_config() -> Any:
 class TemperatureProbe:
     """People through the real loop, one at a time: a body at the sensor, then a pass."""
 
-    def __init__(self, core: Any, key: Any) -> None:
+    def __init__(self, core: Core, key: Ed25519PrivateKey) -> None:
         self.core, self.key = core, key
-        self.emulator = core.devices.thermometer.emulator
+        self.emulator = simulated_thermometer(core)
         self.latency_ms: list[float] = []
         self.without_temperature = 0
         self.no_decision = 0

@@ -35,8 +35,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kiosk.clock import Clock
+    from kiosk.config.fleet import CollectorConfig
+    from kiosk.core import Core
+    from kiosk.store import EventDraft
+    from office.pg import TempCluster
 
 KIOSKS = 20
 PER_HOST = 5
@@ -50,7 +58,7 @@ POLL_INTERVAL_S = 0.5
 # --------------------------------------------------------------------------- host process
 
 
-def _decision_draft(i: int, rng: random.Random) -> Any:
+def _decision_draft(i: int, rng: random.Random) -> EventDraft:
     """A made-up decision (one in nine a fever deny) with a random pass id."""
     from kiosk.store import EventDraft
 
@@ -66,7 +74,9 @@ def _decision_draft(i: int, rng: random.Random) -> Any:
     )
 
 
-def host_core(kiosk: dict[str, Any], spec: dict[str, Any], clock: Any, rng: random.Random) -> Any:
+def host_core(
+    kiosk: dict[str, Any], spec: dict[str, Any], clock: Clock, rng: random.Random
+) -> Core:
     """One hosted kiosk's core, from the composition root (``checkpoint.app.build_core``; the
     engine is not started), with its ``backlog`` of decisions and a collector token in
     ``DATA/token``. The spec's ``trust_dir`` is the kiosk's trust folder (the office's key
@@ -97,14 +107,14 @@ def host_core(kiosk: dict[str, Any], spec: dict[str, Any], clock: Any, rng: rand
 class _HostServer:
     """uvicorn on a loopback port serving ``ui.app.create_app(core)``; the host owns SIGTERM."""
 
-    def __init__(self, core: Any, port: int) -> None:
+    def __init__(self, core: Core, port: int) -> None:
         import uvicorn
 
         from ui.app import create_app
 
         class Server(uvicorn.Server):
             @contextlib.contextmanager
-            def capture_signals(self) -> Any:
+            def capture_signals(self) -> Iterator[None]:
                 yield
 
         config = uvicorn.Config(
@@ -114,7 +124,7 @@ class _HostServer:
         self.server = Server(config)
 
 
-async def _produce(core: Any, spec: dict[str, Any], rng: random.Random) -> None:
+async def _produce(core: Core, spec: dict[str, Any], rng: random.Random) -> None:
     """Decisions at random moments (``rate_per_s`` on average) once ``go_file`` exists (none:
     at once), until ``stop_file`` does."""
     import asyncio
@@ -220,7 +230,7 @@ class Hosts:
         ]
         self.stop_file = work / "stop-producing"
         self.specs: list[Path] = []
-        self.procs: list[subprocess.Popen | None] = []
+        self.procs: list[subprocess.Popen[bytes] | None] = []
         self.log = open(work / "hosts.log", "ab")  # noqa: SIM115 - closed in stop()
         for h in range(0, kiosks, PER_HOST):
             path = work / f"host-{h // PER_HOST}.json"
@@ -280,7 +290,7 @@ class Hosts:
                 p.wait(5)
         self.log.close()
 
-    def collector_config(self, **extra: Any) -> Any:
+    def collector_config(self, **extra: Any) -> CollectorConfig:
         from kiosk.config.fleet import CollectorConfig
 
         return CollectorConfig.model_validate(
@@ -295,7 +305,7 @@ class Hosts:
 
 
 @contextlib.contextmanager
-def _server() -> Any:
+def _server() -> Iterator[tuple[TempCluster | None, str | None]]:
     from office.pg import TempCluster
 
     dsn = os.environ.get("KIOSK_BENCH_PG_DSN")
@@ -306,7 +316,7 @@ def _server() -> Any:
         yield cluster, None
 
 
-def _fresh_db(cluster: Any, dsn: str | None, name: str) -> str:
+def _fresh_db(cluster: TempCluster | None, dsn: str | None, name: str) -> str:
     if cluster is not None:
         return cluster.create_database(name)
     import psycopg

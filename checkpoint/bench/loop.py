@@ -30,7 +30,19 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from checkpoint.bench import simulated_gate, simulated_thermometer
+
+if TYPE_CHECKING:
+    import numpy as np
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from checkpoint.virtual import VirtualKiosk
+    from drivers.mlx90614_emulator import Mlx90614Emulator
+    from kiosk.clock import Clock
+    from kiosk.core import Core
+    from kiosk.store import Event, EventDraft, EventLog
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -40,7 +52,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def _frames(keys: Any, clock: Any, count: int) -> list[Any]:
+def _frames(keys: Ed25519PrivateKey, clock: Clock, count: int) -> list[np.ndarray]:
     from drivers.fake_camera import FakeCamera
     from kiosk.passes import issue_pass
 
@@ -53,7 +65,7 @@ def _frames(keys: Any, clock: Any, count: int) -> list[Any]:
     return frames
 
 
-def _bench_core(key: Any, workdir: Path) -> Any:
+def _bench_core(key: Ed25519PrivateKey, workdir: Path) -> Core:
     """The program from the composition root on a ``FakeClock``: temperature-first, FULL sync,
     the default simulated devices, ``key``'s public half in the trust folder."""
     from checkpoint.app import build_core
@@ -81,17 +93,17 @@ def _bench_core(key: Any, workdir: Path) -> Any:
 class _TimedLog:
     """The real event log; notes when the append started and returned (the fsync is inside)."""
 
-    def __init__(self, log: Any, marks: dict[str, int]) -> None:
+    def __init__(self, log: EventLog, marks: dict[str, int]) -> None:
         self.log, self.marks = log, marks
 
-    def append(self, draft: Any) -> Any:
+    def append(self, draft: EventDraft) -> Event:
         self.marks.setdefault("commit_start", time.perf_counter_ns())
         event = self.log.append(draft)
         self.marks.setdefault("commit", time.perf_counter_ns())
         return event
 
 
-def _measure(kiosk: Any, emulator: Any, index: int) -> None:
+def _measure(kiosk: VirtualKiosk, emulator: Mlx90614Emulator, index: int) -> None:
     """The person steps up and is measured: the engine then waits for the code."""
     emulator.person_arrives(36.6)
     sample_dt = 1.0 / kiosk.core.config.thermometer.thermometry.sample_hz
@@ -104,7 +116,9 @@ def _measure(kiosk: Any, emulator: Any, index: int) -> None:
     raise RuntimeError(f"bench passage {index}: no temperature ({kiosk.engine.state})")
 
 
-def _one_run(passages: int, frames: list[Any], key: Any, workdir: Path) -> dict[str, Any]:
+def _one_run(
+    passages: int, frames: list[np.ndarray], key: Ed25519PrivateKey, workdir: Path
+) -> dict[str, Any]:
     """``passages`` passages through the program in virtual time (``checkpoint.virtual``); the
     timings are real: the frame into the camera reader's pipeline, the event log's append (a
     wrapper in front of it) and the relay driver's command (the fake gate's record)."""
@@ -114,8 +128,9 @@ def _one_run(passages: int, frames: list[Any], key: Any, workdir: Path) -> dict[
     try:
         marks: dict[str, int] = {}
         kiosk = VirtualKiosk(core, store=_TimedLog(core.store, marks))
-        core.devices.gate.on_command = lambda _c: marks.setdefault("gate", time.perf_counter_ns())
-        emulator = core.devices.thermometer.emulator
+        gate = simulated_gate(core)
+        gate.on_command = lambda _c: marks.setdefault("gate", time.perf_counter_ns())
+        emulator = simulated_thermometer(core)
         pipeline = kiosk.cameras[0].pipeline
         cfg = core.config
         settle_ticks = int((cfg.gate.pulse_ms / 1000 + cfg.engine.result_hold_s + 1) / 0.05)
@@ -194,7 +209,8 @@ def run(quick: bool) -> dict[str, Any]:
             runs.append(_one_run(passages, frames, key, Path(tmp)))
 
     def med(name: str) -> float:
-        return round(statistics.median(run[name] for run in runs), 3)
+        value: float = statistics.median(run[name] for run in runs)
+        return round(value, 3)
 
     return {
         "passages": passages,

@@ -59,11 +59,21 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
 from checkpoint.bench.background import Background, until_stopped
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from fastapi import FastAPI
+    from sqlite_utils import Database
+
+    from checkpoint.cpu import CpuPlan
+    from kiosk.config import KioskConfig
+    from kiosk.core import Core
+    from ui.api import LoopLagMonitor
 
 SSE_CLIENTS = 20
 #: (events, repeats, timed passages per phase and repeat)
@@ -85,7 +95,7 @@ def prefill(path: Path, events: int, kiosk_id: str = "bench-gate") -> None:
     log.append(bench_draft())
     template = log.events(limit=1)[0]
 
-    def write(db: Any, start: int, count: int) -> None:
+    def write(db: Database, start: int, count: int) -> None:
         conn = db.conn
         salt = bytes.fromhex(conn.execute("select value from meta where key='salt'").fetchone()[0])
         prev = conn.execute("select hash from events order by seq desc limit 1").fetchone()[0]
@@ -149,7 +159,7 @@ def _pct(values: list[float], q: float) -> float | None:
     return ordered[index]
 
 
-def bench_config(path: Path) -> Any:
+def bench_config(path: Path) -> KioskConfig:
     """The served kiosk's config: the defaults (fake camera reader, fake gate, FULL sync) with
     ``policy.mode = "pass_only"`` so a probe passage is code → decision → commit → gate with no
     measurement to wait for, and the shortest gate pulse so passages can follow each other."""
@@ -176,7 +186,7 @@ class PassageProbe:
     ``EventLog.append`` confirmed, FULL sync) and to the gate command (the ``gate_open``
     state)."""
 
-    def __init__(self, core: Any, key: Any) -> None:
+    def __init__(self, core: Core, key: Ed25519PrivateKey) -> None:
         self.core, self.key = core, key
         self.commit_ms: list[float] = []
         self.gate_ms: list[float] = []
@@ -205,7 +215,7 @@ class PassageProbe:
             return None
         return (self.core.clock.monotonic_ns() - code.mono_ns) / 1e6
 
-    def _on_decision(self, message: dict) -> None:
+    def _on_decision(self, message: dict[str, Any]) -> None:
         ms = self._since_code_ms()
         if ms is None or message.get("kind") != "passage":
             return
@@ -277,7 +287,7 @@ class PassageProbe:
             next_at = time.monotonic() + PROBE_PERIOD_S
 
 
-def _served_core(db_path: Path, token_file: str) -> tuple[Any, Any]:
+def _served_core(db_path: Path, token_file: str) -> tuple[Core, Ed25519PrivateKey]:
     """The kiosk's core from the composition root, a bench issuer key it trusts, and a
     ``logs:read`` token written to ``token_file``."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -299,11 +309,9 @@ def _served_core(db_path: Path, token_file: str) -> tuple[Any, Any]:
     return core, key
 
 
-def _bench_app(core: Any, probe: PassageProbe, lag: Any) -> Any:
+def _bench_app(core: Core, probe: PassageProbe, lag: LoopLagMonitor) -> FastAPI:
     """``ui.app.create_app(core)`` run as the daemon runs it, with the probe watching the bus,
     screen traffic for the SSE clients, and two bench-only routes reporting the loop."""
-    from fastapi import FastAPI
-
     from checkpoint import cpu
     from checkpoint.app import settle_for_service
     from checkpoint.export_helper import HelperProcessPages
@@ -337,13 +345,13 @@ def _bench_app(core: Any, probe: PassageProbe, lag: Any) -> Any:
     app.router.lifespan_context = lifespan
 
     @app.post("/_bench/reset")
-    def reset() -> dict:
+    def reset() -> dict[str, Any]:
         lag.samples.clear()
         probe.reset()
         return {"ok": True}
 
     @app.get("/_bench/report")
-    def report() -> dict:
+    def report() -> dict[str, Any]:
         samples = list(lag.samples)
         return {
             "passage": probe.report(),
@@ -451,11 +459,13 @@ def _timed_pull(base: str, token: str, target: Path) -> tuple[int, float]:
     return result.inserted, seconds
 
 
-def _wait_passages(http: httpx.Client, base: str, passages: int, timeout_s: float) -> dict:
+def _wait_passages(
+    http: httpx.Client, base: str, passages: int, timeout_s: float
+) -> dict[str, Any]:
     """Poll the server until the probe has timed ``passages`` passages; the report."""
     deadline = time.monotonic() + timeout_s
     while True:
-        report = http.get(base + "/_bench/report").json()
+        report: dict[str, Any] = http.get(base + "/_bench/report").json()
         if report["passage"]["error"]:
             raise RuntimeError(f"bench probe failed: {report['passage']['error']}")
         if report["passage"]["passages"] >= passages or time.monotonic() > deadline:
@@ -467,15 +477,15 @@ def _wait_passages(http: httpx.Client, base: str, passages: int, timeout_s: floa
 class _Phases:
     """What the repeats measured: per repeat, the idle and loaded probe reports and pull rates."""
 
-    idle: list[dict] = dataclasses.field(default_factory=list)
-    loaded: list[dict] = dataclasses.field(default_factory=list)
+    idle: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    loaded: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     rates: list[float] = dataclasses.field(default_factory=list)
     loaded_rates: list[float] = dataclasses.field(default_factory=list)
     sse_messages: int = 0
     denied: int = 0
 
 
-def _start_server(db: Path, token_file: Path) -> tuple[subprocess.Popen, str | None]:
+def _start_server(db: Path, token_file: Path) -> tuple[subprocess.Popen[str], str | None]:
     """The served kiosk in a child process; its base URL once it answers (None: it died)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
@@ -500,7 +510,7 @@ def _start_server(db: Path, token_file: Path) -> tuple[subprocess.Popen, str | N
     return proc, base
 
 
-def _stop_server(proc: subprocess.Popen) -> None:
+def _stop_server(proc: subprocess.Popen[str]) -> None:
     proc.terminate()
     try:
         proc.wait(10)
@@ -511,7 +521,7 @@ def _stop_server(proc: subprocess.Popen) -> None:
 
 def _loaded_phase(
     http: httpx.Client, base: str, token: str, target: Path, passages: int, limit_s: float
-) -> tuple[dict, list[float], int]:
+) -> tuple[dict[str, Any], list[float], int]:
     """20 SSE clients streaming while whole pulls run back to back, until the probe has timed
     ``passages`` passages: the last report, the pulls' rates, the SSE messages read."""
     rates: list[float] = []
@@ -529,7 +539,13 @@ def _loaded_phase(
 
 
 def _repeat(
-    phases: _Phases, http: httpx.Client, base: str, token: str, office: Path, i: int, sizes: tuple
+    phases: _Phases,
+    http: httpx.Client,
+    base: str,
+    token: str,
+    office: Path,
+    i: int,
+    sizes: tuple[int, int, float, CpuPlan],
 ) -> None:
     """Idle, plain and loaded back to back, so machine noise hits all three alike."""
     from checkpoint import cpu
@@ -596,12 +612,13 @@ def run(quick: bool) -> dict[str, Any]:
 
 
 def _summary(
-    phases: _Phases, events: int, repeats: int, office_in_ram: bool, placement: Any
+    phases: _Phases, events: int, repeats: int, office_in_ram: bool, placement: CpuPlan
 ) -> dict[str, Any]:
     idle, loaded = phases.idle, phases.loaded
 
-    def med(reports: list[dict], part: str, key: str) -> float:
-        return round(statistics.median(r[part][key] for r in reports), 3)
+    def med(reports: list[dict[str, Any]], part: str, key: str) -> float:
+        value: float = statistics.median(r[part][key] for r in reports)
+        return round(value, 3)
 
     idle_p99 = med(idle, "passage", "p99_ms")
     loaded_p99 = med(loaded, "passage", "p99_ms")

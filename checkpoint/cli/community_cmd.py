@@ -12,13 +12,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import CliError, UsageError, write_file
 from .parsers import Verbs, add_group, add_verb
 from .store_args import add_store_args, load_args_config, open_store
+
+if TYPE_CHECKING:
+    from kiosk.compound import ImportPlan
+    from kiosk.config import KioskConfig
+    from kiosk.listimport import ListPlan
+    from kiosk.store import EventLog
+    from kiosk.vehicles import VehiclePlan
 
 _MAX_FILE = 5 * 1024 * 1024
 
@@ -75,7 +83,7 @@ def _import_action(actions: Verbs, kind: str) -> None:
     imp.set_defaults(kind=kind)
 
 
-def _store(args: argparse.Namespace, config: Any) -> Any:
+def _store(args: argparse.Namespace, config: KioskConfig) -> EventLog:
     from kiosk import lists, stats, tokens
     from kiosk.ledgers import MIGRATIONS
 
@@ -132,19 +140,26 @@ def _read(path: str) -> bytes:
         raise UsageError(f"{file}: cannot read: {exc.strerror or exc}") from None
 
 
-def _plan(kind: str, data: bytes, name: str, store: Any, args: argparse.Namespace) -> Any:
+def _plan(
+    kind: str, data: bytes, name: str, store: EventLog, args: argparse.Namespace
+) -> tuple[ListPlan | ImportPlan | VehiclePlan, Callable[[str], object]]:
+    """The checked import and how to apply it (given the actor)."""
     from kiosk.compound import CompoundMap
-    from kiosk.listimport import plan_list_import
+    from kiosk.listimport import apply_list_import, plan_list_import
     from kiosk.lists import ListStore
     from kiosk.vehicles import VehicleList
 
     if kind == "lists":
         lists = ListStore(store, store.clock)
-        return lists, plan_list_import(data, name, lists.load(), args.list)
-    target = (
-        CompoundMap(store, store.clock) if kind == "compound" else VehicleList(store, store.clock)
-    )
-    return target, target.plan_import(data, name)
+        list_plan = plan_list_import(data, name, lists.load(), args.list)
+        return list_plan, lambda actor: apply_list_import(list_plan, lists, actor)
+    if kind == "compound":
+        compound = CompoundMap(store, store.clock)
+        map_plan = compound.plan_import(data, name)
+        return map_plan, lambda actor: compound.apply(map_plan, actor)
+    vehicles = VehicleList(store, store.clock)
+    vehicle_plan = vehicles.plan_import(data, name)
+    return vehicle_plan, lambda actor: vehicles.apply(vehicle_plan, actor)
 
 
 def import_run(args: argparse.Namespace) -> int:
@@ -153,7 +168,7 @@ def import_run(args: argparse.Namespace) -> int:
     Check every row and print the changes (added, changed, removed, unchanged) as JSON;
     nothing is written without --apply. Exit 2 on a bad file."""
     from kiosk.community import CommunityError
-    from kiosk.listimport import apply_list_import
+    from kiosk.listimport import ListPlan
     from kiosk.lists import ListError
     from kiosk.store import StoreFault
 
@@ -161,19 +176,16 @@ def import_run(args: argparse.Namespace) -> int:
     config = load_args_config(args)
     store = _store(args, config)
     try:
-        target, plan = _plan(args.kind, data, Path(args.file).name, store, args)
+        plan, apply = _plan(args.kind, data, Path(args.file).name, store, args)
         out: dict[str, Any] = {"file": Path(args.file).name, **plan.diff.counts()}
-        if args.kind == "lists":
+        if isinstance(plan, ListPlan):
             out["list"] = plan.kind
         if args.show_keys:
             out["keys"] = {"added": plan.diff.added, "changed": plan.diff.changed,
                            "removed": plan.diff.removed}  # fmt: skip
         out["applied"] = False
         if args.apply:
-            if args.kind == "lists":
-                apply_list_import(plan, target, args.actor)
-            else:
-                target.apply(plan, args.actor)
+            apply(args.actor)
             out["applied"] = True
     except (CommunityError, ListError, ValueError) as exc:
         raise UsageError(f"{Path(args.file).name}: {exc}") from None

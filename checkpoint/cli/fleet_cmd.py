@@ -14,7 +14,6 @@ import sys
 import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 from .errors import CliError, UsageError, write_file
 from .parsers import Verbs, add_group, add_verb
@@ -166,7 +165,7 @@ def report_run(args: argparse.Namespace) -> int:
     except ValueError:
         raise UsageError(f"--day: not a date: {args.day!r}") from None
     try:
-        tz: Any = ZoneInfo(args.tz)
+        tz = ZoneInfo(args.tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise UsageError(f"--tz: unknown time zone {args.tz!r}") from None
     outputs = [Path(p) for p in (args.xlsx, args.csv) if p]

@@ -15,11 +15,14 @@ import argparse
 import getpass
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, TextIO
 
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_group, add_verb
 from .store_args import add_store_args, load_args_config, open_store
+
+if TYPE_CHECKING:
+    from kiosk.store import EventLog
 
 MIN_PASSWORD = 8
 
@@ -55,10 +58,10 @@ def _account_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def read_password(args: argparse.Namespace, stdin: Any = None) -> str:
+def read_password(args: argparse.Namespace, stdin: TextIO | None = None) -> str:
     stdin = stdin or sys.stdin
     if args.password_stdin or not stdin.isatty():
-        password = stdin.readline().rstrip("\r\n")
+        password: str = stdin.readline().rstrip("\r\n")
     else:
         password = getpass.getpass("Password: ")
         if getpass.getpass("Again: ") != password:
@@ -88,7 +91,7 @@ def hash_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store(args: argparse.Namespace) -> Any:
+def _open_store(args: argparse.Namespace) -> EventLog:
     from kiosk import accounts
 
     return open_store(args, load_args_config(args), [accounts.MIGRATIONS])

@@ -16,13 +16,17 @@ import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from kiosk.store import compare_with_central, verify_database
 
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_verb
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg.rows import TupleRow
 
 DB_NAME = "kiosk.db"
 
@@ -62,7 +66,9 @@ def _central_rows(central: str, kiosk_id: str) -> Iterator[tuple[int, str]]:
         from office.pg import PgError, connect
 
         try:
-            conn: Any = connect(central, application_name="kiosk-verify")
+            conn: psycopg.Connection[TupleRow] | sqlite3.Connection = connect(
+                central, application_name="kiosk-verify"
+            )
         except PgError as exc:
             raise CliError(str(exc)) from None
         sql = "SELECT seq, hash FROM fleet_events WHERE kiosk_id = %s ORDER BY seq"

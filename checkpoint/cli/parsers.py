@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
-#: What ``register()`` receives: the verbs (or a group's actions) of a parser.
-Verbs = argparse._SubParsersAction
+#: What ``register()`` receives: the verbs (or a group's actions) of a parser. (Generic only
+#: to the type checker: argparse's class cannot be subscripted at run time.)
+Verbs: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def add_verb(

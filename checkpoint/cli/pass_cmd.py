@@ -14,6 +14,7 @@ import sys
 import warnings
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kiosk.cards import CardError, CardFallbackWarning, Fmt, card_format_for, render_card
@@ -34,6 +35,11 @@ from kiosk.passes import (
 
 from .errors import CliError, UsageError, write_file
 from .parsers import Verbs, add_group, add_verb
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from kiosk.passes import Pass
 
 MAX_DAYS = MAX_VALID_HOURS // 24
 DEFAULT_TZ = "Asia/Shanghai"
@@ -118,14 +124,14 @@ def _zone(name: str) -> ZoneInfo:
         raise UsageError(f"unknown timezone {name!r}") from None
 
 
-def _key(path: Path):
+def _key(path: Path) -> Ed25519PrivateKey:
     try:
         return load_private_key(path)
     except KeyFileError as exc:
         raise UsageError(str(exc)) from None
 
 
-def _card(pass_, payload: str, fmt: Fmt, args: argparse.Namespace, zone: ZoneInfo) -> bytes:
+def _card(pass_: Pass, payload: str, fmt: Fmt, args: argparse.Namespace, zone: ZoneInfo) -> bytes:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CardFallbackWarning)
         data = render_card(pass_, payload, fmt, args.lang, site_name=args.site_name, tz=zone)
@@ -202,7 +208,7 @@ def pass_verify(args: argparse.Namespace) -> int:
     return 0 if not reasons else 1
 
 
-def _batch_rows(path: Path, default_days: float) -> list[dict]:
+def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:

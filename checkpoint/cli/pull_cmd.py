@@ -13,11 +13,17 @@ import os
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_group, add_verb
 from .store_args import add_store_args, load_args_config, open_store
+
+if TYPE_CHECKING:
+    from kiosk.config import KioskConfig
+    from kiosk.store import EventLog
+    from kiosk.tokens import TokenStore
+    from office.pg import PgTarget
 
 
 def register(sub: Verbs) -> None:
@@ -77,13 +83,13 @@ def _tokens(actions: Verbs) -> None:
     add_store_args(revoke)
 
 
-def _open_store(args: argparse.Namespace, config: Any) -> Any:
+def _open_store(args: argparse.Namespace, config: KioskConfig) -> EventLog:
     from kiosk import stats, tokens
 
     return open_store(args, config, [tokens.MIGRATIONS, stats.MIGRATIONS])
 
 
-def _token_store(store: Any) -> Any:
+def _token_store(store: EventLog) -> TokenStore:
     from kiosk.tokens import TokenStore
 
     return TokenStore(store, clock=store.clock)
@@ -148,7 +154,8 @@ def pull_run(args: argparse.Namespace) -> int:
 
     Incremental, resumable, idempotent pull of one or more kiosks' events into TARGET,
     verifying the hash chain across pulls."""
-    from office.pull import Backoff, Progress, Puller, PullError, normalise_url
+    from kiosk.config.fleet import normalise_url
+    from office.pull import Backoff, Progress, Puller, PullError
 
     urls = ([args.url] if args.url else []) + list(args.sources)
     if not urls:
@@ -170,7 +177,7 @@ def pull_run(args: argparse.Namespace) -> int:
         raise UsageError("--page must be between 1 and 10000")
     if not 1 <= args.retries <= 100:
         raise UsageError("--retries must be between 1 and 100")
-    target: Any
+    target: PgTarget | Path
     if args.into.startswith(("postgresql://", "postgres://")):
         from office.pg import PgError, PgTarget
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_verb
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         raise UsageError(str(exc)) from None
 
-    def emit(rec: dict) -> None:
+    def emit(rec: dict[str, Any]) -> None:
         print(format_record(rec), flush=True)
 
     try:

@@ -7,9 +7,15 @@ import argparse
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .errors import CliError, UsageError
+
+if TYPE_CHECKING:
+    from sqlite_utils.migrations import Migrations
+
+    from kiosk.config import KioskConfig
+    from kiosk.store import EventLog
 
 
 def add_store_args(p: argparse.ArgumentParser) -> None:
@@ -23,7 +29,7 @@ def add_store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR", help="data dir (default: $KIOSK_DATA, else ./data)")
 
 
-def load_args_config(args: argparse.Namespace) -> Any:
+def load_args_config(args: argparse.Namespace) -> KioskConfig:
     from kiosk.config import ConfigError, load_config
 
     try:
@@ -32,7 +38,7 @@ def load_args_config(args: argparse.Namespace) -> Any:
         raise UsageError(str(exc)) from None
 
 
-def db_path(args: argparse.Namespace, config: Any) -> Path:
+def db_path(args: argparse.Namespace, config: KioskConfig) -> Path:
     data = Path(args.data or os.environ.get("KIOSK_DATA") or "data")
     if args.db:
         return Path(args.db)
@@ -42,7 +48,9 @@ def db_path(args: argparse.Namespace, config: Any) -> Path:
     return data / "kiosk.db"
 
 
-def open_store(args: argparse.Namespace, config: Any, migrations: Iterable[Any]) -> Any:
+def open_store(
+    args: argparse.Namespace, config: KioskConfig, migrations: Iterable[Migrations]
+) -> EventLog:
     from kiosk.clock import SystemClock
     from kiosk.store import EventLog, StoreFault
 

@@ -4,6 +4,7 @@ the kiosk's latest measurement, and the fitted correction."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
@@ -17,7 +18,7 @@ from ui.guard.forms import BadInput, needed
 router = room("/guard/calibration")
 
 
-def points_view(cal: Calibration, g: Guard) -> list[dict]:
+def points_view(cal: Calibration, g: Guard) -> list[dict[str, Any]]:
     """The latest 20 points, newest first, with their residuals."""
     residuals = cal.residuals()
     points = [

@@ -32,7 +32,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
-from kiosk.alarms import AlarmDesk, device_alarms
+from kiosk.alarms import Alarm, AlarmDesk, device_alarms
 from kiosk.auditing import Change, collect_changes
 from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
 from ui import i18n
@@ -101,10 +101,10 @@ class Guard:
     def today(self) -> date:
         return self.core.clock.now().astimezone(self.tz).date()
 
-    def standing_alarms(self) -> list[Any]:
+    def standing_alarms(self) -> list[Alarm]:
         return device_alarms(faults_of(health_report(self.core)))
 
-    def alarm_rows(self, lang: str, clear: frozenset[str]) -> list[dict]:
+    def alarm_rows(self, lang: str, clear: frozenset[str]) -> list[dict[str, Any]]:
         """The open alarms as cards, masked with ``clear`` (blocking: run it in a thread
         from the loop)."""
         alarms = self.alarms.open_alarms(self.standing_alarms())
@@ -142,7 +142,7 @@ class Guard:
         """Seconds until ``session`` ends (the shift is ``web.session_hours``)."""
         return max(0, int((session.expires - self.core.clock.now()).total_seconds()))
 
-    def flash(self, request: Request) -> dict:
+    def flash(self, request: Request) -> dict[str, Any]:
         lang = self.lang(request)
         msg = request.query_params.get("msg")
         err = (request.query_params.get("err") or "")[:300]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -28,6 +30,6 @@ def health_page(request: Request, session: PageSession, g: GuardDep) -> Response
 
 
 @router.get("/api/health", summary="Device health for the guard console")
-def api_health(request: Request, session: ApiSession, g: GuardDep) -> dict:
+def api_health(request: Request, session: ApiSession, g: GuardDep) -> dict[str, Any]:
     report = health_report(g.core)
     return {"deciding": report.get("deciding"), "rows": health_rows(report, g.lang(request), g.tz)}

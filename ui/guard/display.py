@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from kiosk import privacy
 from kiosk.alarms import Alarm, alarm_from_event, reason_codes
+from kiosk.passes import Pass
 from ui import charts, i18n
 from ui.views import device_entries, device_label
 
@@ -47,7 +48,7 @@ def local_time(ts: str | None, tz: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
     return when.astimezone(tz).strftime(fmt)
 
 
-def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict:
+def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict[str, Any]:
     """An alarm card in the guard's language: what, who (masked for the viewer's role),
     temperature, direction, date and time, and the passages it is about."""
     if a.detail in i18n.reason_codes():
@@ -76,12 +77,12 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
 
 
 def feed_row(
-    event: dict,
+    event: dict[str, Any],
     lang: str,
     tz: ZoneInfo,
     clear: frozenset[str],
     fever_c: float | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """One line of the live feed, masked for the viewer."""
     masked = privacy.mask_event(event, clear)
     person = decoded_person(masked)
@@ -128,7 +129,7 @@ def feed_row(
     }
 
 
-def manual_fields(event: dict, person: dict, decision: str) -> dict:
+def manual_fields(event: dict[str, Any], person: dict[str, Any], decision: str) -> dict[str, Any]:
     """What a guard's decision adds to its row: the typed reason (masked for the viewer),
     whether the temperature was measured by hand, and the passage it was about."""
     manual = decision in ("manual_pass", "manual_deny")
@@ -145,7 +146,12 @@ def manual_fields(event: dict, person: dict, decision: str) -> dict:
 
 
 def subject_text(
-    event: dict, masked: dict, who: list[str], reasons: list[str], lang: str, tz: ZoneInfo
+    event: dict[str, Any],
+    masked: dict[str, Any],
+    who: list[str],
+    reasons: list[str],
+    lang: str,
+    tz: ZoneInfo,
 ) -> str:
     """A passage named for a guard about to decide on it: who, household, temperature,
     reason, date and time."""
@@ -163,7 +169,7 @@ def subject_text(
     return " · ".join(p for p in parts if p)
 
 
-def decoded_person(masked: dict) -> dict:
+def decoded_person(masked: dict[str, Any]) -> dict[str, Any]:
     """An event's ``person`` as a dict (stored rows hold it as JSON text); {} without one."""
     person = masked.get("person")
     if isinstance(person, str):
@@ -174,15 +180,15 @@ def decoded_person(masked: dict) -> dict:
     return person if isinstance(person, dict) else {}
 
 
-def _person_of(event: dict, clear: frozenset[str]) -> dict:
+def _person_of(event: dict[str, Any], clear: frozenset[str]) -> dict[str, Any]:
     return decoded_person(privacy.mask_event(event, clear))
 
 
-def _temp(value: Any) -> str:
+def _temp(value: object) -> str:
     return f"{float(value):.1f} °C" if isinstance(value, int | float) else ""
 
 
-def vehicle_text(event: dict, clear: frozenset[str]) -> dict:
+def vehicle_text(event: dict[str, Any], clear: frozenset[str]) -> dict[str, Any]:
     """A vehicle registration's occupants with their temperatures, and its plate check
     (``resident``: a resident's car; ``unknown``: not on the resident-vehicle list)."""
     if event.get("kind") != "vehicle":
@@ -195,7 +201,7 @@ def vehicle_text(event: dict, clear: frozenset[str]) -> dict:
     }
 
 
-def visitor_row(event: dict, clear: frozenset[str], tz: ZoneInfo) -> dict:
+def visitor_row(event: dict[str, Any], clear: frozenset[str], tz: ZoneInfo) -> dict[str, Any]:
     """An earlier visitor found by name or phone suffix: what the form may be filled with
     (fields the viewer's role does not see are shown masked and copied on the server)."""
     person = _person_of(event, clear)
@@ -209,13 +215,13 @@ def visitor_row(event: dict, clear: frozenset[str], tz: ZoneInfo) -> dict:
     }
 
 
-def lists_view(tables: dict[str, list[dict]], tz: ZoneInfo) -> dict:
+def lists_view(tables: dict[str, list[dict[str, Any]]], tz: ZoneInfo) -> dict[str, Any]:
     """The three lists as stored (``kiosk.queries.list_rows``), newest first, with who changed
     each row and when, times local.
 
     Guards see households and names here: they must know whom they are editing. There are
     no phone or ID numbers in the lists."""
-    out: dict[str, list[dict]] = {}
+    out: dict[str, list[dict[str, Any]]] = {}
     for name, rows in tables.items():
         out[name] = []
         for row in rows:
@@ -226,7 +232,7 @@ def lists_view(tables: dict[str, list[dict]], tz: ZoneInfo) -> dict:
     return out
 
 
-def stats_cards(report: dict) -> dict:
+def stats_cards(report: dict[str, Any]) -> dict[str, Any]:
     by = report.get("by_decision", {})
     community = report.get("community") or {}
     cars = community.get("vehicles")
@@ -244,7 +250,7 @@ def stats_cards(report: dict) -> dict:
     }
 
 
-def stats_charts(report: dict, lang: str, fever_c: float) -> dict:
+def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str, Any]:
     """The statistics page's SVG charts, drawn from the daily report."""
     _ = i18n.translator(lang)
     hours = report.get("by_hour") or [0] * 24
@@ -332,7 +338,7 @@ EXPORT_COLUMNS = (
 )
 
 
-def _occupants_words(person: dict) -> str:
+def _occupants_words(person: dict[str, Any]) -> str:
     people = []
     if person.get("driver"):
         people.append(f"{person['driver']} {_temp(person.get('driver_temp_c'))}".strip())
@@ -342,7 +348,7 @@ def _occupants_words(person: dict) -> str:
     return "、".join(people)
 
 
-def export_row(row: dict, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> list[Any]:
+def export_row(row: dict[str, Any], lang: str, tz: ZoneInfo, clear: frozenset[str]) -> list[Any]:
     """One event as the office's table has it: local time, words, masked for the viewer."""
     masked = privacy.mask_event(row, clear)
     person = decoded_person(masked)
@@ -368,7 +374,7 @@ def export_row(row: dict, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> lis
     ]
 
 
-def report_summary(report: dict, lang: str) -> list[tuple[str, Any]]:
+def report_summary(report: dict[str, Any], lang: str) -> list[tuple[str, Any]]:
     """The day's figures for the export's first sheet: (label, number), reasons in words."""
     cards = stats_cards(report)
     rows: list[tuple[str, Any]] = [(i18n.t(lang, "stats.day"), str(report.get("day") or ""))]
@@ -392,7 +398,7 @@ def report_summary(report: dict, lang: str) -> list[tuple[str, Any]]:
 
 
 def export_table(
-    rows: list[dict], lang: str, tz: ZoneInfo, clear: frozenset[str]
+    rows: list[dict[str, Any]], lang: str, tz: ZoneInfo, clear: frozenset[str]
 ) -> tuple[list[str], list[list[Any]]]:
     """The day's events as the office files them: headers in the viewer's language, one
     row per event in ``seq`` order."""
@@ -400,7 +406,7 @@ def export_table(
     return headers, [export_row(r, lang, tz, clear) for r in rows]
 
 
-def _cell_text(value: Any) -> str:
+def _cell_text(value: object) -> str:
     text = "" if value is None else str(value)
     # A text cell starting with = + - @ would run as a formula in a spreadsheet.
     if not isinstance(value, int | float) and text[:1] in ("=", "+", "-", "@"):
@@ -448,7 +454,7 @@ def events_xlsx(
     return out.getvalue()
 
 
-def health_rows(report: dict, lang: str, tz: ZoneInfo) -> list[dict]:
+def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[str, Any]]:
     """Thermometer, readers, gate, store, clock, last event and disk space, in words, from a
     ``core.health()`` report plus ``last_event`` (the newest event's timestamp, or None)."""
     rows = []
@@ -490,7 +496,7 @@ def health_rows(report: dict, lang: str, tz: ZoneInfo) -> list[dict]:
     return rows
 
 
-def card_svg(payload: str, pass_: Any, lang: str, site_name: str, tz: ZoneInfo) -> str:
+def card_svg(payload: str, pass_: Pass, lang: str, site_name: str, tz: ZoneInfo) -> str:
     """The printable card (``kiosk.cards.render_card``, both languages) as inline SVG."""
     from kiosk.cards import render_card
 

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+from starlette.datastructures import FormData
+
 from kiosk.lists import Lists, ListStore
 from ui import i18n
 
@@ -41,7 +43,7 @@ class BadInput(ValueError):
         return self.key if i18n.has(self.key) else "refused_by_core"
 
 
-def clean(value: Any, field: str, *, required: bool = False, max_len: int = MAX_TEXT) -> str:
+def clean(value: object, field: str, *, required: bool = False, max_len: int = MAX_TEXT) -> str:
     """A one-line text field, stripped; ``field`` is the field's i18n key."""
     text = str(value or "").strip()
     if required and not text:
@@ -53,7 +55,7 @@ def clean(value: Any, field: str, *, required: bool = False, max_len: int = MAX_
     return text
 
 
-def number(value: Any, field: str, *, required: bool = False) -> float | None:
+def number(value: object, field: str, *, required: bool = False) -> float | None:
     """A decimal number as typed (a comma is a decimal point too); None when left empty."""
     text = str(value or "").strip()
     if not text:
@@ -72,7 +74,7 @@ def number(value: Any, field: str, *, required: bool = False) -> float | None:
 
 
 def bounded(
-    value: Any, field: str, lo: float, hi: float, *, required: bool = False
+    value: object, field: str, lo: float, hi: float, *, required: bool = False
 ) -> float | None:
     out = number(value, field, required=required)
     if out is None:
@@ -82,7 +84,7 @@ def bounded(
     return out
 
 
-def needed(value: Any, field: str, lo: float, hi: float) -> float:
+def needed(value: object, field: str, lo: float, hi: float) -> float:
     """A required number within ``[lo, hi]``."""
     out = bounded(value, field, lo, hi, required=True)
     if out is None:  # bounded() raises for a missing required value; this satisfies types
@@ -90,7 +92,7 @@ def needed(value: Any, field: str, lo: float, hi: float) -> float:
     return out
 
 
-def whole(value: Any, field: str, lo: int, hi: int, default: int | None) -> int | None:
+def whole(value: object, field: str, lo: int, hi: int, default: int | None) -> int | None:
     text = str(value or "").strip()
     if not text:
         return default
@@ -103,7 +105,7 @@ def whole(value: Any, field: str, lo: int, hi: int, default: int | None) -> int 
     return out
 
 
-def choice(value: Any, field: str, options: tuple[str, ...], default: str | None = None) -> str:
+def choice(value: object, field: str, options: tuple[str, ...], default: str | None = None) -> str:
     text = str(value or "").strip() or (default or "")
     if text not in options:
         raise BadInput("err.choice", field=field, options=", ".join(options))
@@ -125,7 +127,7 @@ def day(text: str | None, default: date) -> date:
     return out
 
 
-def date_field(value: Any, field: str) -> date | None:
+def date_field(value: object, field: str) -> date | None:
     text = str(value or "").strip()
     if not text:
         return None
@@ -152,7 +154,7 @@ def directions(site_direction: str) -> tuple[str, ...]:
     return ("in", "out") if site_direction == "both" else (site_direction,)
 
 
-def direction_of(form: Any, default: str) -> str:
+def direction_of(form: FormData, default: str) -> str:
     """The form's ``direction`` (in/out), the site's default when not given."""
     return choice(form.get("direction"), "manual.direction", ("in", "out"), default)
 
@@ -160,7 +162,7 @@ def direction_of(form: Any, default: str) -> str:
 ListEdit = Callable[..., Lists]
 
 
-def _quarantine(op: str, form: Any, today: date) -> tuple[ListEdit, dict[str, Any]]:
+def _quarantine(op: str, form: FormData, today: date) -> tuple[ListEdit, dict[str, Any]]:
     if op == "add":
         household = clean(form.get("household"), "pass.household", required=True, max_len=64)
         holder = clean(form.get("holder"), "pass.holder", max_len=64) or None
@@ -182,14 +184,14 @@ def _quarantine(op: str, form: Any, today: date) -> tuple[ListEdit, dict[str, An
     return ListStore.remove_quarantine, {"entry_id": entry}
 
 
-def _revocations(op: str, form: Any) -> tuple[ListEdit, dict[str, Any]]:
+def _revocations(op: str, form: FormData) -> tuple[ListEdit, dict[str, Any]]:
     pass_id = clean(form.get("pass_id"), "lists.pass_id", required=True, max_len=64)
     if op == "remove":
         return ListStore.unrevoke, {"pass_id": pass_id}
     return ListStore.revoke, {"pass_id": pass_id, "reason": clean(form.get("note"), "lists.note")}
 
 
-def _households(op: str, form: Any) -> tuple[ListEdit, dict[str, Any]]:
+def _households(op: str, form: FormData) -> tuple[ListEdit, dict[str, Any]]:
     household = clean(form.get("household"), "pass.household", required=True, max_len=64)
     if op == "remove":
         return ListStore.remove_household, {"household": household}
@@ -199,7 +201,7 @@ def _households(op: str, form: Any) -> tuple[ListEdit, dict[str, Any]]:
     return ListStore.set_household, entry | {"note": clean(form.get("note"), "lists.note")}
 
 
-def list_edit(which: str, op: str, form: Any, today: date) -> tuple[ListEdit, dict[str, Any]]:
+def list_edit(which: str, op: str, form: FormData, today: date) -> tuple[ListEdit, dict[str, Any]]:
     """The ``ListStore`` method (unbound) and its arguments (besides the store and ``actor``)
     for a list form."""
     if op in ("add", "remove"):

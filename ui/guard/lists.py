@@ -10,10 +10,10 @@ button (``confirm_first``, used by the passes list too). That step is audited as
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
 from ui import i18n
@@ -64,7 +64,7 @@ def confirm_first(
     g: Guard,
     session: Session,
     action: str,
-    form: Any,
+    form: FormData,
     text: str,
     *,
     reason: bool = False,
@@ -85,7 +85,7 @@ def confirm_first(
     )
 
 
-def confirm_text(which: str, op: str, form: Any, g: Guard, session: Session, lang: str) -> str:
+def confirm_text(which: str, op: str, form: FormData, g: Guard, session: Session, lang: str) -> str:
     """What a destructive list edit will do, in words, naming the entry (masked per role)."""
     clear = g.clear(session)
     if which == "quarantine":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -29,7 +29,9 @@ MAX_SEQ = 2**63 - 1
 AFTER = Query(0, ge=0, le=MAX_SEQ, description="Only decisions with seq > after.")
 
 
-def rows_of(g: Guard, events: list[dict], lang: str, clear: frozenset[str]) -> list[dict]:
+def rows_of(
+    g: Guard, events: list[dict[str, Any]], lang: str, clear: frozenset[str]
+) -> list[dict[str, Any]]:
     return [feed_row(e, lang, g.tz, clear, g.fever_c) for e in events]
 
 
@@ -77,7 +79,9 @@ def passage_page(
 
 
 @router.get("/api/feed", summary="Guard feed: newest decisions, masked for the viewer's role")
-def api_feed(request: Request, session: ApiSession, g: GuardDep, after: int = AFTER) -> dict:
+def api_feed(
+    request: Request, session: ApiSession, g: GuardDep, after: int = AFTER
+) -> dict[str, Any]:
     lang = g.lang(request)
     if after:
         events = g.core.store.events(after_seq=after, limit=FEED_ROWS)
@@ -111,7 +115,7 @@ class FeedStream:
         rows = await asyncio.to_thread(self.g.alarm_rows, self.lang, self.clear)
         return sse("alarms", rows)
 
-    async def on_message(self, message: dict, tracker: ScreenTracker) -> list[str]:
+    async def on_message(self, message: dict[str, Any], tracker: ScreenTracker) -> list[str]:
         kind = message.get("type")
         if kind == "decision":
             tracker.feed(message)

@@ -19,6 +19,7 @@ from typing import Any
 
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
 from kiosk.passes import ROLES, VERSION, Pass, encode_pass, issue_pass, key_id_of
@@ -188,7 +189,7 @@ def pass_of(record: dict[str, Any]) -> Pass:
         raise BadInput("pass.cannot_reprint") from None
 
 
-def picked_ids(form: Any) -> list[str]:
+def picked_ids(form: FormData) -> list[str]:
     ids = [clean(v, "lists.pass_id", max_len=64) for v in form.getlist("pass_id")[: MAX_BATCH + 1]]
     ids = list(dict.fromkeys(i for i in ids if i))
     if not ids:

@@ -22,6 +22,7 @@ from typing import Any
 
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
 from kiosk.community import CommunityError
@@ -130,7 +131,7 @@ def register(
     request: Request,
     g: Guard,
     session: Session,
-    form: Any,
+    form: FormData,
     kind: str,
     person: dict[str, Any],
     temp_c: float | None = None,
@@ -152,7 +153,7 @@ def register(
     return done(request, "/guard/register")
 
 
-def decision_of(form: Any) -> str:
+def decision_of(form: FormData) -> str:
     """``pass`` or ``deny``; the button "登记为禁止通行" (``record_deny``) is a deny."""
     if form.get("record_deny"):
         return "deny"
@@ -160,7 +161,7 @@ def decision_of(form: Any) -> str:
 
 
 def refused(
-    request: Request, g: Guard, session: Session, form: Any, problem: BadInput
+    request: Request, g: Guard, session: Session, form: FormData, problem: BadInput
 ) -> HTMLResponse:
     """The form again with what was typed and the problem; the audit row says refused."""
     note(request, refused=problem.code)
@@ -170,7 +171,7 @@ def refused(
     return page(request, g, session, typed=typed, error=problem.text(g.lang(request)), fever=fever)
 
 
-def earlier_fields(g: Guard, form: Any) -> dict[str, Any]:
+def earlier_fields(g: Guard, form: FormData) -> dict[str, Any]:
     """Phone and ID number of the earlier registration the guard copied (``copy_from``)."""
     seq = whole(form.get("copy_from"), "reg.copy_from", 1, 2**62, None)
     if seq is None:
@@ -203,7 +204,7 @@ async def register_person(request: Request, session: ActionSession, g: GuardDep)
         return refused(request, g, session, form, exc)
 
 
-def occupants_of(form: Any, g: Guard) -> tuple[dict[str, Any], list[tuple[str, float]]]:
+def occupants_of(form: FormData, g: Guard) -> tuple[dict[str, Any], list[tuple[str, float]]]:
     """The driver and passengers as typed: each with a plausible hand-measured temperature;
     a passenger row left entirely empty is no passenger."""
     driver = clean(form.get("driver"), "reg.driver", required=True, max_len=60)

@@ -6,12 +6,14 @@ and reasons in the guard's language, personal fields masked per role, no interna
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from fastapi import HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from kiosk import queries
-from kiosk.stats import daily_report, day_bounds
+from kiosk.days import day_bounds
+from kiosk.stats import daily_report
 from ui import i18n
 from ui.auth import Session
 from ui.guard.deps import Guard, GuardDep, PageSession, audited, note, room
@@ -38,7 +40,7 @@ def day_of(text: str | None, g: Guard) -> date:
         raise HTTPException(400, exc.text("en")) from None
 
 
-def report_of(g: Guard, day: date) -> dict:
+def report_of(g: Guard, day: date) -> dict[str, Any]:
     freshness = g.core.lists.current.freshness
     return daily_report(g.core.store.reader(), day, g.tz, g.cfg.policy.quota, freshness)
 

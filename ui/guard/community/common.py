@@ -15,10 +15,14 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
+from starlette.datastructures import FormData
 
 from kiosk.community import CommunityError, Role, mask_record
+from kiosk.compound import ImportPlan
 from kiosk.ledgers import Ledgers
+from kiosk.listimport import ListPlan
 from kiosk.lists import ListError
+from kiosk.vehicles import VehiclePlan
 from ui.auth import Session
 from ui.guard.deps import ActionSession, Guard, GuardDep, room
 from ui.guard.forms import BadInput
@@ -185,19 +189,19 @@ def community_room(page: str) -> APIRouter:
     return room(page, prefix=PREFIX, tag="guard console: community")
 
 
-def form_text(form: Any, name: str) -> str:
+def form_text(form: FormData, name: str) -> str:
     value = form.get(name)
     return value if isinstance(value, str) else ""
 
 
-def form_int(form: Any, name: str) -> int:
+def form_int(form: FormData, name: str) -> int:
     try:
         return int(form_text(form, name)[:12])
     except ValueError:
         raise CommunityError(f"{name}: expected a whole number") from None
 
 
-def form_float(form: Any, name: str) -> float:
+def form_float(form: FormData, name: str) -> float:
     try:
         return float(form_text(form, name)[:32].replace(",", "."))
     except ValueError:
@@ -214,21 +218,25 @@ async def change(fn: Callable[[], T]) -> T:
         raise BadInput(str(exc)[:300]) from None
 
 
+#: A checked import of the compound map, the resident vehicles or one of the lists.
+Plan = ImportPlan | VehiclePlan | ListPlan
+
+
 class Pending:
     """Imports previewed and not applied yet: kept in memory for ``PENDING_S``, per guard."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: dict[str, tuple[str, str, Any, datetime]] = {}
+        self._items: dict[str, tuple[str, str, Plan, datetime]] = {}
 
-    def put(self, owner: str, kind: str, plan: Any, now: datetime) -> str:
+    def put(self, owner: str, kind: str, plan: Plan, now: datetime) -> str:
         token = secrets.token_urlsafe(16)
         with self._lock:
             self._items = {k: v for k, v in self._items.items() if v[3] > now}
             self._items[token] = (owner, kind, plan, now + timedelta(seconds=PENDING_S))
         return token
 
-    def take(self, token: str, owner: str, now: datetime) -> tuple[str, Any]:
+    def take(self, token: str, owner: str, now: datetime) -> tuple[str, Plan]:
         with self._lock:
             item = self._items.pop(token, None)
         if item is None or item[0] != owner or item[3] <= now:

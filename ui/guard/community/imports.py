@@ -4,20 +4,23 @@ change and writes nothing; applying it (within ``PENDING_S``, by the same guard)
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from kiosk.community import CommunityError
+from kiosk.compound import ImportPlan
 from kiosk.ledgers import Ledgers
 from kiosk.listimport import apply_list_import, plan_list_import
 from kiosk.lists import ListStore
+from kiosk.vehicles import VehiclePlan
 from ui.guard.community.common import (
     PREFIX,
     SAVED,
     AdminSession,
     Pending,
+    Plan,
     change,
     community_room,
     form_text,
@@ -42,7 +45,7 @@ def pending(request: Request) -> Pending:
 Waiting = Annotated[Pending, Depends(pending)]
 
 
-def plan_for(led: Ledgers, lists: ListStore, kind: str, data: bytes, filename: str) -> Any:
+def plan_for(led: Ledgers, lists: ListStore, kind: str, data: bytes, filename: str) -> Plan:
     if kind == "compound":
         return led.compound.plan_import(data, filename)
     if kind == "vehicles":
@@ -85,9 +88,9 @@ async def apply(
     def apply_plan() -> None:
         kind, plan = waiting.take(token[:64], session.name, g.core.clock.now())
         note(request, kind=kind)
-        if kind == "compound":
+        if isinstance(plan, ImportPlan):
             led.compound.apply(plan, session.name)
-        elif kind == "vehicles":
+        elif isinstance(plan, VehiclePlan):
             led.vehicles.apply(plan, session.name)
         else:
             apply_list_import(plan, lists, session.name)
