@@ -378,8 +378,10 @@ class Puller:
                 response = self.client.get(url, params=params, headers=headers)
                 status = response.status_code
                 if status == 200:
-                    page: dict[str, Any] = _loads(response.content)  # checked by the caller
-                    return page
+                    page = _loads(response.content)
+                    if not isinstance(page, dict):
+                        raise PullError(f"{url}: the answer is not a JSON object (not a kiosk?)")
+                    return page  # its fields are checked by the caller
                 if status in (401, 403):
                     raise PullError(f"{url}: {status} {_detail(response)}")
                 if status == 429 or status >= 500:

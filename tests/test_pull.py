@@ -249,6 +249,20 @@ def test_giving_up_names_the_problem(kiosk, tmp_path):
              backoff=Backoff(attempts=3), sleep=lambda s: None)  # fmt: skip
 
 
+@pytest.mark.parametrize("body", [b"[]", b'"events"', b"42", b"null"])
+def test_an_answer_that_is_not_a_json_object_is_a_clear_error(kiosk, tmp_path, body):
+    requests: list[str] = []
+
+    def handler(request):
+        requests.append(request.url.path)
+        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    with pytest.raises(PullError, match="not a JSON object"):
+        pull("http://gate-1", kiosk.token, tmp_path / "c.db", client=client)
+    assert len(requests) == 1  # a wrong answer is not a network fault: not retried
+
+
 def test_a_refused_token_is_not_retried(kiosk, tmp_path):
     net = Network(kiosk)
     with pytest.raises(PullError, match="401"):
