@@ -256,7 +256,9 @@ def _serve(data_dir: str) -> None:
                 }
             print(json.dumps(reply), flush=True)
         probe._paused.set()
-        probe.stop()
+        # Off the loop: the probe's last passage may still wait for its decision, which the
+        # loop makes (joining here blocked it, and that passage was counted lost).
+        await asyncio.to_thread(probe.stop)
         recorded = probe.recorded()
         print(json.dumps({"submitted": len(probe.pass_ids), "recorded": recorded}), flush=True)
         watcher.cancel()
