@@ -142,12 +142,15 @@ async def start_kiosk_daemon(data_dir: Path, port: int, result_hold_s: float) ->
     return dataclasses.replace(session, guard_user="zhou", guard_password="night-shift-pw")
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Iterator[KioskDemo]:
-    d = KioskDemo(tmp_path_factory.mktemp("kiosk-demo"))
+def serving(d: KioskDemo) -> Iterator[KioskDemo]:
     d.start()
     yield d
     d.stop()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Iterator[KioskDemo]:
+    yield from serving(KioskDemo(tmp_path_factory.mktemp("kiosk-demo")))
 
 
 @pytest.fixture
@@ -312,10 +315,7 @@ class SlowHoldDemo(KioskDemo):
 
 @pytest.fixture(scope="module")
 def slow_demo(tmp_path_factory) -> Iterator[KioskDemo]:
-    d = SlowHoldDemo(tmp_path_factory.mktemp("kiosk-slow-hold"))
-    d.start()
-    yield d
-    d.stop()
+    yield from serving(SlowHoldDemo(tmp_path_factory.mktemp("kiosk-slow-hold")))
 
 
 def test_a_visitors_language_reverts_to_the_sites_after_the_passage(slow_demo, page, shots):

@@ -337,14 +337,25 @@ def test_manual_pass_during_store_fault_opens_only_when_configured(make_rig):
     assert event["operator"] == "guard-zhou"
 
 
+def _guard_denies(rig) -> list[Crossing]:
+    """A guard's manual deny, its crossing held (the list collects this and later crossings)."""
+    held = _hold_crossings(rig)
+    rig.engine.manual("manual_deny", "guard-zhou", "no pass", "in")
+    return held
+
+
+def _deadline_missed(rig) -> tuple[list[Crossing], Crossing]:
+    """A guard's deny whose commit is answered as missing its deadline (still under way)."""
+    held = _guard_denies(rig)
+    [crossing] = held
+    missed = StoreFault("store_fault", "commit not confirmed within 3000 ms")
+    rig.engine.on_crossed(Outcome(crossing, store_fault=missed, pending=True))
+    return held, crossing
+
+
 def test_late_commit_after_a_reported_store_fault_is_not_written_twice(make_rig):
     rig = make_rig()
-    held: list[Crossing] = []
-    rig.ports.cross = held.append
-    rig.engine.manual("manual_deny", "guard-zhou", "no pass", "in")
-    [crossing] = held
-    fault = StoreFault("store_fault", "commit not confirmed")
-    rig.engine.on_crossed(Outcome(crossing, store_fault=fault, pending=True))
+    _, crossing = _deadline_missed(rig)
     assert len(rig.engine.backlog) == 1
     event = rig.log.append(crossing.draft)  # ... but it did land
     rig.engine.on_late_commit(crossing, event)
@@ -354,12 +365,7 @@ def test_late_commit_after_a_reported_store_fault_is_not_written_twice(make_rig)
 
 def test_a_held_draft_is_not_committed_again_while_its_first_commit_may_still_land(make_rig):
     rig = make_rig()
-    held: list[Crossing] = []
-    rig.ports.cross = held.append
-    rig.engine.manual("manual_deny", "guard-zhou", "no pass", "in")
-    [crossing] = held
-    missed = StoreFault("store_fault", "commit not confirmed within 3000 ms")
-    rig.engine.on_crossed(Outcome(crossing, store_fault=missed, pending=True))
+    held, crossing = _deadline_missed(rig)
     [draft] = rig.engine.backlog  # the record, marked as not committed in time
     rig.run(5)  # retry time passes many times over: the first commit is still under way
     assert held == [crossing]
@@ -374,9 +380,7 @@ def test_a_held_draft_is_not_committed_again_while_its_first_commit_may_still_la
 
 def test_a_failed_commit_is_retried_and_forgotten_when_it_lands(make_rig):
     rig = make_rig()
-    held: list[Crossing] = []
-    rig.ports.cross = held.append
-    rig.engine.manual("manual_deny", "guard-zhou", "no pass", "in")
+    held = _guard_denies(rig)
     full = StoreFault("store_fault", "database or disk is full")
     for _ in range(3):  # not pending: nothing more will come of these attempts
         rig.engine.on_crossed(Outcome(held[-1], store_fault=full))

@@ -407,18 +407,21 @@ class SlowLog:
         return getattr(self.log, name)
 
 
-def test_commit_past_its_deadline_is_a_store_fault_and_a_late_landing_is_kept_once(tmp_path):
+def stalled_commit(tmp_path, log_double, **until: str):
+    """A pass whose commit stalls on ``log_double`` (a ``SlowLog``) past its deadline, released
+    once the decision is out; runs until the alarm message ``until`` names. Returns the rig,
+    the double, the decision, the backlog's length while stalled and the events logged."""
     r = Rig(tmp_path, overrides={"policy": {"mode": "pass_only"}})
-    slow = SlowLog(r.log)
-    r.runner.store = slow
+    stalled = log_double(r.log)
+    r.runner.store = stalled
 
     async def main():
         await r.runner.start()
         r.show(r.pass_text())
         decision = await r.next("decision")
         backlog_during = len(r.runner.engine.backlog)
-        slow.release.set()
-        await r.next("alarm", alarm="store_late_commit")
+        stalled.release.set()
+        await r.next("alarm", **until)
         await r.runner.stop()
         return decision, backlog_during
 
@@ -427,6 +430,13 @@ def test_commit_past_its_deadline_is_a_store_fault_and_a_late_landing_is_kept_on
         events = r.log.events()
     finally:
         r.close()
+    return r, stalled, decision, backlog_during, events
+
+
+def test_commit_past_its_deadline_is_a_store_fault_and_a_late_landing_is_kept_once(tmp_path):
+    r, _, decision, backlog_during, events = stalled_commit(
+        tmp_path, SlowLog, alarm="store_late_commit"
+    )
     assert decision["committed"] is False
     assert decision["decision"] == "deny"
     assert backlog_during == 1
@@ -457,24 +467,9 @@ class FailingLateLog(SlowLog):
 
 
 def test_a_commit_that_fails_after_its_deadline_is_retried_once_it_has_ended(tmp_path):
-    r = Rig(tmp_path, overrides={"policy": {"mode": "pass_only"}})
-    failing = FailingLateLog(r.log)
-    r.runner.store = failing
-
-    async def main():
-        await r.runner.start()
-        r.show(r.pass_text())
-        decision = await r.next("decision")
-        failing.release.set()
-        await r.next("alarm", alarm="store_fault", state="cleared")
-        await r.runner.stop()
-        return decision
-
-    try:
-        decision = run(main())
-        events = r.log.events()
-    finally:
-        r.close()
+    r, failing, decision, _, events = stalled_commit(
+        tmp_path, FailingLateLog, alarm="store_fault", state="cleared"
+    )
     assert decision["committed"] is False
     assert [e["decision"] for e in events] == ["deny"]
     assert "store_fault" in events[0]["reasons"]
