@@ -44,12 +44,12 @@ def bench_draft() -> EventDraft:
 
 def simulated_thermometer(core: Core) -> Mlx90614Emulator:
     """The MLX90614 emulator behind the core's fake thermometer (the benches' people)."""
-    from drivers.thermometer import FakeMlx90614
+    from checkpoint.replay import emulator_of
 
-    thermometer = core.devices.thermometer
-    if not isinstance(thermometer, FakeMlx90614):
+    emulator = emulator_of(core)
+    if emulator is None:
         raise RuntimeError("the bench needs the simulated thermometer (driver type fake)")
-    return thermometer.emulator
+    return emulator
 
 
 def simulated_gate(core: Core) -> FakeGate:
