@@ -350,8 +350,8 @@ class StoreSwitch:
     nothing is written; ``recover()`` lets writes through again.
     """
 
-    def __init__(self, log_: EventLog) -> None:
-        self.log = log_
+    def __init__(self, store: EventLog) -> None:
+        self.store = store
         self.failing = False
 
     def fail(self) -> None:
@@ -366,17 +366,17 @@ class StoreSwitch:
 
     def append(self, draft: EventDraft) -> Event:
         self._check()
-        return self.log.append(draft)
+        return self.store.append(draft)
 
     async def append_async(self, draft: EventDraft) -> Event:
         self._check()
-        return await self.log.append_async(draft)
+        return await self.store.append_async(draft)
 
     def reader(self) -> Database:
-        return self.log.reader()
+        return self.store.reader()
 
     def health(self) -> Health:
-        return self.log.health()
+        return self.store.health()
 
 
 @dataclass

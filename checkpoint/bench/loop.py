@@ -93,12 +93,12 @@ def _bench_core(key: Ed25519PrivateKey, workdir: Path) -> Core:
 class _TimedLog:
     """The real event log; notes when the append started and returned (the fsync is inside)."""
 
-    def __init__(self, log: EventLog, marks: dict[str, int]) -> None:
-        self.log, self.marks = log, marks
+    def __init__(self, store: EventLog, marks: dict[str, int]) -> None:
+        self.store, self.marks = store, marks
 
     def append(self, draft: EventDraft) -> Event:
         self.marks.setdefault("commit_start", time.perf_counter_ns())
-        event = self.log.append(draft)
+        event = self.store.append(draft)
         self.marks.setdefault("commit", time.perf_counter_ns())
         return event
 
