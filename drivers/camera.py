@@ -41,6 +41,7 @@ import numpy as np
 from drivers.codes import Rejection
 from drivers.faultlog import StateLog, describe
 from drivers.pipeline import FramePipeline
+from kiosk.backoff import Backoff
 from kiosk.clock import Clock
 from kiosk.config.readers import ExposureConfig, FocusConfig, WatchdogConfig
 from kiosk.devices import CodeRead, CodeSink, Health, HealthState, ReaderFault
@@ -97,7 +98,8 @@ class CameraReader:
         self._gen = 0
         self._is_open = False
         self._next_open_ns = clock.monotonic_ns()
-        self._backoff_s = self._wd.reopen_initial_s
+        self._reopen_backoff = Backoff(self._wd.reopen_initial_s, self._wd.reopen_max_s)
+        self._failures_in_a_row = 0  # losses and failed opens since the last fresh frame
         self._slot: tuple[np.ndarray, int] | None = None
         self._grab_error: str | None = None
         self._last_frame_ns = 0
@@ -167,7 +169,7 @@ class CameraReader:
             if fp != self._last_fp:
                 self._last_fp = fp
                 self._same_since_ns = now
-                self._backoff_s = self._wd.reopen_initial_s
+                self._failures_in_a_row = 0
                 if self._health.state != "ok":
                     self._set_health("ok", "")
                     self.faults.recovered("camera delivering frames")
@@ -246,9 +248,9 @@ class CameraReader:
         self._schedule_reopen(now, detail, exc)
 
     def _schedule_reopen(self, now: int, detail: str, exc: BaseException | None = None) -> None:
-        wait = self._backoff_s
+        wait = self._reopen_backoff.delay(self._failures_in_a_row)
+        self._failures_in_a_row += 1
         self._next_open_ns = now + int(wait * 1e9)
-        self._backoff_s = min(self._backoff_s * 2, self._wd.reopen_max_s)
         self.faults.fault(detail, f"{detail}; reopening in {wait:.1f} s", exc)
         self._set_health("fault", f"{detail}; reopening in {wait:.1f} s")
 

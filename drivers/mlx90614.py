@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from kiosk.backoff import Backoff
 from kiosk.clock import Clock
 from kiosk.devices import Health, SensorFault, ThermoReading
 
@@ -67,6 +68,9 @@ TO_RANGE_C = (-70.0, 380.0)
 _CONFIRM_LSB = 5
 #: The datasheet asks for >= 5 ms after an EEPROM erase or write; we wait 20 ms to be safe.
 EEPROM_WAIT_S = 0.020
+#: Waits before reopening a bus closed after errors: 0.5 s doubling; the config sets the cap
+#: (``backoff_max_s``, 30 s by default).
+REOPEN_BACKOFF = Backoff(base_s=0.5, cap_s=30.0)
 
 #: A die warming or cooling faster than this is not in equilibrium: the thermopile's ambient
 #: compensation lags, so object readings are off (after power-on, or carried in from the cold).
@@ -288,8 +292,7 @@ class Mlx90614:
         pec: PecMode = "strict",
         retries: int = 3,
         reopen_after_errors: int = 3,
-        backoff_base_s: float = 0.5,
-        backoff_max_s: float = 30.0,
+        backoff: Backoff = REOPEN_BACKOFF,
         stuck_reads: int = 40,
         hang_after_ms: int = 200,
         sleep: Callable[[float], None] = time.sleep,
@@ -304,8 +307,7 @@ class Mlx90614:
         self._clock = clock
         self._retries = retries
         self._reopen_after = max(1, reopen_after_errors)
-        self._backoff_base_s = backoff_base_s
-        self._backoff_max_s = backoff_max_s
+        self._backoff = backoff
         self._stuck_reads = stuck_reads
         self._hang_after_ns = hang_after_ms * 1_000_000
         self._sleep = sleep
@@ -558,7 +560,7 @@ class Mlx90614:
             raise SensorFault(f"{problem}, repeated: I2C bus closed, will reopen")
 
     def _schedule_reopen(self, problem: str) -> None:
-        backoff = min(self._backoff_max_s, self._backoff_base_s * (2**self._failed_reopens))
+        backoff = self._backoff.delay(self._failed_reopens)
         self._failed_reopens += 1
         with self._state_lock:
             self._reopen_at_ns = self._clock.monotonic_ns() + int(backoff * 1e9)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypedDict
 
+from kiosk.backoff import Backoff
 from kiosk.clock import Clock, FakeClock
 from kiosk.config.readers import (
     CameraReaderConfig,
@@ -49,8 +50,7 @@ def build_readers(cfg: ReadersSection, clock: Clock) -> list[CodeReader]:
                     decoder_cfg=cfg.decoder,
                     trigger=bytes.fromhex(src.trigger_hex) if src.trigger_hex else None,
                     trigger_interval_s=src.trigger_interval_s,
-                    reconnect_initial_s=src.reconnect_initial_s,
-                    reconnect_max_s=src.reconnect_max_s,
+                    reconnect=Backoff(src.reconnect_initial_s, src.reconnect_max_s),
                 )
             )
             continue

@@ -25,6 +25,7 @@ from typing import Any
 from drivers.codes import Rejection, SerialLinePipeline
 from drivers.faultlog import StateLog, describe
 from drivers.worker import Worker
+from kiosk.backoff import Backoff
 from kiosk.clock import Clock
 from kiosk.config.readers import DecoderConfig
 from kiosk.devices import CodeSink, Health, HealthState, ReaderFault
@@ -32,6 +33,9 @@ from kiosk.devices import CodeSink, Health, HealthState, ReaderFault
 log = logging.getLogger(__name__)
 
 GM65_TRIGGER_ACK = bytes.fromhex("02 00 00 01 00 33 31")
+
+#: The config's defaults (``reconnect_initial_s``, ``reconnect_max_s``).
+DEFAULT_RECONNECT = Backoff(base_s=0.5, cap_s=10.0)
 
 
 def strip_ack(buf: bytes) -> tuple[bytes, bytes]:
@@ -56,8 +60,7 @@ class SerialScanner:
         decoder_cfg: DecoderConfig | None = None,
         trigger: bytes | None = None,
         trigger_interval_s: float = 1.0,
-        reconnect_initial_s: float = 0.5,
-        reconnect_max_s: float = 10.0,
+        reconnect: Backoff = DEFAULT_RECONNECT,
         serial_factory: Callable[..., Any] | None = None,
         on_rejection: Callable[[Rejection], None] | None = None,
     ) -> None:
@@ -68,8 +71,7 @@ class SerialScanner:
         self.pipeline = SerialLinePipeline(decoder_cfg or DecoderConfig(), source=name)
         self._trigger = trigger
         self._trigger_ns = int(trigger_interval_s * 1e9)
-        self._initial_s = reconnect_initial_s
-        self._max_s = reconnect_max_s
+        self._reconnect = reconnect
         self._factory = serial_factory
         self._on_rejection = on_rejection
         self._worker = Worker(f"reader-{name}")
@@ -113,29 +115,29 @@ class SerialScanner:
             raise ReaderFault(f"cannot open {self.port}: {describe(exc)}") from None
 
     def _run(self, sink: CodeSink) -> None:
-        backoff = self._initial_s
+        failed_opens = 0  # in a row
         while not self._worker.stopping.is_set():
             try:
                 ser = self._open()
             except ReaderFault as exc:
-                self._set_health("fault", f"{exc}; retry in {backoff:.1f} s")
+                wait = self._reconnect.delay(failed_opens)
+                failed_opens += 1
+                self._set_health("fault", f"{exc}; retry in {wait:.1f} s")
                 self.faults.fault(str(exc))
-                if self._worker.stopping.wait(backoff):
+                if self._worker.stopping.wait(wait):
                     break
-                backoff = min(backoff * 2, self._max_s)
                 continue
+            failed_opens = 0
             self.connects += 1
             self._set_health("ok", "")
             self.faults.recovered(f"connected on {self.port}")
             try:
                 self._serve(ser, sink)
-                backoff = self._initial_s
             except Exception as exc:  # noqa: BLE001 - never end the reader: a silent gate
                 cause = str(exc) if isinstance(exc, ReaderFault) else describe(exc)
                 self._set_health("fault", f"scanner lost: {cause}; reconnecting")
                 self.faults.fault(f"scanner lost: {cause}")
-                backoff = self._initial_s
-                if self._worker.stopping.wait(backoff):
+                if self._worker.stopping.wait(self._reconnect.delay(0)):
                     break
             finally:
                 try:

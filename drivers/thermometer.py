@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypedDict, Unpack
 
+from kiosk.backoff import Backoff
 from kiosk.clock import Clock, FakeClock
 from kiosk.config.thermometer import FakeThermometerConfig, Mlx90614Config, ThermometerSection
 from kiosk.devices import Thermometer
 
-from .mlx90614 import BlinkaTransport, Mlx90614, PecMode, Smbus2Transport, Transport
+from .mlx90614 import (
+    REOPEN_BACKOFF,
+    BlinkaTransport,
+    Mlx90614,
+    PecMode,
+    Smbus2Transport,
+    Transport,
+)
 from .mlx90614_emulator import Mlx90614Emulator, load_trace_csv
 
 
@@ -26,7 +35,7 @@ class ConfigOptions(TypedDict, total=False):
     pec: PecMode
     retries: int
     reopen_after_errors: int
-    backoff_max_s: float
+    backoff: Backoff
     stuck_reads: int
     hang_after_ms: int
 
@@ -34,7 +43,6 @@ class ConfigOptions(TypedDict, total=False):
 class DriverOptions(ConfigOptions, total=False):
     """``Mlx90614``'s keyword options: the config's, the clock's sleep and a name."""
 
-    backoff_base_s: float
     sleep: Callable[[float], None]
     name: str
 
@@ -61,7 +69,7 @@ def _driver_kwargs(d: Mlx90614Config | FakeThermometerConfig) -> ConfigOptions:
         "pec": d.pec,
         "retries": d.retries,
         "reopen_after_errors": d.reopen_after_errors,
-        "backoff_max_s": d.backoff_max_s,
+        "backoff": replace(REOPEN_BACKOFF, cap_s=d.backoff_max_s),
         "stuck_reads": d.stuck_reads,
         "hang_after_ms": d.read_deadline_ms,
     }

@@ -38,14 +38,18 @@ from typing import Any
 
 import httpx
 
+from kiosk.backoff import Backoff
 from kiosk.clock import Clock, SystemClock
 from kiosk.config.fleet import CollectorConfig, KioskSource
 from office.gatereports import collect_reports
 from office.listsync import BundleFile
 from office.pg import PgError, PgTarget, redact_dsn
-from office.pull import Backoff, Puller, PullError
+from office.pull import Puller, PullError
 
 log = logging.getLogger(__name__)
+
+#: The wait between two tries of one request within a pull (``retries`` tries in all).
+REQUEST_BACKOFF = Backoff(base_s=0.5, cap_s=5.0)
 
 __all__ = ["Collector", "KioskStatus", "StatusServer"]
 
@@ -116,6 +120,8 @@ class Collector:
         )
         self._monotonic = monotonic
         self.report_interval_s = report_interval_s
+        # After failures in a row the pause between pulls doubles from the poll interval.
+        self._poll_backoff = Backoff(config.poll_interval_s, config.error_backoff_max_s)
         self._reported: dict[str, float] = {}  # url -> monotonic time of the last report ask
         self._status = {k.url: KioskStatus(k.url, k.name) for k in config.kiosks}
         self._lock = threading.Lock()
@@ -164,7 +170,8 @@ class Collector:
                     self._target(),
                     client=self.client,
                     page_size=self.config.page_size,
-                    backoff=Backoff(base_s=0.5, cap_s=5.0, attempts=self.config.retries),
+                    backoff=REQUEST_BACKOFF,
+                    attempts=self.config.retries,
                     sleep=self._backoff_wait,
                 )
                 result = puller.pull(source.url, token)  # the client and target stay open
@@ -250,12 +257,9 @@ class Collector:
 
     def delay_after(self, status: KioskStatus) -> float:
         """Pause before this kiosk's next pull: the interval, doubled per failure, capped."""
-        base = self.config.poll_interval_s
-        if status.consecutive_failures == 0:
-            return base
-        return min(
-            self.config.error_backoff_max_s, base * float(2 ** min(status.consecutive_failures, 20))
-        )
+        if status.consecutive_failures == 0:  # the interval, even one above the error cap
+            return self.config.poll_interval_s
+        return self._poll_backoff.delay(status.consecutive_failures)
 
     def start(self) -> None:
         """Start pulling every kiosk on its schedule (returns at once)."""

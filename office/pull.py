@@ -43,6 +43,7 @@ except ImportError:  # pragma: no cover - orjson is a dependency, kept optional 
     orjson = None  # type: ignore[assignment]
 
 from kiosk import hashchain, record
+from kiosk.backoff import Backoff
 from kiosk.config.fleet import normalise_url
 from kiosk.export import COLUMNS
 from kiosk.hashchain import GENESIS, CanonicalError, event_hash
@@ -87,17 +88,8 @@ class PullResult:
         return dict(vars(self))
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential backoff: ``base_s * 2**attempt`` up to ``cap_s``; ``attempts`` tries
-    in all (the first try included)."""
-
-    base_s: float = 0.5
-    cap_s: float = 30.0
-    attempts: int = 8
-
-    def delay(self, attempt: int) -> float:
-        return min(self.cap_s, self.base_s * float(2**attempt))
+#: The wait between two tries of one request: 0.5 s doubling to 30 s.
+PULL_BACKOFF = Backoff(base_s=0.5, cap_s=30.0)
 
 
 class Progress:
@@ -336,20 +328,25 @@ class Puller:
         *,
         client: httpx.Client | None = None,
         page_size: int = 5000,
-        backoff: Backoff | None = None,
+        backoff: Backoff = PULL_BACKOFF,
+        attempts: int = 8,
         sleep: Callable[[float], object] = time.sleep,
         progress: Progress | None = None,
         timeout_s: float = 30.0,
     ) -> None:
         if not 1 <= page_size <= 10000:
             raise ValueError("page_size must be between 1 and 10000")
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1 (the first try counts)")
         # A path is opened (and closed) here; a target object stays the caller's to close.
         self._own_target = isinstance(target, str | Path)
         self.target: PullTarget = SqliteTarget(target) if isinstance(target, str | Path) else target
         self._own_client = client is None
         self.client = client or httpx.Client(timeout=timeout_s)
         self.page_size = page_size
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff
+        #: Tries per request, the first one included; between two, ``backoff``'s wait.
+        self.attempts = attempts
         self.sleep = sleep
         self.progress = progress or Progress(enabled=False)
 
@@ -370,7 +367,7 @@ class Puller:
     ) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         problem = ""
-        for attempt in range(self.backoff.attempts):
+        for attempt in range(self.attempts):
             if attempt:
                 result.retries += 1
             delay = self.backoff.delay(attempt)
@@ -394,9 +391,9 @@ class Puller:
             except (httpx.TransportError, ValueError) as exc:
                 # ValueError: a body cut short mid-JSON is a network problem too.
                 problem = type(exc).__name__
-            if attempt + 1 < self.backoff.attempts:
+            if attempt + 1 < self.attempts:
                 self.sleep(delay)
-        raise PullError(f"{url}: giving up after {self.backoff.attempts} tries ({problem})")
+        raise PullError(f"{url}: giving up after {self.attempts} tries ({problem})")
 
     def pull(self, url: str, token: str) -> PullResult:
         base = normalise_url(url)

@@ -15,7 +15,7 @@ from kiosk.config.policy import QuotaConfig
 from kiosk.hashchain import GENESIS
 from office.district import district_report
 from office.pg import PgError, PgTarget, redact_dsn
-from office.pull import Backoff, ChainError, Puller, PullError, pull
+from office.pull import ChainError, Puller, PullError, pull
 
 pytest_plugins = ("pgfixture",)  # pg_cluster, pg_dsn: a real PostgreSQL
 
@@ -75,7 +75,7 @@ def test_an_interrupted_pull_keeps_whole_pages_and_the_next_one_finishes(gate, p
             target,
             client=net.client(),
             page_size=10,
-            backoff=Backoff(attempts=1),
+            attempts=1,
             sleep=lambda s: None,
         ).pull("http://gate-1", gate.token)
     held = central_rows(pg_dsn)

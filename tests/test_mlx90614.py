@@ -28,6 +28,7 @@ from drivers.mlx90614 import (
 )
 from drivers.mlx90614_emulator import FAULTS, Mlx90614Emulator, TracePoint, load_trace_csv
 from drivers.thermometer import FakeMlx90614, build_thermometer
+from kiosk.backoff import Backoff
 from kiosk.config.thermometer import FakeThermometerConfig, ThermometerSection
 from kiosk.deadline import DeviceWorker
 from kiosk.devices import SensorFault, Thermometer
@@ -57,7 +58,9 @@ def opened(chip):
 @pytest.fixture
 def driver(chip, clock, opened) -> Mlx90614:
     open_bus, _ = opened
-    return Mlx90614(open_bus, clock, sleep=clock.advance, stuck_reads=10, backoff_max_s=4.0)
+    return Mlx90614(
+        open_bus, clock, sleep=clock.advance, stuck_reads=10, backoff=Backoff(base_s=0.5, cap_s=4.0)
+    )
 
 
 # -- wire format ----------------------------------------------------------------------------
@@ -431,6 +434,22 @@ def test_a_bus_that_cannot_be_opened_is_a_fault_with_backoff(clock):
     with pytest.raises(SensorFault, match="cannot open I2C bus"):
         thermo.read()
     assert "reopen" in thermo.health().detail
+
+
+def test_a_bus_missing_for_days_keeps_backing_off_at_the_cap(clock):
+    # 0.5 * 2**1024 s is past a float: the hand-written formula raised OverflowError there.
+    def missing() -> Smbus2Transport:
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+
+    thermo = Mlx90614(missing, clock, backoff=Backoff(base_s=0.5, cap_s=30.0))
+    for _ in range(1100):  # 1,100 failed reopens 30 s apart: nine hours
+        clock.advance(30)
+        with pytest.raises(SensorFault, match="cannot open I2C bus"):
+            thermo.read()
+    assert thermo.health().detail == (
+        "I2C bus closed after errors; reopen attempt 1101 in 30.0 s"
+        " (cannot open I2C bus: No such file or directory)"
+    )
 
 
 def test_real_smbus2_transport_on_a_missing_bus_is_a_sensor_fault(clock):

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from support import kiosk_api
 
 from checkpoint.cli import main
+from kiosk.backoff import Backoff
 from kiosk.hashchain import event_hash
 from kiosk.store import EventDraft
 from office.pull import (
-    Backoff,
     ChainError,
     Progress,
     Puller,
@@ -159,7 +159,7 @@ def test_interrupted_at_random_points_and_resumed_50_times_ends_exact(kiosk, tmp
                 target,
                 client=net.client(),
                 page_size=rng.randint(1, 6),
-                backoff=Backoff(attempts=1),
+                attempts=1,
                 sleep=lambda s: None,
             ) as puller:
                 puller.pull("http://gate-1", kiosk.token)
@@ -223,7 +223,8 @@ def test_network_errors_are_retried_with_capped_exponential_backoff(kiosk, tmp_p
         kiosk.token,
         tmp_path / "c.db",
         client=net.client(),
-        backoff=Backoff(base_s=0.5, cap_s=3, attempts=8),
+        backoff=Backoff(base_s=0.5, cap_s=3),
+        attempts=8,
         sleep=sleeps.append,
     )
     assert sleeps == [0.5, 1.0, 2.0, 3.0, 3.0]
@@ -246,7 +247,7 @@ def test_giving_up_names_the_problem(kiosk, tmp_path):
     net = Network(kiosk, faults=lambda request: "connect")
     with pytest.raises(PullError, match="giving up after 3 tries \\(ConnectError\\)"):
         pull("http://gate-1", kiosk.token, tmp_path / "c.db", client=net.client(),
-             backoff=Backoff(attempts=3), sleep=lambda s: None)  # fmt: skip
+             attempts=3, sleep=lambda s: None)  # fmt: skip
 
 
 @pytest.mark.parametrize("body", [b"[]", b'"events"', b"42", b"null"])

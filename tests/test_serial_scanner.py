@@ -8,6 +8,7 @@ import pytest
 
 from drivers.fake_serial import GM65_TRIGGER, FakeGM65
 from drivers.serial_scanner import GM65_TRIGGER_ACK, SerialScanner, strip_ack
+from kiosk.backoff import Backoff
 from kiosk.config.readers import DecoderConfig
 from kiosk.devices import CodeReader
 
@@ -28,8 +29,7 @@ def _scanner(port: str, clock, **kw) -> tuple[SerialScanner, queue.Queue, list]:
         port,
         clock,
         name="gm65",
-        reconnect_initial_s=0.02,
-        reconnect_max_s=0.05,
+        reconnect=Backoff(base_s=0.02, cap_s=0.05),
         on_rejection=rejected.append,
         **kw,
     )

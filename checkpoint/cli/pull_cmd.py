@@ -155,7 +155,7 @@ def pull_run(args: argparse.Namespace) -> int:
     Incremental, resumable, idempotent pull of one or more kiosks' events into TARGET,
     verifying the hash chain across pulls."""
     from kiosk.config.fleet import normalise_url
-    from office.pull import Backoff, Progress, Puller, PullError
+    from office.pull import Progress, Puller, PullError
 
     urls = ([args.url] if args.url else []) + list(args.sources)
     if not urls:
@@ -194,7 +194,7 @@ def pull_run(args: argparse.Namespace) -> int:
         with Puller(
             target,
             page_size=args.page,
-            backoff=Backoff(attempts=args.retries),
+            attempts=args.retries,
             progress=Progress(),
         ) as puller:
             for url, token in zip(urls, tokens, strict=True):
