@@ -169,6 +169,15 @@ class PlateauFit:
     tau_s: float
     rms_c: float
     rising: bool
+    #: The best fit's approach amplitude and the filter's own term at the first sample (``A``
+    #: and ``B`` of ``_fit_tau``). The filter lags an approach by a fraction of its amplitude;
+    #: a first sample that needs a larger filter term is no part of this approach.
+    rise_c: float = 0.0
+    lag_c: float = 0.0
+
+    @property
+    def lag_fits_the_rise(self) -> bool:
+        return abs(self.lag_c) <= abs(self.rise_c)
 
 
 @dataclass(frozen=True)
@@ -177,7 +186,12 @@ class _TauFit:
     rss: float
     plateau_c: float
     plateau_var: float  # (X^T X)^-1 [0][0]: times sigma^2, the plateau's variance
-    rising: bool
+    rise_c: float
+    lag_c: float
+
+    @property
+    def rising(self) -> bool:
+        return self.rise_c > 0
 
 
 def _inverse3(m: list[list[float]]) -> list[list[float]] | None:
@@ -213,7 +227,7 @@ def _fit_tau(ts: list[float], ys: list[float], tau_s: float, filter_tau_s: float
         (y - sum(c * x for c, x in zip(coef, r, strict=True))) ** 2
         for r, y in zip(rows, ys, strict=True)
     )
-    return _TauFit(tau_s, rss, coef[0], inv[0][0], coef[1] > 0)
+    return _TauFit(tau_s, rss, coef[0], inv[0][0], coef[1], coef[2])
 
 
 def _fits(
@@ -273,8 +287,9 @@ def fit_plateau(
             low, high = min(low, f.plateau_c - half), max(high, f.plateau_c + half)
             if f.tau_s >= _TAU_GRID_S[-1]:
                 high = math.inf
+    rms = math.sqrt(best.rss / (n - 3))
     return PlateauFit(
-        best.plateau_c, low, high, best.tau_s, math.sqrt(best.rss / (n - 3)), best.rising
+        best.plateau_c, low, high, best.tau_s, rms, best.rising, best.rise_c, best.lag_c
     )
 
 
@@ -458,6 +473,7 @@ class Measurement:
         if (
             fit is None
             or not fit.rising
+            or not fit.lag_fits_the_rise
             or fit.rms_c > _POOR_FIT_RMS_C
             or fit.high_c - fit.low_c > _MAX_BOUND_WIDTH_C
         ):

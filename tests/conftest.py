@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from kiosk.clock import FakeClock
 from kiosk.config import KioskConfig
+
+# Tests write nothing into the tree: Hypothesis keeps its example database (the failing
+# examples it replays first next time) and caches in the system temp, not in ./.hypothesis.
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "kiosk-tests-hypothesis")
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -244,19 +244,36 @@ def test_stuck_sensor_never_hands_the_previous_person_to_the_next():
     assert result.status in ("fault", "no_temperature")
 
 
-def _measure_with_wire(plan: dict[int, bytes]) -> Temperature:
+#: A word the wire corrupted into another valid-looking word: this raw value, with the PEC it
+#: would have for whatever register was read (1 in 256 corruptions match their PEC by chance).
+Slipped = tuple[int, int]
+
+
+def _measure_with_wire(
+    plan: dict[int, bytes | Slipped], cfg: ThermometryConfig = CFG, body_c: float = 37.0
+) -> Temperature:
+    """One measurement of ``body_c`` through the real driver; the ``n``-th read reply on the
+    wire is replaced by ``plan[n]``: raw reply bytes, or a ``Slipped`` word."""
+    from drivers.mlx90614 import DEFAULT_ADDRESS, read_pec
     from kiosk.clock import FakeClock
+
+    def wire(command: int, reply: bytes) -> bytes:
+        garbage = plan.get(next(counter), reply)
+        if isinstance(garbage, bytes):
+            return garbage
+        lsb, msb = garbage
+        return bytes([lsb, msb, read_pec(DEFAULT_ADDRESS, command, lsb, msb)])
 
     clock = FakeClock()
     thermo = build_thermometer(ThermometerSection(), clock)
     chip = thermo.emulator
     counter = iter(range(10_000))
-    chip.on_wire = lambda command, reply: plan.get(next(counter), reply)
-    chip.person_arrives(37.0)
-    m = Measurement(CFG, Calibration(), clock.monotonic_ns())
+    chip.on_wire = wire
+    chip.person_arrives(body_c)
+    m = Measurement(cfg, Calibration(), clock.monotonic_ns())
     result = None
     while result is None:
-        clock.advance(1 / CFG.sample_hz)
+        clock.advance(1 / cfg.sample_hz)
         try:
             result = m.add(thermo.read())
         except SensorFault as exc:
@@ -265,6 +282,8 @@ def _measure_with_wire(plan: dict[int, bytes]) -> Temperature:
 
 
 CLEAN = _measure_with_wire({})
+PLATEAU_CFG = CFG.model_copy(update={"early_decision": False})
+CLEAN_PLATEAU = _measure_with_wire({}, PLATEAU_CFG)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -272,15 +291,49 @@ CLEAN = _measure_with_wire({})
     garbage=st.lists(st.binary(min_size=3, max_size=3), min_size=1, max_size=6),
     positions=st.lists(st.integers(0, 60), min_size=1, max_size=6),
 )
-def test_random_garbage_on_the_wire_never_shifts_an_accepted_temperature(garbage, positions):
+def test_random_garbage_on_the_wire_never_shifts_a_plateau_temperature(garbage, positions):
     # Arbitrary bytes can match an 8-bit PEC by chance (1 in 256). A rejected word is re-read
     # and the run ends exactly as a clean one; a word that slips through must still be inside
-    # the window's spread, so the median (object) moves at most stable_spread_c.
-    result = _measure_with_wire(dict(zip(positions, garbage, strict=False)))
-    assert CLEAN.ok
+    # the window's spread, so the median (object) moves at most stable_spread_c. (An early
+    # decision is a fit with its own uncertainty: a sample lost moves it by more; what it must
+    # never do with a slipped word is pass a fever, below.)
+    result = _measure_with_wire(dict(zip(positions, garbage, strict=False)), PLATEAU_CFG)
+    assert CLEAN_PLATEAU.ok and not CLEAN_PLATEAU.early
     if result.status == "ok":
-        assert abs(result.object_c - CLEAN.object_c) <= CFG.stable_spread_c
-        assert abs(result.body_c - CLEAN.body_c) <= CFG.stable_spread_c * 1.3
+        assert abs(result.object_c - CLEAN_PLATEAU.object_c) <= CFG.stable_spread_c
+        assert abs(result.body_c - CLEAN_PLATEAU.body_c) <= CFG.stable_spread_c * 1.3
+
+
+def test_a_wild_first_sample_that_slipped_past_its_pec_does_not_pass_a_fever_early():
+    # Found by the property below: the first object word of a presence corrupted into 330 degC
+    # with a matching PEC. The fit's filter term absorbed it, and its tail bent the fitted
+    # approach, so a 37.8 degC visitor (a fever on the plateau) was passed early at 36.3.
+    clean = _measure_with_wire({}, body_c=37.8)
+    assert clean.ok and clean.body_c >= CFG.fever_threshold_c
+    raw = round((330.15 + 273.15) / 0.02)
+    result = _measure_with_wire({1: (raw & 0xFF, raw >> 8)}, body_c=37.8)
+    assert not result.early
+    assert result == clean
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    body_c=st.sampled_from([37.8, 38.5]),
+    words=st.dictionaries(
+        st.integers(0, 30), st.tuples(st.integers(0, 0xFF), st.integers(0, 0x7F)), max_size=2
+    ),
+)
+def test_a_word_that_slips_past_its_pec_never_passes_a_fever(body_c, words):
+    result = _measure_with_wire(dict(words), body_c=body_c)
+    assert not (result.ok and result.body_c < CFG.fever_threshold_c), result
+
+
+def test_the_fit_says_when_a_first_sample_is_no_part_of_the_approach():
+    samples = approach(33.0, n=6)
+    fit = fit_plateau([reading(o, t_s=0.125 * i) for i, o in enumerate(samples)])
+    assert fit is not None and fit.lag_fits_the_rise
+    wild = fit_plateau([reading(o, t_s=0.125 * i) for i, o in enumerate([330.0, *samples[1:]])])
+    assert wild is not None and not wild.lag_fits_the_rise
 
 
 def test_rejected_garbage_is_reread_and_ends_exactly_like_a_clean_run():
