@@ -147,6 +147,8 @@ class Passage:
     remeasured: set[str] = field(default_factory=set)
     presence_seen: bool = False
     awaiting_code_since_ns: int | None = None
+    #: While awaiting the code: since when nobody is at the thermometer (None: someone is).
+    away_since_ns: int | None = None
     decision: policy.Decision | None = None  # None for manual actions
     draft: EventDraft | None = None
     event: Event | None = None
@@ -305,8 +307,8 @@ class Engine:
         """Whether the runner should sample the thermometer at full rate now."""
         if not self.needs_temperature:
             return False
-        if self.state in ("code_read", "measuring"):
-            return True
+        if self.state in ("code_read", "measuring", "awaiting_code"):
+            return True  # awaiting the code: watching that the measured person stays
         return self.state == "idle" and self._starts_on_presence()
 
     @property
@@ -645,6 +647,9 @@ class Engine:
             started = self._new_passage(reading.mono_ns, None)
             self._start_measurement(started, "measuring", "measuring")
         p = self.passage
+        if p is not None and self.state == "awaiting_code":
+            self._watch_the_measured(p, reading)
+            return
         if p is None or self.state not in ("code_read", "measuring") or p.measurement is None:
             return
         result = p.measurement.add(reading)
@@ -654,6 +659,18 @@ class Engine:
                 self._set_state("measuring", "measuring")
         if result is not None:
             self._on_temperature(p, result)
+
+    def _watch_the_measured(self, p: Passage, reading: ThermoReading) -> None:
+        """A temperature belongs to the person measured only while they stay at the sensor.
+        Nobody there for ``left_after_s`` means they left: decide now, as at the code timeout
+        (``no_pass``), so the next person is measured afresh and never passes on it."""
+        if thermometry.is_present(reading, self._thermo_cfg):
+            p.away_since_ns = None
+            return
+        if p.away_since_ns is None:
+            p.away_since_ns = reading.mono_ns
+        if reading.mono_ns - p.away_since_ns >= int(self._eng.left_after_s * 1e9):
+            self._decide()
 
     def _on_sensor_fault(self, fault: DeviceFault, mono_ns: int | None) -> None:
         self._raise_fault("thermometer", str(fault) or fault.reason)

@@ -279,6 +279,44 @@ def test_temperature_first_without_a_code_denies_after_the_code_timeout(make_rig
     assert decision["reasons"] == ["no_pass"]
 
 
+def test_temperature_first_the_next_person_never_passes_on_the_temperature_of_one_who_left(
+    make_rig,
+):
+    # A is measured (normal) and walks away without a code; B, feverish, steps up a second
+    # later and shows a code at once. B used to pass on A's temperature (the code timeout is
+    # 10 s); now A's passage ends when A leaves and B is measured afresh.
+    rig = make_rig(engine={"order": "temperature_first"})
+    rig.emulator.person_arrives(36.4)
+    rig.run(3)
+    assert rig.engine.state == "awaiting_code"
+    rig.emulator.person_leaves()
+    rig.run(1.0)
+    rig.emulator.person_arrives(38.8)
+    rig.run(0.3)
+    rig.show(rig.pass_text(holder="Feverish B"))
+    rig.run(8)
+    left, b = rig.events()
+    assert (left["decision"], left["reasons"], left["holder"]) == ("deny", ["no_pass"], None)
+    assert left["temp_c"] < 37.0
+    assert (b["decision"], b["reasons"], b["holder"]) == ("deny", ["fever"], "Feverish B")
+    assert b["temp_c"] >= 37.3
+
+
+def test_temperature_first_a_person_back_within_left_after_s_keeps_their_temperature(make_rig):
+    rig = make_rig(engine={"order": "temperature_first", "left_after_s": 3})
+    rig.emulator.person_arrives(36.4)
+    rig.run(3)
+    rig.emulator.person_leaves()  # stepped back for the phone...
+    rig.run(1.5)
+    assert rig.engine.state == "awaiting_code"
+    rig.emulator.person_arrives(36.4)  # ...and is back: the same passage, one event
+    rig.run(0.5)
+    rig.show(rig.pass_text())
+    rig.run(0.5)
+    [event] = rig.events()
+    assert (event["decision"], event["reasons"]) == ("pass", ["ok"])
+
+
 def test_all_readers_down_decides_a_measured_visitor_as_reader_fault(make_rig):
     rig = make_rig(engine={"order": "temperature_first"})
     rig.engine.on_reader_fault("camera", "camera lost: unplugged")

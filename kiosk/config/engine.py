@@ -12,6 +12,10 @@ class EngineSection(Section):
     """Which check the kiosk asks for first."""
     code_timeout_s: float = Field(10.0, gt=0, le=120)
     """After a temperature, how long to wait for a code."""
+    left_after_s: float = Field(0.3, gt=0, le=10)
+    """While a measured person is asked for their code (temperature first), nobody at the
+    thermometer this long means they left: the passage is decided then (``no_pass``), so whoever
+    steps up next is measured afresh and never passes on this temperature."""
     result_hold_s: float = Field(4.0, gt=0, le=60)
     """How long a result stays on the kiosk screen."""
     device_deadline_ms: int = Field(500, ge=10, le=10000)
