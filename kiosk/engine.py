@@ -44,6 +44,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,11 @@ from kiosk.privacy import greeting_name
 from kiosk.store import Event, EventDraft
 
 log = logging.getLogger(__name__)
+
+#: A reading this far below the warmest one of the person in view: their forehead is leaving
+#: the view (leaving drops it by ~9 degC within 0.2 s; a sway or a small step back by under
+#: 1.5 degC). See ``Engine._left``.
+LEFT_DROP_C = 2.0
 
 Direction = Literal["in", "out"]
 State = Literal[
@@ -147,8 +153,10 @@ class Passage:
     remeasured: set[str] = field(default_factory=set)
     presence_seen: bool = False
     awaiting_code_since_ns: int | None = None
-    #: While awaiting the code: since when nobody is at the thermometer (None: someone is).
+    #: Since when nobody is at the thermometer, once this passage saw its person (None: in view).
     away_since_ns: int | None = None
+    #: The warmest object reading of the person this passage saw (see ``Engine._left``).
+    peak_object_c: float = -math.inf
     decision: policy.Decision | None = None  # None for manual actions
     draft: EventDraft | None = None
     event: Event | None = None
@@ -622,6 +630,8 @@ class Engine:
             self._thermo_cfg, self.current_calibration(), now, seen_object_c=seen
         )
         p.presence_seen = False
+        p.away_since_ns = None
+        p.peak_object_c = -math.inf
         self._set_state(state, prompt)
 
     def current_calibration(self) -> Calibration:
@@ -648,7 +658,8 @@ class Engine:
             self._start_measurement(started, "measuring", "measuring")
         p = self.passage
         if p is not None and self.state == "awaiting_code":
-            self._watch_the_measured(p, reading)
+            if self._left(p, reading):
+                self._decide()  # as at the code timeout: no_pass
             return
         if p is None or self.state not in ("code_read", "measuring") or p.measurement is None:
             return
@@ -659,18 +670,27 @@ class Engine:
                 self._set_state("measuring", "measuring")
         if result is not None:
             self._on_temperature(p, result)
+        elif p.presence_seen and self._left(p, reading) and p.code is not None:
+            # Whoever showed the code left before their temperature was taken: the next
+            # person at the thermometer is not measured for it (as at the measure timeout).
+            gone = thermometry.Temperature("no_temperature", None, None, None, "no_temperature")
+            self._on_temperature(p, gone)
 
-    def _watch_the_measured(self, p: Passage, reading: ThermoReading) -> None:
-        """A temperature belongs to the person measured only while they stay at the sensor.
-        Nobody there for ``left_after_s`` means they left: decide now, as at the code timeout
-        (``no_pass``), so the next person is measured afresh and never passes on it."""
-        if thermometry.is_present(reading, self._thermo_cfg):
+    def _left(self, p: Passage, reading: ThermoReading) -> bool:
+        """Whether the person this passage saw at the thermometer has left: for
+        ``left_after_s`` nobody in view, or a reading fallen ``LEFT_DROP_C`` below the warmest
+        one of them (a forehead leaving the view; the air reading only comes half a second
+        later). A temperature, and a code shown, belong to the person measured only while they
+        stay; one back within ``left_after_s`` is the same passage."""
+        there = thermometry.is_present(reading, self._thermo_cfg)
+        if there:
+            p.peak_object_c = max(p.peak_object_c, reading.object_c)
+        if there and reading.object_c > p.peak_object_c - LEFT_DROP_C:
             p.away_since_ns = None
-            return
+            return False
         if p.away_since_ns is None:
             p.away_since_ns = reading.mono_ns
-        if reading.mono_ns - p.away_since_ns >= int(self._eng.left_after_s * 1e9):
-            self._decide()
+        return reading.mono_ns - p.away_since_ns >= int(self._eng.left_after_s * 1e9)
 
     def _on_sensor_fault(self, fault: DeviceFault, mono_ns: int | None) -> None:
         self._raise_fault("thermometer", str(fault) or fault.reason)

@@ -302,6 +302,39 @@ def test_temperature_first_the_next_person_never_passes_on_the_temperature_of_on
     assert b["temp_c"] >= 37.3
 
 
+def test_temperature_first_a_swap_faster_than_the_air_reading_returns_is_still_caught(make_rig):
+    # B steps up 0.8 s after A left and shows a code at once: A's reading has not yet fallen
+    # to the air's, but it fell far below A's, and that already says A left.
+    rig = make_rig(engine={"order": "temperature_first"})
+    rig.emulator.person_arrives(36.4)
+    rig.run(3)
+    rig.emulator.person_leaves()
+    rig.run(0.8)
+    rig.emulator.person_arrives(38.8)
+    rig.show(rig.pass_text(holder="Feverish B"))
+    rig.run(8)
+    assert [(e["decision"], e["reasons"], e["holder"]) for e in rig.events()] == [
+        ("deny", ["no_pass"], None),
+        ("deny", ["fever"], "Feverish B"),
+    ]
+
+
+def test_code_first_the_person_who_showed_the_code_leaving_ends_the_passage(rig):
+    # B, feverish, shows a code in view of the thermometer and walks off before the reading
+    # settles; A, healthy, steps up a second later. A used to be measured for B's code.
+    rig.emulator.person_arrives(38.8)
+    rig.run(0.2)
+    rig.show(rig.pass_text(holder="Feverish B"))
+    rig.run(0.5)
+    rig.emulator.person_leaves()
+    rig.run(1.0)
+    rig.emulator.person_arrives(36.4)
+    rig.run(6)
+    [event] = rig.events()
+    assert (event["decision"], event["holder"]) == ("deny", "Feverish B")
+    assert event["reasons"] == ["no_temperature"]
+
+
 def test_temperature_first_a_person_back_within_left_after_s_keeps_their_temperature(make_rig):
     rig = make_rig(engine={"order": "temperature_first", "left_after_s": 3})
     rig.emulator.person_arrives(36.4)

@@ -13,9 +13,10 @@ class EngineSection(Section):
     code_timeout_s: float = Field(10.0, gt=0, le=120)
     """After a temperature, how long to wait for a code."""
     left_after_s: float = Field(0.3, gt=0, le=10)
-    """While a measured person is asked for their code (temperature first), nobody at the
-    thermometer this long means they left: the passage is decided then (``no_pass``), so whoever
-    steps up next is measured afresh and never passes on this temperature."""
+    """Nobody at the thermometer (or a reading fallen far below theirs) this long means the
+    person a passage saw there left: a temperature awaiting its code is decided then
+    (``no_pass``), a code awaiting its temperature ends as ``no_temperature``. Whoever steps up
+    next is measured afresh for their own code."""
     result_hold_s: float = Field(4.0, gt=0, le=60)
     """How long a result stays on the kiosk screen."""
     device_deadline_ms: int = Field(500, ge=10, le=10000)

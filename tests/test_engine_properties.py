@@ -1,0 +1,177 @@
+"""The engine's promises under any interleaving of people, codes, faults and time.
+
+A state machine drives the real engine (``test_engine.Rig``: the real policy, thermometry and
+event log on the emulated MLX90614) with people arriving at and leaving the thermometer,
+codes shown (valid, forged, by the person in view or by nobody in view), sensor and store
+faults and time passing, in virtual time. After every step:
+
+* a passage recorded as ``pass`` carries a temperature below the fever threshold and the
+  pass of the code shown;
+* the temperature of a pass is that of the person who showed the code: a code shown by a
+  feverish person never passes, whoever else was measured before;
+* the gate was commanded open only for a recorded pass, after its commit.
+
+The model keeps one person in view at a time, for half a second at least (nobody blinks in and
+out of view), and lets the next step up no sooner than a second after one left (two people
+cannot trade places in front of a forehead sensor faster than that).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from test_engine import Rig
+
+from kiosk.clock import FakeClock
+from kiosk.passes import PREFIX
+
+FEVER_C = 37.3
+BODIES = {"normal": 36.4, "feverish": 38.8}
+SWAP_S = 1.0
+STAY_S = 0.5
+
+
+class GateMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self._dir = tempfile.TemporaryDirectory(prefix="kiosk-engine-props-")
+        self.rig: Rig | None = None
+        self.in_view: str | None = None  # "normal" / "feverish" / None
+        self.left_at_s = -SWAP_S
+        self.shown_by: dict[str, str | None] = {}  # holder -> who showed it (None: unseen)
+        self.shows = 0
+        self.store_failing = False
+
+    @initialize(order=st.sampled_from(["code_first", "temperature_first"]))
+    def build(self, order: str) -> None:
+        clock = FakeClock(start=datetime(2026, 3, 2, 8, 30, tzinfo=UTC))
+        self.rig = Rig(clock, Path(self._dir.name), engine={"order": order})
+
+    def teardown(self) -> None:
+        if self.rig is not None:
+            self.rig.close()
+        self._dir.cleanup()
+
+    @property
+    def now_s(self) -> float:
+        assert self.rig is not None
+        return self.rig.clock.monotonic_ns() / 1e9
+
+    # ------------------------------------------------------------------ people
+
+    @rule(
+        who=st.sampled_from(sorted(BODIES)),
+        shows_at=st.sampled_from([None, 0.0, 0.3, 1.0, 2.5]),
+        stays=st.sampled_from([STAY_S, 1.0, 3.0, 6.0]),
+        kind=st.sampled_from(["valid", "valid", "forged"]),
+        direction=st.sampled_from(["in", "out", None]),
+    )
+    def visit(
+        self, who: str, shows_at: float | None, stays: float, kind: str, direction: str | None
+    ) -> None:
+        """Someone steps up, perhaps shows their code ``shows_at`` seconds later, and leaves
+        after ``stays`` seconds."""
+        assert self.rig is not None
+        wait = self.left_at_s + SWAP_S - self.now_s
+        if wait > 0:
+            self.rig.run(wait)
+        self.rig.emulator.person_arrives(BODIES[who])
+        self.in_view = who
+        if shows_at is not None and shows_at < stays:
+            self.rig.run(shows_at)
+            self._show(kind, direction)
+            self.rig.run(stays - shows_at)
+        else:
+            self.rig.run(stays)
+        self.rig.emulator.person_leaves()
+        self.in_view = None
+        self.left_at_s = self.now_s
+
+    @rule(
+        kind=st.sampled_from(["valid", "valid", "forged"]),
+        direction=st.sampled_from(["in", "out", None]),
+    )
+    def show_out_of_view(self, kind: str, direction: str | None) -> None:
+        """A code shown by someone the thermometer does not see (nobody is in its view)."""
+        self._show(kind, direction)
+
+    def _show(self, kind: str, direction: str | None) -> None:
+        assert self.rig is not None
+        self.shows += 1
+        holder = f"P{self.shows}"
+        text = self.rig.pass_text(holder=holder)
+        if kind == "forged":
+            tail = "BBBB" if text.endswith("AAAA") else "AAAA"
+            text = PREFIX + text[len(PREFIX) : -4] + tail  # the signature no longer matches
+        self.shown_by[holder] = self.in_view
+        self.rig.show(text, direction)
+
+    # ------------------------------------------------------------------ faults and time
+
+    @rule(reads=st.integers(1, 4))
+    def sensor_glitch(self, reads: int) -> None:
+        assert self.rig is not None
+        self.rig.emulator.inject("nack", reads)
+
+    @rule()
+    def store_fails_or_recovers(self) -> None:
+        assert self.rig is not None
+        if self.store_failing:
+            self.rig.store.recover()
+        else:
+            self.rig.store.fail()
+        self.store_failing = not self.store_failing
+
+    @rule(seconds=st.sampled_from([0.2, 0.5, 1.0, 2.5, 6.0]))
+    def time_passes(self, seconds: float) -> None:
+        assert self.rig is not None
+        self.rig.run(seconds)
+
+    # ------------------------------------------------------------------ promises
+
+    def _passes(self) -> list[dict]:
+        assert self.rig is not None
+        return [
+            e for e in self.rig.events() if e["decision"] == "pass" and e["kind"] == "passage"
+        ]
+
+    @invariant()
+    def a_pass_has_a_normal_temperature_and_a_valid_pass(self) -> None:
+        if self.rig is None:
+            return
+        for event in self._passes():
+            assert event["temp_c"] is not None and event["temp_c"] < FEVER_C, event
+            assert event["pass_id"] and event["holder"] in self.shown_by, event
+
+    @invariant()
+    def a_code_shown_by_a_feverish_person_never_passes(self) -> None:
+        if self.rig is None:
+            return
+        for event in self._passes():
+            assert self.shown_by.get(event["holder"]) != "feverish", event
+
+    @invariant()
+    def the_gate_opens_only_after_a_pass_is_committed(self) -> None:
+        if self.rig is None:
+            return
+        passes = {e["seq"] for e in self._passes()}
+        committed: list[int] = []
+        for what, value in self.rig.calls:
+            if what == "commit":
+                committed.append(value)
+            elif what == "gate" and value:
+                assert committed and committed[-1] in passes, self.rig.calls
+
+
+GateMachine.TestCase.settings = settings(
+    max_examples=40,
+    stateful_step_count=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_the_engine_keeps_its_promises_under_any_interleaving = GateMachine.TestCase
