@@ -326,7 +326,7 @@ WILD_WORD = st.sampled_from([-40.0, 0.0, 15.0, 50.0, 80.0, 150.0, 300.0, 380.0])
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     body_c=st.sampled_from([37.8, 38.5]),
     words=st.dictionaries(st.sampled_from(range(31)), WILD_WORD, min_size=1, max_size=2),
