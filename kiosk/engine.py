@@ -658,7 +658,7 @@ class Engine:
             self._start_measurement(started, "measuring", "measuring")
         p = self.passage
         if p is not None and self.state == "awaiting_code":
-            if self._left(p, reading):
+            if self._left(p, reading, reading.mono_ns):
                 self._decide()  # as at the code timeout: no_pass
             return
         if p is None or self.state not in ("code_read", "measuring") or p.measurement is None:
@@ -670,34 +670,40 @@ class Engine:
                 self._set_state("measuring", "measuring")
         if result is not None:
             self._on_temperature(p, result)
-        elif p.presence_seen and self._left(p, reading) and p.code is not None:
+        elif p.presence_seen and self._left(p, reading, reading.mono_ns) and p.code is not None:
             # Whoever showed the code left before their temperature was taken: the next
             # person at the thermometer is not measured for it (as at the measure timeout).
             gone = thermometry.Temperature("no_temperature", None, None, None, "no_temperature")
             self._on_temperature(p, gone)
 
-    def _left(self, p: Passage, reading: ThermoReading) -> bool:
+    def _left(self, p: Passage, reading: ThermoReading | None, mono_ns: int) -> bool:
         """Whether the person this passage saw at the thermometer has left: for
         ``left_after_s`` nobody in view, or a reading fallen ``LEFT_DROP_C`` below the warmest
         one of them (a forehead leaving the view; the air reading only comes half a second
-        later). A temperature, and a code shown, belong to the person measured only while they
-        stay; one back within ``left_after_s`` is the same passage."""
-        there = thermometry.is_present(reading, self._thermo_cfg)
-        if there:
+        later), or no reading at all (``None``: a sensor fault cannot show they stayed). A
+        temperature, and a code shown, belong to the person measured only while they stay;
+        one back within ``left_after_s`` is the same passage."""
+        there = reading is not None and thermometry.is_present(reading, self._thermo_cfg)
+        if reading is not None and there:
             p.peak_object_c = max(p.peak_object_c, reading.object_c)
-        if there and reading.object_c > p.peak_object_c - LEFT_DROP_C:
-            p.away_since_ns = None
-            return False
+            if reading.object_c > p.peak_object_c - LEFT_DROP_C:
+                p.away_since_ns = None
+                return False
         if p.away_since_ns is None:
-            p.away_since_ns = reading.mono_ns
-        return reading.mono_ns - p.away_since_ns >= int(self._eng.left_after_s * 1e9)
+            p.away_since_ns = mono_ns
+        return mono_ns - p.away_since_ns >= int(self._eng.left_after_s * 1e9)
 
     def _on_sensor_fault(self, fault: DeviceFault, mono_ns: int | None) -> None:
         self._raise_fault("thermometer", str(fault) or fault.reason)
         p = self.passage
+        now = mono_ns if mono_ns is not None else self._now()
+        if p is not None and self.state == "awaiting_code":
+            if self._left(p, None, now):
+                self._decide()  # nobody seen to stay: as if they left
+            return
         if p is None or self.state not in ("code_read", "measuring") or p.measurement is None:
             return
-        result = p.measurement.add_fault(fault, mono_ns if mono_ns is not None else self._now())
+        result = p.measurement.add_fault(fault, now)
         if result is not None:
             self._on_temperature(p, result)
 

@@ -319,6 +319,27 @@ def test_temperature_first_a_swap_faster_than_the_air_reading_returns_is_still_c
     ]
 
 
+def test_temperature_first_a_sensor_fault_while_awaiting_the_code_cannot_vouch_for_the_person(
+    make_rig,
+):
+    # A leaves while the thermometer fails (ten reads); B, feverish, steps up and shows a code
+    # as soon as it is back. Found by the engine's state-machine property test.
+    rig = make_rig(engine={"order": "temperature_first"})
+    rig.emulator.person_arrives(36.4)
+    rig.run(1.0)
+    assert rig.engine.state == "awaiting_code"
+    rig.emulator.person_leaves()
+    rig.emulator.inject("nack", 10)
+    rig.run(1.0)
+    rig.emulator.person_arrives(38.8)
+    rig.show(rig.pass_text(holder="Feverish B"))
+    rig.run(8)
+    assert [(e["decision"], e["holder"]) for e in rig.events()] == [
+        ("deny", None),
+        ("deny", "Feverish B"),
+    ]
+
+
 def test_code_first_the_person_who_showed_the_code_leaving_ends_the_passage(rig):
     # B, feverish, shows a code in view of the thermometer and walks off before the reading
     # settles; A, healthy, steps up a second later. A used to be measured for B's code.
