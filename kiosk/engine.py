@@ -670,7 +670,7 @@ class Engine:
                 self._set_state("measuring", "measuring")
         if result is not None:
             self._on_temperature(p, result)
-        elif p.presence_seen and self._left(p, reading, reading.mono_ns) and p.code is not None:
+        elif p.code is not None and p.presence_seen and self._left(p, reading, reading.mono_ns):
             # Whoever showed the code left before their temperature was taken: the next
             # person at the thermometer is not measured for it (as at the measure timeout).
             gone = thermometry.Temperature("no_temperature", None, None, None, "no_temperature")

@@ -340,6 +340,24 @@ def test_temperature_first_a_sensor_fault_while_awaiting_the_code_cannot_vouch_f
     ]
 
 
+def test_temperature_first_whoever_is_measured_when_the_code_comes_is_the_passages_person(
+    make_rig,
+):
+    # A steps up and walks off mid-measurement, before any code; B steps up and shows a code
+    # while still coming into view. Nobody's code was left behind: B is measured for it.
+    rig = make_rig(engine={"order": "temperature_first"})
+    rig.emulator.person_arrives(36.4)
+    rig.run(0.5)
+    rig.emulator.person_leaves()
+    rig.run(1.0)
+    rig.emulator.person_arrives(36.6)
+    rig.run(0.1)
+    rig.show(rig.pass_text(holder="B"))
+    rig.run(6)
+    [event] = rig.events()
+    assert (event["decision"], event["reasons"], event["holder"]) == ("pass", ["ok"], "B")
+
+
 def test_code_first_the_person_who_showed_the_code_leaving_ends_the_passage(rig):
     # B, feverish, shows a code in view of the thermometer and walks off before the reading
     # settles; A, healthy, steps up a second later. A used to be measured for B's code.
