@@ -30,7 +30,8 @@ as good as the best one contributes its plateau +- two standard errors. When the
 turned into body temperatures, is plausible and below ``fever_threshold_c - early_margin_c``,
 the measurement decides ``ok`` at once with the plateau estimate (``Temperature.early``). A bound
 that reaches near the threshold, a poor fit (residuals beyond the sensor's noise, a reading
-that falls or wobbles), a rise that has not yet shown its curvature (a bound with no upper end)
+that falls or wobbles), a rise that has not yet shown its curvature (a bound with no upper end),
+a clear bound not yet confirmed by the next sample's fit, a forehead within 5 degC of warm air
 or a drifting die all leave the decision to the stable plateau above, so a fever is only ever
 decided on a full plateau (and re-measured by the engine).
 
@@ -69,6 +70,10 @@ _CHI2_95 = 3.84
 _MIN_FIT_SAMPLES = 5
 #: The early fit uses the samples of the first 3 s of presence at most.
 _MAX_FIT_S = 3.0
+#: An early decision needs the plateau this far above the air (object degC). In warm air the
+#: forehead reads close to it, presence shows late in the rise, and a sway or sweat bends the
+#: little curve that is left into a plateau that is not there.
+_MIN_EARLY_CONTRAST_C = 5.0
 #: The widest plateau bound (object degC) an early decision may rest on.
 _MAX_BOUND_WIDTH_C = 1.0
 #: The view check before a normal verdict looks at the present samples of the latest 2 s.
@@ -335,6 +340,8 @@ class Measurement:
         #: re-measure after a doubted view): a normal verdict lower than it is a view lost.
         self._seen_c = -math.inf if seen_object_c is None else seen_object_c
         self._last: ThermoReading | None = None
+        #: The previous sample's early fit when it was clearly normal (else None).
+        self._clear_fit: PlateauFit | None = None
 
     @property
     def doubted_peak_c(self) -> float | None:
@@ -459,6 +466,7 @@ class Measurement:
     def _early(self) -> Temperature | None:
         """A clearly normal temperature from the rising curve, or ``None`` (keep measuring)."""
         cfg = self.cfg
+        clear_before, self._clear_fit = self._clear_fit, None
         if not cfg.early_decision or not _MIN_FIT_SAMPLES <= len(self._run) < self._max_fit:
             return None
         if self._seen_c > -math.inf:
@@ -479,7 +487,7 @@ class Measurement:
         ):
             return None
         amb = statistics.median(ambients)
-        if not self.calibration.covers(amb):
+        if not self.calibration.covers(amb) or fit.low_c - amb < _MIN_EARLY_CONTRAST_C:
             return None
         ends = (estimate_body_c(fit.low_c, amb, self.calibration),
                 estimate_body_c(fit.high_c, amb, self.calibration))  # fmt: skip
@@ -487,6 +495,11 @@ class Measurement:
             min(ends) < max(cfg.plausible_min_c, cfg.normal_min_c)
             or max(ends) >= cfg.fever_threshold_c - cfg.early_margin_c
         ):
+            return None
+        # One clear fit can be a sway's trough read as curvature: the fit one sample earlier
+        # must have been clear too, and the two plateaus must agree.
+        self._clear_fit = fit
+        if clear_before is None or not fit.low_c <= clear_before.plateau_c <= fit.high_c:
             return None
         body = estimate_body_c(fit.plateau_c, amb, self.calibration)
         return Temperature(

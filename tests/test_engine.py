@@ -326,7 +326,7 @@ def test_temperature_first_a_sensor_fault_while_awaiting_the_code_cannot_vouch_f
     # as soon as it is back. Found by the engine's state-machine property test.
     rig = make_rig(engine={"order": "temperature_first"})
     rig.emulator.person_arrives(36.4)
-    rig.run(1.0)
+    rig.run(3)
     assert rig.engine.state == "awaiting_code"
     rig.emulator.person_leaves()
     rig.emulator.inject("nack", 10)
