@@ -279,22 +279,33 @@ def test_temperature_first_without_a_code_denies_after_the_code_timeout(make_rig
     assert decision["reasons"] == ["no_pass"]
 
 
+def _measured_then_left(
+    make_rig, gap_s: float, shows_after_s: float = 0.0, sensor_fails_for: int = 0
+) -> Rig:
+    """Temperature first: A (normal) is measured and walks off without a code; ``gap_s`` later
+    B (feverish) steps up and shows a code ``shows_after_s`` after that; eight seconds pass."""
+    rig = make_rig(engine={"order": "temperature_first"})
+    rig.emulator.person_arrives(36.4)
+    rig.run(3)
+    assert rig.engine.state == "awaiting_code"
+    rig.emulator.person_leaves()
+    if sensor_fails_for:
+        rig.emulator.inject("nack", sensor_fails_for)
+    rig.run(gap_s)
+    rig.emulator.person_arrives(38.8)
+    rig.run(shows_after_s)
+    rig.show(rig.pass_text(holder="Feverish B"))
+    rig.run(8)
+    return rig
+
+
 def test_temperature_first_the_next_person_never_passes_on_the_temperature_of_one_who_left(
     make_rig,
 ):
     # A is measured (normal) and walks away without a code; B, feverish, steps up a second
     # later and shows a code at once. B used to pass on A's temperature (the code timeout is
     # 10 s); now A's passage ends when A leaves and B is measured afresh.
-    rig = make_rig(engine={"order": "temperature_first"})
-    rig.emulator.person_arrives(36.4)
-    rig.run(3)
-    assert rig.engine.state == "awaiting_code"
-    rig.emulator.person_leaves()
-    rig.run(1.0)
-    rig.emulator.person_arrives(38.8)
-    rig.run(0.3)
-    rig.show(rig.pass_text(holder="Feverish B"))
-    rig.run(8)
+    rig = _measured_then_left(make_rig, gap_s=1.0, shows_after_s=0.3)
     left, b = rig.events()
     assert (left["decision"], left["reasons"], left["holder"]) == ("deny", ["no_pass"], None)
     assert left["temp_c"] < 37.0
@@ -305,14 +316,7 @@ def test_temperature_first_the_next_person_never_passes_on_the_temperature_of_on
 def test_temperature_first_a_swap_faster_than_the_air_reading_returns_is_still_caught(make_rig):
     # B steps up 0.8 s after A left and shows a code at once: A's reading has not yet fallen
     # to the air's, but it fell far below A's, and that already says A left.
-    rig = make_rig(engine={"order": "temperature_first"})
-    rig.emulator.person_arrives(36.4)
-    rig.run(3)
-    rig.emulator.person_leaves()
-    rig.run(0.8)
-    rig.emulator.person_arrives(38.8)
-    rig.show(rig.pass_text(holder="Feverish B"))
-    rig.run(8)
+    rig = _measured_then_left(make_rig, gap_s=0.8)
     assert [(e["decision"], e["reasons"], e["holder"]) for e in rig.events()] == [
         ("deny", ["no_pass"], None),
         ("deny", ["fever"], "Feverish B"),
@@ -324,16 +328,7 @@ def test_temperature_first_a_sensor_fault_while_awaiting_the_code_cannot_vouch_f
 ):
     # A leaves while the thermometer fails (ten reads); B, feverish, steps up and shows a code
     # as soon as it is back. Found by the engine's state-machine property test.
-    rig = make_rig(engine={"order": "temperature_first"})
-    rig.emulator.person_arrives(36.4)
-    rig.run(3)
-    assert rig.engine.state == "awaiting_code"
-    rig.emulator.person_leaves()
-    rig.emulator.inject("nack", 10)
-    rig.run(1.0)
-    rig.emulator.person_arrives(38.8)
-    rig.show(rig.pass_text(holder="Feverish B"))
-    rig.run(8)
+    rig = _measured_then_left(make_rig, gap_s=1.0, sensor_fails_for=10)
     assert [(e["decision"], e["holder"]) for e in rig.events()] == [
         ("deny", None),
         ("deny", "Feverish B"),
