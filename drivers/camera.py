@@ -95,6 +95,9 @@ class CameraReader:
         self._frame_evt = threading.Event()
         self._stop_evt = threading.Event()
         self._worker: threading.Thread | None = None
+        #: The thread reading the open source (``_grab``): joined on stop, so the process never
+        #: exits while it is inside OpenCV (a thread ended in C++ code aborts the process).
+        self._grabber: threading.Thread | None = None
         self._gen = 0
         self._is_open = False
         self._next_open_ns = clock.monotonic_ns()
@@ -130,6 +133,9 @@ class CameraReader:
             was_open, self._is_open = self._is_open, False
         if was_open:
             self._close_source()
+        grabber, self._grabber = self._grabber, None
+        if grabber is not None:
+            grabber.join(timeout=2.0)  # ends after its current read (closing the source ends it)
         self._set_health("absent", "stopped")
 
     def health(self) -> Health:
@@ -238,6 +244,7 @@ class CameraReader:
             return  # its caller reads the frames (``pump``): no grab thread
         t = threading.Thread(target=self._grab, args=(gen,), name=f"grab-{self.name}", daemon=True)
         t.start()
+        self._grabber = t
 
     def _lost(self, now: int, detail: str, exc: BaseException | None = None) -> None:
         with self._lock:

@@ -378,6 +378,9 @@ def test_threaded_reader_delivers_codes_to_the_sink_and_stops(clock):
     finally:
         reader.stop()
     assert reader.health().state == "absent"
+    # No thread of the reader outlives stop(): one still inside OpenCV when the process exits
+    # aborts it ("terminate called without an active exception": the daemon exited -6).
+    assert not [t.name for t in threading.enumerate() if t.name.endswith("-camera")]
 
 
 # -- file sources ------------------------------------------------------------------------
