@@ -658,7 +658,7 @@ class Engine:
             self._start_measurement(started, "measuring", "measuring")
         p = self.passage
         if p is not None and self.state == "awaiting_code":
-            if self._left(p, reading, reading.mono_ns):
+            if self._left(p, reading.mono_ns, reading):
                 self._decide()  # as at the code timeout: no_pass
             return
         if p is None or self.state not in ("code_read", "measuring") or p.measurement is None:
@@ -670,21 +670,20 @@ class Engine:
                 self._set_state("measuring", "measuring")
         if result is not None:
             self._on_temperature(p, result)
-        elif p.code is not None and p.presence_seen and self._left(p, reading, reading.mono_ns):
+        elif p.code is not None and p.presence_seen and self._left(p, reading.mono_ns, reading):
             # Whoever showed the code left before their temperature was taken: the next
             # person at the thermometer is not measured for it (as at the measure timeout).
             gone = thermometry.Temperature("no_temperature", None, None, None, "no_temperature")
             self._on_temperature(p, gone)
 
-    def _left(self, p: Passage, reading: ThermoReading | None, mono_ns: int) -> bool:
+    def _left(self, p: Passage, mono_ns: int, reading: ThermoReading | None) -> bool:
         """Whether the person this passage saw at the thermometer has left: for
         ``left_after_s`` nobody in view, or a reading fallen ``LEFT_DROP_C`` below the warmest
         one of them (a forehead leaving the view; the air reading only comes half a second
         later), or no reading at all (``None``: a sensor fault cannot show they stayed). A
         temperature, and a code shown, belong to the person measured only while they stay;
         one back within ``left_after_s`` is the same passage."""
-        there = reading is not None and thermometry.is_present(reading, self._thermo_cfg)
-        if reading is not None and there:
+        if reading is not None and thermometry.is_present(reading, self._thermo_cfg):
             p.peak_object_c = max(p.peak_object_c, reading.object_c)
             if reading.object_c > p.peak_object_c - LEFT_DROP_C:
                 p.away_since_ns = None
@@ -698,7 +697,7 @@ class Engine:
         p = self.passage
         now = mono_ns if mono_ns is not None else self._now()
         if p is not None and self.state == "awaiting_code":
-            if self._left(p, None, now):
+            if self._left(p, now, None):
                 self._decide()  # nobody seen to stay: as if they left
             return
         if p is None or self.state not in ("code_read", "measuring") or p.measurement is None:

@@ -173,12 +173,15 @@ class PlateauFit:
     high_c: float
     tau_s: float
     rms_c: float
-    rising: bool
     #: The best fit's approach amplitude and the filter's own term at the first sample (``A``
     #: and ``B`` of ``_fit_tau``). The filter lags an approach by a fraction of its amplitude;
     #: a first sample that needs a larger filter term is no part of this approach.
-    rise_c: float = 0.0
-    lag_c: float = 0.0
+    rise_c: float
+    lag_c: float
+
+    @property
+    def rising(self) -> bool:
+        return self.rise_c > 0
 
     @property
     def lag_fits_the_rise(self) -> bool:
@@ -293,9 +296,7 @@ def fit_plateau(
             if f.tau_s >= _TAU_GRID_S[-1]:
                 high = math.inf
     rms = math.sqrt(best.rss / (n - 3))
-    return PlateauFit(
-        best.plateau_c, low, high, best.tau_s, rms, best.rising, best.rise_c, best.lag_c
-    )
+    return PlateauFit(best.plateau_c, low, high, best.tau_s, rms, best.rise_c, best.lag_c)
 
 
 class Measurement:
