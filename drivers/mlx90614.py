@@ -76,6 +76,13 @@ REOPEN_BACKOFF = Backoff(base_s=0.5, cap_s=30.0)
 #: compensation lags, so object readings are off (after power-on, or carried in from the cold).
 AMBIENT_DRIFT_MAX_C_PER_MIN = 0.5
 _DRIFT_WINDOW_NS = 60_000_000_000
+#: A bus is "noisy" when at least this share of the latest ``_NOISE_WINDOW`` word reads failed
+#: their check (PEC, two reads disagreeing, out of range). Each failure is retried, so readings
+#: still arrive, but every corruption is one more chance for a garbled word to match its PEC
+#: by luck (1 in 256): the operator is told to fix the wiring before that happens.
+NOISY_BUS_SHARE = 0.02
+_NOISE_WINDOW = 500
+_NOISE_MIN_WORDS = 100
 
 #: 3 dB bandwidth (Hz) of the object-temperature filter for each IIR setting (config register 1,
 #: bits 2:0) at the factory FIR length 1024, as the Linux iio mlx90614 driver tabulates it.
@@ -324,6 +331,8 @@ class Mlx90614:
         self._last_fault_ns: int | None = None
         self._closed = False
         self._ambient_history: deque[tuple[int, float]] = deque()
+        #: The latest word reads' checks, True for a failure (see ``NOISY_BUS_SHARE``).
+        self._word_checks: deque[bool] = deque(maxlen=_NOISE_WINDOW)
         self.counters = _Counters()
 
     # -- Thermometer protocol ------------------------------------------------------------
@@ -383,6 +392,9 @@ class Mlx90614:
                     f"sensor die drifting {drift:+.1f} degC/min (warm-up or thermal shock):"
                     " readings wait for it to settle",
                 )
+            noisy = self._noisy_bus()
+            if noisy is not None:
+                return Health("degraded", noisy)
             if self.pec == "warn" and self.counters.pec_mismatches:
                 return Health(
                     "degraded", f"{self.counters.pec_mismatches} PEC mismatches (pec=warn)"
@@ -392,6 +404,17 @@ class Mlx90614:
             if self.counters.reads == 0:
                 return Health("ok", "no read yet")
             return Health("ok", f"{self.counters.reads} reads")
+
+    def _noisy_bus(self) -> str | None:
+        checks = self._word_checks
+        failed = sum(checks)
+        if len(checks) < _NOISE_MIN_WORDS or failed < NOISY_BUS_SHARE * len(checks):
+            return None
+        return (
+            f"noisy I2C bus: {failed} of the last {len(checks)} words failed their check"
+            " (PEC, range or re-read); reads are retried, but check the wiring, pull-ups and"
+            " cable length (docs/thermometer.md)"
+        )
 
     def _track_ambient(self, reading: ThermoReading) -> None:
         history = self._ambient_history
@@ -504,6 +527,7 @@ class Mlx90614:
                 last_problem = str(exc)
                 with self._state_lock:
                     self.counters.check_failures += 1
+                    self._word_checks.append(True)
                 continue
             except OSError as exc:
                 last_problem = f"I2C error {errno.errorcode.get(exc.errno or 0, exc.errno)}"
@@ -511,6 +535,8 @@ class Mlx90614:
                 continue
             self._consecutive_os_errors = 0
             self._failed_reopens = 0
+            with self._state_lock:
+                self._word_checks.append(False)
             return word
         raise SensorFault(
             f"register 0x{command:02X}: {last_problem} ({self._retries + 1} attempts)"

@@ -31,7 +31,7 @@ from drivers.thermometer import FakeMlx90614, build_thermometer
 from kiosk.backoff import Backoff
 from kiosk.config.thermometer import FakeThermometerConfig, ThermometerSection
 from kiosk.deadline import DeviceWorker
-from kiosk.devices import SensorFault, Thermometer
+from kiosk.devices import Health, SensorFault, Thermometer
 
 ADDR = 0x5A
 AMBIENT_24 = raw_to_c(c_to_raw(24.0))
@@ -358,6 +358,44 @@ def test_pec_warn_accepts_a_missing_pec_but_reports_degraded(clock, chip):
     health = thermo.health()
     assert health.state == "degraded"
     assert "PEC mismatches" in health.detail
+
+
+def _garble_pec_every(n: int):
+    """A wire that flips a PEC bit on every n-th reply (a long cable, weak pull-ups)."""
+    replies = [0]
+
+    def garble(command, reply):
+        replies[0] += 1
+        if replies[0] % n == 0:
+            return bytes([reply[0], reply[1], reply[2] ^ 0x01])
+        return reply
+
+    return garble
+
+
+def test_a_noisy_bus_still_reads_but_health_says_so_until_the_noise_stops(driver, chip, clock):
+    chip.on_wire = _garble_pec_every(20)  # 5 % of words fail their PEC and are retried
+    for _ in range(150):
+        clock.advance(0.125)
+        driver.read()  # every read still succeeds: the retry gets a clean word
+    assert driver.counters.check_failures >= 10
+    health = driver.health()
+    assert health.state == "degraded"
+    assert "noisy I2C bus" in health.detail and "failed their check" in health.detail
+    chip.on_wire = None  # the wiring fixed: clean words push the failures out of the window
+    for _ in range(250):
+        clock.advance(0.125)
+        driver.read()
+    assert driver.health() == Health("ok", f"{driver.counters.reads} reads")
+
+
+def test_a_rare_corrupted_word_is_not_called_a_noisy_bus(driver, chip, clock):
+    chip.on_wire = _garble_pec_every(150)  # under 1 % of words
+    for _ in range(150):
+        clock.advance(0.125)
+        driver.read()
+    assert driver.counters.check_failures >= 1
+    assert driver.health().state == "ok"
 
 
 def test_pec_warn_still_rejects_the_error_flag(clock, chip):
