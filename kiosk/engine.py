@@ -67,6 +67,11 @@ log = logging.getLogger(__name__)
 #: the view (leaving drops it by ~9 degC within 0.2 s; a sway or a small step back by under
 #: 1.5 degC). See ``Engine._left``.
 LEFT_DROP_C = 2.0
+#: A reading this far above the temperature taken, for ``left_after_s``, while it waits for
+#: its code: someone warmer stands there now (a swap with no gap for ``_left`` to see; a sway
+#: stays within ~0.4 degC of the plateau), or the early estimate read low. Either way the
+#: temperature is taken again. See ``Engine._warmer``.
+WARMER_RISE_C = 0.6
 
 Direction = Literal["in", "out"]
 State = Literal[
@@ -157,6 +162,8 @@ class Passage:
     away_since_ns: int | None = None
     #: The warmest object reading of the person this passage saw (see ``Engine._left``).
     peak_object_c: float = -math.inf
+    #: Since when the reading stands ``WARMER_RISE_C`` above the temperature taken (None: not).
+    warmer_since_ns: int | None = None
     decision: policy.Decision | None = None  # None for manual actions
     draft: EventDraft | None = None
     event: Event | None = None
@@ -601,6 +608,8 @@ class Engine:
             p.code = read
             if direction is not None:
                 p.direction = self._direction_for(direction)
+            if p.warmer_since_ns is not None and self._measure_again_warmer(p):
+                return  # the reading is rising past the temperature taken: measure for the code
             self._decide()
             return
         if p is not None and self.state in ("code_read", "measuring") and p.code is None:
@@ -631,6 +640,7 @@ class Engine:
         )
         p.presence_seen = False
         p.away_since_ns = None
+        p.warmer_since_ns = None
         p.peak_object_c = -math.inf
         self._set_state(state, prompt)
 
@@ -660,6 +670,8 @@ class Engine:
         if p is not None and self.state == "awaiting_code":
             if self._left(p, reading.mono_ns, reading):
                 self._decide()  # as at the code timeout: no_pass
+            elif self._warmer(p, reading):
+                self._measure_again_warmer(p)
             return
         if p is None or self.state not in ("code_read", "measuring") or p.measurement is None:
             return
@@ -691,6 +703,28 @@ class Engine:
         if p.away_since_ns is None:
             p.away_since_ns = mono_ns
         return mono_ns - p.away_since_ns >= int(self._eng.left_after_s * 1e9)
+
+    def _warmer(self, p: Passage, reading: ThermoReading) -> bool:
+        """Whether the reading has stood ``WARMER_RISE_C`` above the temperature this passage
+        took for ``left_after_s``: that temperature no longer describes who is in view. A code
+        shown while it stands above at all (``warmer_since_ns`` set) is measured for, too."""
+        taken = p.temperature.object_c if p.temperature is not None else None
+        if taken is None or reading.object_c < taken + WARMER_RISE_C:
+            p.warmer_since_ns = None
+            return False
+        if p.warmer_since_ns is None:
+            p.warmer_since_ns = reading.mono_ns
+        return reading.mono_ns - p.warmer_since_ns >= int(self._eng.left_after_s * 1e9)
+
+    def _measure_again_warmer(self, p: Passage) -> bool:
+        """Drop the temperature taken and measure again (once a passage): someone warmer may
+        stand there now. Whether it did."""
+        if "warmer" in p.remeasured:
+            return False
+        p.remeasured.add("warmer")
+        p.temperature = None
+        self._start_measurement(p, "measure_again", "measuring")
+        return True
 
     def _on_sensor_fault(self, fault: DeviceFault, mono_ns: int | None) -> None:
         self._raise_fault("thermometer", str(fault) or fault.reason)

@@ -335,6 +335,58 @@ def test_temperature_first_a_sensor_fault_while_awaiting_the_code_cannot_vouch_f
     ]
 
 
+def test_temperature_first_a_warmer_person_swapped_in_with_no_gap_is_measured_afresh(make_rig):
+    # A (normal) is measured; B (feverish) takes A's place with no gap the reading could show
+    # (B's forehead in view as A's leaves it) and shows a code two seconds later. The reading
+    # rising well above A's temperature says it is not A's any more: B is measured for the code.
+    rig = make_rig(engine={"order": "temperature_first"})
+    rig.emulator.person_arrives(36.4)
+    rig.run(3)
+    assert rig.engine.state == "awaiting_code"
+    rig.emulator.person_arrives(38.8)
+    rig.run(2)
+    rig.show(rig.pass_text(holder="Feverish B"))
+    rig.run(8)
+    [b] = rig.events()
+    assert (b["decision"], b["reasons"], b["holder"]) == ("deny", ["fever"], "Feverish B")
+    assert b["temp_c"] >= 37.3
+
+
+def test_temperature_first_a_code_shown_while_the_reading_rises_past_the_temperature_is_measured(
+    make_rig,
+):
+    # As above, but B shows the code half a second after taking A's place: the reading is
+    # already well above A's temperature, though not yet for ``left_after_s``.
+    rig = make_rig(engine={"order": "temperature_first"})
+    rig.emulator.person_arrives(36.4)
+    rig.run(3)
+    rig.emulator.person_arrives(38.8)
+    rig.run(0.5)
+    assert rig.engine.state == "awaiting_code"
+    rig.show(rig.pass_text(holder="Feverish B"))
+    rig.run(8)
+    [b] = rig.events()
+    assert (b["decision"], b["reasons"], b["holder"]) == ("deny", ["fever"], "Feverish B")
+
+
+def test_temperature_first_a_steady_person_awaiting_the_code_is_not_measured_again(make_rig):
+    # The same person staying in view (noise, sway) keeps the temperature taken: one pass,
+    # no second measurement.
+    rig = make_rig(engine={"order": "temperature_first"})
+    rig.emulator.person_arrives(36.6)
+    rig.run(3)
+    assert rig.engine.state == "awaiting_code"
+    states = []
+    for _ in range(40):
+        rig.run(0.125)
+        states.append(rig.engine.state)
+    assert set(states) == {"awaiting_code"}
+    rig.show(rig.pass_text())
+    rig.run(0.5)
+    [event] = rig.events()
+    assert (event["decision"], event["reasons"]) == ("pass", ["ok"])
+
+
 def test_temperature_first_whoever_is_measured_when_the_code_comes_is_the_passages_person(
     make_rig,
 ):

@@ -13,8 +13,9 @@ faults and time passing, in virtual time. After every step:
 * the gate was commanded open only for a recorded pass, after its commit.
 
 The model keeps one person in view at a time, for half a second at least (nobody blinks in and
-out of view), and lets the next step up no sooner than a second after one left (two people
-cannot trade places in front of a forehead sensor faster than that).
+out of view), and lets the next step up no sooner than a second after one left, or take the
+place of the one in view with no gap at all (``swap``) and show a code no sooner than half a
+second later (a forehead takes that long to read warmer than the one before it).
 """
 
 from __future__ import annotations
@@ -77,10 +78,26 @@ class GateMachine(RuleBasedStateMachine):
     ) -> None:
         """Someone steps up, perhaps shows their code ``shows_at`` seconds later, and leaves
         after ``stays`` seconds."""
+        self._after_the_last_one_left()
+        self._in_view_for(who, shows_at, stays, kind, direction)
+        self._leaves()
+
+    def _after_the_last_one_left(self) -> None:
         assert self.rig is not None
         wait = self.left_at_s + SWAP_S - self.now_s
         if wait > 0:
             self.rig.run(wait)
+
+    def _leaves(self) -> None:
+        assert self.rig is not None
+        self.rig.emulator.person_leaves()
+        self.in_view = None
+        self.left_at_s = self.now_s
+
+    def _in_view_for(
+        self, who: str, shows_at: float | None, stays: float, kind: str, direction: str | None
+    ) -> None:
+        assert self.rig is not None
         self.rig.emulator.person_arrives(BODIES[who])
         self.in_view = who
         if shows_at is not None and shows_at < stays:
@@ -89,9 +106,20 @@ class GateMachine(RuleBasedStateMachine):
             self.rig.run(stays - shows_at)
         else:
             self.rig.run(stays)
-        self.rig.emulator.person_leaves()
-        self.in_view = None
-        self.left_at_s = self.now_s
+
+    @rule(
+        first=st.sampled_from(sorted(BODIES)),
+        second=st.sampled_from(sorted(BODIES)),
+        shows_at=st.sampled_from([None, 0.5, 1.0, 2.5]),
+        direction=st.sampled_from(["in", "out", None]),
+    )
+    def swap(self, first: str, second: str, shows_at: float | None, direction: str | None) -> None:
+        """One person is measured and, with no gap the reading could show, another takes their
+        place and perhaps shows a code ``shows_at`` seconds later; then they leave."""
+        self._after_the_last_one_left()
+        self._in_view_for(first, None, 3.0, "valid", None)
+        self._in_view_for(second, shows_at, 6.0, "valid", direction)
+        self._leaves()
 
     @rule(
         kind=st.sampled_from(["valid", "valid", "forged"]),
