@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData
 
@@ -27,12 +27,24 @@ from ui.auth import Session
 from ui.guard.deps import ActionSession, Guard, GuardDep, room
 from ui.guard.forms import BadInput
 
-__all__ = ["TEXT", "PREFIX", "Pending", "change", "form_float", "form_int", "form_text"]
+__all__ = [
+    "TEXT",
+    "PREFIX",
+    "RecordId",
+    "Pending",
+    "change",
+    "form_float",
+    "form_int",
+    "form_text",
+]
 
 PREFIX = "/guard/community"
 PENDING_S = 900
 #: The ``msg=`` a page shows as saved.
 SAVED = "saved"
+#: A ledger record's number in a path: a positive SQLite integer (anything else is a 422,
+#: never a number the database cannot take).
+RecordId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 T = TypeVar("T")
 

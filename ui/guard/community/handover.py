@@ -15,6 +15,7 @@ from ui.guard.community.common import (
     PREFIX,
     SAVED,
     AdminSession,
+    RecordId,
     change,
     community_room,
     form_text,
@@ -74,7 +75,7 @@ async def open_handover(request: Request, session: ActionSession, g: GuardDep) -
 
 @router.post("/handover/{hid}/ack", name="handover_ack", include_in_schema=False)
 async def ack_handover(
-    hid: int, request: Request, session: ActionSession, g: GuardDep
+    hid: RecordId, request: Request, session: ActionSession, g: GuardDep
 ) -> Response:
     note(request, handover=hid)
     roster = ledgers(g).roster

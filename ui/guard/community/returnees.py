@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ui.guard.community.common import (
     PREFIX,
     SAVED,
+    RecordId,
     admin,
     change,
     community_room,
@@ -62,7 +63,7 @@ async def register(request: Request, session: ActionSession, g: GuardDep) -> Res
 
 @router.post("/returnees/{pid}/{what}", name="returnee_change", include_in_schema=False)
 async def change_returnee(
-    pid: int, what: str, request: Request, session: ActionSession, g: GuardDep
+    pid: RecordId, what: str, request: Request, session: ActionSession, g: GuardDep
 ) -> Response:
     form = await request.form()
     ledger, who = ledgers(g).observation, session.name

@@ -11,6 +11,7 @@ from kiosk.services import KINDS
 from ui.guard.community.common import (
     PREFIX,
     SAVED,
+    RecordId,
     change,
     community_room,
     form_text,
@@ -53,7 +54,7 @@ async def open_request(request: Request, session: ActionSession, g: GuardDep) ->
 
 @router.post("/services/{rid}/{action}", name="service_step", include_in_schema=False)
 async def step(
-    rid: int, action: str, request: Request, session: ActionSession, g: GuardDep
+    rid: RecordId, action: str, request: Request, session: ActionSession, g: GuardDep
 ) -> Response:
     if action not in STEPS:
         return JSONResponse({"detail": "unknown action"}, status_code=404)

@@ -1,0 +1,72 @@
+"""Defects found by a hunt through the guard console and its community pages, each pinned:
+hostile or odd input answers 4xx (never a 5xx), the error banner says only what the console
+wrote, and a cut-off action cannot be planted by someone who was never signed in."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from guard_support import ADMIN_PW, BASE, login, make_core, post
+
+from kiosk.clock import FakeClock
+from ui import guard, kiosk_screen
+
+#: Larger than any SQLite integer.
+HUGE = str(2**70)
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(start=datetime(2026, 2, 12, 1, 0, tzinfo=UTC))  # 09:00 Shanghai
+
+
+@pytest.fixture
+def core(data_dir, clock, monkeypatch):
+    built = make_core(data_dir, clock, monkeypatch)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def app(core):
+    app = FastAPI()
+    kiosk_screen.install(app, core)
+    guard.install(app, core)
+    return app
+
+
+def _client(app, *who):
+    client = TestClient(app, base_url=BASE, raise_server_exceptions=False)
+    client.csrf = login(client, *who)
+    return client
+
+
+@pytest.fixture
+def alice(app):
+    with _client(app) as client:
+        yield client
+
+
+@pytest.fixture
+def admin(app):
+    with _client(app, "root", ADMIN_PW) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/guard/community/handover/{HUGE}/ack",
+        f"/guard/community/returnees/{HUGE}/temperature",
+        f"/guard/community/services/{HUGE}/take",
+        f"/guard/community/services/{HUGE}/cancel",
+    ],
+)
+def test_a_record_number_past_any_integer_is_refused_not_a_server_error(alice, core, path):
+    before = core.store.last_audit_seq
+    response = post(alice, path, alice.csrf, temp_c="37.0", day="2026-02-12", kind="fever")
+    assert 400 <= response.status_code < 500, response.text
+    assert core.store.last_audit_seq > before  # the refusal is audited like any other
