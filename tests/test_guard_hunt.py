@@ -70,3 +70,13 @@ def test_a_record_number_past_any_integer_is_refused_not_a_server_error(alice, c
     response = post(alice, path, alice.csrf, temp_c="37.0", day="2026-02-12", kind="fever")
     assert 400 <= response.status_code < 500, response.text
     assert core.store.last_audit_seq > before  # the refusal is audited like any other
+
+
+def test_a_request_refused_by_validation_is_audited_as_refused_not_as_an_internal_error(
+    alice, core
+):
+    response = post(alice, f"/guard/community/services/{HUGE}/take", alice.csrf)
+    assert response.status_code == 422
+    row = core.store.audits()[-1]
+    assert (row["actor"], row["action"]) == ("alice", "service_step_failed")
+    assert row["detail"] == {"outcome": "refused", "problem": "http_422"}

@@ -28,6 +28,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
@@ -308,6 +309,9 @@ def _audit(
                 return fail(request, back, exc)
             except HTTPException as exc:
                 await record(request, action, "refused", f"http_{exc.status_code}", changes)
+                raise
+            except RequestValidationError:  # a parameter out of its bounds: answered 422
+                await record(request, action, "refused", "http_422", changes)
                 raise
             except Exception:
                 await record(request, action, "error", "internal", changes)
