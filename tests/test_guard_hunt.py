@@ -90,3 +90,18 @@ def test_a_report_day_outside_the_years_the_console_takes_is_refused_not_a_serve
     assert page.status_code == 200 and "day: expected" in page.text
     for fmt in ("csv", "xlsx"):
         assert alice.get(f"/guard/community/report.{fmt}?day={day}").status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("starts", "ends"),
+    [("0001-01-01T00:00", "0001-01-01T10:00"), ("9999-12-31T20:00", "9999-12-31T23:59")],
+)
+def test_a_shift_at_the_ends_of_the_calendar_is_refused_not_a_server_error(
+    admin, core, starts, ends
+):
+    response = post(
+        admin, "/guard/community/shifts", admin.csrf, guard="alice", starts=starts, ends=ends
+    )
+    assert response.status_code == 303 and "err=" in response.headers["location"]
+    assert "2000-01-01" in admin.get(response.headers["location"]).text  # says what it takes
+    assert core.ledgers.roster.on_duty(core.config.site.kiosk_id) == []

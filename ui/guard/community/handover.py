@@ -23,17 +23,25 @@ from ui.guard.community.common import (
     render,
 )
 from ui.guard.deps import ActionSession, GuardDep, PageSession, done, note
+from ui.guard.forms import FIRST_DAY, LAST_DAY
 
 PAGE = f"{PREFIX}/handover"
 router = community_room(PAGE)
 
 
 def local(text: str, tz: ZoneInfo) -> datetime:
-    """A local date and time as the form's ``datetime-local`` sends it."""
+    """A local date and time as the form's ``datetime-local`` sends it, on one of the
+    console's days (``forms.FIRST_DAY`` to ``forms.LAST_DAY``: the roster reaches a day
+    either side, which the calendar's ends do not have)."""
     try:
-        return datetime.fromisoformat(text[:32]).replace(tzinfo=tz)
+        when = datetime.fromisoformat(text[:32])
     except ValueError:
-        raise CommunityError(f"{text[:20]!r}: expected a local date and time") from None
+        when = None
+    if when is None or not FIRST_DAY <= when.date() <= LAST_DAY:
+        raise CommunityError(
+            f"{text[:20]!r}: expected a local date and time from {FIRST_DAY} to {LAST_DAY}"
+        )
+    return when.replace(tzinfo=tz)
 
 
 @router.get("/handover", response_class=HTMLResponse, include_in_schema=False)
