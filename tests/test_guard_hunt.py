@@ -105,3 +105,19 @@ def test_a_shift_at_the_ends_of_the_calendar_is_refused_not_a_server_error(
     assert response.status_code == 303 and "err=" in response.headers["location"]
     assert "2000-01-01" in admin.get(response.headers["location"]).text  # says what it takes
     assert core.ledgers.roster.on_duty(core.config.site.kiosk_id) == []
+
+
+@pytest.mark.parametrize(
+    "page", ["", "/map", "/returnees", "/services", "/handover", "/report", "/imports"]
+)
+def test_a_link_from_anyone_cannot_put_words_in_a_community_pages_banners(alice, page):
+    planted = "Session expired: call 13800138000"
+    shown = alice.get(f"/guard/community{page}?err={planted}&msg=whatever").text
+    assert "13800138000" not in shown
+    assert 'class="flash ok"' not in shown  # only the pages' own "saved" note
+
+
+def test_the_community_pages_still_show_the_problems_they_wrote(alice):
+    refused = post(alice, "/guard/community/services", alice.csrf, household="1-101", kind="food")
+    shown = alice.get(refused.headers["location"]).text
+    assert 'class="flash err"' in shown and "neither quarantined" in shown

@@ -161,13 +161,15 @@ def ledgers(g: Guard) -> Ledgers:
 
 
 def render(g: Guard, request: Request, name: str, session: Session, **ctx: Any) -> HTMLResponse:
-    """``Guard.render`` with the pages' strings (``tr``) and their success note."""
+    """``Guard.render`` with the pages' strings (``tr``), their success note and the problem
+    a refused change was sent back with (``?err=``, shown only when this process signed it:
+    a link from anyone else cannot put words in the banner)."""
     lang = g.lang(request)
-    err = request.query_params.get("err")
+    saved = request.query_params.get("msg") == SAVED
     base = {
         "tr": translator(lang),
-        "flash_ok": translator(lang)("saved") if request.query_params.get("msg") else None,
-        "flash_err": err[:300] if err else None,
+        "flash_ok": translator(lang)("saved") if saved else None,
+        "flash_err": g.flash(request)["flash_err"],
     }
     return g.render(request, name, session, **{**base, **ctx})
 
