@@ -83,9 +83,7 @@ def test_a_request_refused_by_validation_is_audited_as_refused_not_as_an_interna
 
 
 @pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "1999-12-31"])
-def test_a_report_day_outside_the_years_the_console_takes_is_refused_not_a_server_error(
-    alice, day
-):
+def test_a_report_day_outside_the_years_the_console_takes_is_refused_not_a_server_error(alice, day):
     page = alice.get(f"/guard/community/report?day={day}")
     assert page.status_code == 200 and "day: expected" in page.text
     for fmt in ("csv", "xlsx"):
@@ -121,3 +119,68 @@ def test_the_community_pages_still_show_the_problems_they_wrote(alice):
     refused = post(alice, "/guard/community/services", alice.csrf, household="1-101", kind="food")
     shown = alice.get(refused.headers["location"]).text
     assert 'class="flash err"' in shown and "neither quarantined" in shown
+
+
+def _login_page_resume(client, location: str) -> str | None:
+    """The resume token the login page at ``location`` carries, if any."""
+    import html
+    import re
+
+    found = re.search(r'name="resume" value="([^"]+)"', client.get(location).text)
+    return html.unescape(found.group(1)) if found else None
+
+
+def _sign_in(client, name: str, password: str, resume: str):
+    import html
+    import re
+
+    page = client.get("/guard/login").text
+    token = html.unescape(re.search(r'name="csrf" value="([^"]+)"', page).group(1))
+    return client.post(
+        "/guard/login",
+        data={"name": name, "password": password, "csrf": token, "resume": resume},
+        headers={"Origin": BASE},
+        follow_redirects=False,
+    )
+
+
+BROWSER_POST = {"Origin": BASE, "Accept": "text/html,application/xhtml+xml"}
+
+
+def test_someone_never_signed_in_cannot_plant_an_action_for_the_next_guard_to_sign_in(app, core):
+    """A stranger on the LAN posts an action with no session: the login page they are sent to
+    must not carry it, or the guard who signs in from that link would make it (an action
+    that does not open the gate completes by itself)."""
+    core.lists.add_quarantine("5-702", None, "2026-02-10", "2026-02-24", "root")
+    with TestClient(app, base_url=BASE) as stranger:
+        sent = stranger.post(
+            "/guard/lists/quarantine/remove",
+            data={"id": "1", "confirm": "yes"},
+            headers=BROWSER_POST,
+            follow_redirects=False,
+        )
+        assert sent.status_code == 303 and "resume=" not in sent.headers["location"]
+    assert core.lists.current.quarantine  # still there
+
+
+def test_a_cut_off_action_completes_only_for_the_guard_who_made_it(app, core, clock):
+    from guard_support import GUARD_PW
+
+    core.lists.add_quarantine("5-702", None, "2026-02-10", "2026-02-24", "root")
+    with _client(app) as alice:
+        clock.advance(12 * 3600 + 1)  # alice's shift is over
+        sent = alice.post(
+            "/guard/lists/quarantine/remove",
+            data={"id": "1", "confirm": "yes", "csrf": alice.csrf},
+            headers=BROWSER_POST,
+            follow_redirects=False,
+        )
+        resume = _login_page_resume(alice, sent.headers["location"])
+        assert resume  # her own cut-off action is carried through the login page
+        # The next shift's guard signs in on the same console: not under his name.
+        other = _sign_in(alice, "root", ADMIN_PW, resume)
+        assert other.status_code == 303 and 'id="resume-form"' not in other.text
+        alice.cookies.clear()
+        again = _sign_in(alice, "alice", GUARD_PW, resume)
+        assert again.status_code == 200 and 'id="resume-form"' in again.text
+    assert core.lists.current.quarantine  # nothing done until the resumed form is sent

@@ -9,6 +9,9 @@
   and (b) the CSRF token of the session, as the form field ``csrf`` or the ``X-CSRF-Token``
   header. The token is an HMAC of the session id, so it dies with the session.
 * Logout revokes the session id in memory until its expiry, so a copied cookie stops working.
+* An action posted just after the session ended is carried through the login page (a signed
+  resume token) only when it came from that session's page (its cookie and CSRF token), and
+  completes only when the same guard signs in again.
 * Failed logins are counted per client address in a sliding minute on the injected clock;
   over ``web.login_attempts_per_min`` the address waits (HTTP 429) before trying again.
 """
@@ -72,6 +75,16 @@ def _b64d(text: str) -> bytes:
 
 
 @dataclass(frozen=True)
+class Resume:
+    """An action cut off by the end of ``name``'s session: to complete once ``name`` (and
+    nobody else) has signed in again."""
+
+    path: str
+    fields: list[tuple[str, str]]
+    name: str
+
+
+@dataclass(frozen=True)
 class Session:
     sid: str
     name: str
@@ -128,17 +141,23 @@ class SessionManager:
         self._issued[session.sid] = mono
         return f"{payload}.{self._mac('session', payload)}", session
 
-    def read(self, cookie: str | None) -> Session | None:
-        """The session in a cookie value, or None if missing, forged, expired or revoked."""
+    def signed(self, cookie: str | None) -> Session | None:
+        """The session a cookie value names, signed with this key and not signed out, whether
+        or not it has ended (``read`` is the one a request may act under)."""
         data = self._unsigned("session", cookie, 1024)
         try:
             expires = datetime.fromtimestamp(int(data["exp"]), tz=self._clock.now().tzinfo)
             session = Session(str(data["sid"]), str(data["u"]), str(data["r"]), expires)
         except (ValueError, KeyError, TypeError):
             return None
-        now = self._clock.now()
-        if session.sid in self._revoked:
+        return None if session.sid in self._revoked else session
+
+    def read(self, cookie: str | None) -> Session | None:
+        """The session in a cookie value, or None if missing, forged, expired or revoked."""
+        session = self.signed(cookie)
+        if session is None:
             return None
+        now, expires = self._clock.now(), session.expires
         issued = self._issued.get(session.sid)
         if issued is None:
             return session if expires > now else None
@@ -163,7 +182,9 @@ class SessionManager:
 
     def revoke(self, session: Session) -> None:
         now = self._clock.now()
-        self._revoked = {sid: exp for sid, exp in self._revoked.items() if exp > now}
+        # Kept until the cookie is gone from the browser too (``GuardAuth.set_cookie``).
+        keep = now - timedelta(seconds=RESUME_TTL_S)
+        self._revoked = {sid: exp for sid, exp in self._revoked.items() if exp > keep}
         self._revoked[session.sid] = session.expires
         self._issued.pop(session.sid, None)
 
@@ -173,13 +194,14 @@ class SessionManager:
     def check_csrf(self, session: Session, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(str(token), self.csrf_token(session))
 
-    def resume_token(self, path: str, fields: list[tuple[str, str]]) -> str | None:
+    def resume_token(self, path: str, fields: list[tuple[str, str]], name: str) -> str | None:
         """A signed, time-stamped note of an action whose session had expired (its path and
-        form fields), carried through the login page so the action can complete after the
-        guard signs in again. None when it is too large to carry."""
+        form fields, and the guard ``name`` who made it), carried through the login page so
+        the action can complete after that guard signs in again. None when it is too large
+        to carry."""
         payload = _b64e(
             json.dumps(
-                {"p": path, "f": fields, "t": int(self._clock.now().timestamp())},
+                {"p": path, "f": fields, "u": name, "t": int(self._clock.now().timestamp())},
                 separators=(",", ":"),
                 ensure_ascii=False,
             ).encode()
@@ -188,18 +210,18 @@ class SessionManager:
             return None
         return f"{payload}.{self._mac('resume', payload)}"
 
-    def read_resume(self, token: str | None) -> tuple[str, list[tuple[str, str]]] | None:
+    def read_resume(self, token: str | None) -> Resume | None:
         """The action in a resume token, or None if missing, forged, too old or malformed."""
         data = self._unsigned("resume", token, RESUME_MAX_CHARS + 64)
         try:
             age = self._clock.now().timestamp() - int(data["t"])
-            path = str(data["p"])
+            path, name = str(data["p"]), str(data["u"])
             fields = [(str(k), str(v)) for k, v in data["f"]]
         except (ValueError, KeyError, TypeError):
             return None
         if not -60 <= age <= RESUME_TTL_S or not is_resumable(path):
             return None
-        return path, fields
+        return Resume(path, fields, name)
 
     def login_form_token(self) -> str:
         """A token for the login form (there is no session yet): time-stamped and signed."""
@@ -380,16 +402,27 @@ class GuardAuth:
 
     async def _login_then_resume(self, request: Request) -> str:
         """The login page, carrying the cut-off action (a browser's form post) so it can
-        complete once the guard has signed in again."""
+        complete once the guard has signed in again. Only an action posted from a page of a
+        session that has ended (its cookie, signed here and not signed out, and that
+        session's CSRF token) is carried, and only for that guard: a request from someone
+        who never signed in cannot plant an action for the next guard to make."""
         location = "/guard/login?next=/guard"
         path = request.url.path
-        if not is_resumable(path) or not request.headers.get("content-type", "").startswith(
-            "application/x-www-form-urlencoded"
+        ended = self.sessions.signed(request.cookies.get(COOKIE))
+        if (
+            ended is None
+            or not is_resumable(path)
+            or not request.headers.get("content-type", "").startswith(
+                "application/x-www-form-urlencoded"
+            )
         ):
             return location
         form = await request.form()
+        csrf = form.get(CSRF_FIELD)
+        if not self.sessions.check_csrf(ended, csrf if isinstance(csrf, str) else None):
+            return location
         fields = [(k, v) for k, v in form.multi_items() if k != CSRF_FIELD and isinstance(v, str)]
-        token = self.sessions.resume_token(path, fields)
+        token = self.sessions.resume_token(path, fields, ended.name)
         return f"{location}&resume={quote(token)}" if token else location
 
     def admin_action(self, session: Session) -> Session:
@@ -398,7 +431,9 @@ class GuardAuth:
         return session
 
     def set_cookie(self, response: Response, request: Request, cookie: str) -> None:
-        lifetime_s = int(self.sessions._lifetime.total_seconds())
+        # The browser keeps the cookie a little past the session's end: an action posted
+        # then is refused, but is carried through the login page as that guard's own.
+        lifetime_s = int(self.sessions._lifetime.total_seconds()) + RESUME_TTL_S
         set_private_cookie(response, request, COOKIE, cookie, path="/guard", max_age=lifetime_s)
 
     def clear_cookie(self, response: Response) -> None:
