@@ -184,3 +184,30 @@ def test_a_cut_off_action_completes_only_for_the_guard_who_made_it(app, core, cl
         again = _sign_in(alice, "alice", GUARD_PW, resume)
         assert again.status_code == 200 and 'id="resume-form"' in again.text
     assert core.lists.current.quarantine  # nothing done until the resumed form is sent
+
+
+def test_a_passage_is_decided_by_hand_once_a_second_press_or_guard_is_told_who_did(
+    guard_client, guard_core
+):
+    """Two guards (or a double tap) deciding the same kiosk passage: the gate opens once and
+    the log holds one decision; the second is told who decided it."""
+    from guard_support import add_event, decided, gate_opening
+
+    add_event(guard_core, decision="deny", reasons=("fever",), holder="Li Wei", temp_c=38.4)
+    csrf = login(guard_client)
+    form = {"decision": "pass", "subject": "1", "reason": "home to isolate"}
+    with gate_opening(guard_core) as opened, decided(guard_client, guard_core):
+        first = post(guard_client, "/guard/manual?lang=en", csrf, **form)
+        second = post(guard_client, "/guard/manual?lang=en", csrf, **form | {"decision": "deny"})
+    assert "err=" not in first.headers["location"]
+    assert "err=" in second.headers["location"]
+    assert "alice" in guard_client.get(second.headers["location"]).text
+    assert opened.wait(5)
+    manual = [e for e in guard_core.store.events() if e["kind"] == "manual"]
+    assert [(e["decision"], e["flags"]) for e in manual] == [("manual_pass", ["overrides:1"])]
+    # Once committed, the log says so too (a console restarted in between).
+    guard_client.app.state.guard.decided.clear()
+    third = post(guard_client, "/guard/manual?lang=en", csrf, **form)
+    assert "err=" in third.headers["location"]
+    assert len([e for e in guard_core.store.events() if e["kind"] == "manual"]) == 1
+    assert guard_core.store.audits()[-1]["detail"]["problem"] == "err.subject_decided"

@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import quote
@@ -67,6 +67,10 @@ class Guard:
     alarms: AlarmDesk
     tpl: Jinja2Templates
     tz: ZoneInfo
+    #: Kiosk passages a guard has decided by hand in this process (seq -> guard, decision),
+    #: taken on the loop before the engine is asked, so two guards (or a double tap) cannot
+    #: both decide one passage while the first decision is still being committed.
+    decided: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, core: Core, auth: GuardAuth | None = None) -> Guard:

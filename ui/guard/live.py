@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from fastapi import HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -209,6 +209,9 @@ def subject_of(g: Guard, value: object) -> ManualSubject | Literal["none"]:
     oldest = (g.core.clock.now() - timedelta(hours=SUBJECT_MAX_AGE_H)).isoformat()[:19]
     if event is None or event.get("kind") != "passage" or str(event.get("ts")) < oldest:
         raise BadInput("err.subject_gone")
+    earlier = queries.override_of(g.core.store, int(event["seq"]))
+    if earlier is not None:
+        already_decided(str(earlier.get("operator")), str(earlier.get("decision")))
     return ManualSubject(
         seq=int(event["seq"]),
         pass_id=event.get("pass_id"),
@@ -218,6 +221,24 @@ def subject_of(g: Guard, value: object) -> ManualSubject | Literal["none"]:
         temp_object_c=event.get("temp_object_c"),
         temp_ambient_c=event.get("temp_ambient_c"),
     )
+
+
+def already_decided(who: str, decision: str) -> NoReturn:
+    raise BadInput("err.subject_decided", who=who, decision=f"decision.{decision}")
+
+
+#: Passages decided by hand that the console remembers (the log answers for older ones).
+DECIDED_KEPT = 500
+
+
+def claim(g: Guard, seq: int, who: str, decision: str) -> None:
+    """Take passage ``seq`` for ``who``'s decision (on the loop: no await between the check
+    and the claim), or say who has it."""
+    if seq in g.decided:
+        already_decided(*g.decided[seq])
+    g.decided[seq] = (who, f"manual_{decision}")
+    while len(g.decided) > DECIDED_KEPT:
+        del g.decided[next(iter(g.decided))]
 
 
 @router.post("/manual", name="manual", include_in_schema=False)
@@ -230,12 +251,19 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
     note(request, subject=subject if isinstance(subject, str) else subject.seq)
     reason = clean(form.get("reason"), "manual.reason", required=True)
     temp_c = number(form.get("temp_c"), "manual.hand_temp")
-    g.manual(
-        decision=decision,
-        operator=session.name,
-        reason=reason,
-        direction=direction,
-        temp_c=temp_c,
-        subject=subject,
-    )
+    if isinstance(subject, ManualSubject):
+        claim(g, subject.seq, session.name, decision)
+    try:
+        g.manual(
+            decision=decision,
+            operator=session.name,
+            reason=reason,
+            direction=direction,
+            temp_c=temp_c,
+            subject=subject,
+        )
+    except BadInput:
+        if isinstance(subject, ManualSubject):
+            g.decided.pop(subject.seq, None)  # refused: nobody decided it
+        raise
     return done(request, "/guard")
