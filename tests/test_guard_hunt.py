@@ -211,3 +211,45 @@ def test_a_passage_is_decided_by_hand_once_a_second_press_or_guard_is_told_who_d
     assert "err=" in third.headers["location"]
     assert len([e for e in guard_core.store.events() if e["kind"] == "manual"]) == 1
     assert guard_core.store.audits()[-1]["detail"]["problem"] == "err.subject_decided"
+
+
+@pytest.mark.parametrize("end", ["signed_out", "account_disabled", "demoted"])
+def test_an_open_live_stream_stops_when_the_guard_is_signed_out_or_removed(guard_core, end):
+    """ "A removed account is out at once" holds for a live page left open too: the stream
+    stops sending names once the session is signed out or the account removed or demoted."""
+    import asyncio
+
+    from guard_support import add_event
+    from test_ui_kiosk import read_sse
+
+    from kiosk.accounts import hash_password
+    from ui.auth import COOKIE, GuardAuth
+
+    guard_core.accounts.add("bob", "admin", hash_password("bob-pw-123", n=2**10), "root")
+    auth = GuardAuth(guard_core.accounts, guard_core.clock, key=b"k" * 32)
+    app = FastAPI()
+    guard.install(app, guard_core, auth)
+    cookie, session = auth.sessions.issue(guard_core.accounts.get("bob"))
+    add_event(guard_core)
+
+    def end_it(events: list) -> None:
+        if [name for name, _ in events] == ["row", "alarms"]:
+            if end == "signed_out":
+                auth.sessions.revoke(session)
+            elif end == "account_disabled":
+                guard_core.accounts.disable("bob", "root")
+            else:
+                guard_core.accounts.add("bob", "guard", hash_password("x", n=2**10), "root")
+            event = add_event(guard_core, holder="Li Wei", household="3-201")
+            guard_core.bus.publish({"type": "decision", "seq": event.seq, "decision": "pass"})
+
+    events = asyncio.run(
+        read_sse(
+            app,
+            "/guard/events?after=0",
+            headers={"cookie": f"{COOKIE}={cookie}"},
+            on_event=end_it,
+            until=lambda ev: len(ev) > 2,
+        )
+    )
+    assert [name for name, _ in events][:3] == ["row", "alarms", "expired"]

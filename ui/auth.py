@@ -188,6 +188,10 @@ class SessionManager:
         self._revoked[session.sid] = session.expires
         self._issued.pop(session.sid, None)
 
+    def revoked(self, session: Session) -> bool:
+        """Whether ``session`` was signed out."""
+        return session.sid in self._revoked
+
     def csrf_token(self, session: Session) -> str:
         return self._mac("csrf", session.sid)
 
@@ -355,6 +359,14 @@ class GuardAuth:
         if account.role != session.role:
             return Session(session.sid, session.name, account.role, session.expires)
         return session
+
+    def still_holds(self, session: Session) -> bool:
+        """Whether ``session``, read earlier, still stands as it was: not signed out, and its
+        account still there with the same role (blocking: a database read)."""
+        if self.sessions.revoked(session):
+            return False
+        account = self.accounts.get(session.name)
+        return account is not None and account.role == session.role
 
     # --- FastAPI dependencies -------------------------------------------------------------
 

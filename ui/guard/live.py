@@ -100,8 +100,12 @@ class FeedStream:
         self.g, self.session, self.lang, self.after = g, session, lang, after
         self.clear = g.clear(session)
 
-    def expired(self) -> bool:
-        return self.g.session_left_s(self.session) <= 0
+    async def expired(self) -> bool:
+        """The shift is over, or the guard was signed out or their account removed or
+        demoted since the stream began: the stream sends nothing more."""
+        if self.g.session_left_s(self.session) <= 0:
+            return True
+        return not await asyncio.to_thread(self.g.auth.still_holds, self.session)
 
     async def rows(self) -> list[str]:
         events = await asyncio.to_thread(self.g.core.store.events, self.after, FEED_ROWS)
@@ -139,16 +143,18 @@ class FeedStream:
                 yield line
             yield await self.alarms()
             while not await request.is_disconnected():
-                if self.expired():  # the shift's session ended: no more personal data
-                    yield sse("expired", {})
-                    break
                 try:
                     message = await asyncio.wait_for(anext(messages), HEARTBEAT_S)
                 except TimeoutError:
-                    yield ": keep-alive\n\n"
-                    continue
+                    message = None
                 except StopAsyncIteration:
                     break
+                if await self.expired():  # the session ended: no more personal data
+                    yield sse("expired", {})
+                    break
+                if message is None:
+                    yield ": keep-alive\n\n"
+                    continue
                 for line in await self.on_message(message, tracker):
                     yield line
         finally:
