@@ -253,3 +253,23 @@ def test_an_open_live_stream_stops_when_the_guard_is_signed_out_or_removed(guard
         )
     )
     assert [name for name, _ in events][:3] == ["row", "alarms", "expired"]
+
+
+def _on_shift(admin, guard: str) -> None:
+    # 09:00 in Shanghai on the test's clock: a shift around it.
+    response = post(admin, "/guard/community/shifts", admin.csrf, guard=guard,
+                    starts="2026-02-12T08:00", ends="2026-02-12T16:00")  # fmt: skip
+    assert "err=" not in response.headers["location"], response.headers["location"]
+
+
+def test_a_shift_or_a_handover_names_a_guard_who_can_sign_in(admin, alice, core):
+    """A typo in a name made a shift for nobody (the guard was then 'not on duty') or a
+    handover no one could ever sign to complete."""
+    typo = post(admin, "/guard/community/shifts", admin.csrf, guard="alcie",
+                starts="2026-02-12T08:00", ends="2026-02-12T16:00")  # fmt: skip
+    assert "err=" in typo.headers["location"]
+    assert core.ledgers.roster.on_duty(core.config.site.kiosk_id) == []
+    _on_shift(admin, "alice")
+    nobody = post(alice, "/guard/community/handover", alice.csrf, incoming="rooot")
+    assert "err=" in nobody.headers["location"]
+    assert core.ledgers.roster.handovers(core.config.site.kiosk_id) == []

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
+from kiosk.accounts import NAME_RE
 from kiosk.community import CommunityError
 from ui.guard.community.common import (
     PREFIX,
@@ -22,7 +23,7 @@ from ui.guard.community.common import (
     ledgers,
     render,
 )
-from ui.guard.deps import ActionSession, GuardDep, PageSession, done, note
+from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note
 from ui.guard.forms import FIRST_DAY, LAST_DAY
 
 PAGE = f"{PREFIX}/handover"
@@ -59,6 +60,15 @@ def handover_page(request: Request, session: PageSession, g: GuardDep) -> Respon
     )
 
 
+def account(g: Guard, field: str, name: str) -> str:
+    """``name`` when it is a guard account (who can sign in to be on duty and to sign a
+    handover): a typo would make a shift or a handover for nobody."""
+    name = name.strip()
+    if not NAME_RE.match(name) or g.auth.accounts.get(name) is None:
+        raise CommunityError(f"{field}: {name[:64]!r} is not a guard account")
+    return name
+
+
 @router.post("/shifts", name="shift_add", include_in_schema=False)
 async def add_shift(request: Request, session: AdminSession, g: GuardDep) -> Response:
     form = await request.form()
@@ -66,7 +76,8 @@ async def add_shift(request: Request, session: AdminSession, g: GuardDep) -> Res
 
     def add() -> object:
         start, end = local(form_text(form, "starts"), g.tz), local(form_text(form, "ends"), g.tz)
-        return roster.add_shift(gate, form_text(form, "guard"), start, end, session.name)
+        guard = account(g, "guard", form_text(form, "guard"))
+        return roster.add_shift(gate, guard, start, end, session.name)
 
     await change(add)
     return done(request, PAGE, SAVED)
@@ -75,9 +86,13 @@ async def add_shift(request: Request, session: AdminSession, g: GuardDep) -> Res
 @router.post("/handover", name="handover_open", include_in_schema=False)
 async def open_handover(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
-    incoming = form_text(form, "incoming")
     roster, gate = ledgers(g).roster, g.cfg.site.kiosk_id
-    await change(lambda: roster.open_handover(gate, session.name, incoming))
+
+    def open_one() -> object:
+        incoming = account(g, "incoming", form_text(form, "incoming"))
+        return roster.open_handover(gate, session.name, incoming)
+
+    await change(open_one)
     return done(request, PAGE, SAVED)
 
 
