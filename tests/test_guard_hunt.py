@@ -273,3 +273,17 @@ def test_a_shift_or_a_handover_names_a_guard_who_can_sign_in(admin, alice, core)
     nobody = post(alice, "/guard/community/handover", alice.csrf, incoming="rooot")
     assert "err=" in nobody.headers["location"]
     assert core.ledgers.roster.handovers(core.config.site.kiosk_id) == []
+
+
+def test_a_handover_opened_twice_is_one_handover(admin, alice, core):
+    _on_shift(admin, "alice")
+    first = post(alice, "/guard/community/handover", alice.csrf, incoming="root")
+    again = post(alice, "/guard/community/handover", alice.csrf, incoming="root")
+    assert "err=" not in first.headers["location"] and "err=" in again.headers["location"]
+    [handover] = core.ledgers.roster.handovers(core.config.site.kiosk_id)
+    for who in (alice, admin):
+        post(who, f"/guard/community/handover/{handover.id}/ack", who.csrf)
+    assert core.ledgers.roster.handover(handover.id).complete
+    # Once both have signed, the next handover can be opened.
+    later = post(alice, "/guard/community/handover", alice.csrf, incoming="root")
+    assert "err=" not in later.headers["location"]

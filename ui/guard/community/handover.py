@@ -4,6 +4,7 @@ guard."""
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -83,6 +84,10 @@ async def add_shift(request: Request, session: AdminSession, g: GuardDep) -> Res
     return done(request, PAGE, SAVED)
 
 
+#: Opening a handover checks, then writes: one at a time, so a double tap makes one.
+_OPENING = threading.Lock()
+
+
 @router.post("/handover", name="handover_open", include_in_schema=False)
 async def open_handover(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
@@ -90,7 +95,13 @@ async def open_handover(request: Request, session: ActionSession, g: GuardDep) -
 
     def open_one() -> object:
         incoming = account(g, "incoming", form_text(form, "incoming"))
-        return roster.open_handover(gate, session.name, incoming)
+        with _OPENING:
+            for waiting in roster.handovers(gate, limit=10):
+                if (waiting.outgoing, waiting.incoming) == (session.name, incoming) and not (
+                    waiting.complete
+                ):
+                    raise CommunityError(f"handover {waiting.id} is waiting to be signed")
+            return roster.open_handover(gate, session.name, incoming)
 
     await change(open_one)
     return done(request, PAGE, SAVED)
