@@ -287,3 +287,11 @@ def test_a_handover_opened_twice_is_one_handover(admin, alice, core):
     # Once both have signed, the next handover can be opened.
     later = post(alice, "/guard/community/handover", alice.csrf, incoming="root")
     assert "err=" not in later.headers["location"]
+
+
+def test_exporting_the_community_report_is_audited_like_the_days_export(alice, core):
+    for fmt in ("csv", "xlsx"):
+        assert alice.get(f"/guard/community/report.{fmt}?day=2026-02-12").status_code == 200
+        row = core.store.audits()[-1]
+        assert (row["actor"], row["action"]) == ("alice", "report_export")
+        assert row["detail"] == {"day": "2026-02-12", "format": fmt, "outcome": "ok"}

@@ -1,5 +1,6 @@
 """The daily report in the office's categories (``/guard/community/report``), printable, and
-exported as .xlsx and CSV (counts only: no personal data)."""
+exported as .xlsx and CSV (counts only: no personal data; each export audited, as the day's
+export of events is)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from kiosk.categories import report_csv, report_rows, report_xlsx
 from kiosk.stats import daily_report
 from ui.guard.community.common import PREFIX, community_room, render
-from ui.guard.deps import Guard, GuardDep, PageSession
+from ui.guard.deps import Guard, GuardDep, PageSession, audited, note
 from ui.guard.forms import FIRST_DAY, LAST_DAY, BadInput
 from ui.guard.forms import day as parse_day
 
@@ -46,11 +47,13 @@ def report(request: Request, session: PageSession, g: GuardDep) -> Response:
                   day=data["day"])  # fmt: skip
 
 
-@router.get("/report.{fmt}", include_in_schema=False)
+@router.get("/report.{fmt}", name="report_export", include_in_schema=False)
+@audited("report_export")
 def export(fmt: str, request: Request, session: PageSession, g: GuardDep) -> Response:
     data = report_for(g, request)
     if data is None or fmt not in ("xlsx", "csv"):
         return JSONResponse({"detail": f"{BAD_DAY}; format: xlsx or csv"}, 400)
+    note(request, day=data["day"], format=fmt)
     name = f"report-{g.cfg.site.kiosk_id}-{data['day']}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{quote(name)}"'}
     if fmt == "xlsx":
