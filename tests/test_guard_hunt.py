@@ -295,3 +295,44 @@ def test_exporting_the_community_report_is_audited_like_the_days_export(alice, c
         row = core.store.audits()[-1]
         assert (row["actor"], row["action"]) == ("alice", "report_export")
         assert row["detail"] == {"day": "2026-02-12", "format": fmt, "outcome": "ok"}
+
+
+def _decoded_parts(location: str) -> str:
+    """The location as typed plus every base64 piece of it decoded (what a history entry or a
+    proxy's log would hold)."""
+    import base64
+    import re
+    from urllib.parse import unquote
+
+    text = unquote(location)
+    out = [text]
+    for piece in re.findall(r"[A-Za-z0-9_-]{8,}", text):
+        try:
+            out.append(base64.urlsafe_b64decode(piece + "=" * (-len(piece) % 4)).decode())
+        except ValueError:
+            continue
+    return "\n".join(out)
+
+
+def test_a_cut_off_registration_does_not_put_the_persons_details_in_the_url(app, clock):
+    from guard_support import GUARD_PW
+
+    with _client(app) as alice:
+        clock.advance(12 * 3600 + 1)
+        form = {"name": "Han Meimei", "phone": "13900139000", "id_number": "110101199001011234",
+                "unit": "1-101", "reason": "delivery", "temp_c": "36.5"}  # fmt: skip
+        sent = alice.post(
+            "/guard/register/person",
+            data=form | {"csrf": alice.csrf},
+            headers=BROWSER_POST,
+            follow_redirects=False,
+        )
+        location = sent.headers["location"]
+        assert "resume=" in location
+        seen = _decoded_parts(location)
+        for value in ("13900139000", "110101199001011234", "Han Meimei"):
+            assert value not in seen, value
+        resume = _login_page_resume(alice, location)
+        assert resume and "13900139000" not in _decoded_parts(resume)
+        again = _sign_in(alice, "alice", GUARD_PW, resume)
+        assert 'value="13900139000"' in again.text  # the form comes back whole to its guard

@@ -9,9 +9,10 @@
   and (b) the CSRF token of the session, as the form field ``csrf`` or the ``X-CSRF-Token``
   header. The token is an HMAC of the session id, so it dies with the session.
 * Logout revokes the session id in memory until its expiry, so a copied cookie stops working.
-* An action posted just after the session ended is carried through the login page (a signed
-  resume token) only when it came from that session's page (its cookie and CSRF token), and
-  completes only when the same guard signs in again.
+* An action posted just after the session ended is kept in memory for ``RESUME_TTL_S`` and
+  named in the login page's URL by a random signed token (never its fields: they may be a
+  person's phone and ID numbers), only when it came from that session's page (its cookie and
+  CSRF token); it completes only when the same guard signs in again.
 * Failed logins are counted per client address in a sliding minute on the injected clock;
   over ``web.login_attempts_per_min`` the address waits (HTTP 429) before trying again.
 """
@@ -42,6 +43,8 @@ LOGIN_FORM_TTL_S = 3600
 #: An action cut off by an expired session can be completed this long after (after signing in).
 RESUME_TTL_S = 600
 RESUME_MAX_CHARS = 4096
+#: Cut-off actions kept at most (the oldest go first).
+RESUME_KEPT = 200
 #: Actions that cannot be resumed: signing in and out.
 _NOT_RESUMABLE = ("/guard/login", "/guard/logout")
 
@@ -53,6 +56,8 @@ def is_resumable(path: str) -> bool:
         and path not in _NOT_RESUMABLE
         and all(ch.isalnum() or ch in "/_-" for ch in path)
     )
+
+
 _MINUTE_NS = 60 * 1_000_000_000
 
 
@@ -110,6 +115,8 @@ class SessionManager:
         #: days) neither ends a shift early nor stretches it. Cookies from before a restart are
         #: judged by the expiry they carry.
         self._issued: dict[str, int] = {}
+        #: Actions cut off by an ended session (``resume_token``): nonce -> (action, when).
+        self._resumes: dict[str, tuple[Resume, float]] = {}
 
     def _mac(self, purpose: str, data: str) -> str:
         msg = f"{purpose}\0{data}".encode()
@@ -199,33 +206,39 @@ class SessionManager:
         return bool(token) and hmac.compare_digest(str(token), self.csrf_token(session))
 
     def resume_token(self, path: str, fields: list[tuple[str, str]], name: str) -> str | None:
-        """A signed, time-stamped note of an action whose session had expired (its path and
-        form fields, and the guard ``name`` who made it), carried through the login page so
-        the action can complete after that guard signs in again. None when it is too large
-        to carry."""
-        payload = _b64e(
-            json.dumps(
-                {"p": path, "f": fields, "u": name, "t": int(self._clock.now().timestamp())},
-                separators=(",", ":"),
-                ensure_ascii=False,
-            ).encode()
-        )
-        if len(payload) > RESUME_MAX_CHARS:
+        """A note of an action whose session had expired (its path and form fields, and the
+        guard ``name`` who made it), carried through the login page so the action can
+        complete after that guard signs in again; None when it is too large to carry.
+
+        The action stays here, in memory, for ``RESUME_TTL_S``: the token is a random,
+        signed name for it. The form may hold a person's phone and ID numbers, and the token
+        travels in the login page's URL (browser history, a proxy's log)."""
+        size = len(json.dumps([path, fields, name], ensure_ascii=False))
+        if size > RESUME_MAX_CHARS:
             return None
-        return f"{payload}.{self._mac('resume', payload)}"
+        now = self._clock.now().timestamp()
+        self._resumes = {k: v for k, v in self._resumes.items() if now - v[1] <= RESUME_TTL_S}
+        while len(self._resumes) >= RESUME_KEPT:
+            del self._resumes[next(iter(self._resumes))]
+        nonce = secrets.token_urlsafe(18)
+        self._resumes[nonce] = (Resume(path, list(fields), name), now)
+        return f"{nonce}.{self._mac('resume', nonce)}"
 
     def read_resume(self, token: str | None) -> Resume | None:
-        """The action in a resume token, or None if missing, forged, too old or malformed."""
-        data = self._unsigned("resume", token, RESUME_MAX_CHARS + 64)
-        try:
-            age = self._clock.now().timestamp() - int(data["t"])
-            path, name = str(data["p"]), str(data["u"])
-            fields = [(str(k), str(v)) for k, v in data["f"]]
-        except (ValueError, KeyError, TypeError):
+        """The action a resume token names, or None if missing, forged, too old or gone."""
+        if not token or token.count(".") != 1 or len(token) > 128:
             return None
-        if not -60 <= age <= RESUME_TTL_S or not is_resumable(path):
+        nonce, mac = token.split(".")
+        if not hmac.compare_digest(mac, self._mac("resume", nonce)):
             return None
-        return Resume(path, fields, name)
+        found = self._resumes.get(nonce)
+        if found is None:
+            return None
+        resume, at = found
+        age = self._clock.now().timestamp() - at
+        if not -60 <= age <= RESUME_TTL_S or not is_resumable(resume.path):
+            return None
+        return resume
 
     def login_form_token(self) -> str:
         """A token for the login form (there is no session yet): time-stamped and signed."""
