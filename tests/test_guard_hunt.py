@@ -336,3 +336,15 @@ def test_a_cut_off_registration_does_not_put_the_persons_details_in_the_url(app,
         assert resume and "13900139000" not in _decoded_parts(resume)
         again = _sign_in(alice, "alice", GUARD_PW, resume)
         assert 'value="13900139000"' in again.text  # the form comes back whole to its guard
+
+
+def test_a_returnee_registered_twice_while_observed_is_one_person(alice, core):
+    """A double tap on 登记 made two records of one person: two sets of alarms for one
+    missed check, and the day's report counted two new returnees."""
+    form = {"name": "Wang Fang", "household": "3-2-701", "phone": "13812345678",
+            "origin": "Wuhan", "date_back": "2026-02-12", "days": "14"}  # fmt: skip
+    first = post(alice, "/guard/community/returnees", alice.csrf, **form)
+    again = post(alice, "/guard/community/returnees", alice.csrf, **form | {"name": " wang fang"})
+    assert "err=" not in first.headers["location"] and "err=" in again.headers["location"]
+    assert len(core.ledgers.observation.people()) == 1
+    assert "#1" in alice.get(again.headers["location"]).text  # names the record there is
