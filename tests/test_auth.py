@@ -75,6 +75,16 @@ def test_bad_guard_users_secret_names_the_line(text, problem):
         parse_guard_users(text)
 
 
+@pytest.mark.parametrize("n,r", [(2**20, 8), (2**18, 8), (2**16, 32)])
+def test_a_hash_whose_cost_scrypt_cannot_run_is_refused_when_read_not_at_each_login(n, r):
+    """Parameters within each bound but together past scrypt's memory limit made every
+    sign-in of that account a server error (hashlib's ValueError)."""
+    line = f"alice:guard:scrypt${n}${r}$1$AAAAAAAAAAAAAAAAAAAAAA$" + "A" * 43
+    with pytest.raises(AccountError, match="line 1.*memory"):
+        parse_guard_users(line)
+    assert verify_password("pw-123456", line.split(":", 2)[2]) is False
+
+
 # --- account store -----------------------------------------------------------------------
 
 
