@@ -44,7 +44,7 @@ _MAX_PASSWORD = 1024
 #: The most memory one password check may take (a hash asking for more is refused when read).
 _SCRYPT_MAXMEM = 256 * 1024 * 1024
 
-NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
 MIGRATIONS = sql_migrations(
     "kiosk.accounts",

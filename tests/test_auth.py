@@ -19,6 +19,7 @@ from kiosk.accounts import (
     credentials_line,
     hash_password,
     parse_guard_users,
+    validate_name,
     verify_password,
 )
 from kiosk.store import EventLog
@@ -315,3 +316,23 @@ def test_read_password_asks_twice_on_a_terminal(monkeypatch):
     tty = SimpleNamespace(isatty=lambda: True)
     with pytest.raises(guard_cmd.UsageError, match="differ"):
         guard_cmd.read_password(SimpleNamespace(password_stdin=False), tty)
+
+
+@pytest.mark.parametrize("name", ["alice\n", "bob\n"])
+def test_a_name_ending_in_a_newline_is_refused_not_stored_as_another_account(name):
+    """``$`` matches before a final newline: ``alice\\n`` passed the name check, and became an
+    account apart from ``alice`` that nobody could sign in as (the form strips the name)."""
+    with pytest.raises(AccountError, match="account name"):
+        validate_name(name)
+
+
+def test_an_api_token_name_ending_in_a_newline_is_refused(tmp_path, clock):
+    from kiosk.store import EventLog
+    from kiosk.tokens import MIGRATIONS, TokenError, TokenStore
+
+    log = EventLog(tmp_path / "k.db", "gate", clock, migrations=[MIGRATIONS]).open()
+    try:
+        with pytest.raises(TokenError, match="name"):
+            TokenStore(log, pepper="p" * 32, clock=clock).create(["logs:read"], name="office\n")
+    finally:
+        log.close()
