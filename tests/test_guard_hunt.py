@@ -348,3 +348,30 @@ def test_a_returnee_registered_twice_while_observed_is_one_person(alice, core):
     assert "err=" not in first.headers["location"] and "err=" in again.headers["location"]
     assert len(core.ledgers.observation.people()) == 1
     assert "#1" in alice.get(again.headers["location"]).text  # names the record there is
+
+
+def test_two_people_of_one_household_with_a_fever_are_two_alarms_each_with_its_reading(
+    guard_client, guard_core, clock
+):
+    """Denials of one household within the incident window joined one card: it named the
+    first person and showed the second person's reading beside that name."""
+    import re
+
+    from guard_support import add_event
+
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.1,
+              household="3-201", holder="Li Wei", pass_id="c0ffee000001")  # fmt: skip
+    clock.advance(120)
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=39.2,
+              household="3-201", holder="Wang Fang", pass_id="c0ffee000002")  # fmt: skip
+    clock.advance(60)
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.3,
+              household="3-201", holder="Li Wei", pass_id="c0ffee000001")  # fmt: skip
+    login(guard_client)
+    page = guard_client.get("/guard?lang=en").text
+    cards = re.findall(r'<div class="alarm kind-fever".*?</button>', page, re.S)
+    assert len(cards) == 2
+    wang = next(c for c in cards if "Wang Fang" in c)
+    li = next(c for c in cards if "Li Wei" in c)
+    assert "39.2" in wang and "Li Wei" not in wang and "/guard/passage/2" in wang
+    assert "38.3" in li and "39.2" not in li and "2 times" in li
