@@ -375,3 +375,19 @@ def test_two_people_of_one_household_with_a_fever_are_two_alarms_each_with_its_r
     li = next(c for c in cards if "Li Wei" in c)
     assert "39.2" in wang and "Li Wei" not in wang and "/guard/passage/2" in wang
     assert "38.3" in li and "39.2" not in li and "2 times" in li
+
+
+def test_a_service_request_opened_twice_is_one_request(alice, core):
+    """A double tap on 提交 made two food requests for one household (delivered twice)."""
+    core.lists.add_quarantine("5-702", None, "2026-02-10", "2026-02-24", "root")
+    first = post(alice, "/guard/community/services", alice.csrf, household="5-702", kind="food")
+    again = post(alice, "/guard/community/services", alice.csrf, household="5-702", kind="food")
+    assert "err=" not in first.headers["location"] and "err=" in again.headers["location"]
+    other = post(alice, "/guard/community/services", alice.csrf, household="5-702", kind="parcel")
+    assert "err=" not in other.headers["location"]  # another kind is another request
+    assert len(core.ledgers.services.requests()) == 2
+    [food] = [r for r in core.ledgers.services.requests() if r.kind == "food"]
+    post(alice, f"/guard/community/services/{food.id}/take", alice.csrf)
+    post(alice, f"/guard/community/services/{food.id}/done", alice.csrf)
+    later = post(alice, "/guard/community/services", alice.csrf, household="5-702", kind="food")
+    assert "err=" not in later.headers["location"]  # the next meal, once the first is done
