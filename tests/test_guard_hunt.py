@@ -391,3 +391,27 @@ def test_a_service_request_opened_twice_is_one_request(alice, core):
     post(alice, f"/guard/community/services/{food.id}/done", alice.csrf)
     later = post(alice, "/guard/community/services", alice.csrf, household="5-702", kind="food")
     assert "err=" not in later.headers["location"]  # the next meal, once the first is done
+
+
+def test_a_claim_on_a_passage_whose_decision_never_reached_the_log_lapses(
+    guard_client, guard_core, clock
+):
+    """The console's own note of a decision only bridges the moment until the log has it: a
+    decision that never got there (the store failed) does not block the passage for good."""
+    from guard_support import add_event
+
+    add_event(guard_core, decision="deny", reasons=("fever",), holder="Li Wei", temp_c=38.4)
+    csrf = login(guard_client)
+    g = guard_client.app.state.guard
+    from ui.guard.live import claim
+
+    claim(g, 1, "bob", "pass")  # as if bob's decision were still on its way to the log
+    form = {"decision": "deny", "subject": "1", "reason": "rechecked"}
+    soon = post(guard_client, "/guard/manual?lang=en", csrf, **form)
+    assert "err=" in soon.headers["location"]
+    clock.advance(60)  # bob's decision never reached the log
+    from guard_support import decided
+
+    with decided(guard_client, guard_core):
+        later = post(guard_client, "/guard/manual?lang=en", csrf, **form)
+    assert "err=" not in later.headers["location"]

@@ -67,10 +67,10 @@ class Guard:
     alarms: AlarmDesk
     tpl: Jinja2Templates
     tz: ZoneInfo
-    #: Kiosk passages a guard has decided by hand in this process (seq -> guard, decision),
-    #: taken on the loop before the engine is asked, so two guards (or a double tap) cannot
-    #: both decide one passage while the first decision is still being committed.
-    decided: dict[int, tuple[str, str]] = field(default_factory=dict)
+    #: Kiosk passages a guard has decided by hand in this process (seq -> guard, decision,
+    #: monotonic ns), taken on the loop before the engine is asked, so two guards (or a
+    #: double tap) cannot both decide one passage while the first is still being committed.
+    decided: dict[int, tuple[str, str, int]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, core: Core, auth: GuardAuth | None = None) -> Guard:

@@ -235,14 +235,19 @@ def already_decided(who: str, decision: str) -> NoReturn:
 
 #: Passages decided by hand that the console remembers (the log answers for older ones).
 DECIDED_KEPT = 500
+#: How long a claim stands without the log: a decision is committed within it, or it failed.
+CLAIM_S = 30
 
 
 def claim(g: Guard, seq: int, who: str, decision: str) -> None:
     """Take passage ``seq`` for ``who``'s decision (on the loop: no await between the check
-    and the claim), or say who has it."""
-    if seq in g.decided:
-        already_decided(*g.decided[seq])
-    g.decided[seq] = (who, f"manual_{decision}")
+    and the claim), or say who has it. A claim only bridges the moment until the log holds
+    the decision (``subject_of`` asks the log): it lapses after ``CLAIM_S``."""
+    now = g.core.clock.monotonic_ns()
+    held = g.decided.get(seq)
+    if held is not None and now - held[2] < CLAIM_S * 1_000_000_000:
+        already_decided(held[0], held[1])
+    g.decided[seq] = (who, f"manual_{decision}", now)
     while len(g.decided) > DECIDED_KEPT:
         del g.decided[next(iter(g.decided))]
 
