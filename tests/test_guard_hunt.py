@@ -415,3 +415,24 @@ def test_a_claim_on_a_passage_whose_decision_never_reached_the_log_lapses(
     with decided(guard_client, guard_core):
         later = post(guard_client, "/guard/manual?lang=en", csrf, **form)
     assert "err=" not in later.headers["location"]
+
+
+def test_a_cut_off_action_is_offered_once_not_at_every_sign_in_from_the_same_link(app, clock):
+    """The login link with the cut-off action stays in the browser's history: signing in
+    from it again must not make the action again (a pass issued twice, a list edit twice)."""
+    from guard_support import GUARD_PW
+
+    with _client(app) as alice:
+        clock.advance(12 * 3600 + 1)
+        sent = alice.post(
+            "/guard/passes",
+            data={"household": "3-201", "holder": "Li Wei", "days": "7", "csrf": alice.csrf},
+            headers=BROWSER_POST,
+            follow_redirects=False,
+        )
+        resume = _login_page_resume(alice, sent.headers["location"])
+        first = _sign_in(alice, "alice", GUARD_PW, resume)
+        assert 'id="resume-form"' in first.text
+        alice.cookies.clear()
+        again = _sign_in(alice, "alice", GUARD_PW, resume)
+        assert again.status_code == 303 and 'id="resume-form"' not in again.text

@@ -240,6 +240,14 @@ class SessionManager:
             return None
         return resume
 
+    def take_resume(self, token: str | None) -> Resume | None:
+        """``read_resume``, and the action is forgotten: it is offered once (the login link
+        that names it stays in the browser's history)."""
+        resume = self.read_resume(token)
+        if resume is not None:
+            self._resumes.pop(str(token).split(".")[0], None)
+        return resume
+
     def login_form_token(self) -> str:
         """A token for the login form (there is no session yet): time-stamped and signed."""
         stamp = str(int(self._clock.now().timestamp()))
