@@ -436,3 +436,28 @@ def test_a_cut_off_action_is_offered_once_not_at_every_sign_in_from_the_same_lin
         alice.cookies.clear()
         again = _sign_in(alice, "alice", GUARD_PW, resume)
         assert again.status_code == 303 and 'id="resume-form"' not in again.text
+
+
+def test_a_guard_cannot_read_a_masked_phone_number_back_out_of_the_visitor_search(
+    guard_client, guard_core
+):
+    """A guard sees 138****8000: searching suffixes longer than the visible four digits
+    (08000, 008000, ...) told which hidden digits a visitor's number has."""
+    from guard_support import ADMIN_PW, add_event
+
+    for name, phone in (("Han Meimei", "13800008000"), ("Li Lei", "13911118000")):
+        add_event(guard_core, decision="manual_pass", reasons=("guard_override",),
+                  kind="registration", operator="alice",
+                  person={"name": name, "phone": phone, "unit": "1-101", "note": "x"})  # fmt: skip
+
+    def found(q: str) -> set[str]:
+        page = guard_client.get(f"/guard/register?q={q}").text
+        return {n for n in ("Han Meimei", "Li Lei") if f'data-name="{n}"' in page}
+
+    login(guard_client)
+    both = {"Han Meimei", "Li Lei"}
+    for q in ("8000", "08000", "18000", "00008000", "13800008000"):
+        assert found(q) == both, q  # no more than the four digits the guard sees
+    guard_client.cookies.clear()
+    login(guard_client, "root", ADMIN_PW)  # an admin sees the numbers: the search is exact
+    assert found("08000") == {"Han Meimei"} and found("13911118000") == {"Li Lei"}
