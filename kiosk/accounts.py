@@ -41,8 +41,10 @@ SCRYPT_P = 1
 _SALT_BYTES = 16
 _KEY_BYTES = 32
 _MAX_PASSWORD = 1024
+#: The most memory one password check may take (a hash asking for more is refused when read).
+_SCRYPT_MAXMEM = 256 * 1024 * 1024
 
-NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
 MIGRATIONS = sql_migrations(
     "kiosk.accounts",
@@ -85,7 +87,7 @@ def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
         n=n,
         r=r,
         p=p,
-        maxmem=256 * 1024 * 1024,
+        maxmem=_SCRYPT_MAXMEM,
         dklen=_KEY_BYTES,
     )
 
@@ -103,6 +105,8 @@ def _parse_hash(encoded: str) -> tuple[int, int, int, bytes, bytes]:
         raise AccountError("scrypt parameters out of range")
     if len(salt) < 8 or len(key) < 16:
         raise AccountError("scrypt salt or key too short")
+    if 128 * r * (n + p + 2) > _SCRYPT_MAXMEM:  # what OpenSSL's scrypt allocates
+        raise AccountError("scrypt parameters need more memory than a password check may take")
     return n, r, p, salt, key
 
 

@@ -61,8 +61,9 @@ ACK_ACTION = "alarm_ack"
 SCAN_BATCH = 500
 #: How a guard closes an alarm (what was done), the first is the default.
 RESOLUTIONS = ("handled", "sent_home", "false_alarm", "escalated")
-#: Kinds about a person: repeated denials of the same household (or pass) for the same kind
-#: within this many seconds of the last one are one incident, one alarm, while it is open.
+#: Kinds about a person: repeated denials of the same person (household and holder, or the
+#: pass) for the same kind within this many seconds of the last one are one incident, one
+#: alarm, while it is open.
 PERSON_KINDS = frozenset({"fever", "quarantine", "forged", "foreign", "guard"})
 INCIDENT_WINDOW_S = 600
 
@@ -89,8 +90,12 @@ class Alarm:
 
     @property
     def subject(self) -> str | None:
-        """Whom the alarm is about, for grouping an incident: the household, else the pass."""
-        return self.household or self.pass_id
+        """Whom the alarm is about, for grouping an incident: the person (household and
+        holder), else the pass, else the household. Two people of one household are two
+        alarms: a card names one person and shows that person's reading."""
+        if self.household and self.holder:
+            return f"{self.household}\0{self.holder.strip().casefold()}"
+        return self.pass_id or self.household
 
     def absorbs(self, other: Alarm) -> bool:
         """Whether ``other`` is the same incident: same kind and person, still open, close

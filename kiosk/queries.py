@@ -170,6 +170,20 @@ def event_by_seq(log: Readable, seq: int) -> dict[str, Any] | None:
     return decode_event_row(rows[0]) if rows else None
 
 
+def override_of(log: Readable, seq: int) -> dict[str, Any] | None:
+    """The guard's decision about the passage ``seq`` (the first event after it flagged
+    ``overrides:<seq>``), decoded; None when no guard has decided it."""
+    if isinstance(seq, bool) or not 0 < int(seq) < 2**63:
+        return None
+    rows = _rows(
+        log,
+        "SELECT * FROM events WHERE seq > ? AND flags LIKE ? ORDER BY seq LIMIT 1",
+        [int(seq), f'%"overrides:{int(seq)}"%'],
+    )
+    found = next(rows, None)
+    return decode_event_row(found) if found else None
+
+
 def last_passage(log: Readable) -> dict[str, Any] | None:
     """The newest kiosk passage (``kind = 'passage'``, not a guard's entry), decoded."""
     rows = list(

@@ -44,7 +44,7 @@ SCOPES: dict[str, str] = {
 }
 
 TOKEN_RE = re.compile(r"^kt_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
-NAME_RE = re.compile(r"^[\w .:@-]{1,64}$")
+NAME_RE = re.compile(r"^[\w .:@-]{1,64}\Z")
 _PEPPER_BYTES = 32
 
 MIGRATIONS = sql_migrations(

@@ -19,6 +19,7 @@ from kiosk.accounts import (
     credentials_line,
     hash_password,
     parse_guard_users,
+    validate_name,
     verify_password,
 )
 from kiosk.store import EventLog
@@ -73,6 +74,16 @@ def test_hash_fits_a_guard_users_line():
 def test_bad_guard_users_secret_names_the_line(text, problem):
     with pytest.raises(AccountError, match=problem):
         parse_guard_users(text)
+
+
+@pytest.mark.parametrize("n,r", [(2**20, 8), (2**18, 8), (2**16, 32)])
+def test_a_hash_whose_cost_scrypt_cannot_run_is_refused_when_read_not_at_each_login(n, r):
+    """Parameters within each bound but together past scrypt's memory limit made every
+    sign-in of that account a server error (hashlib's ValueError)."""
+    line = f"alice:guard:scrypt${n}${r}$1$AAAAAAAAAAAAAAAAAAAAAA$" + "A" * 43
+    with pytest.raises(AccountError, match="line 1.*memory"):
+        parse_guard_users(line)
+    assert verify_password("pw-123456", line.split(":", 2)[2]) is False
 
 
 # --- account store -----------------------------------------------------------------------
@@ -305,3 +316,23 @@ def test_read_password_asks_twice_on_a_terminal(monkeypatch):
     tty = SimpleNamespace(isatty=lambda: True)
     with pytest.raises(guard_cmd.UsageError, match="differ"):
         guard_cmd.read_password(SimpleNamespace(password_stdin=False), tty)
+
+
+@pytest.mark.parametrize("name", ["alice\n", "bob\n"])
+def test_a_name_ending_in_a_newline_is_refused_not_stored_as_another_account(name):
+    """``$`` matches before a final newline: ``alice\\n`` passed the name check, and became an
+    account apart from ``alice`` that nobody could sign in as (the form strips the name)."""
+    with pytest.raises(AccountError, match="account name"):
+        validate_name(name)
+
+
+def test_an_api_token_name_ending_in_a_newline_is_refused(tmp_path, clock):
+    from kiosk.store import EventLog
+    from kiosk.tokens import MIGRATIONS, TokenError, TokenStore
+
+    log = EventLog(tmp_path / "k.db", "gate", clock, migrations=[MIGRATIONS]).open()
+    try:
+        with pytest.raises(TokenError, match="name"):
+            TokenStore(log, pepper="p" * 32, clock=clock).create(["logs:read"], name="office\n")
+    finally:
+        log.close()

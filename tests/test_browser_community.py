@@ -163,3 +163,41 @@ def test_a_day_on_the_community_pages(site, browser, tmp_path):
     finally:
         admin.context.close()
         guard.context.close()
+
+
+def test_on_a_phone_the_returnee_ledger_and_requests_fit_and_a_reading_can_be_recorded(
+    site, browser
+):
+    """A helper at the door has a phone: no sideways scrolling, and the reading's field and
+    button are on the screen, whatever the names and places are like."""
+    core, url = site
+    led = core.ledgers
+    led.observation.register(
+        name="欧阳王芳芳芳芳芳芳芳芳芳芳芳", household="3-1-702", phone="13812345678",
+        origin="湖北省武汉市江汉区某某街道某某社区某某小区", date_back="2026-02-05", days=14,
+        note="需要每天电话联系家属确认情况", actor="root",
+    )  # fmt: skip
+    core.lists.add_quarantine("3-1-701", None, "2026-02-10", "2026-02-24", "root")
+    led.services.open("3-1-701", "medicine", "alice", confined=True, note="降压药两盒，放门口")
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        page.goto(f"{url}/guard/community/returnees")
+        page.fill("input[name=name]", "alice")
+        page.fill("input[name=password]", GUARD_PW)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#ledger")
+        for path in ("returnees", "services"):
+            page.goto(f"{url}/guard/community/{path}")
+            width = page.evaluate("document.scrollingElement.scrollWidth")
+            assert width <= 390, (path, width)
+        page.goto(f"{url}/guard/community/returnees")
+        field = page.locator("#ledger input[name=temp_c]")
+        button = page.locator("#ledger form[action$=temperature] button")
+        for box in (field.bounding_box(), button.bounding_box()):
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+        field.fill("38.3")
+        button.click()
+        page.wait_for_selector('[data-alarm="fever"]')
+    finally:
+        context.close()

@@ -94,11 +94,16 @@ def test_a_cut_off_gate_opening_waits_for_the_guards_click(guard_client, guard_c
 
 def test_a_forged_or_stale_resume_token_is_ignored(guard_client, guard_core, clock):
     sessions = guard_client.app.state.guard.auth.sessions
-    token = sessions.resume_token("/guard/alarms/ack", [("key", "event:1")])
-    assert sessions.read_resume(token) == ("/guard/alarms/ack", [("key", "event:1")])
+    token = sessions.resume_token("/guard/alarms/ack", [("key", "event:1")], "alice")
+    resume = sessions.read_resume(token)
+    assert (resume.path, resume.fields, resume.name) == (
+        "/guard/alarms/ack",
+        [("key", "event:1")],
+        "alice",
+    )
     assert sessions.read_resume(token[:-2] + "xx") is None
-    assert sessions.resume_token("/guard/alarms/ack", [("note", "x" * 5000)]) is None
-    assert sessions.read_resume(sessions.resume_token("/guard/login", [])) is None
+    assert sessions.resume_token("/guard/alarms/ack", [("note", "x" * 5000)], "alice") is None
+    assert sessions.read_resume(sessions.resume_token("/guard/login", [], "alice")) is None
     clock.advance(601)
     assert sessions.read_resume(token) is None
     page = guard_client.get("/guard/login?resume=" + token).text

@@ -9,6 +9,10 @@
   and (b) the CSRF token of the session, as the form field ``csrf`` or the ``X-CSRF-Token``
   header. The token is an HMAC of the session id, so it dies with the session.
 * Logout revokes the session id in memory until its expiry, so a copied cookie stops working.
+* An action posted just after the session ended is kept in memory for ``RESUME_TTL_S`` and
+  named in the login page's URL by a random signed token (never its fields: they may be a
+  person's phone and ID numbers), only when it came from that session's page (its cookie and
+  CSRF token); it completes only when the same guard signs in again.
 * Failed logins are counted per client address in a sliding minute on the injected clock;
   over ``web.login_attempts_per_min`` the address waits (HTTP 429) before trying again.
 """
@@ -39,6 +43,8 @@ LOGIN_FORM_TTL_S = 3600
 #: An action cut off by an expired session can be completed this long after (after signing in).
 RESUME_TTL_S = 600
 RESUME_MAX_CHARS = 4096
+#: Cut-off actions kept at most (the oldest go first).
+RESUME_KEPT = 200
 #: Actions that cannot be resumed: signing in and out.
 _NOT_RESUMABLE = ("/guard/login", "/guard/logout")
 
@@ -50,6 +56,8 @@ def is_resumable(path: str) -> bool:
         and path not in _NOT_RESUMABLE
         and all(ch.isalnum() or ch in "/_-" for ch in path)
     )
+
+
 _MINUTE_NS = 60 * 1_000_000_000
 
 
@@ -69,6 +77,16 @@ def _b64e(data: bytes) -> str:
 
 def _b64d(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class Resume:
+    """An action cut off by the end of ``name``'s session: to complete once ``name`` (and
+    nobody else) has signed in again."""
+
+    path: str
+    fields: list[tuple[str, str]]
+    name: str
 
 
 @dataclass(frozen=True)
@@ -97,6 +115,8 @@ class SessionManager:
         #: days) neither ends a shift early nor stretches it. Cookies from before a restart are
         #: judged by the expiry they carry.
         self._issued: dict[str, int] = {}
+        #: Actions cut off by an ended session (``resume_token``): nonce -> (action, when).
+        self._resumes: dict[str, tuple[Resume, float]] = {}
 
     def _mac(self, purpose: str, data: str) -> str:
         msg = f"{purpose}\0{data}".encode()
@@ -128,17 +148,23 @@ class SessionManager:
         self._issued[session.sid] = mono
         return f"{payload}.{self._mac('session', payload)}", session
 
-    def read(self, cookie: str | None) -> Session | None:
-        """The session in a cookie value, or None if missing, forged, expired or revoked."""
+    def signed(self, cookie: str | None) -> Session | None:
+        """The session a cookie value names, signed with this key and not signed out, whether
+        or not it has ended (``read`` is the one a request may act under)."""
         data = self._unsigned("session", cookie, 1024)
         try:
             expires = datetime.fromtimestamp(int(data["exp"]), tz=self._clock.now().tzinfo)
             session = Session(str(data["sid"]), str(data["u"]), str(data["r"]), expires)
         except (ValueError, KeyError, TypeError):
             return None
-        now = self._clock.now()
-        if session.sid in self._revoked:
+        return None if session.sid in self._revoked else session
+
+    def read(self, cookie: str | None) -> Session | None:
+        """The session in a cookie value, or None if missing, forged, expired or revoked."""
+        session = self.signed(cookie)
+        if session is None:
             return None
+        now, expires = self._clock.now(), session.expires
         issued = self._issued.get(session.sid)
         if issued is None:
             return session if expires > now else None
@@ -163,9 +189,15 @@ class SessionManager:
 
     def revoke(self, session: Session) -> None:
         now = self._clock.now()
-        self._revoked = {sid: exp for sid, exp in self._revoked.items() if exp > now}
+        # Kept until the cookie is gone from the browser too (``GuardAuth.set_cookie``).
+        keep = now - timedelta(seconds=RESUME_TTL_S)
+        self._revoked = {sid: exp for sid, exp in self._revoked.items() if exp > keep}
         self._revoked[session.sid] = session.expires
         self._issued.pop(session.sid, None)
+
+    def revoked(self, session: Session) -> bool:
+        """Whether ``session`` was signed out."""
+        return session.sid in self._revoked
 
     def csrf_token(self, session: Session) -> str:
         return self._mac("csrf", session.sid)
@@ -173,33 +205,48 @@ class SessionManager:
     def check_csrf(self, session: Session, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(str(token), self.csrf_token(session))
 
-    def resume_token(self, path: str, fields: list[tuple[str, str]]) -> str | None:
-        """A signed, time-stamped note of an action whose session had expired (its path and
-        form fields), carried through the login page so the action can complete after the
-        guard signs in again. None when it is too large to carry."""
-        payload = _b64e(
-            json.dumps(
-                {"p": path, "f": fields, "t": int(self._clock.now().timestamp())},
-                separators=(",", ":"),
-                ensure_ascii=False,
-            ).encode()
-        )
-        if len(payload) > RESUME_MAX_CHARS:
-            return None
-        return f"{payload}.{self._mac('resume', payload)}"
+    def resume_token(self, path: str, fields: list[tuple[str, str]], name: str) -> str | None:
+        """A note of an action whose session had expired (its path and form fields, and the
+        guard ``name`` who made it), carried through the login page so the action can
+        complete after that guard signs in again; None when it is too large to carry.
 
-    def read_resume(self, token: str | None) -> tuple[str, list[tuple[str, str]]] | None:
-        """The action in a resume token, or None if missing, forged, too old or malformed."""
-        data = self._unsigned("resume", token, RESUME_MAX_CHARS + 64)
-        try:
-            age = self._clock.now().timestamp() - int(data["t"])
-            path = str(data["p"])
-            fields = [(str(k), str(v)) for k, v in data["f"]]
-        except (ValueError, KeyError, TypeError):
+        The action stays here, in memory, for ``RESUME_TTL_S``: the token is a random,
+        signed name for it. The form may hold a person's phone and ID numbers, and the token
+        travels in the login page's URL (browser history, a proxy's log)."""
+        size = len(json.dumps([path, fields, name], ensure_ascii=False))
+        if size > RESUME_MAX_CHARS:
             return None
-        if not -60 <= age <= RESUME_TTL_S or not is_resumable(path):
+        now = self._clock.now().timestamp()
+        self._resumes = {k: v for k, v in self._resumes.items() if now - v[1] <= RESUME_TTL_S}
+        while len(self._resumes) >= RESUME_KEPT:
+            del self._resumes[next(iter(self._resumes))]
+        nonce = secrets.token_urlsafe(18)
+        self._resumes[nonce] = (Resume(path, list(fields), name), now)
+        return f"{nonce}.{self._mac('resume', nonce)}"
+
+    def read_resume(self, token: str | None) -> Resume | None:
+        """The action a resume token names, or None if missing, forged, too old or gone."""
+        if not token or token.count(".") != 1 or len(token) > 128:
             return None
-        return path, fields
+        nonce, mac = token.split(".")
+        if not hmac.compare_digest(mac, self._mac("resume", nonce)):
+            return None
+        found = self._resumes.get(nonce)
+        if found is None:
+            return None
+        resume, at = found
+        age = self._clock.now().timestamp() - at
+        if not -60 <= age <= RESUME_TTL_S or not is_resumable(resume.path):
+            return None
+        return resume
+
+    def take_resume(self, token: str | None) -> Resume | None:
+        """``read_resume``, and the action is forgotten: it is offered once (the login link
+        that names it stays in the browser's history)."""
+        resume = self.read_resume(token)
+        if resume is not None:
+            self._resumes.pop(str(token).split(".")[0], None)
+        return resume
 
     def login_form_token(self) -> str:
         """A token for the login form (there is no session yet): time-stamped and signed."""
@@ -334,6 +381,14 @@ class GuardAuth:
             return Session(session.sid, session.name, account.role, session.expires)
         return session
 
+    def still_holds(self, session: Session) -> bool:
+        """Whether ``session``, read earlier, still stands as it was: not signed out, and its
+        account still there with the same role (blocking: a database read)."""
+        if self.sessions.revoked(session):
+            return False
+        account = self.accounts.get(session.name)
+        return account is not None and account.role == session.role
+
     # --- FastAPI dependencies -------------------------------------------------------------
 
     def page(self, request: Request) -> Session:
@@ -380,16 +435,27 @@ class GuardAuth:
 
     async def _login_then_resume(self, request: Request) -> str:
         """The login page, carrying the cut-off action (a browser's form post) so it can
-        complete once the guard has signed in again."""
+        complete once the guard has signed in again. Only an action posted from a page of a
+        session that has ended (its cookie, signed here and not signed out, and that
+        session's CSRF token) is carried, and only for that guard: a request from someone
+        who never signed in cannot plant an action for the next guard to make."""
         location = "/guard/login?next=/guard"
         path = request.url.path
-        if not is_resumable(path) or not request.headers.get("content-type", "").startswith(
-            "application/x-www-form-urlencoded"
+        ended = self.sessions.signed(request.cookies.get(COOKIE))
+        if (
+            ended is None
+            or not is_resumable(path)
+            or not request.headers.get("content-type", "").startswith(
+                "application/x-www-form-urlencoded"
+            )
         ):
             return location
         form = await request.form()
+        csrf = form.get(CSRF_FIELD)
+        if not self.sessions.check_csrf(ended, csrf if isinstance(csrf, str) else None):
+            return location
         fields = [(k, v) for k, v in form.multi_items() if k != CSRF_FIELD and isinstance(v, str)]
-        token = self.sessions.resume_token(path, fields)
+        token = self.sessions.resume_token(path, fields, ended.name)
         return f"{location}&resume={quote(token)}" if token else location
 
     def admin_action(self, session: Session) -> Session:
@@ -398,7 +464,9 @@ class GuardAuth:
         return session
 
     def set_cookie(self, response: Response, request: Request, cookie: str) -> None:
-        lifetime_s = int(self.sessions._lifetime.total_seconds())
+        # The browser keeps the cookie a little past the session's end: an action posted
+        # then is refused, but is carried through the login page as that guard's own.
+        lifetime_s = int(self.sessions._lifetime.total_seconds()) + RESUME_TTL_S
         set_private_cookie(response, request, COOKIE, cookie, path="/guard", max_age=lifetime_s)
 
     def clear_cookie(self, response: Response) -> None:

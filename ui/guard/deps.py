@@ -21,13 +21,14 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
@@ -66,6 +67,10 @@ class Guard:
     alarms: AlarmDesk
     tpl: Jinja2Templates
     tz: ZoneInfo
+    #: Kiosk passages a guard has decided by hand in this process (seq -> guard, decision,
+    #: monotonic ns), taken on the loop before the engine is asked, so two guards (or a
+    #: double tap) cannot both decide one passage while the first is still being committed.
+    decided: dict[int, tuple[str, str, int]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, core: Core, auth: GuardAuth | None = None) -> Guard:
@@ -308,6 +313,9 @@ def _audit(
                 return fail(request, back, exc)
             except HTTPException as exc:
                 await record(request, action, "refused", f"http_{exc.status_code}", changes)
+                raise
+            except RequestValidationError:  # a parameter out of its bounds: answered 422
+                await record(request, action, "refused", "http_422", changes)
                 raise
             except Exception:
                 await record(request, action, "error", "internal", changes)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from fastapi import HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -100,8 +100,12 @@ class FeedStream:
         self.g, self.session, self.lang, self.after = g, session, lang, after
         self.clear = g.clear(session)
 
-    def expired(self) -> bool:
-        return self.g.session_left_s(self.session) <= 0
+    async def expired(self) -> bool:
+        """The shift is over, or the guard was signed out or their account removed or
+        demoted since the stream began: the stream sends nothing more."""
+        if self.g.session_left_s(self.session) <= 0:
+            return True
+        return not await asyncio.to_thread(self.g.auth.still_holds, self.session)
 
     async def rows(self) -> list[str]:
         events = await asyncio.to_thread(self.g.core.store.events, self.after, FEED_ROWS)
@@ -139,16 +143,18 @@ class FeedStream:
                 yield line
             yield await self.alarms()
             while not await request.is_disconnected():
-                if self.expired():  # the shift's session ended: no more personal data
-                    yield sse("expired", {})
-                    break
                 try:
                     message = await asyncio.wait_for(anext(messages), HEARTBEAT_S)
                 except TimeoutError:
-                    yield ": keep-alive\n\n"
-                    continue
+                    message = None
                 except StopAsyncIteration:
                     break
+                if await self.expired():  # the session ended: no more personal data
+                    yield sse("expired", {})
+                    break
+                if message is None:
+                    yield ": keep-alive\n\n"
+                    continue
                 for line in await self.on_message(message, tracker):
                     yield line
         finally:
@@ -209,6 +215,9 @@ def subject_of(g: Guard, value: object) -> ManualSubject | Literal["none"]:
     oldest = (g.core.clock.now() - timedelta(hours=SUBJECT_MAX_AGE_H)).isoformat()[:19]
     if event is None or event.get("kind") != "passage" or str(event.get("ts")) < oldest:
         raise BadInput("err.subject_gone")
+    earlier = queries.override_of(g.core.store, int(event["seq"]))
+    if earlier is not None:
+        already_decided(str(earlier.get("operator")), str(earlier.get("decision")))
     return ManualSubject(
         seq=int(event["seq"]),
         pass_id=event.get("pass_id"),
@@ -218,6 +227,29 @@ def subject_of(g: Guard, value: object) -> ManualSubject | Literal["none"]:
         temp_object_c=event.get("temp_object_c"),
         temp_ambient_c=event.get("temp_ambient_c"),
     )
+
+
+def already_decided(who: str, decision: str) -> NoReturn:
+    raise BadInput("err.subject_decided", who=who, decision=f"decision.{decision}")
+
+
+#: Passages decided by hand that the console remembers (the log answers for older ones).
+DECIDED_KEPT = 500
+#: How long a claim stands without the log: a decision is committed within it, or it failed.
+CLAIM_S = 30
+
+
+def claim(g: Guard, seq: int, who: str, decision: str) -> None:
+    """Take passage ``seq`` for ``who``'s decision (on the loop: no await between the check
+    and the claim), or say who has it. A claim only bridges the moment until the log holds
+    the decision (``subject_of`` asks the log): it lapses after ``CLAIM_S``."""
+    now = g.core.clock.monotonic_ns()
+    held = g.decided.get(seq)
+    if held is not None and now - held[2] < CLAIM_S * 1_000_000_000:
+        already_decided(held[0], held[1])
+    g.decided[seq] = (who, f"manual_{decision}", now)
+    while len(g.decided) > DECIDED_KEPT:
+        del g.decided[next(iter(g.decided))]
 
 
 @router.post("/manual", name="manual", include_in_schema=False)
@@ -230,12 +262,19 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
     note(request, subject=subject if isinstance(subject, str) else subject.seq)
     reason = clean(form.get("reason"), "manual.reason", required=True)
     temp_c = number(form.get("temp_c"), "manual.hand_temp")
-    g.manual(
-        decision=decision,
-        operator=session.name,
-        reason=reason,
-        direction=direction,
-        temp_c=temp_c,
-        subject=subject,
-    )
+    if isinstance(subject, ManualSubject):
+        claim(g, subject.seq, session.name, decision)
+    try:
+        g.manual(
+            decision=decision,
+            operator=session.name,
+            reason=reason,
+            direction=direction,
+            temp_c=temp_c,
+            subject=subject,
+        )
+    except BadInput:
+        if isinstance(subject, ManualSubject):
+            g.decided.pop(subject.seq, None)  # refused: nobody decided it
+        raise
     return done(request, "/guard")

@@ -92,7 +92,7 @@ def page(
     since = (g.core.clock.now() - timedelta(hours=24)).isoformat()[:19]
     events = queries.events_of_kinds_since(g.core.store, REGISTRATION_KINDS, since, 50)
     query = (q or "").strip()[:40]
-    found = queries.past_visitors(g.core.store, query) if query else []
+    found = queries.past_visitors(g.core.store, searched(query, clear)) if query else []
     flash = g.flash(request)
     return g.render(
         request,
@@ -114,6 +114,19 @@ def page(
         flash_err=error or flash["flash_err"],
         status_code=400 if error else 200,
     )
+
+
+#: The digits of a phone number a viewer without phone numbers sees (``138****8000``).
+SHOWN_DIGITS = 4
+
+
+def searched(query: str, clear: frozenset[str]) -> str:
+    """What the visitor search looks for: for a viewer who sees phone numbers masked, a
+    number is looked up by its last ``SHOWN_DIGITS`` digits only (the full number typed finds
+    the visitor among those), so longer suffixes cannot read the hidden digits back out."""
+    if "person.phone" in clear or not query.isdigit() or len(query) <= SHOWN_DIGITS:
+        return query
+    return query[-SHOWN_DIGITS:]
 
 
 @router.get("/api/plate", include_in_schema=False)

@@ -78,9 +78,11 @@ async def login(request: Request, g: GuardDep) -> Response:
     g.auth.limiter.succeeded(addr)
     cookie, session = g.auth.sessions.issue(account)
     note(request, role=account.role)
-    pending = g.auth.sessions.read_resume(str(form.get("resume") or ""))
-    if pending is not None:
-        response: Response = resume_page(request, g, session, *pending)
+    resume = str(form.get("resume") or "")
+    pending = g.auth.sessions.read_resume(resume)
+    if pending is not None and pending.name == account.name:  # only the guard who made it
+        g.auth.sessions.take_resume(resume)  # offered once
+        response: Response = resume_page(request, g, session, pending.path, pending.fields)
     else:
         response = RedirectResponse(safe_next(str(form.get("next") or "")), status_code=303)
     g.auth.set_cookie(response, request, cookie)

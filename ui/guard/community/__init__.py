@@ -13,8 +13,8 @@ what to what), and the route class writes that as the request's one row (``kiosk
 Personal data is masked by role (``kiosk.community.mask_record``: admins see all, guards see
 names, households and plates but no phone numbers; with ``web.mask_personal = false``
 nothing is masked) and never put in a URL: a household page is addressed by its row on the
-map, a returnee by the ledger id. The report and the imports are admin pages; the report can
-be printed (print stylesheet) and exported as .xlsx and CSV.
+map, a returnee by the ledger id. The imports are the admins' (a guard's page says so); the
+report (counts only) can be printed (print stylesheet) and exported as .xlsx and CSV.
 """
 
 from __future__ import annotations

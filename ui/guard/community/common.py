@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData
 
@@ -27,12 +27,24 @@ from ui.auth import Session
 from ui.guard.deps import ActionSession, Guard, GuardDep, room
 from ui.guard.forms import BadInput
 
-__all__ = ["TEXT", "PREFIX", "Pending", "change", "form_float", "form_int", "form_text"]
+__all__ = [
+    "TEXT",
+    "PREFIX",
+    "RecordId",
+    "Pending",
+    "change",
+    "form_float",
+    "form_int",
+    "form_text",
+]
 
 PREFIX = "/guard/community"
 PENDING_S = 900
 #: The ``msg=`` a page shows as saved.
 SAVED = "saved"
+#: A ledger record's number in a path: a positive SQLite integer (anything else is a 422,
+#: never a number the database cannot take).
+RecordId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 T = TypeVar("T")
 
@@ -149,13 +161,15 @@ def ledgers(g: Guard) -> Ledgers:
 
 
 def render(g: Guard, request: Request, name: str, session: Session, **ctx: Any) -> HTMLResponse:
-    """``Guard.render`` with the pages' strings (``tr``) and their success note."""
+    """``Guard.render`` with the pages' strings (``tr``), their success note and the problem
+    a refused change was sent back with (``?err=``, shown only when this process signed it:
+    a link from anyone else cannot put words in the banner)."""
     lang = g.lang(request)
-    err = request.query_params.get("err")
+    saved = request.query_params.get("msg") == SAVED
     base = {
         "tr": translator(lang),
-        "flash_ok": translator(lang)("saved") if request.query_params.get("msg") else None,
-        "flash_err": err[:300] if err else None,
+        "flash_ok": translator(lang)("saved") if saved else None,
+        "flash_err": g.flash(request)["flash_err"],
     }
     return g.render(request, name, session, **{**base, **ctx})
 

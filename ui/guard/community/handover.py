@@ -4,35 +4,46 @@ guard."""
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
+from kiosk.accounts import NAME_RE
 from kiosk.community import CommunityError
 from ui.guard.community.common import (
     PREFIX,
     SAVED,
     AdminSession,
+    RecordId,
     change,
     community_room,
     form_text,
     ledgers,
     render,
 )
-from ui.guard.deps import ActionSession, GuardDep, PageSession, done, note
+from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note
+from ui.guard.forms import FIRST_DAY, LAST_DAY
 
 PAGE = f"{PREFIX}/handover"
 router = community_room(PAGE)
 
 
 def local(text: str, tz: ZoneInfo) -> datetime:
-    """A local date and time as the form's ``datetime-local`` sends it."""
+    """A local date and time as the form's ``datetime-local`` sends it, on one of the
+    console's days (``forms.FIRST_DAY`` to ``forms.LAST_DAY``: the roster reaches a day
+    either side, which the calendar's ends do not have)."""
     try:
-        return datetime.fromisoformat(text[:32]).replace(tzinfo=tz)
+        when = datetime.fromisoformat(text[:32])
     except ValueError:
-        raise CommunityError(f"{text[:20]!r}: expected a local date and time") from None
+        when = None
+    if when is None or not FIRST_DAY <= when.date() <= LAST_DAY:
+        raise CommunityError(
+            f"{text[:20]!r}: expected a local date and time from {FIRST_DAY} to {LAST_DAY}"
+        )
+    return when.replace(tzinfo=tz)
 
 
 @router.get("/handover", response_class=HTMLResponse, include_in_schema=False)
@@ -50,6 +61,15 @@ def handover_page(request: Request, session: PageSession, g: GuardDep) -> Respon
     )
 
 
+def account(g: Guard, field: str, name: str) -> str:
+    """``name`` when it is a guard account (who can sign in to be on duty and to sign a
+    handover): a typo would make a shift or a handover for nobody."""
+    name = name.strip()
+    if not NAME_RE.match(name) or g.auth.accounts.get(name) is None:
+        raise CommunityError(f"{field}: {name[:64]!r} is not a guard account")
+    return name
+
+
 @router.post("/shifts", name="shift_add", include_in_schema=False)
 async def add_shift(request: Request, session: AdminSession, g: GuardDep) -> Response:
     form = await request.form()
@@ -57,24 +77,39 @@ async def add_shift(request: Request, session: AdminSession, g: GuardDep) -> Res
 
     def add() -> object:
         start, end = local(form_text(form, "starts"), g.tz), local(form_text(form, "ends"), g.tz)
-        return roster.add_shift(gate, form_text(form, "guard"), start, end, session.name)
+        guard = account(g, "guard", form_text(form, "guard"))
+        return roster.add_shift(gate, guard, start, end, session.name)
 
     await change(add)
     return done(request, PAGE, SAVED)
 
 
+#: Opening a handover checks, then writes: one at a time, so a double tap makes one.
+_OPENING = threading.Lock()
+
+
 @router.post("/handover", name="handover_open", include_in_schema=False)
 async def open_handover(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
-    incoming = form_text(form, "incoming")
     roster, gate = ledgers(g).roster, g.cfg.site.kiosk_id
-    await change(lambda: roster.open_handover(gate, session.name, incoming))
+
+    def open_one() -> object:
+        incoming = account(g, "incoming", form_text(form, "incoming"))
+        with _OPENING:
+            for waiting in roster.handovers(gate, limit=10):
+                if (waiting.outgoing, waiting.incoming) == (session.name, incoming) and not (
+                    waiting.complete
+                ):
+                    raise CommunityError(f"handover {waiting.id} is waiting to be signed")
+            return roster.open_handover(gate, session.name, incoming)
+
+    await change(open_one)
     return done(request, PAGE, SAVED)
 
 
 @router.post("/handover/{hid}/ack", name="handover_ack", include_in_schema=False)
 async def ack_handover(
-    hid: int, request: Request, session: ActionSession, g: GuardDep
+    hid: RecordId, request: Request, session: ActionSession, g: GuardDep
 ) -> Response:
     note(request, handover=hid)
     roster = ledgers(g).roster

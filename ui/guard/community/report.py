@@ -1,9 +1,9 @@
 """The daily report in the office's categories (``/guard/community/report``), printable, and
-exported as .xlsx and CSV (counts only: no personal data)."""
+exported as .xlsx and CSV (counts only: no personal data; each export audited, as the day's
+export of events is)."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 from urllib.parse import quote
 
@@ -13,18 +13,25 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from kiosk.categories import report_csv, report_rows, report_xlsx
 from kiosk.stats import daily_report
 from ui.guard.community.common import PREFIX, community_room, render
-from ui.guard.deps import Guard, GuardDep, PageSession
+from ui.guard.deps import Guard, GuardDep, PageSession, audited, note
+from ui.guard.forms import FIRST_DAY, LAST_DAY, BadInput
+from ui.guard.forms import day as parse_day
 
 router = community_room(f"{PREFIX}/report")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
+#: What a ``?day=`` the report cannot take gets (the console's days: ``forms.FIRST_DAY`` to
+#: ``forms.LAST_DAY``).
+BAD_DAY = f"day: expected YYYY-MM-DD from {FIRST_DAY} to {LAST_DAY}"
+
+
 def report_for(g: Guard, request: Request) -> dict[str, Any] | None:
-    """The report of ``?day=`` (default today); None when the day is not a date."""
-    text = request.query_params.get("day", "")[:10]
+    """The report of ``?day=`` (default today); None when the day is not a date the console
+    takes."""
     try:
-        day = date.fromisoformat(text) if text else g.today()
-    except ValueError:
+        day = parse_day(request.query_params.get("day", "")[:11], g.today())
+    except BadInput:
         return None
     freshness = g.core.lists.current.freshness
     return daily_report(g.core.store.reader(), day, g.tz, g.cfg.policy.quota, freshness)
@@ -35,16 +42,18 @@ def report(request: Request, session: PageSession, g: GuardDep) -> Response:
     data = report_for(g, request)
     if data is None:
         return render(g, request, "community_report.html", session, rows=[], day="",
-                      flash_err="day: expected YYYY-MM-DD")  # fmt: skip
+                      flash_err=BAD_DAY)  # fmt: skip
     return render(g, request, "community_report.html", session, rows=report_rows(data)[1:],
                   day=data["day"])  # fmt: skip
 
 
-@router.get("/report.{fmt}", include_in_schema=False)
+@router.get("/report.{fmt}", name="report_export", include_in_schema=False)
+@audited("report_export")
 def export(fmt: str, request: Request, session: PageSession, g: GuardDep) -> Response:
     data = report_for(g, request)
     if data is None or fmt not in ("xlsx", "csv"):
-        return JSONResponse({"detail": "day: YYYY-MM-DD; format: xlsx or csv"}, 400)
+        return JSONResponse({"detail": f"{BAD_DAY}; format: xlsx or csv"}, 400)
+    note(request, day=data["day"], format=fmt)
     name = f"report-{g.cfg.site.kiosk_id}-{data['day']}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{quote(name)}"'}
     if fmt == "xlsx":

@@ -5,14 +5,17 @@ guard's name; the route class writes it as the request's one audit row."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from kiosk.community import CommunityError
 from ui.guard.community.common import (
     PREFIX,
     SAVED,
+    RecordId,
     admin,
     change,
     community_room,
@@ -42,27 +45,39 @@ def returnees(request: Request, session: PageSession, g: GuardDep) -> Response:
     )
 
 
+#: Registering checks the ledger, then writes: one at a time, so a double tap makes one.
+_REGISTERING = threading.Lock()
+
+
 @router.post("/returnees", name="returnee_register", include_in_schema=False)
 async def register(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
-    await change(
-        lambda: ledgers(g).observation.register(
-            name=form_text(form, "name"),
-            household=form_text(form, "household"),
-            phone=form_text(form, "phone"),
-            origin=form_text(form, "origin"),
-            date_back=form_text(form, "date_back"),
-            days=form_int(form, "days"),
-            note=form_text(form, "note"),
-            actor=session.name,
-        )
-    )
+    ledger = ledgers(g).observation
+
+    def register_one() -> object:
+        name, household = form_text(form, "name"), form_text(form, "household")
+        with _REGISTERING:
+            for person in ledger.people(status="observing", household=household.strip()):
+                if person.name.strip().casefold() == name.strip().casefold():
+                    raise CommunityError(f"already observed as #{person.id}")
+            return ledger.register(
+                name=name,
+                household=household,
+                phone=form_text(form, "phone"),
+                origin=form_text(form, "origin"),
+                date_back=form_text(form, "date_back"),
+                days=form_int(form, "days"),
+                note=form_text(form, "note"),
+                actor=session.name,
+            )
+
+    await change(register_one)
     return done(request, PAGE, SAVED)
 
 
 @router.post("/returnees/{pid}/{what}", name="returnee_change", include_in_schema=False)
 async def change_returnee(
-    pid: int, what: str, request: Request, session: ActionSession, g: GuardDep
+    pid: RecordId, what: str, request: Request, session: ActionSession, g: GuardDep
 ) -> Response:
     form = await request.form()
     ledger, who = ledgers(g).observation, session.name

@@ -3,14 +3,18 @@ for a quarantined or observed household, taken by a named helper and marked done
 
 from __future__ import annotations
 
+import threading
+
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from kiosk.community import CommunityError
 from kiosk.compound import statuses
 from kiosk.services import KINDS
 from ui.guard.community.common import (
     PREFIX,
     SAVED,
+    RecordId,
     change,
     community_room,
     form_text,
@@ -38,6 +42,10 @@ def services_page(request: Request, session: PageSession, g: GuardDep) -> Respon
     )
 
 
+#: Opening a request checks, then writes: one at a time, so a double tap makes one.
+_OPENING = threading.Lock()
+
+
 @router.post("/services", name="service_open", include_in_schema=False)
 async def open_request(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
@@ -47,13 +55,21 @@ async def open_request(request: Request, session: ActionSession, g: GuardDep) ->
     kind, text = form_text(form, "kind"), form_text(form, "note")
     note(request, kind=kind[:20])
     desk = ledgers(g).services
-    await change(lambda: desk.open(household, kind, session.name, confined=confined, note=text))
+
+    def open_one() -> object:
+        with _OPENING:
+            for waiting in desk.requests(household=household, open_only=True):
+                if waiting.kind == kind and waiting.state == "open":
+                    raise CommunityError(f"request #{waiting.id} of this kind is still open")
+            return desk.open(household, kind, session.name, confined=confined, note=text)
+
+    await change(open_one)
     return done(request, PAGE, SAVED)
 
 
 @router.post("/services/{rid}/{action}", name="service_step", include_in_schema=False)
 async def step(
-    rid: int, action: str, request: Request, session: ActionSession, g: GuardDep
+    rid: RecordId, action: str, request: Request, session: ActionSession, g: GuardDep
 ) -> Response:
     if action not in STEPS:
         return JSONResponse({"detail": "unknown action"}, status_code=404)
