@@ -221,6 +221,15 @@ def check_page(rows: list[dict[str, Any]], kiosk_id: str, after: int, prev_hash:
         last_seq, last_hash = seq, row["hash"]
 
 
+def log_shorter_than_copy(held_seq: int, head_seq: int) -> ChainError:
+    """The kiosk's log ends before the row the target holds: it is not the log pulled before
+    (a new SD card, a restored backup). Not "up to date": its new rows would never come."""
+    return ChainError(
+        f"seq {held_seq}: the kiosk's log ends at seq {head_seq}, before the rows already"
+        " pulled (its log was replaced or restored from a backup)"
+    )
+
+
 def _loads(body: bytes) -> Any:
     return orjson.loads(body) if orjson is not None else json.loads(body)
 
@@ -424,6 +433,8 @@ class Puller:
                     total = int(page.get("last", 0) or 0)
                     result.head_seq = max(result.head_seq, total)
                     if not rows:
+                        if "last" in page and total < after:
+                            raise log_shorter_than_copy(after, total)
                         break
                     pages.put((rows, total))
                     after = rows[-1].get("seq") if isinstance(rows[-1].get("seq"), int) else after

@@ -1,0 +1,58 @@
+"""Pull defects found by the defect hunt."""
+
+from __future__ import annotations
+
+import pytest
+from test_pull import Network, add_events, kiosk_rows, make_kiosk, target_rows
+
+from office.pull import ChainError, pull
+
+
+@pytest.fixture
+def kiosk(tmp_path, clock):
+    core = make_kiosk(tmp_path / "gate-1.db", "gate-1", clock, 40)
+    yield core
+    core.store.close()
+
+
+@pytest.mark.parametrize("events", [0, 12, 39])
+def test_a_replaced_log_shorter_than_the_copy_is_a_chain_error_not_up_to_date(
+    kiosk, tmp_path, clock, events
+):
+    target = tmp_path / "central.db"
+    pull("http://gate-1", kiosk.token, target, client=Network(kiosk).client())
+    held = target_rows(target)
+    # A new SD card (or a restored backup) under the same id, fewer events than held: before,
+    # every pull said "0 new, up to date" until the new log outgrew the copy, and its events
+    # never came.
+    impostor = make_kiosk(tmp_path / "other.db", "gate-1", clock, events)
+    try:
+        with pytest.raises(ChainError, match=f"seq 40: the kiosk's log ends at seq {events}"):
+            pull("http://gate-1", impostor.token, target, client=Network(impostor).client())
+    finally:
+        impostor.store.close()
+    assert target_rows(target) == held
+
+
+def test_the_same_log_with_nothing_new_is_still_up_to_date(kiosk, tmp_path):
+    target = tmp_path / "central.db"
+    net = Network(kiosk)
+    pull("http://gate-1", kiosk.token, target, client=net.client(), page_size=7)
+    same = pull("http://gate-1", kiosk.token, target, client=net.client(), page_size=7)
+    assert (same.fetched, same.inserted, same.last_seq, same.head_seq) == (0, 0, 40, 40)
+    add_events(kiosk, 9)
+    more = pull("http://gate-1", kiosk.token, target, client=net.client(), page_size=7)
+    assert (more.fetched, more.inserted, more.last_seq, more.head_seq) == (9, 9, 49, 49)
+    assert target_rows(target) == kiosk_rows(kiosk)
+
+
+def test_a_kiosk_that_does_not_say_its_head_is_not_taken_for_a_replaced_log(kiosk, tmp_path):
+    def without_last(body):
+        body.pop("last", None)
+        return body
+
+    target = tmp_path / "central.db"
+    pull("http://gate-1", kiosk.token, target, client=Network(kiosk).client())
+    net = Network(kiosk, faults=lambda request: without_last)
+    again = pull("http://gate-1", kiosk.token, target, client=net.client())
+    assert (again.fetched, again.last_seq) == (0, 40)
