@@ -88,6 +88,12 @@ class PullResult:
         return dict(vars(self))
 
 
+#: The largest answer a pull reads: 10,000 events with every personal field unmasked are
+#: well under it.
+MAX_PAGE_BYTES = 256 << 20
+#: Of an error answer only this much is read (its message).
+ERROR_BODY_BYTES = 65536
+
 #: The wait between two tries of one request: 0.5 s doubling to 30 s.
 PULL_BACKOFF = Backoff(base_s=0.5, cap_s=30.0)
 
@@ -342,6 +348,7 @@ class Puller:
         sleep: Callable[[float], object] = time.sleep,
         progress: Progress | None = None,
         timeout_s: float = 30.0,
+        max_page_bytes: int = MAX_PAGE_BYTES,
     ) -> None:
         if not 1 <= page_size <= 10000:
             raise ValueError("page_size must be between 1 and 10000")
@@ -353,6 +360,9 @@ class Puller:
         self._own_client = client is None
         self.client = client or httpx.Client(timeout=timeout_s)
         self.page_size = page_size
+        #: The most of one answer read: a page is a few MB; something far larger at the URL
+        #: (a mirror, a video, a hostile host) is refused, not held in memory.
+        self.max_page_bytes = max_page_bytes
         self.backoff = backoff
         #: Tries per request, the first one included; between two, ``backoff``'s wait.
         self.attempts = attempts
@@ -371,6 +381,29 @@ class Puller:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _fetch(
+        self, url: str, params: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """``(status, headers, body)`` of one GET, the body read no further than a page may be
+        (``max_page_bytes``; ``PullError`` past it) or, for an error, than its message."""
+        with self.client.stream("GET", url, params=params, headers=headers) as response:
+            status = response.status_code
+            cap = self.max_page_bytes if status == 200 else ERROR_BODY_BYTES
+            declared = response.headers.get("content-length", "")
+            if status == 200 and declared.isdigit() and int(declared) > cap:
+                raise PullError(f"{url}: an answer of {declared} bytes, larger than {cap} bytes")
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > cap:
+                    if status != 200:
+                        break  # only the message is wanted
+                    raise PullError(
+                        f"{url}: the answer is larger than {cap} bytes (not a kiosk's page?"
+                        " a smaller page size?)"
+                    )
+            return status, response.headers, bytes(body[: cap if status != 200 else None])
+
     def _get(
         self, url: str, token: str, params: dict[str, Any], result: PullResult
     ) -> dict[str, Any]:
@@ -381,22 +414,21 @@ class Puller:
                 result.retries += 1
             delay = self.backoff.delay(attempt)
             try:
-                response = self.client.get(url, params=params, headers=headers)
-                status = response.status_code
+                status, response_headers, body = self._fetch(url, params, headers)
                 if status == 200:
-                    page = _loads(response.content)
+                    page = _loads(body)
                     if not isinstance(page, dict):
                         raise PullError(f"{url}: the answer is not a JSON object (not a kiosk?)")
                     return page  # its fields are checked by the caller
                 if status in (401, 403):
-                    raise PullError(f"{url}: {status} {_detail(response)}")
+                    raise PullError(f"{url}: {status} {_detail(body)}")
                 if status == 429 or status >= 500:
                     problem = f"HTTP {status}"
-                    retry_after = response.headers.get("retry-after", "")
+                    retry_after = response_headers.get("retry-after", "")
                     if status == 429 and retry_after.isdigit():
                         delay = min(self.backoff.cap_s, max(delay, float(retry_after)))
                 else:
-                    raise PullError(f"{url}: HTTP {status} {_detail(response)}")
+                    raise PullError(f"{url}: HTTP {status} {_detail(body)}")
             except (httpx.TransportError, ValueError) as exc:
                 # ValueError: a body cut short mid-JSON is a network problem too.
                 problem = type(exc).__name__
@@ -483,12 +515,13 @@ class Puller:
         return [self.pull(url, token) for url, token in sources]
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(body: bytes) -> str:
     try:
-        detail = response.json().get("detail")
+        found = json.loads(body)
     except ValueError:
-        detail = None
-    return str(detail)[:200] if isinstance(detail, str) else ""
+        return ""
+    detail = found.get("detail") if isinstance(found, dict) else None
+    return detail[:200] if isinstance(detail, str) else ""
 
 
 def pull(

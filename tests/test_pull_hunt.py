@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from test_pull import Network, add_events, kiosk_rows, make_kiosk, target_rows
 
-from office.pull import ChainError, pull
+from office.pull import ChainError, PullError, pull
 
 
 @pytest.fixture
@@ -56,3 +57,55 @@ def test_a_kiosk_that_does_not_say_its_head_is_not_taken_for_a_replaced_log(kios
     net = Network(kiosk, faults=lambda request: without_last)
     again = pull("http://gate-1", kiosk.token, target, client=net.client())
     assert (again.fetched, again.last_seq) == (0, 40)
+
+
+class Endless:
+    """A body of ``chunks`` 64 KiB pieces that counts how many were read (a kiosk URL that
+    points at something huge: a mirror, a video, a hostile host on the LAN)."""
+
+    def __init__(self, chunks: int) -> None:
+        self.chunks = chunks
+        self.read = 0
+
+    def __iter__(self):
+        for _ in range(self.chunks):
+            self.read += 1
+            yield b" " * 65536
+
+
+def test_an_answer_larger_than_the_page_cap_is_refused_without_reading_it_all(tmp_path):
+    body = Endless(400)  # 25 MiB of nothing
+
+    def huge(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=iter(body))
+
+    client = httpx.Client(transport=httpx.MockTransport(huge))
+    waits: list[float] = []
+    with pytest.raises(PullError, match="larger than 1048576 bytes"):
+        pull(
+            "http://gate-1", "t", tmp_path / "c.db", client=client, sleep=waits.append,
+            max_page_bytes=1 << 20,
+        )  # fmt: skip
+    assert body.read <= 17  # 1 MiB and the piece that crossed it, not 25 MiB
+    assert waits == []  # a body too large is not a network hiccup: not tried again
+
+
+def test_an_error_answer_is_read_only_as_far_as_its_message(tmp_path):
+    body = Endless(400)
+
+    def huge(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(403, content=iter(body))
+
+    client = httpx.Client(transport=httpx.MockTransport(huge))
+    with pytest.raises(PullError, match="403"):
+        pull("http://gate-1", "t", tmp_path / "c.db", client=client)
+    assert body.read <= 2
+
+
+def test_a_page_under_the_cap_is_pulled_as_before(kiosk, tmp_path):
+    target = tmp_path / "central.db"
+    result = pull(
+        "http://gate-1", kiosk.token, target, client=Network(kiosk).client(),
+        max_page_bytes=1 << 20,
+    )  # fmt: skip
+    assert result.fetched == 40 and target_rows(target) == kiosk_rows(kiosk)
