@@ -217,14 +217,19 @@ def check_page(rows: list[dict[str, Any]], kiosk_id: str, after: int, prev_hash:
                 f"seq {seq}: prev_hash does not match the hash of seq {last_seq}"
                 " (the kiosk's log differs from the copy already pulled)"
             )
-        if fast_event_hash(row) != row.get("hash"):
+        claimed = row.get("hash")
+        if not isinstance(claimed, str):
+            # Checked first: a row the fast path steps aside for (None) must not pass by
+            # having no hash either.
+            raise ChainError(f"seq {seq}: the row carries no hash")
+        if fast_event_hash(row) != claimed:
             try:
                 computed = event_hash(row)
             except CanonicalError as exc:
                 raise ChainError(f"seq {seq}: {exc}") from None
-            if computed != row.get("hash"):
+            if computed != claimed:
                 raise ChainError(f"seq {seq}: hash does not match the row's content")
-        last_seq, last_hash = seq, row["hash"]
+        last_seq, last_hash = seq, claimed
 
 
 def log_shorter_than_copy(held_seq: int, head_seq: int) -> ChainError:
@@ -436,17 +441,34 @@ class Puller:
                 self.sleep(delay)
         raise PullError(f"{url}: giving up after {self.attempts} tries ({problem})")
 
+    def _page(
+        self, url: str, token: str, params: dict[str, Any], result: PullResult
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """One page's ``(events, last)``: a list of objects and the head seq (None when the
+        kiosk does not say); ``PullError`` for an answer of another shape."""
+        page = self._get(url, token, params, result)
+        rows, head = page.get("events"), page.get("last")
+        if not isinstance(rows, list):
+            raise PullError(f"{url}: response has no events list")
+        if not all(isinstance(row, dict) for row in rows):
+            raise PullError(f"{url}: an event that is not a JSON object (not a kiosk?)")
+        if head is not None and (type(head) is not int or head < 0):
+            raise PullError(f"{url}: 'last' is {str(head)[:40]!r}, not a seq (not a kiosk?)")
+        return rows, head
+
     def pull(self, url: str, token: str) -> PullResult:
         base = normalise_url(url)
         endpoint = base + "/api/v1/events"
         kiosk_id = self.target.source_kiosk(base)
         result = PullResult(base, kiosk_id)
         if kiosk_id is None:
-            probe = self._get(endpoint, token, {"after": 0, "limit": 1}, result)
-            result.head_seq = int(probe.get("last", 0) or 0)
-            if not probe.get("events"):
+            first, head = self._page(endpoint, token, {"after": 0, "limit": 1}, result)
+            result.head_seq = head or 0
+            if not first:
                 return result  # an empty kiosk: nothing to pull yet
-            kiosk_id = result.kiosk_id = str(probe["events"][0]["kiosk_id"])
+            if not isinstance(first[0].get("kiosk_id"), str):
+                raise PullError(f"{endpoint}: an event without a kiosk_id (not a kiosk?)")
+            kiosk_id = result.kiosk_id = first[0]["kiosk_id"]
         after, last_hash = self.target.tail(kiosk_id)
         start = after
         # Pages are fetched (and parsed) one ahead on a helper thread while this thread checks
@@ -458,20 +480,18 @@ class Puller:
             try:
                 while not stop.is_set():
                     params = {"after": after, "limit": self.page_size}
-                    page = self._get(endpoint, token, params, result)
-                    rows = page.get("events")
-                    if not isinstance(rows, list):
-                        raise PullError(f"{endpoint}: response has no events list")
-                    total = int(page.get("last", 0) or 0)
+                    rows, head = self._page(endpoint, token, params, result)
+                    total = head or 0
                     result.head_seq = max(result.head_seq, total)
                     if not rows:
-                        if "last" in page and total < after:
-                            raise log_shorter_than_copy(after, total)
+                        if head is not None and head < after:
+                            raise log_shorter_than_copy(after, head)
                         break
                     pages.put((rows, total))
-                    after = rows[-1].get("seq") if isinstance(rows[-1].get("seq"), int) else after
-                    if after >= total:
-                        break
+                    seq = rows[-1].get("seq")
+                    if type(seq) is not int or seq >= total:
+                        break  # the end, or a page the writing thread refuses
+                    after = seq
                 pages.put(None)
             except BaseException as exc:  # handed to the writing thread, raised there
                 pages.put(exc)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from test_pull import Network, add_events, kiosk_rows, make_kiosk, target_rows
@@ -109,3 +111,41 @@ def test_a_page_under_the_cap_is_pulled_as_before(kiosk, tmp_path):
         max_page_bytes=1 << 20,
     )  # fmt: skip
     assert result.fetched == 40 and target_rows(target) == kiosk_rows(kiosk)
+
+
+GENESIS = "0" * 64
+
+
+def _answering(body: dict) -> httpx.Client:
+    content = json.dumps(body).encode()
+    return httpx.Client(
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, content=content))
+    )
+
+
+def test_a_row_without_a_hash_is_refused_not_taken_unchecked(tmp_path):
+    # An odd value (a float mono_ns) sends the row past the fast hash; with no hash of its
+    # own, "no fast hash" == "no hash" and the row went in unverified (or a KeyError).
+    row = {"kiosk_id": "k", "seq": 1, "prev_hash": GENESIS, "hash": None, "mono_ns": 1.5,
+           "decision": "pass", "reasons": ["ok"], "flags": []}  # fmt: skip
+    target = tmp_path / "c.db"
+    for shown in (row, {k: v for k, v in row.items() if k != "hash"}):
+        with pytest.raises(ChainError, match="seq 1: "):
+            pull("http://k", "t", target, client=_answering({"events": [shown], "last": 1}))
+    assert target_rows(target) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"events": [1], "last": 1},
+        {"events": [None]},
+        {"events": [["k", 1]], "last": 1},
+        {"events": [{"kiosk_id": "k", "seq": 1}], "last": "abc"},
+        {"events": [{"kiosk_id": "k", "seq": 1}], "last": [1]},
+        {"events": [], "last": {"seq": 1}},
+    ],
+)
+def test_an_answer_that_is_not_a_kiosk_page_is_a_pull_error_not_a_traceback(tmp_path, body):
+    with pytest.raises(PullError):
+        pull("http://k", "t", tmp_path / "c.db", client=_answering(body), attempts=1)
