@@ -178,6 +178,9 @@ class ScreenAccess:
             address = ipaddress.ip_address(host)
         except ValueError:
             return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            # A dual-stack listener (web.host "::") sees 127.0.0.1 as ::ffff:127.0.0.1.
+            address = address.ipv4_mapped
         return any(address in network for network in self.networks)
 
     def key_matches(self, presented: str | None) -> bool:

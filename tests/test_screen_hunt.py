@@ -1,0 +1,32 @@
+"""Kiosk screen defects found by the defect hunt."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.requests import Request
+
+from ui.kiosk_screen import ScreenAccess
+
+DEFAULT_SCREEN = ("127.0.0.1", "::1")  # web.screen_addresses' default
+
+
+def _from(host: str) -> Request:
+    return Request({"type": "http", "client": (host, 50000), "headers": []})
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "::ffff:127.0.0.1"])
+def test_the_kiosk_browser_on_a_dual_stack_listener_is_its_own_screen(host):
+    # With web.host = "::" the kiosk's browser at http://127.0.0.1:8000/kiosk (the URL the
+    # daemon prints) arrives as ::ffff:127.0.0.1; it got 403, a blank kiosk screen.
+    assert ScreenAccess(DEFAULT_SCREEN, None).local(_from(host))
+
+
+@pytest.mark.parametrize("host", ["192.168.1.50", "::ffff:192.168.1.50", "fe80::1", "nonsense"])
+def test_the_lan_stays_outside_whichever_way_its_address_is_written(host):
+    assert not ScreenAccess(DEFAULT_SCREEN, None).local(_from(host))
+
+
+def test_a_mapped_lan_address_listed_as_ipv4_is_a_screen():
+    access = ScreenAccess(("192.168.1.50",), None)
+    assert access.local(_from("::ffff:192.168.1.50"))
+    assert not access.local(_from("::ffff:192.168.1.51"))
