@@ -36,3 +36,64 @@ def test_every_url_the_demo_prints_is_served(real, capsys):
     # "(docs: .../docs)" was printed, and /docs is not served (no Swagger page: it loads
     # its scripts from a CDN): a 404 for whoever follows the demo's own hint.
     assert [p for p in paths if client.get(p).status_code == 404] == []
+
+
+def _bulk_events(store, n: int) -> None:
+    """``n`` more events copied from the first one (reasons varied), written straight into the
+    table: a year of a busy gate without a year of commits. The chain is not the point here."""
+    import sqlite3
+
+    conn = sqlite3.connect(store.path)
+    try:
+        cols = [c[1] for c in conn.execute("PRAGMA table_info(events)")]
+        first = conn.execute("SELECT * FROM events ORDER BY seq LIMIT 1").fetchone()
+        at = {name: cols.index(name) for name in ("seq", "id", "reasons", "decision")}
+        top = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
+        rows = []
+        for seq in range(top + 1, top + n + 1):
+            row = list(first)
+            row[at["seq"]], row[at["id"]] = seq, f"bulk-{seq}"
+            if seq % 7 == 0:
+                row[at["decision"]], row[at["reasons"]] = "deny", '["fever","quarantined"]'
+            rows.append(row)
+        marks = ", ".join("?" for _ in cols)
+        conn.executemany(f"INSERT INTO events VALUES ({marks})", rows)  # noqa: S608
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def test_the_first_metrics_scrape_of_a_long_log_reads_counts_not_every_row(tmp_path, clock):
+    import tracemalloc
+
+    from support import reporting_log
+
+    from kiosk.store import EventDraft
+    from ui.api import DecisionCounter
+
+    store = reporting_log(tmp_path / "k.db", clock)
+    try:
+        store.append(EventDraft(direction="in", decision="pass", reasons=("ok",), temp_c=36.5))
+        _bulk_events(store, 69_999)
+        counter = DecisionCounter()
+        tracemalloc.start()
+        try:
+            counter.update(store)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        # Before: every (seq, decision, reasons) of the log as Python objects at once, ~20 MB
+        # here and hundreds of MB for a busy gate's year, on /metrics (public by default).
+        assert peak < 2_000_000
+        assert counter.after_seq == 70_000
+        assert dict(counter.by_reason) == {
+            ("pass", "ok"): 60_000,
+            ("deny", "fever"): 10_000,
+            ("deny", "quarantined"): 10_000,
+        }
+        store.append(EventDraft(direction="out", decision="deny", reasons=("passback",)))
+        counter.update(store)  # incremental: only the new event
+        assert counter.after_seq == 70_001 and counter.by_reason[("deny", "passback")] == 1
+        assert counter.by_reason[("pass", "ok")] == 60_000
+    finally:
+        store.close()

@@ -277,10 +277,10 @@ class DecisionCounter:
 
     def update(self, log: queries.Readable) -> None:
         with self._lock:
-            for seq, decision, reasons in queries.decisions_after(log, self.after_seq):
-                for reason in reasons:
-                    self.by_reason[(decision, reason)] += 1
-                self.after_seq = seq
+            head, counts = queries.decision_counts(log, self.after_seq)
+            for decision, reason, n in counts:
+                self.by_reason[(decision, reason)] += n
+            self.after_seq = head
 
 
 def _label(value: object) -> str:
