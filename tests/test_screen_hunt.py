@@ -30,3 +30,35 @@ def test_a_mapped_lan_address_listed_as_ipv4_is_a_screen():
     access = ScreenAccess(("192.168.1.50",), None)
     assert access.local(_from("::ffff:192.168.1.50"))
     assert not access.local(_from("::ffff:192.168.1.51"))
+
+
+@pytest.fixture
+def lan_client(tmp_path, clock):
+    from fastapi.testclient import TestClient
+
+    from checkpoint.app import build_core
+    from kiosk.config import parse_config
+    from ui.app import create_app
+
+    core = build_core(parse_config({"site": {"direction_from": "screen"}}), tmp_path / "d", clock)
+    try:
+        # Raised server errors come back as 500s, as uvicorn answers them.
+        yield TestClient(create_app(core), client=("192.168.1.50", 40000),
+                         raise_server_exceptions=False)  # fmt: skip
+    finally:
+        core.store.close()
+        core.devices.close()
+
+
+@pytest.mark.parametrize("path", ["/kiosk/pair", "/kiosk/direction"])
+def test_a_deeply_nested_body_is_refused_not_a_500(lan_client, path):
+    # 1,000 "[" fit under /kiosk/pair's 1 KiB cap, and the JSON decoder's recursion limit
+    # turned them into a 500 with a traceback in the log, from anyone on the LAN.
+    body = "[" * 1000 if path == "/kiosk/pair" else "[" * 250
+    response = lan_client.post(
+        path,
+        content=body,
+        headers={"Origin": "http://testserver", "Content-Type": "application/json"},
+    )
+    assert response.status_code < 500
+    assert response.status_code in ((401,) if path == "/kiosk/pair" else (403,))

@@ -386,7 +386,7 @@ async def json_object(request: Request, limit: int) -> dict[str, Any] | None:
     raw = await read_small_body(request, limit)
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." within the cap
         return None
     return body if isinstance(body, dict) else None
 
