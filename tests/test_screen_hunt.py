@@ -62,3 +62,9 @@ def test_a_deeply_nested_body_is_refused_not_a_500(lan_client, path):
     )
     assert response.status_code < 500
     assert response.status_code in ((401,) if path == "/kiosk/pair" else (403,))
+
+
+@pytest.mark.parametrize("name", ["a" * 300 + ".css", "b" * 5000 + ".js"])
+def test_a_static_name_too_long_for_the_file_system_is_404_not_500(lan_client, name):
+    # /static is public: is_file() raised OSError (ENAMETOOLONG), a 500 from the LAN.
+    assert lan_client.get(f"/static/{name}").status_code == 404

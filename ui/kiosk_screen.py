@@ -75,6 +75,9 @@ STATIC_TYPES = {
 }
 
 
+#: The longest static file name: a longer one is no file of ours, and the file system would
+#: answer it with ENAMETOOLONG (an OSError, not "no such file").
+STATIC_NAME_MAX = 128
 #: How often an SSE stream asks whether its client is gone (the response notices it too).
 DISCONNECT_CHECK_S = 1.0
 PREVIEW_MAX_FPS = 4.0
@@ -370,6 +373,7 @@ def static(name: str) -> Response:
         "/" in name
         or "\\" in name
         or name.startswith(".")
+        or len(name) > STATIC_NAME_MAX
         or path.suffix not in STATIC_TYPES
         or not path.is_file()
     ):
