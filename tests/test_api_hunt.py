@@ -97,3 +97,36 @@ def test_the_first_metrics_scrape_of_a_long_log_reads_counts_not_every_row(tmp_p
         assert counter.by_reason[("pass", "ok")] == 60_000
     finally:
         store.close()
+
+
+def test_a_csv_export_stops_at_the_head_its_audit_row_names(tmp_path, clock, monkeypatch):
+    import csv
+    import io
+
+    from test_api import bearer, client_for, draft, make_core
+
+    from ui import api as api_module
+
+    core = make_core(tmp_path, clock, {"max_page": 4})
+    try:
+        for i in range(10):
+            core.store.append(draft(i))
+        real_read = api_module.read_events
+        calls = []
+
+        def read_while_the_gate_decides(db, after, limit):
+            calls.append(after)
+            if len(calls) == 1:  # people keep passing while the office downloads
+                for i in range(5):
+                    core.store.append(draft(100 + i))
+            return real_read(db, after, limit)
+
+        monkeypatch.setattr(api_module, "read_events", read_while_the_gate_decides)
+        response = client_for(core).get("/api/v1/events.csv", headers=bearer(core))
+        seqs = [int(r["seq"]) for r in csv.DictReader(io.StringIO(response.text))]
+        audit = core.store.audits(after_seq=0)[-1]
+        assert audit["action"] == "export_csv" and audit["detail"]["head"] == 10
+        # Before: seqs 1..15 went out under an audit row that says the export ended at 10.
+        assert seqs == list(range(1, 11))
+    finally:
+        core.store.close()

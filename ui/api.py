@@ -583,23 +583,30 @@ def events_csv(
     )  # fmt: skip
     kiosk_id = state.core.config.site.kiosk_id
     return StreamingResponse(
-        csv_rows(store, after, limit, allowed, state.max_page),
+        csv_rows(store, after, limit, allowed, state.max_page, through),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{kiosk_id}-events.csv"'},
     )
 
 
 def csv_rows(
-    store: EventLog, after: int, limit: int, allowed: frozenset[str], page: int
+    store: EventLog,
+    after: int,
+    limit: int,
+    allowed: frozenset[str],
+    page: int,
+    through: int = MAX_SEQ,
 ) -> Iterator[str]:
-    """The CSV export: a header, then at most ``limit`` masked events after ``after``, read
-    ``page`` at a time."""
+    """The CSV export: a header, then at most ``limit`` masked events after ``after`` and up
+    to ``through`` (the head its audit row names: events decided while it streams are the
+    next export's), read ``page`` at a time."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(EVENT_FIELDS)
     cursor, sent = after, 0
-    while sent < limit:
+    while sent < limit and cursor < through:
         batch = read_events(store.reader(), cursor, min(page, limit - sent))
+        batch = [row for row in batch if row["seq"] <= through]
         if not batch:
             break
         for row in batch:
