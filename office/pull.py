@@ -434,6 +434,8 @@ class Puller:
                         delay = min(self.backoff.cap_s, max(delay, float(retry_after)))
                 else:
                     raise PullError(f"{url}: HTTP {status} {_detail(body)}")
+            except httpx.InvalidURL as exc:  # e.g. "host:1:2": no try will ever reach it
+                raise PullError(f"{url}: not a usable URL ({exc})") from None
             except (httpx.TransportError, ValueError) as exc:
                 # ValueError: a body cut short mid-JSON is a network problem too.
                 problem = type(exc).__name__

@@ -149,3 +149,15 @@ def test_a_row_without_a_hash_is_refused_not_taken_unchecked(tmp_path):
 def test_an_answer_that_is_not_a_kiosk_page_is_a_pull_error_not_a_traceback(tmp_path, body):
     with pytest.raises(PullError):
         pull("http://k", "t", tmp_path / "c.db", client=_answering(body), attempts=1)
+
+
+def test_a_url_httpx_cannot_use_is_one_line_not_a_traceback(tmp_path, capsys):
+    from checkpoint.cli import main
+
+    # "host:port:port" passes the URL check (it has a scheme and a netloc) and httpx then
+    # raised InvalidURL, which is neither a PullError nor a network error: a traceback.
+    with pytest.raises(PullError, match="not a usable URL"):
+        pull("http://gate-1:8000:99", "t", tmp_path / "c.db")
+    code = main(["pull", "http://gate-1:8000:99", "--token", "t", "--into", str(tmp_path / "c.db")])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err and "not a usable URL" in err
