@@ -130,3 +130,28 @@ def test_a_csv_export_stops_at_the_head_its_audit_row_names(tmp_path, clock, mon
         assert seqs == list(range(1, 11))
     finally:
         core.store.close()
+
+
+def test_polling_a_gate_with_nothing_new_writes_no_audit_rows(tmp_path, clock):
+    from test_api import bearer, client_for, draft, make_core
+
+    core = make_core(tmp_path, clock)
+    try:
+        for i in range(3):
+            core.store.append(draft(i))
+        client, headers = client_for(core), bearer(core)
+        assert client.get("/api/v1/events", headers=headers).json()["next"] == 3
+        before = core.store.last_audit_seq
+        # The collector asks every poll_interval_s (10 s by default) after the last seq it
+        # holds: each empty answer was a FULL-sync, hash-chained audit row on the gate's one
+        # writer, 8,640 a day that exported nothing.
+        for _ in range(10):
+            page = client.get("/api/v1/events", params={"after": 3}, headers=headers).json()
+            assert page["events"] == [] and page["last"] == 3
+        assert core.store.last_audit_seq == before
+        core.store.append(draft(9))
+        client.get("/api/v1/events", params={"after": 3}, headers=headers)
+        rows = core.store.audits(after_seq=before)
+        assert [(r["action"], r["detail"]["count"]) for r in rows] == [("export_events", 1)]
+    finally:
+        core.store.close()

@@ -536,17 +536,18 @@ def events(
     ndjson = NDJSON in request.headers.get("accept", "")
     core = state.core
     body, count, next_seq, _ = core.pages.build(core.store, after, count_max, allowed, ndjson)
-    state.audit(
-        token,
-        "export_events",
-        {
-            "format": "ndjson" if ndjson else "json",
-            "after": after,
-            "through": next_seq,
-            "count": count,
-            "fields": sorted(allowed),
-        },
-    )
+    if count:  # a poll with nothing new exports nothing: no audit row (a write, fsynced)
+        state.audit(
+            token,
+            "export_events",
+            {
+                "format": "ndjson" if ndjson else "json",
+                "after": after,
+                "through": next_seq,
+                "count": count,
+                "fields": sorted(allowed),
+            },
+        )
     if ndjson:
 
         def chunks() -> Iterator[bytes]:
