@@ -68,3 +68,49 @@ def test_a_deeply_nested_body_is_refused_not_a_500(lan_client, path):
 def test_a_static_name_too_long_for_the_file_system_is_404_not_500(lan_client, name):
     # /static is public: is_file() raised OSError (ENAMETOOLONG), a 500 from the LAN.
     assert lan_client.get(f"/static/{name}").status_code == 404
+
+
+KEY = "a-screen-key-of-16+chars"
+
+
+@pytest.fixture
+def keyed(tmp_path, clock, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from checkpoint.app import build_core
+    from kiosk.config import parse_config
+    from ui.app import create_app
+
+    monkeypatch.setenv("KIOSK_SCREEN_KEY", KEY)
+    core = build_core(parse_config({"web": {"login_attempts_per_min": 5}}), tmp_path / "d", clock)
+    try:
+        app = create_app(core)
+        yield lambda host: TestClient(app, client=(host, 40000))
+    finally:
+        core.store.close()
+        core.devices.close()
+
+
+def _pair(client, key: str):
+    return client.post("/kiosk/pair", json={"key": key}, headers={"Origin": "http://testserver"})
+
+
+def test_guessing_the_screen_key_is_limited_per_address(keyed, clock):
+    lan, other = keyed("192.168.1.66"), keyed("192.168.1.67")
+    # Before: no limit at all, so a LAN host could try keys as fast as the kiosk answers
+    # (a won guess shows it the live screen and the camera's frames, with pass codes).
+    assert [_pair(lan, f"guess-{i}-xxxxxxxxxxxx").status_code for i in range(5)] == [401] * 5
+    refused = _pair(lan, KEY)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert lan.get("/kiosk", headers={"X-Kiosk-Screen": KEY}).status_code == 429
+    assert _pair(other, KEY).status_code == 200  # another address is not locked out
+    clock.advance(61)
+    assert _pair(lan, KEY).status_code == 200
+
+
+def test_wrong_keys_in_the_header_count_as_guesses_too(keyed):
+    lan = keyed("192.168.1.68")
+    for i in range(5):
+        assert lan.get("/kiosk", headers={"X-Kiosk-Screen": f"nope-{i}"}).status_code == 403
+    assert lan.get("/kiosk", headers={"X-Kiosk-Screen": KEY}).status_code == 429
+    assert lan.get("/kiosk").status_code == 403  # no key at all: just not a screen
