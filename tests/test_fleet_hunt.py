@@ -59,3 +59,48 @@ def test_a_row_whose_ts_is_no_timestamp_is_a_pull_error_not_a_crash(tmp_path, cl
         assert target.write_page("http://gate-1", "gate-1", rows[:1]) == 1  # still usable
     finally:
         target.close()
+
+
+def test_the_list_bundle_can_be_kept_from_anyone_without_the_gates_token(
+    tmp_path, clock, pg_dsn, monkeypatch
+):
+    import httpx
+
+    from kiosk.passes import load_private_key, new_key_pair
+    from office.collector import StatusServer
+    from office.listsync import publish_bundle
+
+    key_path, _ = new_key_pair(tmp_path / "office", "office")
+    bundle = tmp_path / "bundle.json"
+    lists = {"quarantine": [{"household": "3-201", "holder": "王秀英",
+                             "from": "2026-03-01", "until": "2026-03-14"}]}  # fmt: skip
+    publish_bundle(load_private_key(key_path), lists, bundle, now=clock.now())
+    monkeypatch.setenv("TOKEN", "unused")
+    monkeypatch.setenv("LISTS_TOKEN", "the-gates-token-0123456789")
+    config = CollectorConfig.model_validate(
+        {"kiosks": [{"url": "http://gate-1", "token_env": "TOKEN"}],
+         "lists_bundle_file": str(bundle), "lists_token_env": "LISTS_TOKEN"}
+    )  # fmt: skip
+    collector = Collector(config, pg_dsn)
+    server = StatusServer(collector, "127.0.0.1", 0)
+    server.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=10) as http:
+            # Before: no way to protect it; anyone who could reach the gates' URL read which
+            # households and people are in home quarantine.
+            anyone = http.get("/lists/bundle")
+            assert anyone.status_code == 401 and "王秀英" not in anyone.text
+            assert anyone.headers["www-authenticate"] == "Bearer"
+            wrong = http.get("/lists/bundle", headers={"Authorization": "Bearer guess"})
+            assert wrong.status_code == 401
+            good = {"Authorization": "Bearer the-gates-token-0123456789"}
+            gate = http.get("/lists/bundle", headers=good)
+            assert gate.status_code == 200 and gate.content == bundle.read_bytes()
+            etag = {"If-None-Match": gate.headers["etag"]}
+            assert http.get("/lists/bundle", headers=etag).status_code == 401
+            assert http.get("/lists/bundle", headers={**good, **etag}).status_code == 304
+            monkeypatch.delenv("LISTS_TOKEN")  # named but unset: refused, not served to all
+            assert http.get("/lists/bundle", headers=good).status_code == 401
+    finally:
+        server.stop()
+        collector.stop()
