@@ -68,6 +68,14 @@ class PullError(Exception):
     """The pull could not complete; what is already written stays (resume later)."""
 
 
+class PageTooLarge(PullError):
+    """The kiosk refuses the page size: its ``web.max_page`` is ``max_limit``."""
+
+    def __init__(self, message: str, max_limit: int) -> None:
+        super().__init__(message)
+        self.max_limit = max_limit
+
+
 class ChainError(PullError):
     """The pulled rows do not continue the chain the target holds (or a hash is wrong)."""
 
@@ -427,6 +435,8 @@ class Puller:
                     return page  # its fields are checked by the caller
                 if status in (401, 403):
                     raise PullError(f"{url}: {status} {_detail(body)}")
+                if status == 422:
+                    raise _refused(url, body)
                 if status == 429 or status >= 500:
                     problem = f"HTTP {status}"
                     retry_after = response_headers.get("retry-after", "")
@@ -458,19 +468,25 @@ class Puller:
             raise PullError(f"{url}: 'last' is {str(head)[:40]!r}, not a seq (not a kiosk?)")
         return rows, head
 
+    def _probe(self, endpoint: str, token: str, result: PullResult) -> str | None:
+        """A kiosk pulled for the first time: its id, from its first event (None when it has
+        none yet)."""
+        first, head = self._page(endpoint, token, {"after": 0, "limit": 1}, result)
+        result.head_seq = head or 0
+        if not first:
+            return None
+        if not isinstance(first[0].get("kiosk_id"), str):
+            raise PullError(f"{endpoint}: an event without a kiosk_id (not a kiosk?)")
+        result.kiosk_id = first[0]["kiosk_id"]
+        return result.kiosk_id
+
     def pull(self, url: str, token: str) -> PullResult:
         base = normalise_url(url)
         endpoint = base + "/api/v1/events"
-        kiosk_id = self.target.source_kiosk(base)
-        result = PullResult(base, kiosk_id)
+        result = PullResult(base, self.target.source_kiosk(base))
+        kiosk_id = result.kiosk_id or self._probe(endpoint, token, result)
         if kiosk_id is None:
-            first, head = self._page(endpoint, token, {"after": 0, "limit": 1}, result)
-            result.head_seq = head or 0
-            if not first:
-                return result  # an empty kiosk: nothing to pull yet
-            if not isinstance(first[0].get("kiosk_id"), str):
-                raise PullError(f"{endpoint}: an event without a kiosk_id (not a kiosk?)")
-            kiosk_id = result.kiosk_id = first[0]["kiosk_id"]
+            return result  # an empty kiosk: nothing to pull yet
         after, last_hash = self.target.tail(kiosk_id)
         start = after
         # Pages are fetched (and parsed) one ahead on a helper thread while this thread checks
@@ -479,10 +495,17 @@ class Puller:
         stop = threading.Event()
 
         def fetch(after: int) -> None:
+            limit = self.page_size
             try:
                 while not stop.is_set():
-                    params = {"after": after, "limit": self.page_size}
-                    rows, head = self._page(endpoint, token, params, result)
+                    params = {"after": after, "limit": limit}
+                    try:
+                        rows, head = self._page(endpoint, token, params, result)
+                    except PageTooLarge as exc:
+                        if not 1 <= exc.max_limit < limit:
+                            raise
+                        limit = exc.max_limit  # the kiosk's web.max_page
+                        continue
                     total = head or 0
                     result.head_seq = max(result.head_seq, total)
                     if not rows:
@@ -538,12 +561,31 @@ class Puller:
 
 
 def _detail(body: bytes) -> str:
+    """The error's ``detail``: a message, or the first problem of a validation error
+    (``query.limit: Input should be ...``)."""
     try:
         found = json.loads(body)
     except ValueError:
         return ""
     detail = found.get("detail") if isinstance(found, dict) else None
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        loc = detail[0].get("loc")
+        where = ".".join(map(str, loc)) if isinstance(loc, list) else "?"
+        detail = f"{where}: {detail[0].get('msg')}"
     return detail[:200] if isinstance(detail, str) else ""
+
+
+def _refused(url: str, body: bytes) -> PullError:
+    """A 422: ``PageTooLarge`` when it is the page size (the kiosk's ``web.max_page`` is
+    lower), else the refusal in words."""
+    message = f"{url}: HTTP 422 {_detail(body)}"
+    try:
+        first = json.loads(body)["detail"][0]
+        if first["loc"] == ["query", "limit"] and type(first["ctx"]["le"]) is int:
+            return PageTooLarge(message, first["ctx"]["le"])
+    except (ValueError, LookupError, TypeError):
+        pass
+    return PullError(message)
 
 
 def pull(

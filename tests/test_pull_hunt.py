@@ -161,3 +161,32 @@ def test_a_url_httpx_cannot_use_is_one_line_not_a_traceback(tmp_path, capsys):
     code = main(["pull", "http://gate-1:8000:99", "--token", "t", "--into", str(tmp_path / "c.db")])
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err and "not a usable URL" in err
+
+
+def test_a_page_size_above_the_kiosks_max_page_is_lowered_to_it_not_a_bare_422(tmp_path, clock):
+    from support import kiosk_api
+
+    gate = kiosk_api(tmp_path / "g.db", "gate-1", clock)
+    try:
+        add_events(gate, 30)
+        gate.app.state.api.max_page = 7  # web.max_page = 7 at this gate
+        net = Network(gate)
+        # Before: "HTTP 422 " and nothing else, on every pull, for a page size the gate's
+        # web.max_page does not allow (kiosk pull --page, the collector's page_size).
+        result = pull("http://gate-1", gate.token, tmp_path / "c.db", client=net.client(),
+                      page_size=10)  # fmt: skip
+        assert (result.fetched, result.last_seq) == (30, 30)
+        assert target_rows(tmp_path / "c.db") == kiosk_rows(gate)
+    finally:
+        gate.store.close()
+
+
+def test_a_refusal_the_pull_cannot_adapt_to_says_why(tmp_path):
+    body = {"detail": [{"loc": ["query", "after"], "msg": "Input should be a valid integer"}]}
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(422, json=body)
+
+    client = httpx.Client(transport=httpx.MockTransport(refuse))
+    with pytest.raises(PullError, match="HTTP 422 query.after: Input should be a valid integer"):
+        pull("http://gate-1", "t", tmp_path / "c.db", client=client)
