@@ -419,12 +419,21 @@ def _epoch(iso: str | None) -> float | None:
     return None if iso is None else round(datetime.fromisoformat(iso).timestamp(), 3)
 
 
-class StatusServer:
-    """The collector's own small HTTP server (stdlib, one thread per request)."""
+#: A connection to the status port that has not sent a whole request (or the next one) within
+#: this long is closed: each holds a thread, and the port is on the LAN for the gates' lists.
+STATUS_TIMEOUT_S = 10.0
 
-    def __init__(self, collector: Collector, host: str, port: int) -> None:
+
+class StatusServer:
+    """The collector's own small HTTP server (stdlib, one thread per request; a connection
+    silent for ``timeout_s`` is closed)."""
+
+    def __init__(
+        self, collector: Collector, host: str, port: int, timeout_s: float = STATUS_TIMEOUT_S
+    ) -> None:
         self.collector = collector
         handler = _handler_for(collector)
+        handler.timeout = timeout_s
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None

@@ -104,3 +104,30 @@ def test_the_list_bundle_can_be_kept_from_anyone_without_the_gates_token(
     finally:
         server.stop()
         collector.stop()
+
+
+def test_the_status_port_closes_a_connection_that_sends_nothing(tmp_path, pg_dsn, monkeypatch):
+    import socket
+
+    from office.collector import StatusServer
+
+    monkeypatch.setenv("TOKEN", "unused")
+    config = CollectorConfig.model_validate(
+        {"kiosks": [{"url": "http://gate-1", "token_env": "TOKEN"}]}
+    )
+    collector = Collector(config, pg_dsn)
+    server = StatusServer(collector, "127.0.0.1", 0, timeout_s=0.3)
+    server.start()
+    try:
+        # Before: one thread per connection and no timeout, so idle connections from the LAN
+        # (the gates reach this port for their lists) stayed open, each holding a thread.
+        with socket.create_connection(("127.0.0.1", server.port)) as idle:
+            idle.settimeout(10)
+            assert idle.recv(1) == b""  # closed by the server, well before 10 s
+        with socket.create_connection(("127.0.0.1", server.port)) as slow:
+            slow.settimeout(10)
+            slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # the headers never end
+            assert slow.recv(1) == b""
+    finally:
+        server.stop()
+        collector.stop()
