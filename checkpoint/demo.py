@@ -175,7 +175,7 @@ def print_banner(session: DemoSession) -> None:
                 f"{session.guard_password})",
                 f"  as an admin  : {url}/guard   (login: {session.admin_user} / "
                 f"{session.admin_password})   sees personal data unmasked",
-                f"  API          : {url}/api/v1/health   (docs: {url}/docs)",
+                f"  API          : {url}/api/v1/health   (schema: {url}/openapi.json)",
                 f"  API token    : {session.api_token}   (scopes logs:read stats:read)",
                 f"  data         : {session.core.data_dir}",
                 "Scripted visitors arrive every few seconds on a scripted day that starts at"

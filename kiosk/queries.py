@@ -148,18 +148,39 @@ def list_rows(log: Readable, limit: int = 500) -> dict[str, list[dict[str, Any]]
     }
 
 
-def decisions_after(log: Readable, after_seq: int) -> list[tuple[int, str, list[str]]]:
-    """``(seq, decision, reasons)`` of every event after ``after_seq``, in order (the
-    metrics' incremental count)."""
+def decisions_after(
+    log: Readable, after_seq: int, limit: int = MAX_ROWS
+) -> list[tuple[int, str, list[str]]]:
+    """``(seq, decision, reasons)`` of the events after ``after_seq``, in order, at most
+    ``limit`` of them (counts over a whole log: ``decision_counts``)."""
     rows = _rows(
         log,
-        "SELECT seq, decision, reasons FROM events WHERE seq > ? ORDER BY seq",
-        [max(0, int(after_seq))],
+        "SELECT seq, decision, reasons FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+        [max(0, int(after_seq)), _limit(limit)],
     )
     return [
         (int(r["seq"]), str(r["decision"]), [str(c) for c in json.loads(r["reasons"] or "[]")])
         for r in rows
     ]
+
+
+def decision_counts(log: Readable, after_seq: int) -> tuple[int, list[tuple[str, str, int]]]:
+    """``(head seq, [(decision, reason, count), ...])`` over the events after ``after_seq``
+    up to the head: counted by SQLite, so a first count over a long log holds counts, not
+    every row (the metrics' incremental count)."""
+    head = head_seq(log)
+    after = max(0, int(after_seq))
+    if head <= after:
+        return max(head, after), []
+    rows = _rows(
+        log,
+        "SELECT e.decision AS decision, r.value AS reason, count(*) AS n"
+        " FROM events AS e, json_each(CASE WHEN e.reasons IS NULL OR e.reasons = ''"
+        " THEN '[]' ELSE e.reasons END) AS r"
+        " WHERE e.seq > ? AND e.seq <= ? GROUP BY e.decision, r.value",
+        [after, head],
+    )
+    return head, [(str(r["decision"]), str(r["reason"]), int(r["n"])) for r in rows]
 
 
 def event_by_seq(log: Readable, seq: int) -> dict[str, Any] | None:

@@ -24,9 +24,11 @@ resumes every kiosk from what the database holds.
 
 from __future__ import annotations
 
+import hmac
 import html
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -323,6 +325,19 @@ class Collector:
         with self._lock:
             return [KioskStatus(**s.as_dict()) for s in self._status.values()]
 
+    def bundle_allowed(self, authorization: str | None) -> bool:
+        """Whether a request with this ``Authorization`` may have the list bundle: anyone when
+        no ``lists_token_env`` is configured; else ``Bearer <token>``, compared in constant
+        time, read at each request (a rotated token is picked up). Named but unset: nobody."""
+        env = self.config.lists_token_env
+        if env is None:
+            return True
+        expected = os.environ.get(env, "").strip()
+        if not expected:
+            return False
+        presented = (authorization or "").encode("utf-8", "replace")
+        return hmac.compare_digest(presented, f"Bearer {expected}".encode())
+
     def status_json(self) -> dict[str, Any]:
         bundle = self.bundle.get() if self.bundle is not None else None
         return {
@@ -404,12 +419,21 @@ def _epoch(iso: str | None) -> float | None:
     return None if iso is None else round(datetime.fromisoformat(iso).timestamp(), 3)
 
 
-class StatusServer:
-    """The collector's own small HTTP server (stdlib, one thread per request)."""
+#: A connection to the status port that has not sent a whole request (or the next one) within
+#: this long is closed: each holds a thread, and the port is on the LAN for the gates' lists.
+STATUS_TIMEOUT_S = 10.0
 
-    def __init__(self, collector: Collector, host: str, port: int) -> None:
+
+class StatusServer:
+    """The collector's own small HTTP server (stdlib, one thread per request; a connection
+    silent for ``timeout_s`` is closed)."""
+
+    def __init__(
+        self, collector: Collector, host: str, port: int, timeout_s: float = STATUS_TIMEOUT_S
+    ) -> None:
         self.collector = collector
         handler = _handler_for(collector)
+        handler.timeout = timeout_s
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -466,6 +490,14 @@ def _handler_for(collector: Collector) -> type[BaseHTTPRequestHandler]:
                 self._send(404, b'{"detail":"not found"}', "application/json")
 
         def _bundle(self) -> None:
+            if not collector.bundle_allowed(self.headers.get("Authorization")):
+                self._send(
+                    401,
+                    b'{"detail":"the list bundle needs the kiosks\' bearer token"}',
+                    "application/json",
+                    {"WWW-Authenticate": "Bearer"},
+                )
+                return
             got = collector.bundle.get() if collector.bundle is not None else None
             if got is None:
                 self._send(404, b'{"detail":"no list bundle published"}', "application/json")

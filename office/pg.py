@@ -166,9 +166,20 @@ def _copy_row(row: dict[str, Any]) -> list[Any]:
     for i in _JSON_INDEXES:
         if values[i] is not None:
             values[i] = psycopg.types.json.Jsonb(values[i])
-    ts = row.get("ts")
-    values.append(date.fromisoformat(ts[:10]) if isinstance(ts, str) else None)
+    values.append(_day_of(row))
     return values
+
+
+def _day_of(row: dict[str, Any]) -> date:
+    """The UTC date of a row's ``ts``; ``PullError`` when it is no timestamp (the hash covers
+    whatever the kiosk sent: a malformed one is the kiosk's problem, not the database's)."""
+    ts = row.get("ts")
+    if isinstance(ts, str) and len(ts) >= 10:
+        try:
+            return date.fromisoformat(ts[:10])
+        except ValueError:
+            pass
+    raise PullError(f"seq {row.get('seq')}: ts {str(ts)[:40]!r} is not a UTC timestamp")
 
 
 class PgTarget:
@@ -212,6 +223,7 @@ class PgTarget:
         if not rows:
             return 0
         first = rows[0]
+        staged = [_copy_row(row) for row in rows]  # a malformed row is refused before
         with self._errors(), self.conn.transaction():
             cur = self.conn.cursor()
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [kiosk_id])
@@ -231,8 +243,8 @@ class PgTarget:
                         f" {first['seq'] - 1} held centrally"
                     )
             with cur.copy(f"COPY fleet_stage ({_COLS}) FROM STDIN") as copy:  # noqa: S608
-                for row in rows:
-                    copy.write_row(_copy_row(row))
+                for values in staged:
+                    copy.write_row(values)
             cur.execute(
                 f"INSERT INTO fleet_events ({_COLS}) SELECT {_COLS} FROM fleet_stage"  # noqa: S608
                 " ON CONFLICT (kiosk_id, seq) DO NOTHING"

@@ -68,6 +68,14 @@ class PullError(Exception):
     """The pull could not complete; what is already written stays (resume later)."""
 
 
+class PageTooLarge(PullError):
+    """The kiosk refuses the page size: its ``web.max_page`` is ``max_limit``."""
+
+    def __init__(self, message: str, max_limit: int) -> None:
+        super().__init__(message)
+        self.max_limit = max_limit
+
+
 class ChainError(PullError):
     """The pulled rows do not continue the chain the target holds (or a hash is wrong)."""
 
@@ -87,6 +95,12 @@ class PullResult:
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
 
+
+#: The largest answer a pull reads: 10,000 events with every personal field unmasked are
+#: well under it.
+MAX_PAGE_BYTES = 256 << 20
+#: Of an error answer only this much is read (its message).
+ERROR_BODY_BYTES = 65536
 
 #: The wait between two tries of one request: 0.5 s doubling to 30 s.
 PULL_BACKOFF = Backoff(base_s=0.5, cap_s=30.0)
@@ -211,14 +225,28 @@ def check_page(rows: list[dict[str, Any]], kiosk_id: str, after: int, prev_hash:
                 f"seq {seq}: prev_hash does not match the hash of seq {last_seq}"
                 " (the kiosk's log differs from the copy already pulled)"
             )
-        if fast_event_hash(row) != row.get("hash"):
+        claimed = row.get("hash")
+        if not isinstance(claimed, str):
+            # Checked first: a row the fast path steps aside for (None) must not pass by
+            # having no hash either.
+            raise ChainError(f"seq {seq}: the row carries no hash")
+        if fast_event_hash(row) != claimed:
             try:
                 computed = event_hash(row)
             except CanonicalError as exc:
                 raise ChainError(f"seq {seq}: {exc}") from None
-            if computed != row.get("hash"):
+            if computed != claimed:
                 raise ChainError(f"seq {seq}: hash does not match the row's content")
-        last_seq, last_hash = seq, row["hash"]
+        last_seq, last_hash = seq, claimed
+
+
+def log_shorter_than_copy(held_seq: int, head_seq: int) -> ChainError:
+    """The kiosk's log ends before the row the target holds: it is not the log pulled before
+    (a new SD card, a restored backup). Not "up to date": its new rows would never come."""
+    return ChainError(
+        f"seq {held_seq}: the kiosk's log ends at seq {head_seq}, before the rows already"
+        " pulled (its log was replaced or restored from a backup)"
+    )
 
 
 def _loads(body: bytes) -> Any:
@@ -333,6 +361,7 @@ class Puller:
         sleep: Callable[[float], object] = time.sleep,
         progress: Progress | None = None,
         timeout_s: float = 30.0,
+        max_page_bytes: int = MAX_PAGE_BYTES,
     ) -> None:
         if not 1 <= page_size <= 10000:
             raise ValueError("page_size must be between 1 and 10000")
@@ -344,6 +373,9 @@ class Puller:
         self._own_client = client is None
         self.client = client or httpx.Client(timeout=timeout_s)
         self.page_size = page_size
+        #: The most of one answer read: a page is a few MB; something far larger at the URL
+        #: (a mirror, a video, a hostile host) is refused, not held in memory.
+        self.max_page_bytes = max_page_bytes
         self.backoff = backoff
         #: Tries per request, the first one included; between two, ``backoff``'s wait.
         self.attempts = attempts
@@ -362,6 +394,29 @@ class Puller:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _fetch(
+        self, url: str, params: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """``(status, headers, body)`` of one GET, the body read no further than a page may be
+        (``max_page_bytes``; ``PullError`` past it) or, for an error, than its message."""
+        with self.client.stream("GET", url, params=params, headers=headers) as response:
+            status = response.status_code
+            cap = self.max_page_bytes if status == 200 else ERROR_BODY_BYTES
+            declared = response.headers.get("content-length", "")
+            if status == 200 and declared.isdigit() and int(declared) > cap:
+                raise PullError(f"{url}: an answer of {declared} bytes, larger than {cap} bytes")
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > cap:
+                    if status != 200:
+                        break  # only the message is wanted
+                    raise PullError(
+                        f"{url}: the answer is larger than {cap} bytes (not a kiosk's page?"
+                        " a smaller page size?)"
+                    )
+            return status, response.headers, bytes(body[: cap if status != 200 else None])
+
     def _get(
         self, url: str, token: str, params: dict[str, Any], result: PullResult
     ) -> dict[str, Any]:
@@ -372,22 +427,25 @@ class Puller:
                 result.retries += 1
             delay = self.backoff.delay(attempt)
             try:
-                response = self.client.get(url, params=params, headers=headers)
-                status = response.status_code
+                status, response_headers, body = self._fetch(url, params, headers)
                 if status == 200:
-                    page = _loads(response.content)
+                    page = _loads(body)
                     if not isinstance(page, dict):
                         raise PullError(f"{url}: the answer is not a JSON object (not a kiosk?)")
                     return page  # its fields are checked by the caller
                 if status in (401, 403):
-                    raise PullError(f"{url}: {status} {_detail(response)}")
+                    raise PullError(f"{url}: {status} {_detail(body)}")
+                if status == 422:
+                    raise _refused(url, body)
                 if status == 429 or status >= 500:
                     problem = f"HTTP {status}"
-                    retry_after = response.headers.get("retry-after", "")
+                    retry_after = response_headers.get("retry-after", "")
                     if status == 429 and retry_after.isdigit():
                         delay = min(self.backoff.cap_s, max(delay, float(retry_after)))
                 else:
-                    raise PullError(f"{url}: HTTP {status} {_detail(response)}")
+                    raise PullError(f"{url}: HTTP {status} {_detail(body)}")
+            except httpx.InvalidURL as exc:  # e.g. "host:1:2": no try will ever reach it
+                raise PullError(f"{url}: not a usable URL ({exc})") from None
             except (httpx.TransportError, ValueError) as exc:
                 # ValueError: a body cut short mid-JSON is a network problem too.
                 problem = type(exc).__name__
@@ -395,17 +453,40 @@ class Puller:
                 self.sleep(delay)
         raise PullError(f"{url}: giving up after {self.attempts} tries ({problem})")
 
+    def _page(
+        self, url: str, token: str, params: dict[str, Any], result: PullResult
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """One page's ``(events, last)``: a list of objects and the head seq (None when the
+        kiosk does not say); ``PullError`` for an answer of another shape."""
+        page = self._get(url, token, params, result)
+        rows, head = page.get("events"), page.get("last")
+        if not isinstance(rows, list):
+            raise PullError(f"{url}: response has no events list")
+        if not all(isinstance(row, dict) for row in rows):
+            raise PullError(f"{url}: an event that is not a JSON object (not a kiosk?)")
+        if head is not None and (type(head) is not int or head < 0):
+            raise PullError(f"{url}: 'last' is {str(head)[:40]!r}, not a seq (not a kiosk?)")
+        return rows, head
+
+    def _probe(self, endpoint: str, token: str, result: PullResult) -> str | None:
+        """A kiosk pulled for the first time: its id, from its first event (None when it has
+        none yet)."""
+        first, head = self._page(endpoint, token, {"after": 0, "limit": 1}, result)
+        result.head_seq = head or 0
+        if not first:
+            return None
+        if not isinstance(first[0].get("kiosk_id"), str):
+            raise PullError(f"{endpoint}: an event without a kiosk_id (not a kiosk?)")
+        result.kiosk_id = first[0]["kiosk_id"]
+        return result.kiosk_id
+
     def pull(self, url: str, token: str) -> PullResult:
         base = normalise_url(url)
         endpoint = base + "/api/v1/events"
-        kiosk_id = self.target.source_kiosk(base)
-        result = PullResult(base, kiosk_id)
+        result = PullResult(base, self.target.source_kiosk(base))
+        kiosk_id = result.kiosk_id or self._probe(endpoint, token, result)
         if kiosk_id is None:
-            probe = self._get(endpoint, token, {"after": 0, "limit": 1}, result)
-            result.head_seq = int(probe.get("last", 0) or 0)
-            if not probe.get("events"):
-                return result  # an empty kiosk: nothing to pull yet
-            kiosk_id = result.kiosk_id = str(probe["events"][0]["kiosk_id"])
+            return result  # an empty kiosk: nothing to pull yet
         after, last_hash = self.target.tail(kiosk_id)
         start = after
         # Pages are fetched (and parsed) one ahead on a helper thread while this thread checks
@@ -414,21 +495,28 @@ class Puller:
         stop = threading.Event()
 
         def fetch(after: int) -> None:
+            limit = self.page_size
             try:
                 while not stop.is_set():
-                    params = {"after": after, "limit": self.page_size}
-                    page = self._get(endpoint, token, params, result)
-                    rows = page.get("events")
-                    if not isinstance(rows, list):
-                        raise PullError(f"{endpoint}: response has no events list")
-                    total = int(page.get("last", 0) or 0)
+                    params = {"after": after, "limit": limit}
+                    try:
+                        rows, head = self._page(endpoint, token, params, result)
+                    except PageTooLarge as exc:
+                        if not 1 <= exc.max_limit < limit:
+                            raise
+                        limit = exc.max_limit  # the kiosk's web.max_page
+                        continue
+                    total = head or 0
                     result.head_seq = max(result.head_seq, total)
                     if not rows:
+                        if head is not None and head < after:
+                            raise log_shorter_than_copy(after, head)
                         break
                     pages.put((rows, total))
-                    after = rows[-1].get("seq") if isinstance(rows[-1].get("seq"), int) else after
-                    if after >= total:
-                        break
+                    seq = rows[-1].get("seq")
+                    if type(seq) is not int or seq >= total:
+                        break  # the end, or a page the writing thread refuses
+                    after = seq
                 pages.put(None)
             except BaseException as exc:  # handed to the writing thread, raised there
                 pages.put(exc)
@@ -472,12 +560,32 @@ class Puller:
         return [self.pull(url, token) for url, token in sources]
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(body: bytes) -> str:
+    """The error's ``detail``: a message, or the first problem of a validation error
+    (``query.limit: Input should be ...``)."""
     try:
-        detail = response.json().get("detail")
+        found = json.loads(body)
     except ValueError:
-        detail = None
-    return str(detail)[:200] if isinstance(detail, str) else ""
+        return ""
+    detail = found.get("detail") if isinstance(found, dict) else None
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        loc = detail[0].get("loc")
+        where = ".".join(map(str, loc)) if isinstance(loc, list) else "?"
+        detail = f"{where}: {detail[0].get('msg')}"
+    return detail[:200] if isinstance(detail, str) else ""
+
+
+def _refused(url: str, body: bytes) -> PullError:
+    """A 422: ``PageTooLarge`` when it is the page size (the kiosk's ``web.max_page`` is
+    lower), else the refusal in words."""
+    message = f"{url}: HTTP 422 {_detail(body)}"
+    try:
+        first = json.loads(body)["detail"][0]
+        if first["loc"] == ["query", "limit"] and type(first["ctx"]["le"]) is int:
+            return PageTooLarge(message, first["ctx"]["le"])
+    except (ValueError, LookupError, TypeError):
+        pass
+    return PullError(message)
 
 
 def pull(

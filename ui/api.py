@@ -277,10 +277,10 @@ class DecisionCounter:
 
     def update(self, log: queries.Readable) -> None:
         with self._lock:
-            for seq, decision, reasons in queries.decisions_after(log, self.after_seq):
-                for reason in reasons:
-                    self.by_reason[(decision, reason)] += 1
-                self.after_seq = seq
+            head, counts = queries.decision_counts(log, self.after_seq)
+            for decision, reason, n in counts:
+                self.by_reason[(decision, reason)] += n
+            self.after_seq = head
 
 
 def _label(value: object) -> str:
@@ -536,17 +536,18 @@ def events(
     ndjson = NDJSON in request.headers.get("accept", "")
     core = state.core
     body, count, next_seq, _ = core.pages.build(core.store, after, count_max, allowed, ndjson)
-    state.audit(
-        token,
-        "export_events",
-        {
-            "format": "ndjson" if ndjson else "json",
-            "after": after,
-            "through": next_seq,
-            "count": count,
-            "fields": sorted(allowed),
-        },
-    )
+    if count:  # a poll with nothing new exports nothing: no audit row (a write, fsynced)
+        state.audit(
+            token,
+            "export_events",
+            {
+                "format": "ndjson" if ndjson else "json",
+                "after": after,
+                "through": next_seq,
+                "count": count,
+                "fields": sorted(allowed),
+            },
+        )
     if ndjson:
 
         def chunks() -> Iterator[bytes]:
@@ -583,23 +584,30 @@ def events_csv(
     )  # fmt: skip
     kiosk_id = state.core.config.site.kiosk_id
     return StreamingResponse(
-        csv_rows(store, after, limit, allowed, state.max_page),
+        csv_rows(store, after, limit, allowed, state.max_page, through),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{kiosk_id}-events.csv"'},
     )
 
 
 def csv_rows(
-    store: EventLog, after: int, limit: int, allowed: frozenset[str], page: int
+    store: EventLog,
+    after: int,
+    limit: int,
+    allowed: frozenset[str],
+    page: int,
+    through: int = MAX_SEQ,
 ) -> Iterator[str]:
-    """The CSV export: a header, then at most ``limit`` masked events after ``after``, read
-    ``page`` at a time."""
+    """The CSV export: a header, then at most ``limit`` masked events after ``after`` and up
+    to ``through`` (the head its audit row names: events decided while it streams are the
+    next export's), read ``page`` at a time."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(EVENT_FIELDS)
     cursor, sent = after, 0
-    while sent < limit:
+    while sent < limit and cursor < through:
         batch = read_events(store.reader(), cursor, min(page, limit - sent))
+        batch = [row for row in batch if row["seq"] <= through]
         if not batch:
             break
         for row in batch:

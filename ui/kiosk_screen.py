@@ -42,7 +42,7 @@ from fastapi.templating import Jinja2Templates
 from kiosk.devices import FrameKeeper
 from kiosk.secrets import get_secret
 from ui import i18n
-from ui.auth import same_origin, set_private_cookie
+from ui.auth import LoginLimiter, client_addr, same_origin, set_private_cookie
 from ui.views import (
     ACTIVE_PHASES,
     DENY_MIN_HOLD_S,
@@ -75,6 +75,9 @@ STATIC_TYPES = {
 }
 
 
+#: The longest static file name: a longer one is no file of ours, and the file system would
+#: answer it with ENAMETOOLONG (an OSError, not "no such file").
+STATIC_NAME_MAX = 128
 #: How often an SSE stream asks whether its client is gone (the response notices it too).
 DISCONNECT_CHECK_S = 1.0
 PREVIEW_MAX_FPS = 4.0
@@ -166,11 +169,16 @@ PAIR_MAX_BYTES = 1024
 class ScreenAccess:
     """Who counts as this kiosk's own screen: a client address in ``addresses`` (loopback by
     default), or a request carrying ``key`` (the ``screen_key`` credential) as the
-    ``X-Kiosk-Screen`` header or the ``kiosk_screen`` cookie. Compared in constant time."""
+    ``X-Kiosk-Screen`` header or the ``kiosk_screen`` cookie. Compared in constant time;
+    wrong keys count per address in ``limiter`` (as failed guard sign-ins do), and past its
+    limit the address waits (429) whatever it presents."""
 
-    def __init__(self, addresses: tuple[str, ...], key: str | None) -> None:
+    def __init__(
+        self, addresses: tuple[str, ...], key: str | None, limiter: LoginLimiter | None = None
+    ) -> None:
         self.networks = [ipaddress.ip_network(a, strict=False) for a in addresses]
         self.key = key if key and len(key) >= 16 else None
+        self.limiter = limiter
 
     def local(self, request: Request) -> bool:
         host = request.client.host if request.client else ""
@@ -178,6 +186,9 @@ class ScreenAccess:
             address = ipaddress.ip_address(host)
         except ValueError:
             return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            # A dual-stack listener (web.host "::") sees 127.0.0.1 as ::ffff:127.0.0.1.
+            address = address.ipv4_mapped
         return any(address in network for network in self.networks)
 
     def key_matches(self, presented: str | None) -> bool:
@@ -185,11 +196,29 @@ class ScreenAccess:
             return False
         return hmac.compare_digest(presented.encode()[:256], self.key.encode())
 
+    def checked_key(self, request: Request, presented: str | None) -> bool:
+        """Whether ``presented`` is the key, for a client that is not local: 429 while its
+        address is over the guess limit; a wrong key counts against it."""
+        if not presented or self.key is None:
+            return False  # nothing to guess
+        addr = client_addr(request)
+        if self.limiter is not None:
+            wait_s = self.limiter.retry_after_s(addr)
+            if wait_s:
+                raise HTTPException(
+                    429, "too many wrong screen keys; wait", {"Retry-After": str(wait_s)}
+                )
+        if self.key_matches(presented):
+            return True
+        if self.limiter is not None:
+            self.limiter.failed(addr)
+        return False
+
     def allows(self, request: Request) -> bool:
         if self.local(request):
             return True
         presented = request.headers.get(SCREEN_HEADER) or request.cookies.get(SCREEN_COOKIE)
-        return self.key_matches(presented)
+        return self.checked_key(request, presented)
 
     def require(self, request: Request) -> None:
         """FastAPI dependency: 403 for anyone but the kiosk's own screen."""
@@ -245,7 +274,11 @@ class Screen:
         return cls(
             core=core,
             tpl=templates(),
-            access=ScreenAccess(cfg.web.screen_addresses, get_secret("screen_key")),
+            access=ScreenAccess(
+                cfg.web.screen_addresses,
+                get_secret("screen_key"),
+                LoginLimiter(core.clock, cfg.web.login_attempts_per_min),
+            ),
             fever_c=cfg.thermometer.thermometry.fever_threshold_c,
             gate_open_s=cfg.gate.pulse_ms / 1000,
             hours=opening_hours(cfg),
@@ -367,6 +400,7 @@ def static(name: str) -> Response:
         "/" in name
         or "\\" in name
         or name.startswith(".")
+        or len(name) > STATIC_NAME_MAX
         or path.suffix not in STATIC_TYPES
         or not path.is_file()
     ):
@@ -383,7 +417,7 @@ async def json_object(request: Request, limit: int) -> dict[str, Any] | None:
     raw = await read_small_body(request, limit)
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." within the cap
         return None
     return body if isinstance(body, dict) else None
 
@@ -425,7 +459,7 @@ async def pair_screen(request: Request, s: Screen = Depends(screen)) -> Response
         return JSONResponse({"error": "cross-site request refused"}, status_code=403)
     body = await json_object(request, PAIR_MAX_BYTES)
     presented = None if body is None else body.get("key")
-    if not isinstance(presented, str) or not s.access.key_matches(presented):
+    if not isinstance(presented, str) or not s.access.checked_key(request, presented):
         return JSONResponse({"error": "wrong or missing screen key"}, status_code=401)
     response = JSONResponse({"paired": True})
     set_private_cookie(

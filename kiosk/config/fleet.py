@@ -109,6 +109,10 @@ class CollectorConfig(Section):
     lists_bundle_file: Path | None = None
     """Signed list bundle (`kiosk fleet publish --out`) served to the kiosks at `/lists/bundle`;
     none: not served."""
+    lists_token_env: EnvName | None = None
+    """Environment variable with the bearer token the kiosks must send for `/lists/bundle` (their
+    `[fleet] lists_token_env`). The bundle names quarantined households and people: set it
+    whenever the status port is reachable from the LAN. None: served to anyone."""
 
     @model_validator(mode="after")
     def _unique_urls(self) -> CollectorConfig:

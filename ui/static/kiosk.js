@@ -269,6 +269,7 @@
 
   // --- the stream: a tick at least every 2 s; silence for 4 s means the link is gone -----
   const OFFLINE_AFTER_MS = 4000;
+  const RECONNECT_MS = 2000;  // as the stream's own "retry: 2000"
   let lastHeard = Date.now();
   function goOffline() {
     if (body.classList.contains("offline")) return;
@@ -294,7 +295,13 @@
       clockOffsetMs = data.now_ms - Date.now();
       clock();
     });
-    es.onerror = goOffline;  // EventSource reconnects by itself; the first view clears it
+    es.onerror = () => {
+      goOffline();  // the first view clears it
+      // EventSource reconnects by itself after a lost connection, but an answer that is not
+      // a stream (an HTTP error: a restarting proxy, a 5xx, a 429) closes it for good: the
+      // unattended screen would stay offline until someone reloads it. Open a new one.
+      if (es.readyState === EventSource.CLOSED) setTimeout(connect, RECONNECT_MS);
+    };
   }
   connect();
   checkAudio();

@@ -1,0 +1,192 @@
+"""Pull defects found by the defect hunt."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from test_pull import Network, add_events, kiosk_rows, make_kiosk, target_rows
+
+from office.pull import ChainError, PullError, pull
+
+
+@pytest.fixture
+def kiosk(tmp_path, clock):
+    core = make_kiosk(tmp_path / "gate-1.db", "gate-1", clock, 40)
+    yield core
+    core.store.close()
+
+
+@pytest.mark.parametrize("events", [0, 12, 39])
+def test_a_replaced_log_shorter_than_the_copy_is_a_chain_error_not_up_to_date(
+    kiosk, tmp_path, clock, events
+):
+    target = tmp_path / "central.db"
+    pull("http://gate-1", kiosk.token, target, client=Network(kiosk).client())
+    held = target_rows(target)
+    # A new SD card (or a restored backup) under the same id, fewer events than held: before,
+    # every pull said "0 new, up to date" until the new log outgrew the copy, and its events
+    # never came.
+    impostor = make_kiosk(tmp_path / "other.db", "gate-1", clock, events)
+    try:
+        with pytest.raises(ChainError, match=f"seq 40: the kiosk's log ends at seq {events}"):
+            pull("http://gate-1", impostor.token, target, client=Network(impostor).client())
+    finally:
+        impostor.store.close()
+    assert target_rows(target) == held
+
+
+def test_the_same_log_with_nothing_new_is_still_up_to_date(kiosk, tmp_path):
+    target = tmp_path / "central.db"
+    net = Network(kiosk)
+    pull("http://gate-1", kiosk.token, target, client=net.client(), page_size=7)
+    same = pull("http://gate-1", kiosk.token, target, client=net.client(), page_size=7)
+    assert (same.fetched, same.inserted, same.last_seq, same.head_seq) == (0, 0, 40, 40)
+    add_events(kiosk, 9)
+    more = pull("http://gate-1", kiosk.token, target, client=net.client(), page_size=7)
+    assert (more.fetched, more.inserted, more.last_seq, more.head_seq) == (9, 9, 49, 49)
+    assert target_rows(target) == kiosk_rows(kiosk)
+
+
+def test_a_kiosk_that_does_not_say_its_head_is_not_taken_for_a_replaced_log(kiosk, tmp_path):
+    def without_last(body):
+        body.pop("last", None)
+        return body
+
+    target = tmp_path / "central.db"
+    pull("http://gate-1", kiosk.token, target, client=Network(kiosk).client())
+    net = Network(kiosk, faults=lambda request: without_last)
+    again = pull("http://gate-1", kiosk.token, target, client=net.client())
+    assert (again.fetched, again.last_seq) == (0, 40)
+
+
+class Endless:
+    """A body of ``chunks`` 64 KiB pieces that counts how many were read (a kiosk URL that
+    points at something huge: a mirror, a video, a hostile host on the LAN)."""
+
+    def __init__(self, chunks: int) -> None:
+        self.chunks = chunks
+        self.read = 0
+
+    def __iter__(self):
+        for _ in range(self.chunks):
+            self.read += 1
+            yield b" " * 65536
+
+
+def test_an_answer_larger_than_the_page_cap_is_refused_without_reading_it_all(tmp_path):
+    body = Endless(400)  # 25 MiB of nothing
+
+    def huge(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=iter(body))
+
+    client = httpx.Client(transport=httpx.MockTransport(huge))
+    waits: list[float] = []
+    with pytest.raises(PullError, match="larger than 1048576 bytes"):
+        pull(
+            "http://gate-1", "t", tmp_path / "c.db", client=client, sleep=waits.append,
+            max_page_bytes=1 << 20,
+        )  # fmt: skip
+    assert body.read <= 17  # 1 MiB and the piece that crossed it, not 25 MiB
+    assert waits == []  # a body too large is not a network hiccup: not tried again
+
+
+def test_an_error_answer_is_read_only_as_far_as_its_message(tmp_path):
+    body = Endless(400)
+
+    def huge(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(403, content=iter(body))
+
+    client = httpx.Client(transport=httpx.MockTransport(huge))
+    with pytest.raises(PullError, match="403"):
+        pull("http://gate-1", "t", tmp_path / "c.db", client=client)
+    assert body.read <= 2
+
+
+def test_a_page_under_the_cap_is_pulled_as_before(kiosk, tmp_path):
+    target = tmp_path / "central.db"
+    result = pull(
+        "http://gate-1", kiosk.token, target, client=Network(kiosk).client(),
+        max_page_bytes=1 << 20,
+    )  # fmt: skip
+    assert result.fetched == 40 and target_rows(target) == kiosk_rows(kiosk)
+
+
+GENESIS = "0" * 64
+
+
+def _answering(body: dict) -> httpx.Client:
+    content = json.dumps(body).encode()
+    return httpx.Client(
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, content=content))
+    )
+
+
+def test_a_row_without_a_hash_is_refused_not_taken_unchecked(tmp_path):
+    # An odd value (a float mono_ns) sends the row past the fast hash; with no hash of its
+    # own, "no fast hash" == "no hash" and the row went in unverified (or a KeyError).
+    row = {"kiosk_id": "k", "seq": 1, "prev_hash": GENESIS, "hash": None, "mono_ns": 1.5,
+           "decision": "pass", "reasons": ["ok"], "flags": []}  # fmt: skip
+    target = tmp_path / "c.db"
+    for shown in (row, {k: v for k, v in row.items() if k != "hash"}):
+        with pytest.raises(ChainError, match="seq 1: "):
+            pull("http://k", "t", target, client=_answering({"events": [shown], "last": 1}))
+    assert target_rows(target) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"events": [1], "last": 1},
+        {"events": [None]},
+        {"events": [["k", 1]], "last": 1},
+        {"events": [{"kiosk_id": "k", "seq": 1}], "last": "abc"},
+        {"events": [{"kiosk_id": "k", "seq": 1}], "last": [1]},
+        {"events": [], "last": {"seq": 1}},
+    ],
+)
+def test_an_answer_that_is_not_a_kiosk_page_is_a_pull_error_not_a_traceback(tmp_path, body):
+    with pytest.raises(PullError):
+        pull("http://k", "t", tmp_path / "c.db", client=_answering(body), attempts=1)
+
+
+def test_a_url_httpx_cannot_use_is_one_line_not_a_traceback(tmp_path, capsys):
+    from checkpoint.cli import main
+
+    # "host:port:port" passes the URL check (it has a scheme and a netloc) and httpx then
+    # raised InvalidURL, which is neither a PullError nor a network error: a traceback.
+    with pytest.raises(PullError, match="not a usable URL"):
+        pull("http://gate-1:8000:99", "t", tmp_path / "c.db")
+    code = main(["pull", "http://gate-1:8000:99", "--token", "t", "--into", str(tmp_path / "c.db")])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err and "not a usable URL" in err
+
+
+def test_a_page_size_above_the_kiosks_max_page_is_lowered_to_it_not_a_bare_422(tmp_path, clock):
+    from support import kiosk_api
+
+    gate = kiosk_api(tmp_path / "g.db", "gate-1", clock)
+    try:
+        add_events(gate, 30)
+        gate.app.state.api.max_page = 7  # web.max_page = 7 at this gate
+        net = Network(gate)
+        # Before: "HTTP 422 " and nothing else, on every pull, for a page size the gate's
+        # web.max_page does not allow (kiosk pull --page, the collector's page_size).
+        result = pull("http://gate-1", gate.token, tmp_path / "c.db", client=net.client(),
+                      page_size=10)  # fmt: skip
+        assert (result.fetched, result.last_seq) == (30, 30)
+        assert target_rows(tmp_path / "c.db") == kiosk_rows(gate)
+    finally:
+        gate.store.close()
+
+
+def test_a_refusal_the_pull_cannot_adapt_to_says_why(tmp_path):
+    body = {"detail": [{"loc": ["query", "after"], "msg": "Input should be a valid integer"}]}
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(422, json=body)
+
+    client = httpx.Client(transport=httpx.MockTransport(refuse))
+    with pytest.raises(PullError, match="HTTP 422 query.after: Input should be a valid integer"):
+        pull("http://gate-1", "t", tmp_path / "c.db", client=client)

@@ -1,0 +1,116 @@
+"""Kiosk screen defects found by the defect hunt."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.requests import Request
+
+from ui.kiosk_screen import ScreenAccess
+
+DEFAULT_SCREEN = ("127.0.0.1", "::1")  # web.screen_addresses' default
+
+
+def _from(host: str) -> Request:
+    return Request({"type": "http", "client": (host, 50000), "headers": []})
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "::ffff:127.0.0.1"])
+def test_the_kiosk_browser_on_a_dual_stack_listener_is_its_own_screen(host):
+    # With web.host = "::" the kiosk's browser at http://127.0.0.1:8000/kiosk (the URL the
+    # daemon prints) arrives as ::ffff:127.0.0.1; it got 403, a blank kiosk screen.
+    assert ScreenAccess(DEFAULT_SCREEN, None).local(_from(host))
+
+
+@pytest.mark.parametrize("host", ["192.168.1.50", "::ffff:192.168.1.50", "fe80::1", "nonsense"])
+def test_the_lan_stays_outside_whichever_way_its_address_is_written(host):
+    assert not ScreenAccess(DEFAULT_SCREEN, None).local(_from(host))
+
+
+def test_a_mapped_lan_address_listed_as_ipv4_is_a_screen():
+    access = ScreenAccess(("192.168.1.50",), None)
+    assert access.local(_from("::ffff:192.168.1.50"))
+    assert not access.local(_from("::ffff:192.168.1.51"))
+
+
+@pytest.fixture
+def lan_client(tmp_path, clock):
+    from fastapi.testclient import TestClient
+
+    from checkpoint.app import build_core
+    from kiosk.config import parse_config
+    from ui.app import create_app
+
+    core = build_core(parse_config({"site": {"direction_from": "screen"}}), tmp_path / "d", clock)
+    try:
+        # Raised server errors come back as 500s, as uvicorn answers them.
+        yield TestClient(create_app(core), client=("192.168.1.50", 40000),
+                         raise_server_exceptions=False)  # fmt: skip
+    finally:
+        core.store.close()
+        core.devices.close()
+
+
+@pytest.mark.parametrize("path", ["/kiosk/pair", "/kiosk/direction"])
+def test_a_deeply_nested_body_is_refused_not_a_500(lan_client, path):
+    # 1,000 "[" fit under /kiosk/pair's 1 KiB cap, and the JSON decoder's recursion limit
+    # turned them into a 500 with a traceback in the log, from anyone on the LAN.
+    body = "[" * 1000 if path == "/kiosk/pair" else "[" * 250
+    response = lan_client.post(
+        path,
+        content=body,
+        headers={"Origin": "http://testserver", "Content-Type": "application/json"},
+    )
+    assert response.status_code < 500
+    assert response.status_code in ((401,) if path == "/kiosk/pair" else (403,))
+
+
+@pytest.mark.parametrize("name", ["a" * 300 + ".css", "b" * 5000 + ".js"])
+def test_a_static_name_too_long_for_the_file_system_is_404_not_500(lan_client, name):
+    # /static is public: is_file() raised OSError (ENAMETOOLONG), a 500 from the LAN.
+    assert lan_client.get(f"/static/{name}").status_code == 404
+
+
+KEY = "a-screen-key-of-16+chars"
+
+
+@pytest.fixture
+def keyed(tmp_path, clock, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from checkpoint.app import build_core
+    from kiosk.config import parse_config
+    from ui.app import create_app
+
+    monkeypatch.setenv("KIOSK_SCREEN_KEY", KEY)
+    core = build_core(parse_config({"web": {"login_attempts_per_min": 5}}), tmp_path / "d", clock)
+    try:
+        app = create_app(core)
+        yield lambda host: TestClient(app, client=(host, 40000))
+    finally:
+        core.store.close()
+        core.devices.close()
+
+
+def _pair(client, key: str):
+    return client.post("/kiosk/pair", json={"key": key}, headers={"Origin": "http://testserver"})
+
+
+def test_guessing_the_screen_key_is_limited_per_address(keyed, clock):
+    lan, other = keyed("192.168.1.66"), keyed("192.168.1.67")
+    # Before: no limit at all, so a LAN host could try keys as fast as the kiosk answers
+    # (a won guess shows it the live screen and the camera's frames, with pass codes).
+    assert [_pair(lan, f"guess-{i}-xxxxxxxxxxxx").status_code for i in range(5)] == [401] * 5
+    refused = _pair(lan, KEY)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert lan.get("/kiosk", headers={"X-Kiosk-Screen": KEY}).status_code == 429
+    assert _pair(other, KEY).status_code == 200  # another address is not locked out
+    clock.advance(61)
+    assert _pair(lan, KEY).status_code == 200
+
+
+def test_wrong_keys_in_the_header_count_as_guesses_too(keyed):
+    lan = keyed("192.168.1.68")
+    for i in range(5):
+        assert lan.get("/kiosk", headers={"X-Kiosk-Screen": f"nope-{i}"}).status_code == 403
+    assert lan.get("/kiosk", headers={"X-Kiosk-Screen": KEY}).status_code == 429
+    assert lan.get("/kiosk").status_code == 403  # no key at all: just not a screen
