@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from kiosk.config.policy import QuotaConfig
@@ -30,6 +30,14 @@ from kiosk.stats import freeze_days
 from kiosk.store import purge_personal
 
 MAX_DAYS = 36500
+
+
+class PurgeStore(Store, Protocol):
+    """The event log as retention uses it (``kiosk.store.EventLog``)."""
+
+    def wipe_wal(self) -> bool:
+        """Truncate the WAL, where purged rows survive in their old form."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,7 @@ class PurgeResult:
 
 
 def purge(
-    store: Store,
+    store: PurgeStore,
     older_than_days: int,
     now: datetime,
     *,
@@ -78,4 +86,6 @@ def purge(
         "retention_purge",
         {"older_than_days": older_than_days, **result.as_dict()},
     )
+    # The WAL still holds the purged rows as they were written: truncate it.
+    store.wipe_wal()
     return result

@@ -79,6 +79,9 @@ _REOPEN_ERRORS = (
     "SQLITE_PROTOCOL",
 )
 
+#: The most ``EventLog.wipe_wal`` waits for readers (appends queue behind it meanwhile).
+WIPE_WAIT_MS = 200
+
 _BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 _PROCESS_BOOT_ID = str(uuid.uuid4())
 
@@ -819,6 +822,30 @@ class EventLog:
     async def submit_async(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
         return await asyncio.wrap_future(self._enqueue(lambda: self._transaction(fn)))
 
+    def wipe_wal(self) -> bool:
+        """Checkpoint the WAL into the database file and truncate it to zero bytes, so rows
+        rewritten since (a retention purge) no longer exist in their old form anywhere.
+
+        Runs on the writer thread and so holds up appends: it waits at most
+        ``WIPE_WAIT_MS`` for readers. Returns False when a reader kept it from completing;
+        the WAL is then truncated at its next restart (``journal_size_limit``)."""
+        return self._call(self._wipe_wal_in_writer)
+
+    def _wipe_wal_in_writer(self) -> bool:
+        try:
+            conn = self._ensure_connection().conn
+            conn.execute(f"PRAGMA busy_timeout = {min(WIPE_WAIT_MS, self.busy_timeout_ms)}")
+            try:
+                busy = int(conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        except sqlite3.Error as exc:
+            if is_storage_error(exc):
+                self._reopen = True
+                raise StoreFault("store_fault", _error_name(exc)) from exc
+            raise
+        return busy == 0
+
     # -- reads ------------------------------------------------------------------------------
 
     @property
@@ -932,6 +959,11 @@ class EventLog:
                 raise StoreFault("store_fault", f"cannot use WAL on this filesystem ({mode})")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            # Retention nulls personal fields: the old values must not stay readable in the
+            # pages' free space (most SQLite builds do not zero it by default) nor in WAL
+            # frames that outlive a checkpoint (the WAL is truncated whenever it restarts).
+            conn.execute("PRAGMA secure_delete = ON")
+            conn.execute("PRAGMA journal_size_limit = 0")
         except BaseException:
             conn.close()
             raise

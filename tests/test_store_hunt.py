@@ -1,0 +1,114 @@
+"""Defects found by hunting the event log as a gate would meet it: retention, files on disk,
+the clock, verification. Each test names what went wrong before its fix."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from support import reporting_log
+
+from kiosk import store
+from kiosk.retention import purge
+from kiosk.store import EventDraft
+
+#: Personal values that appear only in the rows a purge removes.
+SECRETS = (b"Ouyangnana", b"13912345678", b"HH-QZX-0907", b"PASS-QZX-")
+
+
+def resident(i: int) -> EventDraft:
+    return EventDraft(
+        direction="out",
+        decision="pass",
+        pass_id=f"PASS-QZX-{i}",
+        household="HH-QZX-0907",
+        holder="Ouyangnana Q.",
+        person={"name": "Ouyangnana Qiu", "phone": "13912345678", "note": "visits " * 20},
+    )
+
+
+def leftovers(directory: Path) -> dict[str, list[bytes]]:
+    """Which of ``SECRETS`` are still in the bytes of any file of the database."""
+    found = {}
+    for path in sorted(directory.iterdir()):
+        data = path.read_bytes()
+        hits = [s for s in SECRETS if s in data]
+        if hits:
+            found[path.name] = hits
+    return found
+
+
+def test_purged_personal_data_is_gone_from_every_file_of_the_database(tmp_path, clock):
+    """Before: the purge nulled the columns, but the WAL still held the rows as they were
+    written (a daemon's WAL is never truncated), so names and phone numbers past retention
+    stayed readable in ``kiosk.db-wal`` with ``strings``."""
+    (tmp_path / "db").mkdir()
+    log = reporting_log(tmp_path / "db" / "kiosk.db", clock)
+    try:
+        for i in range(5):
+            log.append(resident(i))
+            clock.advance(60)
+        log.audit("guard", "lists.quarantine_add", {"household": "HH-QZX-0907"})
+        assert leftovers(tmp_path / "db")  # the test can see them before the purge
+        clock.advance(40 * 86400)
+        log.append(EventDraft(direction="in", decision="deny", reasons=("fever",)))
+        result = purge(log, 30, clock.now())
+        assert result.events_purged == 5
+        assert leftovers(tmp_path / "db") == {}  # while the daemon still runs
+        assert log.verify().ok
+    finally:
+        log.close()
+    assert leftovers(tmp_path / "db") == {}
+
+
+def test_purge_overwrites_freed_space_even_where_sqlite_does_not_by_default(
+    tmp_path, clock, monkeypatch
+):
+    """Before: on an SQLite built without SECURE_DELETE (python.org and pyenv builds; Debian
+    turns it on), the nulled values stayed in the database pages' free space."""
+    real_open = store._open_connection
+
+    def default_build(path, timeout_s):
+        conn = real_open(path, timeout_s)
+        conn.execute("PRAGMA secure_delete = OFF")  # what most builds start with
+        return conn
+
+    monkeypatch.setattr(store, "_open_connection", default_build)
+    (tmp_path / "db").mkdir()
+    path = tmp_path / "db" / "kiosk.db"
+    log = reporting_log(path, clock)
+    for i in range(30):
+        log.append(resident(i))
+    log.close()
+    with sqlite3.connect(path) as conn:  # the rows are old: long since in the main file
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("PRAGMA secure_delete = OFF")
+    clock.advance(40 * 86400)
+    log = reporting_log(path, clock)
+    try:
+        purge(log, 30, clock.now())
+    finally:
+        log.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert leftovers(tmp_path / "db") == {}
+
+
+def test_wiping_the_wal_gives_up_quickly_while_a_reader_holds_a_snapshot(tmp_path, clock):
+    """The wipe runs on the writer thread: it must not hold passages up for the whole busy
+    timeout behind a long export; the WAL is then truncated at its next restart."""
+    log = reporting_log(tmp_path / "kiosk.db", clock)
+    try:
+        log.append(resident(1))
+        reader = sqlite3.connect(f"file:{tmp_path / 'kiosk.db'}?mode=ro", uri=True)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM events").fetchone()
+        assert log.wipe_wal() is False
+        reader.rollback()
+        reader.close()
+        assert log.wipe_wal() is True
+        assert (tmp_path / "kiosk.db-wal").stat().st_size == 0
+        assert log.append(resident(2)).seq == 2
+        assert log.submit(lambda db: db.execute("PRAGMA journal_size_limit").fetchone()[0]) == 0
+    finally:
+        log.close()
