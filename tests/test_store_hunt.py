@@ -6,9 +6,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from support import reporting_log
 
 from kiosk import store
+from kiosk.config import ConfigError, parse_config
 from kiosk.retention import purge
 from kiosk.store import EventDraft
 
@@ -112,3 +114,14 @@ def test_wiping_the_wal_gives_up_quickly_while_a_reader_holds_a_snapshot(tmp_pat
         assert log.submit(lambda db: db.execute("PRAGMA journal_size_limit").fetchone()[0]) == 0
     finally:
         log.close()
+
+
+def test_a_retention_shorter_than_the_quota_period_is_refused():
+    """Before: accepted. The daemon rebuilds the quota's exits from the log at start, and the
+    purge had already nulled the household of an exit 30 h old, so with retention_days = 1
+    and a 2-day quota a household went out twice after a restart."""
+    quota = {"quota": {"enabled": True, "period_days": 2}}
+    with pytest.raises(ConfigError, match="retention_days"):
+        parse_config({"store": {"retention_days": 1}, "policy": quota})
+    assert parse_config({"store": {"retention_days": 2}, "policy": quota})
+    assert parse_config({"store": {"retention_days": 1}})  # no quota: nothing to keep
