@@ -33,6 +33,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -574,12 +575,34 @@ def compare_with_central(
     return None
 
 
+@contextmanager
+def read_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """Every read inside sees one snapshot of the file (a read transaction), however many
+    statements it takes; without it each statement sees the writer's latest commit. Inside
+    a transaction already, that one is used."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+
 def verify_database(db: sqlite_utils.Database | sqlite3.Connection) -> VerifyResult:
     """Check both hash chains, ``seq`` continuity and personal digests of an event-log file.
 
     Works on any connection (the kiosk's reader, ``kiosk verify-log``'s read-only one); it
-    never writes."""
+    never writes. It reads one snapshot: a passage the running kiosk commits meanwhile is
+    not half seen (its high-water mark without its row would read as a truncated log)."""
     conn = db.conn if isinstance(db, sqlite_utils.Database) else db
+    with read_snapshot(conn):
+        return _verify_snapshot(conn)
+
+
+def _verify_snapshot(conn: sqlite3.Connection) -> VerifyResult:
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     missing = {"meta", "events", "audit"} - tables
     if missing:
