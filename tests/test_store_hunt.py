@@ -4,12 +4,14 @@ the clock, verification. Each test names what went wrong before its fix."""
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from support import reporting_log
 
 from kiosk import store
+from kiosk.clock import FakeClock
 from kiosk.config import ConfigError, parse_config
 from kiosk.retention import purge
 from kiosk.store import EventDraft
@@ -159,5 +161,38 @@ def test_verifying_a_live_log_is_not_fooled_by_a_passage_during_the_walk(tmp_pat
         assert result.problems == ()
         assert result.ok
         assert result.events_checked >= 20
+    finally:
+        log.close()
+
+
+def test_the_daily_purge_does_not_walk_every_empty_day_since_1970_in_the_writer(tmp_path):
+    """Before: a Pi that recorded one passage before NTP synced (stamped 1970) made every
+    hourly purge check query each of the ~20,000 empty days since then inside the writer's
+    transaction (0.5 s here, several seconds on a Pi: passages waiting behind it hit the
+    store deadline and were denied with store_fault)."""
+    clock = FakeClock(start=datetime(1970, 1, 1, 0, 5, tzinfo=UTC), is_synced=False)
+    log = reporting_log(tmp_path / "kiosk.db", clock)
+    try:
+        log.append(EventDraft(direction="in", decision="pass", household="H1"))
+        clock.is_synced = True
+        clock.set_wall(datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
+        for _ in range(3):
+            log.append(EventDraft(direction="out", decision="pass", household="H1"))
+            clock.advance(86400)
+        statements: list[str] = []
+        log.submit(lambda db: db.conn.set_trace_callback(statements.append))
+        result = purge(log, 30, clock.now(), tz="Asia/Shanghai")
+        log.submit(lambda db: db.conn.set_trace_callback(None))
+        assert [d.isoformat() for d in result.days_frozen] == [
+            "1970-01-01",
+            "2026-03-02",
+            "2026-03-03",
+            "2026-03-04",
+        ]
+        assert len(statements) < 200
+        again: list[str] = []
+        log.submit(lambda db: db.conn.set_trace_callback(again.append))
+        assert purge(log, 30, clock.now(), tz="Asia/Shanghai").days_frozen == ()
+        assert len(again) < 200
     finally:
         log.close()
