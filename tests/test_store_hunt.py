@@ -3,13 +3,18 @@ the clock, verification. Each test names what went wrong before its fix."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import sqlite3
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from support import reporting_log
 
+from checkpoint.cli import main
 from kiosk import store
 from kiosk.clock import FakeClock
 from kiosk.config import ConfigError, parse_config
@@ -196,3 +201,81 @@ def test_the_daily_purge_does_not_walk_every_empty_day_since_1970_in_the_writer(
         assert len(again) < 200
     finally:
         log.close()
+
+
+@contextlib.contextmanager
+def read_only_directory(path: Path):
+    """``path`` made unwritable for this process: a read-only tmpfs as root (root ignores
+    modes), mode 0555 otherwise."""
+    path.mkdir()
+    if os.geteuid() != 0:
+        yield path
+        path.chmod(0o555)
+        return
+    if shutil.which("mount") is None:
+        pytest.skip("needs mount(8) as root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(path)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
+
+
+def make_read_only(path: Path) -> None:
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
+    else:
+        path.chmod(0o555)
+
+
+def test_verify_log_reads_a_copy_on_a_read_only_medium(tmp_path, clock, capsys):
+    """Before: a kiosk.db copied off a stopped kiosk (no -wal, as the backup procedure leaves
+    it) onto a read-only USB stick, or into a folder the office user cannot write, gave
+    'unreadable database: unable to open database file' and exit 2: SQLite wants to create
+    the WAL index beside a WAL-mode file even to read it."""
+    log = reporting_log(tmp_path / "kiosk.db", clock)
+    for i in range(3):
+        log.append(resident(i))
+    log.close()
+    with sqlite3.connect(tmp_path / "kiosk.db") as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with read_only_directory(tmp_path / "stick") as stick:
+        shutil.copy(tmp_path / "kiosk.db", stick / "kiosk.db")
+        office = stick / "pulled.db"  # the office's pulled copy, carried on the same stick
+        with sqlite3.connect(office) as conn, sqlite3.connect(tmp_path / "kiosk.db") as kiosk:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("CREATE TABLE pulled_events (kiosk_id TEXT, seq INTEGER, hash TEXT)")
+            rows = kiosk.execute("SELECT kiosk_id, seq, hash FROM events").fetchall()
+            conn.executemany("INSERT INTO pulled_events VALUES (?, ?, ?)", rows)
+        conn.close()
+        kiosk.close()
+        make_read_only(stick)
+        code = main(["verify-log", "--db", str(stick / "kiosk.db")])
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        assert "3 events" in out.out
+        pulled = main(["verify-log", "--db", str(tmp_path / "kiosk.db"), "--against", str(office)])
+        out = capsys.readouterr()
+        assert pulled == 0, out.err
+        assert "matches" in out.out
+
+
+def test_verify_log_says_what_to_do_with_a_wal_on_a_read_only_medium(tmp_path, clock, capsys):
+    """A -wal beside the file cannot be read without creating its -shm: say so and what to
+    do, instead of 'unable to open database file'."""
+    log = reporting_log(tmp_path / "kiosk.db", clock)
+    try:
+        log.append(resident(1))
+        with read_only_directory(tmp_path / "stick") as stick:
+            for name in ("kiosk.db", "kiosk.db-wal"):
+                shutil.copy(tmp_path / name, stick / name)
+            make_read_only(stick)
+            assert main(["verify-log", "--db", str(stick / "kiosk.db")]) == 2
+    finally:
+        log.close()
+    err = capsys.readouterr().err
+    assert "copy kiosk.db and kiosk.db-wal to a writable folder" in err
