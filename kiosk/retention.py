@@ -17,23 +17,37 @@ runs it by hand (systemd's ``kiosk-purge.timer`` calls that).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
+
+from sqlite_utils import Database
 
 from kiosk.config.policy import QuotaConfig
 from kiosk.ledgers import purge_ledgers
 from kiosk.ports import Store
 from kiosk.stats import freeze_days
-from kiosk.store import purge_personal
+from kiosk.store import PURGE_ACTION, purge_personal
+
+T = TypeVar("T")
 
 MAX_DAYS = 36500
 
 
 class PurgeStore(Store, Protocol):
     """The event log as retention uses it (``kiosk.store.EventLog``)."""
+
+    def submit_audited(
+        self,
+        fn: Callable[[Database], T],
+        actor: str,
+        action: str,
+        detail: Callable[[T], Mapping[str, Any] | None],
+    ) -> T:
+        """``submit(fn)`` and its audit row in one transaction."""
+        ...
 
     def wipe_wal(self) -> bool:
         """Truncate the WAL, where purged rows survive in their old form."""
@@ -78,13 +92,17 @@ def purge(
         raise ValueError("now must be timezone-aware")
     cutoff = (now - timedelta(days=older_than_days)).astimezone(UTC)
     frozen = freeze_days(store, tz, quota_cfg, now)
-    count = int(store.submit(lambda db: purge_personal(db, cutoff, now)))
-    ledgers = store.submit(lambda db: purge_ledgers(db, cutoff, now))
-    result = PurgeResult(cutoff, count, tuple(frozen), ledgers)
-    store.audit(
+
+    def apply(db: Database) -> PurgeResult:
+        count = purge_personal(db, cutoff, now)
+        return PurgeResult(cutoff, count, tuple(frozen), purge_ledgers(db, cutoff, now))
+
+    # One transaction with its audit row: verification checks purged rows against it.
+    result = store.submit_audited(
+        apply,
         actor,
-        "retention_purge",
-        {"older_than_days": older_than_days, **result.as_dict()},
+        PURGE_ACTION,
+        lambda done: {"older_than_days": older_than_days, **done.as_dict()},
     )
     # The WAL still holds the purged rows as they were written: truncate it.
     store.wipe_wal()

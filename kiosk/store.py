@@ -845,6 +845,30 @@ class EventLog:
     async def submit_async(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
         return await asyncio.wrap_future(self._enqueue(lambda: self._transaction(fn)))
 
+    def submit_audited(
+        self,
+        fn: Callable[[sqlite_utils.Database], T],
+        actor: str,
+        action: str,
+        detail: Callable[[T], Mapping[str, Any] | None],
+    ) -> T:
+        """``submit(fn)`` and the audit row saying what it did (``detail(result)``) in one
+        transaction: a crash cannot leave the change without its audit row (a purge
+        without one reads as tampering to ``verify``)."""
+        _check_audit(actor, action, None)
+        audited: list[int] = []
+
+        def job(db: sqlite_utils.Database) -> T:
+            result = fn(db)
+            what = detail(result)
+            _check_audit(actor, action, what)
+            audited.append(int(self._insert_audit(db.conn, actor, action, what)["seq"]))
+            return result
+
+        result = self._call(lambda: self._transaction(job))
+        self._last_audit_seq = audited[-1]
+        return result
+
     def wipe_wal(self) -> bool:
         """Checkpoint the WAL into the database file and truncate it to zero bytes, so rows
         rewritten since (a retention purge) no longer exist in their old form anywhere.

@@ -279,3 +279,32 @@ def test_verify_log_says_what_to_do_with_a_wal_on_a_read_only_medium(tmp_path, c
         log.close()
     err = capsys.readouterr().err
     assert "copy kiosk.db and kiosk.db-wal to a writable folder" in err
+
+
+def test_a_purge_cut_short_before_its_audit_row_purges_nothing(tmp_path, clock, monkeypatch):
+    """Before: the purge committed, then its audit row was written in a second transaction;
+    a power cut between the two left purged rows no audited purge covers, and
+    ``verify-log`` reported them as 'personal fields removed outside retention' (a false
+    tamper alarm, until someone re-ran the same purge by hand)."""
+    log = reporting_log(tmp_path / "kiosk.db", clock)
+    try:
+        for i in range(3):
+            log.append(resident(i))
+        clock.advance(40 * 86400)
+        real_insert = store.EventLog._insert_audit
+
+        def power_cut(self, conn, actor, action, detail):
+            if action == store.PURGE_ACTION:
+                raise KeyboardInterrupt("power cut")  # not an error anything handles
+            return real_insert(self, conn, actor, action, detail)
+
+        monkeypatch.setattr(store.EventLog, "_insert_audit", power_cut)
+        with pytest.raises(KeyboardInterrupt):
+            purge(log, 30, clock.now())
+        assert log.verify().problems == ()
+        assert [e["purged_at"] for e in log.events()] == [None, None, None]
+        monkeypatch.undo()
+        assert purge(log, 30, clock.now()).events_purged == 3
+        assert log.verify().ok
+    finally:
+        log.close()
