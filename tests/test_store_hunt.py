@@ -308,3 +308,20 @@ def test_a_purge_cut_short_before_its_audit_row_purges_nothing(tmp_path, clock, 
         assert log.verify().ok
     finally:
         log.close()
+
+
+def test_verify_log_calls_a_truncated_log_corrupt_exit_1(tmp_path, clock, capsys):
+    """Before: a log cut short (a card that failed mid-copy, a file truncated on purpose)
+    exited 2, 'cannot be used as an event log', the code for a wrong path; docs/cli.md says
+    a corrupt file is exit 1, like any other damage to the log."""
+    log = reporting_log(tmp_path / "kiosk.db", clock)
+    for i in range(40):
+        log.append(resident(i))
+    log.close()
+    with sqlite3.connect(tmp_path / "kiosk.db") as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = (tmp_path / "kiosk.db").read_bytes()
+    (tmp_path / "kiosk.db").write_bytes(data[: len(data) // 3])
+    assert main(["verify-log", "--db", str(tmp_path / "kiosk.db")]) == 1
+    err = capsys.readouterr().err
+    assert "corrupt" in err and "Traceback" not in err

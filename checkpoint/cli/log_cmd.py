@@ -151,8 +151,8 @@ def run(args: argparse.Namespace) -> int:
             tables = {
                 r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             }
-        except sqlite3.DatabaseError as exc:
-            raise UsageError(f"{path}: unreadable database: {exc}") from None
+        except sqlite3.DatabaseError as exc:  # an SQLite file, damaged: not a usage error
+            raise CliError(f"{path}: the database is corrupt: {exc}") from None
         if not {"events", "audit", "meta"} <= tables:
             raise UsageError(f"{path}: not a kiosk event log (no events/audit/meta tables)")
         try:
