@@ -4,6 +4,7 @@ the clock, verification. Each test names what went wrong before its fix."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sqlite3
@@ -325,3 +326,32 @@ def test_verify_log_calls_a_truncated_log_corrupt_exit_1(tmp_path, clock, capsys
     assert main(["verify-log", "--db", str(tmp_path / "kiosk.db")]) == 1
     err = capsys.readouterr().err
     assert "corrupt" in err and "Traceback" not in err
+
+
+def test_the_nightly_purge_unit_runs_and_uses_the_configured_retention(tmp_path, capsys):
+    """Before: kiosk-purge.service ran ``kiosk purge --config ... --data ...`` while the verb
+    required ``--older-than``: every night the unit failed with a usage error (and 'systemctl
+    start kiosk-purge.service', as operations.md advises after lowering retention_days, did
+    nothing). Without ``--older-than`` the purge now uses ``store.retention_days``."""
+    unit = (Path(__file__).parent.parent / "systemd" / "kiosk-purge.service").read_text()
+    (exec_start,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    data = tmp_path / "data"
+    data.mkdir()
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[site]\nkiosk_id = "gate-1"\n\n[store]\nretention_days = 7\n')
+    argv = exec_start.split()[1:]
+    argv = [
+        {"/etc/kiosk/kiosk.toml": str(config), "/var/lib/kiosk": str(data)}.get(a, a) for a in argv
+    ]
+    clock = FakeClock(start=datetime(2020, 1, 1, tzinfo=UTC))
+    log = reporting_log(data / "kiosk.db", clock)
+    log.append(resident(1))
+    log.close()
+    assert main(argv) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["events_purged"] == 1
+    log = reporting_log(data / "kiosk.db", clock)
+    try:
+        (audit,) = [a for a in log.audits() if a["action"] == store.PURGE_ACTION]
+        assert audit["detail"]["older_than_days"] == 7
+    finally:
+        log.close()
