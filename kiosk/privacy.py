@@ -128,6 +128,10 @@ def _ascii_digits(text: str) -> str:
     return "".join(out)
 
 
+#: The most digits a number ``_number_kind`` recognises has (a resident ID).
+_MAX_NUMBER = 18
+
+
 def _number_kind(digits: str) -> str | None:
     """``phone``/``id`` when a digit string (an ID may end in X) is shaped like one."""
     if digits[-1:] in "Xx":
@@ -155,8 +159,13 @@ def _scrub_run(run: str) -> str:
     pos = 0
     i = 0
     while i < len(groups):
-        for j in range(len(groups) - 1, i - 1, -1):
-            digits = "".join(g.group(0) for g in groups[i : j + 1])
+        # No number is longer than _MAX_NUMBER digits: only spans up to that are candidates
+        # (trying every span made a long run of short groups cost cubic time).
+        spans = [groups[i].group(0)]
+        while i + len(spans) < len(groups) and len(spans[-1]) < _MAX_NUMBER:
+            spans.append(spans[-1] + groups[i + len(spans)].group(0))
+        for j in range(i + len(spans) - 1, i - 1, -1):
+            digits = spans[j - i]
             kind = _number_kind(digits)
             if kind is not None:
                 out.append(run[pos : groups[i].start()])
