@@ -59,3 +59,11 @@ def test_bounded_scrubbing_masks_exactly_what_trying_every_span_did(text):
         lambda m: naive_scrub_run(m.group(0)), text
     )
 
+
+def test_a_full_width_x_that_is_not_an_id_check_character_is_left_alone():
+    """Before: every full-width 'Ｘ' became 'X' (a flaky failure of the property test
+    test_text_without_digits_is_left_as_it_is whenever hypothesis drew one)."""
+    assert privacy.scrub_text("Ｘ") == "Ｘ"
+    assert privacy.scrub_text("Ｘ栋 3单元") == "Ｘ栋 3单元"
+    assert privacy.scrub_text("ID １１０１０５１９４９１２３１００３Ｘ") == "ID 110*************3X"
+    assert privacy.scrub_text("１１０１０５１９４９１２３１００３ ｘ") == "110*************3X"
