@@ -355,3 +355,24 @@ def test_the_nightly_purge_unit_runs_and_uses_the_configured_retention(tmp_path,
         assert audit["detail"]["older_than_days"] == 7
     finally:
         log.close()
+
+
+def test_a_phone_number_written_with_spaces_or_inside_an_extra_never_reaches_a_log_line():
+    """Before: the log's second line of defence masked only unbroken digit runs, so a phone
+    typed as '138 0013 8000' or '１３８００１３８０００' in a message, or any number inside a
+    dict or list passed as ``extra=``, went to the journal as it was."""
+    import logging
+
+    from kiosk.logs import JsonFormatter
+
+    record = logging.LogRecord(
+        "kiosk.test", logging.WARNING, __file__, 1, "visitor %s", ("138 0013 8000",), None
+    )
+    record.note = "tel １３８００１３８０００, ID 110105 19491231 003X"
+    record.person = {"phone": "13812345678", "others": ["139-0013-9000"]}
+    record.seq = 13900139000  # a number stays a number (and the line stays JSON)
+    line = json.loads(JsonFormatter().format(record))
+    text = json.dumps(line, ensure_ascii=False)
+    for number in ("0013 8000", "００１３８０００", "19491231", "12345678", "0013-9000"):
+        assert number not in text
+    assert line["seq"] == 13900139000
