@@ -501,20 +501,29 @@ def purge_coverage(conn: sqlite3.Connection, table: str) -> int:
     """The highest ``seq`` of ``table`` that some audited purge may have purged: for each
     ``retention_purge`` audit row, the last clock-synced row older than its cutoff (the rule
     ``purge_personal`` applies, recomputed from hashed, non-personal columns)."""
-    through = 0
     audits = conn.execute(
         "SELECT seq, detail FROM audit WHERE action = ? AND detail IS NOT NULL", [PURGE_ACTION]
     ).fetchall()
+    limits: list[tuple[int, str]] = []  # (rows before this seq, older than this cutoff)
     for audit_seq, detail in audits:
         try:
             cutoff_text = json.loads(detail).get("cutoff")
             cutoff = format_ts(datetime.fromisoformat(str(cutoff_text)))
         except (ValueError, TypeError, AttributeError):
             continue
+        limits.append((audit_seq if table == "audit" else 2**62, cutoff))
+    # A purge whose seq bound and cutoff another purge's both reach adds nothing: query only
+    # the others (usually just the latest; the daemon audits one purge an hour).
+    through = 0
+    reach = ""
+    for before, cutoff in sorted(limits, reverse=True):
+        if cutoff <= reach:
+            continue
+        reach = cutoff
         row = conn.execute(
             f"SELECT max(seq) FROM {_table_name(table)}"  # noqa: S608
             " WHERE clock_synced = 1 AND ts < ? AND seq < ?",
-            [cutoff, audit_seq if table == "audit" else 2**62],
+            [cutoff, before],
         ).fetchone()
         through = max(through, int(row[0] or 0))
     return through

@@ -376,3 +376,46 @@ def test_a_phone_number_written_with_spaces_or_inside_an_extra_never_reaches_a_l
     for number in ("0013 8000", "００１３８０００", "19491231", "12345678", "0013-9000"):
         assert number not in text
     assert line["seq"] == 13900139000
+
+
+def naive_coverage(conn, table: str) -> int:
+    """What ``purge_coverage`` answers, one query per audited purge (the rule as written)."""
+    through = 0
+    for audit_seq, detail in conn.execute(
+        "SELECT seq, detail FROM audit WHERE action = ? AND detail IS NOT NULL",
+        [store.PURGE_ACTION],
+    ).fetchall():
+        cutoff = store.format_ts(datetime.fromisoformat(json.loads(detail)["cutoff"]))
+        row = conn.execute(
+            f"SELECT max(seq) FROM {table} WHERE clock_synced = 1 AND ts < ? AND seq < ?",
+            [cutoff, audit_seq if table == "audit" else 2**62],
+        ).fetchone()
+        through = max(through, row[0] or 0)
+    return through
+
+
+def test_verify_reads_the_purge_coverage_once_not_once_per_purge(tmp_path, clock):
+    """Before: verification ran a query over every row older than each audited purge's
+    cutoff, once per purge. The daemon audits a purge every hour: a year's log (8,760
+    purges, ~700k events) took hours instead of the minute event-log.md promises."""
+    log = reporting_log(tmp_path / "kiosk.db", clock)
+    try:
+        for hour in range(60):
+            log.append(resident(hour))
+            log.audit("guard", "lists.quarantine_add", {"household": f"H{hour}"})
+            clock.advance(3600)
+            purge(log, 1, clock.now())
+            if hour == 30:  # a manual purge reaching further than the nightly ones after it
+                purge(log, 0, clock.now())
+        conn = sqlite3.connect(f"file:{tmp_path / 'kiosk.db'}?mode=ro", uri=True)
+        expected = {t: naive_coverage(conn, t) for t in ("events", "audit")}
+        assert expected["events"] > 30 and expected["audit"] > 30
+        statements: list[str] = []
+        conn.set_trace_callback(statements.append)
+        assert {t: store.purge_coverage(conn, t) for t in ("events", "audit")} == expected
+        assert store.verify_database(conn).ok
+        conn.close()
+        scans = [s for s in statements if "SELECT max(seq)" in s and "clock_synced" in s]
+        assert len(scans) <= 6
+    finally:
+        log.close()
