@@ -26,7 +26,9 @@ from zoneinfo import ZoneInfo
 from sqlite_utils import Database
 
 from kiosk.config.policy import QuotaConfig
+from kiosk.days import as_zone
 from kiosk.ledgers import purge_ledgers
+from kiosk.lists import purge_ended_quarantine
 from kiosk.ports import Store
 from kiosk.stats import freeze_days
 from kiosk.store import PURGE_ACTION, purge_personal
@@ -60,6 +62,7 @@ class PurgeResult:
     events_purged: int
     days_frozen: tuple[date, ...]
     ledger_rows_purged: Mapping[str, int] = field(default_factory=dict)
+    quarantine_entries_purged: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +70,7 @@ class PurgeResult:
             "events_purged": self.events_purged,
             "days_frozen": [d.isoformat() for d in self.days_frozen],
             "ledger_rows_purged": dict(self.ledger_rows_purged),
+            "quarantine_entries_purged": self.quarantine_entries_purged,
         }
 
 
@@ -93,9 +97,13 @@ def purge(
     cutoff = (now - timedelta(days=older_than_days)).astimezone(UTC)
     frozen = freeze_days(store, tz, quota_cfg, now)
 
+    local_cutoff_day = cutoff.astimezone(as_zone(tz)).date()
+
     def apply(db: Database) -> PurgeResult:
         count = purge_personal(db, cutoff, now)
-        return PurgeResult(cutoff, count, tuple(frozen), purge_ledgers(db, cutoff, now))
+        ledgers = purge_ledgers(db, cutoff, now)
+        ended = purge_ended_quarantine(db, local_cutoff_day)
+        return PurgeResult(cutoff, count, tuple(frozen), ledgers, ended)
 
     # One transaction with its audit row: verification checks purged rows against it.
     result = store.submit_audited(

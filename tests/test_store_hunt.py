@@ -419,3 +419,32 @@ def test_verify_reads_the_purge_coverage_once_not_once_per_purge(tmp_path, clock
         assert len(scans) <= 6
     finally:
         log.close()
+
+
+def test_ended_quarantine_entries_are_purged_with_the_other_personal_data(tmp_path, clock):
+    """Before: retention nulled events, audit details and the ledgers, but a quarantine
+    entry (household, holder's name, note: health data) stayed in list_quarantine for
+    ever after the quarantine ended. Entries that ended before the cutoff's local day
+    now go with the purge (their days' reports are frozen first)."""
+    from datetime import date
+
+    from kiosk.lists import ListStore
+
+    log = reporting_log(tmp_path / "kiosk.db", clock, ledgers=True)
+    try:
+        clock.set_wall(datetime(2026, 1, 1, 9, 0, tzinfo=UTC))  # entered when it began
+        lists = ListStore(log, clock)
+        lists.load()
+        lists.add_quarantine("HH-QZX-0907", "Ouyangnana Q.", "2026-01-01", "2026-01-14", "guard")
+        lists.add_quarantine("HH-B2-0301", None, "2026-02-25", "2026-03-20", "guard")
+        clock.set_wall(datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
+        result = purge(log, 30, clock.now(), tz="Asia/Shanghai")
+        assert result.quarantine_entries_purged == 1
+        rows = list(log.reader().query("SELECT holder, until_date FROM list_quarantine"))
+        assert rows == [{"holder": None, "until_date": "2026-03-20"}]
+        assert lists.load().quarantine_for("HH-B2-0301", None, date(2026, 3, 2))
+        (audit,) = [a for a in log.audits() if a["action"] == store.PURGE_ACTION]
+        assert audit["detail"]["quarantine_entries_purged"] == 1
+    finally:
+        log.close()
+    assert leftovers(tmp_path) == {}  # gone from the file too, the WAL included
