@@ -31,7 +31,7 @@ from kiosk.ledgers import purge_ledgers
 from kiosk.lists import purge_ended_quarantine
 from kiosk.ports import Store
 from kiosk.stats import freeze_days
-from kiosk.store import PURGE_ACTION, purge_personal
+from kiosk.store import PURGE_ACTION, purge_personal, waiting_for_clock
 
 T = TypeVar("T")
 
@@ -63,6 +63,9 @@ class PurgeResult:
     days_frozen: tuple[date, ...]
     ledger_rows_purged: Mapping[str, int] = field(default_factory=dict)
     quarantine_entries_purged: int = 0
+    #: Events past the cutoff by their stamp but kept: stamped while the clock was not
+    #: synchronised, with no synchronised row after them that old yet.
+    events_waiting_for_clock: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +74,7 @@ class PurgeResult:
             "days_frozen": [d.isoformat() for d in self.days_frozen],
             "ledger_rows_purged": dict(self.ledger_rows_purged),
             "quarantine_entries_purged": self.quarantine_entries_purged,
+            "events_waiting_for_clock": self.events_waiting_for_clock,
         }
 
 
@@ -103,7 +107,8 @@ def purge(
         count = purge_personal(db, cutoff, now)
         ledgers = purge_ledgers(db, cutoff, now)
         ended = purge_ended_quarantine(db, local_cutoff_day)
-        return PurgeResult(cutoff, count, tuple(frozen), ledgers, ended)
+        waiting = waiting_for_clock(db, cutoff)
+        return PurgeResult(cutoff, count, tuple(frozen), ledgers, ended, waiting)
 
     # One transaction with its audit row: verification checks purged rows against it.
     result = store.submit_audited(

@@ -687,6 +687,24 @@ def purge_personal(db: sqlite_utils.Database, older_than: datetime, purged_at: d
     return purged
 
 
+def waiting_for_clock(db: sqlite_utils.Database, older_than: datetime) -> int:
+    """Events stamped before ``older_than`` whose personal fields ``purge_personal`` kept:
+    no clock-synced row after them is that old yet (at a site whose clock never
+    synchronised, none ever is)."""
+    personal = " OR ".join(f"{p} IS NOT NULL" for p in hashchain.EVENT_PERSONAL_FIELDS)
+    # Only rows after the last purged one can be waiting: walk that tail by seq (``+ts``
+    # keeps SQLite off the ts index, which would visit every old, purged row).
+    last = db.execute(
+        "SELECT seq FROM events WHERE purged_at IS NOT NULL ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    row = db.execute(
+        "SELECT count(*) FROM events WHERE seq > ? AND +ts < ? AND purged_at IS NULL"  # noqa: S608
+        f" AND ({personal})",
+        [last[0] if last else 0, format_ts(older_than)],
+    ).fetchone()
+    return int(row[0])
+
+
 # ---------------------------------------------------------------------------------------------
 # The log
 

@@ -448,3 +448,28 @@ def test_ended_quarantine_entries_are_purged_with_the_other_personal_data(tmp_pa
     finally:
         log.close()
     assert leftovers(tmp_path) == {}  # gone from the file too, the WAL included
+
+
+def test_a_purge_says_how_many_rows_wait_for_a_synchronised_clock(tmp_path):
+    """Before: at a site whose clock never synchronised (no NTP reachable), no row is
+    clock-synced, so the seq-order rule purged nothing, night after night, and the purge
+    said only events_purged: 0: personal data piled up past retention unseen."""
+    clock = FakeClock(start=datetime(2026, 1, 1, tzinfo=UTC), is_synced=False)
+    log = reporting_log(tmp_path / "kiosk.db", clock)
+    try:
+        for i in range(3):
+            log.append(resident(i))
+        log.append(EventDraft(direction="in", decision="deny", reasons=("fever",)))  # no one
+        clock.advance(40 * 86400)
+        log.append(resident(9))  # recent: not past retention
+        result = purge(log, 30, clock.now())
+        assert result.events_purged == 0
+        assert result.events_waiting_for_clock == 3
+        assert result.as_dict()["events_waiting_for_clock"] == 3
+        clock.is_synced = True
+        log.append(EventDraft(direction="in", decision="pass"))
+        clock.advance(31 * 86400)
+        later = purge(log, 30, clock.now())
+        assert (later.events_purged, later.events_waiting_for_clock) == (6, 0)
+    finally:
+        log.close()
