@@ -206,12 +206,14 @@ def test_the_daily_purge_does_not_walk_every_empty_day_since_1970_in_the_writer(
 
 @contextlib.contextmanager
 def read_only_directory(path: Path):
-    """``path`` made unwritable for this process: a read-only tmpfs as root (root ignores
-    modes), mode 0555 otherwise."""
+    """A directory that ``make_read_only`` can make unwritable for this process: a tmpfs
+    remounted read-only as root (root ignores modes), mode 0555 otherwise."""
     path.mkdir()
     if os.geteuid() != 0:
-        yield path
-        path.chmod(0o555)
+        try:
+            yield path
+        finally:
+            path.chmod(0o755)  # so pytest can clean it up
         return
     if shutil.which("mount") is None:
         pytest.skip("needs mount(8) as root")
