@@ -901,8 +901,8 @@ class EventLog:
         rewritten since (a retention purge) no longer exist in their old form anywhere.
 
         Runs on the writer thread and so holds up appends: it waits at most
-        ``WIPE_WAIT_MS`` for readers. Returns False when a reader kept it from completing;
-        the WAL is then truncated at its next restart (``journal_size_limit``)."""
+        ``WIPE_WAIT_MS`` for readers. Returns False when a reader kept it from completing
+        (the daemon's next purge, within the hour, tries again)."""
         return self._call(self._wipe_wal_in_writer)
 
     def _wipe_wal_in_writer(self) -> bool:
@@ -1034,10 +1034,10 @@ class EventLog:
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             # Retention nulls personal fields: the old values must not stay readable in the
-            # pages' free space (most SQLite builds do not zero it by default) nor in WAL
-            # frames that outlive a checkpoint (the WAL is truncated whenever it restarts).
+            # pages' free space (most SQLite builds do not zero it by default). The WAL is
+            # wiped after each purge instead (``wipe_wal``): truncating it at every restart
+            # would make each commit grow the file again, a slower fsync on the passage path.
             conn.execute("PRAGMA secure_delete = ON")
-            conn.execute("PRAGMA journal_size_limit = 0")
         except BaseException:
             conn.close()
             raise

@@ -106,7 +106,7 @@ def test_purge_overwrites_freed_space_even_where_sqlite_does_not_by_default(
 
 def test_wiping_the_wal_gives_up_quickly_while_a_reader_holds_a_snapshot(tmp_path, clock):
     """The wipe runs on the writer thread: it must not hold passages up for the whole busy
-    timeout behind a long export; the WAL is then truncated at its next restart."""
+    timeout behind a long export; the next purge tries again."""
     log = reporting_log(tmp_path / "kiosk.db", clock)
     try:
         log.append(resident(1))
@@ -119,7 +119,6 @@ def test_wiping_the_wal_gives_up_quickly_while_a_reader_holds_a_snapshot(tmp_pat
         assert log.wipe_wal() is True
         assert (tmp_path / "kiosk.db-wal").stat().st_size == 0
         assert log.append(resident(2)).seq == 2
-        assert log.submit(lambda db: db.execute("PRAGMA journal_size_limit").fetchone()[0]) == 0
     finally:
         log.close()
 
