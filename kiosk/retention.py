@@ -117,6 +117,9 @@ def purge(
         PURGE_ACTION,
         lambda done: {"older_than_days": older_than_days, **done.as_dict()},
     )
-    # The WAL still holds the purged rows as they were written: truncate it.
-    store.wipe_wal()
+    # The WAL still holds the purged rows as they were written: truncate it. Only when
+    # something went: the commits after a truncation grow the file again (a dearer fsync).
+    purged = result.events_purged + result.quarantine_entries_purged
+    if purged or any(result.ledger_rows_purged.values()):
+        store.wipe_wal()
     return result
