@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from support import reporting_log
+from test_store_full import tiny_tmpfs
 
 from checkpoint.cli import main
 from kiosk import store
@@ -35,6 +36,16 @@ def resident(i: int) -> EventDraft:
         holder="Ouyangnana Q.",
         person={"name": "Ouyangnana Qiu", "phone": "13912345678", "note": "visits " * 20},
     )
+
+
+def closed_log(path: Path, clock, residents: int) -> None:
+    """A log of ``residents`` events, closed and checkpointed: the whole log in one file."""
+    log = reporting_log(path, clock)
+    for i in range(residents):
+        log.append(resident(i))
+    log.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def leftovers(directory: Path) -> dict[str, list[bytes]]:
@@ -207,24 +218,15 @@ def test_the_daily_purge_does_not_walk_every_empty_day_since_1970_in_the_writer(
 def read_only_directory(path: Path):
     """A directory that ``make_read_only`` can make unwritable for this process: a tmpfs
     remounted read-only as root (root ignores modes), mode 0555 otherwise."""
-    path.mkdir()
-    if os.geteuid() != 0:
-        try:
-            yield path
-        finally:
-            path.chmod(0o755)  # so pytest can clean it up
+    if os.geteuid() == 0:
+        with tiny_tmpfs(path, "4m") as mounted:
+            yield mounted
         return
-    if shutil.which("mount") is None:
-        pytest.skip("needs mount(8) as root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(path)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs here: {done.stderr.decode().strip()}")
+    path.mkdir()
     try:
         yield path
     finally:
-        subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
+        path.chmod(0o755)  # so pytest can clean it up
 
 
 def make_read_only(path: Path) -> None:
@@ -239,12 +241,7 @@ def test_verify_log_reads_a_copy_on_a_read_only_medium(tmp_path, clock, capsys):
     it) onto a read-only USB stick, or into a folder the office user cannot write, gave
     'unreadable database: unable to open database file' and exit 2: SQLite wants to create
     the WAL index beside a WAL-mode file even to read it."""
-    log = reporting_log(tmp_path / "kiosk.db", clock)
-    for i in range(3):
-        log.append(resident(i))
-    log.close()
-    with sqlite3.connect(tmp_path / "kiosk.db") as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    closed_log(tmp_path / "kiosk.db", clock, 3)
     with read_only_directory(tmp_path / "stick") as stick:
         shutil.copy(tmp_path / "kiosk.db", stick / "kiosk.db")
         office = stick / "pulled.db"  # the office's pulled copy, carried on the same stick
@@ -316,12 +313,7 @@ def test_verify_log_calls_a_truncated_log_corrupt_exit_1(tmp_path, clock, capsys
     """Before: a log cut short (a card that failed mid-copy, a file truncated on purpose)
     exited 2, 'cannot be used as an event log', the code for a wrong path; docs/cli.md says
     a corrupt file is exit 1, like any other damage to the log."""
-    log = reporting_log(tmp_path / "kiosk.db", clock)
-    for i in range(40):
-        log.append(resident(i))
-    log.close()
-    with sqlite3.connect(tmp_path / "kiosk.db") as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    closed_log(tmp_path / "kiosk.db", clock, 40)
     data = (tmp_path / "kiosk.db").read_bytes()
     (tmp_path / "kiosk.db").write_bytes(data[: len(data) // 3])
     assert main(["verify-log", "--db", str(tmp_path / "kiosk.db")]) == 1
