@@ -305,6 +305,11 @@ class Daemon:
                 )
                 if result.events_purged:
                     log.info("retention purge", extra={"rows": result.events_purged})
+                if result.events_waiting_for_clock:
+                    log.warning(
+                        "retention: events past retention kept until the clock is synchronised",
+                        extra={"rows": result.events_waiting_for_clock},
+                    )
             except Exception:
                 log.exception("retention purge failed; will retry")
             await asyncio.sleep(PURGE_CHECK_S)

@@ -102,10 +102,9 @@ class PassageHistory:
                 times = self._exits[household] = array("q")
             bisect.insort(times, us)
         if isinstance(pass_id, str) and pass_id:
-            last = self._last[direction]
-            previous = last.get(pass_id)
-            if previous is None or us > previous:
-                last[pass_id] = us
+            # The last recorded, not the latest stamped: records come in seq order, and after
+            # the wall clock stepped back the real passage carries the earlier stamp.
+            self._last[direction][pass_id] = us
         if self._newest is None or us > self._newest:
             self._newest = us
             # Pruning walks every household: do it at most hourly, not on every passage.
@@ -115,7 +114,7 @@ class PassageHistory:
 
     def load(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Rebuild from event-log rows (``pass_id``, ``household``, ``direction``,
-        ``decision``, ``ts``), in any order. Returns how many rows counted."""
+        ``decision``, ``ts``) in ``seq`` order. Returns how many rows counted."""
         counted = 0
         for row in rows:
             if row.get("decision") not in COUNTED_DECISIONS:

@@ -380,6 +380,16 @@ MIGRATIONS = sql_migrations(
 )
 
 
+def purge_ended_quarantine(db: sqlite_utils.Database, before: date) -> int:
+    """Retention (run through ``EventLog.submit``): delete the quarantine entries that ended
+    before ``before`` (a local date). They name a household and a holder with a health
+    status, and no decision needs them any more. Returns how many went."""
+    if not db["list_quarantine"].exists():
+        return 0
+    cursor = db.execute("DELETE FROM list_quarantine WHERE until_date < ?", [before.isoformat()])
+    return int(cursor.rowcount)
+
+
 #: The audit action of a guard's removal, by table.
 _DELETE_ACTIONS = {
     "list_revocations": "lists.unrevoke",

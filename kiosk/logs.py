@@ -2,7 +2,8 @@
 
 One JSON object per line: ``ts``, ``level``, ``logger``, ``msg`` and any ``extra=`` fields.
 Personal data (names, phone or ID numbers, households, pass ids) is never passed to a logger;
-as a second line of defence, digit runs that look like phone or ID numbers are masked here.
+as a second line of defence, numbers that look like phone or ID numbers (however they are
+written, and inside ``extra=`` values too) are masked here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
+
+from kiosk.privacy import scrub_text
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 # Mainland mobile numbers (11 digits starting 1) and 15/18-character resident ID numbers.
@@ -19,7 +24,21 @@ _PERSONAL_NUMBER = re.compile(r"(?<!\d)(?:1[3-9]\d{9}|\d{17}[\dXx]|\d{15})(?!\d)
 
 
 def redact(text: str) -> str:
-    return _PERSONAL_NUMBER.sub(lambda m: m.group(0)[:3] + "*" * (len(m.group(0)) - 3), text)
+    """Phone- and ID-shaped numbers masked: unbroken ones here, then any written with
+    spaces, dashes or full-width digits by ``kiosk.privacy.scrub_text``."""
+    text = _PERSONAL_NUMBER.sub(lambda m: m.group(0)[:3] + "*" * (len(m.group(0)) - 3), text)
+    return scrub_text(text)
+
+
+def _redact_value(value: Any) -> Any:
+    """``redact`` on every string of an ``extra=`` value (numbers stay numbers)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {str(k): _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redact_value(v) for v in value]
+    return value
 
 
 class JsonFormatter(logging.Formatter):
@@ -32,7 +51,7 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and key != "color_message" and not key.startswith("_"):
-                line[key] = redact(value) if isinstance(value, str) else value
+                line[key] = _redact_value(value)
         if record.exc_info:
             line["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(line, ensure_ascii=False, default=str)

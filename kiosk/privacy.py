@@ -60,6 +60,7 @@ _RUN_RE = re.compile(
     r"(?<!\d)\+?\d+(?:" + _SEPARATORS + r"{1,3}\d+)*(?:" + _SEPARATORS + r"{0,3}[Xx])?"
     r"(?![\dA-WYZa-wyz])"
 )
+_WIDE_CHECK_X = re.compile(r"(\d" + _SEPARATORS + r"{0,3})[Ｘｘ]")
 _GROUP_RE = re.compile(r"\d+[Xx]?|[Xx]")
 _CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
@@ -113,19 +114,20 @@ def mask_code(value: str) -> str:
 
 
 def _ascii_digits(text: str) -> str:
-    """Full-width and other Unicode decimal digits as ASCII (``１３９`` → ``139``); full-width
-    ``Ｘ`` as ``X``. Everything else is left as it is."""
+    """Full-width and other Unicode decimal digits as ASCII (``１３９`` → ``139``); a
+    full-width ``Ｘ`` right after digits (an ID's check character) as ``X``. Everything else
+    is left as it is."""
     if text.isascii():
         return text
-    out = []
-    for char in text:
-        if char.isdecimal() and not char.isascii():
-            out.append(str(unicodedata.decimal(char)))
-        elif char in "Ｘｘ":
-            out.append("X")
-        else:
-            out.append(char)
-    return "".join(out)
+    out = "".join(
+        str(unicodedata.decimal(char)) if char.isdecimal() and not char.isascii() else char
+        for char in text
+    )
+    return _WIDE_CHECK_X.sub(r"\1X", out)
+
+
+#: The most digits a number ``_number_kind`` recognises has (a resident ID).
+_MAX_NUMBER = 18
 
 
 def _number_kind(digits: str) -> str | None:
@@ -155,8 +157,13 @@ def _scrub_run(run: str) -> str:
     pos = 0
     i = 0
     while i < len(groups):
-        for j in range(len(groups) - 1, i - 1, -1):
-            digits = "".join(g.group(0) for g in groups[i : j + 1])
+        # No number is longer than _MAX_NUMBER digits: only spans up to that are candidates
+        # (trying every span made a long run of short groups cost cubic time).
+        spans = [groups[i].group(0)]
+        while i + len(spans) < len(groups) and len(spans[-1]) < _MAX_NUMBER:
+            spans.append(spans[-1] + groups[i + len(spans)].group(0))
+        for j in range(i + len(spans) - 1, i - 1, -1):
+            digits = spans[j - i]
             kind = _number_kind(digits)
             if kind is not None:
                 out.append(run[pos : groups[i].start()])

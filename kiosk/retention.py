@@ -17,19 +17,43 @@ runs it by hand (systemd's ``kiosk-purge.timer`` calls that).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
+from sqlite_utils import Database
+
 from kiosk.config.policy import QuotaConfig
+from kiosk.days import as_zone
 from kiosk.ledgers import purge_ledgers
+from kiosk.lists import purge_ended_quarantine
 from kiosk.ports import Store
 from kiosk.stats import freeze_days
-from kiosk.store import purge_personal
+from kiosk.store import PURGE_ACTION, purge_personal, waiting_for_clock
+
+T = TypeVar("T")
 
 MAX_DAYS = 36500
+
+
+class PurgeStore(Store, Protocol):
+    """The event log as retention uses it (``kiosk.store.EventLog``)."""
+
+    def submit_audited(
+        self,
+        fn: Callable[[Database], T],
+        actor: str,
+        action: str,
+        detail: Callable[[T], Mapping[str, Any] | None],
+    ) -> T:
+        """``submit(fn)`` and its audit row in one transaction."""
+        ...
+
+    def wipe_wal(self) -> bool:
+        """Truncate the WAL, where purged rows survive in their old form."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -38,6 +62,10 @@ class PurgeResult:
     events_purged: int
     days_frozen: tuple[date, ...]
     ledger_rows_purged: Mapping[str, int] = field(default_factory=dict)
+    quarantine_entries_purged: int = 0
+    #: Events past the cutoff by their stamp but kept: stamped while the clock was not
+    #: synchronised, with no synchronised row after them that old yet.
+    events_waiting_for_clock: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -45,11 +73,13 @@ class PurgeResult:
             "events_purged": self.events_purged,
             "days_frozen": [d.isoformat() for d in self.days_frozen],
             "ledger_rows_purged": dict(self.ledger_rows_purged),
+            "quarantine_entries_purged": self.quarantine_entries_purged,
+            "events_waiting_for_clock": self.events_waiting_for_clock,
         }
 
 
 def purge(
-    store: Store,
+    store: PurgeStore,
     older_than_days: int,
     now: datetime,
     *,
@@ -70,12 +100,26 @@ def purge(
         raise ValueError("now must be timezone-aware")
     cutoff = (now - timedelta(days=older_than_days)).astimezone(UTC)
     frozen = freeze_days(store, tz, quota_cfg, now)
-    count = int(store.submit(lambda db: purge_personal(db, cutoff, now)))
-    ledgers = store.submit(lambda db: purge_ledgers(db, cutoff, now))
-    result = PurgeResult(cutoff, count, tuple(frozen), ledgers)
-    store.audit(
+
+    local_cutoff_day = cutoff.astimezone(as_zone(tz)).date()
+
+    def apply(db: Database) -> PurgeResult:
+        count = purge_personal(db, cutoff, now)
+        ledgers = purge_ledgers(db, cutoff, now)
+        ended = purge_ended_quarantine(db, local_cutoff_day)
+        waiting = waiting_for_clock(db, cutoff)
+        return PurgeResult(cutoff, count, tuple(frozen), ledgers, ended, waiting)
+
+    # One transaction with its audit row: verification checks purged rows against it.
+    result = store.submit_audited(
+        apply,
         actor,
-        "retention_purge",
-        {"older_than_days": older_than_days, **result.as_dict()},
+        PURGE_ACTION,
+        lambda done: {"older_than_days": older_than_days, **done.as_dict()},
     )
+    # The WAL still holds the purged rows as they were written: truncate it. Only when
+    # something went: the commits after a truncation grow the file again (a dearer fsync).
+    purged = result.events_purged + result.quarantine_entries_purged
+    if purged or any(result.ledger_rows_purged.values()):
+        store.wipe_wal()
     return result

@@ -212,6 +212,13 @@ def daily_report(
     return report
 
 
+def _next_day_with_events(db: Database, day: date, zone: ZoneInfo) -> date | None:
+    """The first local day after ``day`` that has an event, or None."""
+    _, end = day_bounds(day, zone)
+    row = db.execute("select min(ts) from events where ts >= ?", [end]).fetchone()
+    return None if row is None or row[0] is None else local_day(row[0], zone)
+
+
 def freeze_days(
     store: Store,
     tz: ZoneInfo | str,
@@ -234,26 +241,23 @@ def freeze_days(
         }
         stamp = now.astimezone(UTC).isoformat()
         done: list[date] = []
-        day = local_day(rows[0]["first"], zone)
-        while day < today:
+        day: date | None = local_day(rows[0]["first"], zone)
+        # Day to day with events only: one passage stamped 1970 before NTP synced must not
+        # make every run walk the empty days since then inside the writer's transaction.
+        while day is not None and day < today:
             if day.isoformat() not in frozen:
-                start, end = day_bounds(day, zone)
-                has = list(
-                    db.query("select 1 from events where ts >= ? and ts < ? limit 1", [start, end])
+                report = compute_report(db, day, zone, quota_cfg)
+                db.table("daily_aggregates").insert(
+                    {
+                        "day": day.isoformat(),
+                        "tz": zone.key,
+                        "report": json.dumps(report, ensure_ascii=False),
+                        "frozen_at": stamp,
+                    },
+                    replace=True,
                 )
-                if has:
-                    report = compute_report(db, day, zone, quota_cfg)
-                    db.table("daily_aggregates").insert(
-                        {
-                            "day": day.isoformat(),
-                            "tz": zone.key,
-                            "report": json.dumps(report, ensure_ascii=False),
-                            "frozen_at": stamp,
-                        },
-                        replace=True,
-                    )
-                    done.append(day)
-            day += timedelta(days=1)
+                done.append(day)
+            day = _next_day_with_events(db, day, zone)
         return done
 
     return store.submit(write)

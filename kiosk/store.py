@@ -33,6 +33,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +79,9 @@ _REOPEN_ERRORS = (
     "SQLITE_CANTOPEN",
     "SQLITE_PROTOCOL",
 )
+
+#: The most ``EventLog.wipe_wal`` waits for readers (appends queue behind it meanwhile).
+WIPE_WAIT_MS = 200
 
 _BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 _PROCESS_BOOT_ID = str(uuid.uuid4())
@@ -497,20 +501,29 @@ def purge_coverage(conn: sqlite3.Connection, table: str) -> int:
     """The highest ``seq`` of ``table`` that some audited purge may have purged: for each
     ``retention_purge`` audit row, the last clock-synced row older than its cutoff (the rule
     ``purge_personal`` applies, recomputed from hashed, non-personal columns)."""
-    through = 0
     audits = conn.execute(
         "SELECT seq, detail FROM audit WHERE action = ? AND detail IS NOT NULL", [PURGE_ACTION]
     ).fetchall()
+    limits: list[tuple[int, str]] = []  # (rows before this seq, older than this cutoff)
     for audit_seq, detail in audits:
         try:
             cutoff_text = json.loads(detail).get("cutoff")
             cutoff = format_ts(datetime.fromisoformat(str(cutoff_text)))
         except (ValueError, TypeError, AttributeError):
             continue
+        limits.append((audit_seq if table == "audit" else 2**62, cutoff))
+    # A purge whose seq bound and cutoff another purge's both reach adds nothing: query only
+    # the others (usually just the latest; the daemon audits one purge an hour).
+    through = 0
+    reach = ""
+    for before, cutoff in sorted(limits, reverse=True):
+        if cutoff <= reach:
+            continue
+        reach = cutoff
         row = conn.execute(
             f"SELECT max(seq) FROM {_table_name(table)}"  # noqa: S608
             " WHERE clock_synced = 1 AND ts < ? AND seq < ?",
-            [cutoff, audit_seq if table == "audit" else 2**62],
+            [cutoff, before],
         ).fetchone()
         through = max(through, int(row[0] or 0))
     return through
@@ -571,12 +584,34 @@ def compare_with_central(
     return None
 
 
+@contextmanager
+def read_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """Every read inside sees one snapshot of the file (a read transaction), however many
+    statements it takes; without it each statement sees the writer's latest commit. Inside
+    a transaction already, that one is used."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+
 def verify_database(db: sqlite_utils.Database | sqlite3.Connection) -> VerifyResult:
     """Check both hash chains, ``seq`` continuity and personal digests of an event-log file.
 
     Works on any connection (the kiosk's reader, ``kiosk verify-log``'s read-only one); it
-    never writes."""
+    never writes. It reads one snapshot: a passage the running kiosk commits meanwhile is
+    not half seen (its high-water mark without its row would read as a truncated log)."""
     conn = db.conn if isinstance(db, sqlite_utils.Database) else db
+    with read_snapshot(conn):
+        return _verify_snapshot(conn)
+
+
+def _verify_snapshot(conn: sqlite3.Connection) -> VerifyResult:
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     missing = {"meta", "events", "audit"} - tables
     if missing:
@@ -650,6 +685,24 @@ def purge_personal(db: sqlite_utils.Database, older_than: datetime, purged_at: d
         if table == "events":
             purged = cursor.rowcount
     return purged
+
+
+def waiting_for_clock(db: sqlite_utils.Database, older_than: datetime) -> int:
+    """Events stamped before ``older_than`` whose personal fields ``purge_personal`` kept:
+    no clock-synced row after them is that old yet (at a site whose clock never
+    synchronised, none ever is)."""
+    personal = " OR ".join(f"{p} IS NOT NULL" for p in hashchain.EVENT_PERSONAL_FIELDS)
+    # Only rows after the last purged one can be waiting: walk that tail by seq (``+ts``
+    # keeps SQLite off the ts index, which would visit every old, purged row).
+    last = db.execute(
+        "SELECT seq FROM events WHERE purged_at IS NOT NULL ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    row = db.execute(
+        "SELECT count(*) FROM events WHERE seq > ? AND +ts < ? AND purged_at IS NULL"  # noqa: S608
+        f" AND ({personal})",
+        [last[0] if last else 0, format_ts(older_than)],
+    ).fetchone()
+    return int(row[0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -819,6 +872,54 @@ class EventLog:
     async def submit_async(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
         return await asyncio.wrap_future(self._enqueue(lambda: self._transaction(fn)))
 
+    def submit_audited(
+        self,
+        fn: Callable[[sqlite_utils.Database], T],
+        actor: str,
+        action: str,
+        detail: Callable[[T], Mapping[str, Any] | None],
+    ) -> T:
+        """``submit(fn)`` and the audit row saying what it did (``detail(result)``) in one
+        transaction: a crash cannot leave the change without its audit row (a purge
+        without one reads as tampering to ``verify``)."""
+        _check_audit(actor, action, None)
+        audited: list[int] = []
+
+        def job(db: sqlite_utils.Database) -> T:
+            result = fn(db)
+            what = detail(result)
+            _check_audit(actor, action, what)
+            audited.append(int(self._insert_audit(db.conn, actor, action, what)["seq"]))
+            return result
+
+        result = self._call(lambda: self._transaction(job))
+        self._last_audit_seq = audited[-1]
+        return result
+
+    def wipe_wal(self) -> bool:
+        """Checkpoint the WAL into the database file and truncate it to zero bytes, so rows
+        rewritten since (a retention purge) no longer exist in their old form anywhere.
+
+        Runs on the writer thread and so holds up appends: it waits at most
+        ``WIPE_WAIT_MS`` for readers. Returns False when a reader kept it from completing
+        (the daemon's next purge, within the hour, tries again)."""
+        return self._call(self._wipe_wal_in_writer)
+
+    def _wipe_wal_in_writer(self) -> bool:
+        try:
+            conn = self._ensure_connection().conn
+            conn.execute(f"PRAGMA busy_timeout = {min(WIPE_WAIT_MS, self.busy_timeout_ms)}")
+            try:
+                busy = int(conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        except sqlite3.Error as exc:
+            if is_storage_error(exc):
+                self._reopen = True
+                raise StoreFault("store_fault", _error_name(exc)) from exc
+            raise
+        return busy == 0
+
     # -- reads ------------------------------------------------------------------------------
 
     @property
@@ -932,6 +1033,11 @@ class EventLog:
                 raise StoreFault("store_fault", f"cannot use WAL on this filesystem ({mode})")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            # Retention nulls personal fields: the old values must not stay readable in the
+            # pages' free space (most SQLite builds do not zero it by default). The WAL is
+            # wiped after each purge instead (``wipe_wal``): truncating it at every restart
+            # would make each commit grow the file again, a slower fsync on the passage path.
+            conn.execute("PRAGMA secure_delete = ON")
         except BaseException:
             conn.close()
             raise

@@ -46,11 +46,22 @@ def test_last_passage_is_per_pass_and_direction_and_ignores_denials():
     assert h.last_passage("p2", "out") is None
 
 
-def test_out_of_order_records_keep_the_latest_passage():
+def test_the_last_passage_is_the_last_recorded_even_after_the_clock_stepped_back():
+    """Records come in ``seq`` order (the engine after each commit; ``load`` from rows
+    ordered by seq). Before: the latest *timestamp* was kept, so after the wall clock stepped
+    back an hour (NTP correcting a clock that ran ahead) the pass's real passage was not
+    remembered, and a copied pass used a minute later was not caught as passback for an hour."""
     h = PassageHistory()
-    h.record("p1", "1-1", "in", "pass", T0 + timedelta(minutes=5))
-    h.record("p1", "1-1", "in", "pass", T0)
-    assert h.last_passage("p1", "in") == T0 + timedelta(minutes=5)
+    h.record("p1", "1-1", "in", "pass", T0 + timedelta(hours=1))  # clock an hour ahead
+    h.record("p1", "1-1", "in", "pass", T0)  # corrected: the real time
+    assert h.last_passage("p1", "in") == T0
+    h.load(
+        [
+            {"pass_id": "p2", "direction": "in", "decision": "pass", "ts": t}
+            for t in ("2026-03-02T09:30:00Z", "2026-03-02T08:30:00Z")
+        ]
+    )
+    assert h.last_passage("p2", "in") == T0
 
 
 def test_load_rebuilds_from_event_log_rows_with_iso_timestamps():

@@ -109,10 +109,32 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if header != b"SQLite format 3\x00":
         raise UsageError(f"{path}: not an SQLite database")
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
     try:
-        return sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            conn.execute("PRAGMA schema_version").fetchone()
+        except sqlite3.DatabaseError as exc:  # the caller names any other problem
+            if getattr(exc, "sqlite_errorname", "") == "SQLITE_CANTOPEN":
+                conn.close()
+                conn = _open_unwritable_folder(path, uri)
+        return conn
     except sqlite3.Error as exc:
         raise UsageError(f"{path}: cannot open: {exc}") from None
+
+
+def _open_unwritable_folder(path: Path, uri: str) -> sqlite3.Connection:
+    """A WAL-mode file wants its -shm index created beside it even to be read: on a
+    read-only stick or in a folder this user cannot write, that fails. With no -wal the file
+    alone is the whole log and nothing is writing it, so it is read as immutable."""
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists():
+        raise UsageError(
+            f"{path}: cannot be read where it is (its {wal.name} needs a -shm index beside it"
+            f" and this folder is not writable); copy {path.name} and {wal.name} to a"
+            " writable folder and verify the copy"
+        )
+    return sqlite3.connect(uri + "&immutable=1", uri=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,8 +151,8 @@ def run(args: argparse.Namespace) -> int:
             tables = {
                 r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             }
-        except sqlite3.DatabaseError as exc:
-            raise UsageError(f"{path}: unreadable database: {exc}") from None
+        except sqlite3.DatabaseError as exc:  # an SQLite file, damaged: not a usage error
+            raise CliError(f"{path}: the database is corrupt: {exc}") from None
         if not {"events", "audit", "meta"} <= tables:
             raise UsageError(f"{path}: not a kiosk event log (no events/audit/meta tables)")
         try:

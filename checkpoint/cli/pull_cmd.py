@@ -57,7 +57,12 @@ def register(sub: Verbs) -> None:
     pull.add_argument("--json", action="store_true", help="print one JSON result per kiosk")
 
     purge = add_verb(sub, "purge", purge_run)
-    purge.add_argument("--older-than", type=int, required=True, metavar="DAYS")
+    purge.add_argument(
+        "--older-than",
+        type=int,
+        metavar="DAYS",
+        help="purge personal data older than DAYS (default: the config's store.retention_days)",
+    )
     add_store_args(purge)
 
 
@@ -230,14 +235,15 @@ def purge_run(args: argparse.Namespace) -> int:
     from kiosk.retention import MAX_DAYS, purge
     from kiosk.store import StoreFault
 
-    if not 0 <= args.older_than <= MAX_DAYS:
-        raise UsageError(f"--older-than must be between 0 and {MAX_DAYS} days")
     config = load_args_config(args)
+    days = config.store.retention_days if args.older_than is None else args.older_than
+    if not 0 <= days <= MAX_DAYS:
+        raise UsageError(f"--older-than must be between 0 and {MAX_DAYS} days")
     store = _open_store(args, config)
     try:
         result = purge(
             store,
-            args.older_than,
+            days,
             store.clock.now(),
             tz=config.site.timezone,
             quota_cfg=config.policy.quota,

@@ -51,6 +51,19 @@ class KioskConfig(Section):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _retention_covers_quota(self) -> KioskConfig:
+        # The quota's look-back is rebuilt from the log's households at start: a purge that
+        # nulls them sooner lets a household out again after a restart.
+        quota = self.policy.quota
+        if quota.enabled and self.store.retention_days < quota.period_days:
+            raise ValueError(
+                f"store.retention_days ({self.store.retention_days}) is shorter than"
+                f" policy.quota.period_days ({quota.period_days}): after a restart the quota"
+                " would not see exits whose household was already purged"
+            )
+        return self
+
 
 class ConfigError(Exception):
     """A config that cannot be used. ``problems`` holds one ``field.path: reason`` per issue."""
