@@ -57,7 +57,12 @@ def register(sub: Verbs) -> None:
     pull.add_argument("--json", action="store_true", help="print one JSON result per kiosk")
 
     purge = add_verb(sub, "purge", purge_run)
-    purge.add_argument("--older-than", type=int, required=True, metavar="DAYS")
+    purge.add_argument(
+        "--older-than",
+        type=int,
+        metavar="DAYS",
+        help="purge what is older than DAYS (default: store.retention_days of --config)",
+    )
     add_store_args(purge)
 
 
@@ -226,18 +231,24 @@ def purge_run(args: argparse.Namespace) -> int:
     """delete personal data past retention, keep daily aggregates
 
     Null the personal fields of events older than DAYS (after freezing the daily reports
-    of those days); the hash chain keeps verifying."""
+    of those days); the hash chain keeps verifying. Without --older-than, DAYS is the
+    store.retention_days of --config (what kiosk-purge.timer runs nightly)."""
     from kiosk.retention import MAX_DAYS, purge
     from kiosk.store import StoreFault
 
-    if not 0 <= args.older_than <= MAX_DAYS:
+    days = args.older_than
+    if days is None and not args.config:
+        raise UsageError("give --older-than DAYS, or --config to purge by its store.retention_days")
+    if days is not None and not 0 <= days <= MAX_DAYS:
         raise UsageError(f"--older-than must be between 0 and {MAX_DAYS} days")
     config = load_args_config(args)
+    if days is None:
+        days = config.store.retention_days
     store = _open_store(args, config)
     try:
         result = purge(
             store,
-            args.older_than,
+            days,
             store.clock.now(),
             tz=config.site.timezone,
             quota_cfg=config.policy.quota,

@@ -1,0 +1,47 @@
+"""The ``kiosk`` command as an operator meets it: what the systemd units run, and bad
+arguments and files, each one clear line on stderr and an exit code of docs/cli.md, never a
+traceback, never a change to data."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from checkpoint.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _exec_start(unit: str) -> list[str]:
+    for line in (ROOT / "systemd" / unit).read_text(encoding="utf-8").splitlines():
+        if line.startswith("ExecStart="):
+            return shlex.split(line.partition("=")[2])
+    raise AssertionError(f"{unit} has no ExecStart")
+
+
+def test_the_purge_timers_command_runs_and_purges_by_the_configs_retention(tmp_path, capsys):
+    """kiosk-purge.service ran `kiosk purge --config ... --data ...` without --older-than,
+    which was required: every nightly purge ended in a usage error (exit 2)."""
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[store]\nretention_days = 7\n", encoding="utf-8")
+    data = tmp_path / "data"
+    data.mkdir()
+    argv = _exec_start("kiosk-purge.service")
+    assert argv[:2] == ["/opt/kiosk/venv/bin/kiosk", "purge"]
+    paths = {"/etc/kiosk/kiosk.toml": str(config), "/var/lib/kiosk": str(data)}
+    before = datetime.now(UTC)
+    code = main([paths.get(arg, arg) for arg in argv[1:]])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    cutoff = datetime.fromisoformat(json.loads(out)["cutoff"])
+    assert before - timedelta(days=7) <= cutoff <= datetime.now(UTC) - timedelta(days=7)
+    assert (data / "kiosk.db").exists()
+
+
+def test_purge_without_days_or_config_is_a_usage_error(tmp_path, capsys):
+    assert main(["purge", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--older-than" in err and "--config" in err
+    assert not (tmp_path / "kiosk.db").exists()  # nothing opened, nothing purged
