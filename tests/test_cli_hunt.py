@@ -45,3 +45,32 @@ def test_purge_without_days_or_config_is_a_usage_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--older-than" in err and "--config" in err
     assert not (tmp_path / "kiosk.db").exists()  # nothing opened, nothing purged
+
+
+def _one_line_error(capsys, verb: str) -> str:
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert err.count("\n") == 1 and err.startswith(f"kiosk {verb}: "), err
+    return err
+
+
+def test_a_time_zone_that_names_a_folder_of_zones_is_a_config_error(tmp_path, capsys):
+    """The zone "Asia" (a folder of the zone database) escaped as IsADirectoryError: a
+    traceback from check-config, and from run and purge too."""
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[site]\ntimezone = "Asia"\n', encoding="utf-8")
+    assert main(["check-config", str(config)]) == 2
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "site.timezone: " in err and "'Asia'" in err
+    assert main(["purge", "--older-than", "30", "--config", str(config), "--data", str(tmp_path)])
+    assert "site.timezone" in _one_line_error(capsys, "purge")
+    assert not (tmp_path / "kiosk.db").exists()
+
+
+def test_a_tz_argument_that_names_a_folder_of_zones_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KIOSK_FLEET_DSN", "postgresql://nowhere.invalid/x")
+    issue = ["pass", "issue", "--key", str(tmp_path / "k.key"), "--household", "1-1"]
+    assert main([*issue, "--holder", "A", "--tz", "Asia"]) == 2
+    assert "'Asia'" in _one_line_error(capsys, "pass")
+    assert main(["fleet", "report", "--day", "2026-03-02", "--tz", "America"]) == 2
+    assert "'America'" in _one_line_error(capsys, "fleet")

@@ -166,7 +166,7 @@ def report_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--day: not a date: {args.day!r}") from None
     try:
         tz = ZoneInfo(args.tz)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
         raise UsageError(f"--tz: unknown time zone {args.tz!r}") from None
     outputs = [Path(p) for p in (args.xlsx, args.csv) if p]
     for path in outputs:

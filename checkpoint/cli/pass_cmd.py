@@ -120,7 +120,7 @@ def _days(value: float) -> float:
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
         raise UsageError(f"unknown timezone {name!r}") from None
 
 
