@@ -74,3 +74,28 @@ def test_a_tz_argument_that_names_a_folder_of_zones_is_a_usage_error(tmp_path, c
     assert "'Asia'" in _one_line_error(capsys, "pass")
     assert main(["fleet", "report", "--day", "2026-03-02", "--tz", "America"]) == 2
     assert "'America'" in _one_line_error(capsys, "fleet")
+
+
+def test_replay_never_writes_into_an_existing_file(tmp_path, capsys):
+    """`replay --db` appended the scenario's simulated passages (kiosk gate-1, a fever deny)
+    to whatever file it named, a kiosk's real event log too, with a valid hash chain; a
+    folder or a non-database file was a StoreFault traceback."""
+    log = tmp_path / "kiosk.db"
+    assert main(["replay", "fever", "--db", str(log)]) == 0
+    capsys.readouterr()
+    before = log.read_bytes()
+    assert main(["replay", "fever", "--db", str(log)]) == 2
+    assert str(log) in _one_line_error(capsys, "replay")
+    assert log.read_bytes() == before
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"\x9b not a database " * 50)
+    for target in (garbage, tmp_path):
+        assert main(["replay", "fever", "--db", str(target)]) == 2
+        _one_line_error(capsys, "replay")
+    assert garbage.read_bytes() == b"\x9b not a database " * 50
+
+
+def test_replay_into_a_place_no_database_can_be_made_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["replay", "fever", "--db", str(tmp_path / "file" / "x.db")]) == 1
+    _one_line_error(capsys, "replay")
