@@ -99,3 +99,19 @@ def test_replay_into_a_place_no_database_can_be_made_is_one_line(tmp_path, capsy
     (tmp_path / "file").write_text("x")
     assert main(["replay", "fever", "--db", str(tmp_path / "file" / "x.db")]) == 1
     _one_line_error(capsys, "replay")
+
+
+def test_an_unknown_log_level_is_a_usage_error(tmp_path, capsys):
+    """`--log-level bogus` got as far as logging.setLevel: a ValueError traceback."""
+    import pytest
+
+    from checkpoint.cli import build_parser
+
+    config = tmp_path / "kiosk.toml"
+    config.write_text("", encoding="utf-8")
+    for argv in (["demo", "--port", "0"], ["run", "--config", str(config)]):
+        with pytest.raises(SystemExit) as stopped:
+            main([*argv, "--data", str(tmp_path), "--log-level", "bogus"])
+        assert stopped.value.code == 2
+        assert "--log-level: invalid choice: 'bogus'" in capsys.readouterr().err
+        assert build_parser().parse_args([*argv, "--log-level", "DEBUG"]).log_level == "debug"

@@ -16,6 +16,7 @@ from .errors import CliError, UsageError
 from .parsers import Verbs, add_verb
 
 DEFAULT_DATA = "/var/lib/kiosk"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def register(sub: Verbs) -> None:
@@ -23,12 +24,23 @@ def register(sub: Verbs) -> None:
     demo.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     demo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     demo.add_argument("--data", type=Path, help="keep data in DIR instead of a temp folder")
-    demo.add_argument("--log-level", default="warning", help="log level (default warning)")
+    _log_level(demo, "warning")
 
     run = add_verb(sub, "run", run_daemon)
     run.add_argument("--config", required=True, help="the TOML config file")
     run.add_argument("--data", type=Path, help=f"state directory (default {DEFAULT_DATA})")
-    run.add_argument("--log-level", default="info", help="log level (default info)")
+    _log_level(run, "info")
+
+
+def _log_level(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        default=default,
+        metavar="LOG_LEVEL",
+        help=f"{', '.join(LOG_LEVELS)} (default {default})",
+    )
 
 
 def _port(value: int) -> int:
