@@ -115,3 +115,19 @@ def test_an_unknown_log_level_is_a_usage_error(tmp_path, capsys):
         assert stopped.value.code == 2
         assert "--log-level: invalid choice: 'bogus'" in capsys.readouterr().err
         assert build_parser().parse_args([*argv, "--log-level", "DEBUG"]).log_level == "debug"
+
+
+def _issuer_key(tmp_path: Path) -> Path:
+    assert main(["keys", "new", "--dir", str(tmp_path / "keys")]) == 0
+    return tmp_path / "keys" / "issuer.key"
+
+
+def test_pass_batch_into_a_file_is_a_usage_error_and_the_file_is_kept(tmp_path, capsys):
+    """`--out` naming an existing file: NotADirectoryError traceback from iterdir()."""
+    key = _issuer_key(tmp_path)
+    rows = tmp_path / "households.csv"
+    rows.write_text("household,holder\n12-3-0502,W\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["pass", "batch", "--key", str(key), "--csv", str(rows), "--out", str(rows)]) == 2
+    assert "not a folder" in _one_line_error(capsys, "pass")
+    assert rows.read_text(encoding="utf-8") == "household,holder\n12-3-0502,W\n"

@@ -262,6 +262,8 @@ def pass_batch(args: argparse.Namespace) -> int:
     rows = _batch_rows(args.csv, default_days)
     key = _key(args.key)
     out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} is not a folder; batch output goes into a new or empty folder")
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"{out} is not empty; batch output goes into a new or empty folder")
     try:
