@@ -131,3 +131,16 @@ def test_pass_batch_into_a_file_is_a_usage_error_and_the_file_is_kept(tmp_path, 
     assert main(["pass", "batch", "--key", str(key), "--csv", str(rows), "--out", str(rows)]) == 2
     assert "not a folder" in _one_line_error(capsys, "pass")
     assert rows.read_text(encoding="utf-8") == "household,holder\n12-3-0502,W\n"
+
+
+def test_pass_batch_with_a_field_too_large_for_csv_is_a_usage_error(tmp_path, capsys):
+    """A CSV field over the csv module's limit (131072 characters: not a households CSV)
+    was a _csv.Error traceback."""
+    key = _issuer_key(tmp_path)
+    rows = tmp_path / "households.csv"
+    rows.write_text("household,holder\n12-3-0502," + "W" * 200_000 + "\n", encoding="utf-8")
+    capsys.readouterr()
+    out = tmp_path / "cards"
+    assert main(["pass", "batch", "--key", str(key), "--csv", str(rows), "--out", str(out)]) == 2
+    assert "line 2" in _one_line_error(capsys, "pass")
+    assert not out.exists()

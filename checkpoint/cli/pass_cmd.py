@@ -214,14 +214,19 @@ def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     reader = csv.DictReader(io.StringIO(text))
-    header = set(reader.fieldnames or ())
+    try:
+        header = set(reader.fieldnames or ())
+        records = list(reader)
+    except csv.Error as exc:  # e.g. a field over the csv module's limit: not a households CSV
+        line = reader.line_num + 1  # line_num counts the lines read before the bad record
+        raise UsageError(f"{path}: line {line}: {exc}; nothing issued") from None
     if not {"household", "holder"} <= header:
         raise UsageError(f"{path}: the header needs household and holder columns")
     unknown = header - {"household", "holder", "role", "days", "flags"}
     if unknown:
         raise UsageError(f"{path}: unknown columns {', '.join(sorted(unknown))}")
     rows, errors = [], []
-    for line, raw in enumerate(reader, start=2):
+    for line, raw in enumerate(records, start=2):
         household = (raw.get("household") or "").strip()
         holder = (raw.get("holder") or "").strip()
         role = (raw.get("role") or "").strip() or "resident"
