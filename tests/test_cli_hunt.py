@@ -144,3 +144,16 @@ def test_pass_batch_with_a_field_too_large_for_csv_is_a_usage_error(tmp_path, ca
     assert main(["pass", "batch", "--key", str(key), "--csv", str(rows), "--out", str(out)]) == 2
     assert "line 2" in _one_line_error(capsys, "pass")
     assert not out.exists()
+
+
+def test_pass_batch_refuses_a_column_named_twice(tmp_path, capsys):
+    """A header naming a column twice (two `holder` columns: given name, family name) was
+    read as its last column: passes issued silently for the wrong holder or household."""
+    key = _issuer_key(tmp_path)
+    rows = tmp_path / "households.csv"
+    rows.write_text("household,holder,holder\n12-3-0502,Wang,Li\n", encoding="utf-8")
+    capsys.readouterr()
+    out = tmp_path / "cards"
+    assert main(["pass", "batch", "--key", str(key), "--csv", str(rows), "--out", str(out)]) == 2
+    assert "holder" in _one_line_error(capsys, "pass")
+    assert not out.exists()

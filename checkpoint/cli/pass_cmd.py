@@ -215,13 +215,17 @@ def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
         raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     reader = csv.DictReader(io.StringIO(text))
     try:
-        header = set(reader.fieldnames or ())
+        columns = list(reader.fieldnames or ())
         records = list(reader)
     except csv.Error as exc:  # e.g. a field over the csv module's limit: not a households CSV
         line = reader.line_num + 1  # line_num counts the lines read before the bad record
         raise UsageError(f"{path}: line {line}: {exc}; nothing issued") from None
+    header = set(columns)
     if not {"household", "holder"} <= header:
         raise UsageError(f"{path}: the header needs household and holder columns")
+    if len(header) != len(columns):  # DictReader would keep the last of the two
+        twice = sorted({name for name in columns if columns.count(name) > 1})
+        raise UsageError(f"{path}: the header names {', '.join(twice)} more than once")
     unknown = header - {"household", "holder", "role", "days", "flags"}
     if unknown:
         raise UsageError(f"{path}: unknown columns {', '.join(sorted(unknown))}")
