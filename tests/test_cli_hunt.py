@@ -157,3 +157,33 @@ def test_pass_batch_refuses_a_column_named_twice(tmp_path, capsys):
     assert main(["pass", "batch", "--key", str(key), "--csv", str(rows), "--out", str(out)]) == 2
     assert "holder" in _one_line_error(capsys, "pass")
     assert not out.exists()
+
+
+def test_fleet_publish_with_lists_nested_too_deep_is_a_usage_error(tmp_path, capsys):
+    """A --lists file of 100000 nested arrays: a RecursionError traceback from json."""
+    key = _issuer_key(tmp_path)
+    lists = tmp_path / "lists.json"
+    lists.write_text("[" * 100_000, encoding="utf-8")
+    capsys.readouterr()
+    out = tmp_path / "bundle.json"
+    assert main(["fleet", "publish", "--key", str(key), "--lists", str(lists), "--out", str(out)])
+    assert "not JSON" in _one_line_error(capsys, "fleet")
+    assert not out.exists()
+
+
+def test_fleet_publish_refuses_lists_larger_than_a_kiosk_takes_before_reading_them(
+    tmp_path, capsys, monkeypatch
+):
+    """The --lists file was read whole, whatever its size; kiosks refuse a bundle over
+    MAX_BUNDLE_BYTES anyway."""
+    from office import listsync
+
+    monkeypatch.setattr(listsync, "MAX_BUNDLE_BYTES", 1000)
+    key = _issuer_key(tmp_path)
+    lists = tmp_path / "lists.json"
+    lists.write_text('{"revocations": [' + ", ".join(['"0123456789ab"'] * 100) + "]}")
+    capsys.readouterr()
+    out = tmp_path / "bundle.json"
+    assert main(["fleet", "publish", "--key", str(key), "--lists", str(lists), "--out", str(out)])
+    assert "larger than" in _one_line_error(capsys, "fleet")
+    assert not out.exists()

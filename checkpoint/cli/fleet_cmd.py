@@ -131,12 +131,7 @@ def publish_run(args: argparse.Namespace) -> int:
         key = load_private_key(args.key)
     except KeyFileError as exc:
         raise UsageError(str(exc)) from None
-    try:
-        lists = json.loads(Path(args.lists).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read {args.lists}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise UsageError(f"{args.lists}: not JSON ({exc})") from None
+    lists = _read_lists(args.lists)
     if not isinstance(lists, dict):
         raise UsageError(f"{args.lists}: expected a JSON object with the lists")
     if not Path(args.out).parent.is_dir():
@@ -147,6 +142,26 @@ def publish_run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     print(json.dumps(result.as_dict()))
     return 0
+
+
+def _read_lists(path: str) -> object:
+    """The JSON of ``--lists``, read no further than the largest bundle a kiosk takes."""
+    from office import listsync
+
+    limit = listsync.MAX_BUNDLE_BYTES
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(raw) > limit:
+        raise UsageError(f"{path}: larger than {limit} bytes, the largest bundle a kiosk takes")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise UsageError(f"{path}: not JSON ({exc})") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not JSON (nested too deeply)") from None
 
 
 def report_run(args: argparse.Namespace) -> int:
