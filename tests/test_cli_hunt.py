@@ -187,3 +187,16 @@ def test_fleet_publish_refuses_lists_larger_than_a_kiosk_takes_before_reading_th
     assert main(["fleet", "publish", "--key", str(key), "--lists", str(lists), "--out", str(out)])
     assert "larger than" in _one_line_error(capsys, "fleet")
     assert not out.exists()
+
+
+def test_fleet_publish_out_a_folder_is_a_usage_error(tmp_path, capsys):
+    """--out naming a folder: IsADirectoryError traceback reading the 'published' bundle."""
+    key = _issuer_key(tmp_path)
+    lists = tmp_path / "lists.json"
+    lists.write_text("{}", encoding="utf-8")
+    out = tmp_path / "served"
+    out.mkdir()
+    capsys.readouterr()
+    assert main(["fleet", "publish", "--key", str(key), "--lists", str(lists), "--out", str(out)])
+    assert "not a file" in _one_line_error(capsys, "fleet")
+    assert list(out.iterdir()) == []

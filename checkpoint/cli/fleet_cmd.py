@@ -136,10 +136,14 @@ def publish_run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.lists}: expected a JSON object with the lists")
     if not Path(args.out).parent.is_dir():
         raise UsageError(f"no such directory: {Path(args.out).parent}")
+    if Path(args.out).exists() and not Path(args.out).is_file():
+        raise UsageError(f"--out {args.out} is not a file (the bundle the collector serves)")
     try:
         result = publish_bundle(key, lists, args.out, now=datetime.now(UTC), version=args.version)
     except BundleError as exc:
         raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     print(json.dumps(result.as_dict()))
     return 0
 
