@@ -200,3 +200,14 @@ def test_fleet_publish_out_a_folder_is_a_usage_error(tmp_path, capsys):
     assert main(["fleet", "publish", "--key", str(key), "--lists", str(lists), "--out", str(out)])
     assert "not a file" in _one_line_error(capsys, "fleet")
     assert list(out.iterdir()) == []
+
+
+def test_run_with_a_data_dir_that_is_a_file_names_it(tmp_path, capsys):
+    """`kiosk run --data FILE` said only "cannot start: File exists": not which file."""
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[web]\nport = 0\n", encoding="utf-8")
+    data = tmp_path / "data"
+    data.write_text("not a folder", encoding="utf-8")
+    assert main(["run", "--config", str(config), "--data", str(data), "--log-level", "error"]) == 1
+    assert str(data) in _one_line_error(capsys, "run")
+    assert data.read_text(encoding="utf-8") == "not a folder"

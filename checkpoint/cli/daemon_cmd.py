@@ -92,7 +92,7 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(demo(port, args.data, args.host))
     except OSError as exc:
-        raise CliError(f"cannot start: {exc.strerror or exc}") from None
+        raise CliError(f"cannot start: {_os_error(exc)}") from None
 
 
 def run_daemon(args: argparse.Namespace) -> int:
@@ -138,9 +138,15 @@ def run_daemon(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(main())
     except OSError as exc:
-        raise CliError(f"cannot start: {exc.strerror or exc}") from None
+        raise CliError(f"cannot start: {_os_error(exc)}") from None
     except _startup_errors() as exc:
         raise CliError(f"cannot start: {exc}") from None
+
+
+def _os_error(exc: OSError) -> str:
+    """What went wrong and with which file ("File exists" alone does not say it is --data)."""
+    what = exc.strerror or str(exc)
+    return f"{exc.filename}: {what}" if exc.filename and exc.strerror else what
 
 
 def no_trusted_key(core: object) -> str | None:
