@@ -211,3 +211,27 @@ def test_run_with_a_data_dir_that_is_a_file_names_it(tmp_path, capsys):
     assert main(["run", "--config", str(config), "--data", str(data), "--log-level", "error"]) == 1
     assert str(data) in _one_line_error(capsys, "run")
     assert data.read_text(encoding="utf-8") == "not a folder"
+
+
+def test_maintenance_verbs_take_the_kiosks_config_from_kiosk_config(tmp_path, capsys, monkeypatch):
+    """`sudo kiosk-admin token new ...` (operations.md) passes no --config: the token went
+    into DATA/kiosk.db even when store.path names another file, so the daemon never knew
+    it, and the audit row said kiosk gate-1 on any kiosk. kiosk-admin now sets
+    KIOSK_CONFIG to the daemon's config, which the verbs read when --config is not given."""
+    import sqlite3
+
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[site]\nkiosk_id = "gate-7"\n[store]\npath = "events.db"\n')
+    monkeypatch.setenv("KIOSK_CONFIG", str(config))
+    assert main(["token", "new", "--scope", "logs:read", "--data", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert not (tmp_path / "kiosk.db").exists()
+    with sqlite3.connect(tmp_path / "events.db") as db:
+        assert db.execute("SELECT kiosk_id, action FROM audit").fetchall() == [
+            ("gate-7", "token_created")
+        ]
+    script = (ROOT / "scripts" / "install").read_text(encoding="utf-8")
+    admin = script[script.index("kiosk_admin_script() {") :]
+    admin = admin[: admin.index("\nEOF\n")]
+    assert "-p Environment=KIOSK_CONFIG=/etc/kiosk/kiosk.toml" in admin
+    assert "--config /etc/kiosk/kiosk.toml" in " ".join(_exec_start("kiosk.service"))
