@@ -235,3 +235,17 @@ def test_maintenance_verbs_take_the_kiosks_config_from_kiosk_config(tmp_path, ca
     admin = admin[: admin.index("\nEOF\n")]
     assert "-p Environment=KIOSK_CONFIG=/etc/kiosk/kiosk.toml" in admin
     assert "--config /etc/kiosk/kiosk.toml" in " ".join(_exec_start("kiosk.service"))
+
+
+def test_check_config_names_a_missing_thermometer_trace(tmp_path, capsys):
+    """check-config said `ok` for a fake thermometer's trace file that does not exist, and
+    `kiosk run` then stopped at start on it."""
+    config = tmp_path / "kiosk.toml"
+    missing = tmp_path / "no-such-trace.csv"
+    config.write_text(f'[thermometer.driver]\ntype = "fake"\ntrace = "{missing}"\n')
+    assert main(["check-config", str(config)]) == 2
+    out, err = capsys.readouterr()
+    assert err == f"{config}: thermometer.driver.trace: {missing} is not a file\n" and out == ""
+    assert main(["run", "--config", str(config), "--data", str(tmp_path / "data")]) == 2
+    assert "thermometer.driver.trace" in _one_line_error(capsys, "run")
+    assert not (tmp_path / "data").exists()  # refused before anything was made

@@ -114,6 +114,9 @@ def check_paths(config: KioskConfig, root: Path | None = None) -> list[str]:
     trust = config.policy.trust_dir
     if trust is not None and not where(trust).is_dir():
         problems.append(f"policy.trust_dir: {trust} is not an existing directory")
+    trace = getattr(config.thermometer.driver, "trace", None)
+    if isinstance(trace, str) and not where(trace).is_file():
+        problems.append(f"thermometer.driver.trace: {trace} is not a file")
     for i, source in enumerate(config.readers.sources):
         images = getattr(source, "images", None)
         if isinstance(images, str) and not where(images).exists():
