@@ -249,3 +249,14 @@ def test_check_config_names_a_missing_thermometer_trace(tmp_path, capsys):
     assert main(["run", "--config", str(config), "--data", str(tmp_path / "data")]) == 2
     assert "thermometer.driver.trace" in _one_line_error(capsys, "run")
     assert not (tmp_path / "data").exists()  # refused before anything was made
+
+
+def test_run_with_a_trace_that_is_not_a_trace_is_a_config_error(tmp_path, capsys):
+    """A fake thermometer's trace file with a wrong header: a ValueError traceback."""
+    trace = tmp_path / "trace.csv"
+    trace.write_text("time,temp\n0,36.5\n", encoding="utf-8")
+    config = tmp_path / "kiosk.toml"
+    config.write_text(f'[web]\nport = 0\n[thermometer.driver]\ntype = "fake"\ntrace = "{trace}"\n')
+    code = main(["run", "--config", str(config), "--data", str(tmp_path), "--log-level", "error"])
+    assert code == 2
+    assert "thermometer.driver.trace: " in _one_line_error(capsys, "run")

@@ -137,6 +137,8 @@ def run_daemon(args: argparse.Namespace) -> int:
 
     try:
         return asyncio.run(main())
+    except ConfigError as exc:  # found building the devices (a fake thermometer's trace)
+        raise UsageError(f"{args.config}: {exc}") from None
     except OSError as exc:
         raise CliError(f"cannot start: {_os_error(exc)}") from None
     except _startup_errors() as exc:
