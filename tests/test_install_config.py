@@ -38,3 +38,23 @@ def test_a_config_that_is_not_toml_stops_the_install_at_preflight(checkout, tmp_
     assert len(failed) == 1 and "/etc/kiosk/kiosk.toml" in failed[0], out
     assert lines_of(proc.stdout, "apt") == [] and lines_of(proc.stdout, "venv") == []
     assert tree(root) == before
+
+
+def test_an_invalid_config_stops_the_install_before_units_and_restarts(checkout, tmp_path):
+    """check-config failing at the config step was reported, and then the install went on
+    to install units, enable and (re)start the services with the invalid config."""
+    root = fresh_os_root(tmp_path / "root")
+    (root / "etc" / "kiosk").mkdir()
+    (root / "etc" / "kiosk" / "kiosk.toml").write_text('[sitee]\nkiosk_id = "gate-7"\n')
+    venv_bin = root / "opt" / "kiosk" / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    kiosk = venv_bin / "kiosk"  # the installed kiosk, as a re-run finds it
+    kiosk.write_text(
+        '#!/bin/sh\necho "kiosk.toml: sitee: Extra inputs are not permitted" >&2\nexit 2\n'
+    )
+    kiosk.chmod(0o755)
+    proc = _dry_run(checkout, root)
+    assert proc.returncode == 1
+    assert "[config] FAIL" in proc.stderr and "sitee" in proc.stderr
+    for step in ("units", "enable", "start"):
+        assert lines_of(proc.stdout, step) == [], proc.stdout
