@@ -260,3 +260,17 @@ def test_run_with_a_trace_that_is_not_a_trace_is_a_config_error(tmp_path, capsys
     code = main(["run", "--config", str(config), "--data", str(tmp_path), "--log-level", "error"])
     assert code == 2
     assert "thermometer.driver.trace: " in _one_line_error(capsys, "run")
+
+
+def test_a_guard_password_over_the_limit_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    """A password longer than the 1024 characters an account takes: an AccountError
+    traceback from `guard hash` and `guard add` (the password is never echoed)."""
+    import io
+
+    password = "p" * 2000
+    for argv in (["guard", "hash", "bob"], ["guard", "add", "bob", "--data", str(tmp_path)]):
+        monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+        assert main([*argv, "--password-stdin"]) == 2
+        err = _one_line_error(capsys, "guard")
+        assert "1024" in err and password not in err
+    assert not (tmp_path / "kiosk.db").exists()
