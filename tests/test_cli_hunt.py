@@ -274,3 +274,19 @@ def test_a_guard_password_over_the_limit_is_a_usage_error(tmp_path, capsys, monk
         err = _one_line_error(capsys, "guard")
         assert "1024" in err and password not in err
     assert not (tmp_path / "kiosk.db").exists()
+
+
+def test_pass_verify_reads_no_more_of_stdin_than_a_qr_code_holds(tmp_path, capsys, monkeypatch):
+    """`pass verify -` read its whole first line, however long (a piped file of 50 MB)."""
+    import io
+
+    from kiosk.passes import QR_CAPACITY_CHARS
+
+    assert main(["keys", "new", "--dir", str(tmp_path)]) == 0
+    (tmp_path / "issuer.key").unlink()
+    stdin = io.StringIO("KP1:" + "A" * 5_000_000 + "\n")
+    monkeypatch.setattr("sys.stdin", stdin)
+    capsys.readouterr()
+    assert main(["pass", "verify", "-", "--trust", str(tmp_path)]) == 2
+    assert json.loads(capsys.readouterr().out)["detail"] == "too long"
+    assert stdin.tell() <= QR_CAPACITY_CHARS + 16

@@ -22,6 +22,7 @@ from kiosk.clock import SystemClock
 from kiosk.passes import (
     FLAGS,
     MAX_VALID_HOURS,
+    QR_CAPACITY_CHARS,
     ROLES,
     KeyFileError,
     PassError,
@@ -172,7 +173,9 @@ def pass_verify(args: argparse.Namespace) -> int:
     Verify a pass payload with every *.pub in the trust folder and check its validity
     window. Prints {valid, reasons, ...decoded fields} as JSON. Exit 0 valid, 1 invalid,
     2 unusable input (malformed payload, bad trust folder)."""
-    payload = sys.stdin.readline().rstrip("\r\n") if args.payload == "-" else args.payload
+    # A longer line is cut after one character too many: still refused as too long.
+    limit = QR_CAPACITY_CHARS + 3
+    payload = sys.stdin.readline(limit).rstrip("\r\n") if args.payload == "-" else args.payload
     now = SystemClock().now()
     if args.at:
         try:
