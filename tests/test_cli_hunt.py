@@ -290,3 +290,18 @@ def test_pass_verify_reads_no_more_of_stdin_than_a_qr_code_holds(tmp_path, capsy
     assert main(["pass", "verify", "-", "--trust", str(tmp_path)]) == 2
     assert json.loads(capsys.readouterr().out)["detail"] == "too long"
     assert stdin.tell() <= QR_CAPACITY_CHARS + 16
+
+
+def test_pass_batch_refuses_a_csv_over_its_limit_before_reading_it(tmp_path, capsys, monkeypatch):
+    """The households CSV was read whole whatever its size (the imports cap theirs at 5 MB)."""
+    from checkpoint.cli import pass_cmd
+
+    monkeypatch.setattr(pass_cmd, "MAX_CSV_BYTES", 100)
+    key = _issuer_key(tmp_path)
+    rows = tmp_path / "households.csv"
+    rows.write_text("household,holder\n" + "12-3-0502,W\n" * 20, encoding="utf-8")
+    capsys.readouterr()
+    out = tmp_path / "cards"
+    assert main(["pass", "batch", "--key", str(key), "--csv", str(rows), "--out", str(out)]) == 2
+    assert "larger than" in _one_line_error(capsys, "pass")
+    assert not out.exists()
