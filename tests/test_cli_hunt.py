@@ -305,3 +305,27 @@ def test_pass_batch_refuses_a_csv_over_its_limit_before_reading_it(tmp_path, cap
     assert main(["pass", "batch", "--key", str(key), "--csv", str(rows), "--out", str(out)]) == 2
     assert "larger than" in _one_line_error(capsys, "pass")
     assert not out.exists()
+
+
+def _trusting_data_dir(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    assert main(["keys", "new", "--dir", str(data / "trust")]) == 0
+    (data / "trust" / "issuer.key").unlink()
+    return data
+
+
+def test_run_with_a_broken_guard_users_line_is_one_line(tmp_path, capsys, monkeypatch):
+    """A hand-edited guard_users credential with a bad line: an AccountError traceback at
+    start (and again every 3 s as systemd restarts the daemon)."""
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "guard_users").write_text("admin:admin\n", encoding="utf-8")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    monkeypatch.delenv("KIOSK_GUARD_USERS", raising=False)
+    data = _trusting_data_dir(tmp_path)
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[web]\nport = 0\n", encoding="utf-8")
+    capsys.readouterr()
+    code = main(["run", "--config", str(config), "--data", str(data), "--log-level", "error"])
+    assert code == 1
+    assert "guard_users line 1" in _one_line_error(capsys, "run")
