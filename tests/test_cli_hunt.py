@@ -329,3 +329,21 @@ def test_run_with_a_broken_guard_users_line_is_one_line(tmp_path, capsys, monkey
     code = main(["run", "--config", str(config), "--data", str(data), "--log-level", "error"])
     assert code == 1
     assert "guard_users line 1" in _one_line_error(capsys, "run")
+
+
+def test_run_with_tls_credentials_not_a_certificate_says_which(tmp_path, capsys, monkeypatch):
+    """web.tls on with garbage in tls_cert/tls_key said only "cannot start: [SSL] PEM lib
+    (_ssl.c:3905)": not which setting or file."""
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    for name in ("tls_cert", "tls_key"):
+        (creds / name).write_bytes(b"\x9b not PEM")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    data = _trusting_data_dir(tmp_path)
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[web]\nport = 0\ntls = true\n", encoding="utf-8")
+    capsys.readouterr()
+    code = main(["run", "--config", str(config), "--data", str(data), "--log-level", "error"])
+    assert code == 1
+    err = _one_line_error(capsys, "run")
+    assert "web.tls" in err and "tls_cert" in err

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import socket
+import ssl
 from pathlib import Path
 
 from checkpoint import malloc
@@ -139,6 +140,11 @@ def run_daemon(args: argparse.Namespace) -> int:
         return asyncio.run(main())
     except ConfigError as exc:  # found building the devices (a fake thermometer's trace)
         raise UsageError(f"{args.config}: {exc}") from None
+    except ssl.SSLError as exc:  # only the web server loads a certificate
+        raise CliError(
+            "cannot start: web.tls: the tls_cert/tls_key credentials are not a certificate"
+            f" and its key ({exc})"
+        ) from None
     except OSError as exc:
         raise CliError(f"cannot start: {_os_error(exc)}") from None
     except _startup_errors() as exc:
