@@ -347,3 +347,18 @@ def test_run_with_tls_credentials_not_a_certificate_says_which(tmp_path, capsys,
     assert code == 1
     err = _one_line_error(capsys, "run")
     assert "web.tls" in err and "tls_cert" in err
+
+
+def test_run_with_an_empty_token_pepper_is_one_line(tmp_path, capsys, monkeypatch):
+    """An empty token_pepper credential (a truncated file): a TokenError traceback."""
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "token_pepper").write_text("\n", encoding="utf-8")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    data = _trusting_data_dir(tmp_path)
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[web]\nport = 0\n", encoding="utf-8")
+    capsys.readouterr()
+    code = main(["run", "--config", str(config), "--data", str(data), "--log-level", "error"])
+    assert code == 1
+    assert "pepper" in _one_line_error(capsys, "run")

@@ -171,12 +171,20 @@ def no_trusted_key(core: object) -> str | None:
 
 def _startup_errors() -> tuple[type[BaseException], ...]:
     """Problems an operator can fix (a bad key file, an unusable database, a missing decoder
-    library, a bad line in the guard_users credential): one line on stderr, exit 1, no
-    traceback."""
+    library, a bad line in the guard_users credential, an empty token_pepper): one line on
+    stderr, exit 1, no traceback."""
     from drivers.decoders import DecoderUnavailable
     from kiosk.accounts import AccountError
     from kiosk.calibration import CalibrationError
     from kiosk.passes import TrustListError
     from kiosk.store import StoreFault
+    from kiosk.tokens import TokenError
 
-    return (TrustListError, StoreFault, DecoderUnavailable, CalibrationError, AccountError)
+    return (
+        TrustListError,
+        StoreFault,
+        DecoderUnavailable,
+        CalibrationError,
+        AccountError,
+        TokenError,
+    )
