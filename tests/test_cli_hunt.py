@@ -362,3 +362,19 @@ def test_run_with_an_empty_token_pepper_is_one_line(tmp_path, capsys, monkeypatc
     code = main(["run", "--config", str(config), "--data", str(data), "--log-level", "error"])
     assert code == 1
     assert "pepper" in _one_line_error(capsys, "run")
+
+
+def test_a_collector_config_nested_too_deep_or_too_big_is_one_line(tmp_path, capsys, monkeypatch):
+    """The collector's config was read whole whatever its size, and TOML nested 100000
+    levels deep was a RecursionError traceback (the kiosk's own config refuses both)."""
+    from kiosk import config as kiosk_config
+
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 100_000, encoding="utf-8")
+    assert main(["collect", "--config", str(deep)]) == 2
+    assert "nested too deeply" in _one_line_error(capsys, "collect")
+    monkeypatch.setattr(kiosk_config, "MAX_CONFIG_BYTES", 100)
+    big = tmp_path / "big.toml"
+    big.write_text("# padding\n" * 20, encoding="utf-8")
+    assert main(["collect", "--config", str(big)]) == 2
+    assert "larger than 100 bytes" in _one_line_error(capsys, "collect")

@@ -124,11 +124,9 @@ def check_paths(config: KioskConfig, root: Path | None = None) -> list[str]:
     return problems
 
 
-def load_config(path: str | Path | None) -> KioskConfig:
-    """Load and validate a TOML config; ``None`` gives the defaults (the demo's config)."""
-    if path is None:
-        return KioskConfig()
-    path = Path(path)
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML of a config file, read no further than ``MAX_CONFIG_BYTES``; every problem a
+    ``ConfigError`` (the kiosk's config and the collector's)."""
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_CONFIG_BYTES + 1)
@@ -137,11 +135,17 @@ def load_config(path: str | Path | None) -> KioskConfig:
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(str(path), [f"(file): larger than {MAX_CONFIG_BYTES} bytes"])
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ConfigError(str(path), ["(file): not UTF-8 text"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), [f"(toml): {exc}"]) from None
     except RecursionError:
         raise ConfigError(str(path), [_TOO_DEEP]) from None
-    return parse_config(data, str(path))
+
+
+def load_config(path: str | Path | None) -> KioskConfig:
+    """Load and validate a TOML config; ``None`` gives the defaults (the demo's config)."""
+    if path is None:
+        return KioskConfig()
+    return parse_config(read_toml(Path(path)), str(path))
