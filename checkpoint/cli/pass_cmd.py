@@ -216,10 +216,10 @@ def pass_verify(args: argparse.Namespace) -> int:
 def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
     try:
         with path.open("rb") as handle:
-            raw = handle.read(MAX_CSV_BYTES + 1)
-        if len(raw) > MAX_CSV_BYTES:
+            data = handle.read(MAX_CSV_BYTES + 1)
+        if len(data) > MAX_CSV_BYTES:
             raise UsageError(f"{path}: larger than {MAX_CSV_BYTES} bytes; nothing issued")
-        text = raw.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     reader = csv.DictReader(io.StringIO(text))
