@@ -378,3 +378,15 @@ def test_a_collector_config_nested_too_deep_or_too_big_is_one_line(tmp_path, cap
     big.write_text("# padding\n" * 20, encoding="utf-8")
     assert main(["collect", "--config", str(big)]) == 2
     assert "larger than 100 bytes" in _one_line_error(capsys, "collect")
+
+
+def test_a_report_day_at_the_ends_of_the_calendar_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    """`report --day 9999-12-31` (or 0001-01-01) got to the day's bounds in UTC: an
+    OverflowError traceback."""
+    monkeypatch.setenv("KIOSK_FLEET_DSN", "postgresql://nowhere.invalid/x")
+    for day in ("0001-01-01", "9999-12-31"):
+        assert main(["report", "--day", day, "--data", str(tmp_path)]) == 2
+        assert day in _one_line_error(capsys, "report")
+        assert main(["fleet", "report", "--day", day]) == 2
+        assert day in _one_line_error(capsys, "fleet")
+    assert not (tmp_path / "kiosk.db").exists()

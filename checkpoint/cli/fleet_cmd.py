@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import threading
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import CliError, UsageError, write_file
@@ -179,10 +179,9 @@ def report_run(args: argparse.Namespace) -> int:
     from office.district import district_report
     from office.pg import PgError
 
-    try:
-        day = date.fromisoformat(args.day)
-    except ValueError:
-        raise UsageError(f"--day: not a date: {args.day!r}") from None
+    from .community_cmd import report_day
+
+    day = report_day(args.day)
     try:
         tz = ZoneInfo(args.tz)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
