@@ -390,3 +390,22 @@ def test_a_report_day_at_the_ends_of_the_calendar_is_a_usage_error(tmp_path, cap
         assert main(["fleet", "report", "--day", day]) == 2
         assert day in _one_line_error(capsys, "fleet")
     assert not (tmp_path / "kiosk.db").exists()
+
+
+def test_demo_refuses_a_data_dir_that_holds_other_data(tmp_path, capsys):
+    """`kiosk demo --data /var/lib/kiosk` wrote the demo's simulated passages into that
+    kiosk's event log, its demo.pub into the trust folder, and left accounts guard and admin
+    and an API token (printed on the terminal) in the kiosk's database."""
+    from checkpoint.cli.daemon_cmd import demo_data_dir
+
+    data = tmp_path / "kiosk"
+    (data / "trust").mkdir(parents=True)
+    (data / "kiosk.db").write_bytes(b"a kiosk's event log")
+    before = sorted(p.name for p in data.rglob("*"))
+    assert main(["demo", "--port", "0", "--data", str(data)]) == 2
+    assert str(data) in _one_line_error(capsys, "demo")
+    assert sorted(p.name for p in data.rglob("*")) == before
+    assert (data / "kiosk.db").read_bytes() == b"a kiosk's event log"
+    # A new folder, and an earlier demo's, are the demo's to use.
+    fresh = demo_data_dir(tmp_path / "demo")
+    assert fresh == tmp_path / "demo" and demo_data_dir(fresh) == fresh

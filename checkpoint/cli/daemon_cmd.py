@@ -24,7 +24,11 @@ def register(sub: Verbs) -> None:
     demo = add_verb(sub, "demo", run_demo)
     demo.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     demo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    demo.add_argument("--data", type=Path, help="keep data in DIR instead of a temp folder")
+    demo.add_argument(
+        "--data",
+        type=Path,
+        help="keep data in DIR (new, empty or an earlier demo's) instead of a temp folder",
+    )
     _log_level(demo, "warning")
 
     run = add_verb(sub, "run", run_daemon)
@@ -42,6 +46,29 @@ def _log_level(p: argparse.ArgumentParser, default: str) -> None:
         metavar="LOG_LEVEL",
         help=f"{', '.join(LOG_LEVELS)} (default {default})",
     )
+
+
+#: Marks a folder as a demo's data (``kiosk demo --data``), so a later demo may use it again.
+DEMO_MARK = ".kiosk-demo"
+
+
+def demo_data_dir(path: Path) -> Path:
+    """``--data`` of the demo: a new or empty folder, or an earlier demo's (marked). Never a
+    kiosk's own: the demo writes simulated passages into its event log, its key into the trust
+    folder, and guard accounts and an API token into its database."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--data {path} is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not (path / DEMO_MARK).is_file():
+        raise UsageError(
+            f"--data {path} holds other data (a kiosk's?); the demo writes simulated passages,"
+            " accounts and a token: give a new or empty folder, or an earlier demo's"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / DEMO_MARK).write_text("kiosk demo data: simulated passages, demo accounts\n")
+    except OSError as exc:
+        raise CliError(f"cannot use {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def _port(value: int) -> int:
@@ -89,9 +116,10 @@ def run_demo(args: argparse.Namespace) -> int:
     port = _port(args.port)
     if _port_in_use(args.host, port):
         raise _busy_port_error(args.host, port)
+    data = demo_data_dir(args.data) if args.data is not None else None
     setup_logging(args.log_level)
     try:
-        return asyncio.run(demo(port, args.data, args.host))
+        return asyncio.run(demo(port, data, args.host))
     except OSError as exc:
         raise CliError(f"cannot start: {_os_error(exc)}") from None
 
