@@ -409,3 +409,11 @@ def test_demo_refuses_a_data_dir_that_holds_other_data(tmp_path, capsys):
     # A new folder, and an earlier demo's, are the demo's to use.
     fresh = demo_data_dir(tmp_path / "demo")
     assert fresh == tmp_path / "demo" and demo_data_dir(fresh) == fresh
+
+
+def test_replay_of_a_scenario_nested_too_deep_is_a_usage_error(tmp_path, capsys):
+    """A scenario file of 100000 nested arrays: a RecursionError traceback from tomllib."""
+    scenario = tmp_path / "deep.toml"
+    scenario.write_text("a = " + "[" * 100_000, encoding="utf-8")
+    assert main(["replay", str(scenario)]) == 2
+    assert "nested too deeply" in _one_line_error(capsys, "replay")

@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
         raise UsageError(str(exc)) from None
+    except RecursionError:  # tomllib on absurdly nested TOML
+        raise UsageError(f"{args.scenario}: TOML nested too deeply") from None
 
     def emit(rec: dict[str, Any]) -> None:
         print(format_record(rec), flush=True)
