@@ -417,3 +417,16 @@ def test_replay_of_a_scenario_nested_too_deep_is_a_usage_error(tmp_path, capsys)
     scenario.write_text("a = " + "[" * 100_000, encoding="utf-8")
     assert main(["replay", str(scenario)]) == 2
     assert "nested too deeply" in _one_line_error(capsys, "replay")
+
+
+def test_a_kiosk_that_checks_passes_with_no_code_reader_is_a_config_error(tmp_path, capsys):
+    """`readers.sources = []` with policy.mode full (or pass_only) was valid: the daemon
+    reported healthy and deciding, and denied everyone for want of a pass it could not read."""
+    config = tmp_path / "kiosk.toml"
+    for mode in ("full", "pass_only"):
+        config.write_text(f'[policy]\nmode = "{mode}"\n[readers]\nsources = []\n')
+        assert main(["check-config", str(config)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "readers.sources" in err and mode in err
+    config.write_text('[policy]\nmode = "temperature_only"\n[readers]\nsources = []\n')
+    assert main(["check-config", str(config)]) == 0

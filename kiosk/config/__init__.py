@@ -41,6 +41,15 @@ class KioskConfig(Section):
     """The office's signed list bundle, fetched on a schedule (docs/fleet.md)."""
 
     @model_validator(mode="after")
+    def _passes_need_a_reader(self) -> KioskConfig:
+        if self.policy.mode != "temperature_only" and not self.readers.sources:
+            raise ValueError(
+                f"readers.sources: policy.mode {self.policy.mode!r} checks passes: name at least"
+                " one code reader (or mode 'temperature_only')"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _lanes_named(self) -> KioskConfig:
         if self.site.direction == "both" and self.site.direction_from == "readers":
             missing = [s.name for s in self.readers.sources if s.direction is None]
