@@ -4,7 +4,8 @@ Each device kind has its builder beside its drivers (``drivers.thermometer.build
 ``drivers.readers.build_readers``, ``drivers.gate.build_gate``); ``build_devices`` asks each
 for what the config names, real hardware or the emulators, and leaves out what the policy mode
 does not use (no thermometer for ``pass_only``, no reader for ``temperature_only``). No I/O
-happens here: a bus, a port or a camera opens on first use.
+happens here: a bus, a port or a camera opens on first use (only a fake thermometer's trace
+file is read, and one that is not a trace is a ``ConfigError``).
 
 On a ``FakeClock`` (replay, the loop bench) the fakes wait in virtual time: the fake camera is
 not paced and the thermometer's datasheet waits advance the clock.
@@ -13,7 +14,7 @@ not paced and the thermometer's datasheet waits advance the clock.
 from __future__ import annotations
 
 from kiosk.clock import Clock
-from kiosk.config import KioskConfig
+from kiosk.config import ConfigError, KioskConfig
 from kiosk.core import Devices
 
 from .gate import build_gate
@@ -25,7 +26,10 @@ def build_devices(config: KioskConfig, clock: Clock) -> Devices:
     """The devices of ``config``: thermometer (or None), code readers, gate."""
     thermometer = None
     if config.policy.mode != "pass_only":
-        thermometer = build_thermometer(config.thermometer, clock)
+        try:
+            thermometer = build_thermometer(config.thermometer, clock)
+        except ValueError as exc:  # the emulator's trace file (read here) is not a trace
+            raise ConfigError("thermometer.driver.trace", [str(exc)]) from None
     readers = (
         [] if config.policy.mode == "temperature_only" else build_readers(config.readers, clock)
     )

@@ -28,8 +28,9 @@ def register(sub: Verbs) -> None:
 def bench(args: argparse.Namespace) -> int:
     """run the benchmark suite
 
-    Run the benchmarks (decode, thermo, decide, loop, idle, store, pull) and print medians
-    and same-run ratios. Sections not built yet say so."""
+    Run the benchmarks (decode, thermo, decide, loop, idle, store, pull, edge, memory; fleet
+    only when named with --only) and print medians and same-run ratios. A section that cannot
+    run here says so ({"available": false, "reason": ...})."""
     only = [name.strip() for value in args.only or [] for name in value.split(",") if name.strip()]
     for name in only:
         if name not in (*SECTIONS, *OPT_IN):

@@ -91,11 +91,20 @@ def _store(args: argparse.Namespace, config: KioskConfig) -> EventLog:
                                      *MIGRATIONS])  # fmt: skip
 
 
-def _day(text: str) -> date:
+#: Days a report can be about: the calendar's ends overflow the day's bounds in UTC and the
+#: quota's look-back.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
+
+
+def report_day(text: str) -> date:
+    """``--day`` of a daily report: a date between ``FIRST_DAY`` and ``LAST_DAY``."""
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise UsageError(f"--day {text!r} is not a date (YYYY-MM-DD)") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise UsageError(f"--day {text}: reports cover {FIRST_DAY} to {LAST_DAY}")
+    return day
 
 
 def _write(path: str, data: bytes) -> None:
@@ -114,7 +123,7 @@ def report_run(args: argparse.Namespace) -> int:
     from kiosk.categories import report_csv, report_xlsx
     from kiosk.stats import daily_report
 
-    day = _day(args.day)
+    day = report_day(args.day)
     config = load_args_config(args)
     store = _store(args, config)
     try:

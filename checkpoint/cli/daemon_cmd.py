@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import socket
+import ssl
 from pathlib import Path
 
 from checkpoint import malloc
@@ -16,19 +17,58 @@ from .errors import CliError, UsageError
 from .parsers import Verbs, add_verb
 
 DEFAULT_DATA = "/var/lib/kiosk"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def register(sub: Verbs) -> None:
     demo = add_verb(sub, "demo", run_demo)
     demo.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     demo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    demo.add_argument("--data", type=Path, help="keep data in DIR instead of a temp folder")
-    demo.add_argument("--log-level", default="warning", help="log level (default warning)")
+    demo.add_argument(
+        "--data",
+        type=Path,
+        help="keep data in DIR (new, empty or an earlier demo's) instead of a temp folder",
+    )
+    _log_level(demo, "warning")
 
     run = add_verb(sub, "run", run_daemon)
     run.add_argument("--config", required=True, help="the TOML config file")
     run.add_argument("--data", type=Path, help=f"state directory (default {DEFAULT_DATA})")
-    run.add_argument("--log-level", default="info", help="log level (default info)")
+    _log_level(run, "info")
+
+
+def _log_level(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        default=default,
+        metavar="LOG_LEVEL",
+        help=f"{', '.join(LOG_LEVELS)} (default {default})",
+    )
+
+
+#: Marks a folder as a demo's data (``kiosk demo --data``), so a later demo may use it again.
+DEMO_MARK = ".kiosk-demo"
+
+
+def demo_data_dir(path: Path) -> Path:
+    """``--data`` of the demo: a new or empty folder, or an earlier demo's (marked). Never a
+    kiosk's own: the demo writes simulated passages into its event log, its key into the trust
+    folder, and guard accounts and an API token into its database."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--data {path} is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not (path / DEMO_MARK).is_file():
+        raise UsageError(
+            f"--data {path} holds other data (a kiosk's?); the demo writes simulated passages,"
+            " accounts and a token: give a new or empty folder, or an earlier demo's"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / DEMO_MARK).write_text("kiosk demo data: simulated passages, demo accounts\n")
+    except OSError as exc:
+        raise CliError(f"cannot use {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def _port(value: int) -> int:
@@ -76,11 +116,12 @@ def run_demo(args: argparse.Namespace) -> int:
     port = _port(args.port)
     if _port_in_use(args.host, port):
         raise _busy_port_error(args.host, port)
+    data = demo_data_dir(args.data) if args.data is not None else None
     setup_logging(args.log_level)
     try:
-        return asyncio.run(demo(port, args.data, args.host))
+        return asyncio.run(demo(port, data, args.host))
     except OSError as exc:
-        raise CliError(f"cannot start: {exc.strerror or exc}") from None
+        raise CliError(f"cannot start: {_os_error(exc)}") from None
 
 
 def run_daemon(args: argparse.Namespace) -> int:
@@ -125,10 +166,23 @@ def run_daemon(args: argparse.Namespace) -> int:
 
     try:
         return asyncio.run(main())
+    except ConfigError as exc:  # found building the devices (a fake thermometer's trace)
+        raise UsageError(f"{args.config}: {exc}") from None
+    except ssl.SSLError as exc:  # only the web server loads a certificate
+        raise CliError(
+            "cannot start: web.tls: the tls_cert/tls_key credentials are not a certificate"
+            f" and its key ({exc})"
+        ) from None
     except OSError as exc:
-        raise CliError(f"cannot start: {exc.strerror or exc}") from None
+        raise CliError(f"cannot start: {_os_error(exc)}") from None
     except _startup_errors() as exc:
         raise CliError(f"cannot start: {exc}") from None
+
+
+def _os_error(exc: OSError) -> str:
+    """What went wrong and with which file ("File exists" alone does not say it is --data)."""
+    what = exc.strerror or str(exc)
+    return f"{exc.filename}: {what}" if exc.filename and exc.strerror else what
 
 
 def no_trusted_key(core: object) -> str | None:
@@ -145,10 +199,20 @@ def no_trusted_key(core: object) -> str | None:
 
 def _startup_errors() -> tuple[type[BaseException], ...]:
     """Problems an operator can fix (a bad key file, an unusable database, a missing decoder
-    library): one line on stderr, exit 1, no traceback."""
+    library, a bad line in the guard_users credential, an empty token_pepper): one line on
+    stderr, exit 1, no traceback."""
     from drivers.decoders import DecoderUnavailable
+    from kiosk.accounts import AccountError
     from kiosk.calibration import CalibrationError
     from kiosk.passes import TrustListError
     from kiosk.store import StoreFault
+    from kiosk.tokens import TokenError
 
-    return (TrustListError, StoreFault, DecoderUnavailable, CalibrationError)
+    return (
+        TrustListError,
+        StoreFault,
+        DecoderUnavailable,
+        CalibrationError,
+        AccountError,
+        TokenError,
+    )

@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import threading
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import CliError, UsageError, write_file
@@ -139,22 +139,41 @@ def publish_run(args: argparse.Namespace) -> int:
         key = load_private_key(args.key)
     except KeyFileError as exc:
         raise UsageError(str(exc)) from None
-    try:
-        lists = json.loads(Path(args.lists).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read {args.lists}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise UsageError(f"{args.lists}: not JSON ({exc})") from None
+    lists = _read_lists(args.lists)
     if not isinstance(lists, dict):
         raise UsageError(f"{args.lists}: expected a JSON object with the lists")
     if not Path(args.out).parent.is_dir():
         raise UsageError(f"no such directory: {Path(args.out).parent}")
+    if Path(args.out).exists() and not Path(args.out).is_file():
+        raise UsageError(f"--out {args.out} is not a file (the bundle the collector serves)")
     try:
         result = publish_bundle(key, lists, args.out, now=datetime.now(UTC), version=args.version)
     except BundleError as exc:
         raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     print(json.dumps(result.as_dict()))
     return 0
+
+
+def _read_lists(path: str) -> object:
+    """The JSON of ``--lists``, read no further than the largest bundle a kiosk takes."""
+    from office import listsync
+
+    limit = listsync.MAX_BUNDLE_BYTES
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(raw) > limit:
+        raise UsageError(f"{path}: larger than {limit} bytes, the largest bundle a kiosk takes")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise UsageError(f"{path}: not JSON ({exc})") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not JSON (nested too deeply)") from None
 
 
 def report_run(args: argparse.Namespace) -> int:
@@ -168,13 +187,12 @@ def report_run(args: argparse.Namespace) -> int:
     from office.district import district_report
     from office.pg import PgError
 
-    try:
-        day = date.fromisoformat(args.day)
-    except ValueError:
-        raise UsageError(f"--day: not a date: {args.day!r}") from None
+    from .community_cmd import report_day
+
+    day = report_day(args.day)
     try:
         tz = ZoneInfo(args.tz)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
         raise UsageError(f"--tz: unknown time zone {args.tz!r}") from None
     outputs = [Path(p) for p in (args.xlsx, args.csv) if p]
     for path in outputs:

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from kiosk.store import EventLog
 
 MIN_PASSWORD = 8
+#: Read no more of stdin than this: an account takes at most 1024 characters.
+_READ_LIMIT = 4096
 
 
 def register(sub: Verbs) -> None:
@@ -61,7 +63,7 @@ def _account_args(p: argparse.ArgumentParser) -> None:
 def read_password(args: argparse.Namespace, stdin: TextIO | None = None) -> str:
     stdin = stdin or sys.stdin
     if args.password_stdin or not stdin.isatty():
-        password: str = stdin.readline().rstrip("\r\n")
+        password: str = stdin.readline(_READ_LIMIT).rstrip("\r\n")
     else:
         password = getpass.getpass("Password: ")
         if getpass.getpass("Again: ") != password:
@@ -81,13 +83,22 @@ def _checked_name_role(args: argparse.Namespace) -> None:
         raise UsageError(str(exc)) from None
 
 
+def _hash(password: str) -> str:
+    from kiosk.accounts import AccountError, hash_password
+
+    try:
+        return hash_password(password)
+    except AccountError as exc:  # e.g. longer than an account takes
+        raise UsageError(str(exc)) from None
+
+
 def hash_run(args: argparse.Namespace) -> int:
     """print a 'name:role:hash' line for the guard_users credentials file"""
-    from kiosk.accounts import credentials_line, hash_password
+    from kiosk.accounts import credentials_line
 
     _checked_name_role(args)
     password = read_password(args)
-    print(credentials_line(args.name, args.role, hash_password(password)))
+    print(credentials_line(args.name, args.role, _hash(password)))
     return 0
 
 
@@ -106,15 +117,13 @@ def _actor() -> str:
 
 def add_run(args: argparse.Namespace) -> int:
     """create or reset an account in the kiosk's database"""
-    from kiosk.accounts import AccountError, AccountStore, hash_password
+    from kiosk.accounts import AccountError, AccountStore
 
     _checked_name_role(args)
-    password = read_password(args)
+    hashed = _hash(read_password(args))
     store = _open_store(args)
     try:
-        AccountStore(store, now=store.clock.now).add(
-            args.name, args.role, hash_password(password), actor=_actor()
-        )
+        AccountStore(store, now=store.clock.now).add(args.name, args.role, hashed, actor=_actor())
     except AccountError as exc:
         raise UsageError(str(exc)) from None
     finally:

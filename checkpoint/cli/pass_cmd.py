@@ -22,6 +22,7 @@ from kiosk.clock import SystemClock
 from kiosk.passes import (
     FLAGS,
     MAX_VALID_HOURS,
+    QR_CAPACITY_CHARS,
     ROLES,
     KeyFileError,
     PassError,
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 
 MAX_DAYS = MAX_VALID_HOURS // 24
 DEFAULT_TZ = "Asia/Shanghai"
+#: The households CSV is read no further than this (as the list imports: 5 MB).
+MAX_CSV_BYTES = 5 * 1024 * 1024
 
 
 def register(sub: Verbs) -> None:
@@ -120,7 +123,7 @@ def _days(value: float) -> float:
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
         raise UsageError(f"unknown timezone {name!r}") from None
 
 
@@ -172,7 +175,9 @@ def pass_verify(args: argparse.Namespace) -> int:
     Verify a pass payload with every *.pub in the trust folder and check its validity
     window. Prints {valid, reasons, ...decoded fields} as JSON. Exit 0 valid, 1 invalid,
     2 unusable input (malformed payload, bad trust folder)."""
-    payload = sys.stdin.readline().rstrip("\r\n") if args.payload == "-" else args.payload
+    # A longer line is cut after one character too many: still refused as too long.
+    limit = QR_CAPACITY_CHARS + 3
+    payload = sys.stdin.readline(limit).rstrip("\r\n") if args.payload == "-" else args.payload
     now = SystemClock().now()
     if args.at:
         try:
@@ -210,18 +215,31 @@ def pass_verify(args: argparse.Namespace) -> int:
 
 def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CSV_BYTES + 1)
+        if len(data) > MAX_CSV_BYTES:
+            raise UsageError(f"{path}: larger than {MAX_CSV_BYTES} bytes; nothing issued")
+        text = data.decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     reader = csv.DictReader(io.StringIO(text))
-    header = set(reader.fieldnames or ())
+    try:
+        columns = list(reader.fieldnames or ())
+        records = list(reader)
+    except csv.Error as exc:  # e.g. a field over the csv module's limit: not a households CSV
+        line = reader.line_num + 1  # line_num counts the lines read before the bad record
+        raise UsageError(f"{path}: line {line}: {exc}; nothing issued") from None
+    header = set(columns)
     if not {"household", "holder"} <= header:
         raise UsageError(f"{path}: the header needs household and holder columns")
+    if len(header) != len(columns):  # DictReader would keep the last of the two
+        twice = sorted({name for name in columns if columns.count(name) > 1})
+        raise UsageError(f"{path}: the header names {', '.join(twice)} more than once")
     unknown = header - {"household", "holder", "role", "days", "flags"}
     if unknown:
         raise UsageError(f"{path}: unknown columns {', '.join(sorted(unknown))}")
     rows, errors = [], []
-    for line, raw in enumerate(reader, start=2):
+    for line, raw in enumerate(records, start=2):
         household = (raw.get("household") or "").strip()
         holder = (raw.get("holder") or "").strip()
         role = (raw.get("role") or "").strip() or "resident"
@@ -262,6 +280,8 @@ def pass_batch(args: argparse.Namespace) -> int:
     rows = _batch_rows(args.csv, default_days)
     key = _key(args.key)
     out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} is not a folder; batch output goes into a new or empty folder")
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"{out} is not empty; batch output goes into a new or empty folder")
     try:

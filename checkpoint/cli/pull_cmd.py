@@ -61,7 +61,7 @@ def register(sub: Verbs) -> None:
         "--older-than",
         type=int,
         metavar="DAYS",
-        help="purge personal data older than DAYS (default: the config's store.retention_days)",
+        help="purge what is older than DAYS (default: store.retention_days of --config)",
     )
     add_store_args(purge)
 
@@ -231,14 +231,19 @@ def purge_run(args: argparse.Namespace) -> int:
     """delete personal data past retention, keep daily aggregates
 
     Null the personal fields of events older than DAYS (after freezing the daily reports
-    of those days); the hash chain keeps verifying."""
+    of those days); the hash chain keeps verifying. Without --older-than, DAYS is the
+    store.retention_days of --config (what kiosk-purge.timer runs nightly)."""
     from kiosk.retention import MAX_DAYS, purge
     from kiosk.store import StoreFault
 
-    config = load_args_config(args)
-    days = config.store.retention_days if args.older_than is None else args.older_than
-    if not 0 <= days <= MAX_DAYS:
+    days = args.older_than
+    if days is None and not args.config:
+        raise UsageError("give --older-than DAYS, or --config to purge by its store.retention_days")
+    if days is not None and not 0 <= days <= MAX_DAYS:
         raise UsageError(f"--older-than must be between 0 and {MAX_DAYS} days")
+    config = load_args_config(args)
+    if days is None:
+        days = config.store.retention_days
     store = _open_store(args, config)
     try:
         result = purge(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -18,7 +19,7 @@ def register(sub: Verbs) -> None:
     p.add_argument(
         "--db",
         metavar="FILE",
-        help="keep the event log in this SQLite file (default: a temporary file)",
+        help="keep the event log in this new SQLite file (default: a temporary file)",
     )
     p.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
 
@@ -37,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         replay,
         shipped_scenarios,
     )
+    from kiosk.store import StoreFault
 
     if args.list:
         for path in shipped_scenarios():
@@ -44,10 +46,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.scenario:
         raise UsageError("a SCENARIO file or name is required (see --list)")
+    if args.db and os.path.lexists(args.db):
+        # A replay's passages are simulated: never into a real event log, nor on top of
+        # another replay (its expectations assume a fresh log).
+        raise UsageError(f"--db {args.db} exists; a replay writes a new event log file")
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
         raise UsageError(str(exc)) from None
+    except RecursionError:  # tomllib on absurdly nested TOML
+        raise UsageError(f"{args.scenario}: TOML nested too deeply") from None
 
     def emit(rec: dict[str, Any]) -> None:
         print(format_record(rec), flush=True)
@@ -56,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         result = replay(scenario, db_path=args.db, on_decision=emit)
     except ScenarioError as exc:
         raise UsageError(str(exc)) from None
-    except OSError as exc:
+    except (OSError, StoreFault) as exc:
         raise CliError(f"cannot run the scenario: {exc}") from None
     met = result.expectations - len(result.failures)
     print(

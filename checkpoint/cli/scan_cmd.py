@@ -56,6 +56,7 @@ def register(sub: Verbs) -> None:
     p.add_argument(
         "--max-pixels",
         type=int,
+        metavar="N",
         default=MAX_PIXELS,
         help=f"refuse images larger than this many pixels, before decoding (default {MAX_PIXELS})",
     )

@@ -25,7 +25,13 @@ def add_store_args(p: argparse.ArgumentParser) -> None:
         help="the kiosk's database (default: $KIOSK_DATA/kiosk.db, else ./data/kiosk.db;"
         " with --config, its store.path under the data dir)",
     )
-    p.add_argument("--config", metavar="FILE", help="kiosk config (for store.path, site)")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        default=os.environ.get("KIOSK_CONFIG") or None,
+        help="kiosk config (for store.path, site; default: $KIOSK_CONFIG, which kiosk-admin"
+        " sets to the daemon's)",
+    )
     p.add_argument("--data", metavar="DIR", help="data dir (default: $KIOSK_DATA, else ./data)")
 
 

@@ -41,6 +41,15 @@ class KioskConfig(Section):
     """The office's signed list bundle, fetched on a schedule (docs/fleet.md)."""
 
     @model_validator(mode="after")
+    def _passes_need_a_reader(self) -> KioskConfig:
+        if self.policy.mode != "temperature_only" and not self.readers.sources:
+            raise ValueError(
+                f"readers.sources: policy.mode {self.policy.mode!r} checks passes: name at least"
+                " one code reader (or mode 'temperature_only')"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _lanes_named(self) -> KioskConfig:
         if self.site.direction == "both" and self.site.direction_from == "readers":
             missing = [s.name for s in self.readers.sources if s.direction is None]
@@ -127,6 +136,9 @@ def check_paths(config: KioskConfig, root: Path | None = None) -> list[str]:
     trust = config.policy.trust_dir
     if trust is not None and not where(trust).is_dir():
         problems.append(f"policy.trust_dir: {trust} is not an existing directory")
+    trace = getattr(config.thermometer.driver, "trace", None)
+    if isinstance(trace, str) and not where(trace).is_file():
+        problems.append(f"thermometer.driver.trace: {trace} is not a file")
     for i, source in enumerate(config.readers.sources):
         images = getattr(source, "images", None)
         if isinstance(images, str) and not where(images).exists():
@@ -134,11 +146,9 @@ def check_paths(config: KioskConfig, root: Path | None = None) -> list[str]:
     return problems
 
 
-def load_config(path: str | Path | None) -> KioskConfig:
-    """Load and validate a TOML config; ``None`` gives the defaults (the demo's config)."""
-    if path is None:
-        return KioskConfig()
-    path = Path(path)
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML of a config file, read no further than ``MAX_CONFIG_BYTES``; every problem a
+    ``ConfigError`` (the kiosk's config and the collector's)."""
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_CONFIG_BYTES + 1)
@@ -147,11 +157,17 @@ def load_config(path: str | Path | None) -> KioskConfig:
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(str(path), [f"(file): larger than {MAX_CONFIG_BYTES} bytes"])
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ConfigError(str(path), ["(file): not UTF-8 text"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), [f"(toml): {exc}"]) from None
     except RecursionError:
         raise ConfigError(str(path), [_TOO_DEEP]) from None
-    return parse_config(data, str(path))
+
+
+def load_config(path: str | Path | None) -> KioskConfig:
+    """Load and validate a TOML config; ``None`` gives the defaults (the demo's config)."""
+    if path is None:
+        return KioskConfig()
+    return parse_config(read_toml(Path(path)), str(path))

@@ -14,7 +14,6 @@ systemd credential) that holds its bearer token.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -160,19 +159,14 @@ class FleetSection(Section):
 
 def load_collector_config(path: str | Path) -> CollectorConfig:
     """Load and validate a collector TOML file; raises ``kiosk.config.ConfigError``."""
-    from kiosk.config import ConfigError, _loc
+    from kiosk.config import _TOO_DEEP, ConfigError, _loc, read_toml
 
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise ConfigError(str(path), [f"(file): cannot read: {exc.strerror or exc}"]) from None
-    except UnicodeDecodeError:
-        raise ConfigError(str(path), ["(file): not UTF-8 text"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), [f"(toml): {exc}"]) from None
+    data = read_toml(path)
     try:
         return CollectorConfig.model_validate(data)
     except ValidationError as exc:
         problems = [f"{_loc(err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise ConfigError(str(path), problems) from None
+    except RecursionError:
+        raise ConfigError(str(path), [_TOO_DEEP]) from None

@@ -31,6 +31,6 @@ class SiteConfig(Section):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
             raise ValueError(f"unknown IANA timezone {value!r} (e.g. 'Asia/Shanghai')") from None
         return value

@@ -9,7 +9,9 @@ from ._base import FilePath, Section
 
 class StoreSection(Section):
     path: FilePath = "kiosk.db"
-    """SQLite file; relative paths are under the data dir."""
+    """SQLite file; relative paths are under the data dir. An absolute path outside it is
+    read-only to the installed kiosk.service (ProtectSystem=strict) until a drop-in adds its
+    folder to ReadWritePaths= (and to kiosk-purge.service's)."""
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
     """FULL: a committed decision survives a power cut (see docs)."""
     retention_days: int = Field(30, ge=1, le=3650)

@@ -1,0 +1,432 @@
+"""The ``kiosk`` command as an operator meets it: what the systemd units run, and bad
+arguments and files, each one clear line on stderr and an exit code of docs/cli.md, never a
+traceback, never a change to data."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from checkpoint.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _exec_start(unit: str) -> list[str]:
+    for line in (ROOT / "systemd" / unit).read_text(encoding="utf-8").splitlines():
+        if line.startswith("ExecStart="):
+            return shlex.split(line.partition("=")[2])
+    raise AssertionError(f"{unit} has no ExecStart")
+
+
+def test_the_purge_timers_command_runs_and_purges_by_the_configs_retention(tmp_path, capsys):
+    """kiosk-purge.service ran `kiosk purge --config ... --data ...` without --older-than,
+    which was required: every nightly purge ended in a usage error (exit 2)."""
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[store]\nretention_days = 7\n", encoding="utf-8")
+    data = tmp_path / "data"
+    data.mkdir()
+    argv = _exec_start("kiosk-purge.service")
+    assert argv[:2] == ["/opt/kiosk/venv/bin/kiosk", "purge"]
+    paths = {"/etc/kiosk/kiosk.toml": str(config), "/var/lib/kiosk": str(data)}
+    before = datetime.now(UTC)
+    code = main([paths.get(arg, arg) for arg in argv[1:]])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    cutoff = datetime.fromisoformat(json.loads(out)["cutoff"])
+    assert before - timedelta(days=7) <= cutoff <= datetime.now(UTC) - timedelta(days=7)
+    assert (data / "kiosk.db").exists()
+
+
+def test_purge_without_days_or_config_is_a_usage_error(tmp_path, capsys):
+    assert main(["purge", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--older-than" in err and "--config" in err
+    assert not (tmp_path / "kiosk.db").exists()  # nothing opened, nothing purged
+
+
+def _one_line_error(capsys, verb: str) -> str:
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert err.count("\n") == 1 and err.startswith(f"kiosk {verb}: "), err
+    return err
+
+
+def test_a_time_zone_that_names_a_folder_of_zones_is_a_config_error(tmp_path, capsys):
+    """The zone "Asia" (a folder of the zone database) escaped as IsADirectoryError: a
+    traceback from check-config, and from run and purge too."""
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[site]\ntimezone = "Asia"\n', encoding="utf-8")
+    assert main(["check-config", str(config)]) == 2
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "site.timezone: " in err and "'Asia'" in err
+    assert main(["purge", "--older-than", "30", "--config", str(config), "--data", str(tmp_path)])
+    assert "site.timezone" in _one_line_error(capsys, "purge")
+    assert not (tmp_path / "kiosk.db").exists()
+
+
+def test_a_tz_argument_that_names_a_folder_of_zones_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KIOSK_FLEET_DSN", "postgresql://nowhere.invalid/x")
+    issue = ["pass", "issue", "--key", str(tmp_path / "k.key"), "--household", "1-1"]
+    assert main([*issue, "--holder", "A", "--tz", "Asia"]) == 2
+    assert "'Asia'" in _one_line_error(capsys, "pass")
+    assert main(["fleet", "report", "--day", "2026-03-02", "--tz", "America"]) == 2
+    assert "'America'" in _one_line_error(capsys, "fleet")
+
+
+def test_replay_never_writes_into_an_existing_file(tmp_path, capsys):
+    """`replay --db` appended the scenario's simulated passages (kiosk gate-1, a fever deny)
+    to whatever file it named, a kiosk's real event log too, with a valid hash chain; a
+    folder or a non-database file was a StoreFault traceback."""
+    log = tmp_path / "kiosk.db"
+    assert main(["replay", "fever", "--db", str(log)]) == 0
+    capsys.readouterr()
+    before = log.read_bytes()
+    assert main(["replay", "fever", "--db", str(log)]) == 2
+    assert str(log) in _one_line_error(capsys, "replay")
+    assert log.read_bytes() == before
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"\x9b not a database " * 50)
+    for target in (garbage, tmp_path):
+        assert main(["replay", "fever", "--db", str(target)]) == 2
+        _one_line_error(capsys, "replay")
+    assert garbage.read_bytes() == b"\x9b not a database " * 50
+
+
+def test_replay_into_a_place_no_database_can_be_made_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["replay", "fever", "--db", str(tmp_path / "file" / "x.db")]) == 1
+    _one_line_error(capsys, "replay")
+
+
+def test_an_unknown_log_level_is_a_usage_error(tmp_path, capsys):
+    """`--log-level bogus` got as far as logging.setLevel: a ValueError traceback."""
+    import pytest
+
+    from checkpoint.cli import build_parser
+
+    config = tmp_path / "kiosk.toml"
+    config.write_text("", encoding="utf-8")
+    for argv in (["demo", "--port", "0"], ["run", "--config", str(config)]):
+        with pytest.raises(SystemExit) as stopped:
+            main([*argv, "--data", str(tmp_path), "--log-level", "bogus"])
+        assert stopped.value.code == 2
+        assert "--log-level: invalid choice: 'bogus'" in capsys.readouterr().err
+        assert build_parser().parse_args([*argv, "--log-level", "DEBUG"]).log_level == "debug"
+
+
+def _issuer_key(tmp_path: Path) -> Path:
+    assert main(["keys", "new", "--dir", str(tmp_path / "keys")]) == 0
+    return tmp_path / "keys" / "issuer.key"
+
+
+def test_pass_batch_into_a_file_is_a_usage_error_and_the_file_is_kept(tmp_path, capsys):
+    """`--out` naming an existing file: NotADirectoryError traceback from iterdir()."""
+    key = _issuer_key(tmp_path)
+    rows = tmp_path / "households.csv"
+    rows.write_text("household,holder\n12-3-0502,W\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["pass", "batch", "--key", str(key), "--csv", str(rows), "--out", str(rows)]) == 2
+    assert "not a folder" in _one_line_error(capsys, "pass")
+    assert rows.read_text(encoding="utf-8") == "household,holder\n12-3-0502,W\n"
+
+
+def test_pass_batch_with_a_field_too_large_for_csv_is_a_usage_error(tmp_path, capsys):
+    """A CSV field over the csv module's limit (131072 characters: not a households CSV)
+    was a _csv.Error traceback."""
+    key = _issuer_key(tmp_path)
+    rows = tmp_path / "households.csv"
+    rows.write_text("household,holder\n12-3-0502," + "W" * 200_000 + "\n", encoding="utf-8")
+    capsys.readouterr()
+    out = tmp_path / "cards"
+    assert main(["pass", "batch", "--key", str(key), "--csv", str(rows), "--out", str(out)]) == 2
+    assert "line 2" in _one_line_error(capsys, "pass")
+    assert not out.exists()
+
+
+def test_pass_batch_refuses_a_column_named_twice(tmp_path, capsys):
+    """A header naming a column twice (two `holder` columns: given name, family name) was
+    read as its last column: passes issued silently for the wrong holder or household."""
+    key = _issuer_key(tmp_path)
+    rows = tmp_path / "households.csv"
+    rows.write_text("household,holder,holder\n12-3-0502,Wang,Li\n", encoding="utf-8")
+    capsys.readouterr()
+    out = tmp_path / "cards"
+    assert main(["pass", "batch", "--key", str(key), "--csv", str(rows), "--out", str(out)]) == 2
+    assert "holder" in _one_line_error(capsys, "pass")
+    assert not out.exists()
+
+
+def test_fleet_publish_with_lists_nested_too_deep_is_a_usage_error(tmp_path, capsys):
+    """A --lists file of 100000 nested arrays: a RecursionError traceback from json."""
+    key = _issuer_key(tmp_path)
+    lists = tmp_path / "lists.json"
+    lists.write_text("[" * 100_000, encoding="utf-8")
+    capsys.readouterr()
+    out = tmp_path / "bundle.json"
+    assert main(["fleet", "publish", "--key", str(key), "--lists", str(lists), "--out", str(out)])
+    assert "not JSON" in _one_line_error(capsys, "fleet")
+    assert not out.exists()
+
+
+def test_fleet_publish_refuses_lists_larger_than_a_kiosk_takes_before_reading_them(
+    tmp_path, capsys, monkeypatch
+):
+    """The --lists file was read whole, whatever its size; kiosks refuse a bundle over
+    MAX_BUNDLE_BYTES anyway."""
+    from office import listsync
+
+    monkeypatch.setattr(listsync, "MAX_BUNDLE_BYTES", 1000)
+    key = _issuer_key(tmp_path)
+    lists = tmp_path / "lists.json"
+    lists.write_text('{"revocations": [' + ", ".join(['"0123456789ab"'] * 100) + "]}")
+    capsys.readouterr()
+    out = tmp_path / "bundle.json"
+    assert main(["fleet", "publish", "--key", str(key), "--lists", str(lists), "--out", str(out)])
+    assert "larger than" in _one_line_error(capsys, "fleet")
+    assert not out.exists()
+
+
+def test_fleet_publish_out_a_folder_is_a_usage_error(tmp_path, capsys):
+    """--out naming a folder: IsADirectoryError traceback reading the 'published' bundle."""
+    key = _issuer_key(tmp_path)
+    lists = tmp_path / "lists.json"
+    lists.write_text("{}", encoding="utf-8")
+    out = tmp_path / "served"
+    out.mkdir()
+    capsys.readouterr()
+    assert main(["fleet", "publish", "--key", str(key), "--lists", str(lists), "--out", str(out)])
+    assert "not a file" in _one_line_error(capsys, "fleet")
+    assert list(out.iterdir()) == []
+
+
+def test_run_with_a_data_dir_that_is_a_file_names_it(tmp_path, capsys):
+    """`kiosk run --data FILE` said only "cannot start: File exists": not which file."""
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[web]\nport = 0\n", encoding="utf-8")
+    data = tmp_path / "data"
+    data.write_text("not a folder", encoding="utf-8")
+    assert main(["run", "--config", str(config), "--data", str(data), "--log-level", "error"]) == 1
+    assert str(data) in _one_line_error(capsys, "run")
+    assert data.read_text(encoding="utf-8") == "not a folder"
+
+
+def test_maintenance_verbs_take_the_kiosks_config_from_kiosk_config(tmp_path, capsys, monkeypatch):
+    """`sudo kiosk-admin token new ...` (operations.md) passes no --config: the token went
+    into DATA/kiosk.db even when store.path names another file, so the daemon never knew
+    it, and the audit row said kiosk gate-1 on any kiosk. kiosk-admin now sets
+    KIOSK_CONFIG to the daemon's config, which the verbs read when --config is not given."""
+    import sqlite3
+
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[site]\nkiosk_id = "gate-7"\n[store]\npath = "events.db"\n')
+    monkeypatch.setenv("KIOSK_CONFIG", str(config))
+    assert main(["token", "new", "--scope", "logs:read", "--data", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert not (tmp_path / "kiosk.db").exists()
+    with sqlite3.connect(tmp_path / "events.db") as db:
+        assert db.execute("SELECT kiosk_id, action FROM audit").fetchall() == [
+            ("gate-7", "token_created")
+        ]
+    script = (ROOT / "scripts" / "install").read_text(encoding="utf-8")
+    admin = script[script.index("kiosk_admin_script() {") :]
+    admin = admin[: admin.index("\nEOF\n")]
+    assert "-p Environment=KIOSK_CONFIG=/etc/kiosk/kiosk.toml" in admin
+    assert "--config /etc/kiosk/kiosk.toml" in " ".join(_exec_start("kiosk.service"))
+
+
+def test_check_config_names_a_missing_thermometer_trace(tmp_path, capsys):
+    """check-config said `ok` for a fake thermometer's trace file that does not exist, and
+    `kiosk run` then stopped at start on it."""
+    config = tmp_path / "kiosk.toml"
+    missing = tmp_path / "no-such-trace.csv"
+    config.write_text(f'[thermometer.driver]\ntype = "fake"\ntrace = "{missing}"\n')
+    assert main(["check-config", str(config)]) == 2
+    out, err = capsys.readouterr()
+    assert err == f"{config}: thermometer.driver.trace: {missing} is not a file\n" and out == ""
+    assert main(["run", "--config", str(config), "--data", str(tmp_path / "data")]) == 2
+    assert "thermometer.driver.trace" in _one_line_error(capsys, "run")
+    assert not (tmp_path / "data").exists()  # refused before anything was made
+
+
+def test_run_with_a_trace_that_is_not_a_trace_is_a_config_error(tmp_path, capsys):
+    """A fake thermometer's trace file with a wrong header: a ValueError traceback."""
+    trace = tmp_path / "trace.csv"
+    trace.write_text("time,temp\n0,36.5\n", encoding="utf-8")
+    config = tmp_path / "kiosk.toml"
+    config.write_text(f'[web]\nport = 0\n[thermometer.driver]\ntype = "fake"\ntrace = "{trace}"\n')
+    code = main(["run", "--config", str(config), "--data", str(tmp_path), "--log-level", "error"])
+    assert code == 2
+    assert "thermometer.driver.trace: " in _one_line_error(capsys, "run")
+
+
+def test_a_guard_password_over_the_limit_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    """A password longer than the 1024 characters an account takes: an AccountError
+    traceback from `guard hash` and `guard add` (the password is never echoed)."""
+    import io
+
+    password = "p" * 2000
+    for argv in (["guard", "hash", "bob"], ["guard", "add", "bob", "--data", str(tmp_path)]):
+        monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+        assert main([*argv, "--password-stdin"]) == 2
+        err = _one_line_error(capsys, "guard")
+        assert "1024" in err and password not in err
+    assert not (tmp_path / "kiosk.db").exists()
+
+
+def test_pass_verify_reads_no_more_of_stdin_than_a_qr_code_holds(tmp_path, capsys, monkeypatch):
+    """`pass verify -` read its whole first line, however long (a piped file of 50 MB)."""
+    import io
+
+    from kiosk.passes import QR_CAPACITY_CHARS
+
+    assert main(["keys", "new", "--dir", str(tmp_path)]) == 0
+    (tmp_path / "issuer.key").unlink()
+    stdin = io.StringIO("KP1:" + "A" * 5_000_000 + "\n")
+    monkeypatch.setattr("sys.stdin", stdin)
+    capsys.readouterr()
+    assert main(["pass", "verify", "-", "--trust", str(tmp_path)]) == 2
+    assert json.loads(capsys.readouterr().out)["detail"] == "too long"
+    assert stdin.tell() <= QR_CAPACITY_CHARS + 16
+
+
+def test_pass_batch_refuses_a_csv_over_its_limit_before_reading_it(tmp_path, capsys, monkeypatch):
+    """The households CSV was read whole whatever its size (the imports cap theirs at 5 MB)."""
+    from checkpoint.cli import pass_cmd
+
+    monkeypatch.setattr(pass_cmd, "MAX_CSV_BYTES", 100)
+    key = _issuer_key(tmp_path)
+    rows = tmp_path / "households.csv"
+    rows.write_text("household,holder\n" + "12-3-0502,W\n" * 20, encoding="utf-8")
+    capsys.readouterr()
+    out = tmp_path / "cards"
+    assert main(["pass", "batch", "--key", str(key), "--csv", str(rows), "--out", str(out)]) == 2
+    assert "larger than" in _one_line_error(capsys, "pass")
+    assert not out.exists()
+
+
+def _trusting_data_dir(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    assert main(["keys", "new", "--dir", str(data / "trust")]) == 0
+    (data / "trust" / "issuer.key").unlink()
+    return data
+
+
+def test_run_with_a_broken_guard_users_line_is_one_line(tmp_path, capsys, monkeypatch):
+    """A hand-edited guard_users credential with a bad line: an AccountError traceback at
+    start (and again every 3 s as systemd restarts the daemon)."""
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "guard_users").write_text("admin:admin\n", encoding="utf-8")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    monkeypatch.delenv("KIOSK_GUARD_USERS", raising=False)
+    data = _trusting_data_dir(tmp_path)
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[web]\nport = 0\n", encoding="utf-8")
+    capsys.readouterr()
+    code = main(["run", "--config", str(config), "--data", str(data), "--log-level", "error"])
+    assert code == 1
+    assert "guard_users line 1" in _one_line_error(capsys, "run")
+
+
+def test_run_with_tls_credentials_not_a_certificate_says_which(tmp_path, capsys, monkeypatch):
+    """web.tls on with garbage in tls_cert/tls_key said only "cannot start: [SSL] PEM lib
+    (_ssl.c:3905)": not which setting or file."""
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    for name in ("tls_cert", "tls_key"):
+        (creds / name).write_bytes(b"\x9b not PEM")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    data = _trusting_data_dir(tmp_path)
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[web]\nport = 0\ntls = true\n", encoding="utf-8")
+    capsys.readouterr()
+    code = main(["run", "--config", str(config), "--data", str(data), "--log-level", "error"])
+    assert code == 1
+    err = _one_line_error(capsys, "run")
+    assert "web.tls" in err and "tls_cert" in err
+
+
+def test_run_with_an_empty_token_pepper_is_one_line(tmp_path, capsys, monkeypatch):
+    """An empty token_pepper credential (a truncated file): a TokenError traceback."""
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "token_pepper").write_text("\n", encoding="utf-8")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    data = _trusting_data_dir(tmp_path)
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[web]\nport = 0\n", encoding="utf-8")
+    capsys.readouterr()
+    code = main(["run", "--config", str(config), "--data", str(data), "--log-level", "error"])
+    assert code == 1
+    assert "pepper" in _one_line_error(capsys, "run")
+
+
+def test_a_collector_config_nested_too_deep_or_too_big_is_one_line(tmp_path, capsys, monkeypatch):
+    """The collector's config was read whole whatever its size, and TOML nested 100000
+    levels deep was a RecursionError traceback (the kiosk's own config refuses both)."""
+    from kiosk import config as kiosk_config
+
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 100_000, encoding="utf-8")
+    assert main(["collect", "--config", str(deep)]) == 2
+    assert "nested too deeply" in _one_line_error(capsys, "collect")
+    monkeypatch.setattr(kiosk_config, "MAX_CONFIG_BYTES", 100)
+    big = tmp_path / "big.toml"
+    big.write_text("# padding\n" * 20, encoding="utf-8")
+    assert main(["collect", "--config", str(big)]) == 2
+    assert "larger than 100 bytes" in _one_line_error(capsys, "collect")
+
+
+def test_a_report_day_at_the_ends_of_the_calendar_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    """`report --day 9999-12-31` (or 0001-01-01) got to the day's bounds in UTC: an
+    OverflowError traceback."""
+    monkeypatch.setenv("KIOSK_FLEET_DSN", "postgresql://nowhere.invalid/x")
+    for day in ("0001-01-01", "9999-12-31"):
+        assert main(["report", "--day", day, "--data", str(tmp_path)]) == 2
+        assert day in _one_line_error(capsys, "report")
+        assert main(["fleet", "report", "--day", day]) == 2
+        assert day in _one_line_error(capsys, "fleet")
+    assert not (tmp_path / "kiosk.db").exists()
+
+
+def test_demo_refuses_a_data_dir_that_holds_other_data(tmp_path, capsys):
+    """`kiosk demo --data /var/lib/kiosk` wrote the demo's simulated passages into that
+    kiosk's event log, its demo.pub into the trust folder, and left accounts guard and admin
+    and an API token (printed on the terminal) in the kiosk's database."""
+    from checkpoint.cli.daemon_cmd import demo_data_dir
+
+    data = tmp_path / "kiosk"
+    (data / "trust").mkdir(parents=True)
+    (data / "kiosk.db").write_bytes(b"a kiosk's event log")
+    before = sorted(p.name for p in data.rglob("*"))
+    assert main(["demo", "--port", "0", "--data", str(data)]) == 2
+    assert str(data) in _one_line_error(capsys, "demo")
+    assert sorted(p.name for p in data.rglob("*")) == before
+    assert (data / "kiosk.db").read_bytes() == b"a kiosk's event log"
+    # A new folder, and an earlier demo's, are the demo's to use.
+    fresh = demo_data_dir(tmp_path / "demo")
+    assert fresh == tmp_path / "demo" and demo_data_dir(fresh) == fresh
+
+
+def test_replay_of_a_scenario_nested_too_deep_is_a_usage_error(tmp_path, capsys):
+    """A scenario file of 100000 nested arrays: a RecursionError traceback from tomllib."""
+    scenario = tmp_path / "deep.toml"
+    scenario.write_text("a = " + "[" * 100_000, encoding="utf-8")
+    assert main(["replay", str(scenario)]) == 2
+    assert "nested too deeply" in _one_line_error(capsys, "replay")
+
+
+def test_a_kiosk_that_checks_passes_with_no_code_reader_is_a_config_error(tmp_path, capsys):
+    """`readers.sources = []` with policy.mode full (or pass_only) was valid: the daemon
+    reported healthy and deciding, and denied everyone for want of a pass it could not read."""
+    config = tmp_path / "kiosk.toml"
+    for mode in ("full", "pass_only"):
+        config.write_text(f'[policy]\nmode = "{mode}"\n[readers]\nsources = []\n')
+        assert main(["check-config", str(config)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "readers.sources" in err and mode in err
+    config.write_text('[policy]\nmode = "temperature_only"\n[readers]\nsources = []\n')
+    assert main(["check-config", str(config)]) == 0
