@@ -28,6 +28,7 @@ import csv
 import io
 import json
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -425,14 +426,45 @@ class ListStore:
         self._clock = clock
         self._on_change = on_change
         self._lists = Lists()
+        # Loads run on several threads (the list sync, the guard console): each takes a ticket
+        # before it reads, and only a snapshot read after the one in force replaces it.
+        self._loads = threading.Lock()
+        self._tickets = 0
+        self._in_force = 0
 
     @property
     def current(self) -> Lists:
         return self._lists
 
     def load(self) -> Lists:
-        """Read the whole lists from the database into a fresh snapshot."""
+        """Read the whole lists from the database into a fresh snapshot and put it in force,
+        unless a load that started later (on another thread) already put a newer one in
+        force: then that one stays and is returned. The lists are read in one read
+        transaction, so a bundle applied meanwhile is either wholly in or wholly out."""
+        with self._loads:
+            self._tickets += 1
+            ticket = self._tickets
         db = self._store.reader()
+        conn = db.conn
+        began = not conn.in_transaction
+        if began:
+            conn.execute("BEGIN")
+        try:
+            lists = self._read(db)
+        finally:
+            if began:
+                conn.execute("COMMIT")
+        with self._loads:
+            if ticket < self._in_force:
+                return self._lists
+            self._in_force = ticket
+            self._lists = lists
+            if self._on_change is not None:
+                self._on_change(lists)
+        return lists
+
+    @staticmethod
+    def _read(db: sqlite_utils.Database) -> Lists:
         if not db["list_meta"].exists():
             raise ListError("lists tables missing: open the EventLog with lists.MIGRATIONS")
         meta = _meta(db)
@@ -476,10 +508,7 @@ class ListStore:
             bundle_issued_at=datetime.fromisoformat(issued) if issued else None,
             bundle_issuer=meta.get("bundle_issuer"),
         )
-        self._lists = Lists.build(revocations, quarantine, households, freshness)
-        if self._on_change is not None:
-            self._on_change(self._lists)
-        return self._lists
+        return Lists.build(revocations, quarantine, households, freshness)
 
     # -- guard edits ------------------------------------------------------------------------
 

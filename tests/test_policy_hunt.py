@@ -1,0 +1,70 @@
+"""Defects found in the policy area's hunt (lists, passes, imports, reports): each test
+reproduces one and pins its fix."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kiosk import lists as lists_mod
+from kiosk.lists import ListStore, sign_bundle
+from kiosk.passes import TrustList
+from kiosk.store import EventLog
+
+OFFICE = Ed25519PrivateKey.from_private_bytes(b"\x11" * 32)
+TRUST = TrustList([("office", OFFICE.public_key())])
+
+
+@pytest.fixture
+def log(tmp_path, clock):
+    event_log = EventLog(tmp_path / "kiosk.db", "gate-1", clock, migrations=[lists_mod.MIGRATIONS])
+    event_log.open()
+    yield event_log
+    event_log.close()
+
+
+def test_a_slow_guard_reload_never_hides_a_bundle_applied_meanwhile(log, clock, monkeypatch):
+    """The list sync (its own thread) applies a bundle that quarantines 5-702 while a guard's
+    revocation (a web thread) is still reading the lists back: the guard's older snapshot
+    must not replace the newer one, or 5-702 walks out until the next list change."""
+    store = ListStore(log, clock)
+    store.load()
+    guard_read = threading.Event()
+    sync_done = threading.Event()
+    real_build = lists_mod.Lists.build
+    guard_thread: list[threading.Thread] = []
+
+    def build(*args, **kwargs):
+        snapshot = real_build(*args, **kwargs)
+        if guard_thread and threading.current_thread() is guard_thread[0]:
+            guard_read.set()  # the guard's reload has read the database ...
+            assert sync_done.wait(10)  # ... and is slower than the whole list sync
+        return snapshot
+
+    monkeypatch.setattr(lists_mod.Lists, "build", staticmethod(build))
+    guard = threading.Thread(target=store.revoke, args=("a1b2c3d4e5f6", "lost", "Zhao"))
+    guard_thread.append(guard)
+    guard.start()
+    assert guard_read.wait(10)
+    day = date(2026, 3, 5)
+    bundle = sign_bundle(
+        OFFICE,
+        {
+            "format": "kiosk-lists/1",
+            "version": 1,
+            "issued_at": "2026-03-01T20:00:00+00:00",
+            "quarantine": [{"household": "5-702", "from": "2026-03-01", "until": "2026-03-14"}],
+        },
+    )
+    sync = threading.Thread(target=store.import_bundle, args=(bundle, TRUST, "listsync"))
+    sync.start()
+    sync.join(10)
+    sync_done.set()
+    guard.join(10)
+    assert not guard.is_alive() and not sync.is_alive()
+    current = store.current
+    assert current.quarantine_for("5-702", "Wang", day) is not None
+    assert current.is_revoked("a1b2c3d4e5f6")
