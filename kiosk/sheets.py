@@ -7,7 +7,8 @@ import would change (added, changed, removed) so it can be shown before it is ap
 ``write_xlsx`` / ``write_csv`` write the daily report.
 
 openpyxl reads .xlsx in read-only mode (a zip of XML): no macros run, formulas are read as
-their cached values (``data_only``).
+their cached values (``data_only``); a formula with no cached value (a file a program wrote
+and no spreadsheet ever calculated) is refused with its line and column, never read as blank.
 """
 
 from __future__ import annotations
@@ -74,23 +75,56 @@ def _csv_rows(data: bytes) -> list[list[str]]:
         raise CommunityError(f"CSV: {exc}") from None
 
 
-def _xlsx_rows(data: bytes) -> list[list[str]]:
+def _open_book(data: bytes, data_only: bool) -> Any:
     import openpyxl  # ~9 MB once loaded: only when a spreadsheet comes (docs/memory.md)
 
     try:
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        return openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=data_only)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
         raise CommunityError(f"not a readable .xlsx file ({type(exc).__name__})") from None
+
+
+def _sheet_rows(book: Any) -> Iterable[tuple[object, ...]]:
+    rows: Iterable[tuple[object, ...]] = book.worksheets[0].iter_rows(
+        values_only=True, max_col=MAX_COLUMNS + 1
+    )
+    return rows
+
+
+def _xlsx_rows(data: bytes) -> list[list[str]]:
+    """The first sheet's rows as text. A formula is read as the value saved with it; one with
+    no saved value (a file written by a program, never opened and saved by Excel or WPS) is
+    refused, naming its cell, rather than read as a blank."""
+    book, formulas = _open_book(data, True), _open_book(data, False)
     try:
-        sheet = book.worksheets[0]
         rows: list[list[str]] = []
-        for values in sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS + 1):
+        header: list[str] = []
+        for number, (values, written) in enumerate(
+            zip(_sheet_rows(book), _sheet_rows(formulas), strict=False), start=1
+        ):
             if len(rows) > MAX_ROWS + 1:
                 break
+            for i, (value, text) in enumerate(zip(values, written, strict=False)):
+                if value is None and _is_formula(text):
+                    column = header[i] if i < len(header) and header[i] else f"column {i + 1}"
+                    raise CommunityError(
+                        f"line {number}: {column}: a formula with no saved value (or an empty"
+                        " result); paste the values, or open and save the file in Excel or WPS"
+                    )
             rows.append([_cell(v) for v in values])
+            if not header and any(rows[-1]):
+                header = [c.strip().lower() for c in rows[-1]]
         return rows
     finally:
         book.close()
+        formulas.close()
+
+
+def _is_formula(value: object) -> bool:
+    return (isinstance(value, str) and value.startswith("=")) or type(value).__name__ in (
+        "ArrayFormula",
+        "DataTableFormula",
+    )
 
 
 def read_table(data: bytes, filename: str, required: Iterable[str] = ()) -> Table:

@@ -68,3 +68,31 @@ def test_a_slow_guard_reload_never_hides_a_bundle_applied_meanwhile(log, clock, 
     current = store.current
     assert current.quarantine_for("5-702", "Wang", day) is not None
     assert current.is_revoked("a1b2c3d4e5f6")
+
+
+def _xlsx(*rows: list[object]) -> bytes:
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    for row in rows:
+        book.active.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_a_spreadsheet_formula_with_no_saved_value_is_refused_not_read_as_blank():
+    """A sheet written by a program (not saved by Excel/WPS) has formulas without their
+    values; read as blank, a returnee's observation_until was silently dropped."""
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    data = _xlsx(
+        ["household", "residents", "observation_until"],
+        ["5-702", 3, "=TODAY()+14"],
+    )
+    with pytest.raises(CommunityError, match=r"line 2.*observation_until.*formula"):
+        plan_list_import(data, "households.xlsx", Lists())
