@@ -2,7 +2,8 @@
 
 ``read_table(data, filename)`` turns a CSV (UTF-8, with or without BOM; GB18030 as sent by
 older office PCs) or the first sheet of an .xlsx into a header and rows of text, bounded
-before it is read (``MAX_BYTES``, ``MAX_ROWS``, ``MAX_COLUMNS``). ``diff_rows`` says what an
+before it is read (``MAX_BYTES``, ``MAX_ROWS``, ``MAX_COLUMNS``; an .xlsx also by what it
+unpacks to, ``MAX_UNPACKED_BYTES``). ``diff_rows`` says what an
 import would change (added, changed, removed) so it can be shown before it is applied.
 ``write_xlsx`` / ``write_csv`` write the daily report.
 
@@ -38,6 +39,9 @@ MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 20000
 MAX_COLUMNS = 40
 MAX_CELL = 500
+#: An .xlsx is a zip: what it may unpack to in all, checked from its directory before openpyxl
+#: reads a byte (a 20 000-row sheet is a few MB of XML; a small upload can unpack to GB).
+MAX_UNPACKED_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -91,10 +95,26 @@ def _sheet_rows(book: Any) -> Iterable[tuple[object, ...]]:
     return rows
 
 
+def _check_unpacked(data: bytes) -> None:
+    """Refuse a zip that unpacks to more than ``MAX_UNPACKED_BYTES``, from its directory
+    (Python's zipfile stops a member at its declared size, so the sizes cannot lie)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise CommunityError(f"not a readable .xlsx file ({type(exc).__name__})") from None
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise CommunityError(
+            f".xlsx unpacks to {unpacked // (1024 * 1024)} MB, more than"
+            f" {MAX_UNPACKED_BYTES // (1024 * 1024)} MB: save it as CSV or split it"
+        )
+
+
 def _xlsx_rows(data: bytes) -> list[list[str]]:
     """The first sheet's rows as text. A formula is read as the value saved with it; one with
     no saved value (a file written by a program, never opened and saved by Excel or WPS) is
     refused, naming its cell, rather than read as a blank."""
+    _check_unpacked(data)
     book, formulas = _open_book(data, True), _open_book(data, False)
     try:
         rows: list[list[str]] = []

@@ -96,3 +96,48 @@ def test_a_spreadsheet_formula_with_no_saved_value_is_refused_not_read_as_blank(
     )
     with pytest.raises(CommunityError, match=r"line 2.*observation_until.*formula"):
         plan_list_import(data, "households.xlsx", Lists())
+
+
+def _shared_strings_bomb(strings: int) -> bytes:
+    """A valid .xlsx of two rows whose shared-strings part unpacks to ``strings`` entries:
+    a few hundred kilobytes on the wire, tens of megabytes once unpacked."""
+    import io
+    import zipfile
+
+    src = zipfile.ZipFile(io.BytesIO(_xlsx(["household", "residents"], ["5-702", 3])))
+    out = io.BytesIO()
+    ns = "http://schemas.openxmlformats.org"
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "[Content_Types].xml":
+                data = data.replace(
+                    b"</Types>",
+                    b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+                    b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>',
+                )
+            if info.filename == "xl/_rels/workbook.xml.rels":
+                data = data.replace(
+                    b"</Relationships>",
+                    f'<Relationship Id="rIdS" Type="{ns}/officeDocument/2006/relationships/'
+                    'sharedStrings" Target="sharedStrings.xml"/></Relationships>'.encode(),
+                )
+            z.writestr(info.filename, data)
+        body = b"<si><t>x</t></si>" * strings
+        z.writestr(
+            "xl/sharedStrings.xml",
+            f'<sst xmlns="{ns}/spreadsheetml/2006/main">'.encode() + body + b"</sst>",
+        )
+    return out.getvalue()
+
+
+def test_an_xlsx_that_unpacks_to_far_more_than_its_size_is_refused_before_it_is_read():
+    """A 170 kB upload whose shared strings unpack to 68 MB took 90 s and ~400 MB of memory
+    to read (a Pi has 1 GB); it is refused from the zip's directory, unread."""
+    from kiosk.community import CommunityError
+    from kiosk.sheets import read_table
+
+    data = _shared_strings_bomb(4_000_000)
+    assert len(data) < 400_000
+    with pytest.raises(CommunityError, match="unpack"):
+        read_table(data, "households.xlsx")
