@@ -141,3 +141,40 @@ def test_an_xlsx_that_unpacks_to_far_more_than_its_size_is_refused_before_it_is_
     assert len(data) < 400_000
     with pytest.raises(CommunityError, match="unpack"):
         read_table(data, "households.xlsx")
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "message"),
+    [
+        (
+            "households",
+            "household,residents,observation_until\n5-702,3,2026-03-20\n5-702,3,\n",
+            "line 3: 5-702 is also on line 2",
+        ),
+        (
+            "revocations",
+            "pass_id,reason\na1b2c3d4e5f6,lost\nA1B2C3D4E5F6,found again\n",
+            "line 3: a1b2c3d4e5f6 is also on line 2",
+        ),
+    ],
+)
+def test_a_row_listed_twice_with_different_values_is_refused_not_silently_the_last(
+    kind, text, message
+):
+    """The later of two rows for one household won silently: a blank observation_until
+    below a dated one dropped the returnee's observation."""
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    with pytest.raises(CommunityError, match=message):
+        plan_list_import(text.encode(), f"{kind}.csv", Lists())
+
+
+def test_a_row_repeated_exactly_is_one_row():
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    text = b"household,residents\n5-702,3\n5-702,3\n6-101,2\n"
+    plan = plan_list_import(text, "households.csv", Lists())
+    assert plan.diff.added == ("5-702", "6-101") and len(plan.rows) == 2
