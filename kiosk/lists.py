@@ -29,6 +29,7 @@ import io
 import json
 import re
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -57,6 +58,7 @@ __all__ = [
     "Lists",
     "QuarantineEntry",
     "Revocation",
+    "same_text",
     "sign_bundle",
 ]
 
@@ -104,7 +106,7 @@ class QuarantineEntry:
         return self.from_date <= day <= self.until_date
 
     def covers(self, household: str, holder: str | None) -> bool:
-        if household != self.household:
+        if same_text(household) != same_text(self.household):
             return False
         if self.holder is None:
             return True
@@ -158,8 +160,14 @@ class Freshness:
         }
 
 
+def same_text(text: str) -> str:
+    """How a household code or a name is compared between a pass and a list: Unicode NFKC
+    (a Chinese input method's full-width ５－７０２ is 5-702), outer spaces and case ignored."""
+    return unicodedata.normalize("NFKC", text).strip().casefold()
+
+
 def _same_person(a: str, b: str) -> bool:
-    return a.strip().casefold() == b.strip().casefold()
+    return same_text(a) == same_text(b)
 
 
 @dataclass(frozen=True)
@@ -173,14 +181,20 @@ class Lists:
     _quarantine_by_household: Mapping[str, tuple[QuarantineEntry, ...]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    _households_by_key: Mapping[str, Household] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
+        # Keyed by ``same_text``: the lists' spelling of a household need not be the pass's.
         index: dict[str, list[QuarantineEntry]] = {}
         for entry in self.quarantine:
-            index.setdefault(entry.household, []).append(entry)
+            index.setdefault(same_text(entry.household), []).append(entry)
         object.__setattr__(
             self, "_quarantine_by_household", {k: tuple(v) for k, v in index.items()}
         )
+        households = {same_text(k): h for k, h in self.households.items()}
+        object.__setattr__(self, "_households_by_key", households)
 
     @classmethod
     def build(
@@ -208,13 +222,13 @@ class Lists:
         self, household: str, holder: str | None, day: date
     ) -> QuarantineEntry | None:
         """The active entry covering this person on ``day`` (a local date), if any."""
-        for entry in self._quarantine_by_household.get(household, ()):
+        for entry in self._quarantine_by_household.get(same_text(household), ()):
             if entry.active_on(day) and entry.covers(household, holder):
                 return entry
         return None
 
     def under_observation(self, household: str, day: date) -> bool:
-        h = self.households.get(household)
+        h = self._households_by_key.get(same_text(household))
         return h is not None and h.under_observation(day)
 
     def counts(self) -> dict[str, int]:

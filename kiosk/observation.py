@@ -46,6 +46,7 @@ from .community import (
     row_by_id,
 )
 from .days import day_bounds
+from .lists import same_text
 from .schema import sql_migrations
 from .store import format_ts
 
@@ -153,7 +154,7 @@ class Alarm:
 
 
 def _key(household: str, holder: str) -> tuple[str, str]:
-    return household.strip(), holder.strip().casefold()
+    return same_text(household), same_text(holder)
 
 
 @dataclass(frozen=True)

@@ -178,3 +178,27 @@ def test_a_row_repeated_exactly_is_one_row():
     text = b"household,residents\n5-702,3\n5-702,3\n6-101,2\n"
     plan = plan_list_import(text, "households.csv", Lists())
     assert plan.diff.added == ("5-702", "6-101") and len(plan.rows) == 2
+
+
+def test_a_quarantine_typed_in_full_width_or_other_case_still_stops_the_pass():
+    """A Chinese input method types ５－７０２ (full width) into the sub-district's sheet; the
+    office's pass says 5-702. They are the same household: the quarantine must apply."""
+    from kiosk.lists import Household, Lists, QuarantineEntry
+
+    day = date(2026, 3, 5)
+    lists = Lists.build(
+        quarantine=[
+            QuarantineEntry("５－７０２", None, date(2026, 3, 1), date(2026, 3, 14)),
+            QuarantineEntry("b3-1201", "Ｗａｎｇ Ｆａｎｇ", date(2026, 3, 1), date(2026, 3, 14)),
+        ],
+        households=[Household("Ａ1-101", observation_until=date(2026, 3, 9))],
+    )
+    assert lists.quarantine_for("5-702", "Anyone", day) is not None
+    assert lists.quarantine_for("B3-1201", "wang fang", day) is not None
+    assert lists.quarantine_for("B3-1201", "Li Lei", day) is None
+    assert lists.quarantine_for("5-703", "Anyone", day) is None
+    assert lists.under_observation("A1-101", day)
+    from kiosk.observation import ObservationSnapshot, _key
+
+    snap = ObservationSnapshot({_key("３－２－７０１", "Wang Fang"): ((day, day),)})
+    assert snap.observing("3-2-701", "WANG FANG", day)
