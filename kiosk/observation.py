@@ -25,6 +25,7 @@ note) are masked by role in every output (``kiosk.privacy``) and purged with the
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -277,6 +278,11 @@ class ObservationLedger:
         self.check_due = check_due
         self._on_change = on_change
         self._current = ObservationSnapshot()
+        # Changes come from several threads: a snapshot read before another change committed
+        # must not replace the one read after it (tickets taken before reading).
+        self._loads = threading.Lock()
+        self._tickets = 0
+        self._in_force = 0
 
     @property
     def current(self) -> ObservationSnapshot:
@@ -285,8 +291,15 @@ class ObservationLedger:
         return self._current
 
     def load(self) -> ObservationSnapshot:
-        self._current = self.snapshot()
-        return self._current
+        """Read who is observed and put it in force, unless a later read already is."""
+        with self._loads:
+            self._tickets += 1
+            ticket = self._tickets
+        snapshot = self.snapshot()
+        with self._loads:
+            if ticket > self._in_force:
+                self._in_force, self._current = ticket, snapshot
+            return self._current
 
     # -- changes ----------------------------------------------------------------------------
 
@@ -521,9 +534,9 @@ class ObservationLedger:
         )
 
     def _changed(self, person_id: int) -> Person:
-        self.load()
+        current = self.load()
         if self._on_change is not None:
-            self._on_change(self._current)
+            self._on_change(current)
         return self.person(person_id)
 
 

@@ -202,3 +202,55 @@ def test_a_quarantine_typed_in_full_width_or_other_case_still_stops_the_pass():
 
     snap = ObservationSnapshot({_key("３－２－７０１", "Wang Fang"): ((day, day),)})
     assert snap.observing("3-2-701", "WANG FANG", day)
+
+
+def test_two_guards_registering_returnees_at_once_leave_both_under_observation(
+    tmp_path, clock, monkeypatch
+):
+    """Guard A's snapshot of the ledger, read before guard B's registration committed, was
+    put in force after B's: B's returnee was then not under observation at the gate (with
+    ``observation_blocks = "out"`` they walked out) until the next change."""
+    from datetime import UTC, datetime, time
+    from zoneinfo import ZoneInfo
+
+    from kiosk import observation
+    from kiosk.clock import FakeClock
+
+    clock = FakeClock(start=datetime(2026, 2, 10, 1, 0, tzinfo=UTC))
+    log = EventLog(
+        tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]
+    ).open()
+    try:
+        ledger = observation.ObservationLedger(
+            log, clock, ZoneInfo("Asia/Shanghai"), check_due=time(20, 0)
+        )
+        ledger.load()
+        a_read, b_done = threading.Event(), threading.Event()
+        real = observation.ObservationLedger.snapshot
+        first: list[threading.Thread] = []
+
+        def snapshot(self):
+            snap = real(self)
+            if first and threading.current_thread() is first[0]:
+                a_read.set()
+                assert b_done.wait(10)
+            return snap
+
+        monkeypatch.setattr(observation.ObservationLedger, "snapshot", snapshot)
+        back = date(2026, 2, 10)
+        common = {"phone": "1", "origin": "Wuhan", "date_back": back}
+        a = threading.Thread(
+            target=ledger.register,
+            kwargs={"name": "Wang Fang", "household": "3-2-701", "actor": "A", **common},
+        )
+        first.append(a)
+        a.start()
+        assert a_read.wait(10)
+        ledger.register(name="Li Lei", household="3-2-702", actor="B", **common)
+        b_done.set()
+        a.join(10)
+        assert not a.is_alive()
+        assert ledger.current.observing("3-2-701", "Wang Fang", back)
+        assert ledger.current.observing("3-2-702", "Li Lei", back)
+    finally:
+        log.close()
