@@ -291,3 +291,72 @@ def test_a_staff_members_exit_does_not_use_up_the_households_outing():
         ZoneInfo("Asia/Shanghai"),
     )
     assert decision.reasons == ("ok",)
+
+
+def test_a_days_report_matches_an_independent_count_on_a_25_hour_day(reporting_store, clock):
+    """A day of random events around the DST change (Berlin, 25 October 2026: 25 hours) and
+    both midnights, counted straight from the rows with zoneinfo, not with the report's SQL."""
+    import random
+    from collections import Counter
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from kiosk.config.policy import QuotaConfig
+    from kiosk.stats import compute_report
+    from kiosk.store import EventDraft
+
+    zone = ZoneInfo("Europe/Berlin")
+    day = date(2026, 10, 25)
+    rng = random.Random(25)
+    start = datetime(2026, 10, 23, 20, 0, tzinfo=UTC)
+    when = start
+    while when < datetime(2026, 10, 26, 2, 0, tzinfo=UTC):
+        clock.set_wall(when)
+        temp = rng.choice([36.2, 36.6, 37.0, 37.6, 38.4, 34.5, 39.5, None])
+        reasons = rng.choice([("ok",), ("fever",), ("pass_expired", "quarantined"), ("no_pass",)])
+        decision = "pass" if reasons == ("ok",) else "deny"
+        if rng.random() < 0.1:
+            decision, reasons = rng.choice(["manual_pass", "manual_deny"]), ("guard_override",)
+        reporting_store.append(
+            EventDraft(
+                direction=rng.choice(["in", "out"]),
+                decision=decision,
+                reasons=reasons,
+                household=rng.choice(["1-101", "1-102", "2-201", None]),
+                temp_c=temp,
+            )
+        )
+        when += timedelta(minutes=rng.randint(5, 95))
+    quota = QuotaConfig(enabled=True, exits=1, period_days=2)
+    report = compute_report(reporting_store.reader(), day, zone, quota)
+
+    rows = reporting_store.events(limit=10_000)
+    local = [(datetime.fromisoformat(e["ts"]).astimezone(zone), e) for e in rows]
+    today = [(t, e) for t, e in local if t.date() == day]
+    assert report["events"] == len(today) > 20
+    assert report["by_decision"] == dict(Counter(e["decision"] for _, e in today))
+    assert report["by_reason"] == dict(Counter(r for _, e in today for r in e["reasons"]))
+    assert report["by_direction"] == dict(Counter(e["direction"] for _, e in today))
+    assert report["by_hour"] == [sum(t.hour == h for t, _ in today) for h in range(24)]
+    fevers = [t.strftime("%H:%M:%S") for t, e in today if "fever" in e["reasons"]]
+    assert report["fever_alarms"] == {"count": len(fevers), "times": fevers}
+    assert report["no_temperature"] == sum(e["temp_c"] is None for _, e in today)
+    histogram = sum(b["count"] for b in report["temperature_histogram"])
+    assert histogram == sum(e["temp_c"] is not None for _, e in today)
+
+    def exits(days):
+        return Counter(
+            e["household"]
+            for t, e in local
+            if t.date() in days
+            and e["direction"] == "out"
+            and e["decision"] in ("pass", "manual_pass")
+            and e["household"]
+        )
+
+    mine = exits({day})
+    period = exits({day, day - timedelta(days=1)})
+    got = report["exits_per_household"]
+    assert got["households"] == len(mine) and got["exits"] == sum(mine.values())
+    assert got["over_quota_households"] == sum(period[h] > 1 for h in mine)
+    assert got["histogram"] == {str(k): v for k, v in sorted(Counter(mine.values()).items())}
