@@ -263,6 +263,16 @@ class RevocationIn(_Strict):
         return v
 
 
+def _one_line(v: Any) -> Any:
+    """A household code or a name as a pass carries it: printable text on one line (an
+    invisible character would make an entry no pass can match)."""
+    if isinstance(v, str) and any(
+        unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in v.strip()
+    ):
+        raise ValueError("must be printable text on one line (no invisible characters)")
+    return v
+
+
 class QuarantineIn(_Strict):
     household: str = Field(min_length=1, max_length=64)
     holder: str | None = Field(default=None, max_length=64)
@@ -273,7 +283,12 @@ class QuarantineIn(_Strict):
     @field_validator("holder", mode="before")
     @classmethod
     def _blank_is_household(cls, v: Any) -> Any:
-        return None if isinstance(v, str) and not v.strip() else v
+        return None if isinstance(v, str) and not v.strip() else _one_line(v)
+
+    @field_validator("household", mode="before")
+    @classmethod
+    def _household_text(cls, v: Any) -> Any:
+        return _one_line(v)
 
     @model_validator(mode="after")
     def _order(self) -> QuarantineIn:
@@ -292,6 +307,11 @@ class HouseholdIn(_Strict):
     @classmethod
     def _blank_is_none(cls, v: Any) -> Any:
         return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("household", mode="before")
+    @classmethod
+    def _household_text(cls, v: Any) -> Any:
+        return _one_line(v)
 
 
 class BundlePayload(_Strict):

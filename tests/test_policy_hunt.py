@@ -360,3 +360,17 @@ def test_a_days_report_matches_an_independent_count_on_a_25_hour_day(reporting_s
     assert got["households"] == len(mine) and got["exits"] == sum(mine.values())
     assert got["over_quota_households"] == sum(period[h] > 1 for h in mine)
     assert got["histogram"] == {str(k): v for k, v in sorted(Counter(mine.values()).items())}
+
+
+def test_an_invisible_character_in_a_quarantine_holder_is_refused(log, clock):
+    """A holder cell holding only a zero-width space (pasted from a chat) made a person-level
+    quarantine for "\\u200b" — nobody — so the whole household intended walked out."""
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import ListError, Lists, ListStore
+
+    text = "household,holder,from,until\n5-702,\u200b,2026-03-01,2026-03-14\n"
+    with pytest.raises(CommunityError, match="line 2: holder"):
+        plan_list_import(text.encode(), "quarantine.csv", Lists())
+    with pytest.raises(ListError, match="holder"):
+        ListStore(log, clock).import_csv("quarantine", text, "Zhao")
