@@ -69,6 +69,8 @@ CsvKind = Literal["revocations", "quarantine", "households"]
 BUNDLE_FORMAT = "kiosk-lists/1"
 _SIGNED_PREFIX = (BUNDLE_FORMAT + "\n").encode("ascii")
 _PASS_ID = re.compile(r"^[0-9a-f]{12}$")
+#: A list date: year, month, day (2026-03-01, or 2026/3/1 as Excel in Chinese writes it to CSV).
+_DATE = re.compile(r"^(\d{4})([-/.])(\d{1,2})\2(\d{1,2})$")
 
 
 class ListError(ValueError):
@@ -273,6 +275,21 @@ def _one_line(v: Any) -> Any:
     return v
 
 
+def _list_date(v: Any) -> Any:
+    """A date as text, year first; never a number (pydantic would read it as seconds since
+    1970)."""
+    if isinstance(v, date) and not isinstance(v, datetime):
+        return v
+    match = _DATE.match(v.strip()) if isinstance(v, str) else None
+    if match is None:
+        raise ValueError("expected a date such as 2026-03-01 (or 2026/3/1)")
+    year, _sep, month, day = match.groups()
+    try:
+        return date(int(year), int(month), int(day))
+    except ValueError:
+        raise ValueError(f"{v.strip()} is not a calendar date") from None
+
+
 class QuarantineIn(_Strict):
     household: str = Field(min_length=1, max_length=64)
     holder: str | None = Field(default=None, max_length=64)
@@ -290,6 +307,11 @@ class QuarantineIn(_Strict):
     def _household_text(cls, v: Any) -> Any:
         return _one_line(v)
 
+    @field_validator("from_", "until", mode="before")
+    @classmethod
+    def _dates(cls, v: Any) -> Any:
+        return _list_date(v)
+
     @model_validator(mode="after")
     def _order(self) -> QuarantineIn:
         if self.until < self.from_:
@@ -303,10 +325,15 @@ class HouseholdIn(_Strict):
     observation_until: date | None = None
     note: str = Field(default="", max_length=200)
 
-    @field_validator("residents", "observation_until", mode="before")
+    @field_validator("residents", mode="before")
     @classmethod
     def _blank_is_none(cls, v: Any) -> Any:
         return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("observation_until", mode="before")
+    @classmethod
+    def _date_or_none(cls, v: Any) -> Any:
+        return None if v is None or (isinstance(v, str) and not v.strip()) else _list_date(v)
 
     @field_validator("household", mode="before")
     @classmethod

@@ -374,3 +374,33 @@ def test_an_invisible_character_in_a_quarantine_holder_is_refused(log, clock):
         plan_list_import(text.encode(), "quarantine.csv", Lists())
     with pytest.raises(ListError, match="holder"):
         ListStore(log, clock).import_csv("quarantine", text, "Zhao")
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("2026/3/1", date(2026, 3, 1)),
+        ("2026-3-1", date(2026, 3, 1)),
+        ("2026.03.01", date(2026, 3, 1)),
+    ],
+)
+def test_dates_as_a_chinese_excel_writes_them_in_csv_are_read(cell, expected):
+    """Excel (zh-CN) saves dates to CSV as 2026/3/1; that was refused as "input is too short"."""
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    text = f"household,holder,from,until\n5-702,,{cell},2026/3/14\n"
+    plan = plan_list_import(text.encode(), "quarantine.csv", Lists())
+    assert plan.diff.added == (f"5-702||{expected}|2026-03-14",)
+
+
+@pytest.mark.parametrize("cell", ["0", "86400", "46082", "20260301", "3/1/2026"])
+def test_a_number_or_an_ambiguous_date_is_not_a_date(cell):
+    """A number was read as seconds since 1970 ("0" gave 1970-01-01, silently)."""
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    text = f"household,residents,observation_until\n5-702,3,{cell}\n"
+    with pytest.raises(CommunityError, match="observation_until.*2026-03-01"):
+        plan_list_import(text.encode(), "households.csv", Lists())
