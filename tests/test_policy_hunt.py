@@ -404,3 +404,53 @@ def test_a_number_or_an_ambiguous_date_is_not_a_date(cell):
     text = f"household,residents,observation_until\n5-702,3,{cell}\n"
     with pytest.raises(CommunityError, match="observation_until.*2026-03-01"):
         plan_list_import(text.encode(), "households.csv", Lists())
+
+
+def test_two_helpers_taking_one_request_at_once_one_is_told_it_is_taken(
+    tmp_path, clock, monkeypatch
+):
+    """Both read "open", both wrote "taken": the first helper was told the request was theirs
+    and then silently replaced by the second (two people up the stairs, one on the record)."""
+    from zoneinfo import ZoneInfo
+
+    from kiosk import services
+    from kiosk.community import CommunityError
+
+    log = EventLog(tmp_path / "k.db", "g", clock, "NORMAL", migrations=[services.MIGRATIONS])
+    log.open()
+    try:
+        desk = services.ServiceDesk(log, clock, ZoneInfo("Asia/Shanghai"))
+        request = desk.open("5-1-702", "food", "guard Zhao", confined=True)
+        read, other_done = threading.Event(), threading.Event()
+        real_get = services.ServiceDesk.get
+        first: list[threading.Thread] = []
+        outcome: list[object] = []
+
+        def get(self, request_id):
+            got = real_get(self, request_id)
+            if first and threading.current_thread() is first[0] and not read.is_set():
+                read.set()  # helper Li has seen "open" ...
+                assert other_done.wait(10)  # ... and is slower than helper Wu
+            return got
+
+        monkeypatch.setattr(services.ServiceDesk, "get", get)
+
+        def li_takes():
+            try:
+                outcome.append(desk.take(request.id, "helper Li"))
+            except CommunityError as exc:
+                outcome.append(exc)
+
+        li = threading.Thread(target=li_takes)
+        first.append(li)
+        li.start()
+        assert read.wait(10)
+        desk.take(request.id, "helper Wu")
+        other_done.set()
+        li.join(10)
+        assert isinstance(outcome[0], CommunityError) and "taken" in str(outcome[0])
+        assert real_get(desk, request.id).taken_by == "helper Wu"
+        takes = [a for a in log.audits(limit=100) if a["action"] == "service.taken"]
+        assert len(takes) == 1
+    finally:
+        log.close()
