@@ -362,6 +362,10 @@ class ObservationLedger:
         now = self._clock.now()
 
         def apply(db: sqlite_utils.Database) -> None:
+            # Checked again on the single writer: another manager may have changed it meanwhile.
+            current = db.table("obs_people").get(person_id)["status"]
+            if current != before.status:
+                raise CommunityError(f"person {person_id} is now {current}; not changed")
             db.table("obs_people").update(person_id, {"status": status})
             self._status_row(db, person_id, status, now, who)
 

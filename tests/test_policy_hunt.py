@@ -454,3 +454,58 @@ def test_two_helpers_taking_one_request_at_once_one_is_told_it_is_taken(
         assert len(takes) == 1
     finally:
         log.close()
+
+
+def test_two_managers_clearing_one_returnee_at_once_count_one_clearing(
+    tmp_path, monkeypatch
+):
+    """Both saw "observing", both wrote "cleared": the daily report counted two clearings of
+    one person (and the audit two changes)."""
+    from datetime import UTC, datetime, time
+    from zoneinfo import ZoneInfo
+
+    from kiosk import observation
+    from kiosk.clock import FakeClock
+    from kiosk.community import CommunityError
+
+    zone = ZoneInfo("Asia/Shanghai")
+    clock = FakeClock(start=datetime(2026, 2, 10, 1, 0, tzinfo=UTC))
+    log = EventLog(
+        tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]
+    ).open()
+    try:
+        ledger = observation.ObservationLedger(log, clock, zone, check_due=time(20, 0))
+        back = date(2026, 2, 10)
+        person = ledger.register(name="Wang Fang", household="3-2-701", phone="1",
+                                 origin="Wuhan", date_back=back, actor="m")  # fmt: skip
+        read, other_done = threading.Event(), threading.Event()
+        real = observation.ObservationLedger.person
+        first: list[threading.Thread] = []
+        outcome: list[object] = []
+
+        def person_of(self, person_id):
+            got = real(self, person_id)
+            if first and threading.current_thread() is first[0] and not read.is_set():
+                read.set()
+                assert other_done.wait(10)
+            return got
+
+        monkeypatch.setattr(observation.ObservationLedger, "person", person_of)
+
+        def clear():
+            try:
+                outcome.append(ledger.set_status(person.id, "cleared", "manager A"))
+            except CommunityError as exc:
+                outcome.append(exc)
+
+        a = threading.Thread(target=clear)
+        first.append(a)
+        a.start()
+        assert read.wait(10)
+        ledger.set_status(person.id, "cleared", "manager B")
+        other_done.set()
+        a.join(10)
+        assert isinstance(outcome[0], CommunityError)
+        assert observation.counts_for_day(log.reader(), back, zone)["cleared"] == 1
+    finally:
+        log.close()
