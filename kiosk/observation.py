@@ -218,7 +218,8 @@ def counts_for_day(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dict[s
         if status == "observing" and person.date_back <= day <= person.observation_until:
             out["observing"] += 1
     for row in db.query(
-        "select status, count(*) as n from obs_status where at >= ? and at < ?"
+        # People, not changes: cleared, put back by mistake and cleared again is one clearing.
+        "select status, count(distinct person_id) as n from obs_status where at >= ? and at < ?"
         " and status != 'observing' group by status",
         [start, end],
     ):

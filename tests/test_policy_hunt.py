@@ -509,3 +509,30 @@ def test_two_managers_clearing_one_returnee_at_once_count_one_clearing(
         assert observation.counts_for_day(log.reader(), back, zone)["cleared"] == 1
     finally:
         log.close()
+
+
+def test_a_person_cleared_twice_in_a_day_is_one_clearing(tmp_path):
+    """Cleared by mistake, put back, cleared again: the report said two people were cleared."""
+    from datetime import UTC, datetime, time
+    from zoneinfo import ZoneInfo
+
+    from kiosk import observation
+    from kiosk.clock import FakeClock
+
+    zone = ZoneInfo("Asia/Shanghai")
+    clock = FakeClock(start=datetime(2026, 2, 10, 1, 0, tzinfo=UTC))
+    log = EventLog(
+        tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]
+    ).open()
+    try:
+        ledger = observation.ObservationLedger(log, clock, zone, check_due=time(20, 0))
+        back = date(2026, 2, 10)
+        person = ledger.register(name="Wang Fang", household="3-2-701", phone="1",
+                                 origin="Wuhan", date_back=back, actor="m")  # fmt: skip
+        for status in ("cleared", "observing", "cleared"):
+            clock.advance(60)
+            ledger.set_status(person.id, status, "manager")
+        counts = observation.counts_for_day(log.reader(), back, zone)
+        assert (counts["new"], counts["cleared"], counts["observing"]) == (1, 1, 0)
+    finally:
+        log.close()
