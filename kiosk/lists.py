@@ -24,7 +24,9 @@ Dates (quarantine, observation) are local calendar dates of the site, both ends 
 from __future__ import annotations
 
 import base64
+import copy
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -138,9 +140,14 @@ class Freshness:
     bundle_version: int = 0
     bundle_issued_at: datetime | None = None
     bundle_issuer: str | None = None
+    #: When the office last confirmed the lists unchanged (list sync: a 304 or the same
+    #: bundle version); kept in memory, so quiet days are not shown as stale lists.
+    confirmed_at: datetime | None = None
 
     def age(self, now: datetime) -> timedelta | None:
-        return None if self.updated_at is None else now - self.updated_at
+        """Since the lists last changed or were last confirmed, whichever is later."""
+        known = [t for t in (self.updated_at, self.confirmed_at) if t is not None]
+        return None if not known else now - max(known)
 
     def is_stale(self, now: datetime, stale_after_h: float) -> bool:
         """Never updated counts as stale: an empty revocation list is not good news."""
@@ -159,6 +166,7 @@ class Freshness:
             if self.bundle_issued_at
             else None,
             "bundle_issuer": self.bundle_issuer,
+            "confirmed_at": self.confirmed_at.isoformat() if self.confirmed_at else None,
         }
 
 
@@ -216,6 +224,12 @@ class Lists:
     @property
     def revoked(self) -> frozenset[str]:
         return frozenset(self.revocations)
+
+    def with_freshness(self, freshness: Freshness) -> Lists:
+        """The same lists (indexes shared, not rebuilt) with another ``freshness``."""
+        other = copy.copy(self)
+        object.__setattr__(other, "freshness", freshness)
+        return other
 
     def is_revoked(self, pass_id: str) -> bool:
         return pass_id in self.revocations
@@ -492,6 +506,7 @@ class ListStore:
         self._loads = threading.Lock()
         self._tickets = 0
         self._in_force = 0
+        self._confirmed_at: datetime | None = None
 
     @property
     def current(self) -> Lists:
@@ -518,6 +533,10 @@ class ListStore:
         with self._loads:
             if ticket < self._in_force:
                 return self._lists
+            if self._confirmed_at is not None:
+                lists = lists.with_freshness(
+                    dataclasses.replace(lists.freshness, confirmed_at=self._confirmed_at)
+                )
             self._in_force = ticket
             self._lists = lists
             if self._on_change is not None:
@@ -570,6 +589,16 @@ class ListStore:
             bundle_issuer=meta.get("bundle_issuer"),
         )
         return Lists.build(revocations, quarantine, households, freshness)
+
+    def confirm(self, at: datetime) -> Lists:
+        """The office confirmed the lists in force unchanged at ``at`` (``office.listsync``):
+        their freshness counts from then. Nothing is written."""
+        with self._loads:
+            if self._confirmed_at is None or at > self._confirmed_at:
+                self._confirmed_at = at
+                fresh = dataclasses.replace(self._lists.freshness, confirmed_at=at)
+                self._lists = self._lists.with_freshness(fresh)
+            return self._lists
 
     # -- guard edits ------------------------------------------------------------------------
 

@@ -253,6 +253,7 @@ class ListSync:
         try:
             with self.client.stream("GET", self.url, headers=headers) as response:
                 if response.status_code == 304:
+                    self.lists.confirm(self.clock.now())
                     return SyncResult("not_modified", applied, "no newer bundle")
                 if response.status_code != 200:
                     return SyncResult("error", applied, f"HTTP {response.status_code}")
@@ -275,6 +276,8 @@ class ListSync:
             # Not remembering the ETag: a fixed bundle under the same URL is fetched next time.
             return SyncResult("rejected", applied, str(exc))
         self.etag = etag
+        if not imported.applied:
+            self.lists.confirm(self.clock.now())
         version = self.lists.current.freshness.bundle_version
         return SyncResult("applied" if imported.applied else "current", version, imported.message)
 
