@@ -536,3 +536,50 @@ def test_a_person_cleared_twice_in_a_day_is_one_clearing(tmp_path):
         assert (counts["new"], counts["cleared"], counts["observing"]) == (1, 1, 0)
     finally:
         log.close()
+
+
+def test_key_rotation_as_documented_works_on_a_running_kiosk(tmp_path):
+    """docs/passes.md: copy the new .pub to every kiosk, start issuing with the new key,
+    remove the old .pub later. The running kiosk read its trust folder only at start, so every
+    new pass was denied (pass_unknown_key) and a removed (say, leaked) key stayed trusted
+    until someone restarted it."""
+    import os
+    from datetime import UTC, datetime
+
+    from kiosk.passes import PassError, TrustList, issue_pass, load_private_key, new_key_pair
+
+    keys, trust = tmp_path / "keys", tmp_path / "trust"
+    trust.mkdir()
+    minutes = iter(range(1, 100))
+
+    def later() -> None:  # the operator's next step, minutes later (the folder's mtime says so)
+        stamp = 1_780_000_000_000_000_000 + next(minutes) * 60_000_000_000
+        os.utime(trust, ns=(stamp, stamp))
+
+    old_key, old_pub = new_key_pair(keys, "office-2025")
+    new_key, new_pub = new_key_pair(keys, "office-2026")
+    (trust / old_pub.name).write_bytes(old_pub.read_bytes())
+    later()
+    now = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+    old_pass, _ = issue_pass(load_private_key(old_key), "1-1", "Wang", now=now)
+    new_pass, _ = issue_pass(load_private_key(new_key), "1-1", "Wang", now=now)
+    kiosk = TrustList.from_dir(trust)
+    assert kiosk.verify(old_pass).holder == "Wang"
+    with pytest.raises(PassError):
+        kiosk.verify(new_pass)
+
+    (trust / new_pub.name).write_bytes(new_pub.read_bytes())  # step 1: on every kiosk
+    later()
+    assert kiosk.verify(new_pass).holder == "Wang"
+    assert kiosk.verify(old_pass).holder == "Wang"  # both verify meanwhile
+    (trust / old_pub.name).unlink()  # step 3: the old key goes
+    later()
+    with pytest.raises(PassError) as gone:
+        kiosk.verify(old_pass)
+    assert gone.value.reason == "pass_unknown_key"
+    assert kiosk.names == ("office-2026",)
+
+    (trust / "broken.pub").write_text("not a key")  # a bad file: the keys in force stay
+    later()
+    assert kiosk.verify(new_pass).holder == "Wang"
+    assert "broken.pub" in (kiosk.problem or "")
