@@ -26,6 +26,7 @@ note) are masked by role in every output (``kiosk.privacy``) and purged with the
 from __future__ import annotations
 
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -474,15 +475,19 @@ class ObservationLedger:
             return []
         start, _ = day_bounds(person.date_back, self._tz)
         _, end = day_bounds(person.observation_until, self._tz)
+        # The pass's spelling of the household may be the NFKC form of the registered one
+        # (a full-width ３－２－７０１ typed at registration): ask for both, compare as lists do.
+        spellings = sorted({person.household, unicodedata.normalize("NFKC", person.household)})
+        marks = ", ".join("?" * len(spellings))
         rows = db.query(
-            "select ts, holder, temp_c from events where household = ? and temp_c is not null"
-            " and holder is not null and ts >= ? and ts < ? order by seq",
-            [person.household, start, end],
+            f"select ts, household, holder, temp_c from events where household in ({marks})"  # noqa: S608
+            " and temp_c is not null and holder is not null and ts >= ? and ts < ? order by seq",
+            [*spellings, start, end],
         )
-        name = person.name.strip().casefold()
+        name = same_text(person.name)
         checks = []
         for r in rows:
-            if r["holder"].strip().casefold() != name:
+            if same_text(r["holder"]) != name:
                 continue
             when = datetime.fromisoformat(r["ts"])
             temp = float(r["temp_c"])

@@ -583,3 +583,35 @@ def test_key_rotation_as_documented_works_on_a_running_kiosk(tmp_path):
     later()
     assert kiosk.verify(new_pass).holder == "Wang"
     assert "broken.pub" in (kiosk.problem or "")
+
+
+def test_a_returnee_registered_in_full_width_is_checked_by_the_gate(tmp_path):
+    """Registered as ３－２－７０１ (a Chinese input method), passing the gate daily with a pass
+    saying 3-2-701: the gate's readings were never matched, so every day raised a missed-check
+    alarm."""
+    from datetime import UTC, datetime, time
+    from zoneinfo import ZoneInfo
+
+    from kiosk import observation
+    from kiosk.clock import FakeClock
+    from kiosk.store import EventDraft
+
+    zone = ZoneInfo("Asia/Shanghai")
+    clock = FakeClock(start=datetime(2026, 2, 10, 1, 0, tzinfo=UTC))
+    log = EventLog(
+        tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]
+    ).open()
+    try:
+        ledger = observation.ObservationLedger(log, clock, zone, check_due=time(20, 0))
+        person = ledger.register(
+            name="Wang Fang", household="３－２－７０１", phone="1", origin="Wuhan",
+            date_back=date(2026, 2, 10), actor="m",
+        )  # fmt: skip
+        log.append(EventDraft(direction="in", decision="pass", household="3-2-701",
+                              holder="WANG FANG", temp_c=36.6))  # fmt: skip
+        checks = ledger.checks(person.id)
+        assert [(c.source, c.temp_c) for c in checks] == [("gate", 36.6)]
+        late = datetime(2026, 2, 10, 13, 0, tzinfo=UTC)  # 21:00 local, past the due time
+        assert ledger.alarms(late) == []
+    finally:
+        log.close()
