@@ -34,7 +34,7 @@ from sqlite_utils.migrations import Migrations
 
 from kiosk.categories import community_section
 from kiosk.config.policy import QuotaConfig
-from kiosk.days import as_zone, day_bounds, local_day
+from kiosk.days import as_zone, day_bounds, days_before, local_day
 from kiosk.lists import Freshness
 from kiosk.ports import Store
 
@@ -131,7 +131,7 @@ def compute_report(
             exits[row["household"]] += 1
 
     # Quota: exits in the period ending with this day, for households that went out today.
-    period_start, _ = day_bounds(day - timedelta(days=quota.period_days - 1), zone)
+    period_start, _ = day_bounds(days_before(day, quota.period_days - 1), zone)
     over_quota = 0
     if exits:
         period_exits: Counter[str] = Counter()

@@ -615,3 +615,17 @@ def test_a_returnee_registered_in_full_width_is_checked_by_the_gate(tmp_path):
         assert ledger.alarms(late) == []
     finally:
         log.close()
+
+
+@pytest.mark.parametrize("day", [date(1, 1, 1), date(9999, 12, 31), date(1, 1, 2)])
+def test_a_report_for_the_first_or_last_calendar_day_is_empty_not_a_crash(reporting_store, day):
+    """`kiosk report --day 0001-01-01` and the guard's report page with ?day=9999-12-31 died
+    with OverflowError (a traceback, a 500): the local day's bounds do not fit in UTC."""
+    from kiosk.config.policy import QuotaConfig
+    from kiosk.stats import daily_report
+
+    report = daily_report(
+        reporting_store.reader(), day, "Asia/Shanghai", QuotaConfig(period_days=30)
+    )
+    assert report["events"] == 0 and report["day"] == day.isoformat()
+    assert daily_report(reporting_store.reader(), day, "America/Los_Angeles")["events"] == 0
