@@ -296,12 +296,26 @@ def _list_date(v: Any) -> Any:
         return v
     match = _DATE.match(v.strip()) if isinstance(v, str) else None
     if match is None:
+        midnight = _midnight(v)
+        if midnight is not None:  # 2026-03-01T00:00:00, as some office tools write a date
+            return midnight
         raise ValueError("expected a date such as 2026-03-01 (or 2026/3/1)")
     year, _sep, month, day = match.groups()
     try:
         return date(int(year), int(month), int(day))
     except ValueError:
         raise ValueError(f"{v.strip()} is not a calendar date") from None
+
+
+def _midnight(v: Any) -> date | None:
+    """The date of an ISO 8601 midnight (text or ``datetime``) without an offset, else None."""
+    try:
+        when = v if isinstance(v, datetime) else datetime.fromisoformat(v.strip())
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if when.tzinfo is not None or when.time() != datetime.min.time():
+        return None
+    return when.date()
 
 
 class QuarantineIn(_Strict):
