@@ -467,6 +467,9 @@ MIGRATIONS = sql_migrations(
     );
     CREATE TABLE list_meta (key TEXT PRIMARY KEY, value TEXT);
     """,
+    # The office's reason when a local (guard, CSV) revocation row also stands for the bundle's
+    # revocation of that pass; NULL when the bundle does not revoke it.
+    m002_bundle_reason="ALTER TABLE list_revocations ADD COLUMN bundle_reason TEXT",
 )
 
 
@@ -484,6 +487,21 @@ def _iso(d: date | datetime | None) -> str | None:
 
 def _date(text: str | None) -> date | None:
     return None if not text else date.fromisoformat(text)
+
+
+def _upsert_local_revocations(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> None:
+    """Guard or CSV revocations over whatever rows are there; a bundle's row a local one
+    replaces leaves its reason in ``bundle_reason`` (the office's revocation still stands)."""
+    table = db.table("list_revocations")
+    for row in rows:
+        try:
+            before = table.get(row["pass_id"])
+        except NotFoundError:
+            before = None
+        office = before["reason"] if before and before["source"] == "bundle" else None
+        if before is not None and before["source"] != "bundle":
+            office = before["bundle_reason"]
+        table.upsert(row | {"bundle_reason": office}, pk="pass_id")
 
 
 def _set_meta(db: sqlite_utils.Database, values: Mapping[str, Any]) -> None:
@@ -620,16 +638,24 @@ class ListStore:
         row = self._validate(RevocationIn, {"pass_id": pass_id, "reason": reason})
 
         def apply(db: sqlite_utils.Database, now: datetime) -> None:
-            db.table("list_revocations").upsert(
-                self._revocation_row(row, "guard", actor, now), pk="pass_id"
-            )
+            _upsert_local_revocations(db, [self._revocation_row(row, "guard", actor, now)])
 
         return self._guard_edit(apply, actor, "lists.revoke", {"pass_id": row.pass_id})
 
     def unrevoke(self, pass_id: str, actor: str) -> Lists:
+        """Lift a local revocation; one the office's bundle also makes stays (only the office
+        lifts its own: ``ListError``)."""
         row = self._validate(RevocationIn, {"pass_id": pass_id})
         missing = f"pass {row.pass_id} is not revoked"
-        return self._guard_delete("list_revocations", "pass_id", row.pass_id, missing, actor)
+
+        def office_keeps(found: Mapping[str, Any]) -> str | None:
+            if found.get("source") == "bundle" or found.get("bundle_reason") is not None:
+                return f"pass {row.pass_id} is revoked by the office's list; it stays revoked"
+            return None
+
+        return self._guard_delete(
+            "list_revocations", "pass_id", row.pass_id, missing, actor, office_keeps
+        )
 
     def add_quarantine(
         self,
@@ -700,7 +726,9 @@ class ListStore:
                 return False
             for table in ("list_revocations", "list_quarantine", "list_households"):
                 db.execute(f"DELETE FROM [{table}] WHERE source = 'bundle'")  # noqa: S608
-            # A local revocation wins over the bundle's (stricter); see module doc.
+            # A local revocation's row stays (see module doc) and notes the bundle's too, so
+            # lifting the local one does not lift the office's.
+            db.execute("UPDATE list_revocations SET bundle_reason = NULL")
             db.table("list_revocations").insert_all(
                 (
                     self._revocation_row(r, "bundle", actor, payload.issued_at)
@@ -708,6 +736,11 @@ class ListStore:
                 ),
                 pk="pass_id",
                 ignore=True,
+            )
+            db.conn.executemany(
+                "UPDATE list_revocations SET bundle_reason = ?"
+                " WHERE pass_id = ? AND source != 'bundle'",
+                [(r.reason, r.pass_id) for r in payload.revocations],
             )
             db.table("list_quarantine").insert_all(
                 self._quarantine_row(q, "bundle", actor, now) for q in payload.quarantine
@@ -784,8 +817,8 @@ class ListStore:
 
         def apply(db: sqlite_utils.Database) -> None:
             if kind == "revocations":
-                db.table("list_revocations").upsert_all(
-                    (self._revocation_row(r, "csv", actor, now) for r in rows), pk="pass_id"
+                _upsert_local_revocations(
+                    db, [self._revocation_row(r, "csv", actor, now) for r in rows]
                 )
             elif kind == "quarantine":
                 db.table("list_quarantine").insert_all(
@@ -837,16 +870,20 @@ class ListStore:
         key: str | int,
         missing: str,
         actor: str,
+        refuse: Callable[[Mapping[str, Any]], str | None] | None = None,
     ) -> Lists:
         """A guard's removal of the row of ``table`` whose primary key ``pk`` is ``key``,
         audited as ``_DELETE_ACTIONS[table]`` with that key; ``missing`` is the error when
-        there is none."""
+        there is none, ``refuse(row)`` the one when that row must stay."""
 
         def apply(db: sqlite_utils.Database, now: datetime) -> None:
             try:
-                db.table(table).get(key)
+                found = db.table(table).get(key)
             except NotFoundError:
                 raise ListError(missing) from None
+            why = refuse(found) if refuse is not None else None
+            if why is not None:
+                raise ListError(why)
             db.table(table).delete(key)
 
         return self._guard_edit(apply, actor, _DELETE_ACTIONS[table], {pk: key})

@@ -629,3 +629,38 @@ def test_a_report_for_the_first_or_last_calendar_day_is_empty_not_a_crash(report
     )
     assert report["events"] == 0 and report["day"] == day.isoformat()
     assert daily_report(reporting_store.reader(), day, "America/Los_Angeles")["events"] == 0
+
+
+def _revoking_bundle(version: int, *pass_ids: str) -> str:
+    payload = {
+        "format": "kiosk-lists/1",
+        "version": version,
+        "issued_at": "2026-03-01T20:00:00+00:00",
+        "revocations": [{"pass_id": p, "reason": "confiscated"} for p in pass_ids],
+    }
+    return sign_bundle(OFFICE, payload)
+
+
+@pytest.mark.parametrize("guard_first", [True, False])
+def test_a_guard_lifting_their_own_revocation_does_not_lift_the_offices(log, clock, guard_first):
+    """A card revoked by a guard (lost) and by the office (confiscated): the guard's
+    "found it, unrevoke" deleted the one row, and the office's revocation went with it; the
+    card passed again until the office published a new version."""
+    from kiosk.lists import ListError
+
+    store = ListStore(log, clock)
+    store.load()
+    card = "a1b2c3d4e5f6"
+    if guard_first:
+        store.revoke(card, "lost", "guard Zhao")
+        store.import_bundle(_revoking_bundle(1, card), TRUST, "listsync")
+    else:
+        store.import_bundle(_revoking_bundle(1, card), TRUST, "listsync")
+        store.revoke(card, "lost", "guard Zhao")
+    with pytest.raises(ListError, match="office"):
+        store.unrevoke(card, "guard Zhao")
+    assert store.current.is_revoked(card)
+    store.import_bundle(_revoking_bundle(2), TRUST, "listsync")  # the office lifts it
+    assert store.current.is_revoked(card)  # the guard's own revocation still stands
+    store.unrevoke(card, "guard Zhao")
+    assert not store.current.is_revoked(card)
