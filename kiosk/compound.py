@@ -226,7 +226,8 @@ class CompoundMap:
 
     def plan_import(self, data: bytes, filename: str) -> ImportPlan:
         """Read and check the file; say what applying it would change."""
-        new = parse_map(read_table(data, filename, required=("building", "floor", "household")))
+        required, texts = ("building", "floor", "household"), ("building", "unit", "household")
+        new = parse_map(read_table(data, filename, required=required, text_columns=texts))
         current = {d.household: d.row() for d in self.dwellings()}
         diff = diff_rows(current, {d.household: d.row() for d in new}, replace=True)
         return ImportPlan(new, diff)

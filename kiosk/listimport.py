@@ -115,7 +115,7 @@ def _check_rows(kind: Kind, table: Table) -> dict[str, tuple[BaseModel, Mapping[
 def plan_list_import(
     data: bytes, filename: str, current: Lists, kind: str | None = None
 ) -> ListPlan:
-    table = read_table(data, filename)
+    table = read_table(data, filename, text_columns=("household", "holder", "pass_id"))
     if kind is not None and kind not in _MODELS:
         raise CommunityError("list: revocations, quarantine or households")
     which: Kind = kind if kind is not None else guess_kind(table.header)

@@ -50,13 +50,18 @@ class Table:
     rows: tuple[dict[str, str], ...]  # line numbers: header is line 1, rows from 2
 
 
+class _DateText(str):
+    """The text of a cell the spreadsheet holds as a date (``read_table``'s ``text_columns``)."""
+
+
 def _cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.date().isoformat() if value.time() == datetime.min.time() else str(value)
+        when = value.date().isoformat() if value.time() == datetime.min.time() else str(value)
+        return _DateText(when)
     if isinstance(value, date):
-        return value.isoformat()
+        return _DateText(value.isoformat())
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value).strip()
@@ -147,9 +152,14 @@ def _is_formula(value: object) -> bool:
     )
 
 
-def read_table(data: bytes, filename: str, required: Iterable[str] = ()) -> Table:
+def read_table(
+    data: bytes, filename: str, required: Iterable[str] = (), text_columns: Iterable[str] = ()
+) -> Table:
     """The header and rows of a CSV or .xlsx file (by its name's suffix). Blank lines are
-    skipped; a header must name each column once; ``required`` columns must be present."""
+    skipped; a header must name each column once; ``required`` columns must be present. A
+    cell of ``text_columns`` that an .xlsx holds as a date is refused: Excel turns a typed
+    household code such as ``12-3`` into 3 December, which would be read as ``2026-12-03``."""
+    texts = frozenset(text_columns)
     if len(data) > MAX_BYTES:
         raise CommunityError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MB")
     name = filename.lower()
@@ -180,6 +190,13 @@ def read_table(data: bytes, filename: str, required: Iterable[str] = ()) -> Tabl
         if any(len(v) > MAX_CELL for v in values):
             raise CommunityError(f"line {line}: a cell longer than {MAX_CELL} characters")
         padded = [*values[: len(header)], *[""] * (len(header) - len(values))]
+        for column, value in zip(header, padded, strict=True):
+            if column in texts and isinstance(value, _DateText):
+                raise CommunityError(
+                    f"line {line}: {column}: the spreadsheet holds a date ({value}) here;"
+                    " Excel turns codes such as 12-3 into dates: format the column as text"
+                    " and type them again"
+                )
         rows.append({h: v.strip() for h, v in zip(header, padded, strict=True)})
     return Table(header, tuple(rows))
 

@@ -664,3 +664,24 @@ def test_a_guard_lifting_their_own_revocation_does_not_lift_the_offices(log, clo
     assert store.current.is_revoked(card)  # the guard's own revocation still stands
     store.unrevoke(card, "guard Zhao")
     assert not store.current.is_revoked(card)
+
+
+def test_a_household_code_excel_turned_into_a_date_is_refused():
+    """Typed 12-3 in Excel, stored as 3 December: the quarantine was imported for household
+    "2026-12-03" — nobody — and household 12-3 walked out."""
+    from datetime import datetime
+
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    data = _xlsx(
+        ["household", "holder", "from", "until"],
+        [datetime(2026, 12, 3), "", datetime(2026, 3, 1), datetime(2026, 3, 14)],
+    )
+    with pytest.raises(CommunityError, match=r"line 2: household: .*date"):
+        plan_list_import(data, "quarantine.xlsx", Lists())
+    # Dates where dates belong are fine:
+    data = _xlsx(["household", "from", "until"], ["12-3", datetime(2026, 3, 1), "2026-03-14"])
+    plan = plan_list_import(data, "quarantine.xlsx", Lists())
+    assert plan.diff.added == ("12-3||2026-03-01|2026-03-14",)
