@@ -120,7 +120,22 @@ def _xlsx_rows(data: bytes) -> list[list[str]]:
     no saved value (a file written by a program, never opened and saved by Excel or WPS) is
     refused, naming its cell, rather than read as a blank."""
     _check_unpacked(data)
-    book, formulas = _open_book(data, True), _open_book(data, False)
+    try:
+        return _read_xlsx(data)
+    except CommunityError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - openpyxl's errors on a damaged file are many
+        # (ParseError, IndexError, ValueError, ...): each is a file that cannot be read.
+        raise CommunityError(f"not a readable .xlsx file ({type(exc).__name__})") from None
+
+
+def _read_xlsx(data: bytes) -> list[list[str]]:
+    book = _open_book(data, True)
+    try:
+        formulas = _open_book(data, False)
+    except BaseException:
+        book.close()
+        raise
     try:
         rows: list[list[str]] = []
         header: list[str] = []

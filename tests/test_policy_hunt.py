@@ -737,3 +737,35 @@ def test_an_observed_returnee_cannot_walk_out_by_pressing_coming_home():
     lane = _decide_observed("in", trusted=True)  # a one-way lane: coming home is coming home
     assert lane.reasons == ("ok",) and "observation" in lane.flags
     assert _decide_observed("out", trusted=True).reasons == ("under_observation",)
+
+
+def _xlsx_with(part: str, change) -> bytes:
+    import io
+    import zipfile
+
+    src = zipfile.ZipFile(io.BytesIO(_xlsx(["household", "residents"], ["5-702", 3])))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for name in src.namelist():
+            data = src.read(name)
+            z.writestr(name, change(data) if name == part else data)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("part", "change"),
+    [
+        ("docProps/core.xml", lambda d: d[: len(d) // 2]),  # cut short
+        ("xl/worksheets/sheet1.xml", lambda d: d.replace(b'r="A2"', b'r="ZZZZZZZZ2"')),
+        ("xl/workbook.xml", lambda d: b'<?xml version="1.0"?><foo/>'),  # no sheets
+        ("xl/worksheets/sheet1.xml", lambda d: d[: len(d) - 40]),
+    ],
+)
+def test_a_damaged_xlsx_is_a_clear_error_not_a_crash(part, change):
+    """A damaged upload raised ParseError / ValueError / IndexError out of openpyxl: a
+    traceback from `kiosk lists import`, a 500 from the console's import page."""
+    from kiosk.community import CommunityError
+    from kiosk.sheets import read_table
+
+    with pytest.raises(CommunityError, match="not a readable .xlsx"):
+        read_table(_xlsx_with(part, change), "households.xlsx")
