@@ -807,3 +807,28 @@ def test_a_pass_whose_commit_lands_after_its_deadline_is_not_recorded_as_passed(
         assert rig.history.exits_in_period("A-101", clock.now(), 2) == 0
     finally:
         rig.close()
+
+
+def test_without_a_quota_no_household_is_reported_over_it(reporting_store, clock):
+    """With the quota off, the guard's statistics said "2 households went out, 1 over the
+    quota": over a quota of one exit per two days that the site does not have."""
+    from datetime import UTC, datetime
+
+    from kiosk.config.policy import QuotaConfig
+    from kiosk.stats import compute_report
+    from kiosk.store import EventDraft
+
+    for hour in (1, 3):
+        clock.set_wall(datetime(2026, 3, 2, hour, 0, tzinfo=UTC))
+        for household in ("1-101", "1-102") if hour == 1 else ("1-101",):
+            reporting_store.append(
+                EventDraft(direction="out", decision="pass", household=household)
+            )
+    day = date(2026, 3, 2)
+    off = compute_report(reporting_store.reader(), day, "Asia/Shanghai", QuotaConfig())
+    assert off["exits_per_household"]["households"] == 2
+    assert off["exits_per_household"]["over_quota_households"] == 0
+    on = compute_report(
+        reporting_store.reader(), day, "Asia/Shanghai", QuotaConfig(enabled=True)
+    )
+    assert on["exits_per_household"]["over_quota_households"] == 1
