@@ -122,12 +122,13 @@ def publish_bundle(
         "households": list(lists.get("households", [])),
     }
     try:
-        BundlePayload.model_validate(payload)  # the office hears about a bad row first
+        checked = BundlePayload.model_validate(payload)  # the office hears of a bad row first
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise BundleError(f"{where}: {first['msg']} ({exc.error_count()} problems)") from None
-    body = sign_bundle(key, payload).encode("utf-8")
+    # The checked rows are what is signed: dates as YYYY-MM-DD, however they were typed.
+    body = sign_bundle(key, checked.model_dump(mode="json", by_alias=True)).encode("utf-8")
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".bundle-", dir=out.parent)
     try:
