@@ -4,7 +4,7 @@ reproduces one and pins its fix."""
 from __future__ import annotations
 
 import threading
-from datetime import date
+from datetime import UTC, date
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -832,3 +832,46 @@ def test_without_a_quota_no_household_is_reported_over_it(reporting_store, clock
         reporting_store.reader(), day, "Asia/Shanghai", QuotaConfig(enabled=True)
     )
     assert on["exits_per_household"]["over_quota_households"] == 1
+
+
+@pytest.mark.parametrize(
+    ("local", "on_duty"),
+    [
+        ("08:29:59.999999", False),
+        ("08:30:00", True),
+        ("17:29:59.999999", True),
+        ("17:30:00", False),
+        ("00:00:00", False),
+    ],
+)
+def test_staffed_hours_edges_a_fever_waits_for_the_guard_only_while_one_is_on_duty(
+    local, on_duty
+):
+    """08:30 inclusive, 17:30 exclusive, in the site's time zone (the kiosk clock is UTC)."""
+    from datetime import datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from kiosk.config.policy import PolicySection
+    from kiosk.config.thermometer import ThermometryConfig
+    from kiosk.history import PassageHistory
+    from kiosk.lists import Lists
+    from kiosk.passes import issue_pass
+    from kiosk.policy import PassageInputs, PolicyState, decide
+    from kiosk.thermometry import Temperature
+
+    zone = ZoneInfo("Asia/Shanghai")
+    now = datetime.combine(date(2026, 3, 2), time.fromisoformat(local), zone)
+    code, _ = issue_pass(OFFICE, "1-1", "Wang", now=now - timedelta(days=1))
+    cfg = PolicySection.model_validate({"hours": {"enabled": True}})  # 08:30-17:30, staffed
+    fever = Temperature("ok", 38.4, 36.0, 22.0, None)
+    got = decide(
+        PassageInputs("out", code, fever),
+        PolicyState(TRUST, Lists(), PassageHistory()),
+        now.astimezone(UTC),
+        cfg,
+        ThermometryConfig(),
+        zone,
+    )
+    assert got.decision == "deny" and got.alarm == "fever"
+    assert got.needs_guard is on_duty
+    assert ("no_guard_on_duty" in got.reasons) is not on_duty
