@@ -32,7 +32,7 @@ from .auditing import audit_change
 from .clock import Clock
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, replace_rows
 from .days import day_bounds
-from .lists import Lists
+from .lists import Lists, same_text
 from .schema import sql_migrations
 from .sheets import Diff, Table, diff_rows, read_table
 from .store import format_ts
@@ -169,7 +169,23 @@ def statuses(
         ):
             if int(r["n"]) >= quota_exits:
                 mark(r["household"], "quota_used")
-    return {h: tuple(s for s in STATUSES if s in m) for h, m in sorted(marks.items())}
+    return _as_on_map(db, {h: tuple(s for s in STATUSES if s in m) for h, m in marks.items()})
+
+
+def _as_on_map(
+    db: sqlite_utils.Database, marks: Mapping[str, tuple[str, ...]]
+) -> dict[str, tuple[str, ...]]:
+    """The marks under the map's spelling of each household: a list may write it otherwise
+    (full width, another case: ``kiosk.lists.same_text``), and the map, the console's pages
+    and the service desk look households up as the map has them."""
+    spelled: dict[str, str] = {}
+    if has_table(db, "compound_households"):
+        for r in db.query("select household from compound_households"):
+            spelled[same_text(r["household"])] = r["household"]
+    merged: dict[str, set[str]] = {}
+    for household, found in marks.items():
+        merged.setdefault(spelled.get(same_text(household), household), set()).update(found)
+    return {h: tuple(s for s in STATUSES if s in m) for h, m in sorted(merged.items())}
 
 
 class CompoundMap:
@@ -210,7 +226,8 @@ class CompoundMap:
 
     def plan_import(self, data: bytes, filename: str) -> ImportPlan:
         """Read and check the file; say what applying it would change."""
-        new = parse_map(read_table(data, filename, required=("building", "floor", "household")))
+        required, texts = ("building", "floor", "household"), ("building", "unit", "household")
+        new = parse_map(read_table(data, filename, required=required, text_columns=texts))
         current = {d.household: d.row() for d in self.dwellings()}
         diff = diff_rows(current, {d.household: d.row() for d in new}, replace=True)
         return ImportPlan(new, diff)

@@ -10,12 +10,28 @@ def as_zone(tz: ZoneInfo | str) -> ZoneInfo:
     return tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
 
 
+#: Where a local midnight before 0001-01-01 or after 9999-12-31 in UTC sorts, as text.
+_FIRST, _LAST = "0001-01-01T00:00:00", "9999-12-31T23:59:59"
+
+
+def _utc_midnight(day: date, zone: ZoneInfo, days_after: int) -> str:
+    try:
+        local = datetime.combine(day + timedelta(days=days_after), time(0), zone)
+        return local.astimezone(UTC).isoformat()[:19]
+    except OverflowError:  # the first or last calendar day: its bound is the calendar's own
+        return _FIRST if day.year == 1 else _LAST
+
+
 def day_bounds(day: date, tz: ZoneInfo | str) -> tuple[str, str]:
-    """UTC ``[start, end)`` of a local day, as the 19-character text events sort by."""
+    """UTC ``[start, end)`` of a local day, as the 19-character text events sort by (the
+    first and last days of the calendar included: their bounds stop at its ends)."""
     zone = as_zone(tz)
-    start = datetime.combine(day, time(0), zone).astimezone(UTC)
-    end = datetime.combine(day + timedelta(days=1), time(0), zone).astimezone(UTC)
-    return start.strftime("%Y-%m-%dT%H:%M:%S"), end.strftime("%Y-%m-%dT%H:%M:%S")
+    return _utc_midnight(day, zone, 0), _utc_midnight(day, zone, 1)
+
+
+def days_before(day: date, n: int) -> date:
+    """``day`` minus ``n`` days, no earlier than the calendar's first day."""
+    return day - timedelta(days=min(n, (day - date.min).days))
 
 
 def local_day(ts: str | datetime, tz: ZoneInfo | str) -> date:

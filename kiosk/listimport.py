@@ -90,6 +90,7 @@ def _check_rows(kind: Kind, table: Table) -> dict[str, tuple[BaseModel, Mapping[
     if unknown := [c for c in table.header if c not in known]:
         raise CommunityError(f"unknown columns for {kind}: {', '.join(unknown)}")
     rows: dict[str, tuple[BaseModel, Mapping[str, str]]] = {}
+    lines: dict[str, int] = {}
     for line, raw in enumerate(table.rows, start=2):
         try:
             row = model.model_validate(raw)
@@ -97,7 +98,15 @@ def _check_rows(kind: Kind, table: Table) -> dict[str, tuple[BaseModel, Mapping[
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "row"
             raise CommunityError(f"line {line}: {where}: {first['msg']}") from None
-        rows[_key(kind, row)] = (row, raw)
+        key = _key(kind, row)
+        if key in rows and rows[key][0] != row:
+            # Which one is meant? Taking the last silently once dropped an observation date.
+            shown = key.split("|", 1)[0]
+            raise CommunityError(
+                f"line {line}: {shown} is also on line {lines[key]}, with other values"
+            )
+        lines.setdefault(key, line)
+        rows[key] = (row, raw)
     if not rows:
         raise CommunityError("the file has no rows")
     return rows
@@ -106,7 +115,7 @@ def _check_rows(kind: Kind, table: Table) -> dict[str, tuple[BaseModel, Mapping[
 def plan_list_import(
     data: bytes, filename: str, current: Lists, kind: str | None = None
 ) -> ListPlan:
-    table = read_table(data, filename)
+    table = read_table(data, filename, text_columns=("household", "holder", "pass_id"))
     if kind is not None and kind not in _MODELS:
         raise CommunityError("list: revocations, quarantine or households")
     which: Kind = kind if kind is not None else guess_kind(table.header)

@@ -24,10 +24,14 @@ Dates (quarantine, observation) are local calendar dates of the site, both ends 
 from __future__ import annotations
 
 import base64
+import copy
 import csv
+import dataclasses
 import io
 import json
 import re
+import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -56,6 +60,7 @@ __all__ = [
     "Lists",
     "QuarantineEntry",
     "Revocation",
+    "same_text",
     "sign_bundle",
 ]
 
@@ -66,6 +71,8 @@ CsvKind = Literal["revocations", "quarantine", "households"]
 BUNDLE_FORMAT = "kiosk-lists/1"
 _SIGNED_PREFIX = (BUNDLE_FORMAT + "\n").encode("ascii")
 _PASS_ID = re.compile(r"^[0-9a-f]{12}$")
+#: A list date: year, month, day (2026-03-01, or 2026/3/1 as Excel in Chinese writes it to CSV).
+_DATE = re.compile(r"^(\d{4})([-/.])(\d{1,2})\2(\d{1,2})$")
 
 
 class ListError(ValueError):
@@ -103,7 +110,7 @@ class QuarantineEntry:
         return self.from_date <= day <= self.until_date
 
     def covers(self, household: str, holder: str | None) -> bool:
-        if household != self.household:
+        if same_text(household) != same_text(self.household):
             return False
         if self.holder is None:
             return True
@@ -133,9 +140,14 @@ class Freshness:
     bundle_version: int = 0
     bundle_issued_at: datetime | None = None
     bundle_issuer: str | None = None
+    #: When the office last confirmed the lists unchanged (list sync: a 304 or the same
+    #: bundle version); kept in memory, so quiet days are not shown as stale lists.
+    confirmed_at: datetime | None = None
 
     def age(self, now: datetime) -> timedelta | None:
-        return None if self.updated_at is None else now - self.updated_at
+        """Since the lists last changed or were last confirmed, whichever is later."""
+        known = [t for t in (self.updated_at, self.confirmed_at) if t is not None]
+        return None if not known else now - max(known)
 
     def is_stale(self, now: datetime, stale_after_h: float) -> bool:
         """Never updated counts as stale: an empty revocation list is not good news."""
@@ -154,11 +166,18 @@ class Freshness:
             if self.bundle_issued_at
             else None,
             "bundle_issuer": self.bundle_issuer,
+            "confirmed_at": self.confirmed_at.isoformat() if self.confirmed_at else None,
         }
 
 
+def same_text(text: str) -> str:
+    """How a household code or a name is compared between a pass and a list: Unicode NFKC
+    (a Chinese input method's full-width ５－７０２ is 5-702), outer spaces and case ignored."""
+    return unicodedata.normalize("NFKC", text).strip().casefold()
+
+
 def _same_person(a: str, b: str) -> bool:
-    return a.strip().casefold() == b.strip().casefold()
+    return same_text(a) == same_text(b)
 
 
 @dataclass(frozen=True)
@@ -172,14 +191,20 @@ class Lists:
     _quarantine_by_household: Mapping[str, tuple[QuarantineEntry, ...]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    _households_by_key: Mapping[str, Household] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
+        # Keyed by ``same_text``: the lists' spelling of a household need not be the pass's.
         index: dict[str, list[QuarantineEntry]] = {}
         for entry in self.quarantine:
-            index.setdefault(entry.household, []).append(entry)
+            index.setdefault(same_text(entry.household), []).append(entry)
         object.__setattr__(
             self, "_quarantine_by_household", {k: tuple(v) for k, v in index.items()}
         )
+        households = {same_text(k): h for k, h in self.households.items()}
+        object.__setattr__(self, "_households_by_key", households)
 
     @classmethod
     def build(
@@ -200,6 +225,12 @@ class Lists:
     def revoked(self) -> frozenset[str]:
         return frozenset(self.revocations)
 
+    def with_freshness(self, freshness: Freshness) -> Lists:
+        """The same lists (indexes shared, not rebuilt) with another ``freshness``."""
+        other = copy.copy(self)
+        object.__setattr__(other, "freshness", freshness)
+        return other
+
     def is_revoked(self, pass_id: str) -> bool:
         return pass_id in self.revocations
 
@@ -207,13 +238,13 @@ class Lists:
         self, household: str, holder: str | None, day: date
     ) -> QuarantineEntry | None:
         """The active entry covering this person on ``day`` (a local date), if any."""
-        for entry in self._quarantine_by_household.get(household, ()):
+        for entry in self._quarantine_by_household.get(same_text(household), ()):
             if entry.active_on(day) and entry.covers(household, holder):
                 return entry
         return None
 
     def under_observation(self, household: str, day: date) -> bool:
-        h = self.households.get(household)
+        h = self._households_by_key.get(same_text(household))
         return h is not None and h.under_observation(day)
 
     def counts(self) -> dict[str, int]:
@@ -248,6 +279,45 @@ class RevocationIn(_Strict):
         return v
 
 
+def _one_line(v: Any) -> Any:
+    """A household code or a name as a pass carries it: printable text on one line (an
+    invisible character would make an entry no pass can match)."""
+    if isinstance(v, str) and any(
+        unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in v.strip()
+    ):
+        raise ValueError("must be printable text on one line (no invisible characters)")
+    return v
+
+
+def _list_date(v: Any) -> Any:
+    """A date as text, year first; never a number (pydantic would read it as seconds since
+    1970)."""
+    if isinstance(v, date) and not isinstance(v, datetime):
+        return v
+    match = _DATE.match(v.strip()) if isinstance(v, str) else None
+    if match is None:
+        midnight = _midnight(v)
+        if midnight is not None:  # 2026-03-01T00:00:00, as some office tools write a date
+            return midnight
+        raise ValueError("expected a date such as 2026-03-01 (or 2026/3/1)")
+    year, _sep, month, day = match.groups()
+    try:
+        return date(int(year), int(month), int(day))
+    except ValueError:
+        raise ValueError(f"{v.strip()} is not a calendar date") from None
+
+
+def _midnight(v: Any) -> date | None:
+    """The date of an ISO 8601 midnight (text or ``datetime``) without an offset, else None."""
+    try:
+        when = v if isinstance(v, datetime) else datetime.fromisoformat(v.strip())
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if when.tzinfo is not None or when.time() != datetime.min.time():
+        return None
+    return when.date()
+
+
 class QuarantineIn(_Strict):
     household: str = Field(min_length=1, max_length=64)
     holder: str | None = Field(default=None, max_length=64)
@@ -258,7 +328,17 @@ class QuarantineIn(_Strict):
     @field_validator("holder", mode="before")
     @classmethod
     def _blank_is_household(cls, v: Any) -> Any:
-        return None if isinstance(v, str) and not v.strip() else v
+        return None if isinstance(v, str) and not v.strip() else _one_line(v)
+
+    @field_validator("household", mode="before")
+    @classmethod
+    def _household_text(cls, v: Any) -> Any:
+        return _one_line(v)
+
+    @field_validator("from_", "until", mode="before")
+    @classmethod
+    def _dates(cls, v: Any) -> Any:
+        return _list_date(v)
 
     @model_validator(mode="after")
     def _order(self) -> QuarantineIn:
@@ -273,10 +353,20 @@ class HouseholdIn(_Strict):
     observation_until: date | None = None
     note: str = Field(default="", max_length=200)
 
-    @field_validator("residents", "observation_until", mode="before")
+    @field_validator("residents", mode="before")
     @classmethod
     def _blank_is_none(cls, v: Any) -> Any:
         return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("observation_until", mode="before")
+    @classmethod
+    def _date_or_none(cls, v: Any) -> Any:
+        return None if v is None or (isinstance(v, str) and not v.strip()) else _list_date(v)
+
+    @field_validator("household", mode="before")
+    @classmethod
+    def _household_text(cls, v: Any) -> Any:
+        return _one_line(v)
 
 
 class BundlePayload(_Strict):
@@ -377,6 +467,9 @@ MIGRATIONS = sql_migrations(
     );
     CREATE TABLE list_meta (key TEXT PRIMARY KEY, value TEXT);
     """,
+    # The office's reason when a local (guard, CSV) revocation row also stands for the bundle's
+    # revocation of that pass; NULL when the bundle does not revoke it.
+    m002_bundle_reason="ALTER TABLE list_revocations ADD COLUMN bundle_reason TEXT",
 )
 
 
@@ -404,6 +497,21 @@ def _iso(d: date | datetime | None) -> str | None:
 
 def _date(text: str | None) -> date | None:
     return None if not text else date.fromisoformat(text)
+
+
+def _upsert_local_revocations(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> None:
+    """Guard or CSV revocations over whatever rows are there; a bundle's row a local one
+    replaces leaves its reason in ``bundle_reason`` (the office's revocation still stands)."""
+    table = db.table("list_revocations")
+    for row in rows:
+        try:
+            before = table.get(row["pass_id"])
+        except NotFoundError:
+            before = None
+        office = before["reason"] if before and before["source"] == "bundle" else None
+        if before is not None and before["source"] != "bundle":
+            office = before["bundle_reason"]
+        table.upsert(row | {"bundle_reason": office}, pk="pass_id")
 
 
 def _set_meta(db: sqlite_utils.Database, values: Mapping[str, Any]) -> None:
@@ -435,14 +543,50 @@ class ListStore:
         self._clock = clock
         self._on_change = on_change
         self._lists = Lists()
+        # Loads run on several threads (the list sync, the guard console): each takes a ticket
+        # before it reads, and only a snapshot read after the one in force replaces it.
+        self._loads = threading.Lock()
+        self._tickets = 0
+        self._in_force = 0
+        self._confirmed_at: datetime | None = None
 
     @property
     def current(self) -> Lists:
         return self._lists
 
     def load(self) -> Lists:
-        """Read the whole lists from the database into a fresh snapshot."""
+        """Read the whole lists from the database into a fresh snapshot and put it in force,
+        unless a load that started later (on another thread) already put a newer one in
+        force: then that one stays and is returned. The lists are read in one read
+        transaction, so a bundle applied meanwhile is either wholly in or wholly out."""
+        with self._loads:
+            self._tickets += 1
+            ticket = self._tickets
         db = self._store.reader()
+        conn = db.conn
+        began = not conn.in_transaction
+        if began:
+            conn.execute("BEGIN")
+        try:
+            lists = self._read(db)
+        finally:
+            if began:
+                conn.execute("COMMIT")
+        with self._loads:
+            if ticket < self._in_force:
+                return self._lists
+            if self._confirmed_at is not None:
+                lists = lists.with_freshness(
+                    dataclasses.replace(lists.freshness, confirmed_at=self._confirmed_at)
+                )
+            self._in_force = ticket
+            self._lists = lists
+            if self._on_change is not None:
+                self._on_change(lists)
+        return lists
+
+    @staticmethod
+    def _read(db: sqlite_utils.Database) -> Lists:
         if not db["list_meta"].exists():
             raise ListError("lists tables missing: open the EventLog with lists.MIGRATIONS")
         meta = _meta(db)
@@ -486,10 +630,17 @@ class ListStore:
             bundle_issued_at=datetime.fromisoformat(issued) if issued else None,
             bundle_issuer=meta.get("bundle_issuer"),
         )
-        self._lists = Lists.build(revocations, quarantine, households, freshness)
-        if self._on_change is not None:
-            self._on_change(self._lists)
-        return self._lists
+        return Lists.build(revocations, quarantine, households, freshness)
+
+    def confirm(self, at: datetime) -> Lists:
+        """The office confirmed the lists in force unchanged at ``at`` (``office.listsync``):
+        their freshness counts from then. Nothing is written."""
+        with self._loads:
+            if self._confirmed_at is None or at > self._confirmed_at:
+                self._confirmed_at = at
+                fresh = dataclasses.replace(self._lists.freshness, confirmed_at=at)
+                self._lists = self._lists.with_freshness(fresh)
+            return self._lists
 
     # -- guard edits ------------------------------------------------------------------------
 
@@ -497,16 +648,24 @@ class ListStore:
         row = self._validate(RevocationIn, {"pass_id": pass_id, "reason": reason})
 
         def apply(db: sqlite_utils.Database, now: datetime) -> None:
-            db.table("list_revocations").upsert(
-                self._revocation_row(row, "guard", actor, now), pk="pass_id"
-            )
+            _upsert_local_revocations(db, [self._revocation_row(row, "guard", actor, now)])
 
         return self._guard_edit(apply, actor, "lists.revoke", {"pass_id": row.pass_id})
 
     def unrevoke(self, pass_id: str, actor: str) -> Lists:
+        """Lift a local revocation; one the office's bundle also makes stays (only the office
+        lifts its own: ``ListError``)."""
         row = self._validate(RevocationIn, {"pass_id": pass_id})
         missing = f"pass {row.pass_id} is not revoked"
-        return self._guard_delete("list_revocations", "pass_id", row.pass_id, missing, actor)
+
+        def office_keeps(found: Mapping[str, Any]) -> str | None:
+            if found.get("source") == "bundle" or found.get("bundle_reason") is not None:
+                return f"pass {row.pass_id} is revoked by the office's list; it stays revoked"
+            return None
+
+        return self._guard_delete(
+            "list_revocations", "pass_id", row.pass_id, missing, actor, office_keeps
+        )
 
     def add_quarantine(
         self,
@@ -577,7 +736,9 @@ class ListStore:
                 return False
             for table in ("list_revocations", "list_quarantine", "list_households"):
                 db.execute(f"DELETE FROM [{table}] WHERE source = 'bundle'")  # noqa: S608
-            # A local revocation wins over the bundle's (stricter); see module doc.
+            # A local revocation's row stays (see module doc) and notes the bundle's too, so
+            # lifting the local one does not lift the office's.
+            db.execute("UPDATE list_revocations SET bundle_reason = NULL")
             db.table("list_revocations").insert_all(
                 (
                     self._revocation_row(r, "bundle", actor, payload.issued_at)
@@ -585,6 +746,11 @@ class ListStore:
                 ),
                 pk="pass_id",
                 ignore=True,
+            )
+            db.conn.executemany(
+                "UPDATE list_revocations SET bundle_reason = ?"
+                " WHERE pass_id = ? AND source != 'bundle'",
+                [(r.reason, r.pass_id) for r in payload.revocations],
             )
             db.table("list_quarantine").insert_all(
                 self._quarantine_row(q, "bundle", actor, now) for q in payload.quarantine
@@ -661,8 +827,8 @@ class ListStore:
 
         def apply(db: sqlite_utils.Database) -> None:
             if kind == "revocations":
-                db.table("list_revocations").upsert_all(
-                    (self._revocation_row(r, "csv", actor, now) for r in rows), pk="pass_id"
+                _upsert_local_revocations(
+                    db, [self._revocation_row(r, "csv", actor, now) for r in rows]
                 )
             elif kind == "quarantine":
                 db.table("list_quarantine").insert_all(
@@ -714,16 +880,20 @@ class ListStore:
         key: str | int,
         missing: str,
         actor: str,
+        refuse: Callable[[Mapping[str, Any]], str | None] | None = None,
     ) -> Lists:
         """A guard's removal of the row of ``table`` whose primary key ``pk`` is ``key``,
         audited as ``_DELETE_ACTIONS[table]`` with that key; ``missing`` is the error when
-        there is none."""
+        there is none, ``refuse(row)`` the one when that row must stay."""
 
         def apply(db: sqlite_utils.Database, now: datetime) -> None:
             try:
-                db.table(table).get(key)
+                found = db.table(table).get(key)
             except NotFoundError:
                 raise ListError(missing) from None
+            why = refuse(found) if refuse is not None else None
+            if why is not None:
+                raise ListError(why)
             db.table(table).delete(key)
 
         return self._guard_edit(apply, actor, _DELETE_ACTIONS[table], {pk: key})

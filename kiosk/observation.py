@@ -25,6 +25,8 @@ note) are masked by role in every output (``kiosk.privacy``) and purged with the
 
 from __future__ import annotations
 
+import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -46,6 +48,7 @@ from .community import (
     row_by_id,
 )
 from .days import day_bounds
+from .lists import same_text
 from .schema import sql_migrations
 from .store import format_ts
 
@@ -153,7 +156,7 @@ class Alarm:
 
 
 def _key(household: str, holder: str) -> tuple[str, str]:
-    return household.strip(), holder.strip().casefold()
+    return same_text(household), same_text(holder)
 
 
 @dataclass(frozen=True)
@@ -216,7 +219,8 @@ def counts_for_day(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dict[s
         if status == "observing" and person.date_back <= day <= person.observation_until:
             out["observing"] += 1
     for row in db.query(
-        "select status, count(*) as n from obs_status where at >= ? and at < ?"
+        # People, not changes: cleared, put back by mistake and cleared again is one clearing.
+        "select status, count(distinct person_id) as n from obs_status where at >= ? and at < ?"
         " and status != 'observing' group by status",
         [start, end],
     ):
@@ -276,6 +280,11 @@ class ObservationLedger:
         self.check_due = check_due
         self._on_change = on_change
         self._current = ObservationSnapshot()
+        # Changes come from several threads: a snapshot read before another change committed
+        # must not replace the one read after it (tickets taken before reading).
+        self._loads = threading.Lock()
+        self._tickets = 0
+        self._in_force = 0
 
     @property
     def current(self) -> ObservationSnapshot:
@@ -284,8 +293,15 @@ class ObservationLedger:
         return self._current
 
     def load(self) -> ObservationSnapshot:
-        self._current = self.snapshot()
-        return self._current
+        """Read who is observed and put it in force, unless a later read already is."""
+        with self._loads:
+            self._tickets += 1
+            ticket = self._tickets
+        snapshot = self.snapshot()
+        with self._loads:
+            if ticket > self._in_force:
+                self._in_force, self._current = ticket, snapshot
+            return self._current
 
     # -- changes ----------------------------------------------------------------------------
 
@@ -348,6 +364,10 @@ class ObservationLedger:
         now = self._clock.now()
 
         def apply(db: sqlite_utils.Database) -> None:
+            # Checked again on the single writer: another manager may have changed it meanwhile.
+            current = db.table("obs_people").get(person_id)["status"]
+            if current != before.status:
+                raise CommunityError(f"person {person_id} is now {current}; not changed")
             db.table("obs_people").update(person_id, {"status": status})
             self._status_row(db, person_id, status, now, who)
 
@@ -455,15 +475,19 @@ class ObservationLedger:
             return []
         start, _ = day_bounds(person.date_back, self._tz)
         _, end = day_bounds(person.observation_until, self._tz)
+        # The pass's spelling of the household may be the NFKC form of the registered one
+        # (a full-width ３－２－７０１ typed at registration): ask for both, compare as lists do.
+        spellings = sorted({person.household, unicodedata.normalize("NFKC", person.household)})
+        marks = ", ".join("?" * len(spellings))
         rows = db.query(
-            "select ts, holder, temp_c from events where household = ? and temp_c is not null"
-            " and holder is not null and ts >= ? and ts < ? order by seq",
-            [person.household, start, end],
+            f"select ts, household, holder, temp_c from events where household in ({marks})"  # noqa: S608
+            " and temp_c is not null and holder is not null and ts >= ? and ts < ? order by seq",
+            [*spellings, start, end],
         )
-        name = person.name.strip().casefold()
+        name = same_text(person.name)
         checks = []
         for r in rows:
-            if r["holder"].strip().casefold() != name:
+            if same_text(r["holder"]) != name:
                 continue
             when = datetime.fromisoformat(r["ts"])
             temp = float(r["temp_c"])
@@ -520,9 +544,9 @@ class ObservationLedger:
         )
 
     def _changed(self, person_id: int) -> Person:
-        self.load()
+        current = self.load()
         if self._on_change is not None:
-            self._on_change(self._current)
+            self._on_change(current)
         return self.person(person_id)
 
 

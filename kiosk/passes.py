@@ -23,9 +23,12 @@ The validity window is *not* checked here: it depends on ``now``, which belongs 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
+import stat
 import struct
+import threading
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,6 +41,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from . import base45
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "FLAGS",
@@ -326,43 +331,91 @@ def issue_pass(
 
 
 class TrustList:
-    """The issuer public keys this kiosk accepts; several at once so keys can rotate."""
+    """The issuer public keys this kiosk accepts; several at once so keys can rotate.
 
-    def __init__(self, keys: Iterable[tuple[str, Ed25519PublicKey]] = ()) -> None:
-        self._by_id: dict[str, list[tuple[str, Ed25519PublicKey]]] = {}
-        self._names: list[str] = []
+    Built ``from_dir``, it follows its folder: adding or removing a ``*.pub`` takes effect at
+    the next check (the folder's modification time is looked at, about a microsecond), so the
+    rotation in docs/passes.md needs no restart. A folder that cannot be read again, or a new
+    bad file, leaves the keys in force as they were and says why (``problem``)."""
+
+    def __init__(
+        self, keys: Iterable[tuple[str, Ed25519PublicKey]] = (), *, source: Path | None = None
+    ) -> None:
+        self._keys = self._index(keys)
+        self._source = source
+        self._stamp: int | None = None
+        self._lock = threading.Lock()
+        self.problem: str | None = None
+
+    @staticmethod
+    def _index(
+        keys: Iterable[tuple[str, Ed25519PublicKey]],
+    ) -> tuple[dict[str, list[tuple[str, Ed25519PublicKey]]], tuple[str, ...]]:
+        by_id: dict[str, list[tuple[str, Ed25519PublicKey]]] = {}
+        names: list[str] = []
         for name, key in keys:
-            self._by_id.setdefault(key_id_of(key), []).append((name, key))
-            self._names.append(name)
+            by_id.setdefault(key_id_of(key), []).append((name, key))
+            names.append(name)
+        return by_id, tuple(names)
 
     @classmethod
     def from_dir(cls, path: str | Path) -> TrustList:
         """Trust every ``*.pub`` in ``path`` (file stem = issuer name). A bad file is an error:
         silently skipping it would turn every pass of that issuer into ``pass_unknown_key``."""
         directory = Path(path)
-        if not directory.is_dir():
+        stamp = cls._folder_stamp(directory)
+        trust = cls(cls._read_dir(directory), source=directory)
+        trust._stamp = stamp
+        return trust
+
+    @staticmethod
+    def _folder_stamp(directory: Path) -> int:
+        try:
+            st = directory.stat()
+        except OSError:
+            raise TrustListError(f"trust directory {directory} does not exist") from None
+        if not stat.S_ISDIR(st.st_mode):
             raise TrustListError(f"trust directory {directory} does not exist")
-        files = sorted(directory.glob("*.pub"))
-        return cls((f.stem, load_public_key(f)) for f in files)
+        return st.st_mtime_ns
+
+    @staticmethod
+    def _read_dir(directory: Path) -> list[tuple[str, Ed25519PublicKey]]:
+        return [(f.stem, load_public_key(f)) for f in sorted(directory.glob("*.pub"))]
+
+    def _current(self) -> tuple[dict[str, list[tuple[str, Ed25519PublicKey]]], tuple[str, ...]]:
+        """The keys in force, re-read first if the folder changed since they were read."""
+        if self._source is not None:
+            with self._lock:
+                try:
+                    stamp = self._folder_stamp(self._source)
+                    if stamp != self._stamp:
+                        self._stamp = stamp
+                        self._keys = self._index(self._read_dir(self._source))
+                        self.problem = None
+                except TrustListError as exc:
+                    if self.problem != str(exc):
+                        log.error("trust list not re-read, the keys in force stay: %s", exc)
+                    self.problem = str(exc)
+        return self._keys
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(self._names)
+        return self._current()[1]
 
     def __len__(self) -> int:
-        return len(self._names)
+        return len(self._current()[1])
 
     def keys_for(self, key_id: str) -> list[tuple[str, Ed25519PublicKey]]:
         """Issuer (name, key) pairs with this id; usually one."""
-        return list(self._by_id.get(key_id, ()))
+        return list(self._current()[0].get(key_id, ()))
 
     def issuer_of(self, key_id: str) -> str | None:
-        keys = self._by_id.get(key_id)
+        keys = self._current()[0].get(key_id)
         return keys[0][0] if keys else None
 
     def verify_detached(self, key_id: str, message: bytes, signature: bytes) -> str:
         """Verify a signature by a trusted key (signed list bundles); returns the issuer name."""
-        keys = self._by_id.get(key_id)
+        keys = self._current()[0].get(key_id)
         if not keys:
             raise PassError("pass_unknown_key", f"no trusted key with id {key_id}")
         for name, key in keys:
@@ -407,7 +460,7 @@ class TrustList:
         if not 1 <= household_len <= len(body) - _HEADER.size - 1:
             raise PassError("pass_malformed", "household length out of range")
         key_id = key_raw.hex()
-        keys = self._by_id.get(key_id)
+        keys = self._current()[0].get(key_id)
         if not keys:
             raise PassError("pass_unknown_key", f"no trusted key with id {key_id}")
         message = _signed_message(body)

@@ -31,9 +31,12 @@ from .store import format_ts
 if TYPE_CHECKING:
     from .community import LogLike
 
-__all__ = ["MIGRATIONS", "Handover", "Roster", "Shift", "summary_since"]
+__all__ = ["HANDOVER_GRACE", "MIGRATIONS", "Handover", "Roster", "Shift", "summary_since"]
 
 MAX_SHIFT = timedelta(hours=24)
+#: How long after the end of a shift its guard may still open the handover (the incoming
+#: guard arrives at the shift change, not before it).
+HANDOVER_GRACE = timedelta(hours=1)
 
 MIGRATIONS = sql_migrations(
     "kiosk.roster",
@@ -215,10 +218,14 @@ class Roster:
         if out_guard == in_guard:
             raise CommunityError("a handover is between two guards")
         now = self._clock.now()
-        mine = [s for s in self.on_duty(gate, now) if s.guard == out_guard]
+        mine = [
+            s
+            for s in self.shifts(gate, now - HANDOVER_GRACE, now + timedelta(microseconds=1))
+            if s.guard == out_guard and s.starts_at <= now < s.ends_at + HANDOVER_GRACE
+        ]
         if not mine:
             raise CommunityError(f"{out_guard} is not on duty at {gate}")
-        since = mine[0].starts_at
+        since = mine[-1].starts_at
         last = self.handovers(gate, limit=1)
         if last and last[0].opened_at > since:
             since = last[0].opened_at

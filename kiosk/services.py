@@ -177,6 +177,10 @@ class ServiceDesk:
             changes["taken_by"] = who
 
         def apply(db: sqlite_utils.Database) -> None:
+            # Checked again on the single writer: another helper may have moved it meanwhile.
+            state = _request(db.table("service_requests").get(request_id)).state
+            if state != before.state:
+                raise CommunityError(f"request {request_id} is {state}; cannot be {to}")
             db.table("service_requests").update(request_id, changes)
 
         self._log.submit(apply)

@@ -2,12 +2,14 @@
 
 ``read_table(data, filename)`` turns a CSV (UTF-8, with or without BOM; GB18030 as sent by
 older office PCs) or the first sheet of an .xlsx into a header and rows of text, bounded
-before it is read (``MAX_BYTES``, ``MAX_ROWS``, ``MAX_COLUMNS``). ``diff_rows`` says what an
+before it is read (``MAX_BYTES``, ``MAX_ROWS``, ``MAX_COLUMNS``; an .xlsx also by what it
+unpacks to, ``MAX_UNPACKED_BYTES``). ``diff_rows`` says what an
 import would change (added, changed, removed) so it can be shown before it is applied.
 ``write_xlsx`` / ``write_csv`` write the daily report.
 
 openpyxl reads .xlsx in read-only mode (a zip of XML): no macros run, formulas are read as
-their cached values (``data_only``).
+their cached values (``data_only``); a formula with no cached value (a file a program wrote
+and no spreadsheet ever calculated) is refused with its line and column, never read as blank.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 20000
 MAX_COLUMNS = 40
 MAX_CELL = 500
+#: An .xlsx is a zip: what it may unpack to in all, checked from its directory before openpyxl
+#: reads a byte (a 20 000-row sheet is a few MB of XML; a small upload can unpack to GB).
+MAX_UNPACKED_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -45,13 +50,18 @@ class Table:
     rows: tuple[dict[str, str], ...]  # line numbers: header is line 1, rows from 2
 
 
+class _DateText(str):
+    """The text of a cell the spreadsheet holds as a date (``read_table``'s ``text_columns``)."""
+
+
 def _cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.date().isoformat() if value.time() == datetime.min.time() else str(value)
+        when = value.date().isoformat() if value.time() == datetime.min.time() else str(value)
+        return _DateText(when)
     if isinstance(value, date):
-        return value.isoformat()
+        return _DateText(value.isoformat())
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value).strip()
@@ -74,28 +84,97 @@ def _csv_rows(data: bytes) -> list[list[str]]:
         raise CommunityError(f"CSV: {exc}") from None
 
 
-def _xlsx_rows(data: bytes) -> list[list[str]]:
+def _open_book(data: bytes, data_only: bool) -> Any:
     import openpyxl  # ~9 MB once loaded: only when a spreadsheet comes (docs/memory.md)
 
     try:
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        return openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=data_only)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
         raise CommunityError(f"not a readable .xlsx file ({type(exc).__name__})") from None
+
+
+def _sheet_rows(book: Any) -> Iterable[tuple[object, ...]]:
+    rows: Iterable[tuple[object, ...]] = book.worksheets[0].iter_rows(
+        values_only=True, max_col=MAX_COLUMNS + 1
+    )
+    return rows
+
+
+def _check_unpacked(data: bytes) -> None:
+    """Refuse a zip that unpacks to more than ``MAX_UNPACKED_BYTES``, from its directory
+    (Python's zipfile stops a member at its declared size, so the sizes cannot lie)."""
     try:
-        sheet = book.worksheets[0]
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise CommunityError(f"not a readable .xlsx file ({type(exc).__name__})") from None
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise CommunityError(
+            f".xlsx unpacks to {unpacked // (1024 * 1024)} MB, more than"
+            f" {MAX_UNPACKED_BYTES // (1024 * 1024)} MB: save it as CSV or split it"
+        )
+
+
+def _xlsx_rows(data: bytes) -> list[list[str]]:
+    """The first sheet's rows as text. A formula is read as the value saved with it; one with
+    no saved value (a file written by a program, never opened and saved by Excel or WPS) is
+    refused, naming its cell, rather than read as a blank."""
+    _check_unpacked(data)
+    try:
+        return _read_xlsx(data)
+    except CommunityError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - openpyxl's errors on a damaged file are many
+        # (ParseError, IndexError, ValueError, ...): each is a file that cannot be read.
+        raise CommunityError(f"not a readable .xlsx file ({type(exc).__name__})") from None
+
+
+def _read_xlsx(data: bytes) -> list[list[str]]:
+    book = _open_book(data, True)
+    try:
+        formulas = _open_book(data, False)
+    except BaseException:
+        book.close()
+        raise
+    try:
         rows: list[list[str]] = []
-        for values in sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS + 1):
+        header: list[str] = []
+        for number, (values, written) in enumerate(
+            zip(_sheet_rows(book), _sheet_rows(formulas), strict=False), start=1
+        ):
             if len(rows) > MAX_ROWS + 1:
                 break
+            for i, (value, text) in enumerate(zip(values, written, strict=False)):
+                if value is None and _is_formula(text):
+                    column = header[i] if i < len(header) and header[i] else f"column {i + 1}"
+                    raise CommunityError(
+                        f"line {number}: {column}: a formula with no saved value (or an empty"
+                        " result); paste the values, or open and save the file in Excel or WPS"
+                    )
             rows.append([_cell(v) for v in values])
+            if not header and any(rows[-1]):
+                header = [c.strip().lower() for c in rows[-1]]
         return rows
     finally:
         book.close()
+        formulas.close()
 
 
-def read_table(data: bytes, filename: str, required: Iterable[str] = ()) -> Table:
+def _is_formula(value: object) -> bool:
+    return (isinstance(value, str) and value.startswith("=")) or type(value).__name__ in (
+        "ArrayFormula",
+        "DataTableFormula",
+    )
+
+
+def read_table(
+    data: bytes, filename: str, required: Iterable[str] = (), text_columns: Iterable[str] = ()
+) -> Table:
     """The header and rows of a CSV or .xlsx file (by its name's suffix). Blank lines are
-    skipped; a header must name each column once; ``required`` columns must be present."""
+    skipped; a header must name each column once; ``required`` columns must be present. A
+    cell of ``text_columns`` that an .xlsx holds as a date is refused: Excel turns a typed
+    household code such as ``12-3`` into 3 December, which would be read as ``2026-12-03``."""
+    texts = frozenset(text_columns)
     if len(data) > MAX_BYTES:
         raise CommunityError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MB")
     name = filename.lower()
@@ -126,6 +205,13 @@ def read_table(data: bytes, filename: str, required: Iterable[str] = ()) -> Tabl
         if any(len(v) > MAX_CELL for v in values):
             raise CommunityError(f"line {line}: a cell longer than {MAX_CELL} characters")
         padded = [*values[: len(header)], *[""] * (len(header) - len(values))]
+        for column, value in zip(header, padded, strict=True):
+            if column in texts and isinstance(value, _DateText):
+                raise CommunityError(
+                    f"line {line}: {column}: the spreadsheet holds a date ({value}) here;"
+                    " Excel turns codes such as 12-3 into dates: format the column as text"
+                    " and type them again"
+                )
         rows.append({h: v.strip() for h, v in zip(header, padded, strict=True)})
     return Table(header, tuple(rows))
 

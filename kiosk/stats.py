@@ -3,7 +3,8 @@
 ``daily_report(reader, day, tz, quota_cfg)`` counts the day's events by decision, reason,
 direction and local hour, the fever alarms, a histogram of body temperatures and the exits
 per household measured against the outing quota. It holds no personal data: households appear
-only as counts (how many households went out once, twice, ...; how many exceeded the quota),
+only as counts (how many households went out once, twice, ...; how many exceeded the quota,
+none when the site has no quota),
 never by name, so the report can be kept after the events' personal fields are purged.
 ``community`` holds the office's categories (people in/out, fevers, returnees, quarantined
 households, registrations, vehicles, service requests: ``kiosk.categories``).
@@ -34,7 +35,7 @@ from sqlite_utils.migrations import Migrations
 
 from kiosk.categories import community_section
 from kiosk.config.policy import QuotaConfig
-from kiosk.days import as_zone, day_bounds, local_day
+from kiosk.days import as_zone, day_bounds, days_before, local_day
 from kiosk.lists import Freshness
 from kiosk.ports import Store
 
@@ -131,9 +132,9 @@ def compute_report(
             exits[row["household"]] += 1
 
     # Quota: exits in the period ending with this day, for households that went out today.
-    period_start, _ = day_bounds(day - timedelta(days=quota.period_days - 1), zone)
+    period_start, _ = day_bounds(days_before(day, quota.period_days - 1), zone)
     over_quota = 0
-    if exits:
+    if exits and quota.enabled:  # no quota, nobody over it
         period_exits: Counter[str] = Counter()
         for row in _events_between(db, period_start, end, "direction, decision, household"):
             if row["direction"] == "out" and row["decision"] in PASSED and row["household"]:

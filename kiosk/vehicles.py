@@ -67,7 +67,9 @@ class VehicleList:
         self._clock = clock
 
     def plan_import(self, data: bytes, filename: str) -> VehiclePlan:
-        table = read_table(data, filename, required=("plate", "household"))
+        table = read_table(
+            data, filename, required=("plate", "household"), text_columns=("plate", "household")
+        )
         if unknown := [c for c in table.header if c not in ("plate", "household", "note")]:
             raise CommunityError(f"unknown columns: {', '.join(unknown)}")
         rows: dict[str, dict[str, str]] = {}

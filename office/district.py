@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -43,7 +43,7 @@ import sqlite_utils
 
 from kiosk import stats
 from kiosk.config.policy import QuotaConfig
-from kiosk.days import as_zone, day_bounds
+from kiosk.days import as_zone, day_bounds, days_before
 from office.gatereports import LEDGER_PATHS
 from office.pg import PgError, connect
 
@@ -188,7 +188,7 @@ def district_report(
     )
     try:
         start, end = day_bounds(day, zone)
-        lookback, _ = day_bounds(day - timedelta(days=max(quota.period_days - 1, 0)), zone)
+        lookback, _ = day_bounds(days_before(day, max(quota.period_days - 1, 0)), zone)
         only = sorted(set(kiosks)) if kiosks is not None else None
         try:
             rows = conn.execute(_ROWS_SQL, [lookback, end, only, only]).fetchall()

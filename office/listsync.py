@@ -122,12 +122,13 @@ def publish_bundle(
         "households": list(lists.get("households", [])),
     }
     try:
-        BundlePayload.model_validate(payload)  # the office hears about a bad row first
+        checked = BundlePayload.model_validate(payload)  # the office hears of a bad row first
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise BundleError(f"{where}: {first['msg']} ({exc.error_count()} problems)") from None
-    body = sign_bundle(key, payload).encode("utf-8")
+    # The checked rows are what is signed: dates as YYYY-MM-DD, however they were typed.
+    body = sign_bundle(key, checked.model_dump(mode="json", by_alias=True)).encode("utf-8")
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".bundle-", dir=out.parent)
     try:
@@ -253,6 +254,7 @@ class ListSync:
         try:
             with self.client.stream("GET", self.url, headers=headers) as response:
                 if response.status_code == 304:
+                    self.lists.confirm(self.clock.now())
                     return SyncResult("not_modified", applied, "no newer bundle")
                 if response.status_code != 200:
                     return SyncResult("error", applied, f"HTTP {response.status_code}")
@@ -275,6 +277,8 @@ class ListSync:
             # Not remembering the ETag: a fixed bundle under the same URL is fetched next time.
             return SyncResult("rejected", applied, str(exc))
         self.etag = etag
+        if not imported.applied:
+            self.lists.confirm(self.clock.now())
         version = self.lists.current.freshness.bundle_version
         return SyncResult("applied" if imported.applied else "current", version, imported.message)
 

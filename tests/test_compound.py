@@ -149,3 +149,14 @@ def test_the_resident_vehicle_list_flags_unknown_plates(log, clock):
         cars.plan_import(b"plate,household\n\xe4\xba\xacA12345,1\n\xe4\xba\xacA 12345,2\n", "c.csv")
     assert normalise_plate(" 粤b.d1234 ") == "粤BD1234"
     assert log.audits()[-1]["action"] == "vehicles.import"
+
+
+def test_a_quarantine_spelled_otherwise_on_the_list_marks_the_maps_household(log, clock):
+    """The sub-district's list says ５－１－２０１ (full width), the map 5-1-201: the map showed
+    the household unmarked, and the service desk (which asks the marks whether a household is
+    confined) refused to open its food requests."""
+    cmap = CompoundMap(log, clock)
+    cmap.apply(cmap.plan_import(MAP_CSV.encode(), "map.csv"), "manager")
+    lists = Lists.build(quarantine=[QuarantineEntry("５－１－２０１", None, DAY, DAY)])
+    marks = compound.statuses(log.reader(), DAY, "Asia/Shanghai", lists, quota_exits=1)
+    assert marks == {"5-1-201": ("quarantined",)}

@@ -256,3 +256,38 @@ def test_the_kiosk_config_fleet_section_turns_the_sync_on(gate, office, clock):
     sync = ListSync.from_config(core)
     assert (sync.url, sync.interval_s, sync.stale_after_h) == (URL, 60, 12)
     sync.stop()
+
+
+def test_lists_the_office_confirms_are_not_shown_stale_on_the_screens(gate, office, clock):
+    """Three quiet days (no list changes, a 304 every check): the guard's banner and the
+    health report said "lists stale (72 h)" though the office had confirmed them minutes ago;
+    what the screens show is the freshness of the lists in force (``Freshness``)."""
+    server = Office(office.bundle)
+    publish_bundle(office.key, _lists(), office.bundle, now=clock.now())
+    sync = _sync(gate, server)
+    assert sync.check().outcome == "applied"
+    for _ in range(72):
+        clock.advance(3600)
+        assert sync.check().outcome == "not_modified"
+    fresh = gate.lists.current.freshness
+    assert not fresh.is_stale(clock.now(), 48)
+    shown = fresh.to_dict(clock.now(), 48)
+    assert shown["stale"] is False and shown["age_s"] == 0
+    assert shown["confirmed_at"] == clock.now().isoformat()
+    assert shown["updated_at"] != shown["confirmed_at"]  # the last change is still told apart
+    gate.lists.load()  # a guard's edit reloads from the database: the confirmation stays
+    assert not gate.lists.current.freshness.is_stale(clock.now(), 48)
+
+
+def test_a_bundle_is_published_with_dates_every_kiosk_version_reads(office, clock):
+    """The office's list written with 2026/3/1 dates (as Excel saves them) was signed as
+    typed: kiosks not yet updated to read that form would refuse the whole bundle. The
+    bundle carries the checked rows, dates as YYYY-MM-DD."""
+    lists = _lists()
+    lists["quarantine"] = [{"household": "3-201", "from": "2026/3/1", "until": "2026.3.14"}]
+    lists["households"] = [{"household": "3-201", "observation_until": "2026/3/9"}]
+    publish_bundle(office.key, lists, office.bundle, now=clock.now())
+    payload = json.loads(json.loads(office.bundle.read_text())["payload"])
+    assert payload["quarantine"][0]["from"] == "2026-03-01"
+    assert payload["quarantine"][0]["until"] == "2026-03-14"
+    assert payload["households"][0]["observation_until"] == "2026-03-09"

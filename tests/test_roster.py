@@ -132,3 +132,17 @@ def test_removing_a_shift_is_audited(rota, log):
     rota.remove_shift(shift.id, actor="manager")
     assert rota.on_duty("gate-1") == []
     assert log.audits()[-1]["action"] == "roster.shift_remove"
+
+
+def test_the_outgoing_guard_hands_over_at_or_just_after_the_end_of_the_shift(rota, clock):
+    """The handover happens at the shift change: at 16:00 sharp (or five minutes later, when
+    the incoming guard is in), the outgoing guard's shift [08:00, 16:00) no longer covered
+    "now", so the handover was refused ("Zhao is not on duty") and never recorded."""
+    clock.set_wall(T0 + 8 * H)
+    assert rota.open_handover("gate-1", "Zhao", "Qian").since == T0
+    clock.set_wall(T0 + 8 * H + timedelta(minutes=5))
+    again = rota.open_handover("gate-1", "Zhao", "Qian")
+    assert again.since == T0 + 8 * H  # from the last handover
+    clock.set_wall(T0 + 8 * H + roster.HANDOVER_GRACE + timedelta(seconds=1))
+    with pytest.raises(CommunityError, match="Zhao is not on duty"):
+        rota.open_handover("gate-1", "Zhao", "Qian")
