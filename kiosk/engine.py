@@ -951,9 +951,19 @@ class Engine:
             if held is draft:
                 del self.backlog[i]
                 break
-        self._record_history(event)
         log.warning("engine: a commit past its deadline landed late (seq=%s)", event.seq)
-        self._alarm("store_late_commit", "raised", seq=event.seq)
+        if event.decision in PASS_DECISIONS and draft.decision not in PASS_DECISIONS:
+            # The log says pass, but the screen said deny and the gate stayed shut: nobody went
+            # through on it, so it uses up no outing; the guard is told the record is wrong.
+            self._alarm(
+                "store_late_commit",
+                "raised",
+                seq=event.seq,
+                detail="recorded as a pass after its deadline; it was denied, the gate stayed shut",
+            )
+        else:
+            self._record_history(event)
+            self._alarm("store_late_commit", "raised", seq=event.seq)
         self._publish_health()
 
     def _record_history(self, event: Event) -> None:

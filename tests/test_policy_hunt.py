@@ -771,16 +771,11 @@ def test_a_damaged_xlsx_is_a_clear_error_not_a_crash(part, change):
         read_table(_xlsx_with(part, change), "households.xlsx")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs an engine change (kiosk/engine.py, not this area's): a commit that missed"
-    " its deadline keeps the original 'pass' draft; if it lands late the log says 'pass' for a"
-    " passage the screen denied (gate shut), and the history counts an exit",
-)
-def test_a_pass_whose_commit_lands_after_its_deadline_is_not_recorded_as_passed(tmp_path):
+def test_a_pass_whose_commit_lands_after_its_deadline_uses_up_no_outing(tmp_path):
     """A resident going out; the SD card stalls past the commit deadline: the screen says
-    'store fault, denied', the gate stays shut. The commit lands a moment later: the log
-    holds "pass", the history an exit, and the resident's second try is quota_exceeded."""
+    'store fault, denied', the gate stays shut. The commit lands a moment later: the log holds
+    "pass" (append-only), but nobody went through, so the history counts no exit (the second
+    try used to be quota_exceeded) and the guard's alarm says the record is wrong."""
     from datetime import UTC, datetime
 
     from test_engine import Rig, _hold_crossings
@@ -803,8 +798,9 @@ def test_a_pass_whose_commit_lands_after_its_deadline_is_not_recorded_as_passed(
         assert rig.decisions()[-1]["decision"] == "deny" and rig.gate.commands == []
         event = rig.log.append(crossing.draft)  # ... but it did land
         rig.engine.on_late_commit(crossing, event)
-        assert [e["decision"] for e in rig.events()] != ["pass"]  # nobody went through
         assert rig.history.exits_in_period("A-101", clock.now(), 2) == 0
+        [late] = [m for m in rig.messages if m.get("alarm") == "store_late_commit"]
+        assert late["seq"] == event.seq and "gate stayed shut" in late["detail"]
     finally:
         rig.close()
 
