@@ -403,14 +403,23 @@ def decode_audit_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _high_water(conn: sqlite3.Connection, table: str) -> int | None:
+    """``meta``'s high-water mark of ``table`` (the highest ``seq`` ever committed); None
+    when it is missing or not a number (damaged: ``verify`` says so)."""
+    mark = conn.execute("SELECT value FROM meta WHERE key = ?", [f"{table}.seq"]).fetchone()
+    text = str(mark[0]) if mark else ""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def _tail(conn: sqlite3.Connection, table: str) -> tuple[int, str]:
-    """Next ``seq`` and the ``prev_hash`` for it; call inside the write transaction."""
+    """Next ``seq`` and the ``prev_hash`` for it; call inside the write transaction.
+
+    A damaged high-water mark does not stop the log: it goes on from its last row (and
+    writes the mark again); ``verify`` reports the damage until then."""
     sql = f"SELECT seq, hash FROM {_table_name(table)} ORDER BY seq DESC LIMIT 1"  # noqa: S608
     row = conn.execute(sql).fetchone()
     last_seq, last_hash = (row[0], row[1]) if row else (0, hashchain.GENESIS)
-    mark = conn.execute("SELECT value FROM meta WHERE key = ?", [f"{table}.seq"]).fetchone()
-    high_water = int(mark[0]) if mark else 0
-    return max(last_seq, high_water) + 1, last_hash
+    return max(last_seq, _high_water(conn, table) or 0) + 1, last_hash
 
 
 def _set_high_water(conn: sqlite3.Connection, table: str, seq: int) -> None:
@@ -477,8 +486,17 @@ def _verify_table(
             return checked, seq, f"{table} seq {seq}: unreadable value ({exc})"
         prev_hash = row["hash"]
         expected_seq = seq + 1
-    mark = conn.execute("SELECT value FROM meta WHERE key = ?", [f"{table}.seq"]).fetchone()
-    high_water = int(mark[0]) if mark and str(mark[0]).isdigit() else 0
+    high_water = _high_water(conn, table)
+    if high_water is None:
+        last = expected_seq - 1
+        return (
+            checked,
+            last + 1,
+            (
+                f"meta: the high-water mark {table}.seq is missing or damaged (rows after"
+                f" {table} seq {last} cannot be checked; the next write sets it again)"
+            ),
+        )
     if high_water > expected_seq - 1:
         last = expected_seq - 1
         return (

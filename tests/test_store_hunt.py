@@ -466,3 +466,31 @@ def test_a_purge_says_how_many_rows_wait_for_a_synchronised_clock(tmp_path):
         assert (later.events_purged, later.events_waiting_for_clock) == (6, 0)
     finally:
         log.close()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE meta SET value = '1O' WHERE key = 'events.seq'",
+        "DELETE FROM meta WHERE key = 'events.seq'",
+    ],
+)
+def test_a_damaged_high_water_mark_is_reported_and_does_not_stop_the_kiosk(
+    tmp_path, clock, capsys, damage
+):
+    """Before: with meta's events.seq damaged (a flipped byte: '1O') the daemon would not
+    start ('cannot open kiosk.db (ValueError)') while verify-log said 'chains intact': the
+    guard had no gate and the office no clue. Now verify-log names the damage, and the
+    kiosk keeps logging from its last row."""
+    closed_log(tmp_path / "kiosk.db", clock, 3)
+    with contextlib.closing(sqlite3.connect(tmp_path / "kiosk.db")) as conn:
+        conn.execute(damage)
+        conn.commit()
+    assert main(["verify-log", "--db", str(tmp_path / "kiosk.db")]) == 1
+    assert "meta: the high-water mark events.seq is" in capsys.readouterr().err
+    log = reporting_log(tmp_path / "kiosk.db", clock)
+    try:
+        assert log.append(resident(4)).seq == 4
+        assert log.verify().ok  # the append wrote the mark again
+    finally:
+        log.close()
