@@ -969,7 +969,12 @@ class Engine:
     def _record_history(self, event: Event) -> None:
         try:
             self.history.record(
-                event.pass_id, event.household, event.direction, event.decision, event.ts
+                event.pass_id,
+                event.household,
+                event.direction,
+                event.decision,
+                event.ts,
+                event.flags,
             )
         except Exception:  # noqa: BLE001 - history is an aid to the policy, never a blocker
             log.exception("engine: passage history could not record an event")

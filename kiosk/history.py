@@ -8,7 +8,9 @@ log lost (a crash between the two loses at most one passage from memory, never t
 What counts:
 
 * **Quota**: exits (direction ``out``, decision ``pass`` or ``manual_pass``) per household.
-  A denied attempt is not an outing. One history per kiosk database, so a kiosk with several
+  A denied attempt is not an outing, nor an exit flagged ``QUOTA_EXEMPT`` (the policy flags a
+  pass whose role the quota does not count: a staff member or a delivery on the household's
+  code). One history per kiosk database, so a kiosk with several
   gates (or a ``both`` direction kiosk) counts them all together.
 * **Anti-passback**: the last *passing* passage of a pass per direction. A denied attempt is
   not a passage, so someone denied for a warm wrist and re-measured is not flagged.
@@ -29,10 +31,12 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["COUNTED_DECISIONS", "PassageHistory"]
+__all__ = ["COUNTED_DECISIONS", "QUOTA_EXEMPT", "PassageHistory"]
 
 #: Decisions that mean someone actually went through.
 COUNTED_DECISIONS = frozenset({"pass", "manual_pass"})
+#: An event flag: this exit is not its household's outing (a role ``quota.roles`` leaves out).
+QUOTA_EXEMPT = "quota_exempt"
 _DIRECTIONS = frozenset({"in", "out"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
@@ -74,11 +78,13 @@ class PassageHistory:
         direction: str | None = None,
         decision: str | None = None,
         ts: datetime | str | None = None,
+        flags: Iterable[str] = (),
     ) -> None:
         """Remember one committed event; only passing decisions count (see module doc).
 
         Also accepts the committed event itself (``record(event)``: any object or mapping with
-        ``pass_id``, ``household``, ``direction``, ``decision``, ``ts``), as the engine does."""
+        ``pass_id``, ``household``, ``direction``, ``decision``, ``ts``, ``flags``), as the
+        engine does."""
         if direction is None and not isinstance(pass_id, str | None):
             event = pass_id
 
@@ -89,6 +95,7 @@ class PassageHistory:
 
             pass_id, household = get("pass_id"), get("household")
             direction, decision, ts = get("direction"), get("decision"), get("ts")
+            flags = get("flags") or ()
         if direction not in _DIRECTIONS:
             raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
         if decision not in COUNTED_DECISIONS:
@@ -96,7 +103,7 @@ class PassageHistory:
         if ts is None:
             raise ValueError("passage time is required")
         us = _us(_aware(ts))
-        if household and direction == "out":
+        if household and direction == "out" and QUOTA_EXEMPT not in flags:
             times = self._exits.get(household)
             if times is None:
                 times = self._exits[household] = array("q")
@@ -127,6 +134,7 @@ class PassageHistory:
                 row["direction"],
                 row["decision"],
                 row["ts"],
+                row.get("flags") or (),
             )
             counted += 1
         return counted

@@ -49,6 +49,7 @@ from zoneinfo import ZoneInfo
 
 from .config.policy import PolicySection
 from .config.thermometer import ThermometryConfig
+from .history import QUOTA_EXEMPT
 from .lists import Lists
 from .passes import Pass, PassError
 from .ports import History, PassVerifier
@@ -313,6 +314,10 @@ def _check_pass(
         used = state.history.exits_in_period(pass_.household, now, quota.period_days)
         if used >= quota.exits:
             reasons.append("quota_exceeded")
+    elif quota.enabled and direction == "out":
+        # A staff member's or a delivery's exit on the household's code is not the
+        # household's outing: the history does not count it (``QUOTA_EXEMPT``).
+        flags.append(QUOTA_EXEMPT)
     pb = cfg.passback
     if pb.enabled and pb.window_min > 0:
         last = state.history.last_passage(pass_.pass_id, direction)

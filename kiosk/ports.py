@@ -95,6 +95,7 @@ class History(Protocol):
         direction: str | None = None,
         decision: str | None = None,
         ts: datetime | str | None = None,
+        flags: Iterable[str] = (),
     ) -> None: ...
 
     def load(self, rows: Iterable[Mapping[str, Any]]) -> int: ...

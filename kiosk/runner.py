@@ -49,7 +49,7 @@ from kiosk.devices import (
 )
 from kiosk.engine import Engine
 from kiosk.ports import EngineSeams, EventSink
-from kiosk.store import Event, StoreFault, format_ts
+from kiosk.store import Event, StoreFault, decode_event_row, format_ts
 
 log = logging.getLogger(__name__)
 
@@ -192,11 +192,11 @@ class EngineRunner:
         """Passing events within the history's horizon, read from the log (the truth)."""
         since = format_ts(self.clock.now() - self.history.horizon)
         rows = self.store.reader().query(
-            "SELECT pass_id, household, direction, decision, ts FROM events"
+            "SELECT pass_id, household, direction, decision, ts, flags FROM events"
             " WHERE ts >= ? AND decision IN ('pass', 'manual_pass') ORDER BY seq",
             [since],
         )
-        return self.history.load(rows)
+        return self.history.load(decode_event_row(row) for row in rows)
 
     # ------------------------------------------------------------------ heartbeat
 

@@ -264,7 +264,7 @@ TABLE = [
         ("ok",),
         False,
         None,
-        (),
+        ("quota_exempt",),  # and their exit is not the household's outing
     ),
     (
         "quota period over",

@@ -256,13 +256,9 @@ def test_two_guards_registering_returnees_at_once_leave_both_under_observation(
         log.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs an engine/history change (not this area's files): the history records exits"
-    " without the pass role, so a staff or visitor pass carrying the household's code uses up"
-    " the residents' outing; QuotaConfig.roles says it lists the roles the quota *counts*",
-)
 def test_a_staff_members_exit_does_not_use_up_the_households_outing():
+    """``quota.roles`` lists the roles the quota counts: a staff member going out on the
+    household's code used to use up the residents' one outing."""
     from datetime import UTC, datetime, timedelta
     from zoneinfo import ZoneInfo
 
@@ -276,21 +272,63 @@ def test_a_staff_members_exit_does_not_use_up_the_households_outing():
 
     now = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
     trust = TrustList([("office", OFFICE.public_key())])
-    resident, _ = issue_pass(OFFICE, "1-1", "Wang L", "resident", 30, now=now - timedelta(days=1))
-    _, staff = issue_pass(OFFICE, "1-1", "Chen", "staff", 30, now=now - timedelta(days=1))
-    history = PassageHistory()
-    # What the engine records after the staff member's committed exit an hour ago:
-    history.record(staff.pass_id, staff.household, "out", "pass", now - timedelta(hours=1))
-    cfg = PolicySection.model_validate({"quota": {"enabled": True, "exits": 1}})
-    decision = decide(
-        PassageInputs("out", resident, Temperature("ok", 36.6, 34.6, 22.0, None)),
-        PolicyState(trust, Lists(), history),
-        now,
-        cfg,
-        ThermometryConfig(),
-        ZoneInfo("Asia/Shanghai"),
+    resident_code, resident = issue_pass(
+        OFFICE, "1-1", "Wang L", "resident", 30, now=now - timedelta(days=1)
     )
-    assert decision.reasons == ("ok",)
+    staff_code, staff = issue_pass(OFFICE, "1-1", "Chen", "staff", 30, now=now - timedelta(days=1))
+    history = PassageHistory()
+    cfg = PolicySection.model_validate({"quota": {"enabled": True, "exits": 1}})
+    normal = Temperature("ok", 36.6, 34.6, 22.0, None)
+
+    def going_out(code, at):
+        state = PolicyState(trust, Lists(), history)
+        tz = ZoneInfo("Asia/Shanghai")
+        return decide(PassageInputs("out", code, normal), state, at, cfg, ThermometryConfig(), tz)
+
+    staff_exit = going_out(staff_code, now - timedelta(hours=1))
+    assert staff_exit.reasons == ("ok",), staff_exit.reasons
+    assert "quota_exempt" in staff_exit.flags
+    # What the engine records after the staff member's committed exit (its flags with it):
+    history.record(staff.pass_id, "1-1", "out", "pass", now - timedelta(hours=1), staff_exit.flags)
+    first = going_out(resident_code, now)
+    assert first.reasons == ("ok",) and "quota_exempt" not in first.flags
+    history.record(resident.pass_id, "1-1", "out", "pass", now, first.flags)
+    assert going_out(resident_code, now + timedelta(hours=1)).reasons == ("quota_exceeded",)
+
+
+def test_staff_exits_stay_out_of_the_quota_after_a_restart(tmp_path):
+    """The history a restarted kiosk rebuilds from its log leaves the staff exit out too."""
+    from datetime import UTC, datetime
+
+    from test_engine import Rig
+
+    from kiosk.clock import FakeClock
+    from kiosk.history import PassageHistory
+
+    clock = FakeClock(start=datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
+    rig = Rig(clock, tmp_path, policy={"quota": {"enabled": True, "exits": 1}})
+    try:
+        staff = issue_pass_text(rig, "A-101", "Chen", "staff")
+        rig.show(staff, "out")
+        rig.emulator.person_arrives(36.6)
+        rig.run(3)
+        rig.emulator.person_leaves()
+        rig.run(2)
+        [event] = rig.events()
+        assert (event["decision"], event["flags"]) == ("pass", ["quota_exempt"])
+        assert rig.history.exits_in_period("A-101", clock.now(), 2) == 0
+        rebuilt = PassageHistory()
+        rebuilt.load(rig.events())
+        assert rebuilt.exits_in_period("A-101", clock.now(), 2) == 0
+        assert rebuilt.last_passage(event["pass_id"], "out") is not None  # passback still sees it
+    finally:
+        rig.close()
+
+
+def issue_pass_text(rig, household: str, holder: str, role: str) -> str:
+    from kiosk.passes import issue_pass
+
+    return issue_pass(rig.key, household, holder, role, now=rig.clock.now())[0]
 
 
 def test_a_days_report_matches_an_independent_count_on_a_25_hour_day(reporting_store, clock):

@@ -541,6 +541,43 @@ def test_history_is_rebuilt_from_the_event_log_at_start(tmp_path):
     assert decision["reasons"] == ["passback"]
 
 
+def test_a_staff_exit_in_the_log_is_left_out_of_the_rebuilt_quota(tmp_path):
+    # A staff member went out on the household's code (flagged quota_exempt by the policy);
+    # after a restart the resident's one outing is still there.
+    r = Rig(
+        tmp_path,
+        overrides={
+            "site": {"direction": "out"},
+            "policy": {"mode": "pass_only", "quota": {"enabled": True, "exits": 1}},
+        },
+    )
+    text = r.pass_text()
+    verified = r.trust.verify(text)
+    r.log.append(
+        EventDraft(
+            direction="out",
+            decision="pass",
+            pass_id="staff-pass",
+            household=verified.household,
+            flags=("quota_exempt",),
+        )
+    )
+
+    async def main():
+        await r.runner.start()
+        r.show(text)
+        decision = await r.next("decision")
+        await r.runner.stop()
+        return decision
+
+    try:
+        decision = run(main())
+    finally:
+        r.close()
+    assert r.runner.history_loaded == 1
+    assert decision["reasons"] == ["ok"]
+
+
 def test_loop_heartbeat_is_healthy_only_while_running(rig):
     async def main():
         before = rig.runner.loop_healthy(1.0)
