@@ -430,3 +430,25 @@ def test_a_kiosk_that_checks_passes_with_no_code_reader_is_a_config_error(tmp_pa
         assert err.count("\n") == 1 and "readers.sources" in err and mode in err
     config.write_text('[policy]\nmode = "temperature_only"\n[readers]\nsources = []\n')
     assert main(["check-config", str(config)]) == 0
+
+
+def test_run_on_emulated_devices_says_so(tmp_path, capsys):
+    """A config without [thermometer.driver], [gate.driver] or [[readers.sources]] runs the
+    daemon on the emulators (the demo's defaults) and the health page said all was well:
+    simulated temperatures at a real gate, and not a word about it."""
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[site]\nkiosk_id = "gate-7"\n[web]\nport = 0\n', encoding="utf-8")
+    data = tmp_path / "data"
+    data.write_text("a file: the start fails right after the warning", encoding="utf-8")
+    code = main(["run", "--config", str(config), "--data", str(data)])  # log level info
+    assert code == 1
+    err = capsys.readouterr().err
+    warning = [json.loads(line) for line in err.splitlines() if "emulated devices" in line]
+    assert len(warning) == 1 and warning[0]["level"] == "warning"
+    warning = json.dumps(warning[0])
+    for part in ("thermometer.driver", "gate.driver", "readers.sources[0]"):
+        assert part in warning
+    from checkpoint.cli.daemon_cmd import emulated_devices
+    from kiosk.config import load_config
+
+    assert emulated_devices(load_config(ROOT / "systemd" / "kiosk.toml.example")) == []

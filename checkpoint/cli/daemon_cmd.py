@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import socket
 import ssl
 from pathlib import Path
 
 from checkpoint import malloc
-from kiosk.config import ConfigError, check_paths, load_config
+from kiosk.config import ConfigError, KioskConfig, check_paths, load_config
 from kiosk.logs import setup_logging
 
 from .errors import CliError, UsageError
@@ -142,6 +143,12 @@ def run_daemon(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.config}: {'; '.join(problems)}")
     data = args.data or Path(os.environ.get("KIOSK_DATA", DEFAULT_DATA))
     setup_logging(args.log_level)
+    emulated = emulated_devices(config)
+    if emulated:
+        logging.getLogger("checkpoint.run").warning(
+            "emulated devices (not a real gate): name the real ones in the config",
+            extra={"devices": ", ".join(emulated), "example": "systemd/kiosk.toml.example"},
+        )
     from checkpoint.server import raise_open_file_limit
 
     raise_open_file_limit()
@@ -177,6 +184,23 @@ def run_daemon(args: argparse.Namespace) -> int:
         raise CliError(f"cannot start: {_os_error(exc)}") from None
     except _startup_errors() as exc:
         raise CliError(f"cannot start: {exc}") from None
+
+
+def emulated_devices(config: KioskConfig) -> list[str]:
+    """The devices of ``config`` that are emulators (the demo's defaults, which a config that
+    leaves out a device section gets): fine on a bench, never at a real gate."""
+    found = []
+    if config.policy.mode != "pass_only" and config.thermometer.driver.type == "fake":
+        found.append("thermometer.driver")
+    if config.gate.driver.type == "fake":
+        found.append("gate.driver")
+    if config.policy.mode != "temperature_only":
+        found += [
+            f"readers.sources[{i}]"
+            for i, source in enumerate(config.readers.sources)
+            if source.type == "fake_camera"
+        ]
+    return found
 
 
 def _os_error(exc: OSError) -> str:
