@@ -211,11 +211,19 @@ def load_public_key(path: str | Path) -> Ed25519PublicKey:
     return key
 
 
+#: A PEM Ed25519 key is about 120 bytes; a key file is read no further than this.
+MAX_KEY_FILE_BYTES = 16 * 1024
+
+
 def _read_key(path: str | Path, error: type[Exception], what: str) -> bytes:
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_KEY_FILE_BYTES + 1)
     except OSError as exc:
         raise error(f"{what} {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise error(f"{path} is larger than {MAX_KEY_FILE_BYTES} bytes: not a key file")
+    return data
 
 
 # --------------------------------------------------------------------------- fields

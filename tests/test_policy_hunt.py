@@ -875,3 +875,19 @@ def test_staffed_hours_edges_a_fever_waits_for_the_guard_only_while_one_is_on_du
     assert got.decision == "deny" and got.alarm == "fever"
     assert got.needs_guard is on_duty
     assert ("no_guard_on_duty" in got.reasons) is not on_duty
+
+
+def test_a_huge_file_in_the_trust_folder_is_refused_unread(tmp_path):
+    """A key file is read whole (a PEM key is ~110 bytes); a 2 MB file named *.pub in the
+    trust folder — or a device node, a log, a wrong copy — was read entirely, at start-up and
+    now at the next pass after it appears."""
+    from kiosk.passes import TrustList, TrustListError, load_public_key
+
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    big = trust / "huge.pub"
+    big.write_bytes(b"-----BEGIN PUBLIC KEY-----\n" + b"A" * 2_000_000)
+    with pytest.raises(TrustListError, match="larger than"):
+        load_public_key(big)
+    with pytest.raises(TrustListError, match="larger than"):
+        TrustList.from_dir(trust)
