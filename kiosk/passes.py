@@ -397,9 +397,10 @@ class TrustList:
                 try:
                     stamp = self._folder_stamp(self._source)
                     if stamp != self._stamp:
-                        self._stamp = stamp
+                        # Stamped only once read well: a file caught half-copied (``cp``
+                        # creates it, then writes) is read again at the next check.
                         self._keys = self._index(self._read_dir(self._source))
-                        self.problem = None
+                        self._stamp, self.problem = stamp, None
                 except TrustListError as exc:
                     if self.problem != str(exc):
                         log.error("trust list not re-read, the keys in force stay: %s", exc)

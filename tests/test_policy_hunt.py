@@ -583,6 +583,11 @@ def test_key_rotation_as_documented_works_on_a_running_kiosk(tmp_path):
     later()
     assert kiosk.verify(new_pass).holder == "Wang"
     assert "broken.pub" in (kiosk.problem or "")
+    # A key caught half-copied (cp creates the file, then writes it: the folder's time
+    # changes only at the first step) is read again once whole.
+    (trust / "broken.pub").write_bytes(old_pub.read_bytes())
+    assert kiosk.verify(old_pass).holder == "Wang"
+    assert kiosk.problem is None and kiosk.names == ("broken", "office-2026")
 
 
 def test_a_returnee_registered_in_full_width_is_checked_by_the_gate(tmp_path):
