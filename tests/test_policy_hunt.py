@@ -896,3 +896,12 @@ def test_a_huge_file_in_the_trust_folder_is_refused_unread(tmp_path):
         load_public_key(big)
     with pytest.raises(TrustListError, match="larger than"):
         TrustList.from_dir(trust)
+
+
+def test_a_plate_typed_in_full_width_is_the_same_car():
+    """A Chinese input method in full-width mode types 京Ａ１２３４５: refused as "not 4 to 10
+    letters or digits" at the vehicle registration, and never matched to the resident list."""
+    from kiosk.vehicles import normalise_plate
+
+    assert normalise_plate("京Ａ·１２３４５") == normalise_plate("京A12345") == "京A12345"
+    assert normalise_plate("京ａ　１２３４５") == "京A12345"  # an ideographic space too
