@@ -905,3 +905,23 @@ def test_a_plate_typed_in_full_width_is_the_same_car():
 
     assert normalise_plate("京Ａ·１２３４５") == normalise_plate("京A12345") == "京A12345"
     assert normalise_plate("京ａ　１２３４５") == "京A12345"  # an ideographic space too
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs a kiosk/history.py change (not this area's files): one passage stamped by a"
+    " wall clock far ahead (a bad NTP step) prunes every real exit and then counts as an exit"
+    " 'later than now' of its household until real time passes it",
+)
+def test_one_passage_under_a_clock_a_year_ahead_neither_wipes_nor_blocks_the_quota():
+    from datetime import datetime, timedelta
+
+    from kiosk.history import PassageHistory
+
+    history = PassageHistory()
+    t = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+    history.record("p1", "1-101", "out", "pass", t)
+    history.record("p2", "2-201", "out", "pass", t + timedelta(days=400))  # the bad step
+    back = t + timedelta(hours=1)  # NTP puts the clock right
+    assert history.exits_in_period("1-101", back, 2) == 1  # was wiped: a second outing
+    assert history.exits_in_period("2-201", back + timedelta(days=3), 2) == 0  # blocked 400 d
