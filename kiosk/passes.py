@@ -211,11 +211,19 @@ def load_public_key(path: str | Path) -> Ed25519PublicKey:
     return key
 
 
+#: A PEM Ed25519 key is about 120 bytes; a key file is read no further than this.
+MAX_KEY_FILE_BYTES = 16 * 1024
+
+
 def _read_key(path: str | Path, error: type[Exception], what: str) -> bytes:
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_KEY_FILE_BYTES + 1)
     except OSError as exc:
         raise error(f"{what} {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise error(f"{path} is larger than {MAX_KEY_FILE_BYTES} bytes: not a key file")
+    return data
 
 
 # --------------------------------------------------------------------------- fields
@@ -389,9 +397,10 @@ class TrustList:
                 try:
                     stamp = self._folder_stamp(self._source)
                     if stamp != self._stamp:
-                        self._stamp = stamp
+                        # Stamped only once read well: a file caught half-copied (``cp``
+                        # creates it, then writes) is read again at the next check.
                         self._keys = self._index(self._read_dir(self._source))
-                        self.problem = None
+                        self._stamp, self.problem = stamp, None
                 except TrustListError as exc:
                     if self.problem != str(exc):
                         log.error("trust list not re-read, the keys in force stay: %s", exc)

@@ -6,13 +6,15 @@ imported like the map: checked, shown as a diff, then applied as a whole (``plan
 plate not on the list is flagged for the guard (a visitor's or a stranger's car). The daily
 report counts vehicle registrations and how many plates were unknown.
 
-Plates are compared normalised (upper case, no spaces, dots or dashes), so ``京A·12345`` and
-``京a 12345`` are the same car. Plates and households are personal data (masked by role).
+Plates are compared normalised (NFKC, upper case, no spaces, dots or dashes), so ``京A·12345``,
+``京a 12345`` and the full-width ``京Ａ１２３４５`` are the same car. Plates and households are
+personal data (masked by role).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +44,9 @@ def m001_vehicles(db: sqlite_utils.Database) -> None:
 
 
 def normalise_plate(text: object) -> str:
-    plate = _SEPARATORS.sub("", clean_text("plate", text, max_len=20)).upper()
+    # NFKC first: a Chinese input method in full-width mode types 京Ａ１２３４５.
+    plate = unicodedata.normalize("NFKC", clean_text("plate", text, max_len=20))
+    plate = _SEPARATORS.sub("", plate).upper()
     if not _PLATE.match(plate):
         raise CommunityError("plate: 4 to 10 letters, digits or a province character")
     return plate

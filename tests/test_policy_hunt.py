@@ -621,6 +621,11 @@ def test_key_rotation_as_documented_works_on_a_running_kiosk(tmp_path):
     later()
     assert kiosk.verify(new_pass).holder == "Wang"
     assert "broken.pub" in (kiosk.problem or "")
+    # A key caught half-copied (cp creates the file, then writes it: the folder's time
+    # changes only at the first step) is read again once whole.
+    (trust / "broken.pub").write_bytes(old_pub.read_bytes())
+    assert kiosk.verify(old_pass).holder == "Wang"
+    assert kiosk.problem is None and kiosk.names == ("broken", "office-2026")
 
 
 def test_a_returnee_registered_in_full_width_is_checked_by_the_gate(tmp_path):
@@ -909,3 +914,48 @@ def test_staffed_hours_edges_a_fever_waits_for_the_guard_only_while_one_is_on_du
     assert got.decision == "deny" and got.alarm == "fever"
     assert got.needs_guard is on_duty
     assert ("no_guard_on_duty" in got.reasons) is not on_duty
+
+
+def test_a_huge_file_in_the_trust_folder_is_refused_unread(tmp_path):
+    """A key file is read whole (a PEM key is ~110 bytes); a 2 MB file named *.pub in the
+    trust folder — or a device node, a log, a wrong copy — was read entirely, at start-up and
+    now at the next pass after it appears."""
+    from kiosk.passes import TrustList, TrustListError, load_public_key
+
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    big = trust / "huge.pub"
+    big.write_bytes(b"-----BEGIN PUBLIC KEY-----\n" + b"A" * 2_000_000)
+    with pytest.raises(TrustListError, match="larger than"):
+        load_public_key(big)
+    with pytest.raises(TrustListError, match="larger than"):
+        TrustList.from_dir(trust)
+
+
+def test_a_plate_typed_in_full_width_is_the_same_car():
+    """A Chinese input method in full-width mode types 京Ａ１２３４５: refused as "not 4 to 10
+    letters or digits" at the vehicle registration, and never matched to the resident list."""
+    from kiosk.vehicles import normalise_plate
+
+    assert normalise_plate("京Ａ·１２３４５") == normalise_plate("京A12345") == "京A12345"
+    assert normalise_plate("京ａ　１２３４５") == "京A12345"  # an ideographic space too
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs a kiosk/history.py change (not this area's files): one passage stamped by a"
+    " wall clock far ahead (a bad NTP step) prunes every real exit and then counts as an exit"
+    " 'later than now' of its household until real time passes it",
+)
+def test_one_passage_under_a_clock_a_year_ahead_neither_wipes_nor_blocks_the_quota():
+    from datetime import datetime, timedelta
+
+    from kiosk.history import PassageHistory
+
+    history = PassageHistory()
+    t = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+    history.record("p1", "1-101", "out", "pass", t)
+    history.record("p2", "2-201", "out", "pass", t + timedelta(days=400))  # the bad step
+    back = t + timedelta(hours=1)  # NTP puts the clock right
+    assert history.exits_in_period("1-101", back, 2) == 1  # was wiped: a second outing
+    assert history.exits_in_period("2-201", back + timedelta(days=3), 2) == 0  # blocked 400 d
