@@ -41,6 +41,7 @@ _DIRECTIONS = frozenset({"in", "out"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 _HOUR_US = 3_600_000_000
+_DAY_US = 24 * _HOUR_US
 
 
 def _us(ts: datetime) -> int:
@@ -68,7 +69,7 @@ class PassageHistory:
         self._exits: dict[str, array[int]] = {}  # household -> sorted exit times (us)
         # direction -> pass_id -> time of its last passage that way (us)
         self._last: dict[str, dict[str, int]] = {"in": {}, "out": {}}
-        self._newest: int | None = None
+        self._previous: int | None = None  # the time of the record before (us)
         self._pruned_at: int | None = None
 
     def record(
@@ -112,12 +113,14 @@ class PassageHistory:
             # The last recorded, not the latest stamped: records come in seq order, and after
             # the wall clock stepped back the real passage carries the earlier stamp.
             self._last[direction][pass_id] = us
-        if self._newest is None or us > self._newest:
-            self._newest = us
-            # Pruning walks every household: do it at most hourly, not on every passage.
-            if self._pruned_at is None or us - self._pruned_at > _HOUR_US:
-                self._pruned_at = us
-                self._prune(us - self.horizon // _ONE_US)
+        previous, self._previous = self._previous, us
+        # Prune only on a record that follows the one before within a day: one stamped by a
+        # wall clock far ahead (a bad NTP step, a wrong RTC) must not prune every real one.
+        # Pruning walks every household: at most hourly (or when time came back from ahead).
+        follows = previous is not None and 0 <= us - previous <= _DAY_US
+        if follows and (self._pruned_at is None or not 0 <= us - self._pruned_at <= _HOUR_US):
+            self._pruned_at = us
+            self._prune(us - self.horizon // _ONE_US)
 
     def load(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Rebuild from event-log rows (``pass_id``, ``household``, ``direction``,
@@ -147,9 +150,16 @@ class PassageHistory:
         return len(times) - bisect.bisect_right(times, _us(_aware(since)))
 
     def exits_in_period(self, household: str, now: datetime, period_days: int) -> int:
-        """Exits in the rolling window ``(now - period_days, now]`` (later ones, after a wall
-        clock step backwards, count too: erring towards the quota, never past it)."""
-        return self.exits_since(household, now - timedelta(days=period_days))
+        """Exits in the rolling window ``(now - period_days, now]``. Later ones, up to a period
+        after ``now`` (after a wall clock step backwards), count too: erring towards the quota,
+        never past it. One stamped further ahead is a clock that was wrong, not an outing to
+        come: it does not block the household until real time passes it."""
+        times = self._exits.get(household)
+        if not times:
+            return 0
+        period = timedelta(days=period_days)
+        lo = bisect.bisect_right(times, _us(_aware(now - period)))
+        return bisect.bisect_right(times, _us(_aware(now + period))) - lo
 
     def last_passage(self, pass_id: str, direction: str) -> datetime | None:
         """When ``pass_id`` last passed in ``direction`` (UTC), or None."""

@@ -177,3 +177,17 @@ def test_a_log_of_distinct_passes_is_held_compactly():
         tracemalloc.stop()
     assert len(h) == 30_000
     assert used / len(h) < 80
+
+
+def test_pruning_goes_on_after_the_wall_clock_came_back_from_far_ahead():
+    # The clock ran a year ahead for a few passages (pruning then happened at that time), then
+    # NTP set it right: entries still drop out as real time moves on, memory stays bounded.
+    h = PassageHistory(horizon=timedelta(days=5))
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    ahead = t0 + timedelta(days=365)
+    for i in range(3):
+        h.record(f"a{i}", "9-9", "out", "pass", ahead + timedelta(hours=2 * i))
+    for day in range(40):
+        h.record(f"p{day}", f"H{day}", "out", "pass", t0 + timedelta(days=day))
+        h.record(f"q{day}", f"H{day}", "out", "pass", t0 + timedelta(days=day, hours=2))
+    assert len(h) <= 2 * 2 * 6 + 2 * 3  # five days and a bit of real ones, and the year-ahead
