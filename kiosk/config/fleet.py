@@ -110,8 +110,8 @@ class CollectorConfig(Section):
     none: not served."""
     lists_token_env: EnvName | None = None
     """Environment variable with the bearer token the kiosks must send for `/lists/bundle` (their
-    `[fleet] lists_token_env`). The bundle names quarantined households and people: set it
-    whenever the status port is reachable from the LAN. None: served to anyone."""
+    `[fleet] lists_token_env`). The bundle names quarantined households and people. None: the
+    bundle is served on a loopback `status_host` only, and refused (403) on any other."""
 
     @model_validator(mode="after")
     def _unique_urls(self) -> CollectorConfig:
@@ -142,7 +142,8 @@ class FleetSection(Section):
     lists_timeout_s: float = Field(20.0, ge=1, le=300)
     """HTTP timeout per fetch."""
     lists_token_env: EnvName | None = None
-    """Environment variable with a bearer token if the URL needs one."""
+    """Environment variable with the bearer token for `lists_url` (the collector's
+    `lists_token_env`; it refuses the bundle on the LAN without one)."""
 
     @field_validator("lists_url")
     @classmethod
