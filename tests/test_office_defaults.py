@@ -161,3 +161,59 @@ def test_a_gate_refused_the_bundle_is_told_which_setting_is_missing(clock):
     # Before: "HTTP 403", and the gate's operator had to guess.
     assert result.outcome == "error"
     assert "403" in result.message and "[fleet] lists_token_env" in result.message
+
+
+# --------------------------------------------------------------------------- credentials in URLs
+
+SECRET = "s3cret-pw"
+WITH_PASSWORD = f"http://office:{SECRET}@127.0.0.1:9"
+
+
+def test_a_collector_config_with_a_password_in_a_kiosk_url_is_refused(tmp_path):
+    from kiosk.config import ConfigError
+    from kiosk.config.fleet import load_collector_config
+
+    path = tmp_path / "collect.toml"
+    path.write_text(f'[[kiosks]]\nurl = "{WITH_PASSWORD}"\ntoken_env = "T"\n')
+    with pytest.raises(ConfigError) as info:
+        load_collector_config(path)
+    # Before: accepted, then shown on the status page, in /status.json and in the logs.
+    assert any(p.startswith("kiosks[0].url") and "password" in p for p in info.value.problems)
+    assert SECRET not in str(info.value)
+
+
+def test_a_gate_lists_url_with_a_password_is_refused():
+    from pydantic import ValidationError
+
+    from kiosk.config.fleet import FleetSection
+
+    with pytest.raises(ValidationError) as info:
+        FleetSection(lists_url=f"http://office:{SECRET}@office.lan:9110/lists/bundle")
+    messages = [err["msg"] for err in info.value.errors()]
+    assert any("password" in m for m in messages) and not any(SECRET in m for m in messages)
+
+
+def test_kiosk_pull_refuses_a_password_in_the_url_without_showing_it(tmp_path, capsys):
+    into = tmp_path / "pulled.db"
+    code = main(["pull", WITH_PASSWORD, "--token", "t", "--retries", "1", "--into", str(into)])
+    err = capsys.readouterr().err
+    # Before: pulled (here: failed to connect), and the error line showed the password.
+    assert code == 2, err
+    assert "password" in err and SECRET not in err
+    assert not into.exists()
+
+
+def test_the_puller_refuses_a_password_in_the_url_and_stores_nothing(tmp_path):
+    from office.pull import Puller, PullError
+
+    def kiosk(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"events": [], "last": 0})
+
+    client = httpx.Client(transport=httpx.MockTransport(kiosk))
+    with Puller(tmp_path / "pulled.db", client=client) as puller:
+        # Before: pulled, and pull_sources kept the URL, password and all.
+        with pytest.raises(PullError) as info:
+            puller.pull(WITH_PASSWORD, "t")
+        assert SECRET not in str(info.value)
+        sources = puller.target.conn.execute("SELECT url FROM pull_sources").fetchall()  # type: ignore[attr-defined]
+    assert sources == []

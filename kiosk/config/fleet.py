@@ -25,10 +25,24 @@ from ._base import EnvName, Host, Port, Section
 __all__ = ["CollectorConfig", "FleetSection", "KioskSource", "load_collector_config"]
 
 
+def refuse_credentials(url: str) -> str:
+    """``url`` stripped, unless it carries ``user[:password]@`` before the host: then
+    ``ValueError``, whose message does not repeat the URL. Kiosk URLs are shown and stored
+    (pull errors, the status page, ``pull_sources``, logs); the kiosks authenticate bearer
+    tokens, so a password in a URL would only be a secret on display."""
+    url = url.strip()
+    if "@" in urlsplit(url).netloc:
+        raise ValueError(
+            "URL must not carry a user name or password (user:password@host); the kiosks take"
+            " a bearer token (token_env/token_file, --token, lists_token_env)"
+        )
+    return url
+
 
 def normalise_url(url: str) -> str:
-    """``http(s)://host[:port][/prefix]`` without a trailing slash. Raises ``ValueError``."""
-    parts = urlsplit(url.strip())
+    """``http(s)://host[:port][/prefix]`` without a trailing slash. Raises ``ValueError``,
+    also for a URL with a user name or password (``refuse_credentials``)."""
+    parts = urlsplit(refuse_credentials(url))
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"not an http(s) URL: {url!r}")
     if parts.query or parts.fragment:
@@ -150,9 +164,7 @@ class FleetSection(Section):
     def _url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(value.strip())
+        parts = urlsplit(refuse_credentials(value))
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an http(s) URL")
         return value.strip()
