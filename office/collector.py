@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hmac
 import html
+import ipaddress
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import BaseServer
 from typing import Any
 
 import httpx
@@ -49,6 +51,12 @@ from office.pg import PgError, PgTarget, redact_dsn
 from office.pull import Puller, PullError
 
 log = logging.getLogger(__name__)
+
+#: Why ``/lists/bundle`` is refused on the LAN when no token is configured.
+NO_LISTS_TOKEN = (
+    "the list bundle names quarantined households and people; set lists_token_env in the"
+    " collector's config and the same token in every gate's [fleet] lists_token_env"
+)
 
 #: The wait between two tries of one request within a pull (``retries`` tries in all).
 REQUEST_BACKOFF = Backoff(base_s=0.5, cap_s=5.0)
@@ -325,18 +333,32 @@ class Collector:
         with self._lock:
             return [KioskStatus(**s.as_dict()) for s in self._status.values()]
 
-    def bundle_allowed(self, authorization: str | None) -> bool:
-        """Whether a request with this ``Authorization`` may have the list bundle: anyone when
-        no ``lists_token_env`` is configured; else ``Bearer <token>``, compared in constant
-        time, read at each request (a rotated token is picked up). Named but unset: nobody."""
+    def bundle_refusal(self, authorization: str | None, *, lan: bool) -> tuple[int, str] | None:
+        """Why a request with this ``Authorization`` may not have the list bundle: ``(status,
+        message)``, or ``None`` to serve it. With ``lists_token_env``: only ``Bearer <token>``,
+        compared in constant time, read at each request (a rotated token is picked up); named
+        but unset: nobody. Without one: served on loopback only; on the LAN (``lan``) refused,
+        since the bundle names quarantined households and people."""
         env = self.config.lists_token_env
         if env is None:
-            return True
+            return (403, NO_LISTS_TOKEN) if lan else None
         expected = os.environ.get(env, "").strip()
-        if not expected:
-            return False
         presented = (authorization or "").encode("utf-8", "replace")
-        return hmac.compare_digest(presented, f"Bearer {expected}".encode())
+        if expected and hmac.compare_digest(presented, f"Bearer {expected}".encode()):
+            return None
+        return 401, "the list bundle needs the gates' bearer token ([fleet] lists_token_env)"
+
+    def bundle_notice(self, lan: bool) -> str | None:
+        """One line for the start of ``kiosk collect`` when the bundle is refused to every
+        gate (the pulls go on); ``None`` when it can be served."""
+        if self.bundle is None:
+            return None
+        env = self.config.lists_token_env
+        if env is None and lan:
+            return f"/lists/bundle is refused on the LAN: {NO_LISTS_TOKEN}"
+        if env is not None and not os.environ.get(env, "").strip():
+            return f"/lists/bundle is refused to every gate: {env} (lists_token_env) is not set"
+        return None
 
     def status_json(self) -> dict[str, Any]:
         bundle = self.bundle.get() if self.bundle is not None else None
@@ -424,6 +446,17 @@ def _epoch(iso: str | None) -> float | None:
 STATUS_TIMEOUT_S = 10.0
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address the server is bound to) is reachable from this host only;
+    a name other than ``localhost``, or ``0.0.0.0``, is not."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class StatusServer:
     """The collector's own small HTTP server (stdlib, one thread per request; a connection
     silent for ``timeout_s`` is closed)."""
@@ -442,6 +475,11 @@ class StatusServer:
     def port(self) -> int:
         return int(self.httpd.server_address[1])
 
+    @property
+    def lan(self) -> bool:
+        """Listening on an address other hosts can reach (the bundle then needs a token)."""
+        return _on_lan(self.httpd)
+
     def start(self) -> None:
         self._thread = threading.Thread(
             target=self.httpd.serve_forever, name="kiosk-collect-http", daemon=True
@@ -451,6 +489,11 @@ class StatusServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def _on_lan(server: BaseServer) -> bool:
+    address = server.server_address  # (host, port) for the TCP server
+    return not is_loopback(str(address[0] if isinstance(address, tuple) else address))
 
 
 def _handler_for(collector: Collector) -> type[BaseHTTPRequestHandler]:
@@ -490,13 +533,14 @@ def _handler_for(collector: Collector) -> type[BaseHTTPRequestHandler]:
                 self._send(404, b'{"detail":"not found"}', "application/json")
 
         def _bundle(self) -> None:
-            if not collector.bundle_allowed(self.headers.get("Authorization")):
-                self._send(
-                    401,
-                    b'{"detail":"the list bundle needs the kiosks\' bearer token"}',
-                    "application/json",
-                    {"WWW-Authenticate": "Bearer"},
-                )
+            refusal = collector.bundle_refusal(
+                self.headers.get("Authorization"), lan=_on_lan(self.server)
+            )
+            if refusal is not None:
+                status, message = refusal
+                extra = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+                body = json.dumps({"detail": message}).encode()
+                self._send(status, body, "application/json", extra)
                 return
             got = collector.bundle.get() if collector.bundle is not None else None
             if got is None:

@@ -256,6 +256,8 @@ class ListSync:
                 if response.status_code == 304:
                     self.lists.confirm(self.clock.now())
                     return SyncResult("not_modified", applied, "no newer bundle")
+                if response.status_code in (401, 403):
+                    return SyncResult("error", applied, self._refused(response.status_code))
                 if response.status_code != 200:
                     return SyncResult("error", applied, f"HTTP {response.status_code}")
                 declared = response.headers.get("content-length", "")
@@ -281,6 +283,15 @@ class ListSync:
             self.lists.confirm(self.clock.now())
         version = self.lists.current.freshness.bundle_version
         return SyncResult("applied" if imported.applied else "current", version, imported.message)
+
+    def _refused(self, status: int) -> str:
+        """What a gate refused the bundle should change: the token it sends, or has not."""
+        if self.token:
+            return f"HTTP {status}: the office refuses this gate's token ([fleet] lists_token_env)"
+        return (
+            f"HTTP {status}: the office wants a bearer token; set [fleet] lists_token_env to the"
+            " variable holding the collector's lists token"
+        )
 
     # -- freshness ----------------------------------------------------------------------------
 

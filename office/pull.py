@@ -481,7 +481,10 @@ class Puller:
         return result.kiosk_id
 
     def pull(self, url: str, token: str) -> PullResult:
-        base = normalise_url(url)
+        try:
+            base = normalise_url(url)
+        except ValueError as exc:  # its message does not repeat a password in the URL
+            raise PullError(str(exc)) from None
         endpoint = base + "/api/v1/events"
         result = PullResult(base, self.target.source_kiosk(base))
         kiosk_id = result.kiosk_id or self._probe(endpoint, token, result)

@@ -102,14 +102,9 @@ def collect_run(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     server.start()
     collector.start()
-    if config.lists_bundle_file and not config.lists_token_env and config.status_host not in (
-        "127.0.0.1", "::1", "localhost"
-    ):  # fmt: skip
-        print(
-            f"kiosk collect: warning: /lists/bundle (quarantined households and people) is"
-            f" served to anyone reaching {config.status_host}:{server.port}; set lists_token_env",
-            file=sys.stderr,
-        )
+    notice = collector.bundle_notice(server.lan)
+    if notice:  # the logs are pulled all the same
+        print(f"kiosk collect: {notice}", file=sys.stderr)
     print(
         f"kiosk collect: {len(config.kiosks)} kiosks; status on"
         f" http://{config.status_host}:{server.port}/",

@@ -25,10 +25,24 @@ from ._base import EnvName, Host, Port, Section
 __all__ = ["CollectorConfig", "FleetSection", "KioskSource", "load_collector_config"]
 
 
+def refuse_credentials(url: str) -> str:
+    """``url`` stripped, unless it carries ``user[:password]@`` before the host: then
+    ``ValueError``, whose message does not repeat the URL. Kiosk URLs are shown and stored
+    (pull errors, the status page, ``pull_sources``, logs); the kiosks authenticate bearer
+    tokens, so a password in a URL would only be a secret on display."""
+    url = url.strip()
+    if "@" in urlsplit(url).netloc:
+        raise ValueError(
+            "URL must not carry a user name or password (user:password@host); the kiosks take"
+            " a bearer token (token_env/token_file, --token, lists_token_env)"
+        )
+    return url
+
 
 def normalise_url(url: str) -> str:
-    """``http(s)://host[:port][/prefix]`` without a trailing slash. Raises ``ValueError``."""
-    parts = urlsplit(url.strip())
+    """``http(s)://host[:port][/prefix]`` without a trailing slash. Raises ``ValueError``,
+    also for a URL with a user name or password (``refuse_credentials``)."""
+    parts = urlsplit(refuse_credentials(url))
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"not an http(s) URL: {url!r}")
     if parts.query or parts.fragment:
@@ -110,8 +124,8 @@ class CollectorConfig(Section):
     none: not served."""
     lists_token_env: EnvName | None = None
     """Environment variable with the bearer token the kiosks must send for `/lists/bundle` (their
-    `[fleet] lists_token_env`). The bundle names quarantined households and people: set it
-    whenever the status port is reachable from the LAN. None: served to anyone."""
+    `[fleet] lists_token_env`). The bundle names quarantined households and people. None: the
+    bundle is served on a loopback `status_host` only, and refused (403) on any other."""
 
     @model_validator(mode="after")
     def _unique_urls(self) -> CollectorConfig:
@@ -142,16 +156,15 @@ class FleetSection(Section):
     lists_timeout_s: float = Field(20.0, ge=1, le=300)
     """HTTP timeout per fetch."""
     lists_token_env: EnvName | None = None
-    """Environment variable with a bearer token if the URL needs one."""
+    """Environment variable with the bearer token for `lists_url` (the collector's
+    `lists_token_env`; it refuses the bundle on the LAN without one)."""
 
     @field_validator("lists_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(value.strip())
+        parts = urlsplit(refuse_credentials(value))
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an http(s) URL")
         return value.strip()
