@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from kiosk import privacy
 from kiosk.alarms import Alarm, alarm_from_event, reason_codes
 from kiosk.passes import Pass
+from kiosk.sheets import formula_safe
 from ui import charts, i18n
 from ui.views import device_entries, device_label
 
@@ -408,10 +409,8 @@ def export_table(
 
 def _cell_text(value: object) -> str:
     text = "" if value is None else str(value)
-    # A text cell starting with = + - @ would run as a formula in a spreadsheet.
-    if not isinstance(value, int | float) and text[:1] in ("=", "+", "-", "@"):
-        return "'" + text
-    return text
+    # A number's "-" is its sign; text must never run as a formula in a spreadsheet.
+    return text if isinstance(value, int | float) else formula_safe(text)
 
 
 def events_csv(headers: list[str], table: list[list[Any]]) -> str:
