@@ -52,7 +52,9 @@ def local_time(ts: str | None, tz: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
 def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict[str, Any]:
     """An alarm card in the guard's language: what, who (masked for the viewer's role),
     temperature, direction, date and time, and the passages it is about."""
-    if a.detail in i18n.reason_codes():
+    if a.kind == "overflow":
+        detail = i18n.t(lang, "alarm.overflow_detail", n=a.dropped)
+    elif a.detail in i18n.reason_codes():
         detail = i18n.reason_text(lang, a.detail)
     elif i18n.has(f"device.{a.detail}"):
         detail = device_label(lang, a.detail)
