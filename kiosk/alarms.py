@@ -66,12 +66,15 @@ RESOLUTIONS = ("handled", "sent_home", "false_alarm", "escalated")
 #: alarm, while it is open.
 PERSON_KINDS = frozenset({"fever", "quarantine", "forged", "foreign", "guard"})
 INCIDENT_WINDOW_S = 600
+#: The key of the card counting open alarms that no longer fit on a full board (then ``:``
+#: and the key of the first of them, so a stale page cannot close a newer card).
+OVERFLOW_KEY = "board:overflow"
 
 
 @dataclass
 class Alarm:
     key: str
-    kind: str  # fever | quarantine | forged | foreign | device | guard | other
+    kind: str  # fever | quarantine | forged | foreign | device | guard | other | overflow
     ts: str
     seq: int | None = None
     detail: str = ""
@@ -87,6 +90,8 @@ class Alarm:
     seqs: list[int] = field(default_factory=list)
     resolution: str | None = None
     note: str = ""
+    #: On the overflow card: the open alarms that left the full board.
+    dropped: int = 0
 
     @property
     def subject(self) -> str | None:
@@ -120,13 +125,16 @@ def _seconds_between(a: str, b: str) -> float:
 @dataclass
 class AlarmBoard:
     """Open and acknowledged alarms, keyed; keeps the latest ``keep`` (acknowledged ones are
-    dropped first). ``acked_before`` holds acknowledgements read back from the audit log:
+    dropped first). When all ``keep`` are open, the oldest open one leaves the board and is
+    counted on ``overflow``, a card (kind ``overflow``) shown after the others until a guard
+    closes it. ``acked_before`` holds acknowledgements read back from the audit log:
     key -> (who, when, resolution, note)."""
 
     keep: int = 200
     alarms: dict[str, Alarm] = field(default_factory=dict)
     scanned_seq: int = -1  # -1: not scanned yet
     acked_before: dict[str, tuple[str, str, str | None, str]] = field(default_factory=dict)
+    overflow: Alarm | None = None
 
     def add(self, alarm: Alarm) -> bool:
         """Take a new alarm; False when it is known already or joins an open incident."""
@@ -139,11 +147,33 @@ class AlarmBoard:
                 known.ts, known.temp_c = alarm.ts, alarm.temp_c or known.temp_c
                 return False
         self.alarms[alarm.key] = alarm
-        if len(self.alarms) > self.keep:
-            acked = [k for k, a in self.alarms.items() if a.acked_by]
-            for k in (acked or list(self.alarms))[: len(self.alarms) - self.keep]:
-                del self.alarms[k]
+        self._trim()
         return True
+
+    def _trim(self) -> None:
+        """Down to ``keep``: closed alarms leave first, oldest first (one closed in the audit
+        log read back counts as closed); an open one only when every alarm left is open, and
+        then it is counted on the overflow card, never dropped unsaid."""
+        excess = len(self.alarms) - self.keep
+        if excess <= 0:
+            return
+        closed = [k for k, a in self.alarms.items() if a.acked_by or k in self.acked_before]
+        still_open = [k for k in self.alarms if k not in closed]
+        for key in (closed + still_open)[:excess]:
+            gone = self.alarms.pop(key)
+            if self.acked_before.pop(key, None) is None and not gone.acked_by:
+                self._overflowed(gone)
+
+    def _overflowed(self, gone: Alarm) -> None:
+        """Count an open alarm that left the full board on the open overflow card (a new card
+        once a guard closed the last one)."""
+        card = self.overflow
+        if card is None or card.acked_by:
+            card = self.overflow = Alarm(
+                key=f"{OVERFLOW_KEY}:{gone.key}", kind="overflow", ts=gone.ts, detail="overflow"
+            )
+        card.dropped += 1
+        card.ts = max(card.ts, gone.ts)
 
     def _close_if_acked_before(self, alarm: Alarm, now: str | None = None) -> None:
         """Apply an acknowledgement read back from the audit log once its time has come
@@ -160,9 +190,13 @@ class AlarmBoard:
             self._close_if_acked_before(alarm)
 
     def open(self) -> list[Alarm]:
-        return sorted(
+        """The open alarms, newest first; the overflow card (older than all) last."""
+        shown = sorted(
             (a for a in self.alarms.values() if not a.acked_by), key=lambda a: a.ts, reverse=True
         )
+        if self.overflow is not None and not self.overflow.acked_by:
+            shown.append(self.overflow)
+        return shown
 
     def forget_cleared_devices(self, standing: set[str]) -> None:
         """Drop acknowledged device alarms whose fault has cleared, so a new fault alarms
@@ -178,6 +212,8 @@ class AlarmBoard:
         self, key: str, who: str, when: str, resolution: str | None = None, note: str = ""
     ) -> Alarm | None:
         alarm = self.alarms.get(key)
+        if alarm is None and self.overflow is not None and self.overflow.key == key:
+            alarm = self.overflow
         if alarm is None or alarm.acked_by:
             return None
         alarm.acked_by, alarm.acked_at, alarm.resolution, alarm.note = who, when, resolution, note

@@ -5,7 +5,8 @@ older office PCs) or the first sheet of an .xlsx into a header and rows of text,
 before it is read (``MAX_BYTES``, ``MAX_ROWS``, ``MAX_COLUMNS``; an .xlsx also by what it
 unpacks to, ``MAX_UNPACKED_BYTES``). ``diff_rows`` says what an
 import would change (added, changed, removed) so it can be shown before it is applied.
-``write_xlsx`` / ``write_csv`` write the daily report.
+``write_xlsx`` / ``write_csv`` write the daily report. ``formula_safe`` is the one rule every
+CSV of events (the API's, the guard console's) writes text cells by.
 
 openpyxl reads .xlsx in read-only mode (a zip of XML): no macros run, formulas are read as
 their cached values (``data_only``); a formula with no cached value (a file a program wrote
@@ -30,6 +31,7 @@ __all__ = [
     "Diff",
     "Table",
     "diff_rows",
+    "formula_safe",
     "read_table",
     "write_csv",
     "write_xlsx",
@@ -42,6 +44,9 @@ MAX_CELL = 500
 #: An .xlsx is a zip: what it may unpack to in all, checked from its directory before openpyxl
 #: reads a byte (a 20 000-row sheet is a few MB of XML; a small upload can unpack to GB).
 MAX_UNPACKED_BYTES = 64 * 1024 * 1024
+#: What a text cell may not start with in a CSV a spreadsheet opens: a formula (``= + - @``),
+#: or a tab or carriage return, which a spreadsheet skips before reading the formula after it.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -271,6 +276,12 @@ def write_xlsx(sheets: Mapping[str, Sequence[Sequence[object]]]) -> bytes:
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def formula_safe(text: str) -> str:
+    """``text`` as a CSV text cell a spreadsheet shows as text and never runs (CSV injection):
+    one starting with ``FORMULA_STARTS`` gets a leading ``'``."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def write_csv(rows: Iterable[Sequence[object]]) -> str:

@@ -6,11 +6,12 @@ item 3)."""
 from __future__ import annotations
 
 import re
+from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
 from guard_support import BASE, add_event, login, make_app, post
 
-from kiosk.alarms import AlarmDesk, alarm_from_event
+from kiosk.alarms import Alarm, AlarmBoard, AlarmDesk, alarm_from_event
 from ui.guard.display import alarm_view
 
 
@@ -143,3 +144,67 @@ def test_closing_with_an_unknown_outcome_is_refused(guard_client, guard_core):
     response = post(guard_client, "/guard/alarms/ack", csrf, key="event:1", resolution="shrug")
     assert "err=" in response.headers["location"]
     assert len(cards(guard_client.get("/guard").text)) == 1
+
+
+# --- a full board (keep) --------------------------------------------------------------------
+
+
+def board_alarm(n: int) -> Alarm:
+    return Alarm(key=f"event:{n}", kind="fever", ts=f"2026-03-02T08:{n:02d}:00+00:00", seq=n,
+                 household=f"{n}-101", holder="Li", seqs=[n])  # fmt: skip
+
+
+def test_a_full_board_lets_closed_alarms_go_before_open_ones():
+    board = AlarmBoard(keep=3)
+    for n in (1, 2, 3):
+        board.add(board_alarm(n))
+    board.ack("event:3", "guard", "2026-03-02T08:10:00+00:00")
+    board.add(board_alarm(4))
+    assert [a.key for a in board.open()] == ["event:4", "event:2", "event:1"]
+
+
+def test_when_every_alarm_on_a_full_board_is_open_none_vanishes_unsaid():
+    """A board of open alarms only (nobody closed them): the oldest leaves the board, but a
+    card says how many open alarms no longer fit, until a guard closes that card."""
+    board = AlarmBoard(keep=3)
+    for n in range(1, 6):
+        board.add(board_alarm(n))
+    shown = board.open()
+    assert [a.key for a in shown[:3]] == ["event:5", "event:4", "event:3"]
+    [card] = shown[3:]
+    assert card.kind == "overflow" and card.dropped == 2
+    assert card.ts == board_alarm(2).ts  # the newest of them: older than every card above it
+    words = alarm_view(card, "en", ZoneInfo("UTC"), frozenset())
+    assert "2 more open alarms" in words["detail"] and words["title"] == "Older open alarms"
+    assert "2 条" in alarm_view(card, "zh-CN", ZoneInfo("UTC"), frozenset())["detail"]
+    assert board.ack(card.key, "guard", "2026-03-02T09:00:00+00:00") is card
+    assert [a.key for a in board.open()] == ["event:5", "event:4", "event:3"]
+    board.add(board_alarm(6))  # one more pushed off after the close: a new card counts it
+    assert [(a.kind, a.dropped) for a in board.open()[3:]] == [("overflow", 1)]
+
+
+def test_an_alarm_closed_before_a_restart_does_not_count_as_an_open_one_that_did_not_fit(
+    guard_core, clock
+):
+    """After a restart the board is filled again from the log: an alarm closed (audited)
+    after newer ones came is closed, and leaves the full board first, uncounted."""
+    for household in ("1-101", "2-202", "3-303"):
+        fever(guard_core, household=household)
+        clock.advance(60)
+    guard_core.store.audit("guard", "alarm_ack", {"keys": ["event:1"], "resolution": "handled"})
+    desk = AlarmDesk(guard_core.store, guard_core.clock, keep=2)
+    assert [a.key for a in desk.open_alarms([])] == ["event:3", "event:2"]
+
+
+def test_the_live_page_shows_the_card_of_open_alarms_that_did_not_fit(guard_core):
+    app = make_app(guard_core)
+    app.state.guard.alarms.board.keep = 2
+    for household in ("1-101", "2-202", "3-303", "4-404"):
+        fever(guard_core, household=household)
+    with TestClient(app, base_url=BASE) as guard_client:
+        csrf = login(guard_client)
+        shown = cards(guard_client.get("/guard?lang=en").text)
+        assert len(shown) == 3 and "2 more open alarms" in shown[2]
+        key = re.search(r'data-key="([^"]+)"', shown[2]).group(1)
+        post(guard_client, "/guard/alarms/ack", csrf, only=key, resolution="handled")
+        assert len(cards(guard_client.get("/guard").text)) == 2

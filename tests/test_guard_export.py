@@ -215,3 +215,31 @@ def test_the_xlsx_counts_unregistered_vehicles_against_the_resident_list(guard_c
     book = load_workbook(io.BytesIO(guard_client.get("/guard/export.xlsx?day=2026-03-02").content))
     figures = dict(book["当日统计"].iter_rows(values_only=True))
     assert figures["非本小区登记车辆"] == 1 and figures["车辆登记"] == 2
+
+
+@pytest.mark.parametrize("prefix", ["\t", "\r"])
+def test_a_name_starting_with_a_tab_or_carriage_return_is_never_a_formula_in_the_csv(
+    guard_client, guard_core, prefix
+):
+    """A spreadsheet skips a leading tab or CR and runs what follows as a formula: the API's
+    CSV neutralised them, the guard's did not (one rule for both now)."""
+    add_event(guard_core, decision="manual_pass", reasons=("guard_override",), kind="registration",
+              person={"name": prefix + "=cmd|calc", "note": prefix + "@SUM(1)"})  # fmt: skip
+    login(guard_client)
+    response = guard_client.get("/guard/export.csv?day=2026-03-02")
+    row = list(csv.DictReader(io.StringIO(response.text.lstrip("\ufeff"))))[0]
+    assert row["姓名"] == "'" + prefix + "=cmd|calc"
+    assert row["事由或备注"] == "'" + prefix + "@SUM(1)"
+
+
+def test_the_api_and_the_guard_console_write_csv_text_by_one_rule():
+    from kiosk.sheets import FORMULA_STARTS, formula_safe
+    from ui.api import _csv_cell
+    from ui.guard.display import events_csv
+
+    for start in FORMULA_STARTS:
+        text = start + "1+1"
+        guard_cell = list(csv.reader(io.StringIO(events_csv(["h"], [[text]])[1:])))[1][0]
+        assert _csv_cell(text) == guard_cell == formula_safe(text) == "'" + text
+    assert _csv_cell(-3.5) == -3.5 and events_csv(["h"], [[-3.5]]).endswith("-3.5\r\n")
+    assert formula_safe("张三") == "张三"

@@ -110,17 +110,20 @@ def test_an_implausible_occupant_temperature_names_the_range(guard_client, guard
     assert "34" in response.text and "43" in response.text
 
 
+def check_plate(client, csrf, plate):
+    """The registration form's plate check: a POST, so the plate is never in a URL."""
+    return post(client, "/guard/community/plate", csrf, plate=plate)
+
+
 def test_the_plate_is_checked_against_the_resident_vehicle_list(guard_client, guard_core):
     resident_cars(guard_core, "plate,household\n京A12345,3-402\n")
     csrf = login(guard_client)
-    assert guard_client.get("/guard/api/plate", params={"plate": "京a·12345"}).json() == {
+    assert check_plate(guard_client, csrf, "京a·12345").json() == {
         "listed": True,
         "known": True,
         "household": "3-402",
     }
-    assert (
-        guard_client.get("/guard/api/plate", params={"plate": "沪B99999"}).json()["known"] is False
-    )
+    assert check_plate(guard_client, csrf, "沪B99999").json()["known"] is False
     with decided(guard_client, guard_core):
         vehicle(guard_client, csrf)
     with decided(guard_client, guard_core):
@@ -136,16 +139,50 @@ def test_the_plate_is_checked_against_the_resident_vehicle_list(guard_client, gu
 
 
 def test_without_a_vehicle_list_a_plate_is_not_called_unknown(guard_client, guard_core):
-    login(guard_client)
-    assert guard_client.get("/guard/api/plate", params={"plate": "京A12345"}).json() == {
+    csrf = login(guard_client)
+    assert check_plate(guard_client, csrf, "京A12345").json() == {
         "listed": False,
         "known": False,
         "household": None,
     }
 
 
-def test_the_plate_check_needs_a_session(guard_client):
-    assert guard_client.get("/guard/api/plate", params={"plate": "京A12345"}).status_code == 401
+def test_the_plate_check_needs_a_session_and_the_csrf_token(guard_client):
+    response = guard_client.post(
+        "/guard/community/plate", data={"plate": "京A12345"}, headers={"Origin": BASE}
+    )
+    assert response.status_code == 401
+    login(guard_client)
+    response = guard_client.post(
+        "/guard/community/plate", data={"plate": "京A12345"}, headers={"Origin": BASE}
+    )
+    assert response.status_code == 403
+
+
+def test_a_plate_is_never_looked_up_in_a_url(guard_client, guard_core):
+    """A plate in a query string lands in browser history and any proxy's access log: the
+    GET variant the form used is gone, and the page's script posts it."""
+    resident_cars(guard_core, "plate,household\n京A12345,3-402\n")
+    login(guard_client)
+    response = guard_client.get("/guard/api/plate", params={"plate": "京A12345"})
+    assert response.status_code in (404, 405) and "3-402" not in response.text
+    script = guard_client.get("/static/guard.js").text
+    assert "/guard/api/plate" not in script and "/guard/community/plate" in script
+
+
+def test_the_plate_check_answers_the_household_as_the_viewers_role_may_see_it(
+    guard_client, guard_core, monkeypatch
+):
+    """The answer is masked by the console's role rules (``mask_record``), like every other
+    household the console shows: a role that may not see households gets ``**02``."""
+    from ui.guard.community import common
+
+    resident_cars(guard_core, "plate,household\n京A12345,3-402\n")
+    csrf = login(guard_client)
+    assert check_plate(guard_client, csrf, "京A12345").json()["household"] == "3-402"
+    monkeypatch.setattr(common, "role", lambda g, session: "office")
+    answer = check_plate(guard_client, csrf, "京A12345").json()
+    assert answer["known"] is True and answer["household"] == "***02"
 
 
 def registration(guard_core, name, phone, **more):

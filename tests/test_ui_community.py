@@ -159,7 +159,7 @@ def test_plate_check_flags_an_unknown_plate(admin):
     def check(plate):
         return post(admin, "/guard/community/plate", admin.csrf, plate=plate)
 
-    assert check("京a 12345").json() == {"known": True, "household": "1-101"}
+    assert check("京a 12345").json() == {"listed": True, "known": True, "household": "1-101"}
     assert check("沪B99999").json()["known"] is False
     assert check("!").status_code == 400
     no_csrf = admin.post(

@@ -44,6 +44,7 @@ from kiosk.export import COLUMNS, read_events
 from kiosk.lists import Freshness
 from kiosk.privacy import FIELD_NAMES, mask_event, normalise_fields
 from kiosk.ratelimit import RateLimiter, Verdict
+from kiosk.sheets import formula_safe
 from kiosk.stats import daily_report
 from kiosk.store import EventLog
 from kiosk.tokens import TokenInfo
@@ -316,9 +317,8 @@ def _runner_metrics(core: Core) -> dict[str, Any]:
 def _csv_cell(value: Any) -> Any:
     if isinstance(value, list | dict):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        # A spreadsheet would run it as a formula (CSV injection).
-        return "'" + value
+    if isinstance(value, str):
+        return formula_safe(value)
     if value is None:
         return ""
     return value

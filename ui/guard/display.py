@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from kiosk import privacy
 from kiosk.alarms import Alarm, alarm_from_event, reason_codes
 from kiosk.passes import Pass
+from kiosk.sheets import formula_safe
 from ui import charts, i18n
 from ui.views import device_entries, device_label
 
@@ -51,7 +52,9 @@ def local_time(ts: str | None, tz: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
 def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict[str, Any]:
     """An alarm card in the guard's language: what, who (masked for the viewer's role),
     temperature, direction, date and time, and the passages it is about."""
-    if a.detail in i18n.reason_codes():
+    if a.kind == "overflow":
+        detail = i18n.t(lang, "alarm.overflow_detail", n=a.dropped)
+    elif a.detail in i18n.reason_codes():
         detail = i18n.reason_text(lang, a.detail)
     elif i18n.has(f"device.{a.detail}"):
         detail = device_label(lang, a.detail)
@@ -408,10 +411,8 @@ def export_table(
 
 def _cell_text(value: object) -> str:
     text = "" if value is None else str(value)
-    # A text cell starting with = + - @ would run as a formula in a spreadsheet.
-    if not isinstance(value, int | float) and text[:1] in ("=", "+", "-", "@"):
-        return "'" + text
-    return text
+    # A number's "-" is its sign; text must never run as a formula in a spreadsheet.
+    return text if isinstance(value, int | float) else formula_safe(text)
 
 
 def events_csv(headers: list[str], table: list[list[Any]]) -> str:

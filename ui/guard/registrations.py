@@ -9,7 +9,9 @@ decision through the engine, so the rules on it (no pass with a fever) are the e
   every temperature is checked against the fever threshold, and a feverish occupant refuses
   the vehicle as a pass exactly like a person (the event's ``temp_c`` is the highest one).
   The plate is checked against the resident-vehicle list (``kiosk.vehicles``): a plate not
-  on it is flagged on the page and on the record (``resident_of`` missing).
+  on it is flagged on the page and on the record (``resident_of`` missing). While the guard
+  types, the page asks ``POST /guard/community/plate`` (never a GET: a plate in a URL lands
+  in browser history and access logs).
 * Earlier visitors are found by name or phone-number suffix (``kiosk.queries.past_visitors``)
   and copied into the form; a field the guard's role does not see (the phone) is copied on
   the server from the earlier record (``copy_from``), never sent to the page.
@@ -21,14 +23,14 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
-from kiosk import privacy, queries
+from kiosk import queries
 from kiosk.community import CommunityError
 from kiosk.vehicles import VehicleList
 from ui.auth import Session
-from ui.guard.deps import ActionSession, ApiSession, Guard, GuardDep, PageSession, done, note, room
+from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
 from ui.guard.display import feed_row, vehicle_text, visitor_row
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, needed, whole
 
@@ -127,17 +129,6 @@ def searched(query: str, clear: frozenset[str]) -> str:
     if "person.phone" in clear or not query.isdigit() or len(query) <= SHOWN_DIGITS:
         return query
     return query[-SHOWN_DIGITS:]
-
-
-@router.get("/api/plate", include_in_schema=False)
-def check_plate(
-    session: ApiSession, g: GuardDep, plate: str = Query(..., max_length=20)
-) -> Response:
-    """Whose car a plate is (for the form, before the guard decides); masked per role."""
-    status = plate_status(g, plate)
-    if status["household"] and "household" not in g.clear(session):
-        status["household"] = privacy.mask_code(status["household"])
-    return JSONResponse(status, headers={"Cache-Control": "no-store"})
 
 
 def register(

@@ -281,7 +281,10 @@
     check.textContent = "";
     check.className = "hint plate-check";
     if (plate.length < 4) return;
-    const r = await fetch("/guard/api/plate?plate=" + encodeURIComponent(plate), { headers: { accept: "application/json" } });
+    // A POST with the form's CSRF token: the plate is never in a URL (history, access logs).
+    const body = new URLSearchParams({ csrf: vehicle.elements.csrf.value, plate });
+    const r = await fetch("/guard/community/plate", { method: "POST", body, headers: { accept: "application/json" } });
+    if (r.status === 400) { check.textContent = "⚠ " + check.dataset.unknown; check.classList.add("unknown"); return; }
     if (!r.ok) return;
     const s = await r.json();
     if (!s.listed) { check.textContent = check.dataset.noList; return; }

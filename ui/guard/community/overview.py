@@ -41,16 +41,23 @@ def overview(request: Request, session: PageSession, g: GuardDep) -> Response:
 
 @router.post("/plate", include_in_schema=False)
 async def plate(request: Request, session: ActionSession, g: GuardDep) -> Response:
-    """At a vehicle registration: is the plate on the resident list? (unknown: flag it)
-    A POST, so the plate never appears in a URL or an access log."""
+    """At a vehicle registration (the form's plate check): is the plate on the resident list?
+    ``{"listed", "known", "household"}``, the household masked for the viewer's role; 400 for
+    text that cannot be a plate. A POST, so the plate never appears in a URL or an access log."""
     form = await request.form()
+    vehicles = ledgers(g).vehicles
+    if not await asyncio.to_thread(vehicles.listed):  # no list: no plate can be judged
+        return JSONResponse({"listed": False, "known": False, "household": None})
     try:
-        household = await asyncio.to_thread(
-            ledgers(g).vehicles.check, form_text(form, "plate")[:20]
-        )
+        household = await asyncio.to_thread(vehicles.check, form_text(form, "plate")[:20])
     except CommunityError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    return JSONResponse({"known": household is not None, "household": household})
+    if household is not None:
+        household = masked(g, session, {"household": household})["household"]
+    return JSONResponse(
+        {"listed": True, "known": household is not None, "household": household},
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @router.get("/map", response_class=HTMLResponse, include_in_schema=False)
