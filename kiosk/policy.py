@@ -61,6 +61,7 @@ __all__ = [
     "PassageInputs",
     "PolicyState",
     "decide",
+    "quarantine_blocks",
     "quota_reached",
     "quota_used",
     "should_remeasure",
@@ -289,7 +290,7 @@ def _check_pass(
         reasons.append("pass_revoked")
     today = now.astimezone(tz).date()
     if lists.quarantine_for(pass_.household, pass_.holder, today) is not None:
-        if direction == "out" or cfg.quarantine_blocks == "both":
+        if quarantine_blocks(cfg, direction):
             reasons.append("quarantined")
             alarms.add("quarantine_breach")
             guard.append(True)
@@ -330,6 +331,12 @@ def _check_pass(
                 guard.append(True)
             else:
                 flags.append("passback")
+
+
+def quarantine_blocks(cfg: PolicySection, direction: str) -> bool:
+    """Whether home quarantine stops a passage in ``direction``: going out always, coming home
+    too with ``quarantine_blocks = "both"`` (the gate's rule; the console asks it as well)."""
+    return direction == "out" or cfg.quarantine_blocks == "both"
 
 
 def quota_reached(

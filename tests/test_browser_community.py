@@ -241,3 +241,42 @@ def test_the_map_marks_a_quota_used_yesterday(quota_site, browser):
         assert used.evaluate(background) not in (plain, "rgba(0, 0, 0, 0)")
     finally:
         page.context.close()
+
+
+def test_a_guard_registering_a_quarantined_households_member_out_is_warned(site, browser):
+    """The unit typed shows the dwelling's quarantine at once (as the plate check does); the
+    registration out comes back with the warning and a reason to give; confirmed, it is
+    recorded with that reason."""
+    core, url = site
+    core.lists.add_quarantine("3-1-702", None, "2026-02-10", "2026-02-24", "root")
+    page = signed_in(browser, url, "alice", GUARD_PW)
+    try:
+        page.goto(f"{url}/guard/register?lang=en")
+        form = page.locator("#person-form")
+        form.locator("input[name=name]").fill("Wang Fang")
+        form.locator("input[name=unit]").fill("3-1-702")
+        form.locator("input[name=reason]").click()  # the unit's change event
+        check = page.locator("#unit-check")
+        check.filter(has_text="home quarantine").wait_for()
+        assert "unknown" in check.get_attribute("class")  # the warning colour
+        form.locator("input[name=reason]").fill("pharmacy")
+        form.locator("input[name=temp_c]").fill("36.5")
+        form.locator("select[name=direction]").select_option("out")
+        form.locator("button[type=submit]").click()
+        page.wait_for_selector(".flash.err")
+        assert "home quarantine" in page.inner_text(".flash.err")
+        assert page.locator("#person-quarantine").is_visible()
+        assert page.locator("#person-record-deny").is_visible()
+        assert core.store.last_seq == 0  # nothing recorded, the gate did not open
+        page.fill("#person-form input[name=quarantine_reason]", "hospital, with the doctor")
+        page.click("#person-confirm-quarantine")
+        page.wait_for_selector(".flash.ok")
+        for _ in range(200):
+            if core.store.last_seq:
+                break
+            page.wait_for_timeout(25)
+        (event,) = core.store.events()
+        assert event["decision"] == "manual_pass" and event["direction"] == "out"
+        assert event["person"]["quarantine_reason"] == "hospital, with the doctor"
+    finally:
+        page.context.close()

@@ -10,6 +10,12 @@ decision through the engine, so the rules on it (no pass with a fever) are the e
   the vehicle as a pass exactly like a person (the event's ``temp_c`` is the highest one).
   The plate is checked against the resident-vehicle list (``kiosk.vehicles``): a plate not
   on it is flagged on the page and on the record (``resident_of`` missing).
+* A pass out for a member (``unit``) or a car (the plate's household) of a household in home
+  quarantine, in a direction quarantine blocks (``kiosk.policy.quarantine_blocks``), comes
+  back with the warning until the guard confirms it with a reason (``quarantine_reason``,
+  kept on the record; the audit row says ``quarantine: confirmed``); the guard may still let
+  them go. Whether a household is quarantined is the map's mark (``overview.marks``), also
+  asked by the form as the unit is typed (``/guard/api/household``, like the plate check).
 * Earlier visitors are found by name or phone-number suffix (``kiosk.queries.past_visitors``)
   and copied into the form; a field the guard's role does not see (the phone) is copied on
   the server from the earlier record (``copy_from``), never sent to the page.
@@ -26,8 +32,11 @@ from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
 from kiosk.community import CommunityError
+from kiosk.lists import same_text
+from kiosk.policy import quarantine_blocks
 from kiosk.vehicles import VehicleList
 from ui.auth import Session
+from ui.guard.community.overview import marks
 from ui.guard.deps import ActionSession, ApiSession, Guard, GuardDep, PageSession, done, note, room
 from ui.guard.display import feed_row, vehicle_text, visitor_row
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, needed, whole
@@ -41,6 +50,8 @@ REGISTRATION_KINDS = ("registration", "vehicle")
 MAX_PASSENGERS = 12
 #: Person fields the form of a person takes back after a refusal.
 PERSON_FIELDS = ("name", "phone", "id_number", "unit", "reason", "temp_c", "copy_from")
+#: Refusals after which the page offers the button "登记为禁止通行".
+DENY_OFFERED = ("reg.fever_refused", "reg.vehicle_fever", "reg.quarantine_confirm")
 
 
 def plausible(g: Guard) -> tuple[float, float]:
@@ -69,6 +80,44 @@ def plate_status(g: Guard, plate: str) -> dict[str, Any]:
     return {"listed": True, "known": household is not None, "household": household}
 
 
+def household_quarantined(g: Guard, household: str | None) -> bool:
+    """Whether ``household`` (however the guard spelled it) is marked quarantined today: the
+    map's and the service desk's mark (``overview.marks``), from the quarantine list."""
+    if not household:
+        return False
+    key = same_text(household)
+    return any(
+        same_text(h) == key and "quarantined" in found for h, found in marks(g).items()
+    )
+
+
+def quarantine_confirmed(
+    g: Guard, form: FormData, household: str | None, direction: str, decision: str
+) -> dict[str, Any]:
+    """A pass for a quarantined household in a direction quarantine blocks: refused with the
+    warning (``reg.quarantine_confirm``) until the guard confirms it with a reason; returns
+    what the record keeps of the confirmation (nothing when none was needed)."""
+    if decision != "pass" or not quarantine_blocks(g.cfg.policy, direction):
+        return {}
+    if not household_quarantined(g, household):
+        return {}
+    if not form.get("confirm_quarantine"):
+        raise BadInput("reg.quarantine_confirm", h=household)
+    reason = clean(form.get("quarantine_reason"), "reg.quarantine_reason", required=True)
+    return {"quarantine_reason": reason}
+
+
+@router.get("/api/household", include_in_schema=False)
+def check_household(
+    session: ApiSession, g: GuardDep, unit: str = Query(..., max_length=40)
+) -> Response:
+    """Whether a dwelling is in home quarantine (for the form, as the unit is typed)."""
+    return JSONResponse(
+        {"quarantined": household_quarantined(g, unit.strip())},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
 @router.get("/register", response_class=HTMLResponse, include_in_schema=False)
 def register_page(
     request: Request, session: PageSession, g: GuardDep, q: str | None = SEARCH
@@ -85,6 +134,7 @@ def page(
     typed: dict[str, Any] | None = None,
     error: str | None = None,
     fever: bool = False,
+    quarantine: bool = False,
 ) -> HTMLResponse:
     """The registration page; after a refusal ``typed`` holds the form as it was sent."""
     lang = g.lang(request)
@@ -109,6 +159,7 @@ def page(
         found=[visitor_row(e, clear, g.tz) for e in found],
         typed=typed or {},
         fever_refused=fever,
+        quarantine_refused=quarantine,
         max_passengers=MAX_PASSENGERS,
         flash_ok=flash["flash_ok"],
         flash_err=error or flash["flash_err"],
@@ -153,7 +204,12 @@ def register(
     pass with a fever) and commits it like any other decision."""
     direction = direction_of(form, g.cfg.site.default_direction)
     decision = decision_of(form)
+    household = person.get("unit") if kind == "registration" else person.get("resident_of")
+    confirmed = quarantine_confirmed(g, form, household, direction, decision)
+    person = person | confirmed
     note(request, direction=direction, decision=decision)
+    if confirmed:
+        note(request, quarantine="confirmed")
     g.manual(
         decision=decision,
         operator=session.name,
@@ -179,9 +235,12 @@ def refused(
     """The form again with what was typed and the problem; the audit row says refused."""
     note(request, refused=problem.code)
     typed = {k: str(v)[:200] for k, v in form.items() if k not in ("csrf", "record_deny")}
-    fever = problem.key in ("reg.fever_refused", "reg.vehicle_fever")
+    fever = problem.key in DENY_OFFERED
+    # the confirmation asked for, or given without its reason: the warning stays on the page
+    quarantine = problem.key == "reg.quarantine_confirm" or bool(form.get("confirm_quarantine"))
     typed["form"] = "vehicle" if "plate" in form else "person"
-    return page(request, g, session, typed=typed, error=problem.text(g.lang(request)), fever=fever)
+    text = problem.text(g.lang(request))
+    return page(request, g, session, typed=typed, error=text, fever=fever, quarantine=quarantine)
 
 
 def earlier_fields(g: Guard, form: FormData) -> dict[str, Any]:
