@@ -40,7 +40,15 @@ from .store import format_ts
 if TYPE_CHECKING:
     from .community import LogLike
 
-__all__ = ["MIGRATIONS", "STATUSES", "CompoundMap", "Dwelling", "ImportPlan", "statuses"]
+__all__ = [
+    "MIGRATIONS",
+    "STATUSES",
+    "CompoundMap",
+    "Dwelling",
+    "ImportPlan",
+    "quarantined",
+    "statuses",
+]
 
 STATUSES = ("quarantined", "observing", "quota_used", "open_request")
 COLUMNS = ("building", "unit", "floor", "household", "residents")
@@ -132,6 +140,13 @@ def _dwellings(db: sqlite_utils.Database) -> list[Dwelling]:
     ]
 
 
+def quarantined(lists: Lists, day: date) -> set[str]:
+    """The households with a home-quarantine entry (the household or a person in it) active on
+    local ``day``, spelled as the list has them: the ``quarantined`` mark (the map, the
+    service desk, the registration form)."""
+    return {entry.household for entry in lists.quarantine if entry.active_on(day)}
+
+
 def statuses(
     db: sqlite_utils.Database, day: date, lists: Lists, quota_used: Collection[str] = ()
 ) -> dict[str, tuple[str, ...]]:
@@ -142,9 +157,8 @@ def statuses(
     def mark(household: str, status: str) -> None:
         marks.setdefault(household, set()).add(status)
 
-    for entry in lists.quarantine:
-        if entry.active_on(day):
-            mark(entry.household, "quarantined")
+    for quarantined_household in quarantined(lists, day):
+        mark(quarantined_household, "quarantined")
     for household in lists.households.values():
         if household.under_observation(day):
             mark(household.household, "observing")

@@ -14,7 +14,7 @@ decision through the engine, so the rules on it (no pass with a fever) are the e
   quarantine, in a direction quarantine blocks (``kiosk.policy.quarantine_blocks``), comes
   back with the warning until the guard confirms it with a reason (``quarantine_reason``,
   kept on the record; the audit row says ``quarantine: confirmed``); the guard may still let
-  them go. Whether a household is quarantined is the map's mark (``overview.marks``), also
+  them go. Whether a household is quarantined is the map's mark (``compound.quarantined``), also
   asked by the form as the unit is typed (``/guard/api/household``, like the plate check).
 * Earlier visitors are found by name or phone-number suffix (``kiosk.queries.past_visitors``)
   and copied into the form; a field the guard's role does not see (the phone) is copied on
@@ -32,11 +32,11 @@ from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
 from kiosk.community import CommunityError
+from kiosk.compound import quarantined
 from kiosk.lists import same_text
 from kiosk.policy import quarantine_blocks
 from kiosk.vehicles import VehicleList
 from ui.auth import Session
-from ui.guard.community.overview import marks
 from ui.guard.deps import ActionSession, ApiSession, Guard, GuardDep, PageSession, done, note, room
 from ui.guard.display import feed_row, vehicle_text, visitor_row
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, needed, whole
@@ -82,13 +82,11 @@ def plate_status(g: Guard, plate: str) -> dict[str, Any]:
 
 def household_quarantined(g: Guard, household: str | None) -> bool:
     """Whether ``household`` (however the guard spelled it) is marked quarantined today: the
-    map's and the service desk's mark (``overview.marks``), from the quarantine list."""
+    map's and the service desk's mark (``kiosk.compound.quarantined``), read from memory."""
     if not household:
         return False
     key = same_text(household)
-    return any(
-        same_text(h) == key and "quarantined" in found for h, found in marks(g).items()
-    )
+    return any(same_text(h) == key for h in quarantined(g.core.lists.current, g.today()))
 
 
 def quarantine_confirmed(
