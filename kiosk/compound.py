@@ -6,12 +6,14 @@ checks every row and says what would change; ``apply`` replaces the map with it 
 transaction and audits the counts. A household code is unique across the compound (the same
 code the passes and lists use).
 
-``statuses(db, day, tz, lists, quota_exits)`` marks every household for one local day:
+``statuses(db, day, lists, quota_used)`` marks every household for one local day:
 
 * ``quarantined``: a home-quarantine entry (household or a person in it) is active;
 * ``observing``: a returnee of the household is under observation (the returnee ledger), or
   the household ledger says so (``Lists.households[...].observation_until``);
-* ``quota_used``: the household's passed exits today reached the outing quota;
+* ``quota_used``: a resident going out now would be denied ``quota_exceeded``: the caller
+  hands in ``kiosk.policy.quota_used`` (the gate's own rule on the gate's passage history:
+  the rolling period, exempt roles left out, nothing while the quota is off);
 * ``open_request``: a household service request is open.
 
 ``grid`` lays that out per building for the guard console (floors top down, as drawn).
@@ -20,18 +22,16 @@ The map holds no names; household codes are personal data in exports (masked by 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
 from .auditing import audit_change
 from .clock import Clock
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, replace_rows
-from .days import day_bounds
 from .lists import Lists, same_text
 from .schema import sql_migrations
 from .sheets import Diff, Table, diff_rows, read_table
@@ -40,7 +40,15 @@ from .store import format_ts
 if TYPE_CHECKING:
     from .community import LogLike
 
-__all__ = ["MIGRATIONS", "STATUSES", "CompoundMap", "Dwelling", "ImportPlan", "statuses"]
+__all__ = [
+    "MIGRATIONS",
+    "STATUSES",
+    "CompoundMap",
+    "Dwelling",
+    "ImportPlan",
+    "quarantined",
+    "statuses",
+]
 
 STATUSES = ("quarantined", "observing", "quota_used", "open_request")
 COLUMNS = ("building", "unit", "floor", "household", "residents")
@@ -132,18 +140,25 @@ def _dwellings(db: sqlite_utils.Database) -> list[Dwelling]:
     ]
 
 
+def quarantined(lists: Lists, day: date) -> set[str]:
+    """The households with a home-quarantine entry (the household or a person in it) active on
+    local ``day``, spelled as the list has them: the ``quarantined`` mark (the map, the
+    service desk, the registration form)."""
+    return {entry.household for entry in lists.quarantine if entry.active_on(day)}
+
+
 def statuses(
-    db: sqlite_utils.Database, day: date, tz: ZoneInfo, lists: Lists, quota_exits: int
+    db: sqlite_utils.Database, day: date, lists: Lists, quota_used: Collection[str] = ()
 ) -> dict[str, tuple[str, ...]]:
-    """Household → its statuses on local ``day`` (only households that have one)."""
+    """Household → its statuses on local ``day`` (only households that have one);
+    ``quota_used``: the households whose quota is used up now (``kiosk.policy.quota_used``)."""
     marks: dict[str, set[str]] = {}
 
     def mark(household: str, status: str) -> None:
         marks.setdefault(household, set()).add(status)
 
-    for entry in lists.quarantine:
-        if entry.active_on(day):
-            mark(entry.household, "quarantined")
+    for quarantined_household in quarantined(lists, day):
+        mark(quarantined_household, "quarantined")
     for household in lists.households.values():
         if household.under_observation(day):
             mark(household.household, "observing")
@@ -159,16 +174,8 @@ def statuses(
             "select distinct household from service_requests where state in ('open', 'taken')"
         ):
             mark(r["household"], "open_request")
-    if has_table(db, "events"):
-        start, end = day_bounds(day, tz)
-        for r in db.query(
-            "select household, count(*) as n from events where ts >= ? and ts < ?"
-            " and direction = 'out' and decision in ('pass', 'manual_pass')"
-            " and household is not null group by household",
-            [start, end],
-        ):
-            if int(r["n"]) >= quota_exits:
-                mark(r["household"], "quota_used")
+    for household_code in quota_used:
+        mark(household_code, "quota_used")
     return _as_on_map(db, {h: tuple(s for s in STATUSES if s in m) for h, m in marks.items()})
 
 

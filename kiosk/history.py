@@ -161,6 +161,10 @@ class PassageHistory:
         lo = bisect.bisect_right(times, _us(_aware(now - period)))
         return bisect.bisect_right(times, _us(_aware(now + period))) - lo
 
+    def households(self) -> list[str]:
+        """The households with an exit the history holds (whose quota may be used)."""
+        return list(self._exits)
+
     def last_passage(self, pass_id: str, direction: str) -> datetime | None:
         """When ``pass_id`` last passed in ``direction`` (UTC), or None."""
         last = self._last.get(direction)

@@ -47,7 +47,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
-from .config.policy import PolicySection
+from .config.policy import PolicySection, QuotaConfig
 from .config.thermometer import ThermometryConfig
 from .history import QUOTA_EXEMPT
 from .lists import Lists
@@ -61,6 +61,9 @@ __all__ = [
     "PassageInputs",
     "PolicyState",
     "decide",
+    "quarantine_blocks",
+    "quota_reached",
+    "quota_used",
     "should_remeasure",
 ]
 
@@ -287,7 +290,7 @@ def _check_pass(
         reasons.append("pass_revoked")
     today = now.astimezone(tz).date()
     if lists.quarantine_for(pass_.household, pass_.holder, today) is not None:
-        if direction == "out" or cfg.quarantine_blocks == "both":
+        if quarantine_blocks(cfg, direction):
             reasons.append("quarantined")
             alarms.add("quarantine_breach")
             guard.append(True)
@@ -310,11 +313,9 @@ def _check_pass(
     if "escort" in pass_.flags:
         flags.append("escort")
     quota = cfg.quota
-    if quota.enabled and direction == "out" and pass_.role in quota.roles:
-        used = state.history.exits_in_period(pass_.household, now, quota.period_days)
-        if used >= quota.exits:
-            reasons.append("quota_exceeded")
-    elif quota.enabled and direction == "out":
+    if direction == "out" and quota_reached(quota, state.history, pass_.household, pass_.role, now):
+        reasons.append("quota_exceeded")
+    elif quota.enabled and direction == "out" and pass_.role not in quota.roles:
         # A staff member's or a delivery's exit on the household's code is not the
         # household's outing: the history does not count it (``QUOTA_EXEMPT``).
         flags.append(QUOTA_EXEMPT)
@@ -330,6 +331,31 @@ def _check_pass(
                 guard.append(True)
             else:
                 flags.append("passback")
+
+
+def quarantine_blocks(cfg: PolicySection, direction: str) -> bool:
+    """Whether home quarantine stops a passage in ``direction``: going out always, coming home
+    too with ``quarantine_blocks = "both"`` (the gate's rule; the console asks it as well)."""
+    return direction == "out" or cfg.quarantine_blocks == "both"
+
+
+def quota_reached(
+    quota: QuotaConfig, history: History, household: str, role: str, now: datetime
+) -> bool:
+    """Whether a pass of ``role`` on ``household``'s code going out at ``now`` is
+    ``quota_exceeded``: the quota is on, counts ``role``, and the household's counted exits in
+    the rolling period reached it. The one statement of the rule (``decide``, the map)."""
+    if not quota.enabled or role not in quota.roles:
+        return False
+    return history.exits_in_period(household, now, quota.period_days) >= quota.exits
+
+
+def quota_used(quota: QuotaConfig, history: History, now: datetime) -> frozenset[str]:
+    """The households a resident of which going out at ``now`` would be ``quota_exceeded``
+    (none while the quota is off): the compound map's ``quota_used`` mark."""
+    return frozenset(
+        h for h in history.households() if quota_reached(quota, history, h, "resident", now)
+    )
 
 
 def should_remeasure(

@@ -8,7 +8,7 @@ import io
 import re
 import socket
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import openpyxl
@@ -16,6 +16,7 @@ import pytest
 from guard_support import ADMIN_PW, GUARD_PW, make_core
 
 from kiosk.clock import FakeClock
+from kiosk.config import KioskConfig
 from kiosk.store import EventDraft
 
 pytestmark = pytest.mark.browser
@@ -31,6 +32,17 @@ def _free_port() -> int:
 
 @pytest.fixture
 def site(tmp_path, monkeypatch):
+    yield from serve(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def quota_site(tmp_path, monkeypatch):
+    config = {"policy": {"quota": {"enabled": True, "exits": 1, "period_days": 2}}}
+    yield from serve(tmp_path, monkeypatch, KioskConfig.model_validate(config))
+
+
+def serve(tmp_path, monkeypatch, config=None):
+    """The console on a real core (``config``: the default), served by uvicorn."""
     import uvicorn
     from fastapi import FastAPI
 
@@ -39,7 +51,7 @@ def site(tmp_path, monkeypatch):
     data = tmp_path / "data"
     data.mkdir()
     clock = FakeClock(start=datetime(2026, 2, 12, 1, 0, tzinfo=UTC))  # 09:00 Shanghai
-    core = make_core(data, clock, monkeypatch)
+    core = make_core(data, clock, monkeypatch, config)
     app = FastAPI()
     kiosk_screen.install(app, core)
     guard.install(app, core)
@@ -201,3 +213,70 @@ def test_on_a_phone_the_returnee_ledger_and_requests_fit_and_a_reading_can_be_re
         page.wait_for_selector('[data-alarm="fever"]')
     finally:
         context.close()
+
+
+def test_the_map_marks_a_quota_used_yesterday(quota_site, browser):
+    """Quota one outing in two days: the resident who went out yesterday evening is marked on
+    the map this morning (the gate would deny them), the household whose staff member went
+    out is not (quota_exempt), and the legend names the mark."""
+    core, url = quota_site
+    cmap = core.ledgers.compound
+    cmap.apply(cmap.plan_import(MAP.encode(), "map.csv"), "root")
+    now = core.clock.now()
+    core.clock.set_wall(now - timedelta(hours=12))  # yesterday, 21:00 Shanghai
+    for household, flags in (("3-1-701", ()), ("3-1-702", ("quota_exempt",))):
+        out = EventDraft(direction="out", decision="pass", household=household, flags=flags)
+        core.history.record(core.store.append(out))  # committed, then recorded: as the engine
+        core.clock.set_wall(now)
+    page = signed_in(browser, url, "root", ADMIN_PW)
+    try:
+        page.goto(f"{url}/guard/community/map?lang=en")
+        used = page.locator("td.c-home.st-quota_used")
+        assert used.count() == 1 and used.inner_text() == "3-1-701"
+        assert used.locator("a").get_attribute("title").strip() == "Outing quota used up"
+        chip = page.locator(".c-legend .c-chip.st-quota_used")
+        assert chip.inner_text() == "Outing quota used up"
+        background = "e => getComputedStyle(e).backgroundColor"
+        plain = page.locator("td.c-home", has_text="3-1-702").evaluate(background)
+        assert used.evaluate(background) not in (plain, "rgba(0, 0, 0, 0)")
+    finally:
+        page.context.close()
+
+
+def test_a_guard_registering_a_quarantined_households_member_out_is_warned(site, browser):
+    """The unit typed shows the dwelling's quarantine at once (as the plate check does); the
+    registration out comes back with the warning and a reason to give; confirmed, it is
+    recorded with that reason."""
+    core, url = site
+    core.lists.add_quarantine("3-1-702", None, "2026-02-10", "2026-02-24", "root")
+    page = signed_in(browser, url, "alice", GUARD_PW)
+    try:
+        page.goto(f"{url}/guard/register?lang=en")
+        form = page.locator("#person-form")
+        form.locator("input[name=name]").fill("Wang Fang")
+        form.locator("input[name=unit]").fill("3-1-702")
+        form.locator("input[name=reason]").click()  # the unit's change event
+        check = page.locator("#unit-check")
+        check.filter(has_text="home quarantine").wait_for()
+        assert "unknown" in check.get_attribute("class")  # the warning colour
+        form.locator("input[name=reason]").fill("pharmacy")
+        form.locator("input[name=temp_c]").fill("36.5")
+        form.locator("select[name=direction]").select_option("out")
+        form.locator("button[type=submit]").click()
+        page.wait_for_selector(".flash.err")
+        assert "home quarantine" in page.inner_text(".flash.err")
+        assert page.locator("#person-quarantine").is_visible()
+        assert page.locator("#person-record-deny").is_visible()
+        assert core.store.last_seq == 0  # nothing recorded, the gate did not open
+        page.fill("#person-form input[name=quarantine_reason]", "hospital, with the doctor")
+        page.click("#person-confirm-quarantine")
+        page.wait_for_selector(".flash.ok")
+        for _ in range(200):
+            if core.store.last_seq:
+                break
+            page.wait_for_timeout(25)
+        (event,) = core.store.events()
+        assert event["decision"] == "manual_pass" and event["direction"] == "out"
+        assert event["person"]["quarantine_reason"] == "hospital, with the doctor"
+    finally:
+        page.context.close()

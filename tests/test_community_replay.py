@@ -97,7 +97,7 @@ def test_a_quarantined_households_requests_over_its_days(tmp_path):
             clock.advance(3600)
             desk.take(food.id, "helper Chen")
             desk.take(rubbish.id, "helper Chen")
-            marks = statuses(log.reader(), clock.now().date(), TZ, store.current, 1)
+            marks = statuses(log.reader(), clock.now().date(), store.current)
             assert marks["5-1-702"] == ("quarantined", "open_request")
             clock.advance(3600)
             desk.done(food.id, "helper Chen")

@@ -12,8 +12,11 @@ from kiosk import compound, observation, services, vehicles
 from kiosk.clock import FakeClock
 from kiosk.community import CommunityError
 from kiosk.compound import CompoundMap
+from kiosk.config.policy import QuotaConfig
+from kiosk.history import PassageHistory
 from kiosk.lists import Household, Lists, QuarantineEntry
 from kiosk.observation import ObservationLedger
+from kiosk.policy import quota_used
 from kiosk.services import ServiceDesk
 from kiosk.sheets import read_table, write_xlsx
 from kiosk.store import EventDraft, EventLog
@@ -113,12 +116,14 @@ def test_statuses_and_the_grid_per_building(log, clock):
         name="Wang", household="3-2-701", phone="", origin="Wuhan", date_back=DAY, actor="m"
     )
     ServiceDesk(log, clock, "Asia/Shanghai").open("3-1-702", "food", "g", confined=True)
-    log.append(EventDraft(direction="out", decision="pass", household="3-1-101"))
+    history = PassageHistory()
+    history.record(log.append(EventDraft(direction="out", decision="pass", household="3-1-101")))
     lists = Lists.build(
         quarantine=[QuarantineEntry("3-1-702", None, DAY, date(2026, 2, 25))],
         households=[Household("5-1-201", observation_until=date(2026, 2, 20))],
     )
-    marks = compound.statuses(log.reader(), DAY, "Asia/Shanghai", lists, quota_exits=1)
+    used = quota_used(QuotaConfig(enabled=True, exits=1), history, clock.now())
+    marks = compound.statuses(log.reader(), DAY, lists, used)
     assert marks == {
         "3-1-101": ("quota_used",),
         "3-1-702": ("quarantined", "open_request"),
@@ -158,5 +163,5 @@ def test_a_quarantine_spelled_otherwise_on_the_list_marks_the_maps_household(log
     cmap = CompoundMap(log, clock)
     cmap.apply(cmap.plan_import(MAP_CSV.encode(), "map.csv"), "manager")
     lists = Lists.build(quarantine=[QuarantineEntry("５－１－２０１", None, DAY, DAY)])
-    marks = compound.statuses(log.reader(), DAY, "Asia/Shanghai", lists, quota_exits=1)
+    marks = compound.statuses(log.reader(), DAY, lists)
     assert marks == {"5-1-201": ("quarantined",)}

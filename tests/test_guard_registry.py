@@ -246,3 +246,99 @@ def test_an_admin_sees_the_phone_of_an_earlier_visitor(guard_core):
 def test_the_search_text_is_bounded(guard_client):
     login(guard_client)
     assert guard_client.get("/guard/register", params={"q": "x" * 41}).status_code == 422
+
+
+OUT = {"name": "王秀英", "unit": "3-402", "reason": "买药", "temp_c": "36.5", "direction": "out"}
+
+
+def quarantined(guard_core, household="3-402"):
+    guard_core.lists.add_quarantine(household, None, "2026-02-28", "2026-03-13", "root")
+
+
+def test_a_quarantined_households_member_is_not_registered_out_without_a_confirmation(
+    guard_client, guard_core
+):
+    """A guard registered a member of a quarantined household going out by hand: the event
+    was committed as manual_pass (the gate opened), nothing told the guard of the quarantine
+    and nothing on the record said so. Now the form comes back with the warning, a required
+    reason and the button that confirms; the guard may still let them out."""
+    quarantined(guard_core, "３-402")  # the list spells it in full width
+    csrf = login(guard_client)
+    refused = person(guard_client, csrf, **OUT, decision="pass")
+    assert refused.status_code == 400 and nothing_recorded(guard_core)
+    text = refused.text
+    assert "居家隔离" in text and 'id="person-confirm-quarantine"' in text
+    assert 'name="quarantine_reason"' in text and 'id="person-record-deny"' in text
+    for value in OUT.values():
+        assert f'value="{value}"' in text  # the form as it was typed
+    no_reason = person(guard_client, csrf, **OUT, decision="pass", confirm_quarantine="1")
+    assert no_reason.status_code == 400 and nothing_recorded(guard_core)
+    with decided(guard_client, guard_core):
+        done = person(guard_client, csrf, **OUT, decision="pass", confirm_quarantine="1",
+                      quarantine_reason="送医：社区医生陪同")  # fmt: skip
+    assert done.status_code == 303
+    (event,) = guard_core.store.events()
+    assert event["decision"] == "manual_pass" and event["kind"] == "registration"
+    assert event["person"]["quarantine_reason"] == "送医：社区医生陪同"
+    audit = [a for a in guard_core.store.audits() if a["action"].startswith("register_person")]
+    assert [a["action"] for a in audit] == ["register_person_failed"] * 2 + ["register_person"]
+    assert audit[0]["detail"]["refused"] == "reg.quarantine_confirm"
+    assert audit[-1]["detail"]["quarantine"] == "confirmed"
+
+
+def test_a_quarantined_household_coming_home_or_denied_needs_no_confirmation(
+    guard_client, guard_core
+):
+    quarantined(guard_core)
+    csrf = login(guard_client)
+    with decided(guard_client, guard_core):
+        home = person(guard_client, csrf, **(OUT | {"direction": "in"}), decision="pass")
+    assert home.status_code == 303
+    with decided(guard_client, guard_core):
+        denied = person(guard_client, csrf, **OUT, decision="deny")
+    assert denied.status_code == 303
+    assert [e["decision"] for e in guard_core.store.events()] == ["manual_pass", "manual_deny"]
+    assert "quarantine_reason" not in guard_core.store.events()[0]["person"]
+
+
+def test_the_unit_check_says_a_household_is_quarantined(guard_client, guard_core):
+    quarantined(guard_core)
+    csrf = login(guard_client)
+    check = "/guard/api/household"
+    assert post(guard_client, check, csrf, unit="3-402").json() == {"quarantined": True}
+    assert post(guard_client, check, csrf, unit="3-403").json() == {"quarantined": False}
+    # Never asked in a URL (a dwelling and its quarantine in history and access logs), and
+    # not without the console's CSRF token.
+    assert guard_client.get(check, params={"unit": "3-402"}).status_code == 405
+    assert post(guard_client, check, "forged", unit="3-402").status_code == 403
+
+
+def test_a_quarantined_households_car_going_out_needs_the_confirmation(
+    guard_client, guard_core
+):
+    resident_cars(guard_core, "plate,household\n京A12345,3-402\n")
+    quarantined(guard_core)
+    csrf = login(guard_client)
+    refused = vehicle(guard_client, csrf, direction="out", decision="pass")
+    assert refused.status_code == 400 and nothing_recorded(guard_core)
+    assert 'id="vehicle-confirm-quarantine"' in refused.text
+    with decided(guard_client, guard_core):
+        vehicle(guard_client, csrf, direction="out", decision="pass", confirm_quarantine="1",
+                quarantine_reason="接送隔离人员就医")  # fmt: skip
+    (event,) = guard_core.store.events()
+    assert event["person"]["quarantine_reason"] == "接送隔离人员就医"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs kiosk/engine.py: Engine.manual takes no flags, its draft carries only "
+    "overrides:N (the registration's event cannot carry the quarantine flag)",
+)
+def test_a_confirmed_quarantine_exit_carries_the_quarantine_flag(guard_client, guard_core):
+    quarantined(guard_core)
+    csrf = login(guard_client)
+    with decided(guard_client, guard_core):
+        person(guard_client, csrf, **OUT, decision="pass", confirm_quarantine="1",
+               quarantine_reason="送医")  # fmt: skip
+    (event,) = guard_core.store.events()
+    assert "quarantine" in event["flags"]

@@ -257,3 +257,67 @@ def test_each_ledger_change_from_the_console_writes_exactly_one_audit_row(admin,
     text = str(core.store.audits(limit=10000))
     assert "Wang Fang" not in text and "13812345678" not in text
     assert core.store.verify().ok
+
+
+QUOTA_MAP = (
+    "building,unit,floor,household\n3,1,7,3-1-701\n3,1,7,3-1-702\n3,1,1,3-1-101\n3,1,1,3-1-102\n"
+)
+
+
+def gate_denies_for_quota(core, household):
+    """What the gate decides for a resident of ``household`` going out now."""
+    from kiosk.passes import issue_pass
+    from kiosk.policy import PassageInputs, PolicyState, decide
+
+    now = core.clock.now()
+    payload, _ = issue_pass(core.issuer_key, household, "Li", "resident", 30, now=now)
+    state = PolicyState(core.trust, core.lists.current, core.history)
+    cfg = core.config
+    got = decide(PassageInputs("out", payload, None), state, now, cfg.policy,
+                 cfg.thermometer.thermometry, core.tz)  # fmt: skip
+    return "quota_exceeded" in got.reasons
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_maps_quota_mark_is_what_the_gate_decides(data_dir, monkeypatch, enabled):
+    """The map marked "quota used" from today's exits alone: a resident's outing yesterday
+    (period 2 days: the gate still says quota_exceeded) went unmarked, a staff member's exit
+    on the household's code (quota_exempt) marked it, and with the quota off every household
+    that went out was marked."""
+    from kiosk.config import KioskConfig
+    from kiosk.store import EventDraft
+
+    clock = FakeClock(start=datetime(2026, 2, 9, 2, 0, tzinfo=UTC))  # 10:00 Shanghai
+    quota = {"enabled": enabled, "exits": 1, "period_days": 2}
+    core = make_core(data_dir, clock, monkeypatch, KioskConfig.model_validate(
+        {"policy": {"quota": quota}}))  # fmt: skip
+    try:
+        cmap = core.ledgers.compound
+        cmap.apply(cmap.plan_import(QUOTA_MAP.encode(), "map.csv"), "root")
+
+        def out(household, flags=()):  # committed, then recorded: as the engine does
+            draft = EventDraft(direction="out", decision="pass", household=household, flags=flags)
+            core.history.record(core.store.append(draft))
+
+        out("3-1-101")  # three days ago: outside the period
+        clock.advance(2 * 86400)
+        out("3-1-701")  # yesterday: inside it
+        clock.advance(86400)
+        out("3-1-702", flags=("quota_exempt",))  # a staff member on the household's code
+        out("3-1-102")  # today
+        app = FastAPI()
+        guard.install(app, core)
+        with TestClient(app, base_url=BASE) as admin:
+            login(admin, "root", ADMIN_PW)
+            page = admin.get("/guard/community/map").text
+        cells = dict(
+            (h, c.split())
+            for c, h in re.findall(r'class="c-home ([^"]*)"><a [^>]*>([^<]+)</a>', page)
+        )
+        used = {h for h, classes in cells.items() if "st-quota_used" in classes}
+        assert used == ({"3-1-701", "3-1-102"} if enabled else set())
+        for household in cells:
+            assert (household in used) == gate_denies_for_quota(core, household), household
+        assert ("c-chip st-quota_used" in page) == enabled  # no legend for a quota that is off
+    finally:
+        core.close()

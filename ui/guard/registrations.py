@@ -12,6 +12,13 @@ decision through the engine, so the rules on it (no pass with a fever) are the e
   on it is flagged on the page and on the record (``resident_of`` missing). While the guard
   types, the page asks ``POST /guard/community/plate`` (never a GET: a plate in a URL lands
   in browser history and access logs).
+* A pass out for a member (``unit``) or a car (the plate's household) of a household in home
+  quarantine, in a direction quarantine blocks (``kiosk.policy.quarantine_blocks``), comes
+  back with the warning until the guard confirms it with a reason (``quarantine_reason``,
+  kept on the record; the audit row says ``quarantine: confirmed``); the guard may still let
+  them go. Whether a household is quarantined is the map's mark (``compound.quarantined``), also
+  asked by the form as the unit is typed (``POST /guard/api/household``, a POST like the
+  plate check: a dwelling and its quarantine are not put in a URL).
 * Earlier visitors are found by name or phone-number suffix (``kiosk.queries.past_visitors``)
   and copied into the form; a field the guard's role does not see (the phone) is copied on
   the server from the earlier record (``copy_from``), never sent to the page.
@@ -19,15 +26,19 @@ decision through the engine, so the rules on it (no pass with a fever) are the e
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
 from fastapi import Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import FormData
 
 from kiosk import queries
 from kiosk.community import CommunityError
+from kiosk.compound import quarantined
+from kiosk.lists import same_text
+from kiosk.policy import quarantine_blocks
 from kiosk.vehicles import VehicleList
 from ui.auth import Session
 from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
@@ -43,6 +54,8 @@ REGISTRATION_KINDS = ("registration", "vehicle")
 MAX_PASSENGERS = 12
 #: Person fields the form of a person takes back after a refusal.
 PERSON_FIELDS = ("name", "phone", "id_number", "unit", "reason", "temp_c", "copy_from")
+#: Refusals after which the page offers the button "登记为禁止通行".
+DENY_OFFERED = ("reg.fever_refused", "reg.vehicle_fever", "reg.quarantine_confirm")
 
 
 def plausible(g: Guard) -> tuple[float, float]:
@@ -71,6 +84,42 @@ def plate_status(g: Guard, plate: str) -> dict[str, Any]:
     return {"listed": True, "known": household is not None, "household": household}
 
 
+def household_quarantined(g: Guard, household: str | None) -> bool:
+    """Whether ``household`` (however the guard spelled it) is marked quarantined today: the
+    map's and the service desk's mark (``kiosk.compound.quarantined``), read from memory."""
+    if not household:
+        return False
+    key = same_text(household)
+    return any(same_text(h) == key for h in quarantined(g.core.lists.current, g.today()))
+
+
+def quarantine_confirmed(
+    g: Guard, form: FormData, household: str | None, direction: str, decision: str
+) -> dict[str, Any]:
+    """A pass for a quarantined household in a direction quarantine blocks: refused with the
+    warning (``reg.quarantine_confirm``) until the guard confirms it with a reason; returns
+    what the record keeps of the confirmation (nothing when none was needed)."""
+    if decision != "pass" or not quarantine_blocks(g.cfg.policy, direction):
+        return {}
+    if not household_quarantined(g, household):
+        return {}
+    if not form.get("confirm_quarantine"):
+        raise BadInput("reg.quarantine_confirm", h=household)
+    reason = clean(form.get("quarantine_reason"), "reg.quarantine_reason", required=True)
+    return {"quarantine_reason": reason}
+
+
+@router.post("/api/household", include_in_schema=False)
+async def check_household(request: Request, session: ActionSession, g: GuardDep) -> Response:
+    """Whether a dwelling is in home quarantine (for the form, as the unit is typed). A POST
+    with the form's CSRF token, so a dwelling and its quarantine never appear in a URL."""
+    form = await request.form()
+    unit = form.get("unit")
+    unit = unit.strip()[:40] if isinstance(unit, str) else ""
+    quarantined_now = await asyncio.to_thread(household_quarantined, g, unit) if unit else False
+    return JSONResponse({"quarantined": quarantined_now}, headers={"Cache-Control": "no-store"})
+
+
 @router.get("/register", response_class=HTMLResponse, include_in_schema=False)
 def register_page(
     request: Request, session: PageSession, g: GuardDep, q: str | None = SEARCH
@@ -87,6 +136,7 @@ def page(
     typed: dict[str, Any] | None = None,
     error: str | None = None,
     fever: bool = False,
+    quarantine: bool = False,
 ) -> HTMLResponse:
     """The registration page; after a refusal ``typed`` holds the form as it was sent."""
     lang = g.lang(request)
@@ -111,6 +161,7 @@ def page(
         found=[visitor_row(e, clear, g.tz) for e in found],
         typed=typed or {},
         fever_refused=fever,
+        quarantine_refused=quarantine,
         max_passengers=MAX_PASSENGERS,
         flash_ok=flash["flash_ok"],
         flash_err=error or flash["flash_err"],
@@ -144,7 +195,12 @@ def register(
     pass with a fever) and commits it like any other decision."""
     direction = direction_of(form, g.cfg.site.default_direction)
     decision = decision_of(form)
+    household = person.get("unit") if kind == "registration" else person.get("resident_of")
+    confirmed = quarantine_confirmed(g, form, household, direction, decision)
+    person = person | confirmed
     note(request, direction=direction, decision=decision)
+    if confirmed:
+        note(request, quarantine="confirmed")
     g.manual(
         decision=decision,
         operator=session.name,
@@ -170,9 +226,12 @@ def refused(
     """The form again with what was typed and the problem; the audit row says refused."""
     note(request, refused=problem.code)
     typed = {k: str(v)[:200] for k, v in form.items() if k not in ("csrf", "record_deny")}
-    fever = problem.key in ("reg.fever_refused", "reg.vehicle_fever")
+    fever = problem.key in DENY_OFFERED
+    # the confirmation asked for, or given without its reason: the warning stays on the page
+    quarantine = problem.key == "reg.quarantine_confirm" or bool(form.get("confirm_quarantine"))
     typed["form"] = "vehicle" if "plate" in form else "person"
-    return page(request, g, session, typed=typed, error=problem.text(g.lang(request)), fever=fever)
+    text = problem.text(g.lang(request))
+    return page(request, g, session, typed=typed, error=text, fever=fever, quarantine=quarantine)
 
 
 def earlier_fields(g: Guard, form: FormData) -> dict[str, Any]:

@@ -274,6 +274,24 @@
       person.elements.temp_c.focus();
     });
   }
+  const unitCheck = document.getElementById("unit-check");
+  async function checkUnit() {
+    // The dwelling's list status, as the plate check below: a quarantined one is named.
+    const unit = person.elements.unit.value.trim();
+    unitCheck.textContent = "";
+    unitCheck.className = "hint plate-check unit-check";
+    if (!unit) return;
+    // A POST with the form's CSRF token: a dwelling and its quarantine are never in a URL.
+    const body = new URLSearchParams({ csrf: person.elements.csrf.value, unit });
+    const r = await fetch("/guard/api/household", { method: "POST", body, headers: { accept: "application/json" } });
+    if (!r.ok) return;
+    if ((await r.json()).quarantined) {
+      unitCheck.textContent = unitCheck.dataset.quarantined;
+      unitCheck.classList.add("unknown");
+    }
+  }
+  person.elements.unit.addEventListener("change", checkUnit);
+  if (person.elements.unit.value) checkUnit();
   const vehicle = document.getElementById("vehicle-form");
   const check = document.getElementById("plate-check");
   async function checkPlate() {

@@ -66,7 +66,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "open_requests": ("未完成服务", "Open requests"),
     "st.quarantined": ("居家隔离", "Quarantined"),
     "st.observing": ("居家观察", "Observing"),
-    "st.quota_used": ("今日已外出", "Quota used today"),
+    "st.quota_used": ("外出次数已用完", "Outing quota used up"),
     "st.open_request": ("有服务请求", "Open request"),
     "building": ("楼栋", "Building"),
     "unit": ("单元", "Unit"),

@@ -11,7 +11,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from kiosk.community import CommunityError
-from kiosk.compound import statuses
+from kiosk.compound import STATUSES, statuses
+from kiosk.policy import quota_used
 from ui.guard.community.common import PREFIX, community_room, form_text, ledgers, masked, render
 from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession
 
@@ -19,9 +20,15 @@ router = community_room(PREFIX)
 
 
 def marks(g: Guard) -> dict[str, tuple[str, ...]]:
-    """Household → its statuses today (quarantined, observing, quota used, open request)."""
-    quota = g.cfg.policy.quota.exits
-    return statuses(g.core.store.reader(), g.today(), g.tz, g.core.lists.current, quota)
+    """Household → its statuses today (quarantined, observing, quota used, open request);
+    quota used is the gate's rule on the gate's passage history, asked now."""
+    used = quota_used(g.cfg.policy.quota, g.core.history, g.core.clock.now())
+    return statuses(g.core.store.reader(), g.today(), g.core.lists.current, used)
+
+
+def legend(g: Guard) -> list[str]:
+    """The statuses the map can show: no quota mark while the quota is off."""
+    return [s for s in STATUSES if s != "quota_used" or g.cfg.policy.quota.enabled]
 
 
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
@@ -71,7 +78,9 @@ def compound_map(request: Request, session: PageSession, g: GuardDep) -> Respons
                 for h in floor["households"]:
                     h["row"] = ids[h["household"]]
                     h["label"] = masked(g, session, {"household": h["household"]})["household"]
-    return render(g, request, "community_map.html", session, grid=grid, day=g.today())
+    return render(
+        g, request, "community_map.html", session, grid=grid, day=g.today(), legend=legend(g)
+    )
 
 
 @router.get("/household/{row}", response_class=HTMLResponse, include_in_schema=False)

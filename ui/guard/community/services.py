@@ -50,7 +50,7 @@ _OPENING = threading.Lock()
 async def open_request(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     household = form_text(form, "household").strip()[:64]
-    marks = statuses(g.core.store.reader(), g.today(), g.tz, g.core.lists.current, 1 << 30)
+    marks = statuses(g.core.store.reader(), g.today(), g.core.lists.current)
     confined = bool({"quarantined", "observing"} & set(marks.get(household, ())))
     kind, text = form_text(form, "kind"), form_text(form, "note")
     note(request, kind=kind[:20])
