@@ -36,6 +36,7 @@ from sqlite_utils.migrations import Migrations
 from kiosk.categories import community_section
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone, day_bounds, days_before, local_day
+from kiosk.history import QUOTA_EXEMPT
 from kiosk.lists import Freshness
 from kiosk.ports import Store
 
@@ -93,6 +94,14 @@ def _events_between(
     )
 
 
+def _households_outing(row: Mapping[str, Any]) -> bool:
+    """Whether an events row is one of its household's outings, as the quota counts them: a
+    passing exit, not flagged ``QUOTA_EXEMPT`` (a staff member's or a delivery's)."""
+    if row["direction"] != "out" or row["decision"] not in PASSED or not row["household"]:
+        return False
+    return QUOTA_EXEMPT not in (json.loads(row["flags"]) if row["flags"] else ())
+
+
 def compute_report(
     db: Database, day: date, tz: ZoneInfo | str, quota_cfg: QuotaConfig | None = None
 ) -> dict[str, Any]:
@@ -111,7 +120,7 @@ def compute_report(
     no_temperature = 0
     total = 0
     kiosks: set[str] = set()
-    cols = "ts, kiosk_id, direction, decision, reasons, temp_c, household"
+    cols = "ts, kiosk_id, direction, decision, reasons, temp_c, household, flags"
     for row in _events_between(db, start, end, cols):
         total += 1
         kiosks.add(row["kiosk_id"])
@@ -128,7 +137,7 @@ def compute_report(
             no_temperature += 1
         else:
             temp_counts[_bin_index(float(row["temp_c"]), bins)] += 1
-        if row["direction"] == "out" and row["decision"] in PASSED and row["household"]:
+        if _households_outing(row):
             exits[row["household"]] += 1
 
     # Quota: exits in the period ending with this day, for households that went out today.
@@ -136,8 +145,9 @@ def compute_report(
     over_quota = 0
     if exits and quota.enabled:  # no quota, nobody over it
         period_exits: Counter[str] = Counter()
-        for row in _events_between(db, period_start, end, "direction, decision, household"):
-            if row["direction"] == "out" and row["decision"] in PASSED and row["household"]:
+        cols = "direction, decision, household, flags"
+        for row in _events_between(db, period_start, end, cols):
+            if _households_outing(row):
                 period_exits[row["household"]] += 1
         over_quota = sum(1 for h in exits if period_exits[h] > quota.exits)
 

@@ -50,7 +50,7 @@ from office.pg import PgError, connect
 __all__ = ["district_report"]
 
 _REPORT_COLUMNS = ("seq", "kiosk_id", "ts", "direction", "decision", "reasons", "temp_c",
-                   "household", "kind", "person")  # fmt: skip
+                   "household", "kind", "person", "flags")  # fmt: skip
 
 
 _ROWS_SQL = (
@@ -89,12 +89,14 @@ def _memory_events(rows: Iterable[tuple[Any, ...]]) -> sqlite_utils.Database:
     conn = sqlite3.connect(":memory:")
     conn.execute(
         "CREATE TABLE events (seq INTEGER, kiosk_id TEXT, ts TEXT, direction TEXT,"
-        " decision TEXT, reasons TEXT, temp_c REAL, household TEXT, kind TEXT, person TEXT)"
+        " decision TEXT, reasons TEXT, temp_c REAL, household TEXT, kind TEXT, person TEXT,"
+        " flags TEXT)"
     )
     conn.executemany(
-        "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            (*r[:5], json.dumps(r[5]), r[6], _clear(r[7]), r[8] or "passage", _json(r[9]))
+            (*r[:5], json.dumps(r[5]), r[6], _clear(r[7]), r[8] or "passage", _json(r[9]),
+             _json(r[10]))  # fmt: skip
             for r in rows
         ),
     )

@@ -82,17 +82,23 @@ def test_exits_per_household_against_the_quota_without_naming_households(store, 
     add(store, clock, datetime(2026, 3, 2, 5, 0, tzinfo=UTC), direction="out", household="C2",
         decision="deny", reasons=("quota_exceeded",))  # fmt: skip
     add(store, clock, datetime(2026, 3, 2, 6, 0, tzinfo=UTC), direction="in", household="C2")
+    # Nor is a staff member's exit on a household's code (the quota leaves it out): D4's
+    # cleaner going out twice and the resident once is one outing, nobody over the quota.
+    for hour in (7, 8):
+        add(store, clock, datetime(2026, 3, 2, hour, 0, tzinfo=UTC), direction="out",
+            household="D4", flags=("quota_exempt",))  # fmt: skip
+    add(store, clock, datetime(2026, 3, 2, 9, 0, tzinfo=UTC), direction="out", household="D4")
     report = daily_report(store.reader(), DAY, TZ, quota)
     exits = report["exits_per_household"]
-    assert exits["households"] == 2 and exits["exits"] == 3
-    assert exits["histogram"] == {"1": 1, "2": 1}
+    assert exits["households"] == 3 and exits["exits"] == 4
+    assert exits["histogram"] == {"1": 2, "2": 1}
     assert exits["max"] == 2
     # B3 went out yesterday and today (2 in the 2-day period), A1 twice today.
     assert exits["over_quota_households"] == 2
     assert exits["quota_enabled"] is True and exits["quota_exits"] == 1
     assert report["by_reason"]["quota_exceeded"] == 1
     text = json.dumps(report)
-    assert "B3-1201" not in text and "A1-0101" not in text
+    assert "B3-1201" not in text and "A1-0101" not in text and "D4" not in text
 
 
 def test_lists_freshness_is_added_live(store):
