@@ -1,0 +1,64 @@
+"""The ``kiosk`` command's second defect hunt: credentials, the calibration file, verify-log's
+database, scenario and bundle files, and the pulled copy's file mode. Each failure is one line
+on stderr with an exit code of docs/cli.md, never a traceback, never a change to data."""
+
+from __future__ import annotations
+
+from checkpoint.cli import main
+
+
+def _one_line_error(capsys, verb: str) -> str:
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert err.count("\n") == 1 and err.startswith(f"kiosk {verb}: "), err
+    return err
+
+
+def _run_with_credential(tmp_path, capsys, monkeypatch, name: str, value: bytes) -> str:
+    """``kiosk run`` with one credential file; returns its one-line error (exit 1)."""
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / name).write_bytes(value)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    monkeypatch.delenv("KIOSK_" + name.upper(), raising=False)
+    data = tmp_path / "data"
+    assert main(["keys", "new", "--dir", str(data / "trust")]) == 0
+    (data / "trust" / "issuer.key").unlink()
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[web]\nport = 0\n", encoding="utf-8")
+
+    async def started(self) -> None:  # a daemon that starts is stopped at once, exit 0
+        return None
+
+    monkeypatch.setattr("checkpoint.app.Daemon.run_until_signal", started)
+    capsys.readouterr()
+    code = main(["run", "--config", str(config), "--data", str(data), "--log-level", "error"])
+    assert code == 1, capsys.readouterr()
+    return _one_line_error(capsys, "run")
+
+
+# -- 1. a credential that is not text ---------------------------------------------------------
+
+
+def test_run_with_a_session_key_that_is_not_utf8_names_the_credential(
+    tmp_path, capsys, monkeypatch
+):
+    """32 random bytes as session_key: a UnicodeDecodeError traceback at start."""
+    err = _run_with_credential(
+        tmp_path, capsys, monkeypatch, "session_key", b"\xff\xfe\x80" + bytes(range(29))
+    )
+    assert "session_key" in err and "UTF-8" in err
+
+
+def test_a_maintenance_verb_with_a_token_pepper_not_utf8_is_one_line(
+    tmp_path, capsys, monkeypatch
+):
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "token_pepper").write_bytes(b"\xff\xfe\x80 not text")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    data = tmp_path / "data"
+    data.mkdir()
+    code = main(["token", "new", "--scope", "logs:read", "--data", str(data)])
+    err = _one_line_error(capsys, "token")
+    assert code == 1 and "token_pepper" in err and "UTF-8" in err
