@@ -4,6 +4,8 @@ on stderr with an exit code of docs/cli.md, never a traceback, never a change to
 
 from __future__ import annotations
 
+import pytest
+
 from checkpoint.cli import main
 
 
@@ -62,3 +64,25 @@ def test_a_maintenance_verb_with_a_token_pepper_not_utf8_is_one_line(
     code = main(["token", "new", "--scope", "logs:read", "--data", str(data)])
     err = _one_line_error(capsys, "token")
     assert code == 1 and "token_pepper" in err and "UTF-8" in err
+
+
+# -- 6. a session key too short to be a secret ------------------------------------------------
+
+
+def test_run_with_a_one_character_session_key_is_refused(tmp_path, capsys, monkeypatch):
+    """A one-character session_key signed guard cookies anyone could forge offline."""
+    err = _run_with_credential(tmp_path, capsys, monkeypatch, "session_key", b"x\n")
+    assert "session_key" in err and "32" in err
+
+
+def test_the_installers_session_key_and_a_hex_128_bit_key_are_accepted():
+    """scripts/install writes `head -c 32 /dev/urandom | base64` (44 characters);
+    `openssl rand -hex 16` (32 characters) is the shortest key accepted."""
+    from ui.auth import session_key
+
+    assert len(session_key({"KIOSK_SESSION_KEY": "A" * 43 + "="})) == 32
+    assert len(session_key({"KIOSK_SESSION_KEY": "0123456789abcdef" * 2})) == 32
+    from kiosk.secrets import SecretError
+
+    with pytest.raises(SecretError, match="session_key"):
+        session_key({"KIOSK_SESSION_KEY": "0123456789abcdef0123456789abcde"})  # 31
