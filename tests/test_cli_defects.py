@@ -4,6 +4,8 @@ on stderr with an exit code of docs/cli.md, never a traceback, never a change to
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from checkpoint.cli import main
@@ -86,3 +88,36 @@ def test_the_installers_session_key_and_a_hex_128_bit_key_are_accepted():
 
     with pytest.raises(SecretError, match="session_key"):
         session_key({"KIOSK_SESSION_KEY": "0123456789abcdef0123456789abcde"})  # 31
+
+
+# -- 2. a calibration file nested too deeply --------------------------------------------------
+
+
+def _deep_calibration(data: Path) -> Path:
+    data.mkdir(exist_ok=True)
+    path = data / "calibration.json"
+    path.write_text("[" * 100_000, encoding="utf-8")
+    return path
+
+
+def test_calibrate_show_of_a_calibration_nested_too_deep_is_one_line(tmp_path, capsys):
+    """A RecursionError traceback from json."""
+    _deep_calibration(tmp_path / "data")
+    assert main(["calibrate", "--data", str(tmp_path / "data"), "show"]) == 1
+    err = _one_line_error(capsys, "calibrate")
+    assert "corrupt" in err and "nested too deeply" in err
+
+
+def test_the_daemon_treats_a_deep_calibration_like_a_corrupt_one(tmp_path):
+    """A corrupt calibration.json leaves the daemon on the last good model (the default at
+    start), with ``problem`` saying why; a deep one crashed ``kiosk run``."""
+    from kiosk.calibration import Calibration, CalibrationStore
+
+    corrupt = tmp_path / "corrupt" / "calibration.json"
+    corrupt.parent.mkdir()
+    corrupt.write_text("{not json", encoding="utf-8")
+    deep = _deep_calibration(tmp_path / "deep")
+    for path in (corrupt, deep):
+        store = CalibrationStore(path)
+        assert store.get() == Calibration()
+        assert store.problem is not None and "is corrupt" in store.problem
