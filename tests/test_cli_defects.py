@@ -121,3 +121,44 @@ def test_the_daemon_treats_a_deep_calibration_like_a_corrupt_one(tmp_path):
         store = CalibrationStore(path)
         assert store.get() == Calibration()
         assert store.problem is not None and "is corrupt" in store.problem
+
+
+# -- 3. verify-log finds the daemon's database like the other verbs ---------------------------
+
+
+def _kiosk_db(path: Path) -> Path:
+    from kiosk.clock import SystemClock
+    from kiosk.store import EventDraft, EventLog
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = EventLog(path, "gate-1", SystemClock()).open()
+    try:
+        log.append(EventDraft(direction="in", decision="pass", reasons=("ok",)))
+    finally:
+        log.close()
+    return path
+
+
+def test_verify_log_reads_store_path_of_kiosk_config(tmp_path, capsys, monkeypatch):
+    """`sudo kiosk-admin verify-log` (KIOSK_DATA and KIOSK_CONFIG set) with a store.path other
+    than kiosk.db checked data/kiosk.db, not the daemon's log: 'no such file'."""
+    data = tmp_path / "data"
+    _kiosk_db(data / "gate.db")
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[store]\npath = "gate.db"\n', encoding="utf-8")
+    monkeypatch.setenv("KIOSK_DATA", str(data))
+    monkeypatch.setenv("KIOSK_CONFIG", str(config))
+    assert main(["verify-log"]) == 0, capsys.readouterr().err
+    assert str(data / "gate.db") in capsys.readouterr().out
+    monkeypatch.delenv("KIOSK_CONFIG")
+    assert main(["verify-log", "--config", str(config), "--data", str(data)]) == 0
+    assert str(data / "gate.db") in capsys.readouterr().out
+
+
+def test_verify_log_default_is_kiosk_db_in_kiosk_data(tmp_path, capsys, monkeypatch):
+    data = tmp_path / "data"
+    _kiosk_db(data / "kiosk.db")
+    monkeypatch.setenv("KIOSK_DATA", str(data))
+    monkeypatch.delenv("KIOSK_CONFIG", raising=False)
+    assert main(["verify-log"]) == 0
+    assert str(data / "kiosk.db") in capsys.readouterr().out
