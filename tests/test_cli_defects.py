@@ -162,3 +162,19 @@ def test_verify_log_default_is_kiosk_db_in_kiosk_data(tmp_path, capsys, monkeypa
     monkeypatch.delenv("KIOSK_CONFIG", raising=False)
     assert main(["verify-log"]) == 0
     assert str(data / "kiosk.db") in capsys.readouterr().out
+
+
+# -- 4. a scenario file is read no further than a config --------------------------------------
+
+
+def test_a_scenario_larger_than_a_config_is_refused_before_it_is_read(
+    tmp_path, capsys, monkeypatch
+):
+    """load_scenario read the whole file whatever its size."""
+    from kiosk import config as kiosk_config
+
+    monkeypatch.setattr(kiosk_config, "MAX_CONFIG_BYTES", 200)
+    scenario = tmp_path / "big.toml"
+    scenario.write_text('name = "big"\n' + "# padding\n" * 50, encoding="utf-8")
+    assert main(["replay", str(scenario)]) == 2
+    assert "larger than 200 bytes" in _one_line_error(capsys, "replay")
