@@ -4,6 +4,7 @@ on stderr with an exit code of docs/cli.md, never a traceback, never a change to
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,42 @@ def test_a_scenario_larger_than_a_config_is_refused_before_it_is_read(
     scenario.write_text('name = "big"\n' + "# padding\n" * 50, encoding="utf-8")
     assert main(["replay", str(scenario)]) == 2
     assert "larger than 200 bytes" in _one_line_error(capsys, "replay")
+
+
+# -- 5. fleet publish never replaces what is not a bundle -------------------------------------
+
+
+@pytest.fixture
+def office_key(tmp_path) -> Path:
+    from kiosk.passes import new_key_pair
+
+    key_path, _pub = new_key_pair(tmp_path / "office", "office")
+    return key_path
+
+
+def _publish(key: Path, lists: Path, out: Path) -> int:
+    return main(["fleet", "publish", "--key", str(key), "--lists", str(lists), "--out", str(out)])
+
+
+def test_publish_refuses_to_replace_a_file_that_is_not_a_bundle(tmp_path, office_key, capsys):
+    lists = tmp_path / "lists.json"
+    lists.write_text(json.dumps({"revocations": []}), encoding="utf-8")
+    other = tmp_path / "households.xlsx"
+    other.write_bytes(b"PK\x03\x04 the office's spreadsheet")
+    assert _publish(office_key, lists, other) == 2
+    assert "not a list bundle" in _one_line_error(capsys, "fleet")
+    assert other.read_bytes() == b"PK\x03\x04 the office's spreadsheet"
+    # A bundle is replaced by the next version, and a new file is written.
+    bundle = tmp_path / "bundle.json"
+    assert _publish(office_key, lists, bundle) == 0
+    assert _publish(office_key, lists, bundle) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["version"] == 2
+
+
+def test_publish_refuses_out_equal_to_lists(tmp_path, office_key, capsys):
+    lists = tmp_path / "lists.json"
+    text = json.dumps({"revocations": [], "quarantine": [], "households": []})
+    lists.write_text(text, encoding="utf-8")
+    assert _publish(office_key, lists, tmp_path / "." / "lists.json") == 2
+    assert "--lists" in _one_line_error(capsys, "fleet")
+    assert lists.read_text(encoding="utf-8") == text
