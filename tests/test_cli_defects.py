@@ -5,6 +5,8 @@ on stderr with an exit code of docs/cli.md, never a traceback, never a change to
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -218,3 +220,25 @@ def test_publish_refuses_out_equal_to_lists(tmp_path, office_key, capsys):
     assert _publish(office_key, lists, tmp_path / "." / "lists.json") == 2
     assert "--lists" in _one_line_error(capsys, "fleet")
     assert lists.read_text(encoding="utf-8") == text
+
+
+# -- 7. the pulled copy (personal fields) is private ------------------------------------------
+
+
+def test_a_pulled_copy_and_its_wal_and_shm_are_created_0600(tmp_path):
+    """The copy was created with the umask's mode (0644): readable by every local user."""
+    from office.pull import open_target
+
+    path = tmp_path / "central.db"
+    old = os.umask(0o022)
+    try:
+        conn = open_target(path)
+    finally:
+        os.umask(old)
+    try:
+        conn.execute("INSERT INTO pull_sources VALUES ('http://gate-1', 'gate-1', 'now')")
+        names = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in names}
+    finally:
+        conn.close()
+    assert modes == {p.name: 0o600 for p in names}
