@@ -57,9 +57,7 @@ def test_run_with_a_session_key_that_is_not_utf8_names_the_credential(
     assert "session_key" in err and "UTF-8" in err
 
 
-def test_a_maintenance_verb_with_a_token_pepper_not_utf8_is_one_line(
-    tmp_path, capsys, monkeypatch
-):
+def test_a_maintenance_verb_with_a_token_pepper_not_utf8_is_one_line(tmp_path, capsys, monkeypatch):
     creds = tmp_path / "credentials"
     creds.mkdir()
     (creds / "token_pepper").write_bytes(b"\xff\xfe\x80 not text")

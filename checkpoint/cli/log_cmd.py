@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg.rows import TupleRow
 
+
 def register(sub: Verbs) -> None:
     p = add_verb(sub, "verify-log", run)
     add_store_args(p)
