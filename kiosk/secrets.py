@@ -30,7 +30,7 @@ KNOWN = {
 
 def get_secret(name: str, environ: dict[str, str] | None = None) -> str | None:
     """The secret ``name``, stripped; None when unset. ``SecretError`` for a credential file
-    that is not UTF-8 text."""
+    (or variable) that is not UTF-8 text."""
     env = os.environ if environ is None else environ
     cred_dir = env.get("CREDENTIALS_DIRECTORY")
     if cred_dir:
@@ -43,6 +43,11 @@ def get_secret(name: str, environ: dict[str, str] | None = None) -> str | None:
                     f"credential {name} ({candidate}) is not UTF-8 text; write it again"
                 ) from None
     value = env.get("KIOSK_" + name.upper())
+    if value and not value.isascii():
+        try:
+            value.encode("utf-8")  # os.environ hands undecodable bytes over as surrogates
+        except UnicodeEncodeError:
+            raise SecretError(f"KIOSK_{name.upper()} is not UTF-8 text; set it again") from None
     return value if value else None
 
 

@@ -240,3 +240,13 @@ def test_a_pulled_copy_and_its_wal_and_shm_are_created_0600(tmp_path):
     finally:
         conn.close()
     assert modes == {p.name: 0o600 for p in names}
+
+
+def test_a_secret_from_the_environment_that_is_not_utf8_names_it():
+    """os.environ hands undecodable bytes over as lone surrogates: signing with such a
+    KIOSK_SESSION_KEY was a UnicodeEncodeError traceback at start."""
+    from kiosk.secrets import SecretError
+    from ui.auth import session_key
+
+    with pytest.raises(SecretError, match="KIOSK_SESSION_KEY"):
+        session_key({"KIOSK_SESSION_KEY": "\udcff" * 40})
