@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-import tomllib
 import zlib
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -53,7 +52,7 @@ from drivers.mlx90614_emulator import Mlx90614Emulator
 from drivers.thermometer import FakeMlx90614
 from kiosk import base45, passes
 from kiosk.clock import Clock, FakeClock
-from kiosk.config import ConfigError, KioskConfig, parse_config
+from kiosk.config import ConfigError, KioskConfig, parse_config, read_toml
 from kiosk.core import Core
 from kiosk.devices import Gate, Health
 from kiosk.lists import ListStore
@@ -247,13 +246,9 @@ def load_scenario(path: str | Path) -> Scenario:
     if not p.exists() and not p.suffix and (SCENARIO_DIR / f"{p}.toml").exists():
         p = SCENARIO_DIR / f"{p}.toml"
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ScenarioError(f"{p}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ScenarioError(f"{p}: not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{p}: TOML: {exc}") from None
+        data = read_toml(p)  # no further than a config: a scenario is as small
+    except ConfigError as exc:
+        raise ScenarioError(str(exc)) from None
     scenario = parse_scenario(data, str(p))
     for i, step in enumerate(scenario.steps):
         if step.frame is not None and not (p.parent / step.frame).is_file():

@@ -264,9 +264,10 @@ class Calibration:
             raise CalibrationError(f"cannot read {path}: {exc.strerror or exc}") from None
         try:
             return cls.from_dict(json.loads(raw.decode("utf-8")))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else exc
             raise CalibrationError(
-                f"calibration file {path} is corrupt ({exc}); fix it or move it away to use the"
+                f"calibration file {path} is corrupt ({why}); fix it or move it away to use the"
                 " default"
             ) from None
 

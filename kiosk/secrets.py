@@ -10,6 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+
+class SecretError(ValueError):
+    """A secret that is set but cannot be used (not text, too short); names the secret, never
+    its value."""
+
+
 #: Secrets the kiosk knows about, with what each is for.
 KNOWN = {
     "token_pepper": "HMAC key mixed into stored API token hashes",
@@ -23,13 +29,25 @@ KNOWN = {
 
 
 def get_secret(name: str, environ: dict[str, str] | None = None) -> str | None:
+    """The secret ``name``, stripped; None when unset. ``SecretError`` for a credential file
+    (or variable) that is not UTF-8 text."""
     env = os.environ if environ is None else environ
     cred_dir = env.get("CREDENTIALS_DIRECTORY")
     if cred_dir:
         candidate = Path(cred_dir) / name
         if candidate.is_file():
-            return candidate.read_text(encoding="utf-8").strip()
+            try:
+                return candidate.read_bytes().decode("utf-8").strip()
+            except UnicodeDecodeError:
+                raise SecretError(
+                    f"credential {name} ({candidate}) is not UTF-8 text; write it again"
+                ) from None
     value = env.get("KIOSK_" + name.upper())
+    if value and not value.isascii():
+        try:
+            value.encode("utf-8")  # os.environ hands undecodable bytes over as surrogates
+        except UnicodeEncodeError:
+            raise SecretError(f"KIOSK_{name.upper()} is not UTF-8 text; set it again") from None
     return value if value else None
 
 

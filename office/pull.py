@@ -21,9 +21,11 @@ PostgreSQL (``office.pg.PgTarget``). One target can hold many kiosks.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import operator
+import os
 import queue
 import sqlite3
 import sys
@@ -148,7 +150,12 @@ class Progress:
 
 
 def open_target(path: str | Path) -> sqlite3.Connection:
-    """Open (and create) a pull target file."""
+    """Open (and create) a pull target file. A new file is made 0600 (it holds the personal
+    fields a logs:personal token reads); SQLite gives its -wal and -shm the file's mode. The
+    process umask is left alone: it is shared by every thread. Any other problem with the
+    path (a folder, no permission) is SQLite's to report, as before."""
+    with contextlib.suppress(OSError):  # FileExistsError: an earlier pull's file, kept as is
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     conn = sqlite3.connect(str(path), isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")

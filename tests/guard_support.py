@@ -61,7 +61,7 @@ def make_core(
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     monkeypatch.setenv("KIOSK_GUARD_USERS", _USERS)
     monkeypatch.setenv("KIOSK_ISSUER_KEY_PATH", str(key_path))
-    monkeypatch.setenv("KIOSK_SESSION_KEY", "ui-test-session-key")
+    monkeypatch.setenv("KIOSK_SESSION_KEY", "ui-test-session-key-of-32-chars!")
     return build_core(config or KioskConfig(), data_dir, clock)
 
 

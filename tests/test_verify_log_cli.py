@@ -8,7 +8,6 @@ import sqlite3
 import pytest
 
 from checkpoint.cli import main
-from checkpoint.cli.log_cmd import default_db
 from kiosk.store import EventDraft, EventLog
 
 
@@ -104,11 +103,6 @@ def test_corrupted_events_page_exits_1_not_a_traceback(db_file, capsys):
     err = capsys.readouterr().err
     assert "corrupt" in err or "FAIL integrity_check" in err
     assert "Traceback" not in err
-
-
-def test_default_db_follows_kiosk_data_env(tmp_path):
-    assert default_db({"KIOSK_DATA": str(tmp_path)}) == tmp_path / "kiosk.db"
-    assert str(default_db({})) == "data/kiosk.db"
 
 
 def test_default_db_is_used_without_db_flag(db_file, monkeypatch, capsys):

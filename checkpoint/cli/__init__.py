@@ -11,6 +11,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from kiosk.secrets import SecretError
+
 from . import (
     bench_cmd,
     calibrate_cmd,
@@ -68,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"kiosk {args.verb}: {exc}", file=sys.stderr)
         return exc.exit_code
+    except SecretError as exc:  # a credential any verb may read (kiosk-admin passes them)
+        print(f"kiosk {args.verb}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return int(code or 0)

@@ -223,12 +223,14 @@ def no_trusted_key(core: object) -> str | None:
 
 def _startup_errors() -> tuple[type[BaseException], ...]:
     """Problems an operator can fix (a bad key file, an unusable database, a missing decoder
-    library, a bad line in the guard_users credential, an empty token_pepper): one line on
+    library, a bad line in the guard_users credential, an empty token_pepper, a credential
+    that is not text): one line on
     stderr, exit 1, no traceback."""
     from drivers.decoders import DecoderUnavailable
     from kiosk.accounts import AccountError
     from kiosk.calibration import CalibrationError
     from kiosk.passes import TrustListError
+    from kiosk.secrets import SecretError
     from kiosk.store import StoreFault
     from kiosk.tokens import TokenError
 
@@ -239,4 +241,5 @@ def _startup_errors() -> tuple[type[BaseException], ...]:
         CalibrationError,
         AccountError,
         TokenError,
+        SecretError,
     )

@@ -139,8 +139,7 @@ def publish_run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.lists}: expected a JSON object with the lists")
     if not Path(args.out).parent.is_dir():
         raise UsageError(f"no such directory: {Path(args.out).parent}")
-    if Path(args.out).exists() and not Path(args.out).is_file():
-        raise UsageError(f"--out {args.out} is not a file (the bundle the collector serves)")
+    _check_out(Path(args.out), Path(args.lists))
     try:
         result = publish_bundle(key, lists, args.out, now=datetime.now(UTC), version=args.version)
     except BundleError as exc:
@@ -149,6 +148,30 @@ def publish_run(args: argparse.Namespace) -> int:
         raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     print(json.dumps(result.as_dict()))
     return 0
+
+
+def _check_out(out: Path, lists: Path) -> None:
+    """``--out`` is a new file, an empty one or a bundle: never the lists, nor another file
+    (``bundle_version`` reads anything else as version 0, and it would be replaced)."""
+    from office import listsync
+
+    if not out.exists():
+        return
+    if not out.is_file():
+        raise UsageError(f"--out {out} is not a file (the bundle the collector serves)")
+    if out.samefile(lists):
+        raise UsageError(f"--out {out} is the --lists file; write the bundle to another file")
+    limit = listsync.MAX_BUNDLE_BYTES
+    try:
+        with out.open("rb") as handle:
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        raise CliError(f"cannot read {out}: {exc.strerror or exc}") from None
+    if raw.strip() and (len(raw) > limit or listsync.bundle_version(raw) == 0):
+        raise UsageError(
+            f"--out {out} is not a list bundle; refusing to replace it (give the bundle file"
+            " the collector serves, or a new file)"
+        )
 
 
 def _read_lists(path: str) -> object:

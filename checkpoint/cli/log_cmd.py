@@ -1,6 +1,10 @@
 """``kiosk verify-log [--db FILE] [--against CENTRAL]``: check the event log's hash chains,
 ``seq``, purges, and (with ``--against``) the office's copy.
 
+The file is found as by the other database verbs (``store_args``): ``--db``, else the
+``store.path`` of ``--config`` (default ``$KIOSK_CONFIG``, which kiosk-admin sets) under the
+data dir, else ``kiosk.db`` there.
+
 Opens the file read-only (never creates, migrates or repairs it), so it is safe to run while
 the daemon is writing and on a copy taken off a kiosk. ``CENTRAL`` is a pulled SQLite copy
 (``kiosk pull --into FILE``: table ``pulled_events``) or the office's PostgreSQL
@@ -11,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -23,28 +26,16 @@ from kiosk.store import compare_with_central, verify_database
 
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_verb
+from .store_args import add_store_args, db_path, load_args_config
 
 if TYPE_CHECKING:
     import psycopg
     from psycopg.rows import TupleRow
 
-DB_NAME = "kiosk.db"
-
-
-def default_db(environ: dict[str, str] | None = None) -> Path:
-    """``$KIOSK_DATA/kiosk.db`` when KIOSK_DATA is set, else ``./data/kiosk.db``."""
-    env = os.environ if environ is None else environ
-    return Path(env.get("KIOSK_DATA") or "data") / DB_NAME
-
 
 def register(sub: Verbs) -> None:
     p = add_verb(sub, "verify-log", run)
-    p.add_argument(
-        "--db",
-        metavar="FILE",
-        help="the SQLite event log (default: $KIOSK_DATA/kiosk.db if KIOSK_DATA is set,"
-        " else ./data/kiosk.db)",
-    )
+    add_store_args(p)
     p.add_argument(
         "--against",
         metavar="CENTRAL",
@@ -144,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     an event log. Names the first bad row. Exit 0 when intact, 1 if any row was edited,
     deleted, inserted or reordered (or the file is corrupt), 2 if the file cannot be used as
     an event log."""
-    path = Path(args.db) if args.db else default_db()
+    path = db_path(args, load_args_config(args))
     conn = _open_read_only(path)
     try:
         try:

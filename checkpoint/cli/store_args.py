@@ -1,5 +1,6 @@
-"""The kiosk database for maintenance verbs (``token``, ``purge``, ``guard``): where it is
-and how it is opened — through ``EventLog``, like the daemon, so they are safe beside it."""
+"""The kiosk database for maintenance verbs (``token``, ``purge``, ``guard``, ``verify-log``):
+where it is and how the verbs that write open it — through ``EventLog``, like the daemon, so
+they are safe beside it (``verify-log`` only reads it, read-only)."""
 
 from __future__ import annotations
 
