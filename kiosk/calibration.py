@@ -40,6 +40,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kiosk.files import UnreadableFile, read_bounded
+
 FILE_NAME = "calibration.json"
 FORMAT_VERSION = 1
 DEFAULT_OFFSET_C = 0.25
@@ -54,6 +56,8 @@ CLINICAL_RANGE_C = (34.0, 43.0)
 OBJECT_RANGE_C = (25.0, 43.0)
 AMBIENT_RANGE_C = (-20.0, 50.0)
 MAX_POINTS = 1000
+#: The calibration file is read no further than this (MAX_POINTS pairs take ~200 kB).
+MAX_CALIBRATION_BYTES = 1024 * 1024
 OUTLIER_C = 1.0
 #: Bounds of a physically sensible fit; outside them the pairs are wrong, not the skin.
 OFFSET_BOUNDS_C = (-5.0, 5.0)
@@ -257,11 +261,11 @@ class Calibration:
         """The stored calibration; the default when the file does not exist."""
         path = Path(path)
         try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            return cls()
-        except OSError as exc:
-            raise CalibrationError(f"cannot read {path}: {exc.strerror or exc}") from None
+            raw = read_bounded(path, MAX_CALIBRATION_BYTES)
+        except UnreadableFile as exc:
+            if exc.why == "missing":
+                return cls()
+            raise CalibrationError(f"calibration file {path}: {exc}") from None
         try:
             return cls.from_dict(json.loads(raw.decode("utf-8")))
         except (ValueError, KeyError, TypeError, RecursionError) as exc:

@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from . import base45
+from .files import UnreadableFile, read_bounded
 
 log = logging.getLogger(__name__)
 
@@ -217,13 +218,9 @@ MAX_KEY_FILE_BYTES = 16 * 1024
 
 def _read_key(path: str | Path, error: type[Exception], what: str) -> bytes:
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_KEY_FILE_BYTES + 1)
-    except OSError as exc:
-        raise error(f"{what} {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_KEY_FILE_BYTES:
-        raise error(f"{path} is larger than {MAX_KEY_FILE_BYTES} bytes: not a key file")
-    return data
+        return read_bounded(path, MAX_KEY_FILE_BYTES)
+    except UnreadableFile as exc:
+        raise error(f"{what} {path}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- fields

@@ -10,6 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from kiosk.files import UnreadableFile, read_bounded
+
+#: A credential is read no further than this (the guard accounts file, a certificate chain).
+MAX_SECRET_BYTES = 1024 * 1024
+
 
 class SecretError(ValueError):
     """A secret that is set but cannot be used (not text, too short); names the secret, never
@@ -37,7 +42,9 @@ def get_secret(name: str, environ: dict[str, str] | None = None) -> str | None:
         candidate = Path(cred_dir) / name
         if candidate.is_file():
             try:
-                return candidate.read_bytes().decode("utf-8").strip()
+                return read_bounded(candidate, MAX_SECRET_BYTES).decode("utf-8").strip()
+            except UnreadableFile as exc:
+                raise SecretError(f"credential {name} ({candidate}): {exc}") from None
             except UnicodeDecodeError:
                 raise SecretError(
                     f"credential {name} ({candidate}) is not UTF-8 text; write it again"

@@ -17,6 +17,8 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kiosk.files import UnreadableFile, read_bounded
+
 from .errors import CliError, UsageError, write_file
 from .parsers import Verbs, add_group, add_verb
 from .store_args import add_store_args, load_args_config, open_store
@@ -140,13 +142,10 @@ def report_run(args: argparse.Namespace) -> int:
 
 
 def _read(path: str) -> bytes:
-    file = Path(path)
     try:
-        if file.stat().st_size > _MAX_FILE:
-            raise UsageError(f"{file}: larger than {_MAX_FILE // (1024 * 1024)} MB")
-        return file.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{file}: cannot read: {exc.strerror or exc}") from None
+        return read_bounded(path, _MAX_FILE)
+    except UnreadableFile as exc:
+        raise UsageError(f"{path}: {exc}") from None
 
 
 def _plan(

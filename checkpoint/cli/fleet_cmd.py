@@ -15,6 +15,8 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from kiosk.files import UnreadableFile, read_bounded
+
 from .errors import CliError, UsageError, write_file
 from .parsers import Verbs, add_group, add_verb
 
@@ -161,13 +163,13 @@ def _check_out(out: Path, lists: Path) -> None:
         raise UsageError(f"--out {out} is not a file (the bundle the collector serves)")
     if out.samefile(lists):
         raise UsageError(f"--out {out} is the --lists file; write the bundle to another file")
-    limit = listsync.MAX_BUNDLE_BYTES
     try:
-        with out.open("rb") as handle:
-            raw = handle.read(limit + 1)
-    except OSError as exc:
-        raise CliError(f"cannot read {out}: {exc.strerror or exc}") from None
-    if raw.strip() and (len(raw) > limit or listsync.bundle_version(raw) == 0):
+        raw = read_bounded(out, listsync.MAX_BUNDLE_BYTES)
+    except UnreadableFile as exc:
+        if exc.why != "too_large":
+            raise CliError(f"{out}: {exc}") from None
+        raw = b"larger than any bundle"  # so not one
+    if raw.strip() and listsync.bundle_version(raw) == 0:
         raise UsageError(
             f"--out {out} is not a list bundle; refusing to replace it (give the bundle file"
             " the collector serves, or a new file)"
@@ -178,14 +180,10 @@ def _read_lists(path: str) -> object:
     """The JSON of ``--lists``, read no further than the largest bundle a kiosk takes."""
     from office import listsync
 
-    limit = listsync.MAX_BUNDLE_BYTES
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(limit + 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(raw) > limit:
-        raise UsageError(f"{path}: larger than {limit} bytes, the largest bundle a kiosk takes")
+        raw = read_bounded(path, listsync.MAX_BUNDLE_BYTES)
+    except UnreadableFile as exc:
+        raise UsageError(f"{path}: {exc} (a kiosk takes no larger bundle)") from None
     try:
         return json.loads(raw.decode("utf-8"))
     except ValueError as exc:  # also UnicodeDecodeError

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kiosk.cards import CardError, CardFallbackWarning, Fmt, card_format_for, render_card
 from kiosk.clock import SystemClock
+from kiosk.files import UnreadableFile, read_bounded
 from kiosk.passes import (
     FLAGS,
     MAX_VALID_HOURS,
@@ -215,13 +216,9 @@ def pass_verify(args: argparse.Namespace) -> int:
 
 def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_CSV_BYTES + 1)
-        if len(data) > MAX_CSV_BYTES:
-            raise UsageError(f"{path}: larger than {MAX_CSV_BYTES} bytes; nothing issued")
-        text = data.decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        text = read_bounded(path, MAX_CSV_BYTES).decode("utf-8-sig")
+    except (UnreadableFile, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: {exc}; nothing issued") from None
     reader = csv.DictReader(io.StringIO(text))
     try:
         columns = list(reader.fieldnames or ())

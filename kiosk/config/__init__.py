@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 
+from kiosk.files import UnreadableFile, read_bounded
+
 from ._base import Section
 from .engine import EngineSection
 from .fleet import FleetSection
@@ -150,12 +152,9 @@ def read_toml(path: Path) -> dict[str, Any]:
     """The TOML of a config file, read no further than ``MAX_CONFIG_BYTES``; every problem a
     ``ConfigError`` (the kiosk's config and the collector's)."""
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(str(path), [f"(file): cannot read: {exc.strerror or exc}"]) from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(str(path), [f"(file): larger than {MAX_CONFIG_BYTES} bytes"])
+        raw = read_bounded(path, MAX_CONFIG_BYTES)
+    except UnreadableFile as exc:
+        raise ConfigError(str(path), [f"(file): {exc}"]) from None
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

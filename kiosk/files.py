@@ -1,0 +1,40 @@
+"""Reading a file the kiosk did not write itself: bounded before it is read.
+
+A config, a key, a list to import or a calibration file may be anything at all by mistake or
+on purpose: a log file, ``/dev/zero``, a FIFO, a multi-gigabyte download. ``read_bounded``
+reads one byte more than the limit allows and stops, so no such file is read whole, and says
+why in words the caller puts behind the file's name in its own error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["UnreadableFile", "read_bounded"]
+
+Why = Literal["missing", "unreadable", "too_large"]
+
+
+class UnreadableFile(Exception):
+    """Why a file could not be read within its limit ("cannot read: ...", "larger than N
+    bytes"); the message does not name the file (the caller's error does). ``why`` says it
+    in one word, for callers that treat one case apart (a missing file with a default)."""
+
+    def __init__(self, message: str, why: Why) -> None:
+        super().__init__(message)
+        self.why = why
+
+
+def read_bounded(path: str | Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of ``path``: the whole file, or ``UnreadableFile`` when it
+    cannot be opened or read, or holds more than ``limit`` bytes."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        why: Why = "missing" if isinstance(exc, FileNotFoundError) else "unreadable"
+        raise UnreadableFile(f"cannot read: {exc.strerror or exc}", why) from None
+    if len(data) > limit:
+        raise UnreadableFile(f"larger than {limit} bytes", "too_large")
+    return data

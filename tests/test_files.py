@@ -1,0 +1,57 @@
+"""``kiosk.files.read_bounded``: a file the kiosk did not write is never read whole."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from kiosk import calibration, secrets
+from kiosk.calibration import Calibration, CalibrationError
+from kiosk.files import UnreadableFile, read_bounded
+
+
+def test_a_file_at_the_limit_is_read_and_one_byte_more_is_refused(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 10)
+    assert read_bounded(path, 10) == b"x" * 10
+    with pytest.raises(UnreadableFile, match="larger than 9 bytes") as caught:
+        read_bounded(path, 9)
+    assert caught.value.why == "too_large"
+
+
+def test_an_endless_file_is_read_no_further_than_the_limit():
+    with pytest.raises(UnreadableFile, match="larger than 4096 bytes"):
+        read_bounded("/dev/zero", 4096)
+
+
+def test_missing_and_unreadable_files_say_which(tmp_path):
+    with pytest.raises(UnreadableFile, match="cannot read") as missing:
+        read_bounded(tmp_path / "nowhere", 10)
+    assert missing.value.why == "missing"
+    with pytest.raises(UnreadableFile, match="cannot read") as folder:
+        read_bounded(tmp_path, 10)
+    assert folder.value.why == "unreadable"
+    assert str(tmp_path) not in str(folder.value)  # the caller's error names the file
+
+
+def test_a_calibration_file_pointing_at_an_endless_device_is_refused_not_read(tmp_path):
+    path = tmp_path / "calibration.json"
+    os.symlink("/dev/zero", path)
+    with pytest.raises(CalibrationError, match="larger than"):
+        Calibration.load(path)
+    assert Calibration.load(tmp_path / "absent.json") == Calibration()  # missing: the default
+    assert calibration.MAX_CALIBRATION_BYTES >= 200 * calibration.MAX_POINTS
+
+
+def test_a_credential_larger_than_any_is_one_error_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(secrets, "MAX_SECRET_BYTES", 64)
+    (tmp_path / "session_key").write_text("k" * 65)
+    env = {"CREDENTIALS_DIRECTORY": str(tmp_path)}
+    with pytest.raises(secrets.SecretError, match="session_key.*larger than 64 bytes"):
+        secrets.get_secret("session_key", env)
+    (tmp_path / "session_key").write_text("k" * 64 + "\n")
+    with pytest.raises(secrets.SecretError):  # the newline counts: 65 bytes
+        secrets.get_secret("session_key", env)
+    (tmp_path / "session_key").write_text("k" * 63 + "\n")
+    assert secrets.get_secret("session_key", env) == "k" * 63
