@@ -310,6 +310,12 @@ def _check_pass(
         flags.append("observation")
     if observed and cfg.observation_blocks in (direction, "both"):
         reasons.append("under_observation")
+    elif observed and cfg.observation_blocks != "none" and not inputs.direction_trusted:
+        # As with quarantine: "coming home" said by a screen button, not by the lane, could be
+        # an observed returnee walking out: the guard looks.
+        reasons.append("under_observation")
+        flags.append("direction_unverified")
+        guard.append(True)
     if "escort" in pass_.flags:
         flags.append("escort")
     quota = cfg.quota

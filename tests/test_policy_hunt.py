@@ -763,12 +763,6 @@ def _decide_observed(direction: str, trusted: bool):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not changed: tests/test_observation_gate.py pins that an unverified 'in' of an"
-    " observed returnee passes (observation_blocks = 'out'); home quarantine calls the guard"
-    " for the same case (direction_unverified). Needs the owner's decision.",
-)
 def test_an_observed_returnee_cannot_walk_out_by_pressing_coming_home():
     """observation_blocks = "out" kept an observed returnee in, unless they pressed the
     screen's "coming home" button and walked out: an unverified "in" passed. Home quarantine
