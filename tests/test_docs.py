@@ -83,6 +83,12 @@ def test_every_http_route_is_in_the_api_reference(core):
     assert len(routes) > 20
     missing = [f"{m} {p}" for m, p in routes if f"`{m} {p}`" not in reference]
     assert missing == [], "routes missing from docs/api.md"
+    named = set(re.findall(r"`(GET|POST|PUT|PATCH|DELETE) (/[^`?\s]*)", reference))
+    assert len(named) >= len(routes)
+    assert sorted(named - set(routes)) == [], "docs/api.md names routes the app does not serve"
+    index = re.findall(r"^\| (`(?:GET|POST) [^|]+`) \|", reference, re.M)
+    assert len(index) > 20
+    assert sorted({row for row in index if index.count(row) > 1}) == [], "listed twice"
 
 
 def test_every_bench_section_and_field_is_in_the_bench_reference():
