@@ -53,6 +53,9 @@ def test_every_command_and_option_is_in_the_cli_reference(path, parser):
     ]
     missing = [o for o in options if not re.search(rf"`{re.escape(o)}\b", section)]
     assert missing == [], f"`kiosk {' '.join(path)}` options missing from docs/cli.md"
+    every = {o for action in parser._actions for o in action.option_strings}
+    stale = [o for o in re.findall(r"^\| `(--[\w-]+)", section, re.M) if o not in every]
+    assert stale == [], f"docs/cli.md documents options `kiosk {' '.join(path)}` does not take"
 
 
 def test_the_section_finder_sees_a_missing_verb_and_a_missing_option():
