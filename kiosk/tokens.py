@@ -13,8 +13,9 @@ its ``token_pepper`` table. Tokens carry 256 bits of entropy, so either way gues
 reach; the secret pepper is defence in depth. Changing the pepper invalidates every token
 (issue new ones): it is the way to revoke all at once.
 
-Scopes: ``logs:read`` (events, masked), ``logs:personal`` (may ask ``?fields=`` to see personal
-fields unmasked), ``stats:read`` (the daily report and, when not public, ``/metrics``).
+Scopes: ``logs:read`` (events, masked, and the daily report), ``logs:personal`` (may ask
+``?fields=`` to see personal fields unmasked), ``stats:read`` (the daily report alone and, when
+not public, ``/metrics``).
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ from kiosk.schema import sql_migrations
 from kiosk.secrets import get_secret
 
 SCOPES: dict[str, str] = {
-    "logs:read": "read events with personal fields masked (pull, CSV export)",
+    "logs:read": "read events with personal fields masked (pull, CSV export), the daily report",
     "logs:personal": "may request personal fields unmasked with ?fields=",
-    "stats:read": "read the daily report (and /metrics when it is not public)",
+    "stats:read": "read the daily report alone (and /metrics when it is not public)",
 }
 
 TOKEN_RE = re.compile(r"^kt_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")

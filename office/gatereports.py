@@ -3,17 +3,18 @@
 The event log is pulled row by row (``office.pull``); the ledgers around the gate (returnees,
 home quarantine, service requests: ``kiosk.ledgers``) are not — they hold names and phone
 numbers the office does not need. What the office needs is the gate's counts, and the gate
-already serves them: its daily report (``GET /api/v1/stats?day=``, scope ``stats:read``) has
-them in ``community``. ``collect_reports`` asks a gate for today's report and for every day of
-the last ``REPORT_DAYS`` it has not reported since the day ended, and keeps from each only the
-figures that come from ledgers (``LEDGER_PATHS``), as counts (``ledger_figures`` refuses
-anything else), in ``fleet_gate_reports`` (``office.pg``). The figures that come from events
-are computed centrally from the pulled events (``office.district``).
+already serves them: its daily report (``GET /api/v1/stats?day=``, scope ``logs:read`` or
+``stats:read``) has them in ``community``. ``collect_reports`` asks a gate for today's report
+and for every day of the last ``REPORT_DAYS`` it has not reported since the day ended, and
+keeps from each only the figures that come from ledgers (``LEDGER_PATHS``), as counts
+(``ledger_figures`` refuses anything else), in ``fleet_gate_reports`` (``office.pg``). The
+figures that come from events are computed centrally from the pulled events
+(``office.district``).
 
 Bounded: one request per day asked for, at most ``REPORT_DAYS`` per round, each body at most
-``MAX_BODY_BYTES``; with the same bearer token as the pull (it needs ``stats:read`` besides
-``logs:read``). A gate that does not answer is not written: the district report names it as
-missing for that day instead of counting it as zero.
+``MAX_BODY_BYTES``; with the same bearer token as the pull (``logs:read``). A gate that does
+not answer is not written: the district report names it as missing for that day instead of
+counting it as zero.
 """
 
 from __future__ import annotations

@@ -52,9 +52,10 @@ kiosk_python() {
 }
 
 # kiosk_venv ROOT EXTRAS: create ROOT/.venv and install the project (editable) with EXTRAS.
-# Re-installs only when pyproject.toml changed since the last install.
+# Re-installs only when pyproject.toml changed since the last install or EXTRAS are missing
+# (an install with the test extras serves the demo: no reinstall, no network).
 kiosk_venv() {
-    local root=$1 extras=$2 py stamp want
+    local root=$1 extras=$2 py stamp want have
     py=$(kiosk_python) || exit 1
     if [ ! -x "$root/.venv/bin/python" ]; then
         if ! "$py" -m venv "$root/.venv" 2>/dev/null; then
@@ -64,7 +65,8 @@ kiosk_venv() {
     fi
     stamp="$root/.venv/.kiosk-installed"
     want="$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1) [$extras]"
-    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    have=$(cat "$stamp" 2>/dev/null || true)
+    if [ "$have" != "$want" ] && { [ -n "$extras" ] || [ "${have%% *}" != "${want%% *}" ]; }; then
         echo "scripts: installing the project into .venv ..." >&2
         "$root/.venv/bin/python" -m pip install -q --upgrade pip >&2
         local target=$root

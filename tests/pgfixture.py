@@ -130,7 +130,8 @@ def add_events(core, n: int, *, fever_every: int = 0, advance_s: float = 1.0) ->
 
 class Network:
     """An httpx transport routing ``http://<kiosk_id>/...`` to in-process kiosks; ``faults``
-    may answer instead (``"connect"``, ``"500"``) to make the network misbehave."""
+    may answer instead (``"connect"``, ``"500"``, or any ``httpx.Response``) to make the
+    network misbehave."""
 
     def __init__(self, *kiosks, faults=None):
         import httpx
@@ -148,6 +149,8 @@ class Network:
             raise httpx.ConnectError("refused", request=request)
         if fault == "500":
             return httpx.Response(500, json={"detail": "boom"})
+        if isinstance(fault, httpx.Response):
+            return fault
         kiosk = self.kiosks.get(request.url.host)
         if kiosk is None:
             raise httpx.ConnectError("no route to host", request=request)

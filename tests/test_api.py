@@ -118,8 +118,17 @@ def test_revoked_token_gets_401(core, client):
 
 def test_out_of_scope_gets_403(core, client):
     assert client.get("/api/v1/events", headers=bearer(core, "stats:read")).status_code == 403
-    assert client.get("/api/v1/stats", headers=bearer(core, "logs:read")).status_code == 403
+    assert client.get("/api/v1/stats", headers=bearer(core, "logs:personal")).status_code == 403
     assert client.get("/api/v1/events.csv", headers=bearer(core, "stats:read")).status_code == 403
+
+
+@pytest.mark.parametrize("scope", ["logs:read", "stats:read"])
+def test_the_daily_report_is_read_with_the_pull_token_or_a_stats_token(core, client, scope):
+    # The interface: /api/v1/stats takes the same token as /api/v1/events (scope logs:read);
+    # stats:read is the narrower token for the report alone (and private /metrics).
+    response = client.get("/api/v1/stats", headers=bearer(core, scope))
+    assert response.status_code == 200
+    assert set(response.json()) >= {"by_decision", "by_reason", "by_direction", "by_hour"}
 
 
 def test_keyset_paging_resumes_exactly_under_concurrent_writes(core, client, clock):

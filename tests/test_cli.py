@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -125,3 +126,28 @@ def test_the_fleet_bench_runs_only_when_named(monkeypatch):
     ran.clear()
     assert bench.run_all(quick=True, only=["fleet"])["fleet"] == {"ok": True}
     assert ran == ["fleet"]
+
+
+def test_a_bench_section_that_fails_is_reported_and_the_others_are_kept(monkeypatch, capsys):
+    """A long bench run whose one section crashes still prints every other section's figures
+    (the crash as that section's reason) and exits 1, not a traceback and no JSON at all."""
+    from checkpoint import bench
+
+    def runner(name):
+        def run(quick):
+            if name == "decide":
+                raise RuntimeError("the demo did not start")
+            return {"median_us": 1.0}
+
+        return run
+
+    monkeypatch.setattr(bench, "_section_runner", runner)
+    assert main(["bench", "--json", "--only", "decide,store"]) == 1
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["store"] == {"median_us": 1.0}
+    assert result["decide"] == {
+        "available": False,
+        "reason": "failed: RuntimeError: the demo did not start",
+    }
+    assert "kiosk bench: decide failed: RuntimeError: the demo did not start" in captured.err

@@ -53,6 +53,9 @@ def test_every_command_and_option_is_in_the_cli_reference(path, parser):
     ]
     missing = [o for o in options if not re.search(rf"`{re.escape(o)}\b", section)]
     assert missing == [], f"`kiosk {' '.join(path)}` options missing from docs/cli.md"
+    every = {o for action in parser._actions for o in action.option_strings}
+    stale = [o for o in re.findall(r"^\| `(--[\w-]+)", section, re.M) if o not in every]
+    assert stale == [], f"docs/cli.md documents options `kiosk {' '.join(path)}` does not take"
 
 
 def test_the_section_finder_sees_a_missing_verb_and_a_missing_option():
@@ -83,6 +86,12 @@ def test_every_http_route_is_in_the_api_reference(core):
     assert len(routes) > 20
     missing = [f"{m} {p}" for m, p in routes if f"`{m} {p}`" not in reference]
     assert missing == [], "routes missing from docs/api.md"
+    named = set(re.findall(r"`(GET|POST|PUT|PATCH|DELETE) (/[^`?\s]*)", reference))
+    assert len(named) >= len(routes)
+    assert sorted(named - set(routes)) == [], "docs/api.md names routes the app does not serve"
+    index = re.findall(r"^\| (`(?:GET|POST) [^|]+`) \|", reference, re.M)
+    assert len(index) > 20
+    assert sorted({row for row in index if index.count(row) > 1}) == [], "listed twice"
 
 
 def test_every_bench_section_and_field_is_in_the_bench_reference():
@@ -115,3 +124,85 @@ def test_drivers_are_built_by_the_factory_the_docs_name():
     text = (DOCS / "architecture.md").read_text(encoding="utf-8")
     assert "drivers/factory.py" in text
     assert callable(factory.build_devices)
+
+
+def _bench_fields(text: str) -> dict[str, list[str]]:
+    """Per ``## `section``` of docs/bench.md, the field names of its table's first column."""
+    found: dict[str, list[str]] = {}
+    for match in re.finditer(r"^## `(\w+)`\n(.*?)(?=^## |\Z)", text, re.S | re.M):
+        cells = re.findall(r"^\| ([^|]+) \|", match.group(2), re.M)
+        found[match.group(1)] = [n for cell in cells for n in re.findall(r"`(\w+)`", cell)]
+    return found
+
+
+BENCH_DOC = (DOCS / "bench.md").read_text(encoding="utf-8")
+BENCH_FIELDS = _bench_fields(BENCH_DOC)
+
+
+def test_every_bench_field_the_reference_names_is_produced_by_its_section():
+    from checkpoint.bench import OPT_IN, SECTIONS
+
+    assert set(BENCH_FIELDS) == {*SECTIONS, *OPT_IN}
+    assert sum(map(len, BENCH_FIELDS.values())) > 100
+    missing = [
+        f"{section}.{name}"
+        for section, names in BENCH_FIELDS.items()
+        for name in names
+        if f'"{name}"' not in (ROOT / "checkpoint" / "bench" / f"{section}.py").read_text()
+    ]
+    assert missing == [], "docs/bench.md names fields its section's module never writes"
+
+
+def test_the_bench_field_finder_reads_first_cells_only():
+    text = "## `a`\n| field | meaning |\n|---|---|\n| `x`, `y` | not `z` |\n## `b`\nnone\n"
+    assert _bench_fields(text) == {"a": ["x", "y"], "b": []}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("section", ["decide", "idle", "store", "thermo"])
+def test_every_field_a_bench_section_prints_is_in_the_reference(section, tmp_path, monkeypatch):
+    """Run the quicker sections for real: what they print is what docs/bench.md lists."""
+    from checkpoint.bench import run_all
+
+    monkeypatch.setenv("KIOSK_DATA", str(tmp_path))  # the store bench writes its files there
+    monkeypatch.chdir(tmp_path)
+    result = run_all(quick=True, only=[section])
+    assert set(result) == {section, "rss_mb"} and "`rss_mb`" in BENCH_DOC
+    additions = re.search(r"^## Additions.*?(?=^## `)", BENCH_DOC, re.S | re.M)
+    assert additions is not None
+    documented = {*BENCH_FIELDS[section], *re.findall(r"`(\w+)`", additions.group(0))}
+    assert sorted(set(result[section]) - documented) == []
+    assert sorted(set(BENCH_FIELDS[section]) - set(result[section])) == []
+
+
+def test_the_event_log_reference_lists_every_field_of_the_one_record_definition():
+    from kiosk import record
+
+    text = (DOCS / "event-log.md").read_text(encoding="utf-8")
+    section = text[text.index("## Record") : text.index("## Hash chains")]
+    assert "`kiosk/record.py`" in section, "the reference names where the record is defined"
+    missing = [
+        name
+        for name in (*record.EVENT_COLUMNS, *record.AUDIT_COLUMNS)
+        if f"`{name}`" not in section
+    ]
+    assert missing == [], "record fields missing from docs/event-log.md"
+    table = [
+        n
+        for row in re.findall(r"^\| ([^|]+) \|", section, re.M)
+        for n in re.findall(r"`(\w+)`", row)
+    ]
+    assert len(table) > 15
+    assert sorted(set(table) - set(record.EVENT_COLUMNS)) == [], "documented fields not in it"
+
+
+def test_the_readme_names_every_verb_and_bench_section():
+    from checkpoint.bench import SECTIONS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    verbs = sorted({path[0] for path, _ in COMMANDS})
+    assert len(verbs) > 15
+    table = readme[readme.index("## The `kiosk` command") : readme.index("## Configuration")]
+    assert [v for v in verbs if f"`kiosk {v}" not in table] == []
+    bench_row = next(line for line in readme.splitlines() if line.startswith("| `kiosk bench"))
+    assert [s for s in SECTIONS if s not in bench_row] == []

@@ -235,9 +235,15 @@ def test_gate_reports_are_asked_for_at_most_every_interval_and_a_refusal_is_show
     gates, pg_dsn, monkeypatch
 ):
     """The ledger figures are asked for with the pull's token, bounded by the interval; a
-    token without ``stats:read`` is the kiosk's ``report_error`` (its events still come)."""
+    gate refusing the report is the kiosk's ``report_error`` (its events still come)."""
     now = [1000.0]
-    net = Network(*gates)
+    refusal = {"detail": "this token lacks the 'logs:read' or 'stats:read' scope"}
+    net = Network(
+        *gates,
+        faults=lambda r: (
+            httpx.Response(403, json=refusal) if r.url.path == "/api/v1/stats" else None
+        ),
+    )
     collector = Collector(
         _config(gates, monkeypatch), pg_dsn, client=net.client(),
         monotonic=lambda: now[0], report_interval_s=300,

@@ -161,3 +161,17 @@ def test_the_export_helper_loads_only_the_page_builder():
         "print(' '.join(m for m in heavy if m in sys.modules) or '-')\n"
     )
     assert _printed_by(script) == ["-"]
+
+
+def test_the_memory_bench_prepares_a_data_dir_the_demo_accepts(tmp_path):
+    # The demo refuses a --data folder holding another kiosk's data; the bench's pre-filled
+    # log is the demo's own, so it must be marked as such (else the section never starts).
+    from checkpoint.bench import memory
+    from checkpoint.bench.memory import demo_data
+    from checkpoint.cli.daemon_cmd import DEMO_MARK, demo_data_dir
+
+    assert memory.DEMO_MARK == DEMO_MARK
+
+    data = demo_data(tmp_path, 3)
+    assert demo_data_dir(data) == data
+    assert (data / "kiosk.db").is_file()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import resource
 import sys
+import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,18 @@ def unavailable(reason: str) -> dict[str, Any]:
     return {"available": False, "reason": reason}
 
 
+#: How the reason of a section that crashed begins (``kiosk bench`` then exits 1).
+FAILED = "failed: "
+
+
+def failed_sections(result: dict[str, Any]) -> list[str]:
+    return [
+        name
+        for name, value in result.items()
+        if isinstance(value, dict) and str(value.get("reason", "")).startswith(FAILED)
+    ]
+
+
 def _section_runner(name: str) -> Callable[[bool], dict[str, Any]] | None:
     try:
         module = importlib.import_module(f"checkpoint.bench.{name}")
@@ -91,6 +104,11 @@ def run_all(quick: bool = False, only: list[str] | None = None) -> dict[str, Any
             result[name] = unavailable("not built yet")
             continue
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
-        result[name] = runner(quick)
+        try:
+            result[name] = runner(quick)
+        except Exception as exc:  # a crash loses that section's figures, not the others'
+            traceback.print_exc(file=sys.stderr)
+            result[name] = unavailable(f"{FAILED}{type(exc).__name__}: {exc}")
+            print(f"kiosk bench: {name} {result[name]['reason']}", file=sys.stderr, flush=True)
     result["rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return result

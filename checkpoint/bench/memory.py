@@ -43,6 +43,9 @@ from checkpoint.bench.pull import _timed_pull, prefill
 #: (events pre-filled, seconds of demo traffic before the pull)
 FULL = (100_000, 600.0)
 QUICK = (20_000, 20.0)
+#: ``checkpoint.cli.daemon_cmd.DEMO_MARK`` (not imported: the CLI imports the benches), the mark
+#: of a folder ``kiosk demo --data`` may use; ``tests/test_memory.py`` checks the demo takes it.
+DEMO_MARK = ".kiosk-demo"
 #: After the pull, how long to wait for the idle helper to stop (its idle limit plus slack).
 IDLE_WAIT_S = 40.0
 _IMPORT_PROBE = (
@@ -130,14 +133,26 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def demo_data(tmp: Path, events: int) -> Path:
+    """A data dir for the demo child: its event log pre-filled with ``events`` events, marked
+    as a demo's (``kiosk demo --data`` refuses a folder holding any other data)."""
+    data = tmp / "data"
+    data.mkdir()
+    prefill(data / "kiosk.db", events, kiosk_id="demo-gate")
+    (data / DEMO_MARK).write_text("kiosk bench memory: a demo's pre-filled data\n")
+    return data
+
+
 def _start_demo(data: Path, port: int) -> tuple[subprocess.Popen[str], str]:
     """The demo child and its API token (from its banner)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "checkpoint", "demo", "--port", str(port), "--data", str(data)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    errors = data.parent / "demo.err"
+    with errors.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "checkpoint", "demo", "--port", str(port), "--data", str(data)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
     assert proc.stdout is not None
     deadline = time.monotonic() + 120
     for line in proc.stdout:
@@ -146,7 +161,10 @@ def _start_demo(data: Path, port: int) -> tuple[subprocess.Popen[str], str]:
         if time.monotonic() > deadline:
             break
     proc.kill()
-    raise RuntimeError("the demo did not start (no API token in its banner)")
+    said = errors.read_text(errors="replace").strip().splitlines()
+    raise RuntimeError(
+        f"the demo did not start (exit {proc.wait()}): {said[-1] if said else 'no message'}"
+    )
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -166,9 +184,7 @@ def run(quick: bool) -> dict[str, Any]:
         return unavailable("no /proc/<pid>/smaps_rollup here (Linux 4.14+ only)")
     events, traffic_s = QUICK if quick else FULL
     with tempfile.TemporaryDirectory(prefix="kiosk-bench-memory-") as tmp:
-        data = Path(tmp) / "data"
-        data.mkdir()
-        prefill(data / "kiosk.db", events, kiosk_id="demo-gate")
+        data = demo_data(Path(tmp), events)
         port = _free_port()
         proc, token = _start_demo(data, port)
         try:

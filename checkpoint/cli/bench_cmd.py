@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from checkpoint.bench import OPT_IN, SECTIONS, run_all
+from checkpoint.bench import OPT_IN, SECTIONS, failed_sections, run_all
 
 from .errors import UsageError
 from .parsers import Verbs, add_verb
@@ -30,7 +30,8 @@ def bench(args: argparse.Namespace) -> int:
 
     Run the benchmarks (decode, thermo, decide, loop, idle, store, pull, edge, memory; fleet
     only when named with --only) and print medians and same-run ratios. A section that cannot
-    run here says so ({"available": false, "reason": ...})."""
+    run here says so ({"available": false, "reason": ...}); one that fails says
+    "failed: ..." there, the others still print, and the exit code is 1."""
     only = [name.strip() for value in args.only or [] for name in value.split(",") if name.strip()]
     for name in only:
         if name not in (*SECTIONS, *OPT_IN):
@@ -43,4 +44,4 @@ def bench(args: argparse.Namespace) -> int:
     else:
         for name, value in result.items():
             print(f"{name}: {json.dumps(value)}")
-    return 0
+    return 1 if failed_sections(result) else 0

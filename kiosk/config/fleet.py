@@ -62,8 +62,8 @@ class KioskSource(Section):
     name: str | None = Field(None, min_length=1, max_length=64)
     """A label for the status page (default: the kiosk id it reports)."""
     token_env: EnvName | None = None
-    """Environment variable holding this kiosk's bearer token (scopes `logs:read` for the pull and
-    `stats:read` for its daily ledger counts; without `stats:read` the gate is reported missing
+    """Environment variable holding this kiosk's bearer token (scope `logs:read`: the pull and
+    the daily report with its ledger counts; a gate that refuses the report is reported missing
     from the district's ledger figures)."""
     token_file: Path | None = None
     """File holding the token (e.g. `$CREDENTIALS_DIRECTORY/gate-1`); one line."""
