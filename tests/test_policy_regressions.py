@@ -1,4 +1,4 @@
-"""Defects found in the policy area's hunt (lists, passes, imports, reports): each test
+"""Policy regressions (lists, passes, imports, quota, reports): each test
 reproduces one and pins its fix."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Kiosk screen defects found by the defect hunt, in headless Chromium (tests/test_browser.py's
-browser) against the real daemon on fakes."""
+"""Kiosk screen regressions (defects found in the field review), in headless Chromium
+(tests/test_browser.py's browser) against the real daemon on fakes."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Iterator[KioskDemo]:
-    yield from serving(KioskDemo(tmp_path_factory.mktemp("kiosk-hunt")))
+    yield from serving(KioskDemo(tmp_path_factory.mktemp("kiosk-screen-regressions")))
 
 
 @pytest.mark.parametrize("status", [503, 429, 500])

@@ -1,4 +1,5 @@
-"""Collector defects found by the defect hunt (a real PostgreSQL: tests/pgfixture.py)."""
+"""Collector regressions: defects found in the field review, each test failing before its fix (a
+real PostgreSQL: tests/pgfixture.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Masking defects found by hunting: inputs a guard can type that the masking must survive."""
+"""Masking regressions: inputs a guard can type that the masking must survive."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pull defects found by the defect hunt."""
+"""Pull regressions: defects found in the field review, each test failing before its fix."""
 
 from __future__ import annotations
 

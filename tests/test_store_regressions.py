@@ -1,4 +1,4 @@
-"""Defects found by hunting the event log as a gate would meet it: retention, files on disk,
+"""Event log regressions, as a gate would meet them: retention, files on disk,
 the clock, verification. Each test names what went wrong before its fix."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Kiosk screen defects found by the defect hunt."""
+"""Kiosk screen regressions: defects found in the field review, each test failing before its fix."""
 
 from __future__ import annotations
 

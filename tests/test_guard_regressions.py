@@ -1,4 +1,4 @@
-"""Defects found by a hunt through the guard console and its community pages, each pinned:
+"""Guard console regressions: defects found in the console and its community pages, each pinned:
 hostile or odd input answers 4xx (never a 5xx), the error banner says only what the console
 wrote, and a cut-off action cannot be planted by someone who was never signed in."""
 
