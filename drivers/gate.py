@@ -1,10 +1,14 @@
 """Gate relay drivers: LCUS-1 USB serial relay, GPIO relay module, none, and a fake.
 
 The engine only says *open* (release the lock) or *closed* (lock). Each driver maps that to
-a relay coil level through the configured wiring:
+a relay coil level through the contact the lock is wired to (``gate.wiring``) and the kind of
+lock (``gate.fail_mode``), as docs/wiring.md wires them:
 
-- ``normally_open``: the lock is released while the coil is energised;
-- ``normally_closed``: the lock is released while the coil is de-energised.
+- fail-secure lock (strike, power to unlock) on ``normally_open``: energised releases;
+- fail-secure lock on ``normally_closed``: de-energised releases;
+- fail-safe maglock (power to lock) on ``normally_closed``: energised releases (it cuts the
+  magnet's power);
+- fail-safe maglock on ``normally_open``: de-energised releases.
 
 Whether the gate is released on power loss (fail-safe) or stays locked (fail-secure) is a
 property of the lock and that wiring, not of software; a driver can only make sure it leaves
@@ -44,6 +48,7 @@ from kiosk.devices import Gate, GateFault, Health, HealthState
 log = logging.getLogger(__name__)
 
 Wiring = Literal["normally_open", "normally_closed"]
+FailMode = Literal["fail_secure", "fail_safe"]
 
 _LCUS_HEADER = 0xA0
 
@@ -56,24 +61,37 @@ def lcus_frame(channel: int, energise: bool) -> bytes:
     return bytes([_LCUS_HEADER, channel, state, (_LCUS_HEADER + channel + state) & 0xFF])
 
 
-def coil_energised(open_: bool, wiring: Wiring) -> bool:
-    """The coil level that puts the lock in the commanded state for this wiring."""
-    return open_ if wiring == "normally_open" else not open_
+def coil_energised(open_: bool, wiring: Wiring, fail_mode: FailMode = "fail_secure") -> bool:
+    """The coil level that puts the lock in the commanded state for this contact and lock.
+
+    A fail-secure lock needs power to unlock, a fail-safe one power to stay locked; the NC
+    contact carries power while the coil is off. So energising releases exactly when both or
+    neither are the "normal" case (NO with fail-secure, NC with fail-safe)."""
+    releases_when_energised = (wiring == "normally_open") == (fail_mode == "fail_secure")
+    return open_ if releases_when_energised else not open_
 
 
 class _Relay:
     """What both relay drivers share: the wiring that maps a command to a coil level, one
     lock around the device, and the health of the last command, stamped by the clock."""
 
-    def __init__(self, name: str, wiring: Wiring, clock: Clock | None, health: Health) -> None:
+    def __init__(
+        self,
+        name: str,
+        wiring: Wiring,
+        fail_mode: FailMode,
+        clock: Clock | None,
+        health: Health,
+    ) -> None:
         self.name = name
         self._wiring: Wiring = wiring
+        self._fail_mode: FailMode = fail_mode
         self._clock = clock
         self._lock = threading.Lock()
         self._health = health
 
     def _coil(self, open_: bool) -> bool:
-        return coil_energised(open_, self._wiring)
+        return coil_energised(open_, self._wiring, self._fail_mode)
 
     def _mono(self) -> int | None:
         return self._clock.monotonic_ns() if self._clock is not None else None
@@ -105,12 +123,13 @@ class SerialRelayGate(_Relay):
         baudrate: int = 9600,
         channel: int = 1,
         wiring: Wiring = "normally_open",
+        fail_mode: FailMode = "fail_secure",
         write_timeout_s: float = 0.2,
         clock: Clock | None = None,
         serial_factory: Callable[..., Any] | None = None,
         name: str = "serial_relay",
     ) -> None:
-        super().__init__(name, wiring, clock, Health("ok", "not used yet"))
+        super().__init__(name, wiring, fail_mode, clock, Health("ok", "not used yet"))
         self._port = port
         self._baudrate = baudrate
         self._channel = channel
@@ -179,8 +198,9 @@ class GpioRelayGate(_Relay):
 
     ``active_high`` says which pin level energises the coil (many cheap modules are
     active-low). The gate is commanded closed at start. Note that ``close()`` releases the
-    pin, which de-energises the coil: with ``normally_closed`` wiring that releases the lock,
-    which is exactly the fail-safe behaviour that wiring was chosen for.
+    pin, which de-energises the coil: the lock then does what it does with the relay off
+    (locked for a strike on NO or a maglock on NC; released for a maglock on NO, the wiring
+    chosen so that a dead kiosk releases it).
 
     Any failure of the GPIO library (gpiozero's ``BadPinFactory`` when lgpio cannot start,
     a pin in use, no ``/dev/gpiochip*``) is a gate fault, never a crash of the daemon: the
@@ -200,12 +220,13 @@ class GpioRelayGate(_Relay):
         *,
         active_high: bool = True,
         wiring: Wiring = "normally_open",
+        fail_mode: FailMode = "fail_secure",
         clock: Clock | None = None,
         pin_factory: Any = None,
         name: str = "gpio_relay",
         dev_dir: str = "/dev",
     ) -> None:
-        super().__init__(name, wiring, clock, Health("ok", "closed"))
+        super().__init__(name, wiring, fail_mode, clock, Health("ok", "closed"))
         self._dev_dir = dev_dir
         self._pin = pin
         self._active_high = active_high
@@ -364,11 +385,17 @@ class FakeGate:
     """
 
     def __init__(
-        self, clock: Clock, *, wiring: Wiring = "normally_open", name: str = "fake_gate"
+        self,
+        clock: Clock,
+        *,
+        wiring: Wiring = "normally_open",
+        fail_mode: FailMode = "fail_secure",
+        name: str = "fake_gate",
     ) -> None:
         self.name = name
         self._clock = clock
         self._wiring: Wiring = wiring
+        self._fail_mode: FailMode = fail_mode
         self._lock = threading.Lock()
         self.commands: list[GateCommand] = []
         self.attempts = 0
@@ -400,9 +427,8 @@ class FakeGate:
             self.attempts += 1
             if not self.plugged:
                 raise GateFault("fake gate unplugged", reason="gate_fault")
-            command = GateCommand(
-                self._clock.monotonic_ns(), open_, coil_energised(open_, self._wiring)
-            )
+            energised = coil_energised(open_, self._wiring, self._fail_mode)
+            command = GateCommand(self._clock.monotonic_ns(), open_, energised)
             self.commands.append(command)
             self.is_open = open_
         if self.on_command is not None:
@@ -426,15 +452,20 @@ def build_gate(cfg: GateSection, clock: Clock) -> Gate:
             baudrate=driver.baudrate,
             channel=driver.channel,
             wiring=cfg.wiring,
+            fail_mode=cfg.fail_mode,
             write_timeout_s=driver.write_timeout_ms / 1000,
             clock=clock,
         )
     if isinstance(driver, GpioRelayConfig):
         return GpioRelayGate(
-            driver.pin, active_high=driver.active_high, wiring=cfg.wiring, clock=clock
+            driver.pin,
+            active_high=driver.active_high,
+            wiring=cfg.wiring,
+            fail_mode=cfg.fail_mode,
+            clock=clock,
         )
     if isinstance(driver, NoGateConfig):
         return NoGate()
     if isinstance(driver, FakeGateConfig):
-        return FakeGate(clock, wiring=cfg.wiring)
+        return FakeGate(clock, wiring=cfg.wiring, fail_mode=cfg.fail_mode)
     raise ValueError(f"unknown gate driver {driver!r}")  # pragma: no cover - config forbids
