@@ -114,6 +114,9 @@ class SerialRelayGate(_Relay):
     also looks whether the node still exists, so an unplugged board is reported while the
     gate is idle, not first when a person is waiting at it; the port it had open is then
     reopened on the next command (the old descriptor is dead even after a replug).
+    The board keeps its coil as last commanded (a daemon killed during a pulse leaves the
+    gate open) and powers up with it off, so ``health`` commands the lock while idle
+    whenever the coil's state is not known: at start and after a replug.
     """
 
     def __init__(
@@ -142,6 +145,8 @@ class SerialRelayGate(_Relay):
         self._ser: Any = None
         self._is_open: bool | None = None
         self._node_gone = False
+        #: The board's coil is known to be as last commanded through the port now open.
+        self._commanded = False
 
     def _ensure_port(self) -> Any:
         if self._ser is None:
@@ -154,6 +159,7 @@ class SerialRelayGate(_Relay):
         return self._ser
 
     def _drop_port(self) -> None:
+        self._commanded = False
         ser, self._ser = self._ser, None
         if ser is not None:
             try:
@@ -162,31 +168,51 @@ class SerialRelayGate(_Relay):
                 log.debug("serial relay: close after failure failed", exc_info=True)
 
     def set_open(self, open_: bool) -> None:
-        frame = lcus_frame(self._channel, self._coil(open_))
         with self._lock:
-            if self._node_gone:  # unplugged since the port was opened: that fd is dead
-                self._node_gone = False
-                self._drop_port()
-            try:
-                ser = self._ensure_port()
-                written = ser.write(frame)
-                ser.flush()
-                if written is not None and written != len(frame):
-                    raise OSError(f"short write ({written} of {len(frame)} bytes)")
-            except Exception as exc:
-                # serial.SerialException, SerialTimeoutException and OSError (ENODEV when
-                # the USB device vanished) all mean the same for the gate: not commanded.
-                self._drop_port()
-                self._report("fault", f"relay write failed: {exc}")
-                raise GateFault(f"serial relay {self._port}: {exc}", reason="gate_fault") from exc
-            self._is_open = open_
-            self._report("ok", "open" if open_ else "closed")
+            self._command(open_)
+
+    def _command(self, open_: bool) -> None:
+        frame = lcus_frame(self._channel, self._coil(open_))
+        if self._node_gone:  # unplugged since the port was opened: that fd is dead
+            self._node_gone = False
+            self._drop_port()
+        try:
+            ser = self._ensure_port()
+            written = ser.write(frame)
+            ser.flush()
+            if written is not None and written != len(frame):
+                raise OSError(f"short write ({written} of {len(frame)} bytes)")
+        except Exception as exc:
+            # serial.SerialException, SerialTimeoutException and OSError (ENODEV when
+            # the USB device vanished) all mean the same for the gate: not commanded.
+            self._drop_port()
+            self._report("fault", f"relay write failed: {exc}")
+            raise GateFault(f"serial relay {self._port}: {exc}", reason="gate_fault") from exc
+        self._is_open = open_
+        self._commanded = True
+        self._report("ok", "open" if open_ else "closed")
 
     def health(self) -> Health:
+        """The node's presence, and while idle the lock commanded again if the board's coil
+        is not known: the board keeps whatever coil level it had (energised by a daemon
+        killed during a pulse) or powers up with it off (replugged), and nothing else would
+        command it before the next passage. A pulse in progress is left to the engine."""
         if self._port.startswith("/") and not os.path.exists(self._port):
             self._node_gone = True
+            self._commanded = False
             return Health("fault", f"{self._port} is gone (relay board unplugged?)", self._mono())
+        if self._coil_unknown_while_idle() and self._lock.acquire(blocking=False):
+            try:
+                if self._coil_unknown_while_idle():  # a command may have landed meanwhile
+                    self._command(False)
+            except GateFault:
+                log.debug("serial relay: idle lock command failed", exc_info=True)
+            finally:
+                self._lock.release()
         return self._health
+
+    def _coil_unknown_while_idle(self) -> bool:
+        return not self._commanded and self._is_open is not True
 
     def close(self) -> None:
         with self._lock:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from drivers.gate import FakeGate, GpioRelayGate, build_gate
+from drivers.gate import FakeGate, GpioRelayGate, SerialRelayGate, build_gate, lcus_frame
 from kiosk.config.gate import GateSection
 
 
@@ -69,3 +69,80 @@ def test_gpio_maglock_wired_through_nc_is_locked_at_start_and_released_for_a_pas
     gate.set_open(False)
     assert pins.pin(5).state is False
     gate.close()
+
+
+# -- an LCUS board keeps its coil as last commanded; nothing but a command changes it --------
+
+
+class _RecordingPort:
+    """A pyserial port stand-in that keeps what was written (the board answers nothing)."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self.data += data
+        return len(data)
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _recording_factory(opened: list[_RecordingPort]):
+    def factory(_url, **_kwargs):
+        opened.append(_RecordingPort())
+        return opened[-1]
+
+    return factory
+
+
+def test_serial_relay_left_energised_by_a_killed_daemon_is_locked_at_start(tmp_path, clock):
+    """The watchdog (or the OOM killer) kills the daemon during a pass's pulse: the board keeps
+    its coil energised, the gate open. The next daemon must lock it before anyone passes."""
+    node = tmp_path / "ttyUSB0"
+    node.touch()
+    opened: list[_RecordingPort] = []
+    gate = SerialRelayGate(str(node), serial_factory=_recording_factory(opened), clock=clock)
+    health = gate.health()  # the runner's first health poll, at start
+    assert [p.data for p in opened] == [lcus_frame(1, False)]
+    assert health.ok and health.detail == "closed"
+    gate.health()
+    assert [p.data for p in opened] == [lcus_frame(1, False)]  # once, not at every poll
+    gate.close()
+
+
+def test_serial_relay_replugged_while_idle_is_locked_again(tmp_path, clock):
+    """A maglock on NO is held locked by an energised coil; a board replugged while the gate
+    is idle powers up with its coil off, the lock released, until it is commanded again."""
+    node = tmp_path / "ttyUSB0"
+    node.touch()
+    opened: list[_RecordingPort] = []
+    gate = SerialRelayGate(
+        str(node),
+        wiring="normally_open",
+        fail_mode="fail_safe",
+        serial_factory=_recording_factory(opened),
+        clock=clock,
+    )
+    gate.set_open(False)
+    assert opened[0].data == lcus_frame(1, True)
+    node.unlink()  # pulled out
+    assert gate.health().state == "fault"
+    node.touch()  # plugged back in: coil off, maglock unpowered
+    assert gate.health().ok
+    assert len(opened) == 2 and opened[0].closed
+    assert opened[1].data == lcus_frame(1, True)  # energised again: locked
+
+
+def test_serial_relay_health_does_not_relock_a_gate_open_for_a_pass(tmp_path, clock):
+    node = tmp_path / "ttyUSB0"
+    node.touch()
+    opened: list[_RecordingPort] = []
+    gate = SerialRelayGate(str(node), serial_factory=_recording_factory(opened), clock=clock)
+    gate.set_open(True)
+    gate.health()
+    assert opened[0].data == lcus_frame(1, True)
