@@ -12,7 +12,11 @@ Use the stable ``/dev/serial/by-id/...`` path: ``ttyACM0`` may come back as ``tt
 Optional command-trigger mode (``trigger``): the module only scans when told to. The GM65
 acknowledges each trigger with ``02 00 00 01 00 33 31`` *in the same byte stream* as the
 code, without a line terminator, so the driver strips that exact sequence before splitting
-lines; otherwise the acknowledgement would be glued to the front of the next code.
+lines; otherwise the acknowledgement would be glued to the front of the next code. Those
+acknowledgements are also the only sign of life of a module in this mode: the port stays open
+whether or not anything answers, so triggers going unanswered (``MISSED_ACKS_FAULT`` in a
+row: a module switched back to keyboard mode, at another baud rate, or hung) are a ``fault``
+until it answers again.
 """
 
 from __future__ import annotations
@@ -49,6 +53,9 @@ def strip_ack(buf: bytes) -> tuple[bytes, bytes]:
 
 class SerialScanner:
     """A ``CodeReader`` for a serial scanner module."""
+
+    #: Triggers sent while this many before them went unacknowledged: the module is not there.
+    MISSED_ACKS_FAULT = 3
 
     def __init__(
         self,
@@ -90,6 +97,20 @@ class SerialScanner:
 
     def health(self) -> Health:
         return self._health
+
+    def _no_answer(self, unanswered: int) -> None:
+        detail = (
+            f"module does not acknowledge triggers ({unanswered} unanswered): keyboard mode,"
+            " another baud rate or hung? (docs/wiring.md)"
+        )
+        if self._health.state != "fault":
+            self._set_health("fault", detail)
+            self.faults.fault(detail)
+
+    def _answering(self) -> None:
+        if self._health.state == "fault":
+            self._set_health("ok", "")
+            self.faults.recovered(f"module answering on {self.port}")
 
     def _set_health(self, state: HealthState, detail: str) -> None:
         self._health = Health(state, detail, self._clock.monotonic_ns())
@@ -150,12 +171,17 @@ class SerialScanner:
 
         self.pipeline.assembler.reset()
         held = b""
+        unanswered = 0  # triggers sent since the last acknowledgement
         next_trigger_ns = self._clock.monotonic_ns()
         while not self._worker.stopping.is_set():
             try:
-                if self._trigger is not None and self._clock.monotonic_ns() >= next_trigger_ns:
+                now_ns = self._clock.monotonic_ns()
+                if self._trigger is not None and now_ns >= next_trigger_ns:
+                    next_trigger_ns = now_ns + self._trigger_ns
+                    if unanswered >= self.MISSED_ACKS_FAULT:
+                        self._no_answer(unanswered)
                     ser.write(self._trigger)
-                    next_trigger_ns = self._clock.monotonic_ns() + self._trigger_ns
+                    unanswered += 1
                 data = ser.read(max(1, ser.in_waiting))
             except (serial.SerialException, OSError) as exc:
                 raise ReaderFault(str(exc)) from None
@@ -164,6 +190,9 @@ class SerialScanner:
             if not data:
                 continue
             if self._trigger is not None:
+                if GM65_TRIGGER_ACK in held + data:
+                    unanswered = 0
+                    self._answering()
                 data, held = strip_ack(held + data)
             codes, rejected = self.pipeline.feed(data, self._clock.monotonic_ns())
             for rejection in rejected:

@@ -168,6 +168,29 @@ def test_trigger_mode_sends_the_command_and_strips_the_acknowledgement(module, c
         scanner.stop()
 
 
+def test_trigger_mode_scanner_that_stops_answering_is_a_fault_until_it_answers(module, clock):
+    """A module in keyboard mode, at another baud rate or hung answers no trigger: the port
+    is open, so only the missing acknowledgements show that nobody can scan."""
+    module.mute()
+    scanner, _codes, _ = _scanner(module.port, clock, trigger=GM65_TRIGGER)
+    try:
+        for _ in range(3):  # three triggers unanswered: still nothing said
+            assert module.trigger_seen.wait(WAIT_S)
+            module.trigger_seen.clear()
+            assert scanner.health().state == "ok"
+            scanner.health_changed.clear()
+            clock.advance(1.0)  # the next trigger is due
+        assert module.trigger_seen.wait(WAIT_S)  # the fourth, three before it unanswered
+        assert scanner.health_changed.wait(WAIT_S)
+        health = scanner.health()
+        assert health.state == "fault" and "acknowledge" in health.detail
+        module.muted = False  # set up again (or back from its hang): answers the next trigger
+        clock.advance(1.0)
+        _wait_health(scanner, "ok")
+    finally:
+        scanner.stop()
+
+
 def test_ack_split_across_reads_is_still_stripped():
     data = GM65_TRIGGER_ACK + PASS.encode() + b"\r\n"
     clean, held = strip_ack(data[:3])
