@@ -171,7 +171,7 @@ class SerialRelayGate(_Relay):
         with self._lock:
             self._command(open_)
 
-    def _command(self, open_: bool) -> None:
+    def _command(self, open_: bool, *, drain: bool = True) -> None:
         frame = lcus_frame(self._channel, self._coil(open_))
         if self._node_gone:  # unplugged since the port was opened: that fd is dead
             self._node_gone = False
@@ -179,7 +179,8 @@ class SerialRelayGate(_Relay):
         try:
             ser = self._ensure_port()
             written = ser.write(frame)
-            ser.flush()
+            if drain:
+                ser.flush()
             if written is not None and written != len(frame):
                 raise OSError(f"short write ({written} of {len(frame)} bytes)")
         except Exception as exc:
@@ -204,7 +205,9 @@ class SerialRelayGate(_Relay):
         if self._coil_unknown_while_idle() and self._lock.acquire(blocking=False):
             try:
                 if self._coil_unknown_while_idle():  # a command may have landed meanwhile
-                    self._command(False)
+                    # No drain: the runner asks health on its loop, and tcdrain has no
+                    # timeout (write_timeout bounds the write itself).
+                    self._command(False, drain=False)
             except GateFault:
                 log.debug("serial relay: idle lock command failed", exc_info=True)
             finally:

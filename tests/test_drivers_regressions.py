@@ -146,3 +146,24 @@ def test_serial_relay_health_does_not_relock_a_gate_open_for_a_pass(tmp_path, cl
     gate.set_open(True)
     gate.health()
     assert opened[0].data == lcus_frame(1, True)
+
+
+def test_serial_relay_idle_lock_from_health_does_not_wait_for_the_drain(tmp_path, clock):
+    """health() runs on the runner's loop: tcdrain has no timeout, a stalled USB would hang
+    the loop (and the watchdog would restart the kiosk) instead of showing a gate fault."""
+
+    class NoDrainPort(_RecordingPort):
+        def flush(self) -> None:
+            raise AssertionError("tcdrain on the loop thread")
+
+    node = tmp_path / "ttyUSB0"
+    node.touch()
+    opened: list[_RecordingPort] = []
+
+    def factory(_url, **_kwargs):
+        opened.append(NoDrainPort())
+        return opened[-1]
+
+    gate = SerialRelayGate(str(node), serial_factory=factory, clock=clock)
+    assert gate.health().ok
+    assert opened[0].data == lcus_frame(1, False)
