@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 
 GM65_TRIGGER_ACK = bytes.fromhex("02 00 00 01 00 33 31")
 
+UNTERMINATED_HINT = (
+    "data without a line end: set the module to end each code with CR"
+    " (kiosk scanner setup, docs/wiring.md)"
+)
+
 #: The config's defaults (``reconnect_initial_s``, ``reconnect_max_s``).
 DEFAULT_RECONNECT = Backoff(base_s=0.5, cap_s=10.0)
 
@@ -56,6 +61,8 @@ class SerialScanner:
 
     #: Triggers sent while this many before them went unacknowledged: the module is not there.
     MISSED_ACKS_FAULT = 3
+    #: A partial line untouched this long is a line end that never comes (see ``_unterminated``).
+    UNTERMINATED_AFTER_NS = 500_000_000
 
     def __init__(
         self,
@@ -188,6 +195,7 @@ class SerialScanner:
             except Exception as exc:  # noqa: BLE001 - e.g. a TypeError from a closing port
                 raise ReaderFault(describe(exc)) from None
             if not data:
+                self._expire_partial()
                 continue
             if self._trigger is not None:
                 if GM65_TRIGGER_ACK in held + data:
@@ -195,9 +203,30 @@ class SerialScanner:
                     self._answering()
                 data, held = strip_ack(held + data)
             codes, rejected = self.pipeline.feed(data, self._clock.monotonic_ns())
+            if codes or rejected:
+                self._line_ended()
             for rejection in rejected:
-                log.info("%s: code rejected (%s)", self.name, rejection.reason)
-                if self._on_rejection is not None:
-                    self._on_rejection(rejection)
+                self._rejected(rejection)
             for code in codes:
                 sink(code)
+
+    def _rejected(self, rejection: Rejection) -> None:
+        log.info("%s: code rejected (%s)", self.name, rejection.reason)
+        if self._on_rejection is not None:
+            self._on_rejection(rejection)
+
+    def _expire_partial(self) -> None:
+        """A module that ends no line (a GM65's factory setting) would otherwise look fine
+        while every code is lost: say so until a line ends."""
+        rejection = self.pipeline.expire(self._clock.monotonic_ns(), self.UNTERMINATED_AFTER_NS)
+        if rejection is None:
+            return
+        self._rejected(rejection)
+        if self._health.state == "ok":
+            self._set_health("degraded", UNTERMINATED_HINT)
+            self.faults.fault(UNTERMINATED_HINT)
+
+    def _line_ended(self) -> None:
+        if self._health.state == "degraded" and self._health.detail == UNTERMINATED_HINT:
+            self._set_health("ok", "")
+            self.faults.recovered(f"lines end on {self.port}")
