@@ -218,8 +218,17 @@ class SerialRelayGate(_Relay):
         return not self._commanded and self._is_open is not True
 
     def close(self) -> None:
-        with self._lock:
+        """Close the port; a command stuck in it (tcdrain on a wedged USB adapter has no
+        timeout) is not waited for past its write timeout and a margin: the port is closed
+        under it, so the kiosk's shutdown does not hang until systemd kills it."""
+        if not self._lock.acquire(timeout=self._write_timeout_s + 0.5):
+            log.warning("serial relay %s: a command is stuck; closing under it", self._port)
             self._drop_port()
+            return
+        try:
+            self._drop_port()
+        finally:
+            self._lock.release()
 
 
 class GpioRelayGate(_Relay):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from gpiozero.pins.mock import MockFactory
 
@@ -167,3 +169,34 @@ def test_serial_relay_idle_lock_from_health_does_not_wait_for_the_drain(tmp_path
     gate = SerialRelayGate(str(node), serial_factory=factory, clock=clock)
     assert gate.health().ok
     assert opened[0].data == lcus_frame(1, False)
+
+
+def test_closing_a_serial_relay_does_not_wait_forever_behind_a_stalled_drain(tmp_path, clock):
+    """tcdrain on a wedged USB adapter never returns; the command stuck in it held the lock,
+    so close() at shutdown hung until systemd killed the kiosk."""
+    draining = threading.Event()
+    release = threading.Event()
+
+    class StalledPort(_RecordingPort):
+        def flush(self) -> None:
+            draining.set()
+            release.wait(10)
+
+    node = tmp_path / "ttyUSB0"
+    node.touch()
+    port = StalledPort()
+    gate = SerialRelayGate(
+        str(node), serial_factory=lambda *_a, **_k: port, clock=clock, write_timeout_s=0.01
+    )
+    stuck = threading.Thread(target=gate.set_open, args=(False,), daemon=True)
+    stuck.start()
+    assert draining.wait(5)
+    closer = threading.Thread(target=gate.close, daemon=True)
+    closer.start()
+    closer.join(5)
+    try:
+        assert not closer.is_alive()
+        assert port.closed
+    finally:
+        release.set()
+        stuck.join(5)
