@@ -13,7 +13,8 @@ clock, so tests drive it with ``FakeClock``):
   buffer; a live sensor always has noise) -> after ``frozen_frame_s``;
 * ``read()`` blocks (a hung driver, a hub brown-out) -> no frame for ``stale_frame_s``.
 
-Then the source is closed (``VideoCapture.release()`` also wakes a blocked read) and reopened
+Then the source is closed (a read still delivering is let finish first: ``VideoCapture`` is not
+thread-safe; ``release()`` also wakes a blocked read) and reopened
 after a doubling wait capped at ``reopen_max_s``. Health is ``fault`` while lost, ``ok`` again
 after the first good frame: the guard screen shows the loss and the recovery by itself.
 
@@ -132,6 +133,7 @@ class CameraReader:
             self._gen += 1
             was_open, self._is_open = self._is_open, False
         if was_open:
+            self._retire_grabber()
             self._close_source()
         grabber, self._grabber = self._grabber, None
         if grabber is not None:
@@ -186,7 +188,8 @@ class CameraReader:
                 self._lost(now, f"camera frozen: same frame for {self._wd.frozen_frame_s:g} s")
                 return []
         if now - self._last_frame_ns >= self._wd.stale_frame_s * 1e9:
-            self._lost(now, f"camera lost: no frame for {self._wd.stale_frame_s:g} s")
+            detail = f"camera lost: no frame for {self._wd.stale_frame_s:g} s"
+            self._lost(now, detail, read_hung=True)
             return []
         return codes
 
@@ -246,13 +249,29 @@ class CameraReader:
         t.start()
         self._grabber = t
 
-    def _lost(self, now: int, detail: str, exc: BaseException | None = None) -> None:
+    def _lost(
+        self, now: int, detail: str, exc: BaseException | None = None, *, read_hung: bool = False
+    ) -> None:
         with self._lock:
             self._gen += 1
             self._is_open = False
             self._slot = None
+        if not read_hung:
+            self._retire_grabber()
         self._close_source()
         self._schedule_reopen(now, detail, exc)
+
+    def _retire_grabber(self) -> None:
+        """Let the grab thread finish its current read before the source is closed.
+
+        OpenCV's ``VideoCapture`` is not thread-safe: ``release()`` while ``read()`` decodes
+        from the driver's mapped buffers can crash the process. A camera that still delivers
+        (frozen, or being stopped) returns within a frame period, and the thread then sees the
+        new generation and ends. A read that does not return in a few periods is hung; only
+        closing the source wakes it (as for a stale camera, which skips this wait)."""
+        grabber = self._grabber
+        if grabber is not None and grabber is not threading.current_thread():
+            grabber.join(timeout=min(2.0, max(0.2, 3 * self._period_s)))
 
     def _schedule_reopen(self, now: int, detail: str, exc: BaseException | None = None) -> None:
         wait = self._reopen_backoff.delay(self._failures_in_a_row)

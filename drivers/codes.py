@@ -29,7 +29,7 @@ CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 class Rejection:
     """A decoded payload that did not reach the engine, and why (no payload content kept)."""
 
-    reason: str  # empty | oversized | not_utf8 | control_chars | bad_frame
+    reason: str  # empty | oversized | not_utf8 | control_chars | bad_frame | unterminated
     source: str
     mono_ns: int
     length: int = 0
@@ -133,6 +133,11 @@ class SerialLineAssembler:
                 out.append(None)
         return out
 
+    @property
+    def partial(self) -> int:
+        """Bytes of a line begun and not yet ended."""
+        return len(self._buf)
+
     def reset(self) -> None:
         """Forget a partial line (after a reconnect it belongs to nobody)."""
         self._buf.clear()
@@ -148,10 +153,26 @@ class SerialLinePipeline:
         self.assembler = SerialLineAssembler(cfg.max_payload_chars * _MAX_BYTES_PER_CHAR)
         self._holdoff = HoldOff(cfg.holdoff_s)
         self.stats = PipelineStats()
+        self._last_byte_ns = 0
+
+    def expire(self, mono_ns: int, idle_ns: int) -> Rejection | None:
+        """Drop a partial line no byte has been added to for ``idle_ns``: a module sends a
+        code in one burst, so it is a line end that never comes (a module set to send none,
+        noise), and it must not be glued to the front of the next code."""
+        length = self.assembler.partial
+        if not length or mono_ns - self._last_byte_ns < idle_ns:
+            return None
+        self.assembler.reset()
+        rejection = Rejection("unterminated", self.source, mono_ns, length)
+        self.stats.rejected += 1
+        self.stats.last_rejection = rejection.reason
+        return rejection
 
     def feed(self, chunk: bytes, mono_ns: int) -> tuple[list[CodeRead], list[Rejection]]:
         codes: list[CodeRead] = []
         rejected: list[Rejection] = []
+        if chunk:
+            self._last_byte_ns = mono_ns
         for line in self.assembler.feed(chunk):
             if line is None:
                 rejected.append(Rejection("oversized", self.source, mono_ns))

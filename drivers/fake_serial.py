@@ -55,6 +55,8 @@ class FakeGM65:
         self.saved: dict[int, int] | None = None
         self.commands: list[bytes] = []
         self.muted = False
+        #: Set at each trigger command received (tests wait on it instead of sleeping).
+        self.trigger_seen = threading.Event()
         self._master: int | None = None
         self._slave: int | None = None
         self._lock = threading.Lock()
@@ -179,6 +181,7 @@ class FakeGM65:
             return gm65.reply(1, b"")
         if address == 0x0002 and data == b"\x01":
             self.triggers += 1
+            self.trigger_seen.set()
             with self._lock:
                 code = self._queued.pop(0) if self._queued else None
             return GM65_TRIGGER_ACK + (code + self.terminator if code else b"")

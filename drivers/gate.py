@@ -1,10 +1,14 @@
 """Gate relay drivers: LCUS-1 USB serial relay, GPIO relay module, none, and a fake.
 
 The engine only says *open* (release the lock) or *closed* (lock). Each driver maps that to
-a relay coil level through the configured wiring:
+a relay coil level through the contact the lock is wired to (``gate.wiring``) and the kind of
+lock (``gate.fail_mode``), as docs/wiring.md wires them:
 
-- ``normally_open``: the lock is released while the coil is energised;
-- ``normally_closed``: the lock is released while the coil is de-energised.
+- fail-secure lock (strike, power to unlock) on ``normally_open``: energised releases;
+- fail-secure lock on ``normally_closed``: de-energised releases;
+- fail-safe maglock (power to lock) on ``normally_closed``: energised releases (it cuts the
+  magnet's power);
+- fail-safe maglock on ``normally_open``: de-energised releases.
 
 Whether the gate is released on power loss (fail-safe) or stays locked (fail-secure) is a
 property of the lock and that wiring, not of software; a driver can only make sure it leaves
@@ -44,6 +48,7 @@ from kiosk.devices import Gate, GateFault, Health, HealthState
 log = logging.getLogger(__name__)
 
 Wiring = Literal["normally_open", "normally_closed"]
+FailMode = Literal["fail_secure", "fail_safe"]
 
 _LCUS_HEADER = 0xA0
 
@@ -56,24 +61,37 @@ def lcus_frame(channel: int, energise: bool) -> bytes:
     return bytes([_LCUS_HEADER, channel, state, (_LCUS_HEADER + channel + state) & 0xFF])
 
 
-def coil_energised(open_: bool, wiring: Wiring) -> bool:
-    """The coil level that puts the lock in the commanded state for this wiring."""
-    return open_ if wiring == "normally_open" else not open_
+def coil_energised(open_: bool, wiring: Wiring, fail_mode: FailMode = "fail_secure") -> bool:
+    """The coil level that puts the lock in the commanded state for this contact and lock.
+
+    A fail-secure lock needs power to unlock, a fail-safe one power to stay locked; the NC
+    contact carries power while the coil is off. So energising releases exactly when both or
+    neither are the "normal" case (NO with fail-secure, NC with fail-safe)."""
+    releases_when_energised = (wiring == "normally_open") == (fail_mode == "fail_secure")
+    return open_ if releases_when_energised else not open_
 
 
 class _Relay:
     """What both relay drivers share: the wiring that maps a command to a coil level, one
     lock around the device, and the health of the last command, stamped by the clock."""
 
-    def __init__(self, name: str, wiring: Wiring, clock: Clock | None, health: Health) -> None:
+    def __init__(
+        self,
+        name: str,
+        wiring: Wiring,
+        fail_mode: FailMode,
+        clock: Clock | None,
+        health: Health,
+    ) -> None:
         self.name = name
         self._wiring: Wiring = wiring
+        self._fail_mode: FailMode = fail_mode
         self._clock = clock
         self._lock = threading.Lock()
         self._health = health
 
     def _coil(self, open_: bool) -> bool:
-        return coil_energised(open_, self._wiring)
+        return coil_energised(open_, self._wiring, self._fail_mode)
 
     def _mono(self) -> int | None:
         return self._clock.monotonic_ns() if self._clock is not None else None
@@ -96,6 +114,9 @@ class SerialRelayGate(_Relay):
     also looks whether the node still exists, so an unplugged board is reported while the
     gate is idle, not first when a person is waiting at it; the port it had open is then
     reopened on the next command (the old descriptor is dead even after a replug).
+    The board keeps its coil as last commanded (a daemon killed during a pulse leaves the
+    gate open) and powers up with it off, so ``health`` commands the lock while idle
+    whenever the coil's state is not known: at start and after a replug.
     """
 
     def __init__(
@@ -105,12 +126,13 @@ class SerialRelayGate(_Relay):
         baudrate: int = 9600,
         channel: int = 1,
         wiring: Wiring = "normally_open",
+        fail_mode: FailMode = "fail_secure",
         write_timeout_s: float = 0.2,
         clock: Clock | None = None,
         serial_factory: Callable[..., Any] | None = None,
         name: str = "serial_relay",
     ) -> None:
-        super().__init__(name, wiring, clock, Health("ok", "not used yet"))
+        super().__init__(name, wiring, fail_mode, clock, Health("ok", "not used yet"))
         self._port = port
         self._baudrate = baudrate
         self._channel = channel
@@ -123,6 +145,8 @@ class SerialRelayGate(_Relay):
         self._ser: Any = None
         self._is_open: bool | None = None
         self._node_gone = False
+        #: The board's coil is known to be as last commanded through the port now open.
+        self._commanded = False
 
     def _ensure_port(self) -> Any:
         if self._ser is None:
@@ -135,6 +159,7 @@ class SerialRelayGate(_Relay):
         return self._ser
 
     def _drop_port(self) -> None:
+        self._commanded = False
         ser, self._ser = self._ser, None
         if ser is not None:
             try:
@@ -143,35 +168,67 @@ class SerialRelayGate(_Relay):
                 log.debug("serial relay: close after failure failed", exc_info=True)
 
     def set_open(self, open_: bool) -> None:
-        frame = lcus_frame(self._channel, self._coil(open_))
         with self._lock:
-            if self._node_gone:  # unplugged since the port was opened: that fd is dead
-                self._node_gone = False
-                self._drop_port()
-            try:
-                ser = self._ensure_port()
-                written = ser.write(frame)
+            self._command(open_)
+
+    def _command(self, open_: bool, *, drain: bool = True) -> None:
+        frame = lcus_frame(self._channel, self._coil(open_))
+        if self._node_gone:  # unplugged since the port was opened: that fd is dead
+            self._node_gone = False
+            self._drop_port()
+        try:
+            ser = self._ensure_port()
+            written = ser.write(frame)
+            if drain:
                 ser.flush()
-                if written is not None and written != len(frame):
-                    raise OSError(f"short write ({written} of {len(frame)} bytes)")
-            except Exception as exc:
-                # serial.SerialException, SerialTimeoutException and OSError (ENODEV when
-                # the USB device vanished) all mean the same for the gate: not commanded.
-                self._drop_port()
-                self._report("fault", f"relay write failed: {exc}")
-                raise GateFault(f"serial relay {self._port}: {exc}", reason="gate_fault") from exc
-            self._is_open = open_
-            self._report("ok", "open" if open_ else "closed")
+            if written is not None and written != len(frame):
+                raise OSError(f"short write ({written} of {len(frame)} bytes)")
+        except Exception as exc:
+            # serial.SerialException, SerialTimeoutException and OSError (ENODEV when
+            # the USB device vanished) all mean the same for the gate: not commanded.
+            self._drop_port()
+            self._report("fault", f"relay write failed: {exc}")
+            raise GateFault(f"serial relay {self._port}: {exc}", reason="gate_fault") from exc
+        self._is_open = open_
+        self._commanded = True
+        self._report("ok", "open" if open_ else "closed")
 
     def health(self) -> Health:
+        """The node's presence, and while idle the lock commanded again if the board's coil
+        is not known: the board keeps whatever coil level it had (energised by a daemon
+        killed during a pulse) or powers up with it off (replugged), and nothing else would
+        command it before the next passage. A pulse in progress is left to the engine."""
         if self._port.startswith("/") and not os.path.exists(self._port):
             self._node_gone = True
+            self._commanded = False
             return Health("fault", f"{self._port} is gone (relay board unplugged?)", self._mono())
+        if self._coil_unknown_while_idle() and self._lock.acquire(blocking=False):
+            try:
+                if self._coil_unknown_while_idle():  # a command may have landed meanwhile
+                    # No drain: the runner asks health on its loop, and tcdrain has no
+                    # timeout (write_timeout bounds the write itself).
+                    self._command(False, drain=False)
+            except GateFault:
+                log.debug("serial relay: idle lock command failed", exc_info=True)
+            finally:
+                self._lock.release()
         return self._health
 
+    def _coil_unknown_while_idle(self) -> bool:
+        return not self._commanded and self._is_open is not True
+
     def close(self) -> None:
-        with self._lock:
+        """Close the port; a command stuck in it (tcdrain on a wedged USB adapter has no
+        timeout) is not waited for past its write timeout and a margin: the port is closed
+        under it, so the kiosk's shutdown does not hang until systemd kills it."""
+        if not self._lock.acquire(timeout=self._write_timeout_s + 0.5):
+            log.warning("serial relay %s: a command is stuck; closing under it", self._port)
             self._drop_port()
+            return
+        try:
+            self._drop_port()
+        finally:
+            self._lock.release()
 
 
 class GpioRelayGate(_Relay):
@@ -179,8 +236,9 @@ class GpioRelayGate(_Relay):
 
     ``active_high`` says which pin level energises the coil (many cheap modules are
     active-low). The gate is commanded closed at start. Note that ``close()`` releases the
-    pin, which de-energises the coil: with ``normally_closed`` wiring that releases the lock,
-    which is exactly the fail-safe behaviour that wiring was chosen for.
+    pin, which de-energises the coil: the lock then does what it does with the relay off
+    (locked for a strike on NO or a maglock on NC; released for a maglock on NO, the wiring
+    chosen so that a dead kiosk releases it).
 
     Any failure of the GPIO library (gpiozero's ``BadPinFactory`` when lgpio cannot start,
     a pin in use, no ``/dev/gpiochip*``) is a gate fault, never a crash of the daemon: the
@@ -200,12 +258,13 @@ class GpioRelayGate(_Relay):
         *,
         active_high: bool = True,
         wiring: Wiring = "normally_open",
+        fail_mode: FailMode = "fail_secure",
         clock: Clock | None = None,
         pin_factory: Any = None,
         name: str = "gpio_relay",
         dev_dir: str = "/dev",
     ) -> None:
-        super().__init__(name, wiring, clock, Health("ok", "closed"))
+        super().__init__(name, wiring, fail_mode, clock, Health("ok", "closed"))
         self._dev_dir = dev_dir
         self._pin = pin
         self._active_high = active_high
@@ -364,11 +423,17 @@ class FakeGate:
     """
 
     def __init__(
-        self, clock: Clock, *, wiring: Wiring = "normally_open", name: str = "fake_gate"
+        self,
+        clock: Clock,
+        *,
+        wiring: Wiring = "normally_open",
+        fail_mode: FailMode = "fail_secure",
+        name: str = "fake_gate",
     ) -> None:
         self.name = name
         self._clock = clock
         self._wiring: Wiring = wiring
+        self._fail_mode: FailMode = fail_mode
         self._lock = threading.Lock()
         self.commands: list[GateCommand] = []
         self.attempts = 0
@@ -400,9 +465,8 @@ class FakeGate:
             self.attempts += 1
             if not self.plugged:
                 raise GateFault("fake gate unplugged", reason="gate_fault")
-            command = GateCommand(
-                self._clock.monotonic_ns(), open_, coil_energised(open_, self._wiring)
-            )
+            energised = coil_energised(open_, self._wiring, self._fail_mode)
+            command = GateCommand(self._clock.monotonic_ns(), open_, energised)
             self.commands.append(command)
             self.is_open = open_
         if self.on_command is not None:
@@ -426,15 +490,20 @@ def build_gate(cfg: GateSection, clock: Clock) -> Gate:
             baudrate=driver.baudrate,
             channel=driver.channel,
             wiring=cfg.wiring,
+            fail_mode=cfg.fail_mode,
             write_timeout_s=driver.write_timeout_ms / 1000,
             clock=clock,
         )
     if isinstance(driver, GpioRelayConfig):
         return GpioRelayGate(
-            driver.pin, active_high=driver.active_high, wiring=cfg.wiring, clock=clock
+            driver.pin,
+            active_high=driver.active_high,
+            wiring=cfg.wiring,
+            fail_mode=cfg.fail_mode,
+            clock=clock,
         )
     if isinstance(driver, NoGateConfig):
         return NoGate()
     if isinstance(driver, FakeGateConfig):
-        return FakeGate(clock, wiring=cfg.wiring)
+        return FakeGate(clock, wiring=cfg.wiring, fail_mode=cfg.fail_mode)
     raise ValueError(f"unknown gate driver {driver!r}")  # pragma: no cover - config forbids

@@ -12,7 +12,11 @@ Use the stable ``/dev/serial/by-id/...`` path: ``ttyACM0`` may come back as ``tt
 Optional command-trigger mode (``trigger``): the module only scans when told to. The GM65
 acknowledges each trigger with ``02 00 00 01 00 33 31`` *in the same byte stream* as the
 code, without a line terminator, so the driver strips that exact sequence before splitting
-lines; otherwise the acknowledgement would be glued to the front of the next code.
+lines; otherwise the acknowledgement would be glued to the front of the next code. Those
+acknowledgements are also the only sign of life of a module in this mode: the port stays open
+whether or not anything answers, so triggers going unanswered (``MISSED_ACKS_FAULT`` in a
+row: a module switched back to keyboard mode, at another baud rate, or hung) are a ``fault``
+until it answers again.
 """
 
 from __future__ import annotations
@@ -34,6 +38,11 @@ log = logging.getLogger(__name__)
 
 GM65_TRIGGER_ACK = bytes.fromhex("02 00 00 01 00 33 31")
 
+UNTERMINATED_HINT = (
+    "data without a line end: set the module to end each code with CR"
+    " (kiosk scanner setup, docs/wiring.md)"
+)
+
 #: The config's defaults (``reconnect_initial_s``, ``reconnect_max_s``).
 DEFAULT_RECONNECT = Backoff(base_s=0.5, cap_s=10.0)
 
@@ -49,6 +58,11 @@ def strip_ack(buf: bytes) -> tuple[bytes, bytes]:
 
 class SerialScanner:
     """A ``CodeReader`` for a serial scanner module."""
+
+    #: Triggers sent while this many before them went unacknowledged: the module is not there.
+    MISSED_ACKS_FAULT = 3
+    #: A partial line untouched this long is a line end that never comes (see ``_unterminated``).
+    UNTERMINATED_AFTER_NS = 500_000_000
 
     def __init__(
         self,
@@ -90,6 +104,20 @@ class SerialScanner:
 
     def health(self) -> Health:
         return self._health
+
+    def _no_answer(self, unanswered: int) -> None:
+        detail = (
+            f"module does not acknowledge triggers ({unanswered} unanswered): keyboard mode,"
+            " another baud rate or hung? (docs/wiring.md)"
+        )
+        if self._health.state != "fault":
+            self._set_health("fault", detail)
+            self.faults.fault(detail)
+
+    def _answering(self) -> None:
+        if self._health.state == "fault":
+            self._set_health("ok", "")
+            self.faults.recovered(f"module answering on {self.port}")
 
     def _set_health(self, state: HealthState, detail: str) -> None:
         self._health = Health(state, detail, self._clock.monotonic_ns())
@@ -150,25 +178,55 @@ class SerialScanner:
 
         self.pipeline.assembler.reset()
         held = b""
+        unanswered = 0  # triggers sent since the last acknowledgement
         next_trigger_ns = self._clock.monotonic_ns()
         while not self._worker.stopping.is_set():
             try:
-                if self._trigger is not None and self._clock.monotonic_ns() >= next_trigger_ns:
+                now_ns = self._clock.monotonic_ns()
+                if self._trigger is not None and now_ns >= next_trigger_ns:
+                    next_trigger_ns = now_ns + self._trigger_ns
+                    if unanswered >= self.MISSED_ACKS_FAULT:
+                        self._no_answer(unanswered)
                     ser.write(self._trigger)
-                    next_trigger_ns = self._clock.monotonic_ns() + self._trigger_ns
+                    unanswered += 1
                 data = ser.read(max(1, ser.in_waiting))
             except (serial.SerialException, OSError) as exc:
                 raise ReaderFault(str(exc)) from None
             except Exception as exc:  # noqa: BLE001 - e.g. a TypeError from a closing port
                 raise ReaderFault(describe(exc)) from None
             if not data:
+                self._expire_partial()
                 continue
             if self._trigger is not None:
+                if GM65_TRIGGER_ACK in held + data:
+                    unanswered = 0
+                    self._answering()
                 data, held = strip_ack(held + data)
             codes, rejected = self.pipeline.feed(data, self._clock.monotonic_ns())
+            if codes or rejected:
+                self._line_ended()
             for rejection in rejected:
-                log.info("%s: code rejected (%s)", self.name, rejection.reason)
-                if self._on_rejection is not None:
-                    self._on_rejection(rejection)
+                self._rejected(rejection)
             for code in codes:
                 sink(code)
+
+    def _rejected(self, rejection: Rejection) -> None:
+        log.info("%s: code rejected (%s)", self.name, rejection.reason)
+        if self._on_rejection is not None:
+            self._on_rejection(rejection)
+
+    def _expire_partial(self) -> None:
+        """A module that ends no line (a GM65's factory setting) would otherwise look fine
+        while every code is lost: say so until a line ends."""
+        rejection = self.pipeline.expire(self._clock.monotonic_ns(), self.UNTERMINATED_AFTER_NS)
+        if rejection is None:
+            return
+        self._rejected(rejection)
+        if self._health.state == "ok":
+            self._set_health("degraded", UNTERMINATED_HINT)
+            self.faults.fault(UNTERMINATED_HINT)
+
+    def _line_ended(self) -> None:
+        if self._health.state == "degraded" and self._health.detail == UNTERMINATED_HINT:
+            self._set_health("ok", "")
+            self.faults.recovered(f"lines end on {self.port}")

@@ -840,3 +840,64 @@ def test_missing_decoder_library_fails_the_build_with_the_install_hint(clock, mo
     monkeypatch.setitem(sys.modules, "zxingcpp", None)
     with pytest.raises(DecoderUnavailable, match="zxing-cpp"):
         build_readers(parse_config({}).readers, clock)
+
+
+# -- OpenCV's VideoCapture is not thread-safe: release() must not land inside read() ---------
+
+
+class OverlapCapture(FakeCapture):
+    """Records a ``release()`` that lands while another thread is inside ``read()``: on a
+    real V4L2 capture that unmaps the buffers a read is decoding from (a crash)."""
+
+    def __init__(self, scene: np.ndarray, mode: str = "ok") -> None:
+        super().__init__(scene, mode)
+        self._inside = 0
+        self._mu = threading.Lock()
+        self.released_during_read = 0
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        with self._mu:
+            self._inside += 1
+        try:
+            return super().read()
+        finally:
+            with self._mu:
+                self._inside -= 1
+
+    def release(self) -> None:
+        with self._mu:
+            self.released_during_read += self._inside
+        super().release()
+
+
+class OverlapFactory(CaptureFactory):
+    def __call__(self, device, api) -> FakeCapture:
+        mode = self.modes.pop(0) if self.modes else "ok"
+        cap = OverlapCapture(self.scene, mode)
+        self.made.append(cap)
+        return cap
+
+
+def test_a_frozen_camera_is_released_only_after_its_read_returned(clock, code_scene):
+    factory = OverlapFactory(code_scene)
+    factory.modes = ["frozen"]
+    reader = _usb_reader(clock, factory)
+    reader.step()
+    _step_with_frame(reader)
+    clock.advance(3.0)
+    _step_with_frame(reader)  # the same frame for frozen_frame_s: lost, released
+    assert reader.health().state == "fault"
+    assert factory.made[0].released.is_set()
+    assert factory.made[0].released_during_read == 0
+    reader.stop()
+
+
+def test_stopping_a_delivering_camera_releases_it_after_its_read_returned(clock, code_scene):
+    factory = OverlapFactory(code_scene)
+    reader = _usb_reader(clock, factory)
+    reader.step()
+    _step_with_frame(reader)
+    assert reader.health().state == "ok"
+    reader.stop()
+    assert factory.made[0].released.is_set()
+    assert factory.made[0].released_during_read == 0

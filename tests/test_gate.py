@@ -280,16 +280,17 @@ def test_serial_relay_reports_an_unplugged_board_while_idle_and_reopens_after(cl
     node.unlink()  # cable pulled: no command sent, the health says so anyway
     health = gate.health()
     assert health.state == "fault" and "unplugged" in health.detail
-    node.touch()  # plugged back in
+    node.touch()  # plugged back in: locked again while idle, through a fresh descriptor
     assert gate.health().ok
-    gate.set_open(True)  # a fresh descriptor, not the one from before the unplug
+    gate.set_open(True)
     assert len(opened) == 2 and opened[0].closed
-    assert opened[1].data == lcus_frame(1, True)
+    assert opened[1].data == lcus_frame(1, False) + lcus_frame(1, True)
 
 
 def test_serial_relay_url_ports_are_not_checked_as_paths():
-    gate = SerialRelayGate("loop://", serial_factory=lambda *_a, **_k: None)
+    gate = SerialRelayGate("loop://", serial_factory=serial.serial_for_url)
     assert gate.health().ok
+    gate.close()
 
 
 # -- the GPIO library failing: a gate fault, never a crashed daemon ------------------------

@@ -168,6 +168,29 @@ def test_trigger_mode_sends_the_command_and_strips_the_acknowledgement(module, c
         scanner.stop()
 
 
+def test_trigger_mode_scanner_that_stops_answering_is_a_fault_until_it_answers(module, clock):
+    """A module in keyboard mode, at another baud rate or hung answers no trigger: the port
+    is open, so only the missing acknowledgements show that nobody can scan."""
+    module.mute()
+    scanner, _codes, _ = _scanner(module.port, clock, trigger=GM65_TRIGGER)
+    try:
+        for _ in range(3):  # three triggers unanswered: still nothing said
+            assert module.trigger_seen.wait(WAIT_S)
+            module.trigger_seen.clear()
+            assert scanner.health().state == "ok"
+            scanner.health_changed.clear()
+            clock.advance(1.0)  # the next trigger is due
+        assert module.trigger_seen.wait(WAIT_S)  # the fourth, three before it unanswered
+        assert scanner.health_changed.wait(WAIT_S)
+        health = scanner.health()
+        assert health.state == "fault" and "acknowledge" in health.detail
+        module.muted = False  # set up again (or back from its hang): answers the next trigger
+        clock.advance(1.0)
+        _wait_health(scanner, "ok")
+    finally:
+        scanner.stop()
+
+
 def test_ack_split_across_reads_is_still_stripped():
     data = GM65_TRIGGER_ACK + PASS.encode() + b"\r\n"
     clean, held = strip_ack(data[:3])
@@ -225,3 +248,70 @@ def test_any_error_opening_the_port_is_a_fault_logged_once_per_cause(clock, capl
     assert [r.getMessage() for r in caplog.records] == [
         "gm65: cannot open /dev/ttyS0: RuntimeError: lgpio-style failure"
     ]
+
+
+class ScriptedPort:
+    """A pyserial port that returns scripted chunks, then reads nothing; each empty read
+    advances the kiosk's clock by the driver's read timeout (0.1 s), as a real one waits."""
+
+    def __init__(self, clock, chunks: list[bytes]) -> None:
+        self._clock = clock
+        self._chunks = list(chunks)
+        self.in_waiting = 0
+
+    def read(self, _n: int) -> bytes:
+        if self._chunks:
+            return self._chunks.pop(0)
+        self._clock.advance(0.1)
+        return b""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def close(self) -> None:
+        return None
+
+
+def _wait_health_within(scanner: SerialScanner, state: str, changes: int = 3) -> None:
+    """``_wait_health`` for a scripted port: only a few changes can come, so fail fast."""
+    for _ in range(changes):
+        if scanner.health().state == state:
+            return
+        scanner.health_changed.wait(WAIT_S)
+        scanner.health_changed.clear()
+    assert scanner.health().state == state
+
+
+def test_a_module_sending_codes_without_a_line_end_is_reported_not_silently_dropped(clock):
+    """A GM65 out of the box sends no line end: its codes pile up unseen while the port
+    looks fine. A partial line left alone is dropped (nothing glued to the next code) and the
+    reader says what to do."""
+    port = ScriptedPort(clock, [PASS.encode()])
+    rejected: list = []
+    scanner = SerialScanner(
+        "/dev/ttyACM0", clock, serial_factory=lambda *_a, **_k: port, on_rejection=rejected.append
+    )
+    codes: queue.Queue = queue.Queue()
+    scanner.start(codes.put)
+    try:
+        _wait_health_within(scanner, "degraded")
+        assert "line end" in scanner.health().detail
+        assert [r.reason for r in rejected] == ["unterminated"]
+        assert rejected[0].length == len(PASS)
+        assert codes.empty()
+    finally:
+        scanner.stop()
+
+
+def test_a_terminated_code_after_an_unterminated_one_reads_alone_and_clears_the_warning(clock):
+    port = ScriptedPort(clock, [b"junk"])
+    scanner = SerialScanner("/dev/ttyACM0", clock, serial_factory=lambda *_a, **_k: port)
+    codes: queue.Queue = queue.Queue()
+    scanner.start(codes.put)
+    try:
+        _wait_health_within(scanner, "degraded")
+        port._chunks.append(PASS.encode() + b"\r")
+        assert codes.get(timeout=WAIT_S).text == PASS
+        _wait_health_within(scanner, "ok")
+    finally:
+        scanner.stop()

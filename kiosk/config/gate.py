@@ -52,7 +52,10 @@ class GateSection(Section):
     pulse_ms: int = Field(3000, ge=100, le=30000)
     """How long the gate stays released after a pass."""
     wiring: Literal["normally_open", "normally_closed"] = "normally_open"
-    """Relay contact: NO releases the lock when energised, NC when de-energised."""
+    """Relay contact the lock is wired through. With fail_mode it sets the coil level: a
+    fail-secure lock on NO and a fail-safe maglock on NC are released while the coil is
+    energised; a fail-secure lock on NC and a maglock on NO while it is not."""
     fail_mode: Literal["fail_secure", "fail_safe"] = "fail_secure"
     """On power loss: fail_secure stays locked (checkpoint default); fail_safe releases (fire-code
-    exits). Documented in docs/wiring.md; chosen by the lock, not software."""
+    exits). Chosen by the lock, not software, but the driver needs it with wiring to know
+    which coil level releases the lock (docs/wiring.md)."""
