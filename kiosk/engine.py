@@ -597,6 +597,9 @@ class Engine:
             self.ignored_codes += 1
             return
         if self._can_start():
+            # This code supersedes one kept for later: its holder showed it again, or the
+            # newest code shown wins (a kept copy must not start a second passage later).
+            self._pending_code = None
             p = self._new_passage(read.mono_ns, direction)
             p.code = read
             if not self.needs_temperature:

@@ -1,0 +1,56 @@
+"""Regressions found by the engine defect hunt: guard actions, codes and faults interleaved
+with a passage under way. Virtual time, real policy, thermometry and event log."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_engine import Rig, _carry_out, _hold_crossings
+
+
+@pytest.fixture
+def make_rig(clock, tmp_path):
+    made: list[Rig] = []
+
+    def make(**overrides) -> Rig:
+        d = tmp_path / f"r{len(made)}"
+        d.mkdir()
+        r = Rig(clock, d, **overrides)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.close()
+
+
+@pytest.fixture
+def rig(make_rig):
+    return make_rig()
+
+
+def test_a_code_kept_for_later_is_dropped_once_its_person_starts_a_passage(rig):
+    """A code shown while a passage was being decided waits for the result to end; when its
+    holder shows it again (a new passage, on the result screen), the kept copy must not start
+    a second passage later, measuring whoever stands at the thermometer then for it."""
+    held = _hold_crossings(rig)
+    rig.show(rig.pass_text(holder="Li Wei"))
+    rig.emulator.person_arrives(38.8)
+    rig.run(4)
+    [crossing] = held
+    second = rig.pass_text(holder="Sun Li")
+    rig.show(second)  # Sun Li shows her code while Li Wei's fever deny is being recorded
+    _carry_out(rig, crossing)
+    assert rig.decisions()[-1]["decision"] == "deny"
+    rig.emulator.person_leaves()
+    rig.run(0.5)
+    rig.show(second)  # nothing happened for her: she shows it again on the result screen
+    rig.emulator.person_arrives(36.6)
+    rig.run(8)
+    assert [d["decision"] for d in rig.decisions()] == ["deny", "pass"]
+    rig.emulator.person_leaves()
+    rig.run(2)
+    assert rig.engine.state == "idle"  # no passage started for a code nobody shows now
+    rig.emulator.person_arrives(36.5)  # someone else steps up
+    rig.run(12)
+    assert [d["decision"] for d in rig.decisions()] == ["deny", "pass"]
