@@ -1152,6 +1152,10 @@ class Engine:
         else:
             self._gate_close_pending = False
             self._alarm("gate_not_locked", "raised", detail="relay did not lock; retrying")
+            if self.state == "gate_open":
+                # The pulse is over but the gate may still be open: stop inviting people
+                # through it. The kiosk stays busy (gate_is_open) until the relay locks.
+                self._set_state("decided", "out_of_order")
         self._gate_probe_ns = self._now() + int(self._eng.idle_probe_s * 1e9)
 
     # ---------------------------------------------------------------- manual

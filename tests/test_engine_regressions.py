@@ -54,3 +54,26 @@ def test_a_code_kept_for_later_is_dropped_once_its_person_starts_a_passage(rig):
     rig.emulator.person_arrives(36.5)  # someone else steps up
     rig.run(12)
     assert [d["decision"] for d in rig.decisions()] == ["deny", "pass"]
+
+
+def test_a_gate_that_fails_to_lock_stops_inviting_people_through(rig):
+    """The pulse ended and the relay did not lock: the screen must not keep saying "Please
+    pass" (anyone could walk through an unlocked gate on it); it says out of order until the
+    relay locks, then the kiosk is back."""
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(36.6)
+    rig.run(2.5)
+    assert rig.engine.state == "gate_open"
+    rig.gate.unplug()
+    rig.emulator.person_leaves()
+    rig.run(5)
+    assert ("gate_not_locked", "raised") in rig.alarms()
+    assert rig.engine.prompt == "out_of_order"
+    last_state = [m for m in rig.messages if m["type"] == "state"][-1]
+    assert last_state["prompt"] == "out_of_order"
+    assert rig.engine.gate_is_open  # not known to be locked: no new passage starts yet
+    rig.gate.replug()
+    rig.run(6)
+    assert rig.gate.is_open is False
+    assert rig.engine.state == "idle"
+    assert rig.engine.prompt == "show_pass"
