@@ -176,11 +176,24 @@ class EngineRunner:
         if pending:
             # A crossing still under way may open the gate: the lock below must come after it.
             await asyncio.wait(pending, timeout=self._store_deadline_s + self._deadline_s)
+        await self._lock_at_stop()
+        self.close()
+
+    async def _lock_at_stop(self) -> None:
+        """Command the gate locked, last. A relay command still stuck in the driver (an open
+        past its deadline) may go through later: wait for it a little, and if it is still
+        stuck, queue the lock behind it so the gate never ends open after the kiosk stopped."""
+        worker = self._gate_worker
+        if worker.busy:
+            await asyncio.to_thread(worker.wait_idle, self._deadline_s)
+        if worker.busy:
+            log.warning("gate command still stuck at stop; the lock follows it when it returns")
+            worker.call_after(self.gate.set_open, False)
+            return
         try:
-            await self._gate_worker.call(self.gate.set_open, False)
+            await worker.call(self.gate.set_open, False)
         except DeviceFault as exc:
             log.warning("gate could not be locked at stop: %s", exc)
-        self.close()
 
     def close(self) -> None:
         """Release the device worker threads (``stop`` does it; a runner never started, as

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests import test_runner as runner_tests
 from tests.test_engine import Rig, _carry_out, _hold_crossings
 
 
@@ -77,3 +78,30 @@ def test_a_gate_that_fails_to_lock_stops_inviting_people_through(rig):
     assert rig.gate.is_open is False
     assert rig.engine.state == "idle"
     assert rig.engine.prompt == "show_pass"
+
+
+# ---------------------------------------------------------------- the runner (real loop)
+
+
+def test_stop_locks_a_gate_whose_open_command_is_still_stuck_when_it_lands(tmp_path):
+    """A pass whose relay command hung past its deadline, then the kiosk stops: the lock at
+    stop found the worker busy and was dropped, so when the wedged open finally went through
+    the gate stayed open with nobody left to lock it. The lock now follows the stuck call."""
+    r = runner_tests.Rig(tmp_path, overrides={"policy": {"mode": "pass_only"}})
+
+    async def main():
+        await r.runner.start()
+        r.gate.stall()  # a wedged USB write
+        r.show(r.pass_text())
+        await r.next("alarm", alarm="gate_fault", state="raised")
+        await r.runner.stop()
+
+    try:
+        runner_tests.run(main())
+        assert r.gate.stalled_call.is_set()
+        r.gate.release()  # the wedged open goes through after the kiosk stopped
+        assert r.runner._gate_worker.wait_idle(runner_tests.WAIT_S)  # noqa: SLF001
+        assert r.gate.is_open is False
+        assert r.gate.commands[-1].open_ is False
+    finally:
+        r.close()
