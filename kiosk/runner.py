@@ -397,19 +397,27 @@ class EngineRunner:
     async def _cross(self, crossing: Crossing) -> None:
         """One decision carried out in order: commit, then the gate if the crossing says so
         for that commit, then the one answer to the engine."""
-        outcome = await self._commit(crossing)
+        outcome, still_committing = await self._commit(crossing)
         if outcome.opens_gate:
             outcome = outcome.gate_answered(await self._set_gate(True))
         self.engine.on_crossed(outcome)
+        if still_committing is not None:
+            # Its end is answered after the outcome (the engine waits for it only from then
+            # on), even when it landed while the relay was being commanded.
+            still_committing.add_done_callback(lambda f: self._late_commit(crossing, f))
 
-    async def _commit(self, crossing: Crossing) -> Outcome:
+    async def _commit(self, crossing: Crossing) -> tuple[Outcome, asyncio.Future[Event] | None]:
+        """The commit's outcome, and the commit itself when it missed its deadline (pending)."""
         inner = asyncio.ensure_future(self.store.append_async(crossing.draft))
         done, _ = await asyncio.wait({inner}, timeout=self._store_deadline_s)
         if not done:
-            inner.add_done_callback(lambda f: self._late_commit(crossing, f))
             ms = self._store_deadline_s * 1000
             fault = StoreFault("store_fault", f"commit not confirmed within {ms:.0f} ms")
-            return Outcome(crossing, store_fault=fault, pending=True)
+            return Outcome(crossing, store_fault=fault, pending=True), inner
+        return self._committed(crossing, inner), None
+
+    @staticmethod
+    def _committed(crossing: Crossing, inner: asyncio.Future[Event]) -> Outcome:
         try:
             return Outcome(crossing, event=inner.result())
         except StoreFault as exc:

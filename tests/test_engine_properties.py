@@ -160,6 +160,30 @@ class GateMachine(RuleBasedStateMachine):
             self.rig.store.fail()
         self.store_failing = not self.store_failing
 
+    @rule()
+    def relay_fails_or_recovers(self) -> None:
+        assert self.rig is not None
+        if self.rig.gate.plugged:
+            self.rig.gate.unplug()
+        else:
+            self.rig.gate.replug()
+
+    # ------------------------------------------------------------------ the guard, the buttons
+
+    @rule(
+        decision=st.sampled_from(["manual_pass", "manual_deny"]),
+        direction=st.sampled_from(["in", "out"]),
+    )
+    def guard_decides(self, decision: str, direction: str) -> None:
+        """A guard's override or decision, whatever the kiosk is doing."""
+        assert self.rig is not None
+        self.rig.engine.manual(decision, "guard-zhou", "at the gate", direction)
+
+    @rule(direction=st.sampled_from(["in", "out"]))
+    def direction_button(self, direction: str) -> None:
+        assert self.rig is not None
+        self.rig.engine.select_direction(direction)
+
     @rule(seconds=st.sampled_from([0.2, 0.5, 1.0, 2.5, 6.0]))
     def time_passes(self, seconds: float) -> None:
         assert self.rig is not None
@@ -192,13 +216,38 @@ class GateMachine(RuleBasedStateMachine):
     def the_gate_opens_only_after_a_pass_is_committed(self) -> None:
         if self.rig is None:
             return
-        passes = {e["seq"] for e in self._passes()}
+        passes = {
+            e["seq"] for e in self.rig.events() if e["decision"] in ("pass", "manual_pass")
+        }
         committed: list[int] = []
         for what, value in self.rig.calls:
             if what == "commit":
                 committed.append(value)
             elif what == "gate" and value:
                 assert committed and committed[-1] in passes, self.rig.calls
+
+    @invariant()
+    def each_decision_shown_is_the_one_recorded_once(self) -> None:
+        if self.rig is None:
+            return
+        events = {e["seq"]: e for e in self.rig.events()}
+        shown = [d for d in self.rig.decisions() if d["committed"]]
+        seqs = [d["seq"] for d in shown]
+        assert len(seqs) == len(set(seqs)), seqs
+        for d in shown:
+            event = events[d["seq"]]
+            assert (event["decision"], event["reasons"]) == (d["decision"], d["reasons"]), (
+                event,
+                d,
+            )
+
+    @invariant()
+    def an_idle_kiosk_has_its_gate_locked(self) -> None:
+        if self.rig is None:
+            return
+        if self.rig.engine.state == "idle":
+            assert not self.rig.gate.is_open, self.rig.calls
+            assert not self.rig.engine.gate_is_open
 
 
 GateMachine.TestCase.settings = settings(

@@ -3,6 +3,8 @@ with a passage under way. Virtual time, real policy, thermometry and event log."
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests import test_runner as runner_tests
@@ -105,3 +107,39 @@ def test_stop_locks_a_gate_whose_open_command_is_still_stuck_when_it_lands(tmp_p
         assert r.gate.commands[-1].open_ is False
     finally:
         r.close()
+
+
+def test_a_late_commit_landing_while_the_relay_opens_for_it_is_kept_once(tmp_path):
+    """A guard's manual pass on a slow disk (on_store_fault = "manual"): the commit misses its
+    deadline, the gate opens on the guard's word, and the commit lands while the relay command
+    is still under way. Its landing reached the engine before the crossing's outcome and was
+    ignored: the held copy then waited forever for a landing already gone by, blocking every
+    record behind it in the backlog. It is now answered after the outcome, and kept once."""
+    r = runner_tests.Rig(tmp_path, overrides={"policy": {"on_store_fault": "manual"}})
+    slow = runner_tests.SlowLog(r.log)
+    r.runner.store = slow
+
+    async def main():
+        await r.runner.start()
+        r.gate.stall()
+        await r.runner.manual(
+            decision="manual_pass", operator="guard-zhou", reason="known resident", direction="in"
+        )
+        await asyncio.to_thread(r.gate.stalled_call.wait, runner_tests.WAIT_S)
+        slow.release.set()  # the commit lands while the relay command hangs
+        decision = await r.next("decision")
+        r.gate.release()
+        alarm = await r.next("alarm", alarm="store_late_commit")
+        backlog = len(r.runner.engine.backlog)
+        await r.runner.stop()
+        return decision, alarm, backlog
+
+    try:
+        decision, alarm, backlog = runner_tests.run(main())
+        events = r.log.events()
+    finally:
+        r.close()
+    assert decision["committed"] is False
+    assert alarm["seq"] == 1
+    assert backlog == 0
+    assert [e["decision"] for e in events] == ["manual_pass"]
