@@ -125,6 +125,9 @@ class EngineRunner:
         self._tasks: list[asyncio.Task[Any]] = []
         self._inflight: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
+        # Relay commands one after the other: an open committed while the lock is still
+        # under way waits for it (the worker would refuse it as hung).
+        self._gate_order = asyncio.Lock()
         self._beat_ns: int | None = None
         self._started = False
         self.max_tick_lag_ms = 0.0
@@ -140,6 +143,7 @@ class EngineRunner:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.current_thread()
         self._wake = asyncio.Event()
+        self._gate_order = asyncio.Lock()
         self.bus.bind(self._loop)
         self.history_loaded = await asyncio.to_thread(self._load_history)
         for reader in self.readers:
@@ -184,16 +188,17 @@ class EngineRunner:
         past its deadline) may go through later: wait for it a little, and if it is still
         stuck, queue the lock behind it so the gate never ends open after the kiosk stopped."""
         worker = self._gate_worker
-        if worker.busy:
-            await asyncio.to_thread(worker.wait_idle, self._deadline_s)
-        if worker.busy:
-            log.warning("gate command still stuck at stop; the lock follows it when it returns")
-            worker.call_after(self.gate.set_open, False)
-            return
-        try:
-            await worker.call(self.gate.set_open, False)
-        except DeviceFault as exc:
-            log.warning("gate could not be locked at stop: %s", exc)
+        async with self._gate_order:
+            if worker.busy:
+                await asyncio.to_thread(worker.wait_idle, self._deadline_s)
+            if worker.busy:
+                log.warning("gate command still stuck at stop; the lock follows it when it returns")
+                worker.call_after(self.gate.set_open, False)
+                return
+            try:
+                await worker.call(self.gate.set_open, False)
+            except DeviceFault as exc:
+                log.warning("gate could not be locked at stop: %s", exc)
 
     def close(self) -> None:
         """Release the device worker threads (``stop`` does it; a runner never started, as
@@ -435,9 +440,11 @@ class EngineRunner:
         self.engine.on_gate_locked(await self._set_gate(False))
 
     async def _set_gate(self, open_: bool) -> DeviceFault | None:
-        """Command the relay under the device deadline; the fault if it did not obey."""
+        """Command the relay under the device deadline; the fault if it did not obey. A
+        command still under way is waited for first (at most its deadline)."""
         try:
-            await self._gate_worker.call(self.gate.set_open, open_)
+            async with self._gate_order:
+                await self._gate_worker.call(self.gate.set_open, open_)
         except DeviceFault as exc:
             return exc
         except Exception as exc:  # noqa: BLE001 - a driver bug is a gate fault

@@ -143,3 +143,30 @@ def test_a_late_commit_landing_while_the_relay_opens_for_it_is_kept_once(tmp_pat
     assert alarm["seq"] == 1
     assert backlog == 0
     assert [e["decision"] for e in events] == ["manual_pass"]
+
+
+def test_a_gate_command_while_the_lock_is_still_under_way_waits_for_it(tmp_path):
+    """The end of a pulse commands the lock; a guard's pass committed while the relay is still
+    taking that command used to be refused at once ("previous call has not returned (device
+    hung)"): a gate fault and the person sent to the guard, although the relay was answering
+    well within its deadline. Commands to the relay now go one after the other, in order."""
+    r = runner_tests.Rig(tmp_path)
+
+    async def main():
+        await r.runner.start()
+        r.gate.stall()  # the lock command takes its time in the relay
+        locking = asyncio.ensure_future(r.runner._set_gate(False))  # noqa: SLF001
+        await asyncio.to_thread(r.gate.stalled_call.wait, runner_tests.WAIT_S)
+        opening = asyncio.ensure_future(r.runner._set_gate(True))  # noqa: SLF001
+        await asyncio.sleep(0)  # let the open command reach the relay's worker
+        r.gate.release()
+        faults = await asyncio.gather(locking, opening)
+        await r.runner.stop()
+        return faults
+
+    try:
+        faults = runner_tests.run(main())
+    finally:
+        r.close()
+    assert faults == [None, None]
+    assert [c.open_ for c in r.gate.commands][:2] == [False, True]
