@@ -285,7 +285,8 @@ class Engine:
         self._inbox: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
         self._busy = False
         self._manual_queue: deque[_Manual] = deque()
-        self._pending_code: tuple[CodeRead, Direction | None] | None = None
+        # A code shown while busy: (read, direction, when it was kept), started when free.
+        self._pending_code: tuple[CodeRead, Direction | None, int] | None = None
         self._presence_armed = True
         self._gate_open = False
         self._gate_close_at_ns: int | None = None
@@ -555,8 +556,14 @@ class Engine:
             self._start_manual(self._manual_queue.popleft())
             return
         if self._pending_code is not None:
-            read, direction = self._pending_code
+            read, direction, kept_ns = self._pending_code
             self._pending_code = None
+            if self._now() - kept_ns > int(self._eng.code_timeout_s * 1e9):
+                # Kept too long (a gate that would not lock): its holder has gone, and whoever
+                # steps up now must not be measured for it.
+                log.info("engine: dropped a code kept longer than code_timeout_s")
+                self.ignored_codes += 1
+                return
             self._on_code(read, direction)
 
     def _new_passage(
@@ -627,7 +634,7 @@ class Engine:
             return
         if self.state in ("deciding", "gate_open", "decided"):
             # The next person is already showing a code: keep the latest, start it when free.
-            self._pending_code = (read, direction)
+            self._pending_code = (read, direction, self._now())
             return
         self.ignored_codes += 1
 

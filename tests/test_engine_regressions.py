@@ -170,3 +170,23 @@ def test_a_gate_command_while_the_lock_is_still_under_way_waits_for_it(tmp_path)
         r.close()
     assert faults == [None, None]
     assert [c.open_ for c in r.gate.commands][:2] == [False, True]
+
+
+def test_a_code_kept_while_the_gate_would_not_lock_is_not_used_minutes_later(rig):
+    """A code shown while the gate was stuck unlocked waits for it; when the relay comes back
+    minutes later its holder is long gone, and whoever steps up then must not be measured
+    for it. A kept code older than code_timeout_s is dropped."""
+    rig.show(rig.pass_text(holder="Li Wei"))
+    rig.emulator.person_arrives(36.6)
+    rig.run(2.5)
+    rig.emulator.person_leaves()
+    rig.gate.unplug()
+    rig.run(4)
+    assert ("gate_not_locked", "raised") in rig.alarms()
+    rig.show(rig.pass_text(holder="Sun Li"))  # kept: the kiosk is still busy
+    rig.run(120)  # she gives up and walks away; the relay is fixed two minutes later
+    rig.gate.replug()
+    rig.emulator.person_arrives(36.5)  # someone else, with no code shown
+    rig.run(10)
+    assert [d["holder_initial"] for d in rig.decisions()] == ["L."]
+    assert rig.gate.is_open is False
