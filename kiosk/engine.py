@@ -975,6 +975,8 @@ class Engine:
             self._record_history(event)
             self._alarm("store_late_commit", "raised", seq=event.seq)
         self._publish_health()
+        # The records held behind it waited for this landing: write them now if the store works.
+        self._retry_backlog(force="store" not in self.faults)
 
     def _record_history(self, event: Event) -> None:
         try:
@@ -1242,7 +1244,7 @@ class Engine:
             and not self._gate_open
         ):
             self._go_idle()
-        if self.backlog and "store" in self.faults:
+        if self.backlog:  # paced by idle_probe_s; also after a late commit ended
             self._retry_backlog()
 
     def _tick_gate(self, now: int) -> None:

@@ -190,3 +190,29 @@ def test_a_code_kept_while_the_gate_would_not_lock_is_not_used_minutes_later(rig
     rig.run(10)
     assert [d["holder_initial"] for d in rig.decisions()] == ["L."]
     assert rig.gate.is_open is False
+
+
+def test_records_held_behind_a_late_commit_are_written_once_it_lands(rig):
+    """The store recovered while a commit past its deadline was still under way; when that
+    commit landed, the records held behind it were left in memory until some later passage
+    happened to commit (a quiet night: hours; a power cut: lost). They are retried at once."""
+    from kiosk.crossing import Outcome
+    from kiosk.store import StoreFault
+
+    held = _hold_crossings(rig)
+    rig.engine.manual("manual_deny", "guard-zhou", "first", "in")
+    late = held[-1]
+    fault = StoreFault("store_fault", "commit not confirmed within 3000 ms")
+    rig.engine.on_crossed(Outcome(late, store_fault=fault, pending=True))
+    rig.engine.manual("manual_deny", "guard-zhou", "second", "in")
+    rig.engine.on_crossed(Outcome(held[-1], store_fault=StoreFault("store_fault", "disk full")))
+    assert len(rig.engine.backlog) == 2
+    rig.engine.manual("manual_deny", "guard-zhou", "third", "in")
+    _carry_out(rig, held[-1])  # the disk is back: this one commits, the fault clears
+    assert "store" not in rig.engine.faults
+    assert len(rig.engine.backlog) == 2  # the first may still land: nothing retried yet
+    rig.engine.on_late_commit(late, rig.log.append(late.draft))  # ... and it lands
+    rig.run(30)
+    assert len(rig.engine.backlog) == 0
+    notes = sorted(e["person"]["note"] for e in rig.events())
+    assert notes == ["first", "second", "third"]
