@@ -931,6 +931,10 @@ class Engine:
                 self._gate_open = True
                 self._gate_close_at_ns = self._now()
             self._on_gate_answer(True, outcome.gate_fault)
+        # A guard's action that waited for this outcome starts once it is fully handled (the
+        # relay's answer included: a failure to open is this passage's, not the guard's).
+        if self._manual_queue and self.state != "deciding":
+            self._start_manual(self._manual_queue.popleft())
 
     def _on_committed(self, subject: Passage | EventDraft, event: Event) -> None:
         if "store" in self.faults:
@@ -1039,8 +1043,6 @@ class Engine:
         else:
             prompt = "see_guard" if needs_guard or alarm else "deny"
             self._set_state("decided", prompt)
-        if self._manual_queue and self.state != "deciding":
-            self._start_manual(self._manual_queue.popleft())
 
     # ---------------------------------------------------------------- store faults
 

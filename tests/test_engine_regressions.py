@@ -216,3 +216,28 @@ def test_records_held_behind_a_late_commit_are_written_once_it_lands(rig):
     assert len(rig.engine.backlog) == 0
     notes = sorted(e["person"]["note"] for e in rig.events())
     assert notes == ["first", "second", "third"]
+
+
+def test_a_relay_failing_for_a_pass_is_reported_for_that_pass_not_the_guard_action_after(rig):
+    """A guard's action queued while a pass was being committed started before the relay's
+    failure for that pass was handled: the gate_fault alarm named the guard's record instead
+    of the pass that did not open."""
+    held = _hold_crossings(rig)
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(36.6)
+    rig.run(2)
+    [crossing] = held
+    rig.engine.manual("manual_deny", "guard-zhou", "turned back", "in")  # waits for the pass
+    rig.gate.unplug()
+    _carry_out(rig, crossing)
+    [passed, guard] = rig.decisions()
+    assert (passed["decision"], guard["decision"]) == ("pass", "manual_deny")
+    [alarm] = [
+        m
+        for m in rig.messages
+        if m["type"] == "alarm"
+        and m["alarm"] == "gate_fault"
+        and m["state"] == "raised"
+        and "passage" in m
+    ]
+    assert (alarm["passage"], alarm["seq"]) == (passed["passage"], passed["seq"])
