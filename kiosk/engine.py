@@ -386,6 +386,14 @@ class Engine:
         """The answer to ``ports.lock_gate``: locked, or the relay's ``fault``."""
         self._input(self._on_gate_answer, False, fault)
 
+    def flush_backlog(self) -> None:
+        """Try the records held by a store fault now, not at the next retry (the runner's
+        stop: memory is about to go)."""
+        self._input(self._flush_backlog)
+
+    def _flush_backlog(self) -> None:
+        self._retry_backlog(force=True)
+
     def tick(self) -> None:
         """Check every step's timeout, the gate pulse and the retries. Call often (≤100 ms)."""
         self._input(self._tick)

@@ -181,7 +181,22 @@ class EngineRunner:
             # A crossing still under way may open the gate: the lock below must come after it.
             await asyncio.wait(pending, timeout=self._store_deadline_s + self._deadline_s)
         await self._lock_at_stop()
+        await self._flush_backlog()
         self.close()
+
+    async def _flush_backlog(self) -> None:
+        """Records held in memory by a store fault: one last try (within the store deadline)
+        before they are gone, and an error line saying how many were not written."""
+        eng = self.engine
+        if not eng.backlog:
+            return
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self._store_deadline_s
+        eng.flush_backlog()
+        while self._inflight and loop.time() < end:
+            await asyncio.wait(list(self._inflight), timeout=max(0.0, end - loop.time()))
+        if eng.backlog:
+            log.error("stopping with %d event(s) held in memory and not written", len(eng.backlog))
 
     async def _lock_at_stop(self) -> None:
         """Command the gate locked, last. A relay command still stuck in the driver (an open

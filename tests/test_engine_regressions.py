@@ -241,3 +241,30 @@ def test_a_relay_failing_for_a_pass_is_reported_for_that_pass_not_the_guard_acti
         and "passage" in m
     ]
     assert (alarm["passage"], alarm["seq"]) == (passed["passage"], passed["seq"])
+
+
+def test_stop_writes_the_records_held_in_memory_when_the_store_works_again(tmp_path, caplog):
+    """Records held in memory during a store fault were dropped without a word when the kiosk
+    stopped (an operator restarting it after freeing the disk): stop now tries them once, and
+    logs how many could not be written."""
+    r = runner_tests.Rig(
+        tmp_path, overrides={"policy": {"mode": "pass_only"}, "engine": {"idle_probe_s": 60}}
+    )
+
+    async def main():
+        await r.runner.start()
+        r.store.fail()
+        r.show(r.pass_text())
+        decision = await r.next("decision")
+        r.store.recover()  # the disk has room again; the next retry is a minute away
+        await r.runner.stop()
+        return decision
+
+    try:
+        decision = runner_tests.run(main())
+        events = r.log.events()
+    finally:
+        r.close()
+    assert decision["committed"] is False
+    assert [e["decision"] for e in events] == ["deny"]
+    assert "store_fault" in events[0]["reasons"]
