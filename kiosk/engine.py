@@ -289,6 +289,9 @@ class Engine:
         self._pending_code: tuple[CodeRead, Direction | None, int] | None = None
         self._presence_armed = True
         self._gate_open = False
+        # The relay obeyed an open command and no lock has been confirmed since: the gate is
+        # open whatever a later command failing says.
+        self._relay_opened = False
         self._gate_close_at_ns: int | None = None
         self._gate_close_pending = False
         self._gate_probe_ns = 0
@@ -1142,6 +1145,7 @@ class Engine:
     def _on_gate_done(self, open_: bool) -> None:
         if "gate" in self.faults:
             self._clear_fault("gate")
+        self._relay_opened = open_
         if not open_:
             self._gate_open = False
             self._gate_close_pending = False
@@ -1163,8 +1167,9 @@ class Engine:
                 passage=p.id if p else None,
                 seq=p.seq if p else None,
             )
-            # It did not open; still command it locked as soon as the relay answers again.
-            self._gate_open = False
+            # It did not open (but stays open if an earlier pass's command opened it); command
+            # it locked as soon as the relay answers again.
+            self._gate_open = self._relay_opened
             self._gate_close_at_ns = self._now()
             if self.state == "gate_open":
                 self._set_state("decided", "see_guard")

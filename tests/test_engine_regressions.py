@@ -268,3 +268,28 @@ def test_stop_writes_the_records_held_in_memory_when_the_store_works_again(tmp_p
     assert decision["committed"] is False
     assert [e["decision"] for e in events] == ["deny"]
     assert "store_fault" in events[0]["reasons"]
+
+
+def test_a_relay_failing_for_a_second_pass_while_open_for_the_first_is_not_taken_as_locked(rig):
+    """Two guard passes in a row; the relay opened for the first and failed (unplugged) for
+    the second. The engine took that failure as "the gate did not open", forgot the gate was
+    still open from the first, and went back to idle inviting the next person while the lock
+    was failing. It now stays busy until a lock is confirmed."""
+    held = _hold_crossings(rig)
+    rig.engine.manual("manual_pass", "guard-zhou", "first", "in")
+    rig.engine.manual("manual_pass", "guard-zhou", "second", "in")  # waits for the first
+    first = held.pop()
+    rig.ports.cross = held.append  # the second is held too, once the first is answered
+    type(rig.ports).cross(rig.ports, first)
+    assert rig.gate.is_open
+    rig.gate.unplug()
+    type(rig.ports).cross(rig.ports, held.pop())
+    rig.run(10)
+    assert rig.gate.is_open  # the lock keeps failing
+    assert ("gate_not_locked", "raised") in rig.alarms()
+    assert rig.engine.gate_is_open
+    assert rig.engine.state != "idle"
+    rig.gate.replug()
+    rig.run(6)
+    assert rig.gate.is_open is False
+    assert rig.engine.state == "idle"
