@@ -274,6 +274,8 @@ class Engine:
         self.backlog: deque[EventDraft] = deque()
         self.dropped_backlog = 0
         self.direction: Direction = self._default_direction()
+        # When a screen button chose ``direction`` for the next passage (None: not chosen).
+        self._direction_chosen_ns: int | None = None
         self.ignored_codes = 0
 
         self._ids = itertools.count(1)
@@ -413,6 +415,7 @@ class Engine:
             p.direction = checked
         else:
             self.direction = checked
+            self._direction_chosen_ns = self._now()
 
     def direction_from_hardware(self, p: Passage) -> bool:
         """Whether ``p``'s direction is the lane's, not a button's: a one-way kiosk, or the
@@ -582,6 +585,7 @@ class Engine:
     ) -> Passage:
         p = Passage(next(self._ids), started_ns, self._direction_for(direction), kind)
         self.direction = self._default_direction()
+        self._direction_chosen_ns = None
         # Whoever is at the sensor now belongs to this passage: a new presence-started
         # passage needs the sensor to see nobody first (a person lingering after their
         # result is not measured again and again).
@@ -1252,6 +1256,7 @@ class Engine:
             if waited >= int(self._eng.code_timeout_s * 1e9):
                 self._decide()
         self._tick_gate(now)
+        self._expire_direction(now)
         if (
             self.state == "decided"
             and self._hold_until_ns is not None
@@ -1261,6 +1266,19 @@ class Engine:
             self._go_idle()
         if self.backlog:  # paced by idle_probe_s; also after a late commit ended
             self._retry_backlog()
+
+    def _expire_direction(self, now: int) -> None:
+        """A direction chosen on the screen and not used by a passage within
+        ``code_timeout_s`` goes back to the default: whoever pressed it walked away, and the
+        next person must not be recorded going their way."""
+        chosen = self._direction_chosen_ns
+        if chosen is None or now - chosen < int(self._eng.code_timeout_s * 1e9):
+            return
+        self._direction_chosen_ns = None
+        if self.direction != self._default_direction():
+            self.direction = self._default_direction()
+            if self.state == "idle":
+                self._set_state("idle", self.prompt)
 
     def _tick_gate(self, now: int) -> None:
         """Lock the gate at the end of its pulse (retrying a relay that failed to), or probe a

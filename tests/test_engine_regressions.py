@@ -293,3 +293,25 @@ def test_a_relay_failing_for_a_second_pass_while_open_for_the_first_is_not_taken
     rig.run(6)
     assert rig.gate.is_open is False
     assert rig.engine.state == "idle"
+
+
+def test_a_direction_pressed_by_someone_who_walked_away_is_not_the_next_persons(make_rig):
+    """A two-way kiosk's button pressed with nobody passing after it (a child at the screen,
+    someone who changed their mind) stayed selected indefinitely: the next person, minutes
+    later, was recorded going the other way (their quota and passback counted on it). A
+    choice not used within code_timeout_s goes back to the default, and the screen is told."""
+    rig = make_rig(policy={"mode": "pass_only"})
+    rig.engine.select_direction("out")
+    rig.run(60)
+    assert rig.engine.snapshot()["direction"] == "in"
+    assert [m for m in rig.messages if m["type"] == "state"][-1]["direction"] == "in"
+    rig.show(rig.pass_text(), direction=None)
+    assert [d["direction"] for d in rig.decisions()] == ["in"]
+
+
+def test_a_direction_pressed_just_before_the_code_still_applies(make_rig):
+    rig = make_rig(policy={"mode": "pass_only"})
+    rig.engine.select_direction("out")
+    rig.run(5)
+    rig.show(rig.pass_text(), direction=None)
+    assert [d["direction"] for d in rig.decisions()] == ["out"]
