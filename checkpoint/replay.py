@@ -28,13 +28,14 @@ trusted ("unknown"); nothing private is ever written to disk.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
 import tomllib
 import zlib
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -545,7 +546,8 @@ class ScenarioDriver:
             t.store(step.store)
         if step.quarantine is not None:
             q = step.quarantine
-            t.quarantine(q.household, q.holder, q.days)
+            with _refused(index, "quarantine"):
+                t.quarantine(q.household, q.holder, q.days)
         if step.revoke is not None:
             if step.revoke not in self.keys.issued:
                 raise ScenarioError(f"steps[{index}].revoke: no pass with id {step.revoke!r}")
@@ -563,7 +565,8 @@ class ScenarioDriver:
             base = self.scenario.path.parent if self.scenario.path else Path.cwd()
             t.present_frame(base / step.frame, direction)
         if step.manual is not None:
-            t.manual(step.manual, step.manual.direction or direction or self.default_direction)
+            with _refused(index, "manual"):
+                t.manual(step.manual, step.manual.direction or direction or self.default_direction)
         self.applied.append(index)
 
     def reset(self) -> None:
@@ -576,6 +579,18 @@ class ScenarioDriver:
                 raise ScenarioError(f"steps[{index}].pass: no pass with id {spec!r} issued yet")
             return self.keys.issued[spec][0]
         return self.keys.issue(spec, self.clock.now())[0]
+
+
+@contextlib.contextmanager
+def _refused(index: int, field_name: str) -> Iterator[None]:
+    """A step the kiosk refuses (a guard action or list change it rejects as bad input) is
+    the scenario's mistake: a ``ScenarioError`` naming the step, not a traceback."""
+    try:
+        yield
+    except ScenarioError:
+        raise
+    except ValueError as exc:
+        raise ScenarioError(f"steps[{index}].{field_name}: {exc}") from None
 
 
 async def play_realtime(

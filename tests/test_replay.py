@@ -181,6 +181,34 @@ def test_revoking_an_unknown_pass_id_is_a_scenario_error():
         replay(scenario)
 
 
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        (
+            "manual = {decision = 'manual_pass', operator = 'g', reason = 'r',"
+            " kind = 'registration'}",
+            "steps[0].manual: a registration needs the person's details",
+        ),
+        (
+            "manual = {decision = 'manual_pass', operator = ' ', reason = 'r'}",
+            "steps[0].manual: operator:",
+        ),
+        ("quarantine = {household = '  '}", "steps[0].quarantine: household:"),
+    ],
+)
+def test_cli_replay_a_step_the_kiosk_refuses_is_a_malformed_scenario(
+    tmp_path, capsys, step, message
+):
+    """A guard action or list change the kiosk refuses used to end the replay with a
+    traceback and exit 1 (as if an expectation had failed); it is the scenario's mistake."""
+    path = tmp_path / "bad.toml"
+    path.write_text(f"name = 'x'\n[[steps]]\nat_s = 0\n{step}\n")
+    assert main(["replay", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
 def test_keys_issue_genuine_forged_and_untrusted_passes():
     keys = ScenarioKeys()
     now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
