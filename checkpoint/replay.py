@@ -222,6 +222,13 @@ def parse_scenario(data: Mapping[str, Any], source: str = "<scenario>") -> Scena
         if step.frame is not None and config.readers.sources[0].type != "fake_camera":
             raise ScenarioError(f"{source}: steps[{i}].frame needs a fake_camera reader")
     last = raw.steps[-1].at_s
+    if raw.duration_s is not None and last > raw.duration_s:
+        i = next(i for i, step in enumerate(raw.steps) if step.at_s > raw.duration_s)
+        at_s = raw.steps[i].at_s
+        raise ScenarioError(
+            f"{source}: steps[{i}].at_s: {at_s:g} is after duration_s {raw.duration_s:g}"
+            " (it would never run)"
+        )
     settle = (
         config.thermometer.thermometry.measure_timeout_s * 2
         + config.engine.code_timeout_s
