@@ -218,9 +218,14 @@ def parse_scenario(data: Mapping[str, Any], source: str = "<scenario>") -> Scena
         config = parse_config(raw.config, f"{source} [config]")
     except ConfigError as exc:
         raise ScenarioError(f"{source}: config.{exc.problems[0]}") from None
+    one_way = config.site.direction
     for i, step in enumerate(raw.steps):
         if step.frame is not None and config.readers.sources[0].type != "fake_camera":
             raise ScenarioError(f"{source}: steps[{i}].frame needs a fake_camera reader")
+        if one_way != "both" and step.direction not in (None, one_way):
+            raise ScenarioError(
+                f"{source}: steps[{i}].direction: this kiosk only passes '{one_way}'"
+            )
     last = raw.steps[-1].at_s
     if raw.duration_s is not None and last > raw.duration_s:
         i = next(i for i, step in enumerate(raw.steps) if step.at_s > raw.duration_s)

@@ -166,6 +166,14 @@ def test_replay_keeps_the_event_log_when_asked(tmp_path):
             {"name": "x", "start": "2026-03-02T09:00:00", "steps": [{"at_s": 1}]},
             "timezone",
         ),
+        (  # a traceback from the engine before
+            {
+                "name": "x",
+                "config": {"site": {"direction": "in"}},
+                "steps": [{"at_s": 1, "code": "a", "direction": "out"}],
+            },
+            "steps[0].direction: this kiosk only passes 'in'",
+        ),
         (  # the step would silently never run (exit 0, nothing checked)
             {"name": "x", "duration_s": 5, "steps": [{"at_s": 1}, {"at_s": 30, "body_c": 36}]},
             "steps[1].at_s: 30 is after duration_s 5",
