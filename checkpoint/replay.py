@@ -463,9 +463,13 @@ class DeviceTarget:
             self._thermometer().inject(name, count)
 
     def camera(self, action: str) -> None:
+        if not isinstance(self.camera_dev, FakeCamera):
+            raise ScenarioError("camera steps need the fake camera (readers: fake_camera)")
         getattr(self.camera_dev, action)()
 
     def gate(self, action: str) -> None:
+        if not isinstance(self.gate_dev, FakeGate):
+            raise ScenarioError("gate steps need the fake gate (gate.driver.type = 'fake')")
         getattr(self.gate_dev, action)()
 
     def store(self, action: str) -> None:

@@ -221,6 +221,30 @@ def test_cli_replay_a_step_the_kiosk_refuses_is_a_malformed_scenario(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("config", "step", "message"),
+    [
+        (
+            "present = 'scanner'\n[config.readers]\nsources = [{type = 'serial', name = 's'}]",
+            "camera = 'freeze'",
+            "camera steps need the fake camera",
+        ),
+        ("[config.gate.driver]\ntype = 'none'", "gate = 'unplug'", "gate steps need the fake gate"),
+    ],
+)
+def test_cli_replay_a_device_step_without_that_fake_device_is_a_malformed_scenario(
+    tmp_path, capsys, config, step, message
+):
+    """A camera or gate step on a kiosk without the fake camera or gate ended the replay with
+    an AttributeError traceback (exit 1)."""
+    path = tmp_path / "bad.toml"
+    path.write_text(f"name = 'x'\n{config}\n[[steps]]\nat_s = 0\n{step}\n")
+    assert main(["replay", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
 def test_keys_issue_genuine_forged_and_untrusted_passes():
     keys = ScenarioKeys()
     now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
