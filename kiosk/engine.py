@@ -1176,7 +1176,9 @@ class Engine:
             self._gate_open = self._relay_opened
             self._gate_close_at_ns = self._now()
             if self.state == "gate_open":
-                self._set_state("decided", "see_guard")
+                # Not "pass" (a screen showing the pass would send them into a locked gate):
+                # the kiosk is out of order, the guard lets them through.
+                self._set_state("decided", "out_of_order")
         else:
             self._gate_close_pending = False
             self._alarm("gate_not_locked", "raised", detail="relay did not lock; retrying")

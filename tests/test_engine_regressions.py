@@ -315,3 +315,23 @@ def test_a_direction_pressed_just_before_the_code_still_applies(make_rig):
     rig.run(5)
     rig.show(rig.pass_text(), direction=None)
     assert [d["direction"] for d in rig.decisions()] == ["out"]
+
+
+def test_a_pass_whose_relay_did_not_open_does_not_tell_the_person_to_go_through(rig):
+    """The relay failed to open for a committed pass: the engine said see_guard, which the
+    kiosk screen does not read for a pass, so it showed PASS, "Please go through" and the
+    gate's countdown in front of a locked gate. The state now says out_of_order, which every
+    screen shows as the guard's call."""
+    from ui.views import kiosk_view
+
+    rig.gate.unplug()
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(36.6)
+    rig.run(2.5)
+    [decision] = rig.decisions()
+    assert decision["decision"] == "pass"
+    state = [m for m in rig.messages if m["type"] == "state"][-1]
+    assert state["prompt"] == "out_of_order"
+    view = kiosk_view(state, decision, "en", gate_open_s=3.0)
+    assert view["look"] != "pass"
+    assert view["gate_closes_in_s"] is None
