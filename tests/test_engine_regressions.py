@@ -4,6 +4,7 @@ with a passage under way. Virtual time, real policy, thermometry and event log."
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -243,7 +244,7 @@ def test_a_relay_failing_for_a_pass_is_reported_for_that_pass_not_the_guard_acti
     assert (alarm["passage"], alarm["seq"]) == (passed["passage"], passed["seq"])
 
 
-def test_stop_writes_the_records_held_in_memory_when_the_store_works_again(tmp_path, caplog):
+def test_stop_writes_the_records_held_in_memory_when_the_store_works_again(tmp_path):
     """Records held in memory during a store fault were dropped without a word when the kiosk
     stopped (an operator restarting it after freeing the disk): stop now tries them once, and
     logs how many could not be written."""
@@ -335,3 +336,25 @@ def test_a_pass_whose_relay_did_not_open_does_not_tell_the_person_to_go_through(
     view = kiosk_view(state, decision, "en", gate_open_s=3.0)
     assert view["look"] != "pass"
     assert view["gate_closes_in_s"] is None
+
+
+def test_stop_says_how_many_held_records_could_not_be_written(tmp_path, caplog):
+    r = runner_tests.Rig(
+        tmp_path, overrides={"policy": {"mode": "pass_only"}, "engine": {"idle_probe_s": 60}}
+    )
+
+    async def main():
+        await r.runner.start()
+        r.store.fail()  # the disk stays full
+        r.show(r.pass_text())
+        await r.next("decision")
+        await r.runner.stop()
+
+    try:
+        with caplog.at_level(logging.ERROR, logger="kiosk.runner"):
+            runner_tests.run(main())
+        events = r.log.events()
+    finally:
+        r.close()
+    assert events == []
+    assert "stopping with 1 event(s) held in memory and not written" in caplog.text
