@@ -146,6 +146,10 @@ class EngineRunner:
         self._gate_order = asyncio.Lock()
         self.bus.bind(self._loop)
         self.history_loaded = await asyncio.to_thread(self._load_history)
+        # Whatever the relay was left at (a crash mid-pulse: a USB relay keeps its coil across
+        # the daemon's death), command it locked first; a failure is the engine's gate fault,
+        # retried until it locks.
+        await self._lock_gate()
         for reader in self.readers:
             reader.start(self._sink_for(reader))
         self._beat_ns = self.clock.monotonic_ns()

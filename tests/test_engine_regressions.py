@@ -170,7 +170,7 @@ def test_a_gate_command_while_the_lock_is_still_under_way_waits_for_it(tmp_path)
     finally:
         r.close()
     assert faults == [None, None]
-    assert [c.open_ for c in r.gate.commands][:2] == [False, True]
+    assert [c.open_ for c in r.gate.commands][1:3] == [False, True]  # after the start's lock
 
 
 def test_a_code_kept_while_the_gate_would_not_lock_is_not_used_minutes_later(rig):
@@ -358,3 +358,44 @@ def test_stop_says_how_many_held_records_could_not_be_written(tmp_path, caplog):
         r.close()
     assert events == []
     assert "stopping with 1 event(s) held in memory and not written" in caplog.text
+
+
+def test_start_commands_the_gate_locked(tmp_path):
+    """A kiosk restarted after a crash (the watchdog, the OOM killer) in the middle of a pulse:
+    a USB relay keeps its coil energised across the daemon's death, and nothing commanded it
+    locked at start (docs: "always leaves the gate commanded locked on start"), so the gate
+    stayed open until the next pass's pulse ended."""
+    r = runner_tests.Rig(tmp_path)
+    r.gate.is_open = True  # left released by the previous run
+
+    async def main():
+        await r.runner.start()
+        opened_after_start = r.gate.is_open
+        await r.runner.stop()
+        return opened_after_start
+
+    try:
+        opened_after_start = runner_tests.run(main())
+    finally:
+        r.close()
+    assert opened_after_start is False
+    assert r.gate.commands[0].open_ is False
+
+
+def test_a_relay_that_cannot_be_locked_at_start_is_a_fault_and_retried(tmp_path):
+    r = runner_tests.Rig(tmp_path)
+    r.gate.unplug()
+
+    async def main():
+        await r.runner.start()
+        alarm = await r.next("alarm", alarm="gate_not_locked", state="raised")
+        r.gate.replug()
+        await r.next("alarm", alarm="gate_fault", state="cleared")
+        await r.runner.stop()
+        return alarm
+
+    try:
+        runner_tests.run(main())
+    finally:
+        r.close()
+    assert r.gate.commands[0].open_ is False
