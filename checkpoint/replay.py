@@ -28,12 +28,13 @@ trusted ("unknown"); nothing private is ever written to disk.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
 import zlib
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -216,10 +217,22 @@ def parse_scenario(data: Mapping[str, Any], source: str = "<scenario>") -> Scena
         config = parse_config(raw.config, f"{source} [config]")
     except ConfigError as exc:
         raise ScenarioError(f"{source}: config.{exc.problems[0]}") from None
+    one_way = config.site.direction
     for i, step in enumerate(raw.steps):
         if step.frame is not None and config.readers.sources[0].type != "fake_camera":
             raise ScenarioError(f"{source}: steps[{i}].frame needs a fake_camera reader")
+        if one_way != "both" and step.direction not in (None, one_way):
+            raise ScenarioError(
+                f"{source}: steps[{i}].direction: this kiosk only passes '{one_way}'"
+            )
     last = raw.steps[-1].at_s
+    if raw.duration_s is not None and last > raw.duration_s:
+        i = next(i for i, step in enumerate(raw.steps) if step.at_s > raw.duration_s)
+        at_s = raw.steps[i].at_s
+        raise ScenarioError(
+            f"{source}: steps[{i}].at_s: {at_s:g} is after duration_s {raw.duration_s:g}"
+            " (it would never run)"
+        )
     settle = (
         config.thermometer.thermometry.measure_timeout_s * 2
         + config.engine.code_timeout_s
@@ -445,9 +458,13 @@ class DeviceTarget:
             self._thermometer().inject(name, count)
 
     def camera(self, action: str) -> None:
+        if not isinstance(self.camera_dev, FakeCamera):
+            raise ScenarioError("camera steps need the fake camera (readers: fake_camera)")
         getattr(self.camera_dev, action)()
 
     def gate(self, action: str) -> None:
+        if not isinstance(self.gate_dev, FakeGate):
+            raise ScenarioError("gate steps need the fake gate (gate.driver.type = 'fake')")
         getattr(self.gate_dev, action)()
 
     def store(self, action: str) -> None:
@@ -540,7 +557,8 @@ class ScenarioDriver:
             t.store(step.store)
         if step.quarantine is not None:
             q = step.quarantine
-            t.quarantine(q.household, q.holder, q.days)
+            with _refused(index, "quarantine"):
+                t.quarantine(q.household, q.holder, q.days)
         if step.revoke is not None:
             if step.revoke not in self.keys.issued:
                 raise ScenarioError(f"steps[{index}].revoke: no pass with id {step.revoke!r}")
@@ -558,7 +576,8 @@ class ScenarioDriver:
             base = self.scenario.path.parent if self.scenario.path else Path.cwd()
             t.present_frame(base / step.frame, direction)
         if step.manual is not None:
-            t.manual(step.manual, step.manual.direction or direction or self.default_direction)
+            with _refused(index, "manual"):
+                t.manual(step.manual, step.manual.direction or direction or self.default_direction)
         self.applied.append(index)
 
     def reset(self) -> None:
@@ -571,6 +590,18 @@ class ScenarioDriver:
                 raise ScenarioError(f"steps[{index}].pass: no pass with id {spec!r} issued yet")
             return self.keys.issued[spec][0]
         return self.keys.issue(spec, self.clock.now())[0]
+
+
+@contextlib.contextmanager
+def _refused(index: int, field_name: str) -> Iterator[None]:
+    """A step the kiosk refuses (a guard action or list change it rejects as bad input) is
+    the scenario's mistake: a ``ScenarioError`` naming the step, not a traceback."""
+    try:
+        yield
+    except ScenarioError:
+        raise
+    except ValueError as exc:
+        raise ScenarioError(f"steps[{index}].{field_name}: {exc}") from None
 
 
 async def play_realtime(

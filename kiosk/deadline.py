@@ -12,6 +12,7 @@ decision loop. ``call`` is for the asyncio loop (the runner), ``call_sync`` for 
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 import time
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 from kiosk.devices import DeviceFault
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 _STOP = object()
 
 
@@ -53,6 +55,25 @@ class DeviceWorker:
         """A call has been running past its deadline (the driver is stuck)."""
         since = self._busy_since
         return since is not None and time.monotonic() - since > self.deadline_s
+
+    @property
+    def busy(self) -> bool:
+        """A call is pending: running (maybe stuck past its deadline) or not yet started."""
+        return self._pending > 0
+
+    def call_after(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Queue ``fn(*args)`` behind whatever call is pending, waiting for nothing: at shutdown
+        the gate's lock must follow a stuck open command whenever that one returns (a failure
+        is logged)."""
+        with self._count_lock:
+            self._pending += 1
+            self._idle.clear()
+        self._jobs.put((fn, args, None, self._log_failure))
+
+    def _log_failure(self, outcome: tuple[bool, Any]) -> None:
+        ok, value = outcome
+        if not ok:
+            log.warning("%s: queued call failed: %s", self.name, value)
 
     async def call(self, fn: Callable[..., T], *args: Any, deadline_s: float | None = None) -> T:
         """``fn(*args)`` in the device thread; past the deadline raise ``fault_cls``."""

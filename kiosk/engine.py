@@ -274,6 +274,8 @@ class Engine:
         self.backlog: deque[EventDraft] = deque()
         self.dropped_backlog = 0
         self.direction: Direction = self._default_direction()
+        # When a screen button chose ``direction`` for the next passage (None: not chosen).
+        self._direction_chosen_ns: int | None = None
         self.ignored_codes = 0
 
         self._ids = itertools.count(1)
@@ -285,9 +287,13 @@ class Engine:
         self._inbox: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
         self._busy = False
         self._manual_queue: deque[_Manual] = deque()
-        self._pending_code: tuple[CodeRead, Direction | None] | None = None
+        # A code shown while busy: (read, direction, when it was kept), started when free.
+        self._pending_code: tuple[CodeRead, Direction | None, int] | None = None
         self._presence_armed = True
         self._gate_open = False
+        # The relay obeyed an open command and no lock has been confirmed since: the gate is
+        # open whatever a later command failing says.
+        self._relay_opened = False
         self._gate_close_at_ns: int | None = None
         self._gate_close_pending = False
         self._gate_probe_ns = 0
@@ -385,6 +391,14 @@ class Engine:
         """The answer to ``ports.lock_gate``: locked, or the relay's ``fault``."""
         self._input(self._on_gate_answer, False, fault)
 
+    def flush_backlog(self) -> None:
+        """Try the records held by a store fault now, not at the next retry (the runner's
+        stop: memory is about to go)."""
+        self._input(self._flush_backlog)
+
+    def _flush_backlog(self) -> None:
+        self._retry_backlog(force=True)
+
     def tick(self) -> None:
         """Check every step's timeout, the gate pulse and the retries. Call often (≤100 ms)."""
         self._input(self._tick)
@@ -401,6 +415,7 @@ class Engine:
             p.direction = checked
         else:
             self.direction = checked
+            self._direction_chosen_ns = self._now()
 
     def direction_from_hardware(self, p: Passage) -> bool:
         """Whether ``p``'s direction is the lane's, not a button's: a one-way kiosk, or the
@@ -555,8 +570,14 @@ class Engine:
             self._start_manual(self._manual_queue.popleft())
             return
         if self._pending_code is not None:
-            read, direction = self._pending_code
+            read, direction, kept_ns = self._pending_code
             self._pending_code = None
+            if self._now() - kept_ns > int(self._eng.code_timeout_s * 1e9):
+                # Kept too long (a gate that would not lock): its holder has gone, and whoever
+                # steps up now must not be measured for it.
+                log.info("engine: dropped a code kept longer than code_timeout_s")
+                self.ignored_codes += 1
+                return
             self._on_code(read, direction)
 
     def _new_passage(
@@ -564,6 +585,7 @@ class Engine:
     ) -> Passage:
         p = Passage(next(self._ids), started_ns, self._direction_for(direction), kind)
         self.direction = self._default_direction()
+        self._direction_chosen_ns = None
         # Whoever is at the sensor now belongs to this passage: a new presence-started
         # passage needs the sensor to see nobody first (a person lingering after their
         # result is not measured again and again).
@@ -597,6 +619,9 @@ class Engine:
             self.ignored_codes += 1
             return
         if self._can_start():
+            # This code supersedes one kept for later: its holder showed it again, or the
+            # newest code shown wins (a kept copy must not start a second passage later).
+            self._pending_code = None
             p = self._new_passage(read.mono_ns, direction)
             p.code = read
             if not self.needs_temperature:
@@ -624,7 +649,7 @@ class Engine:
             return
         if self.state in ("deciding", "gate_open", "decided"):
             # The next person is already showing a code: keep the latest, start it when free.
-            self._pending_code = (read, direction)
+            self._pending_code = (read, direction, self._now())
             return
         self.ignored_codes += 1
 
@@ -921,6 +946,10 @@ class Engine:
                 self._gate_open = True
                 self._gate_close_at_ns = self._now()
             self._on_gate_answer(True, outcome.gate_fault)
+        # A guard's action that waited for this outcome starts once it is fully handled (the
+        # relay's answer included: a failure to open is this passage's, not the guard's).
+        if self._manual_queue and self.state != "deciding":
+            self._start_manual(self._manual_queue.popleft())
 
     def _on_committed(self, subject: Passage | EventDraft, event: Event) -> None:
         if "store" in self.faults:
@@ -965,6 +994,8 @@ class Engine:
             self._record_history(event)
             self._alarm("store_late_commit", "raised", seq=event.seq)
         self._publish_health()
+        # The records held behind it waited for this landing: write them now if the store works.
+        self._retry_backlog(force="store" not in self.faults)
 
     def _record_history(self, event: Event) -> None:
         try:
@@ -1027,8 +1058,6 @@ class Engine:
         else:
             prompt = "see_guard" if needs_guard or alarm else "deny"
             self._set_state("decided", prompt)
-        if self._manual_queue and self.state != "deciding":
-            self._start_manual(self._manual_queue.popleft())
 
     # ---------------------------------------------------------------- store faults
 
@@ -1120,6 +1149,7 @@ class Engine:
     def _on_gate_done(self, open_: bool) -> None:
         if "gate" in self.faults:
             self._clear_fault("gate")
+        self._relay_opened = open_
         if not open_:
             self._gate_open = False
             self._gate_close_pending = False
@@ -1141,14 +1171,21 @@ class Engine:
                 passage=p.id if p else None,
                 seq=p.seq if p else None,
             )
-            # It did not open; still command it locked as soon as the relay answers again.
-            self._gate_open = False
+            # It did not open (but stays open if an earlier pass's command opened it); command
+            # it locked as soon as the relay answers again.
+            self._gate_open = self._relay_opened
             self._gate_close_at_ns = self._now()
             if self.state == "gate_open":
-                self._set_state("decided", "see_guard")
+                # Not "pass" (a screen showing the pass would send them into a locked gate):
+                # the kiosk is out of order, the guard lets them through.
+                self._set_state("decided", "out_of_order")
         else:
             self._gate_close_pending = False
             self._alarm("gate_not_locked", "raised", detail="relay did not lock; retrying")
+            if self.state == "gate_open":
+                # The pulse is over but the gate may still be open: stop inviting people
+                # through it. The kiosk stays busy (gate_is_open) until the relay locks.
+                self._set_state("decided", "out_of_order")
         self._gate_probe_ns = self._now() + int(self._eng.idle_probe_s * 1e9)
 
     # ---------------------------------------------------------------- manual
@@ -1221,6 +1258,7 @@ class Engine:
             if waited >= int(self._eng.code_timeout_s * 1e9):
                 self._decide()
         self._tick_gate(now)
+        self._expire_direction(now)
         if (
             self.state == "decided"
             and self._hold_until_ns is not None
@@ -1228,8 +1266,21 @@ class Engine:
             and not self._gate_open
         ):
             self._go_idle()
-        if self.backlog and "store" in self.faults:
+        if self.backlog:  # paced by idle_probe_s; also after a late commit ended
             self._retry_backlog()
+
+    def _expire_direction(self, now: int) -> None:
+        """A direction chosen on the screen and not used by a passage within
+        ``code_timeout_s`` goes back to the default: whoever pressed it walked away, and the
+        next person must not be recorded going their way."""
+        chosen = self._direction_chosen_ns
+        if chosen is None or now - chosen < int(self._eng.code_timeout_s * 1e9):
+            return
+        self._direction_chosen_ns = None
+        if self.direction != self._default_direction():
+            self.direction = self._default_direction()
+            if self.state == "idle":
+                self._set_state("idle", self.prompt)
 
     def _tick_gate(self, now: int) -> None:
         """Lock the gate at the end of its pulse (retrying a relay that failed to), or probe a

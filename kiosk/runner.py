@@ -125,6 +125,9 @@ class EngineRunner:
         self._tasks: list[asyncio.Task[Any]] = []
         self._inflight: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
+        # Relay commands one after the other: an open committed while the lock is still
+        # under way waits for it (the worker would refuse it as hung).
+        self._gate_order = asyncio.Lock()
         self._beat_ns: int | None = None
         self._started = False
         self.max_tick_lag_ms = 0.0
@@ -140,8 +143,13 @@ class EngineRunner:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.current_thread()
         self._wake = asyncio.Event()
+        self._gate_order = asyncio.Lock()
         self.bus.bind(self._loop)
         self.history_loaded = await asyncio.to_thread(self._load_history)
+        # Whatever the relay was left at (a crash mid-pulse: a USB relay keeps its coil across
+        # the daemon's death), command it locked first; a failure is the engine's gate fault,
+        # retried until it locks.
+        await self._lock_gate()
         for reader in self.readers:
             reader.start(self._sink_for(reader))
         self._beat_ns = self.clock.monotonic_ns()
@@ -176,11 +184,40 @@ class EngineRunner:
         if pending:
             # A crossing still under way may open the gate: the lock below must come after it.
             await asyncio.wait(pending, timeout=self._store_deadline_s + self._deadline_s)
-        try:
-            await self._gate_worker.call(self.gate.set_open, False)
-        except DeviceFault as exc:
-            log.warning("gate could not be locked at stop: %s", exc)
+        await self._lock_at_stop()
+        await self._flush_backlog()
         self.close()
+
+    async def _flush_backlog(self) -> None:
+        """Records held in memory by a store fault: one last try (within the store deadline)
+        before they are gone, and an error line saying how many were not written."""
+        eng = self.engine
+        if not eng.backlog:
+            return
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self._store_deadline_s
+        eng.flush_backlog()
+        while self._inflight and loop.time() < end:
+            await asyncio.wait(list(self._inflight), timeout=max(0.0, end - loop.time()))
+        if eng.backlog:
+            log.error("stopping with %d event(s) held in memory and not written", len(eng.backlog))
+
+    async def _lock_at_stop(self) -> None:
+        """Command the gate locked, last. A relay command still stuck in the driver (an open
+        past its deadline) may go through later: wait for it a little, and if it is still
+        stuck, queue the lock behind it so the gate never ends open after the kiosk stopped."""
+        worker = self._gate_worker
+        async with self._gate_order:
+            if worker.busy:
+                await asyncio.to_thread(worker.wait_idle, self._deadline_s)
+            if worker.busy:
+                log.warning("gate command still stuck at stop; the lock follows it when it returns")
+                worker.call_after(self.gate.set_open, False)
+                return
+            try:
+                await worker.call(self.gate.set_open, False)
+            except DeviceFault as exc:
+                log.warning("gate could not be locked at stop: %s", exc)
 
     def close(self) -> None:
         """Release the device worker threads (``stop`` does it; a runner never started, as
@@ -384,19 +421,27 @@ class EngineRunner:
     async def _cross(self, crossing: Crossing) -> None:
         """One decision carried out in order: commit, then the gate if the crossing says so
         for that commit, then the one answer to the engine."""
-        outcome = await self._commit(crossing)
+        outcome, still_committing = await self._commit(crossing)
         if outcome.opens_gate:
             outcome = outcome.gate_answered(await self._set_gate(True))
         self.engine.on_crossed(outcome)
+        if still_committing is not None:
+            # Its end is answered after the outcome (the engine waits for it only from then
+            # on), even when it landed while the relay was being commanded.
+            still_committing.add_done_callback(lambda f: self._late_commit(crossing, f))
 
-    async def _commit(self, crossing: Crossing) -> Outcome:
+    async def _commit(self, crossing: Crossing) -> tuple[Outcome, asyncio.Future[Event] | None]:
+        """The commit's outcome, and the commit itself when it missed its deadline (pending)."""
         inner = asyncio.ensure_future(self.store.append_async(crossing.draft))
         done, _ = await asyncio.wait({inner}, timeout=self._store_deadline_s)
         if not done:
-            inner.add_done_callback(lambda f: self._late_commit(crossing, f))
             ms = self._store_deadline_s * 1000
             fault = StoreFault("store_fault", f"commit not confirmed within {ms:.0f} ms")
-            return Outcome(crossing, store_fault=fault, pending=True)
+            return Outcome(crossing, store_fault=fault, pending=True), inner
+        return self._committed(crossing, inner), None
+
+    @staticmethod
+    def _committed(crossing: Crossing, inner: asyncio.Future[Event]) -> Outcome:
         try:
             return Outcome(crossing, event=inner.result())
         except StoreFault as exc:
@@ -414,9 +459,11 @@ class EngineRunner:
         self.engine.on_gate_locked(await self._set_gate(False))
 
     async def _set_gate(self, open_: bool) -> DeviceFault | None:
-        """Command the relay under the device deadline; the fault if it did not obey."""
+        """Command the relay under the device deadline; the fault if it did not obey. A
+        command still under way is waited for first (at most its deadline)."""
         try:
-            await self._gate_worker.call(self.gate.set_open, open_)
+            async with self._gate_order:
+                await self._gate_worker.call(self.gate.set_open, open_)
         except DeviceFault as exc:
             return exc
         except Exception as exc:  # noqa: BLE001 - a driver bug is a gate fault

@@ -30,7 +30,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from test_engine import Rig
 
 from kiosk.clock import FakeClock
+from kiosk.crossing import Outcome
 from kiosk.passes import PREFIX
+from kiosk.store import StoreFault
 
 FEVER_C = 37.3
 BODIES = {"normal": 36.4, "feverish": 38.8}
@@ -160,6 +162,30 @@ class GateMachine(RuleBasedStateMachine):
             self.rig.store.fail()
         self.store_failing = not self.store_failing
 
+    @rule()
+    def relay_fails_or_recovers(self) -> None:
+        assert self.rig is not None
+        if self.rig.gate.plugged:
+            self.rig.gate.unplug()
+        else:
+            self.rig.gate.replug()
+
+    # ------------------------------------------------------------------ the guard, the buttons
+
+    @rule(
+        decision=st.sampled_from(["manual_pass", "manual_deny"]),
+        direction=st.sampled_from(["in", "out"]),
+    )
+    def guard_decides(self, decision: str, direction: str) -> None:
+        """A guard's override or decision, whatever the kiosk is doing."""
+        assert self.rig is not None
+        self.rig.engine.manual(decision, "guard-zhou", "at the gate", direction)
+
+    @rule(direction=st.sampled_from(["in", "out"]))
+    def direction_button(self, direction: str) -> None:
+        assert self.rig is not None
+        self.rig.engine.select_direction(direction)
+
     @rule(seconds=st.sampled_from([0.2, 0.5, 1.0, 2.5, 6.0]))
     def time_passes(self, seconds: float) -> None:
         assert self.rig is not None
@@ -192,13 +218,38 @@ class GateMachine(RuleBasedStateMachine):
     def the_gate_opens_only_after_a_pass_is_committed(self) -> None:
         if self.rig is None:
             return
-        passes = {e["seq"] for e in self._passes()}
+        passes = {
+            e["seq"] for e in self.rig.events() if e["decision"] in ("pass", "manual_pass")
+        }
         committed: list[int] = []
         for what, value in self.rig.calls:
             if what == "commit":
                 committed.append(value)
             elif what == "gate" and value:
                 assert committed and committed[-1] in passes, self.rig.calls
+
+    @invariant()
+    def each_decision_shown_is_the_one_recorded_once(self) -> None:
+        if self.rig is None:
+            return
+        events = {e["seq"]: e for e in self.rig.events()}
+        shown = [d for d in self.rig.decisions() if d["committed"]]
+        seqs = [d["seq"] for d in shown]
+        assert len(seqs) == len(set(seqs)), seqs
+        for d in shown:
+            event = events[d["seq"]]
+            assert (event["decision"], event["reasons"]) == (d["decision"], d["reasons"]), (
+                event,
+                d,
+            )
+
+    @invariant()
+    def an_idle_kiosk_has_its_gate_locked(self) -> None:
+        if self.rig is None:
+            return
+        if self.rig.engine.state == "idle":
+            assert not self.rig.gate.is_open, self.rig.calls
+            assert not self.rig.engine.gate_is_open
 
 
 GateMachine.TestCase.settings = settings(
@@ -208,3 +259,148 @@ GateMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_the_engine_keeps_its_promises_under_any_interleaving = GateMachine.TestCase
+
+
+class AnsweredLaterMachine(RuleBasedStateMachine):
+    """The runner's asynchrony: crossings are answered later, in any order (committed, failed,
+    or past their deadline and then landing or failing), while people, codes, guard actions,
+    direction buttons and time go on. After every step:
+
+    * every decision shown as committed is the record at its ``seq``, shown once;
+    * nothing is recorded twice (a held copy of a commit that landed late);
+    * the gate is commanded open only after a pass's or a manual pass's commit, and an idle
+      kiosk has it locked.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._dir = tempfile.TemporaryDirectory(prefix="kiosk-engine-async-")
+        self.rig: Rig | None = None
+        self.held: list = []
+        self.late: list = []
+        self.notes = 0
+
+    @initialize(order=st.sampled_from(["code_first", "temperature_first"]))
+    def build(self, order: str) -> None:
+        clock = FakeClock(start=datetime(2026, 3, 2, 8, 30, tzinfo=UTC))
+        self.rig = Rig(clock, Path(self._dir.name), engine={"order": order})
+        self.rig.ports.cross = self.held.append  # answered by the rules below
+
+    def teardown(self) -> None:
+        if self.rig is not None:
+            self.rig.close()
+        self._dir.cleanup()
+
+    @rule(body=st.sampled_from([None, *BODIES.values()]), show=st.booleans())
+    def someone(self, body: float | None, show: bool) -> None:
+        assert self.rig is not None
+        if body is None:
+            self.rig.emulator.person_leaves()
+        else:
+            self.rig.emulator.person_arrives(body)
+        if show:
+            self.rig.show(self.rig.pass_text(holder=f"P{self.notes}"), None)
+            self.notes += 1
+
+    @rule(
+        decision=st.sampled_from(["manual_pass", "manual_deny"]),
+        direction=st.sampled_from(["in", "out"]),
+    )
+    def guard_decides(self, decision: str, direction: str) -> None:
+        assert self.rig is not None
+        self.notes += 1
+        self.rig.engine.manual(decision, "guard-zhou", f"note {self.notes}", direction)
+
+    @rule(direction=st.sampled_from(["in", "out"]))
+    def direction_button(self, direction: str) -> None:
+        assert self.rig is not None
+        self.rig.engine.select_direction(direction)
+
+    @rule(
+        which=st.integers(0, 3),
+        how=st.sampled_from(["commit", "commit", "fail", "pending"]),
+        gate_ok=st.booleans(),
+    )
+    def answer(self, which: int, how: str, gate_ok: bool) -> None:
+        assert self.rig is not None
+        if not self.held:
+            return
+        crossing = self.held.pop(which % len(self.held))
+        rig = self.rig
+        if gate_ok:
+            rig.gate.replug()
+        else:
+            rig.gate.unplug()
+        if how == "commit":
+            type(rig.ports).cross(rig.ports, crossing)
+            return
+        fault = StoreFault("store_fault", "disk full")
+        if how == "pending":
+            self.late.append(crossing)
+        outcome = Outcome(crossing, store_fault=fault, pending=how == "pending")
+        if outcome.opens_gate:
+            outcome = outcome.gate_answered(rig.ports._set_gate(True))  # noqa: SLF001
+        rig.engine.on_crossed(outcome)
+
+    @rule(which=st.integers(0, 3), lands=st.booleans())
+    def late_commit_ends(self, which: int, lands: bool) -> None:
+        assert self.rig is not None
+        if not self.late:
+            return
+        crossing = self.late.pop(which % len(self.late))
+        event = self.rig.log.append(crossing.draft) if lands else None
+        self.rig.engine.on_late_commit(crossing, event)
+
+    @rule(seconds=st.sampled_from([0.2, 1.0, 2.5, 6.0]))
+    def time_passes(self, seconds: float) -> None:
+        assert self.rig is not None
+        self.rig.run(seconds)
+
+    @invariant()
+    def each_decision_shown_is_the_one_recorded_once(self) -> None:
+        if self.rig is None:
+            return
+        events = {e["seq"]: e for e in self.rig.events()}
+        shown = [d for d in self.rig.decisions() if d["committed"]]
+        seqs = [d["seq"] for d in shown]
+        assert len(seqs) == len(set(seqs)), seqs
+        for d in shown:
+            event = events[d["seq"]]
+            assert (event["decision"], event["reasons"]) == (d["decision"], d["reasons"])
+
+    @invariant()
+    def nothing_is_recorded_twice(self) -> None:
+        if self.rig is None:
+            return
+        keys = [
+            (e["kind"], e["pass_id"], (e["person"] or {}).get("note"))
+            for e in self.rig.events()
+            if e["pass_id"] or e["person"]
+        ]
+        assert len(keys) == len(set(keys)), keys
+
+    @invariant()
+    def the_gate_opens_only_after_a_pass_commit_and_is_locked_when_idle(self) -> None:
+        if self.rig is None:
+            return
+        if self.rig.engine.state == "idle":
+            assert not self.rig.engine.gate_is_open
+            assert not self.rig.gate.is_open, self.rig.calls
+        passes = {
+            e["seq"] for e in self.rig.events() if e["decision"] in ("pass", "manual_pass")
+        }
+        committed: list[int] = []
+        for what, value in self.rig.calls:
+            if what == "commit":
+                committed.append(value)
+            elif what == "gate" and value:
+                assert committed and committed[-1] in passes, self.rig.calls
+
+
+AnsweredLaterMachine.TestCase.settings = settings(
+    max_examples=40,
+    stateful_step_count=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_the_engine_keeps_its_promises_when_answered_later = AnsweredLaterMachine.TestCase

@@ -166,6 +166,18 @@ def test_replay_keeps_the_event_log_when_asked(tmp_path):
             {"name": "x", "start": "2026-03-02T09:00:00", "steps": [{"at_s": 1}]},
             "timezone",
         ),
+        (  # a traceback from the engine before
+            {
+                "name": "x",
+                "config": {"site": {"direction": "in"}},
+                "steps": [{"at_s": 1, "code": "a", "direction": "out"}],
+            },
+            "steps[0].direction: this kiosk only passes 'in'",
+        ),
+        (  # the step would silently never run (exit 0, nothing checked)
+            {"name": "x", "duration_s": 5, "steps": [{"at_s": 1}, {"at_s": 30, "body_c": 36}]},
+            "steps[1].at_s: 30 is after duration_s 5",
+        ),
     ],
 )
 def test_malformed_scenario_names_the_field(data, message):
@@ -179,6 +191,58 @@ def test_revoking_an_unknown_pass_id_is_a_scenario_error():
     scenario = _scenario([{"at_s": 1, "revoke": "nobody"}])
     with pytest.raises(ScenarioError, match="no pass with id 'nobody'"):
         replay(scenario)
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        (
+            "manual = {decision = 'manual_pass', operator = 'g', reason = 'r',"
+            " kind = 'registration'}",
+            "steps[0].manual: a registration needs the person's details",
+        ),
+        (
+            "manual = {decision = 'manual_pass', operator = ' ', reason = 'r'}",
+            "steps[0].manual: operator:",
+        ),
+        ("quarantine = {household = '  '}", "steps[0].quarantine: household:"),
+    ],
+)
+def test_cli_replay_a_step_the_kiosk_refuses_is_a_malformed_scenario(
+    tmp_path, capsys, step, message
+):
+    """A guard action or list change the kiosk refuses used to end the replay with a
+    traceback and exit 1 (as if an expectation had failed); it is the scenario's mistake."""
+    path = tmp_path / "bad.toml"
+    path.write_text(f"name = 'x'\n[[steps]]\nat_s = 0\n{step}\n")
+    assert main(["replay", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("config", "step", "message"),
+    [
+        (
+            "present = 'scanner'\n[config.readers]\nsources = [{type = 'serial', name = 's'}]",
+            "camera = 'freeze'",
+            "camera steps need the fake camera",
+        ),
+        ("[config.gate.driver]\ntype = 'none'", "gate = 'unplug'", "gate steps need the fake gate"),
+    ],
+)
+def test_cli_replay_a_device_step_without_that_fake_device_is_a_malformed_scenario(
+    tmp_path, capsys, config, step, message
+):
+    """A camera or gate step on a kiosk without the fake camera or gate ended the replay with
+    an AttributeError traceback (exit 1)."""
+    path = tmp_path / "bad.toml"
+    path.write_text(f"name = 'x'\n{config}\n[[steps]]\nat_s = 0\n{step}\n")
+    assert main(["replay", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
 
 
 def test_keys_issue_genuine_forged_and_untrusted_passes():

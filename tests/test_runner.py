@@ -223,7 +223,8 @@ def test_code_from_a_reader_thread_is_decided_and_the_gate_pulses(rig):
     decision = run(main())
     assert decision["decision"] == "pass"
     assert decision["committed"] is True
-    assert [c.open_ for c in rig.gate.commands][:2] == [True, False]
+    # locked at start, then the pass's pulse
+    assert [c.open_ for c in rig.gate.commands][:3] == [False, True, False]
     assert rig.gate.commands[-1].open_ is False  # stop() leaves it locked
 
 
@@ -240,10 +241,11 @@ def test_event_is_committed_then_the_gate_opened_then_the_decision_published(rig
         return decision
 
     decision = run(main())
-    open_, seq_at_command = rig.gate_calls[0]
+    assert rig.gate_calls[0] == (False, 0)  # locked at start
+    open_, seq_at_command = rig.gate_calls[1]
     assert open_ is True
     assert seq_at_command == 1
-    assert rig.announced_at_gate[0] == 0  # nothing announced yet when the relay fired
+    assert rig.announced_at_gate[1] == 0  # nothing announced yet when the relay fired
     assert decision["committed"] is True
     assert decision["seq"] == 1
 
@@ -509,7 +511,7 @@ def test_stop_lets_a_crossing_under_way_finish_and_locks_the_gate_last(tmp_path)
     finally:
         r.close()
     assert [e["decision"] for e in events] == ["pass"]
-    assert [c.open_ for c in r.gate.commands] == [True, False]
+    assert [c.open_ for c in r.gate.commands] == [False, True, False]  # start, pass, stop
 
 
 def test_history_is_rebuilt_from_the_event_log_at_start(tmp_path):
@@ -631,7 +633,7 @@ def test_guard_action_from_another_thread_enters_the_same_path(rig):
     decision = run(main())
     assert decision["decision"] == "manual_pass"
     assert decision["operator"] == "guard-zhou"
-    assert rig.gate.commands[0].open_ is True
+    assert [c.open_ for c in rig.gate.commands][:2] == [False, True]  # start, the guard's pass
 
 
 def test_device_worker_fails_fast_while_a_call_is_still_hung():
