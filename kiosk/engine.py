@@ -46,7 +46,7 @@ import itertools
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Unpack
 from zoneinfo import ZoneInfo
@@ -207,6 +207,12 @@ class _Manual:
     kind: str
     temp_c: float | None = None
     subject: ManualSubject | Literal["none", "auto"] = "auto"
+    flags: tuple[str, ...] = ()
+
+
+#: Flags a guard's record may carry (``Engine.manual``): what the guard was warned of, as an
+#: automatic decision would carry it.
+MANUAL_FLAGS = frozenset({"quarantine"})
 
 
 def _direction(value: object) -> Direction:
@@ -449,6 +455,7 @@ class Engine:
         kind: ManualKind | str = "manual",
         temp_c: float | None = None,
         subject: ManualSubject | Literal["none", "auto"] = AUTO_SUBJECT,
+        flags: Iterable[str] = (),
     ) -> None:
         """A guard's decision (override, or registration of a person or a vehicle).
 
@@ -496,6 +503,9 @@ class Engine:
                 raise FeverRefused(temp_c, threshold)
         if not (isinstance(subject, ManualSubject) or subject in (NO_SUBJECT, AUTO_SUBJECT)):
             raise ValueError("subject must be a ManualSubject, 'none' or 'auto'")
+        checked_flags = tuple(dict.fromkeys(flags))
+        if isinstance(flags, str) or not set(checked_flags) <= MANUAL_FLAGS:
+            raise ValueError(f"flags: only {', '.join(sorted(MANUAL_FLAGS))}")
         item = _Manual(
             checked,
             operator.strip(),
@@ -505,6 +515,7 @@ class Engine:
             kind,
             temp_c,
             subject,
+            checked_flags,
         )
         self._input(self._enqueue_manual, item)
 
@@ -1238,7 +1249,7 @@ class Engine:
             latency_ms=0.0,
             operator=item.operator,
             kind=item.kind,
-            flags=(f"overrides:{overrides}",) if overrides is not None else (),
+            flags=(*item.flags, *((f"overrides:{overrides}",) if overrides is not None else ())),
             person=person,
         )
         p.decided_ns = p.started_ns

@@ -701,6 +701,17 @@ def test_manual_override_after_a_deny_carries_the_passage_and_opens(rig):
     assert event["person"]["note"] == "escorted home to isolate"
 
 
+def test_a_guard_record_carries_the_flags_the_guard_was_warned_of_and_no_others(rig):
+    rig.show(rig.pass_text(household="C-303"))
+    rig.emulator.person_arrives(38.6)
+    rig.run(4)
+    rig.engine.manual("manual_pass", "guard-zhou", "to hospital", "out", flags=["quarantine"])
+    assert rig.decisions()[-1]["flags"] == ["quarantine", "overrides:1"]
+    for bad in (["overrides:7"], ["passback"], "quarantine"):
+        with pytest.raises(ValueError, match="flags: only quarantine"):
+            rig.engine.manual("manual_pass", "guard-zhou", "x", "out", flags=bad)
+
+
 def test_manual_registration_of_a_vehicle_is_an_event_with_its_details(rig):
     rig.engine.manual(
         "manual_pass",

@@ -329,11 +329,6 @@ def test_a_quarantined_households_car_going_out_needs_the_confirmation(
     assert event["person"]["quarantine_reason"] == "接送隔离人员就医"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs kiosk/engine.py: Engine.manual takes no flags, its draft carries only "
-    "overrides:N (the registration's event cannot carry the quarantine flag)",
-)
 def test_a_confirmed_quarantine_exit_carries_the_quarantine_flag(guard_client, guard_core):
     quarantined(guard_core)
     csrf = login(guard_client)

@@ -209,6 +209,8 @@ def register(
         person={k: v for k, v in person.items() if v is not None},
         kind=kind,
         temp_c=temp_c,
+        # As an automatic decision for that household would carry it, whatever was decided.
+        flags=("quarantine",) if household_quarantined(g, household) else (),
     )
     return done(request, "/guard/register")
 
