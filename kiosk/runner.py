@@ -120,6 +120,8 @@ class EngineRunner:
         thermo_deadline_s = config.thermometer.driver.read_deadline_ms / 1000
         self._thermo_worker = DeviceWorker("thermometer", thermo_deadline_s, SensorFault)
         self._gate_worker = DeviceWorker("gate", self._deadline_s, GateFault)
+        #: The relay's health as last asked in its device thread (``_refresh_gate_health``).
+        self._gate_health: Health | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -328,6 +330,7 @@ class EngineRunner:
         last: tuple[object, ...] | None = None
         while self._started:
             report_reader_health(self.engine, self.readers)
+            await self._refresh_gate_health()
             report = self.health()
             key = tuple(sorted((k, v["state"]) for k, v in report["devices"].items())) + tuple(
                 report["degraded"]
@@ -337,6 +340,19 @@ class EngineRunner:
                 self.publish({"type": "health", **report})
             await asyncio.sleep(self.config.engine.idle_probe_s)
 
+    async def _refresh_gate_health(self) -> None:
+        """Ask the relay's health in its device thread, in turn with its commands, never on
+        the loop: a driver may touch the device there (the serial relay commands the lock
+        again while idle after a replug, and opening a wedged USB adapter can block for
+        seconds). A relay that does not answer is reported by ``hung``."""
+        try:
+            async with self._gate_order:
+                self._gate_health = await self._gate_worker.call(self.gate.health)
+        except DeviceFault:
+            return
+        except Exception as exc:  # noqa: BLE001 - a driver bug is a gate fault
+            self._gate_health = Health("fault", f"gate health error: {exc}")
+
     def health(self) -> dict[str, Any]:
         """Every device's health, the engine's degraded parts, and whether it is deciding."""
         devices: dict[str, dict[str, Any]] = {}
@@ -344,7 +360,8 @@ class EngineRunner:
             devices["thermometer"] = _health_dict(self.thermometer.health())
         for reader in self.readers:
             devices[f"reader:{reader.name}"] = _health_dict(reader.health())
-        devices["gate"] = _health_dict(self.gate.health())
+        gate = self._gate_health if self._gate_health is not None else self.gate.health()
+        devices["gate"] = _health_dict(gate)
         devices["store"] = _health_dict(self.store.health())
         # The engine's view wins where it saw a fault the device does not report (a deadline).
         eng = self.engine

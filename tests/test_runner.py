@@ -580,6 +580,33 @@ def test_a_staff_exit_in_the_log_is_left_out_of_the_rebuilt_quota(tmp_path):
     assert decision["reasons"] == ["ok"]
 
 
+def test_the_relays_health_is_asked_in_its_device_thread_never_on_the_loop(rig):
+    # A relay driver may touch the device in health() (the serial relay commands the lock
+    # again after a replug; opening a wedged USB adapter blocks for seconds): asked on the
+    # loop, it would stall every temperature and code until it returned.
+    asked_on: list[threading.Thread] = []
+    health = rig.gate.health
+
+    def noted_health():
+        asked_on.append(threading.current_thread())
+        return health()
+
+    rig.gate.health = noted_health
+
+    async def main():
+        loop_thread = threading.current_thread()
+        await rig.runner.start()
+        while not asked_on:  # until the health loop's first report: the relay was asked
+            await rig.next("health")
+        report = rig.runner.health()
+        await rig.runner.stop()
+        return loop_thread, report
+
+    loop_thread, report = run(main())
+    assert asked_on and loop_thread not in asked_on
+    assert report["devices"]["gate"]["state"] == "ok"
+
+
 def test_loop_heartbeat_is_healthy_only_while_running(rig):
     async def main():
         before = rig.runner.loop_healthy(1.0)
