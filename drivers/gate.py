@@ -205,8 +205,8 @@ class SerialRelayGate(_Relay):
         if self._coil_unknown_while_idle() and self._lock.acquire(blocking=False):
             try:
                 if self._coil_unknown_while_idle():  # a command may have landed meanwhile
-                    # No drain: the runner asks health on its loop, and tcdrain has no
-                    # timeout (write_timeout bounds the write itself).
+                    # No drain: tcdrain has no timeout, and health is asked often (the
+                    # runner asks it in the relay's thread; write_timeout bounds the write).
                     self._command(False, drain=False)
             except GateFault:
                 log.debug("serial relay: idle lock command failed", exc_info=True)
