@@ -444,6 +444,9 @@ def _epoch(iso: str | None) -> float | None:
 #: A connection to the status port that has not sent a whole request (or the next one) within
 #: this long is closed: each holds a thread, and the port is on the LAN for the gates' lists.
 STATUS_TIMEOUT_S = 10.0
+#: How often the status server's loop looks whether it was asked to stop (the standard
+#: library's 0.5 s made every stop, ``kiosk collect`` on Ctrl-C too, wait up to half a second).
+STATUS_POLL_S = 0.05
 
 
 def is_loopback(host: str) -> bool:
@@ -482,7 +485,10 @@ class StatusServer:
 
     def start(self) -> None:
         self._thread = threading.Thread(
-            target=self.httpd.serve_forever, name="kiosk-collect-http", daemon=True
+            target=self.httpd.serve_forever,
+            kwargs={"poll_interval": STATUS_POLL_S},
+            name="kiosk-collect-http",
+            daemon=True,
         )
         self._thread.start()
 

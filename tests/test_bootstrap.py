@@ -11,7 +11,11 @@ import pytest
 
 BOOTSTRAP = Path(__file__).resolve().parent.parent / "scripts" / "_bootstrap.sh"
 
-pytestmark = pytest.mark.skipif(shutil.which("sha256sum") is None, reason="needs coreutils")
+#: Each test runs the shell script (with a stub python).
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("sha256sum") is None, reason="needs coreutils"),
+]
 
 
 def _installs(tmp_path: Path, installed: str | None, extras: str) -> list[str]:

@@ -25,6 +25,9 @@ from pathlib import Path
 import pytest
 from support import need
 
+#: Each test runs the shell installer (or uninstaller) against a throwaway root.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = [
     "preflight",
@@ -487,7 +490,6 @@ def group_members(root: Path, group: str) -> list[str]:
     raise AssertionError(f"no group {group}")
 
 
-@pytest.mark.slow
 @needs_root
 def test_real_install_sets_up_the_pi(installed, checkout):
     root, proc = installed
@@ -580,7 +582,6 @@ def test_real_install_sets_up_the_pi(installed, checkout):
     assert proc.returncode == (1 if "todo:" in out else 0), out
 
 
-@pytest.mark.slow
 @needs_root
 def test_second_install_run_changes_nothing(installed, checkout):
     root, first = installed
@@ -602,7 +603,6 @@ def test_second_install_run_changes_nothing(installed, checkout):
     assert "password:" not in again.stdout  # the admin password is shown once, at creation
 
 
-@pytest.mark.slow
 @needs_root
 def test_uninstall_keeps_data_unless_purged(installed, checkout, tmp_path):
     src, _ = installed
@@ -652,7 +652,6 @@ def test_shellcheck_passes(script):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.slow
 @needs_root
 def test_install_tls_pins_the_certificate_for_the_screen(checkout, tmp_path_factory):
     """With --tls the daemon serves HTTPS only; the screen (its own user, no access to the

@@ -50,11 +50,13 @@ def _loaded_by_a_gate_with(source: str, data_dir) -> set[str]:
     return set(_printed_by(script, str(data_dir)))
 
 
+@pytest.mark.slow  # a fresh interpreter per case
 def test_a_serial_scanner_gate_never_loads_opencv_numpy_or_a_decoder(tmp_path):
     serial = '{"type": "serial", "port": "/dev/kiosk-test-no-such-port", "name": "scanner"}'
     assert _loaded_by_a_gate_with(serial, tmp_path) == set()
 
 
+@pytest.mark.slow  # a fresh interpreter per case
 def test_a_camera_gate_still_loads_them(tmp_path):
     camera = '{"type": "fake_camera", "name": "cam"}'
     loaded = _loaded_by_a_gate_with(camera, tmp_path)
@@ -75,6 +77,7 @@ def test_the_allocator_takes_the_daemon_settings_once():
     assert _printed_by(script) == ["True", "True", "True"]
 
 
+@pytest.mark.slow  # a fresh interpreter per case
 @pytest.mark.parametrize("verb", ["run", "demo"])
 def test_the_daemon_verbs_tune_the_allocator_before_they_build_the_program(tmp_path, verb):
     # Lost once in a merge (the demo daemon grew by ~58 MB PSS). The daemon's process is
@@ -144,6 +147,7 @@ def test_a_page_the_helper_cannot_build_is_reported_and_built_in_thread(tmp_path
         log.close()
 
 
+@pytest.mark.slow  # a fresh interpreter per case
 def test_numpy_is_refused_to_sqlite_utils_only():
     script = (
         "import sys, kiosk.store, sqlite_utils.db\n"

@@ -404,6 +404,7 @@ def test_rejected_garbage_is_reread_and_ends_exactly_like_a_clean_run():
     assert garbled == CLEAN
 
 
+@pytest.mark.slow  # the whole thermo bench section
 def test_bench_section_reports_the_contract_keys_and_no_fault_passes():
     from checkpoint.bench import thermo
 
