@@ -144,22 +144,23 @@ class PassageHistory:
 
     def exits_since(self, household: str, since: datetime) -> int:
         """Exits of ``household`` strictly after ``since``."""
-        times = self._exits.get(household)
-        if not times:
-            return 0
-        return len(times) - bisect.bisect_right(times, _us(_aware(since)))
+        return self._exits_between(household, since, None)
 
     def exits_in_period(self, household: str, now: datetime, period_days: int) -> int:
         """Exits in the rolling window ``(now - period_days, now]``. Later ones, up to a period
         after ``now`` (after a wall clock step backwards), count too: erring towards the quota,
         never past it. One stamped further ahead is a clock that was wrong, not an outing to
         come: it does not block the household until real time passes it."""
+        period = timedelta(days=period_days)
+        return self._exits_between(household, now - period, now + period)
+
+    def _exits_between(self, household: str, after: datetime, upto: datetime | None) -> int:
+        """Exits of ``household`` in ``(after, upto]`` (``upto`` None: no end)."""
         times = self._exits.get(household)
         if not times:
             return 0
-        period = timedelta(days=period_days)
-        lo = bisect.bisect_right(times, _us(_aware(now - period)))
-        return bisect.bisect_right(times, _us(_aware(now + period))) - lo
+        end = len(times) if upto is None else bisect.bisect_right(times, _us(_aware(upto)))
+        return end - bisect.bisect_right(times, _us(_aware(after)))
 
     def households(self) -> list[str]:
         """The households with an exit the history holds (whose quota may be used)."""

@@ -7,6 +7,20 @@ import os
 import pytest
 
 
+def xlsx_bytes(rows) -> bytes:
+    """An .xlsx (one default sheet, as Excel or WPS saves it) holding ``rows``."""
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    for row in rows:
+        book.active.append(list(row))
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
 def need(available: bool, what: str) -> None:
     """A tool a test needs: skipped on a developer machine without it, a failure in CI,
     where ``.ci/run`` installs everything and a silently skipped suite would hide a gap."""

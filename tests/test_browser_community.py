@@ -30,6 +30,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def sign_in_at(page, address: str, ready: str) -> None:
+    """Open ``address`` (the console sends a stranger to its sign-in first), sign in as
+    alice, and wait for ``ready`` on the page it comes back to."""
+    page.goto(address)
+    page.fill("input[name=name]", "alice")
+    page.fill("input[name=password]", GUARD_PW)
+    page.click("button[type=submit]")
+    page.wait_for_selector(ready)
+
+
 @pytest.fixture
 def site(tmp_path, monkeypatch):
     yield from serve(tmp_path, monkeypatch)
@@ -194,11 +204,7 @@ def test_on_a_phone_the_returnee_ledger_and_requests_fit_and_a_reading_can_be_re
     context = browser.new_context(viewport={"width": 390, "height": 844})
     page = context.new_page()
     try:
-        page.goto(f"{url}/guard/community/returnees")
-        page.fill("input[name=name]", "alice")
-        page.fill("input[name=password]", GUARD_PW)
-        page.click("button[type=submit]")
-        page.wait_for_selector("#ledger")
+        sign_in_at(page, f"{url}/guard/community/returnees", "#ledger")
         for path in ("returnees", "services"):
             page.goto(f"{url}/guard/community/{path}")
             width = page.evaluate("document.scrollingElement.scrollWidth")

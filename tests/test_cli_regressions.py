@@ -319,54 +319,50 @@ def _trusting_data_dir(tmp_path: Path) -> Path:
     return data
 
 
+def _run_with_credentials(
+    tmp_path, capsys, monkeypatch, credentials: dict[str, bytes], web: str = "port = 0\n"
+) -> str:
+    """``kiosk run`` with these credential files (and ``[web]`` settings); returns its
+    one-line error (exit 1)."""
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    for name, value in credentials.items():
+        (creds / name).write_bytes(value)
+        monkeypatch.delenv("KIOSK_" + name.upper(), raising=False)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    data = _trusting_data_dir(tmp_path)
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[web]\n" + web, encoding="utf-8")
+
+    async def started(self) -> None:  # a daemon that starts is stopped at once, exit 0
+        return None
+
+    monkeypatch.setattr("checkpoint.app.Daemon.run_until_signal", started)
+    capsys.readouterr()
+    code = main(["run", "--config", str(config), "--data", str(data), "--log-level", "error"])
+    assert code == 1, capsys.readouterr()
+    return _one_line_error(capsys, "run")
+
+
 def test_run_with_a_broken_guard_users_line_is_one_line(tmp_path, capsys, monkeypatch):
     """A hand-edited guard_users credential with a bad line: an AccountError traceback at
     start (and again every 3 s as systemd restarts the daemon)."""
-    creds = tmp_path / "credentials"
-    creds.mkdir()
-    (creds / "guard_users").write_text("admin:admin\n", encoding="utf-8")
-    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
-    monkeypatch.delenv("KIOSK_GUARD_USERS", raising=False)
-    data = _trusting_data_dir(tmp_path)
-    config = tmp_path / "kiosk.toml"
-    config.write_text("[web]\nport = 0\n", encoding="utf-8")
-    capsys.readouterr()
-    code = main(["run", "--config", str(config), "--data", str(data), "--log-level", "error"])
-    assert code == 1
-    assert "guard_users line 1" in _one_line_error(capsys, "run")
+    err = _run_with_credentials(tmp_path, capsys, monkeypatch, {"guard_users": b"admin:admin\n"})
+    assert "guard_users line 1" in err
 
 
 def test_run_with_tls_credentials_not_a_certificate_says_which(tmp_path, capsys, monkeypatch):
     """web.tls on with garbage in tls_cert/tls_key said only "cannot start: [SSL] PEM lib
     (_ssl.c:3905)": not which setting or file."""
-    creds = tmp_path / "credentials"
-    creds.mkdir()
-    for name in ("tls_cert", "tls_key"):
-        (creds / name).write_bytes(b"\x9b not PEM")
-    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
-    data = _trusting_data_dir(tmp_path)
-    config = tmp_path / "kiosk.toml"
-    config.write_text("[web]\nport = 0\ntls = true\n", encoding="utf-8")
-    capsys.readouterr()
-    code = main(["run", "--config", str(config), "--data", str(data), "--log-level", "error"])
-    assert code == 1
-    err = _one_line_error(capsys, "run")
+    garbage = {name: b"\x9b not PEM" for name in ("tls_cert", "tls_key")}
+    err = _run_with_credentials(tmp_path, capsys, monkeypatch, garbage, "port = 0\ntls = true\n")
     assert "web.tls" in err and "tls_cert" in err
 
 
 def test_run_with_an_empty_token_pepper_is_one_line(tmp_path, capsys, monkeypatch):
     """An empty token_pepper credential (a truncated file): a TokenError traceback."""
-    creds = tmp_path / "credentials"
-    creds.mkdir()
-    (creds / "token_pepper").write_text("\n", encoding="utf-8")
-    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
-    data = _trusting_data_dir(tmp_path)
-    config = tmp_path / "kiosk.toml"
-    config.write_text("[web]\nport = 0\n", encoding="utf-8")
-    capsys.readouterr()
-    code = main(["run", "--config", str(config), "--data", str(data), "--log-level", "error"])
-    assert code == 1
-    assert "pepper" in _one_line_error(capsys, "run")
+    err = _run_with_credentials(tmp_path, capsys, monkeypatch, {"token_pepper": b"\n"})
+    assert "pepper" in err
 
 
 def test_a_collector_config_nested_too_deep_or_too_big_is_one_line(tmp_path, capsys, monkeypatch):
@@ -462,29 +458,6 @@ def test_run_on_emulated_devices_says_so(tmp_path, capsys):
 # --- credentials, calibration, verify-log, scenarios, bundles, pulled copies ----------------
 
 
-def _run_with_credential(tmp_path, capsys, monkeypatch, name: str, value: bytes) -> str:
-    """``kiosk run`` with one credential file; returns its one-line error (exit 1)."""
-    creds = tmp_path / "credentials"
-    creds.mkdir()
-    (creds / name).write_bytes(value)
-    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
-    monkeypatch.delenv("KIOSK_" + name.upper(), raising=False)
-    data = tmp_path / "data"
-    assert main(["keys", "new", "--dir", str(data / "trust")]) == 0
-    (data / "trust" / "issuer.key").unlink()
-    config = tmp_path / "kiosk.toml"
-    config.write_text("[web]\nport = 0\n", encoding="utf-8")
-
-    async def started(self) -> None:  # a daemon that starts is stopped at once, exit 0
-        return None
-
-    monkeypatch.setattr("checkpoint.app.Daemon.run_until_signal", started)
-    capsys.readouterr()
-    code = main(["run", "--config", str(config), "--data", str(data), "--log-level", "error"])
-    assert code == 1, capsys.readouterr()
-    return _one_line_error(capsys, "run")
-
-
 # -- 1. a credential that is not text ---------------------------------------------------------
 
 
@@ -492,9 +465,8 @@ def test_run_with_a_session_key_that_is_not_utf8_names_the_credential(
     tmp_path, capsys, monkeypatch
 ):
     """32 random bytes as session_key: a UnicodeDecodeError traceback at start."""
-    err = _run_with_credential(
-        tmp_path, capsys, monkeypatch, "session_key", b"\xff\xfe\x80" + bytes(range(29))
-    )
+    not_text = {"session_key": b"\xff\xfe\x80" + bytes(range(29))}
+    err = _run_with_credentials(tmp_path, capsys, monkeypatch, not_text)
     assert "session_key" in err and "UTF-8" in err
 
 
@@ -515,7 +487,7 @@ def test_a_maintenance_verb_with_a_token_pepper_not_utf8_is_one_line(tmp_path, c
 
 def test_run_with_a_one_character_session_key_is_refused(tmp_path, capsys, monkeypatch):
     """A one-character session_key signed guard cookies anyone could forge offline."""
-    err = _run_with_credential(tmp_path, capsys, monkeypatch, "session_key", b"x\n")
+    err = _run_with_credentials(tmp_path, capsys, monkeypatch, {"session_key": b"x\n"})
     assert "session_key" in err and "32" in err
 
 

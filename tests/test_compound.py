@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, date, datetime
 
-import openpyxl
 import pytest
+from support import xlsx_bytes
 
 from kiosk import compound, observation, services, vehicles
 from kiosk.clock import FakeClock
@@ -42,15 +41,6 @@ def log(tmp_path, clock):
     store.close()
 
 
-def xlsx(rows):
-    book = openpyxl.Workbook()
-    for row in rows:
-        book.active.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
-
-
 def test_a_map_import_shows_the_changes_then_applies_them(log, clock):
     cmap = CompoundMap(log, clock)
     first = cmap.plan_import(MAP_CSV.encode(), "map.csv")
@@ -59,7 +49,7 @@ def test_a_map_import_shows_the_changes_then_applies_them(log, clock):
     cmap.apply(first, "manager")
     assert len(cmap.dwellings()) == 5
     second = cmap.plan_import(
-        xlsx([["Building", "Unit", "Floor", "Household", "Residents"],
+        xlsx_bytes([["Building", "Unit", "Floor", "Household", "Residents"],
               [3, 1, 7, "3-1-701", 3], [3, 1, 7, "3-1-702", 4], [3, 1, 1, "3-1-101", 1],
               [3, 2, 7, "3-2-701", 3], [6, 1, 3, "6-1-301", None]]),
         "map.xlsx",

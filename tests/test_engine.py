@@ -335,19 +335,29 @@ def test_temperature_first_a_sensor_fault_while_awaiting_the_code_cannot_vouch_f
     ]
 
 
-def test_temperature_first_a_warmer_person_swapped_in_with_no_gap_is_measured_afresh(make_rig):
-    # A (normal) is measured; B (feverish) takes A's place with no gap the reading could show
-    # (B's forehead in view as A's leaves it) and shows a code two seconds later. The reading
-    # rising well above A's temperature says it is not A's any more: B is measured for the code.
+def _measured_then_swapped(make_rig, shows_after_s: float) -> tuple[list[str], dict]:
+    """Temperature first: A (normal) is measured; B (feverish) takes A's place with no gap the
+    reading could show (B's forehead in view as A's leaves it) and shows a code
+    ``shows_after_s`` later. The states before A's place was taken and before the code, and
+    the one event recorded."""
     rig = make_rig(engine={"order": "temperature_first"})
     rig.emulator.person_arrives(36.4)
     rig.run(3)
-    assert rig.engine.state == "awaiting_code"
+    states = [rig.engine.state]
     rig.emulator.person_arrives(38.8)
-    rig.run(2)
+    rig.run(shows_after_s)
+    states.append(rig.engine.state)
     rig.show(rig.pass_text(holder="Feverish B"))
     rig.run(8)
     [b] = rig.events()
+    return states, b
+
+
+def test_temperature_first_a_warmer_person_swapped_in_with_no_gap_is_measured_afresh(make_rig):
+    # B shows the code two seconds after the swap. The reading rising well above A's
+    # temperature says it is not A's any more: B is measured for the code.
+    states, b = _measured_then_swapped(make_rig, shows_after_s=2)
+    assert states[0] == "awaiting_code"
     assert (b["decision"], b["reasons"], b["holder"]) == ("deny", ["fever"], "Feverish B")
     assert b["temp_c"] >= 37.3
 
@@ -357,15 +367,8 @@ def test_temperature_first_a_code_shown_while_the_reading_rises_past_the_tempera
 ):
     # As above, but B shows the code half a second after taking A's place: the reading is
     # already well above A's temperature, though not yet for ``left_after_s``.
-    rig = make_rig(engine={"order": "temperature_first"})
-    rig.emulator.person_arrives(36.4)
-    rig.run(3)
-    rig.emulator.person_arrives(38.8)
-    rig.run(0.5)
-    assert rig.engine.state == "awaiting_code"
-    rig.show(rig.pass_text(holder="Feverish B"))
-    rig.run(8)
-    [b] = rig.events()
+    states, b = _measured_then_swapped(make_rig, shows_after_s=0.5)
+    assert states[1] == "awaiting_code"
     assert (b["decision"], b["reasons"], b["holder"]) == ("deny", ["fever"], "Feverish B")
 
 

@@ -40,6 +40,17 @@ SWAP_S = 1.0
 STAY_S = 0.5
 
 
+def _shown_is_recorded_once(rig: Rig) -> None:
+    """Each decision the screens were shown as committed is the event recorded, once."""
+    events = {e["seq"]: e for e in rig.events()}
+    shown = [d for d in rig.decisions() if d["committed"]]
+    seqs = [d["seq"] for d in shown]
+    assert len(seqs) == len(set(seqs)), seqs
+    for d in shown:
+        event = events[d["seq"]]
+        assert (event["decision"], event["reasons"]) == (d["decision"], d["reasons"]), (event, d)
+
+
 class GateMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -230,18 +241,8 @@ class GateMachine(RuleBasedStateMachine):
 
     @invariant()
     def each_decision_shown_is_the_one_recorded_once(self) -> None:
-        if self.rig is None:
-            return
-        events = {e["seq"]: e for e in self.rig.events()}
-        shown = [d for d in self.rig.decisions() if d["committed"]]
-        seqs = [d["seq"] for d in shown]
-        assert len(seqs) == len(set(seqs)), seqs
-        for d in shown:
-            event = events[d["seq"]]
-            assert (event["decision"], event["reasons"]) == (d["decision"], d["reasons"]), (
-                event,
-                d,
-            )
+        if self.rig is not None:
+            _shown_is_recorded_once(self.rig)
 
     @invariant()
     def an_idle_kiosk_has_its_gate_locked(self) -> None:
@@ -358,15 +359,8 @@ class AnsweredLaterMachine(RuleBasedStateMachine):
 
     @invariant()
     def each_decision_shown_is_the_one_recorded_once(self) -> None:
-        if self.rig is None:
-            return
-        events = {e["seq"]: e for e in self.rig.events()}
-        shown = [d for d in self.rig.decisions() if d["committed"]]
-        seqs = [d["seq"] for d in shown]
-        assert len(seqs) == len(set(seqs)), seqs
-        for d in shown:
-            event = events[d["seq"]]
-            assert (event["decision"], event["reasons"]) == (d["decision"], d["reasons"])
+        if self.rig is not None:
+            _shown_is_recorded_once(self.rig)
 
     @invariant()
     def nothing_is_recorded_twice(self) -> None:

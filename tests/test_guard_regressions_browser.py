@@ -4,8 +4,7 @@ real web server on the real core (the ``site`` of the community pages' browser t
 from __future__ import annotations
 
 import pytest
-from guard_support import GUARD_PW
-from test_browser_community import site  # noqa: F401  (the fixture)
+from test_browser_community import sign_in_at, site  # noqa: F401  (site: the fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -18,11 +17,7 @@ def test_on_a_phone_the_lists_fit_and_an_entry_can_be_removed(site, browser):  #
     context = browser.new_context(viewport={"width": 390, "height": 844})
     page = context.new_page()
     try:
-        page.goto(f"{url}/guard/lists")
-        page.fill("input[name=name]", "alice")
-        page.fill("input[name=password]", GUARD_PW)
-        page.click("button[type=submit]")
-        page.wait_for_selector("#quarantine")
+        sign_in_at(page, f"{url}/guard/lists", "#quarantine")
         width = page.evaluate("document.scrollingElement.scrollWidth")
         assert width <= 390, width
         remove = page.locator("#quarantine form[action$=remove] button")
@@ -49,11 +44,7 @@ def test_the_plate_check_at_a_vehicle_registration_never_puts_the_plate_in_a_url
     urls: list[str] = []
     page.on("request", lambda request: urls.append(unquote(request.url)))
     try:
-        page.goto(f"{url}/guard/register?lang=en")
-        page.fill("input[name=name]", "alice")
-        page.fill("input[name=password]", GUARD_PW)
-        page.click("button[type=submit]")
-        page.wait_for_selector("#vehicle-form")
+        sign_in_at(page, f"{url}/guard/register?lang=en", "#vehicle-form")
         page.fill("#vehicle-form input[name=plate]", "京A12345")
         page.press("#vehicle-form input[name=plate]", "Tab")
         page.wait_for_selector("#plate-check.known")

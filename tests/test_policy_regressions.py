@@ -4,26 +4,25 @@ reproduces one and pins its fix."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, date
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support import xlsx_bytes
+from test_lists import OFFICE, TRUST
 
 from kiosk import lists as lists_mod
+from kiosk.clock import FakeClock
 from kiosk.lists import ListStore, sign_bundle
 from kiosk.passes import TrustList
 from kiosk.store import EventLog
 
-OFFICE = Ed25519PrivateKey.from_private_bytes(b"\x11" * 32)
-TRUST = TrustList([("office", OFFICE.public_key())])
-
 
 @pytest.fixture
 def log(tmp_path, clock):
-    event_log = EventLog(tmp_path / "kiosk.db", "gate-1", clock, migrations=[lists_mod.MIGRATIONS])
-    event_log.open()
-    yield event_log
-    event_log.close()
+    path = tmp_path / "kiosk.db"
+    with EventLog(path, "gate-1", clock, migrations=[lists_mod.MIGRATIONS]) as opened:
+        yield opened
 
 
 def test_a_slow_guard_reload_never_hides_a_bundle_applied_meanwhile(log, clock, monkeypatch):
@@ -71,16 +70,7 @@ def test_a_slow_guard_reload_never_hides_a_bundle_applied_meanwhile(log, clock, 
 
 
 def _xlsx(*rows: list[object]) -> bytes:
-    import io
-
-    import openpyxl
-
-    book = openpyxl.Workbook()
-    for row in rows:
-        book.active.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return xlsx_bytes(rows)
 
 
 def test_a_spreadsheet_formula_with_no_saved_value_is_refused_not_read_as_blank():
@@ -202,6 +192,20 @@ def test_a_quarantine_typed_in_full_width_or_other_case_still_stops_the_pass():
 
     snap = ObservationSnapshot({_key("３－２－７０１", "Wang Fang"): ((day, day),)})
     assert snap.observing("3-2-701", "WANG FANG", day)
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _returnee_ledger(tmp_path):
+    """A returnee ledger on its own open event log (the caller closes it), its clock at
+    09:00 Shanghai on 10 February, checks due by 20:00."""
+    from kiosk import observation
+
+    clock = FakeClock(start=datetime(2026, 2, 10, 1, 0, tzinfo=UTC))
+    migrations = [observation.MIGRATIONS]
+    log = EventLog(tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=migrations).open()
+    return clock, log, observation.ObservationLedger(log, clock, SHANGHAI, check_due=time(20, 0))
 
 
 def test_two_guards_registering_returnees_at_once_leave_both_under_observation(
@@ -494,25 +498,16 @@ def test_two_helpers_taking_one_request_at_once_one_is_told_it_is_taken(
         log.close()
 
 
-def test_two_managers_clearing_one_returnee_at_once_count_one_clearing(
-    tmp_path, monkeypatch
-):
+def test_two_managers_clearing_one_returnee_at_once_count_one_clearing(tmp_path, monkeypatch):
     """Both saw "observing", both wrote "cleared": the daily report counted two clearings of
     one person (and the audit two changes)."""
-    from datetime import UTC, datetime, time
-    from zoneinfo import ZoneInfo
 
     from kiosk import observation
-    from kiosk.clock import FakeClock
     from kiosk.community import CommunityError
 
-    zone = ZoneInfo("Asia/Shanghai")
-    clock = FakeClock(start=datetime(2026, 2, 10, 1, 0, tzinfo=UTC))
-    log = EventLog(
-        tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]
-    ).open()
+    zone = SHANGHAI
+    _, log, ledger = _returnee_ledger(tmp_path)
     try:
-        ledger = observation.ObservationLedger(log, clock, zone, check_due=time(20, 0))
         back = date(2026, 2, 10)
         person = ledger.register(name="Wang Fang", household="3-2-701", phone="1",
                                  origin="Wuhan", date_back=back, actor="m")  # fmt: skip
@@ -551,19 +546,12 @@ def test_two_managers_clearing_one_returnee_at_once_count_one_clearing(
 
 def test_a_person_cleared_twice_in_a_day_is_one_clearing(tmp_path):
     """Cleared by mistake, put back, cleared again: the report said two people were cleared."""
-    from datetime import UTC, datetime, time
-    from zoneinfo import ZoneInfo
 
     from kiosk import observation
-    from kiosk.clock import FakeClock
 
-    zone = ZoneInfo("Asia/Shanghai")
-    clock = FakeClock(start=datetime(2026, 2, 10, 1, 0, tzinfo=UTC))
-    log = EventLog(
-        tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]
-    ).open()
+    zone = SHANGHAI
+    clock, log, ledger = _returnee_ledger(tmp_path)
     try:
-        ledger = observation.ObservationLedger(log, clock, zone, check_due=time(20, 0))
         back = date(2026, 2, 10)
         person = ledger.register(name="Wang Fang", household="3-2-701", phone="1",
                                  origin="Wuhan", date_back=back, actor="m")  # fmt: skip
@@ -632,20 +620,10 @@ def test_a_returnee_registered_in_full_width_is_checked_by_the_gate(tmp_path):
     """Registered as ３－２－７０１ (a Chinese input method), passing the gate daily with a pass
     saying 3-2-701: the gate's readings were never matched, so every day raised a missed-check
     alarm."""
-    from datetime import UTC, datetime, time
-    from zoneinfo import ZoneInfo
-
-    from kiosk import observation
-    from kiosk.clock import FakeClock
     from kiosk.store import EventDraft
 
-    zone = ZoneInfo("Asia/Shanghai")
-    clock = FakeClock(start=datetime(2026, 2, 10, 1, 0, tzinfo=UTC))
-    log = EventLog(
-        tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]
-    ).open()
+    _, log, ledger = _returnee_ledger(tmp_path)
     try:
-        ledger = observation.ObservationLedger(log, clock, zone, check_due=time(20, 0))
         person = ledger.register(
             name="Wang Fang", household="３－２－７０１", phone="1", origin="Wuhan",
             date_back=date(2026, 2, 10), actor="m",
@@ -861,9 +839,7 @@ def test_without_a_quota_no_household_is_reported_over_it(reporting_store, clock
     off = compute_report(reporting_store.reader(), day, "Asia/Shanghai", QuotaConfig())
     assert off["exits_per_household"]["households"] == 2
     assert off["exits_per_household"]["over_quota_households"] == 0
-    on = compute_report(
-        reporting_store.reader(), day, "Asia/Shanghai", QuotaConfig(enabled=True)
-    )
+    on = compute_report(reporting_store.reader(), day, "Asia/Shanghai", QuotaConfig(enabled=True))
     assert on["exits_per_household"]["over_quota_households"] == 1
 
 
@@ -877,9 +853,7 @@ def test_without_a_quota_no_household_is_reported_over_it(reporting_store, clock
         ("00:00:00", False),
     ],
 )
-def test_staffed_hours_edges_a_fever_waits_for_the_guard_only_while_one_is_on_duty(
-    local, on_duty
-):
+def test_staffed_hours_edges_a_fever_waits_for_the_guard_only_while_one_is_on_duty(local, on_duty):
     """08:30 inclusive, 17:30 exclusive, in the site's time zone (the kiosk clock is UTC)."""
     from datetime import datetime, time, timedelta
     from zoneinfo import ZoneInfo

@@ -514,6 +514,22 @@ def test_stop_lets_a_crossing_under_way_finish_and_locks_the_gate_last(tmp_path)
     assert [c.open_ for c in r.gate.commands] == [False, True, False]  # start, pass, stop
 
 
+def _first_decision_after_start(r: Rig, text: str) -> dict:
+    """Start the runner on what the log holds, show ``text``, and stop: its decision."""
+
+    async def main():
+        await r.runner.start()
+        r.show(text)
+        decision = await r.next("decision")
+        await r.runner.stop()
+        return decision
+
+    try:
+        return run(main())
+    finally:
+        r.close()
+
+
 def test_history_is_rebuilt_from_the_event_log_at_start(tmp_path):
     r = Rig(tmp_path, overrides={"policy": {"mode": "pass_only", "passback": {"mode": "hard"}}})
     text = r.pass_text()
@@ -528,17 +544,7 @@ def test_history_is_rebuilt_from_the_event_log_at_start(tmp_path):
         )
     )
 
-    async def main():
-        await r.runner.start()
-        r.show(text)
-        decision = await r.next("decision")
-        await r.runner.stop()
-        return decision
-
-    try:
-        decision = run(main())
-    finally:
-        r.close()
+    decision = _first_decision_after_start(r, text)
     assert r.runner.history_loaded == 1
     assert decision["reasons"] == ["passback"]
 
@@ -565,17 +571,7 @@ def test_a_staff_exit_in_the_log_is_left_out_of_the_rebuilt_quota(tmp_path):
         )
     )
 
-    async def main():
-        await r.runner.start()
-        r.show(text)
-        decision = await r.next("decision")
-        await r.runner.stop()
-        return decision
-
-    try:
-        decision = run(main())
-    finally:
-        r.close()
+    decision = _first_decision_after_start(r, text)
     assert r.runner.history_loaded == 1
     assert decision["reasons"] == ["ok"]
 

@@ -168,8 +168,8 @@ def _check_out(out: Path, lists: Path) -> None:
     except UnreadableFile as exc:
         if exc.why != "too_large":
             raise CliError(f"{out}: {exc}") from None
-        raw = b"larger than any bundle"  # so not one
-    if raw.strip() and listsync.bundle_version(raw) == 0:
+        raw = None  # larger than any bundle: not one
+    if raw is None or (raw.strip() and listsync.bundle_version(raw) == 0):
         raise UsageError(
             f"--out {out} is not a list bundle; refusing to replace it (give the bundle file"
             " the collector serves, or a new file)"
