@@ -127,6 +127,20 @@ def _issuer_key(tmp_path: Path) -> Path:
     return tmp_path / "keys" / "issuer.key"
 
 
+def _pass_batch_refuses(tmp_path: Path, capsys, csv_text: str) -> str:
+    """``kiosk pass batch`` of ``csv_text``: a usage error (exit 2) that made no card; its
+    one line."""
+    key = _issuer_key(tmp_path)
+    rows = tmp_path / "households.csv"
+    rows.write_text(csv_text, encoding="utf-8")
+    capsys.readouterr()
+    out = tmp_path / "cards"
+    assert main(["pass", "batch", "--key", str(key), "--csv", str(rows), "--out", str(out)]) == 2
+    err = _one_line_error(capsys, "pass")
+    assert not out.exists()
+    return err
+
+
 def test_pass_batch_into_a_file_is_a_usage_error_and_the_file_is_kept(tmp_path, capsys):
     """`--out` naming an existing file: NotADirectoryError traceback from iterdir()."""
     key = _issuer_key(tmp_path)
@@ -141,27 +155,17 @@ def test_pass_batch_into_a_file_is_a_usage_error_and_the_file_is_kept(tmp_path, 
 def test_pass_batch_with_a_field_too_large_for_csv_is_a_usage_error(tmp_path, capsys):
     """A CSV field over the csv module's limit (131072 characters: not a households CSV)
     was a _csv.Error traceback."""
-    key = _issuer_key(tmp_path)
-    rows = tmp_path / "households.csv"
-    rows.write_text("household,holder\n12-3-0502," + "W" * 200_000 + "\n", encoding="utf-8")
-    capsys.readouterr()
-    out = tmp_path / "cards"
-    assert main(["pass", "batch", "--key", str(key), "--csv", str(rows), "--out", str(out)]) == 2
-    assert "line 2" in _one_line_error(capsys, "pass")
-    assert not out.exists()
+    assert "line 2" in _pass_batch_refuses(
+        tmp_path, capsys, "household,holder\n12-3-0502," + "W" * 200_000 + "\n"
+    )
 
 
 def test_pass_batch_refuses_a_column_named_twice(tmp_path, capsys):
     """A header naming a column twice (two `holder` columns: given name, family name) was
     read as its last column: passes issued silently for the wrong holder or household."""
-    key = _issuer_key(tmp_path)
-    rows = tmp_path / "households.csv"
-    rows.write_text("household,holder,holder\n12-3-0502,Wang,Li\n", encoding="utf-8")
-    capsys.readouterr()
-    out = tmp_path / "cards"
-    assert main(["pass", "batch", "--key", str(key), "--csv", str(rows), "--out", str(out)]) == 2
-    assert "holder" in _one_line_error(capsys, "pass")
-    assert not out.exists()
+    assert "holder" in _pass_batch_refuses(
+        tmp_path, capsys, "household,holder,holder\n12-3-0502,Wang,Li\n"
+    )
 
 
 def test_fleet_publish_with_lists_nested_too_deep_is_a_usage_error(tmp_path, capsys):
@@ -302,14 +306,9 @@ def test_pass_batch_refuses_a_csv_over_its_limit_before_reading_it(tmp_path, cap
     from checkpoint.cli import pass_cmd
 
     monkeypatch.setattr(pass_cmd, "MAX_CSV_BYTES", 100)
-    key = _issuer_key(tmp_path)
-    rows = tmp_path / "households.csv"
-    rows.write_text("household,holder\n" + "12-3-0502,W\n" * 20, encoding="utf-8")
-    capsys.readouterr()
-    out = tmp_path / "cards"
-    assert main(["pass", "batch", "--key", str(key), "--csv", str(rows), "--out", str(out)]) == 2
-    assert "larger than" in _one_line_error(capsys, "pass")
-    assert not out.exists()
+    assert "larger than" in _pass_batch_refuses(
+        tmp_path, capsys, "household,holder\n" + "12-3-0502,W\n" * 20
+    )
 
 
 def _trusting_data_dir(tmp_path: Path) -> Path:

@@ -40,6 +40,17 @@ SWAP_S = 1.0
 STAY_S = 0.5
 
 
+def _gate_opens_only_after_a_committed_pass(rig: Rig) -> None:
+    """The relay was commanded open only right after a pass (or a guard's) was committed."""
+    passes = {e["seq"] for e in rig.events() if e["decision"] in ("pass", "manual_pass")}
+    committed: list[int] = []
+    for what, value in rig.calls:
+        if what == "commit":
+            committed.append(value)
+        elif what == "gate" and value:
+            assert committed and committed[-1] in passes, rig.calls
+
+
 def _shown_is_recorded_once(rig: Rig) -> None:
     """Each decision the screens were shown as committed is the event recorded, once."""
     events = {e["seq"]: e for e in rig.events()}
@@ -229,15 +240,7 @@ class GateMachine(RuleBasedStateMachine):
     def the_gate_opens_only_after_a_pass_is_committed(self) -> None:
         if self.rig is None:
             return
-        passes = {
-            e["seq"] for e in self.rig.events() if e["decision"] in ("pass", "manual_pass")
-        }
-        committed: list[int] = []
-        for what, value in self.rig.calls:
-            if what == "commit":
-                committed.append(value)
-            elif what == "gate" and value:
-                assert committed and committed[-1] in passes, self.rig.calls
+        _gate_opens_only_after_a_committed_pass(self.rig)
 
     @invariant()
     def each_decision_shown_is_the_one_recorded_once(self) -> None:
@@ -380,15 +383,7 @@ class AnsweredLaterMachine(RuleBasedStateMachine):
         if self.rig.engine.state == "idle":
             assert not self.rig.engine.gate_is_open
             assert not self.rig.gate.is_open, self.rig.calls
-        passes = {
-            e["seq"] for e in self.rig.events() if e["decision"] in ("pass", "manual_pass")
-        }
-        committed: list[int] = []
-        for what, value in self.rig.calls:
-            if what == "commit":
-                committed.append(value)
-            elif what == "gate" and value:
-                assert committed and committed[-1] in passes, self.rig.calls
+        _gate_opens_only_after_a_committed_pass(self.rig)
 
 
 AnsweredLaterMachine.TestCase.settings = settings(

@@ -448,6 +448,42 @@ def test_a_number_or_an_ambiguous_date_is_not_a_date(cell):
         plan_list_import(text.encode(), "households.csv", Lists())
 
 
+def _slower_of_two(monkeypatch, cls, read_name: str, slower, faster) -> object:
+    """Two people acting on one record at once, the race made certain: ``slower`` runs in a
+    thread that pauses right after it read the record (``cls.read_name``) until ``faster``
+    has finished. What ``slower`` got: its result, or the ``CommunityError`` it was told."""
+    from kiosk.community import CommunityError
+
+    read, other_done = threading.Event(), threading.Event()
+    real = getattr(cls, read_name)
+    first: list[threading.Thread] = []
+    outcome: list[object] = []
+
+    def reading(self, *args):
+        got = real(self, *args)
+        if first and threading.current_thread() is first[0] and not read.is_set():
+            read.set()
+            assert other_done.wait(10)
+        return got
+
+    monkeypatch.setattr(cls, read_name, reading)
+
+    def run_slower():
+        try:
+            outcome.append(slower())
+        except CommunityError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run_slower)
+    first.append(thread)
+    thread.start()
+    assert read.wait(10)
+    faster()
+    other_done.set()
+    thread.join(10)
+    return outcome[0]
+
+
 def test_two_helpers_taking_one_request_at_once_one_is_told_it_is_taken(
     tmp_path, clock, monkeypatch
 ):
@@ -463,34 +499,15 @@ def test_two_helpers_taking_one_request_at_once_one_is_told_it_is_taken(
     try:
         desk = services.ServiceDesk(log, clock, ZoneInfo("Asia/Shanghai"))
         request = desk.open("5-1-702", "food", "guard Zhao", confined=True)
-        read, other_done = threading.Event(), threading.Event()
         real_get = services.ServiceDesk.get
-        first: list[threading.Thread] = []
-        outcome: list[object] = []
-
-        def get(self, request_id):
-            got = real_get(self, request_id)
-            if first and threading.current_thread() is first[0] and not read.is_set():
-                read.set()  # helper Li has seen "open" ...
-                assert other_done.wait(10)  # ... and is slower than helper Wu
-            return got
-
-        monkeypatch.setattr(services.ServiceDesk, "get", get)
-
-        def li_takes():
-            try:
-                outcome.append(desk.take(request.id, "helper Li"))
-            except CommunityError as exc:
-                outcome.append(exc)
-
-        li = threading.Thread(target=li_takes)
-        first.append(li)
-        li.start()
-        assert read.wait(10)
-        desk.take(request.id, "helper Wu")
-        other_done.set()
-        li.join(10)
-        assert isinstance(outcome[0], CommunityError) and "taken" in str(outcome[0])
+        li = _slower_of_two(  # helper Li has seen "open", and is slower than helper Wu
+            monkeypatch,
+            services.ServiceDesk,
+            "get",
+            lambda: desk.take(request.id, "helper Li"),
+            lambda: desk.take(request.id, "helper Wu"),
+        )
+        assert isinstance(li, CommunityError) and "taken" in str(li)
         assert real_get(desk, request.id).taken_by == "helper Wu"
         takes = [a for a in log.audits(limit=100) if a["action"] == "service.taken"]
         assert len(takes) == 1
@@ -511,34 +528,14 @@ def test_two_managers_clearing_one_returnee_at_once_count_one_clearing(tmp_path,
         back = date(2026, 2, 10)
         person = ledger.register(name="Wang Fang", household="3-2-701", phone="1",
                                  origin="Wuhan", date_back=back, actor="m")  # fmt: skip
-        read, other_done = threading.Event(), threading.Event()
-        real = observation.ObservationLedger.person
-        first: list[threading.Thread] = []
-        outcome: list[object] = []
-
-        def person_of(self, person_id):
-            got = real(self, person_id)
-            if first and threading.current_thread() is first[0] and not read.is_set():
-                read.set()
-                assert other_done.wait(10)
-            return got
-
-        monkeypatch.setattr(observation.ObservationLedger, "person", person_of)
-
-        def clear():
-            try:
-                outcome.append(ledger.set_status(person.id, "cleared", "manager A"))
-            except CommunityError as exc:
-                outcome.append(exc)
-
-        a = threading.Thread(target=clear)
-        first.append(a)
-        a.start()
-        assert read.wait(10)
-        ledger.set_status(person.id, "cleared", "manager B")
-        other_done.set()
-        a.join(10)
-        assert isinstance(outcome[0], CommunityError)
+        a = _slower_of_two(
+            monkeypatch,
+            observation.ObservationLedger,
+            "person",
+            lambda: ledger.set_status(person.id, "cleared", "manager A"),
+            lambda: ledger.set_status(person.id, "cleared", "manager B"),
+        )
+        assert isinstance(a, CommunityError)
         assert observation.counts_for_day(log.reader(), back, zone)["cleared"] == 1
     finally:
         log.close()
