@@ -58,6 +58,25 @@ def get_secret(name: str, environ: dict[str, str] | None = None) -> str | None:
     return value if value else None
 
 
+#: The shortest key taken (``session_key``, ``token_pepper``): 128 random bits written as hex
+#: (``openssl rand -hex 16``). scripts/install writes 32 random bytes in base64 (44
+#: characters); a key anyone could type or guess would let them forge a guard's cookie, or
+#: guess API tokens from a copy of the database, offline.
+MIN_KEY_CHARS = 32
+
+
+def get_key(name: str, environ: dict[str, str] | None = None) -> str | None:
+    """The secret ``name`` that is a key (see ``MIN_KEY_CHARS``); None when unset.
+    ``SecretError`` for one too short to be a key, naming it and how to make one."""
+    secret = get_secret(name, environ)
+    if secret and len(secret) < MIN_KEY_CHARS:
+        raise SecretError(
+            f"credential {name} is too short ({len(secret)} characters, at least"
+            f" {MIN_KEY_CHARS}): make one with: head -c 32 /dev/urandom | base64"
+        )
+    return secret
+
+
 def secret_path(name: str, environ: dict[str, str] | None = None) -> Path | None:
     """A secret that is a file (a TLS certificate): ``$CREDENTIALS_DIRECTORY/NAME``, else the
     path in ``KIOSK_NAME``; None when neither names an existing file."""

@@ -36,7 +36,7 @@ from sqlite_utils import Database
 from kiosk.clock import Clock
 from kiosk.ports import Store
 from kiosk.schema import sql_migrations
-from kiosk.secrets import get_secret
+from kiosk.secrets import get_key
 
 SCOPES: dict[str, str] = {
     "logs:read": "read events with personal fields masked (pull, CSV export), the daily report",
@@ -114,8 +114,9 @@ def _db_pepper(store: Store) -> bytes:
 
 
 def resolve_pepper(store: Store, environ: dict[str, str] | None = None) -> bytes:
-    """The ``token_pepper`` secret if set, else this database's own random pepper."""
-    secret = get_secret("token_pepper", environ)
+    """The ``token_pepper`` secret if set, else this database's own random pepper.
+    ``SecretError`` for a secret too short to be a key (``kiosk.secrets.MIN_KEY_CHARS``)."""
+    secret = get_key("token_pepper", environ)
     if secret:
         return secret.encode("utf-8")
     return _db_pepper(store)

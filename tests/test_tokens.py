@@ -6,6 +6,7 @@ import pytest
 
 from checkpoint.cli import main
 from kiosk import stats, tokens
+from kiosk.secrets import SecretError
 from kiosk.store import EventLog
 from kiosk.tokens import TokenError, TokenStore, resolve_pepper
 
@@ -102,9 +103,20 @@ def test_database_pepper_is_created_once_and_reused(store, clock):
 
 
 def test_secret_pepper_wins_over_the_database_pepper(store):
-    assert resolve_pepper(store, {"KIOSK_TOKEN_PEPPER": "from-secret"}) == b"from-secret"
+    secret = "from-secret-" + "x" * 20
+    assert resolve_pepper(store, {"KIOSK_TOKEN_PEPPER": secret}) == secret.encode()
     db_pepper = resolve_pepper(store, {})
     assert len(db_pepper) == 32 and resolve_pepper(store, {}) == db_pepper
+
+
+def test_a_pepper_too_short_to_be_a_key_is_refused_by_name(store):
+    """A hand-typed pepper ("1234") would let a copy of the database be guessed offline: it is
+    refused, naming the credential and how to make one, never showing its value."""
+    with pytest.raises(SecretError) as exc:
+        resolve_pepper(store, {"KIOSK_TOKEN_PEPPER": "guessable-pepper"})
+    msg = str(exc.value)
+    assert "token_pepper" in msg and "too short" in msg and "guessable" not in msg
+    assert "/dev/urandom" in msg
 
 
 def test_cli_token_new_list_revoke(tmp_path, capsys, monkeypatch):

@@ -61,23 +61,12 @@ def is_resumable(path: str) -> bool:
 _MINUTE_NS = 60 * 1_000_000_000
 
 
-#: The shortest ``session_key`` taken: 128 random bits written as hex (``openssl rand -hex 16``).
-#: scripts/install writes 32 random bytes in base64 (44 characters); a key anyone could type
-#: or guess would let them forge a guard's (or an admin's) cookie offline.
-MIN_SESSION_KEY_CHARS = 32
-
-
 def session_key(environ: dict[str, str] | None = None) -> bytes:
     """The cookie-signing key: the ``session_key`` secret, else a fresh random key.
-    ``SecretError`` for a secret shorter than ``MIN_SESSION_KEY_CHARS``."""
-    from kiosk.secrets import SecretError, get_secret
+    ``SecretError`` for a secret too short to be a key (``kiosk.secrets.MIN_KEY_CHARS``)."""
+    from kiosk.secrets import get_key
 
-    secret = get_secret("session_key", environ)
-    if secret and len(secret) < MIN_SESSION_KEY_CHARS:
-        raise SecretError(
-            f"credential session_key is too short ({len(secret)} characters, at least"
-            f" {MIN_SESSION_KEY_CHARS}): make one with: head -c 32 /dev/urandom | base64"
-        )
+    secret = get_key("session_key", environ)
     if secret:
         return hashlib.sha256(b"kiosk-session\0" + secret.encode("utf-8")).digest()
     return secrets.token_bytes(32)
