@@ -30,7 +30,6 @@ import dataclasses
 import io
 import json
 import re
-import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from .clock import Clock
 from .passes import PassError, TrustList, key_id_of
 from .ports import Store
 from .schema import sql_migrations
+from .snapshots import LatestRead
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -541,49 +541,42 @@ class ListStore:
     ) -> None:
         self._store = store
         self._clock = clock
-        self._on_change = on_change
-        self._lists = Lists()
-        # Loads run on several threads (the list sync, the guard console): each takes a ticket
-        # before it reads, and only a snapshot read after the one in force replaces it.
-        self._loads = threading.Lock()
-        self._tickets = 0
-        self._in_force = 0
+        # Loads run on several threads (the list sync, the guard console): the latest read
+        # wins, and the office's confirmation is applied to it under the same lock.
         self._confirmed_at: datetime | None = None
+        self._snapshots = LatestRead(Lists(), adopt=self._as_confirmed, on_load=on_change)
 
     @property
     def current(self) -> Lists:
-        return self._lists
+        return self._snapshots.current
 
     def load(self) -> Lists:
         """Read the whole lists from the database into a fresh snapshot and put it in force,
         unless a load that started later (on another thread) already put a newer one in
         force: then that one stays and is returned. The lists are read in one read
         transaction, so a bundle applied meanwhile is either wholly in or wholly out."""
-        with self._loads:
-            self._tickets += 1
-            ticket = self._tickets
+        return self._snapshots.load(self._read_in_one_transaction)
+
+    def _read_in_one_transaction(self) -> Lists:
         db = self._store.reader()
         conn = db.conn
         began = not conn.in_transaction
         if began:
             conn.execute("BEGIN")
         try:
-            lists = self._read(db)
+            return self._read(db)
         finally:
             if began:
                 conn.execute("COMMIT")
-        with self._loads:
-            if ticket < self._in_force:
-                return self._lists
-            if self._confirmed_at is not None:
-                lists = lists.with_freshness(
-                    dataclasses.replace(lists.freshness, confirmed_at=self._confirmed_at)
-                )
-            self._in_force = ticket
-            self._lists = lists
-            if self._on_change is not None:
-                self._on_change(lists)
-        return lists
+
+    def _as_confirmed(self, lists: Lists) -> Lists:
+        """A freshly read snapshot counts its freshness from the office's last confirmation
+        (run under the snapshot lock, as ``confirm`` is)."""
+        if self._confirmed_at is None:
+            return lists
+        return lists.with_freshness(
+            dataclasses.replace(lists.freshness, confirmed_at=self._confirmed_at)
+        )
 
     @staticmethod
     def _read(db: sqlite_utils.Database) -> Lists:
@@ -635,12 +628,14 @@ class ListStore:
     def confirm(self, at: datetime) -> Lists:
         """The office confirmed the lists in force unchanged at ``at`` (``office.listsync``):
         their freshness counts from then. Nothing is written."""
-        with self._loads:
-            if self._confirmed_at is None or at > self._confirmed_at:
-                self._confirmed_at = at
-                fresh = dataclasses.replace(self._lists.freshness, confirmed_at=at)
-                self._lists = self._lists.with_freshness(fresh)
-            return self._lists
+
+        def confirmed(lists: Lists) -> Lists:
+            if self._confirmed_at is not None and at <= self._confirmed_at:
+                return lists
+            self._confirmed_at = at
+            return lists.with_freshness(dataclasses.replace(lists.freshness, confirmed_at=at))
+
+        return self._snapshots.amend(confirmed)
 
     # -- guard edits ------------------------------------------------------------------------
 

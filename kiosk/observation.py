@@ -25,7 +25,6 @@ note) are masked by role in every output (``kiosk.privacy``) and purged with the
 
 from __future__ import annotations
 
-import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from .community import (
 from .days import day_bounds
 from .lists import same_text
 from .schema import sql_migrations
+from .snapshots import LatestRead
 from .store import format_ts
 
 __all__ = [
@@ -279,29 +279,19 @@ class ObservationLedger:
         self.fever_threshold_c = fever_threshold_c
         self.check_due = check_due
         self._on_change = on_change
-        self._current = ObservationSnapshot()
         # Changes come from several threads: a snapshot read before another change committed
-        # must not replace the one read after it (tickets taken before reading).
-        self._loads = threading.Lock()
-        self._tickets = 0
-        self._in_force = 0
+        # must not replace the one read after it.
+        self._snapshots = LatestRead(ObservationSnapshot())
 
     @property
     def current(self) -> ObservationSnapshot:
         """The latest snapshot (``load()`` at start, rebuilt after every change): what the
         engine's ``PolicyState`` carries as ``observing``."""
-        return self._current
+        return self._snapshots.current
 
     def load(self) -> ObservationSnapshot:
         """Read who is observed and put it in force, unless a later read already is."""
-        with self._loads:
-            self._tickets += 1
-            ticket = self._tickets
-        snapshot = self.snapshot()
-        with self._loads:
-            if ticket > self._in_force:
-                self._in_force, self._current = ticket, snapshot
-            return self._current
+        return self._snapshots.load(self.snapshot)
 
     # -- changes ----------------------------------------------------------------------------
 

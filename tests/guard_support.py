@@ -2,7 +2,9 @@
 
 ``make_core`` is ``checkpoint.app.build_core`` on a FakeClock with the default fake devices;
 guard accounts, the issuer key and the session key come from secrets as on a kiosk. The
-``guard_core`` and ``guard_client`` fixtures (tests/conftest.py) are built with it. The
+``guard_core`` and ``guard_client`` fixtures (tests/conftest.py) are built with it; a module
+that wants the console on a clock of its own, with a guard and an admin signed in, takes
+``console_fixtures``. The
 engine runner is not started: a request that makes the engine decide spawns the commit (and
 then the gate command) on the test client's loop, and ``decided`` waits there for the
 decision the engine publishes once the event is committed. Nothing here sleeps.
@@ -16,8 +18,9 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +79,57 @@ def make_app(core: Core) -> FastAPI:
     kiosk_screen.install(app, core)
     guard.install(app, core)
     return app
+
+
+def signed_in(
+    app: FastAPI,
+    name: str = "alice",
+    password: str = GUARD_PW,
+    *,
+    raise_server_exceptions: bool = True,
+) -> TestClient:
+    """A client of ``app`` signed in as ``name`` through the form, the console's CSRF token
+    as ``.csrf``; use it as any TestClient (``with signed_in(app) as client``).
+    ``raise_server_exceptions=False``: a server error comes back as a 500 response."""
+    client = TestClient(app, base_url=BASE, raise_server_exceptions=raise_server_exceptions)
+    client.csrf = login(client, name, password)
+    return client
+
+
+def console_fixtures(
+    start: datetime, *, raise_server_exceptions: bool = True
+) -> tuple[Callable[..., Any], ...]:
+    """The fixtures of a test module on the console with its own clock, taken as
+    ``clock, core, app, alice, admin = console_fixtures(start)``: ``clock`` a FakeClock at
+    ``start``; ``core`` is ``guard_core`` (tests/conftest.py) on that clock; ``app`` the kiosk
+    screen and the console on it (``make_app``); ``alice`` (a guard) and ``admin`` (root)
+    each a client signed in (``signed_in``, with ``raise_server_exceptions``)."""
+
+    @pytest.fixture
+    def clock() -> FakeClock:
+        return FakeClock(start=start)
+
+    @pytest.fixture
+    def core(guard_core: Core) -> Core:
+        return guard_core
+
+    @pytest.fixture
+    def app(core: Core) -> FastAPI:
+        return make_app(core)
+
+    def client(app: FastAPI, *who: str) -> Iterator[TestClient]:
+        with signed_in(app, *who, raise_server_exceptions=raise_server_exceptions) as opened:
+            yield opened
+
+    @pytest.fixture
+    def alice(app: FastAPI) -> Iterator[TestClient]:
+        yield from client(app)
+
+    @pytest.fixture
+    def admin(app: FastAPI) -> Iterator[TestClient]:
+        yield from client(app, "root", ADMIN_PW)
+
+    return clock, core, app, alice, admin
 
 
 @contextmanager

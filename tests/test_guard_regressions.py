@@ -9,51 +9,22 @@ from datetime import UTC, datetime
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from guard_support import ADMIN_PW, BASE, login, make_core, post
+from guard_support import ADMIN_PW, BASE, console_fixtures, login, post, signed_in
 
-from kiosk.clock import FakeClock
-from ui import guard, kiosk_screen
+from ui import guard
 
 #: Larger than any SQLite integer.
 HUGE = str(2**70)
 
 
-@pytest.fixture
-def clock():
-    return FakeClock(start=datetime(2026, 2, 12, 1, 0, tzinfo=UTC))  # 09:00 Shanghai
-
-
-@pytest.fixture
-def core(data_dir, clock, monkeypatch):
-    built = make_core(data_dir, clock, monkeypatch)
-    yield built
-    built.close()
-
-
-@pytest.fixture
-def app(core):
-    app = FastAPI()
-    kiosk_screen.install(app, core)
-    guard.install(app, core)
-    return app
-
-
 def _client(app, *who):
-    client = TestClient(app, base_url=BASE, raise_server_exceptions=False)
-    client.csrf = login(client, *who)
-    return client
+    return signed_in(app, *who, raise_server_exceptions=False)
 
 
-@pytest.fixture
-def alice(app):
-    with _client(app) as client:
-        yield client
-
-
-@pytest.fixture
-def admin(app):
-    with _client(app, "root", ADMIN_PW) as client:
-        yield client
+#: The console at 09:00 Shanghai; a server error is a 500 answer, as a guard's browser gets it.
+clock, core, app, alice, admin = console_fixtures(
+    datetime(2026, 2, 12, 1, 0, tzinfo=UTC), raise_server_exceptions=False
+)
 
 
 @pytest.mark.parametrize(

@@ -10,45 +10,14 @@ import openpyxl
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from guard_support import ADMIN_PW, BASE, login, make_core, post
+from guard_support import ADMIN_PW, BASE, console_fixtures, login, make_core, post
 
 from kiosk.clock import FakeClock
 from ui import guard, kiosk_screen
 from ui.guard import community as guard_community
 
-
-@pytest.fixture
-def clock():
-    return FakeClock(start=datetime(2026, 2, 12, 1, 0, tzinfo=UTC))  # 09:00 Shanghai
-
-
-@pytest.fixture
-def core(data_dir, clock, monkeypatch):
-    built = make_core(data_dir, clock, monkeypatch)
-    yield built
-    built.close()
-
-
-@pytest.fixture
-def app(core):
-    app = FastAPI()
-    kiosk_screen.install(app, core)
-    guard.install(app, core)
-    return app
-
-
-@pytest.fixture
-def admin(app):
-    with TestClient(app, base_url=BASE) as client:
-        client.csrf = login(client, "root", ADMIN_PW)
-        yield client
-
-
-@pytest.fixture
-def alice(app):
-    with TestClient(app, base_url=BASE) as client:
-        client.csrf = login(client)
-        yield client
+#: The console at 09:00 Shanghai.
+clock, core, app, alice, admin = console_fixtures(datetime(2026, 2, 12, 1, 0, tzinfo=UTC))
 
 
 def upload(client, kind, name, data):

@@ -1,7 +1,7 @@
 """What the community pages share: their strings (``TEXT``, both languages, used in the
 templates as ``tr("key")``), rendering with them, masking by role, form values, making one
-ledger change (a refused change becomes ``BadInput``: back to the form, audited as refused),
-and imports previewed but not applied yet.
+ledger change (a refused change becomes ``BadInput``: back to the form, audited as refused;
+a made one goes back to the page showing it saved), and imports previewed but not applied yet.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from kiosk.community import CommunityError, Role, mask_record
@@ -24,7 +24,7 @@ from kiosk.listimport import ListPlan
 from kiosk.lists import ListError
 from kiosk.vehicles import VehiclePlan
 from ui.auth import Session
-from ui.guard.deps import ActionSession, Guard, GuardDep, room
+from ui.guard.deps import ActionSession, Guard, GuardDep, done, room
 from ui.guard.forms import BadInput
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "RecordId",
     "Pending",
     "change",
+    "save",
     "form_float",
     "form_int",
     "form_text",
@@ -230,6 +231,12 @@ async def change(fn: Callable[[], T]) -> T:
         return await asyncio.to_thread(fn)
     except (CommunityError, ListError) as exc:
         raise BadInput(str(exc)[:300]) from None
+
+
+async def save(request: Request, page: str, fn: Callable[[], object]) -> Response:
+    """Make one ledger change (``change``) and go back to ``page`` showing it saved."""
+    await change(fn)
+    return done(request, page, SAVED)
 
 
 #: A checked import of the compound map, the resident vehicles or one of the lists.

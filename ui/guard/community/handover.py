@@ -15,16 +15,15 @@ from kiosk.accounts import NAME_RE
 from kiosk.community import CommunityError
 from ui.guard.community.common import (
     PREFIX,
-    SAVED,
     AdminSession,
     RecordId,
-    change,
     community_room,
     form_text,
     ledgers,
     render,
+    save,
 )
-from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note
+from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, note
 from ui.guard.forms import FIRST_DAY, LAST_DAY
 
 PAGE = f"{PREFIX}/handover"
@@ -80,8 +79,7 @@ async def add_shift(request: Request, session: AdminSession, g: GuardDep) -> Res
         guard = account(g, "guard", form_text(form, "guard"))
         return roster.add_shift(gate, guard, start, end, session.name)
 
-    await change(add)
-    return done(request, PAGE, SAVED)
+    return await save(request, PAGE, add)
 
 
 #: Opening a handover checks, then writes: one at a time, so a double tap makes one.
@@ -103,8 +101,7 @@ async def open_handover(request: Request, session: ActionSession, g: GuardDep) -
                     raise CommunityError(f"handover {waiting.id} is waiting to be signed")
             return roster.open_handover(gate, session.name, incoming)
 
-    await change(open_one)
-    return done(request, PAGE, SAVED)
+    return await save(request, PAGE, open_one)
 
 
 @router.post("/handover/{hid}/ack", name="handover_ack", include_in_schema=False)
@@ -113,5 +110,4 @@ async def ack_handover(
 ) -> Response:
     note(request, handover=hid)
     roster = ledgers(g).roster
-    await change(lambda: roster.acknowledge(hid, session.name))
-    return done(request, PAGE, SAVED)
+    return await save(request, PAGE, lambda: roster.acknowledge(hid, session.name))

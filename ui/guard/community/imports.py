@@ -17,7 +17,6 @@ from kiosk.lists import ListStore
 from kiosk.vehicles import VehiclePlan
 from ui.guard.community.common import (
     PREFIX,
-    SAVED,
     AdminSession,
     Pending,
     Plan,
@@ -26,8 +25,9 @@ from ui.guard.community.common import (
     form_text,
     ledgers,
     render,
+    save,
 )
-from ui.guard.deps import GuardDep, PageSession, done, note
+from ui.guard.deps import GuardDep, PageSession, note
 from ui.guard.forms import BadInput
 
 PAGE = f"{PREFIX}/imports"
@@ -95,5 +95,4 @@ async def apply(
         else:
             apply_list_import(plan, lists, session.name)
 
-    await change(apply_plan)
-    return done(request, PAGE, SAVED)
+    return await save(request, PAGE, apply_plan)

@@ -14,10 +14,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from kiosk.community import CommunityError
 from ui.guard.community.common import (
     PREFIX,
-    SAVED,
     RecordId,
     admin,
-    change,
     community_room,
     form_float,
     form_int,
@@ -25,8 +23,9 @@ from ui.guard.community.common import (
     ledgers,
     masked,
     render,
+    save,
 )
-from ui.guard.deps import ActionSession, GuardDep, PageSession, done, note
+from ui.guard.deps import ActionSession, GuardDep, PageSession, note
 
 PAGE = f"{PREFIX}/returnees"
 router = community_room(PAGE)
@@ -71,8 +70,7 @@ async def register(request: Request, session: ActionSession, g: GuardDep) -> Res
                 actor=session.name,
             )
 
-    await change(register_one)
-    return done(request, PAGE, SAVED)
+    return await save(request, PAGE, register_one)
 
 
 @router.post("/returnees/{pid}/{what}", name="returnee_change", include_in_schema=False)
@@ -93,5 +91,4 @@ async def change_returnee(
     note(request, person=pid, change=what)
     if what == "status":
         admin(g, session)  # clearing, escalating: the manager's decision
-    await change(changes[what])
-    return done(request, PAGE, SAVED)
+    return await save(request, PAGE, changes[what])

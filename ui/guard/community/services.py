@@ -13,16 +13,15 @@ from kiosk.compound import statuses
 from kiosk.services import KINDS
 from ui.guard.community.common import (
     PREFIX,
-    SAVED,
     RecordId,
-    change,
     community_room,
     form_text,
     ledgers,
     masked,
     render,
+    save,
 )
-from ui.guard.deps import ActionSession, GuardDep, PageSession, done, note
+from ui.guard.deps import ActionSession, GuardDep, PageSession, note
 
 PAGE = f"{PREFIX}/services"
 STEPS = ("take", "done", "cancel")
@@ -63,8 +62,7 @@ async def open_request(request: Request, session: ActionSession, g: GuardDep) ->
                     raise CommunityError(f"request #{waiting.id} of this kind is still open")
             return desk.open(household, kind, session.name, confined=confined, note=text)
 
-    await change(open_one)
-    return done(request, PAGE, SAVED)
+    return await save(request, PAGE, open_one)
 
 
 @router.post("/services/{rid}/{action}", name="service_step", include_in_schema=False)
@@ -76,5 +74,4 @@ async def step(
     note(request, request_id=rid, step=action)
     desk = ledgers(g).services
     move = {"take": desk.take, "done": desk.done, "cancel": desk.cancel}[action]
-    await change(lambda: move(rid, session.name))
-    return done(request, PAGE, SAVED)
+    return await save(request, PAGE, lambda: move(rid, session.name))
