@@ -29,11 +29,6 @@ def day_bounds(day: date, tz: ZoneInfo | str) -> tuple[str, str]:
     return _utc_midnight(day, zone, 0), _utc_midnight(day, zone, 1)
 
 
-def days_before(day: date, n: int) -> date:
-    """``day`` minus ``n`` days, no earlier than the calendar's first day."""
-    return day - timedelta(days=min(n, (day - date.min).days))
-
-
 def local_day(ts: str | datetime, tz: ZoneInfo | str) -> date:
     when = datetime.fromisoformat(ts) if isinstance(ts, str) else ts
     if when.tzinfo is None:

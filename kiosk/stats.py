@@ -14,7 +14,9 @@ no longer tell households apart. So before a purge, every complete day is comput
 kept in the ``daily_aggregates`` table (``freeze_days``); ``daily_report`` answers from there
 when a day is frozen, so a purged day reports exactly what it reported before. Days are frozen
 as soon as they are complete (not only when they are purged) so the quota look-back, which
-needs the ``period_days - 1`` days before, still sees intact households.
+needs the ``period_days`` x 24 h before the day (``quota_lookback``), still sees intact
+households. Over the quota is what the gate counts: an outing with ``exits`` or more before
+it in the rolling period before it, not a count over calendar days.
 
 Days are local days in the site timezone; events are stored in UTC ISO 8601, compared as text
 on their first 19 characters (``YYYY-MM-DDTHH:MM:SS``), which every UTC ISO form shares.
@@ -26,7 +28,7 @@ import dataclasses
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,7 +37,7 @@ from sqlite_utils.migrations import Migrations
 
 from kiosk.categories import community_section
 from kiosk.config.policy import QuotaConfig
-from kiosk.days import as_zone, day_bounds, days_before, local_day
+from kiosk.days import as_zone, day_bounds, local_day
 from kiosk.history import QUOTA_EXEMPT
 from kiosk.lists import Freshness
 from kiosk.ports import Store
@@ -102,6 +104,48 @@ def _households_outing(row: Mapping[str, Any]) -> bool:
     return QUOTA_EXEMPT not in (json.loads(row["flags"]) if row["flags"] else ())
 
 
+def quota_lookback(day: date, tz: ZoneInfo | str, quota: QuotaConfig) -> str:
+    """Where the outings that count against ``day``'s start: one rolling period
+    (``period_days`` x 24 h, as the gate counts them) before the day begins, as the
+    19-character UTC text events sort by."""
+    start, _ = day_bounds(day, tz)
+    try:
+        return (datetime.fromisoformat(start) - timedelta(days=quota.period_days)).isoformat()
+    except OverflowError:  # the calendar's first days
+        return datetime.min.isoformat()
+
+
+def _utc(ts: str) -> datetime:
+    when = datetime.fromisoformat(ts)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _over_quota(
+    db: Database, day: date, zone: ZoneInfo, quota: QuotaConfig, households: set[str]
+) -> int:
+    """How many of ``households`` (out on ``day``) went out beyond the quota that day, counted
+    as the gate counts (``kiosk.history``): an outing with ``quota.exits`` or more before it
+    in the rolling period (``period_days`` x 24 h) before it. Only an override or a gate
+    that could not know (another kiosk's log) lets one through."""
+    if not quota.enabled:  # no quota, nobody over it
+        return 0
+    start, end = day_bounds(day, zone)
+    period = timedelta(days=quota.period_days)
+    outings: dict[str, list[datetime]] = {}
+    cols = "ts, direction, decision, household, flags"
+    for row in _events_between(db, quota_lookback(day, zone, quota), end, cols):
+        if _households_outing(row) and row["household"] in households:
+            outings.setdefault(row["household"], []).append(_utc(row["ts"]))
+    day_start = _utc(start)
+    over = 0
+    for times in outings.values():
+        over += any(
+            t >= day_start and sum(t - period < before for before in times[:i]) >= quota.exits
+            for i, t in enumerate(times)
+        )
+    return over
+
+
 def compute_report(
     db: Database, day: date, tz: ZoneInfo | str, quota_cfg: QuotaConfig | None = None
 ) -> dict[str, Any]:
@@ -140,16 +184,7 @@ def compute_report(
         if _households_outing(row):
             exits[row["household"]] += 1
 
-    # Quota: exits in the period ending with this day, for households that went out today.
-    period_start, _ = day_bounds(days_before(day, quota.period_days - 1), zone)
-    over_quota = 0
-    if exits and quota.enabled:  # no quota, nobody over it
-        period_exits: Counter[str] = Counter()
-        cols = "direction, decision, household, flags"
-        for row in _events_between(db, period_start, end, cols):
-            if _households_outing(row):
-                period_exits[row["household"]] += 1
-        over_quota = sum(1 for h in exits if period_exits[h] > quota.exits)
+    over_quota = _over_quota(db, day, zone, quota, set(exits)) if exits else 0
 
     return {
         "day": day.isoformat(),

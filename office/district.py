@@ -43,7 +43,7 @@ import sqlite_utils
 
 from kiosk import stats
 from kiosk.config.policy import QuotaConfig
-from kiosk.days import as_zone, day_bounds, days_before
+from kiosk.days import as_zone, day_bounds
 from office.gatereports import LEDGER_PATHS
 from office.pg import PgError, connect
 
@@ -190,7 +190,7 @@ def district_report(
     )
     try:
         start, end = day_bounds(day, zone)
-        lookback, _ = day_bounds(days_before(day, max(quota.period_days - 1, 0)), zone)
+        lookback = stats.quota_lookback(day, zone, quota)
         only = sorted(set(kiosks)) if kiosks is not None else None
         try:
             rows = conn.execute(_ROWS_SQL, [lookback, end, only, only]).fetchall()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -30,6 +30,31 @@ def add(store, clock, when, **kw):
     fields = {"direction": "in", "decision": "pass", "reasons": ("ok",), "temp_c": 36.6}
     fields.update(kw)
     return store.append(EventDraft(**fields))
+
+
+def test_over_the_quota_is_counted_as_the_gate_counts_in_a_rolling_period(store, clock):
+    """One outing every two days is a rolling 48 h at the gate (``kiosk.history``). The report
+    counted calendar days instead, so a guard's override 47 h after an outing (two days back
+    on the calendar) was not over the quota in the office's figures, and one two calendar days
+    apart but 30 h later neither."""
+    quota = QuotaConfig(enabled=True, exits=1, period_days=2)
+    day_start = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)  # DAY's local midnight
+    # E5: out at 17:00 local on 28 Feb, then (overridden) at 16:00 on 2 March: 47 h later.
+    add(store, clock, day_start - timedelta(hours=39), direction="out", household="E5")
+    add(store, clock, day_start + timedelta(hours=8), direction="out", household="E5",
+        decision="manual_pass", operator="zhou")  # fmt: skip
+    # F6: out at 23:00 on 28 Feb, then at 01:00 on 2 March: 26 h later, over the quota.
+    add(store, clock, day_start - timedelta(hours=25), direction="out", household="F6")
+    add(store, clock, day_start + timedelta(hours=1), direction="out", household="F6",
+        decision="manual_pass", operator="zhou")  # fmt: skip
+    # G7: out at 09:00 on 28 Feb and at 10:00 on 2 March: 49 h apart, within the quota.
+    add(store, clock, day_start - timedelta(hours=47), direction="out", household="G7")
+    add(store, clock, day_start + timedelta(hours=2), direction="out", household="G7")
+    # H8: went out 30 h before the day and not on it: not this day's figure at all.
+    add(store, clock, day_start - timedelta(hours=30), direction="out", household="H8")
+    exits = daily_report(store.reader(), DAY, TZ, quota)["exits_per_household"]
+    assert exits["households"] == 3 and exits["exits"] == 3
+    assert exits["over_quota_households"] == 2  # E5 and F6; not G7
 
 
 def test_day_bounds_are_local_midnights_in_utc():
