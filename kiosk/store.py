@@ -723,6 +723,23 @@ def waiting_for_clock(db: sqlite_utils.Database, older_than: datetime) -> int:
     return int(row[0])
 
 
+def newest_synced_ts(db: sqlite_utils.Database) -> str | None:
+    """The newest ``ts`` the log holds from a synchronised clock (``format_ts`` text): of
+    the events, and the last clock-synced audit row. None when there is none. A wall clock
+    earlier than this has been set back since (``kiosk.retention`` refuses to date a purge
+    by it)."""
+    stamps = [
+        db.execute(  # the ts index, newest first: stops at the first synchronised row
+            "SELECT ts FROM events WHERE clock_synced = 1 ORDER BY ts DESC LIMIT 1"
+        ).fetchone(),
+        db.execute(
+            "SELECT ts FROM audit WHERE clock_synced = 1 ORDER BY seq DESC LIMIT 1"
+        ).fetchone(),
+    ]
+    found = [str(row[0]) for row in stamps if row and row[0] is not None]
+    return max(found) if found else None
+
+
 # ---------------------------------------------------------------------------------------------
 # The log
 

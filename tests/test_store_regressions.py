@@ -18,9 +18,9 @@ from test_store_full import tiny_tmpfs
 
 from checkpoint.cli import main
 from kiosk import store
-from kiosk.clock import FakeClock
+from kiosk.clock import FakeClock, SystemClock
 from kiosk.config import ConfigError, parse_config
-from kiosk.retention import purge
+from kiosk.retention import ClockNotTrusted, purge
 from kiosk.store import EventDraft
 
 #: Personal values that appear only in the rows a purge removes.
@@ -321,7 +321,9 @@ def test_verify_log_calls_a_truncated_log_corrupt_exit_1(tmp_path, clock, capsys
     assert "corrupt" in err and "Traceback" not in err
 
 
-def test_the_nightly_purge_unit_runs_and_uses_the_configured_retention(tmp_path, capsys):
+def test_the_nightly_purge_unit_runs_and_uses_the_configured_retention(
+    tmp_path, capsys, monkeypatch
+):
     """Before: kiosk-purge.service ran ``kiosk purge --config ... --data ...`` while the verb
     required ``--older-than``: every night the unit failed with a usage error (and 'systemctl
     start kiosk-purge.service', as operations.md advises after lowering retention_days, did
@@ -340,6 +342,7 @@ def test_the_nightly_purge_unit_runs_and_uses_the_configured_retention(tmp_path,
     log = reporting_log(data / "kiosk.db", clock)
     log.append(resident(1))
     log.close()
+    monkeypatch.setattr(SystemClock, "synced", lambda self: True)  # NTP has answered
     assert main(argv) == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out)["events_purged"] == 1
     log = reporting_log(data / "kiosk.db", clock)
@@ -446,7 +449,8 @@ def test_ended_quarantine_entries_are_purged_with_the_other_personal_data(tmp_pa
 def test_a_purge_says_how_many_rows_wait_for_a_synchronised_clock(tmp_path):
     """Before: at a site whose clock never synchronised (no NTP reachable), no row is
     clock-synced, so the seq-order rule purged nothing, night after night, and the purge
-    said only events_purged: 0: personal data piled up past retention unseen."""
+    said only events_purged: 0: personal data piled up past retention unseen. (Now such a
+    clock dates no purge at all, unless the operator vouches for it: then the count shows.)"""
     clock = FakeClock(start=datetime(2026, 1, 1, tzinfo=UTC), is_synced=False)
     log = reporting_log(tmp_path / "kiosk.db", clock)
     try:
@@ -455,7 +459,9 @@ def test_a_purge_says_how_many_rows_wait_for_a_synchronised_clock(tmp_path):
         log.append(EventDraft(direction="in", decision="deny", reasons=("fever",)))  # no one
         clock.advance(40 * 86400)
         log.append(resident(9))  # recent: not past retention
-        result = purge(log, 30, clock.now())
+        with pytest.raises(ClockNotTrusted):  # its clock cannot date a purge at all ...
+            purge(log, 30, clock.now())
+        result = purge(log, 30, clock.now(), trust_unsynced_clock=True)  # ... unless vouched for
         assert result.events_purged == 0
         assert result.events_waiting_for_clock == 3
         assert result.as_dict()["events_waiting_for_clock"] == 3
