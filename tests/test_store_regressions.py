@@ -4,6 +4,7 @@ the clock, verification. Each test names what went wrong before its fix."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ from test_store_full import tiny_tmpfs
 
 from checkpoint.cli import main
 from kiosk import store
-from kiosk.clock import FakeClock, SystemClock
+from kiosk.clock import ClockReading, FakeClock, SystemClock
 from kiosk.config import ConfigError, parse_config
 from kiosk.retention import ClockNotTrusted, purge
 from kiosk.store import EventDraft
@@ -498,5 +499,31 @@ def test_a_damaged_high_water_mark_is_reported_and_does_not_stop_the_kiosk(
     try:
         assert log.append(resident(4)).seq == 4
         assert log.verify().ok  # the append wrote the mark again
+    finally:
+        log.close()
+
+
+def test_a_decision_committed_late_with_its_own_earlier_time_purges_no_newer_row_early(tmp_path):
+    """A decision held in the engine's backlog while the disk was full is committed after a
+    newer passage, stamped with the time it was decided: there ts no longer rises with seq.
+    The seq-order cut (everything up to the last synchronised row older than the cutoff)
+    reached the held row and took the newer passage before it too, days before its time."""
+    clock = FakeClock(start=datetime(2026, 3, 2, 8, 30, tzinfo=UTC))
+    log = reporting_log(tmp_path / "kiosk.db", clock)
+    try:
+        held = ClockReading.take(clock)  # decided now; the store is full
+        clock.advance(2 * 86400)  # two days before anyone frees the disk
+        log.append(resident(1))  # the first passage after that: seq 1
+        late = log.append(dataclasses.replace(resident(2), decided=held))  # seq 2
+        assert late.ts == store.format_ts(held.wall) and late.mono_ns == held.mono_ns
+        clock.advance(29 * 86400)  # the held one is past 30 days' retention, seq 1 is not
+        result = purge(log, 30, clock.now())
+        assert result.events_purged == 1
+        assert [e["household"] for e in log.events()] == ["HH-QZX-0907", None]
+        assert log.verify().ok
+        clock.advance(2 * 86400)
+        assert purge(log, 30, clock.now()).events_purged == 1  # its turn comes: by its own ts
+        assert [e["household"] for e in log.events()] == [None, None]
+        assert log.verify().ok
     finally:
         log.close()
