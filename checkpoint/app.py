@@ -289,27 +289,35 @@ class Daemon:
 
     async def _purge_loop(self) -> None:
         """Daily purge of personal data past ``store.retention_days`` (also a systemd timer)."""
-        from kiosk.retention import purge
-
-        cfg = self.core.config
         while True:
             try:
-                result = await asyncio.to_thread(
-                    purge,
-                    self.core.store,
-                    cfg.store.retention_days,
-                    self.core.clock.now(),
-                    tz=cfg.site.timezone,
-                    quota_cfg=cfg.policy.quota,
-                    actor="daemon",
-                )
-                if result.events_purged:
-                    log.info("retention purge", extra={"rows": result.events_purged})
-                if result.events_waiting_for_clock:
-                    log.warning(
-                        "retention: events past retention kept until the clock is synchronised",
-                        extra={"rows": result.events_waiting_for_clock},
-                    )
+                await asyncio.to_thread(self.purge_once)
             except Exception:
                 log.exception("retention purge failed; will retry")
             await asyncio.sleep(PURGE_CHECK_S)
+
+    def purge_once(self) -> None:
+        """One retention purge by the daemon's clock; a clock that cannot date one (not
+        synchronised, or set back) is a warning in the journal, and the next check retries."""
+        from kiosk.retention import ClockNotTrusted, purge
+
+        cfg = self.core.config
+        try:
+            result = purge(
+                self.core.store,
+                cfg.store.retention_days,
+                self.core.clock.now(),
+                tz=cfg.site.timezone,
+                quota_cfg=cfg.policy.quota,
+                actor="daemon",
+            )
+        except ClockNotTrusted as exc:
+            log.warning("retention purge skipped, tried again within the hour: %s", exc)
+            return
+        if result.events_purged:
+            log.info("retention purge", extra={"rows": result.events_purged})
+        if result.events_waiting_for_clock:
+            log.warning(
+                "retention: events past retention kept until the clock is synchronised",
+                extra={"rows": result.events_waiting_for_clock},
+            )

@@ -31,6 +31,28 @@ class Clock(Protocol):
         """True when wall time is known to be synchronised (NTP/RTC)."""
 
 
+@dataclass(frozen=True)
+class ClockReading:
+    """A clock read once: wall time, monotonic time and whether wall time was synchronised,
+    all of the same moment (an event's ``ts``, ``mono_ns`` and ``clock_synced``)."""
+
+    wall: datetime
+    mono_ns: int
+    synced: bool
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.wall, datetime) or self.wall.tzinfo is None:
+            raise ValueError("ClockReading wall time must be a timezone-aware datetime")
+        if isinstance(self.mono_ns, bool) or not isinstance(self.mono_ns, int):
+            raise ValueError("ClockReading mono_ns must be an int")
+        if not isinstance(self.synced, bool):
+            raise ValueError("ClockReading synced must be a bool")
+
+    @classmethod
+    def take(cls, clock: Clock) -> ClockReading:
+        return cls(clock.now(), int(clock.monotonic_ns()), bool(clock.synced()))
+
+
 class SystemClock:
     def __init__(self, timesync_flag: Path = TIMESYNC_FLAG, assume_synced: bool = False) -> None:
         self._flag = timesync_flag

@@ -53,7 +53,7 @@ from zoneinfo import ZoneInfo
 
 from kiosk import policy, record, thermometry
 from kiosk.calibration import Calibration, FixedCalibration
-from kiosk.clock import Clock
+from kiosk.clock import Clock, ClockReading
 from kiosk.config import KioskConfig
 from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, DeviceFault, ThermoReading
@@ -168,6 +168,9 @@ class Passage:
     draft: EventDraft | None = None
     event: Event | None = None
     decided_ns: int | None = None
+    #: The clock as the decision was taken: the event's ts, mono_ns and clock_synced, however
+    #: late the store takes it (``EventDraft.decided``).
+    decided_at: ClockReading | None = None
     reader_fault: bool = False
 
     @property
@@ -878,7 +881,8 @@ class Engine:
         assert p is not None
         decision = self._policy_decision(p, store_fault=store_fault)
         p.decision = decision
-        p.decided_ns = self._now()
+        p.decided_at = ClockReading.take(self.clock)
+        p.decided_ns = p.decided_at.mono_ns
         p.draft = self._draft_for(p, decision)
         self._cross(p)
 
@@ -923,6 +927,7 @@ class Engine:
             latency_ms=max(0.0, latency_ms) if latency_ms is not None else None,
             kind="passage",
             flags=tuple(decision.flags),
+            decided=p.decided_at,
         )
 
     def _cross(self, subject: Passage | EventDraft) -> None:
@@ -1236,6 +1241,7 @@ class Engine:
             temps = (item.temp_c, None, None)
         elif src is not None:
             temps = (src.temp_c, src.temp_object_c, src.temp_ambient_c)
+        p.decided_at = ClockReading.take(self.clock)
         p.draft = EventDraft(
             direction=item.direction,
             decision=item.decision,
@@ -1251,6 +1257,7 @@ class Engine:
             kind=item.kind,
             flags=(*item.flags, *((f"overrides:{overrides}",) if overrides is not None else ())),
             person=person,
+            decided=p.decided_at,
         )
         p.decided_ns = p.started_ns
         self._cross(p)

@@ -13,6 +13,16 @@ chain keeps verifying after a purge. Every purge writes an audit row (who, cutof
 
 The daemon runs it daily with ``store.retention_days``; ``kiosk purge --older-than DAYS``
 runs it by hand (systemd's ``kiosk-purge.timer`` calls that).
+
+A purge is dated by the wall clock, and a Pi has no RTC: booted without network its clock may
+be weeks off (ahead after a bad fake-hwclock or a hand mis-set, and a clock ahead would purge
+data the site must keep and freeze today's half day as complete). So a purge runs only on a
+synchronised clock (``Clock.synced()``), and never on one earlier than the newest
+synchronised stamp in the log (a clock set back; ``SET_BACK_TOLERANCE``). Otherwise it
+raises ``ClockNotTrusted`` before touching anything; the next run (the daemon's within the
+hour, the timer's the next night) tries again. ``trust_unsynced_clock`` is the operator's
+explicit word that an unsynchronised clock is right (``kiosk purge --trust-clock``); the
+audit row records it.
 """
 
 from __future__ import annotations
@@ -25,17 +35,28 @@ from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
+from kiosk.clock import Clock
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone
 from kiosk.ledgers import purge_ledgers
 from kiosk.lists import purge_ended_quarantine
 from kiosk.ports import Store
 from kiosk.stats import freeze_days
-from kiosk.store import PURGE_ACTION, purge_personal, waiting_for_clock
+from kiosk.store import (
+    PURGE_ACTION,
+    format_ts,
+    newest_synced_ts,
+    purge_personal,
+    waiting_for_clock,
+)
 
 T = TypeVar("T")
 
 MAX_DAYS = 36500
+#: How far the newest synchronised stamp may lie after a purge's ``now`` before the clock counts
+#: as set back: a passage decided while the daemon's purge waits for the writer is stamped
+#: after the ``now`` it read, and a clock a minute behind purges a minute less, nothing more.
+SET_BACK_TOLERANCE = timedelta(seconds=60)
 
 
 class PurgeStore(Store, Protocol):
@@ -55,6 +76,23 @@ class PurgeStore(Store, Protocol):
         """Truncate the WAL, where purged rows survive in their old form."""
         ...
 
+    @property
+    def clock(self) -> Clock:
+        """The log's clock: whether its wall time is synchronised."""
+        ...
+
+
+class ClockNotTrusted(Exception):
+    """The wall clock cannot date a purge: nothing was frozen, purged or audited.
+
+    ``reason``: ``unsynchronised`` (no NTP confirmation; the operator may vouch for the clock
+    with ``trust_unsynced_clock``) or ``set_back`` (earlier than a synchronised stamp already
+    in the log: evidence that no one's word overrides)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
 
 @dataclass(frozen=True)
 class PurgeResult:
@@ -66,6 +104,8 @@ class PurgeResult:
     #: Events past the cutoff by their stamp but kept: stamped while the clock was not
     #: synchronised, with no synchronised row after them that old yet.
     events_waiting_for_clock: int = 0
+    #: False only when the operator vouched for an unsynchronised clock.
+    clock_synced: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -75,7 +115,28 @@ class PurgeResult:
             "ledger_rows_purged": dict(self.ledger_rows_purged),
             "quarantine_entries_purged": self.quarantine_entries_purged,
             "events_waiting_for_clock": self.events_waiting_for_clock,
+            "clock_synced": self.clock_synced,
         }
+
+
+def check_clock(store: PurgeStore, now: datetime, *, trust_unsynced_clock: bool = False) -> bool:
+    """Whether ``now`` may date a purge of ``store``: raises ``ClockNotTrusted`` if not.
+    Returns whether the clock is synchronised (False: the operator vouched for it)."""
+    synced = store.clock.synced()
+    if not synced and not trust_unsynced_clock:
+        raise ClockNotTrusted(
+            "unsynchronised",
+            "the wall clock is not synchronised (no NTP answer since boot; without an RTC it"
+            " may be weeks off), so it cannot date a purge",
+        )
+    newest = store.submit(newest_synced_ts)
+    if newest is not None and format_ts(now + SET_BACK_TOLERANCE) < newest:
+        raise ClockNotTrusted(
+            "set_back",
+            f"the wall clock ({format_ts(now)}) is earlier than the newest synchronised record"
+            f" in the log ({newest}): it was set back, so it cannot date a purge",
+        )
+    return synced
 
 
 def purge(
@@ -86,11 +147,14 @@ def purge(
     tz: ZoneInfo | str = "UTC",
     quota_cfg: QuotaConfig | None = None,
     actor: str = "retention",
+    trust_unsynced_clock: bool = False,
 ) -> PurgeResult:
     """Delete personal fields of events older than ``older_than_days`` before ``now``.
 
     ``tz`` and ``quota_cfg`` are the site's, so frozen daily reports match the live ones.
-    Idempotent: already purged rows are left as they are.
+    Idempotent: already purged rows are left as they are. ``ClockNotTrusted`` (nothing
+    done) when ``store``'s clock is not synchronised, unless ``trust_unsynced_clock``, or
+    ``now`` is earlier than the newest synchronised stamp in the log.
     """
     if isinstance(older_than_days, bool) or not isinstance(older_than_days, int):
         raise ValueError("older_than_days must be a whole number of days")
@@ -98,6 +162,7 @@ def purge(
         raise ValueError(f"older_than_days must be between 0 and {MAX_DAYS}")
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
+    synced = check_clock(store, now, trust_unsynced_clock=trust_unsynced_clock)
     cutoff = (now - timedelta(days=older_than_days)).astimezone(UTC)
     frozen = freeze_days(store, tz, quota_cfg, now)
 
@@ -108,7 +173,7 @@ def purge(
         ledgers = purge_ledgers(db, cutoff, now)
         ended = purge_ended_quarantine(db, local_cutoff_day)
         waiting = waiting_for_clock(db, cutoff)
-        return PurgeResult(cutoff, count, tuple(frozen), ledgers, ended, waiting)
+        return PurgeResult(cutoff, count, tuple(frozen), ledgers, ended, waiting, synced)
 
     # One transaction with its audit row: verification checks purged rows against it.
     result = store.submit_audited(

@@ -45,7 +45,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from kiosk import hashchain, record
-from kiosk.clock import Clock
+from kiosk.clock import Clock, ClockReading
 from kiosk.config.store import StoreSection
 from kiosk.devices import Health
 
@@ -154,7 +154,12 @@ class EventDraft:
     """What the engine knows about a passage; the log adds seq, time, ids and hashes.
 
     Personal fields (``pass_id``, ``household``, ``holder``, ``person``) are kept out of
-    ``repr`` so a draft that ends up in a log line does not carry resident data."""
+    ``repr`` so a draft that ends up in a log line does not carry resident data.
+
+    ``decided`` is the clock as the engine decided: the log stamps the event's ``ts``,
+    ``mono_ns`` and ``clock_synced`` from it, so a decision committed late (held in the
+    engine's backlog while the store failed) keeps its own time. None: the commit's moment.
+    It is not a field of the record (``record.DRAFT_FIELDS``), only the source of its stamp."""
 
     direction: str
     decision: str
@@ -170,6 +175,7 @@ class EventDraft:
     flags: tuple[str, ...] = ()
     holder: str | None = field(default=None, repr=False)
     person: Mapping[str, Any] | None = field(default=None, repr=False)
+    decided: ClockReading | None = None
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -203,6 +209,8 @@ class EventDraft:
                 raise ValueError(_prefixed("person", exc)) from None
             if size > MAX_JSON_BYTES:
                 raise ValueError(f"person: {size} bytes of JSON, at most {MAX_JSON_BYTES}")
+        if self.decided is not None and not isinstance(self.decided, ClockReading):
+            raise ValueError("decided: expected a ClockReading or None")
 
     def values(self) -> dict[str, Any]:
         """The draft's fields (``record.DRAFT_FIELDS``) as the log stores and hashes them:
@@ -676,8 +684,11 @@ def purge_personal(db: sqlite_utils.Database, older_than: datetime, purged_at: d
 
     Run it through ``EventLog.submit``. Wall time on a Pi can be wrong before NTP syncs (rows
     stamped 1970), so the cut is made in ``seq`` order: everything up to the last
-    *clock-synced* event older than the cut-off. The rows keep their hashes; ``verify`` stops
-    checking their personal digest once ``purged_at`` is set. Returns events purged."""
+    *clock-synced* event older than the cut-off, except clock-synced rows stamped after the
+    cut-off: a decision held in the engine's backlog is committed after newer ones with the
+    time it was decided, and the rows before it keep theirs. The rows keep their hashes;
+    ``verify`` stops checking their personal digest once ``purged_at`` is set. Returns events
+    purged."""
     cutoff = format_ts(older_than)
     stamp = format_ts(purged_at)
     purged = 0
@@ -697,8 +708,8 @@ def purge_personal(db: sqlite_utils.Database, older_than: datetime, purged_at: d
         keep = f" AND action != '{PURGE_ACTION}'" if table == "audit" else ""
         cursor = db.execute(
             f"UPDATE {_table_name(table)} SET {sets}, purged_at = ?"  # noqa: S608
-            " WHERE seq <= ? AND purged_at IS NULL" + keep,
-            [stamp, row[0]],
+            " WHERE seq <= ? AND purged_at IS NULL AND (clock_synced = 0 OR ts < ?)" + keep,
+            [stamp, row[0], cutoff],
         )
         if table == "events":
             purged = cursor.rowcount
@@ -708,7 +719,8 @@ def purge_personal(db: sqlite_utils.Database, older_than: datetime, purged_at: d
 def waiting_for_clock(db: sqlite_utils.Database, older_than: datetime) -> int:
     """Events stamped before ``older_than`` whose personal fields ``purge_personal`` kept:
     no clock-synced row after them is that old yet (at a site whose clock never
-    synchronised, none ever is)."""
+    synchronised, none ever is). The rows it keeps before its last purged one are
+    clock-synced and not that old, so none of them is waiting."""
     personal = " OR ".join(f"{p} IS NOT NULL" for p in hashchain.EVENT_PERSONAL_FIELDS)
     # Only rows after the last purged one can be waiting: walk that tail by seq (``+ts``
     # keeps SQLite off the ts index, which would visit every old, purged row).
@@ -721,6 +733,23 @@ def waiting_for_clock(db: sqlite_utils.Database, older_than: datetime) -> int:
         [last[0] if last else 0, format_ts(older_than)],
     ).fetchone()
     return int(row[0])
+
+
+def newest_synced_ts(db: sqlite_utils.Database) -> str | None:
+    """The newest ``ts`` the log holds from a synchronised clock (``format_ts`` text): of
+    the events, and the last clock-synced audit row. None when there is none. A wall clock
+    earlier than this has been set back since (``kiosk.retention`` refuses to date a purge
+    by it)."""
+    stamps = [
+        db.execute(  # the ts index, newest first: stops at the first synchronised row
+            "SELECT ts FROM events WHERE clock_synced = 1 ORDER BY ts DESC LIMIT 1"
+        ).fetchone(),
+        db.execute(
+            "SELECT ts FROM audit WHERE clock_synced = 1 ORDER BY seq DESC LIMIT 1"
+        ).fetchone(),
+    ]
+    found = [str(row[0]) for row in stamps if row and row[0] is not None]
+    return max(found) if found else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1167,14 +1196,16 @@ class EventLog:
         except Exception:  # a broken listener must not take the log down
             pass
 
-    def _stamp(self) -> dict[str, Any]:
+    def _stamp(self, taken: ClockReading | None = None) -> dict[str, Any]:
+        """The log's fields of a row: time from ``taken`` (when the engine decided), else now."""
+        when = taken if taken is not None else ClockReading.take(self.clock)
         return {
             "id": str(uuid.uuid4()),
             "kiosk_id": self.kiosk_id,
-            "ts": format_ts(self.clock.now()),
+            "ts": format_ts(when.wall),
             "boot_id": self.boot_id,
-            "mono_ns": int(self.clock.monotonic_ns()),
-            "clock_synced": bool(self.clock.synced()),
+            "mono_ns": when.mono_ns,
+            "clock_synced": when.synced,
         }
 
     def _insert_audit(
@@ -1218,7 +1249,12 @@ class EventLog:
         def write(db: sqlite_utils.Database) -> None:
             conn = db.conn
             seq, prev_hash = _tail(conn, "events")
-            row: dict[str, Any] = {"seq": seq, **self._stamp(), **draft.values(), "purged_at": None}
+            row: dict[str, Any] = {
+                "seq": seq,
+                **self._stamp(draft.decided),
+                **draft.values(),
+                "purged_at": None,
+            }
             row["personal_digest"] = hashchain.event_personal_digest(self._salt, row)
             row["prev_hash"] = prev_hash
             row["hash"] = hashchain.event_hash(row)

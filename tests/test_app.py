@@ -272,3 +272,32 @@ def test_kiosk_run_speaks_the_systemd_notify_protocol(tmp_path):
         if proc.poll() is None:
             proc.kill()
         listener.close()
+
+
+def test_the_daemons_purge_on_an_unsynchronised_clock_is_a_warning_and_purges_nothing(
+    data_dir, caplog
+):
+    """Before: the daemon's hourly purge dated by a clock weeks ahead (booted without
+    network) nulled personal fields the site must keep; now it skips with one warning."""
+    from datetime import UTC, datetime
+
+    from kiosk.clock import FakeClock
+    from kiosk.store import EventDraft
+
+    clock = FakeClock(start=datetime(2026, 3, 2, 8, 30, tzinfo=UTC))
+    core = build_core(_config(), data_dir, clock)
+    try:
+        core.store.append(EventDraft(direction="in", decision="pass", household="H-1"))
+        clock.is_synced = False
+        clock.set_wall(datetime(2026, 5, 1, tzinfo=UTC))  # past retention, but by a bad clock
+        with caplog.at_level("WARNING", logger="checkpoint.app"):
+            Daemon(core, notifier=Notifier(None)).purge_once()
+        [warning] = [r for r in caplog.records if r.name == "checkpoint.app"]
+        assert "retention purge skipped" in warning.getMessage()
+        assert "not synchronised" in warning.getMessage() and warning.exc_info is None
+        assert [e["household"] for e in core.store.events()] == ["H-1"]
+        clock.is_synced = True  # NTP answered: the next hourly check purges
+        Daemon(core, notifier=Notifier(None)).purge_once()
+        assert [e["household"] for e in core.store.events()] == [None]
+    finally:
+        core.close()

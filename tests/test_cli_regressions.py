@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from checkpoint.cli import main
+from kiosk.clock import SystemClock
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,7 +27,9 @@ def _exec_start(unit: str) -> list[str]:
     raise AssertionError(f"{unit} has no ExecStart")
 
 
-def test_the_purge_timers_command_runs_and_purges_by_the_configs_retention(tmp_path, capsys):
+def test_the_purge_timers_command_runs_and_purges_by_the_configs_retention(
+    tmp_path, capsys, monkeypatch
+):
     """kiosk-purge.service ran `kiosk purge --config ... --data ...` without --older-than,
     which was required: every nightly purge ended in a usage error (exit 2)."""
     config = tmp_path / "kiosk.toml"
@@ -36,6 +39,7 @@ def test_the_purge_timers_command_runs_and_purges_by_the_configs_retention(tmp_p
     argv = _exec_start("kiosk-purge.service")
     assert argv[:2] == ["/opt/kiosk/venv/bin/kiosk", "purge"]
     paths = {"/etc/kiosk/kiosk.toml": str(config), "/var/lib/kiosk": str(data)}
+    monkeypatch.setattr(SystemClock, "synced", lambda self: True)  # NTP has answered
     before = datetime.now(UTC)
     code = main([paths.get(arg, arg) for arg in argv[1:]])
     out, err = capsys.readouterr()

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timedelta
 
 import pytest
 
+from kiosk.store import format_ts
 from tests import test_runner as runner_tests
 from tests.test_engine import Rig, _carry_out, _hold_crossings
 
@@ -399,3 +401,64 @@ def test_a_relay_that_cannot_be_locked_at_start_is_a_fault_and_retried(tmp_path)
     finally:
         r.close()
     assert r.gate.commands[0].open_ is False
+
+
+def _clock_at_decisions(rig) -> list[tuple[datetime, int, bool]]:
+    """The rig's clock (wall, monotonic, synced) each time the engine announces a decision."""
+    seen: list[tuple[datetime, int, bool]] = []
+
+    def on_message(message: dict) -> None:
+        rig.messages.append(message)
+        if message["type"] == "decision":
+            seen.append((rig.clock.now(), rig.clock.monotonic_ns(), rig.clock.synced()))
+
+    rig.ports.on_message = on_message
+    return seen
+
+
+def test_a_decision_held_in_the_backlog_is_recorded_with_the_time_it_was_decided(rig, clock):
+    """Before: a decision that waited in the backlog while the store was faulted (disk full)
+    was stamped when the store took it, minutes later: its ts (the time of the decision, by
+    the record's definition), mono_ns and clock_synced all said the commit's moment."""
+    decided_at = _clock_at_decisions(rig)
+    rig.store.fail()
+    clock.is_synced = False  # booted without network: NTP has not answered yet
+    rig.show(rig.pass_text())
+    rig.emulator.person_arrives(36.6)
+    rig.run(3)
+    [decision] = rig.decisions()
+    assert decision["committed"] is False and len(rig.engine.backlog) == 1
+    [(wall, mono_ns, synced)] = decided_at
+    rig.emulator.person_leaves()
+    clock.advance(7 * 60)  # the disk stays full for minutes ...
+    clock.is_synced = True  # ... NTP answers meanwhile and steps the clock
+    clock.set_wall(clock.now() + timedelta(minutes=3))
+    rig.store.recover()
+    rig.run(2)
+    [event] = rig.events()
+    assert event["ts"] == format_ts(wall)
+    assert event["mono_ns"] == mono_ns
+    assert event["clock_synced"] is synced is False  # the ts was taken before NTP answered
+    assert event["latency_ms"] == decision["latency_ms"]
+    assert "store_fault" in event["reasons"]
+    assert rig.log.verify().ok
+
+
+def test_a_guards_pass_held_in_the_backlog_is_recorded_with_the_time_the_guard_gave_it(
+    make_rig, clock
+):
+    rig = make_rig(policy={"on_store_fault": "manual"})  # the guard's word opens the gate
+    decided_at = _clock_at_decisions(rig)
+    rig.store.fail()
+    rig.engine.manual("manual_pass", "guard-zhou", "known resident", "in")
+    rig.run(0.5)
+    [(wall, mono_ns, _)] = decided_at
+    clock.advance(15 * 60)
+    rig.store.recover()
+    rig.run(2)
+    [event] = rig.events()
+    assert (event["decision"], event["ts"], event["mono_ns"]) == (
+        "manual_pass",
+        format_ts(wall),
+        mono_ns,
+    )

@@ -14,7 +14,10 @@ def test_event_class_has_every_field_of_the_record_in_stored_order():
 
 
 def test_event_draft_holds_exactly_what_the_engine_sets():
-    assert {f.name for f in dataclasses.fields(EventDraft)} == set(record.DRAFT_FIELDS)
+    # ... and ``decided``, the clock reading the log stamps ts, mono_ns, clock_synced from.
+    fields = {f.name for f in dataclasses.fields(EventDraft)}
+    assert fields == {*record.DRAFT_FIELDS, "decided"}
+    assert {"ts", "mono_ns", "clock_synced"} <= set(record.EVENT_COLUMNS) - fields
 
 
 def test_the_log_creates_its_tables_from_the_record(tmp_path, clock):

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from support import reporting_log
 
 from checkpoint.cli import main
 from kiosk import stats
+from kiosk.clock import FakeClock
 from kiosk.config.policy import QuotaConfig
-from kiosk.retention import purge
+from kiosk.retention import ClockNotTrusted, purge
 from kiosk.stats import daily_report
 from kiosk.store import EventDraft, EventLog
 
@@ -106,14 +108,21 @@ def test_nothing_newer_than_retention_is_touched(store, clock):
     assert all(r["household"] for r in store.reader().query("select household from events"))
 
 
-def test_quota_lookback_survives_daily_purges(store, clock):
+def test_quota_lookback_survives_daily_purges(store, clock, tmp_path):
     """Daily purges (as the daemon runs them) never lose the previous day's households."""
     start = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
-    fill(store, clock, start, 6)
+    unpurged = reporting_log(tmp_path / "unpurged.db", FakeClock(start=start))
+    for d in range(6):  # a day's passages, then the next night's purge (a day's retention)
+        fill(store, clock, start + timedelta(days=d), 1)
+        fill(unpurged, unpurged.clock, start + timedelta(days=d), 1)
+        purge(store, 1, datetime(2026, 3, 2 + d, 0, 30, tzinfo=UTC), tz=TZ, quota_cfg=QUOTA)
+    purge(store, 1, datetime(2026, 3, 8, 0, 30, tzinfo=UTC), tz=TZ, quota_cfg=QUOTA)
     first = date(2026, 3, 1)
-    before = reports(store, first, 6)
-    for d in range(2, 8):
-        purge(store, 1, datetime(2026, 3, 1 + d, 0, 30, tzinfo=UTC), tz=TZ, quota_cfg=QUOTA)
+    try:
+        before = reports(unpurged, first, 6)
+    finally:
+        unpurged.close()
+    assert personal_rows(store) == 0
     assert reports(store, first, 6) == before
     assert before[1]["exits_per_household"]["over_quota_households"] > 0
 
@@ -124,14 +133,9 @@ def test_bad_retention_is_refused(store, days):
         purge(store, days, datetime(2026, 3, 5, tzinfo=UTC))
 
 
-def test_cli_purge(tmp_path, capsys):
-    db = tmp_path / "k.db"
-    from kiosk.clock import FakeClock
-
-    clock = FakeClock(start=datetime(2020, 1, 1, tzinfo=UTC))
-    log = reporting_log(db, clock)
-    fill(log, clock, datetime(2020, 1, 1, tzinfo=UTC), 1)
-    log.close()
+def test_cli_purge(tmp_path, capsys, monkeypatch):
+    db = _purge_cli_log(tmp_path)
+    _system_clock_at(monkeypatch, datetime(2026, 6, 1, tzinfo=UTC), synced=True)
     assert main(["purge", "--older-than", "30", "--db", str(db)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["events_purged"] == 6
@@ -150,3 +154,117 @@ def test_purge_works_on_a_log_opened_without_the_stats_migrations(tmp_path, cloc
         log.close()
     # Opening it later with the migrations is still fine.
     EventLog(tmp_path / "bare.db", "gate-1", clock, migrations=[stats.MIGRATIONS]).open().close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The clock a purge is dated by
+
+
+def personal_rows(store) -> int:
+    query = "select count(*) from events where pass_id is not null"
+    return store.reader().execute(query).fetchone()[0]
+
+
+def untouched(store) -> tuple[int, int, int]:
+    """Personal rows, frozen days, purge audit rows: what a refused purge must leave alone."""
+    frozen = store.reader().execute("select count(*) from daily_aggregates").fetchone()[0]
+    audits = [a for a in store.audits(limit=100) if a["action"] == "retention_purge"]
+    return personal_rows(store), frozen, len(audits)
+
+
+def test_an_unsynchronised_clock_ahead_by_weeks_purges_nothing(store, clock):
+    """Before: a Pi booted without network, its clock weeks ahead (a bad fake-hwclock, a
+    hand mis-set): the nightly purge took that clock's now, nulled the personal fields of
+    rows the site must keep and froze today's half day as complete."""
+    fill(store, clock, datetime(2026, 3, 1, 1, 0, tzinfo=UTC), 3)
+    before = untouched(store)
+    clock.is_synced = False
+    clock.set_wall(datetime(2026, 4, 20, tzinfo=UTC))  # 7 weeks ahead of the real date
+    with pytest.raises(ClockNotTrusted, match="not synchronised"):
+        purge(store, 30, clock.now(), tz=TZ, quota_cfg=QUOTA)
+    assert untouched(store) == before == (18, 0, 0)
+    assert store.verify().ok
+
+
+def test_a_clock_set_back_behind_the_newest_synchronised_row_purges_nothing(store, clock):
+    fill(store, clock, datetime(2026, 3, 1, 1, 0, tzinfo=UTC), 3)  # synced, up to 3 March
+    before = untouched(store)
+    clock.set_wall(datetime(2026, 3, 2, 12, 0, tzinfo=UTC))  # says synced, yet jumped back
+    with pytest.raises(ClockNotTrusted, match="earlier than the newest synchronised"):
+        purge(store, 1, clock.now(), tz=TZ)
+    with pytest.raises(ClockNotTrusted, match="earlier than the newest synchronised"):
+        purge(store, 1, clock.now(), tz=TZ, trust_unsynced_clock=True)  # evidence beats trust
+    assert untouched(store) == before
+
+
+def test_the_operator_may_date_a_purge_by_an_unsynchronised_clock_explicitly(store, clock):
+    fill(store, clock, datetime(2026, 3, 1, 1, 0, tzinfo=UTC), 3)
+    clock.is_synced = False
+    clock.set_wall(datetime(2026, 3, 5, tzinfo=UTC))  # checked by hand: right
+    result = purge(store, 1, clock.now(), tz=TZ, trust_unsynced_clock=True)
+    assert result.events_purged == 18 and result.clock_synced is False
+    [audit] = [a for a in store.audits(limit=100) if a["action"] == "retention_purge"]
+    assert audit["detail"]["clock_synced"] is False  # the audit says who vouched for the date
+    assert store.verify().ok
+
+
+def test_a_synchronised_clock_after_an_unsynchronised_stretch_purges_again(store, clock):
+    fill(store, clock, datetime(2026, 3, 1, 1, 0, tzinfo=UTC), 2)
+    clock.is_synced = False
+    clock.set_wall(datetime(2026, 3, 4, tzinfo=UTC))
+    with pytest.raises(ClockNotTrusted):
+        purge(store, 1, clock.now(), tz=TZ)
+    clock.is_synced = True  # NTP answered: the next run (the daemon's within the hour) purges
+    assert purge(store, 1, clock.now(), tz=TZ).events_purged == 12
+
+
+def _system_clock_at(monkeypatch, when: datetime, *, synced: bool):
+    """``kiosk purge``'s SystemClock, as a FakeClock at ``when`` (synced or not)."""
+    from kiosk import clock as clock_mod
+
+    monkeypatch.setattr(
+        clock_mod, "SystemClock", lambda *a, **kw: clock_mod.FakeClock(start=when, is_synced=synced)
+    )
+
+
+def _purge_cli_log(tmp_path) -> Path:
+    from kiosk.clock import FakeClock
+
+    db = tmp_path / "k.db"
+    clock = FakeClock(start=datetime(2026, 1, 1, tzinfo=UTC))
+    log = reporting_log(db, clock)
+    fill(log, clock, datetime(2026, 1, 1, tzinfo=UTC), 1)
+    log.close()
+    return db
+
+
+def test_cli_purge_refuses_an_unsynchronised_clock_with_one_line_and_exit_1(
+    tmp_path, capsys, monkeypatch
+):
+    db = _purge_cli_log(tmp_path)
+    _system_clock_at(monkeypatch, datetime(2026, 6, 1, tzinfo=UTC), synced=False)
+    assert main(["purge", "--older-than", "30", "--db", str(db)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1
+    assert "not synchronised" in err and "nothing was purged" in err
+    assert "--trust-clock" in err
+    log = reporting_log(db, FakeClock())
+    try:
+        assert personal_rows(log) == 6
+    finally:
+        log.close()
+
+    assert main(["purge", "--older-than", "30", "--db", str(db), "--trust-clock"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["events_purged"] == 6 and result["clock_synced"] is False
+
+
+def test_a_passage_stamped_while_the_purge_read_its_clock_is_not_a_clock_set_back(store, clock):
+    """The daemon's purge reads ``now``, then waits for the writer: a passage decided in
+    between is stamped a moment later. That is no evidence against the clock."""
+    fill(store, clock, datetime(2026, 3, 1, 1, 0, tzinfo=UTC), 3)
+    newest = clock.now()
+    # It runs: the first two days, but the second day's last passage (11:00, 30 s too new).
+    assert purge(store, 1, newest - timedelta(seconds=30), tz=TZ).events_purged == 11
+    with pytest.raises(ClockNotTrusted, match="set back"):
+        purge(store, 1, newest - timedelta(minutes=5), tz=TZ)

@@ -13,7 +13,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from kiosk import hashchain, store
-from kiosk.clock import FakeClock
+from kiosk.clock import ClockReading, FakeClock
 from kiosk.config.store import StoreSection
 from kiosk.store import EventDraft, EventLog, StoreFault, purge_personal
 
@@ -507,3 +507,20 @@ def test_store_bench_reports_the_contract_keys_and_both_modes(tmp_path, monkeypa
     assert result["commit_ms_normal"] > 0 and result["full_over_normal"] > 0
     assert result["chains_verified"] is True
     assert list(tmp_path.iterdir()) == []  # scratch files cleaned up
+
+
+def test_a_draft_takes_its_time_only_from_a_clock_reading(log, clock):
+    with pytest.raises(ValueError, match="decided"):
+        draft(decided="2026-03-02T08:30:00Z")
+    with pytest.raises(ValueError, match="timezone-aware"):
+        ClockReading(datetime(2026, 3, 2, 8, 30), 1, True)
+    taken = ClockReading.take(clock)
+    clock.advance(90)
+    event = log.append(draft(decided=taken))
+    assert (event.ts, event.mono_ns, event.clock_synced) == (
+        "2026-03-02T08:30:00.000000Z",
+        taken.mono_ns,
+        True,
+    )
+    assert log.append(draft()).ts == "2026-03-02T08:31:30.000000Z"  # no reading: the commit's
+    assert log.verify().ok

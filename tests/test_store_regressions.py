@@ -4,6 +4,7 @@ the clock, verification. Each test names what went wrong before its fix."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -18,9 +19,9 @@ from test_store_full import tiny_tmpfs
 
 from checkpoint.cli import main
 from kiosk import store
-from kiosk.clock import FakeClock
+from kiosk.clock import ClockReading, FakeClock, SystemClock
 from kiosk.config import ConfigError, parse_config
-from kiosk.retention import purge
+from kiosk.retention import ClockNotTrusted, purge
 from kiosk.store import EventDraft
 
 #: Personal values that appear only in the rows a purge removes.
@@ -321,7 +322,9 @@ def test_verify_log_calls_a_truncated_log_corrupt_exit_1(tmp_path, clock, capsys
     assert "corrupt" in err and "Traceback" not in err
 
 
-def test_the_nightly_purge_unit_runs_and_uses_the_configured_retention(tmp_path, capsys):
+def test_the_nightly_purge_unit_runs_and_uses_the_configured_retention(
+    tmp_path, capsys, monkeypatch
+):
     """Before: kiosk-purge.service ran ``kiosk purge --config ... --data ...`` while the verb
     required ``--older-than``: every night the unit failed with a usage error (and 'systemctl
     start kiosk-purge.service', as operations.md advises after lowering retention_days, did
@@ -340,6 +343,7 @@ def test_the_nightly_purge_unit_runs_and_uses_the_configured_retention(tmp_path,
     log = reporting_log(data / "kiosk.db", clock)
     log.append(resident(1))
     log.close()
+    monkeypatch.setattr(SystemClock, "synced", lambda self: True)  # NTP has answered
     assert main(argv) == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out)["events_purged"] == 1
     log = reporting_log(data / "kiosk.db", clock)
@@ -446,7 +450,8 @@ def test_ended_quarantine_entries_are_purged_with_the_other_personal_data(tmp_pa
 def test_a_purge_says_how_many_rows_wait_for_a_synchronised_clock(tmp_path):
     """Before: at a site whose clock never synchronised (no NTP reachable), no row is
     clock-synced, so the seq-order rule purged nothing, night after night, and the purge
-    said only events_purged: 0: personal data piled up past retention unseen."""
+    said only events_purged: 0: personal data piled up past retention unseen. (Now such a
+    clock dates no purge at all, unless the operator vouches for it: then the count shows.)"""
     clock = FakeClock(start=datetime(2026, 1, 1, tzinfo=UTC), is_synced=False)
     log = reporting_log(tmp_path / "kiosk.db", clock)
     try:
@@ -455,7 +460,9 @@ def test_a_purge_says_how_many_rows_wait_for_a_synchronised_clock(tmp_path):
         log.append(EventDraft(direction="in", decision="deny", reasons=("fever",)))  # no one
         clock.advance(40 * 86400)
         log.append(resident(9))  # recent: not past retention
-        result = purge(log, 30, clock.now())
+        with pytest.raises(ClockNotTrusted):  # its clock cannot date a purge at all ...
+            purge(log, 30, clock.now())
+        result = purge(log, 30, clock.now(), trust_unsynced_clock=True)  # ... unless vouched for
         assert result.events_purged == 0
         assert result.events_waiting_for_clock == 3
         assert result.as_dict()["events_waiting_for_clock"] == 3
@@ -492,5 +499,31 @@ def test_a_damaged_high_water_mark_is_reported_and_does_not_stop_the_kiosk(
     try:
         assert log.append(resident(4)).seq == 4
         assert log.verify().ok  # the append wrote the mark again
+    finally:
+        log.close()
+
+
+def test_a_decision_committed_late_with_its_own_earlier_time_purges_no_newer_row_early(tmp_path):
+    """A decision held in the engine's backlog while the disk was full is committed after a
+    newer passage, stamped with the time it was decided: there ts no longer rises with seq.
+    The seq-order cut (everything up to the last synchronised row older than the cutoff)
+    reached the held row and took the newer passage before it too, days before its time."""
+    clock = FakeClock(start=datetime(2026, 3, 2, 8, 30, tzinfo=UTC))
+    log = reporting_log(tmp_path / "kiosk.db", clock)
+    try:
+        held = ClockReading.take(clock)  # decided now; the store is full
+        clock.advance(2 * 86400)  # two days before anyone frees the disk
+        log.append(resident(1))  # the first passage after that: seq 1
+        late = log.append(dataclasses.replace(resident(2), decided=held))  # seq 2
+        assert late.ts == store.format_ts(held.wall) and late.mono_ns == held.mono_ns
+        clock.advance(29 * 86400)  # the held one is past 30 days' retention, seq 1 is not
+        result = purge(log, 30, clock.now())
+        assert result.events_purged == 1
+        assert [e["household"] for e in log.events()] == ["HH-QZX-0907", None]
+        assert log.verify().ok
+        clock.advance(2 * 86400)
+        assert purge(log, 30, clock.now()).events_purged == 1  # its turn comes: by its own ts
+        assert [e["household"] for e in log.events()] == [None, None]
+        assert log.verify().ok
     finally:
         log.close()

@@ -63,6 +63,12 @@ def register(sub: Verbs) -> None:
         metavar="DAYS",
         help="purge what is older than DAYS (default: store.retention_days of --config)",
     )
+    purge.add_argument(
+        "--trust-clock",
+        action="store_true",
+        help="purge although the wall clock is not synchronised (no NTP answer): only once"
+        " `date -u` is checked by hand; a clock set back behind the log is refused all the same",
+    )
     add_store_args(purge)
 
 
@@ -232,8 +238,9 @@ def purge_run(args: argparse.Namespace) -> int:
 
     Null the personal fields of events older than DAYS (after freezing the daily reports
     of those days); the hash chain keeps verifying. Without --older-than, DAYS is the
-    store.retention_days of --config (what kiosk-purge.timer runs nightly)."""
-    from kiosk.retention import MAX_DAYS, purge
+    store.retention_days of --config (what kiosk-purge.timer runs nightly). A wall clock that
+    is not synchronised, or set back behind the log, purges nothing: exit 1."""
+    from kiosk.retention import MAX_DAYS, ClockNotTrusted, purge
     from kiosk.store import StoreFault
 
     days = args.older_than
@@ -253,7 +260,17 @@ def purge_run(args: argparse.Namespace) -> int:
             tz=config.site.timezone,
             quota_cfg=config.policy.quota,
             actor="cli",
+            trust_unsynced_clock=args.trust_clock,
         )
+    except ClockNotTrusted as exc:
+        then = (
+            "check `date -u` and run again with --trust-clock to purge now"
+            if exc.reason == "unsynchronised"
+            else "set the clock right"
+        )
+        raise CliError(
+            f"nothing was purged: {exc}; the nightly timer tries again tomorrow, or {then}"
+        ) from None
     except StoreFault as exc:
         raise CliError(f"purge failed: {exc}") from None
     finally:
