@@ -10,7 +10,10 @@ Ordering and durations therefore use ``monotonic_ns()``; wall time is only recor
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +21,50 @@ from typing import Protocol
 
 #: systemd-timesyncd touches this file once the clock has been synchronised.
 TIMESYNC_FLAG = Path("/run/systemd/timesync/synchronized")
+#: Whichever NTP client disciplines the clock (timesyncd, chrony, ntpd, a GPS daemon) keeps
+#: the kernel's maximum error (``adjtimex``) below 16 s while it is synchronised; the kernel
+#: grows it past that on its own when nobody does (``timedatectl``'s "synchronized" is this).
+KERNEL_MAX_ERROR_US = 16_000_000
+
+
+class _Timex(ctypes.Structure):
+    """The head of the kernel's ``struct timex`` (ctypes lays it out per platform), then room
+    for the rest, which the call fills and nothing here reads."""
+
+    _fields_ = [
+        ("modes", ctypes.c_uint),
+        ("offset", ctypes.c_long),
+        ("freq", ctypes.c_long),
+        ("maxerror", ctypes.c_long),
+        ("rest", ctypes.c_char * 256),
+    ]
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)  # the C library the interpreter runs on
+    except OSError:
+        return None
+
+
+def _kernel_max_error_us() -> int | None:
+    """The kernel's maximum clock error in microseconds (a read-only ``ntp_adjtime``: one
+    system call), or None where the call is missing or fails (not Linux)."""
+    libc = _libc()
+    adjtime = getattr(libc, "ntp_adjtime", None) if libc is not None else None
+    if adjtime is None:
+        return None
+    timex = _Timex()  # modes 0: read only
+    if adjtime(ctypes.byref(timex)) < 0:
+        return None
+    return int(timex.maxerror)
+
+
+def kernel_clock_synced(max_error_us: Callable[[], int | None] = _kernel_max_error_us) -> bool:
+    """Whether the kernel holds the clock synchronised, whoever synchronised it."""
+    error = max_error_us()
+    return error is not None and 0 <= error < KERNEL_MAX_ERROR_US
 
 
 class Clock(Protocol):
@@ -54,9 +101,18 @@ class ClockReading:
 
 
 class SystemClock:
-    def __init__(self, timesync_flag: Path = TIMESYNC_FLAG, assume_synced: bool = False) -> None:
+    """The machine's clock. Synchronised: timesyncd's flag file, or the kernel's own verdict
+    (a site that runs chrony or ntpd instead, which never touch the flag)."""
+
+    def __init__(
+        self,
+        timesync_flag: Path = TIMESYNC_FLAG,
+        assume_synced: bool = False,
+        kernel_synced: Callable[[], bool] = kernel_clock_synced,
+    ) -> None:
         self._flag = timesync_flag
         self._assume_synced = assume_synced
+        self._kernel_synced = kernel_synced
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -65,7 +121,7 @@ class SystemClock:
         return time.monotonic_ns()
 
     def synced(self) -> bool:
-        return self._assume_synced or self._flag.exists()
+        return self._assume_synced or self._flag.exists() or self._kernel_synced()
 
 
 @dataclass

@@ -2,7 +2,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kiosk.clock import FakeClock, ShiftedClock
+from kiosk.clock import (
+    KERNEL_MAX_ERROR_US,
+    FakeClock,
+    ShiftedClock,
+    SystemClock,
+    _kernel_max_error_us,
+    kernel_clock_synced,
+)
 
 
 def test_fake_clock_moves_only_forward_and_both_times_together():
@@ -38,3 +45,38 @@ def test_shifted_clock_starts_at_its_wall_time_and_runs_with_its_base():
 def test_shifted_clock_needs_an_aware_start():
     with pytest.raises(ValueError):
         ShiftedClock(datetime(2026, 3, 2, 9, 0))
+
+
+def test_a_clock_synchronised_by_chrony_or_ntpd_counts_as_synchronised(tmp_path):
+    """Only systemd-timesyncd touches its flag file: a Pi running chrony (a GPS or RTC hat)
+    recorded every event as unsynchronised and never purged. The kernel's own verdict counts
+    too, and the flag alone still does."""
+    no_flag = tmp_path / "synchronized"
+    assert SystemClock(no_flag, kernel_synced=lambda: True).synced()
+    assert not SystemClock(no_flag, kernel_synced=lambda: False).synced()
+    no_flag.touch()
+    assert SystemClock(no_flag, kernel_synced=lambda: False).synced()
+
+
+@pytest.mark.parametrize(
+    ("max_error_us", "synced"),
+    [
+        (250_000, True),
+        (KERNEL_MAX_ERROR_US - 1, True),
+        (KERNEL_MAX_ERROR_US, False),
+        (None, False),
+    ],  # fmt: skip
+)
+def test_the_kernel_holds_the_clock_synchronised_while_its_maximum_error_is_under_16_s(
+    max_error_us, synced
+):
+    """As timedatectl reads it: an NTP client keeps adjtimex's maximum error low; the kernel
+    grows it past 16 s by itself once nobody does. No answer (not Linux) is not synchronised."""
+    assert kernel_clock_synced(lambda: max_error_us) is synced
+
+
+def test_the_kernels_clock_state_is_read_without_changing_it():
+    """The real call (read only) answers on this machine, whatever its clock's state."""
+    error = _kernel_max_error_us()
+    assert error is None or error >= 0
+    assert kernel_clock_synced() is (error is not None and error < KERNEL_MAX_ERROR_US)
