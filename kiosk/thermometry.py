@@ -18,7 +18,8 @@ and decides once:
   fever seen partly looks normal. A reading below ``normal_min_c``, one that rose and then fell
   (a step back), or one whose settled samples fluctuate beyond the sensor's noise (an edge of
   the view swaying in it) is ``implausible`` (re-measure, come closer) with ``Temperature.doubt``
-  saying why; a re-measure after such a doubt must reach the reading seen before. A view that
+  saying why; a re-measure after such a doubt must reach the reading seen before (and clear
+  ``normal_min_c`` by 0.2 degC: noise alone must not lift a doubted view over it). A view that
   never settles into a stable window (a wobbling arm, a swaying edge in cold air) is doubted the
   same way as soon as the view check's 2 s of it are in (1.5 s on a re-measure), when its
   samples do not fit one approach plus the noise and even their highest 3-sample median reads
@@ -456,7 +457,10 @@ class Measurement:
 
     def _view_doubt(self, body_c: float, object_c: float) -> str | None:
         """Why a normal-looking reading may be a view the skin did not fill, or ``None``."""
-        if body_c < self.cfg.normal_min_c:
+        floor = self.cfg.normal_min_c
+        if self._seen_c > -math.inf:
+            floor += _FELL_C  # a re-measure: noise alone must not lift a doubted view over it
+        if body_c < floor:
             return "low"
         rose = self._first_c is not None and self._peak_c - self._first_c > _FELL_C
         if (rose and self._peak_c - object_c > _FELL_C) or self._seen_c - object_c > _FELL_C:

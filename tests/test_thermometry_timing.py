@@ -162,3 +162,30 @@ def test_a_feverish_visitor_whose_view_is_doubted_sooner_is_still_not_passed(sce
             if scene == "step_back":
                 assert not passed(final), (body, seed, results)
     assert doubted >= 3
+
+
+def _settled_feed(m: Measurement, obj: float, n: int = 24) -> Temperature | None:
+    import random
+
+    rng = random.Random(5)
+    for i in range(n):
+        t = m.add(_reading(obj + rng.gauss(0.0, 0.03), i))
+        if t is not None:
+            return t
+    return None
+
+
+def test_a_remeasure_after_a_low_reading_needs_more_than_noise_to_clear_the_floor():
+    # Doubted "low" (come closer), re-measured at the same place: a reading lifted just over
+    # normal_min_c by noise (or a calibration a hair different) is still the same view and
+    # stays doubted; one that rose by more than that (the person came closer) is passed.
+    seen = _object_for(CFG.normal_min_c - 0.1)
+    same = _settled_feed(Measurement(CFG, Calibration(), 0, seen_object_c=seen),
+                         _object_for(CFG.normal_min_c + 0.1))  # fmt: skip
+    assert same is not None and same.status == "implausible" and same.doubt == "low", same
+    closer = _settled_feed(Measurement(CFG, Calibration(), 0, seen_object_c=seen),
+                           _object_for(CFG.normal_min_c + 0.4))  # fmt: skip
+    assert closer is not None and passed(closer), closer
+    # A first measurement has no such margin: normal_min_c itself is the floor.
+    first = _settled_feed(Measurement(CFG, Calibration(), 0), _object_for(CFG.normal_min_c + 0.1))
+    assert first is not None and passed(first), first
