@@ -30,9 +30,8 @@ and decides once:
 
 **Early decision** (``early_decision``): most visitors are not feverish and should not wait for
 the plateau. While the object is still rising, ``fit_plateau`` fits the approach (a first-order
-approach of unknown speed, seen through the sensor's own first-order IIR filter, whose own term
-is held to what a filter at rest when the approach began can leave) to the samples since
-presence and bounds its plateau: every approach time constant whose fit is statistically
+approach of unknown speed, seen through the sensor's own first-order IIR filter) to the samples
+since presence and bounds its plateau: every approach time constant whose fit is statistically
 as good as the best one contributes its plateau +- two standard errors. When the *whole* bound,
 turned into body temperatures, is plausible and below ``fever_threshold_c - early_margin_c``,
 the measurement decides ``ok`` at once with the plateau estimate (``Temperature.early``). A bound
@@ -215,14 +214,6 @@ class _TauFit:
         return self.rise_c > 0
 
 
-def _inverse2(m: list[list[float]]) -> list[list[float]] | None:
-    (a, b), (c, d) = m
-    det = a * d - b * c
-    if abs(det) <= 1e-12 * max(abs(a), abs(b), abs(c), abs(d)) ** 2:
-        return None
-    return [[d / det, -b / det], [-c / det, a / det]]
-
-
 def _inverse3(m: list[list[float]]) -> list[list[float]] | None:
     a, b, c = m[0]
     d, e, f = m[1]
@@ -239,70 +230,35 @@ def _inverse3(m: list[list[float]]) -> list[list[float]] | None:
     return [[x / det for x in row] for row in co]
 
 
-def _fit_tau(
-    ts: list[float], ys: list[float], tau_s: float, filter_tau_s: float, *, bounded: bool = False
-) -> _TauFit | None:
+def _fit_tau(ts: list[float], ys: list[float], tau_s: float, filter_tau_s: float) -> _TauFit | None:
     """Least squares of ``y = P - A exp(-t/tau) - B exp(-t/tau_f)`` for one approach tau.
 
     An exponential approach seen through a first-order filter is exactly this sum: the
     filter's own term (``B``) dies out within a few ``tau_f`` and the approach keeps ``tau``.
-    A filter that was at rest when the approach began leaves ``B = -A tau_f / tau`` at its
-    start and less (towards 0) at any later first sample: ``bounded`` holds ``B`` to that
-    range (a rising ``A``), so the first sample counts as a sample of the approach instead of
-    being absorbed by a free ``B``. ``lag_c`` is always the free fit's ``B``: what the first
-    sample asks for (a corrupted first word asks for far more than any filter lag).
     """
-    e = [math.exp(-t / tau_s) for t in ts]
-    f = [math.exp(-t / filter_tau_s) for t in ts]
-    n = float(len(ts))
-    se, sf = sum(e), sum(f)
-    see, sef, sff = (
-        sum(x * x for x in e),
-        sum(x * g for x, g in zip(e, f, strict=True)),
-        sum(g * g for g in f),
-    )
-    sy = sum(ys)
-    sey, sfy = (
-        sum(x * y for x, y in zip(e, ys, strict=True)),
-        sum(g * y for g, y in zip(f, ys, strict=True)),
-    )
-    inv = _inverse3([[n, -se, -sf], [-se, see, sef], [-sf, sef, sff]])
+    rows = [(1.0, -math.exp(-t / tau_s), -math.exp(-t / filter_tau_s)) for t in ts]
+    xtx = [[sum(r[j] * r[k] for r in rows) for k in range(3)] for j in range(3)]
+    inv = _inverse3(xtx)
     if inv is None:
         return None
-    xty = (sy, -sey, -sfy)
-    p, a, b = (sum(inv[j][k] * xty[k] for k in range(3)) for j in range(3))
-    lag = filter_tau_s / tau_s
-    if not bounded or (a >= 0 and -lag * a <= b <= 0):
-        rss = sum((y - p + a * x + b * g) ** 2 for x, g, y in zip(e, f, ys, strict=True))
-        return _TauFit(tau_s, rss, p, inv[0][0], a, b)
-    # The best fit within the wedge A >= 0, -lag A <= B <= 0 lies on one of its edges,
-    # B = -mu A: y = P - A (e - mu f), two coefficients (sums from the ones above).
-    best: _TauFit | None = None
-    for mu in (0.0, lag):
-        sz, szz = se - mu * sf, see - 2 * mu * sef + mu * mu * sff
-        szy = sey - mu * sfy
-        inv2 = _inverse2([[n, -sz], [-sz, szz]])
-        if inv2 is None:
-            continue
-        p2 = inv2[0][0] * sy - inv2[0][1] * szy
-        a2 = inv2[1][0] * sy - inv2[1][1] * szy
-        if a2 < 0:
-            continue
-        rss = sum((y - p2 + a2 * (x - mu * g)) ** 2 for x, g, y in zip(e, f, ys, strict=True))
-        if best is None or rss < best.rss:
-            best = _TauFit(tau_s, rss, p2, inv2[0][0], a2, b)
-    return best  # None: no rising approach fits, not an approach
+    xty = [sum(r[j] * y for r, y in zip(rows, ys, strict=True)) for j in range(3)]
+    coef = [sum(inv[j][k] * xty[k] for k in range(3)) for j in range(3)]
+    rss = sum(
+        (y - sum(c * x for c, x in zip(coef, r, strict=True))) ** 2
+        for r, y in zip(rows, ys, strict=True)
+    )
+    return _TauFit(tau_s, rss, coef[0], inv[0][0], coef[1], coef[2])
 
 
 def _fits(
-    ts: list[float], ys: list[float], taus: Iterable[float], filter_tau_s: float, bounded: bool
+    ts: list[float], ys: list[float], taus: Iterable[float], filter_tau_s: float
 ) -> list[_TauFit]:
     """The fit at every tau (in order), skipping taus too close to the filter's own."""
     return [
         f
         for tau in taus
         if abs(tau - filter_tau_s) > 0.25 * filter_tau_s
-        and (f := _fit_tau(ts, ys, tau, filter_tau_s, bounded=bounded)) is not None
+        and (f := _fit_tau(ts, ys, tau, filter_tau_s)) is not None
     ]
 
 
@@ -313,10 +269,7 @@ def _admitted(fits: list[_TauFit], sigma2: float) -> list[_TauFit]:
 
 
 def fit_plateau(
-    readings: list[ThermoReading],
-    filter_tau_s: float = FACTORY_FILTER_TAU_S,
-    *,
-    bounded_lag: bool = False,
+    readings: list[ThermoReading], filter_tau_s: float = FACTORY_FILTER_TAU_S
 ) -> PlateauFit | None:
     """Fit the approach to ``readings`` (one presence, in order) and bound its plateau.
 
@@ -331,7 +284,7 @@ def fit_plateau(
     t0 = readings[0].mono_ns
     ts = [(r.mono_ns - t0) / 1e9 for r in readings]
     ys = [r.object_c for r in readings]
-    coarse = _fits(ts, ys, _TAU_GRID_S, filter_tau_s, bounded_lag)
+    coarse = _fits(ts, ys, _TAU_GRID_S, filter_tau_s)
     if not coarse:
         return None
     sigma2 = max(min(f.rss for f in coarse) / (n - 3), _NOISE_FLOOR_C**2)
@@ -340,8 +293,7 @@ def fit_plateau(
     lo = max(0, _TAU_GRID_S.index(admitted[0].tau_s) - 1)
     hi = min(len(_TAU_GRID_S) - 1, _TAU_GRID_S.index(admitted[-1].tau_s) + 1)
     steps = math.ceil(math.log(_TAU_GRID_S[hi] / _TAU_GRID_S[lo]) / math.log(1.01))
-    taus = [_TAU_GRID_S[lo] * 1.01**k for k in range(steps + 1)]
-    fine = _fits(ts, ys, taus, filter_tau_s, bounded_lag)
+    fine = _fits(ts, ys, [_TAU_GRID_S[lo] * 1.01**k for k in range(steps + 1)], filter_tau_s)
     best = min(fine + coarse, key=lambda f: f.rss)
     sigma2 = max(best.rss / (n - 3), _NOISE_FLOOR_C**2)
     # The profile-likelihood interval of the plateau: at each tau the residual sum grows
@@ -557,11 +509,7 @@ class Measurement:
         body = estimate_body_c(obj, amb, self.calibration)
         doubt = "low" if body_top < cfg.normal_min_c else "unsteady"
         return Temperature(
-            "implausible",
-            round(body, 2),
-            round(obj, 2),
-            round(amb, 2),
-            "temp_implausible",
+            "implausible", round(body, 2), round(obj, 2), round(amb, 2), "temp_implausible",
             doubt=doubt,
         )
 
@@ -587,7 +535,7 @@ class Measurement:
         latest = statistics.median(r.object_c for r in self._run[-3:])
         if self._peak_c - latest > 2 * _NOISE_FLOOR_C:
             return None  # an approach never falls: the view is being lost (a step back)
-        fit = fit_plateau(self._run, self.filter_tau_s, bounded_lag=True)
+        fit = fit_plateau(self._run, self.filter_tau_s)
         if (
             fit is None
             or not fit.rising
