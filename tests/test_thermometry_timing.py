@@ -189,3 +189,37 @@ def test_a_remeasure_after_a_low_reading_needs_more_than_noise_to_clear_the_floo
     # A first measurement has no such margin: normal_min_c itself is the floor.
     first = _settled_feed(Measurement(CFG, Calibration(), 0), _object_for(CFG.normal_min_c + 0.1))
     assert first is not None and passed(first), first
+
+
+def test_a_feverish_visitor_arriving_between_two_samples_is_not_decided_early():
+    # Found by session 6's randomised search with the arrival at a random phase between two
+    # samples (seed 5, visitor 2065): 38.35 degC in 16.7 degC air, a slow strong wobble and a
+    # little sweat, the approach starting 96 ms before the first present sample. An early fit
+    # that held the filter's term to a filter's range (so the first sample counted) read the
+    # wobble's flattening as a fast approach to a low plateau and passed it early at 36.31; the
+    # plateau says 37.77.
+    visit = Visit(approach_tau_s=0.3532033738161049, wobble=0.049850509131202814,
+                  wobble_hz=0.6124320476129583, sweat_c=0.0886121618159807,
+                  sweat_tau_s=1.8555620521023015)  # fmt: skip
+    body_c, ambient_c, seed = 38.35310831934556, 16.656431737874257, 750638
+    first_s = 0.7707784478157303 / 8
+    outcomes = []
+    for early in (False, True):
+        cfg = CFG.model_copy(update={"early_decision": early})
+        clock = FakeClock()
+        section = ThermometerSection(driver=FakeThermometerConfig(ambient_c=ambient_c, seed=seed))
+        thermo = build_thermometer(section, clock)
+        for _ in range(4):
+            clock.advance(1 / cfg.sample_hz)
+            thermo.read()
+        thermo.emulator.person_arrives(body_c, visit)
+        m = Measurement(cfg, Calibration(), clock.monotonic_ns())
+        clock.advance(first_s)
+        t = m.add(thermo.read())
+        while t is None:
+            clock.advance(1 / cfg.sample_hz)
+            t = m.add(thermo.read())
+        outcomes.append(t)
+    plateau, t = outcomes
+    assert plateau.ok and plateau.body_c >= CFG.fever_threshold_c  # a fever, on the plateau
+    assert not (t.ok and t.early and t.body_c < CFG.fever_threshold_c), t
