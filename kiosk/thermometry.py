@@ -18,7 +18,13 @@ and decides once:
   fever seen partly looks normal. A reading below ``normal_min_c``, one that rose and then fell
   (a step back), or one whose settled samples fluctuate beyond the sensor's noise (an edge of
   the view swaying in it) is ``implausible`` (re-measure, come closer) with ``Temperature.doubt``
-  saying why; a re-measure after such a doubt must reach the reading seen before;
+  saying why; a re-measure after such a doubt must reach the reading seen before (and clear
+  ``normal_min_c`` by 0.2 degC: noise alone must not lift a doubted view over it). A view that
+  never settles into a stable window (a wobbling arm, a swaying edge in cold air) is doubted the
+  same way as soon as the view check's 2 s of it are in (1.5 s on a re-measure), when its
+  samples do not fit one approach plus the noise and even their highest 3-sample median reads
+  clearly normal (below ``fever_threshold_c - early_margin_c``); anything nearer a fever waits
+  for the plateau (or the timeout) as before;
 * a ``SensorFault`` ends the measurement as ``fault`` (``sensor_fault``); no stable reading by
   ``measure_timeout_s`` is ``no_temperature``.
 
@@ -103,6 +109,12 @@ def _chi2_999_per_dof(dof: int) -> float:
         return _CHI2_999_PER_DOF[dof - 2]
     h = 2 / (9 * dof)
     return (1 - h + 3.0902 * math.sqrt(h)) ** 3
+
+
+def _noise_limit_c(samples: int) -> float:
+    """The highest residual RMS of an approach fit to ``samples`` readings (3 parameters) that
+    is still the sensor's noise (99.9 %): beyond it the scene moves (a sway, a wobble)."""
+    return _NOISE_FLOOR_C * math.sqrt(_chi2_999_per_dof(samples - 3))
 
 
 @dataclass(frozen=True)
@@ -394,6 +406,9 @@ class Measurement:
         early = self._early()
         if early is not None:
             return self._decide(early, reading.mono_ns)
+        unsettled = self._unsettled()
+        if unsettled is not None:
+            return self._decide(unsettled, reading.mono_ns)
         return self.check_timeout(reading.mono_ns)
 
     def add_fault(self, fault: DeviceFault, mono_ns: int) -> Temperature | None:
@@ -442,7 +457,10 @@ class Measurement:
 
     def _view_doubt(self, body_c: float, object_c: float) -> str | None:
         """Why a normal-looking reading may be a view the skin did not fill, or ``None``."""
-        if body_c < self.cfg.normal_min_c:
+        floor = self.cfg.normal_min_c
+        if self._seen_c > -math.inf:
+            floor += _FELL_C  # a re-measure: noise alone must not lift a doubted view over it
+        if body_c < floor:
             return "low"
         rose = self._first_c is not None and self._peak_c - self._first_c > _FELL_C
         if (rose and self._peak_c - object_c > _FELL_C) or self._seen_c - object_c > _FELL_C:
@@ -453,16 +471,55 @@ class Measurement:
             return "unsteady"
         return None
 
+    def _unsettled(self) -> Temperature | None:
+        """A view that never settles into a stable window, doubted as soon as that is clear.
+
+        A wobbling arm or a swaying edge in cold air can move the reading by more than
+        ``stable_spread_c`` for ever: no stable window forms and the measurement would time
+        out. Once the view check's span of present samples is in (1.5 s on a re-measure) and
+        they do not fit one approach plus the sensor's noise, the measurement ends
+        ``implausible`` (``unsteady``, or ``low`` when even the highest 3-sample median is
+        below ``normal_min_c``): re-measure, come closer. Never a pass: a reading whose highest
+        3-sample median reads a fever waits for a full plateau as before (a wobble or an edge
+        in view only ever lowers the reading).
+        """
+        cfg = self.cfg
+        span = self._view_min if self._seen_c > -math.inf else self._recent.maxlen
+        if span is None or len(self._recent) < span:
+            return None
+        obj = statistics.median(r.object_c for r in self._recent)
+        # The settled samples: an approach's rise (more than a degree off) is not yet a view
+        # that should have settled, and needs to be out of the way for 1.5 s of samples.
+        recent = [r for r in self._recent if abs(r.object_c - obj) <= 1.0]
+        if len(recent) < self._view_min:
+            return None
+        objects = [r.object_c for r in recent]
+        amb = statistics.median(r.ambient_c for r in recent)
+        if not self.calibration.covers(amb):
+            return None
+        top = max(statistics.median(objects[i : i + 3]) for i in range(len(objects) - 2))
+        fit = fit_plateau(recent, self.filter_tau_s)
+        if fit is None or fit.rms_c <= _noise_limit_c(len(recent)):
+            return None  # one approach plus the noise: a still view, on its way to a plateau
+        if fit.rising:
+            top = max(top, fit.plateau_c)  # a tail still climbing: judge where it heads
+        body_top = estimate_body_c(top, amb, self.calibration)
+        if body_top >= cfg.fever_threshold_c - cfg.early_margin_c:
+            return None  # near a fever: the full plateau decides, as before
+        body = estimate_body_c(obj, amb, self.calibration)
+        doubt = "low" if body_top < cfg.normal_min_c else "unsteady"
+        return Temperature(
+            "implausible", round(body, 2), round(obj, 2), round(amb, 2), "temp_implausible",
+            doubt=doubt,
+        )
+
     def _quiet(self, samples: list[ThermoReading], object_c: float) -> bool:
         """The settled samples (within a degree of ``object_c``) are one approach's tail plus
         the sensor's noise: a still, filled view. The early rise is left out (a real approach
         is no exact exponential)."""
         samples = [r for r in samples if abs(r.object_c - object_c) <= 1.0]
         fit = fit_plateau(samples, self.filter_tau_s)
-        if fit is None:
-            return False
-        limit = _NOISE_FLOOR_C * math.sqrt(_chi2_999_per_dof(len(samples) - 3))
-        return fit.rms_c <= limit
+        return fit is not None and fit.rms_c <= _noise_limit_c(len(samples))
 
     def _early(self) -> Temperature | None:
         """A clearly normal temperature from the rising curve, or ``None`` (keep measuring)."""
