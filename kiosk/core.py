@@ -106,6 +106,10 @@ class Core:
         except OSError:
             report["disk_free_mb"] = None
         report["clock"] = {"synced": self.clock.synced(), "now": self.clock.now().isoformat()}
+        model = self.calibration.get()
+        # An unfitted model reads some wrists half a degree off, more than the early margin:
+        # every site is calibrated before service (docs/thermometer.md); until then, say so.
+        report["calibration"] = {"fitted": not model.is_default, "fitted_at": model.fitted_at}
         report["lists"] = self.lists.current.freshness.to_dict(
             self.clock.now(), self.config.policy.lists_stale_after_h
         )
@@ -121,5 +125,3 @@ class Core:
 
 def trust_dir(config: KioskConfig, data_dir: Path) -> Path:
     return Path(config.policy.trust_dir) if config.policy.trust_dir else data_dir / "trust"
-
-

@@ -667,6 +667,29 @@ def test_health_page_names_thermometer_readers_gate_store_clock_last_event_and_d
     assert re.search(r"\d+ MB free", page)
 
 
+def test_health_page_says_when_the_thermometer_is_not_calibrated_for_this_site(
+    guard_client, guard_core
+):
+    """An unfitted model reads some wrists half a degree off, more than the margin the early
+    decision keeps from a fever: the guard's device page says so until the site is fitted
+    (it said nothing; only the calibration page, which nobody opens, did)."""
+    from kiosk.calibration import Calibration, CalibrationPoint, default_path
+
+    assert guard_core.health()["calibration"] == {"fitted": False, "fitted_at": None}
+    login(guard_client)
+    page = guard_client.get("/guard/health?lang=en").text
+    assert "temperature calibration" in page and "Not fitted for this site" in page
+    now = guard_core.clock.now()
+    cal = Calibration()
+    for clinical, obj, amb in ((36.5, 32.2, 20.0), (36.9, 33.8, 24.0), (37.1, 35.1, 28.0)):
+        cal = cal.with_point(CalibrationPoint(clinical, obj, amb, now.isoformat(), "test"))
+    cal.fitted(now)[0].save(default_path(guard_core.data_dir))
+    assert guard_core.health()["calibration"]["fitted"] is True
+    page = guard_client.get("/guard/health?lang=en").text
+    assert "Not fitted for this site" not in page
+    assert "fitted for this site on 2026-03-02" in page
+
+
 def test_calibration_entry_records_a_clinical_pair_in_the_calibration_file(
     guard_client, guard_core
 ):

@@ -456,8 +456,9 @@ def events_xlsx(
 
 
 def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[str, Any]]:
-    """Thermometer, readers, gate, store, clock, last event and disk space, in words, from a
-    ``core.health()`` report plus ``last_event`` (the newest event's timestamp, or None)."""
+    """Thermometer, readers, gate, store, clock, calibration, last event and disk space, in
+    words, from a ``core.health()`` report plus ``last_event`` (the newest event's timestamp,
+    or None)."""
     rows = []
 
     def add(label: str, state: str, detail: str = "") -> None:
@@ -484,6 +485,16 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
             device_label(lang, "clock"),
             "ok" if synced else "degraded",
             "" if synced else i18n.t(lang, "banner.clock_unsynced"),
+        )
+    calibration = report.get("calibration") or {}
+    if "fitted" in calibration:
+        fitted_at = calibration.get("fitted_at")
+        add(
+            device_label(lang, "calibration"),
+            "ok" if calibration["fitted"] else "degraded",
+            i18n.t(lang, "health.fitted_on", day=local_time(str(fitted_at), tz, "%Y-%m-%d"))
+            if fitted_at
+            else i18n.t(lang, "health.uncalibrated"),
         )
     last = report.get("last_event")
     add(
