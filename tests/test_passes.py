@@ -227,6 +227,7 @@ def test_inserting_or_deleting_one_character_never_verifies(index, char):
             TRUST.verify(PAYLOAD[:index] + PAYLOAD[index + 1 :])
 
 
+@pytest.mark.slow  # an exhaustive sweep: with the slow tests (CI runs them all)
 def test_every_single_character_substitution_is_rejected_exhaustively():
     """The property test samples; this walks every alphabet character, and the look-alikes a
     lenient decoder might fold onto them (lower case, control and non-ASCII), everywhere."""

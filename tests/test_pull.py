@@ -145,6 +145,7 @@ def test_pulled_rows_keep_masked_personal_fields_and_the_digest(kiosk, tmp_path)
     assert holder == "L." and "13800138000" not in person and len(digest) == 64
 
 
+@pytest.mark.slow  # a randomised sweep: with the slow tests (CI runs them all)
 def test_interrupted_at_random_points_and_resumed_50_times_ends_exact(kiosk, tmp_path):
     rng = random.Random(8)
     modes = ["connect", "read", "truncate", "500", None, None, None]

@@ -286,6 +286,7 @@ PLATEAU_CFG = CFG.model_copy(update={"early_decision": False})
 CLEAN_PLATEAU = _measure_with_wire({}, PLATEAU_CFG)
 
 
+@pytest.mark.slow  # a randomised sweep: with the slow tests (CI runs them all)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     garbage=st.lists(st.binary(min_size=3, max_size=3), min_size=1, max_size=6),
@@ -326,6 +327,7 @@ WILD_WORD = st.sampled_from([-40.0, 0.0, 15.0, 50.0, 80.0, 150.0, 300.0, 380.0])
 )
 
 
+@pytest.mark.slow  # a randomised sweep: with the slow tests (CI runs them all)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     body_c=st.sampled_from([37.8, 38.5]),

@@ -88,8 +88,20 @@ def test_a_wobbling_arm_in_cold_air_is_doubted_at_two_seconds_not_timed_out(seed
     assert took_s <= 2.0 and total_s <= 4.25
 
 
-@pytest.mark.parametrize("ambient_c", [16.0, 22.0, 28.0])
-@pytest.mark.parametrize("body_c", [37.8, 38.5, 39.2])
+@pytest.mark.parametrize(
+    ("body_c", "ambient_c"),
+    [
+        # The nearest fever in the coldest air runs with the unit tests; the whole sweep
+        # (1.4 s a case in cold air: feverish wobblers wait out the timeout) with the slow ones.
+        (37.8, 16.0),
+        *(
+            pytest.param(body, air, marks=pytest.mark.slow)
+            for body in (37.8, 38.5, 39.2)
+            for air in (16.0, 22.0, 28.0)
+            if (body, air) != (37.8, 16.0)
+        ),
+    ],
+)
 def test_a_feverish_wobbling_visitor_is_never_passed(body_c, ambient_c):
     for seed in (1, 2, 3):
         results = visitor(body_c, ambient_c, seed, WOBBLE)
