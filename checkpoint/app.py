@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 
 #: How often the daemon checks whether a retention purge is due.
 PURGE_CHECK_S = 3600.0
+# How often the daemon looks for list changes another process wrote (`kiosk lists import`).
+LISTS_CHECK_S = 5.0
 
 
 @contextlib.contextmanager
@@ -200,6 +202,7 @@ class Daemon:
         self._server_task: asyncio.Task[None] | None = None
         self._watchdog: Watchdog | None = None
         self._purge_task: asyncio.Task[None] | None = None
+        self._lists_task: asyncio.Task[None] | None = None
         self._lists_sync: ListSync | None = None
         self._stopping = asyncio.Event()
         self.cpu_plan: cpu.CpuPlan | None = None
@@ -245,6 +248,7 @@ class Daemon:
         if self._watchdog is not None:
             self._watchdog.start()
         self._purge_task = asyncio.create_task(self._purge_loop(), name="retention")
+        self._lists_task = asyncio.create_task(self._lists_loop(), name="lists")
         if self.core.config.fleet.lists_url:  # else not even imported: httpx is ~5 MB
             from office.listsync import ListSync
 
@@ -263,10 +267,11 @@ class Daemon:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._server_task, 1.5)
         await asyncio.to_thread(HelperProcessPages.shutdown)
-        if self._purge_task is not None:
-            self._purge_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._purge_task
+        for task in (self._purge_task, self._lists_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
         if self._watchdog is not None:
             await self._watchdog.stop()
         if self._lists_sync is not None:
@@ -295,6 +300,21 @@ class Daemon:
             except Exception:
                 log.exception("retention purge failed; will retry")
             await asyncio.sleep(PURGE_CHECK_S)
+
+    async def _lists_loop(self) -> None:
+        """Put in force the lists another process changed (``kiosk lists import --apply``
+        beside the daemon), within ``LISTS_CHECK_S``."""
+        while True:
+            await asyncio.sleep(LISTS_CHECK_S)
+            try:
+                await asyncio.to_thread(self.lists_once)
+            except Exception:
+                log.exception("reloading the lists failed; will retry")
+
+    def lists_once(self) -> None:
+        """One check for list changes written by another process; logs a reload."""
+        if self.core.lists.reload_if_changed():
+            log.info("lists changed in the database: reloaded")
 
     def purge_once(self) -> None:
         """One retention purge by the daemon's clock; a clock that cannot date one (not

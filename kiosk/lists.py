@@ -557,6 +557,26 @@ class ListStore:
         transaction, so a bundle applied meanwhile is either wholly in or wholly out."""
         return self._snapshots.load(self._read_in_one_transaction)
 
+    def reload_if_changed(self) -> bool:
+        """Load the lists again when the database holds a change the snapshot in force does
+        not (another process wrote it: ``kiosk lists import --apply`` beside the daemon);
+        True when it did. Every change stamps ``list_meta``, so comparing it is enough."""
+        db = self._store.reader()
+        if not db["list_meta"].exists():
+            return False
+        meta = _meta(db)
+        updated = meta.get("updated_at")
+        stamp = (
+            datetime.fromisoformat(updated) if updated else None,
+            meta.get("source", "empty"),
+            int(meta.get("bundle_version") or 0),
+        )
+        seen = self.current.freshness
+        if stamp == (seen.updated_at, seen.source, seen.bundle_version):
+            return False
+        self.load()
+        return True
+
     def _read_in_one_transaction(self) -> Lists:
         db = self._store.reader()
         conn = db.conn

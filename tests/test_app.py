@@ -301,3 +301,21 @@ def test_the_daemons_purge_on_an_unsynchronised_clock_is_a_warning_and_purges_no
         assert [e["household"] for e in core.store.events()] == [None]
     finally:
         core.close()
+
+
+def test_the_daemon_decides_on_a_list_imported_beside_it(data_dir, tmp_path, capsys):
+    """Before: a quarantine list applied with `kiosk lists import --apply` (kiosk-admin,
+    daemon running) was in the database but not at the gate until the daemon restarted."""
+    from datetime import date
+
+    from checkpoint.cli import main
+
+    core = build_core(_config(), data_dir)
+    try:
+        sheet = tmp_path / "quarantine.csv"
+        sheet.write_text("household,holder,from,until\n1-1,,2026-03-01,2026-03-14\n")
+        assert main(["lists", "import", str(sheet), "--apply", "--data", str(data_dir)]) == 0
+        Daemon(core, notifier=Notifier(None)).lists_once()
+        assert core.lists.current.quarantine_for("1-1", "Li", date(2026, 3, 2)) is not None
+    finally:
+        core.close()

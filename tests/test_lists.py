@@ -300,3 +300,24 @@ def test_load_without_the_lists_migrations_is_a_clear_error(tmp_path, clock):
         pytest.raises(ListError, match="MIGRATIONS"),
     ):
         ListStore(bare, clock).load()
+
+
+def test_lists_changed_by_another_process_are_reloaded_once(log, store, tmp_path, clock):
+    """Before: `kiosk lists import --apply` beside the running daemon wrote the quarantine
+    into the database, but the daemon kept deciding on the snapshot it loaded at start."""
+    with EventLog(
+        tmp_path / "kiosk.db", "gate-1", clock, migrations=[lists_mod.MIGRATIONS]
+    ) as other_log:
+        ListStore(other_log, clock).import_csv(
+            "quarantine", "household,holder,from,until\n1-1,,2026-03-01,2026-03-14\n", "cli"
+        )
+    assert store.current.quarantine_for("1-1", "Li", date(2026, 3, 2)) is None
+    assert store.reload_if_changed() is True
+    assert store.current.quarantine_for("1-1", "Li", date(2026, 3, 2)) is not None
+    assert store.reload_if_changed() is False
+
+
+def test_reload_if_changed_leaves_an_unchanged_snapshot_in_force(store):
+    before = store.current
+    assert store.reload_if_changed() is False
+    assert store.current is before
