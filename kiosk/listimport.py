@@ -11,7 +11,7 @@ updates; it never removes (a guard's revocation is not undone by a spreadsheet).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -78,10 +78,37 @@ def _current(kind: Kind, lists: Lists) -> dict[str, dict[str, Any]]:
     }
 
 
-def _fields(kind: Kind, row: BaseModel) -> dict[str, Any]:
+# The fields a row of an existing key may change; a column the file lacks keeps its value.
+_UPDATABLE: dict[Kind, tuple[str, ...]] = {
+    "revocations": ("reason",),
+    "households": ("residents", "observation_until", "note"),
+}
+
+
+def _fields(kind: Kind, row: BaseModel, header: tuple[str, ...]) -> dict[str, Any]:
     values = row.model_dump()
-    keys = {"revocations": ("reason",), "households": ("residents", "observation_until", "note")}
-    return {k: values[k] for k in keys.get(kind, ("note",))}
+    if kind == "quarantine":  # added whole, never edited in place
+        return {"note": values["note"]}
+    return {k: values[k] for k in _UPDATABLE[kind] if k in header}
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _kept(
+    kind: Kind, header: tuple[str, ...], current: Mapping[str, Mapping[str, Any]]
+) -> tuple[tuple[str, ...], Callable[[str, Mapping[str, str]], Mapping[str, str]]]:
+    """The columns the file lacks, and how to complete a row with the values in force for
+    them (so applying a sheet of `household,residents` keeps the observation dates)."""
+    missing = tuple(c for c in _UPDATABLE.get(kind, ()) if c not in header)
+
+    def complete(key: str, raw: Mapping[str, str]) -> Mapping[str, str]:
+        if key not in current:
+            return raw
+        return {**raw, **{c: _cell(current[key][c]) for c in missing}}
+
+    return missing, complete
 
 
 def _check_rows(kind: Kind, table: Table) -> dict[str, tuple[BaseModel, Mapping[str, str]]]:
@@ -120,12 +147,14 @@ def plan_list_import(
         raise CommunityError("list: revocations, quarantine or households")
     which: Kind = kind if kind is not None else guess_kind(table.header)
     rows = _check_rows(which, table)
-    new = {key: _fields(which, row) for key, (row, _raw) in rows.items()}
-    diff = diff_rows(_current(which, current), new, replace=False)
+    new = {key: _fields(which, row, table.header) for key, (row, _raw) in rows.items()}
+    in_force = _current(which, current)
+    diff = diff_rows(in_force, new, replace=False)
     if which == "quarantine":  # a quarantine row is added, never edited in place
         diff = Diff(diff.added, (), (), diff.unchanged + len(diff.changed), {})
-    apply = [rows[k][1] for k in (*diff.added, *diff.changed)]
-    return ListPlan(which, table.header, tuple(apply), diff)
+    missing, complete = _kept(which, table.header, in_force)
+    apply = [complete(k, rows[k][1]) for k in (*diff.added, *diff.changed)]
+    return ListPlan(which, (*table.header, *missing), tuple(apply), diff)
 
 
 def apply_list_import(plan: ListPlan, store: ListStore, actor: str) -> ImportResult | None:

@@ -143,3 +143,34 @@ def test_a_missing_file_is_exit_2(db, tmp_path, capsys):
     path, _ = db
     code, _, err = run(capsys, "compound", "import", str(tmp_path / "nope.csv"), "--db", str(path))
     assert code == 2 and "cannot read" in err
+
+
+def test_a_sheet_without_a_column_keeps_what_that_column_held(db, tmp_path, capsys):
+    """Before: a households sheet of `household,residents` only, applied, set every listed
+    household's observation_until and note to empty (the gate stopped flagging the
+    returnee), and a `pass_id` only sheet wiped the revocations' reasons."""
+    import sqlite3
+
+    path, _ = db
+    first = tmp_path / "h.csv"
+    first.write_text("household,residents,observation_until,note\n1-101,2,2026-12-20,back\n")
+    run(capsys, "lists", "import", str(first), "--apply", "--db", str(path))
+    second = tmp_path / "h2.csv"
+    second.write_text("household,residents\n1-101,4\n")
+    code, out, _ = run(capsys, "lists", "import", str(second), "--apply", "--db", str(path))
+    assert code == 0 and json.loads(out)["changed"] == 1
+    lost = tmp_path / "r.csv"
+    lost.write_text("pass_id,reason\nabcdef012345,lost card\n")
+    run(capsys, "lists", "import", str(lost), "--apply", "--db", str(path))
+    again = tmp_path / "r2.csv"
+    again.write_text("pass_id\nabcdef012345\n")
+    code, out, _ = run(capsys, "lists", "import", str(again), "--db", str(path))
+    assert code == 0 and json.loads(out)["unchanged"] == 1
+    run(capsys, "lists", "import", str(again), "--apply", "--db", str(path))
+    with sqlite3.connect(path) as conn:
+        households = conn.execute(
+            "select residents, observation_until, note from list_households"
+        ).fetchall()
+        reasons = conn.execute("select reason from list_revocations").fetchall()
+    assert households == [(4, "2026-12-20", "back")]
+    assert reasons == [("lost card",)]
