@@ -291,3 +291,20 @@ def test_cli_emissivity_write_needs_yes_and_a_sane_value(data_dir, capsys):
     assert "needs --yes" in capsys.readouterr().err
     assert calibrate(data_dir, "emissivity", "--set", "3", "--yes") == 2
     assert "0.1..1.0" in capsys.readouterr().err
+
+
+def test_cli_without_data_uses_kiosk_data_like_every_other_verb(tmp_path, capsys, monkeypatch):
+    """Before: `sudo kiosk-admin calibrate fit` (KIOSK_DATA=/var/lib/kiosk, the daemon's) looked
+    for ./data and failed with `data dir data does not exist`, naming no way out."""
+    kiosk_data = tmp_path / "var-lib-kiosk"
+    kiosk_data.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    monkeypatch.setenv("KIOSK_DATA", str(kiosk_data))
+    args = ["calibrate", "add", "--clinical", "36.8", "--object", "33.6", "--ambient", "24"]
+    assert main(args) == 0
+    assert (kiosk_data / "calibration.json").is_file()
+    monkeypatch.setenv("KIOSK_DATA", str(tmp_path / "missing"))
+    capsys.readouterr()
+    assert main(["calibrate", "show"]) == 2
+    assert "--data" in capsys.readouterr().err

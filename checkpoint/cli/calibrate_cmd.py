@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def _celsius(text: str) -> float:
 
 def register(sub: Verbs) -> None:
     data = argparse.ArgumentParser(add_help=False)
-    data.add_argument("--data", default="data", metavar="DIR", help="data dir (default: ./data)")
+    data.add_argument("--data", metavar="DIR", help="data dir (default: $KIOSK_DATA, else ./data)")
     add_group(sub, "calibrate", _actions, dest="calibrate_verb", parents=[data])
 
 
@@ -68,9 +69,12 @@ def _actions(actions: Verbs) -> None:
 
 
 def _path(args: argparse.Namespace) -> Path:
-    data = Path(args.data)
+    data = Path(args.data or os.environ.get("KIOSK_DATA") or "data")
     if not data.is_dir():
-        raise UsageError(f"data dir {data} does not exist")
+        raise UsageError(
+            f"data dir {data} does not exist; give the kiosk's with --data DIR"
+            " (the daemon's: /var/lib/kiosk)"
+        )
     return default_path(data)
 
 
