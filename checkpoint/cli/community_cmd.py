@@ -48,8 +48,9 @@ def register(sub: Verbs) -> None:
 def _lists(actions: Verbs) -> None:
     """import revocations, quarantine or households from CSV or .xlsx
 
-    Import revocations, quarantine or households from a CSV or .xlsx file (columns
-    pass_id | household,from,until)."""
+    Import revocations, quarantine or households from a CSV or .xlsx file, told by its
+    columns (or --list): revocations pass_id[,reason]; quarantine
+    household,from,until[,holder,note]; households household[,residents,observation_until,note]."""
     _import_action(actions, "lists")
 
 
