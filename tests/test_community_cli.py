@@ -152,21 +152,22 @@ def test_a_sheet_without_a_column_keeps_what_that_column_held(db, tmp_path, caps
     import sqlite3
 
     path, _ = db
-    first = tmp_path / "h.csv"
-    first.write_text("household,residents,observation_until,note\n1-101,2,2026-12-20,back\n")
-    run(capsys, "lists", "import", str(first), "--apply", "--db", str(path))
-    second = tmp_path / "h2.csv"
-    second.write_text("household,residents\n1-101,4\n")
-    code, out, _ = run(capsys, "lists", "import", str(second), "--apply", "--db", str(path))
-    assert code == 0 and json.loads(out)["changed"] == 1
-    lost = tmp_path / "r.csv"
-    lost.write_text("pass_id,reason\nabcdef012345,lost card\n")
-    run(capsys, "lists", "import", str(lost), "--apply", "--db", str(path))
-    again = tmp_path / "r2.csv"
-    again.write_text("pass_id\nabcdef012345\n")
-    code, out, _ = run(capsys, "lists", "import", str(again), "--db", str(path))
-    assert code == 0 and json.loads(out)["unchanged"] == 1
-    run(capsys, "lists", "import", str(again), "--apply", "--db", str(path))
+
+    def sheet(name, text, *flags):
+        (tmp_path / name).write_text(text)
+        code, out, _ = run(
+            capsys, "lists", "import", str(tmp_path / name), *flags, "--db", str(path)
+        )
+        assert code == 0
+        return json.loads(out)
+
+    sheet(
+        "h.csv", "household,residents,observation_until,note\n1-101,2,2026-12-20,back\n", "--apply"
+    )
+    assert sheet("h2.csv", "household,residents\n1-101,4\n", "--apply")["changed"] == 1
+    sheet("r.csv", "pass_id,reason\nabcdef012345,lost card\n", "--apply")
+    assert sheet("r2.csv", "pass_id\nabcdef012345\n")["unchanged"] == 1
+    sheet("r2.csv", "pass_id\nabcdef012345\n", "--apply")
     with sqlite3.connect(path) as conn:
         households = conn.execute(
             "select residents, observation_until, note from list_households"
