@@ -175,3 +175,26 @@ def test_a_sheet_without_a_column_keeps_what_that_column_held(db, tmp_path, caps
         reasons = conn.execute("select reason from list_revocations").fetchall()
     assert households == [(4, "2026-12-20", "back")]
     assert reasons == [("lost card",)]
+
+
+def test_report_never_writes_over_a_file_that_is_not_a_report(db, tmp_path, capsys):
+    """Before: `kiosk report --xlsx kiosk.toml` (or `--csv quarantine.csv`, the sheet just
+    imported) replaced that file with the report, silently."""
+    path, day = db
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[site]\nkiosk_id = "gate-1"\n')
+    sheet = tmp_path / "quarantine.csv"
+    sheet.write_text("household,holder,from,until\n1-1,,2026-03-01,2026-03-14\n")
+    for flag, target, message in (
+        ("--xlsx", config, "must end in .xlsx"),
+        ("--csv", config, "must end in .csv"),
+        ("--csv", sheet, "not a report"),
+    ):
+        code, _, err = run(capsys, "report", "--day", day, "--db", str(path), flag, str(target))
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert config.read_text() == '[site]\nkiosk_id = "gate-1"\n'
+    assert sheet.read_text().startswith("household,holder")
+    report = tmp_path / "r.csv"
+    for _ in range(2):  # an earlier report is replaced: the daily cron job writes the same name
+        code, _, _ = run(capsys, "report", "--day", day, "--db", str(path), "--csv", str(report))
+        assert code == 0 and "people,in,1" in report.read_text()

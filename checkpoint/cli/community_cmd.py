@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import zipfile
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -110,11 +111,31 @@ def report_day(text: str) -> date:
     return day
 
 
-def _write(path: str, data: bytes) -> None:
+def report_target(path: str, suffix: str) -> Path:
+    """Where a report in the format of ``suffix`` (.xlsx, .csv) may go: a file name with that
+    suffix, in an existing folder, and not a file holding something else (a config, the list
+    just imported); an earlier report of the same format is replaced (a daily job's file)."""
     target = Path(path)
+    if target.suffix.lower() != suffix:
+        raise UsageError(f"--{suffix[1:]} {path}: the file name must end in {suffix}")
     if not target.parent.is_dir():
         raise UsageError(f"no such directory: {target.parent}")
-    write_file(target, data)
+    if target.exists() and not _is_report(target, suffix):
+        raise UsageError(f"{path} exists and is not a report: give a new file name")
+    return target
+
+
+def _is_report(path: Path, suffix: str) -> bool:
+    try:
+        if suffix == ".csv":
+            with path.open("rb") as f:
+                first = f.readline(64).removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")
+            return first == b"category,item,value"
+        with zipfile.ZipFile(path) as book:
+            info = book.getinfo("xl/workbook.xml")
+            return info.file_size < 1 << 20 and b'name="daily report"' in book.read(info)
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return False
 
 
 def report_run(args: argparse.Namespace) -> int:
@@ -127,17 +148,20 @@ def report_run(args: argparse.Namespace) -> int:
     from kiosk.stats import daily_report
 
     day = report_day(args.day)
+    targets = {
+        f: report_target(p, "." + f) for f, p in (("xlsx", args.xlsx), ("csv", args.csv)) if p
+    }
     config = load_args_config(args)
     store = _store(args, config)
     try:
         report = daily_report(store.reader(), day, config.site.timezone, config.policy.quota)
     finally:
         store.close()
-    if args.xlsx:
-        _write(args.xlsx, report_xlsx(report))
-    if args.csv:
-        _write(args.csv, report_csv(report).encode("utf-8"))
-    if not (args.xlsx or args.csv):
+    if "xlsx" in targets:
+        write_file(targets["xlsx"], report_xlsx(report))
+    if "csv" in targets:
+        write_file(targets["csv"], report_csv(report).encode("utf-8"))
+    if not targets:
         print(json.dumps(report, ensure_ascii=False))
     return 0
 

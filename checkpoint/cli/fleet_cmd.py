@@ -203,17 +203,14 @@ def report_run(args: argparse.Namespace) -> int:
     from office.district import district_report
     from office.pg import PgError
 
-    from .community_cmd import report_day
+    from .community_cmd import report_day, report_target
 
     day = report_day(args.day)
     try:
         tz = ZoneInfo(args.tz)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
         raise UsageError(f"--tz: unknown time zone {args.tz!r}") from None
-    outputs = [Path(p) for p in (args.xlsx, args.csv) if p]
-    for path in outputs:
-        if not path.parent.is_dir():
-            raise UsageError(f"no such directory: {path.parent}")
+    outputs = [report_target(p, "." + f) for f, p in (("xlsx", args.xlsx), ("csv", args.csv)) if p]
     dsn = _dsn_from(args.dsn_env)
     try:
         report = district_report(dsn, day, tz, kiosks=args.kiosk)
