@@ -666,3 +666,17 @@ def test_a_secret_from_the_environment_that_is_not_utf8_names_it():
 
     with pytest.raises(SecretError, match="KIOSK_SESSION_KEY"):
         session_key({"KIOSK_SESSION_KEY": "\udcff" * 40})
+
+
+@pytest.mark.parametrize("verb", [["token", "new", "--scope", "logs:read"], ["guard", "list"]])
+def test_a_database_verb_away_from_the_data_dir_says_where_to_point_it(
+    verb, tmp_path, capsys, monkeypatch
+):
+    """Before: `kiosk token new` run from the wrong folder said only `no such directory for
+    the database: data`, not how to name the kiosk's database."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KIOSK_DATA", raising=False)
+    monkeypatch.delenv("KIOSK_CONFIG", raising=False)
+    assert main(verb) == 2
+    err = _one_line_error(capsys, verb[0])
+    assert "--data" in err and "--db" in err and "kiosk-admin" in err

@@ -63,7 +63,10 @@ def open_store(
 
     path = db_path(args, config)
     if not path.parent.is_dir():
-        raise UsageError(f"no such directory for the database: {path.parent}")
+        raise UsageError(
+            f"no such directory for the database: {path.parent}; name the kiosk's with"
+            " --data DIR or --db FILE (sudo kiosk-admin uses the daemon's)"
+        )
     log = EventLog(
         path,
         config.site.kiosk_id,
