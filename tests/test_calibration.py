@@ -286,6 +286,23 @@ def test_cli_emissivity_reads_the_fake_sensor(data_dir, capsys):
     assert capsys.readouterr().out.strip() == "emissivity 1.0000"
 
 
+def test_cli_emissivity_uses_the_daemons_config_and_says_when_it_is_the_emulator(
+    data_dir, tmp_path, capsys, monkeypatch
+):
+    """Before: `sudo kiosk-admin calibrate emissivity` ignored $KIOSK_CONFIG (the daemon's,
+    naming the real MLX90614) and read, or with --set --yes "wrote", the emulator's EEPROM,
+    telling the technician to power-cycle a sensor nobody had touched."""
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[thermometer.driver]\ntype = "mlx90614"\nbus = 31\n')
+    monkeypatch.setenv("KIOSK_CONFIG", str(config))
+    assert calibrate(data_dir, "emissivity") == 1  # the real sensor's bus: none here
+    assert "I2C" in capsys.readouterr().err
+    monkeypatch.delenv("KIOSK_CONFIG")
+    assert calibrate(data_dir, "emissivity") == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "emissivity 1.0000" and "emulated" in err
+
+
 def test_cli_emissivity_write_needs_yes_and_a_sane_value(data_dir, capsys):
     assert calibrate(data_dir, "emissivity", "--set", "0.95") == 2
     assert "needs --yes" in capsys.readouterr().err

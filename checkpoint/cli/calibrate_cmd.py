@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -63,7 +64,12 @@ def _actions(actions: Verbs) -> None:
     reset.add_argument("--yes", action="store_true", help="confirm")
 
     emissivity = add_verb(actions, "emissivity", _emissivity)
-    emissivity.add_argument("--config", metavar="FILE", help="kiosk config naming the thermometer")
+    emissivity.add_argument(
+        "--config",
+        metavar="FILE",
+        help="kiosk config naming the thermometer (default: $KIOSK_CONFIG, which kiosk-admin"
+        " sets to the daemon's; with neither, the emulated sensor)",
+    )
     emissivity.add_argument("--set", type=float, metavar="E", help="new emissivity, 0.1..1.0")
     emissivity.add_argument("--yes", action="store_true", help="confirm the EEPROM write")
 
@@ -195,9 +201,15 @@ def _emissivity(args: argparse.Namespace) -> int:
                 "writing EEPROM 0x24 needs --yes (the sensor must then be power-cycled)"
             )
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config or os.environ.get("KIOSK_CONFIG") or None)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    if cfg.thermometer.driver.type == "fake":
+        print(
+            "kiosk calibrate: the emulated sensor (no --config or $KIOSK_CONFIG names the"
+            " MLX90614): nothing real is read or written",
+            file=sys.stderr,
+        )
     thermometer = build_thermometer(cfg.thermometer, SystemClock())
     if not isinstance(thermometer, Mlx90614):
         raise UsageError("the configured thermometer has no emissivity setting")
