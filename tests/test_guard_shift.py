@@ -17,3 +17,19 @@ def test_lists_never_updated_say_so_instead_of_minus_one_hours(alice):
         assert page.status_code == 200
         assert never in page.text
         assert "-1 " not in page.text and "-1 h" not in page.text
+
+
+def test_shifts_and_handovers_read_in_the_sites_time_as_the_manager_typed_them(admin, alice):
+    # The manager types a shift in local time (datetime-local); the roster listed it in UTC
+    # ("2026-03-02T00:00 协调世界时" for an 08:00 start), so the guard read the wrong hours.
+    form = {"csrf": admin.csrf, "guard": "alice", "starts": "2026-03-02T08:00"}
+    saved = admin.post("/guard/community/shifts", data=form | {"ends": "2026-03-02T16:00"})
+    assert saved.status_code in (200, 303)
+    opened = alice.post("/guard/community/handover", data={"csrf": alice.csrf, "incoming": "root"})
+    assert opened.status_code in (200, 303)
+    page = alice.get("/guard/community/handover?lang=zh-CN").text
+    assert "2026-03-02 08:00" in page and "2026-03-02 16:00" in page
+    assert "自 2026-03-02 08:00" in page  # since alice's shift began
+    assert "协调世界时" not in page and "T00:00" not in page
+    overview = alice.get("/guard/community?lang=en").text
+    assert "08:00–16:00" in overview and "UTC" not in overview

@@ -140,7 +140,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "nothing": ("暂无", "None"),
     "saved": ("已保存", "Saved"),
     "admin_only": ("仅管理员", "Admins only"),
-    "utc": ("协调世界时", "UTC"),
+    "time": ("时间", "Time"),
     "xlsx": ("导出 Excel", "Export .xlsx"),
     "csv": ("导出 CSV", "Export CSV"),
 }
@@ -169,10 +169,17 @@ def render(g: Guard, request: Request, name: str, session: Session, **ctx: Any) 
     saved = request.query_params.get("msg") == SAVED
     base = {
         "tr": translator(lang),
+        "local": lambda iso, width=16: site_time(g, iso)[:width],
         "flash_ok": translator(lang)("saved") if saved else None,
         "flash_err": g.flash(request)["flash_err"],
     }
     return g.render(request, name, session, **{**base, **ctx})
+
+
+def site_time(g: Guard, iso: str) -> str:
+    """A stored UTC time as the site reads it: ``YYYY-MM-DD HH:MM:SS`` in its time zone (the
+    manager types shifts in local time; a guard never converts from UTC)."""
+    return datetime.fromisoformat(iso).astimezone(g.tz).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def role(g: Guard, session: Session) -> Role:
