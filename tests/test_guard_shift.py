@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
-from guard_support import console_fixtures
+from fastapi.testclient import TestClient
+from guard_support import BASE, GUARD_PW, console_fixtures
 
 #: The console at 09:00 Shanghai.
 clock, core, app, alice, admin = console_fixtures(datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
@@ -33,3 +35,19 @@ def test_shifts_and_handovers_read_in_the_sites_time_as_the_manager_typed_them(a
     assert "协调世界时" not in page and "T00:00" not in page
     overview = alice.get("/guard/community?lang=en").text
     assert "08:00–16:00" in overview and "UTC" not in overview
+
+
+def test_the_language_chosen_on_the_sign_in_page_stays_after_signing_in(app):
+    # A guard tapped "English" on the sign-in page, signed in, and got the console in Chinese.
+    with TestClient(app, base_url=BASE) as client:
+        page = client.get("/guard/login?lang=en")
+        assert '<html lang="en">' in page.text
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        signed = client.post(
+            "/guard/login?lang=en",
+            data={"name": "alice", "password": GUARD_PW, "csrf": token, "next": "/guard"},
+            headers={"Origin": BASE},
+        )
+        assert signed.status_code == 200
+        assert '<html lang="en">' in signed.text
+        assert '<html lang="en">' in client.get("/guard/stats").text
