@@ -51,3 +51,20 @@ def test_the_language_chosen_on_the_sign_in_page_stays_after_signing_in(app):
         assert signed.status_code == 200
         assert '<html lang="en">' in signed.text
         assert '<html lang="en">' in client.get("/guard/stats").text
+
+
+def test_the_printable_daily_report_names_its_rows_in_the_guards_language(alice, core):
+    # The report a guard prints for the office listed machine keys ("people / in",
+    # "service_requests / open_at_end", "quarantined_households") on the Chinese page.
+    from kiosk.store import EventDraft
+
+    core.store.append(EventDraft(direction="in", decision="pass", household="1-1", temp_c=36.5))
+    zh = alice.get("/guard/community/report?day=2026-03-02&lang=zh-CN").text
+    row = 'data-category="people" data-item="in"><td>人员进出</td><td>进入</td><td>1<'
+    assert row in zh
+    assert "<td>quarantined_households</td>" not in zh and "<td>open_at_end</td>" not in zh
+    assert "<td>居家隔离户数</td>" in zh and "<td>通过</td>" in zh
+    en = alice.get("/guard/community/report?day=2026-03-02&lang=en").text
+    assert 'data-item="in"><td>People</td><td>In</td><td>1<' in en
+    # The exports keep the office's keys.
+    assert "people,in,1" in alice.get("/guard/community/report.csv?day=2026-03-02").text
