@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
-from guard_support import BASE, GUARD_PW, console_fixtures
+from guard_support import BASE, GUARD_PW, console_fixtures, decided, post
 
 #: The console at 09:00 Shanghai.
 clock, core, app, alice, admin = console_fixtures(datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
@@ -68,3 +68,15 @@ def test_the_printable_daily_report_names_its_rows_in_the_guards_language(alice,
     assert 'data-item="in"><td>People</td><td>In</td><td>1<' in en
     # The exports keep the office's keys.
     assert "people,in,1" in alice.get("/guard/community/report.csv?day=2026-03-02").text
+
+
+def test_a_vehicle_passage_names_who_had_the_fever_not_only_the_driver(alice, core):
+    # A car turned back for a passenger's fever: the passage page (where the feed and the
+    # alarms lead) showed "38.2" beside the driver's name and no passengers at all.
+    form = {"plate": "沪A12345", "driver": "刘强", "driver_temp": "36.4", "reason": "送货"}
+    form |= {"p1_name": "刘小明", "p1_temp": "38.2", "decision": "deny", "direction": "in"}
+    with decided(alice, core):
+        assert post(alice, "/guard/register/vehicle", alice.csrf, **form).status_code == 303
+    (event,) = core.store.events()
+    page = alice.get(f"/guard/passage/{event['seq']}?lang=zh-CN").text
+    assert "刘强 36.4 °C、刘小明 38.2 °C" in page
