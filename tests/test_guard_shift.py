@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from fastapi.testclient import TestClient
 from guard_support import BASE, GUARD_PW, console_fixtures, decided, post
 
+from kiosk import queries
+
 #: The console at 09:00 Shanghai.
 clock, core, app, alice, admin = console_fixtures(datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
 
@@ -80,3 +82,18 @@ def test_a_vehicle_passage_names_who_had_the_fever_not_only_the_driver(alice, co
     (event,) = core.store.events()
     page = alice.get(f"/guard/passage/{event['seq']}?lang=zh-CN").text
     assert "刘强 36.4 °C、刘小明 38.2 °C" in page
+
+
+def test_the_pass_just_issued_is_in_the_list_under_its_card(alice, core):
+    # Issuing showed the card above "本机签发的通行证 0 · 没有符合的通行证": the list was read
+    # before the issue was recorded, so the guard saw no sign it was kept.
+    form = {"household": "3-201", "holder": "陈建国", "role": "visitor", "days": "3"}
+    page = post(alice, "/guard/passes?lang=zh-CN", alice.csrf, **form)
+    assert page.status_code == 200
+    listed = re.findall(r'name="pass_id" value="([^"]+)" form="print-batch"', page.text)
+    assert "没有符合的通行证" not in page.text
+    (row,) = queries.issued_passes(core.store)  # the issue as the audit row records it
+    assert listed == [row.detail["pass_id"]]
+    # Read again, the list has it once.
+    again = alice.get("/guard/passes").text
+    assert re.findall(r'name="pass_id" value="([^"]+)" form="print-batch"', again) == listed
