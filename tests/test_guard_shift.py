@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
-from guard_support import BASE, GUARD_PW, console_fixtures, decided, post
+from guard_support import BASE, GUARD_PW, add_event, console_fixtures, decided, post
 
 from kiosk import queries
 
@@ -97,3 +97,15 @@ def test_the_pass_just_issued_is_in_the_list_under_its_card(alice, core):
     # Read again, the list has it once.
     again = alice.get("/guard/passes").text
     assert re.findall(r'name="pass_id" value="([^"]+)" form="print-batch"', again) == listed
+
+
+def test_the_last_reading_on_the_calibration_page_is_in_the_sites_time(alice, core):
+    # The guard pairs a clinical reading with the kiosk's last one by its time: the page gave
+    # it in UTC ("2026-03-02 01:00:15" for a reading the feed shows at 09:00:15).
+    add_event(core, temp_c=36.7, temp_object_c=33.8, temp_ambient_c=24.0)
+    page = alice.get("/guard/calibration?lang=zh-CN").text
+    assert "最近一次测温：2026-03-02 09:00" in page and "01:00" not in page
+    # A reading the thermometry could not turn into a body temperature is not "0.0 °C".
+    add_event(core, decision="deny", reasons=("remeasure",), temp_object_c=29.0, temp_ambient_c=9.0)
+    page = alice.get("/guard/calibration?lang=zh-CN").text
+    assert "估算 — °C（表面 29.0 °C" in page and "0.0 °C" not in page
