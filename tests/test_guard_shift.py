@@ -109,3 +109,15 @@ def test_the_last_reading_on_the_calibration_page_is_in_the_sites_time(alice, co
     add_event(core, decision="deny", reasons=("remeasure",), temp_object_c=29.0, temp_ambient_c=9.0)
     page = alice.get("/guard/calibration?lang=zh-CN").text
     assert "估算 — °C（表面 29.0 °C" in page and "0.0 °C" not in page
+
+
+def test_a_returnees_alarm_names_the_person_not_only_their_number(alice):
+    # "发热 · #1 · 2026-03-02": the guard had to match #1 against the table below.
+    form = {"name": "周晓峰", "household": "3-201", "origin": "武汉", "date_back": "2026-03-02"}
+    saved = post(alice, "/guard/community/returnees", alice.csrf, **form | {"days": "14"})
+    assert "msg=saved" in saved.headers["location"]
+    pid = re.search(r'data-person="(\d+)"', alice.get("/guard/community/returnees").text)[1]
+    post(alice, f"/guard/community/returnees/{pid}/temperature", alice.csrf, temp_c="38.1")
+    page = alice.get("/guard/community/returnees?lang=zh-CN").text
+    alarms = page[page.index('id="alarms"') : page.index('id="ledger"')]
+    assert "发热 · 周晓峰 · 3-201 · 2026-03-02" in alarms
