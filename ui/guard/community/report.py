@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from kiosk.categories import report_csv, report_rows, report_xlsx
 from kiosk.stats import daily_report
-from ui.guard.community.common import PREFIX, community_room, render, translator
+from ui.guard.community.common import PREFIX, TEXT, community_room, render, translator
 from ui.guard.deps import Guard, GuardDep, PageSession, audited, note
 from ui.guard.forms import FIRST_DAY, LAST_DAY, BadInput
 from ui.guard.forms import day as parse_day
@@ -21,56 +21,13 @@ router = community_room(f"{PREFIX}/report")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-#: The report's categories and items as a guard reads them (zh-CN, en); the exports keep the
-#: office's keys, and the page keeps them in ``data-category`` / ``data-item``.
-LABELS: dict[str, tuple[str, str]] = {
-    "report": ("报表", "Report"),
-    "report.day": ("日期", "Day"),
-    "report.scope": ("范围", "Scope"),
-    "report.gates": ("岗点", "Gates"),
-    "report.events": ("记录条数", "Events"),
-    "scope.gate": ("本岗点", "This gate"),
-    "decisions": ("判定", "Decisions"),
-    "decisions.pass": ("通过", "Pass"),
-    "decisions.deny": ("拒绝", "Deny"),
-    "decisions.manual_pass": ("人工放行", "Manual pass"),
-    "decisions.manual_deny": ("人工拒绝", "Manual deny"),
-    "ledgers": ("台账", "Ledgers"),
-    "ledgers.gates": ("已上报岗点", "Gates reporting"),
-    "ledgers.missing": ("未上报岗点", "Gates missing"),
-    "people": ("人员进出", "People"),
-    "people.in": ("进入", "In"),
-    "people.out": ("外出", "Out"),
-    "fevers": ("发热", "Fevers"),
-    "fevers.gate": ("闸口测温", "At the gate"),
-    "fevers.returnee_checks": ("返回人员测温", "Returnee checks"),
-    "returnees": ("返回人员", "Returnees"),
-    "returnees.new": ("新登记", "New"),
-    "returnees.observing": ("观察中", "Observing"),
-    "returnees.cleared": ("已解除", "Cleared"),
-    "returnees.escalated": ("已上报", "Escalated"),
-    "returnees.transferred": ("已转运", "Transferred"),
-    "quarantined_households": ("居家隔离户数", "Quarantined households"),
-    "registrations": ("人工登记人数", "People registered by hand"),
-    "vehicles": ("车辆", "Vehicles"),
-    "vehicles.registrations": ("车辆登记", "Registrations"),
-    "vehicles.occupants": ("随车人员", "Occupants"),
-    "vehicles.unknown_plates": ("非本小区车牌", "Unknown plates"),
-    "service_requests": ("上门服务", "Service requests"),
-    "service_requests.opened": ("新提交", "Opened"),
-    "service_requests.done": ("已完成", "Done"),
-    "service_requests.open_at_end": ("日终未完成", "Open at the day's end"),
-}
-
-
 def labelled(rows: list[list[Any]], lang: str) -> list[list[Any]]:
     """``(category, item, value)`` rows with the category and item (and the scope) in
     ``lang`` appended: a key with no words is shown as it is."""
-    tr, index = translator(lang), 0 if lang == "zh-CN" else 1
+    tr = translator(lang)
 
     def word(key: str, default: str) -> str:
-        pair = LABELS.get(key)
-        return pair[index] if pair else default
+        return tr(f"r.{key}") if f"r.{key}" in TEXT else default
 
     out = []
     for category, item, value in rows:
