@@ -102,7 +102,7 @@ def test_the_report_page_and_its_xlsx_and_csv(admin, core):
 
     core.store.append(EventDraft(direction="in", decision="pass", household="1-1", temp_c=36.5))
     page = admin.get("/guard/community/report?day=2026-02-12").text
-    assert re.search(r'data-category="people" data-item="in"><td>people</td><td>in</td><td>1<',
+    assert re.search(r'data-category="people" data-item="in"><td>人员进出</td><td>进入</td><td>1<',
                      page)  # fmt: skip
     xlsx = admin.get("/guard/community/report.xlsx?day=2026-02-12")
     sheet = openpyxl.load_workbook(io.BytesIO(xlsx.content))["daily report"]

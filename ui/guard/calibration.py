@@ -52,6 +52,7 @@ def calibration_page(request: Request, session: PageSession, g: GuardDep) -> Res
         model=cal,
         problem=problem,
         last=last,
+        last_when=local_time(last.ts, g.tz, "%Y-%m-%d %H:%M:%S") if last else "",
         **g.flash(request),
     )
 

@@ -139,8 +139,7 @@ class Guard:
         )
         response.headers["Cache-Control"] = "no-store"
         secure_headers(response)
-        if request.query_params.get("lang") in i18n.LANGS:
-            response.set_cookie("kiosk_lang", lang, samesite="strict", path="/", httponly=True)
+        remember_lang(request, response)
         return response
 
     def session_left_s(self, session: Session) -> int:
@@ -293,6 +292,14 @@ def audited_route(back: str) -> type[APIRoute]:
             return _audit(handler, action or self.name, back)
 
     return AuditedRoute
+
+
+def remember_lang(request: Request, response: Response) -> None:
+    """The language a page was asked in (``?lang=``) stays for the pages after it (a cookie):
+    chosen on the sign-in page, it is the console's after signing in."""
+    chosen = request.query_params.get("lang")
+    if chosen in i18n.LANGS:
+        response.set_cookie("kiosk_lang", chosen, samesite="strict", path="/", httponly=True)
 
 
 def room(page: str, *, prefix: str = "/guard", tag: str = "guard console") -> APIRouter:

@@ -16,7 +16,7 @@ from kiosk.alarms import RESOLUTIONS
 from kiosk.engine import NO_SUBJECT, ManualSubject
 from ui.auth import Session
 from ui.guard.deps import ActionSession, ApiSession, Guard, GuardDep, PageSession, done, note, room
-from ui.guard.display import feed_row, local_time
+from ui.guard.display import feed_row, local_time, vehicle_text
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
 from ui.views import HEARTBEAT_S, ScreenTracker, bus_messages, current_state, kiosk_view, sse
 
@@ -75,6 +75,7 @@ def passage_page(
         row=rows_of(g, [event], g.lang(request), clear)[0],
         when=local_time(event.get("ts"), g.tz, "%Y-%m-%d %H:%M:%S"),
         household=masked.get("household"),
+        vehicle=vehicle_text(event, clear),
     )
 
 

@@ -59,15 +59,21 @@ def status_of(record: dict[str, Any], revoked: dict[str, str], now: datetime) ->
     return "valid" if now < until else "expired"
 
 
-def pass_rows(g: Guard, session: Session, lang: str, q: str) -> list[dict[str, Any]]:
+def pass_rows(
+    g: Guard, session: Session, lang: str, q: str, fresh: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """The list of issued passes matching ``q`` (holder, household or pass number), masked
-    for the viewer's role."""
+    for the viewer's role; ``fresh``, a pass issued by this request (its audit row is written
+    once the answer is made), first."""
     clear = g.clear(session)
     revoked = queries.revoked_pass_ids(g.core.store)
     now = g.core.clock.now()
     wanted = q.strip().casefold()
     rows = []
-    for r in issued_records(g):
+    records = issued_records(g)
+    if fresh is not None and all(r["pass_id"] != fresh["pass_id"] for r in records):
+        records.insert(0, fresh)
+    for r in records:
         if wanted and not any(
             wanted in str(r.get(k, "")).casefold() for k in ("holder", "household", "pass_id")
         ):
@@ -94,6 +100,7 @@ def pass_rows(g: Guard, session: Session, lang: str, q: str) -> list[dict[str, A
 def render(request: Request, g: Guard, session: Session, **ctx: Any) -> HTMLResponse:
     lang = g.lang(request)
     q = str(ctx.pop("q", "") or "")[:60]
+    fresh = ctx.pop("fresh", None)
     base = {"issued": None, "cards": None, **g.flash(request)}
     return g.render(
         request,
@@ -102,7 +109,7 @@ def render(request: Request, g: Guard, session: Session, **ctx: Any) -> HTMLResp
         can_issue=g.core.issuer_key is not None,
         roles=ROLES,
         q=q,
-        passes=pass_rows(g, session, lang, q),
+        passes=pass_rows(g, session, lang, q, fresh),
         **(base | ctx),
     )
 
@@ -137,22 +144,24 @@ async def issue(request: Request, session: ActionSession, g: GuardDep) -> Respon
     except ValueError as exc:  # kiosk.passes says what cannot go on a pass
         raise BadInput(str(exc)) from None
     # The issue record: everything a reprint signs again (personal, like the audit detail is).
-    note(
-        request,
-        pass_id=pass_.pass_id,
-        key_id=pass_.key_id,
-        holder=pass_.holder,
-        household=pass_.household,
-        role=role,
-        valid_from=pass_.valid_from.isoformat(),
-        valid_until=pass_.valid_until.isoformat(),
-        flags=list(pass_.flags),
-    )
+    record: dict[str, Any] = {
+        "pass_id": pass_.pass_id,
+        "key_id": pass_.key_id,
+        "holder": pass_.holder,
+        "household": pass_.household,
+        "role": role,
+        "valid_from": pass_.valid_from.isoformat(),
+        "valid_until": pass_.valid_until.isoformat(),
+        "flags": list(pass_.flags),
+    }
+    note(request, **record)
     lang = g.lang(request)
+    issued_at = g.core.clock.now().isoformat()
     return render(
         request,
         g,
         session,
+        fresh=record | {"issued_at": issued_at, "actor": session.name},
         issued=card_view(payload, pass_, g, lang),
         flash_ok=i18n.t(lang, "pass.issued"),
         flash_err=None,

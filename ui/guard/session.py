@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from kiosk.accounts import NAME_RE
 from ui import i18n
 from ui.auth import CSRF_FIELD, Session, client_addr, same_origin
-from ui.guard.deps import ActionSession, Guard, GuardDep, note, room
+from ui.guard.deps import ActionSession, Guard, GuardDep, note, remember_lang, room
 from ui.guard.forms import safe_next
 from ui.views import secure_headers
 
@@ -43,6 +43,7 @@ def login_form(
         status_code=status,
     )
     response.headers["Cache-Control"] = "no-store"
+    remember_lang(request, response)
     return secure_headers(response)
 
 
@@ -86,6 +87,7 @@ async def login(request: Request, g: GuardDep) -> Response:
     else:
         response = RedirectResponse(safe_next(str(form.get("next") or "")), status_code=303)
     g.auth.set_cookie(response, request, cookie)
+    remember_lang(request, response)
     return response
 
 

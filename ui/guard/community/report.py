@@ -12,13 +12,30 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from kiosk.categories import report_csv, report_rows, report_xlsx
 from kiosk.stats import daily_report
-from ui.guard.community.common import PREFIX, community_room, render
+from ui.guard.community.common import PREFIX, TEXT, community_room, render, translator
 from ui.guard.deps import Guard, GuardDep, PageSession, audited, note
 from ui.guard.forms import FIRST_DAY, LAST_DAY, BadInput
 from ui.guard.forms import day as parse_day
 
 router = community_room(f"{PREFIX}/report")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def labelled(rows: list[list[Any]], lang: str) -> list[list[Any]]:
+    """``(category, item, value)`` rows with the category and item (and the scope) in
+    ``lang`` appended: a key with no words is shown as it is."""
+    tr = translator(lang)
+
+    def word(key: str, default: str) -> str:
+        return tr(f"r.{key}") if f"r.{key}" in TEXT else default
+
+    out = []
+    for category, item, value in rows:
+        kind = str(item).removeprefix("by_kind.")
+        item_text = tr(f"k.{kind}") if kind != item else word(f"{category}.{item}", str(item))
+        shown = word(f"scope.{value}", str(value)) if item == "scope" else value
+        out.append([category, item, shown, word(category, str(category)), item_text])
+    return out
 
 
 #: What a ``?day=`` the report cannot take gets (the console's days: ``forms.FIRST_DAY`` to
@@ -43,8 +60,8 @@ def report(request: Request, session: PageSession, g: GuardDep) -> Response:
     if data is None:
         return render(g, request, "community_report.html", session, rows=[], day="",
                       flash_err=BAD_DAY)  # fmt: skip
-    return render(g, request, "community_report.html", session, rows=report_rows(data)[1:],
-                  day=data["day"])  # fmt: skip
+    rows = labelled(report_rows(data)[1:], g.lang(request))
+    return render(g, request, "community_report.html", session, rows=rows, day=data["day"])
 
 
 @router.get("/report.{fmt}", name="report_export", include_in_schema=False)

@@ -34,14 +34,10 @@ router = community_room(PAGE)
 @router.get("/returnees", response_class=HTMLResponse, include_in_schema=False)
 def returnees(request: Request, session: PageSession, g: GuardDep) -> Response:
     ledger = ledgers(g).observation
-    return render(
-        g,
-        request,
-        "community_returnees.html",
-        session,
-        people=[masked(g, session, p.to_dict()) for p in reversed(ledger.people())],
-        alarms=[a.to_dict() for a in ledger.alarms()],
-    )
+    people = [masked(g, session, p.to_dict()) for p in reversed(ledger.people())]
+    named = {p["id"]: f"{p['name']} · {p['household']}" for p in people}
+    alarms = [a.to_dict() | {"who": named.get(a.person_id)} for a in ledger.alarms()]
+    return render(g, request, "community_returnees.html", session, people=people, alarms=alarms)
 
 
 #: Registering checks the ledger, then writes: one at a time, so a double tap makes one.
