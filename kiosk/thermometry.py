@@ -509,7 +509,11 @@ class Measurement:
         body = estimate_body_c(obj, amb, self.calibration)
         doubt = "low" if body_top < cfg.normal_min_c else "unsteady"
         return Temperature(
-            "implausible", round(body, 2), round(obj, 2), round(amb, 2), "temp_implausible",
+            "implausible",
+            round(body, 2),
+            round(obj, 2),
+            round(amb, 2),
+            "temp_implausible",
             doubt=doubt,
         )
 

@@ -103,6 +103,14 @@ def _usb_reader(clock, factory, sink=None) -> CameraReader:
     return reader
 
 
+def _delivering_reader(clock, factory) -> CameraReader:
+    """A USB camera reader that has opened its camera and stepped on its first frame."""
+    reader = _usb_reader(clock, factory)
+    reader.step()
+    _step_with_frame(reader)
+    return reader
+
+
 def _step_with_frame(reader: CameraReader) -> list:
     """Wait (bounded) until the grab thread posted, then run one watchdog step."""
     assert reader.wait_for_frame(WAIT_S)
@@ -138,9 +146,7 @@ def test_usb_camera_asks_for_fresh_frames_and_reads_a_pass(clock, code_scene):
 def test_read_returning_false_is_a_fault_and_the_camera_reopens_after_backoff(clock, code_scene):
     factory = CaptureFactory(code_scene)
     factory.modes = ["false", "ok"]
-    reader = _usb_reader(clock, factory)
-    reader.step()
-    _step_with_frame(reader)
+    reader = _delivering_reader(clock, factory)
     health = reader.health()
     assert health.state == "fault" and "read() returned no frame" in health.detail
     assert factory.made[0].released.is_set()
@@ -158,9 +164,7 @@ def test_read_returning_false_is_a_fault_and_the_camera_reopens_after_backoff(cl
 def test_the_same_frame_forever_is_a_frozen_camera_fault(clock, code_scene):
     factory = CaptureFactory(code_scene)
     factory.modes = ["frozen"]
-    reader = _usb_reader(clock, factory)
-    reader.step()
-    _step_with_frame(reader)
+    reader = _delivering_reader(clock, factory)
     assert reader.health().state == "ok"
     clock.advance(2.9)
     _step_with_frame(reader)
@@ -175,9 +179,7 @@ def test_the_same_frame_forever_is_a_frozen_camera_fault(clock, code_scene):
 def test_a_camera_still_frozen_after_reopen_stays_in_fault(clock, code_scene):
     factory = CaptureFactory(code_scene)
     factory.modes = ["frozen", "frozen"]
-    reader = _usb_reader(clock, factory)
-    reader.step()
-    _step_with_frame(reader)
+    reader = _delivering_reader(clock, factory)
     clock.advance(3.0)
     _step_with_frame(reader)
     assert reader.health().state == "fault"
@@ -881,9 +883,7 @@ class OverlapFactory(CaptureFactory):
 def test_a_frozen_camera_is_released_only_after_its_read_returned(clock, code_scene):
     factory = OverlapFactory(code_scene)
     factory.modes = ["frozen"]
-    reader = _usb_reader(clock, factory)
-    reader.step()
-    _step_with_frame(reader)
+    reader = _delivering_reader(clock, factory)
     clock.advance(3.0)
     _step_with_frame(reader)  # the same frame for frozen_frame_s: lost, released
     assert reader.health().state == "fault"
@@ -894,9 +894,7 @@ def test_a_frozen_camera_is_released_only_after_its_read_returned(clock, code_sc
 
 def test_stopping_a_delivering_camera_releases_it_after_its_read_returned(clock, code_scene):
     factory = OverlapFactory(code_scene)
-    reader = _usb_reader(clock, factory)
-    reader.step()
-    _step_with_frame(reader)
+    reader = _delivering_reader(clock, factory)
     assert reader.health().state == "ok"
     reader.stop()
     assert factory.made[0].released.is_set()

@@ -65,6 +65,13 @@ class Rig:
     def show(self, text: str, direction: str | None = "out") -> None:
         self.engine.on_code(CodeRead(text, "camera", self.clock.monotonic_ns()), direction)
 
+    def resident_comes(self, seconds: float) -> None:
+        """A resident shows a valid pass and steps up to the thermometer at 36.6 degC; the
+        engine runs for ``seconds``."""
+        self.show(self.pass_text())
+        self.emulator.person_arrives(36.6)
+        self.run(seconds)
+
     def run(self, seconds: float) -> None:
         """Advance virtual time, sampling the thermometer as the runner would, ticking."""
         dt = 1.0 / self.config.thermometer.thermometry.sample_hz
@@ -119,9 +126,7 @@ def make_rig(clock, tmp_path):
 
 
 def test_code_then_normal_temperature_passes_and_pulses_the_gate(rig):
-    rig.show(rig.pass_text())
-    rig.emulator.person_arrives(36.6)
-    rig.run(8)
+    rig.resident_comes(8)
     [decision] = rig.decisions()
     assert decision["decision"] == "pass"
     assert decision["reasons"] == ["ok"]
@@ -143,9 +148,7 @@ def test_code_then_normal_temperature_passes_and_pulses_the_gate(rig):
 
 
 def test_event_is_committed_before_the_relay_fires(rig):
-    rig.show(rig.pass_text())
-    rig.emulator.person_arrives(36.6)
-    rig.run(3)
+    rig.resident_comes(3)
     assert rig.calls[:2] == [("commit", 1), ("gate", True)]
 
 
@@ -159,9 +162,7 @@ def test_latency_runs_from_the_code_to_the_decision(rig):
 
 
 def test_every_state_has_a_prompt_for_the_screen(rig):
-    rig.show(rig.pass_text())
-    rig.emulator.person_arrives(36.6)
-    rig.run(8)
+    rig.resident_comes(8)
     states = [m for m in rig.messages if m["type"] == "state"]
     assert states
     for m in states:
@@ -232,9 +233,7 @@ def test_nobody_at_the_thermometer_times_out_as_no_temperature(rig):
 
 def test_thermometer_fault_denies_for_the_guard_and_recovers_by_itself(rig):
     rig.emulator.inject("nack")
-    rig.show(rig.pass_text())
-    rig.emulator.person_arrives(36.6)
-    rig.run(2)
+    rig.resident_comes(2)
     [decision] = rig.decisions()
     assert decision["decision"] == "deny"
     assert decision["reasons"] == ["sensor_fault"]
@@ -456,9 +455,7 @@ def test_all_readers_down_decides_a_measured_visitor_as_reader_fault(make_rig):
 
 def test_store_fault_denies_unrecorded_and_the_record_is_written_on_recovery(rig):
     rig.store.fail()
-    rig.show(rig.pass_text())
-    rig.emulator.person_arrives(36.6)
-    rig.run(3)
+    rig.resident_comes(3)
     [decision] = rig.decisions()
     assert decision["decision"] == "deny"
     assert "store_fault" in decision["reasons"]
@@ -571,9 +568,7 @@ def _carry_out(rig, crossing: Crossing) -> None:
 
 def test_a_passage_crosses_once_and_is_published_only_after_its_outcome(rig):
     held = _hold_crossings(rig)
-    rig.show(rig.pass_text())
-    rig.emulator.person_arrives(36.6)
-    rig.run(2)
+    rig.resident_comes(2)
     [crossing] = held
     assert crossing.draft.decision == "pass"
     assert (crossing.opens_gate(committed=True), crossing.opens_gate(committed=False)) == (
@@ -633,9 +628,7 @@ def test_a_gate_commanded_open_for_a_deny_is_locked_at_the_next_tick(rig):
 def test_no_lock_is_commanded_while_a_crossing_may_be_opening_the_gate(rig):
     """A lock sent while a crossing opens the gate would land after the opening and cut the
     next person's pulse short; the outcome sets the new pulse's end instead."""
-    rig.show(rig.pass_text())
-    rig.emulator.person_arrives(36.6)
-    rig.run(2)
+    rig.resident_comes(2)
     assert rig.engine.state == "gate_open"
     held = _hold_crossings(rig)
     rig.engine.manual("manual_pass", "guard-zhou", "her child too", "in")
@@ -656,9 +649,7 @@ def test_no_lock_is_commanded_while_a_crossing_may_be_opening_the_gate(rig):
 
 def test_unplugged_gate_raises_an_alarm_and_the_next_code_is_still_decided(rig):
     rig.gate.unplug()
-    rig.show(rig.pass_text())
-    rig.emulator.person_arrives(36.6)
-    rig.run(3)
+    rig.resident_comes(3)
     assert rig.decisions()[0]["decision"] == "pass"
     assert ("gate_fault", "raised") in rig.alarms()
     assert "gate" in rig.engine.degraded
@@ -673,9 +664,7 @@ def test_unplugged_gate_raises_an_alarm_and_the_next_code_is_still_decided(rig):
 
 
 def test_a_gate_that_fails_to_lock_is_retried_until_it_locks(rig):
-    rig.show(rig.pass_text())
-    rig.emulator.person_arrives(36.6)
-    rig.run(2.5)
+    rig.resident_comes(2.5)
     assert rig.gate.is_open
     rig.gate.unplug()
     rig.run(3)
@@ -837,9 +826,7 @@ def test_same_code_still_held_up_is_not_a_second_passage(rig):
 
 
 def test_next_persons_code_during_the_gate_pulse_starts_when_the_gate_locks(rig):
-    rig.show(rig.pass_text())
-    rig.emulator.person_arrives(36.6)
-    rig.run(2.2)
+    rig.resident_comes(2.2)
     assert rig.engine.state == "gate_open"
     rig.show(rig.pass_text(holder="Sun Li"))
     rig.run(4)

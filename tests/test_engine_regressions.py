@@ -66,9 +66,7 @@ def test_a_gate_that_fails_to_lock_stops_inviting_people_through(rig):
     """The pulse ended and the relay did not lock: the screen must not keep saying "Please
     pass" (anyone could walk through an unlocked gate on it); it says out of order until the
     relay locks, then the kiosk is back."""
-    rig.show(rig.pass_text())
-    rig.emulator.person_arrives(36.6)
-    rig.run(2.5)
+    rig.resident_comes(2.5)
     assert rig.engine.state == "gate_open"
     rig.gate.unplug()
     rig.emulator.person_leaves()
@@ -167,12 +165,17 @@ def test_a_gate_command_while_the_lock_is_still_under_way_waits_for_it(tmp_path)
         await r.runner.stop()
         return faults
 
-    try:
-        faults = runner_tests.run(main())
-    finally:
-        r.close()
+    faults = _run_then_close(r, main())
     assert faults == [None, None]
     assert [c.open_ for c in r.gate.commands][1:3] == [False, True]  # after the start's lock
+
+
+def _run_then_close(r, coro):
+    """Run ``coro`` on the runner rig ``r``'s loop, then close the rig whatever happened."""
+    try:
+        return runner_tests.run(coro)
+    finally:
+        r.close()
 
 
 def test_a_code_kept_while_the_gate_would_not_lock_is_not_used_minutes_later(rig):
@@ -226,9 +229,7 @@ def test_a_relay_failing_for_a_pass_is_reported_for_that_pass_not_the_guard_acti
     failure for that pass was handled: the gate_fault alarm named the guard's record instead
     of the pass that did not open."""
     held = _hold_crossings(rig)
-    rig.show(rig.pass_text())
-    rig.emulator.person_arrives(36.6)
-    rig.run(2)
+    rig.resident_comes(2)
     [crossing] = held
     rig.engine.manual("manual_deny", "guard-zhou", "turned back", "in")  # waits for the pass
     rig.gate.unplug()
@@ -328,9 +329,7 @@ def test_a_pass_whose_relay_did_not_open_does_not_tell_the_person_to_go_through(
     from ui.views import kiosk_view
 
     rig.gate.unplug()
-    rig.show(rig.pass_text())
-    rig.emulator.person_arrives(36.6)
-    rig.run(2.5)
+    rig.resident_comes(2.5)
     [decision] = rig.decisions()
     assert decision["decision"] == "pass"
     state = [m for m in rig.messages if m["type"] == "state"][-1]
@@ -376,10 +375,7 @@ def test_start_commands_the_gate_locked(tmp_path):
         await r.runner.stop()
         return opened_after_start
 
-    try:
-        opened_after_start = runner_tests.run(main())
-    finally:
-        r.close()
+    opened_after_start = _run_then_close(r, main())
     assert opened_after_start is False
     assert r.gate.commands[0].open_ is False
 
@@ -396,10 +392,7 @@ def test_a_relay_that_cannot_be_locked_at_start_is_a_fault_and_retried(tmp_path)
         await r.runner.stop()
         return alarm
 
-    try:
-        runner_tests.run(main())
-    finally:
-        r.close()
+    _run_then_close(r, main())
     assert r.gate.commands[0].open_ is False
 
 
@@ -423,9 +416,7 @@ def test_a_decision_held_in_the_backlog_is_recorded_with_the_time_it_was_decided
     decided_at = _clock_at_decisions(rig)
     rig.store.fail()
     clock.is_synced = False  # booted without network: NTP has not answered yet
-    rig.show(rig.pass_text())
-    rig.emulator.person_arrives(36.6)
-    rig.run(3)
+    rig.resident_comes(3)
     [decision] = rig.decisions()
     assert decision["committed"] is False and len(rig.engine.backlog) == 1
     [(wall, mono_ns, synced)] = decided_at

@@ -407,8 +407,7 @@ def test_a_days_report_matches_an_independent_count_on_a_25_hour_day(reporting_s
     over = {
         h
         for t, h in outings
-        if t.date() == day
-        and any(h2 == h and t - timedelta(days=2) < t2 < t for t2, h2 in outings)
+        if t.date() == day and any(h2 == h and t - timedelta(days=2) < t2 < t for t2, h2 in outings)
     }
     got = report["exits_per_household"]
     assert got["households"] == len(mine) and got["exits"] == sum(mine.values())
@@ -527,6 +526,14 @@ def test_two_helpers_taking_one_request_at_once_one_is_told_it_is_taken(
         log.close()
 
 
+def _wang_fang_back_from_wuhan(ledger):
+    """A returnee registered as back on 10 February: (the day back, the person)."""
+    back = date(2026, 2, 10)
+    person = ledger.register(name="Wang Fang", household="3-2-701", phone="1",
+                             origin="Wuhan", date_back=back, actor="m")  # fmt: skip
+    return back, person
+
+
 def test_two_managers_clearing_one_returnee_at_once_count_one_clearing(tmp_path, monkeypatch):
     """Both saw "observing", both wrote "cleared": the daily report counted two clearings of
     one person (and the audit two changes)."""
@@ -537,9 +544,7 @@ def test_two_managers_clearing_one_returnee_at_once_count_one_clearing(tmp_path,
     zone = SHANGHAI
     _, log, ledger = _returnee_ledger(tmp_path)
     try:
-        back = date(2026, 2, 10)
-        person = ledger.register(name="Wang Fang", household="3-2-701", phone="1",
-                                 origin="Wuhan", date_back=back, actor="m")  # fmt: skip
+        back, person = _wang_fang_back_from_wuhan(ledger)
         a = _slower_of_two(
             monkeypatch,
             observation.ObservationLedger,
@@ -561,9 +566,7 @@ def test_a_person_cleared_twice_in_a_day_is_one_clearing(tmp_path):
     zone = SHANGHAI
     clock, log, ledger = _returnee_ledger(tmp_path)
     try:
-        back = date(2026, 2, 10)
-        person = ledger.register(name="Wang Fang", household="3-2-701", phone="1",
-                                 origin="Wuhan", date_back=back, actor="m")  # fmt: skip
+        back, person = _wang_fang_back_from_wuhan(ledger)
         for status in ("cleared", "observing", "cleared"):
             clock.advance(60)
             ledger.set_status(person.id, status, "manager")

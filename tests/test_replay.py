@@ -213,12 +213,7 @@ def test_cli_replay_a_step_the_kiosk_refuses_is_a_malformed_scenario(
 ):
     """A guard action or list change the kiosk refuses used to end the replay with a
     traceback and exit 1 (as if an expectation had failed); it is the scenario's mistake."""
-    path = tmp_path / "bad.toml"
-    path.write_text(f"name = 'x'\n[[steps]]\nat_s = 0\n{step}\n")
-    assert main(["replay", str(path)]) == 2
-    err = capsys.readouterr().err
-    assert message in err
-    assert "Traceback" not in err
+    _refused_as_malformed(tmp_path, capsys, f"name = 'x'\n[[steps]]\nat_s = 0\n{step}\n", message)
 
 
 @pytest.mark.parametrize(
@@ -237,8 +232,14 @@ def test_cli_replay_a_device_step_without_that_fake_device_is_a_malformed_scenar
 ):
     """A camera or gate step on a kiosk without the fake camera or gate ended the replay with
     an AttributeError traceback (exit 1)."""
+    scenario = f"name = 'x'\n{config}\n[[steps]]\nat_s = 0\n{step}\n"
+    _refused_as_malformed(tmp_path, capsys, scenario, message)
+
+
+def _refused_as_malformed(tmp_path, capsys, scenario: str, message: str) -> None:
+    """``kiosk replay`` of ``scenario`` exits 2 with ``message`` and no traceback."""
     path = tmp_path / "bad.toml"
-    path.write_text(f"name = 'x'\n{config}\n[[steps]]\nat_s = 0\n{step}\n")
+    path.write_text(scenario)
     assert main(["replay", str(path)]) == 2
     err = capsys.readouterr().err
     assert message in err
