@@ -526,6 +526,19 @@ def _meta(db: sqlite_utils.Database) -> dict[str, str]:
     return {r["key"]: r["value"] for r in db["list_meta"].rows}
 
 
+def _freshness(meta: Mapping[str, str]) -> Freshness:
+    """What ``list_meta`` says of the lists it stamps (their last change, source, bundle)."""
+    updated = meta.get("updated_at")
+    issued = meta.get("bundle_issued_at")
+    return Freshness(
+        updated_at=datetime.fromisoformat(updated) if updated else None,
+        source=meta.get("source", "empty"),  # type: ignore[arg-type]
+        bundle_version=int(meta.get("bundle_version") or 0),
+        bundle_issued_at=datetime.fromisoformat(issued) if issued else None,
+        bundle_issuer=meta.get("bundle_issuer"),
+    )
+
+
 class ListStore:
     """Loads ``Lists`` snapshots and applies changes through the event log's writer.
 
@@ -561,18 +574,11 @@ class ListStore:
         """Load the lists again when the database holds a change the snapshot in force does
         not (another process wrote it: ``kiosk lists import --apply`` beside the daemon);
         True when it did. Every change stamps ``list_meta``, so comparing it is enough."""
-        db = self._store.reader()
-        if not db["list_meta"].exists():
-            return False
-        meta = _meta(db)
-        updated = meta.get("updated_at")
-        stamp = (
-            datetime.fromisoformat(updated) if updated else None,
-            meta.get("source", "empty"),
-            int(meta.get("bundle_version") or 0),
-        )
-        seen = self.current.freshness
-        if stamp == (seen.updated_at, seen.source, seen.bundle_version):
+
+        def stamp(f: Freshness) -> tuple[object, ...]:  # what every change writes anew
+            return (f.updated_at, f.source, f.bundle_version)
+
+        if stamp(_freshness(_meta(self._store.reader()))) == stamp(self.current.freshness):
             return False
         self.load()
         return True
@@ -634,16 +640,7 @@ class ListStore:
             )
             for r in db["list_households"].rows
         ]
-        updated = meta.get("updated_at")
-        issued = meta.get("bundle_issued_at")
-        freshness = Freshness(
-            updated_at=datetime.fromisoformat(updated) if updated else None,
-            source=meta.get("source", "empty"),  # type: ignore[arg-type]
-            bundle_version=int(meta.get("bundle_version") or 0),
-            bundle_issued_at=datetime.fromisoformat(issued) if issued else None,
-            bundle_issuer=meta.get("bundle_issuer"),
-        )
-        return Lists.build(revocations, quarantine, households, freshness)
+        return Lists.build(revocations, quarantine, households, _freshness(meta))
 
     def confirm(self, at: datetime) -> Lists:
         """The office confirmed the lists in force unchanged at ``at`` (``office.listsync``):
