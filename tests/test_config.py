@@ -30,7 +30,7 @@ def test_device_is_chosen_by_type_field():
         ),
         (
             {"web": {"port": "eighty"}},
-            "web.port: Input should be a valid integer, unable to parse string as an integer",
+            "web.port: Input should be a valid integer (got a string)",
         ),
         (
             {"thermometer": {"driver": {"type": "mlx90614", "pec": "maybe"}}},

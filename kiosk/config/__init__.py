@@ -108,7 +108,35 @@ _UNION_TAGS = {
     "serial_relay",
     "gpio",
     "none",
+    # A setting that takes either of two types (readers' `device`): each tried in turn.
+    "int",
+    "str",
 }
+
+
+def _toml_kind(value: object) -> str:
+    """What TOML type a value was written as, for "expected X (got Y)"."""
+    kinds: tuple[tuple[type, str], ...] = (
+        (bool, "a boolean"),  # before int: a bool is an int to Python
+        (int, "an integer"),
+        (float, "a float"),
+        (str, "a string"),
+        (list, "an array"),
+        (dict, "a table"),
+    )
+    return next((name for kind, name in kinds if isinstance(value, kind)), "a date or time")
+
+
+def validation_problems(exc: ValidationError) -> list[str]:
+    """One ``field.path: reason`` per error; a value of the wrong type also says what TOML
+    type it was written as (``pulse_ms = "3000"``: "... valid integer (got a string)")."""
+    problems = []
+    for err in exc.errors():
+        problem = f"{_loc(err['loc'])}: {err['msg']}"
+        if err["type"].endswith("_type") and "input" in err:
+            problem += f" (got {_toml_kind(err['input'])})"
+        problems.append(problem)
+    return problems
 
 
 #: Config files are small; anything bigger is not a config (and is refused before parsing).
@@ -120,8 +148,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> KioskConfig:
     try:
         return KioskConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{_loc(err['loc'])}: {err['msg']}" for err in exc.errors()]
-        raise ConfigError(source, problems) from None
+        raise ConfigError(source, validation_problems(exc)) from None
     except RecursionError:
         raise ConfigError(source, [_TOO_DEEP]) from None
 

@@ -1,16 +1,44 @@
 """Shared base for config models: strict, documented, bounded."""
 
+from datetime import time
+from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class Section(BaseModel):
-    """Every config model forbids unknown keys, so a typo is an error, not a silent default."""
+    """Every config model forbids unknown keys, so a typo is an error, not a silent default;
+    and takes each value only as its own TOML type (``strict``): ``pulse_ms = "3000"``,
+    ``true`` for a number or ``3000.0`` for an integer is an error naming the key, never a
+    converted value. An integer is still a valid decimal (``sample_hz = 8``). What TOML writes
+    as a string or an array is taken so where the model keeps another type: ``ClockTime``,
+    ``LocalPath`` and tuples (``Field(strict=False)``: a TOML array; its items stay strict)."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, validate_default=True, use_attribute_docstrings=True
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+        use_attribute_docstrings=True,
+        strict=True,
     )
+
+
+def _time_of_day(value: object) -> object:
+    # TOML's own local time (08:30:00) arrives as a time; text ("08:30") is parsed as ISO.
+    return time.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _local(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("a local time of day has no UTC offset (the site's timezone applies)")
+    return value
+
+
+ClockTime = Annotated[time, BeforeValidator(_time_of_day), AfterValidator(_local)]
+"""A local time of day: TOML's ``08:30:00`` or the text ``"08:30"``; never a number."""
+LocalPath = Annotated[Path, Field(strict=False)]
+"""A path on this machine, written as a TOML string."""
 
 
 # Types several settings share: the same kind of value, the same bounds.

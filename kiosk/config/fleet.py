@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from ._base import EnvName, Host, Port, Section
+from ._base import EnvName, Host, LocalPath, Port, Section
 
 __all__ = ["CollectorConfig", "FleetSection", "KioskSource", "load_collector_config"]
 
@@ -65,7 +65,7 @@ class KioskSource(Section):
     """Environment variable holding this kiosk's bearer token (scope `logs:read`: the pull and
     the daily report with its ledger counts; a gate that refuses the report is reported missing
     from the district's ledger figures)."""
-    token_file: Path | None = None
+    token_file: LocalPath | None = None
     """File holding the token (e.g. `$CREDENTIALS_DIRECTORY/gate-1`); one line."""
 
     @field_validator("url")
@@ -119,7 +119,7 @@ class CollectorConfig(Section):
     """Address of the status page and /metrics."""
     status_port: Port = 9110
     """Port of the status page (0: any free port)."""
-    lists_bundle_file: Path | None = None
+    lists_bundle_file: LocalPath | None = None
     """Signed list bundle (`kiosk fleet publish --out`) served to the kiosks at `/lists/bundle`;
     none: not served."""
     lists_token_env: EnvName | None = None
@@ -172,14 +172,13 @@ class FleetSection(Section):
 
 def load_collector_config(path: str | Path) -> CollectorConfig:
     """Load and validate a collector TOML file; raises ``kiosk.config.ConfigError``."""
-    from kiosk.config import _TOO_DEEP, ConfigError, _loc, read_toml
+    from kiosk.config import _TOO_DEEP, ConfigError, read_toml, validation_problems
 
     path = Path(path)
     data = read_toml(path)
     try:
         return CollectorConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{_loc(err['loc'])}: {err['msg']}" for err in exc.errors()]
-        raise ConfigError(str(path), problems) from None
+        raise ConfigError(str(path), validation_problems(exc)) from None
     except RecursionError:
         raise ConfigError(str(path), [_TOO_DEEP]) from None

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ._base import FilePath, Section
+from ._base import ClockTime, FilePath, Section
 
 
 class QuotaConfig(Section):
@@ -16,7 +16,7 @@ class QuotaConfig(Section):
     period_days: int = Field(2, ge=1, le=30)
     """Length of the rolling quota period in days (24 h each)."""
     roles: tuple[Literal["resident", "staff", "delivery", "visitor"], ...] = Field(
-        ("resident",), max_length=4
+        ("resident",), max_length=4, strict=False
     )
     """Pass roles the quota counts and limits; staff and deliveries usually not."""
 
@@ -34,9 +34,9 @@ class PassbackConfig(Section):
 class HoursConfig(Section):
     enabled: bool = False
     """Only let people pass within opening hours."""
-    open_at: time = time(8, 30)
+    open_at: ClockTime = time(8, 30)
     """Local opening time (site timezone)."""
-    close_at: time = time(17, 30)
+    close_at: ClockTime = time(17, 30)
     """Local closing time (site timezone)."""
     applies_to: Literal["out", "both"] = "both"
     """Closed hours limit going out only, or both directions."""

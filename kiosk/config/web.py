@@ -44,11 +44,11 @@ class WebSection(Section):
     """Serve /metrics without a token (counts only); false needs `stats:read`."""
     mask_personal: bool = True
     """Mask phone/ID numbers unless a role needs them."""
-    screen_addresses: tuple[str, ...] = Field(("127.0.0.1", "::1"), max_length=32)
+    screen_addresses: tuple[str, ...] = Field(("127.0.0.1", "::1"), max_length=32, strict=False)
     """Client addresses whose browser is this kiosk's own screen (the kiosk page, its event stream,
     preview and direction buttons). Anyone else needs the `screen_key` credential (docs/screens.md)
     or gets 403."""
-    trusted_proxies: tuple[str, ...] = Field((), max_length=32)
+    trusted_proxies: tuple[str, ...] = Field((), max_length=32, strict=False)
     """Addresses of reverse proxies whose X-Forwarded-For/-Proto is believed. Empty (default): proxy
     headers are ignored from everyone."""
     tls: bool = False

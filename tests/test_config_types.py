@@ -1,0 +1,191 @@
+"""A config value of the wrong TOML type is an error naming its key and what was expected,
+never a silently different value (``pulse_ms = "3000"`` used to run as 3000 ms, ``true`` for a
+number as 1, ``3000.0`` truncated into an int). What TOML cannot write otherwise stays valid:
+an integer for a decimal setting, a path, a choice or a time of day as a string."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import time
+from pathlib import Path
+
+import pytest
+
+from checkpoint.cli import main
+from kiosk.config import ConfigError, load_config, parse_config
+from kiosk.config.fleet import CollectorConfig, load_collector_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def problems_of(toml: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(tomllib.loads(toml))
+    return info.value.problems
+
+
+@pytest.mark.parametrize(
+    ("toml", "problem"),
+    [
+        (
+            '[gate]\npulse_ms = "3000"',
+            "gate.pulse_ms: Input should be a valid integer (got a string)",
+        ),
+        (
+            "[gate]\npulse_ms = true",
+            "gate.pulse_ms: Input should be a valid integer (got a boolean)",
+        ),
+        (
+            "[gate]\npulse_ms = 3000.0",
+            "gate.pulse_ms: Input should be a valid integer (got a float)",
+        ),
+        (
+            "[store]\nretention_days = 30.9",
+            "store.retention_days: Input should be a valid integer (got a float)",
+        ),
+        (
+            "[thermometer.thermometry]\nsample_hz = true",
+            "thermometer.thermometry.sample_hz: Input should be a valid number (got a boolean)",
+        ),
+        (
+            '[thermometer.thermometry]\nfever_threshold_c = "37.5"',
+            "thermometer.thermometry.fever_threshold_c: Input should be a valid number"
+            " (got a string)",
+        ),
+        (
+            "[site]\nsite_name = 5",
+            "site.site_name: Input should be a valid string (got an integer)",
+        ),
+        (
+            "[web]\ndocs_enabled = 1",
+            "web.docs_enabled: Input should be a valid boolean (got an integer)",
+        ),
+        (
+            '[web]\nmask_personal = "false"',
+            "web.mask_personal: Input should be a valid boolean (got a string)",
+        ),
+        (
+            "[web]\nscreen_addresses = [1]",
+            "web.screen_addresses[0]: Input should be a valid string (got an integer)",
+        ),
+        (
+            "[policy.hours]\nenabled = true\nopen_at = 30600",
+            "policy.hours.open_at: Input should be a valid time (got an integer)",
+        ),
+        (
+            '[policy.hours]\nenabled = true\nopen_at = "08:30+08:00"',
+            "policy.hours.open_at: Value error, a local time of day has no UTC offset (the"
+            " site's timezone applies)",
+        ),
+        (
+            '[[readers.sources]]\ntype = "camera"\ndevice = 0.0',
+            "readers.sources[0].device: Input should be a valid integer (got a float)",
+        ),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_an_error_naming_the_key(toml, problem):
+    assert problem in problems_of(toml)
+
+
+@pytest.mark.parametrize(
+    ("toml", "problem"),
+    [
+        (
+            '[[kiosks]]\nurl = "http://gate-1.lan:8000"\ntoken_env = "T"\npoll_interval_s = "10"',
+            "kiosks[0].poll_interval_s: Extra inputs are not permitted",
+        ),
+        (
+            'poll_interval_s = "10"\n[[kiosks]]\nurl = "http://gate-1.lan:8000"\ntoken_env = "T"',
+            "poll_interval_s: Input should be a valid number (got a string)",
+        ),
+        (
+            'max_concurrent = 8.0\n[[kiosks]]\nurl = "http://gate-1.lan:8000"\ntoken_env = "T"',
+            "max_concurrent: Input should be a valid integer (got a float)",
+        ),
+        (
+            '[[kiosks]]\nurl = "http://gate-1.lan:8000"\ntoken_file = 5',
+            "kiosks[0].token_file: Input is not a valid path for <class 'pathlib.Path'>"
+            " (got an integer)",
+        ),
+    ],
+)
+def test_the_collector_config_is_as_strict(tmp_path, toml, problem):
+    path = tmp_path / "collector.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_collector_config(path)
+    assert problem in info.value.problems
+
+
+def test_what_toml_cannot_write_otherwise_stays_valid():
+    cfg = parse_config(
+        tomllib.loads(
+            "[thermometer.thermometry]\nsample_hz = 8\nfever_threshold_c = 38\n"
+            '[policy]\ntrust_dir = "/etc/kiosk/trust"\nmode = "full"\n'
+            '[policy.quota]\nroles = ["resident", "staff"]\n'
+            '[policy.hours]\nopen_at = "07:45"\nclose_at = 18:00:00\n'
+            '[web]\nscreen_addresses = ["10.0.0.5", "::1"]\n'
+            '[[readers.sources]]\ntype = "camera"\ndevice = "/dev/video0"\n'
+            '[[readers.sources]]\ntype = "serial"\n'
+            "[engine]\ncpu = 1\n"
+        )
+    )
+    thermometry = cfg.thermometer.thermometry
+    assert (thermometry.sample_hz, thermometry.fever_threshold_c) == (8.0, 38.0)
+    assert isinstance(thermometry.sample_hz, float)
+    assert cfg.policy.quota.roles == ("resident", "staff")
+    assert (cfg.policy.hours.open_at, cfg.policy.hours.close_at) == (time(7, 45), time(18))
+    assert cfg.web.screen_addresses == ("10.0.0.5", "::1")
+    assert cfg.readers.sources[0].device == "/dev/video0"  # type: ignore[union-attr]
+    assert cfg.engine.cpu == 1
+    collector = CollectorConfig.model_validate(
+        {"kiosks": [{"url": "http://g.lan", "token_file": "/run/credentials/g"}], "page_size": 10}
+    )
+    assert collector.kiosks[0].token_file == Path("/run/credentials/g")
+
+
+def _doc_blocks() -> list[tuple[str, str]]:
+    blocks = []
+    for doc in sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")]):
+        for i, text in enumerate(re.findall(r"```toml\n(.*?)```", doc.read_text(), re.S)):
+            blocks.append((f"{doc.name}#{i}", text))
+    return blocks
+
+
+@pytest.mark.parametrize(("where", "text"), _doc_blocks())
+def test_every_documented_config_example_loads(where, text, tmp_path):
+    data = tomllib.loads(text)
+    if "steps" in data:  # a replay scenario: its [config] is a kiosk config
+        data = data.get("config", {})
+    if "kiosks" in data:
+        path = tmp_path / "collector.toml"
+        path.write_text(text)
+        load_collector_config(path)
+        return
+    if data.get("policy", {}).get("mode", "full") != "temperature_only":
+        data.setdefault("readers", {}).setdefault("sources", [{"type": "fake_camera"}])
+    parse_config(data, where)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ROOT / "systemd" / "kiosk.toml.example",
+        *sorted((ROOT / "checkpoint" / "scenarios").glob("*.toml")),
+    ],
+    ids=lambda p: p.name,
+)
+def test_every_shipped_config_loads(path):
+    if path.parent.name == "scenarios":
+        parse_config(tomllib.loads(path.read_text()).get("config", {}), path.name)
+    else:
+        load_config(path)
+
+
+def test_check_config_prints_the_key_and_what_was_expected(tmp_path, capsys):
+    bad = tmp_path / "kiosk.toml"
+    bad.write_text('[gate]\npulse_ms = "3000"\n')
+    assert main(["check-config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: gate.pulse_ms: Input should be a valid integer (got a string)" in err
