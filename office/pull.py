@@ -149,19 +149,31 @@ class Progress:
         self.stream.flush()
 
 
-def open_target(path: str | Path) -> sqlite3.Connection:
-    """Open (and create) a pull target file. A new file is made 0600 (it holds the personal
-    fields a logs:personal token reads); SQLite gives its -wal and -shm the file's mode. The
-    process umask is left alone: it is shared by every thread. Any other problem with the
-    path (a folder, no permission) is SQLite's to report, as before."""
-    with contextlib.suppress(OSError):  # FileExistsError: an earlier pull's file, kept as is
+def _create(path: str | Path) -> bool:
+    """Create ``path`` 0600 unless it exists; whether this call made it."""
+    try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:  # FileExistsError: an earlier pull's file, kept as is
+        return False
+    return True
+
+
+def _connect(path: str | Path) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=5000")
     conn.executescript(SCHEMA)
     return conn
+
+
+def open_target(path: str | Path) -> sqlite3.Connection:
+    """Open (and create) a pull target file. A new file is made 0600 (it holds the personal
+    fields a logs:personal token reads); SQLite gives its -wal and -shm the file's mode. The
+    process umask is left alone: it is shared by every thread. Any other problem with the
+    path (a folder, no permission) is SQLite's to report, as before."""
+    _create(path)
+    return _connect(path)
 
 
 def target_tail(conn: sqlite3.Connection, kiosk_id: str) -> tuple[int, str]:
@@ -337,7 +349,14 @@ class SqliteTarget:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.conn = open_target(self.path)
+        #: This target made the file (``open_target``'s rules): only such a file is ever removed.
+        self.created = _create(self.path)
+        try:
+            self.conn = _connect(self.path)
+        except BaseException:
+            if self.created:
+                self._remove()
+            raise
 
     def source_kiosk(self, url: str) -> str | None:
         row = self.conn.execute("SELECT kiosk_id FROM pull_sources WHERE url = ?", [url]).fetchone()
@@ -351,6 +370,30 @@ class SqliteTarget:
 
     def close(self) -> None:
         self.conn.close()
+
+    def discard_if_unused(self) -> None:
+        """Close; and when this target made the file and nothing was ever committed into it
+        (a first pull that failed: unreachable, refused, interrupted), remove it with its -wal
+        and -shm, so the run leaves things as they were. A file it did not make, or one that
+        holds pulled rows (a later run resumes from them), is kept as it is."""
+        try:
+            used = (
+                not self.created
+                or self.conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM pulled_events)"
+                    " OR EXISTS (SELECT 1 FROM pull_sources)"
+                ).fetchone()[0]
+            )
+        except sqlite3.Error:
+            used = True  # cannot tell: keep it
+        self.conn.close()
+        if not used:
+            self._remove()
+
+    def _remove(self) -> None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self.path}{suffix}")
 
 
 class Puller:
@@ -388,17 +431,25 @@ class Puller:
         self.attempts = attempts
         self.sleep = sleep
         self.progress = progress or Progress(enabled=False)
+        self._failed = False
 
     def close(self) -> None:
+        """Close what this Puller opened. After a failed ``pull`` a target file it created and
+        never wrote into is removed (``SqliteTarget.discard_if_unused``)."""
         if self._own_client:
             self.client.close()
-        if self._own_target:
+        if not self._own_target:
+            return
+        if self._failed and isinstance(self.target, SqliteTarget):
+            self.target.discard_if_unused()
+        else:
             self.target.close()
 
     def __enter__(self) -> Puller:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self._failed = self._failed or exc_type is not None
         self.close()
 
     def _fetch(
@@ -488,6 +539,13 @@ class Puller:
         return result.kiosk_id
 
     def pull(self, url: str, token: str) -> PullResult:
+        try:
+            return self._pull(url, token)
+        except BaseException:
+            self._failed = True
+            raise
+
+    def _pull(self, url: str, token: str) -> PullResult:
         try:
             base = normalise_url(url)
         except ValueError as exc:  # its message does not repeat a password in the URL

@@ -7,6 +7,7 @@ import json
 import random
 import sqlite3
 import threading
+from pathlib import Path
 
 import httpx
 import pytest
@@ -93,6 +94,8 @@ class Network:
 
 
 def target_rows(path) -> list[tuple]:
+    if not Path(path).exists():  # a failed first pull leaves no file
+        return []
     conn = sqlite3.connect(path)
     try:
         return conn.execute(
@@ -212,7 +215,7 @@ def test_a_tampered_row_is_refused_before_anything_is_written(kiosk, tmp_path):
     target = tmp_path / "central.db"
     with pytest.raises(ChainError, match="seq 3: hash does not match"):
         pull("http://gate-1", kiosk.token, target, client=net.client(), page_size=5)
-    assert target_rows(target) == []
+    assert not target.exists()
 
 
 def test_network_errors_are_retried_with_capped_exponential_backoff(kiosk, tmp_path):

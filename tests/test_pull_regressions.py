@@ -190,3 +190,83 @@ def test_a_refusal_the_pull_cannot_adapt_to_says_why(tmp_path):
     client = httpx.Client(transport=httpx.MockTransport(refuse))
     with pytest.raises(PullError, match="HTTP 422 query.after: Input should be a valid integer"):
         pull("http://gate-1", "t", tmp_path / "c.db", client=client)
+
+
+# -- a failed first pull leaves no file behind ---------------------------------------------------
+
+
+def _failing_after(seq: int):
+    return lambda request: "connect" if request.url.params.get("after") == str(seq) else None
+
+
+def _interrupt(request):
+    raise KeyboardInterrupt  # ^C while the first request is under way
+
+
+@pytest.mark.parametrize(
+    ("faults", "token", "error"),
+    [
+        (lambda request: "connect", None, PullError),  # the kiosk is unreachable
+        (None, "kt_00000000_" + "A" * 43, PullError),  # a token the kiosk refuses (401)
+        (_interrupt, None, KeyboardInterrupt),
+    ],
+    ids=["unreachable", "refused-token", "interrupted"],
+)
+def test_a_failed_first_pull_leaves_no_target_file_and_the_retry_starts_clean(
+    kiosk, tmp_path, faults, token, error
+):
+    """The target was created (0600, the schema written) before the first request: a first
+    pull that failed left a database with no events behind, which looks like a pulled copy."""
+    office = tmp_path / "office"
+    office.mkdir()
+    target = office / "central.db"
+    net = Network(kiosk, faults=faults)
+    with pytest.raises(error):
+        pull("http://gate-1", token or kiosk.token, target, client=net.client(), attempts=1)
+    assert sorted(p.name for p in office.iterdir()) == []
+    net.faults = lambda request: None
+    result = pull("http://gate-1", kiosk.token, target, client=net.client())
+    assert result.inserted == 40 and target_rows(target) == kiosk_rows(kiosk)
+
+
+def test_a_failed_first_pull_from_the_cli_leaves_no_file(tmp_path, capsys):
+    from checkpoint.cli import main
+
+    target = tmp_path / "central.db"
+    argv = ["pull", "http://127.0.0.1:9", "--token", "t", "--retries", "1", "--into", str(target)]
+    assert main(argv) == 1
+    assert "giving up after 1 tries" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_failed_pull_keeps_what_a_first_pull_committed_and_the_retry_resumes(kiosk, tmp_path):
+    target = tmp_path / "central.db"
+    net = Network(kiosk, faults=_failing_after(20))
+    with pytest.raises(PullError):
+        pull("http://gate-1", kiosk.token, target, client=net.client(), page_size=10, attempts=1)
+    assert target_rows(target) == kiosk_rows(kiosk)[:20]
+    net.faults = lambda request: None
+    assert pull("http://gate-1", kiosk.token, target, client=net.client()).inserted == 20
+    assert target_rows(target) == kiosk_rows(kiosk)
+
+
+@pytest.mark.parametrize("held", [0, 12], ids=["left-empty-by-an-earlier-run", "with-events"])
+def test_a_failed_pull_never_touches_a_target_it_did_not_create(kiosk, tmp_path, held):
+    from office.pull import open_target
+
+    target = tmp_path / "central.db"
+    if held:
+        net = Network(kiosk, faults=_failing_after(held))
+        with pytest.raises(PullError):
+            pull("http://gate-1", kiosk.token, target, client=net.client(), page_size=held,
+                 attempts=1)  # fmt: skip
+    else:
+        open_target(target).close()  # the empty copy a failed first pull used to leave
+    before = target.read_bytes()
+    net = Network(kiosk, faults=lambda request: "connect")
+    with pytest.raises(PullError):
+        pull("http://gate-1", kiosk.token, target, client=net.client(), attempts=1)
+    assert target.read_bytes() == before
+    net.faults = lambda request: None
+    pull("http://gate-1", kiosk.token, target, client=net.client())
+    assert target_rows(target) == kiosk_rows(kiosk)
