@@ -106,6 +106,10 @@ def fresh_os_root(root: Path) -> Path:
 
 
 def run(script: Path, *args: str, env: dict[str, str] | None = None, stdin=subprocess.DEVNULL):
+    # The installer checks the config with the checkout's kiosk.config first: the host Python
+    # finds pydantic in this test venv (as install_env does), not in a throwaway venv from PyPI.
+    env = dict(os.environ if env is None else env)
+    env.setdefault("PYTHONPATH", sysconfig.get_paths()["purelib"])
     return subprocess.run(
         ["bash", str(script), *args],
         capture_output=True,
@@ -675,9 +679,10 @@ def test_install_tls_pins_the_certificate_for_the_screen(checkout, tmp_path_fact
     screen = (root / "etc/systemd/system/kiosk-screen.service.d/tls.conf").read_text()
     assert "Environment=KIOSK_SCREEN_ORIGIN=https://127.0.0.1:8000" in screen
     assert f"Environment=KIOSK_SCREEN_PIN={pin}" in screen
-    assert "LoadCredential=tls_cert:" in (
-        root / "etc/systemd/system/kiosk.service.d/tls.conf"
-    ).read_text()
+    assert (
+        "LoadCredential=tls_cert:"
+        in (root / "etc/systemd/system/kiosk.service.d/tls.conf").read_text()
+    )
     again = run(checkout / "scripts" / "install", *args, env=install_env())
     assert "point the screen at https" not in again.stdout  # nothing to redo
     assert (root / "etc/systemd/system/kiosk-screen.service.d/tls.conf").read_text() == screen

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from kiosk.config import ConfigError, check_paths, load_config
+from kiosk.config.check import report
 
 from .parsers import Verbs, add_verb
 
@@ -27,16 +26,4 @@ def check_config(args: argparse.Namespace) -> int:
     Validate a kiosk TOML config. Prints every problem as `field.path: reason` and exits 2
     on error (unknown timezones, missing paths such as policy.trust_dir, a file nested too
     deeply); prints `ok` and exits 0 when valid."""
-    try:
-        cfg = load_config(args.file)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{exc.source}: {problem}", file=sys.stderr)
-        return 2
-    problems = check_paths(cfg, Path(args.root) if args.root else None)
-    for problem in problems:
-        print(f"{args.file}: {problem}", file=sys.stderr)
-    if problems:
-        return 2
-    print(f"ok: {args.file} (kiosk_id={cfg.site.kiosk_id})")
-    return 0
+    return report(args.file, Path(args.root) if args.root else None)

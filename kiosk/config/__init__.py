@@ -8,6 +8,7 @@ Secrets are never read from here: see ``kiosk.secrets``.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,14 @@ from .store import StoreSection
 from .thermometer import ThermometerSection
 from .web import WebSection
 
-__all__ = ["ConfigError", "KioskConfig", "check_paths", "load_config", "parse_config"]
+__all__ = [
+    "ConfigError",
+    "KioskConfig",
+    "check_file",
+    "check_paths",
+    "load_config",
+    "parse_config",
+]
 
 
 class KioskConfig(Section):
@@ -153,17 +161,21 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> KioskConfig:
         raise ConfigError(source, [_TOO_DEEP]) from None
 
 
-def check_paths(config: KioskConfig, root: Path | None = None) -> list[str]:
+def check_paths(
+    config: KioskConfig, root: Path | None = None, made: Collection[str] = ()
+) -> list[str]:
     """Problems with the paths a config names that exist outside it (``check-config`` and
     ``kiosk run``): one ``field.path: reason`` each. Relative paths are left to the data dir.
-    ``root``: look for absolute paths under this directory (an install into ``--root``)."""
+    ``root``: look for absolute paths under this directory (an install into ``--root``).
+    ``made``: folders the caller makes before the daemon runs (the installer's own, checked
+    before it made them), taken as existing."""
 
     def where(path: str) -> Path:
         return root / path.lstrip("/") if root is not None else Path(path)
 
     problems: list[str] = []
     trust = config.policy.trust_dir
-    if trust is not None and not where(trust).is_dir():
+    if trust is not None and trust.rstrip("/") not in made and not where(trust).is_dir():
         problems.append(f"policy.trust_dir: {trust} is not an existing directory")
     trace = getattr(config.thermometer.driver, "trace", None)
     if isinstance(trace, str) and not where(trace).is_file():
@@ -190,6 +202,20 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), [f"(toml): {exc}"]) from None
     except RecursionError:
         raise ConfigError(str(path), [_TOO_DEEP]) from None
+
+
+def check_file(
+    path: str, root: Path | None = None, made: Collection[str] = ()
+) -> tuple[KioskConfig | None, list[str]]:
+    """A config file judged as the daemon loads it (``kiosk check-config``; scripts/install
+    before it installs anything): the config, or None and one ``source: field.path: reason``
+    line per problem. ``root`` and ``made`` as for ``check_paths``."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return None, [f"{exc.source}: {problem}" for problem in exc.problems]
+    problems = [f"{path}: {problem}" for problem in check_paths(config, root, made)]
+    return (None if problems else config), problems
 
 
 def load_config(path: str | Path | None) -> KioskConfig:

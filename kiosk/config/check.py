@@ -1,0 +1,44 @@
+"""``python -m kiosk.config.check FILE [--root DIR] [--made DIR ...]``: ``kiosk check-config``
+needing nothing but pydantic. scripts/install runs it from the checkout to check the config
+as the daemon will load it before any step acts on it, when no venv with the rest exists yet
+(a dry run, a first install)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
+from . import check_file
+
+
+def report(file: str, root: Path | None = None, made: Collection[str] = ()) -> int:
+    """Print ``check_file``'s verdict as ``kiosk check-config`` does: every problem on stderr
+    (exit 2), or ``ok`` (exit 0)."""
+    config, problems = check_file(file, root, made)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if config is None:
+        return 2
+    print(f"ok: {file} (kiosk_id={config.site.kiosk_id})")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kiosk.config.check", description=__doc__)
+    parser.add_argument("file", help="the TOML config to check")
+    parser.add_argument("--root", metavar="DIR", help="look for the paths it names under DIR")
+    parser.add_argument(
+        "--made",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder the installer makes before the daemon runs: taken as existing",
+    )
+    args = parser.parse_args(argv)
+    return report(args.file, Path(args.root) if args.root else None, args.made)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
