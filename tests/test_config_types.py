@@ -189,3 +189,19 @@ def test_check_config_prints_the_key_and_what_was_expected(tmp_path, capsys):
     assert main(["check-config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}: gate.pulse_ms: Input should be a valid integer (got a string)" in err
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ('[web]\nhost = ""', "web.host"),  # was: listening on every interface (0.0.0.0)
+        ('[store]\npath = ""', "store.path"),
+        ('[[readers.sources]]\ntype = "fake_camera"\nimages = ""', "readers.sources[0].images"),
+        ('[[readers.sources]]\ntype = "serial"\nport = ""', "readers.sources[0].port"),
+        ('[[readers.sources]]\ntype = "serial"\nname = ""', "readers.sources[0].name"),
+    ],
+)
+def test_an_empty_address_path_or_name_is_an_error_not_everywhere_or_here(toml, key):
+    """``host = ""`` bound the kiosk's web server to every interface, the opposite of the
+    loopback default; an empty images path played the working directory."""
+    assert f"{key}: String should have at least 1 character" in problems_of(toml)

@@ -44,15 +44,16 @@ LocalPath = Annotated[Path, Field(strict=False)]
 # Types several settings share: the same kind of value, the same bounds.
 Port = Annotated[int, Field(ge=0, le=65535)]
 """A TCP port (0: any free port, for tests)."""
-Host = Annotated[str, Field(max_length=255)]
-"""An address to listen on or connect to."""
-FilePath = Annotated[str, Field(max_length=4096)]
+Host = Annotated[str, Field(min_length=1, max_length=255)]
+"""An address to listen on or connect to (never empty: to the server that means every
+interface)."""
+FilePath = Annotated[str, Field(min_length=1, max_length=4096)]
 """A file or directory path (relative ones as the setting says)."""
-DevicePort = Annotated[str, Field(max_length=256)]
+DevicePort = Annotated[str, Field(min_length=1, max_length=256)]
 """A serial device path or a pyserial URL."""
 DeviceDeadlineMs = Annotated[int, Field(ge=10, le=5000)]
 """How long one device read or write may take before it is a fault."""
-SourceName = Annotated[str, Field(max_length=32)]
+SourceName = Annotated[str, Field(min_length=1, max_length=32)]
 """The name a code source goes by in logs and on the health page."""
 FramesPerSecond = Annotated[float, Field(gt=0, le=60)]
 """A camera frame rate."""
