@@ -375,6 +375,24 @@ def _json(value: Any) -> str | None:
     return hashchain.canonical(value).decode("utf-8")
 
 
+def _refuse_newer_schema(
+    db: sqlite_utils.Database, known: Iterable[Migrations], name: str
+) -> None:
+    """Refuse a file a newer program migrated (a rollback of the program): writing into a
+    schema this one does not know would leave rows without the newer columns or checks."""
+    empty = sqlite_utils.Database(memory=True)
+    for migrations in known:
+        ours = {m.name for m in migrations.pending(empty)}  # every migration this one has
+        for applied in migrations.applied(db):
+            if applied.name not in ours:
+                raise StoreFault(
+                    "store_fault",
+                    f"cannot open {name}: it was written by a newer version of the program"
+                    f" (migration {migrations.name} {applied.name} is unknown to this one);"
+                    " install that version or a later one",
+                )
+
+
 def _open_connection(path: Path, timeout_s: float) -> sqlite3.Connection:
     """The writer's connection factory (one seam, so tests can make the disk misbehave)."""
     return sqlite3.connect(str(path), timeout=timeout_s)
@@ -1102,6 +1120,7 @@ class EventLog:
         try:
             db = self._connect()
             self._db = db
+            _refuse_newer_schema(db, (MIGRATIONS, *self.migrations), self.path.name)
             MIGRATIONS.apply(db)
             for extra in self.migrations:
                 extra.apply(db)

@@ -1,0 +1,105 @@
+"""A week at the gate as the Pi operator lives it: upgrades and downgrades of the database,
+power cuts, a full card, backups, purges run by hand beside the daemon.
+
+Every test builds its kiosk in ``tmp_path`` on the injected clock; nothing waits."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from sqlite_utils.migrations import Migrations
+
+from kiosk import lists
+from kiosk.store import EventDraft, EventLog, StoreFault
+
+
+def _draft(**overrides: object) -> EventDraft:
+    fields: dict[str, object] = {
+        "direction": "in",
+        "decision": "pass",
+        "reasons": ("ok",),
+        "pass_id": "P-0001",
+        "household": "B3-1201",
+        "holder": "Wang L.",
+        "temp_c": 36.6,
+    }
+    fields.update(overrides)
+    return EventDraft(**fields)  # type: ignore[arg-type]
+
+
+def _newer_lists() -> Migrations:
+    """``kiosk.lists`` as a later version of the program ships it: one migration more."""
+    newer = Migrations(lists.MIGRATIONS.name)
+    for migration in lists.MIGRATIONS._migrations:
+        newer(name=migration.name)(migration.fn)
+
+    @newer(name="m999_from_a_later_version")
+    def later(db):  # type: ignore[no-untyped-def]
+        db.execute("ALTER TABLE list_revocations ADD COLUMN later_field TEXT NOT NULL DEFAULT ''")
+
+    return newer
+
+
+# -- downgrade: a database a newer program wrote -------------------------------------------
+
+
+def test_a_database_written_by_a_newer_version_is_refused_by_name(tmp_path, clock):
+    """Rolling the program back (an older checkout, ``scripts/install``) while kiosk.db keeps
+    a newer schema: the older program must not write into a schema it does not know (its
+    rows would miss the newer columns and triggers). It refuses to open, naming why."""
+    path = tmp_path / "kiosk.db"
+    with EventLog(path, "gate-1", clock, migrations=[_newer_lists()]) as newer:
+        newer.append(_draft())
+    with pytest.raises(StoreFault) as refused:
+        EventLog(path, "gate-1", clock, migrations=[lists.MIGRATIONS]).open()
+    assert "newer version" in refused.value.detail
+    assert "kiosk.lists m999_from_a_later_version" in refused.value.detail
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM audit").fetchone() == (0,)
+    finally:
+        conn.close()
+
+
+def test_the_cli_names_the_newer_database_in_one_line(tmp_path, clock, capsys):
+    from checkpoint.cli import main
+
+    path = tmp_path / "kiosk.db"
+    from kiosk import tokens
+
+    newer_tokens = Migrations(tokens.MIGRATIONS.name)
+    for migration in tokens.MIGRATIONS._migrations:
+        newer_tokens(name=migration.name)(migration.fn)
+    newer_tokens(name="m999_later")(lambda db: None)
+    with EventLog(path, "gate-1", clock, migrations=[newer_tokens]):
+        pass
+    assert main(["token", "list", "--db", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "newer version" in err and "kiosk.tokens m999_later" in err
+
+
+def test_an_older_schema_is_upgraded_in_place_keeping_rows_and_chain(tmp_path, clock):
+    """Upgrading: kiosk.db from a version whose lists lacked ``m002_bundle_reason`` is opened
+    by this one; the missing migration runs, the revocation and the chain are kept."""
+    path = tmp_path / "kiosk.db"
+    older = Migrations(lists.MIGRATIONS.name)
+    first = lists.MIGRATIONS._migrations[0]
+    older(name=first.name)(first.fn)
+    with EventLog(path, "gate-1", clock, migrations=[older]) as log:
+        log.append(_draft())
+        log.submit(
+            lambda db: db.execute(
+                "INSERT INTO list_revocations (pass_id, reason, revoked_at)"
+                " VALUES ('P-9', 'lost', '2026-03-01T00:00:00Z')"
+            )
+        )
+    with EventLog(path, "gate-1", clock, migrations=[lists.MIGRATIONS]) as log:
+        cols = {r[1] for r in log.reader().execute("PRAGMA table_info(list_revocations)")}
+        assert "bundle_reason" in cols
+        assert [r["pass_id"] for r in log.reader()["list_revocations"].rows] == ["P-9"]
+        log.append(_draft())
+        assert log.verify().ok
+        assert [e["seq"] for e in log.events()] == [1, 2]
