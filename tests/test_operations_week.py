@@ -103,3 +103,68 @@ def test_an_older_schema_is_upgraded_in_place_keeping_rows_and_chain(tmp_path, c
         log.append(_draft())
         assert log.verify().ok
         assert [e["seq"] for e in log.events()] == [1, 2]
+
+
+# -- the wrong user: the technician without sudo -------------------------------------------
+
+
+def _as_another_user(tmp_path):
+    """A folder holding a kiosk's files that this process may not read: the technician's
+    view of /var/lib/kiosk (0750, owner kiosk), and the command prefix that makes it so."""
+    import os
+    import shutil
+
+    folder = tmp_path / "var-lib-kiosk"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        return folder, [], lambda: folder.chmod(0o000)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("needs setpriv to drop root's file-access override")
+    # Root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH is held to the modes, as a user is.
+    prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all"]
+
+    def lock() -> None:
+        os.chown(folder, 65534, 65534)
+        for child in folder.iterdir():
+            os.chown(child, 65534, 65534)
+        folder.chmod(0o700)
+
+    return folder, prefix, lock
+
+
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ["verify-log", "--db", "{folder}/kiosk.db"],
+        ["calibrate", "--data", "{folder}", "add", "--clinical", "36.6", "--object", "33.9",
+         "--ambient", "24.5"],
+    ],
+    ids=["verify-log", "calibrate-add"],
+)
+def test_a_verb_run_without_the_rights_to_the_kiosk_files_says_so_in_one_line(
+    tmp_path, clock, verb
+):
+    """``kiosk verify-log`` / ``calibrate add`` typed without ``sudo kiosk-admin``: one line
+    naming the file and what to do, exit 1; not a Python traceback."""
+    import subprocess
+    import sys
+
+    folder, prefix, lock = _as_another_user(tmp_path)
+    with EventLog(folder / "kiosk.db", "gate-1", clock) as log:
+        log.append(_draft())
+    lock()
+    argv = [a.replace("{folder}", str(folder)) for a in verb]
+    done = subprocess.run(
+        [*prefix, sys.executable, "-m", "checkpoint", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"kiosk {verb[0]}: permission denied: {folder}")
+    assert "sudo kiosk-admin" in lines[0]

@@ -73,6 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SecretError as exc:  # a credential any verb may read (kiosk-admin passes them)
         print(f"kiosk {args.verb}: {exc}", file=sys.stderr)
         return 1
+    except PermissionError as exc:  # the kiosk's files, by someone who is not its user
+        print(
+            f"kiosk {args.verb}: permission denied: {exc.filename or exc.strerror}; the"
+            f" kiosk's files are its user's: run it as `sudo kiosk-admin {args.verb} ...`",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         return 130
     return int(code or 0)
