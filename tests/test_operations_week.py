@@ -168,3 +168,120 @@ def test_a_verb_run_without_the_rights_to_the_kiosk_files_says_so_in_one_line(
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(f"kiosk {verb[0]}: permission denied: {folder}")
     assert "sudo kiosk-admin" in lines[0]
+
+
+# -- backup and restore ----------------------------------------------------------------------
+
+
+class _Lan:
+    """httpx transport to one in-process kiosk API (``support.kiosk_api``)."""
+
+    def __init__(self, kiosk) -> None:  # type: ignore[no-untyped-def]
+        self.kiosk = kiosk
+
+    def __call__(self, request):  # type: ignore[no-untyped-def]
+        import httpx
+
+        answer = self.kiosk.test_client.get(
+            request.url.path, params=request.url.params, headers=dict(request.headers)
+        )
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+
+    def client(self):  # type: ignore[no-untyped-def]
+        import httpx
+
+        return httpx.Client(transport=httpx.MockTransport(self))
+
+
+def _copy_log(source, dest) -> None:  # type: ignore[no-untyped-def]
+    """``kiosk.db`` plus ``kiosk.db-wal`` if present, as operations.md says; a ``-wal`` or
+    ``-shm`` already at ``dest`` (the dead card's) goes first."""
+    import shutil
+
+    for suffix in ("", "-wal", "-shm"):
+        dest.with_name(dest.name + suffix).unlink(missing_ok=True)
+    for suffix in ("", "-wal"):
+        if source.with_name(source.name + suffix).exists():
+            shutil.copy(source.with_name(source.name + suffix), dest.with_name(dest.name + suffix))
+
+
+def _gate(path, clock, n):  # type: ignore[no-untyped-def]
+    from support import kiosk_api
+
+    kiosk = kiosk_api(path, "gate-1", clock)
+    for _ in range(n):
+        kiosk.store.append(_draft())
+        clock.advance(60)
+    return kiosk
+
+
+def test_a_kiosk_restored_from_a_stopped_copy_goes_on_where_the_office_left_it(tmp_path, clock):
+    """The documented backup: stop the daemon, copy kiosk.db; put it back on a new card. The
+    office's pull goes on after its last row: nothing pulled twice, nothing missed."""
+    from office.pull import pull
+
+    live, office = tmp_path / "kiosk.db", tmp_path / "office.db"
+    kiosk = _gate(live, clock, 12)
+    pull("http://gate-1", kiosk.token, office, client=_Lan(kiosk).client())
+    kiosk.store.close()  # systemctl stop kiosk
+    _copy_log(live, tmp_path / "backup.db")
+    live.unlink()  # the card died
+    _copy_log(tmp_path / "backup.db", live)  # restored
+    kiosk = _gate(live, clock, 3)
+    try:
+        result = pull("http://gate-1", kiosk.token, office, client=_Lan(kiosk).client())
+        assert (result.inserted, result.last_seq) == (3, 15)
+        assert kiosk.store.verify().ok
+    finally:
+        kiosk.store.close()
+    conn = sqlite3.connect(office)
+    try:
+        seqs = [r[0] for r in conn.execute("SELECT seq FROM pulled_events ORDER BY seq")]
+    finally:
+        conn.close()
+    assert seqs == list(range(1, 16))
+
+
+def test_a_copy_older_than_the_offices_is_named_before_the_restored_kiosk_starts(
+    tmp_path, clock, capsys
+):
+    """A restored kiosk.db taken before the office's last pull has lost the events since and
+    would give new events seqs the office already holds (its pull then refuses the kiosk).
+    The check operations.md gives for a restore, ``verify-log --against`` the office's copy,
+    names it while the kiosk is still stopped."""
+    from checkpoint.cli import main
+    from office.pull import ChainError, pull
+
+    live, office = tmp_path / "kiosk.db", tmp_path / "office.db"
+    kiosk = _gate(live, clock, 10)
+    kiosk.store.close()
+    _copy_log(live, tmp_path / "backup.db")  # the last copy: seq 10
+    kiosk = _gate(live, clock, 5)
+    pull("http://gate-1", kiosk.token, office, client=_Lan(kiosk).client())  # office: seq 15
+    kiosk.store.close()
+    _copy_log(tmp_path / "backup.db", live)  # the card died; restored from the old copy
+    code = main(["verify-log", "--db", str(live), "--against", str(office)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "events seq 11: in the office's copy but not in the kiosk's file" in err
+    kiosk = _gate(live, clock, 7)  # started anyway: seq 11..17, other events
+    try:
+        with pytest.raises(ChainError):
+            pull("http://gate-1", kiosk.token, office, client=_Lan(kiosk).client())
+    finally:
+        kiosk.store.close()
+
+
+def test_operations_backups_name_what_a_restored_kiosk_needs():
+    """The Backups section must cover what a kiosk needs besides its events: the trust
+    folder (the office's and other gates' issuer keys: without them their passes are
+    ``pass_unknown_key``), the lists, tokens and accounts that live in kiosk.db but never
+    travel with the office's pull, and the check of a restored log against the office's."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / "operations.md").read_text(encoding="utf-8")
+    backups = text.split("## Backups", 1)[1].split("\n## ", 1)[0]
+    assert "/var/lib/kiosk/trust/" in backups
+    for held in ("revocations", "quarantine", "tokens", "guard accounts"):
+        assert held in backups, held
+    assert "verify-log --against" in backups
