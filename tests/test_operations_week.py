@@ -285,3 +285,20 @@ def test_operations_backups_name_what_a_restored_kiosk_needs():
     for held in ("revocations", "quarantine", "tokens", "guard accounts"):
         assert held in backups, held
     assert "verify-log --against" in backups
+
+
+# -- checking health: what operations.md promises a Prometheus scraper -----------------------
+
+
+def test_the_metrics_operations_md_names_are_the_ones_metrics_serves(client):
+    """operations.md sent the office's Prometheus to /metrics for "decision latency", which
+    it never served. Every metric the page names must be there, and it must name them."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / "operations.md").read_text(encoding="utf-8")
+    health = text.split("## Checking health", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`(kiosk_[a-z_]+)`", health))
+    assert named, "operations.md names no /metrics metric"
+    served = set(re.findall(r"^# TYPE (kiosk_[a-z_]+) ", client.get("/metrics").text, re.M))
+    assert named <= served, named - served
