@@ -302,3 +302,76 @@ def test_the_metrics_operations_md_names_are_the_ones_metrics_serves(client):
     assert named, "operations.md names no /metrics metric"
     served = set(re.findall(r"^# TYPE (kiosk_[a-z_]+) ", client.get("/metrics").text, re.M))
     assert named <= served, named - served
+
+
+# -- the card is full (or has gone read-only): the maintenance verbs -------------------------
+
+
+class _CardConnection(sqlite3.Connection):
+    """A real connection whose writes fail as a full (or read-only) SD card makes them."""
+
+    failing: tuple[str, int, str] | None = None
+
+    def execute(self, sql, *args):  # type: ignore[no-untyped-def]
+        words = sql.lstrip().split(None, 1)
+        if _CardConnection.failing and words and words[0].upper() in ("INSERT", "UPDATE"):
+            name, code, message = _CardConnection.failing
+            exc = sqlite3.OperationalError(message)
+            exc.sqlite_errorname, exc.sqlite_errorcode = name, code  # type: ignore[attr-defined]
+            raise exc
+        return super().execute(sql, *args)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [("SQLITE_FULL", 13, "database or disk is full"),
+     ("SQLITE_READONLY", 8, "attempt to write a readonly database")],
+    ids=["full", "read-only"],
+)
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ["token", "new", "--scope", "logs:read", "--name", "office"],
+        ["token", "revoke", "{token_id}"],
+        ["guard", "add", "night", "--password-stdin"],
+        ["guard", "remove", "day"],
+    ],
+    ids=["token-new", "token-revoke", "guard-add", "guard-remove"],
+)
+def test_a_verb_that_cannot_write_the_full_card_says_so_in_one_line(
+    tmp_path, clock, monkeypatch, capsys, verb, failure
+):
+    """The alarm table says: disk low, pull the log. Making the office a token for that pull
+    on the full card (or on one the kernel has remounted read-only) ended in a StoreFault
+    traceback. One line naming the SQLite error, exit 1, nothing written."""
+    import io
+
+    from checkpoint.cli import main
+    from kiosk import accounts, stats, store, tokens
+
+    path = tmp_path / "kiosk.db"
+    every = [tokens.MIGRATIONS, stats.MIGRATIONS, accounts.MIGRATIONS]  # as the daemon left it
+    with EventLog(path, "gate-1", clock, migrations=every) as log:
+        token_id = tokens.TokenStore(log, clock=clock).create(["logs:read"], "x")[0].id
+        hashed = accounts.hash_password("a long enough password")
+        accounts.AccountStore(log).add("day", "guard", hashed, actor="test")
+
+    def connect(p, timeout_s):  # type: ignore[no-untyped-def]
+        return sqlite3.connect(str(p), timeout=timeout_s, factory=_CardConnection)
+
+    monkeypatch.setattr(store, "_open_connection", connect)
+    monkeypatch.setattr(_CardConnection, "failing", failure)
+    monkeypatch.setattr("sys.stdin", io.StringIO("another long password\n"))
+    argv = [a.replace("{token_id}", token_id) for a in verb]
+    code = main([*argv, "--db", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    assert err.count("\n") == 1 and err.startswith(f"kiosk {verb[0]}: "), err
+    assert failure[0] in err and "could not be written" in err
+    assert "kt_" not in out  # no token shown that was never stored
+    monkeypatch.setattr(_CardConnection, "failing", None)
+    with EventLog(path, "gate-1", clock, migrations=every) as log:
+        assert [(t.id, t.revoked_at) for t in tokens.TokenStore(log, clock=clock).list()] == [
+            (token_id, None)
+        ]
+        assert [a.name for a in accounts.AccountStore(log).names()] == ["day"]

@@ -82,7 +82,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if not _is_store_fault(exc):
+            raise
+        # A write the kiosk's database refused (a full or read-only card): the operator's
+        # next step is the card, not a traceback.
+        print(
+            f"kiosk {args.verb}: the kiosk's database could not be written"
+            f" ({getattr(exc, 'detail', '') or exc}): check the card (`df -h`, `dmesg`), and"
+            " run it as the kiosk's user (`sudo kiosk-admin`)",
+            file=sys.stderr,
+        )
+        return 1
     return int(code or 0)
+
+
+def _is_store_fault(exc: BaseException) -> bool:
+    """``kiosk.store.StoreFault``, without importing the store for verbs that never open it."""
+    store = sys.modules.get("kiosk.store")
+    return store is not None and isinstance(exc, store.StoreFault)
 
 
 if __name__ == "__main__":  # pragma: no cover
