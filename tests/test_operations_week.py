@@ -137,8 +137,18 @@ def _as_another_user(tmp_path):
     "verb",
     [
         ["verify-log", "--db", "{folder}/kiosk.db"],
-        ["calibrate", "--data", "{folder}", "add", "--clinical", "36.6", "--object", "33.9",
-         "--ambient", "24.5"],
+        [
+            "calibrate",
+            "--data",
+            "{folder}",
+            "add",
+            "--clinical",
+            "36.6",
+            "--object",
+            "33.9",
+            "--ambient",
+            "24.5",
+        ],
     ],
     ids=["verify-log", "calibrate-add"],
 )
@@ -324,8 +334,10 @@ class _CardConnection(sqlite3.Connection):
 
 @pytest.mark.parametrize(
     "failure",
-    [("SQLITE_FULL", 13, "database or disk is full"),
-     ("SQLITE_READONLY", 8, "attempt to write a readonly database")],
+    [
+        ("SQLITE_FULL", 13, "database or disk is full"),
+        ("SQLITE_READONLY", 8, "attempt to write a readonly database"),
+    ],
     ids=["full", "read-only"],
 )
 @pytest.mark.parametrize(
@@ -375,3 +387,40 @@ def test_a_verb_that_cannot_write_the_full_card_says_so_in_one_line(
             (token_id, None)
         ]
         assert [a.name for a in accounts.AccountStore(log).names()] == ["day"]
+
+
+def test_a_log_left_owned_by_another_user_is_named_when_it_cannot_be_opened(tmp_path, clock):
+    """``sudo kiosk token new --data /var/lib/kiosk`` (root, not kiosk-admin) before the
+    daemon's first start leaves kiosk.db owned by root; the daemon (user kiosk) then stopped
+    at "cannot open kiosk.db (SQLITE_READONLY)", which reads as a failing card. The message
+    names the file this user cannot write and its owner."""
+    import os
+    import subprocess
+    import sys
+
+    folder, prefix, _lock = _as_another_user(tmp_path)
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the file to another user")
+    with EventLog(folder / "kiosk.db", "gate-1", clock):
+        pass
+    for child in folder.iterdir():
+        os.chown(child, 65534, 65534)  # the folder stays this user's, as /var/lib/kiosk does
+    done = subprocess.run(
+        [
+            *prefix,
+            sys.executable,
+            "-m",
+            "checkpoint",
+            "guard",
+            "list",
+            "--db",
+            str(folder / "kiosk.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "SQLITE_READONLY" in done.stderr
+    assert "kiosk.db is not writable by this user (owner uid 65534)" in done.stderr
