@@ -424,3 +424,58 @@ def test_a_log_left_owned_by_another_user_is_named_when_it_cannot_be_opened(tmp_
     assert done.returncode == 1, done.stderr
     assert "SQLITE_READONLY" in done.stderr
     assert "kiosk.db is not writable by this user (owner uid 65534)" in done.stderr
+
+
+# -- the commands operations.md and install.md give, copied as written -----------------------
+
+
+def _documented_commands(doc: str) -> list[tuple[str, bool]]:
+    """``(command, in a sh block)`` for every code span and sh-block line of ``doc``."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / doc).read_text(encoding="utf-8")
+    spans = re.findall(r"(?<!`)`([^`]+)`(?!`)", text)
+    found = [(" ".join(span.split()), False) for span in spans]
+    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+        found += [(line.split("  #")[0].strip(), True) for line in block.splitlines()]
+    return found
+
+
+@pytest.mark.parametrize("doc", ["operations.md", "install.md"])
+def test_every_kiosk_command_the_runbooks_give_runs_as_written(doc):
+    """A command an operator copies from the runbook must be one the shell and the ``kiosk``
+    parser take: ``sudo kiosk-admin VERB ...`` (or a ``kiosk VERB ...`` line of a shell
+    block) with arguments the verb accepts. ``calibrate --data ... reset --yes`` alone was
+    ``calibrate: command not found``."""
+    import contextlib
+    import io
+    import shlex
+
+    from checkpoint.cli import build_parser
+
+    parser = build_parser()
+    verbs = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    placeholders = {"ID": "abcd1234", "N": "1"}
+    checked = 0
+    for command, in_block in _documented_commands(doc):
+        words = command.split()
+        if len(words) > 1 and words[0] in verbs and words[1].startswith("--"):
+            pytest.fail(f"{doc}: `{command}` is not a command (sudo kiosk-admin {command}?)")
+        prefixes = (["sudo", "kiosk-admin"], ["kiosk"]) if in_block else (["sudo", "kiosk-admin"],)
+        prefix = next((p for p in prefixes if words[: len(p)] == p), None)
+        if prefix is None or len(words) == len(prefix) or words[len(prefix)] not in verbs:
+            continue
+        if "..." in words:
+            continue  # an elided command: its shape is told in the text around it
+        argv = [placeholders.get(w, w) for w in shlex.split(command)[len(prefix) :]]
+        with (
+            contextlib.redirect_stderr(io.StringIO()) as err,
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
+            try:
+                parser.parse_args(argv)
+            except SystemExit as exc:
+                assert not exc.code, f"{doc}: `{command}`: {err.getvalue().strip()}"
+        checked += 1
+    assert checked >= 1
