@@ -479,3 +479,65 @@ def test_every_kiosk_command_the_runbooks_give_runs_as_written(doc):
                 assert not exc.code, f"{doc}: `{command}`: {err.getvalue().strip()}"
         checked += 1
     assert checked >= 1
+
+
+# -- a token or an account change and its audit row: one transaction -----------------------
+
+
+class _AuditFails(sqlite3.Connection):
+    """The card fills between a change and its audit row: only the audit insert fails."""
+
+    failing = False
+
+    def execute(self, sql, *args):  # type: ignore[no-untyped-def]
+        if _AuditFails.failing and sql.lstrip().upper().startswith("INSERT INTO AUDIT"):
+            exc = sqlite3.OperationalError("database or disk is full")
+            exc.sqlite_errorname, exc.sqlite_errorcode = "SQLITE_FULL", 13  # type: ignore[attr-defined]
+            raise exc
+        return super().execute(sql, *args)
+
+
+@pytest.mark.parametrize("change", ["token-new", "token-revoke", "guard-add", "guard-remove"])
+def test_a_token_or_account_change_never_stands_without_its_audit_row(
+    tmp_path, clock, monkeypatch, change
+):
+    """privacy.md: token creation and revocation are audited (guard accounts too). They were
+    two commits, the change and then its audit row: a full card or a power cut between left
+    a token made (or revoked, an account changed) that the audit chain never names, and the
+    operator was told it failed. Now the change and its row commit together or not at all."""
+    from kiosk import accounts, store, tokens
+
+    def connect(p, timeout_s):  # type: ignore[no-untyped-def]
+        return sqlite3.connect(str(p), timeout=timeout_s, factory=_AuditFails)
+
+    monkeypatch.setattr(store, "_open_connection", connect)
+    monkeypatch.setattr(_AuditFails, "failing", False)
+    every = [tokens.MIGRATIONS, accounts.MIGRATIONS]
+    with EventLog(tmp_path / "kiosk.db", "gate-1", clock, migrations=every) as log:
+        token_store = tokens.TokenStore(log, b"pepper-of-sixteen+", clock)
+        account_store = accounts.AccountStore(log)
+        token_id = token_store.create(["logs:read"], "office")[0].id
+        hashed = accounts.hash_password("a long enough password")
+        account_store.add("day", "guard", hashed, actor="test")
+
+        def state():  # type: ignore[no-untyped-def]
+            return (
+                [(t.id, t.revoked_at) for t in token_store.list()],
+                [a.name for a in account_store.names()],
+                len(log.audits(limit=100)),
+            )
+
+        before = state()
+        monkeypatch.setattr(_AuditFails, "failing", True)
+        with pytest.raises(StoreFault):
+            if change == "token-new":
+                token_store.create(["logs:read"], "second")
+            elif change == "token-revoke":
+                token_store.revoke(token_id)
+            elif change == "guard-add":
+                account_store.add("night", "guard", hashed, actor="test")
+            else:
+                account_store.disable("day", actor="test")
+        monkeypatch.setattr(_AuditFails, "failing", False)
+        assert state() == before
+        assert log.verify().ok
