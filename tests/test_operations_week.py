@@ -541,3 +541,27 @@ def test_a_token_or_account_change_never_stands_without_its_audit_row(
         monkeypatch.setattr(_AuditFails, "failing", False)
         assert state() == before
         assert log.verify().ok
+
+
+# -- installing and updating: what pip may keep ----------------------------------------------
+
+
+def test_the_sqlite_utils_floor_is_a_version_that_has_the_migrations_the_log_opens_with():
+    """kiosk.store builds its schema with ``sqlite_utils.migrations`` (sqlite-utils 4.0 and
+    later). pyproject asked for ``>=3.36``, so pip kept a 3.x already in the environment (an
+    office machine with datasette's sqlite-utils, an update into an older venv) and every
+    verb that opens a database ended in an ImportError."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    [spec] = [
+        Requirement(r).specifier
+        for r in project["project"]["dependencies"]
+        if re.match(r"sqlite-utils\b", r)
+    ]
+    assert not spec.contains("3.38"), spec
+    assert spec.contains("4.2.1"), spec
