@@ -565,3 +565,29 @@ def test_the_sqlite_utils_floor_is_a_version_that_has_the_migrations_the_log_ope
     ]
     assert not spec.contains("3.38"), spec
     assert spec.contains("4.2.1"), spec
+
+
+# -- changing the config: the kiosk's id ----------------------------------------------------
+
+
+def test_the_daemon_refuses_a_kiosk_id_that_is_not_its_logs(tmp_path, clock):
+    """Two kiosks installed with the example's ``kiosk_id = "gate-1"``; the technician fixes
+    the second one's config and restarts it. The daemon went on writing the same log under
+    the new id: its next event ended the office's pull for good (``ChainError: kiosk_id
+    'north-gate', expected 'gate-1'``). It refuses to start instead, naming both ids."""
+    from checkpoint.app import build_core
+    from kiosk.config import parse_config
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with EventLog(data / "kiosk.db", "gate-1", clock) as log:
+        log.append(_draft())
+    renamed = parse_config({"site": {"kiosk_id": "north-gate"}, "web": {"port": 0}})
+    with pytest.raises(StoreFault) as refused:
+        build_core(renamed, data, clock)
+    assert "'gate-1'" in refused.value.detail and "'north-gate'" in refused.value.detail
+    with EventLog(data / "kiosk.db", "gate-1", clock) as log:
+        assert [e["kiosk_id"] for e in log.events()] == ["gate-1"]  # nothing written
+    same = parse_config({"site": {"kiosk_id": "gate-1"}, "web": {"port": 0}})
+    core = build_core(same, data, clock)  # its own id: starts as before
+    core.store.close()
