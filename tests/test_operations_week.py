@@ -591,3 +591,44 @@ def test_the_daemon_refuses_a_kiosk_id_that_is_not_its_logs(tmp_path, clock):
     same = parse_config({"site": {"kiosk_id": "gate-1"}, "web": {"port": 0}})
     core = build_core(same, data, clock)  # its own id: starts as before
     core.store.close()
+
+
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ["add", "--clinical", "36.7", "--object", "34.0", "--ambient", "24.5"],
+        ["fit"],
+        ["reset", "--yes"],
+    ],
+    ids=["add", "fit", "reset"],
+)
+def test_calibrate_on_a_full_card_says_so_in_one_line_and_keeps_the_file(
+    tmp_path, monkeypatch, capsys, verb
+):
+    """``kiosk calibrate add`` (and fit, reset) on a full card ended in an OSError traceback.
+    One line naming the file system's answer, exit 1; calibration.json as it was."""
+    import errno
+    import tempfile
+
+    from checkpoint.cli import main
+    from kiosk import calibration
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for clinical, obj in ((36.6, 33.9), (36.8, 34.2), (36.5, 33.7)):
+        argv = ["calibrate", "--data", str(data), "add", "--clinical", str(clinical)]
+        assert main([*argv, "--object", str(obj), "--ambient", "24.5"]) == 0
+    before = (data / "calibration.json").read_bytes()
+    capsys.readouterr()
+
+    def full(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device", str(data))
+
+    monkeypatch.setattr(calibration.tempfile, "mkstemp", full)
+    code = main(["calibrate", "--data", str(data), *verb])
+    err = capsys.readouterr().err
+    monkeypatch.setattr(calibration.tempfile, "mkstemp", tempfile.mkstemp)
+    assert code == 1, err
+    assert err.count("\n") == 1 and err.startswith("kiosk calibrate: "), err
+    assert "No space left on device" in err and str(data) in err
+    assert (data / "calibration.json").read_bytes() == before

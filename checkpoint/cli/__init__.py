@@ -80,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    except OSError as exc:  # the file system's answer: a full or read-only card, an I/O error
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"kiosk {args.verb}: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
