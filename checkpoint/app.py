@@ -42,7 +42,7 @@ from kiosk.lists import ListStore
 from kiosk.passes import KeyFileError, TrustList, load_private_key
 from kiosk.runner import EngineRunner
 from kiosk.secrets import get_secret
-from kiosk.store import EventLog
+from kiosk.store import EventLog, StoreFault
 from kiosk.tokens import TokenStore
 
 if TYPE_CHECKING:
@@ -102,7 +102,23 @@ def _open_event_log(config: KioskConfig, data_dir: Path, clock: Clock) -> EventL
         ],
     )
     store.open()
+    with _closing_on_error(store.close):
+        _check_log_owner(store, config.site.kiosk_id)
     return store
+
+
+def _check_log_owner(store: EventLog, kiosk_id: str) -> None:
+    """Refuse a log whose events another ``kiosk_id`` wrote: the office keys a kiosk's log by
+    its id, so writing on under a new one would end its pull for good (a ChainError)."""
+    last = store.reader().execute("SELECT kiosk_id FROM events ORDER BY seq DESC LIMIT 1")
+    row = last.fetchone()
+    if row is not None and row[0] != kiosk_id:
+        raise StoreFault(
+            "store_fault",
+            f"{store.path.name} is the event log of kiosk {row[0]!r}, and site.kiosk_id is"
+            f" {kiosk_id!r}: set it back, or give this kiosk a new log (docs/operations.md,"
+            " changing the config)",
+        )
 
 
 def _shared_parts(config: KioskConfig, data_dir: Path, clock: Clock, store: EventLog) -> _Shared:

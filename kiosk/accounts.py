@@ -186,6 +186,10 @@ def validate_role(role: str) -> Role:
     raise AccountError("role must be guard or admin")
 
 
+class _Unchanged(Exception):
+    """Raised inside a write that found nothing to change, so no audit row is written."""
+
+
 class AccountStore:
     """Looks up and checks guard accounts from the secret and (optionally) the event log."""
 
@@ -272,8 +276,9 @@ class AccountStore:
                 pk="name",
             )
 
-        self._store.submit(write)
-        self._store.audit(actor, "guard_account_set", {"name": name, "role": role})
+        self._store.submit_audited(
+            write, actor, "guard_account_set", lambda _none: {"name": name, "role": role}
+        )
         return Account(name, checked_role, "table")
 
     def disable(self, name: str, actor: str) -> bool:
@@ -281,14 +286,20 @@ class AccountStore:
             return False
 
         def write(db: Database) -> int:
-            if not db["guard_accounts"].exists():
-                return 0
-            cursor = db.execute(
-                "UPDATE guard_accounts SET disabled = 1 WHERE name = ? AND disabled = 0", [name]
-            )
-            return cursor.rowcount
+            changed = 0
+            if db["guard_accounts"].exists():
+                changed = db.execute(
+                    "UPDATE guard_accounts SET disabled = 1 WHERE name = ? AND disabled = 0",
+                    [name],
+                ).rowcount
+            if not changed:
+                raise _Unchanged  # nothing to audit: the transaction ends empty
+            return int(changed)
 
-        changed = bool(self._store.submit(write))
-        if changed:
-            self._store.audit(actor, "guard_account_disabled", {"name": name})
-        return changed
+        try:
+            self._store.submit_audited(
+                write, actor, "guard_account_disabled", lambda _n: {"name": name}
+            )
+        except _Unchanged:
+            return False
+        return True

@@ -43,6 +43,16 @@ class Store(Protocol):
         """Append one row to the chained audit table."""
         ...
 
+    def submit_audited(
+        self,
+        fn: Callable[[Database], T],
+        actor: str,
+        action: str,
+        detail: Callable[[T], Mapping[str, Any] | None],
+    ) -> T:
+        """``submit(fn)`` and its audit row (``detail(result)``) in one transaction."""
+        ...
+
 
 class EventSink(Protocol):
     """The event log as the engine runner uses it (``kiosk.store.EventLog``)."""

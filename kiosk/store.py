@@ -375,6 +375,42 @@ def _json(value: Any) -> str | None:
     return hashchain.canonical(value).decode("utf-8")
 
 
+def _refuse_newer_schema(db: sqlite_utils.Database, known: Iterable[Migrations], name: str) -> None:
+    """Refuse a file a newer program migrated (a rollback of the program): writing into a
+    schema this one does not know would leave rows without the newer columns or checks."""
+    empty = sqlite_utils.Database(memory=True)
+    for migrations in known:
+        ours = {m.name for m in migrations.pending(empty)}  # every migration this one has
+        for applied in migrations.applied(db):
+            if applied.name not in ours:
+                raise StoreFault(
+                    "store_fault",
+                    f"cannot open {name}: it was written by a newer version of the program"
+                    f" (migration {migrations.name} {applied.name} is unknown to this one);"
+                    " install that version or a later one",
+                )
+
+
+def _unwritable(path: Path) -> str:
+    """Why this process cannot write the log at ``path``, if it is the file system or a file
+    another user owns (a verb run as root beside the daemon's user); "" when neither."""
+    try:
+        if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+            return "the file system is read-only"
+        wal, shm = path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+        for part, shown in (
+            (path.parent, f"{path.parent}/"),
+            (path, path.name),
+            (wal, wal.name),
+            (shm, shm.name),
+        ):
+            if part.exists() and not os.access(part, os.W_OK):
+                return f"{shown} is not writable by this user (owner uid {part.stat().st_uid})"
+    except OSError:
+        return ""
+    return ""
+
+
 def _open_connection(path: Path, timeout_s: float) -> sqlite3.Connection:
     """The writer's connection factory (one seam, so tests can make the disk misbehave)."""
     return sqlite3.connect(str(path), timeout=timeout_s)
@@ -1102,6 +1138,7 @@ class EventLog:
         try:
             db = self._connect()
             self._db = db
+            _refuse_newer_schema(db, (MIGRATIONS, *self.migrations), self.path.name)
             MIGRATIONS.apply(db)
             for extra in self.migrations:
                 extra.apply(db)
@@ -1126,7 +1163,10 @@ class EventLog:
         except Exception as exc:  # sqlite3.Error, OSError, or a failing migration
             self._disconnect()
             name = _error_name(exc) or type(exc).__name__
-            raise StoreFault("store_fault", f"cannot open {self.path.name} ({name})") from exc
+            why = _unwritable(self.path)
+            raise StoreFault(
+                "store_fault", f"cannot open {self.path.name} ({name}{': ' if why else ''}{why})"
+            ) from exc
 
     def _ensure_connection(self) -> sqlite_utils.Database:
         if self._db is not None and not self._reopen:

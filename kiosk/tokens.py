@@ -176,9 +176,11 @@ class TokenStore:
             )
             return token_id
 
-        token_id = self._store.submit(write)
+        # The token and its audit row commit together: never a token the audit does not name.
+        token_id = self._store.submit_audited(
+            write, actor, "token_created", lambda made: {"token": made, "scopes": sorted(scope_set)}
+        )
         info = TokenInfo(token_id, name or f"token-{token_id}", scope_set, created_at)
-        self._store.audit(actor, "token_created", {"token": token_id, "scopes": sorted(scope_set)})
         return info, f"kt_{token_id}_{secret}"
 
     @staticmethod
@@ -206,14 +208,15 @@ class TokenStore:
         now = self._now()
 
         def write(db: Database) -> int:
-            return db.execute(
+            changed = db.execute(
                 "update api_tokens set revoked_at = coalesce(revoked_at, ?) where id = ?",
                 [now, token_id],
             ).rowcount
+            if not changed:
+                raise TokenError(f"no token with id {token_id!r}")
+            return int(changed)
 
-        if not self._store.submit(write):
-            raise TokenError(f"no token with id {token_id!r}")
-        self._store.audit(actor, "token_revoked", {"token": token_id})
+        self._store.submit_audited(write, actor, "token_revoked", lambda _n: {"token": token_id})
         info = self.get(token_id)
         assert info is not None
         return info

@@ -73,9 +73,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SecretError as exc:  # a credential any verb may read (kiosk-admin passes them)
         print(f"kiosk {args.verb}: {exc}", file=sys.stderr)
         return 1
+    except PermissionError as exc:  # the kiosk's files, by someone who is not its user
+        print(
+            f"kiosk {args.verb}: permission denied: {exc.filename or exc.strerror}; the"
+            f" kiosk's files are its user's: run it as `sudo kiosk-admin {args.verb} ...`",
+            file=sys.stderr,
+        )
+        return 1
+    except OSError as exc:  # the file system's answer: a full or read-only card, an I/O error
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"kiosk {args.verb}: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if not _is_store_fault(exc):
+            raise
+        # A write the kiosk's database refused (a full or read-only card): the operator's
+        # next step is the card, not a traceback.
+        print(
+            f"kiosk {args.verb}: the kiosk's database could not be written"
+            f" ({getattr(exc, 'detail', '') or exc}): check the card (`df -h`, `dmesg`), and"
+            " run it as the kiosk's user (`sudo kiosk-admin`)",
+            file=sys.stderr,
+        )
+        return 1
     return int(code or 0)
+
+
+def _is_store_fault(exc: BaseException) -> bool:
+    """``kiosk.store.StoreFault``, without importing the store for verbs that never open it."""
+    store = sys.modules.get("kiosk.store")
+    return store is not None and isinstance(exc, store.StoreFault)
 
 
 if __name__ == "__main__":  # pragma: no cover
