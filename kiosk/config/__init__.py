@@ -125,6 +125,8 @@ _UNION_TAGS = {
     # A setting that takes either of two types (readers' `device`): each tried in turn.
     "int",
     "str",
+    "constrained-int",
+    "constrained-str",
 }
 
 
@@ -263,6 +265,11 @@ def _where(err: ErrorDetails, tags: Collection[str]) -> tuple[str, bool]:
     return where, in_union
 
 
+def _refused(err: ErrorDetails, in_union: bool) -> bool:
+    """A union member's "not my type" (one of several tried)."""
+    return in_union and err["type"] in _EXPECTED
+
+
 def validation_problems(exc: ValidationError, union_tags: Collection[str] = ()) -> list[str]:
     """One ``field.path: reason`` per mistake, in TOML's words: what to write (a table, an
     array, a string, an integer, a decimal number, true or false, a time of day, one of the
@@ -271,17 +278,18 @@ def validation_problems(exc: ValidationError, union_tags: Collection[str] = ()) 
     A setting that takes either of two types is one line (``should be an integer or a
     string``); ``union_tags``: more labels a union adds to the path, left out of it."""
     errors = [(err, *_where(err, union_tags)) for err in exc.errors(include_url=False)]
-    wheres = [where for _, where, _ in errors]
+    # A union member refusing the type where another member took it: the other's mistake
+    # (a bound, a key of its table) is the one to show.
+    taken = [where for err, where, in_union in errors if not _refused(err, in_union)]
     expected: dict[str, list[str]] = {}
     got: dict[str, str] = {}
     problems: dict[str, None] = {}  # in order, once each
     for err, where, in_union in errors:
         kind = err["type"]
-        if kind not in _EXPECTED or not in_union:
+        if not _refused(err, in_union):
             problems[f"{where}: {_reason(err)}"] = None
-        elif not any(w.startswith((f"{where}.", f"{where}[")) for w in wheres):
-            # One member of a union refused the type; another got deeper (its own mistake
-            # is the one to show) or refused it too (one line: "an integer or a string").
+        elif not any(w == where or w.startswith((f"{where}.", f"{where}[")) for w in taken):
+            # Every member refused the type: one line ("an integer or a string").
             expected.setdefault(where, []).append(_EXPECTED[kind])
             got.setdefault(where, _got(kind, err.get("input")))
             problems[where] = None
