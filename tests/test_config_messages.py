@@ -195,3 +195,10 @@ def test_the_collector_config_reads_the_same():
     assert validation_problems(info.value) == [
         "kiosks[0].token_file: should be a path (a string) (got an integer)"
     ]
+
+
+def test_an_empty_array_says_how_many_entries():
+    """Was: ``List should have at least 1 item after validation, not 0``."""
+    with pytest.raises(ValidationError) as info:
+        CollectorConfig.model_validate({"kiosks": []})
+    assert validation_problems(info.value) == ["kiosks: should have at least 1 entry"]

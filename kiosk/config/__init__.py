@@ -207,6 +207,10 @@ def _choices(expected: object) -> str:
     return quoted if len(names) == 1 else f"one of {quoted}"
 
 
+def _entries(count: object) -> str:
+    return f"{count} entry" if count == 1 else f"{count} entries"
+
+
 #: A bound a number broke: pydantic's error type -> (its context key, the words).
 _BOUNDS = {
     "greater_than": ("gt", "more than"),
@@ -239,9 +243,10 @@ def _reason(err: ErrorDetails) -> str:
             f"should be at most {ctx.get('max_length')} characters long"
             f" (got {len(value) if isinstance(value, str) else '?'})"
         ),
-        "too_short": lambda: f"should have at least {ctx.get('min_length')} entries",
+        "too_short": lambda: f"should have at least {_entries(ctx.get('min_length'))}",
         "too_long": lambda: (
-            f"should have at most {ctx.get('max_length')} entries (got {ctx.get('actual_length')})"
+            f"should have at most {_entries(ctx.get('max_length'))}"
+            f" (got {ctx.get('actual_length')})"
         ),
         "string_pattern_mismatch": lambda: (
             f"should match the pattern {ctx.get('pattern')} (got {_shown(value)})"
