@@ -8,18 +8,13 @@ from __future__ import annotations
 import tomllib
 
 import pytest
+from test_config_types import problems_of
 
-from kiosk.config import ConfigError, parse_config
+from kiosk.config import parse_config
 
 
 def camera(device: str) -> str:
     return f'[[readers.sources]]\ntype = "camera"\ndevice = {device}\n'
-
-
-def problems_of(toml: str) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        parse_config(tomllib.loads(toml))
-    return info.value.problems
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ ReadersSection``, ``a valid tuple``, ``valid path for <class 'pathlib.Path'>``).
 from __future__ import annotations
 
 import re
-import tomllib
 import types
 import typing
 from collections.abc import Iterator
@@ -15,8 +14,9 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
+from test_config_types import problems_of
 
-from kiosk.config import ConfigError, KioskConfig, parse_config, validation_problems
+from kiosk.config import KioskConfig, validation_problems
 from kiosk.config.fleet import CollectorConfig
 
 #: One value of every TOML type, and the edge values of the common ones.
@@ -111,12 +111,6 @@ def test_no_message_a_config_can_get_speaks_python(model):
         assert {"union_tag_invalid", "float_type", "string_too_long", "too_long"} <= seen
     else:
         assert {"path_type", "list_type", "string_pattern_mismatch"} <= seen
-
-
-def problems_of(toml: str) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        parse_config(tomllib.loads(toml))
-    return info.value.problems
 
 
 @pytest.mark.parametrize(
