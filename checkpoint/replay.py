@@ -53,7 +53,7 @@ from drivers.mlx90614_emulator import Mlx90614Emulator
 from drivers.thermometer import FakeMlx90614
 from kiosk import base45, passes
 from kiosk.clock import Clock, FakeClock
-from kiosk.config import ConfigError, KioskConfig, parse_config, read_toml
+from kiosk.config import ConfigError, KioskConfig, parse_config, read_toml, validation_problems
 from kiosk.core import Core
 from kiosk.devices import Gate, Health
 from kiosk.lists import ListStore
@@ -77,7 +77,12 @@ class ScenarioError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """A scenario's keys are as strict as its ``[config]`` (``kiosk.config.Section``): a
+    typo is an error, and each value is taken only as its own TOML type (``at_s = "1"`` is an
+    error naming the step and key, never 1 s). What TOML writes as an array is taken where
+    the model keeps a tuple (``Field(strict=False)``; its items stay strict)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class PassSpec(_Strict):
@@ -116,9 +121,9 @@ class Expect(_Strict):
     """What the first decision after this step must be. ``reasons``: each must be present."""
 
     decision: Literal["pass", "deny", "manual_pass", "manual_deny"]
-    reasons: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = Field((), strict=False)
     exact: bool = Field(False, description="reasons must be exactly these (order ignored)")
-    flags: tuple[str, ...] = ()
+    flags: tuple[str, ...] = Field((), strict=False)
     committed: bool = True
 
 
@@ -142,7 +147,7 @@ class Step(_Strict):
     manual: ManualSpec | None = None
     expect: Expect | None = None
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
     @model_validator(mode="after")
     def _one_visitor(self) -> Step:
@@ -194,25 +199,17 @@ class Scenario:
         return sum(1 for s in self.steps if s.expect is not None)
 
 
-_UNION_TAGS = {"PassSpec", "str", "function-after[_one_visitor(), Step]"}
-
-
-def _loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for item in loc:
-        if item in _UNION_TAGS:
-            continue
-        out += f"[{item}]" if isinstance(item, int) else ("." if out else "") + str(item)
-    return out or "(root)"
+#: The member a step's ``pass`` (a table or the id of an earlier one) was tried as.
+_UNION_TAGS = ("PassSpec",)
 
 
 def parse_scenario(data: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
     try:
         raw = ScenarioFile.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise ScenarioError(f"{source}: {_loc(err['loc'])}: {err['msg']}{more}") from None
+        problems = validation_problems(exc, _UNION_TAGS)  # in the config's words
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ScenarioError(f"{source}: {problems[0]}{more}") from None
     try:
         config = parse_config(raw.config, f"{source} [config]")
     except ConfigError as exc:

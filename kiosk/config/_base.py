@@ -26,7 +26,13 @@ class Section(BaseModel):
 
 def _time_of_day(value: object) -> object:
     # TOML's own local time (08:30:00) arrives as a time; text ("08:30") is parsed as ISO.
-    return time.fromisoformat(value) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    try:
+        return time.fromisoformat(value)
+    except ValueError:
+        shown = value if len(value) <= 20 else value[:20] + "…"
+        raise ValueError(f'should be a time of day (08:30:00 or "08:30") (got "{shown}")') from None
 
 
 def _local(value: time) -> time:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ._base import DevicePort, FilePath, FramesPerSecond, Section, Seed, SourceName
+
+CameraIndex = Annotated[int, Field(ge=0, le=255)]
+"""A V4L2 camera's index: N opens /dev/videoN."""
 
 
 class WatchdogConfig(Section):
@@ -81,8 +84,30 @@ class CameraReaderConfig(CaptureSource):
     type: Literal["camera"] = "camera"
     name: SourceName = "camera"
     """Tag put on every code from this source."""
-    device: int | str = 0
-    """V4L2 index or path, e.g. 0 or /dev/video0."""
+    device: CameraIndex | FilePath = 0
+    """V4L2 index (an integer: 0 is the first camera) or the camera's path, e.g. /dev/video0 or
+    /dev/v4l/by-id/... (stable across re-plugging)."""
+
+    @field_validator("device")
+    @classmethod
+    def _index_or_path(cls, value: int | str) -> int | str:
+        # OpenCV's V4L2 backend opens an integer as /dev/videoN and a string as a file: a
+        # quoted index ("0") is neither the first camera nor a path anyone meant.
+        if isinstance(value, int):
+            return value
+        text = value.strip()
+        if text.isascii() and text.isdigit():
+            raise ValueError(
+                f"a camera index is an integer: write device = {int(text)} without the quotes"
+                f' (or the camera\'s path, e.g. "/dev/video{int(text)}")'
+            )
+        if not value.startswith("/"):
+            shown = value if len(value) <= 40 else value[:40] + "…"
+            raise ValueError(
+                "should be a camera index (device = 0) or the camera's path, e.g."
+                f' "/dev/video0" (got "{shown}")'
+            )
+        return value
 
 
 class PiCameraReaderConfig(CaptureSource):
