@@ -334,7 +334,8 @@ class Daemon:
 
     def purge_once(self) -> None:
         """One retention purge by the daemon's clock; a clock that cannot date one (not
-        synchronised, or set back) is a warning in the journal, and the next check retries."""
+        synchronised, or set back) or a card that cannot take it (full, failing) is one
+        warning line in the journal, and the next check retries."""
         from kiosk.retention import ClockNotTrusted, purge
 
         cfg = self.core.config
@@ -349,6 +350,9 @@ class Daemon:
             )
         except ClockNotTrusted as exc:
             log.warning("retention purge skipped, tried again within the hour: %s", exc)
+            return
+        except StoreFault as exc:  # a full or failing card: the store's health says so too
+            log.warning("retention purge failed, tried again within the hour: %s", exc)
             return
         if result.events_purged:
             log.info("retention purge", extra={"rows": result.events_purged})

@@ -303,6 +303,40 @@ def test_the_daemons_purge_on_an_unsynchronised_clock_is_a_warning_and_purges_no
         core.close()
 
 
+def test_the_daemons_purge_on_a_full_card_is_one_warning_line_and_purges_later(
+    data_dir, caplog, monkeypatch
+):
+    """Before: a purge that could not write (a full card) left the hourly loop to log the
+    whole StoreFault traceback every hour; now it is one warning naming the fault, and the
+    next check purges once the card has room."""
+    from datetime import UTC, datetime
+
+    from kiosk.clock import FakeClock
+    from kiosk.store import EventDraft, StoreFault
+
+    clock = FakeClock(start=datetime(2026, 3, 2, 8, 30, tzinfo=UTC))
+    core = build_core(_config(), data_dir, clock)
+    try:
+        core.store.append(EventDraft(direction="in", decision="pass", household="H-1"))
+        clock.set_wall(datetime(2026, 5, 1, tzinfo=UTC))  # past retention
+
+        def full(*_args: object, **_kwargs: object) -> None:
+            raise StoreFault("store_fault", "database or disk is full (SQLITE_FULL)")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(core.store, "submit_audited", full)
+            with caplog.at_level("WARNING", logger="checkpoint.app"):
+                Daemon(core, notifier=Notifier(None)).purge_once()
+        [warning] = [r for r in caplog.records if r.name == "checkpoint.app"]
+        assert "retention purge failed" in warning.getMessage()
+        assert "SQLITE_FULL" in warning.getMessage() and warning.exc_info is None
+        assert [e["household"] for e in core.store.events()] == ["H-1"]
+        Daemon(core, notifier=Notifier(None)).purge_once()  # room again: purged
+        assert [e["household"] for e in core.store.events()] == [None]
+    finally:
+        core.close()
+
+
 def test_the_daemon_decides_on_a_list_imported_beside_it(data_dir, tmp_path, capsys):
     """Before: a quarantine list applied with `kiosk lists import --apply` (kiosk-admin,
     daemon running) was in the database but not at the gate until the daemon restarted."""
