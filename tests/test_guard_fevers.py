@@ -132,3 +132,24 @@ def test_a_guard_confirming_a_gate_fever_by_hand_joins_its_open_card(guard_clien
         post(guard_client, "/guard/manual", csrf, **form, decision="deny")
     [card] = cards(guard_client.get("/guard?lang=en").text)
     assert "2 times" in card and "38.6 °C" in card and "/guard/passage/2" in card
+
+
+def test_a_person_without_a_pass_with_a_fever_is_not_let_through_by_hand(guard_client, guard_core):
+    csrf = login(guard_client)
+    form = {"subject": "none", "reason": "老人没有手机", "direction": "in"}
+    for temp in ("38.0", "37.3"):  # the threshold itself is a fever
+        refused = post(guard_client, "/guard/manual", csrf, **form, temp_c=temp, decision="pass")
+        assert refused.status_code == 303 and nothing_recorded(guard_core)
+        shown = guard_client.get(refused.headers["location"]).text
+        assert f"体温 {temp} °C" in shown and "人工拒绝" in shown
+    assert guard_core.devices.gate.commands == []
+    audits = guard_core.store.audits()
+    assert [a["detail"]["problem"] for a in audits[-2:]] == ["manual.fever_refused"] * 2
+    assert {a["action"] for a in audits[-2:]} == {"manual_pass_failed"}
+    # an implausible reading is named as one, not as a fever
+    odd = post(guard_client, "/guard/manual", csrf, **form, temp_c="50", decision="pass")
+    assert "43" in guard_client.get(odd.headers["location"]).text and nothing_recorded(guard_core)
+    # without a fever the guard's word lets them through
+    with decided(guard_client, guard_core) as seen:
+        post(guard_client, "/guard/manual", csrf, **form, temp_c="36.6", decision="pass")
+    assert seen[0]["decision"] == "manual_pass"
