@@ -16,6 +16,7 @@ from kiosk.alarms import Alarm, alarm_from_event, reason_codes
 from kiosk.passes import Pass
 from kiosk.sheets import formula_safe
 from ui import charts, i18n
+from ui.device_words import detail_text
 from ui.views import device_entries, device_label
 
 #: Fields a plain guard sees unmasked (to recognise a person); admins see all. Free-text
@@ -478,7 +479,8 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
         if key not in present:
             add(device_label(lang, key), "unknown")
     for key, entry in entries:
-        add(device_label(lang, key), str(entry.get("state")), str(entry.get("detail") or ""))
+        detail = detail_text(lang, str(entry.get("detail") or ""))
+        add(device_label(lang, key), str(entry.get("state")), detail)
     synced = (report.get("clock") or {}).get("synced")
     if synced is not None:
         add(
