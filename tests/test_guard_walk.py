@@ -22,3 +22,15 @@ def test_a_calibration_pair_whose_skin_is_not_above_the_air_is_refused_in_chines
     assert audit["detail"]["problem"] == "cal.not_above_ambient"
     english = post(guard_client, "/guard/calibration?lang=en", csrf, **form)
     assert "not above" in guard_client.get(english.headers["location"]).text
+
+
+def test_a_quarantine_ending_before_it_starts_is_refused_in_chinese(guard_client, guard_core):
+    csrf = login(guard_client)
+    form = {"household": "3-201", "from": "2026-03-05", "until": "2026-03-01"}
+    refused = post(guard_client, "/guard/lists/quarantine/add", csrf, **form)
+    shown = guard_client.get(refused.headers["location"]).text
+    assert "Value error" not in shown and "until is before from" not in shown
+    assert "结束日期" in shown and "开始日期" in shown
+    assert not guard_core.lists.current.quarantine
+    audit = guard_core.store.audits()[-1]
+    assert audit["detail"]["problem"] == "err.until_before_from"

@@ -170,6 +170,8 @@ def _quarantine(op: str, form: FormData, today: date) -> tuple[ListEdit, dict[st
         until = date_field(form.get("until"), "lists.until")
         if until is None:
             raise BadInput("err.required", field="lists.until")
+        if until < start:  # the list store refuses it too, in English
+            raise BadInput("err.until_before_from", start=str(start), until=str(until))
         note = clean(form.get("note"), "lists.note")
         return ListStore.add_quarantine, {
             "household": household,
