@@ -34,3 +34,30 @@ def test_a_quarantine_ending_before_it_starts_is_refused_in_chinese(guard_client
     assert not guard_core.lists.current.quarantine
     audit = guard_core.store.audits()[-1]
     assert audit["detail"]["problem"] == "err.until_before_from"
+
+
+def flash_error(client, response) -> str:
+    page = client.get(response.headers["location"]).text
+    return page.split('class="flash err"', 1)[1].split("</div>", 1)[0]
+
+
+def test_an_invisible_character_pasted_into_a_field_is_named_in_chinese(guard_client, guard_core):
+    """A zero-width space comes along when a unit or a name is copied from a chat message; the
+    core refuses it in English, the console says it first, in the guard's words."""
+    csrf = login(guard_client)
+    quarantine = {"household": "3-201\u200b", "until": "2026-03-10"}
+    shown = flash_error(guard_client, post(guard_client, "/guard/lists/quarantine/add", csrf,
+                                           **quarantine))  # fmt: skip
+    assert "户号含有无效字符" in shown and "Value error" not in shown
+    issue = {"household": "3-201", "holder": "王\u200b五", "role": "visitor", "days": "1"}
+    shown = flash_error(guard_client, post(guard_client, "/guard/passes", csrf, **issue))
+    assert "持证人含有无效字符" in shown and "printable" not in shown
+    assert not guard_core.lists.current.quarantine and guard_core.store.last_seq == 0
+
+
+def test_a_full_width_space_typed_by_a_chinese_input_method_is_a_space(guard_client, guard_core):
+    csrf = login(guard_client)
+    issue = {"household": "3-201", "holder": "欧阳\u3000娜娜", "role": "visitor", "days": "1"}
+    response = post(guard_client, "/guard/passes", csrf, **issue)
+    assert response.status_code == 200, response.headers.get("location")
+    assert "欧阳 娜娜" in response.text
