@@ -54,3 +54,32 @@ def test_every_nav_entry_is_on_a_phone_screen_without_scrolling(demo, browser, l
     page.wait_for_url("**/guard/community")
     assert page.locator(".g-nav a.on").get_attribute("href") == "/guard/community"
     page.context.close()
+
+
+#: For every cell of a table shown as cards: its label's right edge, and the left edge of each
+#: element in it (its content must sit right of its label, never under it as if a label).
+CELLS = """() => [...document.querySelectorAll('table.cards-on-phone td')].map(td => {
+    const box = td.getBoundingClientRect(), style = getComputedStyle(td);
+    const label = getComputedStyle(td, '::before').content;
+    const first = parseFloat(style.gridTemplateColumns.split(' ')[0]) || 0;
+    return {text: td.innerText.trim().slice(0, 40), label,
+            labelRight: box.left + first, colspan: td.colSpan,
+            lefts: [...td.children].filter(c => c.getClientRects().length)
+                     .map(c => c.getBoundingClientRect().left)};
+})"""
+
+
+def test_table_cards_keep_every_value_beside_its_label_on_a_phone(demo, browser):
+    page = signed_in(browser, demo, "/guard/passes?lang=zh-CN", **PHONE)
+    [empty] = page.evaluate(CELLS)  # nothing issued yet: one row saying so
+    assert empty["colspan"] > 1 and empty["label"] in ("none", "normal"), empty
+    page.fill("#pass-form input[name=household]", "3-402")
+    page.fill("#pass-form input[name=holder]", "王秀英")
+    page.click("#pass-form button[type=submit]")
+    page.wait_for_selector("#passes tbody tr[data-pass]")
+    cells = page.evaluate(CELLS)
+    assert any(c["lefts"] for c in cells)
+    for cell in cells:
+        for left in cell["lefts"]:
+            assert left >= cell["labelRight"] - 0.5, cell  # the guard's name, the buttons
+    page.context.close()
