@@ -61,3 +61,26 @@ def test_a_full_width_space_typed_by_a_chinese_input_method_is_a_space(guard_cli
     response = post(guard_client, "/guard/passes", csrf, **issue)
     assert response.status_code == 200, response.headers.get("location")
     assert "欧阳 娜娜" in response.text
+
+
+def test_a_service_request_shows_its_state_in_words_and_its_time_in_site_time(
+    guard_client, guard_core
+):
+    """The requests table read 'open' and '2026-03-02T08:30' (UTC) for a request made at
+    16:30 in Shanghai."""
+    led = guard_core.ledgers
+    led.compound.apply(led.compound.plan_import(b"building,floor,household\n5,7,5-702\n",
+                                                "map.csv"), "root")  # fmt: skip
+    guard_core.lists.add_quarantine("5-702", None, "2026-03-01", "2026-03-14", "root")
+    csrf = login(guard_client)
+    post(guard_client, "/guard/community/services", csrf, household="5-702", kind="food")
+    page = guard_client.get("/guard/community/services?lang=zh-CN").text
+    row = page.split('data-request="1"', 1)[1].split("</tr>", 1)[0]
+    assert "2026-03-02 16:30" in row and "T08:30" not in row
+    assert "待接单" in row and ">open<" not in row
+    home = guard_client.get("/guard/community/household/1?lang=zh-CN").text
+    requests = home.split('id="requests"', 1)[1].split("</section>", 1)[0]
+    assert "待接单" in requests and ">open<" not in requests
+    post(guard_client, "/guard/community/services/1/take", csrf)
+    page = guard_client.get("/guard/community/services?lang=en").text
+    assert ">Taken<" in page.split('data-request="1"', 1)[1].split("</tr>", 1)[0]
