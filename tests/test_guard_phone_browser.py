@@ -83,3 +83,24 @@ def test_table_cards_keep_every_value_beside_its_label_on_a_phone(demo, browser)
         for left in cell["lefts"]:
             assert left >= cell["labelRight"] - 0.5, cell  # the guard's name, the buttons
     page.context.close()
+
+
+def test_the_service_requests_are_cards_inside_their_card_on_a_phone(demo, browser):
+    core = demo.session.core
+    today = core.clock.now().date().isoformat()
+    core.lists.add_quarantine("5-702", None, today, "2999-01-01", "test")
+    page = signed_in(browser, demo, "/guard/community/services?lang=zh-CN", **PHONE)
+    page.fill("#new-request input[name=household]", "5-702")
+    note = "买菜：青菜两斤，鸡蛋一盒，牛奶两箱，送到门口放在鞋柜上"
+    page.fill("#new-request input[name=note]", note)
+    page.click("#new-request button[type=submit]")
+    row = page.locator("#requests tr[data-request]").first
+    row.wait_for()
+    assert row.evaluate("r => getComputedStyle(r).display") == "block"
+    card = page.locator("#requests").bounding_box()
+    for button in page.locator("#requests tr[data-request] button").all():
+        box = button.bounding_box()
+        assert box["x"] >= card["x"] and box["x"] + box["width"] <= card["x"] + card["width"]
+    cells = page.evaluate(CELLS)
+    assert any(c["label"] == '"备注"' for c in cells)
+    page.context.close()
