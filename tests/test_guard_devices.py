@@ -26,8 +26,8 @@ DRIVER_TEXTS = [
     ("noisy I2C bus: 12 of the last 40 words failed their check (PEC, range or re-read);"
      " reads are retried, but check the wiring, pull-ups and cable length"
      " (docs/thermometer.md)", "docs/thermometer.md"),
-    ("3 PEC mismatches (pec=warn)", "pec=warn"),
-    ("PEC checking off: reads confirmed by re-reading", "PEC"),
+    ("3 PEC mismatches (pec=warn)", "3"),
+    ("PEC checking off: reads confirmed by re-reading", ""),
     ("readings frozen: identical words for 20 reads", "20"),
     ("register 0x07: PEC mismatch (3 attempts)", "0x07"),
     ("register 0x07: two reads disagree (no PEC to arbitrate) (3 attempts)", "0x07"),
@@ -72,9 +72,7 @@ DRIVER_TEXTS = [
 ]  # fmt: skip
 
 #: Latin words a Chinese page may show in a device's detail: identifiers and units.
-KEPT = re.compile(
-    r"I2C|PEC|pec=warn|GPIO\d+|MB|CR|0x[0-9A-F]+|E[A-Z]+|docs/\S+|/dev/\S+|kiosk scanner setup"
-)
+KEPT = re.compile(r"I2C|GPIO\d+|MB|0x[0-9A-F]+|E[A-Z]+|docs/\S+|/dev/\S+|kiosk scanner setup")
 
 
 def detail_of(detail: str, lang: str) -> str:

@@ -479,7 +479,7 @@ def test_a_faulty_device_shows_a_standing_alarm(guard_client, guard_core):
     page = guard_client.get("/guard").text
     assert 'class="alarm kind-device"' in page
     health = guard_client.get("/guard/health").text  # the site's language: zh-CN
-    assert "PEC 校验不符" in health and "PEC mismatch" not in health
+    assert "数据校验码不符" in health and "PEC mismatch" not in health
     assert "PEC mismatch" in guard_client.get("/guard/health?lang=en").text
 
 

@@ -93,8 +93,8 @@ FORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         (
             "unterminated",
-            r"data without a line end: set the module to end each code with CR \(kiosk scanner "
-            r"setup, (?P<doc>docs/\S+)\)",
+            r"data without a line end: set the module to end each code with CR "
+            r"\((?P<setup>kiosk scanner setup), (?P<doc>docs/\S+)\)",
         ),
         ("log_closed", r"event log is not open"),
         ("write_failed", r"last write failed: (?P<err>.+)"),
