@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from kiosk import privacy
-from kiosk.alarms import Alarm, alarm_from_event, reason_codes
+from kiosk.alarms import Alarm, alarm_from_event, person_of, reason_codes
 from kiosk.passes import Pass
 from kiosk.sheets import formula_safe
 from ui import charts, i18n
@@ -175,13 +174,7 @@ def subject_text(
 
 def decoded_person(masked: dict[str, Any]) -> dict[str, Any]:
     """An event's ``person`` as a dict (stored rows hold it as JSON text); {} without one."""
-    person = masked.get("person")
-    if isinstance(person, str):
-        try:
-            person = json.loads(person)
-        except ValueError:
-            person = None
-    return person if isinstance(person, dict) else {}
+    return dict(person_of(masked))
 
 
 def _person_of(event: dict[str, Any], clear: frozenset[str]) -> dict[str, Any]:
