@@ -84,3 +84,14 @@ def test_a_service_request_shows_its_state_in_words_and_its_time_in_site_time(
     post(guard_client, "/guard/community/services/1/take", csrf)
     page = guard_client.get("/guard/community/services?lang=en").text
     assert ">Taken<" in page.split('data-request="1"', 1)[1].split("</tr>", 1)[0]
+
+
+def test_where_a_list_entry_came_from_is_said_in_chinese(guard_client, guard_core):
+    """The lists page read '名单更新于 2026-03-02 16:30（guard）' and '(guard)' beside each
+    entry's guard: the store's source code, not words."""
+    csrf = login(guard_client)
+    post(guard_client, "/guard/lists/quarantine/add", csrf, household="5-101", until="2026-03-16")
+    page = guard_client.get("/guard/lists?lang=zh-CN").text
+    assert "（guard）" not in page and "(guard)" not in page
+    assert page.count("保安台录入") >= 2  # the page's freshness line and the entry
+    assert "(entered at the console)" in guard_client.get("/guard/lists?lang=en").text

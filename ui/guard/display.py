@@ -212,9 +212,16 @@ def visitor_row(event: dict[str, Any], clear: frozenset[str], tz: ZoneInfo) -> d
     }
 
 
-def lists_view(tables: dict[str, list[dict[str, Any]]], tz: ZoneInfo) -> dict[str, Any]:
+def source_text(lang: str, source: object) -> str:
+    """Where a list entry (or the lists) came from, in words: the console, a sheet imported,
+    the office's bundle; a source no word is known for is shown as stored."""
+    key = f"lists.source.{source}"
+    return i18n.t(lang, key) if i18n.has(key) else str(source or "")
+
+
+def lists_view(tables: dict[str, list[dict[str, Any]]], tz: ZoneInfo, lang: str) -> dict[str, Any]:
     """The three lists as stored (``kiosk.queries.list_rows``), newest first, with who changed
-    each row and when, times local.
+    each row (and from where, in ``lang``) and when, times local.
 
     Guards see households and names here: they must know whom they are editing. There are
     no phone or ID numbers in the lists."""
@@ -225,6 +232,8 @@ def lists_view(tables: dict[str, list[dict[str, Any]]], tz: ZoneInfo) -> dict[st
             for key in ("created_at", "revoked_at", "updated_at"):
                 if row.get(key):
                     row[key] = local_time(row[key], tz, "%Y-%m-%d %H:%M")
+            if "source" in row:
+                row["source"] = source_text(lang, row["source"])
             out[name].append(row)
     return out
 
