@@ -1,7 +1,9 @@
 """The guard's alarms: which events and bus messages raise one, and which are still open.
 
 An alarm is *derived*, never stored on its own: a denied event with an alarming reason (fever,
-quarantine, a forged pass, a device fault) raises one keyed by its ``seq``; a bus ``alarm``
+quarantine, a forged pass, a device fault) raises one keyed by its ``seq``, and so does a
+guard's deny of a temperature measured by hand at or above the fever threshold (a person
+registered at the gate, or without a pass: the same fever card as the gate's); a bus ``alarm``
 message raises one (a device's is keyed by the device, so a fault and its standing health entry
 make one card); a device in fault in the health report stands as an alarm while the fault
 lasts. Acknowledgements are audit rows (``alarm_ack``), so after a restart the desk reads the
@@ -253,16 +255,66 @@ def _text(value: Any) -> str | None:
     return str(value) if value else None
 
 
-def alarm_from_event(event: Mapping[str, Any]) -> Alarm | None:
+def alarm_from_event(event: Mapping[str, Any], fever_c: float | None = None) -> Alarm | None:
     """The alarm an event raises (fever, quarantine breach, forged or foreign pass, device),
-    if any."""
+    if any. With the site's ``fever_c``, a guard's deny of a reading measured by hand at or
+    above it (a registration, a person without a pass) is a fever as one at the gate is."""
     if event.get("decision") not in ("deny", "manual_deny"):
         return None
     reasons = reason_codes(event.get("reasons"))
     for code, kind in ALARM_REASONS.items():
         if code in reasons:
             return alarm_of(event, kind, code)
+    if fever_c is not None and hand_fever(event, fever_c):
+        return hand_fever_alarm(event)
     return None
+
+
+def hand_fever(event: Mapping[str, Any], fever_c: float) -> bool:
+    """Whether ``event`` is a guard's deny with a body temperature measured by hand (no
+    sensor pair: not the kiosk's estimate copied from a passage) at or above ``fever_c``."""
+    temp = event.get("temp_c")
+    return (
+        event.get("decision") == "manual_deny"
+        and isinstance(temp, int | float)
+        and not isinstance(temp, bool)
+        and event.get("temp_object_c") is None
+        and temp >= fever_c
+    )
+
+
+def hand_fever_alarm(event: Mapping[str, Any]) -> Alarm:
+    """The fever alarm of a guard's deny: about the passage's person when it was about one,
+    else the person registered (a vehicle's hottest occupant) and their dwelling."""
+    alarm = alarm_of(event, "fever", "fever")
+    person = person_of(event)
+    if alarm.holder is None:
+        alarm.holder = _text(person.get("name")) or hottest_occupant(person, alarm.temp_c)
+    if alarm.household is None:
+        alarm.household = _text(person.get("unit")) or _text(person.get("resident_of"))
+    return alarm
+
+
+def person_of(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An event's ``person`` (decoded, or the JSON text a stored row holds); {} without one."""
+    person = event.get("person")
+    if isinstance(person, str):
+        try:
+            person = json.loads(person)
+        except ValueError:
+            return {}
+    return person if isinstance(person, Mapping) else {}
+
+
+def hottest_occupant(person: Mapping[str, Any], temp_c: float | None) -> str | None:
+    """The name of a vehicle's occupant whose reading is the event's (its highest)."""
+    passengers = person.get("passengers")
+    occupants = [(person.get("driver"), person.get("driver_temp_c"))] + [
+        (p.get("name"), p.get("temp_c"))
+        for p in (passengers if isinstance(passengers, list) else [])
+        if isinstance(p, Mapping)
+    ]
+    return next((_text(name) for name, t in occupants if t == temp_c and name), None)
 
 
 def alarm_from_message(message: Mapping[str, Any], now: str) -> Alarm | None:
@@ -315,10 +367,18 @@ class AlarmDesk:
     ``alarm_ack`` audit rows of the same hours, in time order."""
 
     def __init__(
-        self, log: AlarmSource, clock: Clock, *, lookback_h: float = 12, keep: int = 200
+        self,
+        log: AlarmSource,
+        clock: Clock,
+        *,
+        lookback_h: float = 12,
+        keep: int = 200,
+        fever_c: float | None = None,
     ) -> None:
         self._log = log
         self._clock = clock
+        #: The site's fever threshold: a guard's deny of a hand reading at or above it alarms.
+        self._fever_c = fever_c
         self._lookback = timedelta(hours=lookback_h)
         self._lock = threading.Lock()
         self.board = AlarmBoard(keep=keep)
@@ -353,7 +413,7 @@ class AlarmDesk:
             batch = self._log.events(after_seq=board.scanned_seq, limit=SCAN_BATCH)
             for event in batch:
                 board.scanned_seq = max(board.scanned_seq, int(event["seq"]))
-                alarm = alarm_from_event(event)
+                alarm = alarm_from_event(event, self._fever_c)
                 if alarm is not None:
                     board.add(alarm)
             if len(batch) < SCAN_BATCH:

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import Any
 
 import pytest
-from test_browser import DemoThread, fill_form, wait_for, wait_idle
+from test_browser import DemoThread, fill_form, shot, shots_folder, wait_for, wait_idle  # noqa: F401
 from test_guard_browser import _rasterise
 
 pytestmark = pytest.mark.browser
@@ -199,8 +199,9 @@ def test_statistics_and_the_xlsx_export(demo, browser, tmp_path):
     labels = page.evaluate(BOXES, "#by-reason svg text.label")
     assert len(labels) >= 3
     assert not any(_overlap(a, b) for i, a in enumerate(labels) for b in labels[i + 1 :])
-    axis = page.evaluate("() => [...document.querySelectorAll('svg.chart text.axis')]"
-                         ".map((t) => t.textContent)")
+    axis = page.evaluate(
+        "() => [...document.querySelectorAll('svg.chart text.axis')].map((t) => t.textContent)"
+    )
     assert all(re.fullmatch(r"\d+", t) for t in axis), axis
 
     with page.expect_download() as dl:
@@ -254,3 +255,5 @@ def test_the_live_page_on_a_phone(demo, browser):
     box = row.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= 390
     assert page.locator("#feed tbody tr td[data-label]").count() > 0
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "guard-live-phone.png")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import typing
 from datetime import UTC, datetime
 
 import openpyxl
@@ -146,12 +147,13 @@ def test_every_string_of_the_pages_exists_in_both_languages():
     for path in (Path(kiosk_screen.__file__).parent / "templates").glob("community_*.html"):
         used |= set(re.findall(r'tr\(\s*["\']([a-z_.]+)["\']', path.read_text("utf-8")))
     built = {key for key in used if key.endswith(".")}  # "st." + status and the like
-    assert built == {"h.", "k.", "nav.", "s.", "st."}
+    assert built == {"h.", "k.", "nav.", "q.", "s.", "st."}
     summary = ("open_alarms", "fevers", "quarantine_returns", "new_returnees", "registrations",
                "vehicles", "open_requests")  # fmt: skip
     pages = ("overview", "map", "returnees", "services", "handover", "report", "imports")
     used = (used - built) | {f"st.{s}" for s in compound.STATUSES}
     used |= {f"s.{s}" for s in observation.STATUSES} | {f"k.{k}" for k in services.KINDS}
+    used |= {f"q.{s}" for s in typing.get_args(services.State)}
     used |= {f"h.{k}" for k in summary} | {f"nav.{p}" for p in pages}
     used |= {"missed_check", "fever", "take", "done", "cancel"}  # tr(a.kind), tr(action)
     assert used <= set(guard_community.TEXT)

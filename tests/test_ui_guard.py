@@ -478,8 +478,9 @@ def test_a_faulty_device_shows_a_standing_alarm(guard_client, guard_core):
     login(guard_client)
     page = guard_client.get("/guard").text
     assert 'class="alarm kind-device"' in page
-    health = guard_client.get("/guard/health").text
-    assert "PEC mismatch" in health
+    health = guard_client.get("/guard/health").text  # the site's language: zh-CN
+    assert "数据校验码不符" in health and "PEC mismatch" not in health
+    assert "PEC mismatch" in guard_client.get("/guard/health?lang=en").text
 
 
 def test_device_alarm_from_the_bus_stays_until_acknowledged_even_after_the_fault_clears():

@@ -63,6 +63,8 @@ async def calibration_add(request: Request, session: ActionSession, g: GuardDep)
     clinical = needed(form.get("clinical_c"), "cal.reference", 34.0, 43.0)
     obj = needed(form.get("object_c"), "cal.object", 25.0, 43.0)
     ambient = needed(form.get("ambient_c"), "cal.ambient", -20.0, 50.0)
+    if obj <= ambient:  # the core refuses it too, in English: said here in the guard's words
+        raise BadInput("cal.not_above_ambient")
     try:
         await asyncio.to_thread(
             record_clinical_pair,

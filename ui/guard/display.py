@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from kiosk import privacy
-from kiosk.alarms import Alarm, alarm_from_event, reason_codes
+from kiosk.alarms import Alarm, alarm_from_event, person_of, reason_codes
 from kiosk.passes import Pass
 from kiosk.sheets import formula_safe
 from ui import charts, i18n
+from ui.device_words import detail_text
 from ui.views import device_entries, device_label
 
 #: Fields a plain guard sees unmasked (to recognise a person); admins see all. Free-text
@@ -101,7 +101,7 @@ def feed_row(
     ]
     reasons = reason_codes(event.get("reasons"))
     decision = str(event.get("decision") or "")
-    alarm = alarm_from_event(event)
+    alarm = alarm_from_event(event, fever_c)
     temp = event.get("temp_c")  # the kiosk's estimate, or a guard's hand-measured reading
     return {
         "seq": event.get("seq"),
@@ -174,13 +174,7 @@ def subject_text(
 
 def decoded_person(masked: dict[str, Any]) -> dict[str, Any]:
     """An event's ``person`` as a dict (stored rows hold it as JSON text); {} without one."""
-    person = masked.get("person")
-    if isinstance(person, str):
-        try:
-            person = json.loads(person)
-        except ValueError:
-            person = None
-    return person if isinstance(person, dict) else {}
+    return dict(person_of(masked))
 
 
 def _person_of(event: dict[str, Any], clear: frozenset[str]) -> dict[str, Any]:
@@ -218,9 +212,16 @@ def visitor_row(event: dict[str, Any], clear: frozenset[str], tz: ZoneInfo) -> d
     }
 
 
-def lists_view(tables: dict[str, list[dict[str, Any]]], tz: ZoneInfo) -> dict[str, Any]:
+def source_text(lang: str, source: object) -> str:
+    """Where a list entry (or the lists) came from, in words: the console, a sheet imported,
+    the office's bundle; a source no word is known for is shown as stored."""
+    key = f"lists.source.{source}"
+    return i18n.t(lang, key) if i18n.has(key) else str(source or "")
+
+
+def lists_view(tables: dict[str, list[dict[str, Any]]], tz: ZoneInfo, lang: str) -> dict[str, Any]:
     """The three lists as stored (``kiosk.queries.list_rows``), newest first, with who changed
-    each row and when, times local.
+    each row (and from where, in ``lang``) and when, times local.
 
     Guards see households and names here: they must know whom they are editing. There are
     no phone or ID numbers in the lists."""
@@ -231,6 +232,8 @@ def lists_view(tables: dict[str, list[dict[str, Any]]], tz: ZoneInfo) -> dict[st
             for key in ("created_at", "revoked_at", "updated_at"):
                 if row.get(key):
                     row[key] = local_time(row[key], tz, "%Y-%m-%d %H:%M")
+            if "source" in row:
+                row["source"] = source_text(lang, row["source"])
             out[name].append(row)
     return out
 
@@ -478,7 +481,8 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
         if key not in present:
             add(device_label(lang, key), "unknown")
     for key, entry in entries:
-        add(device_label(lang, key), str(entry.get("state")), str(entry.get("detail") or ""))
+        detail = detail_text(lang, str(entry.get("detail") or ""))
+        add(device_label(lang, key), str(entry.get("state")), detail)
     synced = (report.get("clock") or {}).get("synced")
     if synced is not None:
         add(

@@ -3,6 +3,7 @@ be used raises ``BadInput`` (shown to the guard in their language; nothing is re
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -44,13 +45,17 @@ class BadInput(ValueError):
 
 
 def clean(value: object, field: str, *, required: bool = False, max_len: int = MAX_TEXT) -> str:
-    """A one-line text field, stripped; ``field`` is the field's i18n key."""
-    text = str(value or "").strip()
+    """A one-line text field, stripped; ``field`` is the field's i18n key. A space of another
+    width (the full-width one a Chinese input method types) is a space; an invisible or
+    control character (a zero-width space pasted from a chat message, a line break) is
+    refused here, in the guard's words, before the core refuses it in its own."""
+    text = "".join(" " if unicodedata.category(ch) == "Zs" else ch for ch in str(value or ""))
+    text = text.strip()
     if required and not text:
         raise BadInput("err.required", field=field)
     if len(text) > max_len:
         raise BadInput("err.too_long", field=field, n=max_len)
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+    if any(unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in text):
         raise BadInput("err.control", field=field)
     return text
 
@@ -170,6 +175,8 @@ def _quarantine(op: str, form: FormData, today: date) -> tuple[ListEdit, dict[st
         until = date_field(form.get("until"), "lists.until")
         if until is None:
             raise BadInput("err.required", field="lists.until")
+        if until < start:  # the list store refuses it too, in English
+            raise BadInput("err.until_before_from", start=str(start), until=str(until))
         note = clean(form.get("note"), "lists.note")
         return ListStore.add_quarantine, {
             "household": household,

@@ -19,7 +19,7 @@ from kiosk import privacy, queries
 from ui import i18n
 from ui.auth import Session
 from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
-from ui.guard.display import lists_view, local_time
+from ui.guard.display import lists_view, local_time, source_text
 from ui.guard.forms import BadInput, list_edit, whole
 from ui.views import lists_stale_hours
 
@@ -36,13 +36,13 @@ def lists_page(request: Request, session: PageSession, g: GuardDep) -> Response:
             lang,
             "lists.freshness",
             when=local_time(fresh.updated_at.isoformat(), g.tz, "%Y-%m-%d %H:%M"),
-            source=fresh.source,
+            source=source_text(lang, fresh.source),
         )
     return g.render(
         request,
         "guard_lists.html",
         session,
-        lists=lists_view(queries.list_rows(g.core.store), g.tz),
+        lists=lists_view(queries.list_rows(g.core.store), g.tz, lang),
         freshness=freshness,
         stale=lists_stale_hours(g.core),
         today=g.today().isoformat(),

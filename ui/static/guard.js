@@ -212,11 +212,34 @@
     $("subject-changed").hidden = true;
     pending = { decision, subject: chosen.value, confirmed: false };
   });
+  // A refused decision comes back to this page with its problem: what the guard typed is put
+  // back (held in this tab until the next page only), never whom it was about.
+  const TYPED = "guard-manual-typed";
+  const TYPED_FIELDS = ["reason", "temp_c", "direction"];
+  function keepTyped() {
+    const values = {};
+    for (const name of TYPED_FIELDS) values[name] = manual.elements.namedItem(name).value;
+    try { sessionStorage.setItem(TYPED, JSON.stringify(values)); } catch (e) { /* no storage */ }
+  }
+  (function restoreTyped() {
+    let typed = null;
+    try {
+      typed = sessionStorage.getItem(TYPED);
+      sessionStorage.removeItem(TYPED);
+    } catch (e) { return; }
+    if (!typed || !document.querySelector(".flash.err")) return;
+    let values = {};
+    try { values = JSON.parse(typed); } catch (e) { return; }
+    for (const name of TYPED_FIELDS) {
+      if (typeof values[name] === "string") manual.elements.namedItem(name).value = values[name];
+    }
+  })();
   $("manual-confirm-no").addEventListener("click", cancelConfirm);
   $("manual-confirm-yes").addEventListener("click", () => {
     const chosen = manual.querySelector("input[name=subject]:checked");
     if (!pending || !chosen || chosen.value !== pending.subject) { cancelConfirm(); return; }
     pending.confirmed = true;
+    keepTyped();
     const input = document.createElement("input");
     input.type = "hidden";
     input.name = "decision";

@@ -20,6 +20,7 @@ from ui.guard.community.common import (
     masked,
     render,
     save,
+    site_time,
 )
 from ui.guard.deps import ActionSession, GuardDep, PageSession, note
 
@@ -36,7 +37,10 @@ def services_page(request: Request, session: PageSession, g: GuardDep) -> Respon
         request,
         "community_services.html",
         session,
-        requests=[masked(g, session, q.to_dict()) for q in requests],
+        requests=[
+            masked(g, session, q.to_dict()) | {"opened": site_time(g, q.opened_at.isoformat())}
+            for q in requests
+        ],
         kinds=KINDS,
     )
 

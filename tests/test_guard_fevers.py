@@ -1,0 +1,155 @@
+"""A fever the guard finds by hand (registering a person or a vehicle, or a person without a
+pass at the manual desk) raises the same alarm card as a fever at the gate: the alarm model
+derives it from the logged deny and its hand-measured reading. No manual pass is ever granted
+to a fever reading of someone the guard admits on their word alone."""
+
+from __future__ import annotations
+
+import re
+
+from guard_support import add_event, decided, login, nothing_recorded, post
+
+from kiosk.alarms import AlarmDesk, alarm_from_event
+
+FEVER_C = 37.3  # the default fever_threshold_c
+
+
+def cards(html: str) -> list[str]:
+    return re.findall(r'<div class="alarm kind-[^"]+".*?</button>', html, re.S)
+
+
+def registration(temp_c: float, decision: str = "manual_deny", **fields):
+    return {
+        "seq": 7,
+        "ts": "2026-03-02T08:30:00+00:00",
+        "decision": decision,
+        "reasons": ["guard_override"],
+        "kind": "registration",
+        "temp_c": temp_c,
+        "direction": "in",
+        "person": {"name": "王秀英", "unit": "3-402", "note": "看望母亲"},
+    } | fields
+
+
+def test_a_registration_denied_with_a_fever_reading_is_a_fever_alarm_about_that_person():
+    alarm = alarm_from_event(registration(38.3), fever_c=FEVER_C)
+    assert alarm is not None and alarm.kind == "fever" and alarm.detail == "fever"
+    assert (alarm.holder, alarm.household, alarm.temp_c) == ("王秀英", "3-402", 38.3)
+    assert (alarm.key, alarm.seqs, alarm.direction) == ("event:7", [7], "in")
+    # stored rows hold the person as JSON text
+    text = registration(38.3, person='{"name": "王秀英", "unit": "3-402"}')
+    assert alarm_from_event(text, fever_c=FEVER_C).holder == "王秀英"
+    assert alarm_from_event(registration(FEVER_C), fever_c=FEVER_C) is not None  # at: a fever
+
+
+def test_a_hand_reading_raises_no_fever_alarm_below_the_threshold_or_when_let_through():
+    assert alarm_from_event(registration(37.2), fever_c=FEVER_C) is None
+    # a guard letting a feverish resident home to isolate decided it: no alarm to themselves
+    assert alarm_from_event(registration(38.3, decision="manual_pass"), fever_c=FEVER_C) is None
+    # confirming the kiosk's deny of passage 3 with its own estimate (a sensor pair): that
+    # passage raised its own alarm; measured again by hand, it is the guard's finding
+    confirm = registration(38.3, kind="manual", flags=["overrides:3"], temp_object_c=36.1)
+    assert alarm_from_event(confirm, fever_c=FEVER_C) is None
+    assert alarm_from_event(confirm | {"temp_object_c": None}, fever_c=FEVER_C) is not None
+    assert alarm_from_event(registration(38.3), fever_c=None) is None  # no threshold given
+
+
+def test_the_feverish_occupant_of_a_vehicle_is_named_on_its_alarm():
+    person = {
+        "plate": "京A12345",
+        "driver": "赵刚",
+        "driver_temp_c": 36.4,
+        "passengers": [{"name": "赵敏", "temp_c": 38.1}, {"name": "赵强", "temp_c": 36.6}],
+        "resident_of": "5-101",
+    }
+    alarm = alarm_from_event(registration(38.1, kind="vehicle", person=person), fever_c=FEVER_C)
+    assert (alarm.kind, alarm.holder, alarm.household, alarm.temp_c) == (
+        "fever", "赵敏", "5-101", 38.1
+    )  # fmt: skip
+
+
+def test_the_desk_reads_a_fever_registered_by_hand_from_the_log(guard_core):
+    add_event(
+        guard_core,
+        decision="manual_deny",
+        reasons=("guard_override",),
+        kind="registration",
+        temp_c=38.3,
+        operator="alice",
+        person={"name": "王秀英", "unit": "3-402", "note": "看望母亲"},
+    )
+    desk = AlarmDesk(guard_core.store, guard_core.clock, fever_c=FEVER_C)
+    [alarm] = desk.open_alarms([])
+    assert (alarm.kind, alarm.holder, alarm.temp_c, alarm.seq) == ("fever", "王秀英", 38.3, 1)
+
+
+def test_a_fever_at_registration_is_refused_as_a_pass_and_its_deny_raises_an_alarm_card(
+    guard_client, guard_core
+):
+    csrf = login(guard_client)
+    form = {"name": "王秀英", "unit": "3-402", "reason": "看望母亲", "temp_c": "38.3"}
+    refused = post(guard_client, "/guard/register/person", csrf, **form, decision="pass")
+    assert refused.status_code == 400 and nothing_recorded(guard_core)
+    assert guard_core.devices.gate.commands == []
+    with decided(guard_client, guard_core) as seen:
+        post(guard_client, "/guard/register/person", csrf, **form, record_deny="1")
+    assert seen[0]["decision"] == "manual_deny"
+    [card] = cards(guard_client.get("/guard?lang=zh-CN").text)
+    assert 'class="alarm kind-fever"' in card and "发热" in card
+    assert "王秀英 · 3-402" in card and "38.3 °C" in card
+    assert 'href="/guard/passage/1"' in card
+    assert [a["kind"] for a in guard_client.get("/guard/api/feed").json()["alarms"]] == ["fever"]
+    # the feed row says it is an alarm, as a gate fever's row does
+    [row] = guard_client.get("/guard/api/feed").json()["rows"]
+    assert row["alarm"] == "fever"
+
+
+def test_a_feverish_vehicle_registered_as_a_deny_raises_an_alarm_card(guard_client, guard_core):
+    csrf = login(guard_client)
+    form = {"plate": "京A12345", "driver": "赵刚", "driver_temp": "36.4", "reason": "搬家"}
+    with decided(guard_client, guard_core):
+        post(guard_client, "/guard/register/vehicle", csrf, **form,
+             p1_name="赵敏", p1_temp="38.1", record_deny="1")  # fmt: skip
+    [card] = cards(guard_client.get("/guard?lang=zh-CN").text)
+    assert "kind-fever" in card and "赵敏" in card and "38.1 °C" in card
+
+
+def test_a_person_without_a_pass_denied_with_a_fever_raises_an_alarm_card(guard_client, guard_core):
+    csrf = login(guard_client)
+    form = {"subject": "none", "reason": "老人没有手机", "temp_c": "38.0", "direction": "in"}
+    with decided(guard_client, guard_core):
+        post(guard_client, "/guard/manual", csrf, **form, decision="deny")
+    [card] = cards(guard_client.get("/guard?lang=zh-CN").text)
+    assert "kind-fever" in card and "38.0 °C" in card
+
+
+def test_a_guard_confirming_a_gate_fever_by_hand_joins_its_open_card(guard_client, guard_core):
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.4, temp_object_c=35.0,
+              household="3-201", holder="Li Wei", pass_id="c0ffee000001")  # fmt: skip
+    csrf = login(guard_client)
+    form = {"subject": "1", "reason": "复测仍发热", "temp_c": "38.6", "direction": "in"}
+    with decided(guard_client, guard_core):
+        post(guard_client, "/guard/manual", csrf, **form, decision="deny")
+    [card] = cards(guard_client.get("/guard?lang=en").text)
+    assert "2 times" in card and "38.6 °C" in card and "/guard/passage/2" in card
+
+
+def test_a_person_without_a_pass_with_a_fever_is_not_let_through_by_hand(guard_client, guard_core):
+    csrf = login(guard_client)
+    form = {"subject": "none", "reason": "老人没有手机", "direction": "in"}
+    for temp in ("38.0", "37.3"):  # the threshold itself is a fever
+        refused = post(guard_client, "/guard/manual", csrf, **form, temp_c=temp, decision="pass")
+        assert refused.status_code == 303 and nothing_recorded(guard_core)
+        shown = guard_client.get(refused.headers["location"]).text
+        assert f"体温 {temp} °C" in shown and "人工拒绝" in shown
+    assert guard_core.devices.gate.commands == []
+    audits = guard_core.store.audits()
+    assert [a["detail"]["problem"] for a in audits[-2:]] == ["manual.fever_refused"] * 2
+    assert {a["action"] for a in audits[-2:]} == {"manual_pass_failed"}
+    # an implausible reading is named as one, not as a fever
+    odd = post(guard_client, "/guard/manual", csrf, **form, temp_c="50", decision="pass")
+    assert "43" in guard_client.get(odd.headers["location"]).text and nothing_recorded(guard_core)
+    # without a fever the guard's word lets them through
+    with decided(guard_client, guard_core) as seen:
+        post(guard_client, "/guard/manual", csrf, **form, temp_c="36.6", decision="pass")
+    assert seen[0]["decision"] == "manual_pass"

@@ -1,0 +1,106 @@
+"""The guard console on a phone in Chromium against the real daemon on fakes: every entry of
+the console's navigation is on the screen, whole, without scrolling, in both languages, and
+the Community entry opens its page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from test_browser import DemoThread, shot, shots_folder  # noqa: F401 (shots_folder: autouse)
+from test_guard_screens_browser import signed_in
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"width": 360, "height": 740}
+NAV = ["/guard", "/guard/register", "/guard/passes", "/guard/lists", "/guard/stats",
+       "/guard/health", "/guard/calibration", "/guard/community"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    d = DemoThread(tmp_path_factory.mktemp("guard-phone")).start()
+    yield d
+    d.stop()
+
+
+def nav_boxes(page: Any) -> dict[str, dict[str, float]]:
+    """Each navigation link's box on the screen (``visible``: not clipped by its bar)."""
+    return page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('.g-nav a')].map(a => {
+            const r = a.getBoundingClientRect(), bar = a.parentElement.getBoundingClientRect();
+            return [a.getAttribute('href'), {x: r.x, y: r.y, w: r.width, h: r.height,
+              inBar: r.left >= bar.left - 0.5 && r.right <= bar.right + 0.5,
+              whole: a.scrollWidth <= a.clientWidth}];
+        }))"""
+    )
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_every_nav_entry_is_on_a_phone_screen_without_scrolling(demo, browser, lang):
+    page = signed_in(browser, demo, f"/guard/health?lang={lang}", **PHONE)
+    page.evaluate("window.scrollTo(0, 0)")
+    boxes = nav_boxes(page)
+    assert list(boxes) == NAV
+    for href, box in boxes.items():
+        assert box["inBar"], (href, box)  # not cut off inside a bar that scrolls sideways
+        assert box["whole"], (href, box)  # its words are not cut off either
+        assert box["x"] >= 0 and box["x"] + box["w"] <= PHONE["width"], (href, box)
+        assert box["y"] >= 0 and box["y"] + box["h"] <= PHONE["height"] / 3, (href, box)
+        assert box["h"] >= 24  # a finger can hit it
+    overflow = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    assert page.evaluate(overflow) <= 0
+    page.locator(".g-nav a[href='/guard/community']").click()
+    page.wait_for_url("**/guard/community")
+    assert page.locator(".g-nav a.on").get_attribute("href") == "/guard/community"
+    page.context.close()
+
+
+#: For every cell of a table shown as cards: its label's right edge, and the left edge of each
+#: element in it (its content must sit right of its label, never under it as if a label).
+CELLS = """() => [...document.querySelectorAll('table.cards-on-phone td')].map(td => {
+    const box = td.getBoundingClientRect(), style = getComputedStyle(td);
+    const label = getComputedStyle(td, '::before').content;
+    const first = parseFloat(style.gridTemplateColumns.split(' ')[0]) || 0;
+    return {text: td.innerText.trim().slice(0, 40), label,
+            labelRight: box.left + first, colspan: td.colSpan,
+            lefts: [...td.children].filter(c => c.getClientRects().length)
+                     .map(c => c.getBoundingClientRect().left)};
+})"""
+
+
+def test_table_cards_keep_every_value_beside_its_label_on_a_phone(demo, browser):
+    page = signed_in(browser, demo, "/guard/passes?lang=zh-CN", **PHONE)
+    [empty] = page.evaluate(CELLS)  # nothing issued yet: one row saying so
+    assert empty["colspan"] > 1 and empty["label"] in ("none", "normal"), empty
+    page.fill("#pass-form input[name=household]", "3-402")
+    page.fill("#pass-form input[name=holder]", "王秀英")
+    page.click("#pass-form button[type=submit]")
+    page.wait_for_selector("#passes tbody tr[data-pass]")
+    cells = page.evaluate(CELLS)
+    assert any(c["lefts"] for c in cells)
+    for cell in cells:
+        for left in cell["lefts"]:
+            assert left >= cell["labelRight"] - 0.5, cell  # the guard's name, the buttons
+    page.context.close()
+
+
+def test_the_service_requests_are_cards_inside_their_card_on_a_phone(demo, browser):
+    core = demo.session.core
+    today = core.clock.now().date().isoformat()
+    core.lists.add_quarantine("5-702", None, today, "2999-01-01", "test")
+    page = signed_in(browser, demo, "/guard/community/services?lang=zh-CN", **PHONE)
+    page.fill("#new-request input[name=household]", "5-702")
+    note = "买菜：青菜两斤，鸡蛋一盒，牛奶两箱，送到门口放在鞋柜上"
+    page.fill("#new-request input[name=note]", note)
+    page.click("#new-request button[type=submit]")
+    row = page.locator("#requests tr[data-request]").first
+    row.wait_for()
+    assert row.evaluate("r => getComputedStyle(r).display") == "block"
+    card = page.locator("#requests").bounding_box()
+    for button in page.locator("#requests tr[data-request] button").all():
+        box = button.bounding_box()
+        assert box["x"] >= card["x"] and box["x"] + box["width"] <= card["x"] + card["width"]
+    cells = page.evaluate(CELLS)
+    assert any(c["label"] == '"备注"' for c in cells)
+    page.context.close()

@@ -1,0 +1,120 @@
+"""What the drivers, the event log and the runner say about a device (``Health.detail``, a
+fault's text), in the guard's language for the Devices page.
+
+The drivers write one plain English line each (it also goes to the log); each form they write
+is matched whole here and said again from ``ui/messages.toml`` (``dev.*``), whose English
+repeats the drivers' wording. What a form carries over is kept as it is: numbers, device
+paths, pins, registers, error names and the operating system's own error text. A part named
+``inner`` is a detail of its own (a problem inside a retry notice) and is said the same way.
+A text in no known form is shown as it came: never hidden, never guessed at.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ui import i18n
+
+#: ``(key, form)``: a retry notice first (it wraps another detail), then the drivers' forms.
+FORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (key, re.compile(form))
+    for key, form in (
+        ("reopening", r"(?P<inner>.+); reopening in (?P<s>[\d.]+) s"),
+        ("retry", r"(?P<inner>.+); retry in (?P<s>[\d.]+) s"),
+        ("reconnecting", r"(?P<inner>.+); reconnecting"),
+        (
+            "bus_reopen",
+            r"I2C bus closed after errors; reopen attempt (?P<n>\d+) in (?P<s>[\d.]+) s "
+            r"\((?P<inner>.+)\)",
+        ),
+        (
+            "noisy",
+            r"noisy I2C bus: (?P<f>\d+) of the last (?P<n>\d+) words failed their check \(PEC, "
+            r"range or re-read\); reads are retried, but check the wiring, pull-ups and cable "
+            r"length \((?P<doc>docs/\S+)\)",
+        ),
+        ("no_read", r"no read yet"),
+        ("reads", r"(?P<n>\d+) reads"),
+        ("read_hung_ms", r"read hung for (?P<ms>\d+) ms"),
+        (
+            "drifting",
+            r"sensor die drifting (?P<d>[+-]?[\d.]+) degC/min \(warm-up or thermal shock\): "
+            r"readings wait for it to settle",
+        ),
+        ("pec_mismatches", r"(?P<n>\d+) PEC mismatches \(pec=warn\)"),
+        ("pec_off", r"PEC checking off: reads confirmed by re-reading"),
+        ("frozen_reads", r"readings frozen: identical words for (?P<n>\d+) reads"),
+        ("register", r"register (?P<reg>0x[0-9A-Fa-f]+): (?P<inner>.+) \((?P<n>\d+) attempts\)"),
+        ("w_pec", r"PEC mismatch"),
+        ("w_flag", r"error flag set"),
+        ("w_bytes", r"expected 3 bytes, got (?P<n>\d+)"),
+        ("w_range", r"(?P<c>-?[\d.]+) degC outside (?P<lo>-?[\d.]+)\.\.(?P<hi>-?[\d.]+)"),
+        ("w_disagree", r"two reads disagree \(no PEC to arbitrate\)"),
+        ("w_none", r"no attempt"),
+        ("i2c_error", r"I2C error (?P<err>\S+)"),
+        ("repeated", r"(?P<inner>.+), repeated: I2C bus closed, will reopen"),
+        ("bus_closed", r"I2C bus closed after errors"),
+        ("open_bus", r"cannot open I2C bus: (?P<err>.+)"),
+        ("prev_read", r"previous read has not returned \(I2C bus hung\)"),
+        ("busy", r"thermometer busy \(a read has not returned\)"),
+        ("thermo_closed", r"thermometer closed"),
+        ("unexpected", r"unexpected driver error: (?P<err>.+)"),
+        ("read_deadline", r"read hung past its deadline"),
+        ("relay_deadline", r"relay command hung past its deadline"),
+        ("not_started", r"not started"),
+        ("stopped", r"stopped"),
+        ("starting", r"starting"),
+        ("not_used", r"not used yet"),
+        ("closed", r"closed"),
+        ("open", r"open"),
+        ("unplugged", r"unplugged"),
+        ("no_relay", r"no relay configured \(advisory only\)"),
+        ("port_gone", r"(?P<port>\S+) is gone \(relay board unplugged\?\)"),
+        ("relay_write", r"relay write failed: (?P<err>.+)"),
+        ("gpio_write", r"(?P<pin>GPIO\d+) write failed: (?P<err>.+)"),
+        ("gpio_gone", r"(?P<pin>GPIO\d+) unavailable: (?P<chip>\S+) is gone"),
+        ("gpio_unavailable", r"(?P<pin>GPIO\d+) unavailable: (?P<err>.+)"),
+        ("serial_relay", r"serial relay (?P<port>\S+): (?P<err>.+)"),
+        ("gpio_relay", r"gpio relay: (?P<err>.+)"),
+        ("gate_fault", r"gate fault"),
+        ("gate_health", r"gate health error: (?P<err>.+)"),
+        ("cam_not_started", r"camera not started within (?P<s>[\d.]+) s \(open hung\?\)"),
+        ("cam_no_frame", r"camera lost: no frame for (?P<s>[\d.]+) s"),
+        ("cam_lost", r"camera lost: (?P<err>.+)"),
+        ("cam_frozen", r"camera frozen: same frame for (?P<s>[\d.]+) s"),
+        ("reader_error", r"reader error: (?P<err>.+)"),
+        ("free_space", r"cannot read free space: (?P<err>.+)"),
+        ("cannot_open", r"cannot open (?P<what>\S+): (?P<err>.+)"),
+        ("scanner_lost", r"scanner lost: (?P<err>.+)"),
+        (
+            "no_ack",
+            r"module does not acknowledge triggers \((?P<n>\d+) unanswered\): keyboard mode, "
+            r"another baud rate or hung\? \((?P<doc>docs/\S+)\)",
+        ),
+        (
+            "unterminated",
+            r"data without a line end: set the module to end each code with CR "
+            r"\((?P<setup>kiosk scanner setup), (?P<doc>docs/\S+)\)",
+        ),
+        ("log_closed", r"event log is not open"),
+        ("write_failed", r"last write failed: (?P<err>.+)"),
+        ("low_disk", r"low disk: (?P<mb>\d+) MB free \(< (?P<min>[\d.]+)\)"),
+        ("seq", r"seq (?P<n>\d+)"),
+        ("store_fault", r"store_fault: (?P<inner>.+)"),
+    )
+)
+#: How deep details inside details are said (a retry of a register's problem is two).
+MAX_DEPTH = 3
+
+
+def detail_text(lang: str, detail: str, depth: int = 0) -> str:
+    """``detail`` in ``lang``; as it came when it is in no known form."""
+    for key, form in FORMS:
+        found = form.fullmatch(detail)
+        if found is None:
+            continue
+        parts = found.groupdict()
+        if "inner" in parts and depth < MAX_DEPTH:
+            parts["inner"] = detail_text(lang, parts["inner"], depth + 1)
+        return i18n.t(lang, f"dev.{key}", **parts)
+    return detail
