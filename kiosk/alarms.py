@@ -1,9 +1,8 @@
 """The guard's alarms: which events and bus messages raise one, and which are still open.
 
 An alarm is *derived*, never stored on its own: a denied event with an alarming reason (fever,
-quarantine, a forged pass, a device fault) raises one keyed by its ``seq``, and so does a
-guard's deny of a temperature measured by hand at or above the fever threshold (a person
-registered at the gate, or without a pass: the same fever card as the gate's); a bus ``alarm``
+quarantine, a forged pass, a device fault) raises one keyed by its ``seq`` (a guard's deny of
+a fever found by hand carries ``fever`` too: the same card as the gate's); a bus ``alarm``
 message raises one (a device's is keyed by the device, so a fault and its standing health entry
 make one card); a device in fault in the health report stands as an alarm while the fault
 lasts. Acknowledgements are audit rows (``alarm_ack``), so after a restart the desk reads the
@@ -255,38 +254,22 @@ def _text(value: Any) -> str | None:
     return str(value) if value else None
 
 
-def alarm_from_event(event: Mapping[str, Any], fever_c: float | None = None) -> Alarm | None:
+def alarm_from_event(event: Mapping[str, Any]) -> Alarm | None:
     """The alarm an event raises (fever, quarantine breach, forged or foreign pass, device),
-    if any. With the site's ``fever_c``, a guard's deny of a reading measured by hand at or
-    above it (a registration, a person without a pass) is a fever as one at the gate is."""
+    if any. A guard's deny of a fever found by hand carries ``fever`` as the kiosk's does (the
+    engine marks it); its card names the person registered when no pass named anyone."""
     if event.get("decision") not in ("deny", "manual_deny"):
         return None
     reasons = reason_codes(event.get("reasons"))
     for code, kind in ALARM_REASONS.items():
         if code in reasons:
-            return alarm_of(event, kind, code)
-    if fever_c is not None and hand_fever(event, fever_c):
-        return hand_fever_alarm(event)
+            return _about_person(alarm_of(event, kind, code), event)
     return None
 
 
-def hand_fever(event: Mapping[str, Any], fever_c: float) -> bool:
-    """Whether ``event`` is a guard's deny with a body temperature measured by hand (no
-    sensor pair: not the kiosk's estimate copied from a passage) at or above ``fever_c``."""
-    temp = event.get("temp_c")
-    return (
-        event.get("decision") == "manual_deny"
-        and isinstance(temp, int | float)
-        and not isinstance(temp, bool)
-        and event.get("temp_object_c") is None
-        and temp >= fever_c
-    )
-
-
-def hand_fever_alarm(event: Mapping[str, Any]) -> Alarm:
-    """The fever alarm of a guard's deny: about the passage's person when it was about one,
-    else the person registered (a vehicle's hottest occupant) and their dwelling."""
-    alarm = alarm_of(event, "fever", "fever")
+def _about_person(alarm: Alarm, event: Mapping[str, Any]) -> Alarm:
+    """``alarm`` about the passage's person when a pass named one, else the person the guard
+    registered (a vehicle's hottest occupant) and their dwelling."""
     person = person_of(event)
     if alarm.holder is None:
         alarm.holder = _text(person.get("name")) or hottest_occupant(person, alarm.temp_c)
@@ -373,12 +356,9 @@ class AlarmDesk:
         *,
         lookback_h: float = 12,
         keep: int = 200,
-        fever_c: float | None = None,
     ) -> None:
         self._log = log
         self._clock = clock
-        #: The site's fever threshold: a guard's deny of a hand reading at or above it alarms.
-        self._fever_c = fever_c
         self._lookback = timedelta(hours=lookback_h)
         self._lock = threading.Lock()
         self.board = AlarmBoard(keep=keep)
@@ -413,7 +393,7 @@ class AlarmDesk:
             batch = self._log.events(after_seq=board.scanned_seq, limit=SCAN_BATCH)
             for event in batch:
                 board.scanned_seq = max(board.scanned_seq, int(event["seq"]))
-                alarm = alarm_from_event(event, self._fever_c)
+                alarm = alarm_from_event(event)
                 if alarm is not None:
                     board.add(alarm)
             if len(batch) < SCAN_BATCH:

@@ -1245,7 +1245,7 @@ class Engine:
         p.draft = EventDraft(
             direction=item.direction,
             decision=item.decision,
-            reasons=("guard_override",),
+            reasons=("guard_override", *(("fever",) if self._hand_fever(item, src) else ())),
             pass_id=src.pass_id if src is not None else None,
             household=src.household if src is not None else None,
             holder=src.holder if src is not None else None,
@@ -1261,6 +1261,18 @@ class Engine:
         )
         p.decided_ns = p.started_ns
         self._cross(p)
+
+    def _hand_fever(self, item: _Manual, src: EventDraft | ManualSubject | None) -> bool:
+        """Whether a guard's deny is a fever found by hand: a temperature the guard measured
+        at or above the threshold, about someone the kiosk had not already read as feverish
+        (a person registered at the gate, one without a pass, a passage the kiosk read as
+        normal). Its event carries ``fever`` as the kiosk's own fever deny does, so the alarm
+        desk raises the card and the reports count it; a guard confirming the kiosk's fever is
+        that one fever, counted once."""
+        threshold = self._thermo_cfg.fever_threshold_c
+        if item.decision != "manual_deny" or item.temp_c is None or item.temp_c < threshold:
+            return False
+        return src is None or src.temp_c is None or src.temp_c < threshold
 
     # ---------------------------------------------------------------- time
 

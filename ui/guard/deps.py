@@ -82,8 +82,7 @@ class Guard:
             session_hours=core.config.web.session_hours,
             login_attempts_per_min=core.config.web.login_attempts_per_min,
         )
-        fever_c = float(core.config.thermometer.thermometry.fever_threshold_c)
-        desk = AlarmDesk(core.store, core.clock, lookback_h=ALARM_LOOKBACK_H, fever_c=fever_c)
+        desk = AlarmDesk(core.store, core.clock, lookback_h=ALARM_LOOKBACK_H)
         return cls(core, auth, desk, templates(), ZoneInfo(core.config.site.timezone))
 
     @property

@@ -101,7 +101,7 @@ def feed_row(
     ]
     reasons = reason_codes(event.get("reasons"))
     decision = str(event.get("decision") or "")
-    alarm = alarm_from_event(event, fever_c)
+    alarm = alarm_from_event(event)
     temp = event.get("temp_c")  # the kiosk's estimate, or a guard's hand-measured reading
     return {
         "seq": event.get("seq"),
