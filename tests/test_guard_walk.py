@@ -95,3 +95,25 @@ def test_where_a_list_entry_came_from_is_said_in_chinese(guard_client, guard_cor
     assert "（guard）" not in page and "(guard)" not in page
     assert page.count("保安台录入") >= 2  # the page's freshness line and the entry
     assert "(entered at the console)" in guard_client.get("/guard/lists?lang=en").text
+
+
+def test_a_calibration_pair_the_full_card_cannot_take_is_refused_in_the_guards_words(
+    guard_client, guard_core, monkeypatch
+):
+    """Before: the file's save failing (a full card: ENOSPC) was a 500 on the console."""
+    import errno
+
+    def full(self, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    csrf = login(guard_client)
+    monkeypatch.setattr(Calibration, "save", full)
+    form = {"clinical_c": "36.6", "object_c": "33.0", "ambient_c": "24.0"}
+    refused = post(guard_client, "/guard/calibration", csrf, **form)
+    assert refused.status_code == 303
+    shown = guard_client.get(refused.headers["location"]).text
+    assert "没有保存" in shown and "No space" not in shown
+    audit = [a for a in guard_core.store.audits() if a["action"].startswith("calibration")][-1]
+    assert audit["detail"]["problem"] == "cal.not_saved"
+    monkeypatch.undo()
+    assert Calibration.load(default_path(guard_core.data_dir)).points == ()

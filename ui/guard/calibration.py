@@ -77,5 +77,7 @@ async def calibration_add(request: Request, session: ActionSession, g: GuardDep)
         )
     except CalibrationError as exc:
         raise BadInput(str(exc)[:300]) from None
+    except OSError:  # the file could not be written (a full or failing card): nothing saved
+        raise BadInput("cal.not_saved") from None
     note(request, clinical_c=clinical, object_c=obj, ambient_c=ambient)
     return done(request, "/guard/calibration", "cal.saved")
