@@ -46,9 +46,7 @@ def dumps_event(event: dict[str, Any]) -> bytes:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def read_events(
-    db: sqlite3.Connection | Database, after: int, limit: int
-) -> list[dict[str, Any]]:
+def read_events(db: sqlite3.Connection | Database, after: int, limit: int) -> list[dict[str, Any]]:
     """Keyset page of the ``events`` table as plain dicts (JSON columns decoded).
 
     The same rows as ``EventLog.events()``, read with one tuple per row and one dict build,

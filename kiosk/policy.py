@@ -239,9 +239,7 @@ def decide(
                     alarms.add("forged_pass")
                     guard.append(True)
         if pass_ is not None:
-            _check_pass(
-                pass_, inputs, state, now, cfg, tz, reasons, flags, guard, alarms
-            )
+            _check_pass(pass_, inputs, state, now, cfg, tz, reasons, flags, guard, alarms)
 
     off_hours = cfg.hours.enabled and not _in_hours(now, cfg, tz)
     hours_apply = cfg.hours.applies_to == "both" or direction == "out"

@@ -259,9 +259,7 @@ def issued_passes(log: Readable, limit: int = 2000) -> list[AuditNote]:
         "ORDER BY seq DESC LIMIT ?",
         [_limit(limit)],
     )
-    return [
-        n for n in _audit_notes(rows) if isinstance(n.detail, dict) and n.detail.get("pass_id")
-    ]
+    return [n for n in _audit_notes(rows) if isinstance(n.detail, dict) and n.detail.get("pass_id")]
 
 
 def revoked_pass_ids(log: Readable) -> dict[str, str]:

@@ -63,8 +63,9 @@ def _temp(name: str, **kw: bool) -> Column:
 
 #: The event record: the interface's fields in its order, then this project's additions.
 EVENT: tuple[Column, ...] = (
-    Column("seq", "int", "log", "INTEGER PRIMARY KEY", "bigint NOT NULL", in_decision=True,
-           in_csv=True),
+    Column(
+        "seq", "int", "log", "INTEGER PRIMARY KEY", "bigint NOT NULL", in_decision=True, in_csv=True
+    ),
     _text("id", "log", pg="text NOT NULL", in_decision=True, in_csv=True),
     _text("kiosk_id", "log", pg="text NOT NULL", in_csv=True),
     _text("ts", "log", pg='text COLLATE "C" NOT NULL', in_decision=True, in_csv=True),
@@ -75,13 +76,21 @@ EVENT: tuple[Column, ...] = (
     _text("pass_id", "engine", "TEXT", personal=True, in_decision=True, in_csv=True),
     _text("household", "engine", "TEXT", personal=True, in_decision=True, in_csv=True),
     _text("decision", "engine", pg="text NOT NULL", in_decision=True, in_csv=True),
-    Column("reasons", "list", "engine", "TEXT NOT NULL", "jsonb NOT NULL", in_decision=True,
-           in_csv=True),
+    Column(
+        "reasons",
+        "list",
+        "engine",
+        "TEXT NOT NULL",
+        "jsonb NOT NULL",
+        in_decision=True,
+        in_csv=True,
+    ),
     _temp("temp_c", in_decision=True, in_csv=True),
     _temp("temp_object_c", in_csv=True),
     _temp("temp_ambient_c", in_csv=True),
-    Column("latency_ms", "float", "engine", "REAL", "double precision", in_decision=True,
-           in_csv=True),
+    Column(
+        "latency_ms", "float", "engine", "REAL", "double precision", in_decision=True, in_csv=True
+    ),
     _text("operator", "engine", "TEXT", in_decision=True, in_csv=True),
     _text("prev_hash", "chain", pg="text NOT NULL"),
     _text("hash", "chain", pg="text NOT NULL", in_csv=True),

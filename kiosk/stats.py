@@ -87,9 +87,7 @@ def _bin_index(temp_c: float, bins: list[tuple[float | None, float | None]]) -> 
     return len(bins) - 1  # pragma: no cover - the last bin is open-ended
 
 
-def _events_between(
-    db: Database, start: str, end: str, columns: str
-) -> Iterable[dict[str, Any]]:
+def _events_between(db: Database, start: str, end: str, columns: str) -> Iterable[dict[str, Any]]:
     return db.query(
         f"select {columns} from events where ts >= ? and ts < ? order by seq",  # noqa: S608
         [start, end],

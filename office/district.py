@@ -95,8 +95,15 @@ def _memory_events(rows: Iterable[tuple[Any, ...]]) -> sqlite_utils.Database:
     conn.executemany(
         "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            (*r[:5], json.dumps(r[5]), r[6], _clear(r[7]), r[8] or "passage", _json(r[9]),
-             _json(r[10]))  # fmt: skip
+            (
+                *r[:5],
+                json.dumps(r[5]),
+                r[6],
+                _clear(r[7]),
+                r[8] or "passage",
+                _json(r[9]),
+                _json(r[10]),
+            )  # fmt: skip
             for r in rows
         ),
     )

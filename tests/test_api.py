@@ -438,7 +438,6 @@ def test_no_log_line_carries_personal_data(core, client, caplog, monkeypatch):
 def test_stats_report_list_freshness_from_the_list_store(core, client):
     from datetime import UTC, datetime
 
-
     updated = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
     core.lists = SimpleNamespace(current=SimpleNamespace(freshness=Freshness(updated_at=updated)))
     report = client.get("/api/v1/stats", headers=bearer(core, "stats:read")).json()

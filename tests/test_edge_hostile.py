@@ -137,9 +137,7 @@ def test_a_screen_key_admits_a_screen_elsewhere_and_a_wrong_one_does_not(tmp_pat
     try:
         with running.client() as lan:
             assert lan.get("/kiosk", headers={"X-Kiosk-Screen": "guess"}).status_code == 403
-            wrong = lan.post(
-                "/kiosk/pair", json={"key": "guess"}, headers={"Origin": running.url}
-            )
+            wrong = lan.post("/kiosk/pair", json={"key": "guess"}, headers={"Origin": running.url})
             assert wrong.status_code == 401
             paired = lan.post(
                 "/kiosk/pair",
@@ -321,9 +319,7 @@ def test_a_pass_checking_kiosk_trusting_no_key_refuses_to_start(tmp_path, capsys
     assert "no trusted issuer key" in err and "Traceback" not in err
 
 
-def test_check_config_names_a_bad_timezone_a_missing_trust_dir_and_deep_nesting(
-    tmp_path, capsys
-):
+def test_check_config_names_a_bad_timezone_a_missing_trust_dir_and_deep_nesting(tmp_path, capsys):
     cases = {
         "mars.toml": ('[site]\ntimezone = "Mars/Base"\n', "site.timezone"),
         "trust.toml": ('[policy]\ntrust_dir = "/nonexistent/trust"\n', "policy.trust_dir"),

@@ -217,9 +217,7 @@ class GateMachine(RuleBasedStateMachine):
 
     def _passes(self) -> list[dict]:
         assert self.rig is not None
-        return [
-            e for e in self.rig.events() if e["decision"] == "pass" and e["kind"] == "passage"
-        ]
+        return [e for e in self.rig.events() if e["decision"] == "pass" and e["kind"] == "passage"]
 
     @invariant()
     def a_pass_has_a_normal_temperature_and_a_valid_pass(self) -> None:

@@ -313,9 +313,7 @@ def test_the_unit_check_says_a_household_is_quarantined(guard_client, guard_core
     assert post(guard_client, check, "forged", unit="3-402").status_code == 403
 
 
-def test_a_quarantined_households_car_going_out_needs_the_confirmation(
-    guard_client, guard_core
-):
+def test_a_quarantined_households_car_going_out_needs_the_confirmation(guard_client, guard_core):
     resident_cars(guard_core, "plate,household\n京A12345,3-402\n")
     quarantined(guard_core)
     csrf = login(guard_client)
