@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -40,6 +41,25 @@ def _keep_bytecode_out_of_the_tree() -> None:
 
 
 _keep_bytecode_out_of_the_tree()
+
+
+def _temporary_files_in_memory(shm: Path = Path("/dev/shm"), need_free: int = 4 << 30) -> None:
+    """Put this process's temporary files (pytest's ``tmp_path``, ``tempfile``) in memory when
+    the machine has a roomy ``/dev/shm``: every test opens fresh SQLite logs, and on a disk
+    each one's WAL switch and commits wait for ``fsync`` (~2.5 ms a new log, ~1 ms a commit on
+    a VM disk, ~10x less in memory). A ``TMPDIR`` the user set, or a small ``/dev/shm`` (a
+    container's 64 MB), leaves the system temp as it is."""
+    if os.environ.get("TMPDIR") or not os.access(shm, os.W_OK | os.X_OK):
+        return
+    try:
+        if shutil.disk_usage(shm).free < need_free:
+            return
+    except OSError:
+        return
+    tempfile.tempdir = str(shm)
+
+
+_temporary_files_in_memory()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
