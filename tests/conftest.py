@@ -27,9 +27,10 @@ def _keep_bytecode_out_of_the_tree() -> None:
     cache directory instead of not at all: a shell with ``PYTHONDONTWRITEBYTECODE`` (set to
     keep ``__pycache__`` out of the tree) otherwise has every worker parse and rewrite all the
     test modules again at each run (~3 s of a 2-core run's collection). The tree stays clean;
-    a prefix the user chose is kept. Runs before any test module is imported."""
-    if sys.pycache_prefix is not None:
-        return
+    a prefix the user chose is kept; without ``PYTHONDONTWRITEBYTECODE`` nothing changes.
+    Runs before any test module is imported."""
+    if not sys.dont_write_bytecode or sys.pycache_prefix is not None:
+        return  # bytecode is cached as usual, or where the user chose
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     prefix = base / "kiosk-tests" / "pycache"
     try:
