@@ -9,11 +9,13 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from kiosk.clock import FakeClock
-from kiosk.config import KioskConfig
+if TYPE_CHECKING:  # imported where used: after the bytecode cache below is set up
+    from kiosk.clock import FakeClock
+    from kiosk.config import KioskConfig
 
 # Tests write nothing into the tree: Hypothesis keeps its example database (the failing
 # examples it replays first next time) and caches in the system temp, not in ./.hypothesis.
@@ -75,11 +77,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def clock() -> FakeClock:
     """A clock at 2026-03-02 08:30 UTC that moves only when the test advances it."""
+    from kiosk.clock import FakeClock
+
     return FakeClock(start=datetime(2026, 3, 2, 8, 30, tzinfo=UTC))
 
 
 @pytest.fixture
 def config() -> KioskConfig:
+    from kiosk.config import KioskConfig
+
     return KioskConfig()
 
 
