@@ -18,6 +18,7 @@ has ``open()``/``read()``/``close()`` so ``drivers.camera.CameraReader`` can run
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -270,6 +271,16 @@ def load_image(path_or_array: str | Path | np.ndarray) -> np.ndarray:
     return img
 
 
+@functools.lru_cache(maxsize=2)
+def _empty_scene(seed: int, size: tuple[int, int]) -> np.ndarray:
+    """The scene with no code in it (deterministic in ``seed``): rendered once per seed and
+    size, shared read-only by every camera that starts on it or goes back to it (each frame
+    is a new array made from it)."""
+    scene = render_scene(None, SceneParams.sample(np.random.default_rng(seed)), seed, size)
+    scene.setflags(write=False)
+    return scene
+
+
 class FakeCamera:
     """A scriptable camera. Thread-safe: the demo scripts it while a reader thread reads it."""
 
@@ -292,8 +303,7 @@ class FakeCamera:
         self._pace = pace
         self._noise_sigma = noise_sigma
         self._lock = threading.Lock()
-        empty = SceneParams.sample(np.random.default_rng(seed))
-        self._scene = render_scene(None, empty, seed, size)
+        self._scene = _empty_scene(seed, size)
         self._frame_no = 0
         self._noise_pool: tuple[np.ndarray, np.ndarray] | None = None
         self._noise_shape: tuple[int, ...] = ()
@@ -337,8 +347,7 @@ class FakeCamera:
             self._scene, self.showing = img, None
 
     def show_nothing(self) -> None:
-        rng = np.random.default_rng(self._seed)
-        scene = render_scene(None, SceneParams.sample(rng), self._seed, self.size)
+        scene = _empty_scene(self._seed, self.size)
         with self._lock:
             self._scene, self.showing = scene, None
 

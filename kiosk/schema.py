@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -25,3 +27,22 @@ def _add_step(migrations: Migrations, name: str, sql: str) -> None:
     def run(db: Database) -> None:
         for statement in statements:
             db.execute(statement)
+
+
+def execute_script(db: Database, sql: str) -> None:
+    """Run the statements of ``sql`` one ``execute`` each, inside the caller's transaction
+    (``sqlite3.executescript`` would commit first). A statement ends at the ``;`` that
+    completes it (``sqlite3.complete_statement``: trigger bodies and string literals stay
+    whole). Checking only at each ``;`` keeps this linear in the script's length, where
+    sqlite_utils' ``executescript`` in a transaction re-joins and re-checks the statement at
+    every character (milliseconds a schema, at each new database)."""
+    *pieces, tail = sql.split(";")
+    statement = ""
+    for piece in pieces:
+        statement += piece + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip(" \t\r\n;"):
+                db.execute(statement.strip())
+            statement = ""
+    if (statement + tail).strip():
+        db.execute((statement + tail).strip())

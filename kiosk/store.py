@@ -48,6 +48,7 @@ from kiosk import hashchain, record
 from kiosk.clock import Clock, ClockReading
 from kiosk.config.store import StoreSection
 from kiosk.devices import Health
+from kiosk.schema import execute_script
 
 T = TypeVar("T")
 
@@ -318,7 +319,8 @@ def m001_events_audit_meta(db: sqlite_utils.Database) -> None:
     The triggers guard against *bugs* elsewhere in the code base (an UPDATE that rewrites a
     decision, a DELETE): only personal fields and ``purged_at`` may change. They do not stop
     someone with a shell; the hash chain and ``kiosk verify-log`` are for that."""
-    db.executescript(
+    execute_script(
+        db,
         f"""
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE events (
@@ -341,7 +343,7 @@ def m001_events_audit_meta(db: sqlite_utils.Database) -> None:
         CREATE TRIGGER audit_append_only_update BEFORE UPDATE OF {_IMMUTABLE_AUDIT_COLUMNS}
             ON audit
             BEGIN SELECT RAISE(ABORT, 'audit is append-only: only personal fields change'); END;
-        """
+        """,
     )
     db.execute(
         "INSERT INTO meta (key, value) VALUES ('salt', ?), ('events.seq', '0'), ('audit.seq', '0')",
@@ -1139,9 +1141,12 @@ class EventLog:
             db = self._connect()
             self._db = db
             _refuse_newer_schema(db, (MIGRATIONS, *self.migrations), self.path.name)
-            MIGRATIONS.apply(db)
-            for extra in self.migrations:
-                extra.apply(db)
+            # One commit for every pending migration (each set's own are savepoints in it):
+            # a new database is created in one write, and an upgrade lands whole or not at all.
+            with db.atomic():
+                MIGRATIONS.apply(db)
+                for extra in self.migrations:
+                    extra.apply(db)
             conn = db.conn
             salt = conn.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
             try:

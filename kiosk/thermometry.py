@@ -230,35 +230,76 @@ def _inverse3(m: list[list[float]]) -> list[list[float]] | None:
     return [[x / det for x in row] for row in co]
 
 
-def _fit_tau(ts: list[float], ys: list[float], tau_s: float, filter_tau_s: float) -> _TauFit | None:
+@dataclass(frozen=True)
+class _Samples:
+    """What the fit at every tau shares: the samples, the filter's column (``-exp(-t/tau_f)``)
+    and the sums of the normal equations that do not depend on tau."""
+
+    ts: list[float]
+    ys: list[float]
+    filter_tau_s: float
+    filter_col: list[float]
+    n: float
+    sum_f: float
+    sum_ff: float
+    sum_y: float
+    sum_fy: float
+
+    @classmethod
+    def of(cls, ts: list[float], ys: list[float], filter_tau_s: float) -> _Samples:
+        col = [-math.exp(-t / filter_tau_s) for t in ts]
+        return cls(
+            ts,
+            ys,
+            filter_tau_s,
+            col,
+            float(len(ts)),
+            sum(col),
+            sum([f * f for f in col]),
+            sum(ys),
+            sum([f * y for f, y in zip(col, ys, strict=True)]),
+        )
+
+
+def _fit_tau(s: _Samples, tau_s: float) -> _TauFit | None:
     """Least squares of ``y = P - A exp(-t/tau) - B exp(-t/tau_f)`` for one approach tau.
 
     An exponential approach seen through a first-order filter is exactly this sum: the
     filter's own term (``B``) dies out within a few ``tau_f`` and the approach keeps ``tau``.
+    Each sum adds the same products in the same order as summing over the design matrix's
+    rows ``(1, -exp(-t/tau), -exp(-t/tau_f))`` would, so the result is bit for bit that fit.
     """
-    rows = [(1.0, -math.exp(-t / tau_s), -math.exp(-t / filter_tau_s)) for t in ts]
-    xtx = [[sum(r[j] * r[k] for r in rows) for k in range(3)] for j in range(3)]
+    col = [-math.exp(-t / tau_s) for t in s.ts]
+    sum_a = sum(col)
+    sum_af = sum([a * f for a, f in zip(col, s.filter_col, strict=True)])
+    xtx = [
+        [s.n, sum_a, s.sum_f],
+        [sum_a, sum([a * a for a in col]), sum_af],
+        [s.sum_f, sum_af, s.sum_ff],
+    ]
     inv = _inverse3(xtx)
     if inv is None:
         return None
-    xty = [sum(r[j] * y for r, y in zip(rows, ys, strict=True)) for j in range(3)]
+    xty = [s.sum_y, sum([a * y for a, y in zip(col, s.ys, strict=True)]), s.sum_fy]
     coef = [sum(inv[j][k] * xty[k] for k in range(3)) for j in range(3)]
+    p, c_a, c_f = coef
     rss = sum(
-        (y - sum(c * x for c, x in zip(coef, r, strict=True))) ** 2
-        for r, y in zip(rows, ys, strict=True)
+        [
+            (y - sum((p, c_a * a, c_f * f))) ** 2
+            for a, f, y in zip(col, s.filter_col, s.ys, strict=True)
+        ]
     )
-    return _TauFit(tau_s, rss, coef[0], inv[0][0], coef[1], coef[2])
+    return _TauFit(tau_s, rss, p, inv[0][0], c_a, c_f)
 
 
-def _fits(
-    ts: list[float], ys: list[float], taus: Iterable[float], filter_tau_s: float
-) -> list[_TauFit]:
+def _fits(samples: _Samples, taus: Iterable[float]) -> list[_TauFit]:
     """The fit at every tau (in order), skipping taus too close to the filter's own."""
+    filter_tau_s = samples.filter_tau_s
     return [
         f
         for tau in taus
         if abs(tau - filter_tau_s) > 0.25 * filter_tau_s
-        and (f := _fit_tau(ts, ys, tau, filter_tau_s)) is not None
+        and (f := _fit_tau(samples, tau)) is not None
     ]
 
 
@@ -284,7 +325,8 @@ def fit_plateau(
     t0 = readings[0].mono_ns
     ts = [(r.mono_ns - t0) / 1e9 for r in readings]
     ys = [r.object_c for r in readings]
-    coarse = _fits(ts, ys, _TAU_GRID_S, filter_tau_s)
+    samples = _Samples.of(ts, ys, filter_tau_s)
+    coarse = _fits(samples, _TAU_GRID_S)
     if not coarse:
         return None
     sigma2 = max(min(f.rss for f in coarse) / (n - 3), _NOISE_FLOOR_C**2)
@@ -293,7 +335,7 @@ def fit_plateau(
     lo = max(0, _TAU_GRID_S.index(admitted[0].tau_s) - 1)
     hi = min(len(_TAU_GRID_S) - 1, _TAU_GRID_S.index(admitted[-1].tau_s) + 1)
     steps = math.ceil(math.log(_TAU_GRID_S[hi] / _TAU_GRID_S[lo]) / math.log(1.01))
-    fine = _fits(ts, ys, [_TAU_GRID_S[lo] * 1.01**k for k in range(steps + 1)], filter_tau_s)
+    fine = _fits(samples, [_TAU_GRID_S[lo] * 1.01**k for k in range(steps + 1)])
     best = min(fine + coarse, key=lambda f: f.rss)
     sigma2 = max(best.rss / (n - 3), _NOISE_FLOOR_C**2)
     # The profile-likelihood interval of the plateau: at each tau the residual sum grows

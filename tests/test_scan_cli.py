@@ -16,17 +16,25 @@ PASS = "KP1:6BFOXN*TS0BI$ZD4N9:9S6RCVN5+O30K3/XIV0W23NTDE$VK G2EC0LSV5RF"
 PHONE = SceneParams("phone", 230, 0.05, -12.0, 0.5, 4.0, 0.9, 0.0, 80)
 
 
+@pytest.fixture(scope="module")
+def scenes():
+    """The photos' pixels, rendered once for the module (each is fixed by its seed)."""
+    hard, hard_text = sample_frame(SEED + 5)
+    return render_scene(PASS, PHONE, seed=8), hard, sample_empty_frame(1), hard_text
+
+
 @pytest.fixture
-def photos(tmp_path):
-    """A phone-screen photo, a hard photo only the second pass reads, and an empty scene."""
+def photos(tmp_path, scenes):
+    """A phone-screen photo, a hard photo only the second pass reads, and an empty scene,
+    written afresh into this test's directory."""
+    phone, hard, empty, hard_text = scenes
     paths = {}
     paths["phone"] = tmp_path / "phone.jpg"
-    cv2.imwrite(str(paths["phone"]), render_scene(PASS, PHONE, seed=8))
-    hard, hard_text = sample_frame(SEED + 5)
+    cv2.imwrite(str(paths["phone"]), phone)
     paths["hard"] = tmp_path / "hard.png"
     cv2.imwrite(str(paths["hard"]), hard)
     paths["empty"] = tmp_path / "empty.png"
-    cv2.imwrite(str(paths["empty"]), sample_empty_frame(1))
+    cv2.imwrite(str(paths["empty"]), empty)
     return paths, hard_text
 
 

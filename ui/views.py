@@ -7,6 +7,7 @@ kiosk's state beside its feed) build on these; neither imports the other.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,7 +69,10 @@ PHASE_OF = {
 }
 
 
+@functools.cache
 def templates() -> Jinja2Templates:
+    """The pages' templates: one environment for the process, so the two screens (and every
+    app built in one process) share each template, compiled once at its first page."""
     t = Jinja2Templates(directory=str(HERE / "templates"))
     t.env.globals["asset_v"] = _asset_version()
     return t
