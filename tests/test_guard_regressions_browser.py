@@ -30,7 +30,7 @@ def test_on_a_phone_the_lists_fit_and_an_entry_can_be_removed(site, browser):  #
 
 
 def test_the_plate_check_at_a_vehicle_registration_never_puts_the_plate_in_a_url(
-    site,
+    site,  # noqa: F811
     browser,  # noqa: F811
 ):
     """The form asks whose car a plate is by a POST (with the CSRF token): the plate is in
