@@ -118,8 +118,9 @@ class TemperatureImplausible(ValueError):
 
 
 class FeverRefused(ValueError):
-    """A registration as a pass whose hand-measured temperature is a fever: the same
-    threshold the kiosk applies. The guard re-measures first, or registers a deny."""
+    """A registration, or a person without a pass, as a pass whose hand-measured temperature
+    is a fever: the same threshold the kiosk applies. The guard re-measures first, or records
+    a deny."""
 
     def __init__(self, temp_c: float, threshold_c: float) -> None:
         super().__init__(
@@ -475,9 +476,10 @@ class Engine:
         a person at the gate). It becomes the event's ``temp_c``, with no object/ambient
         reading (those are the kiosk sensor's). It must lie within the thermometry's
         plausible range (``TemperatureImplausible``). A *registration* (a person, or a vehicle
-        whose ``temp_c`` is its hottest occupant's) as a pass at or above
-        ``fever_threshold_c`` is refused (``FeverRefused``): the same rule the kiosk applies
-        to a stranger, who is admitted on the guard's word. An override is not refused: a
+        whose ``temp_c`` is its hottest occupant's) or a person without a pass (``subject``
+        ``"none"``) as a pass at or above ``fever_threshold_c`` is refused (``FeverRefused``):
+        the same rule the kiosk applies, to someone admitted on the guard's word alone. An
+        override of a passage is not refused: a
         guard may deliberately let a feverish resident through (home to isolate) and the
         record should then carry the reading.
 
@@ -501,8 +503,9 @@ class Engine:
         if temp_c is not None:
             temp_c = self._hand_temperature(temp_c)
             threshold = self._thermo_cfg.fever_threshold_c
-            registering = kind in ("registration", "vehicle")
-            if registering and decision == "manual_pass" and temp_c >= threshold:
+            # Admitted on the guard's word alone: a person registered, or one without a pass.
+            on_word = kind in ("registration", "vehicle") or subject == NO_SUBJECT
+            if on_word and decision == "manual_pass" and temp_c >= threshold:
                 raise FeverRefused(temp_c, threshold)
         if not (isinstance(subject, ManualSubject) or subject in (NO_SUBJECT, AUTO_SUBJECT)):
             raise ValueError("subject must be a ManualSubject, 'none' or 'auto'")

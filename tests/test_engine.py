@@ -754,6 +754,18 @@ def test_registration_as_a_pass_with_a_hand_measured_fever_is_refused(rig, temp_
     assert rig.engine.state == "idle"
 
 
+def test_a_person_without_a_pass_with_a_hand_measured_fever_is_refused_as_a_pass(rig):
+    """Admitted on the guard's word alone, as one registered is: the engine's own rule, so
+    every face that lets a stranger through by hand gets it (not only the console's form)."""
+    with pytest.raises(FeverRefused):
+        rig.engine.manual(
+            "manual_pass", "guard-zhou", "no phone", "in", temp_c=38.0, subject="none"
+        )
+    assert rig.events() == [] and rig.gate.commands == []
+    rig.engine.manual("manual_deny", "guard-zhou", "no phone", "in", temp_c=38.0, subject="none")
+    assert [(e["decision"], e["temp_c"]) for e in rig.events()] == [("manual_deny", 38.0)]
+
+
 def test_registration_of_a_fever_as_a_deny_is_recorded_with_its_temperature(rig):
     register(rig, 38.2, decision="manual_deny")
     [event] = rig.events()

@@ -163,8 +163,9 @@ class Guard:
         the guard's language."""
         try:
             self.core.runner.engine.manual(decision=MANUAL_DECISIONS[decision], **kwargs)
-        except FeverRefused as exc:
-            raise BadInput("reg.fever_refused", t=f"{exc.temp_c:.1f}") from None
+        except FeverRefused as exc:  # said as the desk it came from
+            key = "manual" if kwargs.get("kind", "manual") == "manual" else "reg"
+            raise BadInput(f"{key}.fever_refused", t=f"{exc.temp_c:.1f}") from None
         except TemperatureImplausible as exc:
             raise BadInput(
                 "err.range", field="reg.temp", lo=f"{exc.low_c:g}", hi=f"{exc.high_c:g}"

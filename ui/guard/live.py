@@ -253,17 +253,6 @@ def claim(g: Guard, seq: int, who: str, decision: str) -> None:
         del g.decided[next(iter(g.decided))]
 
 
-def refuse_fever(g: Guard, temp_c: float | None) -> None:
-    """A person without a pass is admitted on the guard's word alone, as one registered is:
-    never with a fever reading (a plausible one at or above ``fever_threshold_c``; the engine
-    names an implausible one)."""
-    thermo = g.cfg.thermometer.thermometry
-    if temp_c is None or not thermo.plausible_min_c <= temp_c <= thermo.plausible_max_c:
-        return
-    if temp_c >= g.fever_c:
-        raise BadInput("manual.fever_refused", t=f"{temp_c:.1f}")
-
-
 @router.post("/manual", name="manual", include_in_schema=False)
 async def manual(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
@@ -274,8 +263,6 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
     note(request, subject=subject if isinstance(subject, str) else subject.seq)
     reason = clean(form.get("reason"), "manual.reason", required=True)
     temp_c = number(form.get("temp_c"), "manual.hand_temp")
-    if subject == NO_SUBJECT and decision == "pass":
-        refuse_fever(g, temp_c)
     if isinstance(subject, ManualSubject):
         claim(g, subject.seq, session.name, decision)
     try:
