@@ -265,6 +265,7 @@ def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str,
         title=_("stats.per_hour"),
         empty_text=_("stats.no_data"),
         label_every=3,
+        phone=True,
     )
     # Denies only: "ok" and a guard's override are not reasons anybody was stopped.
     reasons = [
@@ -278,6 +279,7 @@ def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str,
         [charts.Bar(i18n.reason_text(lang, c), n, "deny") for c, n in reasons],
         title=_("stats.by_reason"),
         empty_text=_("stats.no_data"),
+        phone=True,
     )
     bins = report.get("temperature_histogram") or []
     hist_bars = []
@@ -295,6 +297,7 @@ def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str,
         title=_("stats.temp_hist"),
         empty_text=_("stats.no_data"),
         label_every=2 if len(hist_bars) > 10 else 1,
+        phone=True,
     )
     exits = report.get("exits_per_household") or {}
     histogram = exits.get("histogram") or {}
@@ -311,6 +314,7 @@ def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str,
         title=_("stats.exits"),
         empty_text=_("stats.no_data"),
         height=220,
+        phone=True,
     )
     return {
         "per_hour": per_hour,
