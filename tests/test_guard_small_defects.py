@@ -1,0 +1,79 @@
+"""Defects from a shift walk: a vehicle's fever card names the car (its plate) beside the
+feverish occupant, masked by the viewer's role as the rest of the card is."""
+
+from __future__ import annotations
+
+import re
+from zoneinfo import ZoneInfo
+
+from guard_support import decided, login, post
+
+from kiosk.alarms import AlarmDesk, alarm_from_event
+from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view
+
+CAR = {
+    "plate": "京A12345",
+    "driver": "赵刚",
+    "driver_temp_c": 36.4,
+    "passengers": [{"name": "赵敏", "temp_c": 38.1}, {"name": "赵强", "temp_c": 36.6}],
+    "resident_of": "5-101",
+}
+
+
+def vehicle_fever(**fields):
+    return {
+        "seq": 7,
+        "ts": "2026-03-02T08:30:00+00:00",
+        "decision": "manual_deny",
+        "reasons": ["guard_override", "fever"],
+        "kind": "vehicle",
+        "temp_c": 38.1,
+        "direction": "in",
+        "person": CAR,
+    } | fields
+
+
+def cards(html: str) -> list[str]:
+    return re.findall(r'<div class="alarm kind-[^"]+".*?</button>', html, re.S)
+
+
+def test_a_vehicle_fever_alarm_carries_the_plate_of_the_car():
+    alarm = alarm_from_event(vehicle_fever())
+    assert (alarm.kind, alarm.holder, alarm.household, alarm.plate) == (
+        "fever", "赵敏", "5-101", "京A12345"
+    )  # fmt: skip
+    # a stored row holds the person as JSON text: the desk reading the log after a restart
+    stored = alarm_from_event(vehicle_fever(person='{"plate": "沪B99999", "driver": "钱七"}'))
+    assert stored.plate == "沪B99999"
+    # a person's card has no plate
+    person = vehicle_fever(kind="registration", person={"name": "王秀英", "unit": "3-402"})
+    assert alarm_from_event(person).plate is None
+
+
+def test_the_card_shows_the_plate_as_the_role_sees_plates():
+    alarm = alarm_from_event(vehicle_fever())
+    utc = ZoneInfo("UTC")
+    guard = alarm_view(alarm, "zh-CN", utc, GUARD_CLEAR_FIELDS)["who"]
+    assert guard == "赵敏 · 5-101 · 车牌 京A12345"
+    assert alarm_view(alarm, "en", utc, ALL_FIELDS)["who"] == "赵敏 · 5-101 · Plate 京A12345"
+    # a viewer allowed no personal field sees the plate masked as households and units are
+    masked = alarm_view(alarm, "zh-CN", utc, frozenset())["who"]
+    assert "京A12345" not in masked and masked.endswith("车牌 *****45")
+    assert "赵敏" not in masked and "5-101" not in masked
+
+
+def test_a_feverish_vehicle_registered_as_a_deny_is_a_card_naming_its_plate(
+    guard_client, guard_core
+):
+    csrf = login(guard_client)
+    form = {"plate": "京A12345", "driver": "赵刚", "driver_temp": "36.4", "reason": "搬家"}
+    with decided(guard_client, guard_core):
+        post(guard_client, "/guard/register/vehicle", csrf, **form,
+             p1_name="赵敏", p1_temp="38.1", record_deny="1")  # fmt: skip
+    [card] = cards(guard_client.get("/guard?lang=zh-CN").text)
+    assert "kind-fever" in card and "赵敏" in card and "车牌 京A12345" in card
+    # the live page's refresh (guard.js renders ``who``) and a restarted console say the same
+    [row] = guard_client.get("/guard/api/feed?lang=zh-CN").json()["alarms"]
+    assert row["who"].endswith("车牌 京A12345")
+    [again] = AlarmDesk(guard_core.store, guard_core.clock).open_alarms([])
+    assert again.plate == "京A12345"
