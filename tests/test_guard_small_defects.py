@@ -1,5 +1,7 @@
 """Defects from a shift walk: a vehicle's fever card names the car (its plate) beside the
-feverish occupant, masked by the viewer's role as the rest of the card is."""
+feverish occupant, masked by the viewer's role as the rest of the card is; a calibration file
+that cannot be read is said on the calibration page in the guard's language, with what the
+technician does, instead of the core's English."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from zoneinfo import ZoneInfo
 from guard_support import decided, login, post
 
 from kiosk.alarms import AlarmDesk, alarm_from_event
+from kiosk.calibration import default_path
 from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view
 
 CAR = {
@@ -77,3 +80,39 @@ def test_a_feverish_vehicle_registered_as_a_deny_is_a_card_naming_its_plate(
     assert row["who"].endswith("车牌 京A12345")
     [again] = AlarmDesk(guard_core.store, guard_core.clock).open_alarms([])
     assert again.plate == "京A12345"
+
+
+#: What the core says of the file (English, for the technician): never on the guard's page.
+CORE_WORDS = ("is corrupt", "Expecting", "move it away to use the default")
+
+
+def test_a_corrupt_calibration_file_is_said_in_the_guards_language_with_what_to_do(
+    guard_client, guard_core
+):
+    path = default_path(guard_core.data_dir)
+    path.write_text('{"offset_c": 0.1, "points": [', encoding="utf-8")  # cut off mid-write
+    login(guard_client)
+    page = guard_client.get("/guard/calibration?lang=zh-CN").text
+    assert "校准文件无法读取" in page and "请告知技术人员" in page
+    assert f"sudo kiosk-admin calibrate --data {guard_core.data_dir} show" in page
+    assert str(path) in page  # which file to restore from the backup or move away
+    assert not any(words in page for words in CORE_WORDS), page
+    assert "当前使用出厂默认校准" not in page  # the kiosk keeps what it read last: not said
+    english = guard_client.get("/guard/calibration?lang=en").text
+    assert "The calibration file cannot be read" in english and "Tell the technician" in english
+    assert not any(words in english for words in CORE_WORDS)
+
+
+def test_a_pair_recorded_over_a_corrupt_calibration_file_is_refused_in_the_guards_words(
+    guard_client, guard_core
+):
+    path = default_path(guard_core.data_dir)
+    path.write_text("{not json", encoding="utf-8")
+    csrf = login(guard_client)
+    form = {"clinical_c": "36.8", "object_c": "34.9", "ambient_c": "24.0"}
+    refused = post(guard_client, "/guard/calibration", csrf, **form)
+    shown = guard_client.get(refused.headers["location"]).text
+    assert "校准文件无法读取" in shown and not any(words in shown for words in CORE_WORDS)
+    assert path.read_text(encoding="utf-8") == "{not json"  # nothing written over it
+    [audit] = [a for a in guard_core.store.audits() if a["action"].startswith("calibration")]
+    assert audit["detail"]["problem"] == "cal.file_unreadable"
