@@ -85,6 +85,8 @@ class Alarm:
     household: str | None = None
     holder: str | None = None
     pass_id: str | None = None
+    #: A vehicle's plate (a registered car's alarm): the guard looks for the car.
+    plate: str | None = None
     temp_c: float | None = None
     direction: str | None = None
     #: Every passage of this incident, oldest first (``seq`` is the first).
@@ -269,8 +271,9 @@ def alarm_from_event(event: Mapping[str, Any]) -> Alarm | None:
 
 def _about_person(alarm: Alarm, event: Mapping[str, Any]) -> Alarm:
     """``alarm`` about the passage's person when a pass named one, else the person the guard
-    registered (a vehicle's hottest occupant) and their dwelling."""
+    registered (a vehicle's hottest occupant) and their dwelling; a vehicle's with its plate."""
     person = person_of(event)
+    alarm.plate = _text(person.get("plate"))
     if alarm.holder is None:
         alarm.holder = _text(person.get("name")) or hottest_occupant(person, alarm.temp_c)
     if alarm.household is None:

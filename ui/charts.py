@@ -40,6 +40,24 @@ def _fmt(value: float) -> str:
 #: Font size of the labels (style.css ``svg.chart text``), for estimating their width.
 LABEL_PX = 11.0
 
+#: The drawing a phone shows (style.css, screens at most 600 px wide): 300 user units wide,
+#: about the width of a chart's card on a 360 px phone, so it is drawn near its own size and
+#: its 12 px text (``svg.chart > svg.phone text``) stays 11 px or more down to a 320 px phone.
+#: The 640-wide drawing shrunk to that card wrote its 11 px text at 5.5 px.
+PHONE_WIDTH = 300
+PHONE_HEIGHT = 200
+PHONE_LABEL_PX = 12.0
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """A chart's picture before it is put in its ``<svg>``: its size in user units (the
+    viewBox) and its elements."""
+
+    width: int
+    height: int
+    parts: list[str]
+
 
 def text_width(text: str, px: float = LABEL_PX) -> float:
     """The width a label takes, estimated: a CJK character is about 1 em, others ~0.6 em."""
@@ -70,6 +88,39 @@ def _value_axis(
     return out
 
 
+def _svg(title: str, drawing: Drawing, css_class: str) -> str:
+    """One drawing as a self-contained chart."""
+    return "".join(
+        [
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="{css_class}" '
+            f'viewBox="0 0 {drawing.width} {drawing.height}" role="img" '
+            f"aria-label={quoteattr(title)}>",
+            f"<title>{escape(title)}</title>",
+            *drawing.parts,
+            "</svg>",
+        ]
+    )
+
+
+def _fitted_svg(title: str, wide: Drawing, phone: Drawing, css_class: str) -> str:
+    """One chart (one picture with one name) holding two drawings of it: style.css shows the
+    phone's on a screen at most 600 px wide and the wide one elsewhere, paper included, and
+    sizes the chart to the drawing shown (``--wide`` / ``--phone``: its aspect ratio)."""
+
+    def inner(drawing: Drawing, name: str) -> str:
+        return (
+            f'<svg class="{name}" viewBox="0 0 {drawing.width} {drawing.height}" '
+            f'width="100%" height="100%">{"".join(drawing.parts)}</svg>'
+        )
+
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="{css_class} fitted" role="img" '
+        f"aria-label={quoteattr(title)} "
+        f'style="--wide: {wide.width} / {wide.height}; --phone: {phone.width} / {phone.height}">'
+        f"<title>{escape(title)}</title>{inner(wide, 'wide')}{inner(phone, 'phone')}</svg>"
+    )
+
+
 def bar_chart(
     bars: Sequence[Bar],
     *,
@@ -80,23 +131,37 @@ def bar_chart(
     reference_label: str = "",
     empty_text: str = "—",
     label_every: int = 1,
+    phone: bool = False,
 ) -> str:
-    """A vertical bar chart. ``reference`` draws a dashed line (e.g. the quota) across it."""
+    """A vertical bar chart. ``reference`` draws a dashed line (e.g. the quota) across it.
+    With ``phone``, the chart also carries its drawing for a phone (``PHONE_WIDTH``)."""
     if width < 120 or height < 80:
         raise ValueError("chart too small")
     if label_every < 1:
         raise ValueError("label_every must be >= 1")
+    marks = (reference, reference_label, empty_text, label_every)
+    wide = _bars(bars, width, height, marks, LABEL_PX)
+    if not phone:
+        return _svg(title, wide, "chart")
+    small = _bars(bars, PHONE_WIDTH, PHONE_HEIGHT, marks, PHONE_LABEL_PX)
+    return _fitted_svg(title, wide, small, "chart")
+
+
+def _bars(
+    bars: Sequence[Bar],
+    width: int,
+    height: int,
+    marks: tuple[float | None, str, str, int],
+    px: float,
+) -> Drawing:
+    """The vertical bar chart's drawing, its labels ``px`` high (thinned out until they fit)."""
+    reference, reference_label, empty_text, label_every = marks
     pad_l, pad_r, pad_t, pad_b = 36, 8, 22, 34
     plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
     values = [max(0.0, float(b.value)) for b in bars]
     # 15 % headroom so the value written above the tallest bar stays inside the plot.
     top = _nice_max(1.15 * max(values + [reference or 0.0, 0.0]))
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" '
-        f'role="img" aria-label={quoteattr(title)}>',
-        f"<title>{escape(title)}</title>",
-    ]
-    out += _value_axis(top, values, pad_l, pad_t, plot_h, width - pad_r)
+    out = _value_axis(top, values, pad_l, pad_t, plot_h, width - pad_r)
     if not bars or not any(values):
         out.append(
             f'<text class="empty" x="{width / 2:.1f}" y="{pad_t + plot_h / 2:.1f}" '
@@ -106,7 +171,7 @@ def bar_chart(
         slot = plot_w / len(bars)
         bar_w = max(2.0, slot * 0.72)
         # Labels never overlap: wider labels than their slot are thinned out further.
-        widest = max(text_width(b.label) for b in bars) + 4
+        widest = max(text_width(b.label, px) for b in bars) + 4
         label_every = max(label_every, math.ceil(widest / slot))
         for i, (bar, value) in enumerate(zip(bars, values, strict=True)):
             x = pad_l + i * slot + (slot - bar_w) / 2
@@ -117,7 +182,8 @@ def bar_chart(
                 f'<rect class="bar bar-{tone}" x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" '
                 f'height="{h:.1f}"><title>{escape(bar.label)}: {_fmt(value)}</title></rect>'
             )
-            if value > 0 and slot >= 14:
+            # A value wider than its slot would run into its neighbour's: not written.
+            if value > 0 and slot >= max(14.0, text_width(_fmt(value), px)):
                 out.append(
                     f'<text class="value" x="{x + bar_w / 2:.1f}" y="{y - 4:.1f}" '
                     f'text-anchor="middle">{_fmt(value)}</text>'
@@ -140,8 +206,7 @@ def bar_chart(
         f'<line class="axis-line" x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - pad_r}" '
         f'y2="{pad_t + plot_h}"/>'
     )
-    out.append("</svg>")
-    return "".join(out)
+    return Drawing(width, height, out)
 
 
 def hbar_chart(
@@ -151,24 +216,45 @@ def hbar_chart(
     width: int = 640,
     row_h: int = 26,
     empty_text: str = "—",
+    phone: bool = False,
 ) -> str:
     """A horizontal bar chart: one row per bar, however many, each label on its own line
     left of its bar (long labels such as reasons in words never overlap), the value after
-    the bar, whole-number ticks for counts."""
+    the bar, whole-number ticks for counts. With ``phone``, the chart also carries its
+    drawing for a phone (``PHONE_WIDTH``), where each label is written above its bar: the
+    width left of the bars would not hold a reason in words at a size one can read."""
     if width < 200 or row_h < 14:
         raise ValueError("chart too small")
+    wide = _hbars(bars, width, row_h, empty_text, LABEL_PX)
+    if not phone:
+        return _svg(title, wide, "chart hbar")
+    row = round(PHONE_LABEL_PX + 3 + 0.55 * row_h + 8)  # the label's line, its bar, a gap
+    small = _hbars(bars, PHONE_WIDTH, row, empty_text, PHONE_LABEL_PX, labels_above=True)
+    return _fitted_svg(title, wide, small, "chart hbar")
+
+
+def _hbars(
+    bars: Sequence[Bar],
+    width: int,
+    row_h: int,
+    empty_text: str,
+    px: float,
+    labels_above: bool = False,
+) -> Drawing:
+    """The horizontal bar chart's drawing, its labels ``px`` high, left of each bar or above."""
     values = [max(0.0, float(b.value)) for b in bars]
-    label_w = min(width * 0.45, max([text_width(b.label) for b in bars] + [40.0]) + 10)
+    if labels_above:
+        # The left margin holds half of the axis's first number, centred under the bars' start.
+        label_w, bar_t, bar_h = 8.0, px + 3, row_h - px - 11  # 8 below: the next row's label
+    else:
+        label_w = min(width * 0.45, max([text_width(b.label, px) for b in bars] + [40.0]) + 10)
+        bar_t, bar_h = row_h * 0.15, row_h * 0.7
     pad_t, pad_b, pad_r = 8, 22, 28
     height = pad_t + max(1, len(bars)) * row_h + pad_b
     x0, plot_w = label_w, width - label_w - pad_r
     top = _nice_max(max(values + [0.0]))
     base = pad_t + max(1, len(bars)) * row_h
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart hbar" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label={quoteattr(title)}>',
-        f"<title>{escape(title)}</title>",
-    ]
+    out = []
     for tick in axis_ticks(top, values):
         x = x0 + plot_w * tick / top
         out.append(f'<line class="grid" x1="{x:.1f}" y1="{pad_t}" x2="{x:.1f}" y2="{base}"/>')
@@ -185,22 +271,24 @@ def hbar_chart(
         y = pad_t + i * row_h
         w = plot_w * value / top
         tone = "".join(ch for ch in bar.tone if ch.isalnum()) or "neutral"
+        middle = y + bar_t + bar_h / 2 + px * 0.35  # a baseline centring the text on the bar
         out.append(
-            f'<text class="label" x="{x0 - 6:.1f}" y="{y + row_h * 0.65:.1f}" '
+            f'<text class="label" x="{x0 + 3:.1f}" y="{y + px:.1f}">{escape(bar.label)}</text>'
+            if labels_above
+            else f'<text class="label" x="{x0 - 6:.1f}" y="{y + row_h * 0.65:.1f}" '
             f'text-anchor="end">{escape(bar.label)}</text>'
         )
         out.append(
-            f'<rect class="bar bar-{tone}" x="{x0:.1f}" y="{y + row_h * 0.15:.1f}" '
-            f'width="{w:.1f}" height="{row_h * 0.7:.1f}"><title>{escape(bar.label)}: '
+            f'<rect class="bar bar-{tone}" x="{x0:.1f}" y="{y + bar_t:.1f}" '
+            f'width="{w:.1f}" height="{bar_h:.1f}"><title>{escape(bar.label)}: '
             f"{_fmt(value)}</title></rect>"
         )
         out.append(
-            f'<text class="value" x="{x0 + w + 4:.1f}" y="{y + row_h * 0.65:.1f}">'
-            f"{_fmt(value)}</text>"
+            f'<text class="value" x="{x0 + w + 4:.1f}" '
+            f'y="{middle if labels_above else y + row_h * 0.65:.1f}">{_fmt(value)}</text>'
         )
     out.append(f'<line class="axis-line" x1="{x0}" y1="{pad_t}" x2="{x0}" y2="{base}"/>')
-    out.append("</svg>")
-    return "".join(out)
+    return Drawing(width, height, out)
 
 
 def histogram_bins(

@@ -4,6 +4,7 @@ the kiosk's latest measurement, and the fitted correction."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from fastapi import Request
@@ -36,13 +37,34 @@ def points_view(cal: Calibration, g: Guard) -> list[dict[str, Any]]:
     return list(reversed(points))
 
 
+def unreadable(g: Guard) -> BadInput:
+    """The calibration file cannot be read (corrupt, or not a file one can open), in the
+    guard's words with what the technician does: restore it from the backup or move it away
+    (the CLI's ``reset`` reads the file first, so it cannot mend one), and the command that
+    prints the core's own words. The page does not show those: like a file that could not be
+    written (``cal.not_saved``), the system's text is the technician's, not the guard's."""
+    return BadInput(
+        "cal.file_unreadable",
+        path=str(default_path(g.core.data_dir)),
+        command=f"sudo kiosk-admin calibrate --data {g.core.data_dir} show",
+    )
+
+
+def readable(path: Path) -> bool:
+    try:
+        Calibration.load(path)
+    except CalibrationError:
+        return False
+    return True
+
+
 @router.get("/calibration", response_class=HTMLResponse, include_in_schema=False)
 def calibration_page(request: Request, session: PageSession, g: GuardDep) -> Response:
     try:
         cal = Calibration.load(default_path(g.core.data_dir))
         problem = None
-    except CalibrationError as exc:
-        cal, problem = Calibration(), str(exc)
+    except CalibrationError:
+        cal, problem = Calibration(), unreadable(g).text(g.lang(request))
     last = queries.last_measured(g.core.store)
     return g.render(
         request,
@@ -76,7 +98,10 @@ async def calibration_add(request: Request, session: ActionSession, g: GuardDep)
             source="guard",
         )
     except CalibrationError as exc:
-        raise BadInput(str(exc)[:300]) from None
+        # The pair passed the checks above: the core refused the file, unless it reads.
+        if await asyncio.to_thread(readable, default_path(g.core.data_dir)):
+            raise BadInput(str(exc)[:300]) from None
+        raise unreadable(g) from None
     except OSError:  # the file could not be written (a full or failing card): nothing saved
         raise BadInput("cal.not_saved") from None
     note(request, clinical_c=clinical, object_c=obj, ambient_c=ambient)

@@ -50,8 +50,8 @@ def local_time(ts: str | None, tz: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
 
 
 def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict[str, Any]:
-    """An alarm card in the guard's language: what, who (masked for the viewer's role),
-    temperature, direction, date and time, and the passages it is about."""
+    """An alarm card in the guard's language: what, who and a vehicle's plate (masked for the
+    viewer's role), temperature, direction, date and time, and the passages it is about."""
     if a.kind == "overflow":
         detail = i18n.t(lang, "alarm.overflow_detail", n=a.dropped)
     elif a.detail in i18n.reason_codes():
@@ -62,7 +62,14 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
         detail = i18n.t(lang, f"alarm.{a.detail}")
     else:
         detail = a.detail
-    masked = privacy.mask_event({"holder": a.holder, "household": a.household}, clear)
+    # The plate is a person's field (``person.plate``): masked as the feed masks it.
+    car = {"plate": a.plate} if a.plate else None
+    masked = privacy.mask_event(
+        {"holder": a.holder, "household": a.household, "person": car}, clear
+    )
+    plate = (masked.get("person") or {}).get("plate")
+    who = [masked.get("holder"), masked.get("household")]
+    who.append(i18n.t(lang, "alarm.plate", plate=plate) if plate else None)
     seqs = a.seqs or ([a.seq] if a.seq is not None else [])
     return {
         "key": a.key,
@@ -71,7 +78,7 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
         "time": local_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else "",
         "detail": detail,
         "seq": a.seq,
-        "who": " · ".join(str(v) for v in (masked.get("holder"), masked.get("household")) if v),
+        "who": " · ".join(str(v) for v in who if v),
         "temp": f"{a.temp_c:.1f} °C" if a.temp_c is not None else "",
         "direction": i18n.t(lang, f"dir.{a.direction}") if a.direction in ("in", "out") else "",
         "seqs": seqs,
@@ -265,6 +272,7 @@ def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str,
         title=_("stats.per_hour"),
         empty_text=_("stats.no_data"),
         label_every=3,
+        phone=True,
     )
     # Denies only: "ok" and a guard's override are not reasons anybody was stopped.
     reasons = [
@@ -278,6 +286,7 @@ def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str,
         [charts.Bar(i18n.reason_text(lang, c), n, "deny") for c, n in reasons],
         title=_("stats.by_reason"),
         empty_text=_("stats.no_data"),
+        phone=True,
     )
     bins = report.get("temperature_histogram") or []
     hist_bars = []
@@ -295,6 +304,7 @@ def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str,
         title=_("stats.temp_hist"),
         empty_text=_("stats.no_data"),
         label_every=2 if len(hist_bars) > 10 else 1,
+        phone=True,
     )
     exits = report.get("exits_per_household") or {}
     histogram = exits.get("histogram") or {}
@@ -311,6 +321,7 @@ def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str,
         title=_("stats.exits"),
         empty_text=_("stats.no_data"),
         height=220,
+        phone=True,
     )
     return {
         "per_hour": per_hour,

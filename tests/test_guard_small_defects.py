@@ -1,0 +1,118 @@
+"""Defects from a shift walk: a vehicle's fever card names the car (its plate) beside the
+feverish occupant, masked by the viewer's role as the rest of the card is; a calibration file
+that cannot be read is said on the calibration page in the guard's language, with what the
+technician does, instead of the core's English."""
+
+from __future__ import annotations
+
+import re
+from zoneinfo import ZoneInfo
+
+from guard_support import decided, login, post
+
+from kiosk.alarms import AlarmDesk, alarm_from_event
+from kiosk.calibration import default_path
+from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view
+
+CAR = {
+    "plate": "京A12345",
+    "driver": "赵刚",
+    "driver_temp_c": 36.4,
+    "passengers": [{"name": "赵敏", "temp_c": 38.1}, {"name": "赵强", "temp_c": 36.6}],
+    "resident_of": "5-101",
+}
+
+
+def vehicle_fever(**fields):
+    return {
+        "seq": 7,
+        "ts": "2026-03-02T08:30:00+00:00",
+        "decision": "manual_deny",
+        "reasons": ["guard_override", "fever"],
+        "kind": "vehicle",
+        "temp_c": 38.1,
+        "direction": "in",
+        "person": CAR,
+    } | fields
+
+
+def cards(html: str) -> list[str]:
+    return re.findall(r'<div class="alarm kind-[^"]+".*?</button>', html, re.S)
+
+
+def test_a_vehicle_fever_alarm_carries_the_plate_of_the_car():
+    alarm = alarm_from_event(vehicle_fever())
+    assert (alarm.kind, alarm.holder, alarm.household, alarm.plate) == (
+        "fever", "赵敏", "5-101", "京A12345"
+    )  # fmt: skip
+    # a stored row holds the person as JSON text: the desk reading the log after a restart
+    stored = alarm_from_event(vehicle_fever(person='{"plate": "沪B99999", "driver": "钱七"}'))
+    assert stored.plate == "沪B99999"
+    # a person's card has no plate
+    person = vehicle_fever(kind="registration", person={"name": "王秀英", "unit": "3-402"})
+    assert alarm_from_event(person).plate is None
+
+
+def test_the_card_shows_the_plate_as_the_role_sees_plates():
+    alarm = alarm_from_event(vehicle_fever())
+    utc = ZoneInfo("UTC")
+    guard = alarm_view(alarm, "zh-CN", utc, GUARD_CLEAR_FIELDS)["who"]
+    assert guard == "赵敏 · 5-101 · 车牌 京A12345"
+    assert alarm_view(alarm, "en", utc, ALL_FIELDS)["who"] == "赵敏 · 5-101 · Plate 京A12345"
+    # a viewer allowed no personal field sees the plate masked as households and units are
+    masked = alarm_view(alarm, "zh-CN", utc, frozenset())["who"]
+    assert "京A12345" not in masked and masked.endswith("车牌 *****45")
+    assert "赵敏" not in masked and "5-101" not in masked
+
+
+def test_a_feverish_vehicle_registered_as_a_deny_is_a_card_naming_its_plate(
+    guard_client, guard_core
+):
+    csrf = login(guard_client)
+    form = {"plate": "京A12345", "driver": "赵刚", "driver_temp": "36.4", "reason": "搬家"}
+    with decided(guard_client, guard_core):
+        post(guard_client, "/guard/register/vehicle", csrf, **form,
+             p1_name="赵敏", p1_temp="38.1", record_deny="1")  # fmt: skip
+    [card] = cards(guard_client.get("/guard?lang=zh-CN").text)
+    assert "kind-fever" in card and "赵敏" in card and "车牌 京A12345" in card
+    # the live page's refresh (guard.js renders ``who``) and a restarted console say the same
+    [row] = guard_client.get("/guard/api/feed?lang=zh-CN").json()["alarms"]
+    assert row["who"].endswith("车牌 京A12345")
+    [again] = AlarmDesk(guard_core.store, guard_core.clock).open_alarms([])
+    assert again.plate == "京A12345"
+
+
+#: What the core says of the file (English, for the technician): never on the guard's page.
+CORE_WORDS = ("is corrupt", "Expecting", "move it away to use the default")
+
+
+def test_a_corrupt_calibration_file_is_said_in_the_guards_language_with_what_to_do(
+    guard_client, guard_core
+):
+    path = default_path(guard_core.data_dir)
+    path.write_text('{"offset_c": 0.1, "points": [', encoding="utf-8")  # cut off mid-write
+    login(guard_client)
+    page = guard_client.get("/guard/calibration?lang=zh-CN").text
+    assert "校准文件无法读取" in page and "请告知技术人员" in page
+    assert f"sudo kiosk-admin calibrate --data {guard_core.data_dir} show" in page
+    assert str(path) in page  # which file to restore from the backup or move away
+    assert not any(words in page for words in CORE_WORDS), page
+    assert "当前使用出厂默认校准" not in page  # the kiosk keeps what it read last: not said
+    english = guard_client.get("/guard/calibration?lang=en").text
+    assert "The calibration file cannot be read" in english and "Tell the technician" in english
+    assert not any(words in english for words in CORE_WORDS)
+
+
+def test_a_pair_recorded_over_a_corrupt_calibration_file_is_refused_in_the_guards_words(
+    guard_client, guard_core
+):
+    path = default_path(guard_core.data_dir)
+    path.write_text("{not json", encoding="utf-8")
+    csrf = login(guard_client)
+    form = {"clinical_c": "36.8", "object_c": "34.9", "ambient_c": "24.0"}
+    refused = post(guard_client, "/guard/calibration", csrf, **form)
+    shown = guard_client.get(refused.headers["location"]).text
+    assert "校准文件无法读取" in shown and not any(words in shown for words in CORE_WORDS)
+    assert path.read_text(encoding="utf-8") == "{not json"  # nothing written over it
+    [audit] = [a for a in guard_core.store.audits() if a["action"].startswith("calibration")]
+    assert audit["detail"]["problem"] == "cal.file_unreadable"
