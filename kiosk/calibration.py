@@ -36,7 +36,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,10 @@ CURVE_BOUNDS = (-0.05, 0.05)
 
 class CalibrationError(ValueError):
     """Bad pair, unusable fit or unreadable file; the message says what to do."""
+
+
+class CorruptCalibration(CalibrationError):
+    """The file was read but is not a calibration (cut off mid-write, edited by hand)."""
 
 
 @dataclass(frozen=True)
@@ -270,9 +274,9 @@ class Calibration:
             return cls.from_dict(json.loads(raw.decode("utf-8")))
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             why = "nested too deeply" if isinstance(exc, RecursionError) else exc
-            raise CalibrationError(
-                f"calibration file {path} is corrupt ({why}); fix it or move it away to use the"
-                " default"
+            raise CorruptCalibration(
+                f"calibration file {path} is corrupt ({why}); fix it, or put the default model"
+                " back with `kiosk calibrate reset --yes` (the file is kept beside it)"
             ) from None
 
     def save(self, path: str | Path) -> None:
@@ -388,6 +392,24 @@ def update_file(path: str | Path, change: Callable[[Calibration], Calibration]) 
         cal = change(Calibration.load(path))
         cal.save(path)
     return cal
+
+
+def reset_file(path: str | Path, now: datetime) -> tuple[Calibration, Path | None]:
+    """Back to the default model, keeping the recorded pairs. A corrupt file (its pairs cannot
+    be read) is renamed aside, ``calibration.json.corrupt-<UTC time>``, and the default written
+    in its place: the way back needs no hand edit. Returns the new calibration and where the
+    corrupt file went (None when it was not corrupt). A file that cannot be opened at all is
+    still an error (a permission, a folder in its place: not for a reset to move)."""
+    path = Path(path)
+    with _file_lock(path):
+        try:
+            cal, aside = Calibration.load(path).reset_model(), None
+        except CorruptCalibration:
+            cal = Calibration()
+            aside = path.with_name(f"{path.name}.corrupt-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}")
+            os.replace(path, aside)
+        cal.save(path)
+    return cal, aside
 
 
 class CalibrationStore:

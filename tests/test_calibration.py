@@ -281,6 +281,25 @@ def test_cli_remove_and_reset(data_dir, capsys):
     assert cal.is_default and len(cal.points) == 1
 
 
+def test_cli_reset_sets_a_corrupt_file_aside_and_puts_the_default_model_back(data_dir, capsys):
+    """Before: `reset --yes`, the way back the guard's page and the runbook give, read the
+    corrupt file first and stopped on it (exit 1), so it could not repair what it is for."""
+    path = default_path(data_dir)
+    path.write_text('{"version": 1, "model": {"offset_c": ')  # cut off mid-write
+    assert calibrate(data_dir, "reset", "--yes") == 0
+    out = capsys.readouterr().out
+    [aside] = list(data_dir.glob("calibration.json.corrupt-*"))
+    assert aside.read_text() == '{"version": 1, "model": {"offset_c": '  # kept as it was
+    assert aside.name in out and "default" in out
+    cal = Calibration.load(path)
+    assert cal.is_default and cal.points == ()
+    # a file that cannot be opened (not corrupt) is not moved: that needs the technician
+    path.unlink()
+    path.mkdir()
+    assert calibrate(data_dir, "reset", "--yes") == 1
+    assert path.is_dir() and len(list(data_dir.glob("calibration.json.corrupt-*"))) == 1
+
+
 def test_cli_emissivity_reads_the_fake_sensor(data_dir, capsys):
     assert calibrate(data_dir, "emissivity") == 0
     assert capsys.readouterr().out.strip() == "emissivity 1.0000"

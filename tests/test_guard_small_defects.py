@@ -83,7 +83,7 @@ def test_a_feverish_vehicle_registered_as_a_deny_is_a_card_naming_its_plate(
 
 
 #: What the core says of the file (English, for the technician): never on the guard's page.
-CORE_WORDS = ("is corrupt", "Expecting", "move it away to use the default")
+CORE_WORDS = ("is corrupt", "Expecting", "fix it, or put the default")
 
 
 def test_a_corrupt_calibration_file_is_said_in_the_guards_language_with_what_to_do(
@@ -95,6 +95,7 @@ def test_a_corrupt_calibration_file_is_said_in_the_guards_language_with_what_to_
     page = guard_client.get("/guard/calibration?lang=zh-CN").text
     assert "校准文件无法读取" in page and "请告知技术人员" in page
     assert f"sudo kiosk-admin calibrate --data {guard_core.data_dir} show" in page
+    assert f"sudo kiosk-admin calibrate --data {guard_core.data_dir} reset --yes" in page
     assert str(path) in page  # which file to restore from the backup or move away
     assert not any(words in page for words in CORE_WORDS), page
     assert "当前使用出厂默认校准" not in page  # the kiosk keeps what it read last: not said

@@ -16,6 +16,7 @@ from kiosk.calibration import (
     default_path,
     fit_file,
     record_clinical_pair,
+    reset_file,
     update_file,
 )
 from kiosk.devices import DeviceFault
@@ -171,14 +172,18 @@ def _remove(args: argparse.Namespace) -> int:
 def _reset(args: argparse.Namespace) -> int:
     """go back to the default model (pairs are kept)
 
-    Needs --yes."""
+    Needs --yes. A corrupt file is renamed aside (calibration.json.corrupt-TIME) and the
+    default model written in its place; its pairs cannot be read, so none are kept."""
     if not args.yes:
         raise UsageError("reset needs --yes")
     try:
-        update_file(_path(args), lambda c: c.reset_model())
+        _cal, aside = reset_file(_path(args), datetime.now(UTC))
     except CalibrationError as exc:
         raise CliError(str(exc)) from None
-    print("model reset to the default; recorded pairs kept")
+    if aside is not None:
+        print(f"the corrupt file is kept as {aside}; model reset to the default, no pairs")
+    else:
+        print("model reset to the default; recorded pairs kept")
     return 0
 
 

@@ -39,14 +39,17 @@ def points_view(cal: Calibration, g: Guard) -> list[dict[str, Any]]:
 
 def unreadable(g: Guard) -> BadInput:
     """The calibration file cannot be read (corrupt, or not a file one can open), in the
-    guard's words with what the technician does: restore it from the backup or move it away
-    (the CLI's ``reset`` reads the file first, so it cannot mend one), and the command that
-    prints the core's own words. The page does not show those: like a file that could not be
-    written (``cal.not_saved``), the system's text is the technician's, not the guard's."""
+    guard's words with what the technician does: restore it from the backup, or put the
+    default model back with the CLI's ``reset`` (which sets a corrupt file aside), and the
+    command that prints the core's own words. The page does not show those: like a file that
+    could not be written (``cal.not_saved``), the system's text is the technician's, not the
+    guard's."""
+    cli = f"sudo kiosk-admin calibrate --data {g.core.data_dir}"
     return BadInput(
         "cal.file_unreadable",
         path=str(default_path(g.core.data_dir)),
-        command=f"sudo kiosk-admin calibrate --data {g.core.data_dir} show",
+        command=f"{cli} show",
+        reset=f"{cli} reset --yes",
     )
 
 
