@@ -429,7 +429,7 @@ class AlarmDesk:
                 return len(self.board.open()) != before
             event = queries.event_by_seq(self._log, alarm.seq)
             if event is not None:
-                alarm = alarm_of(event, alarm.kind, alarm.detail)
+                alarm = _about_person(alarm_of(event, alarm.kind, alarm.detail), event)
             return self.board.add(alarm)
 
     def close(

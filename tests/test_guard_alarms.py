@@ -89,6 +89,26 @@ def test_a_bus_alarm_about_a_committed_passage_is_the_same_alarm_in_words(guard_
     assert alarm.detail == "quarantined"  # a reason in words, never the raw bus code
 
 
+def test_a_bus_alarm_about_a_registered_vehicle_names_its_people_and_plate(guard_core):
+    """Before: a bus alarm about a passage whose reasons raise none (the gate needing the
+    guard for a registered car) built its card from the event's pass fields only: no one
+    named, no plate; the alarm model's one naming rule (the person registered) applies."""
+    person = {"plate": "京A12345", "driver": "赵刚", "driver_temp_c": 36.4, "resident_of": "5-101"}
+    event = add_event(
+        guard_core,
+        decision="manual_pass",
+        reasons=("guard_override",),
+        kind="vehicle",
+        temp_c=36.4,
+        person=person,
+    )
+    desk = AlarmDesk(guard_core.store, guard_core.clock)
+    message = {"type": "alarm", "alarm": "guard_needed", "state": "raised", "seq": event.seq}
+    assert desk.note_message(message) is True
+    [alarm] = desk.open_alarms([])
+    assert (alarm.holder, alarm.household, alarm.plate) == ("赵刚", "5-101", "京A12345")
+
+
 def test_another_issuers_pass_is_not_called_forged(guard_client, guard_core):
     add_event(guard_core, decision="deny", reasons=("pass_unknown_key",))
     login(guard_client)
