@@ -27,10 +27,10 @@ audit row records it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
@@ -50,8 +50,6 @@ from kiosk.store import (
     waiting_for_clock,
 )
 
-T = TypeVar("T")
-
 MAX_DAYS = 36500
 #: How far the newest synchronised stamp may lie after a purge's ``now`` before the clock counts
 #: as set back: a passage decided while the daemon's purge waits for the writer is stamped
@@ -60,17 +58,8 @@ SET_BACK_TOLERANCE = timedelta(seconds=60)
 
 
 class PurgeStore(Store, Protocol):
-    """The event log as retention uses it (``kiosk.store.EventLog``)."""
-
-    def submit_audited(
-        self,
-        fn: Callable[[Database], T],
-        actor: str,
-        action: str,
-        detail: Callable[[T], Mapping[str, Any] | None],
-    ) -> T:
-        """``submit(fn)`` and its audit row in one transaction."""
-        ...
+    """The event log as retention uses it (``kiosk.store.EventLog``): the core's ``Store``
+    (with ``submit_audited``) and the WAL wipe."""
 
     def wipe_wal(self) -> bool:
         """Truncate the WAL, where purged rows survive in their old form."""
