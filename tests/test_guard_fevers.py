@@ -107,7 +107,9 @@ def test_a_fever_at_registration_is_refused_as_a_pass_and_its_deny_raises_an_ala
     assert row["alarm"] == "fever"
 
 
-def test_a_feverish_vehicle_registered_as_a_deny_raises_an_alarm_card(guard_client, guard_core):
+def test_a_feverish_vehicle_registered_as_a_deny_raises_a_card_naming_its_plate(
+    guard_client, guard_core
+):
     csrf = login(guard_client)
     form = {"plate": "京A12345", "driver": "赵刚", "driver_temp": "36.4", "reason": "搬家"}
     with decided(guard_client, guard_core):
@@ -115,6 +117,12 @@ def test_a_feverish_vehicle_registered_as_a_deny_raises_an_alarm_card(guard_clie
              p1_name="赵敏", p1_temp="38.1", record_deny="1")  # fmt: skip
     [card] = cards(guard_client.get("/guard?lang=zh-CN").text)
     assert "kind-fever" in card and "赵敏" in card and "38.1 °C" in card
+    assert "车牌 京A12345" in card  # the guard looks for the car
+    # the live page's refresh (guard.js renders ``who``) and a restarted console say the same
+    [row] = guard_client.get("/guard/api/feed?lang=zh-CN").json()["alarms"]
+    assert row["who"].endswith("车牌 京A12345")
+    [again] = AlarmDesk(guard_core.store, guard_core.clock).open_alarms([])
+    assert again.plate == "京A12345"
 
 
 def test_a_person_without_a_pass_denied_with_a_fever_raises_an_alarm_card(guard_client, guard_core):
