@@ -9,23 +9,10 @@ import sqlite3
 
 import pytest
 from sqlite_utils.migrations import Migrations
+from test_store import draft  # one passage, as the event log's own tests write it
 
 from kiosk import lists
-from kiosk.store import EventDraft, EventLog, StoreFault
-
-
-def _draft(**overrides: object) -> EventDraft:
-    fields: dict[str, object] = {
-        "direction": "in",
-        "decision": "pass",
-        "reasons": ("ok",),
-        "pass_id": "P-0001",
-        "household": "B3-1201",
-        "holder": "Wang L.",
-        "temp_c": 36.6,
-    }
-    fields.update(overrides)
-    return EventDraft(**fields)  # type: ignore[arg-type]
+from kiosk.store import EventLog, StoreFault
 
 
 def _newer_lists() -> Migrations:
@@ -50,7 +37,7 @@ def test_a_database_written_by_a_newer_version_is_refused_by_name(tmp_path, cloc
     rows would miss the newer columns and triggers). It refuses to open, naming why."""
     path = tmp_path / "kiosk.db"
     with EventLog(path, "gate-1", clock, migrations=[_newer_lists()]) as newer:
-        newer.append(_draft())
+        newer.append(draft())
     with pytest.raises(StoreFault) as refused:
         EventLog(path, "gate-1", clock, migrations=[lists.MIGRATIONS]).open()
     assert "newer version" in refused.value.detail
@@ -89,7 +76,7 @@ def test_an_older_schema_is_upgraded_in_place_keeping_rows_and_chain(tmp_path, c
     first = lists.MIGRATIONS._migrations[0]
     older(name=first.name)(first.fn)
     with EventLog(path, "gate-1", clock, migrations=[older]) as log:
-        log.append(_draft())
+        log.append(draft())
         log.submit(
             lambda db: db.execute(
                 "INSERT INTO list_revocations (pass_id, reason, revoked_at)"
@@ -100,7 +87,7 @@ def test_an_older_schema_is_upgraded_in_place_keeping_rows_and_chain(tmp_path, c
         cols = {r[1] for r in log.reader().execute("PRAGMA table_info(list_revocations)")}
         assert "bundle_reason" in cols
         assert [r["pass_id"] for r in log.reader()["list_revocations"].rows] == ["P-9"]
-        log.append(_draft())
+        log.append(draft())
         assert log.verify().ok
         assert [e["seq"] for e in log.events()] == [1, 2]
 
@@ -162,7 +149,7 @@ def test_a_verb_run_without_the_rights_to_the_kiosk_files_says_so_in_one_line(
 
     folder, prefix, lock = _as_another_user(tmp_path)
     with EventLog(folder / "kiosk.db", "gate-1", clock) as log:
-        log.append(_draft())
+        log.append(draft())
     lock()
     argv = [a.replace("{folder}", str(folder)) for a in verb]
     done = subprocess.run(
@@ -220,7 +207,7 @@ def _gate(path, clock, n):  # type: ignore[no-untyped-def]
 
     kiosk = kiosk_api(path, "gate-1", clock)
     for _ in range(n):
-        kiosk.store.append(_draft())
+        kiosk.store.append(draft())
         clock.advance(60)
     return kiosk
 
@@ -581,7 +568,7 @@ def test_the_daemon_refuses_a_kiosk_id_that_is_not_its_logs(tmp_path, clock):
     data = tmp_path / "data"
     data.mkdir()
     with EventLog(data / "kiosk.db", "gate-1", clock) as log:
-        log.append(_draft())
+        log.append(draft())
     renamed = parse_config({"site": {"kiosk_id": "north-gate"}, "web": {"port": 0}})
     with pytest.raises(StoreFault) as refused:
         build_core(renamed, data, clock)
