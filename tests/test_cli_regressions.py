@@ -680,3 +680,43 @@ def test_a_database_verb_away_from_the_data_dir_says_where_to_point_it(
     assert main(verb) == 2
     err = _one_line_error(capsys, verb[0])
     assert "--data" in err and "--db" in err and "kiosk-admin" in err
+
+
+def test_a_sigterm_while_kiosk_run_starts_stops_it_cleanly(tmp_path, capsys, monkeypatch):
+    """Before: the SIGTERM/SIGINT handlers were installed only once the daemon had started
+    (web server up, health answering): systemd stopping or restarting a kiosk still starting
+    killed it by the default action, with no clean stop and the gate not commanded locked
+    (seen as exit -15 in the slow SIGTERM test under load). Now they are in place before
+    anything is built, and a stop asked for while starting is a clean stop once started."""
+    import signal
+
+    import checkpoint.app as app
+
+    data = _trusting_data_dir(tmp_path)
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[web]\nport = 0\n", encoding="utf-8")
+    before = signal.getsignal(signal.SIGTERM)
+
+    def default_action(signum, frame):  # stands in for SIG_DFL (death) without killing pytest
+        raise AssertionError("SIGTERM reached the default action")
+
+    real_build = app.build_core
+    handled: list[bool] = []
+
+    def build_core(*args, **kwargs):
+        handled.append(signal.getsignal(signal.SIGTERM) is not default_action)
+        if not handled[-1]:
+            raise RuntimeError("a SIGTERM now would kill the starting kiosk")
+        os.kill(os.getpid(), signal.SIGTERM)  # systemd stops the kiosk while it builds
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(app, "build_core", build_core)
+    signal.signal(signal.SIGTERM, default_action)
+    try:
+        code = main(["run", "--config", str(config), "--data", str(data), "--log-level", "info"])
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert handled == [True]
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "kiosk started" in err and "kiosk stopped" in err

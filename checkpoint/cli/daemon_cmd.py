@@ -130,9 +130,9 @@ def run_daemon(args: argparse.Namespace) -> int:
 
     Run the kiosk daemon with the devices named in the config. Data dir: --data, else
     $KIOSK_DATA, else /var/lib/kiosk. Speaks the systemd notify protocol when
-    $NOTIFY_SOCKET is set. Stops cleanly on SIGTERM/SIGINT."""
+    $NOTIFY_SOCKET is set. Stops cleanly on SIGTERM/SIGINT, also one that comes while it starts."""
     malloc.tune()  # the daemon's process, before its first threads: docs/memory.md
-    from checkpoint.app import Daemon, build_core
+    from checkpoint.app import Daemon, build_core, stop_on_signals
 
     try:
         config = load_config(args.config)
@@ -154,12 +154,14 @@ def run_daemon(args: argparse.Namespace) -> int:
     raise_open_file_limit()
 
     async def main() -> int:
+        stopping = asyncio.Event()
+        stop_on_signals(stopping.set)  # first: a SIGTERM while starting stops it cleanly
         core = await asyncio.to_thread(build_core, config, data)
         refusal = no_trusted_key(core)
         if refusal:
             await asyncio.to_thread(core.close)
             raise CliError(f"cannot start: {refusal}")
-        daemon = Daemon(core)
+        daemon = Daemon(core, stopping=stopping)
         try:
             await daemon.start()
         except BaseException:
