@@ -56,15 +56,23 @@ def test_a_registration_denied_with_a_fever_reading_is_a_fever_alarm_about_that_
     assert alarm_from_event(registration(38.3, reasons=["guard_override"])) is None
 
 
+#: A car registered at the gate, one passenger feverish.
+CAR = {
+    "plate": "京A12345",
+    "driver": "赵刚",
+    "driver_temp_c": 36.4,
+    "passengers": [{"name": "赵敏", "temp_c": 38.1}, {"name": "赵强", "temp_c": 36.6}],
+    "resident_of": "5-101",
+}
+
+
+def vehicle_fever(**fields):
+    """The guard's deny of ``CAR`` for its feverish passenger, as the log holds it."""
+    return registration(38.1, **({"kind": "vehicle", "person": CAR} | fields))
+
+
 def test_the_feverish_occupant_of_a_vehicle_is_named_on_its_alarm():
-    person = {
-        "plate": "京A12345",
-        "driver": "赵刚",
-        "driver_temp_c": 36.4,
-        "passengers": [{"name": "赵敏", "temp_c": 38.1}, {"name": "赵强", "temp_c": 36.6}],
-        "resident_of": "5-101",
-    }
-    alarm = alarm_from_event(registration(38.1, kind="vehicle", person=person))
+    alarm = alarm_from_event(vehicle_fever())
     assert (alarm.kind, alarm.holder, alarm.household, alarm.temp_c) == (
         "fever", "赵敏", "5-101", 38.1
     )  # fmt: skip

@@ -8,31 +8,11 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from guard_support import login, post
+from test_guard_fevers import vehicle_fever
 
 from kiosk.alarms import alarm_from_event
 from kiosk.calibration import default_path
 from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view
-
-CAR = {
-    "plate": "京A12345",
-    "driver": "赵刚",
-    "driver_temp_c": 36.4,
-    "passengers": [{"name": "赵敏", "temp_c": 38.1}, {"name": "赵强", "temp_c": 36.6}],
-    "resident_of": "5-101",
-}
-
-
-def vehicle_fever(**fields):
-    return {
-        "seq": 7,
-        "ts": "2026-03-02T08:30:00+00:00",
-        "decision": "manual_deny",
-        "reasons": ["guard_override", "fever"],
-        "kind": "vehicle",
-        "temp_c": 38.1,
-        "direction": "in",
-        "person": CAR,
-    } | fields
 
 
 def test_a_vehicle_fever_alarm_carries_the_plate_of_the_car():
