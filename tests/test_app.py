@@ -274,11 +274,10 @@ def test_kiosk_run_speaks_the_systemd_notify_protocol(tmp_path):
         listener.close()
 
 
-def test_the_daemons_purge_on_an_unsynchronised_clock_is_a_warning_and_purges_nothing(
-    data_dir, caplog
-):
-    """Before: the daemon's hourly purge dated by a clock weeks ahead (booted without
-    network) nulled personal fields the site must keep; now it skips with one warning."""
+@pytest.fixture
+def one_passage(data_dir):
+    """A core on a fake clock holding one passage (household H-1), and that clock: what the
+    daemon's hourly purge works on."""
     from datetime import UTC, datetime
 
     from kiosk.clock import FakeClock
@@ -288,53 +287,66 @@ def test_the_daemons_purge_on_an_unsynchronised_clock_is_a_warning_and_purges_no
     core = build_core(_config(), data_dir, clock)
     try:
         core.store.append(EventDraft(direction="in", decision="pass", household="H-1"))
-        clock.is_synced = False
-        clock.set_wall(datetime(2026, 5, 1, tzinfo=UTC))  # past retention, but by a bad clock
-        with caplog.at_level("WARNING", logger="checkpoint.app"):
-            Daemon(core, notifier=Notifier(None)).purge_once()
-        [warning] = [r for r in caplog.records if r.name == "checkpoint.app"]
-        assert "retention purge skipped" in warning.getMessage()
-        assert "not synchronised" in warning.getMessage() and warning.exc_info is None
-        assert [e["household"] for e in core.store.events()] == ["H-1"]
-        clock.is_synced = True  # NTP answered: the next hourly check purges
-        Daemon(core, notifier=Notifier(None)).purge_once()
-        assert [e["household"] for e in core.store.events()] == [None]
+        yield core, clock
     finally:
         core.close()
 
 
+def _purge_warning(core, caplog):
+    """The daemon's one purge check, and the one line it logged."""
+    with caplog.at_level("WARNING", logger="checkpoint.app"):
+        Daemon(core, notifier=Notifier(None)).purge_once()
+    [warning] = [r for r in caplog.records if r.name == "checkpoint.app"]
+    return warning
+
+
+def _households(core) -> list[str | None]:
+    return [e["household"] for e in core.store.events()]
+
+
+def test_the_daemons_purge_on_an_unsynchronised_clock_is_a_warning_and_purges_nothing(
+    one_passage, caplog
+):
+    """Before: the daemon's hourly purge dated by a clock weeks ahead (booted without
+    network) nulled personal fields the site must keep; now it skips with one warning."""
+    from datetime import UTC, datetime
+
+    core, clock = one_passage
+    clock.is_synced = False
+    clock.set_wall(datetime(2026, 5, 1, tzinfo=UTC))  # past retention, but by a bad clock
+    warning = _purge_warning(core, caplog)
+    assert "retention purge skipped" in warning.getMessage()
+    assert "not synchronised" in warning.getMessage() and warning.exc_info is None
+    assert _households(core) == ["H-1"]
+    clock.is_synced = True  # NTP answered: the next hourly check purges
+    Daemon(core, notifier=Notifier(None)).purge_once()
+    assert _households(core) == [None]
+
+
 def test_the_daemons_purge_on_a_full_card_is_one_warning_line_and_purges_later(
-    data_dir, caplog, monkeypatch
+    one_passage, caplog, monkeypatch
 ):
     """Before: a purge that could not write (a full card) left the hourly loop to log the
     whole StoreFault traceback every hour; now it is one warning naming the fault, and the
     next check purges once the card has room."""
     from datetime import UTC, datetime
 
-    from kiosk.clock import FakeClock
-    from kiosk.store import EventDraft, StoreFault
+    from kiosk.store import StoreFault
 
-    clock = FakeClock(start=datetime(2026, 3, 2, 8, 30, tzinfo=UTC))
-    core = build_core(_config(), data_dir, clock)
-    try:
-        core.store.append(EventDraft(direction="in", decision="pass", household="H-1"))
-        clock.set_wall(datetime(2026, 5, 1, tzinfo=UTC))  # past retention
+    core, clock = one_passage
+    clock.set_wall(datetime(2026, 5, 1, tzinfo=UTC))  # past retention
 
-        def full(*_args: object, **_kwargs: object) -> None:
-            raise StoreFault("store_fault", "database or disk is full (SQLITE_FULL)")
+    def full(*_args: object, **_kwargs: object) -> None:
+        raise StoreFault("store_fault", "database or disk is full (SQLITE_FULL)")
 
-        with monkeypatch.context() as patch:
-            patch.setattr(core.store, "submit_audited", full)
-            with caplog.at_level("WARNING", logger="checkpoint.app"):
-                Daemon(core, notifier=Notifier(None)).purge_once()
-        [warning] = [r for r in caplog.records if r.name == "checkpoint.app"]
-        assert "retention purge failed" in warning.getMessage()
-        assert "SQLITE_FULL" in warning.getMessage() and warning.exc_info is None
-        assert [e["household"] for e in core.store.events()] == ["H-1"]
-        Daemon(core, notifier=Notifier(None)).purge_once()  # room again: purged
-        assert [e["household"] for e in core.store.events()] == [None]
-    finally:
-        core.close()
+    with monkeypatch.context() as patch:
+        patch.setattr(core.store, "submit_audited", full)
+        warning = _purge_warning(core, caplog)
+    assert "retention purge failed" in warning.getMessage()
+    assert "SQLITE_FULL" in warning.getMessage() and warning.exc_info is None
+    assert _households(core) == ["H-1"]
+    Daemon(core, notifier=Notifier(None)).purge_once()  # room again: purged
+    assert _households(core) == [None]
 
 
 def test_the_daemon_decides_on_a_list_imported_beside_it(data_dir, tmp_path, capsys):
