@@ -25,6 +25,7 @@ from kiosk.lists import ListError
 from kiosk.vehicles import VehiclePlan
 from ui.auth import Session
 from ui.guard.deps import ActionSession, Guard, GuardDep, done, room
+from ui.guard.display import local_time
 from ui.guard.forms import BadInput
 
 __all__ = [
@@ -220,7 +221,7 @@ def render(g: Guard, request: Request, name: str, session: Session, **ctx: Any) 
 def site_time(g: Guard, iso: str) -> str:
     """A stored UTC time as the site reads it: ``YYYY-MM-DD HH:MM:SS`` in its time zone (the
     manager types shifts in local time; a guard never converts from UTC)."""
-    return datetime.fromisoformat(iso).astimezone(g.tz).strftime("%Y-%m-%d %H:%M:%S")
+    return local_time(iso, g.tz, "%Y-%m-%d %H:%M:%S")
 
 
 def role(g: Guard, session: Session) -> Role:
