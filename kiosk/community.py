@@ -3,7 +3,8 @@ map and the roster (``kiosk.observation``, ``kiosk.services``, ``kiosk.compound`
 ``kiosk.roster``).
 
 Each ledger keeps its own tables (its own ``Migrations`` set) in the event log's database and
-writes only through ``EventLog.submit``; every change is audited with who made it. Audit
+writes each change with its audit row, who made it and what changed, in one transaction
+(``kiosk.auditing.audited_write``, through ``EventLog.submit_audited``). Audit
 details carry ids and statuses, never names or phone numbers: the audit chain outlives the
 ledgers' retention.
 """
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal
 
 import sqlite_utils
 
+from .auditing import audited_write
+from .ports import AuditedWriter
 from .privacy import mask_code, mask_name, mask_phone, scrub_text
 
 __all__ = [
@@ -42,21 +45,14 @@ Role = Literal["admin", "guard", "office"]
 _NAMES = ("name", "holder", "driver", "taken_by", "opened_by")
 _CODES = ("household", "plate")
 
-T = TypeVar("T")
-
 
 class CommunityError(ValueError):
     """Input a ledger cannot take; the message names the field. Nothing was changed."""
 
 
-class LogLike(Protocol):
-    """What the ledgers need of ``kiosk.store.EventLog``."""
-
-    def submit(self, fn: Callable[[sqlite_utils.Database], T]) -> T: ...
-
-    def reader(self) -> sqlite_utils.Database: ...
-
-    def audit(self, actor: str, action: str, detail: Mapping[str, Any] | None = None) -> None: ...
+#: What the ledgers need of ``kiosk.store.EventLog``: reads, and writes that carry their audit
+#: row (``kiosk.auditing.audited_write``) — no write without one.
+LogLike = AuditedWriter
 
 
 def clean_text(name: str, value: object, *, max_len: int = 120, required: bool = True) -> str:
@@ -117,15 +113,22 @@ def has_table(db: sqlite_utils.Database, name: str) -> bool:
     return bool(db[name].exists())
 
 
-def replace_rows(log: LogLike, table: str, rows: list[dict[str, Any]], pk: str) -> None:
-    """Replace every row of ``table`` with ``rows``, in one transaction (an import applied as
-    a whole)."""
+def replace_rows(
+    log: LogLike,
+    table: str,
+    rows: list[dict[str, Any]],
+    pk: str,
+    audit: tuple[str, str, dict[str, Any]],
+) -> None:
+    """Replace every row of ``table`` with ``rows`` and write the ``(actor, action, detail)``
+    audit row of it, in one transaction (an import applied as a whole, with its row)."""
 
     def write(db: sqlite_utils.Database) -> None:
         db.execute(f"delete from {table}")  # noqa: S608 - a table name of this package
         db.table(table).insert_all(rows, pk=pk)
 
-    log.submit(write)
+    actor, action, detail = audit
+    audited_write(log, write, actor, action, lambda _: detail)
 
 
 def mask_record(record: Mapping[str, Any], role: Role) -> dict[str, Any]:

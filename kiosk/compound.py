@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
-from .auditing import audit_change
 from .clock import Clock
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, replace_rows
 from .lists import Lists, same_text
@@ -244,9 +243,11 @@ class CompoundMap:
         who = check_actor(actor)
         stamp = format_ts(self._clock.now())
         rows = [{"household": d.household, **d.row(), "updated_at": stamp} for d in plan.dwellings]
-        replace_rows(self._log, "compound_households", rows, pk="household")
         counts = plan.diff.counts()
-        audit_change(self._log, who, "compound.import", {"households": len(rows), **counts})
+        what = {"households": len(rows), **counts}
+        replace_rows(
+            self._log, "compound_households", rows, "household", (who, "compound.import", what)
+        )
         return counts
 
     def grid(self, marks: Mapping[str, tuple[str, ...]]) -> list[dict[str, Any]]:

@@ -41,10 +41,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlite_utils.db import NotFoundError
 
-from .auditing import audit_change
+from .auditing import audited_write
 from .clock import Clock
 from .passes import PassError, TrustList, key_id_of
-from .ports import Store
+from .ports import AuditedWriter
 from .schema import sql_migrations
 from .snapshots import LatestRead
 
@@ -73,6 +73,10 @@ _SIGNED_PREFIX = (BUNDLE_FORMAT + "\n").encode("ascii")
 _PASS_ID = re.compile(r"^[0-9a-f]{12}$")
 #: A list date: year, month, day (2026-03-01, or 2026/3/1 as Excel in Chinese writes it to CSV).
 _DATE = re.compile(r"^(\d{4})([-/.])(\d{1,2})\2(\d{1,2})$")
+
+
+class _AlreadyApplied(Exception):
+    """A bundle of the version already applied: nothing to write, nothing to audit."""
 
 
 class ListError(ValueError):
@@ -540,7 +544,8 @@ def _freshness(meta: Mapping[str, str]) -> Freshness:
 
 
 class ListStore:
-    """Loads ``Lists`` snapshots and applies changes through the event log's writer.
+    """Loads ``Lists`` snapshots and applies changes through the event log's writer, each
+    with its audit row in the same transaction (``kiosk.auditing.audited_write``).
 
     ``current`` is always a complete snapshot; after every change a new one is built from
     the database and handed to ``on_change`` (the engine swaps it in between passages).
@@ -548,7 +553,7 @@ class ListStore:
 
     def __init__(
         self,
-        store: Store,
+        store: AuditedWriter,
         clock: Clock,
         on_change: Callable[[Lists], None] | None = None,
     ) -> None:
@@ -737,7 +742,7 @@ class ListStore:
             "households": len(payload.households),
         }
 
-        def apply(db: sqlite_utils.Database) -> bool:
+        def apply(db: sqlite_utils.Database) -> None:
             applied = int(_meta(db).get("bundle_version") or 0)
             if payload.version < applied:
                 raise BundleError(
@@ -745,7 +750,7 @@ class ListStore:
                     f" {applied}; not applied"
                 )
             if payload.version == applied:
-                return False
+                raise _AlreadyApplied
             for table in ("list_revocations", "list_quarantine", "list_households"):
                 db.execute(f"DELETE FROM [{table}] WHERE source = 'bundle'")  # noqa: S608
             # A local revocation's row stays (see module doc) and notes the bundle's too, so
@@ -781,18 +786,14 @@ class ListStore:
                     "bundle_issuer": issuer,
                 },
             )
-            return True
 
-        if not self._store.submit(apply):
+        what = {"version": payload.version, "issuer": issuer, **counts}
+        try:
+            audited_write(self._store, apply, actor, "lists.bundle", lambda _: what)
+        except _AlreadyApplied:
             return ImportResult(
                 False, "bundle", counts, f"bundle version {payload.version} already applied"
             )
-        audit_change(
-            self._store,
-            actor,
-            "lists.bundle",
-            {"version": payload.version, "issuer": issuer, **counts},
-        )
         self.load()
         return ImportResult(
             True, "bundle", counts, f"applied bundle version {payload.version} from {issuer}"
@@ -852,8 +853,8 @@ class ListStore:
                 )
             _set_meta(db, {"updated_at": now.isoformat(), "source": "csv"})
 
-        self._store.submit(apply)
-        audit_change(self._store, actor, "lists.csv", {"list": kind, "rows": len(rows)})
+        what = {"list": kind, "rows": len(rows)}
+        audited_write(self._store, apply, actor, "lists.csv", lambda _: what)
         self.load()
         return ImportResult(True, "csv", {kind: len(rows)}, f"imported {len(rows)} {kind} rows")
 
@@ -926,6 +927,5 @@ class ListStore:
             apply(db, now)
             _set_meta(db, {"updated_at": now.isoformat(), "source": "guard"})
 
-        self._store.submit(write)
-        audit_change(self._store, actor, action, detail)
+        audited_write(self._store, write, actor, action, lambda _: detail)
         return self.load()

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from .auditing import audit_change
+from .auditing import audited_write
 from .clock import Clock
 from .community import (
     CommunityError,
@@ -334,12 +334,12 @@ class ObservationLedger:
             self._status_row(db, person_id, "observing", now, who)
             return person_id
 
-        person_id = self._log.submit(apply)
-        audit_change(
+        person_id = audited_write(
             self._log,
+            apply,
             who,
             "observation.register",
-            {"person_id": person_id, "days": days, **_dates(row)},
+            lambda pid: {"person_id": pid, "days": days, **_dates(row)},
         )
         return self._changed(person_id)
 
@@ -361,13 +361,8 @@ class ObservationLedger:
             db.table("obs_people").update(person_id, {"status": status})
             self._status_row(db, person_id, status, now, who)
 
-        self._log.submit(apply)
-        audit_change(
-            self._log,
-            who,
-            "observation.status",
-            {"person_id": person_id, "from": before.status, "to": status},
-        )
+        what = {"person_id": person_id, "from": before.status, "to": status}
+        audited_write(self._log, apply, who, "observation.status", lambda _: what)
         return self._changed(person_id)
 
     def record_temperature(
@@ -395,12 +390,13 @@ class ObservationLedger:
             "fever": int(fever),
             "actor": who,
         }
-        self._log.submit(lambda db: db.table("obs_checks").insert(row))
-        audit_change(
+        what = {"person_id": person_id, "day": row["day"], "fever": fever}
+        audited_write(
             self._log,
+            lambda db: db.table("obs_checks").insert(row),
             who,
             "observation.check",
-            {"person_id": person_id, "day": row["day"], "fever": fever},
+            lambda _: what,
         )
         return Check(person_id, day, when, temp, "helper", fever)
 
@@ -420,9 +416,13 @@ class ObservationLedger:
             "at": _stamp(self._clock.now()),
             "actor": who,
         }
-        self._log.submit(lambda db: db.table("obs_acks").insert(row, replace=True))
-        audit_change(
-            self._log, who, "observation.ack", {k: row[k] for k in ("person_id", "day", "kind")}
+        what = {k: row[k] for k in ("person_id", "day", "kind")}
+        audited_write(
+            self._log,
+            lambda db: db.table("obs_acks").insert(row, replace=True),
+            who,
+            "observation.ack",
+            lambda _: what,
         )
 
     # -- reading ----------------------------------------------------------------------------

@@ -27,20 +27,13 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class Store(Protocol):
-    """The event log's writer and readers, as the core's tables use them (``kiosk.store.EventLog``:
-    lists, tokens, accounts, statistics, retention)."""
-
-    def submit(self, fn: Callable[[Database], T]) -> T:
-        """Run ``fn(db)`` in one write transaction on the single writer; return its result."""
-        ...
+class AuditedWriter(Protocol):
+    """Reads, and writes that carry their audit row: what the lists and the ledgers need of
+    the event log (``kiosk.store.EventLog``) — no write without its row
+    (``kiosk.auditing.audited_write``)."""
 
     def reader(self) -> Database:
         """A read-only connection for the calling thread."""
-        ...
-
-    def audit(self, actor: str, action: str, detail: Mapping[str, Any] | None = None) -> None:
-        """Append one row to the chained audit table."""
         ...
 
     def submit_audited(
@@ -51,6 +44,19 @@ class Store(Protocol):
         detail: Callable[[T], Mapping[str, Any] | None],
     ) -> T:
         """``submit(fn)`` and its audit row (``detail(result)``) in one transaction."""
+        ...
+
+
+class Store(AuditedWriter, Protocol):
+    """The event log's writer and readers, as the core's tables use them (``kiosk.store.EventLog``:
+    tokens, accounts, statistics, retention)."""
+
+    def submit(self, fn: Callable[[Database], T]) -> T:
+        """Run ``fn(db)`` in one write transaction on the single writer; return its result."""
+        ...
+
+    def audit(self, actor: str, action: str, detail: Mapping[str, Any] | None = None) -> None:
+        """Append one row to the chained audit table."""
         ...
 
 

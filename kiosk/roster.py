@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
-from .auditing import audit_change
+from .auditing import audited_write
 from .clock import Clock
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
 from .days import when_or_none
@@ -180,17 +180,26 @@ class Roster:
         if clash:
             raise CommunityError(f"{row['guard']} already has shift {clash[0].id} then")
         row |= {"starts_at": format_ts(starts_at), "ends_at": format_ts(ends_at)}
-        sid = self._log.submit(lambda db: db.table("roster_shifts").insert(row).last_rowid)
+        sid = audited_write(
+            self._log,
+            lambda db: db.table("roster_shifts").insert(row).last_rowid,
+            who,
+            "roster.shift_add",
+            lambda new: {"shift_id": new, "gate": row["gate"]},
+        )
         assert sid is not None
-        audit_change(self._log, who, "roster.shift_add", {"shift_id": sid, "gate": row["gate"]})
         return self.shift(sid)
 
     def remove_shift(self, shift_id: int, actor: str) -> None:
         who = check_actor(actor)
         shift = self.shift(shift_id)
-        self._log.submit(lambda db: db.table("roster_shifts").delete(shift_id))
-        audit_change(
-            self._log, who, "roster.shift_remove", {"shift_id": shift_id, "gate": shift.gate}
+        what = {"shift_id": shift_id, "gate": shift.gate}
+        audited_write(
+            self._log,
+            lambda db: db.table("roster_shifts").delete(shift_id),
+            who,
+            "roster.shift_remove",
+            lambda _: what,
         )
 
     def shift(self, shift_id: int) -> Shift:
@@ -239,11 +248,14 @@ class Roster:
             "opened_at": format_ts(now),
             "summary": json.dumps(summary),
         }
-        hid = self._log.submit(lambda db: db.table("handovers").insert(row).last_rowid)
-        assert hid is not None
-        audit_change(
-            self._log, out_guard, "handover.open", {"handover_id": hid, "gate": gate, **summary}
+        hid = audited_write(
+            self._log,
+            lambda db: db.table("handovers").insert(row).last_rowid,
+            out_guard,
+            "handover.open",
+            lambda new: {"handover_id": new, "gate": gate, **summary},
         )
+        assert hid is not None
         return self.handover(hid)
 
     def acknowledge(self, handover_id: int, guard: str) -> Handover:
@@ -256,15 +268,22 @@ class Roster:
         if getattr(before, column) is not None:
             raise CommunityError(f"{who} has already acknowledged handover {handover_id}")
         stamp = format_ts(self._clock.now())
-        self._log.submit(lambda db: db.table("handovers").update(handover_id, {column: stamp}))
-        after = self.handover(handover_id)
-        audit_change(
+
+        def sign(db: sqlite_utils.Database) -> Handover:
+            db.table("handovers").update(handover_id, {column: stamp})
+            return _handover(db.table("handovers").get(handover_id))
+
+        return audited_write(
             self._log,
+            sign,
             who,
             "handover.ack",
-            {"handover_id": handover_id, "side": column[:8], "complete": after.complete},
+            lambda after: {
+                "handover_id": handover_id,
+                "side": column[:8],
+                "complete": after.complete,
+            },
         )
-        return after
 
     def handover(self, handover_id: int) -> Handover:
         missing = f"no handover {handover_id}"

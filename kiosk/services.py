@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from .auditing import audit_change
+from .auditing import audited_write
 from .clock import Clock
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
 from .days import day_bounds, when_or_none
@@ -148,9 +148,14 @@ class ServiceDesk:
             "opened_at": format_ts(self._clock.now()),
             "opened_by": who,
         }
-        rid = self._log.submit(lambda db: db.table("service_requests").insert(row).last_rowid)
+        rid = audited_write(
+            self._log,
+            lambda db: db.table("service_requests").insert(row).last_rowid,
+            who,
+            "service.open",
+            lambda new: {"request_id": new, "kind": kind},
+        )
         assert rid is not None
-        audit_change(self._log, who, "service.open", {"request_id": rid, "kind": kind})
         return self.get(rid)
 
     def take(self, request_id: int, actor: str) -> Request:
@@ -183,13 +188,8 @@ class ServiceDesk:
                 raise CommunityError(f"request {request_id} is {state}; cannot be {to}")
             db.table("service_requests").update(request_id, changes)
 
-        self._log.submit(apply)
-        audit_change(
-            self._log,
-            who,
-            f"service.{to}",
-            {"request_id": request_id, "from": before.state, "to": to},
-        )
+        what = {"request_id": request_id, "from": before.state, "to": to}
+        audited_write(self._log, apply, who, f"service.{to}", lambda _: what)
         return self.get(request_id)
 
     def get(self, request_id: int) -> Request:

@@ -22,7 +22,6 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from .auditing import audit_change
 from .clock import Clock
 from .community import CommunityError, LogLike, check_actor, clean_text, has_table, replace_rows
 from .sheets import Diff, diff_rows, read_table
@@ -103,9 +102,9 @@ class VehicleList:
         rows: list[dict[str, Any]] = [
             {"plate": p, **r, "updated_at": stamp} for p, r in plan.rows.items()
         ]
-        replace_rows(self._log, "resident_vehicles", rows, pk="plate")
         counts = plan.diff.counts()
-        audit_change(self._log, who, "vehicles.import", {"vehicles": len(rows), **counts})
+        what = {"vehicles": len(rows), **counts}
+        replace_rows(self._log, "resident_vehicles", rows, "plate", (who, "vehicles.import", what))
         return counts
 
     def listed(self) -> bool:

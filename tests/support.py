@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -86,3 +87,57 @@ def kiosk_api(path, kiosk_id: str, clock, *, ledgers: bool = False, scopes=("log
         core.list_store = ListStore(store, clock)
         core.list_store.load()
     return core
+
+
+def disk_full():
+    """SQLite's own ``SQLITE_FULL`` (from a database capped at two pages), as the event log's
+    writer gets it from a full SD card."""
+    import sqlite3
+
+    scratch = sqlite3.connect(":memory:")
+    try:
+        scratch.execute("PRAGMA max_page_count = 2")
+        scratch.execute("CREATE TABLE t (x)")
+        scratch.execute("INSERT INTO t VALUES (randomblob(100000))")
+    except sqlite3.OperationalError as exc:
+        assert exc.sqlite_errorname == "SQLITE_FULL"
+        return exc
+    finally:
+        scratch.close()
+    raise AssertionError("SQLite did not fill up")
+
+
+@contextlib.contextmanager
+def storage_failing(log, where: str):
+    """The event log ``log``'s storage is full at ``where``: ``audit`` — every audit row's
+    insert (the disk fills between a change and its row); ``commit`` — the end of every write
+    transaction, after everything in it was written."""
+    real_insert, real_transaction = log._insert_audit, log._transaction
+
+    def insert_audit(*args, **kwargs):
+        raise disk_full()
+
+    def transaction(fn, **kwargs):
+        def then_fail(db):
+            fn(db)
+            raise disk_full()
+
+        return real_transaction(then_fail, **kwargs)
+
+    if where == "audit":
+        log._insert_audit = insert_audit
+    else:
+        log._transaction = transaction
+    try:
+        yield
+    finally:
+        log._insert_audit, log._transaction = real_insert, real_transaction
+
+
+def database_rows(log) -> dict[str, list[tuple]]:
+    """Every row of every table of the event log ``log``'s database."""
+    db = log.reader()
+    return {
+        name: sorted(map(tuple, db.execute(f'select * from "{name}"').fetchall()), key=repr)
+        for name in db.table_names()
+    }

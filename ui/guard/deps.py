@@ -10,15 +10,19 @@ its message key, never the text typed). A route that raises ``BadInput`` is answ
 (back to the router's form with the problem in the guard's language) and audited as refused.
 A request refused before anyone signed in (no session, cross-site, wrong CSRF token) did
 nothing and names nobody: it is not written, so strangers cannot fill the audit log.
-A request that changes a ledger (``kiosk.auditing``) is run collecting the ledger's own
-audit of the change (who, what, from what to what): that becomes the request's row — its
-action, its detail with the request's outcome — one row per change, never a second one.
+A request that changes a ledger is run inside ``kiosk.auditing.auditing_request``: the
+ledger writes the change and its row (who, what, from what to what, with the request's
+detail and ``outcome: ok``) in one transaction, and that row is the request's — never a
+second one. If the storage fails there (``StoreFault``: disk full, I/O) nothing of the
+change was kept; the guard is sent back to the form with ``err.store``, never a 5xx.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -34,8 +38,9 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from kiosk.alarms import Alarm, AlarmDesk, device_alarms
-from kiosk.auditing import Change, collect_changes
+from kiosk.auditing import Change, auditing_request
 from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
+from kiosk.store import StoreFault
 from ui import i18n
 from ui.auth import GuardAuth, Session
 from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view
@@ -45,6 +50,8 @@ from ui.views import faults_of, health_report, secure_headers, templates
 if TYPE_CHECKING:
     from kiosk.config import KioskConfig
     from kiosk.core import Core
+
+log = logging.getLogger(__name__)
 
 #: Methods that change state: always audited.
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -262,23 +269,27 @@ def note(request: Request, *, action: str | None = None, **detail: Any) -> None:
     request.state.audit_detail = {**getattr(request.state, "audit_detail", {}), **detail}
 
 
+def request_detail(request: Request) -> dict[str, Any]:
+    """What the request's routes said of it (``note``) so far."""
+    return dict(getattr(request.state, "audit_detail", {}))
+
+
 async def record(
-    request: Request, action: str, outcome: str, problem: str | None, changes: list[Change]
+    request: Request, action: str, outcome: str, problem: str | None, written: list[Change]
 ) -> None:
+    """The request's row, unless the row of each change it made says it already: a request
+    that made no change, or one refused or failed after its change was kept (``written``:
+    that change's row stands, this one says what became of the request)."""
     actor = getattr(request.state, "actor", None)
-    if actor is None and not changes:
-        return  # refused before anyone signed in: nothing happened, nobody to name
+    if actor is None or (written and outcome == "ok"):
+        return  # refused before anyone signed in (nobody to name), or said with its change
     action = getattr(request.state, "audit_action", None) or action
-    detail = dict(getattr(request.state, "audit_detail", {}))
+    detail = request_detail(request)
     detail["outcome"] = outcome
     if problem:
         detail["problem"] = problem
-    store = guard(request).core.store
-    for who, change, what in changes:  # the ledger's row of a change made: the request's row
-        await store.audit_async(who, change, {**detail, **what})
-    if actor is not None and not changes:
-        name = action if outcome == "ok" else f"{action}_failed"
-        await store.audit_async(actor, name, detail)
+    name = action if outcome == "ok" else f"{action}_failed"
+    await guard(request).core.store.audit_async(actor, name, detail)
 
 
 def audited_route(back: str) -> type[APIRoute]:
@@ -313,24 +324,30 @@ def _audit(
     handler: Callable[[Request], Coroutine[Any, Any, Response]], action: str, back: str
 ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
     async def run(request: Request) -> Response:
-        with collect_changes() as changes:
+        with auditing_request(lambda: request_detail(request)) as audit:
             try:
                 response = await handler(request)
             except BadInput as exc:
-                await record(request, action, "refused", exc.code, changes)
+                await record(request, action, "refused", exc.code, audit.written)
                 return fail(request, back, exc)
+            except StoreFault as exc:  # the change and its row were one transaction: neither
+                why = exc.detail or exc.reason  # an SQLite error name, never the guard's input
+                log.warning("guard action %s not saved: storage failed (%s)", action, why)
+                with contextlib.suppress(StoreFault):  # the storage is likely still failing
+                    await record(request, action, "error", "store_fault", audit.written)
+                return fail(request, back, BadInput("err.store"))
             except HTTPException as exc:
-                await record(request, action, "refused", f"http_{exc.status_code}", changes)
+                await record(request, action, "refused", f"http_{exc.status_code}", audit.written)
                 raise
             except RequestValidationError:  # a parameter out of its bounds: answered 422
-                await record(request, action, "refused", "http_422", changes)
+                await record(request, action, "refused", "http_422", audit.written)
                 raise
             except Exception:
-                await record(request, action, "error", "internal", changes)
+                await record(request, action, "error", "internal", audit.written)
                 raise
             ok = response.status_code < 400
             result = "ok" if ok else "refused"
-            await record(request, action, result, None if ok else "refused", changes)
+            await record(request, action, result, None if ok else "refused", audit.written)
             return response
 
     return run

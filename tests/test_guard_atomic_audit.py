@@ -1,0 +1,304 @@
+"""A guard's change to a list or a community ledger and its audit row are one transaction
+(``kiosk.auditing``, applied to every console route by ``ui.guard.deps.audited_route``).
+
+Each case below is a real change made from the console. Under each, the storage is made to
+fail where the change and its row meet: the audit insert (the disk fills between them) or the
+commit of both (the disk fills at the end). Either way nothing of the change is kept — the
+database is what it was — and the guard is sent back to the form with a clear error, never a
+5xx. Without the failure the same request writes its change and exactly one row.
+
+``test_every_state_changing_route_is_a_case_here_or_named_as_not_a_ledger_change`` keeps the
+table whole: a new route that changes state must come here (and so be atomic) or say why it
+changes no ledger. The last tests make the same changes without the console (the command
+line, the daemon's list sync): one transaction there too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.routing import APIRoute
+from guard_support import BASE, console_fixtures, post
+from support import database_rows, disk_full, storage_failing
+
+from kiosk.lists import sign_bundle
+from kiosk.passes import TrustList
+from kiosk.store import StoreFault
+from ui import guard, i18n
+
+#: 09:00 in Shanghai (the default site's time zone).
+clock, core, app, alice, admin = console_fixtures(
+    datetime(2026, 2, 12, 1, 0, tzinfo=UTC), raise_server_exceptions=False
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One console change: the route's name, who makes it, its path and form (both may use the
+    ids the ``world`` fixture made), and the audit action of the change it makes."""
+
+    route: str
+    who: str
+    path: str
+    form: dict[str, str]
+    action: str
+
+    def prepare(self, clients: dict[str, Any], world: dict[str, Any]) -> Callable[[], Any]:
+        """The request, ready to send (an import is previewed now: its token is applied)."""
+        client = clients[self.who]
+        path = self.path.format(**world)
+        form = {k: v.format(**world) for k, v in self.form.items()}
+        if "file" in form:
+            path, form = "/guard/community/imports/apply", {"token": preview(client, **form)}
+        return lambda: post(client, path, client.csrf, **form)
+
+
+CASES = [
+    Case("list_edit", "alice", "/guard/lists/quarantine/add",
+         {"household": "8-801", "from": "2026-02-12", "until": "2026-02-20"},
+         "lists.quarantine_add"),
+    Case("list_edit", "alice", "/guard/lists/quarantine/remove",
+         {"id": "{quarantine_id}", "confirm": "yes"}, "lists.quarantine_remove"),
+    Case("list_edit", "alice", "/guard/lists/households/add",
+         {"household": "8-802", "residents": "3"}, "lists.household_set"),
+    Case("list_edit", "alice", "/guard/lists/households/remove",
+         {"household": "9-909", "confirm": "yes"}, "lists.household_remove"),
+    Case("list_edit", "alice", "/guard/lists/revocations/add",
+         {"pass_id": "0123456789ab", "note": "lost", "confirm": "yes"}, "lists.revoke"),
+    Case("list_edit", "alice", "/guard/lists/revocations/remove",
+         {"pass_id": "a0b1c2d3e4f5", "confirm": "yes"}, "lists.unrevoke"),
+    Case("pass_revoked", "alice", "/guard/passes/revoke",
+         {"pass_id": "{pass_id}", "confirm": "yes", "note": "lost"}, "lists.revoke"),
+    Case("returnee_register", "alice", "/guard/community/returnees",
+         {"name": "Wang Fang", "household": "3-2-701", "phone": "13812345678",
+          "origin": "Wuhan", "date_back": "2026-02-12", "days": "14"},
+         "observation.register"),
+    Case("returnee_change", "alice", "/guard/community/returnees/{person_id}/temperature",
+         {"temp_c": "36.6"}, "observation.check"),
+    Case("returnee_change", "alice", "/guard/community/returnees/{person_id}/ack",
+         {"day": "2026-02-12", "kind": "fever"}, "observation.ack"),
+    Case("returnee_change", "admin", "/guard/community/returnees/{person_id}/status",
+         {"status": "escalated"}, "observation.status"),
+    Case("service_open", "alice", "/guard/community/services",
+         {"household": "5-702", "kind": "medicine"}, "service.open"),
+    Case("service_step", "alice", "/guard/community/services/{request_id}/take", {},
+         "service.taken"),
+    Case("service_step", "alice", "/guard/community/services/{request_id}/done", {},
+         "service.done"),
+    Case("service_step", "alice", "/guard/community/services/{request_id}/cancel", {},
+         "service.cancelled"),
+    Case("shift_add", "admin", "/guard/community/shifts",
+         {"guard": "alice", "starts": "2026-02-13T08:00", "ends": "2026-02-13T16:00"},
+         "roster.shift_add"),
+    Case("handover_open", "admin", "/guard/community/handover", {"incoming": "alice"},
+         "handover.open"),
+    Case("handover_ack", "alice", "/guard/community/handover/{handover_id}/ack", {},
+         "handover.ack"),
+    Case("import_apply", "admin", "", {"kind": "compound",
+         "file": "building,unit,floor,household\n3,1,7,3-1-701\n3,1,7,3-1-702\n"},
+         "compound.import"),
+    Case("import_apply", "admin", "", {"kind": "vehicles",
+         "file": "plate,household\n京A12345,3-1-701\n"}, "vehicles.import"),
+    Case("import_apply", "admin", "", {"kind": "households",
+         "file": "household,residents\n7-707,2\n"}, "lists.csv"),
+]  # fmt: skip
+
+#: The console's other state-changing routes, and why none of them changes a ledger.
+NOT_A_LEDGER_CHANGE = {
+    "guard_login": "signing in: the session is in memory; accounts audit their own changes",
+    "guard_logout": "signing out: the session is in memory",
+    "alarm_ack": "the acknowledgement is the audit row itself (read back at start)",
+    "manual": "a decision is an event (the engine's commit, with the guard as operator)",
+    "register_person": "a registration is an event (the engine's commit)",
+    "register_vehicle": "a registration is an event (the engine's commit)",
+    "check_household": "reads the lists",
+    "plate": "reads the resident vehicles",
+    "pass_issued": "issuing is the audit row itself (no ledger row)",
+    "pass_reprinted": "a reprint is the audit row itself",
+    "calibration_point": "the calibration is a file of its own (kiosk.calibration)",
+    "import_preview": "a preview writes nothing",
+}
+
+
+def preview(client, kind: str, file: str) -> str:
+    """Upload ``file`` as a ``kind`` import; the token that applies it."""
+    page = client.post(
+        "/guard/community/imports/preview",
+        data={"csrf": client.csrf, "kind": kind},
+        files={"file": (f"{kind}.csv", file.encode())},
+        headers={"Origin": BASE},
+    )
+    token = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert token, page.text[:500]
+    return token.group(1)
+
+
+@pytest.fixture
+def world(core, clock, alice) -> dict[str, Any]:
+    """What the cases act on, made through the core before any failure is injected."""
+    lists, led, gate = core.lists, core.ledgers, core.config.site.kiosk_id
+    lists.add_quarantine("5-702", None, "2026-02-10", "2026-02-24", "root")
+    lists.set_household("9-909", "root", residents=2)
+    lists.revoke("a0b1c2d3e4f5", "stolen", "root")
+    quarantine_id = next(q["id"] for q in core.store.reader()["list_quarantine"].rows)
+    person = led.observation.register(
+        name="Li Lei", household="3-2-702", phone="", origin="Wuhan",
+        date_back="2026-02-11", actor="root",
+    )  # fmt: skip
+    led.observation.record_temperature(person.id, 38.4, "alice")
+    request = led.services.open("5-702", "food", "alice", confined=True)
+    now = clock.now()
+    led.roster.add_shift(gate, "root", now - timedelta(hours=1), now + timedelta(hours=7), "root")
+    shift = led.roster.add_shift(
+        gate, "alice", now - timedelta(hours=1), now + timedelta(hours=7), "root"
+    )
+    handover = led.roster.open_handover(gate, "alice", "root")
+    issued = post(alice, "/guard/passes", alice.csrf, household="4-401", holder="Zhao", days="1")
+    assert issued.status_code == 200, issued.text[:300]
+    pass_id = next(a["detail"]["pass_id"] for a in core.store.audits(limit=1000)
+                   if a["action"] == "pass_issued")  # fmt: skip
+    return {
+        "quarantine_id": quarantine_id,
+        "person_id": person.id,
+        "request_id": request.id,
+        "handover_id": handover.id,
+        "pass_id": pass_id,
+        "shift_id": shift.id,
+    }
+
+
+def case_id(case: Case) -> str:
+    return f"{case.route}:{case.action}:{case.path.rsplit('/', 1)[-1] or case.form.get('kind')}"
+
+
+@pytest.mark.parametrize("where", ["audit", "commit"])
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_a_change_whose_audit_row_cannot_be_written_is_not_kept_and_the_guard_is_told(
+    case, where, world, core, alice, admin
+):
+    clients = {"alice": alice, "admin": admin}
+    send = case.prepare(clients, world)
+    before = database_rows(core.store)
+    with storage_failing(core.store, where):
+        response = send()
+    assert response.status_code < 500, response.text[:300]
+    assert response.status_code == 303, response.text[:300]
+    err = parse_qs(urlsplit(response.headers["location"]).query)["err"][0]
+    assert err in (i18n.t("en", "err.store"), i18n.t("zh-CN", "err.store"))
+    assert clients[case.who].get(response.headers["location"]).status_code == 200
+    assert database_rows(core.store) == before  # neither the change nor a row of it
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_the_same_change_with_storage_working_is_kept_with_exactly_one_row(
+    case, world, core, alice, admin
+):
+    clients = {"alice": alice, "admin": admin}
+    send = case.prepare(clients, world)
+    seq = core.store.last_audit_seq
+    response = send()
+    rows = core.store.audits(after_seq=seq, limit=100)
+    assert response.status_code == 303 and "err=" not in response.headers["location"]
+    assert [(a["action"], a["detail"]["outcome"]) for a in rows] == [(case.action, "ok")]
+    assert core.store.verify().ok
+
+
+def test_every_state_changing_route_is_a_case_here_or_named_as_not_a_ledger_change():
+    changing = {
+        r.name
+        for router in guard.ROUTERS
+        for r in router.routes
+        if isinstance(r, APIRoute) and r.methods & {"POST", "PUT", "PATCH", "DELETE"}
+    }
+    cases = {c.route for c in CASES}
+    assert not cases & set(NOT_A_LEDGER_CHANGE)
+    assert changing == cases | set(NOT_A_LEDGER_CHANGE)
+
+
+def test_when_the_storage_comes_back_the_refusal_is_on_record_and_the_change_is_not(
+    world, core, alice
+):
+    """The disk fills for the change's transaction only: the change and its row are gone, and
+    the route class writes the refusal (the storage's recovery row first)."""
+    case = next(c for c in CASES if c.route == "returnee_register")
+    send = case.prepare({"alice": alice}, world)
+    seq, real = core.store.last_audit_seq, core.store._transaction
+    failed: list[bool] = []
+
+    def once(fn, **kwargs):
+        if failed:
+            return real(fn, **kwargs)
+        failed.append(True)
+
+        def then_fail(db):
+            fn(db)
+            raise disk_full()
+
+        return real(then_fail, **kwargs)
+
+    core.store._transaction = once
+    try:
+        response = send()
+    finally:
+        core.store._transaction = real
+    assert "err=" in response.headers["location"]
+    rows = [(a["actor"], a["action"], a["detail"]) for a in core.store.audits(after_seq=seq)]
+    assert [r[:2] for r in rows] == [
+        ("system", "store.recovered"),
+        ("alice", "returnee_register_failed"),
+    ]
+    assert rows[1][2] == {"outcome": "error", "problem": "store_fault"}
+    assert [p.name for p in core.ledgers.observation.people()] == ["Li Lei"]  # the world's
+
+
+OFFICE = Ed25519PrivateKey.from_private_bytes(b"\x22" * 32)
+BUNDLE = sign_bundle(OFFICE, {
+    "format": "kiosk-lists/1", "version": 1, "issued_at": "2026-02-11T20:00:00+00:00",
+    "quarantine": [{"household": "6-601", "from": "2026-02-10", "until": "2026-02-24"}],
+})  # fmt: skip
+BUNDLE_TRUST = TrustList([("office", OFFICE.public_key())])
+SHIFT = datetime(2026, 2, 14, 0, 0, tzinfo=UTC), datetime(2026, 2, 14, 8, 0, tzinfo=UTC)
+
+#: The ledgers' changes as the command line and the daemon make them: (action, the call).
+CORE_CHANGES: list[tuple[str, Callable[[Any, dict[str, Any]], object]]] = [
+    ("lists.bundle", lambda c, w: c.lists.import_bundle(BUNDLE, BUNDLE_TRUST, "office-sync")),
+    ("lists.csv", lambda c, w: c.lists.import_csv("households", "household\n7-701\n", "root")),
+    ("lists.quarantine_add", lambda c, w: c.lists.add_quarantine(
+        "8-801", None, "2026-02-12", "2026-02-20", "root")),
+    ("observation.status", lambda c, w: c.ledgers.observation.set_status(
+        w["person_id"], "cleared", "root")),
+    ("service.done", lambda c, w: c.ledgers.services.done(w["request_id"], "root")),
+    ("roster.shift_add", lambda c, w: c.ledgers.roster.add_shift(
+        "gate-1", "alice", *SHIFT, "root")),
+    ("roster.shift_remove", lambda c, w: c.ledgers.roster.remove_shift(w["shift_id"], "root")),
+    ("handover.ack", lambda c, w: c.ledgers.roster.acknowledge(w["handover_id"], "root")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("where", ["audit", "commit"])
+@pytest.mark.parametrize(("action", "make"), CORE_CHANGES, ids=[a for a, _ in CORE_CHANGES])
+def test_without_the_console_a_change_whose_row_fails_is_not_kept_either(
+    action, make, where, world, core
+):
+    before = database_rows(core.store)
+    with storage_failing(core.store, where), pytest.raises(StoreFault):
+        make(core, world)
+    assert database_rows(core.store) == before
+
+
+@pytest.mark.parametrize(("action", "make"), CORE_CHANGES, ids=[a for a, _ in CORE_CHANGES])
+def test_without_the_console_a_change_is_kept_with_exactly_one_row(action, make, world, core):
+    seq = core.store.last_audit_seq
+    make(core, world)
+    assert [a["action"] for a in core.store.audits(after_seq=seq)] == [action]
+    again = core.store.last_audit_seq
+    if action == "lists.bundle":  # the same version again: nothing to change, no row
+        assert not core.lists.import_bundle(BUNDLE, BUNDLE_TRUST, "office-sync").applied
+        assert core.store.last_audit_seq == again
