@@ -29,7 +29,9 @@ Safety rules the engine enforces on top of the policy:
 
 * a measurement that says *implausible* is repeated once automatically, and a fever is
   measured once more before it becomes a deny (``remeasure_on_fever``): a cold wrist or a
-  warm hand is common, a false fever alarm at a gate is expensive;
+  warm hand is common, a false fever alarm at a gate is expensive. A normal re-measure far
+  below the fever (``thermometry.fever_stands``) is not the forehead that read it (someone
+  took its place with no gap): the fever stands and the guard measures by hand;
 * any device fault puts the kiosk into a visible degraded mode with a guard alarm; the policy
   turns the fault into a deny (``on_*_fault``: ``deny`` or ``manual`` = deny and call the
   guard). Faults clear by themselves when the device delivers again;
@@ -165,6 +167,8 @@ class Passage:
     peak_object_c: float = -math.inf
     #: Since when the reading stands ``WARMER_RISE_C`` above the temperature taken (None: not).
     warmer_since_ns: int | None = None
+    #: The fever being re-measured, while its person stays (see ``Engine._on_temperature``).
+    fever: thermometry.Temperature | None = None
     decision: policy.Decision | None = None  # None for manual actions
     draft: EventDraft | None = None
     event: Event | None = None
@@ -729,6 +733,12 @@ class Engine:
             # person at the thermometer is not measured for it (as at the measure timeout).
             gone = thermometry.Temperature("no_temperature", None, None, None, "no_temperature")
             self._on_temperature(p, gone)
+        elif p.fever is not None and p.presence_seen and self._left(p, reading.mono_ns, reading):
+            # The feverish person left before any code: the passage is nobody's yet, and
+            # whoever is measured next is its person, as before the fever.
+            p.fever = None
+            p.peak_object_c = -math.inf
+            p.away_since_ns = None
 
     def _left(self, p: Passage, mono_ns: int, reading: ThermoReading | None) -> bool:
         """Whether the person this passage saw at the thermometer has left: for
@@ -791,8 +801,19 @@ class Engine:
         fever = t.status == "ok" and t.body_c is not None and t.body_c >= cfg.fever_threshold_c
         if fever and cfg.remeasure_on_fever and "fever" not in p.remeasured:
             p.remeasured.add("fever")
+            p.fever = t
             self._start_measurement(p, "measure_again", "measuring")
             return
+        if p.fever is not None and thermometry.fever_stands(p.fever, t, cfg):
+            # Not the forehead that read the fever (someone no warmer in its place with no
+            # gap, or the view lost): no evidence it was wrong. The fever stands; the guard
+            # measures by hand.
+            log.info(
+                "engine: passage %d re-measured %.2f degC (object) below its fever; it stands",
+                p.id,
+                (p.fever.object_c or 0.0) - (t.object_c or 0.0),
+            )
+            t = p.fever
         p.temperature = t
         p.measurement = None
         if p.code is not None or not self.needs_code:

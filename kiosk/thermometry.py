@@ -97,6 +97,13 @@ _CHI2_999_PER_DOF = (6.91, 5.42, 4.62, 4.10, 3.74, 3.47, 3.27, 3.10, 2.96, 2.84,
                      2.08, 2.05, 2.03, 2.01)  # fmt: skip
 
 
+#: Two plateaus of one forehead that stays in view, re-measured at once, lie within this much
+#: (object degC) of each other: the noise of a median, a wobble, hair swaying and sweat moved
+#: them 0.3 degC at most on the emulator (tests/test_thermometry.py). A re-measure of a fever
+#: further below it is not the forehead that read the fever (see ``fever_stands``).
+REMEASURE_AGREES_C = 0.4
+
+
 def samples_in(seconds: float, sample_hz: float) -> int:
     """How many samples ``seconds`` of measuring at ``sample_hz`` hold (at least one)."""
     return max(1, round(seconds * sample_hz))
@@ -146,6 +153,20 @@ def is_present(reading: ThermoReading, cfg: ThermometryConfig) -> bool:
 def estimate_body_c(object_c: float, ambient_c: float, calibration: Calibration) -> float:
     """Core body temperature from a skin (object) and an air (ambient) reading; see calibration."""
     return calibration.estimate(object_c, ambient_c)
+
+
+def fever_stands(fever: Temperature, again: Temperature, cfg: ThermometryConfig) -> bool:
+    """Whether a fever stands over ``again``, the re-measure taken to confirm it: a normal
+    reading more than ``REMEASURE_AGREES_C`` (object) below the fever is not that forehead
+    read again. Someone no warmer took its place with no gap the reading could show, or the
+    view was lost (a partial view only reads low): neither says the fever was wrong, so it
+    is no pass. A re-measure within it (the fever was the noise near the threshold) is judged
+    as it is, and so is any other (a fever again, or no reading: never a pass)."""
+    if not again.ok or again.body_c is None or again.body_c >= cfg.fever_threshold_c:
+        return False
+    if fever.object_c is None or again.object_c is None:
+        return False
+    return fever.object_c - again.object_c > REMEASURE_AGREES_C
 
 
 def classify(body_c: float, cfg: ThermometryConfig) -> tuple[TemperatureStatus, str | None]:

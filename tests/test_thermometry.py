@@ -15,9 +15,11 @@ from kiosk.config.thermometer import FakeThermometerConfig, ThermometerSection, 
 from kiosk.deadline import DeviceWorker
 from kiosk.devices import DeviceFault, SensorFault, ThermoReading
 from kiosk.thermometry import (
+    REMEASURE_AGREES_C,
     Measurement,
     Temperature,
     estimate_body_c,
+    fever_stands,
     fit_plateau,
     is_present,
 )
@@ -706,3 +708,73 @@ def test_the_early_fit_uses_the_first_three_seconds_at_any_sample_rate():
     assert len(m._run) == 48
     settled = _feed_at(m, _still(obj, 32, 16.0), 16.0)
     assert settled is not None and not settled.early
+
+
+# -- a fever and its re-measure ----------------------------------------------------------------
+
+
+def _ok(object_c: float, amb: float = 24.0) -> Temperature:
+    body = round(estimate_body_c(object_c, amb, Calibration()), 2)
+    return Temperature("ok", body, object_c, amb, None)
+
+
+def test_a_fever_stands_over_a_normal_re_measure_well_below_it():
+    # A fever a tenth of a degree over the threshold, and normal re-measures of it.
+    fever = next(
+        t for o in range(3300, 3600) if (t := _ok(o / 100)).body_c >= CFG.fever_threshold_c + 0.1
+    )
+    far = _ok(fever.object_c - REMEASURE_AGREES_C - 0.02)  # someone else, or the view lost
+    near = _ok(fever.object_c - REMEASURE_AGREES_C + 0.02)  # the same forehead, re-read
+    lower = _ok(fever.object_c - 2.0)
+    assert max(far.body_c, near.body_c) < CFG.fever_threshold_c
+    assert fever_stands(fever, far, CFG)
+    assert fever_stands(fever, lower, CFG)
+    assert not fever_stands(fever, near, CFG)
+    # A fever read again (higher or lower) is judged as it is, and so is a re-measure that is
+    # no reading (implausible, none, a fault): the policy never passes those.
+    assert not fever_stands(fever, _ok(fever.object_c + 1.0), CFG)
+    assert not fever_stands(_ok(fever.object_c + 1.0), fever, CFG)
+    for status in ("implausible", "no_temperature", "fault"):
+        assert not fever_stands(fever, Temperature(status, None, 33.0, 24.0, status), CFG)
+
+
+WHOLE_VIEW_SCENES = {
+    "steady": {},
+    "slow": {"approach_tau_s": 0.6},
+    "wobble": {"wobble": 0.03},
+    "hair": {"hair": 0.1},
+    "sweat": {"sweat_c": 0.4, "sweat_tau_s": 2.0},
+}
+
+
+@pytest.mark.parametrize("scene", sorted(WHOLE_VIEW_SCENES))
+@pytest.mark.parametrize("ambient_c", [22.0, 28.0])
+def test_one_forehead_re_measured_while_it_stays_agrees_with_its_first_plateau(scene, ambient_c):
+    # What REMEASURE_AGREES_C must hold: a feverish forehead that stays in view, measured
+    # again and again as the engine re-measures a fever, never reads more than it below its
+    # first plateau (a wobble, hair swaying, sweat and the noise: 0.3 degC at most).
+    from drivers.mlx90614_emulator import Visit
+    from kiosk.clock import FakeClock
+
+    lowest_below_first, compared = 0.0, 0
+    for seed in (1, 2, 3):
+        clock = FakeClock()
+        section = ThermometerSection(driver=FakeThermometerConfig(ambient_c=ambient_c, seed=seed))
+        thermo = build_thermometer(section, clock)
+        assert isinstance(thermo, FakeMlx90614)
+        thermo.emulator.person_arrives(37.8, Visit(**WHOLE_VIEW_SCENES[scene]))
+        plateaus: list[float] = []
+        while clock.monotonic_ns() < 8 * SEC:
+            m = Measurement(CFG, Calibration(), clock.monotonic_ns())
+            t = None
+            while t is None:
+                clock.advance(1 / CFG.sample_hz)
+                t = m.add(thermo.read())
+            if t.ok and not t.early:
+                plateaus.append(t.object_c)
+        thermo.close()
+        if len(plateaus) >= 2:
+            compared += len(plateaus) - 1
+            lowest_below_first = max(lowest_below_first, plateaus[0] - min(plateaus[1:]))
+    assert compared >= 6
+    assert lowest_below_first < REMEASURE_AGREES_C

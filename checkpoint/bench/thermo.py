@@ -44,7 +44,7 @@ from kiosk.clock import FakeClock
 from kiosk.config.thermometer import FakeThermometerConfig, ThermometerSection, ThermometryConfig
 from kiosk.deadline import DeviceWorker
 from kiosk.devices import DeviceFault, SensorFault
-from kiosk.thermometry import Measurement, Temperature
+from kiosk.thermometry import Measurement, Temperature, fever_stands
 
 BODIES_C = (36.2, 36.6, 36.9, 37.3, 37.8, 38.5, 39.2)
 AMBIENTS_C = (16.0, 22.0, 28.0)
@@ -92,7 +92,8 @@ def _measure(
     visit: Visit | None = None,
 ) -> _Visitor:
     """One visitor through the real chain, re-measured as the engine does: once after an
-    implausible reading (a view in doubt: "come closer"), once before a fever deny."""
+    implausible reading (a view in doubt: "come closer"), once before a fever deny (which
+    stands over a normal re-measure far below it: ``fever_stands``)."""
     clock = FakeClock()
     section = ThermometerSection(driver=FakeThermometerConfig(ambient_c=ambient_c, seed=seed))
     thermo = build_thermometer(section, clock)
@@ -106,13 +107,17 @@ def _measure(
     first = result = _until_decided(m, thermo, clock, period)
     remeasured: set[str] = set()
     last = m
+    fever: Temperature | None = None
     while (cause := _remeasure(result, cfg, remeasured)) is not None:
         remeasured.add(cause)
+        fever = result if cause == "fever" else fever
         again = Measurement(
             cfg, calibration, clock.monotonic_ns(), seen_object_c=last.doubted_peak_c
         )
         result = _until_decided(again, thermo, clock, period)
         last = again
+    if fever is not None and fever_stands(fever, result, cfg):
+        result = fever  # the engine's rule: a re-measure far below is not that forehead
     thermo.close()
     assert m.presence_mono_ns is not None
     return _Visitor(m.presence_mono_ns, clock.monotonic_ns(), result, first)
