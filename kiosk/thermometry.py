@@ -156,13 +156,17 @@ def estimate_body_c(object_c: float, ambient_c: float, calibration: Calibration)
 
 
 def fever_stands(fever: Temperature, again: Temperature, cfg: ThermometryConfig) -> bool:
-    """Whether a fever stands over ``again``, the re-measure taken to confirm it: a normal
-    reading more than ``REMEASURE_AGREES_C`` (object) below the fever is not that forehead
-    read again. Someone no warmer took its place with no gap the reading could show, or the
-    view was lost (a partial view only reads low): neither says the fever was wrong, so it
-    is no pass. A re-measure within it (the fever was the noise near the threshold) is judged
-    as it is, and so is any other (a fever again, or no reading: never a pass)."""
-    if not again.ok or again.body_c is None or again.body_c >= cfg.fever_threshold_c:
+    """Whether a fever stands over ``again``, the re-measure taken to confirm it. A re-measure
+    that is no reading (the person walked off, an implausible view twice, a sensor fault)
+    clears nothing: the fever stands, and the guard is alarmed about the person who read it.
+    A normal reading more than ``REMEASURE_AGREES_C`` (object) below the fever is not that
+    forehead read again: someone no warmer took its place with no gap the reading could
+    show, or the view was lost (a partial view only reads low); neither says the fever was
+    wrong, so it is no pass. A re-measure within it (the fever was the noise near the
+    threshold) is judged as it is, and so is a fever read again."""
+    if not again.ok or again.body_c is None:
+        return True
+    if again.body_c >= cfg.fever_threshold_c:
         return False
     if fever.object_c is None or again.object_c is None:
         return False

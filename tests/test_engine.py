@@ -433,6 +433,28 @@ def test_temperature_first_a_code_shown_while_the_reading_rises_past_the_tempera
     assert (b["decision"], b["reasons"], b["holder"]) == ("deny", ["fever"], "Feverish B")
 
 
+@pytest.mark.parametrize("order", ["code_first", "temperature_first"])
+def test_a_fever_whose_person_walks_off_from_the_re_measure_is_denied_as_the_fever(make_rig, order):
+    # A shows the code, reads a fever (38.5) and walks away as the kiosk asks to measure
+    # again. The re-measure has no reading: that clears nothing, so A's code is denied on the
+    # fever, with the fever alarm (the guard looks for A), not as "no temperature".
+    rig = make_rig(engine={"order": order})
+    rig.show(rig.pass_text(holder="Feverish A"))
+    rig.emulator.person_arrives(38.5)
+    _until_measured_again(rig)
+    rig.emulator.person_leaves()
+    rig.run(6)
+    [event] = rig.events()
+    assert (event["decision"], event["reasons"], event["holder"]) == (
+        "deny",
+        ["fever"],
+        "Feverish A",
+    )
+    assert event["temp_c"] >= 38.3
+    assert ("fever", "raised") in rig.alarms()
+    assert rig.gate.commands == []
+
+
 def _a_left_and_b_showed(rig: Rig, shows_after_s: float) -> dict:
     """A walks away; a second later B (healthy) steps up and shows B's own code
     ``shows_after_s`` later. The one event recorded, six seconds after B stepped up."""

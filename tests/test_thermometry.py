@@ -730,12 +730,12 @@ def test_a_fever_stands_over_a_normal_re_measure_well_below_it():
     assert fever_stands(fever, far, CFG)
     assert fever_stands(fever, lower, CFG)
     assert not fever_stands(fever, near, CFG)
-    # A fever read again (higher or lower) is judged as it is, and so is a re-measure that is
-    # no reading (implausible, none, a fault): the policy never passes those.
+    # A fever read again (higher or lower) is judged as it is. A re-measure that is no
+    # reading (implausible, none, a fault) clears nothing: the fever stands.
     assert not fever_stands(fever, _ok(fever.object_c + 1.0), CFG)
     assert not fever_stands(_ok(fever.object_c + 1.0), fever, CFG)
     for status in ("implausible", "no_temperature", "fault"):
-        assert not fever_stands(fever, Temperature(status, None, 33.0, 24.0, status), CFG)
+        assert fever_stands(fever, Temperature(status, None, 33.0, 24.0, status), CFG)
 
 
 WHOLE_VIEW_SCENES = {

@@ -71,6 +71,8 @@ class _Visitor:
     decided_ns: int
     result: Temperature
     first: Temperature
+    #: Whether the visitor was measured again (implausible or fever), whichever result stood.
+    remeasured: bool
 
 
 def _until_decided(
@@ -120,7 +122,7 @@ def _measure(
         result = fever  # the engine's rule: a re-measure far below is not that forehead
     thermo.close()
     assert m.presence_mono_ns is not None
-    return _Visitor(m.presence_mono_ns, clock.monotonic_ns(), result, first)
+    return _Visitor(m.presence_mono_ns, clock.monotonic_ns(), result, first, bool(remeasured))
 
 
 def _remeasure(t: Temperature, cfg: ThermometryConfig, done: set[str]) -> str | None:
@@ -284,9 +286,7 @@ def run(quick: bool) -> dict[str, Any]:
         "fever_decided_early_whole_view": sum(
             v.first.early for b, v in whole if b >= cfg.fever_threshold_c
         ),
-        "fever_remeasured": sum(
-            v.first is not v.result for b, v in everyone if b >= cfg.fever_threshold_c
-        ),
+        "fever_remeasured": sum(v.remeasured for b, v in everyone if b >= cfg.fever_threshold_c),
         "undecided": sum(not v.result.ok for _, v in everyone),
         "faults_injected": injected,
         "faults_passed_as_temperature": passed,
