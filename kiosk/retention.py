@@ -55,6 +55,10 @@ MAX_DAYS = 36500
 #: as set back: a passage decided while the daemon's purge waits for the writer is stamped
 #: after the ``now`` it read, and a clock a minute behind purges a minute less, nothing more.
 SET_BACK_TOLERANCE = timedelta(seconds=60)
+#: The ``meta`` key present while a WAL wipe is owed: set in the transaction of a purge that
+#: removed anything, deleted once a wipe completed. A wipe a reader held up (a long export)
+#: is so tried again by the next purge, even one that finds nothing new to remove.
+WIPE_OWED_KEY = "retention.wal_wipe_owed"
 
 
 class PurgeStore(Store, Protocol):
@@ -157,11 +161,19 @@ def purge(
 
     local_cutoff_day = cutoff.astimezone(as_zone(tz)).date()
 
+    owed: list[bool] = []
+
     def apply(db: Database) -> PurgeResult:
         count = purge_personal(db, cutoff, now)
         ledgers = purge_ledgers(db, cutoff, now)
         ended = purge_ended_quarantine(db, local_cutoff_day)
         waiting = waiting_for_clock(db, cutoff)
+        if count or ended or any(ledgers.values()):
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [WIPE_OWED_KEY, format_ts(now)],
+            )
+        owed.append(_wipe_owed(db))
         return PurgeResult(cutoff, count, tuple(frozen), ledgers, ended, waiting, synced)
 
     # One transaction with its audit row: verification checks purged rows against it.
@@ -172,8 +184,16 @@ def purge(
         lambda done: {"older_than_days": older_than_days, **done.as_dict()},
     )
     # The WAL still holds the purged rows as they were written: truncate it. Only when
-    # something went: the commits after a truncation grow the file again (a dearer fsync).
-    purged = result.events_purged + result.quarantine_entries_purged
-    if purged or any(result.ledger_rows_purged.values()):
-        store.wipe_wal()
+    # something went, now or in a purge whose wipe a reader held up: the commits after a
+    # truncation grow the file again (a dearer fsync).
+    if owed[-1] and store.wipe_wal():
+        store.submit(_wipe_done)
     return result
+
+
+def _wipe_owed(db: Database) -> bool:
+    return db.execute("SELECT 1 FROM meta WHERE key = ?", [WIPE_OWED_KEY]).fetchone() is not None
+
+
+def _wipe_done(db: Database) -> None:
+    db.execute("DELETE FROM meta WHERE key = ?", [WIPE_OWED_KEY])

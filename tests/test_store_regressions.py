@@ -527,3 +527,31 @@ def test_a_decision_committed_late_with_its_own_earlier_time_purges_no_newer_row
         assert log.verify().ok
     finally:
         log.close()
+
+
+def test_a_wal_wipe_held_up_by_a_reader_is_done_by_the_next_purge(tmp_path, clock):
+    """Before: a purge whose WAL wipe a reader held up (an office pull's long export) left
+    the nulled names and phone numbers in ``kiosk.db-wal``, and the next purge, finding
+    nothing new to null, never wiped: they stayed there for as long as no later purge
+    removed anything (a quiet gate, a night), against what event-log.md promised."""
+    (tmp_path / "db").mkdir()
+    path = tmp_path / "db" / "kiosk.db"
+    log = reporting_log(path, clock)
+    try:
+        for i in range(5):
+            log.append(resident(i))
+        clock.advance(40 * 86400)
+        log.append(EventDraft(direction="in", decision="deny", reasons=("fever",)))
+        reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM events").fetchone()
+        assert purge(log, 30, clock.now()).events_purged == 5
+        assert leftovers(tmp_path / "db")  # the wipe was held up: still in the WAL
+        reader.rollback()
+        reader.close()
+        clock.advance(3600)  # the daemon's next purge, within the hour
+        assert purge(log, 30, clock.now()).events_purged == 0
+        assert leftovers(tmp_path / "db") == {}
+        assert log.verify().ok
+    finally:
+        log.close()
