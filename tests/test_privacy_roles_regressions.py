@@ -1,0 +1,29 @@
+"""Personal data by role, as a guard on shift or an admin in the office meets it: what each
+page shows of phone and ID numbers typed into free text. Each test names what went wrong."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from guard_support import console_fixtures
+
+PHONE = "13912345678"
+RESIDENT_ID = "11010519491231002X"
+
+clock, core, app, alice, admin = console_fixtures(datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
+
+
+def test_a_guard_sees_no_phone_or_id_number_typed_into_a_list_note(core, alice, admin):
+    """Before: /guard/lists showed the lists' notes and revocation reasons as stored, so a
+    phone or ID number typed into one ("lost card, owner tel 139...") was shown in full to
+    every guard, though a guard sees phone and ID numbers masked everywhere else."""
+    lists = core.lists
+    lists.set_household("G-707", "root", 3, note=f"owner ID {RESIDENT_ID}")
+    lists.revoke("abcdef123456", f"lost card, owner tel {PHONE}", "root")
+    lists.add_quarantine("F-606", None, "2026-03-01", "2026-03-14", "root", f"family {PHONE}")
+    guard_page = alice.get("/guard/lists").text
+    assert "G-707" in guard_page and "abcdef123456" in guard_page and "F-606" in guard_page
+    assert PHONE not in guard_page and RESIDENT_ID not in guard_page
+    assert "139****5678" in guard_page and "110*************2X" in guard_page
+    admin_page = admin.get("/guard/lists").text
+    assert PHONE in admin_page and RESIDENT_ID in admin_page
