@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from guard_support import console_fixtures
+from fastapi.testclient import TestClient
+from guard_support import console_fixtures, decided, post
+
+from kiosk import vehicles
+from kiosk.vehicles import VehicleList
+from ui.app import create_app
 
 PHONE = "13912345678"
 RESIDENT_ID = "11010519491231002X"
@@ -27,3 +32,27 @@ def test_a_guard_sees_no_phone_or_id_number_typed_into_a_list_note(core, alice, 
     assert "139****5678" in guard_page and "110*************2X" in guard_page
     admin_page = admin.get("/guard/lists").text
     assert PHONE in admin_page and RESIDENT_ID in admin_page
+
+
+def test_the_office_gets_a_resident_cars_household_masked_like_every_household(core, alice):
+    """Before: a vehicle registration keeps the household the plate is listed for
+    (``person.resident_of``), and the masking knew only ``unit`` and ``plate`` as codes: the
+    office's ``logs:read`` export (JSON, CSV, the pull) carried the household in full beside
+    the masked plate, though it gets every other household as its last two characters."""
+    core.store.submit(vehicles.MIGRATIONS.apply)
+    cars = VehicleList(core.store, core.clock)
+    listed = "plate,household\n京A12345,HH-3-402\n".encode()
+    cars.apply(cars.plan_import(listed, "cars.csv"), "root")
+    form = {"plate": "京A12345", "driver": "Zhao Gang", "driver_temp": "36.4", "reason": "搬家"}
+    with decided(alice, core):
+        assert post(alice, "/guard/register/vehicle", alice.csrf, **form).status_code == 303
+    assert core.store.events()[-1]["person"]["resident_of"] == "HH-3-402"
+    _, token = core.tokens.create(["logs:read"])
+    api = TestClient(create_app(core))
+    headers = {"Authorization": f"Bearer {token}"}
+    for path in ("/api/v1/events", "/api/v1/events.csv"):
+        body = api.get(path, headers=headers).text
+        assert "12345" not in body and "Zhao Gang" not in body
+        assert "HH-3-402" not in body and "*02" in body
+    # The guard, who sees households, still sees whose car it is.
+    assert "HH-3-402" in alice.get("/guard/register").text
