@@ -3,10 +3,12 @@ page shows of phone and ID numbers typed into free text. Each test names what we
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
-from guard_support import console_fixtures, decided, post
+from guard_support import BASE, console_fixtures, decided, post
 
 from kiosk import vehicles
 from kiosk.vehicles import VehicleList
@@ -56,3 +58,22 @@ def test_the_office_gets_a_resident_cars_household_masked_like_every_household(c
         assert "HH-3-402" not in body and "*02" in body
     # The guard, who sees households, still sees whose car it is.
     assert "HH-3-402" in alice.get("/guard/register").text
+
+
+def sign_in_attempt(app, name: str, password: str) -> int:
+    client = TestClient(app, base_url=BASE)
+    page = client.get("/guard/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    data = {"name": name, "password": password, "csrf": token}
+    return client.post("/guard/login", data=data, headers={"Origin": BASE}).status_code
+
+
+def test_a_password_typed_into_the_name_field_is_not_kept_in_the_audit_log(core, app):
+    """Before: a failed sign-in wrote whatever was typed as the name into the audit row's
+    ``actor``, a column no purge ever empties: a guard who typed the password into the name
+    field (on the guard phone, a common slip) left it in the chained audit log for good."""
+    assert sign_in_attempt(app, "Gate2026pw", "") == 401
+    assert sign_in_attempt(app, "alice", "wrong") == 401
+    failed = [a for a in core.store.audits() if a["action"] == "guard_login_failed"]
+    assert "Gate2026pw" not in json.dumps(core.store.audits())
+    assert [a["actor"] for a in failed] == ["-", "alice"]  # a real account is still named
