@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from urllib.parse import unquote
 
 from fastapi.testclient import TestClient
 from guard_support import BASE, console_fixtures, decided, post
@@ -77,3 +78,15 @@ def test_a_password_typed_into_the_name_field_is_not_kept_in_the_audit_log(core,
     failed = [a for a in core.store.audits() if a["action"] == "guard_login_failed"]
     assert "Gate2026pw" not in json.dumps(core.store.audits())
     assert [a["actor"] for a in failed] == ["-", "alice"]  # a real account is still named
+
+
+def test_a_refused_service_request_does_not_put_the_household_and_its_status_in_a_url(alice):
+    """Before: a request for a household neither quarantined nor observed was refused with
+    "household 1-101 is neither quarantined nor under observation today", and the console
+    carries a problem in the redirect's ``?err=``: the dwelling and its health status went
+    into the guard phone's browser history, which the household check's POST exists to
+    avoid ("a dwelling and its quarantine never appear in a URL")."""
+    refused = post(alice, "/guard/community/services", alice.csrf, household="1-101", kind="food")
+    location = unquote(refused.headers["location"])
+    assert "err=" in location and "neither quarantined" in location
+    assert "1-101" not in location
