@@ -5,7 +5,8 @@
 rows, and stamps ``purged_at`` (``kiosk.store.purge_personal``: the cut is made in ``seq``
 order up to the last clock-synced row older than the cutoff, so rows stamped 1970 before NTP
 synced are not missed), and the personal fields of the ledgers around the gate: returnees
-whose observation ended and closed household service requests (``kiosk.ledgers``). Before
+whose observation ended and closed household service requests (``kiosk.ledgers``), and
+ended quarantine entries and household observation dates of the lists. Before
 that it freezes the daily aggregates of every complete day (``kiosk.stats.freeze_days``), so
 the daily reports of purged days stay exactly what they were. The row hash covers
 ``personal_digest`` and not the personal fields themselves (``kiosk.hashchain``), so the
@@ -39,7 +40,7 @@ from kiosk.clock import Clock
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone
 from kiosk.ledgers import purge_ledgers
-from kiosk.lists import purge_ended_quarantine
+from kiosk.lists import purge_ended_observation, purge_ended_quarantine
 from kiosk.ports import Store
 from kiosk.stats import freeze_days
 from kiosk.store import (
@@ -99,6 +100,8 @@ class PurgeResult:
     events_waiting_for_clock: int = 0
     #: False only when the operator vouched for an unsynchronised clock.
     clock_synced: bool = True
+    #: Household ledger rows whose ended observation (``observation_until``) was emptied.
+    household_observations_purged: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -109,6 +112,7 @@ class PurgeResult:
             "quarantine_entries_purged": self.quarantine_entries_purged,
             "events_waiting_for_clock": self.events_waiting_for_clock,
             "clock_synced": self.clock_synced,
+            "household_observations_purged": self.household_observations_purged,
         }
 
 
@@ -167,14 +171,17 @@ def purge(
         count = purge_personal(db, cutoff, now)
         ledgers = purge_ledgers(db, cutoff, now)
         ended = purge_ended_quarantine(db, local_cutoff_day)
+        observations = purge_ended_observation(db, local_cutoff_day)
         waiting = waiting_for_clock(db, cutoff)
-        if count or ended or any(ledgers.values()):
+        if count or ended or observations or any(ledgers.values()):
             db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 [WIPE_OWED_KEY, format_ts(now)],
             )
         owed.append(_wipe_owed(db))
-        return PurgeResult(cutoff, count, tuple(frozen), ledgers, ended, waiting, synced)
+        return PurgeResult(
+            cutoff, count, tuple(frozen), ledgers, ended, waiting, synced, observations
+        )
 
     # One transaction with its audit row: verification checks purged rows against it.
     result = store.submit_audited(
