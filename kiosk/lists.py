@@ -487,6 +487,20 @@ def purge_ended_quarantine(db: sqlite_utils.Database, before: date) -> int:
     return int(cursor.rowcount)
 
 
+def purge_ended_observation(db: sqlite_utils.Database, before: date) -> int:
+    """Retention (run through ``EventLog.submit``): empty the household ledger's
+    ``observation_until`` where the observation ended before ``before`` (a local date): a
+    health status no decision needs any more. The household, its residents and note stay.
+    Returns how many observations went."""
+    if not db["list_households"].exists():
+        return 0
+    cursor = db.execute(
+        "UPDATE list_households SET observation_until = NULL WHERE observation_until < ?",
+        [before.isoformat()],
+    )
+    return int(cursor.rowcount)
+
+
 #: The audit action of a guard's removal, by table.
 _DELETE_ACTIONS = {
     "list_revocations": "lists.unrevoke",

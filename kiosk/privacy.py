@@ -13,7 +13,8 @@ without learning who the person is):
   keep the first 3 and the last 2: ``110*************1X``; other ID numbers (passport, HK/
   Macau permits) keep the last 2 characters only;
 * names become their initial: ``Zhang Wei`` → ``Z.``, ``张伟`` → ``张*``;
-* pass ids, households, units and plates keep their last 2 characters;
+* pass ids, households, units, plates and a registered car's household (``resident_of``)
+  keep their last 2 characters;
 * free text (``note``, ``reasons``, ``flags``, ``operator``, any other string in ``person``)
   has every phone- or ID-shaped number masked, however it is written: with spaces, dots,
   dashes or slashes between digit groups (``1390 013 9000``, ``139.0013.9000``,
@@ -48,6 +49,9 @@ PERSON_KEYS: tuple[str, ...] = (
     "note",
 )
 FIELD_NAMES: frozenset[str] = frozenset(PERSONAL_FIELDS) | {f"person.{k}" for k in PERSON_KEYS}
+#: Keys of ``person`` masked as codes (last 2 characters): a dwelling, a plate, and the
+#: household a registered car's plate is listed for (``resident_of``).
+CODE_KEYS: tuple[str, ...] = ("unit", "plate", "resident_of")
 #: Free-text fields of an event outside ``person``: numbers typed into them are masked too.
 FREE_TEXT_FIELDS: tuple[str, ...] = ("operator", "reasons", "flags")
 #: Allowed fields that also leave the free text clear (the caller may read notes).
@@ -203,7 +207,7 @@ def _mask_person_value(key: str, value: Any) -> Any:
         return mask_phone(str(value))
     if key == "id_number":
         return mask_id_number(str(value))
-    if key in ("unit", "plate"):
+    if key in CODE_KEYS:
         return mask_code(str(value))
     if key == "occupants":
         # A count is not personal; a list of names is: keep its length only.

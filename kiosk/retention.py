@@ -5,7 +5,8 @@
 rows, and stamps ``purged_at`` (``kiosk.store.purge_personal``: the cut is made in ``seq``
 order up to the last clock-synced row older than the cutoff, so rows stamped 1970 before NTP
 synced are not missed), and the personal fields of the ledgers around the gate: returnees
-whose observation ended and closed household service requests (``kiosk.ledgers``). Before
+whose observation ended and closed household service requests (``kiosk.ledgers``), and
+ended quarantine entries and household observation dates of the lists. Before
 that it freezes the daily aggregates of every complete day (``kiosk.stats.freeze_days``), so
 the daily reports of purged days stay exactly what they were. The row hash covers
 ``personal_digest`` and not the personal fields themselves (``kiosk.hashchain``), so the
@@ -39,7 +40,7 @@ from kiosk.clock import Clock
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone
 from kiosk.ledgers import purge_ledgers
-from kiosk.lists import purge_ended_quarantine
+from kiosk.lists import purge_ended_observation, purge_ended_quarantine
 from kiosk.ports import Store
 from kiosk.stats import freeze_days
 from kiosk.store import (
@@ -55,6 +56,10 @@ MAX_DAYS = 36500
 #: as set back: a passage decided while the daemon's purge waits for the writer is stamped
 #: after the ``now`` it read, and a clock a minute behind purges a minute less, nothing more.
 SET_BACK_TOLERANCE = timedelta(seconds=60)
+#: The ``meta`` key present while a WAL wipe is owed: set in the transaction of a purge that
+#: removed anything, deleted once a wipe completed. A wipe a reader held up (a long export)
+#: is so tried again by the next purge, even one that finds nothing new to remove.
+WIPE_OWED_KEY = "retention.wal_wipe_owed"
 
 
 class PurgeStore(Store, Protocol):
@@ -95,6 +100,8 @@ class PurgeResult:
     events_waiting_for_clock: int = 0
     #: False only when the operator vouched for an unsynchronised clock.
     clock_synced: bool = True
+    #: Household ledger rows whose ended observation (``observation_until``) was emptied.
+    household_observations_purged: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +112,7 @@ class PurgeResult:
             "quarantine_entries_purged": self.quarantine_entries_purged,
             "events_waiting_for_clock": self.events_waiting_for_clock,
             "clock_synced": self.clock_synced,
+            "household_observations_purged": self.household_observations_purged,
         }
 
 
@@ -157,12 +165,23 @@ def purge(
 
     local_cutoff_day = cutoff.astimezone(as_zone(tz)).date()
 
+    owed: list[bool] = []
+
     def apply(db: Database) -> PurgeResult:
         count = purge_personal(db, cutoff, now)
         ledgers = purge_ledgers(db, cutoff, now)
         ended = purge_ended_quarantine(db, local_cutoff_day)
+        observations = purge_ended_observation(db, local_cutoff_day)
         waiting = waiting_for_clock(db, cutoff)
-        return PurgeResult(cutoff, count, tuple(frozen), ledgers, ended, waiting, synced)
+        if count or ended or observations or any(ledgers.values()):
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [WIPE_OWED_KEY, format_ts(now)],
+            )
+        owed.append(_wipe_owed(db))
+        return PurgeResult(
+            cutoff, count, tuple(frozen), ledgers, ended, waiting, synced, observations
+        )
 
     # One transaction with its audit row: verification checks purged rows against it.
     result = store.submit_audited(
@@ -172,8 +191,16 @@ def purge(
         lambda done: {"older_than_days": older_than_days, **done.as_dict()},
     )
     # The WAL still holds the purged rows as they were written: truncate it. Only when
-    # something went: the commits after a truncation grow the file again (a dearer fsync).
-    purged = result.events_purged + result.quarantine_entries_purged
-    if purged or any(result.ledger_rows_purged.values()):
-        store.wipe_wal()
+    # something went, now or in a purge whose wipe a reader held up: the commits after a
+    # truncation grow the file again (a dearer fsync).
+    if owed[-1] and store.wipe_wal():
+        store.submit(_wipe_done)
     return result
+
+
+def _wipe_owed(db: Database) -> bool:
+    return db.execute("SELECT 1 FROM meta WHERE key = ?", [WIPE_OWED_KEY]).fetchone() is not None
+
+
+def _wipe_done(db: Database) -> None:
+    db.execute("DELETE FROM meta WHERE key = ?", [WIPE_OWED_KEY])

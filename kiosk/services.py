@@ -137,9 +137,8 @@ class ServiceDesk:
         if kind not in KINDS:
             raise CommunityError(f"kind: one of {', '.join(KINDS)}")
         if not confined:
-            raise CommunityError(
-                f"household {home} is neither quarantined nor under observation today"
-            )
+            # Not naming the household: the console carries a problem in a redirect's URL.
+            raise CommunityError("the household is neither quarantined nor under observation today")
         row = {
             "household": home,
             "kind": kind,

@@ -191,3 +191,36 @@ def test_batch_with_a_bad_row_names_the_line_and_writes_nothing(keys, tmp_path, 
     err = capsys.readouterr().err
     assert "line 3: role must be one of" in err and "nothing issued" in err
     assert not out_dir.exists()
+
+
+def test_batch_output_is_readable_by_its_owner_only(keys, tmp_path, capsys):
+    """Before: the cards and passes.csv (every holder's name and household, and each pass's
+    payload, which opens the gate) were written with the umask's mode, 0644 under the usual
+    022: readable by every user of the office machine. They are made 0600 in a 0700
+    folder, as a pulled copy of the log is."""
+    import os
+
+    households = tmp_path / "households.csv"
+    households.write_text("household,holder\n1-1,Wang\n", encoding="utf-8")
+    out_dir = tmp_path / "cards"
+    before = os.umask(0o022)  # the usual login umask
+    try:
+        assert batch(keys, households, out_dir) == 0
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE(out_dir.stat().st_mode) == 0o700
+    written = list(out_dir.iterdir())
+    assert len(written) == 2
+    assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o600}
+
+
+def test_a_card_written_by_issue_is_readable_by_its_owner_only(keys, tmp_path, capsys):
+    import os
+
+    card = tmp_path / "card.svg"
+    before = os.umask(0o022)
+    try:
+        code, _, _ = _issue(capsys, keys, "--out", str(card))
+    finally:
+        os.umask(before)
+    assert code == 0 and stat.S_IMODE(card.stat().st_mode) == 0o600

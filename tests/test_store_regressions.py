@@ -447,6 +447,40 @@ def test_ended_quarantine_entries_are_purged_with_the_other_personal_data(tmp_pa
     assert leftovers(tmp_path) == {}  # gone from the file too, the WAL included
 
 
+def test_an_ended_household_observation_is_purged_like_an_ended_quarantine(tmp_path, clock):
+    """Before: the purge deleted ended quarantine entries (a health status), but the household
+    ledger's ``observation_until`` (a returnee in the household under health observation)
+    stayed for ever after the observation ended, with nothing needing it. An observation that
+    ended before the cutoff's local day is now emptied by the purge; the household stays."""
+    from kiosk.lists import ListStore
+
+    log = reporting_log(tmp_path / "kiosk.db", clock, ledgers=True)
+    try:
+        clock.set_wall(datetime(2026, 1, 1, 9, 0, tzinfo=UTC))
+        lists = ListStore(log, clock)
+        lists.load()
+        lists.set_household("HH-QZX-0907", "guard", 3, "2026-01-14", "3 residents")
+        lists.set_household("HH-B2-0301", "guard", 2, "2026-03-20")
+        clock.set_wall(datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
+        result = purge(log, 30, clock.now(), tz="Asia/Shanghai")
+        rows = log.reader().query(
+            "SELECT household, residents, observation_until, note FROM list_households"
+            " ORDER BY household"
+        )
+        assert list(rows) == [
+            {"household": "HH-B2-0301", "residents": 2, "observation_until": "2026-03-20",
+             "note": ""},
+            {"household": "HH-QZX-0907", "residents": 3, "observation_until": None,
+             "note": "3 residents"},
+        ]  # fmt: skip
+        assert result.household_observations_purged == 1
+        (audit,) = [a for a in log.audits() if a["action"] == store.PURGE_ACTION]
+        assert audit["detail"]["household_observations_purged"] == 1
+        assert purge(log, 30, clock.now(), tz="Asia/Shanghai").household_observations_purged == 0
+    finally:
+        log.close()
+
+
 def test_a_purge_says_how_many_rows_wait_for_a_synchronised_clock(tmp_path):
     """Before: at a site whose clock never synchronised (no NTP reachable), no row is
     clock-synced, so the seq-order rule purged nothing, night after night, and the purge
@@ -524,6 +558,34 @@ def test_a_decision_committed_late_with_its_own_earlier_time_purges_no_newer_row
         clock.advance(2 * 86400)
         assert purge(log, 30, clock.now()).events_purged == 1  # its turn comes: by its own ts
         assert [e["household"] for e in log.events()] == [None, None]
+        assert log.verify().ok
+    finally:
+        log.close()
+
+
+def test_a_wal_wipe_held_up_by_a_reader_is_done_by_the_next_purge(tmp_path, clock):
+    """Before: a purge whose WAL wipe a reader held up (an office pull's long export) left
+    the nulled names and phone numbers in ``kiosk.db-wal``, and the next purge, finding
+    nothing new to null, never wiped: they stayed there for as long as no later purge
+    removed anything (a quiet gate, a night), against what event-log.md promised."""
+    (tmp_path / "db").mkdir()
+    path = tmp_path / "db" / "kiosk.db"
+    log = reporting_log(path, clock)
+    try:
+        for i in range(5):
+            log.append(resident(i))
+        clock.advance(40 * 86400)
+        log.append(EventDraft(direction="in", decision="deny", reasons=("fever",)))
+        reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM events").fetchone()
+        assert purge(log, 30, clock.now()).events_purged == 5
+        assert leftovers(tmp_path / "db")  # the wipe was held up: still in the WAL
+        reader.rollback()
+        reader.close()
+        clock.advance(3600)  # the daemon's next purge, within the hour
+        assert purge(log, 30, clock.now()).events_purged == 0
+        assert leftovers(tmp_path / "db") == {}
         assert log.verify().ok
     finally:
         log.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -25,8 +26,12 @@ class NotAvailable(CliError):
 
 
 def write_file(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path``; a failure is a ``CliError`` naming the file."""
+    """Write ``data`` to ``path``; a failure is a ``CliError`` naming the file. A new file is
+    made 0600 whatever the umask: what the CLI writes (pass cards, the batch manifest) holds
+    names, households and payloads that open the gate. An existing file keeps its mode."""
     try:
-        Path(path).write_bytes(data)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
     except OSError as exc:
         raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -282,7 +282,7 @@ def pass_batch(args: argparse.Namespace) -> int:
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"{out} is not empty; batch output goes into a new or empty folder")
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(mode=0o700, parents=True, exist_ok=True)  # names and payloads: owner only
     except OSError as exc:
         raise CliError(f"cannot create {out}: {exc.strerror or exc}") from None
     now = SystemClock().now()

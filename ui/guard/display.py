@@ -226,16 +226,27 @@ def source_text(lang: str, source: object) -> str:
     return i18n.t(lang, key) if i18n.has(key) else str(source or "")
 
 
-def lists_view(tables: dict[str, list[dict[str, Any]]], tz: ZoneInfo, lang: str) -> dict[str, Any]:
+#: The free-text columns of the lists (notes, revocation reasons).
+LIST_TEXT = ("note", "reason", "bundle_reason")
+
+
+def lists_view(
+    tables: dict[str, list[dict[str, Any]]], tz: ZoneInfo, lang: str, clear: frozenset[str]
+) -> dict[str, Any]:
     """The three lists as stored (``kiosk.queries.list_rows``), newest first, with who changed
     each row (and from where, in ``lang``) and when, times local.
 
-    Guards see households and names here: they must know whom they are editing. There are
-    no phone or ID numbers in the lists."""
+    Guards see households and names here: they must know whom they are editing. A phone or
+    ID number typed into a note or a reason is masked unless ``clear`` lets the viewer read
+    notes (``privacy.FREE_TEXT_CLEAR``), as in the feed."""
+    scrub = not clear & privacy.FREE_TEXT_CLEAR
     out: dict[str, list[dict[str, Any]]] = {}
     for name, rows in tables.items():
         out[name] = []
         for row in rows:
+            for key in LIST_TEXT:
+                if scrub and isinstance(row.get(key), str):
+                    row[key] = privacy.scrub_text(row[key])
             for key in ("created_at", "revoked_at", "updated_at"):
                 if row.get(key):
                     row[key] = local_time(row[key], tz, "%Y-%m-%d %H:%M")

@@ -42,7 +42,7 @@ def lists_page(request: Request, session: PageSession, g: GuardDep) -> Response:
         request,
         "guard_lists.html",
         session,
-        lists=lists_view(queries.list_rows(g.core.store), g.tz, lang),
+        lists=lists_view(queries.list_rows(g.core.store), g.tz, lang, g.clear(session)),
         freshness=freshness,
         stale=lists_stale_hours(g.core),
         today=g.today().isoformat(),

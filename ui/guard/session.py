@@ -74,6 +74,10 @@ async def login(request: Request, g: GuardDep) -> Response:
     account = await asyncio.to_thread(g.auth.accounts.authenticate, name, password)
     if account is None:
         g.auth.limiter.failed(addr)
+        # The audit row's actor is never purged: a name that is no account (often the
+        # password, typed into the wrong field) is not written, only "-".
+        if await asyncio.to_thread(g.auth.accounts.get, name) is None:
+            request.state.actor = "-"
         resume = str(form.get("resume") or "")
         return login_form(request, g, lang, i18n.t(lang, "login.failed"), 401, resume)
     g.auth.limiter.succeeded(addr)
