@@ -1,6 +1,11 @@
 """The kiosk database for maintenance verbs (``token``, ``purge``, ``guard``, ``verify-log``):
 where it is and how the verbs that write open it — through ``EventLog``, like the daemon, so
-they are safe beside it (``verify-log`` only reads it, read-only)."""
+they are safe beside it (``verify-log`` only reads it, read-only).
+
+Whose name a verb writes into the log is the log's own: the kiosk_id of its newest row. A
+verb run by hand without ``--config`` (no ``kiosk-admin``, so no ``$KIOSK_CONFIG``) takes it
+from there instead of the default site's ``gate-1``; a config naming another kiosk is refused,
+as the daemon refuses to start on such a log (``checkpoint.app``)."""
 
 from __future__ import annotations
 
@@ -31,9 +36,14 @@ def add_store_args(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         default=os.environ.get("KIOSK_CONFIG") or None,
         help="kiosk config (for store.path, site; default: $KIOSK_CONFIG, which kiosk-admin"
-        " sets to the daemon's)",
+        " sets to the daemon's). One naming another kiosk than the log's is refused; without"
+        " one, the log's own kiosk_id is written",
     )
     p.add_argument("--data", metavar="DIR", help="data dir (default: $KIOSK_DATA, else ./data)")
+
+
+#: Where the installer puts the daemon's config (docs/operations.md), for the messages.
+INSTALLED_CONFIG = "/etc/kiosk/kiosk.toml"
 
 
 def load_args_config(args: argparse.Namespace) -> KioskConfig:
@@ -75,6 +85,36 @@ def open_store(
         migrations=list(migrations),
     )
     try:
-        return log.open()
+        log.open()
+        owner = _log_owner(log)
     except StoreFault as exc:
+        log.close()
         raise CliError(f"cannot open {path}: {exc}") from None
+    if owner is not None and owner != log.kiosk_id:
+        if args.config:
+            log.close()
+            raise UsageError(
+                f"{path} is the event log of kiosk {owner!r}, and site.kiosk_id of"
+                f" {args.config} is {config.site.kiosk_id!r}: name that kiosk's config with"
+                f" --config FILE or $KIOSK_CONFIG (the daemon's is {INSTALLED_CONFIG}, which"
+                " `sudo kiosk-admin` uses)"
+            )
+        log.kiosk_id = owner
+    return log
+
+
+def _log_owner(log: EventLog) -> str | None:
+    """The kiosk_id the log was written under: of its newest event, else of its newest audit
+    row; None for a log nothing has been written into."""
+    reader = log.reader()
+    for newest in _NEWEST_ROW:
+        row = reader.execute(newest).fetchone()
+        if row is not None:
+            return str(row[0])
+    return None
+
+
+_NEWEST_ROW = (
+    "SELECT kiosk_id FROM events ORDER BY seq DESC LIMIT 1",
+    "SELECT kiosk_id FROM audit ORDER BY seq DESC LIMIT 1",
+)

@@ -1,0 +1,84 @@
+"""The maintenance verbs on a kiosk's event log, as a Pi operator runs them by hand: whose
+name they stamp into the log, and what they do when no log is where they look.
+
+A verb run without ``--config`` (and without ``$KIOSK_CONFIG``, which ``kiosk-admin`` sets)
+used to fall back to the default site settings and stamp its audit rows ``gate-1`` in another
+kiosk's log; a verb pointed at a folder without a log used to create an empty one and report
+success. Now the log's own kiosk_id is the identity, a config naming another kiosk is
+refused, and a missing log is one line and a non-zero exit, creating nothing."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from checkpoint.cli import main
+from kiosk.clock import SystemClock
+from kiosk.store import EventDraft, EventLog
+
+WRITING_VERBS = {
+    "token-new": ["token", "new", "--scope", "logs:read", "--name", "office"],
+    "guard-add": ["guard", "add", "night", "--password-stdin"],
+    "lists-import": ["lists", "import", "{sheet}", "--apply"],
+    "purge": ["purge", "--older-than", "0"],
+}
+
+
+def _gate7_log(path: Path) -> Path:
+    """gate-7's log: one passage, as its daemon wrote it."""
+    with EventLog(path, "gate-7", SystemClock(), "NORMAL") as log:
+        log.append(EventDraft(direction="in", decision="pass", household="1-101", temp_c=36.5))
+    return path
+
+
+def _audit_ids(path: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT kiosk_id, action FROM audit ORDER BY seq").fetchall()
+
+
+def _argv(verb: list[str], tmp_path: Path) -> list[str]:
+    sheet = tmp_path / "revoked.csv"
+    sheet.write_text("pass_id,reason\n0123456789ab,lost\n", encoding="utf-8")
+    return [a.replace("{sheet}", str(sheet)) for a in verb]
+
+
+def _one_line_error(capsys, verb: str) -> str:
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert err.count("\n") == 1 and err.startswith(f"kiosk {verb}: "), err
+    return err
+
+
+@pytest.fixture
+def no_config(monkeypatch):
+    """A verb run by hand over SSH: no kiosk-admin, so no $KIOSK_CONFIG."""
+    monkeypatch.delenv("KIOSK_CONFIG", raising=False)
+    monkeypatch.delenv("KIOSK_DATA", raising=False)
+    monkeypatch.setattr(SystemClock, "synced", lambda self: True)  # NTP has answered
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+
+
+@pytest.mark.parametrize("verb", WRITING_VERBS.values(), ids=WRITING_VERBS.keys())
+def test_a_verb_without_a_config_stamps_the_logs_own_kiosk_id(verb, tmp_path, capsys, no_config):
+    db = _gate7_log(tmp_path / "kiosk.db")
+    assert main([*_argv(verb, tmp_path), "--db", str(db)]) == 0, capsys.readouterr().err
+    stamped = _audit_ids(db)
+    assert stamped, "the verb audited nothing"
+    assert {kiosk for kiosk, _ in stamped} == {"gate-7"}, stamped
+
+
+@pytest.mark.parametrize("verb", WRITING_VERBS.values(), ids=WRITING_VERBS.keys())
+def test_a_config_naming_another_kiosk_is_refused_and_writes_nothing(
+    verb, tmp_path, capsys, no_config
+):
+    db = _gate7_log(tmp_path / "kiosk.db")
+    config = tmp_path / "north.toml"
+    config.write_text('[site]\nkiosk_id = "north-gate"\n', encoding="utf-8")
+    argv = [*_argv(verb, tmp_path), "--db", str(db), "--config", str(config)]
+    assert main(argv) == 2
+    err = _one_line_error(capsys, verb[0])
+    assert "'gate-7'" in err and "'north-gate'" in err and "--config" in err
+    assert _audit_ids(db) == []
