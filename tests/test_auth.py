@@ -304,7 +304,8 @@ def test_guard_add_refuses_a_bad_name_with_exit_2(monkeypatch, data_dir, capsys)
     assert "account name" in capsys.readouterr().err
 
 
-def test_guard_remove_of_an_unknown_account_fails_with_exit_1(data_dir, capsys):
+def test_guard_remove_of_an_unknown_account_fails_with_exit_1(data_dir, clock, capsys):
+    EventLog(data_dir / "kiosk.db", "gate-1", clock).open().close()  # the kiosk's log
     assert main(["guard", "remove", "ghost", "--data", str(data_dir)]) == 1
     assert "no stored account" in capsys.readouterr().err
 

@@ -82,3 +82,49 @@ def test_a_config_naming_another_kiosk_is_refused_and_writes_nothing(
     err = _one_line_error(capsys, verb[0])
     assert "'gate-7'" in err and "'north-gate'" in err and "--config" in err
     assert _audit_ids(db) == []
+
+
+READING_VERBS = {
+    "report": ["report", "--day", "2026-03-02"],
+    "token-list": ["token", "list"],
+    "token-revoke": ["token", "revoke", "abcd1234"],
+    "guard-list": ["guard", "list"],
+    "guard-remove": ["guard", "remove", "night"],
+    "lists-import-plan": ["lists", "import", "{sheet}"],
+    "purge-by-hand": ["purge", "--older-than", "30"],
+    "verify-log": ["verify-log"],
+}
+
+
+@pytest.mark.parametrize("where", ["--db", "--data"])
+@pytest.mark.parametrize("verb", READING_VERBS.values(), ids=READING_VERBS.keys())
+def test_a_verb_pointed_where_there_is_no_log_says_so_and_creates_nothing(
+    verb, where, tmp_path, capsys, no_config
+):
+    """`kiosk token list --data /var/lib/kiosk-old` (a wrong folder) made an empty kiosk.db
+    there and listed no tokens, exit 0; `kiosk purge` reported 0 rows purged."""
+    argv = _argv(verb, tmp_path)
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    target = str(empty / "kiosk.db") if where == "--db" else str(empty)
+    assert main([*argv, where, target]) == 2
+    err = _one_line_error(capsys, verb[0])
+    assert str(empty / "kiosk.db") in err
+    assert list(empty.iterdir()) == []
+
+
+def test_the_purge_timer_before_the_daemon_ever_wrote_has_nothing_to_purge(
+    tmp_path, capsys, no_config
+):
+    """kiosk-purge.timer may run before the daemon first started (a kiosk installed in the
+    evening): the config's log is not there yet. Nothing to purge, exit 0, and no empty log
+    made in the daemon's place."""
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[site]\nkiosk_id = "gate-7"\n', encoding="utf-8")
+    data = tmp_path / "data"
+    data.mkdir()
+    assert main(["purge", "--config", str(config), "--data", str(data)]) == 0
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and "nothing to purge" in err and str(data / "kiosk.db") in err
+    assert list(data.iterdir()) == []

@@ -87,12 +87,12 @@ def _import_action(actions: Verbs, kind: str) -> None:
     imp.set_defaults(kind=kind)
 
 
-def _store(args: argparse.Namespace, config: KioskConfig) -> EventLog:
+def _store(args: argparse.Namespace, config: KioskConfig, *, create: bool = False) -> EventLog:
     from kiosk import lists, stats, tokens
     from kiosk.ledgers import MIGRATIONS
 
     return open_store(args, config, [tokens.MIGRATIONS, stats.MIGRATIONS, lists.MIGRATIONS,
-                                     *MIGRATIONS])  # fmt: skip
+                                     *MIGRATIONS], create=create)  # fmt: skip
 
 
 #: Days a report can be about: the calendar's ends overflow the day's bounds in UTC and the
@@ -207,7 +207,7 @@ def import_run(args: argparse.Namespace) -> int:
 
     data = _read(args.file)
     config = load_args_config(args)
-    store = _store(args, config)
+    store = _store(args, config, create=args.apply)
     try:
         plan, apply = _plan(args.kind, data, Path(args.file).name, store, args)
         out: dict[str, Any] = {"file": Path(args.file).name, **plan.diff.counts()}

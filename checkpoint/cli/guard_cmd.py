@@ -102,10 +102,10 @@ def hash_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store(args: argparse.Namespace) -> EventLog:
+def _open_store(args: argparse.Namespace, *, create: bool = False) -> EventLog:
     from kiosk import accounts
 
-    return open_store(args, load_args_config(args), [accounts.MIGRATIONS])
+    return open_store(args, load_args_config(args), [accounts.MIGRATIONS], create=create)
 
 
 def _actor() -> str:
@@ -121,7 +121,7 @@ def add_run(args: argparse.Namespace) -> int:
 
     _checked_name_role(args)
     hashed = _hash(read_password(args))
-    store = _open_store(args)
+    store = _open_store(args, create=True)
     try:
         AccountStore(store, now=store.clock.now).add(args.name, args.role, hashed, actor=_actor())
     except AccountError as exc:

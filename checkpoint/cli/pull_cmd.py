@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_group, add_verb
-from .store_args import add_store_args, load_args_config, open_store
+from .store_args import add_store_args, db_path, load_args_config, open_store
 
 if TYPE_CHECKING:
     from kiosk.config import KioskConfig
@@ -94,10 +94,12 @@ def _tokens(actions: Verbs) -> None:
     add_store_args(revoke)
 
 
-def _open_store(args: argparse.Namespace, config: KioskConfig) -> EventLog:
+def _open_store(
+    args: argparse.Namespace, config: KioskConfig, *, create: bool = False
+) -> EventLog:
     from kiosk import stats, tokens
 
-    return open_store(args, config, [tokens.MIGRATIONS, stats.MIGRATIONS])
+    return open_store(args, config, [tokens.MIGRATIONS, stats.MIGRATIONS], create=create)
 
 
 def _token_store(store: EventLog) -> TokenStore:
@@ -114,7 +116,7 @@ def token_new(args: argparse.Namespace) -> int:
         validate_scopes(args.scope)
     except TokenError as exc:
         raise UsageError(str(exc)) from None
-    store = _open_store(args, load_args_config(args))
+    store = _open_store(args, load_args_config(args), create=True)
     try:
         info, plaintext = _token_store(store).create(args.scope, args.name, actor="cli")
     except TokenError as exc:
@@ -251,6 +253,11 @@ def purge_run(args: argparse.Namespace) -> int:
     config = load_args_config(args)
     if days is None:
         days = config.store.retention_days
+    path = db_path(args, config)
+    if args.config and not args.db and path.parent.is_dir() and not path.exists():
+        # The config's log, before the daemon first wrote it (the timer on a new install).
+        print(f"kiosk purge: no event log at {path} yet: nothing to purge", file=sys.stderr)
+        return 0
     store = _open_store(args, config)
     try:
         result = purge(

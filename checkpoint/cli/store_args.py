@@ -66,8 +66,15 @@ def db_path(args: argparse.Namespace, config: KioskConfig) -> Path:
 
 
 def open_store(
-    args: argparse.Namespace, config: KioskConfig, migrations: Iterable[Migrations]
+    args: argparse.Namespace,
+    config: KioskConfig,
+    migrations: Iterable[Migrations],
+    *,
+    create: bool = False,
 ) -> EventLog:
+    """The kiosk's event log, open for the verb. Only a verb that adds (``create``: a token,
+    an account, an applied import) may begin a new log; any other verb pointed where there is
+    none says so (exit 2) and leaves no empty log behind to be taken for the kiosk's."""
     from kiosk.clock import SystemClock
     from kiosk.store import EventLog, StoreFault
 
@@ -76,6 +83,12 @@ def open_store(
         raise UsageError(
             f"no such directory for the database: {path.parent}; name the kiosk's with"
             " --data DIR or --db FILE (sudo kiosk-admin uses the daemon's)"
+        )
+    if not create and not path.exists():
+        raise UsageError(
+            f"no event log at {path}: name the kiosk's with --data DIR or --db FILE, or its"
+            f" config with --config FILE or $KIOSK_CONFIG (the daemon's is {INSTALLED_CONFIG},"
+            " which `sudo kiosk-admin` uses)"
         )
     log = EventLog(
         path,
