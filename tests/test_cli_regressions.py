@@ -5,6 +5,7 @@ database, scenario and bundle files, and the pulled copy's file mode."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -685,40 +686,64 @@ def test_a_database_verb_away_from_the_data_dir_says_where_to_point_it(
     assert "--data" in err and "--db" in err and "kiosk-admin" in err
 
 
-def test_a_sigterm_while_kiosk_run_starts_stops_it_cleanly(tmp_path, capsys, monkeypatch):
-    """Before: the SIGTERM/SIGINT handlers were installed only once the daemon had started
-    (web server up, health answering): systemd stopping or restarting a kiosk still starting
-    killed it by the default action, with no clean stop and the gate not commanded locked
-    (seen as exit -15 in the slow SIGTERM test under load). Now they are in place before
-    anything is built, and a stop asked for while starting is a clean stop once started."""
+@contextlib.contextmanager
+def _sigterm_while_building(monkeypatch, module):
+    """systemd stops the kiosk while ``module.build_core`` builds it; SIGTERM's default
+    action (death) is stood in for by an AssertionError, so pytest survives to tell. Yields
+    whether a handler was in place at each build."""
     import signal
 
-    import checkpoint.app as app
-
-    data = _trusting_data_dir(tmp_path)
-    config = tmp_path / "kiosk.toml"
-    config.write_text("[web]\nport = 0\n", encoding="utf-8")
     before = signal.getsignal(signal.SIGTERM)
 
-    def default_action(signum, frame):  # stands in for SIG_DFL (death) without killing pytest
+    def default_action(signum, frame):
         raise AssertionError("SIGTERM reached the default action")
 
-    real_build = app.build_core
+    real_build = module.build_core
     handled: list[bool] = []
 
     def build_core(*args, **kwargs):
         handled.append(signal.getsignal(signal.SIGTERM) is not default_action)
         if not handled[-1]:
             raise RuntimeError("a SIGTERM now would kill the starting kiosk")
-        os.kill(os.getpid(), signal.SIGTERM)  # systemd stops the kiosk while it builds
+        os.kill(os.getpid(), signal.SIGTERM)
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(app, "build_core", build_core)
+    monkeypatch.setattr(module, "build_core", build_core)
     signal.signal(signal.SIGTERM, default_action)
     try:
-        code = main(["run", "--config", str(config), "--data", str(data), "--log-level", "info"])
+        yield handled
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_a_sigterm_while_kiosk_run_starts_stops_it_cleanly(tmp_path, capsys, monkeypatch):
+    """Before: the SIGTERM/SIGINT handlers were installed only once the daemon had started
+    (web server up, health answering): systemd stopping or restarting a kiosk still starting
+    killed it by the default action, with no clean stop and the gate not commanded locked
+    (seen as exit -15 in the slow SIGTERM test under load). Now they are in place before
+    anything is built, and a stop asked for while starting is a clean stop once started."""
+    import checkpoint.app as app
+
+    data = _trusting_data_dir(tmp_path)
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[web]\nport = 0\n", encoding="utf-8")
+    with _sigterm_while_building(monkeypatch, app) as handled:
+        code = main(["run", "--config", str(config), "--data", str(data), "--log-level", "info"])
+    assert handled == [True]
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "kiosk started" in err and "kiosk stopped" in err
+
+
+def test_a_sigterm_while_kiosk_demo_starts_stops_it_cleanly(tmp_path, capsys, monkeypatch):
+    """`kiosk demo` installed its handlers only once started (in run_until_signal): a
+    SIGTERM (or ^C) while it built its kiosk killed it by the default action, half started.
+    It now takes `kiosk run`'s way: handlers first, the stop kept for once it has started."""
+    import checkpoint.demo as demo
+
+    with _sigterm_while_building(monkeypatch, demo) as handled:
+        code = main(["demo", "--port", "0", "--data", str(tmp_path / "demo"), "--log-level",
+                     "info"])  # fmt: skip
     assert handled == [True]
     assert code == 0
     err = capsys.readouterr().err
