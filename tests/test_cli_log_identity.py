@@ -128,3 +128,18 @@ def test_the_purge_timer_before_the_daemon_ever_wrote_has_nothing_to_purge(
     assert out == ""
     assert err.count("\n") == 1 and "nothing to purge" in err and str(data / "kiosk.db") in err
     assert list(data.iterdir()) == []
+
+
+@pytest.mark.parametrize("db", ["/", "folder", "/dev/null"])
+@pytest.mark.parametrize(
+    "verb", [["token", "new", "--scope", "logs:read"], ["token", "list"], ["guard", "list"]]
+)
+def test_a_db_that_is_not_a_file_is_named_in_one_line(db, verb, tmp_path, capsys, no_config):
+    """`--db /` (a slip for a folder) was a ValueError traceback ("PosixPath('/') has an
+    empty name"); a folder or a device was SQLITE_CANTOPEN / SQLITE_IOERR_FSYNC, exit 1."""
+    (tmp_path / "folder").mkdir()
+    path = db if db.startswith("/") else str(tmp_path / db)
+    assert main([*verb, "--db", path]) == 2
+    err = _one_line_error(capsys, verb[0])
+    assert f"{path}: not a file" in err
+    assert list((tmp_path / "folder").iterdir()) == []

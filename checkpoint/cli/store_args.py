@@ -84,6 +84,8 @@ def open_store(
             f"no such directory for the database: {path.parent}; name the kiosk's with"
             " --data DIR or --db FILE (sudo kiosk-admin uses the daemon's)"
         )
+    if path.exists() and not path.is_file():  # `--db /`, a folder, a device
+        raise UsageError(f"{path}: not a file; the kiosk's event log is a file (--db FILE)")
     if not create and not path.exists():
         raise UsageError(
             f"no event log at {path}: name the kiosk's with --data DIR or --db FILE, or its"
