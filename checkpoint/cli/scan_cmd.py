@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     for name in args.images:
         path = Path(name)
         if not path.is_file():
-            print(f"kiosk scan: {name}: no such file", file=sys.stderr)
+            why = "a folder, not an image file" if path.is_dir() else "no such file"
+            print(f"kiosk scan: {name}: {why}", file=sys.stderr)
             unusable += 1
             continue
         size = image_size(path)
