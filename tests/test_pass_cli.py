@@ -191,3 +191,17 @@ def test_batch_with_a_bad_row_names_the_line_and_writes_nothing(keys, tmp_path, 
     err = capsys.readouterr().err
     assert "line 3: role must be one of" in err and "nothing issued" in err
     assert not out_dir.exists()
+
+
+def test_a_batch_folder_is_made_readable_by_its_owner_only(keys, tmp_path, capsys):
+    """The new output folder was made with the umask's mode (0755): passes.csv in it holds
+    every household's name and pass payload (a pass anyone could print and walk in with),
+    readable by every user of the office machine. As a pulled copy, it is owner-only now."""
+    import stat
+
+    households = tmp_path / "households.csv"
+    households.write_text("household,holder\n1-1,Wang\n", encoding="utf-8")
+    out_dir = tmp_path / "new" / "cards"
+    assert batch(keys, households, out_dir) == 0
+    assert stat.S_IMODE(out_dir.stat().st_mode) == 0o700
+    assert (out_dir / "passes.csv").exists()

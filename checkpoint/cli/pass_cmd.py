@@ -271,7 +271,8 @@ def pass_batch(args: argparse.Namespace) -> int:
 
     CSV columns: household, holder, and optionally role, days, flags (';'-separated).
     Every row is checked first; one bad row and nothing is written. Writes one card per pass
-    (named by pass id) and passes.csv with every payload."""
+    (named by pass id) and passes.csv with every payload, into a new folder readable by its
+    owner only (or an empty one, as it is)."""
     default_days = _days(args.days)
     zone = _zone(args.tz)
     rows = _batch_rows(args.csv, default_days)
@@ -281,8 +282,8 @@ def pass_batch(args: argparse.Namespace) -> int:
         raise UsageError(f"{out} is not a folder; batch output goes into a new or empty folder")
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"{out} is not empty; batch output goes into a new or empty folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
+    try:  # owner-only: passes.csv holds every household's name and pass
+        out.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
         raise CliError(f"cannot create {out}: {exc.strerror or exc}") from None
     now = SystemClock().now()
