@@ -748,3 +748,15 @@ def test_a_sigterm_while_kiosk_demo_starts_stops_it_cleanly(tmp_path, capsys, mo
     assert code == 0
     err = capsys.readouterr().err
     assert "kiosk started" in err and "kiosk stopped" in err
+
+
+@pytest.mark.parametrize("db", ["missing/x.db", ""])
+def test_replay_db_in_a_folder_that_is_not_there_is_refused(db, tmp_path, capsys, monkeypatch):
+    """`kiosk replay fever --db /var/lib/kiosk-tset/x.db` (a typo) made the folder tree and
+    kept the log there, exit 0, where the other verbs say `no such directory`; `--db ''`
+    was SQLITE_CANTOPEN on the current folder."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["replay", "fever", "--db", db]) == 2
+    err = _one_line_error(capsys, "replay")
+    assert "--db" in err
+    assert list(tmp_path.iterdir()) == []
