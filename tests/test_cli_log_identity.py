@@ -143,3 +143,19 @@ def test_a_db_that_is_not_a_file_is_named_in_one_line(db, verb, tmp_path, capsys
     err = _one_line_error(capsys, verb[0])
     assert f"{path}: not a file" in err
     assert list((tmp_path / "folder").iterdir()) == []
+
+
+@pytest.mark.parametrize("actor", ["", "a" * 65, "night\x1b[2J"])
+def test_an_import_with_an_unusable_actor_changes_nothing(actor, tmp_path, capsys, no_config):
+    """`kiosk lists import FILE --apply --actor ''` put the revocations in force, then failed
+    on the audit row: exit 2 (the operator reads "not imported"), the change in force and
+    unaudited. The actor is now checked first."""
+    db = _gate7_log(tmp_path / "kiosk.db")
+    argv = [*_argv(WRITING_VERBS["lists-import"], tmp_path), "--actor", actor, "--db", str(db)]
+    assert main(argv) == 2
+    assert "actor" in _one_line_error(capsys, "lists")
+    with sqlite3.connect(db) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        if "list_revocations" in tables:
+            assert conn.execute("SELECT count(*) FROM list_revocations").fetchone() == (0,)
+    assert _audit_ids(db) == []

@@ -200,11 +200,15 @@ def import_run(args: argparse.Namespace) -> int:
 
     Check every row and print the changes (added, changed, removed, unchanged) as JSON;
     nothing is written without --apply. Exit 2 on a bad file."""
-    from kiosk.community import CommunityError
+    from kiosk.community import CommunityError, check_actor
     from kiosk.listimport import ListPlan
     from kiosk.lists import ListError
     from kiosk.store import StoreFault
 
+    try:  # first: a change must never be put in force and then fail on its audit row
+        actor = check_actor(args.actor)
+    except CommunityError as exc:
+        raise UsageError(f"--actor: {exc}") from None
     data = _read(args.file)
     config = load_args_config(args)
     store = _store(args, config, create=args.apply)
@@ -218,7 +222,7 @@ def import_run(args: argparse.Namespace) -> int:
                            "removed": plan.diff.removed}  # fmt: skip
         out["applied"] = False
         if args.apply:
-            apply(args.actor)
+            apply(actor)
             out["applied"] = True
     except (CommunityError, ListError, ValueError) as exc:
         raise UsageError(f"{Path(args.file).name}: {exc}") from None
