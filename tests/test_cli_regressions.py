@@ -760,3 +760,12 @@ def test_replay_db_in_a_folder_that_is_not_there_is_refused(db, tmp_path, capsys
     err = _one_line_error(capsys, "replay")
     assert "--db" in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("host", ["", "h" * 256])
+def test_a_demo_host_the_config_would_refuse_is_a_usage_error(host, tmp_path, capsys):
+    """`kiosk demo --host ''` (an empty $HOST in a script) was a pydantic ValidationError
+    traceback from the demo's config, after the port check."""
+    assert main(["demo", "--host", host, "--port", "0", "--data", str(tmp_path / "d")]) == 2
+    assert "--host" in _one_line_error(capsys, "demo")
+    assert not (tmp_path / "d").exists()
