@@ -62,12 +62,16 @@ def _account_args(p: argparse.ArgumentParser) -> None:
 
 def read_password(args: argparse.Namespace, stdin: TextIO | None = None) -> str:
     stdin = stdin or sys.stdin
-    if args.password_stdin or not stdin.isatty():
-        password: str = stdin.readline(_READ_LIMIT).rstrip("\r\n")
-    else:
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != password:
-            raise UsageError("the two passwords differ")
+    try:
+        if args.password_stdin or not stdin.isatty():
+            password: str = stdin.readline(_READ_LIMIT).rstrip("\r\n")
+        else:
+            password = getpass.getpass("Password: ")
+            if getpass.getpass("Again: ") != password:
+                raise UsageError("the two passwords differ")
+        password.encode("utf-8")  # undecodable bytes come as lone surrogates
+    except UnicodeError:
+        raise UsageError("the password is not UTF-8 text (a file in another encoding?)") from None
     if len(password) < MIN_PASSWORD:
         raise UsageError(f"password too short (at least {MIN_PASSWORD} characters)")
     return password
