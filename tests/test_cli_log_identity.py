@@ -145,7 +145,7 @@ def test_a_db_that_is_not_a_file_is_named_in_one_line(db, verb, tmp_path, capsys
     assert list((tmp_path / "folder").iterdir()) == []
 
 
-@pytest.mark.parametrize("actor", ["", "a" * 65, "night\x1b[2J"])
+@pytest.mark.parametrize("actor", ["", "a" * 65, "night\x1b[2J", "\udcff"])
 def test_an_import_with_an_unusable_actor_changes_nothing(actor, tmp_path, capsys, no_config):
     """`kiosk lists import FILE --apply --actor ''` put the revocations in force, then failed
     on the audit row: exit 2 (the operator reads "not imported"), the change in force and

@@ -207,8 +207,11 @@ def import_run(args: argparse.Namespace) -> int:
 
     try:  # first: a change must never be put in force and then fail on its audit row
         actor = check_actor(args.actor)
+        actor.encode("utf-8")  # undecodable bytes of argv come as lone surrogates
     except CommunityError as exc:
         raise UsageError(f"--actor: {exc}") from None
+    except UnicodeError:
+        raise UsageError("--actor: not UTF-8 text") from None
     data = _read(args.file)
     config = load_args_config(args)
     store = _store(args, config, create=args.apply)
