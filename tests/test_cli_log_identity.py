@@ -159,3 +159,26 @@ def test_an_import_with_an_unusable_actor_changes_nothing(actor, tmp_path, capsy
         if "list_revocations" in tables:
             assert conn.execute("SELECT count(*) FROM list_revocations").fetchone() == (0,)
     assert _audit_ids(db) == []
+
+
+def test_an_argument_that_is_not_utf8_is_one_line_not_a_traceback(tmp_path, capsys, no_config):
+    """Bytes in argv that are not UTF-8 (a GBK terminal, a Latin-1 script) reach Python as
+    lone surrogates: `token revoke`, `guard remove`, `verify-log --kiosk-id`, `pull URL` and
+    `pass issue --site-name` ended in a UnicodeEncodeError traceback."""
+    db = str(_gate7_log(tmp_path / "kiosk.db"))
+    assert main(["keys", "new", "--dir", str(tmp_path / "keys")]) == 0
+    key = str(tmp_path / "keys" / "issuer.key")
+    bad = "\udcc4\udce3"  # 你 in GBK, read as UTF-8
+    for argv in (
+        ["token", "revoke", bad, "--db", db],
+        ["guard", "remove", bad, "--db", db],
+        ["verify-log", "--db", db, "--against", db, "--kiosk-id", bad],
+        ["pull", f"http://{bad}", "--token", "t", "--into", str(tmp_path / "p.db")],
+        ["pass", "issue", "--key", key, "--household", "1-1", "--holder", "W", "--site-name",
+         bad, "--out", str(tmp_path / "card.svg")],
+    ):  # fmt: skip
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = _one_line_error(capsys, argv[0])
+        assert "not UTF-8" in err, err
+    assert _audit_ids(Path(db)) == []
