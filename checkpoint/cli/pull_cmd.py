@@ -1,8 +1,8 @@
 """``kiosk token``, ``kiosk pull`` and ``kiosk purge``.
 
 ``token`` and ``purge`` work on the kiosk's own database (``--db``, default: the ``store.path``
-of ``--config`` under ``--data``, else ``./kiosk.db``); they write through ``EventLog`` like
-the daemon, so they are safe to run beside it. ``pull`` runs in the office.
+of ``--config`` under ``--data``, else ``kiosk.db`` there: ``store_args``); they write through
+``EventLog`` like the daemon, so they are safe to run beside it. ``pull`` runs in the office.
 """
 
 from __future__ import annotations
@@ -241,7 +241,8 @@ def purge_run(args: argparse.Namespace) -> int:
     Null the personal fields of events older than DAYS (after freezing the daily reports
     of those days); the hash chain keeps verifying. Without --older-than, DAYS is the
     store.retention_days of --config (what kiosk-purge.timer runs nightly). A wall clock that
-    is not synchronised, or set back behind the log, purges nothing: exit 1."""
+    is not synchronised, or set back behind the log, purges nothing: exit 1. The log of
+    --config not written yet (the daemon never started) is nothing to purge: exit 0."""
     from kiosk.retention import MAX_DAYS, ClockNotTrusted, purge
     from kiosk.store import StoreFault
 
