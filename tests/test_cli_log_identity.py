@@ -182,3 +182,18 @@ def test_an_argument_that_is_not_utf8_is_one_line_not_a_traceback(tmp_path, caps
         err = _one_line_error(capsys, argv[0])
         assert "not UTF-8" in err, err
     assert _audit_ids(Path(db)) == []
+
+
+def test_a_pull_into_a_kiosks_own_event_log_is_refused(tmp_path, capsys, no_config):
+    """`sudo kiosk-admin pull http://127.0.0.1:8000 --into /var/lib/kiosk/kiosk.db` (a slip
+    for backup.db) added the pull's tables to the kiosk's live log and copied its events,
+    personal data included, into a table no retention purge ever touches."""
+    db = _gate7_log(tmp_path / "kiosk.db")
+    with sqlite3.connect(db) as conn:
+        before = sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master"))
+    argv = ["pull", "http://127.0.0.1:9", "--token", "t", "--retries", "1", "--into", str(db)]
+    assert main(argv) == 2
+    err = _one_line_error(capsys, "pull")
+    assert str(db) in err and "event log" in err
+    with sqlite3.connect(db) as conn:
+        assert sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master")) == before

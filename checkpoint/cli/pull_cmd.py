@@ -202,6 +202,11 @@ def pull_run(args: argparse.Namespace) -> int:
         target = Path(args.into)
         if not target.parent.is_dir():
             raise UsageError(f"no such directory: {target.parent}")
+        if _is_event_log(target):
+            raise UsageError(
+                f"--into {target} is a kiosk's event log; pull into another file (a copy is"
+                " outside retention: it must not live in the kiosk's own log)"
+            )
     failed = 0
     try:
         with Puller(
@@ -233,6 +238,26 @@ def pull_run(args: argparse.Namespace) -> int:
     if failed:
         raise CliError(f"{failed} of {len(urls)} kiosks failed (what was pulled is kept)")
     return 0
+
+
+def _is_event_log(path: Path) -> bool:
+    """Whether ``path`` is a kiosk's own event log (its events and audit tables), read-only."""
+    from urllib.parse import quote
+
+    try:
+        with path.open("rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                return False
+        conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+    except (OSError, sqlite3.Error):
+        return False  # no file yet, or one the pull itself will name
+    try:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+    return {"events", "audit"} <= names
 
 
 def purge_run(args: argparse.Namespace) -> int:
