@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     from kiosk.clock import SystemClock
     from kiosk.config import ConfigError, load_config
 
+    if args.max_pixels < 1:
+        raise UsageError(f"--max-pixels {args.max_pixels}: expected a positive number")
     try:
         cfg = load_config(args.config).readers.decoder
     except ConfigError as exc:
