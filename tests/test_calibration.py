@@ -356,3 +356,14 @@ def test_cli_emissivity_write_to_the_emulator_is_refused(data_dir, capsys, monke
     assert out == ""
     assert err.count("\n") == 1 and "--config" in err and "$KIOSK_CONFIG" in err, err
     assert "kiosk-admin" in err
+
+
+def test_cli_show_names_the_folder_when_nothing_was_ever_calibrated_there(tmp_path, capsys):
+    """`kiosk calibrate --data WRONG show` printed the factory model and `no pairs recorded`,
+    exit 0, naming no file: read as "the calibration is lost" when only the folder was
+    wrong. It still shows the model the kiosk would use, and says where it looked."""
+    assert calibrate(tmp_path, "show") == 0
+    out, err = capsys.readouterr()
+    assert "no pairs recorded" in out
+    assert str(tmp_path / "calibration.json") in err and "never calibrated" in err
+    assert not (tmp_path / "calibration.json").exists()

@@ -139,6 +139,11 @@ def _load(args: argparse.Namespace) -> Calibration:
 def _show(args: argparse.Namespace) -> int:
     """print the model and the recorded pairs"""
     cal = _load(args)
+    if not _path(args).exists():  # a fresh kiosk, or a wrong --data: say where it looked
+        print(
+            f"kiosk calibrate: no {_path(args)}: never calibrated here, the factory model",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(cal.to_dict(), indent=2))
         return 0
