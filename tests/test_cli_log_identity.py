@@ -197,3 +197,18 @@ def test_a_pull_into_a_kiosks_own_event_log_is_refused(tmp_path, capsys, no_conf
     assert str(db) in err and "event log" in err
     with sqlite3.connect(db) as conn:
         assert sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master")) == before
+
+
+def test_a_config_is_checked_against_the_logs_events_as_the_daemon_checks_it(
+    tmp_path, capsys, no_config
+):
+    """A log with no passages yet, only a token made by hand without a config (stamped with
+    the default id): the daemon starts on it under its config's id, so the verbs run with
+    that config must not refuse it either; its events decide whose log it is."""
+    db = tmp_path / "kiosk.db"
+    assert main(["token", "new", "--scope", "logs:read", "--db", str(db)]) == 0
+    config = tmp_path / "north.toml"
+    config.write_text('[site]\nkiosk_id = "north-gate"\n', encoding="utf-8")
+    argv = ["guard", "add", "night", "--password-stdin", "--db", str(db), "--config", str(config)]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert _audit_ids(db)[-1] == ("north-gate", "guard_account_set")

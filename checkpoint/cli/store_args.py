@@ -2,10 +2,11 @@
 where it is and how the verbs that write open it — through ``EventLog``, like the daemon, so
 they are safe beside it (``verify-log`` only reads it, read-only).
 
-Whose name a verb writes into the log is the log's own: the kiosk_id of its newest row. A
-verb run by hand without ``--config`` (no ``kiosk-admin``, so no ``$KIOSK_CONFIG``) takes it
-from there instead of the default site's ``gate-1``; a config naming another kiosk is refused,
-as the daemon refuses to start on such a log (``checkpoint.app``)."""
+Whose name a verb writes into the log is the log's own. A verb run by hand without
+``--config`` (no ``kiosk-admin``, so no ``$KIOSK_CONFIG``) takes the kiosk_id of the log's
+newest event (else audit row) instead of the default site's ``gate-1``; a config naming
+another kiosk than the log's events is refused, as the daemon refuses to start on such a log
+(``checkpoint.app``)."""
 
 from __future__ import annotations
 
@@ -101,12 +102,14 @@ def open_store(
     )
     try:
         log.open()
-        owner = _log_owner(log)
+        owner = _newest_kiosk_id(log, _NEWEST_EVENT)
+        if owner is None and not args.config:
+            owner = _newest_kiosk_id(log, _NEWEST_AUDIT)
     except StoreFault as exc:
         log.close()
         raise CliError(f"cannot open {path}: {exc}") from None
     if owner is not None and owner != log.kiosk_id:
-        if args.config:
+        if args.config:  # as the daemon checks it: against the log's events
             log.close()
             raise UsageError(
                 f"{path} is the event log of kiosk {owner!r}, and site.kiosk_id of"
@@ -118,18 +121,12 @@ def open_store(
     return log
 
 
-def _log_owner(log: EventLog) -> str | None:
-    """The kiosk_id the log was written under: of its newest event, else of its newest audit
-    row; None for a log nothing has been written into."""
-    reader = log.reader()
-    for newest in _NEWEST_ROW:
-        row = reader.execute(newest).fetchone()
-        if row is not None:
-            return str(row[0])
-    return None
+def _newest_kiosk_id(log: EventLog, newest: str) -> str | None:
+    """The kiosk_id the log was written under, by its newest event (``_NEWEST_EVENT``, what
+    the daemon checks) or audit row; None when there is none."""
+    row = log.reader().execute(newest).fetchone()
+    return None if row is None else str(row[0])
 
 
-_NEWEST_ROW = (
-    "SELECT kiosk_id FROM events ORDER BY seq DESC LIMIT 1",
-    "SELECT kiosk_id FROM audit ORDER BY seq DESC LIMIT 1",
-)
+_NEWEST_EVENT = "SELECT kiosk_id FROM events ORDER BY seq DESC LIMIT 1"
+_NEWEST_AUDIT = "SELECT kiosk_id FROM audit ORDER BY seq DESC LIMIT 1"
