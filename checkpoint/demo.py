@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from checkpoint.app import Daemon, build_core
+from checkpoint.app import Daemon, build_core, stop_on_signals
 from checkpoint.replay import (
     SCENARIO_DIR,
     DeviceTarget,
@@ -99,7 +99,10 @@ async def start_demo(
     clock: Clock | None = None,
     host: str = "127.0.0.1",
     config: KioskConfig | None = None,
+    stopping: asyncio.Event | None = None,
 ) -> DemoSession:
+    """The demo kiosk, started. ``stopping``: the daemon's stop, set already by a signal
+    that came while it started (``run_demo``); it is then stopped once started."""
     config = config or demo_config(port, host)
     keys = ScenarioKeys()
     trust = trust_dir(config, data_dir)
@@ -111,6 +114,24 @@ async def start_demo(
     core = await asyncio.to_thread(
         build_core, config, data_dir, clock or ShiftedClock(scenario.start)
     )
+    try:
+        session = await _demo_session(core, keys, stopping)
+    except BaseException:
+        await asyncio.to_thread(core.close)
+        raise
+    try:
+        await session.daemon.start()
+    except BaseException:
+        await session.daemon.stop()
+        raise
+    return session
+
+
+async def _demo_session(
+    core: Core, keys: ScenarioKeys, stopping: asyncio.Event | None
+) -> DemoSession:
+    """The demo's issuing key, event log switch, accounts and API token on ``core``, and its
+    daemon, not started yet."""
     core.issuer_key = keys.demo
     # A switch in front of the event log lets the stream show a full disk (and recovery).
     store_switch = StoreSwitch(core.store)
@@ -125,8 +146,7 @@ async def start_demo(
     _, token = await asyncio.to_thread(
         core.tokens.create, ["logs:read", "stats:read"], "demo office", "demo"
     )
-    daemon = Daemon(core)
-    await daemon.start()
+    daemon = Daemon(core, stopping=stopping)
     return DemoSession(
         core, daemon, keys, "guard", password, token, store_switch, "admin", admin_password
     )
@@ -188,10 +208,12 @@ def print_banner(session: DemoSession) -> None:
 
 
 async def run_demo(port: int, data: Path | None, host: str = "127.0.0.1") -> int:
+    stopping = asyncio.Event()
+    stop_on_signals(stopping.set)  # first, as `kiosk run`: a SIGTERM while starting is a clean stop
     with contextlib.ExitStack() as stack:
         if data is None:
             data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kiosk-demo-")))
-        session = await start_demo(data, port, host=host)
+        session = await start_demo(data, port, host=host, stopping=stopping)
         print_banner(session)
         visitors = asyncio.create_task(play_visitors(session), name="demo-visitors")
         try:

@@ -304,7 +304,8 @@ def test_guard_add_refuses_a_bad_name_with_exit_2(monkeypatch, data_dir, capsys)
     assert "account name" in capsys.readouterr().err
 
 
-def test_guard_remove_of_an_unknown_account_fails_with_exit_1(data_dir, capsys):
+def test_guard_remove_of_an_unknown_account_fails_with_exit_1(data_dir, clock, capsys):
+    EventLog(data_dir / "kiosk.db", "gate-1", clock).open().close()  # the kiosk's log
     assert main(["guard", "remove", "ghost", "--data", str(data_dir)]) == 1
     assert "no stored account" in capsys.readouterr().err
 
@@ -337,3 +338,19 @@ def test_an_api_token_name_ending_in_a_newline_is_refused(tmp_path, clock):
             TokenStore(log, pepper="p" * 32, clock=clock).create(["logs:read"], name="office\n")
     finally:
         log.close()
+
+
+@pytest.mark.parametrize("errors", ["surrogateescape", "strict"])
+@pytest.mark.parametrize("verb", [["guard", "hash", "x"], ["guard", "add", "x", "--data"]])
+def test_a_password_on_stdin_that_is_not_utf8_is_one_line(
+    verb, errors, data_dir, monkeypatch, capsys
+):
+    """A password piped from a file in another encoding (GBK here) was a UnicodeEncodeError
+    (or UnicodeDecodeError) traceback; nothing was stored all the same."""
+    gbk = "你好世界！\n".encode("gbk")
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(gbk), "utf-8", errors))
+    argv = [*verb, str(data_dir)] if verb[-1] == "--data" else verb
+    assert main([*argv, "--password-stdin"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "UTF-8" in err and "Traceback" not in err
+    assert not (data_dir / "kiosk.db").exists()

@@ -344,3 +344,26 @@ def test_cli_without_data_uses_kiosk_data_like_every_other_verb(tmp_path, capsys
     capsys.readouterr()
     assert main(["calibrate", "show"]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+def test_cli_emissivity_write_to_the_emulator_is_refused(data_dir, capsys, monkeypatch):
+    """`sudo kiosk calibrate emissivity --set 0.95 --yes` by hand (no kiosk-admin, so no
+    $KIOSK_CONFIG) "wrote" the emulator's in-memory EEPROM and printed `emissivity 1.0000 ->
+    0.9500; power-cycle the sensor before use`, exit 0: the real sensor was never touched."""
+    monkeypatch.delenv("KIOSK_CONFIG", raising=False)
+    assert calibrate(data_dir, "emissivity", "--set", "0.95", "--yes") == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and "--config" in err and "$KIOSK_CONFIG" in err, err
+    assert "kiosk-admin" in err
+
+
+def test_cli_show_names_the_folder_when_nothing_was_ever_calibrated_there(tmp_path, capsys):
+    """`kiosk calibrate --data WRONG show` printed the factory model and `no pairs recorded`,
+    exit 0, naming no file: read as "the calibration is lost" when only the folder was
+    wrong. It still shows the model the kiosk would use, and says where it looked."""
+    assert calibrate(tmp_path, "show") == 0
+    out, err = capsys.readouterr()
+    assert "no pairs recorded" in out
+    assert str(tmp_path / "calibration.json") in err and "never calibrated" in err
+    assert not (tmp_path / "calibration.json").exists()

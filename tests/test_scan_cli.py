@@ -146,3 +146,21 @@ def test_an_image_over_the_pixel_budget_is_refused_from_its_header(tmp_path, cap
     assert main(["scan", str(bomb)]) == 2
     err = capsys.readouterr().err
     assert "20000x20000 pixels is over the budget" in err
+
+
+def test_a_folder_given_as_an_image_is_not_called_missing(tmp_path, capsys):
+    """`kiosk scan photos/` said `photos/: no such file` of a folder that is there."""
+    assert main(["scan", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"kiosk scan: {tmp_path}: a folder, not an image file"
+    ]
+
+
+@pytest.mark.parametrize("budget", ["0", "-5"])
+def test_a_pixel_budget_below_one_is_a_usage_error(budget, photos, capsys):
+    """`--max-pixels 0` (or a negative one) refused every image as 'over the budget', one
+    line per file, as if the files were at fault."""
+    paths, _ = photos
+    assert main(["scan", "--max-pixels", budget, str(paths["phone"])]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--max-pixels" in err and str(paths["phone"]) not in err

@@ -86,6 +86,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except UnicodeEncodeError as exc:
+        if "surrogates" not in exc.reason:
+            raise
+        # Bytes of argv, stdin or a file name that are not UTF-8 reach Python as lone
+        # surrogates, and fail where they are first encoded: bad input, not a crash.
+        print(
+            f"kiosk {args.verb}: an argument or input is not UTF-8 text (typed or saved in"
+            " another encoding?)",
+            file=sys.stderr,
+        )
+        return 2
     except Exception as exc:
         if not _is_store_fault(exc):
             raise

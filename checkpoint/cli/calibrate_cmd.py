@@ -23,6 +23,7 @@ from kiosk.devices import DeviceFault
 
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_group, add_verb
+from .store_args import INSTALLED_CONFIG
 
 
 def _celsius(text: str) -> float:
@@ -138,6 +139,11 @@ def _load(args: argparse.Namespace) -> Calibration:
 def _show(args: argparse.Namespace) -> int:
     """print the model and the recorded pairs"""
     cal = _load(args)
+    if not _path(args).exists():  # a fresh kiosk, or a wrong --data: say where it looked
+        print(
+            f"kiosk calibrate: no {_path(args)}: never calibrated here, the factory model",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(cal.to_dict(), indent=2))
         return 0
@@ -209,6 +215,12 @@ def _emissivity(args: argparse.Namespace) -> int:
         cfg = load_config(args.config or os.environ.get("KIOSK_CONFIG") or None)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    if cfg.thermometer.driver.type == "fake" and args.set is not None:
+        raise UsageError(
+            "no --config or $KIOSK_CONFIG names the MLX90614, and the emulated sensor's"
+            f" EEPROM is not worth a write: name the daemon's config ({INSTALLED_CONFIG},"
+            " which `sudo kiosk-admin` uses)"
+        )
     if cfg.thermometer.driver.type == "fake":
         print(
             "kiosk calibrate: the emulated sensor (no --config or $KIOSK_CONFIG names the"

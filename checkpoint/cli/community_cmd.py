@@ -87,12 +87,12 @@ def _import_action(actions: Verbs, kind: str) -> None:
     imp.set_defaults(kind=kind)
 
 
-def _store(args: argparse.Namespace, config: KioskConfig) -> EventLog:
+def _store(args: argparse.Namespace, config: KioskConfig, *, create: bool = False) -> EventLog:
     from kiosk import lists, stats, tokens
     from kiosk.ledgers import MIGRATIONS
 
     return open_store(args, config, [tokens.MIGRATIONS, stats.MIGRATIONS, lists.MIGRATIONS,
-                                     *MIGRATIONS])  # fmt: skip
+                                     *MIGRATIONS], create=create)  # fmt: skip
 
 
 #: Days a report can be about: the calendar's ends overflow the day's bounds in UTC and the
@@ -200,14 +200,21 @@ def import_run(args: argparse.Namespace) -> int:
 
     Check every row and print the changes (added, changed, removed, unchanged) as JSON;
     nothing is written without --apply. Exit 2 on a bad file."""
-    from kiosk.community import CommunityError
+    from kiosk.community import CommunityError, check_actor
     from kiosk.listimport import ListPlan
     from kiosk.lists import ListError
     from kiosk.store import StoreFault
 
+    try:  # first: a change must never be put in force and then fail on its audit row
+        actor = check_actor(args.actor)
+        actor.encode("utf-8")  # undecodable bytes of argv come as lone surrogates
+    except CommunityError as exc:
+        raise UsageError(f"--actor: {exc}") from None
+    except UnicodeError:
+        raise UsageError("--actor: not UTF-8 text") from None
     data = _read(args.file)
     config = load_args_config(args)
-    store = _store(args, config)
+    store = _store(args, config, create=args.apply)
     try:
         plan, apply = _plan(args.kind, data, Path(args.file).name, store, args)
         out: dict[str, Any] = {"file": Path(args.file).name, **plan.diff.counts()}
@@ -218,7 +225,7 @@ def import_run(args: argparse.Namespace) -> int:
                            "removed": plan.diff.removed}  # fmt: skip
         out["applied"] = False
         if args.apply:
-            apply(args.actor)
+            apply(actor)
             out["applied"] = True
     except (CommunityError, ListError, ValueError) as exc:
         raise UsageError(f"{Path(args.file).name}: {exc}") from None

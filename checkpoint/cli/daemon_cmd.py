@@ -78,6 +78,19 @@ def _port(value: int) -> int:
     return value
 
 
+def _host(value: str) -> None:
+    """``--host`` as the demo's config takes it (``web.host``)."""
+    from pydantic import ValidationError
+
+    from kiosk.config import validation_problems
+    from kiosk.config.web import WebSection
+
+    try:
+        WebSection(host=value)
+    except ValidationError as exc:
+        raise UsageError(f"--host {value!r}: {'; '.join(validation_problems(exc))}") from None
+
+
 def _port_in_use(host: str, port: int) -> bool:
     """Whether ``host:port`` cannot be bound now (another demo or server has it)."""
     if port == 0:
@@ -115,6 +128,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from checkpoint.demo import run_demo as demo
 
     port = _port(args.port)
+    _host(args.host)
     if _port_in_use(args.host, port):
         raise _busy_port_error(args.host, port)
     data = demo_data_dir(args.data) if args.data is not None else None

@@ -62,12 +62,16 @@ def _account_args(p: argparse.ArgumentParser) -> None:
 
 def read_password(args: argparse.Namespace, stdin: TextIO | None = None) -> str:
     stdin = stdin or sys.stdin
-    if args.password_stdin or not stdin.isatty():
-        password: str = stdin.readline(_READ_LIMIT).rstrip("\r\n")
-    else:
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != password:
-            raise UsageError("the two passwords differ")
+    try:
+        if args.password_stdin or not stdin.isatty():
+            password: str = stdin.readline(_READ_LIMIT).rstrip("\r\n")
+        else:
+            password = getpass.getpass("Password: ")
+            if getpass.getpass("Again: ") != password:
+                raise UsageError("the two passwords differ")
+        password.encode("utf-8")  # undecodable bytes come as lone surrogates
+    except UnicodeError:
+        raise UsageError("the password is not UTF-8 text (a file in another encoding?)") from None
     if len(password) < MIN_PASSWORD:
         raise UsageError(f"password too short (at least {MIN_PASSWORD} characters)")
     return password
@@ -102,10 +106,10 @@ def hash_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store(args: argparse.Namespace) -> EventLog:
+def _open_store(args: argparse.Namespace, *, create: bool = False) -> EventLog:
     from kiosk import accounts
 
-    return open_store(args, load_args_config(args), [accounts.MIGRATIONS])
+    return open_store(args, load_args_config(args), [accounts.MIGRATIONS], create=create)
 
 
 def _actor() -> str:
@@ -121,7 +125,7 @@ def add_run(args: argparse.Namespace) -> int:
 
     _checked_name_role(args)
     hashed = _hash(read_password(args))
-    store = _open_store(args)
+    store = _open_store(args, create=True)
     try:
         AccountStore(store, now=store.clock.now).add(args.name, args.role, hashed, actor=_actor())
     except AccountError as exc:

@@ -271,7 +271,8 @@ def pass_batch(args: argparse.Namespace) -> int:
 
     CSV columns: household, holder, and optionally role, days, flags (';'-separated).
     Every row is checked first; one bad row and nothing is written. Writes one card per pass
-    (named by pass id) and passes.csv with every payload."""
+    (named by pass id) and passes.csv with every payload, into a new folder readable by its
+    owner only (or an empty one, as it is)."""
     default_days = _days(args.days)
     zone = _zone(args.tz)
     rows = _batch_rows(args.csv, default_days)

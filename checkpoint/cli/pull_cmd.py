@@ -1,8 +1,8 @@
 """``kiosk token``, ``kiosk pull`` and ``kiosk purge``.
 
 ``token`` and ``purge`` work on the kiosk's own database (``--db``, default: the ``store.path``
-of ``--config`` under ``--data``, else ``./kiosk.db``); they write through ``EventLog`` like
-the daemon, so they are safe to run beside it. ``pull`` runs in the office.
+of ``--config`` under ``--data``, else ``kiosk.db`` there: ``store_args``); they write through
+``EventLog`` like the daemon, so they are safe to run beside it. ``pull`` runs in the office.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_group, add_verb
-from .store_args import add_store_args, load_args_config, open_store
+from .store_args import add_store_args, db_path, load_args_config, open_store
 
 if TYPE_CHECKING:
     from kiosk.config import KioskConfig
@@ -94,10 +94,12 @@ def _tokens(actions: Verbs) -> None:
     add_store_args(revoke)
 
 
-def _open_store(args: argparse.Namespace, config: KioskConfig) -> EventLog:
+def _open_store(
+    args: argparse.Namespace, config: KioskConfig, *, create: bool = False
+) -> EventLog:
     from kiosk import stats, tokens
 
-    return open_store(args, config, [tokens.MIGRATIONS, stats.MIGRATIONS])
+    return open_store(args, config, [tokens.MIGRATIONS, stats.MIGRATIONS], create=create)
 
 
 def _token_store(store: EventLog) -> TokenStore:
@@ -114,7 +116,7 @@ def token_new(args: argparse.Namespace) -> int:
         validate_scopes(args.scope)
     except TokenError as exc:
         raise UsageError(str(exc)) from None
-    store = _open_store(args, load_args_config(args))
+    store = _open_store(args, load_args_config(args), create=True)
     try:
         info, plaintext = _token_store(store).create(args.scope, args.name, actor="cli")
     except TokenError as exc:
@@ -200,6 +202,11 @@ def pull_run(args: argparse.Namespace) -> int:
         target = Path(args.into)
         if not target.parent.is_dir():
             raise UsageError(f"no such directory: {target.parent}")
+        if _is_event_log(target):
+            raise UsageError(
+                f"--into {target} is a kiosk's event log; pull into another file (a copy is"
+                " outside retention: it must not live in the kiosk's own log)"
+            )
     failed = 0
     try:
         with Puller(
@@ -233,13 +240,34 @@ def pull_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_event_log(path: Path) -> bool:
+    """Whether ``path`` is a kiosk's own event log (its events and audit tables), read-only."""
+    from urllib.parse import quote
+
+    try:
+        with path.open("rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                return False
+        conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+    except (OSError, sqlite3.Error):
+        return False  # no file yet, or one the pull itself will name
+    try:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+    return {"events", "audit"} <= names
+
+
 def purge_run(args: argparse.Namespace) -> int:
     """delete personal data past retention, keep daily aggregates
 
     Null the personal fields of events older than DAYS (after freezing the daily reports
     of those days); the hash chain keeps verifying. Without --older-than, DAYS is the
     store.retention_days of --config (what kiosk-purge.timer runs nightly). A wall clock that
-    is not synchronised, or set back behind the log, purges nothing: exit 1."""
+    is not synchronised, or set back behind the log, purges nothing: exit 1. The log of
+    --config not written yet (the daemon never started) is nothing to purge: exit 0."""
     from kiosk.retention import MAX_DAYS, ClockNotTrusted, purge
     from kiosk.store import StoreFault
 
@@ -251,6 +279,11 @@ def purge_run(args: argparse.Namespace) -> int:
     config = load_args_config(args)
     if days is None:
         days = config.store.retention_days
+    path = db_path(args, config)
+    if args.config and not args.db and path.parent.is_dir() and not path.exists():
+        # The config's log, before the daemon first wrote it (the timer on a new install).
+        print(f"kiosk purge: no event log at {path} yet: nothing to purge", file=sys.stderr)
+        return 0
     store = _open_store(args, config)
     try:
         result = purge(

@@ -46,10 +46,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.scenario:
         raise UsageError("a SCENARIO file or name is required (see --list)")
-    if args.db and os.path.lexists(args.db):
-        # A replay's passages are simulated: never into a real event log, nor on top of
-        # another replay (its expectations assume a fresh log).
-        raise UsageError(f"--db {args.db} exists; a replay writes a new event log file")
+    if args.db is not None:
+        _check_new_db(args.db)
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
@@ -77,3 +75,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"  expectation failed: {failure}", file=sys.stderr)
         raise CliError(f"{len(result.failures)} expectation(s) failed in {scenario.name}")
     return 0
+
+
+def _check_new_db(db: str) -> None:
+    """``--db``: a new file in an existing folder. A replay's passages are simulated: never
+    into a real event log, nor on top of another replay (its expectations assume a fresh
+    log); and a mistyped folder is named, not made."""
+    if not db:
+        raise UsageError("--db needs a file name")
+    if os.path.lexists(db):
+        raise UsageError(f"--db {db} exists; a replay writes a new event log file")
+    folder = os.path.dirname(db) or "."
+    if not os.path.lexists(folder):
+        raise UsageError(f"--db {db}: no such directory: {folder}")

@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     from kiosk.clock import SystemClock
     from kiosk.config import ConfigError, load_config
 
+    if args.max_pixels < 1:
+        raise UsageError(f"--max-pixels {args.max_pixels}: expected a positive number")
     try:
         cfg = load_config(args.config).readers.decoder
     except ConfigError as exc:
@@ -90,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     for name in args.images:
         path = Path(name)
         if not path.is_file():
-            print(f"kiosk scan: {name}: no such file", file=sys.stderr)
+            why = "a folder, not an image file" if path.is_dir() else "no such file"
+            print(f"kiosk scan: {name}: {why}", file=sys.stderr)
             unusable += 1
             continue
         size = image_size(path)

@@ -1,6 +1,12 @@
 """The kiosk database for maintenance verbs (``token``, ``purge``, ``guard``, ``verify-log``):
 where it is and how the verbs that write open it — through ``EventLog``, like the daemon, so
-they are safe beside it (``verify-log`` only reads it, read-only)."""
+they are safe beside it (``verify-log`` only reads it, read-only).
+
+Whose name a verb writes into the log is the log's own. A verb run by hand without
+``--config`` (no ``kiosk-admin``, so no ``$KIOSK_CONFIG``) takes the kiosk_id of the log's
+newest event (else audit row) instead of the default site's ``gate-1``; a config naming
+another kiosk than the log's events is refused, as the daemon refuses to start on such a log
+(``checkpoint.app``)."""
 
 from __future__ import annotations
 
@@ -31,9 +37,14 @@ def add_store_args(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         default=os.environ.get("KIOSK_CONFIG") or None,
         help="kiosk config (for store.path, site; default: $KIOSK_CONFIG, which kiosk-admin"
-        " sets to the daemon's)",
+        " sets to the daemon's). One naming another kiosk than the log's is refused; without"
+        " one, the log's own kiosk_id is written",
     )
     p.add_argument("--data", metavar="DIR", help="data dir (default: $KIOSK_DATA, else ./data)")
+
+
+#: Where the installer puts the daemon's config (docs/operations.md), for the messages.
+INSTALLED_CONFIG = "/etc/kiosk/kiosk.toml"
 
 
 def load_args_config(args: argparse.Namespace) -> KioskConfig:
@@ -56,8 +67,15 @@ def db_path(args: argparse.Namespace, config: KioskConfig) -> Path:
 
 
 def open_store(
-    args: argparse.Namespace, config: KioskConfig, migrations: Iterable[Migrations]
+    args: argparse.Namespace,
+    config: KioskConfig,
+    migrations: Iterable[Migrations],
+    *,
+    create: bool = False,
 ) -> EventLog:
+    """The kiosk's event log, open for the verb. Only a verb that adds (``create``: a token,
+    an account, an applied import) may begin a new log; any other verb pointed where there is
+    none says so (exit 2) and leaves no empty log behind to be taken for the kiosk's."""
     from kiosk.clock import SystemClock
     from kiosk.store import EventLog, StoreFault
 
@@ -67,6 +85,14 @@ def open_store(
             f"no such directory for the database: {path.parent}; name the kiosk's with"
             " --data DIR or --db FILE (sudo kiosk-admin uses the daemon's)"
         )
+    if path.exists() and not path.is_file():  # `--db /`, a folder, a device
+        raise UsageError(f"{path}: not a file; the kiosk's event log is a file (--db FILE)")
+    if not create and not path.exists():
+        raise UsageError(
+            f"no event log at {path}: name the kiosk's with --data DIR or --db FILE, or its"
+            f" config with --config FILE or $KIOSK_CONFIG (the daemon's is {INSTALLED_CONFIG},"
+            " which `sudo kiosk-admin` uses)"
+        )
     log = EventLog(
         path,
         config.site.kiosk_id,
@@ -75,6 +101,32 @@ def open_store(
         migrations=list(migrations),
     )
     try:
-        return log.open()
+        log.open()
+        owner = _newest_kiosk_id(log, _NEWEST_EVENT)
+        if owner is None and not args.config:
+            owner = _newest_kiosk_id(log, _NEWEST_AUDIT)
     except StoreFault as exc:
+        log.close()
         raise CliError(f"cannot open {path}: {exc}") from None
+    if owner is not None and owner != log.kiosk_id:
+        if args.config:  # as the daemon checks it: against the log's events
+            log.close()
+            raise UsageError(
+                f"{path} is the event log of kiosk {owner!r}, and site.kiosk_id of"
+                f" {args.config} is {config.site.kiosk_id!r}: name that kiosk's config with"
+                f" --config FILE or $KIOSK_CONFIG (the daemon's is {INSTALLED_CONFIG}, which"
+                " `sudo kiosk-admin` uses)"
+            )
+        log.kiosk_id = owner
+    return log
+
+
+def _newest_kiosk_id(log: EventLog, newest: str) -> str | None:
+    """The kiosk_id the log was written under, by its newest event (``_NEWEST_EVENT``, what
+    the daemon checks) or audit row; None when there is none."""
+    row = log.reader().execute(newest).fetchone()
+    return None if row is None else str(row[0])
+
+
+_NEWEST_EVENT = "SELECT kiosk_id FROM events ORDER BY seq DESC LIMIT 1"
+_NEWEST_AUDIT = "SELECT kiosk_id FROM audit ORDER BY seq DESC LIMIT 1"
