@@ -20,7 +20,7 @@ import signal
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -42,7 +42,7 @@ from kiosk.lists import ListStore
 from kiosk.passes import KeyFileError, TrustList, load_private_key
 from kiosk.runner import EngineRunner
 from kiosk.secrets import get_secret
-from kiosk.store import EventLog, StoreFault
+from kiosk.store import EventLog, StoreFault, record_site
 from kiosk.tokens import TokenStore
 
 if TYPE_CHECKING:
@@ -104,7 +104,17 @@ def _open_event_log(config: KioskConfig, data_dir: Path, clock: Clock) -> EventL
     store.open()
     with _closing_on_error(store.close):
         _check_log_owner(store, config.site.kiosk_id)
+        record_site(store, site_record(config))
     return store
+
+
+def site_record(config: KioskConfig) -> dict[str, Any]:
+    """What the log keeps of its site (``kiosk.store.record_site``): the settings its local
+    days and daily reports are cut by, for a verb run without the config."""
+    return {
+        "timezone": config.site.timezone,
+        "quota": config.policy.quota.model_dump(mode="json"),
+    }
 
 
 def _check_log_owner(store: EventLog, kiosk_id: str) -> None:

@@ -476,6 +476,39 @@ def _set_high_water(conn: sqlite3.Connection, table: str, seq: int) -> None:
     )
 
 
+#: ``meta``'s key for the site settings the log's local days and reports are cut by (the
+#: site's timezone, the outing quota), recorded by the daemon that writes the log: a verb run
+#: by hand without the kiosk's config reads them from the log, not the defaults.
+SITE_META_KEY = "site"
+
+
+def record_site(log: EventLog, settings: Mapping[str, Any]) -> None:
+    """Record ``settings`` (JSON-able) as the site the log is written for, if they changed."""
+    text = json.dumps(settings, sort_keys=True, ensure_ascii=False)
+    if recorded_site(log.reader()) == settings:
+        return
+
+    def write(db: sqlite_utils.Database) -> None:
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [SITE_META_KEY, text],
+        )
+
+    log.submit(write)
+
+
+def recorded_site(db: sqlite_utils.Database) -> dict[str, Any] | None:
+    """The site settings the daemon recorded in the log (``record_site``); None if none
+    were (a log no daemon has written since) or the record is not a JSON object."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [SITE_META_KEY]).fetchone()
+    try:
+        value = json.loads(row[0]) if row else None
+    except (TypeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 # ---------------------------------------------------------------------------------------------
 # Verification
 

@@ -10,7 +10,9 @@ refused, and a missing log is one line and a non-zero exit, creating nothing."""
 from __future__ import annotations
 
 import io
+import json
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -212,3 +214,60 @@ def test_a_config_is_checked_against_the_logs_events_as_the_daemon_checks_it(
     argv = ["guard", "add", "night", "--password-stdin", "--db", str(db), "--config", str(config)]
     assert main(argv) == 0, capsys.readouterr().err
     assert _audit_ids(db)[-1] == ("north-gate", "guard_account_set")
+
+
+def test_a_report_without_a_config_counts_the_sites_own_local_day(tmp_path, capsys, no_config):
+    # A Berlin kiosk's daemon wrote a passage at 20:00 local time on 2 March (19:00 UTC, 03:00
+    # on 3 March in Shanghai, the default site timezone). The office's report for 2 March,
+    # run by hand without the config, used to cut the days at Shanghai's midnight: the passage
+    # fell on 3 March. The daemon records the settings its log's days depend on, and a verb
+    # without a config reads them from the log.
+    db = _berlin_log(tmp_path)
+    counts = {}
+    for day in ("2026-03-02", "2026-03-03"):
+        assert main(["report", "--db", str(db), "--day", day]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["timezone"] == "Europe/Berlin"
+        assert report["exits_per_household"]["quota_enabled"] is True
+        assert report["exits_per_household"]["period_days"] == 3
+        counts[day] = report["by_decision"]
+    assert counts == {"2026-03-02": {"pass": 1}, "2026-03-03": {}}, counts
+
+
+def _berlin_log(tmp_path: Path) -> Path:
+    """A Berlin kiosk's log (an outing quota of one exit in 3 days) as its daemon opened and
+    wrote it: one passage at 20:00 local time on 2 March."""
+    from checkpoint.app import _open_event_log
+    from kiosk.clock import FakeClock
+    from kiosk.config import load_config
+
+    toml = tmp_path / "berlin.toml"
+    toml.write_text(
+        '[site]\nkiosk_id = "gate-7"\ntimezone = "Europe/Berlin"\n'
+        "[policy.quota]\nenabled = true\nperiod_days = 3\n",
+        encoding="utf-8",
+    )
+    clock = FakeClock(start=datetime(2026, 3, 2, 19, 0, tzinfo=UTC))
+    log = _open_event_log(load_config(toml), tmp_path, clock)
+    try:
+        log.append(EventDraft(direction="in", decision="pass", household="1-101", temp_c=36.5))
+    finally:
+        log.close()
+    return tmp_path / "kiosk.db"
+
+
+def test_a_purge_without_a_config_freezes_the_sites_own_local_days(tmp_path, capsys, no_config):
+    # The purge freezes the daily report of each day it purges: cut at Shanghai's midnight
+    # (the default), the Berlin passage's day would be frozen as 3 March, for good.
+    db = _berlin_log(tmp_path)
+    assert main(["purge", "--db", str(db), "--older-than", "0"]) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["days_frozen"] == ["2026-03-02"]
+
+
+def test_a_damaged_site_record_is_one_line_not_the_defaults(tmp_path, capsys, no_config):
+    db = _berlin_log(tmp_path)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'site'", ['{"timezone": "Mars/Base"}'])
+    assert main(["report", "--db", str(db), "--day", "2026-03-02"]) == 1
+    err = _one_line_error(capsys, "report")
+    assert "site settings" in err and "--config" in err

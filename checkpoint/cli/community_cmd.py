@@ -22,7 +22,7 @@ from kiosk.files import UnreadableFile, read_bounded
 
 from .errors import CliError, UsageError, write_file
 from .parsers import Verbs, add_group, add_verb
-from .store_args import add_store_args, load_args_config, open_store
+from .store_args import add_store_args, load_args_config, open_store, site_config
 
 if TYPE_CHECKING:
     from kiosk.compound import ImportPlan
@@ -154,6 +154,7 @@ def report_run(args: argparse.Namespace) -> int:
     config = load_args_config(args)
     store = _store(args, config)
     try:
+        config = site_config(args, config, store)
         report = daily_report(store.reader(), day, config.site.timezone, config.policy.quota)
     finally:
         store.close()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_group, add_verb
-from .store_args import add_store_args, db_path, load_args_config, open_store
+from .store_args import add_store_args, db_path, load_args_config, open_store, site_config
 
 if TYPE_CHECKING:
     from kiosk.config import KioskConfig
@@ -286,6 +286,7 @@ def purge_run(args: argparse.Namespace) -> int:
         return 0
     store = _open_store(args, config)
     try:
+        config = site_config(args, config, store)
         result = purge(
             store,
             days,

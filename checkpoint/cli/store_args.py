@@ -6,11 +6,14 @@ Whose name a verb writes into the log is the log's own. A verb run by hand witho
 ``--config`` (no ``kiosk-admin``, so no ``$KIOSK_CONFIG``) takes the kiosk_id of the log's
 newest event (else audit row) instead of the default site's ``gate-1``; a config naming
 another kiosk than the log's events is refused, as the daemon refuses to start on such a log
-(``checkpoint.app``)."""
+(``checkpoint.app``). Likewise the settings the log's local days are cut by (the site's
+timezone, the outing quota): the daemon records them in the log, and a verb without a config
+reads them there (``site_config``)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -119,6 +122,34 @@ def open_store(
             )
         log.kiosk_id = owner
     return log
+
+
+def site_config(args: argparse.Namespace, config: KioskConfig, log: EventLog) -> KioskConfig:
+    """The settings the log's local days and reports are cut by: those of the config named
+    (``--config``, ``$KIOSK_CONFIG``), or without one those its daemon recorded in the log
+    (the site's timezone and outing quota), not the defaults; a log no daemon recorded a site
+    in keeps the defaults."""
+    from pydantic import ValidationError
+
+    from kiosk.config.policy import QuotaConfig
+    from kiosk.config.site import SiteConfig
+    from kiosk.store import recorded_site
+
+    recorded = None if args.config else recorded_site(log.reader())
+    if recorded is None:
+        return config
+    try:
+        site = SiteConfig.model_validate(
+            {**config.site.model_dump(), "timezone": recorded.get("timezone")}
+        )
+        quota = QuotaConfig.model_validate_json(json.dumps(recorded.get("quota")))
+    except ValidationError:
+        raise CliError(
+            f"{log.path}: the site settings its daemon recorded are damaged; name the kiosk's"
+            f" config with --config FILE or $KIOSK_CONFIG (the daemon's is {INSTALLED_CONFIG})"
+        ) from None
+    policy = config.policy.model_copy(update={"quota": quota})
+    return config.model_copy(update={"site": site, "policy": policy})
 
 
 def _newest_kiosk_id(log: EventLog, newest: str) -> str | None:
