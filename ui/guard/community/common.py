@@ -279,7 +279,7 @@ async def change(fn: Callable[[], T]) -> T:
     try:
         return await asyncio.to_thread(fn)
     except (CommunityError, ListError) as exc:
-        raise BadInput(str(exc)[:300]) from None
+        raise BadInput(str(exc)) from None
 
 
 async def save(request: Request, page: str, fn: Callable[[], object]) -> Response:
