@@ -159,3 +159,13 @@ def test_a_refusal_in_no_known_form_is_shown_as_it_came():
 
 def test_every_form_has_its_words_in_both_languages():
     assert core_words.KEYS and all(i18n.has(k) for k in core_words.KEYS)
+
+
+def test_a_day_the_statistics_refuse_is_said_in_the_guards_language(guard_client):
+    login(guard_client)
+    guard_client.get("/guard/stats?lang=zh-CN")
+    for path in ("/guard/stats?day=1999-12-31", "/guard/export.csv?day=2026-02-30"):
+        refused = guard_client.get(path)
+        assert refused.status_code == 400
+        detail = refused.json()["detail"]
+        assert re.search(r"[\u4e00-\u9fff]", detail) and "Day" not in detail, detail
