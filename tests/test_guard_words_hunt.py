@@ -1,0 +1,39 @@
+"""Defects a guard on a Chinese-language phone or tablet met: what the console answers is
+said in the console's language, on the console's pages."""
+
+from __future__ import annotations
+
+from guard_support import BASE, login, post
+
+from kiosk.calibration import default_path
+
+HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+def test_a_form_from_a_page_of_an_earlier_sign_in_is_refused_on_the_page_in_chinese(
+    guard_client, guard_core
+):
+    """A tab left open while the tablet was signed out and in again (the next guard) posts
+    its form with the earlier sign-in's token: refused, nothing done, and said on the page
+    in the guard's language (was: a bare ``{"detail":"missing or wrong CSRF token"}``)."""
+    old = login(guard_client)
+    guard_client.get("/guard/calibration?lang=zh-CN")
+    post(guard_client, "/guard/logout", old)
+    login(guard_client)
+    form = {"csrf": old, "clinical_c": "36.8", "object_c": "34.9", "ambient_c": "24.0"}
+    refused = guard_client.post(
+        "/guard/calibration",
+        data=form,
+        headers={"Origin": BASE, "Accept": HTML},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 303, refused.text
+    shown = guard_client.get(refused.headers["location"]).text
+    assert "本页是在之前登录时打开的" in shown and "CSRF" not in shown
+    assert not default_path(guard_core.data_dir).exists()  # nothing recorded
+
+
+def test_a_script_posting_with_a_wrong_token_is_still_refused_403(guard_client):
+    login(guard_client)
+    refused = post(guard_client, "/guard/calibration", "not-the-token", clinical_c="36.8")
+    assert refused.status_code == 403
