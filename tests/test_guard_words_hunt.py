@@ -37,3 +37,26 @@ def test_a_script_posting_with_a_wrong_token_is_still_refused_403(guard_client):
     login(guard_client)
     refused = post(guard_client, "/guard/calibration", "not-the-token", clinical_c="36.8")
     assert refused.status_code == 403
+
+
+def _calibration(points: int, fitted_at: str | None = None):
+    from kiosk.calibration import Calibration, CalibrationPoint
+
+    point = CalibrationPoint(36.8, 34.9, 24.0, "2026-03-01T01:00:00+00:00", "guard")
+    return Calibration(fitted_at=fitted_at, points=(point,) * points)
+
+
+def test_the_calibration_page_says_when_the_model_was_fitted_in_the_sites_time(
+    guard_client, guard_core
+):
+    """Was ``2026-03-01T18:30`` (the stored UTC time, cut at 16 characters) beside pairs
+    dated in the site's time."""
+    fitted = "2026-03-01T18:30:00+00:00"
+    _calibration(3, fitted).save(default_path(guard_core.data_dir))
+    login(guard_client)
+    page = guard_client.get("/guard/calibration?lang=zh-CN").text
+    from ui.guard.display import local_time
+
+    tz = guard_client.app.state.guard.tz
+    assert local_time(fitted, tz, "%Y-%m-%d %H:%M") in page
+    assert "2026-03-01T18:30" not in page

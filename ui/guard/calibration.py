@@ -75,6 +75,7 @@ def calibration_page(request: Request, session: PageSession, g: GuardDep) -> Res
         session,
         points=points_view(cal, g),
         model=cal,
+        fitted_when=local_time(cal.fitted_at, g.tz, "%Y-%m-%d %H:%M"),
         problem=problem,
         last=last,
         last_when=local_time(last.ts, g.tz, "%Y-%m-%d %H:%M:%S") if last else "",
