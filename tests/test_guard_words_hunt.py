@@ -60,3 +60,16 @@ def test_the_calibration_page_says_when_the_model_was_fitted_in_the_sites_time(
     tz = guard_client.app.state.guard.tz
     assert local_time(fitted, tz, "%Y-%m-%d %H:%M") in page
     assert "2026-03-01T18:30" not in page
+
+
+def test_the_calibration_page_counts_every_pair_stored_not_the_twenty_it_lists(
+    guard_client, guard_core
+):
+    """Was 20 (the rows listed) with 1000 pairs stored and a new pair refused as "full"."""
+    import re
+
+    _calibration(45).save(default_path(guard_core.data_dir))
+    login(guard_client)
+    page = guard_client.get("/guard/calibration?lang=zh-CN").text
+    assert re.search(r'<span class="count">45</span>', page), page
+    assert page.count('<td class="num">36.8</td>') == 20  # the latest 20 are listed

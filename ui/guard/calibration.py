@@ -74,6 +74,7 @@ def calibration_page(request: Request, session: PageSession, g: GuardDep) -> Res
         "guard_calibration.html",
         session,
         points=points_view(cal, g),
+        stored=len(cal.points),
         model=cal,
         fitted_when=local_time(cal.fitted_at, g.tz, "%Y-%m-%d %H:%M"),
         problem=problem,
