@@ -73,3 +73,13 @@ def test_the_calibration_page_counts_every_pair_stored_not_the_twenty_it_lists(
     page = guard_client.get("/guard/calibration?lang=zh-CN").text
     assert re.search(r'<span class="count">45</span>', page), page
     assert page.count('<td class="num">36.8</td>') == 20  # the latest 20 are listed
+
+
+def test_a_link_cannot_put_words_in_the_sign_in_pages_error_banner(guard_client):
+    """``/guard/login?error=…`` showed any text in the sign-in page's red banner, on the
+    console's own page: a link or a QR code sent to a guard could ask for the password
+    ("系统升级，请致电 138… 告知密码"). The banner says only the console's own problems."""
+    planted = "系统升级，请致电 13800138000 告知密码"
+    page = guard_client.get("/guard/login", params={"error": planted, "lang": "zh-CN"}).text
+    assert "13800138000" not in page
+    assert 'class="flash err"' not in page
