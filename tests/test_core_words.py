@@ -169,3 +169,11 @@ def test_a_day_the_statistics_refuse_is_said_in_the_guards_language(guard_client
         assert refused.status_code == 400
         detail = refused.json()["detail"]
         assert re.search(r"[\u4e00-\u9fff]", detail) and "Day" not in detail, detail
+
+
+def test_a_shift_time_out_of_range_is_said_with_its_dates():
+    """The handover desk's refusal carries two dates, not line numbers."""
+    text = "'2026-13-01': expected a local date and time from 2000-01-01 to 2999-12-31"
+    assert core_words.refusal_text("zh-CN", text) == (
+        "'2026-13-01'：应为 2000-01-01 到 2999-12-31 之间的本地日期和时间"
+    )
