@@ -83,3 +83,21 @@ def test_a_link_cannot_put_words_in_the_sign_in_pages_error_banner(guard_client)
     page = guard_client.get("/guard/login", params={"error": planted, "lang": "zh-CN"}).text
     assert "13800138000" not in page
     assert 'class="flash err"' not in page
+
+
+import pytest  # noqa: E402
+
+from ui.guard.forms import BadInput, number  # noqa: E402
+
+
+@pytest.mark.parametrize("typed", ["３６．８", "36。8", "３６，８", "36．8", " ３６.８ "])
+def test_a_temperature_typed_with_a_chinese_input_method_is_read(typed):
+    """A tablet's Chinese input method in full-width mode types ３６．８, and 。 for the
+    point: the console read ３６.８ (full-width digits) but refused those as "not a number"."""
+    assert number(typed, "reg.temp") == 36.8
+
+
+@pytest.mark.parametrize("typed", ["３６。８。", "36..8", "三十六", "inf", "３６ ８"])
+def test_what_is_not_a_number_in_any_width_is_still_refused(typed):
+    with pytest.raises(BadInput):
+        number(typed, "reg.temp")

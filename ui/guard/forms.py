@@ -62,8 +62,10 @@ def clean(value: object, field: str, *, required: bool = False, max_len: int = M
 
 
 def number(value: object, field: str, *, required: bool = False) -> float | None:
-    """A decimal number as typed (a comma is a decimal point too); None when left empty."""
-    text = str(value or "").strip()
+    """A decimal number as typed (a comma is a decimal point too); None when left empty.
+    What a Chinese input method types is read as its plain form: full-width ３６．８ (NFKC),
+    and 。 for the point."""
+    text = unicodedata.normalize("NFKC", str(value or "")[:1000]).replace("。", ".").strip()
     if not text:
         if required:
             raise BadInput("err.required", field=field)
