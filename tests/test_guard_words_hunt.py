@@ -101,3 +101,12 @@ def test_a_temperature_typed_with_a_chinese_input_method_is_read(typed):
 def test_what_is_not_a_number_in_any_width_is_still_refused(typed):
     with pytest.raises(BadInput):
         number(typed, "reg.temp")
+
+
+@pytest.mark.parametrize("typed", ["３６．８", "36。8", "36,8"])
+def test_a_returnees_temperature_typed_with_a_chinese_input_method_is_read(typed):
+    from starlette.datastructures import FormData
+
+    from ui.guard.community.common import form_float
+
+    assert form_float(FormData({"temp_c": typed}), "temp_c") == 36.8

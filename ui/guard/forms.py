@@ -61,11 +61,16 @@ def clean(value: object, field: str, *, required: bool = False, max_len: int = M
     return text
 
 
+def typed_number(value: object) -> str:
+    """A number's text as typed, in its plain form: what a Chinese input method types too
+    (full-width ３６．８ by NFKC, 。 for the point), a comma as the decimal point."""
+    text = unicodedata.normalize("NFKC", str(value or "")[:1000]).replace("。", ".")
+    return text.replace(",", ".").strip()
+
+
 def number(value: object, field: str, *, required: bool = False) -> float | None:
-    """A decimal number as typed (a comma is a decimal point too); None when left empty.
-    What a Chinese input method types is read as its plain form: full-width ３６．８ (NFKC),
-    and 。 for the point."""
-    text = unicodedata.normalize("NFKC", str(value or "")[:1000]).replace("。", ".").strip()
+    """A decimal number as typed (``typed_number``); None when left empty."""
+    text = typed_number(value)
     if not text:
         if required:
             raise BadInput("err.required", field=field)
@@ -73,7 +78,7 @@ def number(value: object, field: str, *, required: bool = False) -> float | None
     if len(text) > 32:
         raise BadInput("err.number", field=field)
     try:
-        out = float(text.replace(",", "."))
+        out = float(text)
     except ValueError:
         raise BadInput("err.number", field=field) from None
     if out != out or out in (float("inf"), float("-inf")):
