@@ -110,3 +110,27 @@ def test_a_returnees_temperature_typed_with_a_chinese_input_method_is_read(typed
     from ui.guard.community.common import form_float
 
     assert form_float(FormData({"temp_c": typed}), "temp_c") == 36.8
+
+
+def test_the_kiosk_screen_opened_on_a_guards_phone_says_why_in_the_sites_language(tmp_path, clock):
+    """A guard opening /kiosk on a phone got ``{"detail":"this is the kiosk's own screen; not
+    served to others"}``: a bare English line. Still refused (403), in the site's language,
+    with the way to the guard console."""
+    from fastapi.testclient import TestClient
+
+    from checkpoint.app import build_core
+    from kiosk.config import parse_config
+    from ui.app import create_app
+
+    core = build_core(parse_config({}), tmp_path / "d", clock)
+    try:
+        phone = TestClient(create_app(core), client=("192.168.1.50", 40000))
+        refused = phone.get("/kiosk", headers={"Accept": HTML})
+        assert refused.status_code == 403
+        assert "text/html" in refused.headers["content-type"]
+        assert "测温通行机自己的屏幕" in refused.text and 'href="/guard"' in refused.text
+        assert "not served" not in refused.text
+        assert phone.get("/kiosk").status_code == 403  # a script: as before
+    finally:
+        core.store.close()
+        core.devices.close()
