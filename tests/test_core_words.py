@@ -143,11 +143,17 @@ def test_every_refusal_reaches_a_chinese_page_in_chinese(where, text, literal):
         "line 3: household: String should have at least 1 characters",
         "line 3: pass_id: Value error, must be 12 hex digits (as printed by kiosk pass verify); "
         "line 4: household: Field required (and 2 more lines); nothing imported",
+        # What a list import's line says of a field (kiosk.listimport, pydantic's words).
+        "line 2: household: String should have at least 1 character",
+        "line 2: from: Value error, 2026-13-01 is not a calendar date",
+        "line 2: residents: Input should be a valid integer, unable to parse string as an integer",
+        "line 2: residents: Input should be greater than or equal to 0",
+        "line 2: residents: Input should be less than or equal to 100",
     ],
 )
 def test_the_field_checks_a_ledger_repeats_are_said_in_chinese_too(text):
     zh = core_words.refusal_text("zh-CN", text)
-    assert not re.search(r"Field required|String should|Value error|nothing imported", zh), zh
+    assert not re.search(r"[A-Za-z]{4,}", zh.replace("household", "")), zh
     assert core_words.refusal_text("en", text) == text
 
 

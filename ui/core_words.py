@@ -22,8 +22,9 @@ from ui import i18n
 #: comes after every form it would also match).
 _ALL_KEYS = i18n.keys()
 KEYS = tuple(k for k in _ALL_KEYS if k.startswith("core.") and not k.startswith("core.word."))
-#: How deep sentences inside sentences are said (a line's field's refusal is three).
-MAX_DEPTH = 4
+#: How deep sentences inside sentences are said (an import's "…; nothing imported" of a
+#: line's field's problem is six).
+MAX_DEPTH = 8
 #: Longer texts are not matched (the console shows 300 characters of a problem at most).
 MAX_CHARS = 2000
 
@@ -35,6 +36,11 @@ _PARTS["field"] = r"[\w.\[\]]+"
 #: A sentence inside a sentence is one problem (several are joined by "; "), except the
 #: part ``many`` of a sentence that wraps the problems joined ("…; nothing imported").
 _PARTS["inner"] = r"(?:(?!; ).)+?"
+#: Any other part (a value, a name) is one item: it holds no ": " or "; " (which separate a
+#: line's field from its problem, and problems), so a form that begins with a part cannot
+#: take a line's "line 2: from: " for its part. An error's own text (``err``) holds anything.
+_PARTS["err"] = _PARTS["many"] = ".+?"
+_ITEM = r"(?:(?!: |; ).)+?"
 
 
 def _form(english: str) -> re.Pattern[str]:
@@ -43,7 +49,7 @@ def _form(english: str) -> re.Pattern[str]:
     for text, name, _spec, _conv in string.Formatter().parse(english):
         parts.append(re.escape(text))
         if name is not None:
-            parts.append(f"(?P<{name}>{_PARTS.get(name, '.+?')})")
+            parts.append(f"(?P<{name}>{_PARTS.get(name, _ITEM)})")
     return re.compile("".join(parts), re.DOTALL)
 
 
