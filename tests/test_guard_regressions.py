@@ -89,7 +89,7 @@ def test_a_link_from_anyone_cannot_put_words_in_a_community_pages_banners(alice,
 def test_the_community_pages_still_show_the_problems_they_wrote(alice):
     refused = post(alice, "/guard/community/services", alice.csrf, household="1-101", kind="food")
     shown = alice.get(refused.headers["location"]).text
-    assert 'class="flash err"' in shown and "neither quarantined" in shown
+    assert 'class="flash err"' in shown and "既不在隔离也不在观察期" in shown
 
 
 def _login_page_resume(client, location: str) -> str | None:

@@ -6,6 +6,7 @@ import io
 import re
 import typing
 from datetime import UTC, datetime
+from urllib.parse import unquote
 
 import openpyxl
 import pytest
@@ -46,7 +47,7 @@ def test_map_import_preview_apply_and_the_grid(admin, core):
     assert post(admin, "/guard/community/imports/apply", admin.csrf, token=token).status_code == 303
     assert core.store.reader()["compound_households"].count == 3
     again = post(admin, "/guard/community/imports/apply", admin.csrf, token=token)
-    assert "expired" in again.headers["location"]
+    assert "预览已过期" in unquote(again.headers["location"])  # in the guard's language
     core.lists.add_quarantine("3-1-702", None, "2026-02-10", "2026-02-24", "root")
     grid = admin.get("/guard/community/map").text
     assert re.search(r'class="c-home st-quarantined ".*3-1-702', grid)
@@ -69,12 +70,12 @@ def test_a_guard_registers_a_returnee_records_a_temperature_and_sees_no_phone(al
     assert refused.status_code == 403  # clearing is the manager's (admin's) decision
     bad = post(alice, "/guard/community/returnees", alice.csrf, name="", household="x",
                origin="y", date_back="2026-02-12", days="14")  # fmt: skip
-    assert "err=" in bad.headers["location"] and "name" in bad.headers["location"]
+    assert "err=" in bad.headers["location"] and "姓名：必填" in unquote(bad.headers["location"])
 
 
 def test_a_service_request_only_for_a_confined_household_and_its_steps(alice, core):
     refused = post(alice, "/guard/community/services", alice.csrf, household="1-101", kind="food")
-    assert "neither%20quarantined" in refused.headers["location"]
+    assert "既不在隔离也不在观察期" in unquote(refused.headers["location"])
     core.lists.add_quarantine("5-702", None, "2026-02-10", "2026-02-24", "alice")
     post(alice, "/guard/community/services", alice.csrf, household="5-702", kind="food")
     rid = re.search(r'data-request="(\d+)"', alice.get("/guard/community/services").text).group(1)

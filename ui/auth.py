@@ -80,6 +80,14 @@ def _b64d(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+class WrongToken(HTTPException):
+    """A state change whose CSRF token is not its session's (403): a script's, or a form on a
+    page of an earlier sign-in (a tab left open while the device was signed out and in)."""
+
+    def __init__(self) -> None:
+        super().__init__(403, "missing or wrong CSRF token")
+
+
 @dataclass(frozen=True)
 class Resume:
     """An action cut off by the end of ``name``'s session: to complete once ``name`` (and
@@ -431,7 +439,7 @@ class GuardAuth:
             value = form.get(CSRF_FIELD)
             token = value if isinstance(value, str) else None
         if not self.sessions.check_csrf(session, token):
-            raise HTTPException(403, "missing or wrong CSRF token")
+            raise WrongToken()
         return session
 
     async def _login_then_resume(self, request: Request) -> str:

@@ -40,7 +40,7 @@ def _fmt(value: float) -> str:
 #: Font size of the labels (style.css ``svg.chart text``), for estimating their width.
 LABEL_PX = 11.0
 
-#: The drawing a phone shows (style.css, screens at most 600 px wide): 300 user units wide,
+#: The drawing a phone shows (style.css: a chart under 640 px wide): 300 user units wide,
 #: about the width of a chart's card on a 360 px phone, so it is drawn near its own size and
 #: its 12 px text (``svg.chart > svg.phone text``) stays 11 px or more down to a 320 px phone.
 #: The 640-wide drawing shrunk to that card wrote its 11 px text at 5.5 px.
@@ -104,7 +104,8 @@ def _svg(title: str, drawing: Drawing, css_class: str) -> str:
 
 def _fitted_svg(title: str, wide: Drawing, phone: Drawing, css_class: str) -> str:
     """One chart (one picture with one name) holding two drawings of it: style.css shows the
-    phone's on a screen at most 600 px wide and the wide one elsewhere, paper included, and
+    phone's where the chart is under the wide one's width (640 px: its text is then drawn under
+    11 px) and the wide one elsewhere, paper included, and
     sizes the chart to the drawing shown (``--wide`` / ``--phone``: its aspect ratio)."""
 
     def inner(drawing: Drawing, name: str) -> str:

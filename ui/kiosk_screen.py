@@ -166,6 +166,10 @@ DIRECTION_MAX_BYTES = 256
 PAIR_MAX_BYTES = 1024
 
 
+#: What a client that is not the kiosk's screen is answered (a browser gets a page saying so).
+NOT_HERE = "this is the kiosk's own screen; not served to others"
+
+
 class ScreenAccess:
     """Who counts as this kiosk's own screen: a client address in ``addresses`` (loopback by
     default), or a request carrying ``key`` (the ``screen_key`` credential) as the
@@ -223,7 +227,7 @@ class ScreenAccess:
     def require(self, request: Request) -> None:
         """FastAPI dependency: 403 for anyone but the kiosk's own screen."""
         if not self.allows(request):
-            raise HTTPException(403, "this is the kiosk's own screen; not served to others")
+            raise HTTPException(403, NOT_HERE)
 
 
 def _json_body(properties: dict[str, Any]) -> dict[str, Any]:
@@ -360,14 +364,29 @@ SCREEN_ONLY = [Depends(screen_only)]
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-@router.get(
-    "/kiosk", response_class=HTMLResponse, include_in_schema=False, dependencies=SCREEN_ONLY
-)
+def elsewhere(request: Request, s: Screen, lang: str) -> Response:
+    """The kiosk screen refused to a browser elsewhere (a guard's phone): 403, why, in the
+    site's language, and the way to the guard console."""
+    response = s.tpl.TemplateResponse(
+        request,
+        "kiosk_elsewhere.html",
+        {"lang": lang, "_": i18n.translator(lang), "site_name": s.core.config.site.site_name},
+        status_code=403,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return secure_headers(response)
+
+
+@router.get("/kiosk", response_class=HTMLResponse, include_in_schema=False)
 def kiosk_page(
     request: Request, s: Screen = Depends(screen), lang: str | None = LANG_Q
 ) -> Response:
     cfg, core = s.core.config, s.core
     lang = lang_of(request, cfg.site.language)
+    if not s.access.allows(request):  # (429 while guessing keys, as every route)
+        if request.headers.get("accept", "").startswith("text/html"):
+            return elsewhere(request, s, lang)
+        raise HTTPException(403, NOT_HERE)
     response = s.tpl.TemplateResponse(
         request,
         "kiosk.html",

@@ -14,7 +14,25 @@ from datetime import date, datetime, time
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-__all__ = ["validation_problems"]
+__all__ = ["PATTERNS", "validation_problems"]
+
+#: Where a problem is when it is no key's: the config as a whole (a check across keys says
+#: the keys itself, so it is shown without this).
+WHOLE = "the whole config"
+
+#: What a value checked by a pattern should be, in words, by pattern (the expression itself
+#: means nothing to an operator). Every pattern a config checks has its words (a test walks
+#: the configs' keys); one without would be said as "in the form this key takes".
+PATTERNS = {
+    r"^[A-Za-z0-9._-]+$": 'letters, digits, ".", "_" and "-" only (no spaces)',
+    r"^[A-Z_][A-Z0-9_]{0,127}$": (
+        'the name of an environment variable: capital letters, digits and "_", not starting'
+        " with a digit, at most 128 characters (KIOSK_TOKEN)"
+    ),
+    r"^([0-9A-Fa-f]{2} ?)+$": (
+        'bytes in hexadecimal, two digits each, spaces between them allowed ("16 54 0D")'
+    ),
+}
 
 
 def _loc(loc: tuple[int | str, ...], tags: Collection[str] = ()) -> tuple[str, bool]:
@@ -29,7 +47,7 @@ def _loc(loc: tuple[int | str, ...], tags: Collection[str] = ()) -> tuple[str, b
             in_union = True
         else:
             parts.append(("." if parts else "") + item)
-    return "".join(parts) or "(root)", in_union
+    return "".join(parts) or WHOLE, in_union
 
 
 _UNION_TAGS = {
@@ -169,7 +187,8 @@ def _reason(err: ErrorDetails) -> str:
             f" (got {ctx.get('actual_length')})"
         ),
         "string_pattern_mismatch": lambda: (
-            f"should match the pattern {ctx.get('pattern')} (got {_shown(value)})"
+            f"should be {PATTERNS.get(str(ctx.get('pattern')), 'in the form this key takes')}"
+            f" (got {_shown(value)})"
         ),
         "union_tag_invalid": lambda: (
             f"should be {_choices(ctx.get('expected_tags'))} (got {_shown(ctx.get('tag'))})"
@@ -186,7 +205,7 @@ def _where(err: ErrorDetails, tags: Collection[str]) -> tuple[str, bool]:
     if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
         # The mistake is in the key that picks the kind (`type`), not the whole table.
         key = str(err.get("ctx", {}).get("discriminator", "type")).strip("'")
-        where = f"{where}.{key}" if where != "(root)" else key
+        where = f"{where}.{key}" if where != WHOLE else key
     return where, in_union
 
 
@@ -212,7 +231,8 @@ def validation_problems(exc: ValidationError, union_tags: Collection[str] = ()) 
     for err, where, in_union in errors:
         kind = err["type"]
         if not _refused(err, in_union):
-            problems[f"{where}: {_reason(err)}"] = None
+            across = where == WHOLE and kind in ("value_error", "assertion_error")
+            problems[_reason(err) if across else f"{where}: {_reason(err)}"] = None
         elif not any(w == where or w.startswith((f"{where}.", f"{where}[")) for w in taken):
             # Every member refused the type: one line ("an integer or a string").
             expected.setdefault(where, []).append(_EXPECTED[kind])

@@ -74,7 +74,9 @@ def calibration_page(request: Request, session: PageSession, g: GuardDep) -> Res
         "guard_calibration.html",
         session,
         points=points_view(cal, g),
+        stored=len(cal.points),
         model=cal,
+        fitted_when=local_time(cal.fitted_at, g.tz, "%Y-%m-%d %H:%M"),
         problem=problem,
         last=last,
         last_when=local_time(last.ts, g.tz, "%Y-%m-%d %H:%M:%S") if last else "",
@@ -103,7 +105,7 @@ async def calibration_add(request: Request, session: ActionSession, g: GuardDep)
     except CalibrationError as exc:
         # The pair passed the checks above: the core refused the file, unless it reads.
         if await asyncio.to_thread(readable, default_path(g.core.data_dir)):
-            raise BadInput(str(exc)[:300]) from None
+            raise BadInput(str(exc)) from None
         raise unreadable(g) from None
     except OSError:  # the file could not be written (a full or failing card): nothing saved
         raise BadInput("cal.not_saved") from None

@@ -42,7 +42,7 @@ from kiosk.auditing import Change, auditing_request
 from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
 from kiosk.store import StoreFault
 from ui import i18n
-from ui.auth import GuardAuth, Session
+from ui.auth import GuardAuth, Session, WrongToken
 from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view
 from ui.guard.forms import BadInput
 from ui.views import faults_of, health_report, secure_headers, templates
@@ -204,8 +204,14 @@ def api_session(request: Request, g: Guard = Depends(guard)) -> Session:
 
 async def action_session(request: Request, g: Guard = Depends(guard)) -> Session:
     """For state changes: same origin, CSRF token and a session; the guard becomes the
-    actor of the request's audit row."""
-    session = await g.auth.action(request)
+    actor of the request's audit row. A browser's form from a page of an earlier sign-in is
+    refused back on its page, in the guard's language (a script's stays a 403)."""
+    try:
+        session = await g.auth.action(request)
+    except WrongToken:
+        if request.headers.get("accept", "").startswith("text/html"):
+            raise BadInput("err.stale_form") from None
+        raise
     request.state.actor = session.name
     return session
 

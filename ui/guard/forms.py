@@ -11,7 +11,7 @@ from typing import Any
 from starlette.datastructures import FormData
 
 from kiosk.lists import Lists, ListStore
-from ui import i18n
+from ui import core_words, i18n
 
 MAX_TEXT = 200
 #: The days the statistics and export accept (a date past these has no day after it).
@@ -21,7 +21,8 @@ LAST_DAY = date(2999, 12, 31)
 
 class BadInput(ValueError):
     """A form value that cannot be used; shown to the guard in their language, nothing is
-    recorded. ``key`` is an i18n key (``err.*``) or, for messages from the core, plain text;
+    recorded. ``key`` is an i18n key (``err.*``) or, for messages from the core, its text (said
+    in the guard's language by ``ui.core_words``);
     parameters that are i18n keys (field names) are translated too."""
 
     def __init__(self, key: str, **params: Any) -> None:
@@ -30,8 +31,8 @@ class BadInput(ValueError):
         self.params = params
 
     def text(self, lang: str) -> str:
-        if not i18n.has(self.key):
-            return self.key
+        if not i18n.has(self.key):  # the core's own sentence: said in the guard's language
+            return core_words.refusal_text(lang, self.key)
         params = {
             k: i18n.t(lang, v) if isinstance(v, str) and i18n.has(v) else v
             for k, v in self.params.items()
@@ -60,9 +61,16 @@ def clean(value: object, field: str, *, required: bool = False, max_len: int = M
     return text
 
 
+def typed_number(value: object) -> str:
+    """A number's text as typed, in its plain form: what a Chinese input method types too
+    (full-width ３６．８ by NFKC, 。 for the point), a comma as the decimal point."""
+    text = unicodedata.normalize("NFKC", str(value or "")[:1000]).replace("。", ".")
+    return text.replace(",", ".").strip()
+
+
 def number(value: object, field: str, *, required: bool = False) -> float | None:
-    """A decimal number as typed (a comma is a decimal point too); None when left empty."""
-    text = str(value or "").strip()
+    """A decimal number as typed (``typed_number``); None when left empty."""
+    text = typed_number(value)
     if not text:
         if required:
             raise BadInput("err.required", field=field)
@@ -70,7 +78,7 @@ def number(value: object, field: str, *, required: bool = False) -> float | None
     if len(text) > 32:
         raise BadInput("err.number", field=field)
     try:
-        out = float(text.replace(",", "."))
+        out = float(text)
     except ValueError:
         raise BadInput("err.number", field=field) from None
     if out != out or out in (float("inf"), float("-inf")):

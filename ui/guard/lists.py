@@ -119,5 +119,5 @@ async def edit_list(
         # ListStore writes through the event log's writer and audits with the actor.
         await asyncio.to_thread(method, g.core.lists, actor=session.name, **kwargs)
     except ValueError as exc:  # ListError: the store's own validation, in its words
-        raise BadInput(str(exc)[:300]) from None
+        raise BadInput(str(exc)) from None
     return done(request, "/guard/lists")

@@ -258,5 +258,5 @@ async def revoke(request: Request, session: ActionSession, g: GuardDep) -> Respo
     try:
         await asyncio.to_thread(g.core.lists.revoke, pass_id, reason, actor=session.name)
     except ValueError as exc:  # ListError, in the store's words
-        raise BadInput(str(exc)[:300]) from None
+        raise BadInput(str(exc)) from None
     return done(request, "/guard/passes")

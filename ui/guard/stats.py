@@ -33,11 +33,12 @@ router = room("/guard/stats")
 DAY = Query(None, max_length=10, description="The local day, YYYY-MM-DD (default: today).")
 
 
-def day_of(text: str | None, g: Guard) -> date:
+def day_of(text: str | None, g: Guard, request: Request) -> date:
+    """The day asked for; a day out of range is refused in the guard's language."""
     try:
         return parse_day(text, g.today())
     except BadInput as exc:
-        raise HTTPException(400, exc.text("en")) from None
+        raise HTTPException(400, exc.text(g.lang(request))) from None
 
 
 def report_of(g: Guard, day: date) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def stats_page(
     request: Request, session: PageSession, g: GuardDep, day: str | None = DAY
 ) -> Response:
     lang = g.lang(request)
-    when = day_of(day, g)
+    when = day_of(day, g, request)
     report = report_of(g, when)
     return g.render(
         request,
@@ -71,7 +72,7 @@ def stats_page(
 
 def export(request: Request, g: Guard, session: Session, day: str | None, fmt: str) -> Response:
     """The day's table (and, for Excel, the day's figures) as a download."""
-    when = day_of(day, g)
+    when = day_of(day, g, request)
     start, end = day_bounds(when, g.tz)
     rows = queries.event_rows_between(g.core.store, start, end)
     lang = g.lang(request)

@@ -26,7 +26,7 @@ from kiosk.vehicles import VehiclePlan
 from ui.auth import Session
 from ui.guard.deps import ActionSession, Guard, GuardDep, done, room
 from ui.guard.display import local_time
-from ui.guard.forms import BadInput
+from ui.guard.forms import BadInput, typed_number
 
 __all__ = [
     "TEXT",
@@ -267,7 +267,7 @@ def form_int(form: FormData, name: str) -> int:
 
 def form_float(form: FormData, name: str) -> float:
     try:
-        return float(form_text(form, name)[:32].replace(",", "."))
+        return float(typed_number(form_text(form, name))[:32])
     except ValueError:
         raise CommunityError(f"{name}: expected a number") from None
 
@@ -279,7 +279,7 @@ async def change(fn: Callable[[], T]) -> T:
     try:
         return await asyncio.to_thread(fn)
     except (CommunityError, ListError) as exc:
-        raise BadInput(str(exc)[:300]) from None
+        raise BadInput(str(exc)) from None
 
 
 async def save(request: Request, page: str, fn: Callable[[], object]) -> Response:
