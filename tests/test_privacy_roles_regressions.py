@@ -88,5 +88,5 @@ def test_a_refused_service_request_does_not_put_the_household_and_its_status_in_
     avoid ("a dwelling and its quarantine never appear in a URL")."""
     refused = post(alice, "/guard/community/services", alice.csrf, household="1-101", kind="food")
     location = unquote(refused.headers["location"])
-    assert "err=" in location and "neither quarantined" in location
+    assert "err=" in location and "既不在隔离也不在观察期" in location
     assert "1-101" not in location
