@@ -25,12 +25,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.routing import APIRoute
-from guard_support import BASE, console_fixtures, post
+from guard_support import BASE, console_fixtures, decided, post
 from support import database_rows, disk_full, storage_failing
 
 from kiosk.lists import sign_bundle
 from kiosk.passes import TrustList
-from kiosk.store import StoreFault
+from kiosk.store import EventDraft, StoreFault
 from ui import guard, i18n
 
 #: 09:00 in Shanghai (the default site's time zone).
@@ -115,9 +115,6 @@ NOT_A_LEDGER_CHANGE = {
     "guard_login": "signing in: the session is in memory; accounts audit their own changes",
     "guard_logout": "signing out: the session is in memory",
     "alarm_ack": "the acknowledgement is the audit row itself (read back at start)",
-    "manual": "a decision is an event (the engine's commit, with the guard as operator)",
-    "register_person": "a registration is an event (the engine's commit)",
-    "register_vehicle": "a registration is an event (the engine's commit)",
     "check_household": "reads the lists",
     "plate": "reads the resident vehicles",
     "pass_issued": "issuing is the audit row itself (no ledger row)",
@@ -217,7 +214,7 @@ def test_every_state_changing_route_is_a_case_here_or_named_as_not_a_ledger_chan
         for r in router.routes
         if isinstance(r, APIRoute) and r.methods & {"POST", "PUT", "PATCH", "DELETE"}
     }
-    cases = {c.route for c in CASES}
+    cases = {c.route for c in CASES} | {c.route for c in EVENT_CASES}
     assert not cases & set(NOT_A_LEDGER_CHANGE)
     assert changing == cases | set(NOT_A_LEDGER_CHANGE)
 
@@ -302,3 +299,100 @@ def test_without_the_console_a_change_is_kept_with_exactly_one_row(action, make,
     if action == "lists.bundle":  # the same version again: nothing to change, no row
         assert not core.lists.import_bundle(BUNDLE, BUNDLE_TRUST, "office-sync").applied
         assert core.store.last_audit_seq == again
+
+
+# --- a guard's decision: the event and the request's row are one commit --------------------
+
+
+@dataclass(frozen=True)
+class EventCase:
+    """A console request that makes the engine decide: its event (``kind``) carries the
+    request's row (``action``) into the event's own commit."""
+
+    route: str
+    path: str
+    form: dict[str, str]
+    action: str
+    kind: str
+
+
+EVENT_CASES = [
+    EventCase("manual", "/guard/manual",
+              {"decision": "pass", "reason": "known resident", "subject": "none"},
+              "manual_pass", "manual"),
+    EventCase("register_person", "/guard/register/person",
+              {"name": "Wang Fang", "unit": "3-402", "reason": "visiting mother",
+               "temp_c": "36.6", "direction": "in", "decision": "pass"},
+              "register_person", "registration"),
+    EventCase("register_vehicle", "/guard/register/vehicle",
+              {"plate": "京B54321", "driver": "Zhang Wei", "driver_temp": "36.5",
+               "reason": "delivery", "direction": "in", "decision": "pass"},
+              "register_vehicle", "vehicle"),
+]  # fmt: skip
+
+
+def decision_rows(core, event_seq: int, audit_seq: int) -> tuple[list[dict], list[dict]]:
+    """The events after ``event_seq`` and the audit rows after ``audit_seq``."""
+    return core.store.events(after_seq=event_seq), core.store.audits(after_seq=audit_seq)
+
+
+@pytest.mark.parametrize("where", ["audit", "commit"])
+@pytest.mark.parametrize("case", EVENT_CASES, ids=lambda c: c.route)
+def test_a_guards_decision_whose_row_cannot_be_written_is_not_kept_and_waits_with_its_row(
+    case, where, world, core, alice
+):
+    before = database_rows(core.store)
+    with storage_failing(core.store, where), decided(alice, core) as seen:
+        response = post(alice, case.path, alice.csrf, **case.form)
+    assert response.status_code == 303, response.text[:300]
+    assert "err=" not in response.headers["location"]  # taken: the feed says it is not on record
+    assert seen[0]["committed"] is False
+    assert database_rows(core.store) == before  # neither the event nor the request's row
+    # The storage is back: the record held in memory is written, with its row, at once.
+    event_seq, audit_seq = core.store.last_seq, core.store.last_audit_seq
+    alice.portal.call(core.runner._flush_backlog)
+    events, rows = decision_rows(core, event_seq, audit_seq)
+    assert [(e["kind"], e["operator"]) for e in events] == [(case.kind, "alice")]
+    assert [(a["actor"], a["action"]) for a in rows] == [
+        ("system", "store.recovered"),
+        ("alice", case.action),
+    ]
+    detail = rows[1]["detail"]
+    assert detail["outcome"] == "ok"
+    assert (detail["event_seq"], detail["recorded"]) == (events[0]["seq"], events[0]["decision"])
+    assert core.store.verify().ok
+
+
+@pytest.mark.parametrize("case", EVENT_CASES, ids=lambda c: c.route)
+def test_a_guards_decision_is_committed_with_exactly_one_row_naming_its_event(
+    case, world, core, alice
+):
+    event_seq, audit_seq = core.store.last_seq, core.store.last_audit_seq
+    with decided(alice, core) as seen:
+        response = post(alice, case.path, alice.csrf, **case.form)
+    assert response.status_code == 303 and "err=" not in response.headers["location"]
+    assert seen[0]["committed"] is True
+    events, rows = decision_rows(core, event_seq, audit_seq)
+    assert [(e["kind"], e["decision"]) for e in events] == [(case.kind, "manual_pass")]
+    assert [(a["actor"], a["action"], a["detail"]["outcome"]) for a in rows] == [
+        ("alice", case.action, "ok")
+    ]
+    assert rows[0]["detail"]["event_seq"] == events[0]["seq"]
+    assert rows[0]["detail"]["recorded"] == "manual_pass"
+
+
+def test_an_event_and_the_row_it_carries_are_one_commit_in_the_log(core):
+    """``EventDraft.audit``: the event log writes the row in the event's transaction."""
+    draft = EventDraft(
+        direction="in", decision="manual_deny", reasons=("guard_override",), operator="alice",
+        kind="manual", audit=("alice", "manual_deny", {"outcome": "ok"}),
+    )  # fmt: skip
+    before = database_rows(core.store)
+    for where in ("audit", "commit"):
+        with storage_failing(core.store, where), pytest.raises(StoreFault):
+            core.store.append(draft)
+        assert database_rows(core.store) == before
+    event = core.store.append(draft)
+    (row,) = [a for a in core.store.audits(limit=1000) if a["action"] == "manual_deny"]
+    assert row["detail"] == {"outcome": "ok", "event_seq": event.seq, "recorded": "manual_deny"}
+    assert core.store.last_audit_seq == row["seq"]

@@ -15,6 +15,8 @@ ledger writes the change and its row (who, what, from what to what, with the req
 detail and ``outcome: ok``) in one transaction, and that row is the request's — never a
 second one. If the storage fails there (``StoreFault``: disk full, I/O) nothing of the
 change was kept; the guard is sent back to the form with ``err.store``, never a 5xx.
+A guard's decision (``Guard.manual``) hands the request's row (``request_row``) to the engine:
+it is written in the decision's event commit, and the route class writes no second row.
 """
 
 from __future__ import annotations
@@ -164,12 +166,14 @@ class Guard:
             "flash_err": err if signed else None,
         }
 
-    def manual(self, decision: str, **kwargs: Any) -> None:
+    def manual(self, request: Request, decision: str, **kwargs: Any) -> None:
         """``core.runner.engine.manual`` (on the loop: routes that call it are ``async``): the
-        decision is committed like any other event. The engine's refusals become messages in
-        the guard's language."""
+        decision is committed like any other event, and ``request``'s row (``request_row``)
+        with it, in the event's own commit; the route class writes no second one. The
+        engine's refusals become messages in the guard's language."""
+        row = request_row(request)
         try:
-            self.core.runner.engine.manual(decision=MANUAL_DECISIONS[decision], **kwargs)
+            self.core.runner.engine.manual(decision=MANUAL_DECISIONS[decision], audit=row, **kwargs)
         except FeverRefused as exc:  # said as the desk it came from
             key = "manual" if kwargs.get("kind", "manual") == "manual" else "reg"
             raise BadInput(f"{key}.fever_refused", t=f"{exc.temp_c:.1f}") from None
@@ -179,6 +183,7 @@ class Guard:
             ) from None
         except ValueError as exc:
             raise BadInput(str(exc)) from None
+        request.state.request_audit.written.append(row)
 
 
 # --- dependencies ---------------------------------------------------------------------------
@@ -274,6 +279,14 @@ def request_detail(request: Request) -> dict[str, Any]:
     return dict(getattr(request.state, "audit_detail", {}))
 
 
+def request_row(request: Request) -> Change:
+    """The request's own row as the route class writes it when the request is done: the
+    guard, the action, what the route noted so far, ``outcome: ok``. For a change that writes
+    it in its own transaction (a guard's decision: the event's commit)."""
+    action = getattr(request.state, "audit_action", None) or request.state.route_action
+    return request.state.actor, action, {**request_detail(request), "outcome": "ok"}
+
+
 async def record(
     request: Request, action: str, outcome: str, problem: str | None, written: list[Change]
 ) -> None:
@@ -325,6 +338,7 @@ def _audit(
 ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
     async def run(request: Request) -> Response:
         with auditing_request(lambda: request_detail(request)) as audit:
+            request.state.route_action, request.state.request_audit = action, audit
             try:
                 response = await handler(request)
             except BadInput as exc:

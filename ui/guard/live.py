@@ -267,6 +267,7 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
         claim(g, subject.seq, session.name, decision)
     try:
         g.manual(
+            request,
             decision=decision,
             operator=session.name,
             reason=reason,
