@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.routing import APIRoute
-from guard_support import BASE, console_fixtures, decided, post
+from guard_support import BASE, add_event, console_fixtures, decided, post
 from support import database_rows, disk_full, storage_failing
 
 from kiosk.lists import sign_bundle
@@ -114,7 +114,6 @@ CASES = [
 NOT_A_LEDGER_CHANGE = {
     "guard_login": "signing in: the session is in memory; accounts audit their own changes",
     "guard_logout": "signing out: the session is in memory",
-    "alarm_ack": "the acknowledgement is the audit row itself (read back at start)",
     "check_household": "reads the lists",
     "plate": "reads the resident vehicles",
     "pass_issued": "issuing is the audit row itself (no ledger row)",
@@ -214,7 +213,7 @@ def test_every_state_changing_route_is_a_case_here_or_named_as_not_a_ledger_chan
         for r in router.routes
         if isinstance(r, APIRoute) and r.methods & {"POST", "PUT", "PATCH", "DELETE"}
     }
-    cases = {c.route for c in CASES} | {c.route for c in EVENT_CASES}
+    cases = {c.route for c in CASES} | {c.route for c in EVENT_CASES} | set(ROW_CASES)
     assert not cases & set(NOT_A_LEDGER_CHANGE)
     assert changing == cases | set(NOT_A_LEDGER_CHANGE)
 
@@ -396,3 +395,90 @@ def test_an_event_and_the_row_it_carries_are_one_commit_in_the_log(core):
     (row,) = [a for a in core.store.audits(limit=1000) if a["action"] == "manual_deny"]
     assert row["detail"] == {"outcome": "ok", "event_seq": event.seq, "recorded": "manual_deny"}
     assert core.store.last_audit_seq == row["seq"]
+
+
+# --- actions whose record is their row: the row first, or the action undone -----------------
+
+
+def open_alarm_keys(core, app) -> list[str]:
+    return sorted(a.key for a in app.state.guard.alarms.open_alarms([]))
+
+
+def fever_alarm(core, app, world) -> dict[str, str]:
+    event = add_event(core, decision="deny", reasons=("fever",), temp_c=38.6)
+    key = f"event:{event.seq}"
+    assert key in open_alarm_keys(core, app)
+    return {"only": key, "resolution": "sent_home"}
+
+
+def nothing_outside(core, app) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class RowCase:
+    """A console action whose only record is its row: ``form(core, app, world)`` the request
+    (made ready before any failure); ``outside(core, app)`` what it changes outside the
+    database (the alarm desk, the calibration file); ``ok`` its answer when done."""
+
+    path: str
+    form: Callable[[Any, Any, dict[str, Any]], dict[str, str]]
+    outside: Callable[[Any, Any], Any]
+    ok: int
+
+
+ROW_CASES = {
+    "alarm_ack": RowCase("/guard/alarms/ack", fever_alarm, open_alarm_keys, 303),
+}
+
+
+@pytest.mark.parametrize("where", ["audit", "commit"])
+@pytest.mark.parametrize("route", sorted(ROW_CASES))
+def test_an_action_whose_row_cannot_be_written_takes_no_effect_and_the_guard_is_told(
+    route, where, world, core, app, alice
+):
+    case = ROW_CASES[route]
+    form = case.form(core, app, world)
+    before, outside = database_rows(core.store), case.outside(core, app)
+    with storage_failing(core.store, where):
+        response = post(alice, case.path, alice.csrf, **form)
+    assert response.status_code == 303, response.text[:300]  # no pass or card handed over
+    err = parse_qs(urlsplit(response.headers["location"]).query)["err"][0]
+    assert err in (i18n.t("en", "err.store"), i18n.t("zh-CN", "err.store"))
+    assert database_rows(core.store) == before
+    assert case.outside(core, app) == outside  # the alarm still open, the file as it was
+
+
+@pytest.mark.parametrize("route", sorted(ROW_CASES))
+def test_the_same_action_with_storage_working_takes_effect_with_exactly_one_row(
+    route, world, core, app, alice
+):
+    case = ROW_CASES[route]
+    form = case.form(core, app, world)
+    seq, outside = core.store.last_audit_seq, case.outside(core, app)
+    response = post(alice, case.path, alice.csrf, **form)
+    assert response.status_code == case.ok, response.text[:300]
+    assert "err=" not in response.headers.get("location", "")
+    rows = core.store.audits(after_seq=seq)
+    assert [(a["action"], a["detail"]["outcome"]) for a in rows] == [(route, "ok")]
+    if case.outside is not nothing_outside:
+        assert case.outside(core, app) != outside
+    for pass_id in rows[0]["detail"].get("pass_ids") or [rows[0]["detail"].get("pass_id")]:
+        assert pass_id is None or pass_id in response.text  # the card handed over is on record
+
+
+def test_the_alarm_desk_shows_an_alarm_closed_only_once_its_row_is_written(core, app):
+    desk = app.state.guard.alarms
+    key = fever_alarm(core, app, {})["only"]
+
+    def failing(alarms):
+        assert desk.close([key], "root", []) == []  # held for this close: no second closer
+        assert key in open_alarm_keys(core, app)  # and still shown open meanwhile
+        raise StoreFault("store_fault", "SQLITE_FULL")
+
+    with pytest.raises(StoreFault):
+        desk.close([key], "alice", [], record=failing)
+    assert key in open_alarm_keys(core, app)
+    closed = desk.close([key], "alice", [], "false_alarm", record=lambda alarms: None)
+    assert [(a.key, a.acked_by, a.resolution) for a in closed] == [(key, "alice", "false_alarm")]
+    assert key not in open_alarm_keys(core, app)

@@ -40,7 +40,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from kiosk.alarms import Alarm, AlarmDesk, device_alarms
-from kiosk.auditing import Change, auditing_request
+from kiosk.auditing import Change, audited_write, auditing_request
 from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
 from kiosk.store import StoreFault
 from ui import i18n
@@ -285,6 +285,16 @@ def request_row(request: Request) -> Change:
     it in its own transaction (a guard's decision: the event's commit)."""
     action = getattr(request.state, "audit_action", None) or request.state.route_action
     return request.state.actor, action, {**request_detail(request), "outcome": "ok"}
+
+
+def write_row_first(request: Request) -> None:
+    """Write the request's row now, before what it records takes effect: an action whose
+    only record is its row (an alarm closed, a pass handed over). A ``StoreFault`` here
+    means nothing is on record: the caller does nothing more and the guard gets
+    ``err.store``. Blocking: call it in a thread (``asyncio.to_thread`` keeps the request's
+    audit context)."""
+    actor, action, _ = request_row(request)
+    audited_write(guard(request).core.store, lambda _db: None, actor, action, lambda _: {})
 
 
 async def record(

@@ -12,10 +12,20 @@ from fastapi import HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from kiosk import privacy, queries
-from kiosk.alarms import RESOLUTIONS
+from kiosk.alarms import RESOLUTIONS, Alarm
 from kiosk.engine import NO_SUBJECT, ManualSubject
 from ui.auth import Session
-from ui.guard.deps import ActionSession, ApiSession, Guard, GuardDep, PageSession, done, note, room
+from ui.guard.deps import (
+    ActionSession,
+    ApiSession,
+    Guard,
+    GuardDep,
+    PageSession,
+    done,
+    note,
+    room,
+    write_row_first,
+)
 from ui.guard.display import feed_row, local_time, vehicle_text
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
 from ui.views import HEARTBEAT_S, ScreenTracker, bus_messages, current_state, kiosk_view, sse
@@ -186,17 +196,19 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
         raise BadInput("err.no_alarm")
     resolution = choice(form.get("resolution"), "live.resolution", RESOLUTIONS, RESOLUTIONS[0])
     standing = await asyncio.to_thread(g.standing_alarms)
-    closed = await asyncio.to_thread(g.alarms.close, keys, session.name, standing, resolution)
+
+    def record(closing: list[Alarm]) -> None:  # the row first: an alarm shown closed is on record
+        first = closing[0]
+        keys = [a.key for a in closing]
+        note(request, alarm=first.kind, key=first.key, seq=first.seq, keys=keys)
+        note(request, resolution=resolution)
+        write_row_first(request)
+
+    closed = await asyncio.to_thread(
+        g.alarms.close, keys, session.name, standing, resolution, record=record
+    )
     if not closed:
         raise BadInput("err.no_alarm")
-    note(
-        request,
-        alarm=closed[0].kind,
-        key=closed[0].key,
-        seq=closed[0].seq,
-        keys=[a.key for a in closed],
-        resolution=resolution,
-    )
     return done(request, "/guard")
 
 
