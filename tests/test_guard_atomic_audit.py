@@ -116,8 +116,6 @@ NOT_A_LEDGER_CHANGE = {
     "guard_logout": "signing out: the session is in memory",
     "check_household": "reads the lists",
     "plate": "reads the resident vehicles",
-    "pass_issued": "issuing is the audit row itself (no ledger row)",
-    "pass_reprinted": "a reprint is the audit row itself",
     "calibration_point": "the calibration is a file of its own (kiosk.calibration)",
     "import_preview": "a preview writes nothing",
 }
@@ -429,6 +427,15 @@ class RowCase:
 
 ROW_CASES = {
     "alarm_ack": RowCase("/guard/alarms/ack", fever_alarm, open_alarm_keys, 303),
+    "pass_issued": RowCase(
+        "/guard/passes",
+        lambda c, a, w: {"household": "4-402", "holder": "Qian", "days": "1"},
+        nothing_outside,
+        200,
+    ),
+    "pass_reprinted": RowCase(
+        "/guard/passes/print", lambda c, a, w: {"pass_id": w["pass_id"]}, nothing_outside, 200
+    ),
 }
 
 
