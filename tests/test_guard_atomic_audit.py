@@ -16,6 +16,7 @@ line, the daemon's list sync): one transaction there too.
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from fastapi.routing import APIRoute
 from guard_support import BASE, add_event, console_fixtures, decided, post
 from support import database_rows, disk_full, storage_failing
 
+from kiosk.calibration import Calibration, default_path, record_clinical_pair
 from kiosk.lists import sign_bundle
 from kiosk.passes import TrustList
 from kiosk.store import EventDraft, StoreFault
@@ -116,7 +118,6 @@ NOT_A_LEDGER_CHANGE = {
     "guard_logout": "signing out: the session is in memory",
     "check_household": "reads the lists",
     "plate": "reads the resident vehicles",
-    "calibration_point": "the calibration is a file of its own (kiosk.calibration)",
     "import_preview": "a preview writes nothing",
 }
 
@@ -257,6 +258,7 @@ BUNDLE = sign_bundle(OFFICE, {
     "format": "kiosk-lists/1", "version": 1, "issued_at": "2026-02-11T20:00:00+00:00",
     "quarantine": [{"household": "6-601", "from": "2026-02-10", "until": "2026-02-24"}],
 })  # fmt: skip
+NOW = datetime(2026, 2, 12, 1, 0, tzinfo=UTC)
 BUNDLE_TRUST = TrustList([("office", OFFICE.public_key())])
 SHIFT = datetime(2026, 2, 14, 0, 0, tzinfo=UTC), datetime(2026, 2, 14, 8, 0, tzinfo=UTC)
 
@@ -409,6 +411,11 @@ def fever_alarm(core, app, world) -> dict[str, str]:
     return {"only": key, "resolution": "sent_home"}
 
 
+def calibration_file(core, app) -> bytes | None:
+    path = default_path(core.data_dir)
+    return path.read_bytes() if path.exists() else None
+
+
 def nothing_outside(core, app) -> None:
     return None
 
@@ -436,6 +443,12 @@ ROW_CASES = {
     "pass_reprinted": RowCase(
         "/guard/passes/print", lambda c, a, w: {"pass_id": w["pass_id"]}, nothing_outside, 200
     ),
+    "calibration_point": RowCase(
+        "/guard/calibration",
+        lambda c, a, w: {"clinical_c": "37.2", "object_c": "34.1", "ambient_c": "24.0"},
+        calibration_file,
+        303,
+    ),
 }
 
 
@@ -454,6 +467,10 @@ def test_an_action_whose_row_cannot_be_written_takes_no_effect_and_the_guard_is_
     assert err in (i18n.t("en", "err.store"), i18n.t("zh-CN", "err.store"))
     assert database_rows(core.store) == before
     assert case.outside(core, app) == outside  # the alarm still open, the file as it was
+    if route == "calibration_point":
+        assert sorted(p.name for p in core.data_dir.glob(".calibration*")) == [
+            p.name for p in core.data_dir.glob(".calibration*.lock")
+        ]  # nothing left beside the file
 
 
 @pytest.mark.parametrize("route", sorted(ROW_CASES))
@@ -489,3 +506,34 @@ def test_the_alarm_desk_shows_an_alarm_closed_only_once_its_row_is_written(core,
     closed = desk.close([key], "alice", [], "false_alarm", record=lambda alarms: None)
     assert [(a.key, a.acked_by, a.resolution) for a in closed] == [(key, "alice", "false_alarm")]
     assert key not in open_alarm_keys(core, app)
+
+
+def test_a_calibration_point_whose_row_fails_puts_the_file_back_as_it_was(tmp_path):
+    (tmp_path / "cal").mkdir()
+    path = tmp_path / "cal" / "calibration.json"
+    record_clinical_pair(path, 36.8, 33.8, 24.0, now=NOW)
+    kept = path.read_bytes()
+
+    def failing():
+        assert Calibration.load(path).points[-1].clinical_c == 37.9  # saved, then its row
+        raise disk_full()
+
+    with pytest.raises(sqlite3.OperationalError):
+        record_clinical_pair(path, 37.9, 34.9, 24.5, now=NOW, record=failing)
+    assert path.read_bytes() == kept
+    assert sorted(p.name for p in path.parent.iterdir()) == [".calibration.json.lock", path.name]
+    fresh = tmp_path / "fresh" / "calibration.json"
+    fresh.parent.mkdir()
+    with pytest.raises(sqlite3.OperationalError):
+        record_clinical_pair(fresh, 37.9, 34.9, 24.5, now=NOW, record=failing_fresh(fresh))
+    assert not fresh.exists()  # there was none: there is none
+    saved = record_clinical_pair(path, 37.9, 34.9, 24.5, now=NOW, record=lambda: None)
+    assert Calibration.load(path) == saved and len(saved.points) == 2
+
+
+def failing_fresh(path):
+    def failing():
+        assert path.exists()
+        raise disk_full()
+
+    return failing
