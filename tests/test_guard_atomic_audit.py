@@ -9,8 +9,14 @@ database is what it was — and the guard is sent back to the form with a clear 
 
 ``test_every_state_changing_route_is_a_case_here_or_named_as_not_a_ledger_change`` keeps the
 table whole: a new route that changes state must come here (and so be atomic) or say why it
-changes no ledger. The last tests make the same changes without the console (the command
+changes no ledger. The core tests make the same changes without the console (the command
 line, the daemon's list sync): one transaction there too.
+
+The console's other actions follow the same rule where their record is: a guard's decision
+(``EVENT_CASES``) carries the request's row into its event's commit (held with the event in the
+engine's backlog while the storage fails); an action whose only record is its row
+(``ROW_CASES``: an alarm closed, a pass issued or printed, a calibration point) writes the row
+before its effect is shown or handed over, or puts the effect back (the calibration file).
 """
 
 from __future__ import annotations

@@ -12,16 +12,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from kiosk import queries
 from kiosk.calibration import Calibration, CalibrationError, default_path, record_clinical_pair
-from ui.guard.deps import (
-    ActionSession,
-    Guard,
-    GuardDep,
-    PageSession,
-    done,
-    note,
-    room,
-    write_row_first,
-)
+from ui.guard import deps
+from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
 from ui.guard.display import local_time
 from ui.guard.forms import BadInput, needed
 
@@ -109,7 +101,7 @@ async def calibration_add(request: Request, session: ActionSession, g: GuardDep)
             ambient,
             now=g.core.clock.now(),
             source="guard",
-            record=lambda: write_row_first(request),
+            record=lambda: deps.write_row_first(request),
         )
     except CalibrationError as exc:
         # The pair passed the checks above: the core refused the file, unless it reads.

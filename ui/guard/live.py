@@ -15,17 +15,8 @@ from kiosk import privacy, queries
 from kiosk.alarms import RESOLUTIONS, Alarm
 from kiosk.engine import NO_SUBJECT, ManualSubject
 from ui.auth import Session
-from ui.guard.deps import (
-    ActionSession,
-    ApiSession,
-    Guard,
-    GuardDep,
-    PageSession,
-    done,
-    note,
-    room,
-    write_row_first,
-)
+from ui.guard import deps
+from ui.guard.deps import ActionSession, ApiSession, Guard, GuardDep, PageSession, done, note, room
 from ui.guard.display import feed_row, local_time, vehicle_text
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
 from ui.views import HEARTBEAT_S, ScreenTracker, bus_messages, current_state, kiosk_view, sse
@@ -202,7 +193,7 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
         keys = [a.key for a in closing]
         note(request, alarm=first.kind, key=first.key, seq=first.seq, keys=keys)
         note(request, resolution=resolution)
-        write_row_first(request)
+        deps.write_row_first(request)
 
     closed = await asyncio.to_thread(
         g.alarms.close, keys, session.name, standing, resolution, record=record

@@ -27,16 +27,8 @@ from kiosk import privacy, queries
 from kiosk.passes import ROLES, VERSION, Pass, encode_pass, issue_pass, key_id_of
 from ui import i18n
 from ui.auth import Session
-from ui.guard.deps import (
-    ActionSession,
-    Guard,
-    GuardDep,
-    PageSession,
-    done,
-    note,
-    room,
-    write_row_first,
-)
+from ui.guard import deps
+from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
 from ui.guard.display import card_svg, local_time
 from ui.guard.forms import BadInput, bounded, choice, clean
 from ui.guard.lists import confirm_first
@@ -160,7 +152,7 @@ async def issue(request: Request, session: ActionSession, g: GuardDep) -> Respon
     }
     note(request, **record)
     # The row is the pass's only record: no card for a pass that is not on it (err.store).
-    await asyncio.to_thread(write_row_first, request)
+    await asyncio.to_thread(deps.write_row_first, request)
     lang = g.lang(request)
     return render(
         request,
@@ -236,7 +228,7 @@ async def reprint(request: Request, session: ActionSession, g: GuardDep) -> Resp
         pass_ = pass_of(record)
         cards.append(card_view(encode_pass(key, pass_), pass_, g, lang))
     note(request, pass_ids=ids)
-    await asyncio.to_thread(write_row_first, request)  # a card printed is on record
+    await asyncio.to_thread(deps.write_row_first, request)  # a card printed is on record
     return render(request, g, session, cards=cards)
 
 
