@@ -32,7 +32,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.routing import APIRoute
-from guard_support import BASE, add_event, console_fixtures, decided, post
+from fastapi.testclient import TestClient
+from guard_support import BASE, GUARD_PW, add_event, console_fixtures, decided, post
 from support import database_rows, disk_full, storage_failing
 
 from kiosk.calibration import Calibration, default_path, record_clinical_pair
@@ -543,3 +544,54 @@ def failing_fresh(path):
         raise disk_full()
 
     return failing
+
+
+# --- the route class's own row: never a 5xx when it cannot be written ----------------------
+
+
+def sign_in_with_storage_failing(app, where: str):
+    """A guard signing in while the storage fails: the answer, and whether a page opens."""
+    client = TestClient(app, base_url=BASE, raise_server_exceptions=False)
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/guard/login").text)
+    form = {"name": "alice", "password": GUARD_PW, "csrf": token.group(1), "next": "/guard"}
+    with storage_failing(app.state.guard.core.store, where):
+        answer = client.post(
+            "/guard/login", data=form, headers={"Origin": BASE}, follow_redirects=False
+        )
+    return answer, client.get("/guard", follow_redirects=False)
+
+
+@pytest.mark.parametrize("where", ["audit", "commit"])
+def test_signing_in_when_its_row_cannot_be_written_is_refused_with_a_clear_error(where, core, app):
+    answer, page = sign_in_with_storage_failing(app, where)
+    assert answer.status_code == 400, answer.text[:300]  # the form again, saying why
+    assert any(i18n.t(lang, "err.store") in answer.text for lang in ("en", "zh-CN"))
+    assert "kiosk_session" not in answer.headers.get("set-cookie", "")  # no session handed over
+    assert page.status_code == 303 and "/guard/login" in page.headers["location"]
+
+
+@pytest.mark.parametrize("where", ["audit", "commit"])
+def test_a_refusal_whose_row_cannot_be_written_is_still_answered_as_a_refusal(
+    where, world, core, alice
+):
+    """Bad input changed nothing: the guard is told what was wrong, the storage or not."""
+    before = database_rows(core.store)
+    with storage_failing(core.store, where):
+        refused = post(alice, "/guard/passes", alice.csrf, household="4-401", days="1")
+        missing = post(alice, "/guard/community/returnees/99999/status", alice.csrf,
+                       status="cleared")  # fmt: skip
+    assert refused.status_code == 303, refused.text[:300]
+    err = parse_qs(urlsplit(refused.headers["location"]).query)["err"][0]
+    assert err not in (i18n.t("en", "err.store"), i18n.t("zh-CN", "err.store"))
+    assert 400 <= missing.status_code < 500, missing.text[:300]
+    assert database_rows(core.store) == before
+
+
+@pytest.mark.parametrize("where", ["audit", "commit"])
+def test_signing_out_when_its_row_cannot_be_written_is_no_server_error(where, core, alice):
+    with storage_failing(core.store, where):
+        response = post(alice, "/guard/logout", alice.csrf)
+    assert response.status_code == 303, response.text[:300]
+    assert "err=" in response.headers["location"]  # said: not on record
+    # The session was ended all the same (signing out is never undone).
+    assert alice.get("/guard", follow_redirects=False).status_code == 303

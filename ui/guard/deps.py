@@ -302,7 +302,10 @@ async def record(
 ) -> None:
     """The request's row, unless the row of each change it made says it already: a request
     that made no change, or one refused or failed after its change was kept (``written``:
-    that change's row stands, this one says what became of the request)."""
+    that change's row stands, this one says what became of the request). A refusal's row the
+    storage cannot take is given up (logged): the refusal changed nothing, and the guard is
+    told what was wrong all the same. An ``ok`` row that cannot be written raises
+    ``StoreFault`` (the route class then withholds the answer: ``err.store``)."""
     actor = getattr(request.state, "actor", None)
     if actor is None or (written and outcome == "ok"):
         return  # refused before anyone signed in (nobody to name), or said with its change
@@ -312,7 +315,12 @@ async def record(
     if problem:
         detail["problem"] = problem
     name = action if outcome == "ok" else f"{action}_failed"
-    await guard(request).core.store.audit_async(actor, name, detail)
+    try:
+        await guard(request).core.store.audit_async(actor, name, detail)
+    except StoreFault as exc:
+        if outcome == "ok":
+            raise
+        log.warning("guard action %s: its refusal not on record (%s)", action, exc.detail)
 
 
 def audited_route(back: str) -> type[APIRoute]:
@@ -371,7 +379,11 @@ def _audit(
                 raise
             ok = response.status_code < 400
             result = "ok" if ok else "refused"
-            await record(request, action, result, None if ok else "refused", audit.written)
+            try:
+                await record(request, action, result, None if ok else "refused", audit.written)
+            except StoreFault as exc:  # its only record: the answer is withheld, not a 5xx
+                log.warning("guard action %s not on record: storage failed (%s)", action, exc)
+                return fail(request, back, BadInput("err.store"))
             return response
 
     return run
