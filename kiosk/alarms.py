@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -211,13 +211,18 @@ class AlarmBoard:
         ]:
             del self.alarms[key]
 
-    def ack(
-        self, key: str, who: str, when: str, resolution: str | None = None, note: str = ""
-    ) -> Alarm | None:
+    def open_one(self, key: str) -> Alarm | None:
+        """The open alarm ``key`` (the overflow card too); None if there is none."""
         alarm = self.alarms.get(key)
         if alarm is None and self.overflow is not None and self.overflow.key == key:
             alarm = self.overflow
-        if alarm is None or alarm.acked_by:
+        return None if alarm is None or alarm.acked_by else alarm
+
+    def ack(
+        self, key: str, who: str, when: str, resolution: str | None = None, note: str = ""
+    ) -> Alarm | None:
+        alarm = self.open_one(key)
+        if alarm is None:
             return None
         alarm.acked_by, alarm.acked_at, alarm.resolution, alarm.note = who, when, resolution, note
         return alarm
@@ -365,6 +370,8 @@ class AlarmDesk:
         self._lookback = timedelta(hours=lookback_h)
         self._lock = threading.Lock()
         self.board = AlarmBoard(keep=keep)
+        #: Alarms being closed: their row is being written (still shown open meanwhile).
+        self._closing: set[str] = set()
 
     def _now(self) -> str:
         return self._clock.now().isoformat()
@@ -439,10 +446,15 @@ class AlarmDesk:
         standing: list[Alarm],
         resolution: str = RESOLUTIONS[0],
         note: str = "",
+        record: Callable[[list[Alarm]], None] | None = None,
     ) -> list[Alarm]:
         """Close the open alarms ``keys`` with what was done; the ones closed (none: there
-        was no such open alarm). The caller audits them (``alarm_ack`` with ``keys`` and
-        ``resolution``) so they stay closed after a restart."""
+        was no such open alarm). The acknowledgement's record is its audit row (``alarm_ack``
+        with ``keys`` and ``resolution``, read back at start): ``record(alarms)`` writes it
+        before they are shown closed. If it raises (the storage failed), they stay open and
+        the error is the caller's. It is written outside the desk's lock (the feed takes the
+        lock on the loop); meanwhile the alarms are held for this close, so a second guard's
+        close of the same alarm finds nothing to close."""
         if resolution not in RESOLUTIONS:
             raise ValueError(f"resolution: one of {', '.join(RESOLUTIONS)}")
         with self._lock:
@@ -450,8 +462,21 @@ class AlarmDesk:
             for alarm in standing:
                 if alarm.key in keys and alarm.key not in self.board.alarms:
                     self.board.add(alarm)
+            closing = [
+                a
+                for k in dict.fromkeys(keys)
+                if k not in self._closing and (a := self.board.open_one(k)) is not None
+            ]
+            self._closing.update(a.key for a in closing)
+        try:
+            if closing and record is not None:
+                record(closing)
+        finally:
+            with self._lock:
+                self._closing.difference_update(a.key for a in closing)
+        with self._lock:
             now = self._now()
-            closed = [self.board.ack(k, who, now, resolution, note) for k in dict.fromkeys(keys)]
+            closed = [self.board.ack(a.key, who, now, resolution, note) for a in closing]
             return [a for a in closed if a is not None]
 
     def ack(self, key: str, who: str, standing: list[Alarm]) -> Alarm | None:

@@ -354,11 +354,16 @@ def record_clinical_pair(
     *,
     now: datetime,
     source: str = "guard",
+    record: Callable[[], None] | None = None,
 ) -> Calibration:
     """Append one clinical-vs-kiosk pair to the file and return the updated calibration.
 
     Called by ``kiosk calibrate add`` and by the guard's fever confirmation. The model is not
     refitted here: a fit is a deliberate step (``kiosk calibrate fit``) with its own checks.
+
+    ``record()`` (the console's audit row of the point) is called once the file is saved,
+    under the file lock; if it raises, the file is put back as it was (``_save_recorded``)
+    and the error is the caller's: no point stands without its row.
     """
     validate_pair(clinical_c, object_c, ambient_c)
     path = Path(path)
@@ -372,8 +377,38 @@ def record_clinical_pair(
                 source=source,
             )
         )
-        cal.save(path)
+        _save_recorded(cal, path, record)
     return cal
+
+
+def _save_recorded(cal: Calibration, path: Path, record: Callable[[], None] | None) -> None:
+    """Save ``cal`` to ``path`` (under its lock), then ``record()`` the change. If ``record``
+    raises, the previous file is put back: it was kept aside as a hard link, so putting it
+    back is a rename and needs no free space (a full card is the likely failure). A crash
+    between the save and the record's commit is the one window left (a rename and a commit
+    apart). A file that did not exist is removed again."""
+    if record is None:
+        cal.save(path)
+        return
+    aside = path.with_name(f".{path.name}.before")
+    with _suppress_oserror():
+        os.unlink(aside)  # left by a crash in that window: the saved file stands
+    existed = path.exists()
+    if existed:
+        os.link(path, aside)
+    try:
+        cal.save(path)
+        record()
+    except BaseException:
+        if existed:
+            os.replace(aside, path)
+        else:
+            with _suppress_oserror():
+                os.unlink(path)
+        raise
+    if existed:
+        with _suppress_oserror():
+            os.unlink(aside)
 
 
 def fit_file(path: str | Path, now: datetime) -> tuple[Calibration, FitReport]:

@@ -61,7 +61,7 @@ from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, DeviceFault, ThermoReading
 from kiosk.ports import CalibrationSource, EngineSeams
 from kiosk.privacy import greeting_name
-from kiosk.store import Event, EventDraft
+from kiosk.store import AuditRow, Event, EventDraft, check_audit_row
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +216,7 @@ class _Manual:
     temp_c: float | None = None
     subject: ManualSubject | Literal["none", "auto"] = "auto"
     flags: tuple[str, ...] = ()
+    audit: AuditRow | None = None
 
 
 #: Flags a guard's record may carry (``Engine.manual``): what the guard was warned of, as an
@@ -464,6 +465,7 @@ class Engine:
         temp_c: float | None = None,
         subject: ManualSubject | Literal["none", "auto"] = AUTO_SUBJECT,
         flags: Iterable[str] = (),
+        audit: AuditRow | None = None,
     ) -> None:
         """A guard's decision (override, or registration of a person or a vehicle).
 
@@ -486,6 +488,9 @@ class Engine:
         override of a passage is not refused: a
         guard may deliberately let a feverish resident through (home to isolate) and the
         record should then carry the reading.
+
+        ``audit``: the asking request's ``(actor, action, detail)`` row, written in the
+        event's own commit, when and if the event is (``EventDraft.audit``).
 
         Raises ``ValueError`` (or one of those subclasses) for bad input, before anything
         changes.
@@ -526,6 +531,7 @@ class Engine:
             temp_c,
             subject,
             checked_flags,
+            None if audit is None else check_audit_row(audit),
         )
         self._input(self._enqueue_manual, item)
 
@@ -1282,6 +1288,7 @@ class Engine:
             flags=(*item.flags, *((f"overrides:{overrides}",) if overrides is not None else ())),
             person=person,
             decided=p.decided_at,
+            audit=item.audit,
         )
         p.decided_ns = p.started_ns
         self._cross(p)

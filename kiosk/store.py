@@ -150,6 +150,10 @@ def _check_number(name: str, value: Any) -> None:
         raise ValueError(f"{name}: expected a finite number or None, got {value!r}")
 
 
+#: ``(actor, action, detail)``: an audit row to write with an event (``EventDraft.audit``).
+AuditRow = tuple[str, str, Mapping[str, Any]]
+
+
 @dataclass(frozen=True, kw_only=True)
 class EventDraft:
     """What the engine knows about a passage; the log adds seq, time, ids and hashes.
@@ -160,7 +164,13 @@ class EventDraft:
     ``decided`` is the clock as the engine decided: the log stamps the event's ``ts``,
     ``mono_ns`` and ``clock_synced`` from it, so a decision committed late (held in the
     engine's backlog while the store failed) keeps its own time. None: the commit's moment.
-    It is not a field of the record (``record.DRAFT_FIELDS``), only the source of its stamp."""
+    It is not a field of the record (``record.DRAFT_FIELDS``), only the source of its stamp.
+
+    ``audit`` is the ``(actor, action, detail)`` row of the request the event answers (a
+    guard's decision made at the console): the log inserts it in the event's own transaction,
+    its detail naming the event (``event_seq``) and what it recorded (``recorded``), so the
+    event is never on record without its row, nor the row without its event. It is not a
+    field of the record either; it travels with the draft (into the engine's backlog too)."""
 
     direction: str
     decision: str
@@ -177,6 +187,7 @@ class EventDraft:
     holder: str | None = field(default=None, repr=False)
     person: Mapping[str, Any] | None = field(default=None, repr=False)
     decided: ClockReading | None = None
+    audit: AuditRow | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -212,6 +223,8 @@ class EventDraft:
                 raise ValueError(f"person: {size} bytes of JSON, at most {MAX_JSON_BYTES}")
         if self.decided is not None and not isinstance(self.decided, ClockReading):
             raise ValueError("decided: expected a ClockReading or None")
+        if self.audit is not None:
+            check_audit_row(self.audit)
 
     def values(self) -> dict[str, Any]:
         """The draft's fields (``record.DRAFT_FIELDS``) as the log stores and hashes them:
@@ -228,6 +241,17 @@ class EventDraft:
                 value = hashchain.normalise(name, value)
             out[name] = value
         return out
+
+
+def check_audit_row(row: object) -> AuditRow:
+    """``row`` as an ``(actor, action, detail)`` audit row; ``ValueError`` if it is not one."""
+    if not isinstance(row, tuple) or len(row) != 3:
+        raise ValueError("audit: expected (actor, action, detail)")
+    actor, action, detail = row
+    _check_audit(actor, action, detail)
+    if not isinstance(detail, Mapping):
+        raise ValueError("audit: expected a detail mapping")
+    return actor, action, detail
 
 
 def _check_audit(actor: Any, action: Any, detail: Any) -> None:
@@ -1344,9 +1368,16 @@ class EventLog:
             )
             _set_high_water(conn, "events", seq)
             inserted.update(row)
+            if draft.audit is not None:
+                actor, action, detail = draft.audit
+                what = {**detail, "event_seq": seq, "recorded": draft.decision}
+                audited.append(int(self._insert_audit(conn, actor, action, what)["seq"]))
 
+        audited: list[int] = []
         self._transaction(write, record=True)
         self._last_seq = inserted["seq"]
+        if audited:
+            self._last_audit_seq = audited[-1]
         inserted["reasons"] = tuple(inserted["reasons"])
         inserted["flags"] = tuple(inserted["flags"])
         return Event(**inserted)

@@ -9,13 +9,20 @@ database is what it was — and the guard is sent back to the form with a clear 
 
 ``test_every_state_changing_route_is_a_case_here_or_named_as_not_a_ledger_change`` keeps the
 table whole: a new route that changes state must come here (and so be atomic) or say why it
-changes no ledger. The last tests make the same changes without the console (the command
+changes no ledger. The core tests make the same changes without the console (the command
 line, the daemon's list sync): one transaction there too.
+
+The console's other actions follow the same rule where their record is: a guard's decision
+(``EVENT_CASES``) carries the request's row into its event's commit (held with the event in the
+engine's backlog while the storage fails); an action whose only record is its row
+(``ROW_CASES``: an alarm closed, a pass issued or printed, a calibration point) writes the row
+before its effect is shown or handed over, or puts the effect back (the calibration file).
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,12 +32,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.routing import APIRoute
-from guard_support import BASE, console_fixtures, post
+from fastapi.testclient import TestClient
+from guard_support import BASE, GUARD_PW, add_event, console_fixtures, decided, post
 from support import database_rows, disk_full, storage_failing
 
+from kiosk.calibration import Calibration, default_path, record_clinical_pair
 from kiosk.lists import sign_bundle
 from kiosk.passes import TrustList
-from kiosk.store import StoreFault
+from kiosk.store import EventDraft, StoreFault
 from ui import guard, i18n
 
 #: 09:00 in Shanghai (the default site's time zone).
@@ -114,15 +123,8 @@ CASES = [
 NOT_A_LEDGER_CHANGE = {
     "guard_login": "signing in: the session is in memory; accounts audit their own changes",
     "guard_logout": "signing out: the session is in memory",
-    "alarm_ack": "the acknowledgement is the audit row itself (read back at start)",
-    "manual": "a decision is an event (the engine's commit, with the guard as operator)",
-    "register_person": "a registration is an event (the engine's commit)",
-    "register_vehicle": "a registration is an event (the engine's commit)",
     "check_household": "reads the lists",
     "plate": "reads the resident vehicles",
-    "pass_issued": "issuing is the audit row itself (no ledger row)",
-    "pass_reprinted": "a reprint is the audit row itself",
-    "calibration_point": "the calibration is a file of its own (kiosk.calibration)",
     "import_preview": "a preview writes nothing",
 }
 
@@ -217,7 +219,7 @@ def test_every_state_changing_route_is_a_case_here_or_named_as_not_a_ledger_chan
         for r in router.routes
         if isinstance(r, APIRoute) and r.methods & {"POST", "PUT", "PATCH", "DELETE"}
     }
-    cases = {c.route for c in CASES}
+    cases = {c.route for c in CASES} | {c.route for c in EVENT_CASES} | set(ROW_CASES)
     assert not cases & set(NOT_A_LEDGER_CHANGE)
     assert changing == cases | set(NOT_A_LEDGER_CHANGE)
 
@@ -263,6 +265,7 @@ BUNDLE = sign_bundle(OFFICE, {
     "format": "kiosk-lists/1", "version": 1, "issued_at": "2026-02-11T20:00:00+00:00",
     "quarantine": [{"household": "6-601", "from": "2026-02-10", "until": "2026-02-24"}],
 })  # fmt: skip
+NOW = datetime(2026, 2, 12, 1, 0, tzinfo=UTC)
 BUNDLE_TRUST = TrustList([("office", OFFICE.public_key())])
 SHIFT = datetime(2026, 2, 14, 0, 0, tzinfo=UTC), datetime(2026, 2, 14, 8, 0, tzinfo=UTC)
 
@@ -302,3 +305,293 @@ def test_without_the_console_a_change_is_kept_with_exactly_one_row(action, make,
     if action == "lists.bundle":  # the same version again: nothing to change, no row
         assert not core.lists.import_bundle(BUNDLE, BUNDLE_TRUST, "office-sync").applied
         assert core.store.last_audit_seq == again
+
+
+# --- a guard's decision: the event and the request's row are one commit --------------------
+
+
+@dataclass(frozen=True)
+class EventCase:
+    """A console request that makes the engine decide: its event (``kind``) carries the
+    request's row (``action``) into the event's own commit."""
+
+    route: str
+    path: str
+    form: dict[str, str]
+    action: str
+    kind: str
+
+
+EVENT_CASES = [
+    EventCase("manual", "/guard/manual",
+              {"decision": "pass", "reason": "known resident", "subject": "none"},
+              "manual_pass", "manual"),
+    EventCase("register_person", "/guard/register/person",
+              {"name": "Wang Fang", "unit": "3-402", "reason": "visiting mother",
+               "temp_c": "36.6", "direction": "in", "decision": "pass"},
+              "register_person", "registration"),
+    EventCase("register_vehicle", "/guard/register/vehicle",
+              {"plate": "京B54321", "driver": "Zhang Wei", "driver_temp": "36.5",
+               "reason": "delivery", "direction": "in", "decision": "pass"},
+              "register_vehicle", "vehicle"),
+]  # fmt: skip
+
+
+def decision_rows(core, event_seq: int, audit_seq: int) -> tuple[list[dict], list[dict]]:
+    """The events after ``event_seq`` and the audit rows after ``audit_seq``."""
+    return core.store.events(after_seq=event_seq), core.store.audits(after_seq=audit_seq)
+
+
+@pytest.mark.parametrize("where", ["audit", "commit"])
+@pytest.mark.parametrize("case", EVENT_CASES, ids=lambda c: c.route)
+def test_a_guards_decision_whose_row_cannot_be_written_is_not_kept_and_waits_with_its_row(
+    case, where, world, core, alice
+):
+    before = database_rows(core.store)
+    with storage_failing(core.store, where), decided(alice, core) as seen:
+        response = post(alice, case.path, alice.csrf, **case.form)
+    assert response.status_code == 303, response.text[:300]
+    assert "err=" not in response.headers["location"]  # taken: the feed says it is not on record
+    assert seen[0]["committed"] is False
+    assert database_rows(core.store) == before  # neither the event nor the request's row
+    # The storage is back: the record held in memory is written, with its row, at once.
+    event_seq, audit_seq = core.store.last_seq, core.store.last_audit_seq
+    alice.portal.call(core.runner._flush_backlog)
+    events, rows = decision_rows(core, event_seq, audit_seq)
+    assert [(e["kind"], e["operator"]) for e in events] == [(case.kind, "alice")]
+    assert [(a["actor"], a["action"]) for a in rows] == [
+        ("system", "store.recovered"),
+        ("alice", case.action),
+    ]
+    detail = rows[1]["detail"]
+    assert detail["outcome"] == "ok"
+    assert (detail["event_seq"], detail["recorded"]) == (events[0]["seq"], events[0]["decision"])
+    assert core.store.verify().ok
+
+
+@pytest.mark.parametrize("case", EVENT_CASES, ids=lambda c: c.route)
+def test_a_guards_decision_is_committed_with_exactly_one_row_naming_its_event(
+    case, world, core, alice
+):
+    event_seq, audit_seq = core.store.last_seq, core.store.last_audit_seq
+    with decided(alice, core) as seen:
+        response = post(alice, case.path, alice.csrf, **case.form)
+    assert response.status_code == 303 and "err=" not in response.headers["location"]
+    assert seen[0]["committed"] is True
+    events, rows = decision_rows(core, event_seq, audit_seq)
+    assert [(e["kind"], e["decision"]) for e in events] == [(case.kind, "manual_pass")]
+    assert [(a["actor"], a["action"], a["detail"]["outcome"]) for a in rows] == [
+        ("alice", case.action, "ok")
+    ]
+    assert rows[0]["detail"]["event_seq"] == events[0]["seq"]
+    assert rows[0]["detail"]["recorded"] == "manual_pass"
+
+
+def test_an_event_and_the_row_it_carries_are_one_commit_in_the_log(core):
+    """``EventDraft.audit``: the event log writes the row in the event's transaction."""
+    draft = EventDraft(
+        direction="in", decision="manual_deny", reasons=("guard_override",), operator="alice",
+        kind="manual", audit=("alice", "manual_deny", {"outcome": "ok"}),
+    )  # fmt: skip
+    before = database_rows(core.store)
+    for where in ("audit", "commit"):
+        with storage_failing(core.store, where), pytest.raises(StoreFault):
+            core.store.append(draft)
+        assert database_rows(core.store) == before
+    event = core.store.append(draft)
+    (row,) = [a for a in core.store.audits(limit=1000) if a["action"] == "manual_deny"]
+    assert row["detail"] == {"outcome": "ok", "event_seq": event.seq, "recorded": "manual_deny"}
+    assert core.store.last_audit_seq == row["seq"]
+
+
+# --- actions whose record is their row: the row first, or the action undone -----------------
+
+
+def open_alarm_keys(core, app) -> list[str]:
+    return sorted(a.key for a in app.state.guard.alarms.open_alarms([]))
+
+
+def fever_alarm(core, app, world) -> dict[str, str]:
+    event = add_event(core, decision="deny", reasons=("fever",), temp_c=38.6)
+    key = f"event:{event.seq}"
+    assert key in open_alarm_keys(core, app)
+    return {"only": key, "resolution": "sent_home"}
+
+
+def calibration_file(core, app) -> bytes | None:
+    path = default_path(core.data_dir)
+    return path.read_bytes() if path.exists() else None
+
+
+def nothing_outside(core, app) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class RowCase:
+    """A console action whose only record is its row: ``form(core, app, world)`` the request
+    (made ready before any failure); ``outside(core, app)`` what it changes outside the
+    database (the alarm desk, the calibration file); ``ok`` its answer when done."""
+
+    path: str
+    form: Callable[[Any, Any, dict[str, Any]], dict[str, str]]
+    outside: Callable[[Any, Any], Any]
+    ok: int
+
+
+ROW_CASES = {
+    "alarm_ack": RowCase("/guard/alarms/ack", fever_alarm, open_alarm_keys, 303),
+    "pass_issued": RowCase(
+        "/guard/passes",
+        lambda c, a, w: {"household": "4-402", "holder": "Qian", "days": "1"},
+        nothing_outside,
+        200,
+    ),
+    "pass_reprinted": RowCase(
+        "/guard/passes/print", lambda c, a, w: {"pass_id": w["pass_id"]}, nothing_outside, 200
+    ),
+    "calibration_point": RowCase(
+        "/guard/calibration",
+        lambda c, a, w: {"clinical_c": "37.2", "object_c": "34.1", "ambient_c": "24.0"},
+        calibration_file,
+        303,
+    ),
+}
+
+
+@pytest.mark.parametrize("where", ["audit", "commit"])
+@pytest.mark.parametrize("route", sorted(ROW_CASES))
+def test_an_action_whose_row_cannot_be_written_takes_no_effect_and_the_guard_is_told(
+    route, where, world, core, app, alice
+):
+    case = ROW_CASES[route]
+    form = case.form(core, app, world)
+    before, outside = database_rows(core.store), case.outside(core, app)
+    with storage_failing(core.store, where):
+        response = post(alice, case.path, alice.csrf, **form)
+    assert response.status_code == 303, response.text[:300]  # no pass or card handed over
+    err = parse_qs(urlsplit(response.headers["location"]).query)["err"][0]
+    assert err in (i18n.t("en", "err.store"), i18n.t("zh-CN", "err.store"))
+    assert database_rows(core.store) == before
+    assert case.outside(core, app) == outside  # the alarm still open, the file as it was
+    if route == "calibration_point":
+        assert sorted(p.name for p in core.data_dir.glob(".calibration*")) == [
+            p.name for p in core.data_dir.glob(".calibration*.lock")
+        ]  # nothing left beside the file
+
+
+@pytest.mark.parametrize("route", sorted(ROW_CASES))
+def test_the_same_action_with_storage_working_takes_effect_with_exactly_one_row(
+    route, world, core, app, alice
+):
+    case = ROW_CASES[route]
+    form = case.form(core, app, world)
+    seq, outside = core.store.last_audit_seq, case.outside(core, app)
+    response = post(alice, case.path, alice.csrf, **form)
+    assert response.status_code == case.ok, response.text[:300]
+    assert "err=" not in response.headers.get("location", "")
+    rows = core.store.audits(after_seq=seq)
+    assert [(a["action"], a["detail"]["outcome"]) for a in rows] == [(route, "ok")]
+    if case.outside is not nothing_outside:
+        assert case.outside(core, app) != outside
+    for pass_id in rows[0]["detail"].get("pass_ids") or [rows[0]["detail"].get("pass_id")]:
+        assert pass_id is None or pass_id in response.text  # the card handed over is on record
+
+
+def test_the_alarm_desk_shows_an_alarm_closed_only_once_its_row_is_written(core, app):
+    desk = app.state.guard.alarms
+    key = fever_alarm(core, app, {})["only"]
+
+    def failing(alarms):
+        assert desk.close([key], "root", []) == []  # held for this close: no second closer
+        assert key in open_alarm_keys(core, app)  # and still shown open meanwhile
+        raise StoreFault("store_fault", "SQLITE_FULL")
+
+    with pytest.raises(StoreFault):
+        desk.close([key], "alice", [], record=failing)
+    assert key in open_alarm_keys(core, app)
+    closed = desk.close([key], "alice", [], "false_alarm", record=lambda alarms: None)
+    assert [(a.key, a.acked_by, a.resolution) for a in closed] == [(key, "alice", "false_alarm")]
+    assert key not in open_alarm_keys(core, app)
+
+
+def test_a_calibration_point_whose_row_fails_puts_the_file_back_as_it_was(tmp_path):
+    (tmp_path / "cal").mkdir()
+    path = tmp_path / "cal" / "calibration.json"
+    record_clinical_pair(path, 36.8, 33.8, 24.0, now=NOW)
+    kept = path.read_bytes()
+
+    def failing():
+        assert Calibration.load(path).points[-1].clinical_c == 37.9  # saved, then its row
+        raise disk_full()
+
+    with pytest.raises(sqlite3.OperationalError):
+        record_clinical_pair(path, 37.9, 34.9, 24.5, now=NOW, record=failing)
+    assert path.read_bytes() == kept
+    assert sorted(p.name for p in path.parent.iterdir()) == [".calibration.json.lock", path.name]
+    fresh = tmp_path / "fresh" / "calibration.json"
+    fresh.parent.mkdir()
+    with pytest.raises(sqlite3.OperationalError):
+        record_clinical_pair(fresh, 37.9, 34.9, 24.5, now=NOW, record=failing_fresh(fresh))
+    assert not fresh.exists()  # there was none: there is none
+    saved = record_clinical_pair(path, 37.9, 34.9, 24.5, now=NOW, record=lambda: None)
+    assert Calibration.load(path) == saved and len(saved.points) == 2
+
+
+def failing_fresh(path):
+    def failing():
+        assert path.exists()
+        raise disk_full()
+
+    return failing
+
+
+# --- the route class's own row: never a 5xx when it cannot be written ----------------------
+
+
+def sign_in_with_storage_failing(app, where: str):
+    """A guard signing in while the storage fails: the answer, and whether a page opens."""
+    client = TestClient(app, base_url=BASE, raise_server_exceptions=False)
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/guard/login").text)
+    form = {"name": "alice", "password": GUARD_PW, "csrf": token.group(1), "next": "/guard"}
+    with storage_failing(app.state.guard.core.store, where):
+        answer = client.post(
+            "/guard/login", data=form, headers={"Origin": BASE}, follow_redirects=False
+        )
+    return answer, client.get("/guard", follow_redirects=False)
+
+
+@pytest.mark.parametrize("where", ["audit", "commit"])
+def test_signing_in_when_its_row_cannot_be_written_is_refused_with_a_clear_error(where, core, app):
+    answer, page = sign_in_with_storage_failing(app, where)
+    assert answer.status_code == 400, answer.text[:300]  # the form again, saying why
+    assert any(i18n.t(lang, "err.store") in answer.text for lang in ("en", "zh-CN"))
+    assert "kiosk_session" not in answer.headers.get("set-cookie", "")  # no session handed over
+    assert page.status_code == 303 and "/guard/login" in page.headers["location"]
+
+
+@pytest.mark.parametrize("where", ["audit", "commit"])
+def test_a_refusal_whose_row_cannot_be_written_is_still_answered_as_a_refusal(
+    where, world, core, alice
+):
+    """Bad input changed nothing: the guard is told what was wrong, the storage or not."""
+    before = database_rows(core.store)
+    with storage_failing(core.store, where):
+        refused = post(alice, "/guard/passes", alice.csrf, household="4-401", days="1")
+        missing = post(alice, "/guard/community/returnees/99999/status", alice.csrf,
+                       status="cleared")  # fmt: skip
+    assert refused.status_code == 303, refused.text[:300]
+    err = parse_qs(urlsplit(refused.headers["location"]).query)["err"][0]
+    assert err not in (i18n.t("en", "err.store"), i18n.t("zh-CN", "err.store"))
+    assert 400 <= missing.status_code < 500, missing.text[:300]
+    assert database_rows(core.store) == before
+
+
+@pytest.mark.parametrize("where", ["audit", "commit"])
+def test_signing_out_when_its_row_cannot_be_written_is_no_server_error(where, core, alice):
+    with storage_failing(core.store, where):
+        response = post(alice, "/guard/logout", alice.csrf)
+    assert response.status_code == 303, response.text[:300]
+    assert "err=" in response.headers["location"]  # said: not on record
+    # The session was ended all the same (signing out is never undone).
+    assert alice.get("/guard", follow_redirects=False).status_code == 303

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from kiosk import queries
 from kiosk.calibration import Calibration, CalibrationError, default_path, record_clinical_pair
+from ui.guard import deps
 from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
 from ui.guard.display import local_time
 from ui.guard.forms import BadInput, needed
@@ -92,7 +93,8 @@ async def calibration_add(request: Request, session: ActionSession, g: GuardDep)
     ambient = needed(form.get("ambient_c"), "cal.ambient", -20.0, 50.0)
     if obj <= ambient:  # the core refuses it too, in English: said here in the guard's words
         raise BadInput("cal.not_above_ambient")
-    try:
+    note(request, clinical_c=clinical, object_c=obj, ambient_c=ambient)
+    try:  # the file, then its row; the file put back if the row fails (err.store)
         await asyncio.to_thread(
             record_clinical_pair,
             default_path(g.core.data_dir),
@@ -101,6 +103,7 @@ async def calibration_add(request: Request, session: ActionSession, g: GuardDep)
             ambient,
             now=g.core.clock.now(),
             source="guard",
+            record=lambda: deps.write_row_first(request),
         )
     except CalibrationError as exc:
         # The pair passed the checks above: the core refused the file, unless it reads.
@@ -109,5 +112,4 @@ async def calibration_add(request: Request, session: ActionSession, g: GuardDep)
         raise unreadable(g) from None
     except OSError:  # the file could not be written (a full or failing card): nothing saved
         raise BadInput("cal.not_saved") from None
-    note(request, clinical_c=clinical, object_c=obj, ambient_c=ambient)
     return done(request, "/guard/calibration", "cal.saved")

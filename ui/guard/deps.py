@@ -15,6 +15,8 @@ ledger writes the change and its row (who, what, from what to what, with the req
 detail and ``outcome: ok``) in one transaction, and that row is the request's — never a
 second one. If the storage fails there (``StoreFault``: disk full, I/O) nothing of the
 change was kept; the guard is sent back to the form with ``err.store``, never a 5xx.
+A guard's decision (``Guard.manual``) hands the request's row (``request_row``) to the engine:
+it is written in the decision's event commit, and the route class writes no second row.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from kiosk.alarms import Alarm, AlarmDesk, device_alarms
-from kiosk.auditing import Change, auditing_request
+from kiosk.auditing import Change, audited_write, auditing_request
 from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
 from kiosk.store import StoreFault
 from ui import i18n
@@ -164,12 +166,14 @@ class Guard:
             "flash_err": err if signed else None,
         }
 
-    def manual(self, decision: str, **kwargs: Any) -> None:
+    def manual(self, request: Request, decision: str, **kwargs: Any) -> None:
         """``core.runner.engine.manual`` (on the loop: routes that call it are ``async``): the
-        decision is committed like any other event. The engine's refusals become messages in
-        the guard's language."""
+        decision is committed like any other event, and ``request``'s row (``request_row``)
+        with it, in the event's own commit; the route class writes no second one. The
+        engine's refusals become messages in the guard's language."""
+        row = request_row(request)
         try:
-            self.core.runner.engine.manual(decision=MANUAL_DECISIONS[decision], **kwargs)
+            self.core.runner.engine.manual(decision=MANUAL_DECISIONS[decision], audit=row, **kwargs)
         except FeverRefused as exc:  # said as the desk it came from
             key = "manual" if kwargs.get("kind", "manual") == "manual" else "reg"
             raise BadInput(f"{key}.fever_refused", t=f"{exc.temp_c:.1f}") from None
@@ -179,6 +183,7 @@ class Guard:
             ) from None
         except ValueError as exc:
             raise BadInput(str(exc)) from None
+        request.state.request_audit.written.append(row)
 
 
 # --- dependencies ---------------------------------------------------------------------------
@@ -280,12 +285,33 @@ def request_detail(request: Request) -> dict[str, Any]:
     return dict(getattr(request.state, "audit_detail", {}))
 
 
+def request_row(request: Request) -> Change:
+    """The request's own row as the route class writes it when the request is done: the
+    guard, the action, what the route noted so far, ``outcome: ok``. For a change that writes
+    it in its own transaction (a guard's decision: the event's commit)."""
+    action = getattr(request.state, "audit_action", None) or request.state.route_action
+    return request.state.actor, action, {**request_detail(request), "outcome": "ok"}
+
+
+def write_row_first(request: Request) -> None:
+    """Write the request's row now, before what it records takes effect: an action whose
+    only record is its row (an alarm closed, a pass handed over). A ``StoreFault`` here
+    means nothing is on record: the caller does nothing more and the guard gets
+    ``err.store``. Blocking: call it in a thread (``asyncio.to_thread`` keeps the request's
+    audit context)."""
+    actor, action, _ = request_row(request)
+    audited_write(guard(request).core.store, lambda _db: None, actor, action, lambda _: {})
+
+
 async def record(
     request: Request, action: str, outcome: str, problem: str | None, written: list[Change]
 ) -> None:
     """The request's row, unless the row of each change it made says it already: a request
     that made no change, or one refused or failed after its change was kept (``written``:
-    that change's row stands, this one says what became of the request)."""
+    that change's row stands, this one says what became of the request). A refusal's row the
+    storage cannot take is given up (logged): the refusal changed nothing, and the guard is
+    told what was wrong all the same. An ``ok`` row that cannot be written raises
+    ``StoreFault`` (the route class then withholds the answer: ``err.store``)."""
     actor = getattr(request.state, "actor", None)
     if actor is None or (written and outcome == "ok"):
         return  # refused before anyone signed in (nobody to name), or said with its change
@@ -295,7 +321,12 @@ async def record(
     if problem:
         detail["problem"] = problem
     name = action if outcome == "ok" else f"{action}_failed"
-    await guard(request).core.store.audit_async(actor, name, detail)
+    try:
+        await guard(request).core.store.audit_async(actor, name, detail)
+    except StoreFault as exc:
+        if outcome == "ok":
+            raise
+        log.warning("guard action %s: its refusal not on record (%s)", action, exc.detail)
 
 
 def audited_route(back: str) -> type[APIRoute]:
@@ -331,6 +362,7 @@ def _audit(
 ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
     async def run(request: Request) -> Response:
         with auditing_request(lambda: request_detail(request)) as audit:
+            request.state.route_action, request.state.request_audit = action, audit
             try:
                 response = await handler(request)
             except BadInput as exc:
@@ -353,7 +385,11 @@ def _audit(
                 raise
             ok = response.status_code < 400
             result = "ok" if ok else "refused"
-            await record(request, action, result, None if ok else "refused", audit.written)
+            try:
+                await record(request, action, result, None if ok else "refused", audit.written)
+            except StoreFault as exc:  # its only record: the answer is withheld, not a 5xx
+                log.warning("guard action %s not on record: storage failed (%s)", action, exc)
+                return fail(request, back, BadInput("err.store"))
             return response
 
     return run

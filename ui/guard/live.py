@@ -12,9 +12,10 @@ from fastapi import HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from kiosk import privacy, queries
-from kiosk.alarms import RESOLUTIONS
+from kiosk.alarms import RESOLUTIONS, Alarm
 from kiosk.engine import NO_SUBJECT, ManualSubject
 from ui.auth import Session
+from ui.guard import deps
 from ui.guard.deps import ActionSession, ApiSession, Guard, GuardDep, PageSession, done, note, room
 from ui.guard.display import feed_row, local_time, vehicle_text
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
@@ -186,17 +187,19 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
         raise BadInput("err.no_alarm")
     resolution = choice(form.get("resolution"), "live.resolution", RESOLUTIONS, RESOLUTIONS[0])
     standing = await asyncio.to_thread(g.standing_alarms)
-    closed = await asyncio.to_thread(g.alarms.close, keys, session.name, standing, resolution)
+
+    def record(closing: list[Alarm]) -> None:  # the row first: an alarm shown closed is on record
+        first = closing[0]
+        keys = [a.key for a in closing]
+        note(request, alarm=first.kind, key=first.key, seq=first.seq, keys=keys)
+        note(request, resolution=resolution)
+        deps.write_row_first(request)
+
+    closed = await asyncio.to_thread(
+        g.alarms.close, keys, session.name, standing, resolution, record=record
+    )
     if not closed:
         raise BadInput("err.no_alarm")
-    note(
-        request,
-        alarm=closed[0].kind,
-        key=closed[0].key,
-        seq=closed[0].seq,
-        keys=[a.key for a in closed],
-        resolution=resolution,
-    )
     return done(request, "/guard")
 
 
@@ -267,6 +270,7 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
         claim(g, subject.seq, session.name, decision)
     try:
         g.manual(
+            request,
             decision=decision,
             operator=session.name,
             reason=reason,

@@ -2,13 +2,15 @@
 list of passes issued here (searchable by holder, household or pass number), voiding a lost
 pass from that list (after a confirmation step) and printing cards again, one or a batch.
 
-Where issuing is recorded: the audit row ``pass_issued`` (written by the console's route
-class) carries the pass's fields — pass number, key, holder, household, role, validity,
-flags. The audit ``detail`` is personal data (covered by the row's digest, nulled by
-retention), like the event's ``person``. A card is printed again by signing those same
-fields with the same key: Ed25519 signatures are deterministic, so the reprint is the very
-pass that was issued, QR code and all. A pass signed with another key (the key was replaced)
-cannot be reprinted here; a voided one is not reprinted.
+Where issuing is recorded: the audit row ``pass_issued`` (the request's row, written before
+the card is made: ``ui.guard.deps.write_row_first``; if it cannot be, no card is handed over
+and the guard gets ``err.store``) carries the pass's fields — pass number, key, holder,
+household, role, validity, flags. The audit ``detail`` is personal data (covered by the
+row's digest, nulled by retention), like the event's ``person``. A card is printed again by
+signing those same fields with the same key: Ed25519 signatures are deterministic, so the
+reprint is the very pass that was issued, QR code and all. A pass signed with another key
+(the key was replaced) cannot be reprinted here; a voided one is not reprinted. A reprint's
+row (``pass_reprinted``) is written before its cards are handed over too.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from kiosk import privacy, queries
 from kiosk.passes import ROLES, VERSION, Pass, encode_pass, issue_pass, key_id_of
 from ui import i18n
 from ui.auth import Session
+from ui.guard import deps
 from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
 from ui.guard.display import card_svg, local_time
 from ui.guard.forms import BadInput, bounded, choice, clean
@@ -59,21 +62,15 @@ def status_of(record: dict[str, Any], revoked: dict[str, str], now: datetime) ->
     return "valid" if now < until else "expired"
 
 
-def pass_rows(
-    g: Guard, session: Session, lang: str, q: str, fresh: dict[str, Any] | None = None
-) -> list[dict[str, Any]]:
+def pass_rows(g: Guard, session: Session, lang: str, q: str) -> list[dict[str, Any]]:
     """The list of issued passes matching ``q`` (holder, household or pass number), masked
-    for the viewer's role; ``fresh``, a pass issued by this request (its audit row is written
-    once the answer is made), first."""
+    for the viewer's role (a pass issued by this request is on record before it is shown)."""
     clear = g.clear(session)
     revoked = queries.revoked_pass_ids(g.core.store)
     now = g.core.clock.now()
     wanted = q.strip().casefold()
     rows = []
-    records = issued_records(g)
-    if fresh is not None and all(r["pass_id"] != fresh["pass_id"] for r in records):
-        records.insert(0, fresh)
-    for r in records:
+    for r in issued_records(g):
         if wanted and not any(
             wanted in str(r.get(k, "")).casefold() for k in ("holder", "household", "pass_id")
         ):
@@ -100,7 +97,6 @@ def pass_rows(
 def render(request: Request, g: Guard, session: Session, **ctx: Any) -> HTMLResponse:
     lang = g.lang(request)
     q = str(ctx.pop("q", "") or "")[:60]
-    fresh = ctx.pop("fresh", None)
     base = {"issued": None, "cards": None, **g.flash(request)}
     return g.render(
         request,
@@ -109,7 +105,7 @@ def render(request: Request, g: Guard, session: Session, **ctx: Any) -> HTMLResp
         can_issue=g.core.issuer_key is not None,
         roles=ROLES,
         q=q,
-        passes=pass_rows(g, session, lang, q, fresh),
+        passes=pass_rows(g, session, lang, q),
         **(base | ctx),
     )
 
@@ -155,13 +151,13 @@ async def issue(request: Request, session: ActionSession, g: GuardDep) -> Respon
         "flags": list(pass_.flags),
     }
     note(request, **record)
+    # The row is the pass's only record: no card for a pass that is not on it (err.store).
+    await asyncio.to_thread(deps.write_row_first, request)
     lang = g.lang(request)
-    issued_at = g.core.clock.now().isoformat()
     return render(
         request,
         g,
         session,
-        fresh=record | {"issued_at": issued_at, "actor": session.name},
         issued=card_view(payload, pass_, g, lang),
         flash_ok=i18n.t(lang, "pass.issued"),
         flash_err=None,
@@ -232,6 +228,7 @@ async def reprint(request: Request, session: ActionSession, g: GuardDep) -> Resp
         pass_ = pass_of(record)
         cards.append(card_view(encode_pass(key, pass_), pass_, g, lang))
     note(request, pass_ids=ids)
+    await asyncio.to_thread(deps.write_row_first, request)  # a card printed is on record
     return render(request, g, session, cards=cards)
 
 

@@ -202,6 +202,7 @@ def register(
     if confirmed:
         note(request, quarantine="confirmed")
     g.manual(
+        request,
         decision=decision,
         operator=session.name,
         reason=person["note"],

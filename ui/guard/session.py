@@ -8,8 +8,10 @@ from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from kiosk.accounts import NAME_RE
+from kiosk.store import StoreFault
 from ui import i18n
 from ui.auth import CSRF_FIELD, Session, client_addr, same_origin
+from ui.guard import deps
 from ui.guard.deps import ActionSession, Guard, GuardDep, note, remember_lang, room
 from ui.guard.forms import safe_next
 from ui.views import secure_headers
@@ -82,8 +84,13 @@ async def login(request: Request, g: GuardDep) -> Response:
         resume = str(form.get("resume") or "")
         return login_form(request, g, lang, i18n.t(lang, "login.failed"), 401, resume)
     g.auth.limiter.succeeded(addr)
-    cookie, session = g.auth.sessions.issue(account)
     note(request, role=account.role)
+    try:  # the row first: no session is handed over that is not on record
+        await asyncio.to_thread(deps.write_row_first, request)
+    except StoreFault:
+        resume = str(form.get("resume") or "")
+        return login_form(request, g, lang, i18n.t(lang, "err.store"), 400, resume)
+    cookie, session = g.auth.sessions.issue(account)
     resume = str(form.get("resume") or "")
     pending = g.auth.sessions.read_resume(resume)
     if pending is not None and pending.name == account.name:  # only the guard who made it
