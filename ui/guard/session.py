@@ -51,7 +51,8 @@ def login_form(
 def login_page(request: Request, g: GuardDep) -> Response:
     if g.auth.current(request) is not None:
         return RedirectResponse("/guard", status_code=303)
-    return login_form(request, g, g.lang(request), request.query_params.get("error"))
+    # No error text from the URL: a link could put any words in the sign-in page's banner.
+    return login_form(request, g, g.lang(request), None)
 
 
 @router.post("/login", name="guard_login", include_in_schema=False)
