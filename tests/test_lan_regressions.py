@@ -6,7 +6,24 @@ process: the guard console and the kiosk screen on ``guard_core`` (tests/guard_s
 
 from __future__ import annotations
 
+import re
+
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from guard_support import ADMIN_PW, BASE, GUARD_PW, make_app
+
+
+def login_attempt(client: TestClient, name: str, password: str) -> int:
+    page = client.get("/guard/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    response = client.post(
+        "/guard/login",
+        data={"name": name, "password": password, "csrf": token},
+        headers={"Origin": BASE},
+        follow_redirects=False,
+    )
+    client.cookies.clear()
+    return response.status_code
 
 
 def test_login_page_shows_no_error_text_from_its_url(guard_client: TestClient) -> None:
@@ -17,3 +34,34 @@ def test_login_page_shows_no_error_text_from_its_url(guard_client: TestClient) -
     assert page.status_code == 200
     assert "555-0100" not in page.text
     assert 'role="alert"' not in page.text
+
+
+def test_a_guards_own_sign_in_does_not_reset_the_guesses_at_another_account(
+    guard_core,
+) -> None:
+    # Four wrong admin passwords, then the guard's own good sign-in, again and again: the
+    # success wiped the address's failures, so the admin's password could be guessed at
+    # four tries per sign-in, without end, from one address.
+    app: FastAPI = make_app(guard_core)
+    limit = guard_core.config.web.login_attempts_per_min
+    with TestClient(app, base_url=BASE) as client:
+        codes = []
+        for round_ in range(3):
+            for i in range(limit - 1):
+                codes.append(login_attempt(client, "root", f"guess-{round_}-{i}"))
+            assert login_attempt(client, "alice", GUARD_PW) in (303, 429)
+        assert 429 in codes, codes
+        # The right admin password is refused too while the address waits.
+        assert login_attempt(client, "root", ADMIN_PW) == 429
+
+
+def test_a_good_sign_in_still_forgets_its_own_mistyped_passwords(guard_core) -> None:
+    app: FastAPI = make_app(guard_core)
+    limit = guard_core.config.web.login_attempts_per_min
+    with TestClient(app, base_url=BASE) as client:
+        for i in range(limit - 1):
+            assert login_attempt(client, "alice", f"typo-{i}") == 401
+        assert login_attempt(client, "alice", GUARD_PW) == 303
+        for i in range(limit - 1):
+            assert login_attempt(client, "alice", f"typo-again-{i}") == 401
+        assert login_attempt(client, "alice", GUARD_PW) == 303
