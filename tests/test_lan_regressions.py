@@ -122,3 +122,17 @@ def test_a_body_cut_short_by_an_anonymous_client_is_no_server_error(guard_core) 
         sent = asgi_post_cut_short(app, path, content_type)
         statuses = [m["status"] for m in sent if m["type"] == "http.response.start"]
         assert all(status < 500 for status in statuses), (path, statuses)
+
+
+def test_the_guard_feed_json_with_names_is_not_kept_in_the_browser_cache(guard_core) -> None:
+    # Every guard page is no-store, but /guard/api/feed (the newest passages with names and
+    # dwellings: in full for an admin) had no Cache-Control, so the office PC's browser could
+    # keep it on disk.
+    from guard_support import add_event, signed_in
+
+    add_event(guard_core, holder="Zhang Min", household="B-202")
+    with signed_in(make_app(guard_core), "root", ADMIN_PW) as admin:
+        feed = admin.get("/guard/api/feed")
+        assert feed.status_code == 200
+        assert "Zhang Min" in feed.text
+        assert feed.headers.get("cache-control") == "no-store"
