@@ -13,7 +13,8 @@ Here (``build_server``):
   new one at once (RST) past ``web.max_connections_per_client``, or past
   ``web.max_connections`` (itself capped at half the open-file limit, so accept never runs
   out of descriptors) unless a connection still silent about its request can be closed to
-  make room (``ConnectionGate``);
+  make room (``ConnectionGate``); the kiosk's own screen (``web.screen_addresses``) has
+  ``SCREEN_HEADROOM`` more, so a flood from many LAN addresses cannot lock it out;
 * a connection must complete its request headers within ``web.header_timeout_s`` of
   connecting or of its previous response (idle and slowloris connections are closed), and a
   request body must arrive within ``web.body_timeout_s``;
@@ -32,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import logging
 import resource
 import socket
@@ -54,6 +56,8 @@ log = logging.getLogger(__name__)
 ACCEPT_LOG_EVERY_S = 10.0
 #: Connections taken per turn of the loop when the listening socket is ready.
 ACCEPT_BACKLOG = 128
+#: Connections the kiosk's own screen (``web.screen_addresses``) may open past the overall cap.
+SCREEN_HEADROOM = 16
 _ACCEPT_MESSAGE = "socket.accept() out of system resource"
 
 
@@ -87,6 +91,10 @@ class ConnectionGate:
 
     max_total: int
     max_per_client: int
+    #: The kiosk's own screen (``web.screen_addresses``): past ``max_total`` it still gets
+    #: ``SCREEN_HEADROOM`` more, so connections held by the LAN (a body that never comes is
+    #: not "silent", so not evictable) cannot keep its event stream from reconnecting.
+    screens: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     open_total: int = 0
     per_client: Counter[str] = field(default_factory=Counter)
     refused: int = 0
@@ -97,7 +105,7 @@ class ConnectionGate:
         if self.per_client[client] >= self.max_per_client:
             self.refused += 1
             return False
-        if self.open_total >= self.max_total:
+        if self.open_total >= self.max_total and not self._screen_room(client):
             if not self.waiting:
                 self.refused += 1
                 return False
@@ -107,6 +115,17 @@ class ConnectionGate:
         self.open_total += 1
         self.per_client[client] += 1
         return True
+
+    def _screen_room(self, client: str) -> bool:
+        if self.open_total >= self.max_total + SCREEN_HEADROOM:
+            return False
+        try:
+            address = ipaddress.ip_address(client)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.screens)
 
     def release(self, client: str) -> None:
         self.open_total -= 1
@@ -372,7 +391,11 @@ class EdgeConfig(uvicorn.Config):
 
 def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeConfig:
     limits = Limits(
-        ConnectionGate(effective_max_connections(web), web.max_connections_per_client),
+        ConnectionGate(
+            effective_max_connections(web),
+            web.max_connections_per_client,
+            tuple(ipaddress.ip_network(a, strict=False) for a in web.screen_addresses),
+        ),
         web.header_timeout_s,
         web.body_timeout_s,
     )

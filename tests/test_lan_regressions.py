@@ -136,3 +136,22 @@ def test_the_guard_feed_json_with_names_is_not_kept_in_the_browser_cache(guard_c
         assert feed.status_code == 200
         assert "Zhang Min" in feed.text
         assert feed.headers.get("cache-control") == "no-store"
+
+
+def test_a_connection_flood_from_many_lan_addresses_does_not_lock_out_the_kiosks_own_screen():
+    # Ten LAN addresses x 32 connections, each a POST whose body never comes (not "silent",
+    # so not evictable for web.body_timeout_s): all 256 slots held, and the kiosk's own
+    # screen (127.0.0.1) was refused too: its event stream could not reconnect, so the
+    # people at the gate saw no result, for as long as the flood was renewed.
+    from checkpoint.server import server_config
+    from kiosk.config.web import WebSection
+
+    web = WebSection(max_connections=8, max_connections_per_client=4)
+    gate = server_config(FastAPI(), web).edge_limits.gate
+    for host in range(2):
+        for _ in range(4):
+            assert gate.admit(f"192.0.2.{host + 10}")
+    assert not gate.admit("192.0.2.99")  # the LAN is capped
+    assert gate.admit("127.0.0.1")  # the kiosk's own screen still gets in
+    assert gate.admit("::ffff:127.0.0.1")  # the same on a dual-stack listener
+    assert not gate.admit("192.0.2.99")
