@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from guard_support import ADMIN_PW, BASE, GUARD_PW, make_app
@@ -155,3 +156,75 @@ def test_a_connection_flood_from_many_lan_addresses_does_not_lock_out_the_kiosks
     assert gate.admit("127.0.0.1")  # the kiosk's own screen still gets in
     assert gate.admit("::ffff:127.0.0.1")  # the same on a dual-stack listener
     assert not gate.admit("192.0.2.99")
+
+
+def self_signed_pem(tmp_path) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (as scripts/install --tls makes one)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gate-01")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+def test_a_kiosk_certificate_the_office_does_not_trust_is_said_at_once_not_retried(tmp_path):
+    # `kiosk pull https://gate-01:8000` against a kiosk with the self-signed certificate that
+    # scripts/install --tls makes: eight tries over a minute of backoff, then "giving up after
+    # 8 tries (ConnectError)", not a word about the certificate or how to trust it.
+    import http.server
+    import ssl
+    import threading
+
+    from office.pull import Puller, PullError
+
+    cert, key = self_signed_pem(tmp_path)
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    waits: list[float] = []
+    try:
+        with (
+            Puller(tmp_path / "office.db", sleep=waits.append) as puller,
+            pytest.raises(PullError) as failed,
+        ):
+            puller.pull(f"https://127.0.0.1:{server.server_address[1]}", "kt_x_y")
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(failed.value)
+    assert waits == []  # a certificate is not a network hiccup: no retry
+    assert "certificate" in message and "self-signed" in message
+    assert "SSL_CERT_FILE" in message  # how to make the office trust it
