@@ -228,3 +228,37 @@ def test_a_kiosk_certificate_the_office_does_not_trust_is_said_at_once_not_retri
     assert waits == []  # a certificate is not a network hiccup: no retry
     assert "certificate" in message and "self-signed" in message
     assert "SSL_CERT_FILE" in message  # how to make the office trust it
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("application/json", "application/json"),
+        ("application/x-ndjson", "application/x-ndjson"),
+        ("application/x-ndjson, */*;q=0.1", "application/x-ndjson"),
+        # an office script's library listing both, JSON preferred: it parses JSON
+        ("application/json, application/x-ndjson;q=0.5", "application/json"),
+        ("application/x-ndjson;q=0.5, application/json", "application/json"),
+        # q=0: "not acceptable"
+        ("application/x-ndjson;q=0, application/json", "application/json"),
+        ("application/x-ndjson;q=nan", "application/json"),
+    ],
+)
+def test_the_events_format_follows_the_accept_preferences(guard_core, accept, expected):
+    # Any mention of application/x-ndjson in Accept switched /api/v1/events to NDJSON, also
+    # one ranked below JSON or refused with q=0: the script's json.loads then failed on the
+    # second line.
+    from guard_support import add_event
+
+    from ui.app import create_app
+
+    add_event(guard_core)
+    add_event(guard_core)
+    _, token = guard_core.tokens.create(("logs:read",))
+    with TestClient(create_app(guard_core), base_url=BASE) as client:
+        response = client.get(
+            "/api/v1/events",
+            headers={"Authorization": f"Bearer {token}", "Accept": accept},
+        )
+    assert response.status_code == 200
+    assert response.headers["content-type"].split(";")[0] == expected
