@@ -21,7 +21,8 @@ Here (``build_server``):
 * ``BodyLimit`` answers 413 to a body over ``web.max_body_bytes``, from ``Content-Length``
   before reading anything, or as soon as a chunked body passes the cap;
 * accept errors are logged at most once every ``ACCEPT_LOG_EVERY_S`` with a count, and the
-  accept loop's batch (``backlog``) is small;
+  accept loop's batch (``backlog``) is small; so are uvicorn's warnings that any client
+  causes per request (a malformed request, an Upgrade header: ``ClientNoiseFilter``);
 * the listening socket is bound here, so a busy port is one clear ``OSError`` (``kiosk run``:
   exit 1), not uvicorn's ``sys.exit(3)``;
 * proxy headers are believed only from ``web.trusted_proxies``; TLS from the ``tls_cert`` /
@@ -336,6 +337,56 @@ class AcceptErrorLog:
         self.suppressed = 0
 
 
+#: uvicorn's warnings that any client causes at will, one (or two) per request it sends.
+CLIENT_CAUSED = (
+    "Invalid HTTP request received.",
+    "Unsupported upgrade request.",
+    "No supported WebSocket library detected.",
+)
+
+
+class ClientNoiseFilter(logging.Filter):
+    """On uvicorn's logger: each of ``CLIENT_CAUSED`` at most once every ``every_s``, the next
+    one with how many were dropped, so a script on the LAN cannot fill the journal (and past
+    journald's rate limit have the kiosk's own warnings dropped)."""
+
+    def __init__(
+        self, every_s: float = ACCEPT_LOG_EVERY_S, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self.monotonic = monotonic
+        self._last: dict[str, float] = {}
+        self._dropped: Counter[str] = Counter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        kind = next((k for k in CLIENT_CAUSED if text.startswith(k)), None)
+        if kind is None:
+            return True
+        now = self.monotonic()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.every_s:
+            self._dropped[kind] += 1
+            return False
+        self._last[kind] = now
+        dropped = self._dropped.pop(kind, 0)
+        if dropped:
+            record.msg, record.args = f"{text} ({dropped} more like this since the last report)", ()
+        return True
+
+
+def install_client_noise_filter() -> ClientNoiseFilter:
+    """The ``ClientNoiseFilter`` on ``uvicorn.error`` (added once per process)."""
+    logger = logging.getLogger("uvicorn.error")
+    for existing in logger.filters:
+        if isinstance(existing, ClientNoiseFilter):
+            return existing
+    noise = ClientNoiseFilter()
+    logger.addFilter(noise)
+    return noise
+
+
 def install_accept_log(loop: asyncio.AbstractEventLoop) -> AcceptErrorLog:
     current = loop.get_exception_handler()
     if isinstance(current, AcceptErrorLog):
@@ -387,6 +438,7 @@ class EdgeConfig(uvicorn.Config):
     """uvicorn's config with the connection limits it serves under (for /metrics, the bench)."""
 
     edge_limits: Limits
+    client_noise: ClientNoiseFilter
 
 
 def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeConfig:
@@ -418,6 +470,7 @@ def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeConfig
     options.update(overrides)
     config = EdgeConfig(BodyLimit(app, web.max_body_bytes), **options)
     config.edge_limits = limits
+    config.client_noise = install_client_noise_filter()
     return config
 
 

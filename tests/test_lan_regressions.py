@@ -262,3 +262,35 @@ def test_the_events_format_follows_the_accept_preferences(guard_core, accept, ex
         )
     assert response.status_code == 200
     assert response.headers["content-type"].split(";")[0] == expected
+
+
+def test_warnings_any_client_can_cause_per_request_are_logged_once_per_interval(caplog):
+    # 3,000 malformed requests from one script in 2.5 s wrote 3,000 "Invalid HTTP request
+    # received." warnings (384 KB); a websocket Upgrade header on any GET, two warnings per
+    # request. Anyone on the LAN could fill the journal at will and, past journald's rate
+    # limit, have the kiosk's own warnings dropped.
+    import logging
+
+    from checkpoint.server import server_config
+    from kiosk.config.web import WebSection
+
+    noise = server_config(FastAPI(), WebSection()).client_noise
+    now = [noise.monotonic() + 1e6]  # past anything an earlier test in this process logged
+    noise.monotonic = lambda: now[0]
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    with caplog.at_level(logging.WARNING, logger="uvicorn.error"):
+        for _ in range(500):
+            uvicorn_log.warning("Invalid HTTP request received.")
+            uvicorn_log.warning("Unsupported upgrade request.")
+        now[0] += 11
+        uvicorn_log.warning("Invalid HTTP request received.")
+        uvicorn_log.warning("the server's own warning")
+        uvicorn_log.warning("the server's own warning")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "Invalid HTTP request received.",
+        "Unsupported upgrade request.",
+        "Invalid HTTP request received. (499 more like this since the last report)",
+        "the server's own warning",
+        "the server's own warning",
+    ]
