@@ -22,7 +22,8 @@ Here (``build_server``):
   before reading anything, or as soon as a chunked body passes the cap;
 * accept errors are logged at most once every ``ACCEPT_LOG_EVERY_S`` with a count, and the
   accept loop's batch (``backlog``) is small; so are uvicorn's warnings that any client
-  causes per request (a malformed request, an Upgrade header: ``ClientNoiseFilter``);
+  causes per request (a malformed request, an Upgrade header, a broken form body:
+  ``ClientNoiseFilter``);
 * the listening socket is bound here, so a busy port is one clear ``OSError`` (``kiosk run``:
   exit 1), not uvicorn's ``sys.exit(3)``;
 * proxy headers are believed only from ``web.trusted_proxies``; TLS from the ``tls_cert`` /
@@ -346,14 +347,20 @@ CLIENT_CAUSED = (
 
 
 class ClientNoiseFilter(logging.Filter):
-    """On uvicorn's logger: each of ``CLIENT_CAUSED`` at most once every ``every_s``, the next
-    one with how many were dropped, so a script on the LAN cannot fill the journal (and past
-    journald's rate limit have the kiosk's own warnings dropped)."""
+    """On uvicorn's logger: each of ``kinds`` (``CLIENT_CAUSED``) at most once every
+    ``every_s``, the next one with how many were dropped, so a script on the LAN cannot fill
+    the journal (and past journald's rate limit have the kiosk's own warnings dropped).
+    ``kinds=None``: every message of the logger is one kind (the form parser's: all of them
+    are about the body a client sent)."""
 
     def __init__(
-        self, every_s: float = ACCEPT_LOG_EVERY_S, monotonic: Callable[[], float] = time.monotonic
+        self,
+        kinds: tuple[str, ...] | None = CLIENT_CAUSED,
+        every_s: float = ACCEPT_LOG_EVERY_S,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
+        self.kinds = kinds
         self.every_s = every_s
         self.monotonic = monotonic
         self._last: dict[str, float] = {}
@@ -361,7 +368,8 @@ class ClientNoiseFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
-        kind = next((k for k in CLIENT_CAUSED if text.startswith(k)), None)
+        kinds = self.kinds
+        kind = "" if kinds is None else next((k for k in kinds if text.startswith(k)), None)
         if kind is None:
             return True
         now = self.monotonic()
@@ -376,13 +384,15 @@ class ClientNoiseFilter(logging.Filter):
         return True
 
 
-def install_client_noise_filter() -> ClientNoiseFilter:
-    """The ``ClientNoiseFilter`` on ``uvicorn.error`` (added once per process)."""
-    logger = logging.getLogger("uvicorn.error")
+def install_client_noise_filter(
+    name: str = "uvicorn.error", kinds: tuple[str, ...] | None = CLIENT_CAUSED
+) -> ClientNoiseFilter:
+    """The ``ClientNoiseFilter`` on logger ``name`` (added once per process)."""
+    logger = logging.getLogger(name)
     for existing in logger.filters:
         if isinstance(existing, ClientNoiseFilter):
             return existing
-    noise = ClientNoiseFilter()
+    noise = ClientNoiseFilter(kinds)
     logger.addFilter(noise)
     return noise
 
@@ -439,6 +449,7 @@ class EdgeConfig(uvicorn.Config):
 
     edge_limits: Limits
     client_noise: ClientNoiseFilter
+    form_noise: ClientNoiseFilter
 
 
 def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeConfig:
@@ -471,6 +482,7 @@ def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeConfig
     config = EdgeConfig(BodyLimit(app, web.max_body_bytes), **options)
     config.edge_limits = limits
     config.client_noise = install_client_noise_filter()
+    config.form_noise = install_client_noise_filter("python_multipart.multipart", None)
     return config
 
 

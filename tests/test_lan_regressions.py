@@ -294,3 +294,28 @@ def test_warnings_any_client_can_cause_per_request_are_logged_once_per_interval(
         "the server's own warning",
         "the server's own warning",
     ]
+
+
+def test_form_parser_warnings_any_client_can_cause_are_logged_once_per_interval(caplog):
+    # POST /guard/login (anonymous) with a broken multipart body: python-multipart logged a
+    # warning per request ("Expected boundary character 45, got 110 at index 2"), each with
+    # its own text.
+    import logging
+
+    from checkpoint.server import server_config
+    from kiosk.config.web import WebSection
+
+    noise = server_config(FastAPI(), WebSection()).form_noise
+    now = [noise.monotonic() + 1e6]
+    noise.monotonic = lambda: now[0]
+    form_log = logging.getLogger("python_multipart.multipart")
+    with caplog.at_level(logging.WARNING, logger="python_multipart.multipart"):
+        for i in range(300):
+            form_log.warning("Expected boundary character 45, got %d at index 2", i)
+        now[0] += 11
+        form_log.warning("Did not find boundary character")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "Expected boundary character 45, got 0 at index 2",
+        "Did not find boundary character (299 more like this since the last report)",
+    ]
