@@ -196,7 +196,11 @@ class GuardedH11Protocol(H11Protocol):
             if cycle is not None and not cycle.more_body:
                 self._disarm()  # the body is in: the response may take as long as it needs
             return
-        # A new request's headers are complete: now its body has a deadline (if any).
+        self._headers_complete(cycle)
+
+    def _headers_complete(self, cycle: RequestResponseCycle) -> None:
+        """A new request's headers are complete: no longer waiting, and now its body has a
+        deadline (if any)."""
         self._timed_cycle = cycle
         self.limits.gate.waiting.pop(id(self), None)
         self._disarm()
@@ -204,8 +208,13 @@ class GuardedH11Protocol(H11Protocol):
             self._arm(self.limits.body_timeout_s)
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if self._served and not self.transport.is_closing():
+        answered = self.cycle
+        super().on_response_complete()  # starts a pipelined request already read, if any
+        if not self._served or self.transport.is_closing():
+            return
+        if self.cycle is not None and self.cycle is not answered:
+            self._headers_complete(self.cycle)
+        else:
             self._await_headers()
 
     def _arm(self, seconds: float) -> None:

@@ -319,3 +319,51 @@ def test_form_parser_warnings_any_client_can_cause_are_logged_once_per_interval(
         "Expected boundary character 45, got 0 at index 2",
         "Did not find boundary character (299 more like this since the last report)",
     ]
+
+
+def test_a_pipelined_request_is_not_taken_for_an_idle_connection():
+    # Two requests sent back to back on one connection (HTTP/1.1 pipelining): once the first
+    # answer was out, the second (already read, now running) was marked as a connection still
+    # waiting for its headers: its header deadline armed (web.header_timeout_s cut a longer
+    # answer, an export or a stream, mid-way) and closable to make room for others.
+    import asyncio
+
+    from checkpoint.server import build_server
+    from kiosk.config.web import WebSection
+
+    app = FastAPI()
+    server = build_server(app, WebSection(host="127.0.0.1", port=0))
+    gate = server.limits.gate
+
+    @app.get("/first")
+    def first() -> dict:
+        return {"ok": True}
+
+    @app.get("/second")
+    async def second() -> dict:
+        return {
+            "waiting": len(gate.waiting),
+            "armed": [p._deadline is not None for p in gate.waiting.values()],
+        }
+
+    async def pipelined() -> bytes:
+        server.config.load()
+        server.lifespan = server.config.lifespan_class(server.config)
+        await server.startup(sockets=[server.sock])
+        try:
+            port = server.sock.getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(
+                b"GET /first HTTP/1.1\r\nHost: t\r\n\r\n"
+                b"GET /second HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+            )
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            return answer
+        finally:
+            await server.shutdown(sockets=[server.sock])
+
+    answer = asyncio.run(pipelined())
+    assert answer.count(b"HTTP/1.1 200") == 2, answer
+    assert answer.endswith(b'{"waiting":0,"armed":[]}'), answer
