@@ -51,6 +51,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 from kiosk.config.web import WebSection
 from kiosk.secrets import secret_path
+from ui.kiosk_screen import Network, in_networks
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class ConnectionGate:
     #: The kiosk's own screen (``web.screen_addresses``): past ``max_total`` it still gets
     #: ``SCREEN_HEADROOM`` more, so connections held by the LAN (a body that never comes is
     #: not "silent", so not evictable) cannot keep its event stream from reconnecting.
-    screens: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    screens: tuple[Network, ...] = ()
     open_total: int = 0
     per_client: Counter[str] = field(default_factory=Counter)
     refused: int = 0
@@ -121,13 +122,7 @@ class ConnectionGate:
     def _screen_room(self, client: str) -> bool:
         if self.open_total >= self.max_total + SCREEN_HEADROOM:
             return False
-        try:
-            address = ipaddress.ip_address(client)
-        except ValueError:
-            return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(address in network for network in self.screens)
+        return in_networks(client, self.screens)
 
     def release(self, client: str) -> None:
         self.open_total -= 1

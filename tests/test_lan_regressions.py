@@ -158,45 +158,6 @@ def test_a_connection_flood_from_many_lan_addresses_does_not_lock_out_the_kiosks
     assert not gate.admit("192.0.2.99")
 
 
-def self_signed_pem(tmp_path) -> tuple[str, str]:
-    """A self-signed certificate for 127.0.0.1 (as scripts/install --tls makes one)."""
-    import datetime as dt
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gate-01")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_path), str(key_path)
-
-
 def test_a_kiosk_certificate_the_office_does_not_trust_is_said_at_once_not_retried(tmp_path):
     # `kiosk pull https://gate-01:8000` against a kiosk with the self-signed certificate that
     # scripts/install --tls makes: eight tries over a minute of backoff, then "giving up after
@@ -205,12 +166,14 @@ def test_a_kiosk_certificate_the_office_does_not_trust_is_said_at_once_not_retri
     import ssl
     import threading
 
+    from test_edge_hostile import _self_signed  # the kiosk's own TLS test certificate
+
     from office.pull import Puller, PullError
 
-    cert, key = self_signed_pem(tmp_path)
+    cert, key = _self_signed(tmp_path)
     server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
+    context.load_cert_chain(str(cert), str(key))
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
