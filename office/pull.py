@@ -634,22 +634,30 @@ class Puller:
         return [self.pull(url, token) for url, token in sources]
 
 
-def untrusted_certificate(exc: BaseException) -> str | None:
-    """What to say when ``exc`` is the office refusing the kiosk's TLS certificate (the
-    self-signed one ``scripts/install --tls`` makes, a wrong host name); None otherwise."""
+def certificate_refusal(exc: BaseException) -> str | None:
+    """Why TLS refused the other side's certificate, when that is what ``exc`` (an httpx
+    error) is (self-signed, expired, another host name); None for any other failure."""
     seen: BaseException | None = exc
     for _ in range(8):  # httpx -> httpcore -> ssl; a chain is never longer
         if seen is None:
             break
         if isinstance(seen, ssl.SSLCertVerificationError):
-            why = seen.verify_message or str(seen)
-            return (
-                f"the kiosk's TLS certificate is not trusted here ({why}); give the office the"
-                " kiosk's certificate (tls_cert, its fingerprint printed by scripts/install"
-                " --tls): SSL_CERT_FILE=/path/to/gate-cert.pem"
-            )
+            return str(seen.verify_message or seen)
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def untrusted_certificate(exc: BaseException) -> str | None:
+    """What to say when ``exc`` is the office refusing the kiosk's TLS certificate (the
+    self-signed one ``scripts/install --tls`` makes, a wrong host name); None otherwise."""
+    why = certificate_refusal(exc)
+    if why is None:
+        return None
+    return (
+        f"the kiosk's TLS certificate is not trusted here ({why}); give the office the"
+        " kiosk's certificate (tls_cert, its fingerprint printed by scripts/install"
+        " --tls): SSL_CERT_FILE=/path/to/gate-cert.pem"
+    )
 
 
 def _detail(body: bytes) -> str:

@@ -6,7 +6,9 @@ process: the guard console and the kiosk screen on ``guard_core`` (tests/guard_s
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
@@ -158,17 +160,14 @@ def test_a_connection_flood_from_many_lan_addresses_does_not_lock_out_the_kiosks
     assert not gate.admit("192.0.2.99")
 
 
-def test_a_kiosk_certificate_the_office_does_not_trust_is_said_at_once_not_retried(tmp_path):
-    # `kiosk pull https://gate-01:8000` against a kiosk with the self-signed certificate that
-    # scripts/install --tls makes: eight tries over a minute of backoff, then "giving up after
-    # 8 tries (ConnectError)", not a word about the certificate or how to trust it.
+@contextlib.contextmanager
+def tls_server_with_a_self_signed_certificate(tmp_path) -> Iterator[str]:
+    """An HTTPS server on 127.0.0.1 with a certificate nobody trusts; its base URL."""
     import http.server
     import ssl
     import threading
 
     from test_edge_hostile import _self_signed  # the kiosk's own TLS test certificate
-
-    from office.pull import Puller, PullError
 
     cert, key = _self_signed(tmp_path)
     server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
@@ -177,20 +176,47 @@ def test_a_kiosk_certificate_the_office_does_not_trust_is_said_at_once_not_retri
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    waits: list[float] = []
     try:
-        with (
-            Puller(tmp_path / "office.db", sleep=waits.append) as puller,
-            pytest.raises(PullError) as failed,
-        ):
-            puller.pull(f"https://127.0.0.1:{server.server_address[1]}", "kt_x_y")
+        yield f"https://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_kiosk_certificate_the_office_does_not_trust_is_said_at_once_not_retried(tmp_path):
+    # `kiosk pull https://gate-01:8000` against a kiosk with the self-signed certificate that
+    # scripts/install --tls makes: eight tries over a minute of backoff, then "giving up after
+    # 8 tries (ConnectError)", not a word about the certificate or how to trust it.
+    from office.pull import Puller, PullError
+
+    waits: list[float] = []
+    with (
+        tls_server_with_a_self_signed_certificate(tmp_path) as url,
+        Puller(tmp_path / "office.db", sleep=waits.append) as puller,
+        pytest.raises(PullError) as failed,
+    ):
+        puller.pull(url, "kt_x_y")
     message = str(failed.value)
     assert waits == []  # a certificate is not a network hiccup: no retry
     assert "certificate" in message and "self-signed" in message
     assert "SSL_CERT_FILE" in message  # how to make the office trust it
+
+
+def test_an_office_certificate_the_gate_does_not_trust_is_named_not_unreachable(
+    guard_core, tmp_path
+):
+    # [fleet] lists_url = "https://office..." behind a certificate the gate does not trust:
+    # the guard's health page and /api/v1/health said "cannot reach the office
+    # (ConnectError)", sending the operator to check cables instead of the certificate.
+    from office.listsync import ListSync
+
+    with tls_server_with_a_self_signed_certificate(tmp_path) as url:
+        sync = ListSync(guard_core.lists, guard_core.trust, url + "/lists/bundle", guard_core.clock)
+        result = sync.check()
+        sync.stop()
+    assert result.outcome == "error"
+    assert "certificate" in result.message and "self-signed" in result.message
+    assert "cannot reach" not in result.message
 
 
 @pytest.mark.parametrize(
