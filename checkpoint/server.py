@@ -13,14 +13,17 @@ Here (``build_server``):
   new one at once (RST) past ``web.max_connections_per_client``, or past
   ``web.max_connections`` (itself capped at half the open-file limit, so accept never runs
   out of descriptors) unless a connection still silent about its request can be closed to
-  make room (``ConnectionGate``);
+  make room (``ConnectionGate``); the kiosk's own screen (``web.screen_addresses``) has
+  ``SCREEN_HEADROOM`` more, so a flood from many LAN addresses cannot lock it out;
 * a connection must complete its request headers within ``web.header_timeout_s`` of
   connecting or of its previous response (idle and slowloris connections are closed), and a
   request body must arrive within ``web.body_timeout_s``;
 * ``BodyLimit`` answers 413 to a body over ``web.max_body_bytes``, from ``Content-Length``
   before reading anything, or as soon as a chunked body passes the cap;
 * accept errors are logged at most once every ``ACCEPT_LOG_EVERY_S`` with a count, and the
-  accept loop's batch (``backlog``) is small;
+  accept loop's batch (``backlog``) is small; so are uvicorn's warnings that any client
+  causes per request (a malformed request, an Upgrade header, a broken form body:
+  ``ClientNoiseFilter``);
 * the listening socket is bound here, so a busy port is one clear ``OSError`` (``kiosk run``:
   exit 1), not uvicorn's ``sys.exit(3)``;
 * proxy headers are believed only from ``web.trusted_proxies``; TLS from the ``tls_cert`` /
@@ -32,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import logging
 import resource
 import socket
@@ -47,6 +51,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 from kiosk.config.web import WebSection
 from kiosk.secrets import secret_path
+from ui.kiosk_screen import Network, in_networks
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,8 @@ log = logging.getLogger(__name__)
 ACCEPT_LOG_EVERY_S = 10.0
 #: Connections taken per turn of the loop when the listening socket is ready.
 ACCEPT_BACKLOG = 128
+#: Connections the kiosk's own screen (``web.screen_addresses``) may open past the overall cap.
+SCREEN_HEADROOM = 16
 _ACCEPT_MESSAGE = "socket.accept() out of system resource"
 
 
@@ -87,6 +94,10 @@ class ConnectionGate:
 
     max_total: int
     max_per_client: int
+    #: The kiosk's own screen (``web.screen_addresses``): past ``max_total`` it still gets
+    #: ``SCREEN_HEADROOM`` more, so connections held by the LAN (a body that never comes is
+    #: not "silent", so not evictable) cannot keep its event stream from reconnecting.
+    screens: tuple[Network, ...] = ()
     open_total: int = 0
     per_client: Counter[str] = field(default_factory=Counter)
     refused: int = 0
@@ -97,7 +108,7 @@ class ConnectionGate:
         if self.per_client[client] >= self.max_per_client:
             self.refused += 1
             return False
-        if self.open_total >= self.max_total:
+        if self.open_total >= self.max_total and not self._screen_room(client):
             if not self.waiting:
                 self.refused += 1
                 return False
@@ -107,6 +118,11 @@ class ConnectionGate:
         self.open_total += 1
         self.per_client[client] += 1
         return True
+
+    def _screen_room(self, client: str) -> bool:
+        if self.open_total >= self.max_total + SCREEN_HEADROOM:
+            return False
+        return in_networks(client, self.screens)
 
     def release(self, client: str) -> None:
         self.open_total -= 1
@@ -175,7 +191,11 @@ class GuardedH11Protocol(H11Protocol):
             if cycle is not None and not cycle.more_body:
                 self._disarm()  # the body is in: the response may take as long as it needs
             return
-        # A new request's headers are complete: now its body has a deadline (if any).
+        self._headers_complete(cycle)
+
+    def _headers_complete(self, cycle: RequestResponseCycle) -> None:
+        """A new request's headers are complete: no longer waiting, and now its body has a
+        deadline (if any)."""
         self._timed_cycle = cycle
         self.limits.gate.waiting.pop(id(self), None)
         self._disarm()
@@ -183,8 +203,13 @@ class GuardedH11Protocol(H11Protocol):
             self._arm(self.limits.body_timeout_s)
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if self._served and not self.transport.is_closing():
+        answered = self.cycle
+        super().on_response_complete()  # starts a pipelined request already read, if any
+        if not self._served or self.transport.is_closing():
+            return
+        if self.cycle is not None and self.cycle is not answered:
+            self._headers_complete(self.cycle)
+        else:
             self._await_headers()
 
     def _arm(self, seconds: float) -> None:
@@ -317,6 +342,65 @@ class AcceptErrorLog:
         self.suppressed = 0
 
 
+#: uvicorn's warnings that any client causes at will, one (or two) per request it sends.
+CLIENT_CAUSED = (
+    "Invalid HTTP request received.",
+    "Unsupported upgrade request.",
+    "No supported WebSocket library detected.",
+)
+
+
+class ClientNoiseFilter(logging.Filter):
+    """On uvicorn's logger: each of ``kinds`` (``CLIENT_CAUSED``) at most once every
+    ``every_s``, the next one with how many were dropped, so a script on the LAN cannot fill
+    the journal (and past journald's rate limit have the kiosk's own warnings dropped).
+    ``kinds=None``: every message of the logger is one kind (the form parser's: all of them
+    are about the body a client sent)."""
+
+    def __init__(
+        self,
+        kinds: tuple[str, ...] | None = CLIENT_CAUSED,
+        every_s: float = ACCEPT_LOG_EVERY_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.kinds = kinds
+        self.every_s = every_s
+        self.monotonic = monotonic
+        self._last: dict[str, float] = {}
+        self._dropped: Counter[str] = Counter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        kinds = self.kinds
+        kind = "" if kinds is None else next((k for k in kinds if text.startswith(k)), None)
+        if kind is None:
+            return True
+        now = self.monotonic()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.every_s:
+            self._dropped[kind] += 1
+            return False
+        self._last[kind] = now
+        dropped = self._dropped.pop(kind, 0)
+        if dropped:
+            record.msg, record.args = f"{text} ({dropped} more like this since the last report)", ()
+        return True
+
+
+def install_client_noise_filter(
+    name: str = "uvicorn.error", kinds: tuple[str, ...] | None = CLIENT_CAUSED
+) -> ClientNoiseFilter:
+    """The ``ClientNoiseFilter`` on logger ``name`` (added once per process)."""
+    logger = logging.getLogger(name)
+    for existing in logger.filters:
+        if isinstance(existing, ClientNoiseFilter):
+            return existing
+    noise = ClientNoiseFilter(kinds)
+    logger.addFilter(noise)
+    return noise
+
+
 def install_accept_log(loop: asyncio.AbstractEventLoop) -> AcceptErrorLog:
     current = loop.get_exception_handler()
     if isinstance(current, AcceptErrorLog):
@@ -368,11 +452,17 @@ class EdgeConfig(uvicorn.Config):
     """uvicorn's config with the connection limits it serves under (for /metrics, the bench)."""
 
     edge_limits: Limits
+    client_noise: ClientNoiseFilter
+    form_noise: ClientNoiseFilter
 
 
 def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeConfig:
     limits = Limits(
-        ConnectionGate(effective_max_connections(web), web.max_connections_per_client),
+        ConnectionGate(
+            effective_max_connections(web),
+            web.max_connections_per_client,
+            tuple(ipaddress.ip_network(a, strict=False) for a in web.screen_addresses),
+        ),
         web.header_timeout_s,
         web.body_timeout_s,
     )
@@ -395,6 +485,8 @@ def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeConfig
     options.update(overrides)
     config = EdgeConfig(BodyLimit(app, web.max_body_bytes), **options)
     config.edge_limits = limits
+    config.client_noise = install_client_noise_filter()
+    config.form_noise = install_client_noise_filter("python_multipart.multipart", None)
     return config
 
 

@@ -39,6 +39,7 @@ from kiosk.clock import Clock
 from kiosk.core import Core
 from kiosk.lists import BUNDLE_FORMAT, BundleError, BundlePayload, ListStore, sign_bundle
 from kiosk.passes import TrustList
+from office.pull import certificate_refusal
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +273,14 @@ class ListSync:
                 body = b"".join(chunks)
                 etag = response.headers.get("etag")
         except httpx.HTTPError as exc:
+            why = certificate_refusal(exc)
+            if why is not None:
+                return SyncResult(
+                    "error",
+                    applied,
+                    f"the office's TLS certificate is not trusted here ({why}); give"
+                    " kiosk.service its certificate: SSL_CERT_FILE=/path/to/office-cert.pem",
+                )
             return SyncResult("error", applied, f"cannot reach the office ({type(exc).__name__})")
         try:
             imported = self.lists.import_bundle(body, self.trust, self.actor)

@@ -28,6 +28,7 @@ import operator
 import os
 import queue
 import sqlite3
+import ssl
 import sys
 import threading
 import time
@@ -504,6 +505,11 @@ class Puller:
                     raise PullError(f"{url}: HTTP {status} {_detail(body)}")
             except httpx.InvalidURL as exc:  # e.g. "host:1:2": no try will ever reach it
                 raise PullError(f"{url}: not a usable URL ({exc})") from None
+            except httpx.ConnectError as exc:
+                refused = untrusted_certificate(exc)
+                if refused is not None:  # no later try will trust it either
+                    raise PullError(f"{url}: {refused}") from None
+                problem = type(exc).__name__
             except (httpx.TransportError, ValueError) as exc:
                 # ValueError: a body cut short mid-JSON is a network problem too.
                 problem = type(exc).__name__
@@ -626,6 +632,32 @@ class Puller:
 
     def pull_all(self, sources: Iterable[tuple[str, str]]) -> list[PullResult]:
         return [self.pull(url, token) for url, token in sources]
+
+
+def certificate_refusal(exc: BaseException) -> str | None:
+    """Why TLS refused the other side's certificate, when that is what ``exc`` (an httpx
+    error) is (self-signed, expired, another host name); None for any other failure."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx -> httpcore -> ssl; a chain is never longer
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return str(seen.verify_message or seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def untrusted_certificate(exc: BaseException) -> str | None:
+    """What to say when ``exc`` is the office refusing the kiosk's TLS certificate (the
+    self-signed one ``scripts/install --tls`` makes, a wrong host name); None otherwise."""
+    why = certificate_refusal(exc)
+    if why is None:
+        return None
+    return (
+        f"the kiosk's TLS certificate is not trusted here ({why}); give the office the"
+        " kiosk's certificate (tls_cert, its fingerprint printed by scripts/install"
+        " --tls): SSL_CERT_FILE=/path/to/gate-cert.pem"
+    )
 
 
 def _detail(body: bytes) -> str:

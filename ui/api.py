@@ -451,6 +451,37 @@ def limit_size(request: Request, state: Annotated[Api, Depends(api_state)]) -> N
         raise _too_many(verdict, "address")
 
 
+#: Media ranges of ``Accept`` that JSON satisfies.
+_JSON_RANGES = ("application/json", "application/*", "*/*")
+
+
+def _quality(params: str) -> float:
+    """The ``q`` of one ``Accept`` entry's parameters (1 when absent; 0 when unreadable)."""
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                q = float(value.strip())
+            except ValueError:
+                return 0.0
+            return q if 0.0 <= q <= 1.0 else 0.0  # NaN fails both comparisons
+    return 1.0
+
+
+def prefers_ndjson(accept: str) -> bool:
+    """Whether ``Accept`` asks for NDJSON at least as much as for JSON: named with a ``q``
+    above 0 and not below JSON's (a script listing both, JSON first, still gets JSON)."""
+    ndjson = json_q = 0.0
+    for entry in accept[:1024].split(",")[:32]:
+        media, _, params = entry.partition(";")
+        media = media.strip().lower()
+        if media == NDJSON:
+            ndjson = max(ndjson, _quality(params))
+        elif media in _JSON_RANGES:
+            json_q = max(json_q, _quality(params))
+    return ndjson > 0.0 and ndjson >= json_q
+
+
 bearer = HTTPBearer(auto_error=False, description="`kiosk token new --scope ...`")
 
 
@@ -536,7 +567,7 @@ def events(
     exactly. ``Accept: application/x-ndjson`` streams one event per line instead."""
     count_max = state.page_limit(limit)
     allowed = allowed_fields(token, fields)
-    ndjson = NDJSON in request.headers.get("accept", "")
+    ndjson = prefers_ndjson(request.headers.get("accept", ""))
     core = state.core
     body, count, next_seq, _ = core.pages.build(core.store, after, count_max, allowed, ndjson)
     if count:  # a poll with nothing new exports nothing: no audit row (a write, fsynced)

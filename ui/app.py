@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 import kiosk
 
@@ -24,6 +25,12 @@ def create_app(core: Core) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        """A client that hung up before its request body was in (anyone can, on any POST)
+        is no server error: nothing done, nothing logged, and this answer goes nowhere."""
+        return Response("request body incomplete", status_code=400, media_type="text/plain")
 
     @app.get("/api/v1/health", tags=["health"])
     def health() -> JSONResponse:

@@ -277,18 +277,22 @@ class SessionManager:
 
 
 class LoginLimiter:
-    """Failed sign-ins per address in a sliding minute, on the injected monotonic clock."""
+    """Failed sign-ins per address in a sliding minute, on the injected monotonic clock.
+
+    A good sign-in forgets only the failures at that account name: a guard's own sign-in
+    must not wipe the guesses the same address made at another account (else anyone with
+    an account could guess the admin's password four tries per sign-in, without end)."""
 
     def __init__(self, clock: Clock, per_minute: int, max_addresses: int = 10_000) -> None:
         self._clock = clock
         self._limit = per_minute
         self._max = max_addresses
-        self._fails: dict[str, deque[int]] = {}
+        self._fails: dict[str, deque[tuple[int, str]]] = {}
 
-    def _window(self, addr: str) -> deque[int]:
+    def _window(self, addr: str) -> deque[tuple[int, str]]:
         now = self._clock.monotonic_ns()
         q = self._fails.setdefault(addr, deque())
-        while q and now - q[0] >= _MINUTE_NS:
+        while q and now - q[0][0] >= _MINUTE_NS:
             q.popleft()
         if not q:
             self._fails.pop(addr, None)
@@ -299,18 +303,25 @@ class LoginLimiter:
         q = self._window(addr)
         if len(q) < self._limit:
             return 0
-        wait_ns = _MINUTE_NS - (self._clock.monotonic_ns() - q[0])
+        wait_ns = _MINUTE_NS - (self._clock.monotonic_ns() - q[0][0])
         return max(1, -(-wait_ns // 1_000_000_000))
 
-    def failed(self, addr: str) -> None:
+    def failed(self, addr: str, name: str = "") -> None:
+        """A wrong password (or key) from ``addr``, at account ``name``."""
         self._window(addr)
         if addr not in self._fails and len(self._fails) >= self._max:
             # Bounded memory against address cycling: forget the oldest address first.
             self._fails.pop(next(iter(self._fails)))
-        self._fails.setdefault(addr, deque()).append(self._clock.monotonic_ns())
+        self._fails.setdefault(addr, deque()).append((self._clock.monotonic_ns(), name))
 
-    def succeeded(self, addr: str) -> None:
-        self._fails.pop(addr, None)
+    def succeeded(self, addr: str, name: str = "") -> None:
+        """``name`` signed in from ``addr``: its own mistyped passwords are forgotten."""
+        q = self._window(addr)
+        kept = deque(entry for entry in q if entry[1] != name)
+        if kept:
+            self._fails[addr] = kept
+        else:
+            self._fails.pop(addr, None)
 
 
 def _origin_of(url: str) -> tuple[str, str] | None:

@@ -30,7 +30,7 @@ import hmac
 import ipaddress
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -170,6 +170,21 @@ PAIR_MAX_BYTES = 1024
 NOT_HERE = "this is the kiosk's own screen; not served to others"
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def in_networks(host: str, networks: Sequence[Network]) -> bool:
+    """Whether the client address ``host`` is in one of ``networks`` (not an address: no)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        # A dual-stack listener (web.host "::") sees 127.0.0.1 as ::ffff:127.0.0.1.
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
 class ScreenAccess:
     """Who counts as this kiosk's own screen: a client address in ``addresses`` (loopback by
     default), or a request carrying ``key`` (the ``screen_key`` credential) as the
@@ -185,15 +200,7 @@ class ScreenAccess:
         self.limiter = limiter
 
     def local(self, request: Request) -> bool:
-        host = request.client.host if request.client else ""
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            # A dual-stack listener (web.host "::") sees 127.0.0.1 as ::ffff:127.0.0.1.
-            address = address.ipv4_mapped
-        return any(address in network for network in self.networks)
+        return in_networks(request.client.host if request.client else "", self.networks)
 
     def key_matches(self, presented: str | None) -> bool:
         if self.key is None or not presented:

@@ -82,8 +82,9 @@ def passage_page(
 
 @router.get("/api/feed", summary="Guard feed: newest decisions, masked for the viewer's role")
 def api_feed(
-    request: Request, session: ApiSession, g: GuardDep, after: int = AFTER
+    request: Request, response: Response, session: ApiSession, g: GuardDep, after: int = AFTER
 ) -> dict[str, Any]:
+    response.headers["Cache-Control"] = "no-store"  # names and dwellings, as every guard page
     lang = g.lang(request)
     if after:
         events = g.core.store.events(after_seq=after, limit=FEED_ROWS)

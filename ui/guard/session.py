@@ -73,17 +73,17 @@ async def login(request: Request, g: GuardDep) -> Response:
         return login_form(request, g, lang, i18n.t(lang, "login.expired"), 403)
     name = str(form.get("name") or "").strip()
     password = str(form.get("password") or "")
-    request.state.actor = name if NAME_RE.match(name) else "-"
+    request.state.actor = actor = name if NAME_RE.match(name) else "-"  # bounded, for logs
     account = await asyncio.to_thread(g.auth.accounts.authenticate, name, password)
     if account is None:
-        g.auth.limiter.failed(addr)
+        g.auth.limiter.failed(addr, actor)
         # The audit row's actor is never purged: a name that is no account (often the
         # password, typed into the wrong field) is not written, only "-".
         if await asyncio.to_thread(g.auth.accounts.get, name) is None:
             request.state.actor = "-"
         resume = str(form.get("resume") or "")
         return login_form(request, g, lang, i18n.t(lang, "login.failed"), 401, resume)
-    g.auth.limiter.succeeded(addr)
+    g.auth.limiter.succeeded(addr, account.name)
     note(request, role=account.role)
     try:  # the row first: no session is handed over that is not on record
         await asyncio.to_thread(deps.write_row_first, request)
