@@ -688,6 +688,42 @@ def test_install_tls_pins_the_certificate_for_the_screen(checkout, tmp_path_fact
     assert (root / "etc/systemd/system/kiosk-screen.service.d/tls.conf").read_text() == screen
 
 
+@needs_root
+def test_install_tls_names_the_address_the_office_and_guards_use(checkout, tmp_path_factory):
+    """The certificate named the host, host.local, localhost and 127.0.0.1 only: an office
+    pulling https://gate-01.lan:8000 (the fleet docs' form) or a guard at the gate's LAN
+    address failed the name check even with the certificate trusted. --tls-name adds names
+    and addresses; one the kept certificate lacks is a todo (exit 1) saying how to re-issue,
+    never a silent new fingerprint; a name that is neither is a usage error."""
+    from ipaddress import ip_address
+
+    from cryptography import x509
+
+    need(shutil.which("useradd") is not None, "useradd")
+    need(shutil.which("openssl") is not None, "openssl")
+    root = fresh_os_root(tmp_path_factory.mktemp("tls-names") / "root")
+    args = ("--root", str(root), "--pip-args", OFFLINE_PIP, "--tls")
+    names = ("--tls-name", "gate-01.lan", "--tls-name", "192.168.1.50")
+    first = run(checkout / "scripts" / "install", *args, *names, env=install_env())
+    assert "FAIL" not in first.stdout + first.stderr, first.stdout + first.stderr
+    cert_path = root / "etc/kiosk/credentials/tls_cert"
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "gate-01.lan" in san.get_values_for_type(x509.DNSName)
+    assert ip_address("192.168.1.50") in san.get_values_for_type(x509.IPAddress)
+    assert "localhost" in san.get_values_for_type(x509.DNSName)
+    kept = cert_path.read_bytes()
+    more = run(
+        checkout / "scripts" / "install", *args, *names, "--tls-name", "gate-02.lan",
+        env=install_env(),
+    )  # fmt: skip
+    assert more.returncode == 1
+    assert "gate-02.lan" in more.stdout and "todo" in more.stdout, more.stdout
+    assert cert_path.read_bytes() == kept  # the fingerprint guards compare is unchanged
+    bad = run(checkout / "scripts" / "install", *args, "--tls-name", "a b;rm", env=install_env())
+    assert bad.returncode == 2 and "--tls-name" in bad.stderr
+
+
 @pytest.mark.parametrize(
     ("state", "up"),
     [("active", True), ("activating", True), ("reloading", True), ("inactive", False),
