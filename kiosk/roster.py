@@ -121,6 +121,40 @@ def _count(db: sqlite_utils.Database, table: str, where: str, args: list[Any]) -
     return int(db.execute(sql, args).fetchone()[0])
 
 
+#: Passed going in: someone came through the gate into the compound.
+_CAME_IN = "direction = 'in' and decision in ('pass', 'manual_pass')"
+
+
+def _quarantined(flags: list[str], reasons: list[str]) -> bool:
+    return "quarantine" in flags or "quarantined" in reasons
+
+
+def _quarantine_returns(db: sqlite_utils.Database, window: str, args: list[Any]) -> int:
+    """Residents of a quarantined household who came home: passages in that passed, flagged
+    ``quarantine`` themselves or a guard's pass over a passage the kiosk flagged or stopped as
+    quarantined (``overrides:<seq>``; the kiosk's deny and the guard's pass are one return).
+    A deny (a fever, a refused registration) or a way out is not a return."""
+    if not has_table(db, "events"):
+        return 0
+    sql = f"select flags, reasons from events where {window} and {_CAME_IN}"  # noqa: S608
+    returns = 0
+    for row in db.query(sql, args):
+        flags: list[str] = json.loads(row["flags"]) if row["flags"] else []
+        if _quarantined(flags, json.loads(row["reasons"]) if row["reasons"] else []):
+            returns += 1
+            continue
+        over = [f.split(":", 1)[1] for f in flags if f.startswith("overrides:")]
+        if over and over[0].isdigit():
+            base = db.execute(
+                "select flags, reasons from events where seq = ?", [int(over[0])]
+            ).fetchone()
+            if base is not None and _quarantined(
+                json.loads(base[0]) if base[0] else [], json.loads(base[1]) if base[1] else []
+            ):
+                returns += 1
+    return returns
+
+
 def summary_since(
     db: sqlite_utils.Database, gate: str, since: datetime, until: datetime, open_alarms: int
 ) -> dict[str, int]:
@@ -131,9 +165,7 @@ def summary_since(
     return {
         "open_alarms": open_alarms,
         "fevers": _count(db, "events", f"{window} and reasons like '%\"fever\"%'", args),
-        "quarantine_returns": _count(
-            db, "events", f"{window} and flags like '%\"quarantine\"%'", args
-        ),
+        "quarantine_returns": _quarantine_returns(db, window, args),
         "new_returnees": _count(db, "obs_people", "created_at >= ? and created_at < ?", [lo, hi]),
         "registrations": _count(db, "events", f"{window} and kind = 'registration'", args),
         "vehicles": _count(db, "events", f"{window} and kind = 'vehicle'", args),
