@@ -1,7 +1,8 @@
 """The daily report (日报): what happened at the gate on one local day.
 
 ``daily_report(reader, day, tz, quota_cfg)`` counts the day's events by decision, reason,
-direction and local hour, the fever alarms, a histogram of body temperatures and the exits
+direction and local hour, the fever alarms, a histogram of body temperatures (one reading
+per passage: a guard's decision about a passage of the day is that passage) and the exits
 per household measured against the outing quota. It holds no personal data: households appear
 only as counts (how many households went out once, twice, ...; how many exceeded the quota,
 none when the site has no quota),
@@ -102,6 +103,29 @@ def _households_outing(row: Mapping[str, Any]) -> bool:
     return QUOTA_EXEMPT not in (json.loads(row["flags"]) if row["flags"] else ())
 
 
+def _overrides(flags: list[str]) -> int | None:
+    """The ``seq`` a guard's decision is about (its ``overrides:<seq>`` flag), or None."""
+    for flag in flags:
+        seq = flag.removeprefix("overrides:")
+        if seq != flag and seq.isdigit():
+            return int(seq)
+    return None
+
+
+def _reading(readings: dict[tuple[str, int], float | None], row: Mapping[str, Any]) -> None:
+    """Put an event's body temperature into ``readings`` (one per passage, by kiosk and seq).
+    A guard's decision about a passage of the day is that passage, not another reading: it
+    copied the kiosk's reading (or had none), or it carries the guard's hand reading, which
+    replaces the kiosk's."""
+    temp_c = None if row["temp_c"] is None else float(row["temp_c"])
+    subject = _overrides(json.loads(row["flags"]) if row["flags"] else [])
+    key = (str(row["kiosk_id"]), subject if subject is not None else int(row["seq"]))
+    if subject is None or key not in readings:
+        readings[(str(row["kiosk_id"]), int(row["seq"]))] = temp_c
+    elif temp_c is not None:
+        readings[key] = temp_c
+
+
 def quota_lookback(day: date, tz: ZoneInfo | str, quota: QuotaConfig) -> str:
     """Where the outings that count against ``day``'s start: one rolling period
     (``period_days`` x 24 h, as the gate counts them) before the day begins, as the
@@ -156,13 +180,12 @@ def compute_report(
     by_direction: Counter[str] = Counter()
     by_hour = [0] * 24
     bins = _temperature_bins()
-    temp_counts = [0] * len(bins)
+    readings: dict[tuple[str, int], float | None] = {}
     fever_times: list[str] = []
     exits: Counter[str] = Counter()
-    no_temperature = 0
     total = 0
     kiosks: set[str] = set()
-    cols = "ts, kiosk_id, direction, decision, reasons, temp_c, household, flags"
+    cols = "seq, ts, kiosk_id, direction, decision, reasons, temp_c, household, flags"
     for row in _events_between(db, start, end, cols):
         total += 1
         kiosks.add(row["kiosk_id"])
@@ -175,14 +198,16 @@ def compute_report(
         by_hour[local.hour] += 1
         if "fever" in reasons:
             fever_times.append(local.strftime("%H:%M:%S"))
-        if row["temp_c"] is None:
-            no_temperature += 1
-        else:
-            temp_counts[_bin_index(float(row["temp_c"]), bins)] += 1
+        _reading(readings, row)
         if _households_outing(row):
             exits[row["household"]] += 1
 
     over_quota = _over_quota(db, day, zone, quota, set(exits)) if exits else 0
+    temp_counts = [0] * len(bins)
+    for temp_c in readings.values():
+        if temp_c is not None:
+            temp_counts[_bin_index(temp_c, bins)] += 1
+    no_temperature = sum(temp_c is None for temp_c in readings.values())
 
     return {
         "day": day.isoformat(),

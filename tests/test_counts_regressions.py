@@ -27,3 +27,40 @@ def test_the_stats_pages_people_in_and_out_count_each_person_once(guard_client, 
     table = page.split("进出人次")[1].split("</table>")[0]
     rows = dict(re.findall(r"<tr><td>([^<]+)</td><td class=\"num\">(\d+)</td></tr>", table))
     assert rows == {"进入": "3", "外出": "1"}
+
+
+def test_a_passage_the_guard_decided_is_one_reading_in_the_temperature_histogram(
+    reporting_store, clock
+):
+    """The guard's decision about a passage copies the kiosk's reading onto its own event (or
+    carries the guard's hand reading), and the report counted both events: a fever the guard
+    confirmed was two readings in the histogram's fever bins beside "1 fever", a passage with
+    no reading that the guard let through was two passages without a temperature. Each
+    passage is now one reading, the guard's hand reading replacing the kiosk's."""
+    from datetime import UTC, date, datetime
+
+    from kiosk.stats import daily_report
+    from kiosk.store import EventDraft
+
+    clock.set_wall(datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
+    log = reporting_store
+
+    def add(**kw):
+        return log.append(EventDraft(**{"direction": "in", "decision": "pass"} | kw))
+
+    def decide(subject, **kw):
+        return add(**{"reasons": ("guard_override",), "operator": "alice",
+                      "flags": (f"overrides:{subject.seq}",)} | kw)  # fmt: skip
+
+    fever = add(decision="deny", reasons=("fever",), temp_c=38.4, temp_object_c=35.1)
+    decide(fever, decision="manual_deny", temp_c=38.4, temp_object_c=35.1)  # confirmed
+    unread = add(decision="deny", reasons=("no_temperature",))
+    decide(unread, decision="manual_pass")  # let through without a reading
+    normal = add(decision="deny", reasons=("no_pass",), temp_c=36.5, temp_object_c=34.0)
+    decide(normal, decision="manual_deny", reasons=("guard_override", "fever"), temp_c=38.2)
+    add(reasons=("ok",), temp_c=36.6, temp_object_c=34.1)
+    report = daily_report(log.reader(), date(2026, 3, 2), "UTC")
+    bins = {(b["from_c"], b["to_c"]): b["count"] for b in report["temperature_histogram"]}
+    assert {k: n for k, n in bins.items() if n} == {(36.5, 37.0): 1, (38.0, 38.5): 2}
+    assert report["no_temperature"] == 1
+    assert report["fever_alarms"]["count"] == 2 == bins[(38.0, 38.5)]
