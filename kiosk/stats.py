@@ -95,7 +95,7 @@ def _events_between(db: Database, start: str, end: str, columns: str) -> Iterabl
     )
 
 
-def _households_outing(row: Mapping[str, Any]) -> bool:
+def households_outing(row: Mapping[str, Any]) -> bool:
     """Whether an events row is one of its household's outings, as the quota counts them: a
     passing exit, not flagged ``QUOTA_EXEMPT`` (a staff member's or a delivery's)."""
     if row["direction"] != "out" or row["decision"] not in PASSED or not row["household"]:
@@ -156,7 +156,7 @@ def _over_quota(
     outings: dict[str, list[datetime]] = {}
     cols = "ts, direction, decision, household, flags"
     for row in _events_between(db, quota_lookback(day, zone, quota), end, cols):
-        if _households_outing(row) and row["household"] in households:
+        if households_outing(row) and row["household"] in households:
             outings.setdefault(row["household"], []).append(_utc(row["ts"]))
     day_start = _utc(start)
     over = 0
@@ -199,7 +199,7 @@ def compute_report(
         if "fever" in reasons:
             fever_times.append(local.strftime("%H:%M:%S"))
         _reading(readings, row)
-        if _households_outing(row):
+        if households_outing(row):
             exits[row["household"]] += 1
 
     over_quota = _over_quota(db, day, zone, quota, set(exits)) if exits else 0

@@ -25,7 +25,8 @@ sum. Gates share no ledger, so a household on two gates' quarantine lists counts
 
 Personal fields are whatever the pull brought: with a ``logs:read`` token they are masked, so
 ``exits_per_household`` counts only rows that carry an unmasked household (``household_rows``
-says how many did; a masked code is two characters of it and would merge households). The
+says how many did; a masked code is two characters of it and would merge households); when
+any of the day's outings came masked, its figures are ``None`` (unknown), never 0. The
 report itself never names a household or a person.
 """
 
@@ -83,6 +84,23 @@ def _clear(household: str | None) -> str | None:
     """A household as pulled, or None when the gate masked it (``kiosk.privacy.mask_code``
     keeps two characters): masked codes collide, so counting them would merge households."""
     return None if household is None or "*" in household else household
+
+
+def _masked_outing(row: tuple[Any, ...]) -> bool:
+    """A household's outing (``stats.households_outing``) whose household came masked."""
+    household = row[7]
+    if household is None or _clear(household) is not None:
+        return False
+    return stats.households_outing(
+        {"direction": row[3], "decision": row[4], "household": household,
+         "flags": _json(row[10])}  # fmt: skip
+    )
+
+
+def _unknown_outings(exits: dict[str, Any]) -> None:
+    """Outings by households the database cannot tell apart: not 0, unknown (``None``)."""
+    for key in ("households", "exits", "histogram", "max", "over_quota_households"):
+        exits[key] = None
 
 
 def _memory_events(rows: Iterable[tuple[Any, ...]]) -> sqlite_utils.Database:
@@ -211,7 +229,10 @@ def district_report(
             conn.close()
     db = _memory_events(rows)
     report = stats.compute_report(db, day, zone, quota)
-    report["household_rows"] = sum(1 for r in rows if start <= r[2][:19] < end and _clear(r[7]))
+    day_rows = [r for r in rows if start <= r[2][:19] < end]
+    report["household_rows"] = sum(1 for r in day_rows if _clear(r[7]))
+    if any(_masked_outing(r) for r in day_rows):
+        _unknown_outings(report["exits_per_household"])
     report["scope"] = "district"
     day_counts = {g[0]: g for g in gates}
     last_held = {h[0]: h for h in held}

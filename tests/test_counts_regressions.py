@@ -4,8 +4,16 @@ counts are known by construction."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime
 
 from guard_support import add_event, login
+from pgfixture import Network, add_events, make_kiosk
+from test_fleet_pg import pull_pg
+
+from kiosk.clock import FakeClock
+from office.district import district_report
+
+pytest_plugins = ("pgfixture",)
 
 
 def test_the_stats_pages_people_in_and_out_count_each_person_once(guard_client, guard_core):
@@ -37,8 +45,6 @@ def test_a_passage_the_guard_decided_is_one_reading_in_the_temperature_histogram
     confirmed was two readings in the histogram's fever bins beside "1 fever", a passage with
     no reading that the guard let through was two passages without a temperature. Each
     passage is now one reading, the guard's hand reading replacing the kiosk's."""
-    from datetime import UTC, date, datetime
-
     from kiosk.stats import daily_report
     from kiosk.store import EventDraft
 
@@ -64,3 +70,24 @@ def test_a_passage_the_guard_decided_is_one_reading_in_the_temperature_histogram
     assert {k: n for k, n in bins.items() if n} == {(36.5, 37.0): 1, (38.0, 38.5): 2}
     assert report["no_temperature"] == 1
     assert report["fever_alarms"]["count"] == 2 == bins[(38.0, 38.5)]
+
+
+def test_the_district_does_not_report_zero_outings_for_households_it_cannot_tell_apart(
+    tmp_path, pg_dsn
+):
+    """The pull brings households masked (a ``logs:read`` token), so the district report
+    cannot tell households apart; it said 0 households went out, 0 outings, 0 over the quota,
+    on a day when residents went out all day. A figure the database cannot know is null."""
+    clock = FakeClock(start=datetime(2026, 3, 2, tzinfo=UTC))
+    core = make_kiosk(tmp_path / "g.db", "gate-1", clock)
+    try:
+        add_events(core, 12, advance_s=600)  # every other one a resident going out
+        pull_pg("http://gate-1", core.token, pg_dsn, Network(core))
+        report = district_report(pg_dsn, date(2026, 3, 2), "UTC")
+    finally:
+        core.store.close()
+    assert report["household_rows"] == 0 and report["community"]["people"]["out"] == 6
+    exits = report["exits_per_household"]
+    assert exits["households"] is None and exits["exits"] is None
+    assert exits["over_quota_households"] is None and exits["max"] is None
+    assert exits["histogram"] is None
