@@ -252,8 +252,12 @@ class Roster:
 
     # -- handover ---------------------------------------------------------------------------
 
-    def open_handover(self, gate: str, outgoing: str, incoming: str) -> Handover:
-        """The summary since the outgoing guard's shift began; the outgoing guard opens it."""
+    def open_handover(
+        self, gate: str, outgoing: str, incoming: str, *, gate_alarms: int = 0
+    ) -> Handover:
+        """The summary since the outgoing guard's shift began; the outgoing guard opens it.
+        ``gate_alarms``: the alarms open on the guard console now (fevers, quarantine,
+        passes, devices), counted in ``open_alarms`` with the returnee ledger's."""
         out_guard = check_actor(outgoing)
         in_guard = clean_text("incoming", incoming, max_len=64)
         if out_guard == in_guard:
@@ -271,6 +275,7 @@ class Roster:
         if last and last[0].opened_at > since:
             since = last[0].opened_at
         alarms = len(self._open_alarms()) if self._open_alarms is not None else 0
+        alarms += max(0, int(gate_alarms))
         summary = summary_since(self._log.reader(), gate, since, now, alarms)
         row = {
             "gate": gate,

@@ -91,3 +91,26 @@ def test_the_district_does_not_report_zero_outings_for_households_it_cannot_tell
     assert exits["households"] is None and exits["exits"] is None
     assert exits["over_quota_households"] is None and exits["max"] is None
     assert exits["histogram"] is None
+
+
+def test_a_handover_counts_the_alarms_open_on_the_console(guard_client, guard_core):
+    """The handover's "open alarms" (待处理提醒) counted only the returnee ledger's: an
+    outgoing guard with a fever at the gate still open on the console handed over "0 open
+    alarms". It counts the console's open alarms as well."""
+    from datetime import timedelta
+
+    now = guard_core.clock.now()
+    guard_core.ledgers.roster.add_shift(
+        guard_core.config.site.kiosk_id, "alice", now - timedelta(hours=1),
+        now + timedelta(hours=7), actor="root",
+    )  # fmt: skip
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.6, temp_object_c=35.2,
+              household="3-201", holder="Li Wei", pass_id="c0ffee000002")  # fmt: skip
+    csrf = login(guard_client)
+    assert 'class="alarm kind-fever' in guard_client.get("/guard").text  # open on the console
+    from guard_support import post
+
+    guard_core.clock.advance(60)
+    post(guard_client, "/guard/community/handover", csrf, incoming="root")
+    [handover] = guard_core.ledgers.roster.handovers(guard_core.config.site.kiosk_id)
+    assert handover.summary["open_alarms"] == 1 and handover.summary["fevers"] == 1
