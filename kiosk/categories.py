@@ -41,7 +41,13 @@ from .days import day_bounds
 from .sheets import write_csv, write_xlsx
 from .vehicles import known_plates, normalise_plate
 
-__all__ = ["community_section", "report_csv", "report_rows", "report_xlsx"]
+__all__ = [
+    "community_section",
+    "quarantine_lists",
+    "report_csv",
+    "report_rows",
+    "report_xlsx",
+]
 
 _PASSED = ("pass", "manual_pass")
 
@@ -110,6 +116,23 @@ def _quarantined_households(db: sqlite_utils.Database, day: date) -> int | None:
         [day.isoformat(), day.isoformat()],
     ).fetchone()
     return int(row[0])
+
+
+def quarantine_lists(db: sqlite_utils.Database, day: date) -> dict[str, int] | None:
+    """The households quarantined on ``day`` by where their entry came from: ``office`` (the
+    office's list bundle, which every gate holds alike) and ``local`` (entered at this gate
+    only: by a guard, a CSV, and not on the bundle). Their sum is ``quarantined_households``;
+    the district counts the office's list once and sums the gates' own (``office.district``).
+    None without the lists' table."""
+    if not has_table(db, "list_quarantine"):
+        return None
+    rows = db.execute(
+        "select distinct household, source = 'bundle' from list_quarantine"
+        " where from_date <= ? and until_date >= ?",
+        [day.isoformat(), day.isoformat()],
+    ).fetchall()
+    office = {r[0] for r in rows if r[1]}
+    return {"office": len(office), "local": len({r[0] for r in rows if not r[1]} - office)}
 
 
 def community_section(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from kiosk.categories import community_section
+from kiosk.categories import community_section, quarantine_lists
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone, day_bounds, local_day
 from kiosk.history import QUOTA_EXEMPT
@@ -235,6 +235,7 @@ def compute_report(
             "over_quota_households": over_quota,
         },
         "community": _community(db, day, zone),
+        "quarantine_lists": quarantine_lists(db, day),
     }
 
 

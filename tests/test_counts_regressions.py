@@ -114,3 +114,54 @@ def test_a_handover_counts_the_alarms_open_on_the_console(guard_client, guard_co
     post(guard_client, "/guard/community/handover", csrf, incoming="root")
     [handover] = guard_core.ledgers.roster.handovers(guard_core.config.site.kiosk_id)
     assert handover.summary["open_alarms"] == 1 and handover.summary["fevers"] == 1
+
+
+def test_the_district_counts_the_offices_quarantine_list_once_not_once_per_gate(
+    tmp_path, pg_dsn, monkeypatch
+):
+    """Every gate holds the office's one list bundle, so every gate counts the same
+    quarantined households, and the district report summed them: 3 households under home
+    quarantine at two gates made 6 (20 gates: 60). The office's list counts once (the most
+    any gate holds), the entries a gate added itself are summed."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from support import kiosk_api
+
+    from kiosk.config.fleet import CollectorConfig
+    from kiosk.lists import sign_bundle
+    from kiosk.passes import TrustList
+    from office.collector import Collector
+
+    day = date(2026, 3, 2)
+    office = Ed25519PrivateKey.from_private_bytes(b"\x11" * 32)
+    bundle = sign_bundle(office, {
+        "format": "kiosk-lists/1", "version": 1, "issued_at": "2026-03-01T20:00:00+00:00",
+        "quarantine": [{"household": h, "from": "2026-02-25", "until": "2026-03-10"}
+                       for h in ("3-201", "5-702", "6-101")],
+    })  # fmt: skip
+    start = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    scopes = ("logs:read", "stats:read")
+    cores = [kiosk_api(tmp_path / f"{n}.db", n, FakeClock(start=start), ledgers=True,
+                       scopes=scopes) for n in ("gate-east", "gate-west")]  # fmt: skip
+    try:
+        for i, core in enumerate(cores):
+            core.list_store.import_bundle(bundle, TrustList([("office", office.public_key())]),
+                                          actor="office-sync")  # fmt: skip
+            monkeypatch.setenv(f"TOKEN_{i}", core.token)
+            add_events(core, 2)
+            core.clock.advance(86400)  # the next morning: the day is over
+        cores[0].list_store.add_quarantine("7-101", None, day, day, "manager")  # the gate's own
+        config = CollectorConfig.model_validate({"kiosks": [
+            {"url": f"http://{c.config.site.kiosk_id}", "token_env": f"TOKEN_{i}"}
+            for i, c in enumerate(cores)]})  # fmt: skip
+        collector = Collector(config, pg_dsn, client=Network(*cores).client(), report_interval_s=0)
+        try:
+            collector.run_once()
+        finally:
+            collector.stop()
+        report = district_report(pg_dsn, day, "Asia/Shanghai")
+    finally:
+        for core in cores:
+            core.store.close()
+    per_gate = {g["kiosk_id"]: g["community"]["quarantined_households"] for g in report["by_gate"]}
+    assert per_gate == {"gate-east": 4, "gate-west": 3}  # each gate's own count, as before
+    assert report["community"]["quarantined_households"] == 4
