@@ -11,7 +11,8 @@ counts beyond decisions and reasons:
                             day, cleared / escalated / transferred during it
 ``quarantined_households``  households with a home-quarantine entry active that day
 ``registrations``           people registered by hand at the gate (no phone / no health code)
-``vehicles``                vehicle registrations, their occupants, plates not on the
+``vehicles``                vehicle registrations (one driver each), their passengers
+                            (``occupants``: not counting the driver), plates not on the
                             resident-vehicle list
 ``service_requests``        opened, done, open at the end of the day, by kind
 ==========================  ====================================================================

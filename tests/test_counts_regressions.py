@@ -165,3 +165,20 @@ def test_the_district_counts_the_offices_quarantine_list_once_not_once_per_gate(
     per_gate = {g["kiosk_id"]: g["community"]["quarantined_households"] for g in report["by_gate"]}
     assert per_gate == {"gate-east": 4, "gate-west": 3}  # each gate's own count, as before
     assert report["community"]["quarantined_households"] == 4
+
+
+def test_the_reports_vehicle_occupants_say_the_driver_is_not_among_them(
+    guard_client, guard_core
+):
+    """A car is registered with its driver and its passengers, and ``occupants`` counts the
+    passengers (the form's 随车人数（不含司机）), but the report called them 随车人员 /
+    Occupants: the office read 1 person in a car that carried 2. The label says which."""
+    add_event(guard_core, decision="manual_pass", reasons=("guard_override",), operator="alice",
+              kind="vehicle", temp_c=36.6, person={"plate": "京A12345", "driver": "赵刚",
+              "driver_temp_c": 36.5, "passengers": [{"name": "赵敏", "temp_c": 36.6}],
+              "occupants": 1})  # fmt: skip
+    login(guard_client)
+    for lang, words in (("zh-CN", "不含司机"), ("en", "not the driver")):
+        page = guard_client.get(f"/guard/community/report?day=2026-03-02&lang={lang}").text
+        row = page.split('data-category="vehicles" data-item="occupants">')[1].split("</tr>")[0]
+        assert words in row and row.endswith("<td>1</td>"), (lang, row)
