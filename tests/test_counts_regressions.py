@@ -182,3 +182,40 @@ def test_the_reports_vehicle_occupants_say_the_driver_is_not_among_them(
         page = guard_client.get(f"/guard/community/report?day=2026-03-02&lang={lang}").text
         row = page.split('data-category="vehicles" data-item="occupants">')[1].split("</tr>")[0]
         assert words in row and row.endswith("<td>1</td>"), (lang, row)
+
+
+def test_a_passage_stamped_on_a_frozen_day_is_in_that_days_report(reporting_store, clock):
+    """Complete days are frozen (``daily_aggregates``) and answered from there ever after. A
+    passage recorded later but stamped on a frozen day — a Pi booted with its clock set back
+    (the saved clock of a power cut), before NTP answered — was in no report at all: not
+    that day's (frozen without it) and not today's (it is not stamped today). A frozen day
+    that got events after it was frozen is counted again while its events are intact, and
+    frozen again by the next freeze."""
+    from kiosk.stats import daily_report, freeze_days
+    from kiosk.store import EventDraft
+
+    log, day = reporting_store, date(2026, 3, 2)
+
+    def passage(direction):
+        log.append(EventDraft(direction=direction, decision="pass", reasons=("ok",),
+                              temp_c=36.5, temp_object_c=34.0))  # fmt: skip
+
+    clock.set_wall(datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
+    passage("in")
+    clock.set_wall(datetime(2026, 3, 3, 2, 0, tzinfo=UTC))
+    assert freeze_days(log, "UTC", None, clock.now()) == [day]
+    clock.set_wall(datetime(2026, 3, 2, 5, 0, tzinfo=UTC))  # the clock set back a day
+    passage("out")
+    report = daily_report(log.reader(), day, "UTC")
+    assert report["events"] == 2 and report["community"]["people"] == {"in": 1, "out": 1}
+    clock.set_wall(datetime(2026, 3, 3, 3, 0, tzinfo=UTC))  # synchronised again
+    assert freeze_days(log, "UTC", None, clock.now()) == [day]  # frozen again, with it
+    assert freeze_days(log, "UTC", None, clock.now()) == []
+    assert daily_report(log.reader(), day, "UTC")["events"] == 2
+    # Once the day's personal fields are purged a count would lose its households: the
+    # frozen report stands.
+    log.submit(lambda db: db.execute("update events set purged_at = ? where seq = 1",
+                                     ["2026-04-02T00:00:00.000000Z"]))  # fmt: skip
+    clock.set_wall(datetime(2026, 3, 2, 6, 0, tzinfo=UTC))
+    passage("in")
+    assert daily_report(log.reader(), day, "UTC")["events"] == 2
