@@ -125,6 +125,10 @@ def _count(db: sqlite_utils.Database, table: str, where: str, args: list[Any]) -
 _CAME_IN = "direction = 'in' and decision in ('pass', 'manual_pass')"
 
 
+def _decoded(text: str | None) -> list[str]:
+    return json.loads(text) if text else []
+
+
 def _quarantined(flags: list[str], reasons: list[str]) -> bool:
     return "quarantine" in flags or "quarantined" in reasons
 
@@ -132,26 +136,28 @@ def _quarantined(flags: list[str], reasons: list[str]) -> bool:
 def _quarantine_returns(db: sqlite_utils.Database, window: str, args: list[Any]) -> int:
     """Residents of a quarantined household who came home: passages in that passed, flagged
     ``quarantine`` themselves or a guard's pass over a passage the kiosk flagged or stopped as
-    quarantined (``overrides:<seq>``; the kiosk's deny and the guard's pass are one return).
-    A deny (a fever, a refused registration) or a way out is not a return."""
+    quarantined (``overrides:<seq>``; the kiosk's deny and the guard's pass are one return,
+    and a guard's word on a passage that had already passed in is no second one). A deny (a
+    fever, a refused registration) or a way out is not a return."""
     if not has_table(db, "events"):
         return 0
     sql = f"select flags, reasons from events where {window} and {_CAME_IN}"  # noqa: S608
     returns = 0
     for row in db.query(sql, args):
-        flags: list[str] = json.loads(row["flags"]) if row["flags"] else []
-        if _quarantined(flags, json.loads(row["reasons"]) if row["reasons"] else []):
-            returns += 1
-            continue
+        flags, reasons = _decoded(row["flags"]), _decoded(row["reasons"])
         over = [f.split(":", 1)[1] for f in flags if f.startswith("overrides:")]
+        base = None
         if over and over[0].isdigit():
             base = db.execute(
-                "select flags, reasons from events where seq = ?", [int(over[0])]
+                f"select flags, reasons, {_CAME_IN} from events where seq = ?",  # noqa: S608
+                [int(over[0])],
             ).fetchone()
-            if base is not None and _quarantined(
-                json.loads(base[0]) if base[0] else [], json.loads(base[1]) if base[1] else []
-            ):
-                returns += 1
+        if base is not None and base[2]:
+            continue  # the passage it is about came in already: counted there
+        if _quarantined(flags, reasons) or (
+            base is not None and _quarantined(_decoded(base[0]), _decoded(base[1]))
+        ):
+            returns += 1
     return returns
 
 

@@ -173,9 +173,14 @@ def test_quarantine_returns_count_the_residents_who_came_home_once_each(rota, lo
                             household="5-702", flags=("direction_unverified",)))  # fmt: skip
     event(log, decision="manual_pass", reasons=("guard_override",), household="5-702",
           operator="Zhao", flags=(f"overrides:{unverified.seq}",))  # fmt: skip
-    # 5. turned away for a fever and sent off: no return.
+    # 5. came home through the kiosk, and the guard then confirmed it by hand: one return.
+    came = log.append(EventDraft(direction="in", decision="pass", household="5-702",
+                      flags=("quarantine",)))  # fmt: skip
+    event(log, decision="manual_pass", reasons=("guard_override",), household="5-702",
+          operator="Zhao", flags=(f"overrides:{came.seq}",))  # fmt: skip
+    # 6. turned away for a fever and sent off: no return.
     event(log, decision="deny", reasons=("fever",), household="5-702", temp_c=38.6,
           flags=("quarantine",))  # fmt: skip
     clock.advance(3600)
     handover = rota.open_handover("gate-1", "Zhao", "Qian")
-    assert handover.summary["quarantine_returns"] == 3
+    assert handover.summary["quarantine_returns"] == 4
