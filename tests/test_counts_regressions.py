@@ -219,3 +219,29 @@ def test_a_passage_stamped_on_a_frozen_day_is_in_that_days_report(reporting_stor
     clock.set_wall(datetime(2026, 3, 2, 6, 0, tzinfo=UTC))
     passage("in")
     assert daily_report(log.reader(), day, "UTC")["events"] == 2
+
+
+def test_a_manual_pass_about_a_passage_that_already_passed_is_refused(guard_client, guard_core):
+    """The manual form offers the last kiosk passage as its subject whatever its decision. A
+    guard's 人工放行 about a resident the kiosk had already let out was recorded as a second
+    passage: 2 people out, 2 outings of the household in the report (and in the quota the
+    gate counts), for one person through the gate once. There is nothing to let through:
+    the console refuses it (a deny about it — a fever found by hand — stays possible)."""
+    from datetime import date
+
+    from kiosk import stats
+
+    add_event(guard_core, direction="out", household="3-201", holder="Li Wei",
+              pass_id="c0ffee000003", temp_c=36.5, temp_object_c=34.0)  # fmt: skip
+    csrf = login(guard_client)
+    from guard_support import post
+
+    form = {"subject": "1", "reason": "补记", "direction": "out", "decision": "pass"}
+    refused = post(guard_client, "/guard/manual?lang=en", csrf, **form)
+    assert "err=" in refused.headers["location"]
+    assert "already passed" in guard_client.get(refused.headers["location"]).text
+    assert guard_core.store.last_seq == 1
+    assert guard_core.store.audits()[-1]["detail"]["problem"] == "err.subject_passed"
+    report = stats.compute_report(guard_core.store.reader(), date(2026, 3, 2), "UTC")
+    assert report["community"]["people"]["out"] == 1
+    assert report["exits_per_household"]["exits"] == 1
