@@ -109,14 +109,8 @@ def _unknown_plates(db: sqlite_utils.Database, plates: list[str | None]) -> int 
 
 
 def _quarantined_households(db: sqlite_utils.Database, day: date) -> int | None:
-    if not has_table(db, "list_quarantine"):
-        return None
-    row = db.execute(
-        "select count(distinct household) from list_quarantine"
-        " where from_date <= ? and until_date >= ?",
-        [day.isoformat(), day.isoformat()],
-    ).fetchone()
-    return int(row[0])
+    lists = quarantine_lists(db, day)
+    return None if lists is None else lists["office"] + lists["local"]
 
 
 def quarantine_lists(db: sqlite_utils.Database, day: date) -> dict[str, int] | None:
