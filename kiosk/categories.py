@@ -11,7 +11,8 @@ counts beyond decisions and reasons:
                             day, cleared / escalated / transferred during it
 ``quarantined_households``  households with a home-quarantine entry active that day
 ``registrations``           people registered by hand at the gate (no phone / no health code)
-``vehicles``                vehicle registrations, their occupants, plates not on the
+``vehicles``                vehicle registrations (one driver each), their passengers
+                            (``occupants``: not counting the driver), plates not on the
                             resident-vehicle list
 ``service_requests``        opened, done, open at the end of the day, by kind
 ==========================  ====================================================================
@@ -41,7 +42,13 @@ from .days import day_bounds
 from .sheets import write_csv, write_xlsx
 from .vehicles import known_plates, normalise_plate
 
-__all__ = ["community_section", "report_csv", "report_rows", "report_xlsx"]
+__all__ = [
+    "community_section",
+    "quarantine_lists",
+    "report_csv",
+    "report_rows",
+    "report_xlsx",
+]
 
 _PASSED = ("pass", "manual_pass")
 
@@ -102,14 +109,25 @@ def _unknown_plates(db: sqlite_utils.Database, plates: list[str | None]) -> int 
 
 
 def _quarantined_households(db: sqlite_utils.Database, day: date) -> int | None:
+    lists = quarantine_lists(db, day)
+    return None if lists is None else lists["office"] + lists["local"]
+
+
+def quarantine_lists(db: sqlite_utils.Database, day: date) -> dict[str, int] | None:
+    """The households quarantined on ``day`` by where their entry came from: ``office`` (the
+    office's list bundle, which every gate holds alike) and ``local`` (entered at this gate
+    only: by a guard, a CSV, and not on the bundle). Their sum is ``quarantined_households``;
+    the district counts the office's list once and sums the gates' own (``office.district``).
+    None without the lists' table."""
     if not has_table(db, "list_quarantine"):
         return None
-    row = db.execute(
-        "select count(distinct household) from list_quarantine"
+    rows = db.execute(
+        "select distinct household, source = 'bundle' from list_quarantine"
         " where from_date <= ? and until_date >= ?",
         [day.isoformat(), day.isoformat()],
-    ).fetchone()
-    return int(row[0])
+    ).fetchall()
+    office = {r[0] for r in rows if r[1]}
+    return {"office": len(office), "local": len({r[0] for r in rows if not r[1]} - office)}
 
 
 def community_section(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dict[str, Any]:

@@ -121,6 +121,46 @@ def _count(db: sqlite_utils.Database, table: str, where: str, args: list[Any]) -
     return int(db.execute(sql, args).fetchone()[0])
 
 
+#: Passed going in: someone came through the gate into the compound.
+_CAME_IN = "direction = 'in' and decision in ('pass', 'manual_pass')"
+
+
+def _decoded(text: str | None) -> list[str]:
+    return json.loads(text) if text else []
+
+
+def _quarantined(flags: list[str], reasons: list[str]) -> bool:
+    return "quarantine" in flags or "quarantined" in reasons
+
+
+def _quarantine_returns(db: sqlite_utils.Database, window: str, args: list[Any]) -> int:
+    """Residents of a quarantined household who came home: passages in that passed, flagged
+    ``quarantine`` themselves or a guard's pass over a passage the kiosk flagged or stopped as
+    quarantined (``overrides:<seq>``; the kiosk's deny and the guard's pass are one return,
+    and a guard's word on a passage that had already passed in is no second one). A deny (a
+    fever, a refused registration) or a way out is not a return."""
+    if not has_table(db, "events"):
+        return 0
+    sql = f"select flags, reasons from events where {window} and {_CAME_IN}"  # noqa: S608
+    returns = 0
+    for row in db.query(sql, args):
+        flags, reasons = _decoded(row["flags"]), _decoded(row["reasons"])
+        over = [f.split(":", 1)[1] for f in flags if f.startswith("overrides:")]
+        base = None
+        if over and over[0].isdigit():
+            base = db.execute(
+                f"select flags, reasons, {_CAME_IN} from events where seq = ?",  # noqa: S608
+                [int(over[0])],
+            ).fetchone()
+        if base is not None and base[2]:
+            continue  # the passage it is about came in already: counted there
+        if _quarantined(flags, reasons) or (
+            base is not None and _quarantined(_decoded(base[0]), _decoded(base[1]))
+        ):
+            returns += 1
+    return returns
+
+
 def summary_since(
     db: sqlite_utils.Database, gate: str, since: datetime, until: datetime, open_alarms: int
 ) -> dict[str, int]:
@@ -131,9 +171,7 @@ def summary_since(
     return {
         "open_alarms": open_alarms,
         "fevers": _count(db, "events", f"{window} and reasons like '%\"fever\"%'", args),
-        "quarantine_returns": _count(
-            db, "events", f"{window} and flags like '%\"quarantine\"%'", args
-        ),
+        "quarantine_returns": _quarantine_returns(db, window, args),
         "new_returnees": _count(db, "obs_people", "created_at >= ? and created_at < ?", [lo, hi]),
         "registrations": _count(db, "events", f"{window} and kind = 'registration'", args),
         "vehicles": _count(db, "events", f"{window} and kind = 'vehicle'", args),
@@ -220,8 +258,12 @@ class Roster:
 
     # -- handover ---------------------------------------------------------------------------
 
-    def open_handover(self, gate: str, outgoing: str, incoming: str) -> Handover:
-        """The summary since the outgoing guard's shift began; the outgoing guard opens it."""
+    def open_handover(
+        self, gate: str, outgoing: str, incoming: str, *, gate_alarms: int = 0
+    ) -> Handover:
+        """The summary since the outgoing guard's shift began; the outgoing guard opens it.
+        ``gate_alarms``: the alarms open on the guard console now (fevers, quarantine,
+        passes, devices), counted in ``open_alarms`` with the returnee ledger's."""
         out_guard = check_actor(outgoing)
         in_guard = clean_text("incoming", incoming, max_len=64)
         if out_guard == in_guard:
@@ -239,6 +281,7 @@ class Roster:
         if last and last[0].opened_at > since:
             since = last[0].opened_at
         alarms = len(self._open_alarms()) if self._open_alarms is not None else 0
+        alarms += max(0, int(gate_alarms))
         summary = summary_since(self._log.reader(), gate, since, now, alarms)
         row = {
             "gate": gate,

@@ -1,7 +1,8 @@
 """The daily report (日报): what happened at the gate on one local day.
 
 ``daily_report(reader, day, tz, quota_cfg)`` counts the day's events by decision, reason,
-direction and local hour, the fever alarms, a histogram of body temperatures and the exits
+direction and local hour, the fever alarms, a histogram of body temperatures (one reading
+per passage: a guard's decision about a passage of the day is that passage) and the exits
 per household measured against the outing quota. It holds no personal data: households appear
 only as counts (how many households went out once, twice, ...; how many exceeded the quota,
 none when the site has no quota),
@@ -15,7 +16,10 @@ kept in the ``daily_aggregates`` table (``freeze_days``); ``daily_report`` answe
 when a day is frozen, so a purged day reports exactly what it reported before. Days are frozen
 as soon as they are complete (not only when they are purged) so the quota look-back, which
 needs the ``period_days`` x 24 h before the day (``quota_lookback``), still sees intact
-households. Over the quota is what the gate counts: an outing with ``exits`` or more before
+households. A frozen day that got events after it was frozen (stamped on it by a clock set
+back: ``through_seq`` is the last ``seq`` its frozen copy saw) is counted live again while its
+events are intact, and frozen again by the next ``freeze_days``.
+Over the quota is what the gate counts: an outing with ``exits`` or more before
 it in the rolling period before it, not a count over calendar days.
 
 Days are local days in the site timezone; events are stored in UTC ISO 8601, compared as text
@@ -35,7 +39,7 @@ from zoneinfo import ZoneInfo
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from kiosk.categories import community_section
+from kiosk.categories import community_section, quarantine_lists
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone, day_bounds, local_day
 from kiosk.history import QUOTA_EXEMPT
@@ -59,11 +63,13 @@ def m001_daily_aggregates(db: Database) -> None:
 
 def _create_aggregates(db: Database) -> None:
     db.table("daily_aggregates").create(
-        {"day": str, "tz": str, "report": str, "frozen_at": str},
+        {"day": str, "tz": str, "report": str, "frozen_at": str, "through_seq": int},
         pk=("day", "tz"),
         not_null={"report", "frozen_at"},
         if_not_exists=True,
     )
+    if "through_seq" not in db.table("daily_aggregates").columns_dict:
+        db.execute("ALTER TABLE daily_aggregates ADD COLUMN through_seq INTEGER")
 
 
 def _has_table(db: Database, name: str) -> bool:
@@ -94,12 +100,35 @@ def _events_between(db: Database, start: str, end: str, columns: str) -> Iterabl
     )
 
 
-def _households_outing(row: Mapping[str, Any]) -> bool:
+def households_outing(row: Mapping[str, Any]) -> bool:
     """Whether an events row is one of its household's outings, as the quota counts them: a
     passing exit, not flagged ``QUOTA_EXEMPT`` (a staff member's or a delivery's)."""
     if row["direction"] != "out" or row["decision"] not in PASSED or not row["household"]:
         return False
     return QUOTA_EXEMPT not in (json.loads(row["flags"]) if row["flags"] else ())
+
+
+def _overrides(flags: list[str]) -> int | None:
+    """The ``seq`` a guard's decision is about (its ``overrides:<seq>`` flag), or None."""
+    for flag in flags:
+        seq = flag.removeprefix("overrides:")
+        if seq != flag and seq.isdigit():
+            return int(seq)
+    return None
+
+
+def _reading(readings: dict[tuple[str, int], float | None], row: Mapping[str, Any]) -> None:
+    """Put an event's body temperature into ``readings`` (one per passage, by kiosk and seq).
+    A guard's decision about a passage of the day is that passage, not another reading: it
+    copied the kiosk's reading (or had none), or it carries the guard's hand reading, which
+    replaces the kiosk's."""
+    temp_c = None if row["temp_c"] is None else float(row["temp_c"])
+    subject = _overrides(json.loads(row["flags"]) if row["flags"] else [])
+    key = (str(row["kiosk_id"]), subject if subject is not None else int(row["seq"]))
+    if subject is None or key not in readings:
+        readings[(str(row["kiosk_id"]), int(row["seq"]))] = temp_c
+    elif temp_c is not None:
+        readings[key] = temp_c
 
 
 def quota_lookback(day: date, tz: ZoneInfo | str, quota: QuotaConfig) -> str:
@@ -132,7 +161,7 @@ def _over_quota(
     outings: dict[str, list[datetime]] = {}
     cols = "ts, direction, decision, household, flags"
     for row in _events_between(db, quota_lookback(day, zone, quota), end, cols):
-        if _households_outing(row) and row["household"] in households:
+        if households_outing(row) and row["household"] in households:
             outings.setdefault(row["household"], []).append(_utc(row["ts"]))
     day_start = _utc(start)
     over = 0
@@ -156,13 +185,12 @@ def compute_report(
     by_direction: Counter[str] = Counter()
     by_hour = [0] * 24
     bins = _temperature_bins()
-    temp_counts = [0] * len(bins)
+    readings: dict[tuple[str, int], float | None] = {}
     fever_times: list[str] = []
     exits: Counter[str] = Counter()
-    no_temperature = 0
     total = 0
     kiosks: set[str] = set()
-    cols = "ts, kiosk_id, direction, decision, reasons, temp_c, household, flags"
+    cols = "seq, ts, kiosk_id, direction, decision, reasons, temp_c, household, flags"
     for row in _events_between(db, start, end, cols):
         total += 1
         kiosks.add(row["kiosk_id"])
@@ -175,14 +203,16 @@ def compute_report(
         by_hour[local.hour] += 1
         if "fever" in reasons:
             fever_times.append(local.strftime("%H:%M:%S"))
-        if row["temp_c"] is None:
-            no_temperature += 1
-        else:
-            temp_counts[_bin_index(float(row["temp_c"]), bins)] += 1
-        if _households_outing(row):
+        _reading(readings, row)
+        if households_outing(row):
             exits[row["household"]] += 1
 
     over_quota = _over_quota(db, day, zone, quota, set(exits)) if exits else 0
+    temp_counts = [0] * len(bins)
+    for temp_c in readings.values():
+        if temp_c is not None:
+            temp_counts[_bin_index(temp_c, bins)] += 1
+    no_temperature = sum(temp_c is None for temp_c in readings.values())
 
     return {
         "day": day.isoformat(),
@@ -210,6 +240,7 @@ def compute_report(
             "over_quota_households": over_quota,
         },
         "community": _community(db, day, zone),
+        "quarantine_lists": quarantine_lists(db, day),
     }
 
 
@@ -228,15 +259,61 @@ def _freshness(lists_freshness: Freshness | Mapping[str, Any] | None) -> dict[st
 
 
 def frozen_report(db: Database, day: date, tz: ZoneInfo | str) -> dict[str, Any] | None:
+    """The frozen report of ``day``; None when it is not frozen, or when events stamped on
+    it were recorded after it was frozen (a clock set back) and its events are intact, so
+    a live count holds them (the next ``freeze_days`` freezes it again)."""
     if not _has_table(db, "daily_aggregates"):
         return None
+    through = "through_seq" if _has_through(db) else "null"
     rows = list(
         db.query(
-            "select report from daily_aggregates where day = ? and tz = ?",
+            f"select report, {through} as through_seq from daily_aggregates"  # noqa: S608
+            " where day = ? and tz = ?",
             [day.isoformat(), as_zone(tz).key],
         )
     )
-    return json.loads(rows[0]["report"]) if rows else None
+    if not rows:
+        return None
+    through_seq = rows[0]["through_seq"]
+    if through_seq is not None and _recount(db, day, as_zone(tz), through_seq):
+        return None
+    report: dict[str, Any] = json.loads(rows[0]["report"])
+    return report
+
+
+def _has_through(db: Database) -> bool:
+    return "through_seq" in db.table("daily_aggregates").columns_dict
+
+
+def _late_days(db: Database, zone: ZoneInfo, through: Mapping[str, int | None]) -> set[str]:
+    """The frozen days to count and freeze again: those with events recorded since the last
+    freeze (``seq`` above the highest ``through_seq``; each freeze takes the events before
+    it) whose events are intact (``_recount``)."""
+    last = max((seq for seq in through.values() if seq is not None), default=None)
+    if last is None:
+        return set()
+    minutes = db.execute(
+        "select distinct substr(ts, 1, 16) from events where seq > ?", [last]
+    ).fetchall()
+    days = {local_day(m[0] + ":00+00:00", zone).isoformat() for m in minutes if m[0]}
+    late: set[str] = set()
+    for day in days & set(through):
+        seq = through[day]
+        if seq is not None and _recount(db, date.fromisoformat(day), zone, seq):
+            late.add(day)
+    return late
+
+
+def _recount(db: Database, day: date, zone: ZoneInfo, through_seq: int) -> bool:
+    """Whether a frozen ``day`` must be counted again: it has an event recorded after it was
+    frozen (``seq`` above ``through_seq``), and no event of it was purged yet."""
+    start, end = day_bounds(day, zone)
+    window = "from events where ts >= ? and ts < ?"
+    late = db.execute(f"select 1 {window} and seq > ? limit 1", [start, end, through_seq])
+    if late.fetchone() is None:
+        return False
+    purged = db.execute(f"select 1 {window} and purged_at is not null limit 1", [start, end])
+    return purged.fetchone() is None
 
 
 def daily_report(
@@ -280,9 +357,12 @@ def freeze_days(
         rows = list(db.query("select min(ts) as first from events"))
         if not rows or rows[0]["first"] is None:
             return []
-        frozen = {
-            r["day"] for r in db.query("select day from daily_aggregates where tz = ?", [zone.key])
-        }
+        rows_frozen = db.query(
+            "select day, through_seq from daily_aggregates where tz = ?", [zone.key]
+        )
+        through = {r["day"]: r["through_seq"] for r in rows_frozen}
+        frozen = set(through) - _late_days(db, zone, through)
+        head = db.execute("select max(seq) from events").fetchone()[0]
         stamp = now.astimezone(UTC).isoformat()
         done: list[date] = []
         day: date | None = local_day(rows[0]["first"], zone)
@@ -297,6 +377,7 @@ def freeze_days(
                         "tz": zone.key,
                         "report": json.dumps(report, ensure_ascii=False),
                         "frozen_at": stamp,
+                        "through_seq": head,
                     },
                     replace=True,
                 )

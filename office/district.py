@@ -21,11 +21,13 @@ the same time zone. ``ledgers`` says which did (``gates``, each one's ``as_of`` 
 the day was ``final`` when it reported) and which did not (``missing``): a gate that did not
 answer is left out of the sums and named, never counted as zero; with no gate reporting, the
 figures are ``null``. A figure any reporting gate does not know (``null``) is ``null`` in the
-sum. Gates share no ledger, so a household on two gates' quarantine lists counts at each.
+sum. Gates share no ledger, but every gate holds the office's list bundle: quarantined
+households count the bundle's once and each gate's own entries (``_quarantined_across``).
 
 Personal fields are whatever the pull brought: with a ``logs:read`` token they are masked, so
 ``exits_per_household`` counts only rows that carry an unmasked household (``household_rows``
-says how many did; a masked code is two characters of it and would merge households). The
+says how many did; a masked code is two characters of it and would merge households); when
+any of the day's outings came masked, its figures are ``None`` (unknown), never 0. The
 report itself never names a household or a person.
 """
 
@@ -44,7 +46,7 @@ import sqlite_utils
 from kiosk import stats
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone, day_bounds
-from office.gatereports import LEDGER_PATHS
+from office.gatereports import LEDGER_PATHS, LISTS_KEY
 from office.pg import PgError, connect
 
 __all__ = ["district_report"]
@@ -83,6 +85,23 @@ def _clear(household: str | None) -> str | None:
     """A household as pulled, or None when the gate masked it (``kiosk.privacy.mask_code``
     keeps two characters): masked codes collide, so counting them would merge households."""
     return None if household is None or "*" in household else household
+
+
+def _masked_outing(row: tuple[Any, ...]) -> bool:
+    """A household's outing (``stats.households_outing``) whose household came masked."""
+    household = row[7]
+    if household is None or _clear(household) is not None:
+        return False
+    return stats.households_outing(
+        {"direction": row[3], "decision": row[4], "household": household,
+         "flags": _json(row[10])}  # fmt: skip
+    )
+
+
+def _unknown_outings(exits: dict[str, Any]) -> None:
+    """Outings by households the database cannot tell apart: not 0, unknown (``None``)."""
+    for key in ("households", "exits", "histogram", "max", "over_quota_households"):
+        exits[key] = None
 
 
 def _memory_events(rows: Iterable[tuple[Any, ...]]) -> sqlite_utils.Database:
@@ -155,6 +174,24 @@ def _add(a: Any, b: Any) -> Any:
     return int(a) + int(b)
 
 
+def _quarantined_across(figures: list[Any]) -> int | None:
+    """Quarantined households across the gates reporting: the office's list bundle is held
+    alike by every gate, so it counts once (the most any gate holds: the newest version),
+    and each gate's own entries are summed (``kiosk.categories.quarantine_lists``). Gates
+    that do not split their count cannot be summed without counting the office's list once
+    per gate: unknown (``None``), unless only one gate reports."""
+    if len(figures) == 1:
+        only = _at(figures[0], ("quarantined_households",))
+        return int(only) if only is not None else None
+    splits = [_at(f, (LISTS_KEY,)) for f in figures]
+    if not splits or any(
+        not isinstance(s, dict) or s.get("office") is None or s.get("local") is None
+        for s in splits
+    ):
+        return None
+    return max(int(s["office"]) for s in splits) + sum(int(s["local"]) for s in splits)
+
+
 def _roll_up_ledgers(
     report: dict[str, Any], gates: list[str], held: dict[str, tuple[Any, bool, Any]]
 ) -> None:
@@ -166,6 +203,9 @@ def _roll_up_ledgers(
             value = _at(held[kiosk_id][0], path)
             total = value if n == 0 else _add(total, value)
         _put(report["community"], path, total)
+    report["community"]["quarantined_households"] = _quarantined_across(
+        [held[g][0] for g in reporting]
+    )
     for gate in report["by_gate"]:
         figures = held.get(gate["kiosk_id"])
         for path in LEDGER_PATHS:
@@ -211,7 +251,10 @@ def district_report(
             conn.close()
     db = _memory_events(rows)
     report = stats.compute_report(db, day, zone, quota)
-    report["household_rows"] = sum(1 for r in rows if start <= r[2][:19] < end and _clear(r[7]))
+    day_rows = [r for r in rows if start <= r[2][:19] < end]
+    report["household_rows"] = sum(1 for r in day_rows if _clear(r[7]))
+    if any(_masked_outing(r) for r in day_rows):
+        _unknown_outings(report["exits_per_household"])
     report["scope"] = "district"
     day_counts = {g[0]: g for g in gates}
     last_held = {h[0]: h for h in held}

@@ -31,6 +31,7 @@ from office.pull import PullError
 
 __all__ = [
     "LEDGER_PATHS",
+    "LISTS_KEY",
     "MAX_BODY_BYTES",
     "REPORT_DAYS",
     "ReportTarget",
@@ -47,6 +48,11 @@ LEDGER_PATHS: tuple[tuple[str, ...], ...] = (
     ("service_requests",),
     ("vehicles", "unknown_plates"),
 )
+_Shape = Any  # ``int`` (a count) or a mapping of names to shapes
+#: Where the gate's quarantined households split by list (``kiosk.categories.quarantine_lists``)
+#: are kept beside the ledger figures: the district counts the office's list once.
+LISTS_KEY = "quarantine_lists"
+_LISTS_SHAPE: _Shape = {"office": int, "local": int}
 REPORT_DAYS = 7
 MAX_BODY_BYTES = 2 << 20
 _MAX_COUNT = 10**9
@@ -61,7 +67,6 @@ class ReportTarget(Protocol):
     def final_report_days(self, kiosk_id: str, since: date) -> set[date]: ...
 
 
-_Shape = Any  # ``int`` (a count) or a mapping of names to shapes
 _SHAPES: dict[str, _Shape] = {
     "fevers": {"returnee_checks": int},
     "returnees": dict.fromkeys(("new", "observing", "cleared", "escalated", "transferred"), int),
@@ -148,7 +153,9 @@ def fetch_report(
             raise ValueError("timezone: not a zone name")
         if day is not None and got != day:
             raise ValueError(f"asked for {day}, got {got}")
-        return got, zone, ledger_figures(report.get("community"))
+        figures = ledger_figures(report.get("community"))
+        figures[LISTS_KEY] = _counts(report.get(LISTS_KEY), _LISTS_SHAPE, LISTS_KEY)
+        return got, zone, figures
     except (ValueError, KeyError, TypeError) as exc:
         raise PullError(f"{url}: not a daily report ({exc})") from None
 

@@ -146,3 +146,41 @@ def test_the_outgoing_guard_hands_over_at_or_just_after_the_end_of_the_shift(rot
     clock.set_wall(T0 + 8 * H + roster.HANDOVER_GRACE + timedelta(seconds=1))
     with pytest.raises(CommunityError, match="Zhao is not on duty"):
         rota.open_handover("gate-1", "Zhao", "Qian")
+
+
+def test_quarantine_returns_count_the_residents_who_came_home_once_each(rota, log, clock):
+    """The handover's ``quarantine_returns`` counted every event flagged ``quarantine``: a
+    quarantined resident turned away for a fever, a registration of the household going out or
+    refused — none came home — while a resident whom the kiosk stopped on an unverified
+    direction and the guard let in (the guard's pass flags only ``overrides:<seq>``) was not
+    counted at all. A return is a passage in, passed, of a quarantined household: the kiosk's
+    own, or the guard's pass over a passage the kiosk flagged or stopped as quarantined."""
+    clock.advance(600)
+    # 1. came home through the kiosk (trusted direction): one return.
+    event(log, household="5-702", flags=("quarantine",))
+    # 2. came home with a fever: denied, then let in by the guard to isolate: one return.
+    feverish = log.append(EventDraft(direction="in", decision="deny", reasons=("fever",),
+                          household="5-702", temp_c=38.4, flags=("quarantine",)))  # fmt: skip
+    event(log, decision="manual_pass", reasons=("guard_override",), household="5-702",
+          operator="Zhao", flags=(f"overrides:{feverish.seq}",))  # fmt: skip
+    # 3. a registration of the household going out, refused, and one let out: no return.
+    for decision in ("manual_deny", "manual_pass"):
+        event(log, direction="out", decision=decision, kind="registration", operator="Zhao",
+              person={"name": "Old Li", "unit": "5-702"}, flags=("quarantine",))  # fmt: skip
+    # 4. came home by the screen's button (direction unverified): the kiosk stops them, the
+    #    guard lets them in: one return.
+    unverified = log.append(EventDraft(direction="in", decision="deny", reasons=("quarantined",),
+                            household="5-702", flags=("direction_unverified",)))  # fmt: skip
+    event(log, decision="manual_pass", reasons=("guard_override",), household="5-702",
+          operator="Zhao", flags=(f"overrides:{unverified.seq}",))  # fmt: skip
+    # 5. came home through the kiosk, and the guard then confirmed it by hand: one return.
+    came = log.append(EventDraft(direction="in", decision="pass", household="5-702",
+                      flags=("quarantine",)))  # fmt: skip
+    event(log, decision="manual_pass", reasons=("guard_override",), household="5-702",
+          operator="Zhao", flags=(f"overrides:{came.seq}",))  # fmt: skip
+    # 6. turned away for a fever and sent off: no return.
+    event(log, decision="deny", reasons=("fever",), household="5-702", temp_c=38.6,
+          flags=("quarantine",))  # fmt: skip
+    clock.advance(3600)
+    handover = rota.open_handover("gate-1", "Zhao", "Qian")
+    assert handover.summary["quarantine_returns"] == 4

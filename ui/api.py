@@ -170,6 +170,11 @@ class DailyReport(BaseModel):
     community: CommunityReport | None = Field(
         None, description="The office's categories; null in a report frozen before them."
     )
+    quarantine_lists: dict[str, int] | None = Field(
+        None,
+        description="Quarantined households by list: office (the office's bundle, alike at"
+        " every gate) and local (this gate's own entries); null before the lists or the split.",
+    )
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {

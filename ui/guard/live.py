@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from kiosk import privacy, queries
 from kiosk.alarms import RESOLUTIONS, Alarm
-from kiosk.engine import NO_SUBJECT, ManualSubject
+from kiosk.engine import NO_SUBJECT, PASS_DECISIONS, ManualSubject
 from ui.auth import Session
 from ui.guard import deps
 from ui.guard.deps import ActionSession, ApiSession, Guard, GuardDep, PageSession, done, note, room
@@ -208,9 +208,13 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
 SUBJECT_MAX_AGE_H = 12
 
 
-def subject_of(g: Guard, value: object) -> ManualSubject | Literal["none"]:
+def subject_of(
+    g: Guard, value: object, decision: str | None = None
+) -> ManualSubject | Literal["none"]:
     """The subject the guard chose: ``none`` (a person without a pass) or the ``seq`` of a
-    recent kiosk passage. There is no default: the form must say."""
+    recent kiosk passage. There is no default: the form must say. A manual ``pass`` about a
+    passage the kiosk already passed has nothing to let through (it would be a second
+    passage: a second person in the counts, a second outing of the household's quota)."""
     text = clean(value, "manual.subject", max_len=20)
     if text == NO_SUBJECT:
         return NO_SUBJECT
@@ -223,6 +227,8 @@ def subject_of(g: Guard, value: object) -> ManualSubject | Literal["none"]:
     earlier = queries.override_of(g.core.store, int(event["seq"]))
     if earlier is not None:
         already_decided(str(earlier.get("operator")), str(earlier.get("decision")))
+    if decision == "pass" and event.get("decision") in PASS_DECISIONS:
+        raise BadInput("err.subject_passed")
     return ManualSubject(
         seq=int(event["seq"]),
         pass_id=event.get("pass_id"),
@@ -263,7 +269,7 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
     decision = choice(form.get("decision"), "live.decision", ("pass", "deny"))
     direction = direction_of(form, g.cfg.site.default_direction)
     note(request, action=f"manual_{decision}", direction=direction)
-    subject = await asyncio.to_thread(subject_of, g, form.get("subject"))
+    subject = await asyncio.to_thread(subject_of, g, form.get("subject"), decision)
     note(request, subject=subject if isinstance(subject, str) else subject.seq)
     reason = clean(form.get("reason"), "manual.reason", required=True)
     temp_c = number(form.get("temp_c"), "manual.hand_temp")

@@ -61,9 +61,11 @@ def stats_page(
         report=report,
         cards=stats_cards(report),
         fever_times=report.get("fever_alarms", {}).get("times", []),
+        # People who went in and out (the office's ``people``), not events by direction:
+        # a denied attempt is nobody through, and a deny the guard overrode is one person.
         directions={
             i18n.t(lang, f"dir.{d}"): n
-            for d, n in report.get("by_direction", {}).items()
+            for d, n in ((report.get("community") or {}).get("people") or {}).items()
             if d in ("in", "out")
         },
         charts=stats_charts(report, lang, g.fever_c),

@@ -177,7 +177,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "r.registrations": ("人工登记人数", "People registered by hand"),
     "r.vehicles": ("车辆", "Vehicles"),
     "r.vehicles.registrations": ("车辆登记", "Registrations"),
-    "r.vehicles.occupants": ("随车人员", "Occupants"),
+    "r.vehicles.occupants": ("随车人数（不含司机）", "Passengers (not the driver)"),
     "r.vehicles.unknown_plates": ("非本小区车牌", "Unknown plates"),
     "r.service_requests": ("上门服务", "Service requests"),
     "r.service_requests.opened": ("新提交", "Opened"),

@@ -99,7 +99,9 @@ async def open_handover(request: Request, session: ActionSession, g: GuardDep) -
                     waiting.complete
                 ):
                     raise CommunityError(f"handover {waiting.id} is waiting to be signed")
-            return roster.open_handover(gate, session.name, incoming)
+            # What the incoming guard must pick up: the console's open alarms too.
+            open_now = len(g.alarms.open_alarms(g.standing_alarms()))
+            return roster.open_handover(gate, session.name, incoming, gate_alarms=open_now)
 
     return await save(request, PAGE, open_one)
 
