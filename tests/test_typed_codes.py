@@ -1,0 +1,149 @@
+"""Identifiers as a Chinese input method types them: full-width ``１-１０１``, ``京Ａ１２３４５``,
+an ideographic space U+3000 around or inside. Each is stored and compared as ``1-101``,
+``京A12345`` whichever entry point it came through (``kiosk.typed.typed``, applied by the
+core's own validators): otherwise the household ``１-１０１`` was a second household beside
+``1-101`` in the lists, the map, the ledgers, and the reports counted it twice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from kiosk import compound, observation, services, vehicles
+from kiosk import lists as lists_mod
+from kiosk.clock import FakeClock
+from kiosk.community import clean_text
+from kiosk.compound import CompoundMap
+from kiosk.listimport import apply_list_import, plan_list_import
+from kiosk.lists import ListStore
+from kiosk.observation import ObservationLedger
+from kiosk.services import ServiceDesk
+from kiosk.store import EventLog
+from kiosk.typed import typed
+from kiosk.vehicles import VehicleList
+
+WIDE = "\u3000１-１０１ "  # full width, an ideographic space before, a plain one after
+PLAIN = "1-101"
+DAY = date(2026, 2, 12)
+
+
+@pytest.mark.parametrize(
+    ("text", "stored"),
+    [
+        ("１-１０１", "1-101"),
+        ("５－７０２", "5-702"),
+        ("\u3000Ａ１２３４５\u3000", "A12345"),
+        ("京Ａ１２３４５", "京A12345"),  # the province character stays
+        ("张\u3000\u3000三", "张 三"),  # a Chinese name stays; the spaces are one
+        ("王秀英", "王秀英"),
+        ("１３８００１３８０００", "13800138000"),
+        ("a\u00a0 b", "a b"),
+        ("", ""),
+    ],
+)
+def test_typed_folds_width_and_spaces_and_keeps_chinese(text, stored):
+    assert typed(text) == stored
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(start=datetime(2026, 2, 12, 2, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def log(tmp_path, clock):
+    sets = [lists_mod.MIGRATIONS, compound.MIGRATIONS, vehicles.MIGRATIONS,
+            observation.MIGRATIONS, services.MIGRATIONS]  # fmt: skip
+    store = EventLog(tmp_path / "k.db", "g", clock, "NORMAL", migrations=sets)
+    yield store.open()
+    store.close()
+
+
+def _lists(log, clock) -> ListStore:
+    store = ListStore(log, clock)
+    store.load()
+    return store
+
+
+def _household_set(log, clock) -> list[str]:
+    return [h.household for h in _lists(log, clock).set_household(WIDE, "g").households.values()]
+
+
+def _quarantine_added(log, clock) -> list[str]:
+    added = _lists(log, clock).add_quarantine(WIDE, None, DAY, DAY, "g")
+    return [q.household for q in added.quarantine]
+
+
+def _list_imported(log, clock) -> list[str]:
+    store = _lists(log, clock)
+    plan = plan_list_import(f"household,residents\n{WIDE},3\n".encode(), "h.csv", store.current)
+    apply_list_import(plan, store, "import")
+    return list(store.load().households)
+
+
+def _map_imported(log, clock) -> list[str]:
+    cmap = CompoundMap(log, clock)
+    csv = f"building,unit,floor,household\n1,1,1,{WIDE}\n"
+    cmap.apply(cmap.plan_import(csv.encode(), "map.csv"), "manager")
+    return [d.household for d in cmap.dwellings()]
+
+
+def _vehicle_imported(log, clock) -> list[str]:
+    cars = VehicleList(log, clock)
+    cars.apply(cars.plan_import(f"plate,household\n京Ａ１２３４５,{WIDE}\n".encode(), "c.csv"), "m")
+    return [str(cars.check("京A12345"))]
+
+
+def _returnee_registered(log, clock) -> list[str]:
+    ledger = ObservationLedger(log, clock, "Asia/Shanghai")
+    person = ledger.register(name="王秀英", household=WIDE, phone="", origin="武汉",
+                             date_back=DAY, actor="g")  # fmt: skip
+    return [person.household]
+
+
+def _service_opened(log, clock) -> list[str]:
+    desk = ServiceDesk(log, clock, "Asia/Shanghai")
+    return [desk.open(WIDE, "food", "g", confined=True).household]
+
+
+def _text_cleaned(log, clock) -> list[str]:
+    return [clean_text("household", WIDE)]
+
+
+ENTRY_POINTS: dict[str, Callable[[Any, Any], list[str]]] = {
+    "lists.set_household": _household_set,
+    "lists.add_quarantine": _quarantine_added,
+    "lists.import_csv": _list_imported,
+    "compound.import": _map_imported,
+    "vehicles.import": _vehicle_imported,
+    "observation.register": _returnee_registered,
+    "services.open": _service_opened,
+    "community.clean_text": _text_cleaned,
+}
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+def test_a_household_typed_full_width_is_stored_plain(log, clock, entry):
+    assert ENTRY_POINTS[entry](log, clock) == [PLAIN]
+
+
+def test_an_import_with_full_width_codes_merges_with_the_entries_in_force(log, clock):
+    store = _lists(log, clock)
+    store.set_household(PLAIN, "g", residents=2)
+    plan = plan_list_import("household,residents\n１-１０１,3\n".encode(), "h.csv", store.current)
+    assert plan.diff.counts()["added"] == 0 and plan.diff.counts()["changed"] == 1
+    apply_list_import(plan, store, "import")
+    assert {k: h.residents for k, h in store.load().households.items()} == {PLAIN: 3}
+    assert store.remove_household("１-１０１", "g").households == {}
+    cmap = CompoundMap(log, clock)
+    cmap.apply(cmap.plan_import(b"building,floor,household\n1,1,1-101\n", "m.csv"), "m")
+    again = cmap.plan_import("building,floor,household\n1,1,１-１０１\n".encode(), "m.csv")
+    assert again.diff.counts() == {"added": 0, "changed": 0, "removed": 0, "unchanged": 1}
+
+
+def test_a_revoked_pass_id_typed_full_width_is_the_pass_id(log, clock):
+    revoked = _lists(log, clock).revoke("Ａ０Ｂ１ｃ２ｄ３ｅ４ｆ５", "lost", "g")
+    assert revoked.is_revoked("a0b1c2d3e4f5")
