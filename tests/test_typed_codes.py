@@ -7,7 +7,7 @@ core's own validators): otherwise the household ``１-１０１`` was a second h
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,9 +17,12 @@ from kiosk import lists as lists_mod
 from kiosk.clock import FakeClock
 from kiosk.community import clean_text
 from kiosk.compound import CompoundMap
+from kiosk.config.policy import QuotaConfig
+from kiosk.history import PassageHistory
 from kiosk.listimport import apply_list_import, plan_list_import
 from kiosk.lists import ListStore
 from kiosk.observation import ObservationLedger
+from kiosk.policy import quota_reached, quota_used
 from kiosk.services import ServiceDesk
 from kiosk.store import EventLog
 from kiosk.typed import typed
@@ -147,3 +150,18 @@ def test_an_import_with_full_width_codes_merges_with_the_entries_in_force(log, c
 def test_a_revoked_pass_id_typed_full_width_is_the_pass_id(log, clock):
     revoked = _lists(log, clock).revoke("Ａ０Ｂ１ｃ２ｄ３ｅ４ｆ５", "lost", "g")
     assert revoked.is_revoked("a0b1c2d3e4f5")
+
+
+def test_passes_spelling_one_household_otherwise_share_its_outing_quota():
+    """A pass issued as ``１-１０１`` (before this rule, or by another tool) and one issued as
+    ``1-101``: the quota counted them as two households, letting the family out twice as often
+    as the quota allows, and the map did not mark it."""
+    history = PassageHistory()
+    now = datetime(2026, 2, 12, 8, 0, tzinfo=UTC)
+    history.record("p1", "１-１０１", "out", "pass", now - timedelta(hours=2))
+    history.record("p2", "1-101", "out", "pass", now - timedelta(hours=1))
+    assert history.exits_in_period("1-101", now, 1) == 2
+    assert history.exits_in_period(" １-１０１", now, 1) == 2
+    quota = QuotaConfig(enabled=True, exits=2)
+    assert quota_reached(quota, history, "1-101", "resident", now)
+    assert quota_used(quota, history, now) == {"１-１０１"}  # the first spelling, marked once
