@@ -38,6 +38,7 @@ import sqlite_utils
 from . import observation, services
 from .community import has_table
 from .days import day_bounds
+from .lists import same_text
 from .sheets import write_csv, write_xlsx
 from .vehicles import known_plates, normalise_plate
 
@@ -104,12 +105,12 @@ def _unknown_plates(db: sqlite_utils.Database, plates: list[str | None]) -> int 
 def _quarantined_households(db: sqlite_utils.Database, day: date) -> int | None:
     if not has_table(db, "list_quarantine"):
         return None
-    row = db.execute(
-        "select count(distinct household) from list_quarantine"
-        " where from_date <= ? and until_date >= ?",
+    rows = db.execute(
+        "select distinct household from list_quarantine where from_date <= ? and until_date >= ?",
         [day.isoformat(), day.isoformat()],
-    ).fetchone()
-    return int(row[0])
+    ).fetchall()
+    # One household however its entries spell it (one typed full width before it was folded).
+    return len({same_text(row[0]) for row in rows})
 
 
 def community_section(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from kiosk.categories import community_section
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone, day_bounds, local_day
 from kiosk.history import QUOTA_EXEMPT
-from kiosk.lists import Freshness
+from kiosk.lists import Freshness, same_text
 from kiosk.ports import Store
 
 MIGRATIONS = Migrations("kiosk.stats")
@@ -132,8 +132,8 @@ def _over_quota(
     outings: dict[str, list[datetime]] = {}
     cols = "ts, direction, decision, household, flags"
     for row in _events_between(db, quota_lookback(day, zone, quota), end, cols):
-        if _households_outing(row) and row["household"] in households:
-            outings.setdefault(row["household"], []).append(_utc(row["ts"]))
+        if _households_outing(row) and same_text(row["household"]) in households:
+            outings.setdefault(same_text(row["household"]), []).append(_utc(row["ts"]))
     day_start = _utc(start)
     over = 0
     for times in outings.values():
@@ -179,8 +179,8 @@ def compute_report(
             no_temperature += 1
         else:
             temp_counts[_bin_index(float(row["temp_c"]), bins)] += 1
-        if _households_outing(row):
-            exits[row["household"]] += 1
+        if _households_outing(row):  # one household however its passes spell it
+            exits[same_text(row["household"])] += 1
 
     over_quota = _over_quota(db, day, zone, quota, set(exits)) if exits else 0
 

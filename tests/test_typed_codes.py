@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from kiosk import compound, observation, services, vehicles
+from kiosk import compound, observation, services, stats, vehicles
 from kiosk import lists as lists_mod
 from kiosk.clock import FakeClock
 from kiosk.community import clean_text
@@ -24,7 +24,7 @@ from kiosk.lists import ListStore
 from kiosk.observation import ObservationLedger
 from kiosk.policy import quota_reached, quota_used
 from kiosk.services import ServiceDesk
-from kiosk.store import EventLog
+from kiosk.store import EventDraft, EventLog
 from kiosk.typed import typed
 from kiosk.vehicles import VehicleList
 
@@ -165,3 +165,28 @@ def test_passes_spelling_one_household_otherwise_share_its_outing_quota():
     quota = QuotaConfig(enabled=True, exits=2)
     assert quota_reached(quota, history, "1-101", "resident", now)
     assert quota_used(quota, history, now) == {"１-１０１"}  # the first spelling, marked once
+
+
+def _spelled_twice(db) -> None:
+    """A row stored before the plain-spelling rule: the same household, typed full width."""
+    row = next(db["list_quarantine"].rows)
+    db["list_quarantine"].insert({k: v for k, v in row.items() if k != "id"} | {"household": WIDE})
+
+
+def test_the_daily_report_counts_a_household_spelled_two_ways_once(reporting_store, clock):
+    quota = QuotaConfig(enabled=True, exits=1, period_days=1)
+    for hours, household in ((1, "１-１０１"), (2, "1-101")):
+        clock.set_wall(datetime(2026, 2, 12, hours, tzinfo=UTC))
+        reporting_store.append(EventDraft(direction="out", decision="pass", household=household))
+    exits = stats.compute_report(reporting_store.reader(), DAY, "UTC", quota)
+    assert exits["exits_per_household"] | {"quota_enabled": True} == {
+        "quota_enabled": True, "quota_exits": 1, "period_days": 1, "households": 1, "exits": 2,
+        "histogram": {"2": 1}, "max": 2, "over_quota_households": 1,
+    }  # fmt: skip
+
+
+def test_a_quarantine_stored_in_two_spellings_is_one_quarantined_household(log, clock):
+    _lists(log, clock).add_quarantine(PLAIN, None, DAY, DAY, "g")
+    log.submit(_spelled_twice)
+    community = stats.compute_report(log.reader(), DAY, "UTC")["community"]
+    assert community["quarantined_households"] == 1
