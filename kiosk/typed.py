@@ -3,8 +3,9 @@
 A Chinese input method in full-width mode types ``１-１０１``, ``Ａ１２３４５``,
 ``１３８００１３８０００``, and its space bar gives the ideographic space U+3000. ``typed`` is
 applied by the core's own validators (``kiosk.community.clean_text``, the list models of
-``kiosk.lists``), so every entry point (console forms, CSV/xlsx imports, the CLI, the API)
-stores ``1-101`` whichever way it was typed:
+``kiosk.lists``, the codes and names of a guard's record in ``kiosk.engine.Engine.manual``),
+so every entry point (console forms, CSV/xlsx imports, the CLI, the API) stores ``1-101``
+whichever way it was typed:
 
 * a character whose compatibility form (NFKC) is plain ASCII becomes that ASCII
   (full-width letters, digits and punctuation); every other character is kept as typed, so

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from guard_support import decided, login, nothing_recorded, post
 
 from kiosk import compound, observation, services, stats, vehicles
 from kiosk import lists as lists_mod
@@ -190,3 +191,34 @@ def test_a_quarantine_stored_in_two_spellings_is_one_quarantined_household(log, 
     log.submit(_spelled_twice)
     community = stats.compute_report(log.reader(), DAY, "UTC")["community"]
     assert community["quarantined_households"] == 1
+
+
+def test_a_guard_registering_a_quarantined_household_typed_full_width_is_warned(
+    guard_client, guard_core
+):
+    """End to end at the console: the list says 1-101; the guard types １-１０１ going out."""
+    guard_core.lists.add_quarantine(PLAIN, None, DAY, DAY, "root")  # the clock's day
+    csrf = login(guard_client)
+    form = {"name": "王秀英", "unit": WIDE, "reason": "看病", "direction": "out",
+            "temp_c": "３６．５"}  # fmt: skip
+    refused = post(guard_client, "/guard/register/person", csrf, **form)
+    assert refused.status_code == 400 and nothing_recorded(guard_core)
+    with decided(guard_client, guard_core):
+        post(guard_client, "/guard/register/person", csrf, **form,
+             confirm_quarantine="1", quarantine_reason="医院复诊")  # fmt: skip
+    (event,) = guard_core.store.events()
+    assert event["person"]["unit"] == PLAIN and "quarantine" in event["flags"]
+
+
+def test_a_plate_typed_full_width_is_the_registered_vehicle(guard_client, guard_core):
+    guard_core.store.submit(vehicles.MIGRATIONS.apply)
+    cars = VehicleList(guard_core.store, guard_core.clock)
+    cars.apply(cars.plan_import("plate,household\n京A12345,1-101\n".encode(), "c.csv"), "root")
+    csrf = login(guard_client)
+    form = {"plate": "京Ａ１２３４５\u3000", "driver": "赵刚", "driver_temp": "36.4",
+            "reason": "回家"}  # fmt: skip
+    with decided(guard_client, guard_core):
+        assert post(guard_client, "/guard/register/vehicle", csrf, **form).status_code == 303
+    (event,) = guard_core.store.events()
+    assert event["person"]["plate"] == "京A12345"
+    assert event["person"]["resident_of"] == PLAIN
