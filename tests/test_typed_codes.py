@@ -6,13 +6,18 @@ core's own validators): otherwise the household ``１-１０１`` was a second h
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from guard_support import decided, login, nothing_recorded, post
 
+from checkpoint.cli import main
 from kiosk import compound, observation, services, stats, vehicles
 from kiosk import lists as lists_mod
 from kiosk.clock import FakeClock
@@ -23,6 +28,7 @@ from kiosk.history import PassageHistory
 from kiosk.listimport import apply_list_import, plan_list_import
 from kiosk.lists import ListStore
 from kiosk.observation import ObservationLedger
+from kiosk.passes import issue_pass
 from kiosk.policy import quota_reached, quota_used
 from kiosk.services import ServiceDesk
 from kiosk.store import EventDraft, EventLog
@@ -222,3 +228,55 @@ def test_a_plate_typed_full_width_is_the_registered_vehicle(guard_client, guard_
     (event,) = guard_core.store.events()
     assert event["person"]["plate"] == "京A12345"
     assert event["person"]["resident_of"] == PLAIN
+
+
+def _issued_by_core(tmp_path, capsys) -> list[str]:
+    key = Ed25519PrivateKey.generate()
+    _text, pass_ = issue_pass(key, WIDE, "张\u3000三", now=datetime(2026, 2, 12, tzinfo=UTC))
+    return [pass_.household, pass_.holder]
+
+
+def _issued_by_cli(tmp_path, capsys) -> list[str]:
+    assert main(["keys", "new", "--dir", str(tmp_path / "keys"), "--name", "office"]) == 0
+    key = str(tmp_path / "keys" / "office.key")
+    capsys.readouterr()
+    assert main(["pass", "issue", "--key", key, "--household", WIDE, "--holder", "张\u3000三"]) == 0
+    payload = capsys.readouterr().out.strip()
+    assert main(["pass", "verify", payload, "--trust", str(tmp_path / "keys")]) == 0
+    verdict = json.loads(capsys.readouterr().out)
+    return [verdict["household"], verdict["holder"]]
+
+
+def _issued_in_a_batch(tmp_path, capsys) -> list[str]:
+    assert main(["keys", "new", "--dir", str(tmp_path / "keys"), "--name", "office"]) == 0
+    rows = tmp_path / "h.csv"
+    rows.write_text(f"household,holder\n{WIDE},张\u3000三\n", encoding="utf-8")
+    key, out = str(tmp_path / "keys" / "office.key"), tmp_path / "cards"
+    assert main(["pass", "batch", "--key", key, "--csv", str(rows), "--out", str(out)]) == 0
+    (manifest,) = out.glob("*.csv")
+    (row,) = csv.DictReader(io.StringIO(manifest.read_text(encoding="utf-8")))
+    return [row["household"], row["holder"]]
+
+
+PASS_ISSUERS: dict[str, Callable[[Any, Any], list[str]]] = {
+    "passes.issue_pass": _issued_by_core,
+    "kiosk pass issue": _issued_by_cli,
+    "kiosk pass batch": _issued_in_a_batch,
+}
+
+
+@pytest.mark.parametrize("issuer", sorted(PASS_ISSUERS))
+def test_a_pass_issued_for_a_household_typed_full_width_carries_it_plain(
+    tmp_path, capsys, issuer
+):
+    assert PASS_ISSUERS[issuer](tmp_path, capsys) == [PLAIN, "张 三"]
+
+
+def test_a_pass_issued_at_the_console_for_a_household_typed_full_width_carries_it_plain(
+    guard_client, guard_core
+):
+    csrf = login(guard_client)
+    form = {"household": WIDE, "holder": "张\u3000三", "role": "visitor", "days": "1"}
+    assert post(guard_client, "/guard/passes", csrf, **form).status_code in (200, 303)
+    issued = [a["detail"] for a in guard_core.store.audits() if a["action"].startswith("pass")]
+    assert issued and PLAIN in json.dumps(issued, ensure_ascii=False)
