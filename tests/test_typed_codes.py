@@ -280,3 +280,18 @@ def test_a_pass_issued_at_the_console_for_a_household_typed_full_width_carries_i
     assert post(guard_client, "/guard/passes", csrf, **form).status_code in (200, 303)
     issued = [a["detail"] for a in guard_core.store.audits() if a["action"].startswith("pass")]
     assert issued and PLAIN in json.dumps(issued, ensure_ascii=False)
+
+
+def test_the_pass_list_search_finds_a_household_or_pass_id_typed_full_width(
+    guard_client, guard_core
+):
+    csrf = login(guard_client)
+    form = {"household": PLAIN, "holder": "张三", "role": "visitor", "days": "1"}
+    post(guard_client, "/guard/passes", csrf, **form)
+    (pass_id,) = [a["detail"]["pass_id"] for a in guard_core.store.audits()
+                  if a["action"] == "pass_issued"]  # fmt: skip
+    wide_id = "".join(chr(ord(c) + 0xFEE0) for c in pass_id.upper())  # Ａ０Ｂ１...
+    for q in (PLAIN, WIDE, wide_id):
+        assert pass_id in guard_client.get("/guard/passes", params={"q": q}).text, q
+    assert pass_id not in guard_client.get("/guard/passes", params={"q": "9-999"}).text
+
