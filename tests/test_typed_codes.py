@@ -303,3 +303,27 @@ def test_the_earlier_visitor_search_finds_a_phone_typed_full_width(guard_client,
              phone="13800138000", reason="看望母亲", temp_c="36.5")  # fmt: skip
     found = guard_client.get("/guard/register", params={"q": "１３８００１３８０００"}).text
     assert 'id="found"' in found and "王秀英" in found.split('id="found"', 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("verb", "sheet", "table"),
+    [
+        ("lists", f"household,residents\n{WIDE},2\n", "list_households"),
+        ("lists", f"household,from,until\n{WIDE},2026-02-10,2026-02-24\n", "list_quarantine"),
+        ("compound", f"building,unit,floor,household\n1,1,1,{WIDE}\n", "compound_households"),
+        ("vehicles", f"plate,household\n京Ａ１２３４５\u3000,{WIDE}\n", "resident_vehicles"),
+    ],
+)
+def test_a_cli_import_typed_full_width_is_stored_plain(tmp_path, capsys, verb, sheet, table):
+    path = tmp_path / "kiosk.db"
+    EventLog(path, "gate-1", FakeClock(), "NORMAL").open().close()
+    data = tmp_path / "in.csv"
+    data.write_text(sheet, encoding="utf-8")
+    assert main([verb, "import", str(data), "--apply", "--db", str(path)]) == 0
+    log = EventLog(path, "gate-1", FakeClock(), "NORMAL").open()
+    try:
+        rows = list(log.reader()[table].rows)
+    finally:
+        log.close()
+    assert [r["household"] for r in rows] == [PLAIN]
+    assert all(r.get("plate", "京A12345") == "京A12345" for r in rows)
