@@ -266,9 +266,7 @@ PASS_ISSUERS: dict[str, Callable[[Any, Any], list[str]]] = {
 
 
 @pytest.mark.parametrize("issuer", sorted(PASS_ISSUERS))
-def test_a_pass_issued_for_a_household_typed_full_width_carries_it_plain(
-    tmp_path, capsys, issuer
-):
+def test_a_pass_issued_for_a_household_typed_full_width_carries_it_plain(tmp_path, capsys, issuer):
     assert PASS_ISSUERS[issuer](tmp_path, capsys) == [PLAIN, "张 三"]
 
 
@@ -327,3 +325,51 @@ def test_a_cli_import_typed_full_width_is_stored_plain(tmp_path, capsys, verb, s
         log.close()
     assert [r["household"] for r in rows] == [PLAIN]
     assert all(r.get("plate", "京A12345") == "京A12345" for r in rows)
+
+
+CONSOLE_FORMS = [
+    ("/guard/lists/quarantine/add",
+     {"household": WIDE, "from": "2026-02-12", "until": "2026-02-20"}, "list_quarantine"),
+    ("/guard/lists/households/add", {"household": WIDE, "residents": "3"}, "list_households"),
+    ("/guard/community/returnees",
+     {"name": "Wang Fang", "household": WIDE, "phone": "１３８１２３４５６７８", "origin": "Wuhan",
+      "date_back": "2026-02-12", "days": "14"}, "obs_people"),
+    ("/guard/community/services", {"household": WIDE, "kind": "medicine"}, "service_requests"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("path", "form", "table"), CONSOLE_FORMS, ids=[c[0] for c in CONSOLE_FORMS]
+)
+def test_a_console_form_typed_full_width_is_stored_plain(
+    guard_client, guard_core, path, form, table
+):
+    guard_core.lists.add_quarantine("1-101", None, DAY, DAY, "root")  # the desk serves it
+    csrf = login(guard_client)
+    assert post(guard_client, path, csrf, **form).status_code == 303
+    rows = list(guard_core.store.reader()[table].rows)
+    assert {r["household"] for r in rows} == {PLAIN}
+    assert all(r.get("phone", "13812345678") == "13812345678" for r in rows)
+
+
+def test_a_pass_id_typed_full_width_at_the_console_revokes_that_pass(guard_client, guard_core):
+    csrf = login(guard_client)
+    form = {"pass_id": "０１２３４５６７８９ＡＢ", "note": "lost", "confirm": "yes"}
+    assert post(guard_client, "/guard/lists/revocations/add", csrf, **form).status_code == 303
+    assert guard_core.lists.current.is_revoked("0123456789ab")
+
+
+def test_the_service_desk_knows_a_quarantined_household_typed_full_width(guard_client, guard_core):
+    """The desk refused a food request for １-１０１ ('neither quarantined nor under
+    observation'), and a second request of the same kind was not seen as still open."""
+    guard_core.lists.add_quarantine(PLAIN, None, DAY, DAY, "root")
+    csrf = login(guard_client)
+    for household in (WIDE, PLAIN, "１-１０１"):
+        post(guard_client, "/guard/community/services", csrf, household=household, kind="food")
+    rows = list(guard_core.store.reader()["service_requests"].rows)
+    assert [(r["household"], r["kind"]) for r in rows] == [(PLAIN, "food")]
+    ledger = ObservationLedger(guard_core.store, guard_core.clock, "Asia/Shanghai")
+    ledger.register(
+        name="王秀英", household=PLAIN, phone="", origin="武汉", date_back=DAY, actor="g"
+    )
+    assert [p.household for p in ledger.people(household=WIDE)] == [PLAIN]
