@@ -373,3 +373,14 @@ def test_the_service_desk_knows_a_quarantined_household_typed_full_width(guard_c
         name="王秀英", household=PLAIN, phone="", origin="武汉", date_back=DAY, actor="g"
     )
     assert [p.household for p in ledger.people(household=WIDE)] == [PLAIN]
+
+
+def test_a_returnee_registered_again_typed_otherwise_is_already_observed(guard_client, guard_core):
+    csrf = login(guard_client)
+    form = {"origin": "Wuhan", "date_back": "2026-02-12", "days": "14", "phone": ""}
+    for name, household in (("Wang Fang", WIDE), ("Ｗａｎｇ\u3000ｆａｎｇ", PLAIN)):
+        post(
+            guard_client, "/guard/community/returnees", csrf, name=name, household=household, **form
+        )
+    rows = list(guard_core.store.reader()["obs_people"].rows)
+    assert [(r["name"], r["household"]) for r in rows] == [("Wang Fang", PLAIN)]
