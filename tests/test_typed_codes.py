@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from guard_support import decided, login, nothing_recorded, post
+from guard_support import csrf_of, decided, login, nothing_recorded, post
 
 from checkpoint.cli import main
 from kiosk import compound, observation, services, stats, vehicles
@@ -384,3 +384,18 @@ def test_a_returnee_registered_again_typed_otherwise_is_already_observed(guard_c
         )
     rows = list(guard_core.store.reader()["obs_people"].rows)
     assert [(r["name"], r["household"]) for r in rows] == [("Wang Fang", PLAIN)]
+
+
+def test_a_guard_signing_in_with_the_name_typed_full_width_is_that_guard(guard_client, guard_core):
+    """A phone's input method left in full-width mode types ａｌｉｃｅ: refused as a wrong name
+    or password, with the right password. Failed sign-ins count per address, not per name, so
+    another spelling gives no extra tries."""
+    login(guard_client, "\u3000ａｌｉｃｅ")
+    csrf = csrf_of(guard_client.get("/guard").text)
+    with decided(guard_client, guard_core):
+        post(guard_client, "/guard/register/person", csrf, name="李雷", unit="1-102", reason="r",
+             temp_c="36.5")  # fmt: skip
+    (event,) = guard_core.store.events()
+    assert event["operator"] == "alice"
+    signed_in = [a["actor"] for a in guard_core.store.audits() if "login" in a["action"]]
+    assert signed_in == ["alice"]
