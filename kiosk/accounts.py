@@ -30,6 +30,7 @@ from sqlite_utils import Database
 
 from kiosk.ports import Store
 from kiosk.schema import sql_migrations
+from kiosk.typed import typed
 
 Role = Literal["guard", "admin"]
 ROLES: tuple[Role, ...] = ("guard", "admin")
@@ -178,6 +179,11 @@ def validate_name(name: str) -> None:
         raise AccountError("account name must be 1-64 letters, digits, '.', '_' or '-'")
 
 
+def _typed_name(name: object) -> str:
+    """An account name as typed, in its plain spelling; bounded before it is read."""
+    return typed(name[:200]) if isinstance(name, str) else ""
+
+
 def validate_role(role: str) -> Role:
     """``role`` as a ``Role``; ``AccountError`` unless it is guard or admin."""
     for known in ROLES:
@@ -219,6 +225,7 @@ class AccountStore:
         return rows[0] if rows else None
 
     def get(self, name: str) -> Account | None:
+        name = _typed_name(name)
         if name in self._secret:
             return Account(name, self._secret[name][0], "secret")
         row = self._row(name)
@@ -227,7 +234,9 @@ class AccountStore:
         return Account(row["name"], row["role"], "table")
 
     def authenticate(self, name: str, password: str) -> Account | None:
-        """The account when ``password`` is right, else None (same work either way)."""
+        """The account when ``password`` is right, else None (same work either way). The name
+        is read as a phone's input method may type it (``ａｌｉｃｅ`` is alice: ``kiosk.typed``)."""
+        name = _typed_name(name)
         hashed = None
         role: Role | None = None
         source: Literal["secret", "table"] = "secret"

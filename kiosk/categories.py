@@ -39,6 +39,7 @@ import sqlite_utils
 from . import observation, services
 from .community import has_table
 from .days import day_bounds
+from .lists import same_text
 from .sheets import write_csv, write_xlsx
 from .vehicles import known_plates, normalise_plate
 
@@ -126,8 +127,10 @@ def quarantine_lists(db: sqlite_utils.Database, day: date) -> dict[str, int] | N
         " where from_date <= ? and until_date >= ?",
         [day.isoformat(), day.isoformat()],
     ).fetchall()
-    office = {r[0] for r in rows if r[1]}
-    return {"office": len(office), "local": len({r[0] for r in rows if not r[1]} - office)}
+    # One household however its entries spell it (one typed full width before it was folded).
+    office = {same_text(r[0]) for r in rows if r[1]}
+    local = {same_text(r[0]) for r in rows if not r[1]} - office
+    return {"office": len(office), "local": len(local)}
 
 
 def community_section(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import sqlite_utils
 from .auditing import audited_write
 from .ports import AuditedWriter
 from .privacy import mask_code, mask_name, mask_phone, scrub_text
+from .typed import typed
 
 __all__ = [
     "CommunityError",
@@ -56,12 +57,14 @@ LogLike = AuditedWriter
 
 
 def clean_text(name: str, value: object, *, max_len: int = 120, required: bool = True) -> str:
-    """Strip and bound a text field; ``""`` for an absent optional one."""
+    """Strip and bound a text field; ``""`` for an absent optional one. Typed the way a
+    Chinese input method types it (full-width ``１-１０１``, an ideographic space), it is kept
+    in its plain spelling ``1-101`` (``kiosk.typed.typed``)."""
     if value is None:
         value = ""
     if not isinstance(value, str):
         raise CommunityError(f"{name}: expected text")
-    text = value.strip()
+    text = typed(value)
     if required and not text:
         raise CommunityError(f"{name}: required")
     if len(text) > max_len:

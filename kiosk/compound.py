@@ -45,6 +45,7 @@ __all__ = [
     "CompoundMap",
     "Dwelling",
     "ImportPlan",
+    "marks_of",
     "quarantined",
     "statuses",
 ]
@@ -137,6 +138,14 @@ def _dwellings(db: sqlite_utils.Database) -> list[Dwelling]:
         Dwelling(r["household"], r["building"], r["unit"] or "", int(r["floor"]), r["residents"])
         for r in db.query("select * from compound_households order by building, unit, floor")
     ]
+
+
+def marks_of(marks: Mapping[str, tuple[str, ...]], household: str) -> tuple[str, ...]:
+    """The statuses ``marks`` (``statuses``) holds for ``household`` however it was typed
+    (``kiosk.lists.same_text``: full-width ``１-１０１`` is the map's ``1-101``)."""
+    key = same_text(household)
+    found = {s for h, m in marks.items() if same_text(h) == key for s in m}
+    return tuple(s for s in STATUSES if s in found)
 
 
 def quarantined(lists: Lists, day: date) -> set[str]:

@@ -60,8 +60,9 @@ from kiosk.config import KioskConfig
 from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, DeviceFault, ThermoReading
 from kiosk.ports import CalibrationSource, EngineSeams
-from kiosk.privacy import greeting_name
+from kiosk.privacy import CODE_KEYS, greeting_name
 from kiosk.store import AuditRow, Event, EventDraft, check_audit_row
+from kiosk.typed import typed
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +223,19 @@ class _Manual:
 #: Flags a guard's record may carry (``Engine.manual``): what the guard was warned of, as an
 #: automatic decision would carry it.
 MANUAL_FLAGS = frozenset({"quarantine"})
+
+
+#: Keys of a guard's ``person`` typed as codes or names: kept in their plain spelling
+#: (``kiosk.typed.typed``: a unit typed ``１-１０１`` is ``1-101``, a plate ``京Ａ１２３４５``
+#: ``京A12345``), as the lists and the ledgers keep them.
+TYPED_PERSON_KEYS = frozenset({*CODE_KEYS, "name", "phone", "id_number", "driver"})
+
+
+def _typed_person(person: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    if person is None:
+        return None
+    return {k: typed(v) if k in TYPED_PERSON_KEYS and isinstance(v, str) else v
+            for k, v in person.items()}  # fmt: skip
 
 
 def _direction(value: object) -> Direction:
@@ -526,7 +540,7 @@ class Engine:
             operator.strip(),
             reason.strip(),
             checked_direction,
-            person,
+            _typed_person(person),
             kind,
             temp_c,
             subject,

@@ -7,7 +7,8 @@ log lost (a crash between the two loses at most one passage from memory, never t
 
 What counts:
 
-* **Quota**: exits (direction ``out``, decision ``pass`` or ``manual_pass``) per household.
+* **Quota**: exits (direction ``out``, decision ``pass`` or ``manual_pass``) per household,
+  however its passes spell it (``kiosk.lists.same_text``: ``１-１０１`` is ``1-101``).
   A denied attempt is not an outing, nor an exit flagged ``QUOTA_EXEMPT`` (the policy flags a
   pass whose role the quota does not count: a staff member or a delivery on the household's
   code). One history per kiosk database, so a kiosk with several
@@ -30,6 +31,8 @@ from array import array
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from .lists import same_text
 
 __all__ = ["COUNTED_DECISIONS", "QUOTA_EXEMPT", "PassageHistory"]
 
@@ -66,7 +69,9 @@ class PassageHistory:
 
     def __init__(self, horizon: timedelta = timedelta(days=31)) -> None:
         self.horizon = horizon
-        self._exits: dict[str, array[int]] = {}  # household -> sorted exit times (us)
+        # household (``same_text``: however its passes spell it) -> sorted exit times (us)
+        self._exits: dict[str, array[int]] = {}
+        self._spelled: dict[str, str] = {}  # that key -> the first spelling recorded
         # direction -> pass_id -> time of its last passage that way (us)
         self._last: dict[str, dict[str, int]] = {"in": {}, "out": {}}
         self._previous: int | None = None  # the time of the record before (us)
@@ -105,9 +110,11 @@ class PassageHistory:
             raise ValueError("passage time is required")
         us = _us(_aware(ts))
         if household and direction == "out" and QUOTA_EXEMPT not in flags:
-            times = self._exits.get(household)
+            key = same_text(household)
+            times = self._exits.get(key)
             if times is None:
-                times = self._exits[household] = array("q")
+                times = self._exits[key] = array("q")
+                self._spelled[key] = household
             bisect.insort(times, us)
         if isinstance(pass_id, str) and pass_id:
             # The last recorded, not the latest stamped: records come in seq order, and after
@@ -156,15 +163,16 @@ class PassageHistory:
 
     def _exits_between(self, household: str, after: datetime, upto: datetime | None) -> int:
         """Exits of ``household`` in ``(after, upto]`` (``upto`` None: no end)."""
-        times = self._exits.get(household)
+        times = self._exits.get(same_text(household))
         if not times:
             return 0
         end = len(times) if upto is None else bisect.bisect_right(times, _us(_aware(upto)))
         return end - bisect.bisect_right(times, _us(_aware(after)))
 
     def households(self) -> list[str]:
-        """The households with an exit the history holds (whose quota may be used)."""
-        return list(self._exits)
+        """The households with an exit the history holds (whose quota may be used), each once,
+        as its first recorded pass spelled it."""
+        return [self._spelled[key] for key in self._exits]
 
     def last_passage(self, pass_id: str, direction: str) -> datetime | None:
         """When ``pass_id`` last passed in ``direction`` (UTC), or None."""
@@ -182,7 +190,7 @@ class PassageHistory:
             if cut:
                 del times[:cut]
             if not times:
-                del self._exits[household]
+                del self._exits[household], self._spelled[household]
         for direction, last in list(self._last.items()):
             stale = [pass_id for pass_id, us in last.items() if us < before]
             if len(stale) > len(last) // 2:  # rebuilt: a dict never shrinks its table

@@ -47,6 +47,7 @@ from .passes import PassError, TrustList, key_id_of
 from .ports import AuditedWriter
 from .schema import sql_migrations
 from .snapshots import LatestRead
+from .typed import typed
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -273,7 +274,7 @@ class RevocationIn(_Strict):
     @field_validator("pass_id", mode="before")
     @classmethod
     def _lower(cls, v: Any) -> Any:
-        return v.strip().lower() if isinstance(v, str) else v
+        return typed(v).lower() if isinstance(v, str) else v
 
     @field_validator("pass_id")
     @classmethod
@@ -285,10 +286,12 @@ class RevocationIn(_Strict):
 
 def _one_line(v: Any) -> Any:
     """A household code or a name as a pass carries it: printable text on one line (an
-    invisible character would make an entry no pass can match)."""
-    if isinstance(v, str) and any(
-        unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in v.strip()
-    ):
+    invisible character would make an entry no pass can match), in its plain spelling
+    (``kiosk.typed.typed``: full-width ``１-１０１`` is ``1-101``)."""
+    if not isinstance(v, str):
+        return v
+    v = typed(v)
+    if any(unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in v):
         raise ValueError("must be printable text on one line (no invisible characters)")
     return v
 
@@ -741,6 +744,7 @@ class ListStore:
         return self._guard_edit(apply, actor, "lists.household_set", detail)
 
     def remove_household(self, household: str, actor: str) -> Lists:
+        household = typed(household) if isinstance(household, str) else household
         missing = f"household {household!r} is not in the ledger"
         return self._guard_delete("list_households", "household", household, missing, actor)
 

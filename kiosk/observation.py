@@ -51,6 +51,7 @@ from .lists import same_text
 from .schema import sql_migrations
 from .snapshots import LatestRead
 from .store import format_ts
+from .typed import typed
 
 __all__ = [
     "DEFAULT_DAYS",
@@ -438,7 +439,7 @@ class ObservationLedger:
             args.append(status)
         if household is not None:
             where.append("household = ?")
-            args.append(household)
+            args.append(typed(household))  # as stored: 1-101 for １-１０１
         sql = f"select * from obs_people where {' and '.join(where)} order by id"  # noqa: S608
         return [_person(r) for r in self._log.reader().query(sql, args)]
 

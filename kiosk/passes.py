@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from . import base45
 from .files import UnreadableFile, read_bounded
+from .typed import typed
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +306,8 @@ def issue_pass(
 
     ``now`` is required in practice (the guard console passes its clock's time); it is a
     keyword with a default only so callers cannot confuse its position with ``days``.
+    ``household`` and ``holder`` go on the pass in their plain spelling (``kiosk.typed``:
+    full-width ``１-１０１`` is ``1-101``, as the lists and the ledgers keep it).
     Raises ``ValueError`` with one clear sentence for anything that cannot go on a pass.
     """
     if now is None:
@@ -319,8 +322,8 @@ def issue_pass(
         version=VERSION,
         key_id=key_id_of(private_key.public_key()),
         pass_id=secrets.token_hex(PASS_ID_BYTES),
-        household=household,
-        holder=holder,
+        household=typed(household) if isinstance(household, str) else household,
+        holder=typed(holder) if isinstance(holder, str) else holder,
         role=role,  # type: ignore[arg-type]  # checked by encode_pass
         valid_from=start,
         valid_until=start + timedelta(hours=hours),

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import sqlite_utils
 
 from kiosk.store import decode_event_row
+from kiosk.typed import typed
 
 #: The most rows any one question returns.
 MAX_ROWS = 10_000
@@ -222,8 +223,9 @@ def past_visitors(log: Readable, text: str, limit: int = 20) -> list[dict[str, A
     """Earlier registrations of people (``kind = 'registration'``) whose name contains
     ``text``, or, when ``text`` is 3 to 11 digits, whose phone number ends with it; newest
     first, one per name and phone (the latest), decoded. Purged records (no person) are
-    not found."""
-    wanted = text.strip()[:40]
+    not found. ``text`` is read as typed by a Chinese input method too (``kiosk.typed``:
+    full-width ``１３８０`` is ``1380``), as the record keeps it."""
+    wanted = typed(text[:200])[:40]
     if not wanted:
         return []
     digits = wanted if wanted.isdigit() and 3 <= len(wanted) <= 11 else ""

@@ -26,6 +26,7 @@ from .community import CommunityError, check_actor, clean_text, has_table, recor
 from .days import day_bounds, when_or_none
 from .schema import sql_migrations
 from .store import format_ts
+from .typed import typed
 
 if TYPE_CHECKING:
     from .community import LogLike
@@ -201,7 +202,7 @@ class ServiceDesk:
         where, args = ["1 = 1"], []
         if household is not None:
             where.append("household = ?")
-            args.append(household)
+            args.append(typed(household))  # as stored: 1-101 for １-１０１
         if open_only:
             where.append("state in ('open', 'taken')")
         sql = (

@@ -43,7 +43,7 @@ from kiosk.categories import community_section, quarantine_lists
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone, day_bounds, local_day
 from kiosk.history import QUOTA_EXEMPT
-from kiosk.lists import Freshness
+from kiosk.lists import Freshness, same_text
 from kiosk.ports import Store
 
 MIGRATIONS = Migrations("kiosk.stats")
@@ -161,8 +161,8 @@ def _over_quota(
     outings: dict[str, list[datetime]] = {}
     cols = "ts, direction, decision, household, flags"
     for row in _events_between(db, quota_lookback(day, zone, quota), end, cols):
-        if households_outing(row) and row["household"] in households:
-            outings.setdefault(row["household"], []).append(_utc(row["ts"]))
+        if households_outing(row) and same_text(row["household"]) in households:
+            outings.setdefault(same_text(row["household"]), []).append(_utc(row["ts"]))
     day_start = _utc(start)
     over = 0
     for times in outings.values():
@@ -204,8 +204,8 @@ def compute_report(
         if "fever" in reasons:
             fever_times.append(local.strftime("%H:%M:%S"))
         _reading(readings, row)
-        if households_outing(row):
-            exits[row["household"]] += 1
+        if households_outing(row):  # one household however its passes spell it
+            exits[same_text(row["household"])] += 1
 
     over_quota = _over_quota(db, day, zone, quota, set(exits)) if exits else 0
     temp_counts = [0] * len(bins)

@@ -34,6 +34,7 @@ from kiosk.passes import (
     load_private_key,
     new_key_pair,
 )
+from kiosk.typed import typed
 
 from .errors import CliError, UsageError, write_file
 from .parsers import Verbs, add_group, add_verb
@@ -237,8 +238,8 @@ def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
         raise UsageError(f"{path}: unknown columns {', '.join(sorted(unknown))}")
     rows, errors = [], []
     for line, raw in enumerate(records, start=2):
-        household = (raw.get("household") or "").strip()
-        holder = (raw.get("holder") or "").strip()
+        household = typed(raw.get("household") or "")  # as issue_pass will put it on the pass
+        holder = typed(raw.get("holder") or "")
         role = (raw.get("role") or "").strip() or "resident"
         flags = [f.strip() for f in (raw.get("flags") or "").split(";") if f.strip()]
         try:

@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
+from kiosk.lists import same_text
 from kiosk.passes import ROLES, VERSION, Pass, encode_pass, issue_pass, key_id_of
 from ui import i18n
 from ui.auth import Session
@@ -68,11 +69,11 @@ def pass_rows(g: Guard, session: Session, lang: str, q: str) -> list[dict[str, A
     clear = g.clear(session)
     revoked = queries.revoked_pass_ids(g.core.store)
     now = g.core.clock.now()
-    wanted = q.strip().casefold()
+    wanted = same_text(q)  # as typed by a Chinese input method too: １-１０１ finds 1-101
     rows = []
     for r in issued_records(g):
         if wanted and not any(
-            wanted in str(r.get(k, "")).casefold() for k in ("holder", "household", "pass_id")
+            wanted in same_text(str(r.get(k, ""))) for k in ("holder", "household", "pass_id")
         ):
             continue
         shown = privacy.mask_event({k: r.get(k) for k in ("pass_id", "household", "holder")}, clear)

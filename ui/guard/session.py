@@ -84,6 +84,7 @@ async def login(request: Request, g: GuardDep) -> Response:
         resume = str(form.get("resume") or "")
         return login_form(request, g, lang, i18n.t(lang, "login.failed"), 401, resume)
     g.auth.limiter.succeeded(addr, account.name)
+    request.state.actor = account.name  # as the account spells it (ａｌｉｃｅ typed: alice)
     note(request, role=account.role)
     try:  # the row first: no session is handed over that is not on record
         await asyncio.to_thread(deps.write_row_first, request)

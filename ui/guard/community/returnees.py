@@ -12,6 +12,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from kiosk.community import CommunityError
+from kiosk.typed import typed
 from ui.guard.community.common import (
     PREFIX,
     RecordId,
@@ -52,8 +53,9 @@ async def register(request: Request, session: ActionSession, g: GuardDep) -> Res
     def register_one() -> object:
         name, household = form_text(form, "name"), form_text(form, "household")
         with _REGISTERING:
-            for person in ledger.people(status="observing", household=household.strip()):
-                if person.name.strip().casefold() == name.strip().casefold():
+            for person in ledger.people(status="observing", household=household):
+                # as the ledger keeps names: Ｗａｎｇ　Ｆａｎｇ is Wang Fang (kiosk.typed)
+                if typed(person.name).casefold() == typed(name).casefold():
                     raise CommunityError(f"already observed as #{person.id}")
             return ledger.register(
                 name=name,

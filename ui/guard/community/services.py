@@ -9,7 +9,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from kiosk.community import CommunityError
-from kiosk.compound import statuses
+from kiosk.compound import marks_of, statuses
 from kiosk.services import KINDS
 from ui.guard.community.common import (
     PREFIX,
@@ -54,7 +54,7 @@ async def open_request(request: Request, session: ActionSession, g: GuardDep) ->
     form = await request.form()
     household = form_text(form, "household").strip()[:64]
     marks = statuses(g.core.store.reader(), g.today(), g.core.lists.current)
-    confined = bool({"quarantined", "observing"} & set(marks.get(household, ())))
+    confined = bool({"quarantined", "observing"} & set(marks_of(marks, household)))
     kind, text = form_text(form, "kind"), form_text(form, "note")
     note(request, kind=kind[:20])
     desk = ledgers(g).services

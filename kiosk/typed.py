@@ -1,0 +1,36 @@
+"""What a person types, in the one spelling the gate stores and compares.
+
+A Chinese input method in full-width mode types ``１-１０１``, ``Ａ１２３４５``,
+``１３８００１３８０００``, and its space bar gives the ideographic space U+3000. ``typed`` is
+applied by the core's own validators (``kiosk.community.clean_text``, the list models of
+``kiosk.lists``, the codes and names of a guard's record in ``kiosk.engine.Engine.manual``),
+so every entry point (console forms, CSV/xlsx imports, the CLI, the API) stores ``1-101``
+whichever way it was typed:
+
+* a character whose compatibility form (NFKC) is plain ASCII becomes that ASCII
+  (full-width letters, digits and punctuation); every other character is kept as typed, so
+  Chinese names and a plate's province character never change;
+* any space (U+3000, a no-break space) is a plain space; runs of them are one; none at either end.
+
+Case is left alone: each identifier keeps its own rule (a plate is upper case, a pass id lower).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+__all__ = ["typed"]
+
+
+def _fold(ch: str) -> str:
+    if ch.isascii():
+        return ch
+    if unicodedata.category(ch) == "Zs":
+        return " "
+    folded = unicodedata.normalize("NFKC", ch)
+    return folded if folded.isascii() and folded.isprintable() else ch
+
+
+def typed(text: str) -> str:
+    """``text`` width-folded to ASCII where it has an ASCII form, spaces collapsed and trimmed."""
+    return " ".join(part for part in "".join(_fold(ch) for ch in text).split(" ") if part)

@@ -1,0 +1,401 @@
+"""Identifiers as a Chinese input method types them: full-width ``１-１０１``, ``京Ａ１２３４５``,
+an ideographic space U+3000 around or inside. Each is stored and compared as ``1-101``,
+``京A12345`` whichever entry point it came through (``kiosk.typed.typed``, applied by the
+core's own validators): otherwise the household ``１-１０１`` was a second household beside
+``1-101`` in the lists, the map, the ledgers, and the reports counted it twice."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from guard_support import csrf_of, decided, login, nothing_recorded, post
+
+from checkpoint.cli import main
+from kiosk import compound, observation, services, stats, vehicles
+from kiosk import lists as lists_mod
+from kiosk.clock import FakeClock
+from kiosk.community import clean_text
+from kiosk.compound import CompoundMap
+from kiosk.config.policy import QuotaConfig
+from kiosk.history import PassageHistory
+from kiosk.listimport import apply_list_import, plan_list_import
+from kiosk.lists import ListStore
+from kiosk.observation import ObservationLedger
+from kiosk.passes import issue_pass
+from kiosk.policy import quota_reached, quota_used
+from kiosk.services import ServiceDesk
+from kiosk.store import EventDraft, EventLog
+from kiosk.typed import typed
+from kiosk.vehicles import VehicleList
+
+WIDE = "\u3000１-１０１ "  # full width, an ideographic space before, a plain one after
+PLAIN = "1-101"
+DAY = date(2026, 2, 12)
+
+
+@pytest.mark.parametrize(
+    ("text", "stored"),
+    [
+        ("１-１０１", "1-101"),
+        ("５－７０２", "5-702"),
+        ("\u3000Ａ１２３４５\u3000", "A12345"),
+        ("京Ａ１２３４５", "京A12345"),  # the province character stays
+        ("张\u3000\u3000三", "张 三"),  # a Chinese name stays; the spaces are one
+        ("王秀英", "王秀英"),
+        ("１３８００１３８０００", "13800138000"),
+        ("a\u00a0 b", "a b"),
+        ("", ""),
+    ],
+)
+def test_typed_folds_width_and_spaces_and_keeps_chinese(text, stored):
+    assert typed(text) == stored
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(start=datetime(2026, 2, 12, 2, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def log(tmp_path, clock):
+    sets = [lists_mod.MIGRATIONS, compound.MIGRATIONS, vehicles.MIGRATIONS,
+            observation.MIGRATIONS, services.MIGRATIONS]  # fmt: skip
+    store = EventLog(tmp_path / "k.db", "g", clock, "NORMAL", migrations=sets)
+    yield store.open()
+    store.close()
+
+
+def _lists(log, clock) -> ListStore:
+    store = ListStore(log, clock)
+    store.load()
+    return store
+
+
+def _household_set(log, clock) -> list[str]:
+    return [h.household for h in _lists(log, clock).set_household(WIDE, "g").households.values()]
+
+
+def _quarantine_added(log, clock) -> list[str]:
+    added = _lists(log, clock).add_quarantine(WIDE, None, DAY, DAY, "g")
+    return [q.household for q in added.quarantine]
+
+
+def _list_imported(log, clock) -> list[str]:
+    store = _lists(log, clock)
+    plan = plan_list_import(f"household,residents\n{WIDE},3\n".encode(), "h.csv", store.current)
+    apply_list_import(plan, store, "import")
+    return list(store.load().households)
+
+
+def _map_imported(log, clock) -> list[str]:
+    cmap = CompoundMap(log, clock)
+    csv = f"building,unit,floor,household\n1,1,1,{WIDE}\n"
+    cmap.apply(cmap.plan_import(csv.encode(), "map.csv"), "manager")
+    return [d.household for d in cmap.dwellings()]
+
+
+def _vehicle_imported(log, clock) -> list[str]:
+    cars = VehicleList(log, clock)
+    cars.apply(cars.plan_import(f"plate,household\n京Ａ１２３４５,{WIDE}\n".encode(), "c.csv"), "m")
+    return [str(cars.check("京A12345"))]
+
+
+def _returnee_registered(log, clock) -> list[str]:
+    ledger = ObservationLedger(log, clock, "Asia/Shanghai")
+    person = ledger.register(name="王秀英", household=WIDE, phone="", origin="武汉",
+                             date_back=DAY, actor="g")  # fmt: skip
+    return [person.household]
+
+
+def _service_opened(log, clock) -> list[str]:
+    desk = ServiceDesk(log, clock, "Asia/Shanghai")
+    return [desk.open(WIDE, "food", "g", confined=True).household]
+
+
+def _text_cleaned(log, clock) -> list[str]:
+    return [clean_text("household", WIDE)]
+
+
+ENTRY_POINTS: dict[str, Callable[[Any, Any], list[str]]] = {
+    "lists.set_household": _household_set,
+    "lists.add_quarantine": _quarantine_added,
+    "lists.import_csv": _list_imported,
+    "compound.import": _map_imported,
+    "vehicles.import": _vehicle_imported,
+    "observation.register": _returnee_registered,
+    "services.open": _service_opened,
+    "community.clean_text": _text_cleaned,
+}
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+def test_a_household_typed_full_width_is_stored_plain(log, clock, entry):
+    assert ENTRY_POINTS[entry](log, clock) == [PLAIN]
+
+
+def test_an_import_with_full_width_codes_merges_with_the_entries_in_force(log, clock):
+    store = _lists(log, clock)
+    store.set_household(PLAIN, "g", residents=2)
+    plan = plan_list_import("household,residents\n１-１０１,3\n".encode(), "h.csv", store.current)
+    assert plan.diff.counts()["added"] == 0 and plan.diff.counts()["changed"] == 1
+    apply_list_import(plan, store, "import")
+    assert {k: h.residents for k, h in store.load().households.items()} == {PLAIN: 3}
+    assert store.remove_household("１-１０１", "g").households == {}
+    cmap = CompoundMap(log, clock)
+    cmap.apply(cmap.plan_import(b"building,floor,household\n1,1,1-101\n", "m.csv"), "m")
+    again = cmap.plan_import("building,floor,household\n1,1,１-１０１\n".encode(), "m.csv")
+    assert again.diff.counts() == {"added": 0, "changed": 0, "removed": 0, "unchanged": 1}
+
+
+def test_a_revoked_pass_id_typed_full_width_is_the_pass_id(log, clock):
+    revoked = _lists(log, clock).revoke("Ａ０Ｂ１ｃ２ｄ３ｅ４ｆ５", "lost", "g")
+    assert revoked.is_revoked("a0b1c2d3e4f5")
+
+
+def test_passes_spelling_one_household_otherwise_share_its_outing_quota():
+    """A pass issued as ``１-１０１`` (before this rule, or by another tool) and one issued as
+    ``1-101``: the quota counted them as two households, letting the family out twice as often
+    as the quota allows, and the map did not mark it."""
+    history = PassageHistory()
+    now = datetime(2026, 2, 12, 8, 0, tzinfo=UTC)
+    history.record("p1", "１-１０１", "out", "pass", now - timedelta(hours=2))
+    history.record("p2", "1-101", "out", "pass", now - timedelta(hours=1))
+    assert history.exits_in_period("1-101", now, 1) == 2
+    assert history.exits_in_period(" １-１０１", now, 1) == 2
+    quota = QuotaConfig(enabled=True, exits=2)
+    assert quota_reached(quota, history, "1-101", "resident", now)
+    assert quota_used(quota, history, now) == {"１-１０１"}  # the first spelling, marked once
+
+
+def _spelled_twice(db) -> None:
+    """A row stored before the plain-spelling rule: the same household, typed full width."""
+    row = next(db["list_quarantine"].rows)
+    db["list_quarantine"].insert({k: v for k, v in row.items() if k != "id"} | {"household": WIDE})
+
+
+def test_the_daily_report_counts_a_household_spelled_two_ways_once(reporting_store, clock):
+    quota = QuotaConfig(enabled=True, exits=1, period_days=1)
+    for hours, household in ((1, "１-１０１"), (2, "1-101")):
+        clock.set_wall(datetime(2026, 2, 12, hours, tzinfo=UTC))
+        reporting_store.append(EventDraft(direction="out", decision="pass", household=household))
+    exits = stats.compute_report(reporting_store.reader(), DAY, "UTC", quota)
+    assert exits["exits_per_household"] | {"quota_enabled": True} == {
+        "quota_enabled": True, "quota_exits": 1, "period_days": 1, "households": 1, "exits": 2,
+        "histogram": {"2": 1}, "max": 2, "over_quota_households": 1,
+    }  # fmt: skip
+
+
+def test_a_quarantine_stored_in_two_spellings_is_one_quarantined_household(log, clock):
+    _lists(log, clock).add_quarantine(PLAIN, None, DAY, DAY, "g")
+    log.submit(_spelled_twice)
+    community = stats.compute_report(log.reader(), DAY, "UTC")["community"]
+    assert community["quarantined_households"] == 1
+
+
+def test_a_guard_registering_a_quarantined_household_typed_full_width_is_warned(
+    guard_client, guard_core
+):
+    """End to end at the console: the list says 1-101; the guard types １-１０１ going out."""
+    guard_core.lists.add_quarantine(PLAIN, None, DAY, DAY, "root")  # the clock's day
+    csrf = login(guard_client)
+    form = {"name": "王秀英", "unit": WIDE, "reason": "看病", "direction": "out",
+            "temp_c": "３６．５"}  # fmt: skip
+    refused = post(guard_client, "/guard/register/person", csrf, **form)
+    assert refused.status_code == 400 and nothing_recorded(guard_core)
+    with decided(guard_client, guard_core):
+        post(guard_client, "/guard/register/person", csrf, **form,
+             confirm_quarantine="1", quarantine_reason="医院复诊")  # fmt: skip
+    (event,) = guard_core.store.events()
+    assert event["person"]["unit"] == PLAIN and "quarantine" in event["flags"]
+
+
+def test_a_plate_typed_full_width_is_the_registered_vehicle(guard_client, guard_core):
+    guard_core.store.submit(vehicles.MIGRATIONS.apply)
+    cars = VehicleList(guard_core.store, guard_core.clock)
+    cars.apply(cars.plan_import("plate,household\n京A12345,1-101\n".encode(), "c.csv"), "root")
+    csrf = login(guard_client)
+    form = {"plate": "京Ａ１２３４５\u3000", "driver": "赵刚", "driver_temp": "36.4",
+            "reason": "回家"}  # fmt: skip
+    with decided(guard_client, guard_core):
+        assert post(guard_client, "/guard/register/vehicle", csrf, **form).status_code == 303
+    (event,) = guard_core.store.events()
+    assert event["person"]["plate"] == "京A12345"
+    assert event["person"]["resident_of"] == PLAIN
+
+
+def _issued_by_core(tmp_path, capsys) -> list[str]:
+    key = Ed25519PrivateKey.generate()
+    _text, pass_ = issue_pass(key, WIDE, "张\u3000三", now=datetime(2026, 2, 12, tzinfo=UTC))
+    return [pass_.household, pass_.holder]
+
+
+def _issued_by_cli(tmp_path, capsys) -> list[str]:
+    assert main(["keys", "new", "--dir", str(tmp_path / "keys"), "--name", "office"]) == 0
+    key = str(tmp_path / "keys" / "office.key")
+    capsys.readouterr()
+    assert main(["pass", "issue", "--key", key, "--household", WIDE, "--holder", "张\u3000三"]) == 0
+    payload = capsys.readouterr().out.strip()
+    assert main(["pass", "verify", payload, "--trust", str(tmp_path / "keys")]) == 0
+    verdict = json.loads(capsys.readouterr().out)
+    return [verdict["household"], verdict["holder"]]
+
+
+def _issued_in_a_batch(tmp_path, capsys) -> list[str]:
+    assert main(["keys", "new", "--dir", str(tmp_path / "keys"), "--name", "office"]) == 0
+    rows = tmp_path / "h.csv"
+    rows.write_text(f"household,holder\n{WIDE},张\u3000三\n", encoding="utf-8")
+    key, out = str(tmp_path / "keys" / "office.key"), tmp_path / "cards"
+    assert main(["pass", "batch", "--key", key, "--csv", str(rows), "--out", str(out)]) == 0
+    (manifest,) = out.glob("*.csv")
+    (row,) = csv.DictReader(io.StringIO(manifest.read_text(encoding="utf-8")))
+    return [row["household"], row["holder"]]
+
+
+PASS_ISSUERS: dict[str, Callable[[Any, Any], list[str]]] = {
+    "passes.issue_pass": _issued_by_core,
+    "kiosk pass issue": _issued_by_cli,
+    "kiosk pass batch": _issued_in_a_batch,
+}
+
+
+@pytest.mark.parametrize("issuer", sorted(PASS_ISSUERS))
+def test_a_pass_issued_for_a_household_typed_full_width_carries_it_plain(tmp_path, capsys, issuer):
+    assert PASS_ISSUERS[issuer](tmp_path, capsys) == [PLAIN, "张 三"]
+
+
+def test_a_pass_issued_at_the_console_for_a_household_typed_full_width_carries_it_plain(
+    guard_client, guard_core
+):
+    csrf = login(guard_client)
+    form = {"household": WIDE, "holder": "张\u3000三", "role": "visitor", "days": "1"}
+    assert post(guard_client, "/guard/passes", csrf, **form).status_code in (200, 303)
+    issued = [a["detail"] for a in guard_core.store.audits() if a["action"].startswith("pass")]
+    assert issued and PLAIN in json.dumps(issued, ensure_ascii=False)
+
+
+def test_the_pass_list_search_finds_a_household_or_pass_id_typed_full_width(
+    guard_client, guard_core
+):
+    csrf = login(guard_client)
+    form = {"household": PLAIN, "holder": "张三", "role": "visitor", "days": "1"}
+    post(guard_client, "/guard/passes", csrf, **form)
+    (pass_id,) = [a["detail"]["pass_id"] for a in guard_core.store.audits()
+                  if a["action"] == "pass_issued"]  # fmt: skip
+    wide_id = "".join(chr(ord(c) + 0xFEE0) for c in pass_id.upper())  # Ａ０Ｂ１...
+    for q in (PLAIN, WIDE, wide_id):
+        assert pass_id in guard_client.get("/guard/passes", params={"q": q}).text, q
+    assert pass_id not in guard_client.get("/guard/passes", params={"q": "9-999"}).text
+
+
+def test_the_earlier_visitor_search_finds_a_phone_typed_full_width(guard_client, guard_core):
+    csrf = login(guard_client)
+    with decided(guard_client, guard_core):
+        post(guard_client, "/guard/register/person", csrf, name="王秀英", unit="3-402",
+             phone="13800138000", reason="看望母亲", temp_c="36.5")  # fmt: skip
+    found = guard_client.get("/guard/register", params={"q": "１３８００１３８０００"}).text
+    assert 'id="found"' in found and "王秀英" in found.split('id="found"', 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("verb", "sheet", "table"),
+    [
+        ("lists", f"household,residents\n{WIDE},2\n", "list_households"),
+        ("lists", f"household,from,until\n{WIDE},2026-02-10,2026-02-24\n", "list_quarantine"),
+        ("compound", f"building,unit,floor,household\n1,1,1,{WIDE}\n", "compound_households"),
+        ("vehicles", f"plate,household\n京Ａ１２３４５\u3000,{WIDE}\n", "resident_vehicles"),
+    ],
+)
+def test_a_cli_import_typed_full_width_is_stored_plain(tmp_path, capsys, verb, sheet, table):
+    path = tmp_path / "kiosk.db"
+    EventLog(path, "gate-1", FakeClock(), "NORMAL").open().close()
+    data = tmp_path / "in.csv"
+    data.write_text(sheet, encoding="utf-8")
+    assert main([verb, "import", str(data), "--apply", "--db", str(path)]) == 0
+    log = EventLog(path, "gate-1", FakeClock(), "NORMAL").open()
+    try:
+        rows = list(log.reader()[table].rows)
+    finally:
+        log.close()
+    assert [r["household"] for r in rows] == [PLAIN]
+    assert all(r.get("plate", "京A12345") == "京A12345" for r in rows)
+
+
+CONSOLE_FORMS = [
+    ("/guard/lists/quarantine/add",
+     {"household": WIDE, "from": "2026-02-12", "until": "2026-02-20"}, "list_quarantine"),
+    ("/guard/lists/households/add", {"household": WIDE, "residents": "3"}, "list_households"),
+    ("/guard/community/returnees",
+     {"name": "Wang Fang", "household": WIDE, "phone": "１３８１２３４５６７８", "origin": "Wuhan",
+      "date_back": "2026-02-12", "days": "14"}, "obs_people"),
+    ("/guard/community/services", {"household": WIDE, "kind": "medicine"}, "service_requests"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("path", "form", "table"), CONSOLE_FORMS, ids=[c[0] for c in CONSOLE_FORMS]
+)
+def test_a_console_form_typed_full_width_is_stored_plain(
+    guard_client, guard_core, path, form, table
+):
+    guard_core.lists.add_quarantine("1-101", None, DAY, DAY, "root")  # the desk serves it
+    csrf = login(guard_client)
+    assert post(guard_client, path, csrf, **form).status_code == 303
+    rows = list(guard_core.store.reader()[table].rows)
+    assert {r["household"] for r in rows} == {PLAIN}
+    assert all(r.get("phone", "13812345678") == "13812345678" for r in rows)
+
+
+def test_a_pass_id_typed_full_width_at_the_console_revokes_that_pass(guard_client, guard_core):
+    csrf = login(guard_client)
+    form = {"pass_id": "０１２３４５６７８９ＡＢ", "note": "lost", "confirm": "yes"}
+    assert post(guard_client, "/guard/lists/revocations/add", csrf, **form).status_code == 303
+    assert guard_core.lists.current.is_revoked("0123456789ab")
+
+
+def test_the_service_desk_knows_a_quarantined_household_typed_full_width(guard_client, guard_core):
+    """The desk refused a food request for １-１０１ ('neither quarantined nor under
+    observation'), and a second request of the same kind was not seen as still open."""
+    guard_core.lists.add_quarantine(PLAIN, None, DAY, DAY, "root")
+    csrf = login(guard_client)
+    for household in (WIDE, PLAIN, "１-１０１"):
+        post(guard_client, "/guard/community/services", csrf, household=household, kind="food")
+    rows = list(guard_core.store.reader()["service_requests"].rows)
+    assert [(r["household"], r["kind"]) for r in rows] == [(PLAIN, "food")]
+    ledger = ObservationLedger(guard_core.store, guard_core.clock, "Asia/Shanghai")
+    ledger.register(
+        name="王秀英", household=PLAIN, phone="", origin="武汉", date_back=DAY, actor="g"
+    )
+    assert [p.household for p in ledger.people(household=WIDE)] == [PLAIN]
+
+
+def test_a_returnee_registered_again_typed_otherwise_is_already_observed(guard_client, guard_core):
+    csrf = login(guard_client)
+    form = {"origin": "Wuhan", "date_back": "2026-02-12", "days": "14", "phone": ""}
+    for name, household in (("Wang Fang", WIDE), ("Ｗａｎｇ\u3000ｆａｎｇ", PLAIN)):
+        post(
+            guard_client, "/guard/community/returnees", csrf, name=name, household=household, **form
+        )
+    rows = list(guard_core.store.reader()["obs_people"].rows)
+    assert [(r["name"], r["household"]) for r in rows] == [("Wang Fang", PLAIN)]
+
+
+def test_a_guard_signing_in_with_the_name_typed_full_width_is_that_guard(guard_client, guard_core):
+    """A phone's input method left in full-width mode types ａｌｉｃｅ: refused as a wrong name
+    or password, with the right password. Failed sign-ins count per address, not per name, so
+    another spelling gives no extra tries."""
+    login(guard_client, "\u3000ａｌｉｃｅ")
+    csrf = csrf_of(guard_client.get("/guard").text)
+    with decided(guard_client, guard_core):
+        post(guard_client, "/guard/register/person", csrf, name="李雷", unit="1-102", reason="r",
+             temp_c="36.5")  # fmt: skip
+    (event,) = guard_core.store.events()
+    assert event["operator"] == "alice"
+    signed_in = [a["actor"] for a in guard_core.store.audits() if "login" in a["action"]]
+    assert signed_in == ["alice"]
