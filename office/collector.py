@@ -48,7 +48,7 @@ from kiosk.config.fleet import CollectorConfig, KioskSource
 from office.gatereports import collect_reports
 from office.listsync import BundleFile
 from office.pg import PgError, PgTarget, redact_dsn
-from office.pull import Puller, PullError
+from office.pull import REQUEST_DEADLINE_S, Puller, PullError
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,14 @@ class Collector:
         monotonic: Callable[[], float] = time.monotonic,
         report_interval_s: float = 300.0,
         backoff_wait: Callable[[float], object] | None = None,
+        request_deadline_s: float | None = None,
     ) -> None:
         self.config = config
+        #: The whole of one request to a kiosk (``office.deadline``): a kiosk trickling its
+        #: answer fails after this, and the other kiosks go on. Never below two read timeouts.
+        self.request_deadline_s = request_deadline_s or max(
+            REQUEST_DEADLINE_S, 2 * config.timeout_s
+        )
         self.dsn = dsn
         self.clock = clock or SystemClock()
         self._own_client = client is None
@@ -183,6 +189,8 @@ class Collector:
                     backoff=REQUEST_BACKOFF,
                     attempts=self.config.retries,
                     sleep=self._backoff_wait,
+                    request_deadline_s=self.request_deadline_s,
+                    monotonic=self._monotonic,
                 )
                 result = puller.pull(source.url, token)  # the client and target stay open
                 self._reports(source, token, result.url, result.kiosk_id)
@@ -236,7 +244,14 @@ class Collector:
         error: str | None = None
         day = None
         try:
-            day = collect_reports(self.client, self._target(), base, kiosk_id, token)
+            day = collect_reports(
+                self.client,
+                self._target(),
+                base,
+                kiosk_id,
+                token,
+                deadline_s=self.request_deadline_s,
+            )
         except PgError:
             raise
         except PullError as exc:

@@ -1,0 +1,167 @@
+"""Office-side defects from the LAN hunt: a kiosk that answers too slowly, a status server a
+few idle clients could hold, a token that cannot be sent. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+from test_pull import Network
+
+from office.pull import Puller, PullError, pull
+
+
+class Trickle:
+    """An answer body that never ends: one byte per piece, counting the pieces read."""
+
+    def __init__(self) -> None:
+        self.read = 0
+
+    def __iter__(self):
+        while True:
+            self.read += 1
+            yield b" "
+
+
+def _ticking(step: float = 1.0):
+    """A monotonic clock that moves ``step`` at every look (the time a trickle takes)."""
+    counter = itertools.count()
+    return lambda: next(counter) * step
+
+
+def test_a_kiosk_trickling_its_answer_fails_at_the_request_deadline_not_never(tmp_path):
+    body = Trickle()
+    client = httpx.Client(
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, content=iter(body)))
+    )
+    waits: list[float] = []
+    with pytest.raises(PullError, match="no complete answer within 30 s"):
+        pull(
+            "http://gate-1", "t", tmp_path / "c.db", client=client, sleep=waits.append,
+            request_deadline_s=30, monotonic=_ticking(),
+        )  # fmt: skip
+    assert body.read <= 31  # before: read for ever, a byte at a time
+    assert waits == []  # the same kiosk would trickle again: not tried again
+
+
+def test_a_kiosk_within_the_deadline_is_pulled_as_before(kiosk_core, tmp_path):
+    result = pull(
+        "http://gate-1", kiosk_core.token, tmp_path / "c.db",
+        client=Network(kiosk_core).client(), request_deadline_s=30, monotonic=_ticking(0.001),
+    )  # fmt: skip
+    assert result.fetched == 40
+
+
+@pytest.fixture
+def kiosk_core(tmp_path, clock):
+    from test_pull import make_kiosk
+
+    core = make_kiosk(tmp_path / "gate-1.db", "gate-1", clock, 40)
+    yield core
+    core.store.close()
+
+
+class Dribbler:
+    """A real local socket server that answers every connection one byte at a time, every
+    ``gap_s`` (well inside any per-read timeout), until stopped: in its headers, or in a
+    body it announces as large."""
+
+    def __init__(self, in_headers: bool, gap_s: float = 0.05) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.in_headers = in_headers
+        self.gap_s = gap_s
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._dribble, args=(conn,), daemon=True).start()
+
+    def _dribble(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            head = b"HTTP/1.1 200 OK\r\n"
+            if not self.in_headers:
+                head += b"Content-Type: application/json\r\nContent-Length: 99999999\r\n\r\n"
+            try:
+                conn.sendall(head)
+                while not self.stop.wait(self.gap_s):
+                    conn.sendall(b"X" if self.in_headers else b" ")
+            except OSError:
+                return  # the client gave up: what the test wants
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+        self.thread.join(2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("in_headers", [True, False], ids=["headers", "body"])
+def test_a_real_dribbling_socket_is_cut_off_at_the_deadline(tmp_path, in_headers):
+    server = Dribbler(in_headers)
+    try:
+        started = time.monotonic()
+        with (
+            Puller(tmp_path / "c.db", request_deadline_s=0.5, attempts=3) as puller,
+            pytest.raises(PullError, match="no complete answer within 0.5 s"),
+        ):
+            puller.pull(f"http://127.0.0.1:{server.port}", "t")
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    assert elapsed < 5  # before: held until the dribbler stopped (never)
+
+
+pytest_plugins = ("pgfixture",)
+
+
+def test_the_collector_reports_a_trickling_kiosk_failed_and_pulls_the_others(
+    tmp_path, clock, pg_dsn, monkeypatch
+):
+    from pgfixture import Network as PgNetwork
+    from pgfixture import make_kiosk as pg_kiosk
+
+    from kiosk.config.fleet import CollectorConfig
+    from office.collector import Collector
+
+    gates = [pg_kiosk(tmp_path / f"g{i}.db", f"gate-{i}", clock, 5) for i in range(2)]
+    body = Trickle()
+
+    def trickle(request):
+        if request.url.host == "gate-bad":
+            return httpx.Response(200, content=iter(body))
+        return None
+
+    kiosks = []
+    for i, core in enumerate(gates):
+        monkeypatch.setenv(f"TOKEN_{i}", core.token)
+        kiosks.append({"url": f"http://gate-{i}", "token_env": f"TOKEN_{i}"})
+    monkeypatch.setenv("TOKEN_BAD", "t")
+    kiosks.insert(1, {"url": "http://gate-bad", "token_env": "TOKEN_BAD"})
+    config = CollectorConfig.model_validate({"kiosks": kiosks, "max_concurrent": 1})
+    collector = Collector(
+        config, pg_dsn, client=PgNetwork(*gates, faults=trickle).client(),
+        backoff_wait=lambda s: None, monotonic=_ticking(0.01), request_deadline_s=5,
+    )  # fmt: skip
+    try:
+        statuses = {s.url: s for s in collector.run_once()}
+    finally:
+        collector.stop()
+        for core in gates:
+            core.store.close()
+    assert statuses["http://gate-bad"].state == "error"
+    assert "no complete answer within 5 s" in statuses["http://gate-bad"].last_error
+    assert body.read <= 501
+    assert [statuses[f"http://gate-{i}"].state for i in range(2)] == ["ok", "ok"]
