@@ -576,6 +576,9 @@ class Puller:
 
     def pull(self, url: str, token: str) -> PullResult:
         try:
+            problem = token_problem(token)
+            if problem is not None:  # no try would ever send it: not a network problem
+                raise PullError(f"{url}: {problem}")
             return self._pull(url, token)
         except BaseException:
             self._failed = True
@@ -662,6 +665,23 @@ class Puller:
 
     def pull_all(self, sources: Iterable[tuple[str, str]]) -> list[PullResult]:
         return [self.pull(url, token) for url, token in sources]
+
+
+#: The most of a bearer token sent (a kiosk's is 55 characters).
+MAX_TOKEN_CHARS = 4096
+
+
+def token_problem(token: str) -> str | None:
+    """Why ``token`` cannot be a bearer token (None when it can): it must be 1 to
+    ``MAX_TOKEN_CHARS`` visible ASCII characters. Never repeats the token."""
+    if not 1 <= len(token) <= MAX_TOKEN_CHARS:
+        return f"the token is not 1 to {MAX_TOKEN_CHARS} characters long"
+    if not all("!" <= c <= "~" for c in token):
+        return (
+            "the token is not printable ASCII without spaces (a kiosk's token is"
+            " kt_<id>_<secret>, as `kiosk token new` printed it: check the copy)"
+        )
+    return None
 
 
 def certificate_refusal(exc: BaseException) -> str | None:

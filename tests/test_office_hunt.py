@@ -165,3 +165,28 @@ def test_the_collector_reports_a_trickling_kiosk_failed_and_pulls_the_others(
     assert "no complete answer within 5 s" in statuses["http://gate-bad"].last_error
     assert body.read <= 501
     assert [statuses[f"http://gate-{i}"].state for i in range(2)] == ["ok", "ok"]
+
+
+@pytest.mark.parametrize("token", ["hush\udcff", "gr\u00fcnhush", "two hushes", "hush\n"])
+def test_a_token_that_cannot_be_sent_is_a_usage_error_not_a_failed_kiosk(
+    tmp_path, capsys, monkeypatch, token
+):
+    from checkpoint.cli import main
+
+    # A non-UTF-8 argv byte arrives as a lone surrogate: httpx could not encode the header
+    # (a ValueError), which the pull took for a network hiccup: retried 8 times, exit 1.
+    target = tmp_path / "c.db"
+    code = main(["pull", "http://127.0.0.1:9", "--token", token, "--into", str(target)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--token" in err and "giving up" not in err
+    assert "hush" not in err  # the token is not echoed
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("KIOSK_PULL_TOKEN", token)
+    assert main(["pull", "http://127.0.0.1:9", "--into", str(target)]) == 2
+
+
+def test_a_token_that_cannot_be_sent_fails_a_library_pull_at_once(tmp_path):
+    waits: list[float] = []
+    with pytest.raises(PullError, match="the token is not"):
+        pull("http://127.0.0.1:9", "t\udcff", tmp_path / "c.db", sleep=waits.append)
+    assert waits == []

@@ -168,7 +168,7 @@ def pull_run(args: argparse.Namespace) -> int:
     Incremental, resumable, idempotent pull of one or more kiosks' events into TARGET,
     verifying the hash chain across pulls."""
     from kiosk.config.fleet import normalise_url
-    from office.pull import Progress, Puller, PullError
+    from office.pull import Progress, Puller, PullError, token_problem
 
     urls = ([args.url] if args.url else []) + list(args.sources)
     if not urls:
@@ -182,6 +182,11 @@ def pull_run(args: argparse.Namespace) -> int:
     )
     if not tokens:
         raise UsageError("--token is required (or set KIOSK_PULL_TOKEN)")
+    for token in tokens:
+        problem = token_problem(token)
+        if problem is not None:
+            where = "--token" if args.token else "KIOSK_PULL_TOKEN"
+            raise UsageError(f"{where}: {problem}")
     if len(tokens) == 1:
         tokens = tokens * len(urls)
     elif len(tokens) != len(urls):
