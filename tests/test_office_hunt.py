@@ -190,3 +190,72 @@ def test_a_token_that_cannot_be_sent_fails_a_library_pull_at_once(tmp_path):
     with pytest.raises(PullError, match="the token is not"):
         pull("http://127.0.0.1:9", "t\udcff", tmp_path / "c.db", sleep=waits.append)
     assert waits == []
+
+
+def _status_server(pg_dsn, monkeypatch, **kwargs):
+    from kiosk.config.fleet import CollectorConfig
+    from office.collector import Collector, StatusServer
+
+    monkeypatch.setenv("TOKEN", "unused")
+    config = CollectorConfig.model_validate(
+        {"kiosks": [{"url": "http://gate-1", "token_env": "TOKEN"}]}
+    )
+    collector = Collector(config, pg_dsn)
+    server = StatusServer(collector, "127.0.0.1", 0, **kwargs)
+    server.start()
+    return collector, server
+
+
+@pytest.mark.slow
+def test_the_status_port_cuts_off_a_request_trickling_in_byte_by_byte(pg_dsn, monkeypatch):
+    collector, server = _status_server(pg_dsn, monkeypatch, timeout_s=0.5)
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as slow:
+            slow.settimeout(0.1)
+            started = time.monotonic()
+            closed = False
+            # A byte every 0.1 s: each read is well inside the 0.5 s timeout. Before, the
+            # thread was held as long as the bytes kept coming (here: the 5 s cap below).
+            for byte in itertools.islice(itertools.cycle(b"GET / HTTP/1.1\r\nX-a: b"), 50):
+                try:
+                    slow.sendall(bytes([byte]))
+                    if slow.recv(1) == b"":
+                        closed = True
+                        break
+                except TimeoutError:
+                    continue
+                except OSError:
+                    closed = True
+                    break
+            elapsed = time.monotonic() - started
+    finally:
+        server.stop()
+        collector.stop()
+    assert closed and elapsed < 2
+
+
+def test_the_status_port_answers_busy_past_its_connection_cap_without_a_thread(
+    pg_dsn, monkeypatch
+):
+    collector, server = _status_server(pg_dsn, monkeypatch, max_connections=2)
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+    try:
+        # Two half-open connections hold both slots; the next is told at once, not queued
+        # behind them or given a thread of its own (before: a thread each, without limit).
+        with socket.create_connection(("127.0.0.1", server.port)) as third:
+            third.settimeout(5)
+            assert third.recv(200).startswith(b"HTTP/1.0 503")
+        for conn in idle:
+            conn.close()
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=5) as http:
+            # the slots come back when the holders go
+            for _ in range(1000):  # until the two handler threads have seen the close
+                answer = http.get("/status.json")
+                if answer.status_code == 200:
+                    break
+            assert answer.status_code == 200
+    finally:
+        for conn in idle:
+            conn.close()
+        server.stop()
+        collector.stop()
