@@ -259,3 +259,35 @@ def test_the_status_port_answers_busy_past_its_connection_cap_without_a_thread(
             conn.close()
         server.stop()
         collector.stop()
+
+
+def test_a_lists_office_trickling_its_bundle_fails_the_check_not_freezes_the_sync(
+    tmp_path, clock
+):
+    from kiosk import lists as lists_mod
+    from kiosk.lists import ListStore
+    from kiosk.passes import TrustList, new_key_pair
+    from kiosk.store import EventLog
+    from office.listsync import ListSync
+
+    new_key_pair(tmp_path / "office", "office")
+    store = EventLog(tmp_path / "gate.db", "gate-1", clock, "NORMAL", [lists_mod.MIGRATIONS])
+    store.open()
+    body = Trickle()
+    client = httpx.Client(
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, content=iter(body)))
+    )
+    try:
+        lists = ListStore(store, clock)
+        lists.load()
+        sync = ListSync(
+            lists, TrustList.from_dir(tmp_path / "office"), "http://office/lists/bundle", clock,
+            client=client, deadline_s=40, monotonic=_ticking(),
+        )  # fmt: skip
+        # Before: the check read a byte at a time for ever, holding the sync thread, and the
+        # health page kept saying the last outcome ("ok") until the lists went stale.
+        result = sync.check()
+    finally:
+        store.close()
+    assert result.outcome == "error" and "no complete answer within 40 s" in result.message
+    assert body.read <= 41 and sync.status()["state"] == "offline"
