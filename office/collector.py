@@ -559,30 +559,33 @@ def _on_lan(server: BaseServer) -> bool:
     return not is_loopback(str(address[0] if isinstance(address, tuple) else address))
 
 
+class _CutOffHandler(BaseHTTPRequestHandler):
+    """The per-read timeout alone let a byte every few seconds hold the thread: the whole
+    request must arrive within ``timeout`` (the answer's sendall has its own)."""
+
+    def setup(self) -> None:
+        super().setup()
+        self._cutoff = threading.Timer(self.timeout or STATUS_TIMEOUT_S, self._cut_off)
+        self._cutoff.daemon = True
+        self._cutoff.start()
+
+    def _cut_off(self) -> None:
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()  # reads the headers
+        self._cutoff.cancel()
+        return parsed
+
+    def finish(self) -> None:
+        self._cutoff.cancel()
+        super().finish()
+
+
 def _handler_for(collector: Collector) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_CutOffHandler):
         server_version = "kiosk-collect"
-
-        def setup(self) -> None:
-            super().setup()
-            # The per-read timeout alone let a byte every few seconds hold the thread: the
-            # whole request must arrive within ``timeout`` (the answer's sendall has its own).
-            self._cutoff = threading.Timer(self.timeout or STATUS_TIMEOUT_S, self._cut_off)
-            self._cutoff.daemon = True
-            self._cutoff.start()
-
-        def _cut_off(self) -> None:
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-
-        def parse_request(self) -> bool:
-            parsed = super().parse_request()  # reads the headers
-            self._cutoff.cancel()
-            return parsed
-
-        def finish(self) -> None:
-            self._cutoff.cancel()
-            super().finish()
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass  # the office's access log is not ours to keep
