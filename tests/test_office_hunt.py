@@ -291,3 +291,25 @@ def test_a_lists_office_trickling_its_bundle_fails_the_check_not_freezes_the_syn
         store.close()
     assert result.outcome == "error" and "no complete answer within 40 s" in result.message
     assert body.read <= 41 and sync.status()["state"] == "offline"
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://u:hush%ZZpw@127.0.0.1:9/db",  # a bad percent-escape in the password
+        "host=127.0.0.1 port=9 password hushpw",  # a missing '='
+        "postgresql://u:hushpw@127.0.0.1:9/db?passwrd=hushpw",  # a misspelt option
+    ],
+)
+def test_an_unparsable_dsn_is_refused_without_repeating_its_password(dsn, tmp_path, capsys):
+    from checkpoint.cli import main
+    from office.pg import PgError, connect
+
+    # Before: psycopg's parse error quoted the DSN's text ("invalid percent-encoded token:
+    # "hush%ZZpw""), and the message went to stderr, the collector's log and its status page.
+    with pytest.raises(PgError) as caught:
+        connect(dsn)
+    assert "hush" not in str(caught.value) and "not a DSN" in str(caught.value)
+    if dsn.startswith("postgresql://"):  # what `kiosk pull --into` takes for the database
+        assert main(["pull", "http://127.0.0.1:9", "--token", "t", "--into", dsn]) == 1
+        assert "hush" not in capsys.readouterr().err
