@@ -24,12 +24,14 @@ resumes every kiosk from what the database holds.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import html
 import ipaddress
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -48,7 +50,7 @@ from kiosk.config.fleet import CollectorConfig, KioskSource
 from office.gatereports import collect_reports
 from office.listsync import BundleFile
 from office.pg import PgError, PgTarget, redact_dsn
-from office.pull import Puller, PullError
+from office.pull import REQUEST_DEADLINE_S, Puller, PullError
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +121,14 @@ class Collector:
         monotonic: Callable[[], float] = time.monotonic,
         report_interval_s: float = 300.0,
         backoff_wait: Callable[[float], object] | None = None,
+        request_deadline_s: float | None = None,
     ) -> None:
         self.config = config
+        #: The whole of one request to a kiosk (``office.deadline``): a kiosk trickling its
+        #: answer fails after this, and the other kiosks go on. Never below two read timeouts.
+        self.request_deadline_s = request_deadline_s or max(
+            REQUEST_DEADLINE_S, 2 * config.timeout_s
+        )
         self.dsn = dsn
         self.clock = clock or SystemClock()
         self._own_client = client is None
@@ -183,6 +191,8 @@ class Collector:
                     backoff=REQUEST_BACKOFF,
                     attempts=self.config.retries,
                     sleep=self._backoff_wait,
+                    request_deadline_s=self.request_deadline_s,
+                    monotonic=self._monotonic,
                 )
                 result = puller.pull(source.url, token)  # the client and target stay open
                 self._reports(source, token, result.url, result.kiosk_id)
@@ -236,7 +246,14 @@ class Collector:
         error: str | None = None
         day = None
         try:
-            day = collect_reports(self.client, self._target(), base, kiosk_id, token)
+            day = collect_reports(
+                self.client,
+                self._target(),
+                base,
+                kiosk_id,
+                token,
+                deadline_s=self.request_deadline_s,
+            )
         except PgError:
             raise
         except PullError as exc:
@@ -460,18 +477,58 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+#: Connections the status server serves at once; one more is answered 503 and closed at once.
+STATUS_MAX_CONNECTIONS = 64
+_BUSY = b"HTTP/1.0 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n"
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """``ThreadingHTTPServer`` with at most ``max_connections`` threads: past them a
+    connection gets a 503 without a thread (nothing of it is read)."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: Any, max_connections: int) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.setblocking(False)
+                request.send(_BUSY)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 class StatusServer:
-    """The collector's own small HTTP server (stdlib, one thread per request; a connection
-    silent for ``timeout_s`` is closed)."""
+    """The collector's own small HTTP server (stdlib, one thread per connection, at most
+    ``max_connections`` of them; a request not read whole within ``timeout_s``, however its
+    bytes trickle in, is cut off)."""
 
     def __init__(
-        self, collector: Collector, host: str, port: int, timeout_s: float = STATUS_TIMEOUT_S
+        self,
+        collector: Collector,
+        host: str,
+        port: int,
+        timeout_s: float = STATUS_TIMEOUT_S,
+        max_connections: int = STATUS_MAX_CONNECTIONS,
     ) -> None:
         self.collector = collector
         handler = _handler_for(collector)
         handler.timeout = timeout_s
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _BoundedServer((host, port), handler, max_connections)
         self._thread: threading.Thread | None = None
 
     @property
@@ -502,8 +559,32 @@ def _on_lan(server: BaseServer) -> bool:
     return not is_loopback(str(address[0] if isinstance(address, tuple) else address))
 
 
+class _CutOffHandler(BaseHTTPRequestHandler):
+    """The per-read timeout alone let a byte every few seconds hold the thread: the whole
+    request must arrive within ``timeout`` (the answer's sendall has its own)."""
+
+    def setup(self) -> None:
+        super().setup()
+        self._cutoff = threading.Timer(self.timeout or STATUS_TIMEOUT_S, self._cut_off)
+        self._cutoff.daemon = True
+        self._cutoff.start()
+
+    def _cut_off(self) -> None:
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()  # reads the headers
+        self._cutoff.cancel()
+        return parsed
+
+    def finish(self) -> None:
+        self._cutoff.cancel()
+        super().finish()
+
+
 def _handler_for(collector: Collector) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_CutOffHandler):
         server_version = "kiosk-collect"
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002

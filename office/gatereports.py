@@ -27,7 +27,8 @@ from typing import Any, Protocol
 import httpx
 
 from kiosk import services
-from office.pull import PullError
+from office.deadline import Deadline, DeadlineExceeded
+from office.pull import REQUEST_DEADLINE_S, PullError
 
 __all__ = [
     "LEDGER_PATHS",
@@ -112,9 +113,10 @@ def ledger_figures(community: object) -> dict[str, Any]:
     return out
 
 
-def _read_bounded(response: httpx.Response, url: str) -> bytes:
+def _read_bounded(response: httpx.Response, url: str, deadline: Deadline) -> bytes:
     body = bytearray()
     for chunk in response.iter_bytes():
+        deadline.check()
         body += chunk
         if len(body) > MAX_BODY_BYTES:
             raise PullError(f"{url}: the report is larger than {MAX_BODY_BYTES} bytes")
@@ -130,18 +132,28 @@ def _detail(body: bytes) -> str:
 
 
 def fetch_report(
-    client: httpx.Client, base: str, token: str, day: date | None = None
+    client: httpx.Client,
+    base: str,
+    token: str,
+    day: date | None = None,
+    deadline_s: float = REQUEST_DEADLINE_S,
 ) -> tuple[date, str, dict[str, Any]]:
     """``(day, timezone, ledger figures)`` of the gate's report for ``day`` (None: the gate's
-    today). Raises ``PullError`` for any failure (network, status, a malformed report)."""
+    today), all of it within ``deadline_s``. Raises ``PullError`` for any failure (network,
+    status, a malformed report, a gate trickling its answer)."""
     url = base + "/api/v1/stats"
     params = {"day": day.isoformat()} if day is not None else {}
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    deadline = Deadline(deadline_s)
     try:
-        with client.stream("GET", url, params=params, headers=headers) as response:
-            body = _read_bounded(response, url)
+        with deadline, client.stream(
+            "GET", url, params=params, **deadline.httpx_args(headers)
+        ) as response:
+            body = _read_bounded(response, url, deadline)
             status = response.status_code
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, DeadlineExceeded) as exc:
+        if deadline.expired:
+            raise PullError(f"{url}: no complete answer within {deadline_s:g} s") from None
         raise PullError(f"{url}: {type(exc).__name__}") from None
     if status != 200:
         raise PullError(f"{url}: HTTP {status} {_detail(body)}".rstrip())
@@ -168,15 +180,16 @@ def collect_reports(
     token: str,
     *,
     days: int = REPORT_DAYS,
+    deadline_s: float = REQUEST_DEADLINE_S,
 ) -> date:
     """Fetch and keep the gate's ledger figures: today's (again) and every day of the last
     ``days`` not yet reported after it ended. Returns the gate's today."""
-    today, zone, figures = fetch_report(client, base, token)
+    today, zone, figures = fetch_report(client, base, token, deadline_s=deadline_s)
     target.write_gate_report(kiosk_id, today, zone, figures, False)
     held = target.final_report_days(kiosk_id, today - timedelta(days=days - 1))
     for back in range(1, days):
         day = today - timedelta(days=back)
         if day not in held:
-            _, zone, figures = fetch_report(client, base, token, day)
+            _, zone, figures = fetch_report(client, base, token, day, deadline_s)
             target.write_gate_report(kiosk_id, day, zone, figures, True)
     return today

@@ -25,7 +25,8 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,7 +40,8 @@ from kiosk.clock import Clock
 from kiosk.core import Core
 from kiosk.lists import BUNDLE_FORMAT, BundleError, BundlePayload, ListStore, sign_bundle
 from kiosk.passes import TrustList
-from office.pull import certificate_refusal
+from office.deadline import Deadline, DeadlineExceeded
+from office.pull import REQUEST_DEADLINE_S, certificate_refusal
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +205,14 @@ class ListSync:
         token: str | None = None,
         stale_after_h: float = 24.0,
         actor: str = "fleet",
+        deadline_s: float = REQUEST_DEADLINE_S,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.lists = lists
+        #: The whole of one fetch (``office.deadline``): an office trickling its answer is an
+        #: error after this, not a sync thread held for ever.
+        self.deadline_s = deadline_s
+        self._monotonic = monotonic
         self.trust = trust
         self.url = url
         self.clock = clock
@@ -252,36 +260,17 @@ class ListSync:
             headers["If-None-Match"] = self.etag
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
+        deadline = Deadline(self.deadline_s, self._monotonic)
         try:
-            with self.client.stream("GET", self.url, headers=headers) as response:
-                if response.status_code == 304:
-                    self.lists.confirm(self.clock.now())
-                    return SyncResult("not_modified", applied, "no newer bundle")
-                if response.status_code in (401, 403):
-                    return SyncResult("error", applied, self._refused(response.status_code))
-                if response.status_code != 200:
-                    return SyncResult("error", applied, f"HTTP {response.status_code}")
-                declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > MAX_BUNDLE_BYTES:
-                    return SyncResult("rejected", applied, "bundle larger than the limit")
-                chunks, size = [], 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > MAX_BUNDLE_BYTES:
-                        return SyncResult("rejected", applied, "bundle larger than the limit")
-                    chunks.append(chunk)
-                body = b"".join(chunks)
-                etag = response.headers.get("etag")
-        except httpx.HTTPError as exc:
-            why = certificate_refusal(exc)
-            if why is not None:
-                return SyncResult(
-                    "error",
-                    applied,
-                    f"the office's TLS certificate is not trusted here ({why}); give"
-                    " kiosk.service its certificate: SSL_CERT_FILE=/path/to/office-cert.pem",
-                )
-            return SyncResult("error", applied, f"cannot reach the office ({type(exc).__name__})")
+            with deadline, self.client.stream(
+                "GET", self.url, **deadline.httpx_args(headers)
+            ) as response:
+                got = self._read(response, applied, deadline)
+                if isinstance(got, SyncResult):
+                    return got
+                body, etag = got
+        except (httpx.HTTPError, DeadlineExceeded) as exc:
+            return SyncResult("error", applied, self._unreachable(exc, deadline))
         try:
             imported = self.lists.import_bundle(body, self.trust, self.actor)
         except BundleError as exc:
@@ -292,6 +281,41 @@ class ListSync:
             self.lists.confirm(self.clock.now())
         version = self.lists.current.freshness.bundle_version
         return SyncResult("applied" if imported.applied else "current", version, imported.message)
+
+    def _read(
+        self, response: httpx.Response, applied: int, deadline: Deadline
+    ) -> SyncResult | tuple[bytes, str | None]:
+        """The bundle and its ETag, or the result that ends the check."""
+        if response.status_code == 304:
+            self.lists.confirm(self.clock.now())
+            return SyncResult("not_modified", applied, "no newer bundle")
+        if response.status_code in (401, 403):
+            return SyncResult("error", applied, self._refused(response.status_code))
+        if response.status_code != 200:
+            return SyncResult("error", applied, f"HTTP {response.status_code}")
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BUNDLE_BYTES:
+            return SyncResult("rejected", applied, "bundle larger than the limit")
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            deadline.check()
+            size += len(chunk)
+            if size > MAX_BUNDLE_BYTES:
+                return SyncResult("rejected", applied, "bundle larger than the limit")
+            chunks.append(chunk)
+        deadline.check()
+        return b"".join(chunks), response.headers.get("etag")
+
+    def _unreachable(self, exc: Exception, deadline: Deadline) -> str:
+        if deadline.expired:
+            return f"the office sent no complete answer within {self.deadline_s:g} s"
+        why = certificate_refusal(exc)
+        if why is not None:
+            return (
+                f"the office's TLS certificate is not trusted here ({why}); give"
+                " kiosk.service its certificate: SSL_CERT_FILE=/path/to/office-cert.pem"
+            )
+        return f"cannot reach the office ({type(exc).__name__})"
 
     def _refused(self, status: int) -> str:
         """What a gate refused the bundle should change: the token it sends, or has not."""

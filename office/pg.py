@@ -133,6 +133,15 @@ def connect(
 ) -> psycopg.Connection[TupleRow]:
     """An autocommit connection (transactions are explicit); raises ``PgError``."""
     try:
+        psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        # Its message quotes the DSN's text, the password with it: not repeated anywhere.
+        raise PgError(
+            "cannot connect: the database DSN is not a DSN psycopg can read (a postgresql://"
+            " URL or key=value pairs; a % in a password is written %25); its text is not"
+            " repeated here, it may hold the password"
+        ) from None
+    try:
         return psycopg.connect(
             dsn,
             autocommit=True,

@@ -50,6 +50,7 @@ from kiosk.backoff import Backoff
 from kiosk.config.fleet import normalise_url
 from kiosk.export import COLUMNS
 from kiosk.hashchain import GENESIS, CanonicalError, event_hash
+from office.deadline import Deadline, DeadlineExceeded
 
 # --- the client side: the target ------------------------------------------------------------
 
@@ -104,6 +105,11 @@ class PullResult:
 MAX_PAGE_BYTES = 256 << 20
 #: Of an error answer only this much is read (its message).
 ERROR_BODY_BYTES = 65536
+
+#: The longest one request may take, headers to the last byte of a page (a 5,000-event page
+#: is a few MB: seconds on a LAN). A kiosk slower than this (one dribbling a byte every few
+#: seconds, which no per-read timeout catches) fails the pull; it is not tried again.
+REQUEST_DEADLINE_S = 120.0
 
 #: The wait between two tries of one request: 0.5 s doubling to 30 s.
 PULL_BACKOFF = Backoff(base_s=0.5, cap_s=30.0)
@@ -413,6 +419,8 @@ class Puller:
         progress: Progress | None = None,
         timeout_s: float = 30.0,
         max_page_bytes: int = MAX_PAGE_BYTES,
+        request_deadline_s: float = REQUEST_DEADLINE_S,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 1 <= page_size <= 10000:
             raise ValueError("page_size must be between 1 and 10000")
@@ -427,6 +435,9 @@ class Puller:
         #: The most of one answer read: a page is a few MB; something far larger at the URL
         #: (a mirror, a video, a hostile host) is refused, not held in memory.
         self.max_page_bytes = max_page_bytes
+        #: The whole of one request, however the answer trickles in (``office.deadline``).
+        self.request_deadline_s = request_deadline_s
+        self._monotonic = monotonic
         self.backoff = backoff
         #: Tries per request, the first one included; between two, ``backoff``'s wait.
         self.attempts = attempts
@@ -457,24 +468,43 @@ class Puller:
         self, url: str, params: dict[str, Any], headers: dict[str, str]
     ) -> tuple[int, httpx.Headers, bytes]:
         """``(status, headers, body)`` of one GET, the body read no further than a page may be
-        (``max_page_bytes``; ``PullError`` past it) or, for an error, than its message."""
-        with self.client.stream("GET", url, params=params, headers=headers) as response:
-            status = response.status_code
-            cap = self.max_page_bytes if status == 200 else ERROR_BODY_BYTES
-            declared = response.headers.get("content-length", "")
-            if status == 200 and declared.isdigit() and int(declared) > cap:
-                raise PullError(f"{url}: an answer of {declared} bytes, larger than {cap} bytes")
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > cap:
-                    if status != 200:
-                        break  # only the message is wanted
-                    raise PullError(
-                        f"{url}: the answer is larger than {cap} bytes (not a kiosk's page?"
-                        " a smaller page size?)"
-                    )
-            return status, response.headers, bytes(body[: cap if status != 200 else None])
+        (``max_page_bytes``; ``PullError`` past it) or, for an error, than its message, and
+        all of it within ``request_deadline_s`` (``PullError`` past it)."""
+        deadline = Deadline(self.request_deadline_s, self._monotonic)
+        try:
+            with deadline, self.client.stream(
+                "GET", url, params=params, **deadline.httpx_args(headers)
+            ) as response:
+                return self._read(url, response, deadline)
+        except (httpx.TransportError, DeadlineExceeded):
+            if deadline.expired:
+                raise PullError(
+                    f"{url}: no complete answer within {self.request_deadline_s:g} s (a kiosk"
+                    " sending too slowly; not tried again)"
+                ) from None
+            raise
+
+    def _read(
+        self, url: str, response: httpx.Response, deadline: Deadline
+    ) -> tuple[int, httpx.Headers, bytes]:
+        status = response.status_code
+        cap = self.max_page_bytes if status == 200 else ERROR_BODY_BYTES
+        declared = response.headers.get("content-length", "")
+        if status == 200 and declared.isdigit() and int(declared) > cap:
+            raise PullError(f"{url}: an answer of {declared} bytes, larger than {cap} bytes")
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            deadline.check()
+            body += chunk
+            if len(body) > cap:
+                if status != 200:
+                    break  # only the message is wanted
+                raise PullError(
+                    f"{url}: the answer is larger than {cap} bytes (not a kiosk's page?"
+                    " a smaller page size?)"
+                )
+        deadline.check()
+        return status, response.headers, bytes(body[: cap if status != 200 else None])
 
     def _get(
         self, url: str, token: str, params: dict[str, Any], result: PullResult
@@ -546,6 +576,9 @@ class Puller:
 
     def pull(self, url: str, token: str) -> PullResult:
         try:
+            problem = token_problem(token)
+            if problem is not None:  # no try would ever send it: not a network problem
+                raise PullError(f"{url}: {problem}")
             return self._pull(url, token)
         except BaseException:
             self._failed = True
@@ -632,6 +665,23 @@ class Puller:
 
     def pull_all(self, sources: Iterable[tuple[str, str]]) -> list[PullResult]:
         return [self.pull(url, token) for url, token in sources]
+
+
+#: The most of a bearer token sent (a kiosk's is 55 characters).
+MAX_TOKEN_CHARS = 4096
+
+
+def token_problem(token: str) -> str | None:
+    """Why ``token`` cannot be a bearer token (None when it can): it must be 1 to
+    ``MAX_TOKEN_CHARS`` visible ASCII characters. Never repeats the token."""
+    if not 1 <= len(token) <= MAX_TOKEN_CHARS:
+        return f"the token is not 1 to {MAX_TOKEN_CHARS} characters long"
+    if not all("!" <= c <= "~" for c in token):
+        return (
+            "the token is not printable ASCII without spaces (a kiosk's token is"
+            " kt_<id>_<secret>, as `kiosk token new` printed it: check the copy)"
+        )
+    return None
 
 
 def certificate_refusal(exc: BaseException) -> str | None:

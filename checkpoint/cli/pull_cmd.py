@@ -177,11 +177,7 @@ def pull_run(args: argparse.Namespace) -> int:
         urls = [normalise_url(u) for u in urls]
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    tokens = list(args.token) or (
-        [os.environ["KIOSK_PULL_TOKEN"]] if os.environ.get("KIOSK_PULL_TOKEN") else []
-    )
-    if not tokens:
-        raise UsageError("--token is required (or set KIOSK_PULL_TOKEN)")
+    tokens = _pull_tokens(args)
     if len(tokens) == 1:
         tokens = tokens * len(urls)
     elif len(tokens) != len(urls):
@@ -238,6 +234,24 @@ def pull_run(args: argparse.Namespace) -> int:
     if failed:
         raise CliError(f"{failed} of {len(urls)} kiosks failed (what was pulled is kept)")
     return 0
+
+
+def _pull_tokens(args: argparse.Namespace) -> list[str]:
+    """The ``--token`` values, else ``$KIOSK_PULL_TOKEN``; a usage error for none, or for one
+    no request could carry (named, never repeated)."""
+    from office.pull import token_problem
+
+    tokens = list(args.token) or (
+        [os.environ["KIOSK_PULL_TOKEN"]] if os.environ.get("KIOSK_PULL_TOKEN") else []
+    )
+    if not tokens:
+        raise UsageError("--token is required (or set KIOSK_PULL_TOKEN)")
+    for token in tokens:
+        problem = token_problem(token)
+        if problem is not None:
+            where = "--token" if args.token else "KIOSK_PULL_TOKEN"
+            raise UsageError(f"{where}: {problem}")
+    return tokens
 
 
 def _is_event_log(path: Path) -> bool:
