@@ -93,8 +93,12 @@ def _masked_outing(row: tuple[Any, ...]) -> bool:
     if household is None or _clear(household) is not None:
         return False
     return stats.households_outing(
-        {"direction": row[3], "decision": row[4], "household": household,
-         "flags": _json(row[10])}  # fmt: skip
+        {
+            "direction": row[3],
+            "decision": row[4],
+            "household": household,
+            "flags": _json(row[10]),
+        }
     )
 
 
@@ -185,8 +189,7 @@ def _quarantined_across(figures: list[Any]) -> int | None:
         return int(only) if only is not None else None
     splits = [_at(f, (LISTS_KEY,)) for f in figures]
     if not splits or any(
-        not isinstance(s, dict) or s.get("office") is None or s.get("local") is None
-        for s in splits
+        not isinstance(s, dict) or s.get("office") is None or s.get("local") is None for s in splits
     ):
         return None
     return max(int(s["office"]) for s in splits) + sum(int(s["local"]) for s in splits)

@@ -146,9 +146,10 @@ def fetch_report(
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     deadline = Deadline(deadline_s)
     try:
-        with deadline, client.stream(
-            "GET", url, params=params, **deadline.httpx_args(headers)
-        ) as response:
+        with (
+            deadline,
+            client.stream("GET", url, params=params, **deadline.httpx_args(headers)) as response,
+        ):
             body = _read_bounded(response, url, deadline)
             status = response.status_code
     except (httpx.HTTPError, DeadlineExceeded) as exc:

@@ -262,9 +262,10 @@ class ListSync:
             headers["Authorization"] = f"Bearer {self.token}"
         deadline = Deadline(self.deadline_s, self._monotonic)
         try:
-            with deadline, self.client.stream(
-                "GET", self.url, **deadline.httpx_args(headers)
-            ) as response:
+            with (
+                deadline,
+                self.client.stream("GET", self.url, **deadline.httpx_args(headers)) as response,
+            ):
                 got = self._read(response, applied, deadline)
                 if isinstance(got, SyncResult):
                     return got

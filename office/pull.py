@@ -472,9 +472,12 @@ class Puller:
         all of it within ``request_deadline_s`` (``PullError`` past it)."""
         deadline = Deadline(self.request_deadline_s, self._monotonic)
         try:
-            with deadline, self.client.stream(
-                "GET", url, params=params, **deadline.httpx_args(headers)
-            ) as response:
+            with (
+                deadline,
+                self.client.stream(
+                    "GET", url, params=params, **deadline.httpx_args(headers)
+                ) as response,
+            ):
                 return self._read(url, response, deadline)
         except (httpx.TransportError, DeadlineExceeded):
             if deadline.expired:

@@ -17,7 +17,7 @@ pytest_plugins = ("pgfixture",)
 
 
 def test_the_stats_pages_people_in_and_out_count_each_person_once(guard_client, guard_core):
-    """"进出人次" on /guard/stats was the events by direction: a denied attempt counted as a
+    """On /guard/stats, "进出人次" was the events by direction: a denied attempt counted as a
     person in, and a person the kiosk denied and the guard then let in counted twice (the
     deny and the guard's pass); a car counted as a person. It now shows the office's
     ``people`` (passed passages and manual passes of people, vehicles apart)."""
@@ -167,9 +167,7 @@ def test_the_district_counts_the_offices_quarantine_list_once_not_once_per_gate(
     assert report["community"]["quarantined_households"] == 4
 
 
-def test_the_reports_vehicle_occupants_say_the_driver_is_not_among_them(
-    guard_client, guard_core
-):
+def test_the_reports_vehicle_occupants_say_the_driver_is_not_among_them(guard_client, guard_core):
     """A car is registered with its driver and its passengers, and ``occupants`` counts the
     passengers (the form's 随车人数（不含司机）), but the report called them 随车人员 /
     Occupants: the office read 1 person in a car that carried 2. The label says which."""

@@ -234,9 +234,7 @@ def test_the_status_port_cuts_off_a_request_trickling_in_byte_by_byte(pg_dsn, mo
     assert closed and elapsed < 2
 
 
-def test_the_status_port_answers_busy_past_its_connection_cap_without_a_thread(
-    pg_dsn, monkeypatch
-):
+def test_the_status_port_answers_busy_past_its_connection_cap_without_a_thread(pg_dsn, monkeypatch):
     collector, server = _status_server(pg_dsn, monkeypatch, max_connections=2)
     idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
     try:
@@ -261,9 +259,7 @@ def test_the_status_port_answers_busy_past_its_connection_cap_without_a_thread(
         collector.stop()
 
 
-def test_a_lists_office_trickling_its_bundle_fails_the_check_not_freezes_the_sync(
-    tmp_path, clock
-):
+def test_a_lists_office_trickling_its_bundle_fails_the_check_not_freezes_the_sync(tmp_path, clock):
     from kiosk import lists as lists_mod
     from kiosk.lists import ListStore
     from kiosk.passes import TrustList, new_key_pair

@@ -94,9 +94,7 @@ def _tokens(actions: Verbs) -> None:
     add_store_args(revoke)
 
 
-def _open_store(
-    args: argparse.Namespace, config: KioskConfig, *, create: bool = False
-) -> EventLog:
+def _open_store(args: argparse.Namespace, config: KioskConfig, *, create: bool = False) -> EventLog:
     from kiosk import stats, tokens
 
     return open_store(args, config, [tokens.MIGRATIONS, stats.MIGRATIONS], create=create)
