@@ -74,6 +74,11 @@ LEFT_DROP_C = 2.0
 #: stays within ~0.4 degC of the plateau), or the early estimate read low. Either way the
 #: temperature is taken again. See ``Engine._warmer``.
 WARMER_RISE_C = 0.6
+#: A normal temperature this far (object) below the warmest reading of a forehead that left the
+#: view (a ``LEFT_DROP_C`` fall) and was back within ``left_after_s`` is not that forehead's:
+#: someone cooler took its place, or the view is partly lost (the "fell" doubt of one
+#: measurement, ``thermometry._FELL_C``, across the return). See ``Engine._returned_cooler``.
+RETURNED_COOLER_C = 0.2
 
 Direction = Literal["in", "out"]
 State = Literal[
@@ -165,6 +170,9 @@ class Passage:
     away_since_ns: int | None = None
     #: The warmest object reading of the person this passage saw (see ``Engine._left``).
     peak_object_c: float = -math.inf
+    #: The warmest reading of a forehead seen leaving the view (a ``LEFT_DROP_C`` fall) while
+    #: this passage measured; someone back within ``left_after_s`` is measured against it.
+    left_view_peak_c: float = -math.inf
     #: Since when the reading stands ``WARMER_RISE_C`` above the temperature taken (None: not).
     warmer_since_ns: int | None = None
     #: The fever being re-measured, while its person stays (see ``Engine._on_temperature``).
@@ -744,6 +752,7 @@ class Engine:
             # whoever is measured next is its person, as before the fever.
             p.fever = None
             p.peak_object_c = -math.inf
+            p.left_view_peak_c = -math.inf
             p.away_since_ns = None
 
     def _left(self, p: Passage, mono_ns: int, reading: ThermoReading | None) -> bool:
@@ -760,6 +769,8 @@ class Engine:
                 return False
         if p.away_since_ns is None:
             p.away_since_ns = mono_ns
+            if reading is not None:  # a forehead seen leaving (a fault shows nothing)
+                p.left_view_peak_c = max(p.left_view_peak_c, p.peak_object_c)
         return mono_ns - p.away_since_ns >= int(self._eng.left_after_s * 1e9)
 
     def _warmer(self, p: Passage, reading: ThermoReading) -> bool:
@@ -798,8 +809,25 @@ class Engine:
         if result is not None:
             self._on_temperature(p, result)
 
+    def _returned_cooler(self, p: Passage, t: thermometry.Temperature) -> bool:
+        """Whether ``t``, a normal temperature, reads more than ``RETURNED_COOLER_C`` below the
+        warmest reading of a forehead that left the view during this passage and was back
+        within ``left_after_s`` (so ``_left`` kept the passage): that is not the forehead the
+        passage saw. The holder turning away and back reads as warm as before; someone cooler
+        stepping in before the fall lasted reads lower than the holder already had."""
+        if not t.ok or t.object_c is None or t.body_c is None:
+            return False
+        if t.body_c >= self._thermo_cfg.fever_threshold_c:
+            return False
+        return t.object_c < p.left_view_peak_c - RETURNED_COOLER_C
+
     def _on_temperature(self, p: Passage, t: thermometry.Temperature) -> None:
         cfg = self._thermo_cfg
+        if self._returned_cooler(p, t):
+            log.info("engine: passage %d read cooler than the forehead that left its view", p.id)
+            t = dataclasses.replace(
+                t, status="implausible", reason="temp_implausible", doubt="fell"
+            )
         if t.status == "implausible" and "implausible" not in p.remeasured:
             p.remeasured.add("implausible")
             self._start_measurement(p, "measure_again", "measuring")
