@@ -749,11 +749,11 @@ class Engine:
             self._on_temperature(p, gone)
         elif p.fever is not None and p.presence_seen and self._left(p, reading.mono_ns, reading):
             # The feverish person left before any code: the passage is nobody's yet, and
-            # whoever is measured next is its person, as before the fever.
+            # whoever is measured next is its person, as before the fever (measured afresh:
+            # the fever's samples are not theirs).
             p.fever = None
-            p.peak_object_c = -math.inf
             p.left_view_peak_c = -math.inf
-            p.away_since_ns = None
+            self._start_measurement(p, "measuring", "measuring")
 
     def _left(self, p: Passage, mono_ns: int, reading: ThermoReading | None) -> bool:
         """Whether the person this passage saw at the thermometer has left: for
@@ -810,15 +810,24 @@ class Engine:
             self._on_temperature(p, result)
 
     def _returned_cooler(self, p: Passage, t: thermometry.Temperature) -> bool:
-        """Whether ``t``, a normal temperature, reads more than ``RETURNED_COOLER_C`` below the
-        warmest reading of a forehead that left the view during this passage and was back
-        within ``left_after_s`` (so ``_left`` kept the passage): that is not the forehead the
-        passage saw. The holder turning away and back reads as warm as before; someone cooler
-        stepping in before the fall lasted reads lower than the holder already had."""
+        """Whether ``t``, a normal temperature, is not the forehead the passage saw: it reads
+        well below a fever its own measurement read, or more than ``RETURNED_COOLER_C`` below
+        the warmest reading of a forehead that left the view during this passage and was back
+        within ``left_after_s`` (so ``_left`` kept the passage). The holder turning away and
+        back reads as warm as before; someone cooler stepping in before the fall lasted reads
+        lower than the holder already had."""
         if not t.ok or t.object_c is None or t.body_c is None:
             return False
         if t.body_c >= self._thermo_cfg.fever_threshold_c:
             return False
+        m = p.measurement
+        if p.fever is None and m is not None and m.read_a_fever(t.object_c):
+            # It only fell, but from a fever this measurement read before a stable window
+            # formed: as over a fever's re-measure (``fever_stands``), a normal reading this far
+            # below is not that forehead (someone cooler took its place) and no evidence the
+            # fever was wrong; nor is the re-measure's. (A fever re-measured: ``fever_stands``.)
+            p.left_view_peak_c = max(p.left_view_peak_c, m.settled_peak_c)
+            return True
         return t.object_c < p.left_view_peak_c - RETURNED_COOLER_C
 
     def _on_temperature(self, p: Passage, t: thermometry.Temperature) -> None:

@@ -475,3 +475,28 @@ def test_the_same_forehead_back_within_left_after_s_is_still_measured_and_passes
         assert (event["decision"], event["reasons"]) == ("pass", ["ok"]), event
     finally:
         rig.close()
+
+
+@pytest.mark.parametrize(("holder_c", "newcomer_c"), [(39.3, 36.9), (38.5, 36.1)])
+def test_a_fever_read_right_after_the_code_is_not_passed_on_the_cooler_forehead_after_it(
+    tmp_path: Path, holder_c: float, newcomer_c: float
+) -> None:
+    """Found by the hunt (code first): a feverish holder, in view a second already, shows
+    their code and, 0.375 s later, someone normal takes their place with no gap. The
+    measurement's first samples read the fever (no stable window yet), then the reading fell
+    ~1.4 degC (short of the 2 degC that says someone left) to the newcomer's plateau; a
+    reading that only falls was taken for a warm wrist cooling, and the holder's code passed on
+    the newcomer's temperature. A normal verdict more than ``REMEASURE_AGREES_C`` below a
+    fever this measurement already read is not that forehead (as ``fever_stands``)."""
+    rig = Rig(FakeClock(start=datetime(2026, 3, 2, 8, 30, tzinfo=UTC)), tmp_path)
+    try:
+        rig.emulator.person_arrives(holder_c)
+        rig.run(1.0)
+        rig.show(rig.pass_text(holder="Zhang Min"), "in")
+        rig.run(0.375)
+        rig.emulator.person_arrives(newcomer_c)  # in the holder's place, no gap
+        rig.run(6.0)
+        [event] = rig.events()
+        assert event["decision"] != "pass", event
+    finally:
+        rig.close()
