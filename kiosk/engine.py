@@ -75,6 +75,11 @@ LEFT_DROP_C = 2.0
 #: stays within ~0.4 degC of the plateau), or the early estimate read low. Either way the
 #: temperature is taken again. See ``Engine._warmer``.
 WARMER_RISE_C = 0.6
+#: A normal temperature this far (object) below the warmest reading of a forehead that left the
+#: view (a ``LEFT_DROP_C`` fall) and was back within ``left_after_s`` is not that forehead's:
+#: someone cooler took its place, or the view is partly lost (the "fell" doubt of one
+#: measurement, ``thermometry._FELL_C``, across the return). See ``Engine._returned_cooler``.
+RETURNED_COOLER_C = 0.2
 
 Direction = Literal["in", "out"]
 State = Literal[
@@ -166,6 +171,9 @@ class Passage:
     away_since_ns: int | None = None
     #: The warmest object reading of the person this passage saw (see ``Engine._left``).
     peak_object_c: float = -math.inf
+    #: The warmest reading of a forehead seen leaving the view (a ``LEFT_DROP_C`` fall) while
+    #: this passage measured; someone back within ``left_after_s`` is measured against it.
+    left_view_peak_c: float = -math.inf
     #: Since when the reading stands ``WARMER_RISE_C`` above the temperature taken (None: not).
     warmer_since_ns: int | None = None
     #: The fever being re-measured, while its person stays (see ``Engine._on_temperature``).
@@ -755,10 +763,11 @@ class Engine:
             self._on_temperature(p, gone)
         elif p.fever is not None and p.presence_seen and self._left(p, reading.mono_ns, reading):
             # The feverish person left before any code: the passage is nobody's yet, and
-            # whoever is measured next is its person, as before the fever.
+            # whoever is measured next is its person, as before the fever (measured afresh:
+            # the fever's samples are not theirs).
             p.fever = None
-            p.peak_object_c = -math.inf
-            p.away_since_ns = None
+            p.left_view_peak_c = -math.inf
+            self._start_measurement(p, "measuring", "measuring")
 
     def _left(self, p: Passage, mono_ns: int, reading: ThermoReading | None) -> bool:
         """Whether the person this passage saw at the thermometer has left: for
@@ -774,6 +783,8 @@ class Engine:
                 return False
         if p.away_since_ns is None:
             p.away_since_ns = mono_ns
+            if reading is not None:  # a forehead seen leaving (a fault shows nothing)
+                p.left_view_peak_c = max(p.left_view_peak_c, p.peak_object_c)
         return mono_ns - p.away_since_ns >= int(self._eng.left_after_s * 1e9)
 
     def _warmer(self, p: Passage, reading: ThermoReading) -> bool:
@@ -812,8 +823,34 @@ class Engine:
         if result is not None:
             self._on_temperature(p, result)
 
+    def _returned_cooler(self, p: Passage, t: thermometry.Temperature) -> bool:
+        """Whether ``t``, a normal temperature, is not the forehead the passage saw: it reads
+        well below a fever its own measurement read, or more than ``RETURNED_COOLER_C`` below
+        the warmest reading of a forehead that left the view during this passage and was back
+        within ``left_after_s`` (so ``_left`` kept the passage). The holder turning away and
+        back reads as warm as before; someone cooler stepping in before the fall lasted reads
+        lower than the holder already had."""
+        if not t.ok or t.object_c is None or t.body_c is None:
+            return False
+        if t.body_c >= self._thermo_cfg.fever_threshold_c:
+            return False
+        m = p.measurement
+        if p.fever is None and m is not None and m.read_a_fever(t.object_c):
+            # It only fell, but from a fever this measurement read before a stable window
+            # formed: as over a fever's re-measure (``fever_stands``), a normal reading this far
+            # below is not that forehead (someone cooler took its place) and no evidence the
+            # fever was wrong; nor is the re-measure's. (A fever re-measured: ``fever_stands``.)
+            p.left_view_peak_c = max(p.left_view_peak_c, m.settled_peak_c)
+            return True
+        return t.object_c < p.left_view_peak_c - RETURNED_COOLER_C
+
     def _on_temperature(self, p: Passage, t: thermometry.Temperature) -> None:
         cfg = self._thermo_cfg
+        if self._returned_cooler(p, t):
+            log.info("engine: passage %d read cooler than the forehead that left its view", p.id)
+            t = dataclasses.replace(
+                t, status="implausible", reason="temp_implausible", doubt="fell"
+            )
         if t.status == "implausible" and "implausible" not in p.remeasured:
             p.remeasured.add("implausible")
             self._start_measurement(p, "measure_again", "measuring")

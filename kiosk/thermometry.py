@@ -434,6 +434,20 @@ class Measurement:
         return peak
 
     @property
+    def settled_peak_c(self) -> float:
+        """The highest settled reading (3-sample median) of this measurement so far."""
+        return self._peak_c
+
+    def read_a_fever(self, below_c: float) -> bool:
+        """Whether the highest settled reading (3-sample median) of this measurement reads a
+        fever and lies more than ``REMEASURE_AGREES_C`` (object) above ``below_c``: a normal
+        verdict ``below_c`` is then not the forehead that read it (see ``fever_stands``)."""
+        if self._peak_c - below_c <= REMEASURE_AGREES_C or self._last is None:
+            return False
+        body = estimate_body_c(self._peak_c, self._last.ambient_c, self.calibration)
+        return body >= self.cfg.fever_threshold_c
+
+    @property
     def decided(self) -> bool:
         return self.result is not None
 
