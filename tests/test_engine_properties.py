@@ -62,21 +62,19 @@ def _shown_is_recorded_once(rig: Rig) -> None:
         assert (event["decision"], event["reasons"]) == (d["decision"], d["reasons"]), (event, d)
 
 
-class GateMachine(RuleBasedStateMachine):
-    def __init__(self) -> None:
-        super().__init__()
-        self._dir = tempfile.TemporaryDirectory(prefix="kiosk-engine-props-")
-        self.rig: Rig | None = None
-        self.in_view: str | None = None  # "normal" / "feverish" / None
-        self.left_at_s = -SWAP_S
-        self.shown_by: dict[str, str | None] = {}  # holder -> who showed it (None: unseen)
-        self.shows = 0
-        self.store_failing = False
+class RigMachine(RuleBasedStateMachine):
+    """What the engine's state machines share: a rig of their own in a temporary folder,
+    built on a clock at 08:30 (``new_rig``), closed and removed at the end of each run."""
 
-    @initialize(order=st.sampled_from(["code_first", "temperature_first"]))
-    def build(self, order: str) -> None:
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self._dir = tempfile.TemporaryDirectory(prefix=prefix)
+        self.rig: Rig | None = None
+
+    def new_rig(self, order: str) -> Rig:
         clock = FakeClock(start=datetime(2026, 3, 2, 8, 30, tzinfo=UTC))
         self.rig = Rig(clock, Path(self._dir.name), engine={"order": order})
+        return self.rig
 
     def teardown(self) -> None:
         if self.rig is not None:
@@ -87,6 +85,20 @@ class GateMachine(RuleBasedStateMachine):
     def now_s(self) -> float:
         assert self.rig is not None
         return self.rig.clock.monotonic_ns() / 1e9
+
+
+class GateMachine(RigMachine):
+    def __init__(self) -> None:
+        super().__init__("kiosk-engine-props-")
+        self.in_view: str | None = None  # "normal" / "feverish" / None
+        self.left_at_s = -SWAP_S
+        self.shown_by: dict[str, str | None] = {}  # holder -> who showed it (None: unseen)
+        self.shows = 0
+        self.store_failing = False
+
+    @initialize(order=st.sampled_from(["code_first", "temperature_first"]))
+    def build(self, order: str) -> None:
+        self.new_rig(order)
 
     # ------------------------------------------------------------------ people
 
@@ -263,7 +275,7 @@ GateMachine.TestCase.settings = settings(
 test_the_engine_keeps_its_promises_under_any_interleaving = GateMachine.TestCase
 
 
-class AnsweredLaterMachine(RuleBasedStateMachine):
+class AnsweredLaterMachine(RigMachine):
     """The runner's asynchrony: crossings are answered later, in any order (committed, failed,
     or past their deadline and then landing or failing), while people, codes, guard actions,
     direction buttons and time go on. After every step:
@@ -275,23 +287,14 @@ class AnsweredLaterMachine(RuleBasedStateMachine):
     """
 
     def __init__(self) -> None:
-        super().__init__()
-        self._dir = tempfile.TemporaryDirectory(prefix="kiosk-engine-async-")
-        self.rig: Rig | None = None
+        super().__init__("kiosk-engine-async-")
         self.held: list = []
         self.late: list = []
         self.notes = 0
 
     @initialize(order=st.sampled_from(["code_first", "temperature_first"]))
     def build(self, order: str) -> None:
-        clock = FakeClock(start=datetime(2026, 3, 2, 8, 30, tzinfo=UTC))
-        self.rig = Rig(clock, Path(self._dir.name), engine={"order": order})
-        self.rig.ports.cross = self.held.append  # answered by the rules below
-
-    def teardown(self) -> None:
-        if self.rig is not None:
-            self.rig.close()
-        self._dir.cleanup()
+        self.new_rig(order).ports.cross = self.held.append  # answered by the rules below
 
     @rule(body=st.sampled_from([None, *BODIES.values()]), show=st.booleans())
     def someone(self, body: float | None, show: bool) -> None:

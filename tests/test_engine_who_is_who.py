@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,8 +42,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import event as statistic
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import initialize, invariant, precondition, rule
 from test_engine import Rig
+from test_engine_properties import RigMachine
 
 from drivers.mlx90614_emulator import Mlx90614Emulator, skin_reading_c
 from kiosk.clock import FakeClock
@@ -95,11 +95,9 @@ class Show:
     stay: int | None  # the index of the stay in view then
 
 
-class WhoIsWhoMachine(RuleBasedStateMachine):
+class WhoIsWhoMachine(RigMachine):
     def __init__(self) -> None:
-        super().__init__()
-        self._dir = tempfile.TemporaryDirectory(prefix="kiosk-who-is-who-")
-        self.rig: Rig | None = None
+        super().__init__("kiosk-who-is-who-")
         self.bodies: list[float] = []
         self.stays: list[Stay] = []
         self.shows: dict[str, Show] = {}
@@ -111,9 +109,8 @@ class WhoIsWhoMachine(RuleBasedStateMachine):
         bodies=st.lists(st.sampled_from(BODIES), min_size=2, max_size=3, unique=True),
     )
     def build(self, order: str, bodies: list[float]) -> None:
-        clock = FakeClock(start=datetime(2026, 3, 2, 8, 30, tzinfo=UTC))
-        self.rig = Rig(clock, Path(self._dir.name), engine={"order": order})
-        assert self.rig.emulator.ambient_c == AMBIENT_C
+        self.new_rig(order)
+        assert self.rig is not None and self.rig.emulator.ambient_c == AMBIENT_C
         self.bodies = bodies
         engine = self.rig.engine
         to_engine = engine.on_reading
@@ -124,16 +121,6 @@ class WhoIsWhoMachine(RuleBasedStateMachine):
             to_engine(reading)
 
         engine.on_reading = on_reading  # type: ignore[method-assign]
-
-    def teardown(self) -> None:
-        if self.rig is not None:
-            self.rig.close()
-        self._dir.cleanup()
-
-    @property
-    def now_s(self) -> float:
-        assert self.rig is not None
-        return self.rig.clock.monotonic_ns() / 1e9
 
     @property
     def in_view(self) -> int | None:
