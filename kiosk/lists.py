@@ -43,7 +43,7 @@ from sqlite_utils.db import NotFoundError
 
 from .auditing import audited_write
 from .clock import Clock
-from .passes import PassError, TrustList, key_id_of
+from .passes import MAX_VALID_HOURS, PassError, TrustList, key_id_of
 from .ports import AuditedWriter
 from .schema import sql_migrations
 from .snapshots import LatestRead
@@ -477,7 +477,100 @@ MIGRATIONS = sql_migrations(
     # The office's reason when a local (guard, CSV) revocation row also stands for the bundle's
     # revocation of that pass; NULL when the bundle does not revoke it.
     m002_bundle_reason="ALTER TABLE list_revocations ADD COLUMN bundle_reason TEXT",
+    # Retention of a revocation (``purge_revocations``): the revoked pass's own expiry when
+    # known, and the moment the revocation may go (set by the first purge that sees it).
+    m003_revocation_retention="""
+    ALTER TABLE list_revocations ADD COLUMN pass_valid_until TEXT;
+    ALTER TABLE list_revocations ADD COLUMN keep_until TEXT
+    """,
 )
+
+#: How long a revocation outlives its pass's expiry: a kiosk whose clock is behind (a Pi
+#: booted without network restores the time it was shut down at, weeks back after weeks
+#: off) still sees an expired pass as valid, and only the revocation refuses it then.
+REVOCATION_MARGIN = timedelta(days=30)
+#: The longest a pass can be valid (``kiosk.passes.MAX_VALID_HOURS``, about 7.5 years): the
+#: bound on the expiry of a revoked pass nobody told the kiosk the expiry of.
+LONGEST_PASS = timedelta(hours=MAX_VALID_HOURS)
+
+
+def purge_revocations(
+    db: sqlite_utils.Database, cutoff: datetime, now: datetime
+) -> tuple[int, int]:
+    """Retention (run through ``EventLog.submit``, before the audit details are purged):
+    a revocation holds a pass id and a free-text reason. The reason goes with the retention
+    window (revoked before ``cutoff``: ``reason`` and an office's ``bundle_reason`` emptied;
+    refusing the pass needs only its id). The row itself is needed as long as the revoked pass
+    could be presented: until the pass's expiry plus ``REVOCATION_MARGIN``. The expiry is the
+    one recorded on the row (``pass_valid_until``), else the issue record of a pass issued at
+    this console (audit ``pass_issued``, still there), else unknown: then it was issued before the
+    first purge that saw its revocation (at ``now``, a clock retention trusts), so it expires
+    at most ``LONGEST_PASS`` after it. ``keep_until`` is set once, at that first purge.
+    Returns (revocations deleted, reasons emptied)."""
+    if not db["list_revocations"].exists():
+        return 0, 0
+    columns = {c.name for c in db["list_revocations"].columns}
+    emptied = 0
+    for row in db.execute(
+        "SELECT pass_id, revoked_at FROM list_revocations"
+        " WHERE (reason IS NOT NULL AND reason != '') OR bundle_reason != ''"
+    ).fetchall():
+        if _gone_by(row[1], cutoff):
+            db.execute(
+                "UPDATE list_revocations SET reason = '', bundle_reason ="
+                " CASE WHEN bundle_reason IS NULL THEN NULL ELSE '' END WHERE pass_id = ?",
+                [row[0]],
+            )
+            emptied += 1
+    if "keep_until" not in columns:  # opened without this version's lists migrations
+        return 0, emptied
+    for pass_id, valid_until in db.execute(
+        "SELECT pass_id, pass_valid_until FROM list_revocations WHERE keep_until IS NULL"
+    ).fetchall():
+        expiry = _instant(valid_until) or _issued_until(db, pass_id)
+        keep = (expiry if expiry is not None else now + LONGEST_PASS) + REVOCATION_MARGIN
+        db.execute(
+            "UPDATE list_revocations SET keep_until = ?,"
+            " pass_valid_until = coalesce(pass_valid_until, ?) WHERE pass_id = ?",
+            [keep.isoformat(), _iso(expiry), pass_id],
+        )
+    gone = [
+        pass_id
+        for pass_id, keep_until, revoked_at in db.execute(
+            "SELECT pass_id, keep_until, revoked_at FROM list_revocations"
+        ).fetchall()
+        if _gone_by(keep_until, now) and _gone_by(revoked_at, cutoff)
+    ]
+    db.conn.executemany("DELETE FROM list_revocations WHERE pass_id = ?", [[p] for p in gone])
+    return len(gone), emptied
+
+
+def _instant(text: object) -> datetime | None:
+    """An aware ISO 8601 moment from a list row, else None (missing, unreadable, naive)."""
+    try:
+        when = datetime.fromisoformat(str(text)) if text else None
+    except ValueError:
+        return None
+    return when if when is not None and when.tzinfo is not None else None
+
+
+def _gone_by(text: object, moment: datetime) -> bool:
+    when = _instant(text)
+    return when is not None and when <= moment
+
+
+def _issued_until(db: sqlite_utils.Database, pass_id: str) -> datetime | None:
+    """The expiry the issue record of ``pass_id`` states (a pass issued at the guard
+    console: audit ``pass_issued``), while retention has not purged that record."""
+    if not db["audit"].exists():
+        return None
+    row = db.execute(
+        "SELECT json_extract(detail, '$.valid_until') FROM audit WHERE action = 'pass_issued'"
+        " AND detail IS NOT NULL AND json_extract(detail, '$.pass_id') = ?"
+        " ORDER BY seq DESC LIMIT 1",
+        [pass_id],
+    ).fetchone()
+    return _instant(row[0]) if row else None
 
 
 def purge_ended_quarantine(db: sqlite_utils.Database, before: date) -> int:

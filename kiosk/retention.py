@@ -6,7 +6,9 @@ rows, and stamps ``purged_at`` (``kiosk.store.purge_personal``: the cut is made 
 order up to the last clock-synced row older than the cutoff, so rows stamped 1970 before NTP
 synced are not missed), and the personal fields of the ledgers around the gate: returnees
 whose observation ended and closed household service requests (``kiosk.ledgers``), and
-ended quarantine entries and household observation dates of the lists. Before
+ended quarantine entries and household observation dates of the lists, and revocations: their
+reason with the retention window, the row once the revoked pass expired
+(``kiosk.lists.purge_revocations``: never while the pass could still open the gate). Before
 that it freezes the daily aggregates of every complete day (``kiosk.stats.freeze_days``), so
 the daily reports of purged days stay exactly what they were. The row hash covers
 ``personal_digest`` and not the personal fields themselves (``kiosk.hashchain``), so the
@@ -40,7 +42,7 @@ from kiosk.clock import Clock
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone
 from kiosk.ledgers import purge_ledgers
-from kiosk.lists import purge_ended_observation, purge_ended_quarantine
+from kiosk.lists import purge_ended_observation, purge_ended_quarantine, purge_revocations
 from kiosk.ports import Store
 from kiosk.stats import freeze_days
 from kiosk.store import (
@@ -102,6 +104,10 @@ class PurgeResult:
     clock_synced: bool = True
     #: Household ledger rows whose ended observation (``observation_until``) was emptied.
     household_observations_purged: int = 0
+    #: Revocations deleted: their pass expired ``kiosk.lists.REVOCATION_MARGIN`` ago.
+    revocations_purged: int = 0
+    #: Revocations (older than the cutoff) whose free-text reason was emptied.
+    revocation_reasons_purged: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -113,6 +119,8 @@ class PurgeResult:
             "events_waiting_for_clock": self.events_waiting_for_clock,
             "clock_synced": self.clock_synced,
             "household_observations_purged": self.household_observations_purged,
+            "revocations_purged": self.revocations_purged,
+            "revocation_reasons_purged": self.revocation_reasons_purged,
         }
 
 
@@ -168,19 +176,31 @@ def purge(
     owed: list[bool] = []
 
     def apply(db: Database) -> PurgeResult:
+        # Before the audit details go: a revoked pass's issue record may state its expiry.
+        revocations, reasons = purge_revocations(db, cutoff, now)
         count = purge_personal(db, cutoff, now)
         ledgers = purge_ledgers(db, cutoff, now)
         ended = purge_ended_quarantine(db, local_cutoff_day)
         observations = purge_ended_observation(db, local_cutoff_day)
         waiting = waiting_for_clock(db, cutoff)
-        if count or ended or observations or any(ledgers.values()):
+        went = (count, ended, observations, revocations, reasons, *ledgers.values())
+        if any(went):
             db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 [WIPE_OWED_KEY, format_ts(now)],
             )
         owed.append(_wipe_owed(db))
         return PurgeResult(
-            cutoff, count, tuple(frozen), ledgers, ended, waiting, synced, observations
+            cutoff,
+            count,
+            tuple(frozen),
+            ledgers,
+            ended,
+            waiting,
+            synced,
+            observations,
+            revocations,
+            reasons,
         )
 
     # One transaction with its audit row: verification checks purged rows against it.
