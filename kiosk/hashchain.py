@@ -8,10 +8,14 @@ normalises first, then encodes as compact, key-sorted JSON.
 
 Two digests per row:
 
-* ``personal_digest`` = HMAC-SHA256(salt, canonical(personal fields)). Keyed with a random
-  per-database salt so that a copy of the log that travelled without its ``meta`` table (a
-  pull into the office database, a CSV) cannot be used to confirm guesses of a pass id or a
-  phone number by hashing candidates.
+* ``personal_digest`` = HMAC-SHA256(key, canonical(personal fields)). Keyed so that a copy
+  of the log that travelled without its keys (a pull into the office database, a CSV) cannot
+  be used to confirm guesses of a pass id or a phone number by hashing candidates. The key of
+  a row is ``row_key(salt of its period, row)``: a random salt per UTC day of ``ts``
+  (``period_of``), kept in the file only while some row of that day still holds personal
+  fields (``kiosk.store``: retention deletes it then, a crypto-shred), and mixed with the
+  row's ``id`` so that two rows of one person have unrelated digests. Rows written before
+  period salts existed are keyed with the database's one salt directly (the legacy rule).
 * ``hash`` = SHA-256(version tag + canonical(every non-personal field + ``personal_digest`` +
   ``prev_hash``)). Personal fields enter the chain only through their digest, so retention can
   null them (and set ``purged_at``) without breaking the chain.
@@ -134,6 +138,25 @@ def _pick(row: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
 def personal_digest(salt: bytes, row: Mapping[str, Any], personal: tuple[str, ...]) -> str:
     """Keyed digest of a row's personal fields (HMAC-SHA256 with the database's salt)."""
     return hmac.new(salt, canonical(_pick(row, personal)), hashlib.sha256).hexdigest()
+
+
+#: The key a digest is attested with when its period's salt is deleted while its row still
+#: carries a value under the digest (only a purge's own audit row, whose detail is not
+#: personal): public, so the row stays checkable without any secret.
+ATTEST_KEY = b"kiosk.attested.v1"
+_ROW_KEY_TAG = b"kiosk.row-key.v1\n"
+
+
+def period_of(ts: object) -> str:
+    """The digest-salt period of a row: the UTC day of its ``ts`` (``2026-03-02``)."""
+    return str(ts)[:10]
+
+
+def row_key(period_salt: bytes, row: Mapping[str, Any]) -> bytes:
+    """A row's own digest key: HMAC-SHA256(its period's salt, its ``id``). Two rows of one
+    person in one period get different digests; with the salt gone, neither can be tested."""
+    message = _ROW_KEY_TAG + str(row.get("id")).encode("utf-8", "surrogatepass")
+    return hmac.new(period_salt, message, hashlib.sha256).digest()
 
 
 def _row_hash(tag: bytes, row: Mapping[str, Any], names: tuple[str, ...]) -> str:

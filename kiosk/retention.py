@@ -50,6 +50,7 @@ from kiosk.store import (
     format_ts,
     newest_synced_ts,
     purge_personal,
+    shred_salts,
     waiting_for_clock,
 )
 
@@ -108,6 +109,9 @@ class PurgeResult:
     revocations_purged: int = 0
     #: Revocations (older than the cutoff) whose free-text reason was emptied.
     revocation_reasons_purged: int = 0
+    #: Digest salts deleted: of periods none of whose rows holds personal fields any more
+    #: (``kiosk.store.shred_salts``), and the log's one legacy salt once none of its rows does.
+    salts_shredded: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -121,6 +125,7 @@ class PurgeResult:
             "household_observations_purged": self.household_observations_purged,
             "revocations_purged": self.revocations_purged,
             "revocation_reasons_purged": self.revocation_reasons_purged,
+            "salts_shredded": self.salts_shredded,
         }
 
 
@@ -179,11 +184,13 @@ def purge(
         # Before the audit details go: a revoked pass's issue record may state its expiry.
         revocations, reasons = purge_revocations(db, cutoff, now)
         count = purge_personal(db, cutoff, now)
+        # After the fields: a period's salt goes once none of its rows holds any.
+        shredded = shred_salts(db, now)
         ledgers = purge_ledgers(db, cutoff, now)
         ended = purge_ended_quarantine(db, local_cutoff_day)
         observations = purge_ended_observation(db, local_cutoff_day)
         waiting = waiting_for_clock(db, cutoff)
-        went = (count, ended, observations, revocations, reasons, *ledgers.values())
+        went = (count, ended, observations, revocations, reasons, shredded, *ledgers.values())
         if any(went):
             db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
@@ -201,6 +208,7 @@ def purge(
             observations,
             revocations,
             reasons,
+            shredded,
         )
 
     # One transaction with its audit row: verification checks purged rows against it.

@@ -375,6 +375,112 @@ def m001_events_audit_meta(db: sqlite_utils.Database) -> None:
     )
 
 
+#: ``meta`` keys of the legacy salt (the one salt of a log written before period salts): the
+#: last ``seq`` of each table it keys, and when retention deleted it.
+_LEGACY_THROUGH = "salt.legacy_through."
+_LEGACY_SHREDDED = "salt.legacy_shredded_at"
+
+
+@MIGRATIONS()
+def m002_period_salts(db: sqlite_utils.Database) -> None:
+    """Digest salts per period (``hashchain.period_of``), deleted by retention once the period
+    holds no personal field (``shred_salts``). The rows already written stay keyed by the one
+    salt in ``meta`` (up to the ``seq`` recorded here), which goes the same way once every one
+    of them is purged. ``digest_attested``: the public digests of the rows that still carry a
+    value under their digest when their salt goes (a purge's own audit row)."""
+    execute_script(
+        db,
+        """
+        CREATE TABLE digest_salts (period TEXT PRIMARY KEY, salt TEXT, shredded_at TEXT);
+        CREATE TABLE digest_attested (
+            tbl TEXT NOT NULL, seq INTEGER NOT NULL, digest TEXT NOT NULL,
+            PRIMARY KEY (tbl, seq)
+        );
+        CREATE INDEX audit_ts ON audit(ts);
+        """,
+    )
+    for table in _CHAINED_TABLES:
+        last = db.execute(f"SELECT max(seq) FROM {_table_name(table)}").fetchone()[0]  # noqa: S608
+        through = max(int(last or 0), _high_water(db.conn, table) or 0)
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)", [_LEGACY_THROUGH + table, str(through)]
+        )
+
+
+@dataclass(frozen=True)
+class DigestKeys:
+    """What keys the personal digests of a log file: the legacy salt for the rows up to
+    ``legacy_through`` (all rows of a file not migrated yet: None), a salt per period (None:
+    deleted), and the attested public digests of rows whose salt was deleted."""
+
+    legacy: bytes | None
+    legacy_shredded: bool
+    legacy_through: Mapping[str, int] | None
+    periods: Mapping[str, bytes | None]
+    attested: Mapping[tuple[str, int], str]
+
+    def key(self, table: str, row: Mapping[str, Any]) -> bytes | None:
+        """The key of ``row``'s digest; None when it was deleted (or is missing)."""
+        through = self.legacy_through
+        seq = row.get("seq")
+        if through is None or (isinstance(seq, int) and seq <= through.get(table, 0)):
+            return self.legacy
+        salt = self.periods.get(hashchain.period_of(row.get("ts")))
+        return None if salt is None else hashchain.row_key(salt, row)
+
+
+def _hex(value: object) -> bytes | None:
+    try:
+        key = bytes.fromhex(str(value)) if value else b""
+    except ValueError:
+        return None
+    return key if len(key) >= 16 else None
+
+
+def _meta_value(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def digest_keys(conn: sqlite3.Connection) -> DigestKeys:
+    """The digest keys of the file ``conn`` reads (a file not migrated to period salts: its
+    one salt keys every row)."""
+    legacy = _hex(_meta_value(conn, "salt"))
+    shredded = _meta_value(conn, _LEGACY_SHREDDED) is not None
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "digest_salts" not in tables:
+        return DigestKeys(legacy, shredded, None, {}, {})
+    through = {}
+    for table in _CHAINED_TABLES:
+        text = _meta_value(conn, _LEGACY_THROUGH + table) or ""
+        through[table] = int(text) if text.isascii() and text.isdigit() else 2**62
+    periods = {str(p): _hex(v) for p, v in conn.execute("SELECT period, salt FROM digest_salts")}
+    attested = {
+        (str(t), int(q)): str(d) for t, q, d in conn.execute("SELECT * FROM digest_attested")
+    }
+    return DigestKeys(legacy, shredded, through, periods, attested)
+
+
+def write_key(conn: sqlite3.Connection, row: Mapping[str, Any]) -> bytes:
+    """The digest key of a row about to be written (inside the write transaction): its
+    period's salt, made when the period has none (new, or deleted when all its rows were
+    purged: those need no salt any more), mixed with the row's id."""
+    period = hashchain.period_of(row["ts"])
+    found = conn.execute("SELECT salt FROM digest_salts WHERE period = ?", [period]).fetchone()
+    if found is not None and found[0] is not None:
+        salt = _hex(found[0])
+        if salt is None:  # never replaced: the rows it keys would read as edited
+            raise StoreFault("store_fault", f"the digest salt of {period} is damaged")
+    else:
+        salt = secrets.token_bytes(32)
+        conn.execute(
+            "INSERT INTO digest_salts (period, salt) VALUES (?, ?) ON CONFLICT(period)"
+            " DO UPDATE SET salt = excluded.salt, shredded_at = NULL",
+            [period, salt.hex()],
+        )
+    return hashchain.row_key(salt, row)
+
+
 # ---------------------------------------------------------------------------------------------
 # Helpers
 
@@ -537,10 +643,39 @@ def recorded_site(db: sqlite_utils.Database) -> dict[str, Any] | None:
 # Verification
 
 
+def _digest_problem(
+    table: str,
+    row: Mapping[str, Any],
+    keys: DigestKeys,
+    personal: tuple[str, ...],
+    digest_fn: Callable[[bytes, Mapping[str, Any]], str],
+) -> str | None:
+    """What is wrong with ``row``'s personal digest, if anything: checked with its key, or,
+    its key deleted, against the digest attested then. A purged row (fields nulled) needs no
+    check: its stored digest is what the chain covers."""
+    seq = row["seq"]
+    if row.get("purged_at") is not None and all(row.get(p) is None for p in personal):
+        return None
+    key = keys.key(table, row)
+    # Attested first: a day whose salt went may have a new one since (a row stamped late).
+    if (attested := keys.attested.get((table, seq))) is not None:
+        if digest_fn(hashchain.ATTEST_KEY, row) == attested:
+            return None
+    elif key is not None:
+        if digest_fn(key, row) == row["personal_digest"]:
+            return None
+    else:
+        return (
+            f"{table} seq {seq}: holds personal fields, but the digest salt of its period"
+            f" ({hashchain.period_of(row.get('ts'))}) is gone (deleted or edited)"
+        )
+    return f"{table} seq {seq}: personal fields do not match their digest (edited)"
+
+
 def _verify_table(
     conn: sqlite3.Connection,
     table: str,
-    salt: bytes,
+    keys: DigestKeys,
     personal: tuple[str, ...],
     digest_fn: Callable[[bytes, Mapping[str, Any]], str],
     hash_fn: Callable[[Mapping[str, Any]], str],
@@ -574,15 +709,9 @@ def _verify_table(
                 ),
             )
         try:
-            has_personal = row.get("purged_at") is None or any(
-                row.get(p) is not None for p in personal
-            )
-            if has_personal and digest_fn(salt, row) != row["personal_digest"]:
-                return (
-                    checked,
-                    seq,
-                    (f"{table} seq {seq}: personal fields do not match their digest (edited)"),
-                )
+            digest_problem = _digest_problem(table, row, keys, personal, digest_fn)
+            if digest_problem is not None:
+                return checked, seq, digest_problem
             if hash_fn(row) != row["hash"]:
                 return checked, seq, f"{table} seq {seq}: hash mismatch (row edited or reordered)"
         except hashchain.CanonicalError as exc:
@@ -738,18 +867,14 @@ def _verify_snapshot(conn: sqlite3.Connection) -> VerifyResult:
     if missing:
         problem = f"not an event log: missing table(s) {', '.join(sorted(missing))}"
         return VerifyResult(False, None, problem, None, problems=(problem,))
-    salt_row = conn.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
-    try:
-        salt = bytes.fromhex(salt_row[0]) if salt_row else b""
-    except (TypeError, ValueError):
-        salt = b""
-    if not salt:
+    keys = digest_keys(conn)
+    if keys.legacy is None and not keys.legacy_shredded:
         problem = "meta: the digest salt is missing or damaged (personal digests cannot be checked)"
         return VerifyResult(False, None, problem, "meta", problems=(problem,))
     e_count, e_seq, e_problem = _verify_table(
         conn,
         "events",
-        salt,
+        keys,
         hashchain.EVENT_PERSONAL_FIELDS,
         hashchain.event_personal_digest,
         hashchain.event_hash,
@@ -757,7 +882,7 @@ def _verify_snapshot(conn: sqlite3.Connection) -> VerifyResult:
     a_count, a_seq, a_problem = _verify_table(
         conn,
         "audit",
-        salt,
+        keys,
         hashchain.AUDIT_PERSONAL_FIELDS,
         hashchain.audit_personal_digest,
         hashchain.audit_hash,
@@ -809,6 +934,72 @@ def purge_personal(db: sqlite_utils.Database, older_than: datetime, purged_at: d
         if table == "events":
             purged = cursor.rowcount
     return purged
+
+
+def shred_salts(db: sqlite_utils.Database, now: datetime) -> int:
+    """Retention (run through ``EventLog.submit`` after ``purge_personal``): delete the digest
+    salt of every period none of whose rows holds personal fields any more, and the legacy
+    salt once none of the rows it keys does. A purged row's digest can then no longer be
+    tested against guesses of its household or name by anyone holding the file. A purge's
+    own audit row (never purged, not personal) keeps its detail: its digest is attested under
+    the public ``hashchain.ATTEST_KEY`` first, so it stays checkable. A salt whose remaining
+    rows do not match their digests is kept (the evidence ``verify`` reports). Returns how
+    many salts went."""
+    conn = db.conn
+    keys = digest_keys(conn)
+    if keys.legacy_through is None:
+        return 0
+    through: Mapping[str, int] = keys.legacy_through
+    stamp = format_ts(now)
+    shredded = 0
+    for period, salt in keys.periods.items():
+        bounds = [period, period + "\U0010ffff"]  # every ts of that UTC day
+        args = {t: [*bounds, through[t]] for t in _CHAINED_TABLES}
+        if salt is not None and _shred(conn, keys, "ts >= ? AND ts < ? AND seq > ?", args):
+            conn.execute(
+                "UPDATE digest_salts SET salt = NULL, shredded_at = ? WHERE period = ?",
+                [stamp, period],
+            )
+            shredded += 1
+    legacy = {t: [through[t]] for t in _CHAINED_TABLES}
+    if keys.legacy is not None and _shred(conn, keys, "seq <= ?", legacy):
+        conn.execute("DELETE FROM meta WHERE key = 'salt'")
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [_LEGACY_SHREDDED, stamp]
+        )
+        shredded += 1
+    return shredded
+
+
+def _shred(
+    conn: sqlite3.Connection,
+    keys: DigestKeys,
+    span: str,
+    args: Mapping[str, list[Any]],
+) -> bool:
+    """Whether the rows ``span`` selects (one key's rows) hold no personal data, with the
+    audit rows that still carry their detail (a purge's own) attested; False, nothing
+    written, if some row still holds personal fields or does not match its digest."""
+    held = f"SELECT 1 FROM events WHERE {span} AND purged_at IS NULL LIMIT 1"  # noqa: S608
+    if conn.execute(held, args["events"]).fetchone():
+        return False
+    kept = f"SELECT * FROM audit WHERE {span} AND purged_at IS NULL"  # noqa: S608
+    cursor = conn.execute(kept, args["audit"])
+    names = [d[0] for d in cursor.description]
+    attest = []
+    for values in cursor.fetchall():
+        row = dict(zip(names, values, strict=True))
+        if row["action"] != PURGE_ACTION:
+            return False
+        public = hashchain.audit_personal_digest(hashchain.ATTEST_KEY, row)
+        if keys.attested.get(("audit", row["seq"])) == public:
+            continue  # attested when its day's earlier salt went
+        key = keys.key("audit", row)
+        if key is None or hashchain.audit_personal_digest(key, row) != row["personal_digest"]:
+            return False
+        attest.append(["audit", row["seq"], public])
+    conn.executemany("INSERT OR REPLACE INTO digest_attested VALUES (?, ?, ?)", attest)
+    return True
 
 
 def waiting_for_clock(db: sqlite_utils.Database, older_than: datetime) -> int:
@@ -896,6 +1087,7 @@ class EventLog:
         self._thread: threading.Thread | None = None
         self._db: sqlite_utils.Database | None = None
         self._salt = b""
+        self._period_salts = True
         self._reopen = False
         self._last_seq = 0
         self._last_audit_seq = 0
@@ -1205,14 +1397,13 @@ class EventLog:
                 for extra in self.migrations:
                     extra.apply(db)
             conn = db.conn
-            salt = conn.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
-            try:
-                self._salt = bytes.fromhex(salt[0]) if salt else b""
-            except (TypeError, ValueError):
-                self._salt = b""
-            if len(self._salt) < 16:
-                # Without the salt no personal digest can be written or checked: refuse
-                # rather than start a chain nobody can verify.
+            keys = digest_keys(conn)
+            self._salt = keys.legacy or b""
+            self._period_salts = keys.legacy_through is not None
+            if keys.legacy is None and not keys.legacy_shredded:
+                # Without the salt the rows it keys cannot be checked: refuse rather than go
+                # on with a chain nobody can verify (retention deletes it only once no row
+                # needs it, and records that it did).
                 raise StoreFault(
                     "store_fault",
                     f"cannot open {self.path.name} (meta salt missing; run kiosk verify-log)",
@@ -1316,7 +1507,7 @@ class EventLog:
         seq, prev_hash = _tail(conn, "audit")
         row: dict[str, Any] = {"seq": seq, **self._stamp(), "actor": actor, "action": action}
         row["detail"] = None if detail is None else dict(detail)
-        row["personal_digest"] = hashchain.audit_personal_digest(self._salt, row)
+        row["personal_digest"] = hashchain.audit_personal_digest(self._key(conn, row), row)
         row["purged_at"] = None
         row["prev_hash"] = prev_hash
         row["hash"] = hashchain.audit_hash(row)
@@ -1327,6 +1518,11 @@ class EventLog:
         )
         _set_high_water(conn, "audit", seq)
         return row
+
+    def _key(self, conn: sqlite3.Connection, row: Mapping[str, Any]) -> bytes:
+        """The digest key of a new row: its period's (``write_key``); the one salt on a file
+        opened without the period-salt migration (a test's older schema)."""
+        return write_key(conn, row) if self._period_salts else self._salt
 
     def _write_recovery_audit(self, conn: sqlite3.Connection) -> int:
         assert self._fault is not None
@@ -1357,7 +1553,7 @@ class EventLog:
                 **draft.values(),
                 "purged_at": None,
             }
-            row["personal_digest"] = hashchain.event_personal_digest(self._salt, row)
+            row["personal_digest"] = hashchain.event_personal_digest(self._key(conn, row), row)
             row["prev_hash"] = prev_hash
             row["hash"] = hashchain.event_hash(row)
             stored = dict(row, clock_synced=int(row["clock_synced"]))

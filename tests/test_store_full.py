@@ -166,10 +166,10 @@ def test_real_full_filesystem_faults_then_recovers_when_a_file_is_deleted(tmp_pa
     with tiny_tmpfs(tmp_path / "mnt") as mnt, EventLog(mnt / "kiosk.db", "gate-1", clock) as log:
         log.append(draft())
         filler = mnt / "filler"
-        with open(filler, "wb") as f, contextlib.suppress(OSError):  # take every free byte
-            while True:
+        # Unbuffered: a buffered file keeps the chunk that did not fit and fails again at close.
+        with open(filler, "wb", buffering=0) as f, contextlib.suppress(OSError):
+            while True:  # take every free byte
                 f.write(b"\0" * 65536)
-                f.flush()
         committed = 1
         with pytest.raises(StoreFault):
             for _ in range(200):  # a few may still fit in already-allocated WAL pages

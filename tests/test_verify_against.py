@@ -5,7 +5,7 @@ with ``kiosk verify-log`` as an operator runs it:
 
 * a faked purge (personal fields nulled, ``purged_at`` set) of a row no audited purge covers;
 * the tail deleted and ``meta``'s high-water mark lowered to match (the local chain is whole);
-* a row edited and every digest and hash after it recomputed with the salt from ``meta``.
+* a row edited and every digest and hash after it recomputed with the salts in the file.
 
 The last two pass a local check by construction; ``--against`` the office's pulled copy names
 the first row where the two disagree."""
@@ -18,7 +18,7 @@ import sqlite3
 import pytest
 
 from checkpoint.cli import main
-from kiosk import hashchain, retention
+from kiosk import hashchain, retention, store
 from kiosk.store import EventDraft, EventLog
 from office.pull import open_target, write_page
 
@@ -113,12 +113,12 @@ def test_a_shortened_log_with_a_lowered_high_water_mark_is_caught_against_the_of
 
 
 def recompute_chain_from(path, seq: int) -> None:
-    """Rewrite every digest and hash from ``seq`` on, with the salt from ``meta``."""
+    """Rewrite every digest and hash from ``seq`` on, with the salts in the file."""
     conn = sqlite3.connect(path)
     conn.row_factory = sqlite3.Row
     for trigger in TRIGGERS:
         conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-    salt = bytes.fromhex(conn.execute("SELECT value FROM meta WHERE key='salt'").fetchone()[0])
+    keys = store.digest_keys(conn)
     prev = conn.execute("SELECT hash FROM events WHERE seq = ?", [seq - 1]).fetchone()[0]
     for stored in conn.execute("SELECT * FROM events WHERE seq >= ? ORDER BY seq", [seq]):
         row = dict(stored)
@@ -127,7 +127,7 @@ def recompute_chain_from(path, seq: int) -> None:
         row["clock_synced"] = bool(row["clock_synced"])
         row["prev_hash"] = prev
         if row["purged_at"] is None:
-            row["personal_digest"] = hashchain.event_personal_digest(salt, row)
+            row["personal_digest"] = hashchain.event_personal_digest(keys.key("events", row), row)
         row["hash"] = prev = hashchain.event_hash(row)
         conn.execute(
             "UPDATE events SET prev_hash = ?, personal_digest = ?, hash = ? WHERE seq = ?",

@@ -87,17 +87,17 @@ def prefill(path: Path, events: int, kiosk_id: str = "bench-gate") -> None:
     from checkpoint.bench import bench_draft
     from kiosk import hashchain
     from kiosk.clock import FakeClock
-    from kiosk.store import EventLog
+    from kiosk.store import EventLog, write_key
 
     clock = FakeClock()
     log = EventLog(path, kiosk_id, clock, "NORMAL").open()
-    # One real append fixes the schema, the salt and the column encoding for the copies.
+    # One real append fixes the schema and the column encoding for the copies (the digests are
+    # keyed with their day's salt, ``kiosk.store.write_key``, as the log's writer does).
     log.append(bench_draft())
     template = log.events(limit=1)[0]
 
     def write(db: Database, start: int, count: int) -> None:
         conn = db.conn
-        salt = bytes.fromhex(conn.execute("select value from meta where key='salt'").fetchone()[0])
         prev = conn.execute("select hash from events order by seq desc limit 1").fetchone()[0]
         columns = list(template)
         sql = (
@@ -120,7 +120,7 @@ def prefill(path: Path, events: int, kiosk_id: str = "bench-gate") -> None:
                 pass_id=f"P-{seq:05d}",
                 household=f"B{seq % 9}-{seq % 400:04d}",
             )
-            row["personal_digest"] = hashchain.event_personal_digest(salt, row)
+            row["personal_digest"] = hashchain.event_personal_digest(write_key(conn, row), row)
             row["prev_hash"] = prev
             row["hash"] = prev = hashchain.event_hash(row)
             stored = dict(
