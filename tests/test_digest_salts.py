@@ -189,6 +189,20 @@ def test_a_row_stamped_on_a_day_whose_salt_went_gets_a_new_salt_and_verifies(tmp
         log.close()
 
 
+def verified_after(path, *statements: str):
+    """``verify-log``'s verdict on the file after someone with a shell ran ``statements``."""
+    from kiosk.store import verify_database
+
+    conn = sqlite3.connect(path)
+    try:
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+        return verify_database(conn)
+    finally:
+        conn.close()
+
+
 def test_a_purges_own_audit_row_stays_checked_after_its_days_salt_went(tmp_path, clock):
     """A purge's audit row is never purged (verification checks purges against it): its
     digest is attested under a public key when its day's salt goes, so an edit of its cutoff
@@ -206,19 +220,12 @@ def test_a_purges_own_audit_row_stays_checked_after_its_days_salt_went(tmp_path,
         [first, _] = [a for a in log.audits(limit=100) if a["action"] == "retention_purge"]
     finally:
         log.close()
-    conn = sqlite3.connect(path)
-    conn.execute("DROP TRIGGER audit_append_only_update")
-    conn.execute(
-        "UPDATE audit SET detail = replace(detail, '2026-03-02', '2026-03-09') WHERE seq = ?",
-        [first["seq"]],
+    result = verified_after(
+        path,
+        "DROP TRIGGER audit_append_only_update",
+        "UPDATE audit SET detail = replace(detail, '2026-03-02', '2026-03-09')"
+        f" WHERE seq = {first['seq']}",
     )
-    conn.commit()
-    conn.close()
-    log = reporting_log(path, clock)
-    try:
-        result = log.verify()
-    finally:
-        log.close()
     assert not result.ok and result.first_bad_seq == first["seq"]
     assert "do not match their digest" in result.problem
 
@@ -230,15 +237,7 @@ def test_a_salt_deleted_while_its_day_holds_personal_fields_is_reported(tmp_path
         fill(log, 2)
     finally:
         log.close()
-    conn = sqlite3.connect(path)
-    conn.execute("UPDATE digest_salts SET salt = NULL WHERE period = '2026-03-02'")
-    conn.commit()
-    conn.close()
-    log = reporting_log(path, clock)
-    try:
-        result = log.verify()
-    finally:
-        log.close()
+    result = verified_after(path, "UPDATE digest_salts SET salt = NULL WHERE period = '2026-03-02'")
     assert not result.ok and result.first_bad_seq == 4
     assert "digest salt of its period (2026-03-02) is gone" in result.problem
 
