@@ -33,7 +33,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 import sqlite_utils
@@ -503,46 +503,71 @@ def purge_revocations(
     refusing the pass needs only its id). The row itself is needed as long as the revoked pass
     could be presented: until the pass's expiry plus ``REVOCATION_MARGIN``. The expiry is the
     one recorded on the row (``pass_valid_until``), else the issue record of a pass issued at
-    this console (audit ``pass_issued``, still there), else unknown: then it was issued before the
-    first purge that saw its revocation (at ``now``, a clock retention trusts), so it expires
-    at most ``LONGEST_PASS`` after it. ``keep_until`` is set once, at that first purge.
+    this console (audit ``pass_issued``, still there), else unknown: then it was issued before
+    the first purge that saw its revocation (at ``now``, a clock retention trusts), so it
+    expires at most ``LONGEST_PASS`` after it. ``keep_until`` (UTC text) is set once, at that
+    first purge. A few statements whatever the list's length: the purge holds the writer.
     Returns (revocations deleted, reasons emptied)."""
     if not db["list_revocations"].exists():
         return 0, 0
-    columns = {c.name for c in db["list_revocations"].columns}
-    emptied = 0
-    for row in db.execute(
-        "SELECT pass_id, revoked_at FROM list_revocations"
-        " WHERE (reason IS NOT NULL AND reason != '') OR bundle_reason != ''"
-    ).fetchall():
-        if _gone_by(row[1], cutoff):
-            db.execute(
-                "UPDATE list_revocations SET reason = '', bundle_reason ="
-                " CASE WHEN bundle_reason IS NULL THEN NULL ELSE '' END WHERE pass_id = ?",
-                [row[0]],
-            )
-            emptied += 1
-    if "keep_until" not in columns:  # opened without this version's lists migrations
-        return 0, emptied
-    for pass_id, valid_until in db.execute(
-        "SELECT pass_id, pass_valid_until FROM list_revocations WHERE keep_until IS NULL"
-    ).fetchall():
-        expiry = _instant(valid_until) or _issued_until(db, pass_id)
-        keep = (expiry if expiry is not None else now + LONGEST_PASS) + REVOCATION_MARGIN
-        db.execute(
-            "UPDATE list_revocations SET keep_until = ?,"
-            " pass_valid_until = coalesce(pass_valid_until, ?) WHERE pass_id = ?",
-            [keep.isoformat(), _iso(expiry), pass_id],
-        )
-    gone = [
-        pass_id
-        for pass_id, keep_until, revoked_at in db.execute(
-            "SELECT pass_id, keep_until, revoked_at FROM list_revocations"
-        ).fetchall()
-        if _gone_by(keep_until, now) and _gone_by(revoked_at, cutoff)
-    ]
-    db.conn.executemany("DELETE FROM list_revocations WHERE pass_id = ?", [[p] for p in gone])
+    emptied = _empty_old_reasons(db, cutoff)
+    if "keep_until" not in {c.name for c in db["list_revocations"].columns}:
+        return 0, emptied  # opened without this version's lists migrations
+    _set_keep_until(db, now)
+    due = db.execute(
+        "SELECT pass_id, revoked_at FROM list_revocations WHERE keep_until <= ?", [_utc_text(now)]
+    ).fetchall()
+    gone = [[pass_id] for pass_id, revoked_at in due if _gone_by(revoked_at, cutoff)]
+    db.conn.executemany("DELETE FROM list_revocations WHERE pass_id = ?", gone)
     return len(gone), emptied
+
+
+def _empty_old_reasons(db: sqlite_utils.Database, cutoff: datetime) -> int:
+    # The date text first (whatever its offset, a moment's local date is at most a day after
+    # its UTC date), then the moment itself.
+    day_after = (cutoff.astimezone(UTC) + timedelta(days=1)).date().isoformat()
+    rows = db.execute(
+        "SELECT pass_id, revoked_at FROM list_revocations"
+        " WHERE substr(revoked_at, 1, 10) <= ? AND (reason != '' OR bundle_reason != '')",
+        [day_after],
+    ).fetchall()
+    old = [[pass_id] for pass_id, revoked_at in rows if _gone_by(revoked_at, cutoff)]
+    db.conn.executemany(
+        "UPDATE list_revocations SET reason = '', bundle_reason ="
+        " CASE WHEN bundle_reason IS NULL THEN NULL ELSE '' END WHERE pass_id = ?",
+        old,
+    )
+    return len(old)
+
+
+def _set_keep_until(db: sqlite_utils.Database, now: datetime) -> None:
+    """``keep_until`` of the revocations that have none yet: by the expiry on the row, else
+    by the issue record, else the longest a pass issued before ``now`` can live."""
+    if db.execute("SELECT 1 FROM list_revocations WHERE keep_until IS NULL").fetchone() is None:
+        return
+    own = db.execute(
+        "SELECT pass_id, pass_valid_until FROM list_revocations"
+        " WHERE keep_until IS NULL AND pass_valid_until IS NOT NULL"
+    ).fetchall()
+    known = [(pass_id, _instant(text)) for pass_id, text in own] + _issued_expiries(db)
+    db.conn.executemany(  # the first known expiry of a pass wins: the row's own, then issued
+        "UPDATE list_revocations SET keep_until = ?, pass_valid_until ="
+        " coalesce(pass_valid_until, ?) WHERE pass_id = ? AND keep_until IS NULL",
+        [
+            [_utc_text(expiry + REVOCATION_MARGIN), expiry.isoformat(), pass_id]
+            for pass_id, expiry in known
+            if expiry is not None
+        ],
+    )
+    db.execute(
+        "UPDATE list_revocations SET keep_until = ? WHERE keep_until IS NULL",
+        [_utc_text(now + LONGEST_PASS + REVOCATION_MARGIN)],
+    )
+
+
+def _utc_text(when: datetime) -> str:
+    """A moment as fixed-width UTC text, which sorts as the moments do."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _instant(text: object) -> datetime | None:
@@ -559,18 +584,16 @@ def _gone_by(text: object, moment: datetime) -> bool:
     return when is not None and when <= moment
 
 
-def _issued_until(db: sqlite_utils.Database, pass_id: str) -> datetime | None:
-    """The expiry the issue record of ``pass_id`` states (a pass issued at the guard
-    console: audit ``pass_issued``), while retention has not purged that record."""
+def _issued_expiries(db: sqlite_utils.Database) -> list[tuple[str, datetime | None]]:
+    """(pass id, expiry) of the passes issued at the guard console, as their issue records
+    (audit ``pass_issued``) state them while retention has not purged those."""
     if not db["audit"].exists():
-        return None
-    row = db.execute(
-        "SELECT json_extract(detail, '$.valid_until') FROM audit WHERE action = 'pass_issued'"
-        " AND detail IS NOT NULL AND json_extract(detail, '$.pass_id') = ?"
-        " ORDER BY seq DESC LIMIT 1",
-        [pass_id],
-    ).fetchone()
-    return _instant(row[0]) if row else None
+        return []
+    rows = db.execute(
+        "SELECT json_extract(detail, '$.pass_id'), json_extract(detail, '$.valid_until')"
+        " FROM audit WHERE action = 'pass_issued' AND json_valid(detail) ORDER BY seq DESC"
+    ).fetchall()
+    return [(str(pass_id), _instant(until)) for pass_id, until in rows if pass_id]
 
 
 def purge_ended_quarantine(db: sqlite_utils.Database, before: date) -> int:
