@@ -657,8 +657,10 @@ def _digest_problem(
     if row.get("purged_at") is not None and all(row.get(p) is None for p in personal):
         return None
     key = keys.key(table, row)
-    # Attested first: a day whose salt went may have a new one since (a row stamped late).
-    if (attested := keys.attested.get((table, seq))) is not None:
+    # Only a purge's own row is ever attested; attested first: a day whose salt went may
+    # have a new one since (a row stamped late).
+    attested = keys.attested.get((table, seq)) if row.get("action") == PURGE_ACTION else None
+    if attested is not None:
         if digest_fn(hashchain.ATTEST_KEY, row) == attested:
             return None
     elif key is not None:

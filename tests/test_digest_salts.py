@@ -297,3 +297,26 @@ def test_a_one_salt_log_keeps_verifying_and_its_salt_goes_with_its_last_personal
     log = reporting_log(path, clock)  # reopens without the old salt: none of its rows needs it
     log.close()
     assert main(["verify-log", "--db", str(path)]) == 0
+
+
+def test_an_attestation_added_for_a_row_with_personal_fields_does_not_hide_its_edit(
+    tmp_path, clock
+):
+    """Only a purge's own audit row is ever attested: a public digest written for a guard's
+    row does not stand in for its salted one."""
+    path = tmp_path / "kiosk.db"
+    log = reporting_log(path, clock)
+    try:
+        log.audit("guard:li", "lists.quarantine_add", {"household": "3-1702"})
+        [row] = log.audits(limit=10)
+    finally:
+        log.close()
+    edited = dict(row, detail={"household": "9-9999"})
+    forged = hashchain.audit_personal_digest(hashchain.ATTEST_KEY, edited)
+    result = verified_after(
+        path,
+        "DROP TRIGGER audit_append_only_update",
+        f"""UPDATE audit SET detail = '{{"household":"9-9999"}}' WHERE seq = {row["seq"]}""",
+        f"INSERT INTO digest_attested VALUES ('audit', {row['seq']}, '{forged}')",
+    )
+    assert not result.ok and "do not match their digest" in result.problem
