@@ -12,7 +12,9 @@ reason with the retention window, the row once the revoked pass expired
 that it freezes the daily aggregates of every complete day (``kiosk.stats.freeze_days``), so
 the daily reports of purged days stay exactly what they were. The row hash covers
 ``personal_digest`` and not the personal fields themselves (``kiosk.hashchain``), so the
-chain keeps verifying after a purge. Every purge writes an audit row (who, cutoff, how many).
+chain keeps verifying after a purge; the salt of a day none of whose rows holds personal
+fields any more is then deleted (``kiosk.store.shred_salts``), so the digests left cannot be
+tested against guesses. Every purge writes an audit row (who, cutoff, how many).
 
 The daemon runs it daily with ``store.retention_days``; ``kiosk purge --older-than DAYS``
 runs it by hand (systemd's ``kiosk-purge.timer`` calls that).
