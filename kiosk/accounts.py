@@ -23,7 +23,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlite_utils import Database
@@ -55,7 +55,17 @@ MIGRATIONS = sql_migrations(
         created_at TEXT NOT NULL, created_by TEXT, disabled INTEGER DEFAULT 0
     );
     """,
+    m002_guard_sessions_revoked="""
+    CREATE TABLE guard_sessions_revoked (
+        sid TEXT PRIMARY KEY, name TEXT NOT NULL, kept_until TEXT NOT NULL
+    );
+    CREATE INDEX idx_guard_sessions_revoked_kept_until ON guard_sessions_revoked (kept_until);
+    """,
 )
+
+#: Signed-out sessions kept on record at most (the ones nearest their end go first). Each one
+#: took a good password to make, so this bounds a slow, noisy attack, not a normal shift.
+REVOKED_KEPT = 10_000
 
 
 class AccountError(ValueError):
@@ -196,6 +206,11 @@ class _Unchanged(Exception):
     """Raised inside a write that found nothing to change, so no audit row is written."""
 
 
+def _utc_text(when: datetime) -> str:
+    """``when`` as sortable UTC text (the table compares these as strings)."""
+    return when.astimezone(UTC).isoformat(timespec="seconds")
+
+
 class AccountStore:
     """Looks up and checks guard accounts from the secret and (optionally) the event log."""
 
@@ -289,6 +304,46 @@ class AccountStore:
             write, actor, "guard_account_set", lambda _none: {"name": name, "role": role}
         )
         return Account(name, checked_role, "table")
+
+    def revoke_session(self, sid: str, name: str, kept_until: datetime, now: datetime) -> None:
+        """Keep session ``sid`` (of account ``name``) signed out until ``kept_until``, across
+        restarts; revocations past their time at ``now`` are purged here, and at most
+        ``REVOKED_KEPT`` are kept. Nothing without an event log (the caller keeps it in
+        memory). ``StoreFault`` when the storage fails."""
+        if self._store is None:
+            return
+        if not sid or len(sid) > 64:
+            raise AccountError("session id must be 1-64 characters")
+        until, purge_to = _utc_text(kept_until), _utc_text(now)
+
+        def write(db: Database) -> None:
+            db.execute("DELETE FROM guard_sessions_revoked WHERE kept_until <= ?", [purge_to])
+            db.execute(
+                "INSERT OR REPLACE INTO guard_sessions_revoked (sid, name, kept_until)"
+                " VALUES (?, ?, ?)",
+                [sid, name[:64], until],
+            )
+            db.execute(
+                "DELETE FROM guard_sessions_revoked WHERE sid IN (SELECT sid FROM"
+                " guard_sessions_revoked ORDER BY kept_until DESC LIMIT -1 OFFSET ?)",
+                [REVOKED_KEPT],
+            )
+
+        self._store.submit(write)
+
+    def revoked_sessions(self, now: datetime) -> dict[str, datetime]:
+        """Sessions signed out and still kept at ``now``: sid -> kept until."""
+        if self._store is None:
+            return {}
+        db = self._store.reader()
+        if not db["guard_sessions_revoked"].exists():
+            return {}
+        rows = db.execute(
+            "SELECT sid, kept_until FROM guard_sessions_revoked WHERE kept_until > ?"
+            " ORDER BY kept_until DESC LIMIT ?",
+            [_utc_text(now), REVOKED_KEPT],
+        ).fetchall()
+        return {str(sid): datetime.fromisoformat(until) for sid, until in rows}
 
     def disable(self, name: str, actor: str) -> bool:
         if self._store is None:

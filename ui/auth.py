@@ -8,7 +8,9 @@
 * Every state change needs (a) an ``Origin`` (or, without one, ``Referer``) naming this host,
   and (b) the CSRF token of the session, as the form field ``csrf`` or the ``X-CSRF-Token``
   header. The token is an HMAC of the session id, so it dies with the session.
-* Logout revokes the session id in memory until its expiry, so a copied cookie stops working.
+* Logout revokes the session id until its expiry, so a copied cookie stops working: in memory
+  and on record in the event log (``AccountStore.revoke_session``), so it stays revoked after
+  a restart. While the record cannot be read, only sessions this process issued are let in.
 * An action posted just after the session ended is kept in memory for ``RESUME_TTL_S`` and
   named in the login page's URL by a random signed token (never its fields: they may be a
   person's phone and ID numbers), only when it came from that session's page (its cookie and
@@ -27,7 +29,7 @@ import secrets
 from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 from fastapi import HTTPException, Request
@@ -35,6 +37,7 @@ from fastapi.responses import Response
 
 from kiosk.accounts import Account, AccountStore
 from kiosk.clock import Clock
+from kiosk.store import StoreFault
 
 COOKIE = "kiosk_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -98,6 +101,18 @@ class Resume:
     name: str
 
 
+class Revocations(Protocol):
+    """Where signed-out sessions are kept across restarts (``kiosk.accounts.AccountStore``)."""
+
+    def revoke_session(self, sid: str, name: str, kept_until: datetime, now: datetime) -> None:
+        """Keep ``sid`` signed out until ``kept_until``; ``StoreFault`` if it cannot."""
+        ...
+
+    def revoked_sessions(self, now: datetime) -> dict[str, datetime]:
+        """The sessions still kept signed out at ``now``: sid -> until when."""
+        ...
+
+
 @dataclass(frozen=True)
 class Session:
     sid: str
@@ -111,14 +126,24 @@ class Session:
 
 
 class SessionManager:
-    def __init__(self, key: bytes, clock: Clock, lifetime_s: float) -> None:
+    def __init__(
+        self,
+        key: bytes,
+        clock: Clock,
+        lifetime_s: float,
+        revocations: Revocations | None = None,
+    ) -> None:
         if len(key) < 16:
             raise ValueError("session key too short")
         self._key = key
         self._clock = clock
         self._lifetime = timedelta(seconds=lifetime_s)
         self._lifetime_ns = int(lifetime_s * 1e9)
+        #: Signed-out sessions: sid -> kept until. Those of earlier processes are read from
+        #: ``revocations`` at the first cookie (``_revoked_loaded``).
         self._revoked: dict[str, datetime] = {}
+        self._revocations = revocations
+        self._revoked_loaded = revocations is None
         #: Sessions this process issued, by sid: when (monotonic). Their age is real elapsed
         #: time, so a step of the wall clock (NTP on a Pi without an RTC, the demo's scenario
         #: days) neither ends a shift early nor stretches it. Cookies from before a restart are
@@ -166,7 +191,21 @@ class SessionManager:
             session = Session(str(data["sid"]), str(data["u"]), str(data["r"]), expires)
         except (ValueError, KeyError, TypeError):
             return None
+        if not self._load_revoked() and session.sid not in self._issued:
+            return None  # signed out before a restart? Unknown while the record is unreadable
         return None if session.sid in self._revoked else session
+
+    def _load_revoked(self) -> bool:
+        """Whether the sessions signed out before this process started are known (read once;
+        blocking: a database read)."""
+        if not self._revoked_loaded and self._revocations is not None:
+            try:
+                earlier = self._revocations.revoked_sessions(self._clock.now())
+            except StoreFault:
+                return False
+            self._revoked = {**earlier, **self._revoked}
+            self._revoked_loaded = True
+        return self._revoked_loaded
 
     def read(self, cookie: str | None) -> Session | None:
         """The session in a cookie value, or None if missing, forged, expired or revoked."""
@@ -197,12 +236,17 @@ class SessionManager:
             return None
 
     def revoke(self, session: Session) -> None:
+        """Sign ``session`` out: at once here, and on record for after a restart (blocking: a
+        database write; ``StoreFault`` when the record cannot be written, the session being
+        signed out in this process all the same)."""
         now = self._clock.now()
         # Kept until the cookie is gone from the browser too (``GuardAuth.set_cookie``).
-        keep = now - timedelta(seconds=RESUME_TTL_S)
-        self._revoked = {sid: exp for sid, exp in self._revoked.items() if exp > keep}
-        self._revoked[session.sid] = session.expires
+        until = session.expires + timedelta(seconds=RESUME_TTL_S)
+        self._revoked = {sid: kept for sid, kept in self._revoked.items() if kept > now}
+        self._revoked[session.sid] = until
         self._issued.pop(session.sid, None)
+        if self._revocations is not None:
+            self._revocations.revoke_session(session.sid, session.name, until, now)
 
     def revoked(self, session: Session) -> bool:
         """Whether ``session`` was signed out."""
@@ -386,7 +430,9 @@ class GuardAuth:
         login_attempts_per_min: int = 5,
     ) -> None:
         self.accounts = accounts
-        self.sessions = SessionManager(key or session_key(), clock, session_hours * 3600)
+        self.sessions = SessionManager(
+            key or session_key(), clock, session_hours * 3600, revocations=accounts
+        )
         self.limiter = LoginLimiter(clock, login_attempts_per_min)
 
     def current(self, request: Request) -> Session | None:

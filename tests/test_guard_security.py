@@ -1,0 +1,115 @@
+"""The guard console against an attacker on the LAN: a copied session cookie, rotated IPv6
+addresses, and what a guard sees when a page or a decision cannot be served."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from guard_support import BASE, GUARD_PW, close_core, login, make_app, make_core, post
+
+from kiosk import accounts
+from kiosk.accounts import Account, AccountStore, hash_password
+from kiosk.store import EventLog, StoreFault
+from ui.auth import SessionManager
+
+
+@pytest.fixture
+def restartable(data_dir, clock, monkeypatch):
+    """Start the console on ``data_dir``; call again to restart it (the old one is closed)."""
+    cores = []
+
+    def start():
+        if cores:
+            close_core(cores[-1])
+        cores.append(make_core(data_dir, clock, monkeypatch))
+        return cores[-1]
+
+    yield start
+    close_core(cores[-1])
+
+
+def _copied_cookie(client: TestClient) -> str:
+    return client.cookies.get("kiosk_session", path="/guard")
+
+
+def _with_cookie(app, cookie: str) -> TestClient:
+    thief = TestClient(app, base_url=BASE)
+    thief.cookies.set("kiosk_session", cookie, domain="kiosk.test", path="/guard")
+    return thief
+
+
+def _console_opens(client: TestClient) -> bool:
+    return client.get("/guard/api/feed").status_code == 200
+
+
+def test_a_signed_out_cookie_stays_dead_after_a_restart(restartable):
+    app = make_app(restartable())
+    with TestClient(app, base_url=BASE) as guard:
+        csrf = login(guard)
+        copied = _copied_cookie(guard)
+        assert post(guard, "/guard/logout", csrf).status_code == 303
+    with _with_cookie(app, copied) as thief:
+        assert not _console_opens(thief)
+    app = make_app(restartable())  # the daemon restarts, the session key is the same
+    with _with_cookie(app, copied) as thief:
+        assert not _console_opens(thief)
+
+
+def test_a_live_session_survives_a_restart(restartable):
+    app = make_app(restartable())
+    with TestClient(app, base_url=BASE) as guard:
+        login(guard, "alice", GUARD_PW)
+        copied = _copied_cookie(guard)
+    with _with_cookie(make_app(restartable()), copied) as same_guard:
+        assert _console_opens(same_guard)
+
+
+@pytest.fixture
+def log(data_dir, clock):
+    opened = EventLog(data_dir / "k.db", "gate-1", clock, migrations=[accounts.MIGRATIONS]).open()
+    yield opened
+    opened.close()
+
+
+def _stored_revocations(log) -> list[str]:
+    return [r["sid"] for r in log.reader().query("select sid from guard_sessions_revoked")]
+
+
+def test_a_kept_revocation_is_purged_once_its_cookie_has_expired(log, clock):
+    store = AccountStore(log, now=clock.now)
+    now = clock.now()
+    store.revoke_session("old", "alice", now + timedelta(hours=1), now)
+    store.revoke_session("new", "alice", now + timedelta(hours=5), now)
+    assert set(store.revoked_sessions(now)) == {"old", "new"}
+    later = now + timedelta(hours=2)
+    assert set(store.revoked_sessions(later)) == {"new"}
+    store.revoke_session("newer", "bob", later + timedelta(hours=8), later)
+    assert sorted(_stored_revocations(log)) == ["new", "newer"]  # "old" is gone from disk
+
+
+def test_kept_revocations_are_bounded(log, clock, monkeypatch):
+    monkeypatch.setattr(accounts, "REVOKED_KEPT", 3)
+    store = AccountStore(log, now=clock.now)
+    now = clock.now()
+    for i in range(5):
+        store.revoke_session(f"s{i}", "alice", now + timedelta(hours=1 + i), now)
+    # The ones nearest their end go first.
+    assert sorted(_stored_revocations(log)) == ["s2", "s3", "s4"]
+
+
+def test_while_the_revocation_record_is_unreadable_only_this_processes_sessions_count(clock):
+    class Unreadable:
+        def revoke_session(self, *args):
+            raise StoreFault("store_fault", "disk I/O error")
+
+        def revoked_sessions(self, now):
+            raise StoreFault("store_fault", "disk I/O error")
+
+    earlier = SessionManager(b"s" * 32, clock, lifetime_s=3600)
+    old_cookie, _ = earlier.issue(Account("alice", "guard", "secret"))
+    sessions = SessionManager(b"s" * 32, clock, lifetime_s=3600, revocations=Unreadable())
+    new_cookie, _ = sessions.issue(Account("alice", "guard", "secret"))
+    assert sessions.read(old_cookie) is None  # perhaps signed out before the restart
+    assert sessions.read(new_cookie) is not None
