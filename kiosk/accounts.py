@@ -22,7 +22,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -141,11 +141,19 @@ def verify_password(password: str, encoded: str) -> bool:
 _DUMMY_HASH = "scrypt$16384$8$1$" + _b64(b"kiosk-dummy-salt") + "$" + _b64(b"\0" * _KEY_BYTES)
 
 
+def credential_of(password_hash: str) -> str:
+    """A short digest of an account's password hash, carried by its sessions: a new password
+    (or the account added again after it was disabled) ends every session made before it."""
+    return hashlib.sha256(b"kiosk-credential\0" + password_hash.encode()).hexdigest()[:24]
+
+
 @dataclass(frozen=True)
 class Account:
     name: str
     role: Role
     source: Literal["secret", "table"]
+    #: ``credential_of`` its password hash ("" when not read from the store).
+    credential: str = field(default="", compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -242,11 +250,12 @@ class AccountStore:
     def get(self, name: str) -> Account | None:
         name = _typed_name(name)
         if name in self._secret:
-            return Account(name, self._secret[name][0], "secret")
+            role, hashed = self._secret[name]
+            return Account(name, role, "secret", credential_of(hashed))
         row = self._row(name)
         if row is None:
             return None
-        return Account(row["name"], row["role"], "table")
+        return Account(row["name"], row["role"], "table", credential_of(row["password_hash"]))
 
     def authenticate(self, name: str, password: str) -> Account | None:
         """The account when ``password`` is right, else None (same work either way). The name
@@ -264,7 +273,7 @@ class AccountStore:
                     role, hashed, source = row["role"], row["password_hash"], "table"
         ok = verify_password(password, hashed or _DUMMY_HASH)
         if ok and hashed is not None and role is not None:
-            return Account(name, role, source)
+            return Account(name, role, source, credential_of(hashed))
         return None
 
     def names(self) -> list[Account]:

@@ -57,6 +57,39 @@ def test_a_signed_out_cookie_stays_dead_after_a_restart(restartable):
         assert not _console_opens(thief)
 
 
+def test_changing_a_password_ends_the_accounts_sessions_also_after_a_restart(restartable):
+    core = restartable()
+    core.accounts.add("bob", "guard", hash_password("old-password-1", n=2**10), actor="root")
+    app = make_app(core)
+    with TestClient(app, base_url=BASE) as bob:
+        login(bob, "bob", "old-password-1")
+        copied = _copied_cookie(bob)
+        assert _console_opens(bob)
+        core.accounts.add("bob", "guard", hash_password("new-password-2", n=2**10), actor="root")
+        assert not _console_opens(bob)
+    app = make_app(restartable())
+    with _with_cookie(app, copied) as thief:
+        assert not _console_opens(thief)
+
+
+def test_a_disabled_account_stays_out_also_after_a_restart_and_when_enabled_again(restartable):
+    core = restartable()
+    core.accounts.add("bob", "guard", hash_password("old-password-1", n=2**10), actor="root")
+    app = make_app(core)
+    with TestClient(app, base_url=BASE) as bob:
+        login(bob, "bob", "old-password-1")
+        copied = _copied_cookie(bob)
+        assert core.accounts.disable("bob", actor="root")
+        assert not _console_opens(bob)
+    core = restartable()
+    with _with_cookie(make_app(core), copied) as thief:
+        assert not _console_opens(thief)
+    # Enabled again (a new password): the old cookie does not come back with it.
+    core.accounts.add("bob", "guard", hash_password("new-password-2", n=2**10), actor="root")
+    with _with_cookie(make_app(core), copied) as thief:
+        assert not _console_opens(thief)
+
+
 def test_a_live_session_survives_a_restart(restartable):
     app = make_app(restartable())
     with TestClient(app, base_url=BASE) as guard:

@@ -1,8 +1,9 @@
 """Guard sign-in: signed session cookies, CSRF tokens, same-origin checks, login rate limits.
 
-* The session cookie (``kiosk_session``) is ``payload.mac``: base64 JSON ``{sid, u, r, exp}``
-  signed with HMAC-SHA256 under the session key. It is ``HttpOnly``, ``SameSite=Strict``,
-  ``Path=/guard`` and ``Secure`` when the request came over HTTPS.
+* The session cookie (``kiosk_session``) is ``payload.mac``: base64 JSON ``{sid, u, r, exp,
+  c}`` signed with HMAC-SHA256 under the session key; ``c`` is a digest of the account's
+  password hash (``kiosk.accounts.credential_of``), so a new password ends older sessions.
+  It is ``HttpOnly``, ``SameSite=Strict``, ``Path=/guard`` and ``Secure`` over HTTPS.
 * The session key is the secret ``session_key`` (``kiosk.secrets``). Without it a random key is
   made per process: every guard must sign in again after a restart, which is the safe failure.
 * Every state change needs (a) an ``Origin`` (or, without one, ``Referer``) naming this host,
@@ -119,6 +120,8 @@ class Session:
     name: str
     role: str
     expires: datetime
+    #: The account's ``credential`` when it signed in: a changed password ends the session.
+    credential: str = ""
 
     @property
     def is_admin(self) -> bool:
@@ -167,6 +170,7 @@ class SessionManager:
             name=account.name,
             role=account.role,
             expires=self._clock.now() + self._lifetime,
+            credential=account.credential,
         )
         payload = _b64e(
             json.dumps(
@@ -175,6 +179,7 @@ class SessionManager:
                     "u": session.name,
                     "r": session.role,
                     "exp": int(session.expires.timestamp()),
+                    "c": session.credential,
                 },
                 separators=(",", ":"),
             ).encode()
@@ -188,8 +193,9 @@ class SessionManager:
         data = self._unsigned("session", cookie, 1024)
         try:
             expires = datetime.fromtimestamp(int(data["exp"]), tz=self._clock.now().tzinfo)
-            session = Session(str(data["sid"]), str(data["u"]), str(data["r"]), expires)
-        except (ValueError, KeyError, TypeError):
+            fields = (str(data["sid"]), str(data["u"]), str(data["r"]))
+            session = Session(*fields, expires, str(data.get("c", "")))
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
         if not self._load_revoked() and session.sid not in self._issued:
             return None  # signed out before a restart? Unknown while the record is unreadable
@@ -417,6 +423,11 @@ def client_addr(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def _same_credential(account: Account, session: Session) -> bool:
+    """Whether ``session`` was made with ``account``'s current password."""
+    return bool(session.credential) and hmac.compare_digest(account.credential, session.credential)
+
+
 class GuardAuth:
     """What the guard routes need to know who is asking and whether they may."""
 
@@ -440,11 +451,12 @@ class GuardAuth:
         if session is None:
             return None
         account = self.accounts.get(session.name)
-        # An account removed or demoted after sign-in loses what it no longer has.
-        if account is None:
+        # An account removed, disabled or given a new password after sign-in is out; one
+        # demoted loses what it no longer has.
+        if account is None or not _same_credential(account, session):
             return None
         if account.role != session.role:
-            return Session(session.sid, session.name, account.role, session.expires)
+            return replace(session, role=account.role)
         return session
 
     def still_holds(self, session: Session) -> bool:
@@ -453,7 +465,11 @@ class GuardAuth:
         if self.sessions.revoked(session):
             return False
         account = self.accounts.get(session.name)
-        return account is not None and account.role == session.role
+        return (
+            account is not None
+            and account.role == session.role
+            and _same_credential(account, session)
+        )
 
     # --- FastAPI dependencies -------------------------------------------------------------
 
