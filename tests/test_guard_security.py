@@ -3,6 +3,7 @@ addresses, and what a guard sees when a page or a decision cannot be served."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from guard_support import BASE, GUARD_PW, close_core, login, make_app, make_core
 from kiosk import accounts
 from kiosk.accounts import Account, AccountStore, hash_password
 from kiosk.store import EventLog, StoreFault
-from ui.auth import SessionManager
+from ui.auth import LoginLimiter, SessionManager
 
 
 @pytest.fixture
@@ -146,3 +147,44 @@ def test_while_the_revocation_record_is_unreadable_only_this_processes_sessions_
     new_cookie, _ = sessions.issue(Account("alice", "guard", "secret"))
     assert sessions.read(old_cookie) is None  # perhaps signed out before the restart
     assert sessions.read(new_cookie) is not None
+
+
+# --- the login limiter against rotated addresses -----------------------------------------------
+
+
+def test_an_ipv6_attacker_rotating_addresses_in_one_64_is_limited_as_one(clock):
+    limiter = LoginLimiter(clock, per_minute=3)
+    for host in range(1, 4):
+        addr = f"2001:db8:1:2::{host:x}"
+        assert limiter.retry_after_s(addr) == 0
+        limiter.failed(addr, "root")
+    assert limiter.retry_after_s("2001:db8:1:2:ffff:ffff:ffff:fffe") > 0  # same /64
+    assert limiter.retry_after_s("2001:db8:1:3::1") == 0  # the next /64 is someone else
+
+
+def test_an_ipv4_mapped_address_is_its_ipv4_address(clock):
+    limiter = LoginLimiter(clock, per_minute=2)
+    limiter.failed("::ffff:192.0.2.7", "root")
+    limiter.failed("192.0.2.7", "root")
+    assert limiter.retry_after_s("192.0.2.7") > 0
+    assert limiter.retry_after_s("::ffff:192.0.2.7") > 0
+    assert limiter.retry_after_s("192.0.2.8") == 0  # IPv4 stays per address
+
+
+def test_the_login_form_answers_429_to_a_rotating_ipv6_attacker(guard_core):
+    app = make_app(guard_core)
+    limit = guard_core.config.web.login_attempts_per_min
+    statuses = []
+    for host in range(1, limit + 2):
+        with TestClient(app, base_url=BASE, client=(f"2001:db8::{host:x}", 50000)) as c:
+            page = c.get("/guard/login")
+            token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+            statuses.append(
+                c.post(
+                    "/guard/login",
+                    data={"name": "root", "password": "guess", "csrf": token},
+                    headers={"Origin": BASE},
+                    follow_redirects=False,
+                ).status_code
+            )
+    assert statuses == [401] * limit + [429]

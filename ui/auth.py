@@ -16,8 +16,8 @@
   named in the login page's URL by a random signed token (never its fields: they may be a
   person's phone and ID numbers), only when it came from that session's page (its cookie and
   CSRF token); it completes only when the same guard signs in again.
-* Failed logins are counted per client address in a sliding minute on the injected clock;
-  over ``web.login_attempts_per_min`` the address waits (HTTP 429) before trying again.
+* Failed logins are counted per client address (per /64 for IPv6) in a sliding minute on
+  the injected clock; over ``web.login_attempts_per_min`` the address waits (HTTP 429).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
 from collections import deque
@@ -326,8 +327,24 @@ class SessionManager:
         return -60 <= age <= LOGIN_FORM_TTL_S
 
 
+def limit_key(addr: str) -> str:
+    """Whom a login failure from ``addr`` counts against: an IPv4 address (an IPv4-mapped
+    IPv6 one as that IPv4 address), or an IPv6 address's /64, the least a network hands one
+    home or phone (an attacker rotating addresses inside it is one sender)."""
+    try:
+        ip = ipaddress.ip_address(addr.split("%", 1)[0])
+    except ValueError:
+        return addr[:64]  # "unknown", or a test client's name
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 class LoginLimiter:
-    """Failed sign-ins per address in a sliding minute, on the injected monotonic clock.
+    """Failed sign-ins per address (an IPv6 address's /64: ``limit_key``) in a sliding
+    minute, on the injected monotonic clock; at most ``max_addresses`` kept.
 
     A good sign-in forgets only the failures at that account name: a guard's own sign-in
     must not wipe the guesses the same address made at another account (else anyone with
@@ -350,7 +367,7 @@ class LoginLimiter:
 
     def retry_after_s(self, addr: str) -> int:
         """0 when ``addr`` may try; else seconds until its oldest failure leaves the window."""
-        q = self._window(addr)
+        q = self._window(limit_key(addr))
         if len(q) < self._limit:
             return 0
         wait_ns = _MINUTE_NS - (self._clock.monotonic_ns() - q[0][0])
@@ -358,6 +375,7 @@ class LoginLimiter:
 
     def failed(self, addr: str, name: str = "") -> None:
         """A wrong password (or key) from ``addr``, at account ``name``."""
+        addr = limit_key(addr)
         self._window(addr)
         if addr not in self._fails and len(self._fails) >= self._max:
             # Bounded memory against address cycling: forget the oldest address first.
@@ -366,6 +384,7 @@ class LoginLimiter:
 
     def succeeded(self, addr: str, name: str = "") -> None:
         """``name`` signed in from ``addr``: its own mistyped passwords are forgotten."""
+        addr = limit_key(addr)
         q = self._window(addr)
         kept = deque(entry for entry in q if entry[1] != name)
         if kept:
