@@ -8,7 +8,16 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from guard_support import BASE, GUARD_PW, close_core, login, make_app, make_core, post
+from guard_support import (
+    BASE,
+    GUARD_PW,
+    add_event,
+    close_core,
+    login,
+    make_app,
+    make_core,
+    post,
+)
 
 from kiosk import accounts
 from kiosk.accounts import Account, AccountStore, hash_password
@@ -188,3 +197,25 @@ def test_the_login_form_answers_429_to_a_rotating_ipv6_attacker(guard_core):
                 ).status_code
             )
     assert statuses == [401] * limit + [429]
+
+
+# --- what a guard sees ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seq", ["999", "0", "abc", "-1", "9" * 40, "1" * 5000, "1.5", "１"])
+def test_a_missing_or_malformed_passage_is_a_page_in_the_guards_language(guard_client, seq):
+    login(guard_client)
+    response = guard_client.get(f"/guard/passage/{seq}?lang=zh-CN")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "没有这条通行记录" in response.text
+    assert 'href="/guard"' in response.text  # the way back to the live page
+    english = guard_client.get(f"/guard/passage/{seq}?lang=en")
+    assert "No such passage" in english.text
+
+
+def test_the_passage_page_still_shows_a_passage(guard_client, guard_core):
+    event = add_event(guard_core, holder="Li Wei", household="3-201")
+    login(guard_client)
+    page = guard_client.get(f"/guard/passage/{event.seq}?lang=en")
+    assert page.status_code == 200 and "Li Wei" in page.text
