@@ -185,6 +185,8 @@ class Passage:
     #: The clock as the decision was taken: the event's ts, mono_ns and clock_synced, however
     #: late the store takes it (``EventDraft.decided``).
     decided_at: ClockReading | None = None
+    #: A guard's action: told its event once the commit is over (None: not committed).
+    on_recorded: Callable[[Event | None], None] | None = None
     reader_fault: bool = False
 
     @property
@@ -226,6 +228,7 @@ class _Manual:
     subject: ManualSubject | Literal["none", "auto"] = "auto"
     flags: tuple[str, ...] = ()
     audit: AuditRow | None = None
+    on_recorded: Callable[[Event | None], None] | None = None
 
 
 #: Flags a guard's record may carry (``Engine.manual``): what the guard was warned of, as an
@@ -488,6 +491,7 @@ class Engine:
         subject: ManualSubject | Literal["none", "auto"] = AUTO_SUBJECT,
         flags: Iterable[str] = (),
         audit: AuditRow | None = None,
+        on_recorded: Callable[[Event | None], None] | None = None,
     ) -> None:
         """A guard's decision (override, or registration of a person or a vehicle).
 
@@ -513,6 +517,11 @@ class Engine:
 
         ``audit``: the asking request's ``(actor, action, detail)`` row, written in the
         event's own commit, when and if the event is (``EventDraft.audit``).
+
+        ``on_recorded``: called once the decision's commit is over, with its event, or None
+        when it could not be committed (a store fault, or no answer within
+        ``store_deadline_ms``: the record then waits in the backlog). A guard is told "done"
+        only from there.
 
         Raises ``ValueError`` (or one of those subclasses) for bad input, before anything
         changes.
@@ -554,6 +563,7 @@ class Engine:
             subject,
             checked_flags,
             None if audit is None else check_audit_row(audit),
+            on_recorded,
         )
         self._input(self._enqueue_manual, item)
 
@@ -1036,6 +1046,8 @@ class Engine:
         else:
             assert outcome.store_fault is not None
             self._on_store_fault(subject, outcome)
+        if isinstance(subject, Passage) and subject.on_recorded is not None:
+            subject.on_recorded(outcome.event)
         if outcome.gate_commanded:
             if not self._gate_open and outcome.gate_fault is None:
                 # Opened for a decision the engine did not announce as a pass: lock it now.
@@ -1298,6 +1310,7 @@ class Engine:
         if previous is not None and self.state in ("code_read", "measuring", "awaiting_code"):
             log.info("engine: passage %d abandoned for a guard action", previous.id)
         p = self._new_passage(self._now(), item.direction, item.kind)
+        p.on_recorded = item.on_recorded
         person = dict(item.person or {})
         person.setdefault("note", item.reason)
         base: Passage | None = None

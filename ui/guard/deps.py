@@ -16,11 +16,13 @@ detail and ``outcome: ok``) in one transaction, and that row is the request's â€
 second one. If the storage fails there (``StoreFault``: disk full, I/O) nothing of the
 change was kept; the guard is sent back to the form with ``err.store``, never a 5xx.
 A guard's decision (``Guard.manual``) hands the request's row (``request_row``) to the engine:
-it is written in the decision's event commit, and the route class writes no second row.
+it is written in the decision's event commit, and the route class writes no second row. The
+guard is answered once that commit is over: "done", or ``err.store`` when it failed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -42,7 +44,7 @@ from fastapi.templating import Jinja2Templates
 from kiosk.alarms import Alarm, AlarmDesk, device_alarms
 from kiosk.auditing import Change, audited_write, auditing_request
 from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
-from kiosk.store import StoreFault
+from kiosk.store import Event, StoreFault
 from ui import i18n
 from ui.auth import GuardAuth, Session, WrongToken
 from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view
@@ -166,14 +168,24 @@ class Guard:
             "flash_err": err if signed else None,
         }
 
-    def manual(self, request: Request, decision: str, **kwargs: Any) -> None:
-        """``core.runner.engine.manual`` (on the loop: routes that call it are ``async``): the
-        decision is committed like any other event, and ``request``'s row (``request_row``)
-        with it, in the event's own commit; the route class writes no second one. The
-        engine's refusals become messages in the guard's language."""
+    async def manual(self, request: Request, decision: str, **kwargs: Any) -> None:
+        """``core.runner.engine.manual`` (on the loop), returning once the decision's event is
+        committed like any other event, and ``request``'s row (``request_row``) with it, in
+        the event's own commit; the route class writes no second one. The engine's refusals
+        become messages in the guard's language; an event the storage did not take (or not
+        within its deadline) raises ``StoreFault``: the guard is told ``err.store``, never
+        "done" (the record waits in the engine's backlog, the feed shows it unrecorded)."""
         row = request_row(request)
+        recorded: asyncio.Future[Event | None] = asyncio.get_running_loop().create_future()
+
+        def on_recorded(event: Event | None) -> None:
+            if not recorded.done():
+                recorded.set_result(event)
+
         try:
-            self.core.runner.engine.manual(decision=MANUAL_DECISIONS[decision], audit=row, **kwargs)
+            self.core.runner.engine.manual(
+                decision=MANUAL_DECISIONS[decision], audit=row, on_recorded=on_recorded, **kwargs
+            )
         except FeverRefused as exc:  # said as the desk it came from
             key = "manual" if kwargs.get("kind", "manual") == "manual" else "reg"
             raise BadInput(f"{key}.fever_refused", t=f"{exc.temp_c:.1f}") from None
@@ -183,7 +195,20 @@ class Guard:
             ) from None
         except ValueError as exc:
             raise BadInput(str(exc)) from None
+        try:
+            event = await asyncio.wait_for(recorded, self.decision_wait_s())
+        except TimeoutError:
+            event = None
+        if event is None:
+            raise StoreFault("store_fault", "the decision's event was not committed")
         request.state.request_audit.written.append(row)
+
+    def decision_wait_s(self) -> float:
+        """The longest a guard's decision may wait for its commit's outcome: one kiosk passage
+        being committed before it (and its gate), then its own commit and gate; past that the
+        engine is stuck and the guard is told so."""
+        eng = self.cfg.engine
+        return 2 * (eng.store_deadline_ms + eng.device_deadline_ms) / 1000 + 1
 
 
 # --- dependencies ---------------------------------------------------------------------------

@@ -281,7 +281,7 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
     if isinstance(subject, ManualSubject):
         claim(g, subject.seq, session.name, decision)
     try:
-        g.manual(
+        await g.manual(
             request,
             decision=decision,
             operator=session.name,
