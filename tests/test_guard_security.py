@@ -219,3 +219,20 @@ def test_the_passage_page_still_shows_a_passage(guard_client, guard_core):
     login(guard_client)
     page = guard_client.get(f"/guard/passage/{event.seq}?lang=en")
     assert page.status_code == 200 and "Li Wei" in page.text
+
+
+def test_the_household_page_finds_old_passes_signed_with_full_width_codes(guard_client, guard_core):
+    """Rows written before input was folded (``kiosk.typed``) keep ``５－７０２``: the readers
+    compare both spellings (``lists.same_text``), and so must the household's page."""
+    led = guard_core.ledgers
+    led.compound.apply(
+        led.compound.plan_import(b"building,floor,household\n5,7,5-702\n", "map.csv"), "root"
+    )
+    add_event(guard_core, household="５－７０２", holder="Old Pass", temp_c=36.1)
+    add_event(guard_core, household="5-702", holder="New Pass", temp_c=36.2)
+    add_event(guard_core, household="5-7020", holder="Neighbour", temp_c=36.3)
+    login(guard_client)
+    home = guard_client.get("/guard/community/household/1?lang=en").text
+    passages = home.split('id="passages"', 1)[1].split("</section>", 1)[0]
+    assert passages.count("<td>36.1</td>") == 1 and passages.count("<td>36.2</td>") == 1
+    assert "36.3" not in passages
