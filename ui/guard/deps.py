@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -40,6 +41,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
 
 from kiosk.alarms import Alarm, AlarmDesk, device_alarms
 from kiosk.auditing import Change, audited_write, auditing_request
@@ -67,6 +69,9 @@ SESSION_WARN_S = 600
 
 F = TypeVar("F", bound=Callable[..., Any])
 MANUAL_DECISIONS: dict[str, ManualDecision] = {"pass": "manual_pass", "deny": "manual_deny"}
+#: Decision forms remembered as sent (``Guard.sent_once``): this many, this long at most.
+SENT_KEPT = 2000
+SENT_KEPT_S = 3600
 
 
 @dataclass
@@ -82,6 +87,8 @@ class Guard:
     #: monotonic ns), taken on the loop before the engine is asked, so two guards (or a
     #: double tap) cannot both decide one passage while the first is still being committed.
     decided: dict[int, tuple[str, str, int]] = field(default_factory=dict)
+    #: Decision forms already sent (their ``once`` token -> monotonic ns): ``sent_once``.
+    sent: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def build(cls, core: Core, auth: GuardAuth | None = None) -> Guard:
@@ -137,6 +144,7 @@ class Guard:
                 "_": i18n.translator(lang),
                 "session": session,
                 "csrf": self.auth.sessions.csrf_token(session),
+                "once": secrets.token_urlsafe(12),
                 "site_name": self.cfg.site.site_name,
                 "kiosk_id": self.cfg.site.kiosk_id,
                 "page": name.removesuffix(".html"),
@@ -152,6 +160,30 @@ class Guard:
         secure_headers(response)
         remember_lang(request, response)
         return response
+
+    @contextlib.contextmanager
+    def sent_once(self, form: FormData) -> Iterator[None]:
+        """Around a decision form's action (on the loop: no await between the check and the
+        claim): the form as drawn (its ``once`` token) acts once. The same form sent again (a
+        double tap, a resend after a slow answer) is refused with ``err.sent_twice``, nothing
+        recorded twice; an action that raises (refused, storage failed) frees its form to be
+        sent again. A form without the token (a script) is not checked."""
+        token = form.get("once")
+        if not isinstance(token, str) or not 0 < len(token) <= 32:
+            yield
+            return
+        now = self.core.clock.monotonic_ns()
+        self.sent = {k: at for k, at in self.sent.items() if now - at < SENT_KEPT_S * 10**9}
+        if token in self.sent:
+            raise BadInput("err.sent_twice")
+        self.sent[token] = now
+        while len(self.sent) > SENT_KEPT:
+            del self.sent[next(iter(self.sent))]
+        try:
+            yield
+        except BaseException:
+            self.sent.pop(token, None)
+            raise
 
     def session_left_s(self, session: Session) -> int:
         """Seconds until ``session`` ends (the shift is ``web.session_hours``)."""
@@ -295,6 +327,19 @@ def audited(action: str) -> Callable[[F], F]:
         return fn
 
     return mark
+
+
+def once_per_form(route: F) -> F:
+    """A decision route whose form, as drawn, acts once (``Guard.sent_once``): a double tap
+    on the manual pass or a registration records one decision, opens the gate once."""
+
+    @functools.wraps(route)
+    async def run(**kwargs: Any) -> Any:
+        request: Request = kwargs["request"]
+        with guard(request).sent_once(await request.form()):
+            return await route(**kwargs)
+
+    return run  # type: ignore[return-value]
 
 
 def note(request: Request, *, action: str | None = None, **detail: Any) -> None:

@@ -269,6 +269,7 @@ def claim(g: Guard, seq: int, who: str, decision: str) -> None:
 
 
 @router.post("/manual", name="manual", include_in_schema=False)
+@deps.once_per_form
 async def manual(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     decision = choice(form.get("decision"), "live.decision", ("pass", "deny"))

@@ -42,7 +42,16 @@ from kiosk.policy import quarantine_blocks
 from kiosk.store import StoreFault
 from kiosk.vehicles import VehicleList
 from ui.auth import Session
-from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
+from ui.guard.deps import (
+    ActionSession,
+    Guard,
+    GuardDep,
+    PageSession,
+    done,
+    note,
+    once_per_form,
+    room,
+)
 from ui.guard.display import feed_row, vehicle_text, visitor_row
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, needed, whole
 
@@ -255,6 +264,7 @@ def earlier_fields(g: Guard, form: FormData) -> dict[str, Any]:
 
 
 @router.post("/register/person", name="register_person", include_in_schema=False)
+@once_per_form
 async def register_person(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     try:
@@ -302,6 +312,7 @@ def plate_word(status: dict[str, Any]) -> str:
 
 
 @router.post("/register/vehicle", name="register_vehicle", include_in_schema=False)
+@once_per_form
 async def register_vehicle(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     try:
