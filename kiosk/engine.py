@@ -231,6 +231,19 @@ class _Manual:
     on_recorded: Callable[[Event | None], None] | None = None
 
 
+def _check_manual_words(kind: str, operator: object, reason: object, person: object) -> None:
+    """``ValueError`` unless a guard's action names its guard and reason (bounded), and a
+    registration its person."""
+    if not isinstance(operator, str) or not operator.strip() or len(operator) > 64:
+        raise ValueError("operator: the guard's name (1 to 64 characters) is required")
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+        raise ValueError("reason: required, at most 500 characters")
+    if person is not None and not isinstance(person, Mapping):
+        raise ValueError("person must be an object")
+    if kind in ("registration", "vehicle") and not person:
+        raise ValueError(f"a {kind} needs the person's details")
+
+
 #: Flags a guard's record may carry (``Engine.manual``): what the guard was warned of, as an
 #: automatic decision would carry it.
 MANUAL_FLAGS = frozenset({"quarantine"})
@@ -518,10 +531,8 @@ class Engine:
         ``audit``: the asking request's ``(actor, action, detail)`` row, written in the
         event's own commit, when and if the event is (``EventDraft.audit``).
 
-        ``on_recorded``: called once the decision's commit is over, with its event, or None
-        when it could not be committed (a store fault, or no answer within
-        ``store_deadline_ms``: the record then waits in the backlog). A guard is told "done"
-        only from there.
+        ``on_recorded``: called once the commit is over, with its event, or None when it
+        failed or missed ``store_deadline_ms`` (the record then waits in the backlog).
 
         Raises ``ValueError`` (or one of those subclasses) for bad input, before anything
         changes.
@@ -532,14 +543,7 @@ class Engine:
         if kind not in ("manual", "registration", "vehicle"):
             raise ValueError("kind must be 'manual', 'registration' or 'vehicle'")
         checked_direction = _direction(direction)
-        if not isinstance(operator, str) or not operator.strip() or len(operator) > 64:
-            raise ValueError("operator: the guard's name (1 to 64 characters) is required")
-        if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
-            raise ValueError("reason: required, at most 500 characters")
-        if person is not None and not isinstance(person, Mapping):
-            raise ValueError("person must be an object")
-        if kind in ("registration", "vehicle") and not person:
-            raise ValueError(f"a {kind} needs the person's details")
+        _check_manual_words(kind, operator, reason, person)
         if temp_c is not None:
             temp_c = self._hand_temperature(temp_c)
             threshold = self._thermo_cfg.fever_threshold_c
