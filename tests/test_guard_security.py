@@ -4,6 +4,7 @@ addresses, and what a guard sees when a page or a decision cannot be served."""
 from __future__ import annotations
 
 import re
+import threading
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from guard_support import (
     BASE,
     GUARD_PW,
+    WAIT_S,
     add_event,
     close_core,
     login,
@@ -236,3 +238,47 @@ def test_the_household_page_finds_old_passes_signed_with_full_width_codes(guard_
     passages = home.split('id="passages"', 1)[1].split("</section>", 1)[0]
     assert passages.count("<td>36.1</td>") == 1 and passages.count("<td>36.2</td>") == 1
     assert "36.3" not in passages
+
+
+def test_concurrent_guesses_cannot_all_pass_the_login_limit(guard_client, guard_core):
+    """The limit was checked before the password and the failure counted after it: a burst
+    of guesses sent at once were all checked (30 at once at the demo, limit 5)."""
+    limit = guard_core.config.web.login_attempts_per_min
+    burst = limit * 2
+    tokens = [
+        re.search(r'name="csrf" value="([^"]+)"', guard_client.get("/guard/login").text).group(1)
+        for _ in range(burst)
+    ]
+    state = threading.Condition()
+    checking, answers = [], []
+    release = threading.Event()
+
+    def held_check(name, password):  # the password check, held until the burst is in
+        with state:
+            checking.append(name)
+            state.notify_all()
+        release.wait(WAIT_S)
+        return None
+
+    def guess(token):
+        answer = guard_client.post(
+            "/guard/login",
+            data={"name": "root", "password": "guess", "csrf": token},
+            headers={"Origin": BASE},
+            follow_redirects=False,
+        )
+        with state:
+            answers.append(answer.status_code)
+            state.notify_all()
+
+    guard_core.accounts.authenticate = held_check
+    threads = [threading.Thread(target=guess, args=(token,)) for token in tokens]
+    for thread in threads:
+        thread.start()
+    with state:
+        state.wait_for(lambda: len(checking) + len(answers) >= burst, WAIT_S)
+    release.set()
+    for thread in threads:
+        thread.join(WAIT_S)
+    assert len(checking) == limit
+    assert sorted(answers) == [401] * limit + [429] * limit

@@ -373,20 +373,30 @@ class LoginLimiter:
         wait_ns = _MINUTE_NS - (self._clock.monotonic_ns() - q[0][0])
         return max(1, -(-wait_ns // 1_000_000_000))
 
-    def failed(self, addr: str, name: str = "") -> None:
-        """A wrong password (or key) from ``addr``, at account ``name``."""
+    def failed(self, addr: str, name: str = "") -> tuple[int, str]:
+        """A wrong password (or key) from ``addr``, at account ``name``; its entry."""
         addr = limit_key(addr)
         self._window(addr)
         if addr not in self._fails and len(self._fails) >= self._max:
             # Bounded memory against address cycling: forget the oldest address first.
             self._fails.pop(next(iter(self._fails)))
-        self._fails.setdefault(addr, deque()).append((self._clock.monotonic_ns(), name))
+        entry = (self._clock.monotonic_ns(), name)
+        self._fails.setdefault(addr, deque()).append(entry)
+        return entry
 
-    def succeeded(self, addr: str, name: str = "") -> None:
-        """``name`` signed in from ``addr``: its own mistyped passwords are forgotten."""
+    def begin(self, addr: str, name: str = "") -> tuple[int, str] | None:
+        """A sign-in from ``addr`` at ``name`` about to have its password checked: counted
+        now as a failure (``succeeded`` takes it back), so guesses sent at once cannot all be
+        checked before the first one is counted; None when ``addr`` is over the limit.
+        Call it with no await between it and the check that follows."""
+        return None if self.retry_after_s(addr) else self.failed(addr, name)
+
+    def succeeded(self, addr: str, name: str = "", attempt: tuple[int, str] | None = None) -> None:
+        """``name`` signed in from ``addr``: its own mistyped passwords (and the ``attempt``
+        that ``begin`` counted) are forgotten."""
         addr = limit_key(addr)
         q = self._window(addr)
-        kept = deque(entry for entry in q if entry[1] != name)
+        kept = deque(entry for entry in q if entry[1] != name and entry is not attempt)
         if kept:
             self._fails[addr] = kept
         else:
