@@ -69,35 +69,35 @@ def test_a_signed_out_cookie_stays_dead_after_a_restart(restartable):
         assert not _console_opens(thief)
 
 
-def test_changing_a_password_ends_the_accounts_sessions_also_after_a_restart(restartable):
-    core = restartable()
+def _bob_signed_in_then(core, change) -> str:
+    """Bob (a table account) signs in; ``change(core)`` is done to his account while his
+    page is open, which then no longer opens; his copied cookie."""
     core.accounts.add("bob", "guard", hash_password("old-password-1", n=2**10), actor="root")
-    app = make_app(core)
-    with TestClient(app, base_url=BASE) as bob:
+    with TestClient(make_app(core), base_url=BASE) as bob:
         login(bob, "bob", "old-password-1")
-        copied = _copied_cookie(bob)
         assert _console_opens(bob)
-        core.accounts.add("bob", "guard", hash_password("new-password-2", n=2**10), actor="root")
+        change(core)
         assert not _console_opens(bob)
+        return _copied_cookie(bob)
+
+
+def _new_password(core) -> None:
+    core.accounts.add("bob", "guard", hash_password("new-password-2", n=2**10), actor="root")
+
+
+def test_changing_a_password_ends_the_accounts_sessions_also_after_a_restart(restartable):
+    copied = _bob_signed_in_then(restartable(), _new_password)
     app = make_app(restartable())
     with _with_cookie(app, copied) as thief:
         assert not _console_opens(thief)
 
 
 def test_a_disabled_account_stays_out_also_after_a_restart_and_when_enabled_again(restartable):
-    core = restartable()
-    core.accounts.add("bob", "guard", hash_password("old-password-1", n=2**10), actor="root")
-    app = make_app(core)
-    with TestClient(app, base_url=BASE) as bob:
-        login(bob, "bob", "old-password-1")
-        copied = _copied_cookie(bob)
-        assert core.accounts.disable("bob", actor="root")
-        assert not _console_opens(bob)
+    copied = _bob_signed_in_then(restartable(), lambda c: c.accounts.disable("bob", "root"))
     core = restartable()
     with _with_cookie(make_app(core), copied) as thief:
         assert not _console_opens(thief)
-    # Enabled again (a new password): the old cookie does not come back with it.
-    core.accounts.add("bob", "guard", hash_password("new-password-2", n=2**10), actor="root")
+    _new_password(core)  # enabled again: the old cookie does not come back with it
     with _with_cookie(make_app(core), copied) as thief:
         assert not _console_opens(thief)
 
