@@ -22,8 +22,8 @@ import hmac
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlite_utils import Database
@@ -55,7 +55,17 @@ MIGRATIONS = sql_migrations(
         created_at TEXT NOT NULL, created_by TEXT, disabled INTEGER DEFAULT 0
     );
     """,
+    m002_guard_sessions_revoked="""
+    CREATE TABLE guard_sessions_revoked (
+        sid TEXT PRIMARY KEY, name TEXT NOT NULL, kept_until TEXT NOT NULL
+    );
+    CREATE INDEX idx_guard_sessions_revoked_kept_until ON guard_sessions_revoked (kept_until);
+    """,
 )
+
+#: Signed-out sessions kept on record at most (the ones nearest their end go first). Each one
+#: took a good password to make, so this bounds a slow, noisy attack, not a normal shift.
+REVOKED_KEPT = 10_000
 
 
 class AccountError(ValueError):
@@ -131,11 +141,19 @@ def verify_password(password: str, encoded: str) -> bool:
 _DUMMY_HASH = "scrypt$16384$8$1$" + _b64(b"kiosk-dummy-salt") + "$" + _b64(b"\0" * _KEY_BYTES)
 
 
+def credential_of(password_hash: str) -> str:
+    """A short digest of an account's password hash, carried by its sessions: a new password
+    (or the account added again after it was disabled) ends every session made before it."""
+    return hashlib.sha256(b"kiosk-credential\0" + password_hash.encode()).hexdigest()[:24]
+
+
 @dataclass(frozen=True)
 class Account:
     name: str
     role: Role
     source: Literal["secret", "table"]
+    #: ``credential_of`` its password hash ("" when not read from the store).
+    credential: str = field(default="", compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -196,6 +214,11 @@ class _Unchanged(Exception):
     """Raised inside a write that found nothing to change, so no audit row is written."""
 
 
+def _utc_text(when: datetime) -> str:
+    """``when`` as sortable UTC text (the table compares these as strings)."""
+    return when.astimezone(UTC).isoformat(timespec="seconds")
+
+
 class AccountStore:
     """Looks up and checks guard accounts from the secret and (optionally) the event log."""
 
@@ -227,11 +250,12 @@ class AccountStore:
     def get(self, name: str) -> Account | None:
         name = _typed_name(name)
         if name in self._secret:
-            return Account(name, self._secret[name][0], "secret")
+            role, hashed = self._secret[name]
+            return Account(name, role, "secret", credential_of(hashed))
         row = self._row(name)
         if row is None:
             return None
-        return Account(row["name"], row["role"], "table")
+        return Account(row["name"], row["role"], "table", credential_of(row["password_hash"]))
 
     def authenticate(self, name: str, password: str) -> Account | None:
         """The account when ``password`` is right, else None (same work either way). The name
@@ -249,7 +273,7 @@ class AccountStore:
                     role, hashed, source = row["role"], row["password_hash"], "table"
         ok = verify_password(password, hashed or _DUMMY_HASH)
         if ok and hashed is not None and role is not None:
-            return Account(name, role, source)
+            return Account(name, role, source, credential_of(hashed))
         return None
 
     def names(self) -> list[Account]:
@@ -289,6 +313,46 @@ class AccountStore:
             write, actor, "guard_account_set", lambda _none: {"name": name, "role": role}
         )
         return Account(name, checked_role, "table")
+
+    def revoke_session(self, sid: str, name: str, kept_until: datetime, now: datetime) -> None:
+        """Keep session ``sid`` (of account ``name``) signed out until ``kept_until``, across
+        restarts; revocations past their time at ``now`` are purged here, and at most
+        ``REVOKED_KEPT`` are kept. Nothing without an event log (the caller keeps it in
+        memory). ``StoreFault`` when the storage fails."""
+        if self._store is None:
+            return
+        if not sid or len(sid) > 64:
+            raise AccountError("session id must be 1-64 characters")
+        until, purge_to = _utc_text(kept_until), _utc_text(now)
+
+        def write(db: Database) -> None:
+            db.execute("DELETE FROM guard_sessions_revoked WHERE kept_until <= ?", [purge_to])
+            db.execute(
+                "INSERT OR REPLACE INTO guard_sessions_revoked (sid, name, kept_until)"
+                " VALUES (?, ?, ?)",
+                [sid, name[:64], until],
+            )
+            db.execute(
+                "DELETE FROM guard_sessions_revoked WHERE sid IN (SELECT sid FROM"
+                " guard_sessions_revoked ORDER BY kept_until DESC LIMIT -1 OFFSET ?)",
+                [REVOKED_KEPT],
+            )
+
+        self._store.submit(write)
+
+    def revoked_sessions(self, now: datetime) -> dict[str, datetime]:
+        """Sessions signed out and still kept at ``now``: sid -> kept until."""
+        if self._store is None:
+            return {}
+        db = self._store.reader()
+        if not db["guard_sessions_revoked"].exists():
+            return {}
+        rows = db.execute(
+            "SELECT sid, kept_until FROM guard_sessions_revoked WHERE kept_until > ?"
+            " ORDER BY kept_until DESC LIMIT ?",
+            [_utc_text(now), REVOKED_KEPT],
+        ).fetchall()
+        return {str(sid): datetime.fromisoformat(until) for sid, until in rows}
 
     def disable(self, name: str, actor: str) -> bool:
         if self._store is None:

@@ -22,6 +22,7 @@ The map holds no names; household codes are personal data in exports (masked by 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -227,15 +228,21 @@ class CompoundMap:
         return next((h for h, i in self.row_ids().items() if i == row), None)
 
     def passages(self, household: str, limit: int = 50) -> list[dict[str, Any]]:
-        """The household's latest passages at the gate, newest first."""
+        """The household's latest passages at the gate, newest first, however its passes
+        spell it (``lists.same_text``: rows written before input was folded keep a
+        full-width ``５－７０２``)."""
         db = self._log.reader()
         if not has_table(db, "events"):
             return []
+        key = same_text(household)
+        # The distinct codes come from the household index, not the table.
+        codes = db.execute("select distinct household from events where household is not null")
+        spellings = sorted({str(c) for (c,) in codes if same_text(str(c)) == key} | {household})
         return list(
             db.query(
-                "select ts, direction, decision, reasons, temp_c from events"
-                " where household = ? order by seq desc limit ?",
-                [household, max(1, min(int(limit), 500))],
+                "select ts, direction, decision, reasons, temp_c from events where household"
+                " in (select value from json_each(?)) order by seq desc limit ?",
+                [json.dumps(spellings), max(1, min(int(limit), 500))],
             )
         )
 

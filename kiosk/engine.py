@@ -185,6 +185,8 @@ class Passage:
     #: The clock as the decision was taken: the event's ts, mono_ns and clock_synced, however
     #: late the store takes it (``EventDraft.decided``).
     decided_at: ClockReading | None = None
+    #: A guard's action: told its event once the commit is over (None: not committed).
+    on_recorded: Callable[[Event | None], None] | None = None
     reader_fault: bool = False
 
     @property
@@ -226,6 +228,20 @@ class _Manual:
     subject: ManualSubject | Literal["none", "auto"] = "auto"
     flags: tuple[str, ...] = ()
     audit: AuditRow | None = None
+    on_recorded: Callable[[Event | None], None] | None = None
+
+
+def _check_manual_words(kind: str, operator: object, reason: object, person: object) -> None:
+    """``ValueError`` unless a guard's action names its guard and reason (bounded), and a
+    registration its person."""
+    if not isinstance(operator, str) or not operator.strip() or len(operator) > 64:
+        raise ValueError("operator: the guard's name (1 to 64 characters) is required")
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+        raise ValueError("reason: required, at most 500 characters")
+    if person is not None and not isinstance(person, Mapping):
+        raise ValueError("person must be an object")
+    if kind in ("registration", "vehicle") and not person:
+        raise ValueError(f"a {kind} needs the person's details")
 
 
 #: Flags a guard's record may carry (``Engine.manual``): what the guard was warned of, as an
@@ -488,6 +504,7 @@ class Engine:
         subject: ManualSubject | Literal["none", "auto"] = AUTO_SUBJECT,
         flags: Iterable[str] = (),
         audit: AuditRow | None = None,
+        on_recorded: Callable[[Event | None], None] | None = None,
     ) -> None:
         """A guard's decision (override, or registration of a person or a vehicle).
 
@@ -514,6 +531,9 @@ class Engine:
         ``audit``: the asking request's ``(actor, action, detail)`` row, written in the
         event's own commit, when and if the event is (``EventDraft.audit``).
 
+        ``on_recorded``: called once the commit is over, with its event, or None when it
+        failed or missed ``store_deadline_ms`` (the record then waits in the backlog).
+
         Raises ``ValueError`` (or one of those subclasses) for bad input, before anything
         changes.
         """
@@ -523,14 +543,7 @@ class Engine:
         if kind not in ("manual", "registration", "vehicle"):
             raise ValueError("kind must be 'manual', 'registration' or 'vehicle'")
         checked_direction = _direction(direction)
-        if not isinstance(operator, str) or not operator.strip() or len(operator) > 64:
-            raise ValueError("operator: the guard's name (1 to 64 characters) is required")
-        if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
-            raise ValueError("reason: required, at most 500 characters")
-        if person is not None and not isinstance(person, Mapping):
-            raise ValueError("person must be an object")
-        if kind in ("registration", "vehicle") and not person:
-            raise ValueError(f"a {kind} needs the person's details")
+        _check_manual_words(kind, operator, reason, person)
         if temp_c is not None:
             temp_c = self._hand_temperature(temp_c)
             threshold = self._thermo_cfg.fever_threshold_c
@@ -554,6 +567,7 @@ class Engine:
             subject,
             checked_flags,
             None if audit is None else check_audit_row(audit),
+            on_recorded,
         )
         self._input(self._enqueue_manual, item)
 
@@ -1036,6 +1050,8 @@ class Engine:
         else:
             assert outcome.store_fault is not None
             self._on_store_fault(subject, outcome)
+        if isinstance(subject, Passage) and subject.on_recorded is not None:
+            subject.on_recorded(outcome.event)
         if outcome.gate_commanded:
             if not self._gate_open and outcome.gate_fault is None:
                 # Opened for a decision the engine did not announce as a pass: lock it now.
@@ -1298,6 +1314,7 @@ class Engine:
         if previous is not None and self.state in ("code_read", "measuring", "awaiting_code"):
             log.info("engine: passage %d abandoned for a guard action", previous.id)
         p = self._new_passage(self._now(), item.direction, item.kind)
+        p.on_recorded = item.on_recorded
         person = dict(item.person or {})
         person.setdefault("note", item.reason)
         base: Passage | None = None

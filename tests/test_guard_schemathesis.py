@@ -10,7 +10,6 @@ from fastapi.testclient import TestClient
 from guard_support import BASE, add_event, close_core, make_app, make_core
 from hypothesis import HealthCheck, given, settings
 
-from kiosk.accounts import Account
 from ui.auth import COOKIE
 
 pytestmark = pytest.mark.slow
@@ -36,7 +35,7 @@ def world(tmp_path_factory):
             person={"phone": "13800138000"},
         )
     app = make_app(core)
-    cookie, _ = app.state.guard.auth.sessions.issue(Account("alice", "guard", "x"))
+    cookie, _ = app.state.guard.auth.sessions.issue(core.accounts.get("alice"))
     yield app, f"{COOKIE}={cookie}"
     close_core(core)
     monkeypatch.undo()

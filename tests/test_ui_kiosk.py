@@ -22,7 +22,6 @@ from fastapi.testclient import TestClient as _TestClient
 from guard_support import BASE, SESSION_KEY, WAIT_S, add_event, close_core, make_core
 from test_engine import Rig
 
-from kiosk.accounts import Account
 from kiosk.config import parse_config
 from kiosk.core import Core
 from kiosk.devices import CodeRead
@@ -412,7 +411,9 @@ def _guard_app(core: Core) -> tuple[FastAPI, str]:
     auth = GuardAuth(core.accounts, core.clock, key=SESSION_KEY)
     app = FastAPI()
     guard.install(app, core, auth)
-    cookie, _session = auth.sessions.issue(Account("alice", "guard", "secret"))
+    alice = core.accounts.get("alice")
+    assert alice is not None
+    cookie, _session = auth.sessions.issue(alice)
     return app, f"{COOKIE}={cookie}"
 
 

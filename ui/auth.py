@@ -1,20 +1,23 @@
 """Guard sign-in: signed session cookies, CSRF tokens, same-origin checks, login rate limits.
 
-* The session cookie (``kiosk_session``) is ``payload.mac``: base64 JSON ``{sid, u, r, exp}``
-  signed with HMAC-SHA256 under the session key. It is ``HttpOnly``, ``SameSite=Strict``,
-  ``Path=/guard`` and ``Secure`` when the request came over HTTPS.
+* The session cookie (``kiosk_session``) is ``payload.mac``: base64 JSON ``{sid, u, r, exp,
+  c}`` signed with HMAC-SHA256 under the session key; ``c`` is a digest of the account's
+  password hash (``kiosk.accounts.credential_of``), so a new password ends older sessions.
+  It is ``HttpOnly``, ``SameSite=Strict``, ``Path=/guard`` and ``Secure`` over HTTPS.
 * The session key is the secret ``session_key`` (``kiosk.secrets``). Without it a random key is
   made per process: every guard must sign in again after a restart, which is the safe failure.
 * Every state change needs (a) an ``Origin`` (or, without one, ``Referer``) naming this host,
   and (b) the CSRF token of the session, as the form field ``csrf`` or the ``X-CSRF-Token``
   header. The token is an HMAC of the session id, so it dies with the session.
-* Logout revokes the session id in memory until its expiry, so a copied cookie stops working.
+* Logout revokes the session id until its expiry, so a copied cookie stops working: in memory
+  and on record in the event log (``AccountStore.revoke_session``), so it stays revoked after
+  a restart. While the record cannot be read, only sessions this process issued are let in.
 * An action posted just after the session ended is kept in memory for ``RESUME_TTL_S`` and
   named in the login page's URL by a random signed token (never its fields: they may be a
   person's phone and ID numbers), only when it came from that session's page (its cookie and
   CSRF token); it completes only when the same guard signs in again.
-* Failed logins are counted per client address in a sliding minute on the injected clock;
-  over ``web.login_attempts_per_min`` the address waits (HTTP 429) before trying again.
+* Failed logins are counted per client address (per /64 for IPv6) in a sliding minute on
+  the injected clock; over ``web.login_attempts_per_min`` the address waits (HTTP 429).
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
 from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 from fastapi import HTTPException, Request
@@ -35,6 +39,7 @@ from fastapi.responses import Response
 
 from kiosk.accounts import Account, AccountStore
 from kiosk.clock import Clock
+from kiosk.store import StoreFault
 
 COOKIE = "kiosk_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -98,12 +103,26 @@ class Resume:
     name: str
 
 
+class Revocations(Protocol):
+    """Where signed-out sessions are kept across restarts (``kiosk.accounts.AccountStore``)."""
+
+    def revoke_session(self, sid: str, name: str, kept_until: datetime, now: datetime) -> None:
+        """Keep ``sid`` signed out until ``kept_until``; ``StoreFault`` if it cannot."""
+        ...
+
+    def revoked_sessions(self, now: datetime) -> dict[str, datetime]:
+        """The sessions still kept signed out at ``now``: sid -> until when."""
+        ...
+
+
 @dataclass(frozen=True)
 class Session:
     sid: str
     name: str
     role: str
     expires: datetime
+    #: The account's ``credential`` when it signed in: a changed password ends the session.
+    credential: str = ""
 
     @property
     def is_admin(self) -> bool:
@@ -111,14 +130,24 @@ class Session:
 
 
 class SessionManager:
-    def __init__(self, key: bytes, clock: Clock, lifetime_s: float) -> None:
+    def __init__(
+        self,
+        key: bytes,
+        clock: Clock,
+        lifetime_s: float,
+        revocations: Revocations | None = None,
+    ) -> None:
         if len(key) < 16:
             raise ValueError("session key too short")
         self._key = key
         self._clock = clock
         self._lifetime = timedelta(seconds=lifetime_s)
         self._lifetime_ns = int(lifetime_s * 1e9)
+        #: Signed-out sessions: sid -> kept until. Those of earlier processes are read from
+        #: ``revocations`` at the first cookie (``_revoked_loaded``).
         self._revoked: dict[str, datetime] = {}
+        self._revocations = revocations
+        self._revoked_loaded = revocations is None
         #: Sessions this process issued, by sid: when (monotonic). Their age is real elapsed
         #: time, so a step of the wall clock (NTP on a Pi without an RTC, the demo's scenario
         #: days) neither ends a shift early nor stretches it. Cookies from before a restart are
@@ -142,6 +171,7 @@ class SessionManager:
             name=account.name,
             role=account.role,
             expires=self._clock.now() + self._lifetime,
+            credential=account.credential,
         )
         payload = _b64e(
             json.dumps(
@@ -150,6 +180,7 @@ class SessionManager:
                     "u": session.name,
                     "r": session.role,
                     "exp": int(session.expires.timestamp()),
+                    "c": session.credential,
                 },
                 separators=(",", ":"),
             ).encode()
@@ -163,10 +194,25 @@ class SessionManager:
         data = self._unsigned("session", cookie, 1024)
         try:
             expires = datetime.fromtimestamp(int(data["exp"]), tz=self._clock.now().tzinfo)
-            session = Session(str(data["sid"]), str(data["u"]), str(data["r"]), expires)
-        except (ValueError, KeyError, TypeError):
+            fields = (str(data["sid"]), str(data["u"]), str(data["r"]))
+            session = Session(*fields, expires, str(data.get("c", "")))
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
+        if not self._load_revoked() and session.sid not in self._issued:
+            return None  # signed out before a restart? Unknown while the record is unreadable
         return None if session.sid in self._revoked else session
+
+    def _load_revoked(self) -> bool:
+        """Whether the sessions signed out before this process started are known (read once;
+        blocking: a database read)."""
+        if not self._revoked_loaded and self._revocations is not None:
+            try:
+                earlier = self._revocations.revoked_sessions(self._clock.now())
+            except StoreFault:
+                return False
+            self._revoked = {**earlier, **self._revoked}
+            self._revoked_loaded = True
+        return self._revoked_loaded
 
     def read(self, cookie: str | None) -> Session | None:
         """The session in a cookie value, or None if missing, forged, expired or revoked."""
@@ -197,12 +243,17 @@ class SessionManager:
             return None
 
     def revoke(self, session: Session) -> None:
+        """Sign ``session`` out: at once here, and on record for after a restart (blocking: a
+        database write; ``StoreFault`` when the record cannot be written, the session being
+        signed out in this process all the same)."""
         now = self._clock.now()
         # Kept until the cookie is gone from the browser too (``GuardAuth.set_cookie``).
-        keep = now - timedelta(seconds=RESUME_TTL_S)
-        self._revoked = {sid: exp for sid, exp in self._revoked.items() if exp > keep}
-        self._revoked[session.sid] = session.expires
+        until = session.expires + timedelta(seconds=RESUME_TTL_S)
+        self._revoked = {sid: kept for sid, kept in self._revoked.items() if kept > now}
+        self._revoked[session.sid] = until
         self._issued.pop(session.sid, None)
+        if self._revocations is not None:
+            self._revocations.revoke_session(session.sid, session.name, until, now)
 
     def revoked(self, session: Session) -> bool:
         """Whether ``session`` was signed out."""
@@ -276,8 +327,24 @@ class SessionManager:
         return -60 <= age <= LOGIN_FORM_TTL_S
 
 
+def limit_key(addr: str) -> str:
+    """Whom a login failure from ``addr`` counts against: an IPv4 address (an IPv4-mapped
+    IPv6 one as that IPv4 address), or an IPv6 address's /64, the least a network hands one
+    home or phone (an attacker rotating addresses inside it is one sender)."""
+    try:
+        ip = ipaddress.ip_address(addr.split("%", 1)[0])
+    except ValueError:
+        return addr[:64]  # "unknown", or a test client's name
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 class LoginLimiter:
-    """Failed sign-ins per address in a sliding minute, on the injected monotonic clock.
+    """Failed sign-ins per address (an IPv6 address's /64: ``limit_key``) in a sliding
+    minute, on the injected monotonic clock; at most ``max_addresses`` kept.
 
     A good sign-in forgets only the failures at that account name: a guard's own sign-in
     must not wipe the guesses the same address made at another account (else anyone with
@@ -300,24 +367,36 @@ class LoginLimiter:
 
     def retry_after_s(self, addr: str) -> int:
         """0 when ``addr`` may try; else seconds until its oldest failure leaves the window."""
-        q = self._window(addr)
+        q = self._window(limit_key(addr))
         if len(q) < self._limit:
             return 0
         wait_ns = _MINUTE_NS - (self._clock.monotonic_ns() - q[0][0])
         return max(1, -(-wait_ns // 1_000_000_000))
 
-    def failed(self, addr: str, name: str = "") -> None:
-        """A wrong password (or key) from ``addr``, at account ``name``."""
+    def failed(self, addr: str, name: str = "") -> tuple[int, str]:
+        """A wrong password (or key) from ``addr``, at account ``name``; its entry."""
+        addr = limit_key(addr)
         self._window(addr)
         if addr not in self._fails and len(self._fails) >= self._max:
             # Bounded memory against address cycling: forget the oldest address first.
             self._fails.pop(next(iter(self._fails)))
-        self._fails.setdefault(addr, deque()).append((self._clock.monotonic_ns(), name))
+        entry = (self._clock.monotonic_ns(), name)
+        self._fails.setdefault(addr, deque()).append(entry)
+        return entry
 
-    def succeeded(self, addr: str, name: str = "") -> None:
-        """``name`` signed in from ``addr``: its own mistyped passwords are forgotten."""
+    def begin(self, addr: str, name: str = "") -> tuple[int, str] | None:
+        """A sign-in from ``addr`` at ``name`` about to have its password checked: counted
+        now as a failure (``succeeded`` takes it back), so guesses sent at once cannot all be
+        checked before the first one is counted; None when ``addr`` is over the limit.
+        Call it with no await between it and the check that follows."""
+        return None if self.retry_after_s(addr) else self.failed(addr, name)
+
+    def succeeded(self, addr: str, name: str = "", attempt: tuple[int, str] | None = None) -> None:
+        """``name`` signed in from ``addr``: its own mistyped passwords (and the ``attempt``
+        that ``begin`` counted) are forgotten."""
+        addr = limit_key(addr)
         q = self._window(addr)
-        kept = deque(entry for entry in q if entry[1] != name)
+        kept = deque(entry for entry in q if entry[1] != name and entry is not attempt)
         if kept:
             self._fails[addr] = kept
         else:
@@ -373,6 +452,11 @@ def client_addr(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def _same_credential(account: Account, session: Session) -> bool:
+    """Whether ``session`` was made with ``account``'s current password."""
+    return bool(session.credential) and hmac.compare_digest(account.credential, session.credential)
+
+
 class GuardAuth:
     """What the guard routes need to know who is asking and whether they may."""
 
@@ -386,7 +470,9 @@ class GuardAuth:
         login_attempts_per_min: int = 5,
     ) -> None:
         self.accounts = accounts
-        self.sessions = SessionManager(key or session_key(), clock, session_hours * 3600)
+        self.sessions = SessionManager(
+            key or session_key(), clock, session_hours * 3600, revocations=accounts
+        )
         self.limiter = LoginLimiter(clock, login_attempts_per_min)
 
     def current(self, request: Request) -> Session | None:
@@ -394,11 +480,12 @@ class GuardAuth:
         if session is None:
             return None
         account = self.accounts.get(session.name)
-        # An account removed or demoted after sign-in loses what it no longer has.
-        if account is None:
+        # An account removed, disabled or given a new password after sign-in is out; one
+        # demoted loses what it no longer has.
+        if account is None or not _same_credential(account, session):
             return None
         if account.role != session.role:
-            return Session(session.sid, session.name, account.role, session.expires)
+            return replace(session, role=account.role)
         return session
 
     def still_holds(self, session: Session) -> bool:
@@ -407,7 +494,11 @@ class GuardAuth:
         if self.sessions.revoked(session):
             return False
         account = self.accounts.get(session.name)
-        return account is not None and account.role == session.role
+        return (
+            account is not None
+            and account.role == session.role
+            and _same_credential(account, session)
+        )
 
     # --- FastAPI dependencies -------------------------------------------------------------
 

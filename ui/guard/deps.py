@@ -16,17 +16,20 @@ detail and ``outcome: ok``) in one transaction, and that row is the request's â€
 second one. If the storage fails there (``StoreFault``: disk full, I/O) nothing of the
 change was kept; the guard is sent back to the form with ``err.store``, never a 5xx.
 A guard's decision (``Guard.manual``) hands the request's row (``request_row``) to the engine:
-it is written in the decision's event commit, and the route class writes no second row.
+it is written in the decision's event commit, and the route class writes no second row. The
+guard is answered once that commit is over: "done", or ``err.store`` when it failed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -38,11 +41,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
 
 from kiosk.alarms import Alarm, AlarmDesk, device_alarms
 from kiosk.auditing import Change, audited_write, auditing_request
 from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
-from kiosk.store import StoreFault
+from kiosk.store import Event, StoreFault
 from ui import i18n
 from ui.auth import GuardAuth, Session, WrongToken
 from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view
@@ -65,6 +69,9 @@ SESSION_WARN_S = 600
 
 F = TypeVar("F", bound=Callable[..., Any])
 MANUAL_DECISIONS: dict[str, ManualDecision] = {"pass": "manual_pass", "deny": "manual_deny"}
+#: Decision forms remembered as sent (``Guard.sent_once``): this many, this long at most.
+SENT_KEPT = 2000
+SENT_KEPT_S = 3600
 
 
 @dataclass
@@ -80,6 +87,8 @@ class Guard:
     #: monotonic ns), taken on the loop before the engine is asked, so two guards (or a
     #: double tap) cannot both decide one passage while the first is still being committed.
     decided: dict[int, tuple[str, str, int]] = field(default_factory=dict)
+    #: Decision forms already sent (their ``once`` token -> monotonic ns): ``sent_once``.
+    sent: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def build(cls, core: Core, auth: GuardAuth | None = None) -> Guard:
@@ -135,6 +144,7 @@ class Guard:
                 "_": i18n.translator(lang),
                 "session": session,
                 "csrf": self.auth.sessions.csrf_token(session),
+                "once": secrets.token_urlsafe(12),
                 "site_name": self.cfg.site.site_name,
                 "kiosk_id": self.cfg.site.kiosk_id,
                 "page": name.removesuffix(".html"),
@@ -151,6 +161,30 @@ class Guard:
         remember_lang(request, response)
         return response
 
+    @contextlib.contextmanager
+    def sent_once(self, form: FormData) -> Iterator[None]:
+        """Around a decision form's action (on the loop: no await between the check and the
+        claim): the form as drawn (its ``once`` token) acts once. The same form sent again (a
+        double tap, a resend after a slow answer) is refused with ``err.sent_twice``, nothing
+        recorded twice; an action that raises (refused, storage failed) frees its form to be
+        sent again. A form without the token (a script) is not checked."""
+        token = form.get("once")
+        if not isinstance(token, str) or not 0 < len(token) <= 32:
+            yield
+            return
+        now = self.core.clock.monotonic_ns()
+        self.sent = {k: at for k, at in self.sent.items() if now - at < SENT_KEPT_S * 10**9}
+        if token in self.sent:
+            raise BadInput("err.sent_twice")
+        self.sent[token] = now
+        while len(self.sent) > SENT_KEPT:
+            del self.sent[next(iter(self.sent))]
+        try:
+            yield
+        except BaseException:
+            self.sent.pop(token, None)
+            raise
+
     def session_left_s(self, session: Session) -> int:
         """Seconds until ``session`` ends (the shift is ``web.session_hours``)."""
         return max(0, int((session.expires - self.core.clock.now()).total_seconds()))
@@ -166,14 +200,24 @@ class Guard:
             "flash_err": err if signed else None,
         }
 
-    def manual(self, request: Request, decision: str, **kwargs: Any) -> None:
-        """``core.runner.engine.manual`` (on the loop: routes that call it are ``async``): the
-        decision is committed like any other event, and ``request``'s row (``request_row``)
-        with it, in the event's own commit; the route class writes no second one. The
-        engine's refusals become messages in the guard's language."""
+    async def manual(self, request: Request, decision: str, **kwargs: Any) -> None:
+        """``core.runner.engine.manual`` (on the loop), returning once the decision's event is
+        committed like any other event, and ``request``'s row (``request_row``) with it, in
+        the event's own commit; the route class writes no second one. The engine's refusals
+        become messages in the guard's language; an event the storage did not take (or not
+        within its deadline) raises ``StoreFault``: the guard is told ``err.store``, never
+        "done" (the record waits in the engine's backlog, the feed shows it unrecorded)."""
         row = request_row(request)
+        recorded: asyncio.Future[Event | None] = asyncio.get_running_loop().create_future()
+
+        def on_recorded(event: Event | None) -> None:
+            if not recorded.done():
+                recorded.set_result(event)
+
         try:
-            self.core.runner.engine.manual(decision=MANUAL_DECISIONS[decision], audit=row, **kwargs)
+            self.core.runner.engine.manual(
+                decision=MANUAL_DECISIONS[decision], audit=row, on_recorded=on_recorded, **kwargs
+            )
         except FeverRefused as exc:  # said as the desk it came from
             key = "manual" if kwargs.get("kind", "manual") == "manual" else "reg"
             raise BadInput(f"{key}.fever_refused", t=f"{exc.temp_c:.1f}") from None
@@ -183,7 +227,20 @@ class Guard:
             ) from None
         except ValueError as exc:
             raise BadInput(str(exc)) from None
+        try:
+            event = await asyncio.wait_for(recorded, self.decision_wait_s())
+        except TimeoutError:
+            event = None
+        if event is None:
+            raise StoreFault("store_fault", "the decision's event was not committed")
         request.state.request_audit.written.append(row)
+
+    def decision_wait_s(self) -> float:
+        """The longest a guard's decision may wait for its commit's outcome: one kiosk passage
+        being committed before it (and its gate), then its own commit and gate; past that the
+        engine is stuck and the guard is told so."""
+        eng = self.cfg.engine
+        return 2 * (eng.store_deadline_ms + eng.device_deadline_ms) / 1000 + 1
 
 
 # --- dependencies ---------------------------------------------------------------------------
@@ -270,6 +327,19 @@ def audited(action: str) -> Callable[[F], F]:
         return fn
 
     return mark
+
+
+def once_per_form(route: F) -> F:
+    """A decision route whose form, as drawn, acts once (``Guard.sent_once``): a double tap
+    on the manual pass or a registration records one decision, opens the gate once."""
+
+    @functools.wraps(route)
+    async def run(**kwargs: Any) -> Any:
+        request: Request = kwargs["request"]
+        with guard(request).sent_once(await request.form()):
+            return await route(**kwargs)
+
+    return run  # type: ignore[return-value]
 
 
 def note(request: Request, *, action: str | None = None, **detail: Any) -> None:

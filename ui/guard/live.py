@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, Literal, NoReturn
 
-from fastapi import HTTPException, Path, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from kiosk import privacy, queries
 from kiosk.alarms import RESOLUTIONS, Alarm
 from kiosk.engine import NO_SUBJECT, PASS_DECISIONS, ManualSubject
+from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
 from ui.guard.deps import ActionSession, ApiSession, Guard, GuardDep, PageSession, done, note, room
@@ -60,13 +61,17 @@ def live_page(request: Request, session: PageSession, g: GuardDep) -> Response:
 
 
 @router.get("/passage/{seq}", response_class=HTMLResponse, include_in_schema=False)
-def passage_page(
-    request: Request, session: PageSession, g: GuardDep, seq: int = Path(ge=1, le=MAX_SEQ)
-) -> Response:
-    """One passage, as an alarm links to it (masked for the viewer's role)."""
-    event = queries.event_by_seq(g.core.store, seq)
+def passage_page(request: Request, session: PageSession, g: GuardDep, seq: str) -> Response:
+    """One passage, as an alarm links to it (masked for the viewer's role). One missing, or
+    a link that names none, is a page in the guard's language, never a JSON error."""
+    number = int(seq) if len(seq) <= len(str(MAX_SEQ)) and seq.isascii() and seq.isdigit() else 0
+    event = queries.event_by_seq(g.core.store, number) if 1 <= number <= MAX_SEQ else None
     if event is None:
-        raise HTTPException(404, "no such passage")
+        lang = g.lang(request)
+        gone = i18n.t(lang, "err.no_passage")
+        return g.render(
+            request, "guard_passage.html", session, row=None, flash_err=gone, status_code=404
+        )
     clear = g.clear(session)
     masked = privacy.mask_event(event, clear)
     return g.render(
@@ -264,6 +269,7 @@ def claim(g: Guard, seq: int, who: str, decision: str) -> None:
 
 
 @router.post("/manual", name="manual", include_in_schema=False)
+@deps.once_per_form
 async def manual(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     decision = choice(form.get("decision"), "live.decision", ("pass", "deny"))
@@ -276,7 +282,7 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
     if isinstance(subject, ManualSubject):
         claim(g, subject.seq, session.name, decision)
     try:
-        g.manual(
+        await g.manual(
             request,
             decision=decision,
             operator=session.name,

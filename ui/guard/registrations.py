@@ -39,9 +39,19 @@ from kiosk.community import CommunityError
 from kiosk.compound import quarantined
 from kiosk.lists import same_text
 from kiosk.policy import quarantine_blocks
+from kiosk.store import StoreFault
 from kiosk.vehicles import VehicleList
 from ui.auth import Session
-from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
+from ui.guard.deps import (
+    ActionSession,
+    Guard,
+    GuardDep,
+    PageSession,
+    done,
+    note,
+    once_per_form,
+    room,
+)
 from ui.guard.display import feed_row, vehicle_text, visitor_row
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, needed, whole
 
@@ -182,7 +192,7 @@ def searched(query: str, clear: frozenset[str]) -> str:
     return query[-SHOWN_DIGITS:]
 
 
-def register(
+async def register(
     request: Request,
     g: Guard,
     session: Session,
@@ -192,7 +202,8 @@ def register(
     temp_c: float | None = None,
 ) -> Response:
     """Enter a registration through the engine, which checks the reading (plausible, and no
-    pass with a fever) and commits it like any other decision."""
+    pass with a fever) and commits it like any other decision; "done" once it is committed,
+    else the form again with what was typed and ``err.store``."""
     direction = direction_of(form, g.cfg.site.default_direction)
     decision = decision_of(form)
     household = person.get("unit") if kind == "registration" else person.get("resident_of")
@@ -201,18 +212,21 @@ def register(
     note(request, direction=direction, decision=decision)
     if confirmed:
         note(request, quarantine="confirmed")
-    g.manual(
-        request,
-        decision=decision,
-        operator=session.name,
-        reason=person["note"],
-        direction=direction,
-        person={k: v for k, v in person.items() if v is not None},
-        kind=kind,
-        temp_c=temp_c,
-        # As an automatic decision for that household would carry it, whatever was decided.
-        flags=("quarantine",) if household_quarantined(g, household) else (),
-    )
+    try:
+        await g.manual(
+            request,
+            decision=decision,
+            operator=session.name,
+            reason=person["note"],
+            direction=direction,
+            person={k: v for k, v in person.items() if v is not None},
+            kind=kind,
+            temp_c=temp_c,
+            # As an automatic decision for that household would carry it, whatever was decided.
+            flags=("quarantine",) if household_quarantined(g, household) else (),
+        )
+    except StoreFault:
+        raise BadInput("err.store") from None  # the form stays as typed
     return done(request, "/guard/register")
 
 
@@ -250,6 +264,7 @@ def earlier_fields(g: Guard, form: FormData) -> dict[str, Any]:
 
 
 @router.post("/register/person", name="register_person", include_in_schema=False)
+@once_per_form
 async def register_person(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     try:
@@ -265,7 +280,7 @@ async def register_person(request: Request, session: ActionSession, g: GuardDep)
         if person["phone"] and not any(ch.isdigit() for ch in str(person["phone"])):
             raise BadInput("err.phone")
         temp_c = needed(form.get("temp_c"), "reg.temp", *plausible(g))
-        return register(request, g, session, form, "registration", person, temp_c)
+        return await register(request, g, session, form, "registration", person, temp_c)
     except BadInput as exc:
         return refused(request, g, session, form, exc)
 
@@ -297,6 +312,7 @@ def plate_word(status: dict[str, Any]) -> str:
 
 
 @router.post("/register/vehicle", name="register_vehicle", include_in_schema=False)
+@once_per_form
 async def register_vehicle(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     try:
@@ -316,6 +332,8 @@ async def register_vehicle(request: Request, session: ActionSession, g: GuardDep
             who = "、".join(f"{w} {t:.1f} °C" for w, t in feverish)
             raise BadInput("reg.vehicle_fever", who=who)
         note(request, plate_known=status["known"])
-        return register(request, g, session, form, "vehicle", person, max(t for _w, t in temps))
+        return await register(
+            request, g, session, form, "vehicle", person, max(t for _w, t in temps)
+        )
     except BadInput as exc:
         return refused(request, g, session, form, exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -16,6 +17,7 @@ from ui.guard.deps import ActionSession, Guard, GuardDep, note, remember_lang, r
 from ui.guard.forms import safe_next
 from ui.views import secure_headers
 
+log = logging.getLogger(__name__)
 router = room("/guard")
 
 
@@ -63,27 +65,26 @@ async def login(request: Request, g: GuardDep) -> Response:
     if not same_origin(request):
         raise HTTPException(403, "cross-site request refused")
     addr = client_addr(request)
-    wait = g.auth.limiter.retry_after_s(addr)
-    if wait:
-        limited = login_form(request, g, lang, i18n.t(lang, "login.limited", s=wait), 429)
-        limited.headers["Retry-After"] = str(wait)
-        return limited
+    if g.auth.limiter.retry_after_s(addr):
+        return limited(request, g, lang, addr)
     form = await request.form()
     if not g.auth.sessions.check_login_form_token(str(form.get(CSRF_FIELD) or "")):
         return login_form(request, g, lang, i18n.t(lang, "login.expired"), 403)
     name = str(form.get("name") or "").strip()
     password = str(form.get("password") or "")
     request.state.actor = actor = name if NAME_RE.match(name) else "-"  # bounded, for logs
+    attempt = g.auth.limiter.begin(addr, actor)  # counted before the check: a burst is too
+    if attempt is None:
+        return limited(request, g, lang, addr)
     account = await asyncio.to_thread(g.auth.accounts.authenticate, name, password)
     if account is None:
-        g.auth.limiter.failed(addr, actor)
         # The audit row's actor is never purged: a name that is no account (often the
         # password, typed into the wrong field) is not written, only "-".
         if await asyncio.to_thread(g.auth.accounts.get, name) is None:
             request.state.actor = "-"
         resume = str(form.get("resume") or "")
         return login_form(request, g, lang, i18n.t(lang, "login.failed"), 401, resume)
-    g.auth.limiter.succeeded(addr, account.name)
+    g.auth.limiter.succeeded(addr, account.name, attempt)
     request.state.actor = account.name  # as the account spells it (ａｌｉｃｅ typed: alice)
     note(request, role=account.role)
     try:  # the row first: no session is handed over that is not on record
@@ -101,6 +102,14 @@ async def login(request: Request, g: GuardDep) -> Response:
         response = RedirectResponse(safe_next(str(form.get("next") or "")), status_code=303)
     g.auth.set_cookie(response, request, cookie)
     remember_lang(request, response)
+    return response
+
+
+def limited(request: Request, g: Guard, lang: str, addr: str) -> Response:
+    """The sign-in form saying how long ``addr`` waits (429, ``Retry-After``)."""
+    wait = max(1, g.auth.limiter.retry_after_s(addr))
+    response = login_form(request, g, lang, i18n.t(lang, "login.limited", s=wait), 429)
+    response.headers["Retry-After"] = str(wait)
     return response
 
 
@@ -127,7 +136,10 @@ def resume_page(
 
 @router.post("/logout", name="guard_logout", include_in_schema=False)
 async def logout(request: Request, session: ActionSession, g: GuardDep) -> Response:
-    g.auth.sessions.revoke(session)
+    try:
+        await asyncio.to_thread(g.auth.sessions.revoke, session)
+    except StoreFault as exc:  # signed out here all the same; only a restart forgets it
+        log.warning("sign-out not on record: storage failed (%s)", exc.detail or exc.reason)
     response = RedirectResponse("/guard/login?bye=1", status_code=303)
     g.auth.clear_cookie(response)
     return response

@@ -1,0 +1,73 @@
+"""A double tap on a guard's decision form (the manual pass/deny, a registration) is one
+decision: each form as drawn carries a one-time ``once`` token; the same form sent again
+records nothing more (a second gate opening, a second visitor in the day's counts) and
+says so. A refused form can be sent again once corrected."""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+from urllib.parse import parse_qs, urlsplit
+
+from guard_support import BASE, login
+
+from ui import i18n
+
+PERSON = {"name": "Han Meimei", "unit": "3-402", "reason": "visiting", "temp_c": "36.6",
+          "direction": "in", "decision": "pass"}  # fmt: skip
+MANUAL = {"decision": "pass", "subject": "none", "reason": "neighbour, no phone"}
+
+
+def hidden_fields(page: str, form_id: str) -> dict[str, str]:
+    form = page.split(f'id="{form_id}"', 1)[1].split("</form>", 1)[0]
+    found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)
+    return {name: html.unescape(value) for name, value in found}
+
+
+def send(client, path: str, fields: dict[str, str]):
+    return client.post(path, data=fields, headers={"Origin": BASE}, follow_redirects=False)
+
+
+def registrations(core) -> list[dict]:
+    return [e for e in core.store.events() if e["kind"] == "registration"]
+
+
+def test_a_registration_sent_twice_from_one_form_is_recorded_once(guard_client, guard_core):
+    login(guard_client)
+    fields = hidden_fields(guard_client.get("/guard/register").text, "person-form") | PERSON
+    first = send(guard_client, "/guard/register/person", fields)
+    again = send(guard_client, "/guard/register/person", fields)
+    assert "msg=ok.done" in first.headers["location"]
+    said = parse_qs(urlsplit(again.headers["location"]).query)["err"][0]
+    assert said == i18n.t("zh-CN", "err.sent_twice")
+    assert len(registrations(guard_core)) == 1
+    # The next visitor's form (drawn again) is a new registration.
+    fields = hidden_fields(guard_client.get("/guard/register").text, "person-form") | PERSON
+    assert "msg=ok.done" in send(guard_client, "/guard/register/person", fields).headers["location"]
+    assert len(registrations(guard_core)) == 2
+
+
+def test_a_manual_pass_double_tapped_opens_for_one_person(guard_client, guard_core):
+    login(guard_client)
+    fields = hidden_fields(guard_client.get("/guard").text, "manual-form") | MANUAL
+    answers = []
+    taps = [
+        threading.Thread(target=lambda: answers.append(send(guard_client, "/guard/manual", fields)))
+        for _ in range(2)
+    ]
+    for tap in taps:
+        tap.start()
+    for tap in taps:
+        tap.join()
+    done = [a for a in answers if "msg=ok.done" in a.headers["location"]]
+    assert len(done) == 1
+    assert [e["decision"] for e in guard_core.store.events()] == ["manual_pass"]
+
+
+def test_a_refused_form_can_be_sent_again_corrected(guard_client, guard_core):
+    login(guard_client)
+    fields = hidden_fields(guard_client.get("/guard").text, "manual-form") | MANUAL
+    refused = send(guard_client, "/guard/manual", fields | {"reason": ""})
+    assert "err=" in refused.headers["location"]
+    assert "msg=ok.done" in send(guard_client, "/guard/manual", fields).headers["location"]
