@@ -63,8 +63,16 @@ def _kernel_max_error_us() -> int | None:
 
 def kernel_clock_synced(max_error_us: Callable[[], int | None] = _kernel_max_error_us) -> bool:
     """Whether the kernel holds the clock synchronised, whoever synchronised it."""
+    return kernel_clock_verdict(max_error_us) is True
+
+
+def kernel_clock_verdict(
+    max_error_us: Callable[[], int | None] = _kernel_max_error_us,
+) -> bool | None:
+    """The kernel's verdict on its clock: synchronised or not, or None where it cannot be
+    asked. Setting the clock by hand (``date -s``, settimeofday) makes it unsynchronised."""
     error = max_error_us()
-    return error is not None and 0 <= error < KERNEL_MAX_ERROR_US
+    return None if error is None else 0 <= error < KERNEL_MAX_ERROR_US
 
 
 class Clock(Protocol):
@@ -101,14 +109,16 @@ class ClockReading:
 
 
 class SystemClock:
-    """The machine's clock. Synchronised: timesyncd's flag file, or the kernel's own verdict
-    (a site that runs chrony or ntpd instead, which never touch the flag)."""
+    """The machine's clock. Synchronised: the kernel's own verdict (``timedatectl``'s, set by
+    whichever NTP client runs: timesyncd, chrony, ntpd); timesyncd's flag file only where the
+    kernel cannot be asked. The flag stays for the rest of the boot once timesyncd has
+    synchronised, so it would vouch for a clock set by hand afterwards."""
 
     def __init__(
         self,
         timesync_flag: Path = TIMESYNC_FLAG,
         assume_synced: bool = False,
-        kernel_synced: Callable[[], bool] = kernel_clock_synced,
+        kernel_synced: Callable[[], bool | None] = kernel_clock_verdict,
     ) -> None:
         self._flag = timesync_flag
         self._assume_synced = assume_synced
@@ -121,7 +131,10 @@ class SystemClock:
         return time.monotonic_ns()
 
     def synced(self) -> bool:
-        return self._assume_synced or self._flag.exists() or self._kernel_synced()
+        if self._assume_synced:
+            return True
+        kernel = self._kernel_synced()
+        return self._flag.exists() if kernel is None else kernel
 
 
 @dataclass

@@ -50,12 +50,10 @@ def test_shifted_clock_needs_an_aware_start():
 def test_a_clock_synchronised_by_chrony_or_ntpd_counts_as_synchronised(tmp_path):
     """Only systemd-timesyncd touches its flag file: a Pi running chrony (a GPS or RTC hat)
     recorded every event as unsynchronised and never purged. The kernel's own verdict counts
-    too, and the flag alone still does."""
+    (and decides: the flag alone counts only where the kernel cannot be asked, below)."""
     no_flag = tmp_path / "synchronized"
     assert SystemClock(no_flag, kernel_synced=lambda: True).synced()
     assert not SystemClock(no_flag, kernel_synced=lambda: False).synced()
-    no_flag.touch()
-    assert SystemClock(no_flag, kernel_synced=lambda: False).synced()
 
 
 @pytest.mark.parametrize(
@@ -80,3 +78,17 @@ def test_the_kernels_clock_state_is_read_without_changing_it():
     error = _kernel_max_error_us()
     assert error is None or error >= 0
     assert kernel_clock_synced() is (error is not None and error < KERNEL_MAX_ERROR_US)
+
+
+def test_a_clock_set_by_hand_after_timesyncd_synchronised_is_not_synchronised(tmp_path):
+    """timesyncd's flag file stays in /run for the rest of the boot once it has synchronised.
+    A clock then set by hand (``date -s 2076-01-01``: settimeofday marks the kernel's clock
+    unsynchronised, maximum error 16 s) still counted as synchronised, so the hourly purge
+    cut by a clock 50 years ahead. The kernel's verdict decides where it can be asked; the
+    flag counts only where it cannot (not Linux)."""
+    flag = tmp_path / "synchronized"
+    flag.touch()
+    set_by_hand = SystemClock(flag, kernel_synced=lambda: kernel_clock_synced(lambda: 16_000_000))
+    assert not set_by_hand.synced()
+    assert SystemClock(flag, kernel_synced=lambda: None).synced()
+    assert not SystemClock(tmp_path / "absent", kernel_synced=lambda: None).synced()
