@@ -139,3 +139,21 @@ def test_an_old_log_gets_its_boots_dated_when_it_is_opened(tmp_path, clock):
         assert daily_report(log.reader(), DAY, TZ)["events"] == 2
     finally:
         log.close()
+
+
+def test_the_guards_export_of_the_day_holds_passages_stamped_before_the_ntp_step(store, clock):
+    """The console's day table (CSV/Excel, ``queries.event_rows_between``) at the time they
+    happened, not missing (they sat on 1 January 1970)."""
+    from kiosk import queries
+    from kiosk.days import day_bounds
+
+    clock.advance(600)
+    passage(store, decision="deny", reasons=("fever",), temp_c=38.6)
+    clock.advance(600)
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    passage(store)
+    rows = queries.event_rows_between(store, *day_bounds(DAY, TZ))
+    assert [r["ts"] for r in rows] == [
+        "2026-03-02T01:20:00.000000Z",
+        "2026-03-02T01:30:00.000000Z",
+    ]
