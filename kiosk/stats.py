@@ -96,9 +96,10 @@ def _bin_index(temp_c: float, bins: list[tuple[float | None, float | None]]) -> 
 
 def _events_between(db: Database, start: str, end: str, columns: str) -> Iterable[dict[str, Any]]:
     """The events dated (``kiosk.dating``) in ``[start, end)``, in ``seq`` order; ``ts`` is
-    their dated time and ``dating`` how it was dated (null in a table of rows already dated)."""
+    their dated time and ``dating`` how it was dated (null in a table of rows dated without it)."""
     source, ts = dated_source(db)
-    dating = "dating" if source == "dated_events" else "null"
+    dated = source == "dated_events" or "dating" in db.table("events").columns_dict
+    dating = "dating" if dated else "null"
     wanted = [c.strip() for c in columns.split(",")]
     picked = ", ".join(
         {"ts": f"{ts} as ts", "dating": f"{dating} as dating"}.get(c, c) for c in wanted
