@@ -27,12 +27,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from checkpoint import cpu
 from checkpoint.export_helper import HelperProcessPages
 from checkpoint.notify import Notifier, Watchdog
+from drivers.clocksync import system_clock
 from drivers.factory import build_devices
 from kiosk import accounts, ledgers, lists, stats, tokens
 from kiosk.accounts import AccountStore
 from kiosk.bus import EventBus
 from kiosk.calibration import CalibrationStore, default_path
-from kiosk.clock import Clock, SystemClock
+from kiosk.clock import Clock
 from kiosk.config import KioskConfig
 from kiosk.core import HEARTBEAT_MAX_AGE_S, Core, Devices, trust_dir
 from kiosk.export import InProcessPages
@@ -169,7 +170,7 @@ def build_core(
 
     The one composition root: the daemon, the demo, replay (``checkpoint.replay``, stepped in
     virtual time by ``checkpoint.virtual``) and the benches build the program here."""
-    clock = clock or SystemClock()
+    clock = clock or system_clock()
     data_dir.mkdir(parents=True, exist_ok=True)
     store = _open_event_log(config, data_dir, clock)
     with _closing_on_error(store.close):

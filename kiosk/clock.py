@@ -10,69 +10,10 @@ Ordering and durations therefore use ``monotonic_ns()``; wall time is only recor
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Protocol
-
-#: systemd-timesyncd touches this file once the clock has been synchronised.
-TIMESYNC_FLAG = Path("/run/systemd/timesync/synchronized")
-#: Whichever NTP client disciplines the clock (timesyncd, chrony, ntpd, a GPS daemon) keeps
-#: the kernel's maximum error (``adjtimex``) below 16 s while it is synchronised; the kernel
-#: grows it past that on its own when nobody does (``timedatectl``'s "synchronized" is this).
-KERNEL_MAX_ERROR_US = 16_000_000
-
-
-class _Timex(ctypes.Structure):
-    """The head of the kernel's ``struct timex`` (ctypes lays it out per platform), then room
-    for the rest, which the call fills and nothing here reads."""
-
-    _fields_ = [
-        ("modes", ctypes.c_uint),
-        ("offset", ctypes.c_long),
-        ("freq", ctypes.c_long),
-        ("maxerror", ctypes.c_long),
-        ("rest", ctypes.c_char * 256),
-    ]
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL(None, use_errno=True)  # the C library the interpreter runs on
-    except OSError:
-        return None
-
-
-def _kernel_max_error_us() -> int | None:
-    """The kernel's maximum clock error in microseconds (a read-only ``ntp_adjtime``: one
-    system call), or None where the call is missing or fails (not Linux)."""
-    libc = _libc()
-    adjtime = getattr(libc, "ntp_adjtime", None) if libc is not None else None
-    if adjtime is None:
-        return None
-    timex = _Timex()  # modes 0: read only
-    if adjtime(ctypes.byref(timex)) < 0:
-        return None
-    return int(timex.maxerror)
-
-
-def kernel_clock_synced(max_error_us: Callable[[], int | None] = _kernel_max_error_us) -> bool:
-    """Whether the kernel holds the clock synchronised, whoever synchronised it."""
-    return kernel_clock_verdict(max_error_us) is True
-
-
-def kernel_clock_verdict(
-    max_error_us: Callable[[], int | None] = _kernel_max_error_us,
-) -> bool | None:
-    """The kernel's verdict on its clock: synchronised or not, or None where it cannot be
-    asked. Setting the clock by hand (``date -s``, settimeofday) makes it unsynchronised."""
-    error = max_error_us()
-    return None if error is None else 0 <= error < KERNEL_MAX_ERROR_US
 
 
 class Clock(Protocol):
@@ -108,21 +49,21 @@ class ClockReading:
         return cls(clock.now(), int(clock.monotonic_ns()), bool(clock.synced()))
 
 
-class SystemClock:
-    """The machine's clock. Synchronised: the kernel's own verdict (``timedatectl``'s, set by
-    whichever NTP client runs: timesyncd, chrony, ntpd); timesyncd's flag file only where the
-    kernel cannot be asked. The flag stays for the rest of the boot once timesyncd has
-    synchronised, so it would vouch for a clock set by hand afterwards."""
+class ClockSync(Protocol):
+    """Whether the machine's wall clock is synchronised: a platform read, in ``drivers``
+    (``drivers.clocksync.KernelClockSync``, the kernel's verdict as ``timedatectl`` reads
+    it; ``FakeClockSync`` beside it)."""
 
-    def __init__(
-        self,
-        timesync_flag: Path = TIMESYNC_FLAG,
-        assume_synced: bool = False,
-        kernel_synced: Callable[[], bool | None] = kernel_clock_verdict,
-    ) -> None:
-        self._flag = timesync_flag
+    def synced(self) -> bool: ...
+
+
+class SystemClock:
+    """The machine's clock; ``sync`` says whether its wall time is synchronised
+    (``assume_synced``: a bench or an operator vouches for it)."""
+
+    def __init__(self, sync: ClockSync, assume_synced: bool = False) -> None:
+        self._sync = sync
         self._assume_synced = assume_synced
-        self._kernel_synced = kernel_synced
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -131,10 +72,7 @@ class SystemClock:
         return time.monotonic_ns()
 
     def synced(self) -> bool:
-        if self._assume_synced:
-            return True
-        kernel = self._kernel_synced()
-        return self._flag.exists() if kernel is None else kernel
+        return self._assume_synced or self._sync.synced()
 
 
 @dataclass
@@ -178,10 +116,10 @@ class ShiftedClock:
     (opening at 08:30, a visitor after closing) looks the same whenever it is run.
     """
 
-    def __init__(self, start: datetime, base: Clock | None = None) -> None:
+    def __init__(self, start: datetime, base: Clock) -> None:
         if start.tzinfo is None:
             raise ValueError("ShiftedClock start must be timezone-aware")
-        self._base = base or SystemClock()
+        self._base = base
         self._offset = start - self._base.now()
 
     def now(self) -> datetime:
