@@ -75,6 +75,51 @@ class SystemClock:
         return self._assume_synced or self._sync.synced()
 
 
+class FlooredClock:
+    """A clock that, while not synchronised, never reads earlier than a time known to have
+    passed: the newest synchronised stamp the event log holds (``raise_floor``, at start) or
+    the last synchronised reading, plus the monotonic time since.
+
+    A Pi without a battery-backed clock, without network and with the saved clock lost (a
+    read-only root, a fresh card with the old data partition) boots at 1970 or at its image's
+    date. On that clock a pass issued yesterday was "not yet valid", a visitor's pass that
+    expired last week was valid, and an outing this morning lay decades ahead, outside the
+    quota's window. Time cannot have gone backwards, so the floor is a truer "now" than the
+    clock; it is still a lower bound (the time the Pi was off is not in it), and events say
+    ``clock_synced`` false. A synchronised clock is read as it is, even below the floor (a
+    stamp of the log's from a clock that was wrong).
+    """
+
+    def __init__(self, base: Clock) -> None:
+        self._base = base
+        self._floor: tuple[datetime, int] | None = None  # a wall time, and monotonic ns then
+
+    def raise_floor(self, wall: datetime) -> None:
+        """``wall`` has passed (a synchronised stamp): never read earlier while unsynced."""
+        if wall.tzinfo is None:
+            raise ValueError("a floor must be timezone-aware")
+        mono = self._base.monotonic_ns()
+        floor = self._floor
+        if floor is None or wall > floor[0] + timedelta(microseconds=(mono - floor[1]) // 1000):
+            self._floor = (wall, mono)
+
+    def now(self) -> datetime:
+        wall, mono = self._base.now(), self._base.monotonic_ns()
+        if self._base.synced():
+            self._floor = (wall, mono)
+            return wall
+        floor = self._floor
+        if floor is None:
+            return wall
+        return max(wall, floor[0] + timedelta(microseconds=(mono - floor[1]) // 1000))
+
+    def monotonic_ns(self) -> int:
+        return self._base.monotonic_ns()
+
+    def synced(self) -> bool:
+        return self._base.synced()
+
+
 @dataclass
 class FakeClock:
     """A clock that only moves when told to. Wall and monotonic time advance together."""
