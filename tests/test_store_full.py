@@ -166,10 +166,11 @@ def test_real_full_filesystem_faults_then_recovers_when_a_file_is_deleted(tmp_pa
     with tiny_tmpfs(tmp_path / "mnt") as mnt, EventLog(mnt / "kiosk.db", "gate-1", clock) as log:
         log.append(draft())
         filler = mnt / "filler"
-        with open(filler, "wb") as f, contextlib.suppress(OSError):  # take every free byte
+        # Take every free byte. Unbuffered: a buffered file that filled the disk mid-block
+        # keeps the rest and fails again when closed, outside the suppress.
+        with open(filler, "wb", buffering=0) as f, contextlib.suppress(OSError):
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
         committed = 1
         with pytest.raises(StoreFault):
             for _ in range(200):  # a few may still fit in already-allocated WAL pages
