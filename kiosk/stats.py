@@ -28,6 +28,7 @@ on their first 19 characters (``YYYY-MM-DDTHH:MM:SS``), which every UTC ISO form
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import json
 from collections import Counter
@@ -325,8 +326,8 @@ def _moved_minutes(db: Database, after_seq: int) -> list[tuple[str]]:
     if dated_source(db)[0] != "dated_events":
         return []
     rows = db.execute(
-        "select distinct substr(ts, 1, 16), substr(dated_ts, 1, 16) from dated_events"
-        " where dating = 'boot' and dated_by > ?",
+        "select distinct substr(ts, 1, 16), substr(dated_ts, 1, 16) from redated_events"
+        " where dated_by > ?",
         [after_seq],
     ).fetchall()
     return [(m,) for row in rows for m in row]
@@ -352,8 +353,7 @@ def _moved(db: Database, start: str, end: str, through_seq: int) -> bool:
     if dated_source(db)[0] != "dated_events":
         return False
     found = db.execute(
-        "select 1 from dated_events where dating = 'boot' and dated_by > ?"
-        " and ts >= ? and ts < ? limit 1",
+        "select 1 from redated_events where dated_by > ? and ts >= ? and ts < ? limit 1",
         [through_seq, start, end],
     )
     return found.fetchone() is not None
@@ -376,25 +376,32 @@ def daily_report(
     return report
 
 
-def _next_day_with_events(db: Database, day: date, zone: ZoneInfo) -> date | None:
+def _next_day_with_events(
+    db: Database, day: date, zone: ZoneInfo, redated: list[str]
+) -> date | None:
     """The first local day after ``day`` that has an event, or None."""
     _, end = day_bounds(day, zone)
-    first = _first_ts(db, end)
+    first = _first_ts(db, end, redated)
     return None if first is None else local_day(first, zone)
 
 
-def _first_ts(db: Database, since: str) -> str | None:
-    """The earliest stamp or dated time (``kiosk.dating``) at or after ``since``, or None: a
-    day with an event, or one an event was dated out of (it is counted again, empty)."""
+def _first_ts(db: Database, since: str, redated: list[str]) -> str | None:
+    """The earliest stamp or dated time (``redated``, sorted: ``_redated_times``) at or after
+    ``since``, or None: a day with an event, or one an event was dated out of (it is counted
+    again, empty)."""
     found = [db.execute("select min(ts) from events where ts >= ?", [since]).fetchone()[0]]
-    if dated_source(db)[0] == "dated_events":
-        found.append(
-            db.execute(
-                "select min(dated_ts) from dated_events where dating = 'boot' and dated_ts >= ?",
-                [since],
-            ).fetchone()[0]
-        )
+    at = bisect.bisect_left(redated, since)
+    if at < len(redated):
+        found.append(redated[at])
     return min((ts for ts in found if ts is not None), default=None)
+
+
+def _redated_times(db: Database) -> list[str]:
+    """The dated times of the events their boot dated later (``kiosk.dating``), sorted: read
+    once a freeze, not once a day."""
+    if dated_source(db)[0] != "dated_events":
+        return []
+    return sorted(row[0] for row in db.execute("select dated_ts from redated_events"))
 
 
 def freeze_days(
@@ -411,7 +418,8 @@ def freeze_days(
     def write(db: Database) -> list[date]:
         # A log opened without this module's MIGRATIONS still gets its table (same schema).
         _create_aggregates(db)
-        first = _first_ts(db, "")
+        redated = _redated_times(db)
+        first = _first_ts(db, "", redated)
         if first is None:
             return []
         rows_frozen = db.query(
@@ -439,7 +447,7 @@ def freeze_days(
                     replace=True,
                 )
                 done.append(day)
-            day = _next_day_with_events(db, day, zone)
+            day = _next_day_with_events(db, day, zone, redated)
         return done
 
     return store.submit(write)

@@ -129,7 +129,8 @@ def test_an_old_log_gets_its_boots_dated_when_it_is_opened(tmp_path, clock):
     log.close()
     conn = sqlite3.connect(path)
     conn.executescript(
-        "DROP VIEW dated_events; DROP TRIGGER events_boot_clock; DROP TABLE boot_clock;"
+        "DROP VIEW dated_events; DROP VIEW redated_events; DROP TRIGGER events_boot_clock;"
+        " DROP TABLE boot_clock;"
         " DROP INDEX events_unsynced;"
         " DELETE FROM _sqlite_migrations WHERE name = 'm002_dated_events';"
     )
