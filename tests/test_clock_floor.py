@@ -87,20 +87,24 @@ def _decide(core, base: FakeClock, key, direction="out", **issue) -> dict:
     return decision
 
 
-def test_after_a_restart_on_a_clock_in_the_past_passes_expiry_and_the_quota_still_hold(
+def test_after_a_restart_on_a_clock_in_the_past_passes_quota_and_quarantine_still_hold(
     tmp_path, monkeypatch, key
 ):
     """The clock came back at the card image's date, ten days behind."""
     config = _config(quota={"enabled": True, "exits": 1, "period_days": 2})
     before = app.build_core(config, tmp_path, FakeClock(start=MORNING))
     before.store.append(EventDraft(direction="out", decision="pass", household="1-101"))
+    # 5-505 is in home quarantine from yesterday for a fortnight.
+    yesterday = MORNING - timedelta(days=1)
+    before.lists.add_quarantine(
+        "5-505", None, yesterday.date(), (MORNING + timedelta(days=13)).date(), "zhou"
+    )
     before.close()
 
     image_date = FakeClock(start=MORNING - timedelta(days=10), is_synced=False)
     core = _restart_on(monkeypatch, tmp_path, config, image_date)
     core.runner._load_history()  # as the runner does when it starts
     try:
-        yesterday = MORNING - timedelta(days=1)
         # Issued yesterday, valid a month: not "not yet valid".
         fresh = _decide(core, image_date, key, household="2-202", days=30, now=yesterday)
         assert fresh["decision"] == "pass", fresh["reasons"]
@@ -113,6 +117,9 @@ def test_after_a_restart_on_a_clock_in_the_past_passes_expiry_and_the_quota_stil
         long_ago = MORNING - timedelta(days=20)
         again = _decide(core, image_date, key, household="1-101", days=60, now=long_ago)
         assert again["reasons"] == ["quota_exceeded"]
+        # Quarantined since yesterday: not let out as if the quarantine had not begun.
+        home = _decide(core, image_date, key, household="5-505", days=60, now=long_ago)
+        assert "quarantined" in home["reasons"]
     finally:
         core.close()
 
