@@ -71,3 +71,22 @@ def test_a_restart_after_the_step_still_counts_the_outing_before_it(tmp_path):
         assert restarted.runner.history.exits_in_period("1-101", clock.now(), 2) == 1
     finally:
         restarted.close()
+
+
+def test_redate_moves_exits_and_last_passages_by_the_monotonic_time_since():
+    from kiosk.history import PassageHistory
+
+    history = PassageHistory()
+    behind = MORNING - timedelta(days=3)
+    history.record("P1", "1-101", "out", "pass", behind, mono_ns=1_000_000_000)
+    history.record("P2", "2-202", "in", "pass", behind, mono_ns=61_000_000_000)
+    history.record("P3", "3-303", "out", "deny", behind, mono_ns=62_000_000_000)  # no passage
+    assert history.undated == 2
+    # NTP: 09:10 real time at monotonic 601 s.
+    assert history.redate(MORNING + timedelta(minutes=10), 601_000_000_000) == 2
+    assert history.undated == 0
+    assert history.last_passage("P1", "out") == MORNING
+    assert history.last_passage("P2", "in") == MORNING + timedelta(minutes=1)
+    assert history.exits_in_period("1-101", MORNING + timedelta(hours=1), 2) == 1
+    assert history.exits_since("1-101", MORNING - timedelta(seconds=1)) == 1
+    assert history.redate(MORNING + timedelta(hours=1), 4_000_000_000_000) == 0
