@@ -18,7 +18,7 @@ import gc
 import logging
 import signal
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -27,12 +27,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from checkpoint import cpu
 from checkpoint.export_helper import HelperProcessPages
 from checkpoint.notify import Notifier, Watchdog
+from drivers.clocksync import system_clock
 from drivers.factory import build_devices
 from kiosk import accounts, ledgers, lists, stats, tokens
 from kiosk.accounts import AccountStore
 from kiosk.bus import EventBus
 from kiosk.calibration import CalibrationStore, default_path
-from kiosk.clock import Clock, SystemClock
+from kiosk.clock import Clock, FlooredClock
 from kiosk.config import KioskConfig
 from kiosk.core import HEARTBEAT_MAX_AGE_S, Core, Devices, trust_dir
 from kiosk.export import InProcessPages
@@ -42,7 +43,7 @@ from kiosk.lists import ListStore
 from kiosk.passes import KeyFileError, TrustList, load_private_key
 from kiosk.runner import EngineRunner
 from kiosk.secrets import get_secret
-from kiosk.store import EventLog, StoreFault, record_site
+from kiosk.store import EventLog, StoreFault, newest_synced_ts, record_site
 from kiosk.tokens import TokenStore
 
 if TYPE_CHECKING:
@@ -159,6 +160,17 @@ def _issuer_key() -> Ed25519PrivateKey | None:
         return None
 
 
+def _floor_from_log(clock: Clock, store: EventLog) -> None:
+    """The machine's clock reads no earlier than the newest synchronised stamp in the log
+    while it is not synchronised (``kiosk.clock.FlooredClock``): a Pi that lost its saved
+    clock and has no network decides passes, expiry and the quota by a time that has passed,
+    not by 1970."""
+    if isinstance(clock, FlooredClock):
+        newest = store.submit(newest_synced_ts)
+        if newest is not None:
+            clock.raise_floor(datetime.fromisoformat(newest))
+
+
 def build_core(
     config: KioskConfig,
     data_dir: Path,
@@ -169,10 +181,11 @@ def build_core(
 
     The one composition root: the daemon, the demo, replay (``checkpoint.replay``, stepped in
     virtual time by ``checkpoint.virtual``) and the benches build the program here."""
-    clock = clock or SystemClock()
+    clock = clock or FlooredClock(system_clock())
     data_dir.mkdir(parents=True, exist_ok=True)
     store = _open_event_log(config, data_dir, clock)
     with _closing_on_error(store.close):
+        _floor_from_log(clock, store)
         shared = _shared_parts(config, data_dir, clock, store)
         ledgers_ = _ledgers(config, clock, store)
         devices = devices or build_devices(config, clock)

@@ -32,6 +32,7 @@ from checkpoint.replay import (
     load_scenario,
     play_realtime,
 )
+from drivers.clocksync import system_clock
 from kiosk.accounts import hash_password
 from kiosk.bus import EventBus
 from kiosk.clock import Clock, ShiftedClock
@@ -112,7 +113,7 @@ async def start_demo(
     # The scripted day starts at the scenario's 09:00 whatever the hour here, so opening
     # hours and the clock step the stream includes behave as in `kiosk replay demo`.
     core = await asyncio.to_thread(
-        build_core, config, data_dir, clock or ShiftedClock(scenario.start)
+        build_core, config, data_dir, clock or ShiftedClock(scenario.start, system_clock())
     )
     try:
         session = await _demo_session(core, keys, stopping)

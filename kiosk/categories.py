@@ -38,6 +38,7 @@ import sqlite_utils
 
 from . import observation, services
 from .community import has_table
+from .dating import dated_source
 from .days import day_bounds
 from .lists import same_text
 from .sheets import write_csv, write_xlsx
@@ -61,9 +62,10 @@ def _event_counts(db: sqlite_utils.Database, start: str, end: str) -> dict[str, 
     people = {"in": 0, "out": 0}
     fevers = registrations = vehicles = occupants = 0
     plates: list[str | None] = []
+    source, ts = dated_source(db)  # an event stamped before NTP synced: its real day
     sql = (
         f"select direction, decision, reasons, {kind} as kind, {person} as person"  # noqa: S608
-        " from events where ts >= ? and ts < ?"
+        f" from {source} where {ts} >= ? and {ts} < ?"
     )
     for row in db.query(sql, [start, end]):
         reasons = json.loads(row["reasons"]) if row["reasons"] else []

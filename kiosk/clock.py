@@ -10,61 +10,10 @@ Ordering and durations therefore use ``monotonic_ns()``; wall time is only recor
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Protocol
-
-#: systemd-timesyncd touches this file once the clock has been synchronised.
-TIMESYNC_FLAG = Path("/run/systemd/timesync/synchronized")
-#: Whichever NTP client disciplines the clock (timesyncd, chrony, ntpd, a GPS daemon) keeps
-#: the kernel's maximum error (``adjtimex``) below 16 s while it is synchronised; the kernel
-#: grows it past that on its own when nobody does (``timedatectl``'s "synchronized" is this).
-KERNEL_MAX_ERROR_US = 16_000_000
-
-
-class _Timex(ctypes.Structure):
-    """The head of the kernel's ``struct timex`` (ctypes lays it out per platform), then room
-    for the rest, which the call fills and nothing here reads."""
-
-    _fields_ = [
-        ("modes", ctypes.c_uint),
-        ("offset", ctypes.c_long),
-        ("freq", ctypes.c_long),
-        ("maxerror", ctypes.c_long),
-        ("rest", ctypes.c_char * 256),
-    ]
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL(None, use_errno=True)  # the C library the interpreter runs on
-    except OSError:
-        return None
-
-
-def _kernel_max_error_us() -> int | None:
-    """The kernel's maximum clock error in microseconds (a read-only ``ntp_adjtime``: one
-    system call), or None where the call is missing or fails (not Linux)."""
-    libc = _libc()
-    adjtime = getattr(libc, "ntp_adjtime", None) if libc is not None else None
-    if adjtime is None:
-        return None
-    timex = _Timex()  # modes 0: read only
-    if adjtime(ctypes.byref(timex)) < 0:
-        return None
-    return int(timex.maxerror)
-
-
-def kernel_clock_synced(max_error_us: Callable[[], int | None] = _kernel_max_error_us) -> bool:
-    """Whether the kernel holds the clock synchronised, whoever synchronised it."""
-    error = max_error_us()
-    return error is not None and 0 <= error < KERNEL_MAX_ERROR_US
 
 
 class Clock(Protocol):
@@ -100,19 +49,21 @@ class ClockReading:
         return cls(clock.now(), int(clock.monotonic_ns()), bool(clock.synced()))
 
 
-class SystemClock:
-    """The machine's clock. Synchronised: timesyncd's flag file, or the kernel's own verdict
-    (a site that runs chrony or ntpd instead, which never touch the flag)."""
+class ClockSync(Protocol):
+    """Whether the machine's wall clock is synchronised: a platform read, in ``drivers``
+    (``drivers.clocksync.KernelClockSync``, the kernel's verdict as ``timedatectl`` reads
+    it; ``FakeClockSync`` beside it)."""
 
-    def __init__(
-        self,
-        timesync_flag: Path = TIMESYNC_FLAG,
-        assume_synced: bool = False,
-        kernel_synced: Callable[[], bool] = kernel_clock_synced,
-    ) -> None:
-        self._flag = timesync_flag
+    def synced(self) -> bool: ...
+
+
+class SystemClock:
+    """The machine's clock; ``sync`` says whether its wall time is synchronised
+    (``assume_synced``: a bench or an operator vouches for it)."""
+
+    def __init__(self, sync: ClockSync, assume_synced: bool = False) -> None:
+        self._sync = sync
         self._assume_synced = assume_synced
-        self._kernel_synced = kernel_synced
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -121,7 +72,52 @@ class SystemClock:
         return time.monotonic_ns()
 
     def synced(self) -> bool:
-        return self._assume_synced or self._flag.exists() or self._kernel_synced()
+        return self._assume_synced or self._sync.synced()
+
+
+class FlooredClock:
+    """A clock that, while not synchronised, never reads earlier than a time known to have
+    passed: the newest synchronised stamp the event log holds (``raise_floor``, at start) or
+    the last synchronised reading, plus the monotonic time since.
+
+    A Pi without a battery-backed clock, without network and with the saved clock lost (a
+    read-only root, a fresh card with the old data partition) boots at 1970 or at its image's
+    date. On that clock a pass issued yesterday was "not yet valid", a visitor's pass that
+    expired last week was valid, and an outing this morning lay decades ahead, outside the
+    quota's window. Time cannot have gone backwards, so the floor is a truer "now" than the
+    clock; it is still a lower bound (the time the Pi was off is not in it), and events say
+    ``clock_synced`` false. A synchronised clock is read as it is, even below the floor (a
+    stamp of the log's from a clock that was wrong).
+    """
+
+    def __init__(self, base: Clock) -> None:
+        self._base = base
+        self._floor: tuple[datetime, int] | None = None  # a wall time, and monotonic ns then
+
+    def raise_floor(self, wall: datetime) -> None:
+        """``wall`` has passed (a synchronised stamp): never read earlier while unsynced."""
+        if wall.tzinfo is None:
+            raise ValueError("a floor must be timezone-aware")
+        mono = self._base.monotonic_ns()
+        floor = self._floor
+        if floor is None or wall > floor[0] + timedelta(microseconds=(mono - floor[1]) // 1000):
+            self._floor = (wall, mono)
+
+    def now(self) -> datetime:
+        wall, mono = self._base.now(), self._base.monotonic_ns()
+        if self._base.synced():
+            self._floor = (wall, mono)
+            return wall
+        floor = self._floor
+        if floor is None:
+            return wall
+        return max(wall, floor[0] + timedelta(microseconds=(mono - floor[1]) // 1000))
+
+    def monotonic_ns(self) -> int:
+        return self._base.monotonic_ns()
+
+    def synced(self) -> bool:
+        return self._base.synced()
 
 
 @dataclass
@@ -165,10 +161,10 @@ class ShiftedClock:
     (opening at 08:30, a visitor after closing) looks the same whenever it is run.
     """
 
-    def __init__(self, start: datetime, base: Clock | None = None) -> None:
+    def __init__(self, start: datetime, base: Clock) -> None:
         if start.tzinfo is None:
             raise ValueError("ShiftedClock start must be timezone-aware")
-        self._base = base or SystemClock()
+        self._base = base
         self._offset = start - self._base.now()
 
     def now(self) -> datetime:

@@ -982,6 +982,10 @@ class Engine:
         self._cross(p)
 
     def _policy_decision(self, p: Passage, *, store_fault: bool) -> policy.Decision:
+        if self.history.undated and self.clock.synced():
+            # NTP has stepped the clock since passages were recorded on it unsynchronised:
+            # date them by this boot's clock before the quota and passback look at them.
+            self.history.redate(self.clock.now(), self.clock.monotonic_ns())
         inputs = policy.PassageInputs(
             direction=p.direction,
             code=p.code.text if p.code is not None else None,
@@ -1119,6 +1123,7 @@ class Engine:
                 event.decision,
                 event.ts,
                 event.flags,
+                mono_ns=None if event.clock_synced else event.mono_ns,
             )
         except Exception:  # noqa: BLE001 - history is an aid to the policy, never a blocker
             log.exception("engine: passage history could not record an event")

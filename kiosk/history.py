@@ -16,6 +16,12 @@ What counts:
 * **Anti-passback**: the last *passing* passage of a pass per direction. A denied attempt is
   not a passage, so someone denied for a warm wrist and re-measured is not flagged.
 
+Unsynchronised stamps: an event stamped before NTP stepped the clock is recorded with its
+monotonic time (``record(mono_ns=...)``); the engine calls ``redate`` at its first decision
+on a synchronised clock, which moves each such record to the time that clock gives it, so the
+quota counts an outing made three days "ago" by a clock that was three days behind as this
+morning's. ``load`` reads the log's dated times (``kiosk.dating``) for earlier boots.
+
 Memory stays bounded: entries older than ``horizon`` (the longest quota period the config
 allows plus a day) are dropped as new ones arrive. And it stays small (``docs/memory.md``): the
 history holds an entry per distinct pass in the horizon, visitors' one-day passes included, so
@@ -76,6 +82,9 @@ class PassageHistory:
         self._last: dict[str, dict[str, int]] = {"in": {}, "out": {}}
         self._previous: int | None = None  # the time of the record before (us)
         self._pruned_at: int | None = None
+        # Records stamped on an unsynchronised clock (``record(mono_ns=...)``), to be dated
+        # by ``redate``: (household key or None, pass id or None, direction, us, mono_ns).
+        self._undated: list[tuple[str | None, str | None, str, int, int]] = []
 
     def record(
         self,
@@ -85,8 +94,12 @@ class PassageHistory:
         decision: str | None = None,
         ts: datetime | str | None = None,
         flags: Iterable[str] = (),
+        *,
+        mono_ns: int | None = None,
     ) -> None:
         """Remember one committed event; only passing decisions count (see module doc).
+        ``mono_ns``: the event was stamped on an unsynchronised clock at this monotonic time
+        (this boot's); ``redate`` moves it once the clock is synchronised.
 
         Also accepts the committed event itself (``record(event)``: any object or mapping with
         ``pass_id``, ``household``, ``direction``, ``decision``, ``ts``, ``flags``), as the
@@ -109,6 +122,7 @@ class PassageHistory:
         if ts is None:
             raise ValueError("passage time is required")
         us = _us(_aware(ts))
+        key: str | None = None
         if household and direction == "out" and QUOTA_EXEMPT not in flags:
             key = same_text(household)
             times = self._exits.get(key)
@@ -116,10 +130,13 @@ class PassageHistory:
                 times = self._exits[key] = array("q")
                 self._spelled[key] = household
             bisect.insort(times, us)
-        if isinstance(pass_id, str) and pass_id:
+        passed = pass_id if isinstance(pass_id, str) and pass_id else None
+        if passed is not None:
             # The last recorded, not the latest stamped: records come in seq order, and after
             # the wall clock stepped back the real passage carries the earlier stamp.
-            self._last[direction][pass_id] = us
+            self._last[direction][passed] = us
+        if mono_ns is not None and (key is not None or passed is not None):
+            self._undated.append((key, passed, direction, us, int(mono_ns)))
         previous, self._previous = self._previous, us
         # Prune only on a record that follows the one before within a day: one stamped by a
         # wall clock far ahead (a bad NTP step, a wrong RTC) must not prune every real one.
@@ -148,6 +165,31 @@ class PassageHistory:
             )
             counted += 1
         return counted
+
+    @property
+    def undated(self) -> int:
+        return len(self._undated)
+
+    def redate(self, wall: datetime, mono_ns: int) -> int:
+        """The clock is synchronised: ``wall`` at monotonic ``mono_ns``, on the boot whose
+        unsynchronised records ``record(mono_ns=...)`` kept. Each moves to the time that
+        clock gives it (``wall`` less the monotonic time since), so an outing before NTP
+        stepped the clock counts in the quota's window after it. Returns how many moved."""
+        now_us = _us(_aware(wall))
+        moved = self._undated
+        self._undated = []
+        for key, pass_id, direction, old, mono in moved:
+            new = now_us - (int(mono_ns) - mono) // 1000
+            times = self._exits.get(key) if key is not None else None
+            if times is not None:
+                at = bisect.bisect_left(times, old)
+                if at < len(times) and times[at] == old:
+                    del times[at]
+                    bisect.insort(times, new)
+            last = self._last[direction]
+            if pass_id is not None and last.get(pass_id) == old:
+                last[pass_id] = new
+        return len(moved)
 
     def exits_since(self, household: str, since: datetime) -> int:
         """Exits of ``household`` strictly after ``since``."""
@@ -184,6 +226,7 @@ class PassageHistory:
         return sum(len(v) for v in self._exits.values()) + sum(map(len, self._last.values()))
 
     def _prune(self, before: int) -> None:
+        self._undated = [u for u in self._undated if u[3] >= before]
         for household in list(self._exits):
             times = self._exits[household]
             cut = bisect.bisect_left(times, before)

@@ -112,9 +112,18 @@ class History(Protocol):
         decision: str | None = None,
         ts: datetime | str | None = None,
         flags: Iterable[str] = (),
+        *,
+        mono_ns: int | None = None,
     ) -> None: ...
 
     def load(self, rows: Iterable[Mapping[str, Any]]) -> int: ...
+
+    @property
+    def undated(self) -> int:
+        """Records stamped on an unsynchronised clock in this process, not dated yet."""
+        ...
+
+    def redate(self, wall: datetime, mono_ns: int) -> int: ...
 
     def exits_in_period(self, household: str, now: datetime, period_days: int) -> int: ...
 

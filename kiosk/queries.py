@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import sqlite_utils
 
+from kiosk.dating import dated_source
 from kiosk.store import decode_event_row
 from kiosk.typed import typed
 
@@ -63,9 +64,13 @@ def events_of_kinds_since(
 
 
 def event_rows_between(log: Readable, start: str, end: str) -> list[dict[str, Any]]:
-    """The stored rows (JSON fields as text) with ``start <= ts < end``, in ``seq`` order."""
-    sql = "SELECT * FROM events WHERE ts >= ? AND ts < ? ORDER BY seq LIMIT ?"
-    return list(_rows(log, sql, [start, end, MAX_ROWS * 10]))
+    """The stored rows (JSON fields as text) dated in ``[start, end)``, in ``seq`` order, with
+    ``ts`` the dated time: an event stamped before NTP synced at the time its boot's clock
+    gave it (``kiosk.dating``), as the day's report counts it."""
+    db = log.reader()
+    source, ts = dated_source(db)
+    sql = f"SELECT * FROM {source} WHERE {ts} >= ? AND {ts} < ? ORDER BY seq LIMIT ?"  # noqa: S608
+    return [dict(r, ts=r[ts]) for r in db.query(sql, [start, end, MAX_ROWS * 10])]
 
 
 def first_seq_since(log: Readable, since: str) -> int | None:

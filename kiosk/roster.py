@@ -24,6 +24,7 @@ import sqlite_utils
 from .auditing import audited_write
 from .clock import Clock
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
+from .dating import dated_source
 from .days import when_or_none
 from .schema import sql_migrations
 from .store import format_ts
@@ -115,7 +116,7 @@ def _handover(r: Mapping[str, Any]) -> Handover:
 
 
 def _count(db: sqlite_utils.Database, table: str, where: str, args: list[Any]) -> int:
-    if not has_table(db, table):
+    if not (has_table(db, table) or table in db.view_names()):
         return 0
     sql = f"select count(*) from [{table}] where {where}"  # noqa: S608 - module constants
     return int(db.execute(sql, args).fetchone()[0])
@@ -133,7 +134,9 @@ def _quarantined(flags: list[str], reasons: list[str]) -> bool:
     return "quarantine" in flags or "quarantined" in reasons
 
 
-def _quarantine_returns(db: sqlite_utils.Database, window: str, args: list[Any]) -> int:
+def _quarantine_returns(
+    db: sqlite_utils.Database, events: str, window: str, args: list[Any]
+) -> int:
     """Residents of a quarantined household who came home: passages in that passed, flagged
     ``quarantine`` themselves or a guard's pass over a passage the kiosk flagged or stopped as
     quarantined (``overrides:<seq>``; the kiosk's deny and the guard's pass are one return,
@@ -141,7 +144,7 @@ def _quarantine_returns(db: sqlite_utils.Database, window: str, args: list[Any])
     fever, a refused registration) or a way out is not a return."""
     if not has_table(db, "events"):
         return 0
-    sql = f"select flags, reasons from events where {window} and {_CAME_IN}"  # noqa: S608
+    sql = f"select flags, reasons from {events} where {window} and {_CAME_IN}"  # noqa: S608
     returns = 0
     for row in db.query(sql, args):
         flags, reasons = _decoded(row["flags"]), _decoded(row["reasons"])
@@ -166,15 +169,16 @@ def summary_since(
 ) -> dict[str, int]:
     """What happened at ``gate`` in ``[since, until)`` and what is still open at ``until``."""
     lo, hi = format_ts(since), format_ts(until)
-    window = "kiosk_id = ? and ts >= ? and ts < ?"
+    events, ts = dated_source(db)  # an event stamped before NTP synced: when it happened
+    window = f"kiosk_id = ? and {ts} >= ? and {ts} < ?"
     args: list[Any] = [gate, lo, hi]
     return {
         "open_alarms": open_alarms,
-        "fevers": _count(db, "events", f"{window} and reasons like '%\"fever\"%'", args),
-        "quarantine_returns": _quarantine_returns(db, window, args),
+        "fevers": _count(db, events, f"{window} and reasons like '%\"fever\"%'", args),
+        "quarantine_returns": _quarantine_returns(db, events, window, args),
         "new_returnees": _count(db, "obs_people", "created_at >= ? and created_at < ?", [lo, hi]),
-        "registrations": _count(db, "events", f"{window} and kind = 'registration'", args),
-        "vehicles": _count(db, "events", f"{window} and kind = 'vehicle'", args),
+        "registrations": _count(db, events, f"{window} and kind = 'registration'", args),
+        "vehicles": _count(db, events, f"{window} and kind = 'vehicle'", args),
         "open_requests": _count(
             db, "service_requests", "state in ('open', 'taken') and opened_at < ?", [hi]
         ),

@@ -36,6 +36,7 @@ from kiosk.bus import EventBus
 from kiosk.clock import Clock
 from kiosk.config import KioskConfig
 from kiosk.crossing import Crossing, Outcome
+from kiosk.dating import dated_source
 from kiosk.deadline import DeviceWorker
 from kiosk.devices import (
     CodeRead,
@@ -230,9 +231,13 @@ class EngineRunner:
     def _load_history(self) -> int:
         """Passing events within the history's horizon, read from the log (the truth)."""
         since = format_ts(self.clock.now() - self.history.horizon)
-        rows = self.store.reader().query(
-            "SELECT pass_id, household, direction, decision, ts, flags FROM events"
-            " WHERE ts >= ? AND decision IN ('pass', 'manual_pass') ORDER BY seq",
+        reader = self.store.reader()
+        # An event stamped before NTP stepped the clock, at the time its boot's clock gives it.
+        source, ts = dated_source(reader)
+        rows = reader.query(
+            f"SELECT pass_id, household, direction, decision, {ts} AS ts, flags"  # noqa: S608
+            f" FROM {source} WHERE {ts} >= ? AND decision IN ('pass', 'manual_pass')"
+            " ORDER BY seq",
             [since],
         )
         return self.history.load(decode_event_row(row) for row in rows)

@@ -28,6 +28,7 @@ on their first 19 characters (``YYYY-MM-DDTHH:MM:SS``), which every UTC ISO form
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import json
 from collections import Counter
@@ -41,6 +42,7 @@ from sqlite_utils.migrations import Migrations
 
 from kiosk.categories import community_section, quarantine_lists
 from kiosk.config.policy import QuotaConfig
+from kiosk.dating import dated_source
 from kiosk.days import as_zone, day_bounds, local_day
 from kiosk.history import QUOTA_EXEMPT
 from kiosk.lists import Freshness, same_text
@@ -94,8 +96,17 @@ def _bin_index(temp_c: float, bins: list[tuple[float | None, float | None]]) -> 
 
 
 def _events_between(db: Database, start: str, end: str, columns: str) -> Iterable[dict[str, Any]]:
+    """The events dated (``kiosk.dating``) in ``[start, end)``, in ``seq`` order; ``ts`` is
+    their dated time and ``dating`` how it was dated (null in a table of rows dated without it)."""
+    source, ts = dated_source(db)
+    dated = source == "dated_events" or "dating" in db.table("events").columns_dict
+    dating = "dating" if dated else "null"
+    wanted = [c.strip() for c in columns.split(",")]
+    picked = ", ".join(
+        {"ts": f"{ts} as ts", "dating": f"{dating} as dating"}.get(c, c) for c in wanted
+    )
     return db.query(
-        f"select {columns} from events where ts >= ? and ts < ? order by seq",  # noqa: S608
+        f"select {picked} from {source} where {ts} >= ? and {ts} < ? order by seq",  # noqa: S608
         [start, end],
     )
 
@@ -190,9 +201,11 @@ def compute_report(
     exits: Counter[str] = Counter()
     total = 0
     kiosks: set[str] = set()
-    cols = "seq, ts, kiosk_id, direction, decision, reasons, temp_c, household, flags"
+    dating: Counter[str | None] = Counter()
+    cols = "seq, ts, dating, kiosk_id, direction, decision, reasons, temp_c, household, flags"
     for row in _events_between(db, start, end, cols):
         total += 1
+        dating[row["dating"]] += 1
         kiosks.add(row["kiosk_id"])
         by_decision[row["decision"]] += 1
         by_direction[row["direction"] or "unknown"] += 1
@@ -241,6 +254,8 @@ def compute_report(
         },
         "community": _community(db, day, zone),
         "quarantine_lists": quarantine_lists(db, day),
+        # Dated by their boot's clock once synchronised; dated only by an unsynced clock.
+        "clock": {"redated": dating["boot"], "unsynced": dating["unsynced"]},
     }
 
 
@@ -289,12 +304,13 @@ def _late_days(db: Database, zone: ZoneInfo, through: Mapping[str, int | None]) 
     """The frozen days to count and freeze again: those with events recorded since the last
     freeze (``seq`` above the highest ``through_seq``; each freeze takes the events before
     it) whose events are intact (``_recount``)."""
-    last = max((seq for seq in through.values() if seq is not None), default=None)
-    if last is None:
+    seqs = [seq for seq in through.values() if seq is not None]
+    if not seqs:
         return set()
     minutes = db.execute(
-        "select distinct substr(ts, 1, 16) from events where seq > ?", [last]
+        "select distinct substr(ts, 1, 16) from events where seq > ?", [max(seqs)]
     ).fetchall()
+    minutes += _moved_minutes(db, min(seqs))
     days = {local_day(m[0] + ":00+00:00", zone).isoformat() for m in minutes if m[0]}
     late: set[str] = set()
     for day in days & set(through):
@@ -304,16 +320,43 @@ def _late_days(db: Database, zone: ZoneInfo, through: Mapping[str, int | None]) 
     return late
 
 
+def _moved_minutes(db: Database, after_seq: int) -> list[tuple[str]]:
+    """The minutes (UTC, ``YYYY-MM-DDTHH:MM``) events left and joined when their boot was
+    dated by an event after ``after_seq`` (``kiosk.dating``): both days count differently."""
+    if dated_source(db)[0] != "dated_events":
+        return []
+    rows = db.execute(
+        "select distinct substr(ts, 1, 16), substr(dated_ts, 1, 16) from redated_events"
+        " where dated_by > ?",
+        [after_seq],
+    ).fetchall()
+    return [(m,) for row in rows for m in row]
+
+
 def _recount(db: Database, day: date, zone: ZoneInfo, through_seq: int) -> bool:
     """Whether a frozen ``day`` must be counted again: it has an event recorded after it was
-    frozen (``seq`` above ``through_seq``), and no event of it was purged yet."""
+    frozen (``seq`` above ``through_seq``), or one that moved into or out of it when its boot
+    was dated since (``kiosk.dating``), and no event of it was purged yet."""
     start, end = day_bounds(day, zone)
-    window = "from events where ts >= ? and ts < ?"
+    source, ts = dated_source(db)
+    window = f"from {source} where {ts} >= ? and {ts} < ?"
     late = db.execute(f"select 1 {window} and seq > ? limit 1", [start, end, through_seq])
-    if late.fetchone() is None:
+    if late.fetchone() is None and not _moved(db, start, end, through_seq):
         return False
     purged = db.execute(f"select 1 {window} and purged_at is not null limit 1", [start, end])
     return purged.fetchone() is None
+
+
+def _moved(db: Database, start: str, end: str, through_seq: int) -> bool:
+    """Whether an event stamped in ``[start, end)`` was dated out of it by its boot's clock
+    after ``through_seq`` (a frozen copy counted it there)."""
+    if dated_source(db)[0] != "dated_events":
+        return False
+    found = db.execute(
+        "select 1 from redated_events where dated_by > ? and ts >= ? and ts < ? limit 1",
+        [through_seq, start, end],
+    )
+    return found.fetchone() is not None
 
 
 def daily_report(
@@ -333,11 +376,32 @@ def daily_report(
     return report
 
 
-def _next_day_with_events(db: Database, day: date, zone: ZoneInfo) -> date | None:
+def _next_day_with_events(
+    db: Database, day: date, zone: ZoneInfo, redated: list[str]
+) -> date | None:
     """The first local day after ``day`` that has an event, or None."""
     _, end = day_bounds(day, zone)
-    row = db.execute("select min(ts) from events where ts >= ?", [end]).fetchone()
-    return None if row is None or row[0] is None else local_day(row[0], zone)
+    first = _first_ts(db, end, redated)
+    return None if first is None else local_day(first, zone)
+
+
+def _first_ts(db: Database, since: str, redated: list[str]) -> str | None:
+    """The earliest stamp or dated time (``redated``, sorted: ``_redated_times``) at or after
+    ``since``, or None: a day with an event, or one an event was dated out of (it is counted
+    again, empty)."""
+    found = [db.execute("select min(ts) from events where ts >= ?", [since]).fetchone()[0]]
+    at = bisect.bisect_left(redated, since)
+    if at < len(redated):
+        found.append(redated[at])
+    return min((ts for ts in found if ts is not None), default=None)
+
+
+def _redated_times(db: Database) -> list[str]:
+    """The dated times of the events their boot dated later (``kiosk.dating``), sorted: read
+    once a freeze, not once a day."""
+    if dated_source(db)[0] != "dated_events":
+        return []
+    return sorted(row[0] for row in db.execute("select dated_ts from redated_events"))
 
 
 def freeze_days(
@@ -354,8 +418,9 @@ def freeze_days(
     def write(db: Database) -> list[date]:
         # A log opened without this module's MIGRATIONS still gets its table (same schema).
         _create_aggregates(db)
-        rows = list(db.query("select min(ts) as first from events"))
-        if not rows or rows[0]["first"] is None:
+        redated = _redated_times(db)
+        first = _first_ts(db, "", redated)
+        if first is None:
             return []
         rows_frozen = db.query(
             "select day, through_seq from daily_aggregates where tz = ?", [zone.key]
@@ -365,7 +430,7 @@ def freeze_days(
         head = db.execute("select max(seq) from events").fetchone()[0]
         stamp = now.astimezone(UTC).isoformat()
         done: list[date] = []
-        day: date | None = local_day(rows[0]["first"], zone)
+        day: date | None = local_day(first, zone)
         # Day to day with events only: one passage stamped 1970 before NTP synced must not
         # make every run walk the empty days since then inside the writer's transaction.
         while day is not None and day < today:
@@ -382,7 +447,7 @@ def freeze_days(
                     replace=True,
                 )
                 done.append(day)
-            day = _next_day_with_events(db, day, zone)
+            day = _next_day_with_events(db, day, zone, redated)
         return done
 
     return store.submit(write)

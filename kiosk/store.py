@@ -44,7 +44,7 @@ from urllib.parse import quote
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from kiosk import hashchain, record
+from kiosk import dating, hashchain, record
 from kiosk.clock import Clock, ClockReading
 from kiosk.config.store import StoreSection
 from kiosk.devices import Health
@@ -479,6 +479,14 @@ def write_key(conn: sqlite3.Connection, row: Mapping[str, Any]) -> bytes:
             [period, salt.hex()],
         )
     return hashchain.row_key(salt, row)
+
+
+@MIGRATIONS()
+def m003_dated_events(db: sqlite_utils.Database) -> None:
+    """Each boot's offset between wall and monotonic clock once synchronised, and the view
+    the reports date events by (``kiosk.dating``): an event stamped before NTP stepped the
+    clock belongs to the day it happened on, not to 1970's."""
+    execute_script(db, dating.DATED_EVENTS_SQL)
 
 
 # ---------------------------------------------------------------------------------------------

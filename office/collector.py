@@ -44,8 +44,9 @@ from typing import Any
 
 import httpx
 
+from drivers.clocksync import system_clock
 from kiosk.backoff import Backoff
-from kiosk.clock import Clock, SystemClock
+from kiosk.clock import Clock
 from kiosk.config.fleet import CollectorConfig, KioskSource
 from office.gatereports import collect_reports
 from office.listsync import BundleFile
@@ -130,7 +131,7 @@ class Collector:
             REQUEST_DEADLINE_S, 2 * config.timeout_s
         )
         self.dsn = dsn
-        self.clock = clock or SystemClock()
+        self.clock = clock or system_clock()
         self._own_client = client is None
         self.client = client or httpx.Client(timeout=config.timeout_s)
         self._target_factory = target_factory or (

@@ -5,7 +5,8 @@ union of the gates' events — the same code, so a district total is by construc
 what each gate reports, and a household that leaves by one gate and comes back by another is
 counted once against the outing quota. The day's rows (and the quota's look-back) are read
 from ``fleet_events`` by the ``ts`` index into an in-memory SQLite table shaped like the
-kiosk's, which ``compute_report`` reads.
+kiosk's, which ``compute_report`` reads, each dated as its gate dates it (``kiosk.dating``:
+one stamped before NTP stepped the gate's clock by its boot's first synchronised event).
 
 ``by_gate`` adds what only the district view has: per gate, the day's events, passes, denials,
 fever alarms, the first and last event, and the newest row held centrally (a gate whose log
@@ -55,18 +56,44 @@ _REPORT_COLUMNS = ("seq", "kiosk_id", "ts", "direction", "decision", "reasons", 
                    "household", "kind", "person", "flags")  # fmt: skip
 
 
+# A gate's events dated as its own report dates them (``kiosk.dating``): one stamped before
+# NTP stepped the gate's clock by the first synchronised event of the same boot (a boot's rows
+# are consecutive in ``seq``, so the search stops at the next boot), the others by ``ts``.
+# Parameters: the gates (twice), then the window, the gates, the window.
+_DATED_SQL = (
+    "WITH boots AS (SELECT kiosk_id, boot_id, min(seq) AS first_seq FROM fleet_events"
+    " WHERE NOT clock_synced AND (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
+    " GROUP BY kiosk_id, boot_id),"
+    " offsets AS (SELECT b.kiosk_id, b.boot_id, n.seq AS dated_by,"
+    " round(extract(epoch FROM n.ts::timestamptz) * 1000)::bigint - n.mono_ns / 1000000"
+    " AS offset_ms FROM boots b CROSS JOIN LATERAL (SELECT s.seq, s.boot_id, s.ts, s.mono_ns"
+    " FROM fleet_events s WHERE s.kiosk_id = b.kiosk_id AND s.seq > b.first_seq"
+    " AND (s.clock_synced OR s.boot_id <> b.boot_id) ORDER BY s.seq LIMIT 1) n"
+    " WHERE n.boot_id = b.boot_id),"
+    " dated AS (SELECT e.*, e.ts AS dated_ts,"
+    " CASE WHEN e.clock_synced THEN 'clock' ELSE 'unsynced' END AS dating"
+    " FROM fleet_events e WHERE e.ts >= %s AND e.ts < %s"
+    " AND (%s::text[] IS NULL OR e.kiosk_id = ANY(%s)) AND (e.clock_synced OR NOT EXISTS"
+    " (SELECT 1 FROM offsets o WHERE o.kiosk_id = e.kiosk_id AND o.boot_id = e.boot_id"
+    " AND o.dated_by > e.seq))"
+    " UNION ALL SELECT e.*, d.dated_ts, 'boot' FROM offsets o JOIN fleet_events e"
+    " ON e.kiosk_id = o.kiosk_id AND e.boot_id = o.boot_id AND NOT e.clock_synced"
+    " AND e.seq < o.dated_by CROSS JOIN LATERAL (SELECT to_char(to_timestamp("
+    "(o.offset_ms + e.mono_ns / 1000000) / 1000.0) AT TIME ZONE 'UTC',"
+    ' \'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\') COLLATE "C" AS dated_ts) d'
+    " WHERE d.dated_ts >= %s AND d.dated_ts < %s)"
+)
+_DAY_COLUMNS = ", ".join("dated_ts" if c == "ts" else c for c in _REPORT_COLUMNS)
 _ROWS_SQL = (
-    f"SELECT {', '.join(_REPORT_COLUMNS)} FROM fleet_events"  # noqa: S608 - constants
-    " WHERE ts >= %s AND ts < %s AND (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
-    " ORDER BY ts, kiosk_id, seq"
+    f"{_DATED_SQL} SELECT {_DAY_COLUMNS}, dating"  # noqa: S608 - constants
+    " FROM dated ORDER BY dated_ts, kiosk_id, seq"
 )
 _GATES_SQL = (
-    "SELECT kiosk_id, count(*),"
+    f"{_DATED_SQL} SELECT kiosk_id, count(*),"  # noqa: S608 - constants
     " count(*) FILTER (WHERE decision IN ('pass', 'manual_pass')),"
     " count(*) FILTER (WHERE decision IN ('deny', 'manual_deny')),"
-    " count(*) FILTER (WHERE reasons ? 'fever'), min(ts), max(ts)"
-    " FROM fleet_events WHERE ts >= %s AND ts < %s"
-    " AND (%s::text[] IS NULL OR kiosk_id = ANY(%s)) GROUP BY kiosk_id"
+    " count(*) FILTER (WHERE reasons ? 'fever'), min(dated_ts), max(dated_ts)"
+    " FROM dated GROUP BY kiosk_id"
 )
 # Every gate the database knows, with zero rows for the day too: a silent gate is news.
 _HELD_SQL = (
@@ -79,6 +106,11 @@ _LEDGERS_SQL = (
     "SELECT kiosk_id, ledgers, final, fetched_at FROM fleet_gate_reports"
     " WHERE day = %s AND timezone = %s AND (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
 )
+
+
+def _dated_args(start: str, end: str, only: list[str] | None) -> list[Any]:
+    """``_DATED_SQL``'s parameters for the window ``[start, end)`` and the gates ``only``."""
+    return [only, only, start, end, only, only, start, end]
 
 
 def _clear(household: str | None) -> str | None:
@@ -113,10 +145,10 @@ def _memory_events(rows: Iterable[tuple[Any, ...]]) -> sqlite_utils.Database:
     conn.execute(
         "CREATE TABLE events (seq INTEGER, kiosk_id TEXT, ts TEXT, direction TEXT,"
         " decision TEXT, reasons TEXT, temp_c REAL, household TEXT, kind TEXT, person TEXT,"
-        " flags TEXT)"
+        " flags TEXT, dating TEXT)"
     )
     conn.executemany(
-        "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             (
                 *r[:5],
@@ -126,6 +158,7 @@ def _memory_events(rows: Iterable[tuple[Any, ...]]) -> sqlite_utils.Database:
                 r[8] or "passage",
                 _json(r[9]),
                 _json(r[10]),
+                r[11] if len(r) > 11 else None,  # how the row was dated (kiosk.dating)
             )  # fmt: skip
             for r in rows
         ),
@@ -243,8 +276,8 @@ def district_report(
         lookback = stats.quota_lookback(day, zone, quota)
         only = sorted(set(kiosks)) if kiosks is not None else None
         try:
-            rows = conn.execute(_ROWS_SQL, [lookback, end, only, only]).fetchall()
-            gates = conn.execute(_GATES_SQL, [start, end, only, only]).fetchall()
+            rows = conn.execute(_ROWS_SQL, _dated_args(lookback, end, only)).fetchall()
+            gates = conn.execute(_GATES_SQL, _dated_args(start, end, only)).fetchall()
             held = conn.execute(_HELD_SQL, [only, only]).fetchall()
             ledgers = conn.execute(_LEDGERS_SQL, [day, zone.key, only, only]).fetchall()
         except psycopg.Error as exc:

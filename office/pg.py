@@ -7,7 +7,9 @@ What this module adds is what only the central database needs:
 
 * ``fleet_events``: the event columns (``office.pull.COLUMNS``) typed for PostgreSQL (``jsonb``
   lists, ``boolean``, ``bigint``), plus ``day`` (the event's UTC date) and ``pulled_at``.
-  Primary key ``(kiosk_id, seq)``; indexed by ``(day, kiosk_id)`` and by ``ts``.
+  Primary key ``(kiosk_id, seq)``; indexed by ``(day, kiosk_id)`` and by ``ts``, and the
+  rows stamped on an unsynchronised clock by ``(kiosk_id, boot_id, seq)`` (the district
+  report dates them by their boot: ``office.district``).
   *Indexed, not partitioned*: a partitioned table's primary key must contain the partition
   key, which would weaken ``(kiosk_id, seq)`` to ``(kiosk_id, seq, day)``; a district's few
   million rows a year are well within what a b-tree on ``day`` serves.
@@ -84,6 +86,8 @@ CREATE TABLE IF NOT EXISTS fleet_events (
 );
 CREATE INDEX IF NOT EXISTS fleet_events_day ON fleet_events (day, kiosk_id);
 CREATE INDEX IF NOT EXISTS fleet_events_ts ON fleet_events (ts);
+CREATE INDEX IF NOT EXISTS fleet_events_unsynced ON fleet_events (kiosk_id, boot_id, seq)
+    WHERE NOT clock_synced;
 CREATE TABLE IF NOT EXISTS fleet_sources (
     url text PRIMARY KEY,
     kiosk_id text NOT NULL,

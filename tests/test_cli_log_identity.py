@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from checkpoint.cli import main
+from drivers.clocksync import system_clock
 from kiosk.clock import SystemClock
 from kiosk.store import EventDraft, EventLog
 
@@ -31,7 +32,7 @@ WRITING_VERBS = {
 
 def _gate7_log(path: Path) -> Path:
     """gate-7's log: one passage, as its daemon wrote it."""
-    with EventLog(path, "gate-7", SystemClock(), "NORMAL") as log:
+    with EventLog(path, "gate-7", system_clock(), "NORMAL") as log:
         log.append(EventDraft(direction="in", decision="pass", household="1-101", temp_c=36.5))
     return path
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from checkpoint.cli import main
+from drivers.clocksync import system_clock
 from kiosk.clock import SystemClock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +41,7 @@ def test_the_purge_timers_command_runs_and_purges_by_the_configs_retention(
     config.write_text("[store]\nretention_days = 7\n", encoding="utf-8")
     data = tmp_path / "data"
     data.mkdir()
-    EventLog(data / "kiosk.db", "gate-1", SystemClock(), "NORMAL").open().close()  # the daemon's
+    EventLog(data / "kiosk.db", "gate-1", system_clock(), "NORMAL").open().close()  # the daemon's
     argv = _exec_start("kiosk-purge.service")
     assert argv[:2] == ["/opt/kiosk/venv/bin/kiosk", "purge"]
     paths = {"/etc/kiosk/kiosk.toml": str(config), "/var/lib/kiosk": str(data)}
@@ -548,11 +549,11 @@ def test_the_daemon_treats_a_deep_calibration_like_a_corrupt_one(tmp_path):
 
 
 def _kiosk_db(path: Path) -> Path:
-    from kiosk.clock import SystemClock
+    from drivers.clocksync import system_clock
     from kiosk.store import EventDraft, EventLog
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    log = EventLog(path, "gate-1", SystemClock()).open()
+    log = EventLog(path, "gate-1", system_clock()).open()
     try:
         log.append(EventDraft(direction="in", decision="pass", reasons=("ok",)))
     finally:

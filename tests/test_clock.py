@@ -2,14 +2,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kiosk.clock import (
+from drivers.clocksync import (
     KERNEL_MAX_ERROR_US,
-    FakeClock,
-    ShiftedClock,
-    SystemClock,
+    FakeClockSync,
+    KernelClockSync,
     _kernel_max_error_us,
     kernel_clock_synced,
+    kernel_clock_verdict,
+    system_clock,
 )
+from kiosk.clock import FakeClock, ShiftedClock, SystemClock
 
 
 def test_fake_clock_moves_only_forward_and_both_times_together():
@@ -44,18 +46,16 @@ def test_shifted_clock_starts_at_its_wall_time_and_runs_with_its_base():
 
 def test_shifted_clock_needs_an_aware_start():
     with pytest.raises(ValueError):
-        ShiftedClock(datetime(2026, 3, 2, 9, 0))
+        ShiftedClock(datetime(2026, 3, 2, 9, 0), FakeClock())
 
 
 def test_a_clock_synchronised_by_chrony_or_ntpd_counts_as_synchronised(tmp_path):
     """Only systemd-timesyncd touches its flag file: a Pi running chrony (a GPS or RTC hat)
     recorded every event as unsynchronised and never purged. The kernel's own verdict counts
-    too, and the flag alone still does."""
+    (and decides: the flag alone counts only where the kernel cannot be asked, below)."""
     no_flag = tmp_path / "synchronized"
-    assert SystemClock(no_flag, kernel_synced=lambda: True).synced()
-    assert not SystemClock(no_flag, kernel_synced=lambda: False).synced()
-    no_flag.touch()
-    assert SystemClock(no_flag, kernel_synced=lambda: False).synced()
+    assert KernelClockSync(no_flag, kernel=lambda: True).synced()
+    assert not KernelClockSync(no_flag, kernel=lambda: False).synced()
 
 
 @pytest.mark.parametrize(
@@ -80,3 +80,30 @@ def test_the_kernels_clock_state_is_read_without_changing_it():
     error = _kernel_max_error_us()
     assert error is None or error >= 0
     assert kernel_clock_synced() is (error is not None and error < KERNEL_MAX_ERROR_US)
+
+
+def test_a_clock_set_by_hand_after_timesyncd_synchronised_is_not_synchronised(tmp_path):
+    """timesyncd's flag file stays in /run for the rest of the boot once it has synchronised.
+    A clock then set by hand (``date -s 2076-01-01``: settimeofday marks the kernel's clock
+    unsynchronised, maximum error 16 s) still counted as synchronised, so the hourly purge
+    cut by a clock 50 years ahead. The kernel's verdict decides where it can be asked; the
+    flag counts only where it cannot (not Linux)."""
+    flag = tmp_path / "synchronized"
+    flag.touch()
+    set_by_hand = KernelClockSync(flag, kernel=lambda: kernel_clock_verdict(lambda: 16_000_000))
+    assert not set_by_hand.synced()
+    assert KernelClockSync(flag, kernel=lambda: None).synced()
+    assert not KernelClockSync(tmp_path / "absent", kernel=lambda: None).synced()
+
+
+def test_the_system_clock_asks_its_sync_source_each_time_unless_vouched_for():
+    """The platform read is a driver (``drivers.clocksync``) behind ``kiosk.clock.ClockSync``;
+    the fake stands in for it."""
+    sync = FakeClockSync()
+    clock = SystemClock(sync)
+    assert not clock.synced()
+    sync.is_synced = True
+    assert clock.synced() and sync.reads == 2
+    assert SystemClock(FakeClockSync(), assume_synced=True).synced()
+    assert system_clock(assume_synced=True).synced()
+    assert system_clock().synced() is KernelClockSync().synced()

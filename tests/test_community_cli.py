@@ -9,7 +9,7 @@ import openpyxl
 import pytest
 
 from checkpoint.cli import main
-from kiosk.clock import SystemClock
+from drivers.clocksync import system_clock
 from kiosk.config import parse_config
 from kiosk.days import local_day
 from kiosk.store import EventDraft, EventLog
@@ -18,7 +18,7 @@ from kiosk.store import EventDraft, EventLog
 @pytest.fixture
 def db(tmp_path):
     path = tmp_path / "kiosk.db"
-    log = EventLog(path, "gate-1", SystemClock(), "NORMAL").open()
+    log = EventLog(path, "gate-1", system_clock(), "NORMAL").open()
     log.append(EventDraft(direction="in", decision="pass", household="1-101", temp_c=36.5))
     log.append(EventDraft(direction="out", decision="manual_pass", kind="vehicle", operator="Z",
                           person={"plate": "京A12345", "occupants": 2}))  # fmt: skip
@@ -36,7 +36,7 @@ def run(capsys, *argv):
 
 
 def audits(path):
-    log = EventLog(path, "gate-1", SystemClock(), "NORMAL").open()
+    log = EventLog(path, "gate-1", system_clock(), "NORMAL").open()
     try:
         return [a["action"] for a in log.audits(limit=100)]
     finally:

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from checkpoint.app import Daemon, build_core
 from checkpoint.cli import main
-from kiosk.clock import SystemClock
+from drivers.clocksync import system_clock
 from kiosk.config import parse_config
 from kiosk.days import local_day
 from kiosk.passes import issue_pass, public_key_pem
@@ -48,7 +48,7 @@ class RunningKiosk:
         self.key = Ed25519PrivateKey.generate()
         (data / "trust").mkdir(parents=True, exist_ok=True)
         (data / "trust" / "office.pub").write_bytes(public_key_pem(self.key.public_key()))
-        self.core = build_core(parse_config(config), data, SystemClock(assume_synced=True))
+        self.core = build_core(parse_config(config), data, system_clock(assume_synced=True))
         self.daemon = Daemon(self.core)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)

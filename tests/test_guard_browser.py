@@ -18,6 +18,7 @@ import pytest
 from support import need
 from test_browser import GUARD_PW, DemoThread, wait_for, wait_idle
 
+from drivers.clocksync import system_clock
 from kiosk.clock import ShiftedClock
 
 pytestmark = pytest.mark.browser
@@ -30,7 +31,7 @@ class ElapsingClock(ShiftedClock):
     together (a shift's age is real elapsed time, so a wall-clock step alone ends nothing)."""
 
     def __init__(self, start: datetime) -> None:
-        super().__init__(start)
+        super().__init__(start, system_clock())
         self._elapsed_ns = 0
 
     def monotonic_ns(self) -> int:

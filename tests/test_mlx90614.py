@@ -668,11 +668,11 @@ def test_sensor_settle_time_follows_the_iir_setting():
 
 @pytest.mark.hardware
 def test_real_sensor_on_i2c_1_gives_a_checked_reading():
-    from kiosk.clock import SystemClock
+    from drivers.clocksync import system_clock
 
     if not os.path.exists("/dev/i2c-1"):
         pytest.skip("no /dev/i2c-1")
-    thermo = Mlx90614(lambda: Smbus2Transport(1), SystemClock())
+    thermo = Mlx90614(lambda: Smbus2Transport(1), system_clock())
     reading = thermo.read()
     assert -40 <= reading.ambient_c <= 125
     thermo.close()

@@ -322,7 +322,7 @@ def test_start_and_stop_run_the_watchdog_as_a_named_task(systemd, clock):
 
 _CHILD = """
 import asyncio, sys, time
-from kiosk.clock import SystemClock
+from drivers.clocksync import system_clock
 from checkpoint.notify import Notifier, Watchdog
 
 stall_after = float(sys.argv[1])
@@ -333,7 +333,7 @@ async def main():
     notifier.ready("deciding")
     # Healthy for `stall_after` seconds, then the loop "hangs" (heartbeat stops).
     wd = Watchdog.from_env(notifier, lambda: time.monotonic() - start < stall_after,
-                           SystemClock())
+                           system_clock())
     wd.start()
     await asyncio.sleep(stall_after + 1.0)
 

@@ -219,11 +219,12 @@ def test_a_synchronised_clock_after_an_unsynchronised_stretch_purges_again(store
 
 
 def _system_clock_at(monkeypatch, when: datetime, *, synced: bool):
-    """``kiosk purge``'s SystemClock, as a FakeClock at ``when`` (synced or not)."""
-    from kiosk import clock as clock_mod
+    """``kiosk purge``'s system clock, as a FakeClock at ``when`` (synced or not)."""
+    from drivers import clocksync
+    from kiosk.clock import FakeClock
 
     monkeypatch.setattr(
-        clock_mod, "SystemClock", lambda *a, **kw: clock_mod.FakeClock(start=when, is_synced=synced)
+        clocksync, "system_clock", lambda *a, **kw: FakeClock(start=when, is_synced=synced)
     )
 
 

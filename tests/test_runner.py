@@ -13,10 +13,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from checkpoint.replay import StoreSwitch
+from drivers.clocksync import system_clock
 from drivers.gate import FakeGate
 from kiosk import lists as lists_mod
 from kiosk.calibration import Calibration
-from kiosk.clock import SystemClock
 from kiosk.config import parse_config
 from kiosk.devices import CodeRead, Health, SensorFault, ThermoReading
 from kiosk.history import PassageHistory
@@ -134,7 +134,7 @@ class Rig:
         for key, value in (overrides or {}).items():
             data[key] = {**data.get(key, {}), **value}
         self.config = parse_config(data)
-        self.clock = SystemClock(assume_synced=True)
+        self.clock = system_clock(assume_synced=True)
         self.key = Ed25519PrivateKey.generate()
         self.trust = TrustList([("demo", self.key.public_key())])
         self.log = EventLog(
@@ -330,7 +330,7 @@ def test_frozen_camera_is_a_reader_fault_and_a_scanned_code_is_still_decided(tmp
     from drivers.pipeline import FramePipeline
     from kiosk.config.readers import DecoderConfig, WatchdogConfig
 
-    clock = SystemClock()
+    clock = system_clock()
     camera = FakeCamera(clock, fps=30, size=(320, 240), pace=True, noise_sigma=2.0)
     pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock, source="camera")
     reader = CameraReader(
@@ -775,7 +775,7 @@ def test_a_pi_camera_whose_library_cannot_load_raises_the_reader_alarm_once(
             raise ValueError("numpy.dtype size changed, may indicate binary incompatibility")
 
     monkeypatch.setitem(sys.modules, "picamera2", BrokenPicamera2("picamera2"))
-    clock = SystemClock()
+    clock = system_clock()
     pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock, source="csi")
     wd = WatchdogConfig(reopen_initial_s=0.05, reopen_max_s=0.1)
     reader = CameraReader(PiCamera(clock, name="csi"), pipeline, clock, name="csi", watchdog=wd)

@@ -34,10 +34,10 @@ FRESH_FILE_ROUNDS = 20  # of the 200: each on a new file, killed within 30 ms of
 
 def _child(db_path: str) -> None:
     """The writer: append until killed, acknowledging each committed row."""
-    from kiosk.clock import SystemClock
+    from drivers.clocksync import system_clock
     from kiosk.store import EventDraft, EventLog
 
-    log = EventLog(db_path, "crash-kiosk", SystemClock()).open()
+    log = EventLog(db_path, "crash-kiosk", system_clock()).open()
     i = 0
     while True:
         i += 1

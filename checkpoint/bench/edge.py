@@ -201,7 +201,7 @@ def _serve(data_dir: str) -> None:
 
     from checkpoint.app import build_core
     from checkpoint.server import build_server, install_accept_log
-    from kiosk.clock import SystemClock
+    from drivers.clocksync import system_clock
     from kiosk.passes import public_key_pem
     from ui.api import LoopLagMonitor
     from ui.app import create_app
@@ -211,7 +211,7 @@ def _serve(data_dir: str) -> None:
     (data / "trust").mkdir(parents=True, exist_ok=True)
     (data / "trust" / "bench.pub").write_bytes(public_key_pem(key.public_key()))
     config = bench_config()
-    core = build_core(config, data, SystemClock(assume_synced=True))
+    core = build_core(config, data, system_clock(assume_synced=True))
 
     async def main() -> None:
         await core.runner.start()

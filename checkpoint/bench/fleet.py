@@ -147,10 +147,10 @@ async def _produce(core: Core, spec: dict[str, Any], rng: random.Random) -> None
 async def _host(spec: dict[str, Any]) -> None:
     import asyncio
 
-    from kiosk.clock import SystemClock
+    from drivers.clocksync import system_clock
     from office.listsync import ListSync
 
-    clock = SystemClock(assume_synced=True)
+    clock = system_clock(assume_synced=True)
     rng = random.Random()
     cores = [host_core(k, spec, clock, rng) for k in spec["kiosks"]]
     servers = [_HostServer(c, k["port"]).server for c, k in zip(cores, spec["kiosks"], strict=True)]

@@ -293,8 +293,8 @@ def _served_core(db_path: Path, token_file: str) -> tuple[Core, Ed25519PrivateKe
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from checkpoint.app import build_core
+    from drivers.clocksync import system_clock
     from kiosk import stats
-    from kiosk.clock import SystemClock
     from kiosk.passes import public_key_pem
 
     config = bench_config(db_path)
@@ -302,7 +302,7 @@ def _served_core(db_path: Path, token_file: str) -> tuple[Core, Ed25519PrivateKe
     trust = db_path.parent / "trust"
     trust.mkdir(exist_ok=True)
     (trust / "bench.pub").write_bytes(public_key_pem(key.public_key()))
-    core = build_core(config, db_path.parent, SystemClock(assume_synced=True))
+    core = build_core(config, db_path.parent, system_clock(assume_synced=True))
     core.store.submit(lambda db: stats.MIGRATIONS.apply(db))
     _, plain = core.tokens.create(["logs:read"], name="bench")
     Path(token_file).write_text(plain, encoding="utf-8")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from checkpoint.bench import bench_draft
-from kiosk.clock import SystemClock
+from drivers.clocksync import system_clock
 from kiosk.config import load_config
 from kiosk.store import EventLog
 
@@ -81,7 +81,7 @@ def run(quick: bool) -> dict[str, Any]:
     }
     with tempfile.TemporaryDirectory(prefix="kiosk-bench-store-", dir=base) as tmp:
         logs = {
-            mode: EventLog(Path(tmp) / f"{mode.lower()}.db", "bench", SystemClock(), mode).open()
+            mode: EventLog(Path(tmp) / f"{mode.lower()}.db", "bench", system_clock(), mode).open()
             for mode in ("FULL", "NORMAL")
         }
         try:

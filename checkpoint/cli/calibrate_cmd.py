@@ -199,9 +199,9 @@ def _emissivity(args: argparse.Namespace) -> int:
     Reads the MLX90614 emissivity. `--set E --yes` erases and rewrites EEPROM 0x24 and
     reads it back; power-cycle the sensor afterwards. EEPROM cells wear out: do not script
     this."""
+    from drivers.clocksync import system_clock
     from drivers.mlx90614 import Mlx90614
     from drivers.thermometer import build_thermometer
-    from kiosk.clock import SystemClock
     from kiosk.config import ConfigError, load_config
 
     if args.set is not None:
@@ -227,7 +227,7 @@ def _emissivity(args: argparse.Namespace) -> int:
             " MLX90614): nothing real is read or written",
             file=sys.stderr,
         )
-    thermometer = build_thermometer(cfg.thermometer, SystemClock())
+    thermometer = build_thermometer(cfg.thermometer, system_clock())
     if not isinstance(thermometer, Mlx90614):
         raise UsageError("the configured thermometer has no emissivity setting")
     try:

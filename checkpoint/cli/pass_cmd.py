@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from drivers.clocksync import system_clock
 from kiosk.cards import CardError, CardFallbackWarning, Fmt, card_format_for, render_card
-from kiosk.clock import SystemClock
 from kiosk.files import UnreadableFile, read_bounded
 from kiosk.passes import (
     FLAGS,
@@ -161,7 +161,7 @@ def pass_issue(args: argparse.Namespace) -> int:
     key = _key(args.key)
     try:
         payload, pass_ = issue_pass(
-            key, args.household, args.holder, args.role, days, SystemClock().now(), args.flag
+            key, args.household, args.holder, args.role, days, system_clock().now(), args.flag
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -180,7 +180,7 @@ def pass_verify(args: argparse.Namespace) -> int:
     # A longer line is cut after one character too many: still refused as too long.
     limit = QR_CAPACITY_CHARS + 3
     payload = sys.stdin.readline(limit).rstrip("\r\n") if args.payload == "-" else args.payload
-    now = SystemClock().now()
+    now = system_clock().now()
     if args.at:
         try:
             now = datetime.fromisoformat(args.at)
@@ -287,7 +287,7 @@ def pass_batch(args: argparse.Namespace) -> int:
         out.mkdir(mode=0o700, parents=True, exist_ok=True)  # names and payloads: owner only
     except OSError as exc:
         raise CliError(f"cannot create {out}: {exc.strerror or exc}") from None
-    now = SystemClock().now()
+    now = system_clock().now()
     manifest = io.StringIO()
     writer = csv.writer(manifest)
     writer.writerow(

@@ -68,10 +68,10 @@ def run(args: argparse.Namespace) -> int:
     Decode image files through the same pipeline the camera uses (grayscale, decode,
     second pass where a code is likely, payload hygiene). Prints one JSON line per file:
     {"file", "codes": [...], "ms"}. Exit 2 if any file is unusable."""
+    from drivers.clocksync import system_clock
     from drivers.decoders import DecoderUnavailable, build_decoder
     from drivers.file_source import read_image
     from drivers.pipeline import FramePipeline
-    from kiosk.clock import SystemClock
     from kiosk.config import ConfigError, load_config
 
     if args.max_pixels < 1:
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         decoder = build_decoder(cfg.backend)
     except DecoderUnavailable as exc:
         raise CliError(str(exc)) from None
-    clock = SystemClock()
+    clock = system_clock()
     pipeline = FramePipeline(decoder, cfg, clock, source="scan")
     unusable = 0
     for name in args.images:

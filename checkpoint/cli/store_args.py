@@ -79,7 +79,7 @@ def open_store(
     """The kiosk's event log, open for the verb. Only a verb that adds (``create``: a token,
     an account, an applied import) may begin a new log; any other verb pointed where there is
     none says so (exit 2) and leaves no empty log behind to be taken for the kiosk's."""
-    from kiosk.clock import SystemClock
+    from drivers import clocksync
     from kiosk.store import EventLog, StoreFault
 
     path = db_path(args, config)
@@ -99,7 +99,7 @@ def open_store(
     log = EventLog(
         path,
         config.site.kiosk_id,
-        SystemClock(),
+        clocksync.system_clock(),
         config.store.synchronous,
         migrations=list(migrations),
     )

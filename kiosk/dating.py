@@ -1,0 +1,105 @@
+"""When an event happened, for the reports: its ``ts``, or the time its boot's clock gave it
+once that clock was synchronised.
+
+A Raspberry Pi has no battery-backed clock. Until NTP steps the clock, a boot's events are
+stamped by a wall clock that is wrong (1970 on a fresh image, the saved time of the last
+shutdown after a power cut) and flagged ``clock_synced = false``. Their ``mono_ns`` is right:
+the monotonic clock runs from the boot, whatever the wall clock does. So once the same boot
+records an event on a synchronised clock, ``ts - mono_ns`` of that event is the boot's offset
+between the two clocks, and ``offset + mono_ns`` dates every earlier event of the boot.
+
+The log keeps that offset per boot in ``boot_clock`` (filled by a trigger on the first
+synchronised event of each boot; ``seq`` is that event's), and the view ``dated_events`` is
+``events`` with two more columns:
+
+* ``dated_ts``: the time the reports cut days by, in ``ts``'s own fixed-width form: ``ts`` for
+  a synchronised event, ``boot_clock.offset_ms + mono_ns`` (to the millisecond) for an
+  unsynchronised one its boot dated later;
+* ``dating``: how: ``clock`` (synchronised when stamped), ``boot`` (dated by its boot's
+  synchronised clock), ``unsynced`` (its boot never recorded a synchronised event: ``ts`` is
+  the unsynchronised clock's guess, which the reports count apart);
+* ``dated_by``: for ``boot``, the ``seq`` of the synchronised event that dated it (a day
+  frozen before it is counted again: ``kiosk.stats``).
+
+``redated_events`` holds the ``boot`` rows alone (what moved, cheaply). A log without any
+unsynchronised event reads ``events`` itself (``dated_source``): the same rows.
+
+Nothing is rewritten: ``ts`` stays what the clock said (the hash chain covers it) and the
+record is unchanged; the dating is derived from hashed fields (``boot_id``, ``mono_ns``,
+``clock_synced``, ``ts``), so anyone holding the rows can repeat it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["DATED_EVENTS_SQL", "dated_source", "dated_ts_sql", "has_unsynced"]
+
+
+def _offset_ms(ts: str, mono_ns: str) -> str:
+    """SQL: wall minus monotonic time of one reading, in integer milliseconds."""
+    return (
+        f"CAST(round((julianday({ts}) - 2440587.5) * 86400000.0) AS INTEGER) - {mono_ns} / 1000000"
+    )
+
+
+def dated_ts_sql(ms: str) -> str:
+    """SQL: integer milliseconds since the epoch as the log's fixed-width UTC text."""
+    return (
+        f"strftime('%Y-%m-%dT%H:%M:%S', ({ms}) / 1000, 'unixepoch')"
+        f" || printf('.%03d000Z', ({ms}) % 1000)"
+    )
+
+
+#: The boot offsets, their trigger and the view (``kiosk.store`` migration m002). An event
+#: after its boot's first synchronised one keeps its ``ts`` (that clock had been set).
+DATED_EVENTS_SQL = f"""
+CREATE TABLE boot_clock (
+    boot_id TEXT PRIMARY KEY,
+    offset_ms INTEGER NOT NULL,
+    seq INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO boot_clock (boot_id, offset_ms, seq)
+    SELECT boot_id, {_offset_ms("ts", "mono_ns")}, seq FROM events
+    WHERE clock_synced = 1 ORDER BY seq;
+CREATE TRIGGER events_boot_clock AFTER INSERT ON events WHEN NEW.clock_synced = 1
+    BEGIN
+        INSERT OR IGNORE INTO boot_clock (boot_id, offset_ms, seq)
+            VALUES (NEW.boot_id, {_offset_ms("NEW.ts", "NEW.mono_ns")}, NEW.seq);
+    END;
+CREATE INDEX events_unsynced ON events(boot_id, seq) WHERE clock_synced = 0;
+CREATE VIEW redated_events AS
+    SELECT e.*, {dated_ts_sql("b.offset_ms + e.mono_ns / 1000000")} AS dated_ts,
+        'boot' AS dating, b.seq AS dated_by
+    FROM boot_clock b CROSS JOIN events e
+    WHERE e.boot_id = b.boot_id AND e.clock_synced = 0 AND e.seq < b.seq;
+CREATE VIEW dated_events AS
+    SELECT *, ts AS dated_ts,
+        CASE clock_synced WHEN 1 THEN 'clock' ELSE 'unsynced' END AS dating, NULL AS dated_by
+    FROM events
+    WHERE clock_synced = 1 OR NOT EXISTS (
+        SELECT 1 FROM boot_clock b WHERE b.boot_id = events.boot_id AND b.seq > events.seq
+    )
+    UNION ALL
+    SELECT * FROM redated_events;
+"""  # noqa: S608 - module constants
+
+
+def dated_source(db: Any) -> tuple[str, str]:
+    """Where the reports read events from and the column of their time: ``dated_events``
+    and ``dated_ts`` in an event log with an event stamped on an unsynchronised clock;
+    ``events`` and ``ts`` (the same rows, faster) in one without, in a table of rows already
+    dated (the office's day in memory) or a log of a version before the view."""
+    found = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = 'dated_events'"
+    ).fetchone()
+    if found is None or not has_unsynced(db):
+        return ("events", "ts")
+    return ("dated_events", "dated_ts")
+
+
+def has_unsynced(db: Any) -> bool:
+    """Whether the log holds an event stamped on an unsynchronised clock (its partial index:
+    one probe)."""
+    row = db.execute("SELECT 1 FROM events WHERE clock_synced = 0 LIMIT 1").fetchone()
+    return row is not None
