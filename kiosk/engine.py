@@ -185,8 +185,8 @@ class Passage:
     #: The clock as the decision was taken: the event's ts, mono_ns and clock_synced, however
     #: late the store takes it (``EventDraft.decided``).
     decided_at: ClockReading | None = None
-    #: A guard's action: told its event once the commit is over (None: not committed).
-    on_recorded: Callable[[Event | None], None] | None = None
+    #: A guard's action: told what became of its event's crossing once the commit is over.
+    on_recorded: Callable[[Outcome], None] | None = None
     reader_fault: bool = False
 
     @property
@@ -228,7 +228,7 @@ class _Manual:
     subject: ManualSubject | Literal["none", "auto"] = "auto"
     flags: tuple[str, ...] = ()
     audit: AuditRow | None = None
-    on_recorded: Callable[[Event | None], None] | None = None
+    on_recorded: Callable[[Outcome], None] | None = None
 
 
 def _check_manual_words(kind: str, operator: object, reason: object, person: object) -> None:
@@ -504,7 +504,7 @@ class Engine:
         subject: ManualSubject | Literal["none", "auto"] = AUTO_SUBJECT,
         flags: Iterable[str] = (),
         audit: AuditRow | None = None,
-        on_recorded: Callable[[Event | None], None] | None = None,
+        on_recorded: Callable[[Outcome], None] | None = None,
     ) -> None:
         """A guard's decision (override, or registration of a person or a vehicle).
 
@@ -531,8 +531,9 @@ class Engine:
         ``audit``: the asking request's ``(actor, action, detail)`` row, written in the
         event's own commit, when and if the event is (``EventDraft.audit``).
 
-        ``on_recorded``: called once the commit is over, with its event, or None when it
-        failed or missed ``store_deadline_ms`` (the record then waits in the backlog).
+        ``on_recorded``: called once the commit is over, with its ``Outcome``: the committed
+        event, or the store fault (the commit failed or missed ``store_deadline_ms``: the
+        record waits in the backlog) and whether the gate was commanded open all the same.
 
         Raises ``ValueError`` (or one of those subclasses) for bad input, before anything
         changes.
@@ -1055,7 +1056,7 @@ class Engine:
             assert outcome.store_fault is not None
             self._on_store_fault(subject, outcome)
         if isinstance(subject, Passage) and subject.on_recorded is not None:
-            subject.on_recorded(outcome.event)
+            subject.on_recorded(outcome)
         if outcome.gate_commanded:
             if not self._gate_open and outcome.gate_fault is None:
                 # Opened for a decision the engine did not announce as a pass: lock it now.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import re
 import shutil
 import tempfile
@@ -223,3 +224,15 @@ def post(client: TestClient, path: str, csrf: str, **data: Any):
 def add_event(core: Core, **fields: Any):
     draft = {"direction": "in", "decision": "pass", "reasons": ("ok",)} | fields
     return core.store.append(EventDraft(**draft))
+
+
+def hidden_fields(page: str, form_id: str) -> dict[str, str]:
+    """The hidden fields of the form ``form_id`` on ``page`` (its CSRF and ``once`` tokens)."""
+    form = page.split(f'id="{form_id}"', 1)[1].split("</form>", 1)[0]
+    found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)
+    return {name: html.unescape(value) for name, value in found}
+
+
+def send(client, path: str, fields: dict[str, str]):
+    """Post ``fields`` as the console's own form does (same origin, no redirect followed)."""
+    return client.post(path, data=fields, headers={"Origin": BASE}, follow_redirects=False)

@@ -5,28 +5,16 @@ says so. A refused form can be sent again once corrected."""
 
 from __future__ import annotations
 
-import html
-import re
 import threading
 from urllib.parse import parse_qs, urlsplit
 
-from guard_support import BASE, login
+from guard_support import hidden_fields, login, send
 
 from ui import i18n
 
 PERSON = {"name": "Han Meimei", "unit": "3-402", "reason": "visiting", "temp_c": "36.6",
           "direction": "in", "decision": "pass"}  # fmt: skip
 MANUAL = {"decision": "pass", "subject": "none", "reason": "neighbour, no phone"}
-
-
-def hidden_fields(page: str, form_id: str) -> dict[str, str]:
-    form = page.split(f'id="{form_id}"', 1)[1].split("</form>", 1)[0]
-    found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)
-    return {name: html.unescape(value) for name, value in found}
-
-
-def send(client, path: str, fields: dict[str, str]):
-    return client.post(path, data=fields, headers={"Origin": BASE}, follow_redirects=False)
 
 
 def registrations(core) -> list[dict]:

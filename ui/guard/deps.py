@@ -45,8 +45,9 @@ from starlette.datastructures import FormData
 
 from kiosk.alarms import Alarm, AlarmDesk, device_alarms
 from kiosk.auditing import Change, audited_write, auditing_request
+from kiosk.crossing import Outcome
 from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
-from kiosk.store import Event, StoreFault
+from kiosk.store import StoreFault
 from ui import i18n
 from ui.auth import GuardAuth, Session, WrongToken
 from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view
@@ -69,6 +70,20 @@ SESSION_WARN_S = 600
 
 F = TypeVar("F", bound=Callable[..., Any])
 MANUAL_DECISIONS: dict[str, ManualDecision] = {"pass": "manual_pass", "deny": "manual_deny"}
+
+
+class DecisionHeld(Exception):
+    """A guard's decision the engine took but the storage did not (``Guard.manual``): its
+    record waits in the backlog, written once the storage works again (a restart loses it).
+    ``key`` tells the guard whether the gate opened on it (``err.held_opened``), did not
+    (``err.held_locked``), or the engine has not answered yet (``err.decision_pending``);
+    never "done", and never "try again": the same form sent again would decide it twice."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
 #: Decision forms remembered as sent (``Guard.sent_once``): this many, this long at most.
 SENT_KEPT = 2000
 SENT_KEPT_S = 3600
@@ -181,6 +196,8 @@ class Guard:
             del self.sent[next(iter(self.sent))]
         try:
             yield
+        except DecisionHeld:
+            raise  # taken, only not on disk yet: sent again, it would be decided twice
         except BaseException:
             self.sent.pop(token, None)
             raise
@@ -204,15 +221,16 @@ class Guard:
         """``core.runner.engine.manual`` (on the loop), returning once the decision's event is
         committed like any other event, and ``request``'s row (``request_row``) with it, in
         the event's own commit; the route class writes no second one. The engine's refusals
-        become messages in the guard's language; an event the storage did not take (or not
-        within its deadline) raises ``StoreFault``: the guard is told ``err.store``, never
-        "done" (the record waits in the engine's backlog, the feed shows it unrecorded)."""
+        become messages in the guard's language. An event the storage did not take (or not
+        within its deadline) raises ``DecisionHeld``, never "done": its record waits in the
+        engine's backlog (the feed shows it unrecorded) and the gate opened or not, so the
+        guard is told which, and not to decide it again."""
         row = request_row(request)
-        recorded: asyncio.Future[Event | None] = asyncio.get_running_loop().create_future()
+        recorded: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
 
-        def on_recorded(event: Event | None) -> None:
+        def on_recorded(outcome: Outcome) -> None:
             if not recorded.done():
-                recorded.set_result(event)
+                recorded.set_result(outcome)
 
         try:
             self.core.runner.engine.manual(
@@ -228,11 +246,14 @@ class Guard:
         except ValueError as exc:
             raise BadInput(str(exc)) from None
         try:
-            event = await asyncio.wait_for(recorded, self.decision_wait_s())
+            outcome = await asyncio.wait_for(recorded, self.decision_wait_s())
         except TimeoutError:
-            event = None
-        if event is None:
-            raise StoreFault("store_fault", "the decision's event was not committed")
+            outcome = None
+        if outcome is None:  # the engine has not taken it up yet: it may still act on it
+            raise DecisionHeld("err.decision_pending")
+        if not outcome.committed:
+            opened = outcome.gate_commanded and outcome.gate_fault is None
+            raise DecisionHeld("err.held_opened" if opened else "err.held_locked")
         request.state.request_audit.written.append(row)
 
     def decision_wait_s(self) -> float:
@@ -438,6 +459,9 @@ def _audit(
             except BadInput as exc:
                 await record(request, action, "refused", exc.code, audit.written)
                 return fail(request, back, exc)
+            except DecisionHeld as exc:  # taken, its record (and row) waiting in memory
+                log.warning("guard action %s taken, not on disk yet: %s", action, exc.key)
+                return fail(request, back, BadInput(exc.key))
             except StoreFault as exc:  # the change and its row were one transaction: neither
                 why = exc.detail or exc.reason  # an SQLite error name, never the guard's input
                 log.warning("guard action %s not saved: storage failed (%s)", action, why)
