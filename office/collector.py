@@ -50,7 +50,7 @@ from kiosk.config.fleet import CollectorConfig, KioskSource
 from office.gatereports import collect_reports
 from office.listsync import BundleFile
 from office.pg import PgError, PgTarget, redact_dsn
-from office.pull import REQUEST_DEADLINE_S, Puller, PullError
+from office.pull import REQUEST_DEADLINE_S, Puller, PullError, client_timeout
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class Collector:
         self.dsn = dsn
         self.clock = clock or SystemClock()
         self._own_client = client is None
-        self.client = client or httpx.Client(timeout=config.timeout_s)
+        self.client = client or httpx.Client(timeout=client_timeout(config.timeout_s))
         self._target_factory = target_factory or (
             lambda dsn: PgTarget(dsn, application_name="kiosk-collect")
         )

@@ -114,6 +114,23 @@ REQUEST_DEADLINE_S = 120.0
 #: The wait between two tries of one request: 0.5 s doubling to 30 s.
 PULL_BACKOFF = Backoff(base_s=0.5, cap_s=30.0)
 
+#: The longest wait for a kiosk to accept a connection (the kernel resends an unanswered SYN
+#: after 1, 3 and 7 s): a kiosk on the LAN answers in milliseconds.
+CONNECT_TIMEOUT_S = 10.0
+#: Tries of one request at a kiosk that does not answer at all (its connection not accepted
+#: within ``CONNECT_TIMEOUT_S``, or silent for a whole read timeout): switched off, off the
+#: network, or a firewall dropping the packets. The second try covers a lost packet; more
+#: would keep an office clerk waiting minutes for a kiosk that is not there (8 tries of 30 s
+#: and their backoff were 5 minutes). Errors that do get an answer (refused, reset, 5xx, 429)
+#: keep the full ``attempts``.
+SILENT_TRIES = 2
+
+
+def client_timeout(timeout_s: float) -> httpx.Timeout:
+    """The office's HTTP timeouts: ``timeout_s`` per read, write and pool wait, the connect
+    at most ``CONNECT_TIMEOUT_S``."""
+    return httpx.Timeout(timeout_s, connect=min(timeout_s, CONNECT_TIMEOUT_S))
+
 
 class Progress:
     """A hand-written progress bar on a terminal (nothing when the stream is not a TTY)."""
@@ -430,7 +447,7 @@ class Puller:
         self._own_target = isinstance(target, str | Path)
         self.target: PullTarget = SqliteTarget(target) if isinstance(target, str | Path) else target
         self._own_client = client is None
-        self.client = client or httpx.Client(timeout=timeout_s)
+        self.client = client or httpx.Client(timeout=client_timeout(timeout_s))
         self.page_size = page_size
         #: The most of one answer read: a page is a few MB; something far larger at the URL
         #: (a mirror, a video, a hostile host) is refused, not held in memory.
@@ -514,6 +531,7 @@ class Puller:
     ) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         problem = ""
+        silent = _Silence(url, self._monotonic)
         for attempt in range(self.attempts):
             if attempt:
                 result.retries += 1
@@ -543,6 +561,10 @@ class Puller:
                 if refused is not None:  # no later try will trust it either
                     raise PullError(f"{url}: {refused}") from None
                 problem = type(exc).__name__
+            except (httpx.ConnectTimeout, httpx.ReadTimeout, httpx.WriteTimeout) as exc:
+                problem = type(exc).__name__
+                if silent.failed(exc, self.client.timeout) >= SILENT_TRIES:
+                    raise silent.error() from None
             except (httpx.TransportError, ValueError) as exc:
                 # ValueError: a body cut short mid-JSON is a network problem too.
                 problem = type(exc).__name__
@@ -668,6 +690,34 @@ class Puller:
 
     def pull_all(self, sources: Iterable[tuple[str, str]]) -> list[PullResult]:
         return [self.pull(url, token) for url, token in sources]
+
+
+class _Silence:
+    """The tries of one request that got no answer at all, and what to say after them."""
+
+    def __init__(self, url: str, monotonic: Callable[[], float]) -> None:
+        self.url = url
+        self._monotonic = monotonic
+        self._started = monotonic()
+        self.tries = 0
+        self.what = ""
+
+    def failed(self, exc: httpx.TimeoutException, timeout: httpx.Timeout) -> int:
+        """Count a try that timed out; the count so far."""
+        self.tries += 1
+        if isinstance(exc, httpx.ConnectTimeout):
+            self.what = f"its connection was not accepted within {timeout.connect or 0:g} s"
+        else:
+            self.what = f"the connection went silent (nothing for {timeout.read or 0:g} s)"
+        return self.tries
+
+    def error(self) -> PullError:
+        elapsed = self._monotonic() - self._started
+        return PullError(
+            f"{self.url}: the kiosk did not answer: {self.what}; {self.tries} tries over"
+            f" {elapsed:.0f} s (switched off, off the network, or a firewall drops the"
+            " connection)"
+        )
 
 
 #: The most of a bearer token sent (a kiosk's is 55 characters).

@@ -1,0 +1,104 @@
+"""Office-side defects found in the second hunt (the pull against kiosks that do not answer,
+reports that count fevers, hostile kiosks). Each test failed before its fix."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import httpx
+import pytest
+
+from office.pull import CONNECT_TIMEOUT_S, SILENT_TRIES, Puller, PullError
+
+
+class SilentKiosk:
+    """A real local kiosk that never answers: ``accepting`` takes the connection and then says
+    nothing (a hung daemon, a connection gone silent); otherwise its accept queue is full, so
+    the kernel drops the SYNs as a firewall or a switched-off host does."""
+
+    def __init__(self, accepting: bool) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0 if not accepting else 16)
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self.filler: socket.socket | None = None
+        self.stop = threading.Event()
+        if accepting:
+            self.thread = threading.Thread(target=self._accept, daemon=True)
+            self.thread.start()
+        else:  # one queued connection fills a backlog of 0: later SYNs are dropped
+            self.filler = socket.create_connection(("127.0.0.1", self.port))
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.05)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.filler is not None:
+            self.filler.close()
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.fixture(params=[False, True], ids=["syn-dropped", "connection-silent"])
+def silent(request):
+    kiosk = SilentKiosk(accepting=request.param)
+    yield kiosk
+    kiosk.close()
+
+
+def test_a_silent_kiosk_is_given_up_after_two_tries_naming_what_was_tried(tmp_path, silent):
+    waits: list[float] = []
+    client = httpx.Client(timeout=httpx.Timeout(0.3))
+    url = f"http://127.0.0.1:{silent.port}"
+    with (
+        Puller(tmp_path / "c.db", client=client, attempts=8, sleep=waits.append) as puller,
+        pytest.raises(PullError) as caught,
+    ):
+        puller.pull(url, "t")
+    client.close()
+    message = str(caught.value)
+    # Before: 8 tries of the full timeout and 61.5 s of backoff (8 x 30 s + 61.5 s = 5 min
+    # with the defaults), "giving up after 8 tries (ConnectTimeout)".
+    assert len(waits) == SILENT_TRIES - 1 == 1
+    assert url in message
+    assert "did not answer" in message and "2 tries" in message
+    if silent.accepted:
+        assert len(silent.accepted) == SILENT_TRIES
+        assert "went silent" in message
+    else:
+        assert "not accepted" in message
+
+
+def test_the_pull_connects_within_a_short_timeout_and_reads_within_the_long_one(tmp_path):
+    with Puller(tmp_path / "c.db") as puller:
+        timeout = puller.client.timeout
+    assert timeout.connect == CONNECT_TIMEOUT_S == 10.0
+    assert timeout.read == 30.0
+
+
+def test_a_transient_error_is_still_retried_the_documented_number_of_times(tmp_path):
+    calls = []
+
+    def refuse(request):
+        calls.append(request)
+        raise httpx.ConnectError("connection refused")
+
+    waits: list[float] = []
+    client = httpx.Client(transport=httpx.MockTransport(refuse))
+    with (
+        Puller(tmp_path / "c.db", client=client, attempts=8, sleep=waits.append) as puller,
+        pytest.raises(PullError, match="giving up after 8 tries"),
+    ):
+        puller.pull("http://gate-1", "t")
+    assert len(calls) == 8
+    assert waits == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
