@@ -27,6 +27,7 @@ from .community import CommunityError, check_actor, clean_text, has_table, recor
 from .days import when_or_none
 from .schema import sql_migrations
 from .store import format_ts
+from .vehicles import feverish_people
 
 if TYPE_CHECKING:
     from .community import LogLike
@@ -121,6 +122,23 @@ def _count(db: sqlite_utils.Database, table: str, where: str, args: list[Any]) -
     return int(db.execute(sql, args).fetchone()[0])
 
 
+def _feverish(db: sqlite_utils.Database, window: str, args: list[Any]) -> int:
+    """Feverish people in the window: one per event with ``fever``, a car's feverish
+    occupants each (``vehicles.feverish_people``), as the daily report counts them."""
+    sql = (
+        f"select kind, person from events where {window}"  # noqa: S608 - module constants
+        " and reasons like '%\"fever\"%'"
+    )
+    total = 0
+    for kind, person in db.execute(sql, args).fetchall():
+        try:
+            car = json.loads(person) if kind == "vehicle" and person else None
+        except ValueError:
+            car = None
+        total += feverish_people(kind, car)
+    return total
+
+
 #: Passed going in: someone came through the gate into the compound.
 _CAME_IN = "direction = 'in' and decision in ('pass', 'manual_pass')"
 
@@ -170,7 +188,7 @@ def summary_since(
     args: list[Any] = [gate, lo, hi]
     return {
         "open_alarms": open_alarms,
-        "fevers": _count(db, "events", f"{window} and reasons like '%\"fever\"%'", args),
+        "fevers": _feverish(db, window, args),
         "quarantine_returns": _quarantine_returns(db, window, args),
         "new_returnees": _count(db, "obs_people", "created_at >= ? and created_at < ?", [lo, hi]),
         "registrations": _count(db, "events", f"{window} and kind = 'registration'", args),
