@@ -254,6 +254,10 @@ def fast_event_hash(row: dict[str, Any]) -> str | None:
     return hashlib.sha256(_EVENTS_TAG + encoded).hexdigest()
 
 
+#: The highest seq a kiosk's log can hold (a SQLite INTEGER, a PostgreSQL bigint).
+MAX_SEQ = 2**63 - 1
+
+
 def check_page(rows: list[dict[str, Any]], kiosk_id: str, after: int, prev_hash: str) -> None:
     """Raise ``ChainError`` unless ``rows`` continue the chain from ``(after, prev_hash)``."""
     last_seq, last_hash = after, prev_hash
@@ -261,6 +265,8 @@ def check_page(rows: list[dict[str, Any]], kiosk_id: str, after: int, prev_hash:
         seq = row.get("seq")
         if row.get("kiosk_id") != kiosk_id:
             raise ChainError(f"seq {seq}: kiosk_id {row.get('kiosk_id')!r}, expected {kiosk_id!r}")
+        if type(seq) is int and not 0 < seq <= MAX_SEQ:
+            raise ChainError(f"seq {seq}: not a seq (1 to {MAX_SEQ}, as the kiosk's log numbers)")
         if type(seq) is not int or seq <= last_seq:
             raise ChainError(f"seq {seq}: not after {last_seq}")
         if row.get("prev_hash") != last_hash:

@@ -3,12 +3,14 @@ reports that count fevers, hostile kiosks). Each test failed before its fix."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 
 import httpx
 import pytest
 
+from kiosk.hashchain import GENESIS
 from office.pull import CONNECT_TIMEOUT_S, SILENT_TRIES, Puller, PullError
 
 
@@ -102,3 +104,79 @@ def test_a_transient_error_is_still_retried_the_documented_number_of_times(tmp_p
         puller.pull("http://gate-1", "t")
     assert len(calls) == 8
     assert waits == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
+
+
+# --- a hostile kiosk: forged pages whose chain is self-consistent -----------------------------
+
+
+def _forged(kiosk_core, changes: dict) -> list[dict]:
+    """The kiosk's three events with ``changes`` made to the last, the chain hashed again
+    over them as a forger would (the hash only proves the rows agree with each other)."""
+    from kiosk.hashchain import GENESIS, event_hash
+
+    rows = kiosk_core.store.events(limit=3)
+    rows[-1].update(changes)
+    prev = GENESIS
+    for row in rows:
+        row["prev_hash"] = prev
+        row["hash"] = prev = event_hash(row)
+    return rows
+
+
+def _serving(rows: list[dict]) -> httpx.Client:
+    def answer(request: httpx.Request) -> httpx.Response:
+        after = int(request.url.params.get("after", 0))
+        limit = int(request.url.params.get("limit", 100))
+        page = [r for r in rows if r["seq"] > after][:limit]
+        return httpx.Response(200, json={"events": page, "last": rows[-1]["seq"]})
+
+    return httpx.Client(transport=httpx.MockTransport(answer))
+
+
+@pytest.fixture
+def kiosk_core(tmp_path, clock):
+    from test_pull import make_kiosk
+
+    core = make_kiosk(tmp_path / "gate-1.db", "gate-1", clock, 3)
+    yield core
+    core.store.close()
+
+
+FORGERIES = {
+    "seq past SQLite's integers": ({"seq": 2**63}, "seq 9223372036854775808: not a seq"),
+    "a NUL in a text": ({"operator": "a\x00b"}, "seq 3: operator holds a NUL character"),
+    "a NUL inside person": ({"person": {"note": "x\x00"}}, "seq 3: person holds a NUL"),
+    "no id": ({"id": None}, "seq 3: id is missing"),
+    "ts no timestamp": ({"ts": "yesterday"}, "seq 3: ts 'yesterday' is not a UTC timestamp"),
+}
+
+
+def test_a_forged_seq_past_sqlites_integers_is_the_kiosks_error_not_a_traceback(
+    kiosk_core, tmp_path
+):
+    changes, message = FORGERIES["seq past SQLite's integers"]
+    rows = _forged(kiosk_core, changes)
+    # Before: OverflowError out of sqlite3, a traceback from `kiosk pull`. (A NUL, a row
+    # without an id, a ts that is no time: the SQLite copy keeps what the kiosk sent.)
+    with Puller(tmp_path / "c.db", client=_serving(rows)) as puller:
+        with pytest.raises(PullError, match=re.escape(message)):
+            puller.pull("http://gate-1", "t")
+        assert puller.target.tail("gate-1") == (0, GENESIS)  # nothing of the page written
+
+
+pytest_plugins = ("pgfixture",)
+
+
+@pytest.mark.parametrize("changes, message", FORGERIES.values(), ids=FORGERIES.keys())
+def test_a_forged_row_is_the_kiosks_error_not_the_databases(kiosk_core, pg_dsn, changes, message):
+    from office.pg import PgError, PgTarget
+
+    rows = _forged(kiosk_core, changes)
+    with PgTarget(pg_dsn) as target, Puller(target, client=_serving(rows)) as puller:
+        # Before: PgError "<the database>: value ... out of range for type bigint" / "text
+        # fields cannot contain NUL" / "null value in column id": the collector said
+        # "database: ...", and dropped and reopened its connection at every round.
+        with pytest.raises(PullError, match=re.escape(message)) as caught:
+            puller.pull("http://gate-1", "t")
+        assert not isinstance(caught.value, PgError)
+        assert target.tail("gate-1") == (0, GENESIS)
