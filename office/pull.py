@@ -3,8 +3,10 @@
 ``pull(url, token, target)`` is
 
 * **resumable**: it asks for ``after=`` the highest ``seq`` the target already holds for that
-  kiosk; each page is written in one transaction, so an interruption at any point (network,
-  ^C, power) loses at most the page in flight and the next run carries on exactly;
+  kiosk, less one, and the kiosk's row at that seq must be the one held (``past_held``: a
+  second log as long as the copy is not "up to date"); each page is written in one
+  transaction, so an interruption at any point (network, ^C, power) loses at most the page
+  in flight and the next run carries on exactly;
 * **idempotent**: rows are keyed ``(kiosk_id, seq)``; pulling twice never duplicates;
 * **verified**: every row's hash is recomputed (``kiosk.hashchain.event_hash``: it covers the
   non-personal fields and ``personal_digest``, so masked rows verify too), every row's
@@ -289,6 +291,23 @@ def check_page(rows: list[dict[str, Any]], kiosk_id: str, after: int, prev_hash:
         last_seq, last_hash = seq, claimed
 
 
+def past_held(rows: list[dict[str, Any]], held_seq: int, held_hash: str) -> list[dict[str, Any]]:
+    """``rows``, asked from the seq before the last one the target holds, less that row once
+    it is checked to be the one held: the same seq with the same hash. ``ChainError`` when the
+    kiosk's row differs (or it has none: its log skips it); no rows at all are left to the
+    caller (a log that ends before it)."""
+    if not rows:
+        return rows
+    first = rows[0]
+    if first.get("seq") != held_seq or first.get("hash") != held_hash:
+        raise ChainError(
+            f"seq {held_seq}: the kiosk's row differs from the copy already pulled (another"
+            " kiosk with the same site.kiosk_id, or its log was replaced or restored from a"
+            " backup)"
+        )
+    return rows[1:]
+
+
 def log_shorter_than_copy(held_seq: int, head_seq: int) -> ChainError:
     """The kiosk's log ends before the row the target holds: it is not the log pulled before
     (a new SD card, a restored backup). Not "up to date": its new rows would never come."""
@@ -424,6 +443,20 @@ class SqliteTarget:
         for suffix in ("", "-wal", "-shm", "-journal"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{self.path}{suffix}")
+
+
+_Pages = queue.Queue[tuple[list[dict[str, Any]], int] | BaseException | None]
+
+
+@dataclass
+class _Fetch:
+    """What the fetching thread of one pull needs: where, how, and from which row held."""
+
+    endpoint: str
+    token: str
+    after: int
+    held_hash: str
+    result: PullResult
 
 
 class Puller:
@@ -629,38 +662,13 @@ class Puller:
         start = after
         # Pages are fetched (and parsed) one ahead on a helper thread while this thread checks
         # and writes the previous one: the server's work and ours overlap.
-        pages: queue.Queue[tuple[list[dict[str, Any]], int] | BaseException | None] = queue.Queue(2)
+        pages: _Pages = queue.Queue(2)
         stop = threading.Event()
-
-        def fetch(after: int) -> None:
-            limit = self.page_size
-            try:
-                while not stop.is_set():
-                    params = {"after": after, "limit": limit}
-                    try:
-                        rows, head = self._page(endpoint, token, params, result)
-                    except PageTooLarge as exc:
-                        if not 1 <= exc.max_limit < limit:
-                            raise
-                        limit = exc.max_limit  # the kiosk's web.max_page
-                        continue
-                    total = head or 0
-                    result.head_seq = max(result.head_seq, total)
-                    if not rows:
-                        if head is not None and head < after:
-                            raise log_shorter_than_copy(after, head)
-                        break
-                    pages.put((rows, total))
-                    seq = rows[-1].get("seq")
-                    if type(seq) is not int or seq >= total:
-                        break  # the end, or a page the writing thread refuses
-                    after = seq
-                pages.put(None)
-            except BaseException as exc:  # handed to the writing thread, raised there
-                pages.put(exc)
-
         fetcher = threading.Thread(
-            target=fetch, args=(after,), name="kiosk-pull-fetch", daemon=True
+            target=self._fetch_pages,
+            args=(_Fetch(endpoint, token, after, last_hash, result), pages, stop),
+            name="kiosk-pull-fetch",
+            daemon=True,
         )
         fetcher.start()
         total = after
@@ -693,6 +701,43 @@ class Puller:
         if result.fetched:
             self.progress.update(kiosk_id, after - start, total - start, final=True)
         return result
+
+    def _fetch_pages(self, job: _Fetch, pages: _Pages, stop: threading.Event) -> None:
+        """Fetch the pages after ``job.after`` into ``pages`` one ahead of the writing thread
+        (None at the end; an exception is handed over and raised there). A pull that resumes
+        asks from the seq before the last one held, so that the kiosk's own row at
+        ``job.after`` is compared with the copy's (``past_held``): another log as long as the
+        copy (a second kiosk with the same id, a replaced log) would look up to date."""
+        limit, after = self.page_size, job.after
+        overlap = after > 0
+        try:
+            while not stop.is_set():
+                params = {"after": after - 1 if overlap else after, "limit": limit}
+                try:
+                    rows, head = self._page(job.endpoint, job.token, params, job.result)
+                except PageTooLarge as exc:
+                    if not 1 <= exc.max_limit < limit:
+                        raise
+                    limit = exc.max_limit  # the kiosk's web.max_page
+                    continue
+                total = head or 0
+                job.result.head_seq = max(job.result.head_seq, total)
+                if overlap:
+                    overlap, rows = False, past_held(rows, after, job.held_hash)
+                    if not rows and total > after:
+                        continue  # a page of one row, the one held: the rest follows
+                if not rows:
+                    if head is not None and head < after:
+                        raise log_shorter_than_copy(after, head)
+                    break
+                pages.put((rows, total))
+                seq = rows[-1].get("seq")
+                if type(seq) is not int or seq >= total:
+                    break  # the end, or a page the writing thread refuses
+                after = seq
+            pages.put(None)
+        except BaseException as exc:  # handed to the writing thread, raised there
+            pages.put(exc)
 
     def pull_all(self, sources: Iterable[tuple[str, str]]) -> list[PullResult]:
         return [self.pull(url, token) for url, token in sources]

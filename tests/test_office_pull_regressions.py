@@ -180,3 +180,71 @@ def test_a_forged_row_is_the_kiosks_error_not_the_databases(kiosk_core, pg_dsn, 
             puller.pull("http://gate-1", "t")
         assert not isinstance(caught.value, PgError)
         assert target.tail("gate-1") == (0, GENESIS)
+
+
+# --- two logs under one kiosk id ------------------------------------------------------------
+
+
+def _two_gates_one_id(tmp_path, events_b: int):
+    """Two kiosks configured with the same ``site.kiosk_id`` (a copied config), at two URLs,
+    with different logs; a client that routes by host."""
+    from datetime import UTC, datetime
+
+    from test_pull import make_kiosk
+
+    from kiosk.clock import FakeClock
+
+    a = make_kiosk(
+        tmp_path / "a.db", "gate-1", FakeClock(start=datetime(2026, 3, 2, 8, tzinfo=UTC)), 40
+    )
+    b = make_kiosk(
+        tmp_path / "b.db", "gate-1", FakeClock(start=datetime(2026, 3, 2, 9, tzinfo=UTC)), events_b
+    )
+    hosts = {"gate-a": a, "gate-b": b}
+
+    def route(request: httpx.Request) -> httpx.Response:
+        kiosk = hosts[request.url.host]
+        answer = kiosk.test_client.get(
+            request.url.path, params=request.url.params, headers=dict(request.headers)
+        )
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+
+    return a, b, httpx.Client(transport=httpx.MockTransport(route))
+
+
+def test_a_second_log_as_long_as_the_copy_is_not_taken_for_up_to_date(tmp_path):
+    a, b, client = _two_gates_one_id(tmp_path, 40)
+    try:
+        with Puller(tmp_path / "c.db", client=client) as puller:
+            assert puller.pull("http://gate-a", a.token).inserted == 40
+            # Before: "0 new events, up to seq 40": gate-b's 40 events were never pulled and
+            # the collector showed it up to date (lag 0).
+            with pytest.raises(PullError, match="seq 40: the kiosk's row differs from the copy"):
+                puller.pull("http://gate-b", b.token)
+            again = puller.pull("http://gate-a", a.token)  # the first gate is still fine
+            assert (again.inserted, again.fetched, again.last_seq) == (0, 0, 40)
+            a.store.append(_draft())
+            more = puller.pull("http://gate-a", a.token)
+            assert (more.inserted, more.fetched, more.last_seq) == (1, 1, 41)
+    finally:
+        a.store.close()
+        b.store.close()
+
+
+def _draft():
+    from kiosk.store import EventDraft
+
+    return EventDraft(direction="in", decision="pass", reasons=("ok",), temp_c=36.5)
+
+
+def test_a_resumed_pull_of_one_event_a_page_checks_the_held_row_and_goes_on(kiosk_core, tmp_path):
+    from test_pull import Network, add_events, kiosk_rows, target_rows
+
+    target = tmp_path / "c.db"
+    net = Network(kiosk_core)
+    with Puller(target, client=net.client(), page_size=1) as puller:
+        assert puller.pull("http://gate-1", kiosk_core.token).inserted == 3
+        add_events(kiosk_core, 2)
+        result = puller.pull("http://gate-1", kiosk_core.token)
+    assert (result.inserted, result.fetched, result.last_seq) == (2, 2, 5)
+    assert target_rows(target) == kiosk_rows(kiosk_core)
