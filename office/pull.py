@@ -654,10 +654,30 @@ class Puller:
         except ValueError as exc:  # its message does not repeat a password in the URL
             raise PullError(str(exc)) from None
         endpoint = base + "/api/v1/events"
-        result = PullResult(base, self.target.source_kiosk(base))
-        kiosk_id = result.kiosk_id or self._probe(endpoint, token, result)
+        remembered = self.target.source_kiosk(base)
+        result = PullResult(base, remembered)
+        kiosk_id = remembered or self._probe(endpoint, token, result)
         if kiosk_id is None:
             return result  # an empty kiosk: nothing to pull yet
+        try:
+            return self._pull_kiosk(endpoint, token, kiosk_id, result)
+        except ChainError:
+            if remembered is None:
+                raise
+            # The URL may serve another kiosk id now: a log moved aside and a new one begun
+            # under a new site.kiosk_id, as docs/operations.md says to. Its own id is pulled;
+            # the same id with another log stays the ChainError it is.
+            again = PullResult(base, None, retries=result.retries)
+            found = self._probe(endpoint, token, again)
+            if found is None or found == remembered:
+                raise
+            return self._pull_kiosk(endpoint, token, found, again)
+
+    def _pull_kiosk(
+        self, endpoint: str, token: str, kiosk_id: str, result: PullResult
+    ) -> PullResult:
+        """Pull ``kiosk_id``'s events from the last one the target holds."""
+        base = result.url
         after, last_hash = self.target.tail(kiosk_id)
         start = after
         # Pages are fetched (and parsed) one ahead on a helper thread while this thread checks

@@ -248,3 +248,50 @@ def test_a_resumed_pull_of_one_event_a_page_checks_the_held_row_and_goes_on(kios
         result = puller.pull("http://gate-1", kiosk_core.token)
     assert (result.inserted, result.fetched, result.last_seq) == (2, 2, 5)
     assert target_rows(target) == kiosk_rows(kiosk_core)
+
+
+@pytest.mark.parametrize("events", [10, 60], ids=["shorter", "longer"])
+def test_a_kiosk_given_a_new_kiosk_id_with_its_new_log_is_pulled_under_that_id(tmp_path, events):
+    """docs/operations.md: a kiosk whose damaged log was moved aside starts a new one; "give the
+    kiosk a new site.kiosk_id if both logs are to be kept apart". Its URL stays the same."""
+    from datetime import UTC, datetime
+
+    from test_pull import make_kiosk, target_rows
+
+    from kiosk.clock import FakeClock
+
+    old = make_kiosk(
+        tmp_path / "a.db", "gate-1", FakeClock(start=datetime(2026, 3, 2, tzinfo=UTC)), 40
+    )
+    new = make_kiosk(
+        tmp_path / "b.db", "gate-1b", FakeClock(start=datetime(2026, 3, 3, tzinfo=UTC)), events
+    )
+    serving = {"kiosk": old}
+
+    def route(request: httpx.Request) -> httpx.Response:
+        answer = serving["kiosk"].test_client.get(
+            request.url.path, params=request.url.params, headers=dict(request.headers)
+        )
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+
+    target = tmp_path / "c.db"
+    try:
+        with Puller(target, client=httpx.Client(transport=httpx.MockTransport(route))) as puller:
+            assert puller.pull("http://gate-a", old.token).inserted == 40
+            serving["kiosk"] = new
+            # Before: a ChainError at every pull, for ever ("seq 40: the kiosk's log ends at
+            # seq 10 ..." / "seq 41: kiosk_id 'gate-1b', expected 'gate-1'"): the URL's
+            # remembered id was pulled, not the kiosk's own.
+            result = puller.pull("http://gate-a", new.token)
+            assert (result.kiosk_id, result.inserted, result.last_seq) == (
+                "gate-1b",
+                events,
+                events,
+            )
+            assert puller.pull("http://gate-a", new.token).inserted == 0
+            assert puller.target.source_kiosk("http://gate-a") == "gate-1b"
+        ids = [row[0] for row in target_rows(target)]
+        assert ids.count("gate-1") == 40 and ids.count("gate-1b") == events  # both logs kept
+    finally:
+        old.store.close()
+        new.store.close()
