@@ -295,3 +295,21 @@ def test_a_kiosk_given_a_new_kiosk_id_with_its_new_log_is_pulled_under_that_id(t
     finally:
         old.store.close()
         new.store.close()
+
+
+def test_the_district_report_of_a_gate_the_database_does_not_know_is_an_error(kiosk_core, pg_dsn):
+    from datetime import date
+
+    from pgfixture import Network as PgNetwork
+    from test_fleet_pg import pull_pg
+
+    from office.district import district_report
+    from office.pg import PgError
+
+    pull_pg("http://gate-1", kiosk_core.token, pg_dsn, PgNetwork(kiosk_core))
+    day = date(2026, 3, 2)
+    assert district_report(pg_dsn, day, "UTC", kiosks=["gate-1"])["events"] == 3
+    # Before: a typed gate name (gate-l for gate-1) gave a report of zeros, "no events that
+    # day", for a gate that is not there.
+    with pytest.raises(PgError, match=r"no gate gate-l in the database \(it holds gate-1\)"):
+        district_report(pg_dsn, day, "UTC", kiosks=["gate-1", "gate-l"])
