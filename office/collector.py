@@ -193,9 +193,11 @@ class Collector:
                     sleep=self._backoff_wait,
                     request_deadline_s=self.request_deadline_s,
                     monotonic=self._monotonic,
+                    stop=self._stop,
                 )
                 result = puller.pull(source.url, token)  # the client and target stay open
-                self._reports(source, token, result.url, result.kiosk_id)
+                if not self._stop.is_set():
+                    self._reports(source, token, result.url, result.kiosk_id)
             except PgError as exc:
                 error = f"database: {exc}"
                 self._drop_target()  # reconnect next time

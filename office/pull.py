@@ -477,6 +477,7 @@ class Puller:
         max_page_bytes: int = MAX_PAGE_BYTES,
         request_deadline_s: float = REQUEST_DEADLINE_S,
         monotonic: Callable[[], float] = time.monotonic,
+        stop: threading.Event | None = None,
     ) -> None:
         if not 1 <= page_size <= 10000:
             raise ValueError("page_size must be between 1 and 10000")
@@ -499,6 +500,9 @@ class Puller:
         self.attempts = attempts
         self.sleep = sleep
         self.progress = progress or Progress(enabled=False)
+        #: Set (the collector stopping): a pull ends after the page it is writing, what it
+        #: wrote kept, and the next one resumes from there.
+        self.stopping = stop
         self._failed = False
 
     def close(self) -> None:
@@ -707,6 +711,8 @@ class Puller:
                 result.pages += 1
                 after, last_hash = rows[-1]["seq"], rows[-1]["hash"]
                 self.progress.update(kiosk_id, after - start, total - start)
+                if self.stopping is not None and self.stopping.is_set():
+                    break
         finally:
             stop.set()
             # Unblock a fetcher waiting to put; one stuck in a backoff sleep is a daemon and is

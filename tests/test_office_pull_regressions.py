@@ -313,3 +313,40 @@ def test_the_district_report_of_a_gate_the_database_does_not_know_is_an_error(ki
     # day", for a gate that is not there.
     with pytest.raises(PgError, match=r"no gate gate-l in the database \(it holds gate-1\)"):
         district_report(pg_dsn, day, "UTC", kiosks=["gate-1", "gate-l"])
+
+
+def test_stopping_the_collector_ends_a_long_pull_after_its_page_in_flight(
+    tmp_path, clock, pg_dsn, monkeypatch
+):
+    from pgfixture import Network as PgNetwork
+    from pgfixture import central_rows
+    from pgfixture import make_kiosk as pg_kiosk
+
+    from kiosk.config.fleet import CollectorConfig
+    from office.collector import Collector
+
+    gate = pg_kiosk(tmp_path / "g.db", "gate-1", clock, 60)
+    monkeypatch.setenv("TOKEN", gate.token)
+    config = CollectorConfig.model_validate(
+        {"kiosks": [{"url": "http://gate-1", "token_env": "TOKEN"}], "page_size": 10}
+    )
+    asked: list[str] = []
+
+    def stop_at_the_third_page(request):
+        asked.append(f"{request.url.path}?{request.url.query.decode()}")
+        if len(asked) == 4:  # the probe and two pages done: kiosk collect gets SIGTERM
+            collector._stop.set()
+
+    net = PgNetwork(gate, faults=stop_at_the_third_page)
+    collector = Collector(config, pg_dsn, client=net.client())
+    try:
+        status = collector.pull_once(config.kiosks[0])
+    finally:
+        collector.stop()
+        gate.store.close()
+    # Before: the whole backlog (6 pages) was pulled before stop() could return (a backlog of
+    # a million events: minutes, and systemd's SIGKILL). The docstring said "let pulls in
+    # flight finish their page".
+    held = len(central_rows(pg_dsn, "gate-1"))
+    assert held <= 40 and len(asked) <= 5, asked  # nor the gate's reports asked for after it
+    assert status.state == "ok" and status.last_seq == held  # what was pulled is kept
