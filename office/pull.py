@@ -29,6 +29,7 @@ import json
 import operator
 import os
 import queue
+import socket
 import sqlite3
 import ssl
 import sys
@@ -600,8 +601,8 @@ class Puller:
             except httpx.InvalidURL as exc:  # e.g. "host:1:2": no try will ever reach it
                 raise PullError(f"{url}: not a usable URL ({exc})") from None
             except httpx.ConnectError as exc:
-                refused = untrusted_certificate(exc)
-                if refused is not None:  # no later try will trust it either
+                refused = untrusted_certificate(exc) or unknown_host(exc, url)
+                if refused is not None:  # no later try will trust it (or find it) either
                     raise PullError(f"{url}: {refused}") from None
                 problem = type(exc).__name__
             except (httpx.ConnectTimeout, httpx.ReadTimeout, httpx.WriteTimeout) as exc:
@@ -838,6 +839,27 @@ def untrusted_certificate(exc: BaseException) -> str | None:
         " kiosk's certificate (tls_cert, its fingerprint printed by scripts/install"
         " --tls): SSL_CERT_FILE=/path/to/gate-cert.pem"
     )
+
+
+def unknown_host(exc: BaseException, url: str) -> str | None:
+    """What to say when ``exc`` (an httpx error) is the name server answering that the URL's
+    host name does not exist (a typing error; a name the LAN's DNS does not know); None for
+    any other failure, a name server failing for now (``EAI_AGAIN``) included."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx -> httpcore -> socket; a chain is never longer
+        if seen is None:
+            return None
+        if isinstance(seen, socket.gaierror) and seen.errno in _NO_SUCH_NAME:
+            host = httpx.URL(url).host
+            return f"no host is named {host} (a typing error in the URL? not in the LAN's DNS?)"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+#: ``getaddrinfo`` errors that say the name does not exist (not that the lookup failed).
+_NO_SUCH_NAME = frozenset(
+    code for code in (getattr(socket, n, None) for n in ("EAI_NONAME", "EAI_NODATA")) if code
+)
 
 
 def _detail(body: bytes) -> str:

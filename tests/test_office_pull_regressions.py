@@ -350,3 +350,38 @@ def test_stopping_the_collector_ends_a_long_pull_after_its_page_in_flight(
     held = len(central_rows(pg_dsn, "gate-1"))
     assert held <= 40 and len(asked) <= 5, asked  # nor the gate's reports asked for after it
     assert status.state == "ok" and status.last_seq == held  # what was pulled is kept
+
+
+def _unresolved(code: int):
+    def answer(request: httpx.Request) -> httpx.Response:
+        try:
+            raise socket.gaierror(code, "Name or service not known")
+        except socket.gaierror as exc:
+            raise httpx.ConnectError(str(exc), request=request) from exc
+
+    return answer
+
+
+def test_a_kiosk_host_name_that_does_not_exist_fails_at_once_saying_so(tmp_path):
+    waits: list[float] = []
+    client = httpx.Client(transport=httpx.MockTransport(_unresolved(socket.EAI_NONAME)))
+    with (
+        Puller(tmp_path / "c.db", client=client, attempts=8, sleep=waits.append) as puller,
+        pytest.raises(PullError, match="no host is named gate-1.lan") as caught,
+    ):
+        puller.pull("http://gate-1.lan:8000", "t")
+    # Before: 8 tries and a minute of backoff, then "giving up after 8 tries (ConnectError)"
+    # for a typing error in the URL.
+    assert waits == []
+    assert "http://gate-1.lan:8000" in str(caught.value)
+
+
+def test_a_name_server_that_fails_for_now_is_still_retried(tmp_path):
+    waits: list[float] = []
+    client = httpx.Client(transport=httpx.MockTransport(_unresolved(socket.EAI_AGAIN)))
+    with (
+        Puller(tmp_path / "c.db", client=client, attempts=3, sleep=waits.append) as puller,
+        pytest.raises(PullError, match="giving up after 3 tries"),
+    ):
+        puller.pull("http://gate-1.lan:8000", "t")
+    assert waits == [0.5, 1.0]
