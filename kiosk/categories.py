@@ -5,8 +5,9 @@ counts beyond decisions and reasons:
 
 ==========================  ====================================================================
 ``people``                  people in / out: passed passages and manual passes (not vehicles)
-``fevers``                  fever readings at the gate (events with ``fever``), fever checks
-                            typed in by helpers for returnees
+``fevers``                  feverish people at the gate (events with ``fever``; a car's as many
+                            as its occupants found feverish, ``vehicles.feverish_people``),
+                            fever checks typed in by helpers for returnees
 ``returnees``               new (registered that day), under observation at the end of the
                             day, cleared / escalated / transferred during it
 ``quarantined_households``  households with a home-quarantine entry active that day
@@ -42,7 +43,7 @@ from .dating import dated_source
 from .days import day_bounds
 from .lists import same_text
 from .sheets import write_csv, write_xlsx
-from .vehicles import known_plates, normalise_plate
+from .vehicles import feverish_people, known_plates, normalise_plate
 
 __all__ = [
     "community_section",
@@ -69,13 +70,15 @@ def _event_counts(db: sqlite_utils.Database, start: str, end: str) -> dict[str, 
     )
     for row in db.query(sql, [start, end]):
         reasons = json.loads(row["reasons"]) if row["reasons"] else []
-        fevers += "fever" in reasons
         if row["kind"] == "vehicle":
             vehicles += 1
             car = json.loads(row["person"]) if row["person"] else {}
+            car = car if isinstance(car, dict) else {}
+            fevers += feverish_people("vehicle", car) if "fever" in reasons else 0
             occupants += _small_int(car.get("occupants"))
             plates.append(car.get("plate"))
             continue
+        fevers += "fever" in reasons
         registrations += row["kind"] == "registration"
         if row["decision"] in _PASSED and row["direction"] in people:
             people[row["direction"]] += 1

@@ -209,6 +209,8 @@ def _mask_person_value(key: str, value: Any) -> Any:
         return mask_id_number(str(value))
     if key in CODE_KEYS:
         return mask_code(str(value))
+    if key == "feverish":  # a vehicle's feverish occupants: a count, not personal
+        return value if type(value) is int else None
     if key == "occupants":
         # A count is not personal; a list of names is: keep its length only.
         if isinstance(value, list):

@@ -28,6 +28,7 @@ from .dating import dated_source
 from .days import when_or_none
 from .schema import sql_migrations
 from .store import format_ts
+from .vehicles import feverish_people
 
 if TYPE_CHECKING:
     from .community import LogLike
@@ -122,6 +123,23 @@ def _count(db: sqlite_utils.Database, table: str, where: str, args: list[Any]) -
     return int(db.execute(sql, args).fetchone()[0])
 
 
+def _feverish(db: sqlite_utils.Database, events: str, window: str, args: list[Any]) -> int:
+    """Feverish people in the window: one per event with ``fever``, a car's feverish
+    occupants each (``vehicles.feverish_people``), as the daily report counts them."""
+    sql = (
+        f"select kind, person from {events} where {window}"  # noqa: S608 - module constants
+        " and reasons like '%\"fever\"%'"
+    )
+    total = 0
+    for kind, person in db.execute(sql, args).fetchall():
+        try:
+            car = json.loads(person) if kind == "vehicle" and person else None
+        except ValueError:
+            car = None
+        total += feverish_people(kind, car)
+    return total
+
+
 #: Passed going in: someone came through the gate into the compound.
 _CAME_IN = "direction = 'in' and decision in ('pass', 'manual_pass')"
 
@@ -174,7 +192,7 @@ def summary_since(
     args: list[Any] = [gate, lo, hi]
     return {
         "open_alarms": open_alarms,
-        "fevers": _count(db, events, f"{window} and reasons like '%\"fever\"%'", args),
+        "fevers": _feverish(db, events, window, args),
         "quarantine_returns": _quarantine_returns(db, events, window, args),
         "new_returnees": _count(db, "obs_people", "created_at >= ? and created_at < ?", [lo, hi]),
         "registrations": _count(db, events, f"{window} and kind = 'registration'", args),

@@ -226,6 +226,7 @@ def compute_report(
         if temp_c is not None:
             temp_counts[_bin_index(temp_c, bins)] += 1
     no_temperature = sum(temp_c is None for temp_c in readings.values())
+    community = _community(db, day, zone)
 
     return {
         "day": day.isoformat(),
@@ -236,7 +237,13 @@ def compute_report(
         "by_reason": dict(sorted(by_reason.items())),
         "by_direction": dict(sorted(by_direction.items())),
         "by_hour": by_hour,
-        "fever_alarms": {"count": len(fever_times), "times": fever_times},
+        # ``count``: the alarms (one card per event); ``people``: the feverish people they are
+        # about (a car's feverish occupants each), the office's 发热.
+        "fever_alarms": {
+            "count": len(fever_times),
+            "people": community["fevers"]["gate"],
+            "times": fever_times,
+        },
         "temperature_histogram": [
             {"from_c": lo, "to_c": hi, "count": n}
             for (lo, hi), n in zip(bins, temp_counts, strict=True)
@@ -252,7 +259,7 @@ def compute_report(
             "max": max(exits.values(), default=0),
             "over_quota_households": over_quota,
         },
-        "community": _community(db, day, zone),
+        "community": community,
         "quarantine_lists": quarantine_lists(db, day),
         # Dated by their boot's clock once synchronised; dated only by an unsynced clock.
         "clock": {"redated": dating["boot"], "unsynced": dating["unsynced"]},

@@ -27,7 +27,14 @@ from .community import CommunityError, LogLike, check_actor, clean_text, has_tab
 from .sheets import Diff, diff_rows, read_table
 from .store import format_ts
 
-__all__ = ["MIGRATIONS", "VehicleList", "VehiclePlan", "known_plates", "normalise_plate"]
+__all__ = [
+    "MIGRATIONS",
+    "VehicleList",
+    "VehiclePlan",
+    "feverish_people",
+    "known_plates",
+    "normalise_plate",
+]
 
 _SEPARATORS = re.compile(r"[\s·.\-_]+")
 _PLATE = re.compile(r"^[0-9A-Z\u3400-\u9fff]{4,10}$")
@@ -49,6 +56,26 @@ def normalise_plate(text: object) -> str:
     if not _PLATE.match(plate):
         raise CommunityError("plate: 4 to 10 letters, digits or a province character")
     return plate
+
+
+def _count(value: object) -> int | None:
+    return value if type(value) is int and value >= 0 else None
+
+
+def feverish_people(kind: object, person: object) -> int:
+    """How many feverish people an event carrying ``fever`` is about: one, or for a vehicle
+    its occupants (driver and passengers) the guard's form found at or above the threshold,
+    ``person.feverish`` (a count: kept when the person is masked), at least one and at most
+    the driver plus ``person.occupants``. A vehicle recorded without the count (before it was
+    kept, or by another client) counts one."""
+    if kind != "vehicle" or not isinstance(person, Mapping):
+        return 1
+    feverish = _count(person.get("feverish"))
+    if feverish is None:
+        return 1
+    passengers = _count(person.get("occupants"))
+    most = 1 + passengers if passengers is not None else feverish
+    return max(1, min(feverish, most))
 
 
 @dataclass(frozen=True)

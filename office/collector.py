@@ -51,7 +51,7 @@ from kiosk.config.fleet import CollectorConfig, KioskSource
 from office.gatereports import collect_reports
 from office.listsync import BundleFile
 from office.pg import PgError, PgTarget, redact_dsn
-from office.pull import REQUEST_DEADLINE_S, Puller, PullError
+from office.pull import REQUEST_DEADLINE_S, Puller, PullError, client_timeout
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class Collector:
         self.dsn = dsn
         self.clock = clock or system_clock()
         self._own_client = client is None
-        self.client = client or httpx.Client(timeout=config.timeout_s)
+        self.client = client or httpx.Client(timeout=client_timeout(config.timeout_s))
         self._target_factory = target_factory or (
             lambda dsn: PgTarget(dsn, application_name="kiosk-collect")
         )
@@ -194,9 +194,11 @@ class Collector:
                     sleep=self._backoff_wait,
                     request_deadline_s=self.request_deadline_s,
                     monotonic=self._monotonic,
+                    stop=self._stop,
                 )
                 result = puller.pull(source.url, token)  # the client and target stay open
-                self._reports(source, token, result.url, result.kiosk_id)
+                if not self._stop.is_set():
+                    self._reports(source, token, result.url, result.kiosk_id)
             except PgError as exc:
                 error = f"database: {exc}"
                 self._drop_target()  # reconnect next time

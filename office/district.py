@@ -255,6 +255,22 @@ def _roll_up_ledgers(
     }
 
 
+_KNOWN_SQL = "SELECT kiosk_id FROM fleet_sources UNION SELECT kiosk_id FROM fleet_gate_reports"
+
+
+def _check_known(conn: psycopg.Connection[Any], only: list[str] | None) -> None:
+    """``PgError`` naming the gates asked for that the database does not hold (a typed name:
+    its report would be all zeros, as if the gate had had no events)."""
+    if only is None:
+        return
+    known = sorted({row[0] for row in conn.execute(_KNOWN_SQL).fetchall()})
+    unknown = [k for k in only if k not in known]
+    if unknown:
+        held = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "") or "none"
+        asked = ", ".join(k[:64] for k in unknown[:20])
+        raise PgError(f"no gate {asked} in the database (it holds {held})")
+
+
 def district_report(
     conn_or_dsn: str | psycopg.Connection[Any],
     day: date,
@@ -276,6 +292,7 @@ def district_report(
         lookback = stats.quota_lookback(day, zone, quota)
         only = sorted(set(kiosks)) if kiosks is not None else None
         try:
+            _check_known(conn, only)
             rows = conn.execute(_ROWS_SQL, _dated_args(lookback, end, only)).fetchall()
             gates = conn.execute(_GATES_SQL, _dated_args(start, end, only)).fetchall()
             held = conn.execute(_HELD_SQL, [only, only]).fetchall()

@@ -45,6 +45,11 @@ from urllib.parse import quote
 
 import psycopg
 import psycopg.types.json
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is a dependency, kept optional as in office.pull
+    orjson = None  # type: ignore[assignment]
 from psycopg.rows import TupleRow
 
 from kiosk import record
@@ -174,7 +179,54 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+#: Fields a row must carry (``NOT NULL`` in ``fleet_events``).
+_REQUIRED = tuple(c for c in COLUMNS if "NOT NULL" in _TYPES[c])
+_BIGINT = (-(2**63), 2**63 - 1)
+
+
+def _unstorable(row: dict[str, Any]) -> str | None:
+    """What in a row (checked by the pull's chain check: its hash agrees with it) PostgreSQL
+    cannot hold, in words; None when it can. Such a row is the kiosk's error (forged or
+    broken), not the database's: it must not read as a database failure."""
+    for name in _REQUIRED:
+        if row.get(name) is None:
+            return f"{name} is missing"
+    mono = row.get("mono_ns")
+    if type(mono) is int and not _BIGINT[0] <= mono <= _BIGINT[1]:
+        return f"mono_ns {mono} is out of range"
+    values = [row.get(name) for name in COLUMNS]
+    if orjson is not None:
+        try:  # one C call: a NUL is always written as this escape (a hint, checked below)
+            if b"\\u0000" not in orjson.dumps(values):
+                return None
+        except TypeError:  # orjson.JSONEncodeError (a lone surrogate): look one by one
+            pass
+    for name, value in zip(COLUMNS, values, strict=True):
+        if _holds_nul(value):
+            return f"{name} holds a NUL character (no text in the database can)"
+    return None
+
+
+def _holds_nul(value: object) -> bool:
+    """Whether a text anywhere in ``value`` (a JSON value) holds U+0000."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def _copy_row(row: dict[str, Any]) -> list[Any]:
+    problem = _unstorable(row)
+    if problem is not None:
+        raise PullError(f"seq {row.get('seq')}: {problem}")
     values = [row.get(c) for c in COLUMNS]
     for i in _JSON_INDEXES:
         if values[i] is not None:

@@ -3,8 +3,10 @@
 ``pull(url, token, target)`` is
 
 * **resumable**: it asks for ``after=`` the highest ``seq`` the target already holds for that
-  kiosk; each page is written in one transaction, so an interruption at any point (network,
-  ^C, power) loses at most the page in flight and the next run carries on exactly;
+  kiosk, less one, and the kiosk's row at that seq must be the one held (``past_held``: a
+  second log as long as the copy is not "up to date"); each page is written in one
+  transaction, so an interruption at any point (network, ^C, power) loses at most the page
+  in flight and the next run carries on exactly;
 * **idempotent**: rows are keyed ``(kiosk_id, seq)``; pulling twice never duplicates;
 * **verified**: every row's hash is recomputed (``kiosk.hashchain.event_hash``: it covers the
   non-personal fields and ``personal_digest``, so masked rows verify too), every row's
@@ -27,6 +29,7 @@ import json
 import operator
 import os
 import queue
+import socket
 import sqlite3
 import ssl
 import sys
@@ -113,6 +116,23 @@ REQUEST_DEADLINE_S = 120.0
 
 #: The wait between two tries of one request: 0.5 s doubling to 30 s.
 PULL_BACKOFF = Backoff(base_s=0.5, cap_s=30.0)
+
+#: The longest wait for a kiosk to accept a connection (the kernel resends an unanswered SYN
+#: after 1, 3 and 7 s): a kiosk on the LAN answers in milliseconds.
+CONNECT_TIMEOUT_S = 10.0
+#: Tries of one request at a kiosk that does not answer at all (its connection not accepted
+#: within ``CONNECT_TIMEOUT_S``, or silent for a whole read timeout): switched off, off the
+#: network, or a firewall dropping the packets. The second try covers a lost packet; more
+#: would keep an office clerk waiting minutes for a kiosk that is not there (8 tries of 30 s
+#: and their backoff were 5 minutes). Errors that do get an answer (refused, reset, 5xx, 429)
+#: keep the full ``attempts``.
+SILENT_TRIES = 2
+
+
+def client_timeout(timeout_s: float) -> httpx.Timeout:
+    """The office's HTTP timeouts: ``timeout_s`` per read, write and pool wait, the connect
+    at most ``CONNECT_TIMEOUT_S``."""
+    return httpx.Timeout(timeout_s, connect=min(timeout_s, CONNECT_TIMEOUT_S))
 
 
 class Progress:
@@ -237,6 +257,10 @@ def fast_event_hash(row: dict[str, Any]) -> str | None:
     return hashlib.sha256(_EVENTS_TAG + encoded).hexdigest()
 
 
+#: The highest seq a kiosk's log can hold (a SQLite INTEGER, a PostgreSQL bigint).
+MAX_SEQ = 2**63 - 1
+
+
 def check_page(rows: list[dict[str, Any]], kiosk_id: str, after: int, prev_hash: str) -> None:
     """Raise ``ChainError`` unless ``rows`` continue the chain from ``(after, prev_hash)``."""
     last_seq, last_hash = after, prev_hash
@@ -244,6 +268,8 @@ def check_page(rows: list[dict[str, Any]], kiosk_id: str, after: int, prev_hash:
         seq = row.get("seq")
         if row.get("kiosk_id") != kiosk_id:
             raise ChainError(f"seq {seq}: kiosk_id {row.get('kiosk_id')!r}, expected {kiosk_id!r}")
+        if type(seq) is int and not 0 < seq <= MAX_SEQ:
+            raise ChainError(f"seq {seq}: not a seq (1 to {MAX_SEQ}, as the kiosk's log numbers)")
         if type(seq) is not int or seq <= last_seq:
             raise ChainError(f"seq {seq}: not after {last_seq}")
         if row.get("prev_hash") != last_hash:
@@ -264,6 +290,23 @@ def check_page(rows: list[dict[str, Any]], kiosk_id: str, after: int, prev_hash:
             if computed != claimed:
                 raise ChainError(f"seq {seq}: hash does not match the row's content")
         last_seq, last_hash = seq, claimed
+
+
+def past_held(rows: list[dict[str, Any]], held_seq: int, held_hash: str) -> list[dict[str, Any]]:
+    """``rows``, asked from the seq before the last one the target holds, less that row once
+    it is checked to be the one held: the same seq with the same hash. ``ChainError`` when the
+    kiosk's row differs (or it has none: its log skips it); no rows at all are left to the
+    caller (a log that ends before it)."""
+    if not rows:
+        return rows
+    first = rows[0]
+    if first.get("seq") != held_seq or first.get("hash") != held_hash:
+        raise ChainError(
+            f"seq {held_seq}: the kiosk's row differs from the copy already pulled (another"
+            " kiosk with the same site.kiosk_id, or its log was replaced or restored from a"
+            " backup)"
+        )
+    return rows[1:]
 
 
 def log_shorter_than_copy(held_seq: int, head_seq: int) -> ChainError:
@@ -403,6 +446,20 @@ class SqliteTarget:
                 os.unlink(f"{self.path}{suffix}")
 
 
+_Pages = queue.Queue[tuple[list[dict[str, Any]], int] | BaseException | None]
+
+
+@dataclass
+class _Fetch:
+    """What the fetching thread of one pull needs: where, how, and from which row held."""
+
+    endpoint: str
+    token: str
+    after: int
+    held_hash: str
+    result: PullResult
+
+
 class Puller:
     """Pulls one or more kiosks into one target. ``client`` and ``sleep`` are injectable
     (tests use an ASGI transport and a sleep that only records)."""
@@ -421,6 +478,7 @@ class Puller:
         max_page_bytes: int = MAX_PAGE_BYTES,
         request_deadline_s: float = REQUEST_DEADLINE_S,
         monotonic: Callable[[], float] = time.monotonic,
+        stop: threading.Event | None = None,
     ) -> None:
         if not 1 <= page_size <= 10000:
             raise ValueError("page_size must be between 1 and 10000")
@@ -430,7 +488,7 @@ class Puller:
         self._own_target = isinstance(target, str | Path)
         self.target: PullTarget = SqliteTarget(target) if isinstance(target, str | Path) else target
         self._own_client = client is None
-        self.client = client or httpx.Client(timeout=timeout_s)
+        self.client = client or httpx.Client(timeout=client_timeout(timeout_s))
         self.page_size = page_size
         #: The most of one answer read: a page is a few MB; something far larger at the URL
         #: (a mirror, a video, a hostile host) is refused, not held in memory.
@@ -443,6 +501,9 @@ class Puller:
         self.attempts = attempts
         self.sleep = sleep
         self.progress = progress or Progress(enabled=False)
+        #: Set (the collector stopping): a pull ends after the page it is writing, what it
+        #: wrote kept, and the next one resumes from there.
+        self.stopping = stop
         self._failed = False
 
     def close(self) -> None:
@@ -514,6 +575,7 @@ class Puller:
     ) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         problem = ""
+        silent = _Silence(url, self._monotonic)
         for attempt in range(self.attempts):
             if attempt:
                 result.retries += 1
@@ -539,10 +601,14 @@ class Puller:
             except httpx.InvalidURL as exc:  # e.g. "host:1:2": no try will ever reach it
                 raise PullError(f"{url}: not a usable URL ({exc})") from None
             except httpx.ConnectError as exc:
-                refused = untrusted_certificate(exc)
-                if refused is not None:  # no later try will trust it either
+                refused = untrusted_certificate(exc) or unknown_host(exc, url)
+                if refused is not None:  # no later try will trust it (or find it) either
                     raise PullError(f"{url}: {refused}") from None
                 problem = type(exc).__name__
+            except (httpx.ConnectTimeout, httpx.ReadTimeout, httpx.WriteTimeout) as exc:
+                problem = type(exc).__name__
+                if silent.failed(exc, self.client.timeout) >= SILENT_TRIES:
+                    raise silent.error() from None
             except (httpx.TransportError, ValueError) as exc:
                 # ValueError: a body cut short mid-JSON is a network problem too.
                 problem = type(exc).__name__
@@ -593,46 +659,41 @@ class Puller:
         except ValueError as exc:  # its message does not repeat a password in the URL
             raise PullError(str(exc)) from None
         endpoint = base + "/api/v1/events"
-        result = PullResult(base, self.target.source_kiosk(base))
-        kiosk_id = result.kiosk_id or self._probe(endpoint, token, result)
+        remembered = self.target.source_kiosk(base)
+        result = PullResult(base, remembered)
+        kiosk_id = remembered or self._probe(endpoint, token, result)
         if kiosk_id is None:
             return result  # an empty kiosk: nothing to pull yet
+        try:
+            return self._pull_kiosk(endpoint, token, kiosk_id, result)
+        except ChainError:
+            if remembered is None:
+                raise
+            # The URL may serve another kiosk id now: a log moved aside and a new one begun
+            # under a new site.kiosk_id, as docs/operations.md says to. Its own id is pulled;
+            # the same id with another log stays the ChainError it is.
+            again = PullResult(base, None, retries=result.retries)
+            found = self._probe(endpoint, token, again)
+            if found is None or found == remembered:
+                raise
+            return self._pull_kiosk(endpoint, token, found, again)
+
+    def _pull_kiosk(
+        self, endpoint: str, token: str, kiosk_id: str, result: PullResult
+    ) -> PullResult:
+        """Pull ``kiosk_id``'s events from the last one the target holds."""
+        base = result.url
         after, last_hash = self.target.tail(kiosk_id)
         start = after
         # Pages are fetched (and parsed) one ahead on a helper thread while this thread checks
         # and writes the previous one: the server's work and ours overlap.
-        pages: queue.Queue[tuple[list[dict[str, Any]], int] | BaseException | None] = queue.Queue(2)
+        pages: _Pages = queue.Queue(2)
         stop = threading.Event()
-
-        def fetch(after: int) -> None:
-            limit = self.page_size
-            try:
-                while not stop.is_set():
-                    params = {"after": after, "limit": limit}
-                    try:
-                        rows, head = self._page(endpoint, token, params, result)
-                    except PageTooLarge as exc:
-                        if not 1 <= exc.max_limit < limit:
-                            raise
-                        limit = exc.max_limit  # the kiosk's web.max_page
-                        continue
-                    total = head or 0
-                    result.head_seq = max(result.head_seq, total)
-                    if not rows:
-                        if head is not None and head < after:
-                            raise log_shorter_than_copy(after, head)
-                        break
-                    pages.put((rows, total))
-                    seq = rows[-1].get("seq")
-                    if type(seq) is not int or seq >= total:
-                        break  # the end, or a page the writing thread refuses
-                    after = seq
-                pages.put(None)
-            except BaseException as exc:  # handed to the writing thread, raised there
-                pages.put(exc)
-
         fetcher = threading.Thread(
-            target=fetch, args=(after,), name="kiosk-pull-fetch", daemon=True
+            target=self._fetch_pages,
+            args=(_Fetch(endpoint, token, after, last_hash, result), pages, stop),
+            name="kiosk-pull-fetch",
+            daemon=True,
         )
         fetcher.start()
         total = after
@@ -651,6 +712,8 @@ class Puller:
                 result.pages += 1
                 after, last_hash = rows[-1]["seq"], rows[-1]["hash"]
                 self.progress.update(kiosk_id, after - start, total - start)
+                if self.stopping is not None and self.stopping.is_set():
+                    break
         finally:
             stop.set()
             # Unblock a fetcher waiting to put; one stuck in a backoff sleep is a daemon and is
@@ -666,8 +729,73 @@ class Puller:
             self.progress.update(kiosk_id, after - start, total - start, final=True)
         return result
 
+    def _fetch_pages(self, job: _Fetch, pages: _Pages, stop: threading.Event) -> None:
+        """Fetch the pages after ``job.after`` into ``pages`` one ahead of the writing thread
+        (None at the end; an exception is handed over and raised there). A pull that resumes
+        asks from the seq before the last one held, so that the kiosk's own row at
+        ``job.after`` is compared with the copy's (``past_held``): another log as long as the
+        copy (a second kiosk with the same id, a replaced log) would look up to date."""
+        limit, after = self.page_size, job.after
+        overlap = after > 0
+        try:
+            while not stop.is_set():
+                params = {"after": after - 1 if overlap else after, "limit": limit}
+                try:
+                    rows, head = self._page(job.endpoint, job.token, params, job.result)
+                except PageTooLarge as exc:
+                    if not 1 <= exc.max_limit < limit:
+                        raise
+                    limit = exc.max_limit  # the kiosk's web.max_page
+                    continue
+                total = head or 0
+                job.result.head_seq = max(job.result.head_seq, total)
+                if overlap:
+                    overlap, rows = False, past_held(rows, after, job.held_hash)
+                    if not rows and total > after:
+                        continue  # a page of one row, the one held: the rest follows
+                if not rows:
+                    if head is not None and head < after:
+                        raise log_shorter_than_copy(after, head)
+                    break
+                pages.put((rows, total))
+                seq = rows[-1].get("seq")
+                if type(seq) is not int or seq >= total:
+                    break  # the end, or a page the writing thread refuses
+                after = seq
+            pages.put(None)
+        except BaseException as exc:  # handed to the writing thread, raised there
+            pages.put(exc)
+
     def pull_all(self, sources: Iterable[tuple[str, str]]) -> list[PullResult]:
         return [self.pull(url, token) for url, token in sources]
+
+
+class _Silence:
+    """The tries of one request that got no answer at all, and what to say after them."""
+
+    def __init__(self, url: str, monotonic: Callable[[], float]) -> None:
+        self.url = url
+        self._monotonic = monotonic
+        self._started = monotonic()
+        self.tries = 0
+        self.what = ""
+
+    def failed(self, exc: httpx.TimeoutException, timeout: httpx.Timeout) -> int:
+        """Count a try that timed out; the count so far."""
+        self.tries += 1
+        if isinstance(exc, httpx.ConnectTimeout):
+            self.what = f"its connection was not accepted within {timeout.connect or 0:g} s"
+        else:
+            self.what = f"the connection went silent (nothing for {timeout.read or 0:g} s)"
+        return self.tries
+
+    def error(self) -> PullError:
+        elapsed = self._monotonic() - self._started
+        return PullError(
+            f"{self.url}: the kiosk did not answer: {self.what}; {self.tries} tries over"
+            f" {elapsed:.0f} s (switched off, off the network, or a firewall drops the"
+            " connection)"
+        )
 
 
 #: The most of a bearer token sent (a kiosk's is 55 characters).
@@ -711,6 +839,27 @@ def untrusted_certificate(exc: BaseException) -> str | None:
         " kiosk's certificate (tls_cert, its fingerprint printed by scripts/install"
         " --tls): SSL_CERT_FILE=/path/to/gate-cert.pem"
     )
+
+
+def unknown_host(exc: BaseException, url: str) -> str | None:
+    """What to say when ``exc`` (an httpx error) is the name server answering that the URL's
+    host name does not exist (a typing error; a name the LAN's DNS does not know); None for
+    any other failure, a name server failing for now (``EAI_AGAIN``) included."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx -> httpcore -> socket; a chain is never longer
+        if seen is None:
+            return None
+        if isinstance(seen, socket.gaierror) and seen.errno in _NO_SUCH_NAME:
+            host = httpx.URL(url).host
+            return f"no host is named {host} (a typing error in the URL? not in the LAN's DNS?)"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+#: ``getaddrinfo`` errors that say the name does not exist (not that the lookup failed).
+_NO_SUCH_NAME = frozenset(
+    code for code in (getattr(socket, n, None) for n in ("EAI_NONAME", "EAI_NODATA")) if code
+)
 
 
 def _detail(body: bytes) -> str:

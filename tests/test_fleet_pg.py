@@ -58,7 +58,7 @@ def test_pulling_again_is_idempotent_and_resumes_after_the_tail(gate, pg_dsn):
     net.requests.clear()
     more = pull_pg("http://gate-1", gate.token, pg_dsn, net)
     assert more.inserted == 5
-    assert net.requests[0].url.params["after"] == "40"
+    assert net.requests[0].url.params["after"] == "39"  # row 40 compared, then after it
     assert central_rows(pg_dsn) == kiosk_rows(gate)
 
 

@@ -133,7 +133,8 @@ def test_pull_resumes_from_the_last_seq(kiosk, tmp_path):
     net.faults = lambda request: seen.append(dict(request.url.params))
     result = pull("http://gate-1", kiosk.token, target, client=net.client())
     assert result.inserted == 5
-    assert seen[0]["after"] == "40"
+    # From the last seq held, 40, less one: the kiosk's own row 40 is compared with the copy's.
+    assert seen[0]["after"] == "39"
     assert target_rows(target) == kiosk_rows(kiosk)
 
 
@@ -197,7 +198,7 @@ def test_a_different_log_under_the_same_kiosk_id_breaks_the_chain(kiosk, tmp_pat
     pull("http://gate-1", kiosk.token, target, client=Network(kiosk).client())
     impostor = make_kiosk(tmp_path / "other.db", "gate-1", clock, 45)
     try:
-        with pytest.raises(ChainError, match="seq 41: prev_hash"):
+        with pytest.raises(ChainError, match="seq 40: the kiosk.s row differs from the copy"):
             pull("http://gate-1", impostor.token, target, client=Network(impostor).client())
     finally:
         impostor.store.close()

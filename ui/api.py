@@ -117,6 +117,11 @@ class ErrorOut(BaseModel):
 
 class FeverAlarms(BaseModel):
     count: int
+    people: int | None = Field(
+        None,
+        description="The feverish people the alarms are about: a car's feverish occupants"
+        " each (null in a report frozen before it was counted).",
+    )
     times: list[str] = Field(description="Local times (HH:MM:SS) of the alarms.")
 
 

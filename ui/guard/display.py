@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -270,8 +271,15 @@ def stats_cards(report: dict[str, Any]) -> dict[str, Any]:
         "passes": by.get("pass", 0) + by.get("manual_pass", 0),
         "denies": by.get("deny", 0) + by.get("manual_deny", 0),
         "manual": by.get("manual_pass", 0) + by.get("manual_deny", 0),
-        "fevers": report.get("fever_alarms", {}).get("count", 0),
+        # Feverish people (a car's feverish occupants each); a report frozen before they
+        # were counted has only its alarms.
+        "fevers": _fever_people(report.get("fever_alarms") or {}),
     }
+
+
+def _fever_people(alarms: Mapping[str, Any]) -> int:
+    people = alarms.get("people")
+    return people if isinstance(people, int) else int(alarms.get("count") or 0)
 
 
 def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str, Any]:

@@ -323,6 +323,8 @@ async def register_vehicle(request: Request, session: ActionSession, g: GuardDep
             "plate": plate,
             **occupants,
             "occupants": len(occupants["passengers"]),
+            # How many of them have a fever (the reports count each; kiosk.vehicles).
+            "feverish": sum(t >= g.fever_c for _who, t in temps),
             "resident_of": status["household"],
             "plate_check": plate_word(status),
             "note": clean(form.get("reason"), "reg.reason", required=True),

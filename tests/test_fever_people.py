@@ -1,0 +1,82 @@
+"""A car with two feverish occupants is two fevers, not one: the office's 发热 counts people,
+as 进出人次 does. The guard registers the car through the console's real route; every report
+that counts fevers (the gate's daily report and its export, the guard's statistics, the
+handover, the district from a masked pull) is checked against the count by hand."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+from guard_support import decided, login, post
+from pgfixture import Network, make_kiosk
+from test_fleet_pg import pull_pg
+
+from kiosk import stats
+from kiosk.categories import report_rows
+from kiosk.clock import FakeClock
+from kiosk.roster import summary_since
+from kiosk.store import EventDraft
+from office.district import district_report
+
+pytest_plugins = ("pgfixture",)
+
+DAY = date(2026, 3, 2)
+
+
+def _register_feverish_car(guard_client, guard_core) -> dict:
+    """A car whose driver (38.2) and one of two passengers (38.6) have a fever, recorded as
+    the deny the console offers; a person refused at the gate with a fever besides."""
+    csrf = login(guard_client)
+    with decided(guard_client, guard_core):
+        post(guard_client, "/guard/register/vehicle", csrf, plate="京A12345", driver="赵刚",
+             driver_temp="38.2", p1_name="赵敏", p1_temp="38.6", p2_name="赵强",
+             p2_temp="36.6", reason="搬家", record_deny="1")  # fmt: skip
+    [car] = guard_core.store.events()
+    assert car["kind"] == "vehicle" and "fever" in car["reasons"]
+    return car
+
+
+def test_a_car_with_two_feverish_occupants_is_two_fevers_at_the_gate(guard_client, guard_core):
+    _register_feverish_car(guard_client, guard_core)
+    report = stats.compute_report(guard_core.store.reader(), DAY, "UTC")
+    # Before: 1 (one event carrying ``fever``).
+    assert report["community"]["fevers"]["gate"] == 2
+    assert report["fever_alarms"]["count"] == 1  # one alarm card, for the car
+    assert report["fever_alarms"]["people"] == 2
+    exported = {(c, i): v for c, i, v in report_rows(report)[1:]}
+    assert exported[("fevers", "gate")] == 2
+    # The guard's statistics page and the handover say the same.
+    page = guard_client.get("/guard/stats?day=2026-03-02").text
+    fevers = re.search(r'<div class="kpi fever"><div class="v">(\d+)</div>', page)
+    assert fevers is not None and fevers.group(1) == "2"
+    now = guard_core.clock.now()
+    summary = summary_since(
+        guard_core.store.reader(), guard_core.config.site.kiosk_id,
+        now - timedelta(hours=8), now + timedelta(minutes=1), 0,
+    )  # fmt: skip
+    assert summary["fevers"] == 2
+
+
+def test_the_district_counts_each_feverish_occupant_from_a_masked_pull(
+    guard_client, guard_core, tmp_path, pg_dsn
+):
+    car = _register_feverish_car(guard_client, guard_core)
+    gate = make_kiosk(tmp_path / "gate.db", "gate-1", FakeClock(start=datetime(2026, 3, 2, 9,
+                      tzinfo=UTC)))  # fmt: skip
+    try:
+        gate.store.append(EventDraft(
+            direction="in", decision="manual_deny", reasons=tuple(car["reasons"]),
+            kind="vehicle", operator="alice", temp_c=car["temp_c"], person=car["person"],
+        ))  # fmt: skip
+        gate.store.append(EventDraft(direction="in", decision="deny", reasons=("fever",),
+                                     household="1-101", holder="H", temp_c=38.4))  # fmt: skip
+        pull_pg("http://gate-1", gate.token, pg_dsn, Network(gate))  # logs:read: masked
+        report = district_report(pg_dsn, DAY, "UTC")
+    finally:
+        gate.store.close()
+    assert report["community"]["fevers"]["gate"] == 3  # before: 2
+    assert report["fever_alarms"] == {"count": 2, "people": 3, "times": ["09:00:00", "09:00:00"]}
+    [by_gate] = report["by_gate"]
+    assert by_gate["community"]["fevers"]["gate"] == 3
+    assert by_gate["fever_alarms"] == 2
