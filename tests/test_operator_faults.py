@@ -5,6 +5,7 @@ tests skip and say why."""
 from __future__ import annotations
 
 import contextlib
+import csv
 
 import pytest
 from test_store_full import tiny_tmpfs
@@ -56,3 +57,24 @@ def test_a_file_rewritten_on_a_full_card_keeps_the_one_that_was_there(keys, tmp_
         assert "cannot write" in err and "No space left" in err
         assert card.read_bytes() == b"the card printed yesterday"
         assert sorted(p.name for p in mnt.iterdir()) == ["card.png", "filler"]  # no temp file
+
+
+def test_a_batch_that_runs_out_of_space_leaves_no_card_behind(keys, tmp_path, capsys):
+    """Before: the cards written before the card filled up stayed in the folder without a
+    passes.csv: valid passes the office had no record of, and a re-run into the same folder
+    was refused ('not empty')."""
+    rows = tmp_path / "households.csv"
+    with rows.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["household", "holder"])
+        writer.writerows([f"1-{n:03d}", f"Holder {n}"] for n in range(40))
+    with tiny_tmpfs(tmp_path / "mnt", "256k") as mnt:
+        out = mnt / "cards"
+        code = main(
+            ["pass", "batch", "--key", str(keys / "office.key"), "--csv", str(rows)]
+            + ["--out", str(out), "--format", "png"]
+        )
+        err = capsys.readouterr().err
+        assert code == 1
+        assert "No space left" in err and "nothing issued" in err
+        assert list(out.iterdir()) == []
