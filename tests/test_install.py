@@ -745,3 +745,48 @@ def test_a_unit_systemd_is_bringing_up_is_not_started_again(checkout, tmp_path, 
         ["bash", "-c", f"{body}\nunit_up kiosk-screen.service"], env=env, check=False
     )
     assert (proc.returncode == 0) == up
+
+
+@needs_root
+@pytest.mark.parametrize("cut", ["public half missing", "empty key"])
+def test_an_issuing_key_a_power_cut_left_half_made_is_mended_by_the_next_install(
+    installed, checkout, tmp_path, cut
+):
+    """A power cut or a kill while `kiosk keys new` made the issuing key: the key without its
+    public half, or (unsynced) a key file of 0 bytes. Before: the next install said
+    '[issuer-key] ok' and '[trust] skip: no issuer.pub yet', exit 0: the kiosk denied every
+    pass it issued itself (pass_unknown_key, a forged_pass alarm each), or could not issue."""
+    src, _ = installed
+    if not (src / "var/lib/kiosk/keys/issuer.key").exists():
+        pytest.skip("this build makes no issuing key")
+    root = tmp_path / "root"
+    shutil.copytree(src, root, symlinks=True)
+    keys, trust = root / "var/lib/kiosk/keys", root / "var/lib/kiosk/trust"
+    (keys / "issuer.pub").unlink()
+    (trust / "issuer.pub").unlink()
+    if cut == "empty key":
+        (keys / "issuer.key").write_bytes(b"")
+    key_before = (keys / "issuer.key").read_bytes()
+    proc = run(
+        checkout / "scripts" / "install",
+        "--root",
+        str(root),
+        "--pip-args",
+        OFFLINE_PIP,
+        env=install_env(),
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "FAIL" not in out, out
+    key = keys / "issuer.key"
+    if cut == "empty key":
+        assert key.read_bytes() != b"" and "[issuer-key] did:" in out
+    else:
+        assert key.read_bytes() == key_before  # an issuing key in use is never replaced
+    derived = subprocess.run(
+        ["openssl", "pkey", "-in", str(key), "-pubout"], capture_output=True, check=True
+    ).stdout
+    assert (keys / "issuer.pub").read_bytes() == derived
+    assert (trust / "issuer.pub").read_bytes() == derived
+    uid = int(passwd_entry(root, "kiosk")[2])
+    assert key.stat().st_uid == uid and stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert (keys / "issuer.pub").stat().st_uid == uid

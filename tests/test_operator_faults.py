@@ -78,3 +78,17 @@ def test_a_batch_that_runs_out_of_space_leaves_no_card_behind(keys, tmp_path, ca
         assert code == 1
         assert "No space left" in err and "nothing issued" in err
         assert list(out.iterdir()) == []
+
+
+def test_keys_new_on_a_full_card_leaves_no_half_key_and_can_run_again(tmp_path, capsys):
+    """Before: the private key file was made, then the card had no room for it: an empty
+    office.key stayed, and every later `keys new` refused to overwrite it."""
+    with tiny_tmpfs(tmp_path / "mnt", "256k") as mnt:
+        filler = fill(mnt)
+        argv = ["keys", "new", "--dir", str(mnt / "keys"), "--name", "office"]
+        assert main(argv) == 2
+        assert "No space left" in capsys.readouterr().err
+        assert list((mnt / "keys").iterdir()) == []
+        filler.unlink()
+        assert main(argv) == 0
+        assert len((mnt / "keys" / "office.key").read_bytes()) > 100
