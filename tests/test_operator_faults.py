@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
-from test_store_full import tiny_tmpfs
+from test_store_full import draft, tiny_tmpfs
 
 from checkpoint.cli import main
+from kiosk.store import EventLog
 
 
 @pytest.fixture
@@ -92,3 +97,74 @@ def test_keys_new_on_a_full_card_leaves_no_half_key_and_can_run_again(tmp_path, 
         filler.unlink()
         assert main(argv) == 0
         assert len((mnt / "keys" / "office.key").read_bytes()) > 100
+
+
+def remount(mnt: Path, how: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{how}", str(mnt)], check=True, capture_output=True)
+
+
+def test_a_log_on_a_card_mounted_read_only_is_a_fault_before_the_first_passage(tmp_path, clock):
+    """Before: a card that came up read-only (fsck, a failing card) opened without a word
+    (SQLite reads it), health said ok and the kiosk 'deciding' until the first person was
+    denied with store_fault. Now health is a fault from the start: the screen sends people
+    to the guard, the console raises the alarm; and it clears when the card is writable."""
+    with tiny_tmpfs(tmp_path / "mnt", "4m") as mnt:
+        with EventLog(tmp_path / "kiosk.db", "gate-1", clock) as log:
+            log.append(draft())
+            for name in ("kiosk.db", "kiosk.db-wal", "kiosk.db-shm"):  # as a power cut leaves it
+                shutil.copy(tmp_path / name, mnt / name)
+        remount(mnt, "ro")
+        with EventLog(mnt / "kiosk.db", "gate-1", clock) as log:
+            health = log.health()
+            assert health.state == "fault" and "read-only" in health.detail, health
+            remount(mnt, "rw")
+            assert log.health().state != "fault"
+            assert log.append(draft()).seq == 2
+            assert log.verify().ok
+
+
+@contextlib.contextmanager
+def ext4_card(path: Path):
+    """A small ext4 file system on a loop device, mounted errors=remount-ro as a Pi's root."""
+    if os.geteuid() != 0 or not (shutil.which("mkfs.ext4") and shutil.which("mount")):
+        pytest.skip("needs root, mkfs.ext4 and mount(8) for a loop-mounted ext4")
+    image, mnt = path / "card.img", path / "card"
+    mnt.mkdir()
+    with open(image, "wb") as f:
+        f.truncate(32 * 2**20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
+    done = subprocess.run(
+        ["mount", "-o", "loop,errors=remount-ro", str(image), str(mnt)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot loop-mount ext4 here: {done.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False, capture_output=True)
+
+
+def test_a_card_that_fails_to_read_only_while_idle_is_a_fault_before_the_next_passage(
+    tmp_path, clock
+):
+    """ext4 remounts itself read-only on an error (a failing SD card) while the daemon has
+    the log open; statvfs still says read-write on current kernels. Before: health stayed ok
+    until the next passage was denied."""
+    with ext4_card(tmp_path) as mnt, EventLog(mnt / "kiosk.db", "gate-1", clock) as log:
+        log.append(draft())
+        device = Path(os.path.realpath(_source_of(mnt))).name
+        trigger = Path("/sys/fs/ext4") / device / "trigger_fs_error"
+        if not trigger.exists():
+            pytest.skip(f"no {trigger} to make ext4 fail")
+        assert log.health().state != "fault"
+        trigger.write_text("1\n")
+        health = log.health()
+        assert health.state == "fault" and "read-only" in health.detail, health
+
+
+def _source_of(mnt: Path) -> str:
+    for line in Path("/proc/mounts").read_text().splitlines():
+        source, target, *_ = line.split()
+        if target == str(mnt):
+            return source
+    raise AssertionError(f"{mnt} is not mounted")
