@@ -168,3 +168,27 @@ def _source_of(mnt: Path) -> str:
         if target == str(mnt):
             return source
     raise AssertionError(f"{mnt} is not mounted")
+
+
+def test_the_full_card_runbook_does_not_send_the_operator_to_a_pull_the_kiosk_refuses(
+    tmp_path, clock
+):
+    """operations.md's store-fault row said 'pull the log, then call the technician'; on a
+    full card the pull gets 503 (every export writes its audit row first: checked here on a
+    log that cannot grow). The row now says so and what to do instead."""
+    from test_api import bearer, client_for, make_core
+    from test_api import draft as api_draft
+
+    with tiny_tmpfs(tmp_path / "mnt", "2m") as mnt:
+        core = make_core(mnt, clock)
+        core.store.append(api_draft(1))
+        headers = bearer(core, "logs:read")
+        fill(mnt)
+        answer = client_for(core).get("/api/v1/events?after=0", headers=headers)
+        core.store.close()
+    assert answer.status_code == 503
+    docs = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
+    row = next(r for r in docs.read_text().splitlines() if r.startswith("| **store fault"))
+    assert "pull the log, then" not in row
+    assert "cannot pull the log while the card is full or read-only" in row
+    assert "kiosk.db-wal" in row  # the copy a read-only card still allows
