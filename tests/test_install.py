@@ -803,3 +803,35 @@ def test_the_admin_password_is_shown_as_soon_as_it_is_made(installed):
         pytest.skip("this build makes no admin account")
     password = re.search(r"user: admin\s+password: (\S+)", proc.stdout).group(1)
     assert proc.stdout.index(password) < proc.stdout.index("[units] ")
+
+
+@needs_root
+def test_the_install_puts_what_it_wrote_on_the_card_before_it_says_done(
+    installed, checkout, tmp_path
+):
+    """Keys, credentials, the admin's line, units and the program were left in the page
+    cache when the install said 'done' (or 'reboot now'): a Pi unplugged within the next
+    ~30 s (the technician moving it, a site without a clean shutdown) came up with empty
+    token_pepper or guard_users files, or a cut-off program, and the daemon could not start
+    until the install ran again. The install ends with sync(1), after its last write."""
+    src, _ = installed
+    root = tmp_path / "root"
+    shutil.copytree(src, root, symlinks=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "sync-calls"
+    fake = bin_dir / "sync"
+    fake.write_text(f'#!/bin/sh\necho "sync $*" >>{calls}\nexec /bin/sync "$@"\n')
+    fake.chmod(0o755)
+    env = install_env()
+    env["PATH"] = f"{bin_dir}:{env['PATH']}"
+    proc = run(
+        checkout / "scripts" / "install", "--root", str(root), "--pip-args", OFFLINE_PIP, env=env
+    )
+    out = proc.stdout + proc.stderr
+    assert "FAIL" not in out, out
+    assert calls.exists(), f"no sync after the install's writes:\n{out}"
+    dry = run(checkout / "scripts" / "install", "--dry-run", "--root", str(root), env=env)
+    assert (
+        dry.returncode in (0, 1) and calls.read_text().count("sync") == 1
+    )  # a dry run writes nothing
