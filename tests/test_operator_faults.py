@@ -192,3 +192,35 @@ def test_the_full_card_runbook_does_not_send_the_operator_to_a_pull_the_kiosk_re
     assert "pull the log, then" not in row
     assert "cannot pull the log while the card is full or read-only" in row
     assert "kiosk.db-wal" in row  # the copy a read-only card still allows
+
+
+@pytest.mark.parametrize("unit", ["kiosk.service", "kiosk-purge.service"])
+def test_a_watchdog_abort_leaves_no_core_dump_in_the_data_dir(tmp_path, unit):
+    """kiosk.service answers a hung loop with SIGABRT (WatchdogSignal) and runs in
+    /var/lib/kiosk; systemd gives services RLIMIT_CORE=infinity and Raspberry Pi OS has no
+    systemd-coredump (core_pattern 'core'). Before: each abort wrote the whole process image
+    (~150 MB here: names, phone numbers, the token pepper, the issuing key) as 'core' into the
+    data dir, past every retention purge and into every backup of the folder. The units set
+    LimitCORE=0; checked with the kernel, a process started with the unit's limit."""
+    import resource
+    import signal
+    import sys
+
+    from test_systemd_units import load, values
+
+    limits = values(load(unit), "Service", "LimitCORE") or ["infinity"]  # PID 1's default
+    pattern = Path("/proc/sys/kernel/core_pattern").read_text().strip()
+    if not pattern.startswith("|") and "/" not in pattern:  # else the kernel writes it elsewhere
+        core = 0 if limits[-1] == "0" else resource.RLIM_INFINITY
+        child = subprocess.run(
+            [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGABRT)"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (core, core)),
+            capture_output=True,
+            check=False,
+        )
+        assert child.returncode == -signal.SIGABRT
+        assert "Fatal Python error: Aborted" in child.stderr.decode()  # the journal's traceback
+        assert [p.name for p in tmp_path.iterdir()] == [], f"{unit}: LimitCORE={limits[-1]}"
+    assert limits == ["0"], f"{unit}: LimitCORE={limits[-1]} leaves core dumps on the card"
