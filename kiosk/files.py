@@ -52,8 +52,8 @@ def write_atomic(path: str | Path, data: bytes, mode: int = 0o600) -> None:
     """Replace ``path`` with ``data`` whole, durably. A new file gets ``mode`` whatever the
     umask; an existing one keeps its own. ``OSError`` when it cannot be done: ``path`` is then
     as it was and no temp file is left (a power cut may leave a hidden ``.NAME.*`` beside it,
-    never a cut-off ``NAME``)."""
-    path = Path(path)
+    never a cut-off ``NAME``). A symbolic link is written through: its target is replaced."""
+    path = Path(os.path.realpath(path))
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:

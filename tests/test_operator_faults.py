@@ -224,3 +224,22 @@ def test_a_watchdog_abort_leaves_no_core_dump_in_the_data_dir(tmp_path, unit):
         assert "Fatal Python error: Aborted" in child.stderr.decode()  # the journal's traceback
         assert [p.name for p in tmp_path.iterdir()] == [], f"{unit}: LimitCORE={limits[-1]}"
     assert limits == ["0"], f"{unit}: LimitCORE={limits[-1]} leaves core dumps on the card"
+
+
+def test_a_file_replaced_whole_keeps_its_mode_and_a_link_keeps_pointing_at_it(tmp_path):
+    """write_atomic replaces the file a symbolic link names (as writing in place did), keeps
+    an existing file's mode and makes a new one owner-only."""
+    from kiosk.files import write_atomic
+
+    target = tmp_path / "reports" / "today.csv"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    link = tmp_path / "latest.csv"
+    link.symlink_to(target)
+    write_atomic(link, b"new")
+    assert link.is_symlink() and target.read_bytes() == b"new"
+    assert target.stat().st_mode & 0o777 == 0o640
+    write_atomic(tmp_path / "fresh.csv", b"x")
+    assert (tmp_path / "fresh.csv").stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.csv", "latest.csv", "reports"]
