@@ -31,7 +31,6 @@ import fcntl
 import json
 import math
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kiosk.files import UnreadableFile, read_bounded
+from kiosk.files import UnreadableFile, read_bounded, write_atomic
 
 FILE_NAME = "calibration.json"
 FORMAT_VERSION = 1
@@ -281,24 +280,8 @@ class Calibration:
 
     def save(self, path: str | Path) -> None:
         """Write atomically (temp file, fsync, rename, fsync dir): a power cut leaves old or new."""
-        path = Path(path)
         text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with _suppress_oserror():
-                os.unlink(tmp)
-            raise
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(path, text.encode("utf-8"))
 
 
 def _finite(value: Any) -> float:

@@ -1,17 +1,25 @@
-"""Reading a file the kiosk did not write itself: bounded before it is read.
+"""Reading a file the kiosk did not write itself, bounded before it is read; writing one whole.
 
 A config, a key, a list to import or a calibration file may be anything at all by mistake or
 on purpose: a log file, ``/dev/zero``, a FIFO, a multi-gigabyte download. ``read_bounded``
 reads one byte more than the limit allows and stops, so no such file is read whole, and says
 why in words the caller puts behind the file's name in its own error.
+
+``write_atomic`` replaces a file whole (a temp file beside it, fsync, rename, fsync of the
+folder): a full or read-only SD card, or a power cut, leaves the old file or the new one, never
+a cut-off one under the name asked for.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
+import tempfile
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["UnreadableFile", "read_bounded"]
+__all__ = ["UnreadableFile", "read_bounded", "write_atomic"]
 
 Why = Literal["missing", "unreadable", "too_large"]
 
@@ -38,3 +46,32 @@ def read_bounded(path: str | Path, limit: int) -> bytes:
     if len(data) > limit:
         raise UnreadableFile(f"larger than {limit} bytes", "too_large")
     return data
+
+
+def write_atomic(path: str | Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` whole, durably. A new file gets ``mode`` whatever the
+    umask; an existing one keeps its own. ``OSError`` when it cannot be done: ``path`` is then
+    as it was and no temp file is left (a power cut may leave a hidden ``.NAME.*`` beside it,
+    never a cut-off ``NAME``). A symbolic link is written through: its target is replaced."""
+    path = Path(os.path.realpath(path))
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        pass
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fchmod(out.fileno(), mode)
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)

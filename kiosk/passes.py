@@ -22,6 +22,7 @@ The validity window is *not* checked here: it depends on ``now``, which belongs 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -41,7 +42,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from . import base45
-from .files import UnreadableFile, read_bounded
+from .files import UnreadableFile, read_bounded, write_atomic
 from .typed import typed
 
 log = logging.getLogger(__name__)
@@ -178,13 +179,21 @@ def new_key_pair(directory: str | Path, name: str = "issuer") -> tuple[Path, Pat
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+    made = False
     try:
         fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        made = True
         with os.fdopen(fd, "wb") as fh:
             fh.write(pem)
+            fh.flush()
+            os.fsync(fh.fileno())  # a power cut must not leave an empty key behind
         os.chmod(key_path, 0o600)  # an odd umask cannot widen it, but be explicit
-        pub_path.write_bytes(public_key_pem(private.public_key()))
+        # Synced with the folder (both names): the install mends a missing half, not a lost key.
+        write_atomic(pub_path, public_key_pem(private.public_key()), 0o644)
     except OSError as exc:
+        if made:  # a key without its public half (a full card) was never used: not kept
+            with contextlib.suppress(OSError):
+                key_path.unlink()
         raise KeyFileError(
             f"cannot write key files in {directory}: {exc.strerror or exc}"
         ) from None

@@ -23,6 +23,7 @@ successful write after a fault also records an audit row saying how many writes 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import math
 import os
@@ -531,11 +532,27 @@ def _refuse_newer_schema(db: sqlite_utils.Database, known: Iterable[Migrations],
                 )
 
 
+def _read_only(path: Path) -> bool:
+    """Whether the file system of the log at ``path`` refuses writes, asked without writing:
+    its statvfs flag (a card mounted read-only), then opening a probe file beside the log for
+    writing (made once, empty): ext4 turned read-only by an error on a failing card keeps the
+    flag clear on current kernels but refuses the open. Never the database or its -wal/-shm:
+    closing another descriptor of those would drop SQLite's locks."""
+    probe = path.with_name(f".{path.name}-probe")
+    try:
+        if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+            return True
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    except OSError as exc:
+        return exc.errno == errno.EROFS
+    return False
+
+
 def _unwritable(path: Path) -> str:
     """Why this process cannot write the log at ``path``, if it is the file system or a file
     another user owns (a verb run as root beside the daemon's user); "" when neither."""
     try:
-        if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+        if _read_only(path):
             return "the file system is read-only"
         wal, shm = path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
         for part, shown in (
@@ -1325,6 +1342,10 @@ class EventLog:
         fault = self._fault
         if fault is not None:
             return Health("fault", f"last write failed: {fault[0]}", fault[1])
+        if _read_only(self.path):  # before a passage finds it out (a card failed while idle)
+            # A connection SQLite opened there stays read-only: the next write opens afresh.
+            self._reopen = True
+            return Health("fault", "the file system is read-only: nothing can be recorded")
         try:
             free_mb = shutil.disk_usage(self.path.parent).free / 1_048_576
         except OSError as exc:

@@ -598,7 +598,7 @@ def test_calibrate_on_a_full_card_says_so_in_one_line_and_keeps_the_file(
     import tempfile
 
     from checkpoint.cli import main
-    from kiosk import calibration
+    from kiosk import files
 
     data = tmp_path / "data"
     data.mkdir()
@@ -611,10 +611,10 @@ def test_calibrate_on_a_full_card_says_so_in_one_line_and_keeps_the_file(
     def full(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise OSError(errno.ENOSPC, "No space left on device", str(data))
 
-    monkeypatch.setattr(calibration.tempfile, "mkstemp", full)
+    monkeypatch.setattr(files.tempfile, "mkstemp", full)
     code = main(["calibrate", "--data", str(data), *verb])
     err = capsys.readouterr().err
-    monkeypatch.setattr(calibration.tempfile, "mkstemp", tempfile.mkstemp)
+    monkeypatch.setattr(files.tempfile, "mkstemp", tempfile.mkstemp)
     assert code == 1, err
     assert err.count("\n") == 1 and err.startswith("kiosk calibrate: "), err
     assert "No space left on device" in err and str(data) in err

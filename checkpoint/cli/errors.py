@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from kiosk.files import write_atomic
 
 
 class CliError(Exception):
@@ -28,10 +29,10 @@ class NotAvailable(CliError):
 def write_file(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path``; a failure is a ``CliError`` naming the file. A new file is
     made 0600 whatever the umask: what the CLI writes (pass cards, the batch manifest) holds
-    names, households and payloads that open the gate. An existing file keeps its mode."""
+    names, households and payloads that open the gate. An existing file keeps its mode. The
+    file is replaced whole (``write_atomic``): a full card or a power cut leaves what was
+    there, never a cut-off card under its name."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
+        write_atomic(path, data)
     except OSError as exc:
         raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None

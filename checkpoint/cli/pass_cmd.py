@@ -7,6 +7,7 @@ Exit codes (docs/cli.md): 0 ok / valid, 1 run-time failure / invalid pass, 2 bad
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -293,12 +294,14 @@ def pass_batch(args: argparse.Namespace) -> int:
     writer.writerow(
         ["household", "holder", "role", "pass_id", "valid_from", "valid_until", "payload", "card"]
     )
+    written: list[Path] = []
     for row in rows:
         payload, pass_ = issue_pass(
             key, row["household"], row["holder"], row["role"], row["days"], now, row["flags"]
         )
         card = f"{pass_.pass_id}.{args.format}"
-        write_file(out / card, _card(pass_, payload, args.format, args, zone))
+        written.append(out / card)
+        _write_or_undo(written, _card(pass_, payload, args.format, args, zone))
         writer.writerow(
             [
                 pass_.household,
@@ -311,6 +314,20 @@ def pass_batch(args: argparse.Namespace) -> int:
                 card,
             ]
         )
-    write_file(out / "passes.csv", manifest.getvalue().encode("utf-8"))
+    written.append(out / "passes.csv")
+    _write_or_undo(written, manifest.getvalue().encode("utf-8"))
     print(f"issued {len(rows)} passes into {out} (see passes.csv)")
     return 0
+
+
+def _write_or_undo(written: list[Path], data: bytes) -> None:
+    """Write the last of ``written``; if it fails (a full card), remove every card of the
+    batch again: a card without its line in passes.csv is a pass the office has no record
+    of, and the folder must be empty for the batch to run again."""
+    try:
+        write_file(written[-1], data)
+    except CliError as exc:
+        for path in written:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise CliError(f"{exc}; nothing issued (the batch's cards were removed)") from None
