@@ -48,14 +48,19 @@ def read_bounded(path: str | Path, limit: int) -> bytes:
     return data
 
 
-def write_atomic(path: str | Path, data: bytes, mode: int = 0o600) -> None:
+def write_atomic(
+    path: str | Path, data: bytes, mode: int = 0o600, *, keep_mode: bool = True
+) -> None:
     """Replace ``path`` with ``data`` whole, durably. A new file gets ``mode`` whatever the
-    umask; an existing one keeps its own. ``OSError`` when it cannot be done: ``path`` is then
-    as it was and no temp file is left (a power cut may leave a hidden ``.NAME.*`` beside it,
-    never a cut-off ``NAME``). A symbolic link is written through: its target is replaced."""
+    umask; an existing one keeps its own (``keep_mode=False``: it gets ``mode`` too, for data
+    that must never be readable by more than ``mode`` allows, whoever made the old file).
+    ``OSError`` when it cannot be done: ``path`` is then as it was and no temp file is left (a
+    power cut may leave a hidden ``.NAME.*`` beside it, never a cut-off ``NAME``). A symbolic
+    link is written through: its target is replaced."""
     path = Path(os.path.realpath(path))
     try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
+        if keep_mode:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
         pass
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

@@ -224,3 +224,16 @@ def test_a_card_written_by_issue_is_readable_by_its_owner_only(keys, tmp_path, c
     finally:
         os.umask(before)
     assert code == 0 and stat.S_IMODE(card.stat().st_mode) == 0o600
+
+
+def test_a_card_written_over_a_world_readable_file_is_readable_by_its_owner_only(
+    keys, tmp_path, capsys
+):
+    """Before: a card written over an existing file kept that file's mode (0644: every user
+    of the office machine could read the payload that opens the gate)."""
+    card = tmp_path / "card.svg"
+    card.write_text("yesterday's card")
+    card.chmod(0o644)
+    code, _, _ = _issue(capsys, keys, "--out", str(card))
+    assert code == 0 and stat.S_IMODE(card.stat().st_mode) == 0o600
+    assert card.read_text() != "yesterday's card"

@@ -27,12 +27,12 @@ class NotAvailable(CliError):
 
 
 def write_file(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path``; a failure is a ``CliError`` naming the file. A new file is
-    made 0600 whatever the umask: what the CLI writes (pass cards, the batch manifest) holds
-    names, households and payloads that open the gate. An existing file keeps its mode. The
-    file is replaced whole (``write_atomic``): a full card or a power cut leaves what was
-    there, never a cut-off card under its name."""
+    """Write ``data`` to ``path``; a failure is a ``CliError`` naming the file. The file is
+    made 0600 whatever the umask, also over an existing file of a looser mode: what the CLI
+    writes (pass cards, the batch manifest) holds names, households and payloads that open
+    the gate. The file is replaced whole (``write_atomic``): a full card or a power cut leaves
+    what was there, never a cut-off card under its name."""
     try:
-        write_atomic(path, data)
+        write_atomic(path, data, keep_mode=False)
     except OSError as exc:
         raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
