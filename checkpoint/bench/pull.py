@@ -50,7 +50,6 @@ import functools
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -373,14 +372,13 @@ def serve(db_path: str, token_file: str) -> None:
     import uvicorn
 
     from checkpoint.export_helper import HelperProcessPages
+    from checkpoint.server import bind_socket
     from ui.api import LoopLagMonitor
 
     core, key = _served_core(Path(db_path), token_file)
     probe = PassageProbe(core, key)
     app = _bench_app(core, probe, LoopLagMonitor(keep=200_000))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = bind_socket("127.0.0.1", 0)  # as the daemon listens (TCP_NODELAY on its answers)
     print(sock.getsockname()[1], flush=True)
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
