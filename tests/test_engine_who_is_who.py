@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -559,3 +560,54 @@ def test_a_normal_holder_who_stays_through_the_same_moment_still_passes(tmp_path
         assert (event["decision"], event["reasons"]) == ("pass", ["ok"]), event
     finally:
         rig.close()
+
+
+#: The hunt's falsifying example once the swap above was fixed (1000 derandomized examples;
+#: shrunk by hand): bodies 37.7 and 36.1 degC, code first. The last step: the 37.7 degC holder,
+#: out of view for 0.25 s, steps back up, shows the code 1.0 s later and is read at 37.28
+#: (object 34.23; plateau 34.45) on the tail of their own approach.
+OPEN_APPROACH_TAIL = [
+    ("visit", {"who": 1, "gap": 0.0, "shows_at": 0.1, "direction": "in", "then": 0.3}),
+    ("steps_up", {"who": 0, "gap": 0.0, "then": 0.05}),
+    ("leaves", {}),
+    ("visit", {"who": 0, "gap": 0.4, "shows_at": 2.0, "direction": "in", "then": 0.05}),
+    ("leaves", {}),
+    ("steps_up", {"who": 0, "gap": 0.4, "then": 0.05}),
+    ("leaves", {}),
+    ("visit", {"who": 0, "gap": 0.0, "shows_at": 0.5, "direction": "in", "then": 0.3}),
+    ("visit", {"who": 0, "gap": 0.0, "shows_at": 0.3, "direction": "in", "then": 0.2}),
+    ("visit", {"who": 1, "gap": 0.4, "shows_at": 0.3, "direction": None, "then": 0.3}),
+    ("steps_up", {"who": 1, "gap": 0.0, "then": 0.1}),
+    ("visit", {"who": 0, "gap": 0.0, "shows_at": 0.1, "direction": "out", "then": 0.0}),
+    ("steps_up", {"who": 2, "gap": 0.2, "then": 0.3}),
+    ("steps_up", {"who": 2, "gap": 0.0, "then": 0.2}),
+    ("leaves", {}),
+    ("steps_up", {"who": 2, "gap": 0.2, "then": 0.2}),
+    ("leaves", {}),
+    ("visit", {"who": 0, "gap": 0.4, "shows_at": 2.0, "direction": "out", "then": 0.0}),
+    ("steps_up", {"who": 0, "gap": 0.0, "then": 0.2}),
+    ("leaves", {}),
+    ("visit", {"who": 0, "gap": 0.2, "shows_at": 1.0, "direction": "in", "then": 1.0}),
+]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="docs/engine.md, still open: a fever's own approach tail read ~0.2 degC low",
+)
+def test_the_hunts_open_case_a_fevers_own_approach_tail_read_a_little_low(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pinned, not fixed: the holder's own reading, within the thermometry's accuracy (the
+    bench's calibrated_max_abs_err_c 0.55 degC) but 0.42 degC low, past this machine's 0.4
+    degC allowance. When a change reads it right, this fails (strict): drop the mark."""
+    monkeypatch.setattr(sys.modules[__name__], "statistic", lambda *_: None)
+    machine = WhoIsWhoMachine()
+    try:
+        machine.build(order="code_first", bodies=[37.7, 36.1])
+        for rule_name, kwargs in OPEN_APPROACH_TAIL:
+            getattr(machine, rule_name)(**kwargs)
+            machine.a_pass_is_on_its_holders_own_temperature()
+    finally:
+        machine.teardown()
