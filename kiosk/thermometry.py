@@ -25,6 +25,10 @@ and decides once:
   samples do not fit one approach plus the noise and even their highest 3-sample median reads
   clearly normal (below ``fever_threshold_c - early_margin_c``); anything nearer a fever waits
   for the plateau (or the timeout) as before;
+* **falling away**, before a pass only: a stable window whose newest sample lies more than the
+  sensor's noise below the window's highest is not passed on yet (an approach never falls: the
+  top of a rise cut short by someone cooler taking its place, a step back, or the noise; the
+  next samples tell them apart);
 * a ``SensorFault`` ends the measurement as ``fault`` (``sensor_fault``); no stable reading by
   ``measure_timeout_s`` is ``no_temperature``.
 
@@ -532,9 +536,26 @@ class Measurement:
             doubt = self._view_doubt(body, obj)
             if doubt is not None:
                 status, reason = "implausible", "temp_implausible"
+            elif self._falling_away():
+                return None  # not yet: the next samples tell a swap or a step back from noise
         return Temperature(
             status, round(body, 2), round(obj, 2), round(amb, 2), reason, doubt=doubt
         )
+
+    def _falling_away(self) -> bool:
+        """Whether the window's newest sample lies more than the sensor's noise below the
+        window's highest: the reading is leaving the level the window reports.
+
+        An approach never falls, so a stable window whose newest sample fell is the top of a
+        rise cut short: someone cooler taking the place of a forehead still rising (no gap:
+        the fall from the top of the holder's rise to the newcomer's first samples reads
+        flat enough to pass as stable, at the holder's not yet settled reading), a step back,
+        an edge of the view swaying out; or the noise. Before a pass the measurement waits
+        for the next sample: the noise does not persist, a swap keeps falling (the window
+        then spreads, and the reading settles on the newcomer below what the holder read:
+        ``fell``)."""
+        objects = [r.object_c for r in self._window]
+        return objects[-1] < max(objects) - _NOISE_FLOOR_C
 
     def _view_doubt(self, body_c: float, object_c: float) -> str | None:
         """Why a normal-looking reading may be a view the skin did not fill, or ``None``."""

@@ -26,14 +26,18 @@ is theirs, however well it was read (accuracy is the thermometry's tests' and be
 
 The unit suite runs a few examples, derandomized (the same on every run); the hunt,
 ``test_who_is_who_hunt``, runs ``WHO_IS_WHO_EXAMPLES`` of them and only when that is set
-(``WHO_IS_WHO_SEED`` set too: new random examples each run). It is opt-in while the case
-docs/engine.md lists as "not fixed yet" stands: at 1000 examples it finds it.
+(``WHO_IS_WHO_SEED`` set too, to any value: new random examples each run). At 1000
+derandomized examples it finds the case docs/engine.md lists as "still open" (a fever's own
+approach tail read ~0.2 degC low, within the thermometry's accuracy but past this test's
+0.4 degC allowance); the swap it found before (a near-threshold fever replaced as its reading
+neared its top) is fixed.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -284,20 +288,6 @@ class WhoIsWhoMachine(RigMachine):
             return "shown out of view"
         return None
 
-    def _window_straddled_a_swap(self, event: dict, stays: list[Stay], at: int) -> bool:
-        """Whether someone took the holder's place within one stable window before the
-        decision, the decision's reading within ``RETURNED_COOLER_C`` (+ slack) of the
-        warmest of the holder's: the window took in the top of the holder's rise and the
-        newcomer's first, cooler samples."""
-        assert self.rig is not None
-        window_s = self.rig.config.thermometer.thermometry.stable_window * self.sample_s
-        decided_s = event["mono_ns"] / 1e9
-        return any(
-            decided_s - window_s <= later.start_s <= decided_s
-            and stays[at].peak_c - event["temp_object_c"] <= RETURNED_COOLER_C + SLACK_C
-            for later in stays[at + 1 :]
-        )
-
     def _documented_limit(self, event: dict, show: Show, source: int | None) -> str | None:
         """Which documented limit (docs/engine.md) lets this pass stand on a temperature that
         was not its holder's, who was in view with the code; None: none does (a defect)."""
@@ -368,11 +358,6 @@ class WhoIsWhoMachine(RigMachine):
             source = self._source(event["temp_object_c"], {s.who for s in group[0]})
             if source == show.holder:
                 statistic("pass on the holder's own reading")
-                if self._window_straddled_a_swap(event, *group):
-                    # docs/engine.md "What is left": a feverish holder replaced, with no gap,
-                    # by someone cooler as their reading nears its top: the stable window
-                    # holds the top of the holder's rise, not yet their plateau.
-                    continue
                 # Their own reading: how close to the threshold it reads is the thermometry's
                 # accuracy (the default calibration within 0.4 degC: docs/thermometer.md), not
                 # who is who; a clear fever must not read normal.
@@ -414,9 +399,9 @@ WhoIsWhoHunt.TestCase.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-# Opt-in: at 1000 derandomized examples the hunt still finds a near-threshold fever (37.7 degC
-# holder, 36.1 degC newcomer, code first) passed on a window spanning both foreheads, open in
-# docs/engine.md ("not fixed yet"); until it is fixed the hunt is a tool, not a gate on CI.
+# Opt-in: at 1000 derandomized examples the hunt finds a 37.7 degC holder's own approach tail
+# read at 37.28 (docs/engine.md, "still open"); until that is settled the hunt is a tool, not a
+# gate on CI.
 test_who_is_who_hunt = pytest.mark.slow(
     pytest.mark.skipif(
         "WHO_IS_WHO_EXAMPLES" not in os.environ,
@@ -503,3 +488,126 @@ def test_a_fever_read_right_after_the_code_is_not_passed_on_the_cooler_forehead_
         assert event["decision"] != "pass", event
     finally:
         rig.close()
+
+
+def _swapped_as_the_reading_nears_its_top(
+    tmp_path: Path, order: str, holder_c: float, newcomer_c: float, swap_s: float, code_s: float
+) -> Rig:
+    """A holder at ``holder_c`` steps up (code first: showing their code at once; temperature
+    first: showing it ``code_s`` after stepping up) and, ``swap_s`` in, someone at
+    ``newcomer_c`` takes their place with no gap and stays."""
+    rig = Rig(
+        FakeClock(start=datetime(2026, 3, 2, 8, 30, tzinfo=UTC)), tmp_path, engine={"order": order}
+    )
+    rig.emulator.person_arrives(holder_c)
+    steps = sorted([(0.0 if order == "code_first" else code_s, "code"), (swap_s, "swap")])
+    done_s = 0.0
+    for at_s, what in steps:
+        rig.run(at_s - done_s)
+        done_s = at_s
+        if what == "code":
+            rig.show(rig.pass_text(holder="Zhang Min"), "in")
+        else:
+            rig.emulator.person_leaves()
+            rig.emulator.person_arrives(newcomer_c)
+    rig.run(8.0)
+    return rig
+
+
+@pytest.mark.parametrize(
+    ("order", "holder_c", "newcomer_c", "swap_s", "code_s"),
+    [
+        ("code_first", 37.7, 36.1, 1.5, 0.0),  # the hunt's case
+        ("code_first", 37.7, 36.1, 1.75, 0.0),
+        ("code_first", 37.8, 36.8, 1.5, 0.0),
+        ("code_first", 37.6, 36.4, 1.875, 0.0),
+        ("code_first", 37.5, 36.6, 1.625, 0.0),
+        ("temperature_first", 37.7, 36.1, 1.5, 0.0),  # the code shown before the swap
+        ("temperature_first", 37.7, 36.1, 1.5, 2.5),  # the code shown after the temperature
+        ("temperature_first", 37.6, 35.8, 1.625, 3.0),
+    ],
+)
+def test_a_fever_near_the_threshold_replaced_as_its_reading_nears_its_top_never_passes(
+    tmp_path: Path,
+    order: str,
+    holder_c: float,
+    newcomer_c: float,
+    swap_s: float,
+    code_s: float,
+) -> None:
+    """Found by the hunt (code first, holder 37.7, newcomer 36.1, swapped 1.5 s in): a fever
+    near the threshold, still rising, replaced with no gap by someone cooler. The stable window
+    held the top of the holder's rise and the newcomer's first sample, flat enough to be
+    stable, and read the holder's own, not yet settled, reading (37.1): a feverish person
+    passed. A stable window whose newest sample fell below it is not passed on; the reading
+    falls on to the newcomer's, below what the holder read (``fell``: re-measured, then
+    denied)."""
+    rig = _swapped_as_the_reading_nears_its_top(
+        tmp_path, order, holder_c, newcomer_c, swap_s, code_s
+    )
+    try:
+        [event] = rig.events()
+        assert event["decision"] != "pass", event
+    finally:
+        rig.close()
+
+
+def test_a_normal_holder_who_stays_through_the_same_moment_still_passes(tmp_path: Path) -> None:
+    """The other side: nobody takes the place; a normal holder is measured and passed."""
+    rig = _swapped_as_the_reading_nears_its_top(tmp_path, "code_first", 36.6, 36.6, 1.5, 0.0)
+    try:
+        [event] = rig.events()
+        assert (event["decision"], event["reasons"]) == ("pass", ["ok"]), event
+    finally:
+        rig.close()
+
+
+#: The hunt's falsifying example once the swap above was fixed (1000 derandomized examples;
+#: shrunk by hand): bodies 37.7 and 36.1 degC, code first. The last step: the 37.7 degC holder,
+#: out of view for 0.25 s, steps back up, shows the code 1.0 s later and is read at 37.28
+#: (object 34.23; plateau 34.45) on the tail of their own approach.
+OPEN_APPROACH_TAIL = [
+    ("visit", {"who": 1, "gap": 0.0, "shows_at": 0.1, "direction": "in", "then": 0.3}),
+    ("steps_up", {"who": 0, "gap": 0.0, "then": 0.05}),
+    ("leaves", {}),
+    ("visit", {"who": 0, "gap": 0.4, "shows_at": 2.0, "direction": "in", "then": 0.05}),
+    ("leaves", {}),
+    ("steps_up", {"who": 0, "gap": 0.4, "then": 0.05}),
+    ("leaves", {}),
+    ("visit", {"who": 0, "gap": 0.0, "shows_at": 0.5, "direction": "in", "then": 0.3}),
+    ("visit", {"who": 0, "gap": 0.0, "shows_at": 0.3, "direction": "in", "then": 0.2}),
+    ("visit", {"who": 1, "gap": 0.4, "shows_at": 0.3, "direction": None, "then": 0.3}),
+    ("steps_up", {"who": 1, "gap": 0.0, "then": 0.1}),
+    ("visit", {"who": 0, "gap": 0.0, "shows_at": 0.1, "direction": "out", "then": 0.0}),
+    ("steps_up", {"who": 2, "gap": 0.2, "then": 0.3}),
+    ("steps_up", {"who": 2, "gap": 0.0, "then": 0.2}),
+    ("leaves", {}),
+    ("steps_up", {"who": 2, "gap": 0.2, "then": 0.2}),
+    ("leaves", {}),
+    ("visit", {"who": 0, "gap": 0.4, "shows_at": 2.0, "direction": "out", "then": 0.0}),
+    ("steps_up", {"who": 0, "gap": 0.0, "then": 0.2}),
+    ("leaves", {}),
+    ("visit", {"who": 0, "gap": 0.2, "shows_at": 1.0, "direction": "in", "then": 1.0}),
+]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="docs/engine.md, still open: a fever's own approach tail read ~0.2 degC low",
+)
+def test_the_hunts_open_case_a_fevers_own_approach_tail_read_a_little_low(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pinned, not fixed: the holder's own reading, within the thermometry's accuracy (the
+    bench's calibrated_max_abs_err_c 0.55 degC) but 0.42 degC low, past this machine's 0.4
+    degC allowance. When a change reads it right, this fails (strict): drop the mark."""
+    monkeypatch.setattr(sys.modules[__name__], "statistic", lambda *_: None)
+    machine = WhoIsWhoMachine()
+    try:
+        machine.build(order="code_first", bodies=[37.7, 36.1])
+        for rule_name, kwargs in OPEN_APPROACH_TAIL:
+            getattr(machine, rule_name)(**kwargs)
+            machine.a_pass_is_on_its_holders_own_temperature()
+    finally:
+        machine.teardown()

@@ -583,6 +583,42 @@ def test_a_normal_reading_that_rose_then_fell_is_doubted():
     assert t is not None and t.status == "implausible" and t.doubt == "fell"
 
 
+#: The emulator's samples (24 degC air, 8 Hz) of a 37.7 degC forehead still rising, replaced
+#: with no gap 1.5 s in by one at 36.1 degC (the who-is-who hunt's case): the top of the
+#: holder's rise, then the newcomer's, falling to their plateau (33.2).
+HOLDER_RISING = [26.93, 29.07, 30.65, 31.89, 32.71, 33.11, 33.53, 33.81, 33.99, 34.13, 34.21,
+                 34.23]  # fmt: skip
+NEWCOMER_FALLING = [33.99, 33.79, 33.65, 33.61, 33.35, 33.35, 33.33, 33.41, 33.23, 33.33]
+
+
+def test_a_stable_window_straddling_a_swap_to_someone_cooler_is_not_passed():
+    """The top of the holder's rise and the newcomer's first sample make a window flat enough
+    to be stable (spread 0.24, no trend) at the holder's unsettled reading (37.14: a fever of
+    37.7 passed). Its newest sample fell 0.24 below its highest: no pass on it; the reading
+    keeps falling and settles on the newcomer, below what the holder read (``fell``)."""
+    m = Measurement(CFG, Calibration(), 0)
+    assert feed(m, HOLDER_RISING) is None
+    window = HOLDER_RISING[-4:] + NEWCOMER_FALLING[:1]
+    assert max(window) - min(window) <= CFG.stable_spread_c
+    t = feed(m, NEWCOMER_FALLING, start_s=0.125 * (len(HOLDER_RISING) + 1))
+    assert t is not None and (t.status, t.doubt) == ("implausible", "fell"), t
+
+
+def test_a_plateau_whose_newest_sample_dips_by_more_than_the_noise_passes_one_sample_later():
+    m = Measurement(CFG, Calibration(), 0)
+    assert feed(m, [33.70, 33.76, 33.72, 33.80, 33.72]) is None  # 0.08 below the top
+    t = feed(m, [33.75], start_s=0.75)
+    assert t is not None and t.ok and t.object_c == 33.75
+
+
+def test_a_fever_window_whose_newest_sample_dips_is_still_a_fever():
+    # Only a pass waits: a fever is re-measured by the engine anyway.
+    m = Measurement(CFG, Calibration(), 0)
+    t = feed(m, [34.70, 34.76, 34.72, 34.80, 34.62])
+    assert t is not None and t.ok and t.body_c is not None
+    assert t.body_c >= CFG.fever_threshold_c
+
+
 def test_a_swaying_view_is_doubted_and_a_still_one_is_not():
     obj = _plateau_of(36.5)
     still = feed(Measurement(CFG, Calibration(), 0), approach(obj, n=12) + _settled(obj, 16))
