@@ -206,11 +206,13 @@ def test_the_daily_purge_does_not_walk_every_empty_day_since_1970_in_the_writer(
             "2026-03-03",
             "2026-03-04",
         ]
-        assert len(statements) < 200
+        # A walk is ~20,000 statements; a purge's own work, frozen days, dating and salts
+        # included, is about 200 whatever the log's age.
+        assert len(statements) < 400
         again: list[str] = []
         log.submit(lambda db: db.conn.set_trace_callback(again.append))
         assert purge(log, 30, clock.now(), tz="Asia/Shanghai").days_frozen == ()
-        assert len(again) < 200
+        assert len(again) < 400
     finally:
         log.close()
 
