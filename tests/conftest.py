@@ -7,9 +7,10 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -269,3 +270,64 @@ def browser():
         b = pw.chromium.launch(executable_path=chromium, args=args)
         yield b
         b.close()
+
+
+# -- the unit suite's CPU budget -------------------------------------------------------------
+#: The CPU one unit test may take (its process's threads and the processes it waited for),
+#: setup and teardown included. The owner's bar is the unit suite in under a minute on a quiet
+#: 2-core machine; a test over this is named at the end of the run (it does not fail: CPU is
+#: measured, not asserted) so it is made cheaper, or marked ``slow`` (CI runs it) on purpose.
+UNIT_CPU_BUDGET_S = 1.0
+_CPU_START = pytest.StashKey[float]()
+_over_budget: list[tuple[float, str]] = []
+_suite_cpu = [0.0, 0]
+
+
+def _cpu_now() -> float:
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    item.stash[_CPU_START] = _cpu_now()
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    outcome = yield
+    if call.when == "teardown" and _CPU_START in item.stash:
+        outcome.get_result().user_properties.append(
+            ("cpu_s", round(_cpu_now() - item.stash[_CPU_START], 3))
+        )
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Runs where the results are gathered (the controller, under xdist)."""
+    if report.when != "teardown":
+        return
+    cpu = dict(report.user_properties).get("cpu_s")
+    if not isinstance(cpu, float):
+        return
+    _suite_cpu[0] += cpu
+    _suite_cpu[1] += 1
+    if cpu > UNIT_CPU_BUDGET_S and not {"slow", "browser"} & set(report.keywords):
+        _over_budget.append((cpu, report.nodeid))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _suite_cpu[1]:
+        return
+    line = terminalreporter.write_line
+    if _over_budget:
+        terminalreporter.section("unit tests over the CPU budget")
+        line(
+            f"each took more than {UNIT_CPU_BUDGET_S:.1f} s of CPU (tests/conftest.py,"
+            " UNIT_CPU_BUDGET_S): make it cheaper, or mark it slow (CI runs those)"
+        )
+        for cpu, nodeid in sorted(_over_budget, reverse=True):
+            line(f"  {cpu:6.2f} s  {nodeid}")
+    line(f"tests' CPU: {_suite_cpu[0]:.1f} s over {_suite_cpu[1]} tests")
