@@ -7,9 +7,10 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -65,13 +66,77 @@ def _temporary_files_in_memory(shm: Path = Path("/dev/shm"), need_free: int = 4 
 _temporary_files_in_memory()
 
 
+def _message_catalogues_looked_up_once() -> None:
+    """Remember where ``gettext`` found (or did not find) a message catalogue. argparse asks
+    for one at every help string and error it builds: ~140 times per ``build_parser()``, each
+    four ``stat`` calls for ``.mo`` files that are not there, ~20 ms of every CLI verb a test
+    runs (hundreds of them). The answer depends only on its arguments, the locale variables
+    (part of the key) and files no test writes, so the messages and their language stay as
+    they were."""
+    import gettext
+
+    find = gettext.find
+    found: dict[tuple[object, ...], object] = {}
+
+    def find_once(domain, localedir=None, languages=None, all=False):  # noqa: A002 (gettext's)
+        env = tuple(os.environ.get(v) for v in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"))
+        key = (domain, localedir, None if languages is None else tuple(languages), all, env)
+        if key not in found:
+            found[key] = find(domain, localedir, languages, all)
+        hit = found[key]
+        return list(hit) if isinstance(hit, list) else hit
+
+    gettext.find = find_once
+
+
+_message_catalogues_looked_up_once()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _set_the_property_tests_depth(items)
     if os.environ.get("KIOSK_TEST_HARDWARE") == "1":
         return
     skip = pytest.mark.skip(reason="real hardware: set KIOSK_TEST_HARDWARE=1")
     for item in items:
         if "hardware" in item.keywords:
             item.add_marker(skip)
+
+
+#: How deep the property-based (Hypothesis) tests search. ``full``: as many examples as each
+#: test names (CI: ``./scripts/test`` sets it for its whole run). Otherwise (the unit suite a
+#: developer runs): a quarter of them, at least ``UNIT_MIN_EXAMPLES`` — every property is still
+#: checked on every run, on fewer random cases; the depth is CI's, not lost. Tests marked
+#: ``slow`` always run as written.
+DEPTH_VARIABLE = "KIOSK_TEST_DEPTH"
+UNIT_MIN_EXAMPLES = 20
+
+
+def unit_examples(written: int) -> int:
+    """The examples a test that names ``written`` runs in the unit suite."""
+    return min(written, max(UNIT_MIN_EXAMPLES, written // 4))
+
+
+def _set_the_property_tests_depth(items: list[pytest.Item]) -> None:
+    """Apply the depth to every collected Hypothesis test: a ``@given`` test's settings
+    (its own, or the default profile's) and a state machine's ``TestCase.settings``. Both are
+    read when the test runs, so only the number of examples changes, nothing else of them."""
+    if os.environ.get(DEPTH_VARIABLE) == "full":
+        return
+    from hypothesis import settings
+
+    for item in items:
+        obj = getattr(item, "obj", None)
+        test = getattr(obj, "__func__", obj)
+        if not getattr(test, "is_hypothesis_test", False) or "slow" in item.keywords:
+            continue  # a slow test (a hunt run on purpose) runs as written
+        machine = getattr(item, "cls", None)
+        holder = machine if isinstance(getattr(machine, "settings", None), settings) else test
+        if getattr(holder, "_kiosk_unit_depth", False):
+            continue  # already set (a test collected twice)
+        name = "settings" if holder is machine else "_hypothesis_internal_use_settings"
+        written = getattr(holder, name, None) or settings.default
+        setattr(holder, name, settings(written, max_examples=unit_examples(written.max_examples)))
+        holder._kiosk_unit_depth = True
 
 
 @pytest.fixture
@@ -205,3 +270,64 @@ def browser():
         b = pw.chromium.launch(executable_path=chromium, args=args)
         yield b
         b.close()
+
+
+# -- the unit suite's CPU budget -------------------------------------------------------------
+#: The CPU one unit test may take (its process's threads and the processes it waited for),
+#: setup and teardown included. The owner's bar is the unit suite in under a minute on a quiet
+#: 2-core machine; a test over this is named at the end of the run (it does not fail: CPU is
+#: measured, not asserted) so it is made cheaper, or marked ``slow`` (CI runs it) on purpose.
+UNIT_CPU_BUDGET_S = 1.0
+_CPU_START = pytest.StashKey[float]()
+_over_budget: list[tuple[float, str]] = []
+_suite_cpu = [0.0, 0]
+
+
+def _cpu_now() -> float:
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    item.stash[_CPU_START] = _cpu_now()
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    outcome = yield
+    if call.when == "teardown" and _CPU_START in item.stash:
+        outcome.get_result().user_properties.append(
+            ("cpu_s", round(_cpu_now() - item.stash[_CPU_START], 3))
+        )
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Runs where the results are gathered (the controller, under xdist)."""
+    if report.when != "teardown":
+        return
+    cpu = dict(report.user_properties).get("cpu_s")
+    if not isinstance(cpu, float):
+        return
+    _suite_cpu[0] += cpu
+    _suite_cpu[1] += 1
+    if cpu > UNIT_CPU_BUDGET_S and not {"slow", "browser"} & set(report.keywords):
+        _over_budget.append((cpu, report.nodeid))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _suite_cpu[1]:
+        return
+    line = terminalreporter.write_line
+    if _over_budget:
+        terminalreporter.section("unit tests over the CPU budget")
+        line(
+            f"each took more than {UNIT_CPU_BUDGET_S:.1f} s of CPU (tests/conftest.py,"
+            " UNIT_CPU_BUDGET_S): make it cheaper, or mark it slow (CI runs those)"
+        )
+        for cpu, nodeid in sorted(_over_budget, reverse=True):
+            line(f"  {cpu:6.2f} s  {nodeid}")
+    line(f"tests' CPU: {_suite_cpu[0]:.1f} s over {_suite_cpu[1]} tests")

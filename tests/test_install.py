@@ -109,7 +109,13 @@ def run(script: Path, *args: str, env: dict[str, str] | None = None, stdin=subpr
     # The installer checks the config with the checkout's kiosk.config first: the host Python
     # finds pydantic in this test venv (as install_env does), not in a throwaway venv from PyPI.
     env = dict(os.environ if env is None else env)
-    env.setdefault("PYTHONPATH", sysconfig.get_paths()["purelib"])
+    purelib = sysconfig.get_paths()["purelib"]
+    shells = os.environ.get("PYTHONPATH")
+    if shells and env.get("PYTHONPATH") == shells and purelib not in shells.split(os.pathsep):
+        # The shell's own PYTHONPATH, passed on: the venv's packages are still found (after
+        # it). Without them every dry run built a throwaway venv from PyPI (~7 s of CPU).
+        env["PYTHONPATH"] = os.pathsep.join([shells, purelib])
+    env.setdefault("PYTHONPATH", purelib)
     return subprocess.run(
         ["bash", str(script), *args],
         capture_output=True,

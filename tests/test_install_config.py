@@ -121,6 +121,7 @@ def test_the_example_passes_the_early_check_with_the_folders_the_install_makes(c
     assert len(ok) == 1 and "kiosk_id=gate-1" in ok[0], proc.stdout
 
 
+@pytest.mark.slow  # makes a real venv (ensurepip): ~5 s
 def test_with_no_python_that_can_check_it_a_dry_run_says_so_and_fails(checkout, tmp_path):
     """No installed venv and a host Python without pydantic 2: a throwaway venv is tried (here
     without an index, so it cannot be made) and removed; the dry run says the config is not
