@@ -146,3 +146,96 @@ def test_a_passage_issued_while_the_purge_runs_commits_before_the_purge_finishes
         "the passage issued during the purge committed only after the whole purge"
         f" (its audit row seq {probe} follows the purge's, seq {last_purge})"
     )
+
+
+class Killed(Exception):
+    """The process dying between two of the purge's transactions (each is committed)."""
+
+
+def _personal_left(db, cutoff: str) -> int:
+    return db.execute(
+        "SELECT count(*) FROM events WHERE ts < ? AND purged_at IS NULL", [cutoff]
+    ).fetchone()[0]
+
+
+def test_the_chain_verifies_after_every_batch(store, clock, small_batches):
+    fill(store, clock)
+    checked: list[bool] = []
+    result = purge(
+        store, 4, NOW, tz="UTC", between_batches=lambda: checked.append(store.verify().ok)
+    )
+    # Called between the freeze's transactions too (a few days' reports each).
+    assert result.batches >= 4 and len(checked) >= result.batches - 1 and all(checked)
+    assert store.verify().ok
+
+
+def test_a_purge_killed_between_batches_is_on_record_and_the_next_one_finishes_it(
+    store, clock, small_batches
+):
+    fill(store, clock)
+    reader = store.reader()
+    cutoff = "2026-03-28T12:00:00"
+    old = _personal_left(reader, cutoff)
+
+    def die_after_two() -> None:
+        if _purged(reader) >= 2 * BATCH:
+            raise Killed
+
+    with pytest.raises(Killed):
+        purge(store, 4, NOW, tz="UTC", between_batches=die_after_two)
+    assert _personal_left(reader, cutoff) == old - 2 * BATCH > 0
+    # The deletions are on record: the first batch wrote the purge's row (its cutoff covers
+    # every batch), the second its own; no row claims the purge complete.
+    rows = [a for a in store.audits(limit=1000) if a["action"].startswith("retention_purge")]
+    assert [a["action"] for a in rows] == ["retention_purge", "retention_purge_batch"]
+    assert rows[0]["detail"]["complete"] is False
+    assert rows[0]["detail"]["cutoff"] == "2026-03-28T12:00:00+00:00"
+    assert [a["detail"]["events_purged"] for a in rows] == [BATCH, BATCH]
+    assert store.verify().ok  # every nulled row is covered by the audited cutoff
+    owed = reader.execute("SELECT 1 FROM meta WHERE key = ?", [retention.WIPE_OWED_KEY])
+    assert owed.fetchone(), "the WAL wipe the nulled rows need is not owed"
+    # No salt went: a period's goes only in the purge's last transaction.
+    assert not reader.execute("SELECT 1 FROM digest_salts WHERE salt IS NULL").fetchone()
+
+    again = purge(store, 4, NOW, tz="UTC")
+    assert _personal_left(store.reader(), cutoff) == 0
+    assert again.events_purged == old - 2 * BATCH  # the rest, nothing twice
+    assert again.salts_shredded > 0 and store.verify().ok
+    last = store.audits(limit=1000)[-1]
+    assert last["action"] == "retention_purge" and last["detail"]["complete"] is True
+    assert not store.reader().execute(
+        "SELECT 1 FROM meta WHERE key = ?", [retention.WIPE_OWED_KEY]
+    ).fetchone()
+
+
+def test_a_small_purge_is_one_transaction_with_one_audit_row(store, clock):
+    fill(store, clock, days=6)
+    watched = Watched(store)
+    result = purge(watched, 4, NOW, tz="UTC")
+    assert result.batches == 1 and result.events_purged == 18
+    assert sum(1 for n in watched.nulled if n) == 1
+    rows = [a for a in store.audits(limit=1000) if a["action"].startswith("retention_purge")]
+    assert len(rows) == 1 and rows[0]["detail"]["complete"] is True
+
+
+def test_a_batched_purge_adds_no_attested_digest_per_batch(store, clock, small_batches):
+    fill(store, clock)
+    result = purge(store, 4, NOW, tz="UTC")
+    assert result.batches > 3
+    # Later the purge's own day ages out and its salt goes: only its two purge rows (the
+    # first batch's and the totals) are kept and attested, not one per batch.
+    later = NOW + timedelta(days=10)
+    clock.set_wall(later)
+    purge(store, 4, later, tz="UTC")
+    reader = store.reader()
+    day = NOW.date().isoformat()
+    assert reader.execute(
+        "SELECT salt FROM digest_salts WHERE period = ?", [day]
+    ).fetchone() == (None,)
+    attested = reader.execute(
+        "SELECT count(*) FROM digest_attested d JOIN audit a ON a.seq = d.seq"
+        " WHERE d.tbl = 'audit' AND a.ts LIKE ?",
+        [day + "%"],
+    ).fetchone()[0]
+    assert attested == 2
+    assert store.verify().ok
