@@ -253,7 +253,7 @@ def purge(
         finish,
         actor,
         PURGE_ACTION,
-        lambda done: {"older_than_days": older_than_days, **done.as_dict()},
+        lambda done: {"older_than_days": older_than_days, **done.as_dict(), "complete": True},
     )
     # The WAL still holds the purged rows as they were written: truncate it. Only when
     # something went, now or in a purge whose wipe a reader held up: the commits after a
