@@ -203,9 +203,11 @@ def test_a_purge_killed_between_batches_is_on_record_and_the_next_one_finishes_i
     assert again.salts_shredded > 0 and store.verify().ok
     last = store.audits(limit=1000)[-1]
     assert last["action"] == "retention_purge" and last["detail"]["complete"] is True
-    assert not store.reader().execute(
-        "SELECT 1 FROM meta WHERE key = ?", [retention.WIPE_OWED_KEY]
-    ).fetchone()
+    assert (
+        not store.reader()
+        .execute("SELECT 1 FROM meta WHERE key = ?", [retention.WIPE_OWED_KEY])
+        .fetchone()
+    )
 
 
 def test_a_small_purge_is_one_transaction_with_one_audit_row(store, clock):
@@ -229,9 +231,9 @@ def test_a_batched_purge_adds_no_attested_digest_per_batch(store, clock, small_b
     purge(store, 4, later, tz="UTC")
     reader = store.reader()
     day = NOW.date().isoformat()
-    assert reader.execute(
-        "SELECT salt FROM digest_salts WHERE period = ?", [day]
-    ).fetchone() == (None,)
+    assert reader.execute("SELECT salt FROM digest_salts WHERE period = ?", [day]).fetchone() == (
+        None,
+    )
     attested = reader.execute(
         "SELECT count(*) FROM digest_attested d JOIN audit a ON a.seq = d.seq"
         " WHERE d.tbl = 'audit' AND a.ts LIKE ?",
@@ -239,3 +241,29 @@ def test_a_batched_purge_adds_no_attested_digest_per_batch(store, clock, small_b
     ).fetchone()[0]
     assert attested == 2
     assert store.verify().ok
+
+
+def test_kiosk_purge_lets_go_of_the_file_between_batches_for_the_daemon_beside_it(
+    tmp_path, clock, monkeypatch, small_batches, capsys
+):
+    """The CLI's purge is another process than the daemon: its passage waits for the
+    file's write lock in SQLite's busy handler, which looks again at most every 100 ms."""
+    import json
+
+    from checkpoint.cli import main, pull_cmd
+    from drivers import clocksync
+    from kiosk.clock import FakeClock
+
+    log = reporting_log(tmp_path / "k.db", clock)
+    fill(log, clock)
+    log.close()
+    monkeypatch.setattr(
+        clocksync, "system_clock", lambda *a, **kw: FakeClock(start=NOW, is_synced=True)
+    )
+    pauses: list[float] = []
+    monkeypatch.setattr(pull_cmd.time, "sleep", pauses.append)
+    assert main(["purge", "--older-than", "4", "--db", str(tmp_path / "k.db")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["batches"] > 3
+    assert len(pauses) >= result["batches"] - 1
+    assert min(pauses) > 0.1
