@@ -443,9 +443,11 @@ def _meta_value(conn: sqlite3.Connection, key: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def digest_keys(conn: sqlite3.Connection) -> DigestKeys:
+def digest_keys(conn: sqlite3.Connection, *, live_only: bool = False) -> DigestKeys:
     """The digest keys of the file ``conn`` reads (a file not migrated to period salts: its
-    one salt keys every row)."""
+    one salt keys every row). ``live_only``: only the salts not deleted yet, and no
+    attestations (``shred_salts``, inside the purge's transaction: both grow with the log's
+    age, a period a day and an attested row an hour, and it needs neither)."""
     legacy = _hex(_meta_value(conn, "salt"))
     shredded = _meta_value(conn, _LEGACY_SHREDDED) is not None
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -455,10 +457,16 @@ def digest_keys(conn: sqlite3.Connection) -> DigestKeys:
     for table in _CHAINED_TABLES:
         text = _meta_value(conn, _LEGACY_THROUGH + table) or ""
         through[table] = int(text) if text.isascii() and text.isdigit() else 2**62
-    periods = {str(p): _hex(v) for p, v in conn.execute("SELECT period, salt FROM digest_salts")}
-    attested = {
-        (str(t), int(q)): str(d) for t, q, d in conn.execute("SELECT * FROM digest_attested")
+    live = " WHERE salt IS NOT NULL" if live_only else ""
+    periods = {
+        str(p): _hex(v)
+        for p, v in conn.execute("SELECT period, salt FROM digest_salts" + live)  # noqa: S608
     }
+    attested = (
+        {}
+        if live_only
+        else {(str(t), int(q)): str(d) for t, q, d in conn.execute("SELECT * FROM digest_attested")}
+    )
     return DigestKeys(legacy, shredded, through, periods, attested)
 
 
@@ -1032,7 +1040,7 @@ def shred_salts(db: sqlite_utils.Database, now: datetime) -> int:
     rows do not match their digests is kept (the evidence ``verify`` reports). Returns how
     many salts went."""
     conn = db.conn
-    keys = digest_keys(conn)
+    keys = digest_keys(conn, live_only=True)
     if keys.legacy_through is None:
         return 0
     through: Mapping[str, int] = keys.legacy_through
@@ -1078,7 +1086,10 @@ def _shred(
         if row["action"] != PURGE_ACTION:
             return False
         public = hashchain.audit_personal_digest(hashchain.ATTEST_KEY, row)
-        if keys.attested.get(("audit", row["seq"])) == public:
+        found = conn.execute(
+            "SELECT digest FROM digest_attested WHERE tbl = 'audit' AND seq = ?", [row["seq"]]
+        ).fetchone()
+        if found is not None and found[0] == public:
             continue  # attested when its day's earlier salt went
         key = keys.key("audit", row)
         if key is None or hashchain.audit_personal_digest(key, row) != row["personal_digest"]:
