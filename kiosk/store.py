@@ -1005,7 +1005,15 @@ def purge_rows(
     """Null the personal fields of the rows ``seqs`` of ``table`` (``purge_candidates``),
     each checked again against the purge rule; one bounded batch of a purge. Returns the
     rows nulled."""
-    return _purge_where(db, table, "seq = ?", [[s] for s in seqs], older_than, purged_at)
+    rows = sorted(seqs)
+    if rows and rows[-1] - rows[0] < 2 * len(rows):
+        # Dense (the usual backlog): one range statement, a few times faster than a statement
+        # per row. The purgeable rows between two candidates are candidates themselves (they
+        # are found in seq order), and a row never becomes purgeable later, so the range
+        # nulls exactly these.
+        span = [[rows[0], rows[-1]]]
+        return _purge_where(db, table, "seq >= ? AND seq <= ?", span, older_than, purged_at)
+    return _purge_where(db, table, "seq = ?", [[s] for s in rows], older_than, purged_at)
 
 
 def _purge_where(

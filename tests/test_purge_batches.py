@@ -292,3 +292,18 @@ def test_the_purge_does_not_load_every_attestation_and_deleted_salt_in_the_write
     ]
     assert not whole, f"read whole in the writer: {whole}"
     assert store.verify().ok
+
+
+@pytest.mark.parametrize("pick", ["dense", "sparse"])
+def test_purge_rows_nulls_exactly_the_candidates_it_is_given(store, clock, pick):
+    from kiosk.store import purge_candidates, purge_rows
+
+    fill(store, clock, days=10)
+    cutoff = NOW - timedelta(days=4)
+    reader = store.reader()
+    found = purge_candidates(reader, "events", cutoff, 0, 10**9, 1000)
+    assert len(found) == 42
+    seqs = found[5:25] if pick == "dense" else found[5:25:6]  # 20 in a row / every sixth
+    assert store.submit(lambda db: purge_rows(db, "events", seqs, cutoff, NOW)) == len(seqs)
+    nulled = [r[0] for r in reader.execute("SELECT seq FROM events WHERE purged_at IS NOT NULL")]
+    assert nulled == seqs
