@@ -14,10 +14,33 @@ the daily reports of purged days stay exactly what they were. The row hash cover
 ``personal_digest`` and not the personal fields themselves (``kiosk.hashchain``), so the
 chain keeps verifying after a purge; the salt of a day none of whose rows holds personal
 fields any more is then deleted (``kiosk.store.shred_salts``), so the digests left cannot be
-tested against guesses. Every purge writes an audit row (who, cutoff, how many).
+tested against guesses. Every purge writes an audit row (who, cutoff, how many; a batched
+purge two, and one per batch between: below).
 
-The daemon runs it daily with ``store.retention_days``; ``kiosk purge --older-than DAYS``
+The daemon runs it hourly with ``store.retention_days``; ``kiosk purge --older-than DAYS``
 runs it by hand (systemd's ``kiosk-purge.timer`` calls that).
+
+A purge never holds the log's writer for long: a passage waits for it and is denied past
+``engine.store_deadline_ms``. A big backlog (a restored log, the first purge after weeks on
+an unsynchronised clock or after an upgrade, retention lowered: 200,000 rows took seconds
+in one transaction) is cut into batches, each its own short write transaction: the daily
+reports ``FREEZE_DAYS`` days at a time, then the personal fields ``BATCH_ROWS`` rows at a
+time (events first, then audit details; the rows found on a reader, the bounds read once
+before the first: ``kiosk.store.purge_bounds``). The writer's queue is first come, first
+served and the purge puts one batch on it at a time, so a passage queued while a batch runs
+commits before the next. ``kiosk purge`` (another process: a passage of the daemon beside
+it waits for the file's lock, not in the queue) pauses between batches for it
+(``between_batches``). A purge that fits in one batch is one transaction, as ever.
+
+The audit record of a batched purge: the first batch writes the purge's ``retention_purge``
+row (``complete: false``, its cutoff and ``through_seq``, what that batch nulled): its
+cutoff covers every later batch, so a purge killed between batches leaves no nulled row that
+``verify`` cannot account for. Each later batch writes a ``retention_purge_batch`` row (what
+it nulled; an ordinary audit row, purged in its turn). The last transaction writes the
+totals as a second ``retention_purge`` row (``complete: true``, ``batches``), with the steps
+that must see every field gone: the salts' deletion, the ledgers, the lists. A rerun after a
+kill starts over with a new cutoff and nulls what is left, nothing twice. Every batch that
+nulled something records the WAL wipe as owed.
 
 A purge is dated by the wall clock, and a Pi has no RTC: booted without network its clock may
 be weeks off (ahead after a bad fake-hwclock or a hand mis-set, and a clock ahead would purge
