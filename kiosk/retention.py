@@ -214,23 +214,10 @@ def purge(
     each batch but the last (``kiosk purge`` lets a daemon beside it take the file's write
     lock there).
     """
-    if isinstance(older_than_days, bool) or not isinstance(older_than_days, int):
-        raise ValueError("older_than_days must be a whole number of days")
-    if not 0 <= older_than_days <= MAX_DAYS:
-        raise ValueError(f"older_than_days must be between 0 and {MAX_DAYS}")
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
+    _check_args(older_than_days, now)
     synced = check_clock(store, now, trust_unsynced_clock=trust_unsynced_clock)
     cutoff = (now - timedelta(days=older_than_days)).astimezone(UTC)
-    frozen: list[date] = []
-    while True:  # a day or two per transaction: a restored log's months take many
-        days = freeze_days(store, tz, quota_cfg, now, max_days=FREEZE_DAYS)
-        again = set(days) & set(frozen)  # stamped on again meanwhile: the next purge's
-        frozen += [d for d in days if d not in again]
-        if len(days) < FREEZE_DAYS or again:
-            break
-        if between_batches is not None:
-            between_batches()
+    frozen = _freeze(store, tz, quota_cfg, now, between_batches)
     run = _Run(store, cutoff, now, {"older_than_days": older_than_days})
     run.started["cutoff"] = cutoff.isoformat()
     run.started["clock_synced"] = synced
@@ -284,6 +271,35 @@ def purge(
     if run.owed and store.wipe_wal():
         store.submit(_wipe_done)
     return result
+
+
+def _check_args(older_than_days: int, now: datetime) -> None:
+    if isinstance(older_than_days, bool) or not isinstance(older_than_days, int):
+        raise ValueError("older_than_days must be a whole number of days")
+    if not 0 <= older_than_days <= MAX_DAYS:
+        raise ValueError(f"older_than_days must be between 0 and {MAX_DAYS}")
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+
+
+def _freeze(
+    store: PurgeStore,
+    tz: ZoneInfo | str,
+    quota_cfg: QuotaConfig | None,
+    now: datetime,
+    between_batches: Callable[[], None] | None,
+) -> list[date]:
+    """Freeze the complete days' reports, ``FREEZE_DAYS`` a transaction (a restored log's
+    months take many); returns the days frozen."""
+    frozen: list[date] = []
+    while True:
+        days = freeze_days(store, tz, quota_cfg, now, max_days=FREEZE_DAYS)
+        again = set(days) & set(frozen)  # stamped on again meanwhile: the next purge's
+        frozen += [d for d in days if d not in again]
+        if len(days) < FREEZE_DAYS or again:
+            return frozen
+        if between_batches is not None:
+            between_batches()
 
 
 @dataclass

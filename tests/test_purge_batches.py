@@ -307,3 +307,65 @@ def test_purge_rows_nulls_exactly_the_candidates_it_is_given(store, clock, pick)
     assert store.submit(lambda db: purge_rows(db, "events", seqs, cutoff, NOW)) == len(seqs)
     nulled = [r[0] for r in reader.execute("SELECT seq FROM events WHERE purged_at IS NOT NULL")]
     assert nulled == seqs
+
+
+_KILLED_PURGE = """
+import os, signal, sys
+from datetime import datetime
+sys.path.insert(0, sys.argv[2])
+from support import reporting_log
+from kiosk import retention
+from kiosk.clock import FakeClock
+now = datetime.fromisoformat(sys.argv[3])
+log = reporting_log(sys.argv[1], FakeClock(start=now))
+retention.BATCH_ROWS = int(sys.argv[4])
+batches = []
+
+def kill_after_two():
+    batches.append(1)
+    if len(batches) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+retention.purge(log, 4, now, tz="UTC", between_batches=kill_after_two)
+"""
+
+
+def test_a_purge_sigkilled_between_batches_leaves_a_log_that_verifies_and_converges(
+    tmp_path, clock
+):
+    """``kill -9`` in a real process between two committed batches (of the freeze here, or
+    of the personal fields: both are on record), then the next purge finishes the job."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "kiosk.db"
+    log = reporting_log(path, clock, ledgers=True)
+    fill(log, clock, days=6)
+    log.close()
+    # A backlog of many batches, with no day left to freeze: the kill lands between two
+    # batches of personal fields.
+    prepared = reporting_log(path, clock, ledgers=True)
+    purge(prepared, 30, NOW, tz="UTC")
+    prepared.close()
+    tests = str(Path(__file__).parent)
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_PURGE, str(path), tests, NOW.isoformat(), "5"],
+        check=False,
+        capture_output=True,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+    log = reporting_log(path, clock, ledgers=True)
+    try:
+        reader = log.reader()
+        assert _purged(reader) == 10  # two batches of 5 committed, then the kill
+        assert log.verify().ok
+        rows = [a for a in log.audits(limit=1000) if a["action"].startswith("retention_purge")]
+        assert [a["detail"].get("complete") for a in rows][-2:] == [False, False]
+        result = purge(log, 4, NOW, tz="UTC")
+        assert result.events_purged == 18 - 10
+        assert _personal_left(reader, "2026-03-28T12:00:00") == 0
+        assert log.verify().ok
+    finally:
+        log.close()
