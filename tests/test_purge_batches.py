@@ -369,3 +369,48 @@ def test_a_purge_sigkilled_between_batches_leaves_a_log_that_verifies_and_conver
         assert log.verify().ok
     finally:
         log.close()
+
+
+def test_the_daemons_hourly_purge_lets_a_passage_commit_between_its_batches(
+    data_dir, monkeypatch, small_batches
+):
+    """The daemon's purge (``Daemon.purge_once``) shares the engine's writer: a passage
+    queued while one of its batches runs commits before the next batch."""
+    from checkpoint.app import Daemon, build_core
+    from checkpoint.notify import Notifier
+    from kiosk.clock import FakeClock
+    from kiosk.config import parse_config
+
+    clock = FakeClock(start=NOW)
+    core = build_core(parse_config({"store": {"retention_days": 4}}), data_dir, clock)
+    try:
+        fill(core.store, clock)
+        issued = threading.Event()
+        enqueue = core.store._enqueue
+
+        def enqueue_and_say(job):
+            future = enqueue(job)
+            issued.set()
+            return future
+
+        core.store._enqueue = enqueue_and_say
+        probe = EventDraft(direction="in", decision="pass", audit=("guard:li", "probe", {}))
+        passage = threading.Thread(target=core.store.append, args=(probe,))
+        real = retention.purge_rows
+
+        def purge_rows(db, *args):
+            if not passage.ident:
+                passage.start()  # the passage reaches the writer's queue mid-batch
+                assert issued.wait(30)
+            return real(db, *args)
+
+        monkeypatch.setattr(retention, "purge_rows", purge_rows)
+        Daemon(core, notifier=Notifier(None)).purge_once()
+        passage.join(30)
+        rows = core.store.audits(limit=1000)
+        seq = next(a["seq"] for a in rows if a["action"] == "probe")
+        last = max(a["seq"] for a in rows if a["action"] == "retention_purge")
+        assert seq < last
+        assert rows[-1]["detail"]["batches"] > 3 and core.store.verify().ok
+    finally:
+        core.close()
