@@ -233,7 +233,7 @@ def purge(
 
     def finish(db: Database) -> PurgeResult:
         revocations, reasons = run.revocations(db)
-        count = run.counts["events"] + run.null(db, picked).get("events", 0)
+        count = run.events_purged + run.null(db, picked).get("events", 0)
         # After the fields: a period's salt goes once none of its rows holds any.
         shredded = shred_salts(db, now)
         ledgers = purge_ledgers(db, cutoff, now)
@@ -313,7 +313,7 @@ class _Run:
     started: dict[str, Any]
     bounds: dict[str, int] = field(default_factory=dict)
     after: dict[str, int] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=lambda: {"events": 0, "audit": 0})
+    events_purged: int = 0  # by the batches before the last
     revoked: tuple[int, int] | None = None
     batches: int = 0
     owed: bool = False
@@ -375,7 +375,7 @@ class _Run:
         if first:
             detail["through_seq"] = dict(self.bounds)
         done = self.store.submit_audited(apply, actor, action, lambda d: {**detail, **d})
-        self.counts["events"] += int(done["events_purged"])
+        self.events_purged += int(done["events_purged"])
         self.batches += 1
 
 
