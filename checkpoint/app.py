@@ -2,7 +2,7 @@
 
 Start order (``Daemon.start``): the event log (schema, single writer) → lists, trust, history,
 tokens, accounts → drivers → the engine runner (readers start here) → the web server → the
-systemd notification (``READY=1``) and watchdog → the daily retention purge. ``Daemon.stop``
+systemd notification (``READY=1``) and watchdog → the hourly retention purge. ``Daemon.stop``
 undoes it in reverse and is bounded to about two seconds: the gate is commanded locked, the
 writer drains its queue, nothing is left half-written.
 
@@ -348,7 +348,10 @@ class Daemon:
         await self._stopping.wait()
 
     async def _purge_loop(self) -> None:
-        """Daily purge of personal data past ``store.retention_days`` (also a systemd timer)."""
+        """Hourly purge of personal data past ``store.retention_days`` (also a systemd timer).
+        It shares the engine's writer: a big backlog goes in short batches, one on the
+        writer's queue at a time, so a passage queued meanwhile commits before the next
+        batch (``kiosk.retention``)."""
         while True:
             try:
                 await asyncio.to_thread(self.purge_once)

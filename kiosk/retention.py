@@ -14,10 +14,33 @@ the daily reports of purged days stay exactly what they were. The row hash cover
 ``personal_digest`` and not the personal fields themselves (``kiosk.hashchain``), so the
 chain keeps verifying after a purge; the salt of a day none of whose rows holds personal
 fields any more is then deleted (``kiosk.store.shred_salts``), so the digests left cannot be
-tested against guesses. Every purge writes an audit row (who, cutoff, how many).
+tested against guesses. Every purge writes an audit row (who, cutoff, how many; a batched
+purge two, and one per batch between: below).
 
-The daemon runs it daily with ``store.retention_days``; ``kiosk purge --older-than DAYS``
+The daemon runs it hourly with ``store.retention_days``; ``kiosk purge --older-than DAYS``
 runs it by hand (systemd's ``kiosk-purge.timer`` calls that).
+
+A purge never holds the log's writer for long: a passage waits for it and is denied past
+``engine.store_deadline_ms``. A big backlog (a restored log, the first purge after weeks on
+an unsynchronised clock or after an upgrade, retention lowered: 200,000 rows took seconds
+in one transaction) is cut into batches, each its own short write transaction: the daily
+reports ``FREEZE_DAYS`` days at a time, then the personal fields ``BATCH_ROWS`` rows at a
+time (events first, then audit details; the rows found on a reader, the bounds read once
+before the first: ``kiosk.store.purge_bounds``). The writer's queue is first come, first
+served and the purge puts one batch on it at a time, so a passage queued while a batch runs
+commits before the next. ``kiosk purge`` (another process: a passage of the daemon beside
+it waits for the file's lock, not in the queue) pauses between batches for it
+(``between_batches``). A purge that fits in one batch is one transaction, as ever.
+
+The audit record of a batched purge: the first batch writes the purge's ``retention_purge``
+row (``complete: false``, its cutoff and ``through_seq``, what that batch nulled): its
+cutoff covers every later batch, so a purge killed between batches leaves no nulled row that
+``verify`` cannot account for. Each later batch writes a ``retention_purge_batch`` row (what
+it nulled; an ordinary audit row, purged in its turn). The last transaction writes the
+totals as a second ``retention_purge`` row (``complete: true``, ``batches``), with the steps
+that must see every field gone: the salts' deletion, the ledgers, the lists. A rerun after a
+kill starts over with a new cutoff and nulls what is left, nothing twice. Every batch that
+nulled something records the WAL wipe as owed.
 
 A purge is dated by the wall clock, and a Pi has no RTC: booted without network its clock may
 be weeks off (ahead after a bad fake-hwclock or a hand mis-set, and a clock ahead would purge
@@ -32,7 +55,7 @@ audit row records it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
@@ -51,7 +74,9 @@ from kiosk.store import (
     PURGE_ACTION,
     format_ts,
     newest_synced_ts,
-    purge_personal,
+    purge_bounds,
+    purge_candidates,
+    purge_rows,
     shred_salts,
     waiting_for_clock,
 )
@@ -65,6 +90,18 @@ SET_BACK_TOLERANCE = timedelta(seconds=60)
 #: removed anything, deleted once a wipe completed. A wipe a reader held up (a long export)
 #: is so tried again by the next purge, even one that finds nothing new to remove.
 WIPE_OWED_KEY = "retention.wal_wipe_owed"
+#: The most rows (events and audit details) a purge nulls in one write transaction: the
+#: writer is held for one batch at a time, and a passage queued meanwhile commits before the
+#: next (a few tens of milliseconds a batch on a Pi 4's SD card; a whole backlog of 200,000
+#: rows in one transaction held it for seconds, past ``engine.store_deadline_ms``).
+BATCH_ROWS = 1000
+#: The most days whose daily reports a purge freezes in one write transaction (a busy day's
+#: report is tens of milliseconds on a Pi; 60 days at once held the writer 3.4 s).
+FREEZE_DAYS = 2
+#: The audit action of each batch of a purge after its first (``retention_purge``) but
+#: before its last (``retention_purge`` again, with the totals). An ordinary audit row: its
+#: detail is purged in its turn, so a big backlog adds no lasting rows (``digest_attested``).
+BATCH_ACTION = "retention_purge_batch"
 
 
 class PurgeStore(Store, Protocol):
@@ -114,6 +151,8 @@ class PurgeResult:
     #: Digest salts deleted: of periods none of whose rows holds personal fields any more
     #: (``kiosk.store.shred_salts``), and the log's one legacy salt once none of its rows does.
     salts_shredded: int = 0
+    #: Write transactions the purge took (``BATCH_ROWS``): 1 unless it had a backlog.
+    batches: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +167,7 @@ class PurgeResult:
             "revocations_purged": self.revocations_purged,
             "revocation_reasons_purged": self.revocation_reasons_purged,
             "salts_shredded": self.salts_shredded,
+            "batches": self.batches,
         }
 
 
@@ -160,6 +200,7 @@ def purge(
     quota_cfg: QuotaConfig | None = None,
     actor: str = "retention",
     trust_unsynced_clock: bool = False,
+    between_batches: Callable[[], None] | None = None,
 ) -> PurgeResult:
     """Delete personal fields of events older than ``older_than_days`` before ``now``.
 
@@ -167,38 +208,40 @@ def purge(
     Idempotent: already purged rows are left as they are. ``ClockNotTrusted`` (nothing
     done) when ``store``'s clock is not synchronised, unless ``trust_unsynced_clock``, or
     ``now`` is earlier than the newest synchronised stamp in the log.
+
+    A backlog of more than ``BATCH_ROWS`` rows is nulled in batches, each its own short
+    transaction with its audit row (module docstring); ``between_batches`` is called after
+    each batch but the last (``kiosk purge`` lets a daemon beside it take the file's write
+    lock there).
     """
-    if isinstance(older_than_days, bool) or not isinstance(older_than_days, int):
-        raise ValueError("older_than_days must be a whole number of days")
-    if not 0 <= older_than_days <= MAX_DAYS:
-        raise ValueError(f"older_than_days must be between 0 and {MAX_DAYS}")
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
+    _check_args(older_than_days, now)
     synced = check_clock(store, now, trust_unsynced_clock=trust_unsynced_clock)
     cutoff = (now - timedelta(days=older_than_days)).astimezone(UTC)
-    frozen = freeze_days(store, tz, quota_cfg, now)
-
+    frozen = _freeze(store, tz, quota_cfg, now, between_batches)
+    run = _Run(store, cutoff, now, {"older_than_days": older_than_days})
+    run.started["cutoff"] = cutoff.isoformat()
+    run.started["clock_synced"] = synced
+    while True:
+        picked, more = run.next_batch()
+        if not more:
+            break
+        run.batch(picked, actor)
+        if between_batches is not None:
+            between_batches()
+    waiting = waiting_for_clock(store.reader(), cutoff, run.bounds.get("events", 0))
     local_cutoff_day = cutoff.astimezone(as_zone(tz)).date()
 
-    owed: list[bool] = []
-
-    def apply(db: Database) -> PurgeResult:
-        # Before the audit details go: a revoked pass's issue record may state its expiry.
-        revocations, reasons = purge_revocations(db, cutoff, now)
-        count = purge_personal(db, cutoff, now)
+    def finish(db: Database) -> PurgeResult:
+        revocations, reasons = run.revocations(db)
+        count = run.events_purged + run.null(db, picked).get("events", 0)
         # After the fields: a period's salt goes once none of its rows holds any.
         shredded = shred_salts(db, now)
         ledgers = purge_ledgers(db, cutoff, now)
         ended = purge_ended_quarantine(db, local_cutoff_day)
         observations = purge_ended_observation(db, local_cutoff_day)
-        waiting = waiting_for_clock(db, cutoff)
         went = (count, ended, observations, revocations, reasons, shredded, *ledgers.values())
-        if any(went):
-            db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                [WIPE_OWED_KEY, format_ts(now)],
-            )
-        owed.append(_wipe_owed(db))
+        _owe_wipe(db, any(went), now)
+        run.owed = _wipe_owed(db)
         return PurgeResult(
             cutoff,
             count,
@@ -211,21 +254,138 @@ def purge(
             revocations,
             reasons,
             shredded,
+            run.batches + 1,
         )
 
-    # One transaction with its audit row: verification checks purged rows against it.
+    # The last transaction with its audit row (the totals): verification checks purged rows
+    # against the purge rows' cutoffs.
     result = store.submit_audited(
-        apply,
+        finish,
         actor,
         PURGE_ACTION,
-        lambda done: {"older_than_days": older_than_days, **done.as_dict()},
+        lambda done: {"older_than_days": older_than_days, **done.as_dict(), "complete": True},
     )
     # The WAL still holds the purged rows as they were written: truncate it. Only when
     # something went, now or in a purge whose wipe a reader held up: the commits after a
     # truncation grow the file again (a dearer fsync).
-    if owed[-1] and store.wipe_wal():
+    if run.owed and store.wipe_wal():
         store.submit(_wipe_done)
     return result
+
+
+def _check_args(older_than_days: int, now: datetime) -> None:
+    if isinstance(older_than_days, bool) or not isinstance(older_than_days, int):
+        raise ValueError("older_than_days must be a whole number of days")
+    if not 0 <= older_than_days <= MAX_DAYS:
+        raise ValueError(f"older_than_days must be between 0 and {MAX_DAYS}")
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+
+
+def _freeze(
+    store: PurgeStore,
+    tz: ZoneInfo | str,
+    quota_cfg: QuotaConfig | None,
+    now: datetime,
+    between_batches: Callable[[], None] | None,
+) -> list[date]:
+    """Freeze the complete days' reports, ``FREEZE_DAYS`` a transaction (a restored log's
+    months take many); returns the days frozen."""
+    frozen: list[date] = []
+    while True:
+        days = freeze_days(store, tz, quota_cfg, now, max_days=FREEZE_DAYS)
+        again = set(days) & set(frozen)  # stamped on again meanwhile: the next purge's
+        frozen += [d for d in days if d not in again]
+        if len(days) < FREEZE_DAYS or again:
+            return frozen
+        if between_batches is not None:
+            between_batches()
+
+
+@dataclass
+class _Run:
+    """One purge's way through its batches: the rows it may null (``purge_bounds``, read
+    once), how far its batches got, what they nulled."""
+
+    store: PurgeStore
+    cutoff: datetime
+    now: datetime
+    started: dict[str, Any]
+    bounds: dict[str, int] = field(default_factory=dict)
+    after: dict[str, int] = field(default_factory=dict)
+    events_purged: int = 0  # by the batches before the last
+    revoked: tuple[int, int] | None = None
+    batches: int = 0
+    owed: bool = False
+
+    def __post_init__(self) -> None:
+        self.bounds = purge_bounds(self.store.reader(), self.cutoff)
+        self.after = dict.fromkeys(self.bounds, 0)
+
+    def next_batch(self) -> tuple[dict[str, list[int]], bool]:
+        """The rows of the next batch (at most ``BATCH_ROWS``, events first), found on a
+        reader, and whether rows remain after them."""
+        budget = BATCH_ROWS
+        picked: dict[str, list[int]] = {}
+        for table, through in self.bounds.items():
+            reader = self.store.reader()
+            seqs = purge_candidates(
+                reader, table, self.cutoff, self.after[table], through, budget + 1
+            )
+            if len(seqs) > budget:
+                if budget:
+                    picked[table] = seqs[:budget]
+                return picked, True
+            if seqs:
+                picked[table] = seqs
+            budget -= len(seqs)
+        return picked, False
+
+    def null(self, db: Database, picked: Mapping[str, list[int]]) -> dict[str, int]:
+        """Null ``picked`` (in the caller's transaction); returns the rows nulled by table."""
+        nulled = {t: purge_rows(db, t, seqs, self.cutoff, self.now) for t, seqs in picked.items()}
+        for table, seqs in picked.items():
+            self.after[table] = seqs[-1]
+        return nulled
+
+    def revocations(self, db: Database) -> tuple[int, int]:
+        """The revocations' purge, in the purge's first transaction: before any audit
+        detail goes (a revoked pass's issue record may state its expiry)."""
+        if self.revoked is None:
+            self.revoked = purge_revocations(db, self.cutoff, self.now)
+        return self.revoked
+
+    def batch(self, picked: Mapping[str, list[int]], actor: str) -> None:
+        """One batch (not the last) in its own transaction, with its audit row: the first
+        batch's is a purge row (the cutoff that covers every batch of the purge, should it
+        stop before its last); the others' say what each nulled."""
+
+        def apply(db: Database) -> dict[str, Any]:
+            self.revocations(db)
+            nulled = self.null(db, picked)
+            _owe_wipe(db, True, self.now)
+            return {
+                "events_purged": nulled.get("events", 0),
+                "audit_rows_purged": nulled.get("audit", 0),
+            }
+
+        first = self.batches == 0
+        action = PURGE_ACTION if first else BATCH_ACTION
+        detail = {**self.started, "complete": False, "batch": self.batches + 1}
+        if first:
+            detail["through_seq"] = dict(self.bounds)
+        done = self.store.submit_audited(apply, actor, action, lambda d: {**detail, **d})
+        self.events_purged += int(done["events_purged"])
+        self.batches += 1
+
+
+def _owe_wipe(db: Database, went: bool, now: datetime) -> None:
+    """Record in the transaction that removed something that a WAL wipe is owed."""
+    if went:
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            [WIPE_OWED_KEY, format_ts(now)],
+        )
 
 
 def _wipe_owed(db: Database) -> bool:

@@ -416,9 +416,13 @@ def freeze_days(
     tz: ZoneInfo | str,
     quota_cfg: QuotaConfig | None,
     now: datetime,
+    *,
+    max_days: int | None = None,
 ) -> list[date]:
     """Freeze every complete local day (before today in ``tz``) that has events and is not
-    frozen yet. Returns the days frozen. Idempotent."""
+    frozen yet, oldest first; at most ``max_days`` (one write transaction: retention freezes
+    a restored log's months a few days at a time, so a passage need not wait for them all).
+    Returns the days frozen. Idempotent."""
     zone = as_zone(tz)
     today = now.astimezone(zone).date()
 
@@ -454,6 +458,8 @@ def freeze_days(
                     replace=True,
                 )
                 done.append(day)
+                if max_days is not None and len(done) >= max_days:
+                    break
             day = _next_day_with_events(db, day, zone, redated)
         return done
 

@@ -443,9 +443,11 @@ def _meta_value(conn: sqlite3.Connection, key: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def digest_keys(conn: sqlite3.Connection) -> DigestKeys:
+def digest_keys(conn: sqlite3.Connection, *, live_only: bool = False) -> DigestKeys:
     """The digest keys of the file ``conn`` reads (a file not migrated to period salts: its
-    one salt keys every row)."""
+    one salt keys every row). ``live_only``: only the salts not deleted yet, and no
+    attestations (``shred_salts``, inside the purge's transaction: both grow with the log's
+    age, a period a day and an attested row an hour, and it needs neither)."""
     legacy = _hex(_meta_value(conn, "salt"))
     shredded = _meta_value(conn, _LEGACY_SHREDDED) is not None
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -455,10 +457,16 @@ def digest_keys(conn: sqlite3.Connection) -> DigestKeys:
     for table in _CHAINED_TABLES:
         text = _meta_value(conn, _LEGACY_THROUGH + table) or ""
         through[table] = int(text) if text.isascii() and text.isdigit() else 2**62
-    periods = {str(p): _hex(v) for p, v in conn.execute("SELECT period, salt FROM digest_salts")}
-    attested = {
-        (str(t), int(q)): str(d) for t, q, d in conn.execute("SELECT * FROM digest_attested")
+    live = " WHERE salt IS NOT NULL" if live_only else ""
+    periods = {
+        str(p): _hex(v)
+        for p, v in conn.execute("SELECT period, salt FROM digest_salts" + live)  # noqa: S608
     }
+    attested = (
+        {}
+        if live_only
+        else {(str(t), int(q)): str(d) for t, q, d in conn.execute("SELECT * FROM digest_attested")}
+    )
     return DigestKeys(legacy, shredded, through, periods, attested)
 
 
@@ -935,32 +943,99 @@ def purge_personal(db: sqlite_utils.Database, older_than: datetime, purged_at: d
     cut-off: a decision held in the engine's backlog is committed after newer ones with the
     time it was decided, and the rows before it keep theirs. The rows keep their hashes;
     ``verify`` stops checking their personal digest once ``purged_at`` is set. Returns events
-    purged."""
-    cutoff = format_ts(older_than)
-    stamp = format_ts(purged_at)
+    purged. All in the caller's one transaction: ``kiosk.retention.purge`` cuts a big backlog
+    into bounded batches instead (``purge_bounds``, ``purge_candidates``, ``purge_rows``)."""
     purged = 0
-    for table, personal in (
-        ("events", hashchain.EVENT_PERSONAL_FIELDS),
-        ("audit", hashchain.AUDIT_PERSONAL_FIELDS),
-    ):
+    for table, through in purge_bounds(db, older_than).items():
+        count = _purge_where(db, table, "seq <= ?", [[through]], older_than, purged_at)
+        if table == "events":
+            purged = count
+    return purged
+
+
+def purge_bounds(db: sqlite_utils.Database, older_than: datetime) -> dict[str, int]:
+    """The last ``seq`` of each chained table a purge with this cut-off may null (the last
+    clock-synced row older than it: ``purge_personal``'s rule); a table with none is left
+    out. Rows are only appended, so the bound read once holds for the whole purge."""
+    bounds: dict[str, int] = {}
+    for table in _CHAINED_TABLES:
         row = db.execute(
             f"SELECT max(seq) FROM {_table_name(table)} WHERE clock_synced = 1 AND ts < ?",  # noqa: S608
-            [cutoff],
+            [format_ts(older_than)],
         ).fetchone()
-        if not row or row[0] is None:
-            continue
-        sets = ", ".join(f"{p} = NULL" for p in personal)
-        # A purge's own audit row holds no personal data and is the evidence that later
-        # verification checks purged rows against: it is never purged.
-        keep = f" AND action != '{PURGE_ACTION}'" if table == "audit" else ""
-        cursor = db.execute(
-            f"UPDATE {_table_name(table)} SET {sets}, purged_at = ?"  # noqa: S608
-            " WHERE seq <= ? AND purged_at IS NULL AND (clock_synced = 0 OR ts < ?)" + keep,
-            [stamp, row[0], cutoff],
-        )
-        if table == "events":
-            purged = cursor.rowcount
-    return purged
+        if row and row[0] is not None:
+            bounds[table] = int(row[0])
+    return bounds
+
+
+def _purgeable(table: str) -> str:
+    # A purge's own audit row holds no personal data and is the evidence that later
+    # verification checks purged rows against: it is never purged.
+    keep = f" AND action != '{PURGE_ACTION}'" if table == "audit" else ""
+    return " AND purged_at IS NULL AND (clock_synced = 0 OR ts < ?)" + keep
+
+
+def purge_candidates(
+    db: sqlite_utils.Database,
+    table: str,
+    older_than: datetime,
+    after: int,
+    through: int,
+    limit: int,
+) -> list[int]:
+    """The ``seq`` of the next ``limit`` rows of ``table`` in ``(after, through]`` that a
+    purge with this cut-off nulls, in ``seq`` order (read on a reader: the walk over rows
+    purged before costs the writer nothing)."""
+    rows = db.execute(
+        f"SELECT seq FROM {_table_name(table)} WHERE seq > ? AND seq <= ?"  # noqa: S608
+        + _purgeable(table)
+        + " ORDER BY seq LIMIT ?",
+        [after, through, format_ts(older_than), limit],
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def purge_rows(
+    db: sqlite_utils.Database,
+    table: str,
+    seqs: Iterable[int],
+    older_than: datetime,
+    purged_at: datetime,
+) -> int:
+    """Null the personal fields of the rows ``seqs`` of ``table`` (``purge_candidates``),
+    each checked again against the purge rule; one bounded batch of a purge. Returns the
+    rows nulled."""
+    rows = sorted(seqs)
+    if rows and rows[-1] - rows[0] < 2 * len(rows):
+        # Dense (the usual backlog): one range statement, a few times faster than a statement
+        # per row. The purgeable rows between two candidates are candidates themselves (they
+        # are found in seq order), and a row never becomes purgeable later, so the range
+        # nulls exactly these.
+        span = [[rows[0], rows[-1]]]
+        return _purge_where(db, table, "seq >= ? AND seq <= ?", span, older_than, purged_at)
+    return _purge_where(db, table, "seq = ?", [[s] for s in rows], older_than, purged_at)
+
+
+def _purge_where(
+    db: sqlite_utils.Database,
+    table: str,
+    span: str,
+    args: list[list[Any]],
+    older_than: datetime,
+    purged_at: datetime,
+) -> int:
+    """Null the purgeable rows ``span`` selects, once for each parameter list of ``args``."""
+    personal = (
+        hashchain.EVENT_PERSONAL_FIELDS if table == "events" else hashchain.AUDIT_PERSONAL_FIELDS
+    )
+    sets = ", ".join(f"{p} = NULL" for p in personal)
+    sql = (
+        f"UPDATE {_table_name(table)} SET {sets}, purged_at = ? WHERE {span}"  # noqa: S608
+        + _purgeable(table)
+    )
+    stamp, cutoff = format_ts(purged_at), format_ts(older_than)
+    rows = [[stamp, *a, cutoff] for a in args]
+    return int(db.conn.executemany(sql, rows).rowcount) if rows else 0
 
 
 def shred_salts(db: sqlite_utils.Database, now: datetime) -> int:
@@ -973,7 +1048,7 @@ def shred_salts(db: sqlite_utils.Database, now: datetime) -> int:
     rows do not match their digests is kept (the evidence ``verify`` reports). Returns how
     many salts went."""
     conn = db.conn
-    keys = digest_keys(conn)
+    keys = digest_keys(conn, live_only=True)
     if keys.legacy_through is None:
         return 0
     through: Mapping[str, int] = keys.legacy_through
@@ -1019,7 +1094,10 @@ def _shred(
         if row["action"] != PURGE_ACTION:
             return False
         public = hashchain.audit_personal_digest(hashchain.ATTEST_KEY, row)
-        if keys.attested.get(("audit", row["seq"])) == public:
+        found = conn.execute(
+            "SELECT digest FROM digest_attested WHERE tbl = 'audit' AND seq = ?", [row["seq"]]
+        ).fetchone()
+        if found is not None and found[0] == public:
             continue  # attested when its day's earlier salt went
         key = keys.key("audit", row)
         if key is None or hashchain.audit_personal_digest(key, row) != row["personal_digest"]:
@@ -1029,21 +1107,28 @@ def _shred(
     return True
 
 
-def waiting_for_clock(db: sqlite_utils.Database, older_than: datetime) -> int:
+def waiting_for_clock(
+    db: sqlite_utils.Database, older_than: datetime, after: int | None = None
+) -> int:
     """Events stamped before ``older_than`` whose personal fields ``purge_personal`` kept:
     no clock-synced row after them is that old yet (at a site whose clock never
     synchronised, none ever is). The rows it keeps before its last purged one are
-    clock-synced and not that old, so none of them is waiting."""
+    clock-synced and not that old, so none of them is waiting. ``after``: the purge's
+    events bound (``purge_bounds``) instead of the last purged row, so a reader can count
+    them before the purge's last batch is written: a purge nulls every row before its bound
+    but the clock-synced ones not that old."""
     personal = " OR ".join(f"{p} IS NOT NULL" for p in hashchain.EVENT_PERSONAL_FIELDS)
     # Only rows after the last purged one can be waiting: walk that tail by seq (``+ts``
     # keeps SQLite off the ts index, which would visit every old, purged row).
-    last = db.execute(
-        "SELECT seq FROM events WHERE purged_at IS NOT NULL ORDER BY seq DESC LIMIT 1"
-    ).fetchone()
+    if after is None:
+        last = db.execute(
+            "SELECT seq FROM events WHERE purged_at IS NOT NULL ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        after = int(last[0]) if last else 0
     row = db.execute(
         "SELECT count(*) FROM events WHERE seq > ? AND +ts < ? AND purged_at IS NULL"  # noqa: S608
         f" AND ({personal})",
-        [last[0] if last else 0, format_ts(older_than)],
+        [after, format_ts(older_than)],
     ).fetchone()
     return int(row[0])
 
