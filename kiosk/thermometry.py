@@ -29,6 +29,10 @@ and decides once:
   sensor's noise below the window's highest is not passed on yet (an approach never falls: the
   top of a rise cut short by someone cooler taking its place, a step back, or the noise; the
   next samples tell them apart);
+* **heading for a fever**, before a pass only: a stable window whose settled samples' line,
+  taken at the newest sample and carried on by what an approach still rising at its slope has
+  left to climb (slope times ``_APPROACH_TAU_S``), reads a fever is not passed on yet: the
+  window's median reads the tail of an approach, flattened by the noise, low;
 * a ``SensorFault`` ends the measurement as ``fault`` (``sensor_fault``); no stable reading by
   ``measure_timeout_s`` is ``no_temperature``.
 
@@ -73,6 +77,10 @@ _TAU_GRID_S = tuple(0.08 * 1.16**k for k in range(24))
 #: The thermopile's noise at the factory bandwidth is ~0.06 degC: residuals are never trusted
 #: to be smaller than this, however few the samples.
 _NOISE_FLOOR_C = 0.06
+#: A forehead moving into the thermometer's view approaches its reading with a time constant
+#: of about this (the emulator's plain approach; the bench's brisk and slow visitors take 0.2
+#: and 0.6 s): a first-order approach still rising at a slope has slope times this to climb.
+_APPROACH_TAU_S = 0.35
 #: Residuals beyond this (RMS) are not the approach model: a wobble, a step back, a fall.
 _POOR_FIT_RMS_C = 0.12
 #: 95 % point of chi-square with one degree of freedom: the likelihood-ratio margin.
@@ -183,21 +191,29 @@ def classify(body_c: float, cfg: ThermometryConfig) -> tuple[TemperatureStatus, 
     return "ok", None
 
 
+def _line(readings: list[ThermoReading]) -> tuple[float, float, float]:
+    """Least-squares line of the object over time: its slope (degC/s), its value at the newest
+    sample and the readings' span (s)."""
+    t0 = readings[0].mono_ns
+    ts = [(r.mono_ns - t0) / 1e9 for r in readings]
+    mean_t = statistics.fmean(ts)
+    mean_o = statistics.fmean(r.object_c for r in readings)
+    var_t = sum((t - mean_t) ** 2 for t in ts)
+    if var_t == 0:
+        return 0.0, mean_o, 0.0
+    cov = sum((t - mean_t) * (r.object_c - mean_o) for t, r in zip(ts, readings, strict=True))
+    slope = cov / var_t
+    return slope, mean_o + slope * (ts[-1] - mean_t), ts[-1] - ts[0]
+
+
 def _rise_over_window(window: deque[ThermoReading]) -> float:
     """Least-squares trend of the object across the window, in degC over the window's span.
 
     A tight spread alone would accept the slow tail of an approach (a wrist still warming the
     field of view), which reads low: a fever caught early looks normal.
     """
-    t0 = window[0].mono_ns
-    ts = [(r.mono_ns - t0) / 1e9 for r in window]
-    mean_t = statistics.fmean(ts)
-    mean_o = statistics.fmean(r.object_c for r in window)
-    var_t = sum((t - mean_t) ** 2 for t in ts)
-    if var_t == 0:
-        return 0.0
-    slope = sum((t - mean_t) * (r.object_c - mean_o) for t, r in zip(ts, window, strict=True))
-    return slope / var_t * (ts[-1] - ts[0])
+    slope, _, span = _line(list(window))
+    return slope * span
 
 
 @dataclass(frozen=True)
@@ -538,6 +554,8 @@ class Measurement:
                 status, reason = "implausible", "temp_implausible"
             elif self._falling_away():
                 return None  # not yet: the next samples tell a swap or a step back from noise
+            elif self._heading_for_a_fever(amb):
+                return None  # not yet: a rise still under way may carry it over the threshold
         return Temperature(
             status, round(body, 2), round(obj, 2), round(amb, 2), reason, doubt=doubt
         )
@@ -556,6 +574,32 @@ class Measurement:
         ``fell``)."""
         objects = [r.object_c for r in self._window]
         return objects[-1] < max(objects) - _NOISE_FLOOR_C
+
+    def _heading_for_a_fever(self, ambient_c: float) -> bool:
+        """Whether the settled samples may still be climbing to a fever: the least-squares
+        line of the latest present samples that lie within ``stable_spread_c`` of each other
+        (the stable window and as much before it as has settled), taken at its newest sample
+        and carried on by what a first-order approach rising at its slope has still to climb
+        (slope times ``_APPROACH_TAU_S``), reads a fever.
+
+        The stable window's median reads the middle of the window, and its trend check lets
+        an approach's tail through when the noise flattens it: near the threshold a fever's
+        own tail read ~0.2 degC (object) below its plateau, a normal verdict. A plateau that
+        has stopped rising heads where it reads (its slope is the noise's, either sign), so a
+        clear normal passes as before; only a reading within the noise, plus any rise still
+        under way, of the threshold waits for the next sample, whose longer settled run fits
+        the line more tightly (or has climbed to the fever)."""
+        recent = list(self._recent)
+        start, low, high = len(recent) - 1, recent[-1].object_c, recent[-1].object_c
+        while start > 0:
+            low = min(low, recent[start - 1].object_c)
+            high = max(high, recent[start - 1].object_c)
+            if high - low > self.cfg.stable_spread_c:
+                break
+            start -= 1
+        slope, newest_c, _ = _line(recent[start:])
+        heading = newest_c + max(0.0, slope) * _APPROACH_TAU_S
+        return estimate_body_c(heading, ambient_c, self.calibration) >= self.cfg.fever_threshold_c
 
     def _view_doubt(self, body_c: float, object_c: float) -> str | None:
         """Why a normal-looking reading may be a view the skin did not fill, or ``None``."""

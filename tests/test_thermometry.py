@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -155,9 +156,11 @@ def test_a_non_finite_reading_is_a_fault():
 
 
 def test_estimate_uses_the_site_calibration():
-    site = Calibration(offset_c=0.5, gain=0.3, curve=0.001, fitted_at="2026-03-01T00:00:00+00:00")
+    # Read clearly normal (36.96 degC): a window this noisy within ~0.1 degC of the threshold
+    # may wait for more samples (``Measurement._heading_for_a_fever``).
+    site = Calibration(offset_c=0.2, gain=0.3, curve=0.001, fitted_at="2026-03-01T00:00:00+00:00")
     d = 33.0 - 23.0
-    assert estimate_body_c(33.0, 23.0, site) == pytest.approx(33.0 + 0.5 + 0.3 * d + 0.001 * d * d)
+    assert estimate_body_c(33.0, 23.0, site) == pytest.approx(33.0 + 0.2 + 0.3 * d + 0.001 * d * d)
     m = Measurement(CFG, site, 0)
     assert feed(m, PLATEAU).body_c == round(site.estimate(33.74, 24.0), 2)
 
@@ -166,11 +169,11 @@ def test_measurement_takes_the_daemon_store_calibration_once_at_start(tmp_path):
     from kiosk.calibration import CalibrationStore
 
     path = tmp_path / "calibration.json"
-    Calibration(offset_c=0.9, fitted_at="2026-03-01T00:00:00+00:00").save(path)
+    Calibration(offset_c=0.6, fitted_at="2026-03-01T00:00:00+00:00").save(path)
     store = CalibrationStore(path)
     m = Measurement(CFG, store, 0)
     Calibration(offset_c=-0.9, fitted_at="2026-03-02T00:00:00+00:00").save(path)
-    assert feed(m, PLATEAU).body_c == round(Calibration(offset_c=0.9).estimate(33.74, 24.0), 2)
+    assert feed(m, PLATEAU).body_c == round(Calibration(offset_c=0.6).estimate(33.74, 24.0), 2)
     assert store.estimate(33.74, 24.0) == pytest.approx(
         Calibration(offset_c=-0.9).estimate(33.74, 24.0)
     )
@@ -617,6 +620,39 @@ def test_a_fever_window_whose_newest_sample_dips_is_still_a_fever():
     t = feed(m, [34.70, 34.76, 34.72, 34.80, 34.62])
     assert t is not None and t.ok and t.body_c is not None
     assert t.body_c >= CFG.fever_threshold_c
+
+
+#: The emulator's samples (24 degC air, 8 Hz) of a 37.7 degC forehead (plateau 34.45), the
+#: who-is-who hunt's cases: the tail of its own approach, flattened by the noise into a stable
+#: window (spread under 0.3, trend under 0.15), whose median (34.23) read 37.27-37.28.
+TAILS_OF_A_FEVER = [
+    [34.09, 34.23, 34.23, 34.27, 34.23],  # back in view 1.0 s after 0.25 s out (pinned there)
+    [34.21, 34.21, 34.25, 34.23, 34.37],  # 1,000 derandomized examples
+    [34.17, 34.23, 34.21, 34.31, 34.29],  # a random run of 500: 0.125 s out, code at once
+]
+
+
+@pytest.mark.parametrize("tail", TAILS_OF_A_FEVER)
+def test_a_window_still_climbing_near_the_threshold_waits_and_reads_the_fever(tail):
+    """The window's median is a normal verdict, but its line reads 34.27-34.32 at its newest
+    sample, still climbing 0.26-0.27 degC/s: heading for a fever (37.3). No pass on it; the
+    plateau that follows reads the fever."""
+    m = Measurement(CFG, Calibration(), 0)
+    assert estimate_body_c(statistics.median(tail), 23.99, Calibration()) < 37.3
+    assert feed(m, tail, amb=23.99) is None
+    t = feed(m, [34.33, 34.41, 34.39, 34.45, 34.43, 34.47, 34.44], amb=23.99, start_s=0.75)
+    assert t is not None and t.ok and t.body_c is not None
+    assert t.body_c >= CFG.fever_threshold_c, t
+
+
+def test_a_flat_plateau_near_the_threshold_still_passes_at_its_first_stable_window():
+    """The other side: a normal 0.2 degC below the threshold whose window has stopped rising
+    (its slope is the noise's) heads nowhere and passes on the window's median as before."""
+    obj = _plateau_of(CFG.fever_threshold_c - 0.2)
+    m = Measurement(CFG, Calibration(), 0)
+    t = feed(m, [obj - 0.02, obj + 0.02, obj + 0.03, obj - 0.01, obj])
+    assert t is not None and t.ok and t.body_c is not None
+    assert t.body_c < CFG.fever_threshold_c and t.object_c == pytest.approx(obj)
 
 
 def test_a_swaying_view_is_doubted_and_a_still_one_is_not():
