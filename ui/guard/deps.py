@@ -309,8 +309,13 @@ ActionSession = Annotated[Session, Depends(action_session)]
 # --- results of an action -------------------------------------------------------------------
 
 
+def wants_json(request: Request) -> bool:
+    """A caller that asked for JSON (a script, the console's own fetches), not a page."""
+    return request.headers.get("accept", "").startswith("application/json")
+
+
 def done(request: Request, target: str, message: str = "ok.done") -> Response:
-    if request.headers.get("accept", "").startswith("application/json"):
+    if wants_json(request):
         return JSONResponse({"ok": True})
     sep = "&" if "?" in target else "?"
     return RedirectResponse(f"{target}{sep}msg={message}", status_code=303)
@@ -319,7 +324,7 @@ def done(request: Request, target: str, message: str = "ok.done") -> Response:
 def fail(request: Request, target: str, problem: BadInput) -> Response:
     """Back to the form with the problem in the guard's language; nothing was recorded."""
     text = problem.text(guard(request).lang(request))
-    if request.headers.get("accept", "").startswith("application/json"):
+    if wants_json(request):
         return JSONResponse({"ok": False, "error": text}, status_code=400)
     sep = "&" if "?" in target else "?"
     text = text[:300]
@@ -471,9 +476,11 @@ def _audit(
             except HTTPException as exc:
                 await record(request, action, "refused", f"http_{exc.status_code}", audit.written)
                 raise
-            except RequestValidationError:  # a parameter out of its bounds: answered 422
+            except RequestValidationError:  # a parameter out of its bounds (a link edited)
                 await record(request, action, "refused", "http_422", audit.written)
-                raise
+                if wants_json(request):
+                    raise  # answered 422
+                return fail(request, back, BadInput("err.bad_link"))
             except Exception:
                 await record(request, action, "error", "internal", audit.written)
                 raise

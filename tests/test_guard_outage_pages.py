@@ -1,0 +1,64 @@
+"""The guard console's answers to a link it cannot follow (a day out of range, a record number
+that is not one, an action it does not know): a page in the guard's language, as the console's
+other refusals, never a JSON error inside the HTML console. API callers (``Accept:
+application/json``) keep their JSON answer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from guard_support import BASE, console_fixtures, post
+
+clock, core, app, alice, admin = console_fixtures(datetime(2026, 2, 12, 1, 0, tzinfo=UTC))
+
+JSON = {"Accept": "application/json"}
+
+
+@pytest.mark.parametrize(
+    "day", ["1999-12-31", "2026-02-30", "yesterday", "9999-12-31", "2026-02-12x"]
+)
+@pytest.mark.parametrize("path", ["/guard/stats", "/guard/export.csv", "/guard/export.xlsx"])
+def test_a_day_the_statistics_refuse_is_a_console_page_in_the_guards_language(alice, path, day):
+    alice.get("/guard/stats?lang=zh-CN")
+    page = alice.get(f"{path}?day={day}")
+    assert page.status_code == 400
+    assert page.headers["content-type"].startswith("text/html"), page.text[:200]
+    assert 'class="flash err"' in page.text and "日期" in page.text
+    assert "2026-02-12" in page.text  # today's figures below the banner, the picker on today
+    api = alice.get(f"{path}?day={day}", headers=JSON)
+    assert api.status_code == 400 and "detail" in api.json()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/guard/community/services/abc/take",
+        "/guard/community/services/-1/take",
+        "/guard/community/services/0/done",
+        "/guard/community/services/1/explode",
+        "/guard/community/returnees/-1/temperature",
+        "/guard/community/returnees/x/ack",
+        "/guard/community/returnees/1/explode",
+        "/guard/community/handover/abc/ack",
+    ],
+)
+def test_a_tampered_record_link_sends_the_guard_back_with_words_not_json(alice, core, path):
+    alice.get("/guard/stats?lang=zh-CN")
+    before = core.store.last_audit_seq
+    answer = post(alice, path, alice.csrf, temp_c="37.0", day="2026-02-12", kind="fever")
+    assert answer.status_code == 303, answer.text
+    shown = alice.get(answer.headers["location"]).text
+    assert 'class="flash err"' in shown and "链接无效" in shown
+    row = core.store.audits()[-1]
+    assert core.store.last_audit_seq == before + 1 and row["action"].endswith("_failed")
+    assert row["detail"]["outcome"] == "refused"
+
+
+def test_a_tampered_record_link_keeps_a_json_answer_for_json_callers(alice):
+    answer = alice.post(
+        "/guard/community/services/abc/take",
+        data={"csrf": alice.csrf},
+        headers={"Origin": BASE, **JSON},
+    )
+    assert answer.status_code in (400, 422) and answer.json()
