@@ -44,7 +44,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
 from kiosk.alarms import Alarm, AlarmDesk, device_alarms
-from kiosk.auditing import Change, audited_write, auditing_request
+from kiosk.auditing import Change, HeldRows, audited_write, auditing_request
 from kiosk.crossing import Outcome
 from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
 from kiosk.store import StoreFault
@@ -104,6 +104,9 @@ class Guard:
     decided: dict[int, tuple[str, str, int]] = field(default_factory=dict)
     #: Decision forms already sent (their ``once`` token -> monotonic ns): ``sent_once``.
     sent: dict[str, int] = field(default_factory=dict)
+    #: Audit rows the storage could not take (a sign-in let in during a storage outage, a
+    #: refusal): written, oldest first, before the next row once the storage works again.
+    held: HeldRows = field(default_factory=HeldRows)
 
     @classmethod
     def build(cls, core: Core, auth: GuardAuth | None = None) -> Guard:
@@ -399,6 +402,13 @@ def write_row_first(request: Request) -> None:
     audited_write(guard(request).core.store, lambda _db: None, actor, action, lambda _: {})
 
 
+async def flush_held(g: Guard) -> None:
+    """The rows held during a storage outage, written now if the storage takes them (before
+    the request's own row, so the log keeps their order)."""
+    if len(g.held) or g.held.dropped:
+        await asyncio.to_thread(g.held.flush, g.core.store)
+
+
 async def record(
     request: Request, action: str, outcome: str, problem: str | None, written: list[Change]
 ) -> None:
@@ -406,8 +416,9 @@ async def record(
     that made no change, or one refused or failed after its change was kept (``written``:
     that change's row stands, this one says what became of the request). A refusal's row the
     storage cannot take is given up (logged): the refusal changed nothing, and the guard is
-    told what was wrong all the same. An ``ok`` row that cannot be written raises
-    ``StoreFault`` (the route class then withholds the answer: ``err.store``)."""
+    told what was wrong all the same: the row waits in memory (``Guard.held``, within the
+    share refusals may take). An ``ok`` row that cannot be written raises ``StoreFault``
+    (the route class then withholds the answer: ``err.store``)."""
     actor = getattr(request.state, "actor", None)
     if actor is None or (written and outcome == "ok"):
         return  # refused before anyone signed in (nobody to name), or said with its change
@@ -423,6 +434,8 @@ async def record(
         if outcome == "ok":
             raise
         log.warning("guard action %s: its refusal not on record (%s)", action, exc.detail)
+        g = guard(request)
+        g.held.hold(actor, name, detail, g.core.clock.now(), essential=False)
 
 
 def audited_route(back: str) -> type[APIRoute]:
@@ -457,6 +470,7 @@ def _audit(
     handler: Callable[[Request], Coroutine[Any, Any, Response]], action: str, back: str
 ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
     async def run(request: Request) -> Response:
+        await flush_held(guard(request))
         with auditing_request(lambda: request_detail(request)) as audit:
             request.state.route_action, request.state.request_audit = action, audit
             try:
