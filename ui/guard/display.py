@@ -530,6 +530,9 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
             if fitted_at
             else i18n.t(lang, "health.uncalibrated"),
         )
+    volume = report.get("data_volume") or {}
+    if "fs_type" in volume:
+        add(device_label(lang, "data_volume"), *volume_words(volume, lang))
     last = report.get("last_event")
     add(
         device_label(lang, "last_event"),
@@ -540,6 +543,17 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
     if free is not None:
         add(device_label(lang, "disk"), "ok", i18n.t(lang, "health.free_mb", mb=int(free)))
     return rows
+
+
+def volume_words(volume: dict[str, Any], lang: str) -> tuple[str, str]:
+    """The data dir's row: ``ok`` and its file system, or ``degraded`` and what a data dir in
+    RAM means for the guard (``health.volatile``)."""
+    fs = str(volume.get("fs_type"))
+    if volume.get("upper_type"):
+        fs = f"{fs} ({volume['upper_type']})"
+    if volume.get("volatile"):
+        return "degraded", i18n.t(lang, "health.volatile", fs=fs)
+    return "ok", fs
 
 
 def card_svg(payload: str, pass_: Pass, lang: str, site_name: str, tz: ZoneInfo) -> str:
