@@ -5,10 +5,13 @@ application/json``) keep their JSON answer."""
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime
 
 import pytest
 from guard_support import BASE, console_fixtures, post
+
+from kiosk.alarms import device_alarms
 
 clock, core, app, alice, admin = console_fixtures(datetime(2026, 2, 12, 1, 0, tzinfo=UTC))
 
@@ -62,3 +65,32 @@ def test_a_tampered_record_link_keeps_a_json_answer_for_json_callers(alice):
         headers={"Origin": BASE, **JSON},
     )
     assert answer.status_code in (400, 422) and answer.json()
+
+
+#: What a device fault's alarm card must tell the guard to do (operations.md, "Alarms and
+#: what to do"), by a word each language's text must hold.
+WHAT_TO_DO = {
+    "thermometer": {"en": "clinical thermometer", "zh-CN": "医用体温计"},
+    "reader": {"en": "pass", "zh-CN": "通行码"},
+    "gate": {"en": "manual release", "zh-CN": "手动"},
+    "store": {"en": "paper register", "zh-CN": "纸质登记簿"},
+}
+
+
+@pytest.mark.parametrize("device", sorted(WHAT_TO_DO))
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_a_device_fault_card_tells_the_guard_what_to_do_in_their_language(
+    alice, app, monkeypatch, device, lang
+):
+    """Before: the card said "Device fault · gate" and nothing more; what to do was only in
+    the operator's manual, which the guard at the gate does not have."""
+    from ui.i18n import t
+
+    g = app.state.guard
+    monkeypatch.setattr(type(g), "standing_alarms", lambda self: device_alarms({device: "fault"}))
+    [card] = alice.get(f"/guard/api/feed?lang={lang}").json()["alarms"]
+    assert card["kind"] == "device" and card["todo"] == t(lang, f"alarm.todo.{device}")
+    assert WHAT_TO_DO[device][lang] in card["todo"]
+    assert t(lang, "manual.title") in card["todo"]  # the form on the same page
+    page = alice.get(f"/guard?lang={lang}").text
+    assert card["todo"] in html.unescape(page)

@@ -72,7 +72,10 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
     who = [masked.get("holder"), masked.get("household")]
     who.append(i18n.t(lang, "alarm.plate", plate=plate) if plate else None)
     seqs = a.seqs or ([a.seq] if a.seq is not None else [])
+    # A device in fault: what the guard does meanwhile (operations.md's "Do" column).
+    todo = f"alarm.todo.{a.detail}"
     return {
+        "todo": i18n.t(lang, todo) if a.kind == "device" and i18n.has(todo) else "",
         "key": a.key,
         "kind": a.kind,
         "title": i18n.t(lang, f"alarm.{a.kind}"),
