@@ -12,6 +12,7 @@ import pytest
 from guard_support import BASE, console_fixtures, post
 
 from kiosk.alarms import device_alarms
+from ui import i18n
 
 clock, core, app, alice, admin = console_fixtures(datetime(2026, 2, 12, 1, 0, tzinfo=UTC))
 
@@ -94,3 +95,40 @@ def test_a_device_fault_card_tells_the_guard_what_to_do_in_their_language(
     assert t(lang, "manual.title") in card["todo"]  # the form on the same page
     page = alice.get(f"/guard?lang={lang}").text
     assert card["todo"] in html.unescape(page)
+
+
+@pytest.mark.parametrize(
+    ("path", "form", "back"),
+    [
+        ("/guard/manual", {"decision": "pass", "subject": "none", "reason": "known"}, "/guard"),
+        (
+            "/guard/register/person",
+            {"name": "王秀英", "unit": "3-402", "reason": "看望母亲", "temp_c": "36.5"},
+            "/guard/register",
+        ),
+    ],
+)
+def test_a_pass_the_dead_gate_did_not_open_is_not_answered_done(
+    guard_client, guard_core, path, form, back
+):
+    """Before: with the relay unplugged, a guard's Manual pass was recorded, the relay's
+    command failed, and the guard was told "Done" — at a gate that stayed locked. Now the
+    guard is told it is recorded but the gate did not open: open it by hand."""
+    from guard_support import decided, login
+
+    csrf = login(guard_client)
+    guard_client.get("/guard?lang=en")
+    guard_core.devices.gate.unplug()
+    with decided(guard_client, guard_core):
+        answer = post(guard_client, path, csrf, **form)
+    assert answer.status_code == 303 and "msg=ok.done" not in answer.headers["location"]
+    assert answer.headers["location"].startswith(back)
+    shown = html.unescape(guard_client.get(answer.headers["location"]).text)
+    assert i18n.t("en", "err.gate_not_opened") in shown and "manual release" in shown
+    (event,) = guard_core.store.events()
+    assert event["decision"] == "manual_pass"  # recorded all the same, once
+    rows = [a["action"] for a in guard_core.store.audits() if a["actor"] == "alice"]
+    assert rows[-1] in ("manual_pass", "register_person") and not rows[-1].endswith("_failed")
+    json_caller = guard_client.get("/guard/api/feed")  # the console still works
+    assert json_caller.status_code == 200
+    guard_core.devices.gate.replug()

@@ -220,14 +220,15 @@ class Guard:
             "flash_err": err if signed else None,
         }
 
-    async def manual(self, request: Request, decision: str, **kwargs: Any) -> None:
+    async def manual(self, request: Request, decision: str, **kwargs: Any) -> Outcome:
         """``core.runner.engine.manual`` (on the loop), returning once the decision's event is
         committed like any other event, and ``request``'s row (``request_row``) with it, in
         the event's own commit; the route class writes no second one. The engine's refusals
         become messages in the guard's language. An event the storage did not take (or not
         within its deadline) raises ``DecisionHeld``, never "done": its record waits in the
         engine's backlog (the feed shows it unrecorded) and the gate opened or not, so the
-        guard is told which, and not to decide it again."""
+        guard is told which, and not to decide it again. Returns the committed outcome
+        (``decided``: whether the gate opened on it)."""
         row = request_row(request)
         recorded: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
 
@@ -258,6 +259,7 @@ class Guard:
             opened = outcome.gate_commanded and outcome.gate_fault is None
             raise DecisionHeld("err.held_opened" if opened else "err.held_locked")
         request.state.request_audit.written.append(row)
+        return outcome
 
     def decision_wait_s(self) -> float:
         """The longest a guard's decision may wait for its commit's outcome: one kiosk passage
@@ -322,6 +324,18 @@ def done(request: Request, target: str, message: str = "ok.done") -> Response:
         return JSONResponse({"ok": True})
     sep = "&" if "?" in target else "?"
     return RedirectResponse(f"{target}{sep}msg={message}", status_code=303)
+
+
+def decided(request: Request, target: str, outcome: Outcome) -> Response:
+    """A guard's decision, committed: "done" — unless its gate was commanded open and did not
+    open (the relay does not answer). Then it is on record all the same, and the guard is told
+    to open the gate by hand (``err.gate_not_opened``), never "done" at a locked gate."""
+    if not (outcome.gate_commanded and outcome.gate_fault is not None):
+        return done(request, target)
+    if wants_json(request):
+        text = i18n.t(guard(request).lang(request), "err.gate_not_opened")
+        return JSONResponse({"ok": True, "gate_opened": False, "warning": text})
+    return fail(request, target, BadInput("err.gate_not_opened"))
 
 
 def fail(request: Request, target: str, problem: BadInput) -> Response:

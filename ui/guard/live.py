@@ -293,7 +293,7 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
     if isinstance(subject, ManualSubject):
         claim(g, subject.seq, session.name, decision)
     try:
-        await g.manual(
+        outcome = await g.manual(
             request,
             decision=decision,
             operator=session.name,
@@ -306,4 +306,4 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
         if isinstance(subject, ManualSubject):
             g.decided.pop(subject.seq, None)  # refused: nobody decided it
         raise
-    return done(request, "/guard")
+    return deps.decided(request, "/guard", outcome)

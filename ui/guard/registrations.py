@@ -47,7 +47,7 @@ from ui.guard.deps import (
     Guard,
     GuardDep,
     PageSession,
-    done,
+    decided,
     note,
     once_per_form,
     room,
@@ -213,7 +213,7 @@ async def register(
     if confirmed:
         note(request, quarantine="confirmed")
     try:
-        await g.manual(
+        outcome = await g.manual(
             request,
             decision=decision,
             operator=session.name,
@@ -227,7 +227,7 @@ async def register(
         )
     except StoreFault:
         raise BadInput("err.store") from None  # the form stays as typed
-    return done(request, "/guard/register")
+    return decided(request, "/guard/register", outcome)
 
 
 def decision_of(form: FormData) -> str:
