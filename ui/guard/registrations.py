@@ -56,7 +56,8 @@ from ui.guard.display import feed_row, vehicle_text, visitor_row
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, needed, whole
 
 #: A search for earlier visitors: a name or a phone-number suffix.
-SEARCH = Query(None, max_length=40)
+#: Cut to 40 characters where it is used (``page``): an edited longer link is the page.
+SEARCH = Query(None)
 router = room("/guard/register")
 
 REGISTRATION_KINDS = ("registration", "vehicle")
