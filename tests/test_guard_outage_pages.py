@@ -142,3 +142,27 @@ def test_an_over_long_search_in_an_edited_link_is_the_page_not_json(alice, path,
     page = alice.get(f"{path}?q={'王' * limit}x")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert f'value="{"王" * limit}"' in page.text
+
+
+@pytest.mark.parametrize(
+    ("alarm", "todo"),
+    [
+        ("gate_fault", "alarm.todo.gate"),
+        ("sensor_fault", "alarm.todo.thermometer"),
+        ("reader_fault", "alarm.todo.reader"),
+        ("store_fault", "alarm.todo.store"),
+        ("gate_not_locked", "alarm.todo.gate_not_locked"),
+    ],
+)
+def test_an_engine_device_alarm_about_a_passage_says_what_to_do_too(alarm, todo):
+    """The relay that did not open for passage #7 is a card about that passage: it says what
+    to do as the standing card of the device does."""
+    from zoneinfo import ZoneInfo
+
+    from kiosk.alarms import alarm_from_message
+    from ui.guard.display import alarm_view
+
+    card = alarm_from_message({"alarm": alarm, "seq": 7}, "2026-02-12T01:00:00Z")
+    for lang in ("zh-CN", "en"):
+        view = alarm_view(card, lang, ZoneInfo("Asia/Shanghai"), frozenset())
+        assert view["kind"] == "device" and view["todo"] == i18n.t(lang, todo)

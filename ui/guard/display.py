@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from kiosk import privacy
-from kiosk.alarms import Alarm, alarm_from_event, person_of, reason_codes
+from kiosk.alarms import ALARM_DEVICES, Alarm, alarm_from_event, person_of, reason_codes
 from kiosk.passes import Pass
 from kiosk.sheets import formula_safe
 from ui import charts, i18n
@@ -72,8 +72,10 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
     who = [masked.get("holder"), masked.get("household")]
     who.append(i18n.t(lang, "alarm.plate", plate=plate) if plate else None)
     seqs = a.seqs or ([a.seq] if a.seq is not None else [])
-    # A device in fault: what the guard does meanwhile (operations.md's "Do" column).
-    todo = f"alarm.todo.{a.detail}"
+    # A device in fault: what the guard does meanwhile (operations.md's "Do" column). An
+    # engine's alarm about a passage (``gate_fault``: the relay did not open for it) too.
+    about = a.detail if a.detail == "gate_not_locked" else ALARM_DEVICES.get(a.detail, a.detail)
+    todo = f"alarm.todo.{about}"
     return {
         "todo": i18n.t(lang, todo) if a.kind == "device" and i18n.has(todo) else "",
         "key": a.key,
