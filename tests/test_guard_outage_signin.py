@@ -156,3 +156,38 @@ def test_the_live_page_hearing_the_storage_recover_writes_the_held_rows(core, ap
     tracker = ScreenTracker(current_state(core))
     asyncio.run(stream.on_message({"type": "health"}, tracker))
     assert len(g.held) == 0 and [r[:2] for r in logins(core)] == [("alice", "guard_login")]
+
+
+@pytest.mark.parametrize("storage_works", [True, False])
+def test_the_daemon_writes_held_rows_at_its_stop_or_says_they_are_lost(
+    data_dir, caplog, storage_works
+):
+    import asyncio
+    import contextlib
+
+    from test_app import _config
+
+    from checkpoint.app import Daemon, build_core
+    from checkpoint.notify import Notifier
+
+    caplog.set_level(logging.WARNING)
+
+    async def scenario():
+        core = await asyncio.to_thread(build_core, _config(), data_dir)
+        daemon = Daemon(core, notifier=Notifier(None))
+        await daemon.start()
+        daemon._held.hold("alice", "guard_login", {"outcome": "ok"}, START, essential=True)
+        failing = (
+            contextlib.nullcontext() if storage_works else storage_failing(core.store, "audit")
+        )
+        with failing:
+            await asyncio.wait_for(daemon.stop(), 5.0)
+        return core
+
+    core = asyncio.run(scenario())
+    from kiosk.store import EventLog
+
+    with EventLog(core.store.path, core.store.kiosk_id, core.clock) as log:
+        written = [(a["actor"], a["action"]) for a in log.audits() if a["actor"] == "alice"]
+    lost = "1 audit row(s) held in memory were not written" in caplog.text
+    assert (written, lost) == (([("alice", "guard_login")], False) if storage_works else ([], True))
