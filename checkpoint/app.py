@@ -48,6 +48,7 @@ from kiosk.tokens import TokenStore
 
 if TYPE_CHECKING:
     from checkpoint.server import EdgeServer
+    from kiosk.auditing import HeldRows
     from office.listsync import ListSync
 
 log = logging.getLogger(__name__)
@@ -260,6 +261,8 @@ class Daemon:
         self._purge_task: asyncio.Task[None] | None = None
         self._lists_task: asyncio.Task[None] | None = None
         self._lists_sync: ListSync | None = None
+        #: The console's audit rows held during a storage outage (``kiosk.auditing.HeldRows``).
+        self._held: HeldRows | None = None
         #: Set to stop (``request_stop``); given, it may already be set by a signal that came
         #: while the program was starting.
         self._stopping = stopping or asyncio.Event()
@@ -286,6 +289,7 @@ class Daemon:
         from checkpoint.server import build_server
 
         app = create_app(self.core)
+        self._held = app.state.guard.held
         web = self.core.config.web
         self._server = build_server(app, web)
         self._server_task = asyncio.create_task(self._server.serve(), name="web")
@@ -335,6 +339,8 @@ class Daemon:
         if self._lists_sync is not None:
             await asyncio.to_thread(self._lists_sync.stop, 1.0)
         await self.core.runner.stop()
+        if self._held is not None:  # one last try; what is left is said in the log
+            await asyncio.to_thread(self._held.close, self.core.store)
         await asyncio.to_thread(self.core.devices.close)
         await asyncio.to_thread(self.core.store.close)
         cpu.release()

@@ -12,21 +12,34 @@ A caller that audits its requests itself — the guard console's route class
 the row of a change made for the request then also carries the request's own detail
 (``detail()``, what the route noted) and ``outcome: ok``, and the request learns which rows
 were written (``RequestAudit.written``), so it never writes a second row for the same change.
+
+A row the storage cannot take at all (a full or read-only card) while what it records must go
+ahead — a guard signing in to take the gate over by hand during that very outage — waits in
+``HeldRows``: in memory, in order, bounded, each with the moment it happened (``held_at`` in
+its detail; the row's own ``ts`` is when it was written), and is written once the storage
+works again. A restart before then loses it, and says so in the log (``HeldRows.close``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
 import sqlite_utils
 
 from .ports import AuditedWriter
+from .store import StoreFault, format_ts
 
-__all__ = ["Change", "RequestAudit", "audited_write", "auditing_request"]
+__all__ = ["Change", "HeldRows", "RequestAudit", "audited_write", "auditing_request"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -81,3 +94,114 @@ def auditing_request(detail: Callable[[], Mapping[str, Any]]) -> Iterator[Reques
         yield request
     finally:
         _REQUEST.reset(token)
+
+
+class AuditWriter(Protocol):
+    def audit(self, actor: str, action: str, detail: Mapping[str, Any] | None = None) -> None:
+        """Append one row to the chained audit table; ``StoreFault`` when it cannot."""
+        ...
+
+
+class HeldRows:
+    """Audit rows the storage could not take, waiting in memory to be written, oldest first.
+
+    At most ``max_rows``; a row that is not ``essential`` (a refusal: a failed sign-in) leaves
+    the last ``reserve`` places free, so refusals (which anyone can cause) never crowd out the
+    rows of what was let go ahead (a guard's sign-in). A row with no room is not kept: a
+    refusal is counted (``dropped``; written as one ``audit.held_rows_lost`` row after the held
+    ones), an essential one is refused (``hold`` answers False: the caller does not go ahead).
+    Thread-safe; one flush at a time."""
+
+    def __init__(self, *, max_rows: int = 200, reserve: int = 50) -> None:
+        self._rows: deque[Change] = deque()
+        self._max, self._reserve = max_rows, min(reserve, max_rows)
+        self._lock = threading.Lock()
+        self._flushing = threading.Lock()
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def hold(
+        self,
+        actor: str,
+        action: str,
+        detail: Mapping[str, Any],
+        at: datetime,
+        *,
+        essential: bool,
+    ) -> bool:
+        """Keep the row (``detail`` plus ``held_at``: ``at``) if there is room for it."""
+        room = self._max if essential else self._max - self._reserve
+        with self._lock:
+            if len(self._rows) >= room:
+                if not essential:
+                    self.dropped += 1
+                full = True
+            else:
+                self._rows.append((actor, action, {**detail, "held_at": format_ts(at)}))
+                full = False
+            held = len(self._rows)
+        if full:
+            log.error(
+                "audit row %s not kept: %d row(s) already held in memory while the storage fails",
+                action,
+                held,
+            )
+            return False
+        log.warning(
+            "audit row %s held in memory (%d held): the storage failed; written once it works"
+            " again, a restart before then loses it",
+            action,
+            held,
+        )
+        return True
+
+    def flush(self, writer: AuditWriter) -> int:
+        """Write the held rows in order; stop at the first the storage refuses (kept for the
+        next try). Returns how many were written. Blocking (database writes): a caller tries
+        it before writing a row of its own, so the rows keep their order once it works."""
+        if not self._rows and not self.dropped:
+            return 0
+        if not self._flushing.acquire(blocking=False):
+            return 0  # another thread is writing them
+        try:
+            return self._write(writer)
+        finally:
+            self._flushing.release()
+
+    def _write(self, writer: AuditWriter) -> int:
+        written = 0
+        try:
+            while self._rows:
+                actor, action, detail = self._rows[0]
+                writer.audit(actor, action, detail)
+                with self._lock:
+                    self._rows.popleft()
+                written += 1
+            if self.dropped:
+                with self._lock:
+                    lost, self.dropped = self.dropped, 0
+                try:
+                    writer.audit("system", "audit.held_rows_lost", {"rows": lost})
+                except StoreFault:
+                    with self._lock:
+                        self.dropped += lost
+                    raise
+        except StoreFault as exc:
+            log.debug("held audit rows: the storage still fails (%s)", exc.detail or exc)
+        if written:
+            log.warning("held audit rows: %d written, %d still held", written, len(self._rows))
+        return written
+
+    def close(self, writer: AuditWriter | None = None) -> None:
+        """At a stop: one last try (with ``writer``), then say in the log what is lost."""
+        if writer is not None:
+            self.flush(writer)
+        if self._rows or self.dropped:
+            log.error(
+                "stopping: %d audit row(s) held in memory were not written (the storage"
+                " failed); %d more were not kept",
+                len(self._rows),
+                self.dropped,
+            )

@@ -32,6 +32,7 @@ from kiosk.passes import TrustList
 from kiosk.runner import EngineRunner
 from kiosk.store import EventLog
 from kiosk.tokens import TokenStore
+from kiosk.volume import DataVolume
 
 #: The loop's heartbeat must be younger than this for the kiosk to count as deciding.
 HEARTBEAT_MAX_AGE_S = 5.0
@@ -77,6 +78,8 @@ class Core:
     extras: dict[str, Any] = field(default_factory=dict)
     #: builds `/api/v1/events` pages; the daemon hands in one that uses a helper process
     pages: PageSource = field(default_factory=InProcessPages)
+    #: the data dir's file system, read at start by the daemon (in RAM: a warning)
+    data_volume: DataVolume | None = None
 
     def close(self) -> None:
         """Release what ``build_core`` opened, for a core that was never run as a daemon."""
@@ -119,6 +122,8 @@ class Core:
         if lists_sync is not None:
             report["lists_sync"] = lists_sync.status()
         report["version"] = self.version
+        if self.data_volume is not None:
+            report["data_volume"] = self.data_volume.to_dict()
         report["deciding"] = self.deciding(report)
         return report
 

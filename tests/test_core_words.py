@@ -171,7 +171,8 @@ def test_a_day_the_statistics_refuse_is_said_in_the_guards_language(guard_client
     login(guard_client)
     guard_client.get("/guard/stats?lang=zh-CN")
     for path in ("/guard/stats?day=1999-12-31", "/guard/export.csv?day=2026-02-30"):
-        refused = guard_client.get(path)
+        # a JSON caller; the console gets a page (tests/test_guard_outage_pages.py)
+        refused = guard_client.get(path, headers={"Accept": "application/json"})
         assert refused.status_code == 400
         detail = refused.json()["detail"]
         assert re.search(r"[\u4e00-\u9fff]", detail) and "Day" not in detail, detail

@@ -564,7 +564,14 @@ def sign_in_with_storage_failing(app, where: str):
 
 
 @pytest.mark.parametrize("where", ["audit", "commit"])
-def test_signing_in_when_its_row_cannot_be_written_is_refused_with_a_clear_error(where, core, app):
+def test_signing_in_when_its_row_can_neither_be_written_nor_held_is_refused_clearly(
+    where, core, app
+):
+    """A sign-in whose row the storage cannot take is let in with the row held in memory
+    (tests/test_guard_outage_signin.py); once no more rows can be held, it is refused."""
+    from kiosk.auditing import HeldRows
+
+    app.state.guard.held = HeldRows(max_rows=0, reserve=0)
     answer, page = sign_in_with_storage_failing(app, where)
     assert answer.status_code == 400, answer.text[:300]  # the form again, saying why
     assert any(i18n.t(lang, "err.store") in answer.text for lang in ("en", "zh-CN"))

@@ -260,3 +260,25 @@ def test_screen_browser_runs_as_its_own_user_without_the_daemons_data():
     hidden = " ".join(values(screen, "Service", "InaccessiblePaths")).replace("-", "").split()
     assert "/var/lib/kiosk" in hidden and "/etc/kiosk" in hidden
     assert one(screen, "Service", "StateDirectory") == "kiosk-screen"
+
+
+def test_a_config_error_stops_the_daemon_and_a_crash_restarts_it(tmp_path):
+    """An invalid config made systemd restart the daemon every 3 s forever (Restart=on-failure
+    with StartLimitIntervalSec=0): journal and CPU churn on the card, the one line saying what
+    is wrong scrolled away. ``kiosk run`` exits 2 for a config error (docs/cli.md); the unit
+    names that status in RestartPreventExitStatus=, so the unit stops as failed with the error
+    in ``systemctl status``, while a crash or a start failure (exit 1) still restarts."""
+    from checkpoint.cli import main
+
+    unit = load("kiosk.service")
+    prevented = " ".join(values(unit, "Service", "RestartPreventExitStatus")).split()
+    bad = tmp_path / "kiosk.toml"
+    bad.write_text('[site]\nkiosk_id = "gate-1"\nbogus = 1\n', encoding="utf-8")
+    code = main(["run", "--config", str(bad), "--data", str(tmp_path / "data")])
+    assert code == 2
+    assert str(code) in prevented
+    assert not (tmp_path / "data").exists()  # refused before anything was made
+    # A crash (an uncaught exception: 1), a part that cannot start (1), the watchdog's
+    # SIGABRT and an out-of-memory kill (signals) still restart: only 2 is named.
+    assert prevented == ["2"]
+    assert one(unit, "Service", "Restart") == "on-failure"

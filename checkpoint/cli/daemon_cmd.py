@@ -147,6 +147,7 @@ def run_daemon(args: argparse.Namespace) -> int:
     $NOTIFY_SOCKET is set. Stops cleanly on SIGTERM/SIGINT, also one that comes while it starts."""
     malloc.tune()  # the daemon's process, before its first threads: docs/memory.md
     from checkpoint.app import Daemon, build_core, stop_on_signals
+    from checkpoint.volume import data_volume, warn_if_volatile
 
     try:
         config = load_config(args.config)
@@ -171,6 +172,8 @@ def run_daemon(args: argparse.Namespace) -> int:
         stopping = asyncio.Event()
         stop_on_signals(stopping.set)  # first: a SIGTERM while starting stops it cleanly
         core = await asyncio.to_thread(build_core, config, data)
+        core.data_volume = data_volume(data)  # a data dir in RAM: said in health and the log
+        warn_if_volatile(core.data_volume, data)
         refusal = no_trusted_key(core)
         if refusal:
             await asyncio.to_thread(core.close)

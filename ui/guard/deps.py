@@ -44,7 +44,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
 from kiosk.alarms import Alarm, AlarmDesk, device_alarms
-from kiosk.auditing import Change, audited_write, auditing_request
+from kiosk.auditing import Change, HeldRows, audited_write, auditing_request
 from kiosk.crossing import Outcome
 from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
 from kiosk.store import StoreFault
@@ -104,6 +104,9 @@ class Guard:
     decided: dict[int, tuple[str, str, int]] = field(default_factory=dict)
     #: Decision forms already sent (their ``once`` token -> monotonic ns): ``sent_once``.
     sent: dict[str, int] = field(default_factory=dict)
+    #: Audit rows the storage could not take (a sign-in let in during a storage outage, a
+    #: refusal): written, oldest first, before the next row once the storage works again.
+    held: HeldRows = field(default_factory=HeldRows)
 
     @classmethod
     def build(cls, core: Core, auth: GuardAuth | None = None) -> Guard:
@@ -217,14 +220,15 @@ class Guard:
             "flash_err": err if signed else None,
         }
 
-    async def manual(self, request: Request, decision: str, **kwargs: Any) -> None:
+    async def manual(self, request: Request, decision: str, **kwargs: Any) -> Outcome:
         """``core.runner.engine.manual`` (on the loop), returning once the decision's event is
         committed like any other event, and ``request``'s row (``request_row``) with it, in
         the event's own commit; the route class writes no second one. The engine's refusals
         become messages in the guard's language. An event the storage did not take (or not
         within its deadline) raises ``DecisionHeld``, never "done": its record waits in the
         engine's backlog (the feed shows it unrecorded) and the gate opened or not, so the
-        guard is told which, and not to decide it again."""
+        guard is told which, and not to decide it again. Returns the committed outcome
+        (``decided``: whether the gate opened on it)."""
         row = request_row(request)
         recorded: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
 
@@ -255,6 +259,7 @@ class Guard:
             opened = outcome.gate_commanded and outcome.gate_fault is None
             raise DecisionHeld("err.held_opened" if opened else "err.held_locked")
         request.state.request_audit.written.append(row)
+        return outcome
 
     def decision_wait_s(self) -> float:
         """The longest a guard's decision may wait for its commit's outcome: one kiosk passage
@@ -309,17 +314,34 @@ ActionSession = Annotated[Session, Depends(action_session)]
 # --- results of an action -------------------------------------------------------------------
 
 
+def wants_json(request: Request) -> bool:
+    """A caller that asked for JSON (a script, the console's own fetches), not a page."""
+    return request.headers.get("accept", "").startswith("application/json")
+
+
 def done(request: Request, target: str, message: str = "ok.done") -> Response:
-    if request.headers.get("accept", "").startswith("application/json"):
+    if wants_json(request):
         return JSONResponse({"ok": True})
     sep = "&" if "?" in target else "?"
     return RedirectResponse(f"{target}{sep}msg={message}", status_code=303)
 
 
+def decided(request: Request, target: str, outcome: Outcome) -> Response:
+    """A guard's decision, committed: "done" — unless its gate was commanded open and did not
+    open (the relay does not answer). Then it is on record all the same, and the guard is told
+    to open the gate by hand (``err.gate_not_opened``), never "done" at a locked gate."""
+    if not (outcome.gate_commanded and outcome.gate_fault is not None):
+        return done(request, target)
+    if wants_json(request):
+        text = i18n.t(guard(request).lang(request), "err.gate_not_opened")
+        return JSONResponse({"ok": True, "gate_opened": False, "warning": text})
+    return fail(request, target, BadInput("err.gate_not_opened"))
+
+
 def fail(request: Request, target: str, problem: BadInput) -> Response:
     """Back to the form with the problem in the guard's language; nothing was recorded."""
     text = problem.text(guard(request).lang(request))
-    if request.headers.get("accept", "").startswith("application/json"):
+    if wants_json(request):
         return JSONResponse({"ok": False, "error": text}, status_code=400)
     sep = "&" if "?" in target else "?"
     text = text[:300]
@@ -394,6 +416,13 @@ def write_row_first(request: Request) -> None:
     audited_write(guard(request).core.store, lambda _db: None, actor, action, lambda _: {})
 
 
+async def flush_held(g: Guard) -> None:
+    """The rows held during a storage outage, written now if the storage takes them (before
+    the request's own row, so the log keeps their order)."""
+    if len(g.held) or g.held.dropped:
+        await asyncio.to_thread(g.held.flush, g.core.store)
+
+
 async def record(
     request: Request, action: str, outcome: str, problem: str | None, written: list[Change]
 ) -> None:
@@ -401,8 +430,9 @@ async def record(
     that made no change, or one refused or failed after its change was kept (``written``:
     that change's row stands, this one says what became of the request). A refusal's row the
     storage cannot take is given up (logged): the refusal changed nothing, and the guard is
-    told what was wrong all the same. An ``ok`` row that cannot be written raises
-    ``StoreFault`` (the route class then withholds the answer: ``err.store``)."""
+    told what was wrong all the same: the row waits in memory (``Guard.held``, within the
+    share refusals may take). An ``ok`` row that cannot be written raises ``StoreFault``
+    (the route class then withholds the answer: ``err.store``)."""
     actor = getattr(request.state, "actor", None)
     if actor is None or (written and outcome == "ok"):
         return  # refused before anyone signed in (nobody to name), or said with its change
@@ -418,6 +448,8 @@ async def record(
         if outcome == "ok":
             raise
         log.warning("guard action %s: its refusal not on record (%s)", action, exc.detail)
+        g = guard(request)
+        g.held.hold(actor, name, detail, g.core.clock.now(), essential=False)
 
 
 def audited_route(back: str) -> type[APIRoute]:
@@ -452,6 +484,7 @@ def _audit(
     handler: Callable[[Request], Coroutine[Any, Any, Response]], action: str, back: str
 ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
     async def run(request: Request) -> Response:
+        await flush_held(guard(request))
         with auditing_request(lambda: request_detail(request)) as audit:
             request.state.route_action, request.state.request_audit = action, audit
             try:
@@ -471,9 +504,11 @@ def _audit(
             except HTTPException as exc:
                 await record(request, action, "refused", f"http_{exc.status_code}", audit.written)
                 raise
-            except RequestValidationError:  # a parameter out of its bounds: answered 422
+            except RequestValidationError:  # a parameter out of its bounds (a link edited)
                 await record(request, action, "refused", "http_422", audit.written)
-                raise
+                if wants_json(request):
+                    raise  # answered 422
+                return fail(request, back, BadInput("err.bad_link"))
             except Exception:
                 await record(request, action, "error", "internal", audit.written)
                 raise

@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from kiosk import privacy
-from kiosk.alarms import Alarm, alarm_from_event, person_of, reason_codes
+from kiosk.alarms import ALARM_DEVICES, Alarm, alarm_from_event, person_of, reason_codes
 from kiosk.passes import Pass
 from kiosk.sheets import formula_safe
 from ui import charts, i18n
@@ -72,7 +72,12 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
     who = [masked.get("holder"), masked.get("household")]
     who.append(i18n.t(lang, "alarm.plate", plate=plate) if plate else None)
     seqs = a.seqs or ([a.seq] if a.seq is not None else [])
+    # A device in fault: what the guard does meanwhile (operations.md's "Do" column). An
+    # engine's alarm about a passage (``gate_fault``: the relay did not open for it) too.
+    about = a.detail if a.detail == "gate_not_locked" else ALARM_DEVICES.get(a.detail, a.detail)
+    todo = f"alarm.todo.{about}"
     return {
+        "todo": i18n.t(lang, todo) if a.kind == "device" and i18n.has(todo) else "",
         "key": a.key,
         "kind": a.kind,
         "title": i18n.t(lang, f"alarm.{a.kind}"),
@@ -530,6 +535,9 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
             if fitted_at
             else i18n.t(lang, "health.uncalibrated"),
         )
+    volume = report.get("data_volume") or {}
+    if "fs_type" in volume:
+        add(device_label(lang, "data_volume"), *volume_words(volume, lang))
     last = report.get("last_event")
     add(
         device_label(lang, "last_event"),
@@ -540,6 +548,17 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
     if free is not None:
         add(device_label(lang, "disk"), "ok", i18n.t(lang, "health.free_mb", mb=int(free)))
     return rows
+
+
+def volume_words(volume: dict[str, Any], lang: str) -> tuple[str, str]:
+    """The data dir's row: ``ok`` and its file system, or ``degraded`` and what a data dir in
+    RAM means for the guard (``health.volatile``)."""
+    fs = str(volume.get("fs_type"))
+    if volume.get("upper_type"):
+        fs = f"{fs} ({volume['upper_type']})"
+    if volume.get("volatile"):
+        return "degraded", i18n.t(lang, "health.volatile", fs=fs)
+    return "ok", fs
 
 
 def card_svg(payload: str, pass_: Pass, lang: str, site_name: str, tz: ZoneInfo) -> str:

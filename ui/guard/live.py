@@ -17,7 +17,17 @@ from kiosk.engine import NO_SUBJECT, PASS_DECISIONS, ManualSubject
 from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
-from ui.guard.deps import ActionSession, ApiSession, Guard, GuardDep, PageSession, done, note, room
+from ui.guard.deps import (
+    ActionSession,
+    ApiSession,
+    Guard,
+    GuardDep,
+    PageSession,
+    done,
+    flush_held,
+    note,
+    room,
+)
 from ui.guard.display import feed_row, local_time, vehicle_text
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
 from ui.views import HEARTBEAT_S, ScreenTracker, bus_messages, current_state, kiosk_view, sse
@@ -137,7 +147,8 @@ class FeedStream:
         if tracker.feed(message):
             view = kiosk_view(tracker.state, tracker.decision, self.lang, fever_c=self.g.fever_c)
             return [sse("state", view)]
-        if kind == "health":
+        if kind == "health":  # the storage may work again: the rows held meanwhile first
+            await flush_held(self.g)
             return [await self.alarms()]
         return []
 
@@ -282,7 +293,7 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
     if isinstance(subject, ManualSubject):
         claim(g, subject.seq, session.name, decision)
     try:
-        await g.manual(
+        outcome = await g.manual(
             request,
             decision=decision,
             operator=session.name,
@@ -295,4 +306,4 @@ async def manual(request: Request, session: ActionSession, g: GuardDep) -> Respo
         if isinstance(subject, ManualSubject):
             g.decided.pop(subject.seq, None)  # refused: nobody decided it
         raise
-    return done(request, "/guard")
+    return deps.decided(request, "/guard", outcome)

@@ -47,7 +47,7 @@ from ui.guard.deps import (
     Guard,
     GuardDep,
     PageSession,
-    done,
+    decided,
     note,
     once_per_form,
     room,
@@ -56,7 +56,8 @@ from ui.guard.display import feed_row, vehicle_text, visitor_row
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, needed, whole
 
 #: A search for earlier visitors: a name or a phone-number suffix.
-SEARCH = Query(None, max_length=40)
+#: Cut to 40 characters where it is used (``page``): an edited longer link is the page.
+SEARCH = Query(None)
 router = room("/guard/register")
 
 REGISTRATION_KINDS = ("registration", "vehicle")
@@ -213,7 +214,7 @@ async def register(
     if confirmed:
         note(request, quarantine="confirmed")
     try:
-        await g.manual(
+        outcome = await g.manual(
             request,
             decision=decision,
             operator=session.name,
@@ -227,7 +228,7 @@ async def register(
         )
     except StoreFault:
         raise BadInput("err.store") from None  # the form stays as typed
-    return done(request, "/guard/register")
+    return decided(request, "/guard/register", outcome)
 
 
 def decision_of(form: FormData) -> str:

@@ -14,7 +14,7 @@ from ui import i18n
 from ui.auth import CSRF_FIELD, Session, client_addr, same_origin
 from ui.guard import deps
 from ui.guard.deps import ActionSession, Guard, GuardDep, note, remember_lang, room
-from ui.guard.forms import safe_next
+from ui.guard.forms import BadInput, safe_next
 from ui.views import secure_headers
 
 log = logging.getLogger(__name__)
@@ -87,22 +87,42 @@ async def login(request: Request, g: GuardDep) -> Response:
     g.auth.limiter.succeeded(addr, account.name, attempt)
     request.state.actor = account.name  # as the account spells it (ａｌｉｃｅ typed: alice)
     note(request, role=account.role)
-    try:  # the row first: no session is handed over that is not on record
+    held = False
+    try:  # the row first: no session is handed over that is not on record...
         await asyncio.to_thread(deps.write_row_first, request)
-    except StoreFault:
-        resume = str(form.get("resume") or "")
-        return login_form(request, g, lang, i18n.t(lang, "err.store"), 400, resume)
+    except StoreFault:  # ...or held in memory: the guard takes over a gate that cannot record
+        held = hold_sign_in(request, g)
+        if not held:
+            resume = str(form.get("resume") or "")
+            return login_form(request, g, lang, i18n.t(lang, "err.store"), 400, resume)
     cookie, session = g.auth.sessions.issue(account)
     resume = str(form.get("resume") or "")
     pending = g.auth.sessions.read_resume(resume)
     if pending is not None and pending.name == account.name:  # only the guard who made it
         g.auth.sessions.take_resume(resume)  # offered once
         response: Response = resume_page(request, g, session, pending.path, pending.fields)
+    elif held:  # said on the console: signed in, and why the sign-in is not on disk yet
+        response = deps.fail(
+            request, safe_next(str(form.get("next") or "")), BadInput("login.held")
+        )
     else:
         response = RedirectResponse(safe_next(str(form.get("next") or "")), status_code=303)
     g.auth.set_cookie(response, request, cookie)
     remember_lang(request, response)
     return response
+
+
+def hold_sign_in(request: Request, g: Guard) -> bool:
+    """A sign-in whose row the storage cannot take (a full or read-only card) is let in with
+    the row held in memory (``Guard.held``): written, with the moment of the sign-in, once the
+    storage works again; a restart before then loses it (logged). That outage is when the
+    guard must take the gate over by hand (the kiosk denies everyone), and the password was
+    checked all the same. False when no more rows can be held: the sign-in is refused."""
+    actor, action, detail = deps.request_row(request)
+    if not g.held.hold(actor, action, detail, g.core.clock.now(), essential=True):
+        return False
+    request.state.request_audit.written.append((actor, action, detail))  # no second try
+    return True
 
 
 def limited(request: Request, g: Guard, lang: str, addr: str) -> Response:

@@ -16,7 +16,7 @@ from kiosk.days import day_bounds
 from kiosk.stats import daily_report
 from ui import i18n
 from ui.auth import Session
-from ui.guard.deps import Guard, GuardDep, PageSession, audited, note, room
+from ui.guard.deps import Guard, GuardDep, PageSession, audited, note, room, wants_json
 from ui.guard.display import (
     events_csv,
     events_xlsx,
@@ -30,15 +30,19 @@ from ui.guard.forms import day as parse_day
 
 router = room("/guard/stats")
 
-DAY = Query(None, max_length=10, description="The local day, YYYY-MM-DD (default: today).")
+#: Bounded by ``parse_day`` (more than 10 characters is refused there, in the guard's words).
+DAY = Query(None, description="The local day, YYYY-MM-DD (default: today).")
 
 
 def day_of(text: str | None, g: Guard, request: Request) -> date:
-    """The day asked for; a day out of range is refused in the guard's language."""
+    """The day asked for. A day out of range is refused in the guard's language: a JSON 400
+    for a JSON caller; else ``BadInput``, which the console's routes answer with a page."""
     try:
         return parse_day(text, g.today())
     except BadInput as exc:
-        raise HTTPException(400, exc.text(g.lang(request))) from None
+        if wants_json(request):
+            raise HTTPException(400, exc.text(g.lang(request))) from None
+        raise
 
 
 def report_of(g: Guard, day: date) -> dict[str, Any]:
@@ -50,13 +54,28 @@ def report_of(g: Guard, day: date) -> dict[str, Any]:
 def stats_page(
     request: Request, session: PageSession, g: GuardDep, day: str | None = DAY
 ) -> Response:
+    try:
+        when = day_of(day, g, request)
+    except BadInput as exc:
+        return refused_day(request, session, g, exc)
+    return day_page(request, session, g, when)
+
+
+def refused_day(request: Request, session: Session, g: Guard, problem: BadInput) -> Response:
+    """A day the console cannot show (a link typed or edited by hand): today's page with the
+    problem in the guard's language above it, never a JSON error inside the console."""
+    text = problem.text(g.lang(request))
+    return day_page(request, session, g, g.today(), flash_err=text, status_code=400)
+
+
+def day_page(request: Request, session: Session, g: Guard, when: date, **ctx: Any) -> Response:
     lang = g.lang(request)
-    when = day_of(day, g, request)
     report = report_of(g, when)
     return g.render(
         request,
         "guard_stats.html",
         session,
+        **ctx,
         day=when.isoformat(),
         report=report,
         cards=stats_cards(report),
@@ -74,7 +93,10 @@ def stats_page(
 
 def export(request: Request, g: Guard, session: Session, day: str | None, fmt: str) -> Response:
     """The day's table (and, for Excel, the day's figures) as a download."""
-    when = day_of(day, g, request)
+    try:
+        when = day_of(day, g, request)
+    except BadInput as exc:
+        return refused_day(request, session, g, exc)
     start, end = day_bounds(when, g.tz)
     rows = queries.event_rows_between(g.core.store, start, end)
     lang = g.lang(request)

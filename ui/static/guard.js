@@ -101,6 +101,7 @@
         title.append(" ", times);
       }
       node.querySelector(".a-who").textContent = a.who || "";
+      node.querySelector(".a-todo").textContent = a.todo || "";
       const meta = node.querySelector(".a-meta");
       meta.textContent = [a.time, a.detail, a.temp, a.direction].filter(Boolean).join(" · ");
       for (const seq of a.seqs || []) {

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from kiosk.community import CommunityError
 from kiosk.typed import typed
@@ -27,6 +27,7 @@ from ui.guard.community.common import (
     save,
 )
 from ui.guard.deps import ActionSession, GuardDep, PageSession, note
+from ui.guard.forms import BadInput
 
 PAGE = f"{PREFIX}/returnees"
 router = community_room(PAGE)
@@ -85,7 +86,7 @@ async def change_returnee(
         "status": lambda: ledger.set_status(pid, form_text(form, "status"), who),
     }
     if what not in changes:
-        return JSONResponse({"detail": "unknown change"}, status_code=404)
+        raise BadInput("err.bad_link")  # a link edited by hand: back to the page, in words
     note(request, person=pid, change=what)
     if what == "status":
         admin(g, session)  # clearing, escalating: the manager's decision

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from kiosk.community import CommunityError
 from kiosk.compound import marks_of, statuses
@@ -23,6 +23,7 @@ from ui.guard.community.common import (
     site_time,
 )
 from ui.guard.deps import ActionSession, GuardDep, PageSession, note
+from ui.guard.forms import BadInput
 
 PAGE = f"{PREFIX}/services"
 STEPS = ("take", "done", "cancel")
@@ -74,7 +75,7 @@ async def step(
     rid: RecordId, action: str, request: Request, session: ActionSession, g: GuardDep
 ) -> Response:
     if action not in STEPS:
-        return JSONResponse({"detail": "unknown action"}, status_code=404)
+        raise BadInput("err.bad_link")  # a link edited by hand: back to the page, in words
     note(request, request_id=rid, step=action)
     desk = ledgers(g).services
     move = {"take": desk.take, "done": desk.done, "cancel": desk.cancel}[action]
