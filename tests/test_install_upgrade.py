@@ -272,3 +272,32 @@ def test_a_new_release_that_does_not_stay_up_is_switched_back(tmp_path, state):
     assert os.readlink(kiosk / "current") == "releases/old"
     assert "restart kiosk.service" in calls.read_text()
     assert f"was {state} on the new release releases/new: switched back to releases/old" in out
+
+
+@pytest.mark.parametrize("absolute", [False, True])
+def test_pruning_keeps_the_current_and_previous_release_however_they_are_linked(tmp_path, absolute):
+    """A link set by hand may name the release by its absolute path (ln -sfn
+    /opt/kiosk/releases/ID /opt/kiosk/current): pruning counted only the relative form as
+    kept and removed the release that runs."""
+    root = tmp_path / "root"
+    kiosk = root / "opt/kiosk"
+    for name in ("a", "b", "c", "unfinished"):
+        (kiosk / "releases" / name / "venv").mkdir(parents=True)
+    prefix = "/opt/kiosk/releases/" if absolute else "releases/"
+    (kiosk / "current").symlink_to(prefix + "b")
+    (kiosk / "previous").symlink_to(prefix + "a")
+    body = script_functions("r", "say", "ok", "fail", "show_command", "act")
+    body += script_functions("link_name", "prune_releases")
+    proc = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -u\n{body}\nROOT={root} DRY_RUN=0 STEP=venv FAILED=() KEEP_RELEASES=2\n"
+            "RELEASES=/opt/kiosk/releases CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
+            "prune_releases",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in (kiosk / "releases").iterdir()) == ["a", "b"]
