@@ -43,7 +43,7 @@ def test_the_purge_timers_command_runs_and_purges_by_the_configs_retention(
     data.mkdir()
     EventLog(data / "kiosk.db", "gate-1", system_clock(), "NORMAL").open().close()  # the daemon's
     argv = _exec_start("kiosk-purge.service")
-    assert argv[:2] == ["/opt/kiosk/venv/bin/kiosk", "purge"]
+    assert argv[:2] == ["/opt/kiosk/current/venv/bin/kiosk", "purge"]
     paths = {"/etc/kiosk/kiosk.toml": str(config), "/var/lib/kiosk": str(data)}
     monkeypatch.setattr(SystemClock, "synced", lambda self: True)  # NTP has answered
     before = datetime.now(UTC)

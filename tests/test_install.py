@@ -203,7 +203,7 @@ def test_dry_run_prints_every_step_and_writes_nothing(plain):
     assert "-m venv --system-site-packages" in out
     assert "kiosk keys new --dir /var/lib/kiosk/keys --name issuer" in out
     assert re.search(
-        r"guard hash admin --role admin --password-stdin .*/opt/kiosk/venv/bin/kiosk"
+        r"guard hash admin --role admin --password-stdin .*/opt/kiosk/current/venv/bin/kiosk"
         r" /etc/kiosk/credentials/guard_users",
         out,
     )
@@ -380,7 +380,7 @@ def test_pi_camera_config_installs_simplejpeg_into_the_venv(checkout, tmp_path, 
     cfg = tmp_path / "pi.toml"
     cfg.write_text('[[readers.sources]]\ntype = "picamera"\n')
     proc = _dry_run(checkout, fresh_os_root(tmp_path / "root"), "--config", str(cfg))
-    venv = "\n".join(lines_of(proc.stdout, "venv")) + proc.stdout.split("[venv]")[-1]
+    venv = "[venv]" + proc.stdout.split("[venv]", 1)[1].split("\n[files]")[0]  # its lines, commands
     pip = [x for x in venv.replace("\\", "").splitlines() if "pip install" in x]
     assert "with [picamera]" in venv and pip and pip[0].endswith("[picamera]")
     assert "[picamera]" not in plain.proc.stdout
@@ -396,7 +396,7 @@ def test_gpio_relay_config_installs_lgpio_from_pypi_and_opens_the_chip_to_group_
     proc = _dry_run(checkout, fresh_os_root(tmp_path / "root"), "--config", str(cfg))
     assert proc.returncode == 0, proc.stderr
     assert "python3-lgpio" not in proc.stdout
-    venv = "\n".join(lines_of(proc.stdout, "venv")) + proc.stdout.split("[venv]")[-1]
+    venv = "[venv]" + proc.stdout.split("[venv]", 1)[1].split("\n[files]")[0]  # its lines, commands
     pip = [x for x in venv.replace("\\", "").splitlines() if "pip install" in x]
     assert "with [gpio]" in venv and pip and pip[0].endswith("[gpio]")
     rule = proc.stdout.split("write /etc/udev/rules.d/70-kiosk-gpio.rules")
@@ -537,7 +537,7 @@ def test_real_install_sets_up_the_pi(installed, checkout):
     assert (root / "opt/kiosk/venv/bin/kiosk").exists()
     admin = root / "opt/kiosk/bin/kiosk-admin"
     assert mode_owner("opt/kiosk/bin/kiosk-admin")[0] == 0o755
-    assert "/opt/kiosk/venv/bin/kiosk" in admin.read_text()
+    assert "/opt/kiosk/current/venv/bin/kiosk" in admin.read_text()
     assert os.readlink(root / "usr/local/sbin/kiosk-admin") == "/opt/kiosk/bin/kiosk-admin"
     if shutil.which("shellcheck"):
         lint = subprocess.run(["shellcheck", str(admin)], capture_output=True, text=True)

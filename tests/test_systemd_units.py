@@ -3,7 +3,7 @@ issue #9 asks for (notify + watchdog, restart, hardening with the devices the dr
 credentials, the Chromium kiosk on tty1, the daily purge).
 
 ``systemd-analyze verify`` refuses a unit whose ExecStart binary is missing, and the binaries
-(/opt/kiosk/venv/bin/kiosk, cage) exist only on an installed Pi. So it runs on copies whose
+(/opt/kiosk/current/venv/bin/kiosk, cage) exist only on an installed Pi. So it runs on copies whose
 missing executables are replaced by a stub in a temp dir; everything else is verbatim. Unknown
 keys are only warnings for systemd, so any diagnostic line about our units fails the test.
 """
@@ -104,7 +104,7 @@ def diagnostics_about_our_units(output: str) -> list[str]:
 def test_systemd_analyze_verify_accepts_all_units(tmp_path):
     replaced = stubbed_copies(tmp_path)
     # Only the installed-Pi binaries are stubbed, never a system one we rely on being there.
-    assert set(replaced) <= {"/opt/kiosk/venv/bin/kiosk", "/usr/bin/cage", "/usr/bin/curl"}
+    assert set(replaced) <= {"/opt/kiosk/current/venv/bin/kiosk", "/usr/bin/cage", "/usr/bin/curl"}
     code, output = verify(tmp_path)
     assert code == 0, output
     assert diagnostics_about_our_units(output) == [], output
@@ -143,7 +143,7 @@ def test_daemon_runs_as_kiosk_with_installed_paths():
     unit = load("kiosk.service")
     assert one(unit, "Service", "User") == "kiosk"
     exec_start = one(unit, "Service", "ExecStart").split()
-    assert exec_start[:2] == ["/opt/kiosk/venv/bin/kiosk", "run"]
+    assert exec_start[:2] == ["/opt/kiosk/current/venv/bin/kiosk", "run"]
     assert exec_start[exec_start.index("--config") + 1] == "/etc/kiosk/kiosk.toml"
     assert exec_start[exec_start.index("--data") + 1] == "/var/lib/kiosk"
     env = values(unit, "Service", "Environment")
@@ -217,7 +217,7 @@ def test_purge_timer_runs_the_purge_daily_and_catches_up():
     assert one(service, "Service", "Type") == "oneshot"
     assert one(service, "Service", "User") == "kiosk"
     argv = one(service, "Service", "ExecStart").split()
-    assert argv[:2] == ["/opt/kiosk/venv/bin/kiosk", "purge"]
+    assert argv[:2] == ["/opt/kiosk/current/venv/bin/kiosk", "purge"]
     assert one(service, "Service", "ProtectSystem") == "strict"
 
 

@@ -1,0 +1,303 @@
+"""Upgrading an installed kiosk with scripts/install, and an upgrade cut off half-way.
+
+The install used to pip the new program over the running one (/opt/kiosk/venv): pip removes
+the old version's files before it writes the new ones, so a power cut, a dropped SSH session
+or Ctrl-C in between left a program that could not start. The daemon ran on from memory and
+the gate was dead at its next start (the night's reboot). These tests cut pip off the same
+way: a ``sitecustomize`` on the install's PYTHONPATH removes the ``checkpoint`` package from
+the venv pip is installing into (what pip's uninstall of the old version does first) and
+kills pip with SIGKILL (what a power cut does: no clean-up, no rollback).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from test_install import (
+    OFFLINE_PIP,
+    fresh_os_root,
+    install_env,
+    needs_root,
+    run,
+    snapshot_checkout,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+slow = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory) -> Path:
+    return snapshot_checkout(tmp_path_factory.mktemp("checkout"))
+
+
+@pytest.fixture(scope="module")
+def installed(checkout, tmp_path_factory) -> Path:
+    """A Pi installed by this checkout (each test upgrades a copy of it)."""
+    if os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("systemctl"):
+        pytest.skip("the real install needs root, useradd and systemctl")
+    root = fresh_os_root(tmp_path_factory.mktemp("pi") / "root")
+    proc = install(checkout, root)
+    assert "FAIL" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    return root
+
+
+CUT_PIP = """\
+import os, signal, shutil, sys, sysconfig
+if os.environ.get("KIOSK_TEST_CUT_PIP") and sys.argv[:1] == ["-m"] and sys.argv[1:2] == ["install"]:
+    shutil.rmtree(os.path.join(sysconfig.get_paths()["purelib"], "checkpoint"), ignore_errors=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def unit_program(root: Path, unit: str = "kiosk.service") -> Path:
+    """The program the unit starts, inside root (what systemd runs at the next boot)."""
+    text = (root / "etc/systemd/system" / unit).read_text()
+    line = next(x for x in text.splitlines() if x.startswith("ExecStart="))
+    return root / line.removeprefix("ExecStart=").split()[0].lstrip("/")
+
+
+def starts(program: Path) -> subprocess.CompletedProcess[str]:
+    # Through the venv's own python: a copied root's scripts name the original's in their #!.
+    return subprocess.run(
+        [str(program.parent / "python"), str(program), "--version"],
+        capture_output=True,
+        text=True,
+        env=install_env(),
+        cwd=program.parent,
+    )
+
+
+def newer(source: Path, dest: Path, mark: str) -> Path:
+    """The checkout after a `git pull`: one change in the program."""
+    shutil.copytree(source, dest, symlinks=True)
+    init = dest / "checkpoint" / "__init__.py"
+    init.write_text(init.read_text() + f'\nUPGRADE_MARK = "{mark}"\n')
+    return dest
+
+
+def mark_of(program: Path) -> str:
+    proc = subprocess.run(
+        [str(program.parent / "python"), "-c", "import checkpoint; print(checkpoint.UPGRADE_MARK)"],
+        capture_output=True,
+        text=True,
+        env=install_env(),
+        cwd=program.parent,
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def install(source: Path, root: Path, env: dict[str, str] | None = None):
+    return run(
+        source / "scripts" / "install",
+        "--root",
+        str(root),
+        "--pip-args",
+        OFFLINE_PIP,
+        env=env or install_env(),
+    )
+
+
+def cut_pip_env(tmp_path: Path) -> dict[str, str]:
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(CUT_PIP)
+    env = install_env()
+    env["PYTHONPATH"] = f"{hook}:{env['PYTHONPATH']}"
+    env["KIOSK_TEST_CUT_PIP"] = "1"
+    return env
+
+
+@slow
+@needs_root
+def test_an_upgrade_cut_off_in_pip_leaves_the_old_program_starting(installed, checkout, tmp_path):
+    src = installed
+    root = tmp_path / "root"
+    shutil.copytree(src, root, symlinks=True)
+    assert starts(unit_program(root)).returncode == 0
+    pulled = newer(checkout, tmp_path / "pulled", "second")
+
+    cut = install(pulled, root, env=cut_pip_env(tmp_path))
+    out = cut.stdout + cut.stderr
+    assert cut.returncode == 1 and "[venv] FAIL" in out, out
+
+    # The next boot starts what the unit names: still the old program, whole.
+    after = starts(unit_program(root))
+    assert after.returncode == 0, f"the gate would not start after the cut:\n{after.stderr}"
+    assert mark_of(unit_program(root)) == ""
+
+    # Running the install again finishes the upgrade.
+    again = install(pulled, root)
+    out = again.stdout + again.stderr
+    assert "FAIL" not in out, out
+    assert starts(unit_program(root)).returncode == 0
+    assert mark_of(unit_program(root)) == "second"
+
+
+def releases_of(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / "opt/kiosk/releases").iterdir())
+
+
+@slow
+@needs_root
+def test_upgrades_keep_two_releases_and_going_back_is_one_command(installed, checkout, tmp_path):
+    src = installed
+    root = tmp_path / "root"
+    shutil.copytree(src, root, symlinks=True)
+    kiosk = root / "opt/kiosk"
+    first = os.readlink(kiosk / "current")
+    for mark in ("second", "third"):
+        proc = install(newer(checkout, tmp_path / mark, mark), root)
+        out = proc.stdout + proc.stderr
+        assert "FAIL" not in out and f"[venv] did: point {'/opt/kiosk/current'}" in out, out
+        assert mark_of(unit_program(root)) == mark
+    second, third = os.readlink(kiosk / "previous"), os.readlink(kiosk / "current")
+    assert len({first, second, third}) == 3
+    assert releases_of(root) == sorted(p.removeprefix("releases/") for p in (second, third))
+    assert os.readlink(kiosk / "venv") == "current/venv"  # the old path still runs the program
+    assert starts(kiosk / "venv/bin/kiosk").returncode == 0
+
+    # docs/install.md, "Going back": the command, without the restart (no systemd here).
+    doc = (checkout / "docs/install.md").read_text()
+    command = re.search(r"sudo sh -c '(cd /opt/kiosk && [^']*) && systemctl restart kiosk'", doc)
+    assert command, "install.md names no rollback command"
+    subprocess.run(
+        ["sh", "-c", command.group(1).replace("cd /opt/kiosk", f"cd {kiosk}")], check=True
+    )
+    assert os.readlink(kiosk / "current") == second
+    assert mark_of(unit_program(root)) == "second"
+
+
+@slow
+@needs_root
+def test_an_install_from_before_releases_is_moved_to_them_once(installed, checkout, tmp_path):
+    """An install made before releases: the program pip'ed into /opt/kiosk/venv in place and
+    units that run it there. The next install builds a release beside it and moves over."""
+    src = installed
+    root = tmp_path / "root"
+    shutil.copytree(src, root, symlinks=True)
+    kiosk = root / "opt/kiosk"
+    for name in ("current", "previous", "venv"):
+        if (kiosk / name).is_symlink():
+            (kiosk / name).unlink()
+    shutil.rmtree(kiosk / "releases")
+    env = install_env()
+    subprocess.run(
+        [env["KIOSK_PYTHON"], "-m", "venv", "--system-site-packages", str(kiosk / "venv")],
+        check=True,
+    )
+    build = shutil.copytree(checkout, tmp_path / "build")
+    subprocess.run(
+        [
+            str(kiosk / "venv/bin/python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            *OFFLINE_PIP.split(),
+            str(build),
+        ],
+        check=True,
+        env=env,
+    )
+    for unit in ("kiosk.service", "kiosk-purge.service"):
+        path = root / "etc/systemd/system" / unit
+        path.write_text(path.read_text().replace("/opt/kiosk/current/venv/", "/opt/kiosk/venv/"))
+    assert unit_program(root) == kiosk / "venv/bin/kiosk"
+
+    proc = install(newer(checkout, tmp_path / "pulled", "second"), root)
+    out = proc.stdout + proc.stderr
+    assert "FAIL" not in out, out
+    assert unit_program(root) == kiosk / "current/venv/bin/kiosk"
+    assert mark_of(unit_program(root)) == "second"
+    assert os.readlink(kiosk / "venv") == "current/venv"
+    assert len(releases_of(root)) == 1 and not (kiosk / "previous").exists()
+    again = install(newer(checkout, tmp_path / "again", "second"), root)
+    assert [x for x in again.stdout.splitlines() if "] did: " in x] == [], again.stdout
+
+
+def script_functions(*names: str) -> str:
+    script = (ROOT / "scripts" / "install").read_text()
+    out = []
+    for name in names:
+        start = script.index(f"\n{name}() {{") + 1
+        out.append(script[start : script.index("\n}\n", start) + 3])
+    return "".join(out)
+
+
+@pytest.mark.parametrize("state", ["active", "activating", "failed"])
+def test_a_new_release_that_does_not_stay_up_is_switched_back(tmp_path, state):
+    """After the switch and the restart, kiosk.service must be active (and stay so); else
+    `current` goes back to the release that ran before, which is restarted, and the install
+    fails saying so. systemctl is a fake here: this needs the running Pi's systemd."""
+    root = tmp_path / "root"
+    kiosk = root / "opt/kiosk"
+    (kiosk / "releases/old/venv").mkdir(parents=True)
+    (kiosk / "releases/new/venv").mkdir(parents=True)
+    (kiosk / "current").symlink_to("releases/new")
+    (kiosk / "previous").symlink_to("releases/old")
+    fake_bin, calls = tmp_path / "bin", tmp_path / "calls"
+    fake_bin.mkdir()
+    (fake_bin / "systemctl").write_text(
+        f'#!/bin/sh\necho "$*" >>{calls}\n[ "$1" = is-active ] || exit 0\necho {state}\n'
+        f"[ {state} = active ]\n"
+    )
+    (fake_bin / "systemctl").chmod(0o755)
+    body = script_functions("r", "say", "ok", "fail", "show_command", "act", "switch_to")
+    body += script_functions("stays_up_or_roll_back")
+    proc = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -u\n{body}\nROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0\n"
+            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
+            "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
+            'stays_up_or_roll_back; status=$?; printf "%s\\n" "${FAILED[@]}"; exit $status',
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}"),
+    )
+    out = proc.stdout + proc.stderr
+    if state == "active":
+        assert proc.returncode == 0 and os.readlink(kiosk / "current") == "releases/new", out
+        assert "restart" not in calls.read_text()
+        return
+    assert proc.returncode == 1, out
+    assert os.readlink(kiosk / "current") == "releases/old"
+    assert "restart kiosk.service" in calls.read_text()
+    assert f"was {state} on the new release releases/new: switched back to releases/old" in out
+
+
+@pytest.mark.parametrize("absolute", [False, True])
+def test_pruning_keeps_the_current_and_previous_release_however_they_are_linked(tmp_path, absolute):
+    """A link set by hand may name the release by its absolute path (ln -sfn
+    /opt/kiosk/releases/ID /opt/kiosk/current): pruning counted only the relative form as
+    kept and removed the release that runs."""
+    root = tmp_path / "root"
+    kiosk = root / "opt/kiosk"
+    for name in ("a", "b", "c", "unfinished"):
+        (kiosk / "releases" / name / "venv").mkdir(parents=True)
+    prefix = "/opt/kiosk/releases/" if absolute else "releases/"
+    (kiosk / "current").symlink_to(prefix + "b")
+    (kiosk / "previous").symlink_to(prefix + "a")
+    body = script_functions("r", "say", "ok", "fail", "show_command", "act")
+    body += script_functions("link_name", "prune_releases")
+    proc = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -u\n{body}\nROOT={root} DRY_RUN=0 STEP=venv FAILED=() KEEP_RELEASES=2\n"
+            "RELEASES=/opt/kiosk/releases CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
+            "prune_releases",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in (kiosk / "releases").iterdir()) == ["a", "b"]
