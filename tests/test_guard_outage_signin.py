@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
-from guard_support import BASE, GUARD_PW, console_fixtures, post
+from guard_support import ADMIN_PW, BASE, GUARD_PW, console_fixtures, post
 from support import storage_failing
 
 from kiosk.auditing import HeldRows
@@ -191,3 +191,24 @@ def test_the_daemon_writes_held_rows_at_its_stop_or_says_they_are_lost(
         written = [(a["actor"], a["action"]) for a in log.audits() if a["actor"] == "alice"]
     lost = "1 audit row(s) held in memory were not written" in caplog.text
     assert (written, lost) == (([("alice", "guard_login")], False) if storage_works else ([], True))
+
+
+def test_signing_out_while_the_storage_fails_signs_out_and_holds_its_row(core, app, clock):
+    """Before: the sign-out's row could not be written, so its answer was withheld with
+    ``err.store`` and the cookie kept (the guard handing the tablet over saw an error, not the
+    sign-in page); the row was not held either. Now it signs out, and its row waits with
+    the sign-in's."""
+    client, answer = sign_in(app)
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/guard").text).group(1)
+    with storage_failing(core.store, "commit"):
+        out = post(client, "/guard/logout", csrf)
+        assert out.status_code == 303
+        assert out.headers["location"].startswith("/guard/login")
+        assert 'kiosk_session=""' in out.headers.get("set-cookie", "")
+    assert [a["action"] for a in core.store.audits() if a["actor"] == "alice"] == ["guard_login"]
+    assert len(app.state.guard.held) == 1
+    # The storage works again: the next request to the console writes the held sign-out.
+    sign_in(app, "root", ADMIN_PW)
+    rows = [a["action"] for a in core.store.audits() if a["actor"] == "alice"]
+    assert rows == ["guard_login", "guard_logout"]
+    assert len(app.state.guard.held) == 0

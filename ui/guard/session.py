@@ -91,7 +91,7 @@ async def login(request: Request, g: GuardDep) -> Response:
     try:  # the row first: no session is handed over that is not on record...
         await asyncio.to_thread(deps.write_row_first, request)
     except StoreFault:  # ...or held in memory: the guard takes over a gate that cannot record
-        held = hold_sign_in(request, g)
+        held = hold_request_row(request, g)
         if not held:
             resume = str(form.get("resume") or "")
             return login_form(request, g, lang, i18n.t(lang, "err.store"), 400, resume)
@@ -112,10 +112,10 @@ async def login(request: Request, g: GuardDep) -> Response:
     return response
 
 
-def hold_sign_in(request: Request, g: Guard) -> bool:
-    """A sign-in whose row the storage cannot take (a full or read-only card) is let in with
-    the row held in memory (``Guard.held``): written, with the moment of the sign-in, once the
-    storage works again; a restart before then loses it (logged). That outage is when the
+def hold_request_row(request: Request, g: Guard) -> bool:
+    """A sign-in (or sign-out) whose row the storage cannot take (a full or read-only card)
+    goes ahead with the row held in memory (``Guard.held``): written, with its moment, once
+    the storage works again; a restart before then loses it (logged). That outage is when the
     guard must take the gate over by hand (the kiosk denies everyone), and the password was
     checked all the same. False when no more rows can be held: the sign-in is refused."""
     actor, action, detail = deps.request_row(request)
@@ -160,6 +160,12 @@ async def logout(request: Request, session: ActionSession, g: GuardDep) -> Respo
         await asyncio.to_thread(g.auth.sessions.revoke, session)
     except StoreFault as exc:  # signed out here all the same; only a restart forgets it
         log.warning("sign-out not on record: storage failed (%s)", exc.detail or exc.reason)
+    try:  # its row now, so the answer is never withheld: the tablet must show the sign-in
+        await asyncio.to_thread(deps.write_row_first, request)
+        request.state.request_audit.written.append(deps.request_row(request))
+    except StoreFault:
+        if not hold_request_row(request, g):  # signed out all the same
+            log.warning("sign-out not on record: storage failed and no room to hold its row")
     response = RedirectResponse("/guard/login?bye=1", status_code=303)
     g.auth.clear_cookie(response)
     return response
