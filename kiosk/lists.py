@@ -149,13 +149,26 @@ class Freshness:
     #: bundle version); kept in memory, so quiet days are not shown as stale lists.
     confirmed_at: datetime | None = None
 
-    def age(self, now: datetime) -> timedelta | None:
-        """Since the lists last changed or were last confirmed, whichever is later."""
+    def _since(self) -> datetime | None:
         known = [t for t in (self.updated_at, self.confirmed_at) if t is not None]
-        return None if not known else now - max(known)
+        return max(known) if known else None
+
+    def stamp_ahead(self, now: datetime) -> bool:
+        """The lists' stamp is after ``now``: the clock stepped back since they were stamped
+        (a Pi has no RTC), or a clock running ahead stamped them. Their age is then unknown."""
+        since = self._since()
+        return since is not None and since > now
+
+    def age(self, now: datetime) -> timedelta | None:
+        """Since the lists last changed or were last confirmed, whichever is later; None when
+        never, or when that stamp is after ``now`` (``stamp_ahead``): not a negative age,
+        which no ``stale_after_h`` would ever call stale."""
+        since = self._since()
+        return None if since is None or since > now else now - since
 
     def is_stale(self, now: datetime, stale_after_h: float) -> bool:
-        """Never updated counts as stale: an empty revocation list is not good news."""
+        """Never updated counts as stale: an empty revocation list is not good news; nor
+        does a stamp after ``now`` count as fresh (``stamp_ahead``)."""
         age = self.age(now)
         return age is None or age > timedelta(hours=stale_after_h)
 
@@ -165,6 +178,7 @@ class Freshness:
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
             "age_s": None if age is None else round(age.total_seconds()),
             "stale": self.is_stale(now, stale_after_h),
+            "stamp_ahead": self.stamp_ahead(now),
             "source": self.source,
             "bundle_version": self.bundle_version,
             "bundle_issued_at": self.bundle_issued_at.isoformat()
@@ -782,10 +796,12 @@ class ListStore:
 
     def confirm(self, at: datetime) -> Lists:
         """The office confirmed the lists in force unchanged at ``at`` (``office.listsync``):
-        their freshness counts from then. Nothing is written."""
+        their freshness counts from then. Nothing is written. An earlier confirmation is
+        kept, unless it is stamped after the clock's now (the clock stepped back since)."""
 
         def confirmed(lists: Lists) -> Lists:
-            if self._confirmed_at is not None and at <= self._confirmed_at:
+            last = self._confirmed_at
+            if last is not None and at <= last <= self._clock.now():
                 return lists
             self._confirmed_at = at
             return lists.with_freshness(dataclasses.replace(lists.freshness, confirmed_at=at))

@@ -185,7 +185,11 @@ def _quarantine_returns(
 def summary_since(
     db: sqlite_utils.Database, gate: str, since: datetime, until: datetime, open_alarms: int
 ) -> dict[str, int]:
-    """What happened at ``gate`` in ``[since, until)`` and what is still open at ``until``."""
+    """What happened at ``gate`` in ``[since, until)`` and what is still open at ``until``.
+    A window that starts after it ends (a clock stepped back) is refused, not counted as
+    zero of everything."""
+    if since > until:
+        raise ValueError(f"the window starts after it ends: {since} > {until}")
     lo, hi = format_ts(since), format_ts(until)
     events, ts = dated_source(db)  # an event stamped before NTP synced: when it happened
     window = f"kiosk_id = ? and {ts} >= ? and {ts} < ?"
@@ -298,13 +302,12 @@ class Roster:
         ]
         if not mine:
             raise CommunityError(f"{out_guard} is not on duty at {gate}")
-        since = mine[-1].starts_at
-        last = self.handovers(gate, limit=1)
-        if last and last[0].opened_at > since:
-            since = last[0].opened_at
+        since, stepped_back = self._window_start(gate, mine[-1].starts_at, now)
         alarms = len(self._open_alarms()) if self._open_alarms is not None else 0
         alarms += max(0, int(gate_alarms))
         summary = summary_since(self._log.reader(), gate, since, now, alarms)
+        if stepped_back:
+            summary["clock_stepped_back"] = 1
         row = {
             "gate": gate,
             "outgoing": out_guard,
@@ -322,6 +325,25 @@ class Roster:
         )
         assert hid is not None
         return self.handover(hid)
+
+    def _window_start(
+        self, gate: str, shift_start: datetime, now: datetime
+    ) -> tuple[datetime, bool]:
+        """Where a handover's summary starts: the shift's start, or the last handover at the
+        gate if later. A handover stamped after ``now`` (the clock stepped back since: a Pi
+        has no RTC) would start the window in the future and count nothing: it is skipped,
+        and the True returned says the counts may include what it already covered. Newest
+        is by id (the order they were opened in), not by the stamps a step reorders."""
+        rows = self._log.reader().query(
+            "select opened_at from handovers where gate = ? order by id desc limit 50", [gate]
+        )
+        stepped_back = False
+        for row in rows:
+            opened = datetime.fromisoformat(row["opened_at"])
+            if opened <= now:
+                return max(shift_start, opened), stepped_back
+            stepped_back = True
+        return shift_start, stepped_back
 
     def acknowledge(self, handover_id: int, guard: str) -> Handover:
         """One of the two guards signs the handover; each signs once."""

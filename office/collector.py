@@ -256,6 +256,7 @@ class Collector:
                 kiosk_id,
                 token,
                 deadline_s=self.request_deadline_s,
+                now=self.clock.now() if self.clock.synced() else None,
             )
         except PgError:
             raise

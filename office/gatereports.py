@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
@@ -131,6 +133,16 @@ def _detail(body: bytes) -> str:
     return detail[:200] if isinstance(detail, str) else ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Report:
+    day: date
+    zone: str
+    figures: dict[str, Any]
+    #: The day's events dated only by a clock never synchronised (the report's
+    #: ``clock.unsynced``): they may yet be dated to another day.
+    unsynced: int
+
+
 def fetch_report(
     client: httpx.Client,
     base: str,
@@ -141,6 +153,13 @@ def fetch_report(
     """``(day, timezone, ledger figures)`` of the gate's report for ``day`` (None: the gate's
     today), all of it within ``deadline_s``. Raises ``PullError`` for any failure (network,
     status, a malformed report, a gate trickling its answer)."""
+    got = _fetch(client, base, token, day, deadline_s)
+    return got.day, got.zone, got.figures
+
+
+def _fetch(
+    client: httpx.Client, base: str, token: str, day: date | None, deadline_s: float
+) -> _Report:
     url = base + "/api/v1/stats"
     params = {"day": day.isoformat()} if day is not None else {}
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -168,7 +187,9 @@ def fetch_report(
             raise ValueError(f"asked for {day}, got {got}")
         figures = ledger_figures(report.get("community"))
         figures[LISTS_KEY] = _counts(report.get(LISTS_KEY), _LISTS_SHAPE, LISTS_KEY)
-        return got, zone, figures
+        clock = report.get("clock")
+        unsynced = _counts(clock.get("unsynced") if isinstance(clock, dict) else None, int, "clock")
+        return _Report(got, zone, figures, unsynced or 0)
     except (ValueError, KeyError, TypeError) as exc:
         raise PullError(f"{url}: not a daily report ({exc})") from None
 
@@ -182,15 +203,39 @@ def collect_reports(
     *,
     days: int = REPORT_DAYS,
     deadline_s: float = REQUEST_DEADLINE_S,
+    now: datetime | None = None,
 ) -> date:
     """Fetch and keep the gate's ledger figures: today's (again) and every day of the last
-    ``days`` not yet reported after it ended. Returns the gate's today."""
-    today, zone, figures = fetch_report(client, base, token, deadline_s=deadline_s)
-    target.write_gate_report(kiosk_id, today, zone, figures, False)
+    ``days`` not yet reported after it ended. Returns the gate's today.
+
+    ``now``: the office's synchronised clock (None when it is not). A gate whose today is
+    another day than the office's in the gate's zone has a clock not synchronised (a Pi has
+    no RTC: back at 1970, or at its last shutdown): nothing is kept from it (``PullError``),
+    rather than its figures under a wrong day and the days before it marked final. A past
+    day whose report has events dated only by an unsynchronised clock (``clock.unsynced``)
+    is kept but not final: it is asked again, as they may yet be dated elsewhere."""
+    first = _fetch(client, base, token, None, deadline_s)
+    today = first.day
+    if now is not None:
+        _check_day(base, first, now)
+    target.write_gate_report(kiosk_id, today, first.zone, first.figures, False)
     held = target.final_report_days(kiosk_id, today - timedelta(days=days - 1))
     for back in range(1, days):
         day = today - timedelta(days=back)
         if day not in held:
-            _, zone, figures = fetch_report(client, base, token, day, deadline_s)
-            target.write_gate_report(kiosk_id, day, zone, figures, True)
+            got = _fetch(client, base, token, day, deadline_s)
+            target.write_gate_report(kiosk_id, day, got.zone, got.figures, got.unsynced == 0)
     return today
+
+
+def _check_day(base: str, report: _Report, now: datetime) -> None:
+    """``PullError`` unless the gate's today is the office's ``now`` in the gate's zone."""
+    try:
+        real = now.astimezone(ZoneInfo(report.zone)).date()
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PullError(f"{base}: the gate's time zone {report.zone!r} is unknown here") from None
+    if report.day != real:
+        raise PullError(
+            f"{base}: the gate's clock says {report.day}, the office's {real} ({report.zone}):"
+            " the gate's clock is not synchronised; nothing kept from it"
+        )

@@ -331,10 +331,14 @@ class ListSync:
 
     def age(self, now: datetime | None = None) -> timedelta | None:
         """How old the lists in force are: since the office last confirmed them, else since
-        they last changed (after a restart, before the first contact)."""
+        they last changed (after a restart, before the first contact). None when neither,
+        or when that stamp is after ``now`` (the clock stepped back): not a negative age."""
         now = now or self.clock.now()
-        since = self.confirmed_at or self.lists.current.freshness.updated_at
-        return None if since is None else now - since
+        since = self._since()
+        return None if since is None or since > now else now - since
+
+    def _since(self) -> datetime | None:
+        return self.confirmed_at or self.lists.current.freshness.updated_at
 
     def status(self) -> dict[str, Any]:
         now = self.clock.now()
@@ -360,6 +364,7 @@ class ListSync:
             "confirmed_at": self.confirmed_at.isoformat() if self.confirmed_at else None,
             "age_s": None if age is None else round(age.total_seconds()),
             "stale": stale,
+            "stamp_ahead": (since := self._since()) is not None and since > now,
             "last_check_at": self.last_check_at.isoformat() if self.last_check_at else None,
             "last_error": self.last_error,
             "consecutive_failures": self.failures,

@@ -4,7 +4,7 @@ counts are known by construction."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from guard_support import add_event, login
 from pgfixture import Network, add_events, make_kiosk
@@ -153,7 +153,9 @@ def test_the_district_counts_the_offices_quarantine_list_once_not_once_per_gate(
         config = CollectorConfig.model_validate({"kiosks": [
             {"url": f"http://{c.config.site.kiosk_id}", "token_env": f"TOKEN_{i}"}
             for i, c in enumerate(cores)]})  # fmt: skip
-        collector = Collector(config, pg_dsn, client=Network(*cores).client(), report_interval_s=0)
+        office_clock = FakeClock(start=start + timedelta(days=1))  # the office's, synchronised
+        collector = Collector(config, pg_dsn, client=Network(*cores).client(), report_interval_s=0,
+                              clock=office_clock)  # fmt: skip
         try:
             collector.run_once()
         finally:

@@ -227,7 +227,9 @@ def test_fleet_report_sums_the_gates_ledgers_and_names_a_gate_that_did_not_answe
         ]})  # fmt: skip
         for i, core in enumerate(cores):
             monkeypatch.setenv(f"TOKEN_{i}", core.token)
-        collector = Collector(config, pg_dsn, client=net.client(), report_interval_s=0)
+        office_clock = FakeClock(start=start + timedelta(days=1))  # the office's, synchronised
+        collector = Collector(config, pg_dsn, client=net.client(), report_interval_s=0,
+                              clock=office_clock)  # fmt: skip
         try:
             statuses = {s.kiosk_id: s for s in collector.run_once()}
         finally:

@@ -291,3 +291,19 @@ def test_a_bundle_is_published_with_dates_every_kiosk_version_reads(office, cloc
     assert payload["quarantine"][0]["from"] == "2026-03-01"
     assert payload["quarantine"][0]["until"] == "2026-03-14"
     assert payload["households"][0]["observation_until"] == "2026-03-09"
+
+
+def test_a_sync_status_after_the_clock_stepped_back_is_not_fresh(gate, office, clock):
+    """Checked at 08:30 on a clock three days ahead, then NTP stepped it back: the status
+    said "age_s": -259200, "stale": false, until the next check. A check stamped in the
+    future gives no age: stale, and ``stamp_ahead`` says why."""
+    server = Office(office.bundle)
+    publish_bundle(office.key, _lists(), office.bundle, now=clock.now())
+    sync = _sync(gate, server)
+    assert sync.check().outcome == "applied"
+    clock.set_wall(clock.now() - timedelta(days=3))
+    status = sync.status()
+    assert status["age_s"] is None and status["stale"] is True and status["stamp_ahead"] is True
+    assert sync.check().outcome == "not_modified"
+    status = sync.status()
+    assert status["age_s"] == 0 and status["stale"] is False and status["stamp_ahead"] is False

@@ -23,6 +23,21 @@ def test_lists_never_updated_say_so_instead_of_minus_one_hours(alice):
         assert "-1 " not in page.text and "-1 h" not in page.text
 
 
+def test_lists_stamped_ahead_of_the_clock_say_their_age_is_unknown(alice, core, clock):
+    # Lists stamped three days ahead of the clock (it stepped back since): the Lists page
+    # showed no warning at all, as if fresh; it says their age is unknown.
+    from datetime import timedelta
+
+    from kiosk.lists import Freshness
+
+    ahead = Freshness(updated_at=clock.now() + timedelta(days=3), source="bundle")
+    core.lists._snapshots.amend(lambda lists: lists.with_freshness(ahead))
+    for lang, said in (("zh-CN", "无法判断新旧"), ("en", "their age is unknown")):
+        page = alice.get(f"/guard/lists?lang={lang}")
+        assert page.status_code == 200 and said in page.text
+        assert "Lists have never been updated" not in page.text and "名单从未更新" not in page.text
+
+
 def test_shifts_and_handovers_read_in_the_sites_time_as_the_manager_typed_them(admin, alice):
     # The manager types a shift in local time (datetime-local); the roster listed it in UTC
     # ("2026-03-02T00:00 协调世界时" for an 08:00 start), so the guard read the wrong hours.

@@ -91,6 +91,39 @@ def test_never_updated_lists_are_stale_and_fresh_ones_are_not():
     assert Freshness(updated_at=now - timedelta(hours=49)).to_dict(now, 48)["stale"]
 
 
+def test_lists_stamped_after_the_clocks_now_are_not_fresh_for_ever():
+    """Lists stamped by a clock that later stepped back (a Pi with no RTC: the stamp is in
+    the future) had a negative age, never past ``stale_after_h``: fresh for as long as the
+    step, with "age_s": -259200 in health. A stamp ahead of now gives no age: stale, said."""
+    now = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
+    ahead = Freshness(updated_at=now + timedelta(days=3), source="bundle")
+    assert ahead.age(now) is None
+    assert ahead.is_stale(now, 48)
+    shown = ahead.to_dict(now, 48)
+    assert shown["stale"] is True and shown["age_s"] is None and shown["stamp_ahead"] is True
+    fresh = Freshness(updated_at=now - timedelta(hours=1), source="bundle")
+    assert fresh.to_dict(now, 48)["stamp_ahead"] is False
+
+
+def test_after_the_clock_steps_back_the_offices_confirmation_counts_again(tmp_path, clock):
+    """Confirmed at 08:30 by a clock 3 days ahead, then NTP stepped it back: the next 304
+    (stamped now) was ignored as older than the last one, so the lists stayed stale until
+    the clock caught up three days later. A confirmation replaces one stamped in the future."""
+    store = EventLog(tmp_path / "k.db", "k", clock, "NORMAL", [lists_mod.MIGRATIONS])
+    store.open()
+    try:
+        ls = ListStore(store, clock)
+        ls.load()
+        ls.confirm(clock.now())
+        clock.set_wall(clock.now() - timedelta(days=3))
+        assert ls.current.freshness.is_stale(clock.now(), 48)
+        ls.confirm(clock.now())
+        assert not ls.current.freshness.is_stale(clock.now(), 48)
+        assert ls.current.freshness.to_dict(clock.now(), 48)["age_s"] == 0
+    finally:
+        store.close()
+
+
 # --------------------------------------------------------------------------- guard edits
 
 

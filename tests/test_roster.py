@@ -106,6 +106,32 @@ def test_the_next_handover_counts_from_the_last_one(rota, log, clock):
     assert again.since == T0 + 4 * H and again.summary["fevers"] == 0
 
 
+def test_a_handover_after_the_clock_stepped_back_counts_the_shift_and_says_so(rota, log, clock):
+    """A handover opened on a clock two days ahead (a Pi with no RTC), then NTP stepped it
+    back: the next handover's window began at that handover, in the future, and showed zero
+    of everything. A handover stamped after now is skipped: the window is the shift's, and
+    ``clock_stepped_back`` says the counts may include what that handover already covered."""
+    clock.set_wall(T0 + 48 * H + 2 * H)
+    rota.add_shift("gate-1", "Zhao", T0 + 48 * H, T0 + 56 * H, actor="manager")
+    rota.open_handover("gate-1", "Zhao", "Qian")  # stamped two days ahead
+    clock.set_wall(T0 + 3 * H)  # NTP steps the clock back to the real time
+    event(log, decision="deny", reasons=("fever",), temp_c=38.4)
+    clock.advance(3600)
+    handover = rota.open_handover("gate-1", "Zhao", "Qian")
+    assert handover.since == T0 and handover.since <= handover.opened_at
+    assert handover.summary["fevers"] == 1
+    assert handover.summary["clock_stepped_back"] == 1
+    clock.advance(600)  # the next one counts from the real last handover, not the future one
+    again = rota.open_handover("gate-1", "Zhao", "Qian")
+    assert again.since == handover.opened_at and again.summary["fevers"] == 0
+    assert "clock_stepped_back" not in again.summary  # opened after the step: nothing doubled
+
+
+def test_a_summary_window_that_starts_after_it_ends_is_refused(log):
+    with pytest.raises(ValueError, match="starts after it ends"):
+        roster.summary_since(log.reader(), "gate-1", T0 + H, T0, 0)
+
+
 def test_only_a_guard_on_duty_opens_a_handover(rota, clock):
     with pytest.raises(CommunityError, match="Qian is not on duty"):
         rota.open_handover("gate-1", "Qian", "Zhao")

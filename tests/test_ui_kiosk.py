@@ -177,6 +177,25 @@ def test_banner_names_faulty_devices_unsynced_clock_and_stale_lists():
     assert banner_view({"faults": {"thermometer": "PEC"}}, "zh-CN") == ["设备故障：测温仪"]
 
 
+def test_lists_stamped_ahead_of_the_clock_show_an_unknown_age_not_fresh_lists(core):
+    """Lists stamped three days ahead of the clock (it stepped back since): no banner at
+    all, as if fresh; now the kiosk says their age is unknown, in hours nothing false."""
+    from datetime import timedelta
+
+    from kiosk.lists import Freshness
+    from ui.views import lists_stale_hours
+
+    ahead = Freshness(updated_at=core.clock.now() + timedelta(days=3), source="bundle")
+    core.lists._snapshots.amend(lambda lists: lists.with_freshness(ahead))
+    shown = lists_stale_hours(core)
+    assert shown is not None and shown < 0
+    notes = banner_view({}, "en", lists_stale_h=shown)
+    assert notes == [
+        "Lists stamped after this clock's time (clock set back?): their age is unknown"
+    ]
+    assert "Lists have never been updated" not in notes
+
+
 # --- HTTP --------------------------------------------------------------------------------
 
 

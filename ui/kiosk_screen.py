@@ -46,6 +46,7 @@ from ui.auth import LoginLimiter, client_addr, same_origin, set_private_cookie
 from ui.views import (
     ACTIVE_PHASES,
     DENY_MIN_HOLD_S,
+    LISTS_STAMP_AHEAD,
     TICK_S,
     ScreenTracker,
     bus_messages,
@@ -114,7 +115,9 @@ def banner_view(
             notes.append(i18n.t(lang, "banner.device_fault", device=device_label(lang, device)))
     if (report.get("clock") or {}).get("synced") is False:
         notes.append(i18n.t(lang, "banner.clock_unsynced"))
-    if lists_stale_h is not None and lists_stale_h < 0:
+    if lists_stale_h == LISTS_STAMP_AHEAD:
+        notes.append(i18n.t(lang, "banner.lists_ahead"))
+    elif lists_stale_h is not None and lists_stale_h < 0:
         notes.append(i18n.t(lang, "banner.lists_never"))
     elif lists_stale_h is not None:
         notes.append(i18n.t(lang, "banner.lists_stale", hours=lists_stale_h))

@@ -450,13 +450,20 @@ def device_label(lang: str, device: str) -> str:
 
 def lists_stale_hours(core: Core) -> int | None:
     """Hours since the lists were updated when that is past ``policy.lists_stale_after_h``
-    (-1: never updated, which counts as stale); None while they are fresh."""
+    (-1: never updated, which counts as stale; -2: stamped after the clock's now, age
+    unknown, ``LISTS_STAMP_AHEAD``); None while they are fresh."""
     fresh = core.lists.current.freshness
     now = core.clock.now()
     if not fresh.is_stale(now, core.config.policy.lists_stale_after_h):
         return None
+    if fresh.stamp_ahead(now):
+        return LISTS_STAMP_AHEAD
     age = fresh.age(now)
     return -1 if age is None else int(age.total_seconds() // 3600)
+
+
+#: ``lists_stale_hours`` of lists stamped after the clock's now (the clock stepped back).
+LISTS_STAMP_AHEAD = -2
 
 
 def sse(event: str, data: object) -> str:

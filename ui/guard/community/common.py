@@ -128,6 +128,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "h.registrations": ("人工登记", "Registrations"),
     "h.vehicles": ("车辆", "Vehicles"),
     "h.open_requests": ("未完成服务", "Open requests"),
+    "h.clock_stepped_back": (
+        "时钟曾被调回：计数可能含上次交接已计入的部分",
+        "Clock was set back: counts may include what the last handover covered",
+    ),
     "day": ("日期", "Day"),
     "show": ("显示", "Show"),
     "print": ("打印", "Print"),

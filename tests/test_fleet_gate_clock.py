@@ -1,0 +1,86 @@
+"""The office's collector and a gate whose clock is not synchronised (a Pi has no RTC)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+import pytest
+from pgfixture import Network
+from support import kiosk_api
+
+from kiosk.clock import FakeClock
+from kiosk.store import EventDraft
+from office.gatereports import collect_reports
+from office.pull import PullError
+
+REAL = datetime(2026, 3, 3, 1, 0, tzinfo=UTC)  # 09:00 Shanghai on 3 March, the office's now
+
+
+class Kept:
+    """A ``ReportTarget`` that keeps what the collector writes."""
+
+    def __init__(self):
+        self.rows: dict[date, bool] = {}
+
+    def write_gate_report(self, kiosk_id, day, timezone, ledgers, final):
+        self.rows[day] = final
+
+    def final_report_days(self, kiosk_id, since):
+        return {d for d, final in self.rows.items() if final and d >= since}
+
+
+@pytest.fixture
+def gate_at(tmp_path):
+    made = []
+
+    def make(clock):
+        core = kiosk_api(tmp_path / "gate.db", "gate-1", clock, ledgers=True,
+                         scopes=("logs:read", "stats:read"))  # fmt: skip
+        made.append(core)
+        return core
+
+    yield make
+    for core in made:
+        core.store.close()
+
+
+def _collect(gate, kept, now):
+    client = httpx.Client(transport=httpx.MockTransport(Network(gate)))
+    return collect_reports(client, kept, "http://gate-1", "gate-1", gate.token, now=now)
+
+
+@pytest.mark.parametrize(
+    "gate_now", [datetime(1970, 1, 1, 0, 5, tzinfo=UTC), REAL - timedelta(days=3)]
+)
+def test_a_gate_on_another_day_than_the_office_has_no_report_kept(gate_at, gate_now):
+    """A gate back at 1970 (or three days behind) said "today" is its day: the office kept
+    its figures under that day and marked the six days before it final, wrong days for ever.
+    The office's clock says which day it is: a gate on another day has nothing kept."""
+    gate = gate_at(FakeClock(start=gate_now, is_synced=False))
+    kept = Kept()
+    with pytest.raises(PullError, match="not synchronised"):
+        _collect(gate, kept, REAL)
+    assert kept.rows == {}
+
+
+def test_a_day_with_events_dated_only_by_an_unsynced_clock_is_not_final(gate_at):
+    """Yesterday's events were stamped by a clock never synchronised (``clock.unsynced`` in
+    the gate's report): they may yet be dated elsewhere, so the day is kept but asked again,
+    not stored final; today's day and a synchronised gate are as before."""
+    clock = FakeClock(start=REAL - timedelta(days=1), is_synced=False)
+    gate = gate_at(clock)
+    gate.store.append(EventDraft(direction="in", decision="pass", household="3-201"))
+    clock.advance(86400)
+    kept = Kept()
+    assert _collect(gate, kept, REAL) == date(2026, 3, 3)
+    assert kept.rows[date(2026, 3, 3)] is False
+    assert kept.rows[date(2026, 3, 2)] is False  # was stored final
+    assert kept.rows[date(2026, 2, 28)] is True  # nothing unsynced that day
+
+
+def test_without_a_synchronised_office_clock_the_gates_day_is_taken(gate_at):
+    gate = gate_at(FakeClock(start=REAL))
+    kept = Kept()
+    assert _collect(gate, kept, None) == date(2026, 3, 3)
+    assert len(kept.rows) == 7 and sum(kept.rows.values()) == 6
