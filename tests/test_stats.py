@@ -216,3 +216,25 @@ def test_a_full_freeze_costs_statements_linear_in_its_days(tmp_path, clock):
     # 4x the days: 4x the statements (each day's report, its insert, its step), plus a
     # fixed few; the walk over frozen days made it 5.6x here (2,701 and 15,067).
     assert counts[240] < 4.5 * counts[60], counts
+
+
+def test_a_freeze_that_starts_past_the_frozen_days_still_finds_every_day_to_freeze(store, clock):
+    """Starting after the last frozen day must not skip a day stamped since (a clock set
+    back): a late frozen day, and a day before the last frozen one that had no events, both
+    frozen, whatever ``max_days`` cut the freezes into."""
+    start = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)
+    for d in range(0, 10, 2):  # even days only
+        add(store, clock, start + timedelta(days=d))
+    now = start + timedelta(days=12)
+    assert len(freeze_days(store, TZ, None, now)) == 5
+    add(store, clock, start + timedelta(days=4, hours=1))  # a frozen day: late
+    add(store, clock, start + timedelta(days=5))  # a day before the last frozen, new
+    add(store, clock, start + timedelta(days=11))  # after it
+    frozen = []
+    while days := freeze_days(store, TZ, None, now, max_days=1):
+        frozen += days
+    assert frozen == [(start + timedelta(days=d)).date() for d in (4, 5, 11)]
+    for d in (4, 5):
+        day = (start + timedelta(days=d)).date()
+        assert daily_report(store.reader(), day, TZ)["events"] == (2 if d == 4 else 1)
+        assert freeze_days(store, TZ, None, now) == []
