@@ -307,10 +307,10 @@ def _has_through(db: Database) -> bool:
     return "through_seq" in db.table("daily_aggregates").columns_dict
 
 
-def _late_days(db: Database, zone: ZoneInfo, through: Mapping[str, int | None]) -> set[str]:
-    """The frozen days to count and freeze again: those with events recorded since the last
-    freeze (``seq`` above the highest ``through_seq``; each freeze takes the events before
-    it) whose events are intact (``_recount``)."""
+def _touched_days(db: Database, zone: ZoneInfo, through: Mapping[str, int | None]) -> set[str]:
+    """The local days of the events recorded since the last freeze (``seq`` above the
+    highest ``through_seq``; each freeze takes the events before it) and of those their boot
+    dated since (``_moved_minutes``): the days a freeze may have to count (again)."""
     seqs = [seq for seq in through.values() if seq is not None]
     if not seqs:
         return set()
@@ -318,9 +318,16 @@ def _late_days(db: Database, zone: ZoneInfo, through: Mapping[str, int | None]) 
         "select distinct substr(ts, 1, 16) from events where seq > ?", [max(seqs)]
     ).fetchall()
     minutes += _moved_minutes(db, min(seqs))
-    days = {local_day(m[0] + ":00+00:00", zone).isoformat() for m in minutes if m[0]}
+    return {local_day(m[0] + ":00+00:00", zone).isoformat() for m in minutes if m[0]}
+
+
+def _late_days(
+    db: Database, zone: ZoneInfo, through: Mapping[str, int | None], touched: set[str]
+) -> set[str]:
+    """The frozen days to count and freeze again: those ``touched`` (``_touched_days``)
+    whose events are intact (``_recount``)."""
     late: set[str] = set()
-    for day in days & set(through):
+    for day in touched & set(through):
         seq = through[day]
         if seq is not None and _recount(db, date.fromisoformat(day), zone, seq):
             late.add(day)
@@ -411,6 +418,31 @@ def _redated_times(db: Database) -> list[str]:
     return sorted(row[0] for row in db.execute("select dated_ts from redated_events"))
 
 
+def _walk_start(
+    db: Database,
+    zone: ZoneInfo,
+    through: Mapping[str, int | None],
+    unfrozen: set[str],
+    redated: list[str],
+) -> date | None:
+    """The first day a freeze must look at, or None (no events). Each freeze walks from its
+    start over every day with events up to the last day it freezes, so the one that wrote
+    the highest ``through_seq`` left every day with events up to its last one frozen, as of
+    that seq: a freeze starts after that day, or at an ``unfrozen`` day touched since
+    (``_touched_days``: a late day, or one a clock set back stamped first). Without a
+    ``through_seq`` (none frozen, or frozen before it was kept) it starts at the first day."""
+    seqs = [seq for seq in through.values() if seq is not None]
+    if not seqs:
+        first = _first_ts(db, "", redated)
+        return None if first is None else local_day(first, zone)
+    last = max(day for day, seq in through.items() if seq == max(seqs))
+    starts = [date.fromisoformat(day) for day in unfrozen]
+    after = _next_day_with_events(db, date.fromisoformat(last), zone, redated)
+    if after is not None:
+        starts.append(after)
+    return min(starts, default=None)
+
+
 def freeze_days(
     store: Store,
     tz: ZoneInfo | str,
@@ -430,18 +462,18 @@ def freeze_days(
         # A log opened without this module's MIGRATIONS still gets its table (same schema).
         _create_aggregates(db)
         redated = _redated_times(db)
-        first = _first_ts(db, "", redated)
-        if first is None:
-            return []
         rows_frozen = db.query(
             "select day, through_seq from daily_aggregates where tz = ?", [zone.key]
         )
         through = {r["day"]: r["through_seq"] for r in rows_frozen}
-        frozen = set(through) - _late_days(db, zone, through)
+        touched = _touched_days(db, zone, through)
+        frozen = set(through) - _late_days(db, zone, through, touched)
+        # Not from the first day with events: a restored log frozen a few days a
+        # transaction walked its frozen days again at each one (days² queries).
+        day = _walk_start(db, zone, through, touched - frozen, redated)
         head = db.execute("select max(seq) from events").fetchone()[0]
         stamp = now.astimezone(UTC).isoformat()
         done: list[date] = []
-        day: date | None = local_day(first, zone)
         # Day to day with events only: one passage stamped 1970 before NTP synced must not
         # make every run walk the empty days since then inside the writer's transaction.
         while day is not None and day < today:

@@ -51,7 +51,14 @@ from kiosk.config.fleet import CollectorConfig, KioskSource
 from office.gatereports import collect_reports
 from office.listsync import BundleFile
 from office.pg import PgError, PgTarget, redact_dsn
-from office.pull import REQUEST_DEADLINE_S, Puller, PullError, client_timeout
+from office.pull import (
+    MAX_PAGE_BYTES,
+    REQUEST_DEADLINE_S,
+    Puller,
+    PullError,
+    client_timeout,
+    page_cap,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +108,17 @@ class KioskStatus:
 
 def _iso(when: datetime) -> str:
     return when.isoformat()
+
+
+#: The pages of all the pulls running at once, together (parsing a page holds ~5x it): one
+#: broken or hostile kiosk, or all of them, cannot take more of the office PC's memory.
+COLLECT_PAGE_BYTES = 256 << 20
+
+
+def page_bytes(max_concurrent: int) -> int:
+    """Each pull's ``max_page_bytes``: its share of ``COLLECT_PAGE_BYTES``, never below one
+    event of the largest kind (a page over it is asked again with fewer events)."""
+    return max(page_cap(1), min(MAX_PAGE_BYTES, COLLECT_PAGE_BYTES // max(max_concurrent, 1)))
 
 
 class Collector:
@@ -195,6 +213,7 @@ class Collector:
                     request_deadline_s=self.request_deadline_s,
                     monotonic=self._monotonic,
                     stop=self._stop,
+                    max_page_bytes=page_bytes(self.config.max_concurrent),
                 )
                 result = puller.pull(source.url, token)  # the client and target stay open
                 if not self._stop.is_set():

@@ -53,6 +53,7 @@ from kiosk.backoff import Backoff
 from kiosk.config.fleet import normalise_url
 from kiosk.export import COLUMNS
 from kiosk.hashchain import GENESIS, CanonicalError, event_hash
+from kiosk.store import MAX_JSON_BYTES
 from office.deadline import Deadline, DeadlineExceeded
 
 # --- the client side: the target ------------------------------------------------------------
@@ -103,9 +104,18 @@ class PullResult:
         return dict(vars(self))
 
 
-#: The largest answer a pull reads: 10,000 events with every personal field unmasked are
-#: well under it.
-MAX_PAGE_BYTES = 256 << 20
+#: The largest answer a pull reads, whatever the page size (``page_cap`` is lower for pages
+#: of fewer events): parsing a page holds ~5x its size. A page of 5,000 usual events is a few
+#: MB; one that may hold more (``limit`` rows with 64 KiB ``person`` fields) and does is asked
+#: again with as many events as surely fit (``safe_limit``), not refused.
+MAX_PAGE_BYTES = 64 << 20
+#: The largest event row a kiosk sends, as JSON: ``person`` at its cap (``MAX_JSON_BYTES`` of
+#: canonical JSON), the texts at theirs (256 characters; 6 bytes each when JSON escapes them),
+#: the codes, hashes, numbers and field names (``tests/test_pull_regressions.py`` builds it).
+MAX_EVENT_BYTES = MAX_JSON_BYTES + (16 << 10)
+#: A page's envelope (``{"events":[...],"next":N,"last":N}``) and room for what a newer kiosk
+#: may add to it.
+PAGE_SLACK_BYTES = 64 << 10
 #: Of an error answer only this much is read (its message).
 ERROR_BODY_BYTES = 65536
 
@@ -127,6 +137,18 @@ CONNECT_TIMEOUT_S = 10.0
 #: and their backoff were 5 minutes). Errors that do get an answer (refused, reset, 5xx, 429)
 #: keep the full ``attempts``.
 SILENT_TRIES = 2
+
+
+def page_cap(limit: int, ceiling: int = MAX_PAGE_BYTES) -> int:
+    """The most of a page of at most ``limit`` events that is read: ``limit`` of the largest
+    legal rows and the envelope, never above ``ceiling``."""
+    return min(ceiling, max(limit, 1) * MAX_EVENT_BYTES + PAGE_SLACK_BYTES)
+
+
+def safe_limit(ceiling: int) -> int:
+    """The most events a page can have with all of them the largest legal rows and still
+    fit in ``ceiling`` bytes (at least 1: ``page_cap(1)`` is never refused a row)."""
+    return max(1, (ceiling - PAGE_SLACK_BYTES) // MAX_EVENT_BYTES)
 
 
 def client_timeout(timeout_s: float) -> httpx.Timeout:
@@ -318,7 +340,7 @@ def log_shorter_than_copy(held_seq: int, head_seq: int) -> ChainError:
     )
 
 
-def _loads(body: bytes) -> Any:
+def _loads(body: bytes | bytearray) -> Any:
     return orjson.loads(body) if orjson is not None else json.loads(body)
 
 
@@ -527,10 +549,11 @@ class Puller:
 
     def _fetch(
         self, url: str, params: dict[str, Any], headers: dict[str, str]
-    ) -> tuple[int, httpx.Headers, bytes]:
-        """``(status, headers, body)`` of one GET, the body read no further than a page may be
-        (``max_page_bytes``; ``PullError`` past it) or, for an error, than its message, and
-        all of it within ``request_deadline_s`` (``PullError`` past it)."""
+    ) -> tuple[int, httpx.Headers, bytearray]:
+        """``(status, headers, body)`` of one GET, the body read no further than a page of
+        ``params["limit"]`` events may be (``page_cap``, at most ``max_page_bytes``;
+        ``PullError`` past it) or, for an error, than its message, and all of it within
+        ``request_deadline_s`` (``PullError`` past it)."""
         deadline = Deadline(self.request_deadline_s, self._monotonic)
         try:
             with (
@@ -539,7 +562,7 @@ class Puller:
                     "GET", url, params=params, **deadline.httpx_args(headers)
                 ) as response,
             ):
-                return self._read(url, response, deadline)
+                return self._read(url, response, deadline, int(params.get("limit", 0)))
         except (httpx.TransportError, DeadlineExceeded):
             if deadline.expired:
                 raise PullError(
@@ -549,26 +572,38 @@ class Puller:
             raise
 
     def _read(
-        self, url: str, response: httpx.Response, deadline: Deadline
-    ) -> tuple[int, httpx.Headers, bytes]:
+        self, url: str, response: httpx.Response, deadline: Deadline, limit: int
+    ) -> tuple[int, httpx.Headers, bytearray]:
+        """The answer's body, held once (the parsers read a bytearray as it is)."""
         status = response.status_code
-        cap = self.max_page_bytes if status == 200 else ERROR_BODY_BYTES
+        cap = page_cap(limit, self.max_page_bytes) if status == 200 else ERROR_BODY_BYTES
         declared = response.headers.get("content-length", "")
         if status == 200 and declared.isdigit() and int(declared) > cap:
-            raise PullError(f"{url}: an answer of {declared} bytes, larger than {cap} bytes")
+            raise self._too_large(url, f"an answer of {int(declared):,} bytes", cap, limit)
         body = bytearray()
         for chunk in response.iter_bytes():
             deadline.check()
             body += chunk
             if len(body) > cap:
                 if status != 200:
+                    del body[cap:]
                     break  # only the message is wanted
-                raise PullError(
-                    f"{url}: the answer is larger than {cap} bytes (not a kiosk's page?"
-                    " a smaller page size?)"
+                raise self._too_large(
+                    url, f"an answer of more than {len(body):,} bytes", cap, limit
                 )
         deadline.check()
-        return status, response.headers, bytes(body[: cap if status != 200 else None])
+        return status, response.headers, body
+
+    def _too_large(self, url: str, what: str, cap: int, limit: int) -> PullError:
+        """A page over its cap: ``PageTooLarge`` (asked again with ``safe_limit`` events)
+        while legal rows could make a page of ``limit`` that large; else refused."""
+        events = f"{limit:,} event" + ("" if limit == 1 else "s")
+        message = (
+            f"{url}: {what}, larger than {cap} bytes, the most a page of at most {events}"
+            " can be (not this kiosk's page? a smaller page size?)"
+        )
+        fits = safe_limit(self.max_page_bytes)
+        return PageTooLarge(message, fits) if fits < limit else PullError(message)
 
     def _get(
         self, url: str, token: str, params: dict[str, Any], result: PullResult
@@ -745,7 +780,9 @@ class Puller:
                 except PageTooLarge as exc:
                     if not 1 <= exc.max_limit < limit:
                         raise
-                    limit = exc.max_limit  # the kiosk's web.max_page
+                    # The kiosk's web.max_page, or as many events as surely fit in
+                    # max_page_bytes (a page of 64 KiB persons over it: ``_too_large``).
+                    limit = exc.max_limit
                     continue
                 total = head or 0
                 job.result.head_seq = max(job.result.head_seq, total)
@@ -862,7 +899,7 @@ _NO_SUCH_NAME = frozenset(
 )
 
 
-def _detail(body: bytes) -> str:
+def _detail(body: bytes | bytearray) -> str:
     """The error's ``detail``: a message, or the first problem of a validation error
     (``query.limit: Input should be ...``)."""
     try:
@@ -877,7 +914,7 @@ def _detail(body: bytes) -> str:
     return detail[:200] if isinstance(detail, str) else ""
 
 
-def _refused(url: str, body: bytes) -> PullError:
+def _refused(url: str, body: bytes | bytearray) -> PullError:
     """A 422: ``PageTooLarge`` when it is the page size (the kiosk's ``web.max_page`` is
     lower), else the refusal in words."""
     message = f"{url}: HTTP 422 {_detail(body)}"

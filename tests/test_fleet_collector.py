@@ -265,3 +265,26 @@ def test_gate_reports_are_asked_for_at_most_every_interval_and_a_refusal_is_show
     finally:
         collector.stop()
     assert central_rows(pg_dsn, "gate-2") == kiosk_rows(gates[2])
+
+
+def test_the_pages_of_the_concurrent_pulls_together_are_bounded(gates, pg_dsn, monkeypatch):
+    """Every pull of the collector could read a 256 MiB page (parsed, ~5x more), times
+    ``max_concurrent``: one broken or hostile kiosk, or a few, an out-of-memory kill of the
+    office PC. The pulls running at once share ``COLLECT_PAGE_BYTES``."""
+    from office import collector as collector_module
+    from office.pull import Puller
+
+    caps: list[int] = []
+
+    class Recording(Puller):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            caps.append(self.max_page_bytes)
+
+    monkeypatch.setattr(collector_module, "Puller", Recording)
+    collector = _collector(gates, pg_dsn, monkeypatch, max_concurrent=3)
+    statuses = collector.run_once()
+    collector.stop()
+    assert [s.state for s in statuses] == ["ok"] * 3  # 10 to 30 events: far below the cap
+    assert len(caps) == 3
+    assert 3 * max(caps) <= 256 << 20 == collector_module.COLLECT_PAGE_BYTES

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from test_pull import Network, add_events, kiosk_rows, make_kiosk, target_rows
 
+from kiosk.store import EventDraft
 from office.pull import ChainError, PullError, pull
 
 
@@ -83,7 +84,7 @@ def test_an_answer_larger_than_the_page_cap_is_refused_without_reading_it_all(tm
 
     client = httpx.Client(transport=httpx.MockTransport(huge))
     waits: list[float] = []
-    with pytest.raises(PullError, match="larger than 1048576 bytes"):
+    with pytest.raises(PullError, match=r"larger than \d+ bytes"):  # page_cap: 1 event
         pull(
             "http://gate-1", "t", tmp_path / "c.db", client=client, sleep=waits.append,
             max_page_bytes=1 << 20,
@@ -270,3 +271,111 @@ def test_a_failed_pull_never_touches_a_target_it_did_not_create(kiosk, tmp_path,
     net.faults = lambda request: None
     pull("http://gate-1", kiosk.token, target, client=net.client())
     assert target_rows(target) == kiosk_rows(kiosk)
+
+
+def _largest_legal_event() -> dict:
+    """An event row as ``/api/v1/events`` sends it, every field at the bound the log holds
+    it to (``kiosk.store``: texts of 256 characters, codes of 64, ``person`` of 64 KiB of
+    canonical JSON), unmasked, in characters JSON escapes the most."""
+    from kiosk.export import COLUMNS
+    from kiosk.store import MAX_JSON_BYTES
+
+    wide = "\x01" * 256  # 6 bytes each in JSON (\u0001)
+    person = {"note": "\x01" * ((MAX_JSON_BYTES - 20) // 6)}
+    event = dict.fromkeys(COLUMNS, "x" * 64)
+    event |= {c: wide for c in ("pass_id", "household", "holder", "operator")}
+    event |= {"seq": 2**63 - 1, "mono_ns": 2**63 - 1, "clock_synced": True, "person": person}
+    event |= {c: -1.2345678901234567e-300 for c in ("temp_c", "temp_object_c")}
+    event |= {c: -1.2345678901234567e-300 for c in ("temp_ambient_c", "latency_ms")}
+    event |= {"reasons": ["\x01" * 64] * 8, "flags": ["\x01" * 64] * 8}
+    return event
+
+
+def test_the_page_cap_holds_a_page_of_the_largest_legal_events():
+    from kiosk.export import dumps_event
+    from kiosk.hashchain import canonical
+    from kiosk.store import MAX_JSON_BYTES
+    from office.pull import MAX_EVENT_BYTES, page_cap
+
+    event = _largest_legal_event()
+    assert len(canonical(event["person"])) <= MAX_JSON_BYTES
+    assert len(dumps_event(event)) <= MAX_EVENT_BYTES
+    page = b'{"events":[' + b",".join([dumps_event(event)] * 3) + b'],"next":1,"last":1}'
+    assert len(page) <= page_cap(3, 1 << 30)
+    assert page_cap(5000, 1 << 20) == 1 << 20  # max_page_bytes stays the ceiling
+
+
+def test_a_page_is_read_no_further_than_its_limit_of_events_can_need(tmp_path):
+    """A kiosk's answer was read up to 256 MiB whatever the page size (and parsing it holds
+    ~5x more, times the collector's concurrent pulls): an out-of-memory kill of the office
+    from one broken or hostile kiosk. A page of ``limit`` events needs at most ``limit`` of
+    the largest legal rows."""
+    from office.pull import MAX_EVENT_BYTES
+
+    body = Endless(400)  # 25 MiB
+
+    def huge(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=iter(body))
+
+    client = httpx.Client(transport=httpx.MockTransport(huge))
+    waits: list[float] = []
+    with pytest.raises(PullError, match=r"gate-1.*larger than \d+ bytes") as refused:
+        pull("http://gate-1", "t", tmp_path / "c.db", client=client, sleep=waits.append)
+    assert "at most 1 event" in str(refused.value)  # the probe asks for one
+    assert body.read * 65536 <= MAX_EVENT_BYTES + (1 << 20)
+    assert waits == []
+
+
+def test_a_page_body_is_held_once_while_it_is_read(tmp_path):
+    """``_read`` returned ``bytes(body[:None])``: the page three times over (the buffer, its
+    slice, its copy) at the moment it was complete."""
+    import tracemalloc
+
+    from office.pull import Puller
+
+    size = 16 << 20
+    client = httpx.Client(
+        transport=httpx.MockTransport(
+            lambda request: httpx.Response(200, content=iter([b" " * 65536] * (size >> 16)))
+        )
+    )
+    with Puller(tmp_path / "c.db", client=client) as puller:
+        tracemalloc.start()
+        try:
+            _, _, body = puller._fetch("http://gate-1/api/v1/events", {"limit": 10000}, {})
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert len(body) == size
+    assert peak < 1.5 * size, peak
+
+
+def test_a_legal_page_over_the_cap_is_asked_again_in_pages_that_surely_fit(tmp_path, clock):
+    """Lowering the cap must not refuse a kiosk whose residents' ``person`` fields are large:
+    a page over ``max_page_bytes`` is asked again with as many events as fit at their
+    largest (``safe_limit``), and the pull completes."""
+    from support import kiosk_api
+
+    from office.pull import page_cap, safe_limit
+
+    core = kiosk_api(tmp_path / "big.db", "gate-9", clock, scopes=("logs:read", "logs:personal"))
+    try:
+        for i in range(12):
+            core.store.append(
+                EventDraft(
+                    direction="in", decision="pass", pass_id=f"P{i}", household="H1",
+                    person={"note": "a" * 60000},
+                )
+            )  # fmt: skip
+            core.clock.advance(1)
+        target = tmp_path / "central.db"
+        ceiling = page_cap(4)
+        assert safe_limit(ceiling) == 4
+        result = pull(
+            "http://gate-9", core.token, target, client=Network(core).client(),
+            max_page_bytes=ceiling,
+        )  # fmt: skip
+        assert (result.fetched, result.pages) == (12, 3)
+        assert target_rows(target) == kiosk_rows(core)
+    finally:
+        core.store.close()

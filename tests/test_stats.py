@@ -161,3 +161,80 @@ def test_empty_day_reports_zeros(store):
     report = daily_report(store.reader(), DAY, TZ)
     assert report["events"] == 0 and report["by_hour"] == [0] * 24
     assert report["exits_per_household"]["households"] == 0
+
+
+class _Traced:
+    """The event log as ``freeze_days`` sees it, every SQL statement of its write
+    transactions counted (``sqlite3`` trace callback on the writer's connection)."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+        self.statements = 0
+
+    def _count(self, _sql: str) -> None:
+        self.statements += 1
+
+    def submit(self, fn):
+        def traced(db):
+            db.conn.set_trace_callback(self._count)
+            try:
+                return fn(db)
+            finally:
+                db.conn.set_trace_callback(None)
+
+        return self._store.submit(traced)
+
+
+def _statements_of_a_full_freeze(store, clock, days: int) -> int:
+    start = datetime(2025, 1, 1, 4, 0, tzinfo=UTC)
+    for d in range(days):
+        add(store, clock, start + timedelta(days=d), household=f"H{d % 3}")
+    now = start + timedelta(days=days + 1)
+    traced, frozen = _Traced(store), []
+    while True:  # as the purge freezes: a few days a transaction (kiosk.retention)
+        days_frozen = freeze_days(traced, TZ, None, now, max_days=5)
+        frozen += days_frozen
+        if len(days_frozen) < 5:
+            break
+    assert len(frozen) == days and frozen == sorted(set(frozen))
+    return traced.statements
+
+
+def test_a_full_freeze_costs_statements_linear_in_its_days(tmp_path, clock):
+    """Each ``freeze_days`` walked from the first day with events, one query a frozen day,
+    before reaching the days it freezes: a year-long restored log frozen five days a
+    transaction cost days² queries. Each call starts where the last frozen day left off."""
+    from support import reporting_log
+
+    counts = {}
+    for days in (60, 240):
+        log = reporting_log(tmp_path / f"k{days}.db", clock)
+        try:
+            counts[days] = _statements_of_a_full_freeze(log, clock, days)
+        finally:
+            log.close()
+    # 4x the days: 4x the statements (each day's report, its insert, its step), plus a
+    # fixed few; the walk over frozen days made it 5.6x here (2,701 and 15,067).
+    assert counts[240] < 4.5 * counts[60], counts
+
+
+def test_a_freeze_that_starts_past_the_frozen_days_still_finds_every_day_to_freeze(store, clock):
+    """Starting after the last frozen day must not skip a day stamped since (a clock set
+    back): a late frozen day, and a day before the last frozen one that had no events, both
+    frozen, whatever ``max_days`` cut the freezes into."""
+    start = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)
+    for d in range(0, 10, 2):  # even days only
+        add(store, clock, start + timedelta(days=d))
+    now = start + timedelta(days=12)
+    assert len(freeze_days(store, TZ, None, now)) == 5
+    add(store, clock, start + timedelta(days=4, hours=1))  # a frozen day: late
+    add(store, clock, start + timedelta(days=5))  # a day before the last frozen, new
+    add(store, clock, start + timedelta(days=11))  # after it
+    frozen = []
+    while days := freeze_days(store, TZ, None, now, max_days=1):
+        frozen += days
+    assert frozen == [(start + timedelta(days=d)).date() for d in (4, 5, 11)]
+    for d in (4, 5):
+        day = (start + timedelta(days=d)).date()
+        assert daily_report(store.reader(), day, TZ)["events"] == (2 if d == 4 else 1)
+        assert freeze_days(store, TZ, None, now) == []
