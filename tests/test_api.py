@@ -476,6 +476,7 @@ def test_a_helper_that_cannot_run_falls_back_to_building_in_thread(core, caplog,
     assert "export worker unavailable" in caplog.text
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_the_helper_process_stops_when_idle_and_a_later_page_starts_a_new_one(core, monkeypatch):
     HelperProcessPages.shutdown()
     monkeypatch.setattr(HelperProcessPages, "idle_stop_s", 0.2)

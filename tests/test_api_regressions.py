@@ -63,6 +63,7 @@ def _bulk_events(store, n: int) -> None:
         conn.close()
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_the_first_metrics_scrape_of_a_long_log_reads_counts_not_every_row(tmp_path, clock):
     import tracemalloc
 

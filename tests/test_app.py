@@ -56,6 +56,7 @@ def test_build_core_wires_every_part_to_one_event_log(data_dir):
         core.close()
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_daemon_serves_health_then_stops_in_order_within_two_seconds(data_dir, tmp_path):
     sock_path = tmp_path / "notify.sock"
     import socket

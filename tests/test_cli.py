@@ -52,6 +52,7 @@ def test_unknown_verb_is_a_usage_error(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_console_script_runs_as_a_module():
     proc = subprocess.run(
         [sys.executable, "-m", "checkpoint", "--version"],

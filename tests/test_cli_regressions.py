@@ -717,6 +717,7 @@ def _sigterm_while_building(monkeypatch, module):
         signal.signal(signal.SIGTERM, before)
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_a_sigterm_while_kiosk_run_starts_stops_it_cleanly(tmp_path, capsys, monkeypatch):
     """Before: the SIGTERM/SIGINT handlers were installed only once the daemon had started
     (web server up, health answering): systemd stopping or restarting a kiosk still starting
@@ -736,6 +737,7 @@ def test_a_sigterm_while_kiosk_run_starts_stops_it_cleanly(tmp_path, capsys, mon
     assert "kiosk started" in err and "kiosk stopped" in err
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_a_sigterm_while_kiosk_demo_starts_stops_it_cleanly(tmp_path, capsys, monkeypatch):
     """`kiosk demo` installed its handlers only once started (in run_until_signal): a
     SIGTERM (or ^C) while it built its kiosk killed it by the default action, half started.

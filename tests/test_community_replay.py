@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from checkpoint.replay import parse_scenario, replay
 from kiosk import lists, stats
 from kiosk.clock import FakeClock
@@ -41,6 +43,7 @@ def _ledger_log(db, clock):
     return EventLog(db, "kiosk-1", clock, "NORMAL", migrations=[lists.MIGRATIONS, *MIGRATIONS])
 
 
+@pytest.mark.slow  # integration: fourteen days of a community replayed (CI runs it)
 def test_a_returnees_fourteen_days_with_a_missed_check_and_a_fever_at_the_gate(tmp_path):
     db = tmp_path / "kiosk.db"
     clock = FakeClock(start=datetime(2026, 2, 10, 8, 0, tzinfo=TZ))

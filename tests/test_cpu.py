@@ -132,6 +132,7 @@ def test_a_helper_leaves_the_gate_cpu_and_runs_nicer():
 
 
 @linux_affinity
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_the_export_helper_runs_off_the_daemons_cpu(core):
     from checkpoint.export_helper import HelperProcessPages as PageBuilder
 
@@ -154,6 +155,7 @@ def test_the_export_helper_runs_off_the_daemons_cpu(core):
 
 
 @linux_affinity
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_the_daemon_pins_itself_while_up_and_lets_go_on_stop(data_dir):
     available = frozenset(os.sched_getaffinity(0))
     if len(available) < 2:

@@ -171,6 +171,7 @@ def test_serial_relay_idle_lock_from_health_does_not_wait_for_the_drain(tmp_path
     assert opened[0].data == lcus_frame(1, False)
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_closing_a_serial_relay_does_not_wait_forever_behind_a_stalled_drain(tmp_path, clock):
     """tcdrain on a wedged USB adapter never returns; the command stuck in it held the lock,
     so close() at shutdown hung until systemd killed the kiosk."""

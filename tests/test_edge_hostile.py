@@ -131,6 +131,7 @@ def test_the_kiosk_own_screen_still_gets_its_page_and_preview(kiosk):
         assert screen.get("/kiosk/preview.jpg").status_code in (200, 204)
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_a_screen_key_admits_a_screen_elsewhere_and_a_wrong_one_does_not(tmp_path, monkeypatch):
     monkeypatch.setenv("KIOSK_SCREEN_KEY", "s3cret-screen-key-0123456789")
     running = RunningKiosk(tmp_path / "d", {"web": EDGE_WEB, "engine": {"cpu": "off"}})
@@ -193,6 +194,7 @@ def test_a_quarantined_household_coming_home_by_a_screen_button_needs_the_guard(
     assert "quarantined" in event["reasons"] and "direction_unverified" in event["flags"]
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_a_copied_pass_is_refused_in_the_same_direction_within_the_window(kiosk):
     text, _ = issue_pass(kiosk.key, "C-3", "Qian Yu", days=1, now=kiosk.core.clock.now())
     first = kiosk.passage(text, "out")
@@ -279,6 +281,7 @@ def test_bad_parameters_get_4xx_never_5xx(kiosk):
         assert screen.get("/kiosk", params={"lang": "x" * 5000}).status_code == 422
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_no_swagger_page_and_forwarded_for_is_not_believed(kiosk):
     with kiosk.client() as lan:
         assert lan.get("/docs").status_code == 404
@@ -370,6 +373,7 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_with_tls_the_guard_console_is_https_and_its_cookie_secure(tmp_path, monkeypatch):
     from kiosk.accounts import credentials_line, hash_password
 
@@ -402,6 +406,7 @@ def test_with_tls_the_guard_console_is_https_and_its_cookie_secure(tmp_path, mon
         running.stop()
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_the_guard_error_banner_shows_only_what_the_console_wrote(data_dir, clock, monkeypatch):
     from fastapi.testclient import TestClient
     from guard_support import BASE, close_core, login, make_app, make_core, post

@@ -86,6 +86,7 @@ def test_a_gate_that_fails_to_lock_stops_inviting_people_through(rig):
 # ---------------------------------------------------------------- the runner (real loop)
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_stop_locks_a_gate_whose_open_command_is_still_stuck_when_it_lands(tmp_path):
     """A pass whose relay command hung past its deadline, then the kiosk stops: the lock at
     stop found the worker busy and was dropped, so when the wedged open finally went through
@@ -110,6 +111,7 @@ def test_stop_locks_a_gate_whose_open_command_is_still_stuck_when_it_lands(tmp_p
         r.close()
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_a_late_commit_landing_while_the_relay_opens_for_it_is_kept_once(tmp_path):
     """A guard's manual pass on a slow disk (on_store_fault = "manual"): the commit misses its
     deadline, the gate opens on the guard's word, and the commit lands while the relay command

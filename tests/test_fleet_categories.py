@@ -194,6 +194,7 @@ def _ledgers_of_a_gate(core, returnees, homes, requests, plates):
             led.services.done(request.id, "helper")
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_fleet_report_sums_the_gates_ledgers_and_names_a_gate_that_did_not_answer(
     tmp_path, pg_dsn, monkeypatch, capsys
 ):

@@ -94,6 +94,7 @@ def test_kiosk_side_fleet_section_is_strict():
 # --------------------------------------------------------------------------- pulling
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_one_round_pulls_every_kiosk_into_postgresql(gates, pg_dsn, monkeypatch):
     collector = _collector(gates, pg_dsn, monkeypatch)
     statuses = collector.run_once()
@@ -106,6 +107,7 @@ def test_one_round_pulls_every_kiosk_into_postgresql(gates, pg_dsn, monkeypatch)
     assert central_rows(pg_dsn) == sum((kiosk_rows(g) for g in gates), [])
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_a_failing_kiosk_is_reported_and_does_not_stop_the_others(gates, pg_dsn, monkeypatch):
     net = Network(*gates, faults=lambda r: "500" if r.url.host == "gate-1" else None)
     waits: list[float] = []  # the pause before a retry, recorded instead of waited
@@ -125,6 +127,7 @@ def test_a_failing_kiosk_is_reported_and_does_not_stop_the_others(gates, pg_dsn,
     assert central_rows(pg_dsn, "gate-0") == kiosk_rows(gates[0])
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_a_missing_token_is_a_status_error_not_a_crash(gates, pg_dsn, monkeypatch):
     collector = _collector(gates, pg_dsn, monkeypatch)
     monkeypatch.delenv("TOKEN_2")
@@ -134,6 +137,7 @@ def test_a_missing_token_is_a_status_error_not_a_crash(gates, pg_dsn, monkeypatc
     assert [s.state for s in statuses[:2]] == ["ok", "ok"]
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_a_database_outage_is_reported_and_the_next_round_reconnects(gates, pg_dsn, monkeypatch):
     collector = _collector(gates, pg_dsn, monkeypatch)
     good_dsn, collector.dsn = collector.dsn, pg_dsn.replace("/kiosk_test", "/no_such_db")
@@ -162,6 +166,7 @@ def test_the_pause_doubles_after_failures_up_to_the_cap(gates, pg_dsn, monkeypat
 # --------------------------------------------------------------------------- status
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_metrics_and_status_page_show_each_kiosk_without_personal_data(gates, pg_dsn, monkeypatch):
     collector = _collector(gates, pg_dsn, monkeypatch)
     collector.run_once()
@@ -210,6 +215,7 @@ def test_status_server_serves_page_metrics_and_the_list_bundle(
         collector.stop()
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_cli_collect_once(gates, pg_dsn, monkeypatch, tmp_path, capsys):
     config = tmp_path / "collect.toml"
     config.write_text(
@@ -231,6 +237,7 @@ def test_cli_collect_once(gates, pg_dsn, monkeypatch, tmp_path, capsys):
     assert "set KIOSK_FLEET_DSN" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_gate_reports_are_asked_for_at_most_every_interval_and_a_refusal_is_shown(
     gates, pg_dsn, monkeypatch
 ):
@@ -267,6 +274,7 @@ def test_gate_reports_are_asked_for_at_most_every_interval_and_a_refusal_is_show
     assert central_rows(pg_dsn, "gate-2") == kiosk_rows(gates[2])
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_the_pages_of_the_concurrent_pulls_together_are_bounded(gates, pg_dsn, monkeypatch):
     """Every pull of the collector could read a 256 MiB page (parsed, ~5x more), times
     ``max_concurrent``: one broken or hostile kiosk, or a few, an out-of-memory kill of the

@@ -187,6 +187,7 @@ def district(tmp_path, pg_dsn):
         core.store.close()
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_district_report_sums_every_gate_over_the_local_day(district):
     dsn, gates = district
     report = district_report(dsn, date(2026, 3, 2), "Asia/Shanghai")
@@ -205,6 +206,7 @@ def test_district_report_sums_every_gate_over_the_local_day(district):
     assert report["exits_per_household"]["households"] is None
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_district_report_lists_a_silent_gate_and_can_be_limited(district):
     dsn, _ = district
     report = district_report(dsn, date(2026, 3, 3), "Asia/Shanghai", QuotaConfig())
@@ -215,6 +217,7 @@ def test_district_report_lists_a_silent_gate_and_can_be_limited(district):
     assert only["events"] == 4 and [g["kiosk_id"] for g in only["by_gate"]] == ["gate-2"]
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_cli_district_report(district, monkeypatch, capsys):
     import json
 

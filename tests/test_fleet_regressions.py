@@ -14,6 +14,7 @@ from office.pull import PullError
 pytest_plugins = ("pgfixture",)  # pg_cluster, pg_dsn: a real PostgreSQL
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_a_gate_whose_log_was_replaced_by_a_shorter_one_is_an_error_not_lag_0(
     tmp_path, clock, pg_dsn, monkeypatch
 ):
@@ -107,6 +108,7 @@ def test_the_list_bundle_can_be_kept_from_anyone_without_the_gates_token(
         collector.stop()
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_the_status_port_closes_a_connection_that_sends_nothing(tmp_path, pg_dsn, monkeypatch):
     import socket
 

@@ -159,6 +159,7 @@ def test_the_live_page_hearing_the_storage_recover_writes_the_held_rows(core, ap
 
 
 @pytest.mark.parametrize("storage_works", [True, False])
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_the_daemon_writes_held_rows_at_its_stop_or_says_they_are_lost(
     data_dir, caplog, storage_works
 ):

@@ -22,6 +22,7 @@ def checkout(tmp_path_factory) -> Path:
     "text",
     ['[site\nkiosk_id = "gate-7"\n', "\x9b\x00 not text", 'readers = 3\n[gate]\ndriver = "gpio"\n'],
 )
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_a_config_that_is_not_toml_stops_the_install_at_preflight(checkout, tmp_path, text):
     """A TOML syntax error (a typo in a section name) printed seven Python tracebacks, then the
     apt, usb and venv steps went on as if the config named no devices: on a re-run they
@@ -41,6 +42,7 @@ def test_a_config_that_is_not_toml_stops_the_install_at_preflight(checkout, tmp_
     assert tree(root) == before
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_an_invalid_config_stops_the_install_before_units_and_restarts(checkout, tmp_path):
     """check-config failing at the config step was reported, and then the install went on
     to install units, enable and (re)start the services with the invalid config."""
@@ -88,6 +90,7 @@ def test_an_invalid_config_stops_the_install_before_units_and_restarts(checkout,
     ],
     ids=["wrong-type", "out-of-bounds", "unknown-section", "not-a-table", "missing-path"],
 )
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_a_dry_run_checks_the_config_as_the_daemon_will_before_anything(
     checkout, tmp_path, capsys, text, problem
 ):
@@ -113,6 +116,7 @@ def test_a_dry_run_checks_the_config_as_the_daemon_will_before_anything(
         assert set(capsys.readouterr().err.splitlines()) <= set(proc.stderr.splitlines())
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_the_example_passes_the_early_check_with_the_folders_the_install_makes(checkout, tmp_path):
     """The example names trust_dir = /var/lib/kiosk/trust, which the dirs step makes later."""
     proc = _dry_run(checkout, fresh_os_root(tmp_path / "root"))

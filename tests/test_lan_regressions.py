@@ -183,6 +183,7 @@ def tls_server_with_a_self_signed_certificate(tmp_path) -> Iterator[str]:
         server.server_close()
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_a_kiosk_certificate_the_office_does_not_trust_is_said_at_once_not_retried(tmp_path):
     # `kiosk pull https://gate-01:8000` against a kiosk with the self-signed certificate that
     # scripts/install --tls makes: eight tries over a minute of backoff, then "giving up after
@@ -202,6 +203,7 @@ def test_a_kiosk_certificate_the_office_does_not_trust_is_said_at_once_not_retri
     assert "SSL_CERT_FILE" in message  # how to make the office trust it
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_an_office_certificate_the_gate_does_not_trust_is_named_not_unreachable(
     guard_core, tmp_path
 ):

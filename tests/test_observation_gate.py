@@ -45,6 +45,7 @@ def _step(at_s, who, direction, decision, reasons):
         ("none", ("pass", ["ok"]), ("pass", ["ok"])),
     ],
 )
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_an_observing_persons_pass_going_out_is_denied_when_the_config_says_so(
     tmp_path, blocks, out_expect, in_expect
 ):

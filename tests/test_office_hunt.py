@@ -127,6 +127,7 @@ def test_a_real_dribbling_socket_is_cut_off_at_the_deadline(tmp_path, in_headers
 pytest_plugins = ("pgfixture",)
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_the_collector_reports_a_trickling_kiosk_failed_and_pulls_the_others(
     tmp_path, clock, pg_dsn, monkeypatch
 ):

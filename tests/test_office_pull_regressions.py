@@ -58,6 +58,7 @@ def silent(request):
     kiosk.close()
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_a_silent_kiosk_is_given_up_after_two_tries_naming_what_was_tried(tmp_path, silent):
     waits: list[float] = []
     client = httpx.Client(timeout=httpx.Timeout(0.3))

@@ -139,6 +139,7 @@ def _as_another_user(tmp_path):
     ],
     ids=["verify-log", "calibrate-add"],
 )
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_a_verb_run_without_the_rights_to_the_kiosk_files_says_so_in_one_line(
     tmp_path, clock, verb
 ):
@@ -376,6 +377,7 @@ def test_a_verb_that_cannot_write_the_full_card_says_so_in_one_line(
         assert [a.name for a in accounts.AccountStore(log).names()] == ["day"]
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_a_log_left_owned_by_another_user_is_named_when_it_cannot_be_opened(tmp_path, clock):
     """``sudo kiosk token new --data /var/lib/kiosk`` (root, not kiosk-admin) before the
     daemon's first start leaves kiosk.db owned by root; the daemon (user kiosk) then stopped

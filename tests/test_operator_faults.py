@@ -64,6 +64,7 @@ def test_a_file_rewritten_on_a_full_card_keeps_the_one_that_was_there(keys, tmp_
         assert sorted(p.name for p in mnt.iterdir()) == ["card.png", "filler"]  # no temp file
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_a_batch_that_runs_out_of_space_leaves_no_card_behind(keys, tmp_path, capsys):
     """Before: the cards written before the card filled up stayed in the folder without a
     passes.csv: valid passes the office had no record of, and a re-run into the same folder

@@ -121,6 +121,7 @@ def _shared_strings_bomb(strings: int) -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_an_xlsx_that_unpacks_to_far_more_than_its_size_is_refused_before_it_is_read():
     """A 170 kB upload whose shared strings unpack to 68 MB took 90 s and ~400 MB of memory
     to read (a Pi has 1 GB); it is refused from the zip's directory, unread."""

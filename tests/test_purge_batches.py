@@ -330,6 +330,7 @@ retention.purge(log, 4, now, tz="UTC", between_batches=kill_after_two)
 """
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_a_purge_sigkilled_between_batches_leaves_a_log_that_verifies_and_converges(
     tmp_path, clock
 ):

@@ -423,6 +423,7 @@ def test_empty_frames_never_pay_for_the_inversion(clock):
 
 
 @pytest.mark.parametrize("kind", ["inverted", "low_contrast", "moire", "inverted_moire"])
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_harder_screens_are_read_at_least_as_often_as_bare_zxing_and_never_misread(
     kind, zxing_pipeline
 ):

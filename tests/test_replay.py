@@ -308,6 +308,7 @@ def test_shipped_scenarios_live_in_the_package():
     assert (SCENARIO_DIR / "demo.toml").is_file()
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_gate_fault_scenario_alarms_and_recovers():
     result = replay(load_scenario("gate_fault"))
     assert result.failures == []

@@ -250,6 +250,7 @@ def test_event_is_committed_then_the_gate_opened_then_the_decision_published(rig
     assert decision["seq"] == 1
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_hung_thermometer_read_is_a_fault_and_a_code_is_still_decided(rig):
     async def main():
         await rig.runner.start()
@@ -278,6 +279,7 @@ def test_hung_thermometer_read_is_a_fault_and_a_code_is_still_decided(rig):
     assert after["decision"] == "pass"
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_unplugged_relay_is_a_gate_fault_and_the_next_code_is_decided(rig):
     async def main():
         await rig.runner.start()
@@ -300,6 +302,7 @@ def test_unplugged_relay_is_a_gate_fault_and_the_next_code_is_decided(rig):
     assert rig.gate.commands[-1].open_ is False
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_stalled_relay_misses_its_deadline_and_the_loop_stays_responsive(rig):
     async def main():
         await rig.runner.start()
@@ -323,6 +326,7 @@ def test_stalled_relay_misses_its_deadline_and_the_loop_stays_responsive(rig):
     assert healthy is True
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_frozen_camera_is_a_reader_fault_and_a_scanned_code_is_still_decided(tmp_path):
     from drivers.camera import CameraReader
     from drivers.decoders import build_decoder
@@ -438,6 +442,7 @@ def stalled_commit(tmp_path, log_double, **until: str):
     return r, stalled, decision, backlog_during, events
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_commit_past_its_deadline_is_a_store_fault_and_a_late_landing_is_kept_once(tmp_path):
     r, _, decision, backlog_during, events = stalled_commit(
         tmp_path, SlowLog, alarm="store_late_commit"
@@ -471,6 +476,7 @@ class FailingLateLog(SlowLog):
         raise StoreFault("store_fault", "disk I/O error")
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_a_commit_that_fails_after_its_deadline_is_retried_once_it_has_ended(tmp_path):
     r, failing, decision, _, events = stalled_commit(
         tmp_path, FailingLateLog, alarm="store_fault", state="cleared"

@@ -121,6 +121,7 @@ def test_scan_without_files_is_a_usage_error(capsys):
     assert info.value.code == 2
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_an_image_over_the_pixel_budget_is_refused_from_its_header(tmp_path, capsys):
     """A 20000 x 20000 PNG of a few hundred KB: refused before decoding (issue 15)."""
     import struct

@@ -38,6 +38,7 @@ def test_a_reply_with_a_bad_crc_or_an_error_status_is_refused():
         gm65.parse_reply(gm65.reply(1, b""))
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_setup_puts_the_module_in_cdc_output_cr_tail_and_command_mode(module, capsys):
     code = main(["scanner", "setup", module.port, "--output", "cdc", "--mode", "command"])
     out = capsys.readouterr().out
@@ -52,6 +53,7 @@ def test_setup_puts_the_module_in_cdc_output_cr_tail_and_command_mode(module, ca
     assert "saved to the module's flash" in out
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_after_setup_codes_arrive_with_a_cr_and_the_scanner_reads_them(module, clock):
     assert main(["scanner", "setup", module.port, "--mode", "continuous"]) == 0
     assert module.terminator == b"\r"
@@ -70,6 +72,7 @@ def test_after_setup_codes_arrive_with_a_cr_and_the_scanner_reads_them(module, c
         scanner.stop()
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_a_module_already_set_up_is_only_read_and_saved(module, capsys):
     module.zones.update({gm65.ZONE_OUTPUT: 0xA0, gm65.ZONE_TAIL: 0x00, gm65.ZONE_MODE: 0x16})
     assert main(["scanner", "setup", module.port, "--output", "serial"]) == 0

@@ -154,6 +154,7 @@ def test_scanner_absent_at_start_is_a_fault_until_plugged_in(tmp_path, clock):
         fake.close()
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_trigger_mode_sends_the_command_and_strips_the_acknowledgement(module, clock):
     module.queue_code(PASS)
     scanner, codes, rejected = _scanner(module.port, clock, trigger=GM65_TRIGGER)
@@ -168,6 +169,7 @@ def test_trigger_mode_sends_the_command_and_strips_the_acknowledgement(module, c
         scanner.stop()
 
 
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_trigger_mode_scanner_that_stops_answering_is_a_fault_until_it_answers(module, clock):
     """A module in keyboard mode, at another baud rate or hung answers no trigger: the port
     is open, so only the missing acknowledgements show that nobody can scan."""

@@ -79,6 +79,7 @@ def test_verify_does_not_modify_the_file(db_file):
         ),
     ],
 )
+@pytest.mark.slow  # integration: real sockets, processes or deadlines (CI runs it)
 def test_unusable_file_exits_2_with_one_line(tmp_path, capsys, setup, message):
     path = tmp_path / "x.db"
     setup(path)
