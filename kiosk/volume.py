@@ -10,7 +10,7 @@ page and ``/api/v1/health`` show (``docs/operations.md`` says what to do).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 __all__ = ["DataVolume"]
@@ -29,9 +29,4 @@ class DataVolume:
     upper_type: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "fs_type": self.fs_type,
-            "mount_point": self.mount_point,
-            "volatile": self.volatile,
-            "upper_type": self.upper_type,
-        }
+        return asdict(self)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -141,3 +143,25 @@ def database_rows(log) -> dict[str, list[tuple]]:
         name: sorted(map(tuple, db.execute(f'select * from "{name}"').fetchall()), key=repr)
         for name in db.table_names()
     }
+
+
+@contextlib.contextmanager
+def mounted(where, *mount_args: str, needs: tuple[str, ...] = ("mount",)):
+    """``where`` with a real file system mounted on it (``mount ARGS where``), unmounted
+    after: for the tests of a full, tiny or read-only card. Skips, saying why, where it
+    cannot be done (not root, no ``mount``, a container that refuses it); CI runs as root."""
+    if os.geteuid() != 0 or not all(shutil.which(tool) for tool in needs):
+        pytest.skip(f"needs root and {', '.join(needs)} for a real file system")
+    where.mkdir(exist_ok=True)
+    done = subprocess.run(["mount", *mount_args, str(where)], capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount here: {done.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False, capture_output=True)
+
+
+def tiny_tmpfs(path, size: str = "1m"):
+    """A real tmpfs of ``size`` on ``path`` (a card that fills up): ``mounted``."""
+    return mounted(path, "-t", "tmpfs", "-o", f"size={size}", "tmpfs")

@@ -8,14 +8,13 @@ from __future__ import annotations
 import html
 import logging
 import re
-import shutil
 import subprocess
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from guard_support import console_fixtures
+from support import tiny_tmpfs
 
 from checkpoint.volume import data_volume, parse_mountinfo, warn_if_volatile
 from kiosk.volume import DataVolume
@@ -93,26 +92,8 @@ def test_an_unreadable_or_odd_mount_table_is_no_answer_and_no_crash(tmp_path):
     assert parse_mountinfo("x - y\n") == []
 
 
-@contextmanager
-def mounted_tmpfs(where: Path):
-    where.mkdir()
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False, capture_output=True)
-
-
 def test_a_real_tmpfs_is_found_through_the_kernels_mount_table(tmp_path):
-    with mounted_tmpfs(tmp_path / "ram") as ram:
+    with tiny_tmpfs(tmp_path / "ram") as ram:
         (ram / "data").mkdir()
         found = data_volume(ram / "data")
     assert found is not None and found.fs_type == "tmpfs" and found.volatile
@@ -162,7 +143,7 @@ def test_kiosk_run_on_a_data_dir_in_ram_says_so_in_its_log_and_health(tmp_path):
     import httpx
     from test_app import trust_a_key
 
-    with mounted_tmpfs(tmp_path / "ram") as ram:
+    with tiny_tmpfs(tmp_path / "ram") as ram:
         data = ram / "d"
         trust_a_key(data)
         cfg = tmp_path / "kiosk.toml"

@@ -12,7 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_store_full import draft, tiny_tmpfs
+from support import mounted, tiny_tmpfs
+from test_store_full import draft
 
 from checkpoint.cli import main
 from kiosk.store import EventLog
@@ -127,22 +128,14 @@ def test_a_log_on_a_card_mounted_read_only_is_a_fault_before_the_first_passage(t
 @contextlib.contextmanager
 def ext4_card(path: Path):
     """A small ext4 file system on a loop device, mounted errors=remount-ro as a Pi's root."""
-    if os.geteuid() != 0 or not (shutil.which("mkfs.ext4") and shutil.which("mount")):
-        pytest.skip("needs root, mkfs.ext4 and mount(8) for a loop-mounted ext4")
-    image, mnt = path / "card.img", path / "card"
-    mnt.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mkfs.ext4"):
+        pytest.skip("needs root and mkfs.ext4 for a loop-mounted ext4")
+    image = path / "card.img"
     with open(image, "wb") as f:
         f.truncate(32 * 2**20)
     subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
-    done = subprocess.run(
-        ["mount", "-o", "loop,errors=remount-ro", str(image), str(mnt)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot loop-mount ext4 here: {done.stderr.decode().strip()}")
-    try:
+    with mounted(path / "card", "-o", "loop,errors=remount-ro", str(image)) as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False, capture_output=True)
 
 
 def test_a_card_that_fails_to_read_only_while_idle_is_a_fault_before_the_next_passage(

@@ -11,12 +11,10 @@ connection instead.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import sqlite3
-import subprocess
 
 import pytest
+from support import tiny_tmpfs
 
 from kiosk import store
 from kiosk.devices import Health
@@ -142,24 +140,6 @@ def test_disk_full_during_audit_and_submit_is_a_store_fault_too(log):
 
 
 # --- a real tiny filesystem (root only) ----------------------------------------------------
-
-
-@contextlib.contextmanager
-def tiny_tmpfs(path, size="1m"):
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("needs root and mount(8) for a real tiny filesystem")
-    path.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
 
 
 def test_real_full_filesystem_faults_then_recovers_when_a_file_is_deleted(tmp_path, clock):

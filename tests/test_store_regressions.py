@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from support import reporting_log
-from test_store_full import tiny_tmpfs
+from support import reporting_log, tiny_tmpfs
 
 from checkpoint.cli import main
 from kiosk import store
