@@ -93,7 +93,9 @@ class Dribbler:
             conn.recv(65536)
             head = b"HTTP/1.1 200 OK\r\n"
             if not self.in_headers:
-                head += b"Content-Type: application/json\r\nContent-Length: 99999999\r\n\r\n"
+                # Within any page's cap (office.pull.page_cap): the deadline, not the size,
+                # is what must cut it off.
+                head += b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
             try:
                 conn.sendall(head)
                 while not self.stop.wait(self.gap_s):
