@@ -72,6 +72,11 @@ class Outcome:
         return self.event is not None
 
     @property
+    def gate_opened(self) -> bool:
+        """The gate was commanded open and the relay did it."""
+        return self.gate_commanded and self.gate_fault is None
+
+    @property
     def opens_gate(self) -> bool:
         """Whether its crossing asks for the gate to open now (before the gate is commanded)."""
         return self.crossing.opens_gate(self.committed)

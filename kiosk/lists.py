@@ -54,6 +54,8 @@ __all__ = [
     "MIGRATIONS",
     "BundleError",
     "Freshness",
+    "age_since",
+    "stamp_ahead",
     "Household",
     "ImportResult",
     "ListError",
@@ -136,6 +138,17 @@ class Household:
         return self.observation_until is not None and day <= self.observation_until
 
 
+def stamp_ahead(since: datetime | None, now: datetime) -> bool:
+    """``since`` is after ``now``: the clock stepped back since it was stamped."""
+    return since is not None and since > now
+
+
+def age_since(since: datetime | None, now: datetime) -> timedelta | None:
+    """``now - since``; None when never stamped, or stamped after ``now`` (``stamp_ahead``):
+    not a negative age, which no ``stale_after_h`` would ever call stale."""
+    return None if since is None or stamp_ahead(since, now) else now - since
+
+
 @dataclass(frozen=True, slots=True)
 class Freshness:
     """How current the lists are, for both screens: last change, and the last bundle."""
@@ -156,15 +169,12 @@ class Freshness:
     def stamp_ahead(self, now: datetime) -> bool:
         """The lists' stamp is after ``now``: the clock stepped back since they were stamped
         (a Pi has no RTC), or a clock running ahead stamped them. Their age is then unknown."""
-        since = self._since()
-        return since is not None and since > now
+        return stamp_ahead(self._since(), now)
 
     def age(self, now: datetime) -> timedelta | None:
-        """Since the lists last changed or were last confirmed, whichever is later; None when
-        never, or when that stamp is after ``now`` (``stamp_ahead``): not a negative age,
-        which no ``stale_after_h`` would ever call stale."""
-        since = self._since()
-        return None if since is None or since > now else now - since
+        """Since the lists last changed or were last confirmed, whichever is later
+        (``age_since``)."""
+        return age_since(self._since(), now)
 
     def is_stale(self, now: datetime, stale_after_h: float) -> bool:
         """Never updated counts as stale: an empty revocation list is not good news; nor

@@ -18,12 +18,10 @@ the last time the office *confirmed* them (a new bundle applied, the same versio
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -38,7 +36,16 @@ from pydantic import ValidationError
 
 from kiosk.clock import Clock
 from kiosk.core import Core
-from kiosk.lists import BUNDLE_FORMAT, BundleError, BundlePayload, ListStore, sign_bundle
+from kiosk.files import write_atomic
+from kiosk.lists import (
+    BUNDLE_FORMAT,
+    BundleError,
+    BundlePayload,
+    ListStore,
+    age_since,
+    sign_bundle,
+    stamp_ahead,
+)
 from kiosk.passes import TrustList
 from office.deadline import Deadline, DeadlineExceeded
 from office.pull import REQUEST_DEADLINE_S, certificate_refusal
@@ -133,18 +140,7 @@ def publish_bundle(
     # The checked rows are what is signed: dates as YYYY-MM-DD, however they were typed.
     body = sign_bundle(key, checked.model_dump(mode="json", by_alias=True)).encode("utf-8")
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".bundle-", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(body)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(out, body, 0o644, keep_mode=False)
     counts = {name: len(payload[name]) for name in ("revocations", "quarantine", "households")}
     return PublishResult(out, version, etag_of(body), counts)
 
@@ -333,9 +329,7 @@ class ListSync:
         """How old the lists in force are: since the office last confirmed them, else since
         they last changed (after a restart, before the first contact). None when neither,
         or when that stamp is after ``now`` (the clock stepped back): not a negative age."""
-        now = now or self.clock.now()
-        since = self._since()
-        return None if since is None or since > now else now - since
+        return age_since(self._since(), now or self.clock.now())
 
     def _since(self) -> datetime | None:
         return self.confirmed_at or self.lists.current.freshness.updated_at
@@ -364,7 +358,7 @@ class ListSync:
             "confirmed_at": self.confirmed_at.isoformat() if self.confirmed_at else None,
             "age_s": None if age is None else round(age.total_seconds()),
             "stale": stale,
-            "stamp_ahead": (since := self._since()) is not None and since > now,
+            "stamp_ahead": stamp_ahead(self._since(), now),
             "last_check_at": self.last_check_at.isoformat() if self.last_check_at else None,
             "last_error": self.last_error,
             "consecutive_failures": self.failures,

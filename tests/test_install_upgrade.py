@@ -103,6 +103,13 @@ def install(source: Path, root: Path, env: dict[str, str] | None = None):
     )
 
 
+def copy_of(installed: Path, tmp_path: Path) -> Path:
+    """A root of its own for one test, copied from the installed one (links kept)."""
+    root = tmp_path / "root"
+    shutil.copytree(installed, root, symlinks=True)
+    return root
+
+
 def cut_pip_env(tmp_path: Path) -> dict[str, str]:
     hook = tmp_path / "hook"
     hook.mkdir()
@@ -116,9 +123,7 @@ def cut_pip_env(tmp_path: Path) -> dict[str, str]:
 @slow
 @needs_root
 def test_an_upgrade_cut_off_in_pip_leaves_the_old_program_starting(installed, checkout, tmp_path):
-    src = installed
-    root = tmp_path / "root"
-    shutil.copytree(src, root, symlinks=True)
+    root = copy_of(installed, tmp_path)
     assert starts(unit_program(root)).returncode == 0
     pulled = newer(checkout, tmp_path / "pulled", "second")
 
@@ -146,9 +151,7 @@ def releases_of(root: Path) -> list[str]:
 @slow
 @needs_root
 def test_upgrades_keep_two_releases_and_going_back_is_one_command(installed, checkout, tmp_path):
-    src = installed
-    root = tmp_path / "root"
-    shutil.copytree(src, root, symlinks=True)
+    root = copy_of(installed, tmp_path)
     kiosk = root / "opt/kiosk"
     first = os.readlink(kiosk / "current")
     for mark in ("second", "third"):
@@ -178,9 +181,7 @@ def test_upgrades_keep_two_releases_and_going_back_is_one_command(installed, che
 def test_an_install_from_before_releases_is_moved_to_them_once(installed, checkout, tmp_path):
     """An install made before releases: the program pip'ed into /opt/kiosk/venv in place and
     units that run it there. The next install builds a release beside it and moves over."""
-    src = installed
-    root = tmp_path / "root"
-    shutil.copytree(src, root, symlinks=True)
+    root = copy_of(installed, tmp_path)
     kiosk = root / "opt/kiosk"
     for name in ("current", "previous", "venv"):
         if (kiosk / name).is_symlink():

@@ -256,8 +256,7 @@ class Guard:
         if outcome is None:  # the engine has not taken it up yet: it may still act on it
             raise DecisionHeld("err.decision_pending")
         if not outcome.committed:
-            opened = outcome.gate_commanded and outcome.gate_fault is None
-            raise DecisionHeld("err.held_opened" if opened else "err.held_locked")
+            raise DecisionHeld("err.held_opened" if outcome.gate_opened else "err.held_locked")
         request.state.request_audit.written.append(row)
         return outcome
 
@@ -330,7 +329,7 @@ def decided(request: Request, target: str, outcome: Outcome) -> Response:
     """A guard's decision, committed: "done" — unless its gate was commanded open and did not
     open (the relay does not answer). Then it is on record all the same, and the guard is told
     to open the gate by hand (``err.gate_not_opened``), never "done" at a locked gate."""
-    if not (outcome.gate_commanded and outcome.gate_fault is not None):
+    if outcome.gate_opened or not outcome.gate_commanded:
         return done(request, target)
     if wants_json(request):
         text = i18n.t(guard(request).lang(request), "err.gate_not_opened")
