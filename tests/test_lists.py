@@ -259,6 +259,37 @@ def test_unusable_bundle_text_is_a_clear_error(store, text, message):
         store.import_bundle(text, TRUST, actor="o")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A hostile host on the LAN answering the list check: ~3 bytes per Python list parsed,
+        # a 64 MiB answer of them took 1.7 GB and 5.6 s, more than a Pi has.
+        b"[" + b"[]," * 5000 + b"[]]",
+        b'{"key_id": "k", "payload": "{}", "signature": "", "x": [' + b"{}," * 5000 + b"{}]}",
+        b'{"key_id": [' + b"[]," * 5000 + b'[]], "payload": "{}", "signature": ""}',
+    ],
+)
+def test_a_hostile_envelope_is_refused_before_it_is_parsed(store, text, monkeypatch):
+    """Only the three strings of an envelope are read before the signature: whatever else an
+    answer holds is refused by its shape, without building it in memory."""
+
+    def no_parse(*args, **kwargs):
+        raise AssertionError("the envelope was parsed whole")
+
+    monkeypatch.setattr(lists_mod.json, "loads", no_parse)
+    with pytest.raises(BundleError, match="must be an object with key_id, payload and signature"):
+        store.import_bundle(text, TRUST, actor="o")
+    assert store.load().freshness.bundle_version == 0
+
+
+def test_an_envelope_with_escapes_and_any_key_order_still_opens(store):
+    envelope = json.loads(_bundle(3, revocations=[{"pass_id": PID, "reason": 'lost "card" \\ é'}]))
+    reordered = {k: envelope[k] for k in ("signature", "payload", "key_id")}
+    text = json.dumps(reordered, indent=2, ensure_ascii=True)
+    assert store.import_bundle(text, TRUST, actor="o").applied
+    assert store.load().freshness.bundle_version == 3
+
+
 def test_signed_bundle_with_a_bad_row_names_it_and_applies_nothing(store):
     text = _bundle(2, quarantine=[{"household": "1-1", "from": "2026-03-05", "until": "x"}])
     with pytest.raises(BundleError, match=r"quarantine\[0\]\.until"):
