@@ -1,6 +1,7 @@
 """Web server, screens and API: what is served, to whom, and the connection discipline."""
 
 import ipaddress
+import re
 
 from pydantic import Field, field_validator
 
@@ -15,6 +16,27 @@ def _addresses(values: tuple[str, ...]) -> tuple[str, ...]:
         except ValueError:
             raise ValueError(f"not an IP address or network: {value!r}") from None
     return values
+
+
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
+
+
+def _host_names(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Each entry a host name (``gate-01.lan``), lower-cased, or an IP address."""
+    names = []
+    for value in values:
+        name = value.strip().lower()
+        if not _HOST_NAME.fullmatch(name):
+            try:
+                ipaddress.ip_address(name.strip("[]"))
+            except ValueError:
+                raise ValueError(
+                    f"not a host name: {value!r} (a name alone, e.g. gate-01.lan:"
+                    " no scheme, port or path)"
+                ) from None
+        names.append(name.rstrip("."))
+    return tuple(names)
 
 
 class WebSection(Section):
@@ -51,6 +73,10 @@ class WebSection(Section):
     trusted_proxies: tuple[str, ...] = Field((), max_length=32, strict=False)
     """Addresses of reverse proxies whose X-Forwarded-For/-Proto is believed. Empty (default): proxy
     headers are ignored from everyone."""
+    allowed_hosts: tuple[str, ...] = Field((), max_length=32, strict=False)
+    """Host names, besides its IP addresses, `localhost` and this machine's own name (and
+    `NAME.local`), under which the kiosk is reached (`gate-01.lan`); a request naming any other
+    host gets 421, so a page on another domain cannot read it by DNS rebinding (docs/network.md)."""
     tls: bool = False
     """Serve HTTPS with the `tls_cert` and `tls_key` credentials (scripts/install --tls makes a
     self-signed pair); guard cookies are then `Secure`."""
@@ -71,3 +97,8 @@ class WebSection(Section):
     @classmethod
     def _valid_addresses(cls, values: tuple[str, ...]) -> tuple[str, ...]:
         return _addresses(values)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _valid_host_names(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return _host_names(values)

@@ -1,0 +1,134 @@
+"""Attacks that come through a browser on the LAN: DNS rebinding, cross-site requests, framing.
+
+A page on ``evil.example`` whose name is made to resolve to the kiosk (DNS rebinding) is, to
+the browser, the same origin as the kiosk: its scripts read every answer. What tells the kiosk
+apart is the ``Host`` header, which names the attacker's domain. These tests send the
+requests that browser would send, to the app as the daemon serves it
+(``checkpoint.server.server_config``), from the kiosk's own Chromium (``127.0.0.1``) and from a
+guard's PC on the LAN.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from fastapi.testclient import TestClient
+
+from checkpoint.server import server_config
+from kiosk.config.web import WebSection
+from ui.app import create_app
+
+EVIL = "http://evil.example:8000"
+
+
+def served(core, web: WebSection | None = None, client: str = "127.0.0.1") -> TestClient:
+    """The app as ``kiosk run`` serves it (its edge middleware included), seen from
+    ``client``; requests go to ``EVIL`` unless a test names another base."""
+    app = server_config(create_app(core), web or core.config.web).app
+    return TestClient(app, base_url=EVIL, client=(client, 50000))
+
+
+@pytest.mark.parametrize(
+    "path", ["/kiosk", "/kiosk/preview.jpg", "/api/v1/health", "/guard/login", "/metrics"]
+)
+def test_a_rebound_name_reads_nothing_from_any_face(guard_core, path):
+    # The kiosk's own Chromium visits evil.example, whose name then resolves to 127.0.0.1:
+    # the screen's page, its preview (frames carry pass codes) and every other face answered
+    # it as the kiosk's own screen.
+    with served(guard_core) as browser:
+        response = browser.get(path, headers={"Origin": EVIL})
+    assert response.status_code == 421, (path, response.status_code)
+    assert "evil.example" not in response.text  # nothing of the request echoed back
+
+
+def test_a_rebound_page_cannot_press_the_kiosks_direction_buttons(guard_core):
+    # POST /kiosk/direction checks that Origin names the Host it was sent to: after a
+    # rebinding both say evil.example, so the check passed.
+    assert guard_core.runner.engine.direction == "in"
+    with served(guard_core) as browser:
+        response = browser.post(
+            "/kiosk/direction", json={"direction": "out"}, headers={"Origin": EVIL}
+        )
+    assert response.status_code == 421
+    assert guard_core.runner.engine.direction != "out"
+
+
+def test_a_rebound_page_cannot_lock_the_guard_out_with_wrong_passwords(guard_core):
+    # From the guard's PC the rebound page can fetch the login form and post wrong
+    # passwords: the guard's own address then waits (429) at the real console.
+    with served(guard_core, client="192.168.1.20") as browser:
+        assert browser.get("/guard/login").status_code == 421
+        response = browser.post(
+            "/guard/login", data={"name": "alice", "password": "x"}, headers={"Origin": EVIL}
+        )
+    assert response.status_code == 421
+
+
+HOSTS = [
+    "127.0.0.1:8000",
+    "localhost:8000",
+    "LOCALHOST",
+    "[::1]:8000",
+    "192.168.1.50:8000",  # a LAN address: the kiosk is reached by IP in most installs
+    "192.168.1.50",
+    "[fe80::1]",
+    f"{socket.gethostname()}:8000",
+    f"{socket.gethostname()}.local:8000",
+    f"{socket.gethostname()}.local.",
+]
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_the_kiosk_is_still_served_under_its_addresses_and_its_own_names(guard_core, host):
+    with served(guard_core) as browser:
+        response = browser.get("/guard/login", headers={"Host": host})
+    assert response.status_code == 200, host
+
+
+def test_a_name_of_the_sites_own_is_served_once_configured(guard_core):
+    web = guard_core.config.web.model_copy(update={"allowed_hosts": ("gate-01.lan",)})
+    with served(guard_core, web) as browser:
+        assert browser.get("/guard/login", headers={"Host": "Gate-01.LAN:8000"}).status_code == 200
+        assert browser.get("/guard/login", headers={"Host": "gate-02.lan"}).status_code == 421
+        assert browser.get("/guard/login", headers={"Host": "x.gate-01.lan"}).status_code == 421
+
+
+def test_a_url_given_as_an_allowed_host_is_a_config_error_naming_the_key():
+    from kiosk.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as info:
+        parse_config({"web": {"allowed_hosts": ["http://gate-01.lan:8000"]}})
+    (problem,) = info.value.problems
+    assert problem.startswith("web.allowed_hosts:") and "gate-01.lan" in problem
+    web = parse_config({"web": {"allowed_hosts": ["Gate-01.LAN.", "10.0.0.5"]}}).web
+    assert web.allowed_hosts == ("gate-01.lan", "10.0.0.5")
+
+
+def test_refused_hosts_are_logged_once_per_interval_with_a_count(caplog):
+    import asyncio
+
+    from checkpoint.server import HOST_LOG_EVERY_S, HostCheck
+
+    async def app(scope, receive, send):  # never reached
+        raise AssertionError(scope)
+
+    now = [0.0]
+    check = HostCheck(app, frozenset({"localhost"}), monotonic=lambda: now[0])
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def one(host: bytes) -> None:
+        scope = {"type": "http", "method": "GET", "path": "/", "headers": [(b"host", host)]}
+        await check(scope, None, send)
+
+    with caplog.at_level("WARNING", logger="checkpoint.server"):
+        for _ in range(50):
+            asyncio.run(one(b"evil.example"))
+        now[0] += HOST_LOG_EVERY_S
+        asyncio.run(one(b"evil.example:8000"))
+    lines = [r.getMessage() for r in caplog.records if "evil.example" in r.getMessage()]
+    assert len(lines) == 2 and "(51 so far)" in lines[1]
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [421] * 51
