@@ -50,6 +50,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 from kiosk.config.web import WebSection
+from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.secrets import secret_path
 from ui.kiosk_screen import Network, in_networks
 
@@ -288,39 +289,9 @@ _MISDIRECTED = (
 )
 
 
-def own_host_names(web: WebSection) -> frozenset[str]:
-    """The names the kiosk answers to: ``localhost``, this machine's name and ``NAME.local``,
-    and ``web.allowed_hosts``. Any IP address is answered too (``HostCheck``)."""
-    me = socket.gethostname().lower().rstrip(".")
-    return frozenset({"localhost", me, f"{me}.local", *web.allowed_hosts})
-
-
-def host_is_ours(host: str, names: frozenset[str]) -> bool:
-    """Whether a ``Host`` header (``name``, ``name:port``, ``[v6]:port``) names this kiosk:
-    an IP address (a rebinding page's origin is a name, never the kiosk's address), or one
-    of ``names``."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        literal, _, _ = host[1:].partition("]")
-        return _is_ip(literal)
-    name, colon, port = host.rpartition(":")
-    if not colon or not port.isdigit():
-        name = host
-    name = name.rstrip(".")
-    return _is_ip(name) or name in names
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
 class HostCheck:
     """ASGI middleware: 421 for a request whose ``Host`` names neither an IP address nor one
-    of the kiosk's own names (``own_host_names``). A page on another domain whose name was
+    of the kiosk's own names (``kiosk.hosts``). A page on another domain whose name was
     made to resolve to the kiosk (DNS rebinding) is the kiosk's origin to the browser, which
     then lets its scripts read the kiosk's answers and pass ``Origin`` checks; its requests
     still carry its own name as ``Host``. A request with no ``Host`` (HTTP/1.0, no browser)
@@ -575,7 +546,7 @@ def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeConfig
     if tls is not None:
         options["ssl_certfile"], options["ssl_keyfile"] = tls
     options.update(overrides)
-    guarded = HostCheck(BodyLimit(app, web.max_body_bytes), own_host_names(web))
+    guarded = HostCheck(BodyLimit(app, web.max_body_bytes), own_host_names(web.allowed_hosts))
     config = EdgeConfig(guarded, **options)
     config.edge_limits = limits
     config.client_noise = install_client_noise_filter()

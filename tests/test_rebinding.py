@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -132,3 +133,66 @@ def test_refused_hosts_are_logged_once_per_interval_with_a_count(caplog):
     lines = [r.getMessage() for r in caplog.records if "evil.example" in r.getMessage()]
     assert len(lines) == 2 and "(51 so far)" in lines[1]
     assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [421] * 51
+
+
+# --------------------------------------------------------------- the office's status server
+
+
+@pytest.fixture
+def office(tmp_path, clock, monkeypatch):
+    """``kiosk collect``'s status server on loopback (its default), serving a bundle that
+    names a quarantined household; the collector never pulls here."""
+    from kiosk.config.fleet import CollectorConfig
+    from kiosk.passes import load_private_key, new_key_pair
+    from office.collector import Collector
+    from office.listsync import publish_bundle
+
+    key_path, _ = new_key_pair(tmp_path / "keys", "office")
+    bundle = tmp_path / "bundle.json"
+    lists = {"quarantine": [{"household": "3-201", "holder": "Wang Xiuying",
+                             "from": "2026-03-01", "until": "2026-03-14"}]}  # fmt: skip
+    publish_bundle(load_private_key(key_path), lists, bundle, now=clock.now())
+    monkeypatch.setenv("TOKEN", "unused")
+
+    def start(**extra):
+        from office.collector import StatusServer
+
+        config = CollectorConfig.model_validate(
+            {"kiosks": [{"url": "http://gate-1", "token_env": "TOKEN"}],
+             "lists_bundle_file": str(bundle), **extra}
+        )  # fmt: skip
+        collector = Collector(config, "postgresql://collector@db.invalid/fleet")
+        server = StatusServer(collector, "127.0.0.1", 0, allowed_hosts=config.allowed_hosts)
+        server.start()
+        started.append((server, collector))
+        return server
+
+    started: list = []
+    yield start
+    for server, collector in started:
+        server.stop()
+        collector.stop()
+
+
+def office_get(server, path: str, host: str) -> httpx.Response:
+    with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=10) as http:
+        return http.get(path, headers={"Host": host})
+
+
+@pytest.mark.parametrize("path", ["/lists/bundle", "/status.json", "/", "/metrics"])
+def test_a_rebound_page_on_the_office_pc_reads_nothing_from_the_status_port(office, path):
+    # On loopback (the default) the bundle needs no token: a page on evil.example, its name
+    # rebound to 127.0.0.1, read the quarantined households from a browser on the office PC.
+    server = office()
+    response = office_get(server, path, f"evil.example:{server.port}")
+    assert response.status_code == 421, (path, response.status_code)
+    assert "3-201" not in response.text and "Wang" not in response.text
+
+
+def test_the_status_port_still_answers_its_addresses_and_configured_names(office):
+    server = office(allowed_hosts=["office.lan"])
+    for host in (f"127.0.0.1:{server.port}", "localhost", "[::1]:9110", "OFFICE.lan:9110",
+                 f"{socket.gethostname()}.local"):  # fmt: skip
+        response = office_get(server, "/lists/bundle", host)
+        assert response.status_code == 200 and "3-201" in response.text, host
+    assert office_get(server, "/lists/bundle", "office.lan.evil.example").status_code == 421

@@ -1,9 +1,10 @@
 """Web server, screens and API: what is served, to whom, and the connection discipline."""
 
 import ipaddress
-import re
 
 from pydantic import Field, field_validator
+
+from kiosk.hosts import host_names
 
 from ._base import Host, PageSize, Port, Section
 
@@ -16,27 +17,6 @@ def _addresses(values: tuple[str, ...]) -> tuple[str, ...]:
         except ValueError:
             raise ValueError(f"not an IP address or network: {value!r}") from None
     return values
-
-
-_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
-_HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
-
-
-def _host_names(values: tuple[str, ...]) -> tuple[str, ...]:
-    """Each entry a host name (``gate-01.lan``), lower-cased, or an IP address."""
-    names = []
-    for value in values:
-        name = value.strip().lower()
-        if not _HOST_NAME.fullmatch(name):
-            try:
-                ipaddress.ip_address(name.strip("[]"))
-            except ValueError:
-                raise ValueError(
-                    f"not a host name: {value!r} (a name alone, e.g. gate-01.lan:"
-                    " no scheme, port or path)"
-                ) from None
-        names.append(name.rstrip("."))
-    return tuple(names)
 
 
 class WebSection(Section):
@@ -101,4 +81,4 @@ class WebSection(Section):
     @field_validator("allowed_hosts")
     @classmethod
     def _valid_host_names(cls, values: tuple[str, ...]) -> tuple[str, ...]:
-        return _host_names(values)
+        return host_names(values)
