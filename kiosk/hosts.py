@@ -34,10 +34,12 @@ def host_names(values: Iterable[str]) -> tuple[str, ...]:
 
 
 def own_host_names(allowed: Iterable[str] = ()) -> frozenset[str]:
-    """The names a server here answers to: ``localhost``, this machine's name and
-    ``NAME.local``, and ``allowed``. Any IP address is answered too (``host_is_ours``)."""
+    """The names a server here answers to: ``localhost``, this machine's name (as set, and
+    its first label: ``gate-1`` of ``gate-1.compound.lan``) and ``NAME.local`` (mDNS names
+    the first label), and ``allowed``. Any IP address is answered too (``host_is_ours``)."""
     me = socket.gethostname().lower().rstrip(".")
-    return frozenset({"localhost", me, f"{me}.local", *allowed})
+    short = me.split(".", 1)[0]
+    return frozenset({"localhost", me, short, f"{short}.local", *allowed})
 
 
 def host_is_ours(host: str, names: frozenset[str]) -> bool:

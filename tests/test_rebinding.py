@@ -196,3 +196,14 @@ def test_the_status_port_still_answers_its_addresses_and_configured_names(office
         response = office_get(server, "/lists/bundle", host)
         assert response.status_code == 200 and "3-201" in response.text, host
     assert office_get(server, "/lists/bundle", "office.lan.evil.example").status_code == 421
+
+
+def test_a_machine_named_with_its_domain_answers_to_its_mdns_name(monkeypatch):
+    from kiosk.hosts import host_is_ours, own_host_names
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "Gate-1.Compound.LAN")
+    names = own_host_names()
+    for host in ("gate-1.compound.lan", "gate-1", "gate-1.local:8000", "localhost"):
+        assert host_is_ours(host, names), host
+    assert not host_is_ours("gate-1.compound.lan.local", names)
+    assert not host_is_ours("compound.lan", names)
