@@ -207,3 +207,34 @@ def test_a_machine_named_with_its_domain_answers_to_its_mdns_name(monkeypatch):
         assert host_is_ours(host, names), host
     assert not host_is_ours("gate-1.compound.lan.local", names)
     assert not host_is_ours("compound.lan", names)
+
+
+# ------------------------------------------------------- every page, as a browser fetches it
+
+
+def test_every_html_page_refuses_frames_sniffing_caching_and_cross_site_referrers(guard_core):
+    # Pinned for every GET route of the app, not one page: a console page with names that a
+    # frame could overlay, a cache could keep, or a link could leak in its Referer.
+    from guard_support import ADMIN_PW, BASE, login
+    from test_docs import _routes
+
+    app = create_app(guard_core)
+    samples = {"{row}": "1", "{seq}": "1", "{fmt}": "csv"}
+    pages = 0
+    with TestClient(app, base_url=BASE) as admin:
+        login(admin, "root", ADMIN_PW)
+        for method, path in sorted(set(_routes(app.routes))):
+            for name, value in samples.items():
+                path = path.replace(name, value)
+            if method != "GET" or "{" in path or path.endswith(("events", ".mjpeg")):
+                continue
+            response = admin.get(path, headers={"Accept": "text/html"}, follow_redirects=False)
+            if not response.headers.get("content-type", "").startswith("text/html"):
+                continue
+            pages += 1
+            headers = response.headers
+            assert "frame-ancestors 'none'" in headers.get("content-security-policy", ""), path
+            assert headers.get("x-content-type-options") == "nosniff", path
+            assert headers.get("referrer-policy") == "same-origin", path
+            assert headers.get("cache-control") == "no-store", path
+    assert pages >= 15
