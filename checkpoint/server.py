@@ -546,7 +546,8 @@ def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeConfig
     if tls is not None:
         options["ssl_certfile"], options["ssl_keyfile"] = tls
     options.update(overrides)
-    guarded = HostCheck(BodyLimit(app, web.max_body_bytes), own_host_names(web.allowed_hosts))
+    names = own_host_names((*web.allowed_hosts, web.host))  # bound to a name: that one too
+    guarded = HostCheck(BodyLimit(app, web.max_body_bytes), names)
     config = EdgeConfig(guarded, **options)
     config.edge_limits = limits
     config.client_noise = install_client_noise_filter()

@@ -39,7 +39,8 @@ def own_host_names(allowed: Iterable[str] = ()) -> frozenset[str]:
     the first label), and ``allowed``. Any IP address is answered too (``host_is_ours``)."""
     me = socket.gethostname().lower().rstrip(".")
     short = me.split(".", 1)[0]
-    return frozenset({"localhost", me, short, f"{short}.local", *allowed})
+    listed = (name.lower().rstrip(".") for name in allowed)
+    return frozenset({"localhost", me, short, f"{short}.local", *listed})
 
 
 def host_is_ours(host: str, names: frozenset[str]) -> bool:

@@ -551,7 +551,7 @@ class StatusServer:
         allowed_hosts: tuple[str, ...] = (),
     ) -> None:
         self.collector = collector
-        handler = _handler_for(collector, own_host_names(allowed_hosts))
+        handler = _handler_for(collector, own_host_names((*allowed_hosts, host)))
         handler.timeout = timeout_s
         self.httpd = _BoundedServer((host, port), handler, max_connections)
         self._thread: threading.Thread | None = None

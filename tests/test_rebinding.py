@@ -162,7 +162,7 @@ def office(tmp_path, clock, monkeypatch):
              "lists_bundle_file": str(bundle), **extra}
         )  # fmt: skip
         collector = Collector(config, "postgresql://collector@db.invalid/fleet")
-        server = StatusServer(collector, "127.0.0.1", 0, allowed_hosts=config.allowed_hosts)
+        server = StatusServer(collector, config.status_host, 0, allowed_hosts=config.allowed_hosts)
         server.start()
         started.append((server, collector))
         return server
@@ -238,3 +238,24 @@ def test_every_html_page_refuses_frames_sniffing_caching_and_cross_site_referrer
             assert headers.get("referrer-policy") == "same-origin", path
             assert headers.get("cache-control") == "no-store", path
     assert pages >= 15
+
+
+def test_a_kiosk_bound_to_a_name_answers_to_that_name(guard_core):
+    # web.host may be a name (the server listens on its address): the clients then use it.
+    web = guard_core.config.web.model_copy(update={"host": "Gate-01.lan"})
+    with served(guard_core, web) as browser:
+        assert browser.get("/guard/login", headers={"Host": "gate-01.lan:8000"}).status_code == 200
+        assert browser.get("/guard/login", headers={"Host": "gate-02.lan"}).status_code == 421
+
+
+def test_a_status_port_bound_to_a_name_answers_to_that_name(office, monkeypatch):
+    from office import collector as collector_mod
+
+    real = collector_mod._BoundedServer.__init__
+
+    def on_loopback(self, address, *args):  # "office.lan" resolves to this host here
+        real(self, ("127.0.0.1", address[1]), *args)
+
+    monkeypatch.setattr(collector_mod._BoundedServer, "__init__", on_loopback)
+    server = office(status_host="office.lan")
+    assert office_get(server, "/status.json", "office.lan:9110").status_code == 200
