@@ -50,6 +50,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 from kiosk.config.web import WebSection
+from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.secrets import secret_path
 from ui.kiosk_screen import Network, in_networks
 
@@ -280,6 +281,58 @@ class BodyLimit:
                 raise
 
 
+#: A host the kiosk does not answer to is said at most this often in the journal.
+HOST_LOG_EVERY_S = 60.0
+_MISDIRECTED = (
+    b"this kiosk does not answer to that host name; if it is the kiosk's own,"
+    b" add it to web.allowed_hosts (docs/network.md)\n"
+)
+
+
+class HostCheck:
+    """ASGI middleware: 421 for a request whose ``Host`` names neither an IP address nor one
+    of the kiosk's own names (``kiosk.hosts``). A page on another domain whose name was
+    made to resolve to the kiosk (DNS rebinding) is the kiosk's origin to the browser, which
+    then lets its scripts read the kiosk's answers and pass ``Origin`` checks; its requests
+    still carry its own name as ``Host``. A request with no ``Host`` (HTTP/1.0, no browser)
+    passes."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        names: frozenset[str],
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app = app
+        self.names = names
+        self.monotonic = monotonic
+        self.refused = 0
+        self._logged = -1e9
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        host = _header(scope, b"host")
+        if not host or host_is_ours(host, self.names):
+            await self.app(scope, receive, send)
+            return
+        self.refused += 1
+        now = self.monotonic()
+        if now - self._logged >= HOST_LOG_EVERY_S:
+            self._logged = now
+            log.warning(
+                "refused a request for host %r (%d so far): not one of this kiosk's names"
+                " (web.allowed_hosts)",
+                host[:100],
+                self.refused,
+            )
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            await _send_plain(send, 421, _MISDIRECTED)
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers") or ():
         if key == name:
@@ -288,14 +341,21 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 async def _send_413(send: Send) -> None:
-    body = b'{"detail":"request body too large"}'
+    await _send_plain(send, 413, b'{"detail":"request body too large"}', b"application/json")
+
+
+async def _send_plain(
+    send: Send, status: int, body: bytes, content_type: bytes = b"text/plain; charset=utf-8"
+) -> None:
+    """Answer ``status`` with ``body`` before the app read the request, and close."""
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", content_type),
                 (b"content-length", str(len(body)).encode()),
+                (b"x-content-type-options", b"nosniff"),
                 (b"connection", b"close"),
             ],
         }
@@ -486,7 +546,9 @@ def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeConfig
     if tls is not None:
         options["ssl_certfile"], options["ssl_keyfile"] = tls
     options.update(overrides)
-    config = EdgeConfig(BodyLimit(app, web.max_body_bytes), **options)
+    names = own_host_names((*web.allowed_hosts, web.host))  # bound to a name: that one too
+    guarded = HostCheck(BodyLimit(app, web.max_body_bytes), names)
+    config = EdgeConfig(guarded, **options)
     config.edge_limits = limits
     config.client_noise = install_client_noise_filter()
     config.form_noise = install_client_noise_filter("python_multipart.multipart", None)

@@ -48,6 +48,7 @@ from drivers.clocksync import system_clock
 from kiosk.backoff import Backoff
 from kiosk.clock import Clock
 from kiosk.config.fleet import CollectorConfig, KioskSource
+from kiosk.hosts import host_is_ours, own_host_names
 from office.gatereports import collect_reports
 from office.listsync import BundleFile
 from office.pg import PgError, PgTarget, redact_dsn
@@ -547,9 +548,10 @@ class StatusServer:
         port: int,
         timeout_s: float = STATUS_TIMEOUT_S,
         max_connections: int = STATUS_MAX_CONNECTIONS,
+        allowed_hosts: tuple[str, ...] = (),
     ) -> None:
         self.collector = collector
-        handler = _handler_for(collector)
+        handler = _handler_for(collector, own_host_names((*allowed_hosts, host)))
         handler.timeout = timeout_s
         self.httpd = _BoundedServer((host, port), handler, max_connections)
         self._thread: threading.Thread | None = None
@@ -606,7 +608,14 @@ class _CutOffHandler(BaseHTTPRequestHandler):
         super().finish()
 
 
-def _handler_for(collector: Collector) -> type[BaseHTTPRequestHandler]:
+#: A ``Host`` the status port does not answer to (``kiosk.hosts``: DNS rebinding).
+_MISDIRECTED = (
+    b"this status port does not answer to that host name; if it is the office's own,"
+    b" add it to allowed_hosts (docs/network.md)\n"
+)
+
+
+def _handler_for(collector: Collector, names: frozenset[str]) -> type[BaseHTTPRequestHandler]:
     class Handler(_CutOffHandler):
         server_version = "kiosk-collect"
 
@@ -630,7 +639,10 @@ def _handler_for(collector: Collector) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802
             path = self.path.split("?", 1)[0]
-            if path == "/":
+            host = self.headers.get("Host")
+            if host and not host_is_ours(host, names):
+                self._send(421, _MISDIRECTED, "text/plain; charset=utf-8")
+            elif path == "/":
                 self._send(200, collector.status_html().encode(), "text/html; charset=utf-8")
             elif path == "/status.json":
                 body = json.dumps(collector.status_json(), indent=1).encode()

@@ -345,8 +345,8 @@ def test_a_pipelined_request_is_not_taken_for_an_idle_connection():
             port = server.sock.getsockname()[1]
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(
-                b"GET /first HTTP/1.1\r\nHost: t\r\n\r\n"
-                b"GET /second HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                b"GET /first HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                b"GET /second HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
             )
             await writer.drain()
             answer = await asyncio.wait_for(reader.read(), 5)

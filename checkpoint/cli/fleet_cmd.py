@@ -94,7 +94,9 @@ def collect_run(args: argparse.Namespace) -> int:
             raise CliError(f"{len(failed)} of {len(statuses)} kiosks failed")
         return 0
     try:
-        server = StatusServer(collector, config.status_host, config.status_port)
+        server = StatusServer(
+            collector, config.status_host, config.status_port, allowed_hosts=config.allowed_hosts
+        )
     except OSError as exc:
         raise CliError(
             f"cannot listen on {config.status_host}:{config.status_port}: {exc.strerror}"

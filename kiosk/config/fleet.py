@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from kiosk.hosts import host_names
+
 from ._base import EnvName, Host, LocalPath, Port, Section
 
 __all__ = ["CollectorConfig", "FleetSection", "KioskSource", "load_collector_config"]
@@ -119,6 +121,11 @@ class CollectorConfig(Section):
     """Address of the status page and /metrics."""
     status_port: Port = 9110
     """Port of the status page (0: any free port)."""
+    allowed_hosts: tuple[str, ...] = Field((), max_length=32, strict=False)
+    """Host names, besides its IP addresses, `localhost` and this machine's own name (and
+    `NAME.local`), under which the status page is reached (the gates' `lists_url`, e.g.
+    `office.lan`); any other gets 421, so a page on another domain cannot read it by DNS
+    rebinding (docs/network.md)."""
     lists_bundle_file: LocalPath | None = None
     """Signed list bundle (`kiosk fleet publish --out`) served to the kiosks at `/lists/bundle`;
     none: not served."""
@@ -126,6 +133,11 @@ class CollectorConfig(Section):
     """Environment variable with the bearer token the kiosks must send for `/lists/bundle` (their
     `[fleet] lists_token_env`). The bundle names quarantined households and people. None: the
     bundle is served on a loopback `status_host` only, and refused (403) on any other."""
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _valid_host_names(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return host_names(values)
 
     @model_validator(mode="after")
     def _unique_urls(self) -> CollectorConfig:

@@ -4,6 +4,8 @@ import ipaddress
 
 from pydantic import Field, field_validator
 
+from kiosk.hosts import host_names
+
 from ._base import Host, PageSize, Port, Section
 
 
@@ -51,6 +53,10 @@ class WebSection(Section):
     trusted_proxies: tuple[str, ...] = Field((), max_length=32, strict=False)
     """Addresses of reverse proxies whose X-Forwarded-For/-Proto is believed. Empty (default): proxy
     headers are ignored from everyone."""
+    allowed_hosts: tuple[str, ...] = Field((), max_length=32, strict=False)
+    """Host names, besides its IP addresses, `localhost` and this machine's own name (and
+    `NAME.local`), under which the kiosk is reached (`gate-01.lan`); a request naming any other
+    host gets 421, so a page on another domain cannot read it by DNS rebinding (docs/network.md)."""
     tls: bool = False
     """Serve HTTPS with the `tls_cert` and `tls_key` credentials (scripts/install --tls makes a
     self-signed pair); guard cookies are then `Secure`."""
@@ -71,3 +77,8 @@ class WebSection(Section):
     @classmethod
     def _valid_addresses(cls, values: tuple[str, ...]) -> tuple[str, ...]:
         return _addresses(values)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _valid_host_names(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return host_names(values)
