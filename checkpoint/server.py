@@ -43,6 +43,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -504,6 +505,20 @@ def tls_files(web: WebSection) -> tuple[str, str] | None:
     return str(cert), str(key)
 
 
+def certificate_names(cert_file: str) -> tuple[str, ...]:
+    """The DNS names a PEM certificate is for (its subject alternative names): the names the
+    kiosk is reached by over TLS (``scripts/install --tls-name``). Nothing for a file that is
+    not a certificate; the TLS handshake reports that one."""
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
+        alternatives = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return ()
+    return tuple(alternatives.value.get_values_for_type(x509.DNSName))
+
+
 def effective_max_connections(web: WebSection, nofile: int | None = None) -> int:
     """``web.max_connections``, capped at half the open-file limit (the other half is the
     event log, helpers, devices and the accept that closes the excess)."""
@@ -546,7 +561,9 @@ def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeConfig
     if tls is not None:
         options["ssl_certfile"], options["ssl_keyfile"] = tls
     options.update(overrides)
-    names = own_host_names((*web.allowed_hosts, web.host))  # bound to a name: that one too
+    # Bound to a name: that one too; with TLS, the names its certificate is for.
+    certified = certificate_names(tls[0]) if tls is not None else ()
+    names = own_host_names((*web.allowed_hosts, web.host, *certified))
     guarded = HostCheck(BodyLimit(app, web.max_body_bytes), names)
     config = EdgeConfig(guarded, **options)
     config.edge_limits = limits

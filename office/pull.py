@@ -626,6 +626,11 @@ class Puller:
                     raise PullError(f"{url}: {status} {_detail(body)}")
                 if status == 422:
                     raise _refused(url, body)
+                if status == 421:  # the gate's guard against DNS rebinding (docs/network.md)
+                    raise PullError(
+                        f"{url}: 421: the gate does not answer to {httpx.URL(url).host}; if"
+                        " that name is the gate's, add it to the gate's [web] allowed_hosts"
+                    )
                 if status == 429 or status >= 500:
                     problem = f"HTTP {status}"
                     retry_after = response_headers.get("retry-after", "")

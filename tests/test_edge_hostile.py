@@ -340,7 +340,7 @@ def test_check_config_names_a_bad_timezone_a_missing_trust_dir_and_deep_nesting(
 # --- TLS ----------------------------------------------------------------------------------------
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
+def _self_signed(directory: Path, dns_names: tuple[str, ...] = ()) -> tuple[Path, Path]:
     from datetime import UTC, datetime, timedelta
 
     from cryptography import x509
@@ -359,8 +359,11 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=1))
         .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
     )
+    if dns_names:
+        names = [x509.DNSName(n) for n in dns_names]
+        cert = cert.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = cert.sign(key, hashes.SHA256())
     cert_path, key_path = directory / "tls_cert", directory / "tls_key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(

@@ -379,3 +379,20 @@ def test_a_legal_page_over_the_cap_is_asked_again_in_pages_that_surely_fit(tmp_p
         assert target_rows(target) == kiosk_rows(core)
     finally:
         core.store.close()
+
+
+def test_a_gate_that_does_not_answer_to_the_pulled_name_says_what_to_set(kiosk, tmp_path):
+    """An office pulling a gate by a DNS name the gate was never told is its own: the gate's
+    DNS-rebinding guard answers 421, and the office must learn which setting lets it in."""
+    from starlette.testclient import TestClient
+
+    from checkpoint.server import HostCheck
+    from kiosk.hosts import own_host_names
+
+    gate = TestClient(
+        HostCheck(kiosk.test_client.app, own_host_names()), base_url="http://gate-01.lan:8000"
+    )
+    with pytest.raises(PullError, match=r"421: the gate does not answer to gate-01\.lan") as err:
+        pull("http://gate-01.lan:8000", kiosk.token, tmp_path / "c.db", client=gate)
+    assert "[web] allowed_hosts" in str(err.value)
+    assert not (tmp_path / "c.db").exists()

@@ -259,3 +259,21 @@ def test_a_status_port_bound_to_a_name_answers_to_that_name(office, monkeypatch)
     monkeypatch.setattr(collector_mod._BoundedServer, "__init__", on_loopback)
     server = office(status_host="office.lan")
     assert office_get(server, "/status.json", "office.lan:9110").status_code == 200
+
+
+def test_a_tls_kiosk_answers_to_the_names_its_certificate_is_for(tmp_path, monkeypatch):
+    """``scripts/install --tls --tls-name gate-01.lan`` makes a certificate for the name the
+    office pulls by: that name is the kiosk's own without also listing it in allowed_hosts
+    (an office pulling https://gate-01.lan got 421 after the upgrade), a name the
+    certificate is not for is still refused."""
+    from fastapi import FastAPI
+    from test_edge_hostile import _self_signed
+
+    _self_signed(tmp_path, dns_names=("gate-01.lan", "Gate-Backup.Compound.LAN"))
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    inner = FastAPI()
+    inner.get("/api/v1/health")(lambda: {"ok": True})
+    app = server_config(inner, WebSection(tls=True)).app
+    for base in ("https://gate-01.lan", "https://gate-backup.compound.lan:8443"):
+        assert TestClient(app, base_url=base).get("/api/v1/health").status_code == 200, base
+    assert TestClient(app, base_url="https://evil.example").get("/api/v1/health").status_code == 421
