@@ -300,6 +300,15 @@ class Screen:
             tracker=ScreenTracker(current_state(core)),
         )
 
+    def current(self) -> ScreenTracker:
+        """``tracker`` caught up with the engine's last state. Connected streams feed it; with
+        none connected (the screen's browser restarting, its link down, a reload) it hears
+        nothing, and a screen coming back would show the previous person's result again."""
+        state = current_state(self.core)
+        if state is not self.tracker.state:
+            self.tracker.feed(state)
+        return self.tracker
+
     def view_of(self, tracker: ScreenTracker, lang: str) -> dict[str, Any]:
         return kiosk_view(
             tracker.state,
@@ -407,7 +416,7 @@ def kiosk_page(
             "timezone": cfg.site.timezone,
             "two_way": cfg.site.direction == "both",
             "direction": core.runner.engine.direction,
-            "view": s.view_of(s.tracker, lang),
+            "view": s.view_of(s.current(), lang),
             "banner": s.banner_in(lang),
             "hold_s": cfg.engine.result_hold_s,
             "has_preview": preview_source(core) is not None,
@@ -514,8 +523,9 @@ async def screen_stream(request: Request, s: Screen, lang: str) -> AsyncIterator
     it, a banner per health message, and a tick when nothing was written for ``TICK_S``."""
     core = s.core
     messages = bus_messages(core)  # subscribe first: nothing slips in between
-    mine = ScreenTracker(s.tracker.state)
-    mine.decision = s.tracker.decision
+    shared = s.current()
+    mine = ScreenTracker(shared.state)
+    mine.decision = shared.decision
     try:
         yield "retry: 2000\n\n"
         yield sse("view", s.view_of(mine, lang))

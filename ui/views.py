@@ -160,8 +160,12 @@ class ScreenTracker:
             return True
         if kind == "state":
             self.state = message
-            if message.get("state") not in ("deciding", "decided", "gate_open"):
-                self.decision = None
+            if message.get("state") not in ("deciding", "decided", "gate_open") or (
+                self.decision is not None
+                and message.get("passage") is not None
+                and self.decision.get("passage") != message.get("passage")
+            ):
+                self.decision = None  # over, or another passage's (one this screen missed)
             return True
         return False
 

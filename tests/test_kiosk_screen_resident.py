@@ -1,0 +1,88 @@
+"""The kiosk screen as a queue of residents meets it (defects found walking it in Chromium
+against the daemon on fakes): what the next person sees of the previous one, what a deny
+tells them to do, and what a screen that lost its link shows when it comes back.
+
+SSE is driven on the test's own loop (``test_ui_kiosk.read_sse``): no sleeps, no threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from guard_support import BASE, close_core, make_core
+from test_ui_kiosk import DENY_DECISION, IDLE, PASS_DECISION, TestClient, kiosk_app, read_sse
+
+GATE_OPEN_7 = {
+    "type": "state",
+    "state": "gate_open",
+    "prompt": "pass",
+    "direction": "in",
+    "passage": 7,
+}
+DECIDED_8 = {
+    "type": "state",
+    "state": "decided",
+    "prompt": "see_guard",
+    "direction": "in",
+    "passage": 8,
+}
+
+
+@pytest.fixture
+def core(data_dir, clock, monkeypatch):
+    c = make_core(data_dir, clock, monkeypatch)
+    yield c
+    close_core(c)
+
+
+def _watch(app, core, messages) -> None:  # noqa: ANN001 - test helper
+    """One screen connected while ``messages`` are published, then gone."""
+    published = False
+
+    def publish(events: list) -> None:
+        nonlocal published
+        if not published and len(events) >= 2:  # its first view and banner came
+            published = True
+            for message in messages:
+                core.bus.publish(message)
+
+    asyncio.run(
+        read_sse(
+            app,
+            "/kiosk/events?lang=en",
+            on_event=publish,
+            until=lambda ev: sum(1 for n, _ in ev if n == "view") >= 1 + len(messages),
+        )
+    )
+
+
+def test_a_screen_that_reconnects_after_the_passage_ended_shows_no_earlier_result(core):
+    # Person A passes while the screen is connected; the screen's link drops (a browser
+    # restart, a network blip, a reload); A's passage ends meanwhile. The screen that comes
+    # back must not greet the next person as A, chime a pass or show A's temperature: the
+    # process-wide tracker was fed only by connected streams, so it still held A's pass.
+    app = kiosk_app(core)
+    _watch(app, core, [PASS_DECISION | {"passage": 7}, GATE_OPEN_7])
+    core.bus.publish(IDLE)  # nobody watching: A walked through, the kiosk is idle
+
+    with TestClient(app, base_url=BASE) as client:
+        page = client.get("/kiosk?lang=en").text
+    assert "result-pass" not in page and "Hello" not in page and "36.4" not in page
+
+    events = asyncio.run(read_sse(app, "/kiosk/events?lang=en", until=lambda ev: len(ev) >= 2))
+    first = events[0][1]
+    assert first["result"] is None and first["sound"] is None and first["hello"] is None
+
+
+def test_a_reconnecting_screen_shows_no_deny_of_an_earlier_passage(core):
+    # A's fever deny was on screen when the link dropped; B's passage then reached its own
+    # decision unseen. The screen coming back must not show A's fever (red, 38.3 °C, held
+    # 6 s by the page) over B's passage.
+    app = kiosk_app(core)
+    _watch(app, core, [DENY_DECISION | {"passage": 7}, DECIDED_8 | {"passage": 7}])
+    core.bus.publish(DECIDED_8)  # passage 8's decision went out while nobody watched
+
+    events = asyncio.run(read_sse(app, "/kiosk/events?lang=en", until=lambda ev: len(ev) >= 2))
+    first = events[0][1]
+    assert first["result"] is None and "38.3" not in str(first)
