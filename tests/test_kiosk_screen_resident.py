@@ -13,6 +13,8 @@ import pytest
 from guard_support import BASE, close_core, make_core
 from test_ui_kiosk import DENY_DECISION, IDLE, PASS_DECISION, TestClient, kiosk_app, read_sse
 
+from ui.views import kiosk_view
+
 GATE_OPEN_7 = {
     "type": "state",
     "state": "gate_open",
@@ -86,3 +88,34 @@ def test_a_reconnecting_screen_shows_no_deny_of_an_earlier_passage(core):
     events = asyncio.run(read_sse(app, "/kiosk/events?lang=en", until=lambda ev: len(ev) >= 2))
     first = events[0][1]
     assert first["result"] is None and "38.3" not in str(first)
+
+
+# --- what a deny tells the person to do ----------------------------------------------------
+
+FEVER_WAIT = {
+    "zh-CN": "请在旁等候，保安将为您复测",
+    "en": "Please wait aside; a guard will re-check you",
+}
+FEVER_WORDS = {"zh-CN": "体温偏高", "en": "Temperature too high"}
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+@pytest.mark.parametrize(
+    "other", ["pass_expired", "pass_revoked", "quota_exceeded", "outside_hours", "quarantined"]
+)
+def test_a_fever_with_another_reason_still_asks_the_person_to_wait_for_the_guard(lang, other):
+    # The policy lists the pass's reasons before the temperature's, and the screen took the
+    # first reason's what-to-do: a resident with an expired pass and 38.6 °C was sent to the
+    # office ("ask the office for a new pass"), one after hours told to come back later,
+    # while the fever alarm called the guard to the gate they had left.
+    decision = DENY_DECISION | {"reasons": [other, "fever"], "temp_c": 38.6}
+    view = kiosk_view(DECIDED_8, decision, lang, fever_c=37.3)
+    assert view["prompt"] == FEVER_WAIT[lang]
+    assert view["result"]["reasons"][0] == FEVER_WORDS[lang]  # said first, spoken too
+    assert FEVER_WORDS[lang] in view["speak"] and FEVER_WAIT[lang] in view["speak"]
+
+
+def test_with_no_guard_on_duty_a_fever_is_told_where_to_call_not_to_wait():
+    decision = DENY_DECISION | {"reasons": ["no_guard_on_duty", "fever"], "temp_c": 38.6}
+    view = kiosk_view(DECIDED_8, decision, "en", fever_c=37.3, call="0571-8888 1234")
+    assert "please call 0571-8888 1234" in view["prompt"]

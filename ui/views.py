@@ -193,6 +193,17 @@ WRIST_PROMPTS = frozenset({"step_up", "measure_wrist", "measure_again", "measuri
 ICONS = {"pass": "✔", "deny": "✖", "fault": "!", "remeasure": "↻", "out_of_service": "⏸"}
 
 
+#: Reasons said (and acted on) before the others: with no guard on duty nobody comes, so the
+#: person is told where to call; a fever keeps them at the gate for the guard's re-check,
+#: whatever else is wrong with their pass (the policy lists the pass's reasons first).
+FIRST_REASONS = ("no_guard_on_duty", "fever")
+
+
+def _first_reasons_first(codes: list[str]) -> list[str]:
+    rank = {code: i for i, code in enumerate(FIRST_REASONS)}
+    return sorted(codes, key=lambda c: rank.get(c, len(FIRST_REASONS)))
+
+
 def result_kind(verdict: str, codes: list[str]) -> str:
     """``pass``, ``deny`` (red: the person's pass or health), ``remeasure`` (amber: only the
     measurement failed) or ``fault`` (amber: only the kiosk failed)."""
@@ -224,7 +235,9 @@ def result_view(
     codes = [str(c) for c in decision.get("reasons") or []]
     kind = result_kind(verdict, codes)
     if kind == "deny":
-        shown = [c for c in codes if c not in SILENT_REASONS | DEVICE_REASONS | MEASURE_REASONS]
+        shown = _first_reasons_first(
+            [c for c in codes if c not in SILENT_REASONS | DEVICE_REASONS | MEASURE_REASONS]
+        )
     elif kind == "remeasure":
         shown = [c for c in codes if c in MEASURE_REASONS][:1]
     else:
