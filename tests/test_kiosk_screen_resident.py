@@ -119,3 +119,15 @@ def test_with_no_guard_on_duty_a_fever_is_told_where_to_call_not_to_wait():
     decision = DENY_DECISION | {"reasons": ["no_guard_on_duty", "fever"], "temp_c": 38.6}
     view = kiosk_view(DECIDED_8, decision, "en", fever_c=37.3, call="0571-8888 1234")
     assert "please call 0571-8888 1234" in view["prompt"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "words"), [("zh-CN", "请出示通行码"), ("en", "Show your pass QR code")]
+)
+def test_someone_too_slow_with_their_pass_is_told_to_show_it_not_to_stop(lang, words):
+    # A temperature-first kiosk measured an elderly resident, who was still looking for
+    # the paper pass when code_timeout_s ran out: the deny (no_pass) said "Please stop here",
+    # which gives them nothing to do; showing the pass starts a new passage.
+    decision = DENY_DECISION | {"reasons": ["no_pass"], "temp_c": 36.5, "needs_guard": False}
+    view = kiosk_view(DECIDED_8, decision, lang, fever_c=37.3)
+    assert view["prompt"].startswith(words) and words in view["speak"]
