@@ -274,7 +274,11 @@
   function goOffline() {
     if (body.classList.contains("offline")) return;
     clearTimeout(pendingTimer);
+    // A view waiting for a deny's hold is what the kiosk shows now: the offline screen hides
+    // the deny anyway, and a link that comes back with only ticks must not bring it back.
+    const waiting = pending;
     pending = null;
+    if (waiting) render(waiting);
     clearInterval(gateTimer);
     setPreview(false);
     body.classList.add("offline");  // the last result is gone: it could be a stale pass

@@ -1,0 +1,76 @@
+"""The kiosk screen as a queue of residents meets it, in headless Chromium against the real
+daemon on fakes (``test_browser_kiosk.KioskDemo``): what a screen shows when its link to the
+daemon stalls and comes back."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from test_browser import wait_for, wait_idle
+from test_browser_kiosk import SIZE, KioskDemo, open_kiosk, serving
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Iterator[KioskDemo]:
+    yield from serving(KioskDemo(tmp_path_factory.mktemp("kiosk-resident")))
+
+
+@pytest.fixture
+def page(browser) -> Iterator[Any]:
+    context = browser.new_context(viewport=SIZE)
+    p = context.new_page()
+    errors: list[str] = []
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    yield p
+    context.close()
+    assert errors == []
+
+
+def longer_deny_hold(page: Any, seconds: int) -> None:
+    """Serve /kiosk with the page's minimum deny hold at ``seconds`` (``data-deny-hold-s``),
+    so a stall can be placed inside the hold on a loaded machine."""
+
+    def rewrite(route: Any) -> None:
+        response = route.fetch()
+        html = response.text()
+        marker = 'data-deny-hold-s="'
+        start = html.index(marker) + len(marker)
+        end = html.index('"', start)
+        route.fulfill(response=response, body=html[:start] + str(seconds) + html[end:])
+
+    page.route("**/kiosk", rewrite)
+
+
+def test_a_deny_held_on_screen_does_not_come_back_after_the_link_stalled(demo, page):
+    # A fever deny is held on screen (at least 6 s) after the engine went idle; the idle view
+    # waits for the hold. The daemon's loop then stalls (a slow SD card) long enough for the
+    # offline screen, and comes back with only ticks: nothing changed at the gate. The
+    # offline screen had thrown the waiting idle view away, so the previous person's deny
+    # came back and stayed, in red, for everyone walking up, until someone scanned.
+    longer_deny_hold(page, 20)
+    open_kiosk(page, demo)
+    demo.play_step("forged", 0)
+    page.wait_for_selector("body.look-deny")
+    wait_idle(demo)  # the engine's own hold (2.5 s) is over; the screen's is not
+    page.wait_for_timeout(1000)  # the idle view has reached the page
+    assert "look-deny" in page.evaluate("document.body.className")
+    blocked = threading.Event()
+    demo.loop.call_soon_threadsafe(lambda: (blocked.set(), time.sleep(6)))
+    assert blocked.wait(5)
+    page.wait_for_selector("body.offline", timeout=8000)
+    wait_for(lambda: not page.evaluate("document.body.classList.contains('offline')"), 15)
+    back_at = time.monotonic()
+    try:
+        page.wait_for_selector("body.look-idle", timeout=3000)
+    except Exception:  # noqa: BLE001 - say what the screen shows instead
+        shown = page.evaluate("document.body.className")
+        raise AssertionError(
+            f"{time.monotonic() - back_at:.1f} s after the link came back: {shown}"
+        ) from None
+    assert not page.is_visible("#k-result")
