@@ -38,8 +38,8 @@ def core(data_dir, clock, monkeypatch):
     close_core(c)
 
 
-def _watch(app, core, messages) -> None:  # noqa: ANN001 - test helper
-    """One screen connected while ``messages`` are published, then gone."""
+def _watch(app, core, messages, lang="en") -> list:  # noqa: ANN001 - test helper
+    """One screen connected while ``messages`` are published, then gone: its events."""
     published = False
 
     def publish(events: list) -> None:
@@ -49,10 +49,10 @@ def _watch(app, core, messages) -> None:  # noqa: ANN001 - test helper
             for message in messages:
                 core.bus.publish(message)
 
-    asyncio.run(
+    return asyncio.run(
         read_sse(
             app,
-            "/kiosk/events?lang=en",
+            f"/kiosk/events?lang={lang}",
             on_event=publish,
             until=lambda ev: sum(1 for n, _ in ev if n == "view") >= 1 + len(messages),
         )
@@ -131,3 +131,30 @@ def test_someone_too_slow_with_their_pass_is_told_to_show_it_not_to_stop(lang, w
     decision = DENY_DECISION | {"reasons": ["no_pass"], "temp_c": 36.5, "needs_guard": False}
     view = kiosk_view(DECIDED_8, decision, lang, fever_c=37.3)
     assert view["prompt"].startswith(words) and words in view["speak"]
+
+
+# --- a failed measurement: what restarts it --------------------------------------------------
+
+RESCAN = {"zh-CN": "通行码", "en": "pass QR code"}
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+@pytest.mark.parametrize("reason", ["temp_implausible", "no_temperature"])
+def test_a_failed_measurement_on_a_code_first_kiosk_asks_for_the_pass_again(core, lang, reason):
+    # A gloved hand read 29 °C twice (or the child stepped away before the reading): the
+    # passage is over. On a code-first kiosk (the default) only a code starts the next one,
+    # but the screen said "remove your glove and measure again": the resident held a bare
+    # wrist to the sensor and nothing happened until the screen went back to "show your pass".
+    app = kiosk_app(core)
+    deny = DENY_DECISION | {"reasons": [reason], "temp_c": None, "passage": 8, "alarm": None}
+    events = _watch(app, core, [deny, DECIDED_8], lang)
+    view = [data for name, data in events if name == "view"][-1]
+    assert view["look"] == "remeasure"
+    assert RESCAN[lang] in view["prompt"] and RESCAN[lang] in view["speak"]
+
+
+def test_a_failed_measurement_on_a_temperature_first_kiosk_asks_for_the_wrist_only():
+    # There the wrist starts the next passage: no code needed first.
+    deny = DENY_DECISION | {"reasons": ["temp_implausible"], "temp_c": None, "alarm": None}
+    view = kiosk_view(DECIDED_8, deny, "zh-CN", code_first=False)
+    assert view["prompt"] == "请摘下手套，露出手腕后重新测温"

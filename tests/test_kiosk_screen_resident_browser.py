@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from test_browser import wait_for, wait_idle
-from test_browser_kiosk import SIZE, KioskDemo, open_kiosk, serving
+from test_browser_kiosk import SIZE, KioskDemo, check_legible, open_kiosk, serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -74,3 +74,22 @@ def test_a_deny_held_on_screen_does_not_come_back_after_the_link_stalled(demo, p
             f"{time.monotonic() - back_at:.1f} s after the link came back: {shown}"
         ) from None
     assert not page.is_visible("#k-result")
+
+
+@pytest.mark.parametrize(("lang", "size"), [("zh-CN", SIZE), ("en", SIZE), ("en", (1024, 600))])
+def test_measure_again_with_the_pass_shown_again_fits_a_small_panel(demo, browser, lang, size):
+    # The what-to-do line after a failed measurement names the pass too (a code starts the
+    # next passage): it must still fit an 800x480 and a 1024x600 panel, in both languages.
+    width, height = size if isinstance(size, tuple) else (size["width"], size["height"])
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    try:
+        open_kiosk(page, demo, "" if lang == "zh-CN" else "?lang=en")
+        demo.play_step("implausible", 0)
+        page.wait_for_selector("body.look-remeasure")
+        prompt = page.inner_text("#k-prompt")
+        assert ("通行码" if lang == "zh-CN" else "pass QR code") in prompt
+        check_legible(page, f"remeasure-{lang}-{width}x{height}", chinese=lang == "zh-CN")
+        wait_idle(demo)
+    finally:
+        context.close()

@@ -273,6 +273,8 @@ class Screen:
     hours: str | None
     #: where to call when no guard is on duty (``policy.hours.call``)
     call: str
+    #: only a code starts a passage (``engine.order``): measuring again starts with the pass
+    code_first: bool
     #: What every kiosk screen of this process shows now (a page loaded mid-result shows it).
     tracker: ScreenTracker
     #: Every screen of this process sees the same bus messages, so a view or banner is built
@@ -297,6 +299,7 @@ class Screen:
             gate_open_s=cfg.gate.pulse_ms / 1000,
             hours=opening_hours(cfg),
             call=cfg.policy.hours.call,
+            code_first=cfg.engine.order == "code_first",
             tracker=ScreenTracker(current_state(core)),
         )
 
@@ -318,6 +321,7 @@ class Screen:
             gate_open_s=self.gate_open_s,
             hours=self.hours,
             call=self.call,
+            code_first=self.code_first,
         )
 
     def cached(

@@ -227,10 +227,17 @@ def _reason_words(lang: str, code: str, hours: str | None) -> str:
 
 
 def result_view(
-    decision: dict[str, Any], lang: str, *, hours: str | None = None, call: str = ""
+    decision: dict[str, Any],
+    lang: str,
+    *,
+    hours: str | None = None,
+    call: str = "",
+    code_first: bool = False,
 ) -> tuple[dict[str, Any], str | None]:
     """The result block of a decided passage and the what-to-do line (None for a pass: the
-    prompt says it). Device and measurement reasons are never listed as the person's fault."""
+    prompt says it). Device and measurement reasons are never listed as the person's fault.
+    ``code_first``: only a code starts the next passage, so measuring again starts with the
+    pass shown again (on a temperature-first kiosk the wrist starts it)."""
     verdict = str(decision.get("decision"))
     codes = [str(c) for c in decision.get("reasons") or []]
     kind = result_kind(verdict, codes)
@@ -248,6 +255,8 @@ def result_view(
         next_step = None
     elif kind == "fault":
         next_step = i18n.t(lang, "kiosk.fault_next")
+    elif kind == "remeasure" and code_first:
+        next_step = i18n.t(lang, f"kiosk.rescan.{shown[0]}")
     elif nexts:
         next_step = nexts[0]
     else:
@@ -309,9 +318,11 @@ def kiosk_view(
     gate_open_s: float | None = None,
     hours: str | None = None,
     call: str = "",
+    code_first: bool = False,
 ) -> dict[str, Any]:
     """What the kiosk screen shows for a screen state and the decision being shown (``call``:
-    where to call when no guard is on duty, ``policy.hours.call``).
+    where to call when no guard is on duty, ``policy.hours.call``; ``code_first``: the
+    kiosk's ``engine.order``, what starts a passage).
 
     ``look`` is the screen's colour and icon, one per state that must not be confused: idle,
     pass (green), deny (red), remeasure and fault (amber), out_of_service (its own colour, no
@@ -350,18 +361,18 @@ def kiosk_view(
         "degraded": bool(state.get("degraded")),
         "result_id": None,
     }
-    temp = shown_temperature(state, decision if phase == "decided" else None)
-    if temp is not None:
-        view["temp"] = f"{temp:.1f} °C"
-        view["temp_fever"] = fever_c is not None and temp >= fever_c
-    direction = (decision or {}).get("direction") or state.get("direction")
-    if direction in ("in", "out"):
-        view["direction"] = i18n.t(lang, f"kiosk.dir.{direction}")
-        view["direction_code"] = direction
-
+    _facts(view, state, decision, lang, fever_c, decided=phase == "decided")
     verdict = (decision or {}).get("decision")
     if phase == "decided" and decision and verdict in PASS_OR_DENY:
-        _decided(view, decision, lang, hours=hours, gate_open_s=gate_open_s, call=call)
+        _decided(
+            view,
+            decision,
+            lang,
+            hours=hours,
+            gate_open_s=gate_open_s,
+            call=call,
+            code_first=code_first,
+        )
     elif phase == "out_of_order":
         view["headline"] = headline(lang, "out_of_service", "kiosk.out_of_service")
         view["prompt"] = i18n.t(lang, "prompt.out_of_order")
@@ -379,6 +390,26 @@ def kiosk_view(
 PASS_OR_DENY = frozenset({"pass", "deny", "manual_pass", "manual_deny"})
 
 
+def _facts(
+    view: dict[str, Any],
+    state: dict[str, Any],
+    decision: dict[str, Any] | None,
+    lang: str,
+    fever_c: float | None,
+    *,
+    decided: bool,
+) -> None:
+    """The temperature (the decision's once ``decided``) and the direction."""
+    temp = shown_temperature(state, decision if decided else None)
+    if temp is not None:
+        view["temp"] = f"{temp:.1f} °C"
+        view["temp_fever"] = fever_c is not None and temp >= fever_c
+    direction = (decision or {}).get("direction") or state.get("direction")
+    if direction in ("in", "out"):
+        view["direction"] = i18n.t(lang, f"kiosk.dir.{direction}")
+        view["direction_code"] = direction
+
+
 def _decided(
     view: dict[str, Any],
     decision: dict[str, Any],
@@ -387,9 +418,10 @@ def _decided(
     hours: str | None,
     gate_open_s: float | None,
     call: str = "",
+    code_first: bool = False,
 ) -> None:
     """Fill ``view`` for a decided passage."""
-    result, next_step = result_view(decision, lang, hours=hours, call=call)
+    result, next_step = result_view(decision, lang, hours=hours, call=call, code_first=code_first)
     ok = result["kind"] == "pass"
     view["result"] = result
     view["headline"] = {k: result[k] for k in ("kind", "word", "icon")}
