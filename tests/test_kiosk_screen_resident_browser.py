@@ -4,6 +4,8 @@ daemon stalls and comes back."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -93,3 +95,74 @@ def test_measure_again_with_the_pass_shown_again_fits_a_small_panel(demo, browse
         wait_idle(demo)
     finally:
         context.close()
+
+
+class Link:
+    """A TCP link between the screen's browser and the daemon that can go dead the way a
+    network does: ``cut()`` silently stops every connection open now (no FIN, no RST: the
+    browser's side stays open and hears nothing), while connections made afterwards work,
+    as after a switch or Wi-Fi came back and the daemon had forgotten the old ones."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = target_port
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.generation = 0
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self) -> None:
+        self.generation += 1
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self.sockets += [client, upstream]
+            born = self.generation
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b, born), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, born: int) -> None:
+        try:
+            while (data := src.recv(65536)) and born == self.generation:
+                dst.sendall(data)
+        except OSError:
+            return
+        if born == self.generation:  # closed by its end, not cut: pass the close on
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.server.close()
+        for s in self.sockets:
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+def test_the_screen_comes_back_by_itself_after_its_link_went_dead(demo, browser):
+    # A screen on another machine (paired with the screen key): the network between it and
+    # the daemon drops and comes back, and the daemon has forgotten the old connection. The
+    # browser's EventSource never hears of it (nothing arrives, so nothing fails), and the
+    # screen stayed on "connection lost" until a TCP keepalive noticed, a minute or more
+    # after the link was back, or for good behind a proxy that keeps its side open.
+    link = Link(demo.port)
+    context = browser.new_context(viewport=SIZE)
+    page = context.new_page()
+    try:
+        page.goto(f"http://127.0.0.1:{link.port}/kiosk")
+        wait_for(lambda: page.evaluate("window.kioskView !== undefined"))
+        link.cut()
+        page.wait_for_selector("body.offline", timeout=8000)
+        cut_at = time.monotonic()
+        try:
+            wait_for(lambda: not page.evaluate("document.body.classList.contains('offline')"), 20)
+        except AssertionError:
+            raise AssertionError("still offline 20 s after the link came back") from None
+        assert time.monotonic() - cut_at < 20
+    finally:
+        context.close()
+        link.close()
