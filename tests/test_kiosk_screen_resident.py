@@ -158,3 +158,29 @@ def test_a_failed_measurement_on_a_temperature_first_kiosk_asks_for_the_wrist_on
     deny = DENY_DECISION | {"reasons": ["temp_implausible"], "temp_c": None, "alarm": None}
     view = kiosk_view(DECIDED_8, deny, "zh-CN", code_first=False)
     assert view["prompt"] == "请摘下手套，露出手腕后重新测温"
+
+
+# --- the gate countdown ----------------------------------------------------------------------
+
+LOCKED_AFTER_PASS = {
+    "type": "state",
+    "state": "decided",
+    "prompt": "pass",
+    "direction": "in",
+    "passage": 7,
+    "gate_open": False,
+}
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_the_gate_countdown_is_not_shown_once_the_gate_has_locked(lang):
+    # The pulse ends, the engine says decided/pass with the gate locked, and the result stays
+    # for result_hold_s. Every view of the pass carried gate_closes_in_s, and the page starts
+    # the countdown at each view: "Gate open, go through within 3 s" came back for 3 s in
+    # front of a locked gate, and the next person in the queue pushed it.
+    decision = PASS_DECISION | {"passage": 7}
+    opened = kiosk_view(GATE_OPEN_7 | {"gate_open": True}, decision, lang, gate_open_s=3)
+    assert opened["gate_closes_in_s"] == 3
+    locked = kiosk_view(LOCKED_AFTER_PASS, decision, lang, gate_open_s=3)
+    assert locked["result"]["kind"] == "pass"  # still the result: the person went through
+    assert locked["gate_closes_in_s"] is None

@@ -373,6 +373,8 @@ def kiosk_view(
             call=call,
             code_first=code_first,
         )
+        if raw != "gate_open":
+            view["gate_closes_in_s"] = None  # not open yet, or locked again: no countdown
     elif phase == "out_of_order":
         view["headline"] = headline(lang, "out_of_service", "kiosk.out_of_service")
         view["prompt"] = i18n.t(lang, "prompt.out_of_order")
