@@ -184,3 +184,17 @@ def test_the_gate_countdown_is_not_shown_once_the_gate_has_locked(lang):
     locked = kiosk_view(LOCKED_AFTER_PASS, decision, lang, gate_open_s=3)
     assert locked["result"]["kind"] == "pass"  # still the result: the person went through
     assert locked["gate_closes_in_s"] is None
+
+
+def test_the_next_persons_check_does_not_show_the_previous_persons_result():
+    # A pass-only kiosk (no thermometer): B's code read over A's result goes straight to
+    # "deciding". The tracker kept A's decision through "deciding", so B saw A's pass and
+    # greeting until B's own decision came (up to store_deadline_ms on a slow card).
+    from ui.views import ScreenTracker
+
+    tracker = ScreenTracker()
+    for message in (PASS_DECISION | {"passage": 7}, GATE_OPEN_7, LOCKED_AFTER_PASS):
+        tracker.feed(message)
+    tracker.feed({"type": "state", "state": "deciding", "prompt": "checking", "passage": 8})
+    view = kiosk_view(tracker.state, tracker.decision, "en", gate_open_s=3)
+    assert view["phase"] == "checking" and view["result"] is None and view["hello"] is None
