@@ -198,3 +198,30 @@ def test_the_next_persons_check_does_not_show_the_previous_persons_result():
     tracker.feed({"type": "state", "state": "deciding", "prompt": "checking", "passage": 8})
     view = kiosk_view(tracker.state, tracker.decision, "en", gate_open_s=3)
     assert view["phase"] == "checking" and view["result"] is None and view["hello"] is None
+
+
+# --- a guard's decision ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lang", "promise", "instead"),
+    [
+        ("zh-CN", "保安将为您复测", "请听从保安安排"),
+        ("en", "a guard will re-check you", "Please follow the guard's instructions"),
+    ],
+)
+def test_a_guards_fever_deny_does_not_promise_a_re_check(lang, promise, instead):
+    # The guard measured by hand (38.4 °C) and denied: the engine records fever beside
+    # guard_override, and the kiosk said "DENIED (guard) · Temperature too high · Please wait
+    # aside; a guard will re-check you": the re-check was just done, by the guard deciding.
+    decision = {
+        "decision": "manual_deny",
+        "reasons": ["guard_override", "fever"],
+        "temp_c": 38.4,
+        "needs_guard": True,
+        "passage": 9,
+    }
+    view = kiosk_view(DECIDED_8 | {"passage": 9}, decision, lang, fever_c=37.3)
+    assert promise not in view["prompt"] and promise not in view["speak"]
+    assert view["prompt"] == instead
+    assert view["result"]["reasons"] == [FEVER_WORDS[lang]]

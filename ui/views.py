@@ -255,6 +255,8 @@ def result_view(
         next_step = None
     elif kind == "fault":
         next_step = i18n.t(lang, "kiosk.fault_next")
+    elif verdict == "manual_deny":
+        next_step = i18n.t(lang, "kiosk.guard_denied_next")  # the guard is there, deciding
     elif kind == "remeasure" and code_first:
         next_step = i18n.t(lang, f"kiosk.rescan.{shown[0]}")
     elif nexts:
