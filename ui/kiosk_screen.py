@@ -273,6 +273,8 @@ class Screen:
     hours: str | None
     #: where to call when no guard is on duty (``policy.hours.call``)
     call: str
+    #: only a code starts a passage (``engine.order``): measuring again starts with the pass
+    code_first: bool
     #: What every kiosk screen of this process shows now (a page loaded mid-result shows it).
     tracker: ScreenTracker
     #: Every screen of this process sees the same bus messages, so a view or banner is built
@@ -297,8 +299,18 @@ class Screen:
             gate_open_s=cfg.gate.pulse_ms / 1000,
             hours=opening_hours(cfg),
             call=cfg.policy.hours.call,
+            code_first=cfg.engine.order == "code_first",
             tracker=ScreenTracker(current_state(core)),
         )
+
+    def current(self) -> ScreenTracker:
+        """``tracker`` caught up with the engine's last state. Connected streams feed it; with
+        none connected (the screen's browser restarting, its link down, a reload) it hears
+        nothing, and a screen coming back would show the previous person's result again."""
+        state = current_state(self.core)
+        if state is not self.tracker.state:
+            self.tracker.feed(state)
+        return self.tracker
 
     def view_of(self, tracker: ScreenTracker, lang: str) -> dict[str, Any]:
         return kiosk_view(
@@ -309,6 +321,7 @@ class Screen:
             gate_open_s=self.gate_open_s,
             hours=self.hours,
             call=self.call,
+            code_first=self.code_first,
         )
 
     def cached(
@@ -407,7 +420,7 @@ def kiosk_page(
             "timezone": cfg.site.timezone,
             "two_way": cfg.site.direction == "both",
             "direction": core.runner.engine.direction,
-            "view": s.view_of(s.tracker, lang),
+            "view": s.view_of(s.current(), lang),
             "banner": s.banner_in(lang),
             "hold_s": cfg.engine.result_hold_s,
             "has_preview": preview_source(core) is not None,
@@ -514,8 +527,9 @@ async def screen_stream(request: Request, s: Screen, lang: str) -> AsyncIterator
     it, a banner per health message, and a tick when nothing was written for ``TICK_S``."""
     core = s.core
     messages = bus_messages(core)  # subscribe first: nothing slips in between
-    mine = ScreenTracker(s.tracker.state)
-    mine.decision = s.tracker.decision
+    shared = s.current()
+    mine = ScreenTracker(shared.state)
+    mine.decision = shared.decision
     try:
         yield "retry: 2000\n\n"
         yield sse("view", s.view_of(mine, lang))

@@ -160,8 +160,12 @@ class ScreenTracker:
             return True
         if kind == "state":
             self.state = message
-            if message.get("state") not in ("deciding", "decided", "gate_open"):
-                self.decision = None
+            if message.get("state") not in ("deciding", "decided", "gate_open") or (
+                self.decision is not None
+                and message.get("passage") is not None
+                and self.decision.get("passage") != message.get("passage")
+            ):
+                self.decision = None  # over, or another passage's (one this screen missed)
             return True
         return False
 
@@ -189,6 +193,17 @@ WRIST_PROMPTS = frozenset({"step_up", "measure_wrist", "measure_again", "measuri
 ICONS = {"pass": "✔", "deny": "✖", "fault": "!", "remeasure": "↻", "out_of_service": "⏸"}
 
 
+#: Reasons said (and acted on) before the others: with no guard on duty nobody comes, so the
+#: person is told where to call; a fever keeps them at the gate for the guard's re-check,
+#: whatever else is wrong with their pass (the policy lists the pass's reasons first).
+FIRST_REASONS = ("no_guard_on_duty", "fever")
+
+
+def _first_reasons_first(codes: list[str]) -> list[str]:
+    rank = {code: i for i, code in enumerate(FIRST_REASONS)}
+    return sorted(codes, key=lambda c: rank.get(c, len(FIRST_REASONS)))
+
+
 def result_kind(verdict: str, codes: list[str]) -> str:
     """``pass``, ``deny`` (red: the person's pass or health), ``remeasure`` (amber: only the
     measurement failed) or ``fault`` (amber: only the kiosk failed)."""
@@ -212,15 +227,24 @@ def _reason_words(lang: str, code: str, hours: str | None) -> str:
 
 
 def result_view(
-    decision: dict[str, Any], lang: str, *, hours: str | None = None, call: str = ""
+    decision: dict[str, Any],
+    lang: str,
+    *,
+    hours: str | None = None,
+    call: str = "",
+    code_first: bool = False,
 ) -> tuple[dict[str, Any], str | None]:
     """The result block of a decided passage and the what-to-do line (None for a pass: the
-    prompt says it). Device and measurement reasons are never listed as the person's fault."""
+    prompt says it). Device and measurement reasons are never listed as the person's fault.
+    ``code_first``: only a code starts the next passage, so measuring again starts with the
+    pass shown again (on a temperature-first kiosk the wrist starts it)."""
     verdict = str(decision.get("decision"))
     codes = [str(c) for c in decision.get("reasons") or []]
     kind = result_kind(verdict, codes)
     if kind == "deny":
-        shown = [c for c in codes if c not in SILENT_REASONS | DEVICE_REASONS | MEASURE_REASONS]
+        shown = _first_reasons_first(
+            [c for c in codes if c not in SILENT_REASONS | DEVICE_REASONS | MEASURE_REASONS]
+        )
     elif kind == "remeasure":
         shown = [c for c in codes if c in MEASURE_REASONS][:1]
     else:
@@ -231,6 +255,10 @@ def result_view(
         next_step = None
     elif kind == "fault":
         next_step = i18n.t(lang, "kiosk.fault_next")
+    elif verdict == "manual_deny":
+        next_step = i18n.t(lang, "kiosk.guard_denied_next")  # the guard is there, deciding
+    elif kind == "remeasure" and code_first:
+        next_step = i18n.t(lang, f"kiosk.rescan.{shown[0]}")
     elif nexts:
         next_step = nexts[0]
     else:
@@ -292,9 +320,11 @@ def kiosk_view(
     gate_open_s: float | None = None,
     hours: str | None = None,
     call: str = "",
+    code_first: bool = False,
 ) -> dict[str, Any]:
     """What the kiosk screen shows for a screen state and the decision being shown (``call``:
-    where to call when no guard is on duty, ``policy.hours.call``).
+    where to call when no guard is on duty, ``policy.hours.call``; ``code_first``: the
+    kiosk's ``engine.order``, what starts a passage).
 
     ``look`` is the screen's colour and icon, one per state that must not be confused: idle,
     pass (green), deny (red), remeasure and fault (amber), out_of_service (its own colour, no
@@ -333,18 +363,20 @@ def kiosk_view(
         "degraded": bool(state.get("degraded")),
         "result_id": None,
     }
-    temp = shown_temperature(state, decision if phase == "decided" else None)
-    if temp is not None:
-        view["temp"] = f"{temp:.1f} °C"
-        view["temp_fever"] = fever_c is not None and temp >= fever_c
-    direction = (decision or {}).get("direction") or state.get("direction")
-    if direction in ("in", "out"):
-        view["direction"] = i18n.t(lang, f"kiosk.dir.{direction}")
-        view["direction_code"] = direction
-
+    _facts(view, state, decision, lang, fever_c, decided=phase == "decided")
     verdict = (decision or {}).get("decision")
     if phase == "decided" and decision and verdict in PASS_OR_DENY:
-        _decided(view, decision, lang, hours=hours, gate_open_s=gate_open_s, call=call)
+        _decided(
+            view,
+            decision,
+            lang,
+            hours=hours,
+            gate_open_s=gate_open_s,
+            call=call,
+            code_first=code_first,
+        )
+        if raw != "gate_open":
+            view["gate_closes_in_s"] = None  # not open yet, or locked again: no countdown
     elif phase == "out_of_order":
         view["headline"] = headline(lang, "out_of_service", "kiosk.out_of_service")
         view["prompt"] = i18n.t(lang, "prompt.out_of_order")
@@ -362,6 +394,26 @@ def kiosk_view(
 PASS_OR_DENY = frozenset({"pass", "deny", "manual_pass", "manual_deny"})
 
 
+def _facts(
+    view: dict[str, Any],
+    state: dict[str, Any],
+    decision: dict[str, Any] | None,
+    lang: str,
+    fever_c: float | None,
+    *,
+    decided: bool,
+) -> None:
+    """The temperature (the decision's once ``decided``) and the direction."""
+    temp = shown_temperature(state, decision if decided else None)
+    if temp is not None:
+        view["temp"] = f"{temp:.1f} °C"
+        view["temp_fever"] = fever_c is not None and temp >= fever_c
+    direction = (decision or {}).get("direction") or state.get("direction")
+    if direction in ("in", "out"):
+        view["direction"] = i18n.t(lang, f"kiosk.dir.{direction}")
+        view["direction_code"] = direction
+
+
 def _decided(
     view: dict[str, Any],
     decision: dict[str, Any],
@@ -370,9 +422,10 @@ def _decided(
     hours: str | None,
     gate_open_s: float | None,
     call: str = "",
+    code_first: bool = False,
 ) -> None:
     """Fill ``view`` for a decided passage."""
-    result, next_step = result_view(decision, lang, hours=hours, call=call)
+    result, next_step = result_view(decision, lang, hours=hours, call=call, code_first=code_first)
     ok = result["kind"] == "pass"
     view["result"] = result
     view["headline"] = {k: result[k] for k in ("kind", "word", "icon")}

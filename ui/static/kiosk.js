@@ -274,7 +274,11 @@
   function goOffline() {
     if (body.classList.contains("offline")) return;
     clearTimeout(pendingTimer);
+    // A view waiting for a deny's hold is what the kiosk shows now: the offline screen hides
+    // the deny anyway, and a link that comes back with only ticks must not bring it back.
+    const waiting = pending;
     pending = null;
+    if (waiting) render(waiting);
     clearInterval(gateTimer);
     setPreview(false);
     body.classList.add("offline");  // the last result is gone: it could be a stale pass
@@ -284,9 +288,24 @@
     lastHeard = Date.now();
     body.classList.remove("offline");
   }
-  setInterval(() => { if (Date.now() - lastHeard > OFFLINE_AFTER_MS) goOffline(); }, 250);
+  // A link that went dead without a word (the network dropped and the daemon forgot the
+  // connection) never fails the EventSource: nothing arrives, so nothing errors. After this
+  // much silence the page drops it and opens a new one, and again as long as it stays silent.
+  const RESTART_AFTER_MS = 8000;
+  let stream = null;
+  let connectedAt = 0;
+  setInterval(() => {
+    const now = Date.now();
+    if (now - lastHeard > OFFLINE_AFTER_MS) goOffline();
+    if (now - lastHeard > RESTART_AFTER_MS && now - connectedAt > RESTART_AFTER_MS) {
+      stream.close();
+      connect();
+    }
+  }, 250);
   function connect() {
     const es = new EventSource("/kiosk/events?lang=" + encodeURIComponent(lang));
+    stream = es;
+    connectedAt = Date.now();
     es.addEventListener("view", (e) => { heard(); show(JSON.parse(e.data)); });
     es.addEventListener("banner", (e) => { heard(); renderBanner(JSON.parse(e.data)); });
     es.addEventListener("tick", (e) => {
@@ -300,8 +319,13 @@
       // EventSource reconnects by itself after a lost connection, but an answer that is not
       // a stream (an HTTP error: a restarting proxy, a 5xx, a 429) closes it for good: the
       // unattended screen would stay offline until someone reloads it. Open a new one.
-      if (es.readyState === EventSource.CLOSED) setTimeout(connect, RECONNECT_MS);
+      if (es === stream && es.readyState === EventSource.CLOSED) {
+        setTimeout(reconnect, RECONNECT_MS);
+      }
     };
+  }
+  function reconnect() {
+    if (stream.readyState === EventSource.CLOSED) connect();  // not if the watchdog did
   }
   connect();
   checkAudio();

@@ -1,0 +1,227 @@
+"""The kiosk screen as a queue of residents meets it (defects found walking it in Chromium
+against the daemon on fakes): what the next person sees of the previous one, what a deny
+tells them to do, and what a screen that lost its link shows when it comes back.
+
+SSE is driven on the test's own loop (``test_ui_kiosk.read_sse``): no sleeps, no threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from guard_support import BASE, close_core, make_core
+from test_ui_kiosk import DENY_DECISION, IDLE, PASS_DECISION, TestClient, kiosk_app, read_sse
+
+from ui.views import kiosk_view
+
+GATE_OPEN_7 = {
+    "type": "state",
+    "state": "gate_open",
+    "prompt": "pass",
+    "direction": "in",
+    "passage": 7,
+}
+DECIDED_8 = {
+    "type": "state",
+    "state": "decided",
+    "prompt": "see_guard",
+    "direction": "in",
+    "passage": 8,
+}
+
+
+@pytest.fixture
+def core(data_dir, clock, monkeypatch):
+    c = make_core(data_dir, clock, monkeypatch)
+    yield c
+    close_core(c)
+
+
+def _watch(app, core, messages, lang="en") -> list:  # noqa: ANN001 - test helper
+    """One screen connected while ``messages`` are published, then gone: its events."""
+    published = False
+
+    def publish(events: list) -> None:
+        nonlocal published
+        if not published and len(events) >= 2:  # its first view and banner came
+            published = True
+            for message in messages:
+                core.bus.publish(message)
+
+    return asyncio.run(
+        read_sse(
+            app,
+            f"/kiosk/events?lang={lang}",
+            on_event=publish,
+            until=lambda ev: sum(1 for n, _ in ev if n == "view") >= 1 + len(messages),
+        )
+    )
+
+
+def test_a_screen_that_reconnects_after_the_passage_ended_shows_no_earlier_result(core):
+    # Person A passes while the screen is connected; the screen's link drops (a browser
+    # restart, a network blip, a reload); A's passage ends meanwhile. The screen that comes
+    # back must not greet the next person as A, chime a pass or show A's temperature: the
+    # process-wide tracker was fed only by connected streams, so it still held A's pass.
+    app = kiosk_app(core)
+    _watch(app, core, [PASS_DECISION | {"passage": 7}, GATE_OPEN_7])
+    core.bus.publish(IDLE)  # nobody watching: A walked through, the kiosk is idle
+
+    with TestClient(app, base_url=BASE) as client:
+        page = client.get("/kiosk?lang=en").text
+    assert "result-pass" not in page and "Hello" not in page and "36.4" not in page
+
+    events = asyncio.run(read_sse(app, "/kiosk/events?lang=en", until=lambda ev: len(ev) >= 2))
+    first = events[0][1]
+    assert first["result"] is None and first["sound"] is None and first["hello"] is None
+
+
+def test_a_reconnecting_screen_shows_no_deny_of_an_earlier_passage(core):
+    # A's fever deny was on screen when the link dropped; B's passage then reached its own
+    # decision unseen. The screen coming back must not show A's fever (red, 38.3 °C, held
+    # 6 s by the page) over B's passage.
+    app = kiosk_app(core)
+    _watch(app, core, [DENY_DECISION | {"passage": 7}, DECIDED_8 | {"passage": 7}])
+    core.bus.publish(DECIDED_8)  # passage 8's decision went out while nobody watched
+
+    events = asyncio.run(read_sse(app, "/kiosk/events?lang=en", until=lambda ev: len(ev) >= 2))
+    first = events[0][1]
+    assert first["result"] is None and "38.3" not in str(first)
+
+
+# --- what a deny tells the person to do ----------------------------------------------------
+
+FEVER_WAIT = {
+    "zh-CN": "请在旁等候，保安将为您复测",
+    "en": "Please wait aside; a guard will re-check you",
+}
+FEVER_WORDS = {"zh-CN": "体温偏高", "en": "Temperature too high"}
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+@pytest.mark.parametrize(
+    "other", ["pass_expired", "pass_revoked", "quota_exceeded", "outside_hours", "quarantined"]
+)
+def test_a_fever_with_another_reason_still_asks_the_person_to_wait_for_the_guard(lang, other):
+    # The policy lists the pass's reasons before the temperature's, and the screen took the
+    # first reason's what-to-do: a resident with an expired pass and 38.6 °C was sent to the
+    # office ("ask the office for a new pass"), one after hours told to come back later,
+    # while the fever alarm called the guard to the gate they had left.
+    decision = DENY_DECISION | {"reasons": [other, "fever"], "temp_c": 38.6}
+    view = kiosk_view(DECIDED_8, decision, lang, fever_c=37.3)
+    assert view["prompt"] == FEVER_WAIT[lang]
+    assert view["result"]["reasons"][0] == FEVER_WORDS[lang]  # said first, spoken too
+    assert FEVER_WORDS[lang] in view["speak"] and FEVER_WAIT[lang] in view["speak"]
+
+
+def test_with_no_guard_on_duty_a_fever_is_told_where_to_call_not_to_wait():
+    decision = DENY_DECISION | {"reasons": ["no_guard_on_duty", "fever"], "temp_c": 38.6}
+    view = kiosk_view(DECIDED_8, decision, "en", fever_c=37.3, call="0571-8888 1234")
+    assert "please call 0571-8888 1234" in view["prompt"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "words"), [("zh-CN", "请出示通行码"), ("en", "Show your pass QR code")]
+)
+def test_someone_too_slow_with_their_pass_is_told_to_show_it_not_to_stop(lang, words):
+    # A temperature-first kiosk measured an elderly resident, who was still looking for
+    # the paper pass when code_timeout_s ran out: the deny (no_pass) said "Please stop here",
+    # which gives them nothing to do; showing the pass starts a new passage.
+    decision = DENY_DECISION | {"reasons": ["no_pass"], "temp_c": 36.5, "needs_guard": False}
+    view = kiosk_view(DECIDED_8, decision, lang, fever_c=37.3)
+    assert view["prompt"].startswith(words) and words in view["speak"]
+
+
+# --- a failed measurement: what restarts it --------------------------------------------------
+
+RESCAN = {"zh-CN": "通行码", "en": "pass QR code"}
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+@pytest.mark.parametrize("reason", ["temp_implausible", "no_temperature"])
+def test_a_failed_measurement_on_a_code_first_kiosk_asks_for_the_pass_again(core, lang, reason):
+    # A gloved hand read 29 °C twice (or the child stepped away before the reading): the
+    # passage is over. On a code-first kiosk (the default) only a code starts the next one,
+    # but the screen said "remove your glove and measure again": the resident held a bare
+    # wrist to the sensor and nothing happened until the screen went back to "show your pass".
+    app = kiosk_app(core)
+    deny = DENY_DECISION | {"reasons": [reason], "temp_c": None, "passage": 8, "alarm": None}
+    events = _watch(app, core, [deny, DECIDED_8], lang)
+    view = [data for name, data in events if name == "view"][-1]
+    assert view["look"] == "remeasure"
+    assert RESCAN[lang] in view["prompt"] and RESCAN[lang] in view["speak"]
+
+
+def test_a_failed_measurement_on_a_temperature_first_kiosk_asks_for_the_wrist_only():
+    # There the wrist starts the next passage: no code needed first.
+    deny = DENY_DECISION | {"reasons": ["temp_implausible"], "temp_c": None, "alarm": None}
+    view = kiosk_view(DECIDED_8, deny, "zh-CN", code_first=False)
+    assert view["prompt"] == "请摘下手套，露出手腕后重新测温"
+
+
+# --- the gate countdown ----------------------------------------------------------------------
+
+LOCKED_AFTER_PASS = {
+    "type": "state",
+    "state": "decided",
+    "prompt": "pass",
+    "direction": "in",
+    "passage": 7,
+    "gate_open": False,
+}
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_the_gate_countdown_is_not_shown_once_the_gate_has_locked(lang):
+    # The pulse ends, the engine says decided/pass with the gate locked, and the result stays
+    # for result_hold_s. Every view of the pass carried gate_closes_in_s, and the page starts
+    # the countdown at each view: "Gate open, go through within 3 s" came back for 3 s in
+    # front of a locked gate, and the next person in the queue pushed it.
+    decision = PASS_DECISION | {"passage": 7}
+    opened = kiosk_view(GATE_OPEN_7 | {"gate_open": True}, decision, lang, gate_open_s=3)
+    assert opened["gate_closes_in_s"] == 3
+    locked = kiosk_view(LOCKED_AFTER_PASS, decision, lang, gate_open_s=3)
+    assert locked["result"]["kind"] == "pass"  # still the result: the person went through
+    assert locked["gate_closes_in_s"] is None
+
+
+def test_the_next_persons_check_does_not_show_the_previous_persons_result():
+    # A pass-only kiosk (no thermometer): B's code read over A's result goes straight to
+    # "deciding". The tracker kept A's decision through "deciding", so B saw A's pass and
+    # greeting until B's own decision came (up to store_deadline_ms on a slow card).
+    from ui.views import ScreenTracker
+
+    tracker = ScreenTracker()
+    for message in (PASS_DECISION | {"passage": 7}, GATE_OPEN_7, LOCKED_AFTER_PASS):
+        tracker.feed(message)
+    tracker.feed({"type": "state", "state": "deciding", "prompt": "checking", "passage": 8})
+    view = kiosk_view(tracker.state, tracker.decision, "en", gate_open_s=3)
+    assert view["phase"] == "checking" and view["result"] is None and view["hello"] is None
+
+
+# --- a guard's decision ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lang", "promise", "instead"),
+    [
+        ("zh-CN", "保安将为您复测", "请听从保安安排"),
+        ("en", "a guard will re-check you", "Please follow the guard's instructions"),
+    ],
+)
+def test_a_guards_fever_deny_does_not_promise_a_re_check(lang, promise, instead):
+    # The guard measured by hand (38.4 °C) and denied: the engine records fever beside
+    # guard_override, and the kiosk said "DENIED (guard) · Temperature too high · Please wait
+    # aside; a guard will re-check you": the re-check was just done, by the guard deciding.
+    decision = {
+        "decision": "manual_deny",
+        "reasons": ["guard_override", "fever"],
+        "temp_c": 38.4,
+        "needs_guard": True,
+        "passage": 9,
+    }
+    view = kiosk_view(DECIDED_8 | {"passage": 9}, decision, lang, fever_c=37.3)
+    assert promise not in view["prompt"] and promise not in view["speak"]
+    assert view["prompt"] == instead
+    assert view["result"]["reasons"] == [FEVER_WORDS[lang]]
