@@ -743,3 +743,13 @@ def test_the_person_at_the_gate_is_addressed_the_guard_reads_a_label():
     denied = kiosk_view(DECIDED, deny_for("quarantined"), "zh-CN")
     assert denied["result"]["reasons"] == ["您家正处于居家隔离期"]
     assert i18n.reasons_text("zh-CN", ["quarantined"]) == "居家隔离期内"  # the guard's feed
+
+
+@pytest.mark.parametrize("decision", [PASS_DECISION, DENY_DECISION], ids=["pass", "deny"])
+def test_no_preview_is_fetched_behind_a_result(decision):
+    """A result hides the side panel (kiosk.css ``.phase-decided .k-side``): the page kept
+    fetching two preview frames a second that nobody saw, each a JPEG the Pi encoded."""
+    view = kiosk_view(GATE_OPEN, decision, "en")
+    assert view["phase"] == "decided" and not view["preview"]
+    measuring = {"type": "state", "state": "measuring", "prompt": "measuring"}
+    assert kiosk_view(measuring, None, "en")["preview"]

@@ -356,7 +356,8 @@ def kiosk_view(
         "gate_closes_in_s": None,
         "sound": None,
         "speak": None,
-        "preview": phase in ACTIVE_PHASES,
+        # Not behind a result: it hides the side panel the preview is in (kiosk.css).
+        "preview": phase in ACTIVE_PHASES and phase != "decided",
         "wrist": prompt_key in WRIST_PROMPTS and phase != "out_of_order",
         "hint": None,
         "dirs_live": phase not in ("decided", "out_of_order"),
