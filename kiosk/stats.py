@@ -142,6 +142,18 @@ def _reading(readings: dict[tuple[str, int], float | None], row: Mapping[str, An
         readings[key] = temp_c
 
 
+def _outcome(outcomes: dict[tuple[str, int], str], row: Mapping[str, Any]) -> None:
+    """Put an event's decision into ``outcomes`` (one per passage, by kiosk and seq): a
+    guard's decision about a passage of the day is how that passage ended, not another
+    passage (a deny the guard let through is one passage, passed; a fever the guard
+    confirmed is one passage, denied)."""
+    subject = _overrides(json.loads(row["flags"]) if row["flags"] else [])
+    key = (str(row["kiosk_id"]), subject if subject is not None else int(row["seq"]))
+    if subject is None or key not in outcomes:
+        key = (str(row["kiosk_id"]), int(row["seq"]))
+    outcomes[key] = str(row["decision"])
+
+
 def quota_lookback(day: date, tz: ZoneInfo | str, quota: QuotaConfig) -> str:
     """Where the outings that count against ``day``'s start: one rolling period
     (``period_days`` x 24 h, as the gate counts them) before the day begins, as the
@@ -184,6 +196,16 @@ def _over_quota(
     return over
 
 
+def _temperature_counts(
+    readings: Iterable[float | None], bins: list[tuple[float | None, float | None]]
+) -> list[int]:
+    counts = [0] * len(bins)
+    for temp_c in readings:
+        if temp_c is not None:
+            counts[_bin_index(temp_c, bins)] += 1
+    return counts
+
+
 def compute_report(
     db: Database, day: date, tz: ZoneInfo | str, quota_cfg: QuotaConfig | None = None
 ) -> dict[str, Any]:
@@ -197,6 +219,7 @@ def compute_report(
     by_hour = [0] * 24
     bins = _temperature_bins()
     readings: dict[tuple[str, int], float | None] = {}
+    outcomes: dict[tuple[str, int], str] = {}
     fever_times: list[str] = []
     exits: Counter[str] = Counter()
     total = 0
@@ -217,14 +240,12 @@ def compute_report(
         if "fever" in reasons:
             fever_times.append(local.strftime("%H:%M:%S"))
         _reading(readings, row)
+        _outcome(outcomes, row)
         if households_outing(row):  # one household however its passes spell it
             exits[same_text(row["household"])] += 1
 
     over_quota = _over_quota(db, day, zone, quota, set(exits)) if exits else 0
-    temp_counts = [0] * len(bins)
-    for temp_c in readings.values():
-        if temp_c is not None:
-            temp_counts[_bin_index(temp_c, bins)] += 1
+    temp_counts = _temperature_counts(readings.values(), bins)
     no_temperature = sum(temp_c is None for temp_c in readings.values())
     community = _community(db, day, zone)
 
@@ -234,6 +255,7 @@ def compute_report(
         "kiosks": sorted(kiosks),
         "events": total,
         "by_decision": dict(sorted(by_decision.items())),
+        "passages": _passages(outcomes.values()),
         "by_reason": dict(sorted(by_reason.items())),
         "by_direction": dict(sorted(by_direction.items())),
         "by_hour": by_hour,
@@ -264,6 +286,13 @@ def compute_report(
         # Dated by their boot's clock once synchronised; dated only by an unsynced clock.
         "clock": {"redated": dating["boot"], "unsynced": dating["unsynced"]},
     }
+
+
+def _passages(outcomes: Iterable[str]) -> dict[str, int]:
+    """The day's passages by how they ended (``_outcome``)."""
+    ends = Counter(outcomes)
+    passed = sum(ends[d] for d in PASSED)
+    return {"total": ends.total(), "passed": passed, "denied": ends.total() - passed}
 
 
 def _community(db: Database, day: date, zone: ZoneInfo) -> dict[str, Any]:

@@ -1,0 +1,197 @@
+"""One day's numbers agree everywhere: a realistic day at the gate (``day_support.build_day``:
+a shift of a few hundred passages of every outcome, outages of the thermometer and of the
+store, passages either side of local midnight in Asia/Shanghai) counted by every face that
+reports it, each against what the program published as it decided: the daily report, the
+guard's statistics page and its exports, ``kiosk report``, the API's pages and statistics,
+the office's PostgreSQL and its district report, the frozen report, and ``verify-log``."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import io
+import json
+import re
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from day_support import CONFIG, DAY, KIOSK_ID, TZ, Day, build_day, utc
+from guard_support import make_app, make_core, signed_in
+from pgfixture import Network
+from support import kiosk_api
+from test_fleet_pg import pull_pg
+
+from checkpoint.cli import main
+from kiosk.clock import FakeClock
+from kiosk.config import parse_config
+from kiosk.config.policy import QuotaConfig
+from kiosk.stats import compute_report, daily_report, freeze_days
+from office.district import district_report
+
+pytest_plugins = ("pgfixture",)
+#: The tests on the built day are slow (a few hundred passages in virtual time, ~15 s once
+#: for the module); each defect they found has a fast test of its own here too.
+day_test = pytest.mark.slow
+
+QUOTA = QuotaConfig.model_validate(CONFIG["policy"]["quota"])
+#: The morning after: the day is complete (and can be frozen).
+AFTER = datetime(2026, 3, 3, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory) -> tuple[Day, Path]:
+    data = tmp_path_factory.mktemp("day") / "data"
+    data.mkdir()
+    return build_day(data), data / "kiosk.db"
+
+
+def _copy(day: tuple[Day, Path], tmp_path: Path) -> Path:
+    """The day's data dir copied, so each face reads its own (some write: freezes, audits)."""
+    data = tmp_path / "data"
+    shutil.copytree(day[1].parent, data)
+    return data
+
+
+@pytest.fixture
+def console(day, tmp_path):
+    with pytest.MonkeyPatch.context() as mp:
+        core = make_core(_copy(day, tmp_path), FakeClock(start=AFTER), mp, parse_config(CONFIG))
+        try:
+            with signed_in(make_app(core)) as client:
+                yield client
+        finally:
+            core.close()
+
+
+@pytest.fixture
+def api(day, tmp_path):
+    gate = kiosk_api(
+        _copy(day, tmp_path) / "kiosk.db", KIOSK_ID, FakeClock(start=AFTER),
+        scopes=("logs:read", "stats:read"),
+    )  # fmt: skip
+    yield gate
+    gate.store.close()
+
+
+def _report(db: Path) -> dict:
+    import sqlite_utils
+
+    return compute_report(sqlite_utils.Database(db), DAY, TZ, QUOTA)
+
+
+@day_test
+def test_the_day_is_the_day_it_was_meant_to_be(day):
+    """The rig's own check: every outcome the day was built to hold is in it."""
+    decisions = day[0].of_day()
+    reasons = collections.Counter(r for d in decisions for r in d["reasons"])
+    for reason in ("ok", "fever", "no_temperature", "sensor_fault", "store_fault", "quarantined",
+                   "quota_exceeded", "passback", "pass_expired", "pass_revoked",
+                   "pass_unknown_key", "pass_malformed", "guard_override"):  # fmt: skip
+        assert reasons[reason], reason
+    kinds = collections.Counter(d["kind"] for d in decisions)
+    assert kinds["registration"] and kinds["vehicle"] and kinds["manual"]
+    assert sum("subject" in d for d in decisions) >= 10  # the guard decided about passages
+    assert 250 <= len(decisions) <= 400
+
+
+@day_test
+def test_every_face_counts_the_same_events_on_the_local_day(day, api, tmp_path, capsys):
+    """The report, the API's pages and statistics, the frozen report and ``kiosk report``
+    hold the day's events as the kiosk decided them: the passage after local midnight (UTC's
+    day before) in, the one after the next midnight (UTC's same day) out, the decisions
+    held while the store failed written with their own time."""
+    truth = day[0].of_day()
+    by_decision = dict(sorted(collections.Counter(d["decision"] for d in truth).items()))
+    report = _report(day[1])
+    assert report["events"] == len(truth)
+    assert report["by_decision"] == by_decision
+    assert sum(report["by_hour"]) == len(truth) and report["by_hour"][0] == 1
+    headers = {"Authorization": f"Bearer {api.token}"}
+    rows, after = [], 0
+    while page := api.test_client.get(f"/api/v1/events?after={after}&limit=100",
+                                      headers=headers).json()["events"]:  # fmt: skip
+        rows, after = rows + page, page[-1]["seq"]
+    start, end = (t.isoformat()[:19] for t in utc(DAY))
+    assert sum(start <= r["ts"][:19] < end for r in rows) == len(truth)
+    stats = api.test_client.get("/api/v1/stats?day=2026-03-02", headers=headers).json()
+    assert stats["events"] == len(truth) and stats["by_decision"] == by_decision
+    assert freeze_days(api.store, TZ, QUOTA, AFTER) == [DAY.replace(day=1), DAY]
+    frozen = daily_report(api.store.reader(), DAY, TZ, QUOTA)
+    assert frozen | {"lists_freshness": None} == report | {"lists_freshness": None}
+    assert main(["report", "--day", "2026-03-02", "--db", str(api.store.path)]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert cli["events"] == len(truth) and cli["by_decision"] == by_decision
+    assert main(["verify-log", "--db", str(api.store.path)]) == 0
+
+
+def _cards(page: str) -> dict[str, int]:
+    """The statistics page's figures by label."""
+    kpis = re.findall(r'<div class="v">(\d+)</div><div class="l">(?:[✔✖] )?([^<]+)</div>', page)
+    return {label: int(n) for n, label in kpis}
+
+
+@day_test
+def test_the_consoles_statistics_count_each_passage_once(day, console):
+    """合计 / 通过 / 拒绝 on /guard/stats (and the export's first sheet) are passages by how
+    they ended: a passage the kiosk denied and the guard then let through is one passage,
+    passed; a fever the guard confirmed is one passage, denied."""
+    truth = day[0].passages()
+    page = console.get("/guard/stats?day=2026-03-02").text
+    cards = _cards(page)
+    assert (cards["合计"], cards["通过"], cards["拒绝"]) == (
+        truth["total"], truth["passed"], truth["denied"],
+    )  # fmt: skip
+
+
+@day_test
+def test_the_guards_export_holds_the_days_events(day, console):
+    truth = day[0].of_day()
+    text = console.get("/guard/export.csv?day=2026-03-02").text.removeprefix("\ufeff")
+    table = list(csv.reader(io.StringIO(text)))
+    assert len(table) - 1 == len(truth)
+    assert table[1][0] == "2026-03-02 00:05:01" and table[-1][0].startswith("2026-03-02 23:58")
+
+
+@day_test
+def test_the_district_report_counts_the_gates_passages_as_the_gate_does(day, api, pg_dsn):
+    """The office's PostgreSQL, filled by the pull, and the district report read from it."""
+    truth = day[0]
+    pull_pg(f"http://{KIOSK_ID}", api.token, pg_dsn, Network(api))
+    report = district_report(pg_dsn, DAY, TZ, QUOTA)
+    gate = _report(day[1])
+    for key in ("events", "by_decision", "by_reason", "by_hour", "fever_alarms"):
+        assert report[key] == gate[key], key
+    assert report["community"]["people"] == gate["community"]["people"]
+    (by_gate,) = report["by_gate"]
+    passages = truth.passages()
+    assert (by_gate["passed"], by_gate["denied"]) == (passages["passed"], passages["denied"])
+
+
+def test_a_passage_the_guard_decided_is_one_passage_on_the_statistics_cards(reporting_store):
+    """The cards counted events: a deny the guard let through was a pass and a deny, and two
+    in 合计; a fever the guard confirmed two denies. Each passage now counts once, as it
+    ended; a person the guard let in without a pass is a passage of its own."""
+    from kiosk.store import EventDraft
+    from ui.guard.display import report_summary, stats_cards
+
+    log = reporting_store
+
+    def add(**kw):
+        return log.append(EventDraft(**{"direction": "in", "decision": "pass"} | kw))
+
+    def guard(subject, decision):
+        add(decision=decision, reasons=("guard_override",), operator="alice", kind="manual",
+            flags=(f"overrides:{subject.seq}",) if subject else ())  # fmt: skip
+
+    add(reasons=("ok",))
+    guard(add(decision="deny", reasons=("quota_exceeded",)), "manual_pass")  # let out
+    guard(add(decision="deny", reasons=("fever",), temp_c=38.6), "manual_deny")  # confirmed
+    add(decision="deny", reasons=("pass_expired",))
+    guard(None, "manual_pass")  # nobody's passage: a person without a pass
+    report = daily_report(log.reader(), DAY, "UTC")
+    assert report["events"] == 7 and report["passages"] == {"total": 5, "passed": 3, "denied": 2}
+    cards = stats_cards(report)
+    assert (cards["total"], cards["passes"], cards["denies"], cards["manual"]) == (5, 3, 2, 3)
+    assert dict(report_summary(report, "en"))["Total"] == 5
