@@ -142,16 +142,18 @@ def _reading(readings: dict[tuple[str, int], float | None], row: Mapping[str, An
         readings[key] = temp_c
 
 
-def _outcome(outcomes: dict[tuple[str, int], str], row: Mapping[str, Any]) -> None:
+def _outcome(outcomes: dict[tuple[str, int], str], row: Mapping[str, Any]) -> bool:
     """Put an event's decision into ``outcomes`` (one per passage, by kiosk and seq): a
     guard's decision about a passage of the day is how that passage ended, not another
     passage (a deny the guard let through is one passage, passed; a fever the guard
-    confirmed is one passage, denied)."""
+    confirmed is one passage, denied). Whether the event is a passage of its own."""
     subject = _overrides(json.loads(row["flags"]) if row["flags"] else [])
     key = (str(row["kiosk_id"]), subject if subject is not None else int(row["seq"]))
-    if subject is None or key not in outcomes:
+    own = subject is None or key not in outcomes
+    if own:
         key = (str(row["kiosk_id"]), int(row["seq"]))
     outcomes[key] = str(row["decision"])
+    return own
 
 
 def quota_lookback(day: date, tz: ZoneInfo | str, quota: QuotaConfig) -> str:
@@ -217,6 +219,7 @@ def compute_report(
     by_reason: Counter[str] = Counter()
     by_direction: Counter[str] = Counter()
     by_hour = [0] * 24
+    passage_hours = [0] * 24  # the hour each passage came to the gate
     bins = _temperature_bins()
     readings: dict[tuple[str, int], float | None] = {}
     outcomes: dict[tuple[str, int], str] = {}
@@ -240,7 +243,7 @@ def compute_report(
         if "fever" in reasons:
             fever_times.append(local.strftime("%H:%M:%S"))
         _reading(readings, row)
-        _outcome(outcomes, row)
+        passage_hours[local.hour] += _outcome(outcomes, row)
         if households_outing(row):  # one household however its passes spell it
             exits[same_text(row["household"])] += 1
 
@@ -255,7 +258,7 @@ def compute_report(
         "kiosks": sorted(kiosks),
         "events": total,
         "by_decision": dict(sorted(by_decision.items())),
-        "passages": _passages(outcomes.values()),
+        "passages": {**_passages(outcomes.values()), "by_hour": passage_hours},
         "by_reason": dict(sorted(by_reason.items())),
         "by_direction": dict(sorted(by_direction.items())),
         "by_hour": by_hour,
@@ -271,20 +274,25 @@ def compute_report(
             for (lo, hi), n in zip(bins, temp_counts, strict=True)
         ],
         "no_temperature": no_temperature,
-        "exits_per_household": {
-            "quota_enabled": quota.enabled,
-            "quota_exits": quota.exits,
-            "period_days": quota.period_days,
-            "households": len(exits),
-            "exits": sum(exits.values()),
-            "histogram": {str(k): v for k, v in sorted(Counter(exits.values()).items())},
-            "max": max(exits.values(), default=0),
-            "over_quota_households": over_quota,
-        },
+        "exits_per_household": _exits_section(quota, exits, over_quota),
         "community": community,
         "quarantine_lists": quarantine_lists(db, day),
         # Dated by their boot's clock once synchronised; dated only by an unsynced clock.
         "clock": {"redated": dating["boot"], "unsynced": dating["unsynced"]},
+    }
+
+
+def _exits_section(quota: QuotaConfig, exits: Counter[str], over_quota: int) -> dict[str, Any]:
+    """``exits_per_household``: counts only, never a household's name."""
+    return {
+        "quota_enabled": quota.enabled,
+        "quota_exits": quota.exits,
+        "period_days": quota.period_days,
+        "households": len(exits),
+        "exits": sum(exits.values()),
+        "histogram": {str(k): v for k, v in sorted(Counter(exits.values()).items())},
+        "max": max(exits.values(), default=0),
+        "over_quota_households": over_quota,
     }
 
 

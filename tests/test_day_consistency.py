@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from day_support import CONFIG, DAY, KIOSK_ID, TZ, Day, build_day, utc
+from day_support import CONFIG, DAY, KIOSK_ID, TZ, ZONE, Day, build_day, utc
 from guard_support import make_app, make_core, signed_in
 from pgfixture import Network
 from support import kiosk_api
@@ -145,6 +145,22 @@ def test_the_consoles_statistics_count_each_passage_once(day, console):
     )  # fmt: skip
 
 
+def _per_hour(page: str) -> list[int]:
+    """The statistics page's flow per hour (the chart's first drawing)."""
+    chart = page.split("<title>每小时通行人次</title>")[1]
+    return [int(n) for n in re.findall(r"<title>\d\d: (\d+)</title>", chart)[:24]]
+
+
+@day_test
+def test_the_consoles_flow_per_hour_adds_up_to_its_total(day, console):
+    """每小时通行人次 counted events: the day's hours added up to more than its 合计 (a
+    passage the guard decided was in its hour twice)."""
+    page = console.get("/guard/stats?day=2026-03-02").text
+    hours = _per_hour(page)
+    assert sum(hours) == _cards(page)["合计"] == day[0].passages()["total"]
+    assert hours[0] == 1 and hours[23] == 1  # 00:05 and 23:58 local
+
+
 @day_test
 def test_the_guards_export_holds_the_days_events(day, console):
     truth = day[0].of_day()
@@ -191,7 +207,25 @@ def test_a_passage_the_guard_decided_is_one_passage_on_the_statistics_cards(repo
     add(decision="deny", reasons=("pass_expired",))
     guard(None, "manual_pass")  # nobody's passage: a person without a pass
     report = daily_report(log.reader(), DAY, "UTC")
-    assert report["events"] == 7 and report["passages"] == {"total": 5, "passed": 3, "denied": 2}
+    assert report["events"] == 7 and report["passages"]["total"] == 5
+    assert (report["passages"]["passed"], report["passages"]["denied"]) == (3, 2)
     cards = stats_cards(report)
     assert (cards["total"], cards["passes"], cards["denies"], cards["manual"]) == (5, 3, 2, 3)
     assert dict(report_summary(report, "en"))["Total"] == 5
+
+
+def test_a_passage_the_guard_decided_is_in_the_flow_per_hour_once(guard_core, guard_client):
+    """A deny at 09:59 the guard let through at 10:01 is one passage, in the hour it came to
+    the gate (the chart had it in both hours)."""
+    from guard_support import add_event, login
+
+    clock = guard_core.clock
+    clock.set_wall(datetime(2026, 3, 2, 9, 59, tzinfo=ZONE))  # the site's local time
+    denied = add_event(guard_core, decision="deny", reasons=("passback",))
+    clock.advance(120)
+    add_event(guard_core, decision="manual_pass", reasons=("guard_override",), operator="alice",
+              flags=(f"overrides:{denied.seq}",))  # fmt: skip
+    add_event(guard_core)  # 10:01, a passage of its own
+    login(guard_client)
+    hours = _per_hour(guard_client.get("/guard/stats?day=2026-03-02").text)
+    assert (hours[9], hours[10], sum(hours)) == (1, 1, 2)

@@ -122,6 +122,9 @@ class Passages(BaseModel):
     total: int
     passed: int
     denied: int
+    by_hour: list[int] = Field(
+        min_length=24, max_length=24, description="Passages by the local hour they came."
+    )
 
 
 class FeverAlarms(BaseModel):

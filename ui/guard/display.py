@@ -293,7 +293,9 @@ def _fever_people(alarms: Mapping[str, Any]) -> int:
 def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str, Any]:
     """The statistics page's SVG charts, drawn from the daily report."""
     _ = i18n.translator(lang)
-    hours = report.get("by_hour") or [0] * 24
+    # Passages, each in the hour it came to the gate (the events by hour in a report frozen
+    # before passages were counted).
+    hours = (report.get("passages") or {}).get("by_hour") or report.get("by_hour") or [0] * 24
     per_hour = charts.bar_chart(
         [charts.Bar(f"{h:02d}", n, "pass") for h, n in enumerate(hours)],
         title=_("stats.per_hour"),
