@@ -8,7 +8,10 @@ hundred passages of every outcome (passes both ways, fevers re-measured, denials
 reason, a quarantined household, the outing quota, passback, the guard's manual passes and
 denies, overrides of the kiosk's denies), an outage of the thermometer and one of the store,
 and passages just before and after local midnight at both ends of the day (which UTC puts on
-other dates). Between visitors the clock is advanced, never slept on.
+other dates). The kiosk starts the night before with its clock eight hours behind and not
+synchronised (no RTC, the router still down after a power cut); NTP steps it at 08:29, so
+the night's passages are stamped on the wrong day and dated by their boot's clock
+(``kiosk.dating``). Between visitors the clock is advanced, never slept on.
 
 It returns what the bus published (``Day.decisions``): an independent count of the day that
 the reports are checked against.
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -76,11 +79,14 @@ class Day:
 class _Gate:
     """Drives the day: each visitor at its wall time, settled before the next."""
 
-    def __init__(self, data_dir: Path, start: datetime) -> None:
+    def __init__(self, data_dir: Path, start: datetime, behind: timedelta) -> None:
+        #: How far the kiosk's clock is behind the true time (until NTP steps it).
+        self.behind = behind
         scenario = parse_scenario(
             {
                 "name": "day",
-                "start": start,
+                "start": start - behind,
+                "clock_synced": not behind,
                 "present": "scanner",
                 "config": CONFIG,
                 "steps": [{"at_s": 0}],
@@ -109,7 +115,7 @@ class _Gate:
     def _message(self, msg: dict[str, Any]) -> None:
         if msg.get("type") != "decision":
             return
-        when = self.core.clock.now()
+        when = self.true_now()
         self.day.decisions.append(
             {
                 "decision": msg["decision"],
@@ -123,11 +129,20 @@ class _Gate:
         )
         self.target.visitor_done(msg)
 
+    def true_now(self) -> datetime:
+        return self.core.clock.now() + self.behind
+
     def at(self, when: datetime) -> None:
-        """Advance the clock (wall and monotonic) to ``when``."""
-        gap = (when - self.core.clock.now()).total_seconds()
+        """Advance the clock (wall and monotonic) to the true time ``when``."""
+        gap = (when - self.true_now()).total_seconds()
         if gap > 0:
             self.core.clock.advance(gap)
+
+    def ntp_sync(self) -> None:
+        """NTP synchronises the clock: a step to the true time (monotonic time unaffected)."""
+        self.core.clock.set_wall(self.true_now())
+        self.core.clock.is_synced = True
+        self.behind = timedelta(0)
 
     def step(self, settle_s: float = 12.0, **step: Any) -> None:
         """One scenario step now, then the kiosk run until it has settled."""
@@ -182,6 +197,8 @@ class _Gate:
 def _shift(g: _Gate, rng: random.Random) -> None:
     """08:30 to 17:30: a few hundred passages of every outcome."""
     households = [f"{b}-{r}" for b in "ABCDEF" for r in range(101, 121)]
+    g.at(local(DAY, 8, 29))
+    g.ntp_sync()  # the router is up: the clock steps to the true time
     g.at(local(DAY, 8, 30))
     g.step(settle_s=1.0, quarantine={"household": QUARANTINED, "days": 14})
     g.step(settle_s=1.0, pass_={"id": "lost", "household": "L-1", "holder": "Lost"})
@@ -241,7 +258,7 @@ def _one_of_the_shift(g: _Gate, rng: random.Random, i: int, households: list[str
     elif roll < 0.82:  # a household's third outing in a day: over the quota
         for _ in range(3):
             g.visitor(hh, "out")
-            g.at(g.core.clock.now() + timedelta(seconds=200))
+            g.at(g.true_now() + timedelta(seconds=200))
         if g.day.decisions[-1]["decision"] == "deny" and rng.random() < 0.5:
             g.override("manual_pass")  # a doctor's appointment: the guard lets them out
     elif roll < 0.85:  # passback: the same card the same way within two minutes
@@ -264,12 +281,16 @@ def _one_of_the_shift(g: _Gate, rng: random.Random, i: int, households: list[str
 def build_day(data_dir: Path, seed: int = 20260302) -> Day:
     """The day in ``data_dir`` (its event log ``kiosk.db``); returns what the bus published."""
     rng = random.Random(seed)
-    g = _Gate(data_dir, local(DAY - timedelta(days=1), 23, 50))
+    # The kiosk (no RTC) started after a power cut before the router was back: its clock
+    # reads eight hours behind, unsynchronised, until NTP steps it in the morning.
+    g = _Gate(data_dir, local(DAY - timedelta(days=1), 23, 50), behind=timedelta(hours=8))
     try:
         g.at(local(DAY - timedelta(days=1), 23, 55))
         g.visitor("A-101", "out")  # the evening before: not this day
         g.at(local(DAY, 0, 5))
         g.visitor("A-101", "in")  # after midnight local: this day, though UTC's day before
+        g.at(local(DAY, 6, 40))
+        g.visitor("A-102", "out")  # an early shift worker, stamped the evening before
         _shift(g, rng)
         g.at(local(DAY, 23, 58))
         g.visitor("B-102", "in")  # the last minutes of this day
@@ -279,8 +300,3 @@ def build_day(data_dir: Path, seed: int = 20260302) -> Day:
         g.kiosk.close()
         g.core.close()
     return g.day
-
-
-def utc(day: date) -> tuple[datetime, datetime]:
-    start = local(day, 0, 0).astimezone(UTC)
-    return start, start + timedelta(days=1)
