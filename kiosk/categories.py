@@ -168,6 +168,11 @@ def report_rows(report: Mapping[str, Any]) -> list[list[Any]]:
     rows.append(["report", "events", report.get("events")])
     for decision, n in report.get("by_decision", {}).items():
         rows.append(["decisions", decision, n])
+    # The passages by how they ended, as the guard's statistics count them (a deny the guard
+    # overrode is one passage); absent from a report frozen before they were counted.
+    passages = report.get("passages")
+    if isinstance(passages, Mapping):
+        rows += [["passages", k, passages.get(k)] for k in ("total", "passed", "denied")]
     ledgers = report.get("ledgers")
     if isinstance(ledgers, Mapping):
         reporting = [str(g.get("kiosk_id")) for g in ledgers.get("gates", [])]

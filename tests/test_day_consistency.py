@@ -260,3 +260,24 @@ def test_no_report_of_the_day_names_a_household_a_plate_or_a_pass(
     }
     for face, text in faces.items():
         assert not [s for s in secrets if re.search(rf"\b{re.escape(s)}\b", text)], face
+
+
+def test_the_offices_report_files_carry_the_passages_the_console_shows(reporting_store):
+    """The report the office files (``kiosk report --csv/--xlsx``, the community page and its
+    exports, ``kiosk fleet report``) had only the events by decision: 拒绝 2 where the
+    guard's statistics of the same day said 拒绝 1 (a deny the guard let through is one
+    passage, passed). It now has the passages too, beside the decisions."""
+    from kiosk.categories import report_csv, report_rows
+    from kiosk.store import EventDraft
+
+    log = reporting_store
+    denied = log.append(EventDraft(direction="in", decision="deny", reasons=("passback",)))
+    log.append(EventDraft(direction="in", decision="manual_pass", reasons=("guard_override",),
+                          operator="alice", flags=(f"overrides:{denied.seq}",)))  # fmt: skip
+    log.append(EventDraft(direction="out", decision="deny", reasons=("quota_exceeded",)))
+    report = daily_report(log.reader(), DAY, "UTC")
+    rows = {(c, i): v for c, i, v in report_rows(report)[1:]}
+    assert rows[("decisions", "deny")] == 2 and rows[("decisions", "manual_pass")] == 1
+    assert (rows[("passages", "total")], rows[("passages", "passed")],
+            rows[("passages", "denied")]) == (2, 1, 1)  # fmt: skip
+    assert "passages,denied,1" in report_csv(report).splitlines()
