@@ -150,6 +150,12 @@ def test_the_consoles_statistics_count_each_passage_once(day, console):
     assert (cards["合计"], cards["通过"], cards["拒绝"]) == (
         truth["total"], truth["passed"], truth["denied"],
     )  # fmt: skip
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(console.get("/guard/export.xlsx?day=2026-03-02").content))
+    summary = {row[0]: row[1] for row in book.worksheets[0].iter_rows(values_only=True)}
+    assert len(cards) >= 8 and {k: summary.get(k) for k in cards} == cards
+    assert len(list(book.worksheets[1].iter_rows())) - 1 == len(day[0].of_day())
 
 
 def _per_hour(page: str) -> list[int]:
