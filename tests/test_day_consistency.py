@@ -184,15 +184,28 @@ def test_the_guards_export_holds_the_days_events(day, console):
 
 
 @day_test
-def test_the_district_report_counts_the_gates_passages_as_the_gate_does(day, api, pg_dsn):
-    """The office's PostgreSQL, filled by the pull, and the district report read from it."""
+def test_the_district_report_counts_the_gates_passages_as_the_gate_does(
+    day, api, pg_dsn, monkeypatch
+):
+    """The office's PostgreSQL, filled by one round of the collector (the events pulled, the
+    gate's ledger figures fetched), and the district report read from it."""
+    from office.collector import Collector, CollectorConfig
+
     truth = day[0]
-    pull_pg(f"http://{KIOSK_ID}", api.token, pg_dsn, Network(api))
+    monkeypatch.setenv("GATE_TOKEN", api.token)
+    config = CollectorConfig.model_validate(
+        {"kiosks": [{"url": f"http://{KIOSK_ID}", "token_env": "GATE_TOKEN"}]}
+    )
+    office = Collector(config, pg_dsn, clock=FakeClock(start=AFTER), client=Network(api).client())
+    try:
+        assert [s.state for s in office.run_once()] == ["ok"]
+    finally:
+        office.stop()
     report = district_report(pg_dsn, DAY, TZ, QUOTA)
     gate = _report(day[1])
-    for key in ("events", "by_decision", "by_reason", "by_hour", "fever_alarms"):
+    for key in ("events", "by_decision", "passages", "by_reason", "by_hour", "fever_alarms"):
         assert report[key] == gate[key], key
-    assert report["community"]["people"] == gate["community"]["people"]
+    assert report["community"] == gate["community"] and report["ledgers"]["missing"] == []
     assert main(["verify-log", "--db", str(api.store.path), "--against", pg_dsn]) == 0
     (by_gate,) = report["by_gate"]
     passages = truth.passages()
