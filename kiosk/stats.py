@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from kiosk.categories import community_section, quarantine_lists
+from kiosk.categories import community_section, overridden, passage_key, quarantine_lists
 from kiosk.config.policy import QuotaConfig
 from kiosk.dating import dated_source
 from kiosk.days import as_zone, day_bounds, local_day
@@ -119,22 +119,13 @@ def households_outing(row: Mapping[str, Any]) -> bool:
     return QUOTA_EXEMPT not in (json.loads(row["flags"]) if row["flags"] else ())
 
 
-def _overrides(flags: list[str]) -> int | None:
-    """The ``seq`` a guard's decision is about (its ``overrides:<seq>`` flag), or None."""
-    for flag in flags:
-        seq = flag.removeprefix("overrides:")
-        if seq != flag and seq.isdigit():
-            return int(seq)
-    return None
-
-
 def _reading(readings: dict[tuple[str, int], float | None], row: Mapping[str, Any]) -> None:
     """Put an event's body temperature into ``readings`` (one per passage, by kiosk and seq).
     A guard's decision about a passage of the day is that passage, not another reading: it
     copied the kiosk's reading (or had none), or it carries the guard's hand reading, which
     replaces the kiosk's."""
     temp_c = None if row["temp_c"] is None else float(row["temp_c"])
-    subject = _overrides(json.loads(row["flags"]) if row["flags"] else [])
+    subject = overridden(json.loads(row["flags"]) if row["flags"] else [])
     key = (str(row["kiosk_id"]), subject if subject is not None else int(row["seq"]))
     if subject is None or key not in readings:
         readings[(str(row["kiosk_id"]), int(row["seq"]))] = temp_c
@@ -147,13 +138,9 @@ def _outcome(outcomes: dict[tuple[str, int], str], row: Mapping[str, Any]) -> bo
     guard's decision about a passage of the day is how that passage ended, not another
     passage (a deny the guard let through is one passage, passed; a fever the guard
     confirmed is one passage, denied). Whether the event is a passage of its own."""
-    subject = _overrides(json.loads(row["flags"]) if row["flags"] else [])
-    key = (str(row["kiosk_id"]), subject if subject is not None else int(row["seq"]))
-    own = subject is None or key not in outcomes
-    if own:
-        key = (str(row["kiosk_id"]), int(row["seq"]))
+    key = passage_key(row, outcomes)
     outcomes[key] = str(row["decision"])
-    return own
+    return key[1] == int(row["seq"])
 
 
 def quota_lookback(day: date, tz: ZoneInfo | str, quota: QuotaConfig) -> str:

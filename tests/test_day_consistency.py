@@ -304,3 +304,33 @@ def test_the_offices_report_files_carry_the_passages_the_console_shows(reporting
     assert (rows[("passages", "total")], rows[("passages", "passed")],
             rows[("passages", "denied")]) == (2, 1, 1)  # fmt: skip
     assert "passages,denied,1" in report_csv(report).splitlines()
+
+
+def _people(page: str) -> dict[str, str]:
+    """The statistics page's 进出人次 table."""
+    table = page.split("进出人次")[1].split("</table>")[0]
+    return dict(re.findall(r"<tr><td>([^<]+)</td><td class=\"num\">(\d+)</td></tr>", table))
+
+
+def test_a_person_the_guard_stopped_after_the_kiosk_passed_them_is_not_a_person_in(
+    guard_core, guard_client
+):
+    """The kiosk passes a resident at 36.5; the guard measures 38.3 by hand and records a deny
+    about that passage (the console takes it: a fever found by hand). The statistics said 通过
+    0, 拒绝 1 and, beside them, one person in (进出人次 counted the kiosk's pass). The person
+    the guard stopped is nobody through: people are counted by how their passage ended."""
+    from guard_support import add_event, decided, login, post
+
+    add_event(guard_core, direction="in", household="3-201", holder="Li Wei",
+              pass_id="c0ffee000003", temp_c=36.5, temp_object_c=34.0)  # fmt: skip
+    add_event(guard_core, direction="in", household="3-202", temp_c=36.6)  # another, through
+    csrf = login(guard_client)
+    form = {"subject": "1", "reason": "38.3 by hand", "temp_c": "38.3", "direction": "in",
+            "decision": "deny"}  # fmt: skip
+    with decided(guard_client, guard_core) as seen:
+        post(guard_client, "/guard/manual", csrf, **form)
+    assert seen[0]["decision"] == "manual_deny"
+    page = guard_client.get("/guard/stats?day=2026-03-02").text
+    cards = _cards(page)
+    assert (cards["合计"], cards["通过"], cards["拒绝"], cards["发热"]) == (2, 1, 1, 1)
+    assert _people(page) == {"进入": "1", "外出": "0"}
