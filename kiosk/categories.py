@@ -4,7 +4,8 @@
 counts beyond decisions and reasons:
 
 ==========================  ====================================================================
-``people``                  people in / out: passed passages and manual passes (not vehicles)
+``people``                  people in / out: passages of people that ended passed (a guard's
+                            decision about a passage is its end), not vehicles
 ``fevers``                  feverish people at the gate (events with ``fever``; a car's as many
                             as its occupants found feverish, ``vehicles.feverish_people``),
                             fever checks typed in by helpers for returnees
@@ -30,7 +31,7 @@ which gates' ledgers are in it and which are missing, and a sheet by gate).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -47,6 +48,8 @@ from .vehicles import feverish_people, known_plates, normalise_plate
 
 __all__ = [
     "community_section",
+    "overridden",
+    "passage_key",
     "quarantine_lists",
     "report_csv",
     "report_rows",
@@ -56,17 +59,39 @@ __all__ = [
 _PASSED = ("pass", "manual_pass")
 
 
+def overridden(flags: Iterable[str]) -> int | None:
+    """The ``seq`` a guard's decision is about (its ``overrides:<seq>`` flag), or None."""
+    for flag in flags:
+        seq = flag.removeprefix("overrides:")
+        if seq != flag and seq.isdigit():
+            return int(seq)
+    return None
+
+
+def passage_key(row: Mapping[str, Any], ends: Mapping[tuple[str, int], Any]) -> tuple[str, int]:
+    """The passage an events row ends, by kiosk and seq: the one a guard's decision is about
+    (``overrides:<seq>``) when it is among ``ends`` (the day's, seen so far), else its own."""
+    kiosk = str(row["kiosk_id"])
+    subject = overridden(json.loads(row["flags"]) if row["flags"] else ())
+    if subject is not None and (kiosk, subject) in ends:
+        return kiosk, subject
+    return kiosk, int(row["seq"])
+
+
 def _event_counts(db: sqlite_utils.Database, start: str, end: str) -> dict[str, Any]:
     cols = {c.name for c in db.table("events").columns}
     kind = "kind" if "kind" in cols else "'passage'"
     person = "person" if "person" in cols else "null"
-    people = {"in": 0, "out": 0}
     fevers = registrations = vehicles = occupants = 0
     plates: list[str | None] = []
+    # How each passage of a person ended (a guard's decision about one is its end): a deny
+    # the guard let through is one person through, one the guard stopped after the kiosk
+    # passed it nobody.
+    ends: dict[tuple[str, int], tuple[str, str]] = {}
     source, ts = dated_source(db)  # an event stamped before NTP synced: its real day
     sql = (
-        f"select direction, decision, reasons, {kind} as kind, {person} as person"  # noqa: S608
-        f" from {source} where {ts} >= ? and {ts} < ?"
+        f"select seq, kiosk_id, flags, direction, decision, reasons, {kind} as kind,"  # noqa: S608
+        f" {person} as person from {source} where {ts} >= ? and {ts} < ? order by seq"
     )
     for row in db.query(sql, [start, end]):
         reasons = json.loads(row["reasons"]) if row["reasons"] else []
@@ -80,8 +105,11 @@ def _event_counts(db: sqlite_utils.Database, start: str, end: str) -> dict[str, 
             continue
         fevers += "fever" in reasons
         registrations += row["kind"] == "registration"
-        if row["decision"] in _PASSED and row["direction"] in people:
-            people[row["direction"]] += 1
+        ends[passage_key(row, ends)] = (row["direction"], row["decision"])
+    people = {"in": 0, "out": 0}
+    for direction, decision in ends.values():
+        if decision in _PASSED and direction in people:
+            people[direction] += 1
     return {
         "people": people,
         "fevers": fevers,
@@ -168,6 +196,11 @@ def report_rows(report: Mapping[str, Any]) -> list[list[Any]]:
     rows.append(["report", "events", report.get("events")])
     for decision, n in report.get("by_decision", {}).items():
         rows.append(["decisions", decision, n])
+    # The passages by how they ended, as the guard's statistics count them (a deny the guard
+    # overrode is one passage); absent from a report frozen before they were counted.
+    passages = report.get("passages")
+    if isinstance(passages, Mapping):
+        rows += [["passages", k, passages.get(k)] for k in ("total", "passed", "denied")]
     ledgers = report.get("ledgers")
     if isinstance(ledgers, Mapping):
         reporting = [str(g.get("kiosk_id")) for g in ledgers.get("gates", [])]

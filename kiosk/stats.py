@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from kiosk.categories import community_section, quarantine_lists
+from kiosk.categories import community_section, overridden, passage_key, quarantine_lists
 from kiosk.config.policy import QuotaConfig
 from kiosk.dating import dated_source
 from kiosk.days import as_zone, day_bounds, local_day
@@ -119,27 +119,28 @@ def households_outing(row: Mapping[str, Any]) -> bool:
     return QUOTA_EXEMPT not in (json.loads(row["flags"]) if row["flags"] else ())
 
 
-def _overrides(flags: list[str]) -> int | None:
-    """The ``seq`` a guard's decision is about (its ``overrides:<seq>`` flag), or None."""
-    for flag in flags:
-        seq = flag.removeprefix("overrides:")
-        if seq != flag and seq.isdigit():
-            return int(seq)
-    return None
-
-
 def _reading(readings: dict[tuple[str, int], float | None], row: Mapping[str, Any]) -> None:
     """Put an event's body temperature into ``readings`` (one per passage, by kiosk and seq).
     A guard's decision about a passage of the day is that passage, not another reading: it
     copied the kiosk's reading (or had none), or it carries the guard's hand reading, which
     replaces the kiosk's."""
     temp_c = None if row["temp_c"] is None else float(row["temp_c"])
-    subject = _overrides(json.loads(row["flags"]) if row["flags"] else [])
+    subject = overridden(json.loads(row["flags"]) if row["flags"] else [])
     key = (str(row["kiosk_id"]), subject if subject is not None else int(row["seq"]))
     if subject is None or key not in readings:
         readings[(str(row["kiosk_id"]), int(row["seq"]))] = temp_c
     elif temp_c is not None:
         readings[key] = temp_c
+
+
+def _outcome(outcomes: dict[tuple[str, int], str], row: Mapping[str, Any]) -> bool:
+    """Put an event's decision into ``outcomes`` (one per passage, by kiosk and seq): a
+    guard's decision about a passage of the day is how that passage ended, not another
+    passage (a deny the guard let through is one passage, passed; a fever the guard
+    confirmed is one passage, denied). Whether the event is a passage of its own."""
+    key = passage_key(row, outcomes)
+    outcomes[key] = str(row["decision"])
+    return key[1] == int(row["seq"])
 
 
 def quota_lookback(day: date, tz: ZoneInfo | str, quota: QuotaConfig) -> str:
@@ -184,6 +185,16 @@ def _over_quota(
     return over
 
 
+def _temperature_counts(
+    readings: Iterable[float | None], bins: list[tuple[float | None, float | None]]
+) -> list[int]:
+    counts = [0] * len(bins)
+    for temp_c in readings:
+        if temp_c is not None:
+            counts[_bin_index(temp_c, bins)] += 1
+    return counts
+
+
 def compute_report(
     db: Database, day: date, tz: ZoneInfo | str, quota_cfg: QuotaConfig | None = None
 ) -> dict[str, Any]:
@@ -195,8 +206,10 @@ def compute_report(
     by_reason: Counter[str] = Counter()
     by_direction: Counter[str] = Counter()
     by_hour = [0] * 24
+    passage_hours = [0] * 24  # the hour each passage came to the gate
     bins = _temperature_bins()
     readings: dict[tuple[str, int], float | None] = {}
+    outcomes: dict[tuple[str, int], str] = {}
     fever_times: list[str] = []
     exits: Counter[str] = Counter()
     total = 0
@@ -217,14 +230,12 @@ def compute_report(
         if "fever" in reasons:
             fever_times.append(local.strftime("%H:%M:%S"))
         _reading(readings, row)
+        passage_hours[local.hour] += _outcome(outcomes, row)
         if households_outing(row):  # one household however its passes spell it
             exits[same_text(row["household"])] += 1
 
     over_quota = _over_quota(db, day, zone, quota, set(exits)) if exits else 0
-    temp_counts = [0] * len(bins)
-    for temp_c in readings.values():
-        if temp_c is not None:
-            temp_counts[_bin_index(temp_c, bins)] += 1
+    temp_counts = _temperature_counts(readings.values(), bins)
     no_temperature = sum(temp_c is None for temp_c in readings.values())
     community = _community(db, day, zone)
 
@@ -234,6 +245,7 @@ def compute_report(
         "kiosks": sorted(kiosks),
         "events": total,
         "by_decision": dict(sorted(by_decision.items())),
+        "passages": {**_passages(outcomes.values()), "by_hour": passage_hours},
         "by_reason": dict(sorted(by_reason.items())),
         "by_direction": dict(sorted(by_direction.items())),
         "by_hour": by_hour,
@@ -249,21 +261,33 @@ def compute_report(
             for (lo, hi), n in zip(bins, temp_counts, strict=True)
         ],
         "no_temperature": no_temperature,
-        "exits_per_household": {
-            "quota_enabled": quota.enabled,
-            "quota_exits": quota.exits,
-            "period_days": quota.period_days,
-            "households": len(exits),
-            "exits": sum(exits.values()),
-            "histogram": {str(k): v for k, v in sorted(Counter(exits.values()).items())},
-            "max": max(exits.values(), default=0),
-            "over_quota_households": over_quota,
-        },
+        "exits_per_household": _exits_section(quota, exits, over_quota),
         "community": community,
         "quarantine_lists": quarantine_lists(db, day),
         # Dated by their boot's clock once synchronised; dated only by an unsynced clock.
         "clock": {"redated": dating["boot"], "unsynced": dating["unsynced"]},
     }
+
+
+def _exits_section(quota: QuotaConfig, exits: Counter[str], over_quota: int) -> dict[str, Any]:
+    """``exits_per_household``: counts only, never a household's name."""
+    return {
+        "quota_enabled": quota.enabled,
+        "quota_exits": quota.exits,
+        "period_days": quota.period_days,
+        "households": len(exits),
+        "exits": sum(exits.values()),
+        "histogram": {str(k): v for k, v in sorted(Counter(exits.values()).items())},
+        "max": max(exits.values(), default=0),
+        "over_quota_households": over_quota,
+    }
+
+
+def _passages(outcomes: Iterable[str]) -> dict[str, int]:
+    """The day's passages by how they ended (``_outcome``)."""
+    ends = Counter(outcomes)
+    passed = sum(ends[d] for d in PASSED)
+    return {"total": ends.total(), "passed": passed, "denied": ends.total() - passed}
 
 
 def _community(db: Database, day: date, zone: ZoneInfo) -> dict[str, Any]:

@@ -90,8 +90,6 @@ _ROWS_SQL = (
 )
 _GATES_SQL = (
     f"{_DATED_SQL} SELECT kiosk_id, count(*),"  # noqa: S608 - constants
-    " count(*) FILTER (WHERE decision IN ('pass', 'manual_pass')),"
-    " count(*) FILTER (WHERE decision IN ('deny', 'manual_deny')),"
     " count(*) FILTER (WHERE reasons ? 'fever'), min(dated_ts), max(dated_ts)"
     " FROM dated GROUP BY kiosk_id"
 )
@@ -171,15 +169,16 @@ def _json(value: object) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
-def _gate_categories(
+def _gate_reports(
     rows: list[tuple[Any, ...]], day: date, zone: ZoneInfo
 ) -> dict[str, dict[str, Any]]:
-    """Each gate's own office categories, to set beside the district's totals."""
+    """Each gate's own report (its passages, its office categories), to set beside the
+    district's totals."""
     by_kiosk: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:
         by_kiosk.setdefault(row[1], []).append(row)
     return {
-        kiosk: stats.compute_report(_memory_events(kiosk_rows), day, zone)["community"]
+        kiosk: stats.compute_report(_memory_events(kiosk_rows), day, zone)
         for kiosk, kiosk_rows in by_kiosk.items()
     }
 
@@ -312,24 +311,26 @@ def district_report(
     day_counts = {g[0]: g for g in gates}
     last_held = {h[0]: h for h in held}
     report["gates"] = len(day_counts)
-    categories = _gate_categories(rows, day, zone)
+    reports = _gate_reports(rows, day, zone)
     report["by_gate"] = []
-    quiet = stats.compute_report(_memory_events([]), day, zone)["community"]
+    quiet = stats.compute_report(_memory_events([]), day, zone)
     for kiosk_id in sorted(set(day_counts) | set(last_held) | {r[0] for r in ledgers}):
-        g = day_counts.get(kiosk_id, (kiosk_id, 0, 0, 0, 0, None, None))
+        g = day_counts.get(kiosk_id, (kiosk_id, 0, 0, None, None))
         h = last_held.get(kiosk_id, (kiosk_id, None, None))
+        gate = reports.get(kiosk_id) or json.loads(json.dumps(quiet))
         report["by_gate"].append(
             {
                 "kiosk_id": kiosk_id,
                 "events": g[1],
-                "passed": g[2],
-                "denied": g[3],
-                "fever_alarms": g[4],
-                "first_event": g[5],
-                "last_event": g[6],
+                # Passages by how they ended, as the gate counts them (``stats._outcome``).
+                "passed": gate["passages"]["passed"],
+                "denied": gate["passages"]["denied"],
+                "fever_alarms": g[2],
+                "first_event": g[3],
+                "last_event": g[4],
                 "last_seq_held": h[2],
                 "last_pulled_at": h[1].isoformat() if h[1] is not None else None,
-                "community": categories.get(kiosk_id) or json.loads(json.dumps(quiet)),
+                "community": gate["community"],
             }
         )
     _roll_up_ledgers(

@@ -115,6 +115,18 @@ class ErrorOut(BaseModel):
     detail: str
 
 
+class Passages(BaseModel):
+    """The day's passages by how they ended: a guard's decision about a passage is its end,
+    not another passage (``by_decision`` counts the events)."""
+
+    total: int
+    passed: int
+    denied: int
+    by_hour: list[int] = Field(
+        min_length=24, max_length=24, description="Passages by the local hour they came."
+    )
+
+
 class FeverAlarms(BaseModel):
     count: int
     people: int | None = Field(
@@ -164,6 +176,9 @@ class DailyReport(BaseModel):
     kiosks: list[str]
     events: int
     by_decision: dict[str, int]
+    passages: Passages | None = Field(
+        None, description="Passages by how they ended; null in a report frozen before them."
+    )
     by_reason: dict[str, int]
     by_direction: dict[str, int]
     by_hour: list[int] = Field(min_length=24, max_length=24)

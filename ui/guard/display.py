@@ -264,6 +264,7 @@ def lists_view(
 
 def stats_cards(report: dict[str, Any]) -> dict[str, Any]:
     by = report.get("by_decision", {})
+    passages = report.get("passages") or {}
     community = report.get("community") or {}
     cars = community.get("vehicles")
     cars = cars if isinstance(cars, dict) else {"registrations": cars}
@@ -272,9 +273,11 @@ def stats_cards(report: dict[str, Any]) -> dict[str, Any]:
         "vehicles": cars.get("registrations") or 0,
         "unknown_plates": cars.get("unknown_plates"),
         "quarantined": community.get("quarantined_households") or 0,
-        "total": report.get("events", 0),
-        "passes": by.get("pass", 0) + by.get("manual_pass", 0),
-        "denies": by.get("deny", 0) + by.get("manual_deny", 0),
+        # Passages by how they ended: a deny the guard overrode is one passage, not two (a
+        # report frozen before passages were counted has only its decisions).
+        "total": passages.get("total", report.get("events", 0)),
+        "passes": passages.get("passed", by.get("pass", 0) + by.get("manual_pass", 0)),
+        "denies": passages.get("denied", by.get("deny", 0) + by.get("manual_deny", 0)),
         "manual": by.get("manual_pass", 0) + by.get("manual_deny", 0),
         # Feverish people (a car's feverish occupants each); a report frozen before they
         # were counted has only its alarms.
@@ -290,7 +293,9 @@ def _fever_people(alarms: Mapping[str, Any]) -> int:
 def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str, Any]:
     """The statistics page's SVG charts, drawn from the daily report."""
     _ = i18n.translator(lang)
-    hours = report.get("by_hour") or [0] * 24
+    # Passages, each in the hour it came to the gate (the events by hour in a report frozen
+    # before passages were counted).
+    hours = (report.get("passages") or {}).get("by_hour") or report.get("by_hour") or [0] * 24
     per_hour = charts.bar_chart(
         [charts.Bar(f"{h:02d}", n, "pass") for h, n in enumerate(hours)],
         title=_("stats.per_hour"),
