@@ -5,6 +5,7 @@ docs/bench.md."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 
@@ -56,6 +57,61 @@ def test_every_command_and_option_is_in_the_cli_reference(path, parser):
     every = {o for action in parser._actions for o in action.option_strings}
     stale = [o for o in re.findall(r"^\| `(--[\w-]+)", section, re.M) if o not in every]
     assert stale == [], f"docs/cli.md documents options `kiosk {' '.join(path)}` does not take"
+
+
+def _usage(section: str) -> str | None:
+    """The section's usage block (its first fenced block starting ``kiosk``), one line."""
+    block = re.search(r"^```\n(kiosk .*?)^```", section, re.S | re.M)
+    return " ".join(block.group(1).split()) if block else None
+
+
+@pytest.fixture
+def fresh_parser(monkeypatch):
+    """The parser built with no KIOSK_* variable set (some defaults come from them)."""
+    for name in [n for n in os.environ if n.startswith("KIOSK_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("COLUMNS", "100")
+    return build_parser()
+
+
+def _find(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> argparse.ArgumentParser:
+    return dict(_commands(parser))[path]
+
+
+@pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=[" ".join(p) for p, _ in COMMANDS])
+def test_every_usage_line_in_the_cli_reference_is_the_commands_own(path, fresh_parser):
+    """A usage line that names an option or argument the command does not take (or misses one,
+    or takes it in another form) is a script written from the reference that fails."""
+    section = _section((DOCS / "cli.md").read_text(encoding="utf-8"), path)
+    assert section is not None
+    parser = _find(fresh_parser, path)
+    actual = " ".join(parser.format_usage().removeprefix("usage:").split())
+    assert _usage(section) == actual, f"docs/cli.md's usage of `kiosk {' '.join(path)}`"
+
+
+@pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=[" ".join(p) for p, _ in COMMANDS])
+def test_every_default_an_option_has_is_the_one_the_cli_reference_names(path, fresh_parser):
+    section = _section((DOCS / "cli.md").read_text(encoding="utf-8"), path)
+    assert section is not None
+    rows = dict(re.findall(r"^\| `(--[\w-]+)[^`]*` \| (.*) \|$", section, re.M))
+    wrong = [
+        f"{action.option_strings[-1]} (default {action.default!r})"
+        for action in _find(fresh_parser, path)._actions
+        if action.option_strings
+        and action.default != argparse.SUPPRESS
+        and isinstance(action.default, str | int | float)
+        and not isinstance(action.default, bool)
+        and str(action.default) not in rows.get(action.option_strings[-1], "")
+    ]
+    assert wrong == [], f"docs/cli.md does not name these defaults of `kiosk {' '.join(path)}`"
+
+
+def test_the_usage_finder_and_the_version_option():
+    text = "x\n```\nkiosk a [-h]\n   [--b B]\n```\n```\nkiosk c\n```\n"
+    assert _usage(text) == "kiosk a [-h] [--b B]"
+    assert _usage("no block\n") is None
+    root = [o for action in build_parser()._actions for o in action.option_strings]
+    assert "--version" in root and "`kiosk --version`" in (DOCS / "cli.md").read_text("utf-8")
 
 
 def test_the_section_finder_sees_a_missing_verb_and_a_missing_option():
