@@ -262,3 +262,49 @@ def test_the_readme_names_every_verb_and_bench_section():
     assert [v for v in verbs if f"`kiosk {v}" not in table] == []
     bench_row = next(line for line in readme.splitlines() if line.startswith("| `kiosk bench"))
     assert [s for s in SECTIONS if s not in bench_row] == []
+
+
+#: Dotted words in the docs that name no Python object: files, units and a migration set.
+NOT_PYTHON = {"kiosk.db", "kiosk.service", "kiosk.service.d", "kiosk.events"}
+PACKAGES = "kiosk|drivers|ui|checkpoint|office"
+DOC_FILES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+
+
+def _resolves(dotted: str) -> bool:
+    """Whether ``dotted`` (``kiosk.lists.same_text``) is an importable module or an attribute
+    of one, followed down attribute by attribute."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            if not hasattr(found, name):
+                return False
+            found = getattr(found, name)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: p.name)
+def test_every_file_and_python_name_a_document_cites_exists(doc):
+    """A reader follows `kiosk/deadline.py` or `kiosk.lists.same_text` to the code: a name
+    that was renamed or removed sends them nowhere."""
+    text = doc.read_text(encoding="utf-8")
+    paths = re.findall(rf"`((?:{PACKAGES}|tests|scripts|systemd|docs|\.ci)/[\w./-]*)`", text)
+    gone = [p for p in paths if not (ROOT / p.rstrip("/")).exists()]
+    names = set(re.findall(rf"`((?:{PACKAGES})(?:\.[A-Za-z_]\w*)+)", text)) - NOT_PYTHON
+    for block in re.findall(r"```python\n(.*?)```", text, re.S):  # its imports, too
+        for module, imported in re.findall(r"^from ([\w.]+) import ([\w, ]+)$", block, re.M):
+            names |= {f"{module}.{name.strip()}" for name in imported.split(",")}
+    gone += sorted(n for n in names if not _resolves(n))
+    assert gone == [], f"{doc.name} cites what the repository does not have"
+
+
+def test_the_name_resolver_follows_modules_and_attributes():
+    assert _resolves("kiosk.lists.ListStore.import_csv") and _resolves("kiosk.deadline")
+    assert not _resolves("drivers.thermometer.read_with_deadline")
+    assert not _resolves("kiosk.nonexistent_module")
