@@ -308,3 +308,16 @@ def test_the_name_resolver_follows_modules_and_attributes():
     assert _resolves("kiosk.lists.ListStore.import_csv") and _resolves("kiosk.deadline")
     assert not _resolves("drivers.thermometer.read_with_deadline")
     assert not _resolves("kiosk.nonexistent_module")
+
+
+def test_the_scenario_reference_lists_every_step_key_the_replay_takes():
+    from checkpoint.replay import ScenarioFile, Step
+
+    text = (DOCS / "scenarios.md").read_text(encoding="utf-8")
+    table = text[text.index("### Step keys") : text.index("`pass.key` picks")]
+    documented = set(re.findall(r"^\| `(\w+)` \|", table, re.M))
+    taken = {field.alias or name for name, field in Step.model_fields.items()} - {"note"}
+    assert documented == taken, "docs/scenarios.md's step keys are not the replay's"
+    example = text[text.index("## File format") : text.index("### Step keys")]
+    assert {*ScenarioFile.model_fields} <= set(re.findall(r"^\[*(\w+)", example, re.M))
+    assert "at most one of `code`, `pass`, `frame`" in table
