@@ -5,6 +5,7 @@ docs/bench.md."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 from pathlib import Path
@@ -321,3 +322,30 @@ def test_the_scenario_reference_lists_every_step_key_the_replay_takes():
     example = text[text.index("## File format") : text.index("### Step keys")]
     assert {*ScenarioFile.model_fields} <= set(re.findall(r"^\[*(\w+)", example, re.M))
     assert "at most one of `code`, `pass`, `frame`" in table
+
+
+def _json_keys(section: str) -> set[str]:
+    """The field names the `--json` row of a cli.md section lists (before any `;`, outside
+    parentheses)."""
+    row = re.search(r"^\| `--json` \| [^:|]*: ([^|;]*)", section, re.M)
+    assert row is not None, "the --json row names no fields"
+    return set(re.findall(r"`(\w+)`", re.sub(r"\([^()]*\)", "", row.group(1))))
+
+
+def test_the_json_the_database_verbs_print_has_the_fields_the_reference_lists(
+    store, data_dir, capsys
+):
+    from checkpoint.cli import main
+    from office.pull import PullResult
+
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    db = str(data_dir / "kiosk.db")
+    assert main(["token", "new", "--scope", "logs:read", "--db", db]) == 0
+    assert main(["token", "list", "--json", "--db", db]) == 0
+    assert main(["verify-log", "--json", "--db", db]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    token, verdict = json.loads(lines[-2]), json.loads(lines[-1])
+    assert set(token) == _json_keys(_section(text, ("token", "list")) or "")
+    assert set(verdict) == _json_keys(_section(text, ("verify-log",)) or "")
+    pulled = PullResult("http://gate-1:8000", "gate-1").as_dict()
+    assert set(pulled) == _json_keys(_section(text, ("pull",)) or "")
