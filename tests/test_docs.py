@@ -349,3 +349,18 @@ def test_the_json_the_database_verbs_print_has_the_fields_the_reference_lists(
     assert set(verdict) == _json_keys(_section(text, ("verify-log",)) or "")
     pulled = PullResult("http://gate-1:8000", "gate-1").as_dict()
     assert set(pulled) == _json_keys(_section(text, ("pull",)) or "")
+
+
+def test_the_readme_names_every_os_package_the_two_scripts_install():
+    """The quick start tells an operator without sudo which packages to install by hand."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick = readme[readme.index("## Quick start") : readme.index("## Screens")]
+    packages = {
+        name
+        for script in ("demo", "test")
+        for line in (ROOT / "scripts" / script).read_text(encoding="utf-8").splitlines()
+        if line.startswith("kiosk_apt ")
+        for name in line.split()[1:]
+    }
+    assert {"libzbar0", "chromium"} <= packages
+    assert sorted(p for p in packages if f"`{p}`" not in quick) == []
