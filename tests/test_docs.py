@@ -364,3 +364,9 @@ def test_the_readme_names_every_os_package_the_two_scripts_install():
     }
     assert {"libzbar0", "chromium"} <= packages
     assert sorted(p for p in packages if f"`{p}`" not in quick) == []
+
+
+def test_the_readme_leads_to_every_document():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    unlisted = [d.name for d in sorted(DOCS.glob("*.md")) if f"docs/{d.name}" not in readme]
+    assert unlisted == [], "docs the README's 'Where to go next' does not name"
