@@ -370,3 +370,12 @@ def test_the_readme_leads_to_every_document():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     unlisted = [d.name for d in sorted(DOCS.glob("*.md")) if f"docs/{d.name}" not in readme]
     assert unlisted == [], "docs the README's 'Where to go next' does not name"
+
+
+def test_the_api_reference_lists_exactly_the_fields_a_personal_token_may_unmask():
+    from kiosk.privacy import FIELD_NAMES
+
+    text = (DOCS / "api.md").read_text(encoding="utf-8")
+    sentence = re.search(r"^`fields` \(needs `logs:personal`\): (.*?)Anything", text, re.S | re.M)
+    assert sentence is not None
+    assert set(re.findall(r"`([\w.]+)`", sentence.group(1))) == set(FIELD_NAMES)
