@@ -379,3 +379,15 @@ def test_the_api_reference_lists_exactly_the_fields_a_personal_token_may_unmask(
     sentence = re.search(r"^`fields` \(needs `logs:personal`\): (.*?)Anything", text, re.S | re.M)
     assert sentence is not None
     assert set(re.findall(r"`([\w.]+)`", sentence.group(1))) == set(FIELD_NAMES)
+
+
+def test_every_field_of_the_health_report_is_in_the_api_reference(core):
+    text = (DOCS / "api.md").read_text(encoding="utf-8")
+    section = text[text.index("### `GET /api/v1/health`") : text.index("## Kiosk screen")]
+    report = core.health()
+    assert {"devices", "deciding", "clock", "version"} <= set(report)
+    optional = {"lists_sync", "data_volume"}  # only when the daemon has them
+    missing = [k for k in sorted({*report, *optional}) if f"`{k}`" not in section]
+    assert missing == [], "health fields docs/api.md does not describe"
+    devices = [k for k in report["devices"] if f"`{k.split(':')[0]}" not in section]
+    assert devices == []
