@@ -391,3 +391,43 @@ def test_every_field_of_the_health_report_is_in_the_api_reference(core):
     assert missing == [], "health fields docs/api.md does not describe"
     devices = [k for k in report["devices"] if f"`{k.split(':')[0]}" not in section]
     assert devices == []
+
+
+#: The bench fields the product promises scripts (only ever added to): section -> fields;
+#: "a.b" is field b inside the object a.
+PROMISED_BENCH_FIELDS = {
+    "decode": "frames decoded bare_decoded bare_ms pipeline_ms ratio",
+    "thermo": "traces settle_ms sensor_settle_ms ratio mean_abs_err_c max_abs_err_c"
+    " calibrated_mean_abs_err_c faults_passed_as_temperature decision_ms"
+    " decision_ms.normal_p50 decision_ms.normal_p95 decision_ms.fever_p50 decision_ms.fever_p95",
+    "decide": "passages median_us",
+    "loop": "passages p50_ms p99_ms decode_ms overhead_p99_ms",
+    "idle": "fps cpu_fraction every_frame_cpu_fraction ratio",
+    "store": "commit_ms appends_per_s",
+    "pull": "events events_per_s loop_p99_idle_ms loop_p99_loaded_ms",
+    "edge": "connections slowloris loop_p99_idle_ms loop_p99_flood_ms passages"
+    " passages_without_temperature lost_events",
+    "memory": "daemon_pss_mb helpers_pss_mb total_pss_mb imports_mb",
+    "fleet": "kiosks ingest ingest.events ingest.events_per_s lag lag.events lag.p50_ms"
+    " lag.p95_ms lag.max_ms",
+}
+
+
+@pytest.mark.parametrize("section", sorted(PROMISED_BENCH_FIELDS))
+def test_every_promised_bench_field_is_documented_and_written(section):
+    """docs/bench.md's table and the section's module: a promised field that either loses
+    fails here, the whole-run check being slow."""
+    text = re.search(rf"^## `{section}`\n(.*?)(?=^## |\Z)", BENCH_DOC, re.S | re.M)
+    assert text is not None
+    source = (ROOT / "checkpoint" / "bench" / f"{section}.py").read_text(encoding="utf-8")
+    missing = []
+    for field in PROMISED_BENCH_FIELDS[section].split():
+        outer, _, inner = field.partition(".")
+        documented = (
+            outer in BENCH_FIELDS[section]
+            if not inner
+            else re.search(rf"^\| `{outer}` \|.*\b{inner}\b", text.group(1), re.M)
+        )
+        if not documented or f'"{inner or outer}"' not in source:
+            missing.append(field)
+    assert missing == []
