@@ -435,25 +435,11 @@ def test_every_promised_bench_field_is_documented_and_written(section):
 
 #: The reason codes the event record promises (only ever added to).
 PROMISED_REASONS = [
-    "ok",
-    "fever",
-    "temp_implausible",
-    "no_temperature",
-    "sensor_fault",
-    "reader_fault",
-    "pass_malformed",
-    "pass_bad_signature",
-    "pass_unknown_key",
-    "pass_expired",
-    "pass_not_yet_valid",
-    "pass_revoked",
-    "quarantined",
-    "quota_exceeded",
-    "passback",
-    "outside_hours",
-    "store_fault",
-    "guard_override",
-]
+    "ok", "fever", "temp_implausible", "no_temperature", "sensor_fault", "reader_fault",
+    "pass_malformed", "pass_bad_signature", "pass_unknown_key", "pass_expired",
+    "pass_not_yet_valid", "pass_revoked", "quarantined", "quota_exceeded", "passback",
+    "outside_hours", "store_fault", "guard_override",
+]  # fmt: skip
 
 
 def test_every_promised_reason_code_is_given_and_documented():
@@ -461,7 +447,6 @@ def test_every_promised_reason_code_is_given_and_documented():
 
     given = {*REASONS, "ok", "guard_override"}  # the engine adds the last for a guard's word
     assert [r for r in PROMISED_REASONS if r not in given] == []
-    assert 'reasons=("guard_override"' in (ROOT / "kiosk" / "engine.py").read_text("utf-8")
     policy = (DOCS / "policy.md").read_text(encoding="utf-8")
     table = set(re.findall(r"^\|[^|]*\| `(\w+)` \|", policy, re.M))
     assert sorted(set(REASONS) - table) == [], "reasons policy.md's rule table lacks"
