@@ -389,10 +389,15 @@ class TrustList:
     def _folder_stamp(directory: Path) -> int:
         try:
             st = directory.stat()
-        except OSError:
+        except FileNotFoundError:
             raise TrustListError(f"trust directory {directory} does not exist") from None
+        except OSError as exc:
+            raise TrustListError(f"trust directory {directory}: {exc.strerror}") from None
         if not stat.S_ISDIR(st.st_mode):
-            raise TrustListError(f"trust directory {directory} does not exist")
+            raise TrustListError(
+                f"trust directory {directory} is a file, not a folder: name the folder that"
+                " holds the *.pub keys"
+            )
         return st.st_mtime_ns
 
     @staticmethod

@@ -376,6 +376,72 @@ def test_openapi_declares_every_response_model(client):
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
 
 
+def _undeclared(value, schema: dict, spec: dict, path: str) -> list[str]:
+    """The keys of ``value`` (a JSON answer) that the OpenAPI ``schema`` does not declare, and
+    the required ones it lacks, as dotted paths; nested objects and lists are followed."""
+    while "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    if value is None:
+        return []
+    options = schema.get("anyOf") or [schema]
+    kind = "object" if isinstance(value, dict) else "array" if isinstance(value, list) else None
+    for option in options:
+        while "$ref" in option:
+            option = spec["components"]["schemas"][option["$ref"].rsplit("/", 1)[-1]]
+        if kind is None or option.get("type") == kind:
+            schema = option
+            break
+    if isinstance(value, list):
+        items = schema.get("items", {})
+        return [p for v in value for p in _undeclared(v, items, spec, f"{path}[]")]
+    if not isinstance(value, dict) or "properties" not in schema:
+        return []
+    props = schema["properties"]
+    found = [f"{path}.{k} (not declared)" for k in value if k not in props]
+    found += [f"{path}.{k} (missing)" for k in schema.get("required", []) if k not in value]
+    return found + [
+        p
+        for k, v in value.items()
+        if k in props
+        for p in _undeclared(v, props[k], spec, f"{path}.{k}")
+    ]
+
+
+def test_the_openapi_schema_declares_every_field_the_office_api_answers(core, client, clock):
+    """The office writes its client from /openapi.json: a field the answer carries and the
+    schema does not name is one it never learns of (the report's `clock` was such a field)."""
+    spec = client.get("/openapi.json").json()
+    headers = bearer(core, "logs:read")
+    answers = {
+        "/api/v1/stats": client.get("/api/v1/stats?day=2026-03-02", headers=headers).json(),
+        "/api/v1/events": client.get("/api/v1/events?limit=5", headers=headers).json(),
+    }
+    assert answers["/api/v1/stats"]["events"] == 25 and len(answers["/api/v1/events"]["events"])
+    undeclared = [
+        found
+        for path, answer in answers.items()
+        for found in _undeclared(
+            answer,
+            spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"],
+            spec,
+            path,
+        )
+    ]
+    assert undeclared == []
+
+
+def test_the_schema_walk_finds_an_undeclared_nested_field():
+    a = {"type": "object", "properties": {"b": {"type": "integer"}}}
+    spec = {"components": {"schemas": {"A": a}}}
+    nullable_a = {"anyOf": [{"$ref": "#/x/A"}, {"type": "null"}]}
+    schema = {"type": "object", "properties": {"a": nullable_a, "z": {}}, "required": ["z"]}
+    assert _undeclared({"a": {"b": 1, "c": 2}}, schema, spec, "r") == [
+        "r.z (missing)",
+        "r.a.c (not declared)",
+    ]
+    assert _undeclared({"a": None, "z": 1}, schema, spec, "r") == []
+
+
 def test_no_response_carries_an_unmasked_phone_or_id(core, client):
     headers = bearer(core, "logs:read", "stats:read")
     texts = [

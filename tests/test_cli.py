@@ -115,6 +115,23 @@ def test_bench_only_takes_sections_comma_separated_or_repeated(monkeypatch, caps
     assert len(asked) == 1  # nothing ran
 
 
+@pytest.mark.parametrize("only", ["", ",", " , "])
+def test_bench_only_naming_no_section_is_a_usage_error_not_the_whole_suite(
+    monkeypatch, capsys, only
+):
+    """`--only "$SECTIONS"` with the variable empty ran every section, edge and memory
+    included (over ten minutes of a loaded machine), where the caller asked for some."""
+    from checkpoint.cli import bench_cmd
+
+    asked: list[list[str] | None] = []
+    monkeypatch.setattr(
+        bench_cmd, "run_all", lambda quick=False, only=None: asked.append(only) or {}
+    )
+    assert main(["bench", "--json", "--only", only]) == 2
+    assert asked == []
+    assert "--only names no section" in capsys.readouterr().err
+
+
 def test_the_fleet_bench_runs_only_when_named(monkeypatch):
     from checkpoint import bench
 

@@ -772,3 +772,38 @@ def test_a_demo_host_the_config_would_refuse_is_a_usage_error(host, tmp_path, ca
     assert main(["demo", "--host", host, "--port", "0", "--data", str(tmp_path / "d")]) == 2
     assert "--host" in _one_line_error(capsys, "demo")
     assert not (tmp_path / "d").exists()
+
+
+def test_the_collectors_warnings_name_the_gate_and_the_error(tmp_path, monkeypatch, capsys):
+    """`kiosk collect` set up no log handler: its "pull failed" warnings reached the journal
+    as those two words (Python's last-resort handler), without the gate's URL or the error
+    the collector attached, so the office could not tell from its log which gate failed."""
+    import logging
+
+    from office import collector, pg
+
+    class FakeCollector:
+        def __init__(self, config, dsn):
+            self.config = config
+
+        def run_once(self):
+            url = self.config.kiosks[0].url
+            logging.getLogger("office.collector").warning(
+                "pull failed", extra={"url": url, "error": "connection refused"}
+            )
+            return [collector.KioskStatus(url=url, name=None, state="error")]
+
+        def stop(self):
+            pass
+
+    monkeypatch.setattr(collector, "Collector", FakeCollector)
+    monkeypatch.setattr(pg, "PgTarget", lambda *a, **kw: type("T", (), {"close": lambda s: 0})())
+    monkeypatch.setenv("KIOSK_FLEET_DSN", "postgresql://office@db.lan/fleet")
+    monkeypatch.setenv("GATE_TOKEN", "kt_00000000_x")
+    config = tmp_path / "collect.toml"
+    config.write_text('[[kiosks]]\nurl = "http://gate-9.lan:8000"\ntoken_env = "GATE_TOKEN"\n')
+    assert main(["collect", "--config", str(config), "--once"]) == 1
+    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line[:1] == "{"]
+    assert [(r["msg"], r["url"], r["error"]) for r in logged] == [
+        ("pull failed", "http://gate-9.lan:8000", "connection refused")
+    ]

@@ -5,6 +5,8 @@ docs/bench.md."""
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
 from pathlib import Path
 
@@ -56,6 +58,61 @@ def test_every_command_and_option_is_in_the_cli_reference(path, parser):
     every = {o for action in parser._actions for o in action.option_strings}
     stale = [o for o in re.findall(r"^\| `(--[\w-]+)", section, re.M) if o not in every]
     assert stale == [], f"docs/cli.md documents options `kiosk {' '.join(path)}` does not take"
+
+
+def _usage(section: str) -> str | None:
+    """The section's usage block (its first fenced block starting ``kiosk``), one line."""
+    block = re.search(r"^```\n(kiosk .*?)^```", section, re.S | re.M)
+    return " ".join(block.group(1).split()) if block else None
+
+
+@pytest.fixture
+def fresh_parser(monkeypatch):
+    """The parser built with no KIOSK_* variable set (some defaults come from them)."""
+    for name in [n for n in os.environ if n.startswith("KIOSK_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("COLUMNS", "100")
+    return build_parser()
+
+
+def _find(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> argparse.ArgumentParser:
+    return dict(_commands(parser))[path]
+
+
+@pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=[" ".join(p) for p, _ in COMMANDS])
+def test_every_usage_line_in_the_cli_reference_is_the_commands_own(path, fresh_parser):
+    """A usage line that names an option or argument the command does not take (or misses one,
+    or takes it in another form) is a script written from the reference that fails."""
+    section = _section((DOCS / "cli.md").read_text(encoding="utf-8"), path)
+    assert section is not None
+    parser = _find(fresh_parser, path)
+    actual = " ".join(parser.format_usage().removeprefix("usage:").split())
+    assert _usage(section) == actual, f"docs/cli.md's usage of `kiosk {' '.join(path)}`"
+
+
+@pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=[" ".join(p) for p, _ in COMMANDS])
+def test_every_default_an_option_has_is_the_one_the_cli_reference_names(path, fresh_parser):
+    section = _section((DOCS / "cli.md").read_text(encoding="utf-8"), path)
+    assert section is not None
+    rows = dict(re.findall(r"^\| `(--[\w-]+)[^`]*` \| (.*) \|$", section, re.M))
+    wrong = [
+        f"{action.option_strings[-1]} (default {action.default!r})"
+        for action in _find(fresh_parser, path)._actions
+        if action.option_strings
+        and action.default != argparse.SUPPRESS
+        and isinstance(action.default, str | int | float)
+        and not isinstance(action.default, bool)
+        and str(action.default) not in rows.get(action.option_strings[-1], "")
+    ]
+    assert wrong == [], f"docs/cli.md does not name these defaults of `kiosk {' '.join(path)}`"
+
+
+def test_the_usage_finder_and_the_version_option():
+    text = "x\n```\nkiosk a [-h]\n   [--b B]\n```\n```\nkiosk c\n```\n"
+    assert _usage(text) == "kiosk a [-h] [--b B]"
+    assert _usage("no block\n") is None
+    root = [o for action in build_parser()._actions for o in action.option_strings]
+    assert "--version" in root and "`kiosk --version`" in (DOCS / "cli.md").read_text("utf-8")
 
 
 def test_the_section_finder_sees_a_missing_verb_and_a_missing_option():
@@ -206,3 +263,193 @@ def test_the_readme_names_every_verb_and_bench_section():
     assert [v for v in verbs if f"`kiosk {v}" not in table] == []
     bench_row = next(line for line in readme.splitlines() if line.startswith("| `kiosk bench"))
     assert [s for s in SECTIONS if s not in bench_row] == []
+
+
+#: Dotted words in the docs that name no Python object: files, units and a migration set.
+NOT_PYTHON = {"kiosk.db", "kiosk.service", "kiosk.service.d", "kiosk.events"}
+PACKAGES = "kiosk|drivers|ui|checkpoint|office"
+DOC_FILES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+
+
+def _resolves(dotted: str) -> bool:
+    """Whether ``dotted`` (``kiosk.lists.same_text``) is an importable module or an attribute
+    of one, followed down attribute by attribute."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            if not hasattr(found, name):
+                return False
+            found = getattr(found, name)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: p.name)
+def test_every_file_and_python_name_a_document_cites_exists(doc):
+    """A reader follows `kiosk/deadline.py` or `kiosk.lists.same_text` to the code: a name
+    that was renamed or removed sends them nowhere."""
+    text = doc.read_text(encoding="utf-8")
+    paths = re.findall(rf"`((?:{PACKAGES}|tests|scripts|systemd|docs|\.ci)/[\w./-]*)`", text)
+    gone = [p for p in paths if not (ROOT / p.rstrip("/")).exists()]
+    names = set(re.findall(rf"`((?:{PACKAGES})(?:\.[A-Za-z_]\w*)+)", text)) - NOT_PYTHON
+    for block in re.findall(r"```python\n(.*?)```", text, re.S):  # its imports, too
+        for module, imported in re.findall(r"^from ([\w.]+) import ([\w, ]+)$", block, re.M):
+            names |= {f"{module}.{name.strip()}" for name in imported.split(",")}
+    gone += sorted(n for n in names if not _resolves(n))
+    assert gone == [], f"{doc.name} cites what the repository does not have"
+
+
+def test_the_name_resolver_follows_modules_and_attributes():
+    assert _resolves("kiosk.lists.ListStore.import_csv") and _resolves("kiosk.deadline")
+    assert not _resolves("drivers.thermometer.read_with_deadline")
+    assert not _resolves("kiosk.nonexistent_module")
+
+
+def test_the_scenario_reference_lists_every_step_key_the_replay_takes():
+    from checkpoint.replay import ScenarioFile, Step
+
+    text = (DOCS / "scenarios.md").read_text(encoding="utf-8")
+    table = text[text.index("### Step keys") : text.index("`pass.key` picks")]
+    documented = set(re.findall(r"^\| `(\w+)` \|", table, re.M))
+    taken = {field.alias or name for name, field in Step.model_fields.items()} - {"note"}
+    assert documented == taken, "docs/scenarios.md's step keys are not the replay's"
+    example = text[text.index("## File format") : text.index("### Step keys")]
+    assert {*ScenarioFile.model_fields} <= set(re.findall(r"^\[*(\w+)", example, re.M))
+    assert "at most one of `code`, `pass`, `frame`" in table
+
+
+def _json_keys(section: str) -> set[str]:
+    """The field names the `--json` row of a cli.md section lists (before any `;`, outside
+    parentheses)."""
+    row = re.search(r"^\| `--json` \| [^:|]*: ([^|;]*)", section, re.M)
+    assert row is not None, "the --json row names no fields"
+    return set(re.findall(r"`(\w+)`", re.sub(r"\([^()]*\)", "", row.group(1))))
+
+
+def test_the_json_the_database_verbs_print_has_the_fields_the_reference_lists(
+    store, data_dir, capsys
+):
+    from checkpoint.cli import main
+    from office.pull import PullResult
+
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    db = str(data_dir / "kiosk.db")
+    assert main(["token", "new", "--scope", "logs:read", "--db", db]) == 0
+    assert main(["token", "list", "--json", "--db", db]) == 0
+    assert main(["verify-log", "--json", "--db", db]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    token, verdict = json.loads(lines[-2]), json.loads(lines[-1])
+    assert set(token) == _json_keys(_section(text, ("token", "list")) or "")
+    assert set(verdict) == _json_keys(_section(text, ("verify-log",)) or "")
+    pulled = PullResult("http://gate-1:8000", "gate-1").as_dict()
+    assert set(pulled) == _json_keys(_section(text, ("pull",)) or "")
+
+
+def test_the_readme_names_every_os_package_the_two_scripts_install():
+    """The quick start tells an operator without sudo which packages to install by hand."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick = readme[readme.index("## Quick start") : readme.index("## Screens")]
+    packages = {
+        name
+        for script in ("demo", "test")
+        for line in (ROOT / "scripts" / script).read_text(encoding="utf-8").splitlines()
+        if line.startswith("kiosk_apt ")
+        for name in line.split()[1:]
+    }
+    assert {"libzbar0", "chromium"} <= packages
+    assert sorted(p for p in packages if f"`{p}`" not in quick) == []
+
+
+def test_the_readme_leads_to_every_document():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    unlisted = [d.name for d in sorted(DOCS.glob("*.md")) if f"docs/{d.name}" not in readme]
+    assert unlisted == [], "docs the README's 'Where to go next' does not name"
+
+
+def test_the_api_reference_lists_exactly_the_fields_a_personal_token_may_unmask():
+    from kiosk.privacy import FIELD_NAMES
+
+    text = (DOCS / "api.md").read_text(encoding="utf-8")
+    sentence = re.search(r"^`fields` \(needs `logs:personal`\): (.*?)Anything", text, re.S | re.M)
+    assert sentence is not None
+    assert set(re.findall(r"`([\w.]+)`", sentence.group(1))) == set(FIELD_NAMES)
+
+
+def test_every_field_of_the_health_report_is_in_the_api_reference(core):
+    text = (DOCS / "api.md").read_text(encoding="utf-8")
+    section = text[text.index("### `GET /api/v1/health`") : text.index("## Kiosk screen")]
+    report = core.health()
+    assert {"devices", "deciding", "clock", "version"} <= set(report)
+    optional = {"lists_sync", "data_volume"}  # only when the daemon has them
+    missing = [k for k in sorted({*report, *optional}) if f"`{k}`" not in section]
+    assert missing == [], "health fields docs/api.md does not describe"
+    devices = [k for k in report["devices"] if f"`{k.split(':')[0]}" not in section]
+    assert devices == []
+
+
+#: The bench fields the product promises scripts (only ever added to): section -> fields;
+#: "a.b" is field b inside the object a.
+PROMISED_BENCH_FIELDS = {
+    "decode": "frames decoded bare_decoded bare_ms pipeline_ms ratio",
+    "thermo": "traces settle_ms sensor_settle_ms ratio mean_abs_err_c max_abs_err_c"
+    " calibrated_mean_abs_err_c faults_passed_as_temperature decision_ms"
+    " decision_ms.normal_p50 decision_ms.normal_p95 decision_ms.fever_p50 decision_ms.fever_p95",
+    "decide": "passages median_us",
+    "loop": "passages p50_ms p99_ms decode_ms overhead_p99_ms",
+    "idle": "fps cpu_fraction every_frame_cpu_fraction ratio",
+    "store": "commit_ms appends_per_s",
+    "pull": "events events_per_s loop_p99_idle_ms loop_p99_loaded_ms",
+    "edge": "connections slowloris loop_p99_idle_ms loop_p99_flood_ms passages"
+    " passages_without_temperature lost_events",
+    "memory": "daemon_pss_mb helpers_pss_mb total_pss_mb imports_mb",
+    "fleet": "kiosks ingest ingest.events ingest.events_per_s lag lag.events lag.p50_ms"
+    " lag.p95_ms lag.max_ms",
+}
+
+
+@pytest.mark.parametrize("section", sorted(PROMISED_BENCH_FIELDS))
+def test_every_promised_bench_field_is_documented_and_written(section):
+    """docs/bench.md's table and the section's module: a promised field that either loses
+    fails here, the whole-run check being slow."""
+    text = re.search(rf"^## `{section}`\n(.*?)(?=^## |\Z)", BENCH_DOC, re.S | re.M)
+    assert text is not None
+    source = (ROOT / "checkpoint" / "bench" / f"{section}.py").read_text(encoding="utf-8")
+    missing = []
+    for field in PROMISED_BENCH_FIELDS[section].split():
+        outer, _, inner = field.partition(".")
+        documented = (
+            outer in BENCH_FIELDS[section]
+            if not inner
+            else re.search(rf"^\| `{outer}` \|.*\b{inner}\b", text.group(1), re.M)
+        )
+        if not documented or f'"{inner or outer}"' not in source:
+            missing.append(field)
+    assert missing == []
+
+
+#: The reason codes the event record promises (only ever added to).
+PROMISED_REASONS = [
+    "ok", "fever", "temp_implausible", "no_temperature", "sensor_fault", "reader_fault",
+    "pass_malformed", "pass_bad_signature", "pass_unknown_key", "pass_expired",
+    "pass_not_yet_valid", "pass_revoked", "quarantined", "quota_exceeded", "passback",
+    "outside_hours", "store_fault", "guard_override",
+]  # fmt: skip
+
+
+def test_every_promised_reason_code_is_given_and_documented():
+    from kiosk.policy import REASONS
+
+    given = {*REASONS, "ok", "guard_override"}  # the engine adds the last for a guard's word
+    assert [r for r in PROMISED_REASONS if r not in given] == []
+    policy = (DOCS / "policy.md").read_text(encoding="utf-8")
+    table = set(re.findall(r"^\|[^|]*\| `(\w+)` \|", policy, re.M))
+    assert sorted(set(REASONS) - table) == [], "reasons policy.md's rule table lacks"
+    record = (DOCS / "event-log.md").read_text(encoding="utf-8")
+    row = next(line for line in record.splitlines() if line.startswith("| `reasons` |"))
+    assert [r for r in PROMISED_REASONS if f"`{r}`" not in row] == []

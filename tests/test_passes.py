@@ -289,6 +289,15 @@ def test_missing_trust_dir_is_an_error(tmp_path):
         TrustList.from_dir(tmp_path / "nope")
 
 
+def test_a_trust_dir_that_names_a_file_says_so_not_that_it_does_not_exist(tmp_path):
+    """`policy.trust_dir` (or `--trust`) set to the .pub itself, not its folder: the error
+    said the path "does not exist" while the operator could see it did."""
+    _, pub = new_key_pair(tmp_path, "office")
+    with pytest.raises(TrustListError, match="is a file, not a folder") as refused:
+        TrustList.from_dir(pub)
+    assert "does not exist" not in str(refused.value)
+
+
 def test_private_key_file_that_is_not_a_key_is_a_clear_error(tmp_path):
     bad = tmp_path / "x.key"
     bad.write_text("hello")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import cv2
@@ -154,6 +155,17 @@ def test_a_folder_given_as_an_image_is_not_called_missing(tmp_path, capsys):
     assert main(["scan", str(tmp_path)]) == 2
     assert capsys.readouterr().err.splitlines() == [
         f"kiosk scan: {tmp_path}: a folder, not an image file"
+    ]
+
+
+def test_a_device_or_pipe_given_as_an_image_is_not_called_missing(tmp_path, capsys):
+    """`kiosk scan /dev/video0` (the camera instead of a photo of it) said `no such file` of
+    a device that is there."""
+    fifo = tmp_path / "frames"
+    os.mkfifo(fifo)
+    assert main(["scan", str(fifo)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"kiosk scan: {fifo}: not a regular file (a device or a pipe), not an image file"
     ]
 
 

@@ -170,6 +170,17 @@ class CommunityReport(BaseModel):
     )
 
 
+class ReportClock(BaseModel):
+    """How the day's events were dated (docs/event-log.md, *Dating events stamped before the
+    clock synchronised*)."""
+
+    redated: int = Field(
+        description="Events stamped before NTP stepped the clock, dated by their boot's"
+        " synchronised clock."
+    )
+    unsynced: int = Field(description="Events dated only by a clock that never synchronised.")
+
+
 class DailyReport(BaseModel):
     day: str
     timezone: str
@@ -194,6 +205,9 @@ class DailyReport(BaseModel):
         None,
         description="Quarantined households by list: office (the office's bundle, alike at"
         " every gate) and local (this gate's own entries); null before the lists or the split.",
+    )
+    clock: ReportClock | None = Field(
+        None, description="How the events were dated; null in a report frozen before it."
     )
 
 

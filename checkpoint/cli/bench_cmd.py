@@ -33,6 +33,8 @@ def bench(args: argparse.Namespace) -> int:
     run here says so ({"available": false, "reason": ...}); one that fails says
     "failed: ..." there, the others still print, and the exit code is 1."""
     only = [name.strip() for value in args.only or [] for name in value.split(",") if name.strip()]
+    if args.only is not None and not only:  # `--only "$EMPTY"`: some were meant, not all
+        raise UsageError(f"--only names no section; choose from {', '.join((*SECTIONS, *OPT_IN))}")
     for name in only:
         if name not in (*SECTIONS, *OPT_IN):
             raise UsageError(

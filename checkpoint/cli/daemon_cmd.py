@@ -34,7 +34,9 @@ def register(sub: Verbs) -> None:
 
     run = add_verb(sub, "run", run_daemon)
     run.add_argument("--config", required=True, help="the TOML config file")
-    run.add_argument("--data", type=Path, help=f"state directory (default {DEFAULT_DATA})")
+    run.add_argument(
+        "--data", type=Path, help=f"state directory (default: $KIOSK_DATA, else {DEFAULT_DATA})"
+    )
     _log_level(run, "info")
 
 

@@ -67,6 +67,7 @@ def collect_run(args: argparse.Namespace) -> int:
     /metrics); serves the signed list bundle at /lists/bundle."""
     from kiosk.config import ConfigError
     from kiosk.config.fleet import load_collector_config
+    from kiosk.logs import setup_logging
     from office.collector import Collector, StatusServer
     from office.pg import PgError, PgTarget
 
@@ -77,6 +78,9 @@ def collect_run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    # The daemon's JSON lines, so a warning keeps the gate and the error it names (warnings
+    # only: httpx logs every request at info, every poll_interval_s per gate).
+    setup_logging("warning")
     try:
         PgTarget(dsn, application_name="kiosk-collect").close()  # reachable, schema in place
     except PgError as exc:

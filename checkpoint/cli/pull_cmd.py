@@ -162,7 +162,7 @@ def token_revoke(args: argparse.Namespace) -> int:
 
 
 def pull_run(args: argparse.Namespace) -> int:
-    """copy a kiosk's events into a local SQLite file
+    """copy kiosks' events into a SQLite file or the office's PostgreSQL
 
     Incremental, resumable, idempotent pull of one or more kiosks' events into TARGET,
     verifying the hash chain across pulls."""

@@ -92,7 +92,13 @@ def run(args: argparse.Namespace) -> int:
     for name in args.images:
         path = Path(name)
         if not path.is_file():
-            why = "a folder, not an image file" if path.is_dir() else "no such file"
+            why = (
+                "a folder, not an image file"
+                if path.is_dir()
+                else "not a regular file (a device or a pipe), not an image file"
+                if path.exists()
+                else "no such file"
+            )
             print(f"kiosk scan: {name}: {why}", file=sys.stderr)
             unusable += 1
             continue

@@ -20,7 +20,8 @@ class EngineSection(Section):
     result_hold_s: float = Field(4.0, gt=0, le=60)
     """How long a result stays on the kiosk screen."""
     device_deadline_ms: int = Field(500, ge=10, le=10000)
-    """A blocking device call longer than this is a fault."""
+    """A blocking gate (relay) call longer than this is a fault; the thermometer's reads have
+    their own, `thermometer.driver.read_deadline_ms`."""
     store_deadline_ms: int = Field(3000, ge=50, le=30000)
     """An event commit longer than this is a store fault (a dying SD card can stall fsync for
     seconds; the gate never opens on an unconfirmed commit)."""
