@@ -57,3 +57,51 @@ def test_thermometry_thresholds_in_order_stay_valid() -> None:
             "plausible_max_c = 38.0\n"
         )
     )
+
+
+def test_a_relative_trust_dir_is_under_the_data_dir_as_store_path_is(tmp_path, monkeypatch):
+    # An operator who writes trust_dir = "trust" (as store.path = "kiosk.db") means the data
+    # dir's; it used to be the shell's current folder, so the kiosk's trust list changed with
+    # where `kiosk run` was typed.
+    from kiosk.config import check_paths
+    from kiosk.core import trust_dir
+
+    config = parse_config({"policy": {"trust_dir": "trust"}})
+    data = tmp_path / "data"
+    (data / "trust").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert trust_dir(config, data) == data / "trust"
+    assert check_paths(config, data=data) == []
+    (data / "trust").rmdir()
+    (elsewhere / "trust").mkdir()  # the shell's folder does not stand in for the data dir's
+    assert check_paths(config, data=data) == [
+        f"policy.trust_dir: trust (under the data dir: {data / 'trust'}) is not an existing"
+        " directory"
+    ]
+    # check-config does not know the data dir: a relative one is not judged by the cwd.
+    (elsewhere / "trust").rmdir()
+    assert check_paths(config) == []
+    absolute = parse_config({"policy": {"trust_dir": str(tmp_path / "keys")}})
+    assert trust_dir(absolute, data) == tmp_path / "keys"
+
+
+def test_kiosk_run_checks_a_relative_trust_dir_under_its_data_dir(tmp_path, monkeypatch, capsys):
+    import checkpoint.app
+    from checkpoint.cli import main
+
+    def started(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the daemon started on a trust folder outside its data dir")
+
+    monkeypatch.setattr(checkpoint.app, "build_core", started)
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[policy]\nmode = "full"\ntrust_dir = "trust"\n[[readers.sources]]\n'
+                      'type = "fake_camera"\nname = "cam"\n')  # fmt: skip
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "trust").mkdir()  # in the shell's folder, not the data dir's
+    assert main(["run", "--config", str(config), "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert f"policy.trust_dir: trust (under the data dir: {data / 'trust'})" in err

@@ -153,10 +153,10 @@ def run_daemon(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         raise UsageError(f"{exc.source}: {'; '.join(exc.problems)}") from None
-    problems = check_paths(config)
+    data = args.data or Path(os.environ.get("KIOSK_DATA", DEFAULT_DATA))
+    problems = check_paths(config, data=data)
     if problems:
         raise UsageError(f"{args.config}: {'; '.join(problems)}")
-    data = args.data or Path(os.environ.get("KIOSK_DATA", DEFAULT_DATA))
     setup_logging(args.log_level)
     emulated = emulated_devices(config)
     if emulated:

@@ -111,10 +111,15 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> KioskConfig:
 
 
 def check_paths(
-    config: KioskConfig, root: Path | None = None, made: Collection[str] = ()
+    config: KioskConfig,
+    root: Path | None = None,
+    made: Collection[str] = (),
+    data: Path | None = None,
 ) -> list[str]:
     """Problems with the paths a config names that exist outside it (``check-config`` and
-    ``kiosk run``): one ``field.path: reason`` each. Relative paths are left to the data dir.
+    ``kiosk run``): one ``field.path: reason`` each. A relative ``policy.trust_dir`` is under
+    the data dir: checked there when ``data`` is given (``kiosk run``), else left alone (a
+    fake device's files are the emulator's, read from the current folder).
     ``root``: look for absolute paths under this directory (an install into ``--root``).
     ``made``: folders the caller makes before the daemon runs (the installer's own, checked
     before it made them), taken as existing."""
@@ -124,8 +129,15 @@ def check_paths(
 
     problems: list[str] = []
     trust = config.policy.trust_dir
-    if trust is not None and trust.rstrip("/") not in made and not where(trust).is_dir():
-        problems.append(f"policy.trust_dir: {trust} is not an existing directory")
+    if trust is not None and trust.rstrip("/") not in made:
+        if Path(trust).is_absolute():
+            if not where(trust).is_dir():
+                problems.append(f"policy.trust_dir: {trust} is not an existing directory")
+        elif data is not None and not (data / trust).is_dir():
+            problems.append(
+                f"policy.trust_dir: {trust} (under the data dir: {data / trust}) is not an"
+                " existing directory"
+            )
     trace = getattr(config.thermometer.driver, "trace", None)
     if isinstance(trace, str) and not where(trace).is_file():
         problems.append(f"thermometer.driver.trace: {trace} is not a file")
