@@ -105,3 +105,36 @@ def test_kiosk_run_checks_a_relative_trust_dir_under_its_data_dir(tmp_path, monk
     assert main(["run", "--config", str(config), "--data", str(data)]) == 2
     err = capsys.readouterr().err
     assert f"policy.trust_dir: trust (under the data dir: {data / 'trust'})" in err
+
+
+def test_an_absolute_store_path_in_a_missing_folder_is_refused_not_made(
+    tmp_path, monkeypatch, capsys
+):
+    # store.path on a USB disk that did not mount (or a typo in its folder): the daemon used
+    # to make the folder on the SD card and begin a new, empty event log there, forgetting
+    # every household's outings for the quota and writing where nobody looks.
+    import checkpoint.app
+    from checkpoint.cli import main
+    from kiosk.config import check_paths
+
+    folder = tmp_path / "ssd" / "kiosk"
+    config = parse_config({"store": {"path": str(folder / "kiosk.db")}})
+    problem = f"store.path: {folder} is not an existing directory (a disk not mounted?)"
+    assert check_paths(config) == [problem]
+    assert check_paths(config, made=[str(folder)]) == []  # the installer makes it first
+
+    def started(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the daemon started a new event log in a folder it made")
+
+    monkeypatch.setattr(checkpoint.app, "build_core", started)
+    file = tmp_path / "kiosk.toml"
+    file.write_text(f'[policy]\nmode = "temperature_only"\n[store]\npath = "{folder}/kiosk.db"\n')
+    assert main(["check-config", str(file)]) == 2
+    assert problem in capsys.readouterr().err
+    assert main(["run", "--config", str(file), "--data", str(tmp_path / "data")]) == 2
+    assert problem in capsys.readouterr().err
+    assert not folder.exists()
+    folder.mkdir(parents=True)
+    assert check_paths(config) == []
+    relative = parse_config({"store": {"path": "logs/kiosk.db"}})  # under the data dir: made
+    assert check_paths(relative, data=tmp_path / "data") == []

@@ -117,7 +117,8 @@ def check_paths(
     data: Path | None = None,
 ) -> list[str]:
     """Problems with the paths a config names that exist outside it (``check-config`` and
-    ``kiosk run``): one ``field.path: reason`` each. A relative ``policy.trust_dir`` is under
+    ``kiosk run``): one ``field.path: reason`` each. The folder of an absolute ``store.path``
+    must exist (a relative one is made with the data dir). A relative ``policy.trust_dir`` is under
     the data dir: checked there when ``data`` is given (``kiosk run``), else left alone (a
     fake device's files are the emulator's, read from the current folder).
     ``root``: look for absolute paths under this directory (an install into ``--root``).
@@ -138,6 +139,11 @@ def check_paths(
                 f"policy.trust_dir: {trust} (under the data dir: {data / trust}) is not an"
                 " existing directory"
             )
+    store = Path(config.store.path)
+    folder = str(store.parent)
+    if store.is_absolute() and folder not in made and not where(folder).is_dir():
+        # Never made by the daemon: an unmounted disk would get a new, empty log on the card.
+        problems.append(f"store.path: {folder} is not an existing directory (a disk not mounted?)")
     trace = getattr(config.thermometer.driver, "trace", None)
     if isinstance(trace, str) and not where(trace).is_file():
         problems.append(f"thermometer.driver.trace: {trace} is not a file")

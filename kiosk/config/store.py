@@ -9,7 +9,9 @@ from ._base import FilePath, Section
 
 class StoreSection(Section):
     path: FilePath = "kiosk.db"
-    """SQLite file; relative paths are under the data dir. An absolute path outside it is
+    """SQLite file; relative paths are under the data dir. An absolute path's folder must exist:
+    the kiosk never makes it, so a log in a folder on a USB disk (/mnt/ssd/kiosk/kiosk.db) is not
+    begun anew on the card when the disk did not mount. An absolute path outside the data dir is
     read-only to the installed kiosk.service (ProtectSystem=strict) until a drop-in adds its
     folder to ReadWritePaths= (and to kiosk-purge.service's)."""
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
