@@ -49,3 +49,33 @@ def test_ctrl_c_during_pass_batch_leaves_no_card_without_its_line(
         == 0
     )
     assert len(list(out.iterdir())) == 6
+
+
+def test_check_config_names_the_emulated_devices_a_valid_config_runs_on(tmp_path, capsys):
+    # An empty or half-written /etc/kiosk/kiosk.toml is valid: the devices it leaves out are
+    # the demo's emulators. `kiosk run` warns in its log; check-config said only "ok", so the
+    # operator checking the file before a restart read that the gate was set up.
+    from pathlib import Path
+
+    from checkpoint.cli.daemon_cmd import emulated_devices
+    from kiosk.config import load_config
+
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[site]\nkiosk_id = "gate-7"\n')
+    assert main(["check-config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("ok: ")
+    assert err.count("\n") == 1, err
+    assert "emulated devices (not a real gate)" in err
+    for device in ("thermometer.driver", "gate.driver", "readers.sources[0]"):
+        assert device in err
+    example = Path(__file__).resolve().parent.parent / "systemd" / "kiosk.toml.example"
+    assert emulated_devices(load_config(example)) == []  # the example names real ones
+    real = tmp_path / "real.toml"
+    real.write_text(
+        '[policy]\nmode = "temperature_only"\n[thermometer.driver]\ntype = "mlx90614"\n'
+        '[gate.driver]\ntype = "gpio"\n'
+    )
+    assert main(["check-config", str(real)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("ok: ") and err == ""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from kiosk.config import load_config
 from kiosk.config.check import report
 
 from .parsers import Verbs, add_verb
@@ -25,5 +27,17 @@ def check_config(args: argparse.Namespace) -> int:
 
     Validate a kiosk TOML config. Prints every problem as `field.path: reason` and exits 2
     on error (unknown timezones, missing paths such as policy.trust_dir, a file nested too
-    deeply); prints `ok` and exits 0 when valid."""
-    return report(args.file, Path(args.root) if args.root else None)
+    deeply); prints `ok` and exits 0 when valid, and names on stderr the devices it leaves
+    to the emulators."""
+    code = report(args.file, Path(args.root) if args.root else None)
+    if code == 0:
+        from .daemon_cmd import emulated_devices
+
+        emulated = emulated_devices(load_config(args.file))
+        if emulated:  # valid for a bench; `kiosk run` warns of it too
+            print(
+                f"note: emulated devices (not a real gate): {', '.join(emulated)}; name the real"
+                " ones (systemd/kiosk.toml.example)",
+                file=sys.stderr,
+            )
+    return code
