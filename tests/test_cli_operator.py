@@ -79,3 +79,24 @@ def test_check_config_names_the_emulated_devices_a_valid_config_runs_on(tmp_path
     assert main(["check-config", str(real)]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("ok: ") and err == ""
+
+
+def test_output_a_non_utf8_terminal_cannot_show_is_escaped_not_a_traceback(
+    tmp_path, issuer, monkeypatch, capsys
+):
+    # A Pi set to an ISO-8859-1 locale (raspi-config offers them): a resident's Chinese name
+    # in `pass verify`'s JSON ended in a UnicodeEncodeError traceback, the verdict unprinted.
+    import io
+    import json
+    import sys
+
+    assert main(["pass", "issue", "--key", str(issuer), "--household", "1-1-0101",
+                 "--holder", "王小明"]) == 0  # fmt: skip
+    payload = capsys.readouterr().out.strip()
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    code = main(["pass", "verify", "--trust", str(issuer.parent), payload])
+    stdout.flush()
+    printed = stdout.buffer.getvalue().decode("latin-1")
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(printed)["holder"] == "王小明"  # escaped as JSON's \\u738b...

@@ -8,6 +8,8 @@ line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 from collections.abc import Sequence
 
@@ -63,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _escape_what_stdout_cannot_show()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -110,6 +113,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     return int(code or 0)
+
+
+def _escape_what_stdout_cannot_show() -> None:
+    """On a terminal of another encoding than UTF-8 (a Pi set to an ISO-8859-1 locale), a
+    character it cannot show (a resident's Chinese name) is printed escaped, as stderr's are
+    (``\\u738b``, which JSON reads back), instead of ending the verb in a traceback."""
+    stdout = sys.stdout
+    encoding = (getattr(stdout, "encoding", None) or "utf-8").lower().replace("_", "-")
+    if encoding not in ("utf-8", "utf8") and isinstance(stdout, io.TextIOWrapper):
+        with contextlib.suppress(ValueError):  # a closed stdout: nothing is printed anyway
+            stdout.reconfigure(errors="backslashreplace")
 
 
 def _is_store_fault(exc: BaseException) -> bool:
