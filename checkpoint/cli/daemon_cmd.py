@@ -11,7 +11,14 @@ import ssl
 from pathlib import Path
 
 from checkpoint import malloc
-from kiosk.config import ConfigError, KioskConfig, check_paths, load_config
+from kiosk.config import (
+    ConfigError,
+    KioskConfig,
+    check_paths,
+    load_config,
+    store_folder_missing,
+    store_folder_problem,
+)
 from kiosk.logs import setup_logging
 
 from .errors import CliError, UsageError
@@ -155,8 +162,13 @@ def run_daemon(args: argparse.Namespace) -> int:
         raise UsageError(f"{exc.source}: {'; '.join(exc.problems)}") from None
     data = args.data or Path(os.environ.get("KIOSK_DATA", DEFAULT_DATA))
     problems = check_paths(config, data=data)
+    unmounted = store_folder_missing(config)
+    if unmounted:  # a disk that did not mount (yet): exit 1, so kiosk.service tries again
+        problems.remove(store_folder_problem(config))
     if problems:
         raise UsageError(f"{args.config}: {'; '.join(problems)}")
+    if unmounted:
+        raise CliError(f"cannot start: {store_folder_problem(config)}")
     setup_logging(args.log_level)
     emulated = emulated_devices(config)
     if emulated:

@@ -34,6 +34,8 @@ __all__ = [
     "KioskConfig",
     "check_file",
     "check_paths",
+    "store_folder_missing",
+    "store_folder_problem",
     "load_config",
     "parse_config",
     "validation_problems",
@@ -139,11 +141,8 @@ def check_paths(
                 f"policy.trust_dir: {trust} (under the data dir: {data / trust}) is not an"
                 " existing directory"
             )
-    store = Path(config.store.path)
-    folder = str(store.parent)
-    if store.is_absolute() and folder not in made and not where(folder).is_dir():
-        # Never made by the daemon: an unmounted disk would get a new, empty log on the card.
-        problems.append(f"store.path: {folder} is not an existing directory (a disk not mounted?)")
+    if store_folder_missing(config, root, made):
+        problems.append(store_folder_problem(config))
     trace = getattr(config.thermometer.driver, "trace", None)
     if isinstance(trace, str) and not where(trace).is_file():
         problems.append(f"thermometer.driver.trace: {trace} is not a file")
@@ -152,6 +151,23 @@ def check_paths(
         if isinstance(images, str) and not where(images).exists():
             problems.append(f"readers.sources[{i}].images: {images} does not exist")
     return problems
+
+
+def store_folder_missing(
+    config: KioskConfig, root: Path | None = None, made: Collection[str] = ()
+) -> bool:
+    """Whether the folder of an absolute ``store.path`` does not exist. The daemon never makes
+    it: a USB disk that did not mount would get a new, empty event log on the card."""
+    store = Path(config.store.path)
+    folder = store.parent
+    if not store.is_absolute() or str(folder) in made:
+        return False
+    return not (root / str(folder).lstrip("/") if root is not None else folder).is_dir()
+
+
+def store_folder_problem(config: KioskConfig) -> str:
+    folder = Path(config.store.path).parent
+    return f"store.path: {folder} is not an existing directory (a disk not mounted?)"
 
 
 def read_toml(path: Path) -> dict[str, Any]:
