@@ -140,3 +140,19 @@ def test_an_absolute_store_path_in_a_missing_folder_is_refused_not_made(
     assert check_paths(config) == []
     relative = parse_config({"store": {"path": "logs/kiosk.db"}})  # under the data dir: made
     assert check_paths(relative, data=tmp_path / "data") == []
+
+
+def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path, capsys):
+    # Windows editors save "UTF-8 with BOM": the invisible mark made check-config and kiosk
+    # run refuse the file with "(toml): Invalid statement (at line 1, column 1)", a line that
+    # reads "[site]" in any editor.
+    from checkpoint.cli import main
+    from kiosk.config import load_config
+
+    config = tmp_path / "kiosk.toml"
+    config.write_bytes(
+        b'\xef\xbb\xbf[site]\r\nkiosk_id = "east"\r\n[policy]\r\nmode = "temperature_only"\r\n'
+    )
+    assert load_config(config).site.kiosk_id == "east"
+    assert main(["check-config", str(config)]) == 0
+    assert capsys.readouterr().out.startswith(f"ok: {config} (kiosk_id=east)")

@@ -178,7 +178,8 @@ def read_toml(path: Path) -> dict[str, Any]:
     except UnreadableFile as exc:
         raise ConfigError(str(path), [f"(file): {exc}"]) from None
     try:
-        return tomllib.loads(raw.decode("utf-8"))
+        # utf-8-sig: a byte order mark (Windows editors' "UTF-8 with BOM") is not text
+        return tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise ConfigError(str(path), ["(file): not UTF-8 text"]) from None
     except tomllib.TOMLDecodeError as exc:
