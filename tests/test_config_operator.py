@@ -156,3 +156,20 @@ def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path, capsys):
     assert load_config(config).site.kiosk_id == "east"
     assert main(["check-config", str(config)]) == 0
     assert capsys.readouterr().out.startswith(f"ok: {config} (kiosk_id=east)")
+
+
+def test_check_config_judges_a_relative_trust_dir_under_kiosk_data(tmp_path, monkeypatch, capsys):
+    # `sudo kiosk-admin check-config /etc/kiosk/kiosk.toml` sets $KIOSK_DATA to the daemon's.
+    from checkpoint.cli import main
+
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[policy]\nmode = "temperature_only"\ntrust_dir = "keys"\n')
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("KIOSK_DATA", str(data))
+    assert main(["check-config", str(config)]) == 2
+    assert (
+        f"policy.trust_dir: keys (under the data dir: {data / 'keys'})" in capsys.readouterr().err
+    )
+    (data / "keys").mkdir()
+    assert main(["check-config", str(config)]) == 0

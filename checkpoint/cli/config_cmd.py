@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -29,7 +30,12 @@ def check_config(args: argparse.Namespace) -> int:
     on error (unknown timezones, missing paths such as policy.trust_dir, a file nested too
     deeply); prints `ok` and exits 0 when valid, and names on stderr the devices it leaves
     to the emulators."""
-    code = report(args.file, Path(args.root) if args.root else None)
+    # The data dir a relative policy.trust_dir is under: $KIOSK_DATA, which kiosk-admin sets
+    # to the daemon's (else not judged: check-config is not told it).
+    data = os.environ.get("KIOSK_DATA") or None
+    code = report(
+        args.file, Path(args.root) if args.root else None, data=Path(data) if data else None
+    )
     if code == 0:
         from .daemon_cmd import emulated_devices
 

@@ -189,16 +189,16 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def check_file(
-    path: str, root: Path | None = None, made: Collection[str] = ()
+    path: str, root: Path | None = None, made: Collection[str] = (), data: Path | None = None
 ) -> tuple[KioskConfig | None, list[str]]:
     """A config file judged as the daemon loads it (``kiosk check-config``; scripts/install
     before it installs anything): the config, or None and one ``source: field.path: reason``
-    line per problem. ``root`` and ``made`` as for ``check_paths``."""
+    line per problem. ``root``, ``made`` and ``data`` as for ``check_paths``."""
     try:
         config = load_config(path)
     except ConfigError as exc:
         return None, [f"{exc.source}: {problem}" for problem in exc.problems]
-    problems = [f"{path}: {problem}" for problem in check_paths(config, root, made)]
+    problems = [f"{path}: {problem}" for problem in check_paths(config, root, made, data)]
     return (None if problems else config), problems
 
 

@@ -13,10 +13,12 @@ from pathlib import Path
 from . import check_file
 
 
-def report(file: str, root: Path | None = None, made: Collection[str] = ()) -> int:
+def report(
+    file: str, root: Path | None = None, made: Collection[str] = (), data: Path | None = None
+) -> int:
     """Print ``check_file``'s verdict as ``kiosk check-config`` does: every problem on stderr
     (exit 2), or ``ok`` (exit 0)."""
-    config, problems = check_file(file, root, made)
+    config, problems = check_file(file, root, made, data)
     for problem in problems:
         print(problem, file=sys.stderr)
     if config is None:
