@@ -100,3 +100,44 @@ def test_output_a_non_utf8_terminal_cannot_show_is_escaped_not_a_traceback(
     printed = stdout.buffer.getvalue().decode("latin-1")
     assert code == 0, capsys.readouterr().err
     assert json.loads(printed)["holder"] == "王小明"  # escaped as JSON's \\u738b...
+
+
+def test_check_config_says_when_the_readers_lanes_are_not_read(tmp_path, capsys):
+    # Two readers, one per lane, with `direction` set, but site.direction_from left at its
+    # default "screen": every code passed the default direction (or the screen button's), an
+    # out-lane exit was counted "in" for the outing quota, and check-config said only "ok".
+    config = tmp_path / "kiosk.toml"
+    lanes = (
+        '[[readers.sources]]\ntype = "serial"\nname = "lane-in"\nport = "/dev/ttyACM0"\n'
+        'direction = "in"\n[[readers.sources]]\ntype = "serial"\nname = "lane-out"\n'
+        'port = "/dev/ttyACM1"\ndirection = "out"\n'
+    )
+    config.write_text("[thermometer.driver]\ntype = 'mlx90614'\n[gate.driver]\ntype = 'gpio'\n"
+                      + lanes)  # fmt: skip
+    assert main(["check-config", str(config)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "readers.sources[0].direction, readers.sources[1].direction" in err
+    assert "site.direction_from = 'readers'" in err
+    config.write_text("[thermometer.driver]\ntype = 'mlx90614'\n[gate.driver]\ntype = 'gpio'\n"
+                      "[site]\ndirection_from = 'readers'\n" + lanes)  # fmt: skip
+    assert main(["check-config", str(config)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_kiosk_run_warns_of_unread_lanes(tmp_path, monkeypatch, capsys):
+    import json
+
+    import checkpoint.app
+
+    def fails(*_args: object) -> None:  # the start fails right after the warnings
+        raise OSError(5, "Input/output error", str(tmp_path / "data"))
+
+    monkeypatch.setattr(checkpoint.app, "build_core", fails)
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[site]\ndirection = "in"\n[[readers.sources]]\ntype = "fake_camera"\n'
+                      'direction = "out"\n')  # fmt: skip
+    assert main(["run", "--config", str(config), "--data", str(tmp_path / "data")]) == 1
+    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if "{" in line]
+    (lanes,) = [r for r in logged if "readers.sources[0].direction not read" in r["msg"]]
+    assert lanes["level"] == "warning"

@@ -36,14 +36,18 @@ def check_config(args: argparse.Namespace) -> int:
     code = report(
         args.file, Path(args.root) if args.root else None, data=Path(data) if data else None
     )
-    if code == 0:
-        from .daemon_cmd import emulated_devices
+    if code == 0:  # valid, and what `kiosk run` warns of too
+        from .daemon_cmd import emulated_devices, unread_lanes
 
-        emulated = emulated_devices(load_config(args.file))
-        if emulated:  # valid for a bench; `kiosk run` warns of it too
+        config = load_config(args.file)
+        emulated = emulated_devices(config)
+        if emulated:  # valid for a bench
             print(
                 f"note: emulated devices (not a real gate): {', '.join(emulated)}; name the real"
                 " ones (systemd/kiosk.toml.example)",
                 file=sys.stderr,
             )
+        lanes = unread_lanes(config)
+        if lanes:
+            print(f"note: {lanes}", file=sys.stderr)
     return code

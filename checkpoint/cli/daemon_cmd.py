@@ -176,6 +176,9 @@ def run_daemon(args: argparse.Namespace) -> int:
             "emulated devices (not a real gate): name the real ones in the config",
             extra={"devices": ", ".join(emulated), "example": "systemd/kiosk.toml.example"},
         )
+    lanes = unread_lanes(config)
+    if lanes:
+        logging.getLogger("checkpoint.run").warning(lanes)
     from checkpoint.server import raise_open_file_limit
 
     raise_open_file_limit()
@@ -232,6 +235,25 @@ def emulated_devices(config: KioskConfig) -> list[str]:
             if source.type == "fake_camera"
         ]
     return found
+
+
+def unread_lanes(config: KioskConfig) -> str | None:
+    """The readers' lane ``direction``s a config sets and never reads (they decide only with
+    ``site.direction_from = 'readers'`` on a two-way kiosk), said as a warning; else None."""
+    site = config.site
+    if site.direction == "both" and site.direction_from == "readers":
+        return None
+    keys = [
+        f"readers.sources[{i}].direction"
+        for i, source in enumerate(config.readers.sources)
+        if source.direction is not None
+    ]
+    if not keys:
+        return None
+    return (
+        f"{', '.join(keys)} not read: a reader's lane decides the direction only with"
+        " site.direction = 'both' and site.direction_from = 'readers'"
+    )
 
 
 def _os_error(exc: OSError) -> str:
