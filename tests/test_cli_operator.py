@@ -141,3 +141,27 @@ def test_kiosk_run_warns_of_unread_lanes(tmp_path, monkeypatch, capsys):
     logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if "{" in line]
     (lanes,) = [r for r in logged if "readers.sources[0].direction not read" in r["msg"]]
     assert lanes["level"] == "warning"
+
+
+def test_check_config_reads_the_config_once(tmp_path, monkeypatch, capsys):
+    # `kiosk check-config <(ssh office cat kiosk.toml)` or a named pipe: the notes used to read
+    # the file a second time, so they judged an empty pipe's defaults (or waited for ever on
+    # a FIFO with no writer left), not this config.
+    import kiosk.config
+
+    real = kiosk.config.read_bounded
+    reads = []
+
+    def counted(path, limit):
+        reads.append(path)
+        return real(path, limit)
+
+    monkeypatch.setattr(kiosk.config, "read_bounded", counted)
+    config = tmp_path / "kiosk.toml"
+    config.write_text(
+        '[policy]\nmode = "temperature_only"\n[thermometer.driver]\ntype = "mlx90614"\n'
+    )
+    assert main(["check-config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("ok: ") and "gate.driver" in err
+    assert len(reads) == 1

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
-from kiosk.config import load_config
+from kiosk.config import KioskConfig
 from kiosk.config.check import report
 
 from .parsers import Verbs, add_verb
@@ -33,21 +32,23 @@ def check_config(args: argparse.Namespace) -> int:
     # The data dir a relative policy.trust_dir is under: $KIOSK_DATA, which kiosk-admin sets
     # to the daemon's (else not judged: check-config is not told it).
     data = os.environ.get("KIOSK_DATA") or None
-    code = report(
-        args.file, Path(args.root) if args.root else None, data=Path(data) if data else None
-    )
-    if code == 0:  # valid, and what `kiosk run` warns of too
-        from .daemon_cmd import emulated_devices, unread_lanes
+    root = Path(args.root) if args.root else None
+    return report(args.file, root, data=Path(data) if data else None, notes=_notes)
 
-        config = load_config(args.file)
-        emulated = emulated_devices(config)
-        if emulated:  # valid for a bench
-            print(
-                f"note: emulated devices (not a real gate): {', '.join(emulated)}; name the real"
-                " ones (systemd/kiosk.toml.example)",
-                file=sys.stderr,
-            )
-        lanes = unread_lanes(config)
-        if lanes:
-            print(f"note: {lanes}", file=sys.stderr)
-    return code
+
+def _notes(config: KioskConfig) -> list[str]:
+    """What `kiosk run` warns of in a valid config: emulated devices (fine on a bench), lanes
+    it does not read."""
+    from .daemon_cmd import emulated_devices, unread_lanes
+
+    notes = []
+    emulated = emulated_devices(config)
+    if emulated:
+        notes.append(
+            f"emulated devices (not a real gate): {', '.join(emulated)}; name the real ones"
+            " (systemd/kiosk.toml.example)"
+        )
+    lanes = unread_lanes(config)
+    if lanes:
+        notes.append(lanes)
+    return notes
