@@ -165,3 +165,39 @@ def test_check_config_reads_the_config_once(tmp_path, monkeypatch, capsys):
     out, err = capsys.readouterr()
     assert out.startswith("ok: ") and "gate.driver" in err
     assert len(reads) == 1
+
+
+class _ClosedPipe:
+    """stdout whose reader went away (`kiosk ... | head -1` after head's line)."""
+
+    encoding = "utf-8"
+
+    def write(self, _text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_output_piped_to_head_ends_quietly_with_the_pipes_status(tmp_path, monkeypatch, capsys):
+    # `kiosk verify-log --json | head -1`, `kiosk scan *.png | head`: the verb said
+    # "kiosk VERB: Broken pipe" and exited 1, which for verify-log is its "a row was edited"
+    # status, to a script with `set -o pipefail`. As cat or grep: nothing said, 128 + SIGPIPE.
+    import sys
+
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    for argv in (["replay", "--list"], ["replay", "ok"]):
+        assert main(argv) == 141
+        assert capsys.readouterr().err == ""
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_still_an_error(monkeypatch, capsys):
+    # A socket or a file's broken pipe is a failure to report, not a reader that left.
+    import checkpoint.replay
+
+    def broken() -> list[object]:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(checkpoint.replay, "shipped_scenarios", broken)
+    assert main(["replay", "--list"]) == 1
+    assert capsys.readouterr().err == "kiosk replay: Broken pipe\n"
