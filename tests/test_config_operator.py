@@ -173,3 +173,15 @@ def test_check_config_judges_a_relative_trust_dir_under_kiosk_data(tmp_path, mon
     )
     (data / "keys").mkdir()
     assert main(["check-config", str(config)]) == 0
+
+
+def test_an_absolute_store_path_under_the_data_dir_is_made_with_it(tmp_path):
+    # store.path = "/var/lib/kiosk/log/kiosk.db" is inside the data dir, which the daemon
+    # makes (and the installer, `made`): its folder is made with it, as a relative one is.
+    from kiosk.config import check_paths
+
+    data = tmp_path / "data"
+    config = parse_config({"store": {"path": str(data / "log" / "kiosk.db")}})
+    assert check_paths(config, data=data) == []
+    assert check_paths(config, made=[str(data)]) == []
+    assert check_paths(config) != []  # without the data dir, not known to be made

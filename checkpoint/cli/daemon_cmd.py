@@ -162,7 +162,7 @@ def run_daemon(args: argparse.Namespace) -> int:
         raise UsageError(f"{exc.source}: {'; '.join(exc.problems)}") from None
     data = args.data or Path(os.environ.get("KIOSK_DATA", DEFAULT_DATA))
     problems = check_paths(config, data=data)
-    unmounted = store_folder_missing(config)
+    unmounted = store_folder_missing(config, data=data)
     if unmounted:  # a disk that did not mount (yet): exit 1, so kiosk.service tries again
         problems.remove(store_folder_problem(config))
     if problems:

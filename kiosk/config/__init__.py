@@ -141,7 +141,7 @@ def check_paths(
                 f"policy.trust_dir: {trust} (under the data dir: {data / trust}) is not an"
                 " existing directory"
             )
-    if store_folder_missing(config, root, made):
+    if store_folder_missing(config, root, made, data):
         problems.append(store_folder_problem(config))
     trace = getattr(config.thermometer.driver, "trace", None)
     if isinstance(trace, str) and not where(trace).is_file():
@@ -154,13 +154,18 @@ def check_paths(
 
 
 def store_folder_missing(
-    config: KioskConfig, root: Path | None = None, made: Collection[str] = ()
+    config: KioskConfig,
+    root: Path | None = None,
+    made: Collection[str] = (),
+    data: Path | None = None,
 ) -> bool:
     """Whether the folder of an absolute ``store.path`` does not exist. The daemon never makes
-    it: a USB disk that did not mount would get a new, empty event log on the card."""
+    it (a USB disk that did not mount would get a new, empty event log on the card), unless it
+    is inside the data dir or a folder in ``made``, made with them."""
     store = Path(config.store.path)
     folder = store.parent
-    if not store.is_absolute() or str(folder) in made:
+    makers = [Path(m) for m in made] + ([data] if data is not None else [])
+    if not store.is_absolute() or any(folder.is_relative_to(m) for m in makers):
         return False
     return not (root / str(folder).lstrip("/") if root is not None else folder).is_dir()
 
