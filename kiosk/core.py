@@ -129,4 +129,6 @@ class Core:
 
 
 def trust_dir(config: KioskConfig, data_dir: Path) -> Path:
-    return Path(config.policy.trust_dir) if config.policy.trust_dir else data_dir / "trust"
+    """The trust folder: ``policy.trust_dir``, a relative one under the data dir (as
+    ``store.path``), never the shell's current folder; without one ``DATA/trust``."""
+    return data_dir / (config.policy.trust_dir or "trust")

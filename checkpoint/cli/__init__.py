@@ -8,6 +8,10 @@ line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import os
+import select
 import sys
 from collections.abc import Sequence
 
@@ -63,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _escape_what_stdout_cannot_show()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -73,6 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SecretError as exc:  # a credential any verb may read (kiosk-admin passes them)
         print(f"kiosk {args.verb}: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError as exc:
+        if not _stdout_gone():
+            print(f"kiosk {args.verb}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        return 141  # `kiosk ... | head`: nobody reads on; said by the status only, as cat does
     except PermissionError as exc:  # the kiosk's files, by someone who is not its user
         print(
             f"kiosk {args.verb}: permission denied: {exc.filename or exc.strerror}; the"
@@ -110,6 +120,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     return int(code or 0)
+
+
+def _escape_what_stdout_cannot_show() -> None:
+    """On a terminal of another encoding than UTF-8 (a Pi set to an ISO-8859-1 locale), a
+    character it cannot show (a resident's Chinese name) is printed escaped, as stderr's are
+    (``\\u738b``, which JSON reads back), instead of ending the verb in a traceback."""
+    stdout = sys.stdout
+    encoding = (getattr(stdout, "encoding", None) or "utf-8").lower().replace("_", "-")
+    if encoding not in ("utf-8", "utf8") and isinstance(stdout, io.TextIOWrapper):
+        with contextlib.suppress(ValueError):  # a closed stdout: nothing is printed anyway
+            stdout.reconfigure(errors="backslashreplace")
+
+
+def _stdout_gone() -> bool:
+    """Whether stdout's reader went away (a broken pipe there, not one of a socket or a
+    file). If so stdout is pointed at /dev/null: what is still buffered for it must not
+    fail again when the interpreter flushes it at exit."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):  # closed, or not a file (a test's)
+        fd = -1
+    try:
+        sys.stdout.flush()
+        if fd < 0:
+            return False
+        poller = select.poll()
+        poller.register(fd, 0)  # POLLERR: the write end of a pipe nobody reads
+        gone = any(events & select.POLLERR for _, events in poller.poll(0))
+    except BrokenPipeError:
+        gone = True
+    except (OSError, ValueError):
+        return False
+    if gone and fd >= 0:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    return gone
 
 
 def _is_store_fault(exc: BaseException) -> bool:

@@ -23,7 +23,7 @@ from kiosk.devices import DeviceFault
 
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_group, add_verb
-from .store_args import INSTALLED_CONFIG
+from .store_args import INSTALLED_CONFIG, load_verb_config
 
 
 def _celsius(text: str) -> float:
@@ -202,7 +202,6 @@ def _emissivity(args: argparse.Namespace) -> int:
     from drivers.clocksync import system_clock
     from drivers.mlx90614 import Mlx90614
     from drivers.thermometer import build_thermometer
-    from kiosk.config import ConfigError, load_config
 
     if args.set is not None:
         if not 0.1 <= args.set <= 1.0:
@@ -211,10 +210,7 @@ def _emissivity(args: argparse.Namespace) -> int:
             raise UsageError(
                 "writing EEPROM 0x24 needs --yes (the sensor must then be power-cycled)"
             )
-    try:
-        cfg = load_config(args.config or os.environ.get("KIOSK_CONFIG") or None)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
+    cfg = load_verb_config(args.config or os.environ.get("KIOSK_CONFIG") or None)
     if cfg.thermometer.driver.type == "fake" and args.set is not None:
         raise UsageError(
             "no --config or $KIOSK_CONFIG names the MLX90614, and the emulated sensor's"

@@ -11,7 +11,14 @@ import ssl
 from pathlib import Path
 
 from checkpoint import malloc
-from kiosk.config import ConfigError, KioskConfig, check_paths, load_config
+from kiosk.config import (
+    ConfigError,
+    KioskConfig,
+    check_paths,
+    load_config,
+    store_folder_missing,
+    store_folder_problem,
+)
 from kiosk.logs import setup_logging
 
 from .errors import CliError, UsageError
@@ -155,10 +162,15 @@ def run_daemon(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         raise UsageError(f"{exc.source}: {'; '.join(exc.problems)}") from None
-    problems = check_paths(config)
+    data = args.data or Path(os.environ.get("KIOSK_DATA", DEFAULT_DATA))
+    problems = check_paths(config, data=data)
+    unmounted = store_folder_missing(config, data=data)
+    if unmounted:  # a disk that did not mount (yet): exit 1, so kiosk.service tries again
+        problems.remove(store_folder_problem(config))
     if problems:
         raise UsageError(f"{args.config}: {'; '.join(problems)}")
-    data = args.data or Path(os.environ.get("KIOSK_DATA", DEFAULT_DATA))
+    if unmounted:
+        raise CliError(f"cannot start: {store_folder_problem(config)}")
     setup_logging(args.log_level)
     emulated = emulated_devices(config)
     if emulated:
@@ -166,6 +178,9 @@ def run_daemon(args: argparse.Namespace) -> int:
             "emulated devices (not a real gate): name the real ones in the config",
             extra={"devices": ", ".join(emulated), "example": "systemd/kiosk.toml.example"},
         )
+    lanes = unread_lanes(config)
+    if lanes:
+        logging.getLogger("checkpoint.run").warning(lanes)
     from checkpoint.server import raise_open_file_limit
 
     raise_open_file_limit()
@@ -222,6 +237,25 @@ def emulated_devices(config: KioskConfig) -> list[str]:
             if source.type == "fake_camera"
         ]
     return found
+
+
+def unread_lanes(config: KioskConfig) -> str | None:
+    """The readers' lane ``direction``s a config sets and never reads (they decide only with
+    ``site.direction_from = 'readers'`` on a two-way kiosk), said as a warning; else None."""
+    site = config.site
+    if site.direction == "both" and site.direction_from == "readers":
+        return None
+    keys = [
+        f"readers.sources[{i}].direction"
+        for i, source in enumerate(config.readers.sources)
+        if source.direction is not None
+    ]
+    if not keys:
+        return None
+    return (
+        f"{', '.join(keys)} not read: a reader's lane decides the direction only with"
+        " site.direction = 'both' and site.direction_from = 'readers'"
+    )
 
 
 def _os_error(exc: OSError) -> str:

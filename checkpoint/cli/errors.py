@@ -17,6 +17,12 @@ class UsageError(CliError):
     exit_code = 2
 
 
+class Interrupted(CliError):
+    """Ctrl-C, said with what was undone. Exit 130."""
+
+    exit_code = 130
+
+
 class NotAvailable(CliError):
     """A verb whose capability has not been built yet. Exit 1, never a fake success."""
 

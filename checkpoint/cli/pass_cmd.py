@@ -37,7 +37,7 @@ from kiosk.passes import (
 )
 from kiosk.typed import typed
 
-from .errors import CliError, UsageError, write_file
+from .errors import CliError, Interrupted, UsageError, write_file
 from .parsers import Verbs, add_group, add_verb
 
 if TYPE_CHECKING:
@@ -295,27 +295,31 @@ def pass_batch(args: argparse.Namespace) -> int:
         ["household", "holder", "role", "pass_id", "valid_from", "valid_until", "payload", "card"]
     )
     written: list[Path] = []
-    for row in rows:
-        payload, pass_ = issue_pass(
-            key, row["household"], row["holder"], row["role"], row["days"], now, row["flags"]
-        )
-        card = f"{pass_.pass_id}.{args.format}"
-        written.append(out / card)
-        _write_or_undo(written, _card(pass_, payload, args.format, args, zone))
-        writer.writerow(
-            [
-                pass_.household,
-                pass_.holder,
-                pass_.role,
-                pass_.pass_id,
-                pass_.valid_from.isoformat(),
-                pass_.valid_until.isoformat(),
-                payload,
-                card,
-            ]
-        )
-    written.append(out / "passes.csv")
-    _write_or_undo(written, manifest.getvalue().encode("utf-8"))
+    try:
+        for row in rows:
+            payload, pass_ = issue_pass(
+                key, row["household"], row["holder"], row["role"], row["days"], now, row["flags"]
+            )
+            card = f"{pass_.pass_id}.{args.format}"
+            written.append(out / card)
+            _write_or_undo(written, _card(pass_, payload, args.format, args, zone))
+            writer.writerow(
+                [
+                    pass_.household,
+                    pass_.holder,
+                    pass_.role,
+                    pass_.pass_id,
+                    pass_.valid_from.isoformat(),
+                    pass_.valid_until.isoformat(),
+                    payload,
+                    card,
+                ]
+            )
+        written.append(out / "passes.csv")
+        _write_or_undo(written, manifest.getvalue().encode("utf-8"))
+    except KeyboardInterrupt:  # Ctrl-C half-way: as a failed write, no card left behind
+        _undo(written)
+        raise Interrupted("interrupted: nothing issued (the batch's cards were removed)") from None
     print(f"issued {len(rows)} passes into {out} (see passes.csv)")
     return 0
 
@@ -327,7 +331,11 @@ def _write_or_undo(written: list[Path], data: bytes) -> None:
     try:
         write_file(written[-1], data)
     except CliError as exc:
-        for path in written:
-            with contextlib.suppress(OSError):
-                path.unlink()
+        _undo(written)
         raise CliError(f"{exc}; nothing issued (the batch's cards were removed)") from None
+
+
+def _undo(written: list[Path]) -> None:
+    for path in written:
+        with contextlib.suppress(OSError):
+            path.unlink()

@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         result = replay(scenario, db_path=args.db, on_decision=emit)
     except ScenarioError as exc:
         raise UsageError(str(exc)) from None
+    except BrokenPipeError:
+        raise  # `kiosk replay demo | head`: main() ends it quietly
     except (OSError, StoreFault) as exc:
         raise CliError(f"cannot run the scenario: {exc}") from None
     met = result.expectations - len(result.failures)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_verb
+from .store_args import load_verb_config
 
 #: Largest image decoded: 40 megapixels (a phone photo is 12-50); a camera frame is 0.3.
 MAX_PIXELS = 40_000_000
@@ -72,14 +73,10 @@ def run(args: argparse.Namespace) -> int:
     from drivers.decoders import DecoderUnavailable, build_decoder
     from drivers.file_source import read_image
     from drivers.pipeline import FramePipeline
-    from kiosk.config import ConfigError, load_config
 
     if args.max_pixels < 1:
         raise UsageError(f"--max-pixels {args.max_pixels}: expected a positive number")
-    try:
-        cfg = load_config(args.config).readers.decoder
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
+    cfg = load_verb_config(args.config).readers.decoder
     if args.backend:
         cfg = cfg.model_copy(update={"backend": args.backend})
     try:

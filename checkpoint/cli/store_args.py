@@ -13,6 +13,7 @@ reads them there (``site_config``)."""
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 from collections.abc import Iterable
@@ -51,11 +52,21 @@ INSTALLED_CONFIG = "/etc/kiosk/kiosk.toml"
 
 
 def load_args_config(args: argparse.Namespace) -> KioskConfig:
+    return load_verb_config(args.config)
+
+
+def load_verb_config(path: str | None) -> KioskConfig:
+    """The config a maintenance verb is given (None: the defaults); a bad one is a
+    ``UsageError``. One this user may not read (the daemon's /etc/kiosk/kiosk.toml, root:kiosk
+    0640, from the pi user's shell) is a ``PermissionError``: ``main`` says to run the verb as
+    ``sudo kiosk-admin``, as for the kiosk's other files (exit 1)."""
     from kiosk.config import ConfigError, load_config
 
     try:
-        return load_config(args.config)
+        return load_config(path)
     except ConfigError as exc:
+        if path is not None and os.path.isfile(path) and not os.access(path, os.R_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path) from None
         raise UsageError(str(exc)) from None
 
 

@@ -34,6 +34,8 @@ __all__ = [
     "KioskConfig",
     "check_file",
     "check_paths",
+    "store_folder_missing",
+    "store_folder_problem",
     "load_config",
     "parse_config",
     "validation_problems",
@@ -111,10 +113,16 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> KioskConfig:
 
 
 def check_paths(
-    config: KioskConfig, root: Path | None = None, made: Collection[str] = ()
+    config: KioskConfig,
+    root: Path | None = None,
+    made: Collection[str] = (),
+    data: Path | None = None,
 ) -> list[str]:
     """Problems with the paths a config names that exist outside it (``check-config`` and
-    ``kiosk run``): one ``field.path: reason`` each. Relative paths are left to the data dir.
+    ``kiosk run``): one ``field.path: reason`` each. The folder of an absolute ``store.path``
+    must exist (a relative one is made with the data dir). A relative ``policy.trust_dir`` is under
+    the data dir: checked there when ``data`` is given (``kiosk run``), else left alone (a
+    fake device's files are the emulator's, read from the current folder).
     ``root``: look for absolute paths under this directory (an install into ``--root``).
     ``made``: folders the caller makes before the daemon runs (the installer's own, checked
     before it made them), taken as existing."""
@@ -124,8 +132,17 @@ def check_paths(
 
     problems: list[str] = []
     trust = config.policy.trust_dir
-    if trust is not None and trust.rstrip("/") not in made and not where(trust).is_dir():
-        problems.append(f"policy.trust_dir: {trust} is not an existing directory")
+    if trust is not None and trust.rstrip("/") not in made:
+        if Path(trust).is_absolute():
+            if not where(trust).is_dir():
+                problems.append(f"policy.trust_dir: {trust} is not an existing directory")
+        elif data is not None and not (data / trust).is_dir():
+            problems.append(
+                f"policy.trust_dir: {trust} (under the data dir: {data / trust}) is not an"
+                " existing directory"
+            )
+    if store_folder_missing(config, root, made, data):
+        problems.append(store_folder_problem(config))
     trace = getattr(config.thermometer.driver, "trace", None)
     if isinstance(trace, str) and not where(trace).is_file():
         problems.append(f"thermometer.driver.trace: {trace} is not a file")
@@ -136,6 +153,28 @@ def check_paths(
     return problems
 
 
+def store_folder_missing(
+    config: KioskConfig,
+    root: Path | None = None,
+    made: Collection[str] = (),
+    data: Path | None = None,
+) -> bool:
+    """Whether the folder of an absolute ``store.path`` does not exist. The daemon never makes
+    it (a USB disk that did not mount would get a new, empty event log on the card), unless it
+    is inside the data dir or a folder in ``made``, made with them."""
+    store = Path(config.store.path)
+    folder = store.parent
+    makers = [Path(m) for m in made] + ([data] if data is not None else [])
+    if not store.is_absolute() or any(folder.is_relative_to(m) for m in makers):
+        return False
+    return not (root / str(folder).lstrip("/") if root is not None else folder).is_dir()
+
+
+def store_folder_problem(config: KioskConfig) -> str:
+    folder = Path(config.store.path).parent
+    return f"store.path: {folder} is not an existing directory (a disk not mounted?)"
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     """The TOML of a config file, read no further than ``MAX_CONFIG_BYTES``; every problem a
     ``ConfigError`` (the kiosk's config and the collector's)."""
@@ -144,7 +183,8 @@ def read_toml(path: Path) -> dict[str, Any]:
     except UnreadableFile as exc:
         raise ConfigError(str(path), [f"(file): {exc}"]) from None
     try:
-        return tomllib.loads(raw.decode("utf-8"))
+        # utf-8-sig: a byte order mark (Windows editors' "UTF-8 with BOM") is not text
+        return tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise ConfigError(str(path), ["(file): not UTF-8 text"]) from None
     except tomllib.TOMLDecodeError as exc:
@@ -154,16 +194,16 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def check_file(
-    path: str, root: Path | None = None, made: Collection[str] = ()
+    path: str, root: Path | None = None, made: Collection[str] = (), data: Path | None = None
 ) -> tuple[KioskConfig | None, list[str]]:
     """A config file judged as the daemon loads it (``kiosk check-config``; scripts/install
     before it installs anything): the config, or None and one ``source: field.path: reason``
-    line per problem. ``root`` and ``made`` as for ``check_paths``."""
+    line per problem. ``root``, ``made`` and ``data`` as for ``check_paths``."""
     try:
         config = load_config(path)
     except ConfigError as exc:
         return None, [f"{exc.source}: {problem}" for problem in exc.problems]
-    problems = [f"{path}: {problem}" for problem in check_paths(config, root, made)]
+    problems = [f"{path}: {problem}" for problem in check_paths(config, root, made, data)]
     return (None if problems else config), problems
 
 

@@ -7,21 +7,30 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 
-from . import check_file
+from . import KioskConfig, check_file
 
 
-def report(file: str, root: Path | None = None, made: Collection[str] = ()) -> int:
+def report(
+    file: str,
+    root: Path | None = None,
+    made: Collection[str] = (),
+    data: Path | None = None,
+    notes: Callable[[KioskConfig], Iterable[str]] = lambda _config: (),
+) -> int:
     """Print ``check_file``'s verdict as ``kiosk check-config`` does: every problem on stderr
-    (exit 2), or ``ok`` (exit 0)."""
-    config, problems = check_file(file, root, made)
+    (exit 2), or ``ok`` and then ``notes`` of the config on stderr (exit 0). The file is read
+    once (it may be a pipe)."""
+    config, problems = check_file(file, root, made, data)
     for problem in problems:
         print(problem, file=sys.stderr)
     if config is None:
         return 2
     print(f"ok: {file} (kiosk_id={config.site.kiosk_id})")
+    for note in notes(config):
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 

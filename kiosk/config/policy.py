@@ -75,4 +75,5 @@ class PolicySection(Section):
     """Lists older than this are shown as stale on both screens. Stale lists still apply: the kiosk
     decides offline with what it has."""
     trust_dir: FilePath | None = None
-    """Folder of trusted issuer *.pub keys (default: data/trust)."""
+    """Folder of trusted issuer *.pub keys (default: data/trust); a relative path is under the data
+    dir, as store.path."""

@@ -9,9 +9,12 @@ from ._base import FilePath, Section
 
 class StoreSection(Section):
     path: FilePath = "kiosk.db"
-    """SQLite file; relative paths are under the data dir. An absolute path outside it is
-    read-only to the installed kiosk.service (ProtectSystem=strict) until a drop-in adds its
-    folder to ReadWritePaths= (and to kiosk-purge.service's)."""
+    """SQLite file; relative paths are under the data dir. An absolute path's folder outside the
+    data dir must exist: the kiosk never makes it, so a log in a folder on a USB disk
+    (/mnt/ssd/kiosk/kiosk.db) is not begun anew on the card when the disk did not mount. An
+    absolute path outside the data dir is read-only to the installed kiosk.service
+    (ProtectSystem=strict) until a drop-in adds its folder to ReadWritePaths= (and to
+    kiosk-purge.service's)."""
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
     """FULL: a committed decision survives a power cut (see docs)."""
     retention_days: int = Field(30, ge=1, le=3650)

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ._base import DeviceDeadlineMs, FilePath, Section, Seed
 
@@ -77,6 +77,26 @@ class ThermometryConfig(Section):
     plateau itself; near the threshold, a fever or a poor fit still waits for it."""
     early_margin_c: float = Field(0.3, ge=0.1, le=2.0)
     """An early decision needs the whole plateau bound this far below the threshold."""
+
+    @model_validator(mode="after")
+    def _bands(self) -> "ThermometryConfig":
+        # Each bound is checked alone above; together they must still leave a band that passes
+        # as normal and one that is denied as fever, or the kiosk can never do its job.
+        floor, name = max(
+            (self.plausible_min_c, "plausible_min_c"), (self.normal_min_c, "normal_min_c")
+        )
+        if floor >= self.fever_threshold_c:
+            raise ValueError(
+                f"{name} ({floor:g}) must be below fever_threshold_c"
+                f" ({self.fever_threshold_c:g}): no temperature would pass as normal"
+            )
+        if self.fever_threshold_c >= self.plausible_max_c:
+            raise ValueError(
+                f"fever_threshold_c ({self.fever_threshold_c:g}) must be below plausible_max_c"
+                f" ({self.plausible_max_c:g}): a fever would be re-measured as implausible,"
+                " never denied as fever"
+            )
+        return self
 
 
 class ThermometerSection(Section):
