@@ -253,6 +253,7 @@ def subject_of(
         temp_c=event.get("temp_c"),
         temp_object_c=event.get("temp_object_c"),
         temp_ambient_c=event.get("temp_ambient_c"),
+        flags=tuple(event.get("flags") or ()),
     )
 
 
