@@ -584,3 +584,28 @@ def test_the_console_passing_a_carers_denied_exit_keeps_it_out_of_the_quota(
     event = guard_core.store.events()[-1]
     assert event["decision"] == "manual_pass" and QUOTA_EXEMPT in event["flags"], event
     assert guard_core.history.exits_in_period("1-101", guard_core.clock.now(), 2) == 0
+
+
+def test_a_quarantined_resident_let_home_before_the_shift_is_still_an_alarm_after_a_restart(
+    guard_core,
+):
+    # 08:00, nobody on duty: a resident of a quarantined household comes home through the
+    # lane and passes, flagged; the guard must hear of it when the shift starts, even if the
+    # daemon restarted in between (the desk is memory: it is derived again from the log).
+    from guard_support import add_event
+
+    from kiosk.alarms import AlarmDesk
+
+    add_event(
+        guard_core, direction="in", decision="pass", reasons=("ok",), household="1-101",
+        holder="Li Wei", pass_id="c0ffee000003", flags=("quarantine",),
+    )  # fmt: skip
+    add_event(guard_core, direction="in", decision="pass", household="1-102", holder="Chen Jie")
+    restarted = AlarmDesk(guard_core.store, guard_core.clock)
+    [alarm] = restarted.open_alarms([])
+    assert (alarm.key, alarm.kind, alarm.detail) == ("event:1", "quarantine", "quarantine_return")
+    assert (alarm.household, alarm.holder, alarm.direction) == ("1-101", "Li Wei", "in")
+    live = AlarmDesk(guard_core.store, guard_core.clock)  # the bus message names the same card
+    message = {"type": "alarm", "alarm": "quarantine_return", "state": "raised", "seq": 1}
+    live.note_message(message)
+    assert [a.key for a in live.open_alarms([])] == ["event:1"]
