@@ -17,7 +17,9 @@ it. Cheap and derandomized: a run is a few hundred milliseconds of the real engi
 
 from __future__ import annotations
 
+import copy
 import tempfile
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -27,11 +29,18 @@ from zoneinfo import ZoneInfo
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from checkpoint.replay import DirectPorts
 from drivers.gate import FakeGate
 from kiosk import lists as lists_mod
+from kiosk import policy
 from kiosk.clock import FakeClock
 from kiosk.config import parse_config
 from kiosk.devices import CodeRead
@@ -93,7 +102,10 @@ class Compound:
 
     tz: ZoneInfo
     policy: dict
-    quarantine: list[tuple[str, str | None, date, date]] = field(default_factory=list)
+    #: (household, holder or None, first day, last day, "guard" | "bundle")
+    quarantine: list[tuple[str, str | None, date, date, str]] = field(default_factory=list)
+    #: household -> last day of observation in the lists' household ledger (a flag only)
+    ledger_observation: dict[str, date] = field(default_factory=dict)
     revoked: set[str] = field(default_factory=set)
     #: holder -> (first day, last day) of an observation still ``observing`` (cleared: gone)
     returnees: dict[str, tuple[date, date]] = field(default_factory=dict)
@@ -107,8 +119,8 @@ class Compound:
         household, holder, _ = PEOPLE[who]
         day = self.today(now)
         return any(
-            h == household and (person is None or person == holder) and start <= day <= end
-            for h, person, start, end in self.quarantine
+            _plain(h) == household and (person is None or person == holder) and start <= day <= end
+            for h, person, start, end, _ in self.quarantine
         )
 
     def observed(self, who: str, now: datetime) -> bool:
@@ -149,6 +161,9 @@ class Compound:
             else:
                 flags.add("quarantine")
                 alarms.add("quarantine_return")
+        until = self.ledger_observation.get(household)
+        if until is not None and self.today(now) <= until:
+            flags.add("observation")
         if self.observed(who, now):
             flags.add("observation")
             blocks = policy["observation_blocks"]
@@ -175,7 +190,7 @@ class Compound:
         hours = policy["hours"]
         local = now.astimezone(self.tz).time()
         off_hours = hours["enabled"] and not time(8, 30) <= local < time(17, 30)
-        if off_hours and hours["mode"] == "closed":
+        if off_hours and hours["mode"] == "closed" and direction in hours["applies"]:
             reasons.add("outside_hours")
         if off_hours and hours["mode"] == "staffed" and guard:
             reasons.add("no_guard_on_duty")
@@ -289,7 +304,8 @@ class HouseholdMachine(RuleBasedStateMachine):
         quarantine_blocks=st.sampled_from(["out", "out", "both"]),
         observation_blocks=st.sampled_from(["none", "out", "both"]),
         passback_mode=st.sampled_from(["hard", "soft"]),
-        hours_mode=st.sampled_from(["staffed", "staffed", "closed", "off"]),
+        hours_mode=st.sampled_from(["staffed", "staffed", "closed", "closed_out", "off"]),
+        roles=st.sampled_from([("resident",), ("resident",), ("resident", "staff")]),
     )
     def build(
         self,
@@ -301,6 +317,7 @@ class HouseholdMachine(RuleBasedStateMachine):
         observation_blocks: str,
         passback_mode: str,
         hours_mode: str,
+        roles: tuple[str, ...] = ("resident",),
     ) -> None:
         tz = ZoneInfo(zone)
         # Europe/Berlin goes to summer time on 29 March 2026: the runs cross it.
@@ -309,13 +326,20 @@ class HouseholdMachine(RuleBasedStateMachine):
             "quarantine_blocks": quarantine_blocks,
             "observation_blocks": observation_blocks,
             "quota": {"enabled": True, "exits": exits, "period_days": period_days,
-                      "roles": ["resident"]},
+                      "roles": list(roles)},
             "passback": {"enabled": True, "window_min": 2, "mode": passback_mode},
             "hours": {"enabled": hours_mode != "off",
-                      "mode": "closed" if hours_mode == "closed" else "staffed"},
+                      "mode": "staffed" if hours_mode in ("off", "staffed") else "closed",
+                      "applies_to": "out" if hours_mode == "closed_out" else "both"},
         }  # fmt: skip
-        self.rig = HouseRig(Path(self._dir.name), FakeClock(start=start), zone, policy)
+        self.rig = HouseRig(
+            Path(self._dir.name), FakeClock(start=start), zone, copy.deepcopy(policy)
+        )
         self.model = Compound(tz, policy)
+        self.model.policy["hours"]["applies"] = (
+            ("out",) if hours_mode == "closed_out" else ("in", "out")
+        )
+        self.bundle_version = 0
         self.cards = {who: self.rig.issue(who) for who in PEOPLE}
 
     def teardown(self) -> None:
@@ -399,6 +423,18 @@ class HouseholdMachine(RuleBasedStateMachine):
             model.went_through(holder_of_card, card, direction, _ts(manual))
         rig.run(6.0)  # the result shown, the gate's pulse over: the kiosk is idle again
 
+    @invariant()
+    def the_map_marks_the_households_the_gate_would_stop(self) -> None:
+        """The compound map's ``quota_used``: the households whose resident going out now
+        would be denied ``quota_exceeded``."""
+        rig, model = self.rig, self.model
+        if rig is None or model is None:
+            return
+        now = rig.clock.now()
+        marked = policy.quota_used(rig.config.policy.quota, rig.engine.history, now)
+        exits = model.policy["quota"]["exits"]
+        assert marked == {h for h in model.exits if model.outings(h, now) >= exits}
+
     # ------------------------------------------------------------------ time
 
     @rule(minutes=st.sampled_from([1, 3, 30, 90, 6 * 60, 23 * 60, 24 * 60, 25 * 60, 47 * 60]))
@@ -434,13 +470,14 @@ class HouseholdMachine(RuleBasedStateMachine):
 
     @rule(
         who=st.sampled_from([None, *sorted(PEOPLE)]),
-        household=st.sampled_from(["1-101", "1-102"]),
+        household=st.sampled_from(["1-101", "1-102", "１-１０１"]),
         starts=st.sampled_from([-3, 0, 0, 1]),
         lasts=st.sampled_from([0, 1, 13]),
     )
     def quarantine_added(self, who: str | None, household: str, starts: int, lasts: int) -> None:
-        """The office puts a household (``who`` None) or one person into home quarantine,
-        from ``starts`` days from today for ``lasts`` more days (a resident may be out)."""
+        """The guard or the office puts a household (``who`` None; perhaps typed in full
+        width) or one person into home quarantine, from ``starts`` days from today for
+        ``lasts`` more days (a resident may be out)."""
         rig, model = self.rig, self.model
         assert rig is not None and model is not None
         holder = PEOPLE[who][1] if who is not None else None
@@ -449,7 +486,7 @@ class HouseholdMachine(RuleBasedStateMachine):
         first = model.today(rig.clock.now()) + timedelta(days=starts)
         last = first + timedelta(days=lasts)
         rig.lists.add_quarantine(household, holder, first, last, "office")
-        model.quarantine.append((household, holder, first, last))
+        model.quarantine.append((household, holder, first, last, "guard"))
 
     @precondition(lambda self: self.model is not None and self.model.quarantine)
     @rule(which=st.integers(0, 5))
@@ -459,7 +496,54 @@ class HouseholdMachine(RuleBasedStateMachine):
         entries = rig.lists.current.quarantine
         entry = entries[which % len(entries)]
         rig.lists.remove_quarantine(entry.id, "office")
-        model.quarantine.remove((entry.household, entry.holder, entry.from_date, entry.until_date))
+        source = "bundle" if entry.source == "bundle" else "guard"
+        gone = (entry.household, entry.holder, entry.from_date, entry.until_date, source)
+        model.quarantine.remove(next(q for q in model.quarantine if _same_entry(q, gone)))
+
+    @rule(
+        entries=st.lists(
+            st.tuples(
+                st.sampled_from([None, "li", "chen"]),
+                st.sampled_from(["1-101", "1-102"]),
+                st.sampled_from([-2, 0, 1]),
+                st.sampled_from([0, 2, 13]),
+            ),
+            max_size=2,
+        ),
+        observe=st.sampled_from([None, "1-101", "1-102"]),
+    )
+    def bundle_arrives(
+        self, entries: list[tuple[str | None, str, int, int]], observe: str | None
+    ) -> None:
+        """The office's signed list arrives mid-day: its quarantine entries replace the last
+        bundle's (the guard's own stay), its household ledger may mark a household observed."""
+        rig, model = self.rig, self.model
+        assert rig is not None and model is not None
+        today = model.today(rig.clock.now())
+        quarantine = []
+        for who, household, starts, lasts in entries:
+            holder = PEOPLE[who][1] if who is not None else None
+            household = PEOPLE[who][0] if who is not None else household
+            first = today + timedelta(days=starts)
+            quarantine.append((household, holder, first, first + timedelta(days=lasts), "bundle"))
+        households = []
+        if observe is not None:
+            households.append({"household": observe, "observation_until": today.isoformat()})
+        self.bundle_version += 1
+        payload = {
+            "format": "kiosk-lists/1",
+            "version": self.bundle_version,
+            "issued_at": rig.clock.now().isoformat(),
+            "quarantine": [
+                {"household": h, "holder": p or "", "from": f.isoformat(),
+                 "until": u.isoformat(), "note": ""}
+                for h, p, f, u, _ in quarantine
+            ],
+            "households": households,
+        }  # fmt: skip
+        rig.lists.import_bundle(lists_mod.sign_bundle(rig.key, payload), rig.trust, "sync")
+        model.quarantine = [q for q in model.quarantine if q[4] != "bundle"] + quarantine
+        model.ledger_observation = {h["household"]: today for h in households}
 
     @rule(who=st.sampled_from(["li", "wang", "chen"]))
     def card_lost(self, who: str) -> None:
@@ -515,6 +599,15 @@ class HouseholdMachine(RuleBasedStateMachine):
             return
         rig.ledgers.observation.set_status(person_id, "cleared", "manager")
         del model.returnees[PEOPLE[who][1]]
+
+
+def _plain(text: str) -> str:
+    """A household as typed, in the pass's spelling (full-width digits are digits)."""
+    return unicodedata.normalize("NFKC", text)
+
+
+def _same_entry(a: tuple, b: tuple) -> bool:
+    return (_plain(a[0]), *a[1:]) == (_plain(b[0]), *b[1:])
 
 
 def _ts(event: dict) -> datetime:
