@@ -201,7 +201,8 @@ class ManualSubject:
     """Whom a guard's manual decision is about, as the guard chose it on the console: a
     passage already in the log (its event ``seq``; the decision copies its pass, household,
     holder and kiosk reading). ``flags``: the passage's; only ``quota_exempt`` carries over
-    (``_KEPT_FLAGS``)."""
+    (``_KEPT_FLAGS``). ``direction``: the passage's, the way the console records the decision
+    unless the guard chose another (``Engine.manual``'s ``direction`` is what is recorded)."""
 
     seq: int
     pass_id: str | None = None
@@ -211,6 +212,7 @@ class ManualSubject:
     temp_object_c: float | None = None
     temp_ambient_c: float | None = None
     flags: tuple[str, ...] = ()
+    direction: str | None = None
 
 
 #: The flags of a passage that a guard's decision about it keeps: what the pass is, not what

@@ -18,6 +18,7 @@ it. Cheap and derandomized: a run is a few hundred milliseconds of the real engi
 from __future__ import annotations
 
 import copy
+import re
 import tempfile
 import unicodedata
 from dataclasses import dataclass, field
@@ -702,3 +703,35 @@ def test_a_quarantined_resident_let_home_before_the_shift_is_still_an_alarm_afte
     message = {"type": "alarm", "alarm": "quarantine_return", "state": "raised", "seq": 1}
     live.note_message(message)
     assert [a.key for a in live.open_alarms([])] == ["event:1"]
+
+
+def test_the_guard_passing_a_denied_exit_records_an_exit_unless_told_otherwise(
+    guard_client, guard_core
+):
+    # 10:00: Li is denied going out (the household's outing is used); the guard lets him
+    # out from the console, choosing the passage and leaving the direction as the form
+    # offers it. The record must say "out" (the household's outing), not the site's default
+    # direction "in" (which left the outing uncounted and put one more person in).
+    from guard_support import add_event, decided, login, post
+
+    add_event(
+        guard_core, direction="out", decision="deny", reasons=("quota_exceeded",),
+        household="1-101", holder="Li Wei", pass_id="c0ffee000004",
+    )  # fmt: skip
+    csrf = login(guard_client)
+    page = guard_client.get("/guard?lang=en").text
+    form = page.split('id="manual-form"', 1)[1].split("</form>", 1)[0]
+    select = form.split('<select name="direction">', 1)[1].split("</select>", 1)[0]
+    offered = re.search(r'<option value="([^"]*)" selected', select).group(1)
+    with decided(guard_client, guard_core):
+        response = post(guard_client, "/guard/manual", csrf, decision="pass", subject="1",
+                        reason="doctor's appointment", direction=offered)  # fmt: skip
+    assert response.status_code == 303 and "err=" not in response.headers["location"]
+    event = guard_core.store.events()[-1]
+    assert (event["decision"], event["direction"]) == ("manual_pass", "out"), event
+    assert guard_core.history.exits_in_period("1-101", guard_core.clock.now(), 2) == 1
+    # A person without a pass is still recorded the site's default way unless the guard says.
+    with decided(guard_client, guard_core):
+        post(guard_client, "/guard/manual", csrf, decision="pass", subject="none",
+             reason="neighbour, no phone", direction=offered)  # fmt: skip
+    assert guard_core.store.events()[-1]["direction"] == guard_core.config.site.default_direction
