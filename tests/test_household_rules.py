@@ -735,3 +735,26 @@ def test_the_guard_passing_a_denied_exit_records_an_exit_unless_told_otherwise(
         post(guard_client, "/guard/manual", csrf, decision="pass", subject="none",
              reason="neighbour, no phone", direction=offered)  # fmt: skip
     assert guard_core.store.events()[-1]["direction"] == guard_core.config.site.default_direction
+
+
+def test_an_outing_on_a_clock_not_yet_set_still_counts_after_a_restart_and_the_step(tmp_path):
+    # After a power cut the Pi's clock runs three days behind until NTP sets it. Li goes out;
+    # the daemon restarts (same boot, clock still not set); NTP steps the clock; Wang, of the
+    # same household, goes out ten minutes after Li: the household's second outing.
+    policy = {"quota": {"enabled": True, "exits": 1, "period_days": 2}}
+    clock = FakeClock(start=datetime(2026, 3, 27, 4, 0, tzinfo=UTC))
+    rig = HouseRig(tmp_path, clock, "Asia/Shanghai", policy)
+    try:
+        clock.is_synced = False
+        clock.set_wall(clock.now() - timedelta(days=3))
+        li, wang = rig.issue("li"), rig.issue("wang")
+        assert rig.show(li.text, "out", True)["decision"] == "pass"
+        rig.run(7.0)
+        rig.engine.history = rig.new_history()  # the restart: rebuilt from the log
+        clock.advance(600)
+        clock.set_wall(clock.now() + timedelta(days=3))
+        clock.is_synced = True
+        event = rig.show(wang.text, "out", True)
+        assert (event["decision"], event["reasons"]) == ("deny", ["quota_exceeded"]), event
+    finally:
+        rig.log.close()
