@@ -682,7 +682,7 @@ def _ts(event: dict) -> datetime:
 
 HouseholdMachine.TestCase.settings = settings(
     max_examples=80,
-    stateful_step_count=40,
+    stateful_step_count=30,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
