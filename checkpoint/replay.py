@@ -383,6 +383,10 @@ class StoreSwitch:
     def health(self) -> Health:
         return self.store.health()
 
+    @property
+    def boot_id(self) -> str:
+        return self.store.boot_id
+
 
 @dataclass
 class DeviceTarget:

@@ -264,7 +264,12 @@ def _text(value: Any) -> str | None:
 def alarm_from_event(event: Mapping[str, Any]) -> Alarm | None:
     """The alarm an event raises (fever, quarantine breach, forged or foreign pass, device),
     if any. A guard's deny of a fever found by hand carries ``fever`` as the kiosk's does (the
-    engine marks it); its card names the person registered when no pass named anyone."""
+    engine marks it); its card names the person registered when no pass named anyone. A
+    quarantined resident the kiosk let home (a pass flagged ``quarantine``: the lane said
+    "in") raises ``quarantine_return``, as the engine's bus alarm does: derived from the log,
+    it is still open after a restart, for a return while no guard was on duty."""
+    if event.get("decision") == "pass" and "quarantine" in reason_codes(event.get("flags")):
+        return alarm_of(event, "quarantine", "quarantine_return")
     if event.get("decision") not in ("deny", "manual_deny"):
         return None
     reasons = reason_codes(event.get("reasons"))

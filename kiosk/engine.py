@@ -59,6 +59,7 @@ from kiosk.clock import Clock, ClockReading
 from kiosk.config import KioskConfig
 from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, DeviceFault, ThermoReading
+from kiosk.history import QUOTA_EXEMPT
 from kiosk.ports import CalibrationSource, EngineSeams
 from kiosk.privacy import CODE_KEYS, greeting_name
 from kiosk.store import AuditRow, Event, EventDraft, check_audit_row
@@ -199,7 +200,9 @@ class Passage:
 class ManualSubject:
     """Whom a guard's manual decision is about, as the guard chose it on the console: a
     passage already in the log (its event ``seq``; the decision copies its pass, household,
-    holder and kiosk reading)."""
+    holder and kiosk reading). ``flags``: the passage's; only ``quota_exempt`` carries over
+    (``_KEPT_FLAGS``). ``direction``: the passage's, the way the console records the decision
+    unless the guard chose another (``Engine.manual``'s ``direction`` is what is recorded)."""
 
     seq: int
     pass_id: str | None = None
@@ -208,6 +211,14 @@ class ManualSubject:
     temp_c: float | None = None
     temp_object_c: float | None = None
     temp_ambient_c: float | None = None
+    flags: tuple[str, ...] = ()
+    direction: str | None = None
+
+
+#: The flags of a passage that a guard's decision about it keeps: what the pass is, not what
+#: the kiosk found. A carer's or a delivery's exit (``quota_exempt``: a role the quota does not
+#: count) let through by the guard is no more the household's outing than one the kiosk passed.
+_KEPT_FLAGS = (QUOTA_EXEMPT,)
 
 
 #: ``subject`` of ``Engine.manual``: the guard chose nobody in the log (a person without a
@@ -1359,7 +1370,11 @@ class Engine:
             latency_ms=0.0,
             operator=item.operator,
             kind=item.kind,
-            flags=(*item.flags, *((f"overrides:{overrides}",) if overrides is not None else ())),
+            flags=(
+                *item.flags,
+                *(f for f in _KEPT_FLAGS if src is not None and f in src.flags),
+                *((f"overrides:{overrides}",) if overrides is not None else ()),
+            ),
             person=person,
             decided=p.decided_at,
             audit=item.audit,

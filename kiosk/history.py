@@ -148,7 +148,9 @@ class PassageHistory:
 
     def load(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Rebuild from event-log rows (``pass_id``, ``household``, ``direction``,
-        ``decision``, ``ts``) in ``seq`` order. Returns how many rows counted."""
+        ``decision``, ``ts``) in ``seq`` order. Returns how many rows counted.
+        ``undated_mono_ns``: the row was stamped on this boot's clock before NTP set it, and
+        nothing dated it yet (a restart before the step): ``redate`` will move it."""
         counted = 0
         for row in rows:
             if row.get("decision") not in COUNTED_DECISIONS:
@@ -162,6 +164,7 @@ class PassageHistory:
                 row["decision"],
                 row["ts"],
                 row.get("flags") or (),
+                mono_ns=row.get("undated_mono_ns"),
             )
             counted += 1
         return counted

@@ -71,6 +71,11 @@ class EventSink(Protocol):
 
     def health(self) -> Health: ...
 
+    @property
+    def boot_id(self) -> str:
+        """The machine's boot the log stamps on its events (the monotonic clock's epoch)."""
+        ...
+
 
 class PassVerifier(Protocol):
     """The issuer keys a pass is checked against (``kiosk.passes.TrustList``)."""

@@ -234,11 +234,18 @@ class EngineRunner:
         reader = self.store.reader()
         # An event stamped before NTP stepped the clock, at the time its boot's clock gives it.
         source, ts = dated_source(reader)
+        # One of this boot not dated yet (the daemon restarted before NTP stepped the clock,
+        # or after it but before this boot recorded a synchronised event) keeps its monotonic
+        # time, whatever its stamp, so the next decision dates it as it would have in memory.
+        undated, params = "0", {"since": since, "boot": self.store.boot_id}
+        if source == "dated_events":
+            undated = "dating = 'unsynced' AND boot_id = :boot"
         rows = reader.query(
-            f"SELECT pass_id, household, direction, decision, {ts} AS ts, flags"  # noqa: S608
-            f" FROM {source} WHERE {ts} >= ? AND decision IN ('pass', 'manual_pass')"
+            f"SELECT pass_id, household, direction, decision, {ts} AS ts, flags,"  # noqa: S608
+            f" CASE WHEN {undated} THEN mono_ns END AS undated_mono_ns FROM {source}"
+            f" WHERE ({ts} >= :since OR {undated}) AND decision IN ('pass', 'manual_pass')"
             " ORDER BY seq",
-            [since],
+            params,
         )
         return self.history.load(decode_event_row(row) for row in rows)
 

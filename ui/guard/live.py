@@ -253,6 +253,8 @@ def subject_of(
         temp_c=event.get("temp_c"),
         temp_object_c=event.get("temp_object_c"),
         temp_ambient_c=event.get("temp_ambient_c"),
+        flags=tuple(event.get("flags") or ()),
+        direction=event.get("direction"),
     )
 
 
@@ -284,10 +286,14 @@ def claim(g: Guard, seq: int, who: str, decision: str) -> None:
 async def manual(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     decision = choice(form.get("decision"), "live.decision", ("pass", "deny"))
-    direction = direction_of(form, g.cfg.site.default_direction)
-    note(request, action=f"manual_{decision}", direction=direction)
+    note(request, action=f"manual_{decision}")
     subject = await asyncio.to_thread(subject_of, g, form.get("subject"), decision)
     note(request, subject=subject if isinstance(subject, str) else subject.seq)
+    # Unless the guard chose a direction, a decision about a passage goes its way: letting out
+    # a resident denied going out is an exit (the household's outing), whatever the default.
+    passage_way = subject.direction if isinstance(subject, ManualSubject) else None
+    direction = direction_of(form, passage_way or g.cfg.site.default_direction)
+    note(request, direction=direction)
     reason = clean(form.get("reason"), "manual.reason", required=True)
     temp_c = number(form.get("temp_c"), "manual.hand_temp")
     if isinstance(subject, ManualSubject):
