@@ -214,6 +214,21 @@ class ManualSubject:
     flags: tuple[str, ...] = ()
     direction: str | None = None
 
+    @classmethod
+    def of_event(cls, event: Mapping[str, Any]) -> ManualSubject:
+        """The passage an event of the log records (``EventLog``'s row), as a subject."""
+        return cls(
+            seq=int(event["seq"]),
+            pass_id=event.get("pass_id"),
+            household=event.get("household"),
+            holder=event.get("holder"),
+            temp_c=event.get("temp_c"),
+            temp_object_c=event.get("temp_object_c"),
+            temp_ambient_c=event.get("temp_ambient_c"),
+            flags=tuple(event.get("flags") or ()),
+            direction=event.get("direction"),
+        )
+
 
 #: The flags of a passage that a guard's decision about it keeps: what the pass is, not what
 #: the kiosk found. A carer's or a delivery's exit (``quota_exempt``: a role the quota does not

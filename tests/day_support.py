@@ -172,15 +172,7 @@ class _Gate:
         last = self.day.decisions[-1]
         event = queries.event_by_seq(self.core.store, int(last["seq"]))
         assert event is not None and event["decision"] == "deny"
-        subject = ManualSubject(
-            seq=int(event["seq"]),
-            pass_id=event.get("pass_id"),
-            household=event.get("household"),
-            holder=event.get("holder"),
-            temp_c=event.get("temp_c"),
-            temp_object_c=event.get("temp_object_c"),
-            temp_ambient_c=event.get("temp_ambient_c"),
-        )
+        subject = ManualSubject.of_event(event)
         self.kiosk.manual(
             decision=decision, operator="alice", reason="seen by the guard",
             direction=event["direction"], subject=subject,

@@ -245,17 +245,7 @@ def subject_of(
         already_decided(str(earlier.get("operator")), str(earlier.get("decision")))
     if decision == "pass" and event.get("decision") in PASS_DECISIONS:
         raise BadInput("err.subject_passed")
-    return ManualSubject(
-        seq=int(event["seq"]),
-        pass_id=event.get("pass_id"),
-        household=event.get("household"),
-        holder=event.get("holder"),
-        temp_c=event.get("temp_c"),
-        temp_object_c=event.get("temp_object_c"),
-        temp_ambient_c=event.get("temp_ambient_c"),
-        flags=tuple(event.get("flags") or ()),
-        direction=event.get("direction"),
-    )
+    return ManualSubject.of_event(event)
 
 
 def already_decided(who: str, decision: str) -> NoReturn:
