@@ -22,8 +22,9 @@ without learning who the person is):
   or other Unicode digits (``１３９００１３９０００``). A number is found by its digits, not its
   layout: the digit groups of a run are joined and any consecutive groups that make a mobile number
   (11 digits from 1, or 86 + 11), a landline (10-12 digits from 0) or a resident ID (15, or 17
-  + a check digit or X) are masked. Free text stays clear only for a caller allowed the
-  ``person.note`` (or whole ``person``) field.
+  + a check digit or X) are masked, and so is any of the event's own masked values (a name,
+  the pass id, household, unit, plate) it repeats. Free text stays clear only for a caller
+  allowed the ``person.note`` (or whole ``person``) field.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ FIELD_NAMES: frozenset[str] = frozenset(PERSONAL_FIELDS) | {f"person.{k}" for k 
 CODE_KEYS: tuple[str, ...] = ("unit", "plate", "resident_of")
 #: Free-text fields of an event outside ``person``: numbers typed into them are masked too.
 FREE_TEXT_FIELDS: tuple[str, ...] = ("operator", "reasons", "flags")
+#: Keys of ``person`` masked as a whole (their masked form is not searched again).
+_MASKED_KEYS: frozenset[str] = frozenset({"name", "driver", "phone", "id_number", *CODE_KEYS})
 #: Allowed fields that also leave the free text clear (the caller may read notes).
 FREE_TEXT_CLEAR: frozenset[str] = frozenset({"person", "person.note"})
 
@@ -262,6 +265,7 @@ def mask_event(event: Mapping[str, Any], allowed_fields: Iterable[str] = ()) -> 
     """
     allowed = allowed_fields if isinstance(allowed_fields, frozenset) else frozenset(allowed_fields)
     out = dict(event)
+    hidden = _hidden_values(event, allowed)
     for key in ("pass_id", "household"):
         value = out.get(key)
         if value is not None and key not in allowed:
@@ -277,7 +281,58 @@ def mask_event(event: Mapping[str, Any], allowed_fields: Iterable[str] = ()) -> 
     if person is not None and "person" not in allowed:
         clear = [f[7:] for f in allowed if f.startswith("person.")]
         out["person"] = mask_person(person, clear)
+    if hidden and not allowed & FREE_TEXT_CLEAR:
+        _redact_free_text(out, hidden)
     return out
+
+
+def _hidden_values(event: Mapping[str, Any], allowed: frozenset[str]) -> list[tuple[str, str]]:
+    """The event's own personal values the caller may not read, each with its masked form,
+    longest first: a guard's note that repeats the holder's name or the plate (``Li Wei's
+    card lost``) must not give away what the masked field hides."""
+    found: dict[str, str] = {}
+    for key in ("pass_id", "household", "holder"):
+        value = event.get(key)
+        if isinstance(value, str) and key not in allowed:
+            found[value] = mask_name(value) if key == "holder" else mask_code(value)
+    person = event.get("person")
+    if isinstance(person, str):
+        try:
+            person = json.loads(person)
+        except ValueError:
+            person = None
+    if isinstance(person, Mapping) and "person" not in allowed:
+        for key in ("name", "driver", *CODE_KEYS):
+            value = person.get(key)
+            if isinstance(value, str) and f"person.{key}" not in allowed:
+                found[value] = _mask_person_value(key, value)
+        occupants = person.get("occupants")
+        if isinstance(occupants, list) and "person.occupants" not in allowed:
+            found.update((v, mask_name(v)) for v in occupants if isinstance(v, str))
+    pairs = [(v.strip(), m) for v, m in found.items() if len(v.strip()) >= 2]
+    return sorted(pairs, key=lambda pair: -len(pair[0]))
+
+
+def _redact(text: str, hidden: list[tuple[str, str]]) -> str:
+    for value, masked in hidden:
+        text = re.compile(re.escape(value), re.IGNORECASE).sub(masked.replace("\\", "\\\\"), text)
+    return text
+
+
+def _redact_free_text(out: dict[str, Any], hidden: list[tuple[str, str]]) -> None:
+    """Mask ``hidden`` wherever the free text of the masked copy ``out`` repeats it."""
+    for key in FREE_TEXT_FIELDS:
+        value = out.get(key)
+        if isinstance(value, str):
+            out[key] = _redact(value, hidden)
+        elif isinstance(value, list):
+            out[key] = [_redact(v, hidden) if isinstance(v, str) else v for v in value]
+    person = out.get("person")
+    if isinstance(person, dict):
+        out["person"] = {
+            k: _redact(v, hidden) if isinstance(v, str) and k not in _MASKED_KEYS else v
+            for k, v in person.items()
+        }
 
 
 def greeting_name(name: str) -> str:

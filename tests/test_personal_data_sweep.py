@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -31,8 +32,9 @@ NAME = "Marlowe Qiuxiang"
 HOUSEHOLD = "7-1404"
 PHONE = "13912345678"
 PLATE = "京Q7Z9K8"
-GATE_PASS = "feedfacecafe01"
-NEEDLES = (NAME, "Qiuxiang", HOUSEHOLD, PHONE, PLATE, GATE_PASS)
+GATE_PASS = "feedfacecafe"
+#: What names the resident; the pass issued at the console joins it (its id is drawn).
+NEEDLES = [NAME, "Qiuxiang", HOUSEHOLD, PHONE, PLATE, GATE_PASS]
 START = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
 #: Past the default retention (30 days) after the returnee's 14 days of observation ended.
 LATER = timedelta(days=14 + 30 + 2)
@@ -66,6 +68,8 @@ def see_the_resident(core: Core, app, clock: FakeClock) -> None:
     with signed_in(app) as guard, signed_in(app, "root", ADMIN_PW) as admin:
         issued = post(guard, "/guard/passes", guard.csrf, household=HOUSEHOLD, holder=NAME, days=1)
         assert issued.status_code == 200 and NAME in issued.text
+        (pass_id,) = re.findall(r'<tr data-pass="([0-9a-f]{12})"', guard.get("/guard/passes").text)
+        NEEDLES[6:] = [pass_id]
         add_event(
             core,
             decision="deny",
@@ -93,6 +97,21 @@ def see_the_resident(core: Core, app, clock: FakeClock) -> None:
             with decided(guard, core):
                 done = post(guard, path, guard.csrf, temp_c="36.5", **form)
             assert done.status_code == 303 and "err" not in done.headers["location"], path
+        lists = (
+            ("revocations", {"pass_id": pass_id, "reason": f"{NAME} lost it"}),
+            (
+                "quarantine",
+                {
+                    "household": HOUSEHOLD,
+                    "holder": NAME,
+                    "until": str(START.date() + timedelta(days=14)),
+                    "note": f"{NAME} tested positive",
+                },
+            ),
+        )
+        for which, form in lists:
+            edited = post(guard, f"/guard/lists/{which}/add", guard.csrf, confirm="yes", **form)
+            assert edited.status_code == 303 and "err" not in edited.headers["location"], which
         assert NAME in guard.get("/guard/export.csv").text
         assert NAME in admin.get("/guard/export.csv").text
     ledger = core.ledgers.observation
@@ -213,3 +232,36 @@ def test_no_page_of_the_console_names_the_resident_after_the_purge(seen, clock, 
             shown = {p: found_in(client.get(p).text) for p in PAGES}
             assert {p: hits for p, hits in shown.items() if hits} == {}, who
     assert logged(caplog) == []
+
+
+def test_an_office_token_without_logs_personal_reads_no_name_in_a_guards_note(seen):
+    """The guard's override note repeated the holder's name ("known to the guard: Marlowe
+    Qiuxiang"): a ``logs:read`` token got ``holder: "M."`` and the full name in the note."""
+    from ui.app import create_app
+
+    core, _ = seen
+    _, secret = core.tokens.create(["logs:read"], name="clerk")
+    with TestClient(create_app(core)) as api:
+        for path in ("/api/v1/events", "/api/v1/events.csv"):
+            got = api.get(path, headers={"Authorization": f"Bearer {secret}"})
+            assert got.status_code == 200 and found_in(got.text) == [], path
+
+
+def test_a_note_is_masked_as_the_fields_it_repeats():
+    from kiosk.privacy import mask_event
+
+    event = {
+        "holder": "Li Wei",
+        "household": "3-201",
+        "pass_id": "c0ffee000001",
+        "reasons": ["guard_override"],
+        "person": {
+            "plate": "京A12345",
+            "occupants": ["Zhao Gang", 2],
+            "note": "li wei's car 京A12345 with Zhao Gang, for 3-201, pass c0ffee000001",
+        },
+    }
+    masked = mask_event(event)
+    assert masked["person"]["note"] == "L.'s car *****45 with Z., for ***01, pass **********01"
+    assert mask_event(event, {"person.note"})["person"]["note"] == event["person"]["note"]
+    assert mask_event({"person": {"occupants": 3, "note": "x"}})["person"]["note"] == "x"
