@@ -67,7 +67,12 @@ from kiosk.clock import Clock
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone
 from kiosk.ledgers import purge_ledgers
-from kiosk.lists import purge_ended_observation, purge_ended_quarantine, purge_revocations
+from kiosk.lists import (
+    mark_purged,
+    purge_ended_observation,
+    purge_ended_quarantine,
+    purge_revocations,
+)
 from kiosk.ports import Store
 from kiosk.stats import freeze_days
 from kiosk.store import (
@@ -239,6 +244,8 @@ def purge(
         ledgers = purge_ledgers(db, cutoff, now)
         ended = purge_ended_quarantine(db, local_cutoff_day)
         observations = purge_ended_observation(db, local_cutoff_day)
+        if ended or observations:
+            mark_purged(db, now)
         went = (count, ended, observations, revocations, reasons, shredded, *ledgers.values())
         _owe_wipe(db, any(went), now)
         run.owed = _wipe_owed(db)
@@ -353,6 +360,8 @@ class _Run:
         detail goes (a revoked pass's issue record may state its expiry)."""
         if self.revoked is None:
             self.revoked = purge_revocations(db, self.cutoff, self.now)
+            if any(self.revoked):
+                mark_purged(db, self.now)
         return self.revoked
 
     def batch(self, picked: Mapping[str, list[int]], actor: str) -> None:

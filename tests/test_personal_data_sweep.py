@@ -265,3 +265,52 @@ def test_a_note_is_masked_as_the_fields_it_repeats():
     assert masked["person"]["note"] == "L.'s car *****45 with Z., for ***01, pass **********01"
     assert mask_event(event, {"person.note"})["person"]["note"] == event["person"]["note"]
     assert mask_event({"person": {"occupants": 3, "note": "x"}})["person"]["note"] == "x"
+
+
+def _observed_household(core: Core) -> None:
+    ended = START.date() + timedelta(days=14)
+    core.lists.set_household(HOUSEHOLD, "admin", residents=3, observation_until=ended)
+
+
+def _import_residents(core: Core) -> list[tuple]:
+    """An admin's sheet of ``household,residents`` (no observation column: the dates in
+    force are kept), then the household ledger as the database holds it."""
+    from kiosk.listimport import apply_list_import, plan_list_import
+
+    sheet = f"household,residents\n{HOUSEHOLD},4\n".encode()
+    plan = plan_list_import(sheet, "households.csv", core.lists.current, "households")
+    apply_list_import(plan, core.lists, "root")
+    rows = core.store.reader().execute(
+        "select household, residents, observation_until from list_households"
+    )
+    return rows.fetchall()
+
+
+def test_a_purged_observation_date_is_not_put_back_by_the_next_import(guard_core, clock):
+    """The daemon's purge emptied the household's ended observation (a health status) in the
+    database, but the lists' snapshot in memory kept it, and the next import of the
+    household sheet wrote it back from there."""
+    _observed_household(guard_core)
+    clock.advance(LATER.total_seconds())
+    Daemon(guard_core).purge_once()
+    assert guard_core.lists.current.households[HOUSEHOLD].observation_until is None
+    assert _import_residents(guard_core) == [(HOUSEHOLD, 4, None)]
+
+
+def test_the_daemon_forgets_what_kiosk_purge_took_from_the_lists(
+    guard_core, clock, data_dir, monkeypatch, capsys
+):
+    from checkpoint.cli import main
+    from drivers import clocksync
+
+    _observed_household(guard_core)
+    guard_core.lists.revoke("c0ffee000001", f"{NAME} lost it", "alice")
+    clock.advance(LATER.total_seconds())
+    then = FakeClock(start=clock.now())
+    monkeypatch.setattr(clocksync, "system_clock", lambda *a, **kw: then)
+    assert main(["purge", "--older-than", "30", "--db", str(data_dir / "kiosk.db")]) == 0
+    assert json.loads(capsys.readouterr().out)["revocation_reasons_purged"] == 1
+    Daemon(guard_core).lists_once()  # the daemon's check, every LISTS_CHECK_S
+    current = guard_core.lists.current
+    assert current.revocations["c0ffee000001"].reason == ""
+    assert current.households[HOUSEHOLD].observation_until is None
