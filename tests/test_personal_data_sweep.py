@@ -265,6 +265,9 @@ def test_a_note_is_masked_as_the_fields_it_repeats():
     assert masked["person"]["note"] == "L.'s car *****45 with Z., for ***01, pass **********01"
     assert mask_event(event, {"person.note"})["person"]["note"] == event["person"]["note"]
     assert mask_event({"person": {"occupants": 3, "note": "x"}})["person"]["note"] == "x"
+    # the codes stay what they say: the feed reads the overridden passage from the flag
+    coded = mask_event({"household": "101", "flags": ["overrides:101"], "person": {"note": "a"}})
+    assert coded["flags"] == ["overrides:101"] and coded["household"] == "*01"
 
 
 def _observed_household(core: Core) -> None:
