@@ -402,6 +402,8 @@ class Daemon:
         except StoreFault as exc:  # a full or failing card: the store's health says so too
             log.warning("retention purge failed, tried again within the hour: %s", exc)
             return
+        # The lists' snapshot forgets what the purge took from them (``lists.mark_purged``).
+        self.lists_once()
         if result.events_purged:
             log.info("retention purge", extra={"rows": result.events_purged})
         if result.events_waiting_for_clock:

@@ -313,6 +313,10 @@ def hottest_occupant(person: Mapping[str, Any], temp_c: float | None) -> str | N
     return next((_text(name) for name, t in occupants if t == temp_c and name), None)
 
 
+def _names_someone(alarm: Alarm) -> bool:
+    return any((alarm.household, alarm.holder, alarm.pass_id, alarm.plate, alarm.note))
+
+
 def alarm_from_message(message: Mapping[str, Any], now: str) -> Alarm | None:
     """An alarm from a bus ``alarm`` message; None for a ``cleared`` notice (the card stays
     until a guard acknowledges it)."""
@@ -415,6 +419,20 @@ class AlarmDesk:
                 break
         if starting:
             board.settle()
+        self._forget_purged()
+
+    def _forget_purged(self) -> None:
+        """Empty whom an alarm names once retention purged its passage: the board lives as
+        long as the daemon, and would name the person on the console after the log forgot
+        them (an open card stays, saying what and when)."""
+        named = [a for a in self.board.alarms.values() if a.seqs and _names_someone(a)]
+        if not named:
+            return
+        purged = queries.purged_seqs(self._log, {s for a in named for s in a.seqs})
+        for alarm in named:
+            if purged.intersection(alarm.seqs):
+                alarm.household = alarm.holder = alarm.pass_id = alarm.plate = None
+                alarm.note = ""
 
     def open_alarms(self, standing: list[Alarm]) -> list[Alarm]:
         """Standing device alarms not on the board yet, then the board's open ones."""

@@ -650,6 +650,14 @@ def _issued_expiries(db: sqlite_utils.Database) -> list[tuple[str, datetime | No
     return [(str(pass_id), _instant(until)) for pass_id, until in rows if pass_id]
 
 
+def mark_purged(db: sqlite_utils.Database, now: datetime) -> None:
+    """Retention removed list rows or fields (in the caller's transaction): say so in
+    ``list_meta``, so every process's snapshot is read again (``ListStore.reload_if_changed``).
+    A snapshot still holding them would put a purged value back: an import completes the
+    columns its file lacks from the snapshot in force (``kiosk.listimport``)."""
+    _set_meta(db, {RETENTION_KEY: now.isoformat()})
+
+
 def purge_ended_quarantine(db: sqlite_utils.Database, before: date) -> int:
     """Retention (run through ``EventLog.submit``): delete the quarantine entries that ended
     before ``before`` (a local date). They name a household and a holder with a health
@@ -673,6 +681,9 @@ def purge_ended_observation(db: sqlite_utils.Database, before: date) -> int:
     )
     return int(cursor.rowcount)
 
+
+#: The ``list_meta`` key a retention purge that changed the lists stamps (``mark_purged``).
+RETENTION_KEY = "retention_purged_at"
 
 #: The audit action of a guard's removal, by table.
 _DELETE_ACTIONS = {
@@ -749,6 +760,8 @@ class ListStore:
         # Loads run on several threads (the list sync, the guard console): the latest read
         # wins, and the office's confirmation is applied to it under the same lock.
         self._confirmed_at: datetime | None = None
+        #: ``list_meta``'s ``RETENTION_KEY`` as the last load read it (``reload_if_changed``).
+        self._purged_seen: str | None = None
         self._snapshots = LatestRead(Lists(), adopt=self._as_confirmed, on_load=on_change)
 
     @property
@@ -765,12 +778,16 @@ class ListStore:
     def reload_if_changed(self) -> bool:
         """Load the lists again when the database holds a change the snapshot in force does
         not (another process wrote it: ``kiosk lists import --apply`` beside the daemon);
-        True when it did. Every change stamps ``list_meta``, so comparing it is enough."""
+        True when it did. Every change stamps ``list_meta``, so comparing it is enough; a
+        retention purge that deleted or emptied list rows stamps ``RETENTION_KEY`` there
+        (``mark_purged``), so the rows it removed leave the snapshot too."""
 
         def stamp(f: Freshness) -> tuple[object, ...]:  # what every change writes anew
             return (f.updated_at, f.source, f.bundle_version)
 
-        if stamp(_freshness(_meta(self._store.reader()))) == stamp(self.current.freshness):
+        meta = _meta(self._store.reader())
+        purged = meta.get(RETENTION_KEY)
+        if stamp(_freshness(meta)) == stamp(self.current.freshness) and purged == self._purged_seen:
             return False
         self.load()
         return True
@@ -782,6 +799,7 @@ class ListStore:
         if began:
             conn.execute("BEGIN")
         try:
+            self._purged_seen = _meta(db).get(RETENTION_KEY)
             return self._read(db)
         finally:
             if began:

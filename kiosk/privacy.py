@@ -22,8 +22,10 @@ without learning who the person is):
   or other Unicode digits (``１３９００１３９０００``). A number is found by its digits, not its
   layout: the digit groups of a run are joined and any consecutive groups that make a mobile number
   (11 digits from 1, or 86 + 11), a landline (10-12 digits from 0) or a resident ID (15, or 17
-  + a check digit or X) are masked. Free text stays clear only for a caller allowed the
-  ``person.note`` (or whole ``person``) field.
+  + a check digit or X) are masked; a string in ``person`` (a note) also has any of the
+  event's own masked values (a name, the pass id, household, unit, plate) it repeats masked.
+  Free text stays clear only for a caller allowed the ``person.note`` (or whole ``person``)
+  field.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 #: Top-level personal fields of an event.
@@ -54,6 +56,8 @@ FIELD_NAMES: frozenset[str] = frozenset(PERSONAL_FIELDS) | {f"person.{k}" for k 
 CODE_KEYS: tuple[str, ...] = ("unit", "plate", "resident_of")
 #: Free-text fields of an event outside ``person``: numbers typed into them are masked too.
 FREE_TEXT_FIELDS: tuple[str, ...] = ("operator", "reasons", "flags")
+#: Keys of ``person`` masked as a whole (their masked form is not searched again).
+_MASKED_KEYS: frozenset[str] = frozenset({"name", "driver", "phone", "id_number", *CODE_KEYS})
 #: Allowed fields that also leave the free text clear (the caller may read notes).
 FREE_TEXT_CLEAR: frozenset[str] = frozenset({"person", "person.note"})
 
@@ -277,7 +281,59 @@ def mask_event(event: Mapping[str, Any], allowed_fields: Iterable[str] = ()) -> 
     if person is not None and "person" not in allowed:
         clear = [f[7:] for f in allowed if f.startswith("person.")]
         out["person"] = mask_person(person, clear)
+    if not allowed & FREE_TEXT_CLEAR:
+        _redact_person_text(event, out, allowed)
     return out
+
+
+def _hidden_values(event: Mapping[str, Any], allowed: frozenset[str]) -> Iterator[tuple[str, str]]:
+    """The event's own personal values the caller may not read, each with the ``person`` key
+    whose masking it takes: a guard's note that repeats the holder's name or the plate
+    (``Li Wei's card lost``) must not give away what the masked field hides."""
+    for key, kind in (("pass_id", "unit"), ("household", "unit"), ("holder", "name")):
+        value = event.get(key)
+        if isinstance(value, str) and key not in allowed:
+            yield value, kind
+    person = event.get("person")
+    if isinstance(person, str):
+        try:
+            person = json.loads(person)
+        except ValueError:
+            return
+    if not isinstance(person, Mapping) or "person" in allowed:
+        return
+    for key in ("name", "driver", *CODE_KEYS):
+        value = person.get(key)
+        if isinstance(value, str) and f"person.{key}" not in allowed:
+            yield value, key
+    occupants = person.get("occupants")
+    if isinstance(occupants, list) and "person.occupants" not in allowed:
+        yield from ((v, "name") for v in occupants if isinstance(v, str))
+
+
+def _redact_person_text(
+    event: Mapping[str, Any], out: dict[str, Any], allowed: frozenset[str]
+) -> None:
+    """Mask, in the free text of the masked copy's ``person`` (a note), every value of
+    ``event`` the caller may not read (``_hidden_values``), longest first. The codes in
+    ``reasons`` and ``flags`` are left alone: ``overrides:101`` must stay what it says."""
+    person = out.get("person")
+    if not isinstance(person, dict):
+        return
+    texts = [k for k, v in person.items() if isinstance(v, str) and k not in _MASKED_KEYS]
+    if not texts:
+        return
+    folded = "\0".join(person[k] for k in texts).casefold()
+    found = {
+        value.strip(): kind
+        for value, kind in _hidden_values(event, allowed)
+        if len(value.strip()) >= 2 and value.strip().casefold() in folded
+    }
+    for value in sorted(found, key=len, reverse=True):
+        masked = str(_mask_person_value(found[value], value)).replace("\\", "\\\\")
+        pattern = re.compile(re.escape(value), re.IGNORECASE)
+        for key in texts:
+            person[key] = pattern.sub(masked, person[key])
 
 
 def greeting_name(name: str) -> str:

@@ -10,7 +10,7 @@ caller passes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -195,6 +195,18 @@ def event_by_seq(log: Readable, seq: int) -> dict[str, Any] | None:
         return None
     rows = list(_rows(log, "SELECT * FROM events WHERE seq = ?", [int(seq)]))
     return decode_event_row(rows[0]) if rows else None
+
+
+def purged_seqs(log: Readable, seqs: Iterable[int]) -> set[int]:
+    """Which of the events ``seqs`` retention has purged (their personal fields nulled)."""
+    wanted = json.dumps(sorted({int(s) for s in seqs}))
+    rows = _rows(
+        log,
+        "SELECT seq FROM events WHERE purged_at IS NOT NULL"
+        " AND seq IN (SELECT value FROM json_each(?))",
+        [wanted],
+    )
+    return {int(row["seq"]) for row in rows}
 
 
 def override_of(log: Readable, seq: int) -> dict[str, Any] | None:

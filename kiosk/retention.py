@@ -67,7 +67,12 @@ from kiosk.clock import Clock
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone
 from kiosk.ledgers import purge_ledgers
-from kiosk.lists import purge_ended_observation, purge_ended_quarantine, purge_revocations
+from kiosk.lists import (
+    mark_purged,
+    purge_ended_observation,
+    purge_ended_quarantine,
+    purge_revocations,
+)
 from kiosk.ports import Store
 from kiosk.stats import freeze_days
 from kiosk.store import (
@@ -237,8 +242,7 @@ def purge(
         # After the fields: a period's salt goes once none of its rows holds any.
         shredded = shred_salts(db, now)
         ledgers = purge_ledgers(db, cutoff, now)
-        ended = purge_ended_quarantine(db, local_cutoff_day)
-        observations = purge_ended_observation(db, local_cutoff_day)
+        ended, observations = _purge_ended(db, local_cutoff_day, now)
         went = (count, ended, observations, revocations, reasons, shredded, *ledgers.values())
         _owe_wipe(db, any(went), now)
         run.owed = _wipe_owed(db)
@@ -271,6 +275,16 @@ def purge(
     if run.owed and store.wipe_wal():
         store.submit(_wipe_done)
     return result
+
+
+def _purge_ended(db: Database, before: date, now: datetime) -> tuple[int, int]:
+    """The lists' ended quarantine entries and household observations (in the caller's
+    transaction), stamped for every process's snapshot when any went."""
+    ended = purge_ended_quarantine(db, before)
+    observations = purge_ended_observation(db, before)
+    if ended or observations:
+        mark_purged(db, now)
+    return ended, observations
 
 
 def _check_args(older_than_days: int, now: datetime) -> None:
@@ -353,6 +367,8 @@ class _Run:
         detail goes (a revoked pass's issue record may state its expiry)."""
         if self.revoked is None:
             self.revoked = purge_revocations(db, self.cutoff, self.now)
+            if any(self.revoked):
+                mark_purged(db, self.now)
         return self.revoked
 
     def batch(self, picked: Mapping[str, list[int]], actor: str) -> None:
