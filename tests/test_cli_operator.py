@@ -246,3 +246,57 @@ def test_a_config_this_user_may_not_read_says_run_it_as_kiosk_admin(tmp_path, mo
         ["scan", str(config)],
     ):
         _unreadable_config_says_kiosk_admin(tmp_path, argv, capsys)
+
+
+def _path_arguments():
+    """Every (verb words, option) of the ``kiosk`` parser whose value names a file or folder:
+    its metavar is FILE, DIR, IMAGE, PORT, TARGET, CENTRAL or SCENARIO, or it is a ``Path``."""
+    import argparse
+
+    from checkpoint.cli import build_parser
+    from checkpoint.cli.parsers import path_arg, path_of
+
+    found = []
+
+    def walk(parser, words):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, [*words, name])
+                continue
+            names = {"FILE", "DIR", "IMAGE", "PORT", "TARGET", "CENTRAL", "SCENARIO"}
+            pathy = action.metavar in names or action.dest in ("dir", "trust", "key", "out")
+            if pathy or action.dest in ("db", "data", "config", "file", "csv", "xlsx"):
+                found.append((words, action, action.type in (path_arg, path_of)))
+
+    walk(build_parser(), [])
+    return found
+
+
+def test_every_path_argument_refuses_an_empty_value():
+    # `--db ''`, `--data "$UNSET"` acted as absent: the default database was opened (or
+    # `kiosk keys new --dir ''` wrote the key pair into the current folder). One type for
+    # every argument that names a file or folder refuses the empty one as bad input.
+    found = _path_arguments()
+    assert len(found) > 30
+    untyped = [(" ".join(words), action.option_strings or action.dest)
+               for words, action, typed in found if not typed]  # fmt: skip
+    assert untyped == []
+
+
+def test_an_empty_path_is_a_usage_error_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for argv in (
+        ["keys", "new", "--dir", "", "--name", "x"],
+        ["guard", "list", "--db", ""],
+        ["token", "list", "--data", ""],
+        ["check-config", ""],
+        ["replay", "fever", "--db", ""],
+        ["run", "--config", str(tmp_path / "k.toml"), "--data", ""],
+    ):
+        with pytest.raises(SystemExit) as exit:
+            main(argv)
+        assert exit.value.code == 2, argv
+        err = capsys.readouterr().err
+        assert "an empty path" in err, (argv, err)
+    assert list(tmp_path.iterdir()) == []

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from kiosk.files import UnreadableFile, read_bounded
 
 from .errors import CliError, UsageError, write_file
-from .parsers import Verbs, add_group, add_verb
+from .parsers import Verbs, add_group, add_verb, path_arg
 from .store_args import add_store_args, load_args_config, open_store, site_config
 
 if TYPE_CHECKING:
@@ -37,8 +37,10 @@ _MAX_FILE = 5 * 1024 * 1024
 def register(sub: Verbs) -> None:
     rep = add_verb(sub, "report", report_run)
     rep.add_argument("--day", required=True, metavar="YYYY-MM-DD", help="local day")
-    rep.add_argument("--xlsx", metavar="FILE", help="write the report as an .xlsx workbook")
-    rep.add_argument("--csv", metavar="FILE", help="write the report as CSV")
+    rep.add_argument(
+        "--xlsx", metavar="FILE", type=path_arg, help="write the report as an .xlsx workbook"
+    )
+    rep.add_argument("--csv", metavar="FILE", type=path_arg, help="write the report as CSV")
     add_store_args(rep)
 
     add_group(sub, "lists", _lists, dest="lists_verb")
@@ -73,7 +75,7 @@ def _compound(actions: Verbs) -> None:
 
 def _import_action(actions: Verbs, kind: str) -> None:
     imp = add_verb(actions, "import", import_run)
-    imp.add_argument("file", metavar="FILE", help="a .csv or .xlsx file")
+    imp.add_argument("file", metavar="FILE", type=path_arg, help="a .csv or .xlsx file")
     if kind == "lists":
         imp.add_argument(
             "--list",

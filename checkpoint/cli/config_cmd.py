@@ -9,15 +9,16 @@ from pathlib import Path
 from kiosk.config import KioskConfig
 from kiosk.config.check import report
 
-from .parsers import Verbs, add_verb
+from .parsers import Verbs, add_verb, path_arg
 
 
 def register(sub: Verbs) -> None:
     p = add_verb(sub, "check-config", check_config)
-    p.add_argument("file", help="the TOML config to check")
+    p.add_argument("file", type=path_arg, help="the TOML config to check")
     p.add_argument(
         "--root",
         metavar="DIR",
+        type=path_arg,
         help="look for the paths the config names under DIR (an install into another root)",
     )
 

@@ -22,7 +22,7 @@ from kiosk.config import (
 from kiosk.logs import setup_logging
 
 from .errors import CliError, UsageError
-from .parsers import Verbs, add_verb
+from .parsers import Verbs, add_verb, path_arg, path_of
 
 DEFAULT_DATA = "/var/lib/kiosk"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -34,15 +34,15 @@ def register(sub: Verbs) -> None:
     demo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     demo.add_argument(
         "--data",
-        type=Path,
+        type=path_of,
         help="keep data in DIR (new, empty or an earlier demo's) instead of a temp folder",
     )
     _log_level(demo, "warning")
 
     run = add_verb(sub, "run", run_daemon)
-    run.add_argument("--config", required=True, help="the TOML config file")
+    run.add_argument("--config", required=True, type=path_arg, help="the TOML config file")
     run.add_argument(
-        "--data", type=Path, help=f"state directory (default: $KIOSK_DATA, else {DEFAULT_DATA})"
+        "--data", type=path_of, help=f"state directory (default: $KIOSK_DATA, else {DEFAULT_DATA})"
     )
     _log_level(run, "info")
 

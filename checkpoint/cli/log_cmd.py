@@ -25,7 +25,7 @@ from urllib.parse import quote
 from kiosk.store import compare_with_central, verify_database
 
 from .errors import CliError, UsageError
-from .parsers import Verbs, add_verb
+from .parsers import Verbs, add_verb, path_arg
 from .store_args import add_store_args, db_path, load_args_config
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ def register(sub: Verbs) -> None:
     p.add_argument(
         "--against",
         metavar="CENTRAL",
+        type=path_arg,
         help="also compare with the office's copy: a pulled SQLite file or a postgresql://"
         " DSN; names the first row where they disagree (a rewritten row, a shortened log)",
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import inspect
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeAlias
 
 #: What ``register()`` receives: the verbs (or a group's actions) of a parser. (Generic only
@@ -52,3 +53,17 @@ def _help_of(function: Callable[..., Any]) -> tuple[str, str | None]:
         raise TypeError(f"{function.__qualname__} needs a docstring: it is the verb's help")
     summary, _, rest = doc.partition("\n\n")
     return " ".join(summary.split()), " ".join(rest.split()) or None
+
+
+def path_arg(text: str) -> str:
+    """The ``type`` of every argument that names a file or folder. An empty one (``--db
+    "$UNSET"``) is bad input (exit 2), never taken as absent: ``--db ''`` fell back to the
+    default database and ``keys new --dir ''`` wrote the key pair into the current folder."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path (a shell variable that is not set?)")
+    return text
+
+
+def path_of(text: str) -> Path:
+    """``path_arg`` for the verbs that take a ``Path``."""
+    return Path(path_arg(text))

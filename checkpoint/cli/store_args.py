@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import CliError, UsageError
+from .parsers import path_arg
 
 if TYPE_CHECKING:
     from sqlite_utils.migrations import Migrations
@@ -33,18 +34,22 @@ def add_store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--db",
         metavar="FILE",
+        type=path_arg,
         help="the kiosk's database (default: $KIOSK_DATA/kiosk.db, else ./data/kiosk.db;"
         " with --config, its store.path under the data dir)",
     )
     p.add_argument(
         "--config",
         metavar="FILE",
+        type=path_arg,
         default=os.environ.get("KIOSK_CONFIG") or None,
         help="kiosk config (for store.path, site; default: $KIOSK_CONFIG, which kiosk-admin"
         " sets to the daemon's). One naming another kiosk than the log's is refused; without"
         " one, the log's own kiosk_id is written",
     )
-    p.add_argument("--data", metavar="DIR", help="data dir (default: $KIOSK_DATA, else ./data)")
+    p.add_argument(
+        "--data", metavar="DIR", type=path_arg, help="data dir (default: $KIOSK_DATA, else ./data)"
+    )
 
 
 #: Where the installer puts the daemon's config (docs/operations.md), for the messages.
