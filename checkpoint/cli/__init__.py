@@ -33,6 +33,7 @@ from . import (
     scanner_cmd,
 )
 from .errors import CliError
+from .parsers import ADMIN_CWD
 
 #: In docs/cli.md order; tests check each has --help and is documented there and in the README.
 VERB_MODULES = (
@@ -84,11 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return 141  # `kiosk ... | head`: nobody reads on; said by the status only, as cat does
     except PermissionError as exc:  # the kiosk's files, by someone who is not its user
-        print(
-            f"kiosk {args.verb}: permission denied: {exc.filename or exc.strerror}; the"
-            f" kiosk's files are its user's: run it as `sudo kiosk-admin {args.verb} ...`",
-            file=sys.stderr,
-        )
+        print(f"kiosk {args.verb}: {_denied(exc, args.verb)}", file=sys.stderr)
         return 1
     except OSError as exc:  # the file system's answer: a full or read-only card, an I/O error
         where = f"{exc.filename}: " if exc.filename else ""
@@ -120,6 +117,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     return int(code or 0)
+
+
+def _denied(exc: PermissionError, verb: str) -> str:
+    """What a refused file means: the kiosk's own files are its user's, so run the verb as
+    ``sudo kiosk-admin``; under kiosk-admin (user kiosk), the operator's file is not kiosk's."""
+    what = f"permission denied: {exc.filename or exc.strerror}; "
+    if os.environ.get(ADMIN_CWD):
+        return what + (
+            "kiosk-admin runs the verb as user kiosk, which may not use that file or folder:"
+            " give one it may read or write (e.g. under /tmp)"
+        )
+    return what + f"the kiosk's files are its user's: run it as `sudo kiosk-admin {verb} ...`"
 
 
 def _escape_what_stdout_cannot_show() -> None:

@@ -11,6 +11,11 @@ from .errors import CliError, UsageError
 from .parsers import Verbs, add_verb, path_arg
 
 
+def _scenario(text: str) -> str:
+    """A scenario file (``path_arg``), or a bare shipped name (``fever``) as it is."""
+    return text if text.isidentifier() else path_arg(text)
+
+
 def register(sub: Verbs) -> None:
     p = add_verb(sub, "replay", run)
     p.add_argument(
