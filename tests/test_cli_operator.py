@@ -348,3 +348,51 @@ def test_under_kiosk_admin_a_refused_file_is_not_sent_back_to_kiosk_admin(
     err = capsys.readouterr().err
     assert f"permission denied: {tmp_path / 'q.csv'}; kiosk-admin runs the verb as user" in err
     assert "run it as `sudo kiosk-admin" not in err
+
+
+def test_a_second_daemon_on_the_same_data_dir_is_refused(tmp_path, monkeypatch, capsys):
+    # `kiosk run` beside kiosk.service on another port started: two daemons wrote one event
+    # log and drove one relay and thermometer. The first holds a lock on the data dir.
+    import os
+
+    import checkpoint.app
+    from checkpoint.cli.daemon_cmd import LOCK_FILE, hold_data_dir
+
+    started = []
+
+    def build_core(*_args: object) -> None:  # the start stops right after the lock
+        started.append(True)
+        raise OSError(5, "Input/output error", str(data))
+
+    monkeypatch.setattr(checkpoint.app, "build_core", build_core)
+    config = tmp_path / "kiosk.toml"
+    config.write_text("")
+    data = tmp_path / "data"
+    first = hold_data_dir(data)  # the daemon already running (this process: its pid)
+    try:
+        assert main(["run", "--config", str(config), "--data", str(data)]) == 1
+        (err,) = [line for line in capsys.readouterr().err.splitlines() if "kiosk run:" in line]
+        assert f"another kiosk daemon (pid {os.getpid()}) runs on the data dir {data}" in err
+        assert started == []
+    finally:
+        os.close(first)  # the first stops (or crashes: the kernel lets go all the same)
+    assert main(["run", "--config", str(config), "--data", str(data)]) == 1
+    assert started == [True]  # it got past the lock
+    assert "another kiosk daemon" not in capsys.readouterr().err
+    assert (data / LOCK_FILE).read_text() == f"{os.getpid()}\n"
+
+
+def test_a_second_demo_on_the_same_data_dir_is_refused(tmp_path, capsys):
+    import os
+
+    from checkpoint.cli.daemon_cmd import DEMO_MARK, hold_data_dir
+
+    data = tmp_path / "demo"
+    data.mkdir()
+    (data / DEMO_MARK).write_text("")
+    first = hold_data_dir(data)
+    try:
+        assert main(["demo", "--port", "0", "--data", str(data)]) == 1
+    finally:
+        os.close(first)
+    assert "another kiosk daemon" in capsys.readouterr().err
