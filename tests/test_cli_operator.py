@@ -396,3 +396,42 @@ def test_a_second_demo_on_the_same_data_dir_is_refused(tmp_path, capsys):
     finally:
         os.close(first)
     assert "another kiosk daemon" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (lambda p: p.write_bytes(b""), "no event log at {path} (an empty file)"),
+        (lambda p: None, "no event log at {path} (no such file)"),
+        (lambda p: p.write_text("hello\n"), "{path}: not an event log (not an SQLite database)"),
+        (
+            lambda p: __import__("sqlite3").connect(p).execute("CREATE TABLE pulled (x)"),
+            "{path}: not a kiosk event log (no events/audit/meta tables)",
+        ),
+    ],
+    ids=["empty", "missing", "text", "other-sqlite"],
+)
+def test_a_file_that_is_no_event_log_gets_one_answer_from_every_verb(tmp_path, capsys, make, said):
+    # `guard list --db EMPTY` wrote a whole schema into the 0-byte file and exited 0 (a typo's
+    # empty file then looked like the kiosk's log); `guard list --db TEXTFILE` exited 1 with
+    # SQLITE_NOTADB where verify-log exited 2. One check (store_args.check_event_log): exit 2,
+    # the same line, the file untouched.
+    path = tmp_path / "x.db"
+    make(path)
+    before = path.read_bytes() if path.exists() else None
+    for argv in (
+        ["guard", "list"],
+        ["token", "list"],
+        ["verify-log"],
+        ["report", "--day", "2026-12-05"],
+        ["token", "revoke", "abcdefgh"],
+    ):
+        assert main([*argv, "--db", str(path)]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+        assert said.format(path=path) in err, (argv, err)
+        assert (path.read_bytes() if path.exists() else None) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["x.db"] if before is not None else [])
+    if said.startswith("no event log"):  # a verb that adds may begin a log there
+        assert main(["token", "new", "--db", str(path), "--scope", "logs:read"]) == 0
+        assert main(["guard", "list", "--db", str(path)]) == 0
