@@ -435,3 +435,35 @@ def test_a_file_that_is_no_event_log_gets_one_answer_from_every_verb(tmp_path, c
     if said.startswith("no event log"):  # a verb that adds may begin a log there
         assert main(["token", "new", "--db", str(path), "--scope", "logs:read"]) == 0
         assert main(["guard", "list", "--db", str(path)]) == 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["demo", "--host", "{long}"],
+        ["token", "new", "--scope", "{long}"],
+        ["report", "--day", "{long}"],
+        ["lists", "import", "x.csv", "--list", "{long}"],
+        ["guard", "list", "--db", "{long}"],
+        ["check-config", "{long}"],
+        ["keys", "new", "--dir", "{tmp}", "--name", "{long}"],
+        ["token", "new", "--scope", "{spaced}"],
+    ],
+    ids=lambda argv: " ".join(a for a in argv if "{" not in a),
+)
+def test_a_very_long_argument_is_not_echoed_whole(tmp_path, monkeypatch, capsys, argv):
+    # A 100 KB argument (a file pasted instead of its name) came back whole in the error, up
+    # to 300 KB on one line of stderr, into the journal and the terminal.
+    monkeypatch.chdir(tmp_path)
+    long, spaced = "a" * 100_000, "ab " * 30_000
+    argv = [a.format(long=long, spaced=spaced, tmp=tmp_path) for a in argv]
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert 0 < len(err) < 2_500, len(err)
+    assert "Traceback" not in err
+    if long in argv and "--dir" not in argv and "--db" not in argv and "check-config" not in argv:
+        assert f"{'a' * 59}...[1000" in err  # its start and its length are quoted

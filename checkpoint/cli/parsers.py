@@ -59,6 +59,8 @@ def _help_of(function: Callable[..., Any]) -> tuple[str, str | None]:
 #: Set by ``kiosk-admin`` (scripts/install) to the folder it was run in: the verb itself runs
 #: in the daemon's /var/lib/kiosk, as user kiosk.
 ADMIN_CWD = "KIOSK_ADMIN_CWD"
+#: Linux's longest path.
+PATH_MAX = 4096
 
 
 def path_arg(text: str) -> str:
@@ -72,6 +74,10 @@ def path_arg(text: str) -> str:
     (``--into postgresql://...``) is left as it is."""
     if not text:
         raise argparse.ArgumentTypeError("an empty path (a shell variable that is not set?)")
+    if len(text) > PATH_MAX:  # not quoted back: a pasted file instead of its name
+        raise argparse.ArgumentTypeError(
+            f"a path of {len(text)} characters: longer than any file's ({PATH_MAX})"
+        )
     admin_cwd = os.environ.get(ADMIN_CWD, "")
     if admin_cwd.startswith("/") and not text.startswith("/") and "://" not in text:
         return os.path.join(admin_cwd, text)
