@@ -467,3 +467,19 @@ def test_a_very_long_argument_is_not_echoed_whole(tmp_path, monkeypatch, capsys,
     assert "Traceback" not in err
     if long in argv and "--dir" not in argv and "--db" not in argv and "check-config" not in argv:
         assert f"{'a' * 59}...[1000" in err  # its start and its length are quoted
+
+
+def test_check_config_checks_a_collector_config_as_one(tmp_path, capsys):
+    # `kiosk check-config collector.toml` (the office's, for `kiosk collect`) said only
+    # `kiosks: unknown key (check its spelling and the table it is in)`, exit 2, of a valid one.
+    config = tmp_path / "collector.toml"
+    config.write_text('[[kiosks]]\nurl = "http://gate-1:8000"\ntoken_env = "GATE1"\n'
+                      '[[kiosks]]\nurl = "http://gate-2:8000"\ntoken_env = "GATE2"\n')  # fmt: skip
+    assert main(["check-config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"ok: {config} (collector config: 2 kiosks)\n"
+    assert "kiosk collect --config" in err and "unknown key" not in err
+    config.write_text('[[kiosks]]\nurl = "http://gate-1:8000"\ntoken_env = "GATE1"\n' * 2)
+    assert main(["check-config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "listed twice" in err and "kiosk collect --config" in err and "unknown key" not in err
