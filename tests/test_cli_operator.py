@@ -483,3 +483,43 @@ def test_check_config_checks_a_collector_config_as_one(tmp_path, capsys):
     assert main(["check-config", str(config)]) == 2
     err = capsys.readouterr().err
     assert "listed twice" in err and "kiosk collect --config" in err and "unknown key" not in err
+
+
+def test_ctrl_c_during_an_applied_import_says_whether_it_was_applied(tmp_path, monkeypatch, capsys):
+    # `lists import --apply` runs its transaction on the log's writer thread: Ctrl-C ended
+    # the verb with exit 130 and not a word, while the import was committed all the same.
+    import os
+    import signal
+    import sqlite3
+
+    from checkpoint.cli import community_cmd
+
+    db = tmp_path / "kiosk.db"
+    csv = tmp_path / "q.csv"
+    csv.write_text("household,from,until\n1-1-0101,2026-12-01,2026-12-14\n")
+    argv = ["lists", "import", str(csv), "--list", "quarantine", "--db", str(db), "--apply"]
+    real_plan = community_cmd._plan
+
+    def ctrl_c_in_apply(*args):
+        plan, apply = real_plan(*args)
+
+        def apply_then_ctrl_c(actor):
+            os.kill(os.getpid(), signal.SIGINT)  # the operator's Ctrl-C, mid-transaction
+            return apply(actor)
+
+        return plan, apply_then_ctrl_c
+
+    monkeypatch.setattr(community_cmd, "_plan", ctrl_c_in_apply)
+    assert main(argv) == 130
+    out, err = capsys.readouterr()
+    assert err == "kiosk lists: interrupted after the import was applied (in force, audited)\n"
+    assert '"applied": true' in out
+    rows = sqlite3.connect(db).execute("SELECT COUNT(*) FROM list_quarantine").fetchone()[0]
+    assert rows == 1
+
+    def ctrl_c_in_plan(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(community_cmd, "_plan", ctrl_c_in_plan)
+    assert main(argv) == 130
+    assert capsys.readouterr().err == "kiosk lists: interrupted: nothing applied\n"
