@@ -841,3 +841,33 @@ def test_the_install_puts_what_it_wrote_on_the_card_before_it_says_done(
     assert (
         dry.returncode in (0, 1) and calls.read_text().count("sync") == 1
     )  # a dry run writes nothing
+
+
+def test_kiosk_admin_tells_the_verb_the_folder_it_was_run_in(tmp_path):
+    # kiosk-admin runs the verb in /var/lib/kiosk (WorkingDirectory), so `sudo kiosk-admin
+    # lists import ./x.csv` looked for /var/lib/kiosk/x.csv: it passes the folder it was run
+    # in as $KIOSK_ADMIN_CWD, which the verbs take relative paths under (parsers.path_arg).
+    text = (ROOT / "scripts/install").read_text()
+    script = text.split("kiosk_admin_script() {\n    cat <<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
+    admin = tmp_path / "kiosk-admin"
+    admin.write_text(script + "\n")
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    (stubs / "id").write_text("#!/bin/sh\necho 0\n")
+    (stubs / "systemd-run").write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+    here = tmp_path / "the operator's folder"
+    here.mkdir()
+    done = subprocess.run(
+        ["sh", str(admin), "lists", "import", "./x.csv"],
+        cwd=here,
+        env={"PATH": f"{stubs}:/usr/bin:/bin", "PWD": str(here)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    argv = done.stdout.splitlines()
+    assert f"--setenv=KIOSK_ADMIN_CWD={here}" in argv
+    assert argv[-4:] == ["/opt/kiosk/current/venv/bin/kiosk", "lists", "import", "./x.csv"]
+    assert "WorkingDirectory=/var/lib/kiosk" in argv

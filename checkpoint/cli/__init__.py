@@ -14,6 +14,7 @@ import os
 import select
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from kiosk.secrets import SecretError
 
@@ -32,7 +33,8 @@ from . import (
     scan_cmd,
     scanner_cmd,
 )
-from .errors import CliError
+from .errors import CliError, bounded
+from .parsers import ADMIN_CWD
 
 #: In docs/cli.md order; tests check each has --help and is documented there and in the README.
 VERB_MODULES = (
@@ -53,7 +55,7 @@ VERB_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kiosk",
         description="Edge checkpoint kiosk: temperature and signed pass, decided at the gate.",
     )
@@ -73,26 +75,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = args.func(args)
     except CliError as exc:
-        print(f"kiosk {args.verb}: {exc}", file=sys.stderr)
+        _say(args.verb, str(exc))
         return exc.exit_code
     except SecretError as exc:  # a credential any verb may read (kiosk-admin passes them)
-        print(f"kiosk {args.verb}: {exc}", file=sys.stderr)
+        _say(args.verb, str(exc))
         return 1
     except BrokenPipeError as exc:
         if not _stdout_gone():
-            print(f"kiosk {args.verb}: {exc.strerror or exc}", file=sys.stderr)
+            _say(args.verb, str(exc.strerror or exc))
             return 1
         return 141  # `kiosk ... | head`: nobody reads on; said by the status only, as cat does
     except PermissionError as exc:  # the kiosk's files, by someone who is not its user
-        print(
-            f"kiosk {args.verb}: permission denied: {exc.filename or exc.strerror}; the"
-            f" kiosk's files are its user's: run it as `sudo kiosk-admin {args.verb} ...`",
-            file=sys.stderr,
-        )
+        _say(args.verb, _denied(exc, args.verb))
         return 1
     except OSError as exc:  # the file system's answer: a full or read-only card, an I/O error
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"kiosk {args.verb}: {where}{exc.strerror or exc}", file=sys.stderr)
+        _say(args.verb, f"{where}{exc.strerror or exc}")
         return 1
     except KeyboardInterrupt:
         return 130
@@ -101,10 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         # Bytes of argv, stdin or a file name that are not UTF-8 reach Python as lone
         # surrogates, and fail where they are first encoded: bad input, not a crash.
-        print(
-            f"kiosk {args.verb}: an argument or input is not UTF-8 text (typed or saved in"
-            " another encoding?)",
-            file=sys.stderr,
+        _say(
+            args.verb,
+            "an argument or input is not UTF-8 text (typed or saved in another encoding?)",
         )
         return 2
     except Exception as exc:
@@ -112,14 +109,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         # A write the kiosk's database refused (a full or read-only card): the operator's
         # next step is the card, not a traceback.
-        print(
-            f"kiosk {args.verb}: the kiosk's database could not be written"
-            f" ({getattr(exc, 'detail', '') or exc}): check the card (`df -h`, `dmesg`), and"
-            " run it as the kiosk's user (`sudo kiosk-admin`)",
-            file=sys.stderr,
+        _say(
+            args.verb,
+            f"the kiosk's database could not be written ({getattr(exc, 'detail', '') or exc}):"
+            " check the card (`df -h`, `dmesg`), and run it as the kiosk's user"
+            " (`sudo kiosk-admin`)",
         )
         return 1
     return int(code or 0)
+
+
+def _say(verb: str, message: str) -> None:
+    """A verb's error: one line on stderr, ``kiosk VERB: message``, bounded."""
+    print(bounded(f"kiosk {verb}: {message}"), file=sys.stderr)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser whose usage errors (``invalid choice: '...'``, every verb's: its
+    subparsers are of this class) quote no more than ``bounded`` lets through."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(bounded(message))
+
+
+def _denied(exc: PermissionError, verb: str) -> str:
+    """What a refused file means: the kiosk's own files are its user's, so run the verb as
+    ``sudo kiosk-admin``; under kiosk-admin (user kiosk), the operator's file is not kiosk's."""
+    what = f"permission denied: {exc.filename or exc.strerror}; "
+    if os.environ.get(ADMIN_CWD):
+        return what + (
+            "kiosk-admin runs the verb as user kiosk, which may not use that file or folder:"
+            " give one it may read or write (e.g. under /tmp)"
+        )
+    return what + f"the kiosk's files are its user's: run it as `sudo kiosk-admin {verb} ...`"
 
 
 def _escape_what_stdout_cannot_show() -> None:

@@ -22,7 +22,7 @@ from kiosk.calibration import (
 from kiosk.devices import DeviceFault
 
 from .errors import CliError, UsageError
-from .parsers import Verbs, add_group, add_verb
+from .parsers import Verbs, add_group, add_verb, path_arg
 from .store_args import INSTALLED_CONFIG, load_verb_config
 
 
@@ -38,7 +38,9 @@ def _celsius(text: str) -> float:
 
 def register(sub: Verbs) -> None:
     data = argparse.ArgumentParser(add_help=False)
-    data.add_argument("--data", metavar="DIR", help="data dir (default: $KIOSK_DATA, else ./data)")
+    data.add_argument(
+        "--data", metavar="DIR", type=path_arg, help="data dir (default: $KIOSK_DATA, else ./data)"
+    )
     add_group(sub, "calibrate", _actions, dest="calibrate_verb", parents=[data])
 
 
@@ -69,6 +71,7 @@ def _actions(actions: Verbs) -> None:
     emissivity.add_argument(
         "--config",
         metavar="FILE",
+        type=path_arg,
         help="kiosk config naming the thermometer (default: $KIOSK_CONFIG, which kiosk-admin"
         " sets to the daemon's; with neither, the emulated sensor)",
     )

@@ -10,18 +10,20 @@ plan lists counts and the keys it touches are printed only with ``--show-keys``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiosk.files import UnreadableFile, read_bounded
 
-from .errors import CliError, UsageError, write_file
-from .parsers import Verbs, add_group, add_verb
+from .errors import CliError, Interrupted, UsageError, write_file
+from .parsers import Verbs, add_group, add_verb, path_arg
 from .store_args import add_store_args, load_args_config, open_store, site_config
 
 if TYPE_CHECKING:
@@ -37,8 +39,10 @@ _MAX_FILE = 5 * 1024 * 1024
 def register(sub: Verbs) -> None:
     rep = add_verb(sub, "report", report_run)
     rep.add_argument("--day", required=True, metavar="YYYY-MM-DD", help="local day")
-    rep.add_argument("--xlsx", metavar="FILE", help="write the report as an .xlsx workbook")
-    rep.add_argument("--csv", metavar="FILE", help="write the report as CSV")
+    rep.add_argument(
+        "--xlsx", metavar="FILE", type=path_arg, help="write the report as an .xlsx workbook"
+    )
+    rep.add_argument("--csv", metavar="FILE", type=path_arg, help="write the report as CSV")
     add_store_args(rep)
 
     add_group(sub, "lists", _lists, dest="lists_verb")
@@ -73,7 +77,7 @@ def _compound(actions: Verbs) -> None:
 
 def _import_action(actions: Verbs, kind: str) -> None:
     imp = add_verb(actions, "import", import_run)
-    imp.add_argument("file", metavar="FILE", help="a .csv or .xlsx file")
+    imp.add_argument("file", metavar="FILE", type=path_arg, help="a .csv or .xlsx file")
     if kind == "lists":
         imp.add_argument(
             "--list",
@@ -196,6 +200,22 @@ def _plan(
     return vehicle_plan, lambda actor: vehicles.apply(vehicle_plan, actor)
 
 
+@contextlib.contextmanager
+def _ctrl_c_after(caught: list[int]) -> Iterator[None]:
+    """Ctrl-C while an import is applied is noted in ``caught`` and acted on after: the
+    transaction runs on the log's writer thread, so Ctrl-C ended the verb (exit 130, silent)
+    while the import was committed all the same. Outside the main thread, nothing changes."""
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    except ValueError:  # not the main thread: signals are not ours to take
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def import_run(args: argparse.Namespace) -> int:
     """show what the file changes; --apply to apply it
 
@@ -216,6 +236,7 @@ def import_run(args: argparse.Namespace) -> int:
     data = _read(args.file)
     config = load_args_config(args)
     store = _store(args, config, create=args.apply)
+    interrupted: list[int] = []
     try:
         plan, apply = _plan(args.kind, data, Path(args.file).name, store, args)
         out: dict[str, Any] = {"file": Path(args.file).name, **plan.diff.counts()}
@@ -226,8 +247,11 @@ def import_run(args: argparse.Namespace) -> int:
                            "removed": plan.diff.removed}  # fmt: skip
         out["applied"] = False
         if args.apply:
-            apply(actor)
+            with _ctrl_c_after(interrupted):
+                apply(actor)
             out["applied"] = True
+    except KeyboardInterrupt:  # before the transaction began
+        raise Interrupted("interrupted: nothing applied") from None
     except (CommunityError, ListError, ValueError) as exc:
         raise UsageError(f"{Path(args.file).name}: {exc}") from None
     except StoreFault as exc:
@@ -235,6 +259,8 @@ def import_run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(json.dumps(out, ensure_ascii=False))
+    if interrupted:
+        raise Interrupted("interrupted after the import was applied (in force, audited)")
     if not args.apply and not plan.diff.empty:
         print("nothing applied: run again with --apply", file=sys.stderr)
     return 0

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import sys
 from pathlib import Path
 
-from kiosk.config import KioskConfig
+from kiosk.config import MAX_CONFIG_BYTES, ConfigError, KioskConfig
 from kiosk.config.check import report
+from kiosk.files import UnreadableFile, read_bounded
 
-from .parsers import Verbs, add_verb
+from .parsers import Verbs, add_verb, path_arg
 
 
 def register(sub: Verbs) -> None:
     p = add_verb(sub, "check-config", check_config)
-    p.add_argument("file", help="the TOML config to check")
+    p.add_argument("file", type=path_arg, help="the TOML config to check")
     p.add_argument(
         "--root",
         metavar="DIR",
+        type=path_arg,
         help="look for the paths the config names under DIR (an install into another root)",
     )
 
@@ -33,7 +37,44 @@ def check_config(args: argparse.Namespace) -> int:
     # to the daemon's (else not judged: check-config is not told it).
     data = os.environ.get("KIOSK_DATA") or None
     root = Path(args.root) if args.root else None
+    if _is_collector_config(args.file):
+        return _check_collector(args.file)
     return report(args.file, root, data=Path(data) if data else None, notes=_notes)
+
+
+#: A collector's config (`kiosk collect --config`) is its `[[kiosks]]` to pull.
+_KIOSKS_TABLE = re.compile(rb"^[ \t]*(\[\[[ \t]*kiosks[ \t]*\]\]|kiosks[ \t]*=)", re.MULTILINE)
+
+
+def _is_collector_config(file: str) -> bool:
+    """Whether ``file`` is the office collector's config, not a kiosk's: `check-config` said
+    only `kiosks: unknown key (check its spelling ...)` of a valid one. A regular file only (a
+    pipe is read once, by the kiosk check)."""
+    if not os.path.isfile(file):
+        return False
+    try:
+        return bool(_KIOSKS_TABLE.search(read_bounded(file, MAX_CONFIG_BYTES)))
+    except UnreadableFile:
+        return False  # the kiosk check says why
+
+
+def _check_collector(file: str) -> int:
+    """``file`` checked as ``kiosk collect`` loads it: `ok` or its problems (exit 2)."""
+    from kiosk.config.fleet import load_collector_config
+
+    try:
+        config = load_collector_config(file)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        print(
+            f"{file}: a collector config (`kiosk collect --config`), checked as one",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"ok: {file} (collector config: {len(config.kiosks)} kiosks)")
+    print("note: a collector config, for `kiosk collect --config`, not a kiosk's", file=sys.stderr)
+    return 0
 
 
 def _notes(config: KioskConfig) -> list[str]:

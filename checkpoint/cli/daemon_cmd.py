@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import logging
 import os
 import socket
@@ -22,7 +23,7 @@ from kiosk.config import (
 from kiosk.logs import setup_logging
 
 from .errors import CliError, UsageError
-from .parsers import Verbs, add_verb
+from .parsers import Verbs, add_verb, path_arg, path_of
 
 DEFAULT_DATA = "/var/lib/kiosk"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -34,15 +35,15 @@ def register(sub: Verbs) -> None:
     demo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     demo.add_argument(
         "--data",
-        type=Path,
+        type=path_of,
         help="keep data in DIR (new, empty or an earlier demo's) instead of a temp folder",
     )
     _log_level(demo, "warning")
 
     run = add_verb(sub, "run", run_daemon)
-    run.add_argument("--config", required=True, help="the TOML config file")
+    run.add_argument("--config", required=True, type=path_arg, help="the TOML config file")
     run.add_argument(
-        "--data", type=Path, help=f"state directory (default: $KIOSK_DATA, else {DEFAULT_DATA})"
+        "--data", type=path_of, help=f"state directory (default: $KIOSK_DATA, else {DEFAULT_DATA})"
     )
     _log_level(run, "info")
 
@@ -141,11 +142,15 @@ def run_demo(args: argparse.Namespace) -> int:
     if _port_in_use(args.host, port):
         raise _busy_port_error(args.host, port)
     data = demo_data_dir(args.data) if args.data is not None else None
+    lock = hold_data_dir(data) if data is not None else None
     setup_logging(args.log_level)
     try:
         return asyncio.run(demo(port, data, args.host))
     except OSError as exc:
         raise CliError(f"cannot start: {_os_error(exc)}") from None
+    finally:
+        if lock is not None:
+            os.close(lock)
 
 
 def run_daemon(args: argparse.Namespace) -> int:
@@ -155,9 +160,6 @@ def run_daemon(args: argparse.Namespace) -> int:
     $KIOSK_DATA, else /var/lib/kiosk. Speaks the systemd notify protocol when
     $NOTIFY_SOCKET is set. Stops cleanly on SIGTERM/SIGINT, also one that comes while it starts."""
     malloc.tune()  # the daemon's process, before its first threads: docs/memory.md
-    from checkpoint.app import Daemon, build_core, stop_on_signals
-    from checkpoint.volume import data_volume, warn_if_volatile
-
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -184,6 +186,17 @@ def run_daemon(args: argparse.Namespace) -> int:
     from checkpoint.server import raise_open_file_limit
 
     raise_open_file_limit()
+    lock = hold_data_dir(data)
+    try:
+        return _run(args, config, data)
+    finally:
+        os.close(lock)
+
+
+def _run(args: argparse.Namespace, config: KioskConfig, data: Path) -> int:
+    """The daemon's life, on the locked data dir."""
+    from checkpoint.app import Daemon, build_core, stop_on_signals
+    from checkpoint.volume import data_volume, warn_if_volatile
 
     async def main() -> int:
         stopping = asyncio.Event()
@@ -220,6 +233,39 @@ def run_daemon(args: argparse.Namespace) -> int:
         raise CliError(f"cannot start: {_os_error(exc)}") from None
     except _startup_errors() as exc:
         raise CliError(f"cannot start: {exc}") from None
+
+
+#: In the data dir, locked (``flock``) by the daemon for its life; it holds the daemon's pid.
+LOCK_FILE = "kiosk.lock"
+
+
+def hold_data_dir(data: Path) -> int:
+    """Lock the data dir for this daemon: the open descriptor of its ``kiosk.lock``, to keep
+    open while it runs (the kernel lets go when the process ends, a crash too). A second
+    ``kiosk run`` on the same data dir (another port, a manual run beside the service) started,
+    and two daemons wrote one event log and drove one relay and thermometer: it is refused,
+    exit 1, so that kiosk.service tries again once the other has stopped."""
+    path = data / LOCK_FILE
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    except OSError as exc:
+        raise CliError(f"cannot start: {_os_error(exc)}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if not isinstance(exc, BlockingIOError):  # a file system without locks
+            os.close(fd)
+            raise CliError(f"cannot start: cannot lock {path}: {exc.strerror or exc}") from None
+        owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise CliError(
+            f"cannot start: another kiosk daemon (pid {owner}) runs on the data dir {data};"
+            " one daemon per data dir: stop it first (`sudo systemctl stop kiosk`)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def emulated_devices(config: KioskConfig) -> list[str]:

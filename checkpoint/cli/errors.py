@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from kiosk.files import write_atomic
+
+#: The longest word (a path, a value) an error message quotes whole, and the longest message.
+MAX_QUOTED = 200
+MAX_MESSAGE = 2000
+_LONG_WORD = re.compile(rf"\S{{{MAX_QUOTED + 1},}}")
+
+
+def bounded(message: str) -> str:
+    """``message`` as the CLI prints it: an argument it quotes whole (a 100 KB ``--host``, a
+    pasted file instead of a name) is cut to its start and its length, and the line to
+    ``MAX_MESSAGE`` characters keeping its end (what to do): a 100 KB argument made a
+    100-300 KB line on stderr, into the journal and the operator's terminal."""
+    message = _LONG_WORD.sub(_cut, message)
+    if len(message) > MAX_MESSAGE:
+        message = f"{message[: MAX_MESSAGE - 500]}...{message[-400:]}"
+    return message
+
+
+def _cut(word: re.Match[str]) -> str:
+    """A long word's start, its length, and its closing quote or colon."""
+    text = word.group()
+    end = re.search(r"\W{0,3}$", text)
+    return f"{text[:60]}...[{len(text)} characters]{end.group() if end else ''}"
 
 
 class CliError(Exception):

@@ -18,12 +18,14 @@ from pathlib import Path
 from kiosk.files import UnreadableFile, read_bounded
 
 from .errors import CliError, UsageError, write_file
-from .parsers import Verbs, add_group, add_verb
+from .parsers import Verbs, add_group, add_verb, path_arg
 
 
 def register(sub: Verbs) -> None:
     p = add_verb(sub, "collect", collect_run)
-    p.add_argument("--config", required=True, metavar="FILE", help="collector TOML file")
+    p.add_argument(
+        "--config", required=True, metavar="FILE", type=path_arg, help="collector TOML file"
+    )
     p.add_argument("--once", action="store_true", help="pull every kiosk once, print, exit")
 
     add_group(sub, "fleet", _fleet, dest="fleet_verb")
@@ -35,9 +37,15 @@ def _fleet(actions: Verbs) -> None:
     Publish a signed list bundle for every gate; the district's daily report from the
     central database."""
     pub = add_verb(actions, "publish", publish_run)
-    pub.add_argument("--key", required=True, metavar="FILE", help="office private key (PEM)")
-    pub.add_argument("--lists", required=True, metavar="FILE", help="the lists as JSON")
-    pub.add_argument("--out", required=True, metavar="FILE", help="the bundle file to replace")
+    pub.add_argument(
+        "--key", required=True, metavar="FILE", type=path_arg, help="office private key (PEM)"
+    )
+    pub.add_argument(
+        "--lists", required=True, metavar="FILE", type=path_arg, help="the lists as JSON"
+    )
+    pub.add_argument(
+        "--out", required=True, metavar="FILE", type=path_arg, help="the bundle file to replace"
+    )
     pub.add_argument("--version", type=int, help="explicit version (above the published one)")
 
     rep = add_verb(actions, "report", report_run)
@@ -47,8 +55,10 @@ def _fleet(actions: Verbs) -> None:
         "--dsn-env", default="KIOSK_FLEET_DSN", metavar="NAME", help="env var with the DSN"
     )
     rep.add_argument("--kiosk", action="append", metavar="ID", help="only these gates")
-    rep.add_argument("--xlsx", metavar="FILE", help="write the report as an .xlsx workbook")
-    rep.add_argument("--csv", metavar="FILE", help="write the report as CSV")
+    rep.add_argument(
+        "--xlsx", metavar="FILE", type=path_arg, help="write the report as an .xlsx workbook"
+    )
+    rep.add_argument("--csv", metavar="FILE", type=path_arg, help="write the report as CSV")
 
 
 def _dsn_from(name: str) -> str:

@@ -25,8 +25,8 @@ from urllib.parse import quote
 from kiosk.store import compare_with_central, verify_database
 
 from .errors import CliError, UsageError
-from .parsers import Verbs, add_verb
-from .store_args import add_store_args, db_path, load_args_config
+from .parsers import Verbs, add_verb, path_arg
+from .store_args import NOT_A_LOG, add_store_args, check_event_log, db_path, load_args_config
 
 if TYPE_CHECKING:
     import psycopg
@@ -39,6 +39,7 @@ def register(sub: Verbs) -> None:
     p.add_argument(
         "--against",
         metavar="CENTRAL",
+        type=path_arg,
         help="also compare with the office's copy: a pulled SQLite file or a postgresql://"
         " DSN; names the first row where they disagree (a rewritten row, a shortened log)",
     )
@@ -136,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     deleted, inserted or reordered (or the file is corrupt), 2 if the file cannot be used as
     an event log."""
     path = db_path(args, load_args_config(args))
+    check_event_log(path)
     conn = _open_read_only(path)
     try:
         try:
@@ -145,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         except sqlite3.DatabaseError as exc:  # an SQLite file, damaged: not a usage error
             raise CliError(f"{path}: the database is corrupt: {exc}") from None
         if not {"events", "audit", "meta"} <= tables:
-            raise UsageError(f"{path}: not a kiosk event log (no events/audit/meta tables)")
+            raise UsageError(f"{path}: {NOT_A_LOG}")
         try:
             integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
             result = verify_database(conn)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeAlias
 
 #: What ``register()`` receives: the verbs (or a group's actions) of a parser. (Generic only
@@ -52,3 +54,36 @@ def _help_of(function: Callable[..., Any]) -> tuple[str, str | None]:
         raise TypeError(f"{function.__qualname__} needs a docstring: it is the verb's help")
     summary, _, rest = doc.partition("\n\n")
     return " ".join(summary.split()), " ".join(rest.split()) or None
+
+
+#: Set by ``kiosk-admin`` (scripts/install) to the folder it was run in: the verb itself runs
+#: in the daemon's /var/lib/kiosk, as user kiosk.
+ADMIN_CWD = "KIOSK_ADMIN_CWD"
+#: Linux's longest path.
+PATH_MAX = 4096
+
+
+def path_arg(text: str) -> str:
+    """The ``type`` of every argument that names a file or folder. An empty one (``--db
+    "$UNSET"``) is bad input (exit 2), never taken as absent: ``--db ''`` fell back to the
+    default database and ``keys new --dir ''`` wrote the key pair into the current folder.
+
+    Under ``sudo kiosk-admin`` a relative path means the operator's folder (``$KIOSK_ADMIN_CWD``),
+    not /var/lib/kiosk where the verb runs: ``sudo kiosk-admin lists import ./x.csv`` read
+    /var/lib/kiosk/x.csv and ``report --xlsx r.xlsx`` wrote the report there. A URL
+    (``--into postgresql://...``) is left as it is."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path (a shell variable that is not set?)")
+    if len(text) > PATH_MAX:  # not quoted back: a pasted file instead of its name
+        raise argparse.ArgumentTypeError(
+            f"a path of {len(text)} characters: longer than any file's ({PATH_MAX})"
+        )
+    admin_cwd = os.environ.get(ADMIN_CWD, "")
+    if admin_cwd.startswith("/") and not text.startswith("/") and "://" not in text:
+        return os.path.join(admin_cwd, text)
+    return text
+
+
+def path_of(text: str) -> Path:
+    """``path_arg`` for the verbs that take a ``Path``."""
+    return Path(path_arg(text))

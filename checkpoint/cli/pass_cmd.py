@@ -38,7 +38,7 @@ from kiosk.passes import (
 from kiosk.typed import typed
 
 from .errors import CliError, Interrupted, UsageError, write_file
-from .parsers import Verbs, add_group, add_verb
+from .parsers import Verbs, add_group, add_verb, path_of
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -61,7 +61,7 @@ def _keys(actions: Verbs) -> None:
 
     Manage Ed25519 issuer keys. The .pub files form a kiosk's trust list."""
     new = add_verb(actions, "new", keys_new)
-    new.add_argument("--dir", required=True, type=Path, help="folder for the key files")
+    new.add_argument("--dir", required=True, type=path_of, help="folder for the key files")
     new.add_argument("--name", default="issuer", help="key name (default: issuer)")
 
 
@@ -78,22 +78,22 @@ def _passes(actions: Verbs) -> None:
     issue.add_argument(
         "--flag", action="append", default=[], choices=FLAGS, help="pass flag (repeatable)"
     )
-    issue.add_argument("--out", type=Path, help="also write a printable card (.svg or .png)")
+    issue.add_argument("--out", type=path_of, help="also write a printable card (.svg or .png)")
 
     verify = add_verb(actions, "verify", pass_verify)
     verify.add_argument("payload", metavar="PAYLOAD", help="the QR text; '-' reads stdin")
-    verify.add_argument("--trust", required=True, type=Path, help="folder of trusted *.pub")
+    verify.add_argument("--trust", required=True, type=path_of, help="folder of trusted *.pub")
     verify.add_argument("--at", help="check validity at this ISO time instead of now")
 
     batch = add_verb(actions, "batch", pass_batch)
     _issue_args(batch)
-    batch.add_argument("--csv", required=True, type=Path, help="households CSV")
-    batch.add_argument("--out", required=True, type=Path, help="output folder")
+    batch.add_argument("--csv", required=True, type=path_of, help="households CSV")
+    batch.add_argument("--out", required=True, type=path_of, help="output folder")
     batch.add_argument("--format", choices=("svg", "png"), default="svg", help="card format")
 
 
 def _issue_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--key", required=True, type=Path, help="issuer private key (.key)")
+    p.add_argument("--key", required=True, type=path_of, help="issuer private key (.key)")
     p.add_argument("--days", type=float, default=30, help=f"validity in days (max {MAX_DAYS})")
     p.add_argument("--lang", choices=("both", "zh-CN", "en"), default="both", help="card language")
     p.add_argument("--tz", default=DEFAULT_TZ, help="site timezone for the card's dates")

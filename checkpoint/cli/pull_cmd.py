@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import CliError, UsageError
-from .parsers import Verbs, add_group, add_verb
+from .parsers import Verbs, add_group, add_verb, path_arg
 from .store_args import add_store_args, db_path, load_args_config, open_store, site_config
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ def register(sub: Verbs) -> None:
         "--into",
         required=True,
         metavar="TARGET",
+        type=path_arg,
         help="SQLite file to fill, or a postgresql:// URL (the office database)",
     )
     pull.add_argument("--page", type=int, default=5000, help="events per request (1-10000)")

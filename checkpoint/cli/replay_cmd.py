@@ -8,17 +8,27 @@ import sys
 from typing import Any
 
 from .errors import CliError, UsageError
-from .parsers import Verbs, add_verb
+from .parsers import Verbs, add_verb, path_arg
+
+
+def _scenario(text: str) -> str:
+    """A scenario file (``path_arg``), or a bare shipped name (``fever``) as it is."""
+    return text if text.isidentifier() else path_arg(text)
 
 
 def register(sub: Verbs) -> None:
     p = add_verb(sub, "replay", run)
     p.add_argument(
-        "scenario", metavar="SCENARIO", nargs="?", help="scenario file, or a shipped name"
+        "scenario",
+        metavar="SCENARIO",
+        nargs="?",
+        type=path_arg,
+        help="scenario file, or a shipped name",
     )
     p.add_argument(
         "--db",
         metavar="FILE",
+        type=path_arg,
         help="keep the event log in this new SQLite file (default: a temporary file)",
     )
     p.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")

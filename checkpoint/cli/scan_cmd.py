@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from .errors import CliError, UsageError
-from .parsers import Verbs, add_verb
+from .parsers import Verbs, add_verb, path_arg
 from .store_args import load_verb_config
 
 #: Largest image decoded: 40 megapixels (a phone photo is 12-50); a camera frame is 0.3.
@@ -47,13 +47,17 @@ def image_size(path: Path) -> tuple[int, int] | None:
 
 def register(sub: Verbs) -> None:
     p = add_verb(sub, "scan", run)
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+    p.add_argument(
+        "images", nargs="+", metavar="IMAGE", type=path_arg, help="image files (PNG, JPEG, ...)"
+    )
     p.add_argument(
         "--backend",
         choices=("zxing", "pyzbar"),
         help="decoder library (default: the config's, zxing)",
     )
-    p.add_argument("--config", metavar="FILE", help="take the decoder settings from this config")
+    p.add_argument(
+        "--config", metavar="FILE", type=path_arg, help="take the decoder settings from this config"
+    )
     p.add_argument(
         "--max-pixels",
         type=int,

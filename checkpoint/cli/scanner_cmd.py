@@ -13,7 +13,7 @@ import argparse
 from typing import Literal
 
 from .errors import CliError, UsageError
-from .parsers import Verbs, add_group, add_verb
+from .parsers import Verbs, add_group, add_verb, path_arg
 
 
 def register(sub: Verbs) -> None:
@@ -26,7 +26,7 @@ def _actions(actions: Verbs) -> None:
     Serial commands to a GM65-class scanner module. See docs/wiring.md."""
     setup = add_verb(actions, "setup", run_setup)
     setup.add_argument(
-        "port", metavar="PORT", help="serial device, e.g. /dev/ttyACM0 or /dev/ttyS0"
+        "port", metavar="PORT", type=path_arg, help="serial device, e.g. /dev/ttyACM0 or /dev/ttyS0"
     )
     setup.add_argument(
         "--output",

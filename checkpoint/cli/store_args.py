@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import CliError, UsageError
+from .parsers import path_arg
 
 if TYPE_CHECKING:
     from sqlite_utils.migrations import Migrations
@@ -33,18 +34,22 @@ def add_store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--db",
         metavar="FILE",
+        type=path_arg,
         help="the kiosk's database (default: $KIOSK_DATA/kiosk.db, else ./data/kiosk.db;"
         " with --config, its store.path under the data dir)",
     )
     p.add_argument(
         "--config",
         metavar="FILE",
+        type=path_arg,
         default=os.environ.get("KIOSK_CONFIG") or None,
         help="kiosk config (for store.path, site; default: $KIOSK_CONFIG, which kiosk-admin"
         " sets to the daemon's). One naming another kiosk than the log's is refused; without"
         " one, the log's own kiosk_id is written",
     )
-    p.add_argument("--data", metavar="DIR", help="data dir (default: $KIOSK_DATA, else ./data)")
+    p.add_argument(
+        "--data", metavar="DIR", type=path_arg, help="data dir (default: $KIOSK_DATA, else ./data)"
+    )
 
 
 #: Where the installer puts the daemon's config (docs/operations.md), for the messages.
@@ -94,19 +99,9 @@ def open_store(
     from kiosk.store import EventLog, StoreFault
 
     path = db_path(args, config)
-    if not path.parent.is_dir():
-        raise UsageError(
-            f"no such directory for the database: {path.parent}; name the kiosk's with"
-            " --data DIR or --db FILE (sudo kiosk-admin uses the daemon's)"
-        )
-    if path.exists() and not path.is_file():  # `--db /`, a folder, a device
-        raise UsageError(f"{path}: not a file; the kiosk's event log is a file (--db FILE)")
-    if not create and not path.exists():
-        raise UsageError(
-            f"no event log at {path}: name the kiosk's with --data DIR or --db FILE, or its"
-            f" config with --config FILE or $KIOSK_CONFIG (the daemon's is {INSTALLED_CONFIG},"
-            " which `sudo kiosk-admin` uses)"
-        )
+    check_event_log(path, create=create)
+    if path.is_file() and path.stat().st_size and _event_tables(path) is False:
+        raise UsageError(f"{path}: {NOT_A_LOG}")
     log = EventLog(
         path,
         config.site.kiosk_id,
@@ -133,6 +128,64 @@ def open_store(
             )
         log.kiosk_id = owner
     return log
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+NOT_A_LOG = "not a kiosk event log (no events/audit/meta tables)"
+
+
+def check_event_log(path: Path, *, create: bool = False) -> None:
+    """The one rule of every verb on the kiosk's database (``verify-log`` too), so that one
+    bad file gets one answer: a file that is not an event log is bad input (exit 2), and
+    nothing is written into it. Only a verb that adds (``create``) may begin a log where there
+    is none, or in an empty file; any other verb pointed there (a typo in ``--db``, a 0-byte
+    file) said nothing and made one: it says ``no event log at FILE``. A file that is not an
+    SQLite database was SQLITE_NOTADB, exit 1, for these verbs and exit 2 for verify-log."""
+    if not path.parent.is_dir():
+        raise UsageError(
+            f"no such directory for the database: {path.parent}; name the kiosk's with"
+            " --data DIR or --db FILE (sudo kiosk-admin uses the daemon's)"
+        )
+    if path.exists() and not path.is_file():  # `--db /`, a folder, a device
+        raise UsageError(f"{path}: not a file; the kiosk's event log is a file (--db FILE)")
+    try:
+        with path.open("rb") as f:
+            header: bytes | None = f.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        header = None
+    except PermissionError:
+        raise  # main: run it as the kiosk's user
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if not header:
+        if create:
+            return
+        raise UsageError(
+            f"no event log at {path} ({'no such file' if header is None else 'an empty file'}):"
+            " name the kiosk's with --data DIR or --db FILE, or its config with --config FILE"
+            f" or $KIOSK_CONFIG (the daemon's is {INSTALLED_CONFIG}, which `sudo kiosk-admin`"
+            " uses)"
+        )
+    if header != _SQLITE_HEADER:
+        raise UsageError(f"{path}: not an event log (not an SQLite database)")
+
+
+def _event_tables(path: Path) -> bool | None:
+    """Whether the SQLite file at ``path`` has an event log's tables, read without writing;
+    None if it cannot be told so (the opener then says what is wrong)."""
+    import sqlite3
+    from urllib.parse import quote
+
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            tables = {row[0] for row in rows}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return {"events", "audit", "meta"} <= tables
 
 
 def site_config(args: argparse.Namespace, config: KioskConfig, log: EventLog) -> KioskConfig:
