@@ -53,6 +53,11 @@ NUMPY_ABI_HINT = (
     " numpy 1.24) meets the venv's numpy; run scripts/install again, it installs simplejpeg"
     " into the venv for a CSI camera"
 )
+NO_CAMERA = (
+    "no CSI camera {num}: libcamera finds {found} camera(s); check the ribbon (Pi powered off)"
+    " and rpicam-hello --list-cameras (camera_auto_detect=1 or the sensor's dtoverlay in"
+    " /boot/firmware/config.txt)"
+)
 
 #: libcamera's ``AfModeEnum`` values (controls.AfModeEnum.Manual/Continuous).
 AF_MODE_MANUAL = 0
@@ -128,12 +133,19 @@ class PiCamera:
         self.controls: dict[str, Any] = {}
 
     def open(self) -> None:
+        cls = self._cls or _load_picamera2()
         try:
-            cls = self._cls or _load_picamera2()
+            # Looked up before constructing: Picamera2() without the camera leaks its
+            # notification pipe (IndexError after os.pipe2, close() skips a camera never
+            # opened), one descriptor per retry, retried every reopen_max_s while the ribbon
+            # is out.
+            found = len(cls.global_camera_info())
+            if self._num >= found:
+                raise ReaderFault(NO_CAMERA.format(num=self._num, found=found))
             cam = cls(self._num)
         except ReaderFault:
             raise
-        except Exception as exc:  # libcamera raises RuntimeError/IndexError for no camera
+        except Exception as exc:  # libcamera raises RuntimeError for a camera busy or failing
             raise ReaderFault(f"cannot open CSI camera {self._num}: {describe(exc)}") from None
         try:
             available = getattr(cam, "camera_controls", None)
