@@ -77,6 +77,21 @@ def _load_picamera2() -> Any:
     return Picamera2
 
 
+def _open_failure(num: int, exc: BaseException) -> str:
+    """Why ``Picamera2(num)`` failed: picamera2 wraps libcamera's own reason ("Failed to
+    acquire camera: Device or resource busy") in "Camera __init__ sequence did not complete.",
+    so the innermost cause is the one a guard can act on."""
+    causes = [exc]
+    while causes[-1].__cause__ is not None and len(causes) < 8:
+        causes.append(causes[-1].__cause__)
+    detail = f"cannot open CSI camera {num}: {describe(causes[-1])}"
+    if len(causes) > 1:
+        detail += f" ({describe(exc)})"
+    if "busy" in detail.lower():
+        detail += "; another program holds the camera (rpicam-hello, a second kiosk service?)"
+    return detail
+
+
 def camera_controls(
     exposure: ExposureConfig, focus: FocusConfig, available: dict[str, Any] | None
 ) -> dict[str, Any]:
@@ -146,7 +161,7 @@ class PiCamera:
         except ReaderFault:
             raise
         except Exception as exc:  # libcamera raises RuntimeError for a camera busy or failing
-            raise ReaderFault(f"cannot open CSI camera {self._num}: {describe(exc)}") from None
+            raise ReaderFault(_open_failure(self._num, exc)) from None
         try:
             available = getattr(cam, "camera_controls", None)
             self.controls = camera_controls(self._exposure, self._focus, available)

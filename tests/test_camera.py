@@ -609,6 +609,25 @@ def test_an_absent_csi_camera_is_a_fault_that_leaks_no_descriptor_per_retry(cloc
             os.close(fd)
 
 
+def test_a_csi_camera_held_by_another_program_says_busy_not_init_incomplete(clock):
+    """picamera2 wraps libcamera's refusal ("Failed to acquire camera: Device or resource
+    busy") in "Camera __init__ sequence did not complete."; the guard must see the cause."""
+
+    class BusyPicamera2:
+        global_camera_info = StubPicamera2.global_camera_info
+
+        def __init__(self, num: int) -> None:
+            try:
+                raise RuntimeError("Failed to acquire camera: Device or resource busy")
+            except RuntimeError as e:
+                raise RuntimeError("Camera __init__ sequence did not complete.") from e
+
+    with pytest.raises(ReaderFault) as caught:
+        PiCamera(clock, picamera2_class=BusyPicamera2).open()
+    detail = str(caught.value)
+    assert "Device or resource busy" in detail and "another program" in detail
+
+
 def test_picamera_controls_exposure_and_focus_from_the_config(clock, stub_picamera2):
     phone = parse_config(
         {
