@@ -628,6 +628,40 @@ def test_a_csi_camera_held_by_another_program_says_busy_not_init_incomplete(cloc
     assert "Device or resource busy" in detail and "another program" in detail
 
 
+@pytest.mark.parametrize(
+    ("node", "why"),
+    [
+        (None, "no such device"),
+        ("file", "not a capture node, or busy"),
+    ],
+)
+def test_a_usb_camera_that_does_not_open_says_why(clock, code_scene, tmp_path, node, why):
+    """OpenCV's V4L2 backend only says "not opened": the guard saw "cannot open /dev/video0"
+    for an unplugged camera and for a Pi 5's CSI front-end node alike."""
+    device = tmp_path / "video0"
+    if node == "file":
+        device.write_bytes(b"")
+    cam = UsbCamera(
+        str(device), clock, capture_factory=lambda *_a: FakeCapture(code_scene, opened=False)
+    )
+    with pytest.raises(ReaderFault) as caught:
+        cam.open()
+    assert str(caught.value).startswith(f"cannot open {device}: {why}")
+
+
+def test_a_usb_camera_the_kiosk_user_may_not_open_names_the_group(
+    clock, code_scene, tmp_path, monkeypatch
+):
+    device = tmp_path / "video0"
+    device.write_bytes(b"")
+    monkeypatch.setattr("drivers.camera.os.access", lambda *_a: False)  # tests run as root
+    cam = UsbCamera(
+        str(device), clock, capture_factory=lambda *_a: FakeCapture(code_scene, opened=False)
+    )
+    with pytest.raises(ReaderFault, match="permission denied .*group video"):
+        cam.open()
+
+
 def test_picamera_controls_exposure_and_focus_from_the_config(clock, stub_picamera2):
     phone = parse_config(
         {
