@@ -32,6 +32,7 @@ hub shared with the serial scanner.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import zlib
 from collections.abc import Callable
@@ -382,7 +383,7 @@ class UsbCamera:
             raise ReaderFault(f"cannot open {self.device}: {exc}") from None
         if not cap.isOpened():
             cap.release()
-            raise ReaderFault(f"cannot open {self.device}")
+            raise ReaderFault(f"cannot open {self.device}: {not_opened_reason(self.device)}")
         try:
             refused = [name for name, ok in self._apply(cap, usb_settings(self)) if not ok]
             self.delivered = delivered_format(cap)
@@ -418,6 +419,19 @@ class UsbCamera:
 #: V4L2_EXPOSURE_MANUAL / V4L2_EXPOSURE_APERTURE_PRIORITY, passed through by OpenCV's backend.
 V4L2_EXPOSURE_MANUAL = 1
 V4L2_EXPOSURE_AUTO = 3
+
+
+def not_opened_reason(device: int | str) -> str:
+    """Why OpenCV's V4L2 backend did not open ``device``: it only says "not opened"."""
+    path = f"/dev/video{device}" if isinstance(device, int) or device.isdigit() else device
+    if not os.path.exists(path):
+        return "no such device (camera unplugged? ls /dev/v4l/by-id/)"
+    if not os.access(path, os.R_OK | os.W_OK):
+        return "permission denied (the kiosk user needs the group video)"
+    return (
+        "not a capture node, or busy (another program streaming from it?);"
+        " v4l2-ctl --list-devices names each camera's capture node"
+    )
 
 
 def usb_settings(cam: UsbCamera) -> list[tuple[str, int, float]]:

@@ -236,9 +236,11 @@ class GpioRelayGate(_Relay):
 
     ``active_high`` says which pin level energises the coil (many cheap modules are
     active-low). The gate is commanded closed at start. Note that ``close()`` releases the
-    pin, which de-energises the coil: the lock then does what it does with the relay off
-    (locked for a strike on NO or a maglock on NC; released for a maglock on NO, the wiring
-    chosen so that a dead kiosk releases it).
+    pin: gpiozero's lgpio factory leaves it an input with its pull resistor off (it claims
+    pins with ``SET_PULL_NONE``), so only a resistor on the module's IN (docs/wiring.md) holds
+    the coil off while the daemon is stopped or restarting; the lock then does what it does
+    with the relay off (locked for a strike on NO or a maglock on NC; released for a maglock
+    on NO, the wiring chosen so that a dead kiosk releases it).
 
     Any failure of the GPIO library (gpiozero's ``BadPinFactory`` when lgpio cannot start,
     a pin in use, no ``/dev/gpiochip*``) is a gate fault, never a crash of the daemon: the

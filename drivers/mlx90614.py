@@ -188,19 +188,38 @@ class RdwrBus(Protocol):
     def close(self) -> None: ...
 
 
+#: The chip's SMBus limit; a faster bus corrupts its words (docs/wiring.md).
+MAX_BUS_HZ = 100_000
+
+
+def i2c_bus_clock_hz(bus: int, sysfs: str = "/sys") -> int | None:
+    """The clock of ``/dev/i2c-<bus>`` from its device-tree node (``clock-frequency``, what
+    ``dtparam=i2c_arm_baudrate`` sets on a Pi), or None where there is none to read."""
+    path = f"{sysfs}/bus/i2c/devices/i2c-{bus}/of_node/clock-frequency"
+    try:
+        with open(path, "rb") as f:
+            cell = f.read(8)
+    except OSError:
+        return None
+    return int.from_bytes(cell, "big") if len(cell) == 4 else None
+
+
 class Smbus2Transport:
     """smbus2 on ``/dev/i2c-N``; ``i2c_rdwr`` sends both messages in one combined transfer.
 
-    ``bus`` is a bus number (opened here) or an object with ``i2c_rdwr``/``close`` (the
-    emulator, or a recording fake in tests).
+    ``bus`` is a bus number (opened here, its clock read from the device tree) or an object
+    with ``i2c_rdwr``/``close`` (the emulator, or a recording fake in tests). ``clock_hz``:
+    the bus clock if known.
     """
 
-    def __init__(self, bus: int | RdwrBus) -> None:
+    def __init__(self, bus: int | RdwrBus, *, clock_hz: int | None = None) -> None:
         if isinstance(bus, int):
             from smbus2 import SMBus
 
+            clock_hz = clock_hz or i2c_bus_clock_hz(bus)
             bus = SMBus(bus)
         self._bus: RdwrBus = bus
+        self.clock_hz = clock_hz
 
     def write_then_read(self, address: int, out: bytes, count: int) -> bytes:
         from smbus2 import i2c_msg
@@ -333,6 +352,8 @@ class Mlx90614:
         self._ambient_history: deque[tuple[int, float]] = deque()
         #: The latest word reads' checks, True for a failure (see ``NOISY_BUS_SHARE``).
         self._word_checks: deque[bool] = deque(maxlen=_NOISE_WINDOW)
+        #: Set while the bus clock is above the chip's limit (``_check_bus_clock``).
+        self._too_fast: str | None = None
         self.counters = _Counters()
 
     # -- Thermometer protocol ------------------------------------------------------------
@@ -392,6 +413,8 @@ class Mlx90614:
                     f"sensor die drifting {drift:+.1f} degC/min (warm-up or thermal shock):"
                     " readings wait for it to settle",
                 )
+            if self._too_fast is not None:
+                return Health("degraded", self._too_fast)
             noisy = self._noisy_bus()
             if noisy is not None:
                 return Health("degraded", noisy)
@@ -568,12 +591,26 @@ class Mlx90614:
         except OSError as exc:
             self._schedule_reopen(f"cannot open I2C bus: {exc.strerror or exc}")
             raise SensorFault(f"cannot open I2C bus: {exc.strerror or exc}") from None
+        self._check_bus_clock(getattr(self._bus, "clock_hz", None))
         if self._reopen_at_ns is not None:
             with self._state_lock:
                 self.counters.reopens += 1
                 self._reopen_at_ns = None
             log.info("mlx90614 bus reopened", extra={"attempt": self._failed_reopens + 1})
         return self._bus
+
+    def _check_bus_clock(self, clock_hz: object) -> None:
+        if not isinstance(clock_hz, int) or clock_hz <= MAX_BUS_HZ:
+            self._too_fast = None
+            return
+        message = (
+            f"I2C bus at {clock_hz // 1000} kHz, the MLX90614 needs 100 kHz or less: set"
+            " dtparam=i2c_arm_baudrate=100000 in /boot/firmware/config.txt and reboot"
+            " (docs/wiring.md)"
+        )
+        if message != self._too_fast:
+            log.warning("%s: %s", self.name, message)
+        self._too_fast = message
 
     def _on_os_error(self, problem: str) -> None:
         with self._state_lock:

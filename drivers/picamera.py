@@ -53,6 +53,11 @@ NUMPY_ABI_HINT = (
     " numpy 1.24) meets the venv's numpy; run scripts/install again, it installs simplejpeg"
     " into the venv for a CSI camera"
 )
+NO_CAMERA = (
+    "no CSI camera {num}: libcamera finds {found} camera(s); check the ribbon (Pi powered off)"
+    " and rpicam-hello --list-cameras (camera_auto_detect=1 or the sensor's dtoverlay in"
+    " /boot/firmware/config.txt)"
+)
 
 #: libcamera's ``AfModeEnum`` values (controls.AfModeEnum.Manual/Continuous).
 AF_MODE_MANUAL = 0
@@ -70,6 +75,21 @@ def _load_picamera2() -> Any:
             raise ReaderFault(NUMPY_ABI_HINT.format(error=error)) from None
         raise ReaderFault(f"picamera2 cannot load: {error}") from None
     return Picamera2
+
+
+def _open_failure(num: int, exc: BaseException) -> str:
+    """Why ``Picamera2(num)`` failed: picamera2 wraps libcamera's own reason ("Failed to
+    acquire camera: Device or resource busy") in "Camera __init__ sequence did not complete.",
+    so the innermost cause is the one a guard can act on."""
+    causes = [exc]
+    while causes[-1].__cause__ is not None and len(causes) < 8:
+        causes.append(causes[-1].__cause__)
+    detail = f"cannot open CSI camera {num}: {describe(causes[-1])}"
+    if len(causes) > 1:
+        detail += f" ({describe(exc)})"
+    if "busy" in detail.lower():
+        detail += "; another program holds the camera (rpicam-hello, a second kiosk service?)"
+    return detail
 
 
 def camera_controls(
@@ -128,13 +148,20 @@ class PiCamera:
         self.controls: dict[str, Any] = {}
 
     def open(self) -> None:
+        cls = self._cls or _load_picamera2()
         try:
-            cls = self._cls or _load_picamera2()
+            # Looked up before constructing: Picamera2() without the camera leaks its
+            # notification pipe (IndexError after os.pipe2, close() skips a camera never
+            # opened), one descriptor per retry, retried every reopen_max_s while the ribbon
+            # is out.
+            found = len(cls.global_camera_info())
+            if self._num >= found:
+                raise ReaderFault(NO_CAMERA.format(num=self._num, found=found))
             cam = cls(self._num)
         except ReaderFault:
             raise
-        except Exception as exc:  # libcamera raises RuntimeError/IndexError for no camera
-            raise ReaderFault(f"cannot open CSI camera {self._num}: {describe(exc)}") from None
+        except Exception as exc:  # libcamera raises RuntimeError for a camera busy or failing
+            raise ReaderFault(_open_failure(self._num, exc)) from None
         try:
             available = getattr(cam, "camera_controls", None)
             self.controls = camera_controls(self._exposure, self._focus, available)

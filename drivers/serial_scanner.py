@@ -136,6 +136,9 @@ class SerialScanner:
                 stopbits=serial.STOPBITS_ONE,
                 timeout=0.1,
                 write_timeout=0.5,
+                # flock: a second reader of one tty (`kiosk scanner setup`, a second daemon)
+                # would get part of the bytes each; it is refused instead.
+                exclusive=True,
             )
         except (serial.SerialException, OSError, ValueError) as exc:
             raise ReaderFault(f"cannot open {self.port}: {exc}") from None

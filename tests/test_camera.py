@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -463,6 +464,10 @@ class StubPicamera2:
     made: list[StubPicamera2] = []
     camera_controls: dict = {"AfMode": (0, 2, 0), "LensPosition": (0.0, 15.0, 1.0)}
 
+    @staticmethod
+    def global_camera_info() -> list[dict]:
+        return [{"Model": "imx708", "Id": "/base/soc/i2c0mux/i2c@1/imx708@1a", "Num": 0}]
+
     def __init__(self, num: int) -> None:
         self.num = num
         self.calls: list = []
@@ -563,6 +568,98 @@ def test_ten_hang_and_recover_cycles_leave_no_capture_thread_behind(clock, stub_
     assert grabbing == [] and threading.active_count() == baseline
     assert all(s.closed and s.cancels >= 1 for s in stub_picamera2.made)
     reader.stop()
+
+
+class AbsentPicamera2:
+    """picamera2 with no CSI camera attached, as its ``Picamera2.__init__`` behaves: it makes
+    its notification pipe first, then looks the camera up in ``global_camera_info()`` and
+    raises IndexError; its ``close()`` returns early for a camera never opened, so the
+    pipe's write end is never closed (one descriptor per failed construction)."""
+
+    leaked: list[int] = []
+
+    @staticmethod
+    def global_camera_info() -> list[dict]:
+        return []
+
+    def __init__(self, num: int) -> None:
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        AbsentPicamera2.leaked.append(write_end)
+        raise IndexError("list index out of range")
+
+
+def test_an_absent_csi_camera_is_a_fault_that_leaks_no_descriptor_per_retry(clock):
+    """Retried every reopen_max_s (10 s by default) for as long as the ribbon is out: one
+    leaked descriptor per retry used up the unit's LimitNOFILE=8192 in under a day."""
+    AbsentPicamera2.leaked = []
+    pipeline = FramePipeline(build_decoder("zxing"), DecoderConfig(), clock)
+    cam = PiCamera(clock, name="csi", picamera2_class=AbsentPicamera2)
+    reader = CameraReader(cam, pipeline, clock, name="csi", watchdog=WD)
+    try:
+        for _ in range(20):
+            reader.step()
+            clock.advance(WD.reopen_max_s)
+        assert AbsentPicamera2.leaked == []
+        health = reader.health()
+        assert health.state == "fault" and "no CSI camera 0" in health.detail
+    finally:
+        reader.stop()
+        for fd in AbsentPicamera2.leaked:
+            os.close(fd)
+
+
+def test_a_csi_camera_held_by_another_program_says_busy_not_init_incomplete(clock):
+    """picamera2 wraps libcamera's refusal ("Failed to acquire camera: Device or resource
+    busy") in "Camera __init__ sequence did not complete."; the guard must see the cause."""
+
+    class BusyPicamera2:
+        global_camera_info = StubPicamera2.global_camera_info
+
+        def __init__(self, num: int) -> None:
+            try:
+                raise RuntimeError("Failed to acquire camera: Device or resource busy")
+            except RuntimeError as e:
+                raise RuntimeError("Camera __init__ sequence did not complete.") from e
+
+    with pytest.raises(ReaderFault) as caught:
+        PiCamera(clock, picamera2_class=BusyPicamera2).open()
+    detail = str(caught.value)
+    assert "Device or resource busy" in detail and "another program" in detail
+
+
+@pytest.mark.parametrize(
+    ("node", "why"),
+    [
+        (None, "no such device"),
+        ("file", "not a capture node, or busy"),
+    ],
+)
+def test_a_usb_camera_that_does_not_open_says_why(clock, code_scene, tmp_path, node, why):
+    """OpenCV's V4L2 backend only says "not opened": the guard saw "cannot open /dev/video0"
+    for an unplugged camera and for a Pi 5's CSI front-end node alike."""
+    device = tmp_path / "video0"
+    if node == "file":
+        device.write_bytes(b"")
+    cam = UsbCamera(
+        str(device), clock, capture_factory=lambda *_a: FakeCapture(code_scene, opened=False)
+    )
+    with pytest.raises(ReaderFault) as caught:
+        cam.open()
+    assert str(caught.value).startswith(f"cannot open {device}: {why}")
+
+
+def test_a_usb_camera_the_kiosk_user_may_not_open_names_the_group(
+    clock, code_scene, tmp_path, monkeypatch
+):
+    device = tmp_path / "video0"
+    device.write_bytes(b"")
+    monkeypatch.setattr("drivers.camera.os.access", lambda *_a: False)  # tests run as root
+    cam = UsbCamera(
+        str(device), clock, capture_factory=lambda *_a: FakeCapture(code_scene, opened=False)
+    )
+    with pytest.raises(ReaderFault, match="permission denied .*group video"):
+        cam.open()
 
 
 def test_picamera_controls_exposure_and_focus_from_the_config(clock, stub_picamera2):

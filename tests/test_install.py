@@ -306,7 +306,9 @@ def test_usb_serial_drivers_load_at_boot_and_a_missing_proc_entry_is_reported(ch
     proc = _dry_run(checkout, root)
     usb = "\n".join(lines_of(proc.stdout, "usb"))
     assert "write /etc/modules-load.d/kiosk.conf" in usb
-    for module in ("usbserial", "ch341", "cp210x", "ftdi_sio", "pl2303", "cdc_acm"):
+    # videodev: DeviceAllow=char-video4linux/char-media resolve at the daemon's start too, and
+    # udev may load it only with a USB camera enumerated after the daemon started.
+    for module in ("usbserial", "ch341", "cp210x", "ftdi_sio", "pl2303", "cdc_acm", "videodev"):
         assert f"\\n{module}" in proc.stdout
     assert "ttyUSB not in /proc/devices" in usb
 
@@ -374,6 +376,29 @@ def test_a_scanner_on_the_pi_uart_gets_device_allow_for_tty_s(checkout, tmp_path
     units = proc.stdout.split("[units] would: write /etc/systemd/system/kiosk.service.d/uart.conf")
     assert len(units) == 2 and "DeviceAllow=char-ttyS rw" in units[1].splitlines()[1]
     assert "uart.conf" not in plain.proc.stdout  # no UART port configured: no ttyS access
+
+
+def test_a_scanner_on_the_pi_uart_turns_off_the_serial_console_sharing_it(checkout, tmp_path):
+    """Raspberry Pi OS boots with console=serial0,115200: the kernel and a login getty would
+    share the scanner's UART (codes read as user names, boot messages sent to the scanner)."""
+    cfg = tmp_path / "uart.toml"
+    cfg.write_text('[[readers.sources]]\ntype = "serial"\nport = "/dev/serial0"\n')
+    root = fresh_os_root(tmp_path / "root")
+    cmdline = root / "boot/firmware/cmdline.txt"
+    stock = "console=serial0,115200 console=tty1 root=PARTUUID=1234-02 rootfstype=ext4 rootwait\n"
+    cmdline.write_text(stock)
+    proc = _dry_run(checkout, root, "--config", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    usb = proc.stdout.split(
+        "[usb] would: turn off the serial console in /boot/firmware/cmdline.txt"
+    )
+    assert len(usb) == 2 and "/dev/serial0" in usb[1].splitlines()[0]
+    assert cmdline.read_text() == stock  # a dry run changes nothing
+    shown = usb[1].splitlines()[1].strip().removeprefix("$ ")
+    subprocess.run(["bash", "-c", shown], check=True)  # the command as printed, run
+    assert cmdline.read_text() == "console=tty1 root=PARTUUID=1234-02 rootfstype=ext4 rootwait\n"
+    again = _dry_run(checkout, root, "--config", str(cfg))
+    assert "[usb] ok: no serial console on the UART (/dev/serial0)" in again.stdout
 
 
 def test_pi_camera_config_installs_simplejpeg_into_the_venv(checkout, tmp_path, plain):

@@ -676,3 +676,36 @@ def test_real_sensor_on_i2c_1_gives_a_checked_reading():
     reading = thermo.read()
     assert -40 <= reading.ambient_c <= 125
     thermo.close()
+
+
+def test_the_i2c_bus_clock_is_read_from_the_device_tree(tmp_path):
+    """/sys/bus/i2c/devices/i2c-1/of_node/clock-frequency: the rate dtparam=i2c_arm_baudrate
+    set, a big-endian 32-bit cell; absent (a USB bridge, no device tree) is unknown."""
+    import struct
+
+    from drivers.mlx90614 import i2c_bus_clock_hz
+
+    node = tmp_path / "bus/i2c/devices/i2c-1/of_node"
+    node.mkdir(parents=True)
+    (node / "clock-frequency").write_bytes(struct.pack(">I", 400_000))
+    assert i2c_bus_clock_hz(1, sysfs=str(tmp_path)) == 400_000
+    assert i2c_bus_clock_hz(3, sysfs=str(tmp_path)) is None
+    (node / "clock-frequency").write_bytes(b"\x01")  # not a 32-bit cell
+    assert i2c_bus_clock_hz(1, sysfs=str(tmp_path)) is None
+
+
+@pytest.mark.parametrize(("clock_hz", "state"), [(400_000, "degraded"), (100_000, "ok")])
+def test_a_bus_faster_than_the_sensors_100_khz_is_named_as_the_cause(
+    chip, clock, caplog, clock_hz, state
+):
+    """Raised for another device (dtparam=i2c_arm_baudrate=400000), the bus corrupts the
+    MLX90614's words; health blamed "wiring, pull-ups and cable length" at best."""
+    thermo = Mlx90614(lambda: Smbus2Transport(chip.smbus(), clock_hz=clock_hz), clock)
+    caplog.set_level("WARNING", logger="drivers")
+    thermo.read()
+    thermo.read()
+    health = thermo.health()
+    assert health.state == state
+    if state == "degraded":
+        assert "400 kHz" in health.detail and "i2c_arm_baudrate=100000" in health.detail
+        assert len([r for r in caplog.records if "400 kHz" in r.getMessage()]) == 1

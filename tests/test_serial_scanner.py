@@ -317,3 +317,38 @@ def test_a_terminated_code_after_an_unterminated_one_reads_alone_and_clears_the_
         _wait_health_within(scanner, "ok")
     finally:
         scanner.stop()
+
+
+def test_setup_while_the_daemon_reads_the_port_is_refused_naming_the_daemon(module, clock, capsys):
+    """Both would read one tty and each get part of the bytes: the daemon ate the module's
+    replies, and setup said "a module in USB keyboard mode" about a module set up correctly.
+    The daemon holds the port exclusively; setup is refused and told to stop it first."""
+    from checkpoint.cli import main
+
+    scanner, _, _ = _scanner(module.port, clock)
+    try:
+        _wait_health(scanner, "ok")
+        code = main(["scanner", "setup", module.port, "--timeout", "0.2", "--no-save"])
+    finally:
+        scanner.stop()
+    err = capsys.readouterr().err
+    assert code == 1 and "systemctl stop kiosk" in err and "keyboard mode" not in err
+    assert module.commands == []  # nothing reached the module
+
+
+def test_a_second_reader_of_the_same_port_is_a_fault_not_half_of_the_codes(module, clock):
+    first, codes, _ = _scanner(module.port, clock)
+    try:
+        _wait_health(first, "ok")
+        second = SerialScanner(module.port, clock, reconnect=Backoff(base_s=0.02, cap_s=0.05))
+        second.start(lambda code: None)
+        try:
+            _wait_health(second, "fault")
+            assert "exclusively lock" in second.health().detail
+            for text in (PASS, OTHER):  # every code to the one reader
+                module.scan(text)
+                assert codes.get(timeout=WAIT_S).text == text
+        finally:
+            second.stop()
+    finally:
+        first.stop()

@@ -67,9 +67,18 @@ def run_setup(args: argparse.Namespace) -> int:
     output: Literal["serial", "cdc"] = args.output or ("cdc" if "ttyACM" in args.port else "serial")
     try:
         port = serial.serial_for_url(
-            args.port, baudrate=args.baudrate, timeout=0.05, write_timeout=args.timeout
+            args.port,
+            baudrate=args.baudrate,
+            timeout=0.05,
+            write_timeout=args.timeout,
+            exclusive=True,
         )
     except (serial.SerialException, OSError, ValueError) as exc:
+        if "exclusively lock" in str(exc):
+            raise CliError(
+                f"{args.port} is in use (the kiosk daemon reads it): sudo systemctl stop kiosk,"
+                " run the setup, then sudo systemctl start kiosk"
+            ) from None
         raise CliError(f"cannot open {args.port}: {exc}") from None
     try:
         changes = Gm65(port, timeout_s=args.timeout).setup(output, args.mode, save=not args.no_save)
