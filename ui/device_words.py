@@ -84,7 +84,40 @@ FORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("cam_frozen", r"camera frozen: same frame for (?P<s>[\d.]+) s"),
         ("reader_error", r"reader error: (?P<err>.+)"),
         ("free_space", r"cannot read free space: (?P<err>.+)"),
+        (
+            "csi_absent",
+            r"no CSI camera (?P<num>\d+): libcamera finds (?P<found>\d+) camera\(s\); check the "
+            r"ribbon \(Pi powered off\) and rpicam-hello --list-cameras \(camera_auto_detect=1 "
+            r"or the sensor's dtoverlay in /boot/firmware/config\.txt\)",
+        ),
+        (
+            "csi_busy",
+            r"cannot open CSI camera (?P<num>\d+): (?P<err>.+); another program holds the "
+            r"camera \(rpicam-hello, a second kiosk service\?\)",
+        ),
+        ("csi_open", r"cannot open CSI camera (?P<num>\d+): (?P<err>.+)"),
+        (
+            "usb_missing",
+            r"cannot open (?P<what>\S+): no such device \(camera unplugged\? ls "
+            r"/dev/v4l/by-id/\)",
+        ),
+        (
+            "usb_denied",
+            r"cannot open (?P<what>\S+): permission denied \(the kiosk user needs the group "
+            r"video\)",
+        ),
+        (
+            "usb_busy",
+            r"cannot open (?P<what>\S+): not a capture node, or busy \(another program "
+            r"streaming from it\?\); v4l2-ctl --list-devices names each camera's capture node",
+        ),
         ("cannot_open", r"cannot open (?P<what>\S+): (?P<err>.+)"),
+        (
+            "i2c_too_fast",
+            r"I2C bus at (?P<khz>\d+) kHz, the MLX90614 needs 100 kHz or less: set "
+            r"(?P<setting>dtparam=i2c_arm_baudrate=100000) in (?P<file>/boot/firmware/config\.txt)"
+            r" and reboot \((?P<doc>docs/\S+)\)",
+        ),
         ("scanner_lost", r"scanner lost: (?P<err>.+)"),
         (
             "no_ack",
