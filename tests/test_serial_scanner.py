@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import time
 
 import pytest
 
@@ -39,10 +40,11 @@ def _scanner(port: str, clock, **kw) -> tuple[SerialScanner, queue.Queue, list]:
 
 
 def _wait_health(scanner: SerialScanner, state: str) -> None:
-    for _ in range(100):
-        if scanner.health().state == state:
-            return
-        scanner.health_changed.wait(WAIT_S)
+    """Until the scanner's health is ``state``, for ``WAIT_S`` at most in all (it waited
+    ``WAIT_S`` a change for up to 100 changes: 500 s before a failing test said so)."""
+    deadline = time.monotonic() + WAIT_S
+    while scanner.health().state != state and time.monotonic() < deadline:
+        scanner.health_changed.wait(min(0.1, max(0.0, deadline - time.monotonic())))
         scanner.health_changed.clear()
     assert scanner.health().state == state
 
