@@ -4,6 +4,7 @@ purge): ``fleet_events`` filled by a ``logs:personal`` collector kept clear name
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import psycopg
 from office_retention_support import NAME, gate_clock, gate_with_history, snapshot
@@ -152,4 +153,32 @@ def test_batches_leave_no_transaction_open_while_pages_go_in(tmp_path, pg_dsn, m
     rows = _rows(pg_dsn)
     assert len(rows) == 13
     _assert_purged(rows[:11])
+    gate.store.close()
+
+
+def test_a_purged_days_outings_per_household_are_unknown_not_zero(tmp_path, pg_dsn):
+    from zoneinfo import ZoneInfo
+
+    from office.district import district_report
+    from office.retention import PgCopy, purge_copy
+
+    gate, clock = _central(tmp_path, pg_dsn)
+    day = _rows(pg_dsn)[0]  # the old passages' day
+    tz = ZoneInfo("UTC")
+    with psycopg.connect(pg_dsn) as conn:
+        (ts,) = conn.execute("SELECT ts FROM fleet_events WHERE seq = %s", [day["seq"]]).fetchone()
+    old_day = date.fromisoformat(ts[:10])
+    report = district_report(pg_dsn, old_day, tz)
+    before = report["exits_per_household"]
+    assert (before["households"], before["exits"]) == (3, 3)
+    copy = PgCopy(pg_dsn)
+    try:
+        assert purge_copy(copy, 30, clock.now(), clock_synced=True).events_purged == 7
+    finally:
+        copy.close()
+    after = district_report(pg_dsn, old_day, tz)
+    # The outings are there; whose they were is no longer known: unknown, never 0.
+    assert after["exits_per_household"]["households"] is None
+    assert after["exits_per_household"]["exits"] is None
+    assert after["passages"] == report["passages"]
     gate.store.close()
