@@ -256,3 +256,25 @@ def test_collector_retention_days_defaults_to_the_kiosks(tmp_path):
 
     config = CollectorConfig.model_validate({"kiosks": [{"url": "http://g", "token_env": "T"}]})
     assert config.retention_days == StoreSection().retention_days == 30
+
+
+def test_a_stopped_purge_ends_after_its_batch_and_the_next_one_finishes(office, monkeypatch):
+    import threading
+
+    import office.retention as retention
+
+    _, copy, clock = office
+    monkeypatch.setattr(retention, "BATCH_ROWS", 3)
+    stop = threading.Event()  # the collector stopping (SIGTERM) while it purges
+    target = retention.SqliteCopy(copy)
+    try:
+        first = retention.purge_copy(
+            target, 30, clock.now(), clock_synced=True, stop=stop, between_batches=stop.set
+        )
+        assert (first.complete, first.events_purged, first.batches) == (False, 6, 2)
+        assert [r["purged_at"] is not None for r in _rows(copy)[:8]] == [True] * 6 + [False] * 2
+        again = retention.purge_copy(target, 30, clock.now(), clock_synced=True)
+    finally:
+        target.close()
+    assert (again.complete, again.events_purged) == (True, 1)
+    assert json.loads(_rows(copy)[6]["person"]) == {"feverish": 2, "occupants": 2}
