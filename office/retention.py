@@ -253,10 +253,10 @@ def _open_pulled_file(path: Path) -> sqlite3.Connection:
         raise CopyError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     try:
         with path.open("rb") as f:
-            header = f.read(16)
+            is_sqlite = f.read(16) == b"SQLite format 3\x00"
     except OSError as exc:
         raise CopyError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if header != b"SQLite format 3\x00":
+    if not is_sqlite:
         raise CopyError(f"{path}: not a pulled copy (not an SQLite database)")
     conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=rw", uri=True)
     conn.isolation_level = None

@@ -289,6 +289,8 @@ def purge_run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     except PgError as exc:
         raise CliError(str(exc)) from None
+    except sqlite3.Error as exc:  # e.g. a folder it may not write its -shm into
+        raise CliError(f"cannot purge {target}: {exc}") from None
     try:
         result = purge_copy(
             copy,
