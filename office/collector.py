@@ -60,6 +60,7 @@ from office.pull import (
     client_timeout,
     page_cap,
 )
+from office.retention import OfficeRetention
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +173,9 @@ class Collector:
         self._pool: ThreadPoolExecutor | None = None
         self._scheduler: threading.Thread | None = None
         self.bundle = BundleFile(config.lists_bundle_file) if config.lists_bundle_file else None
+        #: The hourly purge of the personal fields past ``retention_days`` (``office.retention``).
+        self.retention = OfficeRetention(dsn, config.retention_days, self.clock)
+        self._purger: threading.Thread | None = None
 
     # -- one pull -------------------------------------------------------------------------------
 
@@ -320,6 +324,10 @@ class Collector:
             target=self._schedule, name="kiosk-collect-scheduler", daemon=True
         )
         self._scheduler.start()
+        self._purger = threading.Thread(
+            target=self.retention.loop, args=(self._stop,), name="kiosk-collect-purge", daemon=True
+        )
+        self._purger.start()
 
     def _schedule(self) -> None:
         assert self._pool is not None
@@ -357,8 +365,9 @@ class Collector:
         """Stop scheduling, let pulls in flight finish their page, close connections."""
         self._stop.set()
         self._wake.set()
-        if self._scheduler is not None:
-            self._scheduler.join(timeout_s)
+        for thread in (self._scheduler, self._purger):
+            if thread is not None:
+                thread.join(timeout_s)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         with self._lock:
@@ -408,6 +417,7 @@ class Collector:
             "now": _iso(self.clock.now()),
             "poll_interval_s": self.config.poll_interval_s,
             "lists_bundle_version": bundle[2] if bundle else None,
+            "retention": self.retention.status(),
             "kiosks": [s.as_dict() for s in self.statuses()],
         }
 
@@ -448,6 +458,11 @@ class Collector:
             lines.append("# HELP kiosk_collect_lists_bundle_version Published list bundle.")
             lines.append("# TYPE kiosk_collect_lists_bundle_version gauge")
             lines.append(f"kiosk_collect_lists_bundle_version {bundle[2]}")
+        lines.append("# HELP kiosk_collect_events_purged_total Events whose personal fields"
+                     " this process nulled (retention_days).")  # fmt: skip
+        lines.append("# TYPE kiosk_collect_events_purged_total counter")
+        purged = self.retention.status()["events_purged_total"]
+        lines.append(f"kiosk_collect_events_purged_total {purged}")
         return "\n".join(lines) + "\n"
 
     def status_html(self) -> str:

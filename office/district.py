@@ -85,7 +85,7 @@ _DATED_SQL = (
 )
 _DAY_COLUMNS = ", ".join("dated_ts" if c == "ts" else c for c in _REPORT_COLUMNS)
 _ROWS_SQL = (
-    f"{_DATED_SQL} SELECT {_DAY_COLUMNS}, dating"  # noqa: S608 - constants
+    f"{_DATED_SQL} SELECT {_DAY_COLUMNS}, dating, purged_at IS NOT NULL"  # noqa: S608 - constants
     " FROM dated ORDER BY dated_ts, kiosk_id, seq"
 )
 _GATES_SQL = (
@@ -118,8 +118,9 @@ def _clear(household: str | None) -> str | None:
 
 
 def _masked_outing(row: tuple[Any, ...]) -> bool:
-    """A household's outing (``stats.households_outing``) whose household came masked."""
-    household = row[7]
+    """A household's outing (``stats.households_outing``) whose household came masked, or was
+    purged (at the gate, or by the office's retention: ``office.retention``)."""
+    household = "**" if row[7] is None and len(row) > 12 and row[12] else row[7]
     if household is None or _clear(household) is not None:
         return False
     return stats.households_outing(

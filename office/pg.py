@@ -93,6 +93,8 @@ CREATE INDEX IF NOT EXISTS fleet_events_day ON fleet_events (day, kiosk_id);
 CREATE INDEX IF NOT EXISTS fleet_events_ts ON fleet_events (ts);
 CREATE INDEX IF NOT EXISTS fleet_events_unsynced ON fleet_events (kiosk_id, boot_id, seq)
     WHERE NOT clock_synced;
+CREATE INDEX IF NOT EXISTS fleet_events_unpurged ON fleet_events (kiosk_id, seq)
+    WHERE purged_at IS NULL;
 CREATE TABLE IF NOT EXISTS fleet_sources (
     url text PRIMARY KEY,
     kiosk_id text NOT NULL,

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import signal
+import sqlite3
 import sys
 import threading
 from datetime import UTC, datetime
@@ -32,10 +33,10 @@ def register(sub: Verbs) -> None:
 
 
 def _fleet(actions: Verbs) -> None:
-    """the office's side of the fleet: publish lists, district report
+    """the office's side of the fleet: publish lists, district report, purge
 
     Publish a signed list bundle for every gate; the district's daily report from the
-    central database."""
+    central database; purge the personal data of the office's pulled copies."""
     pub = add_verb(actions, "publish", publish_run)
     pub.add_argument(
         "--key", required=True, metavar="FILE", type=path_arg, help="office private key (PEM)"
@@ -59,6 +60,28 @@ def _fleet(actions: Verbs) -> None:
         "--xlsx", metavar="FILE", type=path_arg, help="write the report as an .xlsx workbook"
     )
     rep.add_argument("--csv", metavar="FILE", type=path_arg, help="write the report as CSV")
+
+    purge = add_verb(actions, "purge", purge_run)
+    purge.add_argument(
+        "target",
+        nargs="?",
+        metavar="TARGET",
+        help="a pulled SQLite file (kiosk pull --into FILE) or a postgresql:// DSN (default:"
+        " the DSN in $KIOSK_FLEET_DSN, or the --config's database_dsn_env)",
+    )
+    purge.add_argument(
+        "--older-than",
+        type=int,
+        metavar="DAYS",
+        help="purge what is older than DAYS (default: retention_days of --config, else 30)",
+    )
+    purge.add_argument("--config", metavar="FILE", help="collector TOML file (retention_days, DSN)")
+    purge.add_argument(
+        "--trust-clock",
+        action="store_true",
+        help="purge although the office's clock is not synchronised (no NTP answer): only once"
+        " `date -u` is checked by hand; a clock set back behind the copy is refused all the same",
+    )
 
 
 def _dsn_from(name: str) -> str:
@@ -238,4 +261,64 @@ def report_run(args: argparse.Namespace) -> int:
         write_file(Path(args.csv), report_csv(report).encode("utf-8"))
     if not outputs:
         print(json.dumps(report, ensure_ascii=False))
+    return 0
+
+
+def purge_run(args: argparse.Namespace) -> int:
+    """null the personal fields of a pulled copy past retention
+
+    Null pass_id, household, holder and person (all but its counts) of the events older than
+    DAYS in a pulled copy (a SQLite file or the office's PostgreSQL), by the gates' own rule;
+    hash, prev_hash, personal_digest and seq are never changed, so verify-log --against
+    still matches. Prints one JSON line. A wall clock that is not synchronised, or set back
+    behind the copy's last pull, purges nothing: exit 1."""
+    from drivers import clocksync
+    from kiosk.config import ConfigError
+    from kiosk.config.fleet import CollectorConfig, load_collector_config
+    from kiosk.retention import MAX_DAYS
+    from office.pg import PgError
+    from office.retention import ClockNotTrusted, CopyError, open_copy, purge_copy
+
+    config = None
+    if args.config:
+        try:
+            config = load_collector_config(args.config)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+    days = args.older_than
+    if days is None:
+        default = CollectorConfig.model_fields["retention_days"].default
+        days = config.retention_days if config else int(default)
+    if not 0 <= days <= MAX_DAYS:
+        raise UsageError(f"--older-than must be between 0 and {MAX_DAYS} days")
+    target = args.target or _dsn_from(config.database_dsn_env if config else "KIOSK_FLEET_DSN")
+    clock = clocksync.system_clock()
+    try:
+        copy = open_copy(target)
+    except CopyError as exc:
+        raise UsageError(str(exc)) from None
+    except PgError as exc:
+        raise CliError(str(exc)) from None
+    except sqlite3.Error as exc:  # e.g. a folder it may not write its -shm into
+        raise CliError(f"cannot purge {target}: {exc}") from None
+    try:
+        result = purge_copy(
+            copy,
+            days,
+            clock.now(),
+            clock_synced=clock.synced(),
+            trust_unsynced_clock=args.trust_clock,
+        )
+    except ClockNotTrusted as exc:
+        then = (
+            "check `date -u` and run again with --trust-clock to purge now"
+            if exc.reason == "unsynchronised"
+            else "set the clock right"
+        )
+        raise CliError(f"nothing was purged: {exc}; {then}") from None
+    except (PgError, sqlite3.Error) as exc:
+        raise CliError(f"purge failed (what was purged stays purged): {exc}") from None
+    finally:
+        copy.close()
+    print(json.dumps(result.as_dict()))
     return 0

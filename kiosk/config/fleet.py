@@ -133,6 +133,10 @@ class CollectorConfig(Section):
     """Environment variable with the bearer token the kiosks must send for `/lists/bundle` (their
     `[fleet] lists_token_env`). The bundle names quarantined households and people. None: the
     bundle is served on a loopback `status_host` only, and refused (403) on any other."""
+    retention_days: int = Field(30, ge=1, le=3650)
+    """Personal fields of the events held centrally (names, households, pass ids, plates) older
+    than this are nulled, hourly, as the gates purge theirs (the gates' `store.retention_days`;
+    docs/privacy.md)."""
 
     @field_validator("allowed_hosts")
     @classmethod
