@@ -2,7 +2,8 @@
 
 ``daily_report(reader, day, tz, quota_cfg)`` counts the day's events by decision, reason,
 direction and local hour, the fever alarms, a histogram of body temperatures (one reading
-per passage: a guard's decision about a passage of the day is that passage) and the exits
+per passage: a guard's decision about a passage of the day is that passage, and so is a
+resident's next try after a measure-again deny, ``kiosk.links``) and the exits
 per household measured against the outing quota. It holds no personal data: households appear
 only as counts (how many households went out once, twice, ...; how many exceeded the quota,
 none when the site has no quota),
