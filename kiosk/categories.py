@@ -5,7 +5,8 @@ counts beyond decisions and reasons:
 
 ==========================  ====================================================================
 ``people``                  people in / out: passages of people that ended passed (a guard's
-                            decision about a passage is its end), not vehicles
+                            decision about a passage is its end, a measure-again retry its
+                            next try: ``kiosk.links``), not vehicles
 ``fevers``                  feverish people at the gate (events with ``fever``; a car's as many
                             as its occupants found feverish, ``vehicles.feverish_people``),
                             fever checks typed in by helpers for returnees
@@ -31,7 +32,7 @@ which gates' ledgers are in it and which are missing, and a sheet by gate).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -42,6 +43,7 @@ from . import observation, services
 from .community import has_table
 from .dating import dated_source
 from .days import day_bounds
+from .links import Key, overridden, passage_key
 from .lists import same_text
 from .sheets import write_csv, write_xlsx
 from .vehicles import feverish_people, known_plates, normalise_plate
@@ -59,35 +61,18 @@ __all__ = [
 _PASSED = ("pass", "manual_pass")
 
 
-def overridden(flags: Iterable[str]) -> int | None:
-    """The ``seq`` a guard's decision is about (its ``overrides:<seq>`` flag), or None."""
-    for flag in flags:
-        seq = flag.removeprefix("overrides:")
-        if seq != flag and seq.isdigit():
-            return int(seq)
-    return None
-
-
-def passage_key(row: Mapping[str, Any], ends: Mapping[tuple[str, int], Any]) -> tuple[str, int]:
-    """The passage an events row ends, by kiosk and seq: the one a guard's decision is about
-    (``overrides:<seq>``) when it is among ``ends`` (the day's, seen so far), else its own."""
-    kiosk = str(row["kiosk_id"])
-    subject = overridden(json.loads(row["flags"]) if row["flags"] else ())
-    if subject is not None and (kiosk, subject) in ends:
-        return kiosk, subject
-    return kiosk, int(row["seq"])
-
-
 def _event_counts(db: sqlite_utils.Database, start: str, end: str) -> dict[str, Any]:
     cols = {c.name for c in db.table("events").columns}
     kind = "kind" if "kind" in cols else "'passage'"
     person = "person" if "person" in cols else "null"
     fevers = registrations = vehicles = occupants = 0
     plates: list[str | None] = []
-    # How each passage of a person ended (a guard's decision about one is its end): a deny
-    # the guard let through is one person through, one the guard stopped after the kiosk
-    # passed it nobody.
-    ends: dict[tuple[str, int], tuple[str, str]] = {}
+    # How each passage of a person ended (``kiosk.links.passage_key``: a guard's decision
+    # about one is its end, an attempt after a measure-again deny its next try): a deny the
+    # guard let through is one person through, one the guard stopped after the kiosk passed
+    # it nobody, a resident measured again and passed one person through.
+    ends: dict[Key, tuple[str, str]] = {}
+    seen: dict[Key, Key] = {}
     source, ts = dated_source(db)  # an event stamped before NTP synced: its real day
     sql = (
         f"select seq, kiosk_id, flags, direction, decision, reasons, {kind} as kind,"  # noqa: S608
@@ -105,7 +90,7 @@ def _event_counts(db: sqlite_utils.Database, start: str, end: str) -> dict[str, 
             continue
         fevers += "fever" in reasons
         registrations += row["kind"] == "registration"
-        ends[passage_key(row, ends)] = (row["direction"], row["decision"])
+        ends[passage_key(row, seen)] = (row["direction"], row["decision"])
     people = {"in": 0, "out": 0}
     for direction, decision in ends.values():
         if decision in _PASSED and direction in people:

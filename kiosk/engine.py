@@ -60,6 +60,7 @@ from kiosk.config import KioskConfig
 from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, DeviceFault, ThermoReading
 from kiosk.history import QUOTA_EXEMPT
+from kiosk.links import RETRIES, measure_again
 from kiosk.ports import CalibrationSource, EngineSeams
 from kiosk.privacy import CODE_KEYS, greeting_name
 from kiosk.store import AuditRow, Event, EventDraft, check_audit_row
@@ -113,6 +114,20 @@ DEVICE_ALARMS = {
 }
 
 PASS_DECISIONS = frozenset({"pass", "manual_pass"})
+
+#: How many measure-again denies the engine keeps for their passes' next attempt (those of
+#: the last ``engine.retry_window_s``, at most this many): memory stays bounded.
+ATTEMPTS_KEPT = 256
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """A committed kiosk deny that only asked its person to measure again (``kiosk.links``):
+    the pass's next attempt the same way within ``retry_window_s`` tries it again."""
+
+    seq: int
+    direction: str
+    mono_ns: int
 
 
 class TemperatureImplausible(ValueError):
@@ -380,6 +395,8 @@ class Engine:
         self._backlog_retry_ns = 0
         self._backlog_inflight = False
         self.decisions = 0
+        # pass_id -> its last measure-again deny (``_note_attempt``), oldest first.
+        self._attempts: dict[str, _Attempt] = {}
 
     # ---------------------------------------------------------------- properties
 
@@ -1052,9 +1069,43 @@ class Engine:
             temp_ambient_c=t.ambient_c if t is not None else None,
             latency_ms=max(0.0, latency_ms) if latency_ms is not None else None,
             kind="passage",
-            flags=tuple(decision.flags),
+            flags=(*decision.flags, *self._retry_flag(p, decision)),
             decided=p.decided_at,
         )
+
+    def _retry_flag(self, p: Passage, decision: policy.Decision) -> tuple[str, ...]:
+        """``retries:<seq>`` when ``p`` is its pass's next attempt, the same way, within
+        ``retry_window_s`` of a deny that only asked its person to measure again
+        (``kiosk.links``): the reports count the attempts as one passage. A passage without
+        a valid pass (a temperature-first attempt that never showed one) is linked to
+        nothing: nothing says whose it was."""
+        window_ns = int(self._eng.retry_window_s * 1e9)
+        pass_ = decision.pass_
+        earlier = self._attempts.get(pass_.pass_id) if pass_ is not None else None
+        if window_ns <= 0 or earlier is None or earlier.direction != p.direction:
+            return ()
+        if p.started_ns - earlier.mono_ns > window_ns:
+            return ()
+        return (f"{RETRIES}{earlier.seq}",)
+
+    def _note_attempt(self, event: Event) -> None:
+        """Keep a committed kiosk deny that only asked its person to measure again, by pass,
+        for ``_retry_flag``. Any other event of the pass ends what was kept of it: a pass,
+        another deny, a guard's decision (which ends the passage it is about)."""
+        if not event.pass_id:
+            return
+        self._attempts.pop(event.pass_id, None)
+        threshold = self._thermo_cfg.fever_threshold_c
+        if event.kind != "passage" or not measure_again(
+            event.decision, event.reasons, event.temp_c, threshold
+        ):
+            return
+        self._attempts[event.pass_id] = _Attempt(event.seq, event.direction, event.mono_ns)
+        window_ns = int(self._eng.retry_window_s * 1e9)
+        for pass_id, kept in list(self._attempts.items()):  # the oldest first
+            if len(self._attempts) <= ATTEMPTS_KEPT and event.mono_ns - kept.mono_ns <= window_ns:
+                break
+            del self._attempts[pass_id]
 
     def _cross(self, subject: Passage | EventDraft) -> None:
         """Hand ``subject``'s event to the world: a passage's decision (the screen shows
@@ -1099,6 +1150,7 @@ class Engine:
         if "store" in self.faults:
             self._clear_fault("store")
         self._record_history(event)
+        self._note_attempt(event)
         if isinstance(subject, EventDraft):  # a backlog entry
             self._backlog_inflight = False
             if self.backlog and self.backlog[0] is subject:
@@ -1136,6 +1188,7 @@ class Engine:
             )
         else:
             self._record_history(event)
+            self._note_attempt(event)
             self._alarm("store_late_commit", "raised", seq=event.seq)
         self._publish_health()
         # The records held behind it waited for this landing: write them now if the store works.

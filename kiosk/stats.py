@@ -2,7 +2,8 @@
 
 ``daily_report(reader, day, tz, quota_cfg)`` counts the day's events by decision, reason,
 direction and local hour, the fever alarms, a histogram of body temperatures (one reading
-per passage: a guard's decision about a passage of the day is that passage) and the exits
+per passage: a guard's decision about a passage of the day is that passage, and so is a
+resident's next try after a measure-again deny, ``kiosk.links``) and the exits
 per household measured against the outing quota. It holds no personal data: households appear
 only as counts (how many households went out once, twice, ...; how many exceeded the quota,
 none when the site has no quota),
@@ -40,11 +41,12 @@ from zoneinfo import ZoneInfo
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from kiosk.categories import community_section, overridden, passage_key, quarantine_lists
+from kiosk.categories import community_section, quarantine_lists
 from kiosk.config.policy import QuotaConfig
 from kiosk.dating import dated_source
 from kiosk.days import as_zone, day_bounds, local_day
 from kiosk.history import QUOTA_EXEMPT
+from kiosk.links import Key, passage_key, retried
 from kiosk.lists import Freshness, same_text
 from kiosk.ports import Store
 
@@ -119,26 +121,26 @@ def households_outing(row: Mapping[str, Any]) -> bool:
     return QUOTA_EXEMPT not in (json.loads(row["flags"]) if row["flags"] else ())
 
 
-def _reading(readings: dict[tuple[str, int], float | None], row: Mapping[str, Any]) -> None:
-    """Put an event's body temperature into ``readings`` (one per passage, by kiosk and seq).
-    A guard's decision about a passage of the day is that passage, not another reading: it
-    copied the kiosk's reading (or had none), or it carries the guard's hand reading, which
-    replaces the kiosk's."""
+def _reading(readings: dict[Key, float | None], key: Key, row: Mapping[str, Any]) -> None:
+    """Put an event's body temperature into ``readings`` (one per passage, ``key``: its
+    ``passage_key``). A passage's first row and each attempt that tries it again
+    (``retries:<seq>``) put theirs: the last attempt's reading is the passage's. A guard's
+    decision about it is not another reading: it copied the kiosk's reading (or had none),
+    or it carries the guard's hand reading, which replaces the kiosk's."""
     temp_c = None if row["temp_c"] is None else float(row["temp_c"])
-    subject = overridden(json.loads(row["flags"]) if row["flags"] else [])
-    key = (str(row["kiosk_id"]), subject if subject is not None else int(row["seq"]))
-    if subject is None or key not in readings:
-        readings[(str(row["kiosk_id"]), int(row["seq"]))] = temp_c
-    elif temp_c is not None:
+    own = key == (str(row["kiosk_id"]), int(row["seq"]))
+    attempt = own or retried(json.loads(row["flags"]) if row["flags"] else []) is not None
+    if attempt or temp_c is not None:
         readings[key] = temp_c
 
 
-def _outcome(outcomes: dict[tuple[str, int], str], row: Mapping[str, Any]) -> bool:
-    """Put an event's decision into ``outcomes`` (one per passage, by kiosk and seq): a
-    guard's decision about a passage of the day is how that passage ended, not another
+def _outcome(outcomes: dict[Key, str], key: Key, row: Mapping[str, Any]) -> bool:
+    """Put an event's decision into ``outcomes`` (one per passage, ``key``: its
+    ``passage_key``): a guard's decision about a passage of the day is how that passage
+    ended, and so is an attempt that tries it again after a measure-again deny, not another
     passage (a deny the guard let through is one passage, passed; a fever the guard
-    confirmed is one passage, denied). Whether the event is a passage of its own."""
-    key = passage_key(row, outcomes)
+    confirmed is one passage, denied; a resident who held no wrist up and then passed is one
+    passage, passed). Whether the event is a passage of its own."""
     outcomes[key] = str(row["decision"])
     return key[1] == int(row["seq"])
 
@@ -208,8 +210,9 @@ def compute_report(
     by_hour = [0] * 24
     passage_hours = [0] * 24  # the hour each passage came to the gate
     bins = _temperature_bins()
-    readings: dict[tuple[str, int], float | None] = {}
-    outcomes: dict[tuple[str, int], str] = {}
+    readings: dict[Key, float | None] = {}
+    outcomes: dict[Key, str] = {}
+    seen: dict[Key, Key] = {}  # each row's passage (``kiosk.links.passage_key``)
     fever_times: list[str] = []
     exits: Counter[str] = Counter()
     total = 0
@@ -229,8 +232,9 @@ def compute_report(
         by_hour[local.hour] += 1
         if "fever" in reasons:
             fever_times.append(local.strftime("%H:%M:%S"))
-        _reading(readings, row)
-        passage_hours[local.hour] += _outcome(outcomes, row)
+        key = passage_key(row, seen)
+        _reading(readings, key, row)
+        passage_hours[local.hour] += _outcome(outcomes, key, row)
         if households_outing(row):  # one household however its passes spell it
             exits[same_text(row["household"])] += 1
 

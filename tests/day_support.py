@@ -11,7 +11,8 @@ and passages just before and after local midnight at both ends of the day (which
 other dates). The kiosk starts the night before with its clock eight hours behind and not
 synchronised (no RTC, the router still down after a power cut); NTP steps it at 08:29, so
 the night's passages are stamped on the wrong day and dated by their boot's clock
-(``kiosk.dating``). Between visitors the clock is advanced, never slept on.
+(``kiosk.dating``). Between visitors the clock is advanced, never slept on. At 17:00 a
+resident told to measure again tries again (``_Gate.again``).
 
 It returns what the bus published (``Day.decisions``): an independent count of the day that
 the reports are checked against.
@@ -68,7 +69,8 @@ class Day:
 
     def passages(self, day: date = DAY) -> dict[str, int]:
         """The day's passages by how they ended: a guard's decision about a passage (chosen
-        on the console) is that passage's outcome, not another passage."""
+        on the console) is that passage's outcome, not another passage, and so is a
+        resident's next try after a measure-again deny (``again``)."""
         final: dict[object, str] = {}
         for n, d in enumerate(self.of_day(day)):  # a decision held while the store failed
             final[d.get("subject") or d["seq"] or f"held {n}"] = d["decision"]  # has no seq
@@ -124,6 +126,7 @@ class _Gate:
                 "kind": msg.get("kind"),
                 "committed": msg.get("committed", True),
                 "seq": msg.get("seq"),
+                "flags": list(msg.get("flags") or ()),
                 "local": when.astimezone(ZONE),
             }
         )
@@ -179,7 +182,30 @@ class _Gate:
         )  # fmt: skip
         self.kiosk.run(self.kiosk.elapsed_s + 4.0)
         assert self.day.decisions[-1]["decision"] == decision
-        self.day.decisions[-1]["subject"] = int(event["seq"])
+        self.day.decisions[-1]["subject"] = last.get("subject") or int(event["seq"])
+
+    def again(
+        self,
+        household: str,
+        direction: str,
+        first_c: float | None,
+        again_c: float,
+        *,
+        after_s: float,
+        same_passage: bool,
+    ) -> None:
+        """A resident measured at ``first_c`` (None: no wrist held up in time) shows the same
+        pass the same way ``after_s`` after the result and is measured at ``again_c``.
+        ``same_passage``: the script's word that this is one passage (a measure-again deny
+        tried again in time, ``kiosk.links``), ended as the second attempt."""
+        name = f"again{self.n}"
+        spec = {"id": name, "household": household, "holder": "Again"}
+        self.visitor(household, direction, first_c, pass_=spec, settle_s=20.0)
+        first = self.day.decisions[-1]
+        self.at(self.true_now() + timedelta(seconds=after_s))
+        self.visitor(household, direction, again_c, pass_=name)
+        if same_passage:
+            self.day.decisions[-1]["subject"] = first.get("subject") or first["seq"]
 
     def manual(self, decision: str, direction: str, kind: str = "manual", **kw: Any) -> None:
         spec = {"decision": decision, "operator": "alice", "reason": "guard", "kind": kind, **kw}
@@ -220,6 +246,12 @@ def _shift(g: _Gate, rng: random.Random) -> None:
     g.step(settle_s=30.0, store="recover")
     g.at(local(DAY, 16, 50))
     g.visitor(households[14], "in")
+    # Told to measure again: no wrist held up in time, then measured (one passage); a fever
+    # and a normal reading right after it (two: a fever is never measured away).
+    g.at(local(DAY, 17, 0))
+    g.again(households[15], "in", None, 36.5, after_s=30, same_passage=True)
+    g.at(local(DAY, 17, 5))
+    g.again(households[16], "out", 38.7, 36.6, after_s=30, same_passage=False)
 
 
 def _one_of_the_shift(g: _Gate, rng: random.Random, i: int, households: list[str]) -> None:

@@ -96,6 +96,8 @@ def test_the_day_is_the_day_it_was_meant_to_be(day):
     kinds = collections.Counter(d["kind"] for d in decisions)
     assert kinds["registration"] and kinds["vehicle"] and kinds["manual"]
     assert sum("subject" in d for d in decisions) >= 10  # the guard decided about passages
+    # One resident measured again and passed (one passage); a fever tried again is not.
+    assert sum(any(f.startswith("retries:") for f in d["flags"]) for d in decisions) == 1
     assert 250 <= len(decisions) <= 400
 
 

@@ -117,7 +117,8 @@ class ErrorOut(BaseModel):
 
 class Passages(BaseModel):
     """The day's passages by how they ended: a guard's decision about a passage is its end,
-    not another passage (``by_decision`` counts the events)."""
+    a resident's next try after a measure-again deny its next attempt, not another passage
+    (``by_decision`` counts the events; ``kiosk.links``)."""
 
     total: int
     passed: int

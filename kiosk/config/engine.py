@@ -31,6 +31,11 @@ class EngineSection(Section):
     """Idle device probe interval: how fast a fault, and a recovery, is noticed."""
     backlog_max: int = Field(1000, ge=1, le=100000)
     """Decisions held in memory while the store is failing, retried on recovery."""
+    retry_window_s: float = Field(120.0, ge=0, le=600)
+    """A pass shown again the same way within this long of a deny that only asked its
+    person to measure again (``no_temperature``, ``temp_implausible``) is that person trying
+    again: its event is flagged ``retries:<seq>`` and the reports count one passage, ended as
+    the last attempt (``kiosk.links``). 0 links none."""
     cpu: Literal["auto", "off"] | Annotated[int, Field(ge=0, le=1023, strict=True)] = "auto"
     """CPU placement (checkpoint.cpu): 'auto' keeps background helpers (log export) on the
     lowest-numbered CPU and the daemon on the others, when there are two or more; 'off' pins

@@ -1,0 +1,101 @@
+"""Which passage a row of the event log belongs to: the flags that tie it to an earlier row.
+
+A passage is one person at the gate, from their first attempt to how it ended. It can take
+more than one row, each tied to the row before by an additive flag naming that row's ``seq``:
+
+``overrides:<seq>``  a guard's decision about a passage (``kiosk.engine.Engine.manual``): the
+                     passage's end (a deny let through is one passage, passed).
+``retries:<seq>``    the kiosk's decision on an attempt that tries a passage again: the same
+                     pass, the same way, within ``engine.retry_window_s`` of a deny whose
+                     every reason only asked the person to measure again
+                     (``MEASURE_AGAIN_REASONS``, below the fever threshold:
+                     ``measure_again``). Its outcome is the passage's.
+
+``passage_key`` is the one rule the reports count passages by (``kiosk.stats``,
+``kiosk.categories``, and through them the guard's statistics, ``kiosk report``,
+``/api/v1/stats`` and the district report).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any
+
+__all__ = [
+    "MEASURE_AGAIN_REASONS",
+    "Key",
+    "OVERRIDES",
+    "RETRIES",
+    "measure_again",
+    "overridden",
+    "passage_key",
+    "retried",
+]
+
+OVERRIDES = "overrides:"
+RETRIES = "retries:"
+
+#: A deny for these reasons only asks the person to measure again (the screen says so): no
+#: reading (``no_temperature``: no wrist held up in time) or one that cannot be a body's
+#: (``temp_implausible``: a glove, hair, a view not filled). A fever never is one.
+MEASURE_AGAIN_REASONS = frozenset({"no_temperature", "temp_implausible"})
+
+#: A passage by its first row: (kiosk_id, seq).
+Key = tuple[str, int]
+
+
+def _linked(flags: Iterable[str], prefix: str) -> int | None:
+    for flag in flags:
+        seq = flag.removeprefix(prefix)
+        if seq != flag and seq.isdigit():
+            return int(seq)
+    return None
+
+
+def overridden(flags: Iterable[str]) -> int | None:
+    """The ``seq`` a guard's decision is about (its ``overrides:<seq>`` flag), or None."""
+    return _linked(flags, OVERRIDES)
+
+
+def retried(flags: Iterable[str]) -> int | None:
+    """The ``seq`` of the attempt a kiosk decision tries again (``retries:<seq>``), or None."""
+    return _linked(flags, RETRIES)
+
+
+def measure_again(
+    decision: str, reasons: Iterable[str], temp_c: float | None, fever_threshold_c: float
+) -> bool:
+    """Whether a kiosk decision is a deny that only asked its person to measure again: every
+    reason in ``MEASURE_AGAIN_REASONS``, and no reading at or above the fever threshold (a
+    hot reading the thermometry could not trust is no retry to fold away)."""
+    codes = set(reasons)
+    return (
+        decision == "deny"
+        and bool(codes)
+        and codes <= MEASURE_AGAIN_REASONS
+        and (temp_c is None or temp_c < fever_threshold_c)
+    )
+
+
+def _flags(row: Mapping[str, Any]) -> list[str]:
+    flags = row["flags"]
+    if not flags:
+        return []
+    decoded = json.loads(flags) if isinstance(flags, str) else flags
+    return [str(f) for f in decoded] if isinstance(decoded, list) else []
+
+
+def passage_key(row: Mapping[str, Any], seen: MutableMapping[Key, Key]) -> Key:
+    """The passage an events row belongs to, by kiosk and seq of its first row. ``seen`` maps
+    every row read so far (the day's, in ``seq`` order) to its passage, and gets this row:
+    a row naming one of them (``overrides:<seq>``, ``retries:<seq>``) is of that row's
+    passage, else it starts its own (one about a row of another day too)."""
+    kiosk, seq = str(row["kiosk_id"]), int(row["seq"])
+    flags = _flags(row)
+    earlier = overridden(flags)
+    if earlier is None:
+        earlier = retried(flags)
+    key = (kiosk, seq) if earlier is None else seen.get((kiosk, earlier), (kiosk, seq))
+    seen[(kiosk, seq)] = key
+    return key
