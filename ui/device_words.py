@@ -86,37 +86,39 @@ FORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("free_space", r"cannot read free space: (?P<err>.+)"),
         (
             "csi_absent",
-            r"no CSI camera (?P<num>\d+): libcamera finds (?P<found>\d+) camera\(s\); check the "
-            r"ribbon \(Pi powered off\) and rpicam-hello --list-cameras \(camera_auto_detect=1 "
-            r"or the sensor's dtoverlay in /boot/firmware/config\.txt\)",
+            r"no (?P<csi>CSI) camera (?P<num>\d+): (?P<lib>libcamera) finds (?P<found>\d+) "
+            r"camera\(s\); check the ribbon \(Pi powered off\) and (?P<cmd>rpicam-hello "
+            r"--list-cameras) \((?P<auto>camera_auto_detect=1) or the sensor's (?P<overlay>"
+            r"dtoverlay) in (?P<file>/boot/firmware/config\.txt)\)",
         ),
         (
             "csi_busy",
-            r"cannot open CSI camera (?P<num>\d+): (?P<err>.+); another program holds the "
-            r"camera \(rpicam-hello, a second kiosk service\?\)",
+            r"cannot open (?P<csi>CSI) camera (?P<num>\d+): (?P<err>.+); another program holds "
+            r"the camera \((?P<cmd>rpicam-hello), a second (?P<svc>kiosk) service\?\)",
         ),
-        ("csi_open", r"cannot open CSI camera (?P<num>\d+): (?P<err>.+)"),
+        ("csi_open", r"cannot open (?P<csi>CSI) camera (?P<num>\d+): (?P<err>.+)"),
         (
             "usb_missing",
-            r"cannot open (?P<what>\S+): no such device \(camera unplugged\? ls "
-            r"/dev/v4l/by-id/\)",
+            r"cannot open (?P<what>\S+): no such device \(camera unplugged\? (?P<cmd>ls "
+            r"/dev/v4l/by-id/)\)",
         ),
         (
             "usb_denied",
-            r"cannot open (?P<what>\S+): permission denied \(the kiosk user needs the group "
-            r"video\)",
+            r"cannot open (?P<what>\S+): permission denied \(the (?P<user>kiosk) user needs the "
+            r"group (?P<group>video)\)",
         ),
         (
             "usb_busy",
             r"cannot open (?P<what>\S+): not a capture node, or busy \(another program "
-            r"streaming from it\?\); v4l2-ctl --list-devices names each camera's capture node",
+            r"streaming from it\?\); (?P<cmd>v4l2-ctl --list-devices) names each camera's "
+            r"capture node",
         ),
         ("cannot_open", r"cannot open (?P<what>\S+): (?P<err>.+)"),
         (
             "i2c_too_fast",
-            r"I2C bus at (?P<khz>\d+) kHz, the MLX90614 needs 100 kHz or less: set "
-            r"(?P<setting>dtparam=i2c_arm_baudrate=100000) in (?P<file>/boot/firmware/config\.txt)"
-            r" and reboot \((?P<doc>docs/\S+)\)",
+            r"I2C bus at (?P<speed>\d+ kHz), the (?P<chip>MLX90614) needs (?P<most>100 kHz) or "
+            r"less: set (?P<setting>dtparam=i2c_arm_baudrate=100000) in (?P<file>/boot/firmware/"
+            r"config\.txt) and reboot \((?P<doc>docs/\S+)\)",
         ),
         ("scanner_lost", r"scanner lost: (?P<err>.+)"),
         (

@@ -66,6 +66,7 @@ def _fleet(actions: Verbs) -> None:
         "target",
         nargs="?",
         metavar="TARGET",
+        type=path_arg,
         help="a pulled SQLite file (kiosk pull --into FILE) or a postgresql:// DSN (default:"
         " the DSN in $KIOSK_FLEET_DSN, or the --config's database_dsn_env)",
     )
@@ -75,7 +76,12 @@ def _fleet(actions: Verbs) -> None:
         metavar="DAYS",
         help="purge what is older than DAYS (default: retention_days of --config, else 30)",
     )
-    purge.add_argument("--config", metavar="FILE", help="collector TOML file (retention_days, DSN)")
+    purge.add_argument(
+        "--config",
+        metavar="FILE",
+        type=path_arg,
+        help="collector TOML file (retention_days, DSN)",
+    )
     purge.add_argument(
         "--trust-clock",
         action="store_true",
