@@ -151,6 +151,28 @@ def safe_limit(ceiling: int) -> int:
     return max(1, (ceiling - PAGE_SLACK_BYTES) // MAX_EVENT_BYTES)
 
 
+#: Bytes of ``max_page_bytes`` per JSON value a page may hold when it is parsed. A value
+#: costs up to ~60 bytes of Python objects (an empty list or object, a short string: see
+#: ``json_values``), so a page is parsed into at most ~4x ``max_page_bytes`` and its strings'
+#: text, whatever it holds (bytes alone allowed 32x: a page of empty lists); a usual page has
+#: one value per ~12 bytes and is far below its budget.
+VALUE_BYTES = 16
+
+
+def json_values(body: bytes | bytearray) -> int:
+    """At least as many as the values and keys of the JSON text ``body``: each one but the
+    first follows a ``[``, ``{``, ``,`` or ``:``. Those inside strings count too (an upper
+    bound, never above ``len(body) + 1``); four C-speed counts, no parse."""
+    return 1 + sum(body.count(c) for c in (b"[", b"{", b",", b":"))
+
+
+def value_budget(max_page_bytes: int) -> int:
+    """The most ``json_values`` a page is parsed with: ``max_page_bytes // VALUE_BYTES``,
+    never below the bytes of a page of one event of the largest kind (``page_cap(1)``), so
+    any one legal event is always parsed."""
+    return max(page_cap(1), max_page_bytes // VALUE_BYTES)
+
+
 def client_timeout(timeout_s: float) -> httpx.Timeout:
     """The office's HTTP timeouts: ``timeout_s`` per read, write and pool wait, the connect
     at most ``CONNECT_TIMEOUT_S``."""
@@ -605,6 +627,23 @@ class Puller:
         fits = safe_limit(self.max_page_bytes)
         return PageTooLarge(message, fits) if fits < limit else PullError(message)
 
+    def _check_values(self, url: str, body: bytes | bytearray, limit: int) -> None:
+        """Refuse to parse a page with more values than ``value_budget``: ``PageTooLarge``
+        with fewer events (at most half), as a page of legal events can be that dense (a
+        ``person`` of 64 KiB of small values); ``PullError`` at one event."""
+        budget = value_budget(self.max_page_bytes)
+        values = json_values(body)
+        if values <= budget:
+            return
+        message = (
+            f"{url}: an answer of {len(body):,} bytes with up to {values:,} JSON values, more"
+            f" than the {budget:,} a page is parsed with (not this kiosk's page?)"
+        )
+        fewer = min(limit // 2, limit * budget // values)
+        if fewer >= 1:
+            raise PageTooLarge(message, fewer)
+        raise PullError(message)
+
     def _get(
         self, url: str, token: str, params: dict[str, Any], result: PullResult
     ) -> dict[str, Any]:
@@ -618,6 +657,7 @@ class Puller:
             try:
                 status, response_headers, body = self._fetch(url, params, headers)
                 if status == 200:
+                    self._check_values(url, body, int(params.get("limit", 0)))
                     page = _loads(body)
                     if not isinstance(page, dict):
                         raise PullError(f"{url}: the answer is not a JSON object (not a kiosk?)")

@@ -1,0 +1,58 @@
+"""The collector against a hostile or broken gate: the others go on, that one is retried."""
+
+from __future__ import annotations
+
+import httpx
+from pgfixture import Network, add_events, central_rows, kiosk_rows, make_kiosk
+
+from kiosk.config.fleet import CollectorConfig
+from office import pull as pull_module
+from office.collector import Collector, page_bytes
+from office.pull import json_values, value_budget
+
+pytest_plugins = ("pgfixture",)  # pg_cluster, pg_dsn: a real PostgreSQL
+
+
+def test_a_gate_answering_a_page_of_empty_containers_is_refused_and_retried_later(
+    tmp_path, clock, pg_dsn, monkeypatch
+):
+    """``{"events":[[],[],...]}`` within a pull's share of the page bytes was parsed (32
+    bytes of objects per byte: GBs for the collector's concurrent pulls). It is refused
+    unparsed with an error naming the gate; the other gates are pulled; the next round,
+    the gate mended, carries on with nothing lost or twice."""
+    gates = [make_kiosk(tmp_path / f"g{i}.db", f"gate-{i}", clock, 10 * (i + 1)) for i in range(3)]
+    try:
+        kiosks = []
+        for i, core in enumerate(gates):
+            monkeypatch.setenv(f"TOKEN_{i}", core.token)
+            kiosks.append({"url": f"http://gate-{i}", "token_env": f"TOKEN_{i}"})
+        config = CollectorConfig.model_validate({"kiosks": kiosks, "max_concurrent": 64})
+        share = page_bytes(config.max_concurrent)
+        hostile = httpx.Response(200, json={"events": [[]] * (share // 4), "last": 10**6})
+        assert json_values(hostile.content) > 2 * value_budget(share)
+        net = Network(*gates)
+        collector = Collector(config, pg_dsn, client=net.client(), backoff_wait=lambda s: None)
+        collector.run_once()  # every gate known
+        for core in gates:
+            add_events(core, 3)
+        net.faults = lambda r: hostile if r.url.host == "gate-1" else None
+        parsed: list[int] = []
+        real = pull_module._loads
+        monkeypatch.setattr(
+            pull_module, "_loads", lambda body: parsed.append(json_values(body)) or real(body)
+        )
+        statuses = {s.url: s for s in collector.run_once()}
+        assert max(parsed) <= value_budget(share)
+        bad = statuses["http://gate-1"]
+        assert bad.state == "error" and "http://gate-1" in (bad.last_error or "")
+        assert [statuses[f"http://gate-{i}"].state for i in (0, 2)] == ["ok", "ok"]
+        assert central_rows(pg_dsn, "gate-2") == kiosk_rows(gates[2])
+        net.faults = lambda r: None
+        statuses = {s.url: s for s in collector.run_once()}
+        collector.stop()
+        assert statuses["http://gate-1"].state == "ok"
+        for core in gates:
+            assert central_rows(pg_dsn, core.config.site.kiosk_id) == kiosk_rows(core)
+    finally:
+        for core in gates:
+            core.store.close()

@@ -1,0 +1,99 @@
+"""The pull against a hostile or broken gate: what one answer can cost the office."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from test_pull import Network, add_events, kiosk_rows, make_kiosk, target_rows
+
+from kiosk.store import EventDraft
+from office import pull as pull_module
+from office.pull import PullError, json_values, page_cap, pull, value_budget
+
+
+@pytest.fixture
+def kiosk(tmp_path, clock):
+    core = make_kiosk(tmp_path / "gate-1.db", "gate-1", clock, 40)
+    yield core
+    core.store.close()
+
+
+def _spy_loads(monkeypatch) -> list[int]:
+    """The JSON values of every answer the pull parses (``office.pull._loads``)."""
+    parsed: list[int] = []
+    real = pull_module._loads
+
+    def spy(body):
+        parsed.append(json_values(body))
+        return real(body)
+
+    monkeypatch.setattr(pull_module, "_loads", spy)
+    return parsed
+
+
+def test_a_page_of_empty_containers_is_not_parsed_into_millions_of_objects(
+    kiosk, tmp_path, monkeypatch
+):
+    """``{"events":[[],[],...]}`` within the page cap: 62 MiB of it took 2 GB and 11 s to
+    parse (32 bytes of objects per byte), times the collector's concurrent pulls: an
+    out-of-memory kill of the office. The answer's values are counted before it is parsed
+    (C-speed ``bytes.count``) and a page with more than its budget is not parsed."""
+    target = tmp_path / "central.db"
+    ceiling = 4 << 20
+    pull("http://gate-1", kiosk.token, target, client=Network(kiosk).client())
+    add_events(kiosk, 5)
+    hostile = {"events": [[]] * 400_000, "next": 1, "last": 10**6}  # 1.6 MB
+    net = Network(kiosk, faults=lambda request: lambda page: hostile)
+    parsed = _spy_loads(monkeypatch)
+    waits: list[float] = []
+    with pytest.raises(PullError, match="gate-1"):
+        pull(
+            "http://gate-1", kiosk.token, target, client=net.client(), sleep=waits.append,
+            max_page_bytes=ceiling,
+        )  # fmt: skip
+    assert json_values(httpx.Response(200, json=hostile).content) > 3 * value_budget(ceiling)
+    assert parsed == [] or max(parsed) <= value_budget(ceiling)
+    assert waits == []  # not a network hiccup: not tried again
+    net.faults = lambda request: None  # the gate mended: the next pull carries on exactly
+    again = pull("http://gate-1", kiosk.token, target, client=net.client(), max_page_bytes=ceiling)
+    assert again.fetched == 5 and target_rows(target) == kiosk_rows(kiosk)
+
+
+def test_the_value_budget_always_parses_one_row_of_the_largest_kind():
+    """Each value follows one of ``[{,:`` (counted inside strings too: an upper bound no
+    larger than the bytes), so a page of one event, at most ``page_cap(1)`` bytes, is within
+    any budget, and the smallest ``max_page_bytes`` still pulls one event at a time."""
+    for ceiling in (1, page_cap(1), 1 << 20, 64 << 20):
+        assert value_budget(ceiling) >= page_cap(1)
+    body = b'{"a":[1,{"b":[]}],"c":"x,y:z"}'
+    assert json_values(body) >= 7  # the object, a, the list, 1, the object, b, [], c, "..."
+    assert json_values(body) <= len(body)
+
+
+def test_a_legal_page_of_many_values_is_asked_again_in_smaller_pages_not_refused(tmp_path, clock):
+    """A ``person`` may hold many small values (a vehicle's 12,000 ``occupants`` fit in its
+    64 KiB): a page over the value budget is asked again with fewer events, and the pull
+    completes with every row."""
+    from support import kiosk_api
+
+    core = kiosk_api(tmp_path / "big.db", "gate-9", clock, scopes=("logs:read", "logs:personal"))
+    try:
+        for i in range(24):
+            core.store.append(
+                EventDraft(
+                    direction="in", decision="pass", pass_id=f"P{i}", household="H1",
+                    person={"occupants": ["a"] * 12000},
+                )
+            )  # fmt: skip
+            core.clock.advance(1)
+        target = tmp_path / "central.db"
+        ceiling = page_cap(16)
+        assert value_budget(ceiling) < 16 * 12000  # a page of 16 is over the budget
+        result = pull(
+            "http://gate-9", core.token, target, client=Network(core).client(),
+            max_page_bytes=ceiling,
+        )  # fmt: skip
+        assert result.fetched == 24 and result.pages >= 3
+        assert target_rows(target) == kiosk_rows(core)
+    finally:
+        core.store.close()
