@@ -30,7 +30,7 @@ import httpx
 
 from kiosk import services
 from office.deadline import Deadline, DeadlineExceeded
-from office.pull import REQUEST_DEADLINE_S, PullError
+from office.pull import PLAIN_JSON, REQUEST_DEADLINE_S, PullError, refuse_encoded
 
 __all__ = [
     "LEDGER_PATHS",
@@ -116,6 +116,7 @@ def ledger_figures(community: object) -> dict[str, Any]:
 
 
 def _read_bounded(response: httpx.Response, url: str, deadline: Deadline) -> bytes:
+    refuse_encoded(url, response)
     body = bytearray()
     for chunk in response.iter_bytes():
         deadline.check()
@@ -162,7 +163,7 @@ def _fetch(
 ) -> _Report:
     url = base + "/api/v1/stats"
     params = {"day": day.isoformat()} if day is not None else {}
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    headers = {"Authorization": f"Bearer {token}", **PLAIN_JSON}
     deadline = Deadline(deadline_s)
     try:
         with (

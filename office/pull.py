@@ -173,6 +173,22 @@ def value_budget(max_page_bytes: int) -> int:
     return max(page_cap(1), max_page_bytes // VALUE_BYTES)
 
 
+#: What the office asks a gate for: JSON as it is, never compressed (``refuse_encoded``).
+PLAIN_JSON = {"Accept": "application/json", "Accept-Encoding": "identity"}
+
+
+def refuse_encoded(url: str, response: httpx.Response) -> None:
+    """``PullError`` for an answer with a ``Content-Encoding``: httpx would inflate it chunk
+    by chunk (~1,000:1 for gzip and deflate) before any cap on the body sees it. A kiosk
+    sends plain JSON and is asked for it (``PLAIN_JSON``)."""
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise PullError(
+            f"{url}: HTTP {response.status_code} encoded as {encoding[:40]!r}, where plain"
+            " JSON was asked for (a proxy compressing the kiosk's answers? not a kiosk?)"
+        )
+
+
 def client_timeout(timeout_s: float) -> httpx.Timeout:
     """The office's HTTP timeouts: ``timeout_s`` per read, write and pool wait, the connect
     at most ``CONNECT_TIMEOUT_S``."""
@@ -597,13 +613,14 @@ class Puller:
         self, url: str, response: httpx.Response, deadline: Deadline, limit: int
     ) -> tuple[int, httpx.Headers, bytearray]:
         """The answer's body, held once (the parsers read a bytearray as it is)."""
+        refuse_encoded(url, response)
         status = response.status_code
         cap = page_cap(limit, self.max_page_bytes) if status == 200 else ERROR_BODY_BYTES
         declared = response.headers.get("content-length", "")
         if status == 200 and declared.isdigit() and int(declared) > cap:
             raise self._too_large(url, f"an answer of {int(declared):,} bytes", cap, limit)
         body = bytearray()
-        for chunk in response.iter_bytes():
+        for chunk in response.iter_bytes():  # as sent: nothing to inflate (refuse_encoded)
             deadline.check()
             body += chunk
             if len(body) > cap:
@@ -647,7 +664,7 @@ class Puller:
     def _get(
         self, url: str, token: str, params: dict[str, Any], result: PullResult
     ) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        headers = {"Authorization": f"Bearer {token}", **PLAIN_JSON}
         problem = ""
         silent = _Silence(url, self._monotonic)
         for attempt in range(self.attempts):

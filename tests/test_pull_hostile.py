@@ -97,3 +97,63 @@ def test_a_legal_page_of_many_values_is_asked_again_in_smaller_pages_not_refused
         assert target_rows(target) == kiosk_rows(core)
     finally:
         core.store.close()
+
+
+def _bomb(encoding: str, asked: list[str]) -> httpx.Client:
+    """A gate answering 32 MiB of spaces compressed ~1,000:1 (32 KiB on the wire)."""
+    import gzip
+    import zlib
+
+    plain = b" " * (32 << 20)
+    packed = gzip.compress(plain) if encoding == "gzip" else zlib.compress(plain)
+
+    def bomb(request: httpx.Request) -> httpx.Response:
+        asked.append(request.headers.get("accept-encoding", ""))
+        # A stream, as from the network (bytes would be inflated here, by the Response).
+        headers = {"Content-Encoding": encoding}
+        return httpx.Response(200, content=iter([packed]), headers=headers)
+
+    return httpx.Client(transport=httpx.MockTransport(bomb))
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_compressed_answer_is_not_inflated_past_the_cap(tmp_path, encoding):
+    """httpx inflates a ``Content-Encoding: gzip`` (or deflate) answer chunk by chunk before
+    the page cap sees it: 32 KiB of gzip are 32 MiB of page at once (~1,000:1), however
+    small the cap. A kiosk sends plain JSON: the pull asks for ``identity`` and refuses an
+    encoded answer unread."""
+    import tracemalloc
+
+    asked: list[str] = []
+    client = _bomb(encoding, asked)
+    waits: list[float] = []
+    tracemalloc.start()
+    try:
+        with pytest.raises(PullError, match="gate-1") as refused:
+            pull("http://gate-1", "t", tmp_path / "c.db", client=client, sleep=waits.append)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, peak
+    assert encoding in str(refused.value)
+    assert asked == ["identity"] and waits == []
+
+
+def test_a_gate_report_compressed_is_not_inflated_past_its_cap():
+    """The collector's ask for a gate's daily report (``office.gatereports``, 2 MiB at most)
+    inflated the same way."""
+    import tracemalloc
+
+    from office.gatereports import fetch_report
+
+    asked: list[str] = []
+    client = _bomb("gzip", asked)
+    tracemalloc.start()
+    try:
+        with pytest.raises(PullError, match="gate-1.*gzip"):
+            fetch_report(client, "http://gate-1", "t")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, peak
+    assert asked == ["identity"]
