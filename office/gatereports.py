@@ -129,7 +129,7 @@ def _read_bounded(response: httpx.Response, url: str, deadline: Deadline) -> byt
 def _detail(body: bytes) -> str:
     try:
         detail = json.loads(body).get("detail")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # nested too deep for json.loads
         return ""
     return detail[:200] if isinstance(detail, str) else ""
 
@@ -191,7 +191,7 @@ def _fetch(
         clock = report.get("clock")
         unsynced = _counts(clock.get("unsynced") if isinstance(clock, dict) else None, int, "clock")
         return _Report(got, zone, figures, unsynced or 0)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise PullError(f"{url}: not a daily report ({exc})") from None
 
 

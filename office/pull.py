@@ -379,7 +379,12 @@ def log_shorter_than_copy(held_seq: int, head_seq: int) -> ChainError:
 
 
 def _loads(body: bytes | bytearray) -> Any:
-    return orjson.loads(body) if orjson is not None else json.loads(body)
+    if orjson is not None:
+        return orjson.loads(body)  # nested deeper than 1024: a JSONDecodeError (ValueError)
+    try:
+        return json.loads(body)
+    except RecursionError:  # pragma: no cover - orjson is a dependency
+        raise ValueError("JSON nested too deep") from None
 
 
 def _canonical(value: object) -> str:
@@ -966,7 +971,7 @@ def _detail(body: bytes | bytearray) -> str:
     (``query.limit: Input should be ...``)."""
     try:
         found = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep for json.loads
         return ""
     detail = found.get("detail") if isinstance(found, dict) else None
     if isinstance(detail, list) and detail and isinstance(detail[0], dict):
@@ -984,7 +989,7 @@ def _refused(url: str, body: bytes | bytearray) -> PullError:
         first = json.loads(body)["detail"][0]
         if first["loc"] == ["query", "limit"] and type(first["ctx"]["le"]) is int:
             return PageTooLarge(message, first["ctx"]["le"])
-    except (ValueError, LookupError, TypeError):
+    except (ValueError, LookupError, TypeError, RecursionError):
         pass
     return PullError(message)
 

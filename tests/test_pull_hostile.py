@@ -157,3 +157,31 @@ def test_a_gate_report_compressed_is_not_inflated_past_its_cap():
         tracemalloc.stop()
     assert peak < 4 << 20, peak
     assert asked == ["identity"]
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 422])
+def test_an_error_answer_of_deep_nesting_is_a_pull_error_not_a_recursion_error(tmp_path, status):
+    """The message of an error answer was parsed by ``json.loads``, which raises
+    ``RecursionError`` (not ``ValueError``) on 64 KiB of ``[``: a traceback from ``kiosk
+    pull``, and "pull failed unexpectedly" with one in the collector's log."""
+    deep = b"[" * 65536
+    client = httpx.Client(
+        transport=httpx.MockTransport(lambda request: httpx.Response(status, content=deep))
+    )
+    with pytest.raises(PullError, match=rf"gate-1.*{status}"):
+        pull("http://gate-1", "t", tmp_path / "c.db", client=client, sleep=lambda s: None)
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_a_gate_report_of_deep_nesting_is_a_pull_error_not_a_recursion_error(status):
+    """The same in the collector's ask for a gate's report: the ``RecursionError`` went past
+    the report's error handling (``report_error`` never said it) into the pull's: "pull failed
+    unexpectedly" and a traceback in the collector's log."""
+    from office.gatereports import fetch_report
+
+    deep = b"[" * 65536
+    client = httpx.Client(
+        transport=httpx.MockTransport(lambda request: httpx.Response(status, content=deep))
+    )
+    with pytest.raises(PullError, match="gate-1"):
+        fetch_report(client, "http://gate-1", "t")
