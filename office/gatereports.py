@@ -30,7 +30,7 @@ import httpx
 
 from kiosk import services
 from office.deadline import Deadline, DeadlineExceeded
-from office.pull import PLAIN_JSON, REQUEST_DEADLINE_S, PullError, refuse_encoded
+from office.pull import PLAIN_JSON, REQUEST_DEADLINE_S, PullError, json_values, refuse_encoded
 
 __all__ = [
     "LEDGER_PATHS",
@@ -58,6 +58,9 @@ LISTS_KEY = "quarantine_lists"
 _LISTS_SHAPE: _Shape = {"office": int, "local": int}
 REPORT_DAYS = 7
 MAX_BODY_BYTES = 2 << 20
+#: The most JSON values an answer is parsed with (``office.pull.json_values``): a report is
+#: ~260 (~2 KB); 2 MiB of ``[],[],...`` parsed into ~45 MB of lists, per concurrent pull.
+MAX_REPORT_VALUES = 1 << 16
 _MAX_COUNT = 10**9
 _ZONE = re.compile(r"^[A-Za-z0-9_+/-]{1,64}$")
 
@@ -176,6 +179,12 @@ def _fetch(
         if deadline.expired:
             raise PullError(f"{url}: no complete answer within {deadline_s:g} s") from None
         raise PullError(f"{url}: {type(exc).__name__}") from None
+    values = json_values(body)
+    if values > MAX_REPORT_VALUES:
+        raise PullError(
+            f"{url}: HTTP {status}, an answer of up to {values:,} JSON values, more than the"
+            f" {MAX_REPORT_VALUES:,} a report is parsed with (not a kiosk?)"
+        )
     if status != 200:
         raise PullError(f"{url}: HTTP {status} {_detail(body)}".rstrip())
     try:

@@ -179,9 +179,30 @@ def test_a_gate_report_of_deep_nesting_is_a_pull_error_not_a_recursion_error(sta
     unexpectedly" and a traceback in the collector's log."""
     from office.gatereports import fetch_report
 
-    deep = b"[" * 65536
+    deep = b"[" * 60000  # within the value budget: parsed
     client = httpx.Client(
         transport=httpx.MockTransport(lambda request: httpx.Response(status, content=deep))
     )
     with pytest.raises(PullError, match="gate-1"):
         fetch_report(client, "http://gate-1", "t")
+
+
+def test_a_gate_report_of_empty_containers_is_refused_before_it_is_parsed():
+    """A gate's daily report is ~2 KB of ~260 values; its 2 MiB cap of ``[],[],...`` was
+    parsed into ~45 MB of lists, at each of the collector's concurrent pulls (64: ~3 GB)."""
+    import tracemalloc
+
+    from office.gatereports import fetch_report
+
+    body = b"[" + b",".join([b"[]"] * ((2 << 20) // 3 - 1)) + b"]"
+    client = httpx.Client(
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, content=iter([body])))
+    )
+    tracemalloc.start()
+    try:
+        with pytest.raises(PullError, match="gate-1.*values"):
+            fetch_report(client, "http://gate-1", "t")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * len(body), peak  # the body (and its copy), not its parse
