@@ -29,6 +29,7 @@ import json
 import operator
 import os
 import queue
+import re
 import socket
 import sqlite3
 import ssl
@@ -319,6 +320,16 @@ def fast_event_hash(row: dict[str, Any]) -> str | None:
 
 #: The highest seq a kiosk's log can hold (a SQLite INTEGER, a PostgreSQL bigint).
 MAX_SEQ = 2**63 - 1
+
+
+#: A kiosk's ``site.kiosk_id`` (``kiosk.config.site``): what a gate may call itself.
+_KIOSK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def is_kiosk_id(value: str) -> bool:
+    """Whether ``value`` can be a kiosk's id (a gate's answer is not taken on trust: it
+    names every central row, the status page, /metrics and the district report)."""
+    return _KIOSK_ID.fullmatch(value) is not None
 
 
 def check_page(rows: list[dict[str, Any]], kiosk_id: str, after: int, prev_hash: str) -> None:
@@ -740,9 +751,15 @@ class Puller:
         result.head_seq = head or 0
         if not first:
             return None
-        if not isinstance(first[0].get("kiosk_id"), str):
+        kiosk_id = first[0].get("kiosk_id")
+        if not isinstance(kiosk_id, str):
             raise PullError(f"{endpoint}: an event without a kiosk_id (not a kiosk?)")
-        result.kiosk_id = first[0]["kiosk_id"]
+        if not is_kiosk_id(kiosk_id):
+            raise PullError(
+                f"{endpoint}: {kiosk_id[:80]!r} is not a kiosk id (1 to 64 of A-Z a-z 0-9 . _"
+                " -, as a kiosk's site.kiosk_id; not a kiosk?)"
+            )
+        result.kiosk_id = kiosk_id
         return result.kiosk_id
 
     def pull(self, url: str, token: str) -> PullResult:

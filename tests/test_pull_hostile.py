@@ -10,6 +10,8 @@ from kiosk.store import EventDraft
 from office import pull as pull_module
 from office.pull import PullError, json_values, page_cap, pull, value_budget
 
+GENESIS = "0" * 64
+
 
 @pytest.fixture
 def kiosk(tmp_path, clock):
@@ -206,3 +208,44 @@ def test_a_gate_report_of_empty_containers_is_refused_before_it_is_parsed():
     finally:
         tracemalloc.stop()
     assert peak < 3 * len(body), peak  # the body (and its copy), not its parse
+
+
+@pytest.mark.parametrize(
+    "kiosk_id",
+    ["x" * 100_000, "gate-1\u202e1-etag", "gate 1\r\nX-Injected: 1", "", "../gate-2", "\x00"],
+)
+def test_a_gate_naming_itself_with_what_no_kiosk_id_can_be_is_refused(tmp_path, kiosk_id):
+    """The office took any string a gate's first event gave as its ``kiosk_id``: 100 KB, a
+    right-to-left override, control characters, into every central row, the status page,
+    /metrics and the district report. A kiosk's id is 1 to 64 of ``A-Z a-z 0-9 . _ -``
+    (``site.kiosk_id``)."""
+    from kiosk.export import COLUMNS
+    from kiosk.hashchain import event_hash
+
+    row = dict.fromkeys(COLUMNS) | {"kiosk_id": kiosk_id, "seq": 1, "prev_hash": GENESIS}
+    row |= {"mono_ns": 1, "reasons": [], "flags": []}
+    row["hash"] = event_hash(row)  # a chain is no secret: anyone can make one
+    client = httpx.Client(
+        transport=httpx.MockTransport(
+            lambda request: httpx.Response(200, json={"events": [row], "last": 1})
+        )
+    )
+    target = tmp_path / "c.db"
+    with pytest.raises(PullError, match=r"gate-1.*not a kiosk id"):
+        pull("http://gate-1", "t", target, client=client)
+    assert not target.exists()
+
+
+def test_the_kiosk_id_the_office_accepts_is_the_one_a_kiosk_can_have():
+    from pydantic import ValidationError
+
+    from kiosk.config.site import SiteConfig
+    from office.pull import is_kiosk_id
+
+    for candidate in ("gate-1", "A.b_c-9", "x" * 64, "x" * 65, "", "gate 1", "gáte", "a/b"):
+        try:
+            SiteConfig(kiosk_id=candidate)
+            valid = True
+        except ValidationError:
+            valid = False
+        assert is_kiosk_id(candidate) is valid, candidate
