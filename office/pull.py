@@ -382,10 +382,12 @@ def past_held(rows: list[dict[str, Any]], held_seq: int, held_hash: str) -> list
 
 def log_shorter_than_copy(held_seq: int, head_seq: int) -> ChainError:
     """The kiosk's log ends before the row the target holds: it is not the log pulled before
-    (a new SD card, a restored backup). Not "up to date": its new rows would never come."""
+    (a second kiosk set up with the same id, a new SD card, a restored backup). Not "up to
+    date": its new rows would never come."""
     return ChainError(
         f"seq {held_seq}: the kiosk's log ends at seq {head_seq}, before the rows already"
-        " pulled (its log was replaced or restored from a backup)"
+        " pulled (another kiosk with the same site.kiosk_id, or its log was replaced or"
+        " restored from a backup)"
     )
 
 

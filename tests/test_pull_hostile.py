@@ -8,7 +8,7 @@ from test_pull import Network, add_events, kiosk_rows, make_kiosk, target_rows
 
 from kiosk.store import EventDraft
 from office import pull as pull_module
-from office.pull import PullError, json_values, page_cap, pull, value_budget
+from office.pull import ChainError, PullError, json_values, page_cap, pull, value_budget
 
 GENESIS = "0" * 64
 
@@ -249,3 +249,19 @@ def test_the_kiosk_id_the_office_accepts_is_the_one_a_kiosk_can_have():
         except ValidationError:
             valid = False
         assert is_kiosk_id(candidate) is valid, candidate
+
+
+def test_a_second_gate_with_the_same_kiosk_id_is_named_as_the_likely_cause(kiosk, tmp_path, clock):
+    """A new Pi set up from a copy of a gate's config answers as that gate's id. With fewer
+    events than the copy holds, the refusal blamed only a replaced or restored log ("its log
+    was replaced or restored from a backup"): the clerk went looking for a backup, not for
+    the second gate; the longer case already named both causes."""
+    target = tmp_path / "central.db"
+    pull("http://gate-1", kiosk.token, target, client=Network(kiosk).client())
+    copy = make_kiosk(tmp_path / "copy.db", "gate-1", clock, 12)
+    try:
+        with pytest.raises(ChainError, match="same site.kiosk_id") as refused:
+            pull("http://gate-1", copy.token, target, client=Network(copy).client())
+    finally:
+        copy.store.close()
+    assert "seq 40: the kiosk's log ends at seq 12" in str(refused.value)
