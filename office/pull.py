@@ -446,10 +446,34 @@ def write_page(
             [url, kiosk_id, now],
         )
         conn.execute("COMMIT")
-    except BaseException:
+    except BaseException as exc:
         conn.execute("ROLLBACK")
+        # A value SQLite cannot bind (the hash agrees with it: a forged or broken row) is
+        # the kiosk's error, not a traceback.
+        problem = _unbindable(rows) if isinstance(exc, _BIND_ERRORS) else None
+        if problem is not None:
+            raise PullError(f"{url}: {problem}") from None
         raise
     return inserted
+
+
+_BIND_ERRORS = (OverflowError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _unbindable(rows: list[dict[str, Any]]) -> str | None:
+    """The first value of ``rows`` that SQLite cannot bind, in words (None when none is):
+    an integer past 64 bits, an object or list outside the JSON columns."""
+    for row in rows:
+        for name in COLUMNS:
+            value = row.get(name)
+            if value is None or name in record.JSON_FIELDS:
+                continue
+            if type(value) is int and not _INT64[0] <= value <= _INT64[1]:
+                return f"seq {row.get('seq')}: {name} {value} is past a 64-bit integer"
+            if not isinstance(value, str | int | float):
+                return f"seq {row.get('seq')}: {name} is a JSON {type(value).__name__}"
+    return None
 
 
 class PullTarget(Protocol):

@@ -265,3 +265,39 @@ def test_a_second_gate_with_the_same_kiosk_id_is_named_as_the_likely_cause(kiosk
     finally:
         copy.store.close()
     assert "seq 40: the kiosk's log ends at seq 12" in str(refused.value)
+
+
+def _forged(**fields) -> httpx.Client:
+    """A gate answering one row whose hash agrees with it (a chain is no secret)."""
+    from kiosk.export import COLUMNS
+    from kiosk.hashchain import event_hash
+
+    row = dict.fromkeys(COLUMNS) | {"kiosk_id": "gate-1", "seq": 1, "prev_hash": GENESIS}
+    row |= {"mono_ns": 1, "reasons": [], "flags": [], "ts": "2026-03-02T08:30:00+00:00"}
+    row |= {"id": "e1", "decision": "pass"} | fields
+    row["hash"] = event_hash(row)
+    return httpx.Client(
+        transport=httpx.MockTransport(
+            lambda request: httpx.Response(200, json={"events": [row], "last": 1})
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"mono_ns": 2**64 - 1}, "mono_ns"),
+        ({"temp_c": 2**64 - 1}, "temp_c"),
+        ({"holder": {"a": 1}}, "holder"),
+        ({"direction": [1]}, "direction"),
+    ],
+)
+def test_a_forged_row_a_file_cannot_hold_is_a_pull_error_not_a_traceback(tmp_path, fields, named):
+    """A row whose values SQLite cannot bind (an integer past 64 bits: ``OverflowError``; an
+    object where a text goes: ``sqlite3.ProgrammingError``) escaped the pull as a traceback
+    from ``kiosk pull``. The row is the gate's error: a ``PullError`` naming it, nothing
+    written."""
+    target = tmp_path / "c.db"
+    with pytest.raises(PullError, match=rf"gate-1.*seq 1: {named}"):
+        pull("http://gate-1", "t", target, client=_forged(**fields))
+    assert not target.exists()
