@@ -33,6 +33,7 @@ tests, the fleet bench and trying things out.
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import shutil
 import subprocess
@@ -184,6 +185,25 @@ _REQUIRED = tuple(c for c in COLUMNS if "NOT NULL" in _TYPES[c])
 _BIGINT = (-(2**63), 2**63 - 1)
 
 
+#: Columns of text: a value there must be a JSON string (psycopg dumped an object as an
+#: error blamed on the database, a list as a PostgreSQL array literal, "{1}").
+_TEXTS = tuple(c for c in COLUMNS if _TYPES[c].startswith("text"))
+_get_texts = operator.itemgetter(*_TEXTS)
+_TEXT_KINDS = frozenset({str, type(None)})
+
+
+def _not_text(row: dict[str, Any]) -> str | None:
+    """The first text column of ``row`` that holds something else, in words; None if none."""
+    try:
+        kinds = set(map(type, _get_texts(row)))  # C calls: this runs for every row
+    except KeyError:  # a row without some field: it is null there
+        kinds = {type(row.get(c)) for c in _TEXTS}
+    if kinds <= _TEXT_KINDS:
+        return None
+    name = next(c for c in _TEXTS if type(row.get(c)) not in _TEXT_KINDS)
+    return f"{name} is a JSON {type(row[name]).__name__}, not a text"
+
+
 def _unstorable(row: dict[str, Any]) -> str | None:
     """What in a row (checked by the pull's chain check: its hash agrees with it) PostgreSQL
     cannot hold, in words; None when it can. Such a row is the kiosk's error (forged or
@@ -194,6 +214,12 @@ def _unstorable(row: dict[str, Any]) -> str | None:
     mono = row.get("mono_ns")
     if type(mono) is int and not _BIGINT[0] <= mono <= _BIGINT[1]:
         return f"mono_ns {mono} is out of range"
+    not_text = _not_text(row)
+    if not_text is not None:
+        return not_text
+    synced = row.get("clock_synced")
+    if synced is not None and type(synced) not in (bool, int):
+        return f"clock_synced is a JSON {type(synced).__name__}, not a boolean"
     values = [row.get(name) for name in COLUMNS]
     if orjson is not None:
         try:  # one C call: a NUL is always written as this escape (a hint, checked below)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from pgfixture import Network, add_events, central_rows, kiosk_rows, make_kiosk
 
 from kiosk.config.fleet import CollectorConfig
 from office import pull as pull_module
 from office.collector import Collector, page_bytes
+from office.pg import PgError
 from office.pull import json_values, value_budget
 
 pytest_plugins = ("pgfixture",)  # pg_cluster, pg_dsn: a real PostgreSQL
@@ -56,3 +58,30 @@ def test_a_gate_answering_a_page_of_empty_containers_is_refused_and_retried_late
     finally:
         for core in gates:
             core.store.close()
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"holder": {"a": 1}}, "holder"),
+        ({"direction": [1]}, "direction"),
+        ({"clock_synced": [1]}, "clock_synced"),
+    ],
+)
+def test_a_forged_row_the_database_cannot_hold_is_the_gates_error_not_the_databases(
+    pg_dsn, fields, named
+):
+    """An object where a text column goes (its hash agrees: a chain is no secret) failed in
+    psycopg's COPY as ``PgError`` "database: cannot adapt type 'dict'": the collector blamed
+    the database and dropped its connection at every round, for one gate's forged row; a list
+    went in as the array literal "{1}", a central row that no longer matched its hash."""
+    from test_pull_hostile import _forged
+
+    from office.pg import PgTarget
+    from office.pull import Puller, PullError
+
+    with PgTarget(pg_dsn) as target, Puller(target, client=_forged(**fields)) as puller:
+        with pytest.raises(PullError, match=rf"seq 1: {named}") as refused:
+            puller.pull("http://gate-1", "t")
+        assert not isinstance(refused.value, PgError)
+        assert target.tail("gate-1")[0] == 0
