@@ -35,11 +35,12 @@ from __future__ import annotations
 import contextlib
 import operator
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -261,13 +262,20 @@ def _copy_row(row: dict[str, Any]) -> list[Any]:
     return values
 
 
+#: A kiosk's ``ts``: UTC, ``2026-03-02T08:30:00.000000Z`` (``kiosk.store``), read by the
+#: district report as text and as ``timestamptz``.
+_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]00:00)")
+
+
 def _day_of(row: dict[str, Any]) -> date:
-    """The UTC date of a row's ``ts``; ``PullError`` when it is no timestamp (the hash covers
-    whatever the kiosk sent: a malformed one is the kiosk's problem, not the database's)."""
+    """The UTC date of a row's ``ts``; ``PullError`` when it is no UTC timestamp (the hash
+    covers whatever the kiosk sent: a malformed one is the kiosk's problem, not the
+    database's, and must not reach the district report, whose ``ts::timestamptz`` fails on
+    it for every gate)."""
     ts = row.get("ts")
-    if isinstance(ts, str) and len(ts) >= 10:
+    if isinstance(ts, str) and _TS.fullmatch(ts):
         try:
-            return date.fromisoformat(ts[:10])
+            return datetime.fromisoformat(ts).date()  # the fields in range: no hour 99
         except ValueError:
             pass
     raise PullError(f"seq {row.get('seq')}: ts {str(ts)[:40]!r} is not a UTC timestamp")

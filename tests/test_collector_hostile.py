@@ -85,3 +85,41 @@ def test_a_forged_row_the_database_cannot_hold_is_the_gates_error_not_the_databa
             puller.pull("http://gate-1", "t")
         assert not isinstance(refused.value, PgError)
         assert target.tail("gate-1")[0] == 0
+
+
+def _chain(*changes: dict) -> httpx.Client:
+    """A gate answering rows that chain and hash as they should, with ``changes``."""
+    from kiosk.export import COLUMNS
+    from kiosk.hashchain import GENESIS, event_hash
+
+    rows, prev = [], GENESIS
+    for seq, fields in enumerate(changes, 1):
+        row = dict.fromkeys(COLUMNS) | {"kiosk_id": "gate-x", "seq": seq, "prev_hash": prev}
+        row |= {"id": f"e{seq}", "decision": "pass", "reasons": [], "flags": [], "boot_id": "b"}
+        row |= {"mono_ns": seq, "ts": "2026-03-02T08:30:00.000000Z"} | fields
+        row["hash"] = prev = event_hash(row)
+        rows.append(row)
+    page = {"events": rows, "last": len(rows)}
+    return httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, json=page)))
+
+
+@pytest.mark.parametrize("ts", ["2026-03-02T99:99:99.000000Z", "2026-03-02 at noon"])
+def test_a_gates_row_with_a_ts_that_is_no_time_cannot_break_the_district_report(pg_dsn, ts):
+    """``ts`` was checked only for a date in its first 10 characters: a gate's row stamped
+    "2026-03-02T99:99:99" went in, and the district report's ``ts::timestamptz`` failed on it
+    for every gate, every day ("invalid input syntax for type timestamp")."""
+    from datetime import date
+
+    from office.district import district_report
+    from office.pg import PgTarget
+    from office.pull import Puller, PullError
+
+    client = _chain({"clock_synced": False}, {"clock_synced": True, "ts": ts})
+    with (
+        PgTarget(pg_dsn) as target,
+        Puller(target, client=client) as puller,
+        pytest.raises(PullError, match="seq 2: ts"),
+    ):
+        puller.pull("http://gate-x", "t")
+    report = district_report(pg_dsn, date(2026, 3, 2), "UTC")  # no PgError
+    assert report["by_gate"] == []  # nothing of the refused page was written
