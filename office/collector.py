@@ -112,8 +112,9 @@ def _iso(when: datetime) -> str:
     return when.isoformat()
 
 
-#: The pages of all the pulls running at once, together (parsing a page holds ~5x it): one
-#: broken or hostile kiosk, or all of them, cannot take more of the office PC's memory.
+#: The pages of all the pulls running at once, together (parsing one holds ~5x its share at
+#: most: ``office.pull.value_budget``): one broken or hostile kiosk, or all of them, cannot
+#: take more of the office PC's memory.
 COLLECT_PAGE_BYTES = 256 << 20
 
 

@@ -30,7 +30,7 @@ import httpx
 
 from kiosk import services
 from office.deadline import Deadline, DeadlineExceeded
-from office.pull import REQUEST_DEADLINE_S, PullError
+from office.pull import PLAIN_JSON, REQUEST_DEADLINE_S, PullError, json_values, refuse_encoded
 
 __all__ = [
     "LEDGER_PATHS",
@@ -58,6 +58,9 @@ LISTS_KEY = "quarantine_lists"
 _LISTS_SHAPE: _Shape = {"office": int, "local": int}
 REPORT_DAYS = 7
 MAX_BODY_BYTES = 2 << 20
+#: The most JSON values an answer is parsed with (``office.pull.json_values``): a report is
+#: ~260 (~2 KB); 2 MiB of ``[],[],...`` parsed into ~45 MB of lists, per concurrent pull.
+MAX_REPORT_VALUES = 1 << 16
 _MAX_COUNT = 10**9
 _ZONE = re.compile(r"^[A-Za-z0-9_+/-]{1,64}$")
 
@@ -116,6 +119,7 @@ def ledger_figures(community: object) -> dict[str, Any]:
 
 
 def _read_bounded(response: httpx.Response, url: str, deadline: Deadline) -> bytes:
+    refuse_encoded(url, response)
     body = bytearray()
     for chunk in response.iter_bytes():
         deadline.check()
@@ -128,7 +132,7 @@ def _read_bounded(response: httpx.Response, url: str, deadline: Deadline) -> byt
 def _detail(body: bytes) -> str:
     try:
         detail = json.loads(body).get("detail")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # nested too deep for json.loads
         return ""
     return detail[:200] if isinstance(detail, str) else ""
 
@@ -162,7 +166,7 @@ def _fetch(
 ) -> _Report:
     url = base + "/api/v1/stats"
     params = {"day": day.isoformat()} if day is not None else {}
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    headers = {"Authorization": f"Bearer {token}", **PLAIN_JSON}
     deadline = Deadline(deadline_s)
     try:
         with (
@@ -175,6 +179,12 @@ def _fetch(
         if deadline.expired:
             raise PullError(f"{url}: no complete answer within {deadline_s:g} s") from None
         raise PullError(f"{url}: {type(exc).__name__}") from None
+    values = json_values(body)
+    if values > MAX_REPORT_VALUES:
+        raise PullError(
+            f"{url}: HTTP {status}, an answer of up to {values:,} JSON values, more than the"
+            f" {MAX_REPORT_VALUES:,} a report is parsed with (not a kiosk?)"
+        )
     if status != 200:
         raise PullError(f"{url}: HTTP {status} {_detail(body)}".rstrip())
     try:
@@ -190,7 +200,7 @@ def _fetch(
         clock = report.get("clock")
         unsynced = _counts(clock.get("unsynced") if isinstance(clock, dict) else None, int, "clock")
         return _Report(got, zone, figures, unsynced or 0)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise PullError(f"{url}: not a daily report ({exc})") from None
 
 

@@ -33,12 +33,14 @@ tests, the fleet bench and trying things out.
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -186,6 +188,25 @@ _REQUIRED = tuple(c for c in COLUMNS if "NOT NULL" in _TYPES[c])
 _BIGINT = (-(2**63), 2**63 - 1)
 
 
+#: Columns of text: a value there must be a JSON string (psycopg dumped an object as an
+#: error blamed on the database, a list as a PostgreSQL array literal, "{1}").
+_TEXTS = tuple(c for c in COLUMNS if _TYPES[c].startswith("text"))
+_get_texts = operator.itemgetter(*_TEXTS)
+_TEXT_KINDS = frozenset({str, type(None)})
+
+
+def _not_text(row: dict[str, Any]) -> str | None:
+    """The first text column of ``row`` that holds something else, in words; None if none."""
+    try:
+        kinds = set(map(type, _get_texts(row)))  # C calls: this runs for every row
+    except KeyError:  # a row without some field: it is null there
+        kinds = {type(row.get(c)) for c in _TEXTS}
+    if kinds <= _TEXT_KINDS:
+        return None
+    name = next(c for c in _TEXTS if type(row.get(c)) not in _TEXT_KINDS)
+    return f"{name} is a JSON {type(row[name]).__name__}, not a text"
+
+
 def _unstorable(row: dict[str, Any]) -> str | None:
     """What in a row (checked by the pull's chain check: its hash agrees with it) PostgreSQL
     cannot hold, in words; None when it can. Such a row is the kiosk's error (forged or
@@ -196,6 +217,12 @@ def _unstorable(row: dict[str, Any]) -> str | None:
     mono = row.get("mono_ns")
     if type(mono) is int and not _BIGINT[0] <= mono <= _BIGINT[1]:
         return f"mono_ns {mono} is out of range"
+    not_text = _not_text(row)
+    if not_text is not None:
+        return not_text
+    synced = row.get("clock_synced")
+    if synced is not None and type(synced) not in (bool, int):
+        return f"clock_synced is a JSON {type(synced).__name__}, not a boolean"
     values = [row.get(name) for name in COLUMNS]
     if orjson is not None:
         try:  # one C call: a NUL is always written as this escape (a hint, checked below)
@@ -237,13 +264,20 @@ def _copy_row(row: dict[str, Any]) -> list[Any]:
     return values
 
 
+#: A kiosk's ``ts``: UTC, ``2026-03-02T08:30:00.000000Z`` (``kiosk.store``), read by the
+#: district report as text and as ``timestamptz``.
+_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]00:00)")
+
+
 def _day_of(row: dict[str, Any]) -> date:
-    """The UTC date of a row's ``ts``; ``PullError`` when it is no timestamp (the hash covers
-    whatever the kiosk sent: a malformed one is the kiosk's problem, not the database's)."""
+    """The UTC date of a row's ``ts``; ``PullError`` when it is no UTC timestamp (the hash
+    covers whatever the kiosk sent: a malformed one is the kiosk's problem, not the
+    database's, and must not reach the district report, whose ``ts::timestamptz`` fails on
+    it for every gate)."""
     ts = row.get("ts")
-    if isinstance(ts, str) and len(ts) >= 10:
+    if isinstance(ts, str) and _TS.fullmatch(ts):
         try:
-            return date.fromisoformat(ts[:10])
+            return datetime.fromisoformat(ts).date()  # the fields in range: no hour 99
         except ValueError:
             pass
     raise PullError(f"seq {row.get('seq')}: ts {str(ts)[:40]!r} is not a UTC timestamp")

@@ -29,6 +29,7 @@ import json
 import operator
 import os
 import queue
+import re
 import socket
 import sqlite3
 import ssl
@@ -149,6 +150,44 @@ def safe_limit(ceiling: int) -> int:
     """The most events a page can have with all of them the largest legal rows and still
     fit in ``ceiling`` bytes (at least 1: ``page_cap(1)`` is never refused a row)."""
     return max(1, (ceiling - PAGE_SLACK_BYTES) // MAX_EVENT_BYTES)
+
+
+#: Bytes of ``max_page_bytes`` per JSON value a page may hold when it is parsed. A value
+#: costs up to ~60 bytes of Python objects (an empty list or object, a short string: see
+#: ``json_values``), so a page is parsed into at most ~4x ``max_page_bytes`` and its strings'
+#: text, whatever it holds (bytes alone allowed 32x: a page of empty lists); a usual page has
+#: one value per ~12 bytes and is far below its budget.
+VALUE_BYTES = 16
+
+
+def json_values(body: bytes | bytearray) -> int:
+    """At least as many as the values and keys of the JSON text ``body``: each one but the
+    first follows a ``[``, ``{``, ``,`` or ``:``. Those inside strings count too (an upper
+    bound, never above ``len(body) + 1``); four C-speed counts, no parse."""
+    return 1 + sum(body.count(c) for c in (b"[", b"{", b",", b":"))
+
+
+def value_budget(max_page_bytes: int) -> int:
+    """The most ``json_values`` a page is parsed with: ``max_page_bytes // VALUE_BYTES``,
+    never below the bytes of a page of one event of the largest kind (``page_cap(1)``), so
+    any one legal event is always parsed."""
+    return max(page_cap(1), max_page_bytes // VALUE_BYTES)
+
+
+#: What the office asks a gate for: JSON as it is, never compressed (``refuse_encoded``).
+PLAIN_JSON = {"Accept": "application/json", "Accept-Encoding": "identity"}
+
+
+def refuse_encoded(url: str, response: httpx.Response) -> None:
+    """``PullError`` for an answer with a ``Content-Encoding``: httpx would inflate it chunk
+    by chunk (~1,000:1 for gzip and deflate) before any cap on the body sees it. A kiosk
+    sends plain JSON and is asked for it (``PLAIN_JSON``)."""
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise PullError(
+            f"{url}: HTTP {response.status_code} encoded as {encoding[:40]!r}, where plain"
+            " JSON was asked for (a proxy compressing the kiosk's answers? not a kiosk?)"
+        )
 
 
 def client_timeout(timeout_s: float) -> httpx.Timeout:
@@ -283,6 +322,16 @@ def fast_event_hash(row: dict[str, Any]) -> str | None:
 MAX_SEQ = 2**63 - 1
 
 
+#: A kiosk's ``site.kiosk_id`` (``kiosk.config.site``): what a gate may call itself.
+_KIOSK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def is_kiosk_id(value: str) -> bool:
+    """Whether ``value`` can be a kiosk's id (a gate's answer is not taken on trust: it
+    names every central row, the status page, /metrics and the district report)."""
+    return _KIOSK_ID.fullmatch(value) is not None
+
+
 def check_page(rows: list[dict[str, Any]], kiosk_id: str, after: int, prev_hash: str) -> None:
     """Raise ``ChainError`` unless ``rows`` continue the chain from ``(after, prev_hash)``."""
     last_seq, last_hash = after, prev_hash
@@ -333,15 +382,22 @@ def past_held(rows: list[dict[str, Any]], held_seq: int, held_hash: str) -> list
 
 def log_shorter_than_copy(held_seq: int, head_seq: int) -> ChainError:
     """The kiosk's log ends before the row the target holds: it is not the log pulled before
-    (a new SD card, a restored backup). Not "up to date": its new rows would never come."""
+    (a second kiosk set up with the same id, a new SD card, a restored backup). Not "up to
+    date": its new rows would never come."""
     return ChainError(
         f"seq {held_seq}: the kiosk's log ends at seq {head_seq}, before the rows already"
-        " pulled (its log was replaced or restored from a backup)"
+        " pulled (another kiosk with the same site.kiosk_id, or its log was replaced or"
+        " restored from a backup)"
     )
 
 
 def _loads(body: bytes | bytearray) -> Any:
-    return orjson.loads(body) if orjson is not None else json.loads(body)
+    if orjson is not None:
+        return orjson.loads(body)  # nested deeper than 1024: a JSONDecodeError (ValueError)
+    try:
+        return json.loads(body)
+    except RecursionError:  # pragma: no cover - orjson is a dependency
+        raise ValueError("JSON nested too deep") from None
 
 
 def _canonical(value: object) -> str:
@@ -390,10 +446,34 @@ def write_page(
             [url, kiosk_id, now],
         )
         conn.execute("COMMIT")
-    except BaseException:
+    except BaseException as exc:
         conn.execute("ROLLBACK")
+        # A value SQLite cannot bind (the hash agrees with it: a forged or broken row) is
+        # the kiosk's error, not a traceback.
+        problem = _unbindable(rows) if isinstance(exc, _BIND_ERRORS) else None
+        if problem is not None:
+            raise PullError(f"{url}: {problem}") from None
         raise
     return inserted
+
+
+_BIND_ERRORS = (OverflowError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _unbindable(rows: list[dict[str, Any]]) -> str | None:
+    """The first value of ``rows`` that SQLite cannot bind, in words (None when none is):
+    an integer past 64 bits, an object or list outside the JSON columns."""
+    for row in rows:
+        for name in COLUMNS:
+            value = row.get(name)
+            if value is None or name in record.JSON_FIELDS:
+                continue
+            if type(value) is int and not _INT64[0] <= value <= _INT64[1]:
+                return f"seq {row.get('seq')}: {name} {value} is past a 64-bit integer"
+            if not isinstance(value, str | int | float):
+                return f"seq {row.get('seq')}: {name} is a JSON {type(value).__name__}"
+    return None
 
 
 class PullTarget(Protocol):
@@ -575,13 +655,14 @@ class Puller:
         self, url: str, response: httpx.Response, deadline: Deadline, limit: int
     ) -> tuple[int, httpx.Headers, bytearray]:
         """The answer's body, held once (the parsers read a bytearray as it is)."""
+        refuse_encoded(url, response)
         status = response.status_code
         cap = page_cap(limit, self.max_page_bytes) if status == 200 else ERROR_BODY_BYTES
         declared = response.headers.get("content-length", "")
         if status == 200 and declared.isdigit() and int(declared) > cap:
             raise self._too_large(url, f"an answer of {int(declared):,} bytes", cap, limit)
         body = bytearray()
-        for chunk in response.iter_bytes():
+        for chunk in response.iter_bytes():  # as sent: nothing to inflate (refuse_encoded)
             deadline.check()
             body += chunk
             if len(body) > cap:
@@ -605,10 +686,27 @@ class Puller:
         fits = safe_limit(self.max_page_bytes)
         return PageTooLarge(message, fits) if fits < limit else PullError(message)
 
+    def _check_values(self, url: str, body: bytes | bytearray, limit: int) -> None:
+        """Refuse to parse a page with more values than ``value_budget``: ``PageTooLarge``
+        with fewer events (at most half), as a page of legal events can be that dense (a
+        ``person`` of 64 KiB of small values); ``PullError`` at one event."""
+        budget = value_budget(self.max_page_bytes)
+        values = json_values(body)
+        if values <= budget:
+            return
+        message = (
+            f"{url}: an answer of {len(body):,} bytes with up to {values:,} JSON values, more"
+            f" than the {budget:,} a page is parsed with (not this kiosk's page?)"
+        )
+        fewer = min(limit // 2, limit * budget // values)
+        if fewer >= 1:
+            raise PageTooLarge(message, fewer)
+        raise PullError(message)
+
     def _get(
         self, url: str, token: str, params: dict[str, Any], result: PullResult
     ) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        headers = {"Authorization": f"Bearer {token}", **PLAIN_JSON}
         problem = ""
         silent = _Silence(url, self._monotonic)
         for attempt in range(self.attempts):
@@ -618,6 +716,7 @@ class Puller:
             try:
                 status, response_headers, body = self._fetch(url, params, headers)
                 if status == 200:
+                    self._check_values(url, body, int(params.get("limit", 0)))
                     page = _loads(body)
                     if not isinstance(page, dict):
                         raise PullError(f"{url}: the answer is not a JSON object (not a kiosk?)")
@@ -678,9 +777,15 @@ class Puller:
         result.head_seq = head or 0
         if not first:
             return None
-        if not isinstance(first[0].get("kiosk_id"), str):
+        kiosk_id = first[0].get("kiosk_id")
+        if not isinstance(kiosk_id, str):
             raise PullError(f"{endpoint}: an event without a kiosk_id (not a kiosk?)")
-        result.kiosk_id = first[0]["kiosk_id"]
+        if not is_kiosk_id(kiosk_id):
+            raise PullError(
+                f"{endpoint}: {kiosk_id[:80]!r} is not a kiosk id (1 to 64 of A-Z a-z 0-9 . _"
+                " -, as a kiosk's site.kiosk_id; not a kiosk?)"
+            )
+        result.kiosk_id = kiosk_id
         return result.kiosk_id
 
     def pull(self, url: str, token: str) -> PullResult:
@@ -909,7 +1014,7 @@ def _detail(body: bytes | bytearray) -> str:
     (``query.limit: Input should be ...``)."""
     try:
         found = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep for json.loads
         return ""
     detail = found.get("detail") if isinstance(found, dict) else None
     if isinstance(detail, list) and detail and isinstance(detail[0], dict):
@@ -927,7 +1032,7 @@ def _refused(url: str, body: bytes | bytearray) -> PullError:
         first = json.loads(body)["detail"][0]
         if first["loc"] == ["query", "limit"] and type(first["ctx"]["le"]) is int:
             return PageTooLarge(message, first["ctx"]["le"])
-    except (ValueError, LookupError, TypeError):
+    except (ValueError, LookupError, TypeError, RecursionError):
         pass
     return PullError(message)
 
