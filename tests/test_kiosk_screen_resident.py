@@ -13,6 +13,7 @@ import pytest
 from guard_support import BASE, close_core, make_core
 from test_ui_kiosk import DENY_DECISION, IDLE, PASS_DECISION, TestClient, kiosk_app, read_sse
 
+from ui import i18n
 from ui.views import kiosk_view
 
 GATE_OPEN_7 = {
@@ -225,3 +226,16 @@ def test_a_guards_fever_deny_does_not_promise_a_re_check(lang, promise, instead)
     assert promise not in view["prompt"] and promise not in view["speak"]
     assert view["prompt"] == instead
     assert view["result"]["reasons"] == [FEVER_WORDS[lang]]
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+@pytest.mark.parametrize("reason", sorted(i18n.reason_codes()))
+def test_a_deny_that_sends_to_the_guard_does_not_say_denied_twice(lang, reason):
+    """Under the red headline 禁止通行 the next step said 禁止通行，请到保安处 (hard passback,
+    a forged pass): the headline again, then what to do."""
+    decision = DENY_DECISION | {"reasons": [reason], "alarm": None, "needs_guard": True}
+    view = kiosk_view(DECIDED_8, decision, lang)
+    result = view["result"]
+    if result is None or result["kind"] != "deny" or not result["next"]:
+        return
+    assert result["word"].casefold() not in result["next"].casefold(), (reason, result)

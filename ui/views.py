@@ -262,7 +262,8 @@ def result_view(
     elif nexts:
         next_step = nexts[0]
     else:
-        next_step = i18n.t(lang, "prompt.see_guard" if needs_guard else "prompt.stop")
+        # Under the deny's headline: what to do, not "denied" again (prompt.see_guard).
+        next_step = i18n.t(lang, "kiosk.see_guard_next" if needs_guard else "prompt.stop")
     word_key = f"result.{verdict}" if kind in ("pass", "deny") else f"result.{kind}"
     result = {
         "kind": kind,
