@@ -293,3 +293,12 @@ def test_the_maps_quota_mark_is_what_the_gate_decides(data_dir, monkeypatch, ena
         assert ("c-chip st-quota_used" in page) == enabled  # no legend for a quota that is off
     finally:
         core.close()
+
+
+def test_a_household_row_the_map_does_not_have_is_not_found(admin):
+    # An edited or stale link answered 200 with the "no such household" page: a 404 says it
+    # to the browser, a script and the access log alike.
+    for row in ("999999", "0", "-1"):
+        response = admin.get(f"/guard/community/household/{row}?lang=en")
+        assert response.status_code == 404, row
+        assert "<html" in response.text.lower()

@@ -88,7 +88,7 @@ def household(row: int, request: Request, session: PageSession, g: GuardDep) -> 
     led = ledgers(g)
     code = led.compound.household_at(row)
     if code is None:
-        return render(g, request, "community_household.html", session, found=False)
+        return render(g, request, "community_household.html", session, found=False, status_code=404)
     return render(
         g,
         request,
