@@ -211,6 +211,7 @@ def test_csv_export_is_masked_and_safe_for_spreadsheets(core, client):
     assert [int(r["seq"]) for r in rows] == list(range(2, 26))
     assert rows[1]["operator"].startswith("'=")  # seq 3: a formula is neutralised
     assert json.loads(rows[0]["reasons"]) == ["ok"]
+    assert {r["clock_synced"] for r in rows} <= {"True", "False"}  # as api.md says
     assert_nothing_personal(response.text)
 
 
