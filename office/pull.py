@@ -232,6 +232,27 @@ def refuse_encoded(url: str, response: httpx.Response) -> None:
         )
 
 
+#: The most of a redirect's ``Location`` repeated in an error (a hostile host chooses it).
+MAX_LOCATION_CHARS = 200
+
+
+def status_words(status: int, headers: httpx.Headers, body: bytes | bytearray) -> str:
+    """An error answer in words: ``HTTP 302 redirects to '...'`` for a redirect (where it
+    points, at most ``MAX_LOCATION_CHARS`` of it, escaped; the office follows none: the
+    gate's token must go to the gate only), else ``HTTP 404 <detail>``."""
+    if 300 <= status < 400:
+        location = headers.get("location", "").strip()
+        if not location:
+            return f"HTTP {status} redirects, with no Location (not a kiosk?)"
+        shown = repr(location[:MAX_LOCATION_CHARS])
+        more = "..." if len(location) > MAX_LOCATION_CHARS else ""
+        return (
+            f"HTTP {status} redirects to {shown}{more}, not followed (a gate moved to https,"
+            " or a proxy: if the kiosk answers there, give its base URL instead)"
+        )
+    return f"HTTP {status} {_detail(body)}".rstrip()
+
+
 def client_timeout(timeout_s: float) -> httpx.Timeout:
     """The office's HTTP timeouts: ``timeout_s`` per read, write and pool wait, the connect
     at most ``CONNECT_TIMEOUT_S``."""
@@ -850,7 +871,7 @@ class Puller:
                     if status == 429 and retry_after.isdigit():
                         delay = min(self.backoff.cap_s, max(delay, float(retry_after)))
                 else:
-                    raise PullError(f"{url}: HTTP {status} {_detail(body)}")
+                    raise PullError(f"{url}: {status_words(status, response_headers, body)}")
             except httpx.InvalidURL as exc:  # e.g. "host:1:2": no try will ever reach it
                 raise PullError(f"{url}: not a usable URL ({exc})") from None
             except httpx.ConnectError as exc:

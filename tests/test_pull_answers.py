@@ -1,0 +1,53 @@
+"""What the office says of a gate's odd answers: where a redirect points, and an unbounded
+kiosk_id never repeated whole."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from office.gatereports import fetch_report
+from office.pull import Puller, PullError
+
+
+def _answering(response: httpx.Response) -> httpx.Client:
+    return httpx.Client(transport=httpx.MockTransport(lambda request: response))
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_says_where_it_points_and_that_it_is_not_followed(tmp_path, status):
+    """Before: "http://gate-1/api/v1/events: HTTP 302" and nothing else: a gate moved to
+    https (web.tls), or a proxy's login page, left the clerk guessing."""
+    where = "https://gate-1:8443/api/v1/events?after=0"
+    client = _answering(httpx.Response(status, headers={"Location": where}))
+    with (
+        Puller(tmp_path / "c.db", client=client, attempts=1) as puller,
+        pytest.raises(PullError) as info,
+    ):
+        puller.pull("http://gate-1", "kt_x_y")
+    message = str(info.value)
+    assert f"HTTP {status} redirects to 'https://gate-1:8443/api/v1/events" in message
+    assert "not followed" in message
+    with pytest.raises(PullError, match=f"HTTP {status} redirects to 'https://gate-1:8443"):
+        fetch_report(client, "http://gate-1", "kt_x_y")
+
+
+def test_a_redirect_s_location_is_bounded_and_escaped(tmp_path):
+    where = "https://evil/" + "A" * 5000
+    client = _answering(httpx.Response(302, headers={"Location": where}))
+    with (
+        Puller(tmp_path / "c.db", client=client, attempts=1) as puller,
+        pytest.raises(PullError) as info,
+    ):
+        puller.pull("http://gate-1", "kt_x_y")
+    message = str(info.value)
+    assert len(message) < 600 and "AAAA" in message
+
+
+def test_a_redirect_without_a_location_says_so(tmp_path):
+    client = _answering(httpx.Response(303))
+    with (
+        Puller(tmp_path / "c.db", client=client, attempts=1) as puller,
+        pytest.raises(PullError, match="HTTP 303 redirects, with no Location"),
+    ):
+        puller.pull("http://gate-1", "kt_x_y")
