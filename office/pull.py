@@ -395,17 +395,35 @@ def is_kiosk_id(value: str) -> bool:
     return _KIOSK_ID.fullmatch(value) is not None
 
 
+#: The most of a value a gate sent that an error repeats.
+SHOWN_CHARS = 40
+
+
+def shown(value: object) -> str:
+    """A value of a gate's answer for an error message: a text's first ``SHOWN_CHARS``
+    characters (escaped, ``...`` after), a number or null as it is, anything else by its
+    JSON kind only (a list of a million items is never turned into text)."""
+    if isinstance(value, str):
+        return repr(value[:SHOWN_CHARS]) + ("..." if len(value) > SHOWN_CHARS else "")
+    if value is None or isinstance(value, bool | float) or type(value) is int:
+        text = repr(value)  # an int of a JSON page: at most 20 digits (orjson's range)
+        return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
+    return f"a JSON {'list' if isinstance(value, list) else type(value).__name__}"
+
+
 def check_page(rows: list[dict[str, Any]], kiosk_id: str, after: int, prev_hash: str) -> None:
     """Raise ``ChainError`` unless ``rows`` continue the chain from ``(after, prev_hash)``."""
     last_seq, last_hash = after, prev_hash
     for row in rows:
         seq = row.get("seq")
         if row.get("kiosk_id") != kiosk_id:
-            raise ChainError(f"seq {seq}: kiosk_id {row.get('kiosk_id')!r}, expected {kiosk_id!r}")
+            raise ChainError(
+                f"seq {shown(seq)}: kiosk_id {shown(row.get('kiosk_id'))}, expected {kiosk_id!r}"
+            )
         if type(seq) is int and not 0 < seq <= MAX_SEQ:
             raise ChainError(f"seq {seq}: not a seq (1 to {MAX_SEQ}, as the kiosk's log numbers)")
         if type(seq) is not int or seq <= last_seq:
-            raise ChainError(f"seq {seq}: not after {last_seq}")
+            raise ChainError(f"seq {shown(seq)}: not after {last_seq}")
         if row.get("prev_hash") != last_hash:
             raise ChainError(
                 f"seq {seq}: prev_hash does not match the hash of seq {last_seq}"

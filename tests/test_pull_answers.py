@@ -51,3 +51,28 @@ def test_a_redirect_without_a_location_says_so(tmp_path):
         pytest.raises(PullError, match="HTTP 303 redirects, with no Location"),
     ):
         puller.pull("http://gate-1", "kt_x_y")
+
+
+def _row(**fields):
+    return {"seq": 1, "kiosk_id": "gate-1", "prev_hash": "0" * 64, "hash": "x", **fields}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"kiosk_id": "K" * 1_000_000},
+        {"kiosk_id": ["gate-1"] * 100_000},
+        {"seq": "9" * 1_000_000},
+        {"seq": list(range(100_000))},
+    ],
+    ids=["long-id", "list-id", "long-seq", "list-seq"],
+)
+def test_check_page_never_repeats_a_gate_s_value_whole(fields):
+    """Before: "seq 1: kiosk_id 'KKKK...' (a megabyte), expected 'gate-1'": the whole value a
+    gate sent went into the error, then the status page, /status.json, the log and stderr."""
+    from kiosk.hashchain import GENESIS
+    from office.pull import ChainError, check_page
+
+    with pytest.raises(ChainError) as info:
+        check_page([_row(prev_hash=GENESIS, **fields)], "gate-1", 0, GENESIS)
+    assert len(str(info.value)) < 300, str(info.value)[:300]
