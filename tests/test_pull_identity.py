@@ -226,3 +226,46 @@ def test_cli_pull_repin_moves_a_gate_and_says_so(tmp_path, clock, monkeypatch, c
         )
     finally:
         gate.store.close()
+
+
+def test_the_collector_shows_the_impostor_refused_and_keeps_pulling_the_real_gate(
+    tmp_path, clock, pg_dsn, monkeypatch
+):
+    """Two configured gates, the second set up from a copy of the first (config and log): its
+    status is the error naming both URLs, the first is ok, and the central table holds the
+    real gate's rows only (the district report counts what is there)."""
+    from pgfixture import central_rows, kiosk_rows
+
+    from kiosk.config.fleet import CollectorConfig
+    from office.collector import Collector
+
+    real = make_kiosk(tmp_path / "gate-1.db", "gate-1", clock, 12)
+    impostor = copied(real, tmp_path / "copy.db", clock, 4)
+    monkeypatch.setenv("TOKEN_A", real.token)
+    monkeypatch.setenv("TOKEN_B", impostor.token)
+    config = CollectorConfig.model_validate(
+        {
+            "kiosks": [
+                {"url": "http://gate-a", "token_env": "TOKEN_A"},
+                {"url": "http://gate-b", "token_env": "TOKEN_B"},
+            ]
+        }
+    )
+    collector = Collector(
+        config, pg_dsn, client=Hosts(**{"gate-a": real, "gate-b": impostor}).client()
+    )
+    try:
+        first = collector.pull_once(config.kiosks[0])
+        second = collector.pull_once(config.kiosks[1])
+    finally:
+        collector.stop()
+    try:
+        assert (first.state, first.kiosk_id, first.last_seq) == ("ok", "gate-1", 12)
+        assert second.state == "error" and second.kiosk_id is None
+        assert "http://gate-b answers as kiosk gate-1, which is pinned to http://gate-a" in (
+            second.last_error or ""
+        )
+        assert central_rows(pg_dsn, "gate-1") == kiosk_rows(real)
+    finally:
+        real.store.close()
+        impostor.store.close()
