@@ -236,20 +236,24 @@ def refuse_encoded(url: str, response: httpx.Response) -> None:
 MAX_LOCATION_CHARS = 200
 
 
-def status_words(status: int, headers: httpx.Headers, body: bytes | bytearray) -> str:
+#: What to do about a redirect a kiosk answered (``status_words``).
+KIOSK_MOVED = "a gate moved to https, or a proxy: if the kiosk answers there, give its base URL"
+
+
+def status_words(
+    status: int, headers: httpx.Headers, body: bytes | bytearray, moved: str = KIOSK_MOVED
+) -> str:
     """An error answer in words: ``HTTP 302 redirects to '...'`` for a redirect (where it
-    points, at most ``MAX_LOCATION_CHARS`` of it, escaped; the office follows none: the
-    gate's token must go to the gate only), else ``HTTP 404 <detail>``."""
+    points, at most ``MAX_LOCATION_CHARS`` of it, escaped, and ``moved``: what to do; none
+    is followed, a bearer token goes to the host it is for only), else ``HTTP 404
+    <detail>``."""
     if 300 <= status < 400:
         location = headers.get("location", "").strip()
         if not location:
             return f"HTTP {status} redirects, with no Location (not a kiosk?)"
         shown = repr(location[:MAX_LOCATION_CHARS])
         more = "..." if len(location) > MAX_LOCATION_CHARS else ""
-        return (
-            f"HTTP {status} redirects to {shown}{more}, not followed (a gate moved to https,"
-            " or a proxy: if the kiosk answers there, give its base URL instead)"
-        )
+        return f"HTTP {status} redirects to {shown}{more}, not followed ({moved})"
     return f"HTTP {status} {_detail(body)}".rstrip()
 
 

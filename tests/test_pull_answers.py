@@ -76,3 +76,32 @@ def test_check_page_never_repeats_a_gate_s_value_whole(fields):
     with pytest.raises(ChainError) as info:
         check_page([_row(prev_hash=GENESIS, **fields)], "gate-1", 0, GENESIS)
     assert len(str(info.value)) < 300, str(info.value)[:300]
+
+
+def test_a_gate_s_list_sync_says_where_a_redirect_points(tmp_path, clock):
+    """Before: the gate's list status said "HTTP 301" and nothing else (the office moved its
+    collector to https, say): where to point [fleet] lists_url was left to guessing."""
+    from kiosk import lists as lists_mod
+    from kiosk.lists import ListStore
+    from kiosk.passes import TrustList, new_key_pair
+    from kiosk.store import EventLog
+    from office.listsync import ListSync
+
+    new_key_pair(tmp_path / "office", "office")
+    store = EventLog(tmp_path / "gate.db", "gate-1", clock, "NORMAL", [lists_mod.MIGRATIONS])
+    store.open()
+    try:
+        lists = ListStore(store, clock)
+        lists.load()
+        where = "https://office:9110/lists/bundle"
+        client = _answering(httpx.Response(301, headers={"Location": where}))
+        sync = ListSync(
+            lists, TrustList.from_dir(tmp_path / "office"), "http://office:9110/lists/bundle",
+            clock, client=client,
+        )  # fmt: skip
+        result = sync.check()
+        assert result.outcome == "error"
+        assert f"HTTP 301 redirects to {where!r}, not followed" in result.message
+        assert "lists_url" in result.message
+    finally:
+        store.close()
