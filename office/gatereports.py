@@ -30,7 +30,14 @@ import httpx
 
 from kiosk import services
 from office.deadline import Deadline, DeadlineExceeded
-from office.pull import PLAIN_JSON, REQUEST_DEADLINE_S, PullError, json_values, refuse_encoded
+from office.pull import (
+    PLAIN_JSON,
+    REQUEST_DEADLINE_S,
+    PullError,
+    json_values,
+    refuse_encoded,
+    status_words,
+)
 
 __all__ = [
     "LEDGER_PATHS",
@@ -129,14 +136,6 @@ def _read_bounded(response: httpx.Response, url: str, deadline: Deadline) -> byt
     return bytes(body)
 
 
-def _detail(body: bytes) -> str:
-    try:
-        detail = json.loads(body).get("detail")
-    except (ValueError, AttributeError, RecursionError):  # nested too deep for json.loads
-        return ""
-    return detail[:200] if isinstance(detail, str) else ""
-
-
 @dataclass(frozen=True, slots=True)
 class _Report:
     day: date
@@ -174,7 +173,7 @@ def _fetch(
             client.stream("GET", url, params=params, **deadline.httpx_args(headers)) as response,
         ):
             body = _read_bounded(response, url, deadline)
-            status = response.status_code
+            status, answer_headers = response.status_code, response.headers
     except (httpx.HTTPError, DeadlineExceeded) as exc:
         if deadline.expired:
             raise PullError(f"{url}: no complete answer within {deadline_s:g} s") from None
@@ -186,7 +185,7 @@ def _fetch(
             f" {MAX_REPORT_VALUES:,} a report is parsed with (not a kiosk?)"
         )
     if status != 200:
-        raise PullError(f"{url}: HTTP {status} {_detail(body)}".rstrip())
+        raise PullError(f"{url}: {status_words(status, answer_headers, body)}")
     try:
         report = json.loads(body)
         got = date.fromisoformat(report["day"])

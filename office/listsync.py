@@ -48,7 +48,7 @@ from kiosk.lists import (
 )
 from kiosk.passes import TrustList
 from office.deadline import Deadline, DeadlineExceeded
-from office.pull import REQUEST_DEADLINE_S, certificate_refusal
+from office.pull import REQUEST_DEADLINE_S, certificate_refusal, status_words
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ __all__ = ["BundleFile", "ListSync", "PublishResult", "SyncResult", "publish_bun
 
 #: Largest bundle a kiosk accepts (the payload schema allows 200,000 rows per list).
 MAX_BUNDLE_BYTES = 64 * 2**20
+#: What to do about a redirect the office answered (``office.pull.status_words``).
+OFFICE_MOVED = "if the office's bundle is there now, set [fleet] lists_url to that URL"
 #: After a failed check, try again sooner than the normal interval, but not hammering.
 RETRY_S = 60.0
 
@@ -289,7 +291,8 @@ class ListSync:
         if response.status_code in (401, 403):
             return SyncResult("error", applied, self._refused(response.status_code))
         if response.status_code != 200:
-            return SyncResult("error", applied, f"HTTP {response.status_code}")
+            words = status_words(response.status_code, response.headers, b"", OFFICE_MOVED)
+            return SyncResult("error", applied, words)
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_BUNDLE_BYTES:
             return SyncResult("rejected", applied, "bundle larger than the limit")

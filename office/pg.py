@@ -57,7 +57,7 @@ from psycopg.rows import TupleRow
 from kiosk import record
 from kiosk.export import COLUMNS
 from kiosk.hashchain import GENESIS
-from office.pull import ChainError, PullError
+from office.pull import ChainError, PinError, PullError, describe_pins, pin_refusal
 
 __all__ = [
     "PgError",
@@ -69,7 +69,7 @@ __all__ = [
     "redact_dsn",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _TYPES = record.PG_TYPES  # the one record definition (kiosk.record)
 assert set(_TYPES) == set(COLUMNS), "fleet_events must hold every pulled column"
@@ -101,6 +101,12 @@ CREATE TABLE IF NOT EXISTS fleet_sources (
     url text PRIMARY KEY,
     kiosk_id text NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS fleet_pin_changes (
+    at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    url text NOT NULL,
+    kiosk_id text NOT NULL,
+    previous text NOT NULL
 );
 CREATE TABLE IF NOT EXISTS fleet_gate_reports (
     kiosk_id text NOT NULL,
@@ -328,6 +334,9 @@ class PgTarget:
         with self._errors(), self.conn.transaction():
             cur = self.conn.cursor()
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [kiosk_id])
+            refusal = self._pin_conflict(url, kiosk_id)  # again, under the kiosk's lock
+            if refusal is not None:
+                raise refusal
             if first["seq"] > 1:
                 held = cur.execute(
                     "SELECT hash FROM fleet_events WHERE kiosk_id = %s AND seq = %s",
@@ -369,6 +378,52 @@ class PgTarget:
                 [url, kiosk_id],
             )
         return inserted
+
+    def pin_conflict(self, url: str, kiosk_id: str) -> PinError | None:
+        with self._errors():
+            return self._pin_conflict(url, kiosk_id)
+
+    def _pin_conflict(self, url: str, kiosk_id: str) -> PinError | None:
+        own = self.conn.execute("SELECT kiosk_id FROM fleet_sources WHERE url = %s", [url])
+        held = own.fetchone()
+        holder = self.conn.execute(
+            "SELECT url FROM fleet_sources WHERE kiosk_id = %s AND url <> %s ORDER BY url LIMIT 1",
+            [kiosk_id, url],
+        ).fetchone()
+        return pin_refusal(url, kiosk_id, held[0] if held else None, holder[0] if holder else None)
+
+    def repin(self, url: str, kiosk_id: str) -> str:
+        """Pin ``kiosk_id`` to ``url``, releasing the id's other source and the URL's old id,
+        recorded in ``fleet_pin_changes``, in one transaction; what was released, in words."""
+        with self._errors(), self.conn.transaction():
+            cur = self.conn.cursor()
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [kiosk_id])
+            own = cur.execute("SELECT kiosk_id FROM fleet_sources WHERE url = %s", [url]).fetchone()
+            holders = cur.execute(
+                "SELECT url FROM fleet_sources WHERE kiosk_id = %s AND url <> %s ORDER BY url",
+                [kiosk_id, url],
+            ).fetchall()
+            what = describe_pins(url, own[0] if own else None, [h[0] for h in holders])
+            cur.execute(
+                "DELETE FROM fleet_sources WHERE kiosk_id = %s AND url <> %s", [kiosk_id, url]
+            )
+            cur.execute(
+                "INSERT INTO fleet_sources (url, kiosk_id, updated_at) VALUES (%s, %s, now())"
+                " ON CONFLICT (url) DO UPDATE SET kiosk_id = excluded.kiosk_id,"
+                " updated_at = excluded.updated_at",
+                [url, kiosk_id],
+            )
+            cur.execute(
+                "INSERT INTO fleet_pin_changes (url, kiosk_id, previous) VALUES (%s, %s, %s)",
+                [url, kiosk_id, what],
+            )
+        return what
+
+    def pin_changes(self) -> list[tuple[Any, ...]]:
+        with self._errors():
+            return self.conn.execute(
+                "SELECT at, url, kiosk_id, previous FROM fleet_pin_changes ORDER BY at"
+            ).fetchall()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

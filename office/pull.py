@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import operator
 import os
 import queue
@@ -57,6 +58,8 @@ from kiosk.hashchain import GENESIS, CanonicalError, event_hash
 from kiosk.store import MAX_JSON_BYTES
 from office.deadline import Deadline, DeadlineExceeded
 
+log = logging.getLogger(__name__)
+
 # --- the client side: the target ------------------------------------------------------------
 
 SCHEMA = f"""
@@ -69,6 +72,12 @@ CREATE TABLE IF NOT EXISTS pull_sources (
     url TEXT PRIMARY KEY,
     kiosk_id TEXT NOT NULL,
     updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pull_pin_changes (
+    at TEXT NOT NULL,
+    url TEXT NOT NULL,
+    kiosk_id TEXT NOT NULL,
+    previous TEXT NOT NULL
 );
 """
 
@@ -87,6 +96,39 @@ class PageTooLarge(PullError):
 
 class ChainError(PullError):
     """The pulled rows do not continue the chain the target holds (or a hash is wrong)."""
+
+
+class PinError(PullError):
+    """A source answered as a kiosk id pinned to another source, or as another kiosk id than
+    the one pinned to it: nothing of it is written until the operator re-pins (``repin``)."""
+
+
+def pin_refusal(url: str, kiosk_id: str, own: str | None, holder: str | None) -> PinError | None:
+    """The ``PinError`` for ``url`` answering as ``kiosk_id`` when ``url`` is pinned to
+    ``own`` and ``kiosk_id`` to the source ``holder`` (None: not pinned); None when it may
+    be pulled. The hash chain is no signature: which gate a URL is, is the office's to say."""
+    fix = f"if it really is, re-pin it: kiosk pull {url} --into TARGET --repin {kiosk_id}"
+    if own is not None and own != kiosk_id:
+        return PinError(
+            f"{url} answers as kiosk {kiosk_id}, but it is pinned to kiosk {own} (the gate"
+            f" given a new site.kiosk_id, or another host at its address?); nothing pulled;"
+            f" {fix}"
+        )
+    if holder is not None and holder != url:
+        return PinError(
+            f"{url} answers as kiosk {kiosk_id}, which is pinned to {holder} (a gate set up"
+            f" from a copy of that gate's config, or another host answering as it?); nothing"
+            f" pulled; if the gate moved to {url}, re-pin it: kiosk pull {url} --into TARGET"
+            f" --repin {kiosk_id}"
+        )
+    return None
+
+
+def describe_pins(url: str, own: str | None, holders: list[str]) -> str:
+    """What a re-pin of ``url`` releases, in words (for the audit row and the log)."""
+    parts = [f"{url} was kiosk {own}" if own is not None else f"{url} was not pinned"]
+    parts += [f"{other} released" for other in holders]
+    return "; ".join(parts)
 
 
 @dataclass
@@ -188,6 +230,31 @@ def refuse_encoded(url: str, response: httpx.Response) -> None:
             f"{url}: HTTP {response.status_code} encoded as {encoding[:40]!r}, where plain"
             " JSON was asked for (a proxy compressing the kiosk's answers? not a kiosk?)"
         )
+
+
+#: The most of a redirect's ``Location`` repeated in an error (a hostile host chooses it).
+MAX_LOCATION_CHARS = 200
+
+
+#: What to do about a redirect a kiosk answered (``status_words``).
+KIOSK_MOVED = "a gate moved to https, or a proxy: if the kiosk answers there, give its base URL"
+
+
+def status_words(
+    status: int, headers: httpx.Headers, body: bytes | bytearray, moved: str = KIOSK_MOVED
+) -> str:
+    """An error answer in words: ``HTTP 302 redirects to '...'`` for a redirect (where it
+    points, at most ``MAX_LOCATION_CHARS`` of it, escaped, and ``moved``: what to do; none
+    is followed, a bearer token goes to the host it is for only), else ``HTTP 404
+    <detail>``."""
+    if 300 <= status < 400:
+        location = headers.get("location", "").strip()
+        if not location:
+            return f"HTTP {status} redirects, with no Location (not a kiosk?)"
+        shown = repr(location[:MAX_LOCATION_CHARS])
+        more = "..." if len(location) > MAX_LOCATION_CHARS else ""
+        return f"HTTP {status} redirects to {shown}{more}, not followed ({moved})"
+    return f"HTTP {status} {_detail(body)}".rstrip()
 
 
 def client_timeout(timeout_s: float) -> httpx.Timeout:
@@ -332,17 +399,35 @@ def is_kiosk_id(value: str) -> bool:
     return _KIOSK_ID.fullmatch(value) is not None
 
 
+#: The most of a value a gate sent that an error repeats.
+SHOWN_CHARS = 40
+
+
+def shown(value: object) -> str:
+    """A value of a gate's answer for an error message: a text's first ``SHOWN_CHARS``
+    characters (escaped, ``...`` after), a number or null as it is, anything else by its
+    JSON kind only (a list of a million items is never turned into text)."""
+    if isinstance(value, str):
+        return repr(value[:SHOWN_CHARS]) + ("..." if len(value) > SHOWN_CHARS else "")
+    if value is None or isinstance(value, bool | float) or type(value) is int:
+        text = repr(value)  # an int of a JSON page: at most 20 digits (orjson's range)
+        return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
+    return f"a JSON {'list' if isinstance(value, list) else type(value).__name__}"
+
+
 def check_page(rows: list[dict[str, Any]], kiosk_id: str, after: int, prev_hash: str) -> None:
     """Raise ``ChainError`` unless ``rows`` continue the chain from ``(after, prev_hash)``."""
     last_seq, last_hash = after, prev_hash
     for row in rows:
         seq = row.get("seq")
         if row.get("kiosk_id") != kiosk_id:
-            raise ChainError(f"seq {seq}: kiosk_id {row.get('kiosk_id')!r}, expected {kiosk_id!r}")
+            raise ChainError(
+                f"seq {shown(seq)}: kiosk_id {shown(row.get('kiosk_id'))}, expected {kiosk_id!r}"
+            )
         if type(seq) is int and not 0 < seq <= MAX_SEQ:
             raise ChainError(f"seq {seq}: not a seq (1 to {MAX_SEQ}, as the kiosk's log numbers)")
         if type(seq) is not int or seq <= last_seq:
-            raise ChainError(f"seq {seq}: not after {last_seq}")
+            raise ChainError(f"seq {shown(seq)}: not after {last_seq}")
         if row.get("prev_hash") != last_hash:
             raise ChainError(
                 f"seq {seq}: prev_hash does not match the hash of seq {last_seq}"
@@ -436,6 +521,9 @@ def write_page(
     )
     conn.execute("BEGIN IMMEDIATE")
     try:
+        refusal = sqlite_pin_conflict(conn, url, kiosk_id)  # again, under the write lock
+        if refusal is not None:
+            raise refusal
         before = conn.total_changes
         conn.executemany(sql, (_db_row(r, now) for r in rows))
         inserted = conn.total_changes - before
@@ -455,6 +543,49 @@ def write_page(
             raise PullError(f"{url}: {problem}") from None
         raise
     return inserted
+
+
+def sqlite_pin_conflict(conn: sqlite3.Connection, url: str, kiosk_id: str) -> PinError | None:
+    """``pin_refusal`` for ``url`` answering as ``kiosk_id``, from ``pull_sources``."""
+    own = conn.execute("SELECT kiosk_id FROM pull_sources WHERE url = ?", [url]).fetchone()
+    holder = conn.execute(
+        "SELECT url FROM pull_sources WHERE kiosk_id = ? AND url <> ? ORDER BY url LIMIT 1",
+        [kiosk_id, url],
+    ).fetchone()
+    return pin_refusal(url, kiosk_id, own and own[0], holder and holder[0])
+
+
+def sqlite_repin(conn: sqlite3.Connection, url: str, kiosk_id: str) -> str:
+    """Pin ``kiosk_id`` to ``url`` (releasing the id's other source and the URL's old id),
+    recorded in ``pull_pin_changes``, in one transaction; what was released, in words."""
+    now = datetime.now(UTC).isoformat()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        own = conn.execute("SELECT kiosk_id FROM pull_sources WHERE url = ?", [url]).fetchone()
+        holders = [
+            r[0]
+            for r in conn.execute(
+                "SELECT url FROM pull_sources WHERE kiosk_id = ? AND url <> ? ORDER BY url",
+                [kiosk_id, url],
+            )
+        ]
+        what = describe_pins(url, own and own[0], holders)
+        conn.execute("DELETE FROM pull_sources WHERE kiosk_id = ? AND url <> ?", [kiosk_id, url])
+        conn.execute(
+            "INSERT INTO pull_sources (url, kiosk_id, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT(url) DO UPDATE SET kiosk_id = excluded.kiosk_id,"
+            " updated_at = excluded.updated_at",
+            [url, kiosk_id, now],
+        )
+        conn.execute(
+            "INSERT INTO pull_pin_changes (at, url, kiosk_id, previous) VALUES (?, ?, ?, ?)",
+            [now, url, kiosk_id, what],
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return what
 
 
 _BIND_ERRORS = (OverflowError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
@@ -490,7 +621,20 @@ class PullTarget(Protocol):
         ...
 
     def write_page(self, url: str, kiosk_id: str, rows: list[dict[str, Any]]) -> int:
-        """Insert one page and remember the source; returns rows newly inserted."""
+        """Insert one page and remember the source; returns rows newly inserted. Checks
+        ``pin_conflict`` again in its transaction (``PinError``, nothing written)."""
+        ...
+
+    def pin_conflict(self, url: str, kiosk_id: str) -> PinError | None:
+        """Why ``url`` may not be pulled as ``kiosk_id`` (``pin_refusal``); None if it may."""
+        ...
+
+    def repin(self, url: str, kiosk_id: str) -> str:
+        """The operator's explicit word: ``url`` is ``kiosk_id`` now (audited)."""
+        ...
+
+    def pin_changes(self) -> list[tuple[Any, ...]]:
+        """The re-pins made, oldest first: ``(at, url, kiosk_id, previous)``."""
         ...
 
     def close(self) -> None: ...
@@ -519,6 +663,17 @@ class SqliteTarget:
 
     def write_page(self, url: str, kiosk_id: str, rows: list[dict[str, Any]]) -> int:
         return write_page(self.conn, url, kiosk_id, rows)
+
+    def pin_conflict(self, url: str, kiosk_id: str) -> PinError | None:
+        return sqlite_pin_conflict(self.conn, url, kiosk_id)
+
+    def repin(self, url: str, kiosk_id: str) -> str:
+        return sqlite_repin(self.conn, url, kiosk_id)
+
+    def pin_changes(self) -> list[tuple[Any, ...]]:
+        return self.conn.execute(
+            "SELECT at, url, kiosk_id, previous FROM pull_pin_changes ORDER BY rowid"
+        ).fetchall()
 
     def close(self) -> None:
         self.conn.close()
@@ -606,6 +761,8 @@ class Puller:
         #: Set (the collector stopping): a pull ends after the page it is writing, what it
         #: wrote kept, and the next one resumes from there.
         self.stopping = stop
+        #: What this Puller did that the operator is told of (a re-pin), oldest first.
+        self.notices: list[str] = []
         self._failed = False
 
     def close(self) -> None:
@@ -736,7 +893,7 @@ class Puller:
                     if status == 429 and retry_after.isdigit():
                         delay = min(self.backoff.cap_s, max(delay, float(retry_after)))
                 else:
-                    raise PullError(f"{url}: HTTP {status} {_detail(body)}")
+                    raise PullError(f"{url}: {status_words(status, response_headers, body)}")
             except httpx.InvalidURL as exc:  # e.g. "host:1:2": no try will ever reach it
                 raise PullError(f"{url}: not a usable URL ({exc})") from None
             except httpx.ConnectError as exc:
@@ -788,40 +945,67 @@ class Puller:
         result.kiosk_id = kiosk_id
         return result.kiosk_id
 
-    def pull(self, url: str, token: str) -> PullResult:
+    def pull(self, url: str, token: str, *, repin: str | None = None) -> PullResult:
+        """Pull ``url`` into the target. ``repin``: the operator's word that ``url`` is the
+        gate ``repin`` now (a gate moved to a new address, or given a new site.kiosk_id):
+        checked against the id the gate answers as, then pinned, audited and logged."""
         try:
             problem = token_problem(token)
             if problem is not None:  # no try would ever send it: not a network problem
                 raise PullError(f"{url}: {problem}")
-            return self._pull(url, token)
+            return self._pull(url, token, repin)
         except BaseException:
             self._failed = True
             raise
 
-    def _pull(self, url: str, token: str) -> PullResult:
+    def _pull(self, url: str, token: str, repin: str | None = None) -> PullResult:
         try:
             base = normalise_url(url)
         except ValueError as exc:  # its message does not repeat a password in the URL
             raise PullError(str(exc)) from None
         endpoint = base + "/api/v1/events"
         remembered = self.target.source_kiosk(base)
+        if repin is not None:
+            return self._repin(endpoint, token, repin, PullResult(base, None))
         result = PullResult(base, remembered)
         kiosk_id = remembered or self._probe(endpoint, token, result)
         if kiosk_id is None:
             return result  # an empty kiosk: nothing to pull yet
+        refusal = self.target.pin_conflict(base, kiosk_id)
+        if refusal is not None:
+            raise refusal
         try:
             return self._pull_kiosk(endpoint, token, kiosk_id, result)
         except ChainError:
             if remembered is None:
                 raise
-            # The URL may serve another kiosk id now: a log moved aside and a new one begun
-            # under a new site.kiosk_id, as docs/operations.md says to. Its own id is pulled;
-            # the same id with another log stays the ChainError it is.
-            again = PullResult(base, None, retries=result.retries)
-            found = self._probe(endpoint, token, again)
-            if found is None or found == remembered:
+            # The URL may answer as another kiosk id now (a log moved aside and a new one
+            # begun under a new site.kiosk_id, or another host at its address): refused,
+            # naming both, until the operator re-pins it. The same id with another log stays
+            # the ChainError it is.
+            found = self._probe(endpoint, token, PullResult(base, None))
+            refusal = None if found is None else pin_refusal(base, found, remembered, None)
+            if refusal is None:
                 raise
-            return self._pull_kiosk(endpoint, token, found, again)
+            raise refusal from None
+
+    def _repin(self, endpoint: str, token: str, kiosk_id: str, result: PullResult) -> PullResult:
+        """Pin ``kiosk_id`` to the source once it answers as that id, then pull it."""
+        base = result.url
+        if not is_kiosk_id(kiosk_id):
+            raise PullError(
+                f"--repin {kiosk_id[:80]!r}: not a kiosk id (1 to 64 of A-Z a-z 0-9 . _ -)"
+            )
+        found = self._probe(endpoint, token, result)
+        if found != kiosk_id:
+            raise PinError(
+                f"{base} answers as kiosk {found or '(none: no events yet)'}, not {kiosk_id}:"
+                " not re-pinned (pins unchanged)"
+            )
+        released = self.target.repin(base, kiosk_id)
+        log.warning("pull source re-pinned: %s is kiosk %s (%s)", base, kiosk_id, released)
+        self.notices.append(f"{base} re-pinned to kiosk {kiosk_id} ({released})")
+        return self._pull_kiosk(endpoint, token, kiosk_id, result)
 
     def _pull_kiosk(
         self, endpoint: str, token: str, kiosk_id: str, result: PullResult

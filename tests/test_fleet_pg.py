@@ -14,7 +14,7 @@ from kiosk.clock import FakeClock
 from kiosk.config.policy import QuotaConfig
 from kiosk.hashchain import GENESIS
 from office.district import district_report
-from office.pg import PgError, PgTarget, redact_dsn
+from office.pg import SCHEMA_VERSION, PgError, PgTarget, redact_dsn
 from office.pull import ChainError, Puller, PullError, pull
 
 pytest_plugins = ("pgfixture",)  # pg_cluster, pg_dsn: a real PostgreSQL
@@ -255,9 +255,9 @@ def test_a_schema_1_database_is_migrated_in_place_keeping_its_rows(gate, pg_dsn)
         assert target.final_report_days("gate-1", date(2026, 3, 1)) == {date(2026, 3, 2)}
     with psycopg.connect(pg_dsn) as conn:
         version = conn.execute("SELECT value FROM fleet_meta WHERE key = 'schema_version'")
-        assert version.fetchone()[0] == "2"
+        assert version.fetchone()[0] == str(SCHEMA_VERSION)
     assert central_rows(pg_dsn) == kiosk_rows(gate)
     with psycopg.connect(pg_dsn, autocommit=True) as conn:  # and a newer one is refused
-        conn.execute("UPDATE fleet_meta SET value = '3' WHERE key = 'schema_version'")
+        conn.execute("UPDATE fleet_meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(PgError, match="newer than this program"):
         PgTarget(pg_dsn)

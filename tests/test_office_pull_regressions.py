@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from kiosk.hashchain import GENESIS
-from office.pull import CONNECT_TIMEOUT_S, SILENT_TRIES, Puller, PullError
+from office.pull import CONNECT_TIMEOUT_S, SILENT_TRIES, PinError, Puller, PullError
 
 
 class SilentKiosk:
@@ -219,8 +219,10 @@ def test_a_second_log_as_long_as_the_copy_is_not_taken_for_up_to_date(tmp_path):
         with Puller(tmp_path / "c.db", client=client) as puller:
             assert puller.pull("http://gate-a", a.token).inserted == 40
             # Before: "0 new events, up to seq 40": gate-b's 40 events were never pulled and
-            # the collector showed it up to date (lag 0).
-            with pytest.raises(PullError, match="seq 40: the kiosk's row differs from the copy"):
+            # the collector showed it up to date (lag 0). gate-1 is pinned to gate-a now
+            # (tests/test_pull_identity.py): refused before any page, naming both; the same
+            # log at gate-a's own URL is still the ChainError of test_pull.py.
+            with pytest.raises(PinError, match="gate-b answers as kiosk gate-1, which is pinned"):
                 puller.pull("http://gate-b", b.token)
             again = puller.pull("http://gate-a", a.token)  # the first gate is still fine
             assert (again.inserted, again.fetched, again.last_seq) == (0, 0, 40)
@@ -252,7 +254,9 @@ def test_a_resumed_pull_of_one_event_a_page_checks_the_held_row_and_goes_on(kios
 
 
 @pytest.mark.parametrize("events", [10, 60], ids=["shorter", "longer"])
-def test_a_kiosk_given_a_new_kiosk_id_with_its_new_log_is_pulled_under_that_id(tmp_path, events):
+def test_a_kiosk_given_a_new_kiosk_id_with_its_new_log_is_pulled_under_that_id_once_re_pinned(
+    tmp_path, events
+):
     """docs/operations.md: a kiosk whose damaged log was moved aside starts a new one; "give the
     kiosk a new site.kiosk_id if both logs are to be kept apart". Its URL stays the same."""
     from datetime import UTC, datetime
@@ -282,8 +286,12 @@ def test_a_kiosk_given_a_new_kiosk_id_with_its_new_log_is_pulled_under_that_id(t
             serving["kiosk"] = new
             # Before: a ChainError at every pull, for ever ("seq 40: the kiosk's log ends at
             # seq 10 ..." / "seq 41: kiosk_id 'gate-1b', expected 'gate-1'"): the URL's
-            # remembered id was pulled, not the kiosk's own.
-            result = puller.pull("http://gate-a", new.token)
+            # remembered id was pulled, not the kiosk's own. The URL is pinned to gate-1
+            # (tests/test_pull_identity.py): the new id is refused, naming both, until the
+            # office re-pins it (`kiosk pull --repin gate-1b`).
+            with pytest.raises(PinError, match="answers as kiosk gate-1b.*pinned to kiosk gate-1"):
+                puller.pull("http://gate-a", new.token)
+            result = puller.pull("http://gate-a", new.token, repin="gate-1b")
             assert (result.kiosk_id, result.inserted, result.last_seq) == (
                 "gate-1b",
                 events,

@@ -57,6 +57,13 @@ def register(sub: Verbs) -> None:
     pull.add_argument("--page", type=int, default=5000, help="events per request (1-10000)")
     pull.add_argument("--retries", type=int, default=8, help="tries per request (1-100)")
     pull.add_argument("--json", action="store_true", help="print one JSON result per kiosk")
+    pull.add_argument(
+        "--repin",
+        metavar="KIOSK_ID",
+        help="the one URL is the gate KIOSK_ID now (it moved to a new address, or was given a"
+        " new site.kiosk_id): checked against the id it answers as, then pinned to it (the id's"
+        " old URL released), recorded in the target and printed",
+    )
 
     purge = add_verb(sub, "purge", purge_run)
     purge.add_argument(
@@ -186,6 +193,8 @@ def pull_run(args: argparse.Namespace) -> int:
         raise UsageError("--page must be between 1 and 10000")
     if not 1 <= args.retries <= 100:
         raise UsageError("--retries must be between 1 and 100")
+    if args.repin is not None and len(urls) != 1:
+        raise UsageError("--repin names the gate of one URL: give exactly one")
     target: PgTarget | Path
     if args.into.startswith(("postgresql://", "postgres://")):
         from office.pg import PgError, PgTarget
@@ -213,11 +222,15 @@ def pull_run(args: argparse.Namespace) -> int:
         ) as puller:
             for url, token in zip(urls, tokens, strict=True):
                 try:
-                    result = puller.pull(url, token)
+                    result = puller.pull(url, token, repin=args.repin)
                 except PullError as exc:
                     print(f"kiosk pull: {exc}", file=sys.stderr)
                     failed += 1
                     continue
+                finally:
+                    for notice in puller.notices:
+                        print(f"kiosk pull: {notice}", file=sys.stderr)
+                    puller.notices.clear()
 
                 if args.json:
                     print(json.dumps(result.as_dict()))
