@@ -1066,8 +1066,9 @@ class Puller:
         copy (a second kiosk with the same id, a replaced log) would look up to date."""
         limit, after = self.page_size, job.after
         overlap = after > 0
+        stopping = self.stopping or stop  # the collector stopping asks the gate for no more
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not stopping.is_set():
                 params = {"after": after - 1 if overlap else after, "limit": limit}
                 try:
                     rows, head = self._page(job.endpoint, job.token, params, job.result)

@@ -356,8 +356,10 @@ def test_stopping_the_collector_ends_a_long_pull_after_its_page_in_flight(
     # Before: the whole backlog (6 pages) was pulled before stop() could return (a backlog of
     # a million events: minutes, and systemd's SIGKILL). The docstring said "let pulls in
     # flight finish their page".
+    # The page fetcher ran ahead of the writer and asked for up to two more pages after the
+    # stop when a write was slow (flaky under load): it now stops asking at once.
     held = len(central_rows(pg_dsn, "gate-1"))
-    assert held <= 40 and len(asked) <= 5, asked  # nor the gate's reports asked for after it
+    assert held <= 40 and len(asked) == 4, asked  # nor the gate's reports asked for after it
     assert status.state == "ok" and status.last_seq == held  # what was pulled is kept
 
 
