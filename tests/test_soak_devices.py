@@ -35,7 +35,7 @@ from drivers.pipeline import FramePipeline
 from drivers.serial_scanner import SerialScanner
 from kiosk.backoff import Backoff
 from kiosk.config.readers import DecoderConfig, WatchdogConfig
-from kiosk.devices import SensorFault
+from kiosk.devices import ReaderFault, SensorFault
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
 
@@ -252,3 +252,53 @@ def test_scanner_unplugged_and_replugged_100_times_keeps_one_port_and_one_thread
         finally:
             scanner.stop()
     assert not [t.name for t in threading.enumerate() if t.name == "reader-gm65"]
+
+
+class WedgedCamera:
+    """A camera whose every read hangs in the driver, and closing it does not wake the read
+    (a USB camera wedged in uninterruptible I/O): only ``free()`` (the test's teardown) does."""
+
+    def __init__(self) -> None:
+        self._stuck = threading.Event()
+
+    def open(self) -> None:
+        pass
+
+    def read(self):  # noqa: ANN201 - never returns a frame
+        self._stuck.wait()
+        raise ReaderFault("read returned after the device was freed")
+
+    def close(self) -> None:
+        pass  # does not wake the read
+
+    def free(self) -> None:
+        self._stuck.set()
+
+
+def _grab_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "grab-camera"]
+
+
+def test_a_camera_wedged_in_its_driver_is_reopened_without_piling_up_hung_threads(clock):
+    """Each stale-frame reopen starts a grab thread; a read that never returns keeps the
+    thread before it. Reopened every few seconds for a day, that is thousands of threads."""
+    cam = WedgedCamera()
+    reader = _camera(clock, cam)  # driven by step(): the test owns time, no watchdog thread
+    before = len(_grab_threads())
+    try:
+        for _ in range(30):
+            reader.step()  # opens (or says why not): a grab thread whose read hangs
+            clock.advance(WD.stale_frame_s + 0.1)
+            reader.step()  # no frame: lost, the source closed (the read stays hung)
+            assert reader.health().state == "fault"
+            clock.advance(WD.reopen_max_s + 0.1)
+        hung = len(_grab_threads()) - before
+        assert 1 <= hung <= CameraReader.MAX_HUNG_READS
+        assert "still hung" in reader.health().detail
+    finally:
+        cam.free()
+        for thread in _grab_threads():
+            thread.join(timeout=2.0)
+    assert len(_grab_threads()) == before  # freed, each ended (its generation was replaced)
+    reader.step()
+    assert reader.reopens > CameraReader.MAX_HUNG_READS  # and the camera is opened again
