@@ -72,6 +72,11 @@ def _fingerprint(frame: np.ndarray) -> int:
 class CameraReader:
     """A ``CodeReader`` over a ``FrameSource``, with the lost-camera watchdog."""
 
+    #: Grab threads left inside a read that closing the source did not end (a camera wedged
+    #: in the kernel) before the camera is no longer reopened: each reopen starts a thread,
+    #: and a read that never returns keeps its own. Reopening resumes as they return.
+    MAX_HUNG_READS = 2
+
     def __init__(
         self,
         source: FrameSource,
@@ -100,6 +105,8 @@ class CameraReader:
         #: The thread reading the open source (``_grab``): joined on stop, so the process never
         #: exits while it is inside OpenCV (a thread ended in C++ code aborts the process).
         self._grabber: threading.Thread | None = None
+        #: Grab threads abandoned in a hung read (``_lost`` of a stale camera).
+        self._hung: list[threading.Thread] = []
         self._gen = 0
         self._is_open = False
         self._next_open_ns = clock.monotonic_ns()
@@ -225,6 +232,11 @@ class CameraReader:
         return result.codes
 
     def _try_open(self, now: int) -> None:
+        self._hung = [t for t in self._hung if t.is_alive()]
+        if len(self._hung) >= self.MAX_HUNG_READS:
+            detail = f"camera wedged: {len(self._hung)} reads still hung in the driver"
+            self._schedule_reopen(now, detail)
+            return
         try:
             self.source.open()
         except ReaderFault as exc:
@@ -259,6 +271,8 @@ class CameraReader:
             self._slot = None
         if not read_hung:
             self._retire_grabber()
+        elif self._grabber is not None and self._grabber.is_alive():
+            self._hung.append(self._grabber)
         self._close_source()
         self._schedule_reopen(now, detail, exc)
 

@@ -576,6 +576,14 @@ def _unwritable(path: Path) -> str:
     return ""
 
 
+def _close_all(connections: Iterable[sqlite3.Connection]) -> None:
+    for conn in connections:
+        try:
+            conn.close()
+        except sqlite3.Error:
+            pass
+
+
 def _open_connection(path: Path, timeout_s: float) -> sqlite3.Connection:
     """The writer's connection factory (one seam, so tests can make the disk misbehave)."""
     return sqlite3.connect(str(path), timeout=timeout_s)
@@ -1209,7 +1217,8 @@ class EventLog:
         self._closed = True
         self._local = threading.local()
         self._generation = 0
-        self._readers: list[sqlite3.Connection] = []
+        #: Every reader made, with the thread it was made for (``reader``).
+        self._readers: list[tuple[threading.Thread, sqlite3.Connection]] = []
 
     @classmethod
     def from_config(
@@ -1270,11 +1279,7 @@ class EventLog:
             thread.join()
         with self._lock:
             readers, self._readers = self._readers, []
-        for conn in readers:
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
+        _close_all(conn for _, conn in readers)
 
     def __enter__(self) -> EventLog:
         return self.open()
@@ -1391,8 +1396,14 @@ class EventLog:
         except sqlite3.Error as exc:
             raise StoreFault("store_fault", f"cannot open a reader ({_error_name(exc)})") from exc
         db = sqlite_utils.Database(conn, execute_plugins=False)
+        # The web server's worker threads come and go (anyio ends one idle for 10 s): the
+        # readers of threads that have ended are closed here, or each would keep its files
+        # open until the kiosk stops (too many open files after weeks).
         with self._lock:
-            self._readers.append(conn)
+            ended = [c for t, c in self._readers if not t.is_alive()]
+            self._readers = [(t, c) for t, c in self._readers if t.is_alive()]
+            self._readers.append((threading.current_thread(), conn))
+        _close_all(ended)
         self._local.db = db
         self._local.generation = self._generation
         return db

@@ -48,6 +48,7 @@ from ui.views import (
     DENY_MIN_HOLD_S,
     LISTS_STAMP_AHEAD,
     TICK_S,
+    ClosingStream,
     ScreenTracker,
     bus_messages,
     clock_ms,
@@ -515,7 +516,7 @@ async def kiosk_events(
     request: Request, s: Screen = Depends(screen), lang: str | None = LANG_Q
 ) -> StreamingResponse:
     chosen = lang_of(request, s.core.config.site.language)
-    return StreamingResponse(
+    return ClosingStream(
         screen_stream(request, s, chosen),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},

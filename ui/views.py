@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
 from kiosk.privacy import greeting_name, mask_name
@@ -133,6 +133,23 @@ class BusFeed:
 
 def bus_messages(core: Core) -> BusFeed:
     return BusFeed(core)
+
+
+class ClosingStream(StreamingResponse):
+    """A ``StreamingResponse`` that closes its generator however the response ends.
+
+    A client that goes away while a write is blocked (its socket's buffer full: flaky Wi-Fi)
+    gets the response cancelled at that write, with the generator suspended at its ``yield``;
+    its ``finally`` (the bus unsubscribe) would otherwise wait for the cyclic garbage collector,
+    the orphan meanwhile a bus subscriber holding up to a queue of messages."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 def as_number(value: Any) -> float | None:

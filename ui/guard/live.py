@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any, Literal, NoReturn
 
 from fastapi import Query, Request
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, Response
 
 from kiosk import privacy, queries
 from kiosk.alarms import RESOLUTIONS, Alarm
@@ -30,7 +30,15 @@ from ui.guard.deps import (
 )
 from ui.guard.display import feed_row, local_time, vehicle_text
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
-from ui.views import HEARTBEAT_S, ScreenTracker, bus_messages, current_state, kiosk_view, sse
+from ui.views import (
+    HEARTBEAT_S,
+    ClosingStream,
+    ScreenTracker,
+    bus_messages,
+    current_state,
+    kiosk_view,
+    sse,
+)
 
 router = room("/guard")
 
@@ -185,7 +193,7 @@ async def guard_events(
     request: Request, session: ApiSession, g: GuardDep, after: int = AFTER
 ) -> Response:
     stream = FeedStream(g, session, g.lang(request), after)
-    return StreamingResponse(
+    return ClosingStream(
         stream.run(request),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},

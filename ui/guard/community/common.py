@@ -42,6 +42,8 @@ __all__ = [
 
 PREFIX = "/guard/community"
 PENDING_S = 900
+#: Previews held at once (each a parsed upload of up to 5 MB): the oldest goes first.
+PENDING_KEPT = 4
 #: The ``msg=`` a page shows as saved.
 SAVED = "saved"
 #: A ledger record's number in a path: a positive SQLite integer (anything else is a 422,
@@ -301,7 +303,8 @@ Plan = ImportPlan | VehiclePlan | ListPlan
 
 
 class Pending:
-    """Imports previewed and not applied yet: kept in memory for ``PENDING_S``, per guard."""
+    """Imports previewed and not applied yet: kept in memory for ``PENDING_S``, per guard,
+    the latest ``PENDING_KEPT`` of them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -311,6 +314,8 @@ class Pending:
         token = secrets.token_urlsafe(16)
         with self._lock:
             self._items = {k: v for k, v in self._items.items() if v[3] > now}
+            while len(self._items) >= PENDING_KEPT:
+                del self._items[next(iter(self._items))]
             self._items[token] = (owner, kind, plan, now + timedelta(seconds=PENDING_S))
         return token
 
