@@ -43,15 +43,13 @@ from . import observation, services
 from .community import has_table
 from .dating import dated_source
 from .days import day_bounds
-from .links import Key, overridden, passage_key
+from .links import Key, passage_key
 from .lists import same_text
 from .sheets import write_csv, write_xlsx
 from .vehicles import feverish_people, known_plates, normalise_plate
 
 __all__ = [
     "community_section",
-    "overridden",
-    "passage_key",
     "quarantine_lists",
     "report_csv",
     "report_rows",

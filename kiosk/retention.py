@@ -179,19 +179,38 @@ class PurgeResult:
 def check_clock(store: PurgeStore, now: datetime, *, trust_unsynced_clock: bool = False) -> bool:
     """Whether ``now`` may date a purge of ``store``: raises ``ClockNotTrusted`` if not.
     Returns whether the clock is synchronised (False: the operator vouched for it)."""
-    synced = store.clock.synced()
+    return judge_clock(
+        now,
+        store.clock.synced(),
+        store.submit(newest_synced_ts),
+        trust_unsynced_clock=trust_unsynced_clock,
+    )
+
+
+def judge_clock(
+    now: datetime,
+    synced: bool,
+    newest: str | None,
+    *,
+    trust_unsynced_clock: bool = False,
+    whose: str = "the wall clock",
+    unsynced: str = "no NTP answer since boot; without an RTC it may be weeks off",
+    newest_what: str = "the newest synchronised record in the log",
+) -> bool:
+    """The one rule whether a clock may date a purge, the kiosk's and the office's: it is
+    synchronised (or the operator vouched for it), and ``now`` is not earlier than ``newest``
+    (``format_ts``; what was written last by a clock to trust) beyond ``SET_BACK_TOLERANCE``.
+    ``ClockNotTrusted`` if not; else whether it is synchronised."""
     if not synced and not trust_unsynced_clock:
         raise ClockNotTrusted(
             "unsynchronised",
-            "the wall clock is not synchronised (no NTP answer since boot; without an RTC it"
-            " may be weeks off), so it cannot date a purge",
+            f"{whose} is not synchronised ({unsynced}), so it cannot date a purge",
         )
-    newest = store.submit(newest_synced_ts)
     if newest is not None and format_ts(now + SET_BACK_TOLERANCE) < newest:
         raise ClockNotTrusted(
             "set_back",
-            f"the wall clock ({format_ts(now)}) is earlier than the newest synchronised record"
-            f" in the log ({newest}): it was set back, so it cannot date a purge",
+            f"{whose} ({format_ts(now)}) is earlier than {newest_what} ({newest}): it was set"
+            " back, so it cannot date a purge",
         )
     return synced
 

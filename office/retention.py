@@ -47,7 +47,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from kiosk.clock import Clock
-from kiosk.retention import MAX_DAYS, SET_BACK_TOLERANCE, ClockNotTrusted
+from kiosk.retention import MAX_DAYS, ClockNotTrusted, judge_clock
 from kiosk.store import format_ts
 
 __all__ = [
@@ -374,21 +374,18 @@ def check_office_clock(
     copy: Copy, now: datetime, synced: bool, *, trust_unsynced_clock: bool = False
 ) -> bool:
     """Whether ``now`` (the office's clock, ``synced`` as the kernel says) may date a purge
-    of ``copy``: ``ClockNotTrusted`` if not (the kiosk's rule, ``kiosk.retention``)."""
-    if not synced and not trust_unsynced_clock:
-        raise ClockNotTrusted(
-            "unsynchronised",
-            "the office's wall clock is not synchronised (no NTP answer), so it cannot date"
-            " a purge",
-        )
+    of ``copy``: the kiosk's rule (``kiosk.retention.judge_clock``) against the last pull
+    written into the copy."""
     last = copy.last_written()
-    if last is not None and now + SET_BACK_TOLERANCE < last:
-        raise ClockNotTrusted(
-            "set_back",
-            f"the office's wall clock ({format_ts(now)}) is earlier than the last pull written"
-            f" into the copy ({format_ts(last)}): it was set back, so it cannot date a purge",
-        )
-    return synced
+    return judge_clock(
+        now,
+        synced,
+        None if last is None else format_ts(last),
+        trust_unsynced_clock=trust_unsynced_clock,
+        whose="the office's wall clock",
+        unsynced="no NTP answer",
+        newest_what="the last pull written into the copy",
+    )
 
 
 def _pause() -> None:

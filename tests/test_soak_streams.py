@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi import FastAPI
 from guard_support import close_core, make_core
-from test_ui_kiosk import _guard_app
+from test_ui_kiosk import _guard_app, http_scope
 
 from ui import kiosk_screen
 
@@ -43,24 +43,6 @@ def no_cyclic_gc() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-def http_scope(path: str, headers: dict[str, str]) -> dict:
-    path_only, _, query = path.partition("?")
-    raw = [(b"host", b"kiosk.test")] + [(k.encode(), v.encode()) for k, v in headers.items()]
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path_only,
-        "raw_path": path_only.encode(),
-        "query_string": query.encode(),
-        "headers": raw,
-        "client": ("127.0.0.1", 5000),
-        "server": ("kiosk.test", 80),
-    }
 
 
 async def stalled_then_gone(app: FastAPI, path: str, headers: dict[str, str]) -> int:

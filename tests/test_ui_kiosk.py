@@ -312,6 +312,27 @@ def test_preview_without_a_camera_answers_204(data_dir, clock, monkeypatch):
 # --- SSE, on the test's own loop ------------------------------------------------------------
 
 
+def http_scope(path: str, headers: dict[str, str]) -> dict:
+    """The ASGI scope of a GET of ``path`` (with its query) from 127.0.0.1 to kiosk.test."""
+    path_only, _, query = path.partition("?")
+    raw = [(b"host", b"kiosk.test")] + [
+        (k.lower().encode(), v.encode()) for k, v in headers.items()
+    ]
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path_only,
+        "raw_path": path_only.encode(),
+        "query_string": query.encode(),
+        "headers": raw,
+        "client": ("127.0.0.1", 5000),
+        "server": ("kiosk.test", 80),
+    }
+
+
 async def read_sse(
     app: FastAPI,
     path: str,
@@ -358,24 +379,7 @@ async def read_sse(
         if not message.get("more_body", False):
             disconnect.set()
 
-    path_only, _, query = path.partition("?")
-    raw_headers = [(b"host", b"kiosk.test")] + [
-        (k.lower().encode(), v.encode()) for k, v in (headers or {}).items()
-    ]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path_only,
-        "raw_path": path_only.encode(),
-        "query_string": query.encode(),
-        "headers": raw_headers,
-        "client": ("127.0.0.1", 5000),
-        "server": ("kiosk.test", 80),
-    }
-    await asyncio.wait_for(app(scope, receive, send), timeout=10)
+    await asyncio.wait_for(app(http_scope(path, headers or {}), receive, send), timeout=10)
     events.append(("status", status[0]))
     return events
 
