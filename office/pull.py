@@ -703,6 +703,73 @@ class SqliteTarget:
                 os.unlink(f"{self.path}{suffix}")
 
 
+def fetch_bounded(
+    client: httpx.Client,
+    url: str,
+    params: dict[str, Any],
+    headers: dict[str, str],
+    *,
+    cap: int,
+    deadline_s: float,
+    monotonic: Callable[[], float] = time.monotonic,
+    too_large: Callable[[str], Exception] | None = None,
+) -> tuple[int, httpx.Headers, bytearray]:
+    """``(status, headers, body)`` of one GET to a host on the LAN (hostile until shown
+    otherwise): a compressed answer refused (``refuse_encoded``), a 200's body read no
+    further than ``cap`` bytes (``too_large(what)`` raised past it, a ``PullError`` without
+    one), an error's no further than its message (``ERROR_BODY_BYTES``), and all of it
+    within ``deadline_s`` however the answer trickles in (``PullError`` past it). Transport
+    errors propagate (the caller's retry policy). The office's pull and the compound's gates
+    fetching each other's passages (``checkpoint.peers``) both ask through it."""
+    deadline = Deadline(deadline_s, monotonic)
+    try:
+        with (
+            deadline,
+            client.stream("GET", url, params=params, **deadline.httpx_args(headers)) as response,
+        ):
+            return _read_capped(url, response, deadline, cap, too_large)
+    except (httpx.TransportError, DeadlineExceeded):
+        if deadline.expired:
+            raise PullError(
+                f"{url}: no complete answer within {deadline_s:g} s (a kiosk sending too"
+                " slowly; not tried again)"
+            ) from None
+        raise
+
+
+def _read_capped(
+    url: str,
+    response: httpx.Response,
+    deadline: Deadline,
+    cap: int,
+    too_large: Callable[[str], Exception] | None,
+) -> tuple[int, httpx.Headers, bytearray]:
+    """The answer's body, held once (the parsers read a bytearray as it is)."""
+
+    def refused(what: str) -> Exception:
+        if too_large is not None:
+            return too_large(what)
+        return PullError(f"{url}: {what}, larger than {cap} bytes (not a kiosk's answer?)")
+
+    refuse_encoded(url, response)
+    status = response.status_code
+    cap = cap if status == 200 else ERROR_BODY_BYTES
+    declared = response.headers.get("content-length", "")
+    if status == 200 and declared.isdigit() and int(declared) > cap:
+        raise refused(f"an answer of {int(declared):,} bytes")
+    body = bytearray()
+    for chunk in response.iter_bytes():  # as sent: nothing to inflate (refuse_encoded)
+        deadline.check()
+        body += chunk
+        if len(body) > cap:
+            if status != 200:
+                del body[cap:]
+                break  # only the message is wanted
+            raise refused(f"an answer of more than {len(body):,} bytes")
+    deadline.check()
+    return status, response.headers, body
+
+
 _Pages = queue.Queue[tuple[list[dict[str, Any]], int] | BaseException | None]
 
 
@@ -790,47 +857,19 @@ class Puller:
         """``(status, headers, body)`` of one GET, the body read no further than a page of
         ``params["limit"]`` events may be (``page_cap``, at most ``max_page_bytes``;
         ``PullError`` past it) or, for an error, than its message, and all of it within
-        ``request_deadline_s`` (``PullError`` past it)."""
-        deadline = Deadline(self.request_deadline_s, self._monotonic)
-        try:
-            with (
-                deadline,
-                self.client.stream(
-                    "GET", url, params=params, **deadline.httpx_args(headers)
-                ) as response,
-            ):
-                return self._read(url, response, deadline, int(params.get("limit", 0)))
-        except (httpx.TransportError, DeadlineExceeded):
-            if deadline.expired:
-                raise PullError(
-                    f"{url}: no complete answer within {self.request_deadline_s:g} s (a kiosk"
-                    " sending too slowly; not tried again)"
-                ) from None
-            raise
-
-    def _read(
-        self, url: str, response: httpx.Response, deadline: Deadline, limit: int
-    ) -> tuple[int, httpx.Headers, bytearray]:
-        """The answer's body, held once (the parsers read a bytearray as it is)."""
-        refuse_encoded(url, response)
-        status = response.status_code
-        cap = page_cap(limit, self.max_page_bytes) if status == 200 else ERROR_BODY_BYTES
-        declared = response.headers.get("content-length", "")
-        if status == 200 and declared.isdigit() and int(declared) > cap:
-            raise self._too_large(url, f"an answer of {int(declared):,} bytes", cap, limit)
-        body = bytearray()
-        for chunk in response.iter_bytes():  # as sent: nothing to inflate (refuse_encoded)
-            deadline.check()
-            body += chunk
-            if len(body) > cap:
-                if status != 200:
-                    del body[cap:]
-                    break  # only the message is wanted
-                raise self._too_large(
-                    url, f"an answer of more than {len(body):,} bytes", cap, limit
-                )
-        deadline.check()
-        return status, response.headers, body
+        ``request_deadline_s`` (``PullError`` past it): ``fetch_bounded``."""
+        limit = int(params.get("limit", 0))
+        cap = page_cap(limit, self.max_page_bytes)
+        return fetch_bounded(
+            self.client,
+            url,
+            params,
+            headers,
+            cap=cap,
+            deadline_s=self.request_deadline_s,
+            monotonic=self._monotonic,
+            too_large=lambda what: self._too_large(url, what, cap, limit),
+        )
 
     def _too_large(self, url: str, what: str, cap: int, limit: int) -> PullError:
         """A page over its cap: ``PageTooLarge`` (asked again with ``safe_limit`` events)
