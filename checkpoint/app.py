@@ -18,7 +18,7 @@ import gc
 import logging
 import signal
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -29,7 +29,7 @@ from checkpoint.export_helper import HelperProcessPages
 from checkpoint.notify import Notifier, Watchdog
 from drivers.clocksync import system_clock
 from drivers.factory import build_devices
-from kiosk import accounts, ledgers, lists, stats, tokens
+from kiosk import accounts, ledgers, lists, peers, stats, tokens
 from kiosk.accounts import AccountStore
 from kiosk.bus import EventBus
 from kiosk.calibration import CalibrationStore, default_path
@@ -101,6 +101,7 @@ def _open_event_log(config: KioskConfig, data_dir: Path, clock: Clock) -> EventL
             accounts.MIGRATIONS,
             stats.MIGRATIONS,
             *ledgers.MIGRATIONS,
+            peers.MIGRATIONS,
         ],
     )
     store.open()
@@ -138,7 +139,7 @@ def _shared_parts(config: KioskConfig, data_dir: Path, clock: Clock, store: Even
     trust_path.mkdir(parents=True, exist_ok=True)
     list_store = ListStore(store, clock)
     list_store.load()
-    horizon = timedelta(days=max(config.policy.quota.period_days, 1) + 1)
+    horizon = peers.history_horizon(config.policy.quota.period_days)
     return _Shared(
         trust=TrustList.from_dir(trust_path),
         lists=list_store,

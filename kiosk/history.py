@@ -96,10 +96,14 @@ class PassageHistory:
         flags: Iterable[str] = (),
         *,
         mono_ns: int | None = None,
+        peer: bool = False,
     ) -> None:
         """Remember one committed event; only passing decisions count (see module doc).
         ``mono_ns``: the event was stamped on an unsynchronised clock at this monotonic time
-        (this boot's); ``redate`` moves it once the clock is synchronised.
+        (this boot's); ``redate`` moves it once the clock is synchronised. ``peer``: a
+        passage at another gate of the compound (``kiosk.peers``), fetched late and in no
+        order with this gate's: it is a pass's last passage only if later than the one held,
+        it prunes only as time goes forward, and it is never dated (``redate``).
 
         Also accepts the committed event itself (``record(event)``: any object or mapping with
         ``pass_id``, ``household``, ``direction``, ``decision``, ``ts``, ``flags``), as the
@@ -131,10 +135,17 @@ class PassageHistory:
                 self._spelled[key] = household
             bisect.insort(times, us)
         passed = pass_id if isinstance(pass_id, str) and pass_id else None
-        if passed is not None:
+        if passed is not None and not (peer and self._last[direction].get(passed, us) > us):
             # The last recorded, not the latest stamped: records come in seq order, and after
             # the wall clock stepped back the real passage carries the earlier stamp.
             self._last[direction][passed] = us
+        if peer:
+            # Its stamp is no later than this kiosk's clock allows (``kiosk.peers``): prune as
+            # time goes forward, at most hourly, never on a passage of the past caught up.
+            if self._pruned_at is None or us - self._pruned_at > _HOUR_US:
+                self._pruned_at = us
+                self._prune(us - self.horizon // _ONE_US)
+            return
         if mono_ns is not None and (key is not None or passed is not None):
             self._undated.append((key, passed, direction, us, int(mono_ns)))
         previous, self._previous = self._previous, us

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from . import compound, observation, roster, services, vehicles
+from . import compound, observation, peers, roster, services, vehicles
 from .clock import Clock
 from .community import LogLike
 from .compound import CompoundMap
@@ -57,9 +57,11 @@ def purge_ledgers(
 ) -> dict[str, int]:
     """Retention for the ledgers (run through ``EventLog.submit``): returnees whose
     observation ended and service requests closed before ``cutoff`` lose their personal
-    fields. The compound map, the vehicle list and the roster hold what the compound is,
+    fields; the other gates' passages held here (``kiosk.peers``) stamped before it go. The
+    compound map, the vehicle list and the roster hold what the compound is,
     not what happened to a person, and are replaced by their imports instead."""
     return {
         "returnees": observation.purge(db, cutoff.date(), purged_at),
         "service_requests": services.purge(db, cutoff, purged_at),
+        "peer_passages": peers.purge(db, cutoff),
     }

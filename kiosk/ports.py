@@ -119,6 +119,7 @@ class History(Protocol):
         flags: Iterable[str] = (),
         *,
         mono_ns: int | None = None,
+        peer: bool = False,
     ) -> None: ...
 
     def load(self, rows: Iterable[Mapping[str, Any]]) -> int: ...

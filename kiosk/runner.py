@@ -49,6 +49,7 @@ from kiosk.devices import (
     Thermometer,
 )
 from kiosk.engine import Engine
+from kiosk.peers import load_peer_rows
 from kiosk.ports import EngineSeams, EventSink
 from kiosk.store import Event, StoreFault, decode_event_row, format_ts
 
@@ -247,7 +248,11 @@ class EngineRunner:
             " ORDER BY seq",
             params,
         )
-        return self.history.load(decode_event_row(row) for row in rows)
+        counted = self.history.load(decode_event_row(row) for row in rows)
+        # The compound's other gates' passages held here (``kiosk.peers``), after this gate's.
+        return counted + load_peer_rows(
+            reader, self.history, self.clock.now() - self.history.horizon
+        )
 
     # ------------------------------------------------------------------ heartbeat
 

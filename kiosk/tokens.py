@@ -42,6 +42,8 @@ SCOPES: dict[str, str] = {
     "logs:read": "read events with personal fields masked (pull, CSV export), the daily report",
     "logs:personal": "may request personal fields unmasked with ?fields=",
     "stats:read": "read the daily report alone (and /metrics when it is not public)",
+    "passages:peer": "another gate of the compound: this gate's recent passing passages"
+    " (pass id, household, direction, time), for the shared quota and anti-passback",
 }
 
 TOKEN_RE = re.compile(r"^kt_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")

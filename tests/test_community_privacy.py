@@ -95,7 +95,7 @@ def test_retention_forgets_the_ledgers_personal_fields(filled, log, clock):
     led, person, request = filled
     clock.set_wall(datetime(2026, 4, 1, tzinfo=UTC))
     result = purge(log, 30, clock.now(), tz="Asia/Shanghai")
-    assert result.ledger_rows_purged == {"returnees": 1, "service_requests": 1}
+    assert result.ledger_rows_purged == {"returnees": 1, "service_requests": 1, "peer_passages": 0}
     gone = led.observation.person(person.id)
     assert (gone.name, gone.phone, gone.origin, gone.note) == ("", "", "", "")
     assert led.observation.checks(person.id) == []

@@ -42,11 +42,12 @@ from kiosk import queries
 from kiosk.core import Core
 from kiosk.export import COLUMNS, read_events
 from kiosk.lists import Freshness
+from kiosk.peers import MAX_PAGE_ROWS, PEER_SCOPE, history_horizon, peer_page
 from kiosk.privacy import FIELD_NAMES, mask_event, normalise_fields
 from kiosk.ratelimit import RateLimiter, Verdict
 from kiosk.sheets import formula_safe
 from kiosk.stats import daily_report
-from kiosk.store import EventLog
+from kiosk.store import EventLog, StoreFault
 from kiosk.tokens import TokenInfo
 
 log = logging.getLogger(__name__)
@@ -719,6 +720,57 @@ def stats(
     )
     state.audit(token, "export_stats", {"day": when.isoformat()})
     return Response(json.dumps(report, ensure_ascii=False), media_type="application/json")
+
+
+peer_reader = scoped(PEER_SCOPE)
+
+
+class PeerPassage(BaseModel):
+    kiosk_id: str
+    seq: int
+    pass_id: str | None
+    household: str | None
+    direction: str
+    decision: str = Field(description="`pass` or `manual_pass`: passages only.")
+    ts: str = Field(description="UTC; a passage stamped before the clock synchronised, dated.")
+    flags: list[str] = Field(description="`quota_exempt` or nothing.")
+
+
+class PeerPage(BaseModel):
+    kiosk_id: str
+    passages: list[PeerPassage]
+    next: int = Field(description="Ask with after=next for the passages after these.")
+    last: int = Field(description="The newest seq in this kiosk's log.")
+
+
+@router.get(
+    "/api/v1/passages",
+    tags=["api"],
+    response_model=PeerPage,
+    responses=_ERRORS,
+)
+def passages(
+    token: Annotated[TokenInfo, Depends(peer_reader)],
+    state: Annotated[Api, Depends(api_state)],
+    after: int = AFTER_Q,
+    limit: int = Query(500, ge=1, le=MAX_PAGE_ROWS, description="At most this many passages."),
+) -> Response:
+    """This gate's recent passing passages, for another gate of the compound (its shared
+    quota and anti-passback): ``seq``, pass id, household, direction, decision, time, and
+    the ``quota_exempt`` flag, within the quota's look-back; nothing else of an event."""
+    core = state.core
+    since = core.clock.now() - history_horizon(core.config.policy.quota.period_days)
+    try:
+        page = peer_page(core.store.reader(), core.config.site.kiosk_id, after, limit, since)
+    except StoreFault:
+        raise HTTPException(503, "the event log is unavailable") from None
+    if page["passages"]:
+        state.audit(
+            token,
+            "export_passages",
+            {"after": after, "through": page["next"], "count": len(page["passages"])},
+        )
+    return Response(json.dumps(page, ensure_ascii=False), media_type="application/json")
 
 
 def metrics(state: Annotated[Api, Depends(api_state)]) -> PlainTextResponse:

@@ -91,7 +91,7 @@ def _tokens(actions: Verbs) -> None:
         action="append",
         required=True,
         metavar="SCOPE",
-        help="logs:read, logs:personal or stats:read (repeatable)",
+        help="logs:read, logs:personal, stats:read or passages:peer (repeatable)",
     )
     new.add_argument("--name", help="a label for `token list` (e.g. the office's name)")
     add_store_args(new)

@@ -1,0 +1,431 @@
+"""The compound's other gates: their passages, held here, so the quota and the anti-passback
+hold at every gate of one compound (docs/policy.md, docs/operations.md "Several gates").
+
+Each kiosk serves its own recent *passing* passages to its peers (``peer_page``, behind the
+``passages:peer`` token scope: only what the two rules need, no name, no temperature) and
+fetches theirs (``checkpoint.peers``, a thread off the gate's loop: a decision never waits
+for the network). What a peer sends is judged here before anything of it is kept
+(``check_page``): the answer must be of the kiosk its URL is pinned to, every row of that
+kiosk (a forged row of another refuses the page), every value bounded; a row stamped further
+ahead of this kiosk's clock than ``MAX_AHEAD`` is a clock that was wrong, not a passage: it is
+dropped (counted in the peer's status) and neither blocks a household nor hides a real
+passage.
+
+The rows kept go into ``peer_passages`` (``PeerLedger.merge``: keyed ``(kiosk_id, seq)``, so
+a page fetched twice is held once; each peer's cursor in ``peer_cursors``), and only the new
+ones into the ``PassageHistory`` (``record_peer_rows``; ``record(..., peer=True)``). At start
+the history is rebuilt from the log *and* this table (``load_peer_rows``). The table is
+bounded: rows older than the history's horizon and past ``max_rows`` a peer go at each merge,
+and retention removes them with the other ledgers (``purge``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlite_utils import Database
+
+from .history import COUNTED_DECISIONS, QUOTA_EXEMPT
+from .ports import History, Store
+from .schema import sql_migrations
+from .store import StoreFault, format_ts
+
+__all__ = [
+    "MAX_AHEAD",
+    "MIGRATIONS",
+    "PEER_SCOPE",
+    "PeerLedger",
+    "PeerPageError",
+    "PeerRestarted",
+    "PeerRow",
+    "check_page",
+    "history_horizon",
+    "load_peer_rows",
+    "peer_page",
+    "purge",
+    "record_peer_rows",
+]
+
+#: The token scope a peer's requests carry: recent passing passages, nothing else.
+PEER_SCOPE = "passages:peer"
+#: A peer's row stamped further ahead of this kiosk's clock is a clock that was wrong.
+MAX_AHEAD = timedelta(minutes=10)
+#: The most rows one answer may carry (a page asked for more is refused by the peer).
+MAX_PAGE_ROWS = 1000
+#: Bounds of one row's values (the passes' own limits are lower).
+MAX_PASS_ID = 128
+MAX_HOUSEHOLD = 64
+MAX_TS_CHARS = 40
+MAX_SEQ = 2**63 - 1
+_ROW_KEYS = frozenset(
+    {"kiosk_id", "seq", "pass_id", "household", "direction", "decision", "ts", "flags"}
+)
+
+MIGRATIONS = sql_migrations(
+    "kiosk.peers",
+    m001_peer_passages="""
+    CREATE TABLE peer_passages (
+        kiosk_id TEXT NOT NULL, seq INTEGER NOT NULL, pass_id TEXT, household TEXT,
+        direction TEXT NOT NULL, decision TEXT NOT NULL, ts TEXT NOT NULL,
+        flags TEXT NOT NULL DEFAULT '[]', fetched_at TEXT NOT NULL,
+        PRIMARY KEY (kiosk_id, seq)
+    );
+    CREATE INDEX peer_passages_ts ON peer_passages(ts);
+    CREATE TABLE peer_cursors (
+        kiosk_id TEXT PRIMARY KEY, after INTEGER NOT NULL, url TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
+)
+
+
+def history_horizon(period_days: int) -> timedelta:
+    """How far back the passage history looks (``PassageHistory.horizon``, as the composition
+    root builds it): the quota's period and a day; what a peer is served of the past."""
+    return timedelta(days=max(period_days, 1) + 1)
+
+
+class PeerPageError(ValueError):
+    """A peer's answer refused whole: nothing of it is kept, the cursor stays."""
+
+
+class PeerRestarted(PeerPageError):
+    """The peer's log ends before the cursor: a new database there, its seqs start again."""
+
+
+@dataclass(frozen=True)
+class PeerRow:
+    """One passing passage at a peer gate, as kept here."""
+
+    kiosk_id: str
+    seq: int
+    pass_id: str | None
+    household: str | None
+    direction: str
+    decision: str
+    ts: str  # format_ts: fixed-width UTC
+    exempt: bool
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return (QUOTA_EXEMPT,) if self.exempt else ()
+
+
+@dataclass(frozen=True)
+class CheckedPage:
+    """A peer's answer judged: the rows to keep, the cursor after it, what was dropped."""
+
+    rows: list[PeerRow]
+    next: int
+    last: int
+    ahead: int
+
+
+# --- the serving side -------------------------------------------------------------------------
+
+
+def peer_page(
+    db: Database, kiosk_id: str, after: int, limit: int, since: datetime
+) -> dict[str, Any]:
+    """This kiosk's passing passages after ``after`` stamped from ``since`` on, at most
+    ``limit``: ``{"kiosk_id", "passages", "next", "last"}`` (``next``: the cursor to ask
+    from next; ``last``: the log's newest seq). A passage stamped on an unsynchronised clock
+    goes at the time its boot's clock dates it (``kiosk.dating``). ``StoreFault`` when the
+    log cannot be read."""
+    try:
+        return _page(db, kiosk_id, after, limit, since)
+    except sqlite3.Error as exc:
+        raise StoreFault("store_fault", f"peer page: {type(exc).__name__}") from None
+
+
+def _page(db: Database, kiosk_id: str, after: int, limit: int, since: datetime) -> dict[str, Any]:
+    from .dating import dated_source
+
+    head = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+    source, ts = dated_source(db)
+    rows = db.execute(
+        f"SELECT seq, pass_id, household, direction, decision, {ts} AS ts, flags"  # noqa: S608
+        f" FROM {source} WHERE seq > ? AND decision IN ('pass', 'manual_pass')"
+        f" AND {ts} >= ? ORDER BY seq LIMIT ?",
+        [after, format_ts(since), limit],
+    ).fetchall()
+    passages = [
+        {
+            "kiosk_id": kiosk_id,
+            "seq": seq,
+            "pass_id": pass_id,
+            "household": household,
+            "direction": direction,
+            "decision": decision,
+            "ts": stamp,
+            "flags": [QUOTA_EXEMPT] if QUOTA_EXEMPT in json.loads(flags or "[]") else [],
+        }
+        for seq, pass_id, household, direction, decision, stamp, flags in rows
+    ]
+    full = len(passages) == limit
+    nxt = passages[-1]["seq"] if full else max(head, passages[-1]["seq"] if passages else after)
+    return {"kiosk_id": kiosk_id, "passages": passages, "next": nxt, "last": head}
+
+
+# --- the fetching side: what a peer sent, judged ------------------------------------------------
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value[:40]) + ("..." if len(value) > 40 else "")
+    if isinstance(value, int | float | bool) or value is None:
+        return repr(value)[:40]
+    return f"a JSON {'list' if isinstance(value, list) else 'object'}"
+
+
+def _seq(value: object, what: str) -> int:
+    if type(value) is not int or not 0 <= value <= MAX_SEQ:
+        raise PeerPageError(f"{what} is {_shown(value)}, not a seq")
+    return value
+
+
+def _text(row: Mapping[str, Any], key: str, most: int) -> str | None:
+    value = row.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= most:
+        # Its value is not repeated: it may be a person's (the error goes to the log).
+        raise PeerPageError(f"row {key} is not text of 1 to {most} characters")
+    return value
+
+
+def _when(value: object) -> datetime:
+    if not isinstance(value, str) or len(value) > MAX_TS_CHARS:
+        raise PeerPageError(f"row ts is {_shown(value)}, not a time")
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise PeerPageError(f"row ts is {_shown(value)}, not an ISO 8601 time") from None
+    if when.tzinfo is None:
+        raise PeerPageError(f"row ts is {_shown(value)}, without its UTC offset")
+    return when.astimezone(UTC)
+
+
+def _row(raw: object, kiosk_id: str) -> tuple[PeerRow, datetime]:
+    if not isinstance(raw, dict):
+        raise PeerPageError("a passage that is not a JSON object")
+    if not raw.keys() <= _ROW_KEYS:
+        raise PeerPageError(f"a passage with a field {_shown(sorted(raw.keys() - _ROW_KEYS)[0])}")
+    if raw.get("kiosk_id") != kiosk_id:
+        raise PeerPageError(
+            f"a passage of kiosk {_shown(raw.get('kiosk_id'))} in the answer of {kiosk_id}"
+            " (a forged row: the page is refused)"
+        )
+    direction, decision = raw.get("direction"), raw.get("decision")
+    if direction not in ("in", "out"):
+        raise PeerPageError(f"row direction is {_shown(direction)}, not 'in' or 'out'")
+    if decision not in COUNTED_DECISIONS:
+        raise PeerPageError(f"row decision is {_shown(decision)}, not a passing decision")
+    flags = raw.get("flags", [])
+    if not isinstance(flags, list) or len(flags) > 8:
+        raise PeerPageError(f"row flags is {_shown(flags)}, not a short list")
+    if not all(isinstance(f, str) and len(f) <= 40 for f in flags):
+        raise PeerPageError("row flags holds a value that is not a short text")
+    when = _when(raw.get("ts"))
+    row = PeerRow(
+        kiosk_id,
+        _seq(raw.get("seq"), "row seq"),
+        _text(raw, "pass_id", MAX_PASS_ID),
+        _text(raw, "household", MAX_HOUSEHOLD),
+        str(direction),
+        str(decision),
+        format_ts(when),
+        QUOTA_EXEMPT in flags,
+    )
+    return row, when
+
+
+def check_page(page: object, kiosk_id: str, after: int, limit: int, now: datetime) -> CheckedPage:
+    """A peer's answer to ``after=after&limit=limit``, judged: ``PeerPageError`` (nothing
+    kept) unless it is of ``kiosk_id`` (the id its URL is pinned to), with at most ``limit``
+    rows of that kiosk, each seq after ``after`` and after the one before, every value within
+    its bounds. Rows stamped more than ``MAX_AHEAD`` after ``now`` are dropped (``ahead``)."""
+    if not isinstance(page, dict):
+        raise PeerPageError("the answer is not a JSON object (not a kiosk?)")
+    if page.get("kiosk_id") != kiosk_id:
+        raise PeerPageError(
+            f"answers as kiosk {_shown(page.get('kiosk_id'))}, and its URL is pinned to"
+            f" {kiosk_id} (compound.peers kiosk_id): nothing of it is kept"
+        )
+    last = _seq(page.get("last"), "last")
+    if last < after:
+        raise PeerRestarted(f"its log ends at seq {last}, before {after} already fetched")
+    raw = page.get("passages")
+    if not isinstance(raw, list):
+        raise PeerPageError("the answer has no passages list")
+    if len(raw) > limit:
+        raise PeerPageError(f"{len(raw)} passages in a page asked for at most {limit}")
+    rows: list[PeerRow] = []
+    ahead, previous, latest = 0, after, now + MAX_AHEAD
+    for item in raw:
+        row, when = _row(item, kiosk_id)
+        if row.seq <= previous:
+            raise PeerPageError(f"row seq {row.seq} does not follow {previous}")
+        previous = row.seq
+        if when > latest:
+            ahead += 1
+            continue
+        rows.append(row)
+    nxt = _seq(page.get("next"), "next")
+    if nxt < previous or nxt > max(last, previous):
+        raise PeerPageError(f"next is {nxt}, outside {previous}..{max(last, previous)}")
+    return CheckedPage(rows, nxt, last, ahead)
+
+
+# --- the table ----------------------------------------------------------------------------------
+
+
+class PeerLedger:
+    """``peer_passages`` and ``peer_cursors`` on the event log (writes through its writer)."""
+
+    def __init__(self, store: Store, horizon: timedelta, max_rows: int = 20000) -> None:
+        self.store = store
+        self.horizon = horizon
+        self.max_rows = max_rows
+
+    def cursor(self, kiosk_id: str) -> int:
+        row = (
+            self.store.reader()
+            .execute("SELECT after FROM peer_cursors WHERE kiosk_id = ?", [kiosk_id])
+            .fetchone()
+        )
+        return int(row[0]) if row is not None else 0
+
+    def held(self) -> dict[str, int]:
+        """Rows held of each peer."""
+        rows = self.store.reader().execute(
+            "SELECT kiosk_id, COUNT(*) FROM peer_passages GROUP BY kiosk_id"
+        )
+        return {kiosk_id: int(count) for kiosk_id, count in rows.fetchall()}
+
+    def merge(
+        self, url: str, kiosk_id: str, page: CheckedPage, now: datetime, *, synced: bool = True
+    ) -> list[PeerRow]:
+        """Keep ``page``'s rows and move the cursor, in one transaction; the rows that were
+        new (a row already held is not returned twice). Then the table is trimmed: a peer's
+        oldest past ``max_rows``, and, on a synchronised clock (``synced``: one far ahead
+        would drop every real row), rows older than the horizon."""
+        fetched = format_ts(now)
+        since = format_ts(now - self.horizon) if synced else None
+
+        def write(db: Database) -> list[PeerRow]:
+            new = []
+            for row in page.rows:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO peer_passages (kiosk_id, seq, pass_id, household,"
+                    " direction, decision, ts, flags, fetched_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        row.kiosk_id,
+                        row.seq,
+                        row.pass_id,
+                        row.household,
+                        row.direction,
+                        row.decision,
+                        row.ts,
+                        json.dumps(list(row.flags)),
+                        fetched,
+                    ],
+                )
+                if cursor.rowcount:
+                    new.append(row)
+            db.execute(
+                "INSERT INTO peer_cursors (kiosk_id, after, url, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (kiosk_id) DO UPDATE SET after = excluded.after,"
+                " url = excluded.url, updated_at = excluded.updated_at",
+                [kiosk_id, page.next, url, fetched],
+            )
+            self._trim(db, kiosk_id, since)
+            return new
+
+        return self.store.submit(write)
+
+    def restart(self, kiosk_id: str, now: datetime) -> None:
+        """The peer's log is shorter than the cursor (a new database there): its seqs start
+        again, so its rows held and the cursor go (the history keeps what it counted)."""
+
+        def write(db: Database) -> None:
+            db.execute("DELETE FROM peer_passages WHERE kiosk_id = ?", [kiosk_id])
+            db.execute("DELETE FROM peer_cursors WHERE kiosk_id = ?", [kiosk_id])
+
+        self.store.submit(write)
+
+    def _trim(self, db: Database, kiosk_id: str, since: str | None) -> None:
+        if since is not None:
+            db.execute("DELETE FROM peer_passages WHERE ts < ?", [since])
+        db.execute(
+            "DELETE FROM peer_passages WHERE kiosk_id = ? AND seq <= (SELECT seq FROM"
+            " peer_passages WHERE kiosk_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+            [kiosk_id, kiosk_id, self.max_rows],
+        )
+
+
+def purge(db: Database, cutoff: datetime) -> int:
+    """Retention (``kiosk.ledgers.purge_ledgers``): peers' rows stamped before ``cutoff``."""
+    if not _has_table(db):
+        return 0
+    cursor = db.execute("DELETE FROM peer_passages WHERE ts < ?", [format_ts(cutoff)])
+    return max(cursor.rowcount, 0)
+
+
+def _has_table(db: Database) -> bool:
+    found = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'peer_passages'"
+    ).fetchone()
+    return found is not None
+
+
+# --- into the history -----------------------------------------------------------------------------
+
+
+def record_peer_rows(history: History, rows: Iterable[PeerRow | Mapping[str, Any]]) -> int:
+    """Record peers' passages in ``history`` (``record(..., peer=True)``); how many."""
+    counted = 0
+    for row in rows:
+        if isinstance(row, PeerRow):
+            history.record(
+                row.pass_id,
+                row.household,
+                row.direction,
+                row.decision,
+                row.ts,
+                row.flags,
+                peer=True,
+            )
+        else:
+            flags = tuple(json.loads(row["flags"] or "[]"))
+            history.record(
+                row["pass_id"],
+                row["household"],
+                row["direction"],
+                row["decision"],
+                row["ts"],
+                flags,
+                peer=True,
+            )
+        counted += 1
+    return counted
+
+
+def load_peer_rows(db: Database, history: History, since: datetime) -> int:
+    """At start, after the log's own rows: the peers' rows held, stamped from ``since`` on
+    (none in a log without the table)."""
+    if not _has_table(db):
+        return 0
+    cursor = db.execute(
+        "SELECT pass_id, household, direction, decision, ts, flags FROM peer_passages"
+        " WHERE ts >= ? ORDER BY ts",
+        [format_ts(since)],
+    )
+    names = [d[0] for d in cursor.description]
+    return record_peer_rows(history, (dict(zip(names, r, strict=True)) for r in cursor))
