@@ -47,6 +47,7 @@ from kiosk.store import EventLog, StoreFault, newest_synced_ts, record_site
 from kiosk.tokens import TokenStore
 
 if TYPE_CHECKING:
+    from checkpoint.peers import PeerSync
     from checkpoint.server import EdgeServer
     from kiosk.auditing import HeldRows
     from office.listsync import ListSync
@@ -262,6 +263,7 @@ class Daemon:
         self._purge_task: asyncio.Task[None] | None = None
         self._lists_task: asyncio.Task[None] | None = None
         self._lists_sync: ListSync | None = None
+        self._peers: PeerSync | None = None
         #: The console's audit rows held during a storage outage (``kiosk.auditing.HeldRows``).
         self._held: HeldRows | None = None
         #: Set to stop (``request_stop``); given, it may already be set by a signal that came
@@ -319,6 +321,13 @@ class Daemon:
         if self._lists_sync is not None:
             self.core.extras["lists_sync"] = self._lists_sync
             self._lists_sync.start()
+        if self.core.config.compound.peers:  # else not even imported (httpx)
+            from checkpoint.peers import PeerSync
+
+            self._peers = PeerSync.from_config(self.core)
+        if self._peers is not None:
+            self.core.extras["peers"] = self._peers
+            self._peers.start()
         log.info("kiosk started", extra={"url": self.url, "kiosk_id": self.core.store.kiosk_id})
 
     async def stop(self) -> None:
@@ -339,6 +348,8 @@ class Daemon:
             await self._watchdog.stop()
         if self._lists_sync is not None:
             await asyncio.to_thread(self._lists_sync.stop, 1.0)
+        if self._peers is not None:
+            await asyncio.to_thread(self._peers.stop, 1.0)
         await self.core.runner.stop()
         if self._held is not None:  # one last try; what is left is said in the log
             await asyncio.to_thread(self._held.close, self.core.store)

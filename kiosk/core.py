@@ -121,6 +121,9 @@ class Core:
         lists_sync = self.extras.get("lists_sync")
         if lists_sync is not None:
             report["lists_sync"] = lists_sync.status()
+        peers = self.extras.get("peers")
+        if peers is not None:  # the compound's other gates (checkpoint.peers.PeerSync)
+            report["peers"] = peers.status()
         report["version"] = self.version
         if self.data_volume is not None:
             report["data_volume"] = self.data_volume.to_dict()

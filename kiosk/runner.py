@@ -254,6 +254,15 @@ class EngineRunner:
             reader, self.history, self.clock.now() - self.history.horizon
         )
 
+    def in_loop(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` on the engine's loop, between two of its steps (from any thread): what
+        the engine reads (the history) is changed there only. Before ``start``, in place."""
+        loop = self._loop
+        if loop is None or not self._started or loop.is_closed():
+            fn()
+            return
+        loop.call_soon_threadsafe(fn)
+
     # ------------------------------------------------------------------ heartbeat
 
     def loop_healthy(self, max_age_s: float) -> bool:

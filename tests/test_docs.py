@@ -386,7 +386,7 @@ def test_every_field_of_the_health_report_is_in_the_api_reference(core):
     section = text[text.index("### `GET /api/v1/health`") : text.index("## Kiosk screen")]
     report = core.health()
     assert {"devices", "deciding", "clock", "version"} <= set(report)
-    optional = {"lists_sync", "data_volume"}  # only when the daemon has them
+    optional = {"lists_sync", "data_volume", "peers"}  # only when the daemon has them
     missing = [k for k in sorted({*report, *optional}) if f"`{k}`" not in section]
     assert missing == [], "health fields docs/api.md does not describe"
     devices = [k for k in report["devices"] if f"`{k.split(':')[0]}" not in section]

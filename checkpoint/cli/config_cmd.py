@@ -79,7 +79,9 @@ def _check_collector(file: str) -> int:
 
 def _notes(config: KioskConfig) -> list[str]:
     """What `kiosk run` warns of in a valid config: emulated devices (fine on a bench), lanes
-    it does not read."""
+    it does not read, peers whose token is unreadable here or whose URL is plain http."""
+    from kiosk.config.compound import peer_notes
+
     from .daemon_cmd import emulated_devices, unread_lanes
 
     notes = []
@@ -92,4 +94,4 @@ def _notes(config: KioskConfig) -> list[str]:
     lanes = unread_lanes(config)
     if lanes:
         notes.append(lanes)
-    return notes
+    return notes + peer_notes(config.compound)

@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, model_validator
 from kiosk.files import UnreadableFile, read_bounded
 
 from ._base import Section
+from .compound import CompoundSection
 from .engine import EngineSection
 from .fleet import FleetSection
 from .gate import GateSection
@@ -54,6 +55,9 @@ class KioskConfig(Section):
     web: WebSection = Field(default_factory=WebSection)
     fleet: FleetSection = Field(default_factory=FleetSection)
     """The office's signed list bundle, fetched on a schedule (docs/fleet.md)."""
+    compound: CompoundSection = Field(default_factory=CompoundSection)
+    """The compound's other gates, whose passages the quota and anti-passback count too
+    (docs/operations.md, "Several gates")."""
 
     @model_validator(mode="after")
     def _passes_need_a_reader(self) -> KioskConfig:
@@ -62,6 +66,16 @@ class KioskConfig(Section):
                 f"readers.sources: policy.mode {self.policy.mode!r} checks passes: name at least"
                 " one code reader (or mode 'temperature_only')"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _peers_are_others(self) -> KioskConfig:
+        for i, peer in enumerate(self.compound.peers):
+            if peer.kiosk_id == self.site.kiosk_id:
+                raise ValueError(
+                    f"compound.peers[{i}].kiosk_id: {peer.kiosk_id} is this kiosk's own"
+                    " site.kiosk_id; list the compound's other gates only"
+                )
         return self
 
     @model_validator(mode="after")

@@ -83,19 +83,34 @@ class KioskSource(Section):
 
     def token(self) -> str:
         """Read the token now (so a rotated credential is picked up); ``ValueError`` if absent."""
-        if self.token_env is not None:
-            value = os.environ.get(self.token_env, "").strip()
-            if not value:
-                raise ValueError(f"environment variable {self.token_env} is not set")
-            return value
-        assert self.token_file is not None
-        try:
-            value = self.token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ValueError(f"cannot read {self.token_file}: {exc.strerror or exc}") from None
+        return read_token(self.token_env, self.token_file)
+
+
+#: A token file holds one line; anything much larger is not a token (and is not read).
+MAX_TOKEN_FILE_BYTES = 4096
+
+
+def read_token(token_env: str | None, token_file: Path | None) -> str:
+    """The bearer token in the environment variable ``token_env`` or the file ``token_file``
+    (one of them), read now so a rotated credential is picked up; ``ValueError`` saying what
+    is missing."""
+    if token_env is not None:
+        value = os.environ.get(token_env, "").strip()
         if not value:
-            raise ValueError(f"{self.token_file} is empty")
+            raise ValueError(f"environment variable {token_env} is not set")
         return value
+    assert token_file is not None
+    try:
+        with token_file.open("rb") as f:
+            raw = f.read(MAX_TOKEN_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read {token_file}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_TOKEN_FILE_BYTES:
+        raise ValueError(f"{token_file} is larger than a token ({MAX_TOKEN_FILE_BYTES} bytes)")
+    value = raw.decode("utf-8", "replace").strip()
+    if not value:
+        raise ValueError(f"{token_file} is empty")
+    return value
 
 
 class CollectorConfig(Section):

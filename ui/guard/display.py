@@ -543,6 +543,8 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
     volume = report.get("data_volume") or {}
     if "fs_type" in volume:
         add(device_label(lang, "data_volume"), *volume_words(volume, lang))
+    for peer in report.get("peers") or []:
+        add(*peer_words(peer, lang, tz))
     last = report.get("last_event")
     add(
         device_label(lang, "last_event"),
@@ -553,6 +555,19 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
     if free is not None:
         add(device_label(lang, "disk"), "ok", i18n.t(lang, "health.free_mb", mb=int(free)))
     return rows
+
+
+def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str, str]:
+    """Another gate of the compound's row (``report["peers"]``): ``ok`` and when it was last
+    heard, or ``degraded`` and since when its outings are unknown here (the quota and the
+    anti-passback hold at this gate only)."""
+    label = i18n.t(lang, "device.peer", id=str(peer.get("kiosk_id")))
+    if peer.get("state") == "ok":
+        heard = local_time(str(peer.get("last_success")), tz, "%m-%d %H:%M:%S")
+        rows = int(peer.get("rows_held") or 0)
+        return label, "ok", i18n.t(lang, "health.peer_ok", time=heard, rows=rows)
+    since = local_time(str(peer.get("stale_since")), tz, "%m-%d %H:%M")
+    return label, "degraded", i18n.t(lang, "health.peer_stale", since=since)
 
 
 def volume_words(volume: dict[str, Any], lang: str) -> tuple[str, str]:

@@ -1,0 +1,281 @@
+"""The compound's other gates, fetched: a thread that asks each peer for its new passages.
+
+``PeerSync`` asks every ``[[compound.peers]]`` kiosk each ``compound.poll_s`` for its passing
+passages after the last one held (``GET /api/v1/passages``, a ``passages:peer`` token), judges
+the answer (``kiosk.peers.check_page``), keeps the new rows (``PeerLedger.merge``) and hands
+them to the engine's loop to record in its history (``EngineRunner.in_loop``). The gate's
+decision never waits for any of it: a peer that is down, slow or hostile costs this thread
+its deadline (``office.pull.fetch_bounded``: the answer bounded in bytes and values before it
+is parsed, and in time), and the gate decides on what it holds. ``status()`` says, for the
+health report and the guard's devices page, when each peer was last heard and whether its
+outings are unknown here (``stale``): then the quota and the anti-passback hold at this gate
+only (docs/operations.md, "Several gates").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from kiosk.config.compound import CompoundSection, PeerSource
+from kiosk.core import Core
+from kiosk.peers import (
+    PEER_SCOPE,
+    PeerLedger,
+    PeerPageError,
+    PeerRestarted,
+    check_page,
+    record_peer_rows,
+)
+from office.pull import (
+    PLAIN_JSON,
+    PullError,
+    client_timeout,
+    fetch_bounded,
+    json_values,
+    status_words,
+    unknown_host,
+    untrusted_certificate,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PAGE_ROWS", "PeerState", "PeerSync"]
+
+#: Passages asked for in one request, and the most pages one poll reads (a peer's backlog
+#: after an outage comes in over several polls, each bounded).
+PAGE_ROWS = 500
+PAGES_PER_POLL = 10
+#: The most of one answer read: ``PAGE_ROWS`` of the largest legal rows and the envelope.
+MAX_ANSWER_BYTES = PAGE_ROWS * 600 + 4096
+#: The most JSON values one answer is parsed with (a row has 17: its keys, values, a flag).
+MAX_ANSWER_VALUES = PAGE_ROWS * 24 + 64
+#: What to do about a redirect a peer answered.
+PEER_MOVED = "if the peer gate answers there, set its compound.peers url to that base URL"
+
+
+@dataclass
+class PeerState:
+    """What this gate knows of one peer, for the health report."""
+
+    url: str
+    kiosk_id: str
+    last_success: datetime | None = None
+    last_attempt: datetime | None = None
+    last_error: str | None = None
+    ahead_dropped: int = 0
+    fetched: int = 0
+
+
+class PeerSync:
+    """Fetches the compound's other gates' passages for ``core`` (one thread for all peers).
+
+    ``poll()`` is one round (what tests call, with an injected ``client``); ``start()`` runs
+    it every ``poll_s`` on a daemon thread until ``stop()``."""
+
+    def __init__(
+        self,
+        core: Core,
+        section: CompoundSection,
+        *,
+        client: httpx.Client | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.core = core
+        self.section = section
+        self.peers: Sequence[PeerSource] = section.peers
+        self.ledger = PeerLedger(core.store, core.history.horizon, section.max_rows)
+        self._own_client = client is None
+        self.client = client or httpx.Client(
+            timeout=client_timeout(section.timeout_s), follow_redirects=False
+        )
+        self._monotonic = monotonic
+        self.started_at = core.clock.now()
+        self.states = {p.kiosk_id: PeerState(p.url, p.kiosk_id) for p in self.peers}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- one round --------------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """Ask every peer once, one after the other (tests; the daemon's threads ask each
+        on its own); never raises."""
+        for peer in self.peers:
+            self._fetch_logged(peer)
+
+    def _fetch_logged(self, peer: PeerSource) -> None:
+        try:
+            self.fetch(peer)
+        except Exception:  # noqa: BLE001 - a store fault while keeping: the next round retries
+            log.exception("compound: keeping %s's passages failed", peer.kiosk_id)
+            self._failed(peer, "its passages could not be kept here (event log)")
+
+    def fetch(self, peer: PeerSource) -> int:
+        """The new passages of ``peer``, kept and recorded; how many. A failure is its
+        state's ``last_error`` (and 0), never an exception out of the thread."""
+        state = self.states[peer.kiosk_id]
+        state.last_attempt = self.core.clock.now()
+        got = 0
+        for _ in range(PAGES_PER_POLL):
+            try:
+                token = peer.token()
+            except ValueError as exc:
+                self._failed(peer, f"no token ({exc})")
+                return got
+            after = self.ledger.cursor(peer.kiosk_id)
+            try:
+                page = self._page(peer, token, after)
+            except PeerRestarted as exc:
+                log.warning("compound: %s: %s; fetching it again", peer.kiosk_id, exc)
+                self.ledger.restart(peer.kiosk_id, self.core.clock.now())
+                continue
+            except (PullError, PeerPageError) as exc:
+                self._failed(peer, str(exc))
+                return got
+            clock = self.core.clock
+            new = self.ledger.merge(
+                peer.url, peer.kiosk_id, page, clock.now(), synced=clock.synced()
+            )
+            if new:
+                self._record(new)
+            got += len(new)
+            with self._lock:
+                if state.last_error is not None:
+                    log.info("compound: peer %s answers again", peer.kiosk_id)
+                state.last_success, state.last_error = self.core.clock.now(), None
+                state.ahead_dropped += page.ahead
+                state.fetched += len(new)
+            if page.next >= page.last:
+                break
+        return got
+
+    def _record(self, rows: list[Any]) -> None:
+        history = self.core.history
+
+        def record() -> None:
+            try:
+                record_peer_rows(history, rows)
+            except Exception:  # noqa: BLE001 - the history is an aid, the decision goes on
+                log.exception("compound: peers' passages could not be recorded")
+
+        self.core.runner.in_loop(record)
+
+    def _page(self, peer: PeerSource, token: str, after: int) -> Any:
+        url = f"{peer.url}/api/v1/passages"
+        headers = {"Authorization": f"Bearer {token}", **PLAIN_JSON}
+        params = {"after": after, "limit": PAGE_ROWS}
+        try:
+            status, answer_headers, body = fetch_bounded(
+                self.client,
+                url,
+                params,
+                headers,
+                cap=MAX_ANSWER_BYTES,
+                deadline_s=self.section.timeout_s * 3,
+                monotonic=self._monotonic,
+            )
+        except httpx.HTTPError as exc:
+            why = untrusted_certificate(exc) or unknown_host(exc, url)
+            raise PullError(f"{url}: {why or 'no answer (' + type(exc).__name__ + ')'}") from None
+        if status in (401, 403):
+            raise PullError(
+                f"{url}: HTTP {status}: the peer refuses this gate's token (it needs a"
+                f" {PEER_SCOPE} token of that gate: kiosk token new --scope {PEER_SCOPE})"
+            )
+        if status != 200:
+            raise PullError(f"{url}: {status_words(status, answer_headers, body, PEER_MOVED)}")
+        if json_values(body) > MAX_ANSWER_VALUES:
+            raise PullError(f"{url}: an answer with more values than a page of passages has")
+        try:
+            parsed = json.loads(body)
+        except (ValueError, RecursionError):
+            raise PullError(f"{url}: the answer is not JSON (not a kiosk?)") from None
+        return check_page(parsed, peer.kiosk_id, after, PAGE_ROWS, self.core.clock.now())
+
+    def _failed(self, peer: PeerSource, message: str) -> None:
+        """The peer's error, for its status; logged when it is new (not at every poll of a
+        peer that stays down)."""
+        message = message[:300]
+        with self._lock:
+            state = self.states[peer.kiosk_id]
+            new, state.last_error = message != state.last_error, message
+        if new:
+            log.warning("compound: peer %s: %s", peer.kiosk_id, message)
+
+    # -- what the guard is told -------------------------------------------------------------------
+
+    def status(self) -> list[dict[str, Any]]:
+        """Each peer: ``state`` (``ok``, ``stale``: its outings are unknown here since
+        ``stale_since``), ``last_success``, ``rows_held``, ``last_error``, rows dropped as
+        stamped ahead of this clock."""
+        now = self.core.clock.now()
+        stale_after = timedelta(seconds=self.section.stale_after_s)
+        try:
+            held = self.ledger.held()
+        except Exception:  # noqa: BLE001 - the health report must not fail on it
+            held = {}
+        out = []
+        with self._lock:
+            for state in self.states.values():
+                heard = state.last_success
+                fresh = heard is not None and timedelta(0) <= now - heard <= stale_after
+                out.append(
+                    {
+                        "kiosk_id": state.kiosk_id,
+                        "url": state.url,
+                        "state": "ok" if fresh else "stale",
+                        "last_success": heard.isoformat() if heard else None,
+                        "stale_since": None if fresh else (heard or self.started_at).isoformat(),
+                        "rows_held": held.get(state.kiosk_id, 0),
+                        "last_error": state.last_error,
+                        "ahead_dropped": state.ahead_dropped,
+                    }
+                )
+        return out
+
+    # -- schedule ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """One thread a peer: a peer that does not answer delays nobody else's."""
+        if self._threads:
+            return
+        self._stop.clear()
+        for peer in self.peers:
+            thread = threading.Thread(
+                target=self._loop, args=(peer,), name=f"kiosk-peer-{peer.kiosk_id}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def _loop(self, peer: PeerSource) -> None:
+        while not self._stop.is_set():
+            self._fetch_logged(peer)
+            self._stop.wait(self.section.poll_s)
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Ask the threads to end and wait for them within ``timeout_s`` in all (a fetch
+        under way ends at its deadline; its thread is a daemon's)."""
+        self._stop.set()
+        end = self._monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, end - self._monotonic()))
+        self._threads = []
+        if self._own_client:
+            self.client.close()
+
+    @classmethod
+    def from_config(cls, core: Core, *, client: httpx.Client | None = None) -> PeerSync | None:
+        """For the daemon: ``None`` without ``[[compound.peers]]`` (a gate on its own)."""
+        section = core.config.compound
+        if not section.peers:
+            return None
+        return cls(core, section, client=client)

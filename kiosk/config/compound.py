@@ -1,0 +1,99 @@
+"""``[compound]``: the other gates of this compound, whose passages the quota and the
+anti-passback count as well as this gate's own (``kiosk.peers``, docs/operations.md).
+
+Nothing configured (no ``[[compound.peers]]``) is a gate on its own, as before."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator, model_validator
+
+from ._base import EnvName, LocalPath, Section
+from .fleet import normalise_url, read_token
+
+__all__ = ["CompoundSection", "PeerSource", "peer_notes"]
+
+KIOSK_ID_PATTERN = r"^[A-Za-z0-9._-]+$"
+
+
+class PeerSource(Section):
+    """One other gate of the compound (a `[[compound.peers]]` table)."""
+
+    url: str = Field(min_length=8, max_length=500)
+    """The peer kiosk's base URL, e.g. `https://gate-south.lan:8443` (TLS: give this kiosk
+    the peer's certificate with SSL_CERT_FILE, as the office does)."""
+    kiosk_id: str = Field(min_length=1, max_length=64, pattern=KIOSK_ID_PATTERN)
+    """The peer's `site.kiosk_id`: the URL is pinned to it, an answer as another id (or a row
+    of another kiosk) is refused."""
+    token_env: EnvName | None = None
+    """Environment variable holding a token of the peer with the `passages:peer` scope."""
+    token_file: LocalPath | None = None
+    """File holding that token (e.g. `$CREDENTIALS_DIRECTORY/peer-gate-south`); one line."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return normalise_url(value)
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> PeerSource:
+        if (self.token_env is None) == (self.token_file is None):
+            raise ValueError(
+                "give exactly one of token_env or token_file (the peer's passages:peer token;"
+                " never the token itself in the config)"
+            )
+        return self
+
+    def token(self) -> str:
+        """Read the token now (a rotated credential is picked up); ``ValueError`` if absent."""
+        return read_token(self.token_env, self.token_file)
+
+
+class CompoundSection(Section):
+    """``[compound]``: the compound's other gates, shared quota and anti-passback."""
+
+    peers: tuple[PeerSource, ...] = Field((), max_length=16, strict=False)
+    """The other gates (`[[compound.peers]]`); none: this gate's rules count its own
+    passages only."""
+    poll_s: float = Field(10.0, ge=1, le=3600)
+    """How often each peer is asked for its new passages."""
+    timeout_s: float = Field(5.0, ge=1, le=60)
+    """HTTP timeout per read, and (three times it) the deadline of one whole answer."""
+    stale_after_s: float = Field(120.0, ge=5, le=86400)
+    """A peer not heard from for this long is shown stale on the health page: its outings
+    are unknown here, the rules hold per gate."""
+    max_rows: int = Field(20000, ge=100, le=200000)
+    """The most passages held of one peer (the oldest go first)."""
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CompoundSection:
+        ids: set[str] = set()
+        urls: set[str] = set()
+        for i, peer in enumerate(self.peers):
+            if peer.kiosk_id in ids:
+                raise ValueError(f"peers[{i}].kiosk_id: {peer.kiosk_id} is listed twice")
+            if peer.url in urls:
+                raise ValueError(f"peers[{i}].url: {peer.url} is listed twice")
+            ids.add(peer.kiosk_id)
+            urls.add(peer.url)
+        return self
+
+
+def peer_notes(section: CompoundSection) -> list[str]:
+    """What ``kiosk check-config`` notes of valid peers: a token it cannot read here (the
+    daemon reads it at each fetch; without it that gate's outings stay unknown), a plain http
+    URL (anyone answering at that address could make up passages)."""
+    notes = []
+    for i, peer in enumerate(section.peers):
+        try:
+            peer.token()
+        except ValueError as exc:
+            notes.append(
+                f"compound.peers[{i}] ({peer.kiosk_id}): its token cannot be read here ({exc});"
+                " the daemon needs it, or that gate's outings stay unknown at this one"
+            )
+        if peer.url.startswith("http://"):
+            notes.append(
+                f"compound.peers[{i}].url is plain http: anyone on the LAN answering at that"
+                " address could make up passages; use https (docs/operations.md, Several gates)"
+            )
+    return notes

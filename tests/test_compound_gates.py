@@ -1,0 +1,523 @@
+"""A compound with two gates, each its own kiosk: the outing quota and the anti-passback hold
+at both (``kiosk.peers``, ``checkpoint.peers``, docs/operations.md "Several gates").
+
+Two real kiosks built by the composition root, each with its real app; the south gate's
+``PeerSync`` asks the north gate's app through a TestClient (no socket), on one fake clock.
+A passage at a gate is decided by the real policy on that gate's history and committed to
+its event log, then recorded as the engine does after a commit.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
+
+from checkpoint.app import build_core
+from checkpoint.peers import PeerSync
+from kiosk.clock import FakeClock
+from kiosk.config import ConfigError, parse_config
+from kiosk.config.thermometer import ThermometryConfig
+from kiosk.passes import TrustList, issue_pass
+from kiosk.peers import MAX_AHEAD, PEER_SCOPE
+from kiosk.policy import PassageInputs, PolicyState, decide
+from kiosk.store import EventDraft
+from kiosk.thermometry import Temperature
+from ui.app import create_app
+
+TZ = ZoneInfo("Asia/Shanghai")
+NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+KEY = Ed25519PrivateKey.from_private_bytes(b"\x51" * 32)
+TRUST = TrustList([("office", KEY.public_key())])
+NORMAL = Temperature("ok", 36.6, 34.6, 22.0, None)
+POLICY = {
+    "quota": {"enabled": True, "exits": 1, "period_days": 2},
+    "passback": {"enabled": True, "window_min": 5, "mode": "hard"},
+}
+NORTH_URL = "http://testserver"
+
+
+class Gate:
+    """One kiosk of the compound: its core (composition root), app and peer sync."""
+
+    def __init__(self, tmp_path, name: str, clock: FakeClock, peers=()) -> None:
+        self.config = parse_config(
+            {"site": {"kiosk_id": name}, "policy": POLICY, "compound": {"peers": list(peers)}}
+        )
+        self.dir = tmp_path / name
+        self.clock = clock
+        self.core = build_core(self.config, self.dir, clock)
+        self.app = create_app(self.core)
+        self.sync: PeerSync | None = None
+
+    def peer_of(self, other: Gate, monkeypatch, *, transport=None) -> PeerSync:
+        """This gate's sync asking ``other`` (its app in process) with a passages:peer token."""
+        _, token = other.core.tokens.create([PEER_SCOPE], "gate peer")
+        monkeypatch.setenv(env_name(other.core.config.site.kiosk_id), token)
+        client = TestClient(other.app) if transport is None else httpx.Client(transport=transport)
+        self.sync = PeerSync(self.core, self.config.compound, client=client)
+        self.core.extras["peers"] = self.sync
+        return self.sync
+
+    def passage(self, code: str, direction: str = "out") -> dict:
+        """Decided by the real policy on this gate's history, committed and recorded."""
+        inputs = PassageInputs(direction, code, NORMAL, False, False, direction_trusted=True)
+        state = PolicyState(TRUST, self.core.lists.current, self.core.history, None)
+        now = self.clock.now()
+        decision = decide(inputs, state, now, self.config.policy, ThermometryConfig(), TZ)
+        pass_ = decision.pass_
+        event = self.core.store.append(
+            EventDraft(
+                direction=direction,
+                decision=decision.decision,
+                reasons=tuple(decision.reasons),
+                pass_id=pass_.pass_id if pass_ else None,
+                household=pass_.household if pass_ else None,
+                flags=tuple(decision.flags),
+            )
+        )
+        self.core.history.record(event)
+        return {"decision": decision.decision, "reasons": list(decision.reasons)}
+
+    def close(self) -> None:
+        if self.sync is not None:
+            self.sync.stop(0)
+        self.core.close()
+
+
+def env_name(kiosk_id: str) -> str:
+    return "PEER_TOKEN_" + kiosk_id.upper().replace("-", "_")
+
+
+def peer_entry(name: str) -> dict:
+    return {"url": NORTH_URL, "kiosk_id": name, "token_env": env_name(name)}
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(start=NOW)
+
+
+@pytest.fixture
+def north(tmp_path, clock):
+    gate = Gate(tmp_path, "gate-north", clock)
+    yield gate
+    gate.close()
+
+
+@pytest.fixture
+def south(tmp_path, clock):
+    gate = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")])
+    yield gate
+    gate.close()
+
+
+def resident(household: str = "1-101", holder: str = "Wang L") -> str:
+    code, _ = issue_pass(KEY, household, holder, "resident", 30, now=NOW - timedelta(days=1))
+    return code
+
+
+# --- the rules across the gates --------------------------------------------------------------
+
+
+def test_an_outing_at_the_north_gate_uses_the_households_quota_at_the_south_gate(
+    north, south, clock, monkeypatch
+):
+    sync = south.peer_of(north, monkeypatch)
+    assert north.passage(resident(holder="Wang L"))["decision"] == "pass"
+    clock.advance(3600)
+    sync.poll()
+    # Another of the household, at the other gate, the same day: over "one every two days".
+    again = south.passage(resident(holder="Wang M"))
+    assert again == {"decision": "deny", "reasons": ["quota_exceeded"]}
+    # Without the peer (today's behaviour) the south gate would have let them out.
+    assert south.passage(resident("2-202"))["decision"] == "pass"
+
+
+def test_a_copied_card_used_at_both_gates_within_the_window_is_a_passback(
+    north, south, clock, monkeypatch
+):
+    sync = south.peer_of(north, monkeypatch)
+    card = resident()
+    assert north.passage(card, "in")["decision"] == "pass"
+    clock.advance(60)
+    sync.poll()
+    assert south.passage(card, "in") == {"decision": "deny", "reasons": ["passback"]}
+
+
+def test_the_peers_rows_survive_a_restart_of_the_gate(tmp_path, north, clock, monkeypatch):
+    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")])
+    try:
+        south.peer_of(north, monkeypatch)
+        north.passage(resident())
+        clock.advance(60)
+        south.sync.poll()
+    finally:
+        south.close()
+    restarted = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")])
+    try:
+        assert restarted.core.runner._load_history() == 1  # as the runner does at start
+        assert restarted.core.history.exits_in_period("1-101", clock.now(), 2) == 1
+        clock.advance(3600)
+        assert restarted.passage(resident(holder="Wang M"))["reasons"] == ["quota_exceeded"]
+    finally:
+        restarted.close()
+
+
+def test_a_page_fetched_twice_is_held_once(north, south, clock, monkeypatch):
+    sync = south.peer_of(north, monkeypatch)
+    north.passage(resident())
+    sync.poll()
+    south.core.store.submit(lambda db: db.execute("UPDATE peer_cursors SET after = 0"))
+    sync.poll()
+    assert sync.ledger.held() == {"gate-north": 1}
+    assert south.core.history.exits_in_period("1-101", clock.now(), 2) == 1
+
+
+# --- a peer down, then back ---------------------------------------------------------------------
+
+
+def test_a_peer_down_is_shown_stale_and_its_outings_come_in_when_it_is_back(
+    north, south, clock, monkeypatch
+):
+    up = {"yes": False}
+    north_client = TestClient(north.app)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not up["yes"]:
+            raise httpx.ConnectError("connection refused", request=request)
+        answer = north_client.get(str(request.url), headers=dict(request.headers))
+        return httpx.Response(answer.status_code, content=answer.content)
+
+    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(handler))
+    for household in ("1-101", "2-202", "3-303"):
+        north.passage(resident(household))
+    sync.poll()
+    [peer] = south.core.health()["peers"]
+    assert peer["state"] == "stale" and peer["last_success"] is None
+    assert peer["stale_since"] == NOW.isoformat() and "ConnectError" in peer["last_error"]
+    # The gate goes on deciding on what it holds: the rule holds at this gate only.
+    assert south.passage(resident("1-101", "Wang M"))["decision"] == "pass"
+    clock.advance(600)
+    up["yes"] = True
+    sync.poll()
+    [peer] = south.core.health()["peers"]
+    assert peer["state"] == "ok" and peer["rows_held"] == 3 and peer["last_error"] is None
+    assert south.passage(resident("2-202", "Li"))["reasons"] == ["quota_exceeded"]
+    clock.advance(south.config.compound.stale_after_s + 1)
+    [peer] = south.core.health()["peers"]
+    assert (
+        peer["state"] == "stale"
+        and peer["stale_since"] == (NOW + timedelta(seconds=600)).isoformat()
+    )
+
+
+def test_a_backlog_comes_in_over_pages(north, south, clock, monkeypatch):
+    import checkpoint.peers as peers_mod
+
+    monkeypatch.setattr(peers_mod, "PAGE_ROWS", 2)
+    sync = south.peer_of(north, monkeypatch)
+    for i in range(5):
+        north.passage(resident(f"{i}-1"))
+    assert sync.fetch(south.config.compound.peers[0]) == 5
+    assert sync.ledger.held() == {"gate-north": 5}
+
+
+def test_the_guard_sees_each_peer_on_the_devices_page(north, south, clock, monkeypatch):
+    from ui.guard.display import health_rows
+
+    sync = south.peer_of(north, monkeypatch)
+    sync.poll()
+    rows = health_rows(south.core.health(), "en", TZ)
+    [row] = [r for r in rows if r["device"] == "compound gate gate-north"]
+    assert row["state"] == "ok" and "0 passages held" in row["detail"]
+    clock.advance(3600)
+    rows = health_rows(south.core.health(), "en", TZ)
+    [row] = [r for r in rows if r["device"] == "compound gate gate-north"]
+    assert row["state"] == "degraded" and "hold at this gate only" in row["detail"]
+
+
+# --- a hostile peer ------------------------------------------------------------
+
+
+def hostile(south, monkeypatch, body: bytes | str, **extra) -> PeerSync:
+    content = body.encode() if isinstance(body, str) else body
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=httpx.ByteStream(content), **extra)
+
+    monkeypatch.setenv("PEER_TOKEN_GATE_NORTH", "kt_00000000_" + "a" * 43)
+    sync = PeerSync(
+        south.core,
+        south.config.compound,
+        client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
+    south.core.extras["peers"] = sync
+    return sync
+
+
+def row(**over) -> dict:
+    base = {
+        "kiosk_id": "gate-north",
+        "seq": 1,
+        "pass_id": "p1",
+        "household": "1-101",
+        "direction": "out",
+        "decision": "pass",
+        "ts": NOW.isoformat(),
+        "flags": [],
+    }
+    return base | over
+
+
+def page(*rows, kiosk_id="gate-north", next_=None, last=None) -> str:
+    seqs = [r["seq"] for r in rows] or [0]
+    return json.dumps(
+        {
+            "kiosk_id": kiosk_id,
+            "passages": list(rows),
+            "next": max(seqs) if next_ is None else next_,
+            "last": max(seqs) if last is None else last,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (page(row(), kiosk_id="gate-east"), "answers as kiosk 'gate-east'"),
+        (page(row(kiosk_id="gate-east")), "forged row"),
+        (page(row(seq=2), row(seq=1)), "does not follow"),
+        (page(row(household="x" * 10000)), "not text of 1 to 64"),
+        (page(row(direction="sideways")), "not 'in' or 'out'"),
+        (page(row(decision="deny")), "not a passing decision"),
+        (page(row(ts="yesterday")), "not an ISO 8601 time"),
+        (page(row(ts="2026-03-02T10:00:00")), "without its UTC offset"),
+        (page(row(flags=["x"] * 100)), "not a short list"),
+        (page(row(seq=-1)), "not a seq"),
+        (page(row(extra=1)), "with a field 'extra'"),
+        (page(row(), next_=10**6, last=1), "next is 1000000"),
+        ("[" * 100000, "more values than a page"),
+        ("x" * 400_000, "larger than"),
+        ("not json", "not JSON"),
+        (json.dumps([1, 2]), "not a JSON object"),
+    ],
+)
+def test_a_hostile_answer_is_refused_whole_and_the_gate_goes_on(south, monkeypatch, body, said):
+    sync = hostile(south, monkeypatch, body)
+    sync.poll()
+    [peer] = south.core.health()["peers"]
+    assert said in peer["last_error"] and peer["state"] == "stale"
+    assert sync.ledger.held() == {} and sync.ledger.cursor("gate-north") == 0
+    assert len(south.core.history) == 0
+
+
+def test_a_compressed_or_endless_answer_is_not_read(south, monkeypatch):
+    sync = hostile(
+        south, monkeypatch, b"\x1f\x8b" + b"\0" * 100, headers={"Content-Encoding": "gzip"}
+    )
+    sync.poll()
+    assert "encoded as 'gzip'" in south.core.health()["peers"][0]["last_error"]
+    sync = hostile(south, monkeypatch, b"{}", headers={"Content-Length": str(10**9)})
+    sync.poll()
+    assert "larger than" in south.core.health()["peers"][0]["last_error"]
+
+
+def test_a_peers_clock_far_ahead_is_a_clock_that_was_wrong_not_a_passage(south, clock, monkeypatch):
+    ahead = (NOW + MAX_AHEAD + timedelta(minutes=1)).isoformat()
+    near = (NOW + timedelta(minutes=1)).isoformat()
+    sync = hostile(
+        south, monkeypatch, page(row(seq=1, ts=ahead), row(seq=2, ts=near, household="2-202"))
+    )
+    sync.poll()
+    [peer] = south.core.health()["peers"]
+    assert peer["ahead_dropped"] == 1 and peer["rows_held"] == 1 and peer["state"] == "ok"
+    assert south.core.history.exits_in_period("1-101", clock.now(), 2) == 0
+    assert south.core.history.exits_in_period("2-202", clock.now(), 2) == 1
+    assert sync.ledger.cursor("gate-north") == 2
+
+
+def test_a_peer_whose_log_starts_again_is_fetched_from_its_start(south, monkeypatch):
+    sync = hostile(south, monkeypatch, page(row(seq=1), last=1))
+    south.core.store.submit(
+        lambda db: db.execute(
+            "INSERT INTO peer_cursors VALUES ('gate-north', 50, 'http://testserver', 'x')"
+        )
+    )
+    sync.poll()
+    assert sync.ledger.cursor("gate-north") == 1 and sync.ledger.held() == {"gate-north": 1}
+
+
+# --- the config ------------------------------------------------------------
+
+
+def test_no_peers_is_a_gate_on_its_own(north):
+    assert north.core.config.compound.peers == ()
+    assert PeerSync.from_config(north.core) is None
+    assert "peers" not in north.core.health()
+
+
+@pytest.mark.parametrize(
+    ("peers", "said"),
+    [
+        ([{"url": "http://a.lan", "kiosk_id": "gate-1", "token_env": "T"}], "this kiosk's own"),
+        ([{"url": "http://a.lan", "kiosk_id": "b"}], "exactly one of token_env or token_file"),
+        ([{"url": "http://a.lan", "kiosk_id": "b", "token": "kt_..."}], "token"),
+        ([{"url": "ftp://a.lan", "kiosk_id": "b", "token_env": "T"}], "not an http(s) URL"),
+        ([{"url": "http://u:p@a.lan", "kiosk_id": "b", "token_env": "T"}], "password"),
+        ([{"url": "http://a.lan", "kiosk_id": "b c", "token_env": "T"}], "kiosk_id"),
+        (
+            [
+                {"url": "http://a.lan", "kiosk_id": "b", "token_env": "T"},
+                {"url": "http://c.lan", "kiosk_id": "b", "token_env": "T"},
+            ],
+            "listed twice",
+        ),
+    ],
+)
+def test_check_config_says_what_is_wrong_with_a_peer(peers, said):
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"compound": {"peers": peers}})
+    assert any(said in problem for problem in caught.value.problems), caught.value.problems
+
+
+def test_a_missing_token_is_the_peers_error_not_a_crash(south, monkeypatch):
+    monkeypatch.delenv("PEER_TOKEN_GATE_NORTH", raising=False)
+    sync = PeerSync(south.core, south.config.compound, client=httpx.Client())
+    sync.poll()
+    assert "PEER_TOKEN_GATE_NORTH is not set" in sync.status()[0]["last_error"]
+    sync.stop(0)
+
+
+def test_peer_rows_are_recorded_on_the_engines_loop_not_the_fetching_thread(south):
+    """The history the engine reads is changed between two of its steps, on its loop."""
+    import asyncio
+    import threading
+
+    runner = south.core.runner
+    loop = asyncio.new_event_loop()
+    runner._loop, runner._started = loop, True
+    try:
+        seen: list[threading.Thread] = []
+        done = threading.Thread(
+            target=runner.in_loop, args=(lambda: seen.append(threading.current_thread()),)
+        )
+        done.start()
+        done.join()
+        assert seen == []  # queued for the loop, not run in the fetching thread
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        assert seen == [threading.current_thread()]
+    finally:
+        runner._started, runner._loop = False, None
+        loop.close()
+
+
+@pytest.mark.slow  # integration: two daemons on real sockets, real time
+def test_two_daemons_share_the_quota_over_http(tmp_path, monkeypatch):
+    import asyncio
+    import time as real_time
+
+    from checkpoint.app import Daemon
+    from checkpoint.notify import Notifier
+
+    def config(name: str, peers=()) -> object:
+        return parse_config(
+            {
+                "site": {"kiosk_id": name},
+                "web": {"host": "127.0.0.1", "port": 0},
+                "policy": POLICY,
+                "compound": {"peers": list(peers), "poll_s": 1},
+            }
+        )
+
+    async def scenario() -> None:
+        north_core = await asyncio.to_thread(build_core, config("gate-north"), tmp_path / "n")
+        north = Daemon(north_core, notifier=Notifier(None))
+        await north.start()
+        try:
+            _, token = north_core.tokens.create([PEER_SCOPE], "gate-south")
+            monkeypatch.setenv("PEER_TOKEN_GATE_NORTH", token)
+            entry = {
+                "url": north.url,
+                "kiosk_id": "gate-north",
+                "token_env": "PEER_TOKEN_GATE_NORTH",
+            }
+            south_core = await asyncio.to_thread(
+                build_core, config("gate-south", [entry]), tmp_path / "s"
+            )
+            south = Daemon(south_core, notifier=Notifier(None))
+            await south.start()
+            try:
+                await asyncio.to_thread(
+                    north_core.store.append,
+                    EventDraft(direction="out", decision="pass", pass_id="P1", household="1-101"),
+                )
+                end = real_time.monotonic() + 10
+                while real_time.monotonic() < end:
+                    now = south_core.clock.now()
+                    if south_core.history.exits_in_period("1-101", now, 2) == 1:
+                        break
+                    await asyncio.sleep(0.1)
+                assert south_core.history.exits_in_period("1-101", south_core.clock.now(), 2) == 1
+                [peer] = south_core.health()["peers"]
+                assert peer["state"] == "ok" and peer["rows_held"] == 1
+            finally:
+                await asyncio.wait_for(south.stop(), 3.0)
+        finally:
+            await asyncio.wait_for(north.stop(), 3.0)
+
+    asyncio.run(scenario())
+
+
+def test_check_config_names_a_bad_peer_and_notes_an_unreadable_token_or_plain_http(
+    tmp_path, capsys, monkeypatch
+):
+    from checkpoint.cli import main
+
+    config = tmp_path / "kiosk.toml"
+    config.write_text(
+        '[site]\nkiosk_id = "gate-south"\n[[compound.peers]]\nurl = "http://gate-north.lan"\n'
+        'kiosk_id = "gate-south"\ntoken_file = "/nonexistent/peer.token"\n'
+    )
+    assert main(["check-config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "compound.peers[0].kiosk_id: gate-south is this kiosk's own site.kiosk_id" in err
+    config.write_text(
+        config.read_text().replace(
+            'kiosk_id = "gate-south"\ntoken', 'kiosk_id = "gate-north"\ntoken'
+        )
+    )
+    assert main(["check-config", str(config)]) == 0
+    err = capsys.readouterr().err
+    assert "compound.peers[0] (gate-north): its token cannot be read here" in err
+    assert "compound.peers[0].url is plain http" in err
+    token = tmp_path / "peer.token"
+    token.write_text("kt_00000000_" + "a" * 43 + "\n")
+    https = (
+        config.read_text()
+        .replace("http://", "https://")
+        .replace("/nonexistent/peer.token", str(token))
+    )
+    config.write_text(https)
+    assert main(["check-config", str(config)]) == 0
+    assert "compound" not in capsys.readouterr().err
+
+
+def test_a_peer_that_stays_wrong_is_logged_once_and_no_value_of_a_row_is(
+    south, monkeypatch, caplog
+):
+    import logging
+
+    sync = hostile(south, monkeypatch, page(row(household="1-101 " + "x" * 100)))
+    with caplog.at_level(logging.INFO, logger="checkpoint.peers"):
+        for _ in range(3):
+            sync.poll()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "household is not text" in warnings[0].getMessage()
+    assert "1-101" not in caplog.text and "1-101" not in str(south.core.health())
