@@ -5,6 +5,7 @@ plates for ever."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from datetime import timedelta
 
@@ -93,6 +94,10 @@ def test_the_purged_values_are_gone_from_the_files_bytes(office, capsys):
     assert main(["fleet", "purge", str(copy), "--older-than", "30"]) == 0, capsys.readouterr()
     for path in (copy, copy.with_name(copy.name + "-wal")):
         data = path.read_bytes() if path.exists() else b""
+        # The chain's hashes stay (64 hex digits each, prev_hash and hash side by side): the
+        # genesis prev_hash's zeros run into a hash that starts with 5 as "000000000005", one
+        # run in 16. A pass id (12 hex digits) is never part of such a run.
+        data = re.sub(rb"[0-9a-f]{64}", b"", data)
         for value in (DRIVER, PLATE, "000000000005"):  # only in the old rows
             assert value.encode() not in data, (path.name, value)
 
