@@ -4,17 +4,29 @@ its site's."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk import lists, stats
 from kiosk.clock import FakeClock
+from kiosk.config.policy import PolicySection, QuotaConfig
+from kiosk.config.thermometer import ThermometryConfig
+from kiosk.history import PassageHistory
 from kiosk.ledgers import MIGRATIONS, Ledgers
+from kiosk.passes import TrustList, issue_pass
+from kiosk.policy import PassageInputs, PolicyState, decide
 from kiosk.retention import purge
-from kiosk.store import EventLog
+from kiosk.stats import daily_report
+from kiosk.store import EventDraft, EventLog
+from kiosk.thermometry import Temperature
 
 LA = "America/Los_Angeles"
+BERLIN = ZoneInfo("Europe/Berlin")
+KEY = Ed25519PrivateKey.from_private_bytes(b"\x52" * 32)
+TWO_DAYS = QuotaConfig(enabled=True, exits=1, period_days=2)
 
 
 @pytest.fixture
@@ -51,3 +63,47 @@ def test_a_returnee_is_forgotten_by_the_sites_cutoff_day_not_the_utc_one(log, cl
     gone = purge(log, 30, clock.now(), tz=LA)
     assert gone.ledger_rows_purged["returnees"] == 1
     assert led.observation.person(person.id).name == ""
+
+
+# One outing every two days across a clock change (Berlin: 29 March 02:00 -> 03:00, 25 October
+# 03:00 -> 02:00). Out on Saturday at 10:00, a resident comes back on Monday at 10:00, and the
+# office says the same: the period runs to the same local time two days later, 47 real hours
+# across the spring change, 49 across the autumn one (docs/policy.md).
+SPRING_OUT = datetime(2026, 3, 28, 10, 0, tzinfo=BERLIN)
+AUTUMN_OUT = datetime(2026, 10, 24, 10, 0, tzinfo=BERLIN)
+ACROSS_A_CHANGE = [
+    (SPRING_OUT, datetime(2026, 3, 30, 9, 59, tzinfo=BERLIN), True),
+    (SPRING_OUT, datetime(2026, 3, 30, 10, 0, tzinfo=BERLIN), False),  # 47 h later
+    (AUTUMN_OUT, datetime(2026, 10, 26, 9, 30, tzinfo=BERLIN), True),  # 48.5 h later
+    (AUTUMN_OUT, datetime(2026, 10, 26, 10, 0, tzinfo=BERLIN), False),
+]
+
+
+def _gate_denies(first: datetime, again: datetime) -> bool:
+    _code, first_pass = issue_pass(KEY, "1-101", "Wang", now=first - timedelta(days=1))
+    code, _ = issue_pass(KEY, "1-101", "Li", now=first - timedelta(days=1))
+    history = PassageHistory()
+    history.record(first_pass.pass_id, "1-101", "out", "pass", first.astimezone(UTC))
+    state = PolicyState(TrustList([("office", KEY.public_key())]), lists.Lists(), history)
+    inputs = PassageInputs("out", code, Temperature("ok", 36.6, 34.6, 22.0, None))
+    cfg = PolicySection.model_validate({"quota": TWO_DAYS.model_dump()})
+    decision = decide(inputs, state, again.astimezone(UTC), cfg, ThermometryConfig(), BERLIN)
+    return "quota_exceeded" in decision.reasons
+
+
+@pytest.mark.parametrize(("first", "again", "over"), ACROSS_A_CHANGE)
+def test_the_gate_counts_two_days_to_the_same_local_time_across_a_clock_change(first, again, over):
+    assert _gate_denies(first, again) is over
+
+
+@pytest.mark.parametrize(("first", "again", "over"), ACROSS_A_CHANGE)
+def test_the_daily_report_counts_the_quota_as_the_gate_across_a_clock_change(
+    reporting_store, clock, first, again, over
+):
+    for when, decision in ((first, "pass"), (again, "manual_pass")):
+        clock.set_wall(when.astimezone(UTC))
+        reporting_store.append(
+            EventDraft(direction="out", decision=decision, reasons=("ok",), household="1-101")
+        )
+    report = daily_report(reporting_store.reader(), again.date(), BERLIN, TWO_DAYS)
+    assert report["exits_per_household"]["over_quota_households"] == int(over)
