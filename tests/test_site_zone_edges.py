@@ -107,3 +107,28 @@ def test_the_daily_report_counts_the_quota_as_the_gate_across_a_clock_change(
         )
     report = daily_report(reporting_store.reader(), again.date(), BERLIN, TWO_DAYS)
     assert report["exits_per_household"]["over_quota_households"] == int(over)
+
+
+@pytest.mark.parametrize(
+    ("starts", "ends", "allowed"),
+    [
+        # Overnight into the autumn change: 20:00 to 20:00 the next day is 25 real hours.
+        (datetime(2026, 10, 24, 20, 0), datetime(2026, 10, 25, 20, 0), False),
+        # Into the spring change: 20:00 to 20:30 the next day is 23.5 real hours.
+        (datetime(2026, 3, 28, 20, 0), datetime(2026, 3, 29, 20, 30), True),
+    ],
+)
+def test_a_shifts_length_is_real_hours_across_a_clock_change(log, clock, starts, ends, allowed):
+    # The console hands the roster local times in the site's zone (handover.local). Two times
+    # with the same zone subtract as wall-clock times: the 24-hour limit was an hour off.
+    from kiosk.community import CommunityError
+    from kiosk.roster import Roster
+
+    rota = Roster(log, clock)
+    start, end = starts.replace(tzinfo=BERLIN), ends.replace(tzinfo=BERLIN)
+    if allowed:
+        shift = rota.add_shift("gate-1", "Zhao", start, end, actor="manager")
+        assert shift.ends_at - shift.starts_at == end.astimezone(UTC) - start.astimezone(UTC)
+    else:
+        with pytest.raises(CommunityError, match="within 24 hours"):
+            rota.add_shift("gate-1", "Zhao", start, end, actor="manager")
