@@ -132,3 +132,29 @@ def test_a_shifts_length_is_real_hours_across_a_clock_change(log, clock, starts,
     else:
         with pytest.raises(CommunityError, match="within 24 hours"):
             rota.add_shift("gate-1", "Zhao", start, end, actor="manager")
+
+
+@pytest.mark.parametrize(
+    ("typed", "why"),
+    [
+        ("2026-03-29T02:30", "no such time"),  # the clocks go from 02:00 to 03:00
+        ("2026-03-10T08:00+00:00", "without a UTC offset"),  # not what datetime-local sends
+    ],
+)
+def test_a_shift_time_the_site_never_shows_is_refused(typed, why):
+    # 02:30 on the spring change's night was taken as 03:30 (the manager typed one time and
+    # the roster showed another); an offset was dropped and the time read as Berlin's.
+    from kiosk.community import CommunityError
+    from ui.guard.community.handover import local
+
+    with pytest.raises(CommunityError, match=why):
+        local(typed, BERLIN)
+
+
+def test_a_shift_time_the_autumn_change_repeats_is_its_first(typed="2026-10-25T02:30"):
+    from ui.guard.community.handover import local
+
+    assert local(typed, BERLIN).astimezone(UTC) == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    assert local("2026-03-29T03:00", BERLIN).astimezone(UTC) == datetime(
+        2026, 3, 29, 1, 0, tzinfo=UTC
+    )
