@@ -4,24 +4,29 @@ its site's."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kiosk import lists, stats
 from kiosk.clock import FakeClock
 from kiosk.config.policy import PolicySection, QuotaConfig
 from kiosk.config.thermometer import ThermometryConfig
+from kiosk.days import day_bounds, local_day
 from kiosk.history import PassageHistory
 from kiosk.ledgers import MIGRATIONS, Ledgers
 from kiosk.passes import TrustList, issue_pass
-from kiosk.policy import PassageInputs, PolicyState, decide
+from kiosk.policy import PassageInputs, PolicyState, decide, quota_reached
 from kiosk.retention import purge
 from kiosk.stats import daily_report
-from kiosk.store import EventDraft, EventLog
+from kiosk.store import EventDraft, EventLog, format_ts
 from kiosk.thermometry import Temperature
+from ui.guard.display import local_time
 
 LA = "America/Los_Angeles"
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -158,3 +163,77 @@ def test_a_shift_time_the_autumn_change_repeats_is_its_first(typed="2026-10-25T0
     assert local("2026-03-29T03:00", BERLIN).astimezone(UTC) == datetime(
         2026, 3, 29, 1, 0, tzinfo=UTC
     )
+
+
+ZONES = (
+    "Asia/Shanghai", "UTC", "Europe/Berlin", "America/New_York", "America/Los_Angeles",
+    "Australia/Sydney", "Asia/Tehran", "Asia/Kolkata", "Asia/Kathmandu", "America/Santiago",
+    "Pacific/Chatham",
+)  # fmt: skip
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    zone=st.sampled_from(ZONES),
+    first=st.datetimes(datetime(2000, 1, 1), datetime(2037, 12, 31), timezones=st.just(UTC)),
+    gap_s=st.integers(40 * 3600, 56 * 3600),
+)
+def test_the_report_counts_the_quota_as_the_gate_in_any_zone(zone, first, gap_s):
+    """The gate's rule (``quota_reached`` on the passage history) and the daily report's
+    (``stats._over_quota``, the office's district report too) agree about an outing 40 to 56
+    hours after the last, wherever the site is and whatever clock change lies between."""
+    from office.district import _memory_events
+
+    again = first + timedelta(seconds=gap_s)
+    history = PassageHistory()
+    history.record("p1", "1-101", "out", "pass", first)
+    gate = quota_reached(TWO_DAYS, history, "1-101", "resident", again, tz=zone)
+    rows = [
+        (seq, "gate-1", format_ts(when), "out", decision, ["ok"], None, "1-101", None, None, [])
+        for seq, when, decision in ((1, first, "pass"), (2, again, "manual_pass"))
+    ]
+    day = local_day(again, zone)
+    report = stats.compute_report(_memory_events(rows), day, zone, TWO_DAYS)
+    assert report["exits_per_household"]["over_quota_households"] == int(gate)
+    start, end = day_bounds(day, zone)
+    assert start <= format_ts(again) < end  # the day cut as the event log's text sorts
+
+
+@pytest.fixture(params=["UTC", "America/Los_Angeles", "Asia/Kathmandu"])
+def process_tz(request, monkeypatch):
+    """The process's own zone (a Pi image keeps UTC) other than the site's, restored after."""
+    monkeypatch.setenv("TZ", request.param)
+    time.tzset()
+    yield request.param
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_hours_days_and_shown_times_follow_the_site_not_the_process_zone(
+    process_tz, reporting_store, clock
+):
+    shanghai = ZoneInfo("Asia/Shanghai")
+    hours = PolicySection.model_validate(
+        {"mode": "temperature_only", "hours": {"enabled": True, "mode": "closed"}}
+    )
+    inputs = PassageInputs("out", None, Temperature("ok", 36.6, 34.6, 22.0, None))
+    state = PolicyState(TrustList([]), lists.Lists(), PassageHistory())
+
+    def reasons(local: datetime) -> tuple[str, ...]:
+        when = local.replace(tzinfo=shanghai).astimezone(UTC)
+        return decide(inputs, state, when, hours, ThermometryConfig(), shanghai).reasons
+
+    assert reasons(datetime(2026, 3, 2, 8, 29, 59)) == ("outside_hours",)
+    assert reasons(datetime(2026, 3, 2, 8, 30)) == ("ok",)
+    assert reasons(datetime(2026, 3, 2, 17, 29, 59, 900000)) == ("ok",)
+    assert reasons(datetime(2026, 3, 2, 17, 30)) == ("outside_hours",)
+    # The last tenth of a second of 1 March and the first instant of the 2nd, in Shanghai.
+    for local in (datetime(2026, 3, 1, 23, 59, 59, 900000), datetime(2026, 3, 2, 0, 0)):
+        clock.set_wall(local.replace(tzinfo=shanghai).astimezone(UTC))
+        reporting_store.append(EventDraft(direction="in", decision="pass", reasons=("ok",)))
+    first = daily_report(reporting_store.reader(), date(2026, 3, 1), "Asia/Shanghai")
+    second = daily_report(reporting_store.reader(), date(2026, 3, 2), "Asia/Shanghai")
+    assert (first["events"], first["by_hour"][23]) == (1, 1)
+    assert (second["events"], second["by_hour"][0]) == (1, 1)
+    ts = format_ts(datetime(2026, 3, 1, 16, 0, tzinfo=UTC))
+    assert local_time(ts, shanghai, "%Y-%m-%d %H:%M") == "2026-03-02 00:00"
