@@ -213,7 +213,12 @@ class PassageHistory:
         """Exits in the rolling window ``(now - period_days, now]``. Later ones, up to a period
         after ``now`` (after a wall clock step backwards), count too: erring towards the quota,
         never past it. One stamped further ahead is a clock that was wrong, not an outing to
-        come: it does not block the household until real time passes it."""
+        come: it does not block the household until real time passes it.
+
+        The days are counted on ``now``'s own clock (aware arithmetic is wall-clock
+        arithmetic): ``now`` in the site's zone gives the same local time ``period_days``
+        earlier across a daylight-saving change (``kiosk.policy.quota_reached``); in UTC,
+        ``period_days`` x 24 h."""
         period = timedelta(days=period_days)
         return self._exits_between(household, now - period, now + period)
 

@@ -8,7 +8,7 @@ taken from the thermometry config so a returnee's fever is the gate's fever.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -53,15 +53,16 @@ class Ledgers:
 
 
 def purge_ledgers(
-    db: sqlite_utils.Database, cutoff: datetime, purged_at: datetime
+    db: sqlite_utils.Database, cutoff: datetime, cutoff_day: date, purged_at: datetime
 ) -> dict[str, int]:
     """Retention for the ledgers (run through ``EventLog.submit``): returnees whose
-    observation ended and service requests closed before ``cutoff`` lose their personal
-    fields; the other gates' passages held here (``kiosk.peers``) stamped before it go. The
-    compound map, the vehicle list and the roster hold what the compound is,
+    observation ended before ``cutoff_day`` (the cutoff's local date in the site's zone:
+    observation dates are local) and service requests closed before ``cutoff`` lose their
+    personal fields; the other gates' passages held here (``kiosk.peers``) stamped before it
+    go. The compound map, the vehicle list and the roster hold what the compound is,
     not what happened to a person, and are replaced by their imports instead."""
     return {
-        "returnees": observation.purge(db, cutoff.date(), purged_at),
+        "returnees": observation.purge(db, cutoff_day, purged_at),
         "service_requests": services.purge(db, cutoff, purged_at),
         "peer_passages": peers.purge(db, cutoff),
     }

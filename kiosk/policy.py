@@ -49,6 +49,7 @@ from zoneinfo import ZoneInfo
 
 from .config.policy import PolicySection, QuotaConfig
 from .config.thermometer import ThermometryConfig
+from .days import as_zone
 from .history import QUOTA_EXEMPT
 from .lists import Lists
 from .passes import Pass, PassError
@@ -317,7 +318,8 @@ def _check_pass(
     if "escort" in pass_.flags:
         flags.append("escort")
     quota = cfg.quota
-    if direction == "out" and quota_reached(quota, state.history, pass_.household, pass_.role, now):
+    reached = quota_reached(quota, state.history, pass_.household, pass_.role, now, tz=tz)
+    if direction == "out" and reached:
         reasons.append("quota_exceeded")
     elif quota.enabled and direction == "out" and pass_.role not in quota.roles:
         # A staff member's or a delivery's exit on the household's code is not the
@@ -344,21 +346,34 @@ def quarantine_blocks(cfg: PolicySection, direction: str) -> bool:
 
 
 def quota_reached(
-    quota: QuotaConfig, history: History, household: str, role: str, now: datetime
+    quota: QuotaConfig,
+    history: History,
+    household: str,
+    role: str,
+    now: datetime,
+    *,
+    tz: ZoneInfo | str,
 ) -> bool:
     """Whether a pass of ``role`` on ``household``'s code going out at ``now`` is
     ``quota_exceeded``: the quota is on, counts ``role``, and the household's counted exits in
-    the rolling period reached it. The one statement of the rule (``decide``, the map)."""
+    the rolling period reached it. The one statement of the rule (``decide``, the map).
+
+    The period is ``period_days`` days on the site's clock (``tz``): out on Saturday at 10:00,
+    out again from Monday at 10:00, also across a daylight-saving change (47 or 49 hours
+    then), as a compound's office counts "one outing every two days" (docs/policy.md)."""
     if not quota.enabled or role not in quota.roles:
         return False
-    return history.exits_in_period(household, now, quota.period_days) >= quota.exits
+    local = now.astimezone(as_zone(tz))  # the history cuts the period on now's own clock
+    return history.exits_in_period(household, local, quota.period_days) >= quota.exits
 
 
-def quota_used(quota: QuotaConfig, history: History, now: datetime) -> frozenset[str]:
+def quota_used(
+    quota: QuotaConfig, history: History, now: datetime, *, tz: ZoneInfo | str
+) -> frozenset[str]:
     """The households a resident of which going out at ``now`` would be ``quota_exceeded``
     (none while the quota is off): the compound map's ``quota_used`` mark."""
     return frozenset(
-        h for h in history.households() if quota_reached(quota, history, h, "resident", now)
+        h for h in history.households() if quota_reached(quota, history, h, "resident", now, tz=tz)
     )
 
 

@@ -260,7 +260,7 @@ def purge(
         count = run.events_purged + run.null(db, picked).get("events", 0)
         # After the fields: a period's salt goes once none of its rows holds any.
         shredded = shred_salts(db, now)
-        ledgers = purge_ledgers(db, cutoff, now)
+        ledgers = purge_ledgers(db, cutoff, local_cutoff_day, now)
         ended, observations = _purge_ended(db, local_cutoff_day, now)
         went = (count, ended, observations, revocations, reasons, shredded, *ledgers.values())
         _owe_wipe(db, any(went), now)

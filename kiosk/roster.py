@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sized
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
@@ -234,6 +234,9 @@ class Roster:
         }
         if starts_at.tzinfo is None or ends_at.tzinfo is None:
             raise CommunityError("shift times need a time zone")
+        # In UTC: two local times of one zone subtract as wall-clock times, an hour off
+        # across a daylight-saving change.
+        starts_at, ends_at = starts_at.astimezone(UTC), ends_at.astimezone(UTC)
         if not timedelta(0) < ends_at - starts_at <= MAX_SHIFT:
             raise CommunityError("a shift ends after it starts, within 24 hours")
         clash = [

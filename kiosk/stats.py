@@ -16,7 +16,7 @@ no longer tell households apart. So before a purge, every complete day is comput
 kept in the ``daily_aggregates`` table (``freeze_days``); ``daily_report`` answers from there
 when a day is frozen, so a purged day reports exactly what it reported before. Days are frozen
 as soon as they are complete (not only when they are purged) so the quota look-back, which
-needs the ``period_days`` x 24 h before the day (``quota_lookback``), still sees intact
+needs the ``period_days`` days before the day (``quota_lookback``), still sees intact
 households. A frozen day that got events after it was frozen (stamped on it by a clock set
 back: ``through_seq`` is the last ``seq`` its frozen copy saw) is counted live again while its
 events are intact, and frozen again by the next ``freeze_days``.
@@ -147,13 +147,16 @@ def _outcome(outcomes: dict[Key, str], key: Key, row: Mapping[str, Any]) -> bool
 
 def quota_lookback(day: date, tz: ZoneInfo | str, quota: QuotaConfig) -> str:
     """Where the outings that count against ``day``'s start: one rolling period
-    (``period_days`` x 24 h, as the gate counts them) before the day begins, as the
-    19-character UTC text events sort by."""
+    (``period_days`` days on the site's clock, as the gate counts them:
+    ``kiosk.policy.quota_reached``) before the day begins, as the 19-character UTC text events
+    sort by; the earlier of that and ``period_days`` x 24 h (a daylight-saving change between)."""
     start, _ = day_bounds(day, tz)
     try:
-        return (datetime.fromisoformat(start) - timedelta(days=quota.period_days)).isoformat()
+        hours = (datetime.fromisoformat(start) - timedelta(days=quota.period_days)).isoformat()
+        local, _ = day_bounds(day - timedelta(days=quota.period_days), tz)
     except OverflowError:  # the calendar's first days
         return datetime.min.isoformat()
+    return min(hours, local)
 
 
 def _utc(ts: str) -> datetime:
@@ -165,9 +168,9 @@ def _over_quota(
     db: Database, day: date, zone: ZoneInfo, quota: QuotaConfig, households: set[str]
 ) -> int:
     """How many of ``households`` (out on ``day``) went out beyond the quota that day, counted
-    as the gate counts (``kiosk.history``): an outing with ``quota.exits`` or more before it
-    in the rolling period (``period_days`` x 24 h) before it. Only an override or a gate
-    that could not know (another kiosk's log) lets one through."""
+    as the gate counts (``kiosk.policy.quota_reached``): an outing with ``quota.exits`` or
+    more before it in the rolling period (``period_days`` days on the site's clock) before it.
+    Only an override or a gate that could not know (another kiosk's log) lets one through."""
     if not quota.enabled:  # no quota, nobody over it
         return 0
     start, end = day_bounds(day, zone)
@@ -181,7 +184,8 @@ def _over_quota(
     over = 0
     for times in outings.values():
         over += any(
-            t >= day_start and sum(t - period < before for before in times[:i]) >= quota.exits
+            t >= day_start
+            and sum(t.astimezone(zone) - period < before for before in times[:i]) >= quota.exits
             for i, t in enumerate(times)
         )
     return over

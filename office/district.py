@@ -271,6 +271,27 @@ def _check_known(conn: psycopg.Connection[Any], only: list[str] | None) -> None:
         raise PgError(f"no gate {asked} in the database (it holds {held})")
 
 
+#: The zone of each gate's newest ledger report (``office.gatereports``: a gate's own zone).
+_ZONES_SQL = (
+    "SELECT DISTINCT timezone FROM (SELECT DISTINCT ON (kiosk_id) timezone"
+    " FROM fleet_gate_reports WHERE (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
+    " ORDER BY kiosk_id, day DESC) newest ORDER BY timezone"
+)
+
+
+def report_zones(dsn: str, kiosks: Iterable[str] | None = None) -> list[str]:
+    """The time zones the gates (``kiosks``, else all) report their days in, as the collector
+    kept them with their newest report; sorted, each once (none before any report)."""
+    only = sorted(set(kiosks)) if kiosks is not None else None
+    conn = connect(dsn, application_name="kiosk-district")
+    try:
+        return [str(row[0]) for row in conn.execute(_ZONES_SQL, [only, only]).fetchall()]
+    except psycopg.Error as exc:
+        raise PgError(f"district report: {str(exc).splitlines()[0]}") from None
+    finally:
+        conn.close()
+
+
 def district_report(
     conn_or_dsn: str | psycopg.Connection[Any],
     day: date,

@@ -64,6 +64,10 @@ _Shape = Any  # ``int`` (a count) or a mapping of names to shapes
 LISTS_KEY = "quarantine_lists"
 _LISTS_SHAPE: _Shape = {"office": int, "local": int}
 REPORT_DAYS = 7
+#: How far apart two synchronised clocks (the office's, a gate's) may be about a gate's
+#: midnight: a gate answering for the day before or after the office's within this (or while
+#: the exchange lasted) is on the right day, not a clock to distrust.
+DAY_EDGE_TOLERANCE = timedelta(seconds=60)
 MAX_BODY_BYTES = 2 << 20
 #: The most JSON values an answer is parsed with (``office.pull.json_values``): a report is
 #: ~260 (~2 KB); 2 MiB of ``[],[],...`` parsed into ~45 MB of lists, per concurrent pull.
@@ -226,7 +230,7 @@ def collect_reports(
     first = _fetch(client, base, token, None, deadline_s)
     today = first.day
     if now is not None:
-        _check_day(base, first, now)
+        _check_day(base, first, now, timedelta(seconds=deadline_s))
     target.write_gate_report(kiosk_id, today, first.zone, first.figures, False)
     held = target.final_report_days(kiosk_id, today - timedelta(days=days - 1))
     for back in range(1, days):
@@ -237,13 +241,23 @@ def collect_reports(
     return today
 
 
-def _check_day(base: str, report: _Report, now: datetime) -> None:
-    """``PullError`` unless the gate's today is the office's ``now`` in the gate's zone."""
+def _check_day(base: str, report: _Report, now: datetime, asking: timedelta) -> None:
+    """``PullError`` unless the gate's today is the office's in the gate's zone at some moment
+    from ``now`` (taken before asking) to the end of the exchange (``asking``, its deadline),
+    give or take ``DAY_EDGE_TOLERANCE``: a gate asked at 23:59:59.9 answers for the next day.
+    (The window is far shorter than a day: the days it touches are its ends'.)"""
     try:
-        real = now.astimezone(ZoneInfo(report.zone)).date()
+        zone = ZoneInfo(report.zone)
     except (ZoneInfoNotFoundError, ValueError):
         raise PullError(f"{base}: the gate's time zone {report.zone!r} is unknown here") from None
-    if report.day != real:
+    real = now.astimezone(zone).date()
+    days = {real}
+    for edge in (-DAY_EDGE_TOLERANCE, asking + DAY_EDGE_TOLERANCE):
+        try:
+            days.add((now + edge).astimezone(zone).date())
+        except OverflowError:  # the office's clock at the calendar's ends
+            continue
+    if report.day not in days:
         raise PullError(
             f"{base}: the gate's clock says {report.day}, the office's {real} ({report.zone}):"
             " the gate's clock is not synchronised; nothing kept from it"

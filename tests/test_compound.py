@@ -112,7 +112,7 @@ def test_statuses_and_the_grid_per_building(log, clock):
         quarantine=[QuarantineEntry("3-1-702", None, DAY, date(2026, 2, 25))],
         households=[Household("5-1-201", observation_until=date(2026, 2, 20))],
     )
-    used = quota_used(QuotaConfig(enabled=True, exits=1), history, clock.now())
+    used = quota_used(QuotaConfig(enabled=True, exits=1), history, clock.now(), tz="Asia/Shanghai")
     marks = compound.statuses(log.reader(), DAY, lists, used)
     assert marks == {
         "3-1-101": ("quota_used",),

@@ -339,3 +339,40 @@ def test_a_gate_report_is_read_bounded_and_must_be_a_report():
         200, json={"day": "2026-03-02", "timezone": "UTC", "community": {}})))  # fmt: skip
     got = fetch_report(client, "http://gate", "kt_x", DAY)
     assert got[:2] == (DAY, "UTC") and got[2]["returnees"] is None  # unknown, not 0
+
+
+def test_fleet_report_without_tz_cuts_the_day_in_the_zone_the_gates_report_in(
+    tmp_path, pg_dsn, monkeypatch, capsys
+):
+    """``kiosk fleet report --day D`` without ``--tz`` cut D at Shanghai's midnight whatever
+    the gates' zone: a Berlin district's evening went to the next day, and every gate's ledger
+    figures (kept in the gate's own zone) were "missing". Without ``--tz`` the report takes the
+    zone the gates report in; gates in several zones need ``--tz``."""
+    late = datetime(2026, 3, 2, 22, 30, tzinfo=UTC)  # 23:30 in Berlin, 06:30 on the 3rd here
+    gate = make_kiosk(tmp_path / "b.db", "gate-b", FakeClock(start=late))
+    insert = (
+        "INSERT INTO fleet_gate_reports (kiosk_id, day, timezone, ledgers, final)"
+        " VALUES (%s, %s, %s, %s, true)"
+    )
+    try:
+        gate.store.append(EventDraft(direction="in", decision="pass"))
+        pull_pg("http://gate-b", gate.token, pg_dsn, Network(gate))
+        figures = psycopg.types.json.Jsonb(fetch_report(
+            httpx.Client(transport=httpx.MockTransport(Network(gate))), "http://gate-b",
+            gate.token, DAY,
+        )[2])  # fmt: skip
+        with psycopg.connect(pg_dsn) as conn:  # as the collector keeps a Berlin gate's
+            conn.execute(insert, ["gate-b", DAY, "Europe/Berlin", figures])
+        monkeypatch.setenv("KIOSK_FLEET_DSN", pg_dsn)
+        assert main(["fleet", "report", "--day", DAY.isoformat()]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        assert (printed["timezone"], printed["events"]) == ("Europe/Berlin", 1)
+        assert printed["ledgers"]["missing"] == []
+        with psycopg.connect(pg_dsn) as conn:
+            conn.execute(insert, ["gate-c", DAY, "Asia/Shanghai", figures])
+        assert main(["fleet", "report", "--day", DAY.isoformat()]) == 2
+        err = capsys.readouterr().err
+        assert "--tz" in err and "Asia/Shanghai" in err and "Europe/Berlin" in err
+        assert main(["fleet", "report", "--day", DAY.isoformat(), "--tz", "Europe/Berlin"]) == 0
+    finally:
+        gate.store.close()

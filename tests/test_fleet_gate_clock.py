@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -84,3 +85,28 @@ def test_without_a_synchronised_office_clock_the_gates_day_is_taken(gate_at):
     kept = Kept()
     assert _collect(gate, kept, None) == date(2026, 3, 3)
     assert len(kept.rows) == 7 and sum(kept.rows.values()) == 6
+
+
+@pytest.mark.parametrize(
+    ("office_now", "gate_now"),
+    [
+        # Asked at 23:59:59.9 in Shanghai, answered at 00:00:00.2: the gate's today is the 3rd.
+        (
+            datetime(2026, 3, 2, 15, 59, 59, 900000, tzinfo=UTC),
+            datetime(2026, 3, 2, 16, 0, 0, 200000, tzinfo=UTC),
+        ),
+        # A synchronised gate's clock a few seconds behind the office's, just after midnight.
+        (datetime(2026, 3, 2, 16, 0, 1, tzinfo=UTC), datetime(2026, 3, 2, 15, 59, 58, tzinfo=UTC)),
+    ],
+)
+def test_a_gate_asked_across_its_midnight_has_its_report_kept(gate_at, office_now, gate_now):
+    """The office's ``now`` is taken before the gate answers, and two synchronised clocks
+    differ by a little: a gate answering about midnight said the next (or the last) day and
+    the office refused it as a clock not synchronised, a report error every night. The gate's
+    day is taken when it is the office's day at any moment of the exchange, give or take
+    ``DAY_EDGE_TOLERANCE``; further off it is still refused (test above)."""
+    gate = gate_at(FakeClock(start=gate_now))
+    kept = Kept()
+    day = gate_now.astimezone(ZoneInfo("Asia/Shanghai")).date()
+    assert _collect(gate, kept, office_now) == day
+    assert day in kept.rows and len(kept.rows) == 7

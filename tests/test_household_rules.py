@@ -465,7 +465,9 @@ class HouseholdMachine(RuleBasedStateMachine):
         if model.redate_due or rig.engine.history.undated:
             return  # undated outings are dated at the next decision (docs/policy.md)
         now = rig.clock.now()
-        marked = policy.quota_used(rig.config.policy.quota, rig.engine.history, now)
+        marked = policy.quota_used(
+            rig.config.policy.quota, rig.engine.history, now, tz=rig.config.site.timezone
+        )
         exits = model.policy["quota"]["exits"]
         assert marked == {h for h in model.exits if model.outings(h, now) >= exits}
 

@@ -378,6 +378,25 @@ def test_a_scanner_on_the_pi_uart_gets_device_allow_for_tty_s(checkout, tmp_path
     assert "uart.conf" not in plain.proc.stdout  # no UART port configured: no ttyS access
 
 
+def test_the_nightly_purge_runs_at_night_on_the_sites_clock_not_the_systems(
+    checkout, tmp_path, plain
+):
+    """A Raspberry Pi OS image keeps the system zone UTC: the timer's 03:15 was 11:15 in
+    Shanghai (and 04:15 or 05:15 in Berlin), a purge with its report freezing in the middle
+    of a busy day. A drop-in puts the timer on the config's site.timezone."""
+    dropin = "[units] would: write /etc/systemd/system/kiosk-purge.timer.d/zone.conf"
+    default = plain.proc.stdout.split(dropin)
+    assert len(default) == 2
+    assert "OnCalendar=*-*-* 03:15:00 Asia/Shanghai" in default[1].splitlines()[1]
+    cfg = tmp_path / "berlin.toml"
+    cfg.write_text('[site]\ntimezone = "Europe/Berlin"\n')
+    proc = _dry_run(checkout, fresh_os_root(tmp_path / "root"), "--config", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    units = proc.stdout.split(dropin)
+    assert len(units) == 2
+    assert "OnCalendar=*-*-* 03:15:00 Europe/Berlin" in units[1].splitlines()[1]
+
+
 def test_a_scanner_on_the_pi_uart_turns_off_the_serial_console_sharing_it(checkout, tmp_path):
     """Raspberry Pi OS boots with console=serial0,115200: the kernel and a login getty would
     share the scanner's UART (codes read as user names, boot messages sent to the scanner)."""

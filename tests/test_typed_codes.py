@@ -170,8 +170,10 @@ def test_passes_spelling_one_household_otherwise_share_its_outing_quota():
     assert history.exits_in_period("1-101", now, 1) == 2
     assert history.exits_in_period(" １-１０１", now, 1) == 2
     quota = QuotaConfig(enabled=True, exits=2)
-    assert quota_reached(quota, history, "1-101", "resident", now)
-    assert quota_used(quota, history, now) == {"１-１０１"}  # the first spelling, marked once
+    assert quota_reached(quota, history, "1-101", "resident", now, tz="Asia/Shanghai")
+    assert quota_used(quota, history, now, tz="Asia/Shanghai") == {
+        "１-１０１"
+    }  # the first spelling, marked once
 
 
 def _spelled_twice(db) -> None:

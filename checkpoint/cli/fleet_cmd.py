@@ -15,11 +15,15 @@ import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kiosk.files import UnreadableFile, read_bounded
 
 from .errors import CliError, UsageError, write_file
 from .parsers import Verbs, add_group, add_verb, path_arg
+
+#: The district's zone before any gate reported one (``site.timezone``'s default).
+DEFAULT_TZ = "Asia/Shanghai"
 
 
 def register(sub: Verbs) -> None:
@@ -51,7 +55,11 @@ def _fleet(actions: Verbs) -> None:
 
     rep = add_verb(actions, "report", report_run)
     rep.add_argument("--day", required=True, metavar="YYYY-MM-DD", help="local day")
-    rep.add_argument("--tz", default="Asia/Shanghai", metavar="ZONE", help="site time zone")
+    rep.add_argument(
+        "--tz",
+        metavar="ZONE",
+        help="site time zone (default: the one the gates report in; Asia/Shanghai before any)",
+    )
     rep.add_argument(
         "--dsn-env", default="KIOSK_FLEET_DSN", metavar="NAME", help="env var with the DSN"
     )
@@ -242,8 +250,6 @@ def report_run(args: argparse.Namespace) -> int:
 
     The daily report over every gate's events in the central database, with the gates'
     ledger counts fetched by the collector. Prints JSON unless --xlsx/--csv."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     from kiosk.categories import report_csv, report_xlsx
     from office.district import district_report
     from office.pg import PgError
@@ -251,13 +257,12 @@ def report_run(args: argparse.Namespace) -> int:
     from .community_cmd import report_day, report_target
 
     day = report_day(args.day)
-    try:
-        tz = ZoneInfo(args.tz)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
-        raise UsageError(f"--tz: unknown time zone {args.tz!r}") from None
+    if args.tz is not None:
+        _zone(args.tz)  # a typo is a usage error before the database is asked
     outputs = [report_target(p, "." + f) for f, p in (("xlsx", args.xlsx), ("csv", args.csv)) if p]
     dsn = _dsn_from(args.dsn_env)
     try:
+        tz = _zone(args.tz) if args.tz is not None else _gates_zone(dsn, args.kiosk)
         report = district_report(dsn, day, tz, kiosks=args.kiosk)
     except PgError as exc:
         raise CliError(str(exc)) from None
@@ -268,6 +273,25 @@ def report_run(args: argparse.Namespace) -> int:
     if not outputs:
         print(json.dumps(report, ensure_ascii=False))
     return 0
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
+        raise UsageError(f"--tz: unknown time zone {name!r}") from None
+
+
+def _gates_zone(dsn: str, kiosks: list[str] | None) -> ZoneInfo:
+    """The zone the district's day is cut in without ``--tz``: the one the gates report in
+    (``office.district.report_zones``); ``DEFAULT_TZ`` before any report; several: --tz."""
+    from office.district import report_zones
+
+    zones = report_zones(dsn, kiosks)
+    if len(zones) > 1:
+        shown = ", ".join(z[:64] for z in zones[:10])
+        raise UsageError(f"--tz: the gates report their days in several time zones ({shown})")
+    return _zone(zones[0] if zones else DEFAULT_TZ)
 
 
 def purge_run(args: argparse.Namespace) -> int:

@@ -14,7 +14,8 @@ class QuotaConfig(Section):
     exits: int = Field(1, ge=1, le=100)
     """Exits allowed per household per period."""
     period_days: int = Field(2, ge=1, le=30)
-    """Length of the rolling quota period in days (24 h each)."""
+    """Length of the rolling quota period in days on the site's clock (out on Saturday at 10:00,
+    out again from Monday at 10:00, also across a daylight-saving change)."""
     roles: tuple[Literal["resident", "staff", "delivery", "visitor"], ...] = Field(
         ("resident",), max_length=4, strict=False
     )

@@ -5,7 +5,7 @@ guard."""
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from fastapi import Request
@@ -33,7 +33,8 @@ router = community_room(PAGE)
 def local(text: str, tz: ZoneInfo) -> datetime:
     """A local date and time as the form's ``datetime-local`` sends it, on one of the
     console's days (``forms.FIRST_DAY`` to ``forms.LAST_DAY``: the roster reaches a day
-    either side, which the calendar's ends do not have)."""
+    either side, which the calendar's ends do not have). A time the spring clock change
+    skips is refused; one the autumn change repeats is its first (the earlier hour)."""
     try:
         when = datetime.fromisoformat(text[:32])
     except ValueError:
@@ -42,7 +43,12 @@ def local(text: str, tz: ZoneInfo) -> datetime:
         raise CommunityError(
             f"{text[:20]!r}: expected a local date and time from {FIRST_DAY} to {LAST_DAY}"
         )
-    return when.replace(tzinfo=tz)
+    if when.tzinfo is not None:
+        raise CommunityError(f"{text[:32]!r}: expected a local time without a UTC offset")
+    placed = when.replace(tzinfo=tz)
+    if placed.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != when:
+        raise CommunityError(f"{text[:20]!r}: no such time in {tz.key} (the clocks go forward)")
+    return placed
 
 
 @router.get("/handover", response_class=HTMLResponse, include_in_schema=False)

@@ -22,7 +22,7 @@ router = community_room(PREFIX)
 def marks(g: Guard) -> dict[str, tuple[str, ...]]:
     """Household → its statuses today (quarantined, observing, quota used, open request);
     quota used is the gate's rule on the gate's passage history, asked now."""
-    used = quota_used(g.cfg.policy.quota, g.core.history, g.core.clock.now())
+    used = quota_used(g.cfg.policy.quota, g.core.history, g.core.clock.now(), tz=g.tz)
     return statuses(g.core.store.reader(), g.today(), g.core.lists.current, used)
 
 
