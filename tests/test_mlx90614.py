@@ -709,3 +709,33 @@ def test_a_bus_faster_than_the_sensors_100_khz_is_named_as_the_cause(
     if state == "degraded":
         assert "400 kHz" in health.detail and "i2c_arm_baudrate=100000" in health.detail
         assert len([r for r in caplog.records if "400 kHz" in r.getMessage()]) == 1
+
+
+def test_a_sensor_unplugged_for_an_hour_is_one_warning_and_its_return_one_line(chip, clock, caplog):
+    """Unplugged, the bus failed to reopen every 30 s and each failure logged 'mlx90614 bus
+    errors; backing off': 120 warnings an hour in the journal for as long as nobody came."""
+    plugged = [False]
+
+    def open_bus() -> Smbus2Transport:
+        if not plugged[0]:
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+        return Smbus2Transport(chip.smbus())
+
+    thermo = Mlx90614(open_bus, clock, backoff=Backoff(base_s=0.5, cap_s=30.0))
+    caplog.set_level("INFO", logger="drivers")
+    for _ in range(4 * 3600):  # the runner's reads at 4 Hz for an hour
+        clock.advance(0.25)
+        with pytest.raises(SensorFault, match="I2C bus"):
+            thermo.read()
+    lines = [r for r in caplog.records if r.levelno >= 20]
+    assert [r.levelname for r in lines] == ["WARNING"]
+    assert "cannot open I2C bus: No such file or directory" in lines[0].getMessage()
+    assert thermo.counters.reopens == 0
+    plugged[0] = True
+    clock.advance(30)
+    thermo.read()
+    clock.advance(1)
+    thermo.read()
+    lines = [r for r in caplog.records if r.levelno >= 20]
+    assert [r.levelname for r in lines] == ["WARNING", "INFO"]
+    assert "reading again" in lines[1].getMessage()
