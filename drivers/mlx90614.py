@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from drivers.faultlog import StateLog
+from drivers.faultlog import StateLog, describe
 from kiosk.backoff import Backoff
 from kiosk.clock import Clock
 from kiosk.devices import Health, SensorFault, ThermoReading
@@ -377,9 +377,11 @@ class Mlx90614:
             raise
         except Exception as exc:
             # A bus library raising something unexpected must still be a fault, not a crash
-            # of the sampling loop; the traceback goes to the log for the developer.
-            log.exception("mlx90614 unexpected error during read")
-            self._note_fault(f"unexpected driver error: {type(exc).__name__}")
+            # of the sampling loop. It fails so at every read: one line per cause, the
+            # traceback at debug for the developer.
+            cause = f"unexpected driver error: {type(exc).__name__}"
+            self.faults.fault(cause, f"unexpected driver error: {describe(exc)}", exc)
+            self._note_fault(cause)
             raise SensorFault(f"unexpected driver error: {type(exc).__name__}: {exc}") from exc
         finally:
             self._inflight_since = None

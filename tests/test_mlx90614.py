@@ -739,3 +739,25 @@ def test_a_sensor_unplugged_for_an_hour_is_one_warning_and_its_return_one_line(c
     lines = [r for r in caplog.records if r.levelno >= 20]
     assert [r.levelname for r in lines] == ["WARNING", "INFO"]
     assert "reading again" in lines[1].getMessage()
+
+
+def test_a_bus_library_failing_at_every_read_is_one_line_not_a_traceback_per_read(clock, caplog):
+    class Broken:
+        def write_then_read(self, address, out, count):
+            raise RuntimeError("busio.I2C used without try_lock()")
+
+        def write(self, address, data):
+            raise RuntimeError("x")
+
+        def close(self):
+            pass
+
+    thermo = Mlx90614(Broken, clock)
+    caplog.set_level("INFO", logger="drivers")
+    for _ in range(4 * 600):  # ten minutes of reads at 4 Hz
+        clock.advance(0.25)
+        with pytest.raises(SensorFault, match="unexpected driver error: RuntimeError"):
+            thermo.read()
+    lines = [r for r in caplog.records if r.levelno >= 20]
+    assert len(lines) == 1 and lines[0].exc_info is None
+    assert "RuntimeError" in lines[0].getMessage()
