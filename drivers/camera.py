@@ -119,7 +119,7 @@ class CameraReader:
         self._same_since_ns = 0
         self._latest: tuple[np.ndarray, int] | None = None
         self._health = Health("absent", "not started", clock.monotonic_ns())
-        self.faults = StateLog(log, name)
+        self.faults = StateLog(log, name, clock)
         self.reopens = 0
         self._pumped = False
 
@@ -149,6 +149,7 @@ class CameraReader:
         self._set_health("absent", "stopped")
 
     def health(self) -> Health:
+        self.faults.settle()
         h = self._health
         if h.state == "degraded" and h.detail == "starting" and h.since_mono_ns is not None:
             waited_s = (self._clock.monotonic_ns() - h.since_mono_ns) / 1e9

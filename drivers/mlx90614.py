@@ -357,7 +357,7 @@ class Mlx90614:
         self._too_fast: str | None = None
         self.counters = _Counters()
         #: The bus's faults in the journal: once per cause, the return once (not per reopen).
-        self.faults = StateLog(log, name)
+        self.faults = StateLog(log, name, clock)
 
     # -- Thermometer protocol ------------------------------------------------------------
 
@@ -398,6 +398,7 @@ class Mlx90614:
         return reading
 
     def health(self) -> Health:
+        self.faults.settle()
         now = self._clock.monotonic_ns()
         with self._state_lock:
             since = self._inflight_since

@@ -761,3 +761,24 @@ def test_a_bus_library_failing_at_every_read_is_one_line_not_a_traceback_per_rea
     lines = [r for r in caplog.records if r.levelno >= 20]
     assert len(lines) == 1 and lines[0].exc_info is None
     assert "RuntimeError" in lines[0].getMessage()
+
+
+def test_a_flaky_bus_for_a_day_writes_a_bounded_number_of_lines(chip, clock, caplog):
+    """A loose wire: three NACKs close the bus, it reopens and reads, and again, all day."""
+    thermo = Mlx90614(
+        lambda: Smbus2Transport(chip.smbus()), clock, backoff=Backoff(base_s=0.5, cap_s=30.0)
+    )
+    caplog.set_level("INFO", logger="drivers")
+    for _ in range(24 * 360):  # every 10 s for a day
+        chip.inject("nack")
+        with pytest.raises(SensorFault, match="bus closed"):
+            thermo.read()
+        chip.clear_faults()
+        clock.advance(5)
+        thermo.read()
+        thermo.health()  # the runner's health loop
+        clock.advance(5)
+    lines = [r for r in caplog.records if r.levelno >= 20]
+    assert thermo.counters.reopens == 24 * 360
+    assert len(lines) <= 24 * 7
+    assert lines[0].levelname == "WARNING" and "I2C error" in lines[0].getMessage()
