@@ -384,6 +384,15 @@ class UsbCamera:
         self._factory = capture_factory
         self._cap: Capture | None = None
         self.delivered = ""
+        #: What the last open logged (format, refused settings): a camera that keeps
+        #: dropping out is reopened every few seconds, and says it again only when it changes.
+        self._told: tuple[str, str] | None = None
+        if self.exposure.mode != "manual" and self.exposure.compensation_ev:
+            log.warning(
+                "%s: exposure compensation is a Pi camera control; on a USB camera use"
+                ' exposure.mode = "manual"',
+                name,
+            )
 
     def open(self) -> None:
         import cv2
@@ -406,10 +415,13 @@ class UsbCamera:
             cap.release()
             raise ReaderFault(f"cannot set up {self.device}: {describe(exc)}") from None
         # V4L2 falls back silently (MJPEG -> YUYV, a smaller size, a lower rate): say what
-        # the camera actually delivers, once per open, and which settings it refused.
-        log.info("%s: %s delivers %s", self.name, self.device, self.delivered)
-        if refused:
-            log.warning("%s: %s refused %s", self.name, self.device, ", ".join(refused))
+        # the camera actually delivers and which settings it refused, when that changes.
+        told = (self.delivered, ", ".join(refused))
+        if told != self._told:
+            self._told = told
+            log.info("%s: %s delivers %s", self.name, self.device, self.delivered)
+            if refused:
+                log.warning("%s: %s refused %s", self.name, self.device, told[1])
         self._cap = cap
 
     @staticmethod
@@ -468,12 +480,6 @@ def usb_settings(cam: UsbCamera) -> list[tuple[str, int, float]]:
             ("auto_exposure", cv2.CAP_PROP_AUTO_EXPOSURE, V4L2_EXPOSURE_MANUAL),
             ("exposure", cv2.CAP_PROP_EXPOSURE, max(1, round(cam.exposure.exposure_us / 100))),
         ]
-    elif cam.exposure.compensation_ev:
-        log.warning(
-            "%s: exposure compensation is a Pi camera control; on a USB camera use"
-            ' exposure.mode = "manual"',
-            cam.name,
-        )
     if cam.focus.mode == "continuous":
         settings.append(("autofocus", cv2.CAP_PROP_AUTOFOCUS, 1))
     elif cam.focus.mode == "fixed":
