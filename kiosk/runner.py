@@ -132,6 +132,8 @@ class EngineRunner:
         # under way waits for it (the worker would refuse it as hung).
         self._gate_order = asyncio.Lock()
         self._beat_ns: int | None = None
+        #: The error the last failed tick raised (its type), while ticks keep failing.
+        self._tick_fault: str | None = None
         self._started = False
         self.max_tick_lag_ms = 0.0
         self.codes_received = 0
@@ -272,11 +274,25 @@ class EngineRunner:
             if lag_ms > self.max_tick_lag_ms:
                 self.max_tick_lag_ms = lag_ms
             due = max(due + period, loop.time())
-            self._beat_ns = self.clock.monotonic_ns()
-            try:
-                self.engine.tick()
-            except Exception:
-                log.exception("engine tick failed")
+            self._tick()
+
+    def _tick(self) -> None:
+        """One beat of the loop and one engine tick. A tick that fails at every beat (10-20 a
+        second) is logged with its traceback once per kind of error, and its end once."""
+        self._beat_ns = self.clock.monotonic_ns()
+        try:
+            self.engine.tick()
+        except Exception as exc:
+            cause = type(exc).__name__
+            if cause != self._tick_fault:
+                self._tick_fault = cause
+                log.exception("engine tick failed (said again only if it fails otherwise)")
+            else:
+                log.debug("engine tick failed again: %s", cause)
+        else:
+            if self._tick_fault is not None:
+                self._tick_fault = None
+                log.info("engine tick working again")
 
     # ------------------------------------------------------------------ devices
 
