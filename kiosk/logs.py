@@ -41,6 +41,34 @@ def _redact_value(value: Any) -> Any:
     return value
 
 
+class RepeatedFailure:
+    """A task run again and again on a timer (the engine's tick, the daemon's list check)
+    that keeps failing the same way: its traceback is logged once per kind of error (the
+    exception's type) and its recovery once; the repeats go to debug. Without it a failing
+    card or a bug wrote a traceback per run, thousands an hour in the journal on the card."""
+
+    def __init__(self, logger: logging.Logger, failed: str, working: str) -> None:
+        self._log = logger
+        self._failed = failed
+        self._working = working
+        self._cause: str | None = None
+
+    def failed(self, exc: BaseException) -> None:
+        """Call in the ``except`` block of a run that failed with ``exc``."""
+        cause = type(exc).__name__
+        if cause == self._cause:
+            self._log.debug("%s again: %s", self._failed, cause)
+            return
+        self._cause = cause
+        self._log.error("%s (said again only if it fails otherwise)", self._failed, exc_info=exc)
+
+    def worked(self) -> None:
+        """Call after a run that did not fail: says so once after failures."""
+        if self._cause is not None:
+            self._cause = None
+            self._log.info("%s", self._working)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = {

@@ -49,6 +49,7 @@ from kiosk.devices import (
     Thermometer,
 )
 from kiosk.engine import Engine
+from kiosk.logs import RepeatedFailure
 from kiosk.ports import EngineSeams, EventSink
 from kiosk.store import Event, StoreFault, decode_event_row, format_ts
 
@@ -132,8 +133,9 @@ class EngineRunner:
         # under way waits for it (the worker would refuse it as hung).
         self._gate_order = asyncio.Lock()
         self._beat_ns: int | None = None
-        #: The error the last failed tick raised (its type), while ticks keep failing.
-        self._tick_fault: str | None = None
+        self._tick_failures = RepeatedFailure(
+            log, "engine tick failed", "engine tick working again"
+        )
         self._started = False
         self.max_tick_lag_ms = 0.0
         self.codes_received = 0
@@ -283,16 +285,9 @@ class EngineRunner:
         try:
             self.engine.tick()
         except Exception as exc:
-            cause = type(exc).__name__
-            if cause != self._tick_fault:
-                self._tick_fault = cause
-                log.exception("engine tick failed (said again only if it fails otherwise)")
-            else:
-                log.debug("engine tick failed again: %s", cause)
+            self._tick_failures.failed(exc)
         else:
-            if self._tick_fault is not None:
-                self._tick_fault = None
-                log.info("engine tick working again")
+            self._tick_failures.worked()
 
     # ------------------------------------------------------------------ devices
 
