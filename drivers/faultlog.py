@@ -5,11 +5,10 @@ unplugged fails at every reconnect: logging each attempt (worse, with a tracebac
 journal (~1 GB a day) and hides the one line that says what happened. ``StateLog`` logs a
 fault when its *cause* changes and the recovery once; repeats go to debug.
 
-A device that *flaps* (a loose USB cable: lost and back every few seconds, for weeks) changes
-state all the time: at most ``FLAP_LINES`` changes are logged per ``FLAP_WINDOW_S``, the first
-of them in full; the rest go to debug and are counted. Once the hour is over the next change,
-or ``settle()`` (each driver's ``health()``, polled by the runner), says the state then and
-how many changes were not logged, so the journal's last word on the device is its state.
+A device that *flaps* (a loose USB cable: lost and back every few seconds, for weeks) is held
+to ``kiosk.logs.FlapLimit``: at most ``FLAP_LINES`` changes an hour, the rest counted and
+said, with the state then, once the hour is over (``settle()``, from each driver's
+``health()``, which the runner polls).
 """
 
 from __future__ import annotations
@@ -17,13 +16,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 
 from kiosk.clock import Clock
+from kiosk.logs import FLAP_LINES, FlapLimit
 
-#: Changes of state logged in full per ``FLAP_WINDOW_S``; the rest are counted.
-FLAP_LINES = 6
-FLAP_WINDOW_S = 3600
+__all__ = ["FLAP_LINES", "StateLog", "describe"]
 
 
 def describe(exc: BaseException) -> str:
@@ -40,12 +37,9 @@ class StateLog:
     def __init__(self, logger: logging.Logger, name: str, clock: Clock | None = None) -> None:
         self._log = logger
         self._name = name
-        self._now: Callable[[], int] = clock.monotonic_ns if clock else time.monotonic_ns
         self._cause: str | None = None
-        self._state = ""  # what the last change said: the cause's message, or the recovery
-        self._window_ns: int | None = None
-        self._told = 0  # changes logged since the window began
-        self._untold = 0  # changes counted, not logged, since the window began
+        self._state = ""  # what the last change said: the fault's message, or the recovery
+        self._limit = FlapLimit(clock.monotonic_ns if clock else time.monotonic_ns)
         self.lines = 0
         #: A driver's own thread changes the state while the runner's asks ``settle()``.
         self._lock = threading.Lock()
@@ -82,29 +76,20 @@ class StateLog:
     def settle(self) -> None:
         """After an hour in which changes went unlogged, one line with the state now."""
         with self._lock:
-            if self._untold and self._window_over(self._now()):
+            line = self._limit.settled(self._state)
+            if line is not None:
                 level = logging.INFO if self._cause is None else logging.WARNING
-                self._change(level, self._state, summary_only=True)
+                self._emit(level, line)
 
-    def _window_over(self, now: int) -> bool:
-        return self._window_ns is None or now - self._window_ns >= FLAP_WINDOW_S * 1_000_000_000
-
-    def _change(self, level: int, text: str, *, summary_only: bool = False) -> bool:
-        now = self._now()
-        if not summary_only:
-            self._state = text
-        if self._window_over(now):
-            if self._untold:
-                minutes = (now - (self._window_ns or now)) // 60_000_000_000
-                text += f" ({self._untold} changes not logged over the last {minutes} min)"
-            self._window_ns, self._told, self._untold = now, 0, 0
-        if self._told >= FLAP_LINES:
-            self._untold += 1
+    def _change(self, level: int, text: str) -> bool:
+        self._state = text
+        line = self._limit.change(text)
+        if line is None:
             self._log.debug("%s: %s", self._name, text)
             return False
-        self._told += 1
-        if self._told == FLAP_LINES and not summary_only:
-            text += "; changing often: further changes this hour are counted, not logged"
-        self.lines += 1
-        self._log.log(level, "%s: %s", self._name, text)
+        self._emit(level, line)
         return True
+
+    def _emit(self, level: int, line: str) -> None:
+        self.lines += 1
+        self._log.log(level, "%s: %s", self._name, line)
