@@ -40,6 +40,7 @@ from kiosk.export import InProcessPages
 from kiosk.history import PassageHistory
 from kiosk.ledgers import Ledgers
 from kiosk.lists import ListStore
+from kiosk.logs import RepeatedFailure
 from kiosk.passes import KeyFileError, TrustList, load_private_key
 from kiosk.runner import EngineRunner
 from kiosk.secrets import get_secret
@@ -262,6 +263,9 @@ class Daemon:
         self._watchdog: Watchdog | None = None
         self._purge_task: asyncio.Task[None] | None = None
         self._lists_task: asyncio.Task[None] | None = None
+        self._lists_failures = RepeatedFailure(
+            log, "reloading the lists failed; will retry", "reloading the lists works again"
+        )
         self._lists_sync: ListSync | None = None
         self._peers: PeerSync | None = None
         #: The console's audit rows held during a storage outage (``kiosk.auditing.HeldRows``).
@@ -382,10 +386,17 @@ class Daemon:
         beside the daemon), within ``LISTS_CHECK_S``."""
         while True:
             await asyncio.sleep(LISTS_CHECK_S)
-            try:
-                await asyncio.to_thread(self.lists_once)
-            except Exception:
-                log.exception("reloading the lists failed; will retry")
+            await asyncio.to_thread(self.lists_check)
+
+    def lists_check(self) -> None:
+        """``lists_once``, its failure logged once per kind of error (the loop tries again
+        every ``LISTS_CHECK_S``: a failing card would write a traceback at each)."""
+        try:
+            self.lists_once()
+        except Exception as exc:
+            self._lists_failures.failed(exc)
+        else:
+            self._lists_failures.worked()
 
     def lists_once(self) -> None:
         """One check for list changes written by another process; logs a reload."""

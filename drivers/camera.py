@@ -119,7 +119,7 @@ class CameraReader:
         self._same_since_ns = 0
         self._latest: tuple[np.ndarray, int] | None = None
         self._health = Health("absent", "not started", clock.monotonic_ns())
-        self.faults = StateLog(log, name)
+        self.faults = StateLog(log, name, clock)
         self.reopens = 0
         self._pumped = False
 
@@ -149,6 +149,7 @@ class CameraReader:
         self._set_health("absent", "stopped")
 
     def health(self) -> Health:
+        self.faults.settle()
         h = self._health
         if h.state == "degraded" and h.detail == "starting" and h.since_mono_ns is not None:
             waited_s = (self._clock.monotonic_ns() - h.since_mono_ns) / 1e9
@@ -383,6 +384,15 @@ class UsbCamera:
         self._factory = capture_factory
         self._cap: Capture | None = None
         self.delivered = ""
+        #: What the last open logged (format, refused settings): a camera that keeps
+        #: dropping out is reopened every few seconds, and says it again only when it changes.
+        self._told: tuple[str, str] | None = None
+        if self.exposure.mode != "manual" and self.exposure.compensation_ev:
+            log.warning(
+                "%s: exposure compensation is a Pi camera control; on a USB camera use"
+                ' exposure.mode = "manual"',
+                name,
+            )
 
     def open(self) -> None:
         import cv2
@@ -405,10 +415,13 @@ class UsbCamera:
             cap.release()
             raise ReaderFault(f"cannot set up {self.device}: {describe(exc)}") from None
         # V4L2 falls back silently (MJPEG -> YUYV, a smaller size, a lower rate): say what
-        # the camera actually delivers, once per open, and which settings it refused.
-        log.info("%s: %s delivers %s", self.name, self.device, self.delivered)
-        if refused:
-            log.warning("%s: %s refused %s", self.name, self.device, ", ".join(refused))
+        # the camera actually delivers and which settings it refused, when that changes.
+        told = (self.delivered, ", ".join(refused))
+        if told != self._told:
+            self._told = told
+            log.info("%s: %s delivers %s", self.name, self.device, self.delivered)
+            if refused:
+                log.warning("%s: %s refused %s", self.name, self.device, told[1])
         self._cap = cap
 
     @staticmethod
@@ -467,12 +480,6 @@ def usb_settings(cam: UsbCamera) -> list[tuple[str, int, float]]:
             ("auto_exposure", cv2.CAP_PROP_AUTO_EXPOSURE, V4L2_EXPOSURE_MANUAL),
             ("exposure", cv2.CAP_PROP_EXPOSURE, max(1, round(cam.exposure.exposure_us / 100))),
         ]
-    elif cam.exposure.compensation_ev:
-        log.warning(
-            "%s: exposure compensation is a Pi camera control; on a USB camera use"
-            ' exposure.mode = "manual"',
-            cam.name,
-        )
     if cam.focus.mode == "continuous":
         settings.append(("autofocus", cv2.CAP_PROP_AUTOFOCUS, 1))
     elif cam.focus.mode == "fixed":

@@ -4,11 +4,23 @@ A camera whose library cannot load fails the same way 15 times a second, a scann
 unplugged fails at every reconnect: logging each attempt (worse, with a traceback) fills the
 journal (~1 GB a day) and hides the one line that says what happened. ``StateLog`` logs a
 fault when its *cause* changes and the recovery once; repeats go to debug.
+
+A device that *flaps* (a loose USB cable: lost and back every few seconds, for weeks) is held
+to ``kiosk.logs.FlapLimit``: at most ``FLAP_LINES`` changes an hour, the rest counted and
+said, with the state then, once the hour is over (``settle()``, from each driver's
+``health()``, which the runner polls).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+
+from kiosk.clock import Clock
+from kiosk.logs import FLAP_LINES, FlapLimit
+
+__all__ = ["FLAP_LINES", "StateLog", "describe"]
 
 
 def describe(exc: BaseException) -> str:
@@ -18,13 +30,19 @@ def describe(exc: BaseException) -> str:
 
 
 class StateLog:
-    """Logs ``name``'s faults and recoveries once per change."""
+    """Logs ``name``'s faults and recoveries once per change, at most ``FLAP_LINES`` an hour.
 
-    def __init__(self, logger: logging.Logger, name: str) -> None:
+    ``clock`` (its monotonic time) times the hour; without one, the process's."""
+
+    def __init__(self, logger: logging.Logger, name: str, clock: Clock | None = None) -> None:
         self._log = logger
         self._name = name
         self._cause: str | None = None
+        self._state = ""  # what the last change said: the fault's message, or the recovery
+        self._limit = FlapLimit(clock.monotonic_ns if clock else time.monotonic_ns)
         self.lines = 0
+        #: A driver's own thread changes the state while the runner's asks ``settle()``.
+        self._lock = threading.Lock()
 
     @property
     def cause(self) -> str | None:
@@ -37,20 +55,41 @@ class StateLog:
         """Log ``message`` (default ``cause``) if ``cause`` differs from the last; True if logged.
 
         The traceback, when there is one, goes to debug: it helps a developer, not a guard."""
-        if cause == self._cause:
-            self._log.debug("%s: still %s", self._name, cause)
-            return False
-        self._cause = cause
-        self.lines += 1
-        self._log.warning("%s: %s", self._name, message or cause)
+        with self._lock:
+            if cause == self._cause:
+                self._log.debug("%s: still %s", self._name, cause)
+                return False
+            self._cause = cause
+            logged = self._change(logging.WARNING, message or cause)
         if exc is not None:
             self._log.debug("%s: %s", self._name, cause, exc_info=exc)
-        return True
+        return logged
 
     def recovered(self, message: str = "recovered") -> None:
         """Log the recovery once, if a fault was logged."""
-        if self._cause is None:
-            return
-        self._cause = None
+        with self._lock:
+            if self._cause is None:
+                return
+            self._cause = None
+            self._change(logging.INFO, message)
+
+    def settle(self) -> None:
+        """After an hour in which changes went unlogged, one line with the state now."""
+        with self._lock:
+            line = self._limit.settled(self._state)
+            if line is not None:
+                level = logging.INFO if self._cause is None else logging.WARNING
+                self._emit(level, line)
+
+    def _change(self, level: int, text: str) -> bool:
+        self._state = text
+        line = self._limit.change(text)
+        if line is None:
+            self._log.debug("%s: %s", self._name, text)
+            return False
+        self._emit(level, line)
+        return True
+
+    def _emit(self, level: int, line: str) -> None:
         self.lines += 1
-        self._log.info("%s: %s", self._name, message)
+        self._log.log(level, "%s: %s", self._name, line)

@@ -272,7 +272,7 @@ class GpioRelayGate(_Relay):
         self._active_high = active_high
         self._pin_factory = pin_factory
         self._device: Any = None
-        self._faults = StateLog(log, name)
+        self._faults = StateLog(log, name, clock)
         with self._lock:
             try:
                 self._ensure_device()
@@ -364,6 +364,7 @@ class GpioRelayGate(_Relay):
             pass  # _ensure_device has set the health and logged a changed cause
         finally:
             self._lock.release()
+        self._faults.settle()
         return self._health
 
     def close(self) -> None:

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from drivers.faultlog import StateLog, describe
 from kiosk.backoff import Backoff
 from kiosk.clock import Clock
 from kiosk.devices import Health, SensorFault, ThermoReading
@@ -355,6 +356,8 @@ class Mlx90614:
         #: Set while the bus clock is above the chip's limit (``_check_bus_clock``).
         self._too_fast: str | None = None
         self.counters = _Counters()
+        #: The bus's faults in the journal: once per cause, the return once (not per reopen).
+        self.faults = StateLog(log, name, clock)
 
     # -- Thermometer protocol ------------------------------------------------------------
 
@@ -374,9 +377,11 @@ class Mlx90614:
             raise
         except Exception as exc:
             # A bus library raising something unexpected must still be a fault, not a crash
-            # of the sampling loop; the traceback goes to the log for the developer.
-            log.exception("mlx90614 unexpected error during read")
-            self._note_fault(f"unexpected driver error: {type(exc).__name__}")
+            # of the sampling loop. It fails so at every read: one line per cause, the
+            # traceback at debug for the developer.
+            cause = f"unexpected driver error: {type(exc).__name__}"
+            self.faults.fault(cause, f"unexpected driver error: {describe(exc)}", exc)
+            self._note_fault(cause)
             raise SensorFault(f"unexpected driver error: {type(exc).__name__}: {exc}") from exc
         finally:
             self._inflight_since = None
@@ -388,9 +393,12 @@ class Mlx90614:
             self._last_fault = None
             self._last_fault_ns = None
             self._track_ambient(reading)
+            reopens = self.counters.reopens
+        self.faults.recovered(f"reading again ({reopens} bus reopen(s) since start)")
         return reading
 
     def health(self) -> Health:
+        self.faults.settle()
         now = self._clock.monotonic_ns()
         with self._state_lock:
             since = self._inflight_since
@@ -596,7 +604,7 @@ class Mlx90614:
             with self._state_lock:
                 self.counters.reopens += 1
                 self._reopen_at_ns = None
-            log.info("mlx90614 bus reopened", extra={"attempt": self._failed_reopens + 1})
+            log.debug("mlx90614 bus reopened", extra={"attempt": self._failed_reopens + 1})
         return self._bus
 
     def _check_bus_clock(self, clock_hz: object) -> None:
@@ -628,7 +636,13 @@ class Mlx90614:
         with self._state_lock:
             self._reopen_at_ns = self._clock.monotonic_ns() + int(backoff * 1e9)
             self._last_fault = problem
-        log.warning("mlx90614 bus errors; backing off", extra={"backoff_s": backoff})
+        # Once per cause (a sensor unplugged for a week fails to reopen every 30 s); the
+        # return is logged by the first good reading.
+        self.faults.fault(
+            problem,
+            f"{problem}: I2C bus closed; reopening in {backoff:g} s, backing off up to"
+            f" {self._backoff.cap_s:g} s",
+        )
 
     def _drop_bus(self) -> None:
         bus, self._bus = self._bus, None

@@ -92,7 +92,7 @@ class SerialScanner:
         self._serial: Any = None
         self._health = Health("absent", "not started", clock.monotonic_ns())
         self.connects = 0
-        self.faults = StateLog(log, name)
+        self.faults = StateLog(log, name, clock)
         self.health_changed = threading.Event()
 
     def start(self, sink: CodeSink) -> None:
@@ -103,6 +103,7 @@ class SerialScanner:
         self._set_health("absent", "stopped")
 
     def health(self) -> Health:
+        self.faults.settle()
         return self._health
 
     def _no_answer(self, unanswered: int) -> None:

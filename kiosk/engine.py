@@ -61,6 +61,7 @@ from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, DeviceFault, ThermoReading
 from kiosk.history import QUOTA_EXEMPT
 from kiosk.links import RETRIES, measure_again
+from kiosk.logs import FlapLimit
 from kiosk.ports import CalibrationSource, EngineSeams
 from kiosk.privacy import CODE_KEYS, greeting_name
 from kiosk.store import AuditRow, Event, EventDraft, check_audit_row
@@ -363,6 +364,9 @@ class Engine:
         self.state: State = "idle"
         self.passage: Passage | None = None
         self.faults: dict[str, str] = {}
+        #: Per device, which of its faults and recoveries reach the log (a flapping sensor
+        #: would write two lines a turn for weeks).
+        self._fault_lines: dict[str, FlapLimit] = {}
         self.reader_faults: dict[str, str] = {}
         self.prompt = self._idle_prompt()
         self.backlog: deque[EventDraft] = deque()
@@ -978,7 +982,7 @@ class Engine:
         first = device not in self.faults
         self.faults[device] = detail
         if first:
-            log.warning("engine: %s fault: %s", device, detail)
+            self._log_fault_change(device, logging.WARNING, f"{device} fault: {detail}")
             self._alarm(DEVICE_ALARMS[device], "raised", detail=detail)
             self._publish_health()
             self._refresh_idle()
@@ -986,10 +990,27 @@ class Engine:
     def _clear_fault(self, device: str) -> None:
         if self.faults.pop(device, None) is None:
             return
-        log.info("engine: %s recovered", device)
+        self._log_fault_change(device, logging.INFO, f"{device} recovered")
         self._alarm(DEVICE_ALARMS[device], "cleared", detail=f"{device} is back")
         self._publish_health()
         self._refresh_idle()
+
+    def _log_fault_change(self, device: str, level: int, text: str) -> None:
+        limit = self._fault_lines.setdefault(device, FlapLimit(self._now))
+        line = limit.change(text)
+        if line is None:
+            log.debug("engine: %s", text)
+        else:
+            log.log(level, "engine: %s", line)
+
+    def _settle_fault_lines(self) -> None:
+        """The state of a device whose changes went unlogged for an hour (``FlapLimit``)."""
+        for device, limit in self._fault_lines.items():
+            detail = self.faults.get(device)
+            state = f"{device} recovered" if detail is None else f"{device} fault: {detail}"
+            line = limit.settled(state)
+            if line is not None:
+                log.log(logging.INFO if detail is None else logging.WARNING, "engine: %s", line)
 
     def _refresh_idle(self) -> None:
         if self.state == "idle":
@@ -1477,6 +1498,7 @@ class Engine:
                 self._decide()
         self._tick_gate(now)
         self._expire_direction(now)
+        self._settle_fault_lines()
         if (
             self.state == "decided"
             and self._hold_until_ns is not None

@@ -7,13 +7,15 @@ why in words the caller puts behind the file's name in its own error.
 
 ``write_atomic`` replaces a file whole (a temp file beside it, fsync, rename, fsync of the
 folder): a full or read-only SD card, or a power cut, leaves the old file or the new one, never
-a cut-off one under the name asked for.
+a cut-off one under the name asked for. The temp file a power cut left (``.NAME.`` and 8
+characters, never read: nothing looks for that name) is removed by the file's next write.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -22,6 +24,9 @@ from typing import Literal
 __all__ = ["UnreadableFile", "read_bounded", "write_atomic"]
 
 Why = Literal["missing", "unreadable", "too_large"]
+
+#: What ``tempfile.mkstemp`` puts after its prefix: 8 of these characters.
+_TEMP_TAIL = re.compile(r"[a-z0-9_]{8}")
 
 
 class UnreadableFile(Exception):
@@ -63,6 +68,7 @@ def write_atomic(
             mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
         pass
+    _remove_leftovers(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -80,3 +86,21 @@ def write_atomic(
         os.fsync(folder)
     finally:
         os.close(folder)
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Remove the temp files an earlier ``write_atomic`` of ``path`` left when the power went
+    (regular files named ``.NAME.`` and mkstemp's 8 characters). A write of the same file
+    running at this moment in another process would lose its temp file and fail whole: the
+    file stays as it was."""
+    prefix = f".{path.name}."
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return  # mkstemp says why, in the caller's error
+    for name in names:
+        if name.startswith(prefix) and _TEMP_TAIL.fullmatch(name[len(prefix) :]):
+            leftover = path.parent / name
+            with contextlib.suppress(OSError):
+                if stat.S_ISREG(os.lstat(leftover).st_mode):
+                    os.unlink(leftover)

@@ -49,6 +49,7 @@ from kiosk.devices import (
     Thermometer,
 )
 from kiosk.engine import Engine
+from kiosk.logs import RepeatedFailure
 from kiosk.peers import load_peer_rows
 from kiosk.ports import EngineSeams, EventSink
 from kiosk.store import Event, StoreFault, decode_event_row, format_ts
@@ -133,6 +134,9 @@ class EngineRunner:
         # under way waits for it (the worker would refuse it as hung).
         self._gate_order = asyncio.Lock()
         self._beat_ns: int | None = None
+        self._tick_failures = RepeatedFailure(
+            log, "engine tick failed", "engine tick working again"
+        )
         self._started = False
         self.max_tick_lag_ms = 0.0
         self.codes_received = 0
@@ -286,11 +290,18 @@ class EngineRunner:
             if lag_ms > self.max_tick_lag_ms:
                 self.max_tick_lag_ms = lag_ms
             due = max(due + period, loop.time())
-            self._beat_ns = self.clock.monotonic_ns()
-            try:
-                self.engine.tick()
-            except Exception:
-                log.exception("engine tick failed")
+            self._tick()
+
+    def _tick(self) -> None:
+        """One beat of the loop and one engine tick. A tick that fails at every beat (10-20 a
+        second) is logged with its traceback once per kind of error, and its end once."""
+        self._beat_ns = self.clock.monotonic_ns()
+        try:
+            self.engine.tick()
+        except Exception as exc:
+            self._tick_failures.failed(exc)
+        else:
+            self._tick_failures.worked()
 
     # ------------------------------------------------------------------ devices
 

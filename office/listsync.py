@@ -46,6 +46,7 @@ from kiosk.lists import (
     sign_bundle,
     stamp_ahead,
 )
+from kiosk.logs import RepeatedFailure
 from kiosk.passes import TrustList
 from office.deadline import Deadline, DeadlineExceeded
 from office.pull import REQUEST_DEADLINE_S, certificate_refusal, status_words
@@ -227,6 +228,9 @@ class ListSync:
         self.last_error: str | None = None
         self.failures = 0
         self.checks = 0
+        #: The failure last logged (outcome, message), while checks keep failing so.
+        self._told_failure: tuple[str, str] | None = None
+        self._raised = RepeatedFailure(log, "lists check failed", "lists check runs again")
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -239,6 +243,7 @@ class ListSync:
             self.checks += 1
             self.last_check_at = self.clock.now()
             self.last_outcome = result.outcome
+            failed_before = self.failures
             if result.outcome in ("applied", "current", "not_modified"):
                 self.confirmed_at = self.last_check_at
                 self.last_error = None
@@ -246,10 +251,25 @@ class ListSync:
             else:
                 self.last_error = result.message
                 self.failures += 1
-        level = logging.WARNING if result.outcome in ("rejected", "error") else logging.INFO
-        if result.outcome != "not_modified":
-            log.log(level, "lists %s", result.outcome, extra={"detail": result.message})
+            self._log_result(result, failed_before)
         return result
+
+    def _log_result(self, result: SyncResult, failed_before: int) -> None:
+        """A failure once per outcome and message (the office down for a week is retried
+        every minute), the first success after failures once, any other success as it is."""
+        if result.outcome in ("rejected", "error"):
+            told = (result.outcome, result.message)
+            if told == self._told_failure:
+                log.debug("lists %s again", result.outcome, extra={"detail": result.message})
+                return
+            self._told_failure = told
+            log.warning("lists %s", result.outcome, extra={"detail": result.message})
+            return
+        if self._told_failure is not None:
+            self._told_failure = None
+            log.info("lists check works again after %d failed checks", failed_before)
+        if result.outcome != "not_modified":
+            log.info("lists %s", result.outcome, extra={"detail": result.message})
 
     def _check(self) -> SyncResult:
         applied = self.lists.current.freshness.bundle_version
@@ -378,13 +398,19 @@ class ListSync:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                result = self.check()
-                ok = result.outcome not in ("error", "rejected")
-            except Exception:  # a store fault while applying: keep the old lists, retry
-                log.exception("lists check failed")
-                ok = False
+            ok = self.run_once()
             self._stop.wait(self.interval_s if ok else min(self.interval_s, RETRY_S))
+
+    def run_once(self) -> bool:
+        """One check of the loop; whether it went well. A check that raised (a store fault
+        while applying: the old lists stay) is logged once per kind of error."""
+        try:
+            result = self.check()
+        except Exception as exc:
+            self._raised.failed(exc)
+            return False
+        self._raised.worked()
+        return result.outcome not in ("error", "rejected")
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()

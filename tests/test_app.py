@@ -366,3 +366,36 @@ def test_the_daemon_decides_on_a_list_imported_beside_it(data_dir, tmp_path, cap
         assert core.lists.current.quarantine_for("1-1", "Li", date(2026, 3, 2)) is not None
     finally:
         core.close()
+
+
+def test_a_list_check_failing_every_5_s_is_one_traceback_and_its_end_one_line(
+    data_dir, caplog, monkeypatch
+):
+    """A failing card that refuses reads: the daemon's list check every 5 s logged a traceback
+    each time, 720 an hour in the journal, for as long as the card kept failing."""
+    import sqlite3
+
+    core = build_core(_config(), data_dir)
+    try:
+        daemon = Daemon(core, notifier=Notifier(None))
+        failing = [True]
+        real = core.lists.reload_if_changed
+
+        def reload_if_changed() -> bool:
+            if failing[0]:
+                raise sqlite3.OperationalError("disk I/O error")
+            return real()
+
+        monkeypatch.setattr(core.lists, "reload_if_changed", reload_if_changed)
+        caplog.set_level("INFO", logger="checkpoint.app")
+        for _ in range(720):  # an hour of checks
+            daemon.lists_check()
+        lines = [r for r in caplog.records if r.name == "checkpoint.app"]
+        assert len(lines) == 1 and lines[0].exc_info is not None
+        failing[0] = False
+        daemon.lists_check()
+        daemon.lists_check()
+        lines = [r for r in caplog.records if r.name == "checkpoint.app"]
+        assert [r.levelname for r in lines] == ["ERROR", "INFO"]
+    finally:
+        core.close()

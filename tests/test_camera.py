@@ -996,3 +996,39 @@ def test_stopping_a_delivering_camera_releases_it_after_its_read_returned(clock,
     reader.stop()
     assert factory.made[0].released.is_set()
     assert factory.made[0].released_during_read == 0
+
+
+def test_a_camera_reopened_all_day_says_its_format_once_not_at_every_open(clock, caplog):
+    """A camera that keeps dropping out is reopened every ~12 s (stale 2 s, backoff 10 s):
+    each open logged what it delivers, what it refused and the exposure warning, 900 lines
+    an hour. They are said again only when what the camera does changes."""
+    from kiosk.config.readers import ExposureConfig
+
+    factory = CaptureFactory(np.zeros((8, 8), np.uint8))  # opened, never read
+    cam = UsbCamera(
+        "/dev/video0",
+        clock,
+        exposure=ExposureConfig(compensation_ev=1.0),
+        capture_factory=factory,
+    )
+    original = factory.__call__
+    refuse = {cv2.CAP_PROP_FOURCC}
+
+    def refusing(device, api):
+        cap = original(device, api)
+        cap.refuse = set(refuse)
+        return cap
+
+    cam._factory = refusing
+    caplog.set_level("INFO", logger="drivers")
+    for _ in range(300):  # an hour of reopens
+        cam.open()
+        cam.close()
+    assert len([r for r in caplog.records if "delivers" in r.getMessage()]) == 1
+    assert len([r for r in caplog.records if "refused MJPG" in r.getMessage()]) == 1
+    assert len([r for r in caplog.records if "exposure compensation" in r.getMessage()]) == 1
+    refuse.clear()  # another camera plugged in: MJPEG this time
+    cam.open()
+    cam.close()
+    delivers = [r.getMessage() for r in caplog.records if "delivers" in r.getMessage()]
+    assert len(delivers) == 2 and "MJPG" in delivers[1]

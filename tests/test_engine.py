@@ -1061,3 +1061,23 @@ def test_calibration_store_is_read_for_each_new_measurement(rig, tmp_path):
     assert isinstance(rig.engine.current_calibration(), Calibration)
     Calibration(offset_c=3.0).save(tmp_path / "calibration.json")
     assert rig.engine.current_calibration().offset_c == 3.0
+
+
+def test_a_thermometer_flapping_for_hours_is_a_bounded_number_of_engine_lines(rig, caplog):
+    """A loose wire: the sensor fails and reads again every few seconds. The engine logged
+    'thermometer fault' and 'thermometer recovered' at each turn: 17,280 lines a day."""
+    from kiosk.devices import SensorFault, ThermoReading
+
+    caplog.set_level("INFO", logger="kiosk.engine")
+    for _ in range(6 * 360):  # every 10 s for six hours
+        rig.engine.on_sensor_fault(SensorFault("I2C error EREMOTEIO"), rig.clock.monotonic_ns())
+        rig.engine.tick()
+        rig.clock.advance(5)
+        rig.engine.on_reading(ThermoReading(24.2, 24.0, rig.clock.monotonic_ns()))
+        rig.engine.tick()
+        rig.clock.advance(5)
+    lines = [r for r in caplog.records if r.name == "kiosk.engine" and r.levelno >= logging.INFO]
+    assert len(lines) <= 6 * 7
+    assert lines[0].levelname == "WARNING" and "EREMOTEIO" in lines[0].getMessage()
+    assert lines[-1].levelname == "INFO"  # the state it is left in: working
+    assert rig.engine.degraded == ()

@@ -55,3 +55,24 @@ def test_a_credential_larger_than_any_is_one_error_naming_it(tmp_path, monkeypat
         secrets.get_secret("session_key", env)
     (tmp_path / "session_key").write_text("k" * 63 + "\n")
     assert secrets.get_secret("session_key", env) == "k" * 63
+
+
+def test_a_temp_file_a_power_cut_left_beside_a_file_is_removed_by_its_next_write(tmp_path):
+    """A power cut between write_atomic's temp file and its rename leaves ``.NAME.xxxxxxxx``
+    (a pass card's payload, a cut-off calibration): it stayed beside the file for ever."""
+    from kiosk.files import write_atomic
+
+    target = tmp_path / "card.png"
+    target.write_bytes(b"old")
+    left = tmp_path / ".card.png.k2j_4h5g"
+    left.write_bytes(b"half a ca")
+    others = [tmp_path / n for n in (".card.png.bak", ".card.png.toolong12", ".other.png.k2j_4h5g")]
+    for other in others:
+        other.write_bytes(b"not ours")
+    write_atomic(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert not left.exists()
+    assert all(other.read_bytes() == b"not ours" for other in others)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["card.png", *(o.name for o in others)]
+    )

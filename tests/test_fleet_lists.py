@@ -307,3 +307,51 @@ def test_a_sync_status_after_the_clock_stepped_back_is_not_fresh(gate, office, c
     assert sync.check().outcome == "not_modified"
     status = sync.status()
     assert status["age_s"] == 0 and status["stale"] is False and status["stamp_ahead"] is False
+
+
+def test_an_office_down_for_a_day_is_one_warning_and_its_return_one_line(
+    gate, office, clock, caplog
+):
+    """The office unreachable (its PC off over a holiday): the retry every minute wrote
+    'lists error' each time, 1,440 warnings a day in the gate's journal."""
+    server = Office(office.bundle)
+    publish_bundle(office.key, _lists(), office.bundle, now=clock.now())
+    sync = _sync(gate, server)
+    sync.check()
+    caplog.set_level("INFO", logger="office.listsync")
+    server.down = True
+    for _ in range(1440):  # a day of retries, one a minute
+        clock.advance(60)
+        assert sync.check().outcome == "error"
+    lines = [r for r in caplog.records if r.name == "office.listsync"]
+    assert [r.levelname for r in lines] == ["WARNING"]
+    assert "cannot reach the office" in lines[0].detail
+    server.down = False
+    clock.advance(60)
+    assert sync.check().outcome == "not_modified"
+    clock.advance(60)
+    sync.check()
+    lines = [r for r in caplog.records if r.name == "office.listsync"]
+    assert [r.levelname for r in lines] == ["WARNING", "INFO"]
+    assert "1440" in lines[1].getMessage() + str(getattr(lines[1], "detail", ""))
+
+
+def test_a_card_that_cannot_take_the_bundle_is_one_traceback_not_one_a_minute(
+    gate, office, clock, caplog, monkeypatch
+):
+    from kiosk.store import StoreFault
+
+    server = Office(office.bundle)
+    publish_bundle(office.key, _lists(), office.bundle, now=clock.now())
+    sync = _sync(gate, server)
+
+    def full(*args, **kwargs):
+        raise StoreFault("store_fault", "SQLITE_FULL")
+
+    monkeypatch.setattr(gate.lists, "import_bundle", full)
+    caplog.set_level("INFO", logger="office.listsync")
+    for _ in range(60):  # an hour of retries
+        assert sync.run_once() is False
+    assert not gate.lists.current.is_revoked(REVOKED)
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].exc_info is not None

@@ -915,3 +915,28 @@ def test_kiosk_admin_tells_the_verb_the_folder_it_was_run_in(tmp_path):
     assert f"--setenv=KIOSK_ADMIN_CWD={here}" in argv
     assert argv[-4:] == ["/opt/kiosk/current/venv/bin/kiosk", "lists", "import", "./x.csv"]
     assert "WorkingDirectory=/var/lib/kiosk" in argv
+
+
+@needs_root
+def test_files_a_power_cut_left_empty_during_an_install_are_written_again(
+    checkout, tmp_path_factory
+):
+    """A power cut before the install's closing sync can leave a file it had just created
+    empty (ext4 writes a new file's data later than its name). The next run kept an empty
+    kiosk.service.d/tls.conf (the daemon then had no certificate: web.tls failed at start)
+    and an empty modules-load.d/kiosk-i2c.conf (no /dev/i2c-1 at boot: no thermometer),
+    because it asked only whether the file existed."""
+    need(shutil.which("useradd") is not None, "useradd")
+    need(shutil.which("openssl") is not None, "openssl")
+    root = fresh_os_root(tmp_path_factory.mktemp("cut") / "root")
+    args = ("--root", str(root), "--pip-args", OFFLINE_PIP, "--tls")
+    first = run(checkout / "scripts" / "install", *args, env=install_env())
+    assert "FAIL" not in first.stdout + first.stderr, first.stdout + first.stderr
+    dropin = root / "etc/systemd/system/kiosk.service.d/tls.conf"
+    modules = root / "etc/modules-load.d/kiosk-i2c.conf"
+    whole = dropin.read_text(), modules.read_text()
+    for path in (dropin, modules):
+        path.write_bytes(b"")
+    again = run(checkout / "scripts" / "install", *args, env=install_env())
+    assert "FAIL" not in again.stdout + again.stderr, again.stdout + again.stderr
+    assert (dropin.read_text(), modules.read_text()) == whole

@@ -709,3 +709,76 @@ def test_a_bus_faster_than_the_sensors_100_khz_is_named_as_the_cause(
     if state == "degraded":
         assert "400 kHz" in health.detail and "i2c_arm_baudrate=100000" in health.detail
         assert len([r for r in caplog.records if "400 kHz" in r.getMessage()]) == 1
+
+
+def test_a_sensor_unplugged_for_an_hour_is_one_warning_and_its_return_one_line(chip, clock, caplog):
+    """Unplugged, the bus failed to reopen every 30 s and each failure logged 'mlx90614 bus
+    errors; backing off': 120 warnings an hour in the journal for as long as nobody came."""
+    plugged = [False]
+
+    def open_bus() -> Smbus2Transport:
+        if not plugged[0]:
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+        return Smbus2Transport(chip.smbus())
+
+    thermo = Mlx90614(open_bus, clock, backoff=Backoff(base_s=0.5, cap_s=30.0))
+    caplog.set_level("INFO", logger="drivers")
+    for _ in range(4 * 3600):  # the runner's reads at 4 Hz for an hour
+        clock.advance(0.25)
+        with pytest.raises(SensorFault, match="I2C bus"):
+            thermo.read()
+    lines = [r for r in caplog.records if r.levelno >= 20]
+    assert [r.levelname for r in lines] == ["WARNING"]
+    assert "cannot open I2C bus: No such file or directory" in lines[0].getMessage()
+    assert thermo.counters.reopens == 0
+    plugged[0] = True
+    clock.advance(30)
+    thermo.read()
+    clock.advance(1)
+    thermo.read()
+    lines = [r for r in caplog.records if r.levelno >= 20]
+    assert [r.levelname for r in lines] == ["WARNING", "INFO"]
+    assert "reading again" in lines[1].getMessage()
+
+
+def test_a_bus_library_failing_at_every_read_is_one_line_not_a_traceback_per_read(clock, caplog):
+    class Broken:
+        def write_then_read(self, address, out, count):
+            raise RuntimeError("busio.I2C used without try_lock()")
+
+        def write(self, address, data):
+            raise RuntimeError("x")
+
+        def close(self):
+            pass
+
+    thermo = Mlx90614(Broken, clock)
+    caplog.set_level("INFO", logger="drivers")
+    for _ in range(4 * 600):  # ten minutes of reads at 4 Hz
+        clock.advance(0.25)
+        with pytest.raises(SensorFault, match="unexpected driver error: RuntimeError"):
+            thermo.read()
+    lines = [r for r in caplog.records if r.levelno >= 20]
+    assert len(lines) == 1 and lines[0].exc_info is None
+    assert "RuntimeError" in lines[0].getMessage()
+
+
+def test_a_flaky_bus_for_a_day_writes_a_bounded_number_of_lines(chip, clock, caplog):
+    """A loose wire: three NACKs close the bus, it reopens and reads, and again, all day."""
+    thermo = Mlx90614(
+        lambda: Smbus2Transport(chip.smbus()), clock, backoff=Backoff(base_s=0.5, cap_s=30.0)
+    )
+    caplog.set_level("INFO", logger="drivers")
+    for _ in range(24 * 360):  # every 10 s for a day
+        chip.inject("nack")
+        with pytest.raises(SensorFault, match="bus closed"):
+            thermo.read()
+        chip.clear_faults()
+        clock.advance(5)
+        thermo.read()
+        thermo.health()  # the runner's health loop
+        clock.advance(5)
+    lines = [r for r in caplog.records if r.levelno >= 20]
+    assert thermo.counters.reopens == 24 * 360
+    assert len(lines) <= 24 * 7
+    assert lines[0].levelname == "WARNING" and "I2C error" in lines[0].getMessage()

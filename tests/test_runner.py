@@ -7,6 +7,7 @@ sleeps in a test: each waits for the bus message it expects, with a generous bou
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 
 import pytest
@@ -805,3 +806,33 @@ def test_a_pi_camera_whose_library_cannot_load_raises_the_reader_alarm_once(
     assert "numpy.dtype size changed" in alarm["detail"]
     assert reader.reopens == 0 and reader.faults.lines == 1
     assert len([rec for rec in caplog.records if rec.name == "drivers.camera"]) == 1
+
+
+def test_an_engine_tick_failing_at_every_tick_is_one_traceback_and_its_end_one_line(
+    rig, caplog, monkeypatch
+):
+    """The tick runs 10-20 times a second: a tick that kept failing wrote a traceback at each,
+    tens of thousands of lines an hour in the journal on the card."""
+    failure: list[Exception | None] = [RuntimeError("ledger out of step")]
+    real_tick = rig.runner.engine.tick
+
+    def tick() -> None:
+        if failure[0] is not None:
+            raise failure[0]
+        real_tick()
+
+    monkeypatch.setattr(rig.runner.engine, "tick", tick)
+    caplog.set_level("INFO", logger="kiosk")
+    for _ in range(1000):
+        rig.runner._tick()
+    lines = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert len(lines) == 1 and lines[0].exc_info is not None
+    failure[0] = None
+    for _ in range(10):
+        rig.runner._tick()
+    failure[0] = KeyError("other")
+    for _ in range(10):
+        rig.runner._tick()
+    lines = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert [r.levelname for r in lines] == ["ERROR", "INFO", "ERROR"]
+    assert "working again" in lines[1].getMessage()
