@@ -49,7 +49,7 @@ from kiosk import dating, hashchain, record
 from kiosk.clock import Clock, ClockReading
 from kiosk.config.store import StoreSection
 from kiosk.devices import Health
-from kiosk.schema import execute_script
+from kiosk.schema import PROGRAM_SETS, execute_script
 
 T = TypeVar("T")
 
@@ -527,6 +527,20 @@ def _json(value: Any) -> str | None:
 def _refuse_newer_schema(db: sqlite_utils.Database, known: Iterable[Migrations], name: str) -> None:
     """Refuse a file a newer program migrated (a rollback of the program): writing into a
     schema this one does not know would leave rows without the newer columns or checks."""
+    known = tuple(known)
+    table = Migrations.migrations_table
+    recorded = (
+        {r[0] for r in db.execute(f"SELECT DISTINCT migration_set FROM [{table}]")}  # noqa: S608
+        if db[table].exists()
+        else set()
+    )
+    for unknown in sorted(recorded - PROGRAM_SETS - {m.name for m in known}):
+        raise StoreFault(
+            "store_fault",
+            f"cannot open {name}: it was written by a newer version of the program"
+            f" (its migration set {unknown} is unknown to this one);"
+            " install that version or a later one",
+        )
     empty = sqlite_utils.Database(memory=True)
     for migrations in known:
         ours = {m.name for m in migrations.pending(empty)}  # every migration this one has
