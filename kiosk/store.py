@@ -124,6 +124,11 @@ class StoreFault(Exception):
         self.detail = detail
 
 
+class NewerSchema(StoreFault):
+    """The log was migrated by a later version of the program (this one was installed back
+    over it): nothing is wrong with the card or the file, only the version."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Records
 
@@ -535,7 +540,7 @@ def _refuse_newer_schema(db: sqlite_utils.Database, known: Iterable[Migrations],
         else set()
     )
     for unknown in sorted(recorded - PROGRAM_SETS - {m.name for m in known}):
-        raise StoreFault(
+        raise NewerSchema(
             "store_fault",
             f"cannot open {name}: it was written by a newer version of the program"
             f" (its migration set {unknown} is unknown to this one);"
@@ -546,7 +551,7 @@ def _refuse_newer_schema(db: sqlite_utils.Database, known: Iterable[Migrations],
         ours = {m.name for m in migrations.pending(empty)}  # every migration this one has
         for applied in migrations.applied(db):
             if applied.name not in ours:
-                raise StoreFault(
+                raise NewerSchema(
                     "store_fault",
                     f"cannot open {name}: it was written by a newer version of the program"
                     f" (migration {migrations.name} {applied.name} is unknown to this one);"

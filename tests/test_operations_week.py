@@ -682,3 +682,24 @@ def test_every_migration_set_of_the_program_is_named_in_program_sets():
         found |= {s.name for s in (sets if isinstance(sets, tuple) else (sets,))}
     assert found == PROGRAM_SETS
     assert {s.name for s in _daemon_sets()} | {"kiosk.events"} == PROGRAM_SETS
+
+
+def test_the_daemon_refusing_a_newer_log_says_to_install_that_version_not_to_check_the_card(
+    tmp_path, clock, capsys
+):
+    """Going back to this version after a later one migrated kiosk.db: the daemon's journal
+    line sent the technician to the card (`df -h`, `dmesg`) and to sudo kiosk-admin, though
+    nothing is wrong with either. It names the version mismatch and the way back only."""
+    from checkpoint.cli import main
+    from checkpoint.cli.daemon_cmd import DEMO_MARK
+
+    (tmp_path / DEMO_MARK).write_text("an earlier demo's data\n")
+    newer = _newer_lists()
+    with EventLog(tmp_path / "kiosk.db", "demo-gate", clock, migrations=[newer]) as log:
+        log.append(draft())
+    assert main(["demo", "--data", str(tmp_path), "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "written by a newer version" in err and "m999_from_a_later_version" in err
+    assert "df -h" not in err and "dmesg" not in err and "kiosk-admin" not in err
+    assert "docs/install.md" in err
