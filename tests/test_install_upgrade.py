@@ -460,3 +460,15 @@ def test_a_new_release_that_stays_up_leaves_no_copy_of_the_log(tmp_path, clock):
     assert os.readlink(root / "opt/kiosk/current") == "releases/new"
     assert not (root / "var/lib/kiosk/kiosk.db.before-update").exists()
     assert calls.read_text().splitlines()[:2] == ["stop kiosk.service", "restart kiosk.service"]
+
+
+def test_a_copy_of_the_log_cut_off_by_a_power_cut_is_begun_again(tmp_path, clock):
+    """An update cut off while it copied the log leaves a partial ``.part`` file; the next
+    run's copy is made whole all the same (not refused as 'not a database')."""
+    root, fake_bin, _ = switched_gate(tmp_path, clock)
+    data = root / "var/lib/kiosk"
+    (data / "kiosk.db.before-update.part").write_bytes(b"SQLite format 3\0" + b"\x07" * 900)
+    proc = start_switched(root, fake_bin)
+    out = proc.stdout + proc.stderr
+    assert "put the event log back as it was before the update" in out, out
+    assert sorted(p.name for p in data.iterdir()) == ["kiosk.db"]
