@@ -421,7 +421,7 @@ def test_a_new_release_that_migrated_the_log_and_did_not_stay_up_leaves_it_as_it
     with EventLog(data / "kiosk.db", "gate-1", clock, migrations=[lists.MIGRATIONS]) as log:
         assert [e["seq"] for e in log.events()] == [1]
         assert log.verify().ok
-    assert calls.read_text().splitlines()[0] == "stop kiosk.service"  # copied at rest
+    assert calls.read_text().startswith("stop kiosk.service")  # copied at rest
 
 
 def test_a_new_release_that_recorded_events_before_it_failed_keeps_them(tmp_path, clock):
@@ -459,7 +459,10 @@ def test_a_new_release_that_stays_up_leaves_no_copy_of_the_log(tmp_path, clock):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert os.readlink(root / "opt/kiosk/current") == "releases/new"
     assert not (root / "var/lib/kiosk/kiosk.db.before-update").exists()
-    assert calls.read_text().splitlines()[:2] == ["stop kiosk.service", "restart kiosk.service"]
+    assert calls.read_text().splitlines()[:2] == [
+        "stop kiosk.service kiosk-purge.service",
+        "restart kiosk.service",
+    ]
 
 
 def test_a_copy_of_the_log_cut_off_by_a_power_cut_is_begun_again(tmp_path, clock):
@@ -472,3 +475,15 @@ def test_a_copy_of_the_log_cut_off_by_a_power_cut_is_begun_again(tmp_path, clock
     out = proc.stdout + proc.stderr
     assert "put the event log back as it was before the update" in out, out
     assert sorted(p.name for p in data.iterdir()) == ["kiosk.db"]
+
+
+def test_an_update_stops_the_old_releases_purge_before_the_new_release_opens_the_log(
+    tmp_path, clock
+):
+    """The nightly purge (kiosk-purge.service, the old release's program) running while the
+    update restarted the daemon went on writing into the log the new release had migrated:
+    the purge is stopped with the daemon (it resumes at the next timer, on the new release)."""
+    root, fake_bin, calls = switched_gate(tmp_path, clock)
+    start_switched(root, fake_bin)
+    before_start = calls.read_text().split("restart kiosk.service")[0]
+    assert "kiosk-purge.service" in before_start.split("stop ", 1)[1], before_start
