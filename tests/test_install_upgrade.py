@@ -226,6 +226,9 @@ def test_an_install_from_before_releases_is_moved_to_them_once(installed, checko
 
 #: The install's functions that keep, put back and remove the event log's copy across a switch.
 DATA_COPY_FUNCTIONS = (
+    "config_facts",
+    "effective_config",
+    "log_file",
     "switch_back",
     "log_copy_tool",
     "keep_log_copy",
@@ -269,6 +272,7 @@ def test_a_new_release_that_does_not_stay_up_is_switched_back(tmp_path, state):
             "-c",
             f"set -u\n{body}\nROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0\n"
             f"PY={sys.executable} DATA=/var/lib/kiosk\n"
+            f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
             "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
             "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
             'stays_up_or_roll_back; status=$?; printf "%s\\n" "${FAILED[@]}"; exit $status',
@@ -388,6 +392,7 @@ def start_switched(root: Path, fake_bin: Path) -> subprocess.CompletedProcess[st
             f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
             f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0 START=1 REBOOT=0\n"
             f"CHANGED_RUNTIME=1 PY={sys.executable} DATA=/var/lib/kiosk\n"
+            f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
             "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
             "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
             'start_services; status=$?; printf "%s\\n" "${FAILED[@]}"; exit $status',
@@ -487,3 +492,25 @@ def test_an_update_stops_the_old_releases_purge_before_the_new_release_opens_the
     start_switched(root, fake_bin)
     before_start = calls.read_text().split("restart kiosk.service")[0]
     assert "kiosk-purge.service" in before_start.split("stop ", 1)[1], before_start
+
+
+def test_a_log_the_config_keeps_elsewhere_is_copied_and_put_back_too(tmp_path, clock):
+    """``[store] path`` names the log (another file name, a folder on a USB disk): the update
+    copied only /var/lib/kiosk/kiosk.db, so a site with its own path got no copy, and the
+    switch back left the previous release facing the migrated log."""
+    from kiosk import lists
+    from kiosk.store import EventLog
+
+    root, fake_bin, _ = switched_gate(tmp_path, clock)
+    data = root / "var/lib/kiosk"
+    (data / "kiosk.db").rename(data / "events.db")
+    systemctl = fake_bin / "systemctl"
+    systemctl.write_text(systemctl.read_text().replace(f"{data}/kiosk.db", f"{data}/events.db"))
+    (root / "etc/kiosk").mkdir(parents=True)
+    (root / "etc/kiosk/kiosk.toml").write_text('[store]\npath = "events.db"\n')
+    proc = start_switched(root, fake_bin)
+    out = proc.stdout + proc.stderr
+    assert "put the event log back as it was before the update" in out, out
+    assert sorted(p.name for p in data.iterdir()) == ["events.db"]
+    with EventLog(data / "events.db", "gate-1", clock, migrations=[lists.MIGRATIONS]) as log:
+        assert [e["seq"] for e in log.events()] == [1]
