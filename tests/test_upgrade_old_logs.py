@@ -108,3 +108,40 @@ def test_an_old_releases_log_left_unreadable_does_not_stay_half_migrated(name, t
     finally:
         after.close()
     assert rows(path) == then["rows"]
+
+
+def test_a_verb_of_the_new_release_does_not_migrate_the_log_under_the_older_running_daemon(
+    tmp_path, capsys
+):
+    """Between the install's switch of /opt/kiosk/current and its restart of the daemon (or
+    with the new checkout's .venv/bin/kiosk), a verb of the new release (the nightly purge,
+    `sudo kiosk-admin token list`) migrated the log while the older daemon ran on: that daemon
+    went on writing rows in the schema it knows into one it does not (after period salts:
+    digests `verify-log` then calls edited, for good). A daemon holds kiosk.lock; a verb with
+    migrations to make refuses while it is held, naming what it would change, and changes
+    nothing; once the daemon is stopped the verb migrates."""
+    import fcntl
+    import os
+
+    name = OLD_LOGS[0]
+    path, _then = unpacked(name, tmp_path)
+    conn = sqlite3.connect(path)
+    applied = conn.execute("SELECT migration_set, name FROM _sqlite_migrations").fetchall()
+    conn.close()
+    lock = os.open(tmp_path / "kiosk.lock", os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        os.write(lock, b"4242\n")
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the older daemon, running
+        assert main(["token", "list", "--db", str(path)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+        assert "pid 4242" in err and "kiosk.events m002_period_salts" in err, err
+        conn = sqlite3.connect(path)
+        try:
+            now = conn.execute("SELECT migration_set, name FROM _sqlite_migrations").fetchall()
+        finally:
+            conn.close()
+        assert now == applied
+    finally:
+        os.close(lock)  # the daemon stopped (the update restarts it on this version)
+    assert main(["token", "list", "--db", str(path)]) == 0
