@@ -7,6 +7,26 @@ import sqlite3
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+#: Every migration set this program has, by name (each module's ``MIGRATIONS``; the daemon opens
+#: its log with all of them, a maintenance verb with those it uses). A log that records a set
+#: not named here was written by a later version, which keeps that set's tables in step with
+#: the events: this one must not write events they would never hear of.
+PROGRAM_SETS = frozenset(
+    {
+        "kiosk.events",
+        "kiosk.lists",
+        "kiosk.tokens",
+        "kiosk.accounts",
+        "kiosk.stats",
+        "kiosk.observation",
+        "kiosk.services",
+        "kiosk.compound",
+        "kiosk.vehicles",
+        "kiosk.roster",
+        "kiosk.peers",
+    }
+)
+
 
 def sql_migrations(set_name: str, **steps: str) -> Migrations:
     """The migration set ``set_name`` with one migration a keyword, in order: its name is the

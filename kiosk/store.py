@@ -49,7 +49,7 @@ from kiosk import dating, hashchain, record
 from kiosk.clock import Clock, ClockReading
 from kiosk.config.store import StoreSection
 from kiosk.devices import Health
-from kiosk.schema import execute_script
+from kiosk.schema import PROGRAM_SETS, execute_script
 
 T = TypeVar("T")
 
@@ -122,6 +122,11 @@ class StoreFault(Exception):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+class NewerSchema(StoreFault):
+    """The log was migrated by a later version of the program (this one was installed back
+    over it): nothing is wrong with the card or the file, only the version."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -524,20 +529,38 @@ def _json(value: Any) -> str | None:
     return hashchain.canonical(value).decode("utf-8")
 
 
-def _refuse_newer_schema(db: sqlite_utils.Database, known: Iterable[Migrations], name: str) -> None:
-    """Refuse a file a newer program migrated (a rollback of the program): writing into a
-    schema this one does not know would leave rows without the newer columns or checks."""
+def newer_schema(db: sqlite_utils.Database, known: Iterable[Migrations]) -> str | None:
+    """What shows the file was migrated by a newer program than one with the sets ``known``
+    (besides ``PROGRAM_SETS`` by name): a set it does not have, or a migration of a known set
+    it does not have; None when nothing does. Reads only."""
+    known = tuple(known)
+    table = Migrations.migrations_table
+    recorded = (
+        {r[0] for r in db.execute(f"SELECT DISTINCT migration_set FROM [{table}]")}  # noqa: S608
+        if db[table].exists()
+        else set()
+    )
+    for unknown in sorted(recorded - PROGRAM_SETS - {m.name for m in known}):
+        return f"its migration set {unknown} is unknown to this one"
     empty = sqlite_utils.Database(memory=True)
     for migrations in known:
         ours = {m.name for m in migrations.pending(empty)}  # every migration this one has
         for applied in migrations.applied(db):
             if applied.name not in ours:
-                raise StoreFault(
-                    "store_fault",
-                    f"cannot open {name}: it was written by a newer version of the program"
-                    f" (migration {migrations.name} {applied.name} is unknown to this one);"
-                    " install that version or a later one",
-                )
+                return f"migration {migrations.name} {applied.name} is unknown to this one"
+    return None
+
+
+def _refuse_newer_schema(db: sqlite_utils.Database, known: Iterable[Migrations], name: str) -> None:
+    """Refuse a file a newer program migrated (a rollback of the program): writing into a
+    schema this one does not know would leave rows without the newer columns or checks."""
+    why = newer_schema(db, known)
+    if why is not None:
+        raise NewerSchema(
+            "store_fault",
+            f"cannot open {name}: it was written by a newer version of the program ({why});"
+            " install that version or a later one",
+        )
 
 
 def _read_only(path: Path) -> bool:

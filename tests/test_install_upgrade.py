@@ -14,7 +14,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -222,6 +224,19 @@ def test_an_install_from_before_releases_is_moved_to_them_once(installed, checko
     assert [x for x in again.stdout.splitlines() if "] did: " in x] == [], again.stdout
 
 
+#: The install's functions that keep, put back and remove the event log's copy across a switch.
+DATA_COPY_FUNCTIONS = (
+    "config_facts",
+    "effective_config",
+    "log_file",
+    "switch_back",
+    "log_copy_tool",
+    "keep_log_copy",
+    "log_copy_back",
+    "drop_log_copy",
+)
+
+
 def script_functions(*names: str) -> str:
     script = (ROOT / "scripts" / "install").read_text()
     out = []
@@ -250,12 +265,14 @@ def test_a_new_release_that_does_not_stay_up_is_switched_back(tmp_path, state):
     )
     (fake_bin / "systemctl").chmod(0o755)
     body = script_functions("r", "say", "ok", "fail", "show_command", "act", "switch_to")
-    body += script_functions("stays_up_or_roll_back")
+    body += script_functions("stays_up_or_roll_back", *DATA_COPY_FUNCTIONS)
     proc = subprocess.run(
         [
             "bash",
             "-c",
             f"set -u\n{body}\nROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0\n"
+            f"PY={sys.executable} DATA=/var/lib/kiosk\n"
+            f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
             "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
             "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
             'stays_up_or_roll_back; status=$?; printf "%s\\n" "${FAILED[@]}"; exit $status',
@@ -302,3 +319,198 @@ def test_pruning_keeps_the_current_and_previous_release_however_they_are_linked(
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sorted(p.name for p in (kiosk / "releases").iterdir()) == ["a", "b"]
+
+
+# What the fake systemctl does when kiosk.service starts on releases/new: the later version
+# opens the log and migrates it (one migration the release it replaces does not have), then
+# fails before it stays up (a driver, a setting of the new version).
+MIGRATE_AS_NEWER = """\
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+with conn:
+    conn.execute("ALTER TABLE list_revocations ADD COLUMN later_field TEXT NOT NULL DEFAULT ''")
+    conn.execute(
+        "INSERT INTO _sqlite_migrations (migration_set, name, applied_at)"
+        " VALUES ('kiosk.lists', 'm999_from_a_later_version', '2026-03-02')"
+    )
+    cols = [r[1] for r in conn.execute("PRAGMA table_info(events)")]
+    rest = ", ".join(c for c in cols if c not in ("seq", "id"))
+    for n in range(int(sys.argv[2])):  # events the new release recorded before it failed
+        conn.execute(
+            f"INSERT INTO events (seq, id, {rest}) SELECT seq + ?, id || ?, {rest}"
+            " FROM events WHERE seq = 1", [n + 1, str(n)]
+        )
+conn.close()
+"""
+
+
+def switched_gate(tmp_path: Path, clock, *, records: int = 0):
+    """A root whose install just switched releases/old -> releases/new, with an event log the
+    old release wrote, and a systemctl whose kiosk.service migrates the log on releases/new
+    (and records ``records`` events there), then fails."""
+    from test_store import draft
+
+    from kiosk import lists
+    from kiosk.store import EventLog
+
+    root = tmp_path / "root"
+    kiosk = root / "opt/kiosk"
+    (kiosk / "releases/old/venv").mkdir(parents=True)
+    (kiosk / "releases/new/venv").mkdir(parents=True)
+    (kiosk / "current").symlink_to("releases/new")
+    (kiosk / "previous").symlink_to("releases/old")
+    data = root / "var/lib/kiosk"
+    data.mkdir(parents=True)
+    with EventLog(data / "kiosk.db", "gate-1", clock, migrations=[lists.MIGRATIONS]) as log:
+        log.append(draft())
+    (tmp_path / "migrate.py").write_text(MIGRATE_AS_NEWER)
+    migrate = f"{sys.executable} {tmp_path}/migrate.py {data}/kiosk.db {records}"
+    fake_bin, calls = tmp_path / "bin", tmp_path / "calls"
+    fake_bin.mkdir()
+    (fake_bin / "systemctl").write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >>{calls}\n'
+        f'new=$([ "$(readlink {kiosk}/current)" = releases/new ] && echo 1)\n'
+        'case "$1" in\n'
+        f'restart|start) [ -z "$new" ] || {migrate} ;;\n'
+        'is-active) if [ -n "$new" ]; then echo failed; exit 3; fi; echo active ;;\n'
+        "esac\nexit 0\n"
+    )
+    (fake_bin / "systemctl").chmod(0o755)
+    return root, fake_bin, calls
+
+
+def start_switched(root: Path, fake_bin: Path) -> subprocess.CompletedProcess[str]:
+    """The install's start step after a switch (systemd running: restart, then stay up?)."""
+    body = script_functions("r", "say", "ok", "skip", "fail", "show_command", "act", "switch_to")
+    body += script_functions("unit_up", "start_services", "stays_up_or_roll_back")
+    body += script_functions(*DATA_COPY_FUNCTIONS)
+    return subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
+            f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0 START=1 REBOOT=0\n"
+            f"CHANGED_RUNTIME=1 PY={sys.executable} DATA=/var/lib/kiosk\n"
+            f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
+            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
+            "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
+            'start_services; status=$?; printf "%s\\n" "${FAILED[@]}"; exit $status',
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}"),
+    )
+
+
+def test_a_new_release_that_migrated_the_log_and_did_not_stay_up_leaves_it_as_it_was(
+    tmp_path, clock
+):
+    """The switch back after a failed start put the previous program back, but the new one had
+    already migrated kiosk.db at its first open: the previous release refused the log and the
+    gate stayed locked with neither program. The install keeps a copy of the log before the
+    new release first opens it and, switching back, puts it back (nothing was recorded
+    since)."""
+    from kiosk import lists
+    from kiosk.store import EventLog
+
+    root, fake_bin, calls = switched_gate(tmp_path, clock)
+    proc = start_switched(root, fake_bin)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert os.readlink(root / "opt/kiosk/current") == "releases/old"
+    assert "switched back to releases/old" in out
+    data = root / "var/lib/kiosk"
+    # Put back, not left to outlive a purge; the migrated file held nothing more.
+    assert sorted(p.name for p in data.iterdir()) == ["kiosk.db"]
+    with EventLog(data / "kiosk.db", "gate-1", clock, migrations=[lists.MIGRATIONS]) as log:
+        assert [e["seq"] for e in log.events()] == [1]
+        assert log.verify().ok
+    assert calls.read_text().startswith("stop kiosk.service")  # copied at rest
+
+
+def test_a_new_release_that_recorded_events_before_it_failed_keeps_them(tmp_path, clock):
+    """Putting the copy back would lose what the new release recorded (and reuse their seq,
+    which the office has pulled): the log stays, the install says so and keeps the copy."""
+    root, fake_bin, _ = switched_gate(tmp_path, clock, records=2)
+    proc = start_switched(root, fake_bin)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert os.readlink(root / "opt/kiosk/current") == "releases/old"
+    assert "recorded 2 events and 0 audit rows" in out
+    data = root / "var/lib/kiosk"
+    conn = sqlite3.connect(data / "kiosk.db")
+    try:
+        assert conn.execute("SELECT max(seq) FROM events").fetchone() == (3,)
+    finally:
+        conn.close()
+    copy = sqlite3.connect(data / "kiosk.db.before-update")
+    try:
+        assert copy.execute("SELECT max(seq) FROM events").fetchone() == (1,)
+    finally:
+        copy.close()
+
+
+def test_a_new_release_that_stays_up_leaves_no_copy_of_the_log(tmp_path, clock):
+    """The copy holds personal data no purge reaches: once the new release stayed up it goes."""
+    root, fake_bin, calls = switched_gate(tmp_path, clock)
+    systemctl = fake_bin / "systemctl"
+    systemctl.write_text(
+        systemctl.read_text().replace(
+            "echo failed; exit 3; fi; echo active", "true; fi; echo active"
+        )
+    )
+    proc = start_switched(root, fake_bin)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert os.readlink(root / "opt/kiosk/current") == "releases/new"
+    assert not (root / "var/lib/kiosk/kiosk.db.before-update").exists()
+    assert calls.read_text().splitlines()[:2] == [
+        "stop kiosk.service kiosk-purge.service",
+        "restart kiosk.service",
+    ]
+
+
+def test_a_copy_of_the_log_cut_off_by_a_power_cut_is_begun_again(tmp_path, clock):
+    """An update cut off while it copied the log leaves a partial ``.part`` file; the next
+    run's copy is made whole all the same (not refused as 'not a database')."""
+    root, fake_bin, _ = switched_gate(tmp_path, clock)
+    data = root / "var/lib/kiosk"
+    (data / "kiosk.db.before-update.part").write_bytes(b"SQLite format 3\0" + b"\x07" * 900)
+    proc = start_switched(root, fake_bin)
+    out = proc.stdout + proc.stderr
+    assert "put the event log back as it was before the update" in out, out
+    assert sorted(p.name for p in data.iterdir()) == ["kiosk.db"]
+
+
+def test_an_update_stops_the_old_releases_purge_before_the_new_release_opens_the_log(
+    tmp_path, clock
+):
+    """The nightly purge (kiosk-purge.service, the old release's program) running while the
+    update restarted the daemon went on writing into the log the new release had migrated:
+    the purge is stopped with the daemon (it resumes at the next timer, on the new release)."""
+    root, fake_bin, calls = switched_gate(tmp_path, clock)
+    start_switched(root, fake_bin)
+    before_start = calls.read_text().split("restart kiosk.service")[0]
+    assert "kiosk-purge.service" in before_start.split("stop ", 1)[1], before_start
+
+
+def test_a_log_the_config_keeps_elsewhere_is_copied_and_put_back_too(tmp_path, clock):
+    """``[store] path`` names the log (another file name, a folder on a USB disk): the update
+    copied only /var/lib/kiosk/kiosk.db, so a site with its own path got no copy, and the
+    switch back left the previous release facing the migrated log."""
+    from kiosk import lists
+    from kiosk.store import EventLog
+
+    root, fake_bin, _ = switched_gate(tmp_path, clock)
+    data = root / "var/lib/kiosk"
+    (data / "kiosk.db").rename(data / "events.db")
+    systemctl = fake_bin / "systemctl"
+    systemctl.write_text(systemctl.read_text().replace(f"{data}/kiosk.db", f"{data}/events.db"))
+    (root / "etc/kiosk").mkdir(parents=True)
+    (root / "etc/kiosk/kiosk.toml").write_text('[store]\npath = "events.db"\n')
+    proc = start_switched(root, fake_bin)
+    out = proc.stdout + proc.stderr
+    assert "put the event log back as it was before the update" in out, out
+    assert sorted(p.name for p in data.iterdir()) == ["events.db"]
+    with EventLog(data / "events.db", "gate-1", clock, migrations=[lists.MIGRATIONS]) as log:
+        assert [e["seq"] for e in log.events()] == [1]

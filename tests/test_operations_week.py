@@ -28,6 +28,20 @@ def _newer_lists() -> Migrations:
     return newer
 
 
+def _daemon_sets() -> list[Migrations]:
+    """The sets the daemon opens its log with (checkpoint.app)."""
+    from kiosk import accounts, ledgers, peers, stats, tokens
+
+    return [
+        lists.MIGRATIONS,
+        tokens.MIGRATIONS,
+        accounts.MIGRATIONS,
+        stats.MIGRATIONS,
+        *ledgers.MIGRATIONS,
+        peers.MIGRATIONS,
+    ]
+
+
 # -- downgrade: a database a newer program wrote -------------------------------------------
 
 
@@ -48,6 +62,37 @@ def test_a_database_written_by_a_newer_version_is_refused_by_name(tmp_path, cloc
         assert conn.execute("SELECT count(*) FROM audit").fetchone() == (0,)
     finally:
         conn.close()
+
+
+def test_a_table_set_only_a_newer_version_has_is_refused_by_name(tmp_path, clock):
+    """A later version brings a new kind of record in a migration set of its own (its own
+    tables, kept in step with the events by that version). This one has no such set: it used
+    to open the file and write events the set's tables never heard of, so going forward
+    again found them out of step. It refuses, naming the set, and writes nothing."""
+    path = tmp_path / "kiosk.db"
+    parcels = Migrations("kiosk.parcels")
+    parcels(name="m001_parcels")(lambda db: db.execute("CREATE TABLE parcels (seq INTEGER)"))
+    with EventLog(path, "gate-1", clock, migrations=[*_daemon_sets(), parcels]) as newer:
+        newer.append(draft())
+    with pytest.raises(StoreFault) as refused:
+        EventLog(path, "gate-1", clock, migrations=_daemon_sets()).open()
+    assert "newer version" in refused.value.detail
+    assert "kiosk.parcels" in refused.value.detail
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (1,)
+    finally:
+        conn.close()
+
+
+def test_a_verb_opening_fewer_sets_still_opens_the_daemons_log(tmp_path, clock):
+    """The maintenance verbs open the log with only the sets they use; every other set the
+    daemon applied is this program's own and no reason to refuse."""
+    path = tmp_path / "kiosk.db"
+    with EventLog(path, "gate-1", clock, migrations=_daemon_sets()) as log:
+        log.append(draft())
+    with EventLog(path, "gate-1", clock, migrations=[lists.MIGRATIONS]) as log:
+        assert [e["seq"] for e in log.events()] == [1]
 
 
 def test_the_cli_names_the_newer_database_in_one_line(tmp_path, clock, capsys):
@@ -621,3 +666,60 @@ def test_calibrate_on_a_full_card_says_so_in_one_line_and_keeps_the_file(
     assert err.count("\n") == 1 and err.startswith("kiosk calibrate: "), err
     assert "No space left on device" in err and str(data) in err
     assert (data / "calibration.json").read_bytes() == before
+
+
+def test_every_migration_set_of_the_program_is_named_in_program_sets():
+    """A set added to a module but not to ``kiosk.schema.PROGRAM_SETS`` would make this very
+    program refuse the log its daemon wrote, from any verb that does not open that set."""
+    import importlib
+    import pkgutil
+
+    import kiosk
+    from kiosk.schema import PROGRAM_SETS
+
+    found = set()
+    for module in pkgutil.iter_modules(kiosk.__path__):
+        sets = getattr(importlib.import_module(f"kiosk.{module.name}"), "MIGRATIONS", ())
+        found |= {s.name for s in (sets if isinstance(sets, tuple) else (sets,))}
+    assert found == PROGRAM_SETS
+    assert {s.name for s in _daemon_sets()} | {"kiosk.events"} == PROGRAM_SETS
+
+
+def test_the_daemon_refusing_a_newer_log_says_to_install_that_version_not_to_check_the_card(
+    tmp_path, clock, capsys
+):
+    """Going back to this version after a later one migrated kiosk.db: the daemon's journal
+    line sent the technician to the card (`df -h`, `dmesg`) and to sudo kiosk-admin, though
+    nothing is wrong with either. It names the version mismatch and the way back only."""
+    from checkpoint.cli import main
+    from checkpoint.cli.daemon_cmd import DEMO_MARK
+
+    (tmp_path / DEMO_MARK).write_text("an earlier demo's data\n")
+    newer = _newer_lists()
+    with EventLog(tmp_path / "kiosk.db", "demo-gate", clock, migrations=[newer]) as log:
+        log.append(draft())
+    assert main(["demo", "--data", str(tmp_path), "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "written by a newer version" in err and "m999_from_a_later_version" in err
+    assert "df -h" not in err and "dmesg" not in err and "kiosk-admin" not in err
+    assert "docs/install.md" in err
+
+
+def test_verify_log_of_a_log_a_newer_version_migrated_says_so_instead_of_a_verdict(
+    tmp_path, clock, capsys
+):
+    """Going back, then checking the log: the release of 211cd92 read a log the next one had
+    migrated (period salts) and said `FAIL events seq 6: personal fields do not match their
+    digest (edited)`, a tamper alarm for rows nobody edited. A change this version does not
+    know may be of the kind its checks read; it gives no verdict and names the version."""
+    from checkpoint.cli import main
+
+    path = tmp_path / "kiosk.db"
+    with EventLog(path, "gate-1", clock, migrations=[_newer_lists()]) as log:
+        log.append(draft())
+    assert main(["verify-log", "--db", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1, (out, err)
+    assert "newer version" in err and "kiosk.lists m999_from_a_later_version" in err
+    assert main(["verify-log", "--db", str(path), "--json"]) == 2

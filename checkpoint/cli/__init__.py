@@ -107,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if not _is_store_fault(exc):
             raise
+        if _is_store_fault(exc, "NewerSchema"):
+            # Installed back over a later version's log: the card is fine, the version is not.
+            _say(args.verb, f"{getattr(exc, 'detail', exc)} (docs/install.md, Going back)")
+            return 1
         # A write the kiosk's database refused (a full or read-only card): the operator's
         # next step is the card, not a traceback.
         _say(
@@ -181,10 +185,11 @@ def _stdout_gone() -> bool:
     return gone
 
 
-def _is_store_fault(exc: BaseException) -> bool:
-    """``kiosk.store.StoreFault``, without importing the store for verbs that never open it."""
+def _is_store_fault(exc: BaseException, kind: str = "StoreFault") -> bool:
+    """``kiosk.store.StoreFault`` (or its subclass ``kind``), without importing the store for
+    verbs that never open it."""
     store = sys.modules.get("kiosk.store")
-    return store is not None and isinstance(exc, store.StoreFault)
+    return store is not None and isinstance(exc, getattr(store, kind))
 
 
 if __name__ == "__main__":  # pragma: no cover

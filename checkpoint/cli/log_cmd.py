@@ -129,13 +129,31 @@ def _open_unwritable_folder(path: Path, uri: str) -> sqlite3.Connection:
     return sqlite3.connect(uri + "&immutable=1", uri=True)
 
 
+def _refuse_newer(conn: sqlite3.Connection, path: Path) -> None:
+    """A log a newer version migrated gets no verdict here: a change of that version (how
+    digests are keyed, a column) would be taken for an edit, a false tamper alarm."""
+    import sqlite_utils
+
+    from kiosk import accounts, ledgers, lists, stats, tokens
+    from kiosk.store import MIGRATIONS, newer_schema
+
+    every = [MIGRATIONS, lists.MIGRATIONS, tokens.MIGRATIONS, accounts.MIGRATIONS]
+    why = newer_schema(sqlite_utils.Database(conn), [*every, stats.MIGRATIONS, *ledgers.MIGRATIONS])
+    if why is not None:
+        raise UsageError(
+            f"{path} was written by a newer version of the program ({why}): its chains are"
+            " checked by that version or a later one (this one could take that version's"
+            " changes for edits)"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     """check the event log's hash chains and seq
 
     Check the event and audit hash chains, seq continuity and the personal-data digests of
     an event log. Names the first bad row. Exit 0 when intact, 1 if any row was edited,
     deleted, inserted or reordered (or the file is corrupt), 2 if the file cannot be used as
-    an event log."""
+    an event log (or a newer version of the program migrated it: no verdict here)."""
     path = db_path(args, load_args_config(args))
     check_event_log(path)
     conn = _open_read_only(path)
@@ -148,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"{path}: the database is corrupt: {exc}") from None
         if not {"events", "audit", "meta"} <= tables:
             raise UsageError(f"{path}: {NOT_A_LOG}")
+        _refuse_newer(conn, path)
         try:
             integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
             result = verify_database(conn)

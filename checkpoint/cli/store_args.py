@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from .errors import CliError, UsageError
 from .parsers import path_arg
@@ -85,6 +86,63 @@ def db_path(args: argparse.Namespace, config: KioskConfig) -> Path:
     return data / "kiosk.db"
 
 
+def _refuse_under_older_daemon(path: Path, migrations: list[Migrations]) -> None:
+    """A verb that would migrate the log while a daemon holds it (``kiosk.lock`` beside it):
+    that daemon is an older version (its own migrations are all in the file), and would write
+    on in the schema it knows into the one this verb leaves (an update between its switch and
+    its restart, the new checkout's ``kiosk`` run by hand). Refused, naming what would change;
+    nothing is written. A daemon of this version has nothing left to migrate: not refused."""
+    import fcntl
+
+    from .daemon_cmd import LOCK_FILE
+
+    pending = _pending_migrations(path, migrations)
+    if not pending:
+        return
+    try:
+        fd = os.open(path.parent / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return  # no daemon ever ran here, or not ours to look at
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        raise CliError(
+            f"{path} is open in the kiosk daemon (pid {owner}) of an older version: this one"
+            f" would migrate it ({', '.join(pending[:3])}) under that daemon, which would write"
+            " on in the schema it knows. Let the update restart the daemon on this version"
+            " first, or stop it (`sudo systemctl stop kiosk`)"
+        ) from None
+    except OSError:
+        return  # a file system without locks: the daemon could not lock it either
+    finally:
+        os.close(fd)
+
+
+def _pending_migrations(path: Path, migrations: list[Migrations]) -> list[str]:
+    """``SET NAME`` of each migration opening ``path`` with ``migrations`` would make (the
+    event log's own first); nothing for a file that is not there yet. Reads only."""
+    import sqlite3
+
+    import sqlite_utils
+
+    from kiosk.store import MIGRATIONS
+
+    if not path.is_file() or not path.stat().st_size:
+        return []
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return []
+    try:
+        db = sqlite_utils.Database(conn)
+        return [f"{m.name} {p.name}" for m in (MIGRATIONS, *migrations) for p in m.pending(db)]
+    except sqlite3.Error:
+        return []  # the open that follows says what is wrong with the file
+    finally:
+        conn.close()
+
+
 def open_store(
     args: argparse.Namespace,
     config: KioskConfig,
@@ -102,6 +160,8 @@ def open_store(
     check_event_log(path, create=create)
     if path.is_file() and path.stat().st_size and _event_tables(path) is False:
         raise UsageError(f"{path}: {NOT_A_LOG}")
+    migrations = list(migrations)
+    _refuse_under_older_daemon(path, migrations)
     log = EventLog(
         path,
         config.site.kiosk_id,

@@ -1,0 +1,147 @@
+"""A gate's event log written by an older release, opened by this one (an update).
+
+The files in ``tests/data`` were made by that release's own code (``tests/data/README.md``):
+the schema is migrated in place, nothing recorded is lost or altered, the hash chains still
+verify, and the daily reports of the days before the update say what the old release said."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from test_store import draft
+
+from checkpoint.cli import main
+from kiosk import accounts, ledgers, lists, stats, tokens
+from kiosk.store import EventLog
+
+DATA = Path(__file__).parent / "data"
+OLD_LOGS = sorted(p.name.removesuffix(".db.gz") for p in DATA.glob("old-log-*.db.gz"))
+
+
+def daemon_sets() -> list:
+    return [
+        lists.MIGRATIONS,
+        tokens.MIGRATIONS,
+        accounts.MIGRATIONS,
+        stats.MIGRATIONS,
+        *ledgers.MIGRATIONS,
+    ]
+
+
+def unpacked(name: str, tmp_path: Path) -> tuple[Path, dict]:
+    path = tmp_path / "kiosk.db"
+    path.write_bytes(gzip.decompress((DATA / f"{name}.db.gz").read_bytes()))
+    return path, json.loads((DATA / f"{name}.json").read_text())
+
+
+def rows(path: Path) -> dict[str, list[list[object]]]:
+    conn = sqlite3.connect(path)
+    try:
+        return {
+            table: [
+                list(r) for r in conn.execute(f"SELECT seq, id, hash FROM {table} ORDER BY seq")
+            ]
+            for table in ("events", "audit")
+        }
+    finally:
+        conn.close()
+
+
+def contains(old: object, new: object, where: str = "report") -> list[str]:
+    """Where ``new`` differs from ``old`` in what ``old`` has (``new`` may add fields)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k, v in old.items() for d in contains(v, new.get(k), f"{where}.{k}")]
+    return [] if old == new else [f"{where}: {old!r} then, {new!r} now"]
+
+
+@pytest.mark.parametrize("name", OLD_LOGS)
+def test_an_old_releases_log_is_migrated_keeping_every_row_and_the_chain(name, tmp_path, clock):
+    path, then = unpacked(name, tmp_path)
+    with EventLog(path, "gate-1", clock, migrations=daemon_sets()) as log:
+        assert log.verify().ok
+        assert rows(path) == then["rows"]
+        log.append(draft())  # and the chain goes on from where the old release left it
+        assert log.verify().ok
+    assert rows(path)["events"][:-1] == then["rows"]["events"]
+    assert main(["verify-log", "--db", str(path)]) == 0
+
+
+@pytest.mark.parametrize("name", OLD_LOGS)
+def test_an_old_releases_reports_of_its_days_are_unchanged(name, tmp_path, capsys):
+    path, then = unpacked(name, tmp_path)
+    for day, report in then["reports"].items():
+        assert main(["report", "--day", day, "--db", str(path)]) == 0
+        now = json.loads(capsys.readouterr().out)
+        assert contains(report, now, day) == []
+
+
+@pytest.mark.parametrize("name", OLD_LOGS)
+def test_an_old_releases_log_left_unreadable_does_not_stay_half_migrated(name, tmp_path, clock):
+    """A migration that fails half-way (here: the card full after the first set) leaves the
+    log as the old release wrote it, so that release still opens it."""
+    from sqlite_utils.migrations import Migrations
+
+    path, then = unpacked(name, tmp_path)
+    before = sqlite3.connect(path)
+    applied = before.execute("SELECT migration_set, name FROM _sqlite_migrations").fetchall()
+    before.close()
+    failing = Migrations("kiosk.zz_failing")
+
+    @failing(name="m001_fails")
+    def fails(db):  # type: ignore[no-untyped-def]
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with pytest.raises(Exception):  # noqa: B017 - the store's fault, whatever its wording
+        EventLog(path, "gate-1", clock, migrations=[*daemon_sets(), failing]).open()
+    after = sqlite3.connect(path)
+    try:
+        assert (
+            after.execute("SELECT migration_set, name FROM _sqlite_migrations").fetchall()
+            == applied
+        )
+        tables = {r[0] for r in after.execute("SELECT name FROM sqlite_master")}
+        assert "digest_salts" not in tables and "boot_clock" not in tables
+    finally:
+        after.close()
+    assert rows(path) == then["rows"]
+
+
+def test_a_verb_of_the_new_release_does_not_migrate_the_log_under_the_older_running_daemon(
+    tmp_path, capsys
+):
+    """Between the install's switch of /opt/kiosk/current and its restart of the daemon (or
+    with the new checkout's .venv/bin/kiosk), a verb of the new release (the nightly purge,
+    `sudo kiosk-admin token list`) migrated the log while the older daemon ran on: that daemon
+    went on writing rows in the schema it knows into one it does not (after period salts:
+    digests `verify-log` then calls edited, for good). A daemon holds kiosk.lock; a verb with
+    migrations to make refuses while it is held, naming what it would change, and changes
+    nothing; once the daemon is stopped the verb migrates."""
+    import fcntl
+    import os
+
+    name = OLD_LOGS[0]
+    path, _then = unpacked(name, tmp_path)
+    conn = sqlite3.connect(path)
+    applied = conn.execute("SELECT migration_set, name FROM _sqlite_migrations").fetchall()
+    conn.close()
+    lock = os.open(tmp_path / "kiosk.lock", os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        os.write(lock, b"4242\n")
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the older daemon, running
+        assert main(["token", "list", "--db", str(path)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+        assert "pid 4242" in err and "kiosk.events m002_period_salts" in err, err
+        conn = sqlite3.connect(path)
+        try:
+            now = conn.execute("SELECT migration_set, name FROM _sqlite_migrations").fetchall()
+        finally:
+            conn.close()
+        assert now == applied
+    finally:
+        os.close(lock)  # the daemon stopped (the update restarts it on this version)
+    assert main(["token", "list", "--db", str(path)]) == 0
