@@ -192,6 +192,9 @@ def test_screen_is_chromium_kiosk_under_cage_on_tty1():
         "--kiosk",
         "--noerrdialogs",
         "--disable-translate",
+        # Fingers only tap: no pinch zoom, no swipe back (the page's touch-action too).
+        "--disable-pinch",
+        "--overscroll-history-navigation=0",
         "--no-first-run",
         "--disable-background-networking",
         "--disable-component-update",

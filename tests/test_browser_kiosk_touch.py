@@ -1,0 +1,63 @@
+"""The unattended kiosk screen under the hands of residents, children and bored teenagers, in
+headless Chromium with touch emulated (``has_touch``; raw touch points through the DevTools
+protocol for a pinch), against the real daemon on fakes (``test_browser_kiosk.KioskDemo``):
+nothing a person can do with fingers or a keyboard leaves the screen zoomed, selected,
+navigated away or stuck on something else than /kiosk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from test_browser_kiosk import SIZE, KioskDemo, open_kiosk, serving
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Iterator[KioskDemo]:
+    yield from serving(KioskDemo(tmp_path_factory.mktemp("kiosk-touch")))
+
+
+@pytest.fixture
+def touch(browser) -> Iterator[Any]:
+    """A page on a touch panel (Chromium on the Pi's screen: touch, not a phone)."""
+    context = browser.new_context(viewport=SIZE, has_touch=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    yield page
+    context.close()
+    assert errors == []
+
+
+def pinch_out(page: Any, x: float, y: float) -> None:
+    """Two fingers spread apart from (x, y), as a child zooming a photo does: raw touch
+    points, as the panel's driver gives them to Chromium."""
+    cdp = page.context.new_cdp_session(page)
+
+    def fingers(kind: str, points: list[tuple[float, float]]) -> None:
+        touch_points = [{"x": px, "y": py, "id": i} for i, (px, py) in enumerate(points)]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": touch_points})
+
+    fingers("touchStart", [(x - 10, y), (x + 10, y)])
+    for d in range(10, 200, 10):
+        fingers("touchMove", [(x - 10 - d, y), (x + 10 + d, y)])
+        page.wait_for_timeout(16)
+    fingers("touchEnd", [])
+    cdp.detach()
+    page.wait_for_timeout(300)
+
+
+def test_a_pinch_does_not_zoom_the_screen(demo, touch):
+    # A pinch zoomed the page (the visual viewport, 4x here) and it stayed zoomed: the result
+    # and the what-to-do line off the edges for everyone after, until someone pinched back.
+    open_kiosk(touch, demo)
+    pinch_out(touch, 400, 240)
+    assert touch.evaluate("visualViewport.scale") == 1
+    # A tap is still a tap.
+    touch.tap(".k-dir-btn[data-dir=out]")
+    touch.wait_for_selector(".k-dir-btn[data-dir=out][aria-pressed=true]")
+    touch.tap(".k-dir-btn[data-dir=in]")
+    touch.wait_for_selector(".k-dir-btn[data-dir=in][aria-pressed=true]")
