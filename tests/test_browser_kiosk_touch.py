@@ -61,3 +61,29 @@ def test_a_pinch_does_not_zoom_the_screen(demo, touch):
     touch.wait_for_selector(".k-dir-btn[data-dir=out][aria-pressed=true]")
     touch.tap(".k-dir-btn[data-dir=in]")
     touch.wait_for_selector(".k-dir-btn[data-dir=in][aria-pressed=true]")
+
+
+DEFAULTS_PREVENTED = """() => {
+  window.prevented = {};
+  for (const kind of ['contextmenu', 'dragstart']) {
+    // The window's bubbling listener runs last: what the browser itself then does.
+    window.addEventListener(kind, (e) => { window.prevented[kind] = e.defaultPrevented; });
+  }
+}"""
+
+
+def test_a_long_press_or_a_drag_opens_no_menu_selects_nothing_and_drags_nothing(demo, touch):
+    # A long press (as a right click) opened Chromium's menu over the kiosk (back, reload,
+    # print, save as...); a press held on the words selected them in blue, left on screen;
+    # the language link could be dragged away and dropped, which opens it.
+    open_kiosk(touch, demo)
+    touch.evaluate(DEFAULTS_PREVENTED)
+    touch.click("#k-prompt", button="right")
+    assert touch.evaluate("window.prevented") == {"contextmenu": True}
+    touch.dblclick("#k-prompt")
+    assert touch.evaluate("getSelection().toString()") == ""
+    touch.drag_and_drop("#k-lang", "#k-prompt")
+    assert touch.evaluate("window.prevented.dragstart") in (None, True)  # no drag, or refused
+    assert touch.url == f"{demo.url}/kiosk"
+    for selector in ("body", "#k-prompt", "#k-word", "#k-lang"):
+        assert touch.eval_on_selector(selector, "e => getComputedStyle(e).userSelect") == "none"

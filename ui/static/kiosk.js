@@ -11,6 +11,13 @@
   let lastSpoken = "";
   let lastResult = null;
 
+  // --- fingers only tap: a long press (a right click) opens no browser menu over the kiosk
+  // (back, reload, print, save as...), nothing is selected or dragged away to be opened.
+  for (const kind of ["contextmenu", "selectstart", "dragstart", "drop"]) {
+    document.addEventListener(kind, (e) => e.preventDefault());
+  }
+  document.addEventListener("dragover", (e) => e.preventDefault());
+
   // --- sound: generated with WebAudio, no audio files -----------------------------------
   let audio = null;
   function audioContext() {
