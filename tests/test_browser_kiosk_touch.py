@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from test_browser import wait_for
 from test_browser_kiosk import SIZE, KioskDemo, open_kiosk, serving
 
 pytestmark = pytest.mark.browser
@@ -87,3 +88,54 @@ def test_a_long_press_or_a_drag_opens_no_menu_selects_nothing_and_drags_nothing(
     assert touch.url == f"{demo.url}/kiosk"
     for selector in ("body", "#k-prompt", "#k-word", "#k-lang"):
         assert touch.eval_on_selector(selector, "e => getComputedStyle(e).userSelect") == "none"
+
+
+#: What a USB keyboard plugged into the kiosk (or a child at one) presses: reload, print,
+#: save, open a file, find, zoom (kept in Chromium's profile across restarts), back, forward,
+#: the developer tools.
+BROWSER_KEYS = (
+    "F5",
+    "Control+r",
+    "Control+Shift+r",
+    "Control+p",
+    "Control+s",
+    "Control+o",
+    "Control+f",
+    "Control+Equal",
+    "Control+Minus",
+    "Control+0",
+    "Alt+ArrowLeft",
+    "Alt+ArrowRight",
+    "F12",
+    "Control+Shift+i",
+)
+
+KEYS_PREVENTED = """() => {
+  window.keys = [];
+  window.addEventListener('keydown', (e) => {
+    if (!['Control', 'Shift', 'Alt'].includes(e.key)) window.keys.push([e.key, e.defaultPrevented]);
+  });
+  window.addEventListener('wheel', (e) => window.keys.push(['wheel', e.defaultPrevented]));
+}"""
+
+
+def test_a_keyboard_or_a_scanner_in_keyboard_mode_does_nothing_on_the_screen(demo, touch):
+    # A USB keyboard plugged into the kiosk reached the browser: F5 reloaded the screen (onto
+    # an error page while the daemon restarts), Ctrl+P opened the print preview over it,
+    # Ctrl+O a file chooser, Ctrl+plus or Ctrl+wheel zoomed it (a zoom Chromium keeps for the
+    # site, across restarts), Alt+Left went back, F12 opened the developer tools. A code
+    # reader left in USB keyboard mode types every code it reads, ending with Enter.
+    open_kiosk(touch, demo)
+    touch.evaluate(KEYS_PREVENTED)
+    touch.keyboard.type("KP1.eyJoIjoiQS0xMDEifQ.c2ln")
+    touch.keyboard.press("Enter")
+    for key in BROWSER_KEYS:
+        touch.keyboard.press(key)
+    touch.keyboard.down("Control")
+    touch.mouse.move(400, 240)
+    touch.mouse.wheel(0, -300)
+    touch.keyboard.up("Control")
+    wait_for(lambda: touch.evaluate("window.keys.length") >= len(BROWSER_KEYS) + 2)
+    let_through = [key for key, prevented in touch.evaluate("window.keys") if not prevented]
+    assert let_through == []
+    assert touch.url == f"{demo.url}/kiosk"

@@ -17,6 +17,14 @@
     document.addEventListener(kind, (e) => e.preventDefault());
   }
   document.addEventListener("dragover", (e) => e.preventDefault());
+  // No key does anything here: a USB keyboard plugged in would reload (F5), print (Ctrl+P),
+  // open a file (Ctrl+O), zoom for good (Ctrl+plus: Chromium keeps it for the site), go back
+  // (Alt+Left) or open the developer tools (F12); a code reader left in USB keyboard mode
+  // types every code it reads. The page handles a key first, so refusing it here keeps it
+  // from the browser (all but the few Chromium reserves, as Ctrl+W: the unit restarts it).
+  window.addEventListener("keydown", (e) => e.preventDefault(), { capture: true });
+  window.addEventListener("wheel", (e) => { if (e.ctrlKey) e.preventDefault(); },
+    { capture: true, passive: false });
 
   // --- sound: generated with WebAudio, no audio files -----------------------------------
   let audio = null;
