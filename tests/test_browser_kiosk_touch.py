@@ -139,3 +139,53 @@ def test_a_keyboard_or_a_scanner_in_keyboard_mode_does_nothing_on_the_screen(dem
     let_through = [key for key, prevented in touch.evaluate("window.keys") if not prevented]
     assert let_through == []
     assert touch.url == f"{demo.url}/kiosk"
+
+
+def test_the_language_link_tapped_opens_the_other_language_in_place(demo, touch):
+    open_kiosk(touch, demo)
+    touch.tap("#k-lang")
+    touch.wait_for_url(f"{demo.url}/kiosk?lang=en")
+    touch.wait_for_selector("html[lang=en]")
+
+
+def test_the_language_link_tapped_while_the_daemon_is_away_keeps_the_screen(tmp_path, browser):
+    # The daemon restarts (an update, a crash) and a visitor taps the other language: the
+    # link opened a page that could not load, Chromium's error page, which has none of the
+    # screen's reconnecting. The unattended screen stayed on it after the daemon was back,
+    # until someone restarted the screen.
+    own = KioskDemo(tmp_path).start()
+    context = browser.new_context(viewport=SIZE, has_touch=True)
+    page = context.new_page()
+    try:
+        open_kiosk(page, own)
+        own.stop()
+        page.wait_for_selector("body.offline", timeout=8000)
+        page.tap("#k-lang")
+        page.wait_for_timeout(1500)  # a navigation would have failed by now
+        assert page.url == f"{own.url}/kiosk"
+        assert page.evaluate("document.body.classList.contains('offline')")
+    finally:
+        context.close()
+
+
+def test_the_language_does_not_revert_onto_an_error_page_while_the_daemon_is_away(
+    tmp_path, browser
+):
+    # A visitor chose English and walked away; a minute later the page goes back to the
+    # site's language by loading /kiosk. With the daemon away at that moment the screen
+    # was left on Chromium's error page for good.
+    own = KioskDemo(tmp_path).start()
+    context = browser.new_context(viewport=SIZE, has_touch=True)
+    page = context.new_page()
+    try:
+        page.clock.install()
+        open_kiosk(page, own, "?lang=en")
+        own.stop()
+        page.clock.run_for(5000)
+        page.wait_for_selector("body.offline", timeout=8000)
+        page.clock.run_for(70_000)  # past the minute a visitor's language lasts
+        page.wait_for_timeout(1500)
+        assert page.url == f"{own.url}/kiosk?lang=en"
+        assert page.evaluate("document.body.classList.contains('offline')")
+    finally:
+        context.close()

@@ -241,8 +241,25 @@
   const siteLang = body.dataset.siteLang;
   const switchedAt = Date.now();
   const LANG_IDLE_MS = 60000;  // chose a language and walked away: back after a minute
+  // Another page of the kiosk is loaded only once the daemon answers for it: a load that
+  // fails leaves Chromium's error page, which has none of this page's reconnecting (the
+  // unattended screen stayed on it after the daemon was back). Not now: asked again later.
+  let leaving = false;
+  async function go(url) {
+    if (leaving || body.classList.contains("offline")) return;
+    leaving = true;
+    try {
+      const res = await fetch(url, { cache: "no-store", headers: { Accept: "text/html" } });
+      if (res.ok) { window.location.replace(url); return; }
+    } catch (e) { /* the daemon is away: stay */ }
+    leaving = false;
+  }
+  $("k-lang").addEventListener("click", (e) => {
+    e.preventDefault();
+    go(e.currentTarget.href);
+  });
   function revertLanguage() {
-    if (lang !== siteLang) window.location.replace("/kiosk");
+    if (lang !== siteLang) go("/kiosk");
   }
   setInterval(() => {
     if (lang !== siteLang && Date.now() - switchedAt > LANG_IDLE_MS &&
