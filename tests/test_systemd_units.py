@@ -210,6 +210,19 @@ def test_screen_is_chromium_kiosk_under_cage_on_tty1():
     assert "kiosk.service" in one(unit, "Unit", "Wants").split()
 
 
+def screen_browser_flags() -> list[str]:
+    """The switches the screen unit gives Chromium (after cage's ``--``)."""
+    argv = one(load("kiosk-screen.service"), "Service", "ExecStart").split()
+    return argv[argv.index("--") + 2 :]
+
+
+def test_the_screen_sounds_after_a_boot_without_anyone_tapping():
+    # Chromium keeps audio off until a first touch, so after every boot, power cut or restart
+    # of the screen a pass chimed, a deny buzzed and the result was spoken to nobody until a
+    # resident happened to tap "sound on" (the docs said to add the switch; the unit had not).
+    assert "--autoplay-policy=no-user-gesture-required" in screen_browser_flags()
+
+
 def test_purge_timer_runs_the_purge_daily_and_catches_up():
     timer = load("kiosk-purge.timer")
     assert one(timer, "Timer", "Unit") == "kiosk-purge.service"
