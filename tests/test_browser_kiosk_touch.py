@@ -146,6 +146,8 @@ def test_the_language_link_tapped_opens_the_other_language_in_place(demo, touch)
     touch.tap("#k-lang")
     touch.wait_for_url(f"{demo.url}/kiosk?lang=en")
     touch.wait_for_selector("html[lang=en]")
+    # The screen is in its own words: no browser offers to translate it.
+    assert touch.get_attribute("meta[name=google]", "content") == "notranslate"
 
 
 def test_the_language_link_tapped_while_the_daemon_is_away_keeps_the_screen(tmp_path, browser):
