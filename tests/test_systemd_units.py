@@ -222,6 +222,12 @@ def test_the_screen_sounds_after_a_boot_without_anyone_tapping():
     assert "--autoplay-policy=no-user-gesture-required" in screen_browser_flags()
 
 
+def test_the_screen_after_a_power_cut_shows_no_restore_bubble():
+    # A power cut is an unclean exit for Chromium: it came back with "Restore pages?
+    # Chromium didn't shut down correctly" over the kiosk, until someone closed it.
+    assert "--hide-crash-restore-bubble" in screen_browser_flags()
+
+
 #: Where Debian and Raspberry Pi OS keep the Chromium binary (/usr/bin/chromium is a script).
 CHROMIUM_BINARIES = (
     Path("/usr/lib/chromium/chromium"),
