@@ -191,3 +191,33 @@ def test_the_language_does_not_revert_onto_an_error_page_while_the_daemon_is_awa
         assert page.evaluate("document.body.classList.contains('offline')")
     finally:
         context.close()
+
+
+LIVE = """() => {
+  const live = (sel) => {
+    const region = document.querySelector(sel).closest('[aria-live], [role=status], [role=alert]');
+    if (!region) return null;
+    return [region.getAttribute('aria-live') || region.getAttribute('role'),
+            region.getAttribute('aria-atomic')];
+  };
+  const out = {};
+  for (const sel of ['#k-word', '#k-reasons', '#k-prompt', '#k-temp-value', '#k-hello',
+                     '#k-gate-count', '.k-dirs', '#k-clock', '.k-offline .k-prompt']) {
+    out[sel] = live(sel);
+  }
+  return out;
+}"""
+
+
+def test_a_screen_reader_hears_the_result_once_not_the_countdown_every_second(demo, touch):
+    # The whole status was one assertive, atomic live region, the gate's countdown ("closes
+    # in 3 s") inside it: each second a screen reader read the whole status again from the
+    # top, cutting itself off, so a blind resident never heard the end of the result.
+    open_kiosk(touch, demo)
+    regions = touch.evaluate(LIVE)
+    said = ("assertive", "true")
+    for sel in ("#k-word", "#k-reasons", "#k-prompt", "#k-temp-value", "#k-hello"):
+        assert tuple(regions[sel] or ()) == said, (sel, regions[sel])
+    assert regions[".k-offline .k-prompt"] == ["alert", None]
+    for sel in ("#k-gate-count", ".k-dirs", "#k-clock"):
+        assert regions[sel] is None, (sel, regions[sel])
