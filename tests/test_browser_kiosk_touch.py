@@ -221,3 +221,20 @@ def test_a_screen_reader_hears_the_result_once_not_the_countdown_every_second(de
     assert regions[".k-offline .k-prompt"] == ["alert", None]
     for sel in ("#k-gate-count", ".k-dirs", "#k-clock"):
         assert regions[sel] is None, (sel, regions[sel])
+
+
+def test_a_screen_set_to_reduce_motion_does_not_animate(demo, browser):
+    # A screen (or a browser showing it) set to reduce motion still faded its colours and
+    # slid the gate's bar down every second.
+    context = browser.new_context(viewport=SIZE, reduced_motion="reduce")
+    page = context.new_page()
+    try:
+        open_kiosk(page, demo)
+        moving = page.evaluate("""() => [...document.querySelectorAll('*')]
+          .map(e => [e.id || e.className, getComputedStyle(e)])
+          .filter(([, s]) => s.transitionDuration.split(',').some(d => parseFloat(d) > 0)
+                          || s.animationName !== 'none')
+          .map(([name]) => String(name))""")
+        assert moving == []
+    finally:
+        context.close()
