@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_browser import wait_for
+from test_browser import wait_for, wait_idle
 from test_browser_kiosk import SIZE, KioskDemo, open_kiosk, serving
 
 pytestmark = pytest.mark.browser
@@ -221,6 +221,85 @@ def test_a_screen_reader_hears_the_result_once_not_the_countdown_every_second(de
     assert regions[".k-offline .k-prompt"] == ["alert", None]
     for sel in ("#k-gate-count", ".k-dirs", "#k-clock"):
         assert regions[sel] is None, (sel, regions[sel])
+
+
+CONTRAST = """() => {
+  const rgba = (s) => {
+    const m = s.match(/[\\d.]+/g).map(Number);
+    return [m[0], m[1], m[2], m.length > 3 ? m[3] : 1];
+  };
+  const lum = ([r, g, b]) => {
+    const c = [r, g, b].map(v => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  const over = (top, under) => [0, 1, 2].map(i => top[i] * top[3] + under[i] * (1 - top[3]));
+  const backdrop = (e) => {
+    const layers = [];
+    for (let n = e; n; n = n.parentElement) {
+      const bg = rgba(getComputedStyle(n).backgroundColor);
+      if (bg[3] > 0) layers.push(bg);
+      if (bg[3] >= 1) break;
+    }
+    let colour = [255, 255, 255];
+    for (const layer of layers.reverse()) colour = over(layer, colour);
+    return colour;
+  };
+  const opacity = (e) => {
+    let o = 1;
+    for (let n = e; n; n = n.parentElement) o *= Number(getComputedStyle(n).opacity);
+    return o;
+  };
+  const visible = (e) =>
+    e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden';
+  const low = [];
+  for (const e of document.querySelectorAll('body *')) {
+    if (!visible(e) || e.closest('svg') || e.disabled) continue;
+    if (![...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    const bg = backdrop(e);
+    const fg = rgba(getComputedStyle(e).color);
+    if (fg[3] === 0) continue;  // a glyph drawn by CSS instead (the pause sign)
+    const ink = over([fg[0], fg[1], fg[2], fg[3] * opacity(e)], bg);
+    const [a, b] = [lum(ink), lum(bg)].sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    const name = e.id || e.className;
+    if (ratio < 4.5) low.push([name, e.textContent.trim().slice(0, 20), ratio.toFixed(2)]);
+  }
+  return low;
+}"""
+
+
+@pytest.mark.parametrize("size", [(800, 480), (1024, 600)])
+def test_every_text_on_the_screen_has_contrast_for_sunlight_in_every_state(demo, browser, size):
+    # Elderly residents read it in sunlight: every visible text at least 4.5:1 against what is
+    # behind it (WCAG AA), colours as Chromium computes them, in every state.
+    width, height = size
+    context = browser.new_context(viewport={"width": width, "height": height}, has_touch=True)
+    page = context.new_page()
+    try:
+        open_kiosk(page, demo)
+        seen = {"idle": page.evaluate(CONTRAST)}
+        for scenario, look in (("ok", "pass"), ("fever", "deny"), ("implausible", "remeasure")):
+            # Another household each time: the same pass again soon is denied as a repeat.
+            demo.play_step(scenario, 0, household=f"C{width}{look[:2]}", holder="Li")
+            page.wait_for_selector(f"body.look-{look}")
+            page.wait_for_timeout(400)  # the colour's transition
+            seen[look] = page.evaluate(CONTRAST)
+            wait_idle(demo)
+        demo.play_step("sensor_fault", 0)
+        page.wait_for_selector("body.look-fault")
+        page.wait_for_timeout(400)
+        seen["fault"] = page.evaluate(CONTRAST)
+        page.wait_for_selector("body.look-out_of_service")
+        page.wait_for_timeout(400)
+        seen["out_of_service"] = page.evaluate(CONTRAST)
+        demo.play_step("sensor_fault", 1)
+        page.wait_for_selector("body.look-idle")
+        assert {look: low for look, low in seen.items() if low} == {}
+    finally:
+        context.close()
 
 
 def test_a_screen_set_to_reduce_motion_does_not_animate(demo, browser):
