@@ -6,6 +6,9 @@ navigated away or stuck on something else than /kiosk."""
 
 from __future__ import annotations
 
+import contextlib
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -317,3 +320,23 @@ def test_a_screen_set_to_reduce_motion_does_not_animate(demo, browser):
         assert moving == []
     finally:
         context.close()
+
+
+def watch_status(demo: KioskDemo) -> int:
+    try:
+        with urllib.request.urlopen(f"{demo.url}/kiosk/watch", timeout=5) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as refused:
+        return refused.code
+
+
+def test_a_crashed_page_is_seen_by_the_daemon_so_the_screen_unit_restarts_it(demo, touch):
+    # A renderer crash leaves Chromium running on "Aw, Snap!", where nothing reconnects: the
+    # daemon sees the screen's stream end, and /kiosk/watch tells the screen unit's watcher
+    # (tests/test_kiosk_screen_watch.py), which restarts the screen.
+    open_kiosk(touch, demo)
+    wait_for(lambda: watch_status(demo) == 200, 5)
+    # chrome://crash is a debug URL: Chromium crashes the page's own renderer with it.
+    with contextlib.suppress(Exception):  # the renderer is gone before the load ends
+        touch.goto("chrome://crash", timeout=5000)
+    wait_for(lambda: watch_status(demo) == 503, 10)
