@@ -340,3 +340,33 @@ def test_a_crashed_page_is_seen_by_the_daemon_so_the_screen_unit_restarts_it(dem
     with contextlib.suppress(Exception):  # the renderer is gone before the load ends
         touch.goto("chrome://crash", timeout=5000)
     wait_for(lambda: watch_status(demo) == 503, 10)
+
+
+def test_a_screen_left_idle_for_hours_does_not_hold_one_picture_still(demo, browser):
+    # The idle screen is the same picture all night: the header, the prompt and the QR
+    # picture held still for hours leave their ghost on a cheap LCD panel (image retention),
+    # over every result shown in the day. The screen moves all it shows by a few pixels
+    # every few minutes, never off the screen.
+    context = browser.new_context(viewport=SIZE)
+    page = context.new_page()
+    try:
+        page.clock.install()
+        open_kiosk(page, demo)
+        spots = set()
+        for _ in range(9):
+            box = page.locator(".k-site").bounding_box()
+            spots.add((round(box["x"]), round(box["y"])))
+            page.clock.run_for(5 * 60 * 1000)
+            assert page.evaluate(FITS), "moved off the screen"
+        xs, ys = {x for x, _ in spots}, {y for _, y in spots}
+        assert len(spots) >= 4, spots
+        assert max(xs) - min(xs) <= 8 and max(ys) - min(ys) <= 8, spots
+    finally:
+        context.close()
+
+
+FITS = """() => [...document.querySelectorAll('.k-top *, .k-main *, .k-offline *')]
+  .filter(e => e.getClientRects().length)
+  .every(e => { const r = e.getBoundingClientRect();
+                return r.left >= -1 && r.top >= -1 && r.right <= innerWidth + 1
+                       && r.bottom <= innerHeight + 1; })"""

@@ -266,6 +266,17 @@
         (!shown || shown.phase === "idle")) revertLanguage();
   }, 5000);
 
+  // --- an LCD panel holding one still picture for hours keeps its ghost (image retention):
+  // all the screen shows moves round a small square, 2 px a step, every few minutes.
+  const ORBIT_MS = 5 * 60 * 1000;
+  const ORBIT = [[0, 0], [2, 0], [2, 2], [0, 2], [-2, 2], [-2, 0], [-2, -2], [0, -2], [2, -2]];
+  let orbit = 0;
+  setInterval(() => {
+    orbit = (orbit + 1) % ORBIT.length;
+    body.style.setProperty("--k-orbit-x", ORBIT[orbit][0] + "px");
+    body.style.setProperty("--k-orbit-y", ORBIT[orbit][1] + "px");
+  }, ORBIT_MS);
+
   // --- the kiosk's clock (the demo's scenario clock), not the browser's -------------------
   let clockOffsetMs = Number(body.dataset.nowMs || Date.now()) - Date.now();
   function clock() {
