@@ -278,6 +278,9 @@ class Screen:
     code_first: bool
     #: What every kiosk screen of this process shows now (a page loaded mid-result shows it).
     tracker: ScreenTracker
+    #: Streams open to a screen of this host (``web.screen_addresses``): what ``/kiosk/watch``
+    #: tells the screen unit's watcher.
+    listening: int = 0
     #: Every screen of this process sees the same bus messages, so a view or banner is built
     #: and encoded once per message and language, not once per connected screen (the daemon's
     #: loop runs the gate too). Keys hold the messages themselves, so an id is never reused.
@@ -531,6 +534,8 @@ async def screen_stream(request: Request, s: Screen, lang: str) -> AsyncIterator
     shared = s.current()
     mine = ScreenTracker(shared.state)
     mine.decision = shared.decision
+    here = 1 if s.access.local(request) else 0
+    s.listening += here
     try:
         yield "retry: 2000\n\n"
         yield sse("view", s.view_of(mine, lang))
@@ -567,7 +572,23 @@ async def screen_stream(request: Request, s: Screen, lang: str) -> AsyncIterator
                 yield "".join(out)
                 sent = time.monotonic()
     finally:
+        s.listening -= here
         await messages.aclose()
+
+
+@router.get("/kiosk/watch", include_in_schema=False, dependencies=SCREEN_ONLY)
+def watch(s: Screen = Depends(screen)) -> Response:
+    """Whether a screen of this host has its stream open now: 200, else 503. The screen
+    unit's watcher restarts Chromium after two minutes of 503s: its page crashed, or sits on
+    an error page, and Chromium itself still runs (so ``Restart=always`` never fires)."""
+    if s.listening > 0:
+        return Response("listening\n", media_type="text/plain", headers=NO_STORE)
+    return Response(
+        "no screen of this host listens\n",
+        status_code=503,
+        media_type="text/plain",
+        headers=NO_STORE,
+    )
 
 
 @router.get("/kiosk/preview.jpg", include_in_schema=False, dependencies=SCREEN_ONLY)

@@ -11,6 +11,21 @@
   let lastSpoken = "";
   let lastResult = null;
 
+  // --- fingers only tap: a long press (a right click) opens no browser menu over the kiosk
+  // (back, reload, print, save as...), nothing is selected or dragged away to be opened.
+  for (const kind of ["contextmenu", "selectstart", "dragstart", "drop"]) {
+    document.addEventListener(kind, (e) => e.preventDefault());
+  }
+  document.addEventListener("dragover", (e) => e.preventDefault());
+  // No key does anything here: a USB keyboard plugged in would reload (F5), print (Ctrl+P),
+  // open a file (Ctrl+O), zoom for good (Ctrl+plus: Chromium keeps it for the site), go back
+  // (Alt+Left) or open the developer tools (F12); a code reader left in USB keyboard mode
+  // types every code it reads. The page handles a key first, so refusing it here keeps it
+  // from the browser (all but the few Chromium reserves, as Ctrl+W: the unit restarts it).
+  window.addEventListener("keydown", (e) => e.preventDefault(), { capture: true });
+  window.addEventListener("wheel", (e) => { if (e.ctrlKey) e.preventDefault(); },
+    { capture: true, passive: false });
+
   // --- sound: generated with WebAudio, no audio files -----------------------------------
   let audio = null;
   function audioContext() {
@@ -226,13 +241,41 @@
   const siteLang = body.dataset.siteLang;
   const switchedAt = Date.now();
   const LANG_IDLE_MS = 60000;  // chose a language and walked away: back after a minute
+  // Another page of the kiosk is loaded only once the daemon answers for it: a load that
+  // fails leaves Chromium's error page, which has none of this page's reconnecting (the
+  // unattended screen stayed on it after the daemon was back). Not now: asked again later.
+  let leaving = false;
+  async function go(url) {
+    if (leaving || body.classList.contains("offline")) return;
+    leaving = true;
+    try {
+      const res = await fetch(url, { cache: "no-store", headers: { Accept: "text/html" } });
+      if (res.ok) { window.location.replace(url); return; }
+    } catch (e) { /* the daemon is away: stay */ }
+    leaving = false;
+  }
+  $("k-lang").addEventListener("click", (e) => {
+    e.preventDefault();
+    go(e.currentTarget.href);
+  });
   function revertLanguage() {
-    if (lang !== siteLang) window.location.replace("/kiosk");
+    if (lang !== siteLang) go("/kiosk");
   }
   setInterval(() => {
     if (lang !== siteLang && Date.now() - switchedAt > LANG_IDLE_MS &&
         (!shown || shown.phase === "idle")) revertLanguage();
   }, 5000);
+
+  // --- an LCD panel holding one still picture for hours keeps its ghost (image retention):
+  // all the screen shows moves round a small square, 2 px a step, every few minutes.
+  const ORBIT_MS = 5 * 60 * 1000;
+  const ORBIT = [[0, 0], [2, 0], [2, 2], [0, 2], [-2, 2], [-2, 0], [-2, -2], [0, -2], [2, -2]];
+  let orbit = 0;
+  setInterval(() => {
+    orbit = (orbit + 1) % ORBIT.length;
+    body.style.setProperty("--k-orbit-x", ORBIT[orbit][0] + "px");
+    body.style.setProperty("--k-orbit-y", ORBIT[orbit][1] + "px");
+  }, ORBIT_MS);
 
   // --- the kiosk's clock (the demo's scenario clock), not the browser's -------------------
   let clockOffsetMs = Number(body.dataset.nowMs || Date.now()) - Date.now();
