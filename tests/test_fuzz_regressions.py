@@ -1,11 +1,23 @@
-"""Defects the coverage-guided fuzzers (tests/fuzz/, docs/system-tests.md) found, each pinned
-with the minimised input inline: no atheris is needed to run these."""
+"""Defects found by the coverage-guided fuzzers (tests/fuzz/, docs/system-tests.md) or while
+writing them, each pinned with the minimised input inline: no atheris is needed to run these."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.calibration import Calibration, CalibrationStore
+from kiosk.passes import (
+    KeyFileError,
+    TrustList,
+    TrustListError,
+    issue_pass,
+    load_private_key,
+    public_key_pem,
+)
 
 
 def test_a_calibration_number_too_large_for_a_float_is_corrupt_and_the_store_keeps_the_good_one(
@@ -21,3 +33,42 @@ def test_a_calibration_number_too_large_for_a_float_is_corrupt_and_the_store_kee
     path.write_text(json.dumps(doc))
     assert store.get().offset_c == 0.7
     assert store.problem is not None and "is corrupt" in store.problem
+
+
+#: An SM2 public key (the curve Chinese offices issue keys on), which cryptography cannot load.
+SM2_PUBLIC_PEM = b"""-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoEcz1UBgi0DQgAEiz7fFjeE55mmFdHd6DCf7UJtv7xe
+IDUxuaKGSGmKKGh/S6PxJE3qbgCv35lRbmkA0fWLlDEWD/BaGCAKYDb0Jg==
+-----END PUBLIC KEY-----
+"""
+
+
+def test_a_key_on_an_unsupported_curve_in_the_trust_folder_is_refused_and_passes_still_verify(
+    tmp_path,
+):
+    """Found writing fuzz_trust (read in its loader, not by a run): ``load_public_key`` let cryptography's ``UnsupportedAlgorithm`` through (it
+    is no ValueError): ``kiosk run`` stopped on a traceback, and a running kiosk's re-read
+    failed inside every ``verify``, so every pass was ``pass_malformed``."""
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "office.pub").write_bytes(public_key_pem(key.public_key()))
+    trust = TrustList.from_dir(tmp_path)
+    text, _ = issue_pass(key, "12-3", "Wang Fang", now=datetime(2026, 3, 1, tzinfo=UTC))
+    (tmp_path / "district.pub").write_bytes(SM2_PUBLIC_PEM)
+    assert trust.verify(text).household == "12-3"
+    assert trust.problem is not None and "district.pub" in trust.problem
+    with pytest.raises(TrustListError, match="district.pub"):
+        TrustList.from_dir(tmp_path)
+
+
+def test_an_sm2_private_key_file_is_a_key_file_error_not_a_traceback(tmp_path):
+    """The same for the issuer's key (``kiosk pass issue --key``): a throwaway SM2 key."""
+    path = tmp_path / "issuer.key"
+    path.write_bytes(
+        b"-----BEGIN PRIVATE KEY-----\n"
+        b"MIGHAgEAMBMGByqGSM49AgEGCCqBHM9VAYItBG0wawIBAQQgyNbAv5mGIcqhQmnD\n"
+        b"Z6uLP0XwbioHJPtY4I6EP81P5OihRANCAAS37e7L+AbkG5iSjsYWlNRqsNUZ90Bz\n"
+        b"oPXBMbDjPu+F19E8t6M2WOd5I+Gh8nvP6hke4x8iREOugPLeFfqTi63l\n"
+        b"-----END PRIVATE KEY-----\n"
+    )
+    with pytest.raises(KeyFileError, match="issuer.key"):
+        load_private_key(path)
