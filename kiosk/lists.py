@@ -490,7 +490,11 @@ def open_bundle(text: str | bytes, trust: TrustList) -> tuple[BundlePayload, str
     except ValueError:
         raise BundleError("bundle signature is not base64") from None
     try:
-        issuer = trust.verify_detached(key_id, _SIGNED_PREFIX + payload_text.encode(), signature)
+        signed = _SIGNED_PREFIX + payload_text.encode("utf-8")
+    except UnicodeEncodeError:  # JSON can escape a lone surrogate ("\ud800"): no text, no bytes
+        raise BundleError("bundle payload is not text (an escaped lone surrogate)") from None
+    try:
+        issuer = trust.verify_detached(key_id, signed, signature)
     except PassError as exc:
         what = "unknown key" if exc.reason == "pass_unknown_key" else "bad signature"
         raise BundleError(f"bundle not trusted: {what} (key id {key_id[:16]!r})") from None

@@ -6,18 +6,24 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kiosk import lists as lists_mod
 from kiosk.calibration import Calibration, CalibrationStore
+from kiosk.lists import BundleError, ListStore, open_bundle
 from kiosk.passes import (
     KeyFileError,
     TrustList,
     TrustListError,
     issue_pass,
+    key_id_of,
     load_private_key,
     public_key_pem,
 )
+from kiosk.store import EventLog
+from office.listsync import ListSync
 
 
 def test_a_calibration_number_too_large_for_a_float_is_corrupt_and_the_store_keeps_the_good_one(
@@ -46,9 +52,10 @@ IDUxuaKGSGmKKGh/S6PxJE3qbgCv35lRbmkA0fWLlDEWD/BaGCAKYDb0Jg==
 def test_a_key_on_an_unsupported_curve_in_the_trust_folder_is_refused_and_passes_still_verify(
     tmp_path,
 ):
-    """Found writing fuzz_trust (read in its loader, not by a run): ``load_public_key`` let cryptography's ``UnsupportedAlgorithm`` through (it
-    is no ValueError): ``kiosk run`` stopped on a traceback, and a running kiosk's re-read
-    failed inside every ``verify``, so every pass was ``pass_malformed``."""
+    """Found writing fuzz_trust (read in its loader, not by a run): ``load_public_key`` let
+    cryptography's ``UnsupportedAlgorithm`` through (it is no ValueError): ``kiosk run``
+    stopped on a traceback, and a running kiosk's re-read failed inside every ``verify``, so
+    every pass was ``pass_malformed``."""
     key = Ed25519PrivateKey.generate()
     (tmp_path / "office.pub").write_bytes(public_key_pem(key.public_key()))
     trust = TrustList.from_dir(tmp_path)
@@ -72,3 +79,31 @@ def test_an_sm2_private_key_file_is_a_key_file_error_not_a_traceback(tmp_path):
     )
     with pytest.raises(KeyFileError, match="issuer.key"):
         load_private_key(path)
+
+
+def test_a_bundle_whose_payload_escapes_a_lone_surrogate_is_rejected_not_a_traceback(
+    tmp_path, clock
+):
+    """Found writing fuzz_lists: ``"payload": "\\ud800"`` is valid JSON for a text Python
+    cannot encode; ``open_bundle`` let the UnicodeEncodeError out: the gate's list sync logged
+    a traceback every minute while its status kept the last good check."""
+    key = Ed25519PrivateKey.generate()
+    trust = TrustList([("office", key.public_key())])
+    body = json.dumps(
+        {"key_id": key_id_of(key.public_key()), "payload": "\ud800", "signature": ""}
+    ).encode()
+    with pytest.raises(BundleError, match="payload"):
+        open_bundle(body, trust)
+    log = EventLog(tmp_path / "gate.db", "gate-1", clock, "NORMAL", [lists_mod.MIGRATIONS])
+    log.open()
+    try:
+        store = ListStore(log, clock)
+        store.load()
+        client = httpx.Client(
+            transport=httpx.MockTransport(lambda r: httpx.Response(200, content=body))
+        )
+        sync = ListSync(store, trust, "http://office/lists/bundle", clock, client=client)
+        assert sync.check().outcome == "rejected"
+        assert sync.last_error is not None and sync.failures == 1
+    finally:
+        log.close()
