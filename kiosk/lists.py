@@ -505,6 +505,17 @@ def open_bundle(text: str | bytes, trust: TrustList) -> tuple[BundlePayload, str
     return payload, issuer
 
 
+def _csv_records(text: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """The header and records of CSV text; the csv module's own refusal (an unquoted line
+    end inside a field, a field past its size limit) is a ``ListError`` naming the line."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        return list(reader.fieldnames or ()), list(reader)
+    except csv.Error as exc:
+        line = reader.line_num + 1  # line_num counts the lines read before the bad record
+        raise ListError(f"line {line}: {exc}; nothing imported") from None
+
+
 @dataclass(frozen=True)
 class ImportResult:
     applied: bool
@@ -1022,9 +1033,9 @@ class ListStore:
         if kind not in models:
             raise ListError(f"unknown list {kind!r}; choose revocations, quarantine or households")
         model = models[kind]
-        reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+        columns, records = _csv_records(text)
         expected = {(f.alias or name) for name, f in model.model_fields.items()}
-        header = set(reader.fieldnames or ())
+        header = set(columns)
         required = {(f.alias or name) for name, f in model.model_fields.items() if f.is_required()}
         if not header:
             raise ListError("CSV is empty (a header line is required)")
@@ -1034,7 +1045,7 @@ class ListStore:
             raise ListError(f"CSV lacks columns: {', '.join(sorted(missing))}")
         rows: list[Any] = []
         errors: list[str] = []
-        for line, raw in enumerate(reader, start=2):
+        for line, raw in enumerate(records, start=2):
             if None in raw:
                 errors.append(f"line {line}: more fields than the header")
                 continue
