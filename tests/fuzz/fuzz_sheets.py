@@ -25,15 +25,16 @@ _PARTS = {
     for i in zipfile.ZipFile(io.BytesIO(_BOOK)).infolist()
 }
 _SHEET = "xl/worksheets/sheet1.xml"
-_HEAD, _, _TAIL = _PARTS[_SHEET].partition(b"<sheetData>")
-_TAIL = b"</sheetData>" + _TAIL.partition(b"</sheetData>")[2]
+#: The sheet's XML up to and with its header row; the rows after it are fuzzed.
+_HEAD = _PARTS[_SHEET].partition(b"</row>")[0] + b"</row>"
+_TAIL = b"</sheetData>" + _PARTS[_SHEET].partition(b"</sheetData>")[2]
 
 
 def _zipped(fdp: atheris.FuzzedDataProvider) -> bytes:
     parts = dict(_PARTS)
     which = fdp.PickValueInList([_SHEET, _SHEET, "xl/styles.xml", "xl/workbook.xml"])
     fuzzed = fdp.ConsumeBytes(fdp.remaining_bytes())
-    parts[which] = _HEAD + b"<sheetData>" + fuzzed + _TAIL if which == _SHEET else fuzzed
+    parts[which] = _HEAD + fuzzed + _TAIL if which == _SHEET else fuzzed
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
         for name, data in parts.items():
