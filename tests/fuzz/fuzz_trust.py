@@ -11,6 +11,7 @@ them (the re-read's failure is its ``problem``).
 from __future__ import annotations
 
 import base64
+import logging
 import os
 from datetime import UTC, datetime
 
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+logging.disable(logging.CRITICAL)  # the re-read says why it kept the keys: every input
 _KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 _DIR = scratch()
 (_DIR / "office.pub").write_bytes(public_key_pem(_KEY.public_key()))
