@@ -241,7 +241,7 @@ def _check_day(base: str, report: _Report, now: datetime) -> None:
     """``PullError`` unless the gate's today is the office's ``now`` in the gate's zone."""
     try:
         real = now.astimezone(ZoneInfo(report.zone)).date()
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
         raise PullError(f"{base}: the gate's time zone {report.zone!r} is unknown here") from None
     if report.day != real:
         raise PullError(

@@ -24,7 +24,9 @@ from kiosk.passes import (
     public_key_pem,
 )
 from kiosk.store import EventLog
+from office.gatereports import collect_reports
 from office.listsync import ListSync
+from office.pull import PullError
 
 
 def test_a_calibration_number_too_large_for_a_float_is_corrupt_and_the_store_keeps_the_good_one(
@@ -129,3 +131,23 @@ def test_a_list_sheet_whose_note_holds_a_lone_carriage_return_applies_as_preview
             store.import_csv("households", "household,note\n12-3,moved in\rlast week\n", "g")
     finally:
         log.close()
+
+
+class _KeptReports:
+    def write_gate_report(self, kiosk_id, day, timezone, ledgers, final):
+        raise AssertionError(f"kept a report of a gate in {timezone!r}")
+
+    def final_report_days(self, kiosk_id, since):
+        return set()
+
+
+def test_a_gate_report_naming_a_zone_folder_as_its_timezone_is_the_reports_error(tmp_path):
+    """Found beside fuzz_pull (the office's other reader of a gate's answers): a report whose
+    ``timezone`` was ``"Asia"`` (a folder of the zone database, which ZoneInfo opens and fails
+    on with IsADirectoryError) escaped ``collect_reports``: the collector logged "pull failed
+    unexpectedly" with a traceback every round and showed the office's zoneinfo path."""
+    report = {"day": "2026-03-03", "timezone": "Asia", "community": {}}
+    client = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, json=report)))
+    now = datetime(2026, 3, 3, 1, 0, tzinfo=UTC)
+    with pytest.raises(PullError, match="'Asia' is unknown here"):
+        collect_reports(client, _KeptReports(), "http://gate-1", "gate-1", "t" * 20, now=now)
