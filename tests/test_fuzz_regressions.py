@@ -142,7 +142,7 @@ class _KeptReports:
 
 
 def test_a_gate_report_naming_a_zone_folder_as_its_timezone_is_the_reports_error(tmp_path):
-    """Found beside fuzz_pull (the office's other reader of a gate's answers): a report whose
+    """Found writing fuzz_reports (the office's other reader of a gate's answers): a report whose
     ``timezone`` was ``"Asia"`` (a folder of the zone database, which ZoneInfo opens and fails
     on with IsADirectoryError) escaped ``collect_reports``: the collector logged "pull failed
     unexpectedly" with a traceback every round and showed the office's zoneinfo path."""
