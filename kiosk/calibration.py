@@ -285,7 +285,10 @@ class Calibration:
 
 
 def _finite(value: Any) -> float:
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits: JSON holds it, a float cannot
+        raise ValueError("a number too large") from None
     if not math.isfinite(number):
         raise ValueError("not a finite number")
     return number

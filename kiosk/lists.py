@@ -490,7 +490,11 @@ def open_bundle(text: str | bytes, trust: TrustList) -> tuple[BundlePayload, str
     except ValueError:
         raise BundleError("bundle signature is not base64") from None
     try:
-        issuer = trust.verify_detached(key_id, _SIGNED_PREFIX + payload_text.encode(), signature)
+        signed = _SIGNED_PREFIX + payload_text.encode("utf-8")
+    except UnicodeEncodeError:  # JSON can escape a lone surrogate ("\ud800"): no text, no bytes
+        raise BundleError("bundle payload is not text (an escaped lone surrogate)") from None
+    try:
+        issuer = trust.verify_detached(key_id, signed, signature)
     except PassError as exc:
         what = "unknown key" if exc.reason == "pass_unknown_key" else "bad signature"
         raise BundleError(f"bundle not trusted: {what} (key id {key_id[:16]!r})") from None
@@ -499,6 +503,17 @@ def open_bundle(text: str | bytes, trust: TrustList) -> tuple[BundlePayload, str
     except ValidationError as exc:
         raise BundleError("bundle payload: " + _problems(exc)) from None
     return payload, issuer
+
+
+def _csv_records(text: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """The header and records of CSV text; the csv module's own refusal (an unquoted line
+    end inside a field, a field past its size limit) is a ``ListError`` naming the line."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        return list(reader.fieldnames or ()), list(reader)
+    except csv.Error as exc:
+        line = reader.line_num + 1  # line_num counts the lines read before the bad record
+        raise ListError(f"line {line}: {exc}; nothing imported") from None
 
 
 @dataclass(frozen=True)
@@ -1018,9 +1033,9 @@ class ListStore:
         if kind not in models:
             raise ListError(f"unknown list {kind!r}; choose revocations, quarantine or households")
         model = models[kind]
-        reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+        columns, records = _csv_records(text)
         expected = {(f.alias or name) for name, f in model.model_fields.items()}
-        header = set(reader.fieldnames or ())
+        header = set(columns)
         required = {(f.alias or name) for name, f in model.model_fields.items() if f.is_required()}
         if not header:
             raise ListError("CSV is empty (a header line is required)")
@@ -1030,7 +1045,7 @@ class ListStore:
             raise ListError(f"CSV lacks columns: {', '.join(sorted(missing))}")
         rows: list[Any] = []
         errors: list[str] = []
-        for line, raw in enumerate(reader, start=2):
+        for line, raw in enumerate(records, start=2):
             if None in raw:
                 errors.append(f"line {line}: more fields than the header")
                 continue

@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -204,7 +204,7 @@ def load_private_key(path: str | Path) -> Ed25519PrivateKey:
     data = _read_key(path, KeyFileError, "cannot read key")
     try:
         key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:  # e.g. an SM2 key
         raise KeyFileError(f"{path} is not an unencrypted PEM private key ({exc})") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError(f"{path} is not an Ed25519 private key")
@@ -217,6 +217,8 @@ def load_public_key(path: str | Path) -> Ed25519PublicKey:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError):
         raise TrustListError(f"{path} is not a PEM public key") from None
+    except UnsupportedAlgorithm as exc:  # an SM2 key, an unusual curve: no ValueError
+        raise TrustListError(f"{path} is not an Ed25519 public key ({exc})") from None
     if not isinstance(key, Ed25519PublicKey):
         raise TrustListError(f"{path} is not an Ed25519 public key")
     return key

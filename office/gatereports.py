@@ -248,7 +248,7 @@ def _check_day(base: str, report: _Report, now: datetime, asking: timedelta) -> 
     (The window is far shorter than a day: the days it touches are its ends'.)"""
     try:
         zone = ZoneInfo(report.zone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
         raise PullError(f"{base}: the gate's time zone {report.zone!r} is unknown here") from None
     real = now.astimezone(zone).date()
     days = {real}
