@@ -153,6 +153,8 @@ const A11Y = {
   focus() {
     const el = document.activeElement;
     if (!el || el === document.body) return null;
+    const again = Boolean(el.dataset.a11yReached);
+    el.dataset.a11yReached = "1";
     const s = getComputedStyle(el), r = el.getBoundingClientRect();
     let around = [255, 255, 255, 1];
     for (let n = el.parentElement; n; n = n.parentElement) {
@@ -161,11 +163,23 @@ const A11Y = {
     }
     const ring = A11Y.rgba(s.outlineColor);
     return {
-      what: A11Y.describe(el), name: el.getAttribute("name"),
+      again, what: A11Y.describe(el), name: el.getAttribute("name"),
       text: (el.textContent || el.value || "").trim().slice(0, 20),
       style: s.outlineStyle, width: parseFloat(s.outlineWidth),
       contrast: ring ? A11Y.ratio(ring, around) : 0, shown: r.width > 0 && r.height > 0,
     };
+  },
+
+  // What a mouse can use that Tab did not reach (after a walk of focus() calls); of a
+  // group of radio buttons one is reached by Tab, the others by the arrow keys.
+  unreached() {
+    const sel = "a[href], button, input:not([type=hidden]), select, textarea, [tabindex]";
+    const reached = (el) => el.dataset.a11yReached || (el.matches("input[type=radio]") &&
+      document.querySelector(`input[type=radio][name="${el.name}"][data-a11y-reached]`));
+    return [...document.querySelectorAll(sel)].filter((el) => {
+      const r = el.getBoundingClientRect();
+      return r.width && r.height && !el.disabled && el.tabIndex >= 0 && !reached(el);
+    }).map((el) => `${A11Y.describe(el)} "${(el.textContent || el.name || "").trim().slice(0, 20)}"`);
   },
 
   // Animations running now: none when the system asks for reduced motion.
