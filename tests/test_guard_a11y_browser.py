@@ -145,3 +145,17 @@ def test_every_console_page_shows_where_the_keyboard_is(demo, browser, console_p
     against what is around it (the guard on the office PC with a keyboard only)."""
     found = walk(browser, demo, console_pages, lambda page: a11y.tab_walk(page)[1])
     assert not found, listed(found)
+
+
+@pytest.mark.parametrize(
+    "viewport",
+    [{"width": 320, "height": 640}, {"width": 640, "height": 450}],
+    ids=["320px", "zoom-200"],
+)
+def test_no_console_page_scrolls_sideways_at_320px_or_200_percent(
+    demo, browser, console_pages, viewport
+):
+    """WCAG 1.4.10: at 320 CSS px (a small phone, or 400 % zoom) and at 1280×900 zoomed to
+    200 % nothing reaches past the screen's edge; a table may scroll inside its own box."""
+    found = walk(browser, demo, console_pages, a11y.reflow, **viewport)
+    assert not found, listed(found)
