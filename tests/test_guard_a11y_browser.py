@@ -159,3 +159,10 @@ def test_no_console_page_scrolls_sideways_at_320px_or_200_percent(
     200 % nothing reaches past the screen's edge; a table may scroll inside its own box."""
     found = walk(browser, demo, console_pages, a11y.reflow, **viewport)
     assert not found, listed(found)
+
+
+def test_every_target_on_the_phone_layout_takes_a_gloved_finger(demo, browser, console_pages):
+    """44×44 CSS px for every button, field, choice and link standing on its own (a link
+    inside a sentence is exempt) on the phone layout."""
+    found = walk(browser, demo, console_pages, a11y.small_targets, **PHONE)
+    assert not found, listed(found)
