@@ -17,7 +17,12 @@ from typing import Any
 
 import a11y_support as a11y
 import pytest
-from test_browser import DemoThread, shots_folder, wait_for  # noqa: F401 (shots_folder: autouse)
+from test_browser import (  # noqa: F401 (shots_folder: autouse)
+    DemoThread,
+    shots_folder,
+    wait_for,
+    wait_idle,
+)
 from test_guard_screens_browser import signed_in
 
 pytestmark = pytest.mark.browser
@@ -32,6 +37,7 @@ def demo(tmp_path_factory):
     d = DemoThread(tmp_path_factory.mktemp("guard-a11y")).start()
     for scenario in ("ok", "fever", "forged"):  # a feed, alarms of two kinds, passages
         d.play(scenario)
+        wait_idle(d)
     yield d
     d.stop()
 
@@ -166,3 +172,46 @@ def test_every_target_on_the_phone_layout_takes_a_gloved_finger(demo, browser, c
     inside a sentence is exempt) on the phone layout."""
     found = walk(browser, demo, console_pages, a11y.small_targets, **PHONE)
     assert not found, listed(found)
+
+
+#: The live regions of the page that hold words only (a region around buttons and fields
+#: would read them all again at every update), with what they say now.
+LIVE_WORDS = """() => [...document.querySelectorAll('[aria-live], [role=alert], [role=status]')]
+    .filter(r => r.getAttribute('aria-live') !== 'off' && !r.closest('[hidden]')
+                 && !r.querySelector('button, input, select, textarea, a[href]'))
+    .map(r => r.textContent.trim()).filter(Boolean)"""
+
+FOCUSED = """() => { const el = document.activeElement;
+    return {alarm: el.closest('.alarm') ? el.closest('.alarm').dataset.key : null,
+            what: el.tagName.toLowerCase() + '.' + el.className, name: el.name || null,
+            value: el.value ?? null}; }"""
+
+
+def test_a_new_alarm_is_announced_and_the_guard_keeps_their_place(demo, browser):
+    """A fever at the gate while the guard is working on the live page: a live region says
+    the new alarm (a screen reader speaks it at once) without taking the focus; the reason
+    half typed keeps its words and the focus, and a guard on an alarm's button stays on it
+    while the cards are drawn again."""
+    page = signed_in(browser, demo, "/guard?lang=en")
+    page.wait_for_selector("#alarm-list .alarm")
+    count = page.locator("#alarm-list .alarm").count()
+    page.click("#manual-form input[name=reason]")
+    page.keyboard.type("checked by ha")
+    demo.play("fever", household="C-303", holder="Li Na")  # another person: a new alarm
+    wait_for(lambda: page.locator("#alarm-list .alarm").count() > count)
+    assert page.evaluate(FOCUSED) == {
+        "alarm": None, "what": "input.", "name": "reason", "value": "checked by ha"
+    }  # fmt: skip
+    title = page.locator("#alarm-list .alarm .a-title").first.inner_text()
+    wait_for(lambda: any(title.split()[0] in words for words in page.evaluate(LIVE_WORDS)), 5)
+
+    first = page.locator("#alarm-list .alarm").first
+    key = first.get_attribute("data-key")
+    first.locator("button.ack").focus()
+    count = page.locator("#alarm-list .alarm").count()
+    wait_idle(demo)
+    demo.play("fever", household="D-404", holder="Sun Li")
+    wait_for(lambda: page.locator("#alarm-list .alarm").count() > count)
+    focused = page.evaluate(FOCUSED)
+    assert (focused["alarm"], focused["what"]) == (key, "button.ack")
+    page.context.close()

@@ -83,10 +83,38 @@
   checkAudio();
 
   // --- alarms --------------------------------------------------------------------------
+  // The alarms on the board, by key: a key not among them is a new alarm, said aloud.
+  const known = new Set([...document.querySelectorAll("#alarm-list .alarm")].map((n) => n.dataset.key));
+  function announce(alarms) {
+    const news = alarms.filter((a) => !known.has(a.key));
+    known.clear();
+    for (const a of alarms) known.add(a.key);
+    if (!news.length) return;
+    const region = $("alarm-news");
+    region.textContent = "";  // the same words again are said again
+    const said = news.map((a) => [a.title, a.who, a.temp].filter(Boolean).join(" · ")).join("; ");
+    setTimeout(() => { region.textContent = said; }, 50);
+  }
+  // Where the guard is in the cards (which alarm, which of its controls), to put them back
+  // there once the cards are drawn again; an alarm gone (closed elsewhere) leaves them on
+  // the board.
+  function placeIn(list) {
+    const el = document.activeElement;
+    const card = el && list.contains(el) ? el.closest(".alarm") : null;
+    if (!card) return null;
+    return { key: card.dataset.key, index: [...card.querySelectorAll("input, button, a")].indexOf(el) };
+  }
+  function putBack(list, place) {
+    if (!place) return;
+    const card = [...list.children].find((n) => n.dataset.key === place.key);
+    const target = card ? card.querySelectorAll("input, button, a")[place.index] : $("alarms");
+    (target || $("alarms")).focus({ preventScroll: true });
+  }
   function renderAlarms(alarms) {
     const list = $("alarm-list");
     const tpl = $("alarm-tpl");
     const picked = new Set([...list.querySelectorAll(".a-pick:checked")].map((c) => c.value));
+    const place = placeIn(list);
     list.replaceChildren();
     for (const a of alarms) {
       const node = tpl.content.firstElementChild.cloneNode(true);
@@ -124,6 +152,8 @@
     $("alarm-count").textContent = String(alarms.length);
     $("no-alarms").hidden = alarms.length > 0;
     $("alarms").classList.toggle("none", alarms.length === 0);
+    putBack(list, place);
+    announce(alarms);
     if (openAlarms > before) siren();
   }
 
