@@ -215,3 +215,26 @@ def test_a_new_alarm_is_announced_and_the_guard_keeps_their_place(demo, browser)
     focused = page.evaluate(FOCUSED)
     assert (focused["alarm"], focused["what"]) == (key, "button.ack")
     page.context.close()
+
+
+def test_the_manual_confirmation_closes_with_escape_and_gives_the_focus_back(demo, browser):
+    """The confirmation line of a manual pass, by keyboard: Escape closes it and Cancel
+    does too, each putting the focus back on the button that asked (never on the page,
+    where the guard would Tab from the top again); nothing is decided."""
+    page = signed_in(browser, demo, "/guard?lang=en")
+    page.check("#subject-none")
+    page.fill("#manual-form input[name=reason]", "delivery, known driver")
+    before = demo.session.core.store.last_seq
+    for close in ("Escape", "#manual-confirm-no"):
+        page.focus("#manual-form button[value=pass]")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#manual-confirm", state="visible")
+        if close == "Escape":
+            page.keyboard.press("Escape")
+        else:
+            page.focus(close)
+            page.keyboard.press("Enter")
+        page.wait_for_selector("#manual-confirm", state="hidden", timeout=3000)
+        assert page.evaluate(FOCUSED)["what"] == "button.pass", close
+    assert demo.session.core.store.last_seq == before
+    page.context.close()

@@ -225,10 +225,20 @@
     if (wasChosen) cancelConfirm();
   }
   let pending = null;
-  function cancelConfirm() {
+  // Closing the confirmation line (Cancel, Escape, another choice, a new passage) puts the
+  // focus back on the button that asked when the focus was in the line or the guard closed
+  // it by keyboard, never on the page (where Tab starts from the top again).
+  function cancelConfirm(giveBack) {
+    const line = $("manual-confirm");
+    const asker = pending && pending.asker;
+    const inside = line.contains(document.activeElement);
     pending = null;
-    $("manual-confirm").hidden = true;
+    line.hidden = true;
+    if (asker && (giveBack || inside)) asker.focus();
   }
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && !$("manual-confirm").hidden) { e.preventDefault(); cancelConfirm(true); }
+  });
   manual.addEventListener("submit", (e) => {
     if (pending && pending.confirmed) return;
     e.preventDefault();
@@ -241,7 +251,7 @@
     $("manual-confirm-text").textContent = text.replace("{who}", who).replace("{reason}", reason);
     $("manual-confirm").hidden = false;
     $("subject-changed").hidden = true;
-    pending = { decision, subject: chosen.value, confirmed: false };
+    pending = { decision, subject: chosen.value, confirmed: false, asker: e.submitter || null };
   });
   // A refused decision comes back to this page with its problem: what the guard typed is put
   // back (held in this tab until the next page only), never whom it was about.
@@ -265,7 +275,7 @@
       if (typeof values[name] === "string") manual.elements.namedItem(name).value = values[name];
     }
   })();
-  $("manual-confirm-no").addEventListener("click", cancelConfirm);
+  $("manual-confirm-no").addEventListener("click", () => cancelConfirm(true));
   $("manual-confirm-yes").addEventListener("click", () => {
     const chosen = manual.querySelector("input[name=subject]:checked");
     if (!pending || !chosen || chosen.value !== pending.subject) { cancelConfirm(); return; }
