@@ -182,6 +182,17 @@ const A11Y = {
     }).map((el) => `${A11Y.describe(el)} "${(el.textContent || el.name || "").trim().slice(0, 20)}"`);
   },
 
+  // WCAG 1.4.1: a status drawn in its colour (a fever, a pass, a deny, a fault) says it
+  // in words or a sign too, not by a bare number or nothing at all.
+  colourOnly() {
+    const sel = ".fever, .pass, .deny, .warn, .ok, .fault, .degraded, .absent, .unknown";
+    return [...document.querySelectorAll(sel)].filter((el) => {
+      const r = el.getBoundingClientRect();
+      if (!r.width || !r.height || el.matches("button, form, body, tr, section")) return false;
+      return !/[^\d\s.,:°C%+\-–—·#]/.test(el.textContent);
+    }).map((el) => `${A11Y.describe(el)} says only "${el.textContent.trim().slice(0, 20)}"`);
+  },
+
   // Animations running now: none when the system asks for reduced motion.
   animations() {
     return document.getAnimations().filter((a) => a.playState === "running")

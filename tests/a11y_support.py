@@ -135,6 +135,10 @@ def small_targets(page: Any, minimum: float = TOUCH_PX) -> list[str]:
     return list(in_page(page, "targets(arg)", minimum))
 
 
+def colour_only(page: Any) -> list[str]:
+    return list(in_page(page, "colourOnly()"))
+
+
 def running_animations(page: Any) -> list[str]:
     return list(in_page(page, "animations()"))
 

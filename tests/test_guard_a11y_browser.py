@@ -118,6 +118,8 @@ def test_the_checks_find_what_they_look_for(browser):
     assert any("Faint text" in p for p in a11y.low_contrast(page))
     assert a11y.reflow(page)
     assert any("20x20 a" in p for p in a11y.small_targets(page))
+    page.evaluate("document.body.insertAdjacentHTML('beforeend', '<b class=fever>38.4 °C</b>')")
+    assert a11y.colour_only(page) == ['b.fever says only "38.4 °C"']
     assert a11y.tab_walk(page)[1]
     page.context.close()
 
@@ -238,3 +240,19 @@ def test_the_manual_confirmation_closes_with_escape_and_gives_the_focus_back(dem
         assert page.evaluate(FOCUSED)["what"] == "button.pass", close
     assert demo.session.core.store.last_seq == before
     page.context.close()
+
+
+def test_no_status_is_told_by_its_colour_alone(demo, browser, console_pages):
+    """WCAG 1.4.1: on every page, and in a row the live feed streams in, a fever, a pass, a
+    deny or a device's state drawn in its colour also says so in words or a sign (a guard who
+    does not tell red from green, a screen in sunlight, a black-and-white printout)."""
+    found = walk(browser, demo, console_pages, a11y.colour_only)
+    page = signed_in(browser, demo, "/guard?lang=zh-CN")
+    rows = page.locator("#feed tbody tr").count()
+    wait_idle(demo)
+    demo.play("fever", household="E-505", holder="Qian Yu")
+    wait_for(lambda: page.locator("#feed tbody tr").count() > rows)
+    found["/guard, a streamed row"] = a11y.colour_only(page)
+    page.context.close()
+    found = {path: each for path, each in found.items() if each}
+    assert not found, listed(found)

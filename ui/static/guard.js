@@ -194,6 +194,12 @@
       reasonCell.append(" · ", span);
     }
     const tempCell = cell(tr, r.temp, "num temp" + (r.fever ? " fever" : ""));
+    if (r.fever) {  // in words too, never by its colour alone
+      const mark = document.createElement("small");
+      mark.className = "fever-mark";
+      mark.textContent = feed.dataset.fever;
+      tempCell.append(" ", mark);
+    }
     if (r.by_hand) {
       const small = document.createElement("small");
       small.className = "by-hand";
