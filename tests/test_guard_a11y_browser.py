@@ -256,3 +256,20 @@ def test_no_status_is_told_by_its_colour_alone(demo, browser, console_pages):
     page.context.close()
     found = {path: each for path, each in found.items() if each}
     assert not found, listed(found)
+
+
+def test_nothing_moves_when_the_system_asks_for_reduced_motion(demo, browser):
+    """prefers-reduced-motion: the pulsing alarm cards and a streamed row's flash stand
+    still (the alarm still shows by its card, words and siren); without it they move."""
+    page = signed_in(browser, demo, "/guard?lang=en")
+    page.wait_for_selector("#alarm-list .alarm")
+    assert a11y.running_animations(page)  # the alarms pulse for everyone else
+    page.emulate_media(reduced_motion="reduce")
+    page.reload()
+    page.wait_for_selector("#alarm-list .alarm")
+    rows = page.locator("#feed tbody tr").count()
+    wait_idle(demo)
+    demo.play("ok")
+    wait_for(lambda: page.locator("#feed tbody tr").count() > rows)
+    assert a11y.running_animations(page) == []
+    page.context.close()
