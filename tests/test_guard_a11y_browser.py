@@ -148,6 +148,14 @@ def test_every_console_page_title_is_its_own(demo, browser, console_pages):
     assert {t: p for t, p in titles.items() if len(p) > 1 and "/passage/" not in p[0]} == {}
 
 
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_every_text_on_every_console_page_has_contrast(demo, browser, console_pages, lang):
+    """WCAG AA (4.5:1, 3:1 for large text) for every visible text against what is drawn
+    behind it, read from the page as drawn: the console in sunlight."""
+    found = walk(browser, demo, console_pages, a11y.low_contrast, lang=lang)
+    assert not found, listed(found)
+
+
 def test_every_console_page_shows_where_the_keyboard_is(demo, browser, console_pages):
     """Tab from the top through every page: each stop draws a ring of 2 px or more at 3:1
     against what is around it (the guard on the office PC with a keyboard only)."""
