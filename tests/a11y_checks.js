@@ -185,7 +185,8 @@ const A11Y = {
   // WCAG 1.4.1: a status drawn in its colour (a fever, a pass, a deny, a fault) says it
   // in words or a sign too, not by a bare number or nothing at all.
   colourOnly() {
-    const sel = ".fever, .pass, .deny, .warn, .ok, .fault, .degraded, .absent, .unknown";
+    const sel = ".fever, .pass, .deny, .warn, .ok, .fault, .degraded, .absent, .unknown, " +
+      "[class*='st-']";
     return [...document.querySelectorAll(sel)].filter((el) => {
       const r = el.getBoundingClientRect();
       if (!r.width || !r.height || el.matches("button, form, body, tr, section")) return false;

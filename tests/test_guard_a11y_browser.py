@@ -42,10 +42,42 @@ def demo(tmp_path_factory):
     d.stop()
 
 
+#: The compound's map a manager imports: three homes, one of them quarantined below.
+MAP = "building,unit,floor,household\n3,1,7,3-1-701\n3,1,7,3-1-702\n3,1,1,3-1-101\n"
+
+
+def import_the_map(demo, browser, folder) -> None:
+    """A manager imports the compound's map and a home goes into quarantine, so the map's
+    homes carry their statuses."""
+    from kiosk.accounts import hash_password
+
+    core = demo.session.core
+    core.accounts.add("wu", "admin", hash_password("office-admin-pw"), "test")
+    page = browser.new_context().new_page()
+    page.goto(f"{demo.url}/guard/login?lang=en&next=/guard/community/imports")
+    page.fill("input[name=name]", "wu")
+    page.fill("input[name=password]", "office-admin-pw")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/guard/community/imports*")
+    (folder / "map.csv").write_text(MAP)
+    page.select_option("select[name=kind]", "compound")
+    page.set_input_files("input[name=file]", str(folder / "map.csv"))
+    page.click("#upload button[type=submit]")
+    page.click("#plan button[type=submit]")
+    page.wait_for_selector(".flash.ok")
+    page.context.close()
+    today = core.clock.now().date()
+    core.lists.add_quarantine(
+        "3-1-702", None, str(today), str(today.replace(year=today.year + 1)), "wu"
+    )
+
+
 @pytest.fixture(scope="module")
-def console_pages(demo, browser) -> list[str]:
+def console_pages(demo, browser, tmp_path_factory) -> list[str]:
     """Every console page reachable by its links from the live page (GET pages under
-    /guard), with a pass issued so the passes page has its table and card."""
+    /guard), with a pass issued so the passes page has its table and card, and the
+    compound's map imported with a home in quarantine."""
+    import_the_map(demo, browser, tmp_path_factory.mktemp("map"))
     page = signed_in(browser, demo, "/guard/passes?lang=en")
     page.fill("#pass-form input[name=household]", "3-402")
     page.fill("#pass-form input[name=holder]", "王秀英")
