@@ -313,3 +313,30 @@ def test_nothing_moves_when_the_system_asks_for_reduced_motion(demo, browser):
     wait_for(lambda: page.locator("#feed tbody tr").count() > rows)
     assert a11y.running_animations(page) == []
     page.context.close()
+
+
+def test_the_shift_warning_is_said_when_it_changes_not_every_second(demo, browser):
+    """The last ten minutes of a shift: the warning (an alert a screen reader speaks each
+    time its words are written) is written when the minutes change, not every second, so
+    the guard is not talked over for ten minutes. The page's clock is Playwright's."""
+    page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+    page.clock.install()
+    page.goto(f"{demo.url}/guard/login?lang=en&next=/guard/health")
+    page.fill("input[name=name]", demo.session.guard_user)
+    page.fill("input[name=password]", demo.session.guard_password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/guard/health")
+    left_s = page.evaluate("Number(document.body.dataset.sessionLeftS)")
+    page.clock.run_for((left_s - 5 * 60 - 30) * 1000)  # five and a half minutes left
+    page.wait_for_selector("#session-warning", state="visible")
+    page.evaluate(
+        """() => { window.writes = 0;
+                   new MutationObserver((m) => { window.writes += m.length; })
+                     .observe(document.getElementById('session-warning'),
+                              {childList: true, subtree: true, characterData: true}); }"""
+    )
+    page.clock.run_for(20_000)  # twenty seconds inside one minute: the same words
+    assert page.evaluate("window.writes") == 0
+    page.clock.run_for(60_000)  # a minute on: the new words, written once
+    assert 1 <= page.evaluate("window.writes") <= 2
+    page.context.close()

@@ -15,23 +15,28 @@
   if (!banner || !body.dataset.sessionLeftS) return;
   const endsAt = Date.now() + Number(body.dataset.sessionLeftS) * 1000;
   const warnMs = Number(body.dataset.sessionWarnS || 600) * 1000;
+  // The banner is an alert, spoken each time its words are written: write them only when
+  // they change (the minutes left), never every second.
+  function say(words) {
+    const text = document.getElementById("session-warning-text");
+    if (text.textContent !== words) text.textContent = words;
+    banner.hidden = false;
+  }
   function tick() {
     const left = endsAt - Date.now();
     if (left <= 0) {
-      document.getElementById("session-warning-text").textContent = banner.dataset.ended;
-      banner.hidden = false;
+      say(banner.dataset.ended);
       window.guardSessionEnded = true;
       return;
     }
     if (left <= warnMs) {
       const m = String(Math.max(1, Math.ceil(left / 60000)));
-      document.getElementById("session-warning-text").textContent = banner.dataset.soon.replace("{m}", m);
-      banner.hidden = false;
+      say(banner.dataset.soon.replace("{m}", m));
     }
     setTimeout(tick, Math.min(30000, Math.max(500, left <= warnMs ? 1000 : left - warnMs)));
   }
   tick();
-  window.guardSessionExpired = () => { banner.hidden = false; document.getElementById("session-warning-text").textContent = banner.dataset.ended; };
+  window.guardSessionExpired = () => say(banner.dataset.ended);
 })();
 (function () {
   // After signing in again: an action cut off by the expired session completes by itself,
