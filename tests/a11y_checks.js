@@ -194,6 +194,27 @@ const A11Y = {
     }).map((el) => `${A11Y.describe(el)} says only "${el.textContent.trim().slice(0, 20)}"`);
   },
 
+  // WCAG 2.4.6: two controls that do different things (another link, another form or
+  // value) have different names, so a guard who lists the buttons or hears one knows which
+  // is which; a control in a table row has its row to tell it apart.
+  sameNames() {
+    const seen = new Map(), problems = [];
+    for (const el of document.querySelectorAll("button, a[href]")) {
+      const r = el.getBoundingClientRect();
+      if (!r.width || !r.height || el.closest("tr, template, [hidden]")) continue;
+      const name = (el.getAttribute("aria-label") || el.textContent).replace(/\s+/g, " ").trim();
+      const link = el.matches("a");  // a link and a button are listed apart
+      const key = (link ? "link " : "button ") + name;
+      const does = link ? el.getAttribute("href")
+        : `${el.form ? el.form.getAttribute("action") : ""} ${el.name}=${el.value}`;
+      if (seen.has(key) && seen.get(key) !== does) {
+        problems.push(`two "${name}": ${seen.get(key)} and ${does}`);
+      }
+      seen.set(key, does);
+    }
+    return problems;
+  },
+
   // Animations running now: none when the system asks for reduced motion.
   animations() {
     return document.getAnimations().filter((a) => a.playState === "running")

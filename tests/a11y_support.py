@@ -139,6 +139,10 @@ def colour_only(page: Any) -> list[str]:
     return list(in_page(page, "colourOnly()"))
 
 
+def same_names(page: Any) -> list[str]:
+    return list(in_page(page, "sameNames()"))
+
+
 def running_animations(page: Any) -> list[str]:
     return list(in_page(page, "animations()"))
 

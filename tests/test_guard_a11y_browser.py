@@ -151,6 +151,10 @@ def test_the_checks_find_what_they_look_for(browser):
     assert a11y.reflow(page)
     assert any("20x20 a" in p for p in a11y.small_targets(page))
     page.evaluate("document.body.insertAdjacentHTML('beforeend', '<b class=fever>38.4 °C</b>')")
+    page.evaluate(
+        "document.body.insertAdjacentHTML('beforeend', '<a href=/a>Go</a><a href=/b>Go</a>')"
+    )
+    assert a11y.same_names(page) == ['two "Go": /a and /b']
     assert a11y.colour_only(page) == ['b.fever says only "38.4 °C"']
     assert a11y.tab_walk(page)[1]
     page.context.close()
@@ -160,11 +164,13 @@ def test_the_checks_find_what_they_look_for(browser):
 def test_every_console_page_is_named_titled_and_in_its_language(demo, browser, console_pages, lang):
     """A screen reader meets, on every page: the chosen language (``lang``), a title that
     says which page it is, one h1 and headings in order, one main, two navigations told apart
-    with the current page marked, and a name on every control, link and image."""
+    with the current page marked, a name on every control, link and image, and no two
+    buttons or links that do different things under one name."""
     assert {"/guard", "/guard/register", "/guard/community"} <= set(console_pages)
     found = walk(
         browser, demo, console_pages,
-        lambda page: a11y.structure(page, lang) + a11y.unnamed_controls(page),
+        lambda page: a11y.structure(page, lang) + a11y.unnamed_controls(page)
+        + a11y.same_names(page),
         lang=lang,
     )  # fmt: skip
     assert not found, listed(found)

@@ -147,8 +147,11 @@
       const pick = node.querySelector(".a-pick");
       pick.value = a.key;
       pick.checked = picked.has(a.key);
-      pick.setAttribute("aria-label", a.title);
+      // Which alarm a tick or a Done is about, said by a screen reader (two fevers: two people).
+      const named = [a.title, a.who, a.detail].filter(Boolean).join(" · ");
+      pick.setAttribute("aria-label", named);
       node.querySelector("button.ack").value = a.key;
+      node.querySelector("button.ack .sr-only").textContent = ": " + named;
       list.appendChild(node);
     }
     $("alarm-tools").hidden = alarms.length === 0;
