@@ -346,3 +346,23 @@ def test_the_shift_warning_is_said_when_it_changes_not_every_second(demo, browse
     page.clock.run_for(60_000)  # a minute on: the new words, written once
     assert 1 <= page.evaluate("window.writes") <= 2
     page.context.close()
+
+
+def test_the_console_follows_a_larger_font_chosen_in_the_browser(demo, browser):
+    """An older guard who set the browser's font size larger (24 px for its 16) gets the
+    console's text larger in proportion, and no page scrolls sideways for it (WCAG 1.4.4);
+    the screens' own 15 px was fixed whatever the browser was told."""
+    found = {}
+    page = signed_in(browser, demo, "/guard?lang=zh-CN")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Page.enable")
+    cdp.send("Page.setFontSizes", {"fontSizes": {"standard": 24, "fixed": 20}})
+    for path in ("/guard", "/guard/register", "/guard/health", "/guard/community/map"):
+        page.goto(demo.url + path)
+        size = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
+        found[path] = (
+            [f"body text {size} px for the browser's 24"] if size < 22 else []
+        ) + a11y.reflow(page)
+    page.context.close()
+    found = {path: each for path, each in found.items() if each}
+    assert not found, listed(found)
