@@ -238,10 +238,18 @@ def test_the_map_marks_a_quota_used_yesterday(quota_site, browser):
     try:
         page.goto(f"{url}/guard/community/map?lang=en")
         used = page.locator("td.c-home.st-quota_used")
-        assert used.count() == 1 and used.inner_text() == "3-1-701"
+        # The status by its shape (●) and, for a screen reader, its words, not colour alone.
+        assert used.count() == 1 and used.inner_text().split() == [
+            "3-1-701",
+            "●",
+            "Outing",
+            "quota",
+            "used",
+            "up",
+        ]
         assert used.locator("a").get_attribute("title").strip() == "Outing quota used up"
         chip = page.locator(".c-legend .c-chip.st-quota_used")
-        assert chip.inner_text() == "Outing quota used up"
+        assert chip.inner_text() == "● Outing quota used up"
         background = "e => getComputedStyle(e).backgroundColor"
         plain = page.locator("td.c-home", has_text="3-1-702").evaluate(background)
         assert used.evaluate(background) not in (plain, "rgba(0, 0, 0, 0)")

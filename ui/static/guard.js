@@ -15,23 +15,28 @@
   if (!banner || !body.dataset.sessionLeftS) return;
   const endsAt = Date.now() + Number(body.dataset.sessionLeftS) * 1000;
   const warnMs = Number(body.dataset.sessionWarnS || 600) * 1000;
+  // The banner is an alert, spoken each time its words are written: write them only when
+  // they change (the minutes left), never every second.
+  function say(words) {
+    const text = document.getElementById("session-warning-text");
+    if (text.textContent !== words) text.textContent = words;
+    banner.hidden = false;
+  }
   function tick() {
     const left = endsAt - Date.now();
     if (left <= 0) {
-      document.getElementById("session-warning-text").textContent = banner.dataset.ended;
-      banner.hidden = false;
+      say(banner.dataset.ended);
       window.guardSessionEnded = true;
       return;
     }
     if (left <= warnMs) {
       const m = String(Math.max(1, Math.ceil(left / 60000)));
-      document.getElementById("session-warning-text").textContent = banner.dataset.soon.replace("{m}", m);
-      banner.hidden = false;
+      say(banner.dataset.soon.replace("{m}", m));
     }
     setTimeout(tick, Math.min(30000, Math.max(500, left <= warnMs ? 1000 : left - warnMs)));
   }
   tick();
-  window.guardSessionExpired = () => { banner.hidden = false; document.getElementById("session-warning-text").textContent = banner.dataset.ended; };
+  window.guardSessionExpired = () => say(banner.dataset.ended);
 })();
 (function () {
   // After signing in again: an action cut off by the expired session completes by itself,
@@ -83,10 +88,38 @@
   checkAudio();
 
   // --- alarms --------------------------------------------------------------------------
+  // The alarms on the board, by key: a key not among them is a new alarm, said aloud.
+  const known = new Set([...document.querySelectorAll("#alarm-list .alarm")].map((n) => n.dataset.key));
+  function announce(alarms) {
+    const news = alarms.filter((a) => !known.has(a.key));
+    known.clear();
+    for (const a of alarms) known.add(a.key);
+    if (!news.length) return;
+    const region = $("alarm-news");
+    region.textContent = "";  // the same words again are said again
+    const said = news.map((a) => [a.title, a.who, a.temp].filter(Boolean).join(" · ")).join("; ");
+    setTimeout(() => { region.textContent = said; }, 50);
+  }
+  // Where the guard is in the cards (which alarm, which of its controls), to put them back
+  // there once the cards are drawn again; an alarm gone (closed elsewhere) leaves them on
+  // the board.
+  function placeIn(list) {
+    const el = document.activeElement;
+    const card = el && list.contains(el) ? el.closest(".alarm") : null;
+    if (!card) return null;
+    return { key: card.dataset.key, index: [...card.querySelectorAll("input, button, a")].indexOf(el) };
+  }
+  function putBack(list, place) {
+    if (!place) return;
+    const card = [...list.children].find((n) => n.dataset.key === place.key);
+    const target = card ? card.querySelectorAll("input, button, a")[place.index] : $("alarms");
+    (target || $("alarms")).focus({ preventScroll: true });
+  }
   function renderAlarms(alarms) {
     const list = $("alarm-list");
     const tpl = $("alarm-tpl");
     const picked = new Set([...list.querySelectorAll(".a-pick:checked")].map((c) => c.value));
+    const place = placeIn(list);
     list.replaceChildren();
     for (const a of alarms) {
       const node = tpl.content.firstElementChild.cloneNode(true);
@@ -114,8 +147,11 @@
       const pick = node.querySelector(".a-pick");
       pick.value = a.key;
       pick.checked = picked.has(a.key);
-      pick.setAttribute("aria-label", a.title);
+      // Which alarm a tick or a Done is about, said by a screen reader (two fevers: two people).
+      const named = [a.title, a.who, a.detail].filter(Boolean).join(" · ");
+      pick.setAttribute("aria-label", named);
       node.querySelector("button.ack").value = a.key;
+      node.querySelector("button.ack .sr-only").textContent = ": " + named;
       list.appendChild(node);
     }
     $("alarm-tools").hidden = alarms.length === 0;
@@ -124,6 +160,8 @@
     $("alarm-count").textContent = String(alarms.length);
     $("no-alarms").hidden = alarms.length > 0;
     $("alarms").classList.toggle("none", alarms.length === 0);
+    putBack(list, place);
+    announce(alarms);
     if (openAlarms > before) siren();
   }
 
@@ -164,6 +202,12 @@
       reasonCell.append(" · ", span);
     }
     const tempCell = cell(tr, r.temp, "num temp" + (r.fever ? " fever" : ""));
+    if (r.fever) {  // in words too, never by its colour alone
+      const mark = document.createElement("small");
+      mark.className = "fever-mark";
+      mark.textContent = feed.dataset.fever;
+      tempCell.append(" ", mark);
+    }
     if (r.by_hand) {
       const small = document.createElement("small");
       small.className = "by-hand";
@@ -195,10 +239,20 @@
     if (wasChosen) cancelConfirm();
   }
   let pending = null;
-  function cancelConfirm() {
+  // Closing the confirmation line (Cancel, Escape, another choice, a new passage) puts the
+  // focus back on the button that asked when the focus was in the line or the guard closed
+  // it by keyboard, never on the page (where Tab starts from the top again).
+  function cancelConfirm(giveBack) {
+    const line = $("manual-confirm");
+    const asker = pending && pending.asker;
+    const inside = line.contains(document.activeElement);
     pending = null;
-    $("manual-confirm").hidden = true;
+    line.hidden = true;
+    if (asker && (giveBack || inside)) asker.focus();
   }
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && !$("manual-confirm").hidden) { e.preventDefault(); cancelConfirm(true); }
+  });
   manual.addEventListener("submit", (e) => {
     if (pending && pending.confirmed) return;
     e.preventDefault();
@@ -211,7 +265,7 @@
     $("manual-confirm-text").textContent = text.replace("{who}", who).replace("{reason}", reason);
     $("manual-confirm").hidden = false;
     $("subject-changed").hidden = true;
-    pending = { decision, subject: chosen.value, confirmed: false };
+    pending = { decision, subject: chosen.value, confirmed: false, asker: e.submitter || null };
   });
   // A refused decision comes back to this page with its problem: what the guard typed is put
   // back (held in this tab until the next page only), never whom it was about.
@@ -235,7 +289,7 @@
       if (typeof values[name] === "string") manual.elements.namedItem(name).value = values[name];
     }
   })();
-  $("manual-confirm-no").addEventListener("click", cancelConfirm);
+  $("manual-confirm-no").addEventListener("click", () => cancelConfirm(true));
   $("manual-confirm-yes").addEventListener("click", () => {
     const chosen = manual.querySelector("input[name=subject]:checked");
     if (!pending || !chosen || chosen.value !== pending.subject) { cancelConfirm(); return; }
