@@ -81,6 +81,7 @@ def operations(app):
     assert {op.path for op in ops} == {
         "/api/v1/events",
         "/api/v1/events.csv",
+        "/api/v1/passages",
         "/api/v1/stats",
         "/metrics",
     }
