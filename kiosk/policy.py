@@ -318,10 +318,10 @@ def _check_pass(
     if "escort" in pass_.flags:
         flags.append("escort")
     quota = cfg.quota
-    reached = quota_reached(quota, state.history, pass_.household, pass_.role, now, tz=tz)
-    if direction == "out" and reached:
+    going_out = direction == "out"
+    if going_out and quota_reached(quota, state.history, pass_.household, pass_.role, now, tz=tz):
         reasons.append("quota_exceeded")
-    elif quota.enabled and direction == "out" and pass_.role not in quota.roles:
+    elif quota.enabled and going_out and pass_.role not in quota.roles:
         # A staff member's or a delivery's exit on the household's code is not the
         # household's outing: the history does not count it (``QUOTA_EXEMPT``).
         flags.append(QUOTA_EXEMPT)

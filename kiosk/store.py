@@ -540,8 +540,9 @@ def newer_schema(db: sqlite_utils.Database, known: Iterable[Migrations]) -> str 
         if db[table].exists()
         else set()
     )
-    for unknown in sorted(recorded - PROGRAM_SETS - {m.name for m in known}):
-        return f"its migration set {unknown} is unknown to this one"
+    unknown = sorted(recorded - PROGRAM_SETS - {m.name for m in known})
+    if unknown:
+        return f"its migration set {unknown[0]} is unknown to this one"
     empty = sqlite_utils.Database(memory=True)
     for migrations in known:
         ours = {m.name for m in migrations.pending(empty)}  # every migration this one has
