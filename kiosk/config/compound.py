@@ -5,47 +5,23 @@ Nothing configured (no ``[[compound.peers]]``) is a gate on its own, as before."
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from ._base import EnvName, LocalPath, Section
-from .fleet import normalise_url, read_token
+from ._base import Section
+from .fleet import TokenSource
 
 __all__ = ["CompoundSection", "PeerSource", "peer_notes"]
 
 KIOSK_ID_PATTERN = r"^[A-Za-z0-9._-]+$"
 
 
-class PeerSource(Section):
-    """One other gate of the compound (a `[[compound.peers]]` table)."""
+class PeerSource(TokenSource):
+    """One other gate of the compound (a `[[compound.peers]]` table; its token of the
+    `passages:peer` scope)."""
 
-    url: str = Field(min_length=8, max_length=500)
-    """The peer kiosk's base URL, e.g. `https://gate-south.lan:8443` (TLS: give this kiosk
-    the peer's certificate with SSL_CERT_FILE, as the office does)."""
     kiosk_id: str = Field(min_length=1, max_length=64, pattern=KIOSK_ID_PATTERN)
     """The peer's `site.kiosk_id`: the URL is pinned to it, an answer as another id (or a row
     of another kiosk) is refused."""
-    token_env: EnvName | None = None
-    """Environment variable holding a token of the peer with the `passages:peer` scope."""
-    token_file: LocalPath | None = None
-    """File holding that token (e.g. `$CREDENTIALS_DIRECTORY/peer-gate-south`); one line."""
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return normalise_url(value)
-
-    @model_validator(mode="after")
-    def _one_token_source(self) -> PeerSource:
-        if (self.token_env is None) == (self.token_file is None):
-            raise ValueError(
-                "give exactly one of token_env or token_file (the peer's passages:peer token;"
-                " never the token itself in the config)"
-            )
-        return self
-
-    def token(self) -> str:
-        """Read the token now (a rotated credential is picked up); ``ValueError`` if absent."""
-        return read_token(self.token_env, self.token_file)
 
 
 class CompoundSection(Section):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -24,7 +24,7 @@ from kiosk.hosts import host_names
 
 from ._base import EnvName, Host, LocalPath, Port, Section
 
-__all__ = ["CollectorConfig", "FleetSection", "KioskSource", "load_collector_config"]
+__all__ = ["CollectorConfig", "FleetSection", "KioskSource", "TokenSource", "load_collector_config"]
 
 
 def refuse_credentials(url: str) -> str:
@@ -52,38 +52,45 @@ def normalise_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
-def _http_url(value: str) -> str:
-    return normalise_url(value)
-
-
-class KioskSource(Section):
-    """One kiosk to pull."""
+class TokenSource(Section):
+    """A kiosk asked over HTTP with a bearer token: its URL, and where its token is kept (never
+    the token itself in the config). The office's ``[[kiosks]]`` and a gate's
+    ``[[compound.peers]]``."""
 
     url: str = Field(min_length=8, max_length=500)
-    """The kiosk's base URL, e.g. `http://gate-1.lan:8000` (no query)."""
-    name: str | None = Field(None, min_length=1, max_length=64)
-    """A label for the status page (default: the kiosk id it reports)."""
+    """The kiosk's base URL, e.g. `https://gate-1.lan:8443` (no query; TLS: give the asking
+    program the kiosk's certificate with SSL_CERT_FILE)."""
     token_env: EnvName | None = None
-    """Environment variable holding this kiosk's bearer token (scope `logs:read`: the pull and
-    the daily report with its ledger counts; a gate that refuses the report is reported missing
-    from the district's ledger figures)."""
+    """Environment variable holding a token of that kiosk: scope `logs:read` for the office
+    (the pull and the daily report with its ledger counts), `passages:peer` for a peer gate."""
     token_file: LocalPath | None = None
-    """File holding the token (e.g. `$CREDENTIALS_DIRECTORY/gate-1`); one line."""
+    """File holding that token (e.g. `$CREDENTIALS_DIRECTORY/gate-1`); one line."""
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        return _http_url(value)
+        return normalise_url(value)
 
     @model_validator(mode="after")
-    def _one_token_source(self) -> KioskSource:
+    def _one_token_source(self) -> Self:
         if (self.token_env is None) == (self.token_file is None):
-            raise ValueError("give exactly one of token_env or token_file")
+            raise ValueError(
+                "give exactly one of token_env or token_file (where the kiosk's token is kept;"
+                " never the token itself in the config)"
+            )
         return self
 
     def token(self) -> str:
         """Read the token now (so a rotated credential is picked up); ``ValueError`` if absent."""
         return read_token(self.token_env, self.token_file)
+
+
+class KioskSource(TokenSource):
+    """One kiosk to pull (a gate that refuses the daily report is reported missing from the
+    district's ledger figures)."""
+
+    name: str | None = Field(None, min_length=1, max_length=64)
+    """A label for the status page (default: the kiosk id it reports)."""
 
 
 #: A token file holds one line; anything much larger is not a token (and is not read).
