@@ -101,6 +101,8 @@ class PeerSync:
         self.started_at = core.clock.now()
         self.states = {p.kiosk_id: PeerState(p.url, p.kiosk_id) for p in self.peers}
         self._lock = threading.Lock()
+        #: The peers last said to be stale on the bus (``_tell``).
+        self._told: tuple[str, ...] = ()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -118,6 +120,20 @@ class PeerSync:
         except Exception:  # noqa: BLE001 - a store fault while keeping: the next round retries
             log.exception("compound: keeping %s's passages failed", peer.kiosk_id)
             self._failed(peer, "its passages could not be kept here (event log)")
+        self._tell()
+
+    def _tell(self) -> None:
+        """A ``peers`` bus message (``stale``: the peers whose outings are unknown here) when
+        that set changed since it was last said: the guard's live page draws its alarms
+        again (a stale peer is a standing device alarm, ``kiosk.alarms.peer_alarms``)."""
+        stale = tuple(p["kiosk_id"] for p in self.status() if p["state"] == "stale")
+        with self._lock:
+            if stale == self._told:
+                return
+            self._told = stale
+        bus = self.core.bus
+        message = {"type": "peers", "stale": list(stale)}
+        self.core.runner.in_loop(lambda: bus.publish(message))
 
     def fetch(self, peer: PeerSource) -> int:
         """The new passages of ``peer``, kept and recorded; how many. A failure is its
