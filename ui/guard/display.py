@@ -590,14 +590,24 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
 def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str, str]:
     """Another gate of the compound's row (``report["peers"]``): ``ok`` and when it was last
     heard, or ``degraded`` and since when its outings are unknown here (the quota and the
-    anti-passback hold at this gate only)."""
+    anti-passback hold at this gate only); ``degraded`` too, and by how much and what to do,
+    when its clock is off this gate's beyond ``kiosk.peers.MAX_SKEW``."""
     label = i18n.t(lang, "device.peer", id=str(peer.get("kiosk_id")))
     if peer.get("state") == "ok":
         heard = local_time(str(peer.get("last_success")), tz, "%m-%d %H:%M:%S")
         rows = int(peer.get("rows_held") or 0)
-        return label, "ok", i18n.t(lang, "health.peer_ok", time=heard, rows=rows)
-    since = local_time(str(peer.get("stale_since")), tz, "%m-%d %H:%M")
-    return label, "degraded", i18n.t(lang, "health.peer_stale", since=since)
+        state, words = "ok", i18n.t(lang, "health.peer_ok", time=heard, rows=rows)
+    else:
+        since = local_time(str(peer.get("stale_since")), tz, "%m-%d %H:%M")
+        state, words = "degraded", i18n.t(lang, "health.peer_stale", since=since)
+    skew = peer.get("clock_skew_s")
+    if peer.get("clock_skewed") and isinstance(skew, int):
+        minutes = round(abs(skew) / 60)
+        amount = i18n.t(lang, "health.skew_amount", h=minutes // 60, m=minutes % 60)
+        way = i18n.t(lang, "health.skew_behind" if skew < 0 else "health.skew_ahead")
+        words = f"{words}; {i18n.t(lang, 'health.peer_skew', amount=amount, way=way)}"
+        state = "degraded"
+    return label, state, words
 
 
 def volume_words(volume: dict[str, Any], lang: str) -> tuple[str, str]:
