@@ -28,6 +28,7 @@ import httpx
 from kiosk.config.compound import CompoundSection, PeerSource
 from kiosk.core import Core
 from kiosk.peers import (
+    MAX_SKEW,
     PEER_SCOPE,
     PeerLedger,
     PeerPageError,
@@ -73,6 +74,8 @@ class PeerState:
     last_error: str | None = None
     ahead_dropped: int = 0
     fetched: int = 0
+    #: Its clock less this gate's at the last answer; ``None``: its answers do not say.
+    skew: timedelta | None = None
 
 
 class PeerSync:
@@ -101,6 +104,8 @@ class PeerSync:
         self.started_at = core.clock.now()
         self.states = {p.kiosk_id: PeerState(p.url, p.kiosk_id) for p in self.peers}
         self._lock = threading.Lock()
+        #: The peers last said to be stale on the bus (``_tell``).
+        self._told: tuple[str, ...] = ()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -118,6 +123,20 @@ class PeerSync:
         except Exception:  # noqa: BLE001 - a store fault while keeping: the next round retries
             log.exception("compound: keeping %s's passages failed", peer.kiosk_id)
             self._failed(peer, "its passages could not be kept here (event log)")
+        self._tell()
+
+    def _tell(self) -> None:
+        """A ``peers`` bus message (``stale``: the peers whose outings are unknown here) when
+        that set changed since it was last said: the guard's live page draws its alarms
+        again (a stale peer is a standing device alarm, ``kiosk.alarms.peer_alarms``)."""
+        stale = tuple(p["kiosk_id"] for p in self.status() if p["state"] == "stale")
+        with self._lock:
+            if stale == self._told:
+                return
+            self._told = stale
+        bus = self.core.bus
+        message = {"type": "peers", "stale": list(stale)}
+        self.core.runner.in_loop(lambda: bus.publish(message))
 
     def fetch(self, peer: PeerSource) -> int:
         """The new passages of ``peer``, kept and recorded; how many. A failure is its
@@ -154,6 +173,7 @@ class PeerSync:
                 state.last_success, state.last_error = self.core.clock.now(), None
                 state.ahead_dropped += page.ahead
                 state.fetched += len(new)
+                self._skewed(state, page.skew)
             if page.next >= page.last:
                 break
         return got
@@ -201,6 +221,23 @@ class PeerSync:
             raise PullError(f"{url}: the answer is not JSON (not a kiosk?)") from None
         return check_page(parsed, peer.kiosk_id, after, PAGE_ROWS, self.core.clock.now())
 
+    def _skewed(self, state: PeerState, skew: timedelta | None) -> None:
+        """Keep the peer's clock skew; logged once when it goes beyond ``MAX_SKEW`` and once
+        when it is back within (its rows are kept as it stamps them either way)."""
+        was = state.skew is not None and abs(state.skew) > MAX_SKEW
+        now = skew is not None and abs(skew) > MAX_SKEW
+        state.skew = skew
+        if now and not was:
+            assert skew is not None
+            log.warning(
+                "compound: peer %s's clock is %s this gate's: its passages are kept as it"
+                " stamps them (fix its NTP)",
+                state.kiosk_id,
+                skew_words(skew),
+            )
+        elif was and not now:
+            log.info("compound: peer %s's clock agrees with this gate's again", state.kiosk_id)
+
     def _failed(self, peer: PeerSource, message: str) -> None:
         """The peer's error, for its status; logged when it is new (not at every poll of a
         peer that stays down)."""
@@ -238,6 +275,8 @@ class PeerSync:
                         "rows_held": held.get(state.kiosk_id, 0),
                         "last_error": state.last_error,
                         "ahead_dropped": state.ahead_dropped,
+                        "clock_skew_s": _seconds(state.skew),
+                        "clock_skewed": state.skew is not None and abs(state.skew) > MAX_SKEW,
                     }
                 )
         return out
@@ -279,3 +318,15 @@ class PeerSync:
         if not section.peers:
             return None
         return cls(core, section, client=client)
+
+
+def _seconds(skew: timedelta | None) -> int | None:
+    return None if skew is None else round(skew.total_seconds())
+
+
+def skew_words(skew: timedelta) -> str:
+    """``3 h 5 min behind`` / ``40 min ahead`` (of this gate's clock), for the log."""
+    minutes = round(abs(skew.total_seconds()) / 60)
+    hours, minutes = divmod(minutes, 60)
+    amount = f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    return f"{amount} {'behind' if skew < timedelta(0) else 'ahead of'}"

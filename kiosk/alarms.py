@@ -334,6 +334,27 @@ def alarm_from_message(message: Mapping[str, Any], now: str) -> Alarm | None:
     return Alarm(key=f"bus:{raw}:{message.get('mono_ns') or now}", kind=kind, ts=now, detail=raw)
 
 
+#: The key of a compound gate's standing alarm, then its kiosk id: a device's key, so an
+#: acknowledged one goes when the gate answers again and a later outage alarms again.
+PEER_ALARM = "device:peer:"
+
+
+def peer_alarms(peers: list[Mapping[str, Any]]) -> list[Alarm]:
+    """A standing alarm for each other gate of the compound whose outings are unknown here
+    (a health report's ``peers``, ``state`` ``stale``), while that lasts: dated when they
+    became unknown, ``detail`` the gate's kiosk id."""
+    return [
+        Alarm(
+            key=f"{PEER_ALARM}{peer.get('kiosk_id')}",
+            kind="device",
+            ts=str(peer.get("stale_since") or ""),
+            detail=str(peer.get("kiosk_id")),
+        )
+        for peer in peers
+        if peer.get("state") == "stale"
+    ]
+
+
 def device_alarms(faults: Mapping[str, str]) -> list[Alarm]:
     """A standing alarm for each device in fault (``{device: state}``), while it lasts."""
     return [

@@ -9,7 +9,9 @@ for the network). What a peer sends is judged here before anything of it is kept
 kiosk (a forged row of another refuses the page), every value bounded; a row stamped further
 ahead of this kiosk's clock than ``MAX_AHEAD`` is a clock that was wrong, not a passage: it is
 dropped (counted in the peer's status) and neither blocks a household nor hides a real
-passage.
+passage. A peer's answer says its own time (``now``): how far its clock is from this kiosk's
+is its ``skew``, shown in its status beyond ``MAX_SKEW`` (a clock far *behind* stamps its
+outings early, so they leave the quota's window early here); its rows are never "corrected".
 
 The rows kept go into ``peer_passages`` (``PeerLedger.merge``: keyed ``(kiosk_id, seq)``, so
 a page fetched twice is held once; each peer's cursor in ``peer_cursors``), and only the new
@@ -37,6 +39,7 @@ from .store import StoreFault, format_ts
 
 __all__ = [
     "MAX_AHEAD",
+    "MAX_SKEW",
     "MIGRATIONS",
     "PEER_SCOPE",
     "PeerLedger",
@@ -55,6 +58,10 @@ __all__ = [
 PEER_SCOPE = "passages:peer"
 #: A peer's row stamped further ahead of this kiosk's clock is a clock that was wrong.
 MAX_AHEAD = timedelta(minutes=10)
+#: A peer's clock further than this from this kiosk's (its answer's ``now``) is shown in its
+#: status and logged: one behind stamps its outings early, so they leave the quota's window
+#: early here. Far more than a fetch's time on the LAN, far less than a quota's period.
+MAX_SKEW = timedelta(minutes=2)
 #: The most rows one answer may carry (a page asked for more is refused by the peer).
 MAX_PAGE_ROWS = 1000
 #: Bounds of one row's values (the passes' own limits are lower).
@@ -124,6 +131,9 @@ class CheckedPage:
     next: int
     last: int
     ahead: int
+    #: The peer's clock less this kiosk's when the answer was judged; ``None``: it did not say
+    #: (a peer running the code before ``now`` was in its answer).
+    skew: timedelta | None = None
 
 
 # --- the serving side -------------------------------------------------------------------------
@@ -134,9 +144,9 @@ def peer_page(
 ) -> dict[str, Any]:
     """This kiosk's passing passages after ``after`` stamped from ``since`` on, at most
     ``limit``: ``{"kiosk_id", "passages", "next", "last"}`` (``next``: the cursor to ask
-    from next; ``last``: the log's newest seq). A passage stamped on an unsynchronised clock
-    goes at the time its boot's clock dates it (``kiosk.dating``). ``StoreFault`` when the
-    log cannot be read."""
+    from next; ``last``: the log's newest seq; the API adds ``now``, this kiosk's time). A
+    passage stamped on an unsynchronised clock goes at the time its boot's clock dates it
+    (``kiosk.dating``). ``StoreFault`` when the log cannot be read."""
     try:
         return _page(db, kiosk_id, after, limit, since)
     except sqlite3.Error as exc:
@@ -199,15 +209,15 @@ def _text(row: Mapping[str, Any], key: str, most: int) -> str | None:
     return value
 
 
-def _when(value: object) -> datetime:
+def _when(value: object, what: str = "row ts") -> datetime:
     if not isinstance(value, str) or len(value) > MAX_TS_CHARS:
-        raise PeerPageError(f"row ts is {_shown(value)}, not a time")
+        raise PeerPageError(f"{what} is {_shown(value)}, not a time")
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise PeerPageError(f"row ts is {_shown(value)}, not an ISO 8601 time") from None
+        raise PeerPageError(f"{what} is {_shown(value)}, not an ISO 8601 time") from None
     if when.tzinfo is None:
-        raise PeerPageError(f"row ts is {_shown(value)}, without its UTC offset")
+        raise PeerPageError(f"{what} is {_shown(value)}, without its UTC offset")
     return when.astimezone(UTC)
 
 
@@ -249,7 +259,8 @@ def check_page(page: object, kiosk_id: str, after: int, limit: int, now: datetim
     """A peer's answer to ``after=after&limit=limit``, judged: ``PeerPageError`` (nothing
     kept) unless it is of ``kiosk_id`` (the id its URL is pinned to), with at most ``limit``
     rows of that kiosk, each seq after ``after`` and after the one before, every value within
-    its bounds. Rows stamped more than ``MAX_AHEAD`` after ``now`` are dropped (``ahead``)."""
+    its bounds. Rows stamped more than ``MAX_AHEAD`` after ``now`` are dropped (``ahead``);
+    the page's own ``now``, when it has one, less ``now`` is its ``skew``."""
     if not isinstance(page, dict):
         raise PeerPageError("the answer is not a JSON object (not a kiosk?)")
     if page.get("kiosk_id") != kiosk_id:
@@ -279,7 +290,9 @@ def check_page(page: object, kiosk_id: str, after: int, limit: int, now: datetim
     nxt = _seq(page.get("next"), "next")
     if nxt < previous or nxt > max(last, previous):
         raise PeerPageError(f"next is {nxt}, outside {previous}..{max(last, previous)}")
-    return CheckedPage(rows, nxt, last, ahead)
+    said = page.get("now")
+    skew = None if said is None else _when(said, "now") - now
+    return CheckedPage(rows, nxt, last, ahead, skew)
 
 
 # --- the table ----------------------------------------------------------------------------------

@@ -242,6 +242,45 @@ def test_the_guard_sees_each_peer_on_the_devices_page(north, south, clock, monke
     assert row["state"] == "degraded" and "hold at this gate only" in row["detail"]
 
 
+def test_a_peer_whose_clock_is_far_behind_is_shown_to_the_guard_and_logged_once(
+    tmp_path, south, clock, monkeypatch, caplog
+):
+    from ui.guard.display import health_rows
+
+    # The north gate's clock is 3 hours slow: its outing at 07:00 by it was at 10:00 here.
+    north = Gate(tmp_path, "gate-north", FakeClock(start=NOW - timedelta(hours=3)))
+    try:
+        sync = south.peer_of(north, monkeypatch)
+        north.passage(resident())
+        assert north.core.store.events()[0]["ts"].startswith("2026-03-01T23:00")
+        with caplog.at_level("INFO", logger="checkpoint.peers"):
+            sync.poll()
+            sync.poll()
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "ok" and peer["clock_skew_s"] == -3 * 3600
+        said = [r.getMessage() for r in caplog.records if "clock" in r.getMessage()]
+        assert said == [
+            "compound: peer gate-north's clock is 3 h 0 min behind this gate's: its passages"
+            " are kept as it stamps them (fix its NTP)"
+        ]
+        rows = health_rows(south.core.health(), "en", TZ)
+        [row] = [r for r in rows if r["device"] == "compound gate gate-north"]
+        assert row["state"] == "degraded"
+        assert "clock is 3 h 0 min behind" in row["detail"] and "NTP" in row["detail"]
+        # Its rows are not "corrected": kept at the time it stamped them.
+        [held] = south.core.store.reader().execute("SELECT ts FROM peer_passages").fetchall()
+        assert held[0].startswith("2026-03-01T23:00")
+    finally:
+        north.close()
+
+
+def test_a_peer_whose_clock_is_within_the_bound_is_not_flagged(south, north, clock, monkeypatch):
+    sync = south.peer_of(north, monkeypatch)
+    sync.poll()
+    [peer] = south.core.health()["peers"]
+    assert peer["clock_skew_s"] == 0 and not peer["clock_skewed"]
+
+
 # --- a hostile peer ------------------------------------------------------------
 
 

@@ -158,6 +158,16 @@ def test_a_row_stamped_far_ahead_of_this_clock_is_dropped_and_counted():
     assert [r.seq for r in page.rows] == [2] and page.ahead == 1 and page.next == 2
 
 
+def test_the_peers_own_time_is_compared_with_this_clock_and_a_page_without_it_still_taken():
+    behind = answer(raw()) | {"now": (NOW - timedelta(hours=3)).isoformat()}
+    page = check_page(behind, "gate-north", 0, 10, NOW)
+    assert page.skew == -timedelta(hours=3) and len(page.rows) == 1  # its rows as stamped
+    # A peer running the earlier code of the day says no time: nothing known of its clock.
+    assert check_page(answer(raw()), "gate-north", 0, 10, NOW).skew is None
+    with pytest.raises(PeerPageError, match="now is 'soon', not an ISO 8601 time"):
+        check_page(answer(raw()) | {"now": "soon"}, "gate-north", 0, 10, NOW)
+
+
 def test_a_log_shorter_than_the_cursor_is_a_peer_that_started_again():
     with pytest.raises(PeerRestarted):
         check_page(answer(last=3), "gate-north", 10, 10, NOW)

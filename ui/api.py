@@ -47,7 +47,7 @@ from kiosk.privacy import FIELD_NAMES, mask_event, normalise_fields
 from kiosk.ratelimit import RateLimiter, Verdict
 from kiosk.sheets import formula_safe
 from kiosk.stats import daily_report
-from kiosk.store import EventLog, StoreFault
+from kiosk.store import EventLog, StoreFault, format_ts
 from kiosk.tokens import TokenInfo
 
 log = logging.getLogger(__name__)
@@ -741,6 +741,10 @@ class PeerPage(BaseModel):
     passages: list[PeerPassage]
     next: int = Field(description="Ask with after=next for the passages after these.")
     last: int = Field(description="The newest seq in this kiosk's log.")
+    now: str = Field(
+        description="This kiosk's clock as it answered (UTC): the asking gate compares it"
+        " with its own (a peer's clock far off is shown in its health)."
+    )
 
 
 @router.get(
@@ -764,6 +768,7 @@ def passages(
         page = peer_page(core.store.reader(), core.config.site.kiosk_id, after, limit, since)
     except StoreFault:
         raise HTTPException(503, "the event log is unavailable") from None
+    page["now"] = format_ts(core.clock.now())
     if page["passages"]:
         state.audit(
             token,

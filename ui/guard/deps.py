@@ -43,7 +43,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
-from kiosk.alarms import Alarm, AlarmDesk, device_alarms
+from kiosk.alarms import Alarm, AlarmDesk, device_alarms, peer_alarms
 from kiosk.auditing import Change, HeldRows, audited_write, auditing_request
 from kiosk.crossing import Outcome
 from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
@@ -143,7 +143,9 @@ class Guard:
         return self.core.clock.now().astimezone(self.tz).date()
 
     def standing_alarms(self) -> list[Alarm]:
-        return device_alarms(faults_of(health_report(self.core)))
+        """Devices in fault, and the compound's gates whose outings are unknown here."""
+        report = health_report(self.core)
+        return [*device_alarms(faults_of(report)), *peer_alarms(report.get("peers") or [])]
 
     def alarm_rows(self, lang: str, clear: frozenset[str]) -> list[dict[str, Any]]:
         """The open alarms as cards, masked with ``clear`` (blocking: run it in a thread

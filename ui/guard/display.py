@@ -12,7 +12,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from kiosk import privacy
-from kiosk.alarms import ALARM_DEVICES, Alarm, alarm_from_event, person_of, reason_codes
+from kiosk.alarms import (
+    ALARM_DEVICES,
+    PEER_ALARM,
+    Alarm,
+    alarm_from_event,
+    person_of,
+    reason_codes,
+)
 from kiosk.passes import Pass
 from kiosk.sheets import formula_safe
 from ui import charts, i18n
@@ -53,6 +60,8 @@ def local_time(ts: str | None, tz: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
 def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict[str, Any]:
     """An alarm card in the guard's language: what, who and a vehicle's plate (masked for the
     viewer's role), temperature, direction, date and time, and the passages it is about."""
+    if a.key.startswith(PEER_ALARM):
+        return peer_alarm_view(a, lang, tz)
     if a.kind == "overflow":
         detail = i18n.t(lang, "alarm.overflow_detail", n=a.dropped)
     elif a.detail in i18n.reason_codes():
@@ -89,6 +98,27 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
         "direction": i18n.t(lang, f"dir.{a.direction}") if a.direction in ("in", "out") else "",
         "seqs": seqs,
         "times": i18n.t(lang, "alarm.times", n=len(seqs)) if len(seqs) > 1 else "",
+    }
+
+
+def peer_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
+    """A compound gate's card (``kiosk.alarms.peer_alarms``): which gate, since when its
+    outings are unknown here, and what that means for the rules and the guard."""
+    gate = i18n.t(lang, "device.peer", id=a.detail)
+    since = local_time(a.ts, tz, "%H:%M") if a.ts else "?"
+    return {
+        "todo": i18n.t(lang, "alarm.todo.peer"),
+        "key": a.key,
+        "kind": a.kind,
+        "title": i18n.t(lang, "alarm.device"),
+        "time": local_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else "",
+        "detail": i18n.t(lang, "alarm.peer_stale", gate=gate, since=since),
+        "seq": None,
+        "who": "",
+        "temp": "",
+        "direction": "",
+        "seqs": [],
+        "times": "",
     }
 
 
@@ -560,14 +590,24 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
 def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str, str]:
     """Another gate of the compound's row (``report["peers"]``): ``ok`` and when it was last
     heard, or ``degraded`` and since when its outings are unknown here (the quota and the
-    anti-passback hold at this gate only)."""
+    anti-passback hold at this gate only); ``degraded`` too, and by how much and what to do,
+    when its clock is off this gate's beyond ``kiosk.peers.MAX_SKEW``."""
     label = i18n.t(lang, "device.peer", id=str(peer.get("kiosk_id")))
     if peer.get("state") == "ok":
         heard = local_time(str(peer.get("last_success")), tz, "%m-%d %H:%M:%S")
         rows = int(peer.get("rows_held") or 0)
-        return label, "ok", i18n.t(lang, "health.peer_ok", time=heard, rows=rows)
-    since = local_time(str(peer.get("stale_since")), tz, "%m-%d %H:%M")
-    return label, "degraded", i18n.t(lang, "health.peer_stale", since=since)
+        state, words = "ok", i18n.t(lang, "health.peer_ok", time=heard, rows=rows)
+    else:
+        since = local_time(str(peer.get("stale_since")), tz, "%m-%d %H:%M")
+        state, words = "degraded", i18n.t(lang, "health.peer_stale", since=since)
+    skew = peer.get("clock_skew_s")
+    if peer.get("clock_skewed") and isinstance(skew, int):
+        minutes = round(abs(skew) / 60)
+        amount = i18n.t(lang, "health.skew_amount", h=minutes // 60, m=minutes % 60)
+        way = i18n.t(lang, "health.skew_behind" if skew < 0 else "health.skew_ahead")
+        words = f"{words}; {i18n.t(lang, 'health.peer_skew', amount=amount, way=way)}"
+        state = "degraded"
+    return label, state, words
 
 
 def volume_words(volume: dict[str, Any], lang: str) -> tuple[str, str]:

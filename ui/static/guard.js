@@ -97,7 +97,9 @@
     if (!news.length) return;
     const region = $("alarm-news");
     region.textContent = "";  // the same words again are said again
-    const said = news.map((a) => [a.title, a.who, a.temp].filter(Boolean).join(" · ")).join("; ");
+    // A device's card says which device (a gate of the compound: which, and since when).
+    const words = (a) => [a.title, a.who, a.kind === "device" ? a.detail : "", a.temp];
+    const said = news.map((a) => words(a).filter(Boolean).join(" · ")).join("; ");
     setTimeout(() => { region.textContent = said; }, 50);
   }
   // Where the guard is in the cards (which alarm, which of its controls), to put them back
