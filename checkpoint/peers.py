@@ -251,7 +251,8 @@ class PeerSync:
     # -- what the guard is told -------------------------------------------------------------------
 
     def status(self) -> list[dict[str, Any]]:
-        """Each peer: ``state`` (``ok``, ``stale``: its outings are unknown here since
+        """Each peer: ``state`` (``ok``; ``starting``: not asked to the end yet, and
+        less than ``stale_after_s`` after this sync started; ``stale``: its outings are unknown here since
         ``stale_since``), ``last_success``, ``rows_held``, ``last_error``, rows dropped as
         stamped ahead of this clock."""
         now = self.core.clock.now()
@@ -265,13 +266,22 @@ class PeerSync:
             for state in self.states.values():
                 heard = state.last_success
                 fresh = heard is not None and timedelta(0) <= now - heard <= stale_after
+                # Not asked to the end yet since the start (the first poll under way): not an
+                # outage (a restart raised the guard's alarm every time). Any failure is one.
+                starting = (
+                    heard is None
+                    and state.last_error is None
+                    and timedelta(0) <= now - self.started_at <= stale_after
+                )
                 out.append(
                     {
                         "kiosk_id": state.kiosk_id,
                         "url": state.url,
-                        "state": "ok" if fresh else "stale",
+                        "state": "ok" if fresh else "starting" if starting else "stale",
                         "last_success": heard.isoformat() if heard else None,
-                        "stale_since": None if fresh else (heard or self.started_at).isoformat(),
+                        "stale_since": None
+                        if fresh or starting
+                        else (heard or self.started_at).isoformat(),
                         "rows_held": held.get(state.kiosk_id, 0),
                         "last_error": state.last_error,
                         "ahead_dropped": state.ahead_dropped,

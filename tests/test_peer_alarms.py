@@ -105,12 +105,26 @@ def test_the_live_stream_draws_the_alarms_again_when_a_peer_changes(gate):
     from ui.guard.deps import Guard
     from ui.views import ScreenTracker, current_state
 
-    core, _, _ = gate
+    core, sync, north = gate
     guard = SimpleNamespace(is_admin=False)  # the session: only its role is read here
     stream = live.FeedStream(Guard.build(core), guard, "en", 0)  # type: ignore[arg-type]
     tracker = ScreenTracker(current_state(core))
+    north.up = False
+    sync.poll()  # never heard, and the first ask failed: its outings are unknown here
     lines = asyncio.run(stream.on_message({"type": "peers", "stale": []}, tracker))
     assert len(lines) == 1 and lines[0].startswith("event: alarms")
-    # Not heard yet since the start: its outings are unknown here too.
     cards = json.loads(lines[0].split("data: ", 1)[1])
     assert [c["key"] for c in cards] == [KEY]
+
+
+def test_a_restart_raises_no_alarm_before_the_first_ask_of_a_peer_ends(gate, clock):
+    """Every restart showed the peer's card (and sounded the siren) until the first poll came
+    back: a peer not asked yet is ``starting``; a failed ask, or silence past
+    ``stale_after_s`` since the start, is an outage."""
+    core, sync, north = gate
+    with signed_in(make_app(core)) as guard:
+        assert [p["state"] for p in sync.status()] == ["starting"]
+        assert peer_cards(guard) == []
+        clock.advance(121)  # no ask has ended in stale_after_s (a thread held up)
+        assert [p["state"] for p in sync.status()] == ["stale"]
+        assert [c["key"] for c in peer_cards(guard)] == [KEY]
