@@ -232,6 +232,9 @@ def test_the_guard_sees_each_peer_on_the_devices_page(north, south, clock, monke
     from ui.guard.display import health_rows
 
     sync = south.peer_of(north, monkeypatch)
+    rows = health_rows(south.core.health(), "en", TZ)
+    [row] = [r for r in rows if r["device"] == "compound gate gate-north"]
+    assert row["state"] == "ok" and "for the first time" in row["detail"]  # not asked yet
     sync.poll()
     rows = health_rows(south.core.health(), "en", TZ)
     [row] = [r for r in rows if r["device"] == "compound gate gate-north"]

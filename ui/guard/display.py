@@ -597,6 +597,8 @@ def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str,
         heard = local_time(str(peer.get("last_success")), tz, "%m-%d %H:%M:%S")
         rows = int(peer.get("rows_held") or 0)
         state, words = "ok", i18n.t(lang, "health.peer_ok", time=heard, rows=rows)
+    elif peer.get("state") == "starting":
+        state, words = "ok", i18n.t(lang, "health.peer_starting")
     else:
         since = local_time(str(peer.get("stale_since")), tz, "%m-%d %H:%M")
         state, words = "degraded", i18n.t(lang, "health.peer_stale", since=since)
