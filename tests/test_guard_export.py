@@ -243,3 +243,38 @@ def test_the_api_and_the_guard_console_write_csv_text_by_one_rule():
         assert _csv_cell(text) == guard_cell == formula_safe(text) == "'" + text
     assert _csv_cell(-3.5) == -3.5 and events_csv(["h"], [[-3.5]]).endswith("-3.5\r\n")
     assert formula_safe("张三") == "张三"
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_the_repeated_autumn_hour_is_told_apart_in_the_csv_and_xlsx(lang):
+    """Berlin's clocks go back at 03:00 on 25 October 2026: 00:30 and 01:30 UTC are both
+    02:30 local. Each exported row says its offset from UTC (a column added at the end)."""
+    from openpyxl import load_workbook
+
+    from ui.guard.display import events_csv, events_xlsx, export_table
+
+    rows = [
+        {"ts": f"2026-10-25T0{h}:30:00+00:00", "kiosk_id": "gate-1", "direction": "in",
+         "decision": "pass", "reasons": ["ok"]}
+        for h in (0, 1)
+    ]  # fmt: skip
+    headers, table = export_table(rows, lang, ZoneInfo("Europe/Berlin"), frozenset())
+    assert headers[:-1] == [i18n.t(lang, k) for k in (
+        "export.time", "export.gate", "export.direction", "export.kind", "export.decision",
+        "export.reasons", "export.temp", "export.household", "export.name", "export.phone",
+        "export.plate", "export.occupants", "export.note", "export.operator",
+        "export.pass_id")]  # fmt: skip
+    assert headers[-1] == i18n.t(lang, "export.utc_offset")
+    assert [r[0] for r in table] == ["2026-10-25 02:30:00"] * 2  # the clerk's local time
+    assert [r[-1] for r in table] == ["UTC+02:00", "UTC+01:00"]
+    text = events_csv(headers, table).lstrip("\ufeff")
+    body = list(csv.reader(io.StringIO(text)))[1:]
+    assert [(r[0], r[-1]) for r in body] == [
+        ("2026-10-25 02:30:00", "UTC+02:00"),
+        ("2026-10-25 02:30:00", "UTC+01:00"),
+    ]
+    sheet = load_workbook(io.BytesIO(events_xlsx(headers, table, [], lang))).worksheets[1]
+    assert [r[-1] for r in sheet.iter_rows(min_row=2, values_only=True)] == [
+        "UTC+02:00",
+        "UTC+01:00",
+    ]

@@ -50,6 +50,18 @@ def local_time(ts: str | None, tz: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
     return when.astimezone(tz).strftime(fmt)
 
 
+def utc_offset(ts: str | None, tz: ZoneInfo) -> str:
+    """``UTC+02:00``: with the local time it names the instant, also in the hour a daylight
+    saving change repeats (text no spreadsheet reads as a formula or a time)."""
+    if not ts:
+        return ""
+    try:
+        offset = datetime.fromisoformat(ts).astimezone(tz).strftime("%z")
+    except ValueError:
+        return ""
+    return f"UTC{offset[:3]}:{offset[3:5]}" if offset else ""
+
+
 def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict[str, Any]:
     """An alarm card in the guard's language: what, who and a vehicle's plate (masked for the
     viewer's role), temperature, direction, date and time, and the passages it is about."""
@@ -364,7 +376,8 @@ def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str,
 
 
 #: The export's columns as the office files them: (i18n key of the header, how to get the
-#: value). No internal columns (hash, latency, sensor readings, chain fields).
+#: value). No internal columns (hash, latency, sensor readings, chain fields). Columns are
+#: only ever added at the end (an office's sheet reads them by place).
 EXPORT_COLUMNS = (
     "export.time",
     "export.gate",
@@ -381,6 +394,7 @@ EXPORT_COLUMNS = (
     "export.note",
     "export.operator",
     "export.pass_id",
+    "export.utc_offset",
 )
 
 
@@ -417,6 +431,7 @@ def export_row(row: dict[str, Any], lang: str, tz: ZoneInfo, clear: frozenset[st
         person.get("note") or "",
         row.get("operator") or "",
         masked.get("pass_id") or "",
+        utc_offset(row.get("ts"), tz),
     ]
 
 
