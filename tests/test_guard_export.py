@@ -278,3 +278,53 @@ def test_the_repeated_autumn_hour_is_told_apart_in_the_csv_and_xlsx(lang):
         "UTC+02:00",
         "UTC+01:00",
     ]
+
+
+def _chart_tables(page: str) -> dict[str, list[list[str]]]:
+    """Each chart's name (its aria-label) → the rows of the table a screen reader reads
+    beside it (header first), from the page's HTML."""
+    found = {}
+    for name, table in re.findall(
+        r'<svg[^>]*role="img" aria-label="([^"]+)".*?</svg>\s*<div class="sr-only">'
+        r"<table>(.*?)</table></div>",
+        page,
+        flags=re.S,
+    ):
+        caption = re.search(r"<caption>(.*?)</caption>", table, flags=re.S)
+        assert caption and caption.group(1) == name
+        rows = re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)
+        found[name] = [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r, flags=re.S) for r in rows]
+    return found
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_each_chart_gives_a_screen_reader_its_figures(guard_client, guard_core, lang):
+    a_day(guard_core)
+    login(guard_client)
+    page = guard_client.get(f"/guard/stats?day=2026-03-02&lang={lang}").text
+    tables = _chart_tables(page)
+    _ = i18n.translator(lang)
+    assert set(tables) == {_(k) for k in ("stats.per_hour", "stats.by_reason",
+                                          "stats.temp_hist", "stats.exits")}  # fmt: skip
+    hours = tables[_("stats.per_hour")]
+    assert hours[0] == [_("stats.col_hour"), _("stats.col_passages")]
+    assert [r[0] for r in hours[1:]] == [f"{h:02d}" for h in range(24)]
+    assert sum(int(r[1]) for r in hours[1:]) > 0
+    reasons = tables[_("stats.by_reason")]
+    assert reasons[0] == [_("stats.col_reason"), _("stats.col_denies")]
+    assert sorted(r[0] for r in reasons[1:]) == sorted(i18n.reason_text(lang, c) for c in REASONS)
+    assert all(r[1] == "1" for r in reasons[1:])
+    temps = tables[_("stats.temp_hist")]
+    assert temps[0] == [_("stats.col_temp"), _("stats.col_people")]
+    assert sum(int(r[1]) for r in temps[1:]) == 13  # every reading of the day
+    exits = tables[_("stats.exits")]
+    assert exits[0] == [_("stats.col_exits"), _("stats.col_households")]
+
+
+def test_a_chart_with_no_figures_tells_a_screen_reader_so(guard_client):
+    login(guard_client)
+    page = guard_client.get("/guard/stats?day=2026-03-01&lang=en").text
+    tables = _chart_tables(page)
+    assert len(tables) == 4
+    for rows in tables.values():
+        assert rows[1:] == [["No data for this day"]]
