@@ -11,8 +11,6 @@ updates; it never removes (a guard's revocation is not undone by a spreadsheet).
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from .community import CommunityError
 from .lists import HouseholdIn, ImportResult, Lists, ListStore, QuarantineIn, RevocationIn
-from .sheets import Diff, Table, diff_rows, read_table
+from .sheets import Diff, Table, diff_rows, read_table, write_csv
 
 __all__ = ["ListPlan", "apply_list_import", "guess_kind", "plan_list_import"]
 
@@ -163,9 +161,7 @@ def apply_list_import(plan: ListPlan, store: ListStore, actor: str) -> ImportRes
     """Apply the plan's new and changed rows; None when there is nothing to apply."""
     if not plan.rows:
         return None
-    out = io.StringIO()
-    # Every cell quoted: a lone CR in a note (an old Mac line end) is text inside quotes, where
-    # the minimal quoting of ``sheets.write_csv`` left it bare and the reader refused it.
-    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
-    writer.writerows([plan.header, *([r.get(h, "") for h in plan.header] for r in plan.rows)])
-    return store.import_csv(plan.kind, out.getvalue(), actor)
+    # ``write_csv`` quotes a cell holding a CR or LF (a lone CR in a note, an old Mac line end),
+    # which the list store's reader would refuse bare.
+    text = write_csv([plan.header, *([r.get(h, "") for h in plan.header] for r in plan.rows)])
+    return store.import_csv(plan.kind, text, actor)

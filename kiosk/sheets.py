@@ -5,7 +5,8 @@ older office PCs) or the first sheet of an .xlsx into a header and rows of text,
 before it is read (``MAX_BYTES``, ``MAX_ROWS``, ``MAX_COLUMNS``; an .xlsx also by what it
 unpacks to, ``MAX_UNPACKED_BYTES``). ``diff_rows`` says what an
 import would change (added, changed, removed) so it can be shown before it is applied.
-``write_xlsx`` / ``write_csv`` write the daily report. ``formula_safe`` is the one rule every
+``write_xlsx`` / ``write_csv`` write the daily report (``write_csv`` also the list import's
+hand-off). ``formula_safe`` is the one rule every
 CSV of events (the API's, the guard console's) writes text cells by.
 
 openpyxl reads .xlsx in read-only mode (a zip of XML): no macros run, formulas are read as
@@ -285,8 +286,11 @@ def formula_safe(text: str) -> str:
 
 
 def write_csv(rows: Iterable[Sequence[object]]) -> str:
+    """Rows as CSV text, the one writer of the kiosk's sheets. Lines end in CR LF (RFC 4180):
+    the csv module quotes a cell holding a character of the line end, so every cell with a CR
+    or an LF (a lone CR is an old Mac line end) is text inside quotes, never a split row."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\r\n")
     for row in rows:
         writer.writerow(["" if v is None else v for v in row])
     return out.getvalue()

@@ -152,3 +152,17 @@ def test_without_the_ledgers_their_figures_are_unknown_not_zero(store):
     report = stats.compute_report(store.reader(), DAY, TZ)["community"]
     assert report["returnees"] is None and report["service_requests"] is None
     assert report["quarantined_households"] is None and report["registrations"] == 0
+
+
+def test_a_cell_with_a_lone_carriage_return_stays_in_its_row_of_the_csv():
+    """An old Mac line end (a lone CR) or a CR LF inside text: a spreadsheet (and Python's
+    reader) splits a row at a bare one, so the shared writer quotes every such cell."""
+    from kiosk.sheets import write_csv
+
+    rows = [["category", "item", "value"], ["ledgers", "gates", "gate-1\rgate-2"],
+            ["notes", "a\r\nb", 3], ["passages", "denied", 1]]  # fmt: skip
+    text = write_csv(rows)
+    assert list(csv.reader(io.StringIO(text, newline=""))) == [
+        [str(c) for c in row] for row in rows
+    ]
+    assert "passages,denied,1" in text.splitlines()  # plain cells stay unquoted

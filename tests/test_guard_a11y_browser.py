@@ -366,3 +366,21 @@ def test_the_console_follows_a_larger_font_chosen_in_the_browser(demo, browser):
     page.context.close()
     found = {path: each for path, each in found.items() if each}
     assert not found, listed(found)
+
+
+@pytest.mark.parametrize("width", [1366, 360])
+def test_each_chart_has_its_figures_for_a_screen_reader_and_looks_the_same(demo, browser, width):
+    """Each statistics chart is followed by a table of its figures that a screen reader
+    reads (in the accessibility tree, captioned with the chart's name) and nobody sees:
+    the charts drawn without the tables are the same pixels."""
+    page = signed_in(browser, demo, "/guard/stats?lang=en", width=width, height=900)
+    names = page.eval_on_selector_all("svg[role=img]", "s => s.map(e => e.ariaLabel)")
+    tables = page.locator("svg[role=img] + .sr-only table")
+    assert tables.count() == len(names) == 4
+    for name in names:
+        assert page.get_by_role("table", name=name).count() == 1, name
+    charts = page.locator(".g-grid")
+    before = charts.screenshot()
+    page.evaluate("document.querySelectorAll('svg[role=img] + .sr-only').forEach(e => e.remove())")
+    assert charts.screenshot() == before
+    page.context.close()

@@ -243,3 +243,88 @@ def test_the_api_and_the_guard_console_write_csv_text_by_one_rule():
         assert _csv_cell(text) == guard_cell == formula_safe(text) == "'" + text
     assert _csv_cell(-3.5) == -3.5 and events_csv(["h"], [[-3.5]]).endswith("-3.5\r\n")
     assert formula_safe("张三") == "张三"
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_the_repeated_autumn_hour_is_told_apart_in_the_csv_and_xlsx(lang):
+    """Berlin's clocks go back at 03:00 on 25 October 2026: 00:30 and 01:30 UTC are both
+    02:30 local. Each exported row says its offset from UTC (a column added at the end)."""
+    from openpyxl import load_workbook
+
+    from ui.guard.display import events_csv, events_xlsx, export_table
+
+    rows = [
+        {"ts": f"2026-10-25T0{h}:30:00+00:00", "kiosk_id": "gate-1", "direction": "in",
+         "decision": "pass", "reasons": ["ok"]}
+        for h in (0, 1)
+    ]  # fmt: skip
+    headers, table = export_table(rows, lang, ZoneInfo("Europe/Berlin"), frozenset())
+    assert headers[:-1] == [i18n.t(lang, k) for k in (
+        "export.time", "export.gate", "export.direction", "export.kind", "export.decision",
+        "export.reasons", "export.temp", "export.household", "export.name", "export.phone",
+        "export.plate", "export.occupants", "export.note", "export.operator",
+        "export.pass_id")]  # fmt: skip
+    assert headers[-1] == i18n.t(lang, "export.utc_offset")
+    assert [r[0] for r in table] == ["2026-10-25 02:30:00"] * 2  # the clerk's local time
+    assert [r[-1] for r in table] == ["UTC+02:00", "UTC+01:00"]
+    text = events_csv(headers, table).lstrip("\ufeff")
+    body = list(csv.reader(io.StringIO(text)))[1:]
+    assert [(r[0], r[-1]) for r in body] == [
+        ("2026-10-25 02:30:00", "UTC+02:00"),
+        ("2026-10-25 02:30:00", "UTC+01:00"),
+    ]
+    sheet = load_workbook(io.BytesIO(events_xlsx(headers, table, [], lang))).worksheets[1]
+    assert [r[-1] for r in sheet.iter_rows(min_row=2, values_only=True)] == [
+        "UTC+02:00",
+        "UTC+01:00",
+    ]
+
+
+def _chart_tables(page: str) -> dict[str, list[list[str]]]:
+    """Each chart's name (its aria-label) → the rows of the table a screen reader reads
+    beside it (header first), from the page's HTML."""
+    found = {}
+    for name, table in re.findall(
+        r'<svg[^>]*role="img" aria-label="([^"]+)".*?</svg>\s*<div class="sr-only">'
+        r"<table>(.*?)</table></div>",
+        page,
+        flags=re.S,
+    ):
+        caption = re.search(r"<caption>(.*?)</caption>", table, flags=re.S)
+        assert caption and caption.group(1) == name
+        rows = re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)
+        found[name] = [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r, flags=re.S) for r in rows]
+    return found
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_each_chart_gives_a_screen_reader_its_figures(guard_client, guard_core, lang):
+    a_day(guard_core)
+    login(guard_client)
+    page = guard_client.get(f"/guard/stats?day=2026-03-02&lang={lang}").text
+    tables = _chart_tables(page)
+    _ = i18n.translator(lang)
+    assert set(tables) == {_(k) for k in ("stats.per_hour", "stats.by_reason",
+                                          "stats.temp_hist", "stats.exits")}  # fmt: skip
+    hours = tables[_("stats.per_hour")]
+    assert hours[0] == [_("stats.col_hour"), _("stats.col_passages")]
+    assert [r[0] for r in hours[1:]] == [f"{h:02d}" for h in range(24)]
+    assert sum(int(r[1]) for r in hours[1:]) > 0
+    reasons = tables[_("stats.by_reason")]
+    assert reasons[0] == [_("stats.col_reason"), _("stats.col_denies")]
+    assert sorted(r[0] for r in reasons[1:]) == sorted(i18n.reason_text(lang, c) for c in REASONS)
+    assert all(r[1] == "1" for r in reasons[1:])
+    temps = tables[_("stats.temp_hist")]
+    assert temps[0] == [_("stats.col_temp"), _("stats.col_people")]
+    assert sum(int(r[1]) for r in temps[1:]) == 13  # every reading of the day
+    exits = tables[_("stats.exits")]
+    assert exits[0] == [_("stats.col_exits"), _("stats.col_households")]
+
+
+def test_a_chart_with_no_figures_tells_a_screen_reader_so(guard_client):
+    login(guard_client)
+    page = guard_client.get("/guard/stats?day=2026-03-01&lang=en").text
+    tables = _chart_tables(page)
+    assert len(tables) == 4
+    for rows in tables.values():
+        assert rows[1:] == [["No data for this day"]]

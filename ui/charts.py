@@ -2,7 +2,9 @@
 
 The output is a self-contained ``<svg>`` string with a ``<title>`` for screen readers, every
 bar's value written on or above it (a chart must be readable without colour), and an optional
-horizontal reference line (a household's exit quota). Labels are XML-escaped.
+horizontal reference line (a household's exit quota). Labels are XML-escaped. Given the
+``columns`` of its figures, a chart is followed by ``data_table``: the same figures as a table
+a screen reader reads (the picture is one image to it) and nobody sees.
 """
 
 from __future__ import annotations
@@ -122,6 +124,23 @@ def _fitted_svg(title: str, wide: Drawing, phone: Drawing, css_class: str) -> st
     )
 
 
+def data_table(title: str, bars: Sequence[Bar], columns: tuple[str, str], empty_text: str) -> str:
+    """A chart's figures for a screen reader, after its picture: a table captioned with the
+    chart's name, a row per bar (label, value), in a box of a pixel (``sr-only``) so the page
+    looks the same. A chart with nothing to draw says its ``empty_text``."""
+    head = "".join(f'<th scope="col">{escape(c)}</th>' for c in columns)
+    if not bars or not any(b.value for b in bars):
+        body = f'<tr><td colspan="2">{escape(empty_text)}</td></tr>'
+    else:
+        body = "".join(
+            f'<tr><th scope="row">{escape(b.label)}</th><td>{_fmt(b.value)}</td></tr>' for b in bars
+        )
+    return (
+        f'<div class="sr-only"><table><caption>{escape(title)}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    )
+
+
 def bar_chart(
     bars: Sequence[Bar],
     *,
@@ -133,19 +152,22 @@ def bar_chart(
     empty_text: str = "—",
     label_every: int = 1,
     phone: bool = False,
+    columns: tuple[str, str] | None = None,
 ) -> str:
     """A vertical bar chart. ``reference`` draws a dashed line (e.g. the quota) across it.
-    With ``phone``, the chart also carries its drawing for a phone (``PHONE_WIDTH``)."""
+    With ``phone``, the chart also carries its drawing for a phone (``PHONE_WIDTH``). With
+    ``columns`` (the label's and the value's headers), its ``data_table`` follows it."""
     if width < 120 or height < 80:
         raise ValueError("chart too small")
     if label_every < 1:
         raise ValueError("label_every must be >= 1")
+    table = "" if columns is None else data_table(title, bars, columns, empty_text)
     marks = (reference, reference_label, empty_text, label_every)
     wide = _bars(bars, width, height, marks, LABEL_PX)
     if not phone:
-        return _svg(title, wide, "chart")
+        return _svg(title, wide, "chart") + table
     small = _bars(bars, PHONE_WIDTH, PHONE_HEIGHT, marks, PHONE_LABEL_PX)
-    return _fitted_svg(title, wide, small, "chart")
+    return _fitted_svg(title, wide, small, "chart") + table
 
 
 def _bars(
@@ -218,20 +240,23 @@ def hbar_chart(
     row_h: int = 26,
     empty_text: str = "—",
     phone: bool = False,
+    columns: tuple[str, str] | None = None,
 ) -> str:
     """A horizontal bar chart: one row per bar, however many, each label on its own line
     left of its bar (long labels such as reasons in words never overlap), the value after
     the bar, whole-number ticks for counts. With ``phone``, the chart also carries its
     drawing for a phone (``PHONE_WIDTH``), where each label is written above its bar: the
-    width left of the bars would not hold a reason in words at a size one can read."""
+    width left of the bars would not hold a reason in words at a size one can read. With
+    ``columns`` (the label's and the value's headers), its ``data_table`` follows it."""
     if width < 200 or row_h < 14:
         raise ValueError("chart too small")
+    table = "" if columns is None else data_table(title, bars, columns, empty_text)
     wide = _hbars(bars, width, row_h, empty_text, LABEL_PX)
     if not phone:
-        return _svg(title, wide, "chart hbar")
+        return _svg(title, wide, "chart hbar") + table
     row = round(PHONE_LABEL_PX + 3 + 0.55 * row_h + 8)  # the label's line, its bar, a gap
     small = _hbars(bars, PHONE_WIDTH, row, empty_text, PHONE_LABEL_PX, labels_above=True)
-    return _fitted_svg(title, wide, small, "chart hbar")
+    return _fitted_svg(title, wide, small, "chart hbar") + table
 
 
 def _hbars(

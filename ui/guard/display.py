@@ -57,6 +57,18 @@ def local_time(ts: str | None, tz: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
     return when.astimezone(tz).strftime(fmt)
 
 
+def utc_offset(ts: str | None, tz: ZoneInfo) -> str:
+    """``UTC+02:00``: with the local time it names the instant, also in the hour a daylight
+    saving change repeats (text no spreadsheet reads as a formula or a time)."""
+    if not ts:
+        return ""
+    try:
+        offset = datetime.fromisoformat(ts).astimezone(tz).strftime("%z")
+    except ValueError:
+        return ""
+    return f"UTC{offset[:3]}:{offset[3:5]}" if offset else ""
+
+
 def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict[str, Any]:
     """An alarm card in the guard's language: what, who and a vehicle's plate (masked for the
     viewer's role), temperature, direction, date and time, and the passages it is about."""
@@ -329,6 +341,7 @@ def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str,
     per_hour = charts.bar_chart(
         [charts.Bar(f"{h:02d}", n, "pass") for h, n in enumerate(hours)],
         title=_("stats.per_hour"),
+        columns=(_("stats.col_hour"), _("stats.col_passages")),
         empty_text=_("stats.no_data"),
         label_every=3,
         phone=True,
@@ -344,6 +357,7 @@ def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str,
     by_reason = charts.hbar_chart(
         [charts.Bar(i18n.reason_text(lang, c), n, "deny") for c, n in reasons],
         title=_("stats.by_reason"),
+        columns=(_("stats.col_reason"), _("stats.col_denies")),
         empty_text=_("stats.no_data"),
         phone=True,
     )
@@ -361,6 +375,7 @@ def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str,
     temp_hist = charts.bar_chart(
         hist_bars,
         title=_("stats.temp_hist"),
+        columns=(_("stats.col_temp"), _("stats.col_people")),
         empty_text=_("stats.no_data"),
         label_every=2 if len(hist_bars) > 10 else 1,
         phone=True,
@@ -378,6 +393,7 @@ def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str,
     exits_chart = charts.bar_chart(
         exit_bars,
         title=_("stats.exits"),
+        columns=(_("stats.col_exits"), _("stats.col_households")),
         empty_text=_("stats.no_data"),
         height=220,
         phone=True,
@@ -394,7 +410,8 @@ def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str,
 
 
 #: The export's columns as the office files them: (i18n key of the header, how to get the
-#: value). No internal columns (hash, latency, sensor readings, chain fields).
+#: value). No internal columns (hash, latency, sensor readings, chain fields). Columns are
+#: only ever added at the end (an office's sheet reads them by place).
 EXPORT_COLUMNS = (
     "export.time",
     "export.gate",
@@ -411,6 +428,7 @@ EXPORT_COLUMNS = (
     "export.note",
     "export.operator",
     "export.pass_id",
+    "export.utc_offset",
 )
 
 
@@ -447,6 +465,7 @@ def export_row(row: dict[str, Any], lang: str, tz: ZoneInfo, clear: frozenset[st
         person.get("note") or "",
         row.get("operator") or "",
         masked.get("pass_id") or "",
+        utc_offset(row.get("ts"), tz),
     ]
 
 
