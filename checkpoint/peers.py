@@ -251,10 +251,10 @@ class PeerSync:
     # -- what the guard is told -------------------------------------------------------------------
 
     def status(self) -> list[dict[str, Any]]:
-        """Each peer: ``state`` (``ok``; ``starting``: not asked to the end yet, and
-        less than ``stale_after_s`` after this sync started; ``stale``: its outings are unknown here since
-        ``stale_since``), ``last_success``, ``rows_held``, ``last_error``, rows dropped as
-        stamped ahead of this clock."""
+        """Each peer: ``state`` (``ok``; ``starting``: not asked to the end yet, and less
+        than ``stale_after_s`` after this sync started; ``stale``: its outings are unknown here
+        since ``stale_since``), ``last_success``, ``rows_held``, ``last_error``, rows dropped
+        as stamped ahead of this clock."""
         now = self.core.clock.now()
         stale_after = timedelta(seconds=self.section.stale_after_s)
         try:
