@@ -245,6 +245,28 @@ def test_the_api_and_the_guard_console_write_csv_text_by_one_rule():
     assert formula_safe("张三") == "张三"
 
 
+def test_the_guard_consoles_csv_is_the_one_writers_csv_behind_a_bom():
+    """The guard's export and the kiosk's other sheets are written by one writer
+    (``kiosk.sheets.write_csv``): the same CR LF line ends and the same quoting of a cell with
+    a comma, a quote, a CR, an LF or a lone CR. Only the BOM (Excel on a Chinese Windows) and
+    the formula rule for text cells are the guard export's own."""
+    from kiosk.sheets import formula_safe, write_csv
+    from ui.guard.display import events_csv
+
+    headers = ["时间", "姓名", "事由或备注", "体温"]
+    table = [
+        ["2026-03-02 08:00:00", "张, 三", 'say "hi"', 36.6],
+        ["2026-03-02 08:01:00", "a\rb", "c\r\nd", None],
+        ["2026-03-02 08:02:00", "=1+1", "e\nf", -3],
+    ]
+    text = events_csv(headers, table)
+    expected_rows = [[c if isinstance(c, int | float) else formula_safe(c or "") for c in r]
+                     for r in table]  # fmt: skip
+    assert text == "\ufeff" + write_csv([headers, *expected_rows])
+    assert text.count("\r\n") == 1 + len(table) + 1  # the rows, and one CR LF inside a cell
+    assert list(csv.reader(io.StringIO(text[1:], newline="")))[2][1:3] == ["a\rb", "c\r\nd"]
+
+
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
 def test_the_repeated_autumn_hour_is_told_apart_in_the_csv_and_xlsx(lang):
     """Berlin's clocks go back at 03:00 on 25 October 2026: 00:30 and 01:30 UTC are both
