@@ -6,7 +6,7 @@ before it is read (``MAX_BYTES``, ``MAX_ROWS``, ``MAX_COLUMNS``; an .xlsx also b
 unpacks to, ``MAX_UNPACKED_BYTES``). ``diff_rows`` says what an
 import would change (added, changed, removed) so it can be shown before it is applied.
 ``write_xlsx`` / ``write_csv`` write the daily report (``write_csv`` also the list import's
-hand-off and the guard console's export). ``formula_safe`` is the one rule every
+hand-off, the guard console's export and the API's). ``formula_safe`` is the one rule every
 CSV of events (the API's, the guard console's) writes text cells by.
 
 openpyxl reads .xlsx in read-only mode (a zip of XML): no macros run, formulas are read as

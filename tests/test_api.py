@@ -215,6 +215,17 @@ def test_csv_export_is_masked_and_safe_for_spreadsheets(core, client):
     assert_nothing_personal(response.text)
 
 
+def test_the_csv_export_is_written_by_the_kiosks_one_csv_writer(core, client):
+    """The API's CSV, page by page, is what ``kiosk.sheets.write_csv`` writes for the same
+    cells: CR LF line ends and one quoting rule with the kiosk's other sheets."""
+    from kiosk.sheets import write_csv
+
+    text = client.get("/api/v1/events.csv", headers=bearer(core)).text
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert len(rows) > 2 and text.endswith("\r\n")
+    assert text == write_csv(rows)
+
+
 def test_csv_export_honours_limit_across_internal_pages(tmp_path, clock):
     core = make_core(tmp_path, clock, {"max_page": 3})
     try:

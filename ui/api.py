@@ -17,8 +17,6 @@ that what is sent matches them.
 """
 
 import asyncio
-import csv
-import io
 import json
 import logging
 import re
@@ -45,7 +43,7 @@ from kiosk.lists import Freshness
 from kiosk.peers import MAX_PAGE_ROWS, PEER_SCOPE, history_horizon, peer_page
 from kiosk.privacy import FIELD_NAMES, mask_event, normalise_fields
 from kiosk.ratelimit import RateLimiter, Verdict
-from kiosk.sheets import formula_safe
+from kiosk.sheets import formula_safe, write_csv
 from kiosk.stats import daily_report
 from kiosk.store import EventLog, StoreFault, format_ts
 from kiosk.tokens import TokenInfo
@@ -676,24 +674,19 @@ def csv_rows(
     """The CSV export: a header, then at most ``limit`` masked events after ``after`` and up
     to ``through`` (the head its audit row names: events decided while it streams are the
     next export's), read ``page`` at a time."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(EVENT_FIELDS)
+    header = write_csv([EVENT_FIELDS])  # sent with the first page, or alone when none
     cursor, sent = after, 0
     while sent < limit and cursor < through:
         batch = read_events(store.reader(), cursor, min(page, limit - sent))
         batch = [row for row in batch if row["seq"] <= through]
         if not batch:
             break
-        for row in batch:
-            event = mask_event(row, allowed)
-            writer.writerow([_csv_cell(event[name]) for name in EVENT_FIELDS])
+        events = (mask_event(row, allowed) for row in batch)
+        yield header + write_csv([_csv_cell(e[name]) for name in EVENT_FIELDS] for e in events)
+        header = ""
         cursor, sent = batch[-1]["seq"], sent + len(batch)
-        yield buf.getvalue()
-        buf.seek(0)
-        buf.truncate()
-    if buf.tell():
-        yield buf.getvalue()
+    if header:
+        yield header
 
 
 @router.get(
