@@ -52,6 +52,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 from kiosk.config.web import WebSection
 from kiosk.hosts import host_is_ours, own_host_names
+from kiosk.logs import OncePerInterval
 from kiosk.secrets import secret_path
 from ui.kiosk_screen import Network, in_networks
 
@@ -308,7 +309,7 @@ class HostCheck:
         self.names = names
         self.monotonic = monotonic
         self.refused = 0
-        self._logged = -1e9
+        self._log_every = OncePerInterval(HOST_LOG_EVERY_S)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -319,9 +320,7 @@ class HostCheck:
             await self.app(scope, receive, send)
             return
         self.refused += 1
-        now = self.monotonic()
-        if now - self._logged >= HOST_LOG_EVERY_S:
-            self._logged = now
+        if self._log_every.due(self.monotonic()) is not None:
             log.warning(
                 "refused a request for host %r (%d so far): not one of this kiosk's names"
                 " (web.allowed_hosts)",
@@ -374,11 +373,9 @@ class AcceptErrorLog:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.previous = previous
-        self.every_s = every_s
         self.monotonic = monotonic
-        self.suppressed = 0
         self.total = 0
-        self._last = -1e9
+        self._log_every = OncePerInterval(every_s)
 
     def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         if context.get("message") != _ACCEPT_MESSAGE:
@@ -388,19 +385,16 @@ class AcceptErrorLog:
                 loop.default_exception_handler(context)
             return
         self.total += 1
-        now = self.monotonic()
-        if now - self._last < self.every_s:
-            self.suppressed += 1
+        untold = self._log_every.due(self.monotonic())
+        if untold is None:
             return
         exc = context.get("exception")
         code = errno.errorcode.get(getattr(exc, "errno", 0) or 0, "?")
         log.warning(
             "cannot accept connections (%s); %d more like this since the last report",
             code,
-            self.suppressed,
+            untold,
         )
-        self._last = now
-        self.suppressed = 0
 
 
 #: uvicorn's warnings that any client causes at will, one (or two) per request it sends.
@@ -426,10 +420,8 @@ class ClientNoiseFilter(logging.Filter):
     ) -> None:
         super().__init__()
         self.kinds = kinds
-        self.every_s = every_s
         self.monotonic = monotonic
-        self._last: dict[str, float] = {}
-        self._dropped: Counter[str] = Counter()
+        self._log_every = OncePerInterval(every_s)
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
@@ -437,13 +429,9 @@ class ClientNoiseFilter(logging.Filter):
         kind = "" if kinds is None else next((k for k in kinds if text.startswith(k)), None)
         if kind is None:
             return True
-        now = self.monotonic()
-        last = self._last.get(kind)
-        if last is not None and now - last < self.every_s:
-            self._dropped[kind] += 1
+        dropped = self._log_every.due(self.monotonic(), kind)
+        if dropped is None:
             return False
-        self._last[kind] = now
-        dropped = self._dropped.pop(kind, 0)
         if dropped:
             record.msg, record.args = f"{text} ({dropped} more like this since the last report)", ()
         return True

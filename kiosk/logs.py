@@ -98,6 +98,28 @@ class FlapLimit:
         return text
 
 
+class OncePerInterval:
+    """Lines anyone can cause at will (a script on the LAN: a refused host, an accept error,
+    a malformed request): of each kind, one is logged per ``every_s`` and the ones between
+    are counted, so the next one logged can say how many were not. ``now`` is a monotonic
+    clock in seconds, passed in by the caller."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self._last: dict[str, float] = {}
+        self._untold: dict[str, int] = {}
+
+    def due(self, now: float, kind: str = "") -> int | None:
+        """``None``: one of ``kind`` was logged less than ``every_s`` ago, this one is counted,
+        not logged. Else log it now: how many were not since the last one logged (0: none)."""
+        last = self._last.get(kind)
+        if last is not None and now - last < self.every_s:
+            self._untold[kind] = self._untold.get(kind, 0) + 1
+            return None
+        self._last[kind] = now
+        return self._untold.pop(kind, 0)
+
+
 class RepeatedFailure:
     """A task run again and again on a timer (the engine's tick, the daemon's list check)
     that keeps failing the same way: its traceback is logged once per kind of error (the

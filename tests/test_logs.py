@@ -1,7 +1,7 @@
 import json
 import logging
 
-from kiosk.logs import JsonFormatter, redact
+from kiosk.logs import JsonFormatter, OncePerInterval, redact
 
 
 def _format(msg, *args, **extra):
@@ -29,3 +29,12 @@ def test_phone_and_id_numbers_never_reach_a_log_line():
 
 def test_redact_keeps_ordinary_numbers():
     assert redact("seq 123456 temp 36.8 latency 12ms") == "seq 123456 temp 36.8 latency 12ms"
+
+
+def test_once_per_interval_logs_one_of_each_kind_and_counts_the_rest():
+    every = OncePerInterval(10.0)
+    assert every.due(100.0) == 0  # the first is logged, none untold
+    assert [every.due(100.0 + t) for t in (1, 5, 9.9)] == [None, None, None]
+    assert every.due(100.0, "other") == 0  # each kind on its own
+    assert every.due(110.0) == 3  # the interval is over: logged, saying the three not
+    assert every.due(115.0) is None and every.due(125.0) == 1
