@@ -5,9 +5,10 @@ older office PCs) or the first sheet of an .xlsx into a header and rows of text,
 before it is read (``MAX_BYTES``, ``MAX_ROWS``, ``MAX_COLUMNS``; an .xlsx also by what it
 unpacks to, ``MAX_UNPACKED_BYTES``). ``diff_rows`` says what an
 import would change (added, changed, removed) so it can be shown before it is applied.
-``write_xlsx`` / ``write_csv`` write the daily report (``write_csv`` also the list import's
-hand-off, the guard console's export and the API's). ``formula_safe`` is the one rule every
-CSV of events (the API's, the guard console's) writes text cells by.
+``write_xlsx`` / ``write_csv`` write the daily report; ``write_csv`` is the one CSV writer
+(also of the list import's hand-off, the guard console's and the API's event exports and a
+pass batch's passes.csv). ``formula_safe`` is the one rule every CSV of events (the API's,
+the guard console's) writes text cells by.
 
 openpyxl reads .xlsx in read-only mode (a zip of XML): no macros run, formulas are read as
 their cached values (``data_only``); a formula with no cached value (a file a program wrote

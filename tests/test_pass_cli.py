@@ -182,6 +182,21 @@ def test_batch_issues_every_row_with_a_card_and_a_manifest(keys, tmp_path, capsy
     assert trust.verify(rows[1]["payload"]).flags == ("escort",)
 
 
+def test_the_batchs_passes_csv_is_written_by_the_kiosks_one_csv_writer(keys, tmp_path, capsys):
+    """passes.csv is what ``kiosk.sheets.write_csv`` writes for its rows (CR LF line ends, one
+    quoting rule with the kiosk's other sheets): a holder with a comma or a quote stays whole."""
+    from kiosk.sheets import write_csv
+
+    households = tmp_path / "households.csv"
+    households.write_text('household,holder\n1-1,"Wang, Jr."\n1-2,"Li ""Xiao"" Ming"\n')
+    capsys.readouterr()
+    assert batch(keys, households, tmp_path / "cards") == 0
+    text = (tmp_path / "cards" / "passes.csv").read_bytes().decode("utf-8")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert [r[1] for r in rows] == ["holder", "Wang, Jr.", 'Li "Xiao" Ming']
+    assert text == write_csv(rows)
+
+
 def test_batch_with_a_bad_row_names_the_line_and_writes_nothing(keys, tmp_path, capsys):
     households = tmp_path / "households.csv"
     households.write_text("household,holder,role\n1-1,Wang,\n1-2,Li,landlord\n")

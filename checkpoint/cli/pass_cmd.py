@@ -35,6 +35,7 @@ from kiosk.passes import (
     load_private_key,
     new_key_pair,
 )
+from kiosk.sheets import write_csv
 from kiosk.typed import typed
 
 from .errors import CliError, Interrupted, UsageError, write_file
@@ -289,11 +290,9 @@ def pass_batch(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(f"cannot create {out}: {exc.strerror or exc}") from None
     now = system_clock().now()
-    manifest = io.StringIO()
-    writer = csv.writer(manifest)
-    writer.writerow(
+    manifest: list[list[str]] = [
         ["household", "holder", "role", "pass_id", "valid_from", "valid_until", "payload", "card"]
-    )
+    ]
     written: list[Path] = []
     try:
         for row in rows:
@@ -303,7 +302,7 @@ def pass_batch(args: argparse.Namespace) -> int:
             card = f"{pass_.pass_id}.{args.format}"
             written.append(out / card)
             _write_or_undo(written, _card(pass_, payload, args.format, args, zone))
-            writer.writerow(
+            manifest.append(
                 [
                     pass_.household,
                     pass_.holder,
@@ -316,7 +315,7 @@ def pass_batch(args: argparse.Namespace) -> int:
                 ]
             )
         written.append(out / "passes.csv")
-        _write_or_undo(written, manifest.getvalue().encode("utf-8"))
+        _write_or_undo(written, write_csv(manifest).encode("utf-8"))
     except KeyboardInterrupt:  # Ctrl-C half-way: as a failed write, no card left behind
         _undo(written)
         raise Interrupted("interrupted: nothing issued (the batch's cards were removed)") from None
