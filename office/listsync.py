@@ -49,7 +49,14 @@ from kiosk.lists import (
 from kiosk.logs import RepeatedFailure
 from kiosk.passes import TrustList
 from office.deadline import Deadline, DeadlineExceeded
-from office.pull import REQUEST_DEADLINE_S, certificate_refusal, status_words
+from office.pull import (
+    PLAIN_JSON,
+    REQUEST_DEADLINE_S,
+    PullError,
+    certificate_refusal,
+    read_capped,
+    status_words,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +68,10 @@ MAX_BUNDLE_BYTES = 64 * 2**20
 OFFICE_MOVED = "if the office's bundle is there now, set [fleet] lists_url to that URL"
 #: After a failed check, try again sooner than the normal interval, but not hammering.
 RETRY_S = 60.0
+
+
+class _BundleTooLarge(Exception):
+    """The office's answer is over ``MAX_BUNDLE_BYTES`` (``read_capped``'s ``too_large``)."""
 
 
 # --------------------------------------------------------------------------- office side
@@ -273,7 +284,7 @@ class ListSync:
 
     def _check(self) -> SyncResult:
         applied = self.lists.current.freshness.bundle_version
-        headers = {"Accept": "application/json"}
+        headers = dict(PLAIN_JSON)
         if self.etag:
             headers["If-None-Match"] = self.etag
         if self.token:
@@ -304,27 +315,24 @@ class ListSync:
     def _read(
         self, response: httpx.Response, applied: int, deadline: Deadline
     ) -> SyncResult | tuple[bytes, str | None]:
-        """The bundle and its ETag, or the result that ends the check."""
-        if response.status_code == 304:
+        """The bundle and its ETag, or the result that ends the check. Read as the office's
+        pull reads a gate (``read_capped``): the answer is from a host on the LAN."""
+        try:
+            status, headers, body = read_capped(
+                self.url, response, deadline, MAX_BUNDLE_BYTES, _BundleTooLarge
+            )
+        except _BundleTooLarge:
+            return SyncResult("rejected", applied, "bundle larger than the limit")
+        except PullError as exc:  # an encoded answer, refused unread
+            return SyncResult("error", applied, str(exc))
+        if status == 304:
             self.lists.confirm(self.clock.now())
             return SyncResult("not_modified", applied, "no newer bundle")
-        if response.status_code in (401, 403):
-            return SyncResult("error", applied, self._refused(response.status_code))
-        if response.status_code != 200:
-            words = status_words(response.status_code, response.headers, b"", OFFICE_MOVED)
-            return SyncResult("error", applied, words)
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BUNDLE_BYTES:
-            return SyncResult("rejected", applied, "bundle larger than the limit")
-        chunks, size = [], 0
-        for chunk in response.iter_bytes():
-            deadline.check()
-            size += len(chunk)
-            if size > MAX_BUNDLE_BYTES:
-                return SyncResult("rejected", applied, "bundle larger than the limit")
-            chunks.append(chunk)
-        deadline.check()
-        return b"".join(chunks), response.headers.get("etag")
+        if status in (401, 403):
+            return SyncResult("error", applied, self._refused(status))
+        if status != 200:
+            return SyncResult("error", applied, status_words(status, headers, body, OFFICE_MOVED))
+        return bytes(body), headers.get("etag")
 
     def _unreachable(self, exc: Exception, deadline: Deadline) -> str:
         if deadline.expired:

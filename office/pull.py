@@ -216,19 +216,20 @@ def value_budget(max_page_bytes: int) -> int:
     return max(page_cap(1), max_page_bytes // VALUE_BYTES)
 
 
-#: What the office asks a gate for: JSON as it is, never compressed (``refuse_encoded``).
+#: What the office asks a gate for, and a gate the office: JSON as it is, never compressed
+#: (``refuse_encoded``).
 PLAIN_JSON = {"Accept": "application/json", "Accept-Encoding": "identity"}
 
 
 def refuse_encoded(url: str, response: httpx.Response) -> None:
     """``PullError`` for an answer with a ``Content-Encoding``: httpx would inflate it chunk
     by chunk (~1,000:1 for gzip and deflate) before any cap on the body sees it. A kiosk
-    sends plain JSON and is asked for it (``PLAIN_JSON``)."""
+    and the office send plain JSON and are asked for it (``PLAIN_JSON``)."""
     encoding = response.headers.get("content-encoding", "").strip().lower()
     if encoding not in ("", "identity"):
         raise PullError(
             f"{url}: HTTP {response.status_code} encoded as {encoding[:40]!r}, where plain"
-            " JSON was asked for (a proxy compressing the kiosk's answers? not a kiosk?)"
+            " JSON was asked for (a proxy compressing the answers? not the host meant?)"
         )
 
 
@@ -727,7 +728,7 @@ def fetch_bounded(
             deadline,
             client.stream("GET", url, params=params, **deadline.httpx_args(headers)) as response,
         ):
-            return _read_capped(url, response, deadline, cap, too_large)
+            return read_capped(url, response, deadline, cap, too_large)
     except (httpx.TransportError, DeadlineExceeded):
         if deadline.expired:
             raise PullError(
@@ -737,14 +738,19 @@ def fetch_bounded(
         raise
 
 
-def _read_capped(
+def read_capped(
     url: str,
     response: httpx.Response,
     deadline: Deadline,
     cap: int,
-    too_large: Callable[[str], Exception] | None,
+    too_large: Callable[[str], Exception] | None = None,
 ) -> tuple[int, httpx.Headers, bytearray]:
-    """The answer's body, held once (the parsers read a bytearray as it is)."""
+    """``(status, headers, body)`` of an answer streamed from a host on the LAN, inside
+    ``deadline``: the one bounded read of ``fetch_bounded``, the collector's gate reports and
+    a gate's list sync. An encoded answer refused unread (``refuse_encoded``), a 200's body
+    no further than ``cap`` (``too_large(what)`` raised past it, a ``PullError`` without one),
+    an error's no further than its message (``ERROR_BODY_BYTES``). The body is held once (the
+    parsers read a bytearray as it is)."""
 
     def refused(what: str) -> Exception:
         if too_large is not None:

@@ -161,6 +161,43 @@ def test_a_gate_report_compressed_is_not_inflated_past_its_cap():
     assert asked == ["identity"]
 
 
+def test_a_lists_bundle_compressed_is_not_inflated_past_its_cap(tmp_path, clock):
+    """A gate's list sync read the office's bundle by a loop of its own, not the pull's
+    bounded read: it asked for gzip (httpx's default) and inflated the answer chunk by chunk
+    before its cap saw it, where the pull, the peers and the gate reports ask for plain JSON
+    and refuse an encoded answer unread. It reads through the same one now."""
+    import tracemalloc
+
+    from kiosk import lists as lists_mod
+    from kiosk.lists import ListStore
+    from kiosk.passes import TrustList, new_key_pair
+    from kiosk.store import EventLog
+    from office.listsync import ListSync
+
+    new_key_pair(tmp_path / "office", "office")
+    store = EventLog(tmp_path / "gate.db", "gate-1", clock, "NORMAL", [lists_mod.MIGRATIONS])
+    store.open()
+    asked: list[str] = []
+    try:
+        lists = ListStore(store, clock)
+        lists.load()
+        trust = TrustList.from_dir(tmp_path / "office")
+        sync = ListSync(
+            lists, trust, "http://office/lists/bundle", clock, client=_bomb("gzip", asked)
+        )
+        tracemalloc.start()
+        try:
+            result = sync.check()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    finally:
+        store.close()
+    assert result.outcome == "error" and "gzip" in result.message
+    assert peak < 4 << 20, peak
+    assert asked == ["identity"]
+
+
 @pytest.mark.parametrize("status", [401, 403, 404, 422])
 def test_an_error_answer_of_deep_nesting_is_a_pull_error_not_a_recursion_error(tmp_path, status):
     """The message of an error answer was parsed by ``json.loads``, which raises
