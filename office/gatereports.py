@@ -29,13 +29,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 
 from kiosk import services
-from office.deadline import Deadline, DeadlineExceeded
 from office.pull import (
     PLAIN_JSON,
     REQUEST_DEADLINE_S,
     PullError,
+    fetch_bounded,
     json_values,
-    refuse_encoded,
     status_words,
 )
 
@@ -129,17 +128,6 @@ def ledger_figures(community: object) -> dict[str, Any]:
     return out
 
 
-def _read_bounded(response: httpx.Response, url: str, deadline: Deadline) -> bytes:
-    refuse_encoded(url, response)
-    body = bytearray()
-    for chunk in response.iter_bytes():
-        deadline.check()
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise PullError(f"{url}: the report is larger than {MAX_BODY_BYTES} bytes")
-    return bytes(body)
-
-
 @dataclass(frozen=True, slots=True)
 class _Report:
     day: date
@@ -170,17 +158,11 @@ def _fetch(
     url = base + "/api/v1/stats"
     params = {"day": day.isoformat()} if day is not None else {}
     headers = {"Authorization": f"Bearer {token}", **PLAIN_JSON}
-    deadline = Deadline(deadline_s)
     try:
-        with (
-            deadline,
-            client.stream("GET", url, params=params, **deadline.httpx_args(headers)) as response,
-        ):
-            body = _read_bounded(response, url, deadline)
-            status, answer_headers = response.status_code, response.headers
-    except (httpx.HTTPError, DeadlineExceeded) as exc:
-        if deadline.expired:
-            raise PullError(f"{url}: no complete answer within {deadline_s:g} s") from None
+        status, answer_headers, body = fetch_bounded(
+            client, url, params, headers, cap=MAX_BODY_BYTES, deadline_s=deadline_s
+        )
+    except httpx.HTTPError as exc:
         raise PullError(f"{url}: {type(exc).__name__}") from None
     values = json_values(body)
     if values > MAX_REPORT_VALUES:

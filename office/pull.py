@@ -720,8 +720,9 @@ def fetch_bounded(
     further than ``cap`` bytes (``too_large(what)`` raised past it, a ``PullError`` without
     one), an error's no further than its message (``ERROR_BODY_BYTES``), and all of it
     within ``deadline_s`` however the answer trickles in (``PullError`` past it). Transport
-    errors propagate (the caller's retry policy). The office's pull and the compound's gates
-    fetching each other's passages (``checkpoint.peers``) both ask through it."""
+    errors propagate (the caller's retry policy). The office's pull, its ask for a gate's
+    report (``office.gatereports``) and the compound's gates fetching each other's passages
+    (``checkpoint.peers``) all ask through it."""
     deadline = Deadline(deadline_s, monotonic)
     try:
         with (
