@@ -2,11 +2,13 @@
 
 The figures are the gate's own daily report (``kiosk.stats.compute_report``) computed over the
 union of the gates' events — the same code, so a district total is by construction the sum of
-what each gate reports, and a household that leaves by one gate and comes back by another is
-counted once against the outing quota. The day's rows (and the quota's look-back) are read
-from ``fleet_events`` by the ``ts`` index into an in-memory SQLite table shaped like the
-kiosk's, which ``compute_report`` reads, each dated as its gate dates it (``kiosk.dating``:
-one stamped before NTP stepped the gate's clock by its boot's first synchronised event).
+what each gate reports. ``exits_per_household`` is counted per compound with the compound's own
+quota, as its gates report it (``office.compounds``): a household out by one gate and again by
+another of its compound is counted once against the outing quota. The day's rows (and the
+quota's look-back) are read from ``fleet_events`` by the ``ts`` index into an in-memory SQLite
+table shaped like the kiosk's, which ``compute_report`` reads, each dated as its gate dates it
+(``kiosk.dating``: one stamped before NTP stepped the gate's clock by its boot's first
+synchronised event).
 
 ``by_gate`` adds what only the district view has: per gate, the day's events, passes, denials,
 fever alarms, the first and last event, and the newest row held centrally (a gate whose log
@@ -37,7 +39,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,7 +49,8 @@ import sqlite_utils
 from kiosk import stats
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone, day_bounds
-from office.gatereports import LEDGER_PATHS, LISTS_KEY
+from office.compounds import compounds, district_exits, gate_policies, lookback_days
+from office.gatereports import LEDGER_PATHS, LISTS_KEY, POLICY_KEY
 from office.pg import PgError, connect
 
 __all__ = ["district_report"]
@@ -99,6 +102,11 @@ _HELD_SQL = (
     " (SELECT max(seq) FROM fleet_events e WHERE e.kiosk_id = s.kiosk_id)"
     " FROM fleet_sources s WHERE (%s::text[] IS NULL OR s.kiosk_id = ANY(%s))"
     " GROUP BY s.kiosk_id"
+)
+#: Each gate's quota policy and peers for the day, as it reported them (``office.compounds``).
+_POLICIES_SQL = (
+    f"SELECT kiosk_id, timezone, ledgers -> '{POLICY_KEY}' FROM fleet_gate_reports"  # noqa: S608
+    " WHERE day = %s AND (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
 )
 _LEDGERS_SQL = (
     "SELECT kiosk_id, ledgers, final, fetched_at FROM fleet_gate_reports"
@@ -164,6 +172,11 @@ def _memory_events(rows: Iterable[tuple[Any, ...]]) -> sqlite_utils.Database:
     )
     conn.execute("CREATE INDEX events_ts ON events(ts)")
     return sqlite_utils.Database(conn)
+
+
+def _utc(text: str) -> datetime:
+    """A 19-character UTC text (``day_bounds``) as an aware time."""
+    return datetime.fromisoformat(text[:19]).replace(tzinfo=UTC)
 
 
 def _json(value: object) -> str | None:
@@ -255,6 +268,43 @@ def _roll_up_ledgers(
     }
 
 
+def _by_gate(
+    rows: list[tuple[Any, ...]],
+    day: date,
+    zone: ZoneInfo,
+    gates: list[tuple[Any, ...]],
+    held: list[tuple[Any, ...]],
+    reported: set[str],
+) -> list[dict[str, Any]]:
+    """Every gate the database knows (``held``, ``reported``), with its day (``gates``: the
+    day's counts) and its own report (zeros when it had no events that day)."""
+    day_counts = {g[0]: g for g in gates}
+    last_held = {h[0]: h for h in held}
+    reports = _gate_reports(rows, day, zone)
+    quiet = stats.compute_report(_memory_events([]), day, zone)
+    out = []
+    for kiosk_id in sorted(set(day_counts) | set(last_held) | reported):
+        g = day_counts.get(kiosk_id, (kiosk_id, 0, 0, None, None))
+        h = last_held.get(kiosk_id, (kiosk_id, None, None))
+        gate = reports.get(kiosk_id) or json.loads(json.dumps(quiet))
+        out.append(
+            {
+                "kiosk_id": kiosk_id,
+                "events": g[1],
+                # Passages by how they ended, as the gate counts them (``stats._outcome``).
+                "passed": gate["passages"]["passed"],
+                "denied": gate["passages"]["denied"],
+                "fever_alarms": g[2],
+                "first_event": g[3],
+                "last_event": g[4],
+                "last_seq_held": h[2],
+                "last_pulled_at": h[1].isoformat() if h[1] is not None else None,
+                "community": gate["community"],
+            }
+        )
+    return out
+
+
 _KNOWN_SQL = "SELECT kiosk_id FROM fleet_sources UNION SELECT kiosk_id FROM fleet_gate_reports"
 
 
@@ -310,10 +360,13 @@ def district_report(
     )
     try:
         start, end = day_bounds(day, zone)
-        lookback = stats.quota_lookback(day, zone, quota)
         only = sorted(set(kiosks)) if kiosks is not None else None
         try:
             _check_known(conn, only)
+            held_policies = gate_policies(conn.execute(_POLICIES_SQL, [day, only, only]))
+            longest = QuotaConfig(period_days=lookback_days(held_policies, quota_cfg))
+            # A day earlier too: a compound's period runs on its own site's clock.
+            lookback = stats.quota_lookback(day - timedelta(days=1), zone, longest)
             rows = conn.execute(_ROWS_SQL, _dated_args(lookback, end, only)).fetchall()
             gates = conn.execute(_GATES_SQL, _dated_args(start, end, only)).fetchall()
             held = conn.execute(_HELD_SQL, [only, only]).fetchall()
@@ -329,32 +382,21 @@ def district_report(
     report["household_rows"] = sum(1 for r in day_rows if _clear(r[7]))
     if any(_masked_outing(r) for r in day_rows):
         _unknown_outings(report["exits_per_household"])
+    gate_ids = {r[1] for r in rows} | {h[0] for h in held} | set(held_policies)
+    window = (_utc(lookback), _utc(end))
+    report["exits_per_household"] = district_exits(
+        report["exits_per_household"],
+        compounds(gate_ids, held_policies),
+        held_policies,
+        quota_cfg,
+        (day, zone, *window),
+        (rows, day_rows),
+        _memory_events,
+        _masked_outing,
+    )
     report["scope"] = "district"
-    day_counts = {g[0]: g for g in gates}
-    last_held = {h[0]: h for h in held}
-    report["gates"] = len(day_counts)
-    reports = _gate_reports(rows, day, zone)
-    report["by_gate"] = []
-    quiet = stats.compute_report(_memory_events([]), day, zone)
-    for kiosk_id in sorted(set(day_counts) | set(last_held) | {r[0] for r in ledgers}):
-        g = day_counts.get(kiosk_id, (kiosk_id, 0, 0, None, None))
-        h = last_held.get(kiosk_id, (kiosk_id, None, None))
-        gate = reports.get(kiosk_id) or json.loads(json.dumps(quiet))
-        report["by_gate"].append(
-            {
-                "kiosk_id": kiosk_id,
-                "events": g[1],
-                # Passages by how they ended, as the gate counts them (``stats._outcome``).
-                "passed": gate["passages"]["passed"],
-                "denied": gate["passages"]["denied"],
-                "fever_alarms": g[2],
-                "first_event": g[3],
-                "last_event": g[4],
-                "last_seq_held": h[2],
-                "last_pulled_at": h[1].isoformat() if h[1] is not None else None,
-                "community": gate["community"],
-            }
-        )
+    report["gates"] = len(gates)
+    report["by_gate"] = _by_gate(rows, day, zone, gates, held, {r[0] for r in ledgers})
     _roll_up_ledgers(
         report, [g["kiosk_id"] for g in report["by_gate"]], {r[0]: r[1:] for r in ledgers}
     )

@@ -1,0 +1,270 @@
+"""The district report's outing quota, counted per compound with the compound's own rule.
+
+A household belongs to one compound: its outings at that compound's gates count together, and
+its code ("3-201") is the compound's own, so another compound's 3-201 is another household.
+Which gates are one compound is what the gates count the quota with: each gate's daily report
+names its ``[compound]`` peers (``compound.peers``), the collector keeps them with the gate's
+quota policy (``office.gatereports.gate_policy``) for that day, and gates joined by a peer
+either way are one compound. A gate with no peers is a compound of its own.
+
+A compound's rule is the one its gates report for the day (on or off, outings per period, the
+period's days, on the site's clock). Gates that report different rules disagree: the report
+names each one's rule (``disagree``) and counts by neither (``over_quota_households`` null). A
+gate whose rule for the day is not held (no report, a gate of an older release) is named in
+``unknown``; the compound counts by its other gates' rule, or not at all (null) when none is
+held. Two zone names whose clocks agree over the quota's period (``Asia/Chongqing`` and
+``Asia/Shanghai``) are one site clock (``same_clock``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlite_utils import Database
+
+from kiosk import stats
+from kiosk.config.policy import QuotaConfig
+from kiosk.lists import same_text
+
+__all__ = [
+    "GatePolicy",
+    "compounds",
+    "district_exits",
+    "gate_policies",
+    "lookback_days",
+    "same_clock",
+]
+
+Row = tuple[Any, ...]
+#: How finely two zones' offsets are compared (every zone's changes fall on a quarter hour).
+_STEP = timedelta(minutes=15)
+#: Longer than any quota period and its day (``QuotaConfig.period_days`` is at most 30).
+_LONGEST = timedelta(days=32)
+
+
+@dataclass(frozen=True, slots=True)
+class GatePolicy:
+    """One gate's report for the day: its zone, quota (``None``: not said) and peers."""
+
+    zone: str
+    quota: dict[str, Any] | None
+    peers: tuple[str, ...]
+
+
+def gate_policies(rows: Iterable[Row]) -> dict[str, GatePolicy]:
+    """``(kiosk_id, timezone, policy)`` rows of ``fleet_gate_reports`` (the policy as
+    ``office.gatereports.gate_policy`` kept it, or None) by gate."""
+    held = {}
+    for kiosk_id, zone, policy in rows:
+        policy = policy if isinstance(policy, dict) else {}
+        quota = policy.get("quota")
+        held[kiosk_id] = GatePolicy(
+            zone, quota if isinstance(quota, dict) else None, tuple(policy.get("peers") or ())
+        )
+    return held
+
+
+def compounds(gates: Iterable[str], held: dict[str, GatePolicy]) -> list[list[str]]:
+    """The gates grouped into compounds: joined by a peer named either way (sorted)."""
+    parent = {g: g for g in gates}
+
+    def root(g: str) -> str:
+        while parent[g] != g:
+            parent[g] = parent[parent[g]]
+            g = parent[g]
+        return g
+
+    for kiosk_id, policy in held.items():
+        for peer in policy.peers:
+            if kiosk_id in parent and peer in parent:
+                parent[root(kiosk_id)] = root(peer)
+    groups: dict[str, list[str]] = {}
+    for g in sorted(parent):
+        groups.setdefault(root(g), []).append(g)
+    return sorted(groups.values())
+
+
+def lookback_days(held: dict[str, GatePolicy], quota_cfg: QuotaConfig | None) -> int:
+    """The longest quota period any gate (or the caller's ``quota_cfg``) counts."""
+    if quota_cfg is not None:
+        return quota_cfg.period_days
+    return max((int(p.quota["period_days"]) for p in held.values() if p.quota), default=1)
+
+
+def same_clock(a: ZoneInfo, b: ZoneInfo, since: datetime, until: datetime) -> bool:
+    """Whether two zones keep the same clock from ``since`` to ``until`` (aware times): their
+    UTC offsets agree all along. zoneinfo has no table of aliases; this is what an alias means
+    for a day's or a period's count."""
+    if a.key == b.key:
+        return True
+    when = max(since, until - _LONGEST)
+    while when <= until:
+        if when.astimezone(a).utcoffset() != when.astimezone(b).utcoffset():
+            return False
+        when += _STEP
+    return until.astimezone(a).utcoffset() == until.astimezone(b).utcoffset()
+
+
+@dataclass(slots=True)
+class _Rule:
+    quota: QuotaConfig | None = None
+    site: ZoneInfo | None = None
+    shown: dict[str, Any] | None = None
+    disagree: list[dict[str, Any]] | None = None
+    unknown: list[str] | None = None
+
+
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
+        return None
+
+
+def _rule(
+    gates: list[str], held: dict[str, GatePolicy], window: tuple[datetime, datetime]
+) -> _Rule:
+    """The compound's rule from its gates' reports: one, disagreeing ones, or none."""
+    told: dict[str, tuple[GatePolicy, ZoneInfo]] = {}
+    for g in gates:
+        zone = _zone(held[g].zone) if g in held and held[g].quota else None
+        if zone is not None:
+            told[g] = (held[g], zone)
+    rule = _Rule(disagree=[], unknown=[g for g in gates if g not in told])
+    rules: list[tuple[dict[str, Any], ZoneInfo]] = []
+    for policy, zone in told.values():
+        quota = policy.quota or {}
+        if not any(
+            _key(q) == _key(quota) and (not quota["enabled"] or same_clock(zone, z, *window))
+            for q, z in rules
+        ):
+            rules.append((quota, zone))
+    if len(rules) > 1:
+        rule.disagree = [
+            {"kiosk_id": g, "quota": {**(p.quota or {}), "timezone": p.zone}}
+            for g, (p, _) in told.items()
+        ]
+    elif rules:
+        quota, zone = rules[0]
+        rule.quota = QuotaConfig(
+            enabled=quota["enabled"], exits=quota["exits"], period_days=quota["period_days"]
+        )
+        rule.site, rule.shown = zone, {**quota, "timezone": zone.key}
+    return rule
+
+
+def _key(quota: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two rules one: with the quota off, its numbers count for nothing."""
+    return (True, quota["exits"], quota["period_days"]) if quota["enabled"] else (False,)
+
+
+def _given(quota_cfg: QuotaConfig, zone: ZoneInfo) -> _Rule:
+    shown: dict[str, Any] = {"enabled": quota_cfg.enabled, "exits": quota_cfg.exits}
+    shown |= {"period_days": quota_cfg.period_days, "timezone": zone.key}
+    return _Rule(quota_cfg, zone, shown, [], [])
+
+
+def _compound_exits(
+    gates: list[str],
+    rule: _Rule,
+    day_rows: list[Row],
+    count: Callable[[list[str], QuotaConfig, set[str], ZoneInfo], int],
+    masked: Callable[[Row], bool],
+) -> dict[str, Any]:
+    """One compound's outings on the day and its households over its quota."""
+    mine = [r for r in day_rows if r[1] in gates]
+    exits: Counter[str] = Counter()
+    for r in mine:
+        if (
+            r[7]
+            and "*" not in r[7]
+            and stats.households_outing(
+                {"direction": r[3], "decision": r[4], "household": r[7], "flags": _flags(r[10])}
+            )
+        ):
+            exits[same_text(r[7])] += 1
+    entry: dict[str, Any] = {
+        "gates": gates, "quota": rule.shown, "disagree": rule.disagree, "unknown": rule.unknown,
+        "households": len(exits), "exits": exits.total(), "histogram": Counter(exits.values()),
+    }  # fmt: skip
+    if any(masked(r) for r in mine):
+        entry |= dict.fromkeys(("households", "exits", "histogram"), None)
+        entry["over_quota_households"] = None
+    elif not exits or (rule.quota is not None and not rule.quota.enabled):
+        entry["over_quota_households"] = 0
+    elif rule.quota is None or rule.site is None:
+        entry["over_quota_households"] = None  # no rule held, or rules that disagree
+    else:
+        entry["over_quota_households"] = count(gates, rule.quota, set(exits), rule.site)
+    return entry
+
+
+def _flags(value: object) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _sum(values: list[Any]) -> Any:
+    return None if any(v is None for v in values) else sum(values)
+
+
+def district_exits(
+    section: dict[str, Any],
+    groups: list[list[str]],
+    held: dict[str, GatePolicy],
+    quota_cfg: QuotaConfig | None,
+    when: tuple[date, ZoneInfo, datetime, datetime],
+    rows: tuple[list[Row], list[Row]],
+    memory: Callable[[list[Row]], Database],
+    masked: Callable[[Row], bool],
+) -> dict[str, Any]:
+    """``exits_per_household`` across the district: each compound's (``compounds``) summed,
+    every compound listed with its rule. ``when``: the day, the zone it is cut in, and the
+    quota's look-back window; ``rows``: every row read (look-back included), the day's."""
+    day, zone, since, until = when
+    every, day_rows = rows
+
+    def count(gates: list[str], quota: QuotaConfig, households: set[str], site: ZoneInfo) -> int:
+        db = memory([r for r in every if r[1] in gates])
+        clock = None if same_clock(site, zone, since, until) else site
+        return stats.over_quota_households(db, day, zone, quota, households, clock)
+
+    entries = []
+    for gates in groups:
+        rule = _given(quota_cfg, zone) if quota_cfg else _rule(gates, held, (since, until))
+        entries.append(_compound_exits(gates, rule, day_rows, count, masked))
+    return _roll_up(section, entries)
+
+
+def _roll_up(section: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:
+    histogram: Counter[int] = Counter()
+    for entry in entries:
+        histogram.update(entry["histogram"] or {})
+    known = [e["histogram"] for e in entries]
+    rules = [e["quota"] for e in entries]
+    on = {(q["exits"], q["period_days"]) for q in rules if q and q["enabled"]}
+    enabled = True if on else (None if None in rules else False)
+    section |= {
+        "quota_enabled": enabled,
+        "households": _sum([e["households"] for e in entries]),
+        "exits": _sum([e["exits"] for e in entries]),
+        "histogram": None if None in known else {str(k): v for k, v in sorted(histogram.items())},
+        "max": None if None in known else max(histogram, default=0),
+        "over_quota_households": _sum([e["over_quota_households"] for e in entries]),
+    }
+    if len(on) == 1:
+        section["quota_exits"], section["period_days"] = next(iter(on))
+    elif on or enabled is None:
+        section["quota_exits"] = section["period_days"] = None
+    for entry in entries:
+        entry["histogram"] = (
+            None if entry["histogram"] is None
+            else {str(k): v for k, v in sorted(entry["histogram"].items())}
+        )  # fmt: skip
+    section["compounds"] = entries
+    return section

@@ -1,0 +1,206 @@
+"""The district report's outing quota: each gate reports its policy and its compound's other
+gates in its daily report, the collector keeps them, and the district counts the households
+over the quota with each compound's own policy (real PostgreSQL, as in test_fleet_pg.py)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import psycopg
+import pytest
+from pgfixture import Network
+from support import kiosk_api
+
+from checkpoint.cli import main
+from kiosk.clock import FakeClock
+from kiosk.store import EventDraft
+from office.compounds import same_clock
+from office.district import district_report
+from office.gatereports import POLICY_KEY, collect_reports, fetch_report
+from office.pg import PgTarget
+from office.pull import PullError
+
+pytest_plugins = ("pgfixture",)
+
+DAY = date(2026, 3, 2)
+START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai on DAY
+
+
+def _gate(tmp_path, name, peers=(), exits=1, period_days=2, enabled=True, zone=None):
+    config = {
+        "policy": {"quota": {"enabled": enabled, "exits": exits, "period_days": period_days}},
+        "compound": {"peers": [
+            {"kiosk_id": p, "url": f"https://{p}", "token_env": "PEER_TOKEN"} for p in peers
+        ]},
+    }  # fmt: skip
+    if zone:
+        config["site"] = {"kiosk_id": name, "timezone": zone}
+    return kiosk_api(tmp_path / f"{name}.db", name, FakeClock(start=START), config=config)
+
+
+def _out(core, household, hours=0.0):
+    core.clock.set_wall(START + timedelta(hours=hours))
+    core.store.append(
+        EventDraft(direction="out", decision="pass", household=household, holder="Li Lei")
+    )
+
+
+def _to_the_office(dsn, *gates):
+    """Each gate's events as a ``logs:personal`` copy holds them (clear households), and its
+    daily reports as the collector fetches and keeps them."""
+    net = Network(*gates)
+    with PgTarget(dsn) as target, httpx.Client(transport=httpx.MockTransport(net)) as client:
+        for core in gates:
+            kiosk_id = core.config.site.kiosk_id
+            target.write_page(f"http://{kiosk_id}", kiosk_id, core.store.events(limit=1000))
+            collect_reports(client, target, f"http://{kiosk_id}", kiosk_id, core.token, days=2)
+
+
+@pytest.fixture
+def gates(tmp_path):
+    made: list = []
+    yield lambda *a, **k: made.append(_gate(tmp_path, *a, **k)) or made[-1]
+    for core in made:
+        core.store.close()
+
+
+def test_the_district_counts_a_household_out_twice_within_its_compounds_period(
+    gates, pg_dsn, monkeypatch, capsys
+):
+    """``kiosk fleet report`` passed no quota: ``quota_enabled`` was false and a household of a
+    compound with "one outing every 2 days" that went out at the north gate in the morning and
+    at the south gate in the afternoon was not over the quota at the office (0)."""
+    north = gates("gate-north", peers=["gate-south"])
+    south = gates("gate-south", peers=["gate-north"])
+    _out(north, "3-201", 0)
+    _out(south, "3-201", 6)  # the gates could not know of each other's outing in time
+    _out(south, "5-101", 7)  # once: within the quota
+    for core in (north, south):
+        core.clock.set_wall(START + timedelta(days=1))  # the day is over at both gates
+    _to_the_office(pg_dsn, north, south)
+    monkeypatch.setenv("KIOSK_FLEET_DSN", pg_dsn)
+    assert main(["fleet", "report", "--day", DAY.isoformat()]) == 0
+    exits = json.loads(capsys.readouterr().out)["exits_per_household"]
+    assert exits["over_quota_households"] == 1
+    assert (exits["quota_enabled"], exits["quota_exits"], exits["period_days"]) == (True, 1, 2)
+    assert exits["households"] == 2 and exits["exits"] == 3
+    (compound,) = exits["compounds"]
+    assert compound["gates"] == ["gate-north", "gate-south"]
+    assert compound["quota"] == {
+        "enabled": True, "exits": 1, "period_days": 2, "timezone": "Asia/Shanghai"
+    }  # fmt: skip
+    assert compound["disagree"] == [] and compound["unknown"] == []
+    assert compound["over_quota_households"] == 1
+
+
+def test_each_compound_counts_with_its_own_policy_and_its_own_households(gates, pg_dsn):
+    """Two compounds, each with its own gate and its own household 3-201 (a code is the
+    compound's): one has "one outing every 2 days", the other "two". Neither household went
+    out twice at its own compound's gates; across the district the code went out twice."""
+    strict = gates("gate-a", exits=1)
+    loose = gates("gate-b", exits=2, period_days=3)
+    _out(strict, "3-201", 0)
+    _out(loose, "3-201", 2)
+    _out(loose, "3-201", 4)  # twice at its compound: within "two every 3 days"
+    _to_the_office(pg_dsn, strict, loose)
+    exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    assert exits["over_quota_households"] == 0
+    assert exits["households"] == 2 and exits["exits"] == 3  # not one household out three times
+    assert exits["quota_enabled"] is True
+    assert exits["quota_exits"] is None and exits["period_days"] is None  # not one policy
+    by_gates = {tuple(c["gates"]): c for c in exits["compounds"]}
+    assert by_gates[("gate-a",)]["quota"]["exits"] == 1
+    assert by_gates[("gate-b",)]["quota"]["period_days"] == 3
+
+
+def test_gates_of_one_compound_that_disagree_on_the_quota_are_named_not_resolved(gates, pg_dsn):
+    north = gates("gate-north", peers=["gate-south"], exits=1, period_days=2)
+    south = gates("gate-south", peers=["gate-north"], exits=2, period_days=2)
+    _out(north, "3-201", 0)
+    _out(south, "3-201", 6)
+    _to_the_office(pg_dsn, north, south)
+    exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    (compound,) = exits["compounds"]
+    assert compound["quota"] is None
+    assert [(d["kiosk_id"], d["quota"]["exits"]) for d in compound["disagree"]] == [
+        ("gate-north", 1), ("gate-south", 2),
+    ]  # fmt: skip
+    # Counted by neither rule: unknown, and so the district's sum.
+    assert compound["over_quota_households"] is None
+    assert exits["over_quota_households"] is None
+
+
+def test_a_compound_whose_gates_never_reported_their_policy_is_unknown_not_zero(gates, pg_dsn):
+    north = gates("gate-north")
+    _out(north, "3-201", 0)
+    _out(north, "3-201", 6)
+    with PgTarget(pg_dsn) as target:  # events only: the gate refused its report, say
+        target.write_page("http://gate-north", "gate-north", north.store.events(limit=1000))
+    exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    (compound,) = exits["compounds"]
+    assert compound["unknown"] == ["gate-north"] and compound["quota"] is None
+    assert compound["over_quota_households"] is None and exits["over_quota_households"] is None
+    assert exits["quota_enabled"] is None
+
+
+def test_the_gate_reports_its_quota_and_its_peers_and_a_forged_policy_is_refused(gates):
+    north = gates("gate-north", peers=["gate-south", "gate-east"], exits=3, period_days=7)
+    client = httpx.Client(transport=httpx.MockTransport(Network(north)))
+    _, zone, figures = fetch_report(client, "http://gate-north", north.token, DAY)
+    assert zone == "Asia/Shanghai"
+    assert figures[POLICY_KEY] == {
+        "quota": {"enabled": True, "exits": 3, "period_days": 7},
+        "peers": ["gate-east", "gate-south"],
+    }
+    report = north.test_client.get(
+        "/api/v1/stats", params={"day": DAY.isoformat()},
+        headers={"Authorization": f"Bearer {north.token}"},
+    ).json()  # fmt: skip
+    for forged in (
+        {"compound": {"peers": ["../../etc"]}},
+        {"compound": {"peers": ["g"] * 100}},
+        {"exits_per_household": {**report["exits_per_household"], "quota_exits": 10**12}},
+        {"exits_per_household": {**report["exits_per_household"], "quota_enabled": "yes"}},
+    ):
+        answer = httpx.Response(200, json={**report, **forged})
+        bad = httpx.Client(transport=httpx.MockTransport(lambda r, a=answer: a))
+        with pytest.raises(PullError, match="not a daily report"):
+            fetch_report(bad, "http://gate-north", north.token, DAY)
+    older = {k: v for k, v in report.items() if k != "compound"}  # a gate before this release
+    old = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, json=older)))
+    assert fetch_report(old, "http://gate-north", north.token, DAY)[2][POLICY_KEY]["peers"] is None
+
+
+def test_the_policy_kept_leaves_no_personal_data_in_the_database(gates, pg_dsn):
+    north = gates("gate-north", peers=["gate-south"])
+    _out(north, "3-201", 0)
+    _to_the_office(pg_dsn, north)
+    with psycopg.connect(pg_dsn) as conn:
+        kept = json.dumps(conn.execute("SELECT ledgers FROM fleet_gate_reports").fetchall())
+    assert "3-201" not in kept and "Li Lei" not in kept and "gate-south" in kept
+
+
+def test_gates_whose_zone_names_differ_but_keep_one_clock_agree(gates, pg_dsn):
+    """Asia/Chongqing is another name of Shanghai's clock: not a disagreement."""
+    north = gates("gate-north", peers=["gate-south"])
+    south = gates("gate-south", peers=["gate-north"], zone="Asia/Chongqing")
+    _out(north, "3-201", 0)
+    _out(south, "3-201", 6)
+    _to_the_office(pg_dsn, north, south)
+    exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    (compound,) = exits["compounds"]
+    assert compound["disagree"] == [] and compound["over_quota_households"] == 1
+
+
+def test_same_clock_compares_the_rules_over_the_period_not_the_names():
+    winter = datetime(2026, 1, 10, tzinfo=UTC)
+    assert same_clock(ZoneInfo("Asia/Shanghai"), ZoneInfo("Asia/Chongqing"), winter, winter)
+    assert same_clock(ZoneInfo("Europe/Berlin"), ZoneInfo("Europe/Paris"), winter,
+                      winter + timedelta(days=200))  # fmt: skip
+    lagos, berlin = ZoneInfo("Africa/Lagos"), ZoneInfo("Europe/Berlin")
+    assert same_clock(lagos, berlin, winter, winter + timedelta(days=30))
+    spring = datetime(2026, 3, 20, tzinfo=UTC)  # Berlin moves on the 29th, Lagos never
+    assert not same_clock(lagos, berlin, spring, spring + timedelta(days=10))
