@@ -18,14 +18,15 @@ stops early in the day is a gate that went offline or is not being pulled).
 each gate's own is in ``by_gate``. What the events hold is computed from them: people in and
 out, fevers at the gate, registrations and vehicles. The figures that come from the gates'
 ledgers (``office.gatereports.LEDGER_PATHS``: returnees, quarantined households, service
-requests, the helpers' fever checks, unknown plates) are the gates' own counts, fetched by
-the collector into ``fleet_gate_reports``, and summed over the gates that reported the day in
-the same time zone. ``ledgers`` says which did (``gates``, each one's ``as_of`` and whether
-the day was ``final`` when it reported) and which did not (``missing``): a gate that did not
-answer is left out of the sums and named, never counted as zero; with no gate reporting, the
-figures are ``null``. A figure any reporting gate does not know (``null``) is ``null`` in the
-sum. Gates share no ledger, but every gate holds the office's list bundle: quarantined
-households count the bundle's once and each gate's own entries (``_quarantined_across``).
+requests, the helpers' fever checks, unknown plates) are the gates' own counts, fetched by the
+collector into ``fleet_gate_reports``, and summed over the gates that reported the day in the
+same time zone (or another name of its clock: ``same_clock``). ``ledgers`` says which did
+(``gates``, each one's ``as_of`` and whether the day was ``final`` when it reported) and which
+did not (``missing``): a gate that did not answer is left out of the sums and named, never
+counted as zero; with no gate reporting, the figures are ``null``. A figure any reporting gate
+does not know (``null``) is ``null`` in the sum. Gates share no ledger, but every gate holds
+the office's list bundle: quarantined households count the bundle's once and each gate's own
+entries (``_quarantined_across``).
 
 Personal fields are whatever the pull brought: with a ``logs:read`` token they are masked, so
 ``exits_per_household`` counts only rows that carry an unmasked household (``household_rows``
@@ -41,7 +42,7 @@ import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 import sqlite_utils
@@ -49,7 +50,13 @@ import sqlite_utils
 from kiosk import stats
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone, day_bounds
-from office.compounds import compounds, district_exits, gate_policies, lookback_days
+from office.compounds import (
+    compounds,
+    district_exits,
+    gate_policies,
+    lookback_days,
+    same_clock,
+)
 from office.gatereports import LEDGER_PATHS, LISTS_KEY, POLICY_KEY
 from office.pg import PgError, connect
 
@@ -108,9 +115,10 @@ _POLICIES_SQL = (
     f"SELECT kiosk_id, timezone, ledgers -> '{POLICY_KEY}' FROM fleet_gate_reports"  # noqa: S608
     " WHERE day = %s AND (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
 )
+#: The gates' ledger figures of the day, in whatever zone each reported (``_same_day``).
 _LEDGERS_SQL = (
-    "SELECT kiosk_id, ledgers, final, fetched_at FROM fleet_gate_reports"
-    " WHERE day = %s AND timezone = %s AND (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
+    "SELECT kiosk_id, ledgers, final, fetched_at, timezone FROM fleet_gate_reports"
+    " WHERE day = %s AND (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
 )
 
 
@@ -329,17 +337,45 @@ _ZONES_SQL = (
 )
 
 
-def report_zones(dsn: str, kiosks: Iterable[str] | None = None) -> list[str]:
+def report_zones(
+    dsn: str, kiosks: Iterable[str] | None = None, day: date | None = None
+) -> list[str]:
     """The time zones the gates (``kiosks``, else all) report their days in, as the collector
-    kept them with their newest report; sorted, each once (none before any report)."""
+    kept them with their newest report; sorted, each once (none before any report). ``day``:
+    names that keep one clock all that day (``Asia/Chongqing``, ``Asia/Shanghai``) are one
+    zone, given by the first of them."""
     only = sorted(set(kiosks)) if kiosks is not None else None
     conn = connect(dsn, application_name="kiosk-district")
     try:
-        return [str(row[0]) for row in conn.execute(_ZONES_SQL, [only, only]).fetchall()]
+        names = [str(row[0]) for row in conn.execute(_ZONES_SQL, [only, only]).fetchall()]
     except psycopg.Error as exc:
         raise PgError(f"district report: {str(exc).splitlines()[0]}") from None
     finally:
         conn.close()
+    if day is None:
+        return names
+    kept: list[str] = []
+    for name in names:
+        if not any(_one_clock(name, other, day) for other in kept):
+            kept.append(name)
+    return kept
+
+
+def _one_clock(name: str, other: str | ZoneInfo, day: date) -> bool:
+    """Whether the zone ``name`` keeps the clock of ``other`` all through ``day`` (cut in
+    ``other``): its day is the same day, hour for hour. An unknown name keeps none."""
+    try:
+        zone, ref = ZoneInfo(name), as_zone(other)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
+        return False
+    start, end = day_bounds(day, ref)
+    return same_clock(zone, ref, _utc(start), _utc(end))
+
+
+def _same_day(rows: Iterable[tuple[Any, ...]], day: date, zone: ZoneInfo) -> list[tuple[Any, ...]]:
+    """The ledger rows whose gate's day is the report's: reported in its zone, or in another
+    name of its clock (zoneinfo has no table of aliases: the clocks are compared)."""
+    return [r for r in rows if r[4] == zone.key or _one_clock(str(r[4]), zone, day)]
 
 
 def district_report(
@@ -370,7 +406,7 @@ def district_report(
             rows = conn.execute(_ROWS_SQL, _dated_args(lookback, end, only)).fetchall()
             gates = conn.execute(_GATES_SQL, _dated_args(start, end, only)).fetchall()
             held = conn.execute(_HELD_SQL, [only, only]).fetchall()
-            ledgers = conn.execute(_LEDGERS_SQL, [day, zone.key, only, only]).fetchall()
+            ledgers = _same_day(conn.execute(_LEDGERS_SQL, [day, only, only]), day, zone)
         except psycopg.Error as exc:
             raise PgError(f"district report: {str(exc).splitlines()[0]}") from None
     finally:
@@ -398,6 +434,6 @@ def district_report(
     report["gates"] = len(gates)
     report["by_gate"] = _by_gate(rows, day, zone, gates, held, {r[0] for r in ledgers})
     _roll_up_ledgers(
-        report, [g["kiosk_id"] for g in report["by_gate"]], {r[0]: r[1:] for r in ledgers}
+        report, [g["kiosk_id"] for g in report["by_gate"]], {r[0]: r[1:4] for r in ledgers}
     )
     return report

@@ -204,3 +204,23 @@ def test_same_clock_compares_the_rules_over_the_period_not_the_names():
     assert same_clock(lagos, berlin, winter, winter + timedelta(days=30))
     spring = datetime(2026, 3, 20, tzinfo=UTC)  # Berlin moves on the 29th, Lagos never
     assert not same_clock(lagos, berlin, spring, spring + timedelta(days=10))
+
+
+def test_gates_reporting_in_two_names_of_one_clock_are_one_district_day(
+    gates, pg_dsn, monkeypatch, capsys
+):
+    """A gate set up with Asia/Chongqing beside gates on Asia/Shanghai (one clock, two names):
+    ``kiosk fleet report --day D`` refused, "the gates report their days in several time zones",
+    and with ``--tz Asia/Shanghai`` that gate's ledger figures were "missing"."""
+    shanghai = gates("gate-s")
+    chongqing = gates("gate-c", zone="Asia/Chongqing")
+    for core in (shanghai, chongqing):
+        _out(core, "3-201", 2)
+    _to_the_office(pg_dsn, shanghai, chongqing)
+    monkeypatch.setenv("KIOSK_FLEET_DSN", pg_dsn)
+    for tz in ([], ["--tz", "Asia/Shanghai"], ["--tz", "Asia/Chongqing"]):
+        assert main(["fleet", "report", "--day", DAY.isoformat(), *tz]) == 0, tz
+        printed = json.loads(capsys.readouterr().out)
+        assert printed["ledgers"]["missing"] == [], tz
+        assert [g["kiosk_id"] for g in printed["ledgers"]["gates"]] == ["gate-c", "gate-s"]
+        assert printed["events"] == 2
