@@ -5,6 +5,7 @@ over the quota with each compound's own policy (real PostgreSQL, as in test_flee
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,7 +17,9 @@ from support import kiosk_api
 
 from checkpoint.cli import main
 from kiosk.clock import FakeClock
+from kiosk.config.fleet import CollectorConfig
 from kiosk.store import EventDraft
+from office.collector import Collector
 from office.compounds import same_clock
 from office.district import district_report
 from office.gatereports import POLICY_KEY, collect_reports, fetch_report
@@ -224,3 +227,70 @@ def test_gates_reporting_in_two_names_of_one_clock_are_one_district_day(
         assert printed["ledgers"]["missing"] == [], tz
         assert [g["kiosk_id"] for g in printed["ledgers"]["gates"]] == ["gate-c", "gate-s"]
         assert printed["events"] == 2
+
+
+def test_the_collector_asks_for_households_when_told_so_the_office_counts_the_quota(
+    tmp_path, pg_dsn, monkeypatch
+):
+    """fleet.md: "a ``logs:personal`` token gives the collector clear ... households". The
+    collector never asked for them (``?fields=``), so with such a token every household still
+    came masked and the district's over-quota households were unknown (null) for good.
+    ``personal_fields`` asks for the ones named; with a ``logs:read`` token the gate refuses."""
+    cores = [
+        kiosk_api(tmp_path / f"{n}.db", n, FakeClock(start=START),
+                  scopes=("logs:read", "logs:personal"),
+                  config={"policy": {"quota": {"enabled": True}}, "compound": {"peers": [
+                      {"kiosk_id": p, "url": f"https://{p}", "token_env": "PEER_TOKEN"}]}})
+        for n, p in (("gate-north", "gate-south"), ("gate-south", "gate-north"))
+    ]  # fmt: skip
+    north, south = cores
+    try:
+        _out(north, "3-201", 0)
+        _out(south, "3-201", 6)
+        for i, core in enumerate(cores):
+            monkeypatch.setenv(f"TOKEN_{i}", core.token)
+        config = CollectorConfig.model_validate({
+            "personal_fields": ["household"],
+            "kiosks": [{"url": f"http://{c.config.site.kiosk_id}", "token_env": f"TOKEN_{i}"}
+                       for i, c in enumerate(cores)],
+        })  # fmt: skip
+        collector = Collector(config, pg_dsn, client=Network(*cores).client(),
+                              report_interval_s=0, clock=FakeClock(start=START))  # fmt: skip
+        try:
+            statuses = collector.run_once()
+        finally:
+            collector.stop()
+        assert [(s.state, s.report_error) for s in statuses] == [("ok", None)] * 2
+        report = district_report(pg_dsn, DAY, "Asia/Shanghai")
+        assert report["household_rows"] == 2
+        assert report["exits_per_household"]["over_quota_households"] == 1
+    finally:
+        for core in cores:
+            core.store.close()
+
+
+def test_personal_fields_are_checked_when_the_config_loads():
+    with pytest.raises(ValueError, match="unknown field 'phone'"):
+        CollectorConfig.model_validate(
+            {"personal_fields": ["phone"], "kiosks": [{"url": "http://g", "token_env": "T"}]}
+        )
+
+
+def test_kiosk_pull_fields_copies_the_named_fields_unmasked(tmp_path, monkeypatch, capsys):
+    gate = kiosk_api(tmp_path / "g.db", "gate-1", FakeClock(start=START),
+                     scopes=("logs:read", "logs:personal"))  # fmt: skip
+    try:
+        _out(gate, "3-201", 0)
+        real_client, transport = httpx.Client, httpx.MockTransport(Network(gate))
+        monkeypatch.setattr(httpx, "Client", lambda **kw: real_client(transport=transport))
+        into = tmp_path / "copy.db"
+        args = ["pull", "http://gate-1", "--token", gate.token, "--into", str(into)]
+        assert main([*args, "--fields", "phone"]) == 2
+        assert "unknown field 'phone'" in capsys.readouterr().err
+        assert main([*args, "--fields", "household"]) == 0
+        with sqlite3.connect(into) as conn:
+            assert conn.execute("SELECT household, holder FROM pulled_events").fetchall() == [
+                ("3-201", "L.")  # the holder still masked
+            ]
+    finally:
+        gate.store.close()
