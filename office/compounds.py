@@ -5,7 +5,9 @@ its code ("3-201") is the compound's own, so another compound's 3-201 is another
 Which gates are one compound is what the gates count the quota with: each gate's daily report
 names its ``[compound]`` peers (``compound.peers``), the collector keeps them with the gate's
 quota policy (``office.gatereports.gate_policy``) for that day, and gates joined by a peer
-either way are one compound. A gate with no peers is a compound of its own.
+either way are one compound. A gate with no peers is a compound of its own. A gate of a
+compound whose peers leave out another of its gates counts the quota without that gate's
+outings: the report names it (``peers_unlisted``), the office counts them together.
 
 A compound's rule is the one its gates report for the day (on or off, outings per period, the
 period's days, on the site's clock). Gates that report different rules disagree: the report
@@ -39,6 +41,7 @@ __all__ = [
     "gate_policies",
     "lookback_days",
     "same_clock",
+    "unlisted",
 ]
 
 Row = tuple[Any, ...]
@@ -54,7 +57,7 @@ class GatePolicy:
 
     zone: str
     quota: dict[str, Any] | None
-    peers: tuple[str, ...]
+    peers: tuple[str, ...] | None
 
 
 def gate_policies(rows: Iterable[Row]) -> dict[str, GatePolicy]:
@@ -63,9 +66,11 @@ def gate_policies(rows: Iterable[Row]) -> dict[str, GatePolicy]:
     held = {}
     for kiosk_id, zone, policy in rows:
         policy = policy if isinstance(policy, dict) else {}
-        quota = policy.get("quota")
+        quota, peers = policy.get("quota"), policy.get("peers")
         held[kiosk_id] = GatePolicy(
-            zone, quota if isinstance(quota, dict) else None, tuple(policy.get("peers") or ())
+            zone,
+            quota if isinstance(quota, dict) else None,
+            tuple(peers) if isinstance(peers, list) else None,
         )
     return held
 
@@ -81,13 +86,25 @@ def compounds(gates: Iterable[str], held: dict[str, GatePolicy]) -> list[list[st
         return g
 
     for kiosk_id, policy in held.items():
-        for peer in policy.peers:
+        for peer in policy.peers or ():
             if kiosk_id in parent and peer in parent:
                 parent[root(kiosk_id)] = root(peer)
     groups: dict[str, list[str]] = {}
     for g in sorted(parent):
         groups.setdefault(root(g), []).append(g)
     return sorted(groups.values())
+
+
+def unlisted(gates: list[str], held: dict[str, GatePolicy]) -> list[dict[str, Any]]:
+    """The compound's gates whose ``[[compound.peers]]`` (as reported) leave out another of its
+    gates: that gate's quota and passback count without the other's passages."""
+    out = []
+    for g in gates:
+        peers = held[g].peers if g in held else None
+        missing = [o for o in gates if o != g and o not in (peers or ())]
+        if peers is not None and missing:
+            out.append({"kiosk_id": g, "missing": missing})
+    return out
 
 
 def lookback_days(held: dict[str, GatePolicy], quota_cfg: QuotaConfig | None) -> int:
@@ -118,6 +135,7 @@ class _Rule:
     shown: dict[str, Any] | None = None
     disagree: list[dict[str, Any]] | None = None
     unknown: list[str] | None = None
+    unlisted: list[dict[str, Any]] | None = None
 
 
 def _zone(name: str) -> ZoneInfo | None:
@@ -191,6 +209,7 @@ def _compound_exits(
             exits[same_text(r[7])] += 1
     entry: dict[str, Any] = {
         "gates": gates, "quota": rule.shown, "disagree": rule.disagree, "unknown": rule.unknown,
+        "peers_unlisted": rule.unlisted,
         "households": len(exits), "exits": exits.total(), "histogram": Counter(exits.values()),
     }  # fmt: skip
     if any(masked(r) for r in mine):
@@ -237,6 +256,7 @@ def district_exits(
     entries = []
     for gates in groups:
         rule = _given(quota_cfg, zone) if quota_cfg else _rule(gates, held, (since, until))
+        rule.unlisted = unlisted(gates, held)
         entries.append(_compound_exits(gates, rule, day_rows, count, masked))
     return _roll_up(section, entries)
 

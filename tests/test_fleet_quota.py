@@ -294,3 +294,22 @@ def test_kiosk_pull_fields_copies_the_named_fields_unmasked(tmp_path, monkeypatc
             ]
     finally:
         gate.store.close()
+
+
+def test_a_gate_that_does_not_list_its_compounds_other_gate_is_named(gates, pg_dsn):
+    """North lists south as its peer, south lists nobody: south counts the quota without
+    north's outings and let 3-201 out again. The office counted them as one compound, as it
+    should, but said nothing of the gates' lists that differ (the reason south let it out)."""
+    north = gates("gate-north", peers=["gate-south"])
+    south = gates("gate-south")
+    east = gates("gate-east")  # a compound of its own: nothing to list
+    _out(north, "3-201", 0)
+    _out(south, "3-201", 6)
+    _out(east, "1-101", 6)
+    _to_the_office(pg_dsn, north, south, east)
+    exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    by_gates = {tuple(c["gates"]): c for c in exits["compounds"]}
+    compound = by_gates[("gate-north", "gate-south")]
+    assert compound["over_quota_households"] == 1
+    assert compound["peers_unlisted"] == [{"kiosk_id": "gate-south", "missing": ["gate-north"]}]
+    assert by_gates[("gate-east",)]["peers_unlisted"] == []
