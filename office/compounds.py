@@ -49,6 +49,8 @@ Row = tuple[Any, ...]
 _STEP = timedelta(minutes=15)
 #: Longer than any quota period and its day (``QuotaConfig.period_days`` is at most 30).
 _LONGEST = timedelta(days=32)
+#: A rule as shown, in this order (``timezone`` after them).
+_SHOWN = ("enabled", "exits", "period_days")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,17 +62,24 @@ class GatePolicy:
     peers: tuple[str, ...] | None
 
 
-def gate_policies(rows: Iterable[Row]) -> dict[str, GatePolicy]:
+def gate_policies(rows: Iterable[Row], nearest: Iterable[Row] = ()) -> dict[str, GatePolicy]:
     """``(kiosk_id, timezone, policy)`` rows of ``fleet_gate_reports`` (the policy as
-    ``office.gatereports.gate_policy`` kept it, or None) by gate."""
-    held = {}
+    ``office.gatereports.gate_policy`` kept it, or None) by gate. ``nearest``: ``(kiosk_id,
+    peers)`` of each gate's report nearest the day that names its peers, for a gate whose
+    report of the day does not (the collector keeps a week): which gates are one compound
+    changes seldom, and a compound split in its gates would count its households twice."""
+    held: dict[str, GatePolicy] = {}
+    for kiosk_id, peers in nearest:
+        if isinstance(peers, list):
+            held[kiosk_id] = GatePolicy("", None, tuple(peers))
     for kiosk_id, zone, policy in rows:
         policy = policy if isinstance(policy, dict) else {}
         quota, peers = policy.get("quota"), policy.get("peers")
+        known = held[kiosk_id].peers if kiosk_id in held else None
         held[kiosk_id] = GatePolicy(
             zone,
             quota if isinstance(quota, dict) else None,
-            tuple(peers) if isinstance(peers, list) else None,
+            tuple(peers) if isinstance(peers, list) else known,
         )
     return held
 
@@ -165,7 +174,10 @@ def _rule(
             rules.append((quota, zone))
     if len(rules) > 1:
         rule.disagree = [
-            {"kiosk_id": g, "quota": {**(p.quota or {}), "timezone": p.zone}}
+            {
+                "kiosk_id": g,
+                "quota": {k: (p.quota or {}).get(k) for k in _SHOWN} | {"timezone": p.zone},
+            }
             for g, (p, _) in told.items()
         ]
     elif rules:
@@ -173,7 +185,7 @@ def _rule(
         rule.quota = QuotaConfig(
             enabled=quota["enabled"], exits=quota["exits"], period_days=quota["period_days"]
         )
-        rule.site, rule.shown = zone, {**quota, "timezone": zone.key}
+        rule.site, rule.shown = zone, _given(rule.quota, zone).shown
     return rule
 
 

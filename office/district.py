@@ -116,6 +116,13 @@ _POLICIES_SQL = (
     " WHERE day = %s AND (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
 )
 #: The gates' ledger figures of the day, in whatever zone each reported (``_same_day``).
+#: Each gate's peers as its report nearest the day names them (``gate_policies``).
+_PEERS_SQL = (
+    f"SELECT DISTINCT ON (kiosk_id) kiosk_id, ledgers -> '{POLICY_KEY}' -> 'peers'"  # noqa: S608
+    f" FROM fleet_gate_reports WHERE jsonb_typeof(ledgers -> '{POLICY_KEY}' -> 'peers') = 'array'"
+    " AND (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
+    " ORDER BY kiosk_id, abs(day - %s::date), day DESC"
+)
 _LEDGERS_SQL = (
     "SELECT kiosk_id, ledgers, final, fetched_at, timezone FROM fleet_gate_reports"
     " WHERE day = %s AND (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
@@ -399,7 +406,10 @@ def district_report(
         only = sorted(set(kiosks)) if kiosks is not None else None
         try:
             _check_known(conn, only)
-            held_policies = gate_policies(conn.execute(_POLICIES_SQL, [day, only, only]))
+            held_policies = gate_policies(
+                conn.execute(_POLICIES_SQL, [day, only, only]),
+                conn.execute(_PEERS_SQL, [only, only, day]),
+            )
             longest = QuotaConfig(period_days=lookback_days(held_policies, quota_cfg))
             # A day earlier too: a compound's period runs on its own site's clock.
             lookback = stats.quota_lookback(day - timedelta(days=1), zone, longest)

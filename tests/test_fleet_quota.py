@@ -313,3 +313,23 @@ def test_a_gate_that_does_not_list_its_compounds_other_gate_is_named(gates, pg_d
     assert compound["over_quota_households"] == 1
     assert compound["peers_unlisted"] == [{"kiosk_id": "gate-south", "missing": ["gate-north"]}]
     assert by_gates[("gate-east",)]["peers_unlisted"] == []
+
+
+def test_a_day_before_the_gates_reports_keeps_each_compound_whole(gates, pg_dsn):
+    """The collector keeps the gates' reports of the last 7 days; for a day older than the
+    first one kept, every gate was a compound of its own, and a household out at the north and
+    the south gate counted as two households. The compound is the one the gates' nearest
+    report names; the rule of that day stays unknown (not taken from another day)."""
+    north = gates("gate-north", peers=["gate-south"])
+    south = gates("gate-south", peers=["gate-north"])
+    _out(north, "3-201", 0)
+    _out(south, "3-201", 6)
+    for core in (north, south):
+        core.clock.set_wall(START + timedelta(days=20))  # reports of day 14 to 20 only
+    _to_the_office(pg_dsn, north, south)
+    exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    (compound,) = exits["compounds"]
+    assert compound["gates"] == ["gate-north", "gate-south"]
+    assert compound["unknown"] == ["gate-north", "gate-south"] and compound["quota"] is None
+    assert exits["households"] == 1 and exits["histogram"] == {"2": 1}
+    assert exits["over_quota_households"] is None  # no rule held for that day
