@@ -32,6 +32,7 @@ from sqlite_utils import Database
 
 from kiosk import stats
 from kiosk.config.policy import QuotaConfig
+from kiosk.days import day_bounds
 from kiosk.lists import same_text
 
 __all__ = [
@@ -203,11 +204,13 @@ def _given(quota_cfg: QuotaConfig, zone: ZoneInfo) -> _Rule:
 def _compound_exits(
     gates: list[str],
     rule: _Rule,
-    day_rows: list[Row],
+    rows: tuple[list[Row], list[Row]],
     count: Callable[[list[str], QuotaConfig, set[str], ZoneInfo], int],
     masked: Callable[[Row], bool],
 ) -> dict[str, Any]:
-    """One compound's outings on the day and its households over its quota."""
+    """One compound's outings on the day and its households over its quota. ``rows``: the
+    compound's in the quota's period before the day, and the day's."""
+    before, day_rows = rows
     mine = [r for r in day_rows if r[1] in gates]
     exits: Counter[str] = Counter()
     for r in mine:
@@ -229,8 +232,9 @@ def _compound_exits(
         entry["over_quota_households"] = None
     elif not exits or (rule.quota is not None and not rule.quota.enabled):
         entry["over_quota_households"] = 0
-    elif rule.quota is None or rule.site is None:
-        entry["over_quota_households"] = None  # no rule held, or rules that disagree
+    elif rule.quota is None or rule.site is None or any(masked(r) for r in before):
+        # No rule held, rules that disagree, or an outing in the period that is no one's.
+        entry["over_quota_households"] = None
     else:
         entry["over_quota_households"] = count(gates, rule.quota, set(exits), rule.site)
     return entry
@@ -265,12 +269,23 @@ def district_exits(
         clock = None if same_clock(site, zone, since, until) else site
         return stats.over_quota_households(db, day, zone, quota, households, clock)
 
+    start = day_bounds(day, zone)[0]
     entries = []
     for gates in groups:
         rule = _given(quota_cfg, zone) if quota_cfg else _rule(gates, held, (since, until))
         rule.unlisted = unlisted(gates, held)
-        entries.append(_compound_exits(gates, rule, day_rows, count, masked))
+        back = _period_start(rule, day, zone, since)
+        before = [r for r in every if r[1] in gates and back <= r[2][:19] < start]
+        entries.append(_compound_exits(gates, rule, (before, day_rows), count, masked))
     return _roll_up(section, entries)
+
+
+def _period_start(rule: _Rule, day: date, zone: ZoneInfo, since: datetime) -> str:
+    """Where the compound's quota period before ``day`` begins (UTC text): its rule's look-back
+    in the day's zone, all that was read (``since``) when it runs on another clock."""
+    if rule.quota is None or rule.site is None or rule.site.key != zone.key:
+        return since.isoformat()[:19]
+    return stats.quota_lookback(day, zone, rule.quota)
 
 
 def _roll_up(section: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:

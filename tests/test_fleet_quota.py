@@ -24,7 +24,7 @@ from office.compounds import same_clock
 from office.district import district_report
 from office.gatereports import POLICY_KEY, collect_reports, fetch_report
 from office.pg import PgTarget
-from office.pull import PullError
+from office.pull import PullError, pull
 
 pytest_plugins = ("pgfixture",)
 
@@ -333,3 +333,32 @@ def test_a_day_before_the_gates_reports_keeps_each_compound_whole(gates, pg_dsn)
     assert compound["unknown"] == ["gate-north", "gate-south"] and compound["quota"] is None
     assert exits["households"] == 1 and exits["histogram"] == {"2": 1}
     assert exits["over_quota_households"] is None  # no rule held for that day
+
+
+def test_an_outing_the_office_holds_masked_within_the_period_makes_the_count_unknown(
+    tmp_path, pg_dsn
+):
+    """The office turned ``personal_fields = ["household"]`` on this morning: yesterday's
+    outings were pulled masked. 3-201 went out yesterday and again today, and the district
+    said 0 households over "one outing every 2 days": the masked outing is no one's, so the
+    count is unknown (null), not 0; the next period is counted again."""
+    north = kiosk_api(tmp_path / "n.db", "gate-north", FakeClock(start=START),
+                      scopes=("logs:read", "logs:personal"),
+                      config={"policy": {"quota": {"enabled": True}}})  # fmt: skip
+    try:
+        net = Network(north)
+        _out(north, "3-201", -20)  # yesterday, 13:00
+        with PgTarget(pg_dsn) as target:
+            pull("http://gate-north", north.token, target, client=net.client())
+        _out(north, "3-201", 2)
+        _out(north, "5-101", 3)
+        with PgTarget(pg_dsn) as target, net.client() as client:
+            pull("http://gate-north", north.token, target, client=client, fields=["household"])
+            collect_reports(client, target, "http://gate-north", "gate-north", north.token)
+        exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+        assert exits["households"] == 2  # today's outings are all clear
+        assert exits["over_quota_households"] is None
+        later = district_report(pg_dsn, DAY + timedelta(days=3), "Asia/Shanghai")
+        assert later["exits_per_household"]["over_quota_households"] == 0
+    finally:
+        north.store.close()
