@@ -7,7 +7,9 @@ names its ``[compound]`` peers (``compound.peers``), the collector keeps them wi
 quota policy (``office.gatereports.gate_policy``) for that day, and gates joined by a peer
 either way are one compound. A gate with no peers is a compound of its own. A gate of a
 compound whose peers leave out another of its gates counts the quota without that gate's
-outings: the report names it (``peers_unlisted``), the office counts them together.
+outings: the report names it (``peers_unlisted``), the office counts them together. A peer
+the report holds nothing of (a gate the collector does not pull, one left out by ``--kiosk``)
+is named too (``peers_outside``): its outings are not in the count.
 
 A compound's rule is the one its gates report for the day (on or off, outings per period, the
 period's days, on the site's clock). Gates that report different rules disagree: the report
@@ -146,6 +148,7 @@ class _Rule:
     disagree: list[dict[str, Any]] | None = None
     unknown: list[str] | None = None
     unlisted: list[dict[str, Any]] | None = None
+    outside: list[str] | None = None
 
 
 def _zone(name: str) -> ZoneInfo | None:
@@ -224,7 +227,7 @@ def _compound_exits(
             exits[same_text(r[7])] += 1
     entry: dict[str, Any] = {
         "gates": gates, "quota": rule.shown, "disagree": rule.disagree, "unknown": rule.unknown,
-        "peers_unlisted": rule.unlisted,
+        "peers_unlisted": rule.unlisted, "peers_outside": rule.outside,
         "households": len(exits), "exits": exits.total(), "histogram": Counter(exits.values()),
     }  # fmt: skip
     if any(masked(r) for r in mine):
@@ -270,10 +273,13 @@ def district_exits(
         return stats.over_quota_households(db, day, zone, quota, households, clock)
 
     start = day_bounds(day, zone)[0]
+    in_report = {g for gates in groups for g in gates}
     entries = []
     for gates in groups:
         rule = _given(quota_cfg, zone) if quota_cfg else _rule(gates, held, (since, until))
         rule.unlisted = unlisted(gates, held)
+        named = {p for g in gates if g in held for p in held[g].peers or ()}
+        rule.outside = sorted(named - in_report)
         back = _period_start(rule, day, zone, since)
         before = [r for r in every if r[1] in gates and back <= r[2][:19] < start]
         entries.append(_compound_exits(gates, rule, (before, day_rows), count, masked))

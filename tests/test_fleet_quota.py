@@ -362,3 +362,25 @@ def test_an_outing_the_office_holds_masked_within_the_period_makes_the_count_unk
         assert later["exits_per_household"]["over_quota_households"] == 0
     finally:
         north.store.close()
+
+
+def test_a_compound_gate_the_office_does_not_pull_is_named(gates, pg_dsn):
+    """North names south as its peer, but the office's collector has no [[kiosks]] entry for
+    south: south's outings were silently left out of the compound's count. The compound names
+    the peers its gates list that the report holds nothing of (``peers_outside``)."""
+    north = gates("gate-north", peers=["gate-south", "gate-west"])
+    south = gates("gate-south", peers=["gate-north"])
+    _out(north, "3-201", 0)
+    _out(south, "3-201", 6)
+    _to_the_office(pg_dsn, north)  # south never pulled
+    exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    (compound,) = exits["compounds"]
+    assert compound["gates"] == ["gate-north"]
+    assert compound["peers_outside"] == ["gate-south", "gate-west"]
+    _to_the_office(pg_dsn, south)
+    only = district_report(pg_dsn, DAY, "Asia/Shanghai", kiosks=["gate-north"])
+    assert only["exits_per_household"]["compounds"][0]["peers_outside"] == [
+        "gate-south", "gate-west",
+    ]  # fmt: skip
+    both = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    assert both["compounds"][0]["peers_outside"] == ["gate-west"]
