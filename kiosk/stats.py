@@ -298,6 +298,7 @@ def _exits_section(quota: QuotaConfig, exits: Counter[str], over_quota: int) -> 
         "quota_enabled": quota.enabled,
         "quota_exits": quota.exits,
         "period_days": quota.period_days,
+        "quota_roles": list(quota.roles),  # whose outings count (staff, deliveries: not usually)
         "households": len(exits),
         "exits": sum(exits.values()),
         "histogram": {str(k): v for k, v in sorted(Counter(exits.values()).items())},

@@ -12,12 +12,12 @@ the report holds nothing of (a gate the collector does not pull, one left out by
 is named too (``peers_outside``): its outings are not in the count.
 
 A compound's rule is the one its gates report for the day (on or off, outings per period, the
-period's days, on the site's clock). Gates that report different rules disagree: the report
-names each one's rule (``disagree``) and counts by neither (``over_quota_households`` null). A
-gate whose rule for the day is not held (no report, a gate of an older release) is named in
-``unknown``; the compound counts by its other gates' rule, or not at all (null) when none is
-held. Two zone names whose clocks agree over the quota's period (``Asia/Chongqing`` and
-``Asia/Shanghai``) are one site clock (``same_clock``).
+period's days on the site's clock, the pass roles it counts). Gates that report different rules
+disagree: the report names each one's rule (``disagree``) and counts by neither
+(``over_quota_households`` null). A gate whose rule for the day is not held (no report, a gate
+of an older release) is named in ``unknown``; the compound counts by its other gates' rule, or
+not at all (null) when none is held. Two zone names whose clocks agree over the quota's period
+(``Asia/Chongqing`` and ``Asia/Shanghai``) are one site clock (``same_clock``).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ _STEP = timedelta(minutes=15)
 #: Longer than any quota period and its day (``QuotaConfig.period_days`` is at most 30).
 _LONGEST = timedelta(days=32)
 #: A rule as shown, in this order (``timezone`` after them).
-_SHOWN = ("enabled", "exits", "period_days")
+_SHOWN = ("enabled", "exits", "period_days", "roles")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +172,7 @@ def _rule(
     for policy, zone in told.values():
         quota = policy.quota or {}
         if not any(
-            _key(q) == _key(quota) and (not quota["enabled"] or same_clock(zone, z, *window))
+            _same_rule(q, quota) and (not quota["enabled"] or same_clock(zone, z, *window))
             for q, z in rules
         ):
             rules.append((quota, zone))
@@ -186,21 +186,35 @@ def _rule(
         ]
     elif rules:
         quota, zone = rules[0]
+        roles = next((q["roles"] for q in _told_quotas(told) if q.get("roles")), None)
         rule.quota = QuotaConfig(
             enabled=quota["enabled"], exits=quota["exits"], period_days=quota["period_days"]
         )
+        if roles is not None:
+            rule.quota = rule.quota.model_copy(update={"roles": tuple(roles)})
         rule.site, rule.shown = zone, _given(rule.quota, zone).shown
     return rule
 
 
-def _key(quota: dict[str, Any]) -> tuple[Any, ...]:
-    """What makes two rules one: with the quota off, its numbers count for nothing."""
-    return (True, quota["exits"], quota["period_days"]) if quota["enabled"] else (False,)
+def _same_rule(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two gates' quotas are one rule: with the quota off its numbers count for
+    nothing; the roles counted, when both gates say (a report frozen before: ``None``)."""
+    if not (a["enabled"] and b["enabled"]):
+        return bool(a["enabled"] == b["enabled"])
+    if (a["exits"], a["period_days"]) != (b["exits"], b["period_days"]):
+        return False
+    roles = a.get("roles"), b.get("roles")
+    return None in roles or roles[0] == roles[1]
+
+
+def _told_quotas(told: dict[str, tuple[GatePolicy, ZoneInfo]]) -> list[dict[str, Any]]:
+    return [p.quota for p, _ in told.values() if p.quota]
 
 
 def _given(quota_cfg: QuotaConfig, zone: ZoneInfo) -> _Rule:
     shown: dict[str, Any] = {"enabled": quota_cfg.enabled, "exits": quota_cfg.exits}
-    shown |= {"period_days": quota_cfg.period_days, "timezone": zone.key}
+    shown |= {"period_days": quota_cfg.period_days, "roles": sorted(quota_cfg.roles)}
+    shown["timezone"] = zone.key
     return _Rule(quota_cfg, zone, shown, [], [])
 
 

@@ -71,6 +71,8 @@ POLICY_KEY = "policy"
 #: ``[compound]`` allows 16 peers (``kiosk.config.compound``); a kiosk id is ``site.kiosk_id``.
 _MAX_PEERS = 16
 _KIOSK_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+#: The pass roles a quota may count (``kiosk.config.policy.QuotaConfig.roles``).
+_ROLES = frozenset(("resident", "staff", "delivery", "visitor"))
 #: How far apart two synchronised clocks (the office's, a gate's) may be about a gate's
 #: midnight: a gate answering for the day before or after the office's within this (or while
 #: the exchange lasted) is on the right day, not a clock to distrust.
@@ -143,8 +145,9 @@ def _bounded_int(value: object, low: int, high: int) -> bool:
 def gate_policy(report: dict[str, Any]) -> dict[str, Any]:
     """The gate's outing quota as its report counted it (``exits_per_household``: on or off,
     outings per period, the period's days; ``kiosk.config.policy.QuotaConfig``'s bounds) and
-    the compound's other gates it counts them with (``compound.peers``). ``None`` for what the
-    report does not say (a gate of an older release); ``ValueError`` for anything else."""
+    the pass roles it counts, and the compound's other gates it counts them with
+    (``compound.peers``). ``None`` for what the report does not say (a gate of an older
+    release); ``ValueError`` for anything else."""
     exits = report.get("exits_per_household")
     quota = None
     if exits is not None:
@@ -156,7 +159,13 @@ def gate_policy(report: dict[str, Any]) -> dict[str, Any]:
         if not (isinstance(enabled, bool) and _bounded_int(count, 1, 100)
                 and _bounded_int(days, 1, 30)):  # fmt: skip
             raise ValueError("exits_per_household: not a quota policy")
+        roles = exits.get("quota_roles")
+        if roles is not None and not (
+            isinstance(roles, list) and len(roles) <= len(_ROLES) and set(roles) <= _ROLES
+        ):
+            raise ValueError("exits_per_household.quota_roles: not pass roles")
         quota = {"enabled": enabled, "exits": count, "period_days": days}
+        quota["roles"] = sorted(set(roles)) if roles is not None else None
     compound = report.get("compound")
     peers = None
     if compound is not None:

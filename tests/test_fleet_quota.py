@@ -32,9 +32,10 @@ DAY = date(2026, 3, 2)
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai on DAY
 
 
-def _gate(tmp_path, name, peers=(), exits=1, period_days=2, enabled=True, zone=None):
+def _gate(tmp_path, name, peers=(), exits=1, period_days=2, enabled=True, zone=None, roles=None):
+    quota = {"enabled": enabled, "exits": exits, "period_days": period_days}
     config = {
-        "policy": {"quota": {"enabled": enabled, "exits": exits, "period_days": period_days}},
+        "policy": {"quota": quota | ({"roles": roles} if roles else {})},
         "compound": {"peers": [
             {"kiosk_id": p, "url": f"https://{p}", "token_env": "PEER_TOKEN"} for p in peers
         ]},
@@ -93,7 +94,8 @@ def test_the_district_counts_a_household_out_twice_within_its_compounds_period(
     (compound,) = exits["compounds"]
     assert compound["gates"] == ["gate-north", "gate-south"]
     assert compound["quota"] == {
-        "enabled": True, "exits": 1, "period_days": 2, "timezone": "Asia/Shanghai"
+        "enabled": True, "exits": 1, "period_days": 2, "roles": ["resident"],
+        "timezone": "Asia/Shanghai",
     }  # fmt: skip
     assert compound["disagree"] == [] and compound["unknown"] == []
     assert compound["over_quota_households"] == 1
@@ -155,7 +157,7 @@ def test_the_gate_reports_its_quota_and_its_peers_and_a_forged_policy_is_refused
     _, zone, figures = fetch_report(client, "http://gate-north", north.token, DAY)
     assert zone == "Asia/Shanghai"
     assert figures[POLICY_KEY] == {
-        "quota": {"enabled": True, "exits": 3, "period_days": 7},
+        "quota": {"enabled": True, "exits": 3, "period_days": 7, "roles": ["resident"]},
         "peers": ["gate-east", "gate-south"],
     }
     report = north.test_client.get(
@@ -167,14 +169,19 @@ def test_the_gate_reports_its_quota_and_its_peers_and_a_forged_policy_is_refused
         {"compound": {"peers": ["g"] * 100}},
         {"exits_per_household": {**report["exits_per_household"], "quota_exits": 10**12}},
         {"exits_per_household": {**report["exits_per_household"], "quota_enabled": "yes"}},
+        {"exits_per_household": {**report["exits_per_household"], "quota_roles": ["admin"]}},
     ):
         answer = httpx.Response(200, json={**report, **forged})
         bad = httpx.Client(transport=httpx.MockTransport(lambda r, a=answer: a))
         with pytest.raises(PullError, match="not a daily report"):
             fetch_report(bad, "http://gate-north", north.token, DAY)
     older = {k: v for k, v in report.items() if k != "compound"}  # a gate before this release
+    older["exits_per_household"] = {
+        k: v for k, v in report["exits_per_household"].items() if k != "quota_roles"
+    }
     old = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, json=older)))
-    assert fetch_report(old, "http://gate-north", north.token, DAY)[2][POLICY_KEY]["peers"] is None
+    policy = fetch_report(old, "http://gate-north", north.token, DAY)[2][POLICY_KEY]
+    assert policy["peers"] is None and policy["quota"]["roles"] is None
 
 
 def test_the_policy_kept_leaves_no_personal_data_in_the_database(gates, pg_dsn):
@@ -384,3 +391,20 @@ def test_a_compound_gate_the_office_does_not_pull_is_named(gates, pg_dsn):
     ]  # fmt: skip
     both = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
     assert both["compounds"][0]["peers_outside"] == ["gate-west"]
+
+
+def test_gates_that_count_different_roles_against_the_quota_disagree(gates, pg_dsn):
+    """North counts staff against the quota, south does not: a staff member out at south is
+    free there and counted at north. The gates did not report whom their quota counts, so the
+    district took them for one rule."""
+    north = gates("gate-north", peers=["gate-south"], roles=["resident", "staff"])
+    south = gates("gate-south", peers=["gate-north"])
+    _out(north, "3-201", 0)
+    _out(south, "3-201", 6)
+    _to_the_office(pg_dsn, north, south)
+    exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    (compound,) = exits["compounds"]
+    assert [(d["kiosk_id"], d["quota"]["roles"]) for d in compound["disagree"]] == [
+        ("gate-north", ["resident", "staff"]), ("gate-south", ["resident"]),
+    ]  # fmt: skip
+    assert compound["over_quota_households"] is None

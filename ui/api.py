@@ -149,6 +149,11 @@ class HouseholdExits(BaseModel):
     quota_enabled: bool
     quota_exits: int
     period_days: int
+    quota_roles: list[str] | None = Field(
+        None,
+        description="The pass roles the quota counts (`policy.quota.roles`); null in a report"
+        " frozen before they were reported.",
+    )
     households: int = Field(description="Households that went out this day.")
     exits: int
     histogram: dict[str, int] = Field(description="Exits per household → households.")
