@@ -165,19 +165,29 @@ def _utc(ts: str) -> datetime:
 
 
 def _over_quota(
-    db: Database, day: date, zone: ZoneInfo, quota: QuotaConfig, households: set[str]
+    db: Database,
+    day: date,
+    zone: ZoneInfo,
+    quota: QuotaConfig,
+    households: set[str],
+    site: ZoneInfo | None = None,
 ) -> int:
     """How many of ``households`` (out on ``day``) went out beyond the quota that day, counted
     as the gate counts (``kiosk.policy.quota_reached``): an outing with ``quota.exits`` or
     more before it in the rolling period (``period_days`` days on the site's clock) before it.
-    Only an override or a gate that could not know (another kiosk's log) lets one through."""
+    Only an override or a gate that could not know (another kiosk's log) lets one through.
+    ``site``: the site's zone when the day is cut in another (the office's district report)."""
     if not quota.enabled:  # no quota, nobody over it
         return 0
     start, end = day_bounds(day, zone)
+    clock = site or zone
     period = timedelta(days=quota.period_days)
     outings: dict[str, list[datetime]] = {}
     cols = "ts, direction, decision, household, flags"
-    for row in _events_between(db, quota_lookback(day, zone, quota), end, cols):
+    lookback = quota_lookback(day, zone, quota)
+    if clock is not zone:  # the period on another clock: a day earlier is always enough
+        lookback = min(lookback, quota_lookback(day - timedelta(days=1), zone, quota))
+    for row in _events_between(db, lookback, end, cols):
         if households_outing(row) and same_text(row["household"]) in households:
             outings.setdefault(same_text(row["household"]), []).append(_utc(row["ts"]))
     day_start = _utc(start)
@@ -185,10 +195,15 @@ def _over_quota(
     for times in outings.values():
         over += any(
             t >= day_start
-            and sum(t.astimezone(zone) - period < before for before in times[:i]) >= quota.exits
+            and sum(t.astimezone(clock) - period < before for before in times[:i]) >= quota.exits
             for i, t in enumerate(times)
         )
     return over
+
+
+#: ``_over_quota`` for the office's district report: one compound's households, its own rule
+#: and its site's clock (``office.district``).
+over_quota_households = _over_quota
 
 
 def _temperature_counts(
@@ -283,6 +298,7 @@ def _exits_section(quota: QuotaConfig, exits: Counter[str], over_quota: int) -> 
         "quota_enabled": quota.enabled,
         "quota_exits": quota.exits,
         "period_days": quota.period_days,
+        "quota_roles": list(quota.roles),  # whose outings count (staff, deliveries: not usually)
         "households": len(exits),
         "exits": sum(exits.values()),
         "histogram": {str(k): v for k, v in sorted(Counter(exits.values()).items())},

@@ -220,6 +220,7 @@ class Collector:
                     monotonic=self._monotonic,
                     stop=self._stop,
                     max_page_bytes=page_bytes(self.config.max_concurrent),
+                    fields=self.config.personal_fields,
                 )
                 result = puller.pull(source.url, token)  # the client and target stay open
                 if not self._stop.is_set():

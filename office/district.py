@@ -2,11 +2,13 @@
 
 The figures are the gate's own daily report (``kiosk.stats.compute_report``) computed over the
 union of the gates' events — the same code, so a district total is by construction the sum of
-what each gate reports, and a household that leaves by one gate and comes back by another is
-counted once against the outing quota. The day's rows (and the quota's look-back) are read
-from ``fleet_events`` by the ``ts`` index into an in-memory SQLite table shaped like the
-kiosk's, which ``compute_report`` reads, each dated as its gate dates it (``kiosk.dating``:
-one stamped before NTP stepped the gate's clock by its boot's first synchronised event).
+what each gate reports. ``exits_per_household`` is counted per compound with the compound's own
+quota, as its gates report it (``office.compounds``): a household out by one gate and again by
+another of its compound is counted once against the outing quota. The day's rows (and the
+quota's look-back) are read from ``fleet_events`` by the ``ts`` index into an in-memory SQLite
+table shaped like the kiosk's, which ``compute_report`` reads, each dated as its gate dates it
+(``kiosk.dating``: one stamped before NTP stepped the gate's clock by its boot's first
+synchronised event).
 
 ``by_gate`` adds what only the district view has: per gate, the day's events, passes, denials,
 fever alarms, the first and last event, and the newest row held centrally (a gate whose log
@@ -16,14 +18,15 @@ stops early in the day is a gate that went offline or is not being pulled).
 each gate's own is in ``by_gate``. What the events hold is computed from them: people in and
 out, fevers at the gate, registrations and vehicles. The figures that come from the gates'
 ledgers (``office.gatereports.LEDGER_PATHS``: returnees, quarantined households, service
-requests, the helpers' fever checks, unknown plates) are the gates' own counts, fetched by
-the collector into ``fleet_gate_reports``, and summed over the gates that reported the day in
-the same time zone. ``ledgers`` says which did (``gates``, each one's ``as_of`` and whether
-the day was ``final`` when it reported) and which did not (``missing``): a gate that did not
-answer is left out of the sums and named, never counted as zero; with no gate reporting, the
-figures are ``null``. A figure any reporting gate does not know (``null``) is ``null`` in the
-sum. Gates share no ledger, but every gate holds the office's list bundle: quarantined
-households count the bundle's once and each gate's own entries (``_quarantined_across``).
+requests, the helpers' fever checks, unknown plates) are the gates' own counts, fetched by the
+collector into ``fleet_gate_reports``, and summed over the gates that reported the day in the
+same time zone (or another name of its clock: ``same_clock``). ``ledgers`` says which did
+(``gates``, each one's ``as_of`` and whether the day was ``final`` when it reported) and which
+did not (``missing``): a gate that did not answer is left out of the sums and named, never
+counted as zero; with no gate reporting, the figures are ``null``. A figure any reporting gate
+does not know (``null``) is ``null`` in the sum. Gates share no ledger, but every gate holds
+the office's list bundle: quarantined households count the bundle's once and each gate's own
+entries (``_quarantined_across``).
 
 Personal fields are whatever the pull brought: with a ``logs:read`` token they are masked, so
 ``exits_per_household`` counts only rows that carry an unmasked household (``household_rows``
@@ -37,9 +40,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 import sqlite_utils
@@ -47,7 +50,14 @@ import sqlite_utils
 from kiosk import stats
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone, day_bounds
-from office.gatereports import LEDGER_PATHS, LISTS_KEY
+from office.compounds import (
+    compounds,
+    district_exits,
+    gate_policies,
+    lookback_days,
+    same_clock,
+)
+from office.gatereports import LEDGER_PATHS, LISTS_KEY, POLICY_KEY
 from office.pg import PgError, connect
 
 __all__ = ["district_report"]
@@ -100,9 +110,22 @@ _HELD_SQL = (
     " FROM fleet_sources s WHERE (%s::text[] IS NULL OR s.kiosk_id = ANY(%s))"
     " GROUP BY s.kiosk_id"
 )
+#: Each gate's quota policy and peers for the day, as it reported them (``office.compounds``).
+_POLICIES_SQL = (
+    f"SELECT kiosk_id, timezone, ledgers -> '{POLICY_KEY}' FROM fleet_gate_reports"  # noqa: S608
+    " WHERE day = %s AND (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
+)
+#: The gates' ledger figures of the day, in whatever zone each reported (``_same_day``).
+#: Each gate's peers as its report nearest the day names them (``gate_policies``).
+_PEERS_SQL = (
+    f"SELECT DISTINCT ON (kiosk_id) kiosk_id, ledgers -> '{POLICY_KEY}' -> 'peers'"  # noqa: S608
+    f" FROM fleet_gate_reports WHERE jsonb_typeof(ledgers -> '{POLICY_KEY}' -> 'peers') = 'array'"
+    " AND (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
+    " ORDER BY kiosk_id, abs(day - %s::date), day DESC"
+)
 _LEDGERS_SQL = (
-    "SELECT kiosk_id, ledgers, final, fetched_at FROM fleet_gate_reports"
-    " WHERE day = %s AND timezone = %s AND (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
+    "SELECT kiosk_id, ledgers, final, fetched_at, timezone FROM fleet_gate_reports"
+    " WHERE day = %s AND (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
 )
 
 
@@ -164,6 +187,11 @@ def _memory_events(rows: Iterable[tuple[Any, ...]]) -> sqlite_utils.Database:
     )
     conn.execute("CREATE INDEX events_ts ON events(ts)")
     return sqlite_utils.Database(conn)
+
+
+def _utc(text: str) -> datetime:
+    """A 19-character UTC text (``day_bounds``) as an aware time."""
+    return datetime.fromisoformat(text[:19]).replace(tzinfo=UTC)
 
 
 def _json(value: object) -> str | None:
@@ -255,6 +283,43 @@ def _roll_up_ledgers(
     }
 
 
+def _by_gate(
+    rows: list[tuple[Any, ...]],
+    day: date,
+    zone: ZoneInfo,
+    gates: list[tuple[Any, ...]],
+    held: list[tuple[Any, ...]],
+    reported: set[str],
+) -> list[dict[str, Any]]:
+    """Every gate the database knows (``held``, ``reported``), with its day (``gates``: the
+    day's counts) and its own report (zeros when it had no events that day)."""
+    day_counts = {g[0]: g for g in gates}
+    last_held = {h[0]: h for h in held}
+    reports = _gate_reports(rows, day, zone)
+    quiet = stats.compute_report(_memory_events([]), day, zone)
+    out = []
+    for kiosk_id in sorted(set(day_counts) | set(last_held) | reported):
+        g = day_counts.get(kiosk_id, (kiosk_id, 0, 0, None, None))
+        h = last_held.get(kiosk_id, (kiosk_id, None, None))
+        gate = reports.get(kiosk_id) or json.loads(json.dumps(quiet))
+        out.append(
+            {
+                "kiosk_id": kiosk_id,
+                "events": g[1],
+                # Passages by how they ended, as the gate counts them (``stats._outcome``).
+                "passed": gate["passages"]["passed"],
+                "denied": gate["passages"]["denied"],
+                "fever_alarms": g[2],
+                "first_event": g[3],
+                "last_event": g[4],
+                "last_seq_held": h[2],
+                "last_pulled_at": h[1].isoformat() if h[1] is not None else None,
+                "community": gate["community"],
+            }
+        )
+    return out
+
+
 _KNOWN_SQL = "SELECT kiosk_id FROM fleet_sources UNION SELECT kiosk_id FROM fleet_gate_reports"
 
 
@@ -279,17 +344,45 @@ _ZONES_SQL = (
 )
 
 
-def report_zones(dsn: str, kiosks: Iterable[str] | None = None) -> list[str]:
+def report_zones(
+    dsn: str, kiosks: Iterable[str] | None = None, day: date | None = None
+) -> list[str]:
     """The time zones the gates (``kiosks``, else all) report their days in, as the collector
-    kept them with their newest report; sorted, each once (none before any report)."""
+    kept them with their newest report; sorted, each once (none before any report). ``day``:
+    names that keep one clock all that day (``Asia/Chongqing``, ``Asia/Shanghai``) are one
+    zone, given by the first of them."""
     only = sorted(set(kiosks)) if kiosks is not None else None
     conn = connect(dsn, application_name="kiosk-district")
     try:
-        return [str(row[0]) for row in conn.execute(_ZONES_SQL, [only, only]).fetchall()]
+        names = [str(row[0]) for row in conn.execute(_ZONES_SQL, [only, only]).fetchall()]
     except psycopg.Error as exc:
         raise PgError(f"district report: {str(exc).splitlines()[0]}") from None
     finally:
         conn.close()
+    if day is None:
+        return names
+    kept: list[str] = []
+    for name in names:
+        if not any(_one_clock(name, other, day) for other in kept):
+            kept.append(name)
+    return kept
+
+
+def _one_clock(name: str, other: str | ZoneInfo, day: date) -> bool:
+    """Whether the zone ``name`` keeps the clock of ``other`` all through ``day`` (cut in
+    ``other``): its day is the same day, hour for hour. An unknown name keeps none."""
+    try:
+        zone, ref = ZoneInfo(name), as_zone(other)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
+        return False
+    start, end = day_bounds(day, ref)
+    return same_clock(zone, ref, _utc(start), _utc(end))
+
+
+def _same_day(rows: Iterable[tuple[Any, ...]], day: date, zone: ZoneInfo) -> list[tuple[Any, ...]]:
+    """The ledger rows whose gate's day is the report's: reported in its zone, or in another
+    name of its clock (zoneinfo has no table of aliases: the clocks are compared)."""
+    return [r for r in rows if r[4] == zone.key or _one_clock(str(r[4]), zone, day)]
 
 
 def district_report(
@@ -310,14 +403,20 @@ def district_report(
     )
     try:
         start, end = day_bounds(day, zone)
-        lookback = stats.quota_lookback(day, zone, quota)
         only = sorted(set(kiosks)) if kiosks is not None else None
         try:
             _check_known(conn, only)
+            held_policies = gate_policies(
+                conn.execute(_POLICIES_SQL, [day, only, only]),
+                conn.execute(_PEERS_SQL, [only, only, day]),
+            )
+            longest = QuotaConfig(period_days=lookback_days(held_policies, quota_cfg))
+            # A day earlier too: a compound's period runs on its own site's clock.
+            lookback = stats.quota_lookback(day - timedelta(days=1), zone, longest)
             rows = conn.execute(_ROWS_SQL, _dated_args(lookback, end, only)).fetchall()
             gates = conn.execute(_GATES_SQL, _dated_args(start, end, only)).fetchall()
             held = conn.execute(_HELD_SQL, [only, only]).fetchall()
-            ledgers = conn.execute(_LEDGERS_SQL, [day, zone.key, only, only]).fetchall()
+            ledgers = _same_day(conn.execute(_LEDGERS_SQL, [day, only, only]), day, zone)
         except psycopg.Error as exc:
             raise PgError(f"district report: {str(exc).splitlines()[0]}") from None
     finally:
@@ -329,33 +428,22 @@ def district_report(
     report["household_rows"] = sum(1 for r in day_rows if _clear(r[7]))
     if any(_masked_outing(r) for r in day_rows):
         _unknown_outings(report["exits_per_household"])
+    gate_ids = {r[1] for r in rows} | {h[0] for h in held} | set(held_policies)
+    window = (_utc(lookback), _utc(end))
+    report["exits_per_household"] = district_exits(
+        report["exits_per_household"],
+        compounds(gate_ids, held_policies),
+        held_policies,
+        quota_cfg,
+        (day, zone, *window),
+        (rows, day_rows),
+        _memory_events,
+        _masked_outing,
+    )
     report["scope"] = "district"
-    day_counts = {g[0]: g for g in gates}
-    last_held = {h[0]: h for h in held}
-    report["gates"] = len(day_counts)
-    reports = _gate_reports(rows, day, zone)
-    report["by_gate"] = []
-    quiet = stats.compute_report(_memory_events([]), day, zone)
-    for kiosk_id in sorted(set(day_counts) | set(last_held) | {r[0] for r in ledgers}):
-        g = day_counts.get(kiosk_id, (kiosk_id, 0, 0, None, None))
-        h = last_held.get(kiosk_id, (kiosk_id, None, None))
-        gate = reports.get(kiosk_id) or json.loads(json.dumps(quiet))
-        report["by_gate"].append(
-            {
-                "kiosk_id": kiosk_id,
-                "events": g[1],
-                # Passages by how they ended, as the gate counts them (``stats._outcome``).
-                "passed": gate["passages"]["passed"],
-                "denied": gate["passages"]["denied"],
-                "fever_alarms": g[2],
-                "first_event": g[3],
-                "last_event": g[4],
-                "last_seq_held": h[2],
-                "last_pulled_at": h[1].isoformat() if h[1] is not None else None,
-                "community": gate["community"],
-            }
-        )
+    report["gates"] = len(gates)
+    report["by_gate"] = _by_gate(rows, day, zone, gates, held, {r[0] for r in ledgers})
     _roll_up_ledgers(
-        report, [g["kiosk_id"] for g in report["by_gate"]], {r[0]: r[1:] for r in ledgers}
+        report, [g["kiosk_id"] for g in report["by_gate"]], {r[0]: r[1:4] for r in ledgers}
     )
     return report

@@ -42,6 +42,7 @@ __all__ = [
     "LEDGER_PATHS",
     "LISTS_KEY",
     "MAX_BODY_BYTES",
+    "POLICY_KEY",
     "REPORT_DAYS",
     "ReportTarget",
     "collect_reports",
@@ -63,6 +64,14 @@ _Shape = Any  # ``int`` (a count) or a mapping of names to shapes
 LISTS_KEY = "quarantine_lists"
 _LISTS_SHAPE: _Shape = {"office": int, "local": int}
 REPORT_DAYS = 7
+#: Where the gate's quota policy and its compound's other gates are kept beside the ledger
+#: figures (``gate_policy``): the district counts the quota per compound with its own rule.
+POLICY_KEY = "policy"
+#: ``[compound]`` allows 16 peers (``kiosk.config.compound``); a kiosk id is ``site.kiosk_id``.
+_MAX_PEERS = 16
+_KIOSK_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+#: The pass roles a quota may count (``kiosk.config.policy.QuotaConfig.roles``).
+_ROLES = frozenset(("resident", "staff", "delivery", "visitor"))
 #: How far apart two synchronised clocks (the office's, a gate's) may be about a gate's
 #: midnight: a gate answering for the day before or after the office's within this (or while
 #: the exchange lasted) is on the right day, not a clock to distrust.
@@ -128,6 +137,48 @@ def ledger_figures(community: object) -> dict[str, Any]:
     return out
 
 
+def _bounded_int(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def gate_policy(report: dict[str, Any]) -> dict[str, Any]:
+    """The gate's outing quota as its report counted it (``exits_per_household``: on or off,
+    outings per period, the period's days; ``kiosk.config.policy.QuotaConfig``'s bounds) and
+    the pass roles it counts, and the compound's other gates it counts them with
+    (``compound.peers``). ``None`` for what the report does not say (a gate of an older
+    release); ``ValueError`` for anything else."""
+    exits = report.get("exits_per_household")
+    quota = None
+    if exits is not None:
+        if not isinstance(exits, dict):
+            raise ValueError("exits_per_household: expected a section")
+        enabled, count, days = (
+            exits.get(k) for k in ("quota_enabled", "quota_exits", "period_days")
+        )
+        if not (isinstance(enabled, bool) and _bounded_int(count, 1, 100)
+                and _bounded_int(days, 1, 30)):  # fmt: skip
+            raise ValueError("exits_per_household: not a quota policy")
+        roles = exits.get("quota_roles")
+        if roles is not None and not (
+            isinstance(roles, list) and len(roles) <= len(_ROLES) and set(roles) <= _ROLES
+        ):
+            raise ValueError("exits_per_household.quota_roles: not pass roles")
+        quota = {"enabled": enabled, "exits": count, "period_days": days}
+        quota["roles"] = sorted(set(roles)) if roles is not None else None
+    compound = report.get("compound")
+    peers = None
+    if compound is not None:
+        listed = compound.get("peers") if isinstance(compound, dict) else None
+        if (
+            not isinstance(listed, list)
+            or len(listed) > _MAX_PEERS
+            or not all(isinstance(p, str) and _KIOSK_ID.fullmatch(p) for p in listed)
+        ):
+            raise ValueError(f"compound.peers: expected at most {_MAX_PEERS} kiosk ids")
+        peers = sorted(set(listed))
+    return {"quota": quota, "peers": peers}
+
+
 @dataclass(frozen=True, slots=True)
 class _Report:
     day: date
@@ -182,6 +233,7 @@ def _fetch(
             raise ValueError(f"asked for {day}, got {got}")
         figures = ledger_figures(report.get("community"))
         figures[LISTS_KEY] = _counts(report.get(LISTS_KEY), _LISTS_SHAPE, LISTS_KEY)
+        figures[POLICY_KEY] = gate_policy(report)
         clock = report.get("clock")
         unsynced = _counts(clock.get("unsynced") if isinstance(clock, dict) else None, int, "clock")
         return _Report(got, zone, figures, unsynced or 0)

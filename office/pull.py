@@ -810,6 +810,7 @@ class Puller:
         request_deadline_s: float = REQUEST_DEADLINE_S,
         monotonic: Callable[[], float] = time.monotonic,
         stop: threading.Event | None = None,
+        fields: Iterable[str] = (),
     ) -> None:
         if not 1 <= page_size <= 10000:
             raise ValueError("page_size must be between 1 and 10000")
@@ -821,6 +822,8 @@ class Puller:
         self._own_client = client is None
         self.client = client or httpx.Client(timeout=client_timeout(timeout_s))
         self.page_size = page_size
+        #: Personal fields asked for unmasked (``?fields=``; the token needs logs:personal).
+        self.fields = ",".join(sorted(set(fields)))
         #: The most of one answer read: a page is a few MB; something far larger at the URL
         #: (a mirror, a video, a hostile host) is refused, not held in memory.
         self.max_page_bytes = max_page_bytes
@@ -1115,7 +1118,8 @@ class Puller:
         stopping = self.stopping or stop  # the collector stopping asks the gate for no more
         try:
             while not stop.is_set() and not stopping.is_set():
-                params = {"after": after - 1 if overlap else after, "limit": limit}
+                params: dict[str, Any] = {"after": after - 1 if overlap else after}
+                params |= {"limit": limit, **({"fields": self.fields} if self.fields else {})}
                 try:
                     rows, head = self._page(job.endpoint, job.token, params, job.result)
                 except PageTooLarge as exc:

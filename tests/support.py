@@ -48,11 +48,14 @@ def reporting_log(path, clock, kiosk_id: str = "gate-1", *, ledgers: bool = Fals
     return EventLog(path, kiosk_id, clock, "NORMAL", migrations=migrations).open()
 
 
-def kiosk_api(path, kiosk_id: str, clock, *, ledgers: bool = False, scopes=("logs:read",)):
+def kiosk_api(
+    path, kiosk_id: str, clock, *, ledgers: bool = False, scopes=("logs:read",), config=None
+):
     """A kiosk's real event log and real HTTP API (``ui.api.router``), in process, with a
     token of ``scopes``: the far end of a pull. ``.store``, ``.app``, ``.test_client``,
     ``.token``; close with ``.store.close()``. ``ledgers``: with its ledgers
-    (``.ledgers``, ``kiosk.ledgers.Ledgers``) and list store (``.list_store``)."""
+    (``.ledgers``, ``kiosk.ledgers.Ledgers``) and list store (``.list_store``). ``config``:
+    more sections of its config (``policy``, ``compound``...)."""
     from types import SimpleNamespace
 
     from fastapi import FastAPI
@@ -64,7 +67,9 @@ def kiosk_api(path, kiosk_id: str, clock, *, ledgers: bool = False, scopes=("log
     from kiosk.tokens import TokenStore
     from ui import api
 
-    config = parse_config({"site": {"kiosk_id": kiosk_id}, "web": {"api_rate_per_min": 100000}})
+    config = parse_config(
+        {"site": {"kiosk_id": kiosk_id}, "web": {"api_rate_per_min": 100000}, **(config or {})}
+    )
     store = reporting_log(path, clock, kiosk_id, ledgers=ledgers)
     core = SimpleNamespace(
         config=config,

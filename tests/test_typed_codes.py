@@ -189,7 +189,8 @@ def test_the_daily_report_counts_a_household_spelled_two_ways_once(reporting_sto
         reporting_store.append(EventDraft(direction="out", decision="pass", household=household))
     exits = stats.compute_report(reporting_store.reader(), DAY, "UTC", quota)
     assert exits["exits_per_household"] | {"quota_enabled": True} == {
-        "quota_enabled": True, "quota_exits": 1, "period_days": 1, "households": 1, "exits": 2,
+        "quota_enabled": True, "quota_exits": 1, "period_days": 1, "quota_roles": ["resident"],
+        "households": 1, "exits": 2,
         "histogram": {"2": 1}, "max": 2, "over_quota_households": 1,
     }  # fmt: skip
 

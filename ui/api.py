@@ -147,6 +147,11 @@ class HouseholdExits(BaseModel):
     quota_enabled: bool
     quota_exits: int
     period_days: int
+    quota_roles: list[str] | None = Field(
+        None,
+        description="The pass roles the quota counts (`policy.quota.roles`); null in a report"
+        " frozen before they were reported.",
+    )
     households: int = Field(description="Households that went out this day.")
     exits: int
     histogram: dict[str, int] = Field(description="Exits per household → households.")
@@ -181,6 +186,13 @@ class ReportClock(BaseModel):
     unsynced: int = Field(description="Events dated only by a clock that never synchronised.")
 
 
+class ReportCompound(BaseModel):
+    peers: list[str] = Field(
+        description="The `site.kiosk_id` of each other gate of this compound whose passages"
+        " this gate's quota counts (`[[compound.peers]]`); empty: a gate on its own."
+    )
+
+
 class DailyReport(BaseModel):
     day: str
     timezone: str
@@ -208,6 +220,11 @@ class DailyReport(BaseModel):
     )
     clock: ReportClock | None = Field(
         None, description="How the events were dated; null in a report frozen before it."
+    )
+    compound: ReportCompound | None = Field(
+        None,
+        description="This gate's compound as configured now (``[compound]``); the office"
+        " counts the quota across a compound's gates.",
     )
 
 
@@ -711,6 +728,8 @@ def stats(
     report = daily_report(
         core.store.reader(), when, state.tz, core.config.policy.quota, _lists_freshness(core)
     )
+    # Which gates count the quota together: the office's district report counts it so too.
+    report["compound"] = {"peers": sorted(p.kiosk_id for p in core.config.compound.peers)}
     state.audit(token, "export_stats", {"day": when.isoformat()})
     return Response(json.dumps(report, ensure_ascii=False), media_type="application/json")
 

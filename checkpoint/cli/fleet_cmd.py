@@ -13,7 +13,7 @@ import signal
 import sqlite3
 import sys
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -262,7 +262,7 @@ def report_run(args: argparse.Namespace) -> int:
     outputs = [report_target(p, "." + f) for f, p in (("xlsx", args.xlsx), ("csv", args.csv)) if p]
     dsn = _dsn_from(args.dsn_env)
     try:
-        tz = _zone(args.tz) if args.tz is not None else _gates_zone(dsn, args.kiosk)
+        tz = _zone(args.tz) if args.tz is not None else _gates_zone(dsn, args.kiosk, day)
         report = district_report(dsn, day, tz, kiosks=args.kiosk)
     except PgError as exc:
         raise CliError(str(exc)) from None
@@ -282,12 +282,13 @@ def _zone(name: str) -> ZoneInfo:
         raise UsageError(f"--tz: unknown time zone {name!r}") from None
 
 
-def _gates_zone(dsn: str, kiosks: list[str] | None) -> ZoneInfo:
+def _gates_zone(dsn: str, kiosks: list[str] | None, day: date) -> ZoneInfo:
     """The zone the district's day is cut in without ``--tz``: the one the gates report in
-    (``office.district.report_zones``); ``DEFAULT_TZ`` before any report; several: --tz."""
+    (``office.district.report_zones``; names of one clock that day are one); ``DEFAULT_TZ``
+    before any report; several: --tz."""
     from office.district import report_zones
 
-    zones = report_zones(dsn, kiosks)
+    zones = report_zones(dsn, kiosks, day)
     if len(zones) > 1:
         shown = ", ".join(z[:64] for z in zones[:10])
         raise UsageError(f"--tz: the gates report their days in several time zones ({shown})")

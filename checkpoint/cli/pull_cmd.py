@@ -54,6 +54,12 @@ def register(sub: Verbs) -> None:
         type=path_arg,
         help="SQLite file to fill, or a postgresql:// URL (the office database)",
     )
+    pull.add_argument(
+        "--fields",
+        metavar="NAMES",
+        help="personal fields to copy unmasked, comma-separated (e.g. household; the token"
+        " needs logs:personal); default: all masked",
+    )
     pull.add_argument("--page", type=int, default=5000, help="events per request (1-10000)")
     pull.add_argument("--retries", type=int, default=8, help="tries per request (1-100)")
     pull.add_argument("--json", action="store_true", help="print one JSON result per kiosk")
@@ -169,13 +175,10 @@ def token_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def pull_run(args: argparse.Namespace) -> int:
-    """copy kiosks' events into a SQLite file or the office's PostgreSQL
-
-    Incremental, resumable, idempotent pull of one or more kiosks' events into TARGET,
-    verifying the hash chain across pulls."""
+def _pull_args(args: argparse.Namespace) -> tuple[list[str], list[str], frozenset[str]]:
+    """The URLs, a token for each and the fields asked for unmasked; ``UsageError``."""
     from kiosk.config.fleet import normalise_url
-    from office.pull import Progress, Puller, PullError
+    from kiosk.privacy import normalise_fields
 
     urls = ([args.url] if args.url else []) + list(args.sources)
     if not urls:
@@ -195,6 +198,21 @@ def pull_run(args: argparse.Namespace) -> int:
         raise UsageError("--retries must be between 1 and 100")
     if args.repin is not None and len(urls) != 1:
         raise UsageError("--repin names the gate of one URL: give exactly one")
+    try:
+        fields = normalise_fields((args.fields or "").split(","))
+    except ValueError as exc:
+        raise UsageError(f"--fields: {exc}") from None
+    return urls, tokens, fields
+
+
+def pull_run(args: argparse.Namespace) -> int:
+    """copy kiosks' events into a SQLite file or the office's PostgreSQL
+
+    Incremental, resumable, idempotent pull of one or more kiosks' events into TARGET,
+    verifying the hash chain across pulls."""
+    from office.pull import Progress, Puller, PullError
+
+    urls, tokens, fields = _pull_args(args)
     target: PgTarget | Path
     if args.into.startswith(("postgresql://", "postgres://")):
         from office.pg import PgError, PgTarget
@@ -219,6 +237,7 @@ def pull_run(args: argparse.Namespace) -> int:
             page_size=args.page,
             attempts=args.retries,
             progress=Progress(),
+            fields=fields,
         ) as puller:
             for url, token in zip(urls, tokens, strict=True):
                 try:

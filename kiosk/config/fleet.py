@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from kiosk.hosts import host_names
+from kiosk.privacy import normalise_fields
 
 from ._base import EnvName, Host, LocalPath, Port, Section
 
@@ -160,10 +161,21 @@ class CollectorConfig(Section):
     than this are nulled, hourly, as the gates purge theirs (the gates' `store.retention_days`;
     docs/privacy.md)."""
 
+    personal_fields: tuple[str, ...] = Field((), max_length=16, strict=False)
+    """Personal fields the collector asks the gates for unmasked (`?fields=`, e.g.
+    `["household"]`: the district report tells households apart, for its outings per household
+    and the quota, only with them); each gate's token then needs the `logs:personal` scope
+    (else every pull is refused, 403). None: every personal field comes masked."""
+
     @field_validator("allowed_hosts")
     @classmethod
     def _valid_host_names(cls, values: tuple[str, ...]) -> tuple[str, ...]:
         return host_names(values)
+
+    @field_validator("personal_fields")
+    @classmethod
+    def _known_fields(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sorted(normalise_fields(values)))
 
     @model_validator(mode="after")
     def _unique_urls(self) -> CollectorConfig:

@@ -1,0 +1,337 @@
+"""The district report's outing quota, counted per compound with the compound's own rule.
+
+A household belongs to one compound: its outings at that compound's gates count together, and
+its code ("3-201") is the compound's own, so another compound's 3-201 is another household.
+Which gates are one compound is what the gates count the quota with: each gate's daily report
+names its ``[compound]`` peers (``compound.peers``), the collector keeps them with the gate's
+quota policy (``office.gatereports.gate_policy``) for that day, and gates joined by a peer
+either way are one compound. A gate with no peers is a compound of its own. A gate of a
+compound whose peers leave out another of its gates counts the quota without that gate's
+outings: the report names it (``peers_unlisted``), the office counts them together. A peer
+the report holds nothing of (a gate the collector does not pull, one left out by ``--kiosk``)
+is named too (``peers_outside``): its outings are not in the count.
+
+A compound's rule is the one its gates report for the day (on or off, outings per period, the
+period's days on the site's clock, the pass roles it counts). Gates that report different rules
+disagree: the report names each one's rule (``disagree``) and counts by neither
+(``over_quota_households`` null). A gate whose rule for the day is not held (no report, a gate
+of an older release) is named in ``unknown``; the compound counts by its other gates' rule, or
+not at all (null) when none is held. Two zone names whose clocks agree over the quota's period
+(``Asia/Chongqing`` and ``Asia/Shanghai``) are one site clock (``same_clock``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlite_utils import Database
+
+from kiosk import stats
+from kiosk.config.policy import QuotaConfig
+from kiosk.days import day_bounds
+from kiosk.lists import same_text
+
+__all__ = [
+    "GatePolicy",
+    "compounds",
+    "district_exits",
+    "gate_policies",
+    "lookback_days",
+    "same_clock",
+    "unlisted",
+]
+
+Row = tuple[Any, ...]
+#: How finely two zones' offsets are compared (every zone's changes fall on a quarter hour).
+_STEP = timedelta(minutes=15)
+#: Longer than any quota period and its day (``QuotaConfig.period_days`` is at most 30).
+_LONGEST = timedelta(days=32)
+#: A rule as shown, in this order (``timezone`` after them).
+_SHOWN = ("enabled", "exits", "period_days", "roles")
+
+
+@dataclass(frozen=True, slots=True)
+class GatePolicy:
+    """One gate's report for the day: its zone, quota (``None``: not said) and peers."""
+
+    zone: str
+    quota: dict[str, Any] | None
+    peers: tuple[str, ...] | None
+
+
+def gate_policies(rows: Iterable[Row], nearest: Iterable[Row] = ()) -> dict[str, GatePolicy]:
+    """``(kiosk_id, timezone, policy)`` rows of ``fleet_gate_reports`` (the policy as
+    ``office.gatereports.gate_policy`` kept it, or None) by gate. ``nearest``: ``(kiosk_id,
+    peers)`` of each gate's report nearest the day that names its peers, for a gate whose
+    report of the day does not (the collector keeps a week): which gates are one compound
+    changes seldom, and a compound split in its gates would count its households twice."""
+    held: dict[str, GatePolicy] = {}
+    for kiosk_id, peers in nearest:
+        if isinstance(peers, list):
+            held[kiosk_id] = GatePolicy("", None, tuple(peers))
+    for kiosk_id, zone, policy in rows:
+        policy = policy if isinstance(policy, dict) else {}
+        quota, peers = policy.get("quota"), policy.get("peers")
+        known = held[kiosk_id].peers if kiosk_id in held else None
+        held[kiosk_id] = GatePolicy(
+            zone,
+            quota if isinstance(quota, dict) else None,
+            tuple(peers) if isinstance(peers, list) else known,
+        )
+    return held
+
+
+def compounds(gates: Iterable[str], held: dict[str, GatePolicy]) -> list[list[str]]:
+    """The gates grouped into compounds: joined by a peer named either way (sorted)."""
+    parent = {g: g for g in gates}
+
+    def root(g: str) -> str:
+        while parent[g] != g:
+            parent[g] = parent[parent[g]]
+            g = parent[g]
+        return g
+
+    for kiosk_id, policy in held.items():
+        for peer in policy.peers or ():
+            if kiosk_id in parent and peer in parent:
+                parent[root(kiosk_id)] = root(peer)
+    groups: dict[str, list[str]] = {}
+    for g in sorted(parent):
+        groups.setdefault(root(g), []).append(g)
+    return sorted(groups.values())
+
+
+def unlisted(gates: list[str], held: dict[str, GatePolicy]) -> list[dict[str, Any]]:
+    """The compound's gates whose ``[[compound.peers]]`` (as reported) leave out another of its
+    gates: that gate's quota and passback count without the other's passages."""
+    out = []
+    for g in gates:
+        peers = held[g].peers if g in held else None
+        missing = [o for o in gates if o != g and o not in (peers or ())]
+        if peers is not None and missing:
+            out.append({"kiosk_id": g, "missing": missing})
+    return out
+
+
+def lookback_days(held: dict[str, GatePolicy], quota_cfg: QuotaConfig | None) -> int:
+    """The longest quota period any gate (or the caller's ``quota_cfg``) counts."""
+    if quota_cfg is not None:
+        return quota_cfg.period_days
+    return max((int(p.quota["period_days"]) for p in held.values() if p.quota), default=1)
+
+
+def same_clock(a: ZoneInfo, b: ZoneInfo, since: datetime, until: datetime) -> bool:
+    """Whether two zones keep the same clock from ``since`` to ``until`` (aware times): their
+    UTC offsets agree all along. zoneinfo has no table of aliases; this is what an alias means
+    for a day's or a period's count."""
+    if a.key == b.key:
+        return True
+    when = max(since, until - _LONGEST)
+    while when <= until:
+        if when.astimezone(a).utcoffset() != when.astimezone(b).utcoffset():
+            return False
+        when += _STEP
+    return until.astimezone(a).utcoffset() == until.astimezone(b).utcoffset()
+
+
+@dataclass(slots=True)
+class _Rule:
+    quota: QuotaConfig | None = None
+    site: ZoneInfo | None = None
+    shown: dict[str, Any] | None = None
+    disagree: list[dict[str, Any]] | None = None
+    unknown: list[str] | None = None
+    unlisted: list[dict[str, Any]] | None = None
+    outside: list[str] | None = None
+
+
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
+        return None
+
+
+def _rule(
+    gates: list[str], held: dict[str, GatePolicy], window: tuple[datetime, datetime]
+) -> _Rule:
+    """The compound's rule from its gates' reports: one, disagreeing ones, or none."""
+    told: dict[str, tuple[GatePolicy, ZoneInfo]] = {}
+    for g in gates:
+        zone = _zone(held[g].zone) if g in held and held[g].quota else None
+        if zone is not None:
+            told[g] = (held[g], zone)
+    rule = _Rule(disagree=[], unknown=[g for g in gates if g not in told])
+    rules: list[tuple[dict[str, Any], ZoneInfo]] = []
+    for policy, zone in told.values():
+        quota = policy.quota or {}
+        if not any(
+            _same_rule(q, quota) and (not quota["enabled"] or same_clock(zone, z, *window))
+            for q, z in rules
+        ):
+            rules.append((quota, zone))
+    if len(rules) > 1:
+        rule.disagree = [
+            {
+                "kiosk_id": g,
+                "quota": {k: (p.quota or {}).get(k) for k in _SHOWN} | {"timezone": p.zone},
+            }
+            for g, (p, _) in told.items()
+        ]
+    elif rules:
+        quota, zone = rules[0]
+        roles = next((q["roles"] for q in _told_quotas(told) if q.get("roles")), None)
+        rule.quota = QuotaConfig(
+            enabled=quota["enabled"], exits=quota["exits"], period_days=quota["period_days"]
+        )
+        if roles is not None:
+            rule.quota = rule.quota.model_copy(update={"roles": tuple(roles)})
+        rule.site, rule.shown = zone, _given(rule.quota, zone).shown
+    return rule
+
+
+def _same_rule(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two gates' quotas are one rule: with the quota off its numbers count for
+    nothing; the roles counted, when both gates say (a report frozen before: ``None``)."""
+    if not (a["enabled"] and b["enabled"]):
+        return bool(a["enabled"] == b["enabled"])
+    if (a["exits"], a["period_days"]) != (b["exits"], b["period_days"]):
+        return False
+    roles = a.get("roles"), b.get("roles")
+    return None in roles or roles[0] == roles[1]
+
+
+def _told_quotas(told: dict[str, tuple[GatePolicy, ZoneInfo]]) -> list[dict[str, Any]]:
+    return [p.quota for p, _ in told.values() if p.quota]
+
+
+def _given(quota_cfg: QuotaConfig, zone: ZoneInfo) -> _Rule:
+    shown: dict[str, Any] = {"enabled": quota_cfg.enabled, "exits": quota_cfg.exits}
+    shown |= {"period_days": quota_cfg.period_days, "roles": sorted(quota_cfg.roles)}
+    shown["timezone"] = zone.key
+    return _Rule(quota_cfg, zone, shown, [], [])
+
+
+def _compound_exits(
+    gates: list[str],
+    rule: _Rule,
+    rows: tuple[list[Row], list[Row]],
+    count: Callable[[list[str], QuotaConfig, set[str], ZoneInfo], int],
+    masked: Callable[[Row], bool],
+) -> dict[str, Any]:
+    """One compound's outings on the day and its households over its quota. ``rows``: the
+    compound's in the quota's period before the day, and the day's."""
+    before, day_rows = rows
+    mine = [r for r in day_rows if r[1] in gates]
+    exits: Counter[str] = Counter()
+    for r in mine:
+        if (
+            r[7]
+            and "*" not in r[7]
+            and stats.households_outing(
+                {"direction": r[3], "decision": r[4], "household": r[7], "flags": _flags(r[10])}
+            )
+        ):
+            exits[same_text(r[7])] += 1
+    entry: dict[str, Any] = {
+        "gates": gates, "quota": rule.shown, "disagree": rule.disagree, "unknown": rule.unknown,
+        "peers_unlisted": rule.unlisted, "peers_outside": rule.outside,
+        "households": len(exits), "exits": exits.total(), "histogram": Counter(exits.values()),
+    }  # fmt: skip
+    if any(masked(r) for r in mine):
+        entry |= dict.fromkeys(("households", "exits", "histogram"), None)
+        entry["over_quota_households"] = None
+    elif not exits or (rule.quota is not None and not rule.quota.enabled):
+        entry["over_quota_households"] = 0
+    elif rule.quota is None or rule.site is None or any(masked(r) for r in before):
+        # No rule held, rules that disagree, or an outing in the period that is no one's.
+        entry["over_quota_households"] = None
+    else:
+        entry["over_quota_households"] = count(gates, rule.quota, set(exits), rule.site)
+    return entry
+
+
+def _flags(value: object) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _sum(values: list[Any]) -> Any:
+    return None if any(v is None for v in values) else sum(values)
+
+
+def district_exits(
+    section: dict[str, Any],
+    groups: list[list[str]],
+    held: dict[str, GatePolicy],
+    quota_cfg: QuotaConfig | None,
+    when: tuple[date, ZoneInfo, datetime, datetime],
+    rows: tuple[list[Row], list[Row]],
+    memory: Callable[[list[Row]], Database],
+    masked: Callable[[Row], bool],
+) -> dict[str, Any]:
+    """``exits_per_household`` across the district: each compound's (``compounds``) summed,
+    every compound listed with its rule. ``when``: the day, the zone it is cut in, and the
+    quota's look-back window; ``rows``: every row read (look-back included), the day's."""
+    day, zone, since, until = when
+    every, day_rows = rows
+
+    def count(gates: list[str], quota: QuotaConfig, households: set[str], site: ZoneInfo) -> int:
+        db = memory([r for r in every if r[1] in gates])
+        clock = None if same_clock(site, zone, since, until) else site
+        return stats.over_quota_households(db, day, zone, quota, households, clock)
+
+    start = day_bounds(day, zone)[0]
+    in_report = {g for gates in groups for g in gates}
+    entries = []
+    for gates in groups:
+        rule = _given(quota_cfg, zone) if quota_cfg else _rule(gates, held, (since, until))
+        rule.unlisted = unlisted(gates, held)
+        named = {p for g in gates if g in held for p in held[g].peers or ()}
+        rule.outside = sorted(named - in_report)
+        back = _period_start(rule, day, zone, since)
+        before = [r for r in every if r[1] in gates and back <= r[2][:19] < start]
+        entries.append(_compound_exits(gates, rule, (before, day_rows), count, masked))
+    return _roll_up(section, entries)
+
+
+def _period_start(rule: _Rule, day: date, zone: ZoneInfo, since: datetime) -> str:
+    """Where the compound's quota period before ``day`` begins (UTC text): its rule's look-back
+    in the day's zone, all that was read (``since``) when it runs on another clock."""
+    if rule.quota is None or rule.site is None or rule.site.key != zone.key:
+        return since.isoformat()[:19]
+    return stats.quota_lookback(day, zone, rule.quota)
+
+
+def _roll_up(section: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:
+    histogram: Counter[int] = Counter()
+    for entry in entries:
+        histogram.update(entry["histogram"] or {})
+    known = [e["histogram"] for e in entries]
+    rules = [e["quota"] for e in entries]
+    on = {(q["exits"], q["period_days"]) for q in rules if q and q["enabled"]}
+    enabled = True if on else (None if None in rules else False)
+    section |= {
+        "quota_enabled": enabled,
+        "households": _sum([e["households"] for e in entries]),
+        "exits": _sum([e["exits"] for e in entries]),
+        "histogram": None if None in known else {str(k): v for k, v in sorted(histogram.items())},
+        "max": None if None in known else max(histogram, default=0),
+        "over_quota_households": _sum([e["over_quota_households"] for e in entries]),
+    }
+    if len(on) == 1:
+        section["quota_exits"], section["period_days"] = next(iter(on))
+    elif on or enabled is None:
+        section["quota_exits"] = section["period_days"] = None
+    for entry in entries:
+        entry["histogram"] = (
+            None if entry["histogram"] is None
+            else {str(k): v for k, v in sorted(entry["histogram"].items())}
+        )  # fmt: skip
+    section["compounds"] = entries
+    return section

@@ -1,0 +1,410 @@
+"""The district report's outing quota: each gate reports its policy and its compound's other
+gates in its daily report, the collector keeps them, and the district counts the households
+over the quota with each compound's own policy (real PostgreSQL, as in test_fleet_pg.py)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import psycopg
+import pytest
+from pgfixture import Network
+from support import kiosk_api
+
+from checkpoint.cli import main
+from kiosk.clock import FakeClock
+from kiosk.config.fleet import CollectorConfig
+from kiosk.store import EventDraft
+from office.collector import Collector
+from office.compounds import same_clock
+from office.district import district_report
+from office.gatereports import POLICY_KEY, collect_reports, fetch_report
+from office.pg import PgTarget
+from office.pull import PullError, pull
+
+pytest_plugins = ("pgfixture",)
+
+DAY = date(2026, 3, 2)
+START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai on DAY
+
+
+def _gate(tmp_path, name, peers=(), exits=1, period_days=2, enabled=True, zone=None, roles=None):
+    quota = {"enabled": enabled, "exits": exits, "period_days": period_days}
+    config = {
+        "policy": {"quota": quota | ({"roles": roles} if roles else {})},
+        "compound": {"peers": [
+            {"kiosk_id": p, "url": f"https://{p}", "token_env": "PEER_TOKEN"} for p in peers
+        ]},
+    }  # fmt: skip
+    if zone:
+        config["site"] = {"kiosk_id": name, "timezone": zone}
+    return kiosk_api(tmp_path / f"{name}.db", name, FakeClock(start=START), config=config)
+
+
+def _out(core, household, hours=0.0):
+    core.clock.set_wall(START + timedelta(hours=hours))
+    core.store.append(
+        EventDraft(direction="out", decision="pass", household=household, holder="Li Lei")
+    )
+
+
+def _to_the_office(dsn, *gates):
+    """Each gate's events as a ``logs:personal`` copy holds them (clear households), and its
+    daily reports as the collector fetches and keeps them."""
+    net = Network(*gates)
+    with PgTarget(dsn) as target, httpx.Client(transport=httpx.MockTransport(net)) as client:
+        for core in gates:
+            kiosk_id = core.config.site.kiosk_id
+            target.write_page(f"http://{kiosk_id}", kiosk_id, core.store.events(limit=1000))
+            collect_reports(client, target, f"http://{kiosk_id}", kiosk_id, core.token, days=2)
+
+
+@pytest.fixture
+def gates(tmp_path):
+    made: list = []
+    yield lambda *a, **k: made.append(_gate(tmp_path, *a, **k)) or made[-1]
+    for core in made:
+        core.store.close()
+
+
+def test_the_district_counts_a_household_out_twice_within_its_compounds_period(
+    gates, pg_dsn, monkeypatch, capsys
+):
+    """``kiosk fleet report`` passed no quota: ``quota_enabled`` was false and a household of a
+    compound with "one outing every 2 days" that went out at the north gate in the morning and
+    at the south gate in the afternoon was not over the quota at the office (0)."""
+    north = gates("gate-north", peers=["gate-south"])
+    south = gates("gate-south", peers=["gate-north"])
+    _out(north, "3-201", 0)
+    _out(south, "3-201", 6)  # the gates could not know of each other's outing in time
+    _out(south, "5-101", 7)  # once: within the quota
+    for core in (north, south):
+        core.clock.set_wall(START + timedelta(days=1))  # the day is over at both gates
+    _to_the_office(pg_dsn, north, south)
+    monkeypatch.setenv("KIOSK_FLEET_DSN", pg_dsn)
+    assert main(["fleet", "report", "--day", DAY.isoformat()]) == 0
+    exits = json.loads(capsys.readouterr().out)["exits_per_household"]
+    assert exits["over_quota_households"] == 1
+    assert (exits["quota_enabled"], exits["quota_exits"], exits["period_days"]) == (True, 1, 2)
+    assert exits["households"] == 2 and exits["exits"] == 3
+    (compound,) = exits["compounds"]
+    assert compound["gates"] == ["gate-north", "gate-south"]
+    assert compound["quota"] == {
+        "enabled": True, "exits": 1, "period_days": 2, "roles": ["resident"],
+        "timezone": "Asia/Shanghai",
+    }  # fmt: skip
+    assert compound["disagree"] == [] and compound["unknown"] == []
+    assert compound["over_quota_households"] == 1
+
+
+def test_each_compound_counts_with_its_own_policy_and_its_own_households(gates, pg_dsn):
+    """Two compounds, each with its own gate and its own household 3-201 (a code is the
+    compound's): one has "one outing every 2 days", the other "two". Neither household went
+    out twice at its own compound's gates; across the district the code went out twice."""
+    strict = gates("gate-a", exits=1)
+    loose = gates("gate-b", exits=2, period_days=3)
+    _out(strict, "3-201", 0)
+    _out(loose, "3-201", 2)
+    _out(loose, "3-201", 4)  # twice at its compound: within "two every 3 days"
+    _to_the_office(pg_dsn, strict, loose)
+    exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    assert exits["over_quota_households"] == 0
+    assert exits["households"] == 2 and exits["exits"] == 3  # not one household out three times
+    assert exits["quota_enabled"] is True
+    assert exits["quota_exits"] is None and exits["period_days"] is None  # not one policy
+    by_gates = {tuple(c["gates"]): c for c in exits["compounds"]}
+    assert by_gates[("gate-a",)]["quota"]["exits"] == 1
+    assert by_gates[("gate-b",)]["quota"]["period_days"] == 3
+
+
+def test_gates_of_one_compound_that_disagree_on_the_quota_are_named_not_resolved(gates, pg_dsn):
+    north = gates("gate-north", peers=["gate-south"], exits=1, period_days=2)
+    south = gates("gate-south", peers=["gate-north"], exits=2, period_days=2)
+    _out(north, "3-201", 0)
+    _out(south, "3-201", 6)
+    _to_the_office(pg_dsn, north, south)
+    exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    (compound,) = exits["compounds"]
+    assert compound["quota"] is None
+    assert [(d["kiosk_id"], d["quota"]["exits"]) for d in compound["disagree"]] == [
+        ("gate-north", 1), ("gate-south", 2),
+    ]  # fmt: skip
+    # Counted by neither rule: unknown, and so the district's sum.
+    assert compound["over_quota_households"] is None
+    assert exits["over_quota_households"] is None
+
+
+def test_a_compound_whose_gates_never_reported_their_policy_is_unknown_not_zero(gates, pg_dsn):
+    north = gates("gate-north")
+    _out(north, "3-201", 0)
+    _out(north, "3-201", 6)
+    with PgTarget(pg_dsn) as target:  # events only: the gate refused its report, say
+        target.write_page("http://gate-north", "gate-north", north.store.events(limit=1000))
+    exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    (compound,) = exits["compounds"]
+    assert compound["unknown"] == ["gate-north"] and compound["quota"] is None
+    assert compound["over_quota_households"] is None and exits["over_quota_households"] is None
+    assert exits["quota_enabled"] is None
+
+
+def test_the_gate_reports_its_quota_and_its_peers_and_a_forged_policy_is_refused(gates):
+    north = gates("gate-north", peers=["gate-south", "gate-east"], exits=3, period_days=7)
+    client = httpx.Client(transport=httpx.MockTransport(Network(north)))
+    _, zone, figures = fetch_report(client, "http://gate-north", north.token, DAY)
+    assert zone == "Asia/Shanghai"
+    assert figures[POLICY_KEY] == {
+        "quota": {"enabled": True, "exits": 3, "period_days": 7, "roles": ["resident"]},
+        "peers": ["gate-east", "gate-south"],
+    }
+    report = north.test_client.get(
+        "/api/v1/stats", params={"day": DAY.isoformat()},
+        headers={"Authorization": f"Bearer {north.token}"},
+    ).json()  # fmt: skip
+    for forged in (
+        {"compound": {"peers": ["../../etc"]}},
+        {"compound": {"peers": ["g"] * 100}},
+        {"exits_per_household": {**report["exits_per_household"], "quota_exits": 10**12}},
+        {"exits_per_household": {**report["exits_per_household"], "quota_enabled": "yes"}},
+        {"exits_per_household": {**report["exits_per_household"], "quota_roles": ["admin"]}},
+    ):
+        answer = httpx.Response(200, json={**report, **forged})
+        bad = httpx.Client(transport=httpx.MockTransport(lambda r, a=answer: a))
+        with pytest.raises(PullError, match="not a daily report"):
+            fetch_report(bad, "http://gate-north", north.token, DAY)
+    older = {k: v for k, v in report.items() if k != "compound"}  # a gate before this release
+    older["exits_per_household"] = {
+        k: v for k, v in report["exits_per_household"].items() if k != "quota_roles"
+    }
+    old = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, json=older)))
+    policy = fetch_report(old, "http://gate-north", north.token, DAY)[2][POLICY_KEY]
+    assert policy["peers"] is None and policy["quota"]["roles"] is None
+
+
+def test_the_policy_kept_leaves_no_personal_data_in_the_database(gates, pg_dsn):
+    north = gates("gate-north", peers=["gate-south"])
+    _out(north, "3-201", 0)
+    _to_the_office(pg_dsn, north)
+    with psycopg.connect(pg_dsn) as conn:
+        kept = json.dumps(conn.execute("SELECT ledgers FROM fleet_gate_reports").fetchall())
+    assert "3-201" not in kept and "Li Lei" not in kept and "gate-south" in kept
+
+
+def test_gates_whose_zone_names_differ_but_keep_one_clock_agree(gates, pg_dsn):
+    """Asia/Chongqing is another name of Shanghai's clock: not a disagreement."""
+    north = gates("gate-north", peers=["gate-south"])
+    south = gates("gate-south", peers=["gate-north"], zone="Asia/Chongqing")
+    _out(north, "3-201", 0)
+    _out(south, "3-201", 6)
+    _to_the_office(pg_dsn, north, south)
+    exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    (compound,) = exits["compounds"]
+    assert compound["disagree"] == [] and compound["over_quota_households"] == 1
+
+
+def test_same_clock_compares_the_rules_over_the_period_not_the_names():
+    winter = datetime(2026, 1, 10, tzinfo=UTC)
+    assert same_clock(ZoneInfo("Asia/Shanghai"), ZoneInfo("Asia/Chongqing"), winter, winter)
+    assert same_clock(ZoneInfo("Europe/Berlin"), ZoneInfo("Europe/Paris"), winter,
+                      winter + timedelta(days=200))  # fmt: skip
+    lagos, berlin = ZoneInfo("Africa/Lagos"), ZoneInfo("Europe/Berlin")
+    assert same_clock(lagos, berlin, winter, winter + timedelta(days=30))
+    spring = datetime(2026, 3, 20, tzinfo=UTC)  # Berlin moves on the 29th, Lagos never
+    assert not same_clock(lagos, berlin, spring, spring + timedelta(days=10))
+
+
+def test_gates_reporting_in_two_names_of_one_clock_are_one_district_day(
+    gates, pg_dsn, monkeypatch, capsys
+):
+    """A gate set up with Asia/Chongqing beside gates on Asia/Shanghai (one clock, two names):
+    ``kiosk fleet report --day D`` refused, "the gates report their days in several time zones",
+    and with ``--tz Asia/Shanghai`` that gate's ledger figures were "missing"."""
+    shanghai = gates("gate-s")
+    chongqing = gates("gate-c", zone="Asia/Chongqing")
+    for core in (shanghai, chongqing):
+        _out(core, "3-201", 2)
+    _to_the_office(pg_dsn, shanghai, chongqing)
+    monkeypatch.setenv("KIOSK_FLEET_DSN", pg_dsn)
+    for tz in ([], ["--tz", "Asia/Shanghai"], ["--tz", "Asia/Chongqing"]):
+        assert main(["fleet", "report", "--day", DAY.isoformat(), *tz]) == 0, tz
+        printed = json.loads(capsys.readouterr().out)
+        assert printed["ledgers"]["missing"] == [], tz
+        assert [g["kiosk_id"] for g in printed["ledgers"]["gates"]] == ["gate-c", "gate-s"]
+        assert printed["events"] == 2
+
+
+def test_the_collector_asks_for_households_when_told_so_the_office_counts_the_quota(
+    tmp_path, pg_dsn, monkeypatch
+):
+    """fleet.md: "a ``logs:personal`` token gives the collector clear ... households". The
+    collector never asked for them (``?fields=``), so with such a token every household still
+    came masked and the district's over-quota households were unknown (null) for good.
+    ``personal_fields`` asks for the ones named; with a ``logs:read`` token the gate refuses."""
+    cores = [
+        kiosk_api(tmp_path / f"{n}.db", n, FakeClock(start=START),
+                  scopes=("logs:read", "logs:personal"),
+                  config={"policy": {"quota": {"enabled": True}}, "compound": {"peers": [
+                      {"kiosk_id": p, "url": f"https://{p}", "token_env": "PEER_TOKEN"}]}})
+        for n, p in (("gate-north", "gate-south"), ("gate-south", "gate-north"))
+    ]  # fmt: skip
+    north, south = cores
+    try:
+        _out(north, "3-201", 0)
+        _out(south, "3-201", 6)
+        for i, core in enumerate(cores):
+            monkeypatch.setenv(f"TOKEN_{i}", core.token)
+        config = CollectorConfig.model_validate({
+            "personal_fields": ["household"],
+            "kiosks": [{"url": f"http://{c.config.site.kiosk_id}", "token_env": f"TOKEN_{i}"}
+                       for i, c in enumerate(cores)],
+        })  # fmt: skip
+        collector = Collector(config, pg_dsn, client=Network(*cores).client(),
+                              report_interval_s=0, clock=FakeClock(start=START))  # fmt: skip
+        try:
+            statuses = collector.run_once()
+        finally:
+            collector.stop()
+        assert [(s.state, s.report_error) for s in statuses] == [("ok", None)] * 2
+        report = district_report(pg_dsn, DAY, "Asia/Shanghai")
+        assert report["household_rows"] == 2
+        assert report["exits_per_household"]["over_quota_households"] == 1
+    finally:
+        for core in cores:
+            core.store.close()
+
+
+def test_personal_fields_are_checked_when_the_config_loads():
+    with pytest.raises(ValueError, match="unknown field 'phone'"):
+        CollectorConfig.model_validate(
+            {"personal_fields": ["phone"], "kiosks": [{"url": "http://g", "token_env": "T"}]}
+        )
+
+
+def test_kiosk_pull_fields_copies_the_named_fields_unmasked(tmp_path, monkeypatch, capsys):
+    gate = kiosk_api(tmp_path / "g.db", "gate-1", FakeClock(start=START),
+                     scopes=("logs:read", "logs:personal"))  # fmt: skip
+    try:
+        _out(gate, "3-201", 0)
+        real_client, transport = httpx.Client, httpx.MockTransport(Network(gate))
+        monkeypatch.setattr(httpx, "Client", lambda **kw: real_client(transport=transport))
+        into = tmp_path / "copy.db"
+        args = ["pull", "http://gate-1", "--token", gate.token, "--into", str(into)]
+        assert main([*args, "--fields", "phone"]) == 2
+        assert "unknown field 'phone'" in capsys.readouterr().err
+        assert main([*args, "--fields", "household"]) == 0
+        with sqlite3.connect(into) as conn:
+            assert conn.execute("SELECT household, holder FROM pulled_events").fetchall() == [
+                ("3-201", "L.")  # the holder still masked
+            ]
+    finally:
+        gate.store.close()
+
+
+def test_a_gate_that_does_not_list_its_compounds_other_gate_is_named(gates, pg_dsn):
+    """North lists south as its peer, south lists nobody: south counts the quota without
+    north's outings and let 3-201 out again. The office counted them as one compound, as it
+    should, but said nothing of the gates' lists that differ (the reason south let it out)."""
+    north = gates("gate-north", peers=["gate-south"])
+    south = gates("gate-south")
+    east = gates("gate-east")  # a compound of its own: nothing to list
+    _out(north, "3-201", 0)
+    _out(south, "3-201", 6)
+    _out(east, "1-101", 6)
+    _to_the_office(pg_dsn, north, south, east)
+    exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    by_gates = {tuple(c["gates"]): c for c in exits["compounds"]}
+    compound = by_gates[("gate-north", "gate-south")]
+    assert compound["over_quota_households"] == 1
+    assert compound["peers_unlisted"] == [{"kiosk_id": "gate-south", "missing": ["gate-north"]}]
+    assert by_gates[("gate-east",)]["peers_unlisted"] == []
+
+
+def test_a_day_before_the_gates_reports_keeps_each_compound_whole(gates, pg_dsn):
+    """The collector keeps the gates' reports of the last 7 days; for a day older than the
+    first one kept, every gate was a compound of its own, and a household out at the north and
+    the south gate counted as two households. The compound is the one the gates' nearest
+    report names; the rule of that day stays unknown (not taken from another day)."""
+    north = gates("gate-north", peers=["gate-south"])
+    south = gates("gate-south", peers=["gate-north"])
+    _out(north, "3-201", 0)
+    _out(south, "3-201", 6)
+    for core in (north, south):
+        core.clock.set_wall(START + timedelta(days=20))  # reports of day 14 to 20 only
+    _to_the_office(pg_dsn, north, south)
+    exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    (compound,) = exits["compounds"]
+    assert compound["gates"] == ["gate-north", "gate-south"]
+    assert compound["unknown"] == ["gate-north", "gate-south"] and compound["quota"] is None
+    assert exits["households"] == 1 and exits["histogram"] == {"2": 1}
+    assert exits["over_quota_households"] is None  # no rule held for that day
+
+
+def test_an_outing_the_office_holds_masked_within_the_period_makes_the_count_unknown(
+    tmp_path, pg_dsn
+):
+    """The office turned ``personal_fields = ["household"]`` on this morning: yesterday's
+    outings were pulled masked. 3-201 went out yesterday and again today, and the district
+    said 0 households over "one outing every 2 days": the masked outing is no one's, so the
+    count is unknown (null), not 0; the next period is counted again."""
+    north = kiosk_api(tmp_path / "n.db", "gate-north", FakeClock(start=START),
+                      scopes=("logs:read", "logs:personal"),
+                      config={"policy": {"quota": {"enabled": True}}})  # fmt: skip
+    try:
+        net = Network(north)
+        _out(north, "3-201", -20)  # yesterday, 13:00
+        with PgTarget(pg_dsn) as target:
+            pull("http://gate-north", north.token, target, client=net.client())
+        _out(north, "3-201", 2)
+        _out(north, "5-101", 3)
+        with PgTarget(pg_dsn) as target, net.client() as client:
+            pull("http://gate-north", north.token, target, client=client, fields=["household"])
+            collect_reports(client, target, "http://gate-north", "gate-north", north.token)
+        exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+        assert exits["households"] == 2  # today's outings are all clear
+        assert exits["over_quota_households"] is None
+        later = district_report(pg_dsn, DAY + timedelta(days=3), "Asia/Shanghai")
+        assert later["exits_per_household"]["over_quota_households"] == 0
+    finally:
+        north.store.close()
+
+
+def test_a_compound_gate_the_office_does_not_pull_is_named(gates, pg_dsn):
+    """North names south as its peer, but the office's collector has no [[kiosks]] entry for
+    south: south's outings were silently left out of the compound's count. The compound names
+    the peers its gates list that the report holds nothing of (``peers_outside``)."""
+    north = gates("gate-north", peers=["gate-south", "gate-west"])
+    south = gates("gate-south", peers=["gate-north"])
+    _out(north, "3-201", 0)
+    _out(south, "3-201", 6)
+    _to_the_office(pg_dsn, north)  # south never pulled
+    exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    (compound,) = exits["compounds"]
+    assert compound["gates"] == ["gate-north"]
+    assert compound["peers_outside"] == ["gate-south", "gate-west"]
+    _to_the_office(pg_dsn, south)
+    only = district_report(pg_dsn, DAY, "Asia/Shanghai", kiosks=["gate-north"])
+    assert only["exits_per_household"]["compounds"][0]["peers_outside"] == [
+        "gate-south", "gate-west",
+    ]  # fmt: skip
+    both = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    assert both["compounds"][0]["peers_outside"] == ["gate-west"]
+
+
+def test_gates_that_count_different_roles_against_the_quota_disagree(gates, pg_dsn):
+    """North counts staff against the quota, south does not: a staff member out at south is
+    free there and counted at north. The gates did not report whom their quota counts, so the
+    district took them for one rule."""
+    north = gates("gate-north", peers=["gate-south"], roles=["resident", "staff"])
+    south = gates("gate-south", peers=["gate-north"])
+    _out(north, "3-201", 0)
+    _out(south, "3-201", 6)
+    _to_the_office(pg_dsn, north, south)
+    exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    (compound,) = exits["compounds"]
+    assert [(d["kiosk_id"], d["quota"]["roles"]) for d in compound["disagree"]] == [
+        ("gate-north", ["resident", "staff"]), ("gate-south", ["resident"]),
+    ]  # fmt: skip
+    assert compound["over_quota_households"] is None
