@@ -9,13 +9,17 @@ its deadline (``office.pull.fetch_bounded``: the answer bounded in bytes and val
 is parsed, and in time), and the gate decides on what it holds. ``status()`` says, for the
 health report and the guard's devices page, when each peer was last heard and whether its
 outings are unknown here (``stale``): then the quota and the anti-passback hold at this gate
-only (docs/operations.md, "Several gates").
+only (docs/operations.md, "Several gates"). A peer whose key is pinned (``trust_key``) is
+asked with a fresh nonce each time and its answer kept only when signed by that key for that
+request (``kiosk.peers.verify_page``); one that is not is ``forged``: refused, counted and an
+alarm at once.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,11 +34,14 @@ from kiosk.core import Core
 from kiosk.peers import (
     MAX_SKEW,
     PEER_SCOPE,
+    SIGNATURE_HEADER,
+    PeerForged,
     PeerLedger,
     PeerPageError,
     PeerRestarted,
     check_page,
     record_peer_rows,
+    verify_page,
 )
 from office.pull import (
     PLAIN_JSON,
@@ -49,7 +56,10 @@ from office.pull import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PAGE_ROWS", "PeerState", "PeerSync"]
+__all__ = ["PAGE_ROWS", "UNKNOWN_STATES", "PeerState", "PeerSync"]
+
+#: A peer's states in which its outings are unknown here (a device alarm while they last).
+UNKNOWN_STATES = ("stale", "forged")
 
 #: Passages asked for in one request, and the most pages one poll reads (a peer's backlog
 #: after an outage comes in over several polls, each bounded).
@@ -76,6 +86,10 @@ class PeerState:
     fetched: int = 0
     #: Its clock less this gate's at the last answer; ``None``: its answers do not say.
     skew: timedelta | None = None
+    #: Answers refused as not signed by its pinned key (forged or replayed), since the start.
+    forged: int = 0
+    #: The last answer was one of them (and none signed came since).
+    forged_last: bool = False
 
 
 class PeerSync:
@@ -129,7 +143,7 @@ class PeerSync:
         """A ``peers`` bus message (``stale``: the peers whose outings are unknown here) when
         that set changed since it was last said: the guard's live page draws its alarms
         again (a stale peer is a standing device alarm, ``kiosk.alarms.peer_alarms``)."""
-        stale = tuple(p["kiosk_id"] for p in self.status() if p["state"] == "stale")
+        stale = tuple(p["kiosk_id"] for p in self.status() if p["state"] in UNKNOWN_STATES)
         with self._lock:
             if stale == self._told:
                 return
@@ -157,6 +171,12 @@ class PeerSync:
                 log.warning("compound: %s: %s; fetching it again", peer.kiosk_id, exc)
                 self.ledger.restart(peer.kiosk_id, self.core.clock.now())
                 continue
+            except PeerForged as exc:
+                with self._lock:
+                    state.forged += 1
+                    state.forged_last = True
+                self._failed(peer, str(exc))
+                return got
             except (PullError, PeerPageError) as exc:
                 self._failed(peer, str(exc))
                 return got
@@ -171,6 +191,7 @@ class PeerSync:
                 if state.last_error is not None:
                     log.info("compound: peer %s answers again", peer.kiosk_id)
                 state.last_success, state.last_error = self.core.clock.now(), None
+                state.forged_last = False
                 state.ahead_dropped += page.ahead
                 state.fetched += len(new)
                 self._skewed(state, page.skew)
@@ -192,7 +213,8 @@ class PeerSync:
     def _page(self, peer: PeerSource, token: str, after: int) -> Any:
         url = f"{peer.url}/api/v1/passages"
         headers = {"Authorization": f"Bearer {token}", **PLAIN_JSON}
-        params = {"after": after, "limit": PAGE_ROWS}
+        nonce = secrets.token_urlsafe(18)
+        params: dict[str, int | str] = {"after": after, "limit": PAGE_ROWS, "nonce": nonce}
         try:
             status, answer_headers, body = fetch_bounded(
                 self.client,
@@ -213,6 +235,15 @@ class PeerSync:
             )
         if status != 200:
             raise PullError(f"{url}: {status_words(status, answer_headers, body, PEER_MOVED)}")
+        if peer.trust_key is not None:
+            key = self.core.trust.named(peer.trust_key)
+            if key is None:
+                raise PullError(
+                    f"its key is pinned (trust_key) and there is no {peer.trust_key}.pub in this"
+                    " gate's trust folder: nothing of its answers is kept"
+                )
+            said = answer_headers.get(SIGNATURE_HEADER)
+            verify_page(key, said, peer.kiosk_id, nonce, after, PAGE_ROWS, bytes(body))
         if json_values(body) > MAX_ANSWER_VALUES:
             raise PullError(f"{url}: an answer with more values than a page of passages has")
         try:
@@ -253,8 +284,9 @@ class PeerSync:
     def status(self) -> list[dict[str, Any]]:
         """Each peer: ``state`` (``ok``; ``starting``: not asked to the end yet, and less
         than ``stale_after_s`` after this sync started; ``stale``: its outings are unknown here
-        since ``stale_since``), ``last_success``, ``rows_held``, ``last_error``, rows dropped
-        as stamped ahead of this clock."""
+        since ``stale_since``; ``forged``: its last answer was not signed by its pinned key,
+        refused, so unknown too), ``last_success``, ``rows_held``, ``last_error``, rows dropped
+        as stamped ahead of this clock, answers refused as ``forged`` since the start."""
         now = self.core.clock.now()
         stale_after = timedelta(seconds=self.section.stale_after_s)
         try:
@@ -273,20 +305,23 @@ class PeerSync:
                     and state.last_error is None
                     and timedelta(0) <= now - self.started_at <= stale_after
                 )
+                word = "ok" if fresh else "starting" if starting else "stale"
+                word = "forged" if state.forged_last else word
                 out.append(
                     {
                         "kiosk_id": state.kiosk_id,
                         "url": state.url,
-                        "state": "ok" if fresh else "starting" if starting else "stale",
+                        "state": word,
                         "last_success": heard.isoformat() if heard else None,
                         "stale_since": None
-                        if fresh or starting
+                        if word in ("ok", "starting")
                         else (heard or self.started_at).isoformat(),
                         "rows_held": held.get(state.kiosk_id, 0),
                         "last_error": state.last_error,
                         "ahead_dropped": state.ahead_dropped,
                         "clock_skew_s": _seconds(state.skew),
                         "clock_skewed": state.skew is not None and abs(state.skew) > MAX_SKEW,
+                        "forged": state.forged,
                     }
                 )
         return out

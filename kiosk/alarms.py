@@ -341,8 +341,9 @@ PEER_ALARM = "device:peer:"
 
 def peer_alarms(peers: list[Mapping[str, Any]]) -> list[Alarm]:
     """A standing alarm for each other gate of the compound whose outings are unknown here
-    (a health report's ``peers``, ``state`` ``stale``), while that lasts: dated when they
-    became unknown, ``detail`` the gate's kiosk id."""
+    (a health report's ``peers``, ``state`` ``stale``, or ``forged``: an answer at its address
+    not signed by its key was refused), while that lasts: dated when they became unknown,
+    ``detail`` the gate's kiosk id."""
     return [
         Alarm(
             key=f"{PEER_ALARM}{peer.get('kiosk_id')}",
@@ -351,7 +352,7 @@ def peer_alarms(peers: list[Mapping[str, Any]]) -> list[Alarm]:
             detail=str(peer.get("kiosk_id")),
         )
         for peer in peers
-        if peer.get("state") == "stale"
+        if peer.get("state") in ("stale", "forged")
     ]
 
 

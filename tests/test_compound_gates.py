@@ -549,6 +549,11 @@ def test_check_config_names_a_bad_peer_and_notes_an_unreadable_token_or_plain_ht
     config.write_text(https)
     assert main(["check-config", str(config)]) == 0
     assert "compound" not in capsys.readouterr().err
+    # Plain http with the peer's key pinned: its answers are signed, nothing to note.
+    pinned = https.replace("https://", "http://") + 'trust_key = "gate-north"\n'
+    config.write_text(pinned)
+    assert main(["check-config", str(config)]) == 0
+    assert "compound" not in capsys.readouterr().err
 
 
 def test_a_peer_that_stays_wrong_is_logged_once_and_no_value_of_a_row_is(
@@ -563,3 +568,152 @@ def test_a_peer_that_stays_wrong_is_logged_once_and_no_value_of_a_row_is(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "household is not text" in warnings[0].getMessage()
     assert "1-101" not in caplog.text and "1-101" not in str(south.core.health())
+
+
+# --- a peer's answers signed by its key (plain http too) --------------------------------------
+
+NORTH_KEY = Ed25519PrivateKey.from_private_bytes(b"\x52" * 32)
+
+
+@pytest.fixture
+def pinned(tmp_path, clock, north):
+    """South asks north with north's key pinned (``trust_key``): north signs with its issuer
+    key, south holds ``gate-north.pub`` in its trust folder."""
+    from kiosk.passes import public_key_pem
+
+    north.core.issuer_key = NORTH_KEY
+    entry = peer_entry("gate-north") | {"trust_key": "gate-north"}
+    (tmp_path / "gate-south" / "trust").mkdir(parents=True)
+    (tmp_path / "gate-south" / "trust" / "gate-north.pub").write_bytes(
+        public_key_pem(NORTH_KEY.public_key())
+    )
+    gate = Gate(tmp_path, "gate-south", clock, [entry])
+    yield gate
+    gate.close()
+
+
+def test_a_signed_answer_of_the_pinned_peer_is_kept(north, pinned, monkeypatch):
+    sync = pinned.peer_of(north, monkeypatch)
+    north.passage(resident())
+    sync.poll()
+    [peer] = pinned.core.health()["peers"]
+    assert peer["state"] == "ok" and peer["rows_held"] == 1 and peer["forged"] == 0
+
+
+def test_a_forged_answer_at_the_peers_address_is_refused_counted_and_shown(
+    north, pinned, monkeypatch
+):
+    """Anyone answering at the peer's address (ARP spoofing on the LAN) made up an outing
+    that then denied the household at this gate: unsigned, or signed by another key, it is
+    refused, counted, shown as the peer's state and never kept."""
+    forger = Ed25519PrivateKey.from_private_bytes(b"\x53" * 32)
+    made_up = page(row(household="1-101", ts=NOW.isoformat()))
+
+    def unsigned(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=made_up)
+
+    def signed_by_another(request: httpx.Request) -> httpx.Response:
+        from kiosk.peers import SIGNATURE_HEADER, sign_page
+
+        q = request.url.params
+        body = made_up.encode()
+        nonce, after, limit = q["nonce"], int(q["after"]), int(q["limit"])
+        sig = sign_page(forger, "gate-north", nonce, after, limit, body)
+        return httpx.Response(200, content=body, headers={SIGNATURE_HEADER: sig})
+
+    handlers = [unsigned, signed_by_another]
+    transport = httpx.MockTransport(lambda request: handlers[0](request))
+    sync = pinned.peer_of(north, monkeypatch, transport=transport)
+    for count in (1, 2):
+        sync.poll()
+        [peer] = pinned.core.health()["peers"]
+        assert peer["state"] == "forged" and peer["forged"] == count
+        assert "nothing of it is kept" in peer["last_error"]
+        assert sync.ledger.held() == {} and sync.ledger.cursor("gate-north") == 0
+        assert pinned.core.history.exits_in_period("1-101", NOW, 2) == 0
+        handlers.pop(0)
+    # The guard sees it at once on the live page, not only after stale_after_s.
+    from kiosk.alarms import peer_alarms
+
+    [alarm] = peer_alarms(pinned.core.health()["peers"])
+    assert alarm.key == "device:peer:gate-north"
+    from ui.guard.display import health_rows
+
+    rows = health_rows(pinned.core.health(), "en", TZ)
+    [shown] = [r for r in rows if r["device"] == "compound gate gate-north"]
+    assert shown["state"] == "degraded" and "not signed by its key" in shown["detail"]
+    assert "(2)" in shown["detail"]  # both refused answers counted
+
+
+def test_an_answer_of_the_real_peer_replayed_to_a_later_request_is_refused(
+    north, pinned, monkeypatch
+):
+    """A real signed page, recorded and answered again to a later ask (or to an ask for
+    another cursor), is refused: the signature binds the asker's fresh nonce and cursor."""
+    real = TestClient(north.app)
+    north.passage(resident())
+    recorded: list[httpx.Response] = []
+
+    def recorder(request: httpx.Request) -> httpx.Response:
+        answer = real.get(str(request.url.copy_with(scheme="http")), headers=request.headers)
+        recorded.append(answer)
+        return httpx.Response(answer.status_code, content=answer.content, headers=answer.headers)
+
+    sync = pinned.peer_of(north, monkeypatch, transport=httpx.MockTransport(recorder))
+    sync.poll()
+    assert sync.ledger.held() == {"gate-north": 1}
+    pinned.core.store.submit(lambda db: db.execute("DELETE FROM peer_passages"))
+    pinned.core.store.submit(lambda db: db.execute("DELETE FROM peer_cursors"))
+
+    def replay(request: httpx.Request) -> httpx.Response:
+        old = recorded[0]
+        return httpx.Response(200, content=old.content, headers=old.headers)
+
+    sync = pinned.peer_of(north, monkeypatch, transport=httpx.MockTransport(replay))
+    sync.poll()
+    [peer] = pinned.core.health()["peers"]
+    assert peer["state"] == "forged" and "forged or replayed" in peer["last_error"]
+    assert sync.ledger.held() == {}
+
+
+def test_a_peer_without_an_issuer_key_is_refused_when_its_key_is_pinned(north, pinned, monkeypatch):
+    north.core.issuer_key = None
+    sync = pinned.peer_of(north, monkeypatch)
+    north.passage(resident())
+    sync.poll()
+    [peer] = pinned.core.health()["peers"]
+    assert peer["state"] == "forged" and "not signed" in peer["last_error"]
+    assert sync.ledger.held() == {}
+
+
+def test_a_pinned_key_missing_from_the_trust_folder_keeps_nothing(north, pinned, monkeypatch):
+    (pinned.dir / "trust" / "gate-north.pub").unlink()
+    sync = pinned.peer_of(north, monkeypatch)
+    north.passage(resident())
+    sync.poll()
+    [peer] = pinned.core.health()["peers"]
+    assert "no gate-north.pub" in peer["last_error"] and sync.ledger.held() == {}
+
+
+def test_the_answering_gate_signs_its_page_for_the_nonce_it_was_asked_with(north):
+    from kiosk.peers import SIGNATURE_HEADER, verify_page
+
+    north.core.issuer_key = NORTH_KEY
+    north.passage(resident())
+    client = TestClient(north.app)
+    _, token = north.core.tokens.create([PEER_SCOPE], "gate peer")
+    auth = {"Authorization": f"Bearer {token}"}
+    nonce = "n" * 22
+    got = client.get(f"/api/v1/passages?after=0&limit=7&nonce={nonce}", headers=auth)
+    said = got.headers[SIGNATURE_HEADER]
+    verify_page(NORTH_KEY.public_key(), said, "gate-north", nonce, 0, 7, got.content)
+    with pytest.raises(ValueError, match="forged or replayed"):
+        verify_page(NORTH_KEY.public_key(), said, "gate-north", "m" * 22, 0, 7, got.content)
+    with pytest.raises(ValueError, match="forged or replayed"):
+        verify_page(NORTH_KEY.public_key(), said, "gate-north", nonce, 1, 7, got.content)
+    for bad in ("short", "x" * 65, "a" * 21 + "/"):
+        answer = client.get(f"/api/v1/passages?nonce={bad}", headers=auth)
+        assert answer.status_code == 422
+    # A gate without an issuer key answers unsigned, as before.
+    north.core.issuer_key = None
+    assert SIGNATURE_HEADER not in client.get("/api/v1/passages", headers=auth).headers

@@ -42,7 +42,15 @@ from kiosk import queries
 from kiosk.core import Core
 from kiosk.export import COLUMNS, read_events
 from kiosk.lists import Freshness
-from kiosk.peers import MAX_PAGE_ROWS, PEER_SCOPE, history_horizon, peer_page
+from kiosk.peers import (
+    MAX_PAGE_ROWS,
+    NONCE_PATTERN,
+    PEER_SCOPE,
+    SIGNATURE_HEADER,
+    history_horizon,
+    peer_page,
+    sign_page,
+)
 from kiosk.privacy import FIELD_NAMES, mask_event, normalise_fields
 from kiosk.ratelimit import RateLimiter, Verdict
 from kiosk.sheets import formula_safe
@@ -758,10 +766,17 @@ def passages(
     state: Annotated[Api, Depends(api_state)],
     after: int = AFTER_Q,
     limit: int = Query(500, ge=1, le=MAX_PAGE_ROWS, description="At most this many passages."),
+    nonce: str = Query(
+        "",
+        pattern=NONCE_PATTERN + "|^$",
+        description="The asking gate's fresh random value (22 to 64 Base64url characters):"
+        f" the {SIGNATURE_HEADER} header signs the answer to it, so a replayed page fails.",
+    ),
 ) -> Response:
     """This gate's recent passing passages, for another gate of the compound (its shared
     quota and anti-passback): ``seq``, pass id, household, direction, decision, time, and
-    the ``quota_exempt`` flag, within the quota's look-back; nothing else of an event."""
+    the ``quota_exempt`` flag, within the quota's look-back; nothing else of an event. With
+    an issuer key, the answer is signed for this request (``kiosk.peers.sign_page``)."""
     core = state.core
     since = core.clock.now() - history_horizon(core.config.policy.quota.period_days)
     try:
@@ -775,7 +790,12 @@ def passages(
             "export_passages",
             {"after": after, "through": page["next"], "count": len(page["passages"])},
         )
-    return Response(json.dumps(page, ensure_ascii=False), media_type="application/json")
+    body = json.dumps(page, ensure_ascii=False).encode("utf-8")
+    headers = {}
+    if core.issuer_key is not None:
+        kiosk_id = core.config.site.kiosk_id
+        headers[SIGNATURE_HEADER] = sign_page(core.issuer_key, kiosk_id, nonce, after, limit, body)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def metrics(state: Annotated[Api, Depends(api_state)]) -> PlainTextResponse:

@@ -22,6 +22,12 @@ class PeerSource(TokenSource):
     kiosk_id: str = Field(min_length=1, max_length=64, pattern=KIOSK_ID_PATTERN)
     """The peer's `site.kiosk_id`: the URL is pinned to it, an answer as another id (or a row
     of another kiosk) is refused."""
+    trust_key: str | None = Field(None, min_length=1, max_length=64, pattern=KIOSK_ID_PATTERN)
+    """The peer's key, pinned: the name of its `.pub` in this gate's trust folder
+    (`gate-north` for `trust/gate-north.pub`, the public half of that gate's issuer key). Set,
+    every answer must be signed by that key for the very request it answers, or nothing of it
+    is kept (a forged or replayed page, over plain http too); the peer needs its issuer key
+    (`issuer_key_path`). Unset: answers are taken unsigned, as before."""
 
 
 class CompoundSection(Section):
@@ -67,9 +73,10 @@ def peer_notes(section: CompoundSection) -> list[str]:
                 f"compound.peers[{i}] ({peer.kiosk_id}): its token cannot be read here ({exc});"
                 " the daemon needs it, or that gate's outings stay unknown at this one"
             )
-        if peer.url.startswith("http://"):
+        if peer.url.startswith("http://") and peer.trust_key is None:
             notes.append(
                 f"compound.peers[{i}].url is plain http: anyone on the LAN answering at that"
-                " address could make up passages; use https (docs/operations.md, Several gates)"
+                " address could make up passages; use https, or pin its key with trust_key"
+                " (docs/operations.md, Several gates)"
             )
     return notes

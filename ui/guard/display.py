@@ -609,7 +609,8 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
 def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str, str]:
     """Another gate of the compound's row (``report["peers"]``): ``ok`` and when it was last
     heard, or ``degraded`` and since when its outings are unknown here (the quota and the
-    anti-passback hold at this gate only); ``degraded`` too, and by how much and what to do,
+    anti-passback hold at this gate only), or that answers not signed by its key were refused
+    (``forged``); ``degraded`` too, and by how much and what to do,
     when its clock is off this gate's beyond ``kiosk.peers.MAX_SKEW``."""
     label = i18n.t(lang, "device.peer", id=str(peer.get("kiosk_id")))
     if peer.get("state") == "ok":
@@ -618,6 +619,10 @@ def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str,
         state, words = "ok", i18n.t(lang, "health.peer_ok", time=heard, rows=rows)
     elif peer.get("state") == "starting":
         state, words = "ok", i18n.t(lang, "health.peer_starting")
+    elif peer.get("state") == "forged":
+        since = local_time(str(peer.get("stale_since")), tz, "%m-%d %H:%M")
+        n = int(peer.get("forged") or 0)
+        state, words = "degraded", i18n.t(lang, "health.peer_forged", since=since, n=n)
     else:
         since = local_time(str(peer.get("stale_since")), tz, "%m-%d %H:%M")
         state, words = "degraded", i18n.t(lang, "health.peer_stale", since=since)
