@@ -13,6 +13,15 @@ only (docs/operations.md, "Several gates"). A peer whose key is pinned (``trust_
 asked with a fresh nonce each time and its answer kept only when signed by that key for that
 request (``kiosk.peers.verify_page``); one that is not is ``forged``: refused, counted and an
 alarm at once.
+
+The poll is the backstop; news comes sooner. After each committed passing decision here
+(``news``, from the bus on the loop: it only sets a flag, never blocks the loop) one push
+thread tells every peer at once (``POST /api/v1/passages/poke``, its own token, nothing in
+it but this gate's kiosk id), and a peer told wakes its ask of this gate (``poke``), no more
+often than ``POKE_GAP_S``. News that comes while a push is pending is told with it
+(``coalesced``: the poke carries no passage, the ask fetches them all); a peer that does not
+take it costs a count (``failed``) and waits for its poll. A poke is not trusted for anything
+but to ask now: what is kept still comes by the ask, judged (and signed) as always.
 """
 
 from __future__ import annotations
@@ -22,15 +31,17 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
+from kiosk.bus import EventBus
 from kiosk.config.compound import CompoundSection, PeerSource
 from kiosk.core import Core
+from kiosk.history import COUNTED_DECISIONS
 from kiosk.peers import (
     MAX_SKEW,
     PEER_SCOPE,
@@ -43,6 +54,7 @@ from kiosk.peers import (
     record_peer_rows,
     verify_page,
 )
+from office.deadline import Deadline, DeadlineExceeded
 from office.pull import (
     PLAIN_JSON,
     PullError,
@@ -69,6 +81,14 @@ PAGES_PER_POLL = 10
 MAX_ANSWER_BYTES = PAGE_ROWS * 600 + 4096
 #: The most JSON values one answer is parsed with (a row has 17: its keys, values, a flag).
 MAX_ANSWER_VALUES = PAGE_ROWS * 24 + 64
+#: The least time between two asks of one peer woken by its news: a flood of pokes costs an
+#: ask a second at most.
+POKE_GAP_S = 1.0
+#: The most one poke of a peer may take, whatever it answers (the poll is the backstop).
+POKE_DEADLINE_S = 3.0
+#: The bus messages the push thread may be behind by before it is dropped as slow (then it
+#: subscribes again: news lost meanwhile waits for the poll).
+NEWS_QUEUE = 256
 #: What to do about a redirect a peer answered.
 PEER_MOVED = "if the peer gate answers there, set its compound.peers url to that base URL"
 
@@ -90,6 +110,10 @@ class PeerState:
     forged: int = 0
     #: The last answer was one of them (and none signed came since).
     forged_last: bool = False
+    #: Pokes of it with this gate's news it took (202), and those it did not (no answer or
+    #: another status: its poll brings the news instead).
+    told: int = 0
+    tell_failed: int = 0
 
 
 class PeerSync:
@@ -105,6 +129,7 @@ class PeerSync:
         *,
         client: httpx.Client | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        poke_gap_s: float = POKE_GAP_S,
     ) -> None:
         self.core = core
         self.section = section
@@ -122,6 +147,12 @@ class PeerSync:
         self._told: tuple[str, ...] = ()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        #: Set by a peer's poke: its thread asks it now, not at its next poll.
+        self._wakes = {p.kiosk_id: threading.Event() for p in self.peers}
+        #: A passing decision here not told to the peers yet (a queue of one: news coalesces).
+        self._news = threading.Event()
+        self._pushed = {"told": 0, "failed": 0, "coalesced": 0}
+        self.poke_gap_s = poke_gap_s
 
     # -- one round --------------------------------------------------------------------------------
 
@@ -279,6 +310,86 @@ class PeerSync:
         if new:
             log.warning("compound: peer %s: %s", peer.kiosk_id, message)
 
+    # -- news: told at once, taken at once --------------------------------------------------------
+
+    def news(self, message: Mapping[str, Any]) -> None:
+        """A bus message, on the loop's thread: a committed passing decision is news for the
+        peers (told by the push thread); never blocks, never fails."""
+        if message.get("type") != "decision" or message.get("committed") is not True:
+            return
+        if message.get("decision") not in COUNTED_DECISIONS:
+            return
+        with self._lock:
+            if self._news.is_set():
+                self._pushed["coalesced"] += 1
+            self._news.set()
+
+    async def follow(self, bus: EventBus) -> None:
+        """The daemon's task: every bus message to ``news`` until cancelled; dropped as slow
+        (a loop starved for long), it subscribes again (that news waits for the poll)."""
+        while True:
+            subscription = bus.subscribe(maxsize=NEWS_QUEUE, name="peers-news")
+            try:
+                async for message in subscription:
+                    self.news(message)
+            finally:
+                subscription.close()
+            log.warning("compound: this gate's news fell behind; its peers poll for it")
+
+    def push(self) -> dict[str, int | None]:
+        """Tell every peer of the news, if any: ``{kiosk_id: its HTTP status}`` (``None``:
+        no answer). What the push thread does; tests call it."""
+        with self._lock:
+            if not self._news.is_set():
+                return {}
+            self._news.clear()
+        told = {peer.kiosk_id: self._poke(peer) for peer in self.peers}
+        with self._lock:
+            for kiosk_id, status in told.items():
+                state = self.states[kiosk_id]
+                if status == 202:
+                    state.told += 1
+                    self._pushed["told"] += 1
+                else:
+                    state.tell_failed += 1
+                    self._pushed["failed"] += 1
+        return told
+
+    def _poke(self, peer: PeerSource) -> int | None:
+        url = f"{peer.url}/api/v1/passages/poke"
+        params = {"kiosk_id": self.core.config.site.kiosk_id}
+        try:
+            headers = {"Authorization": f"Bearer {peer.token()}", **PLAIN_JSON}
+            deadline = Deadline(min(POKE_DEADLINE_S, self.section.timeout_s), self._monotonic)
+            with (
+                deadline,
+                self.client.stream(
+                    "POST", url, params=params, **deadline.httpx_args(headers)
+                ) as response,
+            ):
+                return response.status_code  # its body is not read
+        except (ValueError, httpx.HTTPError, DeadlineExceeded) as exc:
+            log.debug("compound: %s not told of the news: %s", peer.kiosk_id, exc)
+            return None
+
+    def poke(self, kiosk_id: str) -> bool:
+        """A peer told of news (``POST /api/v1/passages/poke``): its thread asks it now;
+        ``False``: no peer of that id here."""
+        wake = self._wakes.get(kiosk_id)
+        if wake is None:
+            return False
+        wake.set()
+        return True
+
+    def woken(self, kiosk_id: str) -> bool:
+        """A poke of that peer is waiting for its thread (tests)."""
+        return self._wakes[kiosk_id].is_set()
+
+    def status_push(self) -> dict[str, int]:
+        """Pokes ``told``, ``failed`` and news ``coalesced`` into a pending push."""
+        with self._lock:
+            return dict(self._pushed)
+
     # -- what the guard is told -------------------------------------------------------------------
 
     def status(self) -> list[dict[str, Any]]:
@@ -286,7 +397,8 @@ class PeerSync:
         than ``stale_after_s`` after this sync started; ``stale``: its outings are unknown here
         since ``stale_since``; ``forged``: its last answer was not signed by its pinned key,
         refused, so unknown too), ``last_success``, ``rows_held``, ``last_error``, rows dropped
-        as stamped ahead of this clock, answers refused as ``forged`` since the start."""
+        as stamped ahead of this clock, answers refused as ``forged`` since the start, and the
+        pokes with this gate's news it took (``told``) or not (``tell_failed``)."""
         now = self.core.clock.now()
         stale_after = timedelta(seconds=self.section.stale_after_s)
         try:
@@ -322,6 +434,8 @@ class PeerSync:
                         "clock_skew_s": _seconds(state.skew),
                         "clock_skewed": state.skew is not None and abs(state.skew) > MAX_SKEW,
                         "forged": state.forged,
+                        "told": state.told,
+                        "tell_failed": state.tell_failed,
                     }
                 )
         return out
@@ -338,17 +452,39 @@ class PeerSync:
                 target=self._loop, args=(peer,), name=f"kiosk-peer-{peer.kiosk_id}", daemon=True
             )
             self._threads.append(thread)
+        self._threads.append(
+            threading.Thread(target=self._push_loop, name="kiosk-peer-news", daemon=True)
+        )
+        for thread in self._threads:
             thread.start()
 
     def _loop(self, peer: PeerSource) -> None:
+        wake = self._wakes[peer.kiosk_id]
         while not self._stop.is_set():
+            wake.clear()
+            asked = self._monotonic()
             self._fetch_logged(peer)
-            self._stop.wait(self.section.poll_s)
+            if wake.wait(self.section.poll_s) and not self._stop.is_set():
+                self._stop.wait(self.gap_after(asked))
+
+    def gap_after(self, asked: float) -> float:
+        """Told of news: the peer is asked now, but no sooner than ``poke_gap_s`` after it
+        was last asked (at ``asked``, monotonic): a flood of pokes costs an ask a second."""
+        return max(0.0, asked + self.poke_gap_s - self._monotonic())
+
+    def _push_loop(self) -> None:
+        while not self._stop.is_set():
+            self._news.wait()
+            if not self._stop.is_set():
+                self.push()
 
     def stop(self, timeout_s: float = 2.0) -> None:
         """Ask the threads to end and wait for them within ``timeout_s`` in all (a fetch
         under way ends at its deadline; its thread is a daemon's)."""
         self._stop.set()
+        self._news.set()
+        for wake in self._wakes.values():
+            wake.set()
         end = self._monotonic() + timeout_s
         for thread in self._threads:
             thread.join(max(0.0, end - self._monotonic()))

@@ -9,7 +9,9 @@ its event log, then recorded as the engine does after a commit.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -45,9 +47,13 @@ NORTH_URL = "http://testserver"
 class Gate:
     """One kiosk of the compound: its core (composition root), app and peer sync."""
 
-    def __init__(self, tmp_path, name: str, clock: FakeClock, peers=()) -> None:
+    def __init__(self, tmp_path, name: str, clock: FakeClock, peers=(), **compound) -> None:
         self.config = parse_config(
-            {"site": {"kiosk_id": name}, "policy": POLICY, "compound": {"peers": list(peers)}}
+            {
+                "site": {"kiosk_id": name},
+                "policy": POLICY,
+                "compound": {"peers": list(peers), **compound},
+            }
         )
         self.dir = tmp_path / name
         self.clock = clock
@@ -717,3 +723,189 @@ def test_the_answering_gate_signs_its_page_for_the_nonce_it_was_asked_with(north
     # A gate without an issuer key answers unsigned, as before.
     north.core.issuer_key = None
     assert SIGNATURE_HEADER not in client.get("/api/v1/passages", headers=auth).headers
+
+
+# --- an outing told to the other gates at once --------------------------------------------------
+
+
+def test_an_outing_at_one_gate_counts_at_the_other_before_its_next_poll(
+    tmp_path, clock, monkeypatch
+):
+    """An outing within the last poll (10 s) at the north gate was not counted at the south
+    gate yet: the north gate tells its peers at once after the decision and the south gate
+    fetches then, so the window is the network's latency (the poll stays the backstop)."""
+    north = Gate(tmp_path, "gate-north", clock, [peer_entry("gate-south")], poll_s=3600)
+    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")], poll_s=3600)
+    try:
+        told = north.peer_of(south, monkeypatch)
+        asking = south.peer_of(north, monkeypatch)
+        asked = threading.Semaphore(0)
+        fetch = asking.fetch
+
+        def counted(peer):
+            got = fetch(peer)
+            asked.release()
+            return got
+
+        monkeypatch.setattr(asking, "fetch", counted)
+        asking.poke_gap_s = 0  # the gap itself: test_pokes_wake_a_peer_no_more_than_once_a_second
+        asking.start()
+        assert asked.acquire(timeout=10)  # its first ask, at the start
+        assert north.passage(resident(holder="Wang L"))["decision"] == "pass"
+        told.news({"type": "decision", "decision": "pass", "committed": True})
+        assert told.push() == {"gate-south": 202}
+        assert asked.acquire(timeout=10)  # woken by the north gate, not by its hour's poll
+        assert south.passage(resident(holder="Wang M"))["reasons"] == ["quota_exceeded"]
+        assert told.status_push() == {"told": 1, "failed": 0, "coalesced": 0}
+    finally:
+        north.close()
+        south.close()
+
+
+def test_only_a_committed_passage_is_told_and_many_are_told_once(north, south, monkeypatch):
+    sync = south.peer_of(north, monkeypatch)
+    sync.news({"type": "decision", "decision": "deny", "committed": True})
+    sync.news({"type": "decision", "decision": "pass", "committed": False})
+    sync.news({"type": "state", "state": "idle"})
+    assert sync.push() == {}  # nothing to tell
+    for _ in range(50):
+        sync.news({"type": "decision", "decision": "manual_pass", "committed": True})
+    assert sync.status_push()["coalesced"] == 49
+    assert list(sync.push()) == ["gate-north"]
+    assert sync.push() == {}
+
+
+def test_the_poke_wakes_only_a_configured_peer_behind_its_scope(north, south, monkeypatch):
+    sync = south.peer_of(north, monkeypatch)
+    client = TestClient(south.app)
+    _, token = south.core.tokens.create([PEER_SCOPE], "north")
+    _, office = south.core.tokens.create(["logs:read"], "office")
+    auth = {"Authorization": f"Bearer {token}"}
+    url = "/api/v1/passages/poke?kiosk_id=gate-north"
+    assert client.post(url).status_code == 401
+    assert client.post(url, headers={"Authorization": f"Bearer {office}"}).status_code == 403
+    assert client.post(url, headers=auth).status_code == 202
+    assert sync.woken("gate-north")
+    assert client.post(url.replace("north", "east"), headers=auth).status_code == 404
+    assert client.post(url.replace("gate-north", "a/b"), headers=auth).status_code == 422
+    # A gate on its own has no peer to wake.
+    assert TestClient(north.app).post(url, headers=bearer_of(north)).status_code == 404
+
+
+def bearer_of(gate: Gate) -> dict[str, str]:
+    _, token = gate.core.tokens.create([PEER_SCOPE], "t")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_peer_that_does_not_take_the_news_costs_nothing_but_a_count(north, south, monkeypatch):
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("no route to host", request=request)
+
+    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(down))
+    sync.news({"type": "decision", "decision": "pass", "committed": True})
+    assert sync.push() == {"gate-north": None}
+    assert sync.status_push() == {"told": 0, "failed": 1, "coalesced": 0}
+    [peer] = south.core.health()["peers"]
+    assert peer["tell_failed"] == 1 and peer["told"] == 0
+
+
+def test_the_daemon_follows_the_bus_for_passing_decisions(north, south, monkeypatch):
+    import asyncio
+
+    from kiosk.bus import EventBus
+
+    sync = south.peer_of(north, monkeypatch)
+
+    async def scenario() -> None:
+        bus = EventBus(maxsize=4)
+        follower = asyncio.create_task(sync.follow(bus))
+        await asyncio.sleep(0)
+        for _ in range(10):  # more than the subscription holds: never dropped as slow
+            bus.publish({"type": "decision", "decision": "pass", "committed": True})
+            await asyncio.sleep(0)
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+
+    asyncio.run(scenario())
+    assert list(sync.push()) == ["gate-north"]
+
+
+def test_pokes_wake_a_peer_no_more_than_once_a_second(south):
+    now = [100.0]
+    sync = PeerSync(
+        south.core, south.config.compound, client=httpx.Client(), monotonic=lambda: now[0]
+    )
+    assert sync.gap_after(99.8) == pytest.approx(0.8)  # asked 0.2 s ago: the rest of the second
+    assert sync.gap_after(98.0) == 0.0
+    sync.stop(0)
+
+
+@pytest.mark.slow  # integration: two daemons on real sockets, real time
+def test_two_daemons_tell_each_other_of_an_outing_at_once(tmp_path, monkeypatch):
+    """Polls an hour apart: the outing at the north gate is held at the south gate within
+    seconds all the same, told from the north gate's decision through the bus and its push."""
+    import asyncio
+    import socket
+    import time as real_time
+
+    from checkpoint.app import Daemon
+    from checkpoint.notify import Notifier
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    urls = {
+        "gate-north": f"http://127.0.0.1:{ports[0]}",
+        "gate-south": f"http://127.0.0.1:{ports[1]}",
+    }
+
+    def config(name: str, port: int, other: str) -> object:
+        entry = {"url": urls[other], "kiosk_id": other, "token_env": env_name(other)}
+        return parse_config(
+            {
+                "site": {"kiosk_id": name},
+                "web": {"host": "127.0.0.1", "port": port},
+                "policy": POLICY,
+                "compound": {"peers": [entry], "poll_s": 3600},
+            }
+        )
+
+    async def scenario() -> None:
+        north_core = await asyncio.to_thread(
+            build_core, config("gate-north", ports[0], "gate-south"), tmp_path / "n"
+        )
+        south_core = await asyncio.to_thread(
+            build_core, config("gate-south", ports[1], "gate-north"), tmp_path / "s"
+        )
+        monkeypatch.setenv(env_name("gate-north"), north_core.tokens.create([PEER_SCOPE], "s")[1])
+        monkeypatch.setenv(env_name("gate-south"), south_core.tokens.create([PEER_SCOPE], "n")[1])
+        north = Daemon(north_core, notifier=Notifier(None))
+        south = Daemon(south_core, notifier=Notifier(None))
+        await north.start()
+        await south.start()
+        try:
+
+            async def until(what) -> bool:
+                end = real_time.monotonic() + 10
+                while real_time.monotonic() < end and not what():
+                    await asyncio.sleep(0.05)
+                return bool(what())
+
+            assert await until(lambda: south_core.health()["peers"][0]["state"] == "ok")
+            await asyncio.to_thread(
+                north_core.runner.manual_threadsafe,
+                decision="manual_pass",
+                operator="guard",
+                reason="test",
+                direction="out",
+                subject="none",
+            )
+            assert await until(lambda: south_core.health()["peers"][0]["rows_held"] == 1)
+        finally:
+            await asyncio.wait_for(south.stop(), 3.0)
+            await asyncio.wait_for(north.stop(), 3.0)
+
+    asyncio.run(scenario())

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
 from kiosk import queries
+from kiosk.config.compound import KIOSK_ID_PATTERN
 from kiosk.core import Core
 from kiosk.export import COLUMNS, read_events
 from kiosk.lists import Freshness
@@ -796,6 +797,39 @@ def passages(
         kiosk_id = core.config.site.kiosk_id
         headers[SIGNATURE_HEADER] = sign_page(core.issuer_key, kiosk_id, nonce, after, limit, body)
     return Response(body, media_type="application/json", headers=headers)
+
+
+class PokeOut(BaseModel):
+    fetching: bool = Field(description="This gate asks the poking gate for its passages now.")
+
+
+@router.post(
+    "/api/v1/passages/poke",
+    tags=["api"],
+    status_code=202,
+    response_model=PokeOut,
+    responses={
+        **_ERRORS,
+        404: {"model": ErrorOut, "description": "No compound peer of that kiosk id here."},
+    },
+)
+def passages_poke(
+    token: Annotated[TokenInfo, Depends(peer_reader)],
+    state: Annotated[Api, Depends(api_state)],
+    kiosk_id: str = Query(
+        min_length=1,
+        max_length=64,
+        pattern=KIOSK_ID_PATTERN,
+        description="The poking gate's site.kiosk_id (one of this gate's compound.peers).",
+    ),
+) -> Response:
+    """Another gate of the compound has new passages: this gate asks it now (its
+    ``/api/v1/passages``, judged as always) rather than at its next poll. Nothing else is
+    taken from the poke; many come to one ask a second at most."""
+    peers = state.core.extras.get("peers")
+    if peers is None or not peers.poke(kiosk_id):
+        raise HTTPException(404, f"no compound.peers entry with kiosk_id {kiosk_id} here")
+    return Response(json.dumps({"fetching": True}), 202, media_type="application/json")
 
 
 def metrics(state: Annotated[Api, Depends(api_state)]) -> PlainTextResponse:
