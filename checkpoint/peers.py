@@ -108,8 +108,10 @@ class PeerState:
     skew: timedelta | None = None
     #: Answers refused as not signed by its pinned key (forged or replayed), since the start.
     forged: int = 0
-    #: The last answer was one of them (and none signed came since).
-    forged_last: bool = False
+    #: When the last of them was refused, and the first of that spell (a spell ends
+    #: ``stale_after_s`` after its last: till then the peer is ``forged``, real answers or not).
+    forged_at: datetime | None = None
+    forged_since: datetime | None = None
     #: Pokes of it with this gate's news it took (202), and those it did not (no answer or
     #: another status: its poll brings the news instead).
     told: int = 0
@@ -203,9 +205,7 @@ class PeerSync:
                 self.ledger.restart(peer.kiosk_id, self.core.clock.now())
                 continue
             except PeerForged as exc:
-                with self._lock:
-                    state.forged += 1
-                    state.forged_last = True
+                self._forged(state)
                 self._failed(peer, str(exc))
                 return got
             except (PullError, PeerPageError) as exc:
@@ -222,7 +222,6 @@ class PeerSync:
                 if state.last_error is not None:
                     log.info("compound: peer %s answers again", peer.kiosk_id)
                 state.last_success, state.last_error = self.core.clock.now(), None
-                state.forged_last = False
                 state.ahead_dropped += page.ahead
                 state.fetched += len(new)
                 self._skewed(state, page.skew)
@@ -299,6 +298,22 @@ class PeerSync:
             )
         elif was and not now:
             log.info("compound: peer %s's clock agrees with this gate's again", state.kiosk_id)
+
+    def _forged(self, state: PeerState) -> None:
+        """An answer refused as forged: counted, and the peer ``forged`` for ``stale_after_s``
+        from now (a forger answering now and then, the real peer between, keeps one alarm
+        standing rather than one coming and going at every other poll)."""
+        now = self.core.clock.now()
+        with self._lock:
+            state.forged += 1
+            if not self._forging(state, now):
+                state.forged_since = now
+            state.forged_at = now
+
+    def _forging(self, state: PeerState, now: datetime) -> bool:
+        at = state.forged_at
+        window = timedelta(seconds=self.section.stale_after_s)
+        return at is not None and timedelta(0) <= now - at <= window
 
     def _failed(self, peer: PeerSource, message: str) -> None:
         """The peer's error, for its status; logged when it is new (not at every poll of a
@@ -395,12 +410,12 @@ class PeerSync:
     def status(self) -> list[dict[str, Any]]:
         """Each peer: ``state`` (``ok``; ``starting``: not asked to the end yet, and less
         than ``stale_after_s`` after this sync started; ``stale``: its outings are unknown here
-        since ``stale_since``; ``forged``: its last answer was not signed by its pinned key,
-        refused, so unknown too), ``last_success``, ``rows_held``, ``last_error``, rows dropped
-        as stamped ahead of this clock, answers refused as ``forged`` since the start, and the
-        pokes with this gate's news it took (``told``) or not (``tell_failed``)."""
+        since ``stale_since``; ``forged``: an answer not signed by its pinned key was refused
+        within ``stale_after_s``, the first of them at ``stale_since``), ``last_success``,
+        ``rows_held``, ``last_error``, rows dropped as stamped ahead of this clock, answers
+        refused as ``forged`` since the start, and the pokes with this gate's news it took
+        (``told``) or not (``tell_failed``)."""
         now = self.core.clock.now()
-        stale_after = timedelta(seconds=self.section.stale_after_s)
         try:
             held = self.ledger.held()
         except Exception:  # noqa: BLE001 - the health report must not fail on it
@@ -408,26 +423,15 @@ class PeerSync:
         out = []
         with self._lock:
             for state in self.states.values():
+                word, since = self._standing(state, now)
                 heard = state.last_success
-                fresh = heard is not None and timedelta(0) <= now - heard <= stale_after
-                # Not asked to the end yet since the start (the first poll under way): not an
-                # outage (a restart raised the guard's alarm every time). Any failure is one.
-                starting = (
-                    heard is None
-                    and state.last_error is None
-                    and timedelta(0) <= now - self.started_at <= stale_after
-                )
-                word = "ok" if fresh else "starting" if starting else "stale"
-                word = "forged" if state.forged_last else word
                 out.append(
                     {
                         "kiosk_id": state.kiosk_id,
                         "url": state.url,
                         "state": word,
                         "last_success": heard.isoformat() if heard else None,
-                        "stale_since": None
-                        if word in ("ok", "starting")
-                        else (heard or self.started_at).isoformat(),
+                        "stale_since": since.isoformat() if since else None,
                         "rows_held": held.get(state.kiosk_id, 0),
                         "last_error": state.last_error,
                         "ahead_dropped": state.ahead_dropped,
@@ -439,6 +443,25 @@ class PeerSync:
                     }
                 )
         return out
+
+    def _standing(self, state: PeerState, now: datetime) -> tuple[str, datetime | None]:
+        """The peer's state and since when its outings are unknown here (``None``: they are
+        not)."""
+        if self._forging(state, now):
+            return "forged", state.forged_since
+        stale_after = timedelta(seconds=self.section.stale_after_s)
+        heard = state.last_success
+        if heard is not None and timedelta(0) <= now - heard <= stale_after:
+            return "ok", None
+        # Not asked to the end yet since the start (the first poll under way): not an outage
+        # (a restart raised the guard's alarm every time). Any failure is one.
+        if (
+            heard is None
+            and state.last_error is None
+            and timedelta(0) <= now - self.started_at <= stale_after
+        ):
+            return "starting", None
+        return "stale", heard or self.started_at
 
     # -- schedule ---------------------------------------------------------------------------------
 

@@ -909,3 +909,35 @@ def test_two_daemons_tell_each_other_of_an_outing_at_once(tmp_path, monkeypatch)
             await asyncio.wait_for(north.stop(), 3.0)
 
     asyncio.run(scenario())
+
+
+def test_forged_answers_between_real_ones_keep_one_alarm_standing(
+    north, pinned, clock, monkeypatch
+):
+    """Someone on the LAN answering for the peer now and then (its real answers between) made
+    the peer's alarm go and come at every other poll, a new card and siren each time the guard
+    had closed it: a forged answer keeps the peer ``forged`` for stale_after_s after the last
+    one, the real answers kept meanwhile."""
+    real = TestClient(north.app)
+    forging = [True]
+
+    def now_and_then(request: httpx.Request) -> httpx.Response:
+        if forging[0]:
+            return httpx.Response(200, text=page(row()))
+        answer = real.get(str(request.url), headers=request.headers)
+        return httpx.Response(answer.status_code, content=answer.content, headers=answer.headers)
+
+    sync = pinned.peer_of(north, monkeypatch, transport=httpx.MockTransport(now_and_then))
+    sync.poll()
+    [peer] = pinned.core.health()["peers"]
+    assert peer["state"] == "forged" and peer["stale_since"] == NOW.isoformat()
+    north.passage(resident())
+    forging[0] = False
+    clock.advance(10)
+    sync.poll()
+    [peer] = pinned.core.health()["peers"]
+    assert peer["rows_held"] == 1  # the real page is kept
+    assert peer["state"] == "forged" and peer["stale_since"] == NOW.isoformat()
+    clock.advance(121)  # stale_after_s since the last forged answer, real ones meanwhile
+    sync.poll()
+    assert pinned.core.health()["peers"][0]["state"] == "ok"
