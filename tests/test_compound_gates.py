@@ -941,3 +941,26 @@ def test_forged_answers_between_real_ones_keep_one_alarm_standing(
     clock.advance(121)  # stale_after_s since the last forged answer, real ones meanwhile
     sync.poll()
     assert pinned.core.health()["peers"][0]["state"] == "ok"
+
+
+def test_check_config_notes_a_pinned_key_not_in_the_trust_folder(tmp_path, capsys, monkeypatch):
+    """An operator who set trust_key and forgot to bring the peer's .pub heard nothing of it
+    until the guard's devices page showed the peer stale: check-config names the file."""
+    from checkpoint.cli import main
+    from kiosk.passes import public_key_pem
+
+    monkeypatch.setenv("PEER_TOKEN_GATE_NORTH", "kt_00000000_" + "a" * 43)
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    config = tmp_path / "kiosk.toml"
+    config.write_text(
+        f'[site]\nkiosk_id = "gate-south"\n[policy]\ntrust_dir = "{trust}"\n'
+        '[[compound.peers]]\nurl = "http://gate-north.lan"\nkiosk_id = "gate-north"\n'
+        'token_env = "PEER_TOKEN_GATE_NORTH"\ntrust_key = "gate-north"\n'
+    )
+    assert main(["check-config", str(config)]) == 0
+    err = capsys.readouterr().err
+    assert f"compound.peers[0].trust_key: no gate-north.pub in {trust}" in err
+    (trust / "gate-north.pub").write_bytes(public_key_pem(NORTH_KEY.public_key()))
+    assert main(["check-config", str(config)]) == 0
+    assert "compound" not in capsys.readouterr().err

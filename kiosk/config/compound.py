@@ -5,6 +5,8 @@ Nothing configured (no ``[[compound.peers]]``) is a gate on its own, as before."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, model_validator
 
 from ._base import Section
@@ -60,12 +62,19 @@ class CompoundSection(Section):
         return self
 
 
-def peer_notes(section: CompoundSection) -> list[str]:
+def peer_notes(section: CompoundSection, trust: Path | None = None) -> list[str]:
     """What ``kiosk check-config`` notes of valid peers: a token it cannot read here (the
     daemon reads it at each fetch; without it that gate's outings stay unknown), a plain http
-    URL (anyone answering at that address could make up passages)."""
+    URL without a pinned key (anyone answering at that address could make up passages), a
+    pinned key not in the trust folder ``trust`` (when it is known)."""
     notes = []
     for i, peer in enumerate(section.peers):
+        pub = f"{peer.trust_key}.pub"
+        if trust is not None and peer.trust_key is not None and not (trust / pub).is_file():
+            notes.append(
+                f"compound.peers[{i}].trust_key: no {pub} in {trust}: nothing of that gate's"
+                " answers is kept until its key is there (docs/operations.md, Several gates)"
+            )
         try:
             peer.token()
         except ValueError as exc:
