@@ -340,8 +340,9 @@ class PeerSync:
             self._news.set()
 
     async def follow(self, bus: EventBus) -> None:
-        """The daemon's task: every bus message to ``news`` until cancelled; dropped as slow
-        (a loop starved for long), it subscribes again (that news waits for the poll)."""
+        """The daemon's task: every bus message to ``news`` until cancelled or the bus
+        closes; dropped as slow (a loop starved for long), it subscribes again (the news
+        missed meanwhile waits for the poll)."""
         while True:
             subscription = bus.subscribe(maxsize=NEWS_QUEUE, name="peers-news")
             try:
@@ -349,6 +350,8 @@ class PeerSync:
                     self.news(message)
             finally:
                 subscription.close()
+            if not subscription.dropped:
+                return  # the bus closed: the daemon is stopping
             log.warning("compound: this gate's news fell behind; its peers poll for it")
 
     def push(self) -> dict[str, int | None]:

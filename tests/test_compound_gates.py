@@ -964,3 +964,28 @@ def test_check_config_notes_a_pinned_key_not_in_the_trust_folder(tmp_path, capsy
     (trust / "gate-north.pub").write_bytes(public_key_pem(NORTH_KEY.public_key()))
     assert main(["check-config", str(config)]) == 0
     assert "compound" not in capsys.readouterr().err
+
+
+def test_the_news_follower_ends_with_the_bus_and_outlives_being_dropped(north, south, monkeypatch):
+    import asyncio
+
+    from kiosk.bus import EventBus
+
+    sync = south.peer_of(north, monkeypatch)
+
+    async def scenario() -> None:
+        bus = EventBus(maxsize=2)
+        follower = asyncio.create_task(sync.follow(bus))
+        await asyncio.sleep(0)
+        for _ in range(300):  # the loop never yields: the follower falls behind, dropped
+            bus.publish({"type": "state", "state": "idle"})
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert bus.subscribers == 1 and not follower.done()  # subscribed again
+        bus.publish({"type": "decision", "decision": "pass", "committed": True})
+        await asyncio.sleep(0)
+        bus.close()
+        await asyncio.wait_for(follower, 1)
+
+    asyncio.run(scenario())
+    assert list(sync.push()) == ["gate-north"]
