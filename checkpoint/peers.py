@@ -116,6 +116,8 @@ class PeerState:
     #: another status: its poll brings the news instead).
     told: int = 0
     tell_failed: int = 0
+    #: Its answer to the last poke (``None``: none yet, or no answer).
+    tell_status: int | None = None
 
 
 class PeerSync:
@@ -371,6 +373,15 @@ class PeerSync:
                 else:
                     state.tell_failed += 1
                     self._pushed["failed"] += 1
+                if status not in (202, None, state.tell_status):
+                    log.warning(
+                        "compound: peer %s does not take this gate's news (HTTP %s): it runs"
+                        " earlier code or does not list this gate in its compound.peers; its"
+                        " poll brings them",
+                        kiosk_id,
+                        status,
+                    )
+                state.tell_status = status
         return told
 
     def _poke(self, peer: PeerSource) -> int | None:

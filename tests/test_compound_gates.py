@@ -989,3 +989,19 @@ def test_the_news_follower_ends_with_the_bus_and_outlives_being_dropped(north, s
 
     asyncio.run(scenario())
     assert list(sync.push()) == ["gate-north"]
+
+
+def test_a_peer_that_refuses_the_news_is_logged_once(north, south, monkeypatch, caplog):
+    import logging
+
+    def old_code(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(405, json={"detail": "Method Not Allowed"})
+
+    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(old_code))
+    with caplog.at_level(logging.WARNING, logger="checkpoint.peers"):
+        for _ in range(3):
+            sync.news({"type": "decision", "decision": "pass", "committed": True})
+            assert sync.push() == {"gate-north": 405}
+    [said] = [r.getMessage() for r in caplog.records if "news" in r.getMessage()]
+    assert "gate-north does not take this gate's news (HTTP 405)" in said
+    assert south.core.health()["peers"][0]["tell_failed"] == 3
