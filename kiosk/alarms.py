@@ -95,6 +95,8 @@ class Alarm:
     note: str = ""
     #: On the overflow card: the open alarms that left the full board.
     dropped: int = 0
+    #: Why a compound gate's standing alarm stands (``peer_alarms``): ``stale`` or ``forged``.
+    cause: str = ""
 
     @property
     def subject(self) -> str | None:
@@ -350,6 +352,7 @@ def peer_alarms(peers: list[Mapping[str, Any]]) -> list[Alarm]:
             kind="device",
             ts=str(peer.get("stale_since") or ""),
             detail=str(peer.get("kiosk_id")),
+            cause=str(peer.get("state")),
         )
         for peer in peers
         if peer.get("state") in ("stale", "forged")

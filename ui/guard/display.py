@@ -115,16 +115,21 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
 
 def peer_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
     """A compound gate's card (``kiosk.alarms.peer_alarms``): which gate, since when its
-    outings are unknown here, and what that means for the rules and the guard."""
+    outings are unknown here (or answers for it were refused as forged), and what that means
+    for the rules and the guard."""
     gate = i18n.t(lang, "device.peer", id=a.detail)
     since = local_time(a.ts, tz, "%H:%M") if a.ts else "?"
+    # Refused as forged: not the network's doing (check-the-cable would be the wrong advice).
+    forged = a.cause == "forged"
     return {
-        "todo": i18n.t(lang, "alarm.todo.peer"),
+        "todo": i18n.t(lang, "alarm.todo.peer_forged" if forged else "alarm.todo.peer"),
         "key": a.key,
         "kind": a.kind,
         "title": i18n.t(lang, "alarm.device"),
         "time": local_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else "",
-        "detail": i18n.t(lang, "alarm.peer_stale", gate=gate, since=since),
+        "detail": i18n.t(
+            lang, "alarm.peer_forged" if forged else "alarm.peer_stale", gate=gate, since=since
+        ),
         "seq": None,
         "who": "",
         "temp": "",
