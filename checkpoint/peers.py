@@ -15,8 +15,8 @@ request (``kiosk.peers.verify_page``); one that is not is ``forged``: refused, c
 alarm at once.
 
 The poll is the backstop; news comes sooner. After each committed passing decision here
-(``news``, from the bus on the loop: it only sets a flag, never blocks the loop) one push
-thread tells every peer at once (``POST /api/v1/passages/poke``, its own token, nothing in
+(``news``, from the bus on the loop: it only sets a flag, never blocks the loop) a push
+thread of each peer tells it at once (``POST /api/v1/passages/poke``, its own token, nothing in
 it but this gate's kiosk id), and a peer told wakes its ask of this gate (``poke``), no more
 often than ``POKE_GAP_S``. News that comes while a push is pending is told with it
 (``coalesced``: the poke carries no passage, the ask fetches them all); a peer that does not
@@ -153,8 +153,8 @@ class PeerSync:
         self._threads: list[threading.Thread] = []
         #: Set by a peer's poke: its thread asks it now, not at its next poll.
         self._wakes = {p.kiosk_id: threading.Event() for p in self.peers}
-        #: A passing decision here not told to the peers yet (a queue of one: news coalesces).
-        self._news = threading.Event()
+        #: A passing decision here not told to that peer yet (a queue of one: news coalesces).
+        self._news = {p.kiosk_id: threading.Event() for p in self.peers}
         self._pushed = {"told": 0, "failed": 0, "coalesced": 0}
         self.poke_gap_s = poke_gap_s
 
@@ -337,9 +337,10 @@ class PeerSync:
         if message.get("decision") not in COUNTED_DECISIONS:
             return
         with self._lock:
-            if self._news.is_set():
-                self._pushed["coalesced"] += 1
-            self._news.set()
+            for pending in self._news.values():
+                if pending.is_set():
+                    self._pushed["coalesced"] += 1
+                pending.set()
 
     async def follow(self, bus: EventBus) -> None:
         """The daemon's task: every bus message to ``news`` until cancelled or the bus
@@ -357,32 +358,38 @@ class PeerSync:
             log.warning("compound: this gate's news fell behind; its peers poll for it")
 
     def push(self) -> dict[str, int | None]:
-        """Tell every peer of the news, if any: ``{kiosk_id: its HTTP status}`` (``None``:
-        no answer). What the push thread does; tests call it."""
+        """Tell each peer with news pending: ``{kiosk_id: its HTTP status}`` (``None``: no
+        answer). What each peer's push thread does for its peer; tests call it."""
+        return {p.kiosk_id: self._tell_news(p) for p in self.peers if self._take_news(p.kiosk_id)}
+
+    def _take_news(self, kiosk_id: str) -> bool:
         with self._lock:
-            if not self._news.is_set():
-                return {}
-            self._news.clear()
-        told = {peer.kiosk_id: self._poke(peer) for peer in self.peers}
+            pending = self._news[kiosk_id]
+            if not pending.is_set():
+                return False
+            pending.clear()
+            return True
+
+    def _tell_news(self, peer: PeerSource) -> int | None:
+        status = self._poke(peer)
         with self._lock:
-            for kiosk_id, status in told.items():
-                state = self.states[kiosk_id]
-                if status == 202:
-                    state.told += 1
-                    self._pushed["told"] += 1
-                else:
-                    state.tell_failed += 1
-                    self._pushed["failed"] += 1
-                if status not in (202, None, state.tell_status):
-                    log.warning(
-                        "compound: peer %s does not take this gate's news (HTTP %s): it runs"
-                        " earlier code or does not list this gate in its compound.peers; its"
-                        " poll brings them",
-                        kiosk_id,
-                        status,
-                    )
-                state.tell_status = status
-        return told
+            state = self.states[peer.kiosk_id]
+            if status == 202:
+                state.told += 1
+                self._pushed["told"] += 1
+            else:
+                state.tell_failed += 1
+                self._pushed["failed"] += 1
+            if status not in (202, None, state.tell_status):
+                log.warning(
+                    "compound: peer %s does not take this gate's news (HTTP %s): it runs"
+                    " earlier code or does not list this gate in its compound.peers; its"
+                    " poll brings them",
+                    peer.kiosk_id,
+                    status,
+                )
+            state.tell_status = status
+        return status
 
     def _poke(self, peer: PeerSource) -> int | None:
         url = f"{peer.url}/api/v1/passages/poke"
@@ -480,18 +487,17 @@ class PeerSync:
     # -- schedule ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """One thread a peer: a peer that does not answer delays nobody else's."""
+        """Two threads a peer (its asks, its news): a peer that does not answer delays
+        nobody else's."""
         if self._threads:
             return
         self._stop.clear()
         for peer in self.peers:
-            thread = threading.Thread(
-                target=self._loop, args=(peer,), name=f"kiosk-peer-{peer.kiosk_id}", daemon=True
-            )
-            self._threads.append(thread)
-        self._threads.append(
-            threading.Thread(target=self._push_loop, name="kiosk-peer-news", daemon=True)
-        )
+            for target, name in ((self._loop, "peer"), (self._push_loop, "news")):
+                thread = threading.Thread(
+                    target=target, args=(peer,), name=f"kiosk-{name}-{peer.kiosk_id}", daemon=True
+                )
+                self._threads.append(thread)
         for thread in self._threads:
             thread.start()
 
@@ -509,19 +515,20 @@ class PeerSync:
         was last asked (at ``asked``, monotonic): a flood of pokes costs an ask a second."""
         return max(0.0, asked + self.poke_gap_s - self._monotonic())
 
-    def _push_loop(self) -> None:
+    def _push_loop(self, peer: PeerSource) -> None:
+        """Tell ``peer`` each news (its own thread: a peer slow to take it delays no other)."""
+        pending = self._news[peer.kiosk_id]
         while not self._stop.is_set():
-            self._news.wait()
-            if not self._stop.is_set():
-                self.push()
+            pending.wait()
+            if not self._stop.is_set() and self._take_news(peer.kiosk_id):
+                self._tell_news(peer)
 
     def stop(self, timeout_s: float = 2.0) -> None:
         """Ask the threads to end and wait for them within ``timeout_s`` in all (a fetch
         under way ends at its deadline; its thread is a daemon's)."""
         self._stop.set()
-        self._news.set()
-        for wake in self._wakes.values():
-            wake.set()
+        for event in (*self._wakes.values(), *self._news.values()):
+            event.set()
         end = self._monotonic() + timeout_s
         for thread in self._threads:
             thread.join(max(0.0, end - self._monotonic()))

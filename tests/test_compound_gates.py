@@ -1005,3 +1005,38 @@ def test_a_peer_that_refuses_the_news_is_logged_once(north, south, monkeypatch, 
     [said] = [r.getMessage() for r in caplog.records if "news" in r.getMessage()]
     assert "gate-north does not take this gate's news (HTTP 405)" in said
     assert south.core.health()["peers"][0]["tell_failed"] == 3
+
+
+def test_a_peer_slow_to_take_the_news_delays_no_other(tmp_path, clock, monkeypatch):
+    """The news went to the peers one after the other: one whose poke hung (a host gone, each
+    connect waiting out its timeout) held every peer after it for seconds. Each is told on
+    its own."""
+    east = peer_entry("gate-east") | {"url": "http://gate-east.lan"}
+    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north"), east], poll_s=3600)
+    hung, east_told = threading.Event(), threading.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        north = request.url.host == "testserver"
+        if request.method == "GET":
+            return httpx.Response(200, text=page(kiosk_id="gate-north" if north else "gate-east"))
+        if north:
+            hung.wait(10)  # the north gate's poke hangs until the test ends
+            raise httpx.ConnectTimeout("timed out", request=request)
+        east_told.set()
+        return httpx.Response(202, json={"fetching": True})
+
+    monkeypatch.setenv(env_name("gate-north"), "kt_north_" + "a" * 43)
+    monkeypatch.setenv(env_name("gate-east"), "kt_east_" + "a" * 43)
+    sync = PeerSync(
+        south.core,
+        south.config.compound,
+        client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
+    try:
+        sync.start()
+        sync.news({"type": "decision", "decision": "pass", "committed": True})
+        assert east_told.wait(5)  # while the north gate's poke still hangs
+    finally:
+        hung.set()
+        sync.stop(2)
+        south.close()
