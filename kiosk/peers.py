@@ -249,7 +249,7 @@ def verify_page(
         key.verify(signature, _page_message(kiosk_id, nonce, after, limit, body))
     except (InvalidSignature, binascii.Error, ValueError):
         theirs = key_id_of(key)
-        other = f" (signed by key {_shown(said_id)})" if said_id[:8] != theirs else ""
+        other = f" (signed by key {_shown(said_id)})" if said_id and said_id != theirs else ""
         raise PeerForged(
             f"its answer is not signed by its key {theirs} for this request{other}: forged or"
             " replayed, nothing of it is kept"
