@@ -268,6 +268,7 @@ class Daemon:
         )
         self._lists_sync: ListSync | None = None
         self._peers: PeerSync | None = None
+        self._news_task: asyncio.Task[None] | None = None
         #: The console's audit rows held during a storage outage (``kiosk.auditing.HeldRows``).
         self._held: HeldRows | None = None
         #: Set to stop (``request_stop``); given, it may already be set by a signal that came
@@ -332,6 +333,9 @@ class Daemon:
         if self._peers is not None:
             self.core.extras["peers"] = self._peers
             self._peers.start()
+            # Its passing decisions told to the peers at once (the push thread sends them).
+            news = self._peers.follow(self.core.bus)
+            self._news_task = asyncio.create_task(news, name="peers-news")
         log.info("kiosk started", extra={"url": self.url, "kiosk_id": self.core.store.kiosk_id})
 
     async def stop(self) -> None:
@@ -343,7 +347,7 @@ class Daemon:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._server_task, 1.5)
         await asyncio.to_thread(HelperProcessPages.shutdown)
-        for task in (self._purge_task, self._lists_task):
+        for task in (self._purge_task, self._lists_task, self._news_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(BaseException):

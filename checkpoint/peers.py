@@ -9,33 +9,52 @@ its deadline (``office.pull.fetch_bounded``: the answer bounded in bytes and val
 is parsed, and in time), and the gate decides on what it holds. ``status()`` says, for the
 health report and the guard's devices page, when each peer was last heard and whether its
 outings are unknown here (``stale``): then the quota and the anti-passback hold at this gate
-only (docs/operations.md, "Several gates").
+only (docs/operations.md, "Several gates"). A peer whose key is pinned (``trust_key``) is
+asked with a fresh nonce each time and its answer kept only when signed by that key for that
+request (``kiosk.peers.verify_page``); one that is not is ``forged``: refused, counted and an
+alarm at once.
+
+The poll is the backstop; news comes sooner. After each committed passing decision here
+(``news``, from the bus on the loop: it only sets a flag, never blocks the loop) a push
+thread of each peer tells it at once (``POST /api/v1/passages/poke``, its own token, nothing in
+it but this gate's kiosk id), and a peer told wakes its ask of this gate (``poke``), no more
+often than ``POKE_GAP_S``. News that comes while a push is pending is told with it
+(``coalesced``: the poke carries no passage, the ask fetches them all); a peer that does not
+take it costs a count (``failed``) and waits for its poll. A poke is not trusted for anything
+but to ask now: what is kept still comes by the ask, judged (and signed) as always.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
+from kiosk.bus import EventBus
 from kiosk.config.compound import CompoundSection, PeerSource
 from kiosk.core import Core
+from kiosk.history import COUNTED_DECISIONS
 from kiosk.peers import (
     MAX_SKEW,
     PEER_SCOPE,
+    SIGNATURE_HEADER,
+    PeerForged,
     PeerLedger,
     PeerPageError,
     PeerRestarted,
     check_page,
     record_peer_rows,
+    verify_page,
 )
+from office.deadline import Deadline, DeadlineExceeded
 from office.pull import (
     PLAIN_JSON,
     PullError,
@@ -49,7 +68,10 @@ from office.pull import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PAGE_ROWS", "PeerState", "PeerSync"]
+__all__ = ["PAGE_ROWS", "UNKNOWN_STATES", "PeerState", "PeerSync"]
+
+#: A peer's states in which its outings are unknown here (a device alarm while they last).
+UNKNOWN_STATES = ("stale", "forged")
 
 #: Passages asked for in one request, and the most pages one poll reads (a peer's backlog
 #: after an outage comes in over several polls, each bounded).
@@ -59,6 +81,14 @@ PAGES_PER_POLL = 10
 MAX_ANSWER_BYTES = PAGE_ROWS * 600 + 4096
 #: The most JSON values one answer is parsed with (a row has 17: its keys, values, a flag).
 MAX_ANSWER_VALUES = PAGE_ROWS * 24 + 64
+#: The least time between two asks of one peer woken by its news: a flood of pokes costs an
+#: ask a second at most.
+POKE_GAP_S = 1.0
+#: The most one poke of a peer may take, whatever it answers (the poll is the backstop).
+POKE_DEADLINE_S = 3.0
+#: The bus messages the push thread may be behind by before it is dropped as slow (then it
+#: subscribes again: news lost meanwhile waits for the poll).
+NEWS_QUEUE = 256
 #: What to do about a redirect a peer answered.
 PEER_MOVED = "if the peer gate answers there, set its compound.peers url to that base URL"
 
@@ -76,6 +106,18 @@ class PeerState:
     fetched: int = 0
     #: Its clock less this gate's at the last answer; ``None``: its answers do not say.
     skew: timedelta | None = None
+    #: Answers refused as not signed by its pinned key (forged or replayed), since the start.
+    forged: int = 0
+    #: When the last of them was refused, and the first of that spell (a spell ends
+    #: ``stale_after_s`` after its last: till then the peer is ``forged``, real answers or not).
+    forged_at: datetime | None = None
+    forged_since: datetime | None = None
+    #: Pokes of it with this gate's news it took (202), and those it did not (no answer or
+    #: another status: its poll brings the news instead).
+    told: int = 0
+    tell_failed: int = 0
+    #: Its answer to the last poke (``None``: none yet, or no answer).
+    tell_status: int | None = None
 
 
 class PeerSync:
@@ -91,6 +133,7 @@ class PeerSync:
         *,
         client: httpx.Client | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        poke_gap_s: float = POKE_GAP_S,
     ) -> None:
         self.core = core
         self.section = section
@@ -108,6 +151,12 @@ class PeerSync:
         self._told: tuple[str, ...] = ()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        #: Set by a peer's poke: its thread asks it now, not at its next poll.
+        self._wakes = {p.kiosk_id: threading.Event() for p in self.peers}
+        #: A passing decision here not told to that peer yet (a queue of one: news coalesces).
+        self._news = {p.kiosk_id: threading.Event() for p in self.peers}
+        self._pushed = {"told": 0, "failed": 0, "coalesced": 0}
+        self.poke_gap_s = poke_gap_s
 
     # -- one round --------------------------------------------------------------------------------
 
@@ -129,7 +178,7 @@ class PeerSync:
         """A ``peers`` bus message (``stale``: the peers whose outings are unknown here) when
         that set changed since it was last said: the guard's live page draws its alarms
         again (a stale peer is a standing device alarm, ``kiosk.alarms.peer_alarms``)."""
-        stale = tuple(p["kiosk_id"] for p in self.status() if p["state"] == "stale")
+        stale = tuple(p["kiosk_id"] for p in self.status() if p["state"] in UNKNOWN_STATES)
         with self._lock:
             if stale == self._told:
                 return
@@ -157,6 +206,10 @@ class PeerSync:
                 log.warning("compound: %s: %s; fetching it again", peer.kiosk_id, exc)
                 self.ledger.restart(peer.kiosk_id, self.core.clock.now())
                 continue
+            except PeerForged as exc:
+                self._forged(state)
+                self._failed(peer, str(exc))
+                return got
             except (PullError, PeerPageError) as exc:
                 self._failed(peer, str(exc))
                 return got
@@ -192,7 +245,8 @@ class PeerSync:
     def _page(self, peer: PeerSource, token: str, after: int) -> Any:
         url = f"{peer.url}/api/v1/passages"
         headers = {"Authorization": f"Bearer {token}", **PLAIN_JSON}
-        params = {"after": after, "limit": PAGE_ROWS}
+        nonce = secrets.token_urlsafe(18)
+        params: dict[str, int | str] = {"after": after, "limit": PAGE_ROWS, "nonce": nonce}
         try:
             status, answer_headers, body = fetch_bounded(
                 self.client,
@@ -213,6 +267,15 @@ class PeerSync:
             )
         if status != 200:
             raise PullError(f"{url}: {status_words(status, answer_headers, body, PEER_MOVED)}")
+        if peer.trust_key is not None:
+            key = self.core.trust.named(peer.trust_key)
+            if key is None:
+                raise PullError(
+                    f"its key is pinned (trust_key) and there is no {peer.trust_key}.pub in this"
+                    " gate's trust folder: nothing of its answers is kept"
+                )
+            said = answer_headers.get(SIGNATURE_HEADER)
+            verify_page(key, said, peer.kiosk_id, nonce, after, PAGE_ROWS, bytes(body))
         if json_values(body) > MAX_ANSWER_VALUES:
             raise PullError(f"{url}: an answer with more values than a page of passages has")
         try:
@@ -238,6 +301,22 @@ class PeerSync:
         elif was and not now:
             log.info("compound: peer %s's clock agrees with this gate's again", state.kiosk_id)
 
+    def _forged(self, state: PeerState) -> None:
+        """An answer refused as forged: counted, and the peer ``forged`` for ``stale_after_s``
+        from now (a forger answering now and then, the real peer between, keeps one alarm
+        standing rather than one coming and going at every other poll)."""
+        now = self.core.clock.now()
+        with self._lock:
+            state.forged += 1
+            if not self._forging(state, now):
+                state.forged_since = now
+            state.forged_at = now
+
+    def _forging(self, state: PeerState, now: datetime) -> bool:
+        at = state.forged_at
+        window = timedelta(seconds=self.section.stale_after_s)
+        return at is not None and timedelta(0) <= now - at <= window
+
     def _failed(self, peer: PeerSource, message: str) -> None:
         """The peer's error, for its status; logged when it is new (not at every poll of a
         peer that stays down)."""
@@ -248,15 +327,116 @@ class PeerSync:
         if new:
             log.warning("compound: peer %s: %s", peer.kiosk_id, message)
 
+    # -- news: told at once, taken at once --------------------------------------------------------
+
+    def news(self, message: Mapping[str, Any]) -> None:
+        """A bus message, on the loop's thread: a committed passing decision is news for the
+        peers (told by the push thread); never blocks, never fails."""
+        if message.get("type") != "decision" or message.get("committed") is not True:
+            return
+        if message.get("decision") not in COUNTED_DECISIONS:
+            return
+        with self._lock:
+            for pending in self._news.values():
+                if pending.is_set():
+                    self._pushed["coalesced"] += 1
+                pending.set()
+
+    async def follow(self, bus: EventBus) -> None:
+        """The daemon's task: every bus message to ``news`` until cancelled or the bus
+        closes; dropped as slow (a loop starved for long), it subscribes again (the news
+        missed meanwhile waits for the poll)."""
+        while True:
+            subscription = bus.subscribe(maxsize=NEWS_QUEUE, name="peers-news")
+            try:
+                async for message in subscription:
+                    self.news(message)
+            finally:
+                subscription.close()
+            if not subscription.dropped:
+                return  # the bus closed: the daemon is stopping
+            log.warning("compound: this gate's news fell behind; its peers poll for it")
+
+    def push(self) -> dict[str, int | None]:
+        """Tell each peer with news pending: ``{kiosk_id: its HTTP status}`` (``None``: no
+        answer). What each peer's push thread does for its peer; tests call it."""
+        return {p.kiosk_id: self._tell_news(p) for p in self.peers if self._take_news(p.kiosk_id)}
+
+    def _take_news(self, kiosk_id: str) -> bool:
+        with self._lock:
+            pending = self._news[kiosk_id]
+            if not pending.is_set():
+                return False
+            pending.clear()
+            return True
+
+    def _tell_news(self, peer: PeerSource) -> int | None:
+        status = self._poke(peer)
+        with self._lock:
+            state = self.states[peer.kiosk_id]
+            if status == 202:
+                state.told += 1
+                self._pushed["told"] += 1
+            else:
+                state.tell_failed += 1
+                self._pushed["failed"] += 1
+            if status not in (202, None, state.tell_status):
+                log.warning(
+                    "compound: peer %s does not take this gate's news (HTTP %s): it runs"
+                    " earlier code or does not list this gate in its compound.peers; its"
+                    " poll brings them",
+                    peer.kiosk_id,
+                    status,
+                )
+            state.tell_status = status
+        return status
+
+    def _poke(self, peer: PeerSource) -> int | None:
+        url = f"{peer.url}/api/v1/passages/poke"
+        params = {"kiosk_id": self.core.config.site.kiosk_id}
+        try:
+            headers = {"Authorization": f"Bearer {peer.token()}", **PLAIN_JSON}
+            deadline = Deadline(min(POKE_DEADLINE_S, self.section.timeout_s), self._monotonic)
+            with (
+                deadline,
+                self.client.stream(
+                    "POST", url, params=params, **deadline.httpx_args(headers)
+                ) as response,
+            ):
+                return response.status_code  # its body is not read
+        except (ValueError, httpx.HTTPError, DeadlineExceeded) as exc:
+            log.debug("compound: %s not told of the news: %s", peer.kiosk_id, exc)
+            return None
+
+    def poke(self, kiosk_id: str) -> bool:
+        """A peer told of news (``POST /api/v1/passages/poke``): its thread asks it now;
+        ``False``: no peer of that id here."""
+        wake = self._wakes.get(kiosk_id)
+        if wake is None:
+            return False
+        wake.set()
+        return True
+
+    def woken(self, kiosk_id: str) -> bool:
+        """A poke of that peer is waiting for its thread (tests)."""
+        return self._wakes[kiosk_id].is_set()
+
+    def status_push(self) -> dict[str, int]:
+        """Pokes ``told``, ``failed`` and news ``coalesced`` into a pending push."""
+        with self._lock:
+            return dict(self._pushed)
+
     # -- what the guard is told -------------------------------------------------------------------
 
     def status(self) -> list[dict[str, Any]]:
         """Each peer: ``state`` (``ok``; ``starting``: not asked to the end yet, and less
         than ``stale_after_s`` after this sync started; ``stale``: its outings are unknown here
-        since ``stale_since``), ``last_success``, ``rows_held``, ``last_error``, rows dropped
-        as stamped ahead of this clock."""
+        since ``stale_since``; ``forged``: an answer not signed by its pinned key was refused
+        within ``stale_after_s``, the first of them at ``stale_since``), ``last_success``,
+        ``rows_held``, ``last_error``, rows dropped as stamped ahead of this clock, answers
+        refused as ``forged`` since the start, and the pokes with this gate's news it took
+        (``told``) or not (``tell_failed``)."""
         now = self.core.clock.now()
-        stale_after = timedelta(seconds=self.section.stale_after_s)
         try:
             held = self.ledger.held()
         except Exception:  # noqa: BLE001 - the health report must not fail on it
@@ -264,56 +444,91 @@ class PeerSync:
         out = []
         with self._lock:
             for state in self.states.values():
+                word, since = self._standing(state, now)
                 heard = state.last_success
-                fresh = heard is not None and timedelta(0) <= now - heard <= stale_after
-                # Not asked to the end yet since the start (the first poll under way): not an
-                # outage (a restart raised the guard's alarm every time). Any failure is one.
-                starting = (
-                    heard is None
-                    and state.last_error is None
-                    and timedelta(0) <= now - self.started_at <= stale_after
-                )
                 out.append(
                     {
                         "kiosk_id": state.kiosk_id,
                         "url": state.url,
-                        "state": "ok" if fresh else "starting" if starting else "stale",
+                        "state": word,
                         "last_success": heard.isoformat() if heard else None,
-                        "stale_since": None
-                        if fresh or starting
-                        else (heard or self.started_at).isoformat(),
+                        "stale_since": since.isoformat() if since else None,
                         "rows_held": held.get(state.kiosk_id, 0),
                         "last_error": state.last_error,
                         "ahead_dropped": state.ahead_dropped,
                         "clock_skew_s": _seconds(state.skew),
                         "clock_skewed": state.skew is not None and abs(state.skew) > MAX_SKEW,
+                        "forged": state.forged,
+                        "told": state.told,
+                        "tell_failed": state.tell_failed,
                     }
                 )
         return out
 
+    def _standing(self, state: PeerState, now: datetime) -> tuple[str, datetime | None]:
+        """The peer's state and since when its outings are unknown here (``None``: they are
+        not)."""
+        if self._forging(state, now):
+            return "forged", state.forged_since
+        stale_after = timedelta(seconds=self.section.stale_after_s)
+        heard = state.last_success
+        if heard is not None and timedelta(0) <= now - heard <= stale_after:
+            return "ok", None
+        # Not asked to the end yet since the start (the first poll under way): not an outage
+        # (a restart raised the guard's alarm every time). Any failure is one.
+        if (
+            heard is None
+            and state.last_error is None
+            and timedelta(0) <= now - self.started_at <= stale_after
+        ):
+            return "starting", None
+        return "stale", heard or self.started_at
+
     # -- schedule ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """One thread a peer: a peer that does not answer delays nobody else's."""
+        """Two threads a peer (its asks, its news): a peer that does not answer delays
+        nobody else's."""
         if self._threads:
             return
         self._stop.clear()
         for peer in self.peers:
-            thread = threading.Thread(
-                target=self._loop, args=(peer,), name=f"kiosk-peer-{peer.kiosk_id}", daemon=True
-            )
-            self._threads.append(thread)
+            for target, name in ((self._loop, "peer"), (self._push_loop, "news")):
+                thread = threading.Thread(
+                    target=target, args=(peer,), name=f"kiosk-{name}-{peer.kiosk_id}", daemon=True
+                )
+                self._threads.append(thread)
+        for thread in self._threads:
             thread.start()
 
     def _loop(self, peer: PeerSource) -> None:
+        wake = self._wakes[peer.kiosk_id]
         while not self._stop.is_set():
+            wake.clear()
+            asked = self._monotonic()
             self._fetch_logged(peer)
-            self._stop.wait(self.section.poll_s)
+            if wake.wait(self.section.poll_s) and not self._stop.is_set():
+                self._stop.wait(self.gap_after(asked))
+
+    def gap_after(self, asked: float) -> float:
+        """Told of news: the peer is asked now, but no sooner than ``poke_gap_s`` after it
+        was last asked (at ``asked``, monotonic): a flood of pokes costs an ask a second."""
+        return max(0.0, asked + self.poke_gap_s - self._monotonic())
+
+    def _push_loop(self, peer: PeerSource) -> None:
+        """Tell ``peer`` each news (its own thread: a peer slow to take it delays no other)."""
+        pending = self._news[peer.kiosk_id]
+        while not self._stop.is_set():
+            pending.wait()
+            if not self._stop.is_set() and self._take_news(peer.kiosk_id):
+                self._tell_news(peer)
 
     def stop(self, timeout_s: float = 2.0) -> None:
         """Ask the threads to end and wait for them within ``timeout_s`` in all (a fetch
         under way ends at its deadline; its thread is a daemon's)."""
         self._stop.set()
+        for event in (*self._wakes.values(), *self._news.values()):
+            event.set()
         end = self._monotonic() + timeout_s
         for thread in self._threads:
             thread.join(max(0.0, end - self._monotonic()))

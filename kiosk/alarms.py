@@ -95,6 +95,8 @@ class Alarm:
     note: str = ""
     #: On the overflow card: the open alarms that left the full board.
     dropped: int = 0
+    #: Why a compound gate's standing alarm stands (``peer_alarms``): ``stale`` or ``forged``.
+    cause: str = ""
 
     @property
     def subject(self) -> str | None:
@@ -341,17 +343,19 @@ PEER_ALARM = "device:peer:"
 
 def peer_alarms(peers: list[Mapping[str, Any]]) -> list[Alarm]:
     """A standing alarm for each other gate of the compound whose outings are unknown here
-    (a health report's ``peers``, ``state`` ``stale``), while that lasts: dated when they
-    became unknown, ``detail`` the gate's kiosk id."""
+    (a health report's ``peers``, ``state`` ``stale``, or ``forged``: an answer at its address
+    not signed by its key was refused), while that lasts: dated when they became unknown,
+    ``detail`` the gate's kiosk id."""
     return [
         Alarm(
             key=f"{PEER_ALARM}{peer.get('kiosk_id')}",
             kind="device",
             ts=str(peer.get("stale_since") or ""),
             detail=str(peer.get("kiosk_id")),
+            cause=str(peer.get("state")),
         )
         for peer in peers
-        if peer.get("state") == "stale"
+        if peer.get("state") in ("stale", "forged")
     ]
 
 

@@ -434,6 +434,12 @@ class TrustList:
         """Issuer (name, key) pairs with this id; usually one."""
         return list(self._current()[0].get(key_id, ()))
 
+    def named(self, name: str) -> Ed25519PublicKey | None:
+        """The key of ``NAME.pub`` in the folder (a compound peer's pinned key), if trusted."""
+        return next(
+            (key for keys in self._current()[0].values() for n, key in keys if n == name), None
+        )
+
     def issuer_of(self, key_id: str) -> str | None:
         keys = self._current()[0].get(key_id)
         return keys[0][0] if keys else None

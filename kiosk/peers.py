@@ -19,10 +19,21 @@ ones into the ``PassageHistory`` (``record_peer_rows``; ``record(..., peer=True)
 the history is rebuilt from the log *and* this table (``load_peer_rows``). The table is
 bounded: rows older than the history's horizon and past ``max_rows`` a peer go at each merge,
 and retention removes them with the other ledgers (``purge``).
+
+A peer's answer can be authenticated over plain http too: a gate with an issuer key signs each
+page it serves (``sign_page``, in the ``SIGNATURE_HEADER``) over its kiosk id, the asker's
+fresh ``nonce``, the asked cursor and limit, and the SHA-256 of the exact body; the asking gate
+with that peer's key pinned (``compound.peers.trust_key``, a ``.pub`` in its trust folder)
+refuses an answer whose signature is missing or not that key's for *this* request
+(``verify_page``, ``PeerForged``): a page made up by whoever answers at the peer's address, or a
+real one replayed, is never kept.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping
@@ -30,9 +41,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlite_utils import Database
 
 from .history import COUNTED_DECISIONS, QUOTA_EXEMPT
+from .passes import key_id_of
 from .ports import History, Store
 from .schema import sql_migrations
 from .store import StoreFault, format_ts
@@ -41,7 +55,10 @@ __all__ = [
     "MAX_AHEAD",
     "MAX_SKEW",
     "MIGRATIONS",
+    "NONCE_PATTERN",
     "PEER_SCOPE",
+    "SIGNATURE_HEADER",
+    "PeerForged",
     "PeerLedger",
     "PeerPageError",
     "PeerRestarted",
@@ -52,6 +69,8 @@ __all__ = [
     "peer_page",
     "purge",
     "record_peer_rows",
+    "sign_page",
+    "verify_page",
 ]
 
 #: The token scope a peer's requests carry: recent passing passages, nothing else.
@@ -69,6 +88,12 @@ MAX_PASS_ID = 128
 MAX_HOUSEHOLD = 64
 MAX_TS_CHARS = 40
 MAX_SEQ = 2**63 - 1
+#: The header a page's signature travels in: ``KEYID:SIGNATURE`` (4 hex digits, Base64url).
+SIGNATURE_HEADER = "X-Kiosk-Signature"
+#: The asker's nonce, fresh for each request: 128 bits and more of Base64url.
+NONCE_PATTERN = r"^[A-Za-z0-9_-]{22,64}$"
+#: What a page's signature is over begins with this: never a pass's or a list bundle's message.
+_PAGE_SIGNED = b"kiosk passages page 1\n"
 _ROW_KEYS = frozenset(
     {"kiosk_id", "seq", "pass_id", "household", "direction", "decision", "ts", "flags"}
 )
@@ -99,6 +124,11 @@ def history_horizon(period_days: int) -> timedelta:
 
 class PeerPageError(ValueError):
     """A peer's answer refused whole: nothing of it is kept, the cursor stays."""
+
+
+class PeerForged(PeerPageError):
+    """An answer not signed by the peer's pinned key for this request: made up by whoever
+    answers at its address, or a real page replayed. Refused and counted."""
 
 
 class PeerRestarted(PeerPageError):
@@ -180,6 +210,50 @@ def _page(db: Database, kiosk_id: str, after: int, limit: int, since: datetime) 
     full = len(passages) == limit
     nxt = passages[-1]["seq"] if full else max(head, passages[-1]["seq"] if passages else after)
     return {"kiosk_id": kiosk_id, "passages": passages, "next": nxt, "last": head}
+
+
+def _page_message(kiosk_id: str, nonce: str, after: int, limit: int, body: bytes) -> bytes:
+    asked = f"{kiosk_id}\n{nonce}\n{after}\n{limit}\n".encode()
+    return _PAGE_SIGNED + asked + hashlib.sha256(body).digest()
+
+
+def sign_page(
+    key: Ed25519PrivateKey, kiosk_id: str, nonce: str, after: int, limit: int, body: bytes
+) -> str:
+    """The ``SIGNATURE_HEADER`` of ``body``, this kiosk's answer to ``nonce``, ``after`` and
+    ``limit``: bound to that request, so it is worth nothing as the answer to another."""
+    signature = key.sign(_page_message(kiosk_id, nonce, after, limit, body))
+    encoded = base64.urlsafe_b64encode(signature).decode("ascii").rstrip("=")
+    return f"{key_id_of(key.public_key())}:{encoded}"
+
+
+def verify_page(
+    key: Ed25519PublicKey,
+    header: str | None,
+    kiosk_id: str,
+    nonce: str,
+    after: int,
+    limit: int,
+    body: bytes,
+) -> None:
+    """``PeerForged`` unless ``header`` is ``key``'s signature of ``body`` as the answer of
+    ``kiosk_id`` to this very request (``nonce``, ``after``, ``limit``)."""
+    if header is None:
+        raise PeerForged(
+            "its answer is not signed (its key is pinned here: the gate at that address has no"
+            " issuer key, runs older code, or is not the peer): nothing of it is kept"
+        )
+    said_id, _, encoded = header.partition(":")
+    try:
+        signature = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        key.verify(signature, _page_message(kiosk_id, nonce, after, limit, body))
+    except (InvalidSignature, binascii.Error, ValueError):
+        theirs = key_id_of(key)
+        other = f" (signed by key {_shown(said_id)})" if said_id and said_id != theirs else ""
+        raise PeerForged(
+            f"its answer is not signed by its key {theirs} for this request{other}: forged or"
+            " replayed, nothing of it is kept"
+        ) from None
 
 
 # --- the fetching side: what a peer sent, judged ------------------------------------------------

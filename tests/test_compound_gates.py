@@ -9,7 +9,9 @@ its event log, then recorded as the engine does after a commit.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -45,9 +47,13 @@ NORTH_URL = "http://testserver"
 class Gate:
     """One kiosk of the compound: its core (composition root), app and peer sync."""
 
-    def __init__(self, tmp_path, name: str, clock: FakeClock, peers=()) -> None:
+    def __init__(self, tmp_path, name: str, clock: FakeClock, peers=(), **compound) -> None:
         self.config = parse_config(
-            {"site": {"kiosk_id": name}, "policy": POLICY, "compound": {"peers": list(peers)}}
+            {
+                "site": {"kiosk_id": name},
+                "policy": POLICY,
+                "compound": {"peers": list(peers), **compound},
+            }
         )
         self.dir = tmp_path / name
         self.clock = clock
@@ -549,6 +555,11 @@ def test_check_config_names_a_bad_peer_and_notes_an_unreadable_token_or_plain_ht
     config.write_text(https)
     assert main(["check-config", str(config)]) == 0
     assert "compound" not in capsys.readouterr().err
+    # Plain http with the peer's key pinned: its answers are signed, nothing to note.
+    pinned = https.replace("https://", "http://") + 'trust_key = "gate-north"\n'
+    config.write_text(pinned)
+    assert main(["check-config", str(config)]) == 0
+    assert "compound" not in capsys.readouterr().err
 
 
 def test_a_peer_that_stays_wrong_is_logged_once_and_no_value_of_a_row_is(
@@ -563,3 +574,469 @@ def test_a_peer_that_stays_wrong_is_logged_once_and_no_value_of_a_row_is(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "household is not text" in warnings[0].getMessage()
     assert "1-101" not in caplog.text and "1-101" not in str(south.core.health())
+
+
+# --- a peer's answers signed by its key (plain http too) --------------------------------------
+
+NORTH_KEY = Ed25519PrivateKey.from_private_bytes(b"\x52" * 32)
+
+
+@pytest.fixture
+def pinned(tmp_path, clock, north):
+    """South asks north with north's key pinned (``trust_key``): north signs with its issuer
+    key, south holds ``gate-north.pub`` in its trust folder."""
+    from kiosk.passes import public_key_pem
+
+    north.core.issuer_key = NORTH_KEY
+    entry = peer_entry("gate-north") | {"trust_key": "gate-north"}
+    (tmp_path / "gate-south" / "trust").mkdir(parents=True)
+    (tmp_path / "gate-south" / "trust" / "gate-north.pub").write_bytes(
+        public_key_pem(NORTH_KEY.public_key())
+    )
+    gate = Gate(tmp_path, "gate-south", clock, [entry])
+    yield gate
+    gate.close()
+
+
+def test_a_signed_answer_of_the_pinned_peer_is_kept(north, pinned, monkeypatch):
+    sync = pinned.peer_of(north, monkeypatch)
+    north.passage(resident())
+    sync.poll()
+    [peer] = pinned.core.health()["peers"]
+    assert peer["state"] == "ok" and peer["rows_held"] == 1 and peer["forged"] == 0
+
+
+def test_a_forged_answer_at_the_peers_address_is_refused_counted_and_shown(
+    north, pinned, monkeypatch
+):
+    """Anyone answering at the peer's address (ARP spoofing on the LAN) made up an outing
+    that then denied the household at this gate: unsigned, or signed by another key, it is
+    refused, counted, shown as the peer's state and never kept."""
+    forger = Ed25519PrivateKey.from_private_bytes(b"\x53" * 32)
+    made_up = page(row(household="1-101", ts=NOW.isoformat()))
+
+    def unsigned(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=made_up)
+
+    def signed_by_another(request: httpx.Request) -> httpx.Response:
+        from kiosk.peers import SIGNATURE_HEADER, sign_page
+
+        q = request.url.params
+        body = made_up.encode()
+        nonce, after, limit = q["nonce"], int(q["after"]), int(q["limit"])
+        sig = sign_page(forger, "gate-north", nonce, after, limit, body)
+        return httpx.Response(200, content=body, headers={SIGNATURE_HEADER: sig})
+
+    handlers = [unsigned, signed_by_another]
+    transport = httpx.MockTransport(lambda request: handlers[0](request))
+    sync = pinned.peer_of(north, monkeypatch, transport=transport)
+    for count in (1, 2):
+        sync.poll()
+        [peer] = pinned.core.health()["peers"]
+        assert peer["state"] == "forged" and peer["forged"] == count
+        assert "nothing of it is kept" in peer["last_error"]
+        assert sync.ledger.held() == {} and sync.ledger.cursor("gate-north") == 0
+        assert pinned.core.history.exits_in_period("1-101", NOW, 2) == 0
+        handlers.pop(0)
+    # The guard sees it at once on the live page, not only after stale_after_s.
+    from kiosk.alarms import peer_alarms
+
+    [alarm] = peer_alarms(pinned.core.health()["peers"])
+    assert alarm.key == "device:peer:gate-north"
+    from ui.guard.display import health_rows
+
+    rows = health_rows(pinned.core.health(), "en", TZ)
+    [shown] = [r for r in rows if r["device"] == "compound gate gate-north"]
+    assert shown["state"] == "degraded" and "not signed by its key" in shown["detail"]
+    assert "(2)" in shown["detail"]  # both refused answers counted
+
+
+def test_an_answer_of_the_real_peer_replayed_to_a_later_request_is_refused(
+    north, pinned, monkeypatch
+):
+    """A real signed page, recorded and answered again to a later ask (or to an ask for
+    another cursor), is refused: the signature binds the asker's fresh nonce and cursor."""
+    real = TestClient(north.app)
+    north.passage(resident())
+    recorded: list[httpx.Response] = []
+
+    def recorder(request: httpx.Request) -> httpx.Response:
+        answer = real.get(str(request.url.copy_with(scheme="http")), headers=request.headers)
+        recorded.append(answer)
+        return httpx.Response(answer.status_code, content=answer.content, headers=answer.headers)
+
+    sync = pinned.peer_of(north, monkeypatch, transport=httpx.MockTransport(recorder))
+    sync.poll()
+    assert sync.ledger.held() == {"gate-north": 1}
+    pinned.core.store.submit(lambda db: db.execute("DELETE FROM peer_passages"))
+    pinned.core.store.submit(lambda db: db.execute("DELETE FROM peer_cursors"))
+
+    def replay(request: httpx.Request) -> httpx.Response:
+        old = recorded[0]
+        return httpx.Response(200, content=old.content, headers=old.headers)
+
+    sync = pinned.peer_of(north, monkeypatch, transport=httpx.MockTransport(replay))
+    sync.poll()
+    [peer] = pinned.core.health()["peers"]
+    assert peer["state"] == "forged" and "forged or replayed" in peer["last_error"]
+    assert sync.ledger.held() == {}
+
+
+def test_a_peer_without_an_issuer_key_is_refused_when_its_key_is_pinned(north, pinned, monkeypatch):
+    north.core.issuer_key = None
+    sync = pinned.peer_of(north, monkeypatch)
+    north.passage(resident())
+    sync.poll()
+    [peer] = pinned.core.health()["peers"]
+    assert peer["state"] == "forged" and "not signed" in peer["last_error"]
+    assert sync.ledger.held() == {}
+
+
+def test_a_pinned_key_missing_from_the_trust_folder_keeps_nothing(north, pinned, monkeypatch):
+    (pinned.dir / "trust" / "gate-north.pub").unlink()
+    sync = pinned.peer_of(north, monkeypatch)
+    north.passage(resident())
+    sync.poll()
+    [peer] = pinned.core.health()["peers"]
+    assert "no gate-north.pub" in peer["last_error"] and sync.ledger.held() == {}
+
+
+def test_the_answering_gate_signs_its_page_for_the_nonce_it_was_asked_with(north):
+    from kiosk.peers import SIGNATURE_HEADER, verify_page
+
+    north.core.issuer_key = NORTH_KEY
+    north.passage(resident())
+    client = TestClient(north.app)
+    _, token = north.core.tokens.create([PEER_SCOPE], "gate peer")
+    auth = {"Authorization": f"Bearer {token}"}
+    nonce = "n" * 22
+    got = client.get(f"/api/v1/passages?after=0&limit=7&nonce={nonce}", headers=auth)
+    said = got.headers[SIGNATURE_HEADER]
+    verify_page(NORTH_KEY.public_key(), said, "gate-north", nonce, 0, 7, got.content)
+    with pytest.raises(ValueError, match="forged or replayed"):
+        verify_page(NORTH_KEY.public_key(), said, "gate-north", "m" * 22, 0, 7, got.content)
+    with pytest.raises(ValueError, match="forged or replayed"):
+        verify_page(NORTH_KEY.public_key(), said, "gate-north", nonce, 1, 7, got.content)
+    for bad in ("short", "x" * 65, "a" * 21 + "/"):
+        answer = client.get(f"/api/v1/passages?nonce={bad}", headers=auth)
+        assert answer.status_code == 422
+    # A gate without an issuer key answers unsigned, as before.
+    north.core.issuer_key = None
+    assert SIGNATURE_HEADER not in client.get("/api/v1/passages", headers=auth).headers
+
+
+# --- an outing told to the other gates at once --------------------------------------------------
+
+
+def test_an_outing_at_one_gate_counts_at_the_other_before_its_next_poll(
+    tmp_path, clock, monkeypatch
+):
+    """An outing within the last poll (10 s) at the north gate was not counted at the south
+    gate yet: the north gate tells its peers at once after the decision and the south gate
+    fetches then, so the window is the network's latency (the poll stays the backstop)."""
+    north = Gate(tmp_path, "gate-north", clock, [peer_entry("gate-south")], poll_s=3600)
+    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")], poll_s=3600)
+    try:
+        told = north.peer_of(south, monkeypatch)
+        asking = south.peer_of(north, monkeypatch)
+        asked = threading.Semaphore(0)
+        fetch = asking.fetch
+
+        def counted(peer):
+            got = fetch(peer)
+            asked.release()
+            return got
+
+        monkeypatch.setattr(asking, "fetch", counted)
+        asking.poke_gap_s = 0  # the gap itself: test_pokes_wake_a_peer_no_more_than_once_a_second
+        asking.start()
+        assert asked.acquire(timeout=10)  # its first ask, at the start
+        assert north.passage(resident(holder="Wang L"))["decision"] == "pass"
+        told.news({"type": "decision", "decision": "pass", "committed": True})
+        assert told.push() == {"gate-south": 202}
+        assert asked.acquire(timeout=10)  # woken by the north gate, not by its hour's poll
+        assert south.passage(resident(holder="Wang M"))["reasons"] == ["quota_exceeded"]
+        assert told.status_push() == {"told": 1, "failed": 0, "coalesced": 0}
+    finally:
+        north.close()
+        south.close()
+
+
+def test_only_a_committed_passage_is_told_and_many_are_told_once(north, south, monkeypatch):
+    sync = south.peer_of(north, monkeypatch)
+    sync.news({"type": "decision", "decision": "deny", "committed": True})
+    sync.news({"type": "decision", "decision": "pass", "committed": False})
+    sync.news({"type": "state", "state": "idle"})
+    assert sync.push() == {}  # nothing to tell
+    for _ in range(50):
+        sync.news({"type": "decision", "decision": "manual_pass", "committed": True})
+    assert sync.status_push()["coalesced"] == 49
+    assert list(sync.push()) == ["gate-north"]
+    assert sync.push() == {}
+
+
+def test_the_poke_wakes_only_a_configured_peer_behind_its_scope(north, south, monkeypatch):
+    sync = south.peer_of(north, monkeypatch)
+    client = TestClient(south.app)
+    _, token = south.core.tokens.create([PEER_SCOPE], "north")
+    _, office = south.core.tokens.create(["logs:read"], "office")
+    auth = {"Authorization": f"Bearer {token}"}
+    url = "/api/v1/passages/poke?kiosk_id=gate-north"
+    assert client.post(url).status_code == 401
+    assert client.post(url, headers={"Authorization": f"Bearer {office}"}).status_code == 403
+    assert client.post(url, headers=auth).status_code == 202
+    assert sync.woken("gate-north")
+    assert client.post(url.replace("north", "east"), headers=auth).status_code == 404
+    assert client.post(url.replace("gate-north", "a/b"), headers=auth).status_code == 422
+    # A gate on its own has no peer to wake.
+    assert TestClient(north.app).post(url, headers=bearer_of(north)).status_code == 404
+
+
+def bearer_of(gate: Gate) -> dict[str, str]:
+    _, token = gate.core.tokens.create([PEER_SCOPE], "t")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_peer_that_does_not_take_the_news_costs_nothing_but_a_count(north, south, monkeypatch):
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("no route to host", request=request)
+
+    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(down))
+    sync.news({"type": "decision", "decision": "pass", "committed": True})
+    assert sync.push() == {"gate-north": None}
+    assert sync.status_push() == {"told": 0, "failed": 1, "coalesced": 0}
+    [peer] = south.core.health()["peers"]
+    assert peer["tell_failed"] == 1 and peer["told"] == 0
+
+
+def test_the_daemon_follows_the_bus_for_passing_decisions(north, south, monkeypatch):
+    import asyncio
+
+    from kiosk.bus import EventBus
+
+    sync = south.peer_of(north, monkeypatch)
+
+    async def scenario() -> None:
+        bus = EventBus(maxsize=4)
+        follower = asyncio.create_task(sync.follow(bus))
+        await asyncio.sleep(0)
+        for _ in range(10):  # more than the subscription holds: never dropped as slow
+            bus.publish({"type": "decision", "decision": "pass", "committed": True})
+            await asyncio.sleep(0)
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+
+    asyncio.run(scenario())
+    assert list(sync.push()) == ["gate-north"]
+
+
+def test_pokes_wake_a_peer_no_more_than_once_a_second(south):
+    now = [100.0]
+    sync = PeerSync(
+        south.core, south.config.compound, client=httpx.Client(), monotonic=lambda: now[0]
+    )
+    assert sync.gap_after(99.8) == pytest.approx(0.8)  # asked 0.2 s ago: the rest of the second
+    assert sync.gap_after(98.0) == 0.0
+    sync.stop(0)
+
+
+@pytest.mark.slow  # integration: two daemons on real sockets, real time
+def test_two_daemons_tell_each_other_of_an_outing_at_once(tmp_path, monkeypatch):
+    """Polls an hour apart: the outing at the north gate is held at the south gate within
+    seconds all the same, told from the north gate's decision through the bus and its push."""
+    import asyncio
+    import socket
+    import time as real_time
+
+    from checkpoint.app import Daemon
+    from checkpoint.notify import Notifier
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    urls = {
+        "gate-north": f"http://127.0.0.1:{ports[0]}",
+        "gate-south": f"http://127.0.0.1:{ports[1]}",
+    }
+
+    def config(name: str, port: int, other: str) -> object:
+        entry = {"url": urls[other], "kiosk_id": other, "token_env": env_name(other)}
+        return parse_config(
+            {
+                "site": {"kiosk_id": name},
+                "web": {"host": "127.0.0.1", "port": port},
+                "policy": POLICY,
+                "compound": {"peers": [entry], "poll_s": 3600},
+            }
+        )
+
+    async def scenario() -> None:
+        north_core = await asyncio.to_thread(
+            build_core, config("gate-north", ports[0], "gate-south"), tmp_path / "n"
+        )
+        south_core = await asyncio.to_thread(
+            build_core, config("gate-south", ports[1], "gate-north"), tmp_path / "s"
+        )
+        monkeypatch.setenv(env_name("gate-north"), north_core.tokens.create([PEER_SCOPE], "s")[1])
+        monkeypatch.setenv(env_name("gate-south"), south_core.tokens.create([PEER_SCOPE], "n")[1])
+        north = Daemon(north_core, notifier=Notifier(None))
+        south = Daemon(south_core, notifier=Notifier(None))
+        await north.start()
+        await south.start()
+        try:
+
+            async def until(what) -> bool:
+                end = real_time.monotonic() + 10
+                while real_time.monotonic() < end and not what():
+                    await asyncio.sleep(0.05)
+                return bool(what())
+
+            assert await until(lambda: south_core.health()["peers"][0]["state"] == "ok")
+            await asyncio.to_thread(
+                north_core.runner.manual_threadsafe,
+                decision="manual_pass",
+                operator="guard",
+                reason="test",
+                direction="out",
+                subject="none",
+            )
+            assert await until(lambda: south_core.health()["peers"][0]["rows_held"] == 1)
+        finally:
+            await asyncio.wait_for(south.stop(), 3.0)
+            await asyncio.wait_for(north.stop(), 3.0)
+
+    asyncio.run(scenario())
+
+
+def test_forged_answers_between_real_ones_keep_one_alarm_standing(
+    north, pinned, clock, monkeypatch
+):
+    """Someone on the LAN answering for the peer now and then (its real answers between) made
+    the peer's alarm go and come at every other poll, a new card and siren each time the guard
+    had closed it: a forged answer keeps the peer ``forged`` for stale_after_s after the last
+    one, the real answers kept meanwhile."""
+    real = TestClient(north.app)
+    forging = [True]
+
+    def now_and_then(request: httpx.Request) -> httpx.Response:
+        if forging[0]:
+            return httpx.Response(200, text=page(row()))
+        answer = real.get(str(request.url), headers=request.headers)
+        return httpx.Response(answer.status_code, content=answer.content, headers=answer.headers)
+
+    sync = pinned.peer_of(north, monkeypatch, transport=httpx.MockTransport(now_and_then))
+    sync.poll()
+    [peer] = pinned.core.health()["peers"]
+    assert peer["state"] == "forged" and peer["stale_since"] == NOW.isoformat()
+    north.passage(resident())
+    forging[0] = False
+    clock.advance(10)
+    sync.poll()
+    [peer] = pinned.core.health()["peers"]
+    assert peer["rows_held"] == 1  # the real page is kept
+    assert peer["state"] == "forged" and peer["stale_since"] == NOW.isoformat()
+    clock.advance(121)  # stale_after_s since the last forged answer, real ones meanwhile
+    sync.poll()
+    assert pinned.core.health()["peers"][0]["state"] == "ok"
+
+
+def test_check_config_notes_a_pinned_key_not_in_the_trust_folder(tmp_path, capsys, monkeypatch):
+    """An operator who set trust_key and forgot to bring the peer's .pub heard nothing of it
+    until the guard's devices page showed the peer stale: check-config names the file."""
+    from checkpoint.cli import main
+    from kiosk.passes import public_key_pem
+
+    monkeypatch.setenv("PEER_TOKEN_GATE_NORTH", "kt_00000000_" + "a" * 43)
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    config = tmp_path / "kiosk.toml"
+    config.write_text(
+        f'[site]\nkiosk_id = "gate-south"\n[policy]\ntrust_dir = "{trust}"\n'
+        '[[compound.peers]]\nurl = "http://gate-north.lan"\nkiosk_id = "gate-north"\n'
+        'token_env = "PEER_TOKEN_GATE_NORTH"\ntrust_key = "gate-north"\n'
+    )
+    assert main(["check-config", str(config)]) == 0
+    err = capsys.readouterr().err
+    assert f"compound.peers[0].trust_key: no gate-north.pub in {trust}" in err
+    (trust / "gate-north.pub").write_bytes(public_key_pem(NORTH_KEY.public_key()))
+    assert main(["check-config", str(config)]) == 0
+    assert "compound" not in capsys.readouterr().err
+
+
+def test_the_news_follower_ends_with_the_bus_and_outlives_being_dropped(north, south, monkeypatch):
+    import asyncio
+
+    from kiosk.bus import EventBus
+
+    sync = south.peer_of(north, monkeypatch)
+
+    async def scenario() -> None:
+        bus = EventBus(maxsize=2)
+        follower = asyncio.create_task(sync.follow(bus))
+        await asyncio.sleep(0)
+        for _ in range(300):  # the loop never yields: the follower falls behind, dropped
+            bus.publish({"type": "state", "state": "idle"})
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert bus.subscribers == 1 and not follower.done()  # subscribed again
+        bus.publish({"type": "decision", "decision": "pass", "committed": True})
+        await asyncio.sleep(0)
+        bus.close()
+        await asyncio.wait_for(follower, 1)
+
+    asyncio.run(scenario())
+    assert list(sync.push()) == ["gate-north"]
+
+
+def test_a_peer_that_refuses_the_news_is_logged_once(north, south, monkeypatch, caplog):
+    import logging
+
+    def old_code(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(405, json={"detail": "Method Not Allowed"})
+
+    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(old_code))
+    with caplog.at_level(logging.WARNING, logger="checkpoint.peers"):
+        for _ in range(3):
+            sync.news({"type": "decision", "decision": "pass", "committed": True})
+            assert sync.push() == {"gate-north": 405}
+    [said] = [r.getMessage() for r in caplog.records if "news" in r.getMessage()]
+    assert "gate-north does not take this gate's news (HTTP 405)" in said
+    assert south.core.health()["peers"][0]["tell_failed"] == 3
+
+
+def test_a_peer_slow_to_take_the_news_delays_no_other(tmp_path, clock, monkeypatch):
+    """The news went to the peers one after the other: one whose poke hung (a host gone, each
+    connect waiting out its timeout) held every peer after it for seconds. Each is told on
+    its own."""
+    east = peer_entry("gate-east") | {"url": "http://gate-east.lan"}
+    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north"), east], poll_s=3600)
+    hung, east_told = threading.Event(), threading.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        north = request.url.host == "testserver"
+        if request.method == "GET":
+            return httpx.Response(200, text=page(kiosk_id="gate-north" if north else "gate-east"))
+        if north:
+            hung.wait(10)  # the north gate's poke hangs until the test ends
+            raise httpx.ConnectTimeout("timed out", request=request)
+        east_told.set()
+        return httpx.Response(202, json={"fetching": True})
+
+    monkeypatch.setenv(env_name("gate-north"), "kt_north_" + "a" * 43)
+    monkeypatch.setenv(env_name("gate-east"), "kt_east_" + "a" * 43)
+    sync = PeerSync(
+        south.core,
+        south.config.compound,
+        client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
+    try:
+        sync.start()
+        sync.news({"type": "decision", "decision": "pass", "committed": True})
+        assert east_told.wait(5)  # while the north gate's poke still hangs
+    finally:
+        hung.set()
+        sync.stop(2)
+        south.close()

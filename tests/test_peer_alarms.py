@@ -128,3 +128,24 @@ def test_a_restart_raises_no_alarm_before_the_first_ask_of_a_peer_ends(gate, clo
         clock.advance(121)  # no ask has ended in stale_after_s (a thread held up)
         assert [p["state"] for p in sync.status()] == ["stale"]
         assert [c["key"] for c in peer_cards(guard)] == [KEY]
+
+
+def test_a_peer_refused_as_forged_says_so_on_its_card():
+    """The card of a gate whose answers were refused as forged told the guard to check the
+    network, as for an outage: it says someone may be posing as that gate."""
+    from zoneinfo import ZoneInfo
+
+    from kiosk.alarms import peer_alarms
+    from ui.guard.display import alarm_view
+
+    peers = [{"kiosk_id": "gate-north", "state": "forged", "stale_since": NOW.isoformat()}]
+    [alarm] = peer_alarms(peers)
+    tz = ZoneInfo("Asia/Shanghai")
+    card = alarm_view(alarm, "en", tz, frozenset())
+    assert "not signed by its key" in card["detail"] and "10:00" in card["detail"]
+    assert "posing as" in card["todo"] and "Check the network" not in card["todo"]
+    zh = alarm_view(alarm, "zh-CN", tz, frozenset())
+    assert "签名" in zh["detail"] and "冒充" in zh["todo"]
+    # An outage's card is as before.
+    [stale] = peer_alarms([peers[0] | {"state": "stale"}])
+    assert "unknown since 10:00" in alarm_view(stale, "en", tz, frozenset())["detail"]

@@ -82,6 +82,7 @@ def operations(app):
         "/api/v1/events",
         "/api/v1/events.csv",
         "/api/v1/passages",
+        "/api/v1/passages/poke",
         "/api/v1/stats",
         "/metrics",
     }

@@ -37,10 +37,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
 from kiosk import queries
+from kiosk.config.compound import KIOSK_ID_PATTERN
 from kiosk.core import Core
 from kiosk.export import COLUMNS, read_events
 from kiosk.lists import Freshness
-from kiosk.peers import MAX_PAGE_ROWS, PEER_SCOPE, history_horizon, peer_page
+from kiosk.peers import (
+    MAX_PAGE_ROWS,
+    NONCE_PATTERN,
+    PEER_SCOPE,
+    SIGNATURE_HEADER,
+    history_horizon,
+    peer_page,
+    sign_page,
+)
 from kiosk.privacy import FIELD_NAMES, mask_event, normalise_fields
 from kiosk.ratelimit import RateLimiter, Verdict
 from kiosk.sheets import formula_safe, write_csv
@@ -770,10 +779,17 @@ def passages(
     state: Annotated[Api, Depends(api_state)],
     after: int = AFTER_Q,
     limit: int = Query(500, ge=1, le=MAX_PAGE_ROWS, description="At most this many passages."),
+    nonce: str = Query(
+        "",
+        pattern=NONCE_PATTERN + "|^$",
+        description="The asking gate's fresh random value (22 to 64 Base64url characters):"
+        f" the {SIGNATURE_HEADER} header signs the answer to it, so a replayed page fails.",
+    ),
 ) -> Response:
     """This gate's recent passing passages, for another gate of the compound (its shared
     quota and anti-passback): ``seq``, pass id, household, direction, decision, time, and
-    the ``quota_exempt`` flag, within the quota's look-back; nothing else of an event."""
+    the ``quota_exempt`` flag, within the quota's look-back; nothing else of an event. With
+    an issuer key, the answer is signed for this request (``kiosk.peers.sign_page``)."""
     core = state.core
     since = core.clock.now() - history_horizon(core.config.policy.quota.period_days)
     try:
@@ -787,7 +803,45 @@ def passages(
             "export_passages",
             {"after": after, "through": page["next"], "count": len(page["passages"])},
         )
-    return Response(json.dumps(page, ensure_ascii=False), media_type="application/json")
+    body = json.dumps(page, ensure_ascii=False).encode("utf-8")
+    headers = {}
+    if core.issuer_key is not None:
+        kiosk_id = core.config.site.kiosk_id
+        headers[SIGNATURE_HEADER] = sign_page(core.issuer_key, kiosk_id, nonce, after, limit, body)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+class PokeOut(BaseModel):
+    fetching: bool = Field(description="This gate asks the poking gate for its passages now.")
+
+
+@router.post(
+    "/api/v1/passages/poke",
+    tags=["api"],
+    status_code=202,
+    response_model=PokeOut,
+    responses={
+        **_ERRORS,
+        404: {"model": ErrorOut, "description": "No compound peer of that kiosk id here."},
+    },
+)
+def passages_poke(
+    token: Annotated[TokenInfo, Depends(peer_reader)],
+    state: Annotated[Api, Depends(api_state)],
+    kiosk_id: str = Query(
+        min_length=1,
+        max_length=64,
+        pattern=KIOSK_ID_PATTERN,
+        description="The poking gate's site.kiosk_id (one of this gate's compound.peers).",
+    ),
+) -> Response:
+    """Another gate of the compound has new passages: this gate asks it now (its
+    ``/api/v1/passages``, judged as always) rather than at its next poll. Nothing else is
+    taken from the poke; many come to one ask a second at most."""
+    peers = state.core.extras.get("peers")
+    if peers is None or not peers.poke(kiosk_id):
+        raise HTTPException(404, f"no compound.peers entry with kiosk_id {kiosk_id} here")
+    return Response(json.dumps({"fetching": True}), 202, media_type="application/json")
 
 
 def metrics(state: Annotated[Api, Depends(api_state)]) -> PlainTextResponse:

@@ -94,4 +94,16 @@ def _notes(config: KioskConfig) -> list[str]:
     lanes = unread_lanes(config)
     if lanes:
         notes.append(lanes)
-    return notes + peer_notes(config.compound)
+    return notes + peer_notes(config.compound, _trust_folder(config))
+
+
+def _trust_folder(config: KioskConfig) -> Path | None:
+    """The trust folder as the daemon will read it, when check-config can tell: an absolute
+    ``policy.trust_dir``, or one under ``$KIOSK_DATA`` (``kiosk.core.trust_dir``)."""
+    from kiosk.core import trust_dir
+
+    named = config.policy.trust_dir
+    if named is not None and Path(named).is_absolute():
+        return Path(named)
+    data = os.environ.get("KIOSK_DATA")
+    return trust_dir(config, Path(data)) if data else None

@@ -5,6 +5,8 @@ Nothing configured (no ``[[compound.peers]]``) is a gate on its own, as before."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, model_validator
 
 from ._base import Section
@@ -22,6 +24,12 @@ class PeerSource(TokenSource):
     kiosk_id: str = Field(min_length=1, max_length=64, pattern=KIOSK_ID_PATTERN)
     """The peer's `site.kiosk_id`: the URL is pinned to it, an answer as another id (or a row
     of another kiosk) is refused."""
+    trust_key: str | None = Field(None, min_length=1, max_length=64, pattern=KIOSK_ID_PATTERN)
+    """The peer's key, pinned: the name of its `.pub` in this gate's trust folder
+    (`gate-north` for `trust/gate-north.pub`, the public half of that gate's issuer key). Set,
+    every answer must be signed by that key for the very request it answers, or nothing of it
+    is kept (a forged or replayed page, over plain http too); the peer needs its issuer key
+    (`issuer_key_path`). Unset: answers are taken unsigned, as before."""
 
 
 class CompoundSection(Section):
@@ -54,12 +62,19 @@ class CompoundSection(Section):
         return self
 
 
-def peer_notes(section: CompoundSection) -> list[str]:
+def peer_notes(section: CompoundSection, trust: Path | None = None) -> list[str]:
     """What ``kiosk check-config`` notes of valid peers: a token it cannot read here (the
     daemon reads it at each fetch; without it that gate's outings stay unknown), a plain http
-    URL (anyone answering at that address could make up passages)."""
+    URL without a pinned key (anyone answering at that address could make up passages), a
+    pinned key not in the trust folder ``trust`` (when it is known)."""
     notes = []
     for i, peer in enumerate(section.peers):
+        pub = f"{peer.trust_key}.pub"
+        if trust is not None and peer.trust_key is not None and not (trust / pub).is_file():
+            notes.append(
+                f"compound.peers[{i}].trust_key: no {pub} in {trust}: nothing of that gate's"
+                " answers is kept until its key is there (docs/operations.md, Several gates)"
+            )
         try:
             peer.token()
         except ValueError as exc:
@@ -67,9 +82,10 @@ def peer_notes(section: CompoundSection) -> list[str]:
                 f"compound.peers[{i}] ({peer.kiosk_id}): its token cannot be read here ({exc});"
                 " the daemon needs it, or that gate's outings stay unknown at this one"
             )
-        if peer.url.startswith("http://"):
+        if peer.url.startswith("http://") and peer.trust_key is None:
             notes.append(
                 f"compound.peers[{i}].url is plain http: anyone on the LAN answering at that"
-                " address could make up passages; use https (docs/operations.md, Several gates)"
+                " address could make up passages; use https, or pin its key with trust_key"
+                " (docs/operations.md, Several gates)"
             )
     return notes

@@ -114,16 +114,21 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
 
 def peer_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
     """A compound gate's card (``kiosk.alarms.peer_alarms``): which gate, since when its
-    outings are unknown here, and what that means for the rules and the guard."""
+    outings are unknown here (or answers for it were refused as forged), and what that means
+    for the rules and the guard."""
     gate = i18n.t(lang, "device.peer", id=a.detail)
     since = local_time(a.ts, tz, "%H:%M") if a.ts else "?"
+    # Refused as forged: not the network's doing (check-the-cable would be the wrong advice).
+    forged = a.cause == "forged"
     return {
-        "todo": i18n.t(lang, "alarm.todo.peer"),
+        "todo": i18n.t(lang, "alarm.todo.peer_forged" if forged else "alarm.todo.peer"),
         "key": a.key,
         "kind": a.kind,
         "title": i18n.t(lang, "alarm.device"),
         "time": local_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else "",
-        "detail": i18n.t(lang, "alarm.peer_stale", gate=gate, since=since),
+        "detail": i18n.t(
+            lang, "alarm.peer_forged" if forged else "alarm.peer_stale", gate=gate, since=since
+        ),
         "seq": None,
         "who": "",
         "temp": "",
@@ -604,7 +609,8 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
 def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str, str]:
     """Another gate of the compound's row (``report["peers"]``): ``ok`` and when it was last
     heard, or ``degraded`` and since when its outings are unknown here (the quota and the
-    anti-passback hold at this gate only); ``degraded`` too, and by how much and what to do,
+    anti-passback hold at this gate only), or that answers not signed by its key were refused
+    (``forged``); ``degraded`` too, and by how much and what to do,
     when its clock is off this gate's beyond ``kiosk.peers.MAX_SKEW``."""
     label = i18n.t(lang, "device.peer", id=str(peer.get("kiosk_id")))
     if peer.get("state") == "ok":
@@ -613,6 +619,10 @@ def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str,
         state, words = "ok", i18n.t(lang, "health.peer_ok", time=heard, rows=rows)
     elif peer.get("state") == "starting":
         state, words = "ok", i18n.t(lang, "health.peer_starting")
+    elif peer.get("state") == "forged":
+        since = local_time(str(peer.get("stale_since")), tz, "%m-%d %H:%M")
+        n = int(peer.get("forged") or 0)
+        state, words = "degraded", i18n.t(lang, "health.peer_forged", since=since, n=n)
     else:
         since = local_time(str(peer.get("stale_since")), tz, "%m-%d %H:%M")
         state, words = "degraded", i18n.t(lang, "health.peer_stale", since=since)
