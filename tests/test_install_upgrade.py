@@ -391,7 +391,8 @@ def start_switched(root: Path, fake_bin: Path) -> subprocess.CompletedProcess[st
             "-c",
             f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
             f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0 START=1 REBOOT=0\n"
-            f"CHANGED_RUNTIME=1 PY={sys.executable} DATA=/var/lib/kiosk\n"
+            f"CHANGED_RUNTIME=1 RESTARTED=0 FAILED_AT_SWITCH=0\n"
+            f"PY={sys.executable} DATA=/var/lib/kiosk\n"
             f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
             "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
             "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
@@ -514,3 +515,87 @@ def test_a_log_the_config_keeps_elsewhere_is_copied_and_put_back_too(tmp_path, c
     assert sorted(p.name for p in data.iterdir()) == ["events.db"]
     with EventLog(data / "events.db", "gate-1", clock, migrations=[lists.MIGRATIONS]) as log:
         assert [e["seq"] for e in log.events()] == [1]
+
+
+def run_steps_with(tmp_path: Path, steps: str, *, failing: str) -> tuple[Path, str, str, int]:
+    """The install's run of its steps on a gate running releases/old, with fake steps: venv
+    switches to releases/new, and ``failing`` (a step after it) fails, or is cut off."""
+    root = tmp_path / "root"
+    kiosk = root / "opt/kiosk"
+    (kiosk / "releases/old/venv").mkdir(parents=True)
+    (kiosk / "releases/new/venv").mkdir(parents=True)
+    (kiosk / "current").symlink_to("releases/old")
+    units = root / "etc/systemd/system"
+    units.mkdir(parents=True)
+    (units / "kiosk.service").write_text("[Service]\nExecStart=/opt/kiosk/current/venv/bin/kiosk\n")
+    fake_bin, calls = tmp_path / "bin", tmp_path / "calls"
+    fake_bin.mkdir()
+    (fake_bin / "systemctl").write_text(
+        f'#!/bin/sh\necho "$*" >>{calls}\n[ "$1" = is-active ] || exit 0\necho active\n'
+    )
+    (fake_bin / "systemctl").chmod(0o755)
+    calls.write_text("")
+    body = script_functions("r", "say", "ok", "skip", "fail", "show_command", "act", "switch_to")
+    body += script_functions("link_name", "switch_release", "keep_unit_files", "undo_switch")
+    body += script_functions("abandon_switch", "unit_up", "start_services", "run_steps")
+    body += script_functions("interrupted")
+    body += script_functions("stays_up_or_roll_back", "switch_back", *DATA_COPY_FUNCTIONS)
+    fakes = {name: "true" for name in steps.split()}
+    fakes |= {
+        "venv": "switch_release releases/new",
+        "units": "printf '[Service]\\nExecStart=/opt/kiosk/current/venv/bin/kiosk --new\\n'"
+        f" >{units}/kiosk.service",
+        "start": "start_services",
+    }
+    fakes[failing] += "; " + (
+        "kill -INT $$" if failing == "cut" else f'fail "{failing} went wrong"'
+    )
+    body += "".join(f"step_{name}() {{ {cmd}; }}\n" for name, cmd in fakes.items())
+    proc = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
+            f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() PENDING=() HEALTH_SETTLE=0 START=1\n"
+            f"REBOOT=0 CHANGED_RUNTIME=0 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT=''\n"
+            f"SWITCHED_FROM='' SWITCHED_TO='' PY={sys.executable} DATA=/var/lib/kiosk\n"
+            f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
+            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous UNIT_DIR=/etc/systemd/system\n"
+            "UNITS=(kiosk.service kiosk-purge.timer)\n"
+            "UART_DROPIN=/etc/systemd/system/kiosk.service.d/uart.conf\n"
+            "PURGE_DROPIN=/etc/systemd/system/kiosk-purge.timer.d/zone.conf\n"
+            f"STEPS=({steps})\n"
+            'run_steps; printf "%s\\n" "${FAILED[@]}"; [ ${#FAILED[@]} -eq 0 ]',
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}"),
+    )
+    return root, proc.stdout + proc.stderr, calls.read_text(), proc.returncode
+
+
+@pytest.mark.parametrize(
+    ("steps", "failing"),
+    [
+        ("venv files config units start", "config"),  # the loop stops at a bad config
+        ("venv files units trust start", "trust"),  # the start step comes after it
+        ("venv files units cut start", "cut"),  # Ctrl-C, a dropped SSH session
+    ],
+)
+def test_an_install_that_fails_after_its_switch_and_before_the_restart_switches_back(
+    tmp_path, steps, failing
+):
+    """A step failing (or the install cut off) after `current` named the new release and before
+    kiosk.service was restarted on it left `current` there, with no copy of the log: the next
+    boot started the new release, which migrated the log, and no switch back could follow. The
+    install puts `current` and the units back, restarts nothing, and says so."""
+    root, out, calls, status = run_steps_with(tmp_path, steps, failing=failing)
+    kiosk = root / "opt/kiosk"
+    assert status != 0, out
+    assert os.readlink(kiosk / "current") == "releases/old", out
+    assert "restart" not in calls and "stop kiosk" not in calls, calls
+    unit = (root / "etc/systemd/system/kiosk.service").read_text()
+    assert "--new" not in unit, unit
+    assert "switched back to releases/old" in out, out
+    assert "kiosk.service was not restarted" in out, out
+    assert not (root / "var/lib/kiosk").exists()  # the log was never touched
