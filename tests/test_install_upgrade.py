@@ -391,7 +391,7 @@ def start_switched(root: Path, fake_bin: Path) -> subprocess.CompletedProcess[st
             "-c",
             f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
             f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0 START=1 REBOOT=0\n"
-            f"CHANGED_RUNTIME=1 RESTARTED=0 FAILED_AT_SWITCH=0\n"
+            f"CHANGED_RUNTIME=1 RESTARTED=0 FAILED_AT_SWITCH=0 STOPPED_FOR_COPY=0\n"
             f"PY={sys.executable} DATA=/var/lib/kiosk\n"
             f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
             "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
@@ -558,6 +558,7 @@ def run_steps_with(tmp_path: Path, steps: str, *, failing: str) -> tuple[Path, s
             f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
             f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() PENDING=() HEALTH_SETTLE=0 START=1\n"
             f"REBOOT=0 CHANGED_RUNTIME=0 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT=''\n"
+            "STOPPED_FOR_COPY=0\n"
             f"SWITCHED_FROM='' SWITCHED_TO='' PY={sys.executable} DATA=/var/lib/kiosk\n"
             f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
             "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous UNIT_DIR=/etc/systemd/system\n"
@@ -599,3 +600,51 @@ def test_an_install_that_fails_after_its_switch_and_before_the_restart_switches_
     assert "switched back to releases/old" in out, out
     assert "kiosk.service was not restarted" in out, out
     assert not (root / "var/lib/kiosk").exists()  # the log was never touched
+
+
+def run_start_step(root: Path, fake_bin: Path, py: str) -> subprocess.CompletedProcess[str]:
+    """The start step after a switch, run as the install runs its steps (signals trapped)."""
+    body = script_functions("r", "say", "ok", "skip", "fail", "show_command", "act", "switch_to")
+    body += script_functions("keep_unit_files", "undo_switch", "abandon_switch", "interrupted")
+    body += script_functions("unit_up", "start_services", "stays_up_or_roll_back", "run_steps")
+    body += script_functions("switch_back", *DATA_COPY_FUNCTIONS)
+    return subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -u\n{body}\nsystemd_running() {{ true; }}\nstep_start() {{ start_services; }}\n"
+            f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0 START=1 REBOOT=0\n"
+            f"CHANGED_RUNTIME=1 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT='' STOPPED_FOR_COPY=0\n"
+            f"PY={py} DATA=/var/lib/kiosk STEPS=(start)\n"
+            f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
+            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
+            "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
+            'run_steps; printf "%s\\n" "${FAILED[@]}"; [ ${#FAILED[@]} -eq 0 ]',
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}"),
+    )
+
+
+def test_an_update_cut_off_while_it_copies_the_log_starts_the_previous_release_again(
+    tmp_path, clock
+):
+    """Ctrl-C (or a dropped SSH session) while the log was copied at rest: the daemon had been
+    stopped for the copy, and the install went back to the previous release without starting
+    it again: the gate stayed locked until someone rebooted it."""
+    root, fake_bin, calls = switched_gate(tmp_path, clock)
+    py = tmp_path / "py"
+    py.write_text(
+        f'#!/bin/sh\ncase "$*" in *" keep "*) kill -INT $PPID ;; esac\nexec {sys.executable} "$@"\n'
+    )
+    py.chmod(0o755)
+    proc = run_start_step(root, fake_bin, str(py))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 130, out
+    assert os.readlink(root / "opt/kiosk/current") == "releases/old", out
+    done = calls.read_text().splitlines()
+    assert done[0] == "stop kiosk.service kiosk-purge.service", done
+    assert done[-1] in ("start kiosk.service", "restart kiosk.service"), done
+    assert "restart kiosk.service" not in done[:-1], done  # never started on releases/new
+    assert sorted(p.name for p in (root / "var/lib/kiosk").iterdir()) == ["kiosk.db"], out
