@@ -234,6 +234,7 @@ DATA_COPY_FUNCTIONS = (
     "keep_log_copy",
     "log_copy_back",
     "drop_log_copy",
+    "previous_release_refuses",
 )
 
 
@@ -259,19 +260,20 @@ def test_a_new_release_that_does_not_stay_up_is_switched_back(tmp_path, state):
     (kiosk / "previous").symlink_to("releases/old")
     fake_bin, calls = tmp_path / "bin", tmp_path / "calls"
     fake_bin.mkdir()
-    (fake_bin / "systemctl").write_text(
-        f'#!/bin/sh\necho "$*" >>{calls}\n[ "$1" = is-active ] || exit 0\necho {state}\n'
-        f"[ {state} = active ]\n"
+    (fake_bin / "systemctl").write_text(  # the previous release runs
+        f'#!/bin/sh\necho "$*" >>{calls}\n[ "$1" = is-active ] || exit 0\n'
+        f'[ "$(readlink {kiosk}/current)" = releases/new ] || {{ echo active; exit 0; }}\n'
+        f"echo {state}\n[ {state} = active ]\n"
     )
     (fake_bin / "systemctl").chmod(0o755)
     body = script_functions("r", "say", "ok", "fail", "show_command", "act", "switch_to")
-    body += script_functions("stays_up_or_roll_back", *DATA_COPY_FUNCTIONS)
+    body += script_functions("unit_up", "stays_up_or_roll_back", *DATA_COPY_FUNCTIONS)
     proc = subprocess.run(
         [
             "bash",
             "-c",
             f"set -u\n{body}\nROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0\n"
-            f"PY={sys.executable} DATA=/var/lib/kiosk\n"
+            f"PY={sys.executable} DATA=/var/lib/kiosk PREFIX=/opt/kiosk\n"
             f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
             "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
             "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
@@ -384,6 +386,7 @@ def start_switched(root: Path, fake_bin: Path) -> subprocess.CompletedProcess[st
     """The install's start step after a switch (systemd running: restart, then stay up?)."""
     body = script_functions("r", "say", "ok", "skip", "fail", "show_command", "act", "switch_to")
     body += script_functions("unit_up", "start_services", "stays_up_or_roll_back")
+    body += script_functions("keep_unit_files", "undo_switch", "abandon_switch")
     body += script_functions(*DATA_COPY_FUNCTIONS)
     return subprocess.run(
         [
@@ -394,7 +397,7 @@ def start_switched(root: Path, fake_bin: Path) -> subprocess.CompletedProcess[st
             f"CHANGED_RUNTIME=1 RESTARTED=0 FAILED_AT_SWITCH=0 STOPPED_FOR_COPY=0\n"
             f"PY={sys.executable} DATA=/var/lib/kiosk\n"
             f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
-            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
+            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous PREFIX=/opt/kiosk\n"
             "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
             'start_services; status=$?; printf "%s\\n" "${FAILED[@]}"; exit $status',
         ],
@@ -677,5 +680,37 @@ def test_a_copy_of_the_log_the_card_has_no_room_for_is_not_left_filling_it(tmp_p
     assert [p for p in left if p not in ("kiosk.db-wal", "kiosk.db-shm")] == ["kiosk.db"], out
     for side in left:  # root opened the log for the copy: the daemon's user still owns them
         assert (data / side).stat().st_uid == (data / "kiosk.db").stat().st_uid
-    assert calls.read_text().splitlines()[-1] == "restart kiosk.service"
+    acted = [c for c in calls.read_text().splitlines() if not c.startswith("is-active")]
+    assert acted[-1] == "restart kiosk.service", acted
     assert out.count("did: point /opt/kiosk/current at releases/old") == 1, out
+
+
+def test_a_switch_back_to_a_release_that_refuses_the_config_does_not_say_the_gate_runs(
+    tmp_path, clock
+):
+    """A key added to the config for the new release (before the update, as install.md says
+    for allowed_hosts) is one the previous release refuses: the switch back restarted it, it
+    stopped at once, and the install said "the gate runs the previous program" over a locked
+    gate. It says the previous release does not run either, and why (its own check-config)."""
+    root, fake_bin, calls = switched_gate(tmp_path, clock)
+    systemctl = fake_bin / "systemctl"
+    systemctl.write_text(  # the previous release too: failed at once
+        systemctl.read_text()
+        .replace('restart|start) [ -z "$new" ] ||', 'restart|start) [ -z "$new" ] && exit 1;')
+        .replace("echo failed; exit 3; fi; echo active", "echo failed; exit 3; fi; echo failed")
+    )
+    old_kiosk = root / "opt/kiosk/releases/old/venv/bin/kiosk"
+    old_kiosk.parent.mkdir(parents=True)
+    old_kiosk.write_text(
+        '#!/bin/sh\n[ "$1" = check-config ] || exit 1\n'
+        "echo 'compound: unknown key (this version has no such setting)' >&2\nexit 2\n"
+    )
+    old_kiosk.chmod(0o755)
+    proc = start_switched(root, fake_bin)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert os.readlink(root / "opt/kiosk/current") == "releases/old"
+    assert "the gate runs the previous program" not in out, out
+    assert "does not run on releases/old either" in out, out
+    assert "kiosk.service was failed on the new release" in out, out
+    assert "compound: unknown key" in out, out
