@@ -714,3 +714,44 @@ def test_a_switch_back_to_a_release_that_refuses_the_config_does_not_say_the_gat
     assert "does not run on releases/old either" in out, out
     assert "kiosk.service was failed on the new release" in out, out
     assert "compound: unknown key" in out, out
+
+
+def test_an_update_whose_build_fills_the_card_does_not_leave_it_full(tmp_path):
+    """pip stopped by a full card (No space left on device) half-way through the new release:
+    the install said the unfinished release 'is removed by the next run' and left it there,
+    hundreds of MB, so the gate ran on with a full card and could not record a passage."""
+    root = tmp_path / "root"
+    (root / "opt/kiosk/releases/old/venv").mkdir(parents=True)
+    checkout = tmp_path / "checkout"
+    (checkout / "kiosk").mkdir(parents=True)
+    (checkout / "kiosk/__init__.py").write_text("")
+    py = tmp_path / "py"  # `python -m venv DIR`: a venv whose pip fills the card and fails
+    py.write_text(
+        '#!/bin/sh\n[ "$1 $2" = "-m venv" ] || exit 9\nvenv=$4\nmkdir -p "$venv/bin"\n'
+        "cat >\"$venv/bin/python\" <<'PIP'\n#!/bin/sh\n"
+        'mkdir -p "$(dirname "$0")/../lib/site-packages/cv2"\n'
+        'head -c 65536 /dev/zero >"$(dirname "$0")/../lib/site-packages/cv2/cv2.so"\n'
+        "echo 'ERROR: Could not install packages due to an OSError: [Errno 28] No space left"
+        " on device' >&2\nexit 1\nPIP\n"
+        'chmod +x "$venv/bin/python"\n'
+    )
+    py.chmod(0o755)
+    body = script_functions("r", "say", "ok", "fail", "show_command", "act")
+    body += script_functions("source_files", "build_release")
+    proc = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -u\n{body}\npip_extras() {{ :; }}\n"
+            f"ROOT={root} DRY_RUN=0 STEP=venv FAILED=() PY={py} PIP_ARGS='' CHECKOUT={checkout}\n"
+            "PREFIX=/opt/kiosk\n"
+            "build_release /opt/kiosk/releases/new STAMP",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "No space left on device" in out, out
+    assert sorted(p.name for p in (root / "opt/kiosk/releases").iterdir()) == ["old"], out
+    assert "removed by the next run" not in out, out
