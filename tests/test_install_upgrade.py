@@ -755,3 +755,26 @@ def test_an_update_whose_build_fills_the_card_does_not_leave_it_full(tmp_path):
     assert "No space left on device" in out, out
     assert sorted(p.name for p in (root / "opt/kiosk/releases").iterdir()) == ["old"], out
     assert "removed by the next run" not in out, out
+
+
+def test_an_update_run_again_keeps_the_copy_from_before_the_first_one(tmp_path, clock):
+    """The first run's new release recorded events and failed: the install kept the copy from
+    before the update and said so (the way back to the previous release). Run again (going
+    forward, as install.md says), it copied the migrated log over that copy: failing again,
+    the log from before the update was gone, and with it the way back."""
+    root, fake_bin, _ = switched_gate(tmp_path, clock, records=2)
+    assert start_switched(root, fake_bin).returncode == 1
+    kiosk = root / "opt/kiosk"
+    (kiosk / "current").unlink()
+    (kiosk / "current").symlink_to("releases/new")  # the second run's switch
+    (kiosk / "previous").unlink()
+    (kiosk / "previous").symlink_to("releases/old")
+    proc = start_switched(root, fake_bin)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    copy = sqlite3.connect(root / "var/lib/kiosk/kiosk.db.before-update")
+    try:
+        assert copy.execute("SELECT max(seq) FROM events").fetchone() == (1,), out
+    finally:
+        copy.close()
+    assert "kept from before an earlier update" in out, out
