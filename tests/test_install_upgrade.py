@@ -611,6 +611,7 @@ def run_start_step(root: Path, fake_bin: Path, py: str) -> subprocess.CompletedP
     body += script_functions("keep_unit_files", "undo_switch", "abandon_switch", "interrupted")
     body += script_functions("unit_up", "start_services", "stays_up_or_roll_back", "run_steps")
     body += script_functions("switch_back", *DATA_COPY_FUNCTIONS)
+    body += script_functions("previous_release_refuses")
     return subprocess.run(
         [
             "bash",
@@ -618,7 +619,7 @@ def run_start_step(root: Path, fake_bin: Path, py: str) -> subprocess.CompletedP
             f"set -u\n{body}\nsystemd_running() {{ true; }}\nstep_start() {{ start_services; }}\n"
             f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0 START=1 REBOOT=0\n"
             f"CHANGED_RUNTIME=1 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT='' STOPPED_FOR_COPY=0\n"
-            f"PY={py} DATA=/var/lib/kiosk STEPS=(start)\n"
+            f"PY={py} DATA=/var/lib/kiosk STEPS=(start) PREFIX=/opt/kiosk\nexport MAIN=$$\n"
             f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
             "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
             "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
@@ -778,3 +779,31 @@ def test_an_update_run_again_keeps_the_copy_from_before_the_first_one(tmp_path, 
     finally:
         copy.close()
     assert "kept from before an earlier update" in out, out
+
+
+def test_an_update_cut_off_while_it_waits_for_the_new_release_to_stay_up_goes_back(tmp_path, clock):
+    """Ctrl-C in the 15 s the install waits for the new release to stay up (the one step that
+    waits) left it running unproven, with the log's copy kept for good: a new release that
+    then fell over was never switched back, and the gate stayed locked. Cut off there, the
+    install goes back as for a release that did not stay up."""
+    root, fake_bin, calls = switched_gate(tmp_path, clock)
+    systemctl = fake_bin / "systemctl"
+    systemctl.write_text(
+        systemctl.read_text()
+        .replace(
+            "echo failed; exit 3; fi; echo active",
+            "echo active; exit 0; fi; echo active",
+        )
+        .replace(  # Ctrl-C while the new release starts (the restart waits for READY=1)
+            'restart|start) [ -z "$new" ] ||',
+            'restart|start) [ -z "$new" ] || kill -INT $MAIN;',
+        )
+    )
+    proc = run_start_step(root, fake_bin, sys.executable)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 130, out
+    assert os.readlink(root / "opt/kiosk/current") == "releases/old", out
+    assert "cut off (SIGINT) before kiosk.service was seen to stay up" in out, out
+    assert "put the event log back as it was before the update" in out, out
+    assert sorted(p.name for p in (root / "var/lib/kiosk").iterdir()) == ["kiosk.db"], out
+    assert "restart kiosk.service on releases/old" in out, out
