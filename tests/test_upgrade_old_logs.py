@@ -188,3 +188,26 @@ def test_a_verb_that_only_reads_leaves_an_older_releases_log_as_it_was(
     assert "kiosk run" in err, err
     assert sha(path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "kiosk.db"]
+
+
+def test_a_read_verb_tells_a_daemons_log_without_a_set_from_one_a_verb_began(
+    tmp_path, clock, capsys
+):
+    """A whole set missing is a sign of an older version only in a log a daemon wrote (it opens
+    the log with every set it has, and records its site): `report` refuses to add it there.
+    A log a writing verb began (`token new`, before the daemon first ran) is read, as before."""
+    from kiosk.store import record_site
+
+    older = [s for s in daemon_sets() if s.name != "kiosk.roster"]  # a release before rosters
+    daemons = tmp_path / "daemon.db"
+    with EventLog(daemons, "gate-1", clock, migrations=older) as log:
+        record_site(log, {"timezone": "Asia/Shanghai", "quota": None})
+        log.append(draft())
+    before = sha(daemons)
+    assert main(["report", "--day", "2026-03-02", "--db", str(daemons)]) == 1
+    err = capsys.readouterr().err
+    assert "older version" in err and "kiosk.roster" in err, err
+    assert sha(daemons) == before
+    begun = tmp_path / "begun.db"
+    assert main(["token", "new", "--scope", "logs:read", "--db", str(begun)]) == 0
+    assert main(["report", "--day", "2026-03-02", "--db", str(begun)]) == 0
