@@ -807,3 +807,27 @@ def test_an_update_cut_off_while_it_waits_for_the_new_release_to_stay_up_goes_ba
     assert "put the event log back as it was before the update" in out, out
     assert sorted(p.name for p in (root / "var/lib/kiosk").iterdir()) == ["kiosk.db"], out
     assert "restart kiosk.service on releases/old" in out, out
+
+
+def test_a_second_install_while_one_runs_on_the_same_system_changes_nothing(tmp_path):
+    """An update started again while the first still ran (in a tmux the technician lost, from
+    a second SSH session): the second removed the release the first was building as 'an
+    unfinished build', both switched and copied the log, and one removed the copy the other
+    would switch back with. The second stops at once, changing nothing, and says why."""
+    import fcntl
+
+    from test_install import run
+
+    root = tmp_path / "root"
+    root.mkdir()
+    fd = os.open(root, os.O_RDONLY)  # the install running: its lock on the system's root
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        proc = run(ROOT / "scripts" / "install", "--root", str(root))
+    finally:
+        os.close(fd)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "another scripts/install is running" in out, out
+    assert "[preflight]" not in out, out
+    assert list(root.iterdir()) == [], out
