@@ -831,3 +831,39 @@ def test_a_second_install_while_one_runs_on_the_same_system_changes_nothing(tmp_
     assert "another scripts/install is running" in out, out
     assert "[preflight]" not in out, out
     assert list(root.iterdir()) == [], out
+
+
+def test_an_empty_issuing_key_beside_its_public_half_is_not_replaced_by_the_install(tmp_path):
+    """issuer.key found empty with issuer.pub beside it is no power cut of `keys new` (the key
+    is synced before its public half is written): the passes it signed are trusted by that
+    issuer.pub. The install removed both and made a new pair, and its trust step then put the
+    new public half in trust/: every pass the gate had issued was refused (a forged-pass alarm
+    each). It keeps both and says what to do."""
+    root = tmp_path / "root"
+    keys = root / "var/lib/kiosk/keys"
+    keys.mkdir(parents=True)
+    (keys / "issuer.key").write_bytes(b"")
+    pub = b"-----BEGIN PUBLIC KEY-----\nthe key that signed the passes\n"
+    (keys / "issuer.pub").write_bytes(pub)
+    body = script_functions("r", "say", "ok", "skip", "todo", "fail", "show_command", "act")
+    body += script_functions("step_issuer_key")
+    proc = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f'set -u\n{body}\nkiosk_verb() {{ echo called kiosk_verb "$@"; }}\n'
+            "owner_for() { echo 0:0; }\nissuer_pub() { :; }\n"
+            "ensure_file_mode() { :; }\n"
+            f"ROOT={root} DRY_RUN=0 STEP=issuer-key FAILED=() PENDING=() DATA=/var/lib/kiosk\n"
+            "KIOSK_USER=kiosk VENV=/opt/kiosk/current/venv\n"
+            'step_issuer_key; printf "%s\\n" "${FAILED[@]}"; [ ${#FAILED[@]} -eq 0 ]',
+        ],
+        capture_output=True,
+        text=True,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert (keys / "issuer.pub").read_bytes() == pub, out
+    assert (keys / "issuer.key").read_bytes() == b"", out
+    assert "called kiosk_verb" not in out, out
+    assert "issuer.key is empty" in out and "backup" in out, out
