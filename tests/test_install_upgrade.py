@@ -867,3 +867,38 @@ def test_an_empty_issuing_key_beside_its_public_half_is_not_replaced_by_the_inst
     assert (keys / "issuer.key").read_bytes() == b"", out
     assert "called kiosk_verb" not in out, out
     assert "issuer.key is empty" in out and "backup" in out, out
+
+
+def test_an_update_with_no_start_says_the_gate_still_runs_the_previous_release(tmp_path, clock):
+    """`--no-start` on a running gate after a switch said "start with: systemctl start kiosk
+    ...": a start of a unit that runs does nothing, so the gate ran the previous program from
+    memory until some restart brought up the new one, with no copy of the log and no switch
+    back. It says what runs, and how to restart with both."""
+    root, fake_bin, calls = switched_gate(tmp_path, clock)
+    systemctl = fake_bin / "systemctl"  # the previous release runs on, from memory
+    systemctl.write_text(
+        systemctl.read_text().replace(
+            "echo failed; exit 3; fi; echo active", "true; fi; echo active"
+        )
+    )
+    body = script_functions("r", "say", "ok", "skip", "fail", "show_command", "act", "switch_to")
+    body += script_functions("unit_up", "start_services", "abandon_switch")
+    proc = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
+            f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() START=0 REBOOT=0 RESTARTED=0\n"
+            "FAILED_AT_SWITCH=0 SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
+            "start_services",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}"),
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "start with: systemctl start kiosk" not in out, out
+    assert "kiosk.service still runs releases/old" in out, out
+    assert "run the install again without --no-start" in out, out
+    assert "restart" not in calls.read_text() and "stop" not in calls.read_text()
