@@ -394,7 +394,7 @@ def start_switched(root: Path, fake_bin: Path) -> subprocess.CompletedProcess[st
             "-c",
             f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
             f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0 START=1 REBOOT=0\n"
-            f"CHANGED_RUNTIME=1 RESTARTED=0 FAILED_AT_SWITCH=0 STOPPED_FOR_COPY=0\n"
+            f"CHANGED_RUNTIME=1 RESTARTED=0 FAILED_AT_SWITCH=0 STOPPED_FOR_COPY=0 EARLIER_COPY=0\n"
             f"PY={sys.executable} DATA=/var/lib/kiosk\n"
             f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
             "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous PREFIX=/opt/kiosk\n"
@@ -561,7 +561,7 @@ def run_steps_with(tmp_path: Path, steps: str, *, failing: str) -> tuple[Path, s
             f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
             f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() PENDING=() HEALTH_SETTLE=0 START=1\n"
             f"REBOOT=0 CHANGED_RUNTIME=0 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT=''\n"
-            "STOPPED_FOR_COPY=0\n"
+            "STOPPED_FOR_COPY=0 EARLIER_COPY=0\n"
             f"SWITCHED_FROM='' SWITCHED_TO='' PY={sys.executable} DATA=/var/lib/kiosk\n"
             f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
             "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous UNIT_DIR=/etc/systemd/system\n"
@@ -619,6 +619,7 @@ def run_start_step(root: Path, fake_bin: Path, py: str) -> subprocess.CompletedP
             f"set -u\n{body}\nsystemd_running() {{ true; }}\nstep_start() {{ start_services; }}\n"
             f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0 START=1 REBOOT=0\n"
             f"CHANGED_RUNTIME=1 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT='' STOPPED_FOR_COPY=0\n"
+            "EARLIER_COPY=0\n"
             f"PY={py} DATA=/var/lib/kiosk STEPS=(start) PREFIX=/opt/kiosk\nexport MAIN=$$\n"
             f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
             "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
@@ -902,3 +903,23 @@ def test_an_update_with_no_start_says_the_gate_still_runs_the_previous_release(t
     assert "kiosk.service still runs releases/old" in out, out
     assert "run the install again without --no-start" in out, out
     assert "restart" not in calls.read_text() and "stop" not in calls.read_text()
+
+
+def test_an_update_cut_off_keeps_the_copy_an_earlier_failed_update_left(tmp_path, clock):
+    """The copy from before an earlier update that recorded events and failed is the way back
+    (kept by every later run until a release stays up): a later run cut off while it went to
+    copy the log removed it with its own."""
+    root, fake_bin, _ = switched_gate(tmp_path, clock)
+    data = root / "var/lib/kiosk"
+    shutil.copy(data / "kiosk.db", data / "kiosk.db.before-update")
+    earlier = (data / "kiosk.db.before-update").read_bytes()
+    py = tmp_path / "py"
+    py.write_text(
+        f'#!/bin/sh\ncase "$*" in *" keep "*) kill -INT $PPID ;; esac\nexec {sys.executable} "$@"\n'
+    )
+    py.chmod(0o755)
+    proc = run_start_step(root, fake_bin, str(py))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 130, out
+    assert os.readlink(root / "opt/kiosk/current") == "releases/old", out
+    assert (data / "kiosk.db.before-update").read_bytes() == earlier, out
