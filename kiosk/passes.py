@@ -166,9 +166,14 @@ def new_key_pair(directory: str | Path, name: str = "issuer") -> tuple[Path, Pat
         raise KeyFileError(f"key name {name!r} must be a plain file name (1-64 chars, no '/')")
     directory = Path(directory)
     key_path, pub_path = directory / f"{name}.key", directory / f"{name}.pub"
+    if empty_key_left_by_a_cut(key_path, pub_path):
+        try:
+            key_path.unlink()
+        except OSError as exc:
+            raise KeyFileError(f"cannot remove the empty {key_path}: {exc.strerror}") from None
     for path in (key_path, pub_path):
         if path.exists():
-            raise KeyFileError(f"{path} already exists; refusing to overwrite a key")
+            raise KeyFileError(_refusal(key_path, pub_path, path))
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -198,6 +203,39 @@ def new_key_pair(directory: str | Path, name: str = "issuer") -> tuple[Path, Pat
             f"cannot write key files in {directory}: {exc.strerror or exc}"
         ) from None
     return key_path, pub_path
+
+
+def empty_key_left_by_a_cut(key_path: Path, pub_path: Path) -> bool:
+    """``NAME.key`` empty with no ``NAME.pub``: a power cut before the key's sync while
+    ``new_key_pair`` made it (the public half is written only after that sync). It never
+    signed a pass, so a new pair may take its place."""
+    try:
+        return key_path.is_file() and key_path.stat().st_size == 0 and not pub_path.exists()
+    except OSError:
+        return False
+
+
+def _refusal(key_path: Path, pub_path: Path, path: Path) -> str:
+    """Why ``new_key_pair`` will not write over ``path``: a key in use, or one that is empty or
+    damaged beside a public half trust folders may hold (passes it signed still verify there)."""
+    try:
+        load_private_key(key_path)
+    except KeyFileError:
+        if key_path.is_file():
+            empty = key_path.stat().st_size == 0
+            beside = (
+                f" and {pub_path.name} beside it may be in the kiosks' trust folders (passes it"
+                " signed verify there)"
+                if pub_path.exists()
+                else ""
+            )
+            return (
+                f"{key_path} is {'empty' if empty else 'damaged (not a PEM private key)'}"
+                f"{beside}: it is not replaced. Restore the key from your backup; or, to issue"
+                f" from a new key, move both aside (mv {key_path.name} {pub_path.name}"
+                " somewhere else) and run again"
+            )
+    return f"{path} already exists; refusing to overwrite a key"
 
 
 def load_private_key(path: str | Path) -> Ed25519PrivateKey:

@@ -234,6 +234,7 @@ DATA_COPY_FUNCTIONS = (
     "keep_log_copy",
     "log_copy_back",
     "drop_log_copy",
+    "previous_release_refuses",
 )
 
 
@@ -259,19 +260,20 @@ def test_a_new_release_that_does_not_stay_up_is_switched_back(tmp_path, state):
     (kiosk / "previous").symlink_to("releases/old")
     fake_bin, calls = tmp_path / "bin", tmp_path / "calls"
     fake_bin.mkdir()
-    (fake_bin / "systemctl").write_text(
-        f'#!/bin/sh\necho "$*" >>{calls}\n[ "$1" = is-active ] || exit 0\necho {state}\n'
-        f"[ {state} = active ]\n"
+    (fake_bin / "systemctl").write_text(  # the previous release runs
+        f'#!/bin/sh\necho "$*" >>{calls}\n[ "$1" = is-active ] || exit 0\n'
+        f'[ "$(readlink {kiosk}/current)" = releases/new ] || {{ echo active; exit 0; }}\n'
+        f"echo {state}\n[ {state} = active ]\n"
     )
     (fake_bin / "systemctl").chmod(0o755)
     body = script_functions("r", "say", "ok", "fail", "show_command", "act", "switch_to")
-    body += script_functions("stays_up_or_roll_back", *DATA_COPY_FUNCTIONS)
+    body += script_functions("unit_up", "stays_up_or_roll_back", *DATA_COPY_FUNCTIONS)
     proc = subprocess.run(
         [
             "bash",
             "-c",
             f"set -u\n{body}\nROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0\n"
-            f"PY={sys.executable} DATA=/var/lib/kiosk\n"
+            f"PY={sys.executable} DATA=/var/lib/kiosk PREFIX=/opt/kiosk\n"
             f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
             "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
             "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
@@ -384,6 +386,7 @@ def start_switched(root: Path, fake_bin: Path) -> subprocess.CompletedProcess[st
     """The install's start step after a switch (systemd running: restart, then stay up?)."""
     body = script_functions("r", "say", "ok", "skip", "fail", "show_command", "act", "switch_to")
     body += script_functions("unit_up", "start_services", "stays_up_or_roll_back")
+    body += script_functions("keep_unit_files", "undo_switch", "abandon_switch")
     body += script_functions(*DATA_COPY_FUNCTIONS)
     return subprocess.run(
         [
@@ -391,9 +394,10 @@ def start_switched(root: Path, fake_bin: Path) -> subprocess.CompletedProcess[st
             "-c",
             f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
             f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0 START=1 REBOOT=0\n"
-            f"CHANGED_RUNTIME=1 PY={sys.executable} DATA=/var/lib/kiosk\n"
+            f"CHANGED_RUNTIME=1 RESTARTED=0 FAILED_AT_SWITCH=0 STOPPED_FOR_COPY=0 EARLIER_COPY=0\n"
+            f"PY={sys.executable} DATA=/var/lib/kiosk\n"
             f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
-            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
+            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous PREFIX=/opt/kiosk\n"
             "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
             'start_services; status=$?; printf "%s\\n" "${FAILED[@]}"; exit $status',
         ],
@@ -514,3 +518,408 @@ def test_a_log_the_config_keeps_elsewhere_is_copied_and_put_back_too(tmp_path, c
     assert sorted(p.name for p in data.iterdir()) == ["events.db"]
     with EventLog(data / "events.db", "gate-1", clock, migrations=[lists.MIGRATIONS]) as log:
         assert [e["seq"] for e in log.events()] == [1]
+
+
+def run_steps_with(tmp_path: Path, steps: str, *, failing: str) -> tuple[Path, str, str, int]:
+    """The install's run of its steps on a gate running releases/old, with fake steps: venv
+    switches to releases/new, and ``failing`` (a step after it) fails, or is cut off."""
+    root = tmp_path / "root"
+    kiosk = root / "opt/kiosk"
+    (kiosk / "releases/old/venv").mkdir(parents=True)
+    (kiosk / "releases/new/venv").mkdir(parents=True)
+    (kiosk / "current").symlink_to("releases/old")
+    units = root / "etc/systemd/system"
+    units.mkdir(parents=True)
+    (units / "kiosk.service").write_text("[Service]\nExecStart=/opt/kiosk/current/venv/bin/kiosk\n")
+    fake_bin, calls = tmp_path / "bin", tmp_path / "calls"
+    fake_bin.mkdir()
+    (fake_bin / "systemctl").write_text(
+        f'#!/bin/sh\necho "$*" >>{calls}\n[ "$1" = is-active ] || exit 0\necho active\n'
+    )
+    (fake_bin / "systemctl").chmod(0o755)
+    calls.write_text("")
+    body = script_functions("r", "say", "ok", "skip", "fail", "show_command", "act", "switch_to")
+    body += script_functions("link_name", "switch_release", "keep_unit_files", "undo_switch")
+    body += script_functions("abandon_switch", "unit_up", "start_services", "run_steps")
+    body += script_functions("interrupted")
+    body += script_functions("stays_up_or_roll_back", "switch_back", *DATA_COPY_FUNCTIONS)
+    fakes = {name: "true" for name in steps.split()}
+    fakes |= {
+        "venv": "switch_release releases/new",
+        "units": "printf '[Service]\\nExecStart=/opt/kiosk/current/venv/bin/kiosk --new\\n'"
+        f" >{units}/kiosk.service",
+        "start": "start_services",
+    }
+    fakes[failing] += "; " + (
+        "kill -INT $$" if failing == "cut" else f'fail "{failing} went wrong"'
+    )
+    body += "".join(f"step_{name}() {{ {cmd}; }}\n" for name, cmd in fakes.items())
+    proc = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
+            f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() PENDING=() HEALTH_SETTLE=0 START=1\n"
+            f"REBOOT=0 CHANGED_RUNTIME=0 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT=''\n"
+            "STOPPED_FOR_COPY=0 EARLIER_COPY=0\n"
+            f"SWITCHED_FROM='' SWITCHED_TO='' PY={sys.executable} DATA=/var/lib/kiosk\n"
+            f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
+            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous UNIT_DIR=/etc/systemd/system\n"
+            "UNITS=(kiosk.service kiosk-purge.timer)\n"
+            "UART_DROPIN=/etc/systemd/system/kiosk.service.d/uart.conf\n"
+            "PURGE_DROPIN=/etc/systemd/system/kiosk-purge.timer.d/zone.conf\n"
+            f"STEPS=({steps})\n"
+            'run_steps; printf "%s\\n" "${FAILED[@]}"; [ ${#FAILED[@]} -eq 0 ]',
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}"),
+    )
+    return root, proc.stdout + proc.stderr, calls.read_text(), proc.returncode
+
+
+@pytest.mark.parametrize(
+    ("steps", "failing"),
+    [
+        ("venv files config units start", "config"),  # the loop stops at a bad config
+        ("venv files units trust start", "trust"),  # the start step comes after it
+        ("venv files units cut start", "cut"),  # Ctrl-C, a dropped SSH session
+    ],
+)
+def test_an_install_that_fails_after_its_switch_and_before_the_restart_switches_back(
+    tmp_path, steps, failing
+):
+    """A step failing (or the install cut off) after `current` named the new release and before
+    kiosk.service was restarted on it left `current` there, with no copy of the log: the next
+    boot started the new release, which migrated the log, and no switch back could follow. The
+    install puts `current` and the units back, restarts nothing, and says so."""
+    root, out, calls, status = run_steps_with(tmp_path, steps, failing=failing)
+    kiosk = root / "opt/kiosk"
+    assert status != 0, out
+    assert os.readlink(kiosk / "current") == "releases/old", out
+    assert "restart" not in calls and "stop kiosk" not in calls, calls
+    unit = (root / "etc/systemd/system/kiosk.service").read_text()
+    assert "--new" not in unit, unit
+    assert "switched back to releases/old" in out, out
+    assert "kiosk.service was not restarted" in out, out
+    assert not (root / "var/lib/kiosk").exists()  # the log was never touched
+
+
+def run_start_step(root: Path, fake_bin: Path, py: str) -> subprocess.CompletedProcess[str]:
+    """The start step after a switch, run as the install runs its steps (signals trapped)."""
+    body = script_functions("r", "say", "ok", "skip", "fail", "show_command", "act", "switch_to")
+    body += script_functions("keep_unit_files", "undo_switch", "abandon_switch", "interrupted")
+    body += script_functions("unit_up", "start_services", "stays_up_or_roll_back", "run_steps")
+    body += script_functions("switch_back", *DATA_COPY_FUNCTIONS)
+    body += script_functions("previous_release_refuses")
+    return subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -u\n{body}\nsystemd_running() {{ true; }}\nstep_start() {{ start_services; }}\n"
+            f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0 START=1 REBOOT=0\n"
+            f"CHANGED_RUNTIME=1 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT='' STOPPED_FOR_COPY=0\n"
+            "EARLIER_COPY=0\n"
+            f"PY={py} DATA=/var/lib/kiosk STEPS=(start) PREFIX=/opt/kiosk\nexport MAIN=$$\n"
+            f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
+            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
+            "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
+            'run_steps; printf "%s\\n" "${FAILED[@]}"; [ ${#FAILED[@]} -eq 0 ]',
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}"),
+    )
+
+
+def test_an_update_cut_off_while_it_copies_the_log_starts_the_previous_release_again(
+    tmp_path, clock
+):
+    """Ctrl-C (or a dropped SSH session) while the log was copied at rest: the daemon had been
+    stopped for the copy, and the install went back to the previous release without starting
+    it again: the gate stayed locked until someone rebooted it."""
+    root, fake_bin, calls = switched_gate(tmp_path, clock)
+    py = tmp_path / "py"
+    py.write_text(
+        f'#!/bin/sh\ncase "$*" in *" keep "*) kill -INT $PPID ;; esac\nexec {sys.executable} "$@"\n'
+    )
+    py.chmod(0o755)
+    proc = run_start_step(root, fake_bin, str(py))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 130, out
+    assert os.readlink(root / "opt/kiosk/current") == "releases/old", out
+    done = calls.read_text().splitlines()
+    assert done[0] == "stop kiosk.service kiosk-purge.service", done
+    assert done[-1] in ("start kiosk.service", "restart kiosk.service"), done
+    assert "restart kiosk.service" not in done[:-1], done  # never started on releases/new
+    assert sorted(p.name for p in (root / "var/lib/kiosk").iterdir()) == ["kiosk.db"], out
+
+
+def test_a_copy_of_the_log_the_card_has_no_room_for_is_not_left_filling_it(tmp_path, clock):
+    """The card full while the log was copied: the install switched back (no copy, no start on
+    the new release), but left the part it had copied, and the previous release started on a
+    card with even less room than before."""
+    root, fake_bin, calls = switched_gate(tmp_path, clock)
+    data = root / "var/lib/kiosk"
+    size = (data / "kiosk.db").stat().st_size
+    if os.geteuid() == 0:
+        os.chown(data / "kiosk.db", 4321, 4321)  # the daemon's user, not root
+    py = tmp_path / "py"
+    # RLIMIT_FSIZE (bash: KiB; over the -shm's 32 KiB, under the log's size): a write past it
+    # fails (EFBIG; Python ignores SIGXFSZ) as on a full card, half-way through the copy.
+    py.write_text(
+        f'#!/bin/bash\ncase "$*" in *" keep "*) ulimit -f {size // 1024 // 2} ;; esac\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    py.chmod(0o755)
+    proc = run_start_step(root, fake_bin, str(py))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "no copy of the event log could be kept" in out, out
+    assert "(room on the card: df -h" in out and "Traceback" not in out, out
+    assert os.readlink(root / "opt/kiosk/current") == "releases/old", out
+    left = sorted(p.name for p in data.iterdir())
+    assert [p for p in left if p not in ("kiosk.db-wal", "kiosk.db-shm")] == ["kiosk.db"], out
+    for side in left:  # root opened the log for the copy: the daemon's user still owns them
+        assert (data / side).stat().st_uid == (data / "kiosk.db").stat().st_uid
+    acted = [c for c in calls.read_text().splitlines() if not c.startswith("is-active")]
+    assert acted[-1] == "restart kiosk.service", acted
+    assert out.count("did: point /opt/kiosk/current at releases/old") == 1, out
+
+
+def test_a_switch_back_to_a_release_that_refuses_the_config_does_not_say_the_gate_runs(
+    tmp_path, clock
+):
+    """A key added to the config for the new release (before the update, as install.md says
+    for allowed_hosts) is one the previous release refuses: the switch back restarted it, it
+    stopped at once, and the install said "the gate runs the previous program" over a locked
+    gate. It says the previous release does not run either, and why (its own check-config)."""
+    root, fake_bin, calls = switched_gate(tmp_path, clock)
+    systemctl = fake_bin / "systemctl"
+    systemctl.write_text(  # the previous release too: failed at once
+        systemctl.read_text()
+        .replace('restart|start) [ -z "$new" ] ||', 'restart|start) [ -z "$new" ] && exit 1;')
+        .replace("echo failed; exit 3; fi; echo active", "echo failed; exit 3; fi; echo failed")
+    )
+    old_kiosk = root / "opt/kiosk/releases/old/venv/bin/kiosk"
+    old_kiosk.parent.mkdir(parents=True)
+    old_kiosk.write_text(
+        '#!/bin/sh\n[ "$1" = check-config ] || exit 1\n'
+        "echo 'compound: unknown key (this version has no such setting)' >&2\nexit 2\n"
+    )
+    old_kiosk.chmod(0o755)
+    proc = start_switched(root, fake_bin)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert os.readlink(root / "opt/kiosk/current") == "releases/old"
+    assert "the gate runs the previous program" not in out, out
+    assert "does not run on releases/old either" in out, out
+    assert "kiosk.service was failed on the new release" in out, out
+    assert "compound: unknown key" in out, out
+
+
+def test_an_update_whose_build_fills_the_card_does_not_leave_it_full(tmp_path):
+    """pip stopped by a full card (No space left on device) half-way through the new release:
+    the install said the unfinished release 'is removed by the next run' and left it there,
+    hundreds of MB, so the gate ran on with a full card and could not record a passage."""
+    root = tmp_path / "root"
+    (root / "opt/kiosk/releases/old/venv").mkdir(parents=True)
+    checkout = tmp_path / "checkout"
+    (checkout / "kiosk").mkdir(parents=True)
+    (checkout / "kiosk/__init__.py").write_text("")
+    py = tmp_path / "py"  # `python -m venv DIR`: a venv whose pip fills the card and fails
+    py.write_text(
+        '#!/bin/sh\n[ "$1 $2" = "-m venv" ] || exit 9\nvenv=$4\nmkdir -p "$venv/bin"\n'
+        "cat >\"$venv/bin/python\" <<'PIP'\n#!/bin/sh\n"
+        'mkdir -p "$(dirname "$0")/../lib/site-packages/cv2"\n'
+        'head -c 65536 /dev/zero >"$(dirname "$0")/../lib/site-packages/cv2/cv2.so"\n'
+        "echo 'ERROR: Could not install packages due to an OSError: [Errno 28] No space left"
+        " on device' >&2\nexit 1\nPIP\n"
+        'chmod +x "$venv/bin/python"\n'
+    )
+    py.chmod(0o755)
+    body = script_functions("r", "say", "ok", "fail", "show_command", "act")
+    body += script_functions("source_files", "build_release")
+    proc = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -u\n{body}\npip_extras() {{ :; }}\n"
+            f"ROOT={root} DRY_RUN=0 STEP=venv FAILED=() PY={py} PIP_ARGS='' CHECKOUT={checkout}\n"
+            "PREFIX=/opt/kiosk\n"
+            "build_release /opt/kiosk/releases/new STAMP",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "No space left on device" in out, out
+    assert sorted(p.name for p in (root / "opt/kiosk/releases").iterdir()) == ["old"], out
+    assert "removed by the next run" not in out, out
+
+
+def test_an_update_run_again_keeps_the_copy_from_before_the_first_one(tmp_path, clock):
+    """The first run's new release recorded events and failed: the install kept the copy from
+    before the update and said so (the way back to the previous release). Run again (going
+    forward, as install.md says), it copied the migrated log over that copy: failing again,
+    the log from before the update was gone, and with it the way back."""
+    root, fake_bin, _ = switched_gate(tmp_path, clock, records=2)
+    assert start_switched(root, fake_bin).returncode == 1
+    kiosk = root / "opt/kiosk"
+    (kiosk / "current").unlink()
+    (kiosk / "current").symlink_to("releases/new")  # the second run's switch
+    (kiosk / "previous").unlink()
+    (kiosk / "previous").symlink_to("releases/old")
+    proc = start_switched(root, fake_bin)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    copy = sqlite3.connect(root / "var/lib/kiosk/kiosk.db.before-update")
+    try:
+        assert copy.execute("SELECT max(seq) FROM events").fetchone() == (1,), out
+    finally:
+        copy.close()
+    assert "kept from before an earlier update" in out, out
+
+
+def test_an_update_cut_off_while_it_waits_for_the_new_release_to_stay_up_goes_back(tmp_path, clock):
+    """Ctrl-C in the 15 s the install waits for the new release to stay up (the one step that
+    waits) left it running unproven, with the log's copy kept for good: a new release that
+    then fell over was never switched back, and the gate stayed locked. Cut off there, the
+    install goes back as for a release that did not stay up."""
+    root, fake_bin, calls = switched_gate(tmp_path, clock)
+    systemctl = fake_bin / "systemctl"
+    systemctl.write_text(
+        systemctl.read_text()
+        .replace(
+            "echo failed; exit 3; fi; echo active",
+            "echo active; exit 0; fi; echo active",
+        )
+        .replace(  # Ctrl-C while the new release starts (the restart waits for READY=1)
+            'restart|start) [ -z "$new" ] ||',
+            'restart|start) [ -z "$new" ] || kill -INT $MAIN;',
+        )
+    )
+    proc = run_start_step(root, fake_bin, sys.executable)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 130, out
+    assert os.readlink(root / "opt/kiosk/current") == "releases/old", out
+    assert "cut off (SIGINT) before kiosk.service was seen to stay up" in out, out
+    assert "put the event log back as it was before the update" in out, out
+    assert sorted(p.name for p in (root / "var/lib/kiosk").iterdir()) == ["kiosk.db"], out
+    assert "restart kiosk.service on releases/old" in out, out
+
+
+def test_a_second_install_while_one_runs_on_the_same_system_changes_nothing(tmp_path):
+    """An update started again while the first still ran (in a tmux the technician lost, from
+    a second SSH session): the second removed the release the first was building as 'an
+    unfinished build', both switched and copied the log, and one removed the copy the other
+    would switch back with. The second stops at once, changing nothing, and says why."""
+    import fcntl
+
+    from test_install import run
+
+    root = tmp_path / "root"
+    root.mkdir()
+    fd = os.open(root, os.O_RDONLY)  # the install running: its lock on the system's root
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        proc = run(ROOT / "scripts" / "install", "--root", str(root))
+    finally:
+        os.close(fd)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "another scripts/install is running" in out, out
+    assert "[preflight]" not in out, out
+    assert list(root.iterdir()) == [], out
+
+
+def test_an_empty_issuing_key_beside_its_public_half_is_not_replaced_by_the_install(tmp_path):
+    """issuer.key found empty with issuer.pub beside it is no power cut of `keys new` (the key
+    is synced before its public half is written): the passes it signed are trusted by that
+    issuer.pub. The install removed both and made a new pair, and its trust step then put the
+    new public half in trust/: every pass the gate had issued was refused (a forged-pass alarm
+    each). It keeps both and says what to do."""
+    root = tmp_path / "root"
+    keys = root / "var/lib/kiosk/keys"
+    keys.mkdir(parents=True)
+    (keys / "issuer.key").write_bytes(b"")
+    pub = b"-----BEGIN PUBLIC KEY-----\nthe key that signed the passes\n"
+    (keys / "issuer.pub").write_bytes(pub)
+    body = script_functions("r", "say", "ok", "skip", "todo", "fail", "show_command", "act")
+    body += script_functions("step_issuer_key")
+    proc = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f'set -u\n{body}\nkiosk_verb() {{ echo called kiosk_verb "$@"; }}\n'
+            "owner_for() { echo 0:0; }\nissuer_pub() { :; }\n"
+            "ensure_file_mode() { :; }\n"
+            f"ROOT={root} DRY_RUN=0 STEP=issuer-key FAILED=() PENDING=() DATA=/var/lib/kiosk\n"
+            "KIOSK_USER=kiosk VENV=/opt/kiosk/current/venv\n"
+            'step_issuer_key; printf "%s\\n" "${FAILED[@]}"; [ ${#FAILED[@]} -eq 0 ]',
+        ],
+        capture_output=True,
+        text=True,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert (keys / "issuer.pub").read_bytes() == pub, out
+    assert (keys / "issuer.key").read_bytes() == b"", out
+    assert "called kiosk_verb" not in out, out
+    assert "issuer.key is empty" in out and "backup" in out, out
+
+
+def test_an_update_with_no_start_says_the_gate_still_runs_the_previous_release(tmp_path, clock):
+    """`--no-start` on a running gate after a switch said "start with: systemctl start kiosk
+    ...": a start of a unit that runs does nothing, so the gate ran the previous program from
+    memory until some restart brought up the new one, with no copy of the log and no switch
+    back. It says what runs, and how to restart with both."""
+    root, fake_bin, calls = switched_gate(tmp_path, clock)
+    systemctl = fake_bin / "systemctl"  # the previous release runs on, from memory
+    systemctl.write_text(
+        systemctl.read_text().replace(
+            "echo failed; exit 3; fi; echo active", "true; fi; echo active"
+        )
+    )
+    body = script_functions("r", "say", "ok", "skip", "fail", "show_command", "act", "switch_to")
+    body += script_functions("unit_up", "start_services", "abandon_switch")
+    proc = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
+            f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() START=0 REBOOT=0 RESTARTED=0\n"
+            "FAILED_AT_SWITCH=0 SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
+            "start_services",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}"),
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "start with: systemctl start kiosk" not in out, out
+    assert "kiosk.service still runs releases/old" in out, out
+    assert "run the install again without --no-start" in out, out
+    assert "restart" not in calls.read_text() and "stop" not in calls.read_text()
+
+
+def test_an_update_cut_off_keeps_the_copy_an_earlier_failed_update_left(tmp_path, clock):
+    """The copy from before an earlier update that recorded events and failed is the way back
+    (kept by every later run until a release stays up): a later run cut off while it went to
+    copy the log removed it with its own."""
+    root, fake_bin, _ = switched_gate(tmp_path, clock)
+    data = root / "var/lib/kiosk"
+    shutil.copy(data / "kiosk.db", data / "kiosk.db.before-update")
+    earlier = (data / "kiosk.db.before-update").read_bytes()
+    py = tmp_path / "py"
+    py.write_text(
+        f'#!/bin/sh\ncase "$*" in *" keep "*) kill -INT $PPID ;; esac\nexec {sys.executable} "$@"\n'
+    )
+    py.chmod(0o755)
+    proc = run_start_step(root, fake_bin, str(py))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 130, out
+    assert os.readlink(root / "opt/kiosk/current") == "releases/old", out
+    assert (data / "kiosk.db.before-update").read_bytes() == earlier, out

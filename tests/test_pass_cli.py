@@ -252,3 +252,35 @@ def test_a_card_written_over_a_world_readable_file_is_readable_by_its_owner_only
     code, _, _ = _issue(capsys, keys, "--out", str(card))
     assert code == 0 and stat.S_IMODE(card.stat().st_mode) == 0o600
     assert card.read_text() != "yesterday's card"
+
+
+def test_keys_new_replaces_a_key_a_power_cut_left_empty(tmp_path, capsys):
+    """A power cut while `keys new` wrote the key (before its sync) leaves NAME.key empty and
+    no NAME.pub: it never signed a pass. `keys new` said only "already exists", so the issuer
+    was stuck with an empty key; it is replaced, and the output says so."""
+    (tmp_path / "issuer.key").write_bytes(b"")
+    assert main(["keys", "new", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "replaced the empty" in out and "signed nothing" in out, out
+    from kiosk.passes import load_private_key, load_public_key
+
+    private = load_private_key(tmp_path / "issuer.key")
+    assert load_public_key(tmp_path / "issuer.pub") == private.public_key()
+
+
+@pytest.mark.parametrize("content", [b"", b"-----BEGIN PRIVATE KEY-----\nAAAA", b"\0" * 119])
+def test_keys_new_names_a_damaged_key_whose_public_half_is_out_and_keeps_both(
+    tmp_path, capsys, content
+):
+    """An empty or damaged key beside its public half may have signed passes the trust
+    folders hold: it is never replaced. The message says what is wrong and what to do, not
+    only "already exists"."""
+    (tmp_path / "issuer.key").write_bytes(content)
+    (tmp_path / "issuer.pub").write_bytes(b"-----BEGIN PUBLIC KEY-----\nkept\n")
+    assert main(["keys", "new", "--dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert ("is empty" if not content else "is damaged") in err, err
+    assert "backup" in err and "move both aside" in err, err
+    assert (tmp_path / "issuer.key").read_bytes() == content
+    assert (tmp_path / "issuer.pub").read_bytes() == b"-----BEGIN PUBLIC KEY-----\nkept\n"

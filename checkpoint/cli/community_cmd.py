@@ -91,12 +91,18 @@ def _import_action(actions: Verbs, kind: str) -> None:
     imp.set_defaults(kind=kind)
 
 
-def _store(args: argparse.Namespace, config: KioskConfig, *, create: bool = False) -> EventLog:
+def _store(
+    args: argparse.Namespace,
+    config: KioskConfig,
+    *,
+    create: bool = False,
+    reads_only: str | None = None,
+) -> EventLog:
     from kiosk import lists, stats, tokens
     from kiosk.ledgers import MIGRATIONS
 
-    return open_store(args, config, [tokens.MIGRATIONS, stats.MIGRATIONS, lists.MIGRATIONS,
-                                     *MIGRATIONS], create=create)  # fmt: skip
+    sets = [tokens.MIGRATIONS, stats.MIGRATIONS, lists.MIGRATIONS, *MIGRATIONS]
+    return open_store(args, config, sets, create=create, reads_only=reads_only)
 
 
 #: Days a report can be about: the calendar's ends overflow the day's bounds in UTC and the
@@ -156,7 +162,7 @@ def report_run(args: argparse.Namespace) -> int:
         f: report_target(p, "." + f) for f, p in (("xlsx", args.xlsx), ("csv", args.csv)) if p
     }
     config = load_args_config(args)
-    store = _store(args, config)
+    store = _store(args, config, reads_only="report")
     try:
         config = site_config(args, config, store)
         report = daily_report(store.reader(), day, config.site.timezone, config.policy.quota)
@@ -235,7 +241,8 @@ def import_run(args: argparse.Namespace) -> int:
         raise UsageError("--actor: not UTF-8 text") from None
     data = _read(args.file)
     config = load_args_config(args)
-    store = _store(args, config, create=args.apply)
+    reading = None if args.apply else f"{args.kind} import"  # a preview: only reads
+    store = _store(args, config, create=args.apply, reads_only=reading)
     interrupted: list[int] = []
     try:
         plan, apply = _plan(args.kind, data, Path(args.file).name, store, args)

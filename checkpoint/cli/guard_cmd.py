@@ -106,10 +106,13 @@ def hash_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store(args: argparse.Namespace, *, create: bool = False) -> EventLog:
+def _open_store(
+    args: argparse.Namespace, *, create: bool = False, reads_only: str | None = None
+) -> EventLog:
     from kiosk import accounts
 
-    return open_store(args, load_args_config(args), [accounts.MIGRATIONS], create=create)
+    config = load_args_config(args)
+    return open_store(args, config, [accounts.MIGRATIONS], create=create, reads_only=reads_only)
 
 
 def _actor() -> str:
@@ -141,7 +144,7 @@ def list_run(args: argparse.Namespace) -> int:
     from kiosk.accounts import AccountError, AccountStore
     from kiosk.secrets import get_secret
 
-    store = _open_store(args)
+    store = _open_store(args, reads_only="guard list")
     try:
         try:
             accounts = AccountStore(store, get_secret("guard_users")).names()

@@ -108,11 +108,18 @@ def keys_new(args: argparse.Namespace) -> int:
     """make a new issuing key pair
 
     Write DIR/NAME.key (private, mode 0600) and DIR/NAME.pub (copy the .pub into each
-    kiosk's trust folder). Never overwrites an existing key."""
+    kiosk's trust folder). Never overwrites an existing key; a key a power cut left empty
+    before its public half was written (it signed nothing) is replaced."""
+    from kiosk.passes import empty_key_left_by_a_cut
+
+    folder = Path(args.dir)
+    cut = empty_key_left_by_a_cut(folder / f"{args.name}.key", folder / f"{args.name}.pub")
     try:
         key_path, pub_path = new_key_pair(args.dir, args.name)
     except KeyFileError as exc:
         raise UsageError(str(exc)) from None
+    if cut:
+        print(f"replaced the empty {key_path} (a power cut while it was made; it signed nothing)")
     print(f"private key: {key_path} (mode 0600; keep it off the kiosk unless it issues)")
     print(f"public key:  {pub_path} (copy into each kiosk's trust folder)")
     return 0

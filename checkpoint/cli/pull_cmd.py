@@ -109,10 +109,17 @@ def _tokens(actions: Verbs) -> None:
     add_store_args(revoke)
 
 
-def _open_store(args: argparse.Namespace, config: KioskConfig, *, create: bool = False) -> EventLog:
+def _open_store(
+    args: argparse.Namespace,
+    config: KioskConfig,
+    *,
+    create: bool = False,
+    reads_only: str | None = None,
+) -> EventLog:
     from kiosk import stats, tokens
 
-    return open_store(args, config, [tokens.MIGRATIONS, stats.MIGRATIONS], create=create)
+    sets = [tokens.MIGRATIONS, stats.MIGRATIONS]
+    return open_store(args, config, sets, create=create, reads_only=reads_only)
 
 
 def _token_store(store: EventLog) -> TokenStore:
@@ -146,7 +153,7 @@ def token_new(args: argparse.Namespace) -> int:
 
 def token_list(args: argparse.Namespace) -> int:
     """list tokens (never their secrets)"""
-    store = _open_store(args, load_args_config(args))
+    store = _open_store(args, load_args_config(args), reads_only="token list")
     try:
         tokens = _token_store(store).list()
     finally:

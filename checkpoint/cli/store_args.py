@@ -119,14 +119,36 @@ def _refuse_under_older_daemon(path: Path, migrations: list[Migrations]) -> None
         os.close(fd)
 
 
-def _pending_migrations(path: Path, migrations: list[Migrations]) -> list[str]:
+def _refuse_older_log(path: Path, migrations: list[Migrations], verb: str) -> None:
+    """A verb that only reads, on a log an older version wrote: migrating it to read it would
+    leave a schema that version refuses, so going back to it (docs/install.md, Going back)
+    would be cut off by a look. The verb says so and changes nothing; the daemon of this
+    version migrates the log when it starts (the update restarts it)."""
+    pending = _pending_migrations(path, migrations, older_only=True)
+    if pending:
+        raise CliError(
+            f"{path} was written by an older version of the program (this one would migrate"
+            f" it: {', '.join(pending[:3])}): `kiosk {verb}` only reads and leaves it as it"
+            " is, so that the older version can still open it. The daemon of this version"
+            " (`kiosk run`, restarted by the update) migrates it when it starts: run the verb"
+            " again after that, or read a copy with the older version's `kiosk`"
+        )
+
+
+def _pending_migrations(
+    path: Path, migrations: list[Migrations], *, older_only: bool = False
+) -> list[str]:
     """``SET NAME`` of each migration opening ``path`` with ``migrations`` would make (the
-    event log's own first); nothing for a file that is not there yet. Reads only."""
+    event log's own first); nothing for a file that is not there yet. Reads only.
+
+    ``older_only``: only those that show an older version wrote the file: the rest of a set
+    the file records, or a whole set once a daemon wrote the file (it opens it with every set
+    it has: ``recorded_site``). A set no verb that wrote the file needed is no such sign."""
     import sqlite3
 
     import sqlite_utils
 
-    from kiosk.store import MIGRATIONS
+    from kiosk.store import MIGRATIONS, recorded_site
 
     if not path.is_file() or not path.stat().st_size:
         return []
@@ -136,7 +158,10 @@ def _pending_migrations(path: Path, migrations: list[Migrations]) -> list[str]:
         return []
     try:
         db = sqlite_utils.Database(conn)
-        return [f"{m.name} {p.name}" for m in (MIGRATIONS, *migrations) for p in m.pending(db)]
+        sets = [MIGRATIONS, *migrations]
+        if older_only and recorded_site(db) is None:
+            sets = [MIGRATIONS, *(m for m in migrations if any(m.applied(db)))]
+        return [f"{m.name} {p.name}" for m in sets for p in m.pending(db)]
     except sqlite3.Error:
         return []  # the open that follows says what is wrong with the file
     finally:
@@ -149,18 +174,22 @@ def open_store(
     migrations: Iterable[Migrations],
     *,
     create: bool = False,
+    reads_only: str | None = None,
 ) -> EventLog:
     """The kiosk's event log, open for the verb. Only a verb that adds (``create``: a token,
     an account, an applied import) may begin a new log; any other verb pointed where there is
-    none says so (exit 2) and leaves no empty log behind to be taken for the kiosk's."""
+    none says so (exit 2) and leaves no empty log behind to be taken for the kiosk's. A verb
+    that only reads (``reads_only``: its name) never migrates the log (``_refuse_older_log``)."""
     from drivers import clocksync
     from kiosk.store import EventLog, StoreFault
 
     path = db_path(args, config)
-    check_event_log(path, create=create)
+    check_event_log(path, create=create and reads_only is None)
     if path.is_file() and path.stat().st_size and _event_tables(path) is False:
         raise UsageError(f"{path}: {NOT_A_LOG}")
     migrations = list(migrations)
+    if reads_only is not None:
+        _refuse_older_log(path, migrations, reads_only)
     _refuse_under_older_daemon(path, migrations)
     log = EventLog(
         path,
