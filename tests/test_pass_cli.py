@@ -237,3 +237,28 @@ def test_a_card_written_over_a_world_readable_file_is_readable_by_its_owner_only
     code, _, _ = _issue(capsys, keys, "--out", str(card))
     assert code == 0 and stat.S_IMODE(card.stat().st_mode) == 0o600
     assert card.read_text() != "yesterday's card"
+
+
+def test_batch_reads_a_households_list_saved_by_a_chinese_windows_excel(keys, tmp_path, capsys):
+    """Before: the batch read the CSV as UTF-8 only, so the list a Chinese Windows Excel saves
+    (GB18030) was refused ('utf-8' codec can't decode ...) while the list imports read it
+    (``kiosk.sheets``). It is read the same way now: UTF-8 (a BOM or none) or GB18030."""
+    households = tmp_path / "households.csv"
+    households.write_bytes("household,holder\n1-1,王小明\n1-2,李\n".encode("gb18030"))
+    capsys.readouterr()
+    out_dir = tmp_path / "cards"
+    assert batch(keys, households, out_dir) == 0, capsys.readouterr().err
+    rows = list(csv.DictReader((out_dir / "passes.csv").open(encoding="utf-8")))
+    assert [r["holder"] for r in rows] == ["王小明", "李"]
+    assert TrustList.from_dir(keys).verify(rows[0]["payload"]).holder == "王小明"
+
+
+def test_batch_refuses_a_list_that_is_no_text_naming_the_file(keys, tmp_path, capsys):
+    households = tmp_path / "households.csv"
+    households.write_bytes(b"household,holder\n1-1,\xff\xfe\x80\n")
+    capsys.readouterr()
+    out_dir = tmp_path / "cards"
+    assert batch(keys, households, out_dir) == 2
+    err = capsys.readouterr().err
+    assert "neither UTF-8 nor GB18030" in err and "nothing issued" in err
+    assert not out_dir.exists()

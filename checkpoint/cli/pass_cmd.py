@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drivers.clocksync import system_clock
 from kiosk.cards import CardError, CardFallbackWarning, Fmt, card_format_for, render_card
+from kiosk.community import CommunityError
 from kiosk.files import UnreadableFile, read_bounded
 from kiosk.passes import (
     FLAGS,
@@ -35,6 +36,7 @@ from kiosk.passes import (
     load_private_key,
     new_key_pair,
 )
+from kiosk.sheets import decode_text
 from kiosk.typed import typed
 
 from .errors import CliError, Interrupted, UsageError, write_file
@@ -218,8 +220,8 @@ def pass_verify(args: argparse.Namespace) -> int:
 
 def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
     try:
-        text = read_bounded(path, MAX_CSV_BYTES).decode("utf-8-sig")
-    except (UnreadableFile, UnicodeDecodeError) as exc:
+        text = decode_text(read_bounded(path, MAX_CSV_BYTES))
+    except (UnreadableFile, CommunityError) as exc:
         raise UsageError(f"{path}: {exc}; nothing issued") from None
     reader = csv.DictReader(io.StringIO(text))
     try:
@@ -271,10 +273,11 @@ def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
 def pass_batch(args: argparse.Namespace) -> int:
     """issue passes for every row of a households CSV
 
-    CSV columns: household, holder, and optionally role, days, flags (';'-separated).
-    Every row is checked first; one bad row and nothing is written. Writes one card per pass
-    (named by pass id) and passes.csv with every payload, into a new folder readable by its
-    owner only (or an empty one, as it is)."""
+    CSV columns: household, holder, and optionally role, days, flags (';'-separated); UTF-8
+    or GB18030 (as a Chinese Windows Excel saves it), as the list imports read. Every row is
+    checked first; one bad row and nothing is written. Writes one card per pass (named by
+    pass id) and passes.csv with every payload, into a new folder readable by its owner only
+    (or an empty one, as it is)."""
     default_days = _days(args.days)
     zone = _zone(args.tz)
     rows = _batch_rows(args.csv, default_days)
