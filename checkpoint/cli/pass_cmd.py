@@ -164,7 +164,14 @@ def pass_issue(args: argparse.Namespace) -> int:
     key = _key(args.key)
     try:
         payload, pass_ = issue_pass(
-            key, args.household, args.holder, args.role, days, system_clock().now(), args.flag
+            key,
+            args.household,
+            args.holder,
+            args.role,
+            days,
+            system_clock().now(),
+            args.flag,
+            tz=zone,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -301,7 +308,14 @@ def pass_batch(args: argparse.Namespace) -> int:
     try:
         for row in rows:
             payload, pass_ = issue_pass(
-                key, row["household"], row["holder"], row["role"], row["days"], now, row["flags"]
+                key,
+                row["household"],
+                row["holder"],
+                row["role"],
+                row["days"],
+                now,
+                row["flags"],
+                tz=zone,
             )
             card = f"{pass_.pass_id}.{args.format}"
             written.append(out / card)
