@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -63,9 +64,14 @@ def utc_offset(ts: str | None, tz: ZoneInfo) -> str:
     if not ts:
         return ""
     try:
-        offset = datetime.fromisoformat(ts).astimezone(tz).strftime("%z")
+        return offset_text(datetime.fromisoformat(ts).astimezone(tz))
     except ValueError:
         return ""
+
+
+def offset_text(when: datetime) -> str:
+    """``UTC+02:00``, the UTC offset of an aware time, as the exports write it."""
+    offset = when.strftime("%z")
     return f"UTC{offset[:3]}:{offset[3:5]}" if offset else ""
 
 
@@ -332,14 +338,30 @@ def _fever_people(alarms: Mapping[str, Any]) -> int:
     return people if isinstance(people, int) else int(alarms.get("count") or 0)
 
 
+def _hour_bars(report: Mapping[str, Any]) -> list[charts.Bar]:
+    """Passages, each in the hour it came to the gate: the day's real hours (``hours``: the
+    one the autumn change repeats twice, each named with its UTC offset; the one the spring
+    change skips not at all); a report frozen before them has 24 clock hours (its events by
+    hour if frozen before passages were counted)."""
+    hours = report.get("hours")
+    if not isinstance(hours, list) or not hours:
+        counts = (report.get("passages") or {}).get("by_hour") or report.get("by_hour")
+        return [charts.Bar(f"{h:02d}", n, "pass") for h, n in enumerate(counts or [0] * 24)]
+    seen = Counter(x["hour"] for x in hours)
+    bars = []
+    for x in hours:
+        label = f"{x['hour']:02d}"
+        if seen[x["hour"]] > 1:  # the hour the autumn change repeats
+            label += " " + offset_text(datetime.fromisoformat(x["start"]))
+        bars.append(charts.Bar(label, x["passages"], "pass"))
+    return bars
+
+
 def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str, Any]:
     """The statistics page's SVG charts, drawn from the daily report."""
     _ = i18n.translator(lang)
-    # Passages, each in the hour it came to the gate (the events by hour in a report frozen
-    # before passages were counted).
-    hours = (report.get("passages") or {}).get("by_hour") or report.get("by_hour") or [0] * 24
     per_hour = charts.bar_chart(
-        [charts.Bar(f"{h:02d}", n, "pass") for h, n in enumerate(hours)],
+        _hour_bars(report),
         title=_("stats.per_hour"),
         columns=(_("stats.col_hour"), _("stats.col_passages")),
         empty_text=_("stats.no_data"),
