@@ -58,10 +58,10 @@ def day_hours(day: date, tz: ZoneInfo | str) -> list[datetime]:
     while at < end:
         try:
             local = at.astimezone(zone)
+            hours.setdefault((local.hour, local.utcoffset()), local)
+            at += _QUARTER
         except OverflowError:  # the calendar's last instants
             break
-        hours.setdefault((local.hour, local.utcoffset()), local)
-        at += _QUARTER
     return list(hours.values())
 
 
