@@ -219,6 +219,7 @@ def compute_report(
     outcomes: dict[Key, str] = {}
     seen: dict[Key, Key] = {}  # each row's passage (``kiosk.links.passage_key``)
     fever_times: list[str] = []
+    fever_at: list[str] = []  # the same with the date and UTC offset: which 02:30 it was
     exits: Counter[str] = Counter()
     total = 0
     kiosks: set[str] = set()
@@ -237,6 +238,7 @@ def compute_report(
         by_hour[local.hour] += 1
         if "fever" in reasons:
             fever_times.append(local.strftime("%H:%M:%S"))
+            fever_at.append(local.isoformat(timespec="seconds"))
         key = passage_key(row, seen)
         _reading(readings, key, row)
         passage = _outcome(outcomes, key, row)
@@ -267,6 +269,7 @@ def compute_report(
             "count": len(fever_times),
             "people": community["fevers"]["gate"],
             "times": fever_times,
+            "at": fever_at,
         },
         "temperature_histogram": [
             {"from_c": lo, "to_c": hi, "count": n}

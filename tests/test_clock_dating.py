@@ -62,7 +62,12 @@ def test_passages_before_the_ntp_step_are_in_the_real_days_report(store, clock):
     report = daily_report(store.reader(), DAY, TZ)
     assert report["events"] == 3
     assert report["by_hour"][9] == 3
-    assert report["fever_alarms"] == {"count": 1, "people": 1, "times": ["09:20:00"]}
+    assert report["fever_alarms"] == {
+        "count": 1,
+        "people": 1,
+        "times": ["09:20:00"],
+        "at": ["2026-03-02T09:20:00+08:00"],
+    }
     assert report["by_decision"] == {"deny": 1, "pass": 2}
     assert report["community"]["people"]["out"] == 1
     assert report["clock"] == {"redated": 2, "unsynced": 0}

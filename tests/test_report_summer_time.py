@@ -118,3 +118,36 @@ def test_the_reports_workbook_gives_the_repeated_hour_two_rows_with_their_offset
     assert rows[0] == ("hour", "events", "utc_offset")
     assert len(rows) == 26
     assert rows[3:5] == [(2, 1, "UTC+02:00"), (2, 1, "UTC+01:00")]
+
+
+def test_a_fever_alarm_in_the_repeated_hour_says_which_one(reporting_store, clock):
+    add(reporting_store, clock, datetime(2026, 10, 25, 0, 30, tzinfo=UTC), **FEVER)
+    add(reporting_store, clock, datetime(2026, 10, 25, 1, 30, tzinfo=UTC), **FEVER)
+    alarms = daily_report(reporting_store.reader(), AUTUMN, BERLIN)["fever_alarms"]
+    assert alarms["times"] == ["02:30:00", "02:30:00"]  # as before
+    assert alarms["at"] == ["2026-10-25T02:30:00+02:00", "2026-10-25T02:30:00+01:00"]
+
+
+def test_the_statistics_page_tells_the_two_0230_fevers_of_the_autumn_change_apart(
+    berlin_console,
+):
+    """Before: the guard read '02:30:00' twice and could not tell which alarm came first or
+    that they were an hour apart. On a day the offset changes each time carries it, as the
+    export's UTC offset column does."""
+    clock, core, client = berlin_console
+    add(core.store, clock, datetime(2026, 10, 25, 0, 30, tzinfo=UTC), **FEVER)
+    add(core.store, clock, datetime(2026, 10, 25, 1, 30, tzinfo=UTC), **FEVER)
+    add(core.store, clock, datetime(2026, 10, 25, 9, 15, tzinfo=UTC), **FEVER)
+    page = client.get("/guard/stats?day=2026-10-25&lang=en").text
+    assert _fever_list(page) == [
+        "02:30:00 UTC+02:00",
+        "02:30:00 UTC+01:00",
+        "10:15:00 UTC+01:00",
+    ]
+
+
+def test_an_ordinary_days_fever_times_stay_as_the_guard_knows_them(berlin_console):
+    clock, core, client = berlin_console
+    add(core.store, clock, datetime(2026, 10, 26, 9, 15, tzinfo=UTC), **FEVER)
+    page = client.get("/guard/stats?day=2026-10-26&lang=en").text
+    assert _fever_list(page) == ["10:15:00"]

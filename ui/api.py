@@ -137,6 +137,11 @@ class FeverAlarms(BaseModel):
         " each (null in a report frozen before it was counted).",
     )
     times: list[str] = Field(description="Local times (HH:MM:SS) of the alarms.")
+    at: list[str] | None = Field(
+        None,
+        description="The same as local ISO 8601 with the UTC offset, which tells the two"
+        " 02:30 of the autumn change apart (null in a report frozen before it).",
+    )
 
 
 class ReportHour(BaseModel):

@@ -333,6 +333,22 @@ def stats_cards(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def fever_times(report: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The statistics page's fever alarm times, (local time, UTC offset): the offset only on a
+    day whose clock changes (the report's ``hours`` have two offsets), where 02:30 may be
+    either of two instants an hour apart; elsewhere the time as the guard knows it. A report
+    frozen before the alarms' ``at`` has its local times only."""
+    alarms = report.get("fever_alarms") or {}
+    at, hours = alarms.get("at"), report.get("hours")
+    changes = isinstance(hours, list) and len({x["start"][-6:] for x in hours}) > 1
+    if not changes or not isinstance(at, list):
+        return [(str(t), "") for t in alarms.get("times") or []]
+    return [
+        (when.strftime("%H:%M:%S"), offset_text(when))
+        for when in (datetime.fromisoformat(a) for a in at)
+    ]
+
+
 def _fever_people(alarms: Mapping[str, Any]) -> int:
     people = alarms.get("people")
     return people if isinstance(people, int) else int(alarms.get("count") or 0)
