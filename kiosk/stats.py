@@ -218,8 +218,7 @@ def compute_report(
     readings: dict[Key, float | None] = {}
     outcomes: dict[Key, str] = {}
     seen: dict[Key, Key] = {}  # each row's passage (``kiosk.links.passage_key``)
-    fever_times: list[str] = []
-    fever_at: list[str] = []  # the same with the date and UTC offset: which 02:30 it was
+    fevers: list[datetime] = []  # local, with the UTC offset: which 02:30 it was
     exits: Counter[str] = Counter()
     total = 0
     kiosks: set[str] = set()
@@ -237,8 +236,7 @@ def compute_report(
         local = datetime.fromisoformat(row["ts"]).astimezone(zone)
         by_hour[local.hour] += 1
         if "fever" in reasons:
-            fever_times.append(local.strftime("%H:%M:%S"))
-            fever_at.append(local.isoformat(timespec="seconds"))
+            fevers.append(local)
         key = passage_key(row, seen)
         _reading(readings, key, row)
         passage = _outcome(outcomes, key, row)
@@ -266,10 +264,10 @@ def compute_report(
         # ``count``: the alarms (one card per event); ``people``: the feverish people they are
         # about (a car's feverish occupants each), the office's 发热.
         "fever_alarms": {
-            "count": len(fever_times),
+            "count": len(fevers),
             "people": community["fevers"]["gate"],
-            "times": fever_times,
-            "at": fever_at,
+            "times": [t.strftime("%H:%M:%S") for t in fevers],
+            "at": [t.isoformat(timespec="seconds") for t in fevers],
         },
         "temperature_histogram": [
             {"from_c": lo, "to_c": hi, "count": n}
