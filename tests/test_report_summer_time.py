@@ -151,3 +151,45 @@ def test_an_ordinary_days_fever_times_stay_as_the_guard_knows_them(berlin_consol
     add(core.store, clock, datetime(2026, 10, 26, 9, 15, tzinfo=UTC), **FEVER)
     page = client.get("/guard/stats?day=2026-10-26&lang=en").text
     assert _fever_list(page) == ["10:15:00"]
+
+
+@pytest.mark.parametrize(
+    ("ts", "shown"),
+    [
+        ("2026-10-25T00:30:00.000000Z", "10-25 02:30:00 UTC+02:00"),
+        ("2026-10-25T01:30:00.000000Z", "10-25 02:30:00 UTC+01:00"),
+        ("2026-10-25T02:30:00.000000Z", "10-25 03:30:00"),  # once only: as the guard knows it
+        ("2026-03-29T01:30:00.000000Z", "03-29 03:30:00"),
+    ],
+)
+def test_an_alarm_card_in_the_repeated_hour_says_which_one(ts, shown):
+    """Before: on the live page an alarm raised at 02:30 summer time and still open at 02:45
+    winter time read '02:30', a quarter of an hour old instead of an hour and a quarter. A
+    time the autumn change repeats carries its UTC offset on the alarm cards and the feed."""
+    from zoneinfo import ZoneInfo
+
+    from kiosk.alarms import Alarm
+    from ui.guard.display import alarm_view, feed_row
+
+    zone = ZoneInfo(BERLIN)
+    card = alarm_view(Alarm(key="k", kind="fever", ts=ts), "en", zone, frozenset())
+    assert card["time"] == shown
+    event = {"seq": 1, "ts": ts, "decision": "deny", "reasons": '["fever"]', "direction": "in"}
+    assert feed_row(event, "en", zone, frozenset())["time"] == shown[6:]
+
+
+def test_the_roster_shows_a_night_shift_ending_in_the_repeated_hour_with_its_offset(
+    berlin_console,
+):
+    """Before: a shift ending at 02:30 winter time read '2026-10-25 02:30', the same as
+    02:30 summer time an hour earlier, when the guard on duty could still hand over."""
+    clock, core, client = berlin_console
+    start, end = (
+        datetime(2026, 10, 24, 18, 0, tzinfo=UTC),
+        datetime(2026, 10, 25, 1, 30, tzinfo=UTC),
+    )
+    core.ledgers.roster.add_shift("gate-1", "alice", start, end, actor="root")
+    clock.set_wall(datetime(2026, 10, 24, 19, 0, tzinfo=UTC))
+    page = client.get("/guard/community/handover?lang=en").text
+    shifts = page.split('id="shifts"', 1)[1].split("</table>", 1)[0]
+    assert "2026-10-24 20:00<" in shifts and "2026-10-25 02:30 UTC+01:00<" in shifts

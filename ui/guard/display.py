@@ -58,6 +58,25 @@ def local_time(ts: str | None, tz: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
     return when.astimezone(tz).strftime(fmt)
 
 
+def shown_time(ts: str | None, tz: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
+    """``local_time`` for a guard to read on a screen: a local time the autumn change repeats
+    (02:30 in Berlin on the last Sunday of October, once in summer time, once in winter time)
+    carries its UTC offset, ``02:30:00 UTC+01:00``; every other time reads as before."""
+    shown, offset = local_time(ts, tz, fmt), repeated_offset(ts, tz)
+    return f"{shown} {offset}" if offset else shown
+
+
+def repeated_offset(ts: str | None, tz: ZoneInfo) -> str:
+    """``UTC+01:00`` when the local time of ``ts`` happens twice that day (the hour the
+    autumn change repeats), else nothing."""
+    try:
+        when = datetime.fromisoformat(ts or "").astimezone(tz)
+    except ValueError:
+        return ""
+    twice = when.replace(fold=1 - when.fold).utcoffset() != when.utcoffset()
+    return offset_text(when) if twice else ""
+
+
 def utc_offset(ts: str | None, tz: ZoneInfo) -> str:
     """``UTC+02:00``: with the local time it names the instant, also in the hour a daylight
     saving change repeats (text no spreadsheet reads as a formula or a time)."""
@@ -108,7 +127,7 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
         "key": a.key,
         "kind": a.kind,
         "title": i18n.t(lang, f"alarm.{a.kind}"),
-        "time": local_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else "",
+        "time": shown_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else "",
         "detail": detail,
         "seq": a.seq,
         "who": " · ".join(str(v) for v in who if v),
@@ -129,7 +148,7 @@ def peer_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
         "key": a.key,
         "kind": a.kind,
         "title": i18n.t(lang, "alarm.device"),
-        "time": local_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else "",
+        "time": shown_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else "",
         "detail": i18n.t(lang, "alarm.peer_stale", gate=gate, since=since),
         "seq": None,
         "who": "",
@@ -166,7 +185,7 @@ def feed_row(
     temp = event.get("temp_c")  # the kiosk's estimate, or a guard's hand-measured reading
     return {
         "seq": event.get("seq"),
-        "time": local_time(event.get("ts"), tz),
+        "time": shown_time(event.get("ts"), tz),
         "decision": decision,
         "decision_text": i18n.t(lang, f"decision.{decision}")
         if decision in ("pass", "deny", "manual_pass", "manual_deny")
