@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drivers.clocksync import system_clock
+from kiosk import sheets
 from kiosk.cards import CardError, CardFallbackWarning, Fmt, card_format_for, render_card
 from kiosk.community import CommunityError
 from kiosk.files import UnreadableFile, read_bounded
@@ -36,7 +37,6 @@ from kiosk.passes import (
     load_private_key,
     new_key_pair,
 )
-from kiosk.sheets import decode_text
 from kiosk.typed import typed
 
 from .errors import CliError, Interrupted, UsageError, write_file
@@ -227,7 +227,7 @@ def pass_verify(args: argparse.Namespace) -> int:
 
 def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
     try:
-        text = decode_text(read_bounded(path, MAX_CSV_BYTES))
+        text = sheets.decode_text(read_bounded(path, MAX_CSV_BYTES))
     except (UnreadableFile, CommunityError) as exc:
         raise UsageError(f"{path}: {exc}; nothing issued") from None
     reader = csv.DictReader(io.StringIO(text))

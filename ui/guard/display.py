@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -382,11 +381,11 @@ def _hour_bars(report: Mapping[str, Any]) -> list[charts.Bar]:
     if not isinstance(hours, list) or not hours:
         counts = (report.get("passages") or {}).get("by_hour") or report.get("by_hour")
         return [charts.Bar(f"{h:02d}", n, "pass") for h, n in enumerate(counts or [0] * 24)]
-    seen = Counter(x["hour"] for x in hours)
+    clock_hours = [x["hour"] for x in hours]
     bars = []
     for x in hours:
         label = f"{x['hour']:02d}"
-        if seen[x["hour"]] > 1:  # the hour the autumn change repeats
+        if clock_hours.count(x["hour"]) > 1:  # the hour the autumn change repeats
             label += " " + offset_text(datetime.fromisoformat(x["start"]))
         bars.append(charts.Bar(label, x["passages"], "pass"))
     return bars
