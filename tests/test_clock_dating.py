@@ -186,3 +186,18 @@ def test_a_returnees_gate_reading_before_the_ntp_step_is_that_days_check(store, 
     assert [c.day for c in ledger.checks(person.id)] == [DAY]
     clock.set_wall(BOOT + timedelta(hours=12))  # 21:00, past the 20:00 check
     assert [a.kind for a in ledger.alarms()] == []
+
+
+def test_a_households_passages_show_when_they_happened_not_the_boots_1970_stamp(store, clock):
+    """The map's household page listed a passage made before NTP stepped the clock at
+    '1970-01-01 08:10', while the day's export and report put it at 09:10 on 2 March."""
+    from kiosk.compound import CompoundMap
+
+    clock.advance(600)  # 09:10 really; the clock says 1970-01-01 00:10
+    passage(store, direction="out", household="3-2-701")
+    clock.advance(1200)  # 09:30: NTP answers
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    clock.advance(600)  # 09:40
+    passage(store, household="3-2-701")
+    shown = [datetime.fromisoformat(p["ts"]) for p in CompoundMap(store, clock).passages("3-2-701")]
+    assert shown == [BOOT + timedelta(minutes=40), BOOT + timedelta(minutes=10)]  # newest first
