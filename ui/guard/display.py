@@ -147,7 +147,7 @@ def peer_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
         "key": a.key,
         "kind": a.kind,
         "title": i18n.t(lang, "alarm.device"),
-        "time": shown_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else "",
+        "time": local_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else "",
         "detail": i18n.t(lang, "alarm.peer_stale", gate=gate, since=since),
         "seq": None,
         "who": "",
