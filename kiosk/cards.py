@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import warnings
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from xml.sax.saxutils import escape
@@ -101,11 +102,11 @@ def _texts(pass_: Pass, lang: Lang, tz: ZoneInfo) -> list[tuple[str, str]]:
 
     start = pass_.valid_from.astimezone(tz)
     until = pass_.valid_until.astimezone(tz)
-    fmt = (
-        "%Y-%m-%d"
-        if (start.hour, start.minute, until.hour, until.minute) == (0,) * 4
-        else ("%Y-%m-%d %H:%M")
-    )
+    fmt = "%Y-%m-%d %H:%M"
+    if (start.hour, start.minute, until.hour, until.minute) == (0,) * 4:
+        # Dates only: the range names the days the pass opens the gate, the last one the
+        # day before the midnight it ends at (the gate refuses it from that midnight).
+        fmt, until = "%Y-%m-%d", until - timedelta(days=1)
     lines = [
         (label("household"), pass_.household),
         (label("holder"), pass_.holder),

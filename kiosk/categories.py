@@ -218,8 +218,20 @@ def report_csv(report: Mapping[str, Any]) -> str:
     return write_csv(report_rows(report))
 
 
+def _hour_rows(report: Mapping[str, Any]) -> list[list[Any]]:
+    """The 'by hour' sheet: the day's real hours with their UTC offsets (``hours``: the hour
+    the autumn change repeats has two rows, the one the spring change skips none); a report
+    without them (frozen before, the district's) its 24 clock hours."""
+    hours = report.get("hours")
+    if not isinstance(hours, list) or not hours:
+        return [["hour", "events"], *([h, n] for h, n in enumerate(report.get("by_hour", [])))]
+    rows: list[list[Any]] = [["hour", "events", "utc_offset"]]
+    rows += ([x["hour"], x["events"], f"UTC{x['start'][-6:]}"] for x in hours)
+    return rows
+
+
 def report_xlsx(report: Mapping[str, Any]) -> bytes:
-    hours = [["hour", "events"], *([h, n] for h, n in enumerate(report.get("by_hour", [])))]
+    hours = _hour_rows(report)
     reasons = [["reason", "events"], *([r, n] for r, n in report.get("by_reason", {}).items())]
     sheets = {"daily report": report_rows(report), "by hour": hours, "by reason": reasons}
     gates = report.get("by_gate")

@@ -32,6 +32,7 @@ import sqlite_utils
 
 from .clock import Clock
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, replace_rows
+from .dating import dated_source
 from .lists import Lists, same_text
 from .schema import sql_migrations
 from .sheets import Diff, Table, diff_rows, read_table
@@ -238,10 +239,13 @@ class CompoundMap:
         # The distinct codes come from the household index, not the table.
         codes = db.execute("select distinct household from events where household is not null")
         spellings = sorted({str(c) for (c,) in codes if same_text(str(c)) == key} | {household})
+        # ``ts``: when it happened (one stamped before NTP stepped the clock, dated by its
+        # boot's synchronised clock: ``kiosk.dating``), as the day's export shows it.
+        events, ts = dated_source(db)
         return list(
             db.query(
-                "select ts, direction, decision, reasons, temp_c from events where household"
-                " in (select value from json_each(?)) order by seq desc limit ?",
+                f"select {ts} as ts, direction, decision, reasons, temp_c from {events}"  # noqa: S608
+                " where household in (select value from json_each(?)) order by seq desc limit ?",
                 [json.dumps(spellings), max(1, min(int(limit), 500))],
             )
         )

@@ -39,3 +39,32 @@ def local_day(ts: str | datetime, tz: ZoneInfo | str) -> date:
 def when_or_none(text: str | None) -> datetime | None:
     """A stored ISO 8601 time, or ``None`` for an empty column."""
     return None if not text else datetime.fromisoformat(text)
+
+
+#: Every UTC offset in use is a whole number of quarter hours from the next: a day's hours
+#: are found by looking at its clock every quarter hour.
+_QUARTER = timedelta(minutes=15)
+
+
+def day_hours(day: date, tz: ZoneInfo | str) -> list[datetime]:
+    """The local hours of ``day`` as distinct instants, in order: each clock hour with its
+    UTC offset, as the first local instant of the day in it. 24 on most days, 25 on the day
+    the autumn change repeats an hour (02:00 summer time, then 02:00 winter time), 23 on the
+    day the spring change skips one (no 02:00). ``hour_key`` finds an instant's."""
+    zone = as_zone(tz)
+    start, end = (datetime.fromisoformat(b).replace(tzinfo=UTC) for b in day_bounds(day, zone))
+    hours: dict[tuple[int, timedelta | None], datetime] = {}
+    at = start
+    while at < end:
+        try:
+            local = at.astimezone(zone)
+            hours.setdefault((local.hour, local.utcoffset()), local)
+            at += _QUARTER
+        except OverflowError:  # the calendar's last instants
+            break
+    return list(hours.values())
+
+
+def hour_key(local: datetime) -> tuple[int, timedelta | None]:
+    """The hour of ``day_hours`` a local time is in: its clock hour and UTC offset."""
+    return local.hour, local.utcoffset()

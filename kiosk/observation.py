@@ -46,6 +46,7 @@ from .community import (
     record_dict,
     row_by_id,
 )
+from .dating import dated_source
 from .days import day_bounds
 from .lists import same_text
 from .schema import sql_migrations
@@ -470,9 +471,13 @@ class ObservationLedger:
         # (a full-width ３－２－７０１ typed at registration): ask for both, compare as lists do.
         spellings = sorted({person.household, unicodedata.normalize("NFKC", person.household)})
         marks = ", ".join("?" * len(spellings))
+        # When the reading happened: one stamped before NTP stepped the clock, dated by its
+        # boot's synchronised clock (``kiosk.dating``), as the daily report counts it.
+        events, ts = dated_source(db)
         rows = db.query(
-            f"select ts, household, holder, temp_c from events where household in ({marks})"  # noqa: S608
-            " and temp_c is not null and holder is not null and ts >= ? and ts < ? order by seq",
+            f"select {ts} as ts, household, holder, temp_c from {events}"  # noqa: S608
+            f" where household in ({marks}) and temp_c is not null and holder is not null"
+            f" and {ts} >= ? and {ts} < ? order by seq",
             [*spellings, start, end],
         )
         name = same_text(person.name)

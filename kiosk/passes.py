@@ -33,7 +33,7 @@ import threading
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Literal
 
@@ -342,6 +342,24 @@ def encode_pass(private_key: Ed25519PrivateKey, pass_: Pass) -> str:
     return PREFIX + base45.encode(body + signature)
 
 
+def valid_hours(start: datetime, days: float, tz: tzinfo) -> int:
+    """The hours a pass issued at ``start`` for ``days`` runs, whole days counted on the
+    calendar of ``tz``: to the same local clock time ``days`` days on (721 hours for 30 days
+    across the autumn change, 239 for 10 across the spring one), a part of a day then as
+    hours (``round(part * 24)``). A clock time the spring change skips that day is the
+    summer time an hour later; one the autumn change repeats, its first occurrence (as the
+    roster reads a shift's times). The signed record holds whole hours: a zone whose change
+    is half an hour (Lord Howe) ends half an hour later, never earlier."""
+    whole = int(days)
+    local = start.astimezone(tz)
+    try:
+        same_time = (local.replace(tzinfo=None) + timedelta(days=whole)).replace(tzinfo=tz)
+    except OverflowError:
+        return MAX_VALID_HOURS + 1  # past the calendar: refused as too long
+    end = same_time.astimezone(UTC) + timedelta(hours=round((days - whole) * 24))
+    return -(-int((end - start).total_seconds()) // 3600)
+
+
 def issue_pass(
     private_key: Ed25519PrivateKey,
     household: str,
@@ -350,8 +368,14 @@ def issue_pass(
     days: float = 30,
     now: datetime | None = None,
     flags: Iterable[str] = (),
+    tz: tzinfo | None = None,
 ) -> tuple[str, Pass]:
     """Issue a new pass valid from ``now`` (to the second) for ``days`` (rounded to hours).
+
+    With ``tz`` (the site's zone) the whole days are days of its calendar: the pass ends at
+    the clock time it was issued at, ``days`` days on, as a person reading the card expects
+    (``valid_hours``), also across a change to or from summer time; a part of a day is hours
+    on from there. Without it, ``days`` x 24 real hours.
 
     ``now`` is required in practice (the guard console passes its clock's time); it is a
     keyword with a default only so callers cannot confuse its position with ``days``.
@@ -363,10 +387,10 @@ def issue_pass(
         raise ValueError("issue_pass needs now (from the injected clock)")
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    hours = round(days * 24)
+    start = datetime.fromtimestamp(int(now.timestamp()), UTC)
+    hours = round(days * 24) if tz is None else valid_hours(start, days, tz)
     if not 1 <= hours <= MAX_VALID_HOURS:
         raise ValueError(f"days must give 1 to {MAX_VALID_HOURS} hours of validity")
-    start = datetime.fromtimestamp(int(now.timestamp()), UTC)
     pass_ = Pass(
         version=VERSION,
         key_id=key_id_of(private_key.public_key()),

@@ -5,10 +5,10 @@ A shift is a guard at a gate (the gate is the kiosk id) from ``starts_at`` to ``
 
 At handover the outgoing guard opens a handover to the incoming one. Its summary covers the
 time since the outgoing guard's shift began (or since the last handover at that gate, if that
-is later): open alarms, fevers, quarantine returns, new returnees, registrations, vehicles and
-open service requests; counts, not names, so the record can stay after a purge. Both guards
-acknowledge it (each by name, in either order); only then is it complete. Every step is
-audited.
+is later or was opened just before the shift, by a guard handing over early): open alarms,
+fevers, quarantine returns, new returnees, registrations, vehicles and open service
+requests; counts, not names, so the record can stay after a purge. Both guards acknowledge it
+(each by name, in either order); only then is it complete. Every step is audited.
 """
 
 from __future__ import annotations
@@ -333,7 +333,9 @@ class Roster:
         self, gate: str, shift_start: datetime, now: datetime
     ) -> tuple[datetime, bool]:
         """Where a handover's summary starts: the shift's start, or the last handover at the
-        gate if later. A handover stamped after ``now`` (the clock stepped back since: a Pi
+        gate if later or opened up to ``HANDOVER_GRACE`` before it (the incoming guard came
+        early: what happened between that handover and the shift change is in no other
+        summary). A handover stamped after ``now`` (the clock stepped back since: a Pi
         has no RTC) would start the window in the future and count nothing: it is skipped,
         and the True returned says the counts may include what it already covered. Newest
         is by id (the order they were opened in), not by the stamps a step reorders."""
@@ -344,7 +346,8 @@ class Roster:
         for row in rows:
             opened = datetime.fromisoformat(row["opened_at"])
             if opened <= now:
-                return max(shift_start, opened), stepped_back
+                early = shift_start - HANDOVER_GRACE <= opened
+                return (opened if early else shift_start), stepped_back
             stepped_back = True
         return shift_start, stepped_back
 

@@ -74,7 +74,11 @@ def _cell(value: object) -> str:
     return str(value).strip()
 
 
-def _decode(data: bytes) -> str:
+def decode_text(data: bytes) -> str:
+    """A CSV's bytes as text: UTF-8 (with Excel's BOM or without) or else GB18030, the
+    encoding a Chinese Windows Excel saves "CSV" in. Every CSV the kiosk takes from a person
+    is read this way (the list imports, the map, ``kiosk pass batch``). Raises
+    ``CommunityError`` for bytes that are neither."""
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             return data.decode(encoding)
@@ -84,7 +88,7 @@ def _decode(data: bytes) -> str:
 
 
 def _csv_rows(data: bytes) -> list[list[str]]:
-    text = _decode(data)
+    text = decode_text(data)
     try:
         return [list(r) for r in csv.reader(io.StringIO(text))]
     except csv.Error as exc:

@@ -44,7 +44,7 @@ from sqlite_utils.migrations import Migrations
 from kiosk.categories import community_section, quarantine_lists
 from kiosk.config.policy import QuotaConfig
 from kiosk.dating import dated_source
-from kiosk.days import as_zone, day_bounds, local_day
+from kiosk.days import as_zone, day_bounds, day_hours, hour_key, local_day
 from kiosk.history import QUOTA_EXEMPT
 from kiosk.links import Key, passage_key, retried
 from kiosk.lists import Freshness, same_text
@@ -228,11 +228,12 @@ def compute_report(
     by_direction: Counter[str] = Counter()
     by_hour = [0] * 24
     passage_hours = [0] * 24  # the hour each passage came to the gate
+    hours = _Hours(day, zone)
     bins = _temperature_bins()
     readings: dict[Key, float | None] = {}
     outcomes: dict[Key, str] = {}
     seen: dict[Key, Key] = {}  # each row's passage (``kiosk.links.passage_key``)
-    fever_times: list[str] = []
+    fevers: list[datetime] = []  # local, with the UTC offset: which 02:30 it was
     exits: Counter[str] = Counter()
     total = 0
     kiosks: set[str] = set()
@@ -250,10 +251,12 @@ def compute_report(
         local = datetime.fromisoformat(row["ts"]).astimezone(zone)
         by_hour[local.hour] += 1
         if "fever" in reasons:
-            fever_times.append(local.strftime("%H:%M:%S"))
+            fevers.append(local)
         key = passage_key(row, seen)
         _reading(readings, key, row)
-        passage_hours[local.hour] += _outcome(outcomes, key, row)
+        passage = _outcome(outcomes, key, row)
+        passage_hours[local.hour] += passage
+        hours.count(local, passage)
         if households_outing(row):  # one household however its passes spell it
             exits[same_text(row["household"])] += 1
 
@@ -272,12 +275,14 @@ def compute_report(
         "by_reason": dict(sorted(by_reason.items())),
         "by_direction": dict(sorted(by_direction.items())),
         "by_hour": by_hour,
+        "hours": hours.section(),
         # ``count``: the alarms (one card per event); ``people``: the feverish people they are
         # about (a car's feverish occupants each), the office's 发热.
         "fever_alarms": {
-            "count": len(fever_times),
+            "count": len(fevers),
             "people": community["fevers"]["gate"],
-            "times": fever_times,
+            "times": [t.strftime("%H:%M:%S") for t in fevers],
+            "at": [t.isoformat(timespec="seconds") for t in fevers],
         },
         "temperature_histogram": [
             {"from_c": lo, "to_c": hi, "count": n}
@@ -290,6 +295,30 @@ def compute_report(
         # Dated by their boot's clock once synchronised; dated only by an unsynced clock.
         "clock": {"redated": dating["boot"], "unsynced": dating["unsynced"]},
     }
+
+
+class _Hours:
+    """The report's ``hours``: the day's real hours (``kiosk.days.day_hours``: the hour the
+    autumn change repeats twice, the one the spring change skips not at all), each with the
+    events and the passages that came in it. ``by_hour`` (24 clock hours) is kept as it was."""
+
+    def __init__(self, day: date, zone: ZoneInfo) -> None:
+        self.starts = day_hours(day, zone)
+        self.index = {hour_key(start): i for i, start in enumerate(self.starts)}
+        self.events = [0] * len(self.starts)
+        self.passages = [0] * len(self.starts)
+
+    def count(self, local: datetime, passage: bool) -> None:
+        i = self.index.get(hour_key(local))
+        if i is not None:  # always, but for a zone's offset of seconds before 1900
+            self.events[i] += 1
+            self.passages[i] += passage
+
+    def section(self) -> list[dict[str, Any]]:
+        return [
+            {"hour": start.hour, "start": start.isoformat(), "events": n, "passages": p}
+            for start, n, p in zip(self.starts, self.events, self.passages, strict=True)
+        ]
 
 
 def _exits_section(quota: QuotaConfig, exits: Counter[str], over_quota: int) -> dict[str, Any]:

@@ -127,3 +127,16 @@ def test_unknown_card_format_or_language_is_a_clear_error():
         render_card(PASS, PAYLOAD, "pdf")  # type: ignore[arg-type]
     with pytest.raises(CardError, match="unknown card language"):
         render_card(PASS, PAYLOAD, "svg", lang="fr")  # type: ignore[arg-type]
+
+
+def test_a_pass_from_midnight_to_midnight_prints_its_last_valid_day():
+    """A pass valid from 1 December 00:00 for 30 days ends at 31 December 00:00: the gate
+    refuses it all of the 31st, yet the card read '2026-12-01 – 2026-12-31'. Printed as
+    dates, the range names the days it opens the gate: 1 to 30 December."""
+    from zoneinfo import ZoneInfo
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    midnight = datetime(2026, 12, 1, tzinfo=shanghai)
+    payload, pass_ = issue_pass(KEY, "1-1", "Li", days=30, now=midnight, tz=shanghai)
+    texts = " ".join(_svg_texts(render_card(pass_, payload, "svg", lang="en", tz=shanghai)))
+    assert "2026-12-01 –" in texts and "2026-12-30" in texts and "2026-12-31" not in texts

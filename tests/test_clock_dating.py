@@ -62,7 +62,12 @@ def test_passages_before_the_ntp_step_are_in_the_real_days_report(store, clock):
     report = daily_report(store.reader(), DAY, TZ)
     assert report["events"] == 3
     assert report["by_hour"][9] == 3
-    assert report["fever_alarms"] == {"count": 1, "people": 1, "times": ["09:20:00"]}
+    assert report["fever_alarms"] == {
+        "count": 1,
+        "people": 1,
+        "times": ["09:20:00"],
+        "at": ["2026-03-02T09:20:00+08:00"],
+    }
     assert report["by_decision"] == {"deny": 1, "pass": 2}
     assert report["community"]["people"]["out"] == 1
     assert report["clock"] == {"redated": 2, "unsynced": 0}
@@ -158,3 +163,41 @@ def test_the_guards_export_of_the_day_holds_passages_stamped_before_the_ntp_step
         "2026-03-02T01:20:00.000000Z",
         "2026-03-02T01:30:00.000000Z",
     ]
+
+
+def test_a_returnees_gate_reading_before_the_ntp_step_is_that_days_check(store, clock):
+    """A returnee measured at the gate at 09:10, minutes after a power cut (the Pi's clock at
+    1970 until NTP answered at 09:30), had no check that day in the ledger: its reading was
+    looked for by the stamp, not by when it happened, so at 20:00 the guard got a
+    'missed check' alarm for someone the gate had measured in the morning."""
+    from kiosk.observation import ObservationLedger
+
+    clock.advance(600)  # 09:10 really; the clock says 1970-01-01 00:10
+    passage(store, direction="out", household="3-2-701", holder="Wang L", temp_c=36.7)
+    clock.advance(1200)  # 09:30: NTP answers
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    clock.advance(600)  # 09:40: the next passage, on the synchronised clock, dates the boot
+    passage(store)
+    ledger = ObservationLedger(store, clock, TZ)
+    person = ledger.register(
+        name="Wang L", household="3-2-701", phone="", origin="Wuhan", date_back=DAY,
+        actor="manager",
+    )  # fmt: skip
+    assert [c.day for c in ledger.checks(person.id)] == [DAY]
+    clock.set_wall(BOOT + timedelta(hours=12))  # 21:00, past the 20:00 check
+    assert [a.kind for a in ledger.alarms()] == []
+
+
+def test_a_households_passages_show_when_they_happened_not_the_boots_1970_stamp(store, clock):
+    """The map's household page listed a passage made before NTP stepped the clock at
+    '1970-01-01 08:10', while the day's export and report put it at 09:10 on 2 March."""
+    from kiosk.compound import CompoundMap
+
+    clock.advance(600)  # 09:10 really; the clock says 1970-01-01 00:10
+    passage(store, direction="out", household="3-2-701")
+    clock.advance(1200)  # 09:30: NTP answers
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    clock.advance(600)  # 09:40
+    passage(store, household="3-2-701")
+    shown = [datetime.fromisoformat(p["ts"]) for p in CompoundMap(store, clock).passages("3-2-701")]
+    assert shown == [BOOT + timedelta(minutes=40), BOOT + timedelta(minutes=10)]  # newest first

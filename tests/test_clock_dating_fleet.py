@@ -54,7 +54,12 @@ def test_the_district_report_counts_a_gates_passages_from_before_its_ntp_step(tm
     assert gate["events"] == 3  # the gate's own report
     assert report["events"] == 5
     assert report["by_hour"][9] == 5
-    assert report["fever_alarms"] == {"count": 1, "people": 1, "times": ["09:10:00"]}
+    assert report["fever_alarms"] == {
+        "count": 1,
+        "people": 1,
+        "times": ["09:10:00"],
+        "at": ["2026-03-02T09:10:00+08:00"],
+    }
     assert report["clock"] == {"redated": 2, "unsynced": 1}
     by_gate = {g["kiosk_id"]: g for g in report["by_gate"]}
     assert by_gate["gate-west"]["events"] == 3

@@ -76,7 +76,12 @@ def test_the_district_counts_each_feverish_occupant_from_a_masked_pull(
     finally:
         gate.store.close()
     assert report["community"]["fevers"]["gate"] == 3  # before: 2
-    assert report["fever_alarms"] == {"count": 2, "people": 3, "times": ["09:00:00", "09:00:00"]}
+    assert report["fever_alarms"] == {
+        "count": 2,
+        "people": 3,
+        "times": ["09:00:00", "09:00:00"],
+        "at": ["2026-03-02T09:00:00+00:00", "2026-03-02T09:00:00+00:00"],
+    }
     [by_gate] = report["by_gate"]
     assert by_gate["community"]["fevers"]["gate"] == 3
     assert by_gate["fever_alarms"] == 2

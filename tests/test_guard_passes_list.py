@@ -164,3 +164,29 @@ def test_the_batch_is_bounded(guard_client, guard_core):
         follow_redirects=False,
     )
     assert response.status_code == 303 and "err=" in response.headers["location"]
+
+
+def test_a_pass_issued_at_the_console_for_30_days_ends_at_its_clock_time_across_the_autumn_change(
+    data_dir, monkeypatch
+):
+    """Before: the console's days were N x 24 real hours, so a pass issued in Berlin at 14:05
+    on 20 October for 30 days ended at 13:05 on 19 November (the card said so, and the gate
+    refused it from then). It ends at 14:05, the clock time it was issued at."""
+    from datetime import UTC, datetime
+
+    from fastapi.testclient import TestClient
+    from guard_support import close_core, make_app, make_core
+
+    from kiosk.clock import FakeClock
+    from kiosk.config import parse_config
+
+    clock = FakeClock(start=datetime(2026, 10, 20, 12, 5, tzinfo=UTC))
+    config = parse_config({"site": {"timezone": "Europe/Berlin"}})
+    core = make_core(data_dir, clock, monkeypatch, config)
+    try:
+        with TestClient(make_app(core), base_url=BASE) as client:
+            csrf = login(client)
+            pass_ = core.trust.verify(issue(client, csrf, "3-402", "王秀英", days="30"))
+    finally:
+        close_core(core)
+    assert pass_.valid_until == datetime(2026, 11, 19, 13, 5, tzinfo=UTC)  # 14:05 CET

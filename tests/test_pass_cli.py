@@ -284,3 +284,95 @@ def test_keys_new_names_a_damaged_key_whose_public_half_is_out_and_keeps_both(
     assert "backup" in err and "move both aside" in err, err
     assert (tmp_path / "issuer.key").read_bytes() == content
     assert (tmp_path / "issuer.pub").read_bytes() == b"-----BEGIN PUBLIC KEY-----\nkept\n"
+
+
+def test_batch_reads_a_households_list_saved_by_a_chinese_windows_excel(keys, tmp_path, capsys):
+    """Before: the batch read the CSV as UTF-8 only, so the list a Chinese Windows Excel saves
+    (GB18030) was refused ('utf-8' codec can't decode ...) while the list imports read it
+    (``kiosk.sheets``). It is read the same way now: UTF-8 (a BOM or none) or GB18030."""
+    households = tmp_path / "households.csv"
+    households.write_bytes("household,holder\n1-1,王小明\n1-2,李\n".encode("gb18030"))
+    capsys.readouterr()
+    out_dir = tmp_path / "cards"
+    assert batch(keys, households, out_dir) == 0, capsys.readouterr().err
+    rows = list(csv.DictReader((out_dir / "passes.csv").open(encoding="utf-8")))
+    assert [r["holder"] for r in rows] == ["王小明", "李"]
+    assert TrustList.from_dir(keys).verify(rows[0]["payload"]).holder == "王小明"
+
+
+def test_batch_refuses_a_list_that_is_no_text_naming_the_file(keys, tmp_path, capsys):
+    households = tmp_path / "households.csv"
+    households.write_bytes(b"household,holder\n1-1,\xff\xfe\x80\n")
+    capsys.readouterr()
+    out_dir = tmp_path / "cards"
+    assert batch(keys, households, out_dir) == 2
+    err = capsys.readouterr().err
+    assert "neither UTF-8 nor GB18030" in err and "nothing issued" in err
+    assert not out_dir.exists()
+
+
+class _At:
+    def __init__(self, when: datetime) -> None:
+        self.when = when
+
+    def now(self) -> datetime:
+        return self.when
+
+
+def _issued_at(monkeypatch, capsys, keys, when: datetime, *extra: str) -> dict:
+    """``kiosk pass issue`` run at ``when``; the pass as ``kiosk pass verify`` decodes it."""
+    monkeypatch.setattr("checkpoint.cli.pass_cmd.system_clock", lambda: _At(when))
+    code, out, err = _issue(capsys, keys, *extra)
+    assert code == 0, err
+    verdict = _verify(capsys, out.strip(), keys, "--at", when.isoformat())[1]
+    return verdict
+
+
+@pytest.mark.parametrize(
+    ("issued", "days", "until"),
+    [
+        # Across the autumn change (Berlin, 25 Oct 2026): 30 days is 721 real hours.
+        ("2026-10-20T14:05:00+02:00", "30", "2026-11-19T14:05:00+01:00"),
+        # Across the spring change (29 Mar 2026): 10 days is 239 real hours.
+        ("2026-03-20T10:00:00+01:00", "10", "2026-03-30T10:00:00+02:00"),
+        # No change between: N x 24 hours, as before.
+        ("2026-06-01T09:30:00+02:00", "7", "2026-06-08T09:30:00+02:00"),
+        # A part of a day is hours on from that clock time.
+        ("2026-10-24T08:00:00+02:00", "1.5", "2026-10-25T20:00:00+01:00"),
+    ],
+)
+def test_issue_days_end_at_the_same_local_clock_time_across_a_summer_time_change(
+    keys, capsys, monkeypatch, issued, days, until
+):
+    """Before: --days N was N x 24 real hours, so a card issued at 14:05 for 30 days across
+    the autumn change read 'until 19 Nov 13:05' (and the gate refused it an hour before the
+    resident expected, across the spring change an hour after). N days now end at the same
+    local clock time N days on in the site's zone (--tz); the signed format is unchanged."""
+    when = datetime.fromisoformat(issued)
+    verdict = _issued_at(monkeypatch, capsys, keys, when, "--days", days, "--tz", "Europe/Berlin")
+    assert verdict["valid"] is True
+    assert datetime.fromisoformat(verdict["valid_until"]) == datetime.fromisoformat(until)
+
+
+def test_issue_days_that_end_in_the_hour_the_spring_change_skips_end_an_hour_later(
+    keys, capsys, monkeypatch
+):
+    """02:30 on 29 March 2026 does not exist in Berlin: the pass runs to 03:30 (summer time),
+    never shorter than the days asked for."""
+    when = datetime.fromisoformat("2026-03-28T02:30:00+01:00")
+    verdict = _issued_at(monkeypatch, capsys, keys, when, "--days", "1", "--tz", "Europe/Berlin")
+    assert datetime.fromisoformat(verdict["valid_until"]) == datetime.fromisoformat(
+        "2026-03-29T03:30:00+02:00"
+    )
+
+
+def test_issue_card_prints_the_clock_time_the_pass_was_issued_at_as_its_end(
+    keys, capsys, monkeypatch, tmp_path
+):
+    card = tmp_path / "card.svg"
+    when = datetime.fromisoformat("2026-10-20T14:05:00+02:00")
+    _issued_at(
+        monkeypatch, capsys, keys, when, "--tz", "Europe/Berlin", "--lang", "en", "--out", str(card)
+    )
+    text = card.read_text(encoding="utf-8")
+    assert "2026-10-20 14:05" in text and "2026-11-19 14:05" in text

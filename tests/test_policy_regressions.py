@@ -381,9 +381,22 @@ def test_a_days_report_matches_an_independent_count_on_a_25_hour_day(reporting_s
     assert report["by_reason"] == dict(Counter(r for _, e in today for r in e["reasons"]))
     assert report["by_direction"] == dict(Counter(e["direction"] for _, e in today))
     assert report["by_hour"] == [sum(t.hour == h for t, _ in today) for h in range(24)]
-    fevers = [t.strftime("%H:%M:%S") for t, e in today if "fever" in e["reasons"]]
+    fevers = [t for t, e in today if "fever" in e["reasons"]]
     # No vehicles here: each fever is one person.
-    assert report["fever_alarms"] == {"count": len(fevers), "people": len(fevers), "times": fevers}
+    assert report["fever_alarms"] == {
+        "count": len(fevers),
+        "people": len(fevers),
+        "times": [t.strftime("%H:%M:%S") for t in fevers],
+        "at": [t.isoformat(timespec="seconds") for t in fevers],
+    }
+    # The day's 25 real hours, each with the events of its clock hour and UTC offset.
+    hours = [(h["hour"], h["start"][-6:], h["events"]) for h in report["hours"]]
+    assert len(hours) == 25
+    assert hours == [
+        (hour, offset, sum((t.hour, t.isoformat()[-6:]) == (hour, offset) for t, _ in today))
+        for hour, offset, _ in hours
+    ]
+    assert sum(n for _, _, n in hours) == len(today)
     assert report["no_temperature"] == sum(e["temp_c"] is None for _, e in today)
     histogram = sum(b["count"] for b in report["temperature_histogram"])
     assert histogram == sum(e["temp_c"] is not None for _, e in today)

@@ -210,3 +210,29 @@ def test_quarantine_returns_count_the_residents_who_came_home_once_each(rota, lo
     clock.advance(3600)
     handover = rota.open_handover("gate-1", "Zhao", "Qian")
     assert handover.summary["quarantine_returns"] == 4
+
+
+def test_what_happened_between_an_early_handover_and_the_shift_change_is_handed_over_next(
+    rota, log, clock
+):
+    """The incoming guard came five minutes early: Zhao handed over at 15:55 and a fever was
+    decided at 15:57, before Qian's shift began at 16:00. Qian's handover counted from 16:00,
+    Zhao's ended at 15:55: the fever was in neither. A handover opened up to HANDOVER_GRACE
+    before the shift began is where the next one starts."""
+    clock.set_wall(T0 + 8 * H - timedelta(minutes=5))
+    rota.open_handover("gate-1", "Zhao", "Qian")
+    clock.set_wall(T0 + 8 * H - timedelta(minutes=3))
+    event(log, decision="deny", reasons=("fever",), temp_c=38.4)
+    clock.set_wall(T0 + 16 * H - timedelta(minutes=1))
+    handover = rota.open_handover("gate-1", "Qian", "Sun")
+    assert handover.since == T0 + 8 * H - timedelta(minutes=5)
+    assert handover.summary["fevers"] == 1
+
+
+def test_a_handover_long_before_the_shift_does_not_stretch_its_window(rota, log, clock):
+    """The last handover at the gate was the day before: the window is the shift's own."""
+    clock.set_wall(T0 + 4 * H)
+    rota.open_handover("gate-1", "Zhao", "Qian")
+    rota.add_shift("gate-1", "Qian", T0 + 24 * H, T0 + 32 * H, actor="manager")
+    clock.set_wall(T0 + 31 * H)
+    assert rota.open_handover("gate-1", "Qian", "Sun").since == T0 + 24 * H

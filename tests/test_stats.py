@@ -80,7 +80,12 @@ def test_counts_by_decision_reason_direction_and_local_hour(store, clock):
     assert report["by_reason"] == {"fever": 1, "ok": 2, "pass_expired": 1}
     assert report["by_direction"] == {"in": 2, "out": 1}
     assert report["by_hour"][0] == 1 and report["by_hour"][9] == 2 and sum(report["by_hour"]) == 3
-    assert report["fever_alarms"] == {"count": 1, "people": 1, "times": ["09:40:00"]}
+    assert report["fever_alarms"] == {
+        "count": 1,
+        "people": 1,
+        "times": ["09:40:00"],
+        "at": ["2026-03-02T09:40:00+08:00"],
+    }
     assert report["kiosks"] == ["gate-1"]
 
 

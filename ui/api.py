@@ -144,6 +144,24 @@ class FeverAlarms(BaseModel):
         " each (null in a report frozen before it was counted).",
     )
     times: list[str] = Field(description="Local times (HH:MM:SS) of the alarms.")
+    at: list[str] | None = Field(
+        None,
+        description="The same as local ISO 8601 with the UTC offset, which tells the two"
+        " 02:30 of the autumn change apart (null in a report frozen before it).",
+    )
+
+
+class ReportHour(BaseModel):
+    """One real hour of the local day (``hours``)."""
+
+    hour: int = Field(ge=0, le=23, description="The local clock hour.")
+    start: str = Field(
+        description="Its first instant in the day, local ISO 8601 with the UTC offset"
+        " (2026-10-25T02:00:00+02:00, then 2026-10-25T02:00:00+01:00 the day the autumn"
+        " change repeats the hour)."
+    )
+    events: int
+    passages: int = Field(description="Passages that came to the gate in the hour.")
 
 
 class TempBin(BaseModel):
@@ -214,6 +232,11 @@ class DailyReport(BaseModel):
     by_reason: dict[str, int]
     by_direction: dict[str, int]
     by_hour: list[int] = Field(min_length=24, max_length=24)
+    hours: list[ReportHour] | None = Field(
+        None,
+        description="The day's real hours in order: 24, 25 the day the autumn change repeats"
+        " an hour, 23 the day the spring change skips one; null in a report frozen before.",
+    )
     fever_alarms: FeverAlarms
     temperature_histogram: list[TempBin]
     no_temperature: int

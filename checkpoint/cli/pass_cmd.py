@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drivers.clocksync import system_clock
+from kiosk import sheets
 from kiosk.cards import CardError, CardFallbackWarning, Fmt, card_format_for, render_card
+from kiosk.community import CommunityError
 from kiosk.files import UnreadableFile, read_bounded
 from kiosk.passes import (
     FLAGS,
@@ -170,7 +172,14 @@ def pass_issue(args: argparse.Namespace) -> int:
     key = _key(args.key)
     try:
         payload, pass_ = issue_pass(
-            key, args.household, args.holder, args.role, days, system_clock().now(), args.flag
+            key,
+            args.household,
+            args.holder,
+            args.role,
+            days,
+            system_clock().now(),
+            args.flag,
+            tz=zone,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -226,8 +235,8 @@ def pass_verify(args: argparse.Namespace) -> int:
 
 def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
     try:
-        text = read_bounded(path, MAX_CSV_BYTES).decode("utf-8-sig")
-    except (UnreadableFile, UnicodeDecodeError) as exc:
+        text = sheets.decode_text(read_bounded(path, MAX_CSV_BYTES))
+    except (UnreadableFile, CommunityError) as exc:
         raise UsageError(f"{path}: {exc}; nothing issued") from None
     reader = csv.DictReader(io.StringIO(text))
     try:
@@ -279,10 +288,11 @@ def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
 def pass_batch(args: argparse.Namespace) -> int:
     """issue passes for every row of a households CSV
 
-    CSV columns: household, holder, and optionally role, days, flags (';'-separated).
-    Every row is checked first; one bad row and nothing is written. Writes one card per pass
-    (named by pass id) and passes.csv with every payload, into a new folder readable by its
-    owner only (or an empty one, as it is)."""
+    CSV columns: household, holder, and optionally role, days, flags (';'-separated); UTF-8
+    or GB18030 (as a Chinese Windows Excel saves it), as the list imports read. Every row is
+    checked first; one bad row and nothing is written. Writes one card per pass (named by
+    pass id) and passes.csv with every payload, into a new folder readable by its owner only
+    (or an empty one, as it is)."""
     default_days = _days(args.days)
     zone = _zone(args.tz)
     rows = _batch_rows(args.csv, default_days)
@@ -304,7 +314,14 @@ def pass_batch(args: argparse.Namespace) -> int:
     try:
         for row in rows:
             payload, pass_ = issue_pass(
-                key, row["household"], row["holder"], row["role"], row["days"], now, row["flags"]
+                key,
+                row["household"],
+                row["holder"],
+                row["role"],
+                row["days"],
+                now,
+                row["flags"],
+                tz=zone,
             )
             card = f"{pass_.pass_id}.{args.format}"
             written.append(out / card)

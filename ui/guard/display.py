@@ -56,15 +56,39 @@ def local_time(ts: str | None, tz: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
     return when.astimezone(tz).strftime(fmt)
 
 
+def shown_time(ts: str | None, tz: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
+    """``local_time`` for a guard to read on a screen: a local time the autumn change repeats
+    (02:30 in Berlin on the last Sunday of October, once in summer time, once in winter time)
+    carries its UTC offset, ``02:30:00 UTC+01:00``; every other time reads as before."""
+    shown, offset = local_time(ts, tz, fmt), repeated_offset(ts, tz)
+    return f"{shown} {offset}" if offset else shown
+
+
+def repeated_offset(ts: str | None, tz: ZoneInfo) -> str:
+    """``UTC+01:00`` when the local time of ``ts`` happens twice that day (the hour the
+    autumn change repeats), else nothing."""
+    try:
+        when = datetime.fromisoformat(ts or "").astimezone(tz)
+    except ValueError:
+        return ""
+    twice = when.replace(fold=1 - when.fold).utcoffset() != when.utcoffset()
+    return offset_text(when) if twice else ""
+
+
 def utc_offset(ts: str | None, tz: ZoneInfo) -> str:
     """``UTC+02:00``: with the local time it names the instant, also in the hour a daylight
     saving change repeats (text no spreadsheet reads as a formula or a time)."""
     if not ts:
         return ""
     try:
-        offset = datetime.fromisoformat(ts).astimezone(tz).strftime("%z")
+        return offset_text(datetime.fromisoformat(ts).astimezone(tz))
     except ValueError:
         return ""
+
+
+def offset_text(when: datetime) -> str:
+    """``UTC+02:00``, the UTC offset of an aware time, as the exports write it."""
+    offset = when.strftime("%z")
     return f"UTC{offset[:3]}:{offset[3:5]}" if offset else ""
 
 
@@ -101,7 +125,7 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
         "key": a.key,
         "kind": a.kind,
         "title": i18n.t(lang, f"alarm.{a.kind}"),
-        "time": local_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else "",
+        "time": shown_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else "",
         "detail": detail,
         "seq": a.seq,
         "who": " · ".join(str(v) for v in who if v),
@@ -164,7 +188,7 @@ def feed_row(
     temp = event.get("temp_c")  # the kiosk's estimate, or a guard's hand-measured reading
     return {
         "seq": event.get("seq"),
-        "time": local_time(event.get("ts"), tz),
+        "time": shown_time(event.get("ts"), tz),
         "decision": decision,
         "decision_text": i18n.t(lang, f"decision.{decision}")
         if decision in ("pass", "deny", "manual_pass", "manual_deny")
@@ -331,19 +355,51 @@ def stats_cards(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def fever_times(report: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The statistics page's fever alarm times, (local time, UTC offset): the offset only on a
+    day whose clock changes (the report's ``hours`` have two offsets), where 02:30 may be
+    either of two instants an hour apart; elsewhere the time as the guard knows it. A report
+    frozen before the alarms' ``at`` has its local times only."""
+    alarms = report.get("fever_alarms") or {}
+    at, hours = alarms.get("at"), report.get("hours")
+    changes = isinstance(hours, list) and len({x["start"][-6:] for x in hours}) > 1
+    if not changes or not isinstance(at, list):
+        return [(str(t), "") for t in alarms.get("times") or []]
+    return [
+        (when.strftime("%H:%M:%S"), offset_text(when))
+        for when in (datetime.fromisoformat(a) for a in at)
+    ]
+
+
 def _fever_people(alarms: Mapping[str, Any]) -> int:
     people = alarms.get("people")
     return people if isinstance(people, int) else int(alarms.get("count") or 0)
 
 
+def _hour_bars(report: Mapping[str, Any]) -> list[charts.Bar]:
+    """Passages, each in the hour it came to the gate: the day's real hours (``hours``: the
+    one the autumn change repeats twice, each named with its UTC offset; the one the spring
+    change skips not at all); a report frozen before them has 24 clock hours (its events by
+    hour if frozen before passages were counted)."""
+    hours = report.get("hours")
+    if not isinstance(hours, list) or not hours:
+        counts = (report.get("passages") or {}).get("by_hour") or report.get("by_hour")
+        return [charts.Bar(f"{h:02d}", n, "pass") for h, n in enumerate(counts or [0] * 24)]
+    clock_hours = [x["hour"] for x in hours]
+    bars = []
+    for x in hours:
+        label = f"{x['hour']:02d}"
+        if clock_hours.count(x["hour"]) > 1:  # the hour the autumn change repeats
+            label += " " + offset_text(datetime.fromisoformat(x["start"]))
+        bars.append(charts.Bar(label, x["passages"], "pass"))
+    return bars
+
+
 def stats_charts(report: dict[str, Any], lang: str, fever_c: float) -> dict[str, Any]:
     """The statistics page's SVG charts, drawn from the daily report."""
     _ = i18n.translator(lang)
-    # Passages, each in the hour it came to the gate (the events by hour in a report frozen
-    # before passages were counted).
-    hours = (report.get("passages") or {}).get("by_hour") or report.get("by_hour") or [0] * 24
     per_hour = charts.bar_chart(
-        [charts.Bar(f"{h:02d}", n, "pass") for h, n in enumerate(hours)],
+        _hour_bars(report),
         title=_("stats.per_hour"),
         columns=(_("stats.col_hour"), _("stats.col_passages")),
         empty_text=_("stats.no_data"),

@@ -28,7 +28,7 @@ from ui.guard.deps import (
     note,
     room,
 )
-from ui.guard.display import feed_row, local_time, vehicle_text
+from ui.guard.display import feed_row, shown_time, vehicle_text
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
 from ui.views import (
     HEARTBEAT_S,
@@ -97,7 +97,7 @@ def passage_page(request: Request, session: PageSession, g: GuardDep, seq: str) 
         "guard_passage.html",
         session,
         row=rows_of(g, [event], g.lang(request), clear)[0],
-        when=local_time(event.get("ts"), g.tz, "%Y-%m-%d %H:%M:%S"),
+        when=shown_time(event.get("ts"), g.tz, "%Y-%m-%d %H:%M:%S"),
         household=masked.get("household"),
         vehicle=vehicle_text(event, clear),
     )

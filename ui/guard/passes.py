@@ -138,6 +138,7 @@ async def issue(request: Request, session: ActionSession, g: GuardDep) -> Respon
             days=days or 1,
             now=g.core.clock.now(),
             flags=("gate_issued",),
+            tz=g.tz,  # whole days end at the clock time the card says (kiosk.passes)
         )
     except ValueError as exc:  # kiosk.passes says what cannot go on a pass
         raise BadInput(str(exc)) from None

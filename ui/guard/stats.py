@@ -21,6 +21,7 @@ from ui.guard.display import (
     events_csv,
     events_xlsx,
     export_table,
+    fever_times,
     report_summary,
     stats_cards,
     stats_charts,
@@ -79,7 +80,7 @@ def day_page(request: Request, session: Session, g: Guard, when: date, **ctx: An
         day=when.isoformat(),
         report=report,
         cards=stats_cards(report),
-        fever_times=report.get("fever_alarms", {}).get("times", []),
+        fever_times=fever_times(report),
         # People who went in and out (the office's ``people``), not events by direction:
         # a denied attempt is nobody through, and a deny the guard overrode is one person.
         directions={
