@@ -370,3 +370,32 @@ FITS = """() => [...document.querySelectorAll('.k-top *, .k-main *, .k-offline *
   .every(e => { const r = e.getBoundingClientRect();
                 return r.left >= -1 && r.top >= -1 && r.right <= innerWidth + 1
                        && r.bottom <= innerHeight + 1; })"""
+
+
+def watch_answer(demo: KioskDemo) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"{demo.url}/kiosk/watch", timeout=5) as answer:
+            return int(answer.status), answer.read().decode()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read().decode()
+
+
+def test_a_page_frozen_with_its_stream_open_is_seen_so_the_screen_unit_restarts_it(
+    demo, touch, monkeypatch
+):
+    # A page stuck in a loop (or a hung renderer) keeps its stream open: the daemon still
+    # wrote its ticks into the connection, /kiosk/watch said "listening", and the frozen
+    # screen stayed up all day. The page now says it runs, from its own timers; the watch
+    # goes stale when it stops. (Beats every 0.5 s, stale after 3 s, to keep this short.)
+    from ui import kiosk_screen
+
+    monkeypatch.setattr(kiosk_screen, "BEAT_S", 0.5, raising=False)
+    monkeypatch.setattr(kiosk_screen, "BEAT_STALE_S", 3.0, raising=False)
+    open_kiosk(touch, demo)
+    wait_for(lambda: watch_status(demo) == 200, 5)
+    touch.wait_for_timeout(4500)  # longer than the stale time: the page's beats keep it up
+    assert watch_status(demo) == 200
+    touch.evaluate("setTimeout(() => { for (;;) {} }, 0)")  # the main thread never returns
+    wait_for(lambda: watch_status(demo) == 503, 15)
+    code, text = watch_answer(demo)
+    assert code == 503 and "frozen" in text, text  # its stream still open: it is the page

@@ -345,8 +345,21 @@
       connect();
     }
   }, 250);
+  // --- the page says it runs: a page stuck in a loop (or a hung renderer) keeps its stream
+  // open, so the daemon cannot tell it from a live one by the stream. Beats come from this
+  // page's own timers, which a frozen main thread never runs; the screen unit's watcher asks
+  // /kiosk/watch, which goes stale when they stop, and restarts the screen.
+  const screenId = Array.from(crypto.getRandomValues(new Uint8Array(12)),
+    (b) => b.toString(16).padStart(2, "0")).join("");
+  const beatMs = 1000 * Number(body.dataset.beatS || 10);
+  setInterval(() => {
+    fetch("/kiosk/beat?screen=" + screenId, { method: "POST", cache: "no-store" })
+      .catch(() => {});  // the daemon away: the stream says so
+  }, beatMs);
+
   function connect() {
-    const es = new EventSource("/kiosk/events?lang=" + encodeURIComponent(lang));
+    const es = new EventSource("/kiosk/events?lang=" + encodeURIComponent(lang) +
+      "&screen=" + screenId);
     stream = es;
     connectedAt = Date.now();
     es.addEventListener("view", (e) => { heard(); show(JSON.parse(e.data)); });
