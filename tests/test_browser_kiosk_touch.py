@@ -399,3 +399,18 @@ def test_a_page_frozen_with_its_stream_open_is_seen_so_the_screen_unit_restarts_
     wait_for(lambda: watch_status(demo) == 503, 15)
     code, text = watch_answer(demo)
     assert code == 503 and "frozen" in text, text  # its stream still open: it is the page
+
+
+def test_a_middle_click_or_a_modified_click_on_the_language_link_opens_no_window(demo, touch):
+    # A middle click (a mouse plugged in, or a mouse's wheel pressed) on the language link
+    # opened the link in a new window, over the kiosk page and outside its reconnecting;
+    # Shift or Ctrl with a click did the same. The link works by the page's own click only.
+    open_kiosk(touch, demo)
+    for button, modifiers in (("middle", []), ("left", ["Shift"]), ("left", ["Control"])):
+        touch.click("#k-lang", button=button, modifiers=modifiers, no_wait_after=True)
+        touch.wait_for_timeout(500)
+        assert len(touch.context.pages) == 1, (button, modifiers)
+        if button == "left":  # the page's own click: the other language, in this window
+            wait_for(lambda: "lang=en" in touch.url, 5)
+            open_kiosk(touch, demo)
+    assert touch.url == f"{demo.url}/kiosk"

@@ -13,9 +13,13 @@
 
   // --- fingers only tap: a long press (a right click) opens no browser menu over the kiosk
   // (back, reload, print, save as...), nothing is selected or dragged away to be opened.
-  for (const kind of ["contextmenu", "selectstart", "dragstart", "drop"]) {
-    document.addEventListener(kind, (e) => e.preventDefault());
+  // A middle click (auxclick) on the language link opened it in a new window over the kiosk:
+  // no button but the first does anything here, nor a middle press's autoscroll.
+  for (const kind of ["contextmenu", "selectstart", "dragstart", "drop", "auxclick"]) {
+    document.addEventListener(kind, (e) => e.preventDefault(), { capture: true });
   }
+  document.addEventListener("mousedown", (e) => { if (e.button !== 0) e.preventDefault(); },
+    { capture: true });
   document.addEventListener("dragover", (e) => e.preventDefault());
   // No key does anything here: a USB keyboard plugged in would reload (F5), print (Ctrl+P),
   // open a file (Ctrl+O), zoom for good (Ctrl+plus: Chromium keeps it for the site), go back
