@@ -222,10 +222,32 @@ def test_what_a_stranger_sends_to_the_beat_is_bounded(data_dir, clock, monkeypat
             return codes
 
         assert asyncio.run(sent()) == [422, 422, 422, 422, 403, 413]
-        # Streams of ids past the bound are not watched: the table stays small whatever
-        # a local client opens.
+        # The table stays small whatever a local client opens.
         for n in range(kiosk_screen.WATCHED_MAX + 5):
             screen.beats.opened(f"{n:016x}")
-        assert len(screen.beats.screens) == kiosk_screen.WATCHED_MAX
+        assert len(screen.beats.streams) == kiosk_screen.WATCHED_MAX
+    finally:
+        close_core(core)
+
+
+def test_streams_left_behind_never_keep_a_new_screen_from_being_watched(
+    data_dir, clock, monkeypatch
+):
+    # The table of watched screens is bounded; when it was full of streams whose pages were
+    # long gone (a reconnect storm's leftovers, a stranger's), a new page was refused a place:
+    # its beats were not kept, the watch went stale, the watcher restarted the screen, and
+    # the new page was refused again, every two and a half minutes, all day. The stalest
+    # place now goes to the newcomer.
+    core = make_core(data_dir, clock, monkeypatch)
+    try:
+        beats = kiosk_app(core).state.screen.beats
+        for n in range(kiosk_screen.WATCHED_MAX):
+            beats.opened(f"{n:016x}")  # never closed
+        clock.advance(kiosk_screen.BEAT_STALE_S + 60)
+        assert beats.silent_s() > kiosk_screen.BEAT_STALE_S
+        beats.opened(SCREEN_ID)
+        clock.advance(kiosk_screen.BEAT_S)
+        assert beats.beat(SCREEN_ID)  # its beats are kept
+        assert beats.silent_s() == 0
     finally:
         close_core(core)

@@ -272,59 +272,55 @@ SCREEN_ID_PATTERN = r"^[0-9a-f]{16,32}$"
 SCREEN_ID_Q = Query(
     None, min_length=16, max_length=32, pattern=SCREEN_ID_PATTERN, description="The page's id."
 )
-#: The most screens of this host watched at once: a stream of another id past it is not.
+#: The most streams of this host watched at once: past it the stalest gives its place up.
 WATCHED_MAX = 8
 
 
-@dataclass
+@dataclass(eq=False)
 class Watched:
-    """One screen of this host: its streams open now, and when its page last said it runs."""
+    """One stream open to a screen of this host: its page's id and when it last said it runs."""
 
-    streams: int
+    screen_id: str
     beat_ns: int
 
 
 class Beats:
-    """Whether this host's screen runs, per screen id (the page's own): a screen is watched
-    while a stream of it is open (opening one counts as a beat), and beats only for a
-    watched screen are kept, so a stranger's beats make no entry; at most ``WATCHED_MAX``."""
+    """Whether this host's screen runs, per stream open to it (named by the page's own id):
+    opening one counts as a beat, and beats are kept only for a page with a stream open, so
+    a stranger's beats make no entry. At most ``WATCHED_MAX`` streams are watched; past that
+    the stalest gives its place up (a stream left behind never keeps a new page out)."""
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self.screens: dict[str, Watched] = {}
+        self.streams: list[Watched] = []
 
-    def opened(self, screen_id: str) -> bool:
-        """A stream of ``screen_id`` opened: whether it is watched (and must be ``closed``)."""
-        now = self.clock.monotonic_ns()
-        watched = self.screens.get(screen_id)
-        if watched is None:
-            if len(self.screens) >= WATCHED_MAX:
-                return False
-            watched = self.screens[screen_id] = Watched(0, now)
-        watched.streams += 1
-        watched.beat_ns = now
-        return True
+    def opened(self, screen_id: str) -> Watched:
+        """A stream of ``screen_id`` opened: its entry, to give ``closed`` when it ends."""
+        if len(self.streams) >= WATCHED_MAX:
+            self.streams.remove(min(self.streams, key=lambda w: w.beat_ns))
+        watched = Watched(screen_id, self.clock.monotonic_ns())
+        self.streams.append(watched)
+        return watched
 
-    def closed(self, screen_id: str) -> None:
-        watched = self.screens.get(screen_id)
-        if watched is not None:
-            watched.streams -= 1
-            if watched.streams <= 0:
-                del self.screens[screen_id]
+    def closed(self, watched: Watched) -> None:
+        if watched in self.streams:
+            self.streams.remove(watched)
 
     def beat(self, screen_id: str) -> bool:
-        """The page of ``screen_id`` runs: False when no stream of it is open."""
-        watched = self.screens.get(screen_id)
-        if watched is not None:
-            watched.beat_ns = self.clock.monotonic_ns()
-        return watched is not None
+        """The page of ``screen_id`` runs: False when no stream of it is watched."""
+        now = self.clock.monotonic_ns()
+        found = False
+        for watched in self.streams:
+            if watched.screen_id == screen_id:
+                watched.beat_ns, found = now, True
+        return found
 
     def silent_s(self) -> float | None:
-        """Seconds since the freshest watched screen's page last said it runs; None when no
-        screen of this host has a stream open."""
-        if not self.screens:
+        """Seconds since the freshest watched page last said it runs; None when no screen of
+        this host has a stream open."""
+        if not self.streams:
             return None
-        last = max(w.beat_ns for w in self.screens.values())
+        last = max(w.beat_ns for w in self.streams)
         return (self.clock.monotonic_ns() - last) / 1e9
 
 
@@ -609,9 +605,7 @@ async def screen_stream(
     shared = s.current()
     mine = ScreenTracker(shared.state)
     mine.decision = shared.decision
-    watched = screen_id if screen_id and s.access.local(request) else None
-    if watched is not None and not s.beats.opened(watched):
-        watched = None
+    watched = s.beats.opened(screen_id) if screen_id and s.access.local(request) else None
     try:
         yield "retry: 2000\n\n"
         yield sse("view", s.view_of(mine, lang))
