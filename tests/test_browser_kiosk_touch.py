@@ -414,3 +414,24 @@ def test_a_middle_click_or_a_modified_click_on_the_language_link_opens_no_window
             wait_for(lambda: "lang=en" in touch.url, 5)
             open_kiosk(touch, demo)
     assert touch.url == f"{demo.url}/kiosk"
+
+
+def test_a_clock_stepped_back_does_not_blind_the_screen_to_a_silent_daemon(demo, browser):
+    # The Pi has no clock of its own through a power cut: NTP sets it after the boot, and a
+    # clock that was ahead (a hand-set time, a drifting RTC) steps back. The page timed its
+    # silences on that wall clock: after a step back of an hour, a daemon gone silent was not
+    # seen for the hour, and the screen kept showing its last result as if live (a deny's
+    # minimum hold lasted the hour too). It times them on the page's monotonic clock.
+    context = browser.new_context(viewport=SIZE)
+    page = context.new_page()
+    try:
+        page.clock.install()
+        open_kiosk(page, demo)
+        now_s = page.evaluate("Date.now()") / 1000
+        page.clock.set_system_time(now_s - 3600)  # NTP steps the wall clock back an hour
+        # A minute of the page's time with nothing from the daemon (its ticks come in real
+        # time, milliseconds of it here): the offline screen, as without the step.
+        page.clock.run_for(60_000)
+        assert page.evaluate("window.kioskOfflineAt !== undefined")
+    finally:
+        context.close()

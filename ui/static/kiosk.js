@@ -10,6 +10,10 @@
   let previewOn = false;
   let lastSpoken = "";
   let lastResult = null;
+  // The page's own intervals (silences, holds) run on a monotonic clock: the wall clock
+  // steps (NTP setting a Pi's clock after a boot), and a step back of an hour made an hour
+  // of silence from the daemon unseen. Date.now() is for the kiosk's clock on the screen.
+  const mono = () => performance.now();
 
   // --- fingers only tap: a long press (a right click) opens no browser menu over the kiosk
   // (back, reload, print, save as...), nothing is selected or dragged away to be opened.
@@ -203,7 +207,7 @@
     for (const b of buttons) b.disabled = !view.dirs_live;
     startGate(result && result.kind === "pass" ? view.gate_closes_in_s : 0);
     const fresh = result && view.result_id !== (shown && shown.result_id);
-    if (fresh && result.kind !== "pass") holdUntil = Date.now() + denyHoldMs;
+    if (fresh && result.kind !== "pass") holdUntil = mono() + denyHoldMs;
     if (result && shown === null) resultBefore = view.result_id;
     if (result && view.result_id !== resultBefore) sawResult = true;
     if (view.sound && view.result_id !== lastResult) play(view.sound);
@@ -217,7 +221,7 @@
   // A deny, a fault or a re-measure stays until the next person starts or for at least
   // denyHoldMs: the engine's own hold may be shorter than a slow reader needs.
   function show(view) {
-    const holding = shown && shown.result && shown.result.kind !== "pass" && Date.now() < holdUntil;
+    const holding = shown && shown.result && shown.result.kind !== "pass" && mono() < holdUntil;
     const next = ACTIVE.includes(view.phase) || view.phase === "out_of_order" ||
       (view.result && view.result_id !== (shown && shown.result_id));
     clearTimeout(pendingTimer);
@@ -225,7 +229,7 @@
     if (holding && !next) {
       pending = view;
       pendingTimer = setTimeout(() => { const v = pending; pending = null; if (v) render(v); },
-        holdUntil - Date.now());
+        holdUntil - mono());
       return;
     }
     render(view);
@@ -243,7 +247,7 @@
 
   // --- language: a visitor's choice lasts one passage -------------------------------------
   const siteLang = body.dataset.siteLang;
-  const switchedAt = Date.now();
+  const switchedAt = mono();
   const LANG_IDLE_MS = 60000;  // chose a language and walked away: back after a minute
   // Another page of the kiosk is loaded only once the daemon answers for it: a load that
   // fails leaves Chromium's error page, which has none of this page's reconnecting (the
@@ -266,7 +270,7 @@
     if (lang !== siteLang) go("/kiosk");
   }
   setInterval(() => {
-    if (lang !== siteLang && Date.now() - switchedAt > LANG_IDLE_MS &&
+    if (lang !== siteLang && mono() - switchedAt > LANG_IDLE_MS &&
         (!shown || shown.phase === "idle")) revertLanguage();
   }, 5000);
 
@@ -317,7 +321,7 @@
   // --- the stream: a tick at least every 2 s; silence for 4 s means the link is gone -----
   const OFFLINE_AFTER_MS = 4000;
   const RECONNECT_MS = 2000;  // as the stream's own "retry: 2000"
-  let lastHeard = Date.now();
+  let lastHeard = mono();
   function goOffline() {
     if (body.classList.contains("offline")) return;
     clearTimeout(pendingTimer);
@@ -332,7 +336,7 @@
     window.kioskOfflineAt = Date.now();  // for tests
   }
   function heard() {
-    lastHeard = Date.now();
+    lastHeard = mono();
     body.classList.remove("offline");
   }
   // A link that went dead without a word (the network dropped and the daemon forgot the
@@ -342,7 +346,7 @@
   let stream = null;
   let connectedAt = 0;
   setInterval(() => {
-    const now = Date.now();
+    const now = mono();
     if (now - lastHeard > OFFLINE_AFTER_MS) goOffline();
     if (now - lastHeard > RESTART_AFTER_MS && now - connectedAt > RESTART_AFTER_MS) {
       stream.close();
@@ -365,7 +369,7 @@
     const es = new EventSource("/kiosk/events?lang=" + encodeURIComponent(lang) +
       "&screen=" + screenId);
     stream = es;
-    connectedAt = Date.now();
+    connectedAt = mono();
     es.addEventListener("view", (e) => { heard(); show(JSON.parse(e.data)); });
     es.addEventListener("banner", (e) => { heard(); renderBanner(JSON.parse(e.data)); });
     es.addEventListener("tick", (e) => {
