@@ -435,3 +435,36 @@ def test_a_clock_stepped_back_does_not_blind_the_screen_to_a_silent_daemon(demo,
         assert page.evaluate("window.kioskOfflineAt !== undefined")
     finally:
         context.close()
+
+
+def test_after_a_storm_of_daemon_restarts_the_screen_is_watched_again_once(tmp_path, browser):
+    # The daemon restarted three times in a row (an update going back, a crash loop): each
+    # new daemon knows no screen until the page's stream comes back, and the page's beats
+    # before that are refused. The page must name itself again on every new stream, or the
+    # watcher would restart a screen that is fine, and one page must count once.
+    first = KioskDemo(tmp_path / "d0")
+    first.start()
+    context = browser.new_context(viewport=SIZE)
+    page = context.new_page()
+    daemons = [first]
+    try:
+        open_kiosk(page, first)
+        wait_for(lambda: watch_status(first) == 200, 5)
+        for n in range(1, 4):
+            daemons[-1].stop()
+            again = KioskDemo(tmp_path / f"d{n}")
+            again.port = first.port  # the same address, as systemd restarts it
+            again.start()
+            daemons.append(again)
+        last = daemons[-1]
+        wait_for(lambda: watch_status(last) == 200, 20)
+        page.wait_for_selector("body:not(.offline)")
+        assert watch_answer(last) == (200, "listening\n")
+        app = last.session.daemon._server.config.app  # the web app the daemon serves...
+        while not hasattr(app, "state"):
+            app = app.app  # ...inside the server's own layers
+        screen_ids = {w.screen_id for w in app.state.screen.beats.streams}
+        assert len(screen_ids) == 1, screen_ids  # one page, however often it reconnected
+    finally:
+        context.close()
+        daemons[-1].stop()
