@@ -370,3 +370,101 @@ FITS = """() => [...document.querySelectorAll('.k-top *, .k-main *, .k-offline *
   .every(e => { const r = e.getBoundingClientRect();
                 return r.left >= -1 && r.top >= -1 && r.right <= innerWidth + 1
                        && r.bottom <= innerHeight + 1; })"""
+
+
+def watch_answer(demo: KioskDemo) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"{demo.url}/kiosk/watch", timeout=5) as answer:
+            return int(answer.status), answer.read().decode()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read().decode()
+
+
+def test_a_page_frozen_with_its_stream_open_is_seen_so_the_screen_unit_restarts_it(
+    demo, touch, monkeypatch
+):
+    # A page stuck in a loop (or a hung renderer) keeps its stream open: the daemon still
+    # wrote its ticks into the connection, /kiosk/watch said "listening", and the frozen
+    # screen stayed up all day. The page now says it runs, from its own timers; the watch
+    # goes stale when it stops. (Beats every 0.5 s, stale after 3 s, to keep this short.)
+    from ui import kiosk_screen
+
+    monkeypatch.setattr(kiosk_screen, "BEAT_S", 0.5, raising=False)
+    monkeypatch.setattr(kiosk_screen, "BEAT_STALE_S", 3.0, raising=False)
+    open_kiosk(touch, demo)
+    wait_for(lambda: watch_status(demo) == 200, 5)
+    touch.wait_for_timeout(4500)  # longer than the stale time: the page's beats keep it up
+    assert watch_status(demo) == 200
+    touch.evaluate("setTimeout(() => { for (;;) {} }, 0)")  # the main thread never returns
+    wait_for(lambda: watch_status(demo) == 503, 15)
+    code, text = watch_answer(demo)
+    assert code == 503 and "frozen" in text, text  # its stream still open: it is the page
+
+
+def test_a_middle_click_or_a_modified_click_on_the_language_link_opens_no_window(demo, touch):
+    # A middle click (a mouse plugged in, or a mouse's wheel pressed) on the language link
+    # opened the link in a new window, over the kiosk page and outside its reconnecting;
+    # Shift or Ctrl with a click did the same. The link works by the page's own click only.
+    open_kiosk(touch, demo)
+    for button, modifiers in (("middle", []), ("left", ["Shift"]), ("left", ["Control"])):
+        touch.click("#k-lang", button=button, modifiers=modifiers, no_wait_after=True)
+        touch.wait_for_timeout(500)
+        assert len(touch.context.pages) == 1, (button, modifiers)
+        if button == "left":  # the page's own click: the other language, in this window
+            wait_for(lambda: "lang=en" in touch.url, 5)
+            open_kiosk(touch, demo)
+    assert touch.url == f"{demo.url}/kiosk"
+
+
+def test_a_clock_stepped_back_does_not_blind_the_screen_to_a_silent_daemon(demo, browser):
+    # The Pi has no clock of its own through a power cut: NTP sets it after the boot, and a
+    # clock that was ahead (a hand-set time, a drifting RTC) steps back. The page timed its
+    # silences on that wall clock: after a step back of an hour, a daemon gone silent was not
+    # seen for the hour, and the screen kept showing its last result as if live (a deny's
+    # minimum hold lasted the hour too). It times them on the page's monotonic clock.
+    context = browser.new_context(viewport=SIZE)
+    page = context.new_page()
+    try:
+        page.clock.install()
+        open_kiosk(page, demo)
+        now_s = page.evaluate("Date.now()") / 1000
+        page.clock.set_system_time(now_s - 3600)  # NTP steps the wall clock back an hour
+        # A minute of the page's time with nothing from the daemon (its ticks come in real
+        # time, milliseconds of it here): the offline screen, as without the step.
+        page.clock.run_for(60_000)
+        assert page.evaluate("window.kioskOfflineAt !== undefined")
+    finally:
+        context.close()
+
+
+def test_after_a_storm_of_daemon_restarts_the_screen_is_watched_again_once(tmp_path, browser):
+    # The daemon restarted three times in a row (an update going back, a crash loop): each
+    # new daemon knows no screen until the page's stream comes back, and the page's beats
+    # before that are refused. The page must name itself again on every new stream, or the
+    # watcher would restart a screen that is fine, and one page must count once.
+    first = KioskDemo(tmp_path / "d0")
+    first.start()
+    context = browser.new_context(viewport=SIZE)
+    page = context.new_page()
+    daemons = [first]
+    try:
+        open_kiosk(page, first)
+        wait_for(lambda: watch_status(first) == 200, 5)
+        for n in range(1, 4):
+            daemons[-1].stop()
+            again = KioskDemo(tmp_path / f"d{n}")
+            again.port = first.port  # the same address, as systemd restarts it
+            again.start()
+            daemons.append(again)
+        last = daemons[-1]
+        wait_for(lambda: watch_status(last) == 200, 20)
+        page.wait_for_selector("body:not(.offline)")
+        assert watch_answer(last) == (200, "listening\n")
+        app = last.session.daemon._server.config.app  # the web app the daemon serves...
+        while not hasattr(app, "state"):
+            app = app.app  # ...inside the server's own layers
+        screen_ids = {w.screen_id for w in app.state.screen.beats.streams}
+        assert len(screen_ids) == 1, screen_ids  # one page, however often it reconnected
+    finally:
+        context.close()
+        daemons[-1].stop()

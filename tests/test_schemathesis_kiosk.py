@@ -48,6 +48,7 @@ def _operations(app):
     ops = [result.ok() for result in schema.get_all_operations()]
     assert {op.path for op in ops} == {
         "/kiosk",
+        "/kiosk/beat",
         "/kiosk/direction",
         "/kiosk/pair",
         "/kiosk/preview.jpg",

@@ -304,7 +304,26 @@ def test_screen_browser_runs_as_its_own_user_without_the_daemons_data():
     assert one(screen, "Service", "User") == "kiosk-screen" != one(daemon, "Service", "User")
     hidden = " ".join(values(screen, "Service", "InaccessiblePaths")).replace("-", "").split()
     assert "/var/lib/kiosk" in hidden and "/etc/kiosk" in hidden
-    assert one(screen, "Service", "StateDirectory") == "kiosk-screen"
+
+
+def test_the_screens_browser_profile_lives_in_ram_not_on_the_sd_card():
+    # Chromium's profile (cookies, cache, preferences, its "exited cleanly" mark) was on the
+    # SD card: a power cut mid-write left it corrupt ("profile could not be opened", restore
+    # bubbles, a zoom kept for the site) on an unattended screen, for good. It is now in the
+    # unit's runtime directory, a tmpfs under /run, made fresh at every start of the screen
+    # and gone at its stop; nothing of the browser's is written to the card.
+    unit = load("kiosk-screen.service")
+    runtime = "/run/" + one(unit, "Service", "RuntimeDirectory")
+    assert one(unit, "Service", "RuntimeDirectoryMode") == "0700"
+    assert values(unit, "Service", "RuntimeDirectoryPreserve") in ([], ["no"])
+    assert values(unit, "Service", "StateDirectory") == []
+    flags = dict(f[2:].split("=", 1) for f in screen_browser_flags() if "=" in f)
+    assert flags["user-data-dir"].startswith(runtime + "/")
+    environment = dict(v.split("=", 1) for v in values(unit, "Service", "Environment"))
+    for name in ("HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        assert environment[name] == runtime or environment[name].startswith(runtime + "/")
+    # RAM is small on a Pi (/run is a fifth of it): the cache is bounded.
+    assert 0 < int(flags["disk-cache-size"]) <= 32 * 1024 * 1024
 
 
 def test_a_config_error_stops_the_daemon_and_a_crash_restarts_it(tmp_path):

@@ -67,6 +67,7 @@ from ui.views import PHASE_OF as _PHASE_OF
 from ui.views import BusFeed as BusFeed  # re-exported: the screen's feed
 
 if TYPE_CHECKING:
+    from kiosk.clock import Clock
     from kiosk.core import Core
 
 HERE = Path(__file__).parent
@@ -261,6 +262,68 @@ async def read_small_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+#: The page says it runs every ``BEAT_S`` (``kiosk.js``'s ``BEAT_MS``, from its own timers);
+#: a screen whose stream is open but whose page has not said so for ``BEAT_STALE_S`` is frozen
+#: (a loop in the page, a hung renderer): ``/kiosk/watch`` reports it as no screen.
+BEAT_S = 10.0
+BEAT_STALE_S = 45.0
+#: A screen's id: the page's own random one, in hex (``kiosk.js``).
+SCREEN_ID_PATTERN = r"^[0-9a-f]{16,32}$"
+SCREEN_ID_Q = Query(
+    None, min_length=16, max_length=32, pattern=SCREEN_ID_PATTERN, description="The page's id."
+)
+#: The most streams of this host watched at once: past it the stalest gives its place up.
+WATCHED_MAX = 8
+
+
+@dataclass(eq=False)
+class Watched:
+    """One stream open to a screen of this host: its page's id and when it last said it runs."""
+
+    screen_id: str
+    beat_ns: int
+
+
+class Beats:
+    """Whether this host's screen runs, per stream open to it (named by the page's own id):
+    opening one counts as a beat, and beats are kept only for a page with a stream open, so
+    a stranger's beats make no entry. At most ``WATCHED_MAX`` streams are watched; past that
+    the stalest gives its place up (a stream left behind never keeps a new page out)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.streams: list[Watched] = []
+
+    def opened(self, screen_id: str) -> Watched:
+        """A stream of ``screen_id`` opened: its entry, to give ``closed`` when it ends."""
+        if len(self.streams) >= WATCHED_MAX:
+            self.streams.remove(min(self.streams, key=lambda w: w.beat_ns))
+        watched = Watched(screen_id, self.clock.monotonic_ns())
+        self.streams.append(watched)
+        return watched
+
+    def closed(self, watched: Watched) -> None:
+        if watched in self.streams:
+            self.streams.remove(watched)
+
+    def beat(self, screen_id: str) -> bool:
+        """The page of ``screen_id`` runs: False when no stream of it is watched."""
+        now = self.clock.monotonic_ns()
+        found = False
+        for watched in self.streams:
+            if watched.screen_id == screen_id:
+                watched.beat_ns, found = now, True
+        return found
+
+    def silent_s(self) -> float | None:
+        """Seconds since the freshest watched page last said it runs; None when no screen of
+        this host has a stream open."""
+        if not self.streams:
+            return None
+        last = max(w.beat_ns for w in self.streams)
+        return (self.clock.monotonic_ns() - last) / 1e9
+
+
 @dataclass
 class Screen:
     """The kiosk screen's state for one app (``app.state.screen``): the core, who may see the
@@ -278,9 +341,9 @@ class Screen:
     code_first: bool
     #: What every kiosk screen of this process shows now (a page loaded mid-result shows it).
     tracker: ScreenTracker
-    #: Streams open to a screen of this host (``web.screen_addresses``): what ``/kiosk/watch``
-    #: tells the screen unit's watcher.
-    listening: int = 0
+    #: The screens of this host (``web.screen_addresses``) with a stream open, and their
+    #: pages' beats: what ``/kiosk/watch`` tells the screen unit's watcher.
+    beats: Beats
     #: Every screen of this process sees the same bus messages, so a view or banner is built
     #: and encoded once per message and language, not once per connected screen (the daemon's
     #: loop runs the gate too). Keys hold the messages themselves, so an id is never reused.
@@ -305,6 +368,7 @@ class Screen:
             call=cfg.policy.hours.call,
             code_first=cfg.engine.order == "code_first",
             tracker=ScreenTracker(current_state(core)),
+            beats=Beats(core.clock),
         )
 
     def current(self) -> ScreenTracker:
@@ -432,6 +496,7 @@ def kiosk_page(
             "site_lang": i18n.pick_lang(cfg.site.language, "zh-CN"),
             "now_ms": clock_ms(core),
             "deny_hold_s": DENY_MIN_HOLD_S,
+            "beat_s": BEAT_S,
         },
     )
     response.headers["Cache-Control"] = "no-store"
@@ -516,26 +581,31 @@ async def pair_screen(request: Request, s: Screen = Depends(screen)) -> Response
 
 @router.get("/kiosk/events", include_in_schema=False, dependencies=SCREEN_ONLY)
 async def kiosk_events(
-    request: Request, s: Screen = Depends(screen), lang: str | None = LANG_Q
+    request: Request,
+    s: Screen = Depends(screen),
+    lang: str | None = LANG_Q,
+    screen: str | None = SCREEN_ID_Q,  # (the query's name; the dependency is bound above)
 ) -> StreamingResponse:
     chosen = lang_of(request, s.core.config.site.language)
     return ClosingStream(
-        screen_stream(request, s, chosen),
+        screen_stream(request, s, chosen, screen),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-async def screen_stream(request: Request, s: Screen, lang: str) -> AsyncIterator[str]:
+async def screen_stream(
+    request: Request, s: Screen, lang: str, screen_id: str | None = None
+) -> AsyncIterator[str]:
     """One screen's SSE stream: its view and banner, then a view per bus message that changes
-    it, a banner per health message, and a tick when nothing was written for ``TICK_S``."""
+    it, a banner per health message, and a tick when nothing was written for ``TICK_S``.
+    A stream of this host's screen that names its page (``screen_id``) is watched."""
     core = s.core
     messages = bus_messages(core)  # subscribe first: nothing slips in between
     shared = s.current()
     mine = ScreenTracker(shared.state)
     mine.decision = shared.decision
-    here = 1 if s.access.local(request) else 0
-    s.listening += here
+    watched = s.beats.opened(screen_id) if screen_id and s.access.local(request) else None
     try:
         yield "retry: 2000\n\n"
         yield sse("view", s.view_of(mine, lang))
@@ -572,23 +642,46 @@ async def screen_stream(request: Request, s: Screen, lang: str) -> AsyncIterator
                 yield "".join(out)
                 sent = time.monotonic()
     finally:
-        s.listening -= here
+        if watched is not None:
+            s.beats.closed(watched)
         await messages.aclose()
 
 
 @router.get("/kiosk/watch", include_in_schema=False, dependencies=SCREEN_ONLY)
 def watch(s: Screen = Depends(screen)) -> Response:
-    """Whether a screen of this host has its stream open now: 200, else 503. The screen
-    unit's watcher restarts Chromium after two minutes of 503s: its page crashed, or sits on
-    an error page, and Chromium itself still runs (so ``Restart=always`` never fires)."""
-    if s.listening > 0:
+    """Whether a screen of this host runs now: its stream open and its page beating, 200;
+    else 503. The screen unit's watcher restarts Chromium after two minutes of 503s: its page
+    crashed, sits on an error page, or is frozen (a loop, a hung renderer) with its stream
+    still open, and Chromium itself still runs (so ``Restart=always`` never fires)."""
+    silent = s.beats.silent_s()
+    if silent is not None and silent <= BEAT_STALE_S:
         return Response("listening\n", media_type="text/plain", headers=NO_STORE)
-    return Response(
-        "no screen of this host listens\n",
-        status_code=503,
-        media_type="text/plain",
-        headers=NO_STORE,
-    )
+    if silent is None:
+        text = "no screen of this host listens\n"
+    else:
+        text = (
+            "the screen of this host is frozen: its stream is open,"
+            f" its page silent for {silent:.0f} s\n"
+        )
+    return Response(text, status_code=503, media_type="text/plain", headers=NO_STORE)
+
+
+@router.post("/kiosk/beat", include_in_schema=False, dependencies=SCREEN_ONLY)
+async def page_beat(
+    request: Request,
+    s: Screen = Depends(screen),
+    screen: str = Query(
+        min_length=16, max_length=32, pattern=SCREEN_ID_PATTERN, description="The page's id."
+    ),
+) -> Response:
+    """The screen's page says it runs (``kiosk.js``, every ``BEAT_S`` from its own timers):
+    204; 404 when no stream of that page is open (nothing is kept for it). No body."""
+    if not same_origin(request):
+        return JSONResponse({"error": "cross-site request refused"}, status_code=403)
+    await read_small_body(request, 0)
+    if not s.beats.beat(screen):
+        return Response("no stream of this screen is open\n", status_code=404, headers=NO_STORE)
+    return Response(status_code=204, headers=NO_STORE)
 
 
 @router.get("/kiosk/preview.jpg", include_in_schema=False, dependencies=SCREEN_ONLY)

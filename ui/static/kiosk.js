@@ -10,12 +10,20 @@
   let previewOn = false;
   let lastSpoken = "";
   let lastResult = null;
+  // The page's own intervals (silences, holds) run on a monotonic clock: the wall clock
+  // steps (NTP setting a Pi's clock after a boot), and a step back of an hour made an hour
+  // of silence from the daemon unseen. Date.now() is for the kiosk's clock on the screen.
+  const mono = () => performance.now();
 
   // --- fingers only tap: a long press (a right click) opens no browser menu over the kiosk
   // (back, reload, print, save as...), nothing is selected or dragged away to be opened.
-  for (const kind of ["contextmenu", "selectstart", "dragstart", "drop"]) {
-    document.addEventListener(kind, (e) => e.preventDefault());
+  // A middle click (auxclick) on the language link opened it in a new window over the kiosk:
+  // no button but the first does anything here, nor a middle press's autoscroll.
+  for (const kind of ["contextmenu", "selectstart", "dragstart", "drop", "auxclick"]) {
+    document.addEventListener(kind, (e) => e.preventDefault(), { capture: true });
   }
+  document.addEventListener("mousedown", (e) => { if (e.button !== 0) e.preventDefault(); },
+    { capture: true });
   document.addEventListener("dragover", (e) => e.preventDefault());
   // No key does anything here: a USB keyboard plugged in would reload (F5), print (Ctrl+P),
   // open a file (Ctrl+O), zoom for good (Ctrl+plus: Chromium keeps it for the site), go back
@@ -199,7 +207,7 @@
     for (const b of buttons) b.disabled = !view.dirs_live;
     startGate(result && result.kind === "pass" ? view.gate_closes_in_s : 0);
     const fresh = result && view.result_id !== (shown && shown.result_id);
-    if (fresh && result.kind !== "pass") holdUntil = Date.now() + denyHoldMs;
+    if (fresh && result.kind !== "pass") holdUntil = mono() + denyHoldMs;
     if (result && shown === null) resultBefore = view.result_id;
     if (result && view.result_id !== resultBefore) sawResult = true;
     if (view.sound && view.result_id !== lastResult) play(view.sound);
@@ -213,7 +221,7 @@
   // A deny, a fault or a re-measure stays until the next person starts or for at least
   // denyHoldMs: the engine's own hold may be shorter than a slow reader needs.
   function show(view) {
-    const holding = shown && shown.result && shown.result.kind !== "pass" && Date.now() < holdUntil;
+    const holding = shown && shown.result && shown.result.kind !== "pass" && mono() < holdUntil;
     const next = ACTIVE.includes(view.phase) || view.phase === "out_of_order" ||
       (view.result && view.result_id !== (shown && shown.result_id));
     clearTimeout(pendingTimer);
@@ -221,7 +229,7 @@
     if (holding && !next) {
       pending = view;
       pendingTimer = setTimeout(() => { const v = pending; pending = null; if (v) render(v); },
-        holdUntil - Date.now());
+        holdUntil - mono());
       return;
     }
     render(view);
@@ -239,7 +247,7 @@
 
   // --- language: a visitor's choice lasts one passage -------------------------------------
   const siteLang = body.dataset.siteLang;
-  const switchedAt = Date.now();
+  const switchedAt = mono();
   const LANG_IDLE_MS = 60000;  // chose a language and walked away: back after a minute
   // Another page of the kiosk is loaded only once the daemon answers for it: a load that
   // fails leaves Chromium's error page, which has none of this page's reconnecting (the
@@ -262,7 +270,7 @@
     if (lang !== siteLang) go("/kiosk");
   }
   setInterval(() => {
-    if (lang !== siteLang && Date.now() - switchedAt > LANG_IDLE_MS &&
+    if (lang !== siteLang && mono() - switchedAt > LANG_IDLE_MS &&
         (!shown || shown.phase === "idle")) revertLanguage();
   }, 5000);
 
@@ -313,7 +321,7 @@
   // --- the stream: a tick at least every 2 s; silence for 4 s means the link is gone -----
   const OFFLINE_AFTER_MS = 4000;
   const RECONNECT_MS = 2000;  // as the stream's own "retry: 2000"
-  let lastHeard = Date.now();
+  let lastHeard = mono();
   function goOffline() {
     if (body.classList.contains("offline")) return;
     clearTimeout(pendingTimer);
@@ -328,7 +336,7 @@
     window.kioskOfflineAt = Date.now();  // for tests
   }
   function heard() {
-    lastHeard = Date.now();
+    lastHeard = mono();
     body.classList.remove("offline");
   }
   // A link that went dead without a word (the network dropped and the daemon forgot the
@@ -338,17 +346,30 @@
   let stream = null;
   let connectedAt = 0;
   setInterval(() => {
-    const now = Date.now();
+    const now = mono();
     if (now - lastHeard > OFFLINE_AFTER_MS) goOffline();
     if (now - lastHeard > RESTART_AFTER_MS && now - connectedAt > RESTART_AFTER_MS) {
       stream.close();
       connect();
     }
   }, 250);
+  // --- the page says it runs: a page stuck in a loop (or a hung renderer) keeps its stream
+  // open, so the daemon cannot tell it from a live one by the stream. Beats come from this
+  // page's own timers, which a frozen main thread never runs; the screen unit's watcher asks
+  // /kiosk/watch, which goes stale when they stop, and restarts the screen.
+  const screenId = Array.from(crypto.getRandomValues(new Uint8Array(12)),
+    (b) => b.toString(16).padStart(2, "0")).join("");
+  const beatMs = 1000 * Number(body.dataset.beatS || 10);
+  setInterval(() => {
+    fetch("/kiosk/beat?screen=" + screenId, { method: "POST", cache: "no-store" })
+      .catch(() => {});  // the daemon away: the stream says so
+  }, beatMs);
+
   function connect() {
-    const es = new EventSource("/kiosk/events?lang=" + encodeURIComponent(lang));
+    const es = new EventSource("/kiosk/events?lang=" + encodeURIComponent(lang) +
+      "&screen=" + screenId);
     stream = es;
-    connectedAt = Date.now();
+    connectedAt = mono();
     es.addEventListener("view", (e) => { heard(); show(JSON.parse(e.data)); });
     es.addEventListener("banner", (e) => { heard(); renderBanner(JSON.parse(e.data)); });
     es.addEventListener("tick", (e) => {
