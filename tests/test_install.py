@@ -12,6 +12,7 @@ services act on a running Pi only and are reported as skipped under --root.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -596,6 +597,12 @@ def test_real_install_sets_up_the_pi(installed, checkout):
     assert "udevadm info" in (root / "etc/kiosk/usb-ports").read_text()
     screen = passwd_entry(root, "kiosk-screen")
     assert screen is not None and screen[5] == "/var/lib/kiosk-screen" and int(screen[3]) != gid
+    # The screen's Chromium policy, where Debian's chromium and Pi OS's chromium-browser read it.
+    policy = (checkout / "systemd/chromium-policy.json").read_bytes()
+    for browser in ("chromium", "chromium-browser"):
+        rel = f"etc/{browser}/policies/managed/kiosk-screen.json"
+        assert (root / rel).read_bytes() == policy, rel
+        assert mode_owner(rel) == (0o644, 0, 0)
     assert "kiosk-screen" not in group_members(root, "kiosk")
 
     units = root / "etc/systemd/system"
@@ -673,6 +680,8 @@ def test_uninstall_keeps_data_unless_purged(installed, checkout, tmp_path):
     assert not (root / "opt/kiosk").exists()
     assert not (root / "etc/systemd/system/kiosk.service").exists()
     assert not (root / "etc/systemd/system/multi-user.target.wants/kiosk.service").exists()
+    assert not (root / "etc/chromium/policies/managed/kiosk-screen.json").exists()
+    assert not (root / "etc/chromium-browser/policies/managed/kiosk-screen.json").exists()
     assert (root / "etc/kiosk/kiosk.toml").exists()
     assert (root / "etc/kiosk/credentials/token_pepper").exists()
     assert (root / "var/lib/kiosk").is_dir()
@@ -733,8 +742,16 @@ def test_install_tls_pins_the_certificate_for_the_screen(checkout, tmp_path_fact
         "LoadCredential=tls_cert:"
         in (root / "etc/systemd/system/kiosk.service.d/tls.conf").read_text()
     )
+    # Ctrl+N / Ctrl+T open the kiosk page at the origin the screen uses: https here.
+    for browser in ("chromium", "chromium-browser"):
+        policy = json.loads(
+            (root / f"etc/{browser}/policies/managed/kiosk-screen.json").read_text()
+        )
+        assert policy["NewTabPageLocation"] == "https://127.0.0.1:8000/kiosk", browser
+        assert policy["URLAllowlist"] == ["127.0.0.1"]
     again = run(checkout / "scripts" / "install", *args, env=install_env())
     assert "point the screen at https" not in again.stdout  # nothing to redo
+    assert "the screen's Chromium policy" not in again.stdout  # written once
     assert (root / "etc/systemd/system/kiosk-screen.service.d/tls.conf").read_text() == screen
 
 
