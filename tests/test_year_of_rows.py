@@ -11,6 +11,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import sqlite_utils
 
 from kiosk import queries
@@ -118,3 +119,59 @@ def test_the_alarm_desk_finds_the_first_row_of_its_look_back_without_walking_the
     )
     assert (first, first_big) == (2_001, 20_001)
     assert big - small < 20, (small, big)
+
+
+@pytest.mark.parametrize("unsynced", [False, True], ids=["synced", "a-boot-before-ntp"])
+def test_the_start_rebuilds_the_quota_history_from_its_look_back_not_the_year(
+    tmp_path, monkeypatch, unsynced
+):
+    """Each start rebuilt the passage history (quota, anti-passback) by walking the whole log
+    (an OR in its condition kept SQLite off the ``ts`` index): a year of rows read from the
+    card before the gate decides, at every reboot. It reads the look-back's rows, the same."""
+    from checkpoint.app import build_core
+    from kiosk.config import KioskConfig
+
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    counts = []
+    for n in (2_000, 20_000):
+        data_dir = tmp_path / str(n)
+        data_dir.mkdir()
+        _year_old_log(data_dir / "kiosk.db", n).conn.close()
+        conn = sqlite3.connect(data_dir / "kiosk.db")
+        with conn:  # a passage of today's look-back, out, with its pass
+            conn.execute(
+                "INSERT INTO events (seq, id, kiosk_id, ts, boot_id, mono_ns, clock_synced,"
+                " direction, decision, reasons, kind, flags, pass_id, household,"
+                " personal_digest, prev_hash, hash) SELECT ? + 2, 'id-out', kiosk_id, ?,"
+                " boot_id, mono_ns, 1, 'out', 'pass', reasons, 'passage', flags,"
+                " 'ab12cd34ef56', '5-702', personal_digest, prev_hash, hash"
+                " FROM events WHERE seq = 1",
+                [n, format_ts(NOW - timedelta(hours=2))],
+            )
+            if unsynced:  # a boot that never synchronised: the reports' dated view is read
+                conn.execute(
+                    "INSERT INTO events (seq, id, kiosk_id, ts, boot_id, mono_ns,"
+                    " clock_synced, direction, decision, reasons, kind, flags,"
+                    " personal_digest, prev_hash, hash) SELECT ? + 3, 'id-early', kiosk_id,"
+                    " '1970-01-01T00:01:00.000000Z', 'early-boot', mono_ns, 0, 'in', 'pass',"
+                    " reasons, 'passage', flags, personal_digest, prev_hash, hash"
+                    " FROM events WHERE seq = 1",
+                    [n],
+                )
+        conn.close()
+        core = build_core(KioskConfig(), data_dir, FakeClock(start=NOW))
+        try:
+            reader = core.store.reader().conn
+            steps = [0]
+
+            def count(steps=steps) -> int:
+                steps[0] += 1
+                return 0
+
+            reader.set_progress_handler(count, 100)
+            assert core.runner._load_history() == 2  # the passage and the registration
+            assert core.history.last_passage("ab12cd34ef56", "out") is not None
+            counts.append(steps[0])
+        finally:
+            core.close()
+    assert counts[1] - counts[0] < 20, counts
