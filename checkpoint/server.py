@@ -54,6 +54,7 @@ from kiosk.config.web import WebSection
 from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.logs import OncePerInterval
 from kiosk.secrets import secret_path
+from kiosk.tlscert import TlsCertificate
 from ui.kiosk_screen import Network, in_networks
 
 log = logging.getLogger(__name__)
@@ -505,6 +506,18 @@ def certificate_names(cert_file: str) -> tuple[str, ...]:
     except (OSError, ValueError, x509.ExtensionNotFound):
         return ()
     return tuple(alternatives.value.get_values_for_type(x509.DNSName))
+
+
+def certificate_validity(cert_file: str) -> TlsCertificate | None:
+    """When the PEM certificate the API serves is valid (``kiosk.tlscert``); None for a file
+    that cannot be read or is not a certificate (the TLS handshake reports that one)."""
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return TlsCertificate(cert.not_valid_before_utc, cert.not_valid_after_utc)
 
 
 def effective_max_connections(web: WebSection, nofile: int | None = None) -> int:

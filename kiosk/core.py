@@ -31,6 +31,7 @@ from kiosk.lists import ListStore
 from kiosk.passes import TrustList
 from kiosk.runner import EngineRunner
 from kiosk.store import EventLog
+from kiosk.tlscert import TlsCertificate
 from kiosk.tokens import TokenStore
 from kiosk.volume import DataVolume
 
@@ -80,6 +81,8 @@ class Core:
     pages: PageSource = field(default_factory=InProcessPages)
     #: the data dir's file system, read at start by the daemon (in RAM: a warning)
     data_volume: DataVolume | None = None
+    #: the API's TLS certificate's validity, read by the daemon at start (``web.tls``)
+    tls_certificate: TlsCertificate | None = None
 
     def close(self) -> None:
         """Release what ``build_core`` opened, for a core that was never run as a daemon."""
@@ -127,6 +130,8 @@ class Core:
         report["version"] = self.version
         if self.data_volume is not None:
             report["data_volume"] = self.data_volume.to_dict()
+        if self.tls_certificate is not None:
+            report["tls_certificate"] = self.tls_certificate.to_dict(self.clock.now())
         report["deciding"] = self.deciding(report)
         return report
 

@@ -146,8 +146,11 @@ def key_id_of(public_key: Ed25519PublicKey) -> str:
     Two bytes keep the QR small; the trust list tolerates an id shared by two keys by trying
     both, so a collision costs one extra verification, never a wrong answer.
     """
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).digest()[:KEY_ID_BYTES].hex()
+    return hashlib.sha256(_raw(public_key)).digest()[:KEY_ID_BYTES].hex()
+
+
+def _raw(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def public_key_pem(public_key: Ed25519PublicKey) -> bytes:
@@ -501,6 +504,12 @@ class TrustList:
         return next(
             (key for keys in self._current()[0].values() for n, key in keys if n == name), None
         )
+
+    def trusts(self, public_key: Ed25519PublicKey) -> bool:
+        """Whether ``public_key`` is in force here: a pass it signs is not refused as
+        ``pass_unknown_key`` (the guard console's own key, after a rotation removed it)."""
+        raw = _raw(public_key)
+        return any(_raw(key) == raw for _name, key in self.keys_for(key_id_of(public_key)))
 
     def issuer_of(self, key_id: str) -> str | None:
         keys = self._current()[0].get(key_id)

@@ -54,13 +54,25 @@ def events_of_kinds_since(
     log: Readable, kinds: tuple[str, ...], since: str, limit: int = 50
 ) -> list[dict[str, Any]]:
     """Events of the given ``kind``\\s (e.g. registrations) at or after ``since`` (an ISO
-    timestamp prefix), newest first, decoded."""
+    timestamp prefix), newest first, decoded. Reads the rows from the first stamped since
+    then (``_SINCE``), not the whole log: with fewer than ``limit`` of those kinds in the
+    window (most days) a walk down ``seq`` went on to the log's first row."""
     marks = ", ".join("?" for _ in kinds) or "NULL"
     sql = (
-        f"SELECT * FROM events WHERE kind IN ({marks}) AND ts >= ? "  # noqa: S608 - only marks
+        f"SELECT * FROM events WHERE {_SINCE} AND kind IN ({marks}) AND ts >= ? "  # noqa: S608
         "ORDER BY seq DESC LIMIT ?"
     )
-    return [decode_event_row(r) for r in _rows(log, sql, [*kinds, since, _limit(limit)])]
+    params = [since, *kinds, since, _limit(limit)]
+    return [decode_event_row(r) for r in _rows(log, sql, params)]
+
+
+#: The first ``seq`` stamped at or after a time, read from the rows stamped since on
+#: ``events_ts``. Without the index named, SQLite answers ``min(seq)`` by walking ``seq`` up
+#: from the log's first row to the first stamped since: a year of rows for "today".
+_FIRST_SINCE = "SELECT min(seq) FROM events INDEXED BY events_ts WHERE ts >= ?"
+#: Rows from the first one stamped at or after a time: every row stamped since is among
+#: them, whatever order the clock stamped them in.
+_SINCE = f"seq >= ({_FIRST_SINCE})"
 
 
 def event_rows_between(log: Readable, start: str, end: str) -> list[dict[str, Any]]:
@@ -75,8 +87,8 @@ def event_rows_between(log: Readable, start: str, end: str) -> list[dict[str, An
 
 def first_seq_since(log: Readable, since: str) -> int | None:
     """The first ``seq`` at or after the timestamp ``since``; None when there is none."""
-    rows = list(_rows(log, "SELECT min(seq) AS s FROM events WHERE ts >= ?", [since]))
-    first = rows[0]["s"] if rows else None
+    rows = list(_rows(log, _FIRST_SINCE, [since]))
+    first = next(iter(rows[0].values())) if rows else None
     return int(first) if first is not None else None
 
 
@@ -236,23 +248,29 @@ def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def past_visitors(log: Readable, text: str, limit: int = 20) -> list[dict[str, Any]]:
+def past_visitors(
+    log: Readable, text: str, limit: int = 20, *, since: str = ""
+) -> list[dict[str, Any]]:
     """Earlier registrations of people (``kind = 'registration'``) whose name contains
     ``text``, or, when ``text`` is 3 to 11 digits, whose phone number ends with it; newest
     first, one per name and phone (the latest), decoded. Purged records (no person) are
     not found. ``text`` is read as typed by a Chinese input method too (``kiosk.typed``:
-    full-width ``１３８０`` is ``1380``), as the record keeps it."""
+    full-width ``１３８０`` is ``1380``), as the record keeps it. ``since`` (the retention
+    cutoff, as ``ts``): only the rows from the first stamped then are read, those that can
+    still hold a person (a year of purged rows would be walked for each search)."""
     wanted = typed(text[:200])[:40]
     if not wanted:
         return []
     digits = wanted if wanted.isdigit() and 3 <= len(wanted) <= 11 else ""
     sql = (
-        "SELECT * FROM events WHERE kind = 'registration' AND person IS NOT NULL AND ("
+        f"SELECT * FROM events WHERE {_SINCE} AND kind = 'registration'"  # noqa: S608
+        " AND person IS NOT NULL AND ("
         "json_extract(person, '$.name') LIKE ? ESCAPE '\\' OR (? != '' AND "
         "replace(replace(json_extract(person, '$.phone'), ' ', ''), '-', '') LIKE ? ESCAPE '\\')"
         ") ORDER BY seq DESC LIMIT ?"
     )
-    params: list[Any] = [f"%{_like(wanted)}%", digits, f"%{_like(digits)}", _limit(limit * 10)]
+    params: list[Any] = [since, f"%{_like(wanted)}%", digits, f"%{_like(digits)}"]
+    params.append(_limit(limit * 10))
     seen: set[tuple[str, str]] = set()
     out: list[dict[str, Any]] = []
     for row in _rows(log, sql, params):

@@ -21,6 +21,7 @@ from kiosk.config import (
     store_folder_problem,
 )
 from kiosk.logs import setup_logging
+from kiosk.tlscert import TlsCertificate
 
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_verb, path_arg, path_of
@@ -193,6 +194,18 @@ def run_daemon(args: argparse.Namespace) -> int:
         os.close(lock)
 
 
+def served_certificate(config: KioskConfig) -> TlsCertificate | None:
+    """The validity of the certificate the API serves (``web.tls``), for health; None
+    without TLS or its files (the server's start says what is missing)."""
+    from checkpoint.server import certificate_validity, tls_files
+
+    try:
+        files = tls_files(config.web)
+    except OSError:
+        return None
+    return None if files is None else certificate_validity(files[0])
+
+
 def _run(args: argparse.Namespace, config: KioskConfig, data: Path) -> int:
     """The daemon's life, on the locked data dir."""
     from checkpoint.app import Daemon, build_core, stop_on_signals
@@ -204,6 +217,7 @@ def _run(args: argparse.Namespace, config: KioskConfig, data: Path) -> int:
         core = await asyncio.to_thread(build_core, config, data)
         core.data_volume = data_volume(data)  # a data dir in RAM: said in health and the log
         warn_if_volatile(core.data_volume, data)
+        core.tls_certificate = served_certificate(config)  # runs out: health warns ahead
         refusal = no_trusted_key(core)
         if refusal:
             await asyncio.to_thread(core.close)

@@ -648,6 +648,9 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
     volume = report.get("data_volume") or {}
     if "fs_type" in volume:
         add(device_label(lang, "data_volume"), *volume_words(volume, lang))
+    cert = report.get("tls_certificate") or {}
+    if "state" in cert:
+        add(device_label(lang, "tls_certificate"), *certificate_words(cert, lang, tz))
     for peer in report.get("peers") or []:
         add(*peer_words(peer, lang, tz))
     last = report.get("last_event")
@@ -690,6 +693,22 @@ def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str,
         words = f"{words}; {i18n.t(lang, 'health.peer_skew', amount=amount, way=way)}"
         state = "degraded"
     return label, state, words
+
+
+def certificate_words(cert: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str]:
+    """The API's TLS certificate's row (``kiosk.tlscert``): ``ok`` and until when; a warning
+    when it runs out within ``WARN_DAYS`` days or is not valid yet; ``fault`` once it ran out
+    (the office's pull is refused)."""
+    until = local_time(str(cert.get("not_after")), tz, "%Y-%m-%d")
+    state = str(cert.get("state"))
+    if state == "ok":
+        return "ok", i18n.t(lang, "health.cert_until", day=until)
+    if state == "expires_soon":
+        return "degraded", i18n.t(lang, "health.cert_soon", n=cert.get("days_left"), day=until)
+    if state == "not_yet_valid":
+        since = local_time(str(cert.get("not_before")), tz, "%Y-%m-%d %H:%M")
+        return "degraded", i18n.t(lang, "health.cert_not_yet", day=since)
+    return "fault", i18n.t(lang, "health.cert_expired", day=until)
 
 
 def volume_words(volume: dict[str, Any], lang: str) -> tuple[str, str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -33,6 +33,9 @@ from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, not
 from ui.guard.display import card_svg, local_time
 from ui.guard.forms import BadInput, bounded, choice, clean
 from ui.guard.lists import confirm_first
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 #: The passes list's search: a holder, a household or a pass number.
 #: Cut to 60 characters where it is used (``render``): an edited longer link is the page.
@@ -96,6 +99,26 @@ def pass_rows(g: Guard, session: Session, lang: str, q: str) -> list[dict[str, A
     return rows
 
 
+def key_problem(g: Guard) -> str | None:
+    """Why this console cannot issue passes (an i18n key), or None: no issuing key here (the
+    secret is not set), or one whose ``.pub`` is not in the trust folder (a rotation removed
+    it): every pass it signed would be refused at this very gate as ``pass_unknown_key``."""
+    key = g.core.issuer_key
+    if key is None:
+        return "pass.no_key"
+    if not g.core.trust.trusts(key.public_key()):
+        return "pass.key_untrusted"
+    return None
+
+
+def issuing_key(g: Guard) -> Ed25519PrivateKey:
+    """The console's issuing key, when a pass it signs opens this gate; else ``BadInput``."""
+    problem = key_problem(g)
+    if problem is not None or g.core.issuer_key is None:
+        raise BadInput("err.no_key" if problem == "pass.no_key" else "err.key_untrusted")
+    return g.core.issuer_key
+
+
 def render(request: Request, g: Guard, session: Session, **ctx: Any) -> HTMLResponse:
     lang = g.lang(request)
     q = str(ctx.pop("q", "") or "")[:60]
@@ -104,7 +127,7 @@ def render(request: Request, g: Guard, session: Session, **ctx: Any) -> HTMLResp
         request,
         "guard_passes.html",
         session,
-        can_issue=g.core.issuer_key is not None,
+        key_problem=key_problem(g),
         roles=ROLES,
         q=q,
         passes=pass_rows(g, session, lang, q),
@@ -122,9 +145,7 @@ def passes_page(
 @router.post("/passes", name="pass_issued", response_class=HTMLResponse, include_in_schema=False)
 async def issue(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
-    key = g.core.issuer_key  # None: no issuer key on this kiosk (the secret is not set)
-    if key is None:
-        raise BadInput("err.no_key")
+    key = issuing_key(g)
     household = clean(form.get("household"), "pass.household", required=True, max_len=40)
     holder = clean(form.get("holder"), "pass.holder", required=True, max_len=60)
     role = choice(form.get("role"), "pass.role", ROLES, "visitor")
@@ -212,9 +233,7 @@ def picked_ids(form: FormData) -> list[str]:
 async def reprint(request: Request, session: ActionSession, g: GuardDep) -> Response:
     """Print cards again (one, or a batch): the same signed passes, re-signed identically."""
     form = await request.form()
-    key = g.core.issuer_key
-    if key is None:
-        raise BadInput("err.no_key")
+    key = issuing_key(g)
     ids = picked_ids(form)
     records = {r["pass_id"]: r for r in issued_records(g)}
     revoked = queries.revoked_pass_ids(g.core.store)

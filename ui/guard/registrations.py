@@ -39,7 +39,7 @@ from kiosk.community import CommunityError
 from kiosk.compound import quarantined
 from kiosk.lists import same_text
 from kiosk.policy import quarantine_blocks
-from kiosk.store import StoreFault
+from kiosk.store import StoreFault, format_ts
 from kiosk.vehicles import VehicleList
 from ui.auth import Session
 from ui.guard.deps import (
@@ -155,7 +155,12 @@ def page(
     since = (g.core.clock.now() - timedelta(hours=24)).isoformat()[:19]
     events = queries.events_of_kinds_since(g.core.store, REGISTRATION_KINDS, since, 50)
     query = (q or "").strip()[:40]
-    found = queries.past_visitors(g.core.store, searched(query, clear)) if query else []
+    kept = g.core.clock.now() - timedelta(days=g.cfg.store.retention_days)
+    found = (
+        queries.past_visitors(g.core.store, searched(query, clear), since=format_ts(kept))
+        if query
+        else []
+    )
     flash = g.flash(request)
     return g.render(
         request,

@@ -1,0 +1,177 @@
+"""A gate a year on: pages the guard opens all day must read what they show, not the year.
+
+A year of a busy gate is ~700,000 events. Work is counted in SQLite's own steps (its
+progress handler), the same on any machine: a query that reads only the recent rows does the
+same work over a log ten times as long; one that walks the whole table does ten times as
+much (seconds on a Pi's card, for each view)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from kiosk import queries
+from kiosk.clock import FakeClock
+from kiosk.store import EventDraft, EventLog, format_ts
+
+NOW = datetime(2027, 1, 5, 9, 0, tzinfo=UTC)
+
+
+class _Log:
+    """What ``kiosk.queries`` needs (``reader()``), counting SQLite's steps on its connection."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path)
+        self.steps = 0
+
+        def count() -> int:
+            self.steps += 1
+            return 0
+
+        self.conn.set_progress_handler(count, 100)
+
+    def reader(self) -> sqlite_utils.Database:
+        return sqlite_utils.Database(self.conn)
+
+
+def _year_old_log(path: Path, old_rows: int) -> _Log:
+    """A log of ``old_rows`` passages stamped last January (personal fields purged, as a
+    year's retention leaves them), then today a passage and one visitor's registration."""
+    clock = FakeClock(start=NOW - timedelta(days=360))
+    with EventLog(path, "gate-1", clock, synchronous="NORMAL") as log:
+        log.append(EventDraft(direction="in", decision="pass", reasons=("ok",)))
+    conn = sqlite3.connect(path)
+    with conn:  # the same row again and again, as retention leaves a year of passages
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
+            " INSERT INTO events (seq, id, kiosk_id, ts, boot_id, mono_ns, clock_synced,"
+            " direction, decision, reasons, kind, flags, personal_digest, purged_at,"
+            " prev_hash, hash)"
+            " SELECT i, 'id-' || i, kiosk_id, ts, boot_id, mono_ns, clock_synced, direction,"
+            " decision, reasons, kind, flags, personal_digest, ts, prev_hash, hash FROM events, n"
+            " WHERE seq = 1",
+            [old_rows],
+        )
+        conn.execute(
+            "INSERT INTO events (seq, id, kiosk_id, ts, boot_id, mono_ns, clock_synced,"
+            " direction, decision, reasons, kind, flags, person, personal_digest, prev_hash, hash)"
+            " SELECT ? + 1, 'id-recent', kiosk_id, ?, boot_id, mono_ns, 1, direction,"
+            " 'manual_pass', reasons, 'registration', flags, ?, personal_digest, prev_hash, hash"
+            " FROM events WHERE seq = 1",
+            [old_rows, format_ts(NOW - timedelta(hours=1)), '{"name": "王秀英"}'],
+        )
+    conn.close()
+    return _Log(path)
+
+
+def _steps(log: _Log, ask) -> tuple[int, list]:
+    log.steps = 0
+    found = ask(log)
+    return log.steps, found
+
+
+def test_the_registration_page_reads_todays_rows_not_the_years(tmp_path):
+    """Its list of the last 24 hours' registrations (every view of the page) walked the whole
+    log back to its first row whenever fewer than 50 were in those hours (most days)."""
+    since = format_ts(NOW - timedelta(hours=24))[:19]
+    kinds = ("registration", "vehicle")
+    logs = [_year_old_log(tmp_path / f"{n}.db", n) for n in (2_000, 20_000)]
+    (small, found), (big, found_big) = (
+        _steps(log, lambda lg: queries.events_of_kinds_since(lg, kinds, since, 50)) for log in logs
+    )
+    assert (
+        [e["person"]["name"] for e in found]
+        == ["王秀英"]
+        == [e["person"]["name"] for e in found_big]
+    )
+    assert big - small < 20, (small, big)
+
+
+def test_the_visitor_search_reads_the_rows_that_can_still_hold_a_person(tmp_path):
+    """Searching earlier visitors by name walked every row of the log (a year of them) for
+    matches that only the rows within retention can hold (the rest are purged)."""
+    since = format_ts(NOW - timedelta(days=30))
+    logs = [_year_old_log(tmp_path / f"{n}.db", n) for n in (2_000, 20_000)]
+    (small, found), (big, found_big) = (
+        _steps(log, lambda lg: queries.past_visitors(lg, "秀英", since=since)) for log in logs
+    )
+    assert (
+        [e["person"]["name"] for e in found]
+        == ["王秀英"]
+        == [e["person"]["name"] for e in found_big]
+    )
+    assert big - small < 20, (small, big)
+
+
+def test_the_alarm_desk_finds_the_first_row_of_its_look_back_without_walking_the_year(
+    tmp_path,
+):
+    """At each start the alarm desk asks for the first row of its last hours: SQLite walked
+    ``seq`` up from the log's first row to find it."""
+    since = format_ts(NOW - timedelta(hours=24))
+    logs = [_year_old_log(tmp_path / f"{n}.db", n) for n in (2_000, 20_000)]
+    (small, first), (big, first_big) = (
+        _steps(log, lambda lg: queries.first_seq_since(lg, since)) for log in logs
+    )
+    assert (first, first_big) == (2_001, 20_001)
+    assert big - small < 20, (small, big)
+
+
+@pytest.mark.parametrize("unsynced", [False, True], ids=["synced", "a-boot-before-ntp"])
+def test_the_start_rebuilds_the_quota_history_from_its_look_back_not_the_year(
+    tmp_path, monkeypatch, unsynced
+):
+    """Each start rebuilt the passage history (quota, anti-passback) by walking the whole log
+    (an OR in its condition kept SQLite off the ``ts`` index): a year of rows read from the
+    card before the gate decides, at every reboot. It reads the look-back's rows, the same."""
+    from checkpoint.app import build_core
+    from kiosk.config import KioskConfig
+
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    counts = []
+    for n in (2_000, 20_000):
+        data_dir = tmp_path / str(n)
+        data_dir.mkdir()
+        _year_old_log(data_dir / "kiosk.db", n).conn.close()
+        conn = sqlite3.connect(data_dir / "kiosk.db")
+        with conn:  # a passage of today's look-back, out, with its pass
+            conn.execute(
+                "INSERT INTO events (seq, id, kiosk_id, ts, boot_id, mono_ns, clock_synced,"
+                " direction, decision, reasons, kind, flags, pass_id, household,"
+                " personal_digest, prev_hash, hash) SELECT ? + 2, 'id-out', kiosk_id, ?,"
+                " boot_id, mono_ns, 1, 'out', 'pass', reasons, 'passage', flags,"
+                " 'ab12cd34ef56', '5-702', personal_digest, prev_hash, hash"
+                " FROM events WHERE seq = 1",
+                [n, format_ts(NOW - timedelta(hours=2))],
+            )
+            if unsynced:  # a boot that never synchronised: the reports' dated view is read
+                conn.execute(
+                    "INSERT INTO events (seq, id, kiosk_id, ts, boot_id, mono_ns,"
+                    " clock_synced, direction, decision, reasons, kind, flags,"
+                    " personal_digest, prev_hash, hash) SELECT ? + 3, 'id-early', kiosk_id,"
+                    " '1970-01-01T00:01:00.000000Z', 'early-boot', mono_ns, 0, 'in', 'pass',"
+                    " reasons, 'passage', flags, personal_digest, prev_hash, hash"
+                    " FROM events WHERE seq = 1",
+                    [n],
+                )
+        conn.close()
+        core = build_core(KioskConfig(), data_dir, FakeClock(start=NOW))
+        try:
+            reader = core.store.reader().conn
+            steps = [0]
+
+            def count(steps=steps) -> int:
+                steps[0] += 1
+                return 0
+
+            reader.set_progress_handler(count, 100)
+            assert core.runner._load_history() == 2  # the passage and the registration
+            assert core.history.last_passage("ab12cd34ef56", "out") is not None
+            counts.append(steps[0])
+        finally:
+            core.close()
+    assert counts[1] - counts[0] < 20, counts
