@@ -21,6 +21,7 @@ import subprocess
 import sys
 import sysconfig
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -753,6 +754,30 @@ def test_install_tls_pins_the_certificate_for_the_screen(checkout, tmp_path_fact
     assert "point the screen at https" not in again.stdout  # nothing to redo
     assert "the screen's Chromium policy" not in again.stdout  # written once
     assert (root / "etc/systemd/system/kiosk-screen.service.d/tls.conf").read_text() == screen
+
+
+@needs_root
+def test_install_tls_refuses_to_date_a_certificate_from_a_clock_before_the_release(
+    checkout, tmp_path_factory
+):
+    """A Pi has no RTC: booted without network (and without fake-hwclock) its clock says 1970.
+    The certificate made then ran 1970-1980 and was refused as expired once NTP set the clock,
+    so the office's pull stopped. A clock earlier than the release was made is refused, by
+    name, and no certificate is made (the next run, with the clock set, makes it)."""
+    need(shutil.which("useradd") is not None, "useradd")
+    need(shutil.which("openssl") is not None, "openssl")
+    future = snapshot_checkout(tmp_path_factory.mktemp("future-checkout"))
+    made = datetime(2100, 1, 1, tzinfo=UTC).timestamp()
+    os.utime(future / "pyproject.toml", (made, made))
+    root = fresh_os_root(tmp_path_factory.mktemp("tls-clock") / "root")
+    args = ("--root", str(root), "--pip-args", OFFLINE_PIP, "--tls")
+    proc = run(future / "scripts" / "install", *args, env=install_env())
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "before this release was made (2100-01-01)" in out, out
+    assert "set the clock" in out
+    assert not (root / "etc/kiosk/credentials/tls_cert").exists()
+    assert not (root / "etc/systemd/system/kiosk.service.d/tls.conf").exists()
 
 
 @needs_root
