@@ -164,7 +164,7 @@ def _utc(ts: str) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def _over_quota(
+def over_quota_households(
     db: Database,
     day: date,
     zone: ZoneInfo,
@@ -199,11 +199,6 @@ def _over_quota(
             for i, t in enumerate(times)
         )
     return over
-
-
-#: ``_over_quota`` for the office's district report: one compound's households, its own rule
-#: and its site's clock (``office.district``).
-over_quota_households = _over_quota
 
 
 def _temperature_counts(
@@ -260,7 +255,7 @@ def compute_report(
         if households_outing(row):  # one household however its passes spell it
             exits[same_text(row["household"])] += 1
 
-    over_quota = _over_quota(db, day, zone, quota, set(exits)) if exits else 0
+    over_quota = over_quota_households(db, day, zone, quota, set(exits)) if exits else 0
     temp_counts = _temperature_counts(readings.values(), bins)
     no_temperature = sum(temp_c is None for temp_c in readings.values())
     community = _community(db, day, zone)

@@ -180,8 +180,9 @@ ZONES = (
 )
 def test_the_report_counts_the_quota_as_the_gate_in_any_zone(zone, first, gap_s):
     """The gate's rule (``quota_reached`` on the passage history) and the daily report's
-    (``stats._over_quota``, the office's district report too) agree about an outing 40 to 56
-    hours after the last, wherever the site is and whatever clock change lies between."""
+    (``stats.over_quota_households``, the office's district report too) agree about an
+    outing 40 to 56 hours after the last, wherever the site is and whatever clock change
+    lies between."""
     from office.district import _memory_events
 
     again = first + timedelta(seconds=gap_s)
