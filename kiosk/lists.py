@@ -51,6 +51,8 @@ from .typed import typed
 
 __all__ = [
     "BUNDLE_FORMAT",
+    "BUNDLE_FORMAT_COMPOUNDS",
+    "COMPOUND_PATTERN",
     "MIGRATIONS",
     "BundleError",
     "Freshness",
@@ -72,6 +74,9 @@ Source = Literal["empty", "bundle", "csv", "guard"]
 CsvKind = Literal["revocations", "quarantine", "households"]
 
 BUNDLE_FORMAT = "kiosk-lists/1"
+#: A bundle whose quarantine and household entries may name their compound (``compound``);
+#: only gates of this release read it, the office serves it to a gate that names its compound.
+BUNDLE_FORMAT_COMPOUNDS = "kiosk-lists/2"
 _SIGNED_PREFIX = (BUNDLE_FORMAT + "\n").encode("ascii")
 _PASS_ID = re.compile(r"^[0-9a-f]{12}$")
 #: A list date: year, month, day (2026-03-01, or 2026/3/1 as Excel in Chinese writes it to CSV).
@@ -349,8 +354,17 @@ def _midnight(v: Any) -> date | None:
     return when.date()
 
 
+#: A compound's id as a gate configures it (``[compound] id``) and the office's list names it.
+COMPOUND_PATTERN = r"^[A-Za-z0-9._-]+$"
+
+
 class QuarantineIn(_Strict):
     household: str = Field(min_length=1, max_length=64)
+    compound: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=COMPOUND_PATTERN
+    )
+    """The compound whose household this is (office bundles only, ``BUNDLE_FORMAT_COMPOUNDS``);
+    none: every gate's."""
     holder: str | None = Field(default=None, max_length=64)
     from_: date = Field(alias="from")
     until: date
@@ -380,6 +394,10 @@ class QuarantineIn(_Strict):
 
 class HouseholdIn(_Strict):
     household: str = Field(min_length=1, max_length=64)
+    compound: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=COMPOUND_PATTERN
+    )
+    """As ``QuarantineIn.compound``."""
     residents: int | None = Field(default=None, ge=0, le=100)
     observation_until: date | None = None
     note: str = Field(default="", max_length=200)
@@ -401,7 +419,7 @@ class HouseholdIn(_Strict):
 
 
 class BundlePayload(_Strict):
-    format: Literal["kiosk-lists/1"]
+    format: Literal["kiosk-lists/1", "kiosk-lists/2"]
     version: int = Field(ge=1, le=2**53)
     issued_at: datetime
     revocations: list[RevocationIn] = Field(default_factory=list, max_length=200_000)
@@ -414,6 +432,50 @@ class BundlePayload(_Strict):
         if v.tzinfo is None:
             raise ValueError("must include a UTC offset")
         return v
+
+    @model_validator(mode="after")
+    def _compounds_in_their_format(self) -> BundlePayload:
+        """Entries name a compound only in ``BUNDLE_FORMAT_COMPOUNDS``: a gate reading the
+        first format as before applies every entry, whoever's it is."""
+        named = self.named_compounds()
+        if named and self.format != BUNDLE_FORMAT_COMPOUNDS:
+            name, i, _compound = named[0]
+            raise ValueError(
+                f"{name}[{i}].compound: entries name a compound only in a"
+                f" {BUNDLE_FORMAT_COMPOUNDS} bundle"
+            )
+        return self
+
+    def named_compounds(self) -> list[tuple[str, int, str]]:
+        """``(list, index, compound)`` of each entry that names its compound."""
+        named = [
+            ("quarantine", i, q.compound)
+            for i, q in enumerate(self.quarantine)
+            if q.compound is not None
+        ]
+        return named + [
+            ("households", i, h.compound)
+            for i, h in enumerate(self.households)
+            if h.compound is not None
+        ]
+
+    def for_compound(self, compound: str | None) -> tuple[BundlePayload, str]:
+        """The entries a gate of ``compound`` applies, and the scope they were chosen for
+        (``""``: every entry). An entry naming no compound is every gate's; one naming
+        another compound is left out. A gate that does not know its compound (``None``), or
+        a bundle of the first format, applies every entry, as before."""
+        if compound is None or self.format != BUNDLE_FORMAT_COMPOUNDS:
+            return self, ""
+        ours = same_text(compound)
+
+        def keep(row: QuarantineIn | HouseholdIn) -> bool:
+            return row.compound is None or same_text(row.compound) == ours
+
+        chosen = {
+            "quarantine": [q for q in self.quarantine if keep(q)],
+            "households": [h for h in self.households if keep(h)],
+        }
+        return self.model_copy(update=chosen), ours
 
 
 def _problems(exc: ValidationError, prefix: str = "") -> str:
@@ -955,9 +1017,15 @@ class ListStore:
 
     # -- imports ----------------------------------------------------------------------------
 
-    def import_bundle(self, text: str | bytes, trust: TrustList, actor: str) -> ImportResult:
-        """Verify, then apply atomically; an older or equal version is refused/ignored."""
-        payload, issuer = open_bundle(text, trust)
+    def import_bundle(
+        self, text: str | bytes, trust: TrustList, actor: str, compound: str | None = None
+    ) -> ImportResult:
+        """Verify, then apply atomically; an older or equal version is refused/ignored.
+        ``compound``: this gate's (``[compound] id``), whose entries alone it applies of a
+        bundle naming compounds (``BundlePayload.for_compound``); the same version chosen for
+        another compound (the id changed, or the first format came before) applies again."""
+        opened, issuer = open_bundle(text, trust)
+        payload, scope = opened.for_compound(compound)
         now = self._clock.now()
         counts = {
             "revocations": len(payload.revocations),
@@ -966,13 +1034,14 @@ class ListStore:
         }
 
         def apply(db: sqlite_utils.Database) -> None:
-            applied = int(_meta(db).get("bundle_version") or 0)
+            meta = _meta(db)
+            applied = int(meta.get("bundle_version") or 0)
             if payload.version < applied:
                 raise BundleError(
                     f"bundle version {payload.version} is older than the applied version"
                     f" {applied}; not applied"
                 )
-            if payload.version == applied:
+            if payload.version == applied and (meta.get("bundle_compound") or "") == scope:
                 raise _AlreadyApplied
             for table in ("list_revocations", "list_quarantine", "list_households"):
                 db.execute(f"DELETE FROM [{table}] WHERE source = 'bundle'")  # noqa: S608
@@ -1007,10 +1076,13 @@ class ListStore:
                     "bundle_version": payload.version,
                     "bundle_issued_at": payload.issued_at.isoformat(),
                     "bundle_issuer": issuer,
+                    "bundle_compound": scope,
                 },
             )
 
         what = {"version": payload.version, "issuer": issuer, **counts}
+        if scope:
+            what["compound"] = scope
         try:
             audited_write(self._store, apply, actor, "lists.bundle", lambda _: what)
         except _AlreadyApplied:
@@ -1034,7 +1106,8 @@ class ListStore:
             raise ListError(f"unknown list {kind!r}; choose revocations, quarantine or households")
         model = models[kind]
         columns, records = _csv_records(text)
-        expected = {(f.alias or name) for name, f in model.model_fields.items()}
+        # ``compound`` is the office's: a gate's own rows are its own compound's.
+        expected = {(f.alias or name) for name, f in model.model_fields.items()} - {"compound"}
         header = set(columns)
         required = {(f.alias or name) for name, f in model.model_fields.items() if f.is_required()}
         if not header:

@@ -5,6 +5,9 @@ households), gives them the next version — a published version never goes down
 is already there says which one was last — signs them with the office key
 (``kiosk.lists.sign_bundle``) and replaces ``out`` atomically. The collector serves that file
 at ``/lists/bundle`` (``BundleFile``: an ``ETag`` from the content, ``304`` on a match).
+Beside it, the same version naming each quarantine and household entry's compound
+(``compounds_path``), served to a gate that names its own (``?compound=ID``): a household code
+is its compound's own, and such a gate applies its compound's entries and those naming none.
 
 Kiosk side: ``ListSync`` asks the configured URL every ``lists_poll_s`` with
 ``If-None-Match``. A new body goes to ``ListStore.import_bundle``, which verifies the signature
@@ -25,7 +28,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,7 @@ from kiosk.core import Core
 from kiosk.files import write_atomic
 from kiosk.lists import (
     BUNDLE_FORMAT,
+    BUNDLE_FORMAT_COMPOUNDS,
     BundleError,
     BundlePayload,
     ListStore,
@@ -60,7 +64,14 @@ from office.pull import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BundleFile", "ListSync", "PublishResult", "SyncResult", "publish_bundle"]
+__all__ = [
+    "BundleFile",
+    "ListSync",
+    "PublishResult",
+    "SyncResult",
+    "compounds_path",
+    "publish_bundle",
+]
 
 #: Largest bundle a kiosk accepts (the payload schema allows 200,000 rows per list).
 MAX_BUNDLE_BYTES = 64 * 2**20
@@ -83,10 +94,13 @@ class PublishResult:
     version: int
     etag: str
     counts: dict[str, int]
+    #: The compounds the entries name (``compound``); none: every entry is every gate's.
+    compounds: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "version": self.version, "etag": self.etag} | {
-            "counts": self.counts
+            "counts": self.counts,
+            "compounds": self.compounds,
         }
 
 
@@ -129,7 +143,8 @@ def publish_bundle(
     unknown = set(lists) - _PUBLISHABLE
     if unknown:
         raise BundleError(f"unknown lists: {', '.join(sorted(unknown))}")
-    previous = bundle_version(out.read_bytes()) if out.exists() else 0
+    tagged = compounds_path(out)
+    previous = max(_published_version(out), _published_version(tagged))
     if version is None:
         version = previous + 1
     if version <= previous:
@@ -137,26 +152,57 @@ def publish_bundle(
             f"version {version} is not above the published version {previous}; kiosks never"
             " go back to an older bundle"
         )
-    payload: dict[str, Any] = {
-        "format": BUNDLE_FORMAT,
-        "version": version,
-        "issued_at": now.isoformat(),
-        "revocations": list(lists.get("revocations", [])),
-        "quarantine": list(lists.get("quarantine", [])),
-        "households": list(lists.get("households", [])),
-    }
+    checked = _checked(
+        {
+            "format": BUNDLE_FORMAT_COMPOUNDS,
+            "version": version,
+            "issued_at": now.isoformat(),
+            "revocations": list(lists.get("revocations", [])),
+            "quarantine": list(lists.get("quarantine", [])),
+            "households": list(lists.get("households", [])),
+        }
+    )
+    # The checked rows are what is signed: dates as YYYY-MM-DD, however they were typed.
+    both = checked.model_dump(mode="json", by_alias=True)
+    plain = both | {"format": BUNDLE_FORMAT}
+    for name in ("quarantine", "households"):
+        both[name] = [_without_compound(row, row["compound"] is None) for row in both[name]]
+        plain[name] = [_without_compound(row, True) for row in plain[name]]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # The form naming compounds first: a gate that knows its compound never sees the plain
+    # form of a version its own form does not have yet.
+    write_atomic(tagged, sign_bundle(key, both).encode("utf-8"), 0o644, keep_mode=False)
+    body = sign_bundle(key, plain).encode("utf-8")
+    write_atomic(out, body, 0o644, keep_mode=False)
+    counts = {name: len(both[name]) for name in ("revocations", "quarantine", "households")}
+    named = sorted({compound for _list, _i, compound in checked.named_compounds()})
+    return PublishResult(out, version, etag_of(body), counts, named)
+
+
+def compounds_path(out: str | Path) -> Path:
+    """The bundle naming each entry's compound, beside the plain one ``out`` (``bundle.json``:
+    ``bundle.compounds.json``); the collector serves it to a gate that names its compound."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.compounds{out.suffix}")
+
+
+def _published_version(path: Path) -> int:
+    return bundle_version(path.read_bytes()) if path.exists() else 0
+
+
+def _checked(payload: dict[str, Any]) -> BundlePayload:
+    """The payload validated: the office hears of a bad row first, not the gates."""
     try:
-        checked = BundlePayload.model_validate(payload)  # the office hears of a bad row first
+        return BundlePayload.model_validate(payload)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise BundleError(f"{where}: {first['msg']} ({exc.error_count()} problems)") from None
-    # The checked rows are what is signed: dates as YYYY-MM-DD, however they were typed.
-    body = sign_bundle(key, checked.model_dump(mode="json", by_alias=True)).encode("utf-8")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, body, 0o644, keep_mode=False)
-    counts = {name: len(payload[name]) for name in ("revocations", "quarantine", "households")}
-    return PublishResult(out, version, etag_of(body), counts)
+
+
+def _without_compound(row: dict[str, Any], drop: bool) -> dict[str, Any]:
+    """A gate of an older release refuses a key it does not know: the plain form has none."""
+    return {k: v for k, v in row.items() if k != "compound"} if drop else row
 
 
 class BundleFile:
@@ -217,8 +263,14 @@ class ListSync:
         actor: str = "fleet",
         deadline_s: float = REQUEST_DEADLINE_S,
         monotonic: Callable[[], float] = time.monotonic,
+        compound: str | None = None,
     ) -> None:
         self.lists = lists
+        #: This gate's compound (``[compound] id``): it asks for the bundle naming compounds
+        #: (``?compound=ID``) and applies its own compound's entries and everyone's. An office
+        #: or web server that ignores the question answers the plain bundle: every entry
+        #: applies, as before.
+        self.compound = compound
         #: The whole of one fetch (``office.deadline``): an office trickling its answer is an
         #: error after this, not a sync thread held for ever.
         self.deadline_s = deadline_s
@@ -293,7 +345,9 @@ class ListSync:
         try:
             with (
                 deadline,
-                self.client.stream("GET", self.url, **deadline.httpx_args(headers)) as response,
+                self.client.stream(
+                    "GET", self._asked(), **deadline.httpx_args(headers)
+                ) as response,
             ):
                 got = self._read(response, applied, deadline)
                 if isinstance(got, SyncResult):
@@ -302,7 +356,7 @@ class ListSync:
         except (httpx.HTTPError, DeadlineExceeded) as exc:
             return SyncResult("error", applied, self._unreachable(exc, deadline))
         try:
-            imported = self.lists.import_bundle(body, self.trust, self.actor)
+            imported = self.lists.import_bundle(body, self.trust, self.actor, self.compound)
         except BundleError as exc:
             # Not remembering the ETag: a fixed bundle under the same URL is fetched next time.
             return SyncResult("rejected", applied, str(exc))
@@ -311,6 +365,10 @@ class ListSync:
             self.lists.confirm(self.clock.now())
         version = self.lists.current.freshness.bundle_version
         return SyncResult("applied" if imported.applied else "current", version, imported.message)
+
+    def _asked(self) -> httpx.URL:
+        url = httpx.URL(self.url)
+        return url if self.compound is None else url.copy_merge_params({"compound": self.compound})
 
     def _read(
         self, response: httpx.Response, applied: int, deadline: Deadline
@@ -445,4 +503,5 @@ class ListSync:
             timeout_s=fleet.lists_timeout_s,
             token=token,
             stale_after_h=core.config.policy.lists_stale_after_h,
+            compound=core.config.compound.id,
         )

@@ -1,0 +1,217 @@
+"""The office's lists across several compounds: a household code ("3-201") is its compound's
+own, so what the office lists for one compound's household must not touch another's."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from kiosk import lists as lists_mod
+from kiosk.lists import ListStore
+from kiosk.passes import TrustList, load_private_key, new_key_pair
+from kiosk.store import EventLog
+from office.listsync import BundleFile, ListSync, compounds_path, publish_bundle
+
+URL = "http://office/lists/bundle"
+DAY = date(2026, 3, 5)
+
+
+@pytest.fixture
+def office(tmp_path):
+    key_path, _pub = new_key_pair(tmp_path / "office", "office")
+    return SimpleNamespace(
+        key=load_private_key(key_path),
+        trust=TrustList.from_dir(tmp_path / "office"),
+        bundle=tmp_path / "www" / "bundle.json",
+    )
+
+
+@pytest.fixture
+def gates(tmp_path, clock):
+    made = []
+
+    def make(name: str) -> SimpleNamespace:
+        store = EventLog(tmp_path / f"{name}.db", name, clock, "NORMAL", [lists_mod.MIGRATIONS])
+        store.open()
+        made.append(store)
+        lists = ListStore(store, clock)
+        lists.load()
+        return SimpleNamespace(store=store, lists=lists)
+
+    yield make
+    for store in made:
+        store.close()
+
+
+class Collector:
+    """``/lists/bundle`` as the collector serves it: the form with compounds to a gate that
+    names its compound (``?compound=``), the plain one to any other."""
+
+    def __init__(self, bundle):
+        self.plain = BundleFile(bundle)
+        self.tagged = BundleFile(compounds_path(bundle))
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        asks = "compound" in request.url.params
+        got = (self.tagged if asks else self.plain).get()
+        body, etag, _ = got
+        if request.headers.get("if-none-match") == etag:
+            return httpx.Response(304, headers={"ETag": etag})
+        return httpx.Response(200, content=body, headers={"ETag": etag})
+
+
+def _sync(gate, office, server, clock, compound=None):
+    client = httpx.Client(transport=httpx.MockTransport(server))
+    return ListSync(gate.lists, office.trust, URL, clock, client=client, compound=compound)
+
+
+def _quarantine(household: str, compound: str | None = None) -> dict:
+    entry = {"household": household, "from": "2026-03-01", "until": "2026-03-14"}
+    return entry | ({"compound": compound} if compound else {})
+
+
+def test_the_office_quarantining_one_compounds_3_201_leaves_anothers_3_201_alone(
+    office, gates, clock
+):
+    """A district office serves the gates of two compounds, east and west; each has its own
+    household 3-201. The office quarantined east's 3-201, and west's gates denied west's
+    3-201 as well: the bundle's entries named no compound. An entry names its compound now,
+    and a gate that knows its own (``[compound] id``) applies only its compound's entries."""
+    lists = {
+        "revocations": [{"pass_id": "0123456789ab", "reason": "lost"}],
+        "quarantine": [_quarantine("3-201", "east"), _quarantine("9-909")],
+        "households": [
+            {"household": "3-201", "compound": "east", "observation_until": "2026-03-10"},
+            {"household": "3-201", "compound": "west", "residents": 4},
+        ],
+    }
+    publish_bundle(office.key, lists, office.bundle, now=clock.now())
+    server = Collector(office.bundle)
+    east, west = gates("gate-east"), gates("gate-west")
+    assert _sync(east, office, server, clock, "east").check().outcome == "applied"
+    assert _sync(west, office, server, clock, "west").check().outcome == "applied"
+    assert east.lists.current.quarantine_for("3-201", None, DAY) is not None
+    assert west.lists.current.quarantine_for("3-201", None, DAY) is None
+    assert east.lists.current.under_observation("3-201", DAY)
+    assert not west.lists.current.under_observation("3-201", DAY)
+    assert west.lists.current.households["3-201"].residents == 4
+    for gate in (east, west):  # no compound: every gate's; a pass id is the district's
+        assert gate.lists.current.quarantine_for("9-909", None, DAY) is not None
+        assert gate.lists.current.is_revoked("0123456789ab")
+    assert dict(server.requests[0].url.params) == {"compound": "east"}
+
+
+def _payload(path) -> dict:
+    return json.loads(json.loads(path.read_text())["payload"])
+
+
+def test_an_older_gate_and_a_single_compound_office_get_the_bundle_they_always_got(
+    office, gates, clock
+):
+    """The plain bundle (the one at ``--out``, ``/lists/bundle`` without ``compound=``) has
+    no key a gate of an older release does not know, and every entry, as before."""
+    lists = {"quarantine": [_quarantine("3-201", "east"), _quarantine("9-909")]}
+    published = publish_bundle(office.key, lists, office.bundle, now=clock.now())
+    assert published.compounds == ["east"]
+    plain = _payload(office.bundle)
+    assert plain["format"] == "kiosk-lists/1"
+    assert all("compound" not in row for row in plain["quarantine"])
+    assert _payload(compounds_path(office.bundle))["quarantine"][0]["compound"] == "east"
+    unknown = gates("gate-unknown")  # no [compound] id: asks the plain question
+    server = Collector(office.bundle)
+    assert _sync(unknown, office, server, clock).check().outcome == "applied"
+    assert dict(server.requests[0].url.params) == {}
+    assert len(unknown.lists.current.quarantine) == 2
+    single = {"quarantine": [_quarantine("3-201")]}
+    publish_bundle(office.key, single, office.bundle, now=clock.now())
+    assert _payload(office.bundle)["quarantine"] == [
+        {"household": "3-201", "holder": None, "from": "2026-03-01", "until": "2026-03-14",
+         "note": ""}
+    ]  # fmt: skip
+
+
+def test_a_gate_whose_compound_changes_applies_the_same_version_for_its_new_compound(
+    office, gates, clock
+):
+    """Version 1 applied as east's (or from the plain bundle, before the gate knew its
+    compound): set to west, the same version was "already applied" and east's quarantine
+    stayed until the office published again."""
+    lists = {"quarantine": [_quarantine("3-201", "east")]}
+    publish_bundle(office.key, lists, office.bundle, now=clock.now())
+    server = Collector(office.bundle)
+    gate = gates("gate-1")
+    assert _sync(gate, office, server, clock).check().outcome == "applied"  # plain: all
+    assert gate.lists.current.quarantine_for("3-201", None, DAY) is not None
+    assert _sync(gate, office, server, clock, "west").check().outcome == "applied"
+    assert gate.lists.current.quarantine_for("3-201", None, DAY) is None
+    assert _sync(gate, office, server, clock, "west").check().outcome == "current"
+    assert _sync(gate, office, server, clock, "East").check().outcome == "applied"
+    assert gate.lists.current.quarantine_for("3-201", None, DAY) is not None
+
+
+def test_a_plain_bundle_naming_a_compound_is_refused_whole(office, gates, clock, tmp_path):
+    """Entries name a compound only in the form that says they may: a first-format bundle
+    naming one is malformed, and nothing of it applies."""
+    from kiosk.lists import BundleError, sign_bundle
+
+    gate = gates("gate-1")
+    payload = {
+        "format": "kiosk-lists/1",
+        "version": 1,
+        "issued_at": clock.now().isoformat(),
+        "revocations": [{"pass_id": "0123456789ab"}],
+        "quarantine": [_quarantine("3-201", "east")],
+    }
+    with pytest.raises(BundleError, match=r"quarantine\[0\]\.compound"):
+        gate.lists.import_bundle(sign_bundle(office.key, payload), office.trust, "fleet", "west")
+    assert not gate.lists.current.revoked and gate.lists.current.freshness.bundle_version == 0
+    for bad in ("", "a b", "x" * 65):
+        lists = {"households": [{"household": "3-201", "compound": bad}]}
+        with pytest.raises(BundleError, match="compound"):
+            publish_bundle(office.key, lists, tmp_path / "b.json", now=clock.now())
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_a_gates_own_csv_names_no_compound(gates):
+    """The ``compound`` of an entry is the office's; a gate's own rows are its own."""
+    from kiosk.lists import ListError
+
+    gate = gates("gate-1")
+    text = "household,from,until,compound\n3-201,2026-03-01,2026-03-14,east\n"
+    with pytest.raises(ListError, match="unknown columns: compound"):
+        gate.lists.import_csv("quarantine", text, "guard")
+
+
+def test_the_gate_config_names_its_compound_to_the_sync(gates, office, clock):
+    from kiosk.config import ConfigError, parse_config
+
+    config = parse_config({"fleet": {"lists_url": URL}, "compound": {"id": "east"}})
+    gate = gates("gate-1")
+    core = SimpleNamespace(config=config, lists=gate.lists, trust=office.trust, clock=clock)
+    sync = ListSync.from_config(core)
+    assert sync.compound == "east"
+    assert str(sync._asked()) == URL + "?compound=east"
+    sync.stop()
+    with pytest.raises(ConfigError, match=r"compound\.id"):
+        parse_config({"compound": {"id": "east wing"}})
+
+
+def test_publish_never_replaces_another_file_where_the_compounds_bundle_goes(
+    office, tmp_path, capsys
+):
+    from checkpoint.cli import main
+
+    key_path = tmp_path / "office" / "office.key"
+    lists = tmp_path / "bundle.compounds.json"  # the office's lists, named unluckily
+    lists.write_text(json.dumps({"quarantine": [_quarantine("3-201", "east")]}))
+    argv = ["fleet", "publish", "--key", str(key_path), "--lists", str(lists)]
+    assert main([*argv, "--out", str(tmp_path / "bundle.json")]) == 2
+    assert "beside --out" in capsys.readouterr().err
+    assert json.loads(lists.read_text())["quarantine"][0]["compound"] == "east"
+    assert not (tmp_path / "bundle.json").exists()
