@@ -21,13 +21,15 @@ the last time the office *confirmed* them (a new bundle applied, the same versio
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -67,6 +69,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "BundleFile",
     "ListSync",
+    "PublishBusy",
     "PublishResult",
     "SyncResult",
     "compounds_path",
@@ -79,6 +82,11 @@ MAX_BUNDLE_BYTES = 64 * 2**20
 OFFICE_MOVED = "if the office's bundle is there now, set [fleet] lists_url to that URL"
 #: After a failed check, try again sooner than the normal interval, but not hammering.
 RETRY_S = 60.0
+
+
+class PublishBusy(BundleError):
+    """Another publish holds the bundle's folder (``publish_bundle``): try again, nothing
+    was written."""
 
 
 class _BundleTooLarge(Exception):
@@ -143,6 +151,37 @@ def publish_bundle(
     unknown = set(lists) - _PUBLISHABLE
     if unknown:
         raise BundleError(f"unknown lists: {', '.join(sorted(unknown))}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _publishing(out.parent):
+        return _publish_locked(key, lists, out, now, version)
+
+
+@contextlib.contextmanager
+def _publishing(folder: Path) -> Iterator[None]:
+    """The bundle's folder held for one publish, from reading the version to the last write:
+    two at once (a nightly job and a clerk) would each sign their own lists as the same
+    version, and a gate holding one takes the other for "already applied"."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PublishBusy(
+                f"another publish is writing the bundle in {folder} now; publish again when"
+                " it is done (its version comes first)"
+            ) from None
+        yield  # the lock goes with the descriptor
+    finally:
+        os.close(fd)
+
+
+def _publish_locked(
+    key: Ed25519PrivateKey,
+    lists: Mapping[str, Any],
+    out: Path,
+    now: datetime,
+    version: int | None,
+) -> PublishResult:
     tagged = compounds_path(out)
     previous = max(_published_version(out), _published_version(tagged))
     if version is None:
@@ -168,7 +207,6 @@ def publish_bundle(
     for name in ("quarantine", "households"):
         both[name] = [_without_compound(row, row["compound"] is None) for row in both[name]]
         plain[name] = [_without_compound(row, True) for row in plain[name]]
-    out.parent.mkdir(parents=True, exist_ok=True)
     # The form naming compounds first: a gate that knows its compound never sees the plain
     # form of a version its own form does not have yet.
     write_atomic(tagged, sign_bundle(key, both).encode("utf-8"), 0o644, keep_mode=False)

@@ -215,3 +215,58 @@ def test_publish_never_replaces_another_file_where_the_compounds_bundle_goes(
     assert "beside --out" in capsys.readouterr().err
     assert json.loads(lists.read_text())["quarantine"][0]["compound"] == "east"
     assert not (tmp_path / "bundle.json").exists()
+
+
+def test_two_publishes_at_once_never_sign_two_bundles_of_one_version(office, clock, monkeypatch):
+    """The office's nightly publish and a clerk's ran at once: both read version 1 as the
+    published one, both signed a version 2 of their own lists, and the one written last
+    replaced the other's. A gate that had fetched the first took the second for "already
+    applied" and kept the first's lists until the next publish, and with the two forms
+    beside each other one gate could hold one's and another the other's. A publish holds
+    the bundle's folder while it reads the version and writes: the other is refused."""
+    from kiosk.lists import BundleError
+    from office import listsync
+
+    publish_bundle(office.key, {}, office.bundle, now=clock.now())
+    real = listsync.write_atomic
+    raced: list[object] = []
+
+    def racing(path, body, *args, **kwargs):
+        if not raced:
+            raced.append(None)
+            clerk = {"quarantine": [_quarantine("9-909")]}
+            try:
+                raced[0] = publish_bundle(office.key, clerk, office.bundle, now=clock.now())
+            except BundleError as exc:
+                raced[0] = exc
+        real(path, body, *args, **kwargs)
+
+    monkeypatch.setattr(listsync, "write_atomic", racing)
+    nightly = publish_bundle(
+        office.key, {"quarantine": [_quarantine("3-201")]}, office.bundle, now=clock.now()
+    )
+    assert isinstance(raced[0], BundleError) and "another publish" in str(raced[0])
+    for path in (office.bundle, compounds_path(office.bundle)):
+        payload = _payload(path)
+        assert payload["version"] == nightly.version == 2
+        assert [q["household"] for q in payload["quarantine"]] == ["3-201"]
+    monkeypatch.setattr(listsync, "write_atomic", real)
+    assert publish_bundle(office.key, {}, office.bundle, now=clock.now()).version == 3
+
+
+def test_a_publish_while_another_holds_the_folder_is_a_run_time_failure(
+    office, clock, tmp_path, capsys
+):
+    from checkpoint.cli import main
+    from office import listsync
+
+    lists = tmp_path / "lists.json"
+    lists.write_text(json.dumps({"quarantine": [_quarantine("3-201")]}))
+    argv = ["fleet", "publish", "--key", str(tmp_path / "office" / "office.key")]
+    argv += ["--lists", str(lists), "--out", str(office.bundle)]
+    office.bundle.parent.mkdir()
+    with listsync._publishing(office.bundle.parent):
+        assert main(argv) == 1
+    assert "another publish is writing" in capsys.readouterr().err
+    assert not office.bundle.exists()
+    assert main(argv) == 0

@@ -201,6 +201,8 @@ def publish_run(args: argparse.Namespace) -> int:
     _check_out(listsync.compounds_path(args.out), Path(args.lists), "beside --out")
     try:
         result = publish_bundle(key, lists, args.out, now=datetime.now(UTC), version=args.version)
+    except listsync.PublishBusy as exc:
+        raise CliError(str(exc)) from None
     except BundleError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
