@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,9 @@ from kiosk.lists import (
     BundleError,
     BundlePayload,
     ListStore,
+    QuarantineIn,
     age_since,
+    same_text,
     sign_bundle,
     stamp_ahead,
 )
@@ -140,20 +142,23 @@ def publish_bundle(
     *,
     now: datetime,
     version: int | None = None,
+    confirm_drop: bool = False,
 ) -> PublishResult:
     """Sign ``lists`` as the next bundle version and replace ``out`` atomically.
 
     ``lists`` holds ``revocations``, ``quarantine`` and ``households`` (the bundle payload's
     lists; any ``format``/``version``/``issued_at`` in it are replaced). ``version``: default
     one more than the bundle already at ``out``; a version not above it is refused
-    (``BundleError``), so kiosks are never offered a rollback."""
+    (``BundleError``), so kiosks are never offered a rollback. Lists that drop most of the
+    published entries in force of a list (``mass_drops``) are refused unless
+    ``confirm_drop``: a list cleared by mistake would let every gate's quarantined out."""
     out = Path(out)
     unknown = set(lists) - _PUBLISHABLE
     if unknown:
         raise BundleError(f"unknown lists: {', '.join(sorted(unknown))}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with _publishing(out.parent):
-        return _publish_locked(key, lists, out, now, version)
+        return _publish_locked(key, lists, out, now, version, confirm_drop)
 
 
 @contextlib.contextmanager
@@ -181,6 +186,7 @@ def _publish_locked(
     out: Path,
     now: datetime,
     version: int | None,
+    confirm_drop: bool,
 ) -> PublishResult:
     tagged = compounds_path(out)
     previous = max(_published_version(out), _published_version(tagged))
@@ -201,6 +207,14 @@ def _publish_locked(
             "households": list(lists.get("households", [])),
         }
     )
+    before = None if confirm_drop else _published_payload(out, tagged)
+    dropped = mass_drops(before, checked, now.date()) if before is not None else []
+    if dropped:
+        raise BundleError(
+            f"this bundle drops {', '.join(dropped)} (published version {previous}): every"
+            " gate would let them go at once. If that is meant (not a list cleared by"
+            " mistake), publish again with --confirm-drop"
+        )
     # The checked rows are what is signed: dates as YYYY-MM-DD, however they were typed.
     both = checked.model_dump(mode="json", by_alias=True)
     plain = both | {"format": BUNDLE_FORMAT}
@@ -226,6 +240,57 @@ def compounds_path(out: str | Path) -> Path:
 
 def _published_version(path: Path) -> int:
     return bundle_version(path.read_bytes()) if path.exists() else 0
+
+
+#: A publish dropping at least this many entries in force of a list, and more than half of
+#: them, needs ``confirm_drop`` (lifting a few is the office's daily work).
+MASS_DROP_MIN = 3
+
+
+def mass_drops(before: BundlePayload, after: BundlePayload, today: date) -> list[str]:
+    """What ``after`` drops of ``before`` where that is most of a list: ``"12 of the 12
+    quarantine entries in force"``. In force: every revocation and household, a quarantine
+    until ``today`` or later (a day early: the office's date may be behind the site's). An
+    entry is kept when one of ``after`` is the same household (and holder), of any compound
+    or dates: an entry given a compound, or new dates, is not dropped."""
+    since = today - timedelta(days=1)
+
+    def person(q: QuarantineIn) -> tuple[str, str]:
+        return same_text(q.household), same_text(q.holder or "")
+
+    lists: dict[str, tuple[set[Any], set[Any]]] = {
+        "revocations": (
+            {r.pass_id for r in before.revocations},
+            {r.pass_id for r in after.revocations},
+        ),
+        "quarantine entries": (
+            {person(q) for q in before.quarantine if q.until >= since},
+            {person(q) for q in after.quarantine},
+        ),
+        "households": (
+            {same_text(h.household) for h in before.households},
+            {same_text(h.household) for h in after.households},
+        ),
+    }
+    told = []
+    for name, (was, now) in lists.items():
+        gone = len(was - now)
+        if gone >= MASS_DROP_MIN and gone * 2 > len(was):
+            told.append(f"{gone} of the {len(was)} {name} in force")
+    return told
+
+
+def _published_payload(out: Path, tagged: Path) -> BundlePayload | None:
+    """The published lists (the office's own file, the newer of the two forms), or None
+    when there are none or they cannot be read (then there is nothing to compare)."""
+    newer = max((p for p in (tagged, out) if p.exists()), key=_published_version, default=None)
+    if newer is None:
+        return None
+    try:
+        text = json.loads(newer.read_bytes())["payload"]
+        return BundlePayload.model_validate_json(text)
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _checked(payload: dict[str, Any]) -> BundlePayload:

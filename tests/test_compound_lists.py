@@ -270,3 +270,48 @@ def test_a_publish_while_another_holds_the_folder_is_a_run_time_failure(
     assert "another publish is writing" in capsys.readouterr().err
     assert not office.bundle.exists()
     assert main(argv) == 0
+
+
+def _office_lists(n: int) -> dict:
+    return {
+        "revocations": [{"pass_id": f"{i:012x}", "reason": "lost"} for i in range(n)],
+        "quarantine": [_quarantine(f"3-{i:03d}", "east") for i in range(n)],
+        "households": [{"household": f"3-{i:03d}", "residents": 2} for i in range(n)],
+    }
+
+
+def test_a_list_cleared_by_mistake_is_not_published_without_a_confirmation(
+    office, gates, clock, tmp_path, capsys
+):
+    """A clerk saved the office's lists with the quarantine emptied (a spreadsheet filter
+    left on) and published: every gate dropped all 12 quarantines at once and let the
+    households out. A publish that drops most of the entries in force of a list (at least 3,
+    and more than half) is refused, saying so; ``--confirm-drop`` publishes it."""
+    from kiosk.lists import BundleError
+
+    publish_bundle(office.key, _office_lists(12), office.bundle, now=clock.now())
+    cleared = _office_lists(12) | {"quarantine": []}
+    with pytest.raises(BundleError, match="drops 12 of the 12 quarantine entries in force"):
+        publish_bundle(office.key, cleared, office.bundle, now=clock.now())
+    assert _payload(office.bundle)["version"] == 1
+    for kind in ("revocations", "households"):
+        with pytest.raises(BundleError, match=f"drops 7 of the 12 {kind}"):
+            publish_bundle(
+                office.key, _office_lists(12) | {kind: _office_lists(5)[kind]}, office.bundle,
+                now=clock.now(),
+            )  # fmt: skip
+    # Lifting a few, or quarantines past their dates, is the office's daily work.
+    fewer = _office_lists(12) | {"quarantine": _office_lists(10)["quarantine"]}
+    assert publish_bundle(office.key, fewer, office.bundle, now=clock.now()).version == 2
+    clock.advance(30 * 86400)  # every quarantine over
+    assert publish_bundle(office.key, cleared, office.bundle, now=clock.now()).version == 3
+    publish_bundle(office.key, _office_lists(12), office.bundle, now=clock.now(), confirm_drop=True)
+    lists = tmp_path / "lists.json"
+    lists.write_text(json.dumps(_office_lists(12) | {"revocations": []}))
+    from checkpoint.cli import main
+
+    argv = ["fleet", "publish", "--key", str(tmp_path / "office" / "office.key")]
+    argv += ["--lists", str(lists), "--out", str(office.bundle)]
+    assert main(argv) == 2 and "--confirm-drop" in capsys.readouterr().err
+    assert main([*argv, "--confirm-drop"]) == 0
+    assert _payload(office.bundle)["revocations"] == []

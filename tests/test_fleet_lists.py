@@ -166,7 +166,7 @@ def test_a_newer_bundle_replaces_the_previous_one_atomically(gate, office, clock
     sync.check()
     assert len(gate.lists.current.revocations) == 6
     publish_bundle(office.key, {"revocations": [{"pass_id": REVOKED}]}, office.bundle,
-                   now=clock.now())  # fmt: skip
+                   now=clock.now(), confirm_drop=True)  # fmt: skip
     assert sync.check().outcome == "applied"
     assert gate.lists.current.revoked == frozenset({REVOKED})
     assert gate.lists.current.quarantine == ()

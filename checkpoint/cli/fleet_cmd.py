@@ -52,6 +52,12 @@ def _fleet(actions: Verbs) -> None:
         "--out", required=True, metavar="FILE", type=path_arg, help="the bundle file to replace"
     )
     pub.add_argument("--version", type=int, help="explicit version (above the published one)")
+    pub.add_argument(
+        "--confirm-drop",
+        action="store_true",
+        help="publish lists that drop most of a list's entries in force (refused without it:"
+        " a list cleared by mistake would let every gate's quarantined out)",
+    )
 
     rep = add_verb(actions, "report", report_run)
     rep.add_argument("--day", required=True, metavar="YYYY-MM-DD", help="local day")
@@ -200,7 +206,14 @@ def publish_run(args: argparse.Namespace) -> int:
     _check_out(Path(args.out), Path(args.lists))
     _check_out(listsync.compounds_path(args.out), Path(args.lists), "beside --out")
     try:
-        result = publish_bundle(key, lists, args.out, now=datetime.now(UTC), version=args.version)
+        result = publish_bundle(
+            key,
+            lists,
+            args.out,
+            now=datetime.now(UTC),
+            version=args.version,
+            confirm_drop=args.confirm_drop,
+        )
     except listsync.PublishBusy as exc:
         raise CliError(str(exc)) from None
     except BundleError as exc:
