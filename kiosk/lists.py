@@ -34,11 +34,19 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import sqlite_utils
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlite_utils.db import NotFoundError
 
 from .auditing import audited_write
@@ -163,6 +171,9 @@ class Freshness:
     bundle_version: int = 0
     bundle_issued_at: datetime | None = None
     bundle_issuer: str | None = None
+    #: The compound whose entries of the bundle are in force (``BundlePayload.for_compound``);
+    #: None: every entry.
+    bundle_compound: str | None = None
     #: When the office last confirmed the lists unchanged (list sync: a 304 or the same
     #: bundle version); kept in memory, so quiet days are not shown as stale lists.
     confirmed_at: datetime | None = None
@@ -356,13 +367,16 @@ def _midnight(v: Any) -> date | None:
 
 #: A compound's id as a gate configures it (``[compound] id``) and the office's list names it.
 COMPOUND_PATTERN = r"^[A-Za-z0-9._-]+$"
+CompoundId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=COMPOUND_PATTERN)
+]
+#: The most compounds one office's lists declare.
+MAX_COMPOUNDS = 1000
 
 
 class QuarantineIn(_Strict):
     household: str = Field(min_length=1, max_length=64)
-    compound: str | None = Field(
-        default=None, min_length=1, max_length=64, pattern=COMPOUND_PATTERN
-    )
+    compound: CompoundId | None = None
     """The compound whose household this is (office bundles only, ``BUNDLE_FORMAT_COMPOUNDS``);
     none: every gate's."""
     holder: str | None = Field(default=None, max_length=64)
@@ -394,9 +408,7 @@ class QuarantineIn(_Strict):
 
 class HouseholdIn(_Strict):
     household: str = Field(min_length=1, max_length=64)
-    compound: str | None = Field(
-        default=None, min_length=1, max_length=64, pattern=COMPOUND_PATTERN
-    )
+    compound: CompoundId | None = None
     """As ``QuarantineIn.compound``."""
     residents: int | None = Field(default=None, ge=0, le=100)
     observation_until: date | None = None
@@ -425,6 +437,9 @@ class BundlePayload(_Strict):
     revocations: list[RevocationIn] = Field(default_factory=list, max_length=200_000)
     quarantine: list[QuarantineIn] = Field(default_factory=list, max_length=200_000)
     households: list[HouseholdIn] = Field(default_factory=list, max_length=200_000)
+    compounds: list[CompoundId] | None = Field(default=None, max_length=MAX_COMPOUNDS)
+    """Every compound of the office (``BUNDLE_FORMAT_COMPOUNDS``): an entry naming another is
+    a mistyped one, and a gate whose id is not among them a mistyped gate."""
 
     @field_validator("issued_at")
     @classmethod
@@ -435,16 +450,31 @@ class BundlePayload(_Strict):
 
     @model_validator(mode="after")
     def _compounds_in_their_format(self) -> BundlePayload:
-        """Entries name a compound only in ``BUNDLE_FORMAT_COMPOUNDS``: a gate reading the
-        first format as before applies every entry, whoever's it is."""
+        """Entries name a compound only in ``BUNDLE_FORMAT_COMPOUNDS`` (a gate reading the
+        first format as before applies every entry, whoever's it is), and only one of the
+        compounds declared, when they are."""
         named = self.named_compounds()
-        if named and self.format != BUNDLE_FORMAT_COMPOUNDS:
-            name, i, _compound = named[0]
+        if self.format != BUNDLE_FORMAT_COMPOUNDS and (named or self.compounds is not None):
+            where = f"{named[0][0]}[{named[0][1]}].compound" if named else "compounds"
             raise ValueError(
-                f"{name}[{i}].compound: entries name a compound only in a"
-                f" {BUNDLE_FORMAT_COMPOUNDS} bundle"
+                f"bundle {where}: only a {BUNDLE_FORMAT_COMPOUNDS} bundle names compounds"
             )
+        if self.compounds is not None:
+            declared = {same_text(c) for c in self.compounds}
+            for name, i, compound in named:
+                if same_text(compound) not in declared:
+                    raise ValueError(
+                        f"bundle {name}[{i}].compound: {compound} is not one of the office's"
+                        f" compounds ({', '.join(self.compounds)})"
+                    )
         return self
+
+    def knows(self, compound: str) -> bool:
+        """Whether ``compound`` is one of the compounds the office declares (or declares
+        none)."""
+        return self.compounds is None or same_text(compound) in {
+            same_text(c) for c in self.compounds
+        }
 
     def named_compounds(self) -> list[tuple[str, int, str]]:
         """``(list, index, compound)`` of each entry that names its compound."""
@@ -463,8 +493,10 @@ class BundlePayload(_Strict):
         """The entries a gate of ``compound`` applies, and the scope they were chosen for
         (``""``: every entry). An entry naming no compound is every gate's; one naming
         another compound is left out. A gate that does not know its compound (``None``), or
-        a bundle of the first format, applies every entry, as before."""
-        if compound is None or self.format != BUNDLE_FORMAT_COMPOUNDS:
+        a bundle of the first format, applies every entry, as before; so does one whose
+        compound is not one the office declares (a mistyped id: denying another compound's
+        household is the lesser harm than letting its own quarantined out)."""
+        if compound is None or self.format != BUNDLE_FORMAT_COMPOUNDS or not self.knows(compound):
             return self, ""
         ours = same_text(compound)
 
@@ -584,6 +616,9 @@ class ImportResult:
     source: str
     counts: dict[str, int]
     message: str
+    #: What the gate's operator must hear of a bundle applied (a compound the office does
+    #: not know), or None.
+    warning: str | None = None
 
 
 # --------------------------------------------------------------------------- persistence
@@ -815,6 +850,7 @@ def _freshness(meta: Mapping[str, str]) -> Freshness:
         bundle_version=int(meta.get("bundle_version") or 0),
         bundle_issued_at=datetime.fromisoformat(issued) if issued else None,
         bundle_issuer=meta.get("bundle_issuer"),
+        bundle_compound=meta.get("bundle_compound") or None,
     )
 
 
@@ -1026,6 +1062,13 @@ class ListStore:
         another compound (the id changed, or the first format came before) applies again."""
         opened, issuer = open_bundle(text, trust)
         payload, scope = opened.for_compound(compound)
+        warning = None
+        if compound is not None and not opened.knows(compound):
+            declared = ", ".join(opened.compounds or ())
+            warning = (
+                f"this gate's compound {compound} ([compound] id) is not one of the office's"
+                f" compounds ({declared}): every entry of the office's lists applies here"
+            )
         now = self._clock.now()
         counts = {
             "revocations": len(payload.revocations),
@@ -1043,31 +1086,7 @@ class ListStore:
                 )
             if payload.version == applied and (meta.get("bundle_compound") or "") == scope:
                 raise _AlreadyApplied
-            for table in ("list_revocations", "list_quarantine", "list_households"):
-                db.execute(f"DELETE FROM [{table}] WHERE source = 'bundle'")  # noqa: S608
-            # A local revocation's row stays (see module doc) and notes the bundle's too, so
-            # lifting the local one does not lift the office's.
-            db.execute("UPDATE list_revocations SET bundle_reason = NULL")
-            db.table("list_revocations").insert_all(
-                (
-                    self._revocation_row(r, "bundle", actor, payload.issued_at)
-                    for r in payload.revocations
-                ),
-                pk="pass_id",
-                ignore=True,
-            )
-            db.conn.executemany(
-                "UPDATE list_revocations SET bundle_reason = ?"
-                " WHERE pass_id = ? AND source != 'bundle'",
-                [(r.reason, r.pass_id) for r in payload.revocations],
-            )
-            db.table("list_quarantine").insert_all(
-                self._quarantine_row(q, "bundle", actor, now) for q in payload.quarantine
-            )
-            db.table("list_households").upsert_all(
-                (self._household_row(h, "bundle", actor, now) for h in payload.households),
-                pk="household",
-            )
+            self._write_bundle(db, payload, actor, now)
             _set_meta(
                 db,
                 {
@@ -1083,6 +1102,8 @@ class ListStore:
         what = {"version": payload.version, "issuer": issuer, **counts}
         if scope:
             what["compound"] = scope
+        if warning is not None:
+            what["compound_unknown"] = compound
         try:
             audited_write(self._store, apply, actor, "lists.bundle", lambda _: what)
         except _AlreadyApplied:
@@ -1090,8 +1111,37 @@ class ListStore:
                 False, "bundle", counts, f"bundle version {payload.version} already applied"
             )
         self.load()
-        return ImportResult(
-            True, "bundle", counts, f"applied bundle version {payload.version} from {issuer}"
+        done = f"applied bundle version {payload.version} from {issuer}"
+        return ImportResult(True, "bundle", counts, done, warning)
+
+    def _write_bundle(
+        self, db: sqlite_utils.Database, payload: BundlePayload, actor: str, now: datetime
+    ) -> None:
+        """The bundle's rows in place of the previous bundle's (local rows stay)."""
+        for table in ("list_revocations", "list_quarantine", "list_households"):
+            db.execute(f"DELETE FROM [{table}] WHERE source = 'bundle'")  # noqa: S608
+        # A local revocation's row stays (see module doc) and notes the bundle's too, so
+        # lifting the local one does not lift the office's.
+        db.execute("UPDATE list_revocations SET bundle_reason = NULL")
+        db.table("list_revocations").insert_all(
+            (
+                self._revocation_row(r, "bundle", actor, payload.issued_at)
+                for r in payload.revocations
+            ),
+            pk="pass_id",
+            ignore=True,
+        )
+        db.conn.executemany(
+            "UPDATE list_revocations SET bundle_reason = ?"
+            " WHERE pass_id = ? AND source != 'bundle'",
+            [(r.reason, r.pass_id) for r in payload.revocations],
+        )
+        db.table("list_quarantine").insert_all(
+            self._quarantine_row(q, "bundle", actor, now) for q in payload.quarantine
+        )
+        db.table("list_households").upsert_all(
+            (self._household_row(h, "bundle", actor, now) for h in payload.households),
+            pk="household",
         )
 
     def import_csv(self, kind: CsvKind, text: str, actor: str) -> ImportResult:

@@ -127,7 +127,7 @@ def bundle_version(text: str | bytes) -> int:
 
 #: What ``publish_bundle`` takes: the three lists, and payload keys it replaces anyway.
 _PUBLISHABLE = frozenset(
-    {"revocations", "quarantine", "households", "format", "version", "issued_at"}
+    {"revocations", "quarantine", "households", "compounds", "format", "version", "issued_at"}
 )
 
 
@@ -205,8 +205,17 @@ def _publish_locked(
             "revocations": list(lists.get("revocations", [])),
             "quarantine": list(lists.get("quarantine", [])),
             "households": list(lists.get("households", [])),
+            "compounds": lists.get("compounds"),
         }
     )
+    named = checked.named_compounds()
+    if named and checked.compounds is None:
+        where, i, compound = named[0]
+        raise BundleError(
+            f"{where}[{i}].compound: {compound}: declare the office's compounds first"
+            f' ("compounds": ["{compound}", ...] beside the lists), so that a mistyped one is'
+            " refused rather than applied by no gate"
+        )
     before = None if confirm_drop else _published_payload(out, tagged)
     dropped = mass_drops(before, checked, now.date()) if before is not None else []
     if dropped:
@@ -217,7 +226,9 @@ def _publish_locked(
         )
     # The checked rows are what is signed: dates as YYYY-MM-DD, however they were typed.
     both = checked.model_dump(mode="json", by_alias=True)
-    plain = both | {"format": BUNDLE_FORMAT}
+    plain = {k: v for k, v in both.items() if k != "compounds"} | {"format": BUNDLE_FORMAT}
+    if both["compounds"] is None:
+        del both["compounds"]
     for name in ("quarantine", "households"):
         both[name] = [_without_compound(row, row["compound"] is None) for row in both[name]]
         plain[name] = [_without_compound(row, True) for row in plain[name]]
@@ -227,8 +238,7 @@ def _publish_locked(
     body = sign_bundle(key, plain).encode("utf-8")
     write_atomic(out, body, 0o644, keep_mode=False)
     counts = {name: len(both[name]) for name in ("revocations", "quarantine", "households")}
-    named = sorted({compound for _list, _i, compound in checked.named_compounds()})
-    return PublishResult(out, version, etag_of(body), counts, named)
+    return PublishResult(out, version, etag_of(body), counts, sorted({c for _list, _i, c in named}))
 
 
 def compounds_path(out: str | Path) -> Path:
@@ -300,7 +310,9 @@ def _checked(payload: dict[str, Any]) -> BundlePayload:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise BundleError(f"{where}: {first['msg']} ({exc.error_count()} problems)") from None
+        said = first["msg"].removeprefix("Value error, ")
+        where = f"{where}: " if where else ""
+        raise BundleError(f"{where}{said} ({exc.error_count()} problems)") from None
 
 
 def _without_compound(row: dict[str, Any], drop: bool) -> dict[str, Any]:
@@ -464,6 +476,8 @@ class ListSync:
             # Not remembering the ETag: a fixed bundle under the same URL is fetched next time.
             return SyncResult("rejected", applied, str(exc))
         self.etag = etag
+        if imported.warning is not None:
+            log.warning("lists: %s", imported.warning)
         if not imported.applied:
             self.lists.confirm(self.clock.now())
         version = self.lists.current.freshness.bundle_version
@@ -554,6 +568,8 @@ class ListSync:
             "last_check_at": self.last_check_at.isoformat() if self.last_check_at else None,
             "last_error": self.last_error,
             "consecutive_failures": self.failures,
+            # This gate's compound, and the one whose entries are in force (None: all).
+            "compound": {"id": self.compound, "lists_for": fresh.bundle_compound},
         }
 
     # -- schedule -----------------------------------------------------------------------------

@@ -84,6 +84,7 @@ def test_the_office_quarantining_one_compounds_3_201_leaves_anothers_3_201_alone
     3-201 as well: the bundle's entries named no compound. An entry names its compound now,
     and a gate that knows its own (``[compound] id``) applies only its compound's entries."""
     lists = {
+        "compounds": ["east", "west"],
         "revocations": [{"pass_id": "0123456789ab", "reason": "lost"}],
         "quarantine": [_quarantine("3-201", "east"), _quarantine("9-909")],
         "households": [
@@ -116,7 +117,10 @@ def test_an_older_gate_and_a_single_compound_office_get_the_bundle_they_always_g
 ):
     """The plain bundle (the one at ``--out``, ``/lists/bundle`` without ``compound=``) has
     no key a gate of an older release does not know, and every entry, as before."""
-    lists = {"quarantine": [_quarantine("3-201", "east"), _quarantine("9-909")]}
+    lists = {
+        "compounds": ["east", "west"],
+        "quarantine": [_quarantine("3-201", "east"), _quarantine("9-909")],
+    }
     published = publish_bundle(office.key, lists, office.bundle, now=clock.now())
     assert published.compounds == ["east"]
     plain = _payload(office.bundle)
@@ -142,7 +146,7 @@ def test_a_gate_whose_compound_changes_applies_the_same_version_for_its_new_comp
     """Version 1 applied as east's (or from the plain bundle, before the gate knew its
     compound): set to west, the same version was "already applied" and east's quarantine
     stayed until the office published again."""
-    lists = {"quarantine": [_quarantine("3-201", "east")]}
+    lists = {"compounds": ["east", "west"], "quarantine": [_quarantine("3-201", "east")]}
     publish_bundle(office.key, lists, office.bundle, now=clock.now())
     server = Collector(office.bundle)
     gate = gates("gate-1")
@@ -274,6 +278,7 @@ def test_a_publish_while_another_holds_the_folder_is_a_run_time_failure(
 
 def _office_lists(n: int) -> dict:
     return {
+        "compounds": ["east"],
         "revocations": [{"pass_id": f"{i:012x}", "reason": "lost"} for i in range(n)],
         "quarantine": [_quarantine(f"3-{i:03d}", "east") for i in range(n)],
         "households": [{"household": f"3-{i:03d}", "residents": 2} for i in range(n)],
@@ -315,3 +320,41 @@ def test_a_list_cleared_by_mistake_is_not_published_without_a_confirmation(
     assert main(argv) == 2 and "--confirm-drop" in capsys.readouterr().err
     assert main([*argv, "--confirm-drop"]) == 0
     assert _payload(office.bundle)["revocations"] == []
+
+
+def test_a_compound_mistyped_at_the_office_or_the_gate_never_lets_a_quarantine_go(
+    office, gates, clock, caplog
+):
+    """East's 3-201 quarantined as "eats": no gate knowing its compound applied the entry,
+    and the household walked out of east's gates; a gate set to `id = "eats"` applied none
+    of east's entries. The office's lists declare its compounds (``compounds``), publish
+    refuses an entry naming another; a gate whose id is not among them applies every entry
+    (as a gate not knowing its compound) and says so."""
+    from kiosk.lists import BundleError
+
+    typo = {"compounds": ["east", "west"], "quarantine": [_quarantine("3-201", "eats")]}
+    with pytest.raises(BundleError, match=r"quarantine\[0\]\.compound: eats is not one of"):
+        publish_bundle(office.key, typo, office.bundle, now=clock.now())
+    undeclared = {"quarantine": [_quarantine("3-201", "east")]}
+    with pytest.raises(BundleError, match="declare the office's compounds"):
+        publish_bundle(office.key, undeclared, office.bundle, now=clock.now())
+    lists = {
+        "compounds": ["east", "west"],
+        "quarantine": [_quarantine("3-201", "east"), _quarantine("7-707", "west")],
+    }
+    publish_bundle(office.key, lists, office.bundle, now=clock.now())
+    assert _payload(compounds_path(office.bundle))["compounds"] == ["east", "west"]
+    assert "compounds" not in _payload(office.bundle)  # an older gate refuses a key it lacks
+    server = Collector(office.bundle)
+    gate = gates("gate-east")
+    sync = _sync(gate, office, server, clock, "eats")
+    with caplog.at_level("WARNING", logger="office.listsync"):
+        assert sync.check().outcome == "applied"
+    assert gate.lists.current.quarantine_for("3-201", None, DAY) is not None
+    assert gate.lists.current.quarantine_for("7-707", None, DAY) is not None
+    assert "compound eats ([compound] id) is not one of the office's" in caplog.text
+    assert sync.status()["compound"] == {"id": "eats", "lists_for": None}
+    right = _sync(gate, office, server, clock, "east")
+    assert right.check().outcome == "applied"
+    assert right.status()["compound"] == {"id": "east", "lists_for": "east"}
+    assert gate.lists.current.quarantine_for("7-707", None, DAY) is None

@@ -226,8 +226,8 @@ def test_a_gate_naming_its_compound_is_served_the_bundle_naming_compounds(
     collector = _collector(gates, pg_dsn, monkeypatch, lists_bundle_file=str(bundle))
     server = StatusServer(collector, "127.0.0.1", 0)
     server.start()
-    lists = {"quarantine": [{"household": "3-201", "compound": "east", "from": "2026-03-01",
-                             "until": "2026-03-14"}]}  # fmt: skip
+    lists = {"compounds": ["east"], "quarantine": [{"household": "3-201", "compound": "east",
+                             "from": "2026-03-01", "until": "2026-03-14"}]}  # fmt: skip
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=10) as http:
             assert http.get("/lists/bundle?compound=east").status_code == 404
