@@ -649,6 +649,9 @@ MIGRATIONS = sql_migrations(
     ALTER TABLE list_revocations ADD COLUMN pass_valid_until TEXT;
     ALTER TABLE list_revocations ADD COLUMN keep_until TEXT
     """,
+    # The compound an office entry names (``QuarantineIn.compound``): the district counts each
+    # compound's entries once (``kiosk.categories.quarantine_lists``). NULL: every gate's.
+    m004_quarantine_compound="ALTER TABLE list_quarantine ADD COLUMN compound TEXT",
 )
 
 #: How long a revocation outlives its pass's expiry: a kiosk whose clock is behind (a Pi
@@ -1223,6 +1226,7 @@ class ListStore:
     @staticmethod
     def _quarantine_row(q: QuarantineIn, source: str, actor: str, at: datetime) -> dict[str, Any]:
         entry = {"household": q.household, "holder": q.holder, "note": q.note}
+        entry |= {"compound": q.compound}
         entry |= {"from_date": q.from_.isoformat(), "until_date": q.until.isoformat()}
         return entry | {"source": source, "actor": actor, "created_at": at.isoformat()}
 

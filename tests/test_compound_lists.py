@@ -4,7 +4,7 @@ own, so what the office lists for one compound's household must not touch anothe
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
 import httpx
@@ -15,6 +15,8 @@ from kiosk.lists import ListStore
 from kiosk.passes import TrustList, load_private_key, new_key_pair
 from kiosk.store import EventLog
 from office.listsync import BundleFile, ListSync, compounds_path, publish_bundle
+
+pytest_plugins = ("pgfixture",)  # pg_cluster, pg_dsn: a real PostgreSQL (the district test)
 
 URL = "http://office/lists/bundle"
 DAY = date(2026, 3, 5)
@@ -358,3 +360,59 @@ def test_a_compound_mistyped_at_the_office_or_the_gate_never_lets_a_quarantine_g
     assert right.check().outcome == "applied"
     assert right.status()["compound"] == {"id": "east", "lists_for": "east"}
     assert gate.lists.current.quarantine_for("7-707", None, DAY) is None
+
+
+def test_the_district_counts_every_compounds_quarantined_households(tmp_path, pg_dsn, monkeypatch):
+    """East's gate holds the office's entries for east and those for every compound, west's
+    the ones for west and every compound; the district report took the office's list as the
+    most any gate holds (it was the same at every gate) and said 3 quarantined households
+    where the office had 4. Each gate reports which compound its office entries are chosen
+    for and how many name it; the district counts each compound's once."""
+    from pgfixture import Network, add_events
+    from support import kiosk_api
+
+    from kiosk.clock import FakeClock
+    from kiosk.config.fleet import CollectorConfig
+    from office.collector import Collector
+    from office.district import district_report
+
+    day = date(2026, 3, 2)
+    key = load_private_key(new_key_pair(tmp_path / "office", "office")[0])
+    trust = TrustList.from_dir(tmp_path / "office")
+    start = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    lists = {
+        "compounds": ["east", "west"],
+        "quarantine": [_quarantine("3-201", "east"), _quarantine("3-202", "east"),
+                       _quarantine("3-201", "west"), _quarantine("9-909")],
+    }  # fmt: skip
+    publish_bundle(key, lists, tmp_path / "bundle.json", now=start)
+    tagged = compounds_path(tmp_path / "bundle.json").read_bytes()
+    cores = [
+        kiosk_api(tmp_path / f"{n}.db", f"gate-{n}", FakeClock(start=start), ledgers=True,
+                  scopes=("logs:read", "stats:read"), config={"compound": {"id": n}})
+        for n in ("east", "west")
+    ]  # fmt: skip
+    try:
+        for i, core in enumerate(cores):
+            core.lists = core.list_store
+            core.list_store.import_bundle(tagged, trust, "office-sync", core.config.compound.id)
+            monkeypatch.setenv(f"TOKEN_{i}", core.token)
+            add_events(core, 2)
+            core.clock.advance(86400)
+        cores[1].list_store.add_quarantine("7-101", None, day, day, "manager")  # west's own
+        config = CollectorConfig.model_validate({"kiosks": [
+            {"url": f"http://{c.config.site.kiosk_id}", "token_env": f"TOKEN_{i}"}
+            for i, c in enumerate(cores)]})  # fmt: skip
+        collector = Collector(config, pg_dsn, client=Network(*cores).client(), report_interval_s=0,
+                              clock=FakeClock(start=start + timedelta(days=1)))  # fmt: skip
+        try:
+            collector.run_once()
+        finally:
+            collector.stop()
+        report = district_report(pg_dsn, day, "Asia/Shanghai")
+    finally:
+        for core in cores:
+            core.store.close()
+    per_gate = {g["kiosk_id"]: g["community"]["quarantined_households"] for g in report["by_gate"]}
+    assert per_gate == {"gate-east": 3, "gate-west": 3}
+    assert report["community"]["quarantined_households"] == 5  # 4 of the office's, 1 west's own
