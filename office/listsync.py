@@ -208,6 +208,9 @@ def _publish_locked(
             "compounds": lists.get("compounds"),
         }
     )
+    twice = _household_twice(checked)
+    if twice is not None:
+        raise BundleError(twice)
     named = checked.named_compounds()
     if named and checked.compounds is None:
         where, i, compound = named[0]
@@ -246,6 +249,29 @@ def compounds_path(out: str | Path) -> Path:
     ``bundle.compounds.json``); the collector serves it to a gate that names its compound."""
     out = Path(out)
     return out.with_name(f"{out.stem}.compounds{out.suffix}")
+
+
+def _household_twice(checked: BundlePayload) -> str | None:
+    """The first household entry that another one already gives for a gate: the same code
+    (as ``same_text`` compares) for the same compound, or one for every compound and one
+    for a compound. A gate keeps one record a household and would keep whichever came last;
+    which is meant is the office's to say. None when every household has one entry."""
+    seen: dict[tuple[str, str], int] = {}
+    common: dict[str, int] = {}
+    named: dict[str, int] = {}
+    for i, h in enumerate(checked.households):
+        code, scope = same_text(h.household), same_text(h.compound or "")
+        clash = seen.get((scope, code))
+        if clash is None:
+            clash = named.get(code) if not scope else common.get(code)
+        if clash is not None:
+            return (
+                f"households[{i}]: {h.household} is also households[{clash}] (a gate keeps one"
+                " record a household, whichever came last); give it one entry"
+            )
+        seen[(scope, code)] = i
+        (named if scope else common).setdefault(code, i)
+    return None
 
 
 def _published_version(path: Path) -> int:

@@ -416,3 +416,26 @@ def test_the_district_counts_every_compounds_quarantined_households(tmp_path, pg
     per_gate = {g["kiosk_id"]: g["community"]["quarantined_households"] for g in report["by_gate"]}
     assert per_gate == {"gate-east": 3, "gate-west": 3}
     assert report["community"]["quarantined_households"] == 5  # 4 of the office's, 1 west's own
+
+
+def test_a_household_listed_twice_for_one_compound_is_refused_at_the_office(office, clock):
+    """The office's sheet held 3-201 twice (one row with its observation date, one without,
+    or one for every compound and one for east), and the gates kept whichever came last:
+    east's gates dropped the observation, west's kept it. Which one is meant is the office's
+    to say: publish refuses the second."""
+    from kiosk.lists import BundleError
+
+    observed = {"household": "3-201", "observation_until": "2026-03-10"}
+    for second in (
+        {"household": "3-201", "residents": 3},
+        {"household": "３-２０１", "residents": 3},  # the same code, typed full width
+        {"household": "3-201", "compound": "east", "residents": 3},
+    ):
+        lists = {"compounds": ["east", "west"], "households": [observed, second]}
+        with pytest.raises(BundleError, match=r"households\[1\]: 3-201 is also households\[0\]"):
+            publish_bundle(office.key, lists, office.bundle, now=clock.now())
+    assert not office.bundle.exists()
+    apart = {"household": "3-201", "compound": "west", "residents": 4}
+    east = {"household": "3-201", "compound": "east", "residents": 3}
+    lists = {"compounds": ["east", "west"], "households": [east, apart]}
+    assert publish_bundle(office.key, lists, office.bundle, now=clock.now()).version == 1
