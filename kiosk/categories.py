@@ -132,21 +132,26 @@ def _quarantined_households(db: sqlite_utils.Database, day: date) -> int | None:
 
 def quarantine_lists(db: sqlite_utils.Database, day: date) -> dict[str, int] | None:
     """The households quarantined on ``day`` by where their entry came from: ``office`` (the
-    office's list bundle, which every gate holds alike) and ``local`` (entered at this gate
-    only: by a guard, a CSV, and not on the bundle). Their sum is ``quarantined_households``;
-    the district counts the office's list once and sums the gates' own (``office.district``).
-    None without the lists' table."""
+    office's list bundle, alike at every gate of a compound) and ``local`` (entered at this
+    gate only: by a guard, a CSV, and not on the bundle); ``office_compound``, those of
+    ``office`` whose entry names this gate's compound (the rest are every compound's; the
+    compound is the report's ``compound.lists_for``). ``office`` and ``local`` sum to
+    ``quarantined_households``; the district counts the office's list once and sums the
+    gates' own (``office.district``). None without the lists' table."""
     if not has_table(db, "list_quarantine"):
         return None
+    named = "compound" in db["list_quarantine"].columns_dict
+    names = "compound is not null" if named else "0"  # a table from before m004
     rows = db.execute(
-        "select distinct household, source = 'bundle' from list_quarantine"
+        f"select distinct household, source = 'bundle', {names} from list_quarantine"  # noqa: S608
         " where from_date <= ? and until_date >= ?",
         [day.isoformat(), day.isoformat()],
     ).fetchall()
     # One household however its entries spell it (one typed full width before it was folded).
     office = {same_text(r[0]) for r in rows if r[1]}
     local = {same_text(r[0]) for r in rows if not r[1]} - office
-    return {"office": len(office), "local": len(local)}
+    ours = {same_text(r[0]) for r in rows if r[1] and r[2]}
+    return {"office": len(office), "local": len(local), "office_compound": len(ours)}
 
 
 def community_section(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dict[str, Any]:

@@ -113,7 +113,8 @@ def _kept(
 
 def _check_rows(kind: Kind, table: Table) -> dict[str, tuple[BaseModel, Mapping[str, str]]]:
     model = _MODELS[kind]
-    known = {(f.alias or name) for name, f in model.model_fields.items()}
+    # ``compound`` is the office's (``kiosk.lists.BundlePayload.for_compound``), not a gate's.
+    known = {(f.alias or name) for name, f in model.model_fields.items()} - {"compound"}
     if unknown := [c for c in table.header if c not in known]:
         raise CommunityError(f"unknown columns for {kind}: {', '.join(unknown)}")
     rows: dict[str, tuple[BaseModel, Mapping[str, str]]] = {}

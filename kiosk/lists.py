@@ -34,11 +34,19 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import sqlite_utils
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlite_utils.db import NotFoundError
 
 from .auditing import audited_write
@@ -51,6 +59,8 @@ from .typed import typed
 
 __all__ = [
     "BUNDLE_FORMAT",
+    "BUNDLE_FORMAT_COMPOUNDS",
+    "COMPOUND_PATTERN",
     "MIGRATIONS",
     "BundleError",
     "Freshness",
@@ -72,6 +82,9 @@ Source = Literal["empty", "bundle", "csv", "guard"]
 CsvKind = Literal["revocations", "quarantine", "households"]
 
 BUNDLE_FORMAT = "kiosk-lists/1"
+#: A bundle whose quarantine and household entries may name their compound (``compound``);
+#: only gates of this release read it, the office serves it to a gate that names its compound.
+BUNDLE_FORMAT_COMPOUNDS = "kiosk-lists/2"
 _SIGNED_PREFIX = (BUNDLE_FORMAT + "\n").encode("ascii")
 _PASS_ID = re.compile(r"^[0-9a-f]{12}$")
 #: A list date: year, month, day (2026-03-01, or 2026/3/1 as Excel in Chinese writes it to CSV).
@@ -158,6 +171,9 @@ class Freshness:
     bundle_version: int = 0
     bundle_issued_at: datetime | None = None
     bundle_issuer: str | None = None
+    #: The compound whose entries of the bundle are in force (``BundlePayload.for_compound``);
+    #: None: every entry.
+    bundle_compound: str | None = None
     #: When the office last confirmed the lists unchanged (list sync: a 304 or the same
     #: bundle version); kept in memory, so quiet days are not shown as stale lists.
     confirmed_at: datetime | None = None
@@ -349,8 +365,20 @@ def _midnight(v: Any) -> date | None:
     return when.date()
 
 
+#: A compound's id as a gate configures it (``[compound] id``) and the office's list names it.
+COMPOUND_PATTERN = r"^[A-Za-z0-9._-]+$"
+CompoundId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=COMPOUND_PATTERN)
+]
+#: The most compounds one office's lists declare.
+MAX_COMPOUNDS = 1000
+
+
 class QuarantineIn(_Strict):
     household: str = Field(min_length=1, max_length=64)
+    compound: CompoundId | None = None
+    """The compound whose household this is (office bundles only, ``BUNDLE_FORMAT_COMPOUNDS``);
+    none: every gate's."""
     holder: str | None = Field(default=None, max_length=64)
     from_: date = Field(alias="from")
     until: date
@@ -380,6 +408,8 @@ class QuarantineIn(_Strict):
 
 class HouseholdIn(_Strict):
     household: str = Field(min_length=1, max_length=64)
+    compound: CompoundId | None = None
+    """As ``QuarantineIn.compound``."""
     residents: int | None = Field(default=None, ge=0, le=100)
     observation_until: date | None = None
     note: str = Field(default="", max_length=200)
@@ -401,12 +431,15 @@ class HouseholdIn(_Strict):
 
 
 class BundlePayload(_Strict):
-    format: Literal["kiosk-lists/1"]
+    format: Literal["kiosk-lists/1", "kiosk-lists/2"]
     version: int = Field(ge=1, le=2**53)
     issued_at: datetime
     revocations: list[RevocationIn] = Field(default_factory=list, max_length=200_000)
     quarantine: list[QuarantineIn] = Field(default_factory=list, max_length=200_000)
     households: list[HouseholdIn] = Field(default_factory=list, max_length=200_000)
+    compounds: list[CompoundId] | None = Field(default=None, max_length=MAX_COMPOUNDS)
+    """Every compound of the office (``BUNDLE_FORMAT_COMPOUNDS``): an entry naming another is
+    a mistyped one, and a gate whose id is not among them a mistyped gate."""
 
     @field_validator("issued_at")
     @classmethod
@@ -414,6 +447,67 @@ class BundlePayload(_Strict):
         if v.tzinfo is None:
             raise ValueError("must include a UTC offset")
         return v
+
+    @model_validator(mode="after")
+    def _compounds_in_their_format(self) -> BundlePayload:
+        """Entries name a compound only in ``BUNDLE_FORMAT_COMPOUNDS`` (a gate reading the
+        first format as before applies every entry, whoever's it is), and only one of the
+        compounds declared, when they are."""
+        named = self.named_compounds()
+        if self.format != BUNDLE_FORMAT_COMPOUNDS and (named or self.compounds is not None):
+            where = f"{named[0][0]}[{named[0][1]}].compound" if named else "compounds"
+            raise ValueError(
+                f"bundle {where}: only a {BUNDLE_FORMAT_COMPOUNDS} bundle names compounds"
+            )
+        if self.compounds is not None:
+            declared = {same_text(c) for c in self.compounds}
+            for name, i, compound in named:
+                if same_text(compound) not in declared:
+                    raise ValueError(
+                        f"bundle {name}[{i}].compound: {compound} is not one of the office's"
+                        f" compounds ({', '.join(self.compounds)})"
+                    )
+        return self
+
+    def knows(self, compound: str) -> bool:
+        """Whether ``compound`` is one of the compounds the office declares (or declares
+        none)."""
+        return self.compounds is None or same_text(compound) in {
+            same_text(c) for c in self.compounds
+        }
+
+    def named_compounds(self) -> list[tuple[str, int, str]]:
+        """``(list, index, compound)`` of each entry that names its compound."""
+        named = [
+            ("quarantine", i, q.compound)
+            for i, q in enumerate(self.quarantine)
+            if q.compound is not None
+        ]
+        return named + [
+            ("households", i, h.compound)
+            for i, h in enumerate(self.households)
+            if h.compound is not None
+        ]
+
+    def for_compound(self, compound: str | None) -> tuple[BundlePayload, str]:
+        """The entries a gate of ``compound`` applies, and the scope they were chosen for
+        (``""``: every entry). An entry naming no compound is every gate's; one naming
+        another compound is left out. A gate that does not know its compound (``None``), or
+        a bundle of the first format, applies every entry, as before; so does one whose
+        compound is not one the office declares (a mistyped id: denying another compound's
+        household is the lesser harm than letting its own quarantined out)."""
+        if compound is None or self.format != BUNDLE_FORMAT_COMPOUNDS or not self.knows(compound):
+            return self, ""
+        ours = same_text(compound)
+
+        def keep(row: QuarantineIn | HouseholdIn) -> bool:
+            return row.compound is None or same_text(row.compound) == ours
+
+        chosen = {
+            "quarantine": [q for q in self.quarantine if keep(q)],
+            "households": [h for h in self.households if keep(h)],
+        }
+        return self.model_copy(update=chosen), ours
 
 
 def _problems(exc: ValidationError, prefix: str = "") -> str:
@@ -522,6 +616,9 @@ class ImportResult:
     source: str
     counts: dict[str, int]
     message: str
+    #: What the gate's operator must hear of a bundle applied (a compound the office does
+    #: not know), or None.
+    warning: str | None = None
 
 
 # --------------------------------------------------------------------------- persistence
@@ -552,6 +649,9 @@ MIGRATIONS = sql_migrations(
     ALTER TABLE list_revocations ADD COLUMN pass_valid_until TEXT;
     ALTER TABLE list_revocations ADD COLUMN keep_until TEXT
     """,
+    # The compound an office entry names (``QuarantineIn.compound``): the district counts each
+    # compound's entries once (``kiosk.categories.quarantine_lists``). NULL: every gate's.
+    m004_quarantine_compound="ALTER TABLE list_quarantine ADD COLUMN compound TEXT",
 )
 
 #: How long a revocation outlives its pass's expiry: a kiosk whose clock is behind (a Pi
@@ -753,6 +853,7 @@ def _freshness(meta: Mapping[str, str]) -> Freshness:
         bundle_version=int(meta.get("bundle_version") or 0),
         bundle_issued_at=datetime.fromisoformat(issued) if issued else None,
         bundle_issuer=meta.get("bundle_issuer"),
+        bundle_compound=meta.get("bundle_compound") or None,
     )
 
 
@@ -955,9 +1056,22 @@ class ListStore:
 
     # -- imports ----------------------------------------------------------------------------
 
-    def import_bundle(self, text: str | bytes, trust: TrustList, actor: str) -> ImportResult:
-        """Verify, then apply atomically; an older or equal version is refused/ignored."""
-        payload, issuer = open_bundle(text, trust)
+    def import_bundle(
+        self, text: str | bytes, trust: TrustList, actor: str, compound: str | None = None
+    ) -> ImportResult:
+        """Verify, then apply atomically; an older or equal version is refused/ignored.
+        ``compound``: this gate's (``[compound] id``), whose entries alone it applies of a
+        bundle naming compounds (``BundlePayload.for_compound``); the same version chosen for
+        another compound (the id changed, or the first format came before) applies again."""
+        opened, issuer = open_bundle(text, trust)
+        payload, scope = opened.for_compound(compound)
+        warning = None
+        if compound is not None and not opened.knows(compound):
+            declared = ", ".join(opened.compounds or ())
+            warning = (
+                f"this gate's compound {compound} ([compound] id) is not one of the office's"
+                f" compounds ({declared}): every entry of the office's lists applies here"
+            )
         now = self._clock.now()
         counts = {
             "revocations": len(payload.revocations),
@@ -966,39 +1080,16 @@ class ListStore:
         }
 
         def apply(db: sqlite_utils.Database) -> None:
-            applied = int(_meta(db).get("bundle_version") or 0)
+            meta = _meta(db)
+            applied = int(meta.get("bundle_version") or 0)
             if payload.version < applied:
                 raise BundleError(
                     f"bundle version {payload.version} is older than the applied version"
                     f" {applied}; not applied"
                 )
-            if payload.version == applied:
+            if payload.version == applied and (meta.get("bundle_compound") or "") == scope:
                 raise _AlreadyApplied
-            for table in ("list_revocations", "list_quarantine", "list_households"):
-                db.execute(f"DELETE FROM [{table}] WHERE source = 'bundle'")  # noqa: S608
-            # A local revocation's row stays (see module doc) and notes the bundle's too, so
-            # lifting the local one does not lift the office's.
-            db.execute("UPDATE list_revocations SET bundle_reason = NULL")
-            db.table("list_revocations").insert_all(
-                (
-                    self._revocation_row(r, "bundle", actor, payload.issued_at)
-                    for r in payload.revocations
-                ),
-                pk="pass_id",
-                ignore=True,
-            )
-            db.conn.executemany(
-                "UPDATE list_revocations SET bundle_reason = ?"
-                " WHERE pass_id = ? AND source != 'bundle'",
-                [(r.reason, r.pass_id) for r in payload.revocations],
-            )
-            db.table("list_quarantine").insert_all(
-                self._quarantine_row(q, "bundle", actor, now) for q in payload.quarantine
-            )
-            db.table("list_households").upsert_all(
-                (self._household_row(h, "bundle", actor, now) for h in payload.households),
-                pk="household",
-            )
+            self._write_bundle(db, payload, actor, now)
             _set_meta(
                 db,
                 {
@@ -1007,10 +1098,15 @@ class ListStore:
                     "bundle_version": payload.version,
                     "bundle_issued_at": payload.issued_at.isoformat(),
                     "bundle_issuer": issuer,
+                    "bundle_compound": scope,
                 },
             )
 
         what = {"version": payload.version, "issuer": issuer, **counts}
+        if scope:
+            what["compound"] = scope
+        if warning is not None:
+            what["compound_unknown"] = compound
         try:
             audited_write(self._store, apply, actor, "lists.bundle", lambda _: what)
         except _AlreadyApplied:
@@ -1018,8 +1114,37 @@ class ListStore:
                 False, "bundle", counts, f"bundle version {payload.version} already applied"
             )
         self.load()
-        return ImportResult(
-            True, "bundle", counts, f"applied bundle version {payload.version} from {issuer}"
+        done = f"applied bundle version {payload.version} from {issuer}"
+        return ImportResult(True, "bundle", counts, done, warning)
+
+    def _write_bundle(
+        self, db: sqlite_utils.Database, payload: BundlePayload, actor: str, now: datetime
+    ) -> None:
+        """The bundle's rows in place of the previous bundle's (local rows stay)."""
+        for table in ("list_revocations", "list_quarantine", "list_households"):
+            db.execute(f"DELETE FROM [{table}] WHERE source = 'bundle'")  # noqa: S608
+        # A local revocation's row stays (see module doc) and notes the bundle's too, so
+        # lifting the local one does not lift the office's.
+        db.execute("UPDATE list_revocations SET bundle_reason = NULL")
+        db.table("list_revocations").insert_all(
+            (
+                self._revocation_row(r, "bundle", actor, payload.issued_at)
+                for r in payload.revocations
+            ),
+            pk="pass_id",
+            ignore=True,
+        )
+        db.conn.executemany(
+            "UPDATE list_revocations SET bundle_reason = ?"
+            " WHERE pass_id = ? AND source != 'bundle'",
+            [(r.reason, r.pass_id) for r in payload.revocations],
+        )
+        db.table("list_quarantine").insert_all(
+            self._quarantine_row(q, "bundle", actor, now) for q in payload.quarantine
+        )
+        db.table("list_households").upsert_all(
+            (self._household_row(h, "bundle", actor, now) for h in payload.households),
+            pk="household",
         )
 
     def import_csv(self, kind: CsvKind, text: str, actor: str) -> ImportResult:
@@ -1034,7 +1159,8 @@ class ListStore:
             raise ListError(f"unknown list {kind!r}; choose revocations, quarantine or households")
         model = models[kind]
         columns, records = _csv_records(text)
-        expected = {(f.alias or name) for name, f in model.model_fields.items()}
+        # ``compound`` is the office's: a gate's own rows are its own compound's.
+        expected = {(f.alias or name) for name, f in model.model_fields.items()} - {"compound"}
         header = set(columns)
         required = {(f.alias or name) for name, f in model.model_fields.items() if f.is_required()}
         if not header:
@@ -1100,6 +1226,7 @@ class ListStore:
     @staticmethod
     def _quarantine_row(q: QuarantineIn, source: str, actor: str, at: datetime) -> dict[str, Any]:
         entry = {"household": q.household, "holder": q.holder, "note": q.note}
+        entry |= {"compound": q.compound}
         entry |= {"from_date": q.from_.isoformat(), "until_date": q.until.isoformat()}
         return entry | {"source": source, "actor": actor, "created_at": at.isoformat()}
 

@@ -41,6 +41,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import BaseServer
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 
@@ -50,7 +51,7 @@ from kiosk.clock import Clock
 from kiosk.config.fleet import CollectorConfig, KioskSource
 from kiosk.hosts import host_is_ours, own_host_names
 from office.gatereports import collect_reports
-from office.listsync import BundleFile
+from office.listsync import BundleFile, compounds_path
 from office.pg import PgError, PgTarget, redact_dsn
 from office.pull import (
     MAX_PAGE_BYTES,
@@ -174,6 +175,12 @@ class Collector:
         self._pool: ThreadPoolExecutor | None = None
         self._scheduler: threading.Thread | None = None
         self.bundle = BundleFile(config.lists_bundle_file) if config.lists_bundle_file else None
+        #: The same lists with each entry's compound (``office.listsync.compounds_path``).
+        self.compound_bundle = (
+            BundleFile(compounds_path(config.lists_bundle_file))
+            if config.lists_bundle_file
+            else None
+        )
         #: The hourly purge of the personal fields past ``retention_days`` (``office.retention``).
         self.retention = OfficeRetention(dsn, config.retention_days, self.clock)
         self._purger: threading.Thread | None = None
@@ -412,6 +419,19 @@ class Collector:
             return f"/lists/bundle is refused to every gate: {env} (lists_token_env) is not set"
         return None
 
+    def bundle_for(self, query: str) -> tuple[bytes, str, int] | None:
+        """The bundle ``/lists/bundle?{query}`` answers: the one naming each entry's compound
+        to a gate that names its own (``compound=``), the plain one to any other (a gate of an
+        older release refuses a key it does not know) and whenever the plain one is newer
+        (published by an older ``kiosk fleet publish``, which does not write the other)."""
+        plain = self.bundle.get() if self.bundle is not None else None
+        if self.compound_bundle is None or not _asks_compound(query):
+            return plain
+        tagged = self.compound_bundle.get()
+        if tagged is None or (plain is not None and plain[2] > tagged[2]):
+            return plain
+        return tagged
+
     def status_json(self) -> dict[str, Any]:
         bundle = self.bundle.get() if self.bundle is not None else None
         return {
@@ -596,6 +616,15 @@ class StatusServer:
         self.httpd.server_close()
 
 
+def _asks_compound(query: str) -> bool:
+    """Whether a gate's query names its compound (``compound=ID``); read at most 16 fields
+    of it (the request line is the LAN's), anything unreadable is the plain question."""
+    try:
+        return "compound" in parse_qs(query[:2048], max_num_fields=16)
+    except ValueError:
+        return False
+
+
 def _on_lan(server: BaseServer) -> bool:
     address = server.server_address  # (host, port) for the TCP server
     return not is_loopback(str(address[0] if isinstance(address, tuple) else address))
@@ -681,7 +710,7 @@ def _handler_for(collector: Collector, names: frozenset[str]) -> type[BaseHTTPRe
                 body = json.dumps({"detail": message}).encode()
                 self._send(status, body, "application/json", extra)
                 return
-            got = collector.bundle.get() if collector.bundle is not None else None
+            got = collector.bundle_for(self.path.partition("?")[2])
             if got is None:
                 self._send(404, b'{"detail":"no list bundle published"}', "application/json")
                 return

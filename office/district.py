@@ -241,10 +241,10 @@ def _add(a: Any, b: Any) -> Any:
 
 def _quarantined_across(figures: list[Any]) -> int | None:
     """Quarantined households across the gates reporting: the office's list bundle is held
-    alike by every gate, so it counts once (the most any gate holds: the newest version),
-    and each gate's own entries are summed (``kiosk.categories.quarantine_lists``). Gates
-    that do not split their count cannot be summed without counting the office's list once
-    per gate: unknown (``None``), unless only one gate reports."""
+    alike by every gate of a compound, so it counts once (``_office_across``), and each
+    gate's own entries are summed (``kiosk.categories.quarantine_lists``). Gates that do not
+    split their count cannot be summed without counting the office's list once per gate:
+    unknown (``None``), unless only one gate reports."""
     if len(figures) == 1:
         only = _at(figures[0], ("quarantined_households",))
         return int(only) if only is not None else None
@@ -253,7 +253,27 @@ def _quarantined_across(figures: list[Any]) -> int | None:
         not isinstance(s, dict) or s.get("office") is None or s.get("local") is None for s in splits
     ):
         return None
-    return max(int(s["office"]) for s in splits) + sum(int(s["local"]) for s in splits)
+    held = [(s, _at(f, (POLICY_KEY, "lists_for"))) for s, f in zip(splits, figures, strict=True)]
+    office = _office_across(held)
+    return None if office is None else office + sum(int(s["local"]) for s in splits)
+
+
+def _office_across(held: list[tuple[dict[str, Any], Any]]) -> int | None:
+    """The office's quarantined households, from each gate's ``(split, lists_for)``: the
+    most any gate holding every entry holds (the newest version); or, by the gates holding
+    one compound's entries (``lists_for``), the most any holds of the entries naming no
+    compound plus, for each compound, the most any of its gates holds of its own —
+    whichever is more."""
+    every = [int(s["office"]) for s, lists_for in held if lists_for is None]
+    chosen = [(s, lists_for) for s, lists_for in held if lists_for is not None]
+    if any(s.get("office_compound") is None for s, _ in chosen):
+        return None
+    common = [int(s["office"]) - int(s["office_compound"]) for s, _ in chosen]
+    own: dict[str, int] = {}
+    for s, lists_for in chosen:
+        own[lists_for] = max(own.get(lists_for, 0), int(s["office_compound"]))
+    by_compound = max(common, default=0) + sum(own.values()) if chosen else 0
+    return max(max(every, default=0), by_compound)
 
 
 def _roll_up_ledgers(

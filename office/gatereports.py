@@ -62,7 +62,7 @@ _Shape = Any  # ``int`` (a count) or a mapping of names to shapes
 #: Where the gate's quarantined households split by list (``kiosk.categories.quarantine_lists``)
 #: are kept beside the ledger figures: the district counts the office's list once.
 LISTS_KEY = "quarantine_lists"
-_LISTS_SHAPE: _Shape = {"office": int, "local": int}
+_LISTS_SHAPE: _Shape = {"office": int, "local": int, "office_compound": int}
 REPORT_DAYS = 7
 #: Where the gate's quota policy and its compound's other gates are kept beside the ledger
 #: figures (``gate_policy``): the district counts the quota per compound with its own rule.
@@ -145,8 +145,9 @@ def gate_policy(report: dict[str, Any]) -> dict[str, Any]:
     """The gate's outing quota as its report counted it (``exits_per_household``: on or off,
     outings per period, the period's days; ``kiosk.config.policy.QuotaConfig``'s bounds) and
     the pass roles it counts, and the compound's other gates it counts them with
-    (``compound.peers``). ``None`` for what the report does not say (a gate of an older
-    release); ``ValueError`` for anything else."""
+    (``compound.peers``), and the compound whose office entries it holds (``lists_for``,
+    ``kiosk.categories.quarantine_lists``). ``None`` for what the report does not say (a gate
+    of an older release); ``ValueError`` for anything else."""
     exits = report.get("exits_per_household")
     quota = None
     if exits is not None:
@@ -176,7 +177,12 @@ def gate_policy(report: dict[str, Any]) -> dict[str, Any]:
         ):
             raise ValueError(f"compound.peers: expected at most {_MAX_PEERS} kiosk ids")
         peers = sorted(set(listed))
-    return {"quota": quota, "peers": peers}
+    lists_for = compound.get("lists_for") if isinstance(compound, dict) else None
+    if lists_for is not None and not (
+        isinstance(lists_for, str) and _KIOSK_ID.fullmatch(lists_for)
+    ):
+        raise ValueError("compound.lists_for: expected a compound id")
+    return {"quota": quota, "peers": peers, "lists_for": lists_for}
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,9 @@ households), gives them the next version — a published version never goes down
 is already there says which one was last — signs them with the office key
 (``kiosk.lists.sign_bundle``) and replaces ``out`` atomically. The collector serves that file
 at ``/lists/bundle`` (``BundleFile``: an ``ETag`` from the content, ``304`` on a match).
+Beside it, the same version naming each quarantine and household entry's compound
+(``compounds_path``), served to a gate that names its own (``?compound=ID``): a household code
+is its compound's own, and such a gate applies its compound's entries and those naming none.
 
 Kiosk side: ``ListSync`` asks the configured URL every ``lists_poll_s`` with
 ``If-None-Match``. A new body goes to ``ListStore.import_bundle``, which verifies the signature
@@ -18,15 +21,17 @@ the last time the office *confirmed* them (a new bundle applied, the same versio
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +44,13 @@ from kiosk.core import Core
 from kiosk.files import write_atomic
 from kiosk.lists import (
     BUNDLE_FORMAT,
+    BUNDLE_FORMAT_COMPOUNDS,
     BundleError,
     BundlePayload,
     ListStore,
+    QuarantineIn,
     age_since,
+    same_text,
     sign_bundle,
     stamp_ahead,
 )
@@ -60,7 +68,15 @@ from office.pull import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BundleFile", "ListSync", "PublishResult", "SyncResult", "publish_bundle"]
+__all__ = [
+    "BundleFile",
+    "ListSync",
+    "PublishBusy",
+    "PublishResult",
+    "SyncResult",
+    "compounds_path",
+    "publish_bundle",
+]
 
 #: Largest bundle a kiosk accepts (the payload schema allows 200,000 rows per list).
 MAX_BUNDLE_BYTES = 64 * 2**20
@@ -68,6 +84,11 @@ MAX_BUNDLE_BYTES = 64 * 2**20
 OFFICE_MOVED = "if the office's bundle is there now, set [fleet] lists_url to that URL"
 #: After a failed check, try again sooner than the normal interval, but not hammering.
 RETRY_S = 60.0
+
+
+class PublishBusy(BundleError):
+    """Another publish holds the bundle's folder (``publish_bundle``): try again, nothing
+    was written."""
 
 
 class _BundleTooLarge(Exception):
@@ -83,10 +104,13 @@ class PublishResult:
     version: int
     etag: str
     counts: dict[str, int]
+    #: The compounds the entries name (``compound``); none: every entry is every gate's.
+    compounds: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "version": self.version, "etag": self.etag} | {
-            "counts": self.counts
+            "counts": self.counts,
+            "compounds": self.compounds,
         }
 
 
@@ -103,7 +127,7 @@ def bundle_version(text: str | bytes) -> int:
 
 #: What ``publish_bundle`` takes: the three lists, and payload keys it replaces anyway.
 _PUBLISHABLE = frozenset(
-    {"revocations", "quarantine", "households", "format", "version", "issued_at"}
+    {"revocations", "quarantine", "households", "compounds", "format", "version", "issued_at"}
 )
 
 
@@ -118,18 +142,54 @@ def publish_bundle(
     *,
     now: datetime,
     version: int | None = None,
+    confirm_drop: bool = False,
 ) -> PublishResult:
     """Sign ``lists`` as the next bundle version and replace ``out`` atomically.
 
     ``lists`` holds ``revocations``, ``quarantine`` and ``households`` (the bundle payload's
     lists; any ``format``/``version``/``issued_at`` in it are replaced). ``version``: default
     one more than the bundle already at ``out``; a version not above it is refused
-    (``BundleError``), so kiosks are never offered a rollback."""
+    (``BundleError``), so kiosks are never offered a rollback. Lists that drop most of the
+    published entries in force of a list (``mass_drops``) are refused unless
+    ``confirm_drop``: a list cleared by mistake would let every gate's quarantined out."""
     out = Path(out)
     unknown = set(lists) - _PUBLISHABLE
     if unknown:
         raise BundleError(f"unknown lists: {', '.join(sorted(unknown))}")
-    previous = bundle_version(out.read_bytes()) if out.exists() else 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _publishing(out.parent):
+        return _publish_locked(key, lists, out, now, version, confirm_drop)
+
+
+@contextlib.contextmanager
+def _publishing(folder: Path) -> Iterator[None]:
+    """The bundle's folder held for one publish, from reading the version to the last write:
+    two at once (a nightly job and a clerk) would each sign their own lists as the same
+    version, and a gate holding one takes the other for "already applied"."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PublishBusy(
+                f"another publish is writing the bundle in {folder} now; publish again when"
+                " it is done (its version comes first)"
+            ) from None
+        yield  # the lock goes with the descriptor
+    finally:
+        os.close(fd)
+
+
+def _publish_locked(
+    key: Ed25519PrivateKey,
+    lists: Mapping[str, Any],
+    out: Path,
+    now: datetime,
+    version: int | None,
+    confirm_drop: bool,
+) -> PublishResult:
+    tagged = compounds_path(out)
+    previous = max(_published_version(out), _published_version(tagged))
     if version is None:
         version = previous + 1
     if version <= previous:
@@ -137,26 +197,153 @@ def publish_bundle(
             f"version {version} is not above the published version {previous}; kiosks never"
             " go back to an older bundle"
         )
-    payload: dict[str, Any] = {
-        "format": BUNDLE_FORMAT,
-        "version": version,
-        "issued_at": now.isoformat(),
-        "revocations": list(lists.get("revocations", [])),
-        "quarantine": list(lists.get("quarantine", [])),
-        "households": list(lists.get("households", [])),
+    checked = _checked(
+        {
+            "format": BUNDLE_FORMAT_COMPOUNDS,
+            "version": version,
+            "issued_at": now.isoformat(),
+            "revocations": list(lists.get("revocations", [])),
+            "quarantine": list(lists.get("quarantine", [])),
+            "households": list(lists.get("households", [])),
+            "compounds": lists.get("compounds"),
+        }
+    )
+    twice = _household_twice(checked)
+    if twice is not None:
+        raise BundleError(twice)
+    named = checked.named_compounds()
+    if named and checked.compounds is None:
+        where, i, compound = named[0]
+        raise BundleError(
+            f"{where}[{i}].compound: {compound}: declare the office's compounds first"
+            f' ("compounds": ["{compound}", ...] beside the lists), so that a mistyped one is'
+            " refused rather than applied by no gate"
+        )
+    before = None if confirm_drop else _published_payload(out, tagged)
+    dropped = mass_drops(before, checked, now.date()) if before is not None else []
+    if dropped:
+        raise BundleError(
+            f"this bundle drops {', '.join(dropped)} (published version {previous}): every"
+            " gate would let them go at once. If that is meant (not a list cleared by"
+            " mistake), publish again with --confirm-drop"
+        )
+    # The checked rows are what is signed: dates as YYYY-MM-DD, however they were typed.
+    both = checked.model_dump(mode="json", by_alias=True)
+    plain = {k: v for k, v in both.items() if k != "compounds"} | {"format": BUNDLE_FORMAT}
+    if both["compounds"] is None:
+        del both["compounds"]
+    for name in ("quarantine", "households"):
+        both[name] = [_without_compound(row, row["compound"] is None) for row in both[name]]
+        plain[name] = [_without_compound(row, True) for row in plain[name]]
+    # The form naming compounds first: a gate that knows its compound never sees the plain
+    # form of a version its own form does not have yet.
+    write_atomic(tagged, sign_bundle(key, both).encode("utf-8"), 0o644, keep_mode=False)
+    body = sign_bundle(key, plain).encode("utf-8")
+    write_atomic(out, body, 0o644, keep_mode=False)
+    counts = {name: len(both[name]) for name in ("revocations", "quarantine", "households")}
+    return PublishResult(out, version, etag_of(body), counts, sorted({c for _list, _i, c in named}))
+
+
+def compounds_path(out: str | Path) -> Path:
+    """The bundle naming each entry's compound, beside the plain one ``out`` (``bundle.json``:
+    ``bundle.compounds.json``); the collector serves it to a gate that names its compound."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.compounds{out.suffix}")
+
+
+def _household_twice(checked: BundlePayload) -> str | None:
+    """The first household entry that another one already gives for a gate: the same code
+    (as ``same_text`` compares) for the same compound, or one for every compound and one
+    for a compound. A gate keeps one record a household and would keep whichever came last;
+    which is meant is the office's to say. None when every household has one entry."""
+    seen: dict[tuple[str, str], int] = {}
+    common: dict[str, int] = {}
+    named: dict[str, int] = {}
+    for i, h in enumerate(checked.households):
+        code, scope = same_text(h.household), same_text(h.compound or "")
+        clash = seen.get((scope, code))
+        if clash is None:
+            clash = named.get(code) if not scope else common.get(code)
+        if clash is not None:
+            return (
+                f"households[{i}]: {h.household} is also households[{clash}] (a gate keeps one"
+                " record a household, whichever came last); give it one entry"
+            )
+        seen[(scope, code)] = i
+        (named if scope else common).setdefault(code, i)
+    return None
+
+
+def _published_version(path: Path) -> int:
+    return bundle_version(path.read_bytes()) if path.exists() else 0
+
+
+#: A publish dropping at least this many entries in force of a list, and more than half of
+#: them, needs ``confirm_drop`` (lifting a few is the office's daily work).
+MASS_DROP_MIN = 3
+
+
+def mass_drops(before: BundlePayload, after: BundlePayload, today: date) -> list[str]:
+    """What ``after`` drops of ``before`` where that is most of a list: ``"12 of the 12
+    quarantine entries in force"``. In force: every revocation and household, a quarantine
+    until ``today`` or later (a day early: the office's date may be behind the site's). An
+    entry is kept when one of ``after`` is the same household (and holder), of any compound
+    or dates: an entry given a compound, or new dates, is not dropped."""
+    since = today - timedelta(days=1)
+
+    def person(q: QuarantineIn) -> tuple[str, str]:
+        return same_text(q.household), same_text(q.holder or "")
+
+    lists: dict[str, tuple[set[Any], set[Any]]] = {
+        "revocations": (
+            {r.pass_id for r in before.revocations},
+            {r.pass_id for r in after.revocations},
+        ),
+        "quarantine entries": (
+            {person(q) for q in before.quarantine if q.until >= since},
+            {person(q) for q in after.quarantine},
+        ),
+        "households": (
+            {same_text(h.household) for h in before.households},
+            {same_text(h.household) for h in after.households},
+        ),
     }
+    told = []
+    for name, (was, now) in lists.items():
+        gone = len(was - now)
+        if gone >= MASS_DROP_MIN and gone * 2 > len(was):
+            told.append(f"{gone} of the {len(was)} {name} in force")
+    return told
+
+
+def _published_payload(out: Path, tagged: Path) -> BundlePayload | None:
+    """The published lists (the office's own file, the newer of the two forms), or None
+    when there are none or they cannot be read (then there is nothing to compare)."""
+    newer = max((p for p in (tagged, out) if p.exists()), key=_published_version, default=None)
+    if newer is None:
+        return None
     try:
-        checked = BundlePayload.model_validate(payload)  # the office hears of a bad row first
+        text = json.loads(newer.read_bytes())["payload"]
+        return BundlePayload.model_validate_json(text)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _checked(payload: dict[str, Any]) -> BundlePayload:
+    """The payload validated: the office hears of a bad row first, not the gates."""
+    try:
+        return BundlePayload.model_validate(payload)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise BundleError(f"{where}: {first['msg']} ({exc.error_count()} problems)") from None
-    # The checked rows are what is signed: dates as YYYY-MM-DD, however they were typed.
-    body = sign_bundle(key, checked.model_dump(mode="json", by_alias=True)).encode("utf-8")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, body, 0o644, keep_mode=False)
-    counts = {name: len(payload[name]) for name in ("revocations", "quarantine", "households")}
-    return PublishResult(out, version, etag_of(body), counts)
+        said = first["msg"].removeprefix("Value error, ")
+        where = f"{where}: " if where else ""
+        raise BundleError(f"{where}{said} ({exc.error_count()} problems)") from None
+
+
+def _without_compound(row: dict[str, Any], drop: bool) -> dict[str, Any]:
+    """A gate of an older release refuses a key it does not know: the plain form has none."""
+    return {k: v for k, v in row.items() if k != "compound"} if drop else row
 
 
 class BundleFile:
@@ -217,8 +404,14 @@ class ListSync:
         actor: str = "fleet",
         deadline_s: float = REQUEST_DEADLINE_S,
         monotonic: Callable[[], float] = time.monotonic,
+        compound: str | None = None,
     ) -> None:
         self.lists = lists
+        #: This gate's compound (``[compound] id``): it asks for the bundle naming compounds
+        #: (``?compound=ID``) and applies its own compound's entries and everyone's. An office
+        #: or web server that ignores the question answers the plain bundle: every entry
+        #: applies, as before.
+        self.compound = compound
         #: The whole of one fetch (``office.deadline``): an office trickling its answer is an
         #: error after this, not a sync thread held for ever.
         self.deadline_s = deadline_s
@@ -293,7 +486,9 @@ class ListSync:
         try:
             with (
                 deadline,
-                self.client.stream("GET", self.url, **deadline.httpx_args(headers)) as response,
+                self.client.stream(
+                    "GET", self._asked(), **deadline.httpx_args(headers)
+                ) as response,
             ):
                 got = self._read(response, applied, deadline)
                 if isinstance(got, SyncResult):
@@ -302,15 +497,21 @@ class ListSync:
         except (httpx.HTTPError, DeadlineExceeded) as exc:
             return SyncResult("error", applied, self._unreachable(exc, deadline))
         try:
-            imported = self.lists.import_bundle(body, self.trust, self.actor)
+            imported = self.lists.import_bundle(body, self.trust, self.actor, self.compound)
         except BundleError as exc:
             # Not remembering the ETag: a fixed bundle under the same URL is fetched next time.
             return SyncResult("rejected", applied, str(exc))
         self.etag = etag
+        if imported.warning is not None:
+            log.warning("lists: %s", imported.warning)
         if not imported.applied:
             self.lists.confirm(self.clock.now())
         version = self.lists.current.freshness.bundle_version
         return SyncResult("applied" if imported.applied else "current", version, imported.message)
+
+    def _asked(self) -> httpx.URL:
+        url = httpx.URL(self.url)
+        return url if self.compound is None else url.copy_merge_params({"compound": self.compound})
 
     def _read(
         self, response: httpx.Response, applied: int, deadline: Deadline
@@ -393,6 +594,8 @@ class ListSync:
             "last_check_at": self.last_check_at.isoformat() if self.last_check_at else None,
             "last_error": self.last_error,
             "consecutive_failures": self.failures,
+            # This gate's compound, and the one whose entries are in force (None: all).
+            "compound": {"id": self.compound, "lists_for": fresh.bundle_compound},
         }
 
     # -- schedule -----------------------------------------------------------------------------
@@ -445,4 +648,5 @@ class ListSync:
             timeout_s=fleet.lists_timeout_s,
             token=token,
             stale_after_h=core.config.policy.lists_stale_after_h,
+            compound=core.config.compound.id,
         )

@@ -76,6 +76,7 @@ NOT_ON_A_PAGE = {
     "expected an object with version": "a file's format (the console says cal.file_unreadable)",
     "ambient range is empty": "a file's format (the console says cal.file_unreadable)",
     "7 7 out of bounds": "a file's format (the console says cal.file_unreadable)",
+    "bundle ": "the office's list bundle (the list sync's status and kiosk fleet publish)",
 }
 #: Words of the core's English that a Chinese sentence keeps: commands, file types, codes.
 KEPT = {"kiosk", "calibrate", "remove", "pass", "verify", "Excel", "WPS", "xlsx", "UTF",

@@ -13,7 +13,7 @@ from kiosk.config import ConfigError
 from kiosk.config.fleet import CollectorConfig, FleetSection, load_collector_config
 from kiosk.passes import load_private_key, new_key_pair
 from office.collector import Collector, StatusServer
-from office.listsync import publish_bundle
+from office.listsync import compounds_path, publish_bundle
 
 pytest_plugins = ("pgfixture",)  # pg_cluster, pg_dsn: a real PostgreSQL
 
@@ -210,6 +210,39 @@ def test_status_server_serves_page_metrics_and_the_list_bundle(
             assert http.get("/status.json").json()["lists_bundle_version"] == 1
             assert "kiosk collect" in http.get("/").text
             assert http.get("/nope").status_code == 404
+    finally:
+        server.stop()
+        collector.stop()
+
+
+def test_a_gate_naming_its_compound_is_served_the_bundle_naming_compounds(
+    gates, pg_dsn, monkeypatch, tmp_path, clock
+):
+    """``/lists/bundle?compound=ID`` answers the form naming each entry's compound; the plain
+    question, and an unreadable one, the plain form; a plain form published later by an
+    older ``kiosk fleet publish`` (the other one not rewritten) wins."""
+    key = load_private_key(new_key_pair(tmp_path / "office", "office")[0])
+    bundle = tmp_path / "bundle.json"
+    collector = _collector(gates, pg_dsn, monkeypatch, lists_bundle_file=str(bundle))
+    server = StatusServer(collector, "127.0.0.1", 0)
+    server.start()
+    lists = {"compounds": ["east"], "quarantine": [{"household": "3-201", "compound": "east",
+                             "from": "2026-03-01", "until": "2026-03-14"}]}  # fmt: skip
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=10) as http:
+            assert http.get("/lists/bundle?compound=east").status_code == 404
+            publish_bundle(key, lists, bundle, now=clock.now())
+            tagged = http.get("/lists/bundle", params={"compound": "east"})
+            assert tagged.content == compounds_path(bundle).read_bytes()
+            assert http.get("/lists/bundle").content == bundle.read_bytes()
+            flood = "&".join(f"f{i}=1" for i in range(40)) + "&compound=east"
+            assert http.get(f"/lists/bundle?{flood}").content == bundle.read_bytes()
+            etag = tagged.headers["etag"]
+            again = http.get("/lists/bundle?compound=east", headers={"If-None-Match": etag})
+            assert again.status_code == 304
+            body = bundle.read_bytes().replace(b'\\"version\\":1', b'\\"version\\":2')
+            bundle.write_bytes(body)  # as an older publish would: the plain form only
+            assert http.get("/lists/bundle?compound=east").content == body
     finally:
         server.stop()
         collector.stop()

@@ -98,7 +98,8 @@ def test_publish_numbers_versions_upward_and_never_back(office, clock):
     with pytest.raises(BundleError, match="not above the published version 2"):
         publish_bundle(office.key, _lists(), office.bundle, now=clock.now(), version=2)
     assert publish_bundle(office.key, _lists(), office.bundle, now=clock.now(), version=9).version
-    assert [p.name for p in office.bundle.parent.iterdir()] == ["bundle.json"]  # no temp left
+    names = sorted(p.name for p in office.bundle.parent.iterdir())
+    assert names == ["bundle.compounds.json", "bundle.json"]  # no temp left
 
 
 def test_publish_refuses_a_bad_row_before_any_kiosk_sees_it(office, clock):
@@ -165,7 +166,7 @@ def test_a_newer_bundle_replaces_the_previous_one_atomically(gate, office, clock
     sync.check()
     assert len(gate.lists.current.revocations) == 6
     publish_bundle(office.key, {"revocations": [{"pass_id": REVOKED}]}, office.bundle,
-                   now=clock.now())  # fmt: skip
+                   now=clock.now(), confirm_drop=True)  # fmt: skip
     assert sync.check().outcome == "applied"
     assert gate.lists.current.revoked == frozenset({REVOKED})
     assert gate.lists.current.quarantine == ()

@@ -159,6 +159,7 @@ def test_the_gate_reports_its_quota_and_its_peers_and_a_forged_policy_is_refused
     assert figures[POLICY_KEY] == {
         "quota": {"enabled": True, "exits": 3, "period_days": 7, "roles": ["resident"]},
         "peers": ["gate-east", "gate-south"],
+        "lists_for": None,
     }
     report = north.test_client.get(
         "/api/v1/stats", params={"day": DAY.isoformat()},
@@ -167,6 +168,8 @@ def test_the_gate_reports_its_quota_and_its_peers_and_a_forged_policy_is_refused
     for forged in (
         {"compound": {"peers": ["../../etc"]}},
         {"compound": {"peers": ["g"] * 100}},
+        {"compound": {"peers": [], "lists_for": "../../etc"}},
+        {"compound": {"peers": [], "lists_for": ["east"]}},
         {"exits_per_household": {**report["exits_per_household"], "quota_exits": 10**12}},
         {"exits_per_household": {**report["exits_per_household"], "quota_enabled": "yes"}},
         {"exits_per_household": {**report["exits_per_household"], "quota_roles": ["admin"]}},

@@ -218,6 +218,11 @@ class ReportCompound(BaseModel):
         description="The `site.kiosk_id` of each other gate of this compound whose passages"
         " this gate's quota counts (`[[compound.peers]]`); empty: a gate on its own."
     )
+    lists_for: str | None = Field(
+        None,
+        description="The compound whose entries of the office's lists this gate holds (its"
+        " `[compound] id`, casefolded); null: every entry (docs/fleet.md, Lists out).",
+    )
 
 
 class DailyReport(BaseModel):
@@ -248,7 +253,9 @@ class DailyReport(BaseModel):
     quarantine_lists: dict[str, int] | None = Field(
         None,
         description="Quarantined households by list: office (the office's bundle, alike at"
-        " every gate) and local (this gate's own entries); null before the lists or the split.",
+        " every gate of a compound) and local (this gate's own entries); office_compound, those"
+        " of office whose entry names this gate's compound (`compound.lists_for`); null before"
+        " the lists or the split.",
     )
     clock: ReportClock | None = Field(
         None, description="How the events were dated; null in a report frozen before it."
@@ -761,7 +768,11 @@ def stats(
         core.store.reader(), when, state.tz, core.config.policy.quota, _lists_freshness(core)
     )
     # Which gates count the quota together: the office's district report counts it so too.
-    report["compound"] = {"peers": sorted(p.kiosk_id for p in core.config.compound.peers)}
+    report["compound"] = {
+        "peers": sorted(p.kiosk_id for p in core.config.compound.peers),
+        # Whose office entries this gate holds: the district counts each compound's once.
+        "lists_for": core.lists.current.freshness.bundle_compound,
+    }
     state.audit(token, "export_stats", {"day": when.isoformat()})
     return Response(json.dumps(report, ensure_ascii=False), media_type="application/json")
 

@@ -52,6 +52,12 @@ def _fleet(actions: Verbs) -> None:
         "--out", required=True, metavar="FILE", type=path_arg, help="the bundle file to replace"
     )
     pub.add_argument("--version", type=int, help="explicit version (above the published one)")
+    pub.add_argument(
+        "--confirm-drop",
+        action="store_true",
+        help="publish lists that drop most of a list's entries in force (refused without it:"
+        " a list cleared by mistake would let every gate's quarantined out)",
+    )
 
     rep = add_verb(actions, "report", report_run)
     rep.add_argument("--day", required=True, metavar="YYYY-MM-DD", help="local day")
@@ -180,9 +186,12 @@ def publish_run(args: argparse.Namespace) -> int:
 
     Validate LISTS (JSON with revocations, quarantine, households), sign them with the
     office key as the next version and replace OUT atomically (the collector serves OUT at
-    /lists/bundle). A version never goes down."""
+    /lists/bundle). A version never goes down. Beside OUT, the same version naming each
+    entry's compound (OUT's name with .compounds: bundle.compounds.json), served to the gates
+    that name theirs."""
     from kiosk.lists import BundleError
     from kiosk.passes import KeyFileError, load_private_key
+    from office import listsync
     from office.listsync import publish_bundle
 
     try:
@@ -195,8 +204,18 @@ def publish_run(args: argparse.Namespace) -> int:
     if not Path(args.out).parent.is_dir():
         raise UsageError(f"no such directory: {Path(args.out).parent}")
     _check_out(Path(args.out), Path(args.lists))
+    _check_out(listsync.compounds_path(args.out), Path(args.lists), "beside --out")
     try:
-        result = publish_bundle(key, lists, args.out, now=datetime.now(UTC), version=args.version)
+        result = publish_bundle(
+            key,
+            lists,
+            args.out,
+            now=datetime.now(UTC),
+            version=args.version,
+            confirm_drop=args.confirm_drop,
+        )
+    except listsync.PublishBusy as exc:
+        raise CliError(str(exc)) from None
     except BundleError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
@@ -205,17 +224,18 @@ def publish_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_out(out: Path, lists: Path) -> None:
+def _check_out(out: Path, lists: Path, where: str = "--out") -> None:
     """``--out`` is a new file, an empty one or a bundle: never the lists, nor another file
-    (``bundle_version`` reads anything else as version 0, and it would be replaced)."""
+    (``bundle_version`` reads anything else as version 0, and it would be replaced). The
+    same of the bundle naming compounds written beside it (``where``: "beside --out")."""
     from office import listsync
 
     if not out.exists():
         return
     if not out.is_file():
-        raise UsageError(f"--out {out} is not a file (the bundle the collector serves)")
+        raise UsageError(f"{where} {out} is not a file (the bundle the collector serves)")
     if out.samefile(lists):
-        raise UsageError(f"--out {out} is the --lists file; write the bundle to another file")
+        raise UsageError(f"{where} {out} is the --lists file; write the bundle to another file")
     try:
         raw = read_bounded(out, listsync.MAX_BUNDLE_BYTES)
     except UnreadableFile as exc:
@@ -224,7 +244,7 @@ def _check_out(out: Path, lists: Path) -> None:
         raw = None  # larger than any bundle: not one
     if raw is None or (raw.strip() and listsync.bundle_version(raw) == 0):
         raise UsageError(
-            f"--out {out} is not a list bundle; refusing to replace it (give the bundle file"
+            f"{where} {out} is not a list bundle; refusing to replace it (give the bundle file"
             " the collector serves, or a new file)"
         )
 

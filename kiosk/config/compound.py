@@ -1,5 +1,6 @@
 """``[compound]``: the other gates of this compound, whose passages the quota and the
-anti-passback count as well as this gate's own (``kiosk.peers``, docs/operations.md).
+anti-passback count as well as this gate's own (``kiosk.peers``, docs/operations.md), and the
+compound's id, whose entries of the office's lists this gate applies (docs/fleet.md).
 
 Nothing configured (no ``[[compound.peers]]``) is a gate on its own, as before."""
 
@@ -35,6 +36,10 @@ class PeerSource(TokenSource):
 class CompoundSection(Section):
     """``[compound]``: the compound's other gates, shared quota and anti-passback."""
 
+    id: str | None = Field(None, min_length=1, max_length=64, pattern=KIOSK_ID_PATTERN)
+    """This gate's compound, as the office's lists name it (`compound` of a quarantine or
+    household entry): of the office's bundle the gate applies its own compound's entries and
+    those naming none. Unset: every entry applies, as before (docs/fleet.md, Lists out)."""
     peers: tuple[PeerSource, ...] = Field((), max_length=16, strict=False)
     """The other gates (`[[compound.peers]]`); none: this gate's rules count its own
     passages only."""
