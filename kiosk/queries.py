@@ -10,6 +10,7 @@ caller passes.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 import sqlite_utils
 
 from kiosk.dating import dated_source
-from kiosk.store import decode_event_row
+from kiosk.store import FORM_ONCE_ROWS, FORM_ONCE_SQL, StoreFault, decode_event_row
 from kiosk.typed import typed
 
 #: The most rows any one question returns.
@@ -221,6 +222,23 @@ def override_of(log: Readable, seq: int) -> dict[str, Any] | None:
     )
     found = next(rows, None)
     return decode_event_row(found) if found else None
+
+
+#: The audit row of a decision made from the guard's form whose one-time token is ``?``.
+FORM_ACTED_SQL = f"SELECT action FROM audit WHERE {FORM_ONCE_ROWS} AND {FORM_ONCE_SQL} = ? LIMIT 1"  # noqa: S608
+
+
+def form_acted(log: Readable, token: str) -> str | None:
+    """The action a decision made from the guard's form ``token`` (its ``once`` field)
+    recorded, or None when none is on record: one probe of the index ``audit_form_once``.
+    ``StoreFault`` when the log cannot be read."""
+    try:
+        rows = list(_rows(log, FORM_ACTED_SQL, [token]))
+    except sqlite3.Error as exc:
+        raise StoreFault(
+            "store_fault", f"cannot read the audit log ({type(exc).__name__})"
+        ) from exc
+    return str(rows[0]["action"]) if rows else None
 
 
 def last_passage(log: Readable) -> dict[str, Any] | None:

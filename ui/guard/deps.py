@@ -43,6 +43,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
+from kiosk import queries
 from kiosk.alarms import Alarm, AlarmDesk, device_alarms, peer_alarms
 from kiosk.auditing import Change, HeldRows, audited_write, auditing_request
 from kiosk.crossing import Outcome
@@ -181,15 +182,29 @@ class Guard:
         remember_lang(request, response)
         return response
 
+    async def sent_before(self, token: str | None) -> bool:
+        """Whether a decision made from the form ``token`` is on record: sent before a
+        restart, the memory of ``sent_once`` no longer has it, the log does (the token is in
+        the decision's audit row, ``form_once``). A log that cannot be read says no: the
+        guard's decision is not held up by it (this process's memory still answers)."""
+        if token is None:
+            return False
+        try:
+            acted = await asyncio.to_thread(queries.form_acted, self.core.store, token)
+        except StoreFault as exc:
+            log.warning("guard form: earlier decisions unreadable (%s)", exc.detail or exc)
+            return False
+        return acted is not None
+
     @contextlib.contextmanager
-    def sent_once(self, form: FormData) -> Iterator[None]:
+    def sent_once(self, token: str | None) -> Iterator[None]:
         """Around a decision form's action (on the loop: no await between the check and the
-        claim): the form as drawn (its ``once`` token) acts once. The same form sent again (a
-        double tap, a resend after a slow answer) is refused with ``err.sent_twice``, nothing
-        recorded twice; an action that raises (refused, storage failed) frees its form to be
-        sent again. A form without the token (a script) is not checked."""
-        token = form.get("once")
-        if not isinstance(token, str) or not 0 < len(token) <= 32:
+        claim): the form as drawn (its ``once`` token, ``form_token``) acts once. The same
+        form sent again (a double tap, a resend after a slow answer) is refused with
+        ``err.sent_twice``, nothing recorded twice; an action that raises (refused, storage
+        failed) frees its form to be sent again. A form without the token (a script) is not
+        checked. Across a restart, ``sent_before`` answers."""
+        if token is None:
             yield
             return
         now = self.core.clock.monotonic_ns()
@@ -232,6 +247,9 @@ class Guard:
         guard is told which, and not to decide it again. Returns the committed outcome
         (``decided``: whether the gate opened on it)."""
         row = request_row(request)
+        once = getattr(request.state, "form_once", None)
+        if once is not None:  # with the decision, in its commit: a resend after a restart
+            row[2]["form_once"] = once  # is found (``Guard.sent_before``)
         recorded: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
 
         def on_recorded(outcome: Outcome) -> None:
@@ -380,10 +398,21 @@ def once_per_form(route: F) -> F:
     @functools.wraps(route)
     async def run(**kwargs: Any) -> Any:
         request: Request = kwargs["request"]
-        with guard(request).sent_once(await request.form()):
+        g, token = guard(request), form_token(await request.form())
+        if await g.sent_before(token):
+            raise BadInput("err.sent_twice")
+        request.state.form_once = token
+        with g.sent_once(token):
             return await route(**kwargs)
 
     return run  # type: ignore[return-value]
+
+
+def form_token(form: FormData) -> str | None:
+    """A decision form's one-time ``once`` token as drawn (``Guard.render``); None without one
+    (a script) or with one no page of the console drew."""
+    token = form.get("once")
+    return token if isinstance(token, str) and 0 < len(token) <= 32 else None
 
 
 def note(request: Request, *, action: str | None = None, **detail: Any) -> None:
