@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import sqlite_utils
 
-from kiosk.dating import dated_source
+from kiosk.dating import dated_source, dated_ts_sql
 from kiosk.store import FORM_ONCE_ROWS, FORM_ONCE_SQL, StoreFault, decode_event_row
 from kiosk.typed import typed
 
@@ -49,6 +49,45 @@ def recent_events(log: Readable, limit: int = 50) -> list[dict[str, Any]]:
     """The newest events, newest first, JSON fields decoded."""
     rows = _rows(log, "SELECT * FROM events ORDER BY seq DESC LIMIT ?", [_limit(limit)])
     return [decode_event_row(r) for r in rows]
+
+
+#: The dated time of the unsynchronised events whose ``seq`` is in the JSON list ``?``: each
+#: by its primary key, its boot's offset by the boot's (``kiosk.dating``); null for one its
+#: boot has not dated (yet). Never a scan of the log, however long.
+DATED_ROWS_SQL = f"""
+SELECT seq, CASE WHEN offset_ms IS NOT NULL
+    THEN {dated_ts_sql("offset_ms + mono_ns / 1000000")} END AS dated_ts
+FROM (
+    SELECT e.seq, e.mono_ns, (
+        SELECT b.offset_ms FROM boot_clock b WHERE b.boot_id = e.boot_id AND b.seq > e.seq
+    ) AS offset_ms
+    FROM events e
+    WHERE e.seq IN (SELECT value FROM json_each(?)) AND e.clock_synced = 0
+)
+"""  # noqa: S608 - module constants
+
+
+def dated(log: Readable, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``events`` (decoded rows a page shows) with the time the reports give them, as the
+    view ``dated_events`` does: ``dated_ts`` (``ts``; for one stamped before NTP stepped the
+    clock, the time its boot's synchronised clock dates it to) and ``dating`` (``clock``,
+    ``boot``, or ``unsynced``: its boot has not synchronised, ``ts`` is all there is). One
+    query for the unsynchronised rows among them (none when there are none); its cost is
+    that of the rows given, not of the log."""
+    unsynced = [int(e["seq"]) for e in events if e.get("clock_synced") is False][:MAX_ROWS]
+    found: dict[int, str | None] = {}
+    if unsynced:
+        rows = _rows(log, DATED_ROWS_SQL, [json.dumps(unsynced)])
+        found = {int(r["seq"]): r["dated_ts"] for r in rows}
+    out = []
+    for event in events:
+        when = found.get(int(event["seq"]))
+        if event.get("clock_synced") is not False:
+            out.append(event | {"dated_ts": event.get("ts"), "dating": "clock"})
+        else:
+            dating = "unsynced" if when is None else "boot"
+            out.append(event | {"dated_ts": when or event.get("ts"), "dating": dating})
+    return out
 
 
 def events_of_kinds_since(

@@ -64,6 +64,17 @@ def shown_time(ts: str | None, tz: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
     return f"{shown} {offset}" if offset else shown
 
 
+def event_time(event: Mapping[str, Any], lang: str, tz: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
+    """When an event happened, for a guard to read (``shown_time``): its dated time
+    (``kiosk.queries.dated``: one stamped before NTP stepped the clock at the time its boot's
+    synchronised clock gives it, as the reports count it); one whose clock nothing has
+    synchronised yet at what that clock said, and saying so."""
+    shown = shown_time(event.get("dated_ts") or event.get("ts"), tz, fmt)
+    if event.get("dating") == "unsynced":
+        return f"{shown} ({i18n.t(lang, 'banner.clock_unsynced')})"
+    return shown
+
+
 def repeated_offset(ts: str | None, tz: ZoneInfo) -> str:
     """``UTC+01:00`` when the local time of ``ts`` happens twice that day (the hour the
     autumn change repeats), else nothing."""
@@ -188,7 +199,8 @@ def feed_row(
     temp = event.get("temp_c")  # the kiosk's estimate, or a guard's hand-measured reading
     return {
         "seq": event.get("seq"),
-        "time": shown_time(event.get("ts"), tz),
+        "time": event_time(event, lang, tz),
+        "clock_unset": event.get("dating") == "unsynced",
         "decision": decision,
         "decision_text": i18n.t(lang, f"decision.{decision}")
         if decision in ("pass", "deny", "manual_pass", "manual_deny")
@@ -250,7 +262,7 @@ def subject_text(
         i18n.reasons_text(lang, shown)
         if shown
         else i18n.t(lang, f"decision.{event.get('decision')}"),
-        local_time(event.get("ts"), tz, "%m-%d %H:%M:%S"),
+        local_time(event.get("dated_ts") or event.get("ts"), tz, "%m-%d %H:%M:%S"),
     ]
     return " · ".join(p for p in parts if p)
 

@@ -28,7 +28,7 @@ from ui.guard.deps import (
     note,
     room,
 )
-from ui.guard.display import feed_row, shown_time, vehicle_text
+from ui.guard.display import event_time, feed_row, local_time, vehicle_text
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
 from ui.views import (
     HEARTBEAT_S,
@@ -55,13 +55,26 @@ def rows_of(
     return [feed_row(e, lang, g.tz, clear, g.fever_c) for e in events]
 
 
+def dated(g: Guard, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``events`` with their dated times (``kiosk.queries.dated``: the rows given, never the
+    log). Blocking: a database read."""
+    return queries.dated(g.core.store, events)
+
+
+def new_events(g: Guard, after: int) -> list[dict[str, Any]]:
+    """The feed's rows after ``after`` (at most ``FEED_ROWS``), dated. Blocking."""
+    return dated(g, g.core.store.events(after_seq=after, limit=FEED_ROWS))
+
+
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def live_page(request: Request, session: PageSession, g: GuardDep) -> Response:
     lang = g.lang(request)
-    rows = rows_of(g, queries.recent_events(g.core.store, FEED_ROWS), lang, g.clear(session))
+    recent = dated(g, queries.recent_events(g.core.store, FEED_ROWS))
+    rows = rows_of(g, recent, lang, g.clear(session))
     state = kiosk_view(current_state(g.core), None, lang, fever_c=g.fever_c)
     last = queries.last_passage(g.core.store)
+    last = dated(g, [last])[0] if last else None
     return g.render(
         request,
         "guard_live.html",
@@ -90,14 +103,18 @@ def passage_page(request: Request, session: PageSession, g: GuardDep, seq: str) 
         return g.render(
             request, "guard_passage.html", session, row=None, flash_err=gone, status_code=404
         )
-    clear = g.clear(session)
+    clear, lang, event = g.clear(session), g.lang(request), dated(g, [event])[0]
     masked = privacy.mask_event(event, clear)
     return g.render(
         request,
         "guard_passage.html",
         session,
-        row=rows_of(g, [event], g.lang(request), clear)[0],
-        when=shown_time(event.get("ts"), g.tz, "%Y-%m-%d %H:%M:%S"),
+        row=rows_of(g, [event], lang, clear)[0],
+        when=event_time(event, lang, g.tz, "%Y-%m-%d %H:%M:%S"),
+        # What the clock said, beside the time its boot's clock dates it to.
+        stamped=local_time(event.get("ts"), g.tz, "%Y-%m-%d %H:%M:%S")
+        if event["dating"] == "boot"
+        else None,
         household=masked.get("household"),
         vehicle=vehicle_text(event, clear),
     )
@@ -110,9 +127,9 @@ def api_feed(
     response.headers["Cache-Control"] = "no-store"  # names and dwellings, as every guard page
     lang = g.lang(request)
     if after:
-        events = g.core.store.events(after_seq=after, limit=FEED_ROWS)
+        events = new_events(g, after)
     else:
-        events = list(reversed(queries.recent_events(g.core.store, FEED_ROWS)))
+        events = list(reversed(dated(g, queries.recent_events(g.core.store, FEED_ROWS))))
     return {
         "rows": rows_of(g, list(reversed(events)), lang, g.clear(session)),
         "alarms": g.alarm_rows(lang, g.clear(session)),
@@ -134,7 +151,7 @@ class FeedStream:
         return not await asyncio.to_thread(self.g.auth.still_holds, self.session)
 
     async def rows(self) -> list[str]:
-        events = await asyncio.to_thread(self.g.core.store.events, self.after, FEED_ROWS)
+        events = await asyncio.to_thread(new_events, self.g, self.after)
         out = []
         for event in events:
             self.after = max(self.after, int(event["seq"]))

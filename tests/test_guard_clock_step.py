@@ -1,0 +1,106 @@
+"""The guard's console on a Pi that booted without network (no battery-backed clock).
+
+Until NTP steps the clock its events are stamped 1970 (a fresh image) or at the last
+shutdown's time, flagged ``clock_synced = false``; the reports date them by their boot's
+clock once it synchronised (``kiosk.dating``). The console shows them at that time too.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from guard_support import add_event, login
+
+from kiosk import queries
+from kiosk.clock import FakeClock
+
+#: The real moment of the boot: 09:00 on 2 March in Shanghai (the default site's zone).
+BOOT = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A Pi just booted on a fresh image: 1970, not synchronised."""
+    return FakeClock(start=EPOCH, is_synced=False)
+
+
+def ntp_step(clock: FakeClock, real: datetime) -> None:
+    clock.set_wall(real)
+    clock.is_synced = True
+
+
+@pytest.fixture
+def early(guard_core, clock):
+    """A passage at 09:10 (the clock said 1970-01-01 00:10 UTC: 08:10 in Shanghai), NTP
+    at 09:30, a passage at 09:40: the early one's ``seq``."""
+    clock.advance(600)
+    seq = add_event(guard_core, decision="deny", reasons=("no_temperature",), household="1-101")
+    clock.advance(1200)
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    clock.advance(600)
+    add_event(guard_core)
+    return seq.seq
+
+
+def test_the_feed_shows_a_passage_before_the_ntp_step_at_the_time_it_happened(guard_client, early):
+    login(guard_client)
+    rows = guard_client.get("/guard/api/feed").json()["rows"]
+    assert [(r["seq"], r["time"]) for r in rows] == [(early + 1, "09:40:00"), (early, "09:10:00")]
+    page = guard_client.get("/guard").text
+    assert "09:10:00" in page
+    assert "08:10:00" not in page
+    newer = guard_client.get(f"/guard/api/feed?after={early - 1}").json()["rows"]
+    assert [r["time"] for r in newer] == ["09:40:00", "09:10:00"]
+
+
+def test_a_passages_page_shows_its_dated_time_and_what_the_clock_said(guard_client, early):
+    login(guard_client)
+    page = guard_client.get(f"/guard/passage/{early}").text
+    assert "2026-03-02 09:10:00" in page
+    assert "1970-01-01 08:10:00" in page  # the stamp as recorded, said to be the clock's
+
+
+def test_a_passage_whose_boot_never_synchronised_says_its_clock_was_not_set(
+    guard_client, guard_core, clock
+):
+    clock.advance(600)
+    seq = add_event(guard_core).seq
+    login(guard_client)
+    rows = guard_client.get("/guard/api/feed").json()["rows"]
+    assert rows[0]["time"].startswith("08:10:00 (")  # what the clock said, and that it was unset
+    assert rows[0]["clock_unset"] is True
+    assert "1970-01-01 08:10:00" in guard_client.get(f"/guard/passage/{seq}").text
+
+
+def test_dating_the_rows_shown_costs_the_same_on_a_long_log(guard_core, clock):
+    """Dating a page of the feed looks up only its own rows and their boots: by the
+    primary keys, never a scan of the log (which is a year of passages on a Pi)."""
+    store = guard_core.store
+    for day, boot in enumerate(("boot-a", "boot-b")):
+        store.boot_id = boot
+        clock.set_wall(EPOCH)
+        clock.is_synced = False
+        for _ in range(60):
+            clock.advance(30)
+            add_event(guard_core)
+        ntp_step(clock, BOOT + timedelta(days=day))
+        for _ in range(60):
+            clock.advance(30)
+            add_event(guard_core)
+    shown = queries.recent_events(store, 50) + [queries.event_by_seq(store, 1)]
+    plan = [
+        str(row[-1])
+        for row in store.reader().execute(
+            f"EXPLAIN QUERY PLAN {queries.DATED_ROWS_SQL}", [json.dumps([1, 2])]
+        )
+    ]
+    assert not [p for p in plan if p.startswith("SCAN") and "json_each" not in p], plan
+    assert any(p.startswith("SEARCH e USING INTEGER PRIMARY KEY") for p in plan), plan
+    assert any(p.startswith("SEARCH b USING INDEX sqlite_autoindex_boot_clock") for p in plan)
+    dated = queries.dated(store, shown)
+    assert dated[-1]["dating"] == "boot"
+    assert dated[-1]["dated_ts"] != dated[-1]["ts"]
+    assert {e["dating"] for e in dated[:-1]} == {"clock"}
