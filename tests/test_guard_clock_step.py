@@ -104,3 +104,37 @@ def test_dating_the_rows_shown_costs_the_same_on_a_long_log(guard_core, clock):
     assert dated[-1]["dating"] == "boot"
     assert dated[-1]["dated_ts"] != dated[-1]["ts"]
     assert {e["dating"] for e in dated[:-1]} == {"clock"}
+
+
+def test_a_guard_decides_by_hand_on_a_passage_made_before_the_ntp_step(
+    guard_client, guard_core, early
+):
+    """Denied at 09:10 (no temperature: the clock said 1970), the resident is let in by hand
+    at 09:40 about that passage: ten minutes old, not twelve hours and more."""
+    from guard_support import hidden_fields, send
+
+    login(guard_client)
+    fields = hidden_fields(guard_client.get("/guard").text, "manual-form")
+    fields |= {"decision": "pass", "subject": str(early), "reason": "measured by hand"}
+    answer = send(guard_client, "/guard/manual", fields)
+    assert "msg=ok.done" in answer.headers["location"], answer.headers["location"]
+    assert queries.override_of(guard_core.store, early)["decision"] == "manual_pass"
+
+
+def test_a_passage_made_13_hours_before_is_past_deciding_whatever_the_clock_said(
+    guard_client, guard_core, clock
+):
+    """The same rule by the monotonic clock: no synchronised event has dated the passage
+    yet (NTP answered, nobody passed since), and it is 13 hours old all the same."""
+    from guard_support import hidden_fields, send
+
+    clock.advance(600)
+    seq = add_event(guard_core, decision="deny", reasons=("no_temperature",)).seq
+    clock.advance(13 * 3600)
+    ntp_step(clock, BOOT + timedelta(hours=13, minutes=10))
+    login(guard_client)
+    fields = hidden_fields(guard_client.get("/guard").text, "manual-form")
+    fields |= {"decision": "pass", "subject": str(seq), "reason": "measured by hand"}
+    answer = send(guard_client, "/guard/manual", fields)
+    assert "err=" in answer.headers["location"]
+    assert queries.override_of(guard_core.store, seq) is None

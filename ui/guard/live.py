@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any, Literal, NoReturn
 
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from kiosk import privacy, queries
+from kiosk import dating, privacy, queries
 from kiosk.alarms import RESOLUTIONS, Alarm
+from kiosk.clock import ClockReading
 from kiosk.engine import NO_SUBJECT, PASS_DECISIONS, ManualSubject
 from ui import i18n
 from ui.auth import Session
@@ -251,6 +251,14 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
 SUBJECT_MAX_AGE_H = 12
 
 
+def too_old(g: Guard, event: dict[str, Any]) -> bool:
+    """Whether a passage is past ``SUBJECT_MAX_AGE_H`` (``kiosk.dating.age_s``: one made
+    before NTP stepped the clock by when it happened, not by its 1970 stamp). Blocking."""
+    now = ClockReading.take(g.core.clock)
+    age = dating.age_s(dated(g, [event])[0], now, g.core.store.boot_id)
+    return age is None or age > SUBJECT_MAX_AGE_H * 3600
+
+
 def subject_of(
     g: Guard, value: object, decision: str | None = None
 ) -> ManualSubject | Literal["none"]:
@@ -264,8 +272,7 @@ def subject_of(
     if not text.isdigit():
         raise BadInput("err.subject")
     event = queries.event_by_seq(g.core.store, int(text))
-    oldest = (g.core.clock.now() - timedelta(hours=SUBJECT_MAX_AGE_H)).isoformat()[:19]
-    if event is None or event.get("kind") != "passage" or str(event.get("ts")) < oldest:
+    if event is None or event.get("kind") != "passage" or too_old(g, event):
         raise BadInput("err.subject_gone")
     earlier = queries.override_of(g.core.store, int(event["seq"]))
     if earlier is not None:
