@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from kiosk import queries
-from kiosk.clock import Clock
+from kiosk.clock import Clock, ClockReading
 
 #: Reason codes of a denied event that raise an alarm, by alarm kind (checked in this order).
 ALARM_REASONS = {
@@ -374,6 +374,9 @@ class AlarmSource(queries.Readable, Protocol):
     @property
     def last_seq(self) -> int: ...
 
+    #: The boot the log stamps its rows with (``mono_ns`` is this boot's monotonic clock).
+    boot_id: str
+
     def events(self, after_seq: int = 0, limit: int = 100) -> list[dict[str, Any]]: ...
 
 
@@ -413,8 +416,11 @@ class AlarmDesk:
     def _first_scan(self) -> None:
         """Where to start, and which alarms were closed, after a start."""
         board = self.board
-        since = (self._clock.now() - self._lookback).isoformat()[:19]
-        first = queries.first_seq_since(self._log, since)
+        # What happened in the look-back, whatever the clock said then: a fever stamped 1970
+        # before NTP stepped the clock minutes ago is as open as one stamped now.
+        now = ClockReading.take(self._clock)
+        since = queries.Since.ago(now, self._lookback.total_seconds(), self._log.boot_id)
+        first = queries.first_seq_happened_since(self._log, since)
         board.scanned_seq = (first - 1) if first is not None else self._log.last_seq
         for row in queries.audits_since(self._log, ACK_ACTION, since, limit=5000):
             resolution = row.detail.get("resolution")

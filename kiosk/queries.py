@@ -13,12 +13,20 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 import sqlite_utils
 
+from kiosk.clock import ClockReading
 from kiosk.dating import dated_source, dated_ts_sql
-from kiosk.store import FORM_ONCE_ROWS, FORM_ONCE_SQL, StoreFault, decode_event_row
+from kiosk.store import (
+    FORM_ONCE_ROWS,
+    FORM_ONCE_SQL,
+    StoreFault,
+    decode_event_row,
+    format_ts,
+)
 from kiosk.typed import typed
 
 #: The most rows any one question returns.
@@ -120,6 +128,66 @@ def first_seq_since(log: Readable, since: str) -> int | None:
     return int(first) if first is not None else None
 
 
+@dataclass(frozen=True)
+class Since:
+    """A moment to read the log back from, on both clocks a row carries: ``ts`` on the wall
+    clock (the log's text form, a prefix does) and ``ms`` (the same, in milliseconds since
+    the epoch); for the rows of this boot (``boot_id``: the log's), ``mono_ns`` on its
+    monotonic clock, right whatever the wall clock said when they were stamped."""
+
+    ts: str
+    ms: int
+    boot_id: str
+    mono_ns: int
+
+    @classmethod
+    def ago(cls, now: ClockReading, seconds: float, boot_id: str) -> Since:
+        wall = now.wall - timedelta(seconds=seconds)
+        mono = now.mono_ns - int(seconds * 1e9)
+        return cls(format_ts(wall)[:19], int(wall.timestamp() * 1000), boot_id, mono)
+
+
+#: ``{t}`` (events or audit) stamped before NTP stepped the clock that happened at or after
+#: the moment (``Since``: :mono, :boot, :ms): by this boot's monotonic clock, an earlier
+#: boot's by its offset (``kiosk.dating``).
+_HAPPENED_UNSYNCED = """{t}.clock_synced = 0 AND (
+    ({t}.boot_id = :boot AND {t}.mono_ns >= :mono) OR EXISTS (
+        SELECT 1 FROM boot_clock b
+        WHERE b.boot_id = {t}.boot_id AND b.offset_ms + {t}.mono_ns / 1000000 >= :ms
+    ))"""
+
+
+#: The first unsynchronised event of this boot (:boot) or of a boot first synchronised at
+#: or after ``seq`` :first that happened since (``_HAPPENED_UNSYNCED``).
+FIRST_UNSYNCED_SQL = f"""
+SELECT min(e.seq) AS s FROM events e WHERE e.clock_synced = 0 AND e.boot_id IN (
+    SELECT :boot UNION SELECT boot_id FROM boot_clock WHERE seq >= :first
+) AND {_HAPPENED_UNSYNCED.format(t="e")}
+"""  # noqa: S608 - module constants
+#: Audit rows of one :action at or after :ts, or stamped before NTP stepped the clock and
+#: written since (``_HAPPENED_UNSYNCED``), oldest first.
+_AUDITS_SINCE_SQL = f"""
+SELECT actor, ts, detail FROM audit WHERE action = :action AND (
+    audit.ts >= :ts OR {_HAPPENED_UNSYNCED.format(t="audit")}
+) ORDER BY seq LIMIT :limit
+"""  # noqa: S608 - module constants
+
+
+def first_seq_happened_since(log: Readable, since: Since) -> int | None:
+    """The first ``seq`` of an event that happened at or after ``since``: stamped since, or
+    stamped before NTP stepped the clock and made since (``_HAPPENED_UNSYNCED``). Reads the
+    ``ts`` index and the unsynchronised events of this boot and of the boots synchronised
+    since (index ``events_unsynced``), never the whole log."""
+    first = first_seq_since(log, since.ts)
+    args = {"mono": since.mono_ns, "boot": since.boot_id, "ms": since.ms, "first": first}
+    # An earlier boot's event made since was dated by a synchronised event stamped since:
+    # a boot whose first such event is ``first`` or later.
+    rows = list(log.reader().query(FIRST_UNSYNCED_SQL, args))
+    early = rows[0]["s"] if rows else None
+    found = [int(s) for s in (first, early) if s is not None]
+    return min(found, default=None)
+
+
 def head_seq(log: Readable) -> int:
     """The highest committed ``seq`` as a reader sees it (0 for an empty log)."""
     rows = list(_rows(log, "SELECT max(seq) AS s FROM events", []))
@@ -163,14 +231,17 @@ class AuditNote:
     detail: dict[str, Any]
 
 
-def audits_since(log: Readable, action: str, since: str, limit: int = 1000) -> list[AuditNote]:
-    """Audit rows of one ``action`` at or after ``since``, oldest first, detail decoded."""
-    rows = _rows(
-        log,
-        "SELECT actor, ts, detail FROM audit WHERE action = ? AND ts >= ? ORDER BY seq LIMIT ?",
-        [action, since, _limit(limit)],
-    )
-    return _audit_notes(rows)
+def audits_since(
+    log: Readable, action: str, since: str | Since, limit: int = 1000
+) -> list[AuditNote]:
+    """Audit rows of one ``action`` at or after ``since``, oldest first, detail decoded. A
+    ``Since``: also those stamped before NTP stepped the clock that were written since
+    (``_HAPPENED_UNSYNCED``), as ``first_seq_happened_since`` reads events."""
+    if isinstance(since, str):
+        since = Since(since, 2**62, "", 2**62)  # by the stamp alone
+    args = {"action": action, "ts": since.ts, "limit": _limit(limit)}
+    args |= {"mono": since.mono_ns, "boot": since.boot_id, "ms": since.ms}
+    return _audit_notes(log.reader().query(_AUDITS_SINCE_SQL, args))
 
 
 def _audit_notes(rows: Iterator[dict[str, Any]]) -> list[AuditNote]:

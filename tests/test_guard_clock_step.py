@@ -138,3 +138,64 @@ def test_a_passage_made_13_hours_before_is_past_deciding_whatever_the_clock_said
     answer = send(guard_client, "/guard/manual", fields)
     assert "err=" in answer.headers["location"]
     assert queries.override_of(guard_core.store, seq) is None
+
+
+def fever_cards(core) -> list[str]:
+    """The open alarm cards of a console started now (a restart: a new desk)."""
+    from kiosk.alarms import AlarmDesk
+
+    return [a.key for a in AlarmDesk(core.store, core.clock).open_alarms([])]
+
+
+def test_a_fever_card_opened_before_the_ntp_step_is_still_open_after_a_restart(guard_core, clock):
+    """09:10 a fever at the gate (the clock said 1970); NTP at 09:30; the daemon restarts at
+    10:00: the card nobody closed is on the console again, to be closed."""
+    clock.advance(600)
+    seq = add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.6).seq
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    clock.advance(600)
+    add_event(guard_core)
+    clock.advance(1200)
+    assert fever_cards(guard_core) == [f"event:{seq}"]
+
+
+def test_a_fever_card_still_open_when_ntp_answered_just_before_the_restart(guard_core, clock):
+    """No passage since NTP stepped the clock: nothing in the log dates the boot yet."""
+    clock.advance(600)
+    seq = add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.6).seq
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    assert fever_cards(guard_core) == [f"event:{seq}"]
+
+
+def test_a_fever_card_closed_before_the_ntp_step_stays_closed_after_a_restart(guard_core, clock):
+    clock.advance(600)
+    seq = add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.6).seq
+    clock.advance(300)
+    guard_core.store.audit("alice", "alarm_ack", {"key": f"event:{seq}", "outcome": "ok"})
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    clock.advance(600)
+    add_event(guard_core)
+    assert fever_cards(guard_core) == []
+
+
+def test_a_fever_13_hours_before_the_restart_is_past_the_desks_look_back(guard_core, clock):
+    clock.advance(600)
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.6)
+    clock.advance(13 * 3600)
+    ntp_step(clock, BOOT + timedelta(hours=13, minutes=10))
+    assert fever_cards(guard_core) == []
+    add_event(guard_core)
+    assert fever_cards(guard_core) == []
+
+
+def test_finding_the_look_backs_first_event_reads_indexes_not_the_log(guard_core):
+    args = {"boot": "b", "first": 1, "mono": 0, "ms": 0}
+    plan = [
+        str(row[-1])
+        for row in guard_core.store.reader().execute(
+            f"EXPLAIN QUERY PLAN {queries.FIRST_UNSYNCED_SQL}", args
+        )
+    ]
+    assert any(p.startswith("SEARCH e USING INDEX events_unsynced") for p in plan), plan
+    # Only the boots table (a row a boot) is read whole; no scan of the events.
+    assert not [p for p in plan if p.startswith("SCAN e") or p.startswith("SCAN events")], plan
