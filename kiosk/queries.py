@@ -75,13 +75,20 @@ FROM (
 """  # noqa: S608 - module constants
 
 
-def dated(log: Readable, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def dated(
+    log: Readable,
+    events: list[dict[str, Any]],
+    now: ClockReading | None = None,
+    boot_id: str = "",
+) -> list[dict[str, Any]]:
     """``events`` (decoded rows a page shows) with the time the reports give them, as the
     view ``dated_events`` does: ``dated_ts`` (``ts``; for one stamped before NTP stepped the
     clock, the time its boot's synchronised clock dates it to) and ``dating`` (``clock``,
     ``boot``, or ``unsynced``: its boot has not synchronised, ``ts`` is all there is). One
     query for the unsynchronised rows among them (none when there are none); its cost is
-    that of the rows given, not of the log."""
+    that of the rows given, not of the log. With ``now`` (the clock read now) synchronised,
+    a row of this boot (``boot_id``) no synchronised event has dated yet (NTP answered,
+    nobody passed since) is dated by it, as its boot's next event will date it."""
     unsynced = [int(e["seq"]) for e in events if e.get("clock_synced") is False][:MAX_ROWS]
     found: dict[int, str | None] = {}
     if unsynced:
@@ -89,7 +96,7 @@ def dated(log: Readable, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         found = {int(r["seq"]): r["dated_ts"] for r in rows}
     out = []
     for event in events:
-        when = found.get(int(event["seq"]))
+        when = found.get(int(event["seq"])) or _dated_by_now(event, now, boot_id)
         if event.get("clock_synced") is not False:
             out.append(event | {"dated_ts": event.get("ts"), "dating": "clock"})
         else:
@@ -98,17 +105,35 @@ def dated(log: Readable, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _dated_by_now(event: dict[str, Any], now: ClockReading | None, boot_id: str) -> str | None:
+    """An unsynchronised row of this boot dated by the clock read ``now``, if synchronised."""
+    mono = event.get("mono_ns")
+    if now is None or not now.synced or event.get("boot_id") != boot_id:
+        return None
+    if event.get("clock_synced") is not False or not isinstance(mono, int):
+        return None
+    return format_ts(now.wall - timedelta(microseconds=(now.mono_ns - mono) // 1000))
+
+
 def events_of_kinds_since(
-    log: Readable, kinds: tuple[str, ...], since: str, limit: int = 50
+    log: Readable, kinds: tuple[str, ...], since: str | Since, limit: int = 50
 ) -> list[dict[str, Any]]:
     """Events of the given ``kind``\\s (e.g. registrations) at or after ``since`` (an ISO
-    timestamp prefix), newest first, decoded."""
+    timestamp prefix), newest first, decoded. A ``Since``: with those stamped before NTP
+    stepped the clock that happened since (``first_seq_happened_since``'s rule and cost)."""
     marks = ", ".join("?" for _ in kinds) or "NULL"
     sql = (
         f"SELECT * FROM events WHERE kind IN ({marks}) AND ts >= ? "  # noqa: S608 - only marks
         "ORDER BY seq DESC LIMIT ?"
     )
-    return [decode_event_row(r) for r in _rows(log, sql, [*kinds, since, _limit(limit)])]
+    stamp = since if isinstance(since, str) else since.ts
+    rows = {int(r["seq"]): r for r in _rows(log, sql, [*kinds, stamp, _limit(limit)])}
+    if not isinstance(since, str):
+        args = since.args(first_seq_since(log, since.ts)) | {"limit": _limit(limit)}
+        args["kinds"] = json.dumps(list(kinds))
+        rows |= {int(r["seq"]): r for r in log.reader().query(_KINDS_UNSYNCED_SQL, args)}
+    newest = sorted(rows, reverse=True)[: _limit(limit)]
+    return [decode_event_row(rows[seq]) for seq in newest]
 
 
 def event_rows_between(log: Readable, start: str, end: str) -> list[dict[str, Any]]:
@@ -146,6 +171,10 @@ class Since:
         mono = now.mono_ns - int(seconds * 1e9)
         return cls(format_ts(wall)[:19], int(wall.timestamp() * 1000), boot_id, mono)
 
+    def args(self, first: int | None) -> dict[str, Any]:
+        """The parameters of ``_UNSYNCED_SINCE``; ``first``: the first ``seq`` stamped since."""
+        return {"mono": self.mono_ns, "boot": self.boot_id, "ms": self.ms, "first": first}
+
 
 #: ``{t}`` (events or audit) stamped before NTP stepped the clock that happened at or after
 #: the moment (``Since``: :mono, :boot, :ms): by this boot's monotonic clock, an earlier
@@ -159,10 +188,16 @@ _HAPPENED_UNSYNCED = """{t}.clock_synced = 0 AND (
 
 #: The first unsynchronised event of this boot (:boot) or of a boot first synchronised at
 #: or after ``seq`` :first that happened since (``_HAPPENED_UNSYNCED``).
-FIRST_UNSYNCED_SQL = f"""
-SELECT min(e.seq) AS s FROM events e WHERE e.clock_synced = 0 AND e.boot_id IN (
+_UNSYNCED_SINCE = f"""
+FROM events e WHERE e.clock_synced = 0 AND e.boot_id IN (
     SELECT :boot UNION SELECT boot_id FROM boot_clock WHERE seq >= :first
 ) AND {_HAPPENED_UNSYNCED.format(t="e")}
+"""  # noqa: S608 - module constants
+FIRST_UNSYNCED_SQL = f"SELECT min(e.seq) AS s {_UNSYNCED_SINCE}"  # noqa: S608
+#: The newest :limit of those of the kinds in the JSON list :kinds.
+_KINDS_UNSYNCED_SQL = f"""
+SELECT e.* {_UNSYNCED_SINCE} AND e.kind IN (SELECT value FROM json_each(:kinds))
+ORDER BY e.seq DESC LIMIT :limit
 """  # noqa: S608 - module constants
 #: Audit rows of one :action at or after :ts, or stamped before NTP stepped the clock and
 #: written since (``_HAPPENED_UNSYNCED``), oldest first.
@@ -179,7 +214,7 @@ def first_seq_happened_since(log: Readable, since: Since) -> int | None:
     ``ts`` index and the unsynchronised events of this boot and of the boots synchronised
     since (index ``events_unsynced``), never the whole log."""
     first = first_seq_since(log, since.ts)
-    args = {"mono": since.mono_ns, "boot": since.boot_id, "ms": since.ms, "first": first}
+    args = since.args(first)
     # An earlier boot's event made since was dated by a synchronised event stamped since:
     # a boot whose first such event is ``first`` or later.
     rows = list(log.reader().query(FIRST_UNSYNCED_SQL, args))

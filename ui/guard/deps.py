@@ -46,6 +46,7 @@ from starlette.datastructures import FormData
 from kiosk import queries
 from kiosk.alarms import Alarm, AlarmDesk, device_alarms, peer_alarms
 from kiosk.auditing import Change, HeldRows, audited_write, auditing_request
+from kiosk.clock import ClockReading
 from kiosk.crossing import Outcome
 from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
 from kiosk.store import StoreFault
@@ -142,6 +143,18 @@ class Guard:
 
     def today(self) -> date:
         return self.core.clock.now().astimezone(self.tz).date()
+
+    def dated(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``events`` with the times they happened (``kiosk.queries.dated``: a row stamped
+        before NTP stepped the clock dated by its boot, or by the clock now synchronised).
+        Blocking: a database read of those rows alone."""
+        now = ClockReading.take(self.core.clock)
+        return queries.dated(self.core.store, events, now, self.core.store.boot_id)
+
+    def since(self, hours: float) -> queries.Since:
+        """``hours`` ago, on both clocks (``kiosk.queries.Since``)."""
+        now = ClockReading.take(self.core.clock)
+        return queries.Since.ago(now, hours * 3600, self.core.store.boot_id)
 
     def standing_alarms(self) -> list[Alarm]:
         """Devices in fault, and the compound's gates whose outings are unknown here."""

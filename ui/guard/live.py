@@ -58,7 +58,7 @@ def rows_of(
 def dated(g: Guard, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``events`` with their dated times (``kiosk.queries.dated``: the rows given, never the
     log). Blocking: a database read."""
-    return queries.dated(g.core.store, events)
+    return g.dated(events)
 
 
 def new_events(g: Guard, after: int) -> list[dict[str, Any]]:
