@@ -105,6 +105,26 @@ def dated(
     return out
 
 
+def dated_times(
+    log: Readable, seqs: list[int], now: ClockReading | None = None, boot_id: str = ""
+) -> dict[int, str]:
+    """The dated times (``dated``) of the events ``seqs`` that something dated: those
+    stamped before NTP stepped the clock, by their keys (at most ``MAX_ROWS``)."""
+    wanted = json.dumps(sorted({int(s) for s in seqs})[:MAX_ROWS])
+    rows = _rows(
+        log,
+        "SELECT seq, ts, boot_id, mono_ns, clock_synced FROM events"
+        " WHERE seq IN (SELECT value FROM json_each(?))",
+        [wanted],
+    )
+    events = [decode_event_row(r) for r in rows]
+    return {
+        int(e["seq"]): str(e["dated_ts"])
+        for e in dated(log, events, now, boot_id)
+        if e["dating"] == "boot"
+    }
+
+
 def _dated_by_now(event: dict[str, Any], now: ClockReading | None, boot_id: str) -> str | None:
     """An unsynchronised row of this boot dated by the clock read ``now``, if synchronised."""
     mono = event.get("mono_ns")

@@ -224,3 +224,20 @@ def test_a_visitor_registered_before_the_ntp_step_is_in_the_days_registrations(
     add_event(guard_core)  # the boot's first synchronised event dates it
     page = guard_client.get("/guard/register").text
     assert f'<td class="num">{seq}</td><td>09:10:00</td>' in page
+
+
+def test_a_fever_card_opened_before_the_ntp_step_shows_when_the_fever_was(
+    guard_client, guard_core, clock
+):
+    """The card raised at 09:10 (the clock said 1970-01-01 00:10 UTC) says 03-02 09:10:00 once
+    NTP has stepped the clock, as the feed and the day's report do; while the clock is not
+    set it says what the clock said, and that it was not set."""
+    clock.advance(600)
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.6, household="1-101")
+    login(guard_client)
+    cards = guard_client.get("/guard/api/feed").json()["alarms"]
+    assert cards[0]["time"].startswith("01-01 08:10:00 (")
+    clock.advance(1200)
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    [card] = guard_client.get("/guard/api/feed").json()["alarms"]
+    assert card["time"] == "03-02 09:10:00"

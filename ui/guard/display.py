@@ -103,6 +103,16 @@ def offset_text(when: datetime) -> str:
     return f"UTC{offset[:3]}:{offset[3:5]}" if offset else ""
 
 
+def alarm_time(a: Alarm, lang: str, tz: ZoneInfo) -> str:
+    """A card's date and time as ``event_time`` says an event's: when it happened."""
+    if not a.ts:
+        return ""
+    dating = "clock" if a.clock_synced else ("boot" if a.dated_ts else "unsynced")
+    return event_time(
+        {"ts": a.ts, "dated_ts": a.dated_ts, "dating": dating}, lang, tz, "%m-%d %H:%M:%S"
+    )
+
+
 def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict[str, Any]:
     """An alarm card in the guard's language: what, who and a vehicle's plate (masked for the
     viewer's role), temperature, direction, date and time, and the passages it is about."""
@@ -136,7 +146,7 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
         "key": a.key,
         "kind": a.kind,
         "title": i18n.t(lang, f"alarm.{a.kind}"),
-        "time": shown_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else "",
+        "time": alarm_time(a, lang, tz),
         "detail": detail,
         "seq": a.seq,
         "who": " · ".join(str(v) for v in who if v),
