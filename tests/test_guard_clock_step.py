@@ -241,3 +241,25 @@ def test_a_fever_card_opened_before_the_ntp_step_shows_when_the_fever_was(
     ntp_step(clock, BOOT + timedelta(minutes=30))
     [card] = guard_client.get("/guard/api/feed").json()["alarms"]
     assert card["time"] == "03-02 09:10:00"
+
+
+def test_the_live_stream_of_a_guard_signed_in_before_the_ntp_step_goes_on_after_it(
+    guard_core, clock
+):
+    """Signed in at 09:05 (the clock said 1970); NTP steps it 56 years on at 09:30. The
+    shift has hours left: the live feed goes on, it does not end as if the shift had."""
+    import asyncio
+
+    from ui.guard.deps import Guard
+    from ui.guard.live import FeedStream
+
+    g = Guard.build(guard_core)
+    clock.advance(300)
+    session = g.auth.sessions.read(g.auth.sessions.issue(g.auth.accounts.get("alice"))[0])
+    stream = FeedStream(g, session, "en", 0)
+    assert asyncio.run(stream.expired()) is False
+    clock.advance(1500)
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    assert asyncio.run(stream.expired()) is False
+    clock.advance(guard_core.config.web.session_hours * 3600)  # the shift is over
+    assert asyncio.run(stream.expired()) is True

@@ -142,11 +142,16 @@ class FeedStream:
     def __init__(self, g: Guard, session: Session, lang: str, after: int) -> None:
         self.g, self.session, self.lang, self.after = g, session, lang, after
         self.clear = g.clear(session)
+        # The shift's end on the monotonic clock: NTP stepping the wall clock (a Pi booted
+        # without network, its guard signed in at "1970") neither ends the stream nor
+        # stretches it.
+        left_ns = g.session_left_s(session) * 1_000_000_000
+        self.ends_ns = g.core.clock.monotonic_ns() + left_ns
 
     async def expired(self) -> bool:
         """The shift is over, or the guard was signed out or their account removed or
         demoted since the stream began: the stream sends nothing more."""
-        if self.g.session_left_s(self.session) <= 0:
+        if self.g.core.clock.monotonic_ns() >= self.ends_ns:
             return True
         return not await asyncio.to_thread(self.g.auth.still_holds, self.session)
 
