@@ -263,3 +263,28 @@ def test_the_live_stream_of_a_guard_signed_in_before_the_ntp_step_goes_on_after_
     assert asyncio.run(stream.expired()) is False
     clock.advance(guard_core.config.web.session_hours * 3600)  # the shift is over
     assert asyncio.run(stream.expired()) is True
+
+
+def test_a_card_opened_before_the_step_and_a_restart_is_closed_after_them_for_good(
+    guard_core, clock
+):
+    """The field round's shift: a fever at 09:10 (stamped 1970); NTP at 09:30; the daemon
+    restarts; the guard closes the card at 09:45; the daemon restarts again: it stays
+    closed, and it was shown and closed at 09:10."""
+    from guard_support import BASE, make_app, post
+    from starlette.testclient import TestClient
+
+    clock.advance(600)
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.6, household="1-101")
+    clock.advance(1200)
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    clock.advance(900)
+    with TestClient(make_app(guard_core), base_url=BASE) as restarted:
+        csrf = login(restarted)
+        [card] = restarted.get("/guard/api/feed").json()["alarms"]
+        assert card["time"] == "03-02 09:10:00"
+        answer = post(restarted, "/guard/alarms/ack", csrf, only=card["key"])
+        assert "err=" not in answer.headers["location"]
+    with TestClient(make_app(guard_core), base_url=BASE) as again:
+        login(again)
+        assert again.get("/guard/api/feed").json()["alarms"] == []
