@@ -288,3 +288,23 @@ def test_a_card_opened_before_the_step_and_a_restart_is_closed_after_them_for_go
     with TestClient(make_app(guard_core), base_url=BASE) as again:
         login(again)
         assert again.get("/guard/api/feed").json()["alarms"] == []
+
+
+def test_an_earlier_visitor_found_by_name_shows_when_they_were_registered(
+    guard_client, guard_core, clock
+):
+    """Looking up yesterday's visitor to fill the form: the one registered minutes after a
+    boot without network is said to have come at 09:10 on 2 March, not in 1970."""
+    clock.advance(600)
+    person = {"name": "Han Meimei", "unit": "3-402", "note": "visiting"}
+    add_event(
+        guard_core, decision="manual_pass", reasons=("guard_override",), kind="registration",
+        operator="alice", person=person, temp_c=36.6,
+    )  # fmt: skip
+    clock.advance(1200)
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    clock.advance(86400)
+    add_event(guard_core)
+    login(guard_client)
+    found = guard_client.get("/guard/register?q=Han").text.split('id="found"', 1)[1][:600]
+    assert "2026-03-02 09:10" in found, found

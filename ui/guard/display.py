@@ -313,7 +313,8 @@ def visitor_row(event: dict[str, Any], clear: frozenset[str], tz: ZoneInfo) -> d
         "phone": str(person.get("phone") or ""),
         "unit": str(person.get("unit") or ""),
         "reason": str(person.get("note") or ""),
-        "when": local_time(event.get("ts"), tz, "%Y-%m-%d %H:%M"),
+        # When they came: dated (``kiosk.queries.dated``), as the feed shows it.
+        "when": local_time(event.get("dated_ts") or event.get("ts"), tz, "%Y-%m-%d %H:%M"),
     }
 
 

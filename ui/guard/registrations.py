@@ -156,7 +156,7 @@ def page(
     events = queries.events_of_kinds_since(g.core.store, REGISTRATION_KINDS, g.since(24), 50)
     events = g.dated(events)
     query = (q or "").strip()[:40]
-    found = queries.past_visitors(g.core.store, searched(query, clear)) if query else []
+    found = g.dated(queries.past_visitors(g.core.store, searched(query, clear))) if query else []
     flash = g.flash(request)
     return g.render(
         request,
