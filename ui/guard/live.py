@@ -142,16 +142,21 @@ class FeedStream:
     def __init__(self, g: Guard, session: Session, lang: str, after: int) -> None:
         self.g, self.session, self.lang, self.after = g, session, lang, after
         self.clear = g.clear(session)
-        # The shift's end on the monotonic clock: NTP stepping the wall clock (a Pi booted
-        # without network, its guard signed in at "1970") neither ends the stream nor
-        # stretches it.
-        left_ns = g.session_left_s(session) * 1_000_000_000
-        self.ends_ns = g.core.clock.monotonic_ns() + left_ns
+        self.ends_ns: int | None = None
+
+    def shift_ends_ns(self) -> int:
+        """The shift's end on the monotonic clock, taken when the stream opens: NTP stepping
+        the wall clock (a Pi booted without network, its guard signed in at "1970") neither
+        ends the stream nor stretches it."""
+        if self.ends_ns is None:
+            left_ns = self.g.session_left_s(self.session) * 1_000_000_000
+            self.ends_ns = self.g.core.clock.monotonic_ns() + left_ns
+        return self.ends_ns
 
     async def expired(self) -> bool:
         """The shift is over, or the guard was signed out or their account removed or
         demoted since the stream began: the stream sends nothing more."""
-        if self.g.core.clock.monotonic_ns() >= self.ends_ns:
+        if self.g.core.clock.monotonic_ns() >= self.shift_ends_ns():
             return True
         return not await asyncio.to_thread(self.g.auth.still_holds, self.session)
 
@@ -186,6 +191,7 @@ class FeedStream:
 
     async def run(self, request: Request) -> AsyncIterator[str]:
         messages = bus_messages(self.g.core)  # subscribe first: nothing slips in between
+        self.shift_ends_ns()
         tracker = ScreenTracker(current_state(self.g.core))
         try:
             yield "retry: 2000\n\n"
