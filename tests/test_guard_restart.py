@@ -114,3 +114,30 @@ def test_finding_a_sent_form_probes_an_index_not_the_audit_log(restart):
     assert any("USING INDEX audit_form_once" in str(row[-1]) for row in plan), plan
     assert queries.form_acted(store, "tok-1") == "manual_pass"
     assert queries.form_acted(store, "tok-2") is None
+
+
+def test_a_guard_signed_in_before_the_ntp_step_is_still_in_after_a_restart(data_dir, monkeypatch):
+    """A Pi booted without network: the guard signed in at 09:05 (the clock said 1970); NTP
+    set the clock; the daemon restarted at 10:00. The console is still theirs (the shift
+    has hours left), not the sign-in page."""
+    from datetime import UTC, datetime
+
+    from kiosk.clock import FakeClock
+
+    clock = FakeClock(start=datetime(1970, 1, 1, tzinfo=UTC), is_synced=False)
+    core = make_core(data_dir, clock, monkeypatch)
+    before = browser_on(core)
+    login(before)
+    clock.advance(3300)
+    clock.set_wall(datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
+    clock.is_synced = True
+    close_core(core)
+    core = make_core(data_dir, clock, monkeypatch)
+    try:
+        after = browser_on(core, before.cookies)
+        page = after.get("/guard", follow_redirects=False)
+        assert page.status_code == 200, page.headers.get("location")
+        clock.advance(core.config.web.session_hours * 3600)  # the shift is over
+        assert after.get("/guard", follow_redirects=False).status_code == 303
+    finally:
+        close_core(core)

@@ -119,6 +119,7 @@ class Guard:
             core.clock,
             session_hours=core.config.web.session_hours,
             login_attempts_per_min=core.config.web.login_attempts_per_min,
+            boot_id=core.store.boot_id,
         )
         desk = AlarmDesk(core.store, core.clock, lookback_h=ALARM_LOOKBACK_H)
         return cls(core, auth, desk, templates(), ZoneInfo(core.config.site.timezone))
