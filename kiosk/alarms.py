@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from kiosk import queries
-from kiosk.clock import Clock
+from kiosk.clock import Clock, ClockReading
 
 #: Reason codes of a denied event that raise an alarm, by alarm kind (checked in this order).
 ALARM_REASONS = {
@@ -97,6 +97,11 @@ class Alarm:
     dropped: int = 0
     #: Why a compound gate's standing alarm stands (``peer_alarms``): ``stale`` or ``forged``.
     cause: str = ""
+    #: False when ``ts`` (its latest passage's) was stamped by a clock not synchronised (a
+    #: Pi booted without network: 1970); ``dated_ts`` is then when it happened once
+    #: something dates it (``AlarmDesk.open_alarms``: ``kiosk.queries.dated_times``).
+    clock_synced: bool = True
+    dated_ts: str | None = None
 
     @property
     def subject(self) -> str | None:
@@ -150,6 +155,7 @@ class AlarmBoard:
             if known.absorbs(alarm):
                 known.seqs.extend(s for s in alarm.seqs if s not in known.seqs)
                 known.ts, known.temp_c = alarm.ts, alarm.temp_c or known.temp_c
+                known.clock_synced, known.dated_ts = alarm.clock_synced, alarm.dated_ts
                 return False
         self.alarms[alarm.key] = alarm
         self._trim()
@@ -256,6 +262,7 @@ def alarm_of(event: Mapping[str, Any], kind: str, code: str) -> Alarm:
         temp_c=float(temp) if isinstance(temp, int | float) else None,
         direction=_text(event.get("direction")),
         seqs=[int(seq)] if seq is not None else [],
+        clock_synced=event.get("clock_synced") is not False,
     )
 
 
@@ -374,6 +381,9 @@ class AlarmSource(queries.Readable, Protocol):
     @property
     def last_seq(self) -> int: ...
 
+    #: The boot the log stamps its rows with (``mono_ns`` is this boot's monotonic clock).
+    boot_id: str
+
     def events(self, after_seq: int = 0, limit: int = 100) -> list[dict[str, Any]]: ...
 
 
@@ -413,8 +423,11 @@ class AlarmDesk:
     def _first_scan(self) -> None:
         """Where to start, and which alarms were closed, after a start."""
         board = self.board
-        since = (self._clock.now() - self._lookback).isoformat()[:19]
-        first = queries.first_seq_since(self._log, since)
+        # What happened in the look-back, whatever the clock said then: a fever stamped 1970
+        # before NTP stepped the clock minutes ago is as open as one stamped now.
+        now = ClockReading.take(self._clock)
+        since = queries.Since.ago(now, self._lookback.total_seconds(), self._log.boot_id)
+        first = queries.first_seq_happened_since(self._log, since)
         board.scanned_seq = (first - 1) if first is not None else self._log.last_seq
         for row in queries.audits_since(self._log, ACK_ACTION, since, limit=5000):
             resolution = row.detail.get("resolution")
@@ -459,10 +472,26 @@ class AlarmDesk:
                 alarm.household = alarm.holder = alarm.pass_id = alarm.plate = None
                 alarm.note = ""
 
+    def _date_open(self) -> None:
+        """Date the open cards stamped before NTP stepped the clock once something can (their
+        boot's first synchronised event, or this boot's clock synchronised now): the rows of
+        those cards alone, by their keys."""
+        undated = [
+            a for a in self.board.open() if not a.clock_synced and a.dated_ts is None and a.seqs
+        ]
+        if not undated:
+            return
+        now = ClockReading.take(self._clock)
+        latest = [a.seqs[-1] for a in undated]
+        times = queries.dated_times(self._log, latest, now, self._log.boot_id)
+        for alarm in undated:
+            alarm.dated_ts = times.get(alarm.seqs[-1])
+
     def open_alarms(self, standing: list[Alarm]) -> list[Alarm]:
         """Standing device alarms not on the board yet, then the board's open ones."""
         with self._lock:
             self._scan()
+            self._date_open()
             self.board.forget_cleared_devices({a.key for a in standing})
             return [*(a for a in standing if a.key not in self.board.alarms), *self.board.open()]
 

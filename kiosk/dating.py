@@ -31,9 +31,13 @@ record is unchanged; the dating is derived from hashed fields (``boot_id``, ``mo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-__all__ = ["DATED_EVENTS_SQL", "dated_source", "dated_ts_sql", "has_unsynced"]
+from .clock import ClockReading
+
+__all__ = ["DATED_EVENTS_SQL", "age_s", "dated_source", "dated_ts_sql", "has_unsynced"]
 
 
 def _offset_ms(ts: str, mono_ns: str) -> str:
@@ -103,3 +107,19 @@ def has_unsynced(db: Any) -> bool:
     one probe)."""
     row = db.execute("SELECT 1 FROM events WHERE clock_synced = 0 LIMIT 1").fetchone()
     return row is not None
+
+
+def age_s(event: Mapping[str, Any], now: ClockReading, boot_id: str) -> float | None:
+    """How long ago ``event`` happened. One of this boot (``boot_id``: the log's) by the
+    monotonic clock, right whatever the wall clock did between (an event stamped 1970 before
+    NTP stepped the clock is minutes old, not 56 years); an earlier boot's by its dated time
+    (``dated_ts``, as ``kiosk.queries.dated`` gives it, else ``ts``) against the wall clock.
+    None when its time cannot be read."""
+    mono = event.get("mono_ns")
+    if event.get("boot_id") == boot_id and isinstance(mono, int) and not isinstance(mono, bool):
+        return (now.mono_ns - mono) / 1e9
+    try:
+        when = datetime.fromisoformat(str(event.get("dated_ts") or event.get("ts")))
+        return (now.wall - when).total_seconds()
+    except (TypeError, ValueError):
+        return None

@@ -10,14 +10,23 @@ caller passes.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 import sqlite_utils
 
-from kiosk.dating import dated_source
-from kiosk.store import decode_event_row
+from kiosk.clock import ClockReading
+from kiosk.dating import dated_source, dated_ts_sql
+from kiosk.store import (
+    FORM_ONCE_ROWS,
+    FORM_ONCE_SQL,
+    StoreFault,
+    decode_event_row,
+    format_ts,
+)
 from kiosk.typed import typed
 
 #: The most rows any one question returns.
@@ -50,20 +59,105 @@ def recent_events(log: Readable, limit: int = 50) -> list[dict[str, Any]]:
     return [decode_event_row(r) for r in rows]
 
 
+#: The dated time of the unsynchronised events whose ``seq`` is in the JSON list ``?``: each
+#: by its primary key, its boot's offset by the boot's (``kiosk.dating``); null for one its
+#: boot has not dated (yet). Never a scan of the log, however long.
+DATED_ROWS_SQL = f"""
+SELECT seq, CASE WHEN offset_ms IS NOT NULL
+    THEN {dated_ts_sql("offset_ms + mono_ns / 1000000")} END AS dated_ts
+FROM (
+    SELECT e.seq, e.mono_ns, (
+        SELECT b.offset_ms FROM boot_clock b WHERE b.boot_id = e.boot_id AND b.seq > e.seq
+    ) AS offset_ms
+    FROM events e
+    WHERE e.seq IN (SELECT value FROM json_each(?)) AND e.clock_synced = 0
+)
+"""  # noqa: S608 - module constants
+
+
+def dated(
+    log: Readable,
+    events: list[dict[str, Any]],
+    now: ClockReading | None = None,
+    boot_id: str = "",
+) -> list[dict[str, Any]]:
+    """``events`` (decoded rows a page shows) with the time the reports give them, as the
+    view ``dated_events`` does: ``dated_ts`` (``ts``; for one stamped before NTP stepped the
+    clock, the time its boot's synchronised clock dates it to) and ``dating`` (``clock``,
+    ``boot``, or ``unsynced``: its boot has not synchronised, ``ts`` is all there is). One
+    query for the unsynchronised rows among them (none when there are none); its cost is
+    that of the rows given, not of the log. With ``now`` (the clock read now) synchronised,
+    a row of this boot (``boot_id``) no synchronised event has dated yet (NTP answered,
+    nobody passed since) is dated by it, as its boot's next event will date it."""
+    unsynced = [int(e["seq"]) for e in events if e.get("clock_synced") is False][:MAX_ROWS]
+    found: dict[int, str | None] = {}
+    if unsynced:
+        rows = _rows(log, DATED_ROWS_SQL, [json.dumps(unsynced)])
+        found = {int(r["seq"]): r["dated_ts"] for r in rows}
+    out = []
+    for event in events:
+        when = found.get(int(event["seq"])) or _dated_by_now(event, now, boot_id)
+        if event.get("clock_synced") is not False:
+            out.append(event | {"dated_ts": event.get("ts"), "dating": "clock"})
+        else:
+            dating = "unsynced" if when is None else "boot"
+            out.append(event | {"dated_ts": when or event.get("ts"), "dating": dating})
+    return out
+
+
+def dated_times(
+    log: Readable, seqs: list[int], now: ClockReading | None = None, boot_id: str = ""
+) -> dict[int, str]:
+    """The dated times (``dated``) of the events ``seqs`` that something dated: those
+    stamped before NTP stepped the clock, by their keys (at most ``MAX_ROWS``)."""
+    wanted = json.dumps(sorted({int(s) for s in seqs})[:MAX_ROWS])
+    rows = _rows(
+        log,
+        "SELECT seq, ts, boot_id, mono_ns, clock_synced FROM events"
+        " WHERE seq IN (SELECT value FROM json_each(?))",
+        [wanted],
+    )
+    events = [decode_event_row(r) for r in rows]
+    return {
+        int(e["seq"]): str(e["dated_ts"])
+        for e in dated(log, events, now, boot_id)
+        if e["dating"] == "boot"
+    }
+
+
+def _dated_by_now(event: dict[str, Any], now: ClockReading | None, boot_id: str) -> str | None:
+    """An unsynchronised row of this boot dated by the clock read ``now``, if synchronised."""
+    mono = event.get("mono_ns")
+    if now is None or not now.synced or event.get("boot_id") != boot_id:
+        return None
+    if event.get("clock_synced") is not False or not isinstance(mono, int):
+        return None
+    return format_ts(now.wall - timedelta(microseconds=(now.mono_ns - mono) // 1000))
+
+
 def events_of_kinds_since(
-    log: Readable, kinds: tuple[str, ...], since: str, limit: int = 50
+    log: Readable, kinds: tuple[str, ...], since: str | Since, limit: int = 50
 ) -> list[dict[str, Any]]:
     """Events of the given ``kind``\\s (e.g. registrations) at or after ``since`` (an ISO
     timestamp prefix), newest first, decoded. Reads the rows from the first stamped since
     then (``_SINCE``), not the whole log: with fewer than ``limit`` of those kinds in the
-    window (most days) a walk down ``seq`` went on to the log's first row."""
+    window (most days) a walk down ``seq`` went on to the log's first row. A ``Since``: with
+    those stamped before NTP stepped the clock that happened since
+    (``first_seq_happened_since``'s rule and cost)."""
     marks = ", ".join("?" for _ in kinds) or "NULL"
     sql = (
         f"SELECT * FROM events WHERE {_SINCE} AND kind IN ({marks}) AND ts >= ? "  # noqa: S608
         "ORDER BY seq DESC LIMIT ?"
     )
-    params = [since, *kinds, since, _limit(limit)]
-    return [decode_event_row(r) for r in _rows(log, sql, params)]
+    stamp = since if isinstance(since, str) else since.ts
+    params = [stamp, *kinds, stamp, _limit(limit)]
+    rows = {int(r["seq"]): r for r in _rows(log, sql, params)}
+    if not isinstance(since, str):
+        args = since.args(first_seq_since(log, since.ts)) | {"limit": _limit(limit)}
+        args["kinds"] = json.dumps(list(kinds))
+        rows |= {int(r["seq"]): r for r in log.reader().query(_KINDS_UNSYNCED_SQL, args)}
+    newest = sorted(rows, reverse=True)[: _limit(limit)]
+    return [decode_event_row(rows[seq]) for seq in newest]
 
 
 #: The first ``seq`` stamped at or after a time, read from the rows stamped since on
@@ -90,6 +184,76 @@ def first_seq_since(log: Readable, since: str) -> int | None:
     rows = list(_rows(log, _FIRST_SINCE, [since]))
     first = next(iter(rows[0].values())) if rows else None
     return int(first) if first is not None else None
+
+
+@dataclass(frozen=True)
+class Since:
+    """A moment to read the log back from, on both clocks a row carries: ``ts`` on the wall
+    clock (the log's text form, a prefix does) and ``ms`` (the same, in milliseconds since
+    the epoch); for the rows of this boot (``boot_id``: the log's), ``mono_ns`` on its
+    monotonic clock, right whatever the wall clock said when they were stamped."""
+
+    ts: str
+    ms: int
+    boot_id: str
+    mono_ns: int
+
+    @classmethod
+    def ago(cls, now: ClockReading, seconds: float, boot_id: str) -> Since:
+        wall = now.wall - timedelta(seconds=seconds)
+        mono = now.mono_ns - int(seconds * 1e9)
+        return cls(format_ts(wall)[:19], int(wall.timestamp() * 1000), boot_id, mono)
+
+    def args(self, first: int | None) -> dict[str, Any]:
+        """The parameters of ``_UNSYNCED_SINCE``; ``first``: the first ``seq`` stamped since."""
+        return {"mono": self.mono_ns, "boot": self.boot_id, "ms": self.ms, "first": first}
+
+
+#: ``{t}`` (events or audit) stamped before NTP stepped the clock that happened at or after
+#: the moment (``Since``: :mono, :boot, :ms): by this boot's monotonic clock, an earlier
+#: boot's by its offset (``kiosk.dating``).
+_HAPPENED_UNSYNCED = """{t}.clock_synced = 0 AND (
+    ({t}.boot_id = :boot AND {t}.mono_ns >= :mono) OR EXISTS (
+        SELECT 1 FROM boot_clock b
+        WHERE b.boot_id = {t}.boot_id AND b.offset_ms + {t}.mono_ns / 1000000 >= :ms
+    ))"""
+
+
+#: The first unsynchronised event of this boot (:boot) or of a boot first synchronised at
+#: or after ``seq`` :first that happened since (``_HAPPENED_UNSYNCED``).
+_UNSYNCED_SINCE = f"""
+FROM events e WHERE e.clock_synced = 0 AND e.boot_id IN (
+    SELECT :boot UNION SELECT boot_id FROM boot_clock WHERE seq >= :first
+) AND {_HAPPENED_UNSYNCED.format(t="e")}
+"""  # noqa: S608 - module constants
+FIRST_UNSYNCED_SQL = f"SELECT min(e.seq) AS s {_UNSYNCED_SINCE}"  # noqa: S608
+#: The newest :limit of those of the kinds in the JSON list :kinds.
+_KINDS_UNSYNCED_SQL = f"""
+SELECT e.* {_UNSYNCED_SINCE} AND e.kind IN (SELECT value FROM json_each(:kinds))
+ORDER BY e.seq DESC LIMIT :limit
+"""  # noqa: S608 - module constants
+#: Audit rows of one :action at or after :ts, or stamped before NTP stepped the clock and
+#: written since (``_HAPPENED_UNSYNCED``), oldest first.
+_AUDITS_SINCE_SQL = f"""
+SELECT actor, ts, detail FROM audit WHERE action = :action AND (
+    audit.ts >= :ts OR {_HAPPENED_UNSYNCED.format(t="audit")}
+) ORDER BY seq LIMIT :limit
+"""  # noqa: S608 - module constants
+
+
+def first_seq_happened_since(log: Readable, since: Since) -> int | None:
+    """The first ``seq`` of an event that happened at or after ``since``: stamped since, or
+    stamped before NTP stepped the clock and made since (``_HAPPENED_UNSYNCED``). Reads the
+    ``ts`` index and the unsynchronised events of this boot and of the boots synchronised
+    since (index ``events_unsynced``), never the whole log."""
+    first = first_seq_since(log, since.ts)
+    args = since.args(first)
+    # An earlier boot's event made since was dated by a synchronised event stamped since:
+    # a boot whose first such event is ``first`` or later.
+    rows = list(log.reader().query(FIRST_UNSYNCED_SQL, args))
+    early = rows[0]["s"] if rows else None
+    found = [int(s) for s in (first, early) if s is not None]
+    return min(found, default=None)
 
 
 def head_seq(log: Readable) -> int:
@@ -135,14 +299,17 @@ class AuditNote:
     detail: dict[str, Any]
 
 
-def audits_since(log: Readable, action: str, since: str, limit: int = 1000) -> list[AuditNote]:
-    """Audit rows of one ``action`` at or after ``since``, oldest first, detail decoded."""
-    rows = _rows(
-        log,
-        "SELECT actor, ts, detail FROM audit WHERE action = ? AND ts >= ? ORDER BY seq LIMIT ?",
-        [action, since, _limit(limit)],
-    )
-    return _audit_notes(rows)
+def audits_since(
+    log: Readable, action: str, since: str | Since, limit: int = 1000
+) -> list[AuditNote]:
+    """Audit rows of one ``action`` at or after ``since``, oldest first, detail decoded. A
+    ``Since``: also those stamped before NTP stepped the clock that were written since
+    (``_HAPPENED_UNSYNCED``), as ``first_seq_happened_since`` reads events."""
+    if isinstance(since, str):
+        since = Since(since, 2**62, "", 2**62)  # by the stamp alone
+    args = {"action": action, "ts": since.ts, "limit": _limit(limit)}
+    args |= {"mono": since.mono_ns, "boot": since.boot_id, "ms": since.ms}
+    return _audit_notes(log.reader().query(_AUDITS_SINCE_SQL, args))
 
 
 def _audit_notes(rows: Iterator[dict[str, Any]]) -> list[AuditNote]:
@@ -235,6 +402,23 @@ def override_of(log: Readable, seq: int) -> dict[str, Any] | None:
     return decode_event_row(found) if found else None
 
 
+#: The audit row of a decision made from the guard's form whose one-time token is ``?``.
+FORM_ACTED_SQL = f"SELECT action FROM audit WHERE {FORM_ONCE_ROWS} AND {FORM_ONCE_SQL} = ? LIMIT 1"  # noqa: S608
+
+
+def form_acted(log: Readable, token: str) -> str | None:
+    """The action a decision made from the guard's form ``token`` (its ``once`` field)
+    recorded, or None when none is on record: one probe of the index ``audit_form_once``.
+    ``StoreFault`` when the log cannot be read."""
+    try:
+        rows = list(_rows(log, FORM_ACTED_SQL, [token]))
+    except sqlite3.Error as exc:
+        raise StoreFault(
+            "store_fault", f"cannot read the audit log ({type(exc).__name__})"
+        ) from exc
+    return str(rows[0]["action"]) if rows else None
+
+
 def last_passage(log: Readable) -> dict[str, Any] | None:
     """The newest kiosk passage (``kind = 'passage'``, not a guard's entry), decoded."""
     rows = list(
@@ -249,27 +433,34 @@ def _like(text: str) -> str:
 
 
 def past_visitors(
-    log: Readable, text: str, limit: int = 20, *, since: str = ""
+    log: Readable, text: str, limit: int = 20, *, since: str | Since = ""
 ) -> list[dict[str, Any]]:
     """Earlier registrations of people (``kind = 'registration'``) whose name contains
     ``text``, or, when ``text`` is 3 to 11 digits, whose phone number ends with it; newest
     first, one per name and phone (the latest), decoded. Purged records (no person) are
     not found. ``text`` is read as typed by a Chinese input method too (``kiosk.typed``:
     full-width ``１３８０`` is ``1380``), as the record keeps it. ``since`` (the retention
-    cutoff, as ``ts``): only the rows from the first stamped then are read, those that can
-    still hold a person (a year of purged rows would be walked for each search)."""
+    cutoff, as ``ts`` or a ``Since``, which counts those stamped before NTP stepped the
+    clock by when they happened): only the rows from the first since then are read, those
+    that can still hold a person (a year of purged rows would be walked for each search)."""
     wanted = typed(text[:200])[:40]
     if not wanted:
         return []
+    if isinstance(since, Since):
+        first = first_seq_happened_since(log, since)
+    else:
+        first = first_seq_since(log, since)
+    if first is None:  # nothing since the cutoff: no record holds a person any more
+        return []
     digits = wanted if wanted.isdigit() and 3 <= len(wanted) <= 11 else ""
     sql = (
-        f"SELECT * FROM events WHERE {_SINCE} AND kind = 'registration'"  # noqa: S608
+        "SELECT * FROM events WHERE seq >= ? AND kind = 'registration'"
         " AND person IS NOT NULL AND ("
         "json_extract(person, '$.name') LIKE ? ESCAPE '\\' OR (? != '' AND "
         "replace(replace(json_extract(person, '$.phone'), ' ', ''), '-', '') LIKE ? ESCAPE '\\')"
         ") ORDER BY seq DESC LIMIT ?"
     )
-    params: list[Any] = [since, f"%{_like(wanted)}%", digits, f"%{_like(digits)}"]
+    params: list[Any] = [first, f"%{_like(wanted)}%", digits, f"%{_like(digits)}"]
     params.append(_limit(limit * 10))
     seen: set[tuple[str, str]] = set()
     out: list[dict[str, Any]] = []

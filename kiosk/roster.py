@@ -33,12 +33,26 @@ from .vehicles import feverish_people
 if TYPE_CHECKING:
     from .community import LogLike
 
-__all__ = ["HANDOVER_GRACE", "MIGRATIONS", "Handover", "Roster", "Shift", "summary_since"]
+__all__ = [
+    "CLOCK_NOT_SET",
+    "HANDOVER_GRACE",
+    "MIGRATIONS",
+    "Handover",
+    "Roster",
+    "Shift",
+    "summary_since",
+]
 
 MAX_SHIFT = timedelta(hours=24)
 #: How long after the end of a shift its guard may still open the handover (the incoming
 #: guard arrives at the shift change, not before it).
 HANDOVER_GRACE = timedelta(hours=1)
+#: A handover asked for while the clock is not synchronised and no shift covers what it says
+#: (a Pi without a battery-backed clock reads 1970 until NTP answers): not "off duty".
+CLOCK_NOT_SET = (
+    "the clock is not set yet (no network time since the start), so the shifts cannot be"
+    " told: open the handover once it is set"
+)
 
 MIGRATIONS = sql_migrations(
     "kiosk.roster",
@@ -303,6 +317,8 @@ class Roster:
             for s in self.shifts(gate, now - HANDOVER_GRACE, now + timedelta(microseconds=1))
             if s.guard == out_guard and s.starts_at <= now < s.ends_at + HANDOVER_GRACE
         ]
+        if not mine and not self._clock.synced():  # 1970 on a Pi booted without network
+            raise CommunityError(CLOCK_NOT_SET)
         if not mine:
             raise CommunityError(f"{out_guard} is not on duty at {gate}")
         since, stepped_back = self._window_start(gate, mine[-1].starts_at, now)

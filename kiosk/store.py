@@ -503,6 +503,24 @@ def m003_dated_events(db: sqlite_utils.Database) -> None:
     execute_script(db, dating.DATED_EVENTS_SQL)
 
 
+#: The one-time token of the guard's form a decision came from, as its audit row keeps it
+#: (``detail.form_once``, written in the decision's own commit; retention purges it with the
+#: rest of the detail). A row whose detail is not JSON has none (never an error).
+FORM_ONCE_SQL = "json_extract(detail, '$.form_once')"
+FORM_ONCE_ROWS = f"json_valid(detail) AND {FORM_ONCE_SQL} IS NOT NULL"
+
+
+@MIGRATIONS()
+def m004_audit_form_once(db: sqlite_utils.Database) -> None:
+    """The guard's forms that acted, by their token (``FORM_ONCE_SQL``): a form sent again
+    after a restart (its token no longer in memory) is found by one probe of this index,
+    however long the audit log. Only rows carrying a token are in it."""
+    execute_script(
+        db,
+        f"CREATE INDEX audit_form_once ON audit({FORM_ONCE_SQL}) WHERE {FORM_ONCE_ROWS};",
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Helpers
 

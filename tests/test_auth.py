@@ -4,7 +4,7 @@ CSRF tokens, the login rate limiter, the same-origin check and the ``kiosk guard
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -22,6 +22,7 @@ from kiosk.accounts import (
     validate_name,
     verify_password,
 )
+from kiosk.clock import FakeClock
 from kiosk.store import EventLog
 from ui.auth import LoginLimiter, SessionManager, same_origin, session_key
 
@@ -354,3 +355,79 @@ def test_a_password_on_stdin_that_is_not_utf8_is_one_line(
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "UTF-8" in err and "Traceback" not in err
     assert not (data_dir / "kiosk.db").exists()
+
+
+# --- a sign-in before NTP stepped the clock, and a restart after -------------------------
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+REAL = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+
+
+class KeptRevocations:
+    """``AccountStore``'s record of signed-out sessions, in memory: kept until their time,
+    by the wall clock, as the table keeps them."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, datetime] = {}
+
+    def revoke_session(self, sid, name, kept_until, now) -> None:
+        self.rows = {s: k for s, k in self.rows.items() if k > now}
+        self.rows[sid] = kept_until
+
+    def revoked_sessions(self, now):
+        return {s: k for s, k in self.rows.items() if k > now}
+
+
+def unsynced_clock() -> FakeClock:
+    return FakeClock(start=EPOCH, is_synced=False)
+
+
+def ntp_step(clock: FakeClock) -> None:
+    clock.set_wall(REAL)
+    clock.is_synced = True
+
+
+def test_a_sign_in_before_the_ntp_step_survives_a_restart_after_it():
+    """Signed in at 09:05 on a Pi booted without network (the clock said 1970); NTP steps
+    it; the daemon restarts (same boot): the shift goes on, its time left by the monotonic
+    clock, not ended by its 1970 expiry."""
+    clock = unsynced_clock()
+    cookie, _ = SessionManager(b"s" * 32, clock, 3600, boot_id="b1").issue(
+        Account("alice", "guard", "secret")
+    )
+    clock.advance(600)
+    ntp_step(clock)
+    restarted = SessionManager(b"s" * 32, clock, 3600, boot_id="b1")
+    kept = restarted.read(cookie)
+    assert kept is not None
+    assert kept.expires == clock.now() + timedelta(seconds=3000)
+    clock.advance(3001)
+    assert restarted.read(cookie) is None
+    # After a reboot the monotonic clock means nothing: the expiry it carries says.
+    assert SessionManager(b"s" * 32, clock, 3600, boot_id="b2").read(cookie) is None
+
+
+def test_a_sign_out_before_the_ntp_step_stays_out_after_it_and_a_restart():
+    clock, kept = unsynced_clock(), KeptRevocations()
+    sessions = SessionManager(b"s" * 32, clock, 3600, revocations=kept, boot_id="b1")
+    cookie, session = sessions.issue(Account("alice", "guard", "secret"))
+    sessions.revoke(session)
+    ntp_step(clock)
+    sessions.revoke(sessions.issue(Account("bob", "guard", "secret"))[1])  # prunes by time
+    assert sessions.read(cookie) is None
+    restarted = SessionManager(b"s" * 32, clock, 3600, revocations=kept, boot_id="b1")
+    assert restarted.read(cookie) is None
+
+
+def test_a_sign_out_after_the_step_of_a_sign_in_before_it_stays_out_across_another_step():
+    clock, kept = unsynced_clock(), KeptRevocations()
+    cookie, _ = SessionManager(b"s" * 32, clock, 3600, revocations=kept, boot_id="b1").issue(
+        Account("alice", "guard", "secret")
+    )
+    ntp_step(clock)
+    restarted = SessionManager(b"s" * 32, clock, 3600, revocations=kept, boot_id="b1")
+    restarted.revoke(restarted.read(cookie))
+    clock.set_wall(clock.now() + timedelta(days=1))  # a clock wrong again, and set again
+    restarted.revoke(restarted.issue(Account("bob", "guard", "secret"))[1])
+    again = SessionManager(b"s" * 32, clock, 3600, revocations=kept, boot_id="b1")
+    assert again.read(cookie) is None

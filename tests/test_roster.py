@@ -10,7 +10,7 @@ from kiosk import observation, roster, services
 from kiosk.clock import FakeClock
 from kiosk.community import CommunityError
 from kiosk.observation import ObservationLedger
-from kiosk.roster import Roster
+from kiosk.roster import CLOCK_NOT_SET, Roster
 from kiosk.services import ServiceDesk
 from kiosk.store import EventDraft, EventLog
 
@@ -236,3 +236,20 @@ def test_a_handover_long_before_the_shift_does_not_stretch_its_window(rota, log,
     rota.add_shift("gate-1", "Qian", T0 + 24 * H, T0 + 32 * H, actor="manager")
     clock.set_wall(T0 + 31 * H)
     assert rota.open_handover("gate-1", "Qian", "Sun").since == T0 + 24 * H
+
+
+def test_a_handover_on_a_clock_not_set_yet_says_so_not_that_the_guard_is_off_duty(log, ledger):
+    """A Pi booted without network: its clock says 1970 until NTP answers. No shift covers
+    1970; the guard on duty is told the clock is not set, not that they are off duty."""
+    clock = FakeClock(start=datetime(1970, 1, 1, tzinfo=UTC), is_synced=False)
+    r = Roster(log, clock, open_alarms=ledger.alarms)
+    r.add_shift("gate-1", "Zhao", T0, T0 + 8 * H, actor="manager")
+    with pytest.raises(CommunityError) as refused:
+        r.open_handover("gate-1", "Zhao", "Qian")
+    assert str(refused.value) == CLOCK_NOT_SET
+
+
+def test_the_console_says_the_clock_refusal_in_chinese():
+    from ui import core_words
+
+    assert core_words.refusal_text("zh-CN", CLOCK_NOT_SET).startswith("时钟尚未校准")

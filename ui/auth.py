@@ -9,6 +9,9 @@
 * Every state change needs (a) an ``Origin`` (or, without one, ``Referer``) naming this host,
   and (b) the CSRF token of the session, as the form field ``csrf`` or the ``X-CSRF-Token``
   header. The token is an HMAC of the session id, so it dies with the session.
+* A cookie issued on a clock not synchronised yet (a Pi booted without network: its ``exp``
+  in 1970) also carries the boot and the monotonic time it was issued at (``b``, ``m``): in
+  the same boot, after a restart too, its age is read on the monotonic clock.
 * Logout revokes the session id until its expiry, so a copied cookie stops working: in memory
   and on record in the event log (``AccountStore.revoke_session``), so it stays revoked after
   a restart. While the record cannot be read, only sessions this process issued are let in.
@@ -30,7 +33,7 @@ import json
 import secrets
 from collections import deque
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
@@ -50,6 +53,8 @@ RESUME_TTL_S = 600
 RESUME_MAX_CHARS = 4096
 #: Cut-off actions kept at most (the oldest go first).
 RESUME_KEPT = 200
+#: The "kept until" of a signed-out session whose end the wall clock cannot tell.
+KEPT_UNTIL_COUNTED = datetime(2999, 12, 31, tzinfo=UTC)
 #: Actions that cannot be resumed: signing in and out.
 _NOT_RESUMABLE = ("/guard/login", "/guard/logout")
 
@@ -123,6 +128,9 @@ class Session:
     expires: datetime
     #: The account's ``credential`` when it signed in: a changed password ends the session.
     credential: str = ""
+    #: Issued on a clock not synchronised yet, in this boot: the monotonic time it was
+    #: issued at (its ``exp``, a wall time of "1970", says nothing); else None.
+    issued_mono: int | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -136,11 +144,15 @@ class SessionManager:
         clock: Clock,
         lifetime_s: float,
         revocations: Revocations | None = None,
+        boot_id: str = "",
     ) -> None:
         if len(key) < 16:
             raise ValueError("session key too short")
         self._key = key
         self._clock = clock
+        #: The boot this process runs in (the event log's): a cookie issued in it on a clock
+        #: not synchronised is judged by the monotonic clock after a restart too.
+        self._boot_id = boot_id
         self._lifetime = timedelta(seconds=lifetime_s)
         self._lifetime_ns = int(lifetime_s * 1e9)
         #: Signed-out sessions: sid -> kept until. Those of earlier processes are read from
@@ -172,19 +184,18 @@ class SessionManager:
             role=account.role,
             expires=self._clock.now() + self._lifetime,
             credential=account.credential,
+            issued_mono=None if self._clock.synced() else mono,
         )
-        payload = _b64e(
-            json.dumps(
-                {
-                    "sid": session.sid,
-                    "u": session.name,
-                    "r": session.role,
-                    "exp": int(session.expires.timestamp()),
-                    "c": session.credential,
-                },
-                separators=(",", ":"),
-            ).encode()
-        )
+        fields: dict[str, Any] = {
+            "sid": session.sid,
+            "u": session.name,
+            "r": session.role,
+            "exp": int(session.expires.timestamp()),
+            "c": session.credential,
+        }
+        if session.issued_mono is not None:  # its ``exp`` is of a clock not set
+            fields |= {"b": self._boot_id, "m": session.issued_mono}
+        payload = _b64e(json.dumps(fields, separators=(",", ":")).encode())
         self._issued[session.sid] = mono
         return f"{payload}.{self._mac('session', payload)}", session
 
@@ -195,7 +206,9 @@ class SessionManager:
         try:
             expires = datetime.fromtimestamp(int(data["exp"]), tz=self._clock.now().tzinfo)
             fields = (str(data["sid"]), str(data["u"]), str(data["r"]))
-            session = Session(*fields, expires, str(data.get("c", "")))
+            mono = data.get("m") if data.get("b") == self._boot_id else None
+            mono = mono if isinstance(mono, int) and not isinstance(mono, bool) else None
+            session = Session(*fields, expires, str(data.get("c", "")), mono)
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
         if not self._load_revoked() and session.sid not in self._issued:
@@ -220,7 +233,7 @@ class SessionManager:
         if session is None:
             return None
         now, expires = self._clock.now(), session.expires
-        issued = self._issued.get(session.sid)
+        issued = self._issued.get(session.sid, session.issued_mono)
         if issued is None:
             return session if expires > now else None
         left_ns = self._lifetime_ns - (self._clock.monotonic_ns() - issued)
@@ -247,8 +260,12 @@ class SessionManager:
         database write; ``StoreFault`` when the record cannot be written, the session being
         signed out in this process all the same)."""
         now = self._clock.now()
-        # Kept until the cookie is gone from the browser too (``GuardAuth.set_cookie``).
+        # Kept until the cookie is gone from the browser too (``GuardAuth.set_cookie``). One
+        # issued or signed out on a clock not set is kept until the count drops it: its end
+        # by the wall clock is a guess a step of the clock can put in the past.
         until = session.expires + timedelta(seconds=RESUME_TTL_S)
+        if session.issued_mono is not None or not self._clock.synced():
+            until = KEPT_UNTIL_COUNTED
         self._revoked = {sid: kept for sid, kept in self._revoked.items() if kept > now}
         self._revoked[session.sid] = until
         self._issued.pop(session.sid, None)
@@ -468,10 +485,15 @@ class GuardAuth:
         key: bytes | None = None,
         session_hours: float = 12,
         login_attempts_per_min: int = 5,
+        boot_id: str = "",
     ) -> None:
         self.accounts = accounts
         self.sessions = SessionManager(
-            key or session_key(), clock, session_hours * 3600, revocations=accounts
+            key or session_key(),
+            clock,
+            session_hours * 3600,
+            revocations=accounts,
+            boot_id=boot_id,
         )
         self.limiter = LoginLimiter(clock, login_attempts_per_min)
 

@@ -43,8 +43,10 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
+from kiosk import queries
 from kiosk.alarms import Alarm, AlarmDesk, device_alarms, peer_alarms
 from kiosk.auditing import Change, HeldRows, audited_write, auditing_request
+from kiosk.clock import ClockReading
 from kiosk.crossing import Outcome
 from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
 from kiosk.store import StoreFault
@@ -117,6 +119,7 @@ class Guard:
             core.clock,
             session_hours=core.config.web.session_hours,
             login_attempts_per_min=core.config.web.login_attempts_per_min,
+            boot_id=core.store.boot_id,
         )
         desk = AlarmDesk(core.store, core.clock, lookback_h=ALARM_LOOKBACK_H)
         return cls(core, auth, desk, templates(), ZoneInfo(core.config.site.timezone))
@@ -141,6 +144,18 @@ class Guard:
 
     def today(self) -> date:
         return self.core.clock.now().astimezone(self.tz).date()
+
+    def dated(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``events`` with the times they happened (``kiosk.queries.dated``: a row stamped
+        before NTP stepped the clock dated by its boot, or by the clock now synchronised).
+        Blocking: a database read of those rows alone."""
+        now = ClockReading.take(self.core.clock)
+        return queries.dated(self.core.store, events, now, self.core.store.boot_id)
+
+    def since(self, hours: float) -> queries.Since:
+        """``hours`` ago, on both clocks (``kiosk.queries.Since``)."""
+        now = ClockReading.take(self.core.clock)
+        return queries.Since.ago(now, hours * 3600, self.core.store.boot_id)
 
     def standing_alarms(self) -> list[Alarm]:
         """Devices in fault, and the compound's gates whose outings are unknown here."""
@@ -181,15 +196,29 @@ class Guard:
         remember_lang(request, response)
         return response
 
+    async def sent_before(self, token: str | None) -> bool:
+        """Whether a decision made from the form ``token`` is on record: sent before a
+        restart, the memory of ``sent_once`` no longer has it, the log does (the token is in
+        the decision's audit row, ``form_once``). A log that cannot be read says no: the
+        guard's decision is not held up by it (this process's memory still answers)."""
+        if token is None:
+            return False
+        try:
+            acted = await asyncio.to_thread(queries.form_acted, self.core.store, token)
+        except StoreFault as exc:
+            log.warning("guard form: earlier decisions unreadable (%s)", exc.detail or exc)
+            return False
+        return acted is not None
+
     @contextlib.contextmanager
-    def sent_once(self, form: FormData) -> Iterator[None]:
+    def sent_once(self, token: str | None) -> Iterator[None]:
         """Around a decision form's action (on the loop: no await between the check and the
-        claim): the form as drawn (its ``once`` token) acts once. The same form sent again (a
-        double tap, a resend after a slow answer) is refused with ``err.sent_twice``, nothing
-        recorded twice; an action that raises (refused, storage failed) frees its form to be
-        sent again. A form without the token (a script) is not checked."""
-        token = form.get("once")
-        if not isinstance(token, str) or not 0 < len(token) <= 32:
+        claim): the form as drawn (its ``once`` token, ``form_token``) acts once. The same
+        form sent again (a double tap, a resend after a slow answer) is refused with
+        ``err.sent_twice``, nothing recorded twice; an action that raises (refused, storage
+        failed) frees its form to be sent again. A form without the token (a script) is not
+        checked. Across a restart, ``sent_before`` answers."""
+        if token is None:
             yield
             return
         now = self.core.clock.monotonic_ns()
@@ -232,6 +261,9 @@ class Guard:
         guard is told which, and not to decide it again. Returns the committed outcome
         (``decided``: whether the gate opened on it)."""
         row = request_row(request)
+        once = getattr(request.state, "form_once", None)
+        if once is not None:  # with the decision, in its commit: a resend after a restart
+            row[2]["form_once"] = once  # is found (``Guard.sent_before``)
         recorded: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
 
         def on_recorded(outcome: Outcome) -> None:
@@ -380,10 +412,21 @@ def once_per_form(route: F) -> F:
     @functools.wraps(route)
     async def run(**kwargs: Any) -> Any:
         request: Request = kwargs["request"]
-        with guard(request).sent_once(await request.form()):
+        g, token = guard(request), form_token(await request.form())
+        if await g.sent_before(token):
+            raise BadInput("err.sent_twice")
+        request.state.form_once = token
+        with g.sent_once(token):
             return await route(**kwargs)
 
     return run  # type: ignore[return-value]
+
+
+def form_token(form: FormData) -> str | None:
+    """A decision form's one-time ``once`` token as drawn (``Guard.render``); None without one
+    (a script) or with one no page of the console drew."""
+    token = form.get("once")
+    return token if isinstance(token, str) and 0 < len(token) <= 32 else None
 
 
 def note(request: Request, *, action: str | None = None, **detail: Any) -> None:

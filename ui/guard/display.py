@@ -64,6 +64,17 @@ def shown_time(ts: str | None, tz: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
     return f"{shown} {offset}" if offset else shown
 
 
+def event_time(event: Mapping[str, Any], lang: str, tz: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
+    """When an event happened, for a guard to read (``shown_time``): its dated time
+    (``kiosk.queries.dated``: one stamped before NTP stepped the clock at the time its boot's
+    synchronised clock gives it, as the reports count it); one whose clock nothing has
+    synchronised yet at what that clock said, and saying so."""
+    shown = shown_time(event.get("dated_ts") or event.get("ts"), tz, fmt)
+    if event.get("dating") == "unsynced":
+        return f"{shown} ({i18n.t(lang, 'banner.clock_unsynced')})"
+    return shown
+
+
 def repeated_offset(ts: str | None, tz: ZoneInfo) -> str:
     """``UTC+01:00`` when the local time of ``ts`` happens twice that day (the hour the
     autumn change repeats), else nothing."""
@@ -90,6 +101,16 @@ def offset_text(when: datetime) -> str:
     """``UTC+02:00``, the UTC offset of an aware time, as the exports write it."""
     offset = when.strftime("%z")
     return f"UTC{offset[:3]}:{offset[3:5]}" if offset else ""
+
+
+def alarm_time(a: Alarm, lang: str, tz: ZoneInfo) -> str:
+    """A card's date and time as ``event_time`` says an event's: when it happened."""
+    if not a.ts:
+        return ""
+    dating = "clock" if a.clock_synced else ("boot" if a.dated_ts else "unsynced")
+    return event_time(
+        {"ts": a.ts, "dated_ts": a.dated_ts, "dating": dating}, lang, tz, "%m-%d %H:%M:%S"
+    )
 
 
 def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict[str, Any]:
@@ -125,7 +146,7 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
         "key": a.key,
         "kind": a.kind,
         "title": i18n.t(lang, f"alarm.{a.kind}"),
-        "time": shown_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else "",
+        "time": alarm_time(a, lang, tz),
         "detail": detail,
         "seq": a.seq,
         "who": " · ".join(str(v) for v in who if v),
@@ -188,7 +209,8 @@ def feed_row(
     temp = event.get("temp_c")  # the kiosk's estimate, or a guard's hand-measured reading
     return {
         "seq": event.get("seq"),
-        "time": shown_time(event.get("ts"), tz),
+        "time": event_time(event, lang, tz),
+        "clock_unset": event.get("dating") == "unsynced",
         "decision": decision,
         "decision_text": i18n.t(lang, f"decision.{decision}")
         if decision in ("pass", "deny", "manual_pass", "manual_deny")
@@ -250,7 +272,7 @@ def subject_text(
         i18n.reasons_text(lang, shown)
         if shown
         else i18n.t(lang, f"decision.{event.get('decision')}"),
-        local_time(event.get("ts"), tz, "%m-%d %H:%M:%S"),
+        local_time(event.get("dated_ts") or event.get("ts"), tz, "%m-%d %H:%M:%S"),
     ]
     return " · ".join(p for p in parts if p)
 
@@ -291,7 +313,8 @@ def visitor_row(event: dict[str, Any], clear: frozenset[str], tz: ZoneInfo) -> d
         "phone": str(person.get("phone") or ""),
         "unit": str(person.get("unit") or ""),
         "reason": str(person.get("note") or ""),
-        "when": local_time(event.get("ts"), tz, "%Y-%m-%d %H:%M"),
+        # When they came: dated (``kiosk.queries.dated``), as the feed shows it.
+        "when": local_time(event.get("dated_ts") or event.get("ts"), tz, "%Y-%m-%d %H:%M"),
     }
 
 

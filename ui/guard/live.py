@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any, Literal, NoReturn
 
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from kiosk import privacy, queries
+from kiosk import dating, privacy, queries
 from kiosk.alarms import RESOLUTIONS, Alarm
+from kiosk.clock import ClockReading
 from kiosk.engine import NO_SUBJECT, PASS_DECISIONS, ManualSubject
 from ui import i18n
 from ui.auth import Session
@@ -28,7 +28,7 @@ from ui.guard.deps import (
     note,
     room,
 )
-from ui.guard.display import feed_row, shown_time, vehicle_text
+from ui.guard.display import event_time, feed_row, local_time, vehicle_text
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, number
 from ui.views import (
     HEARTBEAT_S,
@@ -55,13 +55,26 @@ def rows_of(
     return [feed_row(e, lang, g.tz, clear, g.fever_c) for e in events]
 
 
+def dated(g: Guard, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``events`` with their dated times (``kiosk.queries.dated``: the rows given, never the
+    log). Blocking: a database read."""
+    return g.dated(events)
+
+
+def new_events(g: Guard, after: int) -> list[dict[str, Any]]:
+    """The feed's rows after ``after`` (at most ``FEED_ROWS``), dated. Blocking."""
+    return dated(g, g.core.store.events(after_seq=after, limit=FEED_ROWS))
+
+
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def live_page(request: Request, session: PageSession, g: GuardDep) -> Response:
     lang = g.lang(request)
-    rows = rows_of(g, queries.recent_events(g.core.store, FEED_ROWS), lang, g.clear(session))
+    recent = dated(g, queries.recent_events(g.core.store, FEED_ROWS))
+    rows = rows_of(g, recent, lang, g.clear(session))
     state = kiosk_view(current_state(g.core), None, lang, fever_c=g.fever_c)
     last = queries.last_passage(g.core.store)
+    last = dated(g, [last])[0] if last else None
     return g.render(
         request,
         "guard_live.html",
@@ -90,14 +103,18 @@ def passage_page(request: Request, session: PageSession, g: GuardDep, seq: str) 
         return g.render(
             request, "guard_passage.html", session, row=None, flash_err=gone, status_code=404
         )
-    clear = g.clear(session)
+    clear, lang, event = g.clear(session), g.lang(request), dated(g, [event])[0]
     masked = privacy.mask_event(event, clear)
     return g.render(
         request,
         "guard_passage.html",
         session,
-        row=rows_of(g, [event], g.lang(request), clear)[0],
-        when=shown_time(event.get("ts"), g.tz, "%Y-%m-%d %H:%M:%S"),
+        row=rows_of(g, [event], lang, clear)[0],
+        when=event_time(event, lang, g.tz, "%Y-%m-%d %H:%M:%S"),
+        # What the clock said, beside the time its boot's clock dates it to.
+        stamped=local_time(event.get("ts"), g.tz, "%Y-%m-%d %H:%M:%S")
+        if event["dating"] == "boot"
+        else None,
         household=masked.get("household"),
         vehicle=vehicle_text(event, clear),
     )
@@ -110,9 +127,9 @@ def api_feed(
     response.headers["Cache-Control"] = "no-store"  # names and dwellings, as every guard page
     lang = g.lang(request)
     if after:
-        events = g.core.store.events(after_seq=after, limit=FEED_ROWS)
+        events = new_events(g, after)
     else:
-        events = list(reversed(queries.recent_events(g.core.store, FEED_ROWS)))
+        events = list(reversed(dated(g, queries.recent_events(g.core.store, FEED_ROWS))))
     return {
         "rows": rows_of(g, list(reversed(events)), lang, g.clear(session)),
         "alarms": g.alarm_rows(lang, g.clear(session)),
@@ -125,16 +142,26 @@ class FeedStream:
     def __init__(self, g: Guard, session: Session, lang: str, after: int) -> None:
         self.g, self.session, self.lang, self.after = g, session, lang, after
         self.clear = g.clear(session)
+        self.ends_ns: int | None = None
+
+    def shift_ends_ns(self) -> int:
+        """The shift's end on the monotonic clock, taken when the stream opens: NTP stepping
+        the wall clock (a Pi booted without network, its guard signed in at "1970") neither
+        ends the stream nor stretches it."""
+        if self.ends_ns is None:
+            left_ns = self.g.session_left_s(self.session) * 1_000_000_000
+            self.ends_ns = self.g.core.clock.monotonic_ns() + left_ns
+        return self.ends_ns
 
     async def expired(self) -> bool:
         """The shift is over, or the guard was signed out or their account removed or
         demoted since the stream began: the stream sends nothing more."""
-        if self.g.session_left_s(self.session) <= 0:
+        if self.g.core.clock.monotonic_ns() >= self.shift_ends_ns():
             return True
         return not await asyncio.to_thread(self.g.auth.still_holds, self.session)
 
     async def rows(self) -> list[str]:
-        events = await asyncio.to_thread(self.g.core.store.events, self.after, FEED_ROWS)
+        events = await asyncio.to_thread(new_events, self.g, self.after)
         out = []
         for event in events:
             self.after = max(self.after, int(event["seq"]))
@@ -164,6 +191,7 @@ class FeedStream:
 
     async def run(self, request: Request) -> AsyncIterator[str]:
         messages = bus_messages(self.g.core)  # subscribe first: nothing slips in between
+        self.shift_ends_ns()
         tracker = ScreenTracker(current_state(self.g.core))
         try:
             yield "retry: 2000\n\n"
@@ -234,6 +262,14 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
 SUBJECT_MAX_AGE_H = 12
 
 
+def too_old(g: Guard, event: dict[str, Any]) -> bool:
+    """Whether a passage is past ``SUBJECT_MAX_AGE_H`` (``kiosk.dating.age_s``: one made
+    before NTP stepped the clock by when it happened, not by its 1970 stamp). Blocking."""
+    now = ClockReading.take(g.core.clock)
+    age = dating.age_s(dated(g, [event])[0], now, g.core.store.boot_id)
+    return age is None or age > SUBJECT_MAX_AGE_H * 3600
+
+
 def subject_of(
     g: Guard, value: object, decision: str | None = None
 ) -> ManualSubject | Literal["none"]:
@@ -247,8 +283,7 @@ def subject_of(
     if not text.isdigit():
         raise BadInput("err.subject")
     event = queries.event_by_seq(g.core.store, int(text))
-    oldest = (g.core.clock.now() - timedelta(hours=SUBJECT_MAX_AGE_H)).isoformat()[:19]
-    if event is None or event.get("kind") != "passage" or str(event.get("ts")) < oldest:
+    if event is None or event.get("kind") != "passage" or too_old(g, event):
         raise BadInput("err.subject_gone")
     earlier = queries.override_of(g.core.store, int(event["seq"]))
     if earlier is not None:

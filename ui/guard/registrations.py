@@ -27,7 +27,6 @@ decision through the engine, so the rules on it (no pass with a fever) are the e
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any
 
 from fastapi import Query, Request
@@ -39,7 +38,7 @@ from kiosk.community import CommunityError
 from kiosk.compound import quarantined
 from kiosk.lists import same_text
 from kiosk.policy import quarantine_blocks
-from kiosk.store import StoreFault, format_ts
+from kiosk.store import StoreFault
 from kiosk.vehicles import VehicleList
 from ui.auth import Session
 from ui.guard.deps import (
@@ -152,15 +151,16 @@ def page(
     """The registration page; after a refusal ``typed`` holds the form as it was sent."""
     lang = g.lang(request)
     clear = g.clear(session)
-    since = (g.core.clock.now() - timedelta(hours=24)).isoformat()[:19]
-    events = queries.events_of_kinds_since(g.core.store, REGISTRATION_KINDS, since, 50)
+    # The last 24 hours, whatever the clock said: a visitor registered before NTP stepped it
+    # (stamped 1970) is listed, at the time they were registered.
+    events = queries.events_of_kinds_since(g.core.store, REGISTRATION_KINDS, g.since(24), 50)
+    events = g.dated(events)
     query = (q or "").strip()[:40]
-    kept = g.core.clock.now() - timedelta(days=g.cfg.store.retention_days)
-    found = (
-        queries.past_visitors(g.core.store, searched(query, clear), since=format_ts(kept))
-        if query
-        else []
-    )
+    # Within retention (older rows hold no person); one registered before NTP stepped the
+    # clock by when it happened.
+    kept = g.since(24 * g.cfg.store.retention_days)
+    found = queries.past_visitors(g.core.store, searched(query, clear), since=kept) if query else []
+    found = g.dated(found)
     flash = g.flash(request)
     return g.render(
         request,

@@ -1,0 +1,310 @@
+"""The guard's console on a Pi that booted without network (no battery-backed clock).
+
+Until NTP steps the clock its events are stamped 1970 (a fresh image) or at the last
+shutdown's time, flagged ``clock_synced = false``; the reports date them by their boot's
+clock once it synchronised (``kiosk.dating``). The console shows them at that time too.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from guard_support import add_event, login
+
+from kiosk import queries
+from kiosk.clock import FakeClock
+
+#: The real moment of the boot: 09:00 on 2 March in Shanghai (the default site's zone).
+BOOT = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A Pi just booted on a fresh image: 1970, not synchronised."""
+    return FakeClock(start=EPOCH, is_synced=False)
+
+
+def ntp_step(clock: FakeClock, real: datetime) -> None:
+    clock.set_wall(real)
+    clock.is_synced = True
+
+
+@pytest.fixture
+def early(guard_core, clock):
+    """A passage at 09:10 (the clock said 1970-01-01 00:10 UTC: 08:10 in Shanghai), NTP
+    at 09:30, a passage at 09:40: the early one's ``seq``."""
+    clock.advance(600)
+    seq = add_event(guard_core, decision="deny", reasons=("no_temperature",), household="1-101")
+    clock.advance(1200)
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    clock.advance(600)
+    add_event(guard_core)
+    return seq.seq
+
+
+def test_the_feed_shows_a_passage_before_the_ntp_step_at_the_time_it_happened(guard_client, early):
+    login(guard_client)
+    rows = guard_client.get("/guard/api/feed").json()["rows"]
+    assert [(r["seq"], r["time"]) for r in rows] == [(early + 1, "09:40:00"), (early, "09:10:00")]
+    page = guard_client.get("/guard").text
+    assert "09:10:00" in page
+    assert "08:10:00" not in page
+    newer = guard_client.get(f"/guard/api/feed?after={early - 1}").json()["rows"]
+    assert [r["time"] for r in newer] == ["09:40:00", "09:10:00"]
+
+
+def test_a_passages_page_shows_its_dated_time_and_what_the_clock_said(guard_client, early):
+    login(guard_client)
+    page = guard_client.get(f"/guard/passage/{early}").text
+    assert "2026-03-02 09:10:00" in page
+    assert "1970-01-01 08:10:00" in page  # the stamp as recorded, said to be the clock's
+
+
+def test_a_passage_whose_boot_never_synchronised_says_its_clock_was_not_set(
+    guard_client, guard_core, clock
+):
+    clock.advance(600)
+    seq = add_event(guard_core).seq
+    login(guard_client)
+    rows = guard_client.get("/guard/api/feed").json()["rows"]
+    assert rows[0]["time"].startswith("08:10:00 (")  # what the clock said, and that it was unset
+    assert rows[0]["clock_unset"] is True
+    assert "1970-01-01 08:10:00" in guard_client.get(f"/guard/passage/{seq}").text
+
+
+def test_dating_the_rows_shown_costs_the_same_on_a_long_log(guard_core, clock):
+    """Dating a page of the feed looks up only its own rows and their boots: by the
+    primary keys, never a scan of the log (which is a year of passages on a Pi)."""
+    store = guard_core.store
+    for day, boot in enumerate(("boot-a", "boot-b")):
+        store.boot_id = boot
+        clock.set_wall(EPOCH)
+        clock.is_synced = False
+        for _ in range(60):
+            clock.advance(30)
+            add_event(guard_core)
+        ntp_step(clock, BOOT + timedelta(days=day))
+        for _ in range(60):
+            clock.advance(30)
+            add_event(guard_core)
+    shown = queries.recent_events(store, 50) + [queries.event_by_seq(store, 1)]
+    plan = [
+        str(row[-1])
+        for row in store.reader().execute(
+            f"EXPLAIN QUERY PLAN {queries.DATED_ROWS_SQL}", [json.dumps([1, 2])]
+        )
+    ]
+    assert not [p for p in plan if p.startswith("SCAN") and "json_each" not in p], plan
+    assert any(p.startswith("SEARCH e USING INTEGER PRIMARY KEY") for p in plan), plan
+    assert any(p.startswith("SEARCH b USING INDEX sqlite_autoindex_boot_clock") for p in plan)
+    dated = queries.dated(store, shown)
+    assert dated[-1]["dating"] == "boot"
+    assert dated[-1]["dated_ts"] != dated[-1]["ts"]
+    assert {e["dating"] for e in dated[:-1]} == {"clock"}
+
+
+def test_a_guard_decides_by_hand_on_a_passage_made_before_the_ntp_step(
+    guard_client, guard_core, early
+):
+    """Denied at 09:10 (no temperature: the clock said 1970), the resident is let in by hand
+    at 09:40 about that passage: ten minutes old, not twelve hours and more."""
+    from guard_support import hidden_fields, send
+
+    login(guard_client)
+    fields = hidden_fields(guard_client.get("/guard").text, "manual-form")
+    fields |= {"decision": "pass", "subject": str(early), "reason": "measured by hand"}
+    answer = send(guard_client, "/guard/manual", fields)
+    assert "msg=ok.done" in answer.headers["location"], answer.headers["location"]
+    assert queries.override_of(guard_core.store, early)["decision"] == "manual_pass"
+
+
+def test_a_passage_made_13_hours_before_is_past_deciding_whatever_the_clock_said(
+    guard_client, guard_core, clock
+):
+    """The same rule by the monotonic clock: no synchronised event has dated the passage
+    yet (NTP answered, nobody passed since), and it is 13 hours old all the same."""
+    from guard_support import hidden_fields, send
+
+    clock.advance(600)
+    seq = add_event(guard_core, decision="deny", reasons=("no_temperature",)).seq
+    clock.advance(13 * 3600)
+    ntp_step(clock, BOOT + timedelta(hours=13, minutes=10))
+    login(guard_client)
+    fields = hidden_fields(guard_client.get("/guard").text, "manual-form")
+    fields |= {"decision": "pass", "subject": str(seq), "reason": "measured by hand"}
+    answer = send(guard_client, "/guard/manual", fields)
+    assert "err=" in answer.headers["location"]
+    assert queries.override_of(guard_core.store, seq) is None
+
+
+def fever_cards(core) -> list[str]:
+    """The open alarm cards of a console started now (a restart: a new desk)."""
+    from kiosk.alarms import AlarmDesk
+
+    return [a.key for a in AlarmDesk(core.store, core.clock).open_alarms([])]
+
+
+def test_a_fever_card_opened_before_the_ntp_step_is_still_open_after_a_restart(guard_core, clock):
+    """09:10 a fever at the gate (the clock said 1970); NTP at 09:30; the daemon restarts at
+    10:00: the card nobody closed is on the console again, to be closed."""
+    clock.advance(600)
+    seq = add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.6).seq
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    clock.advance(600)
+    add_event(guard_core)
+    clock.advance(1200)
+    assert fever_cards(guard_core) == [f"event:{seq}"]
+
+
+def test_a_fever_card_still_open_when_ntp_answered_just_before_the_restart(guard_core, clock):
+    """No passage since NTP stepped the clock: nothing in the log dates the boot yet."""
+    clock.advance(600)
+    seq = add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.6).seq
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    assert fever_cards(guard_core) == [f"event:{seq}"]
+
+
+def test_a_fever_card_closed_before_the_ntp_step_stays_closed_after_a_restart(guard_core, clock):
+    clock.advance(600)
+    seq = add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.6).seq
+    clock.advance(300)
+    guard_core.store.audit("alice", "alarm_ack", {"key": f"event:{seq}", "outcome": "ok"})
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    clock.advance(600)
+    add_event(guard_core)
+    assert fever_cards(guard_core) == []
+
+
+def test_a_fever_13_hours_before_the_restart_is_past_the_desks_look_back(guard_core, clock):
+    clock.advance(600)
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.6)
+    clock.advance(13 * 3600)
+    ntp_step(clock, BOOT + timedelta(hours=13, minutes=10))
+    assert fever_cards(guard_core) == []
+    add_event(guard_core)
+    assert fever_cards(guard_core) == []
+
+
+def test_finding_the_look_backs_first_event_reads_indexes_not_the_log(guard_core):
+    args = {"boot": "b", "first": 1, "mono": 0, "ms": 0}
+    plan = [
+        str(row[-1])
+        for row in guard_core.store.reader().execute(
+            f"EXPLAIN QUERY PLAN {queries.FIRST_UNSYNCED_SQL}", args
+        )
+    ]
+    assert any(p.startswith("SEARCH e USING INDEX events_unsynced") for p in plan), plan
+    # Only the boots table (a row a boot) is read whole; no scan of the events.
+    assert not [p for p in plan if p.startswith(("SCAN e", "SCAN events"))], plan
+
+
+def test_a_visitor_registered_before_the_ntp_step_is_in_the_days_registrations(
+    guard_client, guard_core, clock
+):
+    """Registered at 09:10 (the clock said 1970), NTP at 09:30: the register page's recent
+    registrations still list the visitor, at 09:10, so nobody registers them again."""
+    clock.advance(600)
+    person = {"name": "Han Meimei", "unit": "3-402", "note": "visiting"}
+    seq = add_event(
+        guard_core, decision="manual_pass", reasons=("guard_override",), kind="registration",
+        operator="alice", person=person, temp_c=36.6,
+    ).seq  # fmt: skip
+    clock.advance(1200)
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    login(guard_client)
+    page = guard_client.get("/guard/register").text
+    recent = page.split('class="count">', 1)[1]
+    assert recent.startswith("1<"), recent[:40]
+    # Nothing in the log dates the boot yet: the clock, synchronised now, does.
+    assert f'<td class="num">{seq}</td><td>09:10:00</td>' in page
+    clock.advance(60)
+    add_event(guard_core)  # the boot's first synchronised event dates it
+    page = guard_client.get("/guard/register").text
+    assert f'<td class="num">{seq}</td><td>09:10:00</td>' in page
+
+
+def test_a_fever_card_opened_before_the_ntp_step_shows_when_the_fever_was(
+    guard_client, guard_core, clock
+):
+    """The card raised at 09:10 (the clock said 1970-01-01 00:10 UTC) says 03-02 09:10:00 once
+    NTP has stepped the clock, as the feed and the day's report do; while the clock is not
+    set it says what the clock said, and that it was not set."""
+    clock.advance(600)
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.6, household="1-101")
+    login(guard_client)
+    cards = guard_client.get("/guard/api/feed").json()["alarms"]
+    assert cards[0]["time"].startswith("01-01 08:10:00 (")
+    clock.advance(1200)
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    [card] = guard_client.get("/guard/api/feed").json()["alarms"]
+    assert card["time"] == "03-02 09:10:00"
+
+
+def test_the_live_stream_of_a_guard_signed_in_before_the_ntp_step_goes_on_after_it(
+    guard_core, clock
+):
+    """Signed in at 09:05 (the clock said 1970); NTP steps it 56 years on at 09:30. The
+    shift has hours left: the live feed goes on, it does not end as if the shift had."""
+    import asyncio
+
+    from ui.guard.deps import Guard
+    from ui.guard.live import FeedStream
+
+    g = Guard.build(guard_core)
+    clock.advance(300)
+    session = g.auth.sessions.read(g.auth.sessions.issue(g.auth.accounts.get("alice"))[0])
+    stream = FeedStream(g, session, "en", 0)
+    assert asyncio.run(stream.expired()) is False
+    clock.advance(1500)
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    assert asyncio.run(stream.expired()) is False
+    clock.advance(guard_core.config.web.session_hours * 3600)  # the shift is over
+    assert asyncio.run(stream.expired()) is True
+
+
+def test_a_card_opened_before_the_step_and_a_restart_is_closed_after_them_for_good(
+    guard_core, clock
+):
+    """The field round's shift: a fever at 09:10 (stamped 1970); NTP at 09:30; the daemon
+    restarts; the guard closes the card at 09:45; the daemon restarts again: it stays
+    closed, and it was shown and closed at 09:10."""
+    from guard_support import BASE, make_app, post
+    from starlette.testclient import TestClient
+
+    clock.advance(600)
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.6, household="1-101")
+    clock.advance(1200)
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    clock.advance(900)
+    with TestClient(make_app(guard_core), base_url=BASE) as restarted:
+        csrf = login(restarted)
+        [card] = restarted.get("/guard/api/feed").json()["alarms"]
+        assert card["time"] == "03-02 09:10:00"
+        answer = post(restarted, "/guard/alarms/ack", csrf, only=card["key"])
+        assert "err=" not in answer.headers["location"]
+    with TestClient(make_app(guard_core), base_url=BASE) as again:
+        login(again)
+        assert again.get("/guard/api/feed").json()["alarms"] == []
+
+
+def test_an_earlier_visitor_found_by_name_shows_when_they_were_registered(
+    guard_client, guard_core, clock
+):
+    """Looking up yesterday's visitor to fill the form: the one registered minutes after a
+    boot without network is said to have come at 09:10 on 2 March, not in 1970."""
+    clock.advance(600)
+    person = {"name": "Han Meimei", "unit": "3-402", "note": "visiting"}
+    add_event(
+        guard_core, decision="manual_pass", reasons=("guard_override",), kind="registration",
+        operator="alice", person=person, temp_c=36.6,
+    )  # fmt: skip
+    clock.advance(1200)
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    clock.advance(86400)
+    add_event(guard_core)
+    login(guard_client)
+    found = guard_client.get("/guard/register?q=Han").text.split('id="found"', 1)[1][:600]
+    assert "2026-03-02 09:10" in found, found
