@@ -431,3 +431,19 @@ def test_a_sign_out_after_the_step_of_a_sign_in_before_it_stays_out_across_anoth
     restarted.revoke(restarted.issue(Account("bob", "guard", "secret"))[1])
     again = SessionManager(b"s" * 32, clock, 3600, revocations=kept, boot_id="b1")
     assert again.read(cookie) is None
+
+
+def test_a_cookie_issued_on_a_clock_not_set_is_refused_in_another_boot_whose_clock_is_not_set():
+    """A cookie issued at "1970 00:05" in one boot carries an expiry of 1970 too: in the next
+    boot, booted without network again, the wall clock reads 1970 once more and that expiry
+    looked hours ahead, so a cookie from a boot long gone (copied, or a sign-out whose record
+    was lost) let its bearer in. Its issue time means something only in its own boot."""
+    clock = unsynced_clock()
+    cookie, _ = SessionManager(b"s" * 32, clock, 3600, boot_id="b1").issue(
+        Account("alice", "guard", "secret")
+    )
+    next_boot = unsynced_clock()
+    next_boot.advance(300)
+    assert SessionManager(b"s" * 32, next_boot, 3600, boot_id="b2").read(cookie) is None
+    # In its own boot (the daemon restarted) it still counts, on the monotonic clock.
+    assert SessionManager(b"s" * 32, clock, 3600, boot_id="b1").read(cookie) is not None

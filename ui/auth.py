@@ -11,7 +11,8 @@
   header. The token is an HMAC of the session id, so it dies with the session.
 * A cookie issued on a clock not synchronised yet (a Pi booted without network: its ``exp``
   in 1970) also carries the boot and the monotonic time it was issued at (``b``, ``m``): in
-  the same boot, after a restart too, its age is read on the monotonic clock.
+  the same boot, after a restart too, its age is read on the monotonic clock; in any other
+  boot it is refused.
 * Logout revokes the session id until its expiry, so a copied cookie stops working: in memory
   and on record in the event log (``AccountStore.revoke_session``), so it stays revoked after
   a restart. While the record cannot be read, only sessions this process issued are let in.
@@ -206,7 +207,12 @@ class SessionManager:
         try:
             expires = datetime.fromtimestamp(int(data["exp"]), tz=self._clock.now().tzinfo)
             fields = (str(data["sid"]), str(data["u"]), str(data["r"]))
-            mono = data.get("m") if data.get("b") == self._boot_id else None
+            if "b" in data and data["b"] != self._boot_id:
+                # Issued on a clock not set, in another boot: its ``exp`` (a 1970 time) and
+                # its monotonic issue time mean nothing here, and a clock not set again
+                # would take that expiry for hours ahead.
+                return None
+            mono = data.get("m")
             mono = mono if isinstance(mono, int) and not isinstance(mono, bool) else None
             session = Session(*fields, expires, str(data.get("c", "")), mono)
         except (ValueError, KeyError, TypeError, AttributeError):
