@@ -214,6 +214,11 @@ class ReportClock(BaseModel):
 
 
 class ReportCompound(BaseModel):
+    id: str | None = Field(
+        None,
+        description="This gate's `[compound] id` as configured; null: none (the office"
+        " groups the gate by its peers: docs/fleet.md, District report).",
+    )
     peers: list[str] = Field(
         description="The `site.kiosk_id` of each other gate of this compound whose passages"
         " this gate's quota counts (`[[compound.peers]]`); empty: a gate on its own."
@@ -769,6 +774,8 @@ def stats(
     )
     # Which gates count the quota together: the office's district report counts it so too.
     report["compound"] = {
+        # Which compound it is: the office's district report groups the gates by it.
+        "id": core.config.compound.id,
         "peers": sorted(p.kiosk_id for p in core.config.compound.peers),
         # Whose office entries this gate holds: the district counts each compound's once.
         "lists_for": core.lists.current.freshness.bundle_compound,
