@@ -807,6 +807,11 @@ class PeerPage(BaseModel):
         description="This kiosk's clock as it answered (UTC): the asking gate compares it"
         " with its own (a peer's clock far off is shown in its health)."
     )
+    compound: str | None = Field(
+        None,
+        description="This kiosk's `[compound] id` (null: none): an asking gate of another"
+        " compound keeps nothing of the answer.",
+    )
 
 
 @router.get(
@@ -838,6 +843,8 @@ def passages(
     except StoreFault:
         raise HTTPException(503, "the event log is unavailable") from None
     page["now"] = format_ts(core.clock.now())
+    # The asking gate refuses the passages of another compound's gate (its own codes).
+    page["compound"] = core.config.compound.id
     if page["passages"]:
         state.audit(
             token,
