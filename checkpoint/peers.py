@@ -282,7 +282,8 @@ class PeerSync:
             parsed = json.loads(body)
         except (ValueError, RecursionError):
             raise PullError(f"{url}: the answer is not JSON (not a kiosk?)") from None
-        return check_page(parsed, peer.kiosk_id, after, PAGE_ROWS, self.core.clock.now())
+        now = self.core.clock.now()
+        return check_page(parsed, peer.kiosk_id, after, PAGE_ROWS, now, self.section.id)
 
     def _skewed(self, state: PeerState, skew: timedelta | None) -> None:
         """Keep the peer's clock skew; logged once when it goes beyond ``MAX_SKEW`` and once

@@ -35,6 +35,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -72,6 +73,9 @@ __all__ = [
     "sign_page",
     "verify_page",
 ]
+
+#: A ``[compound] id`` as the config allows it (``kiosk.config.compound``).
+_COMPOUND_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 #: The token scope a peer's requests carry: recent passing passages, nothing else.
 PEER_SCOPE = "passages:peer"
@@ -329,12 +333,21 @@ def _row(raw: object, kiosk_id: str) -> tuple[PeerRow, datetime]:
     return row, when
 
 
-def check_page(page: object, kiosk_id: str, after: int, limit: int, now: datetime) -> CheckedPage:
+def check_page(
+    page: object,
+    kiosk_id: str,
+    after: int,
+    limit: int,
+    now: datetime,
+    compound: str | None = None,
+) -> CheckedPage:
     """A peer's answer to ``after=after&limit=limit``, judged: ``PeerPageError`` (nothing
-    kept) unless it is of ``kiosk_id`` (the id its URL is pinned to), with at most ``limit``
-    rows of that kiosk, each seq after ``after`` and after the one before, every value within
-    its bounds. Rows stamped more than ``MAX_AHEAD`` after ``now`` are dropped (``ahead``);
-    the page's own ``now``, when it has one, less ``now`` is its ``skew``."""
+    kept) unless it is of ``kiosk_id`` (the id its URL is pinned to), of this gate's
+    ``compound`` when both say theirs (``[compound] id``, case ignored: another compound's
+    3-201 is another household), with at most ``limit`` rows of that kiosk, each seq after
+    ``after`` and after the one before, every value within its bounds. Rows stamped more than
+    ``MAX_AHEAD`` after ``now`` are dropped (``ahead``); the page's own ``now``, when it has
+    one, less ``now`` is its ``skew``."""
     if not isinstance(page, dict):
         raise PeerPageError("the answer is not a JSON object (not a kiosk?)")
     if page.get("kiosk_id") != kiosk_id:
@@ -342,6 +355,7 @@ def check_page(page: object, kiosk_id: str, after: int, limit: int, now: datetim
             f"answers as kiosk {_shown(page.get('kiosk_id'))}, and its URL is pinned to"
             f" {kiosk_id} (compound.peers kiosk_id): nothing of it is kept"
         )
+    _same_compound(page.get("compound"), compound)
     last = _seq(page.get("last"), "last")
     if last < after:
         raise PeerRestarted(f"its log ends at seq {last}, before {after} already fetched")
@@ -367,6 +381,21 @@ def check_page(page: object, kiosk_id: str, after: int, limit: int, now: datetim
     said = page.get("now")
     skew = None if said is None else _when(said, "now") - now
     return CheckedPage(rows, nxt, last, ahead, skew)
+
+
+def _same_compound(said: object, compound: str | None) -> None:
+    """``PeerPageError`` when the peer says a compound (``[compound] id``) other than this
+    gate's: its passages are of another compound's households, under codes of their own."""
+    if said is None or compound is None:
+        return
+    if not isinstance(said, str) or not _COMPOUND_ID.fullmatch(said):
+        raise PeerPageError(f"compound is {_shown(said)}, not a compound id")
+    if said.casefold() != compound.casefold():  # ids are ASCII ([compound] id)
+        raise PeerPageError(
+            f"a gate of compound {said.casefold()}, and this gate's is {compound.casefold()}"
+            " ([compound] id): its passages are another compound's households; nothing of it"
+            " is kept (fix compound.peers or the ids)"
+        )
 
 
 # --- the table ----------------------------------------------------------------------------------

@@ -2,14 +2,20 @@
 
 A household belongs to one compound: its outings at that compound's gates count together, and
 its code ("3-201") is the compound's own, so another compound's 3-201 is another household.
-Which gates are one compound is what the gates count the quota with: each gate's daily report
-names its ``[compound]`` peers (``compound.peers``), the collector keeps them with the gate's
-quota policy (``office.gatereports.gate_policy``) for that day, and gates joined by a peer
-either way are one compound. A gate with no peers is a compound of its own. A gate of a
-compound whose peers leave out another of its gates counts the quota without that gate's
-outings: the report names it (``peers_unlisted``), the office counts them together. A peer
-the report holds nothing of (a gate the collector does not pull, one left out by ``--kiosk``)
-is named too (``peers_outside``): its outings are not in the count.
+Which gates are one compound is what the office's lists name it by: the gates' ``[compound]
+id`` (``compound.id`` of each gate's daily report, kept by the collector with the gate's quota
+policy, ``office.gatereports.gate_policy``, for that day). The gates reporting one id are one
+compound. A gate reporting none (none configured, an older release) is grouped by what it
+counts the quota with, its peers (``compound.peers``): joined by a peer either way to other
+gates without an id, and to the compound of the one id its gates so joined are peers of (of
+two, to neither); with no peers it is a compound of its own. Where the peers and the ids
+differ the compound says so, never resolving it without a word: a gate of it whose peers
+leave out another of its gates counts the quota without that gate's outings
+(``peers_unlisted``; the office counts them together); a gate in it by its peers reports no
+id (``id_missing``: it applies every compound's entries of the office's lists); a gate of it
+lists a peer of another compound (``peers_elsewhere``: it counts that gate's outings, the
+office does not). A peer the report holds nothing of (a gate the collector does not pull, one
+left out by ``--kiosk``) is named too (``peers_outside``): its outings are not in the count.
 
 A compound's rule is the one its gates report for the day (on or off, outings per period, the
 period's days on the site's clock, the pass roles it counts). Gates that report different rules
@@ -42,6 +48,7 @@ __all__ = [
     "compounds",
     "district_exits",
     "gate_policies",
+    "identity",
     "lookback_days",
     "same_clock",
     "unlisted",
@@ -58,37 +65,52 @@ _SHOWN = ("enabled", "exits", "period_days", "roles")
 
 @dataclass(frozen=True, slots=True)
 class GatePolicy:
-    """One gate's report for the day: its zone, quota (``None``: not said) and peers."""
+    """One gate's report for the day: its zone, quota (``None``: not said), peers and its
+    ``[compound] id`` (casefolded; ``None``: none said)."""
 
     zone: str
     quota: dict[str, Any] | None
     peers: tuple[str, ...] | None
+    compound: str | None = None
+
+
+def _peers_and_id(policy: dict[str, Any]) -> tuple[tuple[str, ...] | None, str | None]:
+    """A kept policy's peers and compound id: its ``id``, or for a report of a release that
+    said only whose office entries it holds, ``lists_for`` (held only by a gate with that id)."""
+    peers, named = policy.get("peers"), policy.get("id") or policy.get("lists_for")
+    return (
+        tuple(peers) if isinstance(peers, list) else None,
+        same_text(named) if isinstance(named, str) else None,
+    )
 
 
 def gate_policies(rows: Iterable[Row], nearest: Iterable[Row] = ()) -> dict[str, GatePolicy]:
     """``(kiosk_id, timezone, policy)`` rows of ``fleet_gate_reports`` (the policy as
     ``office.gatereports.gate_policy`` kept it, or None) by gate. ``nearest``: ``(kiosk_id,
-    peers)`` of each gate's report nearest the day that names its peers, for a gate whose
+    policy)`` of each gate's report nearest the day that names its peers, for a gate whose
     report of the day does not (the collector keeps a week): which gates are one compound
     changes seldom, and a compound split in its gates would count its households twice."""
     held: dict[str, GatePolicy] = {}
-    for kiosk_id, peers in nearest:
-        if isinstance(peers, list):
-            held[kiosk_id] = GatePolicy("", None, tuple(peers))
+    for kiosk_id, policy in nearest:
+        if isinstance(policy, dict) and isinstance(policy.get("peers"), list):
+            held[kiosk_id] = GatePolicy("", None, *_peers_and_id(policy))
     for kiosk_id, zone, policy in rows:
         policy = policy if isinstance(policy, dict) else {}
-        quota, peers = policy.get("quota"), policy.get("peers")
-        known = held[kiosk_id].peers if kiosk_id in held else None
+        quota = policy.get("quota")
+        peers, compound = _peers_and_id(policy)
+        if peers is None and kiosk_id in held:
+            peers, compound = held[kiosk_id].peers, held[kiosk_id].compound
         held[kiosk_id] = GatePolicy(
-            zone,
-            quota if isinstance(quota, dict) else None,
-            tuple(peers) if isinstance(peers, list) else known,
+            zone, quota if isinstance(quota, dict) else None, peers, compound
         )
     return held
 
 
 def compounds(gates: Iterable[str], held: dict[str, GatePolicy]) -> list[list[str]]:
-    """The gates grouped into compounds: joined by a peer named either way (sorted)."""
+    """The gates grouped into compounds (sorted): the gates reporting one ``[compound] id``
+    are one; a gate reporting none is joined by a peer named either way, to gates without an
+    id, and to the compound of the one id its gates so joined are peers of (of two, to
+    neither: ``identity`` names them)."""
     parent = {g: g for g in gates}
 
     def root(g: str) -> str:
@@ -97,14 +119,59 @@ def compounds(gates: Iterable[str], held: dict[str, GatePolicy]) -> list[list[st
             g = parent[g]
         return g
 
-    for kiosk_id, policy in held.items():
-        for peer in policy.peers or ():
-            if kiosk_id in parent and peer in parent:
-                parent[root(kiosk_id)] = root(peer)
+    ids = {g: _id(g, held) for g in parent}
+    first: dict[str, str] = {}
+    for g in sorted(parent):
+        if (own := ids[g]) is not None:
+            parent[root(g)] = root(first.setdefault(own, g))
+    edges = [
+        (g, p) for g, policy in held.items() for p in policy.peers or ()
+        if g in parent and p in parent
+    ]  # fmt: skip
+    for g, p in edges:
+        if ids[g] is None and ids[p] is None:
+            parent[root(g)] = root(p)
+    touches: dict[str, set[str]] = {}
+    for g, p in edges:
+        for a, b in ((g, p), (p, g)):
+            if ids[a] is None and (other := ids[b]) is not None:
+                touches.setdefault(root(a), set()).add(other)
+    for top, found in touches.items():
+        if len(found) == 1:
+            parent[top] = root(first[found.pop()])
     groups: dict[str, list[str]] = {}
     for g in sorted(parent):
         groups.setdefault(root(g), []).append(g)
     return sorted(groups.values())
+
+
+def _id(gate: str, held: dict[str, GatePolicy]) -> str | None:
+    return held[gate].compound if gate in held else None
+
+
+def identity(
+    gates: list[str], held: dict[str, GatePolicy], groups: list[list[str]]
+) -> dict[str, Any]:
+    """What the compound is known by and where its gates' word disagrees: ``id``, its gates'
+    ``[compound] id`` (``None``: known by peers alone); ``id_missing``, its gates reporting
+    no id (joined by peers); ``peers_elsewhere``, each peer its gates list that is a gate of
+    another compound (``compound``: that one's id) — those gates count the quota with it,
+    the office does not, and its lists tell the compounds' households apart."""
+    named = {g: _id(g, held) for g in gates}
+    compound = next((i for i in named.values() if i is not None), None)
+    where = {g: i for i, group in enumerate(groups) for g in group}
+    ids = [next((_id(g, held) for g in group if _id(g, held)), None) for group in groups]
+    elsewhere = [
+        {"kiosk_id": g, "peer": p, "compound": ids[where[p]]}
+        for g in gates if g in held
+        for p in held[g].peers or ()
+        if p in where and p not in gates
+    ]  # fmt: skip
+    return {
+        "id": compound,
+        "id_missing": [] if compound is None else [g for g in gates if named[g] is None],
+        "peers_elsewhere": elsewhere,
+    }
 
 
 def unlisted(gates: list[str], held: dict[str, GatePolicy]) -> list[dict[str, Any]]:
@@ -149,6 +216,7 @@ class _Rule:
     unknown: list[str] | None = None
     unlisted: list[dict[str, Any]] | None = None
     outside: list[str] | None = None
+    identity: dict[str, Any] | None = None
 
 
 def _zone(name: str) -> ZoneInfo | None:
@@ -239,9 +307,12 @@ def _compound_exits(
             )
         ):
             exits[same_text(r[7])] += 1
+    known = rule.identity or {}
     entry: dict[str, Any] = {
-        "gates": gates, "quota": rule.shown, "disagree": rule.disagree, "unknown": rule.unknown,
+        "gates": gates, "id": known.get("id"), "quota": rule.shown,
+        "disagree": rule.disagree, "unknown": rule.unknown,
         "peers_unlisted": rule.unlisted, "peers_outside": rule.outside,
+        "id_missing": known.get("id_missing"), "peers_elsewhere": known.get("peers_elsewhere"),
         "households": len(exits), "exits": exits.total(), "histogram": Counter(exits.values()),
     }  # fmt: skip
     if any(masked(r) for r in mine):
@@ -294,6 +365,7 @@ def district_exits(
         rule.unlisted = unlisted(gates, held)
         named = {p for g in gates if g in held for p in held[g].peers or ()}
         rule.outside = sorted(named - in_report)
+        rule.identity = identity(gates, held, groups)
         back = _period_start(rule, day, zone, since)
         before = [r for r in every if r[1] in gates and back <= r[2][:19] < start]
         entries.append(_compound_exits(gates, rule, (before, day_rows), count, masked))

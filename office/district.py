@@ -116,9 +116,10 @@ _POLICIES_SQL = (
     " WHERE day = %s AND (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
 )
 #: The gates' ledger figures of the day, in whatever zone each reported (``_same_day``).
-#: Each gate's peers as its report nearest the day names them (``gate_policies``).
+#: Each gate's peers and compound id as its report nearest the day names them
+#: (``gate_policies``).
 _PEERS_SQL = (
-    f"SELECT DISTINCT ON (kiosk_id) kiosk_id, ledgers -> '{POLICY_KEY}' -> 'peers'"  # noqa: S608
+    f"SELECT DISTINCT ON (kiosk_id) kiosk_id, ledgers -> '{POLICY_KEY}'"  # noqa: S608
     f" FROM fleet_gate_reports WHERE jsonb_typeof(ledgers -> '{POLICY_KEY}' -> 'peers') = 'array'"
     " AND (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
     " ORDER BY kiosk_id, abs(day - %s::date), day DESC"

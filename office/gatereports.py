@@ -145,9 +145,10 @@ def gate_policy(report: dict[str, Any]) -> dict[str, Any]:
     """The gate's outing quota as its report counted it (``exits_per_household``: on or off,
     outings per period, the period's days; ``kiosk.config.policy.QuotaConfig``'s bounds) and
     the pass roles it counts, and the compound's other gates it counts them with
-    (``compound.peers``), and the compound whose office entries it holds (``lists_for``,
-    ``kiosk.categories.quarantine_lists``). ``None`` for what the report does not say (a gate
-    of an older release); ``ValueError`` for anything else."""
+    (``compound.peers``), its ``[compound] id`` (``id``) and the compound whose office
+    entries it holds (``lists_for``, ``kiosk.categories.quarantine_lists``). ``None`` for
+    what the report does not say (a gate of an older release); ``ValueError`` for anything
+    else."""
     exits = report.get("exits_per_household")
     quota = None
     if exits is not None:
@@ -177,12 +178,13 @@ def gate_policy(report: dict[str, Any]) -> dict[str, Any]:
         ):
             raise ValueError(f"compound.peers: expected at most {_MAX_PEERS} kiosk ids")
         peers = sorted(set(listed))
-    lists_for = compound.get("lists_for") if isinstance(compound, dict) else None
-    if lists_for is not None and not (
-        isinstance(lists_for, str) and _KIOSK_ID.fullmatch(lists_for)
-    ):
-        raise ValueError("compound.lists_for: expected a compound id")
-    return {"quota": quota, "peers": peers, "lists_for": lists_for}
+    named = {}
+    for key in ("id", "lists_for"):
+        value = compound.get(key) if isinstance(compound, dict) else None
+        if value is not None and not (isinstance(value, str) and _KIOSK_ID.fullmatch(value)):
+            raise ValueError(f"compound.{key}: expected a compound id")
+        named[key] = value
+    return {"quota": quota, "peers": peers, **named}
 
 
 @dataclass(frozen=True, slots=True)

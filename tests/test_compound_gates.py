@@ -1040,3 +1040,63 @@ def test_a_peer_slow_to_take_the_news_delays_no_other(tmp_path, clock, monkeypat
         hung.set()
         sync.stop(2)
         south.close()
+
+
+def test_check_config_notes_peers_taking_the_offices_lists_without_a_compound_id(tmp_path, capsys):
+    """A gate with ``[[compound.peers]]`` and the office's lists but no ``[compound] id``
+    checked ``ok`` without a word: it applies every compound's entries of the office's lists
+    (west's quarantined 3-201 denies east's 3-201 here), and the district report can tell its
+    compound only by its peers. A note, not an error: configs from before the id stay valid."""
+    from checkpoint.cli import main
+
+    token = tmp_path / "peer.token"
+    token.write_text("kt_00000000_" + "a" * 43 + "\n")
+    config = tmp_path / "kiosk.toml"
+    peers = (
+        '[[compound.peers]]\nurl = "https://gate-north.lan"\nkiosk_id = "gate-north"\n'
+        f'token_file = "{token}"\n'
+    )
+    fleet = '[fleet]\nlists_url = "https://office.lan:9110/lists/bundle"\n'
+    config.write_text('[site]\nkiosk_id = "gate-south"\n' + fleet + peers)
+    assert main(["check-config", str(config)]) == 0
+    err = capsys.readouterr().err
+    assert "note: compound.id is not set" in err and "every compound's entries" in err
+    named = '[compound]\nid = "east"\n'
+    config.write_text('[site]\nkiosk_id = "gate-south"\n' + fleet + named + peers)
+    assert main(["check-config", str(config)]) == 0
+    assert "compound" not in capsys.readouterr().err
+    config.write_text('[site]\nkiosk_id = "gate-south"\n' + fleet)  # a gate on its own
+    assert main(["check-config", str(config)]) == 0
+    assert "compound" not in capsys.readouterr().err
+
+
+def test_a_peer_of_another_compound_by_id_is_refused_not_counted(tmp_path, clock, monkeypatch):
+    """The south gate (``[compound] id = "east"``) listed west's gate as its peer (a config
+    copied from the other compound): west's 3-201 went out there, and east's 3-201 was denied
+    ``quota_exceeded`` at south — another compound's household, as the office's lists tell
+    them apart. The peer's answer says its compound; one of another id is refused, nothing
+    of it kept, and said (the rules hold at this gate alone, as with a peer down)."""
+    west = Gate(tmp_path, "gate-north", clock, id="west")
+    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")], id="East")
+    try:
+        sync = south.peer_of(west, monkeypatch)
+        assert west.passage(resident("3-201"))["decision"] == "pass"
+        clock.advance(60)
+        sync.poll()
+        assert sync.ledger.held() == {}
+        [peer] = south.core.health()["peers"]
+        assert "of compound west" in peer["last_error"] and "east" in peer["last_error"]
+        assert south.passage(resident("3-201", "Wang M"))["decision"] == "pass"
+        # Of one compound (case ignored), or a peer that says none: counted, as before.
+        east = Gate(tmp_path / "east", "gate-north", clock, id="EAST")
+        try:
+            south.sync.stop(0)
+            sync = south.peer_of(east, monkeypatch)
+            east.passage(resident("1-101"))
+            sync.poll()
+            assert sync.ledger.held() == {"gate-north": 1}
+        finally:
+            east.close()
+    finally:
+        south.close()
+        west.close()

@@ -20,7 +20,7 @@ from kiosk.clock import FakeClock
 from kiosk.config.fleet import CollectorConfig
 from kiosk.store import EventDraft
 from office.collector import Collector
-from office.compounds import same_clock
+from office.compounds import GatePolicy, compounds, identity, same_clock
 from office.district import district_report
 from office.gatereports import POLICY_KEY, collect_reports, fetch_report
 from office.pg import PgTarget
@@ -32,13 +32,16 @@ DAY = date(2026, 3, 2)
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai on DAY
 
 
-def _gate(tmp_path, name, peers=(), exits=1, period_days=2, enabled=True, zone=None, roles=None):
+def _gate(
+    tmp_path, name, peers=(), exits=1, period_days=2, enabled=True, zone=None, roles=None,
+    compound=None,
+):  # fmt: skip
     quota = {"enabled": enabled, "exits": exits, "period_days": period_days}
     config = {
         "policy": {"quota": quota | ({"roles": roles} if roles else {})},
         "compound": {"peers": [
             {"kiosk_id": p, "url": f"https://{p}", "token_env": "PEER_TOKEN"} for p in peers
-        ]},
+        ]} | ({"id": compound} if compound else {}),
     }  # fmt: skip
     if zone:
         config["site"] = {"kiosk_id": name, "timezone": zone}
@@ -159,6 +162,7 @@ def test_the_gate_reports_its_quota_and_its_peers_and_a_forged_policy_is_refused
     assert figures[POLICY_KEY] == {
         "quota": {"enabled": True, "exits": 3, "period_days": 7, "roles": ["resident"]},
         "peers": ["gate-east", "gate-south"],
+        "id": None,
         "lists_for": None,
     }
     report = north.test_client.get(
@@ -170,6 +174,8 @@ def test_the_gate_reports_its_quota_and_its_peers_and_a_forged_policy_is_refused
         {"compound": {"peers": ["g"] * 100}},
         {"compound": {"peers": [], "lists_for": "../../etc"}},
         {"compound": {"peers": [], "lists_for": ["east"]}},
+        {"compound": {"peers": [], "id": "../../etc"}},
+        {"compound": {"peers": [], "id": 7}},
         {"exits_per_household": {**report["exits_per_household"], "quota_exits": 10**12}},
         {"exits_per_household": {**report["exits_per_household"], "quota_enabled": "yes"}},
         {"exits_per_household": {**report["exits_per_household"], "quota_roles": ["admin"]}},
@@ -411,3 +417,93 @@ def test_gates_that_count_different_roles_against_the_quota_disagree(gates, pg_d
         ("gate-north", ["resident", "staff"]), ("gate-south", ["resident"]),
     ]  # fmt: skip
     assert compound["over_quota_households"] is None
+
+
+def test_peered_gates_of_two_compounds_by_their_id_are_two_compounds_and_named(gates, pg_dsn):
+    """East's gate lists west's as its peer (a config copied from west's), and each gate's
+    ``[compound] id`` names its own compound, as the office's lists do. The district report
+    counted the two gates as one compound by their peers, without a word: east's 3-201 and
+    west's 3-201 were one household, out twice and over the quota. The id is the compound;
+    the peers across two compounds are named (``peers_elsewhere``)."""
+    east = gates("gate-east", peers=["gate-west"], compound="east")
+    west = gates("gate-west", peers=["gate-east"], compound="West")  # case ignored
+    _out(east, "3-201", 0)
+    _out(west, "3-201", 6)
+    _to_the_office(pg_dsn, east, west)
+    exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    by_gates = {tuple(c["gates"]): c for c in exits["compounds"]}
+    assert sorted(by_gates) == [("gate-east",), ("gate-west",)]
+    assert exits["households"] == 2 and exits["over_quota_households"] == 0
+    assert by_gates[("gate-east",)]["id"] == "east" and by_gates[("gate-west",)]["id"] == "west"
+    assert by_gates[("gate-east",)]["peers_elsewhere"] == [
+        {"kiosk_id": "gate-east", "peer": "gate-west", "compound": "west"}
+    ]
+    assert by_gates[("gate-west",)]["peers_elsewhere"] == [
+        {"kiosk_id": "gate-west", "peer": "gate-east", "compound": "east"}
+    ]
+
+
+def test_gates_of_one_compound_by_their_id_that_list_no_peers_count_together(gates, pg_dsn):
+    """Two gates with ``[compound] id = "east"``, no ``[[compound.peers]]``: the office's lists
+    treat them as one compound, the district report counted each gate as a compound of its
+    own, and 3-201 out at both was two households within the quota. One compound by its id;
+    each gate's peers that leave out the other are named, also for a day before the reports
+    the office keeps (the id of each gate's nearest report)."""
+    north = gates("gate-north", compound="east")
+    south = gates("gate-south", compound="east")
+    _out(north, "3-201", 0)
+    _out(south, "3-201", 6)
+    _to_the_office(pg_dsn, north, south)
+    exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    (compound,) = exits["compounds"]
+    assert compound["gates"] == ["gate-north", "gate-south"] and compound["id"] == "east"
+    assert compound["over_quota_households"] == 1
+    assert compound["peers_unlisted"] == [
+        {"kiosk_id": "gate-north", "missing": ["gate-south"]},
+        {"kiosk_id": "gate-south", "missing": ["gate-north"]},
+    ]
+    assert compound["id_missing"] == [] and compound["peers_elsewhere"] == []
+    earlier = district_report(pg_dsn, DAY - timedelta(days=5), "Asia/Shanghai")
+    (compound,) = earlier["exits_per_household"]["compounds"]
+    assert compound["gates"] == ["gate-north", "gate-south"] and compound["id"] == "east"
+
+
+def test_a_peer_without_a_compound_id_joins_its_peers_compound_and_is_named(gates, pg_dsn):
+    """North says ``[compound] id = "east"``, south (its peer) says none: south applies every
+    compound's entries of the office's lists while the office counts it with east. It is
+    counted with east by its peers, and named (``id_missing``)."""
+    north = gates("gate-north", peers=["gate-south"], compound="east")
+    south = gates("gate-south", peers=["gate-north"])
+    _out(north, "3-201", 0)
+    _out(south, "3-201", 6)
+    _to_the_office(pg_dsn, north, south)
+    exits = district_report(pg_dsn, DAY, "Asia/Shanghai")["exits_per_household"]
+    (compound,) = exits["compounds"]
+    assert compound["gates"] == ["gate-north", "gate-south"] and compound["id"] == "east"
+    assert compound["id_missing"] == ["gate-south"] and compound["over_quota_households"] == 1
+
+
+def test_a_gate_without_an_id_peered_into_two_compounds_is_joined_to_neither():
+    """A gate of no id listing a gate of east and one of west: which compound it is the
+    office cannot tell, and does not guess; it stays a compound of its own, its peers named."""
+    held = {
+        "gate-mid": GatePolicy("Asia/Shanghai", None, ("gate-east", "gate-west")),
+        "gate-east": GatePolicy("Asia/Shanghai", None, (), "east"),
+        "gate-west": GatePolicy("Asia/Shanghai", None, ("gate-mid",), "west"),
+        "gate-old": GatePolicy("Asia/Shanghai", None, None),  # a release before the peers
+        "gate-new": GatePolicy("Asia/Shanghai", None, ("gate-old",)),
+    }
+    groups = compounds(held, held)
+    assert groups == [["gate-east"], ["gate-mid"], ["gate-new", "gate-old"], ["gate-west"]]
+    assert identity(["gate-mid"], held, groups) == {
+        "id": None,
+        "id_missing": [],
+        "peers_elsewhere": [
+            {"kiosk_id": "gate-mid", "peer": "gate-east", "compound": "east"},
+            {"kiosk_id": "gate-mid", "peer": "gate-west", "compound": "west"},
+        ],
+    }
+    assert identity(["gate-west"], held, groups)["peers_elsewhere"] == [
+        {"kiosk_id": "gate-west", "peer": "gate-mid", "compound": None}
+    ]
+    assert identity(["gate-new", "gate-old"], held, groups)["id"] is None

@@ -283,3 +283,15 @@ def test_a_log_that_cannot_be_read_is_a_503_not_a_server_error(gate, monkeypatch
     monkeypatch.setattr(kiosk.peers, "_page", broken)
     got = client.get("/api/v1/passages", headers=peer)
     assert got.status_code == 503 and "unavailable" in got.json()["detail"]
+
+
+def test_a_page_of_another_compound_or_a_compound_that_is_no_id_is_refused_whole():
+    page = answer(raw()) | {"compound": "West"}
+    with pytest.raises(PeerPageError, match="a gate of compound west, and this gate's is east"):
+        check_page(page, "gate-north", 0, 10, NOW, "east")
+    for bad in (["east"], "east\nforged line", "", "e" * 65):
+        with pytest.raises(PeerPageError, match="not a compound id"):
+            check_page(answer(raw()) | {"compound": bad}, "gate-north", 0, 10, NOW, "east")
+    assert len(check_page(page, "gate-north", 0, 10, NOW, "WEST").rows) == 1
+    assert len(check_page(page, "gate-north", 0, 10, NOW).rows) == 1  # this gate says none
+    assert len(check_page(answer(raw()), "gate-north", 0, 10, NOW, "east").rows) == 1

@@ -214,6 +214,11 @@ class ReportClock(BaseModel):
 
 
 class ReportCompound(BaseModel):
+    id: str | None = Field(
+        None,
+        description="This gate's `[compound] id` as configured; null: none (the office"
+        " groups the gate by its peers: docs/fleet.md, District report).",
+    )
     peers: list[str] = Field(
         description="The `site.kiosk_id` of each other gate of this compound whose passages"
         " this gate's quota counts (`[[compound.peers]]`); empty: a gate on its own."
@@ -769,6 +774,8 @@ def stats(
     )
     # Which gates count the quota together: the office's district report counts it so too.
     report["compound"] = {
+        # Which compound it is: the office's district report groups the gates by it.
+        "id": core.config.compound.id,
         "peers": sorted(p.kiosk_id for p in core.config.compound.peers),
         # Whose office entries this gate holds: the district counts each compound's once.
         "lists_for": core.lists.current.freshness.bundle_compound,
@@ -799,6 +806,11 @@ class PeerPage(BaseModel):
     now: str = Field(
         description="This kiosk's clock as it answered (UTC): the asking gate compares it"
         " with its own (a peer's clock far off is shown in its health)."
+    )
+    compound: str | None = Field(
+        None,
+        description="This kiosk's `[compound] id` (null: none): an asking gate of another"
+        " compound keeps nothing of the answer.",
     )
 
 
@@ -831,6 +843,8 @@ def passages(
     except StoreFault:
         raise HTTPException(503, "the event log is unavailable") from None
     page["now"] = format_ts(core.clock.now())
+    # The asking gate refuses the passages of another compound's gate (its own codes).
+    page["compound"] = core.config.compound.id
     if page["passages"]:
         state.audit(
             token,

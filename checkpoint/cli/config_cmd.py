@@ -79,8 +79,9 @@ def _check_collector(file: str) -> int:
 
 def _notes(config: KioskConfig) -> list[str]:
     """What `kiosk run` warns of in a valid config: emulated devices (fine on a bench), lanes
-    it does not read, peers whose token is unreadable here or whose URL is plain http."""
-    from kiosk.config.compound import peer_notes
+    it does not read, peers whose token is unreadable here or whose URL is plain http, peers
+    without the compound's id at a gate taking the office's lists."""
+    from kiosk.config.compound import id_note, peer_notes
 
     from .daemon_cmd import emulated_devices, unread_lanes
 
@@ -94,6 +95,9 @@ def _notes(config: KioskConfig) -> list[str]:
     lanes = unread_lanes(config)
     if lanes:
         notes.append(lanes)
+    unnamed = id_note(config.compound, config.fleet.lists_url is not None)
+    if unnamed:
+        notes.append(unnamed)
     return notes + peer_notes(config.compound, _trust_folder(config))
 
 

@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 from ._base import Section
 from .fleet import TokenSource
 
-__all__ = ["CompoundSection", "PeerSource", "peer_notes"]
+__all__ = ["CompoundSection", "PeerSource", "id_note", "peer_notes"]
 
 KIOSK_ID_PATTERN = r"^[A-Za-z0-9._-]+$"
 
@@ -94,3 +94,20 @@ def peer_notes(section: CompoundSection, trust: Path | None = None) -> list[str]
                 " (docs/operations.md, Several gates)"
             )
     return notes
+
+
+def id_note(section: CompoundSection, takes_lists: bool) -> str | None:
+    """What ``kiosk check-config`` notes of a gate with peers that takes the office's lists
+    (``takes_lists``: ``[fleet] lists_url``) without ``[compound] id``: it applies every
+    compound's entries of them, and the office's district report can tell its compound only
+    by its peers. A note: a config from before the id stays valid, and at an office of one
+    compound nothing differs."""
+    if not section.peers or section.id is not None or not takes_lists:
+        return None
+    return (
+        "compound.id is not set while compound.peers are: this gate applies every compound's"
+        " entries of the office's lists (another compound's quarantined household of the same"
+        " code is denied here), and the office's district report tells its compound by its"
+        " peers alone; set it to this compound's id as the office's lists name it"
+        " (docs/fleet.md, Lists out)"
+    )
