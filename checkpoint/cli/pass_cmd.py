@@ -291,8 +291,8 @@ def pass_batch(args: argparse.Namespace) -> int:
     CSV columns: household, holder, and optionally role, days, flags (';'-separated); UTF-8
     or GB18030 (as a Chinese Windows Excel saves it), as the list imports read. Every row is
     checked first; one bad row and nothing is written. Writes one card per pass (named by
-    pass id) and passes.csv with every payload, into a new folder readable by its owner only
-    (or an empty one, as it is)."""
+    pass id) and passes.csv with every payload (UTF-8 with a BOM, as Excel reads it), into a
+    new folder readable by its owner only (or an empty one, as it is)."""
     default_days = _days(args.days)
     zone = _zone(args.tz)
     rows = _batch_rows(args.csv, default_days)
@@ -339,7 +339,8 @@ def pass_batch(args: argparse.Namespace) -> int:
                 ]
             )
         written.append(out / "passes.csv")
-        _write_or_undo(written, write_csv(manifest).encode("utf-8"))
+        # UTF-8 with a BOM: Excel on a Chinese Windows reads a CSV without one as GB18030.
+        _write_or_undo(written, write_csv(manifest).encode("utf-8-sig"))
     except KeyboardInterrupt:  # Ctrl-C half-way: as a failed write, no card left behind
         _undo(written)
         raise Interrupted("interrupted: nothing issued (the batch's cards were removed)") from None
