@@ -314,6 +314,23 @@ def test_the_batchs_passes_csv_shows_chinese_names_when_excel_opens_it(keys, tmp
     assert [r["holder"] for r in rows] == ["王小明"]
 
 
+def test_batch_reads_a_list_with_excels_empty_columns_and_rows(keys, tmp_path, capsys):
+    """Before: Excel saves the cells a clerk once formatted or cleared as empty columns
+    (``household,holder,,``) and empty rows (``,,,``); the batch refused such a list ('the
+    header names  more than once', 'line 5: household must not be empty') while the list
+    imports read it (``kiosk.sheets``). Empty columns at the end and empty rows are skipped,
+    and a line is still named by its line in the file."""
+    households = tmp_path / "households.csv"
+    households.write_bytes(b"household,holder,,\r\n1-1,Wang,,\r\n,,,\r\n1-2,Li,,\r\n,,,\r\n\r\n")
+    capsys.readouterr()
+    assert batch(keys, households, tmp_path / "cards") == 0, capsys.readouterr().err
+    rows = list(csv.DictReader((tmp_path / "cards" / "passes.csv").open(encoding="utf-8-sig")))
+    assert [(r["household"], r["holder"]) for r in rows] == [("1-1", "Wang"), ("1-2", "Li")]
+    households.write_bytes(b"household,holder,,\r\n1-1,Wang,,\r\n,,,\r\n1-2,Li,staff,\r\n")
+    assert batch(keys, households, tmp_path / "cards2") == 2
+    assert "line 4: more fields than the header" in capsys.readouterr().err
+
+
 def test_batch_refuses_a_list_that_is_no_text_naming_the_file(keys, tmp_path, capsys):
     households = tmp_path / "households.csv"
     households.write_bytes(b"household,holder\n1-1,\xff\xfe\x80\n")
