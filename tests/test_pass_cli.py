@@ -331,6 +331,18 @@ def test_batch_reads_a_list_with_excels_empty_columns_and_rows(keys, tmp_path, c
     assert "line 4: more fields than the header" in capsys.readouterr().err
 
 
+def test_batch_reads_a_header_typed_with_capitals_and_spaces(keys, tmp_path, capsys):
+    """Before: ``Household, Holder`` (as a clerk types a header) was 'the header needs
+    household and holder columns'; the list imports read a header in any case with spaces
+    around its names (``kiosk.sheets``), and so does the batch now."""
+    households = tmp_path / "households.csv"
+    households.write_text("Household, Holder ,ROLE\n1-1,Wang,staff\n", encoding="utf-8")
+    capsys.readouterr()
+    assert batch(keys, households, tmp_path / "cards") == 0, capsys.readouterr().err
+    rows = list(csv.DictReader((tmp_path / "cards" / "passes.csv").open(encoding="utf-8-sig")))
+    assert [(r["household"], r["holder"], r["role"]) for r in rows] == [("1-1", "Wang", "staff")]
+
+
 def test_batch_refuses_a_list_that_is_no_text_naming_the_file(keys, tmp_path, capsys):
     households = tmp_path / "households.csv"
     households.write_bytes(b"household,holder\n1-1,\xff\xfe\x80\n")

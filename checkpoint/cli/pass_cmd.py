@@ -235,9 +235,9 @@ def pass_verify(args: argparse.Namespace) -> int:
 
 def _batch_records(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str], bool]]]:
     """The households CSV's header and its rows: line number, fields, whether it fills more
-    fields than the header names. As the list imports read a sheet (``kiosk.sheets``):
-    Excel's empty columns after the last named one and its empty rows (cells once formatted
-    or cleared: ``,,,``) are skipped."""
+    fields than the header names. As the list imports read a sheet (``kiosk.sheets``): the
+    header's names in any case, spaces around them ignored; Excel's empty columns after the
+    last named one and its empty rows (cells once formatted or cleared: ``,,,``) skipped."""
     try:
         text = sheets.decode_text(read_bounded(path, MAX_CSV_BYTES))
     except (UnreadableFile, CommunityError) as exc:
@@ -250,8 +250,8 @@ def _batch_records(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str
             if not any(v.strip() for v in values):
                 continue
             if columns is None:
-                columns = list(values)
-                while columns and not columns[-1].strip():
+                columns = [name.strip().lower() for name in values]  # "Household, Holder"
+                while columns and not columns[-1]:
                     columns.pop()
                 continue
             row = dict(zip(columns, values, strict=False))
