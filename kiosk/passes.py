@@ -262,6 +262,28 @@ def load_public_key(path: str | Path) -> Ed25519PublicKey:
     return key
 
 
+#: The ends of a key file's name in a trust folder, in any case: ``.pub``, and ``.pub.txt`` as
+#: Notepad saves it on Windows (whose Explorer hides the ``.txt``).
+KEY_FILE_SUFFIXES = (".pub.txt", ".pub")
+
+
+def key_files(directory: Path) -> list[tuple[str, Path]]:
+    """(issuer name, path) of each key file in a trust folder, by name: ``NAME.pub``, and as
+    a Windows PC may have saved it, ``NAME.PUB`` or ``NAME.pub.txt``. Skipping those would
+    deny every pass of their issuer as ``pass_unknown_key`` with nothing said about the file."""
+    try:
+        paths = sorted(directory.iterdir())
+    except OSError as exc:
+        raise TrustListError(f"trust directory {directory}: {exc.strerror or exc}") from None
+    found = []
+    for path in paths:
+        lower = path.name.lower()
+        suffix = next((s for s in KEY_FILE_SUFFIXES if lower.endswith(s)), None)
+        if suffix is not None and len(lower) > len(suffix):
+            found.append((path.name[: -len(suffix)], path))
+    return found
+
+
 #: A PEM Ed25519 key is about 120 bytes; a key file is read no further than this.
 MAX_KEY_FILE_BYTES = 16 * 1024
 
@@ -466,7 +488,7 @@ class TrustList:
 
     @staticmethod
     def _read_dir(directory: Path) -> list[tuple[str, Ed25519PublicKey]]:
-        return [(f.stem, load_public_key(f)) for f in sorted(directory.glob("*.pub"))]
+        return [(name, load_public_key(f)) for name, f in key_files(directory)]
 
     def _current(self) -> tuple[dict[str, list[tuple[str, Ed25519PublicKey]]], tuple[str, ...]]:
         """The keys in force, re-read first if the folder changed since they were read."""

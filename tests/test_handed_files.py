@@ -4,6 +4,7 @@ or is refused with a clear line and nothing changed."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from checkpoint.cli import main
 
@@ -28,3 +29,33 @@ def test_fleet_publish_reads_a_lists_file_saved_with_a_bom(tmp_path, capsys):
     argv = ["fleet", "publish", "--key", str(tmp_path / "office.key"), "--lists", str(lists)]
     assert main([*argv, "--out", str(out)]) == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out)["version"] == 1 and out.is_file()
+
+
+def _public_pem(key) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def test_a_key_saved_from_windows_as_pub_txt_or_pub_in_capitals_is_trusted(tmp_path):
+    """Before: the office's key copied in from a Windows PC as ``office.pub.txt`` (Notepad adds
+    the .txt, Explorer hides it) or ``GATE-2.PUB`` was not read at all: every pass it signed
+    was denied as ``pass_unknown_key`` (a forged-pass alarm each) with nothing said about the
+    file. A file whose name ends in .pub in any case, or in .pub.txt, is a key file."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from kiosk.passes import TrustList, issue_pass
+
+    office, gate = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    trust_dir = tmp_path / "trust"
+    trust_dir.mkdir()
+    (trust_dir / "office.pub.txt").write_bytes(_public_pem(office).replace(b"\n", b"\r\n"))
+    (trust_dir / "GATE-2.PUB").write_bytes(_public_pem(gate))
+    trust = TrustList.from_dir(trust_dir)
+    assert sorted(trust.names) == ["GATE-2", "office"]
+    for key, name in ((office, "office"), (gate, "GATE-2")):
+        payload, issued = issue_pass(key, "1-101", "Wang", now=datetime.now(UTC))
+        assert trust.verify(payload).pass_id == issued.pass_id
+        assert trust.issuer_of(issued.key_id) == name
