@@ -251,6 +251,11 @@ def load_private_key(path: str | Path) -> Ed25519PrivateKey:
 
 def load_public_key(path: str | Path) -> Ed25519PublicKey:
     data = _read_key(path, TrustListError, "cannot read")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise TrustListError(
+            f"{path} is saved as UTF-16 (Notepad's 'Unicode', PowerShell's '>'): copy the .pub"
+            " file itself, or save it again as UTF-8"
+        )
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError):

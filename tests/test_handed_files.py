@@ -59,3 +59,19 @@ def test_a_key_saved_from_windows_as_pub_txt_or_pub_in_capitals_is_trusted(tmp_p
         payload, issued = issue_pass(key, "1-101", "Wang", now=datetime.now(UTC))
         assert trust.verify(payload).pass_id == issued.pass_id
         assert trust.issuer_of(issued.key_id) == name
+
+
+def test_a_key_file_saved_as_utf16_is_refused_saying_so(tmp_path):
+    """A .pub that went through Notepad's 'Unicode' or PowerShell's ``>`` is UTF-16: it was
+    'not a PEM public key', which the technician could not see in the file."""
+    import pytest
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from kiosk.passes import TrustList, TrustListError
+
+    trust_dir = tmp_path / "trust"
+    trust_dir.mkdir()
+    pem = _public_pem(Ed25519PrivateKey.generate()).decode()
+    (trust_dir / "office.pub").write_bytes(pem.encode("utf-16"))
+    with pytest.raises(TrustListError, match="office.pub is saved as UTF-16"):
+        TrustList.from_dir(trust_dir)
