@@ -75,3 +75,23 @@ def test_a_key_file_saved_as_utf16_is_refused_saying_so(tmp_path):
     (trust_dir / "office.pub").write_bytes(pem.encode("utf-16"))
     with pytest.raises(TrustListError, match="office.pub is saved as UTF-16"):
         TrustList.from_dir(trust_dir)
+
+
+def test_a_token_file_saved_by_notepad_gives_the_token_and_a_garbled_one_says_so(tmp_path):
+    """Before: a peer gate's or a kiosk's token written to its file on a Windows PC kept the
+    BOM Notepad puts first: the peer's every fetch failed with UnicodeEncodeError out of httpx,
+    told as "its passages could not be kept here (event log)" with a traceback each poll, and
+    the collector said the token was not printable ASCII. The BOM and CR LF are not the
+    token; one still not printable ASCII (a GBK-saved note) is refused when read, naming the
+    file."""
+    import pytest
+
+    from kiosk.config.fleet import read_token
+
+    token = "kt_gate-north_" + "A" * 40
+    path = tmp_path / "peer.token"
+    path.write_bytes(b"\xef\xbb\xbf" + token.encode() + b"\r\n")
+    assert read_token(None, path) == token
+    path.write_bytes("令牌 ".encode("gbk") + token.encode())
+    with pytest.raises(ValueError, match="peer.token does not hold a token"):
+        read_token(None, path)
