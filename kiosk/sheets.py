@@ -20,6 +20,7 @@ and no spreadsheet ever calculated) is refused with its line and column, never r
 
 from __future__ import annotations
 
+import _csv
 import csv
 import io
 import zipfile
@@ -35,7 +36,9 @@ __all__ = [
     "MAX_ROWS",
     "Diff",
     "Table",
+    "csv_rows",
     "csv_text",
+    "decode_text",
     "diff_rows",
     "formula_safe",
     "read_table",
@@ -82,10 +85,12 @@ def _cell(value: object) -> str:
 
 def decode_text(data: bytes) -> str:
     """A CSV's bytes as text: UTF-8 (with Excel's BOM or without) or else GB18030, the
-    encoding a Chinese Windows Excel saves "CSV" in. Every CSV the kiosk takes from a person
-    is read this way (the list imports, the map, ``kiosk pass batch``). Raises
-    ``CommunityError`` for bytes that are neither."""
-    for encoding in ("utf-8-sig", "gb18030"):
+    encoding a Chinese Windows Excel saves "CSV" in; UTF-16 when it starts with its BOM, as
+    Excel saves a sheet as "Unicode Text". Every CSV the kiosk takes from a person is read
+    this way (the list imports, the map, ``kiosk pass batch``). Raises ``CommunityError`` for
+    bytes that are none of them."""
+    utf16 = ("utf-16",) if data.startswith((b"\xff\xfe", b"\xfe\xff")) else ()
+    for encoding in (*utf16, "utf-8-sig", "gb18030"):
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:
@@ -93,10 +98,19 @@ def decode_text(data: bytes) -> str:
     raise CommunityError("CSV is neither UTF-8 nor GB18030 text")
 
 
+def csv_rows(text: str) -> _csv.Reader:
+    """The rows of a CSV's text (``decode_text``), split at commas, or at tabs when its first
+    line has tabs and no comma: Excel's "Text (Tab delimited)" and "Unicode Text" (a cell's
+    own comma stays in it there). ``csv.Error`` for text the csv module cannot read."""
+    first = text.lstrip("\r\n").split("\n", 1)[0]
+    delimiter = "\t" if "\t" in first and "," not in first else ","
+    return csv.reader(io.StringIO(text), delimiter=delimiter)
+
+
 def _csv_rows(data: bytes) -> list[list[str]]:
     text = decode_text(data)
     try:
-        return [list(r) for r in csv.reader(io.StringIO(text))]
+        return [list(r) for r in csv_rows(text)]
     except csv.Error as exc:
         raise CommunityError(f"CSV: {exc}") from None
 

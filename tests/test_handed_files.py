@@ -95,3 +95,31 @@ def test_a_token_file_saved_by_notepad_gives_the_token_and_a_garbled_one_says_so
     path.write_bytes("令牌 ".encode("gbk") + token.encode())
     with pytest.raises(ValueError, match="peer.token does not hold a token"):
         read_token(None, path)
+
+
+def _excel_text(rows: list[list[str]], encoding: str) -> bytes:
+    """A sheet as Excel's "Unicode Text" (UTF-16 with its BOM) or "Text (Tab delimited)"
+    (the PC's ANSI code page: GBK on a Chinese Windows) saves it: tabs, CR LF."""
+    text = "".join("\t".join(r) + "\r\n" for r in rows)
+    return text.encode(encoding)
+
+
+def test_a_sheet_excel_saved_as_text_is_read_as_the_sheet(tmp_path, capsys):
+    """Before: the imports take a .txt (as Excel saves a sheet as text), but read it as a
+    comma CSV in UTF-8 or GB18030 only: Excel's "Unicode Text" (UTF-16, tabs) was 'neither
+    UTF-8 nor GB18030 text' and its "Text (Tab delimited)" one column named
+    'plate\\thousehold' ('missing columns: plate, household', which the clerk could see were
+    there). A BOM of UTF-16 is read as UTF-16, and a header with tabs and no comma splits at
+    the tabs."""
+    from kiosk.sheets import read_table
+
+    rows = [["plate", "household", "note"], ["京A12345", "1-101", "王, 小明"]]
+    for encoding in ("utf-16", "gbk"):
+        table = read_table(_excel_text(rows, encoding), "vehicles.txt")
+        assert table.header == ("plate", "household", "note")
+        assert table.rows == ({"plate": "京A12345", "household": "1-101", "note": "王, 小明"},)
+    assert main(["keys", "new", "--dir", str(tmp_path), "--name", "office"]) == 0
+    households = tmp_path / "households.txt"
+    households.write_bytes(_excel_text([["household", "holder"], ["1-101", "王小明"]], "utf-16"))
+    argv = ["pass", "batch", "--key", str(tmp_path / "office.key"), "--csv", str(households)]
+    assert main([*argv, "--out", str(tmp_path / "cards")]) == 0, capsys.readouterr().err

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import io
 import json
 import sys
 import warnings
@@ -242,7 +241,7 @@ def _batch_records(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str
         text = sheets.decode_text(read_bounded(path, MAX_CSV_BYTES))
     except (UnreadableFile, CommunityError) as exc:
         raise UsageError(f"{path}: {exc}; nothing issued") from None
-    reader = csv.reader(io.StringIO(text))
+    reader = sheets.csv_rows(text)
     records: list[tuple[int, dict[str, str], bool]] = []
     columns: list[str] | None = None
     try:
