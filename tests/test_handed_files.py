@@ -123,3 +123,32 @@ def test_a_sheet_excel_saved_as_text_is_read_as_the_sheet(tmp_path, capsys):
     households.write_bytes(_excel_text([["household", "holder"], ["1-101", "王小明"]], "utf-16"))
     argv = ["pass", "batch", "--key", str(tmp_path / "office.key"), "--csv", str(households)]
     assert main([*argv, "--out", str(tmp_path / "cards")]) == 0, capsys.readouterr().err
+
+
+def test_a_key_file_the_kiosk_cannot_read_is_on_the_guards_devices_page(guard_core):
+    """Before: a .pub dropped into the trust folder of a running kiosk that could not be read
+    (half copied, a private key by mistake, UTF-16) kept the keys in force, as it should, and
+    was logged only: the guard saw a forged-pass alarm for every pass of that issuer and
+    nothing about the file. The health report says it (``trust.problem``) and the Devices page
+    shows a degraded trust-list row naming the file, until the folder reads well again."""
+    from zoneinfo import ZoneInfo
+
+    from kiosk.core import trust_dir
+    from ui.guard.display import health_rows
+
+    folder = trust_dir(guard_core.config, guard_core.data_dir)
+    assert guard_core.health()["trust"] == {"problem": None}
+    (folder / "office.pub").write_bytes(b"-----BEGIN PRIVATE KEY-----\nMC4CAQAw\n")
+    guard_core.trust.names  # the next pass reads the folder again  # noqa: B018
+    problem = guard_core.health()["trust"]["problem"]
+    assert "office.pub is not a PEM public key" in problem
+    for lang, words in (("zh-CN", "信任名单"), ("en", "trust folder")):
+        rows = health_rows(guard_core.health(), lang, ZoneInfo("UTC"))
+        [row] = [r for r in rows if problem in r["detail"]]
+        assert row["state"] == "degraded" and words in row["detail"] + row["device"]
+    (folder / "office.pub").unlink()
+    guard_core.trust.names  # noqa: B018
+    assert guard_core.health()["trust"] == {"problem": None}
+    assert not [
+        r for r in health_rows(guard_core.health(), "en", ZoneInfo("UTC")) if "trust" in r["device"]
+    ]

@@ -623,6 +623,13 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
             if fitted_at
             else i18n.t(lang, "health.uncalibrated"),
         )
+    trust_problem = (report.get("trust") or {}).get("problem")
+    if trust_problem:
+        add(
+            device_label(lang, "trust"),
+            "degraded",
+            i18n.t(lang, "health.trust_problem", problem=str(trust_problem)),
+        )
     volume = report.get("data_volume") or {}
     if "fs_type" in volume:
         add(device_label(lang, "data_volume"), *volume_words(volume, lang))
