@@ -152,3 +152,24 @@ def test_a_key_file_the_kiosk_cannot_read_is_on_the_guards_devices_page(guard_co
     assert not [
         r for r in health_rows(guard_core.health(), "en", ZoneInfo("UTC")) if "trust" in r["device"]
     ]
+
+
+def test_a_config_naming_one_serial_port_for_the_scanner_and_the_relay_is_refused():
+    """Before: a config copied with the scanner's port also under [gate.driver] (both CH340
+    adapters are /dev/ttyUSB*) was valid: the relay's frames went into the scanner module and
+    the gate never moved (since the relay takes its port exclusively, it was a gate fault
+    blaming 'a second kiosk service'). ``check-config`` names both fields."""
+    import pytest
+
+    from kiosk.config import ConfigError, parse_config
+
+    data = {
+        "readers": {"sources": [{"type": "serial", "port": "/dev/ttyUSB0"}]},
+        "gate": {"driver": {"type": "serial_relay", "port": "/dev/ttyUSB0"}},
+    }
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    [problem] = info.value.problems
+    assert "gate.driver.port" in problem and "readers.sources[0].port" in problem
+    data["gate"]["driver"]["port"] = "/dev/ttyUSB1"
+    assert parse_config(data).gate.driver.port == "/dev/ttyUSB1"
