@@ -26,6 +26,7 @@ under a deadline.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import tempfile
@@ -103,6 +104,10 @@ class _Relay:
         return self._health
 
 
+class _PortHeld(OSError):
+    """The relay's port is locked by another program: nothing was written."""
+
+
 class SerialRelayGate(_Relay):
     """LCUS-1 family USB relay board over pyserial.
 
@@ -150,12 +155,23 @@ class SerialRelayGate(_Relay):
 
     def _ensure_port(self) -> Any:
         if self._ser is None:
-            self._ser = self._factory(
-                self._port,
-                baudrate=self._baudrate,
-                timeout=self._write_timeout_s,
-                write_timeout=self._write_timeout_s,
-            )
+            try:
+                self._ser = self._factory(
+                    self._port,
+                    baudrate=self._baudrate,
+                    timeout=self._write_timeout_s,
+                    write_timeout=self._write_timeout_s,
+                    # flock, as the serial scanner: a second program on the board (a second
+                    # daemon on a copied config) would cut this one's pulse short or open the
+                    # gate for nobody; it is refused before it writes a byte.
+                    exclusive=True,
+                )
+            except OSError as exc:  # serial.SerialException is one
+                if exc.errno != errno.EWOULDBLOCK:
+                    raise
+                raise _PortHeld(
+                    f"relay port {self._port} is held by another program (a second kiosk service?)"
+                ) from exc
         return self._ser
 
     def _drop_port(self) -> None:
@@ -187,7 +203,9 @@ class SerialRelayGate(_Relay):
             # serial.SerialException, SerialTimeoutException and OSError (ENODEV when
             # the USB device vanished) all mean the same for the gate: not commanded.
             self._drop_port()
-            self._report("fault", f"relay write failed: {exc}")
+            self._report(
+                "fault", str(exc) if isinstance(exc, _PortHeld) else f"relay write failed: {exc}"
+            )
             raise GateFault(f"serial relay {self._port}: {exc}", reason="gate_fault") from exc
         self._is_open = open_
         self._commanded = True

@@ -270,7 +270,9 @@ class Calibration:
                 return cls()
             raise CalibrationError(f"calibration file {path}: {exc}") from None
         try:
-            return cls.from_dict(json.loads(raw.decode("utf-8")))
+            # utf-8-sig: the byte order mark a Windows editor saves ("UTF-8 with BOM") is not
+            # text, as in the config; json would call the file corrupt.
+            return cls.from_dict(json.loads(raw.decode("utf-8-sig")))
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             why = "nested too deeply" if isinstance(exc, RecursionError) else exc
             raise CorruptCalibration(

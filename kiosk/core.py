@@ -116,6 +116,9 @@ class Core:
         # An unfitted model reads some wrists half a degree off, more than the early margin:
         # every site is calibrated before service (docs/thermometer.md); until then, say so.
         report["calibration"] = {"fitted": not model.is_default, "fitted_at": model.fitted_at}
+        # A key file added to the trust folder that cannot be read: the keys in force stay,
+        # and the guard is told why that issuer's passes are refused (not only the log).
+        report["trust"] = {"problem": self.trust.problem}
         report["lists"] = self.lists.current.freshness.to_dict(
             self.clock.now(), self.config.policy.lists_stale_after_h
         )

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from .community import CommunityError
 from .lists import HouseholdIn, ImportResult, Lists, ListStore, QuarantineIn, RevocationIn
-from .sheets import Diff, Table, diff_rows, read_table, write_csv
+from .sheets import Diff, Table, csv_text, diff_rows, read_table
 
 __all__ = ["ListPlan", "apply_list_import", "guess_kind", "plan_list_import"]
 
@@ -162,7 +162,8 @@ def apply_list_import(plan: ListPlan, store: ListStore, actor: str) -> ImportRes
     """Apply the plan's new and changed rows; None when there is nothing to apply."""
     if not plan.rows:
         return None
-    # ``write_csv`` quotes a cell holding a CR or LF (a lone CR in a note, an old Mac line end),
-    # which the list store's reader would refuse bare.
-    text = write_csv([plan.header, *([r.get(h, "") for h in plan.header] for r in plan.rows)])
+    # ``csv_text`` quotes a cell holding a CR or LF (a lone CR in a note, an old Mac line end),
+    # which the list store's reader would refuse bare; it keeps every cell as imported (no
+    # spreadsheet opens this text: a note starting with "-" is stored as it came).
+    text = csv_text([plan.header, *([r.get(h, "") for h in plan.header] for r in plan.rows)])
     return store.import_csv(plan.kind, text, actor)

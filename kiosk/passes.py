@@ -254,6 +254,11 @@ def load_private_key(path: str | Path) -> Ed25519PrivateKey:
 
 def load_public_key(path: str | Path) -> Ed25519PublicKey:
     data = _read_key(path, TrustListError, "cannot read")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise TrustListError(
+            f"{path} is saved as UTF-16 (Notepad's 'Unicode', PowerShell's '>'): copy the .pub"
+            " file itself, or save it again as UTF-8"
+        )
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError):
@@ -263,6 +268,28 @@ def load_public_key(path: str | Path) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise TrustListError(f"{path} is not an Ed25519 public key")
     return key
+
+
+#: The ends of a key file's name in a trust folder, in any case: ``.pub``, and ``.pub.txt`` as
+#: Notepad saves it on Windows (whose Explorer hides the ``.txt``).
+KEY_FILE_SUFFIXES = (".pub.txt", ".pub")
+
+
+def key_files(directory: Path) -> list[tuple[str, Path]]:
+    """(issuer name, path) of each key file in a trust folder, by name: ``NAME.pub``, and as
+    a Windows PC may have saved it, ``NAME.PUB`` or ``NAME.pub.txt``. Skipping those would
+    deny every pass of their issuer as ``pass_unknown_key`` with nothing said about the file."""
+    try:
+        paths = sorted(directory.iterdir())
+    except OSError as exc:
+        raise TrustListError(f"trust directory {directory}: {exc.strerror or exc}") from None
+    found = []
+    for path in paths:
+        lower = path.name.lower()
+        suffix = next((s for s in KEY_FILE_SUFFIXES if lower.endswith(s)), None)
+        if suffix is not None and len(lower) > len(suffix):
+            found.append((path.name[: -len(suffix)], path))
+    return found
 
 
 #: A PEM Ed25519 key is about 120 bytes; a key file is read no further than this.
@@ -469,7 +496,7 @@ class TrustList:
 
     @staticmethod
     def _read_dir(directory: Path) -> list[tuple[str, Ed25519PublicKey]]:
-        return [(f.stem, load_public_key(f)) for f in sorted(directory.glob("*.pub"))]
+        return [(name, load_public_key(f)) for name, f in key_files(directory)]
 
     def _current(self) -> tuple[dict[str, list[tuple[str, Ed25519PublicKey]]], tuple[str, ...]]:
         """The keys in force, re-read first if the folder changed since they were read."""

@@ -5,10 +5,13 @@ older office PCs) or the first sheet of an .xlsx into a header and rows of text,
 before it is read (``MAX_BYTES``, ``MAX_ROWS``, ``MAX_COLUMNS``; an .xlsx also by what it
 unpacks to, ``MAX_UNPACKED_BYTES``). ``diff_rows`` says what an
 import would change (added, changed, removed) so it can be shown before it is applied.
-``write_xlsx`` / ``write_csv`` write the daily report; ``write_csv`` is the one CSV writer
-(also of the list import's hand-off, the guard console's and the API's event exports and a
-pass batch's passes.csv). ``formula_safe`` is the one rule every CSV of events (the API's,
-the guard console's) writes text cells by.
+``write_xlsx`` / ``write_csv`` write every sheet the kiosk hands out (the daily report, the
+guard console's and the API's event exports, a pass batch's passes.csv), by one rule for text
+a spreadsheet could run as a formula: in a CSV (``sheet_cell``) a text cell starting with
+``= + - @``, a tab or a CR gets a leading ``'`` (``formula_safe``), so a phone number
+``+86 138 ...`` reads ``'+86 138 ...``; in an .xlsx (``xlsx_cell``) a text is a text cell, as
+written, never a formula. Numbers stay numbers in both. ``csv_text`` writes cells as they
+are, only for the kiosk's own reader (the list import's hand-off), never a spreadsheet.
 
 openpyxl reads .xlsx in read-only mode (a zip of XML): no macros run, formulas are read as
 their cached values (``data_only``); a formula with no cached value (a file a program wrote
@@ -17,6 +20,7 @@ and no spreadsheet ever calculated) is refused with its line and column, never r
 
 from __future__ import annotations
 
+import _csv
 import csv
 import io
 import zipfile
@@ -32,11 +36,16 @@ __all__ = [
     "MAX_ROWS",
     "Diff",
     "Table",
+    "csv_rows",
+    "csv_text",
+    "decode_text",
     "diff_rows",
     "formula_safe",
     "read_table",
+    "sheet_cell",
     "write_csv",
     "write_xlsx",
+    "xlsx_cell",
 ]
 
 MAX_BYTES = 5 * 1024 * 1024
@@ -76,10 +85,12 @@ def _cell(value: object) -> str:
 
 def decode_text(data: bytes) -> str:
     """A CSV's bytes as text: UTF-8 (with Excel's BOM or without) or else GB18030, the
-    encoding a Chinese Windows Excel saves "CSV" in. Every CSV the kiosk takes from a person
-    is read this way (the list imports, the map, ``kiosk pass batch``). Raises
-    ``CommunityError`` for bytes that are neither."""
-    for encoding in ("utf-8-sig", "gb18030"):
+    encoding a Chinese Windows Excel saves "CSV" in; UTF-16 when it starts with its BOM, as
+    Excel saves a sheet as "Unicode Text". Every CSV the kiosk takes from a person is read
+    this way (the list imports, the map, ``kiosk pass batch``). Raises ``CommunityError`` for
+    bytes that are none of them."""
+    utf16 = ("utf-16",) if data.startswith((b"\xff\xfe", b"\xfe\xff")) else ()
+    for encoding in (*utf16, "utf-8-sig", "gb18030"):
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:
@@ -87,10 +98,19 @@ def decode_text(data: bytes) -> str:
     raise CommunityError("CSV is neither UTF-8 nor GB18030 text")
 
 
+def csv_rows(text: str) -> _csv.Reader:
+    """The rows of a CSV's text (``decode_text``), split at commas, or at tabs when its first
+    line has tabs and no comma: Excel's "Text (Tab delimited)" and "Unicode Text" (a cell's
+    own comma stays in it there). ``csv.Error`` for text the csv module cannot read."""
+    first = text.lstrip("\r\n").split("\n", 1)[0]
+    delimiter = "\t" if "\t" in first and "," not in first else ","
+    return csv.reader(io.StringIO(text), delimiter=delimiter)
+
+
 def _csv_rows(data: bytes) -> list[list[str]]:
     text = decode_text(data)
     try:
-        return [list(r) for r in csv.reader(io.StringIO(text))]
+        return [list(r) for r in csv_rows(text)]
     except csv.Error as exc:
         raise CommunityError(f"CSV: {exc}") from None
 
@@ -270,18 +290,44 @@ def diff_rows(
     return Diff(tuple(added), tuple(changed), tuple(removed), unchanged, changed)
 
 
-def write_xlsx(sheets: Mapping[str, Sequence[Sequence[object]]]) -> bytes:
-    """An .xlsx with one sheet per entry (title → rows, the first row a header)."""
+def write_xlsx(
+    sheets: Mapping[str, Sequence[Sequence[object]]],
+    *,
+    widths: Mapping[str, Sequence[float]] | None = None,
+    frozen: Iterable[str] = (),
+) -> bytes:
+    """An .xlsx with one sheet per entry (title → rows, the first row a header). Every text
+    is a text cell, as written (``xlsx_cell``); ``widths`` gives a sheet's first columns their
+    widths, and each sheet in ``frozen`` keeps its header row in view."""
     import openpyxl
+    from openpyxl.utils import get_column_letter
 
     book = openpyxl.Workbook(write_only=True)  # no default sheet; rows streamed out
     for title, rows in sheets.items():
         sheet = book.create_sheet(title=title[:31])
+        for column, width in enumerate((widths or {}).get(title, ()), start=1):
+            sheet.column_dimensions[get_column_letter(column)].width = width
+        if title in frozen:
+            sheet.freeze_panes = "A2"
         for row in rows:
-            sheet.append(list(row))
+            sheet.append([xlsx_cell(sheet, value) for value in row])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def xlsx_cell(sheet: Any, value: object) -> object:
+    """``value`` as a cell of ``sheet`` (write-only): a number, a date or a blank as it is;
+    anything else a text cell holding the text as written. openpyxl takes a text starting
+    with ``=`` for a formula, which the workbook would calculate when opened: never here. A
+    text cell needs no leading ``'`` (that is the CSV's way to say "text")."""
+    from openpyxl.cell import WriteOnlyCell
+
+    if value is None or isinstance(value, int | float | date | datetime):
+        return value
+    cell = WriteOnlyCell(sheet, value=str(value))
+    cell.data_type = "s"
+    return cell
 
 
 def formula_safe(text: str) -> str:
@@ -290,10 +336,31 @@ def formula_safe(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
+def sheet_cell(value: object) -> object:
+    """``value`` as a cell of a CSV a spreadsheet opens, the one rule of every CSV the kiosk
+    writes (``write_csv``): a number as it is (a leading ``-`` is its sign), a blank empty,
+    any text by ``formula_safe``. A phone number ``+86 138 ...`` is text that starts with
+    ``+``: it gets the leading ``'`` too (a spreadsheet would otherwise read it as a formula,
+    or ``+8613800138000`` as 8.6E+12), and keeps every digit behind it."""
+    if value is None:
+        return ""
+    if isinstance(value, int | float):
+        return value
+    return formula_safe(str(value))
+
+
 def write_csv(rows: Iterable[Sequence[object]]) -> str:
-    """Rows as CSV text, the one writer of the kiosk's sheets. Lines end in CR LF (RFC 4180):
-    the csv module quotes a cell holding a character of the line end, so every cell with a CR
-    or an LF (a lone CR is an old Mac line end) is text inside quotes, never a split row."""
+    """Rows as CSV text, the one writer of the kiosk's sheets: every cell by ``sheet_cell``.
+    Lines end in CR LF (RFC 4180): the csv module quotes a cell holding a character of the
+    line end, so every cell with a CR or an LF (a lone CR is an old Mac line end) is text
+    inside quotes, never a split row."""
+    return csv_text([sheet_cell(v) for v in row] for row in rows)
+
+
+def csv_text(rows: Iterable[Sequence[object]]) -> str:
+    """Rows as CSV text with every cell as it is, quoted as ``write_csv`` quotes: only for
+    a reader of the kiosk's own (the list import's hand-off to the list store), never a file
+    a spreadsheet opens."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     for row in rows:

@@ -89,6 +89,19 @@ def test_corrupt_file_is_a_clear_error_not_a_silent_default(cal_path, content):
         Calibration.load(cal_path)
 
 
+def test_a_file_saved_by_a_windows_editor_with_a_bom_loads_its_fitted_model(cal_path):
+    """Before: a technician's edit in Notepad ("UTF-8 with BOM") made the site's fitted model
+    'corrupt' (json refuses the BOM): after a restart the kiosk measured on the default model,
+    half a degree off on some wrists, and ``calibrate reset`` set the pairs aside. The BOM is
+    not text (as in the config): the file reads as it was saved."""
+    fitted, _ = synthetic(0.4, 0.25, 0.0, [(33.0, 22.0), (32.0, 18.0), (34.5, 28.0)]).fitted(NOW)
+    fitted.save(cal_path)
+    cal_path.write_bytes(b"\xef\xbb\xbf" + cal_path.read_bytes().replace(b"\n", b"\r\n"))
+    assert Calibration.load(cal_path) == fitted
+    store = CalibrationStore(cal_path)
+    assert store.problem is None and store.get() == fitted
+
+
 def test_a_failed_save_leaves_the_old_file_and_no_temp_file(cal_path, monkeypatch):
     Calibration(offset_c=0.5).save(cal_path)
     before = cal_path.read_bytes()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import sys
 import threading
 import tty
@@ -69,6 +70,31 @@ def test_serial_relay_writes_on_and_off_frames_to_the_port(pty_port, clock):
     assert _read_exactly(master, 4) == bytes.fromhex("A00100A1")
     assert gate.health().ok
     gate.close()
+
+
+def test_a_second_program_on_the_relays_port_is_refused_and_sends_nothing(pty_port, clock):
+    """Before: the relay opened its port without the lock the serial scanner takes, so a
+    second daemon (or a stray verb) on the same config drove the same board: one kiosk's
+    'closed' cut the other's pulse short, or its 'open' opened a gate nobody decided for.
+    The port is taken exclusively (flock); the second is a gate fault and writes no byte."""
+    master, name = pty_port
+    first = SerialRelayGate(name, clock=clock)
+    second = SerialRelayGate(name, channel=2, clock=clock)  # its frames told apart
+    try:
+        first.set_open(False)
+        assert _read_exactly(master, 4) == lcus_frame(1, False)
+        with pytest.raises(GateFault) as info:
+            second.set_open(True)
+        assert info.value.reason == "gate_fault"
+        assert second.health().detail == (
+            f"relay port {name} is held by another program (a second kiosk service?)"
+        )
+        first.set_open(True)  # the first keeps its board, and no byte came from the second
+        assert _read_exactly(master, 4) == lcus_frame(1, True)
+        assert select.select([master], [], [], 0)[0] == []
+    finally:
+        first.close()
+        second.close()
 
 
 def test_serial_relay_normally_closed_wiring_inverts_the_coil(pty_port, clock):

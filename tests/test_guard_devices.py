@@ -48,6 +48,8 @@ DRIVER_TEXTS = [
     ("no relay configured (advisory only)", ""),
     ("/dev/ttyUSB1 is gone (relay board unplugged?)", "/dev/ttyUSB1"),
     ("relay write failed: write timeout", "write timeout"),
+    ("relay port /dev/ttyUSB0 is held by another program (a second kiosk service?)",
+     "/dev/ttyUSB0"),
     ("GPIO17 write failed: OSError", "OSError"),
     ("GPIO17 unavailable: /dev/gpiochip0 is gone", "/dev/gpiochip0"),
     ("camera not started within 10 s (open hung?)", "10"),

@@ -173,7 +173,7 @@ def test_batch_issues_every_row_with_a_card_and_a_manifest(keys, tmp_path, capsy
     capsys.readouterr()
     out_dir = tmp_path / "cards"
     assert batch(keys, households, out_dir) == 0
-    rows = list(csv.DictReader((out_dir / "passes.csv").open(encoding="utf-8")))
+    rows = list(csv.DictReader((out_dir / "passes.csv").open(encoding="utf-8-sig")))
     assert [(r["household"], r["role"]) for r in rows] == [("1-1", "resident"), ("1-2", "staff")]
     trust = TrustList.from_dir(keys)
     for row in rows:
@@ -191,7 +191,7 @@ def test_the_batchs_passes_csv_is_written_by_the_kiosks_one_csv_writer(keys, tmp
     households.write_text('household,holder\n1-1,"Wang, Jr."\n1-2,"Li ""Xiao"" Ming"\n')
     capsys.readouterr()
     assert batch(keys, households, tmp_path / "cards") == 0
-    text = (tmp_path / "cards" / "passes.csv").read_bytes().decode("utf-8")
+    text = (tmp_path / "cards" / "passes.csv").read_bytes().decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text, newline="")))
     assert [r[1] for r in rows] == ["holder", "Wang, Jr.", 'Li "Xiao" Ming']
     assert text == write_csv(rows)
@@ -295,9 +295,52 @@ def test_batch_reads_a_households_list_saved_by_a_chinese_windows_excel(keys, tm
     capsys.readouterr()
     out_dir = tmp_path / "cards"
     assert batch(keys, households, out_dir) == 0, capsys.readouterr().err
-    rows = list(csv.DictReader((out_dir / "passes.csv").open(encoding="utf-8")))
+    rows = list(csv.DictReader((out_dir / "passes.csv").open(encoding="utf-8-sig")))
     assert [r["holder"] for r in rows] == ["王小明", "李"]
     assert TrustList.from_dir(keys).verify(rows[0]["payload"]).holder == "王小明"
+
+
+def test_the_batchs_passes_csv_shows_chinese_names_when_excel_opens_it(keys, tmp_path, capsys):
+    """Before: passes.csv was UTF-8 without a BOM, and Excel on a Chinese Windows (the
+    office's, that saves the batch's list as GB18030) opened it as GB18030: 王小明 read as
+    mojibake. It starts with the BOM, as the guard console's export does."""
+    households = tmp_path / "households.csv"
+    households.write_text("household,holder\n1-1,王小明\n", encoding="utf-8")
+    capsys.readouterr()
+    assert batch(keys, households, tmp_path / "cards") == 0, capsys.readouterr().err
+    data = (tmp_path / "cards" / "passes.csv").read_bytes()
+    assert data.startswith(b"\xef\xbb\xbfhousehold,holder,")
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    assert [r["holder"] for r in rows] == ["王小明"]
+
+
+def test_batch_reads_a_list_with_excels_empty_columns_and_rows(keys, tmp_path, capsys):
+    """Before: Excel saves the cells a clerk once formatted or cleared as empty columns
+    (``household,holder,,``) and empty rows (``,,,``); the batch refused such a list ('the
+    header names  more than once', 'line 5: household must not be empty') while the list
+    imports read it (``kiosk.sheets``). Empty columns at the end and empty rows are skipped,
+    and a line is still named by its line in the file."""
+    households = tmp_path / "households.csv"
+    households.write_bytes(b"household,holder,,\r\n1-1,Wang,,\r\n,,,\r\n1-2,Li,,\r\n,,,\r\n\r\n")
+    capsys.readouterr()
+    assert batch(keys, households, tmp_path / "cards") == 0, capsys.readouterr().err
+    rows = list(csv.DictReader((tmp_path / "cards" / "passes.csv").open(encoding="utf-8-sig")))
+    assert [(r["household"], r["holder"]) for r in rows] == [("1-1", "Wang"), ("1-2", "Li")]
+    households.write_bytes(b"household,holder,,\r\n1-1,Wang,,\r\n,,,\r\n1-2,Li,staff,\r\n")
+    assert batch(keys, households, tmp_path / "cards2") == 2
+    assert "line 4: more fields than the header" in capsys.readouterr().err
+
+
+def test_batch_reads_a_header_typed_with_capitals_and_spaces(keys, tmp_path, capsys):
+    """Before: ``Household, Holder`` (as a clerk types a header) was 'the header needs
+    household and holder columns'; the list imports read a header in any case with spaces
+    around its names (``kiosk.sheets``), and so does the batch now."""
+    households = tmp_path / "households.csv"
+    households.write_text("Household, Holder ,ROLE\n1-1,Wang,staff\n", encoding="utf-8")
+    capsys.readouterr()
+    assert batch(keys, households, tmp_path / "cards") == 0, capsys.readouterr().err
+    rows = list(csv.DictReader((tmp_path / "cards" / "passes.csv").open(encoding="utf-8-sig")))
+    assert [(r["household"], r["holder"], r["role"]) for r in rows] == [("1-1", "Wang", "staff")]
 
 
 def test_batch_refuses_a_list_that_is_no_text_naming_the_file(keys, tmp_path, capsys):

@@ -257,7 +257,7 @@ def _issued_in_a_batch(tmp_path, capsys) -> list[str]:
     key, out = str(tmp_path / "keys" / "office.key"), tmp_path / "cards"
     assert main(["pass", "batch", "--key", key, "--csv", str(rows), "--out", str(out)]) == 0
     (manifest,) = out.glob("*.csv")
-    (row,) = csv.DictReader(io.StringIO(manifest.read_text(encoding="utf-8")))
+    (row,) = csv.DictReader(io.StringIO(manifest.read_text(encoding="utf-8-sig")))
     return [row["household"], row["holder"]]
 
 

@@ -70,6 +70,11 @@ FORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("unplugged", r"unplugged"),
         ("no_relay", r"no relay configured \(advisory only\)"),
         ("port_gone", r"(?P<port>\S+) is gone \(relay board unplugged\?\)"),
+        (
+            "relay_held",
+            r"relay port (?P<port>\S+) is held by another program \(a second (?P<svc>kiosk) "
+            r"service\?\)",
+        ),
         ("relay_write", r"relay write failed: (?P<err>.+)"),
         ("gpio_write", r"(?P<pin>GPIO\d+) write failed: (?P<err>.+)"),
         ("gpio_gone", r"(?P<pin>GPIO\d+) unavailable: (?P<chip>\S+) is gone"),

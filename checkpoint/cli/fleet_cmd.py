@@ -258,7 +258,7 @@ def _read_lists(path: str) -> object:
     except UnreadableFile as exc:
         raise UsageError(f"{path}: {exc} (a kiosk takes no larger bundle)") from None
     try:
-        return json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8-sig"))  # a BOM (Notepad's "UTF-8 with BOM"): no text
     except ValueError as exc:  # also UnicodeDecodeError
         raise UsageError(f"{path}: not JSON ({exc})") from None
     except RecursionError:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import io
 import json
 import sys
 import warnings
@@ -233,18 +232,38 @@ def pass_verify(args: argparse.Namespace) -> int:
     return 0 if not reasons else 1
 
 
-def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
+def _batch_records(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str], bool]]]:
+    """The households CSV's header and its rows: line number, fields, whether it fills more
+    fields than the header names. As the list imports read a sheet (``kiosk.sheets``): the
+    header's names in any case, spaces around them ignored; Excel's empty columns after the
+    last named one and its empty rows (cells once formatted or cleared: ``,,,``) skipped."""
     try:
         text = sheets.decode_text(read_bounded(path, MAX_CSV_BYTES))
     except (UnreadableFile, CommunityError) as exc:
         raise UsageError(f"{path}: {exc}; nothing issued") from None
-    reader = csv.DictReader(io.StringIO(text))
+    reader = sheets.csv_rows(text)
+    records: list[tuple[int, dict[str, str], bool]] = []
+    columns: list[str] | None = None
     try:
-        columns = list(reader.fieldnames or ())
-        records = list(reader)
+        for values in reader:
+            if not any(v.strip() for v in values):
+                continue
+            if columns is None:
+                columns = [name.strip().lower() for name in values]  # "Household, Holder"
+                while columns and not columns[-1]:
+                    columns.pop()
+                continue
+            row = dict(zip(columns, values, strict=False))
+            extra = any(v.strip() for v in values[len(columns) :])
+            records.append((reader.line_num, row, extra))
     except csv.Error as exc:  # e.g. a field over the csv module's limit: not a households CSV
-        line = reader.line_num + 1  # line_num counts the lines read before the bad record
+        line = reader.line_num  # the bad record's lines are read when it is refused
         raise UsageError(f"{path}: line {line}: {exc}; nothing issued") from None
+    return columns or [], records
+
+
+def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
+    columns, records = _batch_records(path)
     header = set(columns)
     if not {"household", "holder"} <= header:
         raise UsageError(f"{path}: the header needs household and holder columns")
@@ -255,13 +274,13 @@ def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
     if unknown:
         raise UsageError(f"{path}: unknown columns {', '.join(sorted(unknown))}")
     rows, errors = [], []
-    for line, raw in enumerate(records, start=2):
+    for line, raw, extra in records:
         household = typed(raw.get("household") or "")  # as issue_pass will put it on the pass
         holder = typed(raw.get("holder") or "")
         role = (raw.get("role") or "").strip() or "resident"
         flags = [f.strip() for f in (raw.get("flags") or "").split(";") if f.strip()]
         try:
-            if None in raw:
+            if extra:
                 raise ValueError("more fields than the header")
             check_fields(household, holder)
             if role not in ROLES:
@@ -291,8 +310,8 @@ def pass_batch(args: argparse.Namespace) -> int:
     CSV columns: household, holder, and optionally role, days, flags (';'-separated); UTF-8
     or GB18030 (as a Chinese Windows Excel saves it), as the list imports read. Every row is
     checked first; one bad row and nothing is written. Writes one card per pass (named by
-    pass id) and passes.csv with every payload, into a new folder readable by its owner only
-    (or an empty one, as it is)."""
+    pass id) and passes.csv with every payload (UTF-8 with a BOM, as Excel reads it), into a
+    new folder readable by its owner only (or an empty one, as it is)."""
     default_days = _days(args.days)
     zone = _zone(args.tz)
     rows = _batch_rows(args.csv, default_days)
@@ -339,7 +358,8 @@ def pass_batch(args: argparse.Namespace) -> int:
                 ]
             )
         written.append(out / "passes.csv")
-        _write_or_undo(written, write_csv(manifest).encode("utf-8"))
+        # UTF-8 with a BOM: Excel on a Chinese Windows reads a CSV without one as GB18030.
+        _write_or_undo(written, write_csv(manifest).encode("utf-8-sig"))
     except KeyboardInterrupt:  # Ctrl-C half-way: as a failed write, no card left behind
         _undo(written)
         raise Interrupted("interrupted: nothing issued (the batch's cards were removed)") from None

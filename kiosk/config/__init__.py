@@ -21,10 +21,10 @@ from ._base import Section
 from .compound import CompoundSection
 from .engine import EngineSection
 from .fleet import FleetSection
-from .gate import GateSection
+from .gate import GateSection, SerialRelayConfig
 from .policy import PolicySection
 from .problems import validation_problems
-from .readers import ReadersSection
+from .readers import ReadersSection, SerialReaderConfig
 from .site import SiteConfig
 from .store import StoreSection
 from .thermometer import ThermometerSection
@@ -87,6 +87,27 @@ class KioskConfig(Section):
                     "site.direction_from = 'readers' needs a `direction` on every reader;"
                     f" missing on {missing}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _one_device_per_serial_port(self) -> KioskConfig:
+        # Two devices on one port: the relay's frames would go into the scanner module (and
+        # each takes its port exclusively: the second is a fault blaming another program).
+        ports = [
+            (f"readers.sources[{i}].port", source.port)
+            for i, source in enumerate(self.readers.sources)
+            if isinstance(source, SerialReaderConfig)
+        ]
+        if isinstance(self.gate.driver, SerialRelayConfig):
+            ports.append(("gate.driver.port", self.gate.driver.port))
+        first: dict[str, str] = {}
+        for where, port in ports:
+            if port in first:
+                raise ValueError(
+                    f"{where}: {port} is {first[port]} too; each serial device (a scanner,"
+                    " the relay) needs its own port (ls -l /dev/serial/by-id/, docs/wiring.md)"
+                )
+            first[port] = where
         return self
 
     @model_validator(mode="after")

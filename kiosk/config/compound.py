@@ -72,10 +72,16 @@ def peer_notes(section: CompoundSection, trust: Path | None = None) -> list[str]
     daemon reads it at each fetch; without it that gate's outings stay unknown), a plain http
     URL without a pinned key (anyone answering at that address could make up passages), a
     pinned key not in the trust folder ``trust`` (when it is known)."""
+    from kiosk.passes import TrustListError, key_files
+
+    try:  # as the kiosk reads the folder: office.pub, and as Windows saved it, office.pub.txt
+        trusted = {name for name, _ in key_files(trust)} if trust is not None else set()
+    except TrustListError:
+        trusted = set()
     notes = []
     for i, peer in enumerate(section.peers):
         pub = f"{peer.trust_key}.pub"
-        if trust is not None and peer.trust_key is not None and not (trust / pub).is_file():
+        if trust is not None and peer.trust_key is not None and peer.trust_key not in trusted:
             notes.append(
                 f"compound.peers[{i}].trust_key: no {pub} in {trust}: nothing of that gate's"
                 " answers is kept until its key is there (docs/operations.md, Several gates)"

