@@ -250,13 +250,7 @@ def purge(
     run = _Run(store, cutoff, now, {"older_than_days": older_than_days})
     run.started["cutoff"] = cutoff.isoformat()
     run.started["clock_synced"] = synced
-    while True:
-        picked, more = run.next_batch()
-        if not more:
-            break
-        run.batch(picked, actor)
-        if between_batches is not None:
-            between_batches()
+    picked = run.batches_but_last(actor, between_batches)
     waiting = waiting_for_clock(store.reader(), cutoff, run.bounds.get("events", 0))
     local_cutoff_day = cutoff.astimezone(as_zone(tz)).date()
 
@@ -393,6 +387,18 @@ class _Run:
     def __post_init__(self) -> None:
         self.bounds = purge_bounds(self.store.reader(), self.cutoff)
         self.after = dict.fromkeys(self.bounds, 0)
+
+    def batches_but_last(
+        self, actor: str, between_batches: Callable[[], None] | None
+    ) -> dict[str, list[int]]:
+        """Every batch but the last, each its own transaction; returns the last's rows."""
+        while True:
+            picked, more = self.next_batch()
+            if not more:
+                return picked
+            self.batch(picked, actor)
+            if between_batches is not None:
+                between_batches()
 
     def next_batch(self) -> tuple[dict[str, list[int]], bool]:
         """The rows of the next batch (at most ``BATCH_ROWS``, events first), found on a
