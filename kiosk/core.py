@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from kiosk.history import PassageHistory
 from kiosk.ledgers import Ledgers
 from kiosk.lists import ListStore
 from kiosk.passes import TrustList
+from kiosk.retention import last_run
 from kiosk.runner import EngineRunner
 from kiosk.store import EventLog
 from kiosk.tlscert import TlsCertificate
@@ -123,6 +125,7 @@ class Core:
             self.clock.now(), self.config.policy.lists_stale_after_h
         )
         report["last_seq"] = self.store.last_seq
+        report["retention"] = {"last_run": self._last_purge()}
         report["kiosk_id"] = self.config.site.kiosk_id
         lists_sync = self.extras.get("lists_sync")
         if lists_sync is not None:
@@ -137,6 +140,14 @@ class Core:
             report["tls_certificate"] = self.tls_certificate.to_dict(self.clock.now())
         report["deciding"] = self.deciding(report)
         return report
+
+    def _last_purge(self) -> dict[str, Any] | None:
+        """The retention purge's last run (``kiosk.retention.last_run``): a purge that changed
+        nothing writes no audit row, so this is what shows it still runs. None unread."""
+        try:
+            return last_run(self.store.reader())
+        except sqlite3.Error:  # the store's own health names a failing file
+            return None
 
 
 def trust_dir(config: KioskConfig, data_dir: Path) -> Path:

@@ -42,8 +42,11 @@ class AuditedWriter(Protocol):
         actor: str,
         action: str,
         detail: Callable[[T], Mapping[str, Any] | None],
+        *,
+        skip: Callable[[T], bool] | None = None,
     ) -> T:
-        """``submit(fn)`` and its audit row (``detail(result)``) in one transaction."""
+        """``submit(fn)`` and its audit row (``detail(result)``) in one transaction; no row
+        when ``skip(result)``."""
         ...
 
 

@@ -273,15 +273,23 @@ class Measured:
     temp_ambient_c: float
 
 
+#: How many of the latest events ``last_measured`` looks through: a clinical reading is taken
+#: right after the kiosk's, and a gate without a thermometer has none in its whole log (the
+#: calibration page walked a year of rows at each view).
+MEASURED_WITHIN = 5000
+
+
 def last_measured(log: Readable) -> Measured | None:
-    """The latest event with a kiosk reading: the pair a clinical reading goes with."""
+    """The latest event with a kiosk reading among the last ``MEASURED_WITHIN``: the pair a
+    clinical reading goes with. None when there is none there."""
     rows = list(
         _rows(
             log,
             "SELECT seq, ts, temp_c, temp_object_c, temp_ambient_c FROM events "
-            "WHERE temp_object_c IS NOT NULL AND temp_ambient_c IS NOT NULL "
+            "WHERE seq > (SELECT coalesce(max(seq), 0) FROM events) - ? "
+            "AND temp_object_c IS NOT NULL AND temp_ambient_c IS NOT NULL "
             "ORDER BY seq DESC LIMIT 1",
-            [],
+            [MEASURED_WITHIN],
         )
     )
     if not rows:

@@ -14,8 +14,10 @@ the daily reports of purged days stay exactly what they were. The row hash cover
 ``personal_digest`` and not the personal fields themselves (``kiosk.hashchain``), so the
 chain keeps verifying after a purge; the salt of a day none of whose rows holds personal
 fields any more is then deleted (``kiosk.store.shred_salts``), so the digests left cannot be
-tested against guesses. Every purge writes an audit row (who, cutoff, how many; a batched
-purge two, and one per batch between: below).
+tested against guesses. Every purge that changed something writes an audit row (who,
+cutoff, how many; a batched purge two, and one per batch between: below); one that found
+nothing writes none (an idle gate's hourly purges once added 8,760 rows a year to an audit
+kept for ever), and every run is recorded in ``meta`` (``last_run``, in the health report).
 
 The daemon runs it hourly with ``store.retention_days``; ``kiosk purge --older-than DAYS``
 runs it by hand (systemd's ``kiosk-purge.timer`` calls that).
@@ -55,6 +57,8 @@ audit row records it.
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -76,6 +80,7 @@ from kiosk.lists import (
 from kiosk.ports import Store
 from kiosk.stats import freeze_days
 from kiosk.store import (
+    LAST_RUN_KEY,
     PURGE_ACTION,
     format_ts,
     newest_synced_ts,
@@ -245,26 +250,26 @@ def purge(
     run = _Run(store, cutoff, now, {"older_than_days": older_than_days})
     run.started["cutoff"] = cutoff.isoformat()
     run.started["clock_synced"] = synced
-    while True:
-        picked, more = run.next_batch()
-        if not more:
-            break
-        run.batch(picked, actor)
-        if between_batches is not None:
-            between_batches()
+    picked = run.batches_but_last(actor, between_batches)
     waiting = waiting_for_clock(store.reader(), cutoff, run.bounds.get("events", 0))
     local_cutoff_day = cutoff.astimezone(as_zone(tz)).date()
 
+    quiet: list[bool] = []
+
     def finish(db: Database) -> PurgeResult:
         revocations, reasons = run.revocations(db)
-        count = run.events_purged + run.null(db, picked).get("events", 0)
+        nulled = run.null(db, picked)
+        count = run.events_purged + nulled.get("events", 0)
         # After the fields: a period's salt goes once none of its rows holds any.
         shredded = shred_salts(db, now)
         ledgers = purge_ledgers(db, cutoff, local_cutoff_day, now)
         ended, observations = _purge_ended(db, local_cutoff_day, now)
-        went = (count, ended, observations, revocations, reasons, shredded, *ledgers.values())
-        _owe_wipe(db, any(went), now)
+        rows = (count, nulled.get("audit", 0), ended, observations, revocations, reasons)
+        went = (*rows, *ledgers.values())
+        _owe_wipe(db, any(went) or bool(shredded), now)
         run.owed = _wipe_owed(db)
+        # Not a salt alone: the day's last purge row keys a fresh one the next purge deletes.
+        quiet.append(_record_run(db, now, synced, any(went) or bool(frozen or run.batches)))
         return PurgeResult(
             cutoff,
             count,
@@ -287,6 +292,7 @@ def purge(
         actor,
         PURGE_ACTION,
         lambda done: {"older_than_days": older_than_days, **done.as_dict(), "complete": True},
+        skip=lambda _done: quiet[-1],
     )
     # The WAL still holds the purged rows as they were written: truncate it. Only when
     # something went, now or in a purge whose wipe a reader held up: the commits after a
@@ -294,6 +300,33 @@ def purge(
     if run.owed and store.wipe_wal():
         store.submit(_wipe_done)
     return result
+
+
+def _record_run(db: Database, now: datetime, synced: bool, changed: bool) -> bool:
+    """Record this run in ``meta`` (``LAST_RUN_KEY``, one row overwritten); returns whether
+    the run goes without an audit row: it changed nothing, on a synchronised clock. The audit
+    is kept for ever, and an idle gate's hourly purges wrote 8,760 empty rows a year there;
+    that the purge still runs shows here and in the health report instead. (A purge on a
+    clock the operator vouched for keeps its row: it records that word.)"""
+    run = {"at": now.astimezone(UTC).isoformat(), "clock_synced": synced, "changed": changed}
+    db.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+        [LAST_RUN_KEY, json.dumps(run)],
+    )
+    return synced and not changed
+
+
+def last_run(db: Database | sqlite3.Connection) -> dict[str, Any] | None:
+    """The last purge's run (``at``, ``clock_synced``, ``changed``: whether it wrote an audit
+    row), None before the first (or a log written before this record)."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [LAST_RUN_KEY]).fetchone()
+    if row is None:
+        return None
+    try:
+        found = json.loads(row[0])
+    except (TypeError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def _purge_ended(db: Database, before: date, now: datetime) -> tuple[int, int]:
@@ -354,6 +387,18 @@ class _Run:
     def __post_init__(self) -> None:
         self.bounds = purge_bounds(self.store.reader(), self.cutoff)
         self.after = dict.fromkeys(self.bounds, 0)
+
+    def batches_but_last(
+        self, actor: str, between_batches: Callable[[], None] | None
+    ) -> dict[str, list[int]]:
+        """Every batch but the last, each its own transaction; returns the last's rows."""
+        while True:
+            picked, more = self.next_batch()
+            if not more:
+                return picked
+            self.batch(picked, actor)
+            if between_batches is not None:
+                between_batches()
 
     def next_batch(self) -> tuple[dict[str, list[int]], bool]:
         """The rows of the next batch (at most ``BATCH_ROWS``, events first), found on a

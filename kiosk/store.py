@@ -830,6 +830,9 @@ def _verify_table(
 #: The audit action of a retention purge (``kiosk.retention.purge``); its ``detail.cutoff``
 #: is what a purged row is checked against.
 PURGE_ACTION = "retention_purge"
+#: ``meta``'s record of the last retention purge's run (``kiosk.retention.last_run``): a purge
+#: that changed nothing writes no audit row, only this (overwritten at each run).
+LAST_RUN_KEY = "retention.last_run"
 
 
 def purge_coverage(conn: sqlite3.Connection, table: str) -> int:
@@ -1197,6 +1200,15 @@ def newest_synced_ts(db: sqlite_utils.Database) -> str | None:
         ).fetchone(),
     ]
     found = [str(row[0]) for row in stamps if row and row[0] is not None]
+    # The last purge's run on a synchronised clock: a purge that changed nothing writes no
+    # audit row, and its time still tells a clock set back since.
+    run = db.execute("SELECT value FROM meta WHERE key = ?", [LAST_RUN_KEY]).fetchone()
+    try:
+        last = json.loads(run[0]) if run else None
+        if isinstance(last, dict) and last.get("clock_synced") is True:
+            found.append(format_ts(datetime.fromisoformat(str(last["at"]))))
+    except (TypeError, ValueError, KeyError):
+        pass
     return max(found) if found else None
 
 
@@ -1371,22 +1383,28 @@ class EventLog:
         actor: str,
         action: str,
         detail: Callable[[T], Mapping[str, Any] | None],
+        *,
+        skip: Callable[[T], bool] | None = None,
     ) -> T:
         """``submit(fn)`` and the audit row saying what it did (``detail(result)``) in one
         transaction: a crash cannot leave the change without its audit row (a purge
-        without one reads as tampering to ``verify``)."""
+        without one reads as tampering to ``verify``). No row when ``skip(result)``: ``fn``
+        changed nothing worth a row kept for ever (a purge that found nothing to purge)."""
         _check_audit(actor, action, None)
         audited: list[int] = []
 
         def job(db: sqlite_utils.Database) -> T:
             result = fn(db)
+            if skip is not None and skip(result):
+                return result
             what = detail(result)
             _check_audit(actor, action, what)
             audited.append(int(self._insert_audit(db.conn, actor, action, what)["seq"]))
             return result
 
         result = self._call(lambda: self._transaction(job))
-        self._last_audit_seq = audited[-1]
+        if audited:
+            self._last_audit_seq = audited[-1]
         return result
 
     def wipe_wal(self) -> bool:

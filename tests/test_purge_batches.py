@@ -75,8 +75,8 @@ class Watched:
     def submit(self, fn):
         return self._store.submit(self._wrap(fn))
 
-    def submit_audited(self, fn, actor, action, detail):
-        return self._store.submit_audited(self._wrap(fn), actor, action, detail)
+    def submit_audited(self, fn, actor, action, detail, *, skip=None):
+        return self._store.submit_audited(self._wrap(fn), actor, action, detail, skip=skip)
 
 
 @pytest.fixture

@@ -96,7 +96,8 @@ def test_purge_is_audited_and_idempotent(store, clock):
     assert first.events_purged == 18 and second.events_purged == 0
     assert [d.isoformat() for d in first.days_frozen] == ["2026-03-01", "2026-03-02", "2026-03-03"]
     audits = [a for a in store.audits(limit=100) if a["action"] == "retention_purge"]
-    assert len(audits) == 2 and audits[0]["actor"] == "cli"
+    # The second changed nothing: no row kept for ever (test_purge_audit_growth).
+    assert len(audits) == 1 and audits[0]["actor"] == "cli"
     assert audits[0]["detail"]["events_purged"] == 18
     assert audits[0]["detail"]["cutoff"] == "2026-03-04T00:00:00+00:00"
 

@@ -175,3 +175,31 @@ def test_the_start_rebuilds_the_quota_history_from_its_look_back_not_the_year(
         finally:
             core.close()
     assert counts[1] - counts[0] < 20, counts
+
+
+def test_the_calibration_page_of_a_gate_without_a_thermometer_reads_no_year(tmp_path, monkeypatch):
+    """The calibration page's "last kiosk reading" walked every row of a pass-only gate's log
+    (none holds a reading) back to its first, at each view: it looks at the latest
+    ``queries.MEASURED_WITHIN`` passages only (a clinical pair is taken right after one)."""
+    monkeypatch.setattr(queries, "MEASURED_WITHIN", 500)  # both logs longer than it
+    logs = [_year_old_log(tmp_path / f"{n}.db", n) for n in (2_000, 20_000)]
+    (small, found), (big, found_big) = (_steps(log, queries.last_measured) for log in logs)
+    assert found is None and found_big is None
+    assert big - small < 20, (small, big)
+
+
+def test_the_calibration_page_still_finds_a_recent_reading(tmp_path):
+    log = _year_old_log(tmp_path / "kiosk.db", 2_000)
+    with log.conn:  # a reading after the year's rows, then passages without one
+        for seq, temps in ((2_002, (36.6, 34.1, 22.0)), (2_003, (None, None, None))):
+            log.conn.execute(
+                "INSERT INTO events (seq, id, kiosk_id, ts, boot_id, mono_ns, clock_synced,"
+                " direction, decision, reasons, kind, flags, personal_digest, prev_hash, hash,"
+                " temp_c, temp_object_c, temp_ambient_c)"
+                " SELECT ?, 'id-' || ?, kiosk_id, ts, boot_id, mono_ns, 1, direction,"
+                " decision, reasons, kind, flags, personal_digest, prev_hash, hash, ?, ?, ?"
+                " FROM events WHERE seq = 1",
+                [seq, seq, *temps],
+            )
+    found = queries.last_measured(log)
+    assert found is not None and (found.seq, found.temp_object_c) == (2_002, 34.1)

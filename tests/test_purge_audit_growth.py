@@ -1,0 +1,112 @@
+"""The daemon's hourly purge adds to the audit trail, which is kept for ever, only when it
+changed something: a year of idle hours (8,760 purges) once wrote 8,760 ``retention_purge``
+rows (~7 MB) that nothing ever purges. That the purge still runs is in ``meta``
+(``retention.last_run``) and the health report, overwritten at each run."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from kiosk.retention import ClockNotTrusted, last_run, purge
+from kiosk.store import EventDraft
+
+START = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
+
+
+def _passages(store, clock, hours: int) -> None:
+    for h in range(hours):
+        clock.set_wall(START + timedelta(hours=h))
+        store.append(
+            EventDraft(
+                direction="in",
+                decision="pass",
+                reasons=("ok",),
+                temp_c=36.5,
+                pass_id=f"P-{h}",
+                household="H1",
+                holder="Zhang Wei",
+            )
+        )
+
+
+def _purge_rows(store) -> int:
+    return (
+        store.reader()
+        .execute("SELECT count(*) FROM audit WHERE action = 'retention_purge'")
+        .fetchone()[0]
+    )
+
+
+def _hourly(store, clock, first: datetime, hours: int) -> list[int]:
+    """The count of purge rows after each of ``hours`` hourly purges (1-day retention)."""
+    counts = []
+    for h in range(hours):
+        now = first + timedelta(hours=h)
+        clock.set_wall(now)
+        purge(store, 1, now, tz="UTC", actor="daemon")
+        counts.append(_purge_rows(store))
+    return counts
+
+
+def test_idle_hours_of_purges_add_no_audit_rows(reporting_store, clock):
+    store = reporting_store
+    _passages(store, clock, 3)
+    # Three days of hourly purges: the passages' day is frozen, then their fields go.
+    counts = _hourly(store, clock, START + timedelta(hours=4), 72)
+    changed = counts[-1]
+    assert 1 <= changed <= 5, counts  # the freeze and the three purged passages, no more
+    assert counts.index(changed) < 30, counts  # all of it by the first day after retention
+    assert store.verify().ok
+
+
+def test_last_run_says_the_purge_still_runs(reporting_store, clock):
+    store = reporting_store
+    assert last_run(store.reader()) is None
+    first = START + timedelta(days=3)
+    _hourly(store, clock, first, 3)
+    assert _purge_rows(store) == 0
+    assert last_run(store.reader()) == {
+        "at": (first + timedelta(hours=2)).isoformat(),
+        "clock_synced": True,
+        "changed": False,
+    }
+
+
+def test_the_health_report_says_when_the_daemons_purge_last_ran(core, clock):
+    from checkpoint.app import Daemon
+    from checkpoint.notify import Notifier
+
+    assert core.health()["retention"] == {"last_run": None}
+    Daemon(core, notifier=Notifier(None)).purge_once()
+    Daemon(core, notifier=Notifier(None)).purge_once()
+    assert core.health()["retention"] == {
+        "last_run": {
+            "at": clock.now().astimezone(UTC).isoformat(),
+            "clock_synced": True,
+            "changed": False,
+        }
+    }
+    assert _purge_rows(core.store) == 0
+
+
+def test_a_clock_set_back_after_quiet_purges_is_still_refused(reporting_store, clock):
+    """The quiet runs left no audit row to date the clock by: their ``meta`` record does."""
+    store = reporting_store
+    first = START + timedelta(days=3)
+    _hourly(store, clock, first, 2)
+    back = first - timedelta(hours=3)
+    clock.set_wall(back)
+    with pytest.raises(ClockNotTrusted) as refused:
+        purge(store, 1, back, tz="UTC")
+    assert refused.value.reason == "set_back"
+
+
+def test_a_purge_on_a_clock_the_operator_vouched_for_keeps_its_row(reporting_store, clock):
+    store = reporting_store
+    clock.is_synced = False
+    now = START + timedelta(days=3)
+    clock.set_wall(now)
+    purge(store, 1, now, tz="UTC", trust_unsynced_clock=True)
+    assert _purge_rows(store) == 1
