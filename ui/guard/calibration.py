@@ -86,6 +86,7 @@ def calibration_page(request: Request, session: PageSession, g: GuardDep) -> Res
 
 
 @router.post("/calibration", name="calibration_point", include_in_schema=False)
+@deps.once_per_form  # one pair measured, one pair in the fit
 async def calibration_add(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     clinical = needed(form.get("clinical_c"), "cal.reference", 34.0, 43.0)

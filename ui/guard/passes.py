@@ -143,6 +143,7 @@ def passes_page(
 
 
 @router.post("/passes", name="pass_issued", response_class=HTMLResponse, include_in_schema=False)
+@deps.once_per_form  # a double tap, a resend: one pass
 async def issue(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     key = issuing_key(g)
