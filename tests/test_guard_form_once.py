@@ -116,3 +116,40 @@ def test_a_confirmation_step_draws_its_own_token(guard_client, guard_core):
     assert confirm.get("once") and confirm["once"] != fields["once"]
     assert refusal(send(guard_client, "/guard/lists/quarantine/remove", confirm)) is None
     assert quarantined(guard_core) == 0
+
+
+def temperature_form(page: str, pid: int) -> dict[str, str]:
+    """The hidden fields of the temperature form of returnee ``pid`` on the returnees page."""
+    action = f'action="/guard/community/returnees/{pid}/temperature"'
+    form = page.split(action, 1)[1].split("</form>", 1)[0]
+    return hidden_fields(f'id="t"{form}</form>', "t")
+
+
+def test_a_returnee_temperature_sent_twice_is_one_reading(guard_client, guard_core, clock):
+    """A helper's reading at the door, tapped twice (or resent on a slow phone): one reading
+    in the day's checks, not two. The next person's form on the same page still records."""
+    observation = guard_core.ledgers.observation
+    people = [
+        observation.register(name=name, household="3-402", phone="", origin="Wuhan",
+                             date_back=clock.now().date(), actor="manager", note="", days=3)
+        for name in ("Wang Fang", "Li Lei")
+    ]  # fmt: skip
+    login(guard_client)
+    page = guard_client.get("/guard/community/returnees").text
+    first, second = (temperature_form(page, p.id) | {"temp_c": "36.6"} for p in people)
+    assert "once" in first
+    path = f"/guard/community/returnees/{people[0].id}/temperature"
+    assert refusal(send(guard_client, path, first)) is None
+    assert refusal(send(guard_client, path, first)) == i18n.t("zh-CN", "err.sent_twice")
+    assert len(observation.checks(people[0].id)) == 1
+    # The other row's form on that same page is its own form.
+    path = f"/guard/community/returnees/{people[1].id}/temperature"
+    assert refusal(send(guard_client, path, second)) is None
+    assert len(observation.checks(people[1].id)) == 1
+    # The reading's own ledger row keeps the form's token: found again after a restart.
+    rows = (
+        guard_core.store.reader()
+        .execute("SELECT action FROM audit WHERE json_extract(detail, '$.form_once') IS NOT NULL")
+        .fetchall()
+    )
+    assert [r[0] for r in rows] == ["observation.check", "observation.check"]

@@ -414,7 +414,7 @@ def once_per_form(route: F) -> F:
     @functools.wraps(route)
     async def run(**kwargs: Any) -> Any:
         request: Request = kwargs["request"]
-        g, token = guard(request), form_token(await request.form())
+        g, token = guard(request), form_token(await request.form(), request.url.path)
         if await g.sent_before(token):
             raise BadInput("err.sent_twice")
         request.state.form_once = token
@@ -437,11 +437,15 @@ def form_not_acted(request: Request) -> None:
         getattr(request.state, "audit_detail", {}).pop("form_once", None)
 
 
-def form_token(form: FormData) -> str | None:
-    """A decision form's one-time ``once`` token as drawn (``Guard.render``); None without one
-    (a script) or with one no page of the console drew."""
+def form_token(form: FormData, path: str) -> str | None:
+    """A form's one-time ``once`` token as drawn (``Guard.render``), of the form sent to
+    ``path``: a page draws one token, and each of its forms (one returnee's reading, the
+    next one's) is its own. None without one (a script) or with one no page of the console
+    drew."""
     token = form.get("once")
-    return token if isinstance(token, str) and 0 < len(token) <= 32 else None
+    if not (isinstance(token, str) and 0 < len(token) <= 32):
+        return None
+    return hashlib.sha256(f"{path}\n{token}".encode()).hexdigest()[:32]
 
 
 def note(request: Request, *, action: str | None = None, **detail: Any) -> None:
