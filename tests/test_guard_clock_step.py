@@ -308,3 +308,29 @@ def test_an_earlier_visitor_found_by_name_shows_when_they_were_registered(
     login(guard_client)
     found = guard_client.get("/guard/register?q=Han").text.split('id="found"', 1)[1][:600]
     assert "2026-03-02 09:10" in found, found
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "alarm", "alarm": "sensor_fault", "state": "raised"},  # a device card
+        {"type": "alarm", "alarm": "tamper", "state": "raised"},  # a bus alarm of no passage
+    ],
+)
+def test_a_device_card_raised_from_the_bus_before_the_ntp_step_is_not_dated_1970(
+    guard_client, guard_core, clock, message
+):
+    """A thermometer fault at 09:10 on a Pi booted without network (the clock said 1970-01-01
+    00:10 UTC): the card says what the clock said and that it was not set, as the fever's
+    card does, and 03-02 09:10:00 once NTP stepped the clock; never a bare 1970 time."""
+    clock.advance(600)
+    desk = guard_client.app.state.guard.alarms
+    login(guard_client)
+    assert desk.note_message(message | {"mono_ns": clock.monotonic_ns()})
+    [card] = guard_client.get("/guard/api/feed").json()["alarms"]
+    assert card["time"].startswith("01-01 08:10:00 (")
+    assert card["time"] != "01-01 08:10:00"
+    clock.advance(1200)
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    [card] = guard_client.get("/guard/api/feed").json()["alarms"]
+    assert card["time"] == "03-02 09:10:00"
