@@ -334,3 +334,21 @@ def test_a_device_card_raised_from_the_bus_before_the_ntp_step_is_not_dated_1970
     ntp_step(clock, BOOT + timedelta(minutes=30))
     [card] = guard_client.get("/guard/api/feed").json()["alarms"]
     assert card["time"] == "03-02 09:10:00"
+
+
+def test_the_calibration_pages_last_reading_before_the_ntp_step_is_not_dated_1970(
+    guard_client, guard_core, clock
+):
+    """The morning's calibration on a Pi booted without network: the kiosk reading the
+    clinical one goes with was taken at 09:10 (the clock said 1970). The page says what the
+    clock said and that it was not set, then 2026-03-02 09:10:00 once NTP stepped it."""
+    clock.advance(600)
+    add_event(guard_core, temp_c=36.6, temp_object_c=34.1, temp_ambient_c=22.0)
+    login(guard_client)
+    page = guard_client.get("/guard/calibration").text
+    assert "1970-01-01 08:10:00 (" in page
+    clock.advance(1200)
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    page = guard_client.get("/guard/calibration").text
+    assert "2026-03-02 09:10:00" in page
+    assert "1970-01-01" not in page
