@@ -352,3 +352,29 @@ def test_the_calibration_pages_last_reading_before_the_ntp_step_is_not_dated_197
     page = guard_client.get("/guard/calibration").text
     assert "2026-03-02 09:10:00" in page
     assert "1970-01-01" not in page
+
+
+def test_a_pass_is_not_issued_on_a_clock_ntp_has_not_set(guard_client, guard_core, clock):
+    """A pass issued at 09:10 on a fresh card booted without network would be valid from 1970
+    to 1970-01-02: a card handed to a visitor already expired once NTP sets the clock. It is
+    refused, in words, nothing recorded. A clock that reads a real time, set or floored by the
+    log (still not synchronised), issues the same form."""
+    from guard_support import hidden_fields, send
+
+    from ui import i18n
+
+    clock.advance(600)
+    login(guard_client)
+    typed = {"household": "4-401", "holder": "Zhao Lei", "days": "1"}
+    fields = hidden_fields(guard_client.get("/guard/passes").text, "pass-form") | typed
+    refused = send(guard_client, "/guard/passes", fields)
+    assert refused.status_code == 303
+    said = refused.headers["location"]
+    assert "err=" in said
+    assert queries.issued_passes(guard_core.store) == []
+    assert i18n.has("err.pass_clock_unsynced")
+    clock.set_wall(BOOT + timedelta(minutes=30))  # floored by the log: not synchronised
+    issued = send(guard_client, "/guard/passes", fields)
+    assert issued.status_code == 200
+    [row] = queries.issued_passes(guard_core.store)
+    assert row.detail["valid_from"].startswith("2026-03-02")
