@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from kiosk import queries
 from kiosk.clock import Clock, ClockReading
+from kiosk.store import format_ts
 
 #: Reason codes of a denied event that raise an alarm, by alarm kind (checked in this order).
 ALARM_REASONS = {
@@ -102,6 +103,10 @@ class Alarm:
     #: something dates it (``AlarmDesk.open_alarms``: ``kiosk.queries.dated_times``).
     clock_synced: bool = True
     dated_ts: str | None = None
+    #: An alarm raised by a bus message while the clock was not synchronised (a device's
+    #: fault, no passage to date it by): this boot's monotonic clock when it was raised,
+    #: which dates it once NTP steps the clock (``AlarmDesk._date_open``).
+    mono_ns: int | None = None
 
     @property
     def subject(self) -> str | None:
@@ -476,12 +481,18 @@ class AlarmDesk:
         """Date the open cards stamped before NTP stepped the clock once something can (their
         boot's first synchronised event, or this boot's clock synchronised now): the rows of
         those cards alone, by their keys."""
-        undated = [
-            a for a in self.board.open() if not a.clock_synced and a.dated_ts is None and a.seqs
-        ]
-        if not undated:
+        open_now = [a for a in self.board.open() if not a.clock_synced and a.dated_ts is None]
+        undated = [a for a in open_now if a.seqs]
+        raised = [a for a in open_now if not a.seqs and a.mono_ns is not None]
+        if not (undated or raised):
             return
         now = ClockReading.take(self._clock)
+        if now.synced:  # raised in this process: this boot's clocks, now set
+            for alarm in raised:
+                ago = timedelta(microseconds=(now.mono_ns - (alarm.mono_ns or 0)) // 1000)
+                alarm.dated_ts = format_ts(now.wall - ago)
+        if not undated:
+            return
         latest = [a.seqs[-1] for a in undated]
         times = queries.dated_times(self._log, latest, now, self._log.boot_id)
         for alarm in undated:
@@ -499,9 +510,12 @@ class AlarmDesk:
         """Take a bus ``alarm`` message; True when the open alarms changed. One about a
         committed passage is read from the log (whom, what, reading): the same alarm, with
         the same key, that the event raises."""
-        alarm = alarm_from_message(message, self._now())
+        now = ClockReading.take(self._clock)
+        alarm = alarm_from_message(message, now.wall.isoformat())
         if alarm is None:
             return False
+        if not now.synced:  # dated as the feed's rows are: 1970 said as not set, then dated
+            alarm.clock_synced, alarm.mono_ns = False, now.mono_ns
         with self._lock:
             if alarm.seq is None:
                 return self.board.add(alarm)

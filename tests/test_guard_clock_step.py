@@ -308,3 +308,73 @@ def test_an_earlier_visitor_found_by_name_shows_when_they_were_registered(
     login(guard_client)
     found = guard_client.get("/guard/register?q=Han").text.split('id="found"', 1)[1][:600]
     assert "2026-03-02 09:10" in found, found
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "alarm", "alarm": "sensor_fault", "state": "raised"},  # a device card
+        {"type": "alarm", "alarm": "tamper", "state": "raised"},  # a bus alarm of no passage
+    ],
+)
+def test_a_device_card_raised_from_the_bus_before_the_ntp_step_is_not_dated_1970(
+    guard_client, guard_core, clock, message
+):
+    """A thermometer fault at 09:10 on a Pi booted without network (the clock said 1970-01-01
+    00:10 UTC): the card says what the clock said and that it was not set, as the fever's
+    card does, and 03-02 09:10:00 once NTP stepped the clock; never a bare 1970 time."""
+    clock.advance(600)
+    desk = guard_client.app.state.guard.alarms
+    login(guard_client)
+    assert desk.note_message(message | {"mono_ns": clock.monotonic_ns()})
+    [card] = guard_client.get("/guard/api/feed").json()["alarms"]
+    assert card["time"].startswith("01-01 08:10:00 (")
+    assert card["time"] != "01-01 08:10:00"
+    clock.advance(1200)
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    [card] = guard_client.get("/guard/api/feed").json()["alarms"]
+    assert card["time"] == "03-02 09:10:00"
+
+
+def test_the_calibration_pages_last_reading_before_the_ntp_step_is_not_dated_1970(
+    guard_client, guard_core, clock
+):
+    """The morning's calibration on a Pi booted without network: the kiosk reading the
+    clinical one goes with was taken at 09:10 (the clock said 1970). The page says what the
+    clock said and that it was not set, then 2026-03-02 09:10:00 once NTP stepped it."""
+    clock.advance(600)
+    add_event(guard_core, temp_c=36.6, temp_object_c=34.1, temp_ambient_c=22.0)
+    login(guard_client)
+    page = guard_client.get("/guard/calibration").text
+    assert "1970-01-01 08:10:00 (" in page
+    clock.advance(1200)
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    page = guard_client.get("/guard/calibration").text
+    assert "2026-03-02 09:10:00" in page
+    assert "1970-01-01" not in page
+
+
+def test_a_pass_is_not_issued_on_a_clock_ntp_has_not_set(guard_client, guard_core, clock):
+    """A pass issued at 09:10 on a fresh card booted without network would be valid from 1970
+    to 1970-01-02: a card handed to a visitor already expired once NTP sets the clock. It is
+    refused, in words, nothing recorded. A clock that reads a real time, set or floored by the
+    log (still not synchronised), issues the same form."""
+    from guard_support import hidden_fields, send
+
+    from ui import i18n
+
+    clock.advance(600)
+    login(guard_client)
+    typed = {"household": "4-401", "holder": "Zhao Lei", "days": "1"}
+    fields = hidden_fields(guard_client.get("/guard/passes").text, "pass-form") | typed
+    refused = send(guard_client, "/guard/passes", fields)
+    assert refused.status_code == 303
+    said = refused.headers["location"]
+    assert "err=" in said
+    assert queries.issued_passes(guard_core.store) == []
+    assert i18n.has("err.pass_clock_unsynced")
+    clock.set_wall(BOOT + timedelta(minutes=30))  # floored by the log: not synchronised
+    issued = send(guard_client, "/guard/passes", fields)
+    assert issued.status_code == 200
+    [row] = queries.issued_passes(guard_core.store)
+    assert row.detail["valid_from"].startswith("2026-03-02")

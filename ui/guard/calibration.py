@@ -14,7 +14,7 @@ from kiosk import queries
 from kiosk.calibration import Calibration, CalibrationError, default_path, record_clinical_pair
 from ui.guard import deps
 from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
-from ui.guard.display import local_time
+from ui.guard.display import event_time, local_time
 from ui.guard.forms import BadInput, needed
 
 router = room("/guard/calibration")
@@ -62,6 +62,16 @@ def readable(path: Path) -> bool:
     return True
 
 
+def last_when(g: Guard, seq: int, lang: str) -> str:
+    """When the kiosk's last reading was taken, as the feed says it (``event_time``): one
+    stamped before NTP stepped the clock at its dated time, or what the clock said and that
+    it was not set; never a bare 1970."""
+    event = queries.event_by_seq(g.core.store, seq)
+    if event is None:  # purged meanwhile
+        return ""
+    return event_time(g.dated([event])[0], lang, g.tz, "%Y-%m-%d %H:%M:%S")
+
+
 @router.get("/calibration", response_class=HTMLResponse, include_in_schema=False)
 def calibration_page(request: Request, session: PageSession, g: GuardDep) -> Response:
     try:
@@ -80,12 +90,13 @@ def calibration_page(request: Request, session: PageSession, g: GuardDep) -> Res
         fitted_when=local_time(cal.fitted_at, g.tz, "%Y-%m-%d %H:%M"),
         problem=problem,
         last=last,
-        last_when=local_time(last.ts, g.tz, "%Y-%m-%d %H:%M:%S") if last else "",
+        last_when=last_when(g, last.seq, g.lang(request)) if last else "",
         **g.flash(request),
     )
 
 
 @router.post("/calibration", name="calibration_point", include_in_schema=False)
+@deps.once_per_form  # one pair measured, one pair in the fit
 async def calibration_add(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     clinical = needed(form.get("clinical_c"), "cal.reference", 34.0, 43.0)

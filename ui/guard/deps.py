@@ -260,10 +260,7 @@ class Guard:
         engine's backlog (the feed shows it unrecorded) and the gate opened or not, so the
         guard is told which, and not to decide it again. Returns the committed outcome
         (``decided``: whether the gate opened on it)."""
-        row = request_row(request)
-        once = getattr(request.state, "form_once", None)
-        if once is not None:  # with the decision, in its commit: a resend after a restart
-            row[2]["form_once"] = once  # is found (``Guard.sent_before``)
+        row = request_row(request)  # with the form's ``form_once`` (``once_per_form``)
         recorded: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
 
         def on_recorded(outcome: Outcome) -> None:
@@ -406,27 +403,49 @@ def audited(action: str) -> Callable[[F], F]:
 
 
 def once_per_form(route: F) -> F:
-    """A decision route whose form, as drawn, acts once (``Guard.sent_once``): a double tap
-    on the manual pass or a registration records one decision, opens the gate once."""
+    """A route whose form, as drawn, acts once (``Guard.sent_once``): a double tap on the
+    manual pass or a registration records one decision, opens the gate once; a pass form
+    issues one pass, a calibration form adds one pair, a list's add form one entry. The
+    one mechanism for every guard form whose repeat would act twice: the token goes into the
+    request's detail (``note``), so whichever row records the action (the request's own, a
+    ledger's, a decision's event commit) keeps it as ``form_once``, found after a restart
+    (``Guard.sent_before``). A refusal's row does not keep it (``record``)."""
 
     @functools.wraps(route)
     async def run(**kwargs: Any) -> Any:
         request: Request = kwargs["request"]
-        g, token = guard(request), form_token(await request.form())
+        g, token = guard(request), form_token(await request.form(), request.url.path)
         if await g.sent_before(token):
             raise BadInput("err.sent_twice")
         request.state.form_once = token
+        if token is not None:
+            note(request, form_once=token)
         with g.sent_once(token):
             return await route(**kwargs)
 
     return run  # type: ignore[return-value]
 
 
-def form_token(form: FormData) -> str | None:
-    """A decision form's one-time ``once`` token as drawn (``Guard.render``); None without one
-    (a script) or with one no page of the console drew."""
+def form_not_acted(request: Request) -> None:
+    """The route answered without acting (a confirmation step asked first): its form's token
+    is not kept as sent, nor written in the request's row; the page drawn for the next step
+    carries its own."""
+    token = getattr(request.state, "form_once", None)
+    if token is not None:
+        guard(request).sent.pop(token, None)
+        request.state.form_once = None
+        getattr(request.state, "audit_detail", {}).pop("form_once", None)
+
+
+def form_token(form: FormData, path: str) -> str | None:
+    """A form's one-time ``once`` token as drawn (``Guard.render``), of the form sent to
+    ``path``: a page draws one token, and each of its forms (one returnee's reading, the
+    next one's) is its own. None without one (a script) or with one no page of the console
+    drew."""
     token = form.get("once")
-    return token if isinstance(token, str) and 0 < len(token) <= 32 else None
+    if not (isinstance(token, str) and 0 < len(token) <= 32):
+        return None
+    return hashlib.sha256(f"{path}\n{token}".encode()).hexdigest()[:32]
 
 
 def note(request: Request, *, action: str | None = None, **detail: Any) -> None:
@@ -483,6 +502,8 @@ async def record(
     action = getattr(request.state, "audit_action", None) or action
     detail = request_detail(request)
     detail["outcome"] = outcome
+    if outcome != "ok":  # the form did not act: sent again (corrected), it may
+        detail.pop("form_once", None)
     if problem:
         detail["problem"] = problem
     name = action if outcome == "ok" else f"{action}_failed"

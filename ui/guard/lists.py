@@ -18,6 +18,7 @@ from starlette.datastructures import FormData
 from kiosk import privacy, queries
 from ui import i18n
 from ui.auth import Session
+from ui.guard import deps
 from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
 from ui.guard.display import lists_view, local_time, source_text
 from ui.guard.forms import BadInput, list_edit, whole
@@ -72,7 +73,9 @@ def confirm_first(
     """The confirmation step of a destructive action: nothing changed yet; the page repeats
     the form's fields to ``action`` with ``confirm=yes`` (and a reason field if asked)."""
     note(request, action="confirm_asked", about=action)
-    fields = [(k, str(v)[:200]) for k, v in form.multi_items() if k not in ("csrf", "confirm")][:60]
+    deps.form_not_acted(request)  # the confirmation's form acts, with its own token
+    skip = ("csrf", "confirm", "once")
+    fields = [(k, str(v)[:200]) for k, v in form.multi_items() if k not in skip][:60]
     return g.render(
         request,
         "guard_confirm.html",
@@ -106,6 +109,7 @@ def confirm_text(which: str, op: str, form: FormData, g: Guard, session: Session
 
 
 @router.post("/lists/{which}/{op}", name="list_edit", include_in_schema=False)
+@deps.once_per_form  # an add form: one entry (a removal is its own repeat: refused)
 async def edit_list(
     which: str, op: str, request: Request, session: ActionSession, g: GuardDep
 ) -> Response:

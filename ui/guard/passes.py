@@ -16,7 +16,7 @@ row (``pass_reprinted``) is written before its cards are handed over too.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Query, Request
@@ -111,6 +111,19 @@ def key_problem(g: Guard) -> str | None:
     return None
 
 
+#: An unsynchronised clock that reads before this was never set (a fresh card booted without
+#: network: 1970, no log to floor it by, ``kiosk.clock.FlooredClock``).
+CLOCK_NEVER_SET = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def clock_never_set(g: Guard) -> bool:
+    """Whether a pass issued now would carry dates of a clock never set: refused (a card
+    valid until 1970-01-02 is expired once NTP sets the clock). A clock floored by the log
+    (not synchronised, yet past its last synchronised stamp) issues as it reads."""
+    clock = g.core.clock
+    return not clock.synced() and clock.now() < CLOCK_NEVER_SET
+
+
 def issuing_key(g: Guard) -> Ed25519PrivateKey:
     """The console's issuing key, when a pass it signs opens this gate; else ``BadInput``."""
     problem = key_problem(g)
@@ -143,9 +156,12 @@ def passes_page(
 
 
 @router.post("/passes", name="pass_issued", response_class=HTMLResponse, include_in_schema=False)
+@deps.once_per_form  # a double tap, a resend: one pass
 async def issue(request: Request, session: ActionSession, g: GuardDep) -> Response:
     form = await request.form()
     key = issuing_key(g)
+    if clock_never_set(g):  # valid from 1970: a card expired once NTP sets the clock
+        raise BadInput("err.pass_clock_unsynced")
     household = clean(form.get("household"), "pass.household", required=True, max_len=40)
     holder = clean(form.get("holder"), "pass.holder", required=True, max_len=60)
     role = choice(form.get("role"), "pass.role", ROLES, "visitor")

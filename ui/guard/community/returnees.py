@@ -26,7 +26,7 @@ from ui.guard.community.common import (
     render,
     save,
 )
-from ui.guard.deps import ActionSession, GuardDep, PageSession, note
+from ui.guard.deps import ActionSession, GuardDep, PageSession, note, once_per_form
 from ui.guard.forms import BadInput
 
 PAGE = f"{PREFIX}/returnees"
@@ -73,6 +73,7 @@ async def register(request: Request, session: ActionSession, g: GuardDep) -> Res
 
 
 @router.post("/returnees/{pid}/{what}", name="returnee_change", include_in_schema=False)
+@once_per_form  # a reading (its form has the token): one; an ack or a status repeats the same
 async def change_returnee(
     pid: RecordId, what: str, request: Request, session: ActionSession, g: GuardDep
 ) -> Response:
