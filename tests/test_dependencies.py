@@ -33,3 +33,12 @@ def test_optional_parts_are_extras_and_the_tests_pull_them_in():
     assert any(r.startswith("checkpoint-kiosk[") and "office" in r for r in extras["test"])
     every = set().union(*(_names(v) for v in extras.values()))
     assert "adafruit-circuitpython-mlx90614" not in every
+
+
+def test_the_project_metadata_builds_with_setuptools_old_and_new():
+    """``license = { text = ... }`` made every build of the release warn that setuptools
+    refuses it in builds from 2027-02-18 (a gate's update would stop building), and the SPDX
+    string that replaces it needs setuptools>=77, newer than the Debian setuptools an offline
+    install builds with. The project carries neither form."""
+    project = _project()
+    assert "license" not in project and "license-files" not in project
