@@ -300,20 +300,36 @@ def pytest_runtest_setup(item: pytest.Item):
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     outcome = yield
     if call.when == "teardown" and _CPU_START in item.stash:
-        outcome.get_result().user_properties.append(
-            ("cpu_s", round(_cpu_now() - item.stash[_CPU_START], 3))
-        )
+        report = outcome.get_result()
+        report.user_properties.append(("cpu_s", round(_cpu_now() - item.stash[_CPU_START], 3)))
+        if _at_full_depth(item):
+            report.user_properties.append(("full_depth", True))
+
+
+def _at_full_depth(item: pytest.Item) -> bool:
+    """A Hypothesis test run at CI's full depth (``DEPTH_VARIABLE``): up to four times the
+    examples the unit suite runs it with, so its CPU says nothing of the unit suite's."""
+    obj = getattr(item, "obj", None)
+    test = getattr(obj, "__func__", obj)
+    return os.environ.get(DEPTH_VARIABLE) == "full" and bool(
+        getattr(test, "is_hypothesis_test", False)
+    )
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Runs where the results are gathered (the controller, under xdist)."""
     if report.when != "teardown":
         return
-    cpu = dict(report.user_properties).get("cpu_s")
+    props = dict(report.user_properties)
+    cpu = props.get("cpu_s")
     if not isinstance(cpu, float):
         return
     _suite_cpu[0] += cpu
     _suite_cpu[1] += 1
+    # The budget is the unit suite's: not for slow or browser tests, nor for a property test
+    # at CI's full depth (the unit suite runs it with a quarter of the examples).
+    if props.get("full_depth"):
+        return
     if cpu > UNIT_CPU_BUDGET_S and not {"slow", "browser"} & set(report.keywords):
         _over_budget.append((cpu, report.nodeid))
 
