@@ -283,3 +283,40 @@ def test_a_stopped_purge_ends_after_its_batch_and_the_next_one_finishes(office, 
         target.close()
     assert (again.complete, again.events_purged) == (True, 1)
     assert json.loads(_rows(copy)[6]["person"]) == {"feverish": 2, "occupants": 2}
+
+
+def _footprint(copy):
+    """What the copy holds besides its rows' values: its schema, each table's row count,
+    its pages and its WAL (a record written per run would show in one of them)."""
+    conn = sqlite3.connect(copy)
+    try:
+        schema = sorted(conn.execute("SELECT type, name FROM sqlite_master"))
+        tables = [name for kind, name in schema if kind == "table"]
+        counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}  # noqa: S608
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    finally:
+        conn.close()
+    wal = copy.with_name(copy.name + "-wal")
+    return schema, counts, pages, wal.stat().st_size if wal.exists() else 0
+
+
+def test_idle_hourly_purges_leave_nothing_behind_and_still_show_they_ran(office):
+    """The gate's idle hourly purge once wrote an audit row per run, kept for ever (8,760 a
+    year). The office's writes nothing when nothing is left to null: two days of idle hours
+    leave the copy as the first purge left it, and the status says when the last one ran."""
+    from office.retention import OfficeRetention, SqliteCopy
+
+    _, copy, clock = office
+    office_clock = FakeClock(start=clock.now())
+    retention = OfficeRetention(str(copy), 30, office_clock, opener=SqliteCopy)
+    assert retention.run_once().events_purged == 7
+    after_first = _footprint(copy)
+    rows = _rows(copy)
+    for _ in range(48):
+        office_clock.advance(3600)
+        assert retention.run_once().events_purged == 0
+    assert _footprint(copy) == after_first
+    assert _rows(copy) == rows
+    status = retention.status()
+    assert status["last_purge_at"] == office_clock.now().isoformat()
+    assert (status["error"], status["events_purged"], status["events_purged_total"]) == (None, 0, 7)

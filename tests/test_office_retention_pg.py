@@ -182,3 +182,52 @@ def test_a_purged_days_outings_per_household_are_unknown_not_zero(tmp_path, pg_d
     assert after["exits_per_household"]["exits"] is None
     assert after["passages"] == report["passages"]
     gate.store.close()
+
+
+def _footprint(dsn):
+    """Every table of the office database with its row count, and ``fleet_meta``'s keys (a
+    record written per run would show in one of them)."""
+    with psycopg.connect(dsn) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = current_schema() ORDER BY table_name"
+            )
+        ]
+        counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}  # noqa: S608
+        keys = [r[0] for r in conn.execute("SELECT key FROM fleet_meta ORDER BY key")]
+    return counts, keys
+
+
+def _last_purge(dsn):
+    with psycopg.connect(dsn) as conn:
+        (value,) = conn.execute(
+            "SELECT value FROM fleet_meta WHERE key = 'retention.last_purge'"
+        ).fetchone()
+    return json.loads(value)
+
+
+def test_idle_hourly_purges_add_no_row_and_still_show_they_ran(tmp_path, pg_dsn):
+    """The gate's idle hourly purge once wrote an audit row per run, kept for ever (8,760 a
+    year). The collector's keeps one ``fleet_meta`` row, overwritten: two days of idle hours
+    add no row anywhere, and that row and the status date the last run."""
+    from datetime import UTC, timedelta
+
+    gate, clock = _central(tmp_path, pg_dsn)
+    office_clock = FakeClock(start=clock.now())
+    collector = _collector(pg_dsn, office_clock)
+    assert collector.retention.run_once().events_purged == 7
+    after_first, rows = _footprint(pg_dsn), _rows(pg_dsn)
+    for _ in range(48):
+        office_clock.advance(3600)
+        assert collector.retention.run_once().events_purged == 0
+    assert _footprint(pg_dsn) == after_first
+    assert _rows(pg_dsn) == rows
+    last = _last_purge(pg_dsn)
+    cutoff = (office_clock.now() - timedelta(days=30)).astimezone(UTC)
+    assert (last["cutoff"], last["events_purged"]) == (cutoff.isoformat(), 0)
+    status = collector.status_json()["retention"]
+    assert status["last_purge_at"] == office_clock.now().isoformat()
+    assert (status["events_purged"], status["events_purged_total"]) == (0, 7)
+    gate.store.close()
