@@ -468,3 +468,101 @@ def district_report(
         report, [g["kiosk_id"] for g in report["by_gate"]], {r[0]: r[1:4] for r in ledgers}
     )
     return report
+
+
+#: The ``compounds`` sheet's columns: a compound's quota figures as ``exits_per_household``
+#: holds them (``office.compounds``), its rule flattened, every disagreement as text.
+COMPOUND_COLUMNS = (
+    "compound", "gates", "quota_enabled", "quota_exits", "period_days", "roles", "timezone",
+    "households", "exits", "max", "over_quota_households", "disagree", "unknown",
+    "peers_unlisted", "peers_outside", "id_missing", "peers_elsewhere",
+)  # fmt: skip
+#: A figure the report holds as ``null``: written out, so a spreadsheet never sums it as 0.
+UNKNOWN = "unknown"
+
+
+def _rule_text(quota: dict[str, Any] | None) -> str:
+    if not quota:
+        return UNKNOWN
+    if not quota.get("enabled"):
+        return "off"
+    roles = ", ".join(quota.get("roles") or ()) or "every role"
+    when = f"{quota.get('exits')} every {quota.get('period_days')} days"
+    return f"{when} ({roles}, {quota.get('timezone')})"
+
+
+def _names(items: Iterable[Any]) -> str:
+    """A list of gates, or of disagreements (``kiosk_id`` and what is wrong), as one text."""
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            out.append(str(item))
+        elif "quota" in item:
+            out.append(f"{item['kiosk_id']}: {_rule_text(item['quota'])}")
+        elif "missing" in item:
+            out.append(f"{item['kiosk_id']} leaves out {', '.join(item['missing'])}")
+        else:
+            elsewhere = item.get("compound") or "no id"
+            out.append(f"{item['kiosk_id']} lists {item['peer']} (compound {elsewhere})")
+    return "; ".join(out)
+
+
+def _compound_row(entry: dict[str, Any]) -> list[Any]:
+    quota = entry.get("quota")
+    rule = [quota.get(k) for k in ("enabled", "exits", "period_days")] if quota else [None] * 3
+    roles = ", ".join(quota.get("roles") or ()) if quota else None
+    figures = [entry.get(k) for k in ("households", "exits")]
+    histogram = entry.get("histogram")
+    high = None if histogram is None else max((int(k) for k in histogram), default=0)
+    lists = [_names(entry.get(k) or ()) for k in COMPOUND_COLUMNS[11:]]
+    row = [entry.get("id") or "", ", ".join(entry.get("gates", ())), *rule, roles]
+    row += [quota.get("timezone") if quota else None, *figures, high]
+    return [UNKNOWN if v is None else v for v in [*row, entry.get("over_quota_households")]] + lists
+
+
+def compound_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """The ``compounds`` sheet: the header, the district's figures (compound ``district``),
+    then a row per compound. A figure the report holds as ``null`` reads ``unknown``."""
+    exits = report.get("exits_per_household") or {}
+    whole: list[Any] = ["district", ", ".join(g["kiosk_id"] for g in report.get("by_gate", ()))]
+    whole += [exits.get(k) for k in ("quota_enabled", "quota_exits", "period_days")]
+    whole += ["", ""] + [exits.get(k) for k in ("households", "exits", "max")]
+    whole = [UNKNOWN if v is None else v for v in [*whole, exits.get("over_quota_households")]]
+    rows = [list(COMPOUND_COLUMNS), whole + [""] * 6]
+    return rows + [_compound_row(e) for e in exits.get("compounds", ())]
+
+
+def _compound_csv_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """``compound_rows`` as the CSV's (category, item, value) rows: category
+    ``exits_per_household`` for the district, ``compound <id, or its gates>`` for each."""
+    header, whole, *each = compound_rows(report)
+    district = zip(header[2:11], whole[2:11], strict=True)  # no roles or zone of its own
+    out = [["exits_per_household", k, v] for k, v in district if k not in ("roles", "timezone")]
+    for row in each:
+        label = f"compound {row[0] or row[1]}"
+        out += [[label, k, v] for k, v in zip(header[1:], row[1:], strict=True)]
+    return out
+
+
+def district_csv(report: dict[str, Any]) -> str:
+    """The report as the categories' CSV (``kiosk.categories.report_rows``: category, item,
+    value) followed by the quota figures' rows (``_compound_csv_rows``)."""
+    from kiosk.categories import report_rows
+    from kiosk.sheets import write_csv
+
+    return write_csv(report_rows(report) + _compound_csv_rows(report))
+
+
+def district_xlsx(report: dict[str, Any]) -> bytes:
+    """The categories' workbook (``kiosk.categories.report_xlsx``'s sheets: daily report, by
+    hour, by reason, by gate) with a ``compounds`` sheet (``compound_rows``) after them."""
+    from kiosk.categories import _category_rows, _hour_rows, report_rows
+    from kiosk.sheets import write_xlsx
+
+    reasons = [["reason", "events"], *([r, n] for r, n in report.get("by_reason", {}).items())]
+    gates = [["gate", "category", "item", "value"]]
+    for gate in report.get("by_gate", ()):
+        gates += _category_rows(gate.get("community") or {}, gate.get("kiosk_id"))
+    sheets = {"daily report": report_rows(report), "by hour": _hour_rows(report)}
+    sheets |= {"by reason": reasons, "by gate": gates, "compounds": compound_rows(report)}
+    return write_xlsx(sheets)

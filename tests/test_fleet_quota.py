@@ -507,3 +507,83 @@ def test_a_gate_without_an_id_peered_into_two_compounds_is_joined_to_neither():
         {"kiosk_id": "gate-west", "peer": "gate-mid", "compound": None}
     ]
     assert identity(["gate-new", "gate-old"], held, groups)["id"] is None
+
+
+def _exports(tmp_path, dsn, monkeypatch):
+    """``kiosk fleet report --xlsx --csv``: the workbook's ``compounds`` sheet as header →
+    values per row, and the CSV's rows."""
+    import csv
+    import io
+
+    import openpyxl
+
+    xlsx, sheet_csv = tmp_path / "district.xlsx", tmp_path / "district.csv"
+    monkeypatch.setenv("KIOSK_FLEET_DSN", dsn)
+    argv = [
+        "fleet",
+        "report",
+        "--day",
+        DAY.isoformat(),
+        "--xlsx",
+        str(xlsx),
+        "--csv",
+        str(sheet_csv),
+    ]
+    assert main(argv) == 0
+    book = openpyxl.load_workbook(xlsx)
+    assert "daily report" in book.sheetnames  # the categories sheet is still the first
+    header, *rows = book["compounds"].iter_rows(values_only=True)
+    sheet = [dict(zip(header, row, strict=True)) for row in rows]
+    lines = list(csv.reader(io.StringIO(sheet_csv.read_text(encoding="utf-8"), newline="")))
+    return sheet, lines
+
+
+def test_the_district_sheet_and_csv_carry_each_compounds_households_over_the_quota(
+    gates, pg_dsn, tmp_path, monkeypatch
+):
+    """The office clerk's daily file (``--xlsx``/``--csv``) had the categories only: a
+    household out twice in a compound's "one outing every 2 days" was in the JSON's
+    ``exits_per_household.compounds`` and nowhere in the file the clerk reads."""
+    north = gates("gate-north", peers=["gate-south"])
+    south = gates("gate-south", peers=["gate-north"])
+    _out(north, "3-201", 0)
+    _out(south, "3-201", 6)
+    _out(south, "5-101", 7)
+    _to_the_office(pg_dsn, north, south)
+    sheet, lines = _exports(tmp_path, pg_dsn, monkeypatch)
+    district, compound = sheet
+    assert compound["gates"] == "gate-north, gate-south"
+    assert compound["over_quota_households"] == 1 and district["over_quota_households"] == 1
+    assert (compound["quota_enabled"], compound["quota_exits"], compound["period_days"]) == (
+        True, 1, 2,
+    )  # fmt: skip
+    assert (compound["households"], compound["exits"], compound["max"]) == (2, 3, 2)
+    assert lines[0] == ["category", "item", "value"]  # the categories' rows, then these
+    assert ["exits_per_household", "over_quota_households", "1"] in lines
+    label = "compound gate-north, gate-south"
+    assert [label, "over_quota_households", "1"] in lines
+    assert [label, "quota_exits", "1"] in lines and [label, "period_days", "2"] in lines
+
+
+def test_a_compound_counted_by_neither_rule_reads_unknown_in_the_sheet_and_csv_not_0(
+    gates, pg_dsn, tmp_path, monkeypatch
+):
+    """Gates of one compound that disagree on the quota: the JSON's ``null`` must not turn
+    into a blank a spreadsheet sums as 0; the disagreement is named in the file too."""
+    north = gates("gate-north", peers=["gate-south"], exits=1, period_days=2)
+    south = gates("gate-south", peers=["gate-north"], exits=2, period_days=2)
+    _out(north, "3-201", 0)
+    _out(south, "3-201", 6)
+    _to_the_office(pg_dsn, north, south)
+    sheet, lines = _exports(tmp_path, pg_dsn, monkeypatch)
+    district, compound = sheet
+    assert compound["over_quota_households"] == "unknown"
+    assert district["over_quota_households"] == "unknown"
+    assert compound["quota_enabled"] == "unknown"
+    assert compound["disagree"] == (
+        "gate-north: 1 every 2 days (resident, Asia/Shanghai);"
+        " gate-south: 2 every 2 days (resident, Asia/Shanghai)"
+    )
+    label = "compound gate-north, gate-south"
+    assert [label, "over_quota_households", "unknown"] in lines
+    assert ["exits_per_household", "over_quota_households", "unknown"] in lines

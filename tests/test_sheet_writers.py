@@ -167,9 +167,36 @@ def check_list_handoff(request: pytest.FixtureRequest, text: str) -> None:
     assert next(csv.DictReader(io.StringIO(seen[0], newline="")))["note"] == text
 
 
+def _district(text: str) -> dict[str, Any]:
+    """A district report whose compound, gates and disagreements carry ``text``."""
+    compound = {
+        "gates": [text], "id": text, "quota": None, "households": 2, "exits": 3,
+        "histogram": {"1": 1, "2": 1}, "over_quota_households": None, "unknown": [text],
+        "disagree": [{"kiosk_id": text, "quota": {"enabled": True, "exits": 1}}],
+    }  # fmt: skip
+    return _report(text) | {"exits_per_household": {"compounds": [compound]}}
+
+
+def check_district_csv(request: pytest.FixtureRequest, text: str) -> None:
+    from office.district import district_csv
+
+    rows = list(csv.reader(io.StringIO(district_csv(_district(text)), newline="")))
+    cells = [c for r in rows for c in r]
+    assert text not in cells and sum(_csv_safe(c, text) for c in cells) >= 4
+    assert [f"compound {text}", "exits", "3"] in rows  # a number is still a number
+
+
+def check_district_xlsx(request: pytest.FixtureRequest, text: str) -> None:
+    from office.district import district_xlsx
+
+    _check_xlsx(district_xlsx(_district(text)), text)
+
+
 WRITERS: dict[str, Callable[[pytest.FixtureRequest, str], None]] = {
     "kiosk.categories.report_csv": check_report_csv,
     "kiosk.categories.report_xlsx": check_report_xlsx,
+    "office.district.district_csv": check_district_csv,
+    "office.district.district_xlsx": check_district_xlsx,
     "ui.guard.display.events_csv": check_guard_csv,
     "ui.guard.display.events_xlsx": check_guard_xlsx,
     "ui.api.csv_rows": check_api_csv,

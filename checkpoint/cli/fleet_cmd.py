@@ -270,8 +270,7 @@ def report_run(args: argparse.Namespace) -> int:
 
     The daily report over every gate's events in the central database, with the gates'
     ledger counts fetched by the collector. Prints JSON unless --xlsx/--csv."""
-    from kiosk.categories import report_csv, report_xlsx
-    from office.district import district_report
+    from office.district import district_csv, district_report, district_xlsx
     from office.pg import PgError
 
     from .community_cmd import report_day, report_target
@@ -287,9 +286,9 @@ def report_run(args: argparse.Namespace) -> int:
     except PgError as exc:
         raise CliError(str(exc)) from None
     if args.xlsx:
-        write_file(Path(args.xlsx), report_xlsx(report))
+        write_file(Path(args.xlsx), district_xlsx(report))
     if args.csv:
-        write_file(Path(args.csv), report_csv(report).encode("utf-8"))
+        write_file(Path(args.csv), district_csv(report).encode("utf-8"))
     if not outputs:
         print(json.dumps(report, ensure_ascii=False))
     return 0
