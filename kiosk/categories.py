@@ -53,6 +53,7 @@ __all__ = [
     "quarantine_lists",
     "report_csv",
     "report_rows",
+    "report_sheets",
     "report_xlsx",
 ]
 
@@ -235,7 +236,9 @@ def _hour_rows(report: Mapping[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def report_xlsx(report: Mapping[str, Any]) -> bytes:
+def report_sheets(report: Mapping[str, Any]) -> dict[str, list[list[Any]]]:
+    """The daily report's workbook sheets: daily report, by hour, by reason, and by gate for a
+    report of several gates (the district's, which adds its own after them)."""
     hours = _hour_rows(report)
     reasons = [["reason", "events"], *([r, n] for r, n in report.get("by_reason", {}).items())]
     sheets = {"daily report": report_rows(report), "by hour": hours, "by reason": reasons}
@@ -244,4 +247,8 @@ def report_xlsx(report: Mapping[str, Any]) -> bytes:
         sheets["by gate"] = [["gate", "category", "item", "value"]]
         for gate in gates:
             sheets["by gate"] += _category_rows(gate.get("community") or {}, gate.get("kiosk_id"))
-    return write_xlsx(sheets)
+    return sheets
+
+
+def report_xlsx(report: Mapping[str, Any]) -> bytes:
+    return write_xlsx(report_sheets(report))

@@ -554,15 +554,12 @@ def district_csv(report: dict[str, Any]) -> str:
 
 
 def district_xlsx(report: dict[str, Any]) -> bytes:
-    """The categories' workbook (``kiosk.categories.report_xlsx``'s sheets: daily report, by
-    hour, by reason, by gate) with a ``compounds`` sheet (``compound_rows``) after them."""
-    from kiosk.categories import _category_rows, _hour_rows, report_rows
+    """The categories' workbook (``kiosk.categories.report_sheets``: daily report, by hour, by
+    reason, by gate) with a ``compounds`` sheet (``compound_rows``) after them."""
+    from kiosk.categories import report_sheets
     from kiosk.sheets import write_xlsx
 
-    reasons = [["reason", "events"], *([r, n] for r, n in report.get("by_reason", {}).items())]
-    gates = [["gate", "category", "item", "value"]]
-    for gate in report.get("by_gate", ()):
-        gates += _category_rows(gate.get("community") or {}, gate.get("kiosk_id"))
-    sheets = {"daily report": report_rows(report), "by hour": _hour_rows(report)}
-    sheets |= {"by reason": reasons, "by gate": gates, "compounds": compound_rows(report)}
+    sheets = report_sheets(report)
+    sheets.setdefault("by gate", [["gate", "category", "item", "value"]])
+    sheets["compounds"] = compound_rows(report)
     return write_xlsx(sheets)
