@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from support import need
 from test_systemd_units import CHROMIUM_BINARIES, UNIT_DIR, load, values
 
 POLICY = UNIT_DIR / "chromium-policy.json"
@@ -59,8 +60,8 @@ def test_every_policy_the_screen_sets_is_one_chromium_knows():
     # Chromium ignores a policy it does not know (chrome://policy shows it as unknown, which
     # nobody at the gate reads): a misspelt name is no policy at all.
     binary = next((b for b in CHROMIUM_BINARIES if b.is_file()), None)
-    if binary is None:
-        pytest.skip("no Chromium binary here")
+    need(binary is not None, "Chromium")
+    assert binary is not None
     with binary.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as image:
         unknown = sorted(n for n in policy() if image.find(b"\0" + n.encode() + b"\0") < 0)
     assert unknown == [], f"{binary} does not know: {unknown}"
@@ -70,11 +71,9 @@ def policy_browser(tmp_path: Path, origin: str) -> Path:
     """A Chromium that reads the shipped policy (with the test daemon's origin) as its managed
     policy: run in a mount namespace of its own, with a tmpfs over /etc/chromium holding the
     policy, so no other browser on this machine sees it."""
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.skip("needs root and unshare for a private /etc/chromium")
+    need(os.geteuid() == 0 and shutil.which("unshare") is not None, "root and unshare")
     probe = subprocess.run(["unshare", "-m", "true"], capture_output=True, check=False)
-    if probe.returncode != 0:
-        pytest.skip("no mount namespace here")
+    need(probe.returncode == 0, "a mount namespace (unshare -m)")
     etc = tmp_path / "etc-chromium"
     (etc / "policies" / "managed").mkdir(parents=True)
     for kept in Path("/etc/chromium").glob("*"):
@@ -101,8 +100,7 @@ def test_under_the_policy_ctrl_t_shows_the_kiosk_and_the_web_is_closed(tmp_path_
     from test_browser_kiosk import KioskDemo, serving
 
     tmp_path = tmp_path_factory.mktemp("policy")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian chromium")
+    need(Path("/usr/bin/chromium").exists(), "Debian chromium")
     for demo in serving(KioskDemo(tmp_path / "demo")):
         wrapper = policy_browser(tmp_path, demo.url)
         args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
