@@ -382,24 +382,33 @@ def switched_gate(tmp_path: Path, clock, *, records: int = 0):
     return root, fake_bin, calls
 
 
-def start_switched(root: Path, fake_bin: Path) -> subprocess.CompletedProcess[str]:
-    """The install's start step after a switch (systemd running: restart, then stay up?)."""
+def start_switched(
+    root: Path, fake_bin: Path, py: str = sys.executable, *, as_install: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """The install's start step after a switch (systemd running: restart, then stay up?);
+    ``as_install``: run as the install runs its steps (``run_steps``, signals trapped)."""
     body = script_functions("r", "say", "ok", "skip", "fail", "show_command", "act", "switch_to")
-    body += script_functions("unit_up", "start_services", "stays_up_or_roll_back")
-    body += script_functions("keep_unit_files", "undo_switch", "abandon_switch")
-    body += script_functions(*DATA_COPY_FUNCTIONS)
+    body += script_functions("keep_unit_files", "undo_switch", "abandon_switch", "interrupted")
+    body += script_functions("unit_up", "start_services", "stays_up_or_roll_back", "run_steps")
+    body += script_functions("switch_back", *DATA_COPY_FUNCTIONS)
+    body += script_functions("previous_release_refuses")
+    run = (
+        'run_steps; printf "%s\\n" "${FAILED[@]}"; [ ${#FAILED[@]} -eq 0 ]'
+        if as_install
+        else 'start_services; status=$?; printf "%s\\n" "${FAILED[@]}"; exit $status'
+    )
     return subprocess.run(
         [
             "bash",
             "-c",
-            f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
+            f"set -u\n{body}\nsystemd_running() {{ true; }}\nstep_start() {{ start_services; }}\n"
             f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0 START=1 REBOOT=0\n"
-            f"CHANGED_RUNTIME=1 RESTARTED=0 FAILED_AT_SWITCH=0 STOPPED_FOR_COPY=0 EARLIER_COPY=0\n"
-            f"PY={sys.executable} DATA=/var/lib/kiosk\n"
+            f"CHANGED_RUNTIME=1 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT='' STOPPED_FOR_COPY=0\n"
+            "EARLIER_COPY=0\n"
+            f"PY={py} DATA=/var/lib/kiosk STEPS=(start) PREFIX=/opt/kiosk\nexport MAIN=$$\n"
             f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
-            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous PREFIX=/opt/kiosk\n"
-            "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
-            'start_services; status=$?; printf "%s\\n" "${FAILED[@]}"; exit $status',
+            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
+            "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n" + run,
         ],
         capture_output=True,
         text=True,
@@ -605,33 +614,6 @@ def test_an_install_that_fails_after_its_switch_and_before_the_restart_switches_
     assert not (root / "var/lib/kiosk").exists()  # the log was never touched
 
 
-def run_start_step(root: Path, fake_bin: Path, py: str) -> subprocess.CompletedProcess[str]:
-    """The start step after a switch, run as the install runs its steps (signals trapped)."""
-    body = script_functions("r", "say", "ok", "skip", "fail", "show_command", "act", "switch_to")
-    body += script_functions("keep_unit_files", "undo_switch", "abandon_switch", "interrupted")
-    body += script_functions("unit_up", "start_services", "stays_up_or_roll_back", "run_steps")
-    body += script_functions("switch_back", *DATA_COPY_FUNCTIONS)
-    body += script_functions("previous_release_refuses")
-    return subprocess.run(
-        [
-            "bash",
-            "-c",
-            f"set -u\n{body}\nsystemd_running() {{ true; }}\nstep_start() {{ start_services; }}\n"
-            f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0 START=1 REBOOT=0\n"
-            f"CHANGED_RUNTIME=1 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT='' STOPPED_FOR_COPY=0\n"
-            "EARLIER_COPY=0\n"
-            f"PY={py} DATA=/var/lib/kiosk STEPS=(start) PREFIX=/opt/kiosk\nexport MAIN=$$\n"
-            f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
-            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
-            "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
-            'run_steps; printf "%s\\n" "${FAILED[@]}"; [ ${#FAILED[@]} -eq 0 ]',
-        ],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}"),
-    )
-
-
 def test_an_update_cut_off_while_it_copies_the_log_starts_the_previous_release_again(
     tmp_path, clock
 ):
@@ -644,7 +626,7 @@ def test_an_update_cut_off_while_it_copies_the_log_starts_the_previous_release_a
         f'#!/bin/sh\ncase "$*" in *" keep "*) kill -INT $PPID ;; esac\nexec {sys.executable} "$@"\n'
     )
     py.chmod(0o755)
-    proc = run_start_step(root, fake_bin, str(py))
+    proc = start_switched(root, fake_bin, str(py), as_install=True)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 130, out
     assert os.readlink(root / "opt/kiosk/current") == "releases/old", out
@@ -672,7 +654,7 @@ def test_a_copy_of_the_log_the_card_has_no_room_for_is_not_left_filling_it(tmp_p
         f'exec {sys.executable} "$@"\n'
     )
     py.chmod(0o755)
-    proc = run_start_step(root, fake_bin, str(py))
+    proc = start_switched(root, fake_bin, str(py), as_install=True)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert "no copy of the event log could be kept" in out, out
@@ -800,7 +782,7 @@ def test_an_update_cut_off_while_it_waits_for_the_new_release_to_stay_up_goes_ba
             'restart|start) [ -z "$new" ] || kill -INT $MAIN;',
         )
     )
-    proc = run_start_step(root, fake_bin, sys.executable)
+    proc = start_switched(root, fake_bin, sys.executable, as_install=True)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 130, out
     assert os.readlink(root / "opt/kiosk/current") == "releases/old", out
@@ -918,7 +900,7 @@ def test_an_update_cut_off_keeps_the_copy_an_earlier_failed_update_left(tmp_path
         f'#!/bin/sh\ncase "$*" in *" keep "*) kill -INT $PPID ;; esac\nexec {sys.executable} "$@"\n'
     )
     py.chmod(0o755)
-    proc = run_start_step(root, fake_bin, str(py))
+    proc = start_switched(root, fake_bin, str(py), as_install=True)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 130, out
     assert os.readlink(root / "opt/kiosk/current") == "releases/old", out
