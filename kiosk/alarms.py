@@ -489,8 +489,7 @@ class AlarmDesk:
         now = ClockReading.take(self._clock)
         if now.synced:  # raised in this process: this boot's clocks, now set
             for alarm in raised:
-                ago = timedelta(microseconds=(now.mono_ns - (alarm.mono_ns or 0)) // 1000)
-                alarm.dated_ts = format_ts(now.wall - ago)
+                alarm.dated_ts = format_ts(now.wall_at(alarm.mono_ns or 0))
         if not undated:
             return
         latest = [a.seqs[-1] for a in undated]

@@ -48,6 +48,12 @@ class ClockReading:
     def take(cls, clock: Clock) -> ClockReading:
         return cls(clock.now(), int(clock.monotonic_ns()), bool(clock.synced()))
 
+    def wall_at(self, mono_ns: int) -> datetime:
+        """The wall time of an earlier moment of this boot, known by its monotonic reading:
+        this reading's wall time less the monotonic time gone since (right once the wall
+        clock is synchronised, whatever it said then)."""
+        return self.wall - timedelta(microseconds=(self.mono_ns - mono_ns) // 1000)
+
 
 class ClockSync(Protocol):
     """Whether the machine's wall clock is synchronised: a platform read, in ``drivers``

@@ -132,7 +132,7 @@ def _dated_by_now(event: dict[str, Any], now: ClockReading | None, boot_id: str)
         return None
     if event.get("clock_synced") is not False or not isinstance(mono, int):
         return None
-    return format_ts(now.wall - timedelta(microseconds=(now.mono_ns - mono) // 1000))
+    return format_ts(now.wall_at(mono))
 
 
 def events_of_kinds_since(
