@@ -25,7 +25,7 @@ from kiosk.lists import ListError
 from kiosk.vehicles import VehiclePlan
 from ui.auth import Session
 from ui.guard.deps import ActionSession, Guard, GuardDep, done, room
-from ui.guard.display import local_time, repeated_offset
+from ui.guard.display import shown_time
 from ui.guard.forms import BadInput, typed_number
 
 __all__ = [
@@ -221,19 +221,18 @@ def render(g: Guard, request: Request, name: str, session: Session, **ctx: Any) 
     saved = request.query_params.get("msg") == SAVED
     base = {
         "tr": translator(lang),
-        "local": lambda iso, width=16: site_time(g, iso, width),
+        "local": lambda iso, seconds=False: site_time(g, iso, seconds),
         "flash_ok": translator(lang)("saved") if saved else None,
         "flash_err": g.flash(request)["flash_err"],
     }
     return g.render(request, name, session, **{**base, **ctx})
 
 
-def site_time(g: Guard, iso: str, width: int = 19) -> str:
-    """A stored UTC time as the site reads it: ``YYYY-MM-DD HH:MM:SS`` in its time zone (the
-    manager types shifts in local time; a guard never converts from UTC), its first ``width``
-    characters; a time the autumn change repeats with its UTC offset after it."""
-    shown, offset = local_time(iso, g.tz, "%Y-%m-%d %H:%M:%S")[:width], repeated_offset(iso, g.tz)
-    return f"{shown} {offset}" if offset else shown
+def site_time(g: Guard, iso: str, seconds: bool = True) -> str:
+    """A stored UTC time as the site reads it: ``YYYY-MM-DD HH:MM[:SS]`` in its time zone (the
+    manager types shifts in local time; a guard never converts from UTC); a time the autumn
+    change repeats with its UTC offset after it (``shown_time``)."""
+    return shown_time(iso, g.tz, "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
 def role(g: Guard, session: Session) -> Role:
