@@ -14,6 +14,22 @@
   // steps (NTP setting a Pi's clock after a boot), and a step back of an hour made an hour
   // of silence from the daemon unseen. Date.now() is for the kiosk's clock on the screen.
   const mono = () => performance.now();
+  // Every request the page makes has a deadline: one that never got an answer (the daemon
+  // busy or restarting, a connection half open) held one of Chromium's six connections to
+  // the daemon for good, and what waited for it (the preview, the language link) with it.
+  // ``read`` reads the answer within the same deadline; it is given up past ``ms``.
+  const REQUEST_MS = 5000;
+  async function ask(url, options, read, ms) {
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), ms || REQUEST_MS);
+    try {
+      const res = await fetch(url, Object.assign({ cache: "no-store" }, options,
+        { signal: stop.signal }));
+      return await read(res);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 
   // --- fingers only tap: a long press (a right click) opens no browser menu over the kiosk
   // (back, reload, print, save as...), nothing is selected or dragged away to be opened.
@@ -109,9 +125,10 @@
   async function fetchFrame() {
     if (!previewOn) return;
     try {
-      const res = await fetch("/kiosk/preview.jpg", { cache: "no-store" });
-      if (res.status === 200) {
-        const url = URL.createObjectURL(await res.blob());
+      const blob = await ask("/kiosk/preview.jpg", {},
+        (res) => (res.status === 200 ? res.blob() : null));
+      if (blob) {
+        const url = URL.createObjectURL(blob);
         const img = $("k-preview-img");
         const old = img.src;
         img.src = url;
@@ -257,9 +274,9 @@
     if (leaving || body.classList.contains("offline")) return;
     leaving = true;
     try {
-      const res = await fetch(url, { cache: "no-store", headers: { Accept: "text/html" } });
-      if (res.ok) { window.location.replace(url); return; }
-    } catch (e) { /* the daemon is away: stay */ }
+      const ok = await ask(url, { headers: { Accept: "text/html" } }, (res) => res.ok);
+      if (ok) { window.location.replace(url); return; }
+    } catch (e) { /* the daemon is away, or did not answer in time: stay */ }
     leaving = false;
   }
   $("k-lang").addEventListener("click", (e) => {
@@ -304,12 +321,15 @@
   // --- two-way kiosk: the person says which way they go -----------------------------------
   for (const btn of document.querySelectorAll(".k-dir-btn")) {
     btn.addEventListener("click", async () => {
-      const res = await fetch("/kiosk/direction", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ direction: btn.dataset.dir }),
-      });
-      if (!res.ok) return;
+      let ok = false;
+      try {
+        ok = await ask("/kiosk/direction", {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ direction: btn.dataset.dir }),
+        }, (res) => res.ok);
+      } catch (e) { /* not answered in time: the buttons show the daemon's next view */ }
+      if (!ok) return;
       for (const other of document.querySelectorAll(".k-dir-btn")) {
         const on = other === btn;
         other.classList.toggle("on", on);
@@ -360,10 +380,16 @@
   const screenId = Array.from(crypto.getRandomValues(new Uint8Array(12)),
     (b) => b.toString(16).padStart(2, "0")).join("");
   const beatMs = 1000 * Number(body.dataset.beatS || 10);
-  setInterval(() => {
-    fetch("/kiosk/beat?screen=" + screenId, { method: "POST", cache: "no-store" })
-      .catch(() => {});  // the daemon away: the stream says so
-  }, beatMs);
+  // One beat at a time, given up by the next one's time: beats that hung piled up.
+  let beating = false;
+  function beat() {
+    if (beating) return;
+    beating = true;
+    ask("/kiosk/beat?screen=" + screenId, { method: "POST" }, () => null, beatMs)
+      .catch(() => {})  // the daemon away: the stream says so
+      .finally(() => { beating = false; });
+  }
+  setInterval(beat, beatMs);
 
   function connect() {
     const es = new EventSource("/kiosk/events?lang=" + encodeURIComponent(lang) +

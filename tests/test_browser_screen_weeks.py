@@ -1,0 +1,98 @@
+"""The unattended kiosk screen left alone for weeks, in headless Chromium against the real
+daemon on fakes (``test_browser_kiosk.KioskDemo``): requests that hang, a picture that no
+longer paints, a second window opened by a key, polling loops that multiply."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from test_browser import wait_for
+from test_browser_kiosk import SIZE, KioskDemo, open_kiosk, serving
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Iterator[KioskDemo]:
+    yield from serving(KioskDemo(tmp_path_factory.mktemp("kiosk-weeks")))
+
+
+@pytest.fixture
+def context(browser) -> Iterator[Any]:
+    ctx = browser.new_context(viewport=SIZE)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def quick_beats(monkeypatch) -> None:
+    """Beats every 0.5 s, stale after 3 s, to keep these short."""
+    from ui import kiosk_screen
+
+    monkeypatch.setattr(kiosk_screen, "BEAT_S", 0.5, raising=False)
+    monkeypatch.setattr(kiosk_screen, "BEAT_STALE_S", 3.0, raising=False)
+
+
+def watch_answer(demo: KioskDemo) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"{demo.url}/kiosk/watch", timeout=5) as answer:
+            return int(answer.status), answer.read().decode()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read().decode()
+
+
+def pump(page: Any, ms: int) -> None:
+    """Let ``ms`` of the page's time pass (Playwright runs route handlers only while called)."""
+    for _ in range(ms // 50):
+        page.wait_for_timeout(50)
+
+
+def test_beats_that_hang_do_not_pile_up_and_are_given_up_in_time(demo, context, quick_beats):
+    # The daemon busy, or a connection half open: a beat that never got an answer stayed
+    # open, and the next one, and the next: Chromium's six connections to the daemon were
+    # soon all beats waiting for nothing, and the stream could not open again. One beat at
+    # a time, each given up by its deadline.
+    page = context.new_page()
+    hung: list[Any] = []
+    gone: list[str] = []
+    most = [0]
+
+    def hang(route: Any) -> None:
+        hung.append(route)  # never answered
+        most[0] = max(most[0], len(hung) - len(gone))
+
+    page.route("**/kiosk/beat*", hang)
+    page.on("requestfailed", lambda r: "/kiosk/beat" in r.url and gone.append(r.url))
+    open_kiosk(page, demo)
+    pump(page, 4000)  # eight beats' time
+    assert len(hung) >= 2, hung  # the page kept beating...
+    assert most[0] == 1, most  # ...one at a time...
+    assert len(gone) >= len(hung) - 1  # ...each given up, not left open
+    page.unroute("**/kiosk/beat*")
+    pump(page, 1500)
+    assert watch_answer(demo)[0] == 200  # answered beats count again
+
+
+def test_a_language_switch_that_hung_does_not_leave_the_link_dead(demo, context):
+    # The language link asks the daemon first; an ask that never got an answer (the daemon
+    # restarting under it) left the page "leaving" for good: the link did nothing any more,
+    # and a visitor's language never went back to the site's.
+    page = context.new_page()
+    asked: list[Any] = []
+
+    def hang_first(route: Any) -> None:
+        asked.append(route)
+        if len(asked) > 1:
+            route.continue_()
+
+    open_kiosk(page, demo)
+    page.route("**/kiosk?lang=en", hang_first)
+    page.click("#k-lang")
+    wait_for(lambda: page.wait_for_timeout(50) or asked, 5)
+    pump(page, 8000)  # longer than any request's deadline
+    page.click("#k-lang")
+    wait_for(lambda: page.wait_for_timeout(50) or "lang=en" in page.url, 10)
