@@ -96,3 +96,23 @@ def test_a_language_switch_that_hung_does_not_leave_the_link_dead(demo, context)
     pump(page, 8000)  # longer than any request's deadline
     page.click("#k-lang")
     wait_for(lambda: page.wait_for_timeout(50) or "lang=en" in page.url, 10)
+
+
+def test_a_screen_that_stopped_painting_is_seen_so_the_screen_unit_restarts_it(
+    demo, context, quick_beats
+):
+    # A hung compositor (or GPU process) leaves the page's main thread running: its timers
+    # still fired, its beats still came, and the watch said "listening" under a picture
+    # frozen on the screen. A beat is sent from a frame's callback only, so a page that
+    # gets no frames any more goes silent. (No frames: requestAnimationFrame never calls
+    # back, as Chromium's callbacks stop when no frame is drawn.)
+    page = context.new_page()
+    open_kiosk(page, demo)
+    wait_for(lambda: watch_answer(demo)[0] == 200, 5)
+    pump(page, 3500)  # longer than the stale time: frames come, beats keep it up
+    assert watch_answer(demo)[0] == 200
+    page.evaluate("window.requestAnimationFrame = () => 0")  # no frame is drawn any more
+    wait_for(lambda: page.wait_for_timeout(50) or watch_answer(demo)[0] == 503, 15)
+    code, text = watch_answer(demo)
+    assert code == 503 and "frozen" in text, text
+    assert page.evaluate("window.kioskView !== undefined")  # its main thread still ran

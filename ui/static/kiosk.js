@@ -376,7 +376,9 @@
   // --- the page says it runs: a page stuck in a loop (or a hung renderer) keeps its stream
   // open, so the daemon cannot tell it from a live one by the stream. Beats come from this
   // page's own timers, which a frozen main thread never runs; the screen unit's watcher asks
-  // /kiosk/watch, which goes stale when they stop, and restarts the screen.
+  // /kiosk/watch, which goes stale when they stop, and restarts the screen. A hung
+  // compositor leaves the main thread and its timers running under a picture frozen on the
+  // screen: a beat is sent from a frame's callback only, which no frame drawn never calls.
   const screenId = Array.from(crypto.getRandomValues(new Uint8Array(12)),
     (b) => b.toString(16).padStart(2, "0")).join("");
   const beatMs = 1000 * Number(body.dataset.beatS || 10);
@@ -389,7 +391,12 @@
       .catch(() => {})  // the daemon away: the stream says so
       .finally(() => { beating = false; });
   }
-  setInterval(beat, beatMs);
+  let frameAsked = false;
+  setInterval(() => {
+    if (frameAsked) return;  // still no frame since the last ask: no beat, and no pile
+    frameAsked = true;
+    window.requestAnimationFrame(() => { frameAsked = false; beat(); });
+  }, beatMs);
 
   function connect() {
     const es = new EventSource("/kiosk/events?lang=" + encodeURIComponent(lang) +
