@@ -116,3 +116,40 @@ def test_a_screen_that_stopped_painting_is_seen_so_the_screen_unit_restarts_it(
     code, text = watch_answer(demo)
     assert code == 503 and "frozen" in text, text
     assert page.evaluate("window.kioskView !== undefined")  # its main thread still ran
+
+
+def beats_of(page: Any) -> list[str]:
+    sent: list[str] = []
+    page.on("request", lambda r: "/kiosk/beat" in r.url and sent.append(r.url))
+    return sent
+
+
+def sounds(page: Any) -> int:
+    return int(page.evaluate("window.kioskSounds || 0"))
+
+
+def test_a_second_kiosk_window_neither_chimes_twice_nor_beats_for_the_first(
+    demo, context, quick_beats
+):
+    # A key on a keyboard plugged in (Ctrl+N while a page loads, or on Chromium's error page)
+    # opened a second kiosk window over the first: both chimed each result, a beat apart,
+    # both spoke, and the live window beat for the one hidden behind it. One page of the
+    # screen owns the chime, the voice and the beat: the newest (the one on top), and the
+    # one left when it closes (Ctrl+W).
+    first = context.new_page()
+    open_kiosk(first, demo)
+    second = context.new_page()
+    open_kiosk(second, demo)
+    first_beats, second_beats = beats_of(first), beats_of(second)
+    pump(second, 1500)
+    demo.play_step("forged", 0)
+    second.wait_for_selector("body.look-deny")
+    first.wait_for_selector("body.look-deny")
+    pump(second, 500)
+    assert (sounds(first), sounds(second)) == (0, 1)
+    assert second_beats and not first_beats, (first_beats, second_beats)
+    second.close()  # Ctrl+W on the window on top
+    pump(first, 1500)
+    assert first_beats  # the one left beats...
+    demo.play_step("fever", 0)
+    wait_for(lambda: first.wait_for_timeout(50) or sounds(first) == 1, 10)  # ...and chimes

@@ -45,10 +45,29 @@
   // open a file (Ctrl+O), zoom for good (Ctrl+plus: Chromium keeps it for the site), go back
   // (Alt+Left) or open the developer tools (F12); a code reader left in USB keyboard mode
   // types every code it reads. The page handles a key first, so refusing it here keeps it
-  // from the browser (all but the few Chromium reserves, as Ctrl+W: the unit restarts it).
+  // from the browser: in an app window (the unit's --app) Chromium reserves no key, Ctrl+W
+  // and Ctrl+N too. Only where this page does not run (loading, Chromium's error page) do
+  // they reach it: see the lease below, and the unit starts a closed screen again at once.
   window.addEventListener("keydown", (e) => e.preventDefault(), { capture: true });
   window.addEventListener("wheel", (e) => { if (e.ctrlKey) e.preventDefault(); },
     { capture: true, passive: false });
+
+  // --- one page of the screen owns the chime, the voice and the beat -----------------------
+  // Chromium opens a second window on the kiosk page (Ctrl+N where the page does not refuse
+  // it first: while a page loads, on Chromium's error page): both chimed each result and
+  // spoke, and the live one beat for the one hidden behind it. The newest page (the one on
+  // top) takes the lease from the one before, which waits for it back (the newer one closed
+  // with Ctrl+W). Without Web Locks (a screen on another machine over plain http) each page
+  // is its own, as before.
+  const LEASE = "kiosk-screen-owner";
+  let owner = !(navigator.locks && navigator.locks.request);
+  function lease(steal) {
+    navigator.locks.request(LEASE, { steal: steal }, () => {
+      owner = true;
+      return new Promise(() => {});  // held as long as this page lives
+    }).catch(() => { owner = false; lease(false); });  // a newer page took it: wait for it
+  }
+  if (!owner) lease(true);
 
   // --- sound: generated with WebAudio, no audio files -----------------------------------
   let audio = null;
@@ -227,9 +246,9 @@
     if (fresh && result.kind !== "pass") holdUntil = mono() + denyHoldMs;
     if (result && shown === null) resultBefore = view.result_id;
     if (result && view.result_id !== resultBefore) sawResult = true;
-    if (view.sound && view.result_id !== lastResult) play(view.sound);
+    if (owner && view.sound && view.result_id !== lastResult) play(view.sound);
     lastResult = view.result_id;
-    if (view.speak) speak(view.speak); else lastSpoken = "";
+    if (owner && view.speak) speak(view.speak); else lastSpoken = "";
     renderSide(view);
     shown = view;
     window.kioskView = view;  // for tests
@@ -385,7 +404,7 @@
   // One beat at a time, given up by the next one's time: beats that hung piled up.
   let beating = false;
   function beat() {
-    if (beating) return;
+    if (beating || !owner) return;
     beating = true;
     ask("/kiosk/beat?screen=" + screenId, { method: "POST" }, () => null, beatMs)
       .catch(() => {})  // the daemon away: the stream says so
