@@ -114,3 +114,23 @@ def test_wrong_keys_in_the_header_count_as_guesses_too(keyed):
         assert lan.get("/kiosk", headers={"X-Kiosk-Screen": f"nope-{i}"}).status_code == 403
     assert lan.get("/kiosk", headers={"X-Kiosk-Screen": KEY}).status_code == 429
     assert lan.get("/kiosk").status_code == 403  # no key at all: just not a screen
+
+
+def _seconds(span: str) -> float:
+    """A systemd time span as these units write it: ``2``, ``2s``, ``300ms``."""
+    for unit, scale in (("ms", 0.001), ("s", 1.0)):
+        if span.endswith(unit):
+            return float(span[: -len(unit)]) * scale
+    return float(span)
+
+
+def test_a_closed_screen_is_started_again_at_once():
+    # Ctrl+W where the page does not refuse it first (a page loading, Chromium's error page)
+    # closes the screen's only window: Chromium and cage end, and the gate had the bare
+    # console on its screen for 2 s more than Chromium's own start. systemd starts it again
+    # at once (a short pause, not a loop spinning on a failing start).
+    from test_systemd_units import load, one
+
+    unit = load("kiosk-screen.service")
+    assert one(unit, "Service", "Restart") == "always"
+    assert 0.1 <= _seconds(one(unit, "Service", "RestartSec")) <= 0.5
