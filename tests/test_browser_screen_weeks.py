@@ -153,3 +153,65 @@ def test_a_second_kiosk_window_neither_chimes_twice_nor_beats_for_the_first(
     assert first_beats  # the one left beats...
     demo.play_step("fever", 0)
     wait_for(lambda: first.wait_for_timeout(50) or sounds(first) == 1, 10)  # ...and chimes
+
+
+#: The page's stream, driven by the test: views sent as the daemon would, nothing else.
+SCRIPTED_STREAM = """() => {
+  window.streams = [];
+  class ScriptedStream extends EventTarget {
+    constructor(url) { super(); this.url = url; this.readyState = 1; streams.push(this); }
+    close() { this.readyState = 2; }
+  }
+  ScriptedStream.CONNECTING = 0; ScriptedStream.OPEN = 1; ScriptedStream.CLOSED = 2;
+  window.EventSource = ScriptedStream;
+  window.sendView = (view) => streams[streams.length - 1].dispatchEvent(
+    new MessageEvent('view', {data: JSON.stringify(view)}));
+}"""
+AT_GATE = {"phase": "scan", "look": "idle", "prompt": "-", "preview": True, "dirs_live": True}
+GONE = {"phase": "idle", "look": "idle", "prompt": "-", "preview": False, "dirs_live": True}
+
+
+def scripted(context: Any, demo: KioskDemo) -> Any:
+    page = context.new_page()
+    page.add_init_script(f"({SCRIPTED_STREAM})()")
+    page.goto(f"{demo.url}/kiosk")
+    assert page.evaluate("document.body.dataset.hasPreview") == "yes"  # the demo's camera
+    return page
+
+
+def test_the_last_persons_picture_is_not_shown_after_they_left(demo, context):
+    # A preview frame asked for while someone was at the gate came back after they had left
+    # (a slow answer): it was put on the screen over the standby panel and stayed there, the
+    # previous person's face and pass in front of everyone walking by, until the next one.
+    page = scripted(context, demo)
+    held: list[Any] = []
+    page.route("**/kiosk/preview.jpg", lambda r: held.append(r))
+    page.evaluate("v => sendView(v)", AT_GATE)
+    wait_for(lambda: page.wait_for_timeout(50) or held, 5)
+    page.evaluate("v => sendView(v)", GONE)  # they left; the frame is still on its way
+    held[0].fulfill(status=200, content_type="image/jpeg", body=b"\xff\xd8\xff\xd9")
+    pump(page, 1000)
+    assert page.evaluate("document.getElementById('k-preview-img').hidden")
+    assert page.is_visible("#k-standby")
+
+
+def test_the_preview_polls_once_however_often_people_come_and_go(demo, context):
+    # Someone left while a frame was on its way and the next one came before it arrived: the
+    # old frame's answer started its polling again beside the new one. Over weeks of people
+    # coming and going the page asked the camera for frames many times over, every 500 ms.
+    page = scripted(context, demo)
+    held: list[Any] = []
+    page.route("**/kiosk/preview.jpg", lambda r: held.append(r))  # each one waits
+    for _ in range(3):
+        count = len(held)
+        page.evaluate("v => sendView(v)", AT_GATE)
+        wait_for(lambda n=count: page.wait_for_timeout(50) or len(held) > n, 5)
+        page.evaluate("v => sendView(v)", GONE)
+    page.evaluate("v => sendView(v)", AT_GATE)
+    wait_for(lambda: page.wait_for_timeout(50) or len(held) >= 4, 5)
+    answered = len(held)
+    for route in held:  # all answered at once: nobody is at the gate
+        route.fulfill(status=204)
+    pump(page, 1500)
+    waiting = len(held) - answered
+    assert waiting == 1, waiting  # one poll, one frame on its way

@@ -130,37 +130,47 @@
   });
 
   // --- preview: a JPEG every 500 ms while someone is at the gate ------------------------
+  // Each time the preview is turned on starts one polling run; a frame or a poll of an
+  // earlier run that comes back late does nothing: shown after the person left, it stayed
+  // over the standby panel, and its poll ran on beside the new run's (they multiplied).
+  let previewRun = 0;
   function setPreview(on) {
     if (body.dataset.hasPreview !== "yes") on = false;
     if (on === previewOn) return;
     previewOn = on;
+    previewRun += 1;
     clearTimeout(previewTimer);
-    if (on) fetchFrame(); else showStandby();
+    if (on) fetchFrame(previewRun); else showStandby();
   }
   function showStandby() {
-    $("k-preview-img").hidden = true;
+    const img = $("k-preview-img");
+    img.hidden = true;
     $("k-standby").hidden = false;
+    if (img.src.startsWith("blob:")) {  // the last frame is not kept either
+      URL.revokeObjectURL(img.src);
+      img.removeAttribute("src");
+    }
   }
-  async function fetchFrame() {
-    if (!previewOn) return;
+  async function fetchFrame(run) {
+    if (!previewOn || run !== previewRun) return;
+    let blob = null;
     try {
-      const blob = await ask("/kiosk/preview.jpg", {},
+      blob = await ask("/kiosk/preview.jpg", {},
         (res) => (res.status === 200 ? res.blob() : null));
-      if (blob) {
-        const url = URL.createObjectURL(blob);
-        const img = $("k-preview-img");
-        const old = img.src;
-        img.src = url;
-        img.hidden = false;
-        $("k-standby").hidden = true;
-        if (old && old.startsWith("blob:")) URL.revokeObjectURL(old);
-      } else {
-        showStandby();
-      }
-    } catch (e) {
+    } catch (e) { /* no frame this time */ }
+    if (run !== previewRun) return;  // the person left (or the next came) meanwhile
+    if (blob) {
+      const url = URL.createObjectURL(blob);
+      const img = $("k-preview-img");
+      const old = img.src;
+      img.src = url;
+      img.hidden = false;
+      $("k-standby").hidden = true;
+      if (old && old.startsWith("blob:")) URL.revokeObjectURL(old);
+    } else {
       showStandby();
     }
-    previewTimer = setTimeout(fetchFrame, 500);
+    previewTimer = setTimeout(() => fetchFrame(run), 500);
   }
 
   // --- views -------------------------------------------------------------------------------
