@@ -215,3 +215,43 @@ def test_the_preview_polls_once_however_often_people_come_and_go(demo, context):
     pump(page, 1500)
     waiting = len(held) - answered
     assert waiting == 1, waiting  # one poll, one frame on its way
+
+
+class RenamedDemo(KioskDemo):
+    """The same kiosk after its config was changed (another site name) and the daemon
+    restarted, as docs/operations.md says to: ``sudo systemctl restart kiosk``."""
+
+    async def _start_daemon(self) -> Any:
+        from checkpoint import demo
+
+        base = demo.demo_config(self.port)
+        site = base.site.model_copy(update={"site_name": "安康苑"})
+        return await demo.start_demo(
+            self.data_dir, self.port, config=base.model_copy(update={"site": site})
+        )
+
+
+def test_a_config_changed_and_the_daemon_restarted_reaches_the_screen_by_itself(tmp_path, browser):
+    # The config is changed and the daemon restarted (the site's name, its language or time
+    # zone, the direction buttons, a camera added; or a release gone back by hand): the
+    # screen's page reconnected to the new daemon and went on showing what it was loaded
+    # with, for weeks, until someone restarted the screen too. The page learns that what it
+    # was built from has changed and loads itself again, once nobody is at the gate.
+    first = KioskDemo(tmp_path / "before")
+    first.start()
+    context = browser.new_context(viewport=SIZE)
+    page = context.new_page()
+    daemons = [first]
+    try:
+        open_kiosk(page, first)
+        assert page.inner_text(".k-site") == "幸福里小区"
+        first.stop()
+        again = RenamedDemo(tmp_path / "after")
+        again.port = first.port  # the same address, as systemd restarts it
+        again.start()
+        daemons.append(again)
+        wait_for(lambda: page.wait_for_timeout(100) or page.inner_text(".k-site") == "安康苑", 40)
+        page.wait_for_selector("body:not(.offline)")
+    finally:
+        context.close()
+        daemons[-1].stop()

@@ -134,3 +134,37 @@ def test_a_closed_screen_is_started_again_at_once():
     unit = load("kiosk-screen.service")
     assert one(unit, "Service", "Restart") == "always"
     assert 0.1 <= _seconds(one(unit, "Service", "RestartSec")) <= 0.5
+
+
+def test_a_page_hears_the_edition_it_was_loaded_with_and_another_after_a_config_change(
+    data_dir, clock, monkeypatch
+):
+    # A config changed and the daemon restarted never reached the screen's page: it showed
+    # what it was loaded with (site name, language, buttons) for weeks. Its stream names
+    # what the page is built from; the page loads itself again when that differs from its
+    # own, so the two must agree while nothing changed (or it would reload for ever).
+    import asyncio
+    import re
+
+    from guard_support import BASE, close_core, make_core
+    from test_ui_kiosk import TestClient, kiosk_app, read_sse
+
+    from ui.kiosk_screen import Screen
+
+    core = make_core(data_dir, clock, monkeypatch)
+    try:
+        app = kiosk_app(core)
+        with TestClient(app, base_url=BASE) as client:
+            page = client.get("/kiosk").text
+        loaded = re.search(r'data-edition="([0-9a-f]{16})"', page)
+        assert loaded is not None
+        events = asyncio.run(
+            read_sse(app, "/kiosk/events", until=lambda ev: any(n == "edition" for n, _ in ev))
+        )
+        assert dict(events)["edition"] == {"edition": loaded.group(1)}
+        assert Screen.build(core).edition == loaded.group(1)  # the same config: the same
+        site = core.config.site.model_copy(update={"site_name": "another name"})
+        monkeypatch.setattr(core, "config", core.config.model_copy(update={"site": site}))
+        assert Screen.build(core).edition != loaded.group(1)
+    finally:
+        close_core(core)

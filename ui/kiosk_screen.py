@@ -26,6 +26,7 @@ Routes read the real core (``checkpoint.app.Core``): the bus's last state, ``cor
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -324,6 +325,38 @@ class Beats:
         return (self.clock.monotonic_ns() - last) / 1e9
 
 
+#: What the kiosk page is built from besides the config, relative to ``ui/``: a release
+#: updated or gone back to changes one.
+PAGE_SOURCES = ("templates/kiosk.html", "templates/page_base.html", "messages.toml")
+
+
+def page_constants(core: Core) -> dict[str, Any]:
+    """What the kiosk page is loaded with that only a restart of the daemon changes (its
+    config, its devices); the rest comes in its stream."""
+    cfg = core.config
+    return {
+        "site_name": cfg.site.site_name,
+        "timezone": cfg.site.timezone,
+        "two_way": cfg.site.direction == "both",
+        "hold_s": cfg.engine.result_hold_s,
+        "has_preview": preview_source(core) is not None,
+        "site_lang": i18n.pick_lang(cfg.site.language, "zh-CN"),
+        "deny_hold_s": DENY_MIN_HOLD_S,
+    }
+
+
+def page_edition(constants: dict[str, Any]) -> str:
+    """A digest of what a kiosk page is built from: ``constants``, its template and words,
+    and the static files it loads. A page whose daemon was restarted with another config or
+    release hears another edition on its stream and loads itself again (``kiosk.js``): it
+    never reloads by itself, and showed what it was loaded with for weeks."""
+    digest = hashlib.sha256(json.dumps(constants, sort_keys=True, default=str).encode())
+    static = sorted(p for p in (HERE / "static").iterdir() if p.is_file())
+    for path in (*(HERE / name for name in PAGE_SOURCES), *static):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 @dataclass
 class Screen:
     """The kiosk screen's state for one app (``app.state.screen``): the core, who may see the
@@ -344,6 +377,10 @@ class Screen:
     #: The screens of this host (``web.screen_addresses``) with a stream open, and their
     #: pages' beats: what ``/kiosk/watch`` tells the screen unit's watcher.
     beats: Beats
+    #: What the page is loaded with that only a restart changes (``page_constants``), and
+    #: its digest (``page_edition``), which every stream names.
+    constants: dict[str, Any]
+    edition: str
     #: Every screen of this process sees the same bus messages, so a view or banner is built
     #: and encoded once per message and language, not once per connected screen (the daemon's
     #: loop runs the gate too). Keys hold the messages themselves, so an id is never reused.
@@ -354,6 +391,7 @@ class Screen:
     @classmethod
     def build(cls, core: Core) -> Screen:
         cfg = core.config
+        constants = page_constants(core)
         return cls(
             core=core,
             tpl=templates(),
@@ -369,6 +407,8 @@ class Screen:
             code_first=cfg.engine.order == "code_first",
             tracker=ScreenTracker(current_state(core)),
             beats=Beats(core.clock),
+            constants=constants,
+            edition=page_edition(constants),
         )
 
     def current(self) -> ScreenTracker:
@@ -482,20 +522,15 @@ def kiosk_page(
         request,
         "kiosk.html",
         {
+            **s.constants,
+            "edition": s.edition,
             "lang": lang,
             "_": i18n.translator(lang),
-            "site_name": cfg.site.site_name,
-            "timezone": cfg.site.timezone,
-            "two_way": cfg.site.direction == "both",
             "direction": core.runner.engine.direction,
             "view": s.view_of(s.current(), lang),
             "banner": s.banner_in(lang),
-            "hold_s": cfg.engine.result_hold_s,
-            "has_preview": preview_source(core) is not None,
             "other_lang": "en" if lang == "zh-CN" else "zh-CN",
-            "site_lang": i18n.pick_lang(cfg.site.language, "zh-CN"),
             "now_ms": clock_ms(core),
-            "deny_hold_s": DENY_MIN_HOLD_S,
             "beat_s": BEAT_S,
         },
     )
@@ -610,6 +645,7 @@ async def screen_stream(
         yield "retry: 2000\n\n"
         yield sse("view", s.view_of(mine, lang))
         yield sse("banner", s.banner_in(lang))
+        yield sse("edition", {"edition": s.edition})
         checked = sent = time.monotonic()
         while True:
             # The response also ends the stream on a disconnect by itself; this check

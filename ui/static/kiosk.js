@@ -315,9 +315,14 @@
   function revertLanguage() {
     if (lang !== siteLang) go("/kiosk");
   }
+  // The daemon restarted with another config or release (its stream names another edition
+  // than this page's): the page loads itself again, once nobody is at the gate. It never
+  // reloaded by itself, and showed the old site name, language, buttons and code for weeks.
+  let stale = false;
+  const idle = () => !shown || (shown.phase === "idle" && !pending);
   setInterval(() => {
-    if (lang !== siteLang && mono() - switchedAt > LANG_IDLE_MS &&
-        (!shown || shown.phase === "idle")) revertLanguage();
+    if (stale && idle()) go("/kiosk");
+    else if (lang !== siteLang && mono() - switchedAt > LANG_IDLE_MS && idle()) revertLanguage();
   }, 5000);
 
   // --- an LCD panel holding one still picture for hours keeps its ghost (image retention):
@@ -434,6 +439,10 @@
     connectedAt = mono();
     es.addEventListener("view", (e) => { heard(); show(JSON.parse(e.data)); });
     es.addEventListener("banner", (e) => { heard(); renderBanner(JSON.parse(e.data)); });
+    es.addEventListener("edition", (e) => {
+      heard();
+      stale = JSON.parse(e.data).edition !== body.dataset.edition;
+    });
     es.addEventListener("tick", (e) => {
       heard();
       const data = JSON.parse(e.data);
