@@ -521,6 +521,37 @@ def m004_audit_form_once(db: sqlite_utils.Database) -> None:
     )
 
 
+#: An event's reason codes as rows (``json_each``): none for an event without any.
+_REASONS_OF = "json_each(CASE WHEN json_valid({r}) THEN {r} ELSE '[]' END)"
+
+
+@MIGRATIONS()
+def m005_decision_tally(db: sqlite_utils.Database) -> None:
+    """Decisions by reason code over the whole log, kept in the commit of each event (a
+    trigger, whoever writes it): ``/metrics`` reads these few rows, never the log (a year's
+    events after each restart, seconds on a card). Seeded here from the log once, at the
+    upgrade; an event with two reasons counts once under each, as it always did."""
+    execute_script(
+        db,
+        f"""
+        CREATE TABLE decision_tally (
+            decision TEXT NOT NULL, reason TEXT NOT NULL, n INTEGER NOT NULL,
+            PRIMARY KEY (decision, reason)
+        ) WITHOUT ROWID;
+        INSERT INTO decision_tally (decision, reason, n)
+            SELECT e.decision, r.value, count(*) FROM events AS e,
+                {_REASONS_OF.format(r="e.reasons")} AS r
+            GROUP BY e.decision, r.value;
+        CREATE TRIGGER events_decision_tally AFTER INSERT ON events BEGIN
+            INSERT INTO decision_tally (decision, reason, n)
+                SELECT NEW.decision, value, 1 FROM {_REASONS_OF.format(r="NEW.reasons")}
+                WHERE true
+                ON CONFLICT (decision, reason) DO UPDATE SET n = n + 1;
+        END;
+        """,  # noqa: S608 - module constants
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Helpers
 

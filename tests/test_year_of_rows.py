@@ -203,3 +203,48 @@ def test_the_calibration_page_still_finds_a_recent_reading(tmp_path):
             )
     found = queries.last_measured(log)
     assert found is not None and (found.seq, found.temp_object_c) == (2_002, 34.1)
+
+
+def _first_scrape(log: _Log) -> tuple[int, dict]:
+    """What the first ``/metrics`` after a restart reads: a fresh counter's first count."""
+    from ui.api import DecisionCounter
+
+    counter = DecisionCounter()
+    counter.update(log)
+    return counter.after_seq, dict(counter.by_reason)
+
+
+def test_the_first_metrics_count_after_a_restart_reads_the_tally_not_the_year(tmp_path):
+    """The first ``/metrics`` after each restart counted decisions over every event of the
+    log (a busy gate's year: 1-2 M rows, seconds on a card, on the API's thread). The counts
+    are kept with each commit (``decision_tally``): the same few steps over a log ten times as
+    long, and the same counts."""
+    logs = [_year_old_log(tmp_path / f"{n}.db", n) for n in (2_000, 20_000)]
+    (small, (head, counts)), (big, (head_big, counts_big)) = (
+        _steps(log, _first_scrape) for log in logs
+    )
+    assert (head, head_big) == (2_001, 20_001)
+    assert counts == {("pass", "ok"): 2_000, ("manual_pass", "ok"): 1}
+    assert counts_big == {("pass", "ok"): 20_000, ("manual_pass", "ok"): 1}
+    assert big - small < 20, (small, big)
+
+
+def test_a_log_from_before_the_tally_is_counted_whole_once_at_the_upgrade(tmp_path):
+    """A card written before the tally existed: its events are counted into it once, when the
+    upgraded program opens it, and every event after is counted with its commit."""
+    path = tmp_path / "kiosk.db"
+    _year_old_log(path, 50).conn.close()
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "DROP TRIGGER events_decision_tally; DROP TABLE decision_tally;"
+        " DELETE FROM _sqlite_migrations WHERE name = 'm005_decision_tally';"
+    )
+    conn.close()
+    clock = FakeClock(start=NOW)
+    with EventLog(path, "gate-1", clock, synchronous="NORMAL") as log:
+        log.append(EventDraft(direction="in", decision="deny", reasons=("fever", "quarantined")))
+        assert _first_scrape(_Log(path)) == (
+            52,
+            {("pass", "ok"): 50, ("manual_pass", "ok"): 1, ("deny", "fever"): 1}
+            | {("deny", "quarantined"): 1},
+        )
