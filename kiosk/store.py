@@ -869,18 +869,22 @@ LAST_RUN_KEY = "retention.last_run"
 def purge_coverage(conn: sqlite3.Connection, table: str) -> int:
     """The highest ``seq`` of ``table`` that some audited purge may have purged: for each
     ``retention_purge`` audit row, the last clock-synced row older than its cutoff (the rule
-    ``purge_personal`` applies, recomputed from hashed, non-personal columns)."""
+    ``purge_personal`` applies, recomputed from hashed, non-personal columns), or than its
+    ``reach`` (the cutoff of a purge at the end of its local day) when it has one: the purges
+    later that day write no row of their own (``kiosk.retention``, coalesced)."""
     audits = conn.execute(
         "SELECT seq, detail FROM audit WHERE action = ? AND detail IS NOT NULL", [PURGE_ACTION]
     ).fetchall()
     limits: list[tuple[int, str]] = []  # (rows before this seq, older than this cutoff)
     for audit_seq, detail in audits:
         try:
-            cutoff_text = json.loads(detail).get("cutoff")
-            cutoff = format_ts(datetime.fromisoformat(str(cutoff_text)))
-        except (ValueError, TypeError, AttributeError):
+            found = json.loads(detail)
+            cutoff = format_ts(datetime.fromisoformat(str(found.get("cutoff"))))
+            # A day's purge row covers its later runs' cutoffs (``reach``), at most a day on.
+            reach = format_ts(datetime.fromisoformat(str(found.get("reach") or found["cutoff"])))
+        except (ValueError, TypeError, AttributeError, KeyError):
             continue
-        limits.append((audit_seq if table == "audit" else 2**62, cutoff))
+        limits.append((audit_seq if table == "audit" else 2**62, max(cutoff, reach)))
     # A purge whose seq bound and cutoff another purge's both reach adds nothing: query only
     # the others (usually just the latest; the daemon audits one purge an hour).
     through = 0
