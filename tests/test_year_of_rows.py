@@ -248,3 +248,38 @@ def test_a_log_from_before_the_tally_is_counted_whole_once_at_the_upgrade(tmp_pa
             {("pass", "ok"): 50, ("manual_pass", "ok"): 1, ("deny", "fever"): 1}
             | {("deny", "quarantined"): 1},
         )
+
+
+def test_the_hourly_purge_reads_the_rows_it_may_purge_not_the_year(tmp_path):
+    """Each hourly purge looked for the rows to null from the log's first row: a year of rows
+    purged long ago, read from the card every hour (on a reader, but the whole table). It
+    reads the rows not purged yet (index ``events_unpurged``): the same over a log ten times
+    as long."""
+    from support import reporting_log
+
+    from kiosk.retention import purge
+
+    counts = []
+    for n in (2_000, 20_000):
+        path = tmp_path / f"{n}.db"
+        _year_old_log(path, n).conn.close()
+        clock = FakeClock(start=NOW)
+        log = reporting_log(path, clock)
+        try:
+            purge(log, 30, NOW, tz="UTC")  # today's first: the old days frozen
+            steps = [0]
+
+            def count(steps=steps) -> int:
+                steps[0] += 1
+                return 0
+
+            log.reader().conn.set_progress_handler(count, 100)
+            log.submit(lambda db, count=count: db.conn.set_progress_handler(count, 100))
+            clock.advance(3600)
+            log.append(EventDraft(direction="in", decision="pass", reasons=("ok",)))
+            steps[0] = 0
+            purge(log, 30, clock.now(), tz="UTC")
+            counts.append(steps[0])
+        finally:
+            log.close()
+    assert counts[1] - counts[0] < 20, counts
