@@ -347,11 +347,13 @@ def pending_runs(db: Database | sqlite3.Connection) -> dict[str, Any]:
 def _reach(now: datetime, older_than_days: int, tz: ZoneInfo | str) -> datetime:
     """The cutoff of a purge at the end of ``now``'s local day: what the purge row of a run
     at ``now`` covers (``coalesced``). Only with ``older_than_days`` >= 1 is it before the
-    row itself, so every audit row the later runs null was written before it (``verify``
-    counts an audit row covered only by a purge row after it); a purge of 0 days has none."""
+    row itself (and it is never later than ``now``), so every audit row the later runs null
+    was written before it (``verify`` counts an audit row covered only by a purge row after
+    it); a purge of 0 days has none."""
     zone = as_zone(tz)
     midnight = datetime.combine(now.astimezone(zone).date() + timedelta(days=1), time(), zone)
-    return midnight.astimezone(UTC) - timedelta(days=older_than_days)
+    # Never past the run itself: the autumn change's local day has 25 hours.
+    return min(midnight.astimezone(UTC) - timedelta(days=older_than_days), now.astimezone(UTC))
 
 
 def _coalesced(db: Database, result: PurgeResult, now: datetime) -> bool:

@@ -177,3 +177,26 @@ def test_a_row_nulled_past_the_days_reach_still_reads_as_tampering(reporting_sto
     conn.close()
     found = store.verify()
     assert not found.ok and "no audited purge covers it" in str(found.problem)
+
+
+def test_the_day_of_the_autumn_change_covers_no_audit_row_written_after_its_purge_row(
+    reporting_store, clock
+):
+    """The autumn change's local day has 25 hours: the cutoff at its end lies an hour after
+    the purge that wrote the day's row, and an audit row written in that hour and nulled by a
+    later purge of the day was covered by nothing (``verify`` counts an audit row covered only
+    by a purge row after it). The reach is never later than its own purge."""
+    store = reporting_store
+    tz = "Europe/Berlin"  # 2026-10-25: 00:00 CEST is 22:00 UTC the day before, 25 hours long
+    for when in (datetime(2026, 10, 23, 22, 0, tzinfo=UTC), datetime(2026, 10, 23, 22, 45)):
+        clock.set_wall(when.replace(tzinfo=UTC))
+        store.append(EventDraft(direction="in", decision="pass", reasons=("ok",), holder="Li"))
+    first = datetime(2026, 10, 24, 22, 30, tzinfo=UTC)  # 00:30 local on the 25th
+    clock.set_wall(first)
+    purge(store, 1, first, tz=tz, actor="daemon")
+    clock.set_wall(first + timedelta(minutes=10))
+    store.audit("guard", "lists.quarantine_add", {"household": "H1", "holder": "Li"})
+    later = datetime(2026, 10, 25, 22, 50, tzinfo=UTC)  # 23:50 local, the same day
+    clock.set_wall(later)
+    purge(store, 1, later, tz=tz, actor="daemon")
+    assert store.verify().ok, store.verify().problem
