@@ -283,3 +283,48 @@ def test_the_hourly_purge_reads_the_rows_it_may_purge_not_the_year(tmp_path):
         finally:
             log.close()
     assert counts[1] - counts[0] < 20, counts
+
+
+def test_a_peer_gates_first_ask_reads_the_look_back_not_the_year(tmp_path):
+    """Another gate of the compound asks for this gate's passages from seq 0 when it is
+    paired (or this gate's log started again): the page walked ``seq`` up from the log's
+    first row to the quota's look-back, a year of rows read from the card on the API's
+    thread. It starts at the look-back's first row."""
+    from kiosk.peers import peer_page
+
+    since = NOW - timedelta(days=8)
+    logs = [_year_old_log(tmp_path / f"{n}.db", n) for n in (2_000, 20_000)]
+    (small, page), (big, page_big) = (
+        _steps(log, lambda lg: peer_page(lg.reader(), "gate-1", 0, 500, since)) for log in logs
+    )
+    assert [p["seq"] for p in page["passages"]] == [2_001]
+    assert [p["seq"] for p in page_big["passages"]] == [20_001]
+    assert (page["next"], page_big["next"]) == (2_001, 20_001)
+    assert big - small < 20, (small, big)
+
+
+def test_a_peer_page_from_seq_0_still_holds_a_passage_dated_after_the_ntp_step(tmp_path):
+    """The page starts at the look-back's first row, by its stamp or by the time its boot's
+    clock dates it: a passage stamped 1970 before NTP answered, dated within the look-back,
+    comes before the first row stamped in it."""
+    from kiosk.peers import peer_page
+
+    log = _year_old_log(tmp_path / "kiosk.db", 2_000)
+    mono = 10**12
+    with log.conn:  # a boot: a passage before NTP answered, then one after, 5 minutes on
+        for seq, ts, synced, ahead_ns in (
+            (2_002, "1970-01-01T00:16:40.000000Z", 0, 0),
+            (2_003, format_ts(NOW - timedelta(minutes=10)), 1, 300 * 10**9),
+        ):
+            log.conn.execute(
+                "INSERT INTO events (seq, id, kiosk_id, ts, boot_id, mono_ns, clock_synced,"
+                " direction, decision, reasons, kind, flags, personal_digest, prev_hash, hash)"
+                " SELECT ?, 'id-' || ?, kiosk_id, ?, 'boot-2', ?, ?, 'in', 'pass', reasons,"
+                " 'passage', flags, personal_digest, prev_hash, hash FROM events WHERE seq = 1",
+                [seq, seq, ts, mono + ahead_ns, synced],
+            )
+    page = peer_page(log.reader(), "gate-1", 0, 500, NOW - timedelta(minutes=30))
+    assert [(p["seq"], p["ts"]) for p in page["passages"]] == [
+        (2_002, format_ts(NOW - timedelta(minutes=15))),
+        (2_003, format_ts(NOW - timedelta(minutes=10))),
+    ]
