@@ -204,12 +204,12 @@ def _page(db: Database, kiosk_id: str, after: int, limit: int, since: datetime) 
 
     head = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
     source, ts = dated_source(db)
-    first = _first_dated_since(db, source, format_ts(since))
+    look_back = _first_dated_since(db, source, format_ts(since))
     rows = db.execute(
         f"SELECT seq, pass_id, household, direction, decision, {ts} AS ts, flags"  # noqa: S608
         f" FROM {source} WHERE seq > ? AND decision IN ('pass', 'manual_pass')"
         f" AND {ts} >= ? ORDER BY seq LIMIT ?",
-        [max(after, (head if first is None else first) - 1), format_ts(since), limit],
+        [max(after, (head if look_back is None else look_back) - 1), format_ts(since), limit],
     ).fetchall()
     passages = [
         {
