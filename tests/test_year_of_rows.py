@@ -328,3 +328,57 @@ def test_a_peer_page_from_seq_0_still_holds_a_passage_dated_after_the_ntp_step(t
         (2_002, format_ts(NOW - timedelta(minutes=15))),
         (2_003, format_ts(NOW - timedelta(minutes=10))),
     ]
+
+
+def _returnees(path: Path, days: int) -> _Log:
+    """A returnee back on each of the last ``days`` days, each observed 14 days (cleared at
+    its end) with two checks a day, a fever in one of every fifth one's."""
+    from kiosk import observation
+
+    clock = FakeClock(start=NOW)
+    with EventLog(path, "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]):
+        pass
+    conn = sqlite3.connect(path)
+    back = "date(:now, '-' || i || ' days')"
+    with conn:
+        conn.execute(
+            "WITH RECURSIVE p(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM p WHERE i < :n)"
+            " INSERT INTO obs_people (id, name, household, date_back, observation_until,"
+            f" status, created_at) SELECT i, 'x', '1-101', {back}, date({back}, '+13 days'),"
+            f" 'cleared', {back} || 'T08:00:00.000000Z' FROM p",
+            {"n": days, "now": NOW.date().isoformat()},
+        )
+        conn.execute(
+            "INSERT INTO obs_status (person_id, status, at) SELECT id, 'observing', created_at"
+            " FROM obs_people UNION ALL SELECT id, 'cleared', observation_until ||"
+            " 'T09:00:00.000000Z' FROM obs_people"
+        )
+        conn.execute(
+            "WITH RECURSIVE k(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM k WHERE j < 27)"
+            " INSERT INTO obs_checks (person_id, day, at, temp_c, fever)"
+            " SELECT id, date(date_back, '+' || (j / 2) || ' days'), 'x', 36.5,"
+            " id % 5 = 0 AND j = 2 * ((id - 1) % 14) FROM obs_people, k"
+        )
+    conn.close()
+    return _Log(path)
+
+
+def test_the_daily_reports_returnees_read_the_days_not_the_years(tmp_path):
+    """The daily report's returnees (the statistics page, the office's ``/api/v1/stats``, each
+    day's freeze) read every returnee ever registered (retention empties a record, the row
+    stays), each with a query of its status, and every check kept for the day's fevers: a
+    year's returnees at each view. It reads those of the day: the same over ten times as
+    many before."""
+    from kiosk.observation import counts_for_day
+
+    day = (NOW - timedelta(days=1)).date()
+    logs = [_returnees(tmp_path / f"{n}.db", n) for n in (365, 3_650)]
+    (small, found), (big, found_big) = (
+        _steps(log, lambda lg: counts_for_day(lg.reader(), day, "UTC")) for log in logs
+    )
+    assert found == found_big
+    assert found == {"new": 1, "observing": 13, "cleared": 1, "escalated": 0} | {
+        "transferred": 0,
+        "fever_checks": 2,
+    }
+    assert big - small < 20, (small, big)
