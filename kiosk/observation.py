@@ -102,6 +102,14 @@ MIGRATIONS = sql_migrations(
         PRIMARY KEY (person_id, day, kind)
     );
     """,
+    # The daily report's questions of one day (``counts_for_day``), each on an index: a
+    # year's returnees and their checks were read at each report.
+    m002_day_indexes="""
+    CREATE INDEX obs_people_created_at ON obs_people (created_at);
+    CREATE INDEX obs_people_until ON obs_people (observation_until);
+    CREATE INDEX obs_status_at ON obs_status (at);
+    CREATE INDEX obs_checks_fever_day ON obs_checks (day) WHERE fever = 1;
+    """,
 )
 
 
@@ -213,12 +221,18 @@ def counts_for_day(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dict[s
     if not has_table(db, "obs_people"):
         return out
     start, end = day_bounds(day, tz)
-    for row in db.query("select * from obs_people where created_at < ?", [end]):
-        person = _person(row)
-        if start <= row["created_at"] < end:
-            out["new"] += 1
-        status = _status_as_of(db, person.id, end)
-        if status == "observing" and person.date_back <= day <= person.observation_until:
+    new = db.execute(
+        "select count(*) from obs_people where created_at >= ? and created_at < ?", [start, end]
+    )
+    out["new"] = int(new.fetchone()[0])
+    # Those whose observation reaches the day, read from the day on (``obs_people_until``).
+    observed = db.query(
+        "select id from obs_people where observation_until >= :day and date_back <= :day"
+        " and created_at < :end",
+        {"day": day.isoformat(), "end": end},
+    )
+    for row in observed:
+        if _status_as_of(db, int(row["id"]), end) == "observing":
             out["observing"] += 1
     for row in db.query(
         # People, not changes: cleared, put back by mistake and cleared again is one clearing.

@@ -187,16 +187,29 @@ def peer_page(
         raise StoreFault("store_fault", f"peer page: {type(exc).__name__}") from None
 
 
+def _first_dated_since(db: Database, source: str, since: str) -> int | None:
+    """The first ``seq`` of ``source`` dated at or after ``since``: stamped since (the ``ts``
+    index), or stamped before NTP stepped the clock and dated since by its boot (the
+    unsynchronised rows' index). Without it a page asked from seq 0 (a gate just paired)
+    walked ``seq`` up from the log's first row to the look-back: a year of rows."""
+    found = [db.execute("SELECT min(seq) FROM events INDEXED BY events_ts WHERE ts >= ?", [since])]
+    if source == "dated_events":
+        found.append(db.execute("SELECT min(seq) FROM redated_events WHERE dated_ts >= ?", [since]))
+    seqs = [int(row[0]) for row in (c.fetchone() for c in found) if row and row[0] is not None]
+    return min(seqs, default=None)
+
+
 def _page(db: Database, kiosk_id: str, after: int, limit: int, since: datetime) -> dict[str, Any]:
     from .dating import dated_source
 
     head = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
     source, ts = dated_source(db)
+    look_back = _first_dated_since(db, source, format_ts(since))
     rows = db.execute(
         f"SELECT seq, pass_id, household, direction, decision, {ts} AS ts, flags"  # noqa: S608
         f" FROM {source} WHERE seq > ? AND decision IN ('pass', 'manual_pass')"
         f" AND {ts} >= ? ORDER BY seq LIMIT ?",
-        [after, format_ts(since), limit],
+        [max(after, (head if look_back is None else look_back) - 1), format_ts(since), limit],
     ).fetchall()
     passages = [
         {

@@ -357,23 +357,26 @@ def decisions_after(
     ]
 
 
-def decision_counts(log: Readable, after_seq: int) -> tuple[int, list[tuple[str, str, int]]]:
-    """``(head seq, [(decision, reason, count), ...])`` over the events after ``after_seq``
-    up to the head: counted by SQLite, so a first count over a long log holds counts, not
-    every row (the metrics' incremental count)."""
-    head = head_seq(log)
-    after = max(0, int(after_seq))
-    if head <= after:
-        return max(head, after), []
-    rows = _rows(
-        log,
-        "SELECT e.decision AS decision, r.value AS reason, count(*) AS n"
-        " FROM events AS e, json_each(CASE WHEN e.reasons IS NULL OR e.reasons = ''"
-        " THEN '[]' ELSE e.reasons END) AS r"
-        " WHERE e.seq > ? AND e.seq <= ? GROUP BY e.decision, r.value",
-        [after, head],
-    )
-    return head, [(str(r["decision"]), str(r["reason"]), int(r["n"])) for r in rows]
+#: The log's head and the decisions by reason (``decision_tally``, kept with each commit),
+#: in one statement: one snapshot, so the head is the last event the counts include.
+_TALLY_SQL = (
+    "SELECT 1 AS head, '' AS decision, '' AS reason, coalesce(max(seq), 0) AS n FROM events"
+    " UNION ALL SELECT 0, decision, reason, n FROM decision_tally"
+)
+
+
+def decision_counts(log: Readable) -> tuple[int, list[tuple[str, str, int]]]:
+    """``(head seq, [(decision, reason, count), ...])`` over the whole log up to the head: the
+    tally the log keeps with each commit (``kiosk.store``'s ``decision_tally``), a few rows
+    however long the log (the metrics' counts, from the first scrape after a restart)."""
+    head = 0
+    counts = []
+    for r in _rows(log, _TALLY_SQL, []):
+        if r["head"]:
+            head = int(r["n"])
+        else:
+            counts.append((str(r["decision"]), str(r["reason"]), int(r["n"])))
+    return head, counts
 
 
 def event_by_seq(log: Readable, seq: int) -> dict[str, Any] | None:

@@ -18,6 +18,10 @@ tested against guesses. Every purge that changed something writes an audit row (
 cutoff, how many; a batched purge two, and one per batch between: below); one that found
 nothing writes none (an idle gate's hourly purges once added 8,760 rows a year to an audit
 kept for ever), and every run is recorded in ``meta`` (``last_run``, in the health report).
+A busy gate's did the same, each nulling a few rows: a purge row of a day or more records its
+``reach`` (the cutoff of a purge at the end of its local day), and a later single-batch purge
+whose cutoff it covers writes none, its counts summed in ``meta`` (``pending_runs``) until
+the next purge row takes them (``coalesced``): one row a day, every purged row covered.
 
 The daemon runs it hourly with ``store.retention_days``; ``kiosk purge --older-than DAYS``
 runs it by hand (systemd's ``kiosk-purge.timer`` calls that).
@@ -61,7 +65,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -247,14 +251,12 @@ def purge(
     synced = check_clock(store, now, trust_unsynced_clock=trust_unsynced_clock)
     cutoff = (now - timedelta(days=older_than_days)).astimezone(UTC)
     frozen = _freeze(store, tz, quota_cfg, now, between_batches)
-    run = _Run(store, cutoff, now, {"older_than_days": older_than_days})
+    run = _Run(store, cutoff, now, {"older_than_days": older_than_days}, tz)
     run.started["cutoff"] = cutoff.isoformat()
     run.started["clock_synced"] = synced
     picked = run.batches_but_last(actor, between_batches)
     waiting = waiting_for_clock(store.reader(), cutoff, run.bounds.get("events", 0))
     local_cutoff_day = cutoff.astimezone(as_zone(tz)).date()
-
-    quiet: list[bool] = []
 
     def finish(db: Database) -> PurgeResult:
         revocations, reasons = run.revocations(db)
@@ -269,30 +271,18 @@ def purge(
         _owe_wipe(db, any(went) or bool(shredded), now)
         run.owed = _wipe_owed(db)
         # Not a salt alone: the day's last purge row keys a fresh one the next purge deletes.
-        quiet.append(_record_run(db, now, synced, any(went) or bool(frozen or run.batches)))
-        return PurgeResult(
-            cutoff,
-            count,
-            tuple(frozen),
-            ledgers,
-            ended,
-            waiting,
-            synced,
-            observations,
-            revocations,
-            reasons,
-            shredded,
-            run.batches + 1,
-        )
+        idle = _record_run(db, now, synced, any(went) or bool(frozen or run.batches))
+        result = PurgeResult(
+            cutoff, count, tuple(frozen), ledgers, ended, waiting, synced, observations,
+            revocations, reasons, shredded, run.batches + 1,
+        )  # fmt: skip
+        run.settle(db, result, idle)
+        return result
 
     # The last transaction with its audit row (the totals): verification checks purged rows
-    # against the purge rows' cutoffs.
+    # against the purge rows' cutoffs (and reach).
     result = store.submit_audited(
-        finish,
-        actor,
-        PURGE_ACTION,
-        lambda done: {"older_than_days": older_than_days, **done.as_dict(), "complete": True},
-        skip=lambda _done: quiet[-1],
+        finish, actor, PURGE_ACTION, run.final_detail, skip=lambda _done: run.quiet
     )
     # The WAL still holds the purged rows as they were written: truncate it. Only when
     # something went, now or in a purge whose wipe a reader held up: the commits after a
@@ -327,6 +317,84 @@ def last_run(db: Database | sqlite3.Connection) -> dict[str, Any] | None:
     except (TypeError, ValueError):
         return None
     return found if isinstance(found, dict) else None
+
+
+#: The ``meta`` key of the runs a day's purge row covers that wrote no row of their own
+#: (``coalesced``): their counts summed, until the next purge row takes them.
+PENDING_KEY = "retention.coalesced"
+#: The counts of a purge summed over the runs a purge row coalesces.
+_SUMMED = (
+    "events_purged",
+    "quarantine_entries_purged",
+    "household_observations_purged",
+    "revocations_purged",
+    "revocation_reasons_purged",
+    "salts_shredded",
+)
+
+
+def pending_runs(db: Database | sqlite3.Connection) -> dict[str, Any]:
+    """The summed counts of the purges since the last purge row that its ``reach`` covered
+    (``coalesced``); empty when there are none."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [PENDING_KEY]).fetchone()
+    try:
+        found = json.loads(row[0]) if row is not None else {}
+    except (TypeError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _reach(now: datetime, older_than_days: int, tz: ZoneInfo | str) -> datetime:
+    """The cutoff of a purge at the end of ``now``'s local day: what the purge row of a run
+    at ``now`` covers (``coalesced``). Only with ``older_than_days`` >= 1 is it before the
+    row itself (and it is never later than ``now``), so every audit row the later runs null
+    was written before it (``verify`` counts an audit row covered only by a purge row after
+    it); a purge of 0 days has none."""
+    zone = as_zone(tz)
+    midnight = datetime.combine(now.astimezone(zone).date() + timedelta(days=1), time(), zone)
+    # Never past the run itself: the autumn change's local day has 25 hours.
+    return min(midnight.astimezone(UTC) - timedelta(days=older_than_days), now.astimezone(UTC))
+
+
+def _coalesced(db: Database, result: PurgeResult, now: datetime) -> bool:
+    """Whether this run's changes go without a row of their own: the latest purge row's
+    ``reach`` covers its cutoff (``verify`` checks purged rows against it). Then its counts
+    are added to the pending ones (``PENDING_KEY``) the next purge row records."""
+    latest = db.execute(
+        "SELECT detail FROM audit WHERE action = ? ORDER BY seq DESC LIMIT 1", [PURGE_ACTION]
+    ).fetchone()
+    try:
+        reach = datetime.fromisoformat(str(json.loads(latest[0])["reach"]))
+    except (TypeError, ValueError, KeyError):
+        return False
+    if reach.tzinfo is None or reach < result.cutoff:
+        return False
+    done = result.as_dict()
+    pending = pending_runs(db)
+    for key in _SUMMED:
+        pending[key] = int(pending.get(key) or 0) + int(done[key])
+    ledgers = pending.get("ledger_rows_purged")
+    ledgers = dict(ledgers) if isinstance(ledgers, dict) else {}
+    for key, n in done["ledger_rows_purged"].items():
+        ledgers[key] = int(ledgers.get(key) or 0) + int(n)
+    days = pending.get("days_frozen")
+    days = days if isinstance(days, list) else []
+    pending["days_frozen"] = sorted({*days, *done["days_frozen"]})
+    pending |= {"ledger_rows_purged": ledgers, "runs": int(pending.get("runs") or 0) + 1}
+    pending |= {"last_at": now.astimezone(UTC).isoformat(), "last_cutoff": done["cutoff"]}
+    db.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+        [PENDING_KEY, json.dumps(pending, sort_keys=True)],
+    )
+    return True
+
+
+def _take_pending(db: Database) -> dict[str, Any]:
+    """The pending counts (``pending_runs``), cleared: the purge row being written takes
+    them, in the same transaction."""
+    pending = pending_runs(db)
+    db.execute("DELETE FROM meta WHERE key = ?", [PENDING_KEY])
+    return pending
 
 
 def _purge_ended(db: Database, before: date, now: datetime) -> tuple[int, int]:
@@ -377,12 +445,17 @@ class _Run:
     cutoff: datetime
     now: datetime
     started: dict[str, Any]
+    tz: ZoneInfo | str = "UTC"
     bounds: dict[str, int] = field(default_factory=dict)
     after: dict[str, int] = field(default_factory=dict)
     events_purged: int = 0  # by the batches before the last
     revoked: tuple[int, int] | None = None
     batches: int = 0
     owed: bool = False
+    #: The last transaction goes without its audit row (``settle``).
+    quiet: bool = False
+    #: The counts of the runs the last transaction's row takes over (``coalesced``).
+    coalesced: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.bounds = purge_bounds(self.store.reader(), self.cutoff)
@@ -399,6 +472,26 @@ class _Run:
             self.batch(picked, actor)
             if between_batches is not None:
                 between_batches()
+
+    def settle(self, db: Database, result: PurgeResult, idle: bool) -> None:
+        """In the last transaction: whether it goes without its audit row (``quiet``): it
+        changed nothing on a synchronised clock (``idle``), or what it changed the day's
+        purge row covers (``_coalesced``); else the row takes the pending counts."""
+        own_row = result.clock_synced and not idle and self.batches == 0
+        self.quiet = idle or (own_row and _coalesced(db, result, self.now))
+        if not self.quiet:
+            self.coalesced = _take_pending(db)
+
+    def final_detail(self, done: PurgeResult) -> dict[str, Any]:
+        """The last transaction's audit row: the totals, the ``reach`` of a purge of a day or
+        more, the runs it coalesced."""
+        days = int(self.started["older_than_days"])
+        detail = {"older_than_days": days, **done.as_dict(), "complete": True}
+        if days >= 1:
+            detail["reach"] = _reach(self.now, days, self.tz).isoformat()
+        if self.coalesced:
+            detail["coalesced"] = self.coalesced
+        return detail
 
     def next_batch(self) -> tuple[dict[str, list[int]], bool]:
         """The rows of the next batch (at most ``BATCH_ROWS``, events first), found on a

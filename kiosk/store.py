@@ -521,6 +521,37 @@ def m004_audit_form_once(db: sqlite_utils.Database) -> None:
     )
 
 
+#: An event's reason codes as rows (``json_each``): none for an event without any.
+_REASONS_OF = "json_each(CASE WHEN json_valid({r}) THEN {r} ELSE '[]' END)"
+
+
+@MIGRATIONS()
+def m005_decision_tally(db: sqlite_utils.Database) -> None:
+    """Decisions by reason code over the whole log, kept in the commit of each event (a
+    trigger, whoever writes it): ``/metrics`` reads these few rows, never the log (a year's
+    events after each restart, seconds on a card). Seeded here from the log once, at the
+    upgrade; an event with two reasons counts once under each, as it always did."""
+    execute_script(
+        db,
+        f"""
+        CREATE TABLE decision_tally (
+            decision TEXT NOT NULL, reason TEXT NOT NULL, n INTEGER NOT NULL,
+            PRIMARY KEY (decision, reason)
+        ) WITHOUT ROWID;
+        INSERT INTO decision_tally (decision, reason, n)
+            SELECT e.decision, r.value, count(*) FROM events AS e,
+                {_REASONS_OF.format(r="e.reasons")} AS r
+            GROUP BY e.decision, r.value;
+        CREATE TRIGGER events_decision_tally AFTER INSERT ON events BEGIN
+            INSERT INTO decision_tally (decision, reason, n)
+                SELECT NEW.decision, value, 1 FROM {_REASONS_OF.format(r="NEW.reasons")}
+                WHERE true
+                ON CONFLICT (decision, reason) DO UPDATE SET n = n + 1;
+        END;
+        """,  # noqa: S608 - module constants
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Helpers
 
@@ -827,6 +858,18 @@ def _verify_table(
     return checked, None, None
 
 
+@MIGRATIONS()
+def m006_unpurged_rows(db: sqlite_utils.Database) -> None:
+    """The rows retention has not purged yet, by ``seq`` (``purge_candidates``): each hourly
+    purge looks for its rows among these (the retention window's), not from the log's first
+    row (a year of rows purged long ago). A row leaves it when purged."""
+    execute_script(
+        db,
+        "CREATE INDEX events_unpurged ON events(seq) WHERE purged_at IS NULL;"
+        " CREATE INDEX audit_unpurged ON audit(seq) WHERE purged_at IS NULL;",
+    )
+
+
 #: The audit action of a retention purge (``kiosk.retention.purge``); its ``detail.cutoff``
 #: is what a purged row is checked against.
 PURGE_ACTION = "retention_purge"
@@ -838,18 +881,22 @@ LAST_RUN_KEY = "retention.last_run"
 def purge_coverage(conn: sqlite3.Connection, table: str) -> int:
     """The highest ``seq`` of ``table`` that some audited purge may have purged: for each
     ``retention_purge`` audit row, the last clock-synced row older than its cutoff (the rule
-    ``purge_personal`` applies, recomputed from hashed, non-personal columns)."""
+    ``purge_personal`` applies, recomputed from hashed, non-personal columns), or than its
+    ``reach`` (the cutoff of a purge at the end of its local day) when it has one: the purges
+    later that day write no row of their own (``kiosk.retention``, coalesced)."""
     audits = conn.execute(
         "SELECT seq, detail FROM audit WHERE action = ? AND detail IS NOT NULL", [PURGE_ACTION]
     ).fetchall()
     limits: list[tuple[int, str]] = []  # (rows before this seq, older than this cutoff)
     for audit_seq, detail in audits:
         try:
-            cutoff_text = json.loads(detail).get("cutoff")
-            cutoff = format_ts(datetime.fromisoformat(str(cutoff_text)))
-        except (ValueError, TypeError, AttributeError):
+            found = json.loads(detail)
+            cutoff = format_ts(datetime.fromisoformat(str(found.get("cutoff"))))
+            # A day's purge row covers its later runs' cutoffs (``reach``), at most a day on.
+            reach = format_ts(datetime.fromisoformat(str(found.get("reach") or found["cutoff"])))
+        except (ValueError, TypeError, AttributeError, KeyError):
             continue
-        limits.append((audit_seq if table == "audit" else 2**62, cutoff))
+        limits.append((audit_seq if table == "audit" else 2**62, max(cutoff, reach)))
     # A purge whose seq bound and cutoff another purge's both reach adds nothing: query only
     # the others (usually just the latest; the daemon audits one purge an hour).
     through = 0
@@ -1037,12 +1084,11 @@ def purge_candidates(
     limit: int,
 ) -> list[int]:
     """The ``seq`` of the next ``limit`` rows of ``table`` in ``(after, through]`` that a
-    purge with this cut-off nulls, in ``seq`` order (read on a reader: the walk over rows
-    purged before costs the writer nothing)."""
+    purge with this cut-off nulls, in ``seq`` order, among the rows not purged yet (index
+    ``{table}_unpurged``: a year of rows purged long ago is not walked at each purge)."""
     rows = db.execute(
-        f"SELECT seq FROM {_table_name(table)} WHERE seq > ? AND seq <= ?"  # noqa: S608
-        + _purgeable(table)
-        + " ORDER BY seq LIMIT ?",
+        f"SELECT seq FROM {_table_name(table)} INDEXED BY {table}_unpurged"  # noqa: S608
+        " WHERE seq > ? AND seq <= ?" + _purgeable(table) + " ORDER BY seq LIMIT ?",
         [after, through, format_ts(older_than), limit],
     ).fetchall()
     return [int(r[0]) for r in rows]

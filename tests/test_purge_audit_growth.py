@@ -5,6 +5,8 @@ rows (~7 MB) that nothing ever purges. That the purge still runs is in ``meta``
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -110,3 +112,91 @@ def test_a_purge_on_a_clock_the_operator_vouched_for_keeps_its_row(reporting_sto
     clock.set_wall(now)
     purge(store, 1, now, tz="UTC", trust_unsynced_clock=True)
     assert _purge_rows(store) == 1
+
+
+def _busy_hours(store, clock, hours: int) -> None:
+    """A passage an hour, each followed by the daemon's hourly purge (1-day retention)."""
+    for h in range(hours):
+        now = START + timedelta(hours=h)
+        clock.set_wall(now)
+        store.append(
+            EventDraft(
+                direction="in",
+                decision="pass",
+                reasons=("ok",),
+                pass_id=f"P-{h}",
+                household="H1",
+                holder="Zhang Wei",
+            )
+        )
+        purge(store, 1, now, tz="UTC", actor="daemon")
+
+
+def test_a_busy_gates_hourly_purges_leave_one_audit_row_a_day_with_their_counts(
+    reporting_store, clock
+):
+    """A busy gate's hourly purge nulls a few rows each hour: each wrote a ``retention_purge``
+    row kept for ever (8,760 a year in the office's audit view, and as many attested
+    digests). The day's first purge that nulls anything writes the row, and its ``reach``
+    (the cutoff of a purge at the day's end) covers what the day's later runs null; their
+    counts go into the next row (``coalesced``), so every purged row is still counted and
+    covered."""
+    from kiosk.retention import pending_runs
+
+    store = reporting_store
+    _busy_hours(store, clock, 5 * 24)
+    db = store.reader()
+    rows = db.execute(
+        "SELECT substr(ts, 1, 10), detail FROM audit WHERE action = 'retention_purge'"
+    ).fetchall()
+    per_day = Counter(day for day, _ in rows)
+    assert max(per_day.values()) == 1, per_day
+    purged = db.execute("SELECT count(*) FROM events WHERE purged_at IS NOT NULL").fetchone()[0]
+    counted = sum(
+        d["events_purged"] + d.get("coalesced", {}).get("events_purged", 0)
+        for d in (json.loads(detail) for _, detail in rows)
+    )
+    assert purged > 70 and counted + pending_runs(db).get("events_purged", 0) == purged
+    assert store.verify().ok
+
+
+def test_a_row_nulled_past_the_days_reach_still_reads_as_tampering(reporting_store, clock):
+    """The day's row covers what the day's purges null, nothing newer: personal fields
+    removed by hand from this morning's passage are still found."""
+    import sqlite3
+
+    store = reporting_store
+    _busy_hours(store, clock, 3 * 24)
+    assert store.verify().ok
+    conn = sqlite3.connect(store.path)
+    with conn:
+        conn.execute(
+            "UPDATE events SET pass_id = NULL, household = NULL, holder = NULL, purged_at = ts"
+            " WHERE seq = (SELECT max(seq) - 3 FROM events)"
+        )
+    conn.close()
+    found = store.verify()
+    assert not found.ok and "no audited purge covers it" in str(found.problem)
+
+
+def test_the_day_of_the_autumn_change_covers_no_audit_row_written_after_its_purge_row(
+    reporting_store, clock
+):
+    """The autumn change's local day has 25 hours: the cutoff at its end lies an hour after
+    the purge that wrote the day's row, and an audit row written in that hour and nulled by a
+    later purge of the day was covered by nothing (``verify`` counts an audit row covered only
+    by a purge row after it). The reach is never later than its own purge."""
+    store = reporting_store
+    tz = "Europe/Berlin"  # 2026-10-25: 00:00 CEST is 22:00 UTC the day before, 25 hours long
+    for when in (datetime(2026, 10, 23, 22, 0, tzinfo=UTC), datetime(2026, 10, 23, 22, 45)):
+        clock.set_wall(when.replace(tzinfo=UTC))
+        store.append(EventDraft(direction="in", decision="pass", reasons=("ok",), holder="Li"))
+    first = datetime(2026, 10, 24, 22, 30, tzinfo=UTC)  # 00:30 local on the 25th
+    clock.set_wall(first)
+    purge(store, 1, first, tz=tz, actor="daemon")
+    clock.set_wall(first + timedelta(minutes=10))
+    store.audit("guard", "lists.quarantine_add", {"household": "H1", "holder": "Li"})
+    later = datetime(2026, 10, 25, 22, 50, tzinfo=UTC)  # 23:50 local, the same day
+    clock.set_wall(later)
+    purge(store, 1, later, tz=tz, actor="daemon")
+    assert store.verify().ok, store.verify().problem

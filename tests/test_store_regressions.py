@@ -390,13 +390,15 @@ def test_a_phone_number_written_with_spaces_or_inside_an_extra_never_reaches_a_l
 
 
 def naive_coverage(conn, table: str) -> int:
-    """What ``purge_coverage`` answers, one query per audited purge (the rule as written)."""
+    """What ``purge_coverage`` answers, one query per audited purge (the rule as written:
+    the rows older than its ``reach``, or its cutoff when it has none)."""
     through = 0
     for audit_seq, detail in conn.execute(
         "SELECT seq, detail FROM audit WHERE action = ? AND detail IS NOT NULL",
         [store.PURGE_ACTION],
     ).fetchall():
-        cutoff = store.format_ts(datetime.fromisoformat(json.loads(detail)["cutoff"]))
+        found = json.loads(detail)  # a day's row covers to its reach (its later runs)
+        cutoff = store.format_ts(datetime.fromisoformat(found.get("reach") or found["cutoff"]))
         row = conn.execute(
             f"SELECT max(seq) FROM {table} WHERE clock_synced = 1 AND ts < ? AND seq < ?",
             [cutoff, audit_seq if table == "audit" else 2**62],

@@ -203,3 +203,182 @@ def test_the_calibration_page_still_finds_a_recent_reading(tmp_path):
             )
     found = queries.last_measured(log)
     assert found is not None and (found.seq, found.temp_object_c) == (2_002, 34.1)
+
+
+def _first_scrape(log: _Log) -> tuple[int, dict]:
+    """What the first ``/metrics`` after a restart reads: a fresh counter's first count."""
+    from ui.api import DecisionCounter
+
+    counter = DecisionCounter()
+    counter.update(log)
+    return counter.after_seq, dict(counter.by_reason)
+
+
+def test_the_first_metrics_count_after_a_restart_reads_the_tally_not_the_year(tmp_path):
+    """The first ``/metrics`` after each restart counted decisions over every event of the
+    log (a busy gate's year: 1-2 M rows, seconds on a card, on the API's thread). The counts
+    are kept with each commit (``decision_tally``): the same few steps over a log ten times as
+    long, and the same counts."""
+    logs = [_year_old_log(tmp_path / f"{n}.db", n) for n in (2_000, 20_000)]
+    (small, (head, counts)), (big, (head_big, counts_big)) = (
+        _steps(log, _first_scrape) for log in logs
+    )
+    assert (head, head_big) == (2_001, 20_001)
+    assert counts == {("pass", "ok"): 2_000, ("manual_pass", "ok"): 1}
+    assert counts_big == {("pass", "ok"): 20_000, ("manual_pass", "ok"): 1}
+    assert big - small < 20, (small, big)
+
+
+def test_a_log_from_before_the_tally_is_counted_whole_once_at_the_upgrade(tmp_path):
+    """A card written before the tally existed: its events are counted into it once, when the
+    upgraded program opens it, and every event after is counted with its commit."""
+    path = tmp_path / "kiosk.db"
+    _year_old_log(path, 50).conn.close()
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "DROP TRIGGER events_decision_tally; DROP TABLE decision_tally;"
+        " DELETE FROM _sqlite_migrations WHERE name = 'm005_decision_tally';"
+    )
+    conn.close()
+    clock = FakeClock(start=NOW)
+    with EventLog(path, "gate-1", clock, synchronous="NORMAL") as log:
+        log.append(EventDraft(direction="in", decision="deny", reasons=("fever", "quarantined")))
+        assert _first_scrape(_Log(path)) == (
+            52,
+            {("pass", "ok"): 50, ("manual_pass", "ok"): 1, ("deny", "fever"): 1}
+            | {("deny", "quarantined"): 1},
+        )
+
+
+def test_the_hourly_purge_reads_the_rows_it_may_purge_not_the_year(tmp_path):
+    """Each hourly purge looked for the rows to null from the log's first row: a year of rows
+    purged long ago, read from the card every hour (on a reader, but the whole table). It
+    reads the rows not purged yet (index ``events_unpurged``): the same over a log ten times
+    as long."""
+    from support import reporting_log
+
+    from kiosk.retention import purge
+
+    counts = []
+    for n in (2_000, 20_000):
+        path = tmp_path / f"{n}.db"
+        _year_old_log(path, n).conn.close()
+        clock = FakeClock(start=NOW)
+        log = reporting_log(path, clock)
+        try:
+            purge(log, 30, NOW, tz="UTC")  # today's first: the old days frozen
+            steps = [0]
+
+            def count(steps=steps) -> int:
+                steps[0] += 1
+                return 0
+
+            log.reader().conn.set_progress_handler(count, 100)
+            log.submit(lambda db, count=count: db.conn.set_progress_handler(count, 100))
+            clock.advance(3600)
+            log.append(EventDraft(direction="in", decision="pass", reasons=("ok",)))
+            steps[0] = 0
+            purge(log, 30, clock.now(), tz="UTC")
+            counts.append(steps[0])
+        finally:
+            log.close()
+    assert counts[1] - counts[0] < 20, counts
+
+
+def test_a_peer_gates_first_ask_reads_the_look_back_not_the_year(tmp_path):
+    """Another gate of the compound asks for this gate's passages from seq 0 when it is
+    paired (or this gate's log started again): the page walked ``seq`` up from the log's
+    first row to the quota's look-back, a year of rows read from the card on the API's
+    thread. It starts at the look-back's first row."""
+    from kiosk.peers import peer_page
+
+    since = NOW - timedelta(days=8)
+    logs = [_year_old_log(tmp_path / f"{n}.db", n) for n in (2_000, 20_000)]
+    (small, page), (big, page_big) = (
+        _steps(log, lambda lg: peer_page(lg.reader(), "gate-1", 0, 500, since)) for log in logs
+    )
+    assert [p["seq"] for p in page["passages"]] == [2_001]
+    assert [p["seq"] for p in page_big["passages"]] == [20_001]
+    assert (page["next"], page_big["next"]) == (2_001, 20_001)
+    assert big - small < 20, (small, big)
+
+
+def test_a_peer_page_from_seq_0_still_holds_a_passage_dated_after_the_ntp_step(tmp_path):
+    """The page starts at the look-back's first row, by its stamp or by the time its boot's
+    clock dates it: a passage stamped 1970 before NTP answered, dated within the look-back,
+    comes before the first row stamped in it."""
+    from kiosk.peers import peer_page
+
+    log = _year_old_log(tmp_path / "kiosk.db", 2_000)
+    mono = 10**12
+    with log.conn:  # a boot: a passage before NTP answered, then one after, 5 minutes on
+        for seq, ts, synced, ahead_ns in (
+            (2_002, "1970-01-01T00:16:40.000000Z", 0, 0),
+            (2_003, format_ts(NOW - timedelta(minutes=10)), 1, 300 * 10**9),
+        ):
+            log.conn.execute(
+                "INSERT INTO events (seq, id, kiosk_id, ts, boot_id, mono_ns, clock_synced,"
+                " direction, decision, reasons, kind, flags, personal_digest, prev_hash, hash)"
+                " SELECT ?, 'id-' || ?, kiosk_id, ?, 'boot-2', ?, ?, 'in', 'pass', reasons,"
+                " 'passage', flags, personal_digest, prev_hash, hash FROM events WHERE seq = 1",
+                [seq, seq, ts, mono + ahead_ns, synced],
+            )
+    page = peer_page(log.reader(), "gate-1", 0, 500, NOW - timedelta(minutes=30))
+    assert [(p["seq"], p["ts"]) for p in page["passages"]] == [
+        (2_002, format_ts(NOW - timedelta(minutes=15))),
+        (2_003, format_ts(NOW - timedelta(minutes=10))),
+    ]
+
+
+def _returnees(path: Path, days: int) -> _Log:
+    """A returnee back on each of the last ``days`` days, each observed 14 days (cleared at
+    its end) with two checks a day, a fever in one of every fifth one's."""
+    from kiosk import observation
+
+    clock = FakeClock(start=NOW)
+    with EventLog(path, "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]):
+        pass
+    conn = sqlite3.connect(path)
+    back = "date(:now, '-' || i || ' days')"
+    with conn:
+        conn.execute(
+            "WITH RECURSIVE p(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM p WHERE i < :n)"
+            " INSERT INTO obs_people (id, name, household, date_back, observation_until,"
+            f" status, created_at) SELECT i, 'x', '1-101', {back}, date({back}, '+13 days'),"
+            f" 'cleared', {back} || 'T08:00:00.000000Z' FROM p",
+            {"n": days, "now": NOW.date().isoformat()},
+        )
+        conn.execute(
+            "INSERT INTO obs_status (person_id, status, at) SELECT id, 'observing', created_at"
+            " FROM obs_people UNION ALL SELECT id, 'cleared', observation_until ||"
+            " 'T09:00:00.000000Z' FROM obs_people"
+        )
+        conn.execute(
+            "WITH RECURSIVE k(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM k WHERE j < 27)"
+            " INSERT INTO obs_checks (person_id, day, at, temp_c, fever)"
+            " SELECT id, date(date_back, '+' || (j / 2) || ' days'), 'x', 36.5,"
+            " id % 5 = 0 AND j = 2 * ((id - 1) % 14) FROM obs_people, k"
+        )
+    conn.close()
+    return _Log(path)
+
+
+def test_the_daily_reports_returnees_read_the_days_not_the_years(tmp_path):
+    """The daily report's returnees (the statistics page, the office's ``/api/v1/stats``, each
+    day's freeze) read every returnee ever registered (retention empties a record, the row
+    stays), each with a query of its status, and every check kept for the day's fevers: a
+    year's returnees at each view. It reads those of the day: the same over ten times as
+    many before."""
+    from kiosk.observation import counts_for_day
+
+    day = (NOW - timedelta(days=1)).date()
+    logs = [_returnees(tmp_path / f"{n}.db", n) for n in (365, 3_650)]
+    (small, found), (big, found_big) = (
+        _steps(log, lambda lg: counts_for_day(lg.reader(), day, "UTC")) for log in logs
+    )
+    assert found == found_big
+    assert found == {"new": 1, "observing": 13, "cleared": 1, "escalated": 0} | {
+        "transferred": 0,
+        "fever_checks": 2,
+    }
+    assert big - small < 20, (small, big)

@@ -369,7 +369,8 @@ class PageResponse(Response):
 
 
 class DecisionCounter:
-    """Decisions by reason, counted incrementally: each scrape reads only new events."""
+    """Decisions by reason, as the log tallies them with each commit: each scrape reads a
+    few rows, the first after a restart as any other."""
 
     def __init__(self) -> None:
         self.after_seq = 0
@@ -378,9 +379,8 @@ class DecisionCounter:
 
     def update(self, log: queries.Readable) -> None:
         with self._lock:
-            head, counts = queries.decision_counts(log, self.after_seq)
-            for decision, reason, n in counts:
-                self.by_reason[(decision, reason)] += n
+            head, counts = queries.decision_counts(log)
+            self.by_reason = Counter({(decision, reason): n for decision, reason, n in counts})
             self.after_seq = head
 
 
