@@ -177,6 +177,27 @@ class Freshness:
     #: When the office last confirmed the lists unchanged (list sync: a 304 or the same
     #: bundle version); kept in memory, so quiet days are not shown as stale lists.
     confirmed_at: datetime | None = None
+    #: When the last bundle from the office was applied (None: none ever was, or a database
+    #: from before this was kept, whose ``updated_at`` says it while the bundle was the last
+    #: change).
+    bundle_applied_at: datetime | None = None
+
+    def synced_at(self) -> datetime | None:
+        """The gate's last confirmed sync: when it last heard from where its lists come from.
+        For lists from the office, a bundle applied or the office's confirmation, whichever is
+        later (a guard's or a CSV's change on the gate tells nothing of the office's lists);
+        for lists never sent by the office (guard, CSV), their last change."""
+        if self.bundle_version == 0:
+            return self._since()
+        known = [t for t in (self.bundle_applied_at, self.confirmed_at) if t is not None]
+        return max(known) if known else None
+
+    def sync_stale(self, now: datetime, stale_after_h: float) -> bool:
+        """No confirmed sync (``synced_at``) within ``stale_after_h`` hours of ``now``: the
+        office may have changed the lists since without this gate knowing. A sync stamped
+        after ``now`` (the clock stepped back) is no confirmation either."""
+        age = age_since(self.synced_at(), now)
+        return age is None or age > timedelta(hours=stale_after_h)
 
     def _since(self) -> datetime | None:
         known = [t for t in (self.updated_at, self.confirmed_at) if t is not None]
@@ -285,6 +306,18 @@ class Lists:
         """The active entry covering this person on ``day`` (a local date), if any."""
         for entry in self._quarantine_by_household.get(same_text(household), ()):
             if entry.active_on(day) and entry.covers(household, holder):
+                return entry
+        return None
+
+    def quarantine_unconfirmed(
+        self, household: str, holder: str | None, day: date, since: date | None
+    ) -> QuarantineEntry | None:
+        """An entry covering this person that is over on ``day`` (a local date) but lasted
+        until ``since`` or later: it ended after the lists were last confirmed on ``since``
+        (None: never), so a list the gate never received may have extended it."""
+        for entry in self._quarantine_by_household.get(same_text(household), ()):
+            ended = entry.until_date < day and (since is None or entry.until_date >= since)
+            if ended and entry.covers(household, holder):
                 return entry
         return None
 
@@ -847,6 +880,9 @@ def _freshness(meta: Mapping[str, str]) -> Freshness:
     """What ``list_meta`` says of the lists it stamps (their last change, source, bundle)."""
     updated = meta.get("updated_at")
     issued = meta.get("bundle_issued_at")
+    applied = meta.get("bundle_applied_at")
+    if applied is None and meta.get("source") == "bundle":
+        applied = updated
     return Freshness(
         updated_at=datetime.fromisoformat(updated) if updated else None,
         source=meta.get("source", "empty"),  # type: ignore[arg-type]
@@ -854,6 +890,7 @@ def _freshness(meta: Mapping[str, str]) -> Freshness:
         bundle_issued_at=datetime.fromisoformat(issued) if issued else None,
         bundle_issuer=meta.get("bundle_issuer"),
         bundle_compound=meta.get("bundle_compound") or None,
+        bundle_applied_at=datetime.fromisoformat(applied) if applied else None,
     )
 
 
@@ -1094,6 +1131,7 @@ class ListStore:
                 db,
                 {
                     "updated_at": now.isoformat(),
+                    "bundle_applied_at": now.isoformat(),
                     "source": "bundle",
                     "bundle_version": payload.version,
                     "bundle_issued_at": payload.issued_at.isoformat(),

@@ -15,7 +15,7 @@ from kiosk import base45
 from kiosk.config.policy import PolicySection
 from kiosk.config.thermometer import ThermometryConfig
 from kiosk.history import PassageHistory
-from kiosk.lists import Household, Lists, QuarantineEntry, Revocation
+from kiosk.lists import Freshness, Household, Lists, QuarantineEntry, Revocation
 from kiosk.passes import PREFIX, TrustList, issue_pass
 from kiosk.policy import REASONS, PassageInputs, PolicyState, decide, should_remeasure
 from kiosk.thermometry import Temperature
@@ -81,6 +81,15 @@ def run(case: Case):
 
 
 QUARANTINED_1_1 = Lists.build(quarantine=[QuarantineEntry("1-1", None, *ONE_DAY)])
+#: The office's lists, last heard of three days ago: 1-1's quarantine ended yesterday.
+ENDED_OFFLINE = Lists.build(
+    quarantine=[
+        QuarantineEntry("1-1", None, ONE_DAY[0] - timedelta(days=9), ONE_DAY[0] - timedelta(days=1))
+    ],
+    freshness=Freshness(
+        NOW - timedelta(days=3), "bundle", 1, bundle_applied_at=NOW - timedelta(days=3)
+    ),
+)
 EXIT = (GOOD_PASS.pass_id, "1-1", "out", "pass", NOW - timedelta(hours=5))
 RECENT_OUT = (GOOD_PASS.pass_id, "1-1", "out", "pass", NOW - timedelta(minutes=1))
 QUOTA_ON = {"quota": {"enabled": True, "exits": 1, "period_days": 1}}
@@ -99,6 +108,15 @@ class Observing:
 # rule name, case, decision, reasons, needs_guard, alarm, flags
 TABLE = [
     ("all checks pass", Case(), "pass", ("ok",), False, None, ()),
+    (
+        "a quarantine that ended after the last sync of stale lists: the guard decides",
+        Case(lists=ENDED_OFFLINE),
+        "deny",
+        ("quarantine_unconfirmed",),
+        True,
+        None,
+        ("lists_stale",),
+    ),
     (
         "store fault denies by default",
         Case(store_fault=True),
@@ -214,14 +232,15 @@ TABLE = [
         (),
     ),
     (
-        "quarantine over yesterday no longer applies",
+        "quarantine over yesterday no longer applies (lists synced this morning)",
         Case(
             lists=Lists.build(
                 quarantine=[
                     QuarantineEntry(
                         "1-1", None, date(2026, 2, 1), NOW.astimezone(TZ).date() - timedelta(days=1)
                     )
-                ]
+                ],
+                freshness=Freshness(NOW - timedelta(hours=2), "bundle", 1, confirmed_at=NOW),
             )
         ),
         "pass",

@@ -1,0 +1,158 @@
+"""What a gate decides alone from lists it knows to be stale, through the engine in virtual
+time: a quarantine that ended after the gate last heard from the office goes to the guard."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from kiosk.lists import sign_bundle
+from tests.test_engine import Rig
+
+SITE = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture
+def make_rig(clock, tmp_path):
+    made: list[Rig] = []
+
+    def make(**overrides) -> Rig:
+        folder = tmp_path / f"r{len(made)}"
+        folder.mkdir()
+        made.append(Rig(clock, folder, **overrides))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()
+
+
+@pytest.fixture
+def rig(make_rig):
+    return make_rig()
+
+
+def _today(rig: Rig) -> date:
+    return rig.clock.now().astimezone(SITE).date()
+
+
+def _office_sends(rig: Rig, version: int, quarantine: list[dict]) -> None:
+    """The office's list sync applies a bundle (signed with a key the gate trusts)."""
+    payload = {
+        "format": "kiosk-lists/1",
+        "version": version,
+        "issued_at": rig.clock.now().isoformat(),
+        "quarantine": quarantine,
+    }
+    result = rig.lists.import_bundle(sign_bundle(rig.key, payload), rig.trust, "fleet")
+    assert result.applied
+
+
+def _quarantine(household: str, start: date, until: date) -> dict:
+    return {"household": household, "from": start.isoformat(), "until": until.isoformat()}
+
+
+def _goes_out(rig: Rig) -> dict:
+    rig.show(rig.pass_text(household="A-101"), "out")
+    rig.emulator.person_arrives(36.6)
+    rig.run(8)
+    return rig.decisions()[-1]
+
+
+def test_a_quarantine_that_ended_while_the_gate_was_offline_goes_to_the_guard(rig):
+    synced = _today(rig)
+    _office_sends(
+        rig, 1, [_quarantine("A-101", synced - timedelta(days=10), synced + timedelta(days=1))]
+    )
+    rig.clock.advance(3 * 86400)  # offline: no sync for three days (stale after 48 h)
+    decision = _goes_out(rig)
+    assert decision["decision"] == "deny"
+    assert decision["reasons"] == ["quarantine_unconfirmed"]
+    assert decision["needs_guard"] is True
+    assert ("guard_needed", "raised") in rig.alarms()
+    prompts = [m.get("prompt") for m in rig.messages if m["type"] == "state"]
+    assert "see_guard" in prompts
+    event = rig.events()[-1]
+    assert event["reasons"] == ["quarantine_unconfirmed"]
+    assert "lists_stale" in event["flags"]
+
+
+def test_with_fresh_lists_a_quarantine_that_ended_lets_the_household_out(rig):
+    synced = _today(rig)
+    _office_sends(
+        rig, 1, [_quarantine("A-101", synced - timedelta(days=10), synced + timedelta(days=1))]
+    )
+    rig.clock.advance(3 * 86400)
+    rig.lists.confirm(rig.clock.now())  # the office said this morning: nothing changed
+    decision = _goes_out(rig)
+    assert decision["decision"] == "pass"
+    assert decision["reasons"] == ["ok"]
+
+
+def test_a_quarantine_that_ended_before_the_last_sync_is_over_even_on_stale_lists(rig):
+    synced = _today(rig)
+    _office_sends(
+        rig, 1, [_quarantine("A-101", synced - timedelta(days=10), synced - timedelta(days=1))]
+    )
+    rig.clock.advance(3 * 86400)
+    decision = _goes_out(rig)
+    assert decision["decision"] == "pass"
+
+
+def test_a_guard_edit_on_an_offline_gate_is_no_sync_with_the_office(rig):
+    synced = _today(rig)
+    _office_sends(
+        rig, 1, [_quarantine("A-101", synced - timedelta(days=10), synced + timedelta(days=1))]
+    )
+    rig.clock.advance(3 * 86400)
+    rig.lists.revoke("0123456789ab", "lost card", actor="guard-zhou")  # stamps the lists now
+    decision = _goes_out(rig)
+    assert decision["reasons"] == ["quarantine_unconfirmed"]
+
+
+def test_coming_home_through_the_lane_after_an_unconfirmed_end_passes(make_rig):
+    rig = make_rig(site={"direction": "in"})
+    synced = _today(rig)
+    _office_sends(
+        rig, 1, [_quarantine("A-101", synced - timedelta(days=10), synced + timedelta(days=1))]
+    )
+    rig.clock.advance(3 * 86400)
+    rig.show(rig.pass_text(household="A-101"), "in")
+    rig.emulator.person_arrives(36.6)
+    rig.run(8)
+    assert rig.decisions()[-1]["decision"] == "pass"
+
+
+def test_coming_home_by_the_screen_button_after_an_unconfirmed_end_goes_to_the_guard(rig):
+    synced = _today(rig)
+    _office_sends(
+        rig, 1, [_quarantine("A-101", synced - timedelta(days=10), synced + timedelta(days=1))]
+    )
+    rig.clock.advance(3 * 86400)
+    rig.show(rig.pass_text(household="A-101"), "in")
+    rig.emulator.person_arrives(36.6)
+    rig.run(8)
+    decision = rig.decisions()[-1]
+    assert decision["reasons"] == ["quarantine_unconfirmed"]
+    assert decision["needs_guard"] is True
+
+
+def test_the_kiosk_screen_says_in_plain_words_that_the_guard_will_check(rig):
+    from ui.views import result_view
+
+    synced = _today(rig)
+    _office_sends(
+        rig, 1, [_quarantine("A-101", synced - timedelta(days=10), synced + timedelta(days=1))]
+    )
+    rig.clock.advance(3 * 86400)
+    decision = _goes_out(rig)
+    result, next_step = result_view(decision, "en")
+    assert result["kind"] == "deny"
+    assert result["reasons"] == [
+        "This gate's lists are out of date: it cannot confirm that your home quarantine has ended"
+    ]
+    assert next_step == "Please wait here: the guard will check with you"
+    zh, _ = result_view(decision, "zh-CN")
+    assert zh["reasons"] == ["本机名单未及时更新，无法确认您的居家隔离已结束"]
