@@ -321,6 +321,13 @@ class Lists:
                 return entry
         return None
 
+    def quarantine_after(self, household: str, holder: str | None, day: date) -> bool:
+        """An entry covering this person starts after ``day`` (a local date)."""
+        return any(
+            entry.from_date > day and entry.covers(household, holder)
+            for entry in self._quarantine_by_household.get(same_text(household), ())
+        )
+
     def under_observation(self, household: str, day: date) -> bool:
         h = self._households_by_key.get(same_text(household))
         return h is not None and h.under_observation(day)

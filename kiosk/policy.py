@@ -358,7 +358,7 @@ def _check_quarantine(
             flags.append("quarantine")
             alarms.add("quarantine_return")
         return
-    why = _quarantine_unconfirmed(pass_, lists, now, today, cfg, tz)
+    why = _quarantine_unconfirmed(pass_, inputs, lists, now, today, cfg, tz)
     if why is not None and (quarantine_blocks(cfg, direction) or not inputs.direction_trusted):
         # The lists cannot say whether the quarantine is over: the guard decides, not the
         # machine alone (the office may have extended it in a list this gate never got).
@@ -368,11 +368,21 @@ def _check_quarantine(
 
 
 def _quarantine_unconfirmed(
-    pass_: Pass, lists: Lists, now: datetime, today: date, cfg: PolicySection, tz: ZoneInfo
+    pass_: Pass,
+    inputs: PassageInputs,
+    lists: Lists,
+    now: datetime,
+    today: date,
+    cfg: PolicySection,
+    tz: ZoneInfo,
 ) -> str | None:
-    """Why this person's quarantine, over by the gate's lists, may not be over: ``lists_stale``
-    when it ended after the gate's last confirmed sync and none came within
-    ``lists_stale_after_h``; None when the lists are sure."""
+    """Why the gate cannot tell that this person is not quarantined: ``clock_not_set`` when
+    a quarantine of theirs starts after the date of a clock NTP has not set (a lower bound at
+    best: the days the Pi was off are not in it); ``lists_stale`` when one, over by the gate's
+    lists, ended after the gate's last confirmed sync and none came within
+    ``lists_stale_after_h``. None when the gate is sure."""
+    if not inputs.clock_synced and lists.quarantine_after(pass_.household, pass_.holder, today):
+        return "clock_not_set"
     fresh = lists.freshness
     if not fresh.sync_stale(now, cfg.lists_stale_after_h):
         return None

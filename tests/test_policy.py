@@ -61,6 +61,7 @@ class Case:
     store_fault: bool = False
     observing: object | None = None
     direction_trusted: bool = True
+    clock_synced: bool = True
 
 
 def run(case: Case):
@@ -74,6 +75,7 @@ def run(case: Case):
         case.reader_fault,
         case.store_fault,
         direction_trusted=case.direction_trusted,
+        clock_synced=case.clock_synced,
     )
     cfg = PolicySection.model_validate(case.cfg)
     state = PolicyState(TRUST, case.lists, history, case.observing)
@@ -116,6 +118,25 @@ TABLE = [
         True,
         None,
         ("lists_stale",),
+    ),
+    (
+        "a quarantine starting after the date of a clock NTP has not set: the guard decides",
+        Case(
+            clock_synced=False,
+            lists=Lists.build(
+                quarantine=[
+                    QuarantineEntry(
+                        "1-1", None, ONE_DAY[0] + timedelta(days=1), ONE_DAY[0] + timedelta(days=9)
+                    )
+                ],
+                freshness=Freshness(NOW, "bundle", 1, bundle_applied_at=NOW),
+            ),
+        ),
+        "deny",
+        ("quarantine_unconfirmed",),
+        True,
+        None,
+        ("clock_not_set",),
     ),
     (
         "store fault denies by default",

@@ -151,8 +151,33 @@ def test_the_kiosk_screen_says_in_plain_words_that_the_guard_will_check(rig):
     result, next_step = result_view(decision, "en")
     assert result["kind"] == "deny"
     assert result["reasons"] == [
-        "This gate's lists are out of date: it cannot confirm that your home quarantine has ended"
+        "This gate's lists or clock are out of date:"
+        " it cannot confirm that your home quarantine is over"
     ]
     assert next_step == "Please wait here: the guard will check with you"
     zh, _ = result_view(decision, "zh-CN")
-    assert zh["reasons"] == ["本机名单未及时更新，无法确认您的居家隔离已结束"]
+    assert zh["reasons"] == ["本机名单或时钟未及时更新，无法确认您的居家隔离是否已结束"]
+
+
+def test_a_quarantine_starting_after_an_unset_clocks_date_goes_to_the_guard(rig):
+    """A Pi booted without network reads its log's last synchronised time (or 1970): the
+    quarantine the office set from tomorrow may have begun days ago."""
+    today = _today(rig)
+    _office_sends(
+        rig, 1, [_quarantine("A-101", today + timedelta(days=1), today + timedelta(days=14))]
+    )
+    rig.clock.is_synced = False
+    decision = _goes_out(rig)
+    assert decision["decision"] == "deny"
+    assert decision["reasons"] == ["quarantine_unconfirmed"]
+    assert decision["needs_guard"] is True
+    assert "clock_not_set" in rig.events()[-1]["flags"]
+    assert ("guard_needed", "raised") in rig.alarms()
+
+
+def test_a_quarantine_starting_tomorrow_on_a_set_clock_is_not_yet_in_force(rig):
+    today = _today(rig)
+    _office_sends(
+        rig, 1, [_quarantine("A-101", today + timedelta(days=1), today + timedelta(days=14))]
+    )
+    assert _goes_out(rig)["decision"] == "pass"
