@@ -774,6 +774,33 @@ def _set_keep_until(db: sqlite_utils.Database, now: datetime) -> None:
     )
 
 
+#: The ``lists.bundle`` audit detail naming the passages (``seq``) that passed on a pass
+#: the bundle revokes anew, after the gate's last confirmed sync before it
+#: (``kiosk.alarms``: a guard's card each).
+REVOKED_PASSED = "revoked_passed"
+#: The most such passages one bundle names (the newest kept).
+REVOKED_PASSED_MAX = 50
+
+
+def _passed_before_revoked(
+    db: sqlite_utils.Database, payload: BundlePayload, last_sync: datetime | None
+) -> list[int]:
+    """The passages that passed (the kiosk's or a guard's pass) on a pass ``payload`` revokes
+    and the lists in force (read before the bundle is written) do not, since ``last_sync``:
+    the office may have revoked it before (a lost card), and the gate could not know. None
+    before a first sync."""
+    revoked = [r.pass_id for r in payload.revocations]
+    if last_sync is None or not revoked:
+        return []
+    rows = db.execute(
+        "SELECT seq FROM events WHERE pass_id IN (SELECT value FROM json_each(?))"
+        " AND pass_id NOT IN (SELECT pass_id FROM list_revocations)"
+        " AND decision IN ('pass', 'manual_pass') AND ts >= ? ORDER BY seq DESC LIMIT ?",
+        [json.dumps(revoked), _utc_text(last_sync), REVOKED_PASSED_MAX],
+    ).fetchall()
+    return sorted(int(r[0]) for r in rows)
+
+
 def _utc_text(when: datetime) -> str:
     """A moment as fixed-width UTC text, which sorts as the moments do."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -1123,7 +1150,9 @@ class ListStore:
             "households": len(payload.households),
         }
 
-        def apply(db: sqlite_utils.Database) -> None:
+        last_sync = self.current.freshness.synced_at()
+
+        def apply(db: sqlite_utils.Database) -> list[int]:
             meta = _meta(db)
             applied = int(meta.get("bundle_version") or 0)
             if payload.version < applied:
@@ -1133,6 +1162,7 @@ class ListStore:
                 )
             if payload.version == applied and (meta.get("bundle_compound") or "") == scope:
                 raise _AlreadyApplied
+            passed = _passed_before_revoked(db, payload, last_sync)
             self._write_bundle(db, payload, actor, now)
             _set_meta(
                 db,
@@ -1146,14 +1176,19 @@ class ListStore:
                     "bundle_compound": scope,
                 },
             )
+            return passed
 
         what = {"version": payload.version, "issuer": issuer, **counts}
+
+        def note(passed: list[int]) -> dict[str, Any]:
+            return what | ({REVOKED_PASSED: passed} if passed else {})
+
         if scope:
             what["compound"] = scope
         if warning is not None:
             what["compound_unknown"] = compound
         try:
-            audited_write(self._store, apply, actor, "lists.bundle", lambda _: what)
+            audited_write(self._store, apply, actor, "lists.bundle", note)
         except _AlreadyApplied:
             return ImportResult(
                 False, "bundle", counts, f"bundle version {payload.version} already applied"

@@ -181,3 +181,68 @@ def test_a_quarantine_starting_tomorrow_on_a_set_clock_is_not_yet_in_force(rig):
         rig, 1, [_quarantine("A-101", today + timedelta(days=1), today + timedelta(days=14))]
     )
     assert _goes_out(rig)["decision"] == "pass"
+
+
+def _revokes(rig: Rig, version: int, pass_id: str) -> None:
+    payload = {
+        "format": "kiosk-lists/1",
+        "version": version,
+        "issued_at": rig.clock.now().isoformat(),
+        "revocations": [{"pass_id": pass_id, "reason": "lost"}],
+    }
+    assert rig.lists.import_bundle(sign_bundle(rig.key, payload), rig.trust, "fleet").applied
+
+
+def _pass_out(rig: Rig, household: str) -> tuple[str, int]:
+    from kiosk.passes import issue_pass
+
+    text, pass_ = issue_pass(rig.key, household, "Li Wei", days=30, now=rig.clock.now())
+    rig.show(text, "out")
+    rig.emulator.person_arrives(36.6)
+    rig.run(8)
+    event = rig.events()[-1]
+    assert event["decision"] == "pass"
+    return pass_.pass_id, event["seq"]
+
+
+def test_a_pass_the_office_revoked_that_passed_before_the_gate_heard_raises_a_guard_card(rig):
+    from kiosk.alarms import AlarmDesk
+
+    _office_sends(rig, 1, [])
+    rig.clock.advance(3600)
+    used, seq = _pass_out(rig, "A-101")  # the office revoked it meanwhile; the gate was offline
+    rig.clock.advance(2 * 86400)
+    _revokes(rig, 2, used)
+    desk = AlarmDesk(rig.log, rig.clock, lookback_h=72)
+    [card] = [a for a in desk.open_alarms([]) if a.detail == "revoked_pass_passed"]
+    assert (card.kind, card.seq, card.household, card.direction) == ("guard", seq, "A-101", "out")
+    from ui.guard.display import alarm_view
+
+    view = alarm_view(card, "en", SITE, frozenset({"household"}))
+    assert view["title"] == "Guard needed"
+    assert view["detail"].startswith("The office revoked this pass, but it passed here")
+    # after a restart the card is still open, until a guard closes it
+    again = AlarmDesk(rig.log, rig.clock, lookback_h=72)
+    [card] = [a for a in again.open_alarms([]) if a.detail == "revoked_pass_passed"]
+    again.close(
+        [card.key],
+        "guard-zhou",
+        [],
+        record=lambda closed: rig.log.audit(
+            "guard-zhou", "alarm_ack", {"keys": [a.key for a in closed], "resolution": "handled"}
+        ),
+    )
+    third = AlarmDesk(rig.log, rig.clock, lookback_h=72)
+    assert [a for a in third.open_alarms([]) if a.detail == "revoked_pass_passed"] == []
+
+
+def test_a_pass_revoked_after_the_gate_last_heard_but_used_before_raises_nothing(rig):
+    from kiosk.alarms import AlarmDesk
+
+    used, _seq = _pass_out(rig, "A-101")
+    rig.clock.advance(3600)
+    _office_sends(rig, 1, [])  # the last sync came after the passage: it was not revoked then
+    rig.clock.advance(3600)
+    _revokes(rig, 2, used)
+    desk = AlarmDesk(rig.log, rig.clock, lookback_h=72)
+    assert [a for a in desk.open_alarms([]) if a.detail == "revoked_pass_passed"] == []
