@@ -285,6 +285,11 @@ def _check_pass(
     direction = inputs.direction
     if now < pass_.valid_from:
         reasons.append("pass_not_yet_valid")
+        if not inputs.clock_synced:
+            # A clock NTP has not set is behind (a lower bound at best): the pass may well be
+            # valid. Not the machine's call: the guard looks at it.
+            flags.append("clock_not_set")
+            guard.append(True)
     elif now >= pass_.valid_until:
         reasons.append("pass_expired")
     lists = state.lists

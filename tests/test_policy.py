@@ -120,6 +120,15 @@ TABLE = [
         ("lists_stale",),
     ),
     (
+        "a pass not valid yet by a clock NTP has not set: the guard decides",
+        Case(code=EARLY, clock_synced=False),
+        "deny",
+        ("pass_not_yet_valid",),
+        True,
+        None,
+        ("clock_not_set",),
+    ),
+    (
         "a quarantine starting after the date of a clock NTP has not set: the guard decides",
         Case(
             clock_synced=False,

@@ -246,3 +246,29 @@ def test_a_pass_revoked_after_the_gate_last_heard_but_used_before_raises_nothing
     _revokes(rig, 2, used)
     desk = AlarmDesk(rig.log, rig.clock, lookback_h=72)
     assert [a for a in desk.open_alarms([]) if a.detail == "revoked_pass_passed"] == []
+
+
+def test_a_new_pass_on_an_unset_clock_goes_to_the_guard_not_away(rig):
+    """Issued at the office this morning; the gate, booted without network, reads its log's
+    last synchronised time, a day behind: "not valid yet" is the clock's doing, not the pass's."""
+    from ui.views import result_view
+
+    rig.clock.is_synced = False
+    rig.show(rig.pass_text(household="A-101", start_days=1.0), "out")
+    rig.emulator.person_arrives(36.6)
+    rig.run(8)
+    decision = rig.decisions()[-1]
+    assert decision["reasons"] == ["pass_not_yet_valid"]
+    assert decision["needs_guard"] is True
+    assert "clock_not_set" in decision["flags"]
+    assert ("guard_needed", "raised") in rig.alarms()
+    _result, next_step = result_view(decision, "en")
+    assert next_step == "This gate's clock is not set: please wait, the guard will check your pass"
+
+
+def test_a_pass_not_yet_valid_on_a_set_clock_is_a_plain_deny(rig):
+    rig.show(rig.pass_text(household="A-101", start_days=1.0), "out")
+    rig.emulator.person_arrives(36.6)
+    rig.run(8)
+    decision = rig.decisions()[-1]
+    assert (decision["reasons"], decision["needs_guard"]) == (["pass_not_yet_valid"], False)
