@@ -183,25 +183,23 @@ class Freshness:
     bundle_applied_at: datetime | None = None
 
     def synced_at(self) -> datetime | None:
-        """The gate's last confirmed sync: when it last heard from where its lists come from.
-        For lists from the office, a bundle applied or the office's confirmation, whichever is
-        later (a guard's or a CSV's change on the gate tells nothing of the office's lists);
-        for lists never sent by the office (guard, CSV), their last change."""
-        if self.bundle_version == 0:
-            return self._since()
-        known = [t for t in (self.bundle_applied_at, self.confirmed_at) if t is not None]
-        return max(known) if known else None
-
-    def sync_stale(self, now: datetime, stale_after_h: float) -> bool:
-        """No confirmed sync (``synced_at``) within ``stale_after_h`` hours of ``now``: the
-        office may have changed the lists since without this gate knowing. A sync stamped
-        after ``now`` (the clock stepped back) is no confirmation either."""
-        age = age_since(self.synced_at(), now)
-        return age is None or age > timedelta(hours=stale_after_h)
+        """The gate's last confirmed sync: when it last heard from where its lists come from,
+        which is what their age counts from. For lists from the office, a bundle applied or
+        the office's confirmation, whichever is later (a guard's or a CSV's change on the gate
+        tells nothing of the office's lists); for lists never sent by the office (guard, CSV),
+        their last change or confirmation. A database from before ``bundle_applied_at`` was
+        kept, not confirmed since the start: their last change, as then."""
+        if self.bundle_version == 0 or (
+            self.bundle_applied_at is None and self.confirmed_at is None
+        ):
+            known = [self.updated_at, self.confirmed_at]
+        else:
+            known = [self.bundle_applied_at, self.confirmed_at]
+        stamps = [t for t in known if t is not None]
+        return max(stamps) if stamps else None
 
     def _since(self) -> datetime | None:
-        known = [t for t in (self.updated_at, self.confirmed_at) if t is not None]
-        return max(known) if known else None
+        return self.synced_at()
 
     def stamp_ahead(self, now: datetime) -> bool:
         """The lists' stamp is after ``now``: the clock stepped back since they were stamped
@@ -209,13 +207,14 @@ class Freshness:
         return stamp_ahead(self._since(), now)
 
     def age(self, now: datetime) -> timedelta | None:
-        """Since the lists last changed or were last confirmed, whichever is later
-        (``age_since``)."""
+        """Since the gate's last confirmed sync (``synced_at``, ``age_since``)."""
         return age_since(self._since(), now)
 
     def is_stale(self, now: datetime, stale_after_h: float) -> bool:
-        """Never updated counts as stale: an empty revocation list is not good news; nor
-        does a stamp after ``now`` count as fresh (``stamp_ahead``)."""
+        """No confirmed sync (``synced_at``) within ``stale_after_h`` hours of ``now``: the
+        office may have changed the lists since without this gate knowing. Never updated
+        counts as stale: an empty revocation list is not good news; nor does a stamp after
+        ``now`` count as fresh (``stamp_ahead``)."""
         age = self.age(now)
         return age is None or age > timedelta(hours=stale_after_h)
 
@@ -233,6 +232,9 @@ class Freshness:
             else None,
             "bundle_issuer": self.bundle_issuer,
             "confirmed_at": self.confirmed_at.isoformat() if self.confirmed_at else None,
+            "bundle_applied_at": self.bundle_applied_at.isoformat()
+            if self.bundle_applied_at
+            else None,
         }
 
 

@@ -389,7 +389,7 @@ def _quarantine_unconfirmed(
     if not inputs.clock_synced and lists.quarantine_after(pass_.household, pass_.holder, today):
         return "clock_not_set"
     fresh = lists.freshness
-    if not fresh.sync_stale(now, cfg.lists_stale_after_h):
+    if not fresh.is_stale(now, cfg.lists_stale_after_h):
         return None
     synced = fresh.synced_at()
     since = synced.astimezone(tz).date() if synced is not None and synced <= now else None

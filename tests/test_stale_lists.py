@@ -272,3 +272,31 @@ def test_a_pass_not_yet_valid_on_a_set_clock_is_a_plain_deny(rig):
     rig.run(8)
     decision = rig.decisions()[-1]
     assert (decision["reasons"], decision["needs_guard"]) == (["pass_not_yet_valid"], False)
+
+
+def test_a_guard_edit_does_not_make_an_offline_gates_lists_look_fresh(rig):
+    """The health report and both screens said the office's lists were current an hour after
+    a guard revoked a card on a gate that had not heard from the office for three days."""
+    import httpx
+
+    from office.listsync import ListSync
+
+    _office_sends(rig, 1, [])
+    rig.clock.advance(3 * 86400)
+    rig.lists.revoke("0123456789ab", "lost card", actor="guard-zhou")
+    rig.clock.advance(3600)
+    shown = rig.lists.current.freshness.to_dict(rig.clock.now(), 48)
+    assert shown["stale"] is True
+    assert shown["age_s"] == 3 * 86400 + 3600
+    # the list sync's status after a restart, before its first contact, says the same
+    offline = httpx.Client(transport=httpx.MockTransport(lambda _r: httpx.Response(503)))
+    sync = ListSync(rig.lists, rig.trust, "http://office/lists", rig.clock, client=offline)
+    sync.stale_after_h = 48
+    assert sync.status()["stale"] is True
+    sync.stop()
+
+
+def test_lists_kept_by_the_guard_alone_are_as_fresh_as_their_last_change(rig):
+    rig.clock.advance(3 * 86400)
+    rig.lists.revoke("0123456789ab", "lost card", actor="guard-zhou")
+    assert rig.lists.current.freshness.to_dict(rig.clock.now(), 48)["stale"] is False
