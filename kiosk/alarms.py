@@ -27,6 +27,8 @@ from kiosk.store import format_ts
 ALARM_REASONS = {
     "fever": "fever",
     "quarantined": "quarantine",
+    # The lists cannot say the quarantine is over (stale lists, an unset clock): a referral.
+    "quarantine_unconfirmed": "guard",
     "pass_bad_signature": "forged",
     "pass_unknown_key": "foreign",  # another compound's pass: not a forgery
     "sensor_fault": "device",

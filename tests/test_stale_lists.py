@@ -300,3 +300,22 @@ def test_lists_kept_by_the_guard_alone_are_as_fresh_as_their_last_change(rig):
     rig.clock.advance(3 * 86400)
     rig.lists.revoke("0123456789ab", "lost card", actor="guard-zhou")
     assert rig.lists.current.freshness.to_dict(rig.clock.now(), 48)["stale"] is False
+
+
+def test_the_referral_card_says_why_and_is_there_for_a_console_opened_later(rig):
+    """The guard_needed bus message reaches only a console open at that moment, and its card
+    says only "Guard needed": derived from the event, the card says why, after a restart too."""
+    from kiosk.alarms import AlarmDesk
+    from ui.guard.display import alarm_view
+
+    synced = _today(rig)
+    _office_sends(
+        rig, 1, [_quarantine("A-101", synced - timedelta(days=10), synced + timedelta(days=1))]
+    )
+    rig.clock.advance(3 * 86400)
+    seq = _goes_out(rig)["seq"]
+    desk = AlarmDesk(rig.log, rig.clock)
+    [card] = [a for a in desk.open_alarms([]) if a.seq == seq]
+    assert (card.kind, card.household, card.direction) == ("guard", "A-101", "out")
+    view = alarm_view(card, "en", SITE, frozenset({"household"}))
+    assert view["detail"] == "Quarantine not confirmed over: lists or clock out of date"
