@@ -384,12 +384,14 @@ def _quarantine_unconfirmed(
     """Why the gate cannot tell that this person is not quarantined: ``clock_not_set`` when
     a quarantine of theirs starts after the date of a clock NTP has not set (a lower bound at
     best: the days the Pi was off are not in it); ``lists_stale`` when one, over by the gate's
-    lists, ended after the gate's last confirmed sync and none came within
+    lists, ended after the gate's last confirmed sync with the office and none came within
     ``lists_stale_after_h``. None when the gate is sure."""
     if not inputs.clock_synced and lists.quarantine_after(pass_.household, pass_.holder, today):
         return "clock_not_set"
     fresh = lists.freshness
-    if not fresh.is_stale(now, cfg.lists_stale_after_h):
+    if fresh.bundle_version == 0 or not fresh.is_stale(now, cfg.lists_stale_after_h):
+        # Lists the office never sent (the guard's, CSV imports) have no list this gate
+        # missed, and only an edit would make them fresh: nothing to refer, for ever.
         return None
     synced = fresh.synced_at()
     since = synced.astimezone(tz).date() if synced is not None and synced <= now else None

@@ -319,3 +319,13 @@ def test_the_referral_card_says_why_and_is_there_for_a_console_opened_later(rig)
     assert (card.kind, card.household, card.direction) == ("guard", "A-101", "out")
     view = alarm_view(card, "en", SITE, frozenset({"household"}))
     assert view["detail"] == "Quarantine not confirmed over: lists or clock out of date"
+
+
+def test_a_gate_keeping_its_lists_by_hand_does_not_refer_an_ended_quarantine_for_ever(rig):
+    """No office sends this gate lists: nothing it never received can have extended the
+    quarantine the guard entered, and nothing but an edit would ever make its lists fresh."""
+    today = _today(rig)
+    rig.lists.add_quarantine("A-101", None, today - timedelta(days=10), today, actor="guard-zhou")
+    rig.clock.advance(5 * 86400)
+    assert rig.lists.current.freshness.is_stale(rig.clock.now(), 48)
+    assert _goes_out(rig)["decision"] == "pass"
