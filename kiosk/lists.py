@@ -943,9 +943,13 @@ class ListStore:
         store: AuditedWriter,
         clock: Clock,
         on_change: Callable[[Lists], None] | None = None,
+        passed: Callable[[datetime], None] | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
+        #: Told a time known to have passed, while the clock is not synchronised: the issue
+        #: time of each bundle the office signed (``kiosk.clock.FlooredClock.raise_floor``).
+        self._passed = passed
         # Loads run on several threads (the list sync, the guard console): the latest read
         # wins, and the office's confirmation is applied to it under the same lock.
         self._confirmed_at: datetime | None = None
@@ -1137,6 +1141,9 @@ class ListStore:
         bundle naming compounds (``BundlePayload.for_compound``); the same version chosen for
         another compound (the id changed, or the first format came before) applies again."""
         opened, issuer = open_bundle(text, trust)
+        if self._passed is not None and not self._clock.synced():
+            # Signed by the office: its issue time has passed, whatever this clock says.
+            self._passed(opened.issued_at)
         payload, scope = opened.for_compound(compound)
         warning = None
         if compound is not None and not opened.knows(compound):

@@ -329,3 +329,58 @@ def test_a_gate_keeping_its_lists_by_hand_does_not_refer_an_ended_quarantine_for
     rig.clock.advance(5 * 86400)
     assert rig.lists.current.freshness.is_stale(rig.clock.now(), 48)
     assert _goes_out(rig)["decision"] == "pass"
+
+
+def test_a_gate_without_ntp_but_with_the_office_decides_by_the_offices_time(tmp_path, monkeypatch):
+    """A compound's LAN reaches the office but not NTP: the gate came back at its card image's
+    date, its log's newest synchronised stamp three days old. The office's signed bundle says
+    it was issued this morning: a time that has passed, which the gate's clock reads no earlier
+    than, before and after a restart. Its quarantine from yesterday holds, a pass issued this
+    morning passes, with nobody called."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from checkpoint import app
+    from kiosk.clock import FakeClock
+    from kiosk.config import parse_config
+    from kiosk.passes import public_key_pem
+    from kiosk.store import EventDraft
+    from tests.test_clock_floor import _decide
+
+    morning = FakeClock().now()
+    office = Ed25519PrivateKey.generate()
+    (tmp_path / "trust").mkdir()
+    (tmp_path / "trust" / "office.pub").write_bytes(public_key_pem(office.public_key()))
+    config = parse_config(
+        {
+            "site": {"kiosk_id": "gate-1", "timezone": "Asia/Shanghai"},
+            "policy": {"mode": "pass_only", "hours": {"enabled": False}},
+        }
+    )
+    before = app.build_core(config, tmp_path, FakeClock(start=morning - timedelta(days=3)))
+    before.store.append(EventDraft(direction="in", decision="pass", household="9-909"))
+    before.close()
+
+    image_date = FakeClock(start=morning - timedelta(days=10), is_synced=False)
+    monkeypatch.setattr(app, "system_clock", lambda **kw: image_date)
+    core = app.build_core(config, tmp_path)
+    today = morning.astimezone(SITE).date()
+    payload = {
+        "format": "kiosk-lists/1",
+        "version": 1,
+        "issued_at": morning.isoformat(),
+        "quarantine": [_quarantine("5-505", today - timedelta(days=1), today + timedelta(days=13))],
+    }
+    try:
+        assert core.lists.import_bundle(sign_bundle(office, payload), core.trust, "fleet").applied
+        assert core.clock.now() >= morning
+        home = _decide(core, image_date, office, household="5-505", days=30, now=morning)
+        assert home["reasons"] == ["quarantined"]
+        new = _decide(core, image_date, office, household="2-202", days=30, now=morning)
+        assert (new["decision"], new["needs_guard"]) == ("pass", False)
+    finally:
+        core.close()
+    again = app.build_core(config, tmp_path)  # restarted, still without NTP
+    try:
+        assert again.clock.now() >= morning
+    finally:
+        again.close()
