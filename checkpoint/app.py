@@ -139,8 +139,12 @@ def _check_log_owner(store: EventLog, kiosk_id: str) -> None:
 def _shared_parts(config: KioskConfig, data_dir: Path, clock: Clock, store: EventLog) -> _Shared:
     trust_path = trust_dir(config, data_dir)
     trust_path.mkdir(parents=True, exist_ok=True)
-    list_store = ListStore(store, clock)
+    floor = clock.raise_floor if isinstance(clock, FlooredClock) else None
+    list_store = ListStore(store, clock, passed=floor)
     list_store.load()
+    issued = list_store.current.freshness.bundle_issued_at
+    if floor is not None and issued is not None and not clock.synced():
+        floor(issued)  # the office's last bundle was issued before this start
     horizon = peers.history_horizon(config.policy.quota.period_days)
     return _Shared(
         trust=TrustList.from_dir(trust_path),

@@ -20,12 +20,15 @@ from typing import Any, Protocol
 
 from kiosk import queries
 from kiosk.clock import Clock, ClockReading
+from kiosk.lists import REVOKED_PASSED
 from kiosk.store import format_ts
 
 #: Reason codes of a denied event that raise an alarm, by alarm kind (checked in this order).
 ALARM_REASONS = {
     "fever": "fever",
     "quarantined": "quarantine",
+    # The lists cannot say the quarantine is over (stale lists, an unset clock): a referral.
+    "quarantine_unconfirmed": "guard",
     "pass_bad_signature": "forged",
     "pass_unknown_key": "foreign",  # another compound's pass: not a forgery
     "sensor_fault": "device",
@@ -59,6 +62,13 @@ ALARM_DEVICES = {
 }
 #: The audit action of an acknowledgement (read back at start).
 ACK_ACTION = "alarm_ack"
+#: A guard's card about a passage on a pass the office revoked before this gate heard of it
+#: (``kiosk.lists.REVOKED_PASSED`` in a ``lists.bundle`` audit row): this, then its ``seq``.
+REVOKED_KEY = "revoked:"
+#: Its ``detail``.
+REVOKED_DETAIL = "revoked_pass_passed"
+#: The audit action naming those passages.
+BUNDLE_ACTION = "lists.bundle"
 #: Events scanned per read while catching up.
 SCAN_BATCH = 500
 #: How a guard closes an alarm (what was done), the first is the default.
@@ -150,6 +160,8 @@ class AlarmBoard:
     scanned_seq: int = -1  # -1: not scanned yet
     acked_before: dict[str, tuple[str, str, str | None, str]] = field(default_factory=dict)
     overflow: Alarm | None = None
+    #: The last ``lists.bundle`` audit row read (its ``seq``).
+    bundles_scanned: int = 0
 
     def add(self, alarm: Alarm) -> bool:
         """Take a new alarm; False when it is known already or joins an open incident."""
@@ -421,6 +433,8 @@ class AlarmDesk:
         self.board = AlarmBoard(keep=keep)
         #: Alarms being closed: their row is being written (still shown open meanwhile).
         self._closing: set[str] = set()
+        #: The look-back's start at the first scan (``_scan_revoked``).
+        self._revoked_since = ""
 
     def _now(self) -> str:
         return self._clock.now().isoformat()
@@ -434,11 +448,12 @@ class AlarmDesk:
         since = queries.Since.ago(now, self._lookback.total_seconds(), self._log.boot_id)
         first = queries.first_seq_happened_since(self._log, since)
         board.scanned_seq = (first - 1) if first is not None else self._log.last_seq
+        self._revoked_since = since.ts
         for row in queries.audits_since(self._log, ACK_ACTION, since, limit=5000):
             resolution = row.detail.get("resolution")
             note = str(row.detail.get("note") or "")
             for key in closed_keys(row.detail):
-                if key.startswith("event:"):
+                if key.startswith(("event:", REVOKED_KEY)):
                     board.acked_before[key] = (
                         row.actor,
                         row.ts,
@@ -460,9 +475,31 @@ class AlarmDesk:
                     board.add(alarm)
             if len(batch) < SCAN_BATCH:
                 break
+        self._scan_revoked(self._revoked_since if starting else None)
         if starting:
             board.settle()
         self._forget_purged()
+
+    def _scan_revoked(self, since_ts: str | None) -> None:
+        """A guard's card for each passage a bundle named as passed on a pass it revokes anew
+        (``kiosk.lists.REVOKED_PASSED``): the office may have revoked the card (lost, stolen)
+        before this gate heard of it. ``since_ts``: at start, only bundles of the look-back."""
+        board = self.board
+        while True:
+            rows = queries.audits_after(self._log, BUNDLE_ACTION, board.bundles_scanned, 100)
+            for audit_seq, note in rows:
+                board.bundles_scanned = audit_seq
+                seqs = note.detail.get(REVOKED_PASSED)
+                if (since_ts is not None and note.ts < since_ts) or not isinstance(seqs, list):
+                    continue
+                for seq in seqs:
+                    event = queries.event_by_seq(self._log, seq) if type(seq) is int else None
+                    if event is not None:
+                        alarm = _about_person(alarm_of(event, "guard", REVOKED_DETAIL), event)
+                        alarm.key = f"{REVOKED_KEY}{seq}"
+                        board.add(alarm)
+            if len(rows) < 100:
+                return
 
     def _forget_purged(self) -> None:
         """Empty whom an alarm names once retention purged its passage: the board lives as

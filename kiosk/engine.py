@@ -1058,6 +1058,7 @@ class Engine:
             reader_fault=p.reader_fault,
             store_fault=store_fault,
             direction_trusted=self.direction_from_hardware(p),
+            clock_synced=self.clock.synced(),
         )
         return policy.decide(
             inputs,

@@ -177,10 +177,29 @@ class Freshness:
     #: When the office last confirmed the lists unchanged (list sync: a 304 or the same
     #: bundle version); kept in memory, so quiet days are not shown as stale lists.
     confirmed_at: datetime | None = None
+    #: When the last bundle from the office was applied (None: none ever was, or a database
+    #: from before this was kept, whose ``updated_at`` says it while the bundle was the last
+    #: change).
+    bundle_applied_at: datetime | None = None
+
+    def synced_at(self) -> datetime | None:
+        """The gate's last confirmed sync: when it last heard from where its lists come from,
+        which is what their age counts from. For lists from the office, a bundle applied or
+        the office's confirmation, whichever is later (a guard's or a CSV's change on the gate
+        tells nothing of the office's lists); for lists never sent by the office (guard, CSV),
+        their last change or confirmation. A database from before ``bundle_applied_at`` was
+        kept, not confirmed since the start: their last change, as then."""
+        if self.bundle_version == 0 or (
+            self.bundle_applied_at is None and self.confirmed_at is None
+        ):
+            known = [self.updated_at, self.confirmed_at]
+        else:
+            known = [self.bundle_applied_at, self.confirmed_at]
+        stamps = [t for t in known if t is not None]
+        return max(stamps) if stamps else None
 
     def _since(self) -> datetime | None:
-        known = [t for t in (self.updated_at, self.confirmed_at) if t is not None]
-        return max(known) if known else None
+        return self.synced_at()
 
     def stamp_ahead(self, now: datetime) -> bool:
         """The lists' stamp is after ``now``: the clock stepped back since they were stamped
@@ -188,13 +207,14 @@ class Freshness:
         return stamp_ahead(self._since(), now)
 
     def age(self, now: datetime) -> timedelta | None:
-        """Since the lists last changed or were last confirmed, whichever is later
-        (``age_since``)."""
+        """Since the gate's last confirmed sync (``synced_at``, ``age_since``)."""
         return age_since(self._since(), now)
 
     def is_stale(self, now: datetime, stale_after_h: float) -> bool:
-        """Never updated counts as stale: an empty revocation list is not good news; nor
-        does a stamp after ``now`` count as fresh (``stamp_ahead``)."""
+        """No confirmed sync (``synced_at``) within ``stale_after_h`` hours of ``now``: the
+        office may have changed the lists since without this gate knowing. Never updated
+        counts as stale: an empty revocation list is not good news; nor does a stamp after
+        ``now`` count as fresh (``stamp_ahead``)."""
         age = self.age(now)
         return age is None or age > timedelta(hours=stale_after_h)
 
@@ -212,6 +232,9 @@ class Freshness:
             else None,
             "bundle_issuer": self.bundle_issuer,
             "confirmed_at": self.confirmed_at.isoformat() if self.confirmed_at else None,
+            "bundle_applied_at": self.bundle_applied_at.isoformat()
+            if self.bundle_applied_at
+            else None,
         }
 
 
@@ -287,6 +310,25 @@ class Lists:
             if entry.active_on(day) and entry.covers(household, holder):
                 return entry
         return None
+
+    def quarantine_unconfirmed(
+        self, household: str, holder: str | None, day: date, since: date | None
+    ) -> QuarantineEntry | None:
+        """An entry covering this person that is over on ``day`` (a local date) but lasted
+        until ``since`` or later: it ended after the lists were last confirmed on ``since``
+        (None: never), so a list the gate never received may have extended it."""
+        for entry in self._quarantine_by_household.get(same_text(household), ()):
+            ended = entry.until_date < day and (since is None or entry.until_date >= since)
+            if ended and entry.covers(household, holder):
+                return entry
+        return None
+
+    def quarantine_after(self, household: str, holder: str | None, day: date) -> bool:
+        """An entry covering this person starts after ``day`` (a local date)."""
+        return any(
+            entry.from_date > day and entry.covers(household, holder)
+            for entry in self._quarantine_by_household.get(same_text(household), ())
+        )
 
     def under_observation(self, household: str, day: date) -> bool:
         h = self._households_by_key.get(same_text(household))
@@ -734,6 +776,33 @@ def _set_keep_until(db: sqlite_utils.Database, now: datetime) -> None:
     )
 
 
+#: The ``lists.bundle`` audit detail naming the passages (``seq``) that passed on a pass
+#: the bundle revokes anew, after the gate's last confirmed sync before it
+#: (``kiosk.alarms``: a guard's card each).
+REVOKED_PASSED = "revoked_passed"
+#: The most such passages one bundle names (the newest kept).
+REVOKED_PASSED_MAX = 50
+
+
+def _passed_before_revoked(
+    db: sqlite_utils.Database, payload: BundlePayload, last_sync: datetime | None
+) -> list[int]:
+    """The passages that passed (the kiosk's or a guard's pass) on a pass ``payload`` revokes
+    and the lists in force (read before the bundle is written) do not, since ``last_sync``:
+    the office may have revoked it before (a lost card), and the gate could not know. None
+    before a first sync."""
+    revoked = [r.pass_id for r in payload.revocations]
+    if last_sync is None or not revoked:
+        return []
+    rows = db.execute(
+        "SELECT seq FROM events WHERE pass_id IN (SELECT value FROM json_each(?))"
+        " AND pass_id NOT IN (SELECT pass_id FROM list_revocations)"
+        " AND decision IN ('pass', 'manual_pass') AND ts >= ? ORDER BY seq DESC LIMIT ?",
+        [json.dumps(revoked), _utc_text(last_sync), REVOKED_PASSED_MAX],
+    ).fetchall()
+    return sorted(int(r[0]) for r in rows)
+
+
 def _utc_text(when: datetime) -> str:
     """A moment as fixed-width UTC text, which sorts as the moments do."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -847,6 +916,9 @@ def _freshness(meta: Mapping[str, str]) -> Freshness:
     """What ``list_meta`` says of the lists it stamps (their last change, source, bundle)."""
     updated = meta.get("updated_at")
     issued = meta.get("bundle_issued_at")
+    applied = meta.get("bundle_applied_at")
+    if applied is None and meta.get("source") == "bundle":
+        applied = updated
     return Freshness(
         updated_at=datetime.fromisoformat(updated) if updated else None,
         source=meta.get("source", "empty"),  # type: ignore[arg-type]
@@ -854,6 +926,7 @@ def _freshness(meta: Mapping[str, str]) -> Freshness:
         bundle_issued_at=datetime.fromisoformat(issued) if issued else None,
         bundle_issuer=meta.get("bundle_issuer"),
         bundle_compound=meta.get("bundle_compound") or None,
+        bundle_applied_at=datetime.fromisoformat(applied) if applied else None,
     )
 
 
@@ -870,9 +943,13 @@ class ListStore:
         store: AuditedWriter,
         clock: Clock,
         on_change: Callable[[Lists], None] | None = None,
+        passed: Callable[[datetime], None] | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
+        #: Told a time known to have passed, while the clock is not synchronised: the issue
+        #: time of each bundle the office signed (``kiosk.clock.FlooredClock.raise_floor``).
+        self._passed = passed
         # Loads run on several threads (the list sync, the guard console): the latest read
         # wins, and the office's confirmation is applied to it under the same lock.
         self._confirmed_at: datetime | None = None
@@ -1064,6 +1141,9 @@ class ListStore:
         bundle naming compounds (``BundlePayload.for_compound``); the same version chosen for
         another compound (the id changed, or the first format came before) applies again."""
         opened, issuer = open_bundle(text, trust)
+        if self._passed is not None and not self._clock.synced():
+            # Signed by the office: its issue time has passed, whatever this clock says.
+            self._passed(opened.issued_at)
         payload, scope = opened.for_compound(compound)
         warning = None
         if compound is not None and not opened.knows(compound):
@@ -1079,7 +1159,9 @@ class ListStore:
             "households": len(payload.households),
         }
 
-        def apply(db: sqlite_utils.Database) -> None:
+        last_sync = self.current.freshness.synced_at()
+
+        def apply(db: sqlite_utils.Database) -> list[int]:
             meta = _meta(db)
             applied = int(meta.get("bundle_version") or 0)
             if payload.version < applied:
@@ -1089,11 +1171,13 @@ class ListStore:
                 )
             if payload.version == applied and (meta.get("bundle_compound") or "") == scope:
                 raise _AlreadyApplied
+            passed = _passed_before_revoked(db, payload, last_sync)
             self._write_bundle(db, payload, actor, now)
             _set_meta(
                 db,
                 {
                     "updated_at": now.isoformat(),
+                    "bundle_applied_at": now.isoformat(),
                     "source": "bundle",
                     "bundle_version": payload.version,
                     "bundle_issued_at": payload.issued_at.isoformat(),
@@ -1101,14 +1185,19 @@ class ListStore:
                     "bundle_compound": scope,
                 },
             )
+            return passed
 
         what = {"version": payload.version, "issuer": issuer, **counts}
+
+        def note(passed: list[int]) -> dict[str, Any]:
+            return what | ({REVOKED_PASSED: passed} if passed else {})
+
         if scope:
             what["compound"] = scope
         if warning is not None:
             what["compound_unknown"] = compound
         try:
-            audited_write(self._store, apply, actor, "lists.bundle", lambda _: what)
+            audited_write(self._store, apply, actor, "lists.bundle", note)
         except _AlreadyApplied:
             return ImportResult(
                 False, "bundle", counts, f"bundle version {payload.version} already applied"

@@ -81,6 +81,7 @@ REASONS: tuple[str, ...] = (
     "pass_expired",
     "pass_revoked",
     "quarantined",
+    "quarantine_unconfirmed",
     "under_observation",
     "quota_exceeded",
     "passback",
@@ -124,6 +125,8 @@ class PassageInputs:
     #: The direction came from hardware (a one-way kiosk, a reader per lane), not from a
     #: button anyone can press: only then may a quarantined household pass coming home.
     direction_trusted: bool = True
+    #: The wall clock is synchronised (NTP): its date is the day's.
+    clock_synced: bool = True
 
 
 class ObservingLike(Protocol):
@@ -282,26 +285,18 @@ def _check_pass(
     direction = inputs.direction
     if now < pass_.valid_from:
         reasons.append("pass_not_yet_valid")
+        if not inputs.clock_synced:
+            # A clock NTP has not set is behind (a lower bound at best): the pass may well be
+            # valid. Not the machine's call: the guard looks at it.
+            flags.append("clock_not_set")
+            guard.append(True)
     elif now >= pass_.valid_until:
         reasons.append("pass_expired")
     lists = state.lists
     if lists.is_revoked(pass_.pass_id):
         reasons.append("pass_revoked")
     today = now.astimezone(tz).date()
-    if lists.quarantine_for(pass_.household, pass_.holder, today) is not None:
-        if quarantine_blocks(cfg, direction):
-            reasons.append("quarantined")
-            alarms.add("quarantine_breach")
-            guard.append(True)
-        elif not inputs.direction_trusted:
-            # "Coming home" said by a screen button, not by the lane: the guard looks.
-            reasons.append("quarantined")
-            flags.append("direction_unverified")
-            alarms.add("quarantine_return")
-            guard.append(True)
-        else:
-            flags.append("quarantine")
-            alarms.add("quarantine_return")
+    _check_quarantine(pass_, inputs, lists, now, today, cfg, tz, reasons, flags, guard, alarms)
     observed = state.observing is not None and state.observing.observing(
         pass_.household, pass_.holder, today
     )
@@ -337,6 +332,72 @@ def _check_pass(
                 guard.append(True)
             else:
                 flags.append("passback")
+
+
+def _check_quarantine(
+    pass_: Pass,
+    inputs: PassageInputs,
+    lists: Lists,
+    now: datetime,
+    today: date,
+    cfg: PolicySection,
+    tz: ZoneInfo,
+    reasons: list[str],
+    flags: list[str],
+    guard: list[bool],
+    alarms: set[str],
+) -> None:
+    direction = inputs.direction
+    if lists.quarantine_for(pass_.household, pass_.holder, today) is not None:
+        if quarantine_blocks(cfg, direction):
+            reasons.append("quarantined")
+            alarms.add("quarantine_breach")
+            guard.append(True)
+        elif not inputs.direction_trusted:
+            # "Coming home" said by a screen button, not by the lane: the guard looks.
+            reasons.append("quarantined")
+            flags.append("direction_unverified")
+            alarms.add("quarantine_return")
+            guard.append(True)
+        else:
+            flags.append("quarantine")
+            alarms.add("quarantine_return")
+        return
+    why = _quarantine_unconfirmed(pass_, inputs, lists, now, today, cfg, tz)
+    if why is not None and (quarantine_blocks(cfg, direction) or not inputs.direction_trusted):
+        # The lists cannot say whether the quarantine is over: the guard decides, not the
+        # machine alone (the office may have extended it in a list this gate never got).
+        reasons.append("quarantine_unconfirmed")
+        flags.append(why)
+        guard.append(True)
+
+
+def _quarantine_unconfirmed(
+    pass_: Pass,
+    inputs: PassageInputs,
+    lists: Lists,
+    now: datetime,
+    today: date,
+    cfg: PolicySection,
+    tz: ZoneInfo,
+) -> str | None:
+    """Why the gate cannot tell that this person is not quarantined: ``clock_not_set`` when
+    a quarantine of theirs starts after the date of a clock NTP has not set (a lower bound at
+    best: the days the Pi was off are not in it); ``lists_stale`` when one, over by the gate's
+    lists, ended after the gate's last confirmed sync with the office and none came within
+    ``lists_stale_after_h``. None when the gate is sure."""
+    if not inputs.clock_synced and lists.quarantine_after(pass_.household, pass_.holder, today):
+        return "clock_not_set"
+    fresh = lists.freshness
+    if fresh.bundle_version == 0 or not fresh.is_stale(now, cfg.lists_stale_after_h):
+        # Lists the office never sent (the guard's, CSV imports) have no list this gate
+        # missed, and only an edit would make them fresh: nothing to refer, for ever.
+        return None
+    synced = fresh.synced_at()
+    since = synced.astimezone(tz).date() if synced is not None and synced <= now else None
+    if lists.quarantine_unconfirmed(pass_.household, pass_.holder, today, since) is not None:
+        return "lists_stale"
+    return None
 
 
 def quarantine_blocks(cfg: PolicySection, direction: str) -> bool:

@@ -320,6 +320,22 @@ def audits_since(
     return _audit_notes(log.reader().query(_AUDITS_SINCE_SQL, args))
 
 
+def audits_after(
+    log: Readable, action: str, after_seq: int, limit: int = 1000
+) -> list[tuple[int, AuditNote]]:
+    """Audit rows of one ``action`` after the audit ``seq`` ``after_seq``, oldest first, each
+    with its ``seq`` and its detail decoded."""
+    rows = list(
+        _rows(
+            log,
+            "SELECT seq, actor, ts, detail FROM audit WHERE action = ? AND seq > ?"
+            " ORDER BY seq LIMIT ?",
+            [action, int(after_seq), _limit(limit)],
+        )
+    )
+    return list(zip((int(r["seq"]) for r in rows), _audit_notes(iter(rows)), strict=True))
+
+
 def _audit_notes(rows: Iterator[dict[str, Any]]) -> list[AuditNote]:
     """Audit rows with their ``detail`` decoded (an undecodable detail is empty)."""
     out = []

@@ -559,12 +559,13 @@ class ListSync:
 
     def age(self, now: datetime | None = None) -> timedelta | None:
         """How old the lists in force are: since the office last confirmed them, else since
-        they last changed (after a restart, before the first contact). None when neither,
+        the gate's last confirmed sync the lists know (``Freshness.synced_at``: after a
+        restart, before the first contact, the last bundle applied). None when neither,
         or when that stamp is after ``now`` (the clock stepped back): not a negative age."""
         return age_since(self._since(), now or self.clock.now())
 
     def _since(self) -> datetime | None:
-        return self.confirmed_at or self.lists.current.freshness.updated_at
+        return self.confirmed_at or self.lists.current.freshness.synced_at()
 
     def status(self) -> dict[str, Any]:
         now = self.clock.now()

@@ -17,6 +17,7 @@ REASON_CODES = [
     "pass_malformed", "pass_bad_signature", "pass_unknown_key", "pass_expired",
     "pass_not_yet_valid", "pass_revoked", "quarantined", "quota_exceeded", "passback",
     "outside_hours", "store_fault", "guard_override", "no_guard_on_duty", "under_observation",
+    "quarantine_unconfirmed",
 ]  # fmt: skip
 
 

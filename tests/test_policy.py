@@ -15,7 +15,7 @@ from kiosk import base45
 from kiosk.config.policy import PolicySection
 from kiosk.config.thermometer import ThermometryConfig
 from kiosk.history import PassageHistory
-from kiosk.lists import Household, Lists, QuarantineEntry, Revocation
+from kiosk.lists import Freshness, Household, Lists, QuarantineEntry, Revocation
 from kiosk.passes import PREFIX, TrustList, issue_pass
 from kiosk.policy import REASONS, PassageInputs, PolicyState, decide, should_remeasure
 from kiosk.thermometry import Temperature
@@ -61,6 +61,7 @@ class Case:
     store_fault: bool = False
     observing: object | None = None
     direction_trusted: bool = True
+    clock_synced: bool = True
 
 
 def run(case: Case):
@@ -74,6 +75,7 @@ def run(case: Case):
         case.reader_fault,
         case.store_fault,
         direction_trusted=case.direction_trusted,
+        clock_synced=case.clock_synced,
     )
     cfg = PolicySection.model_validate(case.cfg)
     state = PolicyState(TRUST, case.lists, history, case.observing)
@@ -81,6 +83,15 @@ def run(case: Case):
 
 
 QUARANTINED_1_1 = Lists.build(quarantine=[QuarantineEntry("1-1", None, *ONE_DAY)])
+#: The office's lists, last heard of three days ago: 1-1's quarantine ended yesterday.
+ENDED_OFFLINE = Lists.build(
+    quarantine=[
+        QuarantineEntry("1-1", None, ONE_DAY[0] - timedelta(days=9), ONE_DAY[0] - timedelta(days=1))
+    ],
+    freshness=Freshness(
+        NOW - timedelta(days=3), "bundle", 1, bundle_applied_at=NOW - timedelta(days=3)
+    ),
+)
 EXIT = (GOOD_PASS.pass_id, "1-1", "out", "pass", NOW - timedelta(hours=5))
 RECENT_OUT = (GOOD_PASS.pass_id, "1-1", "out", "pass", NOW - timedelta(minutes=1))
 QUOTA_ON = {"quota": {"enabled": True, "exits": 1, "period_days": 1}}
@@ -99,6 +110,43 @@ class Observing:
 # rule name, case, decision, reasons, needs_guard, alarm, flags
 TABLE = [
     ("all checks pass", Case(), "pass", ("ok",), False, None, ()),
+    (
+        "a quarantine that ended after the last sync of stale lists: the guard decides",
+        Case(lists=ENDED_OFFLINE),
+        "deny",
+        ("quarantine_unconfirmed",),
+        True,
+        None,
+        ("lists_stale",),
+    ),
+    (
+        "a pass not valid yet by a clock NTP has not set: the guard decides",
+        Case(code=EARLY, clock_synced=False),
+        "deny",
+        ("pass_not_yet_valid",),
+        True,
+        None,
+        ("clock_not_set",),
+    ),
+    (
+        "a quarantine starting after the date of a clock NTP has not set: the guard decides",
+        Case(
+            clock_synced=False,
+            lists=Lists.build(
+                quarantine=[
+                    QuarantineEntry(
+                        "1-1", None, ONE_DAY[0] + timedelta(days=1), ONE_DAY[0] + timedelta(days=9)
+                    )
+                ],
+                freshness=Freshness(NOW, "bundle", 1, bundle_applied_at=NOW),
+            ),
+        ),
+        "deny",
+        ("quarantine_unconfirmed",),
+        True,
+        None,
+        ("clock_not_set",),
+    ),
     (
         "store fault denies by default",
         Case(store_fault=True),
@@ -214,14 +262,15 @@ TABLE = [
         (),
     ),
     (
-        "quarantine over yesterday no longer applies",
+        "quarantine over yesterday no longer applies (lists synced this morning)",
         Case(
             lists=Lists.build(
                 quarantine=[
                     QuarantineEntry(
                         "1-1", None, date(2026, 2, 1), NOW.astimezone(TZ).date() - timedelta(days=1)
                     )
-                ]
+                ],
+                freshness=Freshness(NOW - timedelta(hours=2), "bundle", 1, confirmed_at=NOW),
             )
         ),
         "pass",

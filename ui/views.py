@@ -257,6 +257,7 @@ def result_view(
     pass shown again (on a temperature-first kiosk the wrist starts it)."""
     verdict = str(decision.get("decision"))
     codes = [str(c) for c in decision.get("reasons") or []]
+    flags = [str(f) for f in decision.get("flags") or []]
     kind = result_kind(verdict, codes)
     if kind == "deny":
         shown = _first_reasons_first(
@@ -274,6 +275,8 @@ def result_view(
         next_step = i18n.t(lang, "kiosk.fault_next")
     elif verdict == "manual_deny":
         next_step = i18n.t(lang, "kiosk.guard_denied_next")  # the guard is there, deciding
+    elif needs_guard and "pass_not_yet_valid" in codes and "clock_not_set" in flags:
+        next_step = i18n.t(lang, "kiosk.clock_not_set_next")  # not "come back later"
     elif kind == "remeasure" and code_first:
         next_step = i18n.t(lang, f"kiosk.rescan.{shown[0]}")
     elif nexts:
