@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import sqlite_utils
@@ -29,6 +29,8 @@ from kiosk.store import (
 )
 from kiosk.typed import typed
 
+#: Where the boots' offsets count milliseconds from (``kiosk.dating``).
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The most rows any one question returns.
 MAX_ROWS = 10_000
 #: The list tables (``kiosk.lists``) as the guard's list page shows them, with their order.
@@ -301,10 +303,78 @@ def last_measured(log: Readable) -> Measured | None:
 
 
 @dataclass(frozen=True)
+class Stamp:
+    """When a record other than an event was written, on both clocks a row carries (an
+    audit row's ``ts``, ``boot_id``, ``mono_ns``, ``clock_synced``): ``dated_stamps`` dates
+    it as ``dated`` dates an event."""
+
+    ts: str
+    boot_id: str
+    mono_ns: int
+    synced: bool
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> Stamp | None:
+        """The stamp of a row with those columns (``mono_ns`` an integer), else None."""
+        mono = row.get("mono_ns")
+        if not isinstance(mono, int) or isinstance(mono, bool) or row.get("ts") is None:
+            return None
+        return cls(
+            str(row["ts"]), str(row.get("boot_id") or ""), mono, bool(row.get("clock_synced"))
+        )
+
+
+#: The offsets of the boots (``kiosk.dating``) whose ids are in the JSON list ``?``.
+_BOOT_OFFSETS_SQL = (
+    "SELECT boot_id, offset_ms FROM boot_clock WHERE boot_id IN (SELECT value FROM json_each(?))"
+)
+
+
+def _boot_offsets(log: Readable, boots: list[str]) -> dict[str, int]:
+    if not boots:
+        return {}
+    try:
+        rows = list(_rows(log, _BOOT_OFFSETS_SQL, [json.dumps(boots[:MAX_ROWS])]))
+    except sqlite3.OperationalError:  # a log of a version before the boots' offsets
+        return {}
+    return {str(r["boot_id"]): int(r["offset_ms"]) for r in rows}
+
+
+def dated_stamps(
+    log: Readable,
+    stamps: list[Stamp],
+    now: ClockReading | None = None,
+    boot_id: str = "",
+) -> list[tuple[str, str]]:
+    """``(dated_ts, dating)`` of each stamp, as ``dated`` gives an event's: ``ts`` and
+    ``clock`` when its clock was synchronised; one written before NTP stepped the clock at
+    its boot's offset (``boot``: the boot recorded a synchronised event since) or, for this
+    boot (``boot_id``) with ``now`` synchronised, by the monotonic time since; else ``ts``
+    and ``unsynced`` (what a clock never set said: to be shown as such). One query for the
+    boots of the unsynchronised ones."""
+    boots = sorted({s.boot_id for s in stamps if not s.synced})
+    offsets = _boot_offsets(log, boots)
+    out: list[tuple[str, str]] = []
+    for stamp in stamps:
+        if stamp.synced:
+            out.append((stamp.ts, "clock"))
+        elif stamp.boot_id in offsets:
+            ms = offsets[stamp.boot_id] + stamp.mono_ns // 1_000_000
+            out.append((format_ts(EPOCH + timedelta(milliseconds=ms)), "boot"))
+        elif now is not None and now.synced and stamp.boot_id == boot_id:
+            out.append((format_ts(now.wall_at(stamp.mono_ns)), "boot"))
+        else:
+            out.append((stamp.ts, "unsynced"))
+    return out
+
+
+@dataclass(frozen=True)
 class AuditNote:
     actor: str
     ts: str
     detail: dict[str, Any]
+    #: the row's clocks, for ``dated_stamps`` (None: not read)
+    stamp: Stamp | None = None
 
 
 def audits_since(
@@ -328,7 +398,8 @@ def _audit_notes(rows: Iterator[dict[str, Any]]) -> list[AuditNote]:
             detail = json.loads(row["detail"] or "{}")
         except ValueError:
             detail = {}
-        out.append(AuditNote(str(row["actor"]), str(row["ts"]), detail or {}))
+        note = AuditNote(str(row["actor"]), str(row["ts"]), detail or {}, Stamp.of(row))
+        out.append(note)
     return out
 
 
@@ -491,7 +562,8 @@ def issued_passes(log: Readable, limit: int = 2000) -> list[AuditNote]:
     fields), newest first. Rows whose detail retention purged have no holder any more."""
     rows = _rows(
         log,
-        "SELECT actor, ts, detail FROM audit WHERE action = 'pass_issued' "
+        "SELECT actor, ts, boot_id, mono_ns, clock_synced, detail FROM audit"
+        " WHERE action = 'pass_issued' "
         "ORDER BY seq DESC LIMIT ?",
         [_limit(limit)],
     )

@@ -15,6 +15,7 @@ from guard_support import add_event, login
 
 from kiosk import queries
 from kiosk.clock import FakeClock
+from ui import i18n
 
 #: The real moment of the boot: 09:00 on 2 March in Shanghai (the default site's zone).
 BOOT = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
@@ -378,3 +379,48 @@ def test_a_pass_is_not_issued_on_a_clock_ntp_has_not_set(guard_client, guard_cor
     assert issued.status_code == 200
     [row] = queries.issued_passes(guard_core.store)
     assert row.detail["valid_from"].startswith("2026-03-02")
+
+
+#: The wall clock a Pi restarted after a power cut reads until NTP answers: the time of the
+#: last shutdown (the log's last synchronised stamp), 22:00 the evening before in Shanghai.
+SHUTDOWN = BOOT - timedelta(hours=11)
+
+
+def _issue_at_10_past(guard_client, guard_core, clock) -> str:
+    """A pass issued at 09:10 on a clock that read 22:10 the evening before."""
+    clock.set_wall(SHUTDOWN)
+    clock.advance(600)
+    csrf = login(guard_client)
+    response = guard_client.post(
+        "/guard/passes",
+        data={"csrf": csrf, "household": "3-402", "holder": "Wang", "days": "30"},
+    )
+    assert response.status_code == 200, response.text
+    return queries.issued_passes(guard_core.store)[0].detail["pass_id"]
+
+
+def _issued_cell(page: str, pass_id: str) -> str:
+    row = page.split(f'data-pass="{pass_id}"')[1].split("</tr>")[0]
+    return row.split("<td>")[-1]
+
+
+def test_a_pass_issued_before_the_ntp_step_is_listed_at_the_time_it_was_issued(
+    guard_client, guard_core, clock
+):
+    pass_id = _issue_at_10_past(guard_client, guard_core, clock)
+    clock.advance(1200)
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    cell = _issued_cell(guard_client.get("/guard/passes").text, pass_id)
+    assert "2026-03-02 09:10" in cell and "2026-03-01 22:10" not in cell  # dated by now
+    clock.advance(600)
+    add_event(guard_core)  # the boot's first synchronised event dates it from now on
+    cell = _issued_cell(guard_client.get("/guard/passes").text, pass_id)
+    assert "2026-03-02 09:10" in cell and "2026-03-01 22:10" not in cell
+
+
+def test_a_pass_issued_on_a_clock_never_set_says_so_beside_its_time(
+    guard_client, guard_core, clock
+):
+    pass_id = _issue_at_10_past(guard_client, guard_core, clock)
+    cell = _issued_cell(guard_client.get("/guard/passes").text, pass_id)
+    assert f"2026-03-01 22:10 ({i18n.t('zh-CN', 'banner.clock_unsynced')})" in cell

@@ -52,7 +52,7 @@ from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
 from kiosk.store import StoreFault
 from ui import i18n
 from ui.auth import GuardAuth, Session, WrongToken
-from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view
+from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view, event_time
 from ui.guard.forms import BadInput
 from ui.views import faults_of, health_report, secure_headers, templates
 
@@ -151,6 +151,18 @@ class Guard:
         Blocking: a database read of those rows alone."""
         now = ClockReading.take(self.core.clock)
         return queries.dated(self.core.store, events, now, self.core.store.boot_id)
+
+    def stamp_times(self, stamps: list[queries.Stamp], lang: str, fmt: str) -> list[str]:
+        """Records' stamps (an audit row's, a handover's) as a guard reads them: the time
+        ``kiosk.queries.dated_stamps`` dates each to (one written before NTP stepped the clock
+        at the time it was written), one a clock never set stamped with what it said, and
+        saying so (``display.event_time``). Blocking: one read of their boots' offsets."""
+        now = ClockReading.take(self.core.clock)
+        dated = queries.dated_stamps(self.core.store, stamps, now, self.core.store.boot_id)
+        return [
+            event_time({"ts": s.ts, "dated_ts": when, "dating": how}, lang, self.tz, fmt)
+            for s, (when, how) in zip(stamps, dated, strict=True)
+        ]
 
     def since(self, hours: float) -> queries.Since:
         """``hours`` ago, on both clocks (``kiosk.queries.Since``)."""
