@@ -424,3 +424,28 @@ def test_a_pass_issued_on_a_clock_never_set_says_so_beside_its_time(
     pass_id = _issue_at_10_past(guard_client, guard_core, clock)
     cell = _issued_cell(guard_client.get("/guard/passes").text, pass_id)
     assert f"2026-03-01 22:10 ({i18n.t('zh-CN', 'banner.clock_unsynced')})" in cell
+
+
+def test_a_night_handover_opened_before_the_ntp_step_reads_from_the_shift_to_when_it_was_opened(
+    guard_client, guard_core, clock
+):
+    """The night guard's shift 20:00-08:00; a power cut in the night, and at 08:00 the Pi's
+    clock read 22:10 the evening before (its last shutdown) when alice handed over. The
+    handover said when it was opened as the clock did; dated by its boot's clocks once NTP
+    answered, it reads 2026-03-02 08:00, across the two calendar days of the shift."""
+    roster, gate = guard_core.ledgers.roster, guard_core.config.site.kiosk_id
+    night = SHUTDOWN - timedelta(hours=2)  # 20:00 on 1 March in Shanghai
+    roster.add_shift(gate, "alice", night, night + timedelta(hours=12), actor="root")
+    clock.set_wall(SHUTDOWN)
+    clock.advance(600)  # really 08:00 on 2 March; the clock reads 22:10 the evening before
+    csrf = login(guard_client)
+    opened = guard_client.post("/guard/community/handover", data={"csrf": csrf, "incoming": "root"})
+    assert opened.status_code in (200, 303)
+    unset = i18n.t("en", "banner.clock_unsynced")
+    page = guard_client.get("/guard/community/handover?lang=en").text
+    assert f"2026-03-01 22:10 ({unset})" in page  # what the clock said, and that it was unset
+    clock.advance(600)
+    ntp_step(clock, BOOT - timedelta(hours=1) + timedelta(minutes=10))  # 08:10 on 2 March
+    page = guard_client.get("/guard/community/handover?lang=en").text
+    assert "2026-03-01 20:00 – 2026-03-02 08:00" in page
+    assert "22:10" not in page
