@@ -449,3 +449,20 @@ def test_a_night_handover_opened_before_the_ntp_step_reads_from_the_shift_to_whe
     page = guard_client.get("/guard/community/handover?lang=en").text
     assert "2026-03-01 20:00 – 2026-03-02 08:00" in page
     assert "22:10" not in page
+
+
+@pytest.mark.parametrize("page", ["/guard/community", "/guard/community/handover"])
+def test_on_a_clock_never_set_the_console_does_not_say_nobody_is_on_duty(
+    guard_client, guard_core, clock, page
+):
+    """A Pi booted without network reads 1970: no shift covers it, and the console said
+    "Nobody on duty" while alice's shift was on. Who is on duty cannot be told yet."""
+    roster, gate = guard_core.ledgers.roster, guard_core.config.site.kiosk_id
+    roster.add_shift(gate, "alice", BOOT - timedelta(hours=1), BOOT + timedelta(hours=7), "root")
+    login(guard_client)
+    shown = guard_client.get(f"{page}?lang=en").text
+    assert "Nobody on duty" not in shown
+    assert "The clock is not set yet: who is on duty cannot be told" in shown
+    ntp_step(clock, BOOT)
+    shown = guard_client.get(f"{page}?lang=en").text
+    assert '<p class="c-guard">alice' in shown and "cannot be told" not in shown

@@ -21,6 +21,7 @@ from ui.guard.community.common import (
     community_room,
     form_text,
     ledgers,
+    on_duty,
     render,
     save,
 )
@@ -61,7 +62,7 @@ def handover_page(request: Request, session: PageSession, g: GuardDep) -> Respon
         request,
         "community_handover.html",
         session,
-        on_duty=[s.to_dict() for s in roster.on_duty(gate)],
+        **on_duty(g),
         shifts=[s.to_dict() for s in shifts],
         handovers=handover_views(g, roster.handovers(gate, limit=10), g.lang(request)),
     )

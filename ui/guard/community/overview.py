@@ -13,7 +13,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from kiosk.community import CommunityError
 from kiosk.compound import STATUSES, statuses
 from kiosk.policy import quota_used
-from ui.guard.community.common import PREFIX, community_room, form_text, ledgers, masked, render
+from ui.guard.community.common import (
+    PREFIX,
+    community_room,
+    form_text,
+    ledgers,
+    masked,
+    on_duty,
+    render,
+)
 from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession
 
 router = community_room(PREFIX)
@@ -39,7 +47,7 @@ def overview(request: Request, session: PageSession, g: GuardDep) -> Response:
         request,
         "community_overview.html",
         session,
-        on_duty=[s.to_dict() for s in led.roster.on_duty(g.cfg.site.kiosk_id)],
+        **on_duty(g),
         alarms=[a.to_dict() | {"household": None} for a in led.observation.alarms()],
         due=len(led.observation.due_for_clearing(g.today())),
         open_requests=len(led.services.requests(open_only=True)),
