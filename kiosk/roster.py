@@ -467,8 +467,10 @@ class Roster:
         return _handover(row_by_id(self._log, "handovers", handover_id, missing))
 
     def handovers(self, gate: str, limit: int = 20) -> list[Handover]:
+        """The newest first, in the order they were opened (by id: a clock stepped back or
+        not set yet stamps a newer one earlier)."""
         rows = self._log.reader().query(
-            "select * from handovers where gate = ? order by opened_at desc, id desc limit ?",
+            "select * from handovers where gate = ? order by id desc limit ?",
             [gate, max(1, min(int(limit), 500))],
         )
         return [_handover(r) for r in rows]

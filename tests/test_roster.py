@@ -298,3 +298,15 @@ def test_handover_stamps_on_a_clock_not_set_keep_both_clocks_to_be_dated_by(log,
     assert not stamps["opened_at"].synced and stamps["opened_at"].boot_id == log.boot_id
     assert stamps["incoming_ack_at"].mono_ns - stamps["opened_at"].mono_ns == 60 * 10**9
     assert "outgoing_ack_at" not in stamps
+
+
+def test_the_handovers_are_listed_newest_first_in_the_order_they_were_opened(rota, clock):
+    """A handover at 12:00, then a power cut: the Pi came back reading 10:00 (no network yet)
+    and Zhao handed over to Sun. The list put the 12:00 one on top as the newest, and the
+    console's check for one waiting to be signed reads the newest ten."""
+    clock.set_wall(T0 + 4 * H)
+    first = rota.open_handover("gate-1", "Zhao", "Qian")
+    clock.set_wall(T0 + 2 * H)
+    clock.is_synced = False
+    second = rota.open_handover("gate-1", "Zhao", "Sun")
+    assert [h.id for h in rota.handovers("gate-1")] == [second.id, first.id]
