@@ -1,7 +1,7 @@
 """The rules that decide, each configurable. See docs/policy.md for every rule and reason."""
 
 import re
-from datetime import time
+from datetime import time, timedelta
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -101,6 +101,23 @@ class HoursConfig(Section):
     def covers(self, local: time) -> bool:
         """Whether a local time of day (the site's clock) is within the hours."""
         return any(in_span(span, local) for span in self.windows())
+
+    def longest_unstaffed(self) -> timedelta:
+        """The longest stretch of the site's clock day outside the hours, across midnight too
+        (none while the hours are off): how long something may wait for a guard."""
+        if not self.enabled:
+            return timedelta(0)
+        day = 24 * 60
+        covered = [False] * day
+        for start, end in self.windows():
+            first, last = start.hour * 60 + start.minute, end.hour * 60 + end.minute
+            for minute in range(first, last if first < last else last + day):
+                covered[minute % day] = True
+        longest = run = 0
+        for minute in range(2 * day):  # twice round the clock: a gap across midnight is one
+            run = 0 if covered[minute % day] else run + 1
+            longest = max(longest, min(run, day))
+        return timedelta(minutes=longest)
 
     def text(self) -> str:
         """``08:30–17:30, 20:00–08:00``: the hours as the kiosk screen says them."""

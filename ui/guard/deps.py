@@ -67,6 +67,18 @@ STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: ``msg=`` values a page shows as a success note.
 OK_MESSAGES = ("ok.done", "cal.saved", "pass.issued")
 ALARM_LOOKBACK_H = 12
+
+
+def alarm_lookback_h(cfg: KioskConfig) -> float:
+    """How far back a restarted console derives its open alarms: ``ALARM_LOOKBACK_H``, and
+    with staffed hours the longest time nobody is on duty before that (a quarantine return
+    at 08:05 at a gate staffed 20:00-08:00 waits twelve hours for the night guard, who must
+    still see it after a restart at 20:10), plus the hour a daylight-saving night adds."""
+    gap = cfg.policy.hours.longest_unstaffed()
+    extra = gap.total_seconds() / 3600 + 1 if gap else 0.0
+    return ALARM_LOOKBACK_H + extra
+
+
 #: The console warns this long before the session (the shift) ends.
 SESSION_WARN_S = 600
 
@@ -121,7 +133,7 @@ class Guard:
             login_attempts_per_min=core.config.web.login_attempts_per_min,
             boot_id=core.store.boot_id,
         )
-        desk = AlarmDesk(core.store, core.clock, lookback_h=ALARM_LOOKBACK_H)
+        desk = AlarmDesk(core.store, core.clock, lookback_h=alarm_lookback_h(core.config))
         return cls(core, auth, desk, templates(), ZoneInfo(core.config.site.timezone))
 
     @property
