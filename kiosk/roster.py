@@ -369,7 +369,8 @@ class Roster:
             raise CommunityError(CLOCK_NOT_SET)
         if not mine:
             raise CommunityError(f"{out_guard} is not on duty at {gate}")
-        since, since_clock, stepped_back = self._window_start(gate, mine[-1].starts_at, reading)
+        began = self._stretch_start(gate, mine[-1])
+        since, since_clock, stepped_back = self._window_start(gate, began, reading)
         clocks = {"opened_at": unset} if unset else {}
         if since_clock is not None:
             clocks["since"] = since_clock
@@ -396,6 +397,22 @@ class Roster:
         )
         assert hid is not None
         return self.handover(hid)
+
+    def _stretch_start(self, gate: str, shift: Shift) -> datetime:
+        """When ``shift``'s guard came on duty: its start, or that of the guard's shift that
+        ends as it starts, and so on (a night rostered as two calendar days, 20:00-24:00 and
+        00:00-08:00, is one stretch at the gate), at most seven shifts back."""
+        start = shift.starts_at
+        for _ in range(7):
+            before = [
+                s
+                for s in self.shifts(gate, start - timedelta(microseconds=1), start)
+                if s.guard == shift.guard and s.ends_at == start
+            ]
+            if not before:
+                break
+            start = before[0].starts_at
+        return start
 
     def _window_start(
         self, gate: str, shift_start: datetime, now: ClockReading

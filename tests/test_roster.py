@@ -310,3 +310,18 @@ def test_the_handovers_are_listed_newest_first_in_the_order_they_were_opened(rot
     clock.is_synced = False
     second = rota.open_handover("gate-1", "Zhao", "Sun")
     assert [h.id for h in rota.handovers("gate-1")] == [second.id, first.id]
+
+
+def test_a_night_rostered_as_two_calendar_days_is_handed_over_whole(rota, log, clock):
+    """The manager rosters by the calendar: Zhao 20:00-24:00 and 00:00-08:00, one night at
+    the gate. A fever at 21:00; at 08:00 Zhao's handover counted from midnight, the start
+    of the shift that ended, and the fever was in no summary. Back-to-back shifts of one
+    guard are one stretch on duty: the window starts where it began."""
+    rota.add_shift("gate-1", "Zhao", T0 + 12 * H, T0 + 16 * H, actor="manager")
+    rota.add_shift("gate-1", "Zhao", T0 + 16 * H, T0 + 24 * H, actor="manager")
+    clock.set_wall(T0 + 13 * H)
+    event(log, decision="deny", reasons=("fever",), temp_c=38.4)
+    clock.set_wall(T0 + 24 * H)
+    handover = rota.open_handover("gate-1", "Zhao", "Qian")
+    assert handover.since == T0 + 12 * H
+    assert handover.summary["fevers"] == 1
