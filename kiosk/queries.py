@@ -324,6 +324,44 @@ class Stamp:
         )
 
 
+def clock_of(reading: ClockReading, boot_id: str) -> list[Any] | None:
+    """What a ledger keeps beside a stamp written at ``reading`` (a ``clocks`` column): its
+    ``[boot_id, mono_ns]`` when the clock was not synchronised, else None (the stamp is
+    right as it reads)."""
+    return None if reading.synced else [boot_id, reading.mono_ns]
+
+
+def read_clocks(text: str | None, names: tuple[str, ...]) -> dict[str, tuple[str, int]]:
+    """A ``clocks`` column: each of ``names`` stamped unsynchronised, ``[boot_id, mono_ns]``
+    (none: none kept, or a row from before they were)."""
+    try:
+        found = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {
+        str(k): (str(v[0]), int(v[1]))
+        for k, v in found.items()
+        if k in names and isinstance(v, list) and len(v) == 2 and isinstance(v[1], int)
+    }
+
+
+def stamps_of(
+    record: object, names: tuple[str, ...], clocks: Mapping[str, tuple[str, int]]
+) -> dict[str, Stamp]:
+    """The stamps ``names`` a record has (its datetime attributes), on both clocks: one
+    without its clocks kept (synchronised when written) is taken as it reads."""
+    out = {}
+    for name in names:
+        when = getattr(record, name)
+        if when is None:
+            continue
+        boot, mono = clocks.get(name, ("", 0))
+        out[name] = Stamp(format_ts(when), boot, mono, name not in clocks)
+    return out
+
+
 #: The offsets of the boots (``kiosk.dating``) whose ids are in the JSON list ``?``.
 _BOOT_OFFSETS_SQL = (
     "SELECT boot_id, offset_ms FROM boot_clock WHERE boot_id IN (SELECT value FROM json_each(?))"

@@ -26,7 +26,7 @@ from .clock import Clock, ClockReading
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
 from .dating import dated_source
 from .days import when_or_none
-from .queries import Stamp, dated_stamps
+from .queries import Stamp, clock_of, dated_stamps, read_clocks, stamps_of
 from .schema import sql_migrations
 from .store import format_ts
 from .vehicles import feverish_people
@@ -115,17 +115,10 @@ class Handover:
         """Each stamp it has, on both clocks (``kiosk.queries.dated_stamps`` dates them): one
         without its clocks (synchronised when written, a shift's start, a row from before
         they were kept) is taken as it reads."""
-        out = {}
-        for name in STAMPS:
-            when = getattr(self, name)
-            if when is None:
-                continue
-            boot, mono = self.clocks.get(name, ("", 0))
-            out[name] = Stamp(format_ts(when), boot, mono, name not in self.clocks)
-        return out
+        return stamps_of(self, STAMPS, self.clocks)
 
     def to_dict(self) -> dict[str, Any]:
-        return record_dict(self) | {"complete": self.complete}
+        return record_dict(self, omit=("clocks",)) | {"complete": self.complete}
 
 
 def _shift(r: Mapping[str, Any]) -> Shift:
@@ -149,23 +142,8 @@ def _handover(r: Mapping[str, Any]) -> Handover:
         json.loads(r["summary"]),
         when_or_none(r["outgoing_ack_at"]),
         when_or_none(r["incoming_ack_at"]),
-        _clocks(r.get("clocks")),
+        read_clocks(r.get("clocks"), STAMPS),
     )
-
-
-def _clocks(text: str | None) -> dict[str, tuple[str, int]]:
-    """The ``clocks`` column: each stamp's ``[boot_id, mono_ns]`` (none: none kept)."""
-    try:
-        found = json.loads(text) if text else {}
-    except ValueError:
-        return {}
-    if not isinstance(found, dict):
-        return {}
-    return {
-        str(k): (str(v[0]), int(v[1]))
-        for k, v in found.items()
-        if k in STAMPS and isinstance(v, list) and len(v) == 2 and isinstance(v[1], int)
-    }
 
 
 def _count(db: sqlite_utils.Database, table: str, where: str, args: list[Any]) -> int:
@@ -277,10 +255,9 @@ class Roster:
         self._boot_id = str(getattr(log, "boot_id", "")) if boot_id is None else boot_id
 
     def _read_clock(self) -> tuple[ClockReading, list[Any] | None]:
-        """The clock now, and the ``[boot_id, mono_ns]`` a stamp written now keeps when it is
-        not synchronised (None when it is)."""
+        """The clock now, and what a stamp written now keeps beside it (``clock_of``)."""
         reading = ClockReading.take(self._clock)
-        return reading, None if reading.synced else [self._boot_id, reading.mono_ns]
+        return reading, clock_of(reading, self._boot_id)
 
     # -- shifts -----------------------------------------------------------------------------
 

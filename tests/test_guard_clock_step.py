@@ -466,3 +466,28 @@ def test_on_a_clock_never_set_the_console_does_not_say_nobody_is_on_duty(
     ntp_step(clock, BOOT)
     shown = guard_client.get(f"{page}?lang=en").text
     assert '<p class="c-guard">alice' in shown and "cannot be told" not in shown
+
+
+def test_a_service_request_opened_before_the_ntp_step_shows_when_it_was_opened(
+    guard_client, guard_core, clock
+):
+    """A confined household's food request taken down at 09:10 on a clock reading 1970:
+    the services page said it was opened on 1 January 1970, as fact."""
+    clock.advance(600)  # really 09:10; the clock reads 1970-01-01 08:10 in Shanghai
+    desk = guard_core.ledgers.services
+    opened = desk.open("5-702", "food", "alice", confined=True)
+    login(guard_client)
+    unset = i18n.t("en", "banner.clock_unsynced")
+    row = guard_client.get("/guard/community/services?lang=en").text.split(
+        f'data-request="{opened.id}"'
+    )[1]
+    assert f"1970-01-01 08:10 ({unset})" in row.split("</tr>")[0]
+    clock.advance(1200)
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    row = guard_client.get("/guard/community/services?lang=en").text.split(
+        f'data-request="{opened.id}"'
+    )[1]
+    assert "2026-03-02 09:10" in row.split("</tr>")[0] and "1970" not in row.split("</tr>")[0]
+    stamps = desk.take(opened.id, "alice").stamps()
+    assert stamps["opened_at"].boot_id == guard_core.store.boot_id
+    assert stamps["taken_at"].synced  # taken after the step
