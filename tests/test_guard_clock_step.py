@@ -491,3 +491,28 @@ def test_a_service_request_opened_before_the_ntp_step_shows_when_it_was_opened(
     stamps = desk.take(opened.id, "alice").stamps()
     assert stamps["opened_at"].boot_id == guard_core.store.boot_id
     assert stamps["taken_at"].synced  # taken after the step
+
+
+def test_a_households_passage_before_the_ntp_step_is_dated_on_its_page_or_said_unset(
+    guard_client, guard_core, clock
+):
+    """The household's page listed a passage stamped on a clock never set at 1970 as fact,
+    and still did after NTP answered until the next passage dated it (the feed dates it at
+    once)."""
+    led = guard_core.ledgers
+    led.compound.apply(
+        led.compound.plan_import(b"building,floor,household\n5,7,5-702\n", "map.csv"), "root"
+    )
+    clock.advance(600)  # really 09:10; the clock reads 1970-01-01 08:10 in Shanghai
+    add_event(guard_core, household="5-702", holder="Wang", temp_c=36.1)
+    login(guard_client)
+
+    def passages() -> str:
+        home = guard_client.get("/guard/community/household/1?lang=en").text
+        return home.split('id="passages"', 1)[1].split("</section>", 1)[0]
+
+    assert f"1970-01-01 08:10:00 ({i18n.t('en', 'banner.clock_unsynced')})" in passages()
+    clock.advance(1200)
+    ntp_step(clock, BOOT + timedelta(minutes=30))  # nobody has passed since
+    shown = passages()
+    assert "2026-03-02 09:10:00" in shown and "1970" not in shown
