@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from guard_support import add_event, close_core, make_core
@@ -49,3 +50,45 @@ def test_a_quarantine_return_in_the_day_reaches_the_night_guard_after_a_restart(
         assert keys == ["event:1"]
     finally:
         close_core(core)
+
+
+@pytest.mark.parametrize(
+    ("start", "steps"),
+    [
+        # 23:59:41 and 00:00:20 the next day: both inside the night's hours
+        (datetime(2026, 3, 2, 23, 59, 40), [(1, "ok"), (40, "ok")]),
+        # 07:59:41 inside, 08:00:30 past its end
+        (datetime(2026, 3, 3, 7, 59, 40), [(1, "ok"), (50, "outside_hours")]),
+    ],
+    ids=["midnight", "eight"],
+)
+def test_the_running_gate_keeps_night_hours_across_midnight_and_closes_at_eight(start, steps):
+    """Through the real engine (``kiosk replay``), closed hours 20:00-08:00: residents going
+    out either side of midnight pass, one at 08:00:30 is turned away as the night ends."""
+    from checkpoint.replay import parse_scenario, replay
+
+    scenario = parse_scenario(
+        {
+            "name": "night",
+            "start": start.replace(tzinfo=ZoneInfo("Asia/Shanghai")),
+            "config": {"policy": {"hours": NIGHT | {"mode": "closed"}}},
+            "steps": [
+                {
+                    "at_s": at_s,
+                    "pass": {"household": "N-1", "holder": f"Li {at_s}"},
+                    "body_c": 36.5,
+                    "direction": "out",
+                    "expect": {
+                        "decision": "pass" if reason == "ok" else "deny",
+                        "reasons": [reason],
+                        "exact": True,
+                    },
+                }
+                for at_s, reason in steps
+            ],
+        },
+        "night.toml",
+    )
+    result = replay(scenario)
+    assert result.failures == []
+    assert result.expectations == 2
