@@ -368,14 +368,21 @@ _BOOT_OFFSETS_SQL = (
 )
 
 
-def _boot_offsets(log: Readable, boots: list[str]) -> dict[str, int]:
+def boot_offsets(db: sqlite_utils.Database, boots: list[str]) -> dict[str, int]:
+    """The offsets (``kiosk.dating``: wall less monotonic milliseconds) of those of ``boots``
+    that recorded a synchronised event."""
     if not boots:
         return {}
     try:
-        rows = list(_rows(log, _BOOT_OFFSETS_SQL, [json.dumps(boots[:MAX_ROWS])]))
+        rows = list(db.query(_BOOT_OFFSETS_SQL, [json.dumps(boots[:MAX_ROWS])]))
     except sqlite3.OperationalError:  # a log of a version before the boots' offsets
         return {}
     return {str(r["boot_id"]): int(r["offset_ms"]) for r in rows}
+
+
+def offset_time(offset_ms: int, mono_ns: int) -> str:
+    """The time a boot's offset dates a monotonic reading of that boot to, as ``ts`` reads."""
+    return format_ts(EPOCH + timedelta(milliseconds=offset_ms + mono_ns // 1_000_000))
 
 
 def dated_stamps(
@@ -391,14 +398,13 @@ def dated_stamps(
     and ``unsynced`` (what a clock never set said: to be shown as such). One query for the
     boots of the unsynchronised ones."""
     boots = sorted({s.boot_id for s in stamps if not s.synced})
-    offsets = _boot_offsets(log, boots)
+    offsets = boot_offsets(log.reader(), boots)
     out: list[tuple[str, str]] = []
     for stamp in stamps:
         if stamp.synced:
             out.append((stamp.ts, "clock"))
         elif stamp.boot_id in offsets:
-            ms = offsets[stamp.boot_id] + stamp.mono_ns // 1_000_000
-            out.append((format_ts(EPOCH + timedelta(milliseconds=ms)), "boot"))
+            out.append((offset_time(offsets[stamp.boot_id], stamp.mono_ns), "boot"))
         elif now is not None and now.synced and stamp.boot_id == boot_id:
             out.append((format_ts(now.wall_at(stamp.mono_ns)), "boot"))
         else:

@@ -25,7 +25,7 @@ from .auditing import audited_write
 from .clock import Clock, ClockReading
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
 from .days import day_bounds, when_or_none
-from .queries import Stamp, clock_of, read_clocks, stamps_of
+from .queries import Stamp, boot_offsets, clock_of, offset_time, read_clocks, stamps_of
 from .schema import sql_migrations
 from .store import format_ts
 from .typed import typed
@@ -110,7 +110,19 @@ def counts_for_day(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dict[s
         return out
     start, end = day_bounds(day, tz)
     by_kind: dict[str, int] = {}
-    for row in db.query("select * from service_requests where opened_at < ?", [end]):
+    # A copy from before the clocks were kept (m002) has none to date by.
+    kept = "clocks" in db.table("service_requests").columns_dict
+    where = "opened_at < ? or clocks is not null" if kept else "opened_at < ?"
+    rows = list(db.query(f"select * from service_requests where {where}", [end]))  # noqa: S608
+    # Stamped before NTP set the clock: when its boot's synchronised clock dates it.
+    clocks = [read_clocks(row.get("clocks"), STAMPS) for row in rows]
+    offsets = boot_offsets(db, sorted({boot for c in clocks for boot, _ in c.values()}))
+    for row, held in zip(rows, clocks, strict=True):
+        for name, (boot, mono) in held.items():
+            if boot in offsets and row[name]:
+                row[name] = offset_time(offsets[boot], mono)
+        if row["opened_at"] >= end:
+            continue
         done = row["done_at"] if row["state"] == "done" else None
         ended = done or (row["done_at"] if row["state"] == "cancelled" else None)
         if row["opened_at"] >= start:
