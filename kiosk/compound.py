@@ -240,11 +240,13 @@ class CompoundMap:
         codes = db.execute("select distinct household from events where household is not null")
         spellings = sorted({str(c) for (c,) in codes if same_text(str(c)) == key} | {household})
         # ``ts``: when it happened (one stamped before NTP stepped the clock, dated by its
-        # boot's synchronised clock: ``kiosk.dating``), as the day's export shows it.
+        # boot's synchronised clock: ``kiosk.dating``), as the day's export shows it;
+        # ``stamped`` and the clocks: what it was stamped with (``kiosk.queries.dated``).
         events, ts = dated_source(db)
+        cols = f"seq, {ts} as ts, ts as stamped, boot_id, mono_ns, clock_synced"
         return list(
             db.query(
-                f"select {ts} as ts, direction, decision, reasons, temp_c from {events}"  # noqa: S608
+                f"select {cols}, direction, decision, reasons, temp_c from {events}"  # noqa: S608
                 " where household in (select value from json_each(?)) order by seq desc limit ?",
                 [json.dumps(spellings), max(1, min(int(limit), 500))],
             )

@@ -205,7 +205,7 @@ def _check_temperature(
 
 def _in_hours(now: datetime, cfg: PolicySection, tz: ZoneInfo) -> bool:
     local = now.astimezone(tz).time().replace(tzinfo=None)
-    return cfg.hours.open_at <= local < cfg.hours.close_at
+    return cfg.hours.covers(local)
 
 
 def decide(

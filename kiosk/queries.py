@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import sqlite_utils
@@ -29,6 +29,8 @@ from kiosk.store import (
 )
 from kiosk.typed import typed
 
+#: Where the boots' offsets count milliseconds from (``kiosk.dating``).
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The most rows any one question returns.
 MAX_ROWS = 10_000
 #: The list tables (``kiosk.lists``) as the guard's list page shows them, with their order.
@@ -301,10 +303,122 @@ def last_measured(log: Readable) -> Measured | None:
 
 
 @dataclass(frozen=True)
+class Stamp:
+    """When a record other than an event was written, on both clocks a row carries (an
+    audit row's ``ts``, ``boot_id``, ``mono_ns``, ``clock_synced``): ``dated_stamps`` dates
+    it as ``dated`` dates an event."""
+
+    ts: str
+    boot_id: str
+    mono_ns: int
+    synced: bool
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> Stamp | None:
+        """The stamp of a row with those columns (``mono_ns`` an integer), else None."""
+        mono = row.get("mono_ns")
+        if not isinstance(mono, int) or isinstance(mono, bool) or row.get("ts") is None:
+            return None
+        return cls(
+            str(row["ts"]), str(row.get("boot_id") or ""), mono, bool(row.get("clock_synced"))
+        )
+
+
+def clock_of(reading: ClockReading, boot_id: str) -> list[Any] | None:
+    """What a ledger keeps beside a stamp written at ``reading`` (a ``clocks`` column): its
+    ``[boot_id, mono_ns]`` when the clock was not synchronised, else None (the stamp is
+    right as it reads)."""
+    return None if reading.synced else [boot_id, reading.mono_ns]
+
+
+def read_clocks(text: str | None, names: tuple[str, ...]) -> dict[str, tuple[str, int]]:
+    """A ``clocks`` column: each of ``names`` stamped unsynchronised, ``[boot_id, mono_ns]``
+    (none: none kept, or a row from before they were)."""
+    try:
+        found = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {
+        str(k): (str(v[0]), int(v[1]))
+        for k, v in found.items()
+        if k in names and isinstance(v, list) and len(v) == 2 and isinstance(v[1], int)
+    }
+
+
+def stamps_of(
+    record: object, names: tuple[str, ...], clocks: Mapping[str, tuple[str, int]]
+) -> dict[str, Stamp]:
+    """The stamps ``names`` a record has (its datetime attributes), on both clocks: one
+    without its clocks kept (synchronised when written) is taken as it reads."""
+    out = {}
+    for name in names:
+        when = getattr(record, name)
+        if when is None:
+            continue
+        boot, mono = clocks.get(name, ("", 0))
+        out[name] = Stamp(format_ts(when), boot, mono, name not in clocks)
+    return out
+
+
+#: The offsets of the boots (``kiosk.dating``) whose ids are in the JSON list ``?``.
+_BOOT_OFFSETS_SQL = (
+    "SELECT boot_id, offset_ms FROM boot_clock WHERE boot_id IN (SELECT value FROM json_each(?))"
+)
+
+
+def boot_offsets(db: sqlite_utils.Database, boots: list[str]) -> dict[str, int]:
+    """The offsets (``kiosk.dating``: wall less monotonic milliseconds) of those of ``boots``
+    that recorded a synchronised event."""
+    if not boots:
+        return {}
+    try:
+        rows = list(db.query(_BOOT_OFFSETS_SQL, [json.dumps(boots[:MAX_ROWS])]))
+    except sqlite3.OperationalError:  # a log of a version before the boots' offsets
+        return {}
+    return {str(r["boot_id"]): int(r["offset_ms"]) for r in rows}
+
+
+def offset_time(offset_ms: int, mono_ns: int) -> str:
+    """The time a boot's offset dates a monotonic reading of that boot to, as ``ts`` reads."""
+    return format_ts(EPOCH + timedelta(milliseconds=offset_ms + mono_ns // 1_000_000))
+
+
+def dated_stamps(
+    log: Readable,
+    stamps: list[Stamp],
+    now: ClockReading | None = None,
+    boot_id: str = "",
+) -> list[tuple[str, str]]:
+    """``(dated_ts, dating)`` of each stamp, as ``dated`` gives an event's: ``ts`` and
+    ``clock`` when its clock was synchronised; one written before NTP stepped the clock at
+    its boot's offset (``boot``: the boot recorded a synchronised event since) or, for this
+    boot (``boot_id``) with ``now`` synchronised, by the monotonic time since; else ``ts``
+    and ``unsynced`` (what a clock never set said: to be shown as such). One query for the
+    boots of the unsynchronised ones."""
+    boots = sorted({s.boot_id for s in stamps if not s.synced})
+    offsets = boot_offsets(log.reader(), boots)
+    out: list[tuple[str, str]] = []
+    for stamp in stamps:
+        if stamp.synced:
+            out.append((stamp.ts, "clock"))
+        elif stamp.boot_id in offsets:
+            out.append((offset_time(offsets[stamp.boot_id], stamp.mono_ns), "boot"))
+        elif now is not None and now.synced and stamp.boot_id == boot_id:
+            out.append((format_ts(now.wall_at(stamp.mono_ns)), "boot"))
+        else:
+            out.append((stamp.ts, "unsynced"))
+    return out
+
+
+@dataclass(frozen=True)
 class AuditNote:
     actor: str
     ts: str
     detail: dict[str, Any]
+    #: the row's clocks, for ``dated_stamps`` (None: not read)
+    stamp: Stamp | None = None
 
 
 def audits_since(
@@ -344,7 +458,8 @@ def _audit_notes(rows: Iterator[dict[str, Any]]) -> list[AuditNote]:
             detail = json.loads(row["detail"] or "{}")
         except ValueError:
             detail = {}
-        out.append(AuditNote(str(row["actor"]), str(row["ts"]), detail or {}))
+        note = AuditNote(str(row["actor"]), str(row["ts"]), detail or {}, Stamp.of(row))
+        out.append(note)
     return out
 
 
@@ -510,7 +625,8 @@ def issued_passes(log: Readable, limit: int = 2000) -> list[AuditNote]:
     fields), newest first. Rows whose detail retention purged have no holder any more."""
     rows = _rows(
         log,
-        "SELECT actor, ts, detail FROM audit WHERE action = 'pass_issued' "
+        "SELECT actor, ts, boot_id, mono_ns, clock_synced, detail FROM audit"
+        " WHERE action = 'pass_issued' "
         "ORDER BY seq DESC LIMIT ?",
         [_limit(limit)],
     )

@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sized
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from .auditing import audited_write
-from .clock import Clock
+from .clock import Clock, ClockReading
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
 from .dating import dated_source
 from .days import when_or_none
+from .queries import Stamp, clock_of, dated_stamps, read_clocks, stamps_of
 from .schema import sql_migrations
 from .store import format_ts
 from .vehicles import feverish_people
@@ -68,7 +69,13 @@ MIGRATIONS = sql_migrations(
     );
     CREATE INDEX idx_handovers_gate_opened_at ON handovers (gate, opened_at);
     """,
+    # The boot and monotonic time of each stamp written on an unsynchronised clock (JSON,
+    # ``{"opened_at": [boot_id, mono_ns], ...}``): dated as an event is (``Handover.stamps``).
+    m002_handover_clocks="ALTER TABLE handovers ADD COLUMN clocks TEXT",
 )
+
+#: A handover's stamps, in the order it gets them.
+STAMPS = ("since", "opened_at", "outgoing_ack_at", "incoming_ack_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +104,21 @@ class Handover:
     summary: Mapping[str, int]
     outgoing_ack_at: datetime | None
     incoming_ack_at: datetime | None
+    #: ``[boot_id, mono_ns]`` of each stamp written on an unsynchronised clock
+    clocks: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
         return self.outgoing_ack_at is not None and self.incoming_ack_at is not None
 
+    def stamps(self) -> dict[str, Stamp]:
+        """Each stamp it has, on both clocks (``kiosk.queries.dated_stamps`` dates them): one
+        without its clocks (synchronised when written, a shift's start, a row from before
+        they were kept) is taken as it reads."""
+        return stamps_of(self, STAMPS, self.clocks)
+
     def to_dict(self) -> dict[str, Any]:
-        return record_dict(self) | {"complete": self.complete}
+        return record_dict(self, omit=("clocks",)) | {"complete": self.complete}
 
 
 def _shift(r: Mapping[str, Any]) -> Shift:
@@ -127,6 +142,7 @@ def _handover(r: Mapping[str, Any]) -> Handover:
         json.loads(r["summary"]),
         when_or_none(r["outgoing_ack_at"]),
         when_or_none(r["incoming_ack_at"]),
+        read_clocks(r.get("clocks"), STAMPS),
     )
 
 
@@ -230,10 +246,18 @@ class Roster:
         clock: Clock,
         *,
         open_alarms: Callable[[], Sized] | None = None,
+        boot_id: str | None = None,
     ) -> None:
         self._log = log
         self._clock = clock
         self._open_alarms = open_alarms
+        #: this boot's id, as the log stamps its rows (``EventLog.boot_id``)
+        self._boot_id = str(getattr(log, "boot_id", "")) if boot_id is None else boot_id
+
+    def _read_clock(self) -> tuple[ClockReading, list[Any] | None]:
+        """The clock now, and what a stamp written now keeps beside it (``clock_of``)."""
+        reading = ClockReading.take(self._clock)
+        return reading, clock_of(reading, self._boot_id)
 
     # -- shifts -----------------------------------------------------------------------------
 
@@ -311,7 +335,8 @@ class Roster:
         in_guard = clean_text("incoming", incoming, max_len=64)
         if out_guard == in_guard:
             raise CommunityError("a handover is between two guards")
-        now = self._clock.now()
+        reading, unset = self._read_clock()
+        now = reading.wall
         mine = [
             s
             for s in self.shifts(gate, now - HANDOVER_GRACE, now + timedelta(microseconds=1))
@@ -321,7 +346,11 @@ class Roster:
             raise CommunityError(CLOCK_NOT_SET)
         if not mine:
             raise CommunityError(f"{out_guard} is not on duty at {gate}")
-        since, stepped_back = self._window_start(gate, mine[-1].starts_at, now)
+        began = self._stretch_start(gate, mine[-1])
+        since, since_clock, stepped_back = self._window_start(gate, began, reading)
+        clocks = {"opened_at": unset} if unset else {}
+        if since_clock is not None:
+            clocks["since"] = since_clock
         alarms = len(self._open_alarms()) if self._open_alarms is not None else 0
         alarms += max(0, int(gate_alarms))
         summary = summary_since(self._log.reader(), gate, since, now, alarms)
@@ -334,6 +363,7 @@ class Roster:
             "since": format_ts(since),
             "opened_at": format_ts(now),
             "summary": json.dumps(summary),
+            "clocks": json.dumps(clocks) if clocks else None,
         }
         hid = audited_write(
             self._log,
@@ -345,27 +375,54 @@ class Roster:
         assert hid is not None
         return self.handover(hid)
 
+    def _stretch_start(self, gate: str, shift: Shift) -> datetime:
+        """When ``shift``'s guard came on duty: its start, or that of the guard's shift that
+        ends as it starts, and so on (a night rostered as two calendar days, 20:00-24:00 and
+        00:00-08:00, is one stretch at the gate), at most seven shifts back."""
+        start = shift.starts_at
+        for _ in range(7):
+            before = [
+                s
+                for s in self.shifts(gate, start - timedelta(microseconds=1), start)
+                if s.guard == shift.guard and s.ends_at == start
+            ]
+            if not before:
+                break
+            start = before[0].starts_at
+        return start
+
     def _window_start(
-        self, gate: str, shift_start: datetime, now: datetime
-    ) -> tuple[datetime, bool]:
+        self, gate: str, shift_start: datetime, now: ClockReading
+    ) -> tuple[datetime, list[Any] | None, bool]:
         """Where a handover's summary starts: the shift's start, or the last handover at the
         gate if later or opened up to ``HANDOVER_GRACE`` before it (the incoming guard came
         early: what happened between that handover and the shift change is in no other
         summary). A handover stamped after ``now`` (the clock stepped back since: a Pi
         has no RTC) would start the window in the future and count nothing: it is skipped,
         and the True returned says the counts may include what it already covered. Newest
-        is by id (the order they were opened in), not by the stamps a step reorders."""
-        rows = self._log.reader().query(
-            "select opened_at from handovers where gate = ? order by id desc limit 50", [gate]
+        is by id (the order they were opened in), not by the stamps a step reorders. On a
+        synchronised clock a handover opened before NTP set it is where its boot's clocks
+        date it (``dated_stamps``); the window then starts there, else (still not dated) at
+        its stamp, whose clocks are returned for the new handover's ``since``."""
+        rows = list(
+            self._log.reader().query(
+                "select * from handovers where gate = ? order by id desc limit 50", [gate]
+            )
         )
+        opened = [_handover(r) for r in rows]
+        stamps = [h.stamps()["opened_at"] for h in opened]
+        dated = dated_stamps(self._log, stamps, now, self._boot_id) if now.synced else []
         stepped_back = False
-        for row in rows:
-            opened = datetime.fromisoformat(row["opened_at"])
-            if opened <= now:
-                early = shift_start - HANDOVER_GRACE <= opened
-                return (opened if early else shift_start), stepped_back
+        for i, handover in enumerate(opened):
+            when, how = dated[i] if dated else (stamps[i].ts, "clock")
+            at = datetime.fromisoformat(when)
+            if at <= now.wall:
+                if shift_start - HANDOVER_GRACE > at:
+                    return shift_start, None, stepped_back
+                clock = handover.clocks.get("opened_at") if how != "boot" else None
+                return at, list(clock) if clock else None, stepped_back
             stepped_back = True
-        return shift_start, stepped_back
+        return shift_start, None, stepped_back
 
     def acknowledge(self, handover_id: int, guard: str) -> Handover:
         """One of the two guards signs the handover; each signs once."""
@@ -376,10 +433,15 @@ class Roster:
             raise CommunityError(f"{who} is not part of handover {handover_id}")
         if getattr(before, column) is not None:
             raise CommunityError(f"{who} has already acknowledged handover {handover_id}")
-        stamp = format_ts(self._clock.now())
+        reading, unset = self._read_clock()
+        stamp = format_ts(reading.wall)
 
         def sign(db: sqlite_utils.Database) -> Handover:
-            db.table("handovers").update(handover_id, {column: stamp})
+            change: dict[str, Any] = {column: stamp}
+            if unset:
+                held = {k: list(v) for k, v in before.clocks.items()}
+                change["clocks"] = json.dumps(held | {column: unset})
+            db.table("handovers").update(handover_id, change)
             return _handover(db.table("handovers").get(handover_id))
 
         return audited_write(
@@ -399,8 +461,10 @@ class Roster:
         return _handover(row_by_id(self._log, "handovers", handover_id, missing))
 
     def handovers(self, gate: str, limit: int = 20) -> list[Handover]:
+        """The newest first, in the order they were opened (by id: a clock stepped back or
+        not set yet stamps a newer one earlier)."""
         rows = self._log.reader().query(
-            "select * from handovers where gate = ? order by opened_at desc, id desc limit ?",
+            "select * from handovers where gate = ? order by id desc limit ?",
             [gate, max(1, min(int(limit), 500))],
         )
         return [_handover(r) for r in rows]

@@ -12,6 +12,7 @@ number). The note is personal data: masked by role when shown, emptied by ``purg
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -21,9 +22,10 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from .auditing import audited_write
-from .clock import Clock
+from .clock import Clock, ClockReading
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
 from .days import day_bounds, when_or_none
+from .queries import Stamp, boot_offsets, clock_of, offset_time, read_clocks, stamps_of
 from .schema import sql_migrations
 from .store import format_ts
 from .typed import typed
@@ -48,7 +50,13 @@ MIGRATIONS = sql_migrations(
     CREATE INDEX idx_service_requests_household ON service_requests (household);
     CREATE INDEX idx_service_requests_state ON service_requests (state);
     """,
+    # The boot and monotonic time of each stamp written on an unsynchronised clock (JSON,
+    # ``{"opened_at": [boot_id, mono_ns], ...}``): dated as an event is (``Request.stamps``).
+    m002_service_clocks="ALTER TABLE service_requests ADD COLUMN clocks TEXT",
 )
+
+#: A request's stamps.
+STAMPS = ("opened_at", "taken_at", "done_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +71,20 @@ class Request:
     taken_by: str | None = None
     taken_at: datetime | None = None
     done_at: datetime | None = None
+    #: ``[boot_id, mono_ns]`` of each stamp written on an unsynchronised clock
+    clocks: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
     @property
     def is_open(self) -> bool:
         return self.state in ("open", "taken")
 
+    def stamps(self) -> dict[str, Stamp]:
+        """Each stamp it has, on both clocks (``kiosk.queries.dated_stamps`` dates them)."""
+        return stamps_of(self, STAMPS, self.clocks)
+
     def to_dict(self) -> dict[str, Any]:
         """Every field, the personal ones too: mask with ``kiosk.privacy`` before showing."""
-        return record_dict(self)
+        return record_dict(self, omit=("clocks",))
 
 
 def _request(row: Mapping[str, Any]) -> Request:
@@ -85,6 +99,7 @@ def _request(row: Mapping[str, Any]) -> Request:
         taken_by=row["taken_by"],
         taken_at=when_or_none(row["taken_at"]),
         done_at=when_or_none(row["done_at"]),
+        clocks=read_clocks(row.get("clocks"), STAMPS),
     )
 
 
@@ -95,7 +110,19 @@ def counts_for_day(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dict[s
         return out
     start, end = day_bounds(day, tz)
     by_kind: dict[str, int] = {}
-    for row in db.query("select * from service_requests where opened_at < ?", [end]):
+    # A copy from before the clocks were kept (m002) has none to date by.
+    kept = "clocks" in db.table("service_requests").columns_dict
+    where = "opened_at < ? or clocks is not null" if kept else "opened_at < ?"
+    rows = list(db.query(f"select * from service_requests where {where}", [end]))  # noqa: S608
+    # Stamped before NTP set the clock: when its boot's synchronised clock dates it.
+    clocks = [read_clocks(row.get("clocks"), STAMPS) for row in rows]
+    offsets = boot_offsets(db, sorted({boot for c in clocks for boot, _ in c.values()}))
+    for row, held in zip(rows, clocks, strict=True):
+        for name, (boot, mono) in held.items():
+            if boot in offsets and row[name]:
+                row[name] = offset_time(offsets[boot], mono)
+        if row["opened_at"] >= end:
+            continue
         done = row["done_at"] if row["state"] == "done" else None
         ended = done or (row["done_at"] if row["state"] == "cancelled" else None)
         if row["opened_at"] >= start:
@@ -124,10 +151,25 @@ def purge(db: sqlite_utils.Database, cutoff: datetime, purged_at: datetime) -> i
 class ServiceDesk:
     """Open, take, finish and cancel requests; list them for the guard console."""
 
-    def __init__(self, log: LogLike, clock: Clock, tz: ZoneInfo | str) -> None:
+    def __init__(
+        self, log: LogLike, clock: Clock, tz: ZoneInfo | str, boot_id: str | None = None
+    ) -> None:
         self._log = log
         self._clock = clock
         self._tz = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+        #: this boot's id, as the log stamps its rows (``EventLog.boot_id``)
+        self._boot_id = str(getattr(log, "boot_id", "")) if boot_id is None else boot_id
+
+    def _stamp(self, name: str, clocks: Mapping[str, tuple[str, int]]) -> dict[str, Any]:
+        """The columns a stamp ``name`` written now sets: itself, and ``clocks`` with its
+        boot and monotonic time when the clock is not synchronised."""
+        reading = ClockReading.take(self._clock)
+        out: dict[str, Any] = {name: format_ts(reading.wall)}
+        held = clock_of(reading, self._boot_id)
+        if held is not None:
+            kept = {k: list(v) for k, v in clocks.items()}
+            out["clocks"] = json.dumps(kept | {name: held})
+        return out
 
     def open(
         self, household: str, kind: str, actor: str, *, confined: bool, note: str = ""
@@ -145,7 +187,7 @@ class ServiceDesk:
             "kind": kind,
             "note": clean_text("note", note, max_len=500, required=False),
             "state": "open",
-            "opened_at": format_ts(self._clock.now()),
+            **self._stamp("opened_at", {}),
             "opened_by": who,
         }
         rid = audited_write(
@@ -175,8 +217,7 @@ class ServiceDesk:
         before = self.get(request_id)
         if before.state not in from_:
             raise CommunityError(f"request {request_id} is {before.state}; cannot be {to}")
-        now = format_ts(self._clock.now())
-        changes: dict[str, Any] = {"state": to, f"{stamp}_at": now}
+        changes: dict[str, Any] = {"state": to, **self._stamp(f"{stamp}_at", before.clocks)}
         # Done without being taken first: whoever did it took it. A cancel takes nothing.
         if to == "taken" or (to == "done" and before.taken_by is None):
             changes["taken_by"] = who

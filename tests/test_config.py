@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import time
+
 import pytest
 
 from checkpoint.cli import main
@@ -61,12 +63,6 @@ def test_every_problem_is_reported_not_just_the_first():
     assert paths == ["store.retention_days", "web.host", "web.port"]
 
 
-def test_opening_hours_must_be_ordered():
-    with pytest.raises(ConfigError) as info:
-        parse_config({"policy": {"hours": {"open_at": "18:00", "close_at": "08:00"}}})
-    assert info.value.problems[0].startswith("policy.hours: ")
-
-
 def test_every_field_is_described():
     missing = []
 
@@ -104,3 +100,45 @@ def test_check_config_cli_exit_codes(tmp_path, capsys):
 
     assert main(["check-config", str(tmp_path / "nope.toml")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_opening_hours_may_cross_midnight_for_a_night_guard():
+    cfg = parse_config({"policy": {"hours": {"open_at": "20:00", "close_at": "08:00"}}})
+    assert cfg.policy.hours.windows() == ((time(20), time(8)),)
+
+
+def test_opening_hours_that_start_when_they_end_are_refused_not_read_as_none_or_all_day():
+    with pytest.raises(ConfigError) as info:
+        parse_config({"policy": {"hours": {"open_at": "08:00", "close_at": "08:00"}}})
+    assert info.value.problems[0].startswith("policy.hours: ")
+    assert "ambiguous" in info.value.problems[0]
+
+
+def test_two_spans_of_hours_and_their_mistakes():
+    cfg = parse_config({"policy": {"hours": {"spans": ["08:30-17:30", "20:00-08:00"]}}})
+    assert cfg.policy.hours.windows() == ((time(8, 30), time(17, 30)), (time(20), time(8)))
+    assert cfg.policy.hours.text() == "08:30–17:30, 20:00–08:00"
+    for bad, words in [
+        ({"spans": ["20:00-20:00"]}, "ambiguous"),
+        ({"spans": ["8h30-17h30"]}, "HH:MM-HH:MM"),
+        ({"spans": ["25:00-08:00"]}, "HH:MM-HH:MM"),
+        ({"spans": ["08:30-17:30"], "open_at": "09:00"}, "either spans or open_at/close_at"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            parse_config({"policy": {"hours": bad}})
+        assert words in " ".join(info.value.problems), bad
+
+
+def test_the_default_hours_keep_meaning_what_they_meant():
+    hours = parse_config({}).policy.hours
+    assert hours.windows() == ((time(8, 30), time(17, 30)),)
+    assert hours.text() == "08:30–17:30"
+
+
+def test_the_kiosk_screen_says_night_hours_as_they_are_staffed():
+    from ui.views import opening_hours
+
+    both = {"enabled": True, "spans": ["08:30-17:30", "20:00-08:00"]}
+    assert opening_hours(parse_config({"policy": {"hours": both}})) == "08:30–17:30, 20:00–08:00"
+    night = {"enabled": True, "open_at": "20:00", "close_at": "08:00"}
+    assert opening_hours(parse_config({"policy": {"hours": night}})) == "20:00–08:00"

@@ -15,6 +15,7 @@ from guard_support import add_event, login
 
 from kiosk import queries
 from kiosk.clock import FakeClock
+from ui import i18n
 
 #: The real moment of the boot: 09:00 on 2 March in Shanghai (the default site's zone).
 BOOT = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
@@ -378,3 +379,140 @@ def test_a_pass_is_not_issued_on_a_clock_ntp_has_not_set(guard_client, guard_cor
     assert issued.status_code == 200
     [row] = queries.issued_passes(guard_core.store)
     assert row.detail["valid_from"].startswith("2026-03-02")
+
+
+#: The wall clock a Pi restarted after a power cut reads until NTP answers: the time of the
+#: last shutdown (the log's last synchronised stamp), 22:00 the evening before in Shanghai.
+SHUTDOWN = BOOT - timedelta(hours=11)
+
+
+def _issue_at_10_past(guard_client, guard_core, clock) -> str:
+    """A pass issued at 09:10 on a clock that read 22:10 the evening before."""
+    clock.set_wall(SHUTDOWN)
+    clock.advance(600)
+    csrf = login(guard_client)
+    response = guard_client.post(
+        "/guard/passes",
+        data={"csrf": csrf, "household": "3-402", "holder": "Wang", "days": "30"},
+    )
+    assert response.status_code == 200, response.text
+    return queries.issued_passes(guard_core.store)[0].detail["pass_id"]
+
+
+def _issued_cell(page: str, pass_id: str) -> str:
+    row = page.split(f'data-pass="{pass_id}"')[1].split("</tr>")[0]
+    return row.split("<td>")[-1]
+
+
+def test_a_pass_issued_before_the_ntp_step_is_listed_at_the_time_it_was_issued(
+    guard_client, guard_core, clock
+):
+    pass_id = _issue_at_10_past(guard_client, guard_core, clock)
+    clock.advance(1200)
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    cell = _issued_cell(guard_client.get("/guard/passes").text, pass_id)
+    assert "2026-03-02 09:10" in cell and "2026-03-01 22:10" not in cell  # dated by now
+    clock.advance(600)
+    add_event(guard_core)  # the boot's first synchronised event dates it from now on
+    cell = _issued_cell(guard_client.get("/guard/passes").text, pass_id)
+    assert "2026-03-02 09:10" in cell and "2026-03-01 22:10" not in cell
+
+
+def test_a_pass_issued_on_a_clock_never_set_says_so_beside_its_time(
+    guard_client, guard_core, clock
+):
+    pass_id = _issue_at_10_past(guard_client, guard_core, clock)
+    cell = _issued_cell(guard_client.get("/guard/passes").text, pass_id)
+    assert f"2026-03-01 22:10 ({i18n.t('zh-CN', 'banner.clock_unsynced')})" in cell
+
+
+def test_a_night_handover_opened_before_the_ntp_step_reads_from_the_shift_to_when_it_was_opened(
+    guard_client, guard_core, clock
+):
+    """The night guard's shift 20:00-08:00; a power cut in the night, and at 08:00 the Pi's
+    clock read 22:10 the evening before (its last shutdown) when alice handed over. The
+    handover said when it was opened as the clock did; dated by its boot's clocks once NTP
+    answered, it reads 2026-03-02 08:00, across the two calendar days of the shift."""
+    roster, gate = guard_core.ledgers.roster, guard_core.config.site.kiosk_id
+    night = SHUTDOWN - timedelta(hours=2)  # 20:00 on 1 March in Shanghai
+    roster.add_shift(gate, "alice", night, night + timedelta(hours=12), actor="root")
+    clock.set_wall(SHUTDOWN)
+    clock.advance(600)  # really 08:00 on 2 March; the clock reads 22:10 the evening before
+    csrf = login(guard_client)
+    opened = guard_client.post("/guard/community/handover", data={"csrf": csrf, "incoming": "root"})
+    assert opened.status_code in (200, 303)
+    unset = i18n.t("en", "banner.clock_unsynced")
+    page = guard_client.get("/guard/community/handover?lang=en").text
+    assert f"2026-03-01 22:10 ({unset})" in page  # what the clock said, and that it was unset
+    clock.advance(600)
+    ntp_step(clock, BOOT - timedelta(hours=1) + timedelta(minutes=10))  # 08:10 on 2 March
+    page = guard_client.get("/guard/community/handover?lang=en").text
+    assert "2026-03-01 20:00 – 2026-03-02 08:00" in page
+    assert "22:10" not in page
+
+
+@pytest.mark.parametrize("page", ["/guard/community", "/guard/community/handover"])
+def test_on_a_clock_never_set_the_console_does_not_say_nobody_is_on_duty(
+    guard_client, guard_core, clock, page
+):
+    """A Pi booted without network reads 1970: no shift covers it, and the console said
+    "Nobody on duty" while alice's shift was on. Who is on duty cannot be told yet."""
+    roster, gate = guard_core.ledgers.roster, guard_core.config.site.kiosk_id
+    roster.add_shift(gate, "alice", BOOT - timedelta(hours=1), BOOT + timedelta(hours=7), "root")
+    login(guard_client)
+    shown = guard_client.get(f"{page}?lang=en").text
+    assert "Nobody on duty" not in shown
+    assert "The clock is not set yet: who is on duty cannot be told" in shown
+    ntp_step(clock, BOOT)
+    shown = guard_client.get(f"{page}?lang=en").text
+    assert '<p class="c-guard">alice' in shown and "cannot be told" not in shown
+
+
+def test_a_service_request_opened_before_the_ntp_step_shows_when_it_was_opened(
+    guard_client, guard_core, clock
+):
+    """A confined household's food request taken down at 09:10 on a clock reading 1970:
+    the services page said it was opened on 1 January 1970, as fact."""
+    clock.advance(600)  # really 09:10; the clock reads 1970-01-01 08:10 in Shanghai
+    desk = guard_core.ledgers.services
+    opened = desk.open("5-702", "food", "alice", confined=True)
+    login(guard_client)
+    unset = i18n.t("en", "banner.clock_unsynced")
+    row = guard_client.get("/guard/community/services?lang=en").text.split(
+        f'data-request="{opened.id}"'
+    )[1]
+    assert f"1970-01-01 08:10 ({unset})" in row.split("</tr>")[0]
+    clock.advance(1200)
+    ntp_step(clock, BOOT + timedelta(minutes=30))
+    row = guard_client.get("/guard/community/services?lang=en").text.split(
+        f'data-request="{opened.id}"'
+    )[1]
+    assert "2026-03-02 09:10" in row.split("</tr>")[0] and "1970" not in row.split("</tr>")[0]
+    stamps = desk.take(opened.id, "alice").stamps()
+    assert stamps["opened_at"].boot_id == guard_core.store.boot_id
+    assert stamps["taken_at"].synced  # taken after the step
+
+
+def test_a_households_passage_before_the_ntp_step_is_dated_on_its_page_or_said_unset(
+    guard_client, guard_core, clock
+):
+    """The household's page listed a passage stamped on a clock never set at 1970 as fact,
+    and still did after NTP answered until the next passage dated it (the feed dates it at
+    once)."""
+    led = guard_core.ledgers
+    led.compound.apply(
+        led.compound.plan_import(b"building,floor,household\n5,7,5-702\n", "map.csv"), "root"
+    )
+    clock.advance(600)  # really 09:10; the clock reads 1970-01-01 08:10 in Shanghai
+    add_event(guard_core, household="5-702", holder="Wang", temp_c=36.1)
+    login(guard_client)
+
+    def passages() -> str:
+        home = guard_client.get("/guard/community/household/1?lang=en").text
+        return home.split('id="passages"', 1)[1].split("</section>", 1)[0]
+
+    assert f"1970-01-01 08:10:00 ({i18n.t('en', 'banner.clock_unsynced')})" in passages()
+    clock.advance(1200)
+    ntp_step(clock, BOOT + timedelta(minutes=30))  # nobody has passed since
+    shown = passages()
+    assert "2026-03-02 09:10:00" in shown and "1970" not in shown

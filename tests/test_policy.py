@@ -759,3 +759,71 @@ class GateMachine(RuleBasedStateMachine):
 
 GateMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
 TestGateMachine = GateMachine.TestCase
+
+
+# A night guard: staffed 20:00-08:00 (a span across midnight), or volunteers by day and the
+# night guard after them (two spans), on the site's clock.
+NIGHT_SHIFT = {"enabled": True, "open_at": "20:00", "close_at": "08:00"}
+TWO_SPANS = {"enabled": True, "spans": ["08:30-17:30", "20:00-08:00"]}
+
+
+def _at(local_hm: str, day: date = date(2026, 3, 2), tz: ZoneInfo = TZ) -> datetime:
+    hour, minute = (int(x) for x in local_hm.split(":"))
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=tz).astimezone(UTC)
+
+
+@pytest.mark.parametrize(
+    ("hours", "local", "inside"),
+    [
+        (NIGHT_SHIFT, "20:00", True),
+        (NIGHT_SHIFT, "23:59", True),
+        (NIGHT_SHIFT, "00:00", True),
+        (NIGHT_SHIFT, "07:59", True),
+        (NIGHT_SHIFT, "08:00", False),
+        (NIGHT_SHIFT, "12:00", False),
+        (NIGHT_SHIFT, "19:59", False),
+        (TWO_SPANS, "07:59", True),
+        (TWO_SPANS, "08:10", False),
+        (TWO_SPANS, "08:30", True),
+        (TWO_SPANS, "12:00", True),
+        (TWO_SPANS, "17:30", False),
+        (TWO_SPANS, "19:59", False),
+        (TWO_SPANS, "20:00", True),
+        (TWO_SPANS, "03:00", True),
+    ],
+)
+def test_closed_hours_across_midnight_let_through_inside_them_only(hours, local, inside):
+    case = Case(cfg={"hours": {**hours, "mode": "closed"}}, now=_at(local))
+    assert run(case).reasons == (("ok",) if inside else ("outside_hours",))
+
+
+@pytest.mark.parametrize(("local", "on_duty"), [("03:00", True), ("12:00", False)])
+def test_a_night_guard_is_on_duty_after_midnight_and_not_at_noon(local, on_duty):
+    decision = run(Case(cfg={"hours": NIGHT_SHIFT}, now=_at(local), temperature=FEVER))
+    assert decision.needs_guard is on_duty
+    assert ("no_guard_on_duty" in decision.reasons) is (not on_duty)
+    assert decision.alarm == "fever"
+
+
+def test_night_hours_are_read_on_the_local_clock_across_a_daylight_saving_change():
+    """Berlin, the spring change (2027-03-28: 02:00 CET is 03:00 CEST): a night span
+    22:00-02:30 closes as the clock jumps past 02:30; the autumn one (2027-10-31) repeats
+    02:00-03:00, and both 02:15s are inside 22:00-02:30."""
+    berlin = ZoneInfo("Europe/Berlin")
+    cfg = PolicySection.model_validate(
+        {
+            "mode": "temperature_only",  # no pass runs that long: the hours alone decide
+            "hours": {"enabled": True, "open_at": "22:00", "close_at": "02:30", "mode": "closed"},
+        }
+    )
+
+    def reasons(when: datetime) -> tuple[str, ...]:
+        inputs = PassageInputs("out", GOOD, NORMAL)
+        state = PolicyState(TRUST, Lists(), PassageHistory())
+        return decide(inputs, state, when, cfg, THERMO, berlin).reasons
+
+    assert reasons(datetime(2027, 3, 28, 0, 59, tzinfo=UTC)) == ("ok",)  # 01:59 CET
+    assert reasons(datetime(2027, 3, 28, 1, 0, tzinfo=UTC)) == ("outside_hours",)  # 03:00 CEST
+    assert reasons(datetime(2027, 10, 31, 0, 15, tzinfo=UTC)) == ("ok",)  # 02:15 CEST
+    assert reasons(datetime(2027, 10, 31, 1, 15, tzinfo=UTC)) == ("ok",)  # 02:15 CET
+    assert reasons(datetime(2027, 10, 31, 1, 45, tzinfo=UTC)) == ("outside_hours",)  # 02:45

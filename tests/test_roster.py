@@ -253,3 +253,75 @@ def test_the_console_says_the_clock_refusal_in_chinese():
     from ui import core_words
 
     assert core_words.refusal_text("zh-CN", CLOCK_NOT_SET).startswith("时钟尚未校准")
+
+
+def test_an_early_handover_on_a_clock_not_yet_set_starts_the_next_window_when_it_happened(
+    log, ledger, clock
+):
+    """Power came back in the afternoon, the network later still: the Pi's clock read 10:00
+    (the log's last synchronised stamp, plus the time since the boot) when Zhao handed over
+    to Qian, come early at 15:30. NTP set the clock at 15:45 and a fever was decided at
+    15:50, before Qian's shift began at 16:00. Zhao's handover was stamped 10:00, hours
+    before Qian's shift, so Qian's counted from 16:00: the fever was in neither. Dated by
+    its boot's clocks, Zhao's handover was at 15:30, where Qian's starts."""
+    clock.set_wall(T0 + 2 * H)  # really T0 + 7.5 H
+    clock.is_synced = False
+    r = Roster(log, clock, open_alarms=ledger.alarms, boot_id=log.boot_id)
+    r.add_shift("gate-1", "Zhao", T0, T0 + 8 * H, actor="manager")
+    r.add_shift("gate-1", "Qian", T0 + 8 * H, T0 + 16 * H, actor="manager")
+    early = r.open_handover("gate-1", "Zhao", "Qian")
+    assert early.opened_at == T0 + 2 * H  # what the clock said, kept as it said it
+    clock.advance(900)
+    clock.set_wall(T0 + 7 * H + 45 * timedelta(minutes=1))
+    clock.is_synced = True
+    clock.advance(300)
+    log.append(EventDraft(direction="in", decision="deny", reasons=("fever",), temp_c=38.4))
+    clock.set_wall(T0 + 16 * H - timedelta(minutes=1))
+    handover = r.open_handover("gate-1", "Qian", "Sun")
+    assert handover.since == T0 + 7 * H + 30 * timedelta(minutes=1)
+    assert handover.summary["fevers"] == 1
+
+
+def test_handover_stamps_on_a_clock_not_set_keep_both_clocks_to_be_dated_by(log, ledger, clock):
+    """Each stamp a handover gets on an unsynchronised clock keeps its boot and monotonic
+    time (``Handover.stamps``), as an event does: the console dates it once NTP answers,
+    or says it is what a clock never set said."""
+    clock.set_wall(T0 + H)
+    clock.is_synced = False
+    r = Roster(log, clock, open_alarms=ledger.alarms, boot_id=log.boot_id)
+    r.add_shift("gate-1", "Zhao", T0, T0 + 8 * H, actor="manager")
+    opened = r.open_handover("gate-1", "Zhao", "Qian")
+    clock.advance(60)
+    signed = r.acknowledge(opened.id, "Qian")
+    stamps = signed.stamps()
+    assert stamps["since"].synced  # the shift's start, as the manager typed it
+    assert not stamps["opened_at"].synced and stamps["opened_at"].boot_id == log.boot_id
+    assert stamps["incoming_ack_at"].mono_ns - stamps["opened_at"].mono_ns == 60 * 10**9
+    assert "outgoing_ack_at" not in stamps
+
+
+def test_the_handovers_are_listed_newest_first_in_the_order_they_were_opened(rota, clock):
+    """A handover at 12:00, then a power cut: the Pi came back reading 10:00 (no network yet)
+    and Zhao handed over to Sun. The list put the 12:00 one on top as the newest, and the
+    console's check for one waiting to be signed reads the newest ten."""
+    clock.set_wall(T0 + 4 * H)
+    first = rota.open_handover("gate-1", "Zhao", "Qian")
+    clock.set_wall(T0 + 2 * H)
+    clock.is_synced = False
+    second = rota.open_handover("gate-1", "Zhao", "Sun")
+    assert [h.id for h in rota.handovers("gate-1")] == [second.id, first.id]
+
+
+def test_a_night_rostered_as_two_calendar_days_is_handed_over_whole(rota, log, clock):
+    """The manager rosters by the calendar: Zhao 20:00-24:00 and 00:00-08:00, one night at
+    the gate. A fever at 21:00; at 08:00 Zhao's handover counted from midnight, the start
+    of the shift that ended, and the fever was in no summary. Back-to-back shifts of one
+    guard are one stretch on duty: the window starts where it began."""
+    rota.add_shift("gate-1", "Zhao", T0 + 12 * H, T0 + 16 * H, actor="manager")
+    rota.add_shift("gate-1", "Zhao", T0 + 16 * H, T0 + 24 * H, actor="manager")
+    clock.set_wall(T0 + 13 * H)
+    event(log, decision="deny", reasons=("fever",), temp_c=38.4)
+    clock.set_wall(T0 + 24 * H)
+    handover = rota.open_handover("gate-1", "Zhao", "Qian")
+    assert handover.since == T0 + 12 * H
+    assert handover.summary["fevers"] == 1

@@ -99,3 +99,32 @@ def test_purge_empties_notes_of_closed_requests(desk, log, clock):
     assert log.submit(lambda db: services.purge(db, now - timedelta(days=30), now)) == 1
     assert (desk.get(r.id).note, desk.get(r.id).household) == ("", "")
     assert desk.get(still.id).note == "open one"
+
+
+def test_a_request_opened_before_the_ntp_step_counts_on_the_day_it_was_opened(tmp_path):
+    """A food request taken down at 09:10 on 2 March on a clock reading 1970 (a Pi booted
+    without network): the day's report counted it opened on 1 January 1970, and on 2 March
+    as nothing new."""
+    from datetime import UTC, date, datetime
+    from zoneinfo import ZoneInfo
+
+    from kiosk import services
+    from kiosk.clock import FakeClock
+    from kiosk.services import ServiceDesk, counts_for_day
+    from kiosk.store import EventDraft, EventLog
+
+    clock = FakeClock(start=datetime(1970, 1, 1, tzinfo=UTC), is_synced=False)
+    store = EventLog(tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[services.MIGRATIONS])
+    log = store.open()
+    try:
+        clock.advance(600)
+        ServiceDesk(log, clock, "Asia/Shanghai").open("5-702", "food", "Zhao", confined=True)
+        clock.advance(1200)
+        clock.set_wall(datetime(2026, 3, 2, 1, 30, tzinfo=UTC))  # NTP: 09:30 in Shanghai
+        clock.is_synced = True
+        log.append(EventDraft(direction="in", decision="pass"))  # dates the boot
+        tz = ZoneInfo("Asia/Shanghai")
+        assert counts_for_day(log.reader(), date(2026, 3, 2), tz)["opened"] == 1
+        assert counts_for_day(log.reader(), date(1970, 1, 1), tz)["opened"] == 0
+    finally:
+        store.close()

@@ -470,11 +470,10 @@ def _decided(
 
 
 def opening_hours(cfg: KioskConfig) -> str | None:
-    """``08:30–17:30`` when the site has opening hours, for the outside-hours reason."""
+    """``08:30–17:30`` (``20:00–08:00`` for a night guard, ``08:30–17:30, 20:00–08:00`` for
+    two spans) when the site has opening hours, for the outside-hours reason."""
     hours = cfg.policy.hours
-    if not hours.enabled:
-        return None
-    return f"{hours.open_at:%H:%M}–{hours.close_at:%H:%M}"
+    return hours.text() if hours.enabled else None
 
 
 def clock_ms(core: Core) -> int:

@@ -1,6 +1,7 @@
 """The rules that decide, each configurable. See docs/policy.md for every rule and reason."""
 
-from datetime import time
+import re
+from datetime import time, timedelta
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -32,13 +33,48 @@ class PassbackConfig(Section):
     may override; soft: allow and flag for the guard."""
 
 
+_SPAN = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)")
+#: The spans a site may list (volunteers by day, a night guard, a lunch break between).
+MAX_SPANS = 8
+Span = tuple[time, time]
+
+
+def _span(text: str) -> Span:
+    found = _SPAN.fullmatch(text)
+    if found is None:
+        raise ValueError(f"a span of hours is written HH:MM-HH:MM, as 20:00-08:00 (got {text!r})")
+    h1, m1, h2, m2 = (int(x) for x in found.groups())
+    return time(h1, m1), time(h2, m2)
+
+
+def _unambiguous(start: time, end: time) -> None:
+    if start == end:
+        raise ValueError(
+            f"hours from {start:%H:%M} to {end:%H:%M} are ambiguous (none, or all day): for a"
+            " gate staffed round the clock, set enabled = false"
+        )
+
+
+def in_span(span: Span, local: time) -> bool:
+    """Whether a local time of day is in ``[start, end)``; a span whose end is before its
+    start (20:00-08:00) runs across midnight."""
+    start, end = span
+    if start < end:
+        return start <= local < end
+    return local >= start or local < end
+
+
 class HoursConfig(Section):
     enabled: bool = False
     """Only let people pass within opening hours."""
     open_at: ClockTime = time(8, 30)
-    """Local opening time (site timezone)."""
+    """Local opening time (site timezone). Later than close_at: the hours run across
+    midnight (20:00 to 08:00 for a night guard)."""
     close_at: ClockTime = time(17, 30)
-    """Local closing time (site timezone)."""
+    """Local closing time (site timezone); the same as open_at is refused (ambiguous)."""
+    spans: tuple[str, ...] = Field((), max_length=MAX_SPANS, strict=False)
+    """Several spans instead of open_at/close_at, each HH:MM-HH:MM in local time, one may
+    cross midnight: ["08:30-17:30", "20:00-08:00"] (volunteers by day, a night guard)."""
     applies_to: Literal["out", "both"] = "both"
     """Closed hours limit going out only, or both directions."""
     mode: Literal["staffed", "closed"] = "staffed"
@@ -50,9 +86,42 @@ class HoursConfig(Section):
 
     @model_validator(mode="after")
     def _order(self) -> "HoursConfig":
-        if self.open_at >= self.close_at:
-            raise ValueError("open_at must be before close_at")
+        if self.spans and self.model_fields_set & {"open_at", "close_at"}:
+            raise ValueError("give either spans or open_at/close_at, not both")
+        for start, end in self.windows():
+            _unambiguous(start, end)
         return self
+
+    def windows(self) -> tuple[Span, ...]:
+        """The spans of hours, in the order written: ``spans``, else open_at to close_at."""
+        if self.spans:
+            return tuple(_span(s) for s in self.spans)
+        return ((self.open_at, self.close_at),)
+
+    def covers(self, local: time) -> bool:
+        """Whether a local time of day (the site's clock) is within the hours."""
+        return any(in_span(span, local) for span in self.windows())
+
+    def longest_unstaffed(self) -> timedelta:
+        """The longest stretch of the site's clock day outside the hours, across midnight too
+        (none while the hours are off): how long something may wait for a guard."""
+        if not self.enabled:
+            return timedelta(0)
+        day = 24 * 60
+        covered = [False] * day
+        for start, end in self.windows():
+            first, last = start.hour * 60 + start.minute, end.hour * 60 + end.minute
+            for minute in range(first, last if first < last else last + day):
+                covered[minute % day] = True
+        longest = run = 0
+        for minute in range(2 * day):  # twice round the clock: a gap across midnight is one
+            run = 0 if covered[minute % day] else run + 1
+            longest = max(longest, min(run, day))
+        return timedelta(minutes=longest)
+
+    def text(self) -> str:
+        """``08:30–17:30, 20:00–08:00``: the hours as the kiosk screen says them."""
+        return ", ".join(f"{a:%H:%M}–{b:%H:%M}" for a, b in self.windows())
 
 
 class PolicySection(Section):

@@ -52,7 +52,7 @@ from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
 from kiosk.store import StoreFault
 from ui import i18n
 from ui.auth import GuardAuth, Session, WrongToken
-from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view
+from ui.guard.display import ALL_FIELDS, GUARD_CLEAR_FIELDS, alarm_view, event_time
 from ui.guard.forms import BadInput
 from ui.views import faults_of, health_report, secure_headers, templates
 
@@ -67,6 +67,18 @@ STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: ``msg=`` values a page shows as a success note.
 OK_MESSAGES = ("ok.done", "cal.saved", "pass.issued")
 ALARM_LOOKBACK_H = 12
+
+
+def alarm_lookback_h(cfg: KioskConfig) -> float:
+    """How far back a restarted console derives its open alarms: ``ALARM_LOOKBACK_H``, and
+    with staffed hours the longest time nobody is on duty before that (a quarantine return
+    at 08:05 at a gate staffed 20:00-08:00 waits twelve hours for the night guard, who must
+    still see it after a restart at 20:10), plus the hour a daylight-saving night adds."""
+    gap = cfg.policy.hours.longest_unstaffed()
+    extra = gap.total_seconds() / 3600 + 1 if gap else 0.0
+    return ALARM_LOOKBACK_H + extra
+
+
 #: The console warns this long before the session (the shift) ends.
 SESSION_WARN_S = 600
 
@@ -121,7 +133,7 @@ class Guard:
             login_attempts_per_min=core.config.web.login_attempts_per_min,
             boot_id=core.store.boot_id,
         )
-        desk = AlarmDesk(core.store, core.clock, lookback_h=ALARM_LOOKBACK_H)
+        desk = AlarmDesk(core.store, core.clock, lookback_h=alarm_lookback_h(core.config))
         return cls(core, auth, desk, templates(), ZoneInfo(core.config.site.timezone))
 
     @property
@@ -151,6 +163,18 @@ class Guard:
         Blocking: a database read of those rows alone."""
         now = ClockReading.take(self.core.clock)
         return queries.dated(self.core.store, events, now, self.core.store.boot_id)
+
+    def stamp_times(self, stamps: list[queries.Stamp], lang: str, fmt: str) -> list[str]:
+        """Records' stamps (an audit row's, a handover's) as a guard reads them: the time
+        ``kiosk.queries.dated_stamps`` dates each to (one written before NTP stepped the clock
+        at the time it was written), one a clock never set stamped with what it said, and
+        saying so (``display.event_time``). Blocking: one read of their boots' offsets."""
+        now = ClockReading.take(self.core.clock)
+        dated = queries.dated_stamps(self.core.store, stamps, now, self.core.store.boot_id)
+        return [
+            event_time({"ts": s.ts, "dated_ts": when, "dating": how}, lang, self.tz, fmt)
+            for s, (when, how) in zip(stamps, dated, strict=True)
+        ]
 
     def since(self, hours: float) -> queries.Since:
         """``hours`` ago, on both clocks (``kiosk.queries.Since``)."""

@@ -53,7 +53,7 @@ def issued_records(g: Guard) -> list[dict[str, Any]]:
         d = row.detail
         if not all(isinstance(d.get(k), str) for k in ("holder", "household", "valid_until")):
             continue  # issued before the record held the pass, or purged by retention
-        out.append({**d, "issued_at": row.ts, "actor": row.actor})
+        out.append({**d, "issued_at": row.ts, "stamp": row.stamp, "actor": row.actor})
     return out
 
 
@@ -74,12 +74,17 @@ def pass_rows(g: Guard, session: Session, lang: str, q: str) -> list[dict[str, A
     revoked = queries.revoked_pass_ids(g.core.store)
     now = g.core.clock.now()
     wanted = same_text(q)  # as typed by a Chinese input method too: １-１０１ finds 1-101
+    found = [
+        r
+        for r in issued_records(g)
+        if not wanted
+        or any(wanted in same_text(str(r.get(k, ""))) for k in ("holder", "household", "pass_id"))
+    ]
+    # Issued before NTP set the clock: at the time it was issued, or said to be the clock's.
+    stamps = [r["stamp"] or queries.Stamp(r["issued_at"], "", 0, True) for r in found]
+    issued_at = g.stamp_times(stamps, lang, "%Y-%m-%d %H:%M")
     rows = []
-    for r in issued_records(g):
-        if wanted and not any(
-            wanted in same_text(str(r.get(k, ""))) for k in ("holder", "household", "pass_id")
-        ):
-            continue
+    for r, issued in zip(found, issued_at, strict=True):
         shown = privacy.mask_event({k: r.get(k) for k in ("pass_id", "household", "holder")}, clear)
         status = status_of(r, revoked, now)
         rows.append(
@@ -90,7 +95,7 @@ def pass_rows(g: Guard, session: Session, lang: str, q: str) -> list[dict[str, A
                 if r.get("role") in ROLES
                 else "",
                 "valid_until": local_time(r["valid_until"], g.tz, "%Y-%m-%d %H:%M"),
-                "issued_at": local_time(r["issued_at"], g.tz, "%Y-%m-%d %H:%M"),
+                "issued_at": issued,
                 "actor": r["actor"],
                 "status": status,
                 "status_text": i18n.t(lang, f"pass.status.{status}"),

@@ -63,6 +63,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "nav.imports": ("导入名单", "Imports"),
     "on_duty": ("当班", "On duty"),
     "nobody": ("无人当班", "Nobody on duty"),
+    "duty_unknown": (
+        "时钟尚未校准，无法判断谁当班",
+        "The clock is not set yet: who is on duty cannot be told",
+    ),
     "alarms": ("待处理提醒", "Open alarms"),
     "missed_check": ("漏测体温", "Missed check"),
     "fever": ("发热", "Fever"),
@@ -226,6 +230,14 @@ def render(g: Guard, request: Request, name: str, session: Session, **ctx: Any) 
         "flash_err": g.flash(request)["flash_err"],
     }
     return g.render(request, name, session, **{**base, **ctx})
+
+
+def on_duty(g: Guard) -> dict[str, Any]:
+    """Who holds a shift at this gate now (``on_duty``), and ``clock_unset``: the clock is not
+    synchronised, so "now" is what it reads (1970 on a Pi booted without network, the last
+    shutdown's time after a power cut): no shift found is then not "nobody on duty"."""
+    shifts = ledgers(g).roster.on_duty(g.cfg.site.kiosk_id)
+    return {"on_duty": [s.to_dict() for s in shifts], "clock_unset": not g.core.clock.synced()}
 
 
 def site_time(g: Guard, iso: str, seconds: bool = True) -> str:

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from kiosk.accounts import NAME_RE
 from kiosk.community import CommunityError
+from kiosk.roster import Handover
 from ui.guard.community.common import (
     PREFIX,
     AdminSession,
@@ -20,6 +21,7 @@ from ui.guard.community.common import (
     community_room,
     form_text,
     ledgers,
+    on_duty,
     render,
     save,
 )
@@ -60,10 +62,23 @@ def handover_page(request: Request, session: PageSession, g: GuardDep) -> Respon
         request,
         "community_handover.html",
         session,
-        on_duty=[s.to_dict() for s in roster.on_duty(gate)],
+        **on_duty(g),
         shifts=[s.to_dict() for s in shifts],
-        handovers=[h.to_dict() for h in roster.handovers(gate, limit=10)],
+        handovers=handover_views(g, roster.handovers(gate, limit=10), g.lang(request)),
     )
+
+
+def handover_views(g: Guard, handovers: list[Handover], lang: str) -> list[dict[str, object]]:
+    """Handovers as the page shows them, with ``window``: from ``since`` to when it was
+    opened, each with its date (a night shift's report runs across two days), dated by its
+    boot's clocks when stamped before NTP set the clock (``Guard.stamp_times``)."""
+    stamps = [h.stamps() for h in handovers]
+    flat = [st[k] for st in stamps for k in ("since", "opened_at")]
+    shown = g.stamp_times(flat, lang, "%Y-%m-%d %H:%M")
+    return [
+        h.to_dict() | {"window": f"{shown[2 * i]} – {shown[2 * i + 1]}"}
+        for i, h in enumerate(handovers)
+    ]
 
 
 def account(g: Guard, field: str, name: str) -> str:

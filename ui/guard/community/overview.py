@@ -6,6 +6,7 @@ on the map, never by its code in a URL."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -13,8 +14,17 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from kiosk.community import CommunityError
 from kiosk.compound import STATUSES, statuses
 from kiosk.policy import quota_used
-from ui.guard.community.common import PREFIX, community_room, form_text, ledgers, masked, render
+from ui.guard.community.common import (
+    PREFIX,
+    community_room,
+    form_text,
+    ledgers,
+    masked,
+    on_duty,
+    render,
+)
 from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession
+from ui.guard.display import event_time
 
 router = community_room(PREFIX)
 
@@ -39,7 +49,7 @@ def overview(request: Request, session: PageSession, g: GuardDep) -> Response:
         request,
         "community_overview.html",
         session,
-        on_duty=[s.to_dict() for s in led.roster.on_duty(g.cfg.site.kiosk_id)],
+        **on_duty(g),
         alarms=[a.to_dict() | {"household": None} for a in led.observation.alarms()],
         due=len(led.observation.due_for_clearing(g.today())),
         open_requests=len(led.services.requests(open_only=True)),
@@ -97,7 +107,28 @@ def household(row: int, request: Request, session: PageSession, g: GuardDep) -> 
         found=True,
         label=masked(g, session, {"household": code})["household"],
         statuses=marks(g).get(code, ()),
-        passages=led.compound.passages(code),
+        passages=passages_shown(g, led.compound.passages(code), g.lang(request)),
         people=[masked(g, session, p.to_dict()) for p in led.observation.people(household=code)],
         requests=[masked(g, session, q.to_dict()) for q in led.services.requests(household=code)],
     )
+
+
+def passages_shown(g: Guard, rows: list[dict[str, Any]], lang: str) -> list[dict[str, Any]]:
+    """A household's passages with ``when``: as the feed says it (``display.event_time``:
+    one stamped before NTP set the clock at the time it happened, also before the boot's
+    next passage dated it; one of a boot never synchronised as stamped, saying so)."""
+    stamped = [
+        {
+            "seq": r["seq"],
+            "ts": r["stamped"],
+            "boot_id": r["boot_id"],
+            "mono_ns": r["mono_ns"],
+            "clock_synced": bool(r["clock_synced"]),
+        }
+        for r in rows
+    ]
+    dated = g.dated(stamped)
+    return [
+        r | {"when": event_time(d, lang, g.tz, "%Y-%m-%d %H:%M:%S")}
+        for r, d in zip(rows, dated, strict=True)
+    ]

@@ -20,7 +20,6 @@ from ui.guard.community.common import (
     masked,
     render,
     save,
-    site_time,
 )
 from ui.guard.deps import ActionSession, GuardDep, PageSession, note
 from ui.guard.forms import BadInput
@@ -33,14 +32,18 @@ router = community_room(PAGE)
 @router.get("/services", response_class=HTMLResponse, include_in_schema=False)
 def services_page(request: Request, session: PageSession, g: GuardDep) -> Response:
     requests = ledgers(g).services.requests(limit=200)
+    # Opened before NTP set the clock: when it was, or what the clock said and that it was.
+    opened = g.stamp_times(
+        [q.stamps()["opened_at"] for q in requests], g.lang(request), "%Y-%m-%d %H:%M"
+    )
     return render(
         g,
         request,
         "community_services.html",
         session,
         requests=[
-            masked(g, session, q.to_dict()) | {"opened": site_time(g, q.opened_at.isoformat())}
-            for q in requests
+            masked(g, session, q.to_dict()) | {"opened": when}
+            for q, when in zip(requests, opened, strict=True)
         ],
         kinds=KINDS,
     )
