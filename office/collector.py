@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import BaseServer
 from typing import Any
@@ -50,8 +50,9 @@ from kiosk.backoff import Backoff
 from kiosk.clock import Clock
 from kiosk.config.fleet import CollectorConfig, KioskSource
 from kiosk.hosts import host_is_ours, own_host_names
+from kiosk.lists import same_text
 from office.gatereports import collect_reports
-from office.listsync import BundleFile, compounds_path
+from office.listsync import BundleFile, compounds_path, declared_compounds
 from office.pg import PgError, PgTarget, redact_dsn
 from office.pull import (
     MAX_PAGE_BYTES,
@@ -100,6 +101,9 @@ class KioskStatus:
     report_day: str | None = None
     last_report_at: str | None = None
     report_error: str | None = None
+    #: The gate reports a ``[compound] id`` the office's lists do not declare (a typo at the
+    #: gate): the district report counts it with no compound of that name.
+    compound_error: str | None = None
 
     @property
     def label(self) -> str:
@@ -295,6 +299,7 @@ class Collector:
             raise
         except PullError as exc:
             error = str(exc)[:300]
+        undeclared = self._undeclared(kiosk_id, day) if day is not None else None
         stamp = _iso(self.clock.now())
         with self._lock:
             status = self._status[source.url]
@@ -302,8 +307,24 @@ class Collector:
             if day is not None:
                 status.report_day = day.isoformat()
                 status.last_report_at = stamp
+                status.compound_error = undeclared
         if error is not None:
             log.warning("gate report failed", extra={"url": source.url, "error": error})
+        if undeclared is not None:
+            log.warning("gate compound", extra={"url": source.url, "error": undeclared})
+
+    def _undeclared(self, kiosk_id: str, day: date) -> str | None:
+        """Keep the compounds the published lists declare (``PgTarget.record_compounds``) and
+        say so when the gate reports another: ``undeclared compound eats from gate gate-3``."""
+        if self.config.lists_bundle_file is None:
+            return None
+        declared = declared_compounds(self.config.lists_bundle_file)
+        target = self._target()
+        target.record_compounds(declared)
+        reported = target.reported_compound(kiosk_id, day)
+        if declared is None or reported is None or same_text(reported) in declared:
+            return None
+        return f"undeclared compound {same_text(reported)} from gate {kiosk_id}"
 
     def run_once(self) -> list[KioskStatus]:
         """Pull every kiosk once, ``max_concurrent`` at a time."""

@@ -56,9 +56,10 @@ from office.compounds import (
     gate_policies,
     lookback_days,
     same_clock,
+    undeclared,
 )
 from office.gatereports import LEDGER_PATHS, LISTS_KEY, POLICY_KEY
-from office.pg import PgError, connect
+from office.pg import COMPOUNDS_KEY, PgError, connect
 
 __all__ = ["district_report"]
 
@@ -128,6 +129,20 @@ _LEDGERS_SQL = (
     "SELECT kiosk_id, ledgers, final, fetched_at, timezone FROM fleet_gate_reports"
     " WHERE day = %s AND (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
 )
+
+
+def _declared(conn: psycopg.Connection[Any]) -> list[str] | None:
+    """The compounds the office's published lists declare, as the collector kept them
+    (``PgTarget.record_compounds``); None: not known (no collector serving lists, or lists
+    declaring none), and every gate's id is taken as its compound."""
+    row = conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [COMPOUNDS_KEY]).fetchone()
+    try:
+        declared = json.loads(row[0]) if row else None
+    except ValueError:
+        return None
+    if not isinstance(declared, list) or not all(isinstance(c, str) for c in declared):
+        return None
+    return declared
 
 
 def _dated_args(start: str, end: str, only: list[str] | None) -> list[Any]:
@@ -430,6 +445,7 @@ def district_report(
             held_policies = gate_policies(
                 conn.execute(_POLICIES_SQL, [day, only, only]),
                 conn.execute(_PEERS_SQL, [only, only, day]),
+                _declared(conn),
             )
             longest = QuotaConfig(period_days=lookback_days(held_policies, quota_cfg))
             # A day earlier too: a compound's period runs on its own site's clock.
@@ -461,6 +477,10 @@ def district_report(
         _memory_events,
         _masked_outing,
     )
+    report["undeclared_compounds"] = [
+        item | {"detail": f"undeclared compound {item['compound']} from gate {item['kiosk_id']}"}
+        for item in undeclared(sorted(held_policies), held_policies)
+    ]
     report["scope"] = "district"
     report["gates"] = len(gates)
     report["by_gate"] = _by_gate(rows, day, zone, gates, held, {r[0] for r in ledgers})
@@ -475,7 +495,7 @@ def district_report(
 COMPOUND_COLUMNS = (
     "compound", "gates", "quota_enabled", "quota_exits", "period_days", "roles", "timezone",
     "households", "exits", "max", "over_quota_households", "disagree", "unknown",
-    "peers_unlisted", "peers_outside", "id_missing", "peers_elsewhere",
+    "peers_unlisted", "peers_outside", "id_missing", "peers_elsewhere", "undeclared",
 )  # fmt: skip
 #: A figure the report holds as ``null``: written out, so a spreadsheet never sums it as 0.
 UNKNOWN = "unknown"
@@ -501,6 +521,8 @@ def _names(items: Iterable[Any]) -> str:
             out.append(f"{item['kiosk_id']}: {_rule_text(item['quota'])}")
         elif "missing" in item:
             out.append(f"{item['kiosk_id']} leaves out {', '.join(item['missing'])}")
+        elif "peer" not in item:
+            out.append(f"undeclared compound {item['compound']} from gate {item['kiosk_id']}")
         else:
             elsewhere = item.get("compound") or "no id"
             out.append(f"{item['kiosk_id']} lists {item['peer']} (compound {elsewhere})")
@@ -528,7 +550,7 @@ def compound_rows(report: dict[str, Any]) -> list[list[Any]]:
     whole += [exits.get(k) for k in ("quota_enabled", "quota_exits", "period_days")]
     whole += ["", ""] + [exits.get(k) for k in ("households", "exits", "max")]
     whole = [UNKNOWN if v is None else v for v in [*whole, exits.get("over_quota_households")]]
-    rows = [list(COMPOUND_COLUMNS), whole + [""] * 6]
+    rows = [list(COMPOUND_COLUMNS), whole + [""] * (len(COMPOUND_COLUMNS) - len(whole))]
     return rows + [_compound_row(e) for e in exits.get("compounds", ())]
 
 

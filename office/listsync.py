@@ -75,6 +75,7 @@ __all__ = [
     "PublishResult",
     "SyncResult",
     "compounds_path",
+    "declared_compounds",
     "publish_bundle",
 ]
 
@@ -272,6 +273,20 @@ def _household_twice(checked: BundlePayload) -> str | None:
         seen[(scope, code)] = i
         (named if scope else common).setdefault(code, i)
     return None
+
+
+def declared_compounds(out: str | Path) -> list[str] | None:
+    """The compounds the published lists declare (the bundle naming compounds beside ``out``,
+    read without verifying it: the office's own file), casefolded; None when none is
+    published, it declares none or it cannot be read."""
+    try:
+        payload = json.loads(json.loads(compounds_path(out).read_bytes())["payload"])
+        named = payload["compounds"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(named, list) or not all(isinstance(c, str) for c in named):
+        return None
+    return sorted({same_text(c) for c in named})
 
 
 def _published_version(path: Path) -> int:

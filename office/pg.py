@@ -33,6 +33,7 @@ tests, the fleet bench and trying things out.
 from __future__ import annotations
 
 import contextlib
+import json
 import operator
 import os
 import re
@@ -70,6 +71,9 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 3
+#: ``fleet_meta`` key of the compounds the office's published lists declare (JSON: a list, or
+#: null when they declare none), kept by the collector from its ``lists_bundle_file``.
+COMPOUNDS_KEY = "lists.compounds"
 
 _TYPES = record.PG_TYPES  # the one record definition (kiosk.record)
 assert set(_TYPES) == set(COLUMNS), "fleet_events must hold every pulled column"
@@ -452,6 +456,27 @@ class PgTarget:
                 [kiosk_id, since],
             ).fetchall()
         return {r[0] for r in rows}
+
+    def record_compounds(self, declared: list[str] | None) -> None:
+        """Keep the compounds the office's published lists declare (``COMPOUNDS_KEY``; None:
+        none declared), for the district report to tell a gate's mistyped id from one."""
+        with self._errors():
+            self.conn.execute(
+                "INSERT INTO fleet_meta (key, value) VALUES (%s, %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [COMPOUNDS_KEY, json.dumps(declared)],
+            )
+
+    def reported_compound(self, kiosk_id: str, day: date) -> str | None:
+        """The ``[compound] id`` the gate's report of ``day`` names (``id``, else
+        ``lists_for``), as kept by ``write_gate_report``; None: none."""
+        with self._errors():
+            row = self.conn.execute(
+                "SELECT coalesce(ledgers -> 'policy' ->> 'id', ledgers -> 'policy' ->> 'lists_for')"
+                " FROM fleet_gate_reports WHERE kiosk_id = %s AND day = %s",
+                [kiosk_id, day],
+            ).fetchone()
+        return str(row[0]) if row and row[0] is not None else None
 
     # -- reads for the collector and reports ----------------------------------------------
 

@@ -18,11 +18,13 @@ from support import kiosk_api
 from checkpoint.cli import main
 from kiosk.clock import FakeClock
 from kiosk.config.fleet import CollectorConfig
+from kiosk.passes import load_private_key, new_key_pair
 from kiosk.store import EventDraft
 from office.collector import Collector
 from office.compounds import GatePolicy, compounds, identity, same_clock
-from office.district import district_report
+from office.district import district_csv, district_report
 from office.gatereports import POLICY_KEY, collect_reports, fetch_report
+from office.listsync import publish_bundle
 from office.pg import PgTarget
 from office.pull import PullError, pull
 
@@ -587,3 +589,53 @@ def test_a_compound_counted_by_neither_rule_reads_unknown_in_the_sheet_and_csv_n
     label = "compound gate-north, gate-south"
     assert [label, "over_quota_households", "unknown"] in lines
     assert ["exits_per_household", "over_quota_households", "unknown"] in lines
+
+
+def test_a_gate_with_a_mistyped_compound_id_makes_no_compound_and_is_named(
+    tmp_path, pg_dsn, monkeypatch
+):
+    """The office declares east and west; south's ``[compound] id`` reads "eats" (a typo at
+    the gate). The district report made "eats" a compound of its own and counted east without
+    south's outings: 3-201 out at north and at south was within the quota. An id the office
+    has not declared is no compound: the gate is grouped as one reporting none (by its peers,
+    here into east) and named, ``undeclared compound eats from gate gate-south``."""
+    key_path, _pub = new_key_pair(tmp_path / "office", "office")
+    bundle = tmp_path / "www" / "bundle.json"
+    lists = {"compounds": ["east", "west"]}
+    publish_bundle(load_private_key(key_path), lists, bundle, now=START)
+    cores = [
+        _gate(tmp_path, "gate-north", peers=["gate-south"], compound="east"),
+        _gate(tmp_path, "gate-south", peers=["gate-north"], compound="eats"),
+    ]
+    try:
+        _out(cores[0], "3-201", 0)
+        _out(cores[1], "3-201", 6)
+        for i, core in enumerate(cores):
+            monkeypatch.setenv(f"TOKEN_{i}", core.token)
+        config = CollectorConfig.model_validate({
+            "lists_bundle_file": str(bundle),
+            "kiosks": [{"url": f"http://{c.config.site.kiosk_id}", "token_env": f"TOKEN_{i}"}
+                       for i, c in enumerate(cores)],
+        })  # fmt: skip
+        collector = Collector(config, pg_dsn, client=Network(*cores).client(),
+                              report_interval_s=0, clock=FakeClock(start=START))  # fmt: skip
+        try:
+            statuses = collector.run_once()
+        finally:
+            collector.stop()
+        assert [s.state for s in statuses] == ["ok", "ok"]
+        assert statuses[1].compound_error == "undeclared compound eats from gate gate-south"
+        report = district_report(pg_dsn, DAY, "Asia/Shanghai")
+    finally:
+        for core in cores:
+            core.store.close()
+    exits = report["exits_per_household"]
+    (compound,) = exits["compounds"]
+    assert compound["gates"] == ["gate-north", "gate-south"] and compound["id"] == "east"
+    assert compound["undeclared"] == [{"kiosk_id": "gate-south", "compound": "eats"}]
+    assert compound["id_missing"] == ["gate-south"]
+    assert report["undeclared_compounds"] == [
+        {"kiosk_id": "gate-south", "compound": "eats",
+         "detail": "undeclared compound eats from gate gate-south"}
+    ]  # fmt: skip
+    assert "eats" in district_csv(report)
