@@ -76,6 +76,7 @@ __all__ = [
     "SyncResult",
     "compounds_path",
     "declared_compounds",
+    "high_water_path",
     "publish_bundle",
 ]
 
@@ -107,11 +108,15 @@ class PublishResult:
     counts: dict[str, int]
     #: The compounds the entries name (``compound``); none: every entry is every gate's.
     compounds: list[str] = field(default_factory=list)
+    #: What publish found and did about it: the bundle file held a version below one this
+    #: office published before (restored from a backup), so it went on above that one.
+    notice: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "version": self.version, "etag": self.etag} | {
             "counts": self.counts,
             "compounds": self.compounds,
+            "notice": self.notice,
         }
 
 
@@ -190,7 +195,15 @@ def _publish_locked(
     confirm_drop: bool,
 ) -> PublishResult:
     tagged = compounds_path(out)
-    previous = max(_published_version(out), _published_version(tagged))
+    held = max(_published_version(out), _published_version(tagged))
+    high = _high_water(out)
+    previous = max(held, high)
+    notice = None
+    if high > held:
+        notice = (
+            f"{out.name} held version {held}, below version {high} published before (restored"
+            f" from a backup?; the highest is kept in {high_water_path(out).name})"
+        )
     if version is None:
         version = previous + 1
     if version <= previous:
@@ -241,8 +254,12 @@ def _publish_locked(
     write_atomic(tagged, sign_bundle(key, both).encode("utf-8"), 0o644, keep_mode=False)
     body = sign_bundle(key, plain).encode("utf-8")
     write_atomic(out, body, 0o644, keep_mode=False)
+    write_atomic(high_water_path(out), f"{version}\n".encode(), 0o644, keep_mode=False)
     counts = {name: len(both[name]) for name in ("revocations", "quarantine", "households")}
-    return PublishResult(out, version, etag_of(body), counts, sorted({c for _list, _i, c in named}))
+    if notice is not None:
+        notice += f": published as version {version}, above it, so every gate takes it"
+    named_compounds = sorted({c for _list, _i, c in named})
+    return PublishResult(out, version, etag_of(body), counts, named_compounds, notice)
 
 
 def compounds_path(out: str | Path) -> Path:
@@ -287,6 +304,23 @@ def declared_compounds(out: str | Path) -> list[str] | None:
     if not isinstance(named, list) or not all(isinstance(c, str) for c in named):
         return None
     return sorted({same_text(c) for c in named})
+
+
+def high_water_path(out: str | Path) -> Path:
+    """Where the highest version published to ``out`` is kept (``bundle.json``:
+    ``bundle.version``), outside the bundle: a ``bundle.json`` restored from an older backup
+    must not make the next versions ones the gates already hold (they refuse them)."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.version")
+
+
+def _high_water(out: Path) -> int:
+    """The highest version published to ``out`` (0: none kept, or not a number)."""
+    try:
+        text = high_water_path(out).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return 0
+    return int(text) if text.isdigit() and len(text) < 19 else 0
 
 
 def _published_version(path: Path) -> int:

@@ -99,7 +99,7 @@ def test_publish_numbers_versions_upward_and_never_back(office, clock):
         publish_bundle(office.key, _lists(), office.bundle, now=clock.now(), version=2)
     assert publish_bundle(office.key, _lists(), office.bundle, now=clock.now(), version=9).version
     names = sorted(p.name for p in office.bundle.parent.iterdir())
-    assert names == ["bundle.compounds.json", "bundle.json"]  # no temp left
+    assert names == ["bundle.compounds.json", "bundle.json", "bundle.version"]  # no temp left
 
 
 def test_publish_refuses_a_bad_row_before_any_kiosk_sees_it(office, clock):
@@ -356,3 +356,35 @@ def test_a_card_that_cannot_take_the_bundle_is_one_traceback_not_one_a_minute(
     assert not gate.lists.current.is_revoked(REVOKED)
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and errors[0].exc_info is not None
+
+
+def test_a_bundle_restored_from_an_old_backup_does_not_send_versions_back(
+    office, gate, clock, tmp_path, capsys
+):
+    """bundle.json restored from last week's backup held version 1 while the gates had
+    applied version 3: the next publish was version 2, which every gate refused as a rollback
+    until the office had published twice more, and a new quarantine did not reach them. The
+    office keeps the highest version it published outside the bundle: the next is 4, and
+    publish says what it found."""
+    publish_bundle(office.key, _lists(), office.bundle, now=clock.now())
+    backup = {p: p.read_bytes() for p in office.bundle.parent.glob("bundle*.json")}
+    publish_bundle(office.key, _lists(2), office.bundle, now=clock.now())
+    publish_bundle(office.key, _lists(3), office.bundle, now=clock.now())
+    server = Office(office.bundle)
+    assert _sync(gate, server).check().version == 3
+    for path, body in backup.items():
+        path.write_bytes(body)
+    lists = _lists(3)
+    lists["quarantine"].append({"household": "5-101", "from": "2026-03-01", "until": "2026-03-20"})
+    lists_file = tmp_path / "lists.json"
+    lists_file.write_text(json.dumps(lists), encoding="utf-8")
+    argv = ["fleet", "publish", "--key", str(office.key_path), "--lists", str(lists_file)]
+    assert main([*argv, "--out", str(office.bundle)]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["version"] == 4
+    assert "held version 1, below version 3 published before" in err
+    assert "published as version 4" in err
+    applied = _sync(gate, server).check()
+    assert (applied.outcome, applied.version) == ("applied", 4)
+    with pytest.raises(BundleError, match="not above the published version 4"):
+        publish_bundle(office.key, lists, office.bundle, now=clock.now(), version=4)

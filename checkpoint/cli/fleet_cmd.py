@@ -220,6 +220,8 @@ def publish_run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    if result.notice is not None:
+        print(f"kiosk fleet publish: {result.notice}", file=sys.stderr)
     print(json.dumps(result.as_dict()))
     return 0
 
