@@ -639,3 +639,37 @@ def test_a_gate_with_a_mistyped_compound_id_makes_no_compound_and_is_named(
          "detail": "undeclared compound eats from gate gate-south"}
     ]  # fmt: skip
     assert "eats" in district_csv(report)
+
+
+def test_a_gate_offline_since_the_morning_is_named_not_counted_as_a_quiet_day(
+    gates, pg_dsn, tmp_path
+):
+    """South was pulled last at 10:00 and then went off the network; its afternoon's
+    passages were never pulled. The district report showed its day as 1 passage, the
+    district's total as fact, without a word: the clerk cannot tell a quiet gate from one not
+    heard from. A gate not heard from since before the day ended is named
+    (``events_missing``, ``by_gate[].events_complete`` false), in the sheet and CSV too."""
+    north = gates("gate-north")
+    south = gates("gate-south")
+    _out(north, "3-201", 0)
+    _out(south, "4-101", 0)
+    _out(south, "4-102", 6)  # after its last pull: still on the gate
+    net = Network(north, south)
+    with PgTarget(pg_dsn) as target, httpx.Client(transport=httpx.MockTransport(net)) as client:
+        target.write_page("http://gate-north", "gate-north", north.store.events(limit=1000))
+        collect_reports(client, target, "http://gate-north", "gate-north", north.token, days=2)
+        target.write_page("http://gate-south", "gate-south", south.store.events(limit=1))
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE fleet_sources SET updated_at = %s WHERE kiosk_id = 'gate-south'",
+            [START + timedelta(hours=1)],
+        )
+    report = district_report(pg_dsn, DAY, "Asia/Shanghai")
+    by_gate = {g["kiosk_id"]: g for g in report["by_gate"]}
+    assert by_gate["gate-north"]["events_complete"] is True
+    assert by_gate["gate-south"]["events_complete"] is False
+    assert by_gate["gate-south"]["last_contact_at"] == (START + timedelta(hours=1)).isoformat()
+    (missing,) = report["events_missing"]
+    assert missing["kiosk_id"] == "gate-south"
+    assert "not heard from since 2026-03-02 10:00 (Asia/Shanghai)" in missing["detail"]
+    assert "gate-south" in district_csv(report).split("events_missing")[1]
