@@ -185,6 +185,10 @@ class Collector:
             if config.lists_bundle_file
             else None
         )
+        #: The published lists' ETags last kept in the database, and the compounds they
+        #: declare (``_record_lists``).
+        self._lists_recorded: tuple[str, ...] | None = None
+        self._declared: list[str] | None = None
         #: The hourly purge of the personal fields past ``retention_days`` (``office.retention``).
         self.retention = OfficeRetention(dsn, config.retention_days, self.clock)
         self._purger: threading.Thread | None = None
@@ -234,6 +238,7 @@ class Collector:
                     fields=self.config.personal_fields,
                 )
                 result = puller.pull(source.url, token)  # the client and target stay open
+                self._record_lists()
                 if not self._stop.is_set():
                     self._reports(source, token, result.url, result.kiosk_id)
             except PgError as exc:
@@ -313,15 +318,33 @@ class Collector:
         if undeclared is not None:
             log.warning("gate compound", extra={"url": source.url, "error": undeclared})
 
-    def _undeclared(self, kiosk_id: str, day: date) -> str | None:
-        """Keep the compounds the published lists declare (``PgTarget.record_compounds``) and
-        say so when the gate reports another: ``undeclared compound eats from gate gate-3``."""
-        if self.config.lists_bundle_file is None:
-            return None
-        declared = declared_compounds(self.config.lists_bundle_file)
+    def _record_lists(self) -> None:
+        """Keep in the database what the published lists are, once a publish: the compounds
+        they declare (``PgTarget.record_compounds``: the district report's) and the highest
+        version served (``PgTarget.record_served``: ``kiosk fleet publish`` goes on above it,
+        also when the bundle's folder is restored from a backup)."""
+        if self.bundle is None or self.compound_bundle is None:
+            return
+        served = (self.bundle.get(), self.compound_bundle.get())
+        stamp = tuple(got[1] for got in served if got is not None)
+        with self._lock:
+            if stamp == self._lists_recorded:
+                return
+        declared = declared_compounds(self.bundle.path)
         target = self._target()
         target.record_compounds(declared)
-        reported = target.reported_compound(kiosk_id, day)
+        version = max((got[2] for got in served if got is not None), default=0)
+        if version:
+            target.record_served(version)
+        with self._lock:
+            self._lists_recorded, self._declared = stamp, declared
+
+    def _undeclared(self, kiosk_id: str, day: date) -> str | None:
+        """``undeclared compound eats from gate gate-3`` when the gate reports a compound the
+        published lists do not declare; None otherwise."""
+        with self._lock:
+            declared = self._declared
+        reported = self._target().reported_compound(kiosk_id, day)
         if declared is None or reported is None or same_text(reported) in declared:
             return None
         return f"undeclared compound {same_text(reported)} from gate {kiosk_id}"

@@ -149,6 +149,7 @@ def publish_bundle(
     now: datetime,
     version: int | None = None,
     confirm_drop: bool = False,
+    served: int = 0,
 ) -> PublishResult:
     """Sign ``lists`` as the next bundle version and replace ``out`` atomically.
 
@@ -157,14 +158,16 @@ def publish_bundle(
     one more than the bundle already at ``out``; a version not above it is refused
     (``BundleError``), so kiosks are never offered a rollback. Lists that drop most of the
     published entries in force of a list (``mass_drops``) are refused unless
-    ``confirm_drop``: a list cleared by mistake would let every gate's quarantined out."""
+    ``confirm_drop``: a list cleared by mistake would let every gate's quarantined out.
+    ``served``: the highest version the collector served to the gates (``office.pg.
+    served_version``); the version goes above it too, whatever the files say."""
     out = Path(out)
     unknown = set(lists) - _PUBLISHABLE
     if unknown:
         raise BundleError(f"unknown lists: {', '.join(sorted(unknown))}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with _publishing(out.parent):
-        return _publish_locked(key, lists, out, now, version, confirm_drop)
+        return _publish_locked(key, lists, out, now, version, confirm_drop, served)
 
 
 @contextlib.contextmanager
@@ -193,17 +196,13 @@ def _publish_locked(
     now: datetime,
     version: int | None,
     confirm_drop: bool,
+    served: int = 0,
 ) -> PublishResult:
     tagged = compounds_path(out)
     held = max(_published_version(out), _published_version(tagged))
     high = _high_water(out)
-    previous = max(held, high)
-    notice = None
-    if high > held:
-        notice = (
-            f"{out.name} held version {held}, below version {high} published before (restored"
-            f" from a backup?; the highest is kept in {high_water_path(out).name})"
-        )
+    previous = max(held, high, served)
+    notice = _restored(out, held, high, served)
     if version is None:
         version = previous + 1
     if version <= previous:
@@ -304,6 +303,20 @@ def declared_compounds(out: str | Path) -> list[str] | None:
     if not isinstance(named, list) or not all(isinstance(c, str) for c in named):
         return None
     return sorted({same_text(c) for c in named})
+
+
+def _restored(out: Path, held: int, high: int, served: int) -> str | None:
+    """What publish found when the bundle file holds a version below one published before
+    (kept beside it, ``high_water_path``) or served to the gates (``served``): the file was
+    restored from a backup, and the gates refuse what is not above what they hold."""
+    if max(high, served) <= held:
+        return None
+    told = []
+    if high > held:
+        told.append(f"version {high} published before (kept in {high_water_path(out).name})")
+    if served > held:
+        told.append(f"version {served} served to the gates (the collector's database)")
+    return f"{out.name} held version {held}, below {' and '.join(told)}; restored from a backup?"
 
 
 def high_water_path(out: str | Path) -> Path:

@@ -74,6 +74,9 @@ SCHEMA_VERSION = 3
 #: ``fleet_meta`` key of the compounds the office's published lists declare (JSON: a list, or
 #: null when they declare none), kept by the collector from its ``lists_bundle_file``.
 COMPOUNDS_KEY = "lists.compounds"
+#: ``fleet_meta`` key of the highest list bundle version the collector has served to the
+#: gates (``kiosk fleet publish`` goes on above it: a gate refuses a version it went past).
+SERVED_KEY = "lists.version_served"
 
 _TYPES = record.PG_TYPES  # the one record definition (kiosk.record)
 assert set(_TYPES) == set(COLUMNS), "fleet_events must hold every pulled column"
@@ -173,6 +176,22 @@ def connect(
         )
     except psycopg.Error as exc:
         raise PgError(f"cannot connect to {redact_dsn(dsn)}: {_first_line(exc)}") from None
+
+
+def served_version(dsn: str) -> int:
+    """The highest list bundle version the collector has served (``SERVED_KEY``; 0: none
+    kept). ``PgError`` when the database cannot be read."""
+    conn = connect(dsn, application_name="kiosk-publish")
+    try:
+        row = conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [SERVED_KEY]).fetchone()
+    except psycopg.errors.UndefinedTable:
+        return 0  # a database no collector has written to yet
+    except psycopg.Error as exc:
+        raise PgError(f"{redact_dsn(dsn)}: {_first_line(exc)}") from None
+    finally:
+        conn.close()
+    text = str(row[0]) if row else ""
+    return int(text) if text.isdigit() and len(text) < 19 else 0
 
 
 def ensure_schema(conn: psycopg.Connection[Any]) -> None:
@@ -462,9 +481,20 @@ class PgTarget:
         none declared), for the district report to tell a gate's mistyped id from one."""
         with self._errors():
             self.conn.execute(
-                "INSERT INTO fleet_meta (key, value) VALUES (%s, %s)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                "INSERT INTO fleet_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE"
+                " SET value = excluded.value WHERE fleet_meta.value <> excluded.value",
                 [COMPOUNDS_KEY, json.dumps(declared)],
+            )
+
+    def record_served(self, version: int) -> None:
+        """Keep ``version`` as the highest bundle version served (``SERVED_KEY``) when it is
+        higher than the one kept: written only when it grows."""
+        with self._errors():
+            self.conn.execute(
+                "INSERT INTO fleet_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE"
+                " SET value = excluded.value WHERE fleet_meta.value !~ '^[0-9]{1,18}$'"
+                " OR fleet_meta.value::bigint < excluded.value::bigint",
+                [SERVED_KEY, str(version)],
             )
 
     def reported_compound(self, kiosk_id: str, day: date) -> str | None:

@@ -134,3 +134,48 @@ def test_the_status_port_closes_a_connection_that_sends_nothing(tmp_path, pg_dsn
     finally:
         server.stop()
         collector.stop()
+
+
+def test_a_whole_bundle_folder_restored_from_a_backup_does_not_send_versions_back(
+    tmp_path, clock, pg_dsn, monkeypatch, capsys
+):
+    """The office's bundle folder (bundle.json and the highest version kept beside it) was
+    restored from last week's backup, at version 1, while the collector had served version 3
+    to the gates: the next publish was version 2, refused by every gate as a rollback. The
+    collector keeps the highest version it served in the database (``lists.version_served``)
+    and publish, given the database, goes on above it and says so."""
+    import json
+
+    from checkpoint.cli import main
+    from kiosk.passes import load_private_key, new_key_pair
+    from office.listsync import publish_bundle
+
+    key_path, _ = new_key_pair(tmp_path / "office", "office")
+    key = load_private_key(key_path)
+    bundle = tmp_path / "www" / "bundle.json"
+    publish_bundle(key, {}, bundle, now=clock.now())
+    backup = {p: p.read_bytes() for p in bundle.parent.iterdir()}
+    for _ in range(2):
+        publish_bundle(key, {}, bundle, now=clock.now())
+    gate = make_kiosk(tmp_path / "gate.db", "gate-1", clock)
+    monkeypatch.setenv("TOKEN", gate.token)
+    config = CollectorConfig.model_validate(
+        {"kiosks": [{"url": "http://gate-1", "token_env": "TOKEN"}],
+         "lists_bundle_file": str(bundle)}
+    )  # fmt: skip
+    collector = Collector(config, pg_dsn, client=Network(gate).client(), report_interval_s=0)
+    try:
+        assert collector.run_once()[0].state == "ok"
+    finally:
+        collector.stop()
+        gate.store.close()
+    for path, body in backup.items():
+        path.write_bytes(body)
+    lists = tmp_path / "lists.json"
+    lists.write_text('{"quarantine": []}', encoding="utf-8")
+    monkeypatch.setenv("KIOSK_FLEET_DSN", pg_dsn)
+    argv = ["fleet", "publish", "--key", str(key_path), "--lists", str(lists)]
+    assert main([*argv, "--out", str(bundle)]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["version"] == 4
+    assert "version 3 served to the gates" in err and "published as version 4" in err

@@ -53,6 +53,13 @@ def _fleet(actions: Verbs) -> None:
     )
     pub.add_argument("--version", type=int, help="explicit version (above the published one)")
     pub.add_argument(
+        "--dsn-env",
+        default="KIOSK_FLEET_DSN",
+        metavar="NAME",
+        help="env var with the collector's DSN: the version goes above the highest it served"
+        " (read when set)",
+    )
+    pub.add_argument(
         "--confirm-drop",
         action="store_true",
         help="publish lists that drop most of a list's entries in force (refused without it:"
@@ -213,6 +220,7 @@ def publish_run(args: argparse.Namespace) -> int:
             now=datetime.now(UTC),
             version=args.version,
             confirm_drop=args.confirm_drop,
+            served=_served(args.dsn_env),
         )
     except listsync.PublishBusy as exc:
         raise CliError(str(exc)) from None
@@ -224,6 +232,26 @@ def publish_run(args: argparse.Namespace) -> int:
         print(f"kiosk fleet publish: {result.notice}", file=sys.stderr)
     print(json.dumps(result.as_dict()))
     return 0
+
+
+def _served(env: str) -> int:
+    """The highest bundle version the collector served (``office.pg.served_version``) when
+    ``env`` names a DSN; 0 (and a line on stderr when it cannot be read) otherwise: a
+    database down does not hold back a new quarantine."""
+    from office.pg import PgError, served_version
+
+    dsn = os.environ.get(env, "").strip()
+    if not dsn:
+        return 0
+    try:
+        return served_version(dsn)
+    except PgError as exc:
+        print(
+            f"kiosk fleet publish: the versions the collector served are not known ({exc});"
+            " the version is above the bundle's files only",
+            file=sys.stderr,
+        )
+        return 0
 
 
 def _check_out(out: Path, lists: Path, where: str = "--out") -> None:
