@@ -150,6 +150,7 @@ def publish_bundle(
     version: int | None = None,
     confirm_drop: bool = False,
     served: int = 0,
+    claim: Callable[[int], int] | None = None,
 ) -> PublishResult:
     """Sign ``lists`` as the next bundle version and replace ``out`` atomically.
 
@@ -160,14 +161,18 @@ def publish_bundle(
     published entries in force of a list (``mass_drops``) are refused unless
     ``confirm_drop``: a list cleared by mistake would let every gate's quarantined out.
     ``served``: the highest version the collector served to the gates (``office.pg.
-    served_version``); the version goes above it too, whatever the files say."""
+    served_version``); the version goes above it too, whatever the files say. ``claim``:
+    claims a version in the office's database (``office.pg.claim_version``) just before the
+    files are written: 0 when it is this publish's, else the version another publish (on
+    another machine) took, and this one goes above it, never signing one version twice."""
     out = Path(out)
     unknown = set(lists) - _PUBLISHABLE
     if unknown:
         raise BundleError(f"unknown lists: {', '.join(sorted(unknown))}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with _publishing(out.parent):
-        return _publish_locked(key, lists, out, now, version, confirm_drop, served)
+        floor = _Floor(served, claim, version is not None)
+        return _publish_locked(key, lists, out, now, version, confirm_drop, floor)
 
 
 @contextlib.contextmanager
@@ -196,13 +201,13 @@ def _publish_locked(
     now: datetime,
     version: int | None,
     confirm_drop: bool,
-    served: int = 0,
+    floor: _Floor,
 ) -> PublishResult:
     tagged = compounds_path(out)
     held = max(_published_version(out), _published_version(tagged))
     high = _high_water(out)
-    previous = max(held, high, served)
-    notice = _restored(out, held, high, served)
+    previous = max(held, high, floor.served)
+    notice = _restored(out, held, high, floor.served)
     if version is None:
         version = previous + 1
     if version <= previous:
@@ -240,6 +245,11 @@ def _publish_locked(
             " gate would let them go at once. If that is meant (not a list cleared by"
             " mistake), publish again with --confirm-drop"
         )
+    claimed = floor.claimed(checked.version)
+    if claimed != checked.version:
+        taken = f"version {checked.version} was taken by another publish at this moment"
+        notice = f"{notice}; {taken}" if notice else taken
+        checked = checked.model_copy(update={"version": claimed})
     # The checked rows are what is signed: dates as YYYY-MM-DD, however they were typed.
     both = checked.model_dump(mode="json", by_alias=True)
     plain = {k: v for k, v in both.items() if k != "compounds"} | {"format": BUNDLE_FORMAT}
@@ -253,7 +263,9 @@ def _publish_locked(
     write_atomic(tagged, sign_bundle(key, both).encode("utf-8"), 0o644, keep_mode=False)
     body = sign_bundle(key, plain).encode("utf-8")
     write_atomic(out, body, 0o644, keep_mode=False)
-    write_atomic(high_water_path(out), f"{version}\n".encode(), 0o644, keep_mode=False)
+    version = checked.version
+    highest = max(version, _high_water(out))  # another machine's publish may have gone above
+    write_atomic(high_water_path(out), f"{highest}\n".encode(), 0o644, keep_mode=False)
     counts = {name: len(both[name]) for name in ("revocations", "quarantine", "households")}
     if notice is not None:
         notice += f": published as version {version}, above it, so every gate takes it"
@@ -303,6 +315,31 @@ def declared_compounds(out: str | Path) -> list[str] | None:
     if not isinstance(named, list) or not all(isinstance(c, str) for c in named):
         return None
     return sorted({same_text(c) for c in named})
+
+
+@dataclass(frozen=True)
+class _Floor:
+    """What the publish's version must be above besides the files: the highest version the
+    collector served (``served``), and the claim of the office's database (``claim``)."""
+
+    served: int = 0
+    claim: Callable[[int], int] | None = None
+    explicit: bool = False
+
+    def claimed(self, version: int) -> int:
+        """The version this publish signs: ``version``, or above the one another publish took
+        meanwhile (``BundleError`` for an explicit ``--version``)."""
+        for _ in range(16):
+            taken = self.claim(version) if self.claim is not None else 0
+            if taken < version:
+                return version
+            if self.explicit:
+                raise BundleError(
+                    f"version {version} is not above version {taken}, which another publish"
+                    " gave the gates; kiosks never go back to an older bundle"
+                )
+            version = taken + 1
+        raise BundleError("other publishes keep taking the next version; publish again")
 
 
 def _restored(out: Path, held: int, high: int, served: int) -> str | None:

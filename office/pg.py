@@ -194,6 +194,30 @@ def served_version(dsn: str) -> int:
     return int(text) if text.isdigit() and len(text) < 19 else 0
 
 
+def claim_version(dsn: str, version: int) -> int:
+    """Claim ``version`` for one publish: raise ``SERVED_KEY`` to it, atomically, unless a
+    version at or above it is there (another publish, on another machine, took it; or the
+    collector served it). 0 when claimed, else the version there. ``PgError`` when the
+    database cannot be written."""
+    conn = connect(dsn, application_name="kiosk-publish")
+    try:
+        ensure_schema(conn)
+        row = conn.execute(
+            "INSERT INTO fleet_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE"
+            " SET value = excluded.value WHERE fleet_meta.value !~ '^[0-9]{1,18}$'"
+            " OR fleet_meta.value::bigint < excluded.value::bigint RETURNING value",
+            [SERVED_KEY, str(version)],
+        ).fetchone()
+        if row is not None:
+            return 0
+        held = conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [SERVED_KEY]).fetchone()
+    except psycopg.Error as exc:
+        raise PgError(f"{redact_dsn(dsn)}: {_first_line(exc)}") from None
+    finally:
+        conn.close()
+    return int(held[0]) if held is not None else version
+
+
 def ensure_schema(conn: psycopg.Connection[Any]) -> None:
     """Create the fleet tables if missing (idempotent, safe to race)."""
     with conn.transaction():

@@ -179,3 +179,28 @@ def test_a_whole_bundle_folder_restored_from_a_backup_does_not_send_versions_bac
     out, err = capsys.readouterr()
     assert json.loads(out)["version"] == 4
     assert "version 3 served to the gates" in err and "published as version 4" in err
+
+
+def test_two_office_machines_publishing_at_once_never_sign_one_version_twice(
+    tmp_path, clock, pg_dsn
+):
+    """The clerk's PC and the office server publish at the same moment into a folder each
+    (or a network share whose flock is local only): both read version 1 and signed their own
+    lists as version 2, and a gate holding one took the other for already applied, so one
+    office's new quarantine never reached it. With the office's database each publish claims
+    its version there first: the second one is 3, and says why."""
+    from kiosk.passes import load_private_key, new_key_pair
+    from office.listsync import bundle_version, publish_bundle
+    from office.pg import claim_version, served_version
+
+    key = load_private_key(new_key_pair(tmp_path / "office", "office")[0])
+    first, second = tmp_path / "pc" / "bundle.json", tmp_path / "server" / "bundle.json"
+    seen = served_version(pg_dsn)  # both read the same version before either writes
+    one = publish_bundle(key, {}, first, now=clock.now(), served=seen,
+                         claim=lambda v: claim_version(pg_dsn, v))  # fmt: skip
+    two = publish_bundle(key, {}, second, now=clock.now(), served=seen,
+                         claim=lambda v: claim_version(pg_dsn, v))  # fmt: skip
+    assert (one.version, two.version) == (1, 2)
+    assert bundle_version(second.read_bytes()) == 2
+    assert "version 1 was taken by another publish" in two.notice
+    assert served_version(pg_dsn) == 2

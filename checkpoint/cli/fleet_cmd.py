@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -221,6 +222,7 @@ def publish_run(args: argparse.Namespace) -> int:
             version=args.version,
             confirm_drop=args.confirm_drop,
             served=_served(args.dsn_env),
+            claim=_claimer(args.dsn_env),
         )
     except listsync.PublishBusy as exc:
         raise CliError(str(exc)) from None
@@ -252,6 +254,29 @@ def _served(env: str) -> int:
             file=sys.stderr,
         )
         return 0
+
+
+def _claimer(env: str) -> Callable[[int], int] | None:
+    """The claim of a version in the collector's database (``office.pg.claim_version``), so
+    that two machines publishing at once never sign one version twice; None without a DSN.
+    A database that cannot be written is said on stderr, and the version is not claimed."""
+    from office.pg import PgError, claim_version
+
+    dsn = os.environ.get(env, "").strip()
+    if not dsn:
+        return None
+
+    def claim(version: int) -> int:
+        try:
+            return claim_version(dsn, version)
+        except PgError as exc:
+            print(
+                f"kiosk fleet publish: version {version} is not claimed in the database ({exc})",
+                file=sys.stderr,
+            )
+            return 0
+
+    return claim
 
 
 def _check_out(out: Path, lists: Path, where: str = "--out") -> None:
