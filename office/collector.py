@@ -325,7 +325,10 @@ class Collector:
         also when the bundle's folder is restored from a backup)."""
         if self.bundle is None or self.compound_bundle is None:
             return
-        served = (self.bundle.get(), self.compound_bundle.get())
+        try:
+            served = (self.bundle.get(), self.compound_bundle.get())
+        except OSError:  # unreadable now: the pull stands, and /lists/bundle says so
+            return
         stamp = tuple(got[1] for got in served if got is not None)
         with self._lock:
             if stamp == self._lists_recorded:
@@ -538,13 +541,14 @@ class Collector:
                 s.label, s.kiosk_id or "", s.state, s.last_seq, s.head_seq,
                 s.lag_events, s.last_success_at or "never", s.consecutive_failures,
                 s.last_error or "", s.report_error or s.report_day or "",
+                s.compound_error or "",
             )  # fmt: skip
             tds = "".join(f"<td>{html.escape('' if c is None else str(c))}</td>" for c in cells)
             rows.append(f'<tr class="{html.escape(s.state)}">{tds}</tr>')
         head = "".join(
             f"<th>{h}</th>"
             for h in ("kiosk", "id", "state", "last seq", "head seq", "lag", "last success",
-                      "failures", "last error", "ledgers")
+                      "failures", "last error", "ledgers", "compound")
         )  # fmt: skip
         return (
             "<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=5>"

@@ -625,6 +625,7 @@ def test_a_gate_with_a_mistyped_compound_id_makes_no_compound_and_is_named(
             collector.stop()
         assert [s.state for s in statuses] == ["ok", "ok"]
         assert statuses[1].compound_error == "undeclared compound eats from gate gate-south"
+        assert "undeclared compound eats from gate gate-south" in collector.status_html()
         report = district_report(pg_dsn, DAY, "Asia/Shanghai")
     finally:
         for core in cores:
@@ -673,3 +674,28 @@ def test_a_gate_offline_since_the_morning_is_named_not_counted_as_a_quiet_day(
     assert missing["kiosk_id"] == "gate-south"
     assert "not heard from since 2026-03-02 10:00 (Asia/Shanghai)" in missing["detail"]
     assert "gate-south" in district_csv(report).split("events_missing")[1]
+
+
+def test_an_unreadable_bundle_file_does_not_keep_the_gates_reports_from_the_office(
+    tmp_path, pg_dsn, monkeypatch
+):
+    """``lists_bundle_file`` names a folder (a path typed one level short): reading the lists'
+    compounds after each pull raised, and the gate's ledger report was never fetched, its
+    day missing from the district report while the pull said ok."""
+    core = _gate(tmp_path, "gate-north")
+    try:
+        _out(core, "3-201", 0)
+        monkeypatch.setenv("TOKEN_0", core.token)
+        config = CollectorConfig.model_validate({
+            "lists_bundle_file": str(tmp_path),
+            "kiosks": [{"url": "http://gate-north", "token_env": "TOKEN_0"}],
+        })  # fmt: skip
+        collector = Collector(config, pg_dsn, client=Network(core).client(),
+                              report_interval_s=0, clock=FakeClock(start=START))  # fmt: skip
+        try:
+            (status,) = collector.run_once()
+        finally:
+            collector.stop()
+    finally:
+        core.store.close()
+    assert (status.state, status.report_error, status.report_day) == ("ok", None, "2026-03-02")
