@@ -358,10 +358,11 @@ def _restored(out: Path, held: int, high: int, served: int) -> str | None:
 
 def high_water_path(out: str | Path) -> Path:
     """Where the highest version published to ``out`` is kept (``bundle.json``:
-    ``bundle.version``), outside the bundle: a ``bundle.json`` restored from an older backup
-    must not make the next versions ones the gates already hold (they refuse them)."""
+    ``bundle.json.version``; never ``out`` itself, whatever its name), outside the bundle: a
+    ``bundle.json`` restored from an older backup must not make the next versions ones the
+    gates already hold (they refuse them)."""
     out = Path(out)
-    return out.with_name(f"{out.stem}.version")
+    return out.with_name(f"{out.name}.version")
 
 
 def _high_water(out: Path) -> int:

@@ -99,7 +99,7 @@ def test_publish_numbers_versions_upward_and_never_back(office, clock):
         publish_bundle(office.key, _lists(), office.bundle, now=clock.now(), version=2)
     assert publish_bundle(office.key, _lists(), office.bundle, now=clock.now(), version=9).version
     names = sorted(p.name for p in office.bundle.parent.iterdir())
-    assert names == ["bundle.compounds.json", "bundle.json", "bundle.version"]  # no temp left
+    assert names == ["bundle.compounds.json", "bundle.json", "bundle.json.version"]  # no temp left
 
 
 def test_publish_refuses_a_bad_row_before_any_kiosk_sees_it(office, clock):
@@ -388,3 +388,12 @@ def test_a_bundle_restored_from_an_old_backup_does_not_send_versions_back(
     assert (applied.outcome, applied.version) == ("applied", 4)
     with pytest.raises(BundleError, match="not above the published version 4"):
         publish_bundle(office.key, lists, office.bundle, now=clock.now(), version=4)
+
+
+def test_a_bundle_named_like_the_kept_version_is_not_overwritten_by_it(office, clock):
+    """``--out lists.version``: the highest version kept beside the bundle had the bundle's own
+    name, and its number replaced the bundle the collector serves."""
+    out = office.bundle.with_name("lists.version")
+    publish_bundle(office.key, _lists(), out, now=clock.now())
+    again = publish_bundle(office.key, _lists(), out, now=clock.now())
+    assert again.version == 2 and bundle_version(out.read_bytes()) == 2
