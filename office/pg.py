@@ -58,6 +58,7 @@ from psycopg.rows import TupleRow
 from kiosk import record
 from kiosk.export import COLUMNS
 from kiosk.hashchain import GENESIS
+from office.gatereports import POLICY_KEY
 from office.pull import ChainError, PinError, PullError, describe_pins, pin_refusal
 
 __all__ = [
@@ -526,9 +527,9 @@ class PgTarget:
         ``lists_for``), as kept by ``write_gate_report``; None: none."""
         with self._errors():
             row = self.conn.execute(
-                "SELECT coalesce(ledgers -> 'policy' ->> 'id', ledgers -> 'policy' ->> 'lists_for')"
+                "SELECT coalesce(ledgers -> %s ->> 'id', ledgers -> %s ->> 'lists_for')"
                 " FROM fleet_gate_reports WHERE kiosk_id = %s AND day = %s",
-                [kiosk_id, day],
+                [POLICY_KEY, POLICY_KEY, kiosk_id, day],
             ).fetchone()
         return str(row[0]) if row and row[0] is not None else None
 
