@@ -452,7 +452,7 @@ class BundleFile:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int, int] | None = None
         self._cached: tuple[bytes, str, int] | None = None
 
     def get(self) -> tuple[bytes, str, int] | None:
@@ -461,7 +461,9 @@ class BundleFile:
             st = self.path.stat()
         except FileNotFoundError:
             return None
-        stamp = (st.st_mtime_ns, st.st_size)
+        # The inode too: a publish replaces the file (a new one renamed over it), and on a
+        # share whose times tick by the second two publishes of one size share a time.
+        stamp = (st.st_ino, st.st_dev, st.st_mtime_ns, st.st_size)
         with self._lock:
             if stamp != self._stamp or self._cached is None:
                 body = self.path.read_bytes()

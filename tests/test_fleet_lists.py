@@ -397,3 +397,19 @@ def test_a_bundle_named_like_the_kept_version_is_not_overwritten_by_it(office, c
     publish_bundle(office.key, _lists(), out, now=clock.now())
     again = publish_bundle(office.key, _lists(), out, now=clock.now())
     assert again.version == 2 and bundle_version(out.read_bytes()) == 2
+
+
+def test_a_republish_within_the_folders_clock_tick_is_served_not_the_one_before(office, clock):
+    """The bundle's folder on a share whose file times tick by the second (FAT, SMB): the
+    clerk published, saw a typo and published again within that second, same size. The
+    collector kept serving the first, by its time and size, until some later publish."""
+    import os
+
+    served = BundleFile(office.bundle)
+    publish_bundle(office.key, _lists(), office.bundle, now=clock.now())
+    first = office.bundle.stat()
+    assert served.get()[2] == 1
+    publish_bundle(office.key, _lists(), office.bundle, now=clock.now())
+    os.utime(office.bundle, ns=(first.st_atime_ns, first.st_mtime_ns))  # the same tick
+    assert office.bundle.stat().st_size == first.st_size
+    assert served.get()[2] == 2
