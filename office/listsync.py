@@ -241,7 +241,7 @@ def _publish_locked(
     dropped = mass_drops(before, checked, now.date()) if before is not None else []
     if dropped:
         raise BundleError(
-            f"this bundle drops {', '.join(dropped)} (published version {previous}): every"
+            f"this bundle drops {', '.join(dropped)} ({_compared(held, previous)}): every"
             " gate would let them go at once. If that is meant (not a list cleared by"
             " mistake), publish again with --confirm-drop"
         )
@@ -340,6 +340,17 @@ class _Floor:
                 )
             version = taken + 1
         raise BundleError("other publishes keep taking the next version; publish again")
+
+
+def _compared(held: int, previous: int) -> str:
+    """Which lists a drop was counted against: the published ones, or the older ones a
+    restored bundle file holds (the gates hold newer ones, not here to compare with)."""
+    if held >= previous:
+        return f"published version {held}"
+    return (
+        f"version {held}, restored here; the gates hold version {previous}'s lists, which"
+        " cannot be compared here"
+    )
 
 
 def _restored(out: Path, held: int, high: int, served: int) -> str | None:

@@ -413,3 +413,18 @@ def test_a_republish_within_the_folders_clock_tick_is_served_not_the_one_before(
     os.utime(office.bundle, ns=(first.st_atime_ns, first.st_mtime_ns))  # the same tick
     assert office.bundle.stat().st_size == first.st_size
     assert served.get()[2] == 2
+
+
+def test_a_mass_drop_after_a_restore_names_the_lists_it_was_compared_with(office, clock):
+    """After bundle.json was restored from a backup (version 1) while version 3 had been
+    published, a mass drop was told as of "published version 3": the lists compared were
+    version 1's, restored, and the gates hold version 3's, which the office cannot compare."""
+    publish_bundle(office.key, _lists(5), office.bundle, now=clock.now())
+    backup = {p: p.read_bytes() for p in office.bundle.parent.glob("bundle*.json")}
+    for _ in range(2):
+        publish_bundle(office.key, _lists(5), office.bundle, now=clock.now())
+    for path, body in backup.items():
+        path.write_bytes(body)
+    with pytest.raises(BundleError) as refused:
+        publish_bundle(office.key, _lists(0), office.bundle, now=clock.now())
+    assert "(version 1, restored here; the gates hold version 3's lists" in str(refused.value)
