@@ -189,6 +189,8 @@ class Collector:
         #: declare (``_record_lists``).
         self._lists_recorded: tuple[str, ...] | None = None
         self._declared: list[str] | None = None
+        #: The highest version served to the gates, as the database holds it (``_record_lists``).
+        self._served_high = 0
         #: The hourly purge of the personal fields past ``retention_days`` (``office.retention``).
         self.retention = OfficeRetention(dsn, config.retention_days, self.clock)
         self._purger: threading.Thread | None = None
@@ -339,8 +341,10 @@ class Collector:
         version = max((got[2] for got in served if got is not None), default=0)
         if version:
             target.record_served(version)
+        highest = target.served()
         with self._lock:
             self._lists_recorded, self._declared = stamp, declared
+            self._served_high = highest
 
     def _undeclared(self, kiosk_id: str, day: date) -> str | None:
         """``undeclared compound eats from gate gate-3`` when the gate reports a compound the
@@ -486,9 +490,23 @@ class Collector:
             "now": _iso(self.clock.now()),
             "poll_interval_s": self.config.poll_interval_s,
             "lists_bundle_version": bundle[2] if bundle else None,
+            "lists_bundle_notice": self._bundle_behind(bundle[2] if bundle else None),
             "retention": self.retention.status(),
             "kiosks": [s.as_dict() for s in self.statuses()],
         }
+
+    def _bundle_behind(self, version: int | None) -> str | None:
+        """Why the gates refuse the bundle file: it holds a version below one served before
+        (restored from a backup); ``None`` otherwise."""
+        with self._lock:
+            high = self._served_high
+        if version is None or version >= high:
+            return None
+        return (
+            f"the bundle file holds version {version}, below version {high} served to the gates"
+            f" (restored from a backup?): they keep version {high}'s lists and refuse this one"
+            " until a publish above it"
+        )
 
     def metrics_text(self) -> str:
         statuses = self.statuses()
@@ -535,6 +553,9 @@ class Collector:
         return "\n".join(lines) + "\n"
 
     def status_html(self) -> str:
+        bundle = self.bundle.get() if self.bundle is not None else None
+        behind = self._bundle_behind(bundle[2] if bundle else None)
+        notice = f'<p class="error">{html.escape(behind)}</p>' if behind else ""
         rows = []
         for s in self.statuses():
             cells = (
@@ -555,6 +576,7 @@ class Collector:
             "<title>kiosk collect</title><style>body{font:14px sans-serif}"
             "td,th{padding:2px 8px;text-align:left}.error{background:#fdd}</style>"
             f"<h1>kiosk collect</h1><p>database {html.escape(redact_dsn(self.dsn))}</p>"
+            f"{notice}"
             f"<table><tr>{head}</tr>{''.join(rows)}</table>"
         )
 

@@ -522,6 +522,15 @@ class PgTarget:
                 [SERVED_KEY, str(version)],
             )
 
+    def served(self) -> int:
+        """The highest bundle version kept as served (``SERVED_KEY``; 0: none)."""
+        with self._errors():
+            row = self.conn.execute(
+                "SELECT value FROM fleet_meta WHERE key = %s", [SERVED_KEY]
+            ).fetchone()
+        text = str(row[0]) if row else ""
+        return int(text) if text.isdigit() and len(text) < 19 else 0
+
     def reported_compound(self, kiosk_id: str, day: date) -> str | None:
         """The ``[compound] id`` the gate's report of ``day`` names (``id``, else
         ``lists_for``), as kept by ``write_gate_report``; None: none."""

@@ -204,3 +204,42 @@ def test_two_office_machines_publishing_at_once_never_sign_one_version_twice(
     assert bundle_version(second.read_bytes()) == 2
     assert "version 1 was taken by another publish" in two.notice
     assert served_version(pg_dsn) == 2
+
+
+def test_the_status_says_when_the_bundle_file_is_below_what_the_gates_were_served(
+    tmp_path, clock, pg_dsn, monkeypatch
+):
+    """After the bundle's folder was restored from a backup, the collector's status showed
+    version 1 as the published lists; the gates held version 3's and refused 1, and nothing
+    told the office so until someone published again."""
+    from kiosk.passes import load_private_key, new_key_pair
+    from office.listsync import publish_bundle
+
+    key = load_private_key(new_key_pair(tmp_path / "office", "office")[0])
+    bundle = tmp_path / "www" / "bundle.json"
+    publish_bundle(key, {}, bundle, now=clock.now())
+    backup = {p: p.read_bytes() for p in bundle.parent.iterdir()}
+    for _ in range(2):
+        publish_bundle(key, {}, bundle, now=clock.now())
+    gate = make_kiosk(tmp_path / "gate.db", "gate-1", clock)
+    monkeypatch.setenv("TOKEN", gate.token)
+    config = CollectorConfig.model_validate(
+        {"kiosks": [{"url": "http://gate-1", "token_env": "TOKEN"}],
+         "lists_bundle_file": str(bundle)}
+    )  # fmt: skip
+    collector = Collector(config, pg_dsn, client=Network(gate).client(), report_interval_s=0)
+    try:
+        collector.run_once()
+        assert collector.status_json()["lists_bundle_notice"] is None
+        for path, body in backup.items():
+            path.write_bytes(body)
+        collector.run_once()
+        status = collector.status_json()
+    finally:
+        collector.stop()
+        gate.store.close()
+    assert status["lists_bundle_version"] == 1
+    assert status["lists_bundle_notice"] == (
+        "the bundle file holds version 1, below version 3 served to the gates (restored from"
+        " a backup?): they keep version 3's lists and refuse this one until a publish above it"
+    )
