@@ -753,6 +753,14 @@ def _handler_for(collector: Collector, names: frozenset[str]) -> type[BaseHTTPRe
         def do_HEAD(self) -> None:  # noqa: N802
             self.do_GET()
 
+        def _not_allowed(self) -> None:
+            """Any other method is the asker's mistake (405), not a server fault (``http.
+            server``'s 501): this port only answers reads."""
+            body = b'{"detail":"this port answers GET and HEAD only"}'
+            self._send(405, body, "application/json", {"Allow": "GET, HEAD"})
+
+        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed  # noqa: N815
+
         def do_GET(self) -> None:  # noqa: N802
             path = self.path.split("?", 1)[0]
             host = self.headers.get("Host")
