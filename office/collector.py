@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import BaseServer
 from typing import Any
@@ -50,8 +50,9 @@ from kiosk.backoff import Backoff
 from kiosk.clock import Clock
 from kiosk.config.fleet import CollectorConfig, KioskSource
 from kiosk.hosts import host_is_ours, own_host_names
+from kiosk.lists import same_text
 from office.gatereports import collect_reports
-from office.listsync import BundleFile, compounds_path
+from office.listsync import BundleFile, compounds_path, declared_compounds
 from office.pg import PgError, PgTarget, redact_dsn
 from office.pull import (
     MAX_PAGE_BYTES,
@@ -100,6 +101,9 @@ class KioskStatus:
     report_day: str | None = None
     last_report_at: str | None = None
     report_error: str | None = None
+    #: The gate reports a ``[compound] id`` the office's lists do not declare (a typo at the
+    #: gate): the district report counts it with no compound of that name.
+    compound_error: str | None = None
 
     @property
     def label(self) -> str:
@@ -181,6 +185,12 @@ class Collector:
             if config.lists_bundle_file
             else None
         )
+        #: The published lists' ETags last kept in the database, and the compounds they
+        #: declare (``_record_lists``).
+        self._lists_recorded: tuple[str, ...] | None = None
+        self._declared: list[str] | None = None
+        #: The highest version served to the gates, as the database holds it (``_record_lists``).
+        self._served_high = 0
         #: The hourly purge of the personal fields past ``retention_days`` (``office.retention``).
         self.retention = OfficeRetention(dsn, config.retention_days, self.clock)
         self._purger: threading.Thread | None = None
@@ -230,6 +240,7 @@ class Collector:
                     fields=self.config.personal_fields,
                 )
                 result = puller.pull(source.url, token)  # the client and target stay open
+                self._record_lists()
                 if not self._stop.is_set():
                     self._reports(source, token, result.url, result.kiosk_id)
             except PgError as exc:
@@ -295,6 +306,7 @@ class Collector:
             raise
         except PullError as exc:
             error = str(exc)[:300]
+        undeclared = self._undeclared(kiosk_id, day) if day is not None else None
         stamp = _iso(self.clock.now())
         with self._lock:
             status = self._status[source.url]
@@ -302,8 +314,47 @@ class Collector:
             if day is not None:
                 status.report_day = day.isoformat()
                 status.last_report_at = stamp
+                status.compound_error = undeclared
         if error is not None:
             log.warning("gate report failed", extra={"url": source.url, "error": error})
+        if undeclared is not None:
+            log.warning("gate compound", extra={"url": source.url, "error": undeclared})
+
+    def _record_lists(self) -> None:
+        """Keep in the database what the published lists are, once a publish: the compounds
+        they declare (``PgTarget.record_compounds``: the district report's) and the highest
+        version served (``PgTarget.record_served``: ``kiosk fleet publish`` goes on above it,
+        also when the bundle's folder is restored from a backup)."""
+        if self.bundle is None or self.compound_bundle is None:
+            return
+        try:
+            served = (self.bundle.get(), self.compound_bundle.get())
+        except OSError:  # unreadable now: the pull stands, and /lists/bundle says so
+            return
+        stamp = tuple(got[1] for got in served if got is not None)
+        with self._lock:
+            if stamp == self._lists_recorded:
+                return
+        declared = declared_compounds(self.bundle.path)
+        target = self._target()
+        target.record_compounds(declared)
+        version = max((got[2] for got in served if got is not None), default=0)
+        if version:
+            target.record_served(version)
+        highest = target.served()
+        with self._lock:
+            self._lists_recorded, self._declared = stamp, declared
+            self._served_high = highest
+
+    def _undeclared(self, kiosk_id: str, day: date) -> str | None:
+        """``undeclared compound eats from gate gate-3`` when the gate reports a compound the
+        published lists do not declare; None otherwise."""
+        with self._lock:
+            declared = self._declared
+        reported = self._target().reported_compound(kiosk_id, day)
+        if declared is None or reported is None or same_text(reported) in declared:
+            return None
+        return f"undeclared compound {same_text(reported)} from gate {kiosk_id}"
 
     def run_once(self) -> list[KioskStatus]:
         """Pull every kiosk once, ``max_concurrent`` at a time."""
@@ -439,9 +490,23 @@ class Collector:
             "now": _iso(self.clock.now()),
             "poll_interval_s": self.config.poll_interval_s,
             "lists_bundle_version": bundle[2] if bundle else None,
+            "lists_bundle_notice": self._bundle_behind(bundle[2] if bundle else None),
             "retention": self.retention.status(),
             "kiosks": [s.as_dict() for s in self.statuses()],
         }
+
+    def _bundle_behind(self, version: int | None) -> str | None:
+        """Why the gates refuse the bundle file: it holds a version below one served before
+        (restored from a backup); ``None`` otherwise."""
+        with self._lock:
+            high = self._served_high
+        if version is None or version >= high:
+            return None
+        return (
+            f"the bundle file holds version {version}, below version {high} served to the gates"
+            f" (restored from a backup?): they keep version {high}'s lists and refuse this one"
+            " until a publish above it"
+        )
 
     def metrics_text(self) -> str:
         statuses = self.statuses()
@@ -488,25 +553,30 @@ class Collector:
         return "\n".join(lines) + "\n"
 
     def status_html(self) -> str:
+        bundle = self.bundle.get() if self.bundle is not None else None
+        behind = self._bundle_behind(bundle[2] if bundle else None)
+        notice = f'<p class="error">{html.escape(behind)}</p>' if behind else ""
         rows = []
         for s in self.statuses():
             cells = (
                 s.label, s.kiosk_id or "", s.state, s.last_seq, s.head_seq,
                 s.lag_events, s.last_success_at or "never", s.consecutive_failures,
                 s.last_error or "", s.report_error or s.report_day or "",
+                s.compound_error or "",
             )  # fmt: skip
             tds = "".join(f"<td>{html.escape('' if c is None else str(c))}</td>" for c in cells)
             rows.append(f'<tr class="{html.escape(s.state)}">{tds}</tr>')
         head = "".join(
             f"<th>{h}</th>"
             for h in ("kiosk", "id", "state", "last seq", "head seq", "lag", "last success",
-                      "failures", "last error", "ledgers")
+                      "failures", "last error", "ledgers", "compound")
         )  # fmt: skip
         return (
             "<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=5>"
             "<title>kiosk collect</title><style>body{font:14px sans-serif}"
             "td,th{padding:2px 8px;text-align:left}.error{background:#fdd}</style>"
             f"<h1>kiosk collect</h1><p>database {html.escape(redact_dsn(self.dsn))}</p>"
+            f"{notice}"
             f"<table><tr>{head}</tr>{''.join(rows)}</table>"
         )
 
@@ -682,6 +752,14 @@ def _handler_for(collector: Collector, names: frozenset[str]) -> type[BaseHTTPRe
 
         def do_HEAD(self) -> None:  # noqa: N802
             self.do_GET()
+
+        def _not_allowed(self) -> None:
+            """Any other method is the asker's mistake (405), not a server fault (``http.
+            server``'s 501): this port only answers reads."""
+            body = b'{"detail":"this port answers GET and HEAD only"}'
+            self._send(405, body, "application/json", {"Allow": "GET, HEAD"})
+
+        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed  # noqa: N815
 
         def do_GET(self) -> None:  # noqa: N802
             path = self.path.split("?", 1)[0]

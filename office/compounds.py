@@ -51,6 +51,7 @@ __all__ = [
     "identity",
     "lookback_days",
     "same_clock",
+    "undeclared",
     "unlisted",
 ]
 
@@ -72,6 +73,9 @@ class GatePolicy:
     quota: dict[str, Any] | None
     peers: tuple[str, ...] | None
     compound: str | None = None
+    #: The ``[compound] id`` it reported that the office's lists do not declare (a typo at
+    #: the gate): no compound, the gate grouped as one reporting none (``compound`` None).
+    undeclared: str | None = None
 
 
 def _peers_and_id(policy: dict[str, Any]) -> tuple[tuple[str, ...] | None, str | None]:
@@ -84,12 +88,29 @@ def _peers_and_id(policy: dict[str, Any]) -> tuple[tuple[str, ...] | None, str |
     )
 
 
-def gate_policies(rows: Iterable[Row], nearest: Iterable[Row] = ()) -> dict[str, GatePolicy]:
+def gate_policies(
+    rows: Iterable[Row], nearest: Iterable[Row] = (), declared: Iterable[str] | None = None
+) -> dict[str, GatePolicy]:
     """``(kiosk_id, timezone, policy)`` rows of ``fleet_gate_reports`` (the policy as
     ``office.gatereports.gate_policy`` kept it, or None) by gate. ``nearest``: ``(kiosk_id,
     policy)`` of each gate's report nearest the day that names its peers, for a gate whose
     report of the day does not (the collector keeps a week): which gates are one compound
-    changes seldom, and a compound split in its gates would count its households twice."""
+    changes seldom, and a compound split in its gates would count its households twice.
+    ``declared``: the office's compounds (its lists' ``compounds``; None: not known, every id
+    is taken): an id outside them makes no compound (``undeclared``)."""
+    held = _gate_policies(rows, nearest)
+    if declared is None:
+        return held
+    known = {same_text(c) for c in declared}
+    return {
+        g: GatePolicy(p.zone, p.quota, p.peers, None, p.compound)
+        if p.compound is not None and p.compound not in known
+        else p
+        for g, p in held.items()
+    }
+
+
+def _gate_policies(rows: Iterable[Row], nearest: Iterable[Row]) -> dict[str, GatePolicy]:
     held: dict[str, GatePolicy] = {}
     for kiosk_id, policy in nearest:
         if isinstance(policy, dict) and isinstance(policy.get("peers"), list):
@@ -172,6 +193,15 @@ def identity(
         "id_missing": [] if compound is None else [g for g in gates if named[g] is None],
         "peers_elsewhere": elsewhere,
     }
+
+
+def undeclared(gates: Iterable[str], held: dict[str, GatePolicy]) -> list[dict[str, Any]]:
+    """The gates reporting a ``[compound] id`` the office does not declare, with that id."""
+    return [
+        {"kiosk_id": g, "compound": held[g].undeclared}
+        for g in gates
+        if g in held and held[g].undeclared is not None
+    ]
 
 
 def unlisted(gates: list[str], held: dict[str, GatePolicy]) -> list[dict[str, Any]]:
@@ -368,7 +398,8 @@ def district_exits(
         rule.identity = identity(gates, held, groups)
         back = _period_start(rule, day, zone, since)
         before = [r for r in every if r[1] in gates and back <= r[2][:19] < start]
-        entries.append(_compound_exits(gates, rule, (before, day_rows), count, masked))
+        entry = _compound_exits(gates, rule, (before, day_rows), count, masked)
+        entries.append(entry | {"undeclared": undeclared(gates, held)})
     return _roll_up(section, entries)
 
 

@@ -56,9 +56,10 @@ from office.compounds import (
     gate_policies,
     lookback_days,
     same_clock,
+    undeclared,
 )
 from office.gatereports import LEDGER_PATHS, LISTS_KEY, POLICY_KEY
-from office.pg import PgError, connect
+from office.pg import COMPOUNDS_KEY, PgError, connect
 
 __all__ = ["district_report"]
 
@@ -110,6 +111,16 @@ _HELD_SQL = (
     " FROM fleet_sources s WHERE (%s::text[] IS NULL OR s.kiosk_id = ANY(%s))"
     " GROUP BY s.kiosk_id"
 )
+#: When the office last heard from each gate: a page written (``fleet_sources.updated_at``)
+#: or a report fetched (the collector asks for it only after a pull that reached the head).
+_CONTACT_SQL = (
+    "SELECT kiosk_id, max(at), now() FROM (SELECT kiosk_id, updated_at AS at FROM fleet_sources"
+    " UNION ALL SELECT kiosk_id, fetched_at FROM fleet_gate_reports) heard"
+    " WHERE (%s::text[] IS NULL OR kiosk_id = ANY(%s)) GROUP BY kiosk_id"
+)
+#: A gate not heard from for this long (today's report) is off the network, or not pulled:
+#: longer than the collector's pause after failures (``error_backoff_max_s``, 300 s).
+HEARD_WITHIN = timedelta(minutes=15)
 #: Each gate's quota policy and peers for the day, as it reported them (``office.compounds``).
 _POLICIES_SQL = (
     f"SELECT kiosk_id, timezone, ledgers -> '{POLICY_KEY}' FROM fleet_gate_reports"  # noqa: S608
@@ -128,6 +139,20 @@ _LEDGERS_SQL = (
     "SELECT kiosk_id, ledgers, final, fetched_at, timezone FROM fleet_gate_reports"
     " WHERE day = %s AND (%s::text[] IS NULL OR kiosk_id = ANY(%s))"
 )
+
+
+def _declared(conn: psycopg.Connection[Any]) -> list[str] | None:
+    """The compounds the office's published lists declare, as the collector kept them
+    (``PgTarget.record_compounds``); None: not known (no collector serving lists, or lists
+    declaring none), and every gate's id is taken as its compound."""
+    row = conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [COMPOUNDS_KEY]).fetchone()
+    try:
+        declared = json.loads(row[0]) if row else None
+    except ValueError:
+        return None
+    if not isinstance(declared, list) or not all(isinstance(c, str) for c in declared):
+        return None
+    return declared
 
 
 def _dated_args(start: str, end: str, only: list[str] | None) -> list[Any]:
@@ -341,6 +366,33 @@ def _by_gate(
     return out
 
 
+def _heard_from(
+    report: dict[str, Any], heard: list[tuple[Any, ...]], end: datetime, zone: ZoneInfo
+) -> None:
+    """Name the gates whose events of the day may not all be held (``events_missing``): not
+    heard from since before the day ended (today: for ``HEARD_WITHIN``). A gate off the
+    network keeps deciding; its passages since are on the gate, not in the figures, and its
+    day would read as a quiet one."""
+    last = {str(r[0]): r[1] for r in heard}
+    now = next((r[2] for r in heard), end)
+    until = min(end, now - HEARD_WITHIN)
+    report["events_missing"] = []
+    for gate in report["by_gate"]:
+        when = last.get(gate["kiosk_id"])
+        gate["last_contact_at"] = when.isoformat() if when is not None else None
+        gate["events_complete"] = when is not None and when >= until
+        if not gate["events_complete"]:
+            since = when.astimezone(zone).strftime("%Y-%m-%d %H:%M") if when else "never"
+            report["events_missing"].append(
+                {
+                    "kiosk_id": gate["kiosk_id"],
+                    "last_contact_at": gate["last_contact_at"],
+                    "detail": f"{gate['kiosk_id']} not heard from since {since} ({zone.key}):"
+                    " its events after that are on the gate, not in these figures",
+                }
+            )
+
+
 _KNOWN_SQL = "SELECT kiosk_id FROM fleet_sources UNION SELECT kiosk_id FROM fleet_gate_reports"
 
 
@@ -430,6 +482,7 @@ def district_report(
             held_policies = gate_policies(
                 conn.execute(_POLICIES_SQL, [day, only, only]),
                 conn.execute(_PEERS_SQL, [only, only, day]),
+                _declared(conn),
             )
             longest = QuotaConfig(period_days=lookback_days(held_policies, quota_cfg))
             # A day earlier too: a compound's period runs on its own site's clock.
@@ -438,6 +491,7 @@ def district_report(
             gates = conn.execute(_GATES_SQL, _dated_args(start, end, only)).fetchall()
             held = conn.execute(_HELD_SQL, [only, only]).fetchall()
             ledgers = _same_day(conn.execute(_LEDGERS_SQL, [day, only, only]), day, zone)
+            heard = conn.execute(_CONTACT_SQL, [only, only]).fetchall()
         except psycopg.Error as exc:
             raise PgError(f"district report: {str(exc).splitlines()[0]}") from None
     finally:
@@ -461,9 +515,14 @@ def district_report(
         _memory_events,
         _masked_outing,
     )
+    report["undeclared_compounds"] = [
+        item | {"detail": f"undeclared compound {item['compound']} from gate {item['kiosk_id']}"}
+        for item in undeclared(sorted(held_policies), held_policies)
+    ]
     report["scope"] = "district"
     report["gates"] = len(gates)
     report["by_gate"] = _by_gate(rows, day, zone, gates, held, {r[0] for r in ledgers})
+    _heard_from(report, heard, _utc(end), zone)
     _roll_up_ledgers(
         report, [g["kiosk_id"] for g in report["by_gate"]], {r[0]: r[1:4] for r in ledgers}
     )
@@ -475,7 +534,7 @@ def district_report(
 COMPOUND_COLUMNS = (
     "compound", "gates", "quota_enabled", "quota_exits", "period_days", "roles", "timezone",
     "households", "exits", "max", "over_quota_households", "disagree", "unknown",
-    "peers_unlisted", "peers_outside", "id_missing", "peers_elsewhere",
+    "peers_unlisted", "peers_outside", "id_missing", "peers_elsewhere", "undeclared",
 )  # fmt: skip
 #: A figure the report holds as ``null``: written out, so a spreadsheet never sums it as 0.
 UNKNOWN = "unknown"
@@ -501,6 +560,8 @@ def _names(items: Iterable[Any]) -> str:
             out.append(f"{item['kiosk_id']}: {_rule_text(item['quota'])}")
         elif "missing" in item:
             out.append(f"{item['kiosk_id']} leaves out {', '.join(item['missing'])}")
+        elif "peer" not in item:
+            out.append(f"undeclared compound {item['compound']} from gate {item['kiosk_id']}")
         else:
             elsewhere = item.get("compound") or "no id"
             out.append(f"{item['kiosk_id']} lists {item['peer']} (compound {elsewhere})")
@@ -528,7 +589,7 @@ def compound_rows(report: dict[str, Any]) -> list[list[Any]]:
     whole += [exits.get(k) for k in ("quota_enabled", "quota_exits", "period_days")]
     whole += ["", ""] + [exits.get(k) for k in ("households", "exits", "max")]
     whole = [UNKNOWN if v is None else v for v in [*whole, exits.get("over_quota_households")]]
-    rows = [list(COMPOUND_COLUMNS), whole + [""] * 6]
+    rows = [list(COMPOUND_COLUMNS), whole + [""] * (len(COMPOUND_COLUMNS) - len(whole))]
     return rows + [_compound_row(e) for e in exits.get("compounds", ())]
 
 
@@ -550,7 +611,15 @@ def district_csv(report: dict[str, Any]) -> str:
     from kiosk.categories import report_rows
     from kiosk.sheets import write_csv
 
-    return write_csv(report_rows(report) + _compound_csv_rows(report))
+    return write_csv(report_rows(report) + _missing_rows(report) + _compound_csv_rows(report))
+
+
+def _missing_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """The gates whose events of the day may not all be held, as (category, item, value):
+    the clerk reads the sheet, not the JSON."""
+    return [
+        ["events_missing", m["kiosk_id"], m["detail"]] for m in report.get("events_missing", ())
+    ]
 
 
 def district_xlsx(report: dict[str, Any]) -> bytes:
@@ -560,6 +629,7 @@ def district_xlsx(report: dict[str, Any]) -> bytes:
     from kiosk.sheets import write_xlsx
 
     sheets = report_sheets(report)
+    sheets["daily report"] += _missing_rows(report)
     sheets.setdefault("by gate", [["gate", "category", "item", "value"]])
     sheets["compounds"] = compound_rows(report)
     return write_xlsx(sheets)

@@ -75,6 +75,8 @@ __all__ = [
     "PublishResult",
     "SyncResult",
     "compounds_path",
+    "declared_compounds",
+    "high_water_path",
     "publish_bundle",
 ]
 
@@ -106,11 +108,15 @@ class PublishResult:
     counts: dict[str, int]
     #: The compounds the entries name (``compound``); none: every entry is every gate's.
     compounds: list[str] = field(default_factory=list)
+    #: What publish found and did about it: the bundle file held a version below one this
+    #: office published before (restored from a backup), so it went on above that one.
+    notice: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "version": self.version, "etag": self.etag} | {
             "counts": self.counts,
             "compounds": self.compounds,
+            "notice": self.notice,
         }
 
 
@@ -143,6 +149,8 @@ def publish_bundle(
     now: datetime,
     version: int | None = None,
     confirm_drop: bool = False,
+    served: int = 0,
+    claim: Callable[[int], int] | None = None,
 ) -> PublishResult:
     """Sign ``lists`` as the next bundle version and replace ``out`` atomically.
 
@@ -151,14 +159,20 @@ def publish_bundle(
     one more than the bundle already at ``out``; a version not above it is refused
     (``BundleError``), so kiosks are never offered a rollback. Lists that drop most of the
     published entries in force of a list (``mass_drops``) are refused unless
-    ``confirm_drop``: a list cleared by mistake would let every gate's quarantined out."""
+    ``confirm_drop``: a list cleared by mistake would let every gate's quarantined out.
+    ``served``: the highest version the collector served to the gates (``office.pg.
+    served_version``); the version goes above it too, whatever the files say. ``claim``:
+    claims a version in the office's database (``office.pg.claim_version``) just before the
+    files are written: 0 when it is this publish's, else the version another publish (on
+    another machine) took, and this one goes above it, never signing one version twice."""
     out = Path(out)
     unknown = set(lists) - _PUBLISHABLE
     if unknown:
         raise BundleError(f"unknown lists: {', '.join(sorted(unknown))}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with _publishing(out.parent):
-        return _publish_locked(key, lists, out, now, version, confirm_drop)
+        floor = _Floor(served, claim, version is not None)
+        return _publish_locked(key, lists, out, now, version, confirm_drop, floor)
 
 
 @contextlib.contextmanager
@@ -187,9 +201,13 @@ def _publish_locked(
     now: datetime,
     version: int | None,
     confirm_drop: bool,
+    floor: _Floor,
 ) -> PublishResult:
     tagged = compounds_path(out)
-    previous = max(_published_version(out), _published_version(tagged))
+    held = max(_published_version(out), _published_version(tagged))
+    high = _high_water(out)
+    previous = max(held, high, floor.served)
+    notice = _restored(out, held, high, floor.served)
     if version is None:
         version = previous + 1
     if version <= previous:
@@ -223,10 +241,15 @@ def _publish_locked(
     dropped = mass_drops(before, checked, now.date()) if before is not None else []
     if dropped:
         raise BundleError(
-            f"this bundle drops {', '.join(dropped)} (published version {previous}): every"
+            f"this bundle drops {', '.join(dropped)} ({_compared(held, previous)}): every"
             " gate would let them go at once. If that is meant (not a list cleared by"
             " mistake), publish again with --confirm-drop"
         )
+    claimed = floor.claimed(checked.version)
+    if claimed != checked.version:
+        taken = f"version {checked.version} was taken by another publish at this moment"
+        notice = f"{notice}; {taken}" if notice else taken
+        checked = checked.model_copy(update={"version": claimed})
     # The checked rows are what is signed: dates as YYYY-MM-DD, however they were typed.
     both = checked.model_dump(mode="json", by_alias=True)
     plain = {k: v for k, v in both.items() if k != "compounds"} | {"format": BUNDLE_FORMAT}
@@ -240,8 +263,14 @@ def _publish_locked(
     write_atomic(tagged, sign_bundle(key, both).encode("utf-8"), 0o644, keep_mode=False)
     body = sign_bundle(key, plain).encode("utf-8")
     write_atomic(out, body, 0o644, keep_mode=False)
+    version = checked.version
+    highest = max(version, _high_water(out))  # another machine's publish may have gone above
+    write_atomic(high_water_path(out), f"{highest}\n".encode(), 0o644, keep_mode=False)
     counts = {name: len(both[name]) for name in ("revocations", "quarantine", "households")}
-    return PublishResult(out, version, etag_of(body), counts, sorted({c for _list, _i, c in named}))
+    if notice is not None:
+        notice += f": published as version {version}, above it, so every gate takes it"
+    named_compounds = sorted({c for _list, _i, c in named})
+    return PublishResult(out, version, etag_of(body), counts, named_compounds, notice)
 
 
 def compounds_path(out: str | Path) -> Path:
@@ -272,6 +301,88 @@ def _household_twice(checked: BundlePayload) -> str | None:
         seen[(scope, code)] = i
         (named if scope else common).setdefault(code, i)
     return None
+
+
+def declared_compounds(out: str | Path) -> list[str] | None:
+    """The compounds the published lists declare (the bundle naming compounds beside ``out``,
+    read without verifying it: the office's own file), casefolded; None when none is
+    published, it declares none or it cannot be read."""
+    try:
+        payload = json.loads(json.loads(compounds_path(out).read_bytes())["payload"])
+        named = payload["compounds"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(named, list) or not all(isinstance(c, str) for c in named):
+        return None
+    return sorted({same_text(c) for c in named})
+
+
+@dataclass(frozen=True)
+class _Floor:
+    """What the publish's version must be above besides the files: the highest version the
+    collector served (``served``), and the claim of the office's database (``claim``)."""
+
+    served: int = 0
+    claim: Callable[[int], int] | None = None
+    explicit: bool = False
+
+    def claimed(self, version: int) -> int:
+        """The version this publish signs: ``version``, or above the one another publish took
+        meanwhile (``BundleError`` for an explicit ``--version``)."""
+        for _ in range(16):
+            taken = self.claim(version) if self.claim is not None else 0
+            if taken < version:
+                return version
+            if self.explicit:
+                raise BundleError(
+                    f"version {version} is not above version {taken}, which another publish"
+                    " gave the gates; kiosks never go back to an older bundle"
+                )
+            version = taken + 1
+        raise BundleError("other publishes keep taking the next version; publish again")
+
+
+def _compared(held: int, previous: int) -> str:
+    """Which lists a drop was counted against: the published ones, or the older ones a
+    restored bundle file holds (the gates hold newer ones, not here to compare with)."""
+    if held >= previous:
+        return f"published version {held}"
+    return (
+        f"version {held}, restored here; the gates hold version {previous}'s lists, which"
+        " cannot be compared here"
+    )
+
+
+def _restored(out: Path, held: int, high: int, served: int) -> str | None:
+    """What publish found when the bundle file holds a version below one published before
+    (kept beside it, ``high_water_path``) or served to the gates (``served``): the file was
+    restored from a backup, and the gates refuse what is not above what they hold."""
+    if max(high, served) <= held:
+        return None
+    told = []
+    if high > held:
+        told.append(f"version {high} published before (kept in {high_water_path(out).name})")
+    if served > held:
+        told.append(f"version {served} served to the gates (the collector's database)")
+    return f"{out.name} held version {held}, below {' and '.join(told)}; restored from a backup?"
+
+
+def high_water_path(out: str | Path) -> Path:
+    """Where the highest version published to ``out`` is kept (``bundle.json``:
+    ``bundle.json.version``; never ``out`` itself, whatever its name), outside the bundle: a
+    ``bundle.json`` restored from an older backup must not make the next versions ones the
+    gates already hold (they refuse them)."""
+    out = Path(out)
+    return out.with_name(f"{out.name}.version")
+
+
+def _high_water(out: Path) -> int:
+    """The highest version published to ``out`` (0: none kept, or not a number)."""
+    try:
+        text = high_water_path(out).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return 0
+    return int(text) if text.isdigit() and len(text) < 19 else 0
 
 
 def _published_version(path: Path) -> int:
@@ -352,7 +463,7 @@ class BundleFile:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int, int] | None = None
         self._cached: tuple[bytes, str, int] | None = None
 
     def get(self) -> tuple[bytes, str, int] | None:
@@ -361,7 +472,9 @@ class BundleFile:
             st = self.path.stat()
         except FileNotFoundError:
             return None
-        stamp = (st.st_mtime_ns, st.st_size)
+        # The inode too: a publish replaces the file (a new one renamed over it), and on a
+        # share whose times tick by the second two publishes of one size share a time.
+        stamp = (st.st_ino, st.st_dev, st.st_mtime_ns, st.st_size)
         with self._lock:
             if stamp != self._stamp or self._cached is None:
                 body = self.path.read_bytes()

@@ -33,6 +33,7 @@ tests, the fleet bench and trying things out.
 from __future__ import annotations
 
 import contextlib
+import json
 import operator
 import os
 import re
@@ -57,6 +58,7 @@ from psycopg.rows import TupleRow
 from kiosk import record
 from kiosk.export import COLUMNS
 from kiosk.hashchain import GENESIS
+from office.gatereports import POLICY_KEY
 from office.pull import ChainError, PinError, PullError, describe_pins, pin_refusal
 
 __all__ = [
@@ -70,6 +72,12 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 3
+#: ``fleet_meta`` key of the compounds the office's published lists declare (JSON: a list, or
+#: null when they declare none), kept by the collector from its ``lists_bundle_file``.
+COMPOUNDS_KEY = "lists.compounds"
+#: ``fleet_meta`` key of the highest list bundle version the collector has served to the
+#: gates (``kiosk fleet publish`` goes on above it: a gate refuses a version it went past).
+SERVED_KEY = "lists.version_served"
 
 _TYPES = record.PG_TYPES  # the one record definition (kiosk.record)
 assert set(_TYPES) == set(COLUMNS), "fleet_events must hold every pulled column"
@@ -169,6 +177,46 @@ def connect(
         )
     except psycopg.Error as exc:
         raise PgError(f"cannot connect to {redact_dsn(dsn)}: {_first_line(exc)}") from None
+
+
+def served_version(dsn: str) -> int:
+    """The highest list bundle version the collector has served (``SERVED_KEY``; 0: none
+    kept). ``PgError`` when the database cannot be read."""
+    conn = connect(dsn, application_name="kiosk-publish")
+    try:
+        row = conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [SERVED_KEY]).fetchone()
+    except psycopg.errors.UndefinedTable:
+        return 0  # a database no collector has written to yet
+    except psycopg.Error as exc:
+        raise PgError(f"{redact_dsn(dsn)}: {_first_line(exc)}") from None
+    finally:
+        conn.close()
+    text = str(row[0]) if row else ""
+    return int(text) if text.isdigit() and len(text) < 19 else 0
+
+
+def claim_version(dsn: str, version: int) -> int:
+    """Claim ``version`` for one publish: raise ``SERVED_KEY`` to it, atomically, unless a
+    version at or above it is there (another publish, on another machine, took it; or the
+    collector served it). 0 when claimed, else the version there. ``PgError`` when the
+    database cannot be written."""
+    conn = connect(dsn, application_name="kiosk-publish")
+    try:
+        ensure_schema(conn)
+        row = conn.execute(
+            "INSERT INTO fleet_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE"
+            " SET value = excluded.value WHERE fleet_meta.value !~ '^[0-9]{1,18}$'"
+            " OR fleet_meta.value::bigint < excluded.value::bigint RETURNING value",
+            [SERVED_KEY, str(version)],
+        ).fetchone()
+        if row is not None:
+            return 0
+        held = conn.execute("SELECT value FROM fleet_meta WHERE key = %s", [SERVED_KEY]).fetchone()
+    except psycopg.Error as exc:
+        raise PgError(f"{redact_dsn(dsn)}: {_first_line(exc)}") from None
+    finally:
+        conn.close()
+    return int(held[0]) if held is not None else version
 
 
 def ensure_schema(conn: psycopg.Connection[Any]) -> None:
@@ -452,6 +500,47 @@ class PgTarget:
                 [kiosk_id, since],
             ).fetchall()
         return {r[0] for r in rows}
+
+    def record_compounds(self, declared: list[str] | None) -> None:
+        """Keep the compounds the office's published lists declare (``COMPOUNDS_KEY``; None:
+        none declared), for the district report to tell a gate's mistyped id from one."""
+        with self._errors():
+            self.conn.execute(
+                "INSERT INTO fleet_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE"
+                " SET value = excluded.value WHERE fleet_meta.value <> excluded.value",
+                [COMPOUNDS_KEY, json.dumps(declared)],
+            )
+
+    def record_served(self, version: int) -> None:
+        """Keep ``version`` as the highest bundle version served (``SERVED_KEY``) when it is
+        higher than the one kept: written only when it grows."""
+        with self._errors():
+            self.conn.execute(
+                "INSERT INTO fleet_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE"
+                " SET value = excluded.value WHERE fleet_meta.value !~ '^[0-9]{1,18}$'"
+                " OR fleet_meta.value::bigint < excluded.value::bigint",
+                [SERVED_KEY, str(version)],
+            )
+
+    def served(self) -> int:
+        """The highest bundle version kept as served (``SERVED_KEY``; 0: none)."""
+        with self._errors():
+            row = self.conn.execute(
+                "SELECT value FROM fleet_meta WHERE key = %s", [SERVED_KEY]
+            ).fetchone()
+        text = str(row[0]) if row else ""
+        return int(text) if text.isdigit() and len(text) < 19 else 0
+
+    def reported_compound(self, kiosk_id: str, day: date) -> str | None:
+        """The ``[compound] id`` the gate's report of ``day`` names (``id``, else
+        ``lists_for``), as kept by ``write_gate_report``; None: none."""
+        with self._errors():
+            row = self.conn.execute(
+                "SELECT coalesce(ledgers -> %s ->> 'id', ledgers -> %s ->> 'lists_for')"
+                " FROM fleet_gate_reports WHERE kiosk_id = %s AND day = %s",
+                [POLICY_KEY, POLICY_KEY, kiosk_id, day],
+            ).fetchone()
+        return str(row[0]) if row and row[0] is not None else None
 
     # -- reads for the collector and reports ----------------------------------------------
 

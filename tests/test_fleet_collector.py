@@ -329,3 +329,26 @@ def test_the_pages_of_the_concurrent_pulls_together_are_bounded(gates, pg_dsn, m
     assert [s.state for s in statuses] == ["ok"] * 3  # 10 to 30 events: far below the cap
     assert len(caps) == 3
     assert 3 * max(caps) <= 256 << 20 == collector_module.COLLECT_PAGE_BYTES
+
+
+def test_the_status_port_answers_another_method_with_405_not_a_server_error(monkeypatch):
+    """A POST, PUT or OPTIONS to the collector's port (a LAN scanner, a gate's health check
+    set to the wrong method) got ``501 Unsupported method``: a 5xx, the office's monitoring
+    paging for a server fault. It is the asker's: ``405`` with ``Allow: GET, HEAD``."""
+    monkeypatch.setenv("TOKEN", "unused")
+    config = CollectorConfig.model_validate(
+        {"kiosks": [{"url": "http://gate-0", "token_env": "TOKEN"}]}
+    )
+    collector = Collector(config, "postgresql://nobody@127.0.0.1:1/none")
+    server = StatusServer(collector, "127.0.0.1", 0)
+    server.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=10) as http:
+            for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+                answer = http.request(method, "/lists/bundle")
+                assert answer.status_code == 405, method
+                assert answer.headers["allow"] == "GET, HEAD"
+            assert http.get("/nope").status_code == 404
+    finally:
+        server.stop()
+        collector.stop()

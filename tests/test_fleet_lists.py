@@ -99,7 +99,7 @@ def test_publish_numbers_versions_upward_and_never_back(office, clock):
         publish_bundle(office.key, _lists(), office.bundle, now=clock.now(), version=2)
     assert publish_bundle(office.key, _lists(), office.bundle, now=clock.now(), version=9).version
     names = sorted(p.name for p in office.bundle.parent.iterdir())
-    assert names == ["bundle.compounds.json", "bundle.json"]  # no temp left
+    assert names == ["bundle.compounds.json", "bundle.json", "bundle.json.version"]  # no temp left
 
 
 def test_publish_refuses_a_bad_row_before_any_kiosk_sees_it(office, clock):
@@ -356,3 +356,75 @@ def test_a_card_that_cannot_take_the_bundle_is_one_traceback_not_one_a_minute(
     assert not gate.lists.current.is_revoked(REVOKED)
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and errors[0].exc_info is not None
+
+
+def test_a_bundle_restored_from_an_old_backup_does_not_send_versions_back(
+    office, gate, clock, tmp_path, capsys
+):
+    """bundle.json restored from last week's backup held version 1 while the gates had
+    applied version 3: the next publish was version 2, which every gate refused as a rollback
+    until the office had published twice more, and a new quarantine did not reach them. The
+    office keeps the highest version it published outside the bundle: the next is 4, and
+    publish says what it found."""
+    publish_bundle(office.key, _lists(), office.bundle, now=clock.now())
+    backup = {p: p.read_bytes() for p in office.bundle.parent.glob("bundle*.json")}
+    publish_bundle(office.key, _lists(2), office.bundle, now=clock.now())
+    publish_bundle(office.key, _lists(3), office.bundle, now=clock.now())
+    server = Office(office.bundle)
+    assert _sync(gate, server).check().version == 3
+    for path, body in backup.items():
+        path.write_bytes(body)
+    lists = _lists(3)
+    lists["quarantine"].append({"household": "5-101", "from": "2026-03-01", "until": "2026-03-20"})
+    lists_file = tmp_path / "lists.json"
+    lists_file.write_text(json.dumps(lists), encoding="utf-8")
+    argv = ["fleet", "publish", "--key", str(office.key_path), "--lists", str(lists_file)]
+    assert main([*argv, "--out", str(office.bundle)]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["version"] == 4
+    assert "held version 1, below version 3 published before" in err
+    assert "published as version 4" in err
+    applied = _sync(gate, server).check()
+    assert (applied.outcome, applied.version) == ("applied", 4)
+    with pytest.raises(BundleError, match="not above the published version 4"):
+        publish_bundle(office.key, lists, office.bundle, now=clock.now(), version=4)
+
+
+def test_a_bundle_named_like_the_kept_version_is_not_overwritten_by_it(office, clock):
+    """``--out lists.version``: the highest version kept beside the bundle had the bundle's own
+    name, and its number replaced the bundle the collector serves."""
+    out = office.bundle.with_name("lists.version")
+    publish_bundle(office.key, _lists(), out, now=clock.now())
+    again = publish_bundle(office.key, _lists(), out, now=clock.now())
+    assert again.version == 2 and bundle_version(out.read_bytes()) == 2
+
+
+def test_a_republish_within_the_folders_clock_tick_is_served_not_the_one_before(office, clock):
+    """The bundle's folder on a share whose file times tick by the second (FAT, SMB): the
+    clerk published, saw a typo and published again within that second, same size. The
+    collector kept serving the first, by its time and size, until some later publish."""
+    import os
+
+    served = BundleFile(office.bundle)
+    publish_bundle(office.key, _lists(), office.bundle, now=clock.now())
+    first = office.bundle.stat()
+    assert served.get()[2] == 1
+    publish_bundle(office.key, _lists(), office.bundle, now=clock.now())
+    os.utime(office.bundle, ns=(first.st_atime_ns, first.st_mtime_ns))  # the same tick
+    assert office.bundle.stat().st_size == first.st_size
+    assert served.get()[2] == 2
+
+
+def test_a_mass_drop_after_a_restore_names_the_lists_it_was_compared_with(office, clock):
+    """After bundle.json was restored from a backup (version 1) while version 3 had been
+    published, a mass drop was told as of "published version 3": the lists compared were
+    version 1's, restored, and the gates hold version 3's, which the office cannot compare."""
+    publish_bundle(office.key, _lists(5), office.bundle, now=clock.now())
+    backup = {p: p.read_bytes() for p in office.bundle.parent.glob("bundle*.json")}
+    for _ in range(2):
+        publish_bundle(office.key, _lists(5), office.bundle, now=clock.now())
+    for path, body in backup.items():
+        path.write_bytes(body)
+    with pytest.raises(BundleError) as refused:
+        publish_bundle(office.key, _lists(0), office.bundle, now=clock.now())
+    assert "(version 1, restored here; the gates hold version 3's lists" in str(refused.value)

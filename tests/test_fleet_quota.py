@@ -18,11 +18,13 @@ from support import kiosk_api
 from checkpoint.cli import main
 from kiosk.clock import FakeClock
 from kiosk.config.fleet import CollectorConfig
+from kiosk.passes import load_private_key, new_key_pair
 from kiosk.store import EventDraft
 from office.collector import Collector
 from office.compounds import GatePolicy, compounds, identity, same_clock
-from office.district import district_report
+from office.district import district_csv, district_report
 from office.gatereports import POLICY_KEY, collect_reports, fetch_report
+from office.listsync import publish_bundle
 from office.pg import PgTarget
 from office.pull import PullError, pull
 
@@ -587,3 +589,113 @@ def test_a_compound_counted_by_neither_rule_reads_unknown_in_the_sheet_and_csv_n
     label = "compound gate-north, gate-south"
     assert [label, "over_quota_households", "unknown"] in lines
     assert ["exits_per_household", "over_quota_households", "unknown"] in lines
+
+
+def test_a_gate_with_a_mistyped_compound_id_makes_no_compound_and_is_named(
+    tmp_path, pg_dsn, monkeypatch
+):
+    """The office declares east and west; south's ``[compound] id`` reads "eats" (a typo at
+    the gate). The district report made "eats" a compound of its own and counted east without
+    south's outings: 3-201 out at north and at south was within the quota. An id the office
+    has not declared is no compound: the gate is grouped as one reporting none (by its peers,
+    here into east) and named, ``undeclared compound eats from gate gate-south``."""
+    key_path, _pub = new_key_pair(tmp_path / "office", "office")
+    bundle = tmp_path / "www" / "bundle.json"
+    lists = {"compounds": ["east", "west"]}
+    publish_bundle(load_private_key(key_path), lists, bundle, now=START)
+    cores = [
+        _gate(tmp_path, "gate-north", peers=["gate-south"], compound="east"),
+        _gate(tmp_path, "gate-south", peers=["gate-north"], compound="eats"),
+    ]
+    try:
+        _out(cores[0], "3-201", 0)
+        _out(cores[1], "3-201", 6)
+        for i, core in enumerate(cores):
+            monkeypatch.setenv(f"TOKEN_{i}", core.token)
+        config = CollectorConfig.model_validate({
+            "lists_bundle_file": str(bundle),
+            "kiosks": [{"url": f"http://{c.config.site.kiosk_id}", "token_env": f"TOKEN_{i}"}
+                       for i, c in enumerate(cores)],
+        })  # fmt: skip
+        collector = Collector(config, pg_dsn, client=Network(*cores).client(),
+                              report_interval_s=0, clock=FakeClock(start=START))  # fmt: skip
+        try:
+            statuses = collector.run_once()
+        finally:
+            collector.stop()
+        assert [s.state for s in statuses] == ["ok", "ok"]
+        assert statuses[1].compound_error == "undeclared compound eats from gate gate-south"
+        assert "undeclared compound eats from gate gate-south" in collector.status_html()
+        report = district_report(pg_dsn, DAY, "Asia/Shanghai")
+    finally:
+        for core in cores:
+            core.store.close()
+    exits = report["exits_per_household"]
+    (compound,) = exits["compounds"]
+    assert compound["gates"] == ["gate-north", "gate-south"] and compound["id"] == "east"
+    assert compound["undeclared"] == [{"kiosk_id": "gate-south", "compound": "eats"}]
+    assert compound["id_missing"] == ["gate-south"]
+    assert report["undeclared_compounds"] == [
+        {"kiosk_id": "gate-south", "compound": "eats",
+         "detail": "undeclared compound eats from gate gate-south"}
+    ]  # fmt: skip
+    assert "eats" in district_csv(report)
+
+
+def test_a_gate_offline_since_the_morning_is_named_not_counted_as_a_quiet_day(
+    gates, pg_dsn, tmp_path
+):
+    """South was pulled last at 10:00 and then went off the network; its afternoon's
+    passages were never pulled. The district report showed its day as 1 passage, the
+    district's total as fact, without a word: the clerk cannot tell a quiet gate from one not
+    heard from. A gate not heard from since before the day ended is named
+    (``events_missing``, ``by_gate[].events_complete`` false), in the sheet and CSV too."""
+    north = gates("gate-north")
+    south = gates("gate-south")
+    _out(north, "3-201", 0)
+    _out(south, "4-101", 0)
+    _out(south, "4-102", 6)  # after its last pull: still on the gate
+    net = Network(north, south)
+    with PgTarget(pg_dsn) as target, httpx.Client(transport=httpx.MockTransport(net)) as client:
+        target.write_page("http://gate-north", "gate-north", north.store.events(limit=1000))
+        collect_reports(client, target, "http://gate-north", "gate-north", north.token, days=2)
+        target.write_page("http://gate-south", "gate-south", south.store.events(limit=1))
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE fleet_sources SET updated_at = %s WHERE kiosk_id = 'gate-south'",
+            [START + timedelta(hours=1)],
+        )
+    report = district_report(pg_dsn, DAY, "Asia/Shanghai")
+    by_gate = {g["kiosk_id"]: g for g in report["by_gate"]}
+    assert by_gate["gate-north"]["events_complete"] is True
+    assert by_gate["gate-south"]["events_complete"] is False
+    assert by_gate["gate-south"]["last_contact_at"] == (START + timedelta(hours=1)).isoformat()
+    (missing,) = report["events_missing"]
+    assert missing["kiosk_id"] == "gate-south"
+    assert "not heard from since 2026-03-02 10:00 (Asia/Shanghai)" in missing["detail"]
+    assert "gate-south" in district_csv(report).split("events_missing")[1]
+
+
+def test_an_unreadable_bundle_file_does_not_keep_the_gates_reports_from_the_office(
+    tmp_path, pg_dsn, monkeypatch
+):
+    """``lists_bundle_file`` names a folder (a path typed one level short): reading the lists'
+    compounds after each pull raised, and the gate's ledger report was never fetched, its
+    day missing from the district report while the pull said ok."""
+    core = _gate(tmp_path, "gate-north")
+    try:
+        _out(core, "3-201", 0)
+        monkeypatch.setenv("TOKEN_0", core.token)
+        config = CollectorConfig.model_validate({
+            "lists_bundle_file": str(tmp_path),
+            "kiosks": [{"url": "http://gate-north", "token_env": "TOKEN_0"}],
+        })  # fmt: skip
+        collector = Collector(config, pg_dsn, client=Network(core).client(),
+                              report_interval_s=0, clock=FakeClock(start=START))  # fmt: skip
+        try:
+            (status,) = collector.run_once()
+        finally:
+            collector.stop()
+    finally:
+        core.store.close()
+    assert (status.state, status.report_error, status.report_day) == ("ok", None, "2026-03-02")

@@ -134,3 +134,112 @@ def test_the_status_port_closes_a_connection_that_sends_nothing(tmp_path, pg_dsn
     finally:
         server.stop()
         collector.stop()
+
+
+def test_a_whole_bundle_folder_restored_from_a_backup_does_not_send_versions_back(
+    tmp_path, clock, pg_dsn, monkeypatch, capsys
+):
+    """The office's bundle folder (bundle.json and the highest version kept beside it) was
+    restored from last week's backup, at version 1, while the collector had served version 3
+    to the gates: the next publish was version 2, refused by every gate as a rollback. The
+    collector keeps the highest version it served in the database (``lists.version_served``)
+    and publish, given the database, goes on above it and says so."""
+    import json
+
+    from checkpoint.cli import main
+    from kiosk.passes import load_private_key, new_key_pair
+    from office.listsync import publish_bundle
+
+    key_path, _ = new_key_pair(tmp_path / "office", "office")
+    key = load_private_key(key_path)
+    bundle = tmp_path / "www" / "bundle.json"
+    publish_bundle(key, {}, bundle, now=clock.now())
+    backup = {p: p.read_bytes() for p in bundle.parent.iterdir()}
+    for _ in range(2):
+        publish_bundle(key, {}, bundle, now=clock.now())
+    gate = make_kiosk(tmp_path / "gate.db", "gate-1", clock)
+    monkeypatch.setenv("TOKEN", gate.token)
+    config = CollectorConfig.model_validate(
+        {"kiosks": [{"url": "http://gate-1", "token_env": "TOKEN"}],
+         "lists_bundle_file": str(bundle)}
+    )  # fmt: skip
+    collector = Collector(config, pg_dsn, client=Network(gate).client(), report_interval_s=0)
+    try:
+        assert collector.run_once()[0].state == "ok"
+    finally:
+        collector.stop()
+        gate.store.close()
+    for path, body in backup.items():
+        path.write_bytes(body)
+    lists = tmp_path / "lists.json"
+    lists.write_text('{"quarantine": []}', encoding="utf-8")
+    monkeypatch.setenv("KIOSK_FLEET_DSN", pg_dsn)
+    argv = ["fleet", "publish", "--key", str(key_path), "--lists", str(lists)]
+    assert main([*argv, "--out", str(bundle)]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["version"] == 4
+    assert "version 3 served to the gates" in err and "published as version 4" in err
+
+
+def test_two_office_machines_publishing_at_once_never_sign_one_version_twice(
+    tmp_path, clock, pg_dsn
+):
+    """The clerk's PC and the office server publish at the same moment into a folder each
+    (or a network share whose flock is local only): both read version 1 and signed their own
+    lists as version 2, and a gate holding one took the other for already applied, so one
+    office's new quarantine never reached it. With the office's database each publish claims
+    its version there first: the second one is 3, and says why."""
+    from kiosk.passes import load_private_key, new_key_pair
+    from office.listsync import bundle_version, publish_bundle
+    from office.pg import claim_version, served_version
+
+    key = load_private_key(new_key_pair(tmp_path / "office", "office")[0])
+    first, second = tmp_path / "pc" / "bundle.json", tmp_path / "server" / "bundle.json"
+    seen = served_version(pg_dsn)  # both read the same version before either writes
+    one = publish_bundle(key, {}, first, now=clock.now(), served=seen,
+                         claim=lambda v: claim_version(pg_dsn, v))  # fmt: skip
+    two = publish_bundle(key, {}, second, now=clock.now(), served=seen,
+                         claim=lambda v: claim_version(pg_dsn, v))  # fmt: skip
+    assert (one.version, two.version) == (1, 2)
+    assert bundle_version(second.read_bytes()) == 2
+    assert "version 1 was taken by another publish" in two.notice
+    assert served_version(pg_dsn) == 2
+
+
+def test_the_status_says_when_the_bundle_file_is_below_what_the_gates_were_served(
+    tmp_path, clock, pg_dsn, monkeypatch
+):
+    """After the bundle's folder was restored from a backup, the collector's status showed
+    version 1 as the published lists; the gates held version 3's and refused 1, and nothing
+    told the office so until someone published again."""
+    from kiosk.passes import load_private_key, new_key_pair
+    from office.listsync import publish_bundle
+
+    key = load_private_key(new_key_pair(tmp_path / "office", "office")[0])
+    bundle = tmp_path / "www" / "bundle.json"
+    publish_bundle(key, {}, bundle, now=clock.now())
+    backup = {p: p.read_bytes() for p in bundle.parent.iterdir()}
+    for _ in range(2):
+        publish_bundle(key, {}, bundle, now=clock.now())
+    gate = make_kiosk(tmp_path / "gate.db", "gate-1", clock)
+    monkeypatch.setenv("TOKEN", gate.token)
+    config = CollectorConfig.model_validate(
+        {"kiosks": [{"url": "http://gate-1", "token_env": "TOKEN"}],
+         "lists_bundle_file": str(bundle)}
+    )  # fmt: skip
+    collector = Collector(config, pg_dsn, client=Network(gate).client(), report_interval_s=0)
+    try:
+        collector.run_once()
+        assert collector.status_json()["lists_bundle_notice"] is None
+        for path, body in backup.items():
+            path.write_bytes(body)
+        collector.run_once()
+        status = collector.status_json()
+    finally:
+        collector.stop()
+        gate.store.close()
+    assert status["lists_bundle_version"] == 1
+    assert status["lists_bundle_notice"] == (
+        "the bundle file holds version 1, below version 3 served to the gates (restored from"
+        " a backup?): they keep version 3's lists and refuse this one until a publish above it"
+    )

@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -52,6 +53,13 @@ def _fleet(actions: Verbs) -> None:
         "--out", required=True, metavar="FILE", type=path_arg, help="the bundle file to replace"
     )
     pub.add_argument("--version", type=int, help="explicit version (above the published one)")
+    pub.add_argument(
+        "--dsn-env",
+        default="KIOSK_FLEET_DSN",
+        metavar="NAME",
+        help="env var with the collector's DSN: the version goes above the highest it served"
+        " (read when set)",
+    )
     pub.add_argument(
         "--confirm-drop",
         action="store_true",
@@ -213,6 +221,8 @@ def publish_run(args: argparse.Namespace) -> int:
             now=datetime.now(UTC),
             version=args.version,
             confirm_drop=args.confirm_drop,
+            served=_served(args.dsn_env),
+            claim=_claimer(args.dsn_env),
         )
     except listsync.PublishBusy as exc:
         raise CliError(str(exc)) from None
@@ -220,8 +230,53 @@ def publish_run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    if result.notice is not None:
+        print(f"kiosk fleet publish: {result.notice}", file=sys.stderr)
     print(json.dumps(result.as_dict()))
     return 0
+
+
+def _served(env: str) -> int:
+    """The highest bundle version the collector served (``office.pg.served_version``) when
+    ``env`` names a DSN; 0 (and a line on stderr when it cannot be read) otherwise: a
+    database down does not hold back a new quarantine."""
+    from office.pg import PgError, served_version
+
+    dsn = os.environ.get(env, "").strip()
+    if not dsn:
+        return 0
+    try:
+        return served_version(dsn)
+    except PgError as exc:
+        print(
+            f"kiosk fleet publish: the versions the collector served are not known ({exc});"
+            " the version is above the bundle's files only",
+            file=sys.stderr,
+        )
+        return 0
+
+
+def _claimer(env: str) -> Callable[[int], int] | None:
+    """The claim of a version in the collector's database (``office.pg.claim_version``), so
+    that two machines publishing at once never sign one version twice; None without a DSN.
+    A database that cannot be written is said on stderr, and the version is not claimed."""
+    from office.pg import PgError, claim_version
+
+    dsn = os.environ.get(env, "").strip()
+    if not dsn:
+        return None
+
+    def claim(version: int) -> int:
+        try:
+            return claim_version(dsn, version)
+        except PgError as exc:
+            print(
+                f"kiosk fleet publish: version {version} is not claimed in the database ({exc})",
+                file=sys.stderr,
+            )
+            return 0
+
+    return claim
 
 
 def _check_out(out: Path, lists: Path, where: str = "--out") -> None:
