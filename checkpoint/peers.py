@@ -12,7 +12,8 @@ outings are unknown here (``stale``): then the quota and the anti-passback hold 
 only (docs/operations.md, "Several gates"). A peer whose key is pinned (``trust_key``) is
 asked with a fresh nonce each time and its answer kept only when signed by that key for that
 request (``kiosk.peers.verify_page``); one that is not is ``forged``: refused, counted and an
-alarm at once.
+alarm at once; one with no signature at all is ``unsigned`` (refused, counted and an alarm as
+well, and told apart: a peer without an issuer key or on an older release sends none).
 
 The poll is the backstop; news comes sooner. After each committed passing decision here
 (``news``, from the bus on the loop: it only sets a flag, never blocks the loop) a push
@@ -50,6 +51,7 @@ from kiosk.peers import (
     PeerLedger,
     PeerPageError,
     PeerRestarted,
+    PeerUnsigned,
     check_page,
     record_peer_rows,
     verify_page,
@@ -71,7 +73,7 @@ log = logging.getLogger(__name__)
 __all__ = ["PAGE_ROWS", "UNKNOWN_STATES", "PeerState", "PeerSync"]
 
 #: A peer's states in which its outings are unknown here (a device alarm while they last).
-UNKNOWN_STATES = ("stale", "forged")
+UNKNOWN_STATES = ("stale", "forged", "unsigned")
 
 #: Passages asked for in one request, and the most pages one poll reads (a peer's backlog
 #: after an outage comes in over several polls, each bounded).
@@ -112,6 +114,11 @@ class PeerState:
     #: ``stale_after_s`` after its last: till then the peer is ``forged``, real answers or not).
     forged_at: datetime | None = None
     forged_since: datetime | None = None
+    #: Answers refused as carrying no signature at all while its key is pinned (an older
+    #: release, no issuer key), and that spell's last and first, as for ``forged``.
+    unsigned: int = 0
+    unsigned_at: datetime | None = None
+    unsigned_since: datetime | None = None
     #: Pokes of it with this gate's news it took (202), and those it did not (no answer or
     #: another status: its poll brings the news instead).
     told: int = 0
@@ -207,7 +214,7 @@ class PeerSync:
                 self.ledger.restart(peer.kiosk_id, self.core.clock.now())
                 continue
             except PeerForged as exc:
-                self._forged(state)
+                self._forged(state, unsigned=isinstance(exc, PeerUnsigned))
                 self._failed(peer, str(exc))
                 return got
             except (PullError, PeerPageError) as exc:
@@ -302,19 +309,26 @@ class PeerSync:
         elif was and not now:
             log.info("compound: peer %s's clock agrees with this gate's again", state.kiosk_id)
 
-    def _forged(self, state: PeerState) -> None:
-        """An answer refused as forged: counted, and the peer ``forged`` for ``stale_after_s``
-        from now (a forger answering now and then, the real peer between, keeps one alarm
-        standing rather than one coming and going at every other poll)."""
+    def _forged(self, state: PeerState, *, unsigned: bool = False) -> None:
+        """An answer refused as forged (or ``unsigned``: no signature at all): counted, and
+        the peer ``forged`` (``unsigned``) for ``stale_after_s`` from now (a forger answering
+        now and then, the real peer between, keeps one alarm standing rather than one coming
+        and going at every other poll)."""
         now = self.core.clock.now()
         with self._lock:
+            if unsigned:
+                state.unsigned += 1
+                if not self._within(state.unsigned_at, now):
+                    state.unsigned_since = now
+                state.unsigned_at = now
+                return
             state.forged += 1
-            if not self._forging(state, now):
+            if not self._within(state.forged_at, now):
                 state.forged_since = now
             state.forged_at = now
 
-    def _forging(self, state: PeerState, now: datetime) -> bool:
-        at = state.forged_at
+    def _within(self, at: datetime | None, now: datetime) -> bool:
+        """``at`` is at most ``stale_after_s`` before ``now`` (a refusal's spell lasts)."""
         window = timedelta(seconds=self.section.stale_after_s)
         return at is not None and timedelta(0) <= now - at <= window
 
@@ -433,10 +447,11 @@ class PeerSync:
         """Each peer: ``state`` (``ok``; ``starting``: not asked to the end yet, and less
         than ``stale_after_s`` after this sync started; ``stale``: its outings are unknown here
         since ``stale_since``; ``forged``: an answer not signed by its pinned key was refused
-        within ``stale_after_s``, the first of them at ``stale_since``), ``last_success``,
-        ``rows_held``, ``last_error``, rows dropped as stamped ahead of this clock, answers
-        refused as ``forged`` since the start, and the pokes with this gate's news it took
-        (``told``) or not (``tell_failed``)."""
+        within ``stale_after_s``, the first of them at ``stale_since``; ``unsigned``: the same
+        for answers with no signature at all), ``last_success``, ``rows_held``,
+        ``last_error``, rows dropped as stamped ahead of this clock, answers refused as
+        ``forged`` and as ``unsigned`` since the start, and the pokes with this gate's news it
+        took (``told``) or not (``tell_failed``)."""
         now = self.core.clock.now()
         try:
             held = self.ledger.held()
@@ -460,6 +475,7 @@ class PeerSync:
                         "clock_skew_s": _seconds(state.skew),
                         "clock_skewed": state.skew is not None and abs(state.skew) > MAX_SKEW,
                         "forged": state.forged,
+                        "unsigned": state.unsigned,
                         "told": state.told,
                         "tell_failed": state.tell_failed,
                     }
@@ -469,8 +485,10 @@ class PeerSync:
     def _standing(self, state: PeerState, now: datetime) -> tuple[str, datetime | None]:
         """The peer's state and since when its outings are unknown here (``None``: they are
         not)."""
-        if self._forging(state, now):
+        if self._within(state.forged_at, now):
             return "forged", state.forged_since
+        if self._within(state.unsigned_at, now):
+            return "unsigned", state.unsigned_since
         stale_after = timedelta(seconds=self.section.stale_after_s)
         heard = state.last_success
         if heard is not None and timedelta(0) <= now - heard <= stale_after:

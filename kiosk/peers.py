@@ -24,9 +24,10 @@ A peer's answer can be authenticated over plain http too: a gate with an issuer 
 page it serves (``sign_page``, in the ``SIGNATURE_HEADER``) over its kiosk id, the asker's
 fresh ``nonce``, the asked cursor and limit, and the SHA-256 of the exact body; the asking gate
 with that peer's key pinned (``compound.peers.trust_key``, a ``.pub`` in its trust folder)
-refuses an answer whose signature is missing or not that key's for *this* request
-(``verify_page``, ``PeerForged``): a page made up by whoever answers at the peer's address, or a
-real one replayed, is never kept.
+refuses an answer whose signature is not that key's for *this* request (``verify_page``,
+``PeerForged``) or that has none (``PeerUnsigned``: told apart, as an older peer sends none):
+a page made up by whoever answers at the peer's address, or a real one replayed, is never
+kept.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ __all__ = [
     "PeerPageError",
     "PeerRestarted",
     "PeerRow",
+    "PeerUnsigned",
     "check_page",
     "history_horizon",
     "load_peer_rows",
@@ -133,6 +135,13 @@ class PeerPageError(ValueError):
 class PeerForged(PeerPageError):
     """An answer not signed by the peer's pinned key for this request: made up by whoever
     answers at its address, or a real page replayed. Refused and counted."""
+
+
+class PeerUnsigned(PeerForged):
+    """An answer with no signature at all from a peer whose key is pinned: a gate without an
+    issuer key or on a release before signed pages (or whoever answers at its address, not
+    trying to sign). Refused as a forged one is, and told apart from a signature that does not
+    verify: the remedy is to upgrade the peer or check the key."""
 
 
 class PeerRestarted(PeerPageError):
@@ -241,11 +250,13 @@ def verify_page(
     body: bytes,
 ) -> None:
     """``PeerForged`` unless ``header`` is ``key``'s signature of ``body`` as the answer of
-    ``kiosk_id`` to this very request (``nonce``, ``after``, ``limit``)."""
+    ``kiosk_id`` to this very request (``nonce``, ``after``, ``limit``); ``PeerUnsigned`` (a
+    ``PeerForged``) when there is no signature at all."""
     if header is None:
-        raise PeerForged(
-            "its answer is not signed (its key is pinned here: the gate at that address has no"
-            " issuer key, runs older code, or is not the peer): nothing of it is kept"
+        raise PeerUnsigned(
+            "it sends no signature, and its key is pinned here: that gate has no issuer key or"
+            " runs a release before signed pages (upgrade it), or the key pinned is not its"
+            " own (check trust_key); nothing of it is kept"
         )
     said_id, _, encoded = header.partition(":")
     try:

@@ -610,13 +610,15 @@ def test_a_forged_answer_at_the_peers_address_is_refused_counted_and_shown(
     north, pinned, monkeypatch
 ):
     """Anyone answering at the peer's address (ARP spoofing on the LAN) made up an outing
-    that then denied the household at this gate: unsigned, or signed by another key, it is
-    refused, counted, shown as the peer's state and never kept."""
+    that then denied the household at this gate: signed by another key, or with a signature
+    that is not one, it is refused, counted, shown as the peer's state and never kept."""
     forger = Ed25519PrivateKey.from_private_bytes(b"\x53" * 32)
     made_up = page(row(household="1-101", ts=NOW.isoformat()))
 
-    def unsigned(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, text=made_up)
+    def garbled(request: httpx.Request) -> httpx.Response:
+        from kiosk.peers import SIGNATURE_HEADER
+
+        return httpx.Response(200, text=made_up, headers={SIGNATURE_HEADER: "0a1b:AAAA"})
 
     def signed_by_another(request: httpx.Request) -> httpx.Response:
         from kiosk.peers import SIGNATURE_HEADER, sign_page
@@ -627,7 +629,7 @@ def test_a_forged_answer_at_the_peers_address_is_refused_counted_and_shown(
         sig = sign_page(forger, "gate-north", nonce, after, limit, body)
         return httpx.Response(200, content=body, headers={SIGNATURE_HEADER: sig})
 
-    handlers = [unsigned, signed_by_another]
+    handlers = [garbled, signed_by_another]
     transport = httpx.MockTransport(lambda request: handlers[0](request))
     sync = pinned.peer_of(north, monkeypatch, transport=transport)
     for count in (1, 2):
@@ -682,14 +684,49 @@ def test_an_answer_of_the_real_peer_replayed_to_a_later_request_is_refused(
     assert sync.ledger.held() == {}
 
 
-def test_a_peer_without_an_issuer_key_is_refused_when_its_key_is_pinned(north, pinned, monkeypatch):
+def test_a_pinned_peer_that_sends_no_signature_is_told_apart_from_a_forger(
+    north, pinned, clock, monkeypatch
+):
+    """A pinned peer without an issuer key (or on a release before signed pages) showed
+    ``forged``, as an impostor would: its answers carry no signature at all, and the guard is
+    told that (upgrade it or check the key), still nothing of them kept and still an alarm
+    (its outings are unknown here); a signature that does not verify stays ``forged``."""
+    from kiosk.alarms import peer_alarms
+    from ui.guard.display import health_rows, peer_alarm_view
+
     north.core.issuer_key = None
     sync = pinned.peer_of(north, monkeypatch)
     north.passage(resident())
+    for count in (1, 2):
+        sync.poll()
+        [peer] = pinned.core.health()["peers"]
+        assert peer["state"] == "unsigned" and peer["unsigned"] == count
+        assert peer["forged"] == 0 and peer["stale_since"] == NOW.isoformat()
+        assert "sends no signature" in peer["last_error"]
+        assert (
+            sync.ledger.held() == {} and pinned.core.history.exits_in_period("1-101", NOW, 2) == 0
+        )
+        clock.advance(10)
+    [alarm] = peer_alarms(pinned.core.health()["peers"])
+    assert alarm.cause == "unsigned"
+    card = peer_alarm_view(alarm, "en", TZ)
+    assert "sends no signature" in card["detail"] and "upgrade" in card["todo"]
+    assert "posing" not in card["todo"]
+    [shown] = [
+        r for r in health_rows(pinned.core.health(), "en", TZ) if "gate-north" in r["device"]
+    ]
+    assert shown["state"] == "degraded" and "sends no signature" in shown["detail"]
+    assert "posing" not in shown["detail"]
+    # Upgraded (its issuer key in place): its signed answers are kept at once, and the alarm
+    # goes stale_after_s after the last unsigned one (an impostor may send them too).
+    north.core.issuer_key = NORTH_KEY
     sync.poll()
     [peer] = pinned.core.health()["peers"]
-    assert peer["state"] == "forged" and "not signed" in peer["last_error"]
-    assert sync.ledger.held() == {}
+    assert peer["state"] == "unsigned" and peer["rows_held"] == 1
+    clock.advance(121)
+    sync.poll()
+    [peer] = pinned.core.health()["peers"]
+    assert peer["state"] == "ok" and peer["rows_held"] == 1
 
 
 def test_a_pinned_key_missing_from_the_trust_folder_keeps_nothing(north, pinned, monkeypatch):
@@ -922,8 +959,8 @@ def test_forged_answers_between_real_ones_keep_one_alarm_standing(
     forging = [True]
 
     def now_and_then(request: httpx.Request) -> httpx.Response:
-        if forging[0]:
-            return httpx.Response(200, text=page(row()))
+        if forging[0]:  # signed, but not by its key
+            return httpx.Response(200, text=page(row()), headers={"X-Kiosk-Signature": "0a1b:AA"})
         answer = real.get(str(request.url), headers=request.headers)
         return httpx.Response(answer.status_code, content=answer.content, headers=answer.headers)
 
