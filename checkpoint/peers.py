@@ -53,9 +53,13 @@ from kiosk.peers import (
     PeerRestarted,
     PeerUnsigned,
     check_page,
+    closing_time,
     record_peer_rows,
+    sign_closing,
+    verify_closing,
     verify_page,
 )
+from kiosk.store import format_ts
 from office.deadline import Deadline, DeadlineExceeded
 from office.pull import (
     PLAIN_JSON,
@@ -88,6 +92,8 @@ MAX_ANSWER_VALUES = PAGE_ROWS * 24 + 64
 POKE_GAP_S = 1.0
 #: The most one poke of a peer may take, whatever it answers (the poll is the backstop).
 POKE_DEADLINE_S = 3.0
+#: The most a stopping gate waits for its peers to take its closing notice, all at once.
+FAREWELL_S = 2.0
 #: The bus messages the push thread may be behind by before it is dropped as slow (then it
 #: subscribes again: news lost meanwhile waits for the poll).
 NEWS_QUEUE = 256
@@ -125,6 +131,12 @@ class PeerState:
     tell_failed: int = 0
     #: Its answer to the last poke (``None``: none yet, or no answer).
     tell_status: int | None = None
+    #: When it said it was closing (stopping cleanly), by this gate's clock; ``None``: it is
+    #: not closed (or never said so). Until it answers again it is ``closed``, no alarm.
+    closed_at: datetime | None = None
+    #: The time its last closing notice taken said, by its clock: a notice must be later
+    #: (one played back is refused), and an answer it dated later ends the closing.
+    closing_said: datetime | None = None
 
 
 class PeerSync:
@@ -231,6 +243,7 @@ class PeerSync:
                 if state.last_error is not None:
                     log.info("compound: peer %s answers again", peer.kiosk_id)
                 state.last_success, state.last_error = self.core.clock.now(), None
+                self._reopened(state, page.said)
                 state.ahead_dropped += page.ahead
                 state.fetched += len(new)
                 self._skewed(state, page.skew)
@@ -291,6 +304,15 @@ class PeerSync:
             raise PullError(f"{url}: the answer is not JSON (not a kiosk?)") from None
         now = self.core.clock.now()
         return check_page(parsed, peer.kiosk_id, after, PAGE_ROWS, now, self.section.id)
+
+    def _reopened(self, state: PeerState, said: datetime | None) -> None:
+        """An answer of a peer that said it was closing ends that when it dated it after its
+        notice (one crossing the farewell does not; one without its time does)."""
+        if state.closed_at is None:
+            return
+        if said is None or state.closing_said is None or said > state.closing_said:
+            log.info("compound: peer %s is open again", state.kiosk_id)
+            state.closed_at = None
 
     def _skewed(self, state: PeerState, skew: timedelta | None) -> None:
         """Keep the peer's clock skew; logged once when it goes beyond ``MAX_SKEW`` and once
@@ -406,12 +428,18 @@ class PeerSync:
             state.tell_status = status
         return status
 
-    def _poke(self, peer: PeerSource) -> int | None:
+    def _poke(
+        self, peer: PeerSource, closing: str | None = None, limit_s: float = POKE_DEADLINE_S
+    ) -> int | None:
         url = f"{peer.url}/api/v1/passages/poke"
-        params = {"kiosk_id": self.core.config.site.kiosk_id}
+        me = self.core.config.site.kiosk_id
+        params = {"kiosk_id": me} if closing is None else {"kiosk_id": me, "closing": closing}
         try:
             headers = {"Authorization": f"Bearer {peer.token()}", **PLAIN_JSON}
-            deadline = Deadline(min(POKE_DEADLINE_S, self.section.timeout_s), self._monotonic)
+            key = self.core.issuer_key
+            if closing is not None and key is not None:
+                headers[SIGNATURE_HEADER] = sign_closing(key, me, peer.kiosk_id, closing)
+            deadline = Deadline(min(limit_s, self.section.timeout_s), self._monotonic)
             with (
                 deadline,
                 self.client.stream(
@@ -422,6 +450,66 @@ class PeerSync:
         except (ValueError, httpx.HTTPError, DeadlineExceeded) as exc:
             log.debug("compound: %s not told of the news: %s", peer.kiosk_id, exc)
             return None
+
+    def farewell(self, wait_s: float = FAREWELL_S) -> dict[str, int | None]:
+        """This gate is stopping cleanly (the daemon's stop): tell every peer at once that it
+        is closing (``POST /api/v1/passages/poke?closing=NOW``, signed with the issuer key),
+        so they show it ``closed``, not an outage; ``{kiosk_id: its HTTP status}`` (``None``:
+        no answer within ``wait_s``, then it alarms there as a gate gone without a word)."""
+        if self._stop.is_set():  # stopped already: its client is closed
+            return {}
+        at = format_ts(self.core.clock.now())
+        said: dict[str, int | None] = {p.kiosk_id: None for p in self.peers}
+
+        def tell(peer: PeerSource) -> None:
+            said[peer.kiosk_id] = self._poke(peer, at, wait_s)
+
+        threads = [
+            threading.Thread(target=tell, args=(p,), name=f"kiosk-farewell-{p.kiosk_id}")
+            for p in self.peers
+        ]
+        for thread in threads:
+            thread.daemon = True
+            thread.start()
+        end = self._monotonic() + wait_s
+        for thread in threads:
+            thread.join(max(0.0, end - self._monotonic()))
+        return dict(said)
+
+    def closing(self, kiosk_id: str, at: str, signature: str | None) -> None:
+        """Peer ``kiosk_id`` says it is closing at ``at`` (its clock, ``format_ts``): it is
+        ``closed`` until it answers again. ``PeerPageError`` (nothing changed): ``at`` is
+        not a time; ``PeerForged``: with its key pinned, the notice is not signed by it for
+        this gate (``PeerUnsigned``: not at all), or not fresh (by its clock as last heard,
+        within ``MAX_SKEW``, and after the last one taken: one played back), counted as its
+        forged answers are. ``KeyError``: no such peer."""
+        peer = {p.kiosk_id: p for p in self.peers}[kiosk_id]
+        when = closing_time(at)
+        state = self.states[kiosk_id]
+        try:
+            self._authentic(peer, state, at, when, signature)
+        except PeerForged as exc:
+            self._forged(state, unsigned=isinstance(exc, PeerUnsigned))
+            self._failed(peer, f"a closing notice refused: {exc}")
+            raise
+        with self._lock:
+            state.closed_at, state.closing_said = self.core.clock.now(), when
+        log.info("compound: peer %s says it is closing (stopped cleanly)", kiosk_id)
+        self._tell()
+
+    def _authentic(
+        self, peer: PeerSource, state: PeerState, at: str, when: datetime, signature: str | None
+    ) -> None:
+        if peer.trust_key is not None:
+            key = self.core.trust.named(peer.trust_key)
+            if key is None:
+                raise PeerForged(f"there is no {peer.trust_key}.pub to check it with")
+            verify_closing(key, signature, peer.kiosk_id, self.core.config.site.kiosk_id, at)
+        expected = self.core.clock.now() + (state.skew or timedelta(0))
+        if abs(when - expected) > MAX_SKEW:
+            raise PeerForged(f"it is dated {at}, not now by its clock: played back, not kept")
+        if state.closing_said is not None and when <= state.closing_said:
+            raise PeerForged(f"it is dated {at}, not after the last one: played back, not kept")
 
     def poke(self, kiosk_id: str) -> bool:
         """A peer told of news (``POST /api/v1/passages/poke``): its thread asks it now;
@@ -469,6 +557,7 @@ class PeerSync:
                         "state": word,
                         "last_success": heard.isoformat() if heard else None,
                         "stale_since": since.isoformat() if since else None,
+                        "closed_since": _iso(state.closed_at),
                         "rows_held": held.get(state.kiosk_id, 0),
                         "last_error": state.last_error,
                         "ahead_dropped": state.ahead_dropped,
@@ -489,6 +578,8 @@ class PeerSync:
             return "forged", state.forged_since
         if self._within(state.unsigned_at, now):
             return "unsigned", state.unsigned_since
+        if state.closed_at is not None:  # it said so as it stopped: not an outage
+            return "closed", None
         stale_after = timedelta(seconds=self.section.stale_after_s)
         heard = state.last_success
         if heard is not None and timedelta(0) <= now - heard <= stale_after:
@@ -562,6 +653,10 @@ class PeerSync:
         if not section.peers:
             return None
         return cls(core, section, client=client)
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when is not None else None
 
 
 def _seconds(skew: timedelta | None) -> int | None:

@@ -71,8 +71,11 @@ __all__ = [
     "load_peer_rows",
     "peer_page",
     "purge",
+    "closing_time",
     "record_peer_rows",
+    "sign_closing",
     "sign_page",
+    "verify_closing",
     "verify_page",
 ]
 
@@ -100,6 +103,8 @@ SIGNATURE_HEADER = "X-Kiosk-Signature"
 NONCE_PATTERN = r"^[A-Za-z0-9_-]{22,64}$"
 #: What a page's signature is over begins with this: never a pass's or a list bundle's message.
 _PAGE_SIGNED = b"kiosk passages page 1\n"
+#: What a closing notice's signature is over begins with this (never a page's message).
+_CLOSING_SIGNED = b"kiosk peer closing 1\n"
 _ROW_KEYS = frozenset(
     {"kiosk_id", "seq", "pass_id", "household", "direction", "decision", "ts", "flags"}
 )
@@ -177,6 +182,8 @@ class CheckedPage:
     #: The peer's clock less this kiosk's when the answer was judged; ``None``: it did not say
     #: (a peer running the code before ``now`` was in its answer).
     skew: timedelta | None = None
+    #: The peer's clock as it answered (its ``now``), ``None`` as for ``skew``.
+    said: datetime | None = None
 
 
 # --- the serving side -------------------------------------------------------------------------
@@ -252,6 +259,10 @@ def verify_page(
     """``PeerForged`` unless ``header`` is ``key``'s signature of ``body`` as the answer of
     ``kiosk_id`` to this very request (``nonce``, ``after``, ``limit``); ``PeerUnsigned`` (a
     ``PeerForged``) when there is no signature at all."""
+    _verify(key, header, _page_message(kiosk_id, nonce, after, limit, body), "answer")
+
+
+def _verify(key: Ed25519PublicKey, header: str | None, message: bytes, what: str) -> None:
     if header is None:
         raise PeerUnsigned(
             "it sends no signature, and its key is pinned here: that gate has no issuer key or"
@@ -261,14 +272,40 @@ def verify_page(
     said_id, _, encoded = header.partition(":")
     try:
         signature = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-        key.verify(signature, _page_message(kiosk_id, nonce, after, limit, body))
+        key.verify(signature, message)
     except (InvalidSignature, binascii.Error, ValueError):
         theirs = key_id_of(key)
         other = f" (signed by key {_shown(said_id)})" if said_id and said_id != theirs else ""
         raise PeerForged(
-            f"its answer is not signed by its key {theirs} for this request{other}: forged or"
+            f"its {what} is not signed by its key {theirs} for this request{other}: forged or"
             " replayed, nothing of it is kept"
         ) from None
+
+
+def _closing_message(kiosk_id: str, to: str, at: str) -> bytes:
+    return _CLOSING_SIGNED + f"{kiosk_id}\n{to}\n{at}\n".encode()
+
+
+def sign_closing(key: Ed25519PrivateKey, kiosk_id: str, to: str, at: str) -> str:
+    """The ``SIGNATURE_HEADER`` of gate ``kiosk_id``'s notice to gate ``to`` that it is
+    closing (stopping cleanly) at ``at`` (``format_ts``, its clock): bound to that peer and
+    that time, so it says nothing to another gate, nor later."""
+    signature = key.sign(_closing_message(kiosk_id, to, at))
+    encoded = base64.urlsafe_b64encode(signature).decode("ascii").rstrip("=")
+    return f"{key_id_of(key.public_key())}:{encoded}"
+
+
+def verify_closing(
+    key: Ed25519PublicKey, header: str | None, kiosk_id: str, to: str, at: str
+) -> None:
+    """``PeerForged`` unless ``header`` is ``key``'s signature of ``kiosk_id``'s closing
+    notice to ``to`` at ``at``; ``PeerUnsigned`` when there is none."""
+    _verify(key, header, _closing_message(kiosk_id, to, at), "closing notice")
+
+
+def closing_time(value: str) -> datetime:
+    """A closing notice's time (UTC, ISO 8601 with its offset); ``PeerPageError``."""
+    return _when(value, "closing")
 
 
 # --- the fetching side: what a peer sent, judged ------------------------------------------------
@@ -307,7 +344,10 @@ def _when(value: object, what: str = "row ts") -> datetime:
         raise PeerPageError(f"{what} is {_shown(value)}, not an ISO 8601 time") from None
     if when.tzinfo is None:
         raise PeerPageError(f"{what} is {_shown(value)}, without its UTC offset")
-    return when.astimezone(UTC)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:  # year 1 with an offset east of UTC
+        raise PeerPageError(f"{what} is {_shown(value)}, out of range") from None
 
 
 def _row(raw: object, kiosk_id: str) -> tuple[PeerRow, datetime]:
@@ -389,9 +429,9 @@ def check_page(
     nxt = _seq(page.get("next"), "next")
     if nxt < previous or nxt > max(last, previous):
         raise PeerPageError(f"next is {nxt}, outside {previous}..{max(last, previous)}")
-    said = page.get("now")
-    skew = None if said is None else _when(said, "now") - now
-    return CheckedPage(rows, nxt, last, ahead, skew)
+    said = None if page.get("now") is None else _when(page.get("now"), "now")
+    skew = None if said is None else said - now
+    return CheckedPage(rows, nxt, last, ahead, skew, said)
 
 
 def _same_compound(said: object, compound: str | None) -> None:

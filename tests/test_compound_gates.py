@@ -921,6 +921,7 @@ def test_two_daemons_tell_each_other_of_an_outing_at_once(tmp_path, monkeypatch)
         monkeypatch.setenv(env_name("gate-south"), south_core.tokens.create([PEER_SCOPE], "n")[1])
         north = Daemon(north_core, notifier=Notifier(None))
         south = Daemon(south_core, notifier=Notifier(None))
+        stopped = []
         await north.start()
         await south.start()
         try:
@@ -941,9 +942,14 @@ def test_two_daemons_tell_each_other_of_an_outing_at_once(tmp_path, monkeypatch)
                 subject="none",
             )
             assert await until(lambda: south_core.health()["peers"][0]["rows_held"] == 1)
+            # North stops cleanly: it tells south it is closing, no alarm there.
+            stopped.append(north)
+            await asyncio.wait_for(north.stop(), 6.0)
+            assert south_core.health()["peers"][0]["state"] == "closed"
         finally:
-            await asyncio.wait_for(south.stop(), 3.0)
-            await asyncio.wait_for(north.stop(), 3.0)
+            await asyncio.wait_for(south.stop(), 6.0)
+            if not stopped:
+                await asyncio.wait_for(north.stop(), 6.0)
 
     asyncio.run(scenario())
 
@@ -1137,3 +1143,140 @@ def test_a_peer_of_another_compound_by_id_is_refused_not_counted(tmp_path, clock
     finally:
         south.close()
         west.close()
+
+
+# --- a gate switched off: closing, said to its peers ---------------------------------------------
+
+
+class Switch:
+    """South's way to north: its app, or nothing answering (north's Pi powered down)."""
+
+    def __init__(self, gate: Gate) -> None:
+        self.real = TestClient(gate.app)
+        self.up = True
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if not self.up:
+            raise httpx.ConnectError("no route to host", request=request)
+        kwargs = {"headers": request.headers}
+        if request.method == "POST":
+            answer = self.real.post(str(request.url), **kwargs)
+        else:
+            answer = self.real.get(str(request.url), **kwargs)
+        return httpx.Response(answer.status_code, content=answer.content, headers=answer.headers)
+
+
+def closing_pair(tmp_path, clock, monkeypatch, south: Gate):
+    """North listing south as its peer (it tells south it is closing), south asking north
+    through a ``Switch``."""
+    north = Gate(tmp_path, "gate-north", clock, [peer_entry("gate-south")])
+    switch = Switch(north)
+    south_sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(switch))
+    north.peer_of(south, monkeypatch)
+    return north, switch, south_sync
+
+
+def test_a_gate_that_stops_cleanly_is_shown_closed_at_its_peer_not_alarmed(
+    tmp_path, clock, south, monkeypatch
+):
+    """A side gate switched off at 22:00 every night raised a nightly alarm at the main gate:
+    stopping cleanly it tells its peers it is closing, and they show it "closed since
+    22:00", no alarm, until it answers again; one that vanishes without a word still alarms."""
+    from kiosk.alarms import peer_alarms
+    from ui.guard.display import health_rows
+
+    north, switch, sync = closing_pair(tmp_path, clock, monkeypatch, south)
+    try:
+        sync.poll()
+        assert south.core.health()["peers"][0]["state"] == "ok"
+        clock.advance(12 * 3600)  # 22:00 in Shanghai
+        sync.poll()
+        assert north.sync.farewell() == {"gate-south": 202}
+        switch.up = False  # its Pi goes off
+        for _ in range(3):
+            clock.advance(3600)
+            sync.poll()
+            [peer] = south.core.health()["peers"]
+            assert peer["state"] == "closed" and peer["closed_since"] == "2026-03-02T14:00:00+00:00"
+            assert peer_alarms([peer]) == [] and peer["stale_since"] is None
+        [shown] = [r for r in health_rows(south.core.health(), "en", TZ) if "north" in r["device"]]
+        assert "closed since 22:00" in shown["detail"]
+        # Back in the morning: it answers, the closing is over.
+        switch.up = True
+        sync.poll()
+        assert south.core.health()["peers"][0]["state"] == "ok"
+        # Gone without a word: an outage, an alarm as before.
+        switch.up = False
+        clock.advance(121)
+        sync.poll()
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "stale" and len(peer_alarms([peer])) == 1
+    finally:
+        north.close()
+
+
+def test_an_answer_from_before_the_closing_does_not_end_it(tmp_path, clock, south, monkeypatch):
+    """A page the peer answered before it said it was closing (a poll crossing its farewell)
+    leaves it closed: only one it answered after, by its own clock, means it is back."""
+    north, switch, sync = closing_pair(tmp_path, clock, monkeypatch, south)
+    try:
+        north.sync.farewell()
+        north.clock = FakeClock(start=NOW - timedelta(seconds=5))
+        north.core.clock = north.clock  # its answer dated before its farewell
+        sync.poll()
+        assert south.core.health()["peers"][0]["state"] == "closed"
+    finally:
+        north.close()
+
+
+def test_a_closing_notice_for_a_pinned_peer_must_be_signed_by_its_key(
+    tmp_path, clock, pinned, monkeypatch
+):
+    """Anyone on the LAN with the token could silence a peer's outage alarm by saying it
+    closed: with its key pinned the notice must be signed by it for this gate and be fresh
+    (a recorded one played back is refused), else it is refused and counted as forged."""
+    from kiosk.peers import SIGNATURE_HEADER, sign_closing
+    from kiosk.store import format_ts
+
+    north = Gate(tmp_path, "gate-north", clock, [peer_entry("gate-south")])
+    try:
+        pinned.peer_of(north, monkeypatch)
+        client = TestClient(pinned.app)
+        auth = bearer_of(pinned)
+        at = format_ts(clock.now())
+        url = f"/api/v1/passages/poke?kiosk_id=gate-north&closing={at}"
+        assert client.post(url, headers=auth).status_code == 403  # unsigned
+        forger = Ed25519PrivateKey.from_private_bytes(b"\x53" * 32)
+        forged = {SIGNATURE_HEADER: sign_closing(forger, "gate-north", "gate-south", at)}
+        assert client.post(url, headers=auth | forged).status_code == 403
+        [peer] = pinned.core.health()["peers"]
+        assert peer["state"] == "forged" and peer["closed_since"] is None
+        for_another = {SIGNATURE_HEADER: sign_closing(NORTH_KEY, "gate-north", "gate-east", at)}
+        assert client.post(url, headers=auth | for_another).status_code == 403
+        old = format_ts(clock.now() - timedelta(minutes=10))
+        stale = {SIGNATURE_HEADER: sign_closing(NORTH_KEY, "gate-north", "gate-south", old)}
+        assert client.post(url.replace(at, old), headers=auth | stale).status_code == 403
+        signed = {SIGNATURE_HEADER: sign_closing(NORTH_KEY, "gate-north", "gate-south", at)}
+        got = client.post(url, headers=auth | signed)
+        assert got.status_code == 202 and got.json() == {"fetching": False, "closed": True}
+        assert pinned.core.health()["peers"][0]["closed_since"] == NOW.isoformat()
+        # The same notice again (recorded, played back later) is refused.
+        assert client.post(url, headers=auth | signed).status_code == 403
+        for bad in ("yesterday", "x" * 41, "0001-01-01T00:00:00%2B01:00"):
+            assert client.post(url.replace(at, bad), headers=auth | signed).status_code == 422
+    finally:
+        north.close()
+
+
+def test_the_stopping_gate_signs_its_closing_notice_with_its_issuer_key(
+    tmp_path, clock, pinned, monkeypatch
+):
+    north = Gate(tmp_path, "gate-north", clock, [peer_entry("gate-south")])
+    try:
+        north.core.issuer_key = NORTH_KEY
+        pinned.peer_of(north, monkeypatch)
+        north.peer_of(pinned, monkeypatch)
+        assert north.sync.farewell() == {"gate-south": 202}
+        assert pinned.core.health()["peers"][0]["state"] == "closed"
+    finally:
+        north.close()

@@ -676,7 +676,8 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
 
 def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str, str]:
     """Another gate of the compound's row (``report["peers"]``): ``ok`` and when it was last
-    heard, or ``degraded`` and since when its outings are unknown here (the quota and the
+    heard, or ``closed`` since when (it said so as it stopped: no outings there to know), or
+    ``degraded`` and since when its outings are unknown here (the quota and the
     anti-passback hold at this gate only), or that answers not signed by its key were refused
     (``forged``), or answers with no signature at all (``unsigned``); ``degraded`` too, and
     by how much and what to do, when its clock is off this gate's beyond
@@ -688,6 +689,9 @@ def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str,
         state, words = "ok", i18n.t(lang, "health.peer_ok", time=heard, rows=rows)
     elif peer.get("state") == "starting":
         state, words = "ok", i18n.t(lang, "health.peer_starting")
+    elif peer.get("state") == "closed":
+        since = local_time(str(peer.get("closed_since")), tz, "%H:%M")
+        state, words = "ok", i18n.t(lang, "health.peer_closed", since=since)
     elif peer.get("state") == "forged":
         since = local_time(str(peer.get("stale_since")), tz, "%m-%d %H:%M")
         n = int(peer.get("forged") or 0)
