@@ -53,6 +53,7 @@ from kiosk.peers import (
     PeerRestarted,
     PeerUnsigned,
     check_page,
+    closed_window,
     closing_time,
     record_peer_rows,
     sign_closing,
@@ -165,6 +166,7 @@ class PeerSync:
         self._monotonic = monotonic
         self.started_at = core.clock.now()
         self.states = {p.kiosk_id: PeerState(p.url, p.kiosk_id) for p in self.peers}
+        self._sources = {p.kiosk_id: p for p in self.peers}
         self._lock = threading.Lock()
         #: The peers last said to be stale on the bus (``_tell``).
         self._told: tuple[str, ...] = ()
@@ -556,8 +558,8 @@ class PeerSync:
                         "url": state.url,
                         "state": word,
                         "last_success": heard.isoformat() if heard else None,
-                        "stale_since": since.isoformat() if since else None,
-                        "closed_since": _iso(state.closed_at),
+                        "stale_since": None if word == "closed" else _iso(since),
+                        "closed_since": _iso(since if word == "closed" else state.closed_at),
                         "rows_held": held.get(state.kiosk_id, 0),
                         "last_error": state.last_error,
                         "ahead_dropped": state.ahead_dropped,
@@ -572,18 +574,27 @@ class PeerSync:
         return out
 
     def _standing(self, state: PeerState, now: datetime) -> tuple[str, datetime | None]:
-        """The peer's state and since when its outings are unknown here (``None``: they are
-        not)."""
+        """The peer's state and since when its outings are unknown here, or (``closed``)
+        since when it is closed (``None``: neither)."""
         if self._within(state.forged_at, now):
             return "forged", state.forged_since
         if self._within(state.unsigned_at, now):
             return "unsigned", state.unsigned_since
         if state.closed_at is not None:  # it said so as it stopped: not an outage
-            return "closed", None
+            return "closed", state.closed_at
         stale_after = timedelta(seconds=self.section.stale_after_s)
         heard = state.last_success
         if heard is not None and timedelta(0) <= now - heard <= stale_after:
             return "ok", None
+        since = heard or self.started_at
+        hours = self._sources[state.kiosk_id].closed_hours
+        if hours is not None:  # its own closed hours: not heard then is not an outage
+            began, ended = closed_window(now, self.core.tz, hours)
+            if began is not None:
+                return "closed", began
+            if now - ended <= stale_after:  # it is booting after them
+                return "closed", closed_window(ended, self.core.tz, hours)[0] or ended
+            since = max(since, ended)
         # Not asked to the end yet since the start (the first poll under way): not an outage
         # (a restart raised the guard's alarm every time). Any failure is one.
         if (
@@ -592,7 +603,7 @@ class PeerSync:
             and timedelta(0) <= now - self.started_at <= stale_after
         ):
             return "starting", None
-        return "stale", heard or self.started_at
+        return "stale", since
 
     # -- schedule ---------------------------------------------------------------------------------
 

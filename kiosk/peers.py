@@ -40,8 +40,9 @@ import re
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -67,6 +68,7 @@ __all__ = [
     "PeerRow",
     "PeerUnsigned",
     "check_page",
+    "closed_window",
     "history_horizon",
     "load_peer_rows",
     "peer_page",
@@ -447,6 +449,31 @@ def _same_compound(said: object, compound: str | None) -> None:
             " ([compound] id): its passages are another compound's households; nothing of it"
             " is kept (fix compound.peers or the ids)"
         )
+
+
+def closed_window(
+    now: datetime, tz: ZoneInfo, hours: tuple[time, time]
+) -> tuple[datetime | None, datetime]:
+    """A peer's closed hours (``closed_from``, ``closed_until``: local times in ``tz``, the
+    window across midnight when ``from`` is the later) at ``now``: when the window ``now`` is
+    in began (``None``: it is not in one), and when the last one ended (at or before
+    ``now``)."""
+    start, until = hours
+    local = now.astimezone(tz)
+    day = local.date()
+
+    def at(days: int, when: time) -> datetime:
+        return datetime.combine(day + timedelta(days=days), when, tzinfo=tz).astimezone(UTC)
+
+    clock = local.time().replace(tzinfo=None)
+    ended = at(0, until) if clock >= until else at(-1, until)
+    if start < until:
+        inside = start <= clock < until
+        began = at(0, start)
+    else:
+        inside = clock >= start or clock < until
+        began = at(0, start) if clock >= start else at(-1, start)
+    return (began if inside else None), ended
 
 
 # --- the table ----------------------------------------------------------------------------------

@@ -1280,3 +1280,88 @@ def test_the_stopping_gate_signs_its_closing_notice_with_its_issuer_key(
         assert pinned.core.health()["peers"][0]["state"] == "closed"
     finally:
         north.close()
+
+
+def test_a_peer_within_its_closed_hours_is_not_alarmed_about(tmp_path, clock, monkeypatch):
+    """A side gate whose Pi a timer powers off at 22:00 (no clean stop, no notice) raised a
+    nightly alarm at the main gate: with the peer's closed hours configured it is shown closed
+    during them, no alarm; outside them (and once they are over, after stale_after_s) a peer
+    not heard alarms as before."""
+    from kiosk.alarms import peer_alarms
+    from ui.guard.display import health_rows
+
+    north = Gate(tmp_path, "gate-north", clock)
+    hours = {"closed_from": "22:00", "closed_until": "06:30"}
+    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north") | hours])
+    try:
+        switch = Switch(north)
+        sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(switch))
+        clock.advance(11 * 3600 + 59 * 60)  # 21:59 in Shanghai
+        sync.poll()
+        switch.up = False  # powered off by its timer at 22:00, no word
+        clock.advance(60)
+        sync.poll()
+        assert south.core.health()["peers"][0]["state"] == "ok"  # heard a minute ago
+        clock.advance(120)  # 22:02
+        sync.poll()
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "closed" and peer_alarms([peer]) == []
+        assert peer["closed_since"] == "2026-03-02T14:00:00+00:00"  # 22:00 local
+        for _ in range(8):  # through the night
+            clock.advance(3600)
+            sync.poll()
+            [peer] = south.core.health()["peers"]
+            assert peer["state"] == "closed", clock.now()
+        [shown] = [r for r in health_rows(south.core.health(), "en", TZ) if "north" in r["device"]]
+        assert "closed since 22:00" in shown["detail"]
+        # Within stale_after_s after its hours it is still booting: closed, no alarm.
+        clock.advance(29 * 60)  # 06:31
+        assert south.core.health()["peers"][0]["state"] == "closed"
+        # 06:59: its hours ended at 06:30 and it has not answered for stale_after_s since.
+        clock.advance(28 * 60)
+        assert clock.now().astimezone(TZ).strftime("%H:%M") == "06:59"
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "stale" and len(peer_alarms([peer])) == 1
+        assert peer["stale_since"] == "2026-03-02T22:30:00+00:00"  # its hours' end
+        # Outside its hours, gone without a word: an alarm as ever.
+        clock.advance(3 * 3600)
+        assert south.core.health()["peers"][0]["state"] == "stale"
+    finally:
+        north.close()
+        south.close()
+
+
+@pytest.mark.parametrize(
+    ("hours", "said"),
+    [
+        ({"closed_from": "22:00"}, "closed_from and closed_until"),
+        ({"closed_until": "06:00"}, "closed_from and closed_until"),
+        ({"closed_from": "22:00", "closed_until": "22:00"}, "the same time"),
+    ],
+)
+def test_a_peers_closed_hours_are_both_given_and_differ(hours, said):
+    with pytest.raises(ConfigError, match=said):
+        parse_config({"compound": {"peers": [peer_entry("gate-north") | hours]}})
+
+
+@pytest.mark.parametrize(
+    ("local", "began", "ended"),
+    [
+        ("03:00", "01:00", "05:00 the day before"),
+        ("06:00", None, "05:00"),
+        ("00:30", None, "05:00 the day before"),
+    ],
+)
+def test_closed_hours_within_one_night(local, began, ended):
+    from kiosk.peers import closed_window
+
+    def at(words: str) -> datetime:
+        hh, mm = map(int, words[:5].split(":"))
+        day = 1 if words.endswith("the day before") else 2
+        return datetime(2026, 3, day, hh, mm, tzinfo=TZ).astimezone(UTC)
+
+    from datetime import time
+
+    now = at(local)
+    got = closed_window(now, TZ, (time(1), time(5)))
+    assert got == ((at(began) if began else None), at(ended))
