@@ -27,12 +27,13 @@ but to ask now: what is kept still comes by the ask, judged (and signed) as alwa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -93,6 +94,8 @@ MAX_ANSWER_VALUES = PAGE_ROWS * 24 + 64
 POKE_GAP_S = 1.0
 #: The most one poke of a peer may take, whatever it answers (the poll is the backstop).
 POKE_DEADLINE_S = 3.0
+#: The most ``stop`` waits for a use of the event log under way (a page being kept) to end.
+STORE_USE_S = 5.0
 #: The most a stopping gate waits for its peers to take its closing notice, all at once.
 FAREWELL_S = 2.0
 #: The bus messages the push thread may be behind by before it is dropped as slow (then it
@@ -100,6 +103,11 @@ FAREWELL_S = 2.0
 NEWS_QUEUE = 256
 #: What to do about a redirect a peer answered.
 PEER_MOVED = "if the peer gate answers there, set its compound.peers url to that base URL"
+
+
+class _Stopped(Exception):
+    """The sync was stopped: its threads leave the event log alone (the daemon closes it
+    next)."""
 
 
 @dataclass
@@ -172,6 +180,12 @@ class PeerSync:
         self._told: tuple[str, ...] = ()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        #: Uses of the event log under way (``_using_store``; they never wait for each other):
+        #: ``stop`` sets ``_closed`` and waits for them to end, and none starts after (a fetch
+        #: still on its way then drops its answer): the log may be closed.
+        self._store_gate = threading.Condition()
+        self._store_users = 0
+        self._closed = False
         #: Set by a peer's poke: its thread asks it now, not at its next poll.
         self._wakes = {p.kiosk_id: threading.Event() for p in self.peers}
         #: A passing decision here not told to that peer yet (a queue of one: news coalesces).
@@ -190,6 +204,8 @@ class PeerSync:
     def _fetch_logged(self, peer: PeerSource) -> None:
         try:
             self.fetch(peer)
+        except _Stopped:
+            return  # stopped while its answer was on the way: dropped
         except Exception:  # noqa: BLE001 - a store fault while keeping: the next round retries
             log.exception("compound: keeping %s's passages failed", peer.kiosk_id)
             self._failed(peer, "its passages could not be kept here (event log)")
@@ -220,12 +236,14 @@ class PeerSync:
             except ValueError as exc:
                 self._failed(peer, f"no token ({exc})")
                 return got
-            after = self.ledger.cursor(peer.kiosk_id)
+            with self._using_store():
+                after = self.ledger.cursor(peer.kiosk_id)
             try:
                 page = self._page(peer, token, after)
             except PeerRestarted as exc:
                 log.warning("compound: %s: %s; fetching it again", peer.kiosk_id, exc)
-                self.ledger.restart(peer.kiosk_id, self.core.clock.now())
+                with self._using_store():
+                    self.ledger.restart(peer.kiosk_id, self.core.clock.now())
                 continue
             except PeerForged as exc:
                 self._forged(state, unsigned=isinstance(exc, PeerUnsigned))
@@ -235,11 +253,12 @@ class PeerSync:
                 self._failed(peer, str(exc))
                 return got
             clock = self.core.clock
-            new = self.ledger.merge(
-                peer.url, peer.kiosk_id, page, clock.now(), synced=clock.synced()
-            )
-            if new:
-                self._record(new)
+            with self._using_store():
+                new = self.ledger.merge(
+                    peer.url, peer.kiosk_id, page, clock.now(), synced=clock.synced()
+                )
+                if new:
+                    self._record(new)
             got += len(new)
             with self._lock:
                 if state.last_error is not None:
@@ -252,6 +271,23 @@ class PeerSync:
             if page.next >= page.last:
                 break
         return got
+
+    @contextlib.contextmanager
+    def _using_store(self) -> Iterator[None]:
+        """Around each use of the event log by the sync: ``_Stopped`` once ``stop`` returned
+        (the daemon closes the log next, under a thread still running a query it crashed
+        the process), and ``stop`` waits for the uses under way (milliseconds); they do not
+        wait for each other (the health report reads while a page is kept)."""
+        with self._store_gate:
+            if self._closed:
+                raise _Stopped
+            self._store_users += 1
+        try:
+            yield
+        finally:
+            with self._store_gate:
+                self._store_users -= 1
+                self._store_gate.notify_all()
 
     def _record(self, rows: list[Any]) -> None:
         history = self.core.history
@@ -544,8 +580,9 @@ class PeerSync:
         took (``told``) or not (``tell_failed``)."""
         now = self.core.clock.now()
         try:
-            held = self.ledger.held()
-        except Exception:  # noqa: BLE001 - the health report must not fail on it
+            with self._using_store():
+                held = self.ledger.held()
+        except Exception:  # noqa: BLE001 - the health report must not fail on it (nor stopped)
             held = {}
         out = []
         with self._lock:
@@ -613,6 +650,8 @@ class PeerSync:
         if self._threads:
             return
         self._stop.clear()
+        with self._store_gate:
+            self._closed = False
         for peer in self.peers:
             for target, name in ((self._loop, "peer"), (self._push_loop, "news")):
                 thread = threading.Thread(
@@ -646,7 +685,8 @@ class PeerSync:
 
     def stop(self, timeout_s: float = 2.0) -> None:
         """Ask the threads to end and wait for them within ``timeout_s`` in all (a fetch
-        under way ends at its deadline; its thread is a daemon's)."""
+        under way ends at its deadline; its thread is a daemon's). Once it returns, no thread
+        of the sync uses the event log: the caller may close it."""
         self._stop.set()
         for event in (*self._wakes.values(), *self._news.values()):
             event.set()
@@ -654,6 +694,9 @@ class PeerSync:
         for thread in self._threads:
             thread.join(max(0.0, end - self._monotonic()))
         self._threads = []
+        with self._store_gate:  # a thread not ended yet (a fetch on its way) keeps out of it
+            self._closed = True
+            self._store_gate.wait_for(lambda: self._store_users == 0, STORE_USE_S)
         if self._own_client:
             self.client.close()
 

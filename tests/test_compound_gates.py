@@ -91,8 +91,9 @@ class Gate:
         return {"decision": decision.decision, "reasons": list(decision.reasons)}
 
     def close(self) -> None:
+        """Its sync's threads (if started) joined before its store is closed."""
         if self.sync is not None:
-            self.sync.stop(0)
+            self.sync.stop(5)
         self.core.close()
 
 
@@ -795,8 +796,8 @@ def test_an_outing_at_one_gate_counts_at_the_other_before_its_next_poll(
         assert south.passage(resident(holder="Wang M"))["reasons"] == ["quota_exceeded"]
         assert told.status_push() == {"told": 1, "failed": 0, "coalesced": 0}
     finally:
+        south.close()  # first: its threads ask north's app, whose store north.close() closes
         north.close()
-        south.close()
 
 
 def test_only_a_committed_passage_is_told_and_many_are_told_once(north, south, monkeypatch):
@@ -1365,3 +1366,47 @@ def test_closed_hours_within_one_night(local, began, ended):
     now = at(local)
     got = closed_window(now, TZ, (time(1), time(5)))
     assert got == ((at(began) if began else None), at(ended))
+
+
+def test_a_fetch_under_way_when_the_sync_stops_never_touches_the_closed_store(
+    north, south, monkeypatch
+):
+    """``stop`` returned while a peer's answer was still on its way (a slow peer, or a test's
+    ``stop(0)``), and the daemon (or the test) then closed the event log: the thread went on
+    to read its cursor and keep the page on a store being closed under it (a crashed xdist
+    worker once, the next test running). After ``stop`` returns, no thread of it uses the
+    store: the answer is dropped and the thread ends."""
+    real = TestClient(north.app)
+    north.passage(resident())
+    arrived, release = threading.Event(), threading.Event()
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(202, json={"fetching": True})
+        arrived.set()
+        release.wait(10)
+        answer = real.get(str(request.url), headers=request.headers)
+        return httpx.Response(answer.status_code, content=answer.content, headers=answer.headers)
+
+    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(slow))
+    late: list[str] = []
+    stopped = threading.Event()
+    for name in ("cursor", "merge", "held", "restart"):
+        real_call = getattr(sync.ledger, name)
+
+        def spy(*args, _name=name, _call=real_call, **kwargs):
+            if stopped.is_set():
+                late.append(_name)
+            return _call(*args, **kwargs)
+
+        monkeypatch.setattr(sync.ledger, name, spy)
+    sync.start()
+    assert arrived.wait(10)  # its first ask is on its way
+    [asking] = [t for t in sync._threads if t.name == "kiosk-peer-gate-north"]
+    sync.stop(0)
+    stopped.set()
+    release.set()
+    asking.join(10)
+    assert not asking.is_alive()
+    assert late == []
+    assert sync.status()[0]["rows_held"] == 0  # the health report still answers
