@@ -238,8 +238,9 @@ class PeerSync:
                 return got
             with self._using_store():
                 after = self.ledger.cursor(peer.kiosk_id)
+                origin = self.ledger.origin(peer.kiosk_id)
             try:
-                page = self._page(peer, token, after)
+                page = self._page(peer, token, after, origin)
             except PeerRestarted as exc:
                 log.warning("compound: %s: %s; fetching it again", peer.kiosk_id, exc)
                 with self._using_store():
@@ -300,7 +301,7 @@ class PeerSync:
 
         self.core.runner.in_loop(record)
 
-    def _page(self, peer: PeerSource, token: str, after: int) -> Any:
+    def _page(self, peer: PeerSource, token: str, after: int, origin: str | None) -> Any:
         url = f"{peer.url}/api/v1/passages"
         headers = {"Authorization": f"Bearer {token}", **PLAIN_JSON}
         nonce = secrets.token_urlsafe(18)
@@ -341,7 +342,7 @@ class PeerSync:
         except (ValueError, RecursionError):
             raise PullError(f"{url}: the answer is not JSON (not a kiosk?)") from None
         now = self.core.clock.now()
-        return check_page(parsed, peer.kiosk_id, after, PAGE_ROWS, now, self.section.id)
+        return check_page(parsed, peer.kiosk_id, after, PAGE_ROWS, now, self.section.id, origin)
 
     def _reopened(self, state: PeerState, said: datetime | None) -> None:
         """An answer of a peer that said it was closing ends that when it dated it after its

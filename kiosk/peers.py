@@ -126,7 +126,13 @@ MIGRATIONS = sql_migrations(
         updated_at TEXT NOT NULL
     );
     """,
+    m002_peer_origin="""
+    ALTER TABLE peer_cursors ADD COLUMN origin TEXT;
+    """,
 )
+
+#: A log's ``origin`` as a page says it: its first event's id (a UUID).
+_ORIGIN = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
 def history_horizon(period_days: int) -> timedelta:
@@ -186,6 +192,9 @@ class CheckedPage:
     skew: timedelta | None = None
     #: The peer's clock as it answered (its ``now``), ``None`` as for ``skew``.
     said: datetime | None = None
+    #: Which log the peer answered from (its first event's id); ``None``: it did not say
+    #: (earlier code, or its log is empty).
+    origin: str | None = None
 
 
 # --- the serving side -------------------------------------------------------------------------
@@ -195,8 +204,9 @@ def peer_page(
     db: Database, kiosk_id: str, after: int, limit: int, since: datetime
 ) -> dict[str, Any]:
     """This kiosk's passing passages after ``after`` stamped from ``since`` on, at most
-    ``limit``: ``{"kiosk_id", "passages", "next", "last"}`` (``next``: the cursor to ask
-    from next; ``last``: the log's newest seq; the API adds ``now``, this kiosk's time). A
+    ``limit``: ``{"kiosk_id", "passages", "next", "last", "origin"}`` (``next``: the cursor to
+    ask from next; ``last``: the log's newest seq; ``origin``: which log, its first event's
+    id, ``None`` while it is empty; the API adds ``now``, this kiosk's time). A
     passage stamped on an unsynchronised clock goes at the time its boot's clock dates it
     (``kiosk.dating``). ``StoreFault`` when the log cannot be read."""
     try:
@@ -231,7 +241,9 @@ def _page(db: Database, kiosk_id: str, after: int, limit: int, since: datetime) 
     ]
     full = len(passages) == limit
     nxt = passages[-1]["seq"] if full else max(head, passages[-1]["seq"] if passages else after)
-    return {"kiosk_id": kiosk_id, "passages": passages, "next": nxt, "last": head}
+    first = db.execute("SELECT id FROM events ORDER BY seq LIMIT 1").fetchone()
+    origin = None if first is None else first[0]
+    return {"kiosk_id": kiosk_id, "passages": passages, "next": nxt, "last": head, "origin": origin}
 
 
 def _page_message(kiosk_id: str, nonce: str, after: int, limit: int, body: bytes) -> bytes:
@@ -393,6 +405,7 @@ def check_page(
     limit: int,
     now: datetime,
     compound: str | None = None,
+    origin: str | None = None,
 ) -> CheckedPage:
     """A peer's answer to ``after=after&limit=limit``, judged: ``PeerPageError`` (nothing
     kept) unless it is of ``kiosk_id`` (the id its URL is pinned to), of this gate's
@@ -400,7 +413,8 @@ def check_page(
     3-201 is another household), with at most ``limit`` rows of that kiosk, each seq after
     ``after`` and after the one before, every value within its bounds. Rows stamped more than
     ``MAX_AHEAD`` after ``now`` are dropped (``ahead``); the page's own ``now``, when it has
-    one, less ``now`` is its ``skew``."""
+    one, less ``now`` is its ``skew``. ``PeerRestarted`` when its log ends before ``after``,
+    or is another log than ``origin`` (the one held here, when both are known)."""
     if not isinstance(page, dict):
         raise PeerPageError("the answer is not a JSON object (not a kiosk?)")
     if page.get("kiosk_id") != kiosk_id:
@@ -412,6 +426,12 @@ def check_page(
     last = _seq(page.get("last"), "last")
     if last < after:
         raise PeerRestarted(f"its log ends at seq {last}, before {after} already fetched")
+    said_origin = _origin(page.get("origin"))
+    if origin is not None and said_origin is not None and said_origin != origin:
+        raise PeerRestarted(
+            f"it answers from another log than the one held here (its first event"
+            f" {said_origin}, not {origin}: a new card?)"
+        )
     raw = page.get("passages")
     if not isinstance(raw, list):
         raise PeerPageError("the answer has no passages list")
@@ -433,7 +453,15 @@ def check_page(
         raise PeerPageError(f"next is {nxt}, outside {previous}..{max(last, previous)}")
     said = None if page.get("now") is None else _when(page.get("now"), "now")
     skew = None if said is None else said - now
-    return CheckedPage(rows, nxt, last, ahead, skew, said)
+    return CheckedPage(rows, nxt, last, ahead, skew, said, said_origin)
+
+
+def _origin(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _ORIGIN.fullmatch(value):
+        raise PeerPageError(f"origin is {_shown(value)}, not an event id")
+    return value
 
 
 def _same_compound(said: object, compound: str | None) -> None:
@@ -495,6 +523,15 @@ class PeerLedger:
         )
         return int(row[0]) if row is not None else 0
 
+    def origin(self, kiosk_id: str) -> str | None:
+        """Which of the peer's logs the rows held are of (``CheckedPage.origin``)."""
+        row = (
+            self.store.reader()
+            .execute("SELECT origin FROM peer_cursors WHERE kiosk_id = ?", [kiosk_id])
+            .fetchone()
+        )
+        return None if row is None or row[0] is None else str(row[0])
+
     def held(self) -> dict[str, int]:
         """Rows held of each peer."""
         rows = self.store.reader().execute(
@@ -534,10 +571,11 @@ class PeerLedger:
                 if cursor.rowcount:
                     new.append(row)
             db.execute(
-                "INSERT INTO peer_cursors (kiosk_id, after, url, updated_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (kiosk_id) DO UPDATE SET after = excluded.after,"
-                " url = excluded.url, updated_at = excluded.updated_at",
-                [kiosk_id, page.next, url, fetched],
+                "INSERT INTO peer_cursors (kiosk_id, after, url, updated_at, origin)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (kiosk_id) DO UPDATE SET"
+                " after = excluded.after, url = excluded.url, updated_at = excluded.updated_at,"
+                " origin = COALESCE(excluded.origin, origin)",
+                [kiosk_id, page.next, url, fetched, page.origin],
             )
             self._trim(db, kiosk_id, since)
             return new

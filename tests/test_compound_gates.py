@@ -395,7 +395,8 @@ def test_a_peer_whose_log_starts_again_is_fetched_from_its_start(south, monkeypa
     sync = hostile(south, monkeypatch, page(row(seq=1), last=1))
     south.core.store.submit(
         lambda db: db.execute(
-            "INSERT INTO peer_cursors VALUES ('gate-north', 50, 'http://testserver', 'x')"
+            "INSERT INTO peer_cursors (kiosk_id, after, url, updated_at)"
+            " VALUES ('gate-north', 50, 'http://testserver', 'x')"
         )
     )
     sync.poll()
@@ -1410,3 +1411,32 @@ def test_a_fetch_under_way_when_the_sync_stops_never_touches_the_closed_store(
     assert not asking.is_alive()
     assert late == []
     assert sync.status()[0]["rows_held"] == 0  # the health report still answers
+
+
+def test_a_peer_on_a_fresh_log_past_the_cursor_is_fetched_again_from_its_start(
+    tmp_path, north, south, clock, monkeypatch
+):
+    """The north gate's card was replaced (a fresh log, seq from 1 again) and had more
+    passages by the south gate's next ask than its old log had: its log was not shorter than
+    the cursor, so the south gate asked after the old cursor and never held the new log's
+    first outings (a household out there went out again here). A page says which log it is
+    (``origin``: its first event's id); another log than the one held is fetched again from
+    its start."""
+    sync = south.peer_of(north, monkeypatch)
+    north.passage(resident("1-101"))
+    north.passage(resident("1-102"))
+    sync.poll()
+    assert sync.ledger.cursor("gate-north") == 2
+    fresh = Gate(tmp_path / "new-card", "gate-north", clock)
+    try:
+        clock.advance(60)
+        for household in ("2-201", "2-202", "2-203"):
+            assert fresh.passage(resident(household))["decision"] == "pass"
+        south.peer_of(fresh, monkeypatch).poll()
+        for household in ("1-101", "2-201", "2-202", "2-203"):  # the old log's counted still
+            assert south.core.history.exits_in_period(household, clock.now(), 2) == 1
+        assert south.passage(resident("2-201", "Wang M"))["reasons"] == ["quota_exceeded"]
+        assert south.sync.ledger.held() == {"gate-north": 3}
+        assert south.sync.ledger.cursor("gate-north") == 3
+    finally:
+        fresh.close()

@@ -814,6 +814,11 @@ class PeerPage(BaseModel):
         description="This kiosk's `[compound] id` (null: none): an asking gate of another"
         " compound keeps nothing of the answer.",
     )
+    origin: str | None = Field(
+        None,
+        description="Which log this is: its first event's id (null while it is empty). An"
+        " asking gate holding another log's passages fetches this one from its start.",
+    )
 
 
 @router.get(
