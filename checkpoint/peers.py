@@ -346,10 +346,13 @@ class PeerSync:
 
     def _reopened(self, state: PeerState, said: datetime | None) -> None:
         """An answer of a peer that said it was closing ends that when it dated it after its
-        notice (one crossing the farewell does not; one without its time does)."""
+        notice (one crossing the farewell does not; one without its time does), or when it
+        came ``MAX_SKEW`` after the notice (no crossing: back on a clock not set yet)."""
         if state.closed_at is None:
             return
-        if said is None or state.closing_said is None or said > state.closing_said:
+        crossing = self.core.clock.now() - state.closed_at <= MAX_SKEW
+        later = said is None or state.closing_said is None or said > state.closing_said
+        if later or not crossing:
             log.info("compound: peer %s is open again", state.kiosk_id)
             state.closed_at = None
 

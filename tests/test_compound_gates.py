@@ -1227,6 +1227,11 @@ def test_an_answer_from_before_the_closing_does_not_end_it(tmp_path, clock, sout
         north.core.clock = north.clock  # its answer dated before its farewell
         sync.poll()
         assert south.core.health()["peers"][0]["state"] == "closed"
+        # Answering minutes after its farewell is no crossing: it is back, whatever its clock
+        # says (a Pi that booted without its clock set, reading a time before it stopped).
+        clock.advance(150)
+        sync.poll()
+        assert south.core.health()["peers"][0]["state"] == "ok"
     finally:
         north.close()
 
