@@ -533,6 +533,7 @@ class PeerSync:
         except PeerForged as exc:
             self._forged(state, unsigned=isinstance(exc, PeerUnsigned))
             self._failed(peer, f"a closing notice refused: {exc}")
+            self._tell()  # an alarm on the guard's live page at once
             raise
         with self._lock:
             state.closed_at, state.closing_said = self.core.clock.now(), when

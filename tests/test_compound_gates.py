@@ -1252,7 +1252,10 @@ def test_a_closing_notice_for_a_pinned_peer_must_be_signed_by_its_key(
         auth = bearer_of(pinned)
         at = format_ts(clock.now())
         url = f"/api/v1/passages/poke?kiosk_id=gate-north&closing={at}"
+        told = pinned.core.bus.subscribe(name="test-peers")
         assert client.post(url, headers=auth).status_code == 403  # unsigned
+        # The guard's live page is told at once, not at the next poll.
+        assert told.get_nowait() == {"type": "peers", "stale": ["gate-north"]}
         forger = Ed25519PrivateKey.from_private_bytes(b"\x53" * 32)
         forged = {SIGNATURE_HEADER: sign_closing(forger, "gate-north", "gate-south", at)}
         assert client.post(url, headers=auth | forged).status_code == 403
