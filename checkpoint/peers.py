@@ -52,6 +52,7 @@ from kiosk.peers import (
     PeerLedger,
     PeerPageError,
     PeerRestarted,
+    PeerRolledBack,
     PeerUnsigned,
     check_page,
     closed_window,
@@ -245,6 +246,11 @@ class PeerSync:
                 log.warning("compound: %s: %s; fetching it again", peer.kiosk_id, exc)
                 with self._using_store():
                     self.ledger.restart(peer.kiosk_id, self.core.clock.now())
+                continue
+            except PeerRolledBack as exc:
+                log.warning("compound: %s: %s; going on from there", peer.kiosk_id, exc)
+                with self._using_store():
+                    self.ledger.rolled_back(peer.kiosk_id, exc.last)
                 continue
             except PeerForged as exc:
                 self._forged(state, unsigned=isinstance(exc, PeerUnsigned))

@@ -65,6 +65,7 @@ __all__ = [
     "PeerLedger",
     "PeerPageError",
     "PeerRestarted",
+    "PeerRolledBack",
     "PeerRow",
     "PeerUnsigned",
     "check_page",
@@ -159,6 +160,16 @@ class PeerUnsigned(PeerForged):
 
 class PeerRestarted(PeerPageError):
     """The peer's log ends before the cursor: a new database there, its seqs start again."""
+
+
+class PeerRolledBack(PeerPageError):
+    """The peer's log ends before the cursor and is the same log (its ``origin``): restored
+    from an older copy. What is held up to its end stays (fetched again it would be counted
+    twice); what is past it is of a branch gone, and its seqs will be new passages."""
+
+    def __init__(self, message: str, last: int) -> None:
+        super().__init__(message)
+        self.last = last
 
 
 @dataclass(frozen=True)
@@ -414,7 +425,8 @@ def check_page(
     ``after`` and after the one before, every value within its bounds. Rows stamped more than
     ``MAX_AHEAD`` after ``now`` are dropped (``ahead``); the page's own ``now``, when it has
     one, less ``now`` is its ``skew``. ``PeerRestarted`` when its log ends before ``after``,
-    or is another log than ``origin`` (the one held here, when both are known)."""
+    or is another log than ``origin`` (the one held here, when both are known);
+    ``PeerRolledBack`` when it ends before ``after`` and is that same log."""
     if not isinstance(page, dict):
         raise PeerPageError("the answer is not a JSON object (not a kiosk?)")
     if page.get("kiosk_id") != kiosk_id:
@@ -424,9 +436,15 @@ def check_page(
         )
     _same_compound(page.get("compound"), compound)
     last = _seq(page.get("last"), "last")
+    said_origin = _origin(page.get("origin"))
+    if last < after and origin is not None and said_origin == origin:
+        raise PeerRolledBack(
+            f"its log ends at seq {last}, before {after} already fetched, and is the same log"
+            " (restored from an older copy?)",
+            last,
+        )
     if last < after:
         raise PeerRestarted(f"its log ends at seq {last}, before {after} already fetched")
-    said_origin = _origin(page.get("origin"))
     if origin is not None and said_origin is not None and said_origin != origin:
         raise PeerRestarted(
             f"it answers from another log than the one held here (its first event"
@@ -589,6 +607,16 @@ class PeerLedger:
         def write(db: Database) -> None:
             db.execute("DELETE FROM peer_passages WHERE kiosk_id = ?", [kiosk_id])
             db.execute("DELETE FROM peer_cursors WHERE kiosk_id = ?", [kiosk_id])
+
+        self.store.submit(write)
+
+    def rolled_back(self, kiosk_id: str, last: int) -> None:
+        """The peer's log was restored from an older copy ending at ``last``: its rows held
+        past that go (the history keeps what it counted) and the cursor is ``last``."""
+
+        def write(db: Database) -> None:
+            db.execute("DELETE FROM peer_passages WHERE kiosk_id = ? AND seq > ?", [kiosk_id, last])
+            db.execute("UPDATE peer_cursors SET after = ? WHERE kiosk_id = ?", [last, kiosk_id])
 
         self.store.submit(write)
 

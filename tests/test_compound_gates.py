@@ -1448,3 +1448,42 @@ def test_a_peer_on_a_fresh_log_past_the_cursor_is_fetched_again_from_its_start(
         assert south.sync.ledger.cursor("gate-north") == 3
     finally:
         fresh.close()
+
+
+def test_a_peer_restored_from_an_older_copy_of_its_log_is_not_counted_twice(
+    tmp_path, north, south, clock, monkeypatch
+):
+    """The north gate's card was restored from a copy of its log taken before its last
+    outings (docs/operations.md, Backups): its log ended before the south gate's cursor, so
+    the south gate fetched it again from its start and counted every outing of the look-back
+    a second time (a household out once was denied ``quota_exceeded`` at the south gate).
+    The same log (``origin``) rolled back keeps the passages held up to its end, drops the
+    ones past it (counted still: they happened) and goes on from there."""
+    import sqlite3
+
+    sync = south.peer_of(north, monkeypatch)
+    north.passage(resident("1-101"))
+    north.passage(resident("1-102"))
+    copy = tmp_path / "restored" / "gate-north"
+    copy.mkdir(parents=True)
+    with sqlite3.connect(north.core.store.path) as src, sqlite3.connect(copy / "kiosk.db") as dst:
+        src.backup(dst)
+    north.passage(resident("1-103"))
+    sync.poll()
+    assert sync.ledger.cursor("gate-north") == 3
+    restored = Gate(tmp_path / "restored", "gate-north", clock)
+    try:
+        clock.advance(60)
+        assert restored.core.store.last_seq == 2
+        sync = south.peer_of(restored, monkeypatch)
+        sync.poll()
+        for household in ("1-101", "1-102", "1-103"):
+            assert south.core.history.exits_in_period(household, clock.now(), 2) == 1, household
+        assert sync.ledger.held() == {"gate-north": 2} and sync.ledger.cursor("gate-north") == 2
+        # Its next outing (seq 3 again, another one) is held and counted.
+        restored.passage(resident("1-104"))
+        sync.poll()
+        assert south.core.history.exits_in_period("1-104", clock.now(), 2) == 1
+        assert sync.ledger.held() == {"gate-north": 3}
+    finally:
+        restored.close()
