@@ -193,6 +193,19 @@ class PeerSync:
         self._news = {p.kiosk_id: threading.Event() for p in self.peers}
         self._pushed = {"told": 0, "failed": 0, "coalesced": 0}
         self.poke_gap_s = poke_gap_s
+        self._load_closings()
+
+    def _load_closings(self) -> None:
+        """The peers that said they were closing before this gate started (kept in the log)."""
+        try:
+            closings = self.ledger.closings()
+        except Exception:  # noqa: BLE001 - a start never fails on it: they show stale instead
+            log.exception("compound: the peers' closings could not be read")
+            return
+        for kiosk_id, (at, said) in closings.items():
+            if kiosk_id in self.states:
+                self.states[kiosk_id].closed_at = at
+                self.states[kiosk_id].closing_said = said
 
     # -- one round --------------------------------------------------------------------------------
 
@@ -271,10 +284,13 @@ class PeerSync:
                 if state.last_error is not None:
                     log.info("compound: peer %s answers again", peer.kiosk_id)
                 state.last_success, state.last_error = self.core.clock.now(), None
-                self._reopened(state, page.said)
+                reopened = self._reopened(state, page.said)
                 state.ahead_dropped += page.ahead
                 state.fetched += len(new)
                 self._skewed(state, page.skew)
+            if reopened:
+                with self._using_store():
+                    self.ledger.set_closed(peer.url, peer.kiosk_id, None, None, clock.now())
             if page.next >= page.last:
                 break
         return got
@@ -350,17 +366,20 @@ class PeerSync:
         now = self.core.clock.now()
         return check_page(parsed, peer.kiosk_id, after, PAGE_ROWS, now, self.section.id, origin)
 
-    def _reopened(self, state: PeerState, said: datetime | None) -> None:
+    def _reopened(self, state: PeerState, said: datetime | None) -> bool:
         """An answer of a peer that said it was closing ends that when it dated it after its
         notice (one crossing the farewell does not; one without its time does), or when it
-        came ``MAX_SKEW`` after the notice (no crossing: back on a clock not set yet)."""
+        came ``MAX_SKEW`` after the notice (no crossing: back on a clock not set yet); whether
+        it ended."""
         if state.closed_at is None:
-            return
+            return False
         crossing = self.core.clock.now() - state.closed_at <= MAX_SKEW
         later = said is None or state.closing_said is None or said > state.closing_said
         if later or not crossing:
             log.info("compound: peer %s is open again", state.kiosk_id)
             state.closed_at = None
+            return True
+        return False
 
     def _skewed(self, state: PeerState, skew: timedelta | None) -> None:
         """Keep the peer's clock skew; logged once when it goes beyond ``MAX_SKEW`` and once
@@ -541,8 +560,12 @@ class PeerSync:
             self._failed(peer, f"a closing notice refused: {exc}")
             self._tell()  # an alarm on the guard's live page at once
             raise
+        now = self.core.clock.now()
         with self._lock:
-            state.closed_at, state.closing_said = self.core.clock.now(), when
+            state.closed_at, state.closing_said = now, when
+        # Kept for a restart of this gate; shown now either way.
+        with contextlib.suppress(Exception), self._using_store():
+            self.ledger.set_closed(peer.url, kiosk_id, now, when, now)
         log.info("compound: peer %s says it is closing (stopped cleanly)", kiosk_id)
         self._tell()
 

@@ -130,6 +130,10 @@ MIGRATIONS = sql_migrations(
     m002_peer_origin="""
     ALTER TABLE peer_cursors ADD COLUMN origin TEXT;
     """,
+    m003_peer_closed="""
+    ALTER TABLE peer_cursors ADD COLUMN closed_at TEXT;
+    ALTER TABLE peer_cursors ADD COLUMN closing_said TEXT;
+    """,
 )
 
 #: A log's ``origin`` as a page says it: its first event's id (a UUID).
@@ -610,6 +614,32 @@ class PeerLedger:
 
         self.store.submit(write)
 
+    def set_closed(
+        self, url: str, kiosk_id: str, at: datetime | None, said: datetime | None, now: datetime
+    ) -> None:
+        """Keep that the peer said it is closing (``at``, this gate's clock; ``said``, its
+        own), or (``None``) that it answered again: a restart of this gate still knows."""
+        values = [None if t is None else format_ts(t) for t in (at, said)]
+
+        def write(db: Database) -> None:
+            db.execute(
+                "INSERT INTO peer_cursors (kiosk_id, after, url, updated_at, closed_at,"
+                " closing_said) VALUES (?, 0, ?, ?, ?, ?) ON CONFLICT (kiosk_id) DO UPDATE SET"
+                " closed_at = excluded.closed_at, closing_said = excluded.closing_said",
+                [kiosk_id, url, format_ts(now), *values],
+            )
+
+        self.store.submit(write)
+
+    def closings(self) -> dict[str, tuple[datetime, datetime]]:
+        """The peers that said they are closing and have not answered since: ``{kiosk_id:
+        (when, by its clock)}``."""
+        rows = self.store.reader().execute(
+            "SELECT kiosk_id, closed_at, closing_said FROM peer_cursors"
+            " WHERE closed_at IS NOT NULL AND closing_said IS NOT NULL"
+        )
+        return {k: (_stamp(at), _stamp(said)) for k, at, said in rows.fetchall()}
+
     def rolled_back(self, kiosk_id: str, last: int) -> None:
         """The peer's log was restored from an older copy ending at ``last``: its rows held
         past that go (the history keeps what it counted) and the cursor is ``last``."""
@@ -628,6 +658,10 @@ class PeerLedger:
             " peer_passages WHERE kiosk_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
             [kiosk_id, kiosk_id, self.max_rows],
         )
+
+
+def _stamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def purge(db: Database, cutoff: datetime) -> int:

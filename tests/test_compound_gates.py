@@ -1487,3 +1487,34 @@ def test_a_peer_restored_from_an_older_copy_of_its_log_is_not_counted_twice(
         assert sync.ledger.held() == {"gate-north": 3}
     finally:
         restored.close()
+
+
+def test_a_peer_that_said_it_closed_stays_closed_across_this_gates_restart(
+    tmp_path, clock, south, monkeypatch
+):
+    """The side gate said it was closing at 22:00; the main gate restarted at 03:00 (an
+    update) and, knowing nothing of it, alarmed at its first ask: the closing is kept with
+    the peer's cursor, and a restarted gate still shows it closed until it answers again."""
+    north, switch, sync = closing_pair(tmp_path, clock, monkeypatch, south)
+    try:
+        clock.advance(12 * 3600)
+        assert north.sync.farewell() == {"gate-south": 202}
+        switch.up = False
+        south.close()
+        clock.advance(5 * 3600)
+        again = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")])
+        try:
+            resync = again.peer_of(north, monkeypatch, transport=httpx.MockTransport(switch))
+            resync.poll()
+            [peer] = again.core.health()["peers"]
+            assert peer["state"] == "closed" and peer["closed_since"] == "2026-03-02T14:00:00+00:00"
+            # Back in the morning: it answers, the closing is over.
+            switch.up = True
+            resync.poll()
+            assert again.core.health()["peers"][0]["state"] == "ok"
+            resync.poll()
+            assert again.core.health()["peers"][0]["closed_since"] is None
+        finally:
+            again.close()
+    finally:
+        north.close()
