@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 
 import httpx
@@ -95,6 +96,8 @@ MAX_ANSWER_VALUES = PAGE_ROWS * 24 + 64
 POKE_GAP_S = 1.0
 #: The most one poke of a peer may take, whatever it answers (the poll is the backstop).
 POKE_DEADLINE_S = 3.0
+#: A moment: the closed hours just ended are those of a moment before their end.
+_TICK = timedelta(microseconds=1)
 #: The most ``stop`` waits for a use of the event log under way (a page being kept) to end.
 STORE_USE_S = 5.0
 #: The most a stopping gate waits for its peers to take its closing notice, all at once.
@@ -660,11 +663,11 @@ class PeerSync:
         since = heard or self.started_at
         hours = self._sources[state.kiosk_id].closed_hours
         if hours is not None:  # its own closed hours: not heard then is not an outage
-            began, ended = closed_window(now, self.core.tz, hours)
+            began, ended = self._closed_hours(state, now, hours)
             if began is not None:
                 return "closed", began
             if now - ended <= stale_after:  # it is booting after them
-                return "closed", closed_window(ended, self.core.tz, hours)[0] or ended
+                return "closed", self._closed_hours(state, ended - _TICK, hours)[0] or ended
             since = max(since, ended)
         # Not asked to the end yet since the start (the first poll under way): not an outage
         # (a restart raised the guard's alarm every time). Any failure is one.
@@ -675,6 +678,15 @@ class PeerSync:
         ):
             return "starting", None
         return "stale", since
+
+    def _closed_hours(
+        self, state: PeerState, now: datetime, hours: tuple[dt_time, dt_time]
+    ) -> tuple[datetime | None, datetime]:
+        """``kiosk.peers.closed_window`` by the peer's clock (its timer keeps its hours; its
+        skew as its last answer told it), the times given back on this gate's clock."""
+        skew = state.skew or timedelta(0)
+        began, ended = closed_window(now + skew, self.core.tz, hours)
+        return (None if began is None else began - skew), ended - skew
 
     # -- schedule ---------------------------------------------------------------------------------
 

@@ -1518,3 +1518,33 @@ def test_a_peer_that_said_it_closed_stays_closed_across_this_gates_restart(
             again.close()
     finally:
         north.close()
+
+
+def test_a_peers_closed_hours_are_kept_by_its_own_clock(tmp_path, clock, monkeypatch):
+    """The side gate's timer, on its clock 5 minutes ahead, powered it off at its 22:00, the
+    main gate's 21:55: every night it alarmed for the minutes until the main gate's 22:00.
+    Its closed hours go by its clock (as its last answer told it), as its timer does."""
+    ahead = FakeClock(start=NOW + timedelta(minutes=5))
+    north = Gate(tmp_path, "gate-north", ahead)
+    hours = {"closed_from": "22:00", "closed_until": "06:30"}
+    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north") | hours])
+    try:
+        switch = Switch(north)
+        sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(switch))
+        for c in (clock, ahead):
+            c.advance(11 * 3600 + 54 * 60)  # 21:54 here, 21:59 there
+        sync.poll()
+        assert south.core.health()["peers"][0]["clock_skew_s"] == 300
+        switch.up = False  # off at 22:00 by its clock
+        clock.advance(4 * 60)  # 21:58 here
+        sync.poll()
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "closed" and peer["closed_since"] == "2026-03-02T13:55:00+00:00"
+        clock.advance(8 * 3600 + 27 * 60)  # 06:25 here, 06:30 there: booting, still closed
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "closed" and peer["closed_since"] == "2026-03-02T13:55:00+00:00"
+        clock.advance(3 * 60)  # 06:28 here: its hours ended 3 minutes ago by its clock
+        assert south.core.health()["peers"][0]["state"] == "stale"
+    finally:
+        north.close()
+        south.close()
