@@ -349,6 +349,8 @@ class PeerSync:
                 f"{url}: HTTP {status}: the peer refuses this gate's token (it needs a"
                 f" {PEER_SCOPE} token of that gate: kiosk token new --scope {PEER_SCOPE})"
             )
+        if status == 421:  # its guard against DNS rebinding (docs/network.md)
+            raise PullError(f"{url}: 421: {misdirected(peer.url)}")
         if status != 200:
             raise PullError(f"{url}: {status_words(status, answer_headers, body, PEER_MOVED)}")
         if peer.trust_key is not None:
@@ -487,7 +489,13 @@ class PeerSync:
             else:
                 state.tell_failed += 1
                 self._pushed["failed"] += 1
-            if status not in (202, None, state.tell_status):
+            if status == 421 and state.tell_status != 421:
+                log.warning(
+                    "compound: peer %s does not take this gate's news (HTTP 421): %s",
+                    peer.kiosk_id,
+                    misdirected(peer.url),
+                )
+            elif status not in (202, None, state.tell_status):
                 log.warning(
                     "compound: peer %s does not take this gate's news (HTTP %s): it runs"
                     " earlier code or does not list this gate in its compound.peers; its"
@@ -753,6 +761,16 @@ class PeerSync:
         if not section.peers:
             return None
         return cls(core, section, client=client)
+
+
+def misdirected(url: str) -> str:
+    """What a peer's 421 means and what to do (``kiosk.hosts``: the peer refuses the name
+    this gate asks it by)."""
+    host = httpx.URL(url).host
+    return (
+        f"the gate does not answer to {host}; if that name is the gate's, add it to that"
+        " gate's [web] allowed_hosts (docs/network.md)"
+    )
 
 
 def _iso(when: datetime | None) -> str | None:

@@ -1548,3 +1548,25 @@ def test_a_peers_closed_hours_are_kept_by_its_own_clock(tmp_path, clock, monkeyp
     finally:
         north.close()
         south.close()
+
+
+def test_a_peer_that_does_not_answer_to_its_name_says_which_setting(south, monkeypatch, caplog):
+    """The north gate refused the name the south gate asks it by (its guard against DNS
+    rebinding, docs/network.md): the south gate's devices page said only "HTTP 421", and its
+    news was logged as "runs earlier code or does not list this gate". Both name the north
+    gate's [web] allowed_hosts, as the office's pull does."""
+    import logging
+
+    def misdirected(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(421, json={"detail": "Misdirected Request"})
+
+    sync = hostile(south, monkeypatch, "")
+    sync.client = httpx.Client(transport=httpx.MockTransport(misdirected))
+    sync.poll()
+    error = south.core.health()["peers"][0]["last_error"]
+    assert "does not answer to testserver" in error and "allowed_hosts" in error
+    with caplog.at_level(logging.WARNING, logger="checkpoint.peers"):
+        sync.news({"type": "decision", "decision": "pass", "committed": True})
+        assert sync.push() == {"gate-north": 421}
+    [said] = [r.getMessage() for r in caplog.records if "news" in r.getMessage()]
+    assert "allowed_hosts" in said and "earlier code" not in said
