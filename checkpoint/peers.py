@@ -361,7 +361,13 @@ class PeerSync:
                     " gate's trust folder: nothing of its answers is kept"
                 )
             said = answer_headers.get(SIGNATURE_HEADER)
-            verify_page(key, said, peer.kiosk_id, nonce, after, PAGE_ROWS, bytes(body))
+            try:
+                verify_page(key, said, peer.kiosk_id, nonce, after, PAGE_ROWS, bytes(body))
+            except PeerUnsigned:
+                raise
+            except PeerForged as exc:
+                asked = (peer.kiosk_id, nonce, after, PAGE_ROWS, bytes(body))
+                raise PeerForged(f"{exc}{self._rotated(peer, said, asked)}") from None
         if json_values(body) > MAX_ANSWER_VALUES:
             raise PullError(f"{url}: an answer with more values than a page of passages has")
         try:
@@ -385,6 +391,22 @@ class PeerSync:
             state.closed_at = None
             return True
         return False
+
+    def _rotated(self, peer: PeerSource, said: str | None, asked: tuple[Any, ...]) -> str:
+        """A hint when the answer is signed by another key of the trust folder (the peer's
+        key rotated, its new .pub brought under another name): which, and what to pin. The
+        answer is refused all the same."""
+        key_id = (said or "").partition(":")[0]
+        for name, key in self.core.trust.keys_for(key_id) if key_id else []:
+            try:
+                verify_page(key, said, *asked)
+            except PeerForged:
+                continue
+            return (
+                f"; it is signed by {name}.pub of this gate's trust folder: if that is"
+                f' {peer.kiosk_id}\'s new key, set its trust_key = "{name}"'
+            )
+        return ""
 
     def _skewed(self, state: PeerState, skew: timedelta | None) -> None:
         """Keep the peer's clock skew; logged once when it goes beyond ``MAX_SKEW`` and once

@@ -1570,3 +1570,24 @@ def test_a_peer_that_does_not_answer_to_its_name_says_which_setting(south, monke
         assert sync.push() == {"gate-north": 421}
     [said] = [r.getMessage() for r in caplog.records if "news" in r.getMessage()]
     assert "allowed_hosts" in said and "earlier code" not in said
+
+
+def test_a_peer_whose_key_was_rotated_is_refused_and_told_which_key_to_pin(
+    north, pinned, monkeypatch
+):
+    """The north gate's issuer key was rotated and its new .pub brought to the south gate's
+    trust folder under a new name, trust_key left as it was: every answer was 'forged' with
+    no word of the key that does sign it. Still refused (the pinned key is the pinned key),
+    its error names the trusted .pub that signs it and what to set."""
+    from kiosk.passes import public_key_pem
+
+    rotated = Ed25519PrivateKey.from_private_bytes(b"\x54" * 32)
+    north.core.issuer_key = rotated
+    (pinned.dir / "trust" / "gate-north-2027.pub").write_bytes(public_key_pem(rotated.public_key()))
+    sync = pinned.peer_of(north, monkeypatch)
+    north.passage(resident())
+    sync.poll()
+    [peer] = pinned.core.health()["peers"]
+    assert peer["state"] == "forged" and sync.ledger.held() == {}
+    assert "gate-north-2027.pub" in peer["last_error"]
+    assert 'trust_key = "gate-north-2027"' in peer["last_error"]
