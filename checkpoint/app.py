@@ -361,6 +361,8 @@ class Daemon:
         if self._lists_sync is not None:
             await asyncio.to_thread(self._lists_sync.stop, 1.0)
         if self._peers is not None:
+            # Its peers are told it is closing (a clean stop, not an outage): no alarm there.
+            await asyncio.to_thread(self._peers.farewell)
             await asyncio.to_thread(self._peers.stop, 1.0)
         await self.core.runner.stop()
         if self._held is not None:  # one last try; what is left is said in the log

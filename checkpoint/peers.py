@@ -12,7 +12,8 @@ outings are unknown here (``stale``): then the quota and the anti-passback hold 
 only (docs/operations.md, "Several gates"). A peer whose key is pinned (``trust_key``) is
 asked with a fresh nonce each time and its answer kept only when signed by that key for that
 request (``kiosk.peers.verify_page``); one that is not is ``forged``: refused, counted and an
-alarm at once.
+alarm at once; one with no signature at all is ``unsigned`` (refused, counted and an alarm as
+well, and told apart: a peer without an issuer key or on an older release sends none).
 
 The poll is the backstop; news comes sooner. After each committed passing decision here
 (``news``, from the bus on the loop: it only sets a flag, never blocks the loop) a push
@@ -26,14 +27,16 @@ but to ask now: what is kept still comes by the ask, judged (and signed) as alwa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 
 import httpx
@@ -50,10 +53,17 @@ from kiosk.peers import (
     PeerLedger,
     PeerPageError,
     PeerRestarted,
+    PeerRolledBack,
+    PeerUnsigned,
     check_page,
+    closed_window,
+    closing_time,
     record_peer_rows,
+    sign_closing,
+    verify_closing,
     verify_page,
 )
+from kiosk.store import format_ts
 from office.deadline import Deadline, DeadlineExceeded
 from office.pull import (
     PLAIN_JSON,
@@ -71,7 +81,7 @@ log = logging.getLogger(__name__)
 __all__ = ["PAGE_ROWS", "UNKNOWN_STATES", "PeerState", "PeerSync"]
 
 #: A peer's states in which its outings are unknown here (a device alarm while they last).
-UNKNOWN_STATES = ("stale", "forged")
+UNKNOWN_STATES = ("stale", "forged", "unsigned")
 
 #: Passages asked for in one request, and the most pages one poll reads (a peer's backlog
 #: after an outage comes in over several polls, each bounded).
@@ -86,11 +96,22 @@ MAX_ANSWER_VALUES = PAGE_ROWS * 24 + 64
 POKE_GAP_S = 1.0
 #: The most one poke of a peer may take, whatever it answers (the poll is the backstop).
 POKE_DEADLINE_S = 3.0
+#: A moment: the closed hours just ended are those of a moment before their end.
+_TICK = timedelta(microseconds=1)
+#: The most ``stop`` waits for a use of the event log under way (a page being kept) to end.
+STORE_USE_S = 5.0
+#: The most a stopping gate waits for its peers to take its closing notice, all at once.
+FAREWELL_S = 2.0
 #: The bus messages the push thread may be behind by before it is dropped as slow (then it
 #: subscribes again: news lost meanwhile waits for the poll).
 NEWS_QUEUE = 256
 #: What to do about a redirect a peer answered.
 PEER_MOVED = "if the peer gate answers there, set its compound.peers url to that base URL"
+
+
+class _Stopped(Exception):
+    """The sync was stopped: its threads leave the event log alone (the daemon closes it
+    next)."""
 
 
 @dataclass
@@ -112,12 +133,23 @@ class PeerState:
     #: ``stale_after_s`` after its last: till then the peer is ``forged``, real answers or not).
     forged_at: datetime | None = None
     forged_since: datetime | None = None
+    #: Answers refused as carrying no signature at all while its key is pinned (an older
+    #: release, no issuer key), and that spell's last and first, as for ``forged``.
+    unsigned: int = 0
+    unsigned_at: datetime | None = None
+    unsigned_since: datetime | None = None
     #: Pokes of it with this gate's news it took (202), and those it did not (no answer or
     #: another status: its poll brings the news instead).
     told: int = 0
     tell_failed: int = 0
     #: Its answer to the last poke (``None``: none yet, or no answer).
     tell_status: int | None = None
+    #: When it said it was closing (stopping cleanly), by this gate's clock; ``None``: it is
+    #: not closed (or never said so). Until it answers again it is ``closed``, no alarm.
+    closed_at: datetime | None = None
+    #: The time its last closing notice taken said, by its clock: a notice must be later
+    #: (one played back is refused), and an answer it dated later ends the closing.
+    closing_said: datetime | None = None
 
 
 class PeerSync:
@@ -146,17 +178,37 @@ class PeerSync:
         self._monotonic = monotonic
         self.started_at = core.clock.now()
         self.states = {p.kiosk_id: PeerState(p.url, p.kiosk_id) for p in self.peers}
+        self._sources = {p.kiosk_id: p for p in self.peers}
         self._lock = threading.Lock()
         #: The peers last said to be stale on the bus (``_tell``).
         self._told: tuple[str, ...] = ()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        #: Uses of the event log under way (``_using_store``; they never wait for each other):
+        #: ``stop`` sets ``_closed`` and waits for them to end, and none starts after (a fetch
+        #: still on its way then drops its answer): the log may be closed.
+        self._store_gate = threading.Condition()
+        self._store_users = 0
+        self._closed = False
         #: Set by a peer's poke: its thread asks it now, not at its next poll.
         self._wakes = {p.kiosk_id: threading.Event() for p in self.peers}
         #: A passing decision here not told to that peer yet (a queue of one: news coalesces).
         self._news = {p.kiosk_id: threading.Event() for p in self.peers}
         self._pushed = {"told": 0, "failed": 0, "coalesced": 0}
         self.poke_gap_s = poke_gap_s
+        self._load_closings()
+
+    def _load_closings(self) -> None:
+        """The peers that said they were closing before this gate started (kept in the log)."""
+        try:
+            closings = self.ledger.closings()
+        except Exception:  # noqa: BLE001 - a start never fails on it: they show stale instead
+            log.exception("compound: the peers' closings could not be read")
+            return
+        for kiosk_id, (at, said) in closings.items():
+            if kiosk_id in self.states:
+                self.states[kiosk_id].closed_at = at
+                self.states[kiosk_id].closing_said = said
 
     # -- one round --------------------------------------------------------------------------------
 
@@ -169,6 +221,8 @@ class PeerSync:
     def _fetch_logged(self, peer: PeerSource) -> None:
         try:
             self.fetch(peer)
+        except _Stopped:
+            return  # stopped while its answer was on the way: dropped
         except Exception:  # noqa: BLE001 - a store fault while keeping: the next round retries
             log.exception("compound: keeping %s's passages failed", peer.kiosk_id)
             self._failed(peer, "its passages could not be kept here (event log)")
@@ -199,37 +253,67 @@ class PeerSync:
             except ValueError as exc:
                 self._failed(peer, f"no token ({exc})")
                 return got
-            after = self.ledger.cursor(peer.kiosk_id)
+            with self._using_store():
+                after = self.ledger.cursor(peer.kiosk_id)
+                origin = self.ledger.origin(peer.kiosk_id)
             try:
-                page = self._page(peer, token, after)
+                page = self._page(peer, token, after, origin)
             except PeerRestarted as exc:
                 log.warning("compound: %s: %s; fetching it again", peer.kiosk_id, exc)
-                self.ledger.restart(peer.kiosk_id, self.core.clock.now())
+                with self._using_store():
+                    self.ledger.restart(peer.kiosk_id, self.core.clock.now())
+                continue
+            except PeerRolledBack as exc:
+                log.warning("compound: %s: %s; going on from there", peer.kiosk_id, exc)
+                with self._using_store():
+                    self.ledger.rolled_back(peer.kiosk_id, exc.last)
                 continue
             except PeerForged as exc:
-                self._forged(state)
+                self._forged(state, unsigned=isinstance(exc, PeerUnsigned))
                 self._failed(peer, str(exc))
                 return got
             except (PullError, PeerPageError) as exc:
                 self._failed(peer, str(exc))
                 return got
             clock = self.core.clock
-            new = self.ledger.merge(
-                peer.url, peer.kiosk_id, page, clock.now(), synced=clock.synced()
-            )
-            if new:
-                self._record(new)
+            with self._using_store():
+                new = self.ledger.merge(
+                    peer.url, peer.kiosk_id, page, clock.now(), synced=clock.synced()
+                )
+                if new:
+                    self._record(new)
             got += len(new)
             with self._lock:
                 if state.last_error is not None:
                     log.info("compound: peer %s answers again", peer.kiosk_id)
                 state.last_success, state.last_error = self.core.clock.now(), None
+                reopened = self._reopened(state, page.said)
                 state.ahead_dropped += page.ahead
                 state.fetched += len(new)
                 self._skewed(state, page.skew)
+            if reopened:
+                with self._using_store():
+                    self.ledger.set_closed(peer.url, peer.kiosk_id, None, None, clock.now())
             if page.next >= page.last:
                 break
         return got
+
+    @contextlib.contextmanager
+    def _using_store(self) -> Iterator[None]:
+        """Around each use of the event log by the sync: ``_Stopped`` once ``stop`` returned
+        (the daemon closes the log next, under a thread still running a query it crashed
+        the process), and ``stop`` waits for the uses under way (milliseconds); they do not
+        wait for each other (the health report reads while a page is kept)."""
+        with self._store_gate:
+            if self._closed:
+                raise _Stopped
+            self._store_users += 1
+        try:
+            yield
+        finally:
+            with self._store_gate:
+                self._store_users -= 1
+                self._store_gate.notify_all()
 
     def _record(self, rows: list[Any]) -> None:
         history = self.core.history
@@ -242,7 +326,7 @@ class PeerSync:
 
         self.core.runner.in_loop(record)
 
-    def _page(self, peer: PeerSource, token: str, after: int) -> Any:
+    def _page(self, peer: PeerSource, token: str, after: int, origin: str | None) -> Any:
         url = f"{peer.url}/api/v1/passages"
         headers = {"Authorization": f"Bearer {token}", **PLAIN_JSON}
         nonce = secrets.token_urlsafe(18)
@@ -265,6 +349,8 @@ class PeerSync:
                 f"{url}: HTTP {status}: the peer refuses this gate's token (it needs a"
                 f" {PEER_SCOPE} token of that gate: kiosk token new --scope {PEER_SCOPE})"
             )
+        if status == 421:  # its guard against DNS rebinding (docs/network.md)
+            raise PullError(f"{url}: 421: {misdirected(peer.url)}")
         if status != 200:
             raise PullError(f"{url}: {status_words(status, answer_headers, body, PEER_MOVED)}")
         if peer.trust_key is not None:
@@ -275,7 +361,13 @@ class PeerSync:
                     " gate's trust folder: nothing of its answers is kept"
                 )
             said = answer_headers.get(SIGNATURE_HEADER)
-            verify_page(key, said, peer.kiosk_id, nonce, after, PAGE_ROWS, bytes(body))
+            try:
+                verify_page(key, said, peer.kiosk_id, nonce, after, PAGE_ROWS, bytes(body))
+            except PeerUnsigned:
+                raise
+            except PeerForged as exc:
+                asked = (peer.kiosk_id, nonce, after, PAGE_ROWS, bytes(body))
+                raise PeerForged(f"{exc}{self._rotated(peer, said, asked)}") from None
         if json_values(body) > MAX_ANSWER_VALUES:
             raise PullError(f"{url}: an answer with more values than a page of passages has")
         try:
@@ -283,7 +375,38 @@ class PeerSync:
         except (ValueError, RecursionError):
             raise PullError(f"{url}: the answer is not JSON (not a kiosk?)") from None
         now = self.core.clock.now()
-        return check_page(parsed, peer.kiosk_id, after, PAGE_ROWS, now, self.section.id)
+        return check_page(parsed, peer.kiosk_id, after, PAGE_ROWS, now, self.section.id, origin)
+
+    def _reopened(self, state: PeerState, said: datetime | None) -> bool:
+        """An answer of a peer that said it was closing ends that when it dated it after its
+        notice (one crossing the farewell does not; one without its time does), or when it
+        came ``MAX_SKEW`` after the notice (no crossing: back on a clock not set yet); whether
+        it ended."""
+        if state.closed_at is None:
+            return False
+        crossing = self.core.clock.now() - state.closed_at <= MAX_SKEW
+        later = said is None or state.closing_said is None or said > state.closing_said
+        if later or not crossing:
+            log.info("compound: peer %s is open again", state.kiosk_id)
+            state.closed_at = None
+            return True
+        return False
+
+    def _rotated(self, peer: PeerSource, said: str | None, asked: tuple[Any, ...]) -> str:
+        """A hint when the answer is signed by another key of the trust folder (the peer's
+        key rotated, its new .pub brought under another name): which, and what to pin. The
+        answer is refused all the same."""
+        key_id = (said or "").partition(":")[0]
+        for name, key in self.core.trust.keys_for(key_id) if key_id else []:
+            try:
+                verify_page(key, said, *asked)
+            except PeerForged:
+                continue
+            return (
+                f"; it is signed by {name}.pub of this gate's trust folder: if that is"
+                f' {peer.kiosk_id}\'s new key, set its trust_key = "{name}"'
+            )
+        return ""
 
     def _skewed(self, state: PeerState, skew: timedelta | None) -> None:
         """Keep the peer's clock skew; logged once when it goes beyond ``MAX_SKEW`` and once
@@ -302,19 +425,26 @@ class PeerSync:
         elif was and not now:
             log.info("compound: peer %s's clock agrees with this gate's again", state.kiosk_id)
 
-    def _forged(self, state: PeerState) -> None:
-        """An answer refused as forged: counted, and the peer ``forged`` for ``stale_after_s``
-        from now (a forger answering now and then, the real peer between, keeps one alarm
-        standing rather than one coming and going at every other poll)."""
+    def _forged(self, state: PeerState, *, unsigned: bool = False) -> None:
+        """An answer refused as forged (or ``unsigned``: no signature at all): counted, and
+        the peer ``forged`` (``unsigned``) for ``stale_after_s`` from now (a forger answering
+        now and then, the real peer between, keeps one alarm standing rather than one coming
+        and going at every other poll)."""
         now = self.core.clock.now()
         with self._lock:
+            if unsigned:
+                state.unsigned += 1
+                if not self._within(state.unsigned_at, now):
+                    state.unsigned_since = now
+                state.unsigned_at = now
+                return
             state.forged += 1
-            if not self._forging(state, now):
+            if not self._within(state.forged_at, now):
                 state.forged_since = now
             state.forged_at = now
 
-    def _forging(self, state: PeerState, now: datetime) -> bool:
-        at = state.forged_at
+    def _within(self, at: datetime | None, now: datetime) -> bool:
+        """``at`` is at most ``stale_after_s`` before ``now`` (a refusal's spell lasts)."""
         window = timedelta(seconds=self.section.stale_after_s)
         return at is not None and timedelta(0) <= now - at <= window
 
@@ -381,7 +511,13 @@ class PeerSync:
             else:
                 state.tell_failed += 1
                 self._pushed["failed"] += 1
-            if status not in (202, None, state.tell_status):
+            if status == 421 and state.tell_status != 421:
+                log.warning(
+                    "compound: peer %s does not take this gate's news (HTTP 421): %s",
+                    peer.kiosk_id,
+                    misdirected(peer.url),
+                )
+            elif status not in (202, None, state.tell_status):
                 log.warning(
                     "compound: peer %s does not take this gate's news (HTTP %s): it runs"
                     " earlier code or does not list this gate in its compound.peers; its"
@@ -392,12 +528,18 @@ class PeerSync:
             state.tell_status = status
         return status
 
-    def _poke(self, peer: PeerSource) -> int | None:
+    def _poke(
+        self, peer: PeerSource, closing: str | None = None, limit_s: float = POKE_DEADLINE_S
+    ) -> int | None:
         url = f"{peer.url}/api/v1/passages/poke"
-        params = {"kiosk_id": self.core.config.site.kiosk_id}
+        me = self.core.config.site.kiosk_id
+        params = {"kiosk_id": me} if closing is None else {"kiosk_id": me, "closing": closing}
         try:
             headers = {"Authorization": f"Bearer {peer.token()}", **PLAIN_JSON}
-            deadline = Deadline(min(POKE_DEADLINE_S, self.section.timeout_s), self._monotonic)
+            key = self.core.issuer_key
+            if closing is not None and key is not None:
+                headers[SIGNATURE_HEADER] = sign_closing(key, me, peer.kiosk_id, closing)
+            deadline = Deadline(min(limit_s, self.section.timeout_s), self._monotonic)
             with (
                 deadline,
                 self.client.stream(
@@ -408,6 +550,71 @@ class PeerSync:
         except (ValueError, httpx.HTTPError, DeadlineExceeded) as exc:
             log.debug("compound: %s not told of the news: %s", peer.kiosk_id, exc)
             return None
+
+    def farewell(self, wait_s: float = FAREWELL_S) -> dict[str, int | None]:
+        """This gate is stopping cleanly (the daemon's stop): tell every peer at once that it
+        is closing (``POST /api/v1/passages/poke?closing=NOW``, signed with the issuer key),
+        so they show it ``closed``, not an outage; ``{kiosk_id: its HTTP status}`` (``None``:
+        no answer within ``wait_s``, then it alarms there as a gate gone without a word)."""
+        if self._stop.is_set():  # stopped already: its client is closed
+            return {}
+        at = format_ts(self.core.clock.now())
+        said: dict[str, int | None] = {p.kiosk_id: None for p in self.peers}
+
+        def tell(peer: PeerSource) -> None:
+            said[peer.kiosk_id] = self._poke(peer, at, wait_s)
+
+        threads = [
+            threading.Thread(target=tell, args=(p,), name=f"kiosk-farewell-{p.kiosk_id}")
+            for p in self.peers
+        ]
+        for thread in threads:
+            thread.daemon = True
+            thread.start()
+        end = self._monotonic() + wait_s
+        for thread in threads:
+            thread.join(max(0.0, end - self._monotonic()))
+        return dict(said)
+
+    def closing(self, kiosk_id: str, at: str, signature: str | None) -> None:
+        """Peer ``kiosk_id`` says it is closing at ``at`` (its clock, ``format_ts``): it is
+        ``closed`` until it answers again. ``PeerPageError`` (nothing changed): ``at`` is
+        not a time; ``PeerForged``: with its key pinned, the notice is not signed by it for
+        this gate (``PeerUnsigned``: not at all), or not fresh (by its clock as last heard,
+        within ``MAX_SKEW``, and after the last one taken: one played back), counted as its
+        forged answers are. ``KeyError``: no such peer."""
+        peer = {p.kiosk_id: p for p in self.peers}[kiosk_id]
+        when = closing_time(at)
+        state = self.states[kiosk_id]
+        try:
+            self._authentic(peer, state, at, when, signature)
+        except PeerForged as exc:
+            self._forged(state, unsigned=isinstance(exc, PeerUnsigned))
+            self._failed(peer, f"a closing notice refused: {exc}")
+            self._tell()  # an alarm on the guard's live page at once
+            raise
+        now = self.core.clock.now()
+        with self._lock:
+            state.closed_at, state.closing_said = now, when
+        # Kept for a restart of this gate; shown now either way.
+        with contextlib.suppress(Exception), self._using_store():
+            self.ledger.set_closed(peer.url, kiosk_id, now, when, now)
+        log.info("compound: peer %s says it is closing (stopped cleanly)", kiosk_id)
+        self._tell()
+
+    def _authentic(
+        self, peer: PeerSource, state: PeerState, at: str, when: datetime, signature: str | None
+    ) -> None:
+        if peer.trust_key is not None:
+            key = self.core.trust.named(peer.trust_key)
+            if key is None:
+                raise PeerForged(f"there is no {peer.trust_key}.pub to check it with")
+            verify_closing(key, signature, peer.kiosk_id, self.core.config.site.kiosk_id, at)
+        expected = self.core.clock.now() + (state.skew or timedelta(0))
+        if abs(when - expected) > MAX_SKEW:
+            raise PeerForged(f"it is dated {at}, not now by its clock: played back, not kept")
+        if state.closing_said is not None and when <= state.closing_said:
+            raise PeerForged(f"it is dated {at}, not after the last one: played back, not kept")
 
     def poke(self, kiosk_id: str) -> bool:
         """A peer told of news (``POST /api/v1/passages/poke``): its thread asks it now;
@@ -433,14 +640,16 @@ class PeerSync:
         """Each peer: ``state`` (``ok``; ``starting``: not asked to the end yet, and less
         than ``stale_after_s`` after this sync started; ``stale``: its outings are unknown here
         since ``stale_since``; ``forged``: an answer not signed by its pinned key was refused
-        within ``stale_after_s``, the first of them at ``stale_since``), ``last_success``,
-        ``rows_held``, ``last_error``, rows dropped as stamped ahead of this clock, answers
-        refused as ``forged`` since the start, and the pokes with this gate's news it took
-        (``told``) or not (``tell_failed``)."""
+        within ``stale_after_s``, the first of them at ``stale_since``; ``unsigned``: the same
+        for answers with no signature at all), ``last_success``, ``rows_held``,
+        ``last_error``, rows dropped as stamped ahead of this clock, answers refused as
+        ``forged`` and as ``unsigned`` since the start, and the pokes with this gate's news it
+        took (``told``) or not (``tell_failed``)."""
         now = self.core.clock.now()
         try:
-            held = self.ledger.held()
-        except Exception:  # noqa: BLE001 - the health report must not fail on it
+            with self._using_store():
+                held = self.ledger.held()
+        except Exception:  # noqa: BLE001 - the health report must not fail on it (nor stopped)
             held = {}
         out = []
         with self._lock:
@@ -453,13 +662,15 @@ class PeerSync:
                         "url": state.url,
                         "state": word,
                         "last_success": heard.isoformat() if heard else None,
-                        "stale_since": since.isoformat() if since else None,
+                        "stale_since": None if word == "closed" else _iso(since),
+                        "closed_since": _iso(since if word == "closed" else state.closed_at),
                         "rows_held": held.get(state.kiosk_id, 0),
                         "last_error": state.last_error,
                         "ahead_dropped": state.ahead_dropped,
                         "clock_skew_s": _seconds(state.skew),
                         "clock_skewed": state.skew is not None and abs(state.skew) > MAX_SKEW,
                         "forged": state.forged,
+                        "unsigned": state.unsigned,
                         "told": state.told,
                         "tell_failed": state.tell_failed,
                     }
@@ -467,14 +678,27 @@ class PeerSync:
         return out
 
     def _standing(self, state: PeerState, now: datetime) -> tuple[str, datetime | None]:
-        """The peer's state and since when its outings are unknown here (``None``: they are
-        not)."""
-        if self._forging(state, now):
+        """The peer's state and since when its outings are unknown here, or (``closed``)
+        since when it is closed (``None``: neither)."""
+        if self._within(state.forged_at, now):
             return "forged", state.forged_since
+        if self._within(state.unsigned_at, now):
+            return "unsigned", state.unsigned_since
+        if state.closed_at is not None:  # it said so as it stopped: not an outage
+            return "closed", state.closed_at
         stale_after = timedelta(seconds=self.section.stale_after_s)
         heard = state.last_success
         if heard is not None and timedelta(0) <= now - heard <= stale_after:
             return "ok", None
+        since = heard or self.started_at
+        hours = self._sources[state.kiosk_id].closed_hours
+        if hours is not None:  # its own closed hours: not heard then is not an outage
+            began, ended = self._closed_hours(state, now, hours)
+            if began is not None:
+                return "closed", began
+            if now - ended <= stale_after:  # it is booting after them
+                return "closed", self._closed_hours(state, ended - _TICK, hours)[0] or ended
+            since = max(since, ended)
         # Not asked to the end yet since the start (the first poll under way): not an outage
         # (a restart raised the guard's alarm every time). Any failure is one.
         if (
@@ -483,7 +707,16 @@ class PeerSync:
             and timedelta(0) <= now - self.started_at <= stale_after
         ):
             return "starting", None
-        return "stale", heard or self.started_at
+        return "stale", since
+
+    def _closed_hours(
+        self, state: PeerState, now: datetime, hours: tuple[dt_time, dt_time]
+    ) -> tuple[datetime | None, datetime]:
+        """``kiosk.peers.closed_window`` by the peer's clock (its timer keeps its hours; its
+        skew as its last answer told it), the times given back on this gate's clock."""
+        skew = state.skew or timedelta(0)
+        began, ended = closed_window(now + skew, self.core.tz, hours)
+        return (None if began is None else began - skew), ended - skew
 
     # -- schedule ---------------------------------------------------------------------------------
 
@@ -493,6 +726,8 @@ class PeerSync:
         if self._threads:
             return
         self._stop.clear()
+        with self._store_gate:
+            self._closed = False
         for peer in self.peers:
             for target, name in ((self._loop, "peer"), (self._push_loop, "news")):
                 thread = threading.Thread(
@@ -526,7 +761,8 @@ class PeerSync:
 
     def stop(self, timeout_s: float = 2.0) -> None:
         """Ask the threads to end and wait for them within ``timeout_s`` in all (a fetch
-        under way ends at its deadline; its thread is a daemon's)."""
+        under way ends at its deadline; its thread is a daemon's). Once it returns, no thread
+        of the sync uses the event log: the caller may close it."""
         self._stop.set()
         for event in (*self._wakes.values(), *self._news.values()):
             event.set()
@@ -534,6 +770,9 @@ class PeerSync:
         for thread in self._threads:
             thread.join(max(0.0, end - self._monotonic()))
         self._threads = []
+        with self._store_gate:  # a thread not ended yet (a fetch on its way) keeps out of it
+            self._closed = True
+            self._store_gate.wait_for(lambda: self._store_users == 0, STORE_USE_S)
         if self._own_client:
             self.client.close()
 
@@ -544,6 +783,20 @@ class PeerSync:
         if not section.peers:
             return None
         return cls(core, section, client=client)
+
+
+def misdirected(url: str) -> str:
+    """What a peer's 421 means and what to do (``kiosk.hosts``: the peer refuses the name
+    this gate asks it by)."""
+    host = httpx.URL(url).host
+    return (
+        f"the gate does not answer to {host}; if that name is the gate's, add it to that"
+        " gate's [web] allowed_hosts (docs/network.md)"
+    )
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when is not None else None
 
 
 def _seconds(skew: timedelta | None) -> int | None:

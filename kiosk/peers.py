@@ -24,9 +24,10 @@ A peer's answer can be authenticated over plain http too: a gate with an issuer 
 page it serves (``sign_page``, in the ``SIGNATURE_HEADER``) over its kiosk id, the asker's
 fresh ``nonce``, the asked cursor and limit, and the SHA-256 of the exact body; the asking gate
 with that peer's key pinned (``compound.peers.trust_key``, a ``.pub`` in its trust folder)
-refuses an answer whose signature is missing or not that key's for *this* request
-(``verify_page``, ``PeerForged``): a page made up by whoever answers at the peer's address, or a
-real one replayed, is never kept.
+refuses an answer whose signature is not that key's for *this* request (``verify_page``,
+``PeerForged``) or that has none (``PeerUnsigned``: told apart, as an older peer sends none):
+a page made up by whoever answers at the peer's address, or a real one replayed, is never
+kept.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ import re
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -63,14 +65,20 @@ __all__ = [
     "PeerLedger",
     "PeerPageError",
     "PeerRestarted",
+    "PeerRolledBack",
     "PeerRow",
+    "PeerUnsigned",
     "check_page",
+    "closed_window",
     "history_horizon",
     "load_peer_rows",
     "peer_page",
     "purge",
+    "closing_time",
     "record_peer_rows",
+    "sign_closing",
     "sign_page",
+    "verify_closing",
     "verify_page",
 ]
 
@@ -98,6 +106,8 @@ SIGNATURE_HEADER = "X-Kiosk-Signature"
 NONCE_PATTERN = r"^[A-Za-z0-9_-]{22,64}$"
 #: What a page's signature is over begins with this: never a pass's or a list bundle's message.
 _PAGE_SIGNED = b"kiosk passages page 1\n"
+#: What a closing notice's signature is over begins with this (never a page's message).
+_CLOSING_SIGNED = b"kiosk peer closing 1\n"
 _ROW_KEYS = frozenset(
     {"kiosk_id", "seq", "pass_id", "household", "direction", "decision", "ts", "flags"}
 )
@@ -117,7 +127,17 @@ MIGRATIONS = sql_migrations(
         updated_at TEXT NOT NULL
     );
     """,
+    m002_peer_origin="""
+    ALTER TABLE peer_cursors ADD COLUMN origin TEXT;
+    """,
+    m003_peer_closed="""
+    ALTER TABLE peer_cursors ADD COLUMN closed_at TEXT;
+    ALTER TABLE peer_cursors ADD COLUMN closing_said TEXT;
+    """,
 )
+
+#: A log's ``origin`` as a page says it: its first event's id (a UUID).
+_ORIGIN = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
 def history_horizon(period_days: int) -> timedelta:
@@ -135,8 +155,25 @@ class PeerForged(PeerPageError):
     answers at its address, or a real page replayed. Refused and counted."""
 
 
+class PeerUnsigned(PeerForged):
+    """An answer with no signature at all from a peer whose key is pinned: a gate without an
+    issuer key or on a release before signed pages (or whoever answers at its address, not
+    trying to sign). Refused as a forged one is, and told apart from a signature that does not
+    verify: the remedy is to upgrade the peer or check the key."""
+
+
 class PeerRestarted(PeerPageError):
     """The peer's log ends before the cursor: a new database there, its seqs start again."""
+
+
+class PeerRolledBack(PeerPageError):
+    """The peer's log ends before the cursor and is the same log (its ``origin``): restored
+    from an older copy. What is held up to its end stays (fetched again it would be counted
+    twice); what is past it is of a branch gone, and its seqs will be new passages."""
+
+    def __init__(self, message: str, last: int) -> None:
+        super().__init__(message)
+        self.last = last
 
 
 @dataclass(frozen=True)
@@ -168,6 +205,11 @@ class CheckedPage:
     #: The peer's clock less this kiosk's when the answer was judged; ``None``: it did not say
     #: (a peer running the code before ``now`` was in its answer).
     skew: timedelta | None = None
+    #: The peer's clock as it answered (its ``now``), ``None`` as for ``skew``.
+    said: datetime | None = None
+    #: Which log the peer answered from (its first event's id); ``None``: it did not say
+    #: (earlier code, or its log is empty).
+    origin: str | None = None
 
 
 # --- the serving side -------------------------------------------------------------------------
@@ -177,8 +219,9 @@ def peer_page(
     db: Database, kiosk_id: str, after: int, limit: int, since: datetime
 ) -> dict[str, Any]:
     """This kiosk's passing passages after ``after`` stamped from ``since`` on, at most
-    ``limit``: ``{"kiosk_id", "passages", "next", "last"}`` (``next``: the cursor to ask
-    from next; ``last``: the log's newest seq; the API adds ``now``, this kiosk's time). A
+    ``limit``: ``{"kiosk_id", "passages", "next", "last", "origin"}`` (``next``: the cursor to
+    ask from next; ``last``: the log's newest seq; ``origin``: which log, its first event's
+    id, ``None`` while it is empty; the API adds ``now``, this kiosk's time). A
     passage stamped on an unsynchronised clock goes at the time its boot's clock dates it
     (``kiosk.dating``). ``StoreFault`` when the log cannot be read."""
     try:
@@ -226,7 +269,9 @@ def _page(db: Database, kiosk_id: str, after: int, limit: int, since: datetime) 
     ]
     full = len(passages) == limit
     nxt = passages[-1]["seq"] if full else max(head, passages[-1]["seq"] if passages else after)
-    return {"kiosk_id": kiosk_id, "passages": passages, "next": nxt, "last": head}
+    first = db.execute("SELECT id FROM events ORDER BY seq LIMIT 1").fetchone()
+    origin = None if first is None else first[0]
+    return {"kiosk_id": kiosk_id, "passages": passages, "next": nxt, "last": head, "origin": origin}
 
 
 def _page_message(kiosk_id: str, nonce: str, after: int, limit: int, body: bytes) -> bytes:
@@ -254,23 +299,55 @@ def verify_page(
     body: bytes,
 ) -> None:
     """``PeerForged`` unless ``header`` is ``key``'s signature of ``body`` as the answer of
-    ``kiosk_id`` to this very request (``nonce``, ``after``, ``limit``)."""
+    ``kiosk_id`` to this very request (``nonce``, ``after``, ``limit``); ``PeerUnsigned`` (a
+    ``PeerForged``) when there is no signature at all."""
+    _verify(key, header, _page_message(kiosk_id, nonce, after, limit, body), "answer")
+
+
+def _verify(key: Ed25519PublicKey, header: str | None, message: bytes, what: str) -> None:
     if header is None:
-        raise PeerForged(
-            "its answer is not signed (its key is pinned here: the gate at that address has no"
-            " issuer key, runs older code, or is not the peer): nothing of it is kept"
+        raise PeerUnsigned(
+            "it sends no signature, and its key is pinned here: that gate has no issuer key or"
+            " runs a release before signed pages (upgrade it), or the key pinned is not its"
+            " own (check trust_key); nothing of it is kept"
         )
     said_id, _, encoded = header.partition(":")
     try:
         signature = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-        key.verify(signature, _page_message(kiosk_id, nonce, after, limit, body))
+        key.verify(signature, message)
     except (InvalidSignature, binascii.Error, ValueError):
         theirs = key_id_of(key)
         other = f" (signed by key {_shown(said_id)})" if said_id and said_id != theirs else ""
         raise PeerForged(
-            f"its answer is not signed by its key {theirs} for this request{other}: forged or"
+            f"its {what} is not signed by its key {theirs} for this request{other}: forged or"
             " replayed, nothing of it is kept"
         ) from None
+
+
+def _closing_message(kiosk_id: str, to: str, at: str) -> bytes:
+    return _CLOSING_SIGNED + f"{kiosk_id}\n{to}\n{at}\n".encode()
+
+
+def sign_closing(key: Ed25519PrivateKey, kiosk_id: str, to: str, at: str) -> str:
+    """The ``SIGNATURE_HEADER`` of gate ``kiosk_id``'s notice to gate ``to`` that it is
+    closing (stopping cleanly) at ``at`` (``format_ts``, its clock): bound to that peer and
+    that time, so it says nothing to another gate, nor later."""
+    signature = key.sign(_closing_message(kiosk_id, to, at))
+    encoded = base64.urlsafe_b64encode(signature).decode("ascii").rstrip("=")
+    return f"{key_id_of(key.public_key())}:{encoded}"
+
+
+def verify_closing(
+    key: Ed25519PublicKey, header: str | None, kiosk_id: str, to: str, at: str
+) -> None:
+    """``PeerForged`` unless ``header`` is ``key``'s signature of ``kiosk_id``'s closing
+    notice to ``to`` at ``at``; ``PeerUnsigned`` when there is none."""
+    _verify(key, header, _closing_message(kiosk_id, to, at), "closing notice")
+
+
+def closing_time(value: str) -> datetime:
+    """A closing notice's time (UTC, ISO 8601 with its offset); ``PeerPageError``."""
+    return _when(value, "closing")
 
 
 # --- the fetching side: what a peer sent, judged ------------------------------------------------
@@ -309,7 +386,10 @@ def _when(value: object, what: str = "row ts") -> datetime:
         raise PeerPageError(f"{what} is {_shown(value)}, not an ISO 8601 time") from None
     if when.tzinfo is None:
         raise PeerPageError(f"{what} is {_shown(value)}, without its UTC offset")
-    return when.astimezone(UTC)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:  # year 1 with an offset east of UTC
+        raise PeerPageError(f"{what} is {_shown(value)}, out of range") from None
 
 
 def _row(raw: object, kiosk_id: str) -> tuple[PeerRow, datetime]:
@@ -353,6 +433,7 @@ def check_page(
     limit: int,
     now: datetime,
     compound: str | None = None,
+    origin: str | None = None,
 ) -> CheckedPage:
     """A peer's answer to ``after=after&limit=limit``, judged: ``PeerPageError`` (nothing
     kept) unless it is of ``kiosk_id`` (the id its URL is pinned to), of this gate's
@@ -360,7 +441,9 @@ def check_page(
     3-201 is another household), with at most ``limit`` rows of that kiosk, each seq after
     ``after`` and after the one before, every value within its bounds. Rows stamped more than
     ``MAX_AHEAD`` after ``now`` are dropped (``ahead``); the page's own ``now``, when it has
-    one, less ``now`` is its ``skew``."""
+    one, less ``now`` is its ``skew``. ``PeerRestarted`` when its log ends before ``after``,
+    or is another log than ``origin`` (the one held here, when both are known);
+    ``PeerRolledBack`` when it ends before ``after`` and is that same log."""
     if not isinstance(page, dict):
         raise PeerPageError("the answer is not a JSON object (not a kiosk?)")
     if page.get("kiosk_id") != kiosk_id:
@@ -370,8 +453,20 @@ def check_page(
         )
     _same_compound(page.get("compound"), compound)
     last = _seq(page.get("last"), "last")
+    said_origin = _origin(page.get("origin"))
+    if last < after and origin is not None and said_origin == origin:
+        raise PeerRolledBack(
+            f"its log ends at seq {last}, before {after} already fetched, and is the same log"
+            " (restored from an older copy?)",
+            last,
+        )
     if last < after:
         raise PeerRestarted(f"its log ends at seq {last}, before {after} already fetched")
+    if origin is not None and said_origin is not None and said_origin != origin:
+        raise PeerRestarted(
+            f"it answers from another log than the one held here (its first event"
+            f" {said_origin}, not {origin}: a new card?)"
+        )
     raw = page.get("passages")
     if not isinstance(raw, list):
         raise PeerPageError("the answer has no passages list")
@@ -391,9 +486,17 @@ def check_page(
     nxt = _seq(page.get("next"), "next")
     if nxt < previous or nxt > max(last, previous):
         raise PeerPageError(f"next is {nxt}, outside {previous}..{max(last, previous)}")
-    said = page.get("now")
-    skew = None if said is None else _when(said, "now") - now
-    return CheckedPage(rows, nxt, last, ahead, skew)
+    said = None if page.get("now") is None else _when(page.get("now"), "now")
+    skew = None if said is None else said - now
+    return CheckedPage(rows, nxt, last, ahead, skew, said, said_origin)
+
+
+def _origin(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _ORIGIN.fullmatch(value):
+        raise PeerPageError(f"origin is {_shown(value)}, not an event id")
+    return value
 
 
 def _same_compound(said: object, compound: str | None) -> None:
@@ -409,6 +512,31 @@ def _same_compound(said: object, compound: str | None) -> None:
             " ([compound] id): its passages are another compound's households; nothing of it"
             " is kept (fix compound.peers or the ids)"
         )
+
+
+def closed_window(
+    now: datetime, tz: ZoneInfo, hours: tuple[time, time]
+) -> tuple[datetime | None, datetime]:
+    """A peer's closed hours (``closed_from``, ``closed_until``: local times in ``tz``, the
+    window across midnight when ``from`` is the later) at ``now``: when the window ``now`` is
+    in began (``None``: it is not in one), and when the last one ended (at or before
+    ``now``)."""
+    start, until = hours
+    local = now.astimezone(tz)
+    day = local.date()
+
+    def at(days: int, when: time) -> datetime:
+        return datetime.combine(day + timedelta(days=days), when, tzinfo=tz).astimezone(UTC)
+
+    clock = local.time().replace(tzinfo=None)
+    ended = at(0, until) if clock >= until else at(-1, until)
+    if start < until:
+        inside = start <= clock < until
+        began = at(0, start)
+    else:
+        inside = clock >= start or clock < until
+        began = at(0, start) if clock >= start else at(-1, start)
+    return (began if inside else None), ended
 
 
 # --- the table ----------------------------------------------------------------------------------
@@ -429,6 +557,15 @@ class PeerLedger:
             .fetchone()
         )
         return int(row[0]) if row is not None else 0
+
+    def origin(self, kiosk_id: str) -> str | None:
+        """Which of the peer's logs the rows held are of (``CheckedPage.origin``)."""
+        row = (
+            self.store.reader()
+            .execute("SELECT origin FROM peer_cursors WHERE kiosk_id = ?", [kiosk_id])
+            .fetchone()
+        )
+        return None if row is None or row[0] is None else str(row[0])
 
     def held(self) -> dict[str, int]:
         """Rows held of each peer."""
@@ -469,10 +606,11 @@ class PeerLedger:
                 if cursor.rowcount:
                     new.append(row)
             db.execute(
-                "INSERT INTO peer_cursors (kiosk_id, after, url, updated_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (kiosk_id) DO UPDATE SET after = excluded.after,"
-                " url = excluded.url, updated_at = excluded.updated_at",
-                [kiosk_id, page.next, url, fetched],
+                "INSERT INTO peer_cursors (kiosk_id, after, url, updated_at, origin)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (kiosk_id) DO UPDATE SET"
+                " after = excluded.after, url = excluded.url, updated_at = excluded.updated_at,"
+                " origin = COALESCE(excluded.origin, origin)",
+                [kiosk_id, page.next, url, fetched, page.origin],
             )
             self._trim(db, kiosk_id, since)
             return new
@@ -489,6 +627,42 @@ class PeerLedger:
 
         self.store.submit(write)
 
+    def set_closed(
+        self, url: str, kiosk_id: str, at: datetime | None, said: datetime | None, now: datetime
+    ) -> None:
+        """Keep that the peer said it is closing (``at``, this gate's clock; ``said``, its
+        own), or (``None``) that it answered again: a restart of this gate still knows."""
+        values = [None if t is None else format_ts(t) for t in (at, said)]
+
+        def write(db: Database) -> None:
+            db.execute(
+                "INSERT INTO peer_cursors (kiosk_id, after, url, updated_at, closed_at,"
+                " closing_said) VALUES (?, 0, ?, ?, ?, ?) ON CONFLICT (kiosk_id) DO UPDATE SET"
+                " closed_at = excluded.closed_at, closing_said = excluded.closing_said",
+                [kiosk_id, url, format_ts(now), *values],
+            )
+
+        self.store.submit(write)
+
+    def closings(self) -> dict[str, tuple[datetime, datetime]]:
+        """The peers that said they are closing and have not answered since: ``{kiosk_id:
+        (when, by its clock)}``."""
+        rows = self.store.reader().execute(
+            "SELECT kiosk_id, closed_at, closing_said FROM peer_cursors"
+            " WHERE closed_at IS NOT NULL AND closing_said IS NOT NULL"
+        )
+        return {k: (_stamp(at), _stamp(said)) for k, at, said in rows.fetchall()}
+
+    def rolled_back(self, kiosk_id: str, last: int) -> None:
+        """The peer's log was restored from an older copy ending at ``last``: its rows held
+        past that go (the history keeps what it counted) and the cursor is ``last``."""
+
+        def write(db: Database) -> None:
+            db.execute("DELETE FROM peer_passages WHERE kiosk_id = ? AND seq > ?", [kiosk_id, last])
+            db.execute("UPDATE peer_cursors SET after = ? WHERE kiosk_id = ?", [last, kiosk_id])
+
+        self.store.submit(write)
+
     def _trim(self, db: Database, kiosk_id: str, since: str | None) -> None:
         if since is not None:
             db.execute("DELETE FROM peer_passages WHERE ts < ?", [since])
@@ -497,6 +671,10 @@ class PeerLedger:
             " peer_passages WHERE kiosk_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
             [kiosk_id, kiosk_id, self.max_rows],
         )
+
+
+def _stamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def purge(db: Database, cutoff: datetime) -> int:

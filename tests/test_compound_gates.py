@@ -91,8 +91,9 @@ class Gate:
         return {"decision": decision.decision, "reasons": list(decision.reasons)}
 
     def close(self) -> None:
+        """Its sync's threads (if started) joined before its store is closed."""
         if self.sync is not None:
-            self.sync.stop(0)
+            self.sync.stop(5)
         self.core.close()
 
 
@@ -394,7 +395,8 @@ def test_a_peer_whose_log_starts_again_is_fetched_from_its_start(south, monkeypa
     sync = hostile(south, monkeypatch, page(row(seq=1), last=1))
     south.core.store.submit(
         lambda db: db.execute(
-            "INSERT INTO peer_cursors VALUES ('gate-north', 50, 'http://testserver', 'x')"
+            "INSERT INTO peer_cursors (kiosk_id, after, url, updated_at)"
+            " VALUES ('gate-north', 50, 'http://testserver', 'x')"
         )
     )
     sync.poll()
@@ -610,13 +612,15 @@ def test_a_forged_answer_at_the_peers_address_is_refused_counted_and_shown(
     north, pinned, monkeypatch
 ):
     """Anyone answering at the peer's address (ARP spoofing on the LAN) made up an outing
-    that then denied the household at this gate: unsigned, or signed by another key, it is
-    refused, counted, shown as the peer's state and never kept."""
+    that then denied the household at this gate: signed by another key, or with a signature
+    that is not one, it is refused, counted, shown as the peer's state and never kept."""
     forger = Ed25519PrivateKey.from_private_bytes(b"\x53" * 32)
     made_up = page(row(household="1-101", ts=NOW.isoformat()))
 
-    def unsigned(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, text=made_up)
+    def garbled(request: httpx.Request) -> httpx.Response:
+        from kiosk.peers import SIGNATURE_HEADER
+
+        return httpx.Response(200, text=made_up, headers={SIGNATURE_HEADER: "0a1b:AAAA"})
 
     def signed_by_another(request: httpx.Request) -> httpx.Response:
         from kiosk.peers import SIGNATURE_HEADER, sign_page
@@ -627,7 +631,7 @@ def test_a_forged_answer_at_the_peers_address_is_refused_counted_and_shown(
         sig = sign_page(forger, "gate-north", nonce, after, limit, body)
         return httpx.Response(200, content=body, headers={SIGNATURE_HEADER: sig})
 
-    handlers = [unsigned, signed_by_another]
+    handlers = [garbled, signed_by_another]
     transport = httpx.MockTransport(lambda request: handlers[0](request))
     sync = pinned.peer_of(north, monkeypatch, transport=transport)
     for count in (1, 2):
@@ -682,14 +686,49 @@ def test_an_answer_of_the_real_peer_replayed_to_a_later_request_is_refused(
     assert sync.ledger.held() == {}
 
 
-def test_a_peer_without_an_issuer_key_is_refused_when_its_key_is_pinned(north, pinned, monkeypatch):
+def test_a_pinned_peer_that_sends_no_signature_is_told_apart_from_a_forger(
+    north, pinned, clock, monkeypatch
+):
+    """A pinned peer without an issuer key (or on a release before signed pages) showed
+    ``forged``, as an impostor would: its answers carry no signature at all, and the guard is
+    told that (upgrade it or check the key), still nothing of them kept and still an alarm
+    (its outings are unknown here); a signature that does not verify stays ``forged``."""
+    from kiosk.alarms import peer_alarms
+    from ui.guard.display import health_rows, peer_alarm_view
+
     north.core.issuer_key = None
     sync = pinned.peer_of(north, monkeypatch)
     north.passage(resident())
+    for count in (1, 2):
+        sync.poll()
+        [peer] = pinned.core.health()["peers"]
+        assert peer["state"] == "unsigned" and peer["unsigned"] == count
+        assert peer["forged"] == 0 and peer["stale_since"] == NOW.isoformat()
+        assert "sends no signature" in peer["last_error"]
+        assert (
+            sync.ledger.held() == {} and pinned.core.history.exits_in_period("1-101", NOW, 2) == 0
+        )
+        clock.advance(10)
+    [alarm] = peer_alarms(pinned.core.health()["peers"])
+    assert alarm.cause == "unsigned"
+    card = peer_alarm_view(alarm, "en", TZ)
+    assert "sends no signature" in card["detail"] and "upgrade" in card["todo"]
+    assert "posing" not in card["todo"]
+    [shown] = [
+        r for r in health_rows(pinned.core.health(), "en", TZ) if "gate-north" in r["device"]
+    ]
+    assert shown["state"] == "degraded" and "sends no signature" in shown["detail"]
+    assert "posing" not in shown["detail"]
+    # Upgraded (its issuer key in place): its signed answers are kept at once, and the alarm
+    # goes stale_after_s after the last unsigned one (an impostor may send them too).
+    north.core.issuer_key = NORTH_KEY
     sync.poll()
     [peer] = pinned.core.health()["peers"]
-    assert peer["state"] == "forged" and "not signed" in peer["last_error"]
-    assert sync.ledger.held() == {}
+    assert peer["state"] == "unsigned" and peer["rows_held"] == 1
+    clock.advance(121)
+    sync.poll()
+    [peer] = pinned.core.health()["peers"]
+    assert peer["state"] == "ok" and peer["rows_held"] == 1
 
 
 def test_a_pinned_key_missing_from_the_trust_folder_keeps_nothing(north, pinned, monkeypatch):
@@ -758,8 +797,8 @@ def test_an_outing_at_one_gate_counts_at_the_other_before_its_next_poll(
         assert south.passage(resident(holder="Wang M"))["reasons"] == ["quota_exceeded"]
         assert told.status_push() == {"told": 1, "failed": 0, "coalesced": 0}
     finally:
+        south.close()  # first: its threads ask north's app, whose store north.close() closes
         north.close()
-        south.close()
 
 
 def test_only_a_committed_passage_is_told_and_many_are_told_once(north, south, monkeypatch):
@@ -884,6 +923,7 @@ def test_two_daemons_tell_each_other_of_an_outing_at_once(tmp_path, monkeypatch)
         monkeypatch.setenv(env_name("gate-south"), south_core.tokens.create([PEER_SCOPE], "n")[1])
         north = Daemon(north_core, notifier=Notifier(None))
         south = Daemon(south_core, notifier=Notifier(None))
+        stopped = []
         await north.start()
         await south.start()
         try:
@@ -904,9 +944,14 @@ def test_two_daemons_tell_each_other_of_an_outing_at_once(tmp_path, monkeypatch)
                 subject="none",
             )
             assert await until(lambda: south_core.health()["peers"][0]["rows_held"] == 1)
+            # North stops cleanly: it tells south it is closing, no alarm there.
+            stopped.append(north)
+            await asyncio.wait_for(north.stop(), 6.0)
+            assert south_core.health()["peers"][0]["state"] == "closed"
         finally:
-            await asyncio.wait_for(south.stop(), 3.0)
-            await asyncio.wait_for(north.stop(), 3.0)
+            await asyncio.wait_for(south.stop(), 6.0)
+            if not stopped:
+                await asyncio.wait_for(north.stop(), 6.0)
 
     asyncio.run(scenario())
 
@@ -922,8 +967,8 @@ def test_forged_answers_between_real_ones_keep_one_alarm_standing(
     forging = [True]
 
     def now_and_then(request: httpx.Request) -> httpx.Response:
-        if forging[0]:
-            return httpx.Response(200, text=page(row()))
+        if forging[0]:  # signed, but not by its key
+            return httpx.Response(200, text=page(row()), headers={"X-Kiosk-Signature": "0a1b:AA"})
         answer = real.get(str(request.url), headers=request.headers)
         return httpx.Response(answer.status_code, content=answer.content, headers=answer.headers)
 
@@ -1100,3 +1145,449 @@ def test_a_peer_of_another_compound_by_id_is_refused_not_counted(tmp_path, clock
     finally:
         south.close()
         west.close()
+
+
+# --- a gate switched off: closing, said to its peers ---------------------------------------------
+
+
+class Switch:
+    """South's way to north: its app, or nothing answering (north's Pi powered down)."""
+
+    def __init__(self, gate: Gate) -> None:
+        self.real = TestClient(gate.app)
+        self.up = True
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if not self.up:
+            raise httpx.ConnectError("no route to host", request=request)
+        kwargs = {"headers": request.headers}
+        if request.method == "POST":
+            answer = self.real.post(str(request.url), **kwargs)
+        else:
+            answer = self.real.get(str(request.url), **kwargs)
+        return httpx.Response(answer.status_code, content=answer.content, headers=answer.headers)
+
+
+def closing_pair(tmp_path, clock, monkeypatch, south: Gate):
+    """North listing south as its peer (it tells south it is closing), south asking north
+    through a ``Switch``."""
+    north = Gate(tmp_path, "gate-north", clock, [peer_entry("gate-south")])
+    switch = Switch(north)
+    south_sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(switch))
+    north.peer_of(south, monkeypatch)
+    return north, switch, south_sync
+
+
+def test_a_gate_that_stops_cleanly_is_shown_closed_at_its_peer_not_alarmed(
+    tmp_path, clock, south, monkeypatch
+):
+    """A side gate switched off at 22:00 every night raised a nightly alarm at the main gate:
+    stopping cleanly it tells its peers it is closing, and they show it "closed since
+    22:00", no alarm, until it answers again; one that vanishes without a word still alarms."""
+    from kiosk.alarms import peer_alarms
+    from ui.guard.display import health_rows
+
+    north, switch, sync = closing_pair(tmp_path, clock, monkeypatch, south)
+    try:
+        sync.poll()
+        assert south.core.health()["peers"][0]["state"] == "ok"
+        clock.advance(12 * 3600)  # 22:00 in Shanghai
+        sync.poll()
+        assert north.sync.farewell() == {"gate-south": 202}
+        switch.up = False  # its Pi goes off
+        for _ in range(3):
+            clock.advance(3600)
+            sync.poll()
+            [peer] = south.core.health()["peers"]
+            assert peer["state"] == "closed" and peer["closed_since"] == "2026-03-02T14:00:00+00:00"
+            assert peer_alarms([peer]) == [] and peer["stale_since"] is None
+        [shown] = [r for r in health_rows(south.core.health(), "en", TZ) if "north" in r["device"]]
+        assert "closed since 22:00" in shown["detail"]
+        # Back in the morning: it answers, the closing is over.
+        switch.up = True
+        sync.poll()
+        assert south.core.health()["peers"][0]["state"] == "ok"
+        # Gone without a word: an outage, an alarm as before.
+        switch.up = False
+        clock.advance(121)
+        sync.poll()
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "stale" and len(peer_alarms([peer])) == 1
+    finally:
+        north.close()
+
+
+def test_an_answer_from_before_the_closing_does_not_end_it(tmp_path, clock, south, monkeypatch):
+    """A page the peer answered before it said it was closing (a poll crossing its farewell)
+    leaves it closed: only one it answered after, by its own clock, means it is back."""
+    north, switch, sync = closing_pair(tmp_path, clock, monkeypatch, south)
+    try:
+        north.sync.farewell()
+        north.clock = FakeClock(start=NOW - timedelta(seconds=5))
+        north.core.clock = north.clock  # its answer dated before its farewell
+        sync.poll()
+        assert south.core.health()["peers"][0]["state"] == "closed"
+        # Answering minutes after its farewell is no crossing: it is back, whatever its clock
+        # says (a Pi that booted without its clock set, reading a time before it stopped).
+        clock.advance(150)
+        sync.poll()
+        assert south.core.health()["peers"][0]["state"] == "ok"
+    finally:
+        north.close()
+
+
+def test_a_closing_notice_for_a_pinned_peer_must_be_signed_by_its_key(
+    tmp_path, clock, pinned, monkeypatch
+):
+    """Anyone on the LAN with the token could silence a peer's outage alarm by saying it
+    closed: with its key pinned the notice must be signed by it for this gate and be fresh
+    (a recorded one played back is refused), else it is refused and counted as forged."""
+    from kiosk.peers import SIGNATURE_HEADER, sign_closing
+    from kiosk.store import format_ts
+
+    north = Gate(tmp_path, "gate-north", clock, [peer_entry("gate-south")])
+    try:
+        pinned.peer_of(north, monkeypatch)
+        client = TestClient(pinned.app)
+        auth = bearer_of(pinned)
+        at = format_ts(clock.now())
+        url = f"/api/v1/passages/poke?kiosk_id=gate-north&closing={at}"
+        told = pinned.core.bus.subscribe(name="test-peers")
+        assert client.post(url, headers=auth).status_code == 403  # unsigned
+        # The guard's live page is told at once, not at the next poll.
+        assert told.get_nowait() == {"type": "peers", "stale": ["gate-north"]}
+        forger = Ed25519PrivateKey.from_private_bytes(b"\x53" * 32)
+        forged = {SIGNATURE_HEADER: sign_closing(forger, "gate-north", "gate-south", at)}
+        assert client.post(url, headers=auth | forged).status_code == 403
+        [peer] = pinned.core.health()["peers"]
+        assert peer["state"] == "forged" and peer["closed_since"] is None
+        for_another = {SIGNATURE_HEADER: sign_closing(NORTH_KEY, "gate-north", "gate-east", at)}
+        assert client.post(url, headers=auth | for_another).status_code == 403
+        old = format_ts(clock.now() - timedelta(minutes=10))
+        stale = {SIGNATURE_HEADER: sign_closing(NORTH_KEY, "gate-north", "gate-south", old)}
+        assert client.post(url.replace(at, old), headers=auth | stale).status_code == 403
+        signed = {SIGNATURE_HEADER: sign_closing(NORTH_KEY, "gate-north", "gate-south", at)}
+        got = client.post(url, headers=auth | signed)
+        assert got.status_code == 202 and got.json() == {"fetching": False, "closed": True}
+        assert pinned.core.health()["peers"][0]["closed_since"] == NOW.isoformat()
+        # The same notice again (recorded, played back later) is refused.
+        assert client.post(url, headers=auth | signed).status_code == 403
+        for bad in ("yesterday", "x" * 41, "0001-01-01T00:00:00%2B01:00"):
+            assert client.post(url.replace(at, bad), headers=auth | signed).status_code == 422
+    finally:
+        north.close()
+
+
+def test_the_stopping_gate_signs_its_closing_notice_with_its_issuer_key(
+    tmp_path, clock, pinned, monkeypatch
+):
+    north = Gate(tmp_path, "gate-north", clock, [peer_entry("gate-south")])
+    try:
+        north.core.issuer_key = NORTH_KEY
+        pinned.peer_of(north, monkeypatch)
+        north.peer_of(pinned, monkeypatch)
+        assert north.sync.farewell() == {"gate-south": 202}
+        assert pinned.core.health()["peers"][0]["state"] == "closed"
+    finally:
+        north.close()
+
+
+def test_a_peer_within_its_closed_hours_is_not_alarmed_about(tmp_path, clock, monkeypatch):
+    """A side gate whose Pi a timer powers off at 22:00 (no clean stop, no notice) raised a
+    nightly alarm at the main gate: with the peer's closed hours configured it is shown closed
+    during them, no alarm; outside them (and once they are over, after stale_after_s) a peer
+    not heard alarms as before."""
+    from kiosk.alarms import peer_alarms
+    from ui.guard.display import health_rows
+
+    north = Gate(tmp_path, "gate-north", clock)
+    hours = {"closed_from": "22:00", "closed_until": "06:30"}
+    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north") | hours])
+    try:
+        switch = Switch(north)
+        sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(switch))
+        clock.advance(11 * 3600 + 59 * 60)  # 21:59 in Shanghai
+        sync.poll()
+        switch.up = False  # powered off by its timer at 22:00, no word
+        clock.advance(60)
+        sync.poll()
+        assert south.core.health()["peers"][0]["state"] == "ok"  # heard a minute ago
+        clock.advance(120)  # 22:02
+        sync.poll()
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "closed" and peer_alarms([peer]) == []
+        assert peer["closed_since"] == "2026-03-02T14:00:00+00:00"  # 22:00 local
+        for _ in range(8):  # through the night
+            clock.advance(3600)
+            sync.poll()
+            [peer] = south.core.health()["peers"]
+            assert peer["state"] == "closed", clock.now()
+        [shown] = [r for r in health_rows(south.core.health(), "en", TZ) if "north" in r["device"]]
+        assert "closed since 22:00" in shown["detail"]
+        # Within stale_after_s after its hours it is still booting: closed, no alarm.
+        clock.advance(29 * 60)  # 06:31
+        assert south.core.health()["peers"][0]["state"] == "closed"
+        # 06:59: its hours ended at 06:30 and it has not answered for stale_after_s since.
+        clock.advance(28 * 60)
+        assert clock.now().astimezone(TZ).strftime("%H:%M") == "06:59"
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "stale" and len(peer_alarms([peer])) == 1
+        assert peer["stale_since"] == "2026-03-02T22:30:00+00:00"  # its hours' end
+        # Outside its hours, gone without a word: an alarm as ever.
+        clock.advance(3 * 3600)
+        assert south.core.health()["peers"][0]["state"] == "stale"
+    finally:
+        north.close()
+        south.close()
+
+
+@pytest.mark.parametrize(
+    ("hours", "said"),
+    [
+        ({"closed_from": "22:00"}, "closed_from and closed_until"),
+        ({"closed_until": "06:00"}, "closed_from and closed_until"),
+        ({"closed_from": "22:00", "closed_until": "22:00"}, "the same time"),
+    ],
+)
+def test_a_peers_closed_hours_are_both_given_and_differ(hours, said):
+    with pytest.raises(ConfigError, match=said):
+        parse_config({"compound": {"peers": [peer_entry("gate-north") | hours]}})
+
+
+@pytest.mark.parametrize(
+    ("local", "began", "ended"),
+    [
+        ("03:00", "01:00", "05:00 the day before"),
+        ("06:00", None, "05:00"),
+        ("00:30", None, "05:00 the day before"),
+    ],
+)
+def test_closed_hours_within_one_night(local, began, ended):
+    from kiosk.peers import closed_window
+
+    def at(words: str) -> datetime:
+        hh, mm = map(int, words[:5].split(":"))
+        day = 1 if words.endswith("the day before") else 2
+        return datetime(2026, 3, day, hh, mm, tzinfo=TZ).astimezone(UTC)
+
+    from datetime import time
+
+    now = at(local)
+    got = closed_window(now, TZ, (time(1), time(5)))
+    assert got == ((at(began) if began else None), at(ended))
+
+
+def test_a_fetch_under_way_when_the_sync_stops_never_touches_the_closed_store(
+    north, south, monkeypatch
+):
+    """``stop`` returned while a peer's answer was still on its way (a slow peer, or a test's
+    ``stop(0)``), and the daemon (or the test) then closed the event log: the thread went on
+    to read its cursor and keep the page on a store being closed under it (a crashed xdist
+    worker once, the next test running). After ``stop`` returns, no thread of it uses the
+    store: the answer is dropped and the thread ends."""
+    real = TestClient(north.app)
+    north.passage(resident())
+    arrived, release = threading.Event(), threading.Event()
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(202, json={"fetching": True})
+        arrived.set()
+        release.wait(10)
+        answer = real.get(str(request.url), headers=request.headers)
+        return httpx.Response(answer.status_code, content=answer.content, headers=answer.headers)
+
+    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(slow))
+    late: list[str] = []
+    stopped = threading.Event()
+    for name in ("cursor", "merge", "held", "restart"):
+        real_call = getattr(sync.ledger, name)
+
+        def spy(*args, _name=name, _call=real_call, **kwargs):
+            if stopped.is_set():
+                late.append(_name)
+            return _call(*args, **kwargs)
+
+        monkeypatch.setattr(sync.ledger, name, spy)
+    sync.start()
+    assert arrived.wait(10)  # its first ask is on its way
+    [asking] = [t for t in sync._threads if t.name == "kiosk-peer-gate-north"]
+    sync.stop(0)
+    stopped.set()
+    release.set()
+    asking.join(10)
+    assert not asking.is_alive()
+    assert late == []
+    assert sync.status()[0]["rows_held"] == 0  # the health report still answers
+
+
+def test_a_peer_on_a_fresh_log_past_the_cursor_is_fetched_again_from_its_start(
+    tmp_path, north, south, clock, monkeypatch
+):
+    """The north gate's card was replaced (a fresh log, seq from 1 again) and had more
+    passages by the south gate's next ask than its old log had: its log was not shorter than
+    the cursor, so the south gate asked after the old cursor and never held the new log's
+    first outings (a household out there went out again here). A page says which log it is
+    (``origin``: its first event's id); another log than the one held is fetched again from
+    its start."""
+    sync = south.peer_of(north, monkeypatch)
+    north.passage(resident("1-101"))
+    north.passage(resident("1-102"))
+    sync.poll()
+    assert sync.ledger.cursor("gate-north") == 2
+    fresh = Gate(tmp_path / "new-card", "gate-north", clock)
+    try:
+        clock.advance(60)
+        for household in ("2-201", "2-202", "2-203"):
+            assert fresh.passage(resident(household))["decision"] == "pass"
+        south.peer_of(fresh, monkeypatch).poll()
+        for household in ("1-101", "2-201", "2-202", "2-203"):  # the old log's counted still
+            assert south.core.history.exits_in_period(household, clock.now(), 2) == 1
+        assert south.passage(resident("2-201", "Wang M"))["reasons"] == ["quota_exceeded"]
+        assert south.sync.ledger.held() == {"gate-north": 3}
+        assert south.sync.ledger.cursor("gate-north") == 3
+    finally:
+        fresh.close()
+
+
+def test_a_peer_restored_from_an_older_copy_of_its_log_is_not_counted_twice(
+    tmp_path, north, south, clock, monkeypatch
+):
+    """The north gate's card was restored from a copy of its log taken before its last
+    outings (docs/operations.md, Backups): its log ended before the south gate's cursor, so
+    the south gate fetched it again from its start and counted every outing of the look-back
+    a second time (a household out once was denied ``quota_exceeded`` at the south gate).
+    The same log (``origin``) rolled back keeps the passages held up to its end, drops the
+    ones past it (counted still: they happened) and goes on from there."""
+    import sqlite3
+
+    sync = south.peer_of(north, monkeypatch)
+    north.passage(resident("1-101"))
+    north.passage(resident("1-102"))
+    copy = tmp_path / "restored" / "gate-north"
+    copy.mkdir(parents=True)
+    with sqlite3.connect(north.core.store.path) as src, sqlite3.connect(copy / "kiosk.db") as dst:
+        src.backup(dst)
+    north.passage(resident("1-103"))
+    sync.poll()
+    assert sync.ledger.cursor("gate-north") == 3
+    restored = Gate(tmp_path / "restored", "gate-north", clock)
+    try:
+        clock.advance(60)
+        assert restored.core.store.last_seq == 2
+        sync = south.peer_of(restored, monkeypatch)
+        sync.poll()
+        for household in ("1-101", "1-102", "1-103"):
+            assert south.core.history.exits_in_period(household, clock.now(), 2) == 1, household
+        assert sync.ledger.held() == {"gate-north": 2} and sync.ledger.cursor("gate-north") == 2
+        # Its next outing (seq 3 again, another one) is held and counted.
+        restored.passage(resident("1-104"))
+        sync.poll()
+        assert south.core.history.exits_in_period("1-104", clock.now(), 2) == 1
+        assert sync.ledger.held() == {"gate-north": 3}
+    finally:
+        restored.close()
+
+
+def test_a_peer_that_said_it_closed_stays_closed_across_this_gates_restart(
+    tmp_path, clock, south, monkeypatch
+):
+    """The side gate said it was closing at 22:00; the main gate restarted at 03:00 (an
+    update) and, knowing nothing of it, alarmed at its first ask: the closing is kept with
+    the peer's cursor, and a restarted gate still shows it closed until it answers again."""
+    north, switch, sync = closing_pair(tmp_path, clock, monkeypatch, south)
+    try:
+        clock.advance(12 * 3600)
+        assert north.sync.farewell() == {"gate-south": 202}
+        switch.up = False
+        south.close()
+        clock.advance(5 * 3600)
+        again = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")])
+        try:
+            resync = again.peer_of(north, monkeypatch, transport=httpx.MockTransport(switch))
+            resync.poll()
+            [peer] = again.core.health()["peers"]
+            assert peer["state"] == "closed" and peer["closed_since"] == "2026-03-02T14:00:00+00:00"
+            # Back in the morning: it answers, the closing is over.
+            switch.up = True
+            resync.poll()
+            assert again.core.health()["peers"][0]["state"] == "ok"
+            resync.poll()
+            assert again.core.health()["peers"][0]["closed_since"] is None
+        finally:
+            again.close()
+    finally:
+        north.close()
+
+
+def test_a_peers_closed_hours_are_kept_by_its_own_clock(tmp_path, clock, monkeypatch):
+    """The side gate's timer, on its clock 5 minutes ahead, powered it off at its 22:00, the
+    main gate's 21:55: every night it alarmed for the minutes until the main gate's 22:00.
+    Its closed hours go by its clock (as its last answer told it), as its timer does."""
+    ahead = FakeClock(start=NOW + timedelta(minutes=5))
+    north = Gate(tmp_path, "gate-north", ahead)
+    hours = {"closed_from": "22:00", "closed_until": "06:30"}
+    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north") | hours])
+    try:
+        switch = Switch(north)
+        sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(switch))
+        for c in (clock, ahead):
+            c.advance(11 * 3600 + 54 * 60)  # 21:54 here, 21:59 there
+        sync.poll()
+        assert south.core.health()["peers"][0]["clock_skew_s"] == 300
+        switch.up = False  # off at 22:00 by its clock
+        clock.advance(4 * 60)  # 21:58 here
+        sync.poll()
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "closed" and peer["closed_since"] == "2026-03-02T13:55:00+00:00"
+        clock.advance(8 * 3600 + 27 * 60)  # 06:25 here, 06:30 there: booting, still closed
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "closed" and peer["closed_since"] == "2026-03-02T13:55:00+00:00"
+        clock.advance(3 * 60)  # 06:28 here: its hours ended 3 minutes ago by its clock
+        assert south.core.health()["peers"][0]["state"] == "stale"
+    finally:
+        north.close()
+        south.close()
+
+
+def test_a_peer_that_does_not_answer_to_its_name_says_which_setting(south, monkeypatch, caplog):
+    """The north gate refused the name the south gate asks it by (its guard against DNS
+    rebinding, docs/network.md): the south gate's devices page said only "HTTP 421", and its
+    news was logged as "runs earlier code or does not list this gate". Both name the north
+    gate's [web] allowed_hosts, as the office's pull does."""
+    import logging
+
+    def misdirected(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(421, json={"detail": "Misdirected Request"})
+
+    sync = hostile(south, monkeypatch, "")
+    sync.client = httpx.Client(transport=httpx.MockTransport(misdirected))
+    sync.poll()
+    error = south.core.health()["peers"][0]["last_error"]
+    assert "does not answer to testserver" in error and "allowed_hosts" in error
+    with caplog.at_level(logging.WARNING, logger="checkpoint.peers"):
+        sync.news({"type": "decision", "decision": "pass", "committed": True})
+        assert sync.push() == {"gate-north": 421}
+    [said] = [r.getMessage() for r in caplog.records if "news" in r.getMessage()]
+    assert "allowed_hosts" in said and "earlier code" not in said
+
+
+def test_a_peer_whose_key_was_rotated_is_refused_and_told_which_key_to_pin(
+    north, pinned, monkeypatch
+):
+    """The north gate's issuer key was rotated and its new .pub brought to the south gate's
+    trust folder under a new name, trust_key left as it was: every answer was 'forged' with
+    no word of the key that does sign it. Still refused (the pinned key is the pinned key),
+    its error names the trusted .pub that signs it and what to set."""
+    from kiosk.passes import public_key_pem
+
+    rotated = Ed25519PrivateKey.from_private_bytes(b"\x54" * 32)
+    north.core.issuer_key = rotated
+    (pinned.dir / "trust" / "gate-north-2027.pub").write_bytes(public_key_pem(rotated.public_key()))
+    sync = pinned.peer_of(north, monkeypatch)
+    north.passage(resident())
+    sync.poll()
+    [peer] = pinned.core.health()["peers"]
+    assert peer["state"] == "forged" and sync.ledger.held() == {}
+    assert "gate-north-2027.pub" in peer["last_error"]
+    assert 'trust_key = "gate-north-2027"' in peer["last_error"]

@@ -29,7 +29,7 @@ from datetime import date
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Security
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -46,6 +46,8 @@ from kiosk.peers import (
     NONCE_PATTERN,
     PEER_SCOPE,
     SIGNATURE_HEADER,
+    PeerForged,
+    PeerPageError,
     history_horizon,
     peer_page,
     sign_page,
@@ -812,6 +814,11 @@ class PeerPage(BaseModel):
         description="This kiosk's `[compound] id` (null: none): an asking gate of another"
         " compound keeps nothing of the answer.",
     )
+    origin: str | None = Field(
+        None,
+        description="Which log this is: its first event's id (null while it is empty). An"
+        " asking gate holding another log's passages fetches this one from its start.",
+    )
 
 
 @router.get(
@@ -861,6 +868,9 @@ def passages(
 
 class PokeOut(BaseModel):
     fetching: bool = Field(description="This gate asks the poking gate for its passages now.")
+    closed: bool = Field(
+        False, description="The poking gate said it is closing: it is shown closed, no alarm."
+    )
 
 
 @router.post(
@@ -882,14 +892,41 @@ def passages_poke(
         pattern=KIOSK_ID_PATTERN,
         description="The poking gate's site.kiosk_id (one of this gate's compound.peers).",
     ),
+    closing: str | None = Query(
+        None,
+        min_length=1,
+        max_length=40,
+        description="The poking gate is stopping cleanly, at this time (UTC, its clock): it is"
+        f" shown closed, no alarm, until it answers again; signed in {SIGNATURE_HEADER} when"
+        " its key is pinned here.",
+    ),
+    signature: str | None = Header(None, alias=SIGNATURE_HEADER, max_length=200),
 ) -> Response:
     """Another gate of the compound has new passages: this gate asks it now (its
     ``/api/v1/passages``, judged as always) rather than at its next poll. Nothing else is
-    taken from the poke; many come to one ask a second at most."""
+    taken from the poke; many come to one ask a second at most. With ``closing``, it is
+    stopping: shown closed (not an outage) until it answers again."""
     peers = state.core.extras.get("peers")
+    if closing is not None and peers is not None:
+        return _closing(peers, kiosk_id, closing, signature)
     if peers is None or not peers.poke(kiosk_id):
         raise HTTPException(404, f"no compound.peers entry with kiosk_id {kiosk_id} here")
     return Response(json.dumps({"fetching": True}), 202, media_type="application/json")
+
+
+def _closing(peers: Any, kiosk_id: str, at: str, signature: str | None) -> Response:
+    """A peer's closing notice (``checkpoint.peers.PeerSync.closing``): 202, 404 (no such
+    peer), 422 (not a time), 403 (not signed by its pinned key, or played back)."""
+    try:
+        peers.closing(kiosk_id, at, signature)
+    except KeyError:
+        raise HTTPException(404, f"no compound.peers entry with kiosk_id {kiosk_id} here") from None
+    except PeerForged as exc:
+        raise HTTPException(403, f"closing notice refused: {exc}") from None
+    except PeerPageError as exc:
+        raise HTTPException(422, f"closing: {exc}") from None
+    body = json.dumps({"fetching": False, "closed": True})
+    return Response(body, 202, media_type="application/json")
 
 
 def metrics(state: Annotated[Api, Depends(api_state)]) -> PlainTextResponse:

@@ -6,11 +6,12 @@ Nothing configured (no ``[[compound.peers]]``) is a gate on its own, as before."
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from ._base import Section
+from ._base import ClockTime, Section
 from .fleet import TokenSource
 
 __all__ = ["CompoundSection", "PeerSource", "id_note", "peer_notes"]
@@ -31,6 +32,29 @@ class PeerSource(TokenSource):
     every answer must be signed by that key for the very request it answers, or nothing of it
     is kept (a forged or replayed page, over plain http too); the peer needs its issuer key
     (`issuer_key_path`). Unset: answers are taken unsigned, as before."""
+    closed_from: ClockTime | None = None
+    """The peer's own closed hours, from (local time, the site's timezone; with
+    `closed_until`, e.g. `"22:00"` to `"06:30"`, across midnight too): a side gate switched off
+    at night, a Pi a timer powers down. Within them, and for `stale_after_s` after (it boots),
+    a peer not heard is shown closed, no alarm; outside them, an outage alarms as ever. Unset:
+    it is expected to answer at any hour."""
+    closed_until: ClockTime | None = None
+    """The end of its closed hours (local time): see `closed_from`."""
+
+    @model_validator(mode="after")
+    def _hours(self) -> PeerSource:
+        if (self.closed_from is None) != (self.closed_until is None):
+            raise ValueError("closed_from and closed_until: give both, or neither")
+        if self.closed_from is not None and self.closed_from == self.closed_until:
+            raise ValueError("closed_from and closed_until are the same time (closed all day?)")
+        return self
+
+    @property
+    def closed_hours(self) -> tuple[time, time] | None:
+        """``(closed_from, closed_until)``, or ``None`` when it keeps no closed hours."""
+        if self.closed_from is None or self.closed_until is None:
+            return None
+        return self.closed_from, self.closed_until
 
 
 class CompoundSection(Section):

@@ -162,16 +162,17 @@ def peer_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
     for the rules and the guard."""
     gate = i18n.t(lang, "device.peer", id=a.detail)
     since = local_time(a.ts, tz, "%H:%M") if a.ts else "?"
-    # Refused as forged: not the network's doing (check-the-cable would be the wrong advice).
-    forged = a.cause == "forged"
+    # Refused as forged (or unsigned): not the network's doing (check-the-cable would be the
+    # wrong advice); unsigned: most likely that gate's release or key, not an impostor.
+    word = {"forged": "peer_forged", "unsigned": "peer_unsigned"}.get(a.cause, "peer")
     return {
-        "todo": i18n.t(lang, "alarm.todo.peer_forged" if forged else "alarm.todo.peer"),
+        "todo": i18n.t(lang, f"alarm.todo.{word}"),
         "key": a.key,
         "kind": a.kind,
         "title": i18n.t(lang, "alarm.device"),
         "time": local_time(a.ts, tz, "%m-%d %H:%M:%S") if a.ts else "",
         "detail": i18n.t(
-            lang, "alarm.peer_forged" if forged else "alarm.peer_stale", gate=gate, since=since
+            lang, f"alarm.{word if word != 'peer' else 'peer_stale'}", gate=gate, since=since
         ),
         "seq": None,
         "who": "",
@@ -675,10 +676,12 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
 
 def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str, str]:
     """Another gate of the compound's row (``report["peers"]``): ``ok`` and when it was last
-    heard, or ``degraded`` and since when its outings are unknown here (the quota and the
+    heard, or ``closed`` since when (it said so as it stopped: no outings there to know), or
+    ``degraded`` and since when its outings are unknown here (the quota and the
     anti-passback hold at this gate only), or that answers not signed by its key were refused
-    (``forged``); ``degraded`` too, and by how much and what to do,
-    when its clock is off this gate's beyond ``kiosk.peers.MAX_SKEW``."""
+    (``forged``), or answers with no signature at all (``unsigned``); ``degraded`` too, and
+    by how much and what to do, when its clock is off this gate's beyond
+    ``kiosk.peers.MAX_SKEW``."""
     label = i18n.t(lang, "device.peer", id=str(peer.get("kiosk_id")))
     if peer.get("state") == "ok":
         heard = local_time(str(peer.get("last_success")), tz, "%m-%d %H:%M:%S")
@@ -686,10 +689,17 @@ def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str,
         state, words = "ok", i18n.t(lang, "health.peer_ok", time=heard, rows=rows)
     elif peer.get("state") == "starting":
         state, words = "ok", i18n.t(lang, "health.peer_starting")
+    elif peer.get("state") == "closed":
+        since = local_time(str(peer.get("closed_since")), tz, "%H:%M")
+        state, words = "ok", i18n.t(lang, "health.peer_closed", since=since)
     elif peer.get("state") == "forged":
         since = local_time(str(peer.get("stale_since")), tz, "%m-%d %H:%M")
         n = int(peer.get("forged") or 0)
         state, words = "degraded", i18n.t(lang, "health.peer_forged", since=since, n=n)
+    elif peer.get("state") == "unsigned":
+        since = local_time(str(peer.get("stale_since")), tz, "%m-%d %H:%M")
+        n = int(peer.get("unsigned") or 0)
+        state, words = "degraded", i18n.t(lang, "health.peer_unsigned", since=since, n=n)
     else:
         since = local_time(str(peer.get("stale_since")), tz, "%m-%d %H:%M")
         state, words = "degraded", i18n.t(lang, "health.peer_stale", since=since)
