@@ -21,6 +21,8 @@ and no spreadsheet ever calculated) is refused with its line and column, never r
 from __future__ import annotations
 
 import _csv
+import codecs
+import contextlib
 import csv
 import io
 import zipfile
@@ -88,14 +90,59 @@ def decode_text(data: bytes) -> str:
     encoding a Chinese Windows Excel saves "CSV" in; UTF-16 when it starts with its BOM, as
     Excel saves a sheet as "Unicode Text". Every CSV the kiosk takes from a person is read
     this way (the list imports, the map, ``kiosk pass batch``). Raises ``CommunityError`` for
-    bytes that are none of them."""
-    utf16 = ("utf-16",) if data.startswith((b"\xff\xfe", b"\xfe\xff")) else ()
-    for encoding in (*utf16, "utf-8-sig", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise CommunityError("CSV is neither UTF-8 nor GB18030 text")
+    bytes that are none of them, naming the first byte that is not UTF-8.
+
+    A UTF-8 file with a damaged byte or two (a USB stick, a cut download) often decodes as
+    GB18030 too (UTF-8's Chinese bytes pair up as GB18030's): its names would be read as
+    mojibake (张伟 as 寮犱紵), a wrong person on a list. So GB18030 is taken only for bytes
+    that are not mostly UTF-8 (``_mostly_utf8``) and read as the Chinese text an office PC
+    writes (``_reads_as_chinese``); else the file is refused where it stops being UTF-8."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        with contextlib.suppress(UnicodeDecodeError):
+            return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bad = exc.start + (3 if data.startswith(codecs.BOM_UTF8) else 0)
+    line = data.count(b"\n", 0, bad) + 1
+    where = f"line {line}, byte {bad + 1}"
+    if _mostly_utf8(data):
+        raise CommunityError(
+            f"{where}: not UTF-8, in a file that is UTF-8 elsewhere (damaged on the way?);"
+            " nothing read: save it again as CSV UTF-8"
+        )
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError:
+        raise CommunityError(f"{where}: CSV is neither UTF-8 nor GB18030 text") from None
+    if not _reads_as_chinese(text):
+        raise CommunityError(
+            f"{where}: CSV is neither UTF-8 nor GB18030 text (read as GB18030 it is not the"
+            " Chinese an office PC writes); save it again as CSV UTF-8"
+        )
+    return text
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    """Whether the bytes beyond ASCII are at least twice as many in whole UTF-8 characters
+    as outside them (GB18030 text has a few UTF-8-looking pairs by chance, far fewer)."""
+    text = data.decode("utf-8", "surrogateescape")
+    bad = sum(1 for c in text if "\udc80" <= c <= "\udcff")
+    good = sum(len(c.encode()) for c in text if c > "\x7f" and not "\udc80" <= c <= "\udcff")
+    return good >= 2 * bad
+
+
+def _reads_as_chinese(text: str) -> bool:
+    """Whether at least 4 in 5 characters beyond ASCII are GB2312's: its hanzi (lead byte
+    B0-F7) or its symbols and full-width forms (A1-A9), as names and notes typed on an office
+    PC are. UTF-8 read as GB18030 falls in the rare GBK areas and the private-use ones."""
+    wide = [c for c in text if c > "\x7f"]
+    common = 0
+    for c in wide:
+        code = c.encode("gb18030")
+        if len(code) == 2 and (0xB0 <= code[0] <= 0xF7 or 0xA1 <= code[0] <= 0xA9):
+            common += 0xA1 <= code[1] <= 0xFE
+    return common * 5 >= len(wide) * 4
 
 
 def csv_rows(text: str) -> _csv.Reader:
