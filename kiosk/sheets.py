@@ -25,11 +25,12 @@ import codecs
 import contextlib
 import csv
 import io
+import re
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from .community import CommunityError
 
@@ -37,6 +38,8 @@ __all__ = [
     "MAX_BYTES",
     "MAX_ROWS",
     "Diff",
+    "Layout",
+    "Skipped",
     "Table",
     "csv_rows",
     "csv_text",
@@ -62,10 +65,66 @@ MAX_UNPACKED_BYTES = 64 * 1024 * 1024
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+#: How far down a sheet its header may be: below a title, a subtitle, a date line or two.
+HEADER_SEARCH_ROWS = 10
+#: What the first cell of a line below an office sheet's table starts with: its totals, its
+#: signatures and stamp, its date and notes (``制表人：王五``, ``合计``, ``注：...``).
+FOOTER_STARTS = (
+    "合计", "总计", "小计", "共计", "制表", "填表", "填报", "审核", "审批", "负责人", "签字",
+    "签名", "盖章", "联系人", "联系电话", "日期", "备注", "注：", "注:", "说明", "以上",
+    "total",
+)  # fmt: skip
+_FOOTER_WHY = "below the table (合计, 制表人, ...)"
+_TITLE_WHY = "above the header"
+#: A line of a footer that holds only a date (``2026年12月5日``, ``2026.12.5``).
+_DATE_LINE = re.compile(r"^\d{4}\s*(年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|[-/.]\d{1,2}[-/.]\d{1,2})$")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A line of the file that is not a row of the table: part of the ``title`` above the
+    header or of the ``footer`` below the table."""
+
+    line: int
+    part: Literal["title", "footer"]
+
+    @property
+    def why(self) -> str:
+        return _TITLE_WHY if self.part == "title" else _FOOTER_WHY
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the table is in its file: the header's line, and the lines skipped."""
+
+    header_line: int = 1
+    skipped: tuple[Skipped, ...] = ()
+
+    def lines(self, part: Literal["title", "footer"]) -> list[int]:
+        """The lines skipped as part of the title, or of the footer."""
+        return [s.line for s in self.skipped if s.part == part]
+
+    def shown(self) -> dict[str, Any]:
+        """For a preview: nothing when the header is the first line and no line was skipped."""
+        if self.header_line == 1 and not self.skipped:
+            return {}
+        return {
+            "header_line": self.header_line,
+            "skipped": [{"line": s.line, "why": s.why} for s in self.skipped],
+        }
+
+
 @dataclass(frozen=True)
 class Table:
     header: tuple[str, ...]
-    rows: tuple[dict[str, str], ...]  # line numbers: header is line 1, rows from 2
+    rows: tuple[dict[str, str], ...]
+    #: The file's line of each row (the sheet's row number; a CSV's record), for errors.
+    lines: tuple[int, ...] = ()
+    layout: Layout = field(default_factory=Layout)
+
+    def numbered(self) -> Iterable[tuple[int, dict[str, str]]]:
+        """Each row with its line in the file (header line 1, rows from 2 when not given)."""
+        return zip(self.lines or range(2, len(self.rows) + 2), self.rows, strict=True)
 
 
 class _DateText(str):
@@ -246,15 +305,40 @@ def _is_formula(value: object) -> bool:
 
 
 def read_table(
-    data: bytes, filename: str, required: Iterable[str] = (), text_columns: Iterable[str] = ()
+    data: bytes,
+    filename: str,
+    required: Iterable[str] = (),
+    text_columns: Iterable[str] = (),
+    columns: Iterable[str] = (),
 ) -> Table:
     """The header and rows of a CSV or .xlsx file (by its name's suffix). Blank lines are
     skipped; a header must name each column once; ``required`` columns must be present. A
     cell of ``text_columns`` that an .xlsx holds as a date is refused: Excel turns a typed
-    household code such as ``12-3`` into 3 December, which would be read as ``2026-12-03``."""
-    texts = frozenset(text_columns)
+    household code such as ``12-3`` into 3 December, which would be read as ``2026-12-03``.
+
+    An office's sheet has a title (a merged ``XX小区居家隔离人员名单``, a date line) above its
+    header and totals and signatures below its table: the header is the first line of the
+    first ``HEADER_SEARCH_ROWS`` naming one of ``columns`` (the names the caller knows; none:
+    the first line), and the lines from the first starting with ``FOOTER_STARTS`` on are the
+    footer, skipped (a line there that is neither a footer's nor a date is refused, never
+    dropped). ``Table.layout`` says which lines were skipped; errors name the file's lines."""
     if len(data) > MAX_BYTES:
         raise CommunityError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MB")
+    raw = _numbered_lines(data, filename)
+    at = _header_at(raw, frozenset(columns))
+    title = tuple(Skipped(line, "title") for line, _ in raw[:at])
+    header = _header(raw[at][1], required)
+    body, footer = _split_footer(raw[at + 1 :])
+    if len(body) > MAX_ROWS:
+        raise CommunityError(f"more than {MAX_ROWS} rows")
+    texts = frozenset(text_columns)
+    rows = [_row(line, values, header, texts) for line, values in body]
+    layout = Layout(raw[at][0], (*title, *footer))
+    return Table(header, tuple(rows), tuple(line for line, _ in body), layout)
+
+
+def _numbered_lines(data: bytes, filename: str) -> list[tuple[int, list[str]]]:
+    """The file's lines that are not blank, each with its line (the sheet's row number)."""
     name = filename.lower()
     if name.endswith(".xlsx"):
         raw = _xlsx_rows(data)
@@ -262,10 +346,26 @@ def read_table(
         raw = _csv_rows(data)
     else:
         raise CommunityError("expected a .csv or .xlsx file")
-    raw = [r for r in raw if any(c.strip() for c in r)]
-    if not raw:
+    numbered = [(n, r) for n, r in enumerate(raw, start=1) if any(c.strip() for c in r)]
+    if not numbered:
         raise CommunityError("the file is empty (a header line is required)")
-    header = tuple(c.strip().lower() for c in raw[0])
+    return numbered
+
+
+def _header_at(raw: Sequence[tuple[int, list[str]]], columns: frozenset[str]) -> int:
+    """The index in ``raw`` of the header: the first line of the first ``HEADER_SEARCH_ROWS``
+    with a cell naming one of ``columns``; else the first line (its errors say what it
+    lacks)."""
+    for index, (line, values) in enumerate(raw):
+        if line > HEADER_SEARCH_ROWS:
+            break
+        if any(c.strip().lower() in columns for c in values):
+            return index
+    return 0
+
+
+def _header(values: Sequence[str], required: Iterable[str]) -> tuple[str, ...]:
+    header = tuple(c.strip().lower() for c in values)
     while header and not header[-1]:
         header = header[:-1]
     if len(header) > MAX_COLUMNS:
@@ -274,24 +374,51 @@ def read_table(
         raise CommunityError("header: every column needs a name, each name once")
     if missing := [c for c in required if c not in header]:
         raise CommunityError(f"missing columns: {', '.join(missing)}")
-    if len(raw) - 1 > MAX_ROWS:
-        raise CommunityError(f"more than {MAX_ROWS} rows")
-    rows = []
-    for line, values in enumerate(raw[1:], start=2):
-        if any(v.strip() for v in values[len(header) :]):
-            raise CommunityError(f"line {line}: more fields than the header")
-        if any(len(v) > MAX_CELL for v in values):
-            raise CommunityError(f"line {line}: a cell longer than {MAX_CELL} characters")
-        padded = [*values[: len(header)], *[""] * (len(header) - len(values))]
-        for column, value in zip(header, padded, strict=True):
-            if column in texts and isinstance(value, _DateText):
-                raise CommunityError(
-                    f"line {line}: {column}: the spreadsheet holds a date ({value}) here;"
-                    " Excel turns codes such as 12-3 into dates: format the column as text"
-                    " and type them again"
-                )
-        rows.append({h: v.strip() for h, v in zip(header, padded, strict=True)})
-    return Table(header, tuple(rows))
+    return header
+
+
+def _first_cell(values: Sequence[str]) -> str:
+    return next((c.strip() for c in values if c.strip()), "")
+
+
+def _split_footer(
+    lines: Sequence[tuple[int, list[str]]],
+) -> tuple[list[tuple[int, list[str]]], tuple[Skipped, ...]]:
+    """The table's lines and the footer's (from the first line starting with
+    ``FOOTER_STARTS``). A line below that is neither a footer's nor a date is refused: a
+    resident typed under the total is not dropped unseen."""
+    start = next(
+        (i for i, (_n, v) in enumerate(lines) if _first_cell(v).lower().startswith(FOOTER_STARTS)),
+        len(lines),
+    )
+    for line, values in lines[start + 1 :]:
+        first = _first_cell(values)
+        if not (first.lower().startswith(FOOTER_STARTS) or _DATE_LINE.match(first)):
+            total = lines[start]
+            raise CommunityError(
+                f"line {line}: a row below line {total[0]} ({_first_cell(total[1])[:20]}), which"
+                " ends the table: move it above, or delete it"
+            )
+    footer = tuple(Skipped(line, "footer") for line, _ in lines[start:])
+    return list(lines[:start]), footer
+
+
+def _row(
+    line: int, values: Sequence[str], header: tuple[str, ...], texts: frozenset[str]
+) -> dict[str, str]:
+    if any(v.strip() for v in values[len(header) :]):
+        raise CommunityError(f"line {line}: more fields than the header")
+    if any(len(v) > MAX_CELL for v in values):
+        raise CommunityError(f"line {line}: a cell longer than {MAX_CELL} characters")
+    padded = [*values[: len(header)], *[""] * (len(header) - len(values))]
+    for column, value in zip(header, padded, strict=True):
+        if column in texts and isinstance(value, _DateText):
+            raise CommunityError(
+                f"line {line}: {column}: the spreadsheet holds a date ({value}) here;"
+                " Excel turns codes such as 12-3 into dates: format the column as text"
+                " and type them again"
+            )
+    return {h: v.strip() for h, v in zip(header, padded, strict=True)}
 
 
 @dataclass(frozen=True)

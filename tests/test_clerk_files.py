@@ -63,3 +63,98 @@ def test_a_real_gb18030_list_still_reads_rare_name_characters_and_all():
     text = _QUARANTINE + "5-800,王堃,2026-12-01,2026-12-14\n"  # 堃: GBK, not GB2312
     assert decode_text(text.encode("gb18030")) == text
     assert decode_text(("\ufeff" + text).encode()) == text
+
+
+def _office_sheet(rows, merged_title: bool = True) -> bytes:
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in rows:
+        sheet.append(row)
+    if merged_title:
+        sheet.merge_cells("A1:E1")
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+_TITLED = [
+    ["XX小区居家隔离人员名单", None, None, None, None],
+    ["填报日期：2026年12月5日"],
+    ["household", "holder", "from", "until", "note"],
+    ["5-702", "张伟", "2026-12-01", "2026-12-14", "密接"],
+    [None],
+    ["6-101", "李芳", "2026-12-02", "2026-12-15", ""],
+    ["合计", "2人"],
+    ["制表人：王五", None, None, "审核人：赵六"],
+    ["2026年12月5日"],
+]
+
+
+def test_an_office_sheet_with_a_title_and_a_signature_imports_its_people_only():
+    """The usual sheet: a merged title and a date line above the header, a total and the
+    signatures below. It was 'cannot tell the list from the columns'; the title is skipped
+    and so is the footer (合计 is not a household), and the preview says which lines."""
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    plan = plan_list_import(_office_sheet(_TITLED), "名单.xlsx", Lists())
+    assert plan.kind == "quarantine"
+    assert [(r["household"], r["holder"]) for r in plan.rows] == [
+        ("5-702", "张伟"),
+        ("6-101", "李芳"),
+    ]
+    assert plan.layout.header_line == 3
+    assert [(s.line, s.why) for s in plan.layout.skipped] == [
+        (1, "above the header"),
+        (2, "above the header"),
+        (7, "below the table (合计, 制表人, ...)"),
+        (8, "below the table (合计, 制表人, ...)"),
+        (9, "below the table (合计, 制表人, ...)"),
+    ]
+
+
+def test_a_csv_with_a_title_line_names_the_sheets_lines_in_its_errors():
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    text = (
+        "XX小区居家隔离人员名单,,,\nhousehold,holder,from,until\n"
+        "5-702,张伟,2026-12-01,2026-12-14\n\n6-101,李芳,2026-12-32,2026-12-15\n"
+    )
+    with pytest.raises(CommunityError, match="^line 5: from"):
+        plan_list_import(text.encode(), "q.csv", Lists())
+
+
+def test_a_row_below_a_total_line_is_refused_never_dropped():
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    rows = [*_TITLED[:7], ["7-303", "王强", "2026-12-03", "2026-12-16", ""]]
+    with pytest.raises(CommunityError, match="^line 8: .*below line 7 \\(合计"):
+        plan_list_import(_office_sheet(rows), "名单.xlsx", Lists())
+
+
+def test_the_import_preview_says_which_line_was_the_header_and_which_were_skipped(tmp_path, capsys):
+    import json
+
+    from checkpoint.cli import main
+    from drivers.clocksync import system_clock
+    from kiosk.store import EventLog
+
+    EventLog(tmp_path / "k.db", "gate-1", system_clock(), "NORMAL").open().close()
+    sheet = tmp_path / "名单.xlsx"
+    sheet.write_bytes(_office_sheet(_TITLED))
+    code = main(["lists", "import", str(sheet), "--db", str(tmp_path / "k.db")])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    out = json.loads(printed.out)
+    assert out["added"] == 2
+    assert out["header_line"] == 3
+    assert out["skipped"][0] == {"line": 1, "why": "above the header"}
+    assert [s["line"] for s in out["skipped"]] == [1, 2, 7, 8, 9]

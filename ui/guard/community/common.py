@@ -148,6 +148,12 @@ TEXT: dict[str, tuple[str, str]] = {
     "changed": ("修改", "Changed"),
     "removed": ("删除", "Removed"),
     "unchanged": ("不变", "Unchanged"),
+    "header_line": ("表头所在行", "Header on line"),
+    "skipped_title": ("跳过（表头上方）", "Skipped (above the header)"),
+    "skipped_footer": (
+        "跳过（表格下方：合计、制表人等）",
+        "Skipped (below the table: totals, signatures)",
+    ),
     "nothing": ("暂无", "None"),
     "saved": ("已保存", "Saved"),
     "admin_only": ("仅管理员", "Admins only"),
