@@ -1,7 +1,7 @@
 """Tables in and out as the sub-district and the manager have them: CSV or .xlsx.
 
 ``read_table(data, filename)`` turns a CSV (UTF-8, with or without BOM; GB18030 as sent by
-older office PCs) or the first sheet of an .xlsx into a header and rows of text, bounded
+older office PCs) or the first visible sheet of an .xlsx into a header and rows of text, bounded
 before it is read (``MAX_BYTES``, ``MAX_ROWS``, ``MAX_COLUMNS``; an .xlsx also by what it
 unpacks to, ``MAX_UNPACKED_BYTES``). ``diff_rows`` says what an
 import would change (added, changed, removed) so it can be shown before it is applied.
@@ -231,7 +231,12 @@ def _open_book(data: bytes, data_only: bool) -> Any:
 
 
 def _sheet_rows(book: Any) -> Iterable[tuple[object, ...]]:
-    rows: Iterable[tuple[object, ...]] = book.worksheets[0].iter_rows(
+    """The rows of the first sheet the clerk sees: a hidden sheet (last month's list kept
+    behind this month's) is never the one imported."""
+    shown = [s for s in book.worksheets if s.sheet_state == "visible"]
+    if not shown:
+        raise CommunityError("not a readable .xlsx file (it has no visible sheet)")
+    rows: Iterable[tuple[object, ...]] = shown[0].iter_rows(
         values_only=True, max_col=MAX_COLUMNS + 1
     )
     return rows

@@ -158,3 +158,27 @@ def test_the_import_preview_says_which_line_was_the_header_and_which_were_skippe
     assert out["header_line"] == 3
     assert out["skipped"][0] == {"line": 1, "why": "above the header"}
     assert [s["line"] for s in out["skipped"]] == [1, 2, 7, 8, 9]
+
+
+def test_a_workbook_whose_first_sheet_is_hidden_imports_the_sheet_the_clerk_sees():
+    """Last month's list hidden in front of this month's: the hidden one was imported."""
+    import io
+
+    import openpyxl
+
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    book = openpyxl.Workbook()
+    old = book.active
+    old.title = "11月"
+    old.append(["household", "residents"])
+    old.append(["9-901", 3])
+    old.sheet_state = "hidden"
+    new = book.create_sheet("12月")
+    new.append(["household", "residents"])
+    new.append(["1-101", 2])
+    out = io.BytesIO()
+    book.save(out)
+    plan = plan_list_import(out.getvalue(), "h.xlsx", Lists())
+    assert [r["household"] for r in plan.rows] == ["1-101"]
