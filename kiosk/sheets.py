@@ -30,6 +30,7 @@ import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from .community import CommunityError
@@ -131,6 +132,18 @@ class _DateText(str):
     """The text of a cell the spreadsheet holds as a date (``read_table``'s ``text_columns``)."""
 
 
+class _NumberText(str):
+    """The text of a number cell that may not be what was typed (``read_table``'s
+    ``text_columns``): a fraction (``3.10`` typed is the number 3.1) or more digits than a
+    spreadsheet keeps (15: an 18-digit code typed loses its last ones, 1.10101E+17)."""
+
+
+#: Digits a spreadsheet's number keeps exactly (Excel: 15 significant digits).
+_EXACT_DIGITS = 15
+#: A number as Excel writes one too long for its cell into a CSV: ``1.10101E+17``.
+_SCIENTIFIC = re.compile(r"^[+-]?\d+(\.\d+)?[eE][+-]?\d+$")
+
+
 def _cell(value: object) -> str:
     if value is None:
         return ""
@@ -139,8 +152,13 @@ def _cell(value: object) -> str:
         return _DateText(when)
     if isinstance(value, date):
         return _DateText(value.isoformat())
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        whole = isinstance(value, int) or value.is_integer()
+        # As the spreadsheet shows it (its 15 digits): 110101199003071000, not ...071008.
+        shown = value if isinstance(value, int) else Decimal(f"{value:.15g}")
+        text = str(int(shown)) if whole else str(shown)
+        exact = whole and len(text.lstrip("-")) <= _EXACT_DIGITS
+        return text if exact else _NumberText(text)
     return str(value).strip()
 
 
@@ -417,13 +435,28 @@ def _row(
         raise CommunityError(f"line {line}: a cell longer than {MAX_CELL} characters")
     padded = [*values[: len(header)], *[""] * (len(header) - len(values))]
     for column, value in zip(header, padded, strict=True):
-        if column in texts and isinstance(value, _DateText):
-            raise CommunityError(
-                f"line {line}: {column}: the spreadsheet holds a date ({value}) here;"
-                " Excel turns codes such as 12-3 into dates: format the column as text"
-                " and type them again"
-            )
+        if column in texts:
+            _check_code(line, column, value)
     return {h: v.strip() for h, v in zip(header, padded, strict=True)}
+
+
+def _check_code(line: int, column: str, value: str) -> None:
+    """Refuse a code (household, pass id, plate...) the spreadsheet changed as it read it: a
+    date (``12-3`` typed is 3 December), a number with a fraction (``3.10`` is 3.1) or one
+    longer than it keeps (an 18-digit code), or such a number as Excel writes it into a CSV
+    (``1.10101E+17``). Read as it is, it would be another household, or nobody's."""
+    if isinstance(value, _DateText):
+        raise CommunityError(
+            f"line {line}: {column}: the spreadsheet holds a date ({value}) here;"
+            " Excel turns codes such as 12-3 into dates: format the column as text"
+            " and type them again"
+        )
+    if isinstance(value, _NumberText) or _SCIENTIFIC.match(value.strip()):
+        raise CommunityError(
+            f"line {line}: {column}: the spreadsheet holds a number ({value.strip()}) here,"
+            " not the code as typed (Excel drops a trailing 0 and the digits after the 15th):"
+            " format the column as text and type them again"
+        )
 
 
 @dataclass(frozen=True)

@@ -182,3 +182,32 @@ def test_a_workbook_whose_first_sheet_is_hidden_imports_the_sheet_the_clerk_sees
     book.save(out)
     plan = plan_list_import(out.getvalue(), "h.xlsx", Lists())
     assert [r["household"] for r in plan.rows] == ["1-101"]
+
+
+@pytest.mark.parametrize(
+    ("cell", "shown"),
+    [
+        (3.1, "3.1"),  # typed 3.10: Excel keeps the number, not the 0
+        (1.10101199003071e17, "110101199003071000"),  # an 18-digit code: its last digits gone
+    ],
+)
+def test_a_code_the_spreadsheet_holds_as_a_number_it_changed_is_refused(cell, shown):
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    rows = [["household", "residents"], [1201, 2], [cell, 3]]
+    with pytest.raises(CommunityError, match=f"^line 3: household: .*number.*{shown}"):
+        plan_list_import(_office_sheet(rows, merged_title=False), "h.xlsx", Lists())
+
+
+def test_a_csv_code_excel_wrote_in_scientific_notation_is_refused():
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    text = "household,residents\n5-702,2\n1.10101E+17,3\n"
+    with pytest.raises(CommunityError, match="^line 3: household: .*1.10101E\\+17"):
+        plan_list_import(text.encode(), "r.csv", Lists())
+    whole = plan_list_import(b"household,residents\n1201,2\n", "h.csv", Lists())
+    assert [r["household"] for r in whole.rows] == ["1201"]
