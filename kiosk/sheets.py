@@ -46,6 +46,7 @@ __all__ = [
     "csv_text",
     "decode_text",
     "diff_rows",
+    "find_table",
     "formula_safe",
     "read_table",
     "sheet_cell",
@@ -126,6 +127,10 @@ class Table:
     def numbered(self) -> Iterable[tuple[int, dict[str, str]]]:
         """Each row with its line in the file (header line 1, rows from 2 when not given)."""
         return zip(self.lines or range(2, len(self.rows) + 2), self.rows, strict=True)
+
+
+#: A file's non-blank lines, each with its line number (the sheet's row, the CSV's record).
+Lines = Sequence[tuple[int, list[str]]]
 
 
 class _DateText(str):
@@ -347,17 +352,24 @@ def read_table(
     dropped). ``Table.layout`` says which lines were skipped; errors name the file's lines."""
     if len(data) > MAX_BYTES:
         raise CommunityError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MB")
-    raw = _numbered_lines(data, filename)
-    at = _header_at(raw, frozenset(columns))
-    title = tuple(Skipped(line, "title") for line, _ in raw[:at])
-    header = _header(raw[at][1], required)
-    body, footer = _split_footer(raw[at + 1 :])
+    head, body, layout = find_table(_numbered_lines(data, filename), columns)
+    header = _header(head, required)
     if len(body) > MAX_ROWS:
         raise CommunityError(f"more than {MAX_ROWS} rows")
     texts = frozenset(text_columns)
     rows = [_row(line, values, header, texts) for line, values in body]
-    layout = Layout(raw[at][0], (*title, *footer))
     return Table(header, tuple(rows), tuple(line for line, _ in body), layout)
+
+
+def find_table(lines: Lines, columns: Iterable[str]) -> tuple[list[str], Lines, Layout]:
+    """The header's cells, the table's lines and the layout, of a file's non-blank ``lines``
+    (each with its line number), as ``read_table`` finds them: the header by ``columns``
+    below a title, the footer skipped. ``CommunityError`` for a line below the footer that
+    is no footer's (``kiosk pass batch`` reads its CSV this way too)."""
+    at = _header_at(lines, frozenset(columns))
+    title = tuple(Skipped(line, "title") for line, _ in lines[:at])
+    body, footer = _split_footer(lines[at + 1 :])
+    return lines[at][1], body, Layout(lines[at][0], (*title, *footer))
 
 
 def _numbered_lines(data: bytes, filename: str) -> list[tuple[int, list[str]]]:
@@ -375,7 +387,7 @@ def _numbered_lines(data: bytes, filename: str) -> list[tuple[int, list[str]]]:
     return numbered
 
 
-def _header_at(raw: Sequence[tuple[int, list[str]]], columns: frozenset[str]) -> int:
+def _header_at(raw: Lines, columns: frozenset[str]) -> int:
     """The index in ``raw`` of the header: the first line of the first ``HEADER_SEARCH_ROWS``
     with a cell naming one of ``columns``; else the first line (its errors say what it
     lacks)."""
@@ -404,9 +416,7 @@ def _first_cell(values: Sequence[str]) -> str:
     return next((c.strip() for c in values if c.strip()), "")
 
 
-def _split_footer(
-    lines: Sequence[tuple[int, list[str]]],
-) -> tuple[list[tuple[int, list[str]]], tuple[Skipped, ...]]:
+def _split_footer(lines: Lines) -> tuple[Lines, tuple[Skipped, ...]]:
     """The table's lines and the footer's (from the first line starting with
     ``FOOTER_STARTS``). A line below that is neither a footer's nor a date is refused: a
     resident typed under the total is not dropped unseen."""
@@ -423,7 +433,7 @@ def _split_footer(
                 " ends the table: move it above, or delete it"
             )
     footer = tuple(Skipped(line, "footer") for line, _ in lines[start:])
-    return list(lines[:start]), footer
+    return lines[:start], footer
 
 
 def _row(

@@ -211,3 +211,32 @@ def test_a_csv_code_excel_wrote_in_scientific_notation_is_refused():
         plan_list_import(text.encode(), "r.csv", Lists())
     whole = plan_list_import(b"household,residents\n1201,2\n", "h.csv", Lists())
     assert [r["household"] for r in whole.rows] == ["1201"]
+
+
+def test_a_pass_batch_from_an_office_sheet_prints_no_pass_for_its_total_or_signature(
+    tmp_path, capsys
+):
+    """A households CSV saved from the office's sheet: its title was 'the header needs
+    household and holder columns', and with the title deleted its 合计 line was a pass
+    printed for household 合计, holder 2人."""
+    import csv
+
+    from checkpoint.cli import main
+
+    assert main(["keys", "new", "--dir", str(tmp_path / "keys"), "--name", "office"]) == 0
+    households = tmp_path / "households.csv"
+    households.write_text(
+        "XX小区纸质通行证名单,,\nhousehold,holder,role\n5-702,张伟,\n6-101,李芳,\n"
+        "合计,2人,\n制表人：王五,,\n",
+        encoding="gb18030",
+    )
+    out_dir = tmp_path / "cards"
+    argv = ["--key", str(tmp_path / "keys" / "office.key"), "--csv", str(households)]
+    code = main(["pass", "batch", *argv, "--out", str(out_dir)])
+    assert code == 0, capsys.readouterr().err
+    rows = list(csv.DictReader((out_dir / "passes.csv").open(encoding="utf-8-sig")))
+    assert [(r["household"], r["holder"]) for r in rows] == [("5-702", "张伟"), ("6-101", "李芳")]
+
+    households.write_text("household,holder\n5-702,张伟\n合计,1人\n6-101,李芳\n")
+    code = main(["pass", "batch", *argv, "--out", str(tmp_path / "again")])
+    assert code == 2 and "line 4: a row below line 3 (合计)" in capsys.readouterr().err
