@@ -374,17 +374,46 @@ def find_table(lines: Lines, columns: Iterable[str]) -> tuple[list[str], Lines, 
 
 def _numbered_lines(data: bytes, filename: str) -> list[tuple[int, list[str]]]:
     """The file's lines that are not blank, each with its line (the sheet's row number)."""
-    name = filename.lower()
-    if name.endswith(".xlsx"):
-        raw = _xlsx_rows(data)
-    elif name.endswith((".csv", ".txt")):
-        raw = _csv_rows(data)
-    else:
-        raise CommunityError("expected a .csv or .xlsx file")
+    kind = _file_kind(data, filename.lower())
+    raw = _xlsx_rows(data) if kind == "xlsx" else _csv_rows(data)
     numbered = [(n, r) for n, r in enumerate(raw, start=1) if any(c.strip() for c in r)]
     if not numbered:
         raise CommunityError("the file is empty (a header line is required)")
     return numbered
+
+
+#: The first bytes of a Compound File: Excel 97-2003's .xls, WPS's .et, old Word files.
+_OLE2_MAGIC = bytes.fromhex("d0cf11e0a1b11ae1")
+
+
+def _file_kind(data: bytes, name: str) -> Literal["xlsx", "csv"]:
+    """How to read a file: by what it holds where that is a workbook (WPS and some office
+    systems save an .xlsx as .xls; a clerk renames one .csv), else by its name. A workbook
+    the kiosk cannot read is refused saying how to save it."""
+    if data.startswith(_OLE2_MAGIC):
+        raise CommunityError(
+            "an Excel 97-2003 (.xls) or WPS (.et) workbook, which the kiosk does not read:"
+            " in Excel or WPS, Save As 'Excel Workbook (*.xlsx)' or 'CSV UTF-8'"
+        )
+    if data.startswith(b"PK\x03\x04"):
+        names: list[str] = []
+        with (
+            contextlib.suppress(zipfile.BadZipFile, ValueError, OSError),
+            zipfile.ZipFile(io.BytesIO(data)) as archive,
+        ):
+            names = archive.namelist()
+        if names and "xl/workbook.xml" not in names:
+            raise CommunityError(
+                "not an Excel workbook (a Numbers or OpenDocument sheet?): export it as"
+                " .xlsx ('Excel Workbook') or CSV"
+            )
+        if names or name.endswith(".xlsx"):
+            return "xlsx"  # a damaged zip named .xlsx is refused as such, saying why
+    if name.endswith(".xlsx"):
+        return "xlsx"  # refused as not a readable .xlsx, saying why
+    if name.endswith((".csv", ".txt")):
+        return "csv"
+    raise CommunityError("expected a .csv or .xlsx file")
 
 
 def _header_at(raw: Lines, columns: frozenset[str]) -> int:

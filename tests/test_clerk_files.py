@@ -240,3 +240,42 @@ def test_a_pass_batch_from_an_office_sheet_prints_no_pass_for_its_total_or_signa
     households.write_text("household,holder\n5-702,张伟\n合计,1人\n6-101,李芳\n")
     code = main(["pass", "batch", *argv, "--out", str(tmp_path / "again")])
     assert code == 2 and "line 4: a row below line 3 (合计)" in capsys.readouterr().err
+
+
+_OLE2 = bytes.fromhex("d0cf11e0a1b11ae1") + bytes(504)  # an Excel 97-2003 / WPS .et file
+
+
+@pytest.mark.parametrize("name", ["名单.xls", "名单.et", "名单.xlsx", "名单.csv"])
+def test_an_old_excel_or_wps_workbook_is_refused_saying_how_to_save_it(name):
+    from kiosk.community import CommunityError
+    from kiosk.sheets import read_table
+
+    with pytest.raises(CommunityError, match=r"Excel 97-2003 \(\.xls\) or WPS \(\.et\).*\.xlsx"):
+        read_table(_OLE2, name, columns=("household",))
+
+
+@pytest.mark.parametrize("name", ["名单.xls", "名单.csv", "名单.et"])
+def test_a_workbook_saved_under_another_suffix_is_read_as_the_workbook_it_is(name):
+    """WPS and some office systems save an .xlsx as .xls; renamed to .csv it was 'neither
+    UTF-8 nor GB18030 text' at a byte of the zip."""
+    from kiosk.sheets import read_table
+
+    data = _office_sheet([["household", "residents"], ["5-702", 2]], merged_title=False)
+    assert read_table(data, name, columns=("household",)).rows == (
+        {"household": "5-702", "residents": "2"},
+    )
+
+
+def test_a_numbers_or_opendocument_sheet_is_refused_saying_to_export_it():
+    import io
+    import zipfile
+
+    from kiosk.community import CommunityError
+    from kiosk.sheets import read_table
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+    for name in ("名单.ods", "名单.numbers", "名单.xlsx"):
+        with pytest.raises(CommunityError, match="not an Excel workbook.*export it as .xlsx"):
+            read_table(out.getvalue(), name)
