@@ -279,3 +279,20 @@ def test_a_numbers_or_opendocument_sheet_is_refused_saying_to_export_it():
     for name in ("名单.ods", "名单.numbers", "名单.xlsx"):
         with pytest.raises(CommunityError, match="not an Excel workbook.*export it as .xlsx"):
             read_table(out.getvalue(), name)
+
+
+def test_dates_as_a_clerk_types_them_in_chinese_or_full_width_are_the_dates_meant():
+    """2026年12月14日 and a full-width ２０２６－１２－０１ (a Chinese input method) were
+    'expected a date such as 2026-03-01': the whole sheet sent back."""
+    from datetime import date
+
+    from kiosk.lists import QuarantineIn
+
+    row = QuarantineIn.model_validate(
+        {"household": "5-702", "from": "２０２６－１２－０１", "until": "2026年12月14日"}
+    )
+    assert (row.from_, row.until) == (date(2026, 12, 1), date(2026, 12, 14))
+    with pytest.raises(ValueError, match="2026年2月30日 is not a calendar date"):
+        QuarantineIn.model_validate(
+            {"household": "5-702", "from": "2026年2月30日", "until": "2026-12-14"}
+        )
