@@ -78,6 +78,9 @@ FOOTER_STARTS = (
 )  # fmt: skip
 _FOOTER_WHY = "below the table (合计, 制表人, ...)"
 _TITLE_WHY = "above the header"
+#: A numbered note under a footer's ``备注：`` (``1、...``, ``（2）...``, ``二、...``); never a
+#: code such as ``1.201``, whose mark is followed by a digit.
+_NOTE_LINE = re.compile(r"^[(（]?(\d{1,2}|[一二三四五六七八九十]{1,3})[、.．)）]\s*[^\d\s]")
 #: A line of a footer that holds only a date (``2026年12月5日``, ``2026.12.5``).
 _DATE_LINE = re.compile(r"^\d{4}\s*(年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|[-/.]\d{1,2}[-/.]\d{1,2})$")
 
@@ -447,15 +450,19 @@ def _first_cell(values: Sequence[str]) -> str:
 
 def _split_footer(lines: Lines) -> tuple[Lines, tuple[Skipped, ...]]:
     """The table's lines and the footer's (from the first line starting with
-    ``FOOTER_STARTS``). A line below that is neither a footer's nor a date is refused: a
-    resident typed under the total is not dropped unseen."""
+    ``FOOTER_STARTS``). A line below that is neither a footer's, a date nor a numbered note
+    is refused: a resident typed under the total is not dropped unseen."""
     start = next(
         (i for i, (_n, v) in enumerate(lines) if _first_cell(v).lower().startswith(FOOTER_STARTS)),
         len(lines),
     )
     for line, values in lines[start + 1 :]:
         first = _first_cell(values)
-        if not (first.lower().startswith(FOOTER_STARTS) or _DATE_LINE.match(first)):
+        if not (
+            first.lower().startswith(FOOTER_STARTS)
+            or _DATE_LINE.match(first)
+            or _NOTE_LINE.match(first)
+        ):
             total = lines[start]
             raise CommunityError(
                 f"line {line}: a row below line {total[0]} ({_first_cell(total[1])[:20]}), which"

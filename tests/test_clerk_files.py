@@ -296,3 +296,18 @@ def test_dates_as_a_clerk_types_them_in_chinese_or_full_width_are_the_dates_mean
         QuarantineIn.model_validate(
             {"household": "5-702", "from": "2026年2月30日", "until": "2026-12-14"}
         )
+
+
+def test_numbered_notes_under_a_footer_are_the_footer_and_a_room_code_is_not():
+    """备注： then 1、... 2、... under the table was refused as rows below the footer."""
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    head = "household,residents\n5-702,2\n备注：\n"
+    notes = "1、居家隔离期间不得外出\n（2）每日两次测温\n二、解除后观察7天\n"
+    plan = plan_list_import((head + notes).encode(), "h.csv", Lists())
+    assert [r["household"] for r in plan.rows] == ["5-702"]
+    assert [s.line for s in plan.layout.skipped] == [3, 4, 5, 6]
+    with pytest.raises(CommunityError, match="^line 4: a row below line 3"):
+        plan_list_import((head + "1.201\n").encode(), "h.csv", Lists())
