@@ -78,6 +78,7 @@ FOOTER_STARTS = (
 )  # fmt: skip
 _FOOTER_WHY = "below the table (合计, 制表人, ...)"
 _TITLE_WHY = "above the header"
+_HIDDEN_WHY = "hidden in the sheet"
 #: A numbered note under a footer's ``备注：`` (``1、...``, ``（2）...``, ``二、...``); never a
 #: code such as ``1.201``, whose mark is followed by a digit.
 _NOTE_LINE = re.compile(r"^[(（]?(\d{1,2}|[一二三四五六七八九十]{1,3})[、.．)）]\s*[^\d\s]")
@@ -85,17 +86,18 @@ _NOTE_LINE = re.compile(r"^[(（]?(\d{1,2}|[一二三四五六七八九十]{1,3}
 _DATE_LINE = re.compile(r"^\d{4}\s*(年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|[-/.]\d{1,2}[-/.]\d{1,2})$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Skipped:
     """A line of the file that is not a row of the table: part of the ``title`` above the
-    header or of the ``footer`` below the table."""
+    header or of the ``footer`` below the table, or ``hidden`` in the sheet (hidden rows,
+    rows a filter leaves out: the clerk does not see them on her list)."""
 
     line: int
-    part: Literal["title", "footer"]
+    part: Literal["title", "footer", "hidden"]
 
     @property
     def why(self) -> str:
-        return _TITLE_WHY if self.part == "title" else _FOOTER_WHY
+        return {"title": _TITLE_WHY, "footer": _FOOTER_WHY, "hidden": _HIDDEN_WHY}[self.part]
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,8 @@ class Layout:
     header_line: int = 1
     skipped: tuple[Skipped, ...] = ()
 
-    def lines(self, part: Literal["title", "footer"]) -> list[int]:
-        """The lines skipped as part of the title, or of the footer."""
+    def lines(self, part: Literal["title", "footer", "hidden"]) -> list[int]:
+        """The lines skipped as part of the title, of the footer, or hidden in the sheet."""
         return [s.line for s in self.skipped if s.part == part]
 
     def shown(self) -> dict[str, Any]:
@@ -256,16 +258,43 @@ def _open_book(data: bytes, data_only: bool) -> Any:
         raise CommunityError(f"not a readable .xlsx file ({type(exc).__name__})") from None
 
 
-def _sheet_rows(book: Any) -> Iterable[tuple[object, ...]]:
-    """The rows of the first sheet the clerk sees: a hidden sheet (last month's list kept
-    behind this month's) is never the one imported."""
+def _first_shown(book: Any) -> Any:
+    """The first sheet the clerk sees: a hidden sheet (last month's list kept behind this
+    month's) is never the one imported."""
     shown = [s for s in book.worksheets if s.sheet_state == "visible"]
     if not shown:
         raise CommunityError("not a readable .xlsx file (it has no visible sheet)")
-    rows: Iterable[tuple[object, ...]] = shown[0].iter_rows(
+    return shown[0]
+
+
+def _sheet_rows(book: Any) -> Iterable[tuple[object, ...]]:
+    """The rows of ``_first_shown``, every row numbered by its place (read-only openpyxl
+    fills in the rows a file leaves out)."""
+    rows: Iterable[tuple[object, ...]] = _first_shown(book).iter_rows(
         values_only=True, max_col=MAX_COLUMNS + 1
     )
     return rows
+
+
+_SHEET_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+
+
+def _hidden_rows(book: Any) -> frozenset[int]:
+    """The rows of ``_first_shown`` that the sheet hides: rows the clerk hid (people
+    released) and rows a filter leaves out (another compound's). openpyxl's read-only sheet
+    does not say; its XML does (``<row r="7" hidden="1">``), read as a stream."""
+    from xml.etree.ElementTree import iterparse  # noqa: S405 - the file's own part, bounded
+
+    hidden: set[int] = set()
+    number = 0
+    with _first_shown(book)._get_source() as source:  # the sheet's XML part in the zip
+        for _event, element in iterparse(source):  # noqa: S314 - expat refuses entity bombs
+            if element.tag == f"{_SHEET_NS}row":
+                number = int(element.get("r") or number + 1)
+                if element.get("hidden") in ("1", "true"):
+                    hidden.add(number)
+                element.clear()
+    return frozenset(hidden)
 
 
 def _check_unpacked(data: bytes) -> None:
@@ -283,10 +312,11 @@ def _check_unpacked(data: bytes) -> None:
         )
 
 
-def _xlsx_rows(data: bytes) -> list[list[str]]:
+def _xlsx_rows(data: bytes) -> tuple[list[list[str]], frozenset[int]]:
     """The first sheet's rows as text. A formula is read as the value saved with it; one with
     no saved value (a file written by a program, never opened and saved by Excel or WPS) is
-    refused, naming its cell, rather than read as a blank."""
+    refused, naming its cell, rather than read as a blank. With them, the rows the sheet
+    hides (``_hidden_rows``)."""
     _check_unpacked(data)
     try:
         return _read_xlsx(data)
@@ -297,7 +327,7 @@ def _xlsx_rows(data: bytes) -> list[list[str]]:
         raise CommunityError(f"not a readable .xlsx file ({type(exc).__name__})") from None
 
 
-def _read_xlsx(data: bytes) -> list[list[str]]:
+def _read_xlsx(data: bytes) -> tuple[list[list[str]], frozenset[int]]:
     book = _open_book(data, True)
     try:
         formulas = _open_book(data, False)
@@ -322,7 +352,7 @@ def _read_xlsx(data: bytes) -> list[list[str]]:
             rows.append([_cell(v) for v in values])
             if not header and any(rows[-1]):
                 header = [c.strip().lower() for c in rows[-1]]
-        return rows
+        return rows, _hidden_rows(book)
     finally:
         book.close()
         formulas.close()
@@ -355,7 +385,10 @@ def read_table(
     dropped). ``Table.layout`` says which lines were skipped; errors name the file's lines."""
     if len(data) > MAX_BYTES:
         raise CommunityError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MB")
-    head, body, layout = find_table(_numbered_lines(data, filename), columns)
+    lines, hidden = _numbered_lines(data, filename)
+    head, body, layout = find_table(lines, columns)
+    if hidden:
+        layout = Layout(layout.header_line, tuple(sorted((*layout.skipped, *hidden))))
     header = _header(head, required)
     if len(body) > MAX_ROWS:
         raise CommunityError(f"more than {MAX_ROWS} rows")
@@ -375,14 +408,21 @@ def find_table(lines: Lines, columns: Iterable[str]) -> tuple[list[str], Lines, 
     return lines[at][1], body, Layout(lines[at][0], (*title, *footer))
 
 
-def _numbered_lines(data: bytes, filename: str) -> list[tuple[int, list[str]]]:
-    """The file's lines that are not blank, each with its line (the sheet's row number)."""
-    kind = _file_kind(data, filename.lower())
-    raw = _xlsx_rows(data) if kind == "xlsx" else _csv_rows(data)
+def _numbered_lines(
+    data: bytes, filename: str
+) -> tuple[list[tuple[int, list[str]]], tuple[Skipped, ...]]:
+    """The file's lines that are not blank nor hidden in the sheet, each with its line (the
+    sheet's row number); and the hidden ones that are not blank, skipped."""
+    if _file_kind(data, filename.lower()) == "xlsx":
+        raw, hidden = _xlsx_rows(data)
+    else:
+        raw, hidden = _csv_rows(data), frozenset()
     numbered = [(n, r) for n, r in enumerate(raw, start=1) if any(c.strip() for c in r)]
+    skipped = tuple(Skipped(n, "hidden") for n, _r in numbered if n in hidden)
+    numbered = [(n, r) for n, r in numbered if n not in hidden]
     if not numbered:
         raise CommunityError("the file is empty (a header line is required)")
-    return numbered
+    return numbered, skipped
 
 
 #: The first bytes of a Compound File: Excel 97-2003's .xls, WPS's .et, old Word files.

@@ -311,3 +311,28 @@ def test_numbered_notes_under_a_footer_are_the_footer_and_a_room_code_is_not():
     assert [s.line for s in plan.layout.skipped] == [3, 4, 5, 6]
     with pytest.raises(CommunityError, match="^line 4: a row below line 3"):
         plan_list_import((head + "1.201\n").encode(), "h.csv", Lists())
+
+
+def test_rows_the_clerk_hid_or_filtered_out_are_not_imported_and_the_preview_says_so():
+    """A clerk hides the rows of people released (or filters the sheet to her compound) and
+    saves: the hidden rows were imported all the same, people she does not see on her list."""
+    import io
+
+    import openpyxl
+
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in (["household", "holder", "from", "until"],
+                ["5-702", "张伟", "2026-12-01", "2026-12-14"],
+                ["9-901", "released", "2026-11-01", "2026-11-14"],
+                ["6-101", "李芳", "2026-12-02", "2026-12-15"]):  # fmt: skip
+        sheet.append(row)
+    sheet.row_dimensions[3].hidden = True
+    out = io.BytesIO()
+    book.save(out)
+    plan = plan_list_import(out.getvalue(), "q.xlsx", Lists())
+    assert [r["household"] for r in plan.rows] == ["5-702", "6-101"]
+    assert [(s.line, s.why) for s in plan.layout.skipped] == [(3, "hidden in the sheet")]

@@ -316,3 +316,15 @@ def test_an_import_preview_names_the_header_line_and_the_lines_skipped(admin):
     assert 'data-key="header_line">3<' in page.text
     assert 'data-key="skipped_title">1, 2<' in page.text
     assert 'data-key="skipped_footer">5, 6<' in page.text
+
+
+def test_an_import_preview_names_the_rows_hidden_in_the_sheet(admin):
+    book = openpyxl.Workbook()
+    for row in (["household", "residents"], ["5-702", 2], ["9-901", 3], ["6-101", 1]):
+        book.active.append(row)
+    book.active.row_dimensions[3].hidden = True
+    out = io.BytesIO()
+    book.save(out)
+    page = upload(admin, "households", "h.xlsx", out.getvalue())
+    assert re.search(r'data-key="added">2<', page.text)
+    assert 'data-key="skipped_hidden">3<' in page.text

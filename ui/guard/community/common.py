@@ -154,6 +154,7 @@ TEXT: dict[str, tuple[str, str]] = {
         "跳过（表格下方：合计、制表人等）",
         "Skipped (below the table: totals, signatures)",
     ),
+    "skipped_hidden": ("跳过（表中隐藏或筛选掉的行）", "Skipped (hidden or filtered out)"),
     "nothing": ("暂无", "None"),
     "saved": ("已保存", "Saved"),
     "admin_only": ("仅管理员", "Admins only"),
