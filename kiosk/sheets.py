@@ -191,21 +191,22 @@ def decode_text(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         bad = exc.start + (3 if data.startswith(codecs.BOM_UTF8) else 0)
-    line = data.count(b"\n", 0, bad) + 1
-    where = f"line {line}, byte {bad + 1}"
+    line, byte = data.count(b"\n", 0, bad) + 1, bad + 1
     if _mostly_utf8(data):
         raise CommunityError(
-            f"{where}: not UTF-8, in a file that is UTF-8 elsewhere (damaged on the way?);"
-            " nothing read: save it again as CSV UTF-8"
+            f"line {line}, byte {byte}: not UTF-8, in a file that is UTF-8 elsewhere (damaged on"
+            " the way?); nothing read: save it again as CSV UTF-8"
         )
     try:
         text = data.decode("gb18030")
     except UnicodeDecodeError:
-        raise CommunityError(f"{where}: CSV is neither UTF-8 nor GB18030 text") from None
+        raise CommunityError(
+            f"line {line}, byte {byte}: CSV is neither UTF-8 nor GB18030 text"
+        ) from None
     if not _reads_as_chinese(text):
         raise CommunityError(
-            f"{where}: CSV is neither UTF-8 nor GB18030 text (read as GB18030 it is not the"
-            " Chinese an office PC writes); save it again as CSV UTF-8"
+            f"line {line}, byte {byte}: CSV is neither UTF-8 nor GB18030 text (read as GB18030"
+            " it is not the Chinese an office PC writes); save it again as CSV UTF-8"
         )
     return text
 
