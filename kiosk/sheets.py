@@ -313,14 +313,17 @@ def _check_unpacked(data: bytes) -> None:
         )
 
 
-def _xlsx_rows(data: bytes) -> tuple[list[list[str]], frozenset[int]]:
+def _xlsx_rows(
+    data: bytes, columns: frozenset[str] = frozenset()
+) -> tuple[list[list[str]], frozenset[int]]:
     """The first sheet's rows as text. A formula is read as the value saved with it; one with
     no saved value (a file written by a program, never opened and saved by Excel or WPS) is
-    refused, naming its cell, rather than read as a blank. With them, the rows the sheet
-    hides (``_hidden_rows``)."""
+    refused, naming its line and column (by the header: the first line naming one of
+    ``columns``, as ``read_table`` finds it), rather than read as a blank. With them, the rows
+    the sheet hides (``_hidden_rows``)."""
     _check_unpacked(data)
     try:
-        return _read_xlsx(data)
+        return _read_xlsx(data, columns)
     except CommunityError:
         raise
     except Exception as exc:  # noqa: BLE001 - openpyxl's errors on a damaged file are many
@@ -328,7 +331,7 @@ def _xlsx_rows(data: bytes) -> tuple[list[list[str]], frozenset[int]]:
         raise CommunityError(f"not a readable .xlsx file ({type(exc).__name__})") from None
 
 
-def _read_xlsx(data: bytes) -> tuple[list[list[str]], frozenset[int]]:
+def _read_xlsx(data: bytes, columns: frozenset[str]) -> tuple[list[list[str]], frozenset[int]]:
     book = _open_book(data, True)
     try:
         formulas = _open_book(data, False)
@@ -338,6 +341,7 @@ def _read_xlsx(data: bytes) -> tuple[list[list[str]], frozenset[int]]:
     try:
         rows: list[list[str]] = []
         header: list[str] = []
+        named = False
         for number, (values, written) in enumerate(
             zip(_sheet_rows(book), _sheet_rows(formulas), strict=False), start=1
         ):
@@ -351,8 +355,10 @@ def _read_xlsx(data: bytes) -> tuple[list[list[str]], frozenset[int]]:
                         " result); paste the values, or open and save the file in Excel or WPS"
                     )
             rows.append([_cell(v) for v in values])
-            if not header and any(rows[-1]):
-                header = [c.strip().lower() for c in rows[-1]]
+            if not named and any(rows[-1]):  # the header names the columns, not a title
+                cells = [c.strip().lower() for c in rows[-1]]
+                named = number <= HEADER_SEARCH_ROWS and not columns.isdisjoint(cells)
+                header = cells if named or not header else header
         return rows, _hidden_rows(book)
     finally:
         book.close()
@@ -386,8 +392,9 @@ def read_table(
     dropped). ``Table.layout`` says which lines were skipped; errors name the file's lines."""
     if len(data) > MAX_BYTES:
         raise CommunityError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MB")
-    lines, hidden = _numbered_lines(data, filename)
-    head, body, layout = find_table(lines, columns)
+    known = frozenset(columns)
+    lines, hidden = _numbered_lines(data, filename, known)
+    head, body, layout = find_table(lines, known)
     if hidden:
         layout = Layout(layout.header_line, tuple(sorted((*layout.skipped, *hidden))))
     header = _header(head, required)
@@ -410,12 +417,12 @@ def find_table(lines: Lines, columns: Iterable[str]) -> tuple[list[str], Lines, 
 
 
 def _numbered_lines(
-    data: bytes, filename: str
+    data: bytes, filename: str, columns: frozenset[str]
 ) -> tuple[list[tuple[int, list[str]]], tuple[Skipped, ...]]:
     """The file's lines that are not blank nor hidden in the sheet, each with its line (the
     sheet's row number); and the hidden ones that are not blank, skipped."""
     if _file_kind(data, filename.lower()) == "xlsx":
-        raw, hidden = _xlsx_rows(data)
+        raw, hidden = _xlsx_rows(data, columns)
     else:
         raw, hidden = _csv_rows(data), frozenset()
     numbered = [(n, r) for n, r in enumerate(raw, start=1) if any(c.strip() for c in r)]

@@ -336,3 +336,19 @@ def test_rows_the_clerk_hid_or_filtered_out_are_not_imported_and_the_preview_say
     plan = plan_list_import(out.getvalue(), "q.xlsx", Lists())
     assert [r["household"] for r in plan.rows] == ["5-702", "6-101"]
     assert [(s.line, s.why) for s in plan.layout.skipped] == [(3, "hidden in the sheet")]
+
+
+def test_a_formula_with_no_saved_value_under_a_title_names_its_column_not_the_title():
+    """The refusal named the column by the title (line 4: XX小区住户名单: a formula ...)."""
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    rows = [
+        ["XX小区住户名单"],
+        ["household", "residents", "observation_until"],
+        ["5-702", 3, "2026-12-14"],
+        ["6-101", 2, "=TODAY()+14"],
+    ]
+    with pytest.raises(CommunityError, match=r"^line 4: observation_until: a formula"):
+        plan_list_import(_office_sheet(rows, merged_title=False), "h.xlsx", Lists())
