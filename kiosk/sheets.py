@@ -1,9 +1,10 @@
 """Tables in and out as the sub-district and the manager have them: CSV or .xlsx.
 
 ``read_table(data, filename)`` turns a CSV (UTF-8, with or without BOM; GB18030 as sent by
-older office PCs) or the first visible sheet of an .xlsx into a header and rows of text, bounded
-before it is read (``MAX_BYTES``, ``MAX_ROWS``, ``MAX_COLUMNS``; an .xlsx also by what it
-unpacks to, ``MAX_UNPACKED_BYTES``). ``diff_rows`` says what an
+older office PCs) or the list's sheet of an .xlsx (the first visible one naming its columns)
+into a header and rows of text, bounded before it is read (``MAX_BYTES``, ``MAX_ROWS``,
+``MAX_COLUMNS``; an .xlsx also by what it unpacks to, ``MAX_UNPACKED_BYTES``); an office
+sheet's title, footer and hidden rows are skipped (``Table.layout``). ``diff_rows`` says what an
 import would change (added, changed, removed) so it can be shown before it is applied.
 ``write_xlsx`` / ``write_csv`` write every sheet the kiosk hands out (the daily report, the
 guard console's and the API's event exports, a pass batch's passes.csv), by one rule for text
@@ -31,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .community import CommunityError
 
@@ -106,16 +107,20 @@ class Layout:
 
     header_line: int = 1
     skipped: tuple[Skipped, ...] = ()
+    #: The sheet read, when it is not the workbook's first (an instructions sheet in front).
+    sheet: str | None = None
 
     def lines(self, part: Literal["title", "footer", "hidden"]) -> list[int]:
         """The lines skipped as part of the title, of the footer, or hidden in the sheet."""
         return [s.line for s in self.skipped if s.part == part]
 
     def shown(self) -> dict[str, Any]:
-        """For a preview: nothing when the header is the first line and no line was skipped."""
-        if self.header_line == 1 and not self.skipped:
+        """For a preview: nothing when the header is the first line of the first sheet and no
+        line was skipped."""
+        if self.header_line == 1 and not self.skipped and self.sheet is None:
             return {}
         return {
+            **({"sheet": self.sheet} if self.sheet is not None else {}),
             "header_line": self.header_line,
             "skipped": [{"line": s.line, "why": s.why} for s in self.skipped],
         }
@@ -259,36 +264,42 @@ def _open_book(data: bytes, data_only: bool) -> Any:
         raise CommunityError(f"not a readable .xlsx file ({type(exc).__name__})") from None
 
 
-def _first_shown(book: Any) -> Any:
-    """The first sheet the clerk sees: a hidden sheet (last month's list kept behind this
-    month's) is never the one imported."""
-    shown = [s for s in book.worksheets if s.sheet_state == "visible"]
+def _sheet_to_read(book: Any, columns: frozenset[str]) -> tuple[int, str | None]:
+    """Which sheet is the list: of the sheets the clerk sees (a hidden one, last month's list
+    kept behind this month's, never), the first whose first ``HEADER_SEARCH_ROWS`` lines name
+    one of ``columns`` (an instructions sheet, 填表说明, in front of the list is not it); none
+    does: the first she sees. Its index, and its name when it is not that first one."""
+    shown = [i for i, sheet in enumerate(book.worksheets) if sheet.sheet_state == "visible"]
     if not shown:
         raise CommunityError("not a readable .xlsx file (it has no visible sheet)")
-    return shown[0]
+    for index in shown if columns else ():
+        head = book.worksheets[index].iter_rows(
+            values_only=True, max_row=HEADER_SEARCH_ROWS, max_col=MAX_COLUMNS + 1
+        )
+        if any(isinstance(v, str) and v.strip().lower() in columns for row in head for v in row):
+            return index, None if index == shown[0] else str(book.worksheets[index].title)
+    return shown[0], None
 
 
-def _sheet_rows(book: Any) -> Iterable[tuple[object, ...]]:
-    """The rows of ``_first_shown``, every row numbered by its place (read-only openpyxl
-    fills in the rows a file leaves out)."""
-    rows: Iterable[tuple[object, ...]] = _first_shown(book).iter_rows(
-        values_only=True, max_col=MAX_COLUMNS + 1
-    )
+def _sheet_rows(sheet: Any) -> Iterable[tuple[object, ...]]:
+    """The rows of ``sheet``, every row numbered by its place (read-only openpyxl fills in
+    the rows a file leaves out)."""
+    rows: Iterable[tuple[object, ...]] = sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS + 1)
     return rows
 
 
 _SHEET_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 
 
-def _hidden_rows(book: Any) -> frozenset[int]:
-    """The rows of ``_first_shown`` that the sheet hides: rows the clerk hid (people
+def _hidden_rows(sheet: Any) -> frozenset[int]:
+    """The rows of ``sheet`` that it hides: rows the clerk hid (people
     released) and rows a filter leaves out (another compound's). openpyxl's read-only sheet
     does not say; its XML does (``<row r="7" hidden="1">``), read as a stream."""
     from xml.etree.ElementTree import iterparse  # noqa: S405 - the file's own part, bounded
 
     hidden: set[int] = set()
     number = 0
-    with _first_shown(book)._get_source() as source:  # the sheet's XML part in the zip
+    with sheet._get_source() as source:  # the sheet's XML part in the zip
         for _event, element in iterparse(source):  # noqa: S314 - expat refuses entity bombs
             if element.tag == f"{_SHEET_NS}row":
                 number = int(element.get("r") or number + 1)
@@ -313,14 +324,18 @@ def _check_unpacked(data: bytes) -> None:
         )
 
 
-def _xlsx_rows(
-    data: bytes, columns: frozenset[str] = frozenset()
-) -> tuple[list[list[str]], frozenset[int]]:
+class _XlsxSheet(NamedTuple):
+    rows: list[list[str]]
+    hidden: frozenset[int]  # the rows the sheet hides
+    name: str | None  # the sheet's, when it is not the first the clerk sees
+
+
+def _xlsx_rows(data: bytes, columns: frozenset[str] = frozenset()) -> _XlsxSheet:
     """The first sheet's rows as text. A formula is read as the value saved with it; one with
     no saved value (a file written by a program, never opened and saved by Excel or WPS) is
     refused, naming its line and column (by the header: the first line naming one of
-    ``columns``, as ``read_table`` finds it), rather than read as a blank. With them, the rows
-    the sheet hides (``_hidden_rows``)."""
+    ``columns``, as ``read_table`` finds it), rather than read as a blank. The sheet is
+    ``_sheet_to_read``'s; with its rows, the rows it hides (``_hidden_rows``) and its name."""
     _check_unpacked(data)
     try:
         return _read_xlsx(data, columns)
@@ -331,7 +346,7 @@ def _xlsx_rows(
         raise CommunityError(f"not a readable .xlsx file ({type(exc).__name__})") from None
 
 
-def _read_xlsx(data: bytes, columns: frozenset[str]) -> tuple[list[list[str]], frozenset[int]]:
+def _read_xlsx(data: bytes, columns: frozenset[str]) -> _XlsxSheet:
     book = _open_book(data, True)
     try:
         formulas = _open_book(data, False)
@@ -339,11 +354,17 @@ def _read_xlsx(data: bytes, columns: frozenset[str]) -> tuple[list[list[str]], f
         book.close()
         raise
     try:
+        index, name = _sheet_to_read(book, columns)
         rows: list[list[str]] = []
         header: list[str] = []
         named = False
         for number, (values, written) in enumerate(
-            zip(_sheet_rows(book), _sheet_rows(formulas), strict=False), start=1
+            zip(
+                _sheet_rows(book.worksheets[index]),
+                _sheet_rows(formulas.worksheets[index]),
+                strict=False,
+            ),
+            start=1,
         ):
             if len(rows) > MAX_ROWS + 1:
                 break
@@ -359,7 +380,7 @@ def _read_xlsx(data: bytes, columns: frozenset[str]) -> tuple[list[list[str]], f
                 cells = [c.strip().lower() for c in rows[-1]]
                 named = number <= HEADER_SEARCH_ROWS and not columns.isdisjoint(cells)
                 header = cells if named or not header else header
-        return rows, _hidden_rows(book)
+        return _XlsxSheet(rows, _hidden_rows(book.worksheets[index]), name)
     finally:
         book.close()
         formulas.close()
@@ -393,10 +414,9 @@ def read_table(
     if len(data) > MAX_BYTES:
         raise CommunityError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MB")
     known = frozenset(columns)
-    lines, hidden = _numbered_lines(data, filename, known)
+    lines, hidden, sheet = _numbered_lines(data, filename, known)
     head, body, layout = find_table(lines, known)
-    if hidden:
-        layout = Layout(layout.header_line, tuple(sorted((*layout.skipped, *hidden))))
+    layout = Layout(layout.header_line, tuple(sorted((*layout.skipped, *hidden))), sheet)
     header = _header(head, required)
     if len(body) > MAX_ROWS:
         raise CommunityError(f"more than {MAX_ROWS} rows")
@@ -418,19 +438,20 @@ def find_table(lines: Lines, columns: Iterable[str]) -> tuple[list[str], Lines, 
 
 def _numbered_lines(
     data: bytes, filename: str, columns: frozenset[str]
-) -> tuple[list[tuple[int, list[str]]], tuple[Skipped, ...]]:
+) -> tuple[list[tuple[int, list[str]]], tuple[Skipped, ...], str | None]:
     """The file's lines that are not blank nor hidden in the sheet, each with its line (the
-    sheet's row number); and the hidden ones that are not blank, skipped."""
+    sheet's row number); the hidden ones that are not blank, skipped; the sheet's name when
+    it is not the workbook's first (``_sheet_to_read``)."""
     if _file_kind(data, filename.lower()) == "xlsx":
-        raw, hidden = _xlsx_rows(data, columns)
+        raw, hidden, sheet = _xlsx_rows(data, columns)
     else:
-        raw, hidden = _csv_rows(data), frozenset()
+        raw, hidden, sheet = _csv_rows(data), frozenset(), None
     numbered = [(n, r) for n, r in enumerate(raw, start=1) if any(c.strip() for c in r)]
     skipped = tuple(Skipped(n, "hidden") for n, _r in numbered if n in hidden)
     numbered = [(n, r) for n, r in numbered if n not in hidden]
     if not numbered:
         raise CommunityError("the file is empty (a header line is required)")
-    return numbered, skipped
+    return numbered, skipped, sheet
 
 
 #: The first bytes of a Compound File: Excel 97-2003's .xls, WPS's .et, old Word files.

@@ -352,3 +352,27 @@ def test_a_formula_with_no_saved_value_under_a_title_names_its_column_not_the_ti
     ]
     with pytest.raises(CommunityError, match=r"^line 4: observation_until: a formula"):
         plan_list_import(_office_sheet(rows, merged_title=False), "h.xlsx", Lists())
+
+
+def test_a_workbook_with_its_instructions_sheet_first_imports_the_list_sheet_and_says_so():
+    """填表说明 in front of the list: the instructions were read as the list ('cannot tell
+    the list from the columns')."""
+    import io
+
+    import openpyxl
+
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    book = openpyxl.Workbook()
+    book.active.title = "填表说明"
+    book.active.append(["1、户号按楼-单元-室填写"])
+    book.active.append(["2、日期格式 2026-12-01"])
+    listed = book.create_sheet("名单")
+    listed.append(["household", "residents"])
+    listed.append(["5-702", 2])
+    out = io.BytesIO()
+    book.save(out)
+    plan = plan_list_import(out.getvalue(), "h.xlsx", Lists())
+    assert [r["household"] for r in plan.rows] == ["5-702"]
+    assert plan.layout.sheet == "名单" and plan.layout.shown()["sheet"] == "名单"

@@ -148,6 +148,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "changed": ("修改", "Changed"),
     "removed": ("删除", "Removed"),
     "unchanged": ("不变", "Unchanged"),
+    "sheet_read": ("读取的工作表", "Sheet read"),
     "header_line": ("表头所在行", "Header on line"),
     "skipped_title": ("跳过（表头上方）", "Skipped (above the header)"),
     "skipped_footer": (
