@@ -79,7 +79,7 @@ NOT_ON_A_PAGE = {
     "bundle ": "the office's list bundle (the list sync's status and kiosk fleet publish)",
 }
 #: Words of the core's English that a Chinese sentence keeps: commands, file types, codes.
-KEPT = {"kiosk", "calibrate", "remove", "pass", "verify", "Excel", "WPS", "xlsx", "xls", "UTF",
+KEPT = {"kiosk", "calibrate", "remove", "pass", "verify", "Excel", "WPS", "xlsx", "UTF",
         "GB18030", "YYYY", "revocations", "quarantine", "households", "missed_check", "fever",
         "manual_pass", "manual_deny", "degC", "UTC", "CSV", "csv", "compound",
         "vehicles", "lists"}  # fmt: skip
