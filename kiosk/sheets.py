@@ -42,6 +42,7 @@ __all__ = [
     "Diff",
     "Layout",
     "Skipped",
+    "check_code",
     "Table",
     "csv_rows",
     "csv_text",
@@ -551,15 +552,16 @@ def _row(
     padded = [*values[: len(header)], *[""] * (len(header) - len(values))]
     for column, value in zip(header, padded, strict=True):
         if column in texts:
-            _check_code(line, column, value)
+            check_code(line, column, value)
     return {h: v.strip() for h, v in zip(header, padded, strict=True)}
 
 
-def _check_code(line: int, column: str, value: str) -> None:
+def check_code(line: int, column: str, value: str) -> None:
     """Refuse a code (household, pass id, plate...) the spreadsheet changed as it read it: a
     date (``12-3`` typed is 3 December), a number with a fraction (``3.10`` is 3.1) or one
     longer than it keeps (an 18-digit code), or such a number as Excel writes it into a CSV
-    (``1.10101E+17``). Read as it is, it would be another household, or nobody's."""
+    (``1.10101E+17``). Read as it is, it would be another household, or nobody's (``kiosk
+    pass batch`` checks its households CSV's codes this way too)."""
     if isinstance(value, _DateText):
         raise CommunityError(
             f"line {line}: {column}: the spreadsheet holds a date ({value}) here;"

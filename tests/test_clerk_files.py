@@ -376,3 +376,17 @@ def test_a_workbook_with_its_instructions_sheet_first_imports_the_list_sheet_and
     plan = plan_list_import(out.getvalue(), "h.xlsx", Lists())
     assert [r["household"] for r in plan.rows] == ["5-702"]
     assert plan.layout.sheet == "名单" and plan.layout.shown()["sheet"] == "名单"
+
+
+def test_a_pass_batch_household_excel_wrote_in_scientific_notation_prints_no_pass(tmp_path, capsys):
+    """A long household code saved by Excel as 1.10101E+17: a paper pass for that code."""
+    from checkpoint.cli import main
+
+    assert main(["keys", "new", "--dir", str(tmp_path / "keys"), "--name", "office"]) == 0
+    households = tmp_path / "households.csv"
+    households.write_text("household,holder\n5-702,张伟\n1.10101E+17,李芳\n")
+    argv = ["--key", str(tmp_path / "keys" / "office.key"), "--csv", str(households)]
+    assert main(["pass", "batch", *argv, "--out", str(tmp_path / "cards")]) == 2
+    err = capsys.readouterr().err
+    assert "line 3: household: the spreadsheet holds a number (1.10101E+17)" in err
+    assert not (tmp_path / "cards").exists()

@@ -289,6 +289,12 @@ def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
         raise UsageError(f"{path}: unknown columns {', '.join(sorted(unknown))}")
     rows, errors = [], []
     for line, raw, extra in records:
+        try:  # 1.10101E+17: Excel's number for a long code, not the code
+            for column in ("household", "holder"):
+                sheets.check_code(line, column, raw.get(column) or "")
+        except CommunityError as exc:
+            errors.append(str(exc))
+            continue
         household = typed(raw.get("household") or "")  # as issue_pass will put it on the pass
         holder = typed(raw.get("holder") or "")
         role = (raw.get("role") or "").strip() or "resident"
