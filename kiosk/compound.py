@@ -35,7 +35,7 @@ from .community import CommunityError, check_actor, clean_text, has_table, recor
 from .dating import dated_source
 from .lists import Lists, same_text
 from .schema import sql_migrations
-from .sheets import Diff, Table, diff_rows, read_table
+from .sheets import Diff, Layout, Table, diff_rows, read_table
 from .store import format_ts
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ class ImportPlan:
 
     dwellings: tuple[Dwelling, ...]
     diff: Diff = field(default_factory=Diff)
+    layout: Layout = field(default_factory=Layout)  # the file's header line, lines skipped
 
 
 def _int(name: str, text: str, line: int, low: int, high: int) -> int:
@@ -119,7 +120,7 @@ def parse_map(table: Table) -> tuple[Dwelling, ...]:
         raise CommunityError(f"unknown columns: {', '.join(unknown)}")
     seen: dict[str, int] = {}
     out = []
-    for line, row in enumerate(table.rows, start=2):
+    for line, row in table.numbered():
         dwelling = _dwelling(row, line)
         if dwelling.household in seen:
             raise CommunityError(
@@ -255,10 +256,11 @@ class CompoundMap:
     def plan_import(self, data: bytes, filename: str) -> ImportPlan:
         """Read and check the file; say what applying it would change."""
         required, texts = ("building", "floor", "household"), ("building", "unit", "household")
-        new = parse_map(read_table(data, filename, required=required, text_columns=texts))
+        table = read_table(data, filename, required, texts, columns=COLUMNS)
+        new = parse_map(table)
         current = {d.household: d.row() for d in self.dwellings()}
         diff = diff_rows(current, {d.household: d.row() for d in new}, replace=True)
-        return ImportPlan(new, diff)
+        return ImportPlan(new, diff, table.layout)
 
     def apply(self, plan: ImportPlan, actor: str) -> dict[str, int]:
         """Replace the map with the plan's, in one transaction; audited with the counts."""

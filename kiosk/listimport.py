@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from .community import CommunityError
 from .lists import HouseholdIn, ImportResult, Lists, ListStore, QuarantineIn, RevocationIn
-from .sheets import Diff, Table, csv_text, diff_rows, read_table
+from .sheets import Diff, Layout, Table, csv_text, diff_rows, read_table
 
 __all__ = ["ListPlan", "apply_list_import", "guess_kind", "plan_list_import"]
 
@@ -37,6 +37,7 @@ class ListPlan:
     header: tuple[str, ...]
     rows: tuple[Mapping[str, str], ...] = ()  # the rows to apply (new or changed)
     diff: Diff = field(default_factory=Diff)
+    layout: Layout = field(default_factory=Layout)  # the file's header line, lines skipped
 
 
 def guess_kind(header: tuple[str, ...]) -> Kind:
@@ -111,15 +112,21 @@ def _kept(
     return missing, complete
 
 
+def _columns(kind: Kind) -> frozenset[str]:
+    """The columns a file of ``kind`` may have. ``compound`` is the office's
+    (``kiosk.lists.BundlePayload.for_compound``), not a gate's."""
+    fields = _MODELS[kind].model_fields
+    return frozenset(f.alias or name for name, f in fields.items()) - {"compound"}
+
+
 def _check_rows(kind: Kind, table: Table) -> dict[str, tuple[BaseModel, Mapping[str, str]]]:
     model = _MODELS[kind]
-    # ``compound`` is the office's (``kiosk.lists.BundlePayload.for_compound``), not a gate's.
-    known = {(f.alias or name) for name, f in model.model_fields.items()} - {"compound"}
+    known = _columns(kind)
     if unknown := [c for c in table.header if c not in known]:
         raise CommunityError(f"unknown columns for {kind}: {', '.join(unknown)}")
     rows: dict[str, tuple[BaseModel, Mapping[str, str]]] = {}
     lines: dict[str, int] = {}
-    for line, raw in enumerate(table.rows, start=2):
+    for line, raw in table.numbered():
         try:
             row = model.model_validate(raw)
         except ValidationError as exc:
@@ -143,9 +150,11 @@ def _check_rows(kind: Kind, table: Table) -> dict[str, tuple[BaseModel, Mapping[
 def plan_list_import(
     data: bytes, filename: str, current: Lists, kind: str | None = None
 ) -> ListPlan:
-    table = read_table(data, filename, text_columns=("household", "holder", "pass_id"))
     if kind is not None and kind not in _MODELS:
         raise CommunityError("list: revocations, quarantine or households")
+    columns = frozenset().union(*(_columns(k) for k in _MODELS if kind in (None, k)))
+    texts = ("household", "holder", "pass_id")
+    table = read_table(data, filename, text_columns=texts, columns=columns)
     which: Kind = kind if kind is not None else guess_kind(table.header)
     rows = _check_rows(which, table)
     new = {key: _fields(which, row, table.header) for key, (row, _raw) in rows.items()}
@@ -155,7 +164,7 @@ def plan_list_import(
         diff = Diff(diff.added, (), (), diff.unchanged + len(diff.changed), {})
     missing, complete = _kept(which, table.header, in_force)
     apply = [complete(k, rows[k][1]) for k in (*diff.added, *diff.changed)]
-    return ListPlan(which, (*table.header, *missing), tuple(apply), diff)
+    return ListPlan(which, (*table.header, *missing), tuple(apply), diff, table.layout)
 
 
 def apply_list_import(plan: ListPlan, store: ListStore, actor: str) -> ImportResult | None:

@@ -89,6 +89,8 @@ _SIGNED_PREFIX = (BUNDLE_FORMAT + "\n").encode("ascii")
 _PASS_ID = re.compile(r"^[0-9a-f]{12}$")
 #: A list date: year, month, day (2026-03-01, or 2026/3/1 as Excel in Chinese writes it to CSV).
 _DATE = re.compile(r"^(\d{4})([-/.])(\d{1,2})\2(\d{1,2})$")
+#: A list date as a clerk types it in Chinese: 2026年12月5日 (the 日 sometimes left off).
+_CN_DATE = re.compile(r"^(\d{4}) ?(年) ?(\d{1,2}) ?月 ?(\d{1,2}) ?日?$")
 
 
 class _AlreadyApplied(Exception):
@@ -383,17 +385,19 @@ def _list_date(v: Any) -> Any:
     1970)."""
     if isinstance(v, date) and not isinstance(v, datetime):
         return v
-    match = _DATE.match(v.strip()) if isinstance(v, str) else None
+    # Width-folded first: a Chinese input method types ２０２６－１２－０１.
+    text = typed(v) if isinstance(v, str) else ""
+    match = _DATE.match(text) or _CN_DATE.match(text)
     if match is None:
         midnight = _midnight(v)
         if midnight is not None:  # 2026-03-01T00:00:00, as some office tools write a date
             return midnight
-        raise ValueError("expected a date such as 2026-03-01 (or 2026/3/1)")
+        raise ValueError("expected a date such as 2026-03-01 (or 2026/3/1, 2026年3月1日)")
     year, _sep, month, day = match.groups()
     try:
         return date(int(year), int(month), int(day))
     except ValueError:
-        raise ValueError(f"{v.strip()} is not a calendar date") from None
+        raise ValueError(f"{text} is not a calendar date") from None
 
 
 def _midnight(v: Any) -> date | None:

@@ -1,9 +1,10 @@
 """Tables in and out as the sub-district and the manager have them: CSV or .xlsx.
 
 ``read_table(data, filename)`` turns a CSV (UTF-8, with or without BOM; GB18030 as sent by
-older office PCs) or the first sheet of an .xlsx into a header and rows of text, bounded
-before it is read (``MAX_BYTES``, ``MAX_ROWS``, ``MAX_COLUMNS``; an .xlsx also by what it
-unpacks to, ``MAX_UNPACKED_BYTES``). ``diff_rows`` says what an
+older office PCs) or the list's sheet of an .xlsx (the first visible one naming its columns)
+into a header and rows of text, bounded before it is read (``MAX_BYTES``, ``MAX_ROWS``,
+``MAX_COLUMNS``; an .xlsx also by what it unpacks to, ``MAX_UNPACKED_BYTES``); an office
+sheet's title, footer and hidden rows are skipped (``Table.layout``). ``diff_rows`` says what an
 import would change (added, changed, removed) so it can be shown before it is applied.
 ``write_xlsx`` / ``write_csv`` write every sheet the kiosk hands out (the daily report, the
 guard console's and the API's event exports, a pass batch's passes.csv), by one rule for text
@@ -21,13 +22,17 @@ and no spreadsheet ever calculated) is refused with its line and column, never r
 from __future__ import annotations
 
 import _csv
+import codecs
+import contextlib
 import csv
 import io
+import re
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, Literal, NamedTuple
 
 from .community import CommunityError
 
@@ -35,11 +40,15 @@ __all__ = [
     "MAX_BYTES",
     "MAX_ROWS",
     "Diff",
+    "Layout",
+    "Skipped",
+    "check_code",
     "Table",
     "csv_rows",
     "csv_text",
     "decode_text",
     "diff_rows",
+    "find_table",
     "formula_safe",
     "read_table",
     "sheet_cell",
@@ -60,14 +69,95 @@ MAX_UNPACKED_BYTES = 64 * 1024 * 1024
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+#: How far down a sheet its header may be: below a title, a subtitle, a date line or two.
+HEADER_SEARCH_ROWS = 10
+#: What the first cell of a line below an office sheet's table starts with: its totals, its
+#: signatures and stamp, its date and notes (``制表人：王五``, ``合计``, ``注：...``).
+FOOTER_STARTS = (
+    "合计", "总计", "小计", "共计", "制表", "填表", "填报", "审核", "审批", "负责人", "签字",
+    "签名", "盖章", "联系人", "联系电话", "日期", "备注", "注：", "注:", "说明", "以上",
+    "total",
+)  # fmt: skip
+_FOOTER_WHY = "below the table (合计, 制表人, ...)"
+_TITLE_WHY = "above the header"
+_HIDDEN_WHY = "hidden in the sheet"
+#: A numbered note under a footer's ``备注：`` (``1、...``, ``（2）...``, ``二、...``); never a
+#: code such as ``1.201``, whose mark is followed by a digit.
+_NOTE_LINE = re.compile(r"^[(（]?(\d{1,2}|[一二三四五六七八九十]{1,3})[、.．)）]\s*[^\d\s]")
+#: A line of a footer that holds only a date (``2026年12月5日``, ``2026.12.5``).
+_DATE_LINE = re.compile(r"^\d{4}\s*(年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|[-/.]\d{1,2}[-/.]\d{1,2})$")
+
+
+@dataclass(frozen=True, order=True)
+class Skipped:
+    """A line of the file that is not a row of the table: part of the ``title`` above the
+    header or of the ``footer`` below the table, or ``hidden`` in the sheet (hidden rows,
+    rows a filter leaves out: the clerk does not see them on her list)."""
+
+    line: int
+    part: Literal["title", "footer", "hidden"]
+
+    @property
+    def why(self) -> str:
+        return {"title": _TITLE_WHY, "footer": _FOOTER_WHY, "hidden": _HIDDEN_WHY}[self.part]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the table is in its file: the header's line, and the lines skipped."""
+
+    header_line: int = 1
+    skipped: tuple[Skipped, ...] = ()
+    #: The sheet read, when it is not the workbook's first (an instructions sheet in front).
+    sheet: str | None = None
+
+    def lines(self, part: Literal["title", "footer", "hidden"]) -> list[int]:
+        """The lines skipped as part of the title, of the footer, or hidden in the sheet."""
+        return [s.line for s in self.skipped if s.part == part]
+
+    def shown(self) -> dict[str, Any]:
+        """For a preview: nothing when the header is the first line of the first sheet and no
+        line was skipped."""
+        if self.header_line == 1 and not self.skipped and self.sheet is None:
+            return {}
+        return {
+            **({"sheet": self.sheet} if self.sheet is not None else {}),
+            "header_line": self.header_line,
+            "skipped": [{"line": s.line, "why": s.why} for s in self.skipped],
+        }
+
+
 @dataclass(frozen=True)
 class Table:
     header: tuple[str, ...]
-    rows: tuple[dict[str, str], ...]  # line numbers: header is line 1, rows from 2
+    rows: tuple[dict[str, str], ...]
+    #: The file's line of each row (the sheet's row number; a CSV's record), for errors.
+    lines: tuple[int, ...] = ()
+    layout: Layout = field(default_factory=Layout)
+
+    def numbered(self) -> Iterable[tuple[int, dict[str, str]]]:
+        """Each row with its line in the file (header line 1, rows from 2 when not given)."""
+        return zip(self.lines or range(2, len(self.rows) + 2), self.rows, strict=True)
+
+
+#: A file's non-blank lines, each with its line number (the sheet's row, the CSV's record).
+Lines = Sequence[tuple[int, list[str]]]
 
 
 class _DateText(str):
     """The text of a cell the spreadsheet holds as a date (``read_table``'s ``text_columns``)."""
+
+
+class _NumberText(str):
+    """The text of a number cell that may not be what was typed (``read_table``'s
+    ``text_columns``): a fraction (``3.10`` typed is the number 3.1) or more digits than a
+    spreadsheet keeps (15: an 18-digit code typed loses its last ones, 1.10101E+17)."""
+
+
+#: Digits a spreadsheet's number keeps exactly (Excel: 15 significant digits).
+_EXACT_DIGITS = 15
+#: A number as Excel writes one too long for its cell into a CSV: ``1.10101E+17``.
+_SCIENTIFIC = re.compile(r"^[+-]?\d+(\.\d+)?[eE][+-]?\d+$")
 
 
 def _cell(value: object) -> str:
@@ -78,8 +168,13 @@ def _cell(value: object) -> str:
         return _DateText(when)
     if isinstance(value, date):
         return _DateText(value.isoformat())
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        whole = isinstance(value, int) or value.is_integer()
+        # As the spreadsheet shows it (its 15 digits): 110101199003071000, not ...071008.
+        shown = value if isinstance(value, int) else Decimal(f"{value:.15g}")
+        text = str(int(shown)) if whole else str(shown)
+        exact = whole and len(text.lstrip("-")) <= _EXACT_DIGITS
+        return text if exact else _NumberText(text)
     return str(value).strip()
 
 
@@ -88,14 +183,60 @@ def decode_text(data: bytes) -> str:
     encoding a Chinese Windows Excel saves "CSV" in; UTF-16 when it starts with its BOM, as
     Excel saves a sheet as "Unicode Text". Every CSV the kiosk takes from a person is read
     this way (the list imports, the map, ``kiosk pass batch``). Raises ``CommunityError`` for
-    bytes that are none of them."""
-    utf16 = ("utf-16",) if data.startswith((b"\xff\xfe", b"\xfe\xff")) else ()
-    for encoding in (*utf16, "utf-8-sig", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise CommunityError("CSV is neither UTF-8 nor GB18030 text")
+    bytes that are none of them, naming the first byte that is not UTF-8.
+
+    A UTF-8 file with a damaged byte or two (a USB stick, a cut download) often decodes as
+    GB18030 too (UTF-8's Chinese bytes pair up as GB18030's): its names would be read as
+    mojibake (张伟 as 寮犱紵), a wrong person on a list. So GB18030 is taken only for bytes
+    that are not mostly UTF-8 (``_mostly_utf8``) and read as the Chinese text an office PC
+    writes (``_reads_as_chinese``); else the file is refused where it stops being UTF-8."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        with contextlib.suppress(UnicodeDecodeError):
+            return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bad = exc.start + (3 if data.startswith(codecs.BOM_UTF8) else 0)
+    line, byte = data.count(b"\n", 0, bad) + 1, bad + 1
+    if _mostly_utf8(data):
+        raise CommunityError(
+            f"line {line}, byte {byte}: not UTF-8, in a file that is UTF-8 elsewhere (damaged on"
+            " the way?); nothing read: save it again as CSV UTF-8"
+        )
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError:
+        raise CommunityError(
+            f"line {line}, byte {byte}: CSV is neither UTF-8 nor GB18030 text"
+        ) from None
+    if not _reads_as_chinese(text):
+        raise CommunityError(
+            f"line {line}, byte {byte}: CSV is neither UTF-8 nor GB18030 text (read as GB18030"
+            " it is not the Chinese an office PC writes); save it again as CSV UTF-8"
+        )
+    return text
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    """Whether the bytes beyond ASCII are at least twice as many in whole UTF-8 characters
+    as outside them (GB18030 text has a few UTF-8-looking pairs by chance, far fewer)."""
+    text = data.decode("utf-8", "surrogateescape")
+    bad = sum(1 for c in text if "\udc80" <= c <= "\udcff")
+    good = sum(len(c.encode()) for c in text if c > "\x7f" and not "\udc80" <= c <= "\udcff")
+    return good >= 2 * bad
+
+
+def _reads_as_chinese(text: str) -> bool:
+    """Whether at least 4 in 5 characters beyond ASCII are GB2312's: its hanzi (lead byte
+    B0-F7) or its symbols and full-width forms (A1-A9), as names and notes typed on an office
+    PC are. UTF-8 read as GB18030 falls in the rare GBK areas and the private-use ones."""
+    wide = [c for c in text if c > "\x7f"]
+    common = 0
+    for c in wide:
+        code = c.encode("gb18030")
+        if len(code) == 2 and (0xB0 <= code[0] <= 0xF7 or 0xA1 <= code[0] <= 0xA9):
+            common += 0xA1 <= code[1] <= 0xFE
+    return common * 5 >= len(wide) * 4
 
 
 def csv_rows(text: str) -> _csv.Reader:
@@ -124,11 +265,49 @@ def _open_book(data: bytes, data_only: bool) -> Any:
         raise CommunityError(f"not a readable .xlsx file ({type(exc).__name__})") from None
 
 
-def _sheet_rows(book: Any) -> Iterable[tuple[object, ...]]:
-    rows: Iterable[tuple[object, ...]] = book.worksheets[0].iter_rows(
-        values_only=True, max_col=MAX_COLUMNS + 1
-    )
+def _sheet_to_read(book: Any, columns: frozenset[str]) -> tuple[int, str | None]:
+    """Which sheet is the list: of the sheets the clerk sees (a hidden one, last month's list
+    kept behind this month's, never), the first whose first ``HEADER_SEARCH_ROWS`` lines name
+    one of ``columns`` (an instructions sheet, 填表说明, in front of the list is not it); none
+    does: the first she sees. Its index, and its name when it is not that first one."""
+    shown = [i for i, sheet in enumerate(book.worksheets) if sheet.sheet_state == "visible"]
+    if not shown:
+        raise CommunityError("not a readable .xlsx file (it has no visible sheet)")
+    for index in shown if columns else ():
+        head = book.worksheets[index].iter_rows(
+            values_only=True, max_row=HEADER_SEARCH_ROWS, max_col=MAX_COLUMNS + 1
+        )
+        if any(isinstance(v, str) and v.strip().lower() in columns for row in head for v in row):
+            return index, None if index == shown[0] else str(book.worksheets[index].title)
+    return shown[0], None
+
+
+def _sheet_rows(sheet: Any) -> Iterable[tuple[object, ...]]:
+    """The rows of ``sheet``, every row numbered by its place (read-only openpyxl fills in
+    the rows a file leaves out)."""
+    rows: Iterable[tuple[object, ...]] = sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS + 1)
     return rows
+
+
+_SHEET_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+
+
+def _hidden_rows(sheet: Any) -> frozenset[int]:
+    """The rows of ``sheet`` that it hides: rows the clerk hid (people
+    released) and rows a filter leaves out (another compound's). openpyxl's read-only sheet
+    does not say; its XML does (``<row r="7" hidden="1">``), read as a stream."""
+    from xml.etree.ElementTree import iterparse  # noqa: S405 - the file's own part, bounded
+
+    hidden: set[int] = set()
+    number = 0
+    with sheet._get_source() as source:  # the sheet's XML part in the zip
+        for _event, element in iterparse(source):  # noqa: S314 - expat refuses entity bombs
+            if element.tag == f"{_SHEET_NS}row":
+                number = int(element.get("r") or number + 1)
+                if element.get("hidden") in ("1", "true"):
+                    hidden.add(number)
+                element.clear()
+    return frozenset(hidden)
 
 
 def _check_unpacked(data: bytes) -> None:
@@ -146,13 +325,21 @@ def _check_unpacked(data: bytes) -> None:
         )
 
 
-def _xlsx_rows(data: bytes) -> list[list[str]]:
+class _XlsxSheet(NamedTuple):
+    rows: list[list[str]]
+    hidden: frozenset[int]  # the rows the sheet hides
+    name: str | None  # the sheet's, when it is not the first the clerk sees
+
+
+def _xlsx_rows(data: bytes, columns: frozenset[str] = frozenset()) -> _XlsxSheet:
     """The first sheet's rows as text. A formula is read as the value saved with it; one with
     no saved value (a file written by a program, never opened and saved by Excel or WPS) is
-    refused, naming its cell, rather than read as a blank."""
+    refused, naming its line and column (by the header: the first line naming one of
+    ``columns``, as ``read_table`` finds it), rather than read as a blank. The sheet is
+    ``_sheet_to_read``'s; with its rows, the rows it hides (``_hidden_rows``) and its name."""
     _check_unpacked(data)
     try:
-        return _read_xlsx(data)
+        return _read_xlsx(data, columns)
     except CommunityError:
         raise
     except Exception as exc:  # noqa: BLE001 - openpyxl's errors on a damaged file are many
@@ -160,7 +347,7 @@ def _xlsx_rows(data: bytes) -> list[list[str]]:
         raise CommunityError(f"not a readable .xlsx file ({type(exc).__name__})") from None
 
 
-def _read_xlsx(data: bytes) -> list[list[str]]:
+def _read_xlsx(data: bytes, columns: frozenset[str]) -> _XlsxSheet:
     book = _open_book(data, True)
     try:
         formulas = _open_book(data, False)
@@ -168,10 +355,17 @@ def _read_xlsx(data: bytes) -> list[list[str]]:
         book.close()
         raise
     try:
+        index, name = _sheet_to_read(book, columns)
         rows: list[list[str]] = []
         header: list[str] = []
+        named = False
         for number, (values, written) in enumerate(
-            zip(_sheet_rows(book), _sheet_rows(formulas), strict=False), start=1
+            zip(
+                _sheet_rows(book.worksheets[index]),
+                _sheet_rows(formulas.worksheets[index]),
+                strict=False,
+            ),
+            start=1,
         ):
             if len(rows) > MAX_ROWS + 1:
                 break
@@ -183,9 +377,11 @@ def _read_xlsx(data: bytes) -> list[list[str]]:
                         " result); paste the values, or open and save the file in Excel or WPS"
                     )
             rows.append([_cell(v) for v in values])
-            if not header and any(rows[-1]):
-                header = [c.strip().lower() for c in rows[-1]]
-        return rows
+            if not named and any(rows[-1]):  # the header names the columns, not a title
+                cells = [c.strip().lower() for c in rows[-1]]
+                named = number <= HEADER_SEARCH_ROWS and not columns.isdisjoint(cells)
+                header = cells if named or not header else header
+        return _XlsxSheet(rows, _hidden_rows(book.worksheets[index]), name)
     finally:
         book.close()
         formulas.close()
@@ -199,26 +395,114 @@ def _is_formula(value: object) -> bool:
 
 
 def read_table(
-    data: bytes, filename: str, required: Iterable[str] = (), text_columns: Iterable[str] = ()
+    data: bytes,
+    filename: str,
+    required: Iterable[str] = (),
+    text_columns: Iterable[str] = (),
+    columns: Iterable[str] = (),
 ) -> Table:
     """The header and rows of a CSV or .xlsx file (by its name's suffix). Blank lines are
     skipped; a header must name each column once; ``required`` columns must be present. A
     cell of ``text_columns`` that an .xlsx holds as a date is refused: Excel turns a typed
-    household code such as ``12-3`` into 3 December, which would be read as ``2026-12-03``."""
-    texts = frozenset(text_columns)
+    household code such as ``12-3`` into 3 December, which would be read as ``2026-12-03``.
+
+    An office's sheet has a title (a merged ``XX小区居家隔离人员名单``, a date line) above its
+    header and totals and signatures below its table: the header is the first line of the
+    first ``HEADER_SEARCH_ROWS`` naming one of ``columns`` (the names the caller knows; none:
+    the first line), and the lines from the first starting with ``FOOTER_STARTS`` on are the
+    footer, skipped (a line there that is neither a footer's nor a date is refused, never
+    dropped). ``Table.layout`` says which lines were skipped; errors name the file's lines."""
     if len(data) > MAX_BYTES:
         raise CommunityError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MB")
-    name = filename.lower()
-    if name.endswith(".xlsx"):
-        raw = _xlsx_rows(data)
-    elif name.endswith((".csv", ".txt")):
-        raw = _csv_rows(data)
+    known = frozenset(columns)
+    lines, hidden, sheet = _numbered_lines(data, filename, known)
+    head, body, layout = find_table(lines, known)
+    layout = Layout(layout.header_line, tuple(sorted((*layout.skipped, *hidden))), sheet)
+    header = _header(head, required)
+    if len(body) > MAX_ROWS:
+        raise CommunityError(f"more than {MAX_ROWS} rows")
+    texts = frozenset(text_columns)
+    rows = [_row(line, values, header, texts) for line, values in body]
+    return Table(header, tuple(rows), tuple(line for line, _ in body), layout)
+
+
+def find_table(lines: Lines, columns: Iterable[str]) -> tuple[list[str], Lines, Layout]:
+    """The header's cells, the table's lines and the layout, of a file's non-blank ``lines``
+    (each with its line number), as ``read_table`` finds them: the header by ``columns``
+    below a title, the footer skipped. ``CommunityError`` for a line below the footer that
+    is no footer's (``kiosk pass batch`` reads its CSV this way too)."""
+    at = _header_at(lines, frozenset(columns))
+    title = tuple(Skipped(line, "title") for line, _ in lines[:at])
+    body, footer = _split_footer(lines[at + 1 :])
+    return lines[at][1], body, Layout(lines[at][0], (*title, *footer))
+
+
+def _numbered_lines(
+    data: bytes, filename: str, columns: frozenset[str]
+) -> tuple[list[tuple[int, list[str]]], tuple[Skipped, ...], str | None]:
+    """The file's lines that are not blank nor hidden in the sheet, each with its line (the
+    sheet's row number); the hidden ones that are not blank, skipped; the sheet's name when
+    it is not the workbook's first (``_sheet_to_read``)."""
+    if _file_kind(data, filename.lower()) == "xlsx":
+        raw, hidden, sheet = _xlsx_rows(data, columns)
     else:
-        raise CommunityError("expected a .csv or .xlsx file")
-    raw = [r for r in raw if any(c.strip() for c in r)]
-    if not raw:
+        raw, hidden, sheet = _csv_rows(data), frozenset(), None
+    numbered = [(n, r) for n, r in enumerate(raw, start=1) if any(c.strip() for c in r)]
+    skipped = tuple(Skipped(n, "hidden") for n, _r in numbered if n in hidden)
+    numbered = [(n, r) for n, r in numbered if n not in hidden]
+    if not numbered:
         raise CommunityError("the file is empty (a header line is required)")
-    header = tuple(c.strip().lower() for c in raw[0])
+    return numbered, skipped, sheet
+
+
+#: The first bytes of a Compound File: Excel 97-2003's .xls, WPS's .et, old Word files.
+_OLE2_MAGIC = bytes.fromhex("d0cf11e0a1b11ae1")
+
+
+def _file_kind(data: bytes, name: str) -> Literal["xlsx", "csv"]:
+    """How to read a file: by what it holds where that is a workbook (WPS and some office
+    systems save an .xlsx as .xls; a clerk renames one .csv), else by its name. A workbook
+    the kiosk cannot read is refused saying how to save it."""
+    if data.startswith(_OLE2_MAGIC):
+        raise CommunityError(
+            "an Excel 97-2003 (.xls) or WPS (.et) workbook, which the kiosk does not read:"
+            " in Excel or WPS, Save As 'Excel Workbook (*.xlsx)' or 'CSV UTF-8'"
+        )
+    if data.startswith(b"PK\x03\x04"):
+        names: list[str] = []
+        with (
+            contextlib.suppress(zipfile.BadZipFile, ValueError, OSError),
+            zipfile.ZipFile(io.BytesIO(data)) as archive,
+        ):
+            names = archive.namelist()
+        if names and "xl/workbook.xml" not in names:
+            raise CommunityError(
+                "not an Excel workbook (a Numbers or OpenDocument sheet?): export it as"
+                " .xlsx ('Excel Workbook') or CSV"
+            )
+        if names or name.endswith(".xlsx"):
+            return "xlsx"  # a damaged zip named .xlsx is refused as such, saying why
+    if name.endswith(".xlsx"):
+        return "xlsx"  # refused as not a readable .xlsx, saying why
+    if name.endswith((".csv", ".txt")):
+        return "csv"
+    raise CommunityError("expected a .csv or .xlsx file")
+
+
+def _header_at(raw: Lines, columns: frozenset[str]) -> int:
+    """The index in ``raw`` of the header: the first line of the first ``HEADER_SEARCH_ROWS``
+    with a cell naming one of ``columns``; else the first line (its errors say what it
+    lacks)."""
+    for index, (line, values) in enumerate(raw):
+        if line > HEADER_SEARCH_ROWS:
+            break
+        if any(c.strip().lower() in columns for c in values):
+            return index
+    return 0
+
+
+def _header(values: Sequence[str], required: Iterable[str]) -> tuple[str, ...]:
+    header = tuple(c.strip().lower() for c in values)
     while header and not header[-1]:
         header = header[:-1]
     if len(header) > MAX_COLUMNS:
@@ -227,24 +511,69 @@ def read_table(
         raise CommunityError("header: every column needs a name, each name once")
     if missing := [c for c in required if c not in header]:
         raise CommunityError(f"missing columns: {', '.join(missing)}")
-    if len(raw) - 1 > MAX_ROWS:
-        raise CommunityError(f"more than {MAX_ROWS} rows")
-    rows = []
-    for line, values in enumerate(raw[1:], start=2):
-        if any(v.strip() for v in values[len(header) :]):
-            raise CommunityError(f"line {line}: more fields than the header")
-        if any(len(v) > MAX_CELL for v in values):
-            raise CommunityError(f"line {line}: a cell longer than {MAX_CELL} characters")
-        padded = [*values[: len(header)], *[""] * (len(header) - len(values))]
-        for column, value in zip(header, padded, strict=True):
-            if column in texts and isinstance(value, _DateText):
-                raise CommunityError(
-                    f"line {line}: {column}: the spreadsheet holds a date ({value}) here;"
-                    " Excel turns codes such as 12-3 into dates: format the column as text"
-                    " and type them again"
-                )
-        rows.append({h: v.strip() for h, v in zip(header, padded, strict=True)})
-    return Table(header, tuple(rows))
+    return header
+
+
+def _first_cell(values: Sequence[str]) -> str:
+    return next((c.strip() for c in values if c.strip()), "")
+
+
+def _split_footer(lines: Lines) -> tuple[Lines, tuple[Skipped, ...]]:
+    """The table's lines and the footer's (from the first line starting with
+    ``FOOTER_STARTS``). A line below that is neither a footer's, a date nor a numbered note
+    is refused: a resident typed under the total is not dropped unseen."""
+    start = next(
+        (i for i, (_n, v) in enumerate(lines) if _first_cell(v).lower().startswith(FOOTER_STARTS)),
+        len(lines),
+    )
+    for line, values in lines[start + 1 :]:
+        first = _first_cell(values)
+        if not (
+            first.lower().startswith(FOOTER_STARTS)
+            or _DATE_LINE.match(first)
+            or _NOTE_LINE.match(first)
+        ):
+            total = lines[start]
+            raise CommunityError(
+                f"line {line}: a row below line {total[0]} ({_first_cell(total[1])[:20]}), which"
+                " ends the table: move it above, or delete it"
+            )
+    footer = tuple(Skipped(line, "footer") for line, _ in lines[start:])
+    return lines[:start], footer
+
+
+def _row(
+    line: int, values: Sequence[str], header: tuple[str, ...], texts: frozenset[str]
+) -> dict[str, str]:
+    if any(v.strip() for v in values[len(header) :]):
+        raise CommunityError(f"line {line}: more fields than the header")
+    if any(len(v) > MAX_CELL for v in values):
+        raise CommunityError(f"line {line}: a cell longer than {MAX_CELL} characters")
+    padded = [*values[: len(header)], *[""] * (len(header) - len(values))]
+    for column, value in zip(header, padded, strict=True):
+        if column in texts:
+            check_code(line, column, value)
+    return {h: v.strip() for h, v in zip(header, padded, strict=True)}
+
+
+def check_code(line: int, column: str, value: str) -> None:
+    """Refuse a code (household, pass id, plate...) the spreadsheet changed as it read it: a
+    date (``12-3`` typed is 3 December), a number with a fraction (``3.10`` is 3.1) or one
+    longer than it keeps (an 18-digit code), or such a number as Excel writes it into a CSV
+    (``1.10101E+17``). Read as it is, it would be another household, or nobody's (``kiosk
+    pass batch`` checks its households CSV's codes this way too)."""
+    if isinstance(value, _DateText):
+        raise CommunityError(
+            f"line {line}: {column}: the spreadsheet holds a date ({value}) here;"
+            " Excel turns codes such as 12-3 into dates: format the column as text"
+            " and type them again"
+        )
+    if isinstance(value, _NumberText) or _SCIENTIFIC.match(value.strip()):
+        raise CommunityError(
+            f"line {line}: {column}: the spreadsheet holds a number ({value.strip()}) here,"
+            " not the code as typed (Excel drops a trailing 0 and the digits after the 15th):"
+            " format the column as text and type them again"
+        )
 
 
 @dataclass(frozen=True)

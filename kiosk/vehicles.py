@@ -24,7 +24,7 @@ from sqlite_utils.migrations import Migrations
 
 from .clock import Clock
 from .community import CommunityError, LogLike, check_actor, clean_text, has_table, replace_rows
-from .sheets import Diff, diff_rows, read_table
+from .sheets import Diff, Layout, diff_rows, read_table
 from .store import format_ts
 
 __all__ = [
@@ -82,6 +82,7 @@ def feverish_people(kind: object, person: object) -> int:
 class VehiclePlan:
     rows: Mapping[str, Mapping[str, str]]
     diff: Diff = field(default_factory=Diff)
+    layout: Layout = field(default_factory=Layout)  # the file's header line, lines skipped
 
 
 def known_plates(db: sqlite_utils.Database) -> dict[str, str]:
@@ -97,13 +98,12 @@ class VehicleList:
         self._clock = clock
 
     def plan_import(self, data: bytes, filename: str) -> VehiclePlan:
-        table = read_table(
-            data, filename, required=("plate", "household"), text_columns=("plate", "household")
-        )
-        if unknown := [c for c in table.header if c not in ("plate", "household", "note")]:
+        columns = ("plate", "household", "note")
+        table = read_table(data, filename, columns[:2], columns[:2], columns=columns)
+        if unknown := [c for c in table.header if c not in columns]:
             raise CommunityError(f"unknown columns: {', '.join(unknown)}")
         rows: dict[str, dict[str, str]] = {}
-        for line, raw in enumerate(table.rows, start=2):
+        for line, raw in table.numbered():
             try:
                 plate = normalise_plate(raw["plate"])
                 row = {
@@ -121,7 +121,7 @@ class VehicleList:
             r["plate"]: {"household": r["household"], "note": r["note"] or ""}
             for r in self._log.reader().query("select * from resident_vehicles")
         }
-        return VehiclePlan(rows, diff_rows(current, rows, replace=True))
+        return VehiclePlan(rows, diff_rows(current, rows, replace=True), table.layout)
 
     def apply(self, plan: VehiclePlan, actor: str) -> dict[str, int]:
         who = check_actor(actor)

@@ -304,3 +304,27 @@ def test_a_household_row_the_map_does_not_have_is_not_found(admin):
         response = admin.get(f"/guard/community/household/{row}?lang=en")
         assert response.status_code == 404, row
         assert "<html" in response.text.lower()
+
+
+def test_an_import_preview_names_the_header_line_and_the_lines_skipped(admin):
+    text = (
+        "XX小区居家隔离人员名单,,,\n填报日期：2026年12月5日,,,\nhousehold,holder,from,until\n"
+        "5-702,张伟,2026-12-01,2026-12-14\n合计,1人,,\n制表人：王五,,,\n"
+    )
+    page = upload(admin, "quarantine", "名单.csv", text.encode())
+    assert re.search(r'data-key="added">1<', page.text)
+    assert 'data-key="header_line">3<' in page.text
+    assert 'data-key="skipped_title">1, 2<' in page.text
+    assert 'data-key="skipped_footer">5, 6<' in page.text
+
+
+def test_an_import_preview_names_the_rows_hidden_in_the_sheet(admin):
+    book = openpyxl.Workbook()
+    for row in (["household", "residents"], ["5-702", 2], ["9-901", 3], ["6-101", 1]):
+        book.active.append(row)
+    book.active.row_dimensions[3].hidden = True
+    out = io.BytesIO()
+    book.save(out)
+    page = upload(admin, "households", "h.xlsx", out.getvalue())
+    assert re.search(r'data-key="added">2<', page.text)
+    assert 'data-key="skipped_hidden">3<' in page.text

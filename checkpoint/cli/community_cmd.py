@@ -249,6 +249,7 @@ def import_run(args: argparse.Namespace) -> int:
         out: dict[str, Any] = {"file": Path(args.file).name, **plan.diff.counts()}
         if isinstance(plan, ListPlan):
             out["list"] = plan.kind
+        out.update(plan.layout.shown())  # a title above the header, a footer below the table
         if args.show_keys:
             out["keys"] = {"added": plan.diff.added, "changed": plan.diff.changed,
                            "removed": plan.diff.removed}  # fmt: skip

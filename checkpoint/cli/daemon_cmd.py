@@ -15,6 +15,7 @@ from checkpoint import malloc
 from kiosk.config import (
     ConfigError,
     KioskConfig,
+    check_environment,
     check_paths,
     load_config,
     store_folder_missing,
@@ -166,7 +167,7 @@ def run_daemon(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise UsageError(f"{exc.source}: {'; '.join(exc.problems)}") from None
     data = args.data or Path(os.environ.get("KIOSK_DATA", DEFAULT_DATA))
-    problems = check_paths(config, data=data)
+    problems = check_paths(config, data=data) + check_environment(config, os.environ)
     unmounted = store_folder_missing(config, data=data)
     if unmounted:  # a disk that did not mount (yet): exit 1, so kiosk.service tries again
         problems.remove(store_folder_problem(config))

@@ -232,34 +232,48 @@ def pass_verify(args: argparse.Namespace) -> int:
     return 0 if not reasons else 1
 
 
+#: The columns of ``kiosk pass batch``'s households CSV.
+BATCH_COLUMNS = ("household", "holder", "role", "days", "flags")
+
+
 def _batch_records(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str], bool]]]:
     """The households CSV's header and its rows: line number, fields, whether it fills more
     fields than the header names. As the list imports read a sheet (``kiosk.sheets``): the
     header's names in any case, spaces around them ignored; Excel's empty columns after the
-    last named one and its empty rows (cells once formatted or cleared: ``,,,``) skipped."""
+    last named one and its empty rows (cells once formatted or cleared: ``,,,``) skipped, and
+    an office sheet's title above the header and its footer (合计, 制表人) below the table
+    (``kiosk.sheets.find_table``): a pass is printed for a holder, never for a total."""
     try:
         text = sheets.decode_text(read_bounded(path, MAX_CSV_BYTES))
     except (UnreadableFile, CommunityError) as exc:
         raise UsageError(f"{path}: {exc}; nothing issued") from None
     reader = sheets.csv_rows(text)
-    records: list[tuple[int, dict[str, str], bool]] = []
-    columns: list[str] | None = None
+    lines: list[tuple[int, list[str]]] = []
     try:
         for values in reader:
-            if not any(v.strip() for v in values):
-                continue
-            if columns is None:
-                columns = [name.strip().lower() for name in values]  # "Household, Holder"
-                while columns and not columns[-1]:
-                    columns.pop()
-                continue
-            row = dict(zip(columns, values, strict=False))
-            extra = any(v.strip() for v in values[len(columns) :])
-            records.append((reader.line_num, row, extra))
+            if any(v.strip() for v in values):
+                lines.append((reader.line_num, values))
     except csv.Error as exc:  # e.g. a field over the csv module's limit: not a households CSV
         line = reader.line_num  # the bad record's lines are read when it is refused
         raise UsageError(f"{path}: line {line}: {exc}; nothing issued") from None
-    return columns or [], records
+    if not lines:
+        return [], []
+    try:  # a title above the header, 合计 and 制表人 below the table: no pass for them
+        head, body, _layout = sheets.find_table(lines, BATCH_COLUMNS)
+    except CommunityError as exc:
+        raise UsageError(f"{path}: {exc}; nothing issued") from None
+    columns = [name.strip().lower() for name in head]  # "Household, Holder"
+    while columns and not columns[-1]:
+        columns.pop()
+    records = [
+        (
+            line,
+            dict(zip(columns, values, strict=False)),
+            any(v.strip() for v in values[len(columns) :]),
+        )
+        for line, values in body
+    ]
+    return columns, records
 
 
 def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
@@ -270,11 +284,17 @@ def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
     if len(header) != len(columns):  # DictReader would keep the last of the two
         twice = sorted({name for name in columns if columns.count(name) > 1})
         raise UsageError(f"{path}: the header names {', '.join(twice)} more than once")
-    unknown = header - {"household", "holder", "role", "days", "flags"}
+    unknown = header - set(BATCH_COLUMNS)
     if unknown:
         raise UsageError(f"{path}: unknown columns {', '.join(sorted(unknown))}")
     rows, errors = [], []
     for line, raw, extra in records:
+        try:  # 1.10101E+17: Excel's number for a long code, not the code
+            for column in ("household", "holder"):
+                sheets.check_code(line, column, raw.get(column) or "")
+        except CommunityError as exc:
+            errors.append(str(exc))
+            continue
         household = typed(raw.get("household") or "")  # as issue_pass will put it on the pass
         holder = typed(raw.get("holder") or "")
         role = (raw.get("role") or "").strip() or "resident"

@@ -9,7 +9,7 @@ Secrets are never read from here: see ``kiosk.secrets``.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from kiosk.files import UnreadableFile, read_bounded
 from ._base import Section
 from .compound import CompoundSection
 from .engine import EngineSection
-from .fleet import FleetSection
+from .fleet import FleetSection, token_problem
 from .gate import GateSection, SerialRelayConfig
 from .policy import PolicySection
 from .problems import validation_problems
@@ -34,6 +34,7 @@ __all__ = [
     "ConfigError",
     "KioskConfig",
     "check_file",
+    "check_environment",
     "check_paths",
     "store_folder_missing",
     "store_folder_problem",
@@ -186,6 +187,20 @@ def check_paths(
         if isinstance(images, str) and not where(images).exists():
             problems.append(f"readers.sources[{i}].images: {images} does not exist")
     return problems
+
+
+def check_environment(config: KioskConfig, environ: Mapping[str, str]) -> list[str]:
+    """Problems with what a config names in the daemon's environment (``kiosk run``): one
+    ``field.path: reason`` each, never the value. A ``[fleet] lists_token_env`` variable that
+    is set must hold a token (printable ASCII): one pasted with an accent or a full-width
+    character failed inside every list sync, in a log line, instead of stopping the start.
+    Unset, the bundle is asked for without a token (the office says if it wants one)."""
+    name = config.fleet.lists_token_env
+    if name is None or not config.fleet.lists_url:
+        return []
+    value = environ.get(name, "").strip()
+    why = token_problem(value) if value else None
+    return [] if why is None else [f"fleet.lists_token_env: environment variable {name} {why}"]
 
 
 def store_folder_missing(

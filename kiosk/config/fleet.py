@@ -25,7 +25,14 @@ from kiosk.privacy import normalise_fields
 
 from ._base import EnvName, Host, LocalPath, Port, Section
 
-__all__ = ["CollectorConfig", "FleetSection", "KioskSource", "TokenSource", "load_collector_config"]
+__all__ = [
+    "CollectorConfig",
+    "FleetSection",
+    "KioskSource",
+    "TokenSource",
+    "load_collector_config",
+    "token_problem",
+]
 
 
 def refuse_credentials(url: str) -> str:
@@ -122,14 +129,22 @@ def read_token(token_env: str | None, token_file: Path | None) -> str:
     return _printable(value, str(token_file))
 
 
+def token_problem(token: str) -> str | None:
+    """Why ``token`` cannot be sent as a bearer token (``does not hold a token: ...``), or
+    None: a token is printable ASCII without spaces (httpx raises UnicodeEncodeError on any
+    other header text)."""
+    if all("!" <= c <= "~" for c in token):
+        return None
+    return (
+        "does not hold a token: a token is printable ASCII without spaces"
+        " (kt_<id>_<secret>, as `kiosk token new` printed it)"
+    )
+
+
 def _printable(token: str, where: str) -> str:
-    """``token`` if it can be sent as a bearer token: printable ASCII without spaces (httpx
-    raises UnicodeEncodeError on any other header text)."""
-    if not all("!" <= c <= "~" for c in token):
-        raise ValueError(
-            f"{where} does not hold a token: a token is printable ASCII without spaces"
-            " (kt_<id>_<secret>, as `kiosk token new` printed it)"
-        )
+    """``token`` if it can be sent as a bearer token (``token_problem``), else ValueError."""
+    if (why := token_problem(token)) is not None:
+        raise ValueError(f"{where} {why}")
     return token
 
 

@@ -76,7 +76,9 @@ async def preview(
     plan = await change(lambda: plan_for(ledgers(g), g.core.lists, kind, data, name))
     token = waiting.put(session.name, kind, plan, g.core.clock.now())
     counts = plan.diff.counts()
-    return render(g, request, "community_imports.html", session, plan=counts, token=token)
+    return render(
+        g, request, "community_imports.html", session, plan=counts, token=token, layout=plan.layout
+    )
 
 
 @router.post("/imports/apply", name="import_apply", include_in_schema=False)

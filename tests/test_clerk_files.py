@@ -1,0 +1,392 @@
+"""The files the compound office's clerks hand the kiosk, as they really come: a title above
+the header, a signature line below it, a damaged UTF-8 file, a token with the wrong text."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_a_lists_token_that_is_no_token_stops_the_daemon_naming_the_key(
+    tmp_path, capsys, monkeypatch
+):
+    from checkpoint.cli import main
+
+    monkeypatch.setenv("KIOSK_LISTS_TOKEN", "kt_1_sécret")  # pasted from a chat, with an é
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text(
+        '[web]\nport = 0\n[fleet]\nlists_url = "http://office.lan/lists/bundle"\n'
+        'lists_token_env = "KIOSK_LISTS_TOKEN"\n'
+    )
+    assert main(["run", "--config", str(cfg), "--data", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "fleet.lists_token_env" in err[0] and "KIOSK_LISTS_TOKEN" in err[0]
+    assert "sécret" not in err[0]  # the secret itself is never said
+
+
+def test_an_unset_or_good_lists_token_is_no_config_problem(monkeypatch):
+    from kiosk.config import check_environment, parse_config
+
+    config = parse_config(
+        {"fleet": {"lists_url": "http://office.lan/b", "lists_token_env": "KIOSK_LISTS_TOKEN"}}
+    )
+    assert check_environment(config, {}) == []
+    assert check_environment(config, {"KIOSK_LISTS_TOKEN": "kt_1_abc"}) == []
+    assert check_environment(config, {"KIOSK_LISTS_TOKEN": "kt 1"})[0].startswith(
+        "fleet.lists_token_env: environment variable KIOSK_LISTS_TOKEN"
+    )
+
+
+_QUARANTINE = "household,holder,from,until\n" + "".join(
+    f"5-{700 + i},张{name},2026-12-01,2026-12-14\n" for i, name in enumerate("伟芳娜秀英敏静丽")
+)
+
+
+def test_a_utf8_list_with_a_damaged_byte_is_refused_where_it_is_not_read_as_gb18030():
+    """One byte of 张秀 (line 5) damaged on a USB stick: the rest of the file is UTF-8 but
+    the whole decoded as GB18030 (its byte pairs all fit) and the names imported as 寮犱紵."""
+    from kiosk.community import CommunityError
+    from kiosk.sheets import decode_text
+
+    data = bytearray(_QUARANTINE.encode())
+    at = data.index("秀".encode()) + 1
+    data[at] = 0xC9  # was 0xA7
+    with pytest.raises(CommunityError) as refused:
+        decode_text(bytes(data))
+    assert f"line 5, byte {at}" in str(refused.value)  # where 秀 starts
+    assert "UTF-8" in str(refused.value)
+
+
+def test_a_real_gb18030_list_still_reads_rare_name_characters_and_all():
+    from kiosk.sheets import decode_text
+
+    text = _QUARANTINE + "5-800,王堃,2026-12-01,2026-12-14\n"  # 堃: GBK, not GB2312
+    assert decode_text(text.encode("gb18030")) == text
+    assert decode_text(("\ufeff" + text).encode()) == text
+
+
+def _office_sheet(rows, merged_title: bool = True) -> bytes:
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in rows:
+        sheet.append(row)
+    if merged_title:
+        sheet.merge_cells("A1:E1")
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+_TITLED = [
+    ["XX小区居家隔离人员名单", None, None, None, None],
+    ["填报日期：2026年12月5日"],
+    ["household", "holder", "from", "until", "note"],
+    ["5-702", "张伟", "2026-12-01", "2026-12-14", "密接"],
+    [None],
+    ["6-101", "李芳", "2026-12-02", "2026-12-15", ""],
+    ["合计", "2人"],
+    ["制表人：王五", None, None, "审核人：赵六"],
+    ["2026年12月5日"],
+]
+
+
+def test_an_office_sheet_with_a_title_and_a_signature_imports_its_people_only():
+    """The usual sheet: a merged title and a date line above the header, a total and the
+    signatures below. It was 'cannot tell the list from the columns'; the title is skipped
+    and so is the footer (合计 is not a household), and the preview says which lines."""
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    plan = plan_list_import(_office_sheet(_TITLED), "名单.xlsx", Lists())
+    assert plan.kind == "quarantine"
+    assert [(r["household"], r["holder"]) for r in plan.rows] == [
+        ("5-702", "张伟"),
+        ("6-101", "李芳"),
+    ]
+    assert plan.layout.header_line == 3
+    assert [(s.line, s.why) for s in plan.layout.skipped] == [
+        (1, "above the header"),
+        (2, "above the header"),
+        (7, "below the table (合计, 制表人, ...)"),
+        (8, "below the table (合计, 制表人, ...)"),
+        (9, "below the table (合计, 制表人, ...)"),
+    ]
+
+
+def test_a_csv_with_a_title_line_names_the_sheets_lines_in_its_errors():
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    text = (
+        "XX小区居家隔离人员名单,,,\nhousehold,holder,from,until\n"
+        "5-702,张伟,2026-12-01,2026-12-14\n\n6-101,李芳,2026-12-32,2026-12-15\n"
+    )
+    with pytest.raises(CommunityError, match="^line 5: from"):
+        plan_list_import(text.encode(), "q.csv", Lists())
+
+
+def test_a_row_below_a_total_line_is_refused_never_dropped():
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    rows = [*_TITLED[:7], ["7-303", "王强", "2026-12-03", "2026-12-16", ""]]
+    with pytest.raises(CommunityError, match="^line 8: .*below line 7 \\(合计"):
+        plan_list_import(_office_sheet(rows), "名单.xlsx", Lists())
+
+
+def test_the_import_preview_says_which_line_was_the_header_and_which_were_skipped(tmp_path, capsys):
+    import json
+
+    from checkpoint.cli import main
+    from drivers.clocksync import system_clock
+    from kiosk.store import EventLog
+
+    EventLog(tmp_path / "k.db", "gate-1", system_clock(), "NORMAL").open().close()
+    sheet = tmp_path / "名单.xlsx"
+    sheet.write_bytes(_office_sheet(_TITLED))
+    code = main(["lists", "import", str(sheet), "--db", str(tmp_path / "k.db")])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    out = json.loads(printed.out)
+    assert out["added"] == 2
+    assert out["header_line"] == 3
+    assert out["skipped"][0] == {"line": 1, "why": "above the header"}
+    assert [s["line"] for s in out["skipped"]] == [1, 2, 7, 8, 9]
+
+
+def test_a_workbook_whose_first_sheet_is_hidden_imports_the_sheet_the_clerk_sees():
+    """Last month's list hidden in front of this month's: the hidden one was imported."""
+    import io
+
+    import openpyxl
+
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    book = openpyxl.Workbook()
+    old = book.active
+    old.title = "11月"
+    old.append(["household", "residents"])
+    old.append(["9-901", 3])
+    old.sheet_state = "hidden"
+    new = book.create_sheet("12月")
+    new.append(["household", "residents"])
+    new.append(["1-101", 2])
+    out = io.BytesIO()
+    book.save(out)
+    plan = plan_list_import(out.getvalue(), "h.xlsx", Lists())
+    assert [r["household"] for r in plan.rows] == ["1-101"]
+
+
+@pytest.mark.parametrize(
+    ("cell", "shown"),
+    [
+        (3.1, "3.1"),  # typed 3.10: Excel keeps the number, not the 0
+        (1.10101199003071e17, "110101199003071000"),  # an 18-digit code: its last digits gone
+    ],
+)
+def test_a_code_the_spreadsheet_holds_as_a_number_it_changed_is_refused(cell, shown):
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    rows = [["household", "residents"], [1201, 2], [cell, 3]]
+    with pytest.raises(CommunityError, match=f"^line 3: household: .*number.*{shown}"):
+        plan_list_import(_office_sheet(rows, merged_title=False), "h.xlsx", Lists())
+
+
+def test_a_csv_code_excel_wrote_in_scientific_notation_is_refused():
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    text = "household,residents\n5-702,2\n1.10101E+17,3\n"
+    with pytest.raises(CommunityError, match="^line 3: household: .*1.10101E\\+17"):
+        plan_list_import(text.encode(), "r.csv", Lists())
+    whole = plan_list_import(b"household,residents\n1201,2\n", "h.csv", Lists())
+    assert [r["household"] for r in whole.rows] == ["1201"]
+
+
+def test_a_pass_batch_from_an_office_sheet_prints_no_pass_for_its_total_or_signature(
+    tmp_path, capsys
+):
+    """A households CSV saved from the office's sheet: its title was 'the header needs
+    household and holder columns', and with the title deleted its 合计 line was a pass
+    printed for household 合计, holder 2人."""
+    import csv
+
+    from checkpoint.cli import main
+
+    assert main(["keys", "new", "--dir", str(tmp_path / "keys"), "--name", "office"]) == 0
+    households = tmp_path / "households.csv"
+    households.write_text(
+        "XX小区纸质通行证名单,,\nhousehold,holder,role\n5-702,张伟,\n6-101,李芳,\n"
+        "合计,2人,\n制表人：王五,,\n",
+        encoding="gb18030",
+    )
+    out_dir = tmp_path / "cards"
+    argv = ["--key", str(tmp_path / "keys" / "office.key"), "--csv", str(households)]
+    code = main(["pass", "batch", *argv, "--out", str(out_dir)])
+    assert code == 0, capsys.readouterr().err
+    rows = list(csv.DictReader((out_dir / "passes.csv").open(encoding="utf-8-sig")))
+    assert [(r["household"], r["holder"]) for r in rows] == [("5-702", "张伟"), ("6-101", "李芳")]
+
+    households.write_text("household,holder\n5-702,张伟\n合计,1人\n6-101,李芳\n")
+    code = main(["pass", "batch", *argv, "--out", str(tmp_path / "again")])
+    assert code == 2 and "line 4: a row below line 3 (合计)" in capsys.readouterr().err
+
+
+_OLE2 = bytes.fromhex("d0cf11e0a1b11ae1") + bytes(504)  # an Excel 97-2003 / WPS .et file
+
+
+@pytest.mark.parametrize("name", ["名单.xls", "名单.et", "名单.xlsx", "名单.csv"])
+def test_an_old_excel_or_wps_workbook_is_refused_saying_how_to_save_it(name):
+    from kiosk.community import CommunityError
+    from kiosk.sheets import read_table
+
+    with pytest.raises(CommunityError, match=r"Excel 97-2003 \(\.xls\) or WPS \(\.et\).*\.xlsx"):
+        read_table(_OLE2, name, columns=("household",))
+
+
+@pytest.mark.parametrize("name", ["名单.xls", "名单.csv", "名单.et"])
+def test_a_workbook_saved_under_another_suffix_is_read_as_the_workbook_it_is(name):
+    """WPS and some office systems save an .xlsx as .xls; renamed to .csv it was 'neither
+    UTF-8 nor GB18030 text' at a byte of the zip."""
+    from kiosk.sheets import read_table
+
+    data = _office_sheet([["household", "residents"], ["5-702", 2]], merged_title=False)
+    assert read_table(data, name, columns=("household",)).rows == (
+        {"household": "5-702", "residents": "2"},
+    )
+
+
+def test_a_numbers_or_opendocument_sheet_is_refused_saying_to_export_it():
+    import io
+    import zipfile
+
+    from kiosk.community import CommunityError
+    from kiosk.sheets import read_table
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+    for name in ("名单.ods", "名单.numbers", "名单.xlsx"):
+        with pytest.raises(CommunityError, match="not an Excel workbook.*export it as .xlsx"):
+            read_table(out.getvalue(), name)
+
+
+def test_dates_as_a_clerk_types_them_in_chinese_or_full_width_are_the_dates_meant():
+    """2026年12月14日 and a full-width ２０２６－１２－０１ (a Chinese input method) were
+    'expected a date such as 2026-03-01': the whole sheet sent back."""
+    from datetime import date
+
+    from kiosk.lists import QuarantineIn
+
+    row = QuarantineIn.model_validate(
+        {"household": "5-702", "from": "２０２６－１２－０１", "until": "2026年12月14日"}
+    )
+    assert (row.from_, row.until) == (date(2026, 12, 1), date(2026, 12, 14))
+    with pytest.raises(ValueError, match="2026年2月30日 is not a calendar date"):
+        QuarantineIn.model_validate(
+            {"household": "5-702", "from": "2026年2月30日", "until": "2026-12-14"}
+        )
+
+
+def test_numbered_notes_under_a_footer_are_the_footer_and_a_room_code_is_not():
+    """备注： then 1、... 2、... under the table was refused as rows below the footer."""
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    head = "household,residents\n5-702,2\n备注：\n"
+    notes = "1、居家隔离期间不得外出\n（2）每日两次测温\n二、解除后观察7天\n"
+    plan = plan_list_import((head + notes).encode(), "h.csv", Lists())
+    assert [r["household"] for r in plan.rows] == ["5-702"]
+    assert [s.line for s in plan.layout.skipped] == [3, 4, 5, 6]
+    with pytest.raises(CommunityError, match="^line 4: a row below line 3"):
+        plan_list_import((head + "1.201\n").encode(), "h.csv", Lists())
+
+
+def test_rows_the_clerk_hid_or_filtered_out_are_not_imported_and_the_preview_says_so():
+    """A clerk hides the rows of people released (or filters the sheet to her compound) and
+    saves: the hidden rows were imported all the same, people she does not see on her list."""
+    import io
+
+    import openpyxl
+
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in (["household", "holder", "from", "until"],
+                ["5-702", "张伟", "2026-12-01", "2026-12-14"],
+                ["9-901", "released", "2026-11-01", "2026-11-14"],
+                ["6-101", "李芳", "2026-12-02", "2026-12-15"]):  # fmt: skip
+        sheet.append(row)
+    sheet.row_dimensions[3].hidden = True
+    out = io.BytesIO()
+    book.save(out)
+    plan = plan_list_import(out.getvalue(), "q.xlsx", Lists())
+    assert [r["household"] for r in plan.rows] == ["5-702", "6-101"]
+    assert [(s.line, s.why) for s in plan.layout.skipped] == [(3, "hidden in the sheet")]
+
+
+def test_a_formula_with_no_saved_value_under_a_title_names_its_column_not_the_title():
+    """The refusal named the column by the title (line 4: XX小区住户名单: a formula ...)."""
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    rows = [
+        ["XX小区住户名单"],
+        ["household", "residents", "observation_until"],
+        ["5-702", 3, "2026-12-14"],
+        ["6-101", 2, "=TODAY()+14"],
+    ]
+    with pytest.raises(CommunityError, match=r"^line 4: observation_until: a formula"):
+        plan_list_import(_office_sheet(rows, merged_title=False), "h.xlsx", Lists())
+
+
+def test_a_workbook_with_its_instructions_sheet_first_imports_the_list_sheet_and_says_so():
+    """填表说明 in front of the list: the instructions were read as the list ('cannot tell
+    the list from the columns')."""
+    import io
+
+    import openpyxl
+
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    book = openpyxl.Workbook()
+    book.active.title = "填表说明"
+    book.active.append(["1、户号按楼-单元-室填写"])
+    book.active.append(["2、日期格式 2026-12-01"])
+    listed = book.create_sheet("名单")
+    listed.append(["household", "residents"])
+    listed.append(["5-702", 2])
+    out = io.BytesIO()
+    book.save(out)
+    plan = plan_list_import(out.getvalue(), "h.xlsx", Lists())
+    assert [r["household"] for r in plan.rows] == ["5-702"]
+    assert plan.layout.sheet == "名单" and plan.layout.shown()["sheet"] == "名单"
+
+
+def test_a_pass_batch_household_excel_wrote_in_scientific_notation_prints_no_pass(tmp_path, capsys):
+    """A long household code saved by Excel as 1.10101E+17: a paper pass for that code."""
+    from checkpoint.cli import main
+
+    assert main(["keys", "new", "--dir", str(tmp_path / "keys"), "--name", "office"]) == 0
+    households = tmp_path / "households.csv"
+    households.write_text("household,holder\n5-702,张伟\n1.10101E+17,李芳\n")
+    argv = ["--key", str(tmp_path / "keys" / "office.key"), "--csv", str(households)]
+    assert main(["pass", "batch", *argv, "--out", str(tmp_path / "cards")]) == 2
+    err = capsys.readouterr().err
+    assert "line 3: household: the spreadsheet holds a number (1.10101E+17)" in err
+    assert not (tmp_path / "cards").exists()
