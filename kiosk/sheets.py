@@ -28,13 +28,16 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, Literal, NamedTuple
 
 from .community import CommunityError
+
+if TYPE_CHECKING:
+    from xml.etree.ElementTree import Element
 
 __all__ = [
     "MAX_BYTES",
@@ -290,24 +293,51 @@ def _sheet_rows(sheet: Any) -> Iterable[tuple[object, ...]]:
 
 
 _SHEET_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_REL_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+_RELS_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 
 
-def _hidden_rows(sheet: Any) -> frozenset[int]:
-    """The rows of ``sheet`` that it hides: rows the clerk hid (people
+def _hidden_rows(data: bytes, title: str) -> frozenset[int]:
+    """The rows of the sheet named ``title`` that it hides: rows the clerk hid (people
     released) and rows a filter leaves out (another compound's). openpyxl's read-only sheet
-    does not say; its XML does (``<row r="7" hidden="1">``), read as a stream."""
-    from xml.etree.ElementTree import iterparse  # noqa: S405 - the file's own part, bounded
-
+    does not say; the sheet's XML part does (``<row r="7" hidden="1">``), read as a stream
+    from the workbook's zip (found by its name through ``xl/workbook.xml`` and its
+    relationships, as every reader of the format finds it)."""
     hidden: set[int] = set()
     number = 0
-    with sheet._get_source() as source:  # the sheet's XML part in the zip
-        for _event, element in iterparse(source):  # noqa: S314 - expat refuses entity bombs
-            if element.tag == f"{_SHEET_NS}row":
-                number = int(element.get("r") or number + 1)
-                if element.get("hidden") in ("1", "true"):
-                    hidden.add(number)
-                element.clear()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        part = _sheet_part(archive, title)
+        with archive.open(part) as source:
+            for _event, element in _elements(source):
+                if element.tag == f"{_SHEET_NS}row":
+                    number = int(element.get("r") or number + 1)
+                    if element.get("hidden") in ("1", "true"):
+                        hidden.add(number)
+                    element.clear()
     return frozenset(hidden)
+
+
+def _sheet_part(archive: zipfile.ZipFile, title: str) -> str:
+    """The zip member holding the worksheet named ``title``. KeyError when the workbook does
+    not say (a damaged file: refused by ``_xlsx_rows`` as not readable)."""
+    rel_id = None
+    with archive.open("xl/workbook.xml") as source:
+        for _event, element in _elements(source):
+            if element.tag == f"{_SHEET_NS}sheet" and element.get("name") == title:
+                rel_id = element.get(_REL_ID)
+                break
+    with archive.open("xl/_rels/workbook.xml.rels") as source:
+        for _event, element in _elements(source):
+            if element.tag == f"{_RELS_NS}Relationship" and element.get("Id") == rel_id:
+                target = element.get("Target") or ""
+                return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+    raise KeyError(title)
+
+
+def _elements(source: IO[bytes]) -> Iterator[tuple[str, Element]]:
+    from xml.etree.ElementTree import iterparse  # noqa: S405 - the file's own part, bounded
+
+    return iterparse(source)  # noqa: S314 - expat refuses entity bombs
 
 
 def _check_unpacked(data: bytes) -> None:
@@ -381,7 +411,7 @@ def _read_xlsx(data: bytes, columns: frozenset[str]) -> _XlsxSheet:
                 cells = [c.strip().lower() for c in rows[-1]]
                 named = number <= HEADER_SEARCH_ROWS and not columns.isdisjoint(cells)
                 header = cells if named or not header else header
-        return _XlsxSheet(rows, _hidden_rows(book.worksheets[index]), name)
+        return _XlsxSheet(rows, _hidden_rows(data, book.worksheets[index].title), name)
     finally:
         book.close()
         formulas.close()

@@ -390,3 +390,51 @@ def test_a_pass_batch_household_excel_wrote_in_scientific_notation_prints_no_pas
     err = capsys.readouterr().err
     assert "line 3: household: the spreadsheet holds a number (1.10101E+17)" in err
     assert not (tmp_path / "cards").exists()
+
+
+def _as_excel_writes_it(data: bytes) -> bytes:
+    """The workbook with its parts named as Excel names them: relative to ``xl/``
+    (openpyxl writes ``/xl/worksheets/...``)."""
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename == "xl/_rels/workbook.xml.rels":
+                body = body.replace(b'Target="/xl/', b'Target="')
+            dst.writestr(info, body)
+    return out.getvalue()
+
+
+def test_hidden_rows_are_found_on_the_sheet_read_whichever_way_the_workbook_names_its_parts():
+    """The hidden rows are those of the sheet imported (the second, behind a hidden first
+    one), found through the workbook's own part names, relative as Excel writes them."""
+    import io
+
+    import openpyxl
+
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    book = openpyxl.Workbook()
+    old = book.active
+    old.title = "十一月"
+    old.sheet_state = "hidden"
+    old.append(["household", "holder", "from", "until"])
+    old.append(["1-101", "old", "2026-11-01", "2026-11-14"])
+    old.row_dimensions[2].hidden = True
+    sheet = book.create_sheet("十二月")
+    for row in (["household", "holder", "from", "until"],
+                ["5-702", "张伟", "2026-12-01", "2026-12-14"],
+                ["6-101", "李芳", "2026-12-02", "2026-12-15"],
+                ["9-901", "released", "2026-11-01", "2026-11-14"]):  # fmt: skip
+        sheet.append(row)
+    sheet.row_dimensions[4].hidden = True
+    out = io.BytesIO()
+    book.save(out)
+    for data in (out.getvalue(), _as_excel_writes_it(out.getvalue())):
+        plan = plan_list_import(data, "q.xlsx", Lists())
+        assert [r["household"] for r in plan.rows] == ["5-702", "6-101"]
+        assert [(s.line, s.why) for s in plan.layout.skipped] == [(4, "hidden in the sheet")]
