@@ -55,6 +55,7 @@ from .store import format_ts
 from .typed import typed
 
 __all__ = [
+    "CLOCK_NOT_SET",
     "DEFAULT_DAYS",
     "MIGRATIONS",
     "STATUSES",
@@ -77,6 +78,12 @@ MAX_DAYS = 60
 #: A hand-typed reading outside this range is a typo, not a temperature.
 HAND_MIN_C = 34.0
 HAND_MAX_C = 43.0
+
+#: A returnee registered, back on a day after what a clock not synchronised reads.
+CLOCK_NOT_SET = (
+    "the clock is not set yet (no network time since the start), so today cannot be told and"
+    " the day back cannot be checked: register the returnee once it is set"
+)
 
 MIGRATIONS = sql_migrations(
     "kiosk.observation",
@@ -330,7 +337,11 @@ class ObservationLedger:
             raise CommunityError(f"days: a whole number from 1 to {MAX_DAYS}")
         now = self._clock.now()
         if back > self._today(now):
-            raise CommunityError("date_back: lies in the future")
+            # On a clock NTP has not set (1970 on a Pi booted without network, the last
+            # shutdown's time after a power cut) the day back is not what is wrong.
+            raise CommunityError(
+                "date_back: lies in the future" if self._clock.synced() else CLOCK_NOT_SET
+            )
         row = {
             "name": clean_text("name", name, max_len=60),
             "household": clean_text("household", household, max_len=40),

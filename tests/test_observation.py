@@ -228,3 +228,29 @@ def test_purge_forgets_people_whose_observation_ended(ledger, log, clock):
     assert (gone.name, gone.phone, gone.origin, gone.status) == ("", "", "", "cleared")
     assert kept.name == "Li Lei" and ledger.checks(a.id) == []
     assert "Wang" not in repr(gone) + repr(kept)
+
+
+def test_a_returnee_registered_on_a_clock_not_set_is_told_so_not_that_the_day_back_is_ahead(
+    tmp_path,
+):
+    """A Pi booted without network reads 1970: the returnee back today was refused with
+    "date_back: lies in the future", which sent the guard to check a date that was right."""
+    clock = FakeClock(start=datetime(1970, 1, 1, 0, 5, tzinfo=UTC), is_synced=False)
+    store = EventLog(
+        tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]
+    ).open()
+    try:
+        ledger = ObservationLedger(store, clock, TZ)
+        with pytest.raises(CommunityError) as refused:
+            register(ledger)
+        assert "clock is not set" in str(refused.value)
+        assert "future" not in str(refused.value)
+        from ui import core_words
+
+        assert core_words.refusal_text("zh-CN", str(refused.value)).startswith("时钟尚未校准")
+        assert ledger.people() == []
+        clock.set_wall(datetime(2026, 2, 10, 1, 0, tzinfo=UTC))
+        clock.is_synced = True
+        assert register(ledger).date_back == BACK
+    finally:
+        store.close()
