@@ -27,6 +27,7 @@ from .clock import Clock, ClockReading
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
 from .dating import dated_source
 from .days import when_or_none
+from .observation import registered_between
 from .queries import Stamp, clock_of, dated_stamps, read_clocks, stamps_of
 from .schema import sql_migrations
 from .store import format_ts
@@ -278,7 +279,7 @@ def summary_since(
         "open_alarms": open_alarms,
         "fevers": _feverish(db, events, window, args),
         "quarantine_returns": _quarantine_returns(db, events, window, args),
-        "new_returnees": _count(db, "obs_people", "created_at >= ? and created_at < ?", [lo, hi]),
+        "new_returnees": registered_between(db, lo, hi),
         "registrations": _count(db, events, f"{window} and kind = 'registration'", args),
         "vehicles": _count(db, events, f"{window} and kind = 'vehicle'", args),
         "open_requests": _count(
