@@ -54,6 +54,19 @@ def test_a_night_guard_signed_in_at_1950_stays_through_the_0800_handover(
         close_core(core)
 
 
+def test_hours_that_only_close_the_gate_leave_the_session_to_session_hours(
+    data_dir, clock, monkeypatch
+):
+    hours = {"enabled": True, "mode": "closed", "open_at": "20:00", "close_at": "08:00"}
+    core = _core(data_dir, clock, monkeypatch, policy={"hours": hours})
+    try:
+        with _client(core) as client:
+            login(client)
+            assert 'data-session-left-s="43200"' in client.get("/guard").text
+    finally:
+        close_core(core)
+
+
 def test_a_rostered_guard_stays_to_the_end_of_the_shift_and_no_longer(data_dir, clock, monkeypatch):
     core = _core(data_dir, clock, monkeypatch)
     try:

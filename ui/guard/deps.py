@@ -106,11 +106,13 @@ SENT_KEPT_S = 3600
 
 def session_ends(core: Core, name: str, now: datetime) -> datetime | None:
     """When the session of guard ``name`` signing in at ``now`` ends: with the guard's shift
-    at this gate on the roster, else with the staffed hours (``policy.hours``, when on), and
+    at this gate on the roster, else with the staffed hours (``policy.hours``, staffed), and
     the handover's grace after (``kiosk.roster.session_end``); None: ``web.session_hours``."""
     hours = core.config.policy.hours
     tz = ZoneInfo(core.config.site.timezone)
-    staffed = staffed_stretches(hours.windows(), tz, now) if hours.enabled else []
+    # Hours that only open and close the gate (``mode = "closed"``) say nothing of a guard.
+    on = hours.enabled and hours.mode == "staffed"
+    staffed = staffed_stretches(hours.windows(), tz, now) if on else []
     shifts = core.ledgers.roster.stretch(core.config.site.kiosk_id, name, now)
     return session_end(shifts, staffed, now)
 
