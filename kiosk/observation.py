@@ -25,6 +25,7 @@ note) are masked by role in every output (``kiosk.privacy``) and purged with the
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from .auditing import audited_write
-from .clock import Clock
+from .clock import Clock, ClockReading
 from .community import (
     CommunityError,
     LogLike,
@@ -49,12 +50,14 @@ from .community import (
 from .dating import dated_source
 from .days import day_bounds
 from .lists import same_text
+from .queries import boot_offsets, clock_of, offset_time, read_clocks
 from .schema import sql_migrations
 from .snapshots import LatestRead
 from .store import format_ts
 from .typed import typed
 
 __all__ = [
+    "CLOCK_NOT_SET",
     "DEFAULT_DAYS",
     "MIGRATIONS",
     "STATUSES",
@@ -65,6 +68,7 @@ __all__ = [
     "Person",
     "counts_for_day",
     "purge",
+    "registered_between",
 ]
 
 Status = Literal["observing", "cleared", "escalated", "transferred"]
@@ -77,6 +81,12 @@ MAX_DAYS = 60
 #: A hand-typed reading outside this range is a typo, not a temperature.
 HAND_MIN_C = 34.0
 HAND_MAX_C = 43.0
+
+#: A returnee registered, back on a day after what a clock not synchronised reads.
+CLOCK_NOT_SET = (
+    "the clock is not set yet (no network time since the start), so today cannot be told and"
+    " the day back cannot be checked: register the returnee once it is set"
+)
 
 MIGRATIONS = sql_migrations(
     "kiosk.observation",
@@ -109,6 +119,12 @@ MIGRATIONS = sql_migrations(
     CREATE INDEX obs_people_until ON obs_people (observation_until);
     CREATE INDEX obs_status_at ON obs_status (at);
     CREATE INDEX obs_checks_fever_day ON obs_checks (day) WHERE fever = 1;
+    """,
+    # The boot and monotonic time of a registration written on an unsynchronised clock (JSON,
+    # ``{"created_at": [boot_id, mono_ns]}``): dated as an event is (``counts_for_day``).
+    m003_obs_clocks="""
+    ALTER TABLE obs_people ADD COLUMN clocks TEXT;
+    CREATE INDEX obs_people_clocks ON obs_people (id) WHERE clocks IS NOT NULL;
     """,
 )
 
@@ -212,6 +228,36 @@ def _status_as_of(db: sqlite_utils.Database, person_id: int, before: str) -> Sta
     return cast(Status, rows[0]["status"]) if rows else None
 
 
+def registered_between(db: sqlite_utils.Database, start: str, end: str) -> int:
+    """People registered in ``[start, end)`` (``format_ts`` times): by their stamp, or,
+    stamped before NTP set the clock, when their boot's synchronised clock dates it
+    (``kiosk.dating``)."""
+    if not has_table(db, "obs_people"):
+        return 0
+    # A copy from before the clocks were kept (m003) has none to date by.
+    if "clocks" not in db.table("obs_people").columns_dict:
+        found = db.execute(
+            "select count(*) from obs_people where created_at >= ? and created_at < ?",
+            [start, end],
+        )
+        return int(found.fetchone()[0])
+    found = db.execute(
+        "select count(*) from obs_people where created_at >= ? and created_at < ?"
+        " and clocks is null",
+        [start, end],
+    )
+    count = int(found.fetchone()[0])
+    rows = list(db.query("select created_at, clocks from obs_people where clocks is not null"))
+    held = [read_clocks(r["clocks"], ("created_at",)).get("created_at") for r in rows]
+    offsets = boot_offsets(db, sorted({h[0] for h in held if h is not None}))
+    for row, clock in zip(rows, held, strict=True):
+        when = str(row["created_at"])
+        if clock is not None and clock[0] in offsets:
+            when = offset_time(offsets[clock[0]], clock[1])
+        count += start <= when < end
+    return count
+
+
 def counts_for_day(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dict[str, int]:
     """Returnees for the daily report: new (registered that day), under observation at the
     end of the day, cleared / escalated / transferred during it, and fevers among the
@@ -221,10 +267,7 @@ def counts_for_day(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dict[s
     if not has_table(db, "obs_people"):
         return out
     start, end = day_bounds(day, tz)
-    new = db.execute(
-        "select count(*) from obs_people where created_at >= ? and created_at < ?", [start, end]
-    )
-    out["new"] = int(new.fetchone()[0])
+    out["new"] = registered_between(db, start, end)
     # Those whose observation reaches the day, read from the day on (``obs_people_until``).
     observed = db.query(
         "select id from obs_people where observation_until >= :day and date_back <= :day"
@@ -295,6 +338,8 @@ class ObservationLedger:
         self.fever_threshold_c = fever_threshold_c
         self.check_due = check_due
         self._on_change = on_change
+        #: this boot's id, as the log stamps its rows (``EventLog.boot_id``)
+        self._boot_id = str(getattr(log, "boot_id", ""))
         # Changes come from several threads: a snapshot read before another change committed
         # must not replace the one read after it.
         self._snapshots = LatestRead(ObservationSnapshot())
@@ -328,9 +373,14 @@ class ObservationLedger:
         back = _as_date("date_back", date_back)
         if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
             raise CommunityError(f"days: a whole number from 1 to {MAX_DAYS}")
-        now = self._clock.now()
+        reading = ClockReading.take(self._clock)
+        now = reading.wall
         if back > self._today(now):
-            raise CommunityError("date_back: lies in the future")
+            # On a clock NTP has not set (1970 on a Pi booted without network, the last
+            # shutdown's time after a power cut) the day back is not what is wrong.
+            raise CommunityError(
+                "date_back: lies in the future" if reading.synced else CLOCK_NOT_SET
+            )
         row = {
             "name": clean_text("name", name, max_len=60),
             "household": clean_text("household", household, max_len=40),
@@ -343,6 +393,9 @@ class ObservationLedger:
             "created_at": _stamp(now),
             "actor": who,
         }
+        held = clock_of(reading, self._boot_id)
+        if held is not None:  # dated once its boot's clock is (``counts_for_day``)
+            row["clocks"] = json.dumps({"created_at": held})
 
         def apply(db: sqlite_utils.Database) -> int:
             person_id = db.table("obs_people").insert(row).last_rowid

@@ -14,10 +14,11 @@ requests; counts, not names, so the record can stay after a purge. Both guards a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sized
+from collections.abc import Callable, Iterable, Mapping, Sized
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
@@ -26,6 +27,7 @@ from .clock import Clock, ClockReading
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
 from .dating import dated_source
 from .days import when_or_none
+from .observation import registered_between
 from .queries import Stamp, clock_of, dated_stamps, read_clocks, stamps_of
 from .schema import sql_migrations
 from .store import format_ts
@@ -41,6 +43,8 @@ __all__ = [
     "Handover",
     "Roster",
     "Shift",
+    "session_end",
+    "staffed_stretches",
     "summary_since",
 ]
 
@@ -48,6 +52,11 @@ MAX_SHIFT = timedelta(hours=24)
 #: How long after the end of a shift its guard may still open the handover (the incoming
 #: guard arrives at the shift change, not before it).
 HANDOVER_GRACE = timedelta(hours=1)
+#: A guard signing in this long before a shift (or a span of staffed hours) begins is signed
+#: in for it: the night guard arriving at 19:50 for 20:00.
+SIGN_IN_LEAD = timedelta(hours=1)
+#: The longest a guard's session lasts, whatever the roster and the hours say.
+SESSION_CAP = MAX_SHIFT
 #: A handover asked for while the clock is not synchronised and no shift covers what it says
 #: (a Pi without a battery-backed clock reads 1970 until NTP answers): not "off duty".
 CLOCK_NOT_SET = (
@@ -212,6 +221,48 @@ def _quarantine_returns(
     return returns
 
 
+def staffed_stretches(
+    windows: Iterable[tuple[time, time]], tz: ZoneInfo, now: datetime
+) -> list[tuple[datetime, datetime]]:
+    """The spans of staffed hours (local times of day, one may cross midnight) as UTC
+    stretches, from the day before ``now``'s local day to two days after it."""
+    today = now.astimezone(tz).date()
+    out = []
+    for offset in range(-1, 3):
+        day = today + timedelta(days=offset)
+        for start, end in windows:
+            begins = datetime.combine(day, start, tz)
+            ends = datetime.combine(day + timedelta(days=int(end <= start)), end, tz)
+            out.append((begins.astimezone(UTC), ends.astimezone(UTC)))
+    return out
+
+
+def _stretch_end(stretches: Iterable[tuple[datetime, datetime]], now: datetime) -> datetime | None:
+    """The end of the stretch that holds ``now`` or begins within ``SIGN_IN_LEAD`` of it,
+    carried on through those that begin before it ends (back-to-back shifts, a day span
+    running into the night's); None when there is none."""
+    end: datetime | None = None
+    for start, stop in sorted(stretches):
+        if end is None:
+            end = stop if start - SIGN_IN_LEAD <= now < stop else None
+        elif start <= end:
+            end = max(end, stop)
+    return end
+
+
+def session_end(
+    shifts: Iterable[tuple[datetime, datetime]],
+    staffed: Iterable[tuple[datetime, datetime]],
+    now: datetime,
+) -> datetime | None:
+    """When the session of a guard signing in at ``now`` ends: at the end of the guard's
+    stretch of ``shifts`` (the roster's), else of the ``staffed`` hours, and
+    ``HANDOVER_GRACE`` after it (the handover), never more than ``SESSION_CAP`` from ``now``;
+    None when neither holds ``now`` (the caller's ``web.session_hours`` applies)."""
+    end = _stretch_end(shifts, now) or _stretch_end(staffed, now)
+    return None if end is None else min(end + HANDOVER_GRACE, now + SESSION_CAP)
+
+
 def summary_since(
     db: sqlite_utils.Database, gate: str, since: datetime, until: datetime, open_alarms: int
 ) -> dict[str, int]:
@@ -228,7 +279,7 @@ def summary_since(
         "open_alarms": open_alarms,
         "fevers": _feverish(db, events, window, args),
         "quarantine_returns": _quarantine_returns(db, events, window, args),
-        "new_returnees": _count(db, "obs_people", "created_at >= ? and created_at < ?", [lo, hi]),
+        "new_returnees": registered_between(db, lo, hi),
         "registrations": _count(db, events, f"{window} and kind = 'registration'", args),
         "vehicles": _count(db, events, f"{window} and kind = 'vehicle'", args),
         "open_requests": _count(
@@ -318,6 +369,11 @@ class Roster:
             [gate, format_ts(end), format_ts(start)],
         )
         return [_shift(r) for r in rows]
+
+    def stretch(self, gate: str, guard: str, now: datetime) -> list[tuple[datetime, datetime]]:
+        """``guard``'s shifts at ``gate`` around ``now`` (for ``session_end``)."""
+        found = self.shifts(gate, now - MAX_SHIFT, now + SESSION_CAP + SIGN_IN_LEAD)
+        return [(s.starts_at, s.ends_at) for s in found if s.guard == guard]
 
     def on_duty(self, gate: str, when: datetime | None = None) -> list[Shift]:
         at = when or self._clock.now()

@@ -228,3 +228,58 @@ def test_purge_forgets_people_whose_observation_ended(ledger, log, clock):
     assert (gone.name, gone.phone, gone.origin, gone.status) == ("", "", "", "cleared")
     assert kept.name == "Li Lei" and ledger.checks(a.id) == []
     assert "Wang" not in repr(gone) + repr(kept)
+
+
+def test_a_returnee_registered_on_a_clock_not_set_is_told_so_not_that_the_day_back_is_ahead(
+    tmp_path,
+):
+    """A Pi booted without network reads 1970: the returnee back today was refused with
+    "date_back: lies in the future", which sent the guard to check a date that was right."""
+    clock = FakeClock(start=datetime(1970, 1, 1, 0, 5, tzinfo=UTC), is_synced=False)
+    store = EventLog(
+        tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]
+    ).open()
+    try:
+        ledger = ObservationLedger(store, clock, TZ)
+        with pytest.raises(CommunityError) as refused:
+            register(ledger)
+        assert "clock is not set" in str(refused.value)
+        assert "future" not in str(refused.value)
+        from ui import core_words
+
+        assert core_words.refusal_text("zh-CN", str(refused.value)).startswith("时钟尚未校准")
+        assert ledger.people() == []
+        clock.set_wall(datetime(2026, 2, 10, 1, 0, tzinfo=UTC))
+        clock.is_synced = True
+        assert register(ledger).date_back == BACK
+    finally:
+        store.close()
+
+
+def test_a_returnee_registered_before_the_ntp_step_counts_as_new_on_the_day_registered(tmp_path):
+    """A Pi back from a power cut reads the last shutdown's time (23:00 on 1 March) until NTP
+    answers: a returnee registered at 09:10 on 2 March counted as new on 1 March in the daily
+    report, and 2 March had nobody new."""
+    clock = FakeClock(start=datetime(2026, 3, 1, 15, 0, tzinfo=UTC), is_synced=False)
+    store = EventLog(
+        tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]
+    )
+    log = store.open()
+    try:
+        ledger = ObservationLedger(log, clock, TZ)
+        register(ledger, date_back=date(2026, 3, 1))
+        clock.advance(1200)
+        clock.set_wall(datetime(2026, 3, 2, 1, 30, tzinfo=UTC))  # NTP: 09:30 in Shanghai
+        clock.is_synced = True
+        log.append(EventDraft(direction="in", decision="pass"))  # dates the boot
+        register(ledger, name="Li Lei", date_back=date(2026, 3, 2))
+        assert ledger.counts(date(2026, 3, 2))["new"] == 2
+        assert ledger.counts(date(2026, 3, 1))["new"] == 0
+        from kiosk.roster import summary_since
+
+        night = datetime(2026, 3, 1, 14, 0, tzinfo=UTC), datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
+        assert summary_since(log.reader(), "gate-1", *night, 0)["new_returnees"] == 0
+        morning = datetime(2026, 3, 2, 0, 0, tzinfo=UTC), datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+        assert summary_since(log.reader(), "gate-1", *morning, 0)["new_returnees"] == 2
+    finally:
+        store.close()

@@ -382,3 +382,53 @@ def test_the_daily_reports_returnees_read_the_days_not_the_years(tmp_path):
         "fever_checks": 2,
     }
     assert big - small < 20, (small, big)
+
+
+def _service_requests(path: Path, days: int) -> _Log:
+    """A food request opened at 08:00 on each of the last ``days`` days and done at 10:00,
+    and one opened yesterday still open."""
+    from kiosk import services
+
+    clock = FakeClock(start=NOW)
+    with EventLog(path, "gate-1", clock, "NORMAL", migrations=[services.MIGRATIONS]):
+        pass
+    conn = sqlite3.connect(path)
+    day = "date(:now, '-' || i || ' days')"
+    with conn:
+        conn.execute(
+            "WITH RECURSIVE p(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM p WHERE i < :n)"
+            " INSERT INTO service_requests (household, kind, note, state, opened_at, opened_by,"
+            f" taken_by, done_at) SELECT '', 'food', '', 'done', {day} || 'T08:00:00.000000Z',"
+            f" 'a', 'b', {day} || 'T10:00:00.000000Z' FROM p",
+            {"n": days, "now": NOW.date().isoformat()},
+        )
+        conn.execute(
+            "INSERT INTO service_requests (household, kind, note, state, opened_at, opened_by)"
+            " VALUES ('5-702', 'medicine', '', 'open', ?, 'a')",
+            [format_ts(NOW - timedelta(hours=20))],
+        )
+    conn.close()
+    return _Log(path)
+
+
+def test_the_daily_reports_service_requests_read_the_days_not_the_years(tmp_path):
+    """The daily report's service requests read every request ever opened (a done one keeps
+    its row) at each report: a year's requests at each view. It reads those of the day and
+    those still open: the same over ten times as many before."""
+    from zoneinfo import ZoneInfo
+
+    from kiosk.services import counts_for_day
+
+    day = (NOW - timedelta(days=1)).date()
+    logs = [_service_requests(tmp_path / f"{n}.db", n) for n in (365, 3_650)]
+    (small, found), (big, found_big) = (
+        _steps(log, lambda lg: counts_for_day(lg.reader(), day, ZoneInfo("UTC"))) for log in logs
+    )
+    assert found == found_big
+    assert found == {
+        "opened": 2,
+        "done": 1,
+        "open_at_end": 1,
+        "by_kind": {"food": 1, "medicine": 1},
+    }
+    assert big - small < 20, (small, big)

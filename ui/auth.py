@@ -109,6 +109,13 @@ class Resume:
     name: str
 
 
+class SessionEnds(Protocol):
+    """When the session of guard ``name`` signing in at ``now`` ends (``kiosk.roster``
+    ``session_end``: the end of the guard's shift, and the handover's grace), or None."""
+
+    def __call__(self, name: str, now: datetime) -> datetime | None: ...
+
+
 class Revocations(Protocol):
     """Where signed-out sessions are kept across restarts (``kiosk.accounts.AccountStore``)."""
 
@@ -146,6 +153,7 @@ class SessionManager:
         lifetime_s: float,
         revocations: Revocations | None = None,
         boot_id: str = "",
+        ends: SessionEnds | None = None,
     ) -> None:
         if len(key) < 16:
             raise ValueError("session key too short")
@@ -156,16 +164,18 @@ class SessionManager:
         self._boot_id = boot_id
         self._lifetime = timedelta(seconds=lifetime_s)
         self._lifetime_ns = int(lifetime_s * 1e9)
+        #: When a session signed in now ends (the guard's shift), else ``lifetime_s`` applies.
+        self._ends = ends
         #: Signed-out sessions: sid -> kept until. Those of earlier processes are read from
         #: ``revocations`` at the first cookie (``_revoked_loaded``).
         self._revoked: dict[str, datetime] = {}
         self._revocations = revocations
         self._revoked_loaded = revocations is None
-        #: Sessions this process issued, by sid: when (monotonic). Their age is real elapsed
-        #: time, so a step of the wall clock (NTP on a Pi without an RTC, the demo's scenario
-        #: days) neither ends a shift early nor stretches it. Cookies from before a restart are
-        #: judged by the expiry they carry.
-        self._issued: dict[str, int] = {}
+        #: Sessions this process issued, by sid: when (monotonic), and for how long (ns). Their
+        #: age is real elapsed time, so a step of the wall clock (NTP on a Pi without an RTC,
+        #: the demo's scenario days) neither ends a shift early nor stretches it. Cookies from
+        #: before a restart are judged by the expiry they carry.
+        self._issued: dict[str, tuple[int, int]] = {}
         #: Actions cut off by an ended session (``resume_token``): nonce -> (action, when).
         self._resumes: dict[str, tuple[Resume, float]] = {}
 
@@ -175,15 +185,14 @@ class SessionManager:
 
     def issue(self, account: Account) -> tuple[str, Session]:
         """A new session for ``account`` and its signed cookie value."""
-        mono = self._clock.monotonic_ns()
-        self._issued = {
-            sid: at for sid, at in self._issued.items() if mono - at < self._lifetime_ns
-        }
+        mono, now = self._clock.monotonic_ns(), self._clock.now()
+        self._issued = {sid: held for sid, held in self._issued.items() if mono - held[0] < held[1]}
+        lifetime = self._lifetime_of(account.name, now)
         session = Session(
             sid=secrets.token_urlsafe(18),
             name=account.name,
             role=account.role,
-            expires=self._clock.now() + self._lifetime,
+            expires=now + lifetime,
             credential=account.credential,
             issued_mono=None if self._clock.synced() else mono,
         )
@@ -197,8 +206,24 @@ class SessionManager:
         if session.issued_mono is not None:  # its ``exp`` is of a clock not set
             fields |= {"b": self._boot_id, "m": session.issued_mono}
         payload = _b64e(json.dumps(fields, separators=(",", ":")).encode())
-        self._issued[session.sid] = mono
+        self._issued[session.sid] = (mono, lifetime // timedelta(microseconds=1) * 1000)
         return f"{payload}.{self._mac('session', payload)}", session
+
+    def _lifetime_of(self, name: str, now: datetime) -> timedelta:
+        """How long a session ``name`` signs in for at ``now`` lasts: to the end of its shift
+        (``ends``) when the clock can tell it, else the configured lifetime."""
+        if self._ends is None or not self._clock.synced():
+            return self._lifetime
+        try:
+            end = self._ends(name, now)
+        except StoreFault:  # the roster unreadable: the configured lifetime
+            end = None
+        return self._lifetime if end is None or end <= now else end - now
+
+    def lifetime(self, session: Session) -> timedelta:
+        """How long ``session`` lasts from its sign-in (its cookie's life in the browser)."""
+        held = self._issued.get(session.sid)
+        return self._lifetime if held is None else timedelta(microseconds=held[1] // 1000)
 
     def signed(self, cookie: str | None) -> Session | None:
         """The session a cookie value names, signed with this key and not signed out, whether
@@ -239,10 +264,12 @@ class SessionManager:
         if session is None:
             return None
         now, expires = self._clock.now(), session.expires
-        issued = self._issued.get(session.sid, session.issued_mono)
-        if issued is None:
+        held = self._issued.get(session.sid)
+        if held is None and session.issued_mono is not None:
+            held = (session.issued_mono, self._lifetime_ns)
+        if held is None:
             return session if expires > now else None
-        left_ns = self._lifetime_ns - (self._clock.monotonic_ns() - issued)
+        left_ns = held[1] - (self._clock.monotonic_ns() - held[0])
         if left_ns <= 0:
             return None
         # Shown as "time left" on the console: rebased on today's wall clock.
@@ -492,6 +519,7 @@ class GuardAuth:
         session_hours: float = 12,
         login_attempts_per_min: int = 5,
         boot_id: str = "",
+        ends: SessionEnds | None = None,
     ) -> None:
         self.accounts = accounts
         self.sessions = SessionManager(
@@ -500,6 +528,7 @@ class GuardAuth:
             session_hours * 3600,
             revocations=accounts,
             boot_id=boot_id,
+            ends=ends,
         )
         self.limiter = LoginLimiter(clock, login_attempts_per_min)
 
@@ -602,10 +631,12 @@ class GuardAuth:
             raise HTTPException(403, "admin role required")
         return session
 
-    def set_cookie(self, response: Response, request: Request, cookie: str) -> None:
+    def set_cookie(
+        self, response: Response, request: Request, cookie: str, session: Session
+    ) -> None:
         # The browser keeps the cookie a little past the session's end: an action posted
         # then is refused, but is carried through the login page as that guard's own.
-        lifetime_s = int(self.sessions._lifetime.total_seconds()) + RESUME_TTL_S
+        lifetime_s = int(self.sessions.lifetime(session).total_seconds()) + RESUME_TTL_S
         set_private_cookie(response, request, COOKIE, cookie, path="/guard", max_age=lifetime_s)
 
     def clear_cookie(self, response: Response) -> None:

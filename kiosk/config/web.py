@@ -34,7 +34,8 @@ class WebSection(Section):
     login_attempts_per_min: int = Field(5, ge=1, le=100)
     """Failed guard logins allowed per address per minute."""
     session_hours: float = Field(12, gt=0, le=168)
-    """Guard session lifetime."""
+    """Guard session lifetime when neither a shift on the roster nor the staffed hours hold the
+    sign-in (else the shift and an hour, at most 24 h: docs/screens.md)."""
     api_default_page: PageSize = 1000
     """`limit` of /api/v1/events when none is given."""
     max_request_bytes: int = Field(16384, ge=1024, le=1048576)

@@ -31,7 +31,7 @@ import logging
 import secrets
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -49,6 +49,7 @@ from kiosk.auditing import Change, HeldRows, audited_write, auditing_request
 from kiosk.clock import ClockReading
 from kiosk.crossing import Outcome
 from kiosk.engine import FeverRefused, ManualDecision, TemperatureImplausible
+from kiosk.roster import session_end, staffed_stretches
 from kiosk.store import StoreFault
 from ui import i18n
 from ui.auth import GuardAuth, Session, WrongToken
@@ -103,6 +104,19 @@ SENT_KEPT = 2000
 SENT_KEPT_S = 3600
 
 
+def session_ends(core: Core, name: str, now: datetime) -> datetime | None:
+    """When the session of guard ``name`` signing in at ``now`` ends: with the guard's shift
+    at this gate on the roster, else with the staffed hours (``policy.hours``, staffed), and
+    the handover's grace after (``kiosk.roster.session_end``); None: ``web.session_hours``."""
+    hours = core.config.policy.hours
+    tz = ZoneInfo(core.config.site.timezone)
+    # Hours that only open and close the gate (``mode = "closed"``) say nothing of a guard.
+    on = hours.enabled and hours.mode == "staffed"
+    staffed = staffed_stretches(hours.windows(), tz, now) if on else []
+    shifts = core.ledgers.roster.stretch(core.config.site.kiosk_id, name, now)
+    return session_end(shifts, staffed, now)
+
+
 @dataclass
 class Guard:
     """The console's state for one app: the core, sign-in, the alarm desk, templates."""
@@ -132,6 +146,7 @@ class Guard:
             session_hours=core.config.web.session_hours,
             login_attempts_per_min=core.config.web.login_attempts_per_min,
             boot_id=core.store.boot_id,
+            ends=functools.partial(session_ends, core),
         )
         desk = AlarmDesk(core.store, core.clock, lookback_h=alarm_lookback_h(core.config))
         return cls(core, auth, desk, templates(), ZoneInfo(core.config.site.timezone))

@@ -95,7 +95,8 @@ async def login(request: Request, g: GuardDep) -> Response:
         if not held:
             resume = str(form.get("resume") or "")
             return login_form(request, g, lang, i18n.t(lang, "err.store"), 400, resume)
-    cookie, session = g.auth.sessions.issue(account)
+    # Blocking: how long the session lasts is read from the roster.
+    cookie, session = await asyncio.to_thread(g.auth.sessions.issue, account)
     resume = str(form.get("resume") or "")
     pending = g.auth.sessions.read_resume(resume)
     if pending is not None and pending.name == account.name:  # only the guard who made it
@@ -107,7 +108,7 @@ async def login(request: Request, g: GuardDep) -> Response:
         )
     else:
         response = RedirectResponse(safe_next(str(form.get("next") or "")), status_code=303)
-    g.auth.set_cookie(response, request, cookie)
+    g.auth.set_cookie(response, request, cookie, session)
     remember_lang(request, response)
     return response
 

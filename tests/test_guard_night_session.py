@@ -1,0 +1,126 @@
+"""A guard's session lasts to the end of the guard's stretch (the roster's shift, else the
+staffed hours) and an hour past it for the handover, not ``web.session_hours`` from sign-in: a
+night guard signed in at 19:50 was logged out at 07:50, in the night's last round."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from guard_support import close_core, login, make_core
+
+from kiosk.config import parse_config
+
+NIGHT = {"site": {"timezone": "UTC"}, "web": {"session_hours": 12}}
+
+
+def _core(data_dir, clock, monkeypatch, **extra):
+    return make_core(data_dir, clock, monkeypatch, parse_config({**NIGHT, **extra}))
+
+
+@pytest.fixture
+def clock():
+    from kiosk.clock import FakeClock
+
+    return FakeClock(start=datetime(2026, 3, 2, 19, 50, tzinfo=UTC))
+
+
+def _signed_in(client) -> bool:
+    return client.get("/guard", follow_redirects=False).status_code == 200
+
+
+def _client(core):
+    from fastapi.testclient import TestClient
+    from guard_support import BASE, make_app
+
+    return TestClient(make_app(core), base_url=BASE)
+
+
+def test_a_night_guard_signed_in_at_1950_stays_through_the_0800_handover(
+    data_dir, clock, monkeypatch
+):
+    hours = {"enabled": True, "open_at": "20:00", "close_at": "08:00"}
+    core = _core(data_dir, clock, monkeypatch, policy={"hours": hours})
+    try:
+        with _client(core) as client:
+            login(client)
+            clock.advance(12 * 3600 + 5 * 60)  # 07:55, the last round
+            assert _signed_in(client)
+            clock.advance(65 * 60 - 1)  # 08:59:59: handing over
+            assert _signed_in(client)
+            clock.advance(2)  # an hour after the shift: out
+            assert not _signed_in(client)
+    finally:
+        close_core(core)
+
+
+def test_hours_that_only_close_the_gate_leave_the_session_to_session_hours(
+    data_dir, clock, monkeypatch
+):
+    hours = {"enabled": True, "mode": "closed", "open_at": "20:00", "close_at": "08:00"}
+    core = _core(data_dir, clock, monkeypatch, policy={"hours": hours})
+    try:
+        with _client(core) as client:
+            login(client)
+            assert 'data-session-left-s="43200"' in client.get("/guard").text
+    finally:
+        close_core(core)
+
+
+def test_a_rostered_guard_stays_to_the_end_of_the_shift_and_no_longer(data_dir, clock, monkeypatch):
+    core = _core(data_dir, clock, monkeypatch)
+    try:
+        start = datetime(2026, 3, 2, 20, 0, tzinfo=UTC)
+        core.ledgers.roster.add_shift(
+            core.config.site.kiosk_id, "alice", start, start + timedelta(hours=12), "root"
+        )
+        with _client(core) as client:
+            login(client)
+            page = client.get("/guard").text
+            assert f'data-session-left-s="{int(13 * 3600 + 10 * 60)}"' in page
+            clock.advance(13 * 3600 + 10 * 60 + 1)
+            assert not _signed_in(client)
+    finally:
+        close_core(core)
+
+
+def test_a_day_shift_ends_the_session_with_it_not_twelve_hours_later(data_dir, clock, monkeypatch):
+    core = _core(data_dir, clock, monkeypatch)
+    try:
+        start = datetime(2026, 3, 2, 19, 0, tzinfo=UTC)
+        core.ledgers.roster.add_shift(
+            core.config.site.kiosk_id, "alice", start, start + timedelta(hours=2), "root"
+        )
+        with _client(core) as client:
+            login(client)
+            clock.advance(2 * 3600 + 10 * 60 - 1)  # 21:59:59: an hour after the shift
+            assert _signed_in(client)
+            clock.advance(2)
+            assert not _signed_in(client)
+    finally:
+        close_core(core)
+
+
+def test_without_a_roster_or_hours_the_session_lasts_session_hours(data_dir, clock, monkeypatch):
+    core = _core(data_dir, clock, monkeypatch)
+    try:
+        with _client(core) as client:
+            login(client)
+            clock.advance(12 * 3600 - 1)
+            assert _signed_in(client)
+            clock.advance(2)
+            assert not _signed_in(client)
+    finally:
+        close_core(core)
+
+
+def test_hours_round_the_clock_end_the_session_at_the_cap_not_never():
+    from datetime import time
+    from zoneinfo import ZoneInfo
+
+    from kiosk.roster import SESSION_CAP, session_end, staffed_stretches
+
+    now = datetime(2026, 3, 2, 19, 50, tzinfo=UTC)
+    spans = [(time(8), time(20)), (time(20), time(8))]
+    staffed = staffed_stretches(spans, ZoneInfo("Asia/Shanghai"), now)
+    assert session_end([], staffed, now) == now + SESSION_CAP
