@@ -225,28 +225,39 @@ def staffed_stretches(
     windows: Iterable[tuple[time, time]], tz: ZoneInfo, now: datetime
 ) -> list[tuple[datetime, datetime]]:
     """The spans of staffed hours (local times of day, one may cross midnight) as UTC
-    stretches, from the day before ``now``'s local day to two days after it."""
+    stretches, from the day before ``now``'s local day to two days after it. Each span is one
+    guard's stretch (08:00-20:00 and 20:00-08:00 are a day and a night shift, not one of 24
+    hours); only spans meeting at midnight are one (20:00-00:00 and 00:00-08:00, as hours were
+    written before a span could cross midnight)."""
     today = now.astimezone(tz).date()
-    out = []
+    out: list[tuple[datetime, datetime]] = []
     for offset in range(-1, 3):
         day = today + timedelta(days=offset)
         for start, end in windows:
             begins = datetime.combine(day, start, tz)
             ends = datetime.combine(day + timedelta(days=int(end <= start)), end, tz)
             out.append((begins.astimezone(UTC), ends.astimezone(UTC)))
-    return out
+    joined: list[tuple[datetime, datetime]] = []
+    for start, stop in sorted(out):
+        midnight = start.astimezone(tz).time() == time(0)
+        if joined and midnight and joined[-1][1] == start:
+            joined[-1] = (joined[-1][0], stop)
+        else:
+            joined.append((start, stop))
+    return joined
 
 
-def _stretch_end(stretches: Iterable[tuple[datetime, datetime]], now: datetime) -> datetime | None:
-    """The end of the stretch that holds ``now`` or begins within ``SIGN_IN_LEAD`` of it,
-    carried on through those that begin before it ends (back-to-back shifts, a day span
-    running into the night's); None when there is none."""
+def _stretch_end(
+    stretches: Iterable[tuple[datetime, datetime]], now: datetime, *, join: bool
+) -> datetime | None:
+    """The latest end of the stretches that hold ``now`` or begin within ``SIGN_IN_LEAD`` of
+    it (at 19:50 the day's span still holds and the night's begins: the guard signing in is
+    the night's), with ``join`` carried on through those that begin before it ends (one
+    guard's back-to-back shifts); None when there is none."""
     end: datetime | None = None
     for start, stop in sorted(stretches):
-        if end is None:
-            end = stop if start - SIGN_IN_LEAD <= now < stop else None
-        elif start <= end:
-            end = max(end, stop)
+        if start - SIGN_IN_LEAD <= now < stop or (join and end is not None and start <= end):
+            end = stop if end is None else max(end, stop)
     return end
 
 
@@ -256,10 +267,12 @@ def session_end(
     now: datetime,
 ) -> datetime | None:
     """When the session of a guard signing in at ``now`` ends: at the end of the guard's
-    stretch of ``shifts`` (the roster's), else of the ``staffed`` hours, and
-    ``HANDOVER_GRACE`` after it (the handover), never more than ``SESSION_CAP`` from ``now``;
-    None when neither holds ``now`` (the caller's ``web.session_hours`` applies)."""
-    end = _stretch_end(shifts, now) or _stretch_end(staffed, now)
+    stretch of ``shifts`` (the roster's: this guard's, so back-to-back ones are one), else of
+    the ``staffed`` hours' span (``staffed_stretches``: whoever is on duty, so spans that
+    follow one another are another guard's), and ``HANDOVER_GRACE`` after it (the
+    handover), never more than ``SESSION_CAP`` from ``now``; None when neither holds ``now``
+    (the caller's ``web.session_hours`` applies)."""
+    end = _stretch_end(shifts, now, join=True) or _stretch_end(staffed, now, join=False)
     return None if end is None else min(end + HANDOVER_GRACE, now + SESSION_CAP)
 
 

@@ -114,13 +114,45 @@ def test_without_a_roster_or_hours_the_session_lasts_session_hours(data_dir, clo
         close_core(core)
 
 
-def test_hours_round_the_clock_end_the_session_at_the_cap_not_never():
+def test_day_and_night_spans_are_two_shifts_not_one_session_round_the_clock():
+    """Spans 08:00-20:00 and 20:00-08:00 are a day guard and a night guard: a night guard
+    signing in at 19:50 is signed in until the morning's handover, not for 24 h (the spans
+    joined into one stretch round the clock, and every session ran to the cap)."""
     from datetime import time
     from zoneinfo import ZoneInfo
 
-    from kiosk.roster import SESSION_CAP, session_end, staffed_stretches
+    from kiosk.roster import HANDOVER_GRACE, session_end, staffed_stretches
+
+    tz = ZoneInfo("Asia/Shanghai")
+    now = datetime(2026, 3, 2, 19, 50, tzinfo=tz)
+    spans = [(time(8), time(20)), (time(20), time(8))]
+    staffed = staffed_stretches(spans, tz, now)
+    assert session_end([], staffed, now) == datetime(2026, 3, 3, 8, tzinfo=tz) + HANDOVER_GRACE
+    day = datetime(2026, 3, 3, 7, 55, tzinfo=tz)
+    assert (
+        session_end([], staffed_stretches(spans, tz, day), day)
+        == datetime(2026, 3, 3, 20, tzinfo=tz) + HANDOVER_GRACE
+    )
+
+
+def test_a_night_written_as_two_spans_at_midnight_is_one_shift():
+    """20:00-00:00 and 00:00-08:00 (hours as written before a span could cross midnight) are
+    one night: the session does not end at 01:00."""
+    from datetime import time
+    from zoneinfo import ZoneInfo
+
+    from kiosk.roster import HANDOVER_GRACE, session_end, staffed_stretches
+
+    tz = ZoneInfo("Europe/Berlin")
+    now = datetime(2026, 3, 2, 19, 50, tzinfo=tz)
+    spans = [(time(20), time(0)), (time(0), time(8))]
+    staffed = staffed_stretches(spans, tz, now)
+    assert session_end([], staffed, now) == datetime(2026, 3, 3, 8, tzinfo=tz) + HANDOVER_GRACE
+
+
+def test_a_rostered_guards_shifts_back_to_back_end_the_session_at_the_cap_not_never():
+    from kiosk.roster import SESSION_CAP, session_end
 
     now = datetime(2026, 3, 2, 19, 50, tzinfo=UTC)
-    spans = [(time(8), time(20)), (time(20), time(8))]
-    staffed = staffed_stretches(spans, ZoneInfo("Asia/Shanghai"), now)
-    assert session_end([], staffed, now) == now + SESSION_CAP
+    shifts = [(now + timedelta(hours=h), now + timedelta(hours=h + 12)) for h in (0, 12, 24)]
+    assert session_end(shifts, [], now) == now + SESSION_CAP
