@@ -238,12 +238,12 @@ def staffed_stretches(
             ends = datetime.combine(day + timedelta(days=int(end <= start)), end, tz)
             out.append((begins.astimezone(UTC), ends.astimezone(UTC)))
     joined: list[tuple[datetime, datetime]] = []
-    for start, stop in sorted(out):
-        midnight = start.astimezone(tz).time() == time(0)
-        if joined and midnight and joined[-1][1] == start:
-            joined[-1] = (joined[-1][0], stop)
+    for begins_at, ends_at in sorted(out):
+        midnight = begins_at.astimezone(tz).time() == time(0)
+        if joined and midnight and joined[-1][1] == begins_at:
+            joined[-1] = (joined[-1][0], ends_at)
         else:
-            joined.append((start, stop))
+            joined.append((begins_at, ends_at))
     return joined
 
 
