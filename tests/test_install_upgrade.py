@@ -230,6 +230,7 @@ DATA_COPY_FUNCTIONS = (
     "effective_config",
     "log_file",
     "switch_back",
+    "restore_units",
     "log_copy_tool",
     "keep_log_copy",
     "log_copy_back",
@@ -570,7 +571,7 @@ def run_steps_with(tmp_path: Path, steps: str, *, failing: str) -> tuple[Path, s
             f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
             f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() PENDING=() HEALTH_SETTLE=0 START=1\n"
             f"REBOOT=0 CHANGED_RUNTIME=0 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT=''\n"
-            "STOPPED_FOR_COPY=0 EARLIER_COPY=0\n"
+            "STOPPED_FOR_COPY=0 EARLIER_COPY=0 SYSTEMCTL=(systemctl)\n"
             f"SWITCHED_FROM='' SWITCHED_TO='' PY={sys.executable} DATA=/var/lib/kiosk\n"
             f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
             "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous UNIT_DIR=/etc/systemd/system\n"
@@ -905,3 +906,102 @@ def test_an_update_cut_off_keeps_the_copy_an_earlier_failed_update_left(tmp_path
     assert proc.returncode == 130, out
     assert os.readlink(root / "opt/kiosk/current") == "releases/old", out
     assert (data / "kiosk.db.before-update").read_bytes() == earlier, out
+
+
+#: A systemctl that keeps enable links in the root's *.wants/ folders as systemd does (by the
+#: unit's WantedBy=), and whose kiosk.service does not stay up on releases/new when DOWN is set.
+LINKING_SYSTEMCTL = """\
+#!/bin/sh
+echo "$*" >>{calls}
+units={root}/etc/systemd/system
+for last; do :; done
+case "$1" in
+is-active)
+    if [ -n "{down}" ] && [ "$(readlink {root}/opt/kiosk/current)" = releases/new ]; then
+        echo failed; exit 3
+    fi
+    echo active ;;
+is-enabled) if ls "$units"/*.wants/"$last" >/dev/null 2>&1; then echo enabled; else exit 1; fi ;;
+enable)
+    want=$(sed -n 's/^WantedBy=//p' "$units/$last")
+    mkdir -p "$units/$want.wants"
+    ln -sfn "/etc/systemd/system/$last" "$units/$want.wants/$last" ;;
+disable) rm -f "$units"/*.wants/"$last" ;;
+esac
+exit 0
+"""
+
+
+@pytest.mark.parametrize("how", ["a step failed before the restart", "it did not stay up"])
+def test_a_switch_back_disables_and_removes_the_units_only_the_new_release_brought(tmp_path, how):
+    """A new release that brought a unit of its own (kiosk-sync.timer) and was switched back left
+    that unit's file and its enable link: every boot then started a unit that runs a program the
+    gate no longer has. The switch back disables and removes it, and keeps what both have."""
+    root = tmp_path / "root"
+    kiosk = root / "opt/kiosk"
+    (kiosk / "releases/old/venv").mkdir(parents=True)
+    (kiosk / "releases/new/venv").mkdir(parents=True)
+    (kiosk / "current").symlink_to("releases/old")
+    units = root / "etc/systemd/system"
+    (units / "multi-user.target.wants").mkdir(parents=True)
+    old_unit = "[Service]\nExecStart=/opt/kiosk/current/venv/bin/kiosk\n"
+    old_unit += "[Install]\nWantedBy=multi-user.target\n"
+    (units / "kiosk.service").write_text(old_unit)
+    (units / "multi-user.target.wants/kiosk.service").symlink_to(
+        "/etc/systemd/system/kiosk.service"
+    )
+    fake_bin, calls = tmp_path / "bin", tmp_path / "calls"
+    fake_bin.mkdir()
+    down = "1" if how == "it did not stay up" else ""
+    (fake_bin / "systemctl").write_text(LINKING_SYSTEMCTL.format(calls=calls, root=root, down=down))
+    (fake_bin / "systemctl").chmod(0o755)
+    calls.write_text("")
+    body = script_functions("r", "say", "ok", "skip", "fail", "show_command", "act", "switch_to")
+    body += script_functions("link_name", "switch_release", "keep_unit_files", "undo_switch")
+    body += script_functions("abandon_switch", "unit_up", "start_services", "run_steps")
+    body += script_functions("interrupted", "stays_up_or_roll_back", *DATA_COPY_FUNCTIONS)
+    new_unit = old_unit.replace("kiosk\n", "kiosk --new\n")
+    sync_timer = "[Timer]\nOnCalendar=hourly\n[Install]\nWantedBy=timers.target\n"
+    fakes = {
+        "venv": "switch_release releases/new",
+        "units": f"printf '{new_unit}' >{units}/kiosk.service;"
+        f" printf '{sync_timer}' >{units}/kiosk-sync.timer",
+        "enable": "systemctl enable --quiet kiosk.service;"
+        " systemctl enable --quiet kiosk-sync.timer",
+        "trust": 'fail "trust went wrong"' if not down else "true",
+        "start": "start_services",
+    }
+    body += "".join(f"step_{name}() {{ {cmd}; }}\n" for name, cmd in fakes.items())
+    proc = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
+            f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() PENDING=() HEALTH_SETTLE=0 START=1\n"
+            "REBOOT=0 CHANGED_RUNTIME=0 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT=''\n"
+            "STOPPED_FOR_COPY=0 EARLIER_COPY=0 PURGE_PAUSED=0 SYSTEMCTL=(systemctl)\n"
+            f"SWITCHED_FROM='' SWITCHED_TO='' PY={sys.executable} DATA=/var/lib/kiosk\n"
+            f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
+            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous UNIT_DIR=/etc/systemd/system\n"
+            "UNITS=(kiosk.service kiosk-sync.timer)\n"
+            "UART_DROPIN=/etc/systemd/system/kiosk.service.d/uart.conf\n"
+            "PURGE_DROPIN=/etc/systemd/system/kiosk-purge.timer.d/zone.conf\n"
+            "STEPS=(venv units enable trust start)\n"
+            'run_steps; printf "%s\\n" "${FAILED[@]}"; [ ${#FAILED[@]} -eq 0 ]',
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}"),
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "switched back to releases/old" in out, out
+    assert os.readlink(kiosk / "current") == "releases/old", out
+    assert not (units / "kiosk-sync.timer").exists(), out
+    assert not (units / "timers.target.wants/kiosk-sync.timer").is_symlink(), out
+    assert (units / "kiosk.service").read_text() == old_unit, out  # both have it: as it was
+    assert (units / "multi-user.target.wants/kiosk.service").is_symlink(), out
+    if down:  # the units were back before the previous release was restarted
+        done = calls.read_text().splitlines()
+        assert done.index("disable --now --quiet kiosk-sync.timer") < len(done) - 1 - done[
+            ::-1
+        ].index("restart kiosk.service"), done
