@@ -982,3 +982,43 @@ def test_files_a_power_cut_left_empty_during_an_install_are_written_again(
     again = run(checkout / "scripts" / "install", *args, env=install_env())
     assert "FAIL" not in again.stdout + again.stderr, again.stdout + again.stderr
     assert (dropin.read_text(), modules.read_text()) == whole
+
+
+@needs_root
+def test_uninstall_removes_a_unit_only_a_newer_release_brought(checkout, tmp_path):
+    """Gone back to an older checkout (by hand: install.md, Going back), its uninstall removed
+    only the units its own list names: a unit a newer release installed (kiosk-sync.timer, and
+    its service) stayed in /etc/systemd/system, enabled, starting at every boot a program that
+    was gone with /opt/kiosk. Every unit the install wrote goes, and its enable links; a unit of
+    the system's own stays."""
+    need(shutil.which("systemctl") is not None, "systemctl")
+    root = fresh_os_root(tmp_path / "root")
+    units = root / "etc/systemd/system"
+    units.mkdir(parents=True, exist_ok=True)
+    run_kiosk = "ExecStart=/opt/kiosk/current/venv/bin/kiosk sync\n"
+    (units / "kiosk-sync.service").write_text(f"[Service]\nType=oneshot\n{run_kiosk}")
+    (units / "kiosk-sync.timer").write_text(
+        "[Timer]\nOnCalendar=hourly\n[Install]\nWantedBy=timers.target\n"
+    )
+    (units / "kiosk.service").write_text(
+        f"[Service]\n{run_kiosk}[Install]\nWantedBy=multi-user.target\n"
+    )
+    (units / "backup.service").write_text(  # the site's own, not the kiosk's
+        "[Service]\nExecStart=/usr/bin/true\n[Install]\nWantedBy=multi-user.target\n"
+    )
+    for unit in ("kiosk.service", "kiosk-sync.timer", "backup.service"):
+        subprocess.run(["systemctl", f"--root={root}", "enable", unit], check=True)
+    assert (units / "timers.target.wants/kiosk-sync.timer").is_symlink()
+    (root / "var/lib/kiosk").mkdir(parents=True)
+    (root / "var/lib/kiosk/kiosk.db").write_text("the log")
+
+    proc = run(checkout / "scripts" / "uninstall", "--root", str(root))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    for unit in ("kiosk.service", "kiosk-sync.timer", "kiosk-sync.service"):
+        assert not (units / unit).exists(), out
+    assert not (units / "timers.target.wants/kiosk-sync.timer").is_symlink(), out
+    assert not (units / "multi-user.target.wants/kiosk.service").is_symlink(), out
+    assert (units / "backup.service").exists()
+    assert (units / "multi-user.target.wants/backup.service").is_symlink()
+    assert (root / "var/lib/kiosk/kiosk.db").read_text() == "the log"  # kept unless --purge
