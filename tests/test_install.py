@@ -1022,3 +1022,27 @@ def test_uninstall_removes_a_unit_only_a_newer_release_brought(checkout, tmp_pat
     assert (units / "backup.service").exists()
     assert (units / "multi-user.target.wants/backup.service").is_symlink()
     assert (root / "var/lib/kiosk/kiosk.db").read_text() == "the log"  # kept unless --purge
+
+
+@needs_root
+def test_an_install_on_a_card_without_room_refuses_before_changing_anything(checkout, tmp_path):
+    """A card with too little room for the program: the install created users, folders, udev
+    rules and the config, then pip failed half-way with `No space left on device`. It refuses at
+    preflight, saying how much it needs and has, and changes nothing."""
+    root = fresh_os_root(tmp_path / "root")
+    before = tree(root)
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "df").write_text(  # 200 MB free wherever the install asks
+        "#!/bin/sh\necho 'Filesystem 1024-blocks Used Available Capacity Mounted on'\n"
+        "echo '/dev/mmcblk0p2 30000000 29800000 200000 99% /'\n"
+    )
+    (fake_bin / "df").chmod(0o755)
+    env = install_env()
+    env["PATH"] = f"{fake_bin}:{env['PATH']}"
+    proc = run(checkout / "scripts" / "install", "--root", str(root), env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "[preflight] FAIL: not enough room" in out and "195 MB free" in out, out
+    assert "[apt]" not in out and "[dirs]" not in out, out
+    assert tree(root) == before
