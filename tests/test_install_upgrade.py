@@ -1056,3 +1056,45 @@ def test_the_purge_timer_waits_for_the_switch_and_runs_again_after_it(tmp_path, 
     assert stop < done.index("daemon-reload"), done
     assert "start kiosk-purge.timer" in done[stop:], done
     assert not (tmp_path / "purge-timer-stopped").exists(), out
+
+
+def test_a_config_cut_off_while_it_was_written_is_written_again_whole(tmp_path):
+    """The first install's config was copied straight into /etc/kiosk/kiosk.toml: cut off there
+    (Ctrl-C, a power cut before the install's sync) it left a part of the file, and every later
+    run kept it as the site's own config (`exists (kept as it is)`). It is written beside, synced
+    and renamed: cut off, there is no kiosk.toml, and the next run writes it whole."""
+    root = fresh_os_root(tmp_path / "root")
+    with open(root / "etc/passwd", "a") as passwd:
+        passwd.write("kiosk:x:998:998::/var/lib/kiosk:/usr/sbin/nologin\n")
+    with open(root / "etc/group", "a") as group:
+        group.write("kiosk:x:998:\n")
+    (root / "etc/kiosk").mkdir()
+    source = ROOT / "systemd/kiosk.toml.example"
+    cut_bin = tmp_path / "bin"
+    cut_bin.mkdir()
+    (cut_bin / "install").write_text(  # the copy cut off after its first line, as Ctrl-C
+        "#!/bin/sh\nfor dst; do :; done\n"  # does: a signal to every process of the install
+        f'head -n 1 {source} >"$dst"\nkill -INT 0\nexit 1\n'
+    )
+    (cut_bin / "install").chmod(0o755)
+    body = script_functions("r", "say", "ok", "fail", "show_command", "act", "owner_for")
+    body += script_functions("user_exists", "uid_of", "gid_of", "group_id", "ensure_file_mode")
+    body += script_functions("installed_venv", "step_config")
+    script = (
+        f"set -u\n{body}\nROOT={root} DRY_RUN=0 STEP=config FAILED=() KIOSK_USER=kiosk\n"
+        f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={source} CHECKED_AT_PREFLIGHT=''\n"
+        "VENV=/opt/kiosk/current/venv LEGACY_VENV=/opt/kiosk/venv\nstep_config\n"
+    )
+    cut = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PATH=f"{cut_bin}:{os.environ['PATH']}"),
+        start_new_session=True,  # its own process group, as the install in a terminal
+    )
+    assert cut.returncode != 0, cut.stdout + cut.stderr
+    again = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out
+    assert (root / "etc/kiosk/kiosk.toml").read_text() == source.read_text(), out
+    assert "kept as it is" not in out, out
