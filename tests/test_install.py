@@ -1046,3 +1046,29 @@ def test_an_install_on_a_card_without_room_refuses_before_changing_anything(chec
     assert "[preflight] FAIL: not enough room" in out and "195 MB free" in out, out
     assert "[apt]" not in out and "[dirs]" not in out, out
     assert tree(root) == before
+
+
+@needs_root
+def test_uninstall_purge_deletes_an_event_log_the_config_keeps_elsewhere(checkout, tmp_path):
+    """`--purge` said the event log was gone for good, but deleted only /var/lib/kiosk: a log the
+    config keeps elsewhere (store.path on a USB SSD), its WAL and the copy an update left beside it
+    stayed, with every passage's personal data. Without --purge they stay; with it they go, and
+    nothing else in that folder does."""
+    root = fresh_os_root(tmp_path / "root")
+    (root / "etc/kiosk").mkdir()
+    (root / "etc/kiosk/kiosk.toml").write_text('[store]\npath = "/srv/gate/events.db"\n')
+    ssd = root / "srv/gate"
+    ssd.mkdir(parents=True)
+    logs = ("events.db", "events.db-wal", "events.db-shm", "events.db.before-update")
+    for name in (*logs, "photos.tar"):
+        (ssd / name).write_text(name)
+    uninstall = checkout / "scripts" / "uninstall"
+    kept = run(uninstall, "--root", str(root))
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert sorted(p.name for p in ssd.iterdir()) == sorted((*logs, "photos.tar"))
+    assert "kept: /srv/gate/events.db" in kept.stdout, kept.stdout
+    purged = run(uninstall, "--root", str(root), "--purge", "--yes")
+    out = purged.stdout + purged.stderr
+    assert purged.returncode == 0, out
+    assert sorted(p.name for p in ssd.iterdir()) == ["photos.tar"], out
+    assert not (root / "etc/kiosk").exists()
