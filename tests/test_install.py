@@ -982,3 +982,93 @@ def test_files_a_power_cut_left_empty_during_an_install_are_written_again(
     again = run(checkout / "scripts" / "install", *args, env=install_env())
     assert "FAIL" not in again.stdout + again.stderr, again.stdout + again.stderr
     assert (dropin.read_text(), modules.read_text()) == whole
+
+
+@needs_root
+def test_uninstall_removes_a_unit_only_a_newer_release_brought(checkout, tmp_path):
+    """Gone back to an older checkout (by hand: install.md, Going back), its uninstall removed
+    only the units its own list names: a unit a newer release installed (kiosk-sync.timer, and
+    its service) stayed in /etc/systemd/system, enabled, starting at every boot a program that
+    was gone with /opt/kiosk. Every unit the install wrote goes, and its enable links; a unit of
+    the system's own stays."""
+    need(shutil.which("systemctl") is not None, "systemctl")
+    root = fresh_os_root(tmp_path / "root")
+    units = root / "etc/systemd/system"
+    units.mkdir(parents=True, exist_ok=True)
+    run_kiosk = "ExecStart=/opt/kiosk/current/venv/bin/kiosk sync\n"
+    (units / "kiosk-sync.service").write_text(f"[Service]\nType=oneshot\n{run_kiosk}")
+    (units / "kiosk-sync.timer").write_text(
+        "[Timer]\nOnCalendar=hourly\n[Install]\nWantedBy=timers.target\n"
+    )
+    (units / "kiosk.service").write_text(
+        f"[Service]\n{run_kiosk}[Install]\nWantedBy=multi-user.target\n"
+    )
+    (units / "backup.service").write_text(  # the site's own, not the kiosk's
+        "[Service]\nExecStart=/usr/bin/true\n[Install]\nWantedBy=multi-user.target\n"
+    )
+    for unit in ("kiosk.service", "kiosk-sync.timer", "backup.service"):
+        subprocess.run(["systemctl", f"--root={root}", "enable", unit], check=True)
+    assert (units / "timers.target.wants/kiosk-sync.timer").is_symlink()
+    (root / "var/lib/kiosk").mkdir(parents=True)
+    (root / "var/lib/kiosk/kiosk.db").write_text("the log")
+
+    proc = run(checkout / "scripts" / "uninstall", "--root", str(root))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    for unit in ("kiosk.service", "kiosk-sync.timer", "kiosk-sync.service"):
+        assert not (units / unit).exists(), out
+    assert not (units / "timers.target.wants/kiosk-sync.timer").is_symlink(), out
+    assert not (units / "multi-user.target.wants/kiosk.service").is_symlink(), out
+    assert (units / "backup.service").exists()
+    assert (units / "multi-user.target.wants/backup.service").is_symlink()
+    assert (root / "var/lib/kiosk/kiosk.db").read_text() == "the log"  # kept unless --purge
+
+
+@needs_root
+def test_an_install_on_a_card_without_room_refuses_before_changing_anything(checkout, tmp_path):
+    """A card with too little room for the program: the install created users, folders, udev
+    rules and the config, then pip failed half-way with `No space left on device`. It refuses at
+    preflight, saying how much it needs and has, and changes nothing."""
+    root = fresh_os_root(tmp_path / "root")
+    before = tree(root)
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "df").write_text(  # 200 MB free wherever the install asks
+        "#!/bin/sh\necho 'Filesystem 1024-blocks Used Available Capacity Mounted on'\n"
+        "echo '/dev/mmcblk0p2 30000000 29800000 200000 99% /'\n"
+    )
+    (fake_bin / "df").chmod(0o755)
+    env = install_env()
+    env["PATH"] = f"{fake_bin}:{env['PATH']}"
+    proc = run(checkout / "scripts" / "install", "--root", str(root), env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "[preflight] FAIL: not enough room" in out and "195 MB free" in out, out
+    assert "[apt]" not in out and "[dirs]" not in out, out
+    assert tree(root) == before
+
+
+@needs_root
+def test_uninstall_purge_deletes_an_event_log_the_config_keeps_elsewhere(checkout, tmp_path):
+    """`--purge` said the event log was gone for good, but deleted only /var/lib/kiosk: a log the
+    config keeps elsewhere (store.path on a USB SSD), its WAL and the copy an update left beside it
+    stayed, with every passage's personal data. Without --purge they stay; with it they go, and
+    nothing else in that folder does."""
+    root = fresh_os_root(tmp_path / "root")
+    (root / "etc/kiosk").mkdir()
+    (root / "etc/kiosk/kiosk.toml").write_text('[store]\npath = "/srv/gate/events.db"\n')
+    ssd = root / "srv/gate"
+    ssd.mkdir(parents=True)
+    logs = ("events.db", "events.db-wal", "events.db-shm", "events.db.before-update")
+    for name in (*logs, "photos.tar"):
+        (ssd / name).write_text(name)
+    uninstall = checkout / "scripts" / "uninstall"
+    kept = run(uninstall, "--root", str(root))
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert sorted(p.name for p in ssd.iterdir()) == sorted((*logs, "photos.tar"))
+    assert "kept: /srv/gate/events.db" in kept.stdout, kept.stdout
+    purged = run(uninstall, "--root", str(root), "--purge", "--yes")
+    out = purged.stdout + purged.stderr
+    assert purged.returncode == 0, out
+    assert sorted(p.name for p in ssd.iterdir()) == ["photos.tar"], out
+    assert not (root / "etc/kiosk").exists()

@@ -230,6 +230,9 @@ DATA_COPY_FUNCTIONS = (
     "effective_config",
     "log_file",
     "switch_back",
+    "restore_units",
+    "pause_purge",
+    "resume_purge",
     "log_copy_tool",
     "keep_log_copy",
     "log_copy_back",
@@ -570,7 +573,7 @@ def run_steps_with(tmp_path: Path, steps: str, *, failing: str) -> tuple[Path, s
             f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
             f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() PENDING=() HEALTH_SETTLE=0 START=1\n"
             f"REBOOT=0 CHANGED_RUNTIME=0 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT=''\n"
-            "STOPPED_FOR_COPY=0 EARLIER_COPY=0\n"
+            "STOPPED_FOR_COPY=0 EARLIER_COPY=0 PURGE_PAUSED=0 SYSTEMCTL=(systemctl)\n"
             f"SWITCHED_FROM='' SWITCHED_TO='' PY={sys.executable} DATA=/var/lib/kiosk\n"
             f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
             "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous UNIT_DIR=/etc/systemd/system\n"
@@ -606,7 +609,7 @@ def test_an_install_that_fails_after_its_switch_and_before_the_restart_switches_
     kiosk = root / "opt/kiosk"
     assert status != 0, out
     assert os.readlink(kiosk / "current") == "releases/old", out
-    assert "restart" not in calls and "stop kiosk" not in calls, calls
+    assert "restart" not in calls and "stop kiosk.service" not in calls, calls
     unit = (root / "etc/systemd/system/kiosk.service").read_text()
     assert "--new" not in unit, unit
     assert "switched back to releases/old" in out, out
@@ -905,3 +908,193 @@ def test_an_update_cut_off_keeps_the_copy_an_earlier_failed_update_left(tmp_path
     assert proc.returncode == 130, out
     assert os.readlink(root / "opt/kiosk/current") == "releases/old", out
     assert (data / "kiosk.db.before-update").read_bytes() == earlier, out
+
+
+#: A systemctl that keeps enable links in the root's *.wants/ folders as systemd does (by the
+#: unit's WantedBy=), and whose kiosk.service does not stay up on releases/new when DOWN is set.
+#: kiosk-purge.timer runs until stopped; a daemon-reload while it runs fires the purge (a timer
+#: whose OnCalendar moved, Persistent=true): written to the calls with the release it runs.
+LINKING_SYSTEMCTL = """\
+#!/bin/sh
+echo "$*" >>{calls}
+units={root}/etc/systemd/system
+paused={root}/../purge-timer-stopped
+for last; do :; done
+case "$1" in
+is-active)
+    if [ "$last" = kiosk-purge.timer ]; then
+        if [ -e "$paused" ]; then echo inactive; exit 3; fi
+        echo active; exit 0
+    fi
+    if [ -n "{down}" ] && [ "$(readlink {root}/opt/kiosk/current)" = releases/new ]; then
+        echo failed; exit 3
+    fi
+    echo active ;;
+is-enabled) if ls "$units"/*.wants/"$last" >/dev/null 2>&1; then echo enabled; else exit 1; fi ;;
+enable)
+    want=$(sed -n 's/^WantedBy=//p' "$units/$last")
+    mkdir -p "$units/$want.wants"
+    ln -sfn "/etc/systemd/system/$last" "$units/$want.wants/$last" ;;
+disable) rm -f "$units"/*.wants/"$last" ;;
+stop) case " $* " in *" kiosk-purge.timer "*) touch "$paused" ;; esac ;;
+start) case " $* " in *" kiosk-purge.timer "*) rm -f "$paused" ;; esac ;;
+daemon-reload)
+    [ -e "$paused" ] || echo "purge fired on $(readlink {root}/opt/kiosk/current)" >>{calls} ;;
+esac
+exit 0
+"""
+
+
+OLD_UNIT = "[Service]\nExecStart=/opt/kiosk/current/venv/bin/kiosk\n"
+OLD_UNIT += "[Install]\nWantedBy=multi-user.target\n"
+
+
+def update_with_units(
+    tmp_path: Path, *, down: bool, failing: str = ""
+) -> tuple[Path, str, str, int]:
+    """The install's steps on a gate running releases/old (kiosk.service enabled, the purge timer
+    running), with fake steps: venv switches to releases/new, units rewrites kiosk.service and
+    writes a kiosk-sync.timer only the new release has (then a daemon-reload), enable enables
+    both; ``failing`` fails (or, "cut", is cut off by SIGINT); ``down``: kiosk.service does not
+    stay up on releases/new."""
+    root = tmp_path / "root"
+    kiosk = root / "opt/kiosk"
+    (kiosk / "releases/old/venv").mkdir(parents=True)
+    (kiosk / "releases/new/venv").mkdir(parents=True)
+    (kiosk / "current").symlink_to("releases/old")
+    units = root / "etc/systemd/system"
+    (units / "multi-user.target.wants").mkdir(parents=True)
+    (units / "kiosk.service").write_text(OLD_UNIT)
+    (units / "multi-user.target.wants/kiosk.service").symlink_to(
+        "/etc/systemd/system/kiosk.service"
+    )
+    fake_bin, calls = tmp_path / "bin", tmp_path / "calls"
+    fake_bin.mkdir()
+    systemctl = LINKING_SYSTEMCTL.format(calls=calls, root=root, down="1" if down else "")
+    (fake_bin / "systemctl").write_text(systemctl)
+    (fake_bin / "systemctl").chmod(0o755)
+    calls.write_text("")
+    body = script_functions("r", "say", "ok", "skip", "fail", "show_command", "act", "switch_to")
+    body += script_functions("link_name", "switch_release", "keep_unit_files", "undo_switch")
+    body += script_functions("abandon_switch", "unit_up", "start_services", "run_steps")
+    body += script_functions("interrupted", "stays_up_or_roll_back", *DATA_COPY_FUNCTIONS)
+    new_unit = OLD_UNIT.replace("kiosk\n", "kiosk --new\n")
+    sync_timer = "[Timer]\nOnCalendar=hourly\n[Install]\nWantedBy=timers.target\n"
+    fakes = {
+        "venv": "switch_release releases/new",
+        "units": f"printf '{new_unit}' >{units}/kiosk.service;"
+        f" printf '{sync_timer}' >{units}/kiosk-sync.timer; systemctl daemon-reload",
+        "enable": "systemctl enable --quiet kiosk.service;"
+        " systemctl enable --quiet kiosk-sync.timer",
+        "trust": "true",
+        "start": "start_services",
+    }
+    if failing:
+        fakes[failing] += "; " + ("kill -INT $$" if failing == "enable" else 'fail "it went wrong"')
+    body += "".join(f"step_{name}() {{ {cmd}; }}\n" for name, cmd in fakes.items())
+    proc = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
+            f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() PENDING=() HEALTH_SETTLE=0 START=1\n"
+            "REBOOT=0 CHANGED_RUNTIME=0 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT=''\n"
+            "STOPPED_FOR_COPY=0 EARLIER_COPY=0 PURGE_PAUSED=0 SYSTEMCTL=(systemctl)\n"
+            f"SWITCHED_FROM='' SWITCHED_TO='' PY={sys.executable} DATA=/var/lib/kiosk\n"
+            f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
+            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous UNIT_DIR=/etc/systemd/system\n"
+            "UNITS=(kiosk.service kiosk-sync.timer)\n"
+            "UART_DROPIN=/etc/systemd/system/kiosk.service.d/uart.conf\n"
+            "PURGE_DROPIN=/etc/systemd/system/kiosk-purge.timer.d/zone.conf\n"
+            "STEPS=(venv units enable trust start)\n"
+            'run_steps; printf "%s\\n" "${FAILED[@]}"; [ ${#FAILED[@]} -eq 0 ]',
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}"),
+    )
+    return root, proc.stdout + proc.stderr, calls.read_text(), proc.returncode
+
+
+@pytest.mark.parametrize("how", ["a step failed before the restart", "it did not stay up"])
+def test_a_switch_back_disables_and_removes_the_units_only_the_new_release_brought(tmp_path, how):
+    """A new release that brought a unit of its own (kiosk-sync.timer) and was switched back left
+    that unit's file and its enable link: every boot then started a unit that runs a program the
+    gate no longer has. The switch back disables and removes it, and keeps what both have."""
+    down = how == "it did not stay up"
+    root, out, calls, status = update_with_units(
+        tmp_path, down=down, failing="" if down else "trust"
+    )
+    units = root / "etc/systemd/system"
+    assert status != 0 and "switched back to releases/old" in out, out
+    assert os.readlink(root / "opt/kiosk/current") == "releases/old", out
+    assert not (units / "kiosk-sync.timer").exists(), out
+    assert not (units / "timers.target.wants/kiosk-sync.timer").is_symlink(), out
+    assert (units / "kiosk.service").read_text() == OLD_UNIT, out  # both have it: as it was
+    assert (units / "multi-user.target.wants/kiosk.service").is_symlink(), out
+    if down:  # the units were back before the previous release was restarted
+        done = calls.splitlines()
+        last_restart = len(done) - 1 - done[::-1].index("restart kiosk.service")
+        assert done.index("disable --now --quiet kiosk-sync.timer") < last_restart, done
+
+
+@pytest.mark.parametrize(
+    ("down", "failing"),
+    [(False, ""), (True, ""), (False, "trust"), (False, "enable")],
+    ids=["stays up", "switched back", "a step failed", "cut off"],
+)
+def test_the_purge_timer_waits_for_the_switch_and_runs_again_after_it(tmp_path, down, failing):
+    """A daemon-reload during an update (the new units, the units put back) could start the
+    purge at once (its OnCalendar moved, Persistent=true): a purge of the new release racing the
+    copy of the event log, or its putting back. The install stops kiosk-purge.timer for the
+    switch and starts it again however the update ends."""
+    root, out, calls, _ = update_with_units(tmp_path, down=down, failing=failing)
+    done = calls.splitlines()
+    assert not [c for c in done if c.startswith("purge fired")], done
+    assert "daemon-reload" in done, done
+    stop = done.index("stop kiosk-purge.timer")
+    assert stop < done.index("daemon-reload"), done
+    assert "start kiosk-purge.timer" in done[stop:], done
+    assert not (tmp_path / "purge-timer-stopped").exists(), out
+
+
+def test_a_config_cut_off_while_it_was_written_is_written_again_whole(tmp_path):
+    """The first install's config was copied straight into /etc/kiosk/kiosk.toml: cut off there
+    (Ctrl-C, a power cut before the install's sync) it left a part of the file, and every later
+    run kept it as the site's own config (`exists (kept as it is)`). It is written beside, synced
+    and renamed: cut off, there is no kiosk.toml, and the next run writes it whole."""
+    root = fresh_os_root(tmp_path / "root")
+    with open(root / "etc/passwd", "a") as passwd:
+        passwd.write("kiosk:x:998:998::/var/lib/kiosk:/usr/sbin/nologin\n")
+    with open(root / "etc/group", "a") as group:
+        group.write("kiosk:x:998:\n")
+    (root / "etc/kiosk").mkdir()
+    source = ROOT / "systemd/kiosk.toml.example"
+    cut_bin = tmp_path / "bin"
+    cut_bin.mkdir()
+    (cut_bin / "install").write_text(  # the copy cut off after its first line, as Ctrl-C
+        "#!/bin/sh\nfor dst; do :; done\n"  # does: a signal to every process of the install
+        f'head -n 1 {source} >"$dst"\nkill -INT 0\nexit 1\n'
+    )
+    (cut_bin / "install").chmod(0o755)
+    body = script_functions("r", "say", "ok", "fail", "show_command", "act", "owner_for")
+    body += script_functions("user_exists", "uid_of", "gid_of", "group_id", "ensure_file_mode")
+    body += script_functions("installed_venv", "step_config")
+    script = (
+        f"set -u\n{body}\nROOT={root} DRY_RUN=0 STEP=config FAILED=() KIOSK_USER=kiosk\n"
+        f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={source} CHECKED_AT_PREFLIGHT=''\n"
+        "VENV=/opt/kiosk/current/venv LEGACY_VENV=/opt/kiosk/venv\nstep_config\n"
+    )
+    cut = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PATH=f"{cut_bin}:{os.environ['PATH']}"),
+        start_new_session=True,  # its own process group, as the install in a terminal
+    )
+    assert cut.returncode != 0, cut.stdout + cut.stderr
+    again = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out
+    assert (root / "etc/kiosk/kiosk.toml").read_text() == source.read_text(), out
+    assert "kept as it is" not in out, out
