@@ -1591,3 +1591,110 @@ def test_a_peer_whose_key_was_rotated_is_refused_and_told_which_key_to_pin(
     assert peer["state"] == "forged" and sync.ledger.held() == {}
     assert "gate-north-2027.pub" in peer["last_error"]
     assert 'trust_key = "gate-north-2027"' in peer["last_error"]
+
+
+def test_an_outing_over_the_quota_found_when_a_peer_answers_again_raises_a_guard_card(
+    north, south, clock, monkeypatch
+):
+    """North unreachable: a household out at the north gate at 10:00 goes out again at the
+    south gate at 10:05 (the south gate could not know). North's passages arrive at 10:15:
+    the breach was counted in the reports only; no guard was told."""
+    from kiosk.alarms import AlarmDesk
+    from ui.guard.display import alarm_view
+
+    up = {"yes": False}
+    north_client = TestClient(north.app)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not up["yes"]:
+            raise httpx.ConnectError("connection refused", request=request)
+        answer = north_client.get(str(request.url), headers=dict(request.headers))
+        return httpx.Response(answer.status_code, content=answer.content)
+
+    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(handler))
+    north.passage(resident("1-101"))
+    north.passage(resident("2-202"))
+    clock.advance(300)
+    sync.poll()
+    assert south.passage(resident("1-101", "Wang M"))["decision"] == "pass"
+    south.passage(resident("3-303"))  # out at one gate only: within the quota
+    desk = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
+    assert [a for a in desk.open_alarms([]) if a.detail == "quota_breach_late"] == []
+    clock.advance(600)
+    up["yes"] = True
+    sync.poll()
+    [card] = [a for a in desk.open_alarms([]) if a.detail == "quota_breach_late"]
+    assert (card.kind, card.household) == ("guard", "1-101")
+    assert [gate for gate, _ in card.passages] == ["gate-north", "gate-south"]
+    view = alarm_view(card, "en", TZ, frozenset())
+    assert "out at gate-north 03-02 10:00, again at gate-south 03-02 10:05" in view["detail"]
+    assert "1-101" not in view["who"]  # masked as the console masks it
+    # still open after a restart, until a guard closes it; then closed after the next one
+    again = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
+    [card] = [a for a in again.open_alarms([]) if a.detail == "quota_breach_late"]
+    again.close(
+        [card.key],
+        "guard-zhou",
+        [],
+        record=lambda closed: south.core.store.audit(
+            "guard-zhou", "alarm_ack", {"keys": [a.key for a in closed], "resolution": "handled"}
+        ),
+    )
+    third = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
+    assert [a for a in third.open_alarms([]) if a.detail == "quota_breach_late"] == []
+
+
+def test_an_outing_the_gate_denied_or_passed_knowing_raises_no_late_card(
+    north, south, clock, monkeypatch
+):
+    from kiosk.alarms import AlarmDesk
+
+    sync = south.peer_of(north, monkeypatch)
+    north.passage(resident("1-101"))
+    clock.advance(60)
+    sync.poll()
+    assert south.passage(resident("1-101", "Wang M"))["decision"] == "deny"
+    desk = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
+    assert [a for a in desk.open_alarms([]) if a.detail == "quota_breach_late"] == []
+
+
+def quota_of(gate: Gate):  # the gate's quota, as the console's desk has it
+    return gate.config.policy.quota
+
+
+def test_a_breach_found_late_names_the_other_gates_outing_whatever_the_quota(tmp_path, clock):
+    """Two outings every two days: out at the north gate at 10:00, then twice at the south
+    gate (10:05, 10:10) while north was unreachable. The third is over the quota; the one
+    before it was the south gate's own, and the breach is the north outing's."""
+    from kiosk import peers
+    from kiosk.config.policy import QuotaConfig
+    from kiosk.store import EventLog, format_ts
+
+    store = EventLog(
+        tmp_path / "k.db", "gate-south", clock, "NORMAL", migrations=[peers.MIGRATIONS]
+    )
+    log = store.open()
+    try:
+        for _ in range(2):
+            clock.advance(300)
+            log.append(EventDraft(direction="out", decision="pass", household="1-101"))
+        clock.advance(300)
+
+        def keep(db) -> None:
+            db.table("peer_passages").insert(
+                {"kiosk_id": "gate-north", "seq": 7, "household": "1-101", "direction": "out",
+                 "decision": "pass", "ts": format_ts(NOW), "flags": "[]",
+                 "fetched_at": format_ts(clock.now())}
+            )  # fmt: skip
+
+        log.submit(keep)
+        quota = QuotaConfig(enabled=True, exits=2, period_days=2)
+        found, last = peers.late_breaches(log.reader(), 0, "gate-south", quota, TZ)
+        assert last == 1
+        [breach] = found
+        assert (breach.first[0], breach.second[0], breach.seq, breach.here) == (
+            "gate-north", "gate-south", 2, True
+        )  # fmt: skip
+        assert peers.late_breaches(log.reader(), last, "gate-south", quota, TZ) == ([], 1)
+    finally:
+        store.close()
