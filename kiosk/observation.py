@@ -57,6 +57,7 @@ from .store import format_ts
 from .typed import typed
 
 __all__ = [
+    "CHECK_CLOCK_NOT_SET",
     "CLOCK_NOT_SET",
     "DEFAULT_DAYS",
     "MIGRATIONS",
@@ -86,6 +87,13 @@ HAND_MAX_C = 43.0
 CLOCK_NOT_SET = (
     "the clock is not set yet (no network time since the start), so today cannot be told and"
     " the day back cannot be checked: register the returnee once it is set"
+)
+#: A helper's reading typed in while the clock is not synchronised: the day it is for cannot
+#: be told (the last shutdown's day after a power cut would take it, and hide that day's
+#: missing check).
+CHECK_CLOCK_NOT_SET = (
+    "the clock is not set yet (no network time since the start), so today cannot be told:"
+    " note the reading and its time, and type it in once the clock is set"
 )
 
 MIGRATIONS = sql_migrations(
@@ -499,6 +507,8 @@ class ObservationLedger:
         if not HAND_MIN_C <= value <= HAND_MAX_C:
             raise CommunityError(f"temp_c: {value} is outside {HAND_MIN_C}-{HAND_MAX_C} °C")
         person = self.person(person_id)
+        if at is None and not self._clock.synced():
+            raise CommunityError(CHECK_CLOCK_NOT_SET)
         when = at or self._clock.now()
         if when.tzinfo is None:
             raise CommunityError("at: needs a time zone")

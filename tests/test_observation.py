@@ -316,3 +316,23 @@ def test_a_clearing_stamped_1970_before_the_ntp_step_counts_on_the_day_it_was_do
         assert ledger.counts(date(2026, 3, 2))["observing"] == 1
     finally:
         store.close()
+
+
+def test_a_helpers_reading_on_a_clock_not_set_is_refused_not_put_on_the_day_the_clock_reads(
+    ledger, clock
+):
+    """After a power cut the Pi reads the last shutdown's time (the day before) until NTP
+    answers: a reading typed in on 12 February filled the missing check of 11 February (and
+    hid it), and today's was still missing."""
+    person = register(ledger)
+    clock.advance(86400)  # 11 February, nothing taken
+    clock.is_synced = False  # the clock reads 11 February on the morning of the 12th
+    with pytest.raises(CommunityError) as refused:
+        ledger.record_temperature(person.id, 36.5, "helper-li")
+    assert str(refused.value) == observation.CHECK_CLOCK_NOT_SET
+    from ui.core_words import refusal_text
+
+    assert refusal_text("zh-CN", str(refused.value)).startswith("时钟尚未校准")
+    assert ledger.checks(person.id) == []
+    clock.is_synced = True
+    assert ledger.record_temperature(person.id, 36.5, "helper-li").day == date(2026, 2, 11)
