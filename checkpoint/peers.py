@@ -294,7 +294,7 @@ class PeerSync:
             if reopened:
                 with self._using_store():
                     self.ledger.set_closed(peer.url, peer.kiosk_id, None, None, clock.now())
-            if page.next >= page.last:
+            if page.next >= page.last or page.held_back:
                 break
         return got
 
@@ -375,7 +375,10 @@ class PeerSync:
         except (ValueError, RecursionError):
             raise PullError(f"{url}: the answer is not JSON (not a kiosk?)") from None
         now = self.core.clock.now()
-        return check_page(parsed, peer.kiosk_id, after, PAGE_ROWS, now, self.section.id, origin)
+        synced = self.core.clock.synced()  # a clock not set cannot tell a row ahead of it
+        return check_page(
+            parsed, peer.kiosk_id, after, PAGE_ROWS, now, self.section.id, origin, synced
+        )
 
     def _reopened(self, state: PeerState, said: datetime | None) -> bool:
         """An answer of a peer that said it was closing ends that when it dated it after its

@@ -214,6 +214,9 @@ class CheckedPage:
     #: Which log the peer answered from (its first event's id); ``None``: it did not say
     #: (earlier code, or its log is empty).
     origin: str | None = None
+    #: Rows left with the peer for the next asks: stamped ahead of a clock not synchronised
+    #: (1970 on a Pi booted without network time), which cannot tell them wrong.
+    held_back: int = 0
 
 
 # --- the serving side -------------------------------------------------------------------------
@@ -438,6 +441,7 @@ def check_page(
     now: datetime,
     compound: str | None = None,
     origin: str | None = None,
+    synced: bool = True,
 ) -> CheckedPage:
     """A peer's answer to ``after=after&limit=limit``, judged: ``PeerPageError`` (nothing
     kept) unless it is of ``kiosk_id`` (the id its URL is pinned to), of this gate's
@@ -447,7 +451,9 @@ def check_page(
     ``MAX_AHEAD`` after ``now`` are dropped (``ahead``); the page's own ``now``, when it has
     one, less ``now`` is its ``skew``. ``PeerRestarted`` when its log ends before ``after``,
     or is another log than ``origin`` (the one held here, when both are known);
-    ``PeerRolledBack`` when it ends before ``after`` and is that same log."""
+    ``PeerRolledBack`` when it ends before ``after`` and is that same log. On a clock not
+    ``synced`` a row ahead of it is no proof of a wrong one: the page ends before it (``next``
+    the seq before), to be asked for again (``held_back``) once the clock is set."""
     if not isinstance(page, dict):
         raise PeerPageError("the answer is not a JSON object (not a kiosk?)")
     if page.get("kiosk_id") != kiosk_id:
@@ -478,11 +484,18 @@ def check_page(
         raise PeerPageError(f"{len(raw)} passages in a page asked for at most {limit}")
     rows: list[PeerRow] = []
     ahead, previous, latest = 0, after, now + MAX_AHEAD
+    held: int | None = None  # on a clock not set: the seq before the first row ahead of it
+    held_back = 0
     for item in raw:
         row, when = _row(item, kiosk_id)
         if row.seq <= previous:
             raise PeerPageError(f"row seq {row.seq} does not follow {previous}")
+        if when > latest and not synced and held is None:
+            held = previous
         previous = row.seq
+        if held is not None:
+            held_back += 1
+            continue
         if when > latest:
             ahead += 1
             continue
@@ -492,7 +505,9 @@ def check_page(
         raise PeerPageError(f"next is {nxt}, outside {previous}..{max(last, previous)}")
     said = None if page.get("now") is None else _when(page.get("now"), "now")
     skew = None if said is None else said - now
-    return CheckedPage(rows, nxt, last, ahead, skew, said, said_origin)
+    if held is None:
+        return CheckedPage(rows, nxt, last, ahead, skew, said, said_origin)
+    return CheckedPage(rows, held, last, ahead, skew, said, said_origin, held_back)
 
 
 def _origin(value: object) -> str | None:

@@ -1698,3 +1698,23 @@ def test_a_breach_found_late_names_the_other_gates_outing_whatever_the_quota(tmp
         assert peers.late_breaches(log.reader(), last, "gate-south", quota, TZ) == ([], 1)
     finally:
         store.close()
+
+
+def test_a_gate_whose_clock_is_not_set_keeps_its_peers_passages_for_when_it_is(
+    north, south, clock, monkeypatch
+):
+    """Back from a power cut with the LAN up and no network time, the south gate read 1970:
+    every passage of the north gate was "ahead" of its clock, dropped, and never asked for
+    again; once NTP answered, the household out at north went out again at south."""
+    sync = south.peer_of(north, monkeypatch)
+    north.passage(resident("1-101"))
+    clock.advance(60)
+    clock.set_wall(datetime(1970, 1, 1, 0, 1, tzinfo=UTC))
+    clock.is_synced = False
+    sync.poll()
+    [peer] = south.core.health()["peers"]
+    assert peer["rows_held"] == 0  # nothing of it can be judged yet
+    clock.set_wall(NOW + timedelta(seconds=120))  # NTP
+    clock.is_synced = True
+    sync.poll()
+    assert south.passage(resident("1-101", "Wang M"))["reasons"] == ["quota_exceeded"]
