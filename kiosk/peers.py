@@ -788,6 +788,7 @@ class _Outing:
     seq: int
     ts: str
     fetched_at: str | None  # a peer's: when this gate learnt of it
+    decision: str
 
 
 def late_breaches(
@@ -849,7 +850,7 @@ def _outings(db: Database, household: str, kiosk_id: str, lo: str, hi: str) -> l
     """A household's outings at this gate and its peers between ``lo`` and ``hi``, in time order."""
     cols = "seq, ts, direction, decision, household, flags"
     out = [
-        _Outing(kiosk_id, int(r["seq"]), str(r["ts"]), None)
+        _Outing(kiosk_id, int(r["seq"]), str(r["ts"]), None, str(r["decision"]))
         for r in db.query(
             f"SELECT {cols} FROM events WHERE household = ? AND ts >= ? AND ts < ?",  # noqa: S608
             [household, lo, hi],
@@ -857,7 +858,7 @@ def _outings(db: Database, household: str, kiosk_id: str, lo: str, hi: str) -> l
         if households_outing(r)
     ]
     out += [
-        _Outing(str(r["kiosk_id"]), int(r["seq"]), str(r["ts"]), str(r["fetched_at"]))
+        _Outing(str(r["kiosk_id"]), int(r["seq"]), str(r["ts"]), str(r["fetched_at"]), "pass")
         for r in db.query(
             f"SELECT kiosk_id, fetched_at, {cols} FROM peer_passages"  # noqa: S608
             " WHERE household = ? AND ts >= ? AND ts < ?",
@@ -870,9 +871,13 @@ def _outings(db: Database, household: str, kiosk_id: str, lo: str, hi: str) -> l
 
 def _unknown(before: _Outing, later: _Outing, kiosk_id: str, fresh: set[tuple[str, int]]) -> bool:
     """Whether two outings in one period are a breach found late: at two gates, one of them
-    just come from a peer, and, when the later is this gate's, the earlier learnt after it."""
+    just come from a peer, and, when the later is this gate's, not let out knowing of the
+    earlier: the engine let it out (it would have denied it, knowing), or a guard did before
+    the earlier was learnt here."""
     if before.gate == later.gate:
         return False
     if (before.gate, before.seq) not in fresh and (later.gate, later.seq) not in fresh:
         return False
-    return later.gate != kiosk_id or (before.fetched_at or "") > later.ts
+    if later.gate != kiosk_id or later.decision == "pass":
+        return True
+    return (before.fetched_at or "") > later.ts

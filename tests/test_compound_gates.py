@@ -1718,3 +1718,36 @@ def test_a_gate_whose_clock_is_not_set_keeps_its_peers_passages_for_when_it_is(
     clock.is_synced = True
     sync.poll()
     assert south.passage(resident("1-101", "Wang M"))["reasons"] == ["quota_exceeded"]
+
+
+def test_a_breach_learnt_on_a_clock_set_back_by_a_power_cut_still_raises_the_card(
+    north, south, clock, monkeypatch
+):
+    """The south gate let the household out at 10:05 while north was unreachable, then came
+    back from a power cut with the LAN up and no network time, its clock at the 10:00 it last
+    saved: north's passages arrived stamped as fetched "before" the outing, and the breach was
+    taken as one the gate knew of."""
+    from kiosk.alarms import AlarmDesk
+
+    up = {"yes": False}
+    north_client = TestClient(north.app)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not up["yes"]:
+            raise httpx.ConnectError("connection refused", request=request)
+        answer = north_client.get(str(request.url), headers=dict(request.headers))
+        return httpx.Response(answer.status_code, content=answer.content)
+
+    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(handler))
+    north.passage(resident("1-101"))
+    clock.advance(300)
+    sync.poll()
+    assert south.passage(resident("1-101", "Wang M"))["decision"] == "pass"
+    clock.advance(600)
+    clock.set_wall(NOW + timedelta(seconds=30))
+    clock.is_synced = False
+    up["yes"] = True
+    sync.poll()
+    desk = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
+    [card] = [a for a in desk.open_alarms([]) if a.detail == "quota_breach_late"]
+    assert card.household == "1-101"
