@@ -1751,3 +1751,21 @@ def test_a_breach_learnt_on_a_clock_set_back_by_a_power_cut_still_raises_the_car
     desk = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
     [card] = [a for a in desk.open_alarms([]) if a.detail == "quota_breach_late"]
     assert card.household == "1-101"
+
+
+def test_a_gate_whose_own_clock_is_not_set_does_not_blame_its_peers_clock(
+    tmp_path, north, monkeypatch, caplog
+):
+    """Booted without network time the south gate read 1970: its devices page showed the
+    north gate's clock "56 years ahead" and the log said to fix the north gate's NTP."""
+    unset = FakeClock(start=datetime(1970, 1, 1, 0, 1, tzinfo=UTC), is_synced=False)
+    south = Gate(tmp_path, "gate-south", unset, [peer_entry("gate-north")])
+    try:
+        sync = south.peer_of(north, monkeypatch)
+        with caplog.at_level("INFO", logger="checkpoint.peers"):
+            sync.poll()
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "ok" and not peer["clock_skewed"]
+        assert [r for r in caplog.records if "NTP" in r.getMessage()] == []
+    finally:
+        south.close()
