@@ -127,6 +127,9 @@ class PeerState:
     fetched: int = 0
     #: Its clock less this gate's at the last answer; ``None``: its answers do not say.
     skew: timedelta | None = None
+    #: Whether that skew is beyond ``MAX_SKEW`` as told (never while this gate's own clock is
+    #: not set: 1970 here is not the peer's clock wrong).
+    skewed: bool = False
     #: Answers refused as not signed by its pinned key (forged or replayed), since the start.
     forged: int = 0
     #: When the last of them was refused, and the first of that spell (a spell ends
@@ -294,7 +297,7 @@ class PeerSync:
             if reopened:
                 with self._using_store():
                     self.ledger.set_closed(peer.url, peer.kiosk_id, None, None, clock.now())
-            if page.next >= page.last:
+            if page.next >= page.last or page.held_back:
                 break
         return got
 
@@ -375,7 +378,10 @@ class PeerSync:
         except (ValueError, RecursionError):
             raise PullError(f"{url}: the answer is not JSON (not a kiosk?)") from None
         now = self.core.clock.now()
-        return check_page(parsed, peer.kiosk_id, after, PAGE_ROWS, now, self.section.id, origin)
+        synced = self.core.clock.synced()  # a clock not set cannot tell a row ahead of it
+        return check_page(
+            parsed, peer.kiosk_id, after, PAGE_ROWS, now, self.section.id, origin, synced
+        )
 
     def _reopened(self, state: PeerState, said: datetime | None) -> bool:
         """An answer of a peer that said it was closing ends that when it dated it after its
@@ -410,10 +416,13 @@ class PeerSync:
 
     def _skewed(self, state: PeerState, skew: timedelta | None) -> None:
         """Keep the peer's clock skew; logged once when it goes beyond ``MAX_SKEW`` and once
-        when it is back within (its rows are kept as it stamps them either way)."""
-        was = state.skew is not None and abs(state.skew) > MAX_SKEW
-        now = skew is not None and abs(skew) > MAX_SKEW
-        state.skew = skew
+        when it is back within (its rows are kept as it stamps them either way), on this
+        gate's clock synchronised only."""
+        was = state.skewed
+        # A clock of this gate's not set yet (1970 after a boot without network time) makes
+        # every peer look decades ahead: not theirs to fix.
+        now = skew is not None and abs(skew) > MAX_SKEW and self.core.clock.synced()
+        state.skew, state.skewed = skew, now
         if now and not was:
             assert skew is not None
             log.warning(
@@ -668,7 +677,7 @@ class PeerSync:
                         "last_error": state.last_error,
                         "ahead_dropped": state.ahead_dropped,
                         "clock_skew_s": _seconds(state.skew),
-                        "clock_skewed": state.skew is not None and abs(state.skew) > MAX_SKEW,
+                        "clock_skewed": state.skewed,
                         "forged": state.forged,
                         "unsigned": state.unsigned,
                         "told": state.told,

@@ -17,10 +17,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from kiosk import queries
 from kiosk.clock import Clock, ClockReading
+from kiosk.config.policy import QuotaConfig
 from kiosk.lists import REVOKED_PASSED
+from kiosk.peers import LATE_BATCH, Breach, late_breaches
 from kiosk.store import format_ts
 
 #: Reason codes of a denied event that raise an alarm, by alarm kind (checked in this order).
@@ -69,6 +72,11 @@ REVOKED_KEY = "revoked:"
 REVOKED_DETAIL = "revoked_pass_passed"
 #: The audit action naming those passages.
 BUNDLE_ACTION = "lists.bundle"
+#: A guard's card about an outing over the quota that peers' passages showed late (this,
+#: then ``kiosk.peers.Breach.key``): the gate could not know when it let the household out.
+QUOTA_KEY = "quota:"
+#: Its ``detail``.
+QUOTA_DETAIL = "quota_breach_late"
 #: Events scanned per read while catching up.
 SCAN_BATCH = 500
 #: How a guard closes an alarm (what was done), the first is the default.
@@ -118,6 +126,9 @@ class Alarm:
     #: fault, no passage to date it by): this boot's monotonic clock when it was raised,
     #: which dates it once NTP steps the clock (``AlarmDesk._date_open``).
     mono_ns: int | None = None
+    #: An outing over the quota found late (``QUOTA_DETAIL``): the gate and time of the
+    #: outing before it, then of the outing itself.
+    passages: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def subject(self) -> str | None:
@@ -135,6 +146,7 @@ class Alarm:
             not self.acked_by
             and self.kind == other.kind
             and self.kind in PERSON_KINDS
+            and QUOTA_DETAIL not in (self.detail, other.detail)  # each breach is its own card
             and self.subject is not None
             and self.subject == other.subject
             and _seconds_between(self.ts, other.ts) <= INCIDENT_WINDOW_S
@@ -163,6 +175,8 @@ class AlarmBoard:
     overflow: Alarm | None = None
     #: The last ``lists.bundle`` audit row read (its ``seq``).
     bundles_scanned: int = 0
+    #: The last peers' passage read for outings over the quota (its rowid).
+    peers_scanned: int = 0
 
     def add(self, alarm: Alarm) -> bool:
         """Take a new alarm; False when it is known already or joins an open incident."""
@@ -393,6 +407,23 @@ def device_alarms(faults: Mapping[str, str]) -> list[Alarm]:
     ]
 
 
+def breach_alarm(breach: Breach) -> Alarm:
+    """A guard's card about an outing over the quota found late: the household, the two
+    gates and times; dated when the outing over it happened."""
+    seqs = [breach.seq] if breach.here else []
+    return Alarm(
+        key=f"{QUOTA_KEY}{breach.key}",
+        kind="guard",
+        ts=breach.second[1],
+        seq=seqs[0] if seqs else None,
+        detail=QUOTA_DETAIL,
+        household=breach.household,
+        direction="out",
+        seqs=seqs,
+        passages=[breach.first, breach.second],
+    )
+
+
 class AlarmSource(queries.Readable, Protocol):
     """The event log as the desk reads it."""
 
@@ -426,8 +457,15 @@ class AlarmDesk:
         *,
         lookback_h: float = 12,
         keep: int = 200,
+        quota: QuotaConfig | None = None,
+        tz: ZoneInfo | str = "UTC",
     ) -> None:
         self._log = log
+        #: The outing quota and the site's zone, for a breach peers' passages show late (no
+        #: quota: no such card).
+        self._quota = quota if quota is not None and quota.enabled else None
+        self._tz = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+        self._kiosk_id = str(getattr(log, "kiosk_id", ""))
         self._clock = clock
         self._lookback = timedelta(hours=lookback_h)
         self._lock = threading.Lock()
@@ -454,7 +492,7 @@ class AlarmDesk:
             resolution = row.detail.get("resolution")
             note = str(row.detail.get("note") or "")
             for key in closed_keys(row.detail):
-                if key.startswith(("event:", REVOKED_KEY)):
+                if key.startswith(("event:", REVOKED_KEY, QUOTA_KEY)):
                     board.acked_before[key] = (
                         row.actor,
                         row.ts,
@@ -477,6 +515,7 @@ class AlarmDesk:
             if len(batch) < SCAN_BATCH:
                 break
         self._scan_revoked(self._revoked_since if starting else None)
+        self._scan_breaches(self._revoked_since if starting else "")
         if starting:
             board.settle()
         self._forget_purged()
@@ -500,6 +539,23 @@ class AlarmDesk:
                         alarm.key = f"{REVOKED_KEY}{seq}"
                         board.add(alarm)
             if len(rows) < 100:
+                return
+
+    def _scan_breaches(self, since_ts: str) -> None:
+        """A guard's card for each outing over the quota that peers' passages kept since the
+        last scan show (``kiosk.peers.late_breaches``); at start, those fetched in the
+        look-back (``since_ts``)."""
+        if self._quota is None:
+            return
+        board = self.board
+        while True:
+            after = board.peers_scanned
+            found, board.peers_scanned = late_breaches(
+                self._log.reader(), after, self._kiosk_id, self._quota, self._tz, since_ts
+            )
+            for breach in found:
+                board.add(breach_alarm(breach))
+            if board.peers_scanned - after < LATE_BATCH:
                 return
 
     def _forget_purged(self) -> None:

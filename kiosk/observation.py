@@ -57,6 +57,7 @@ from .store import format_ts
 from .typed import typed
 
 __all__ = [
+    "CHECK_CLOCK_NOT_SET",
     "CLOCK_NOT_SET",
     "DEFAULT_DAYS",
     "MIGRATIONS",
@@ -86,6 +87,13 @@ HAND_MAX_C = 43.0
 CLOCK_NOT_SET = (
     "the clock is not set yet (no network time since the start), so today cannot be told and"
     " the day back cannot be checked: register the returnee once it is set"
+)
+#: A helper's reading typed in while the clock is not synchronised: the day it is for cannot
+#: be told (the last shutdown's day after a power cut would take it, and hide that day's
+#: missing check).
+CHECK_CLOCK_NOT_SET = (
+    "the clock is not set yet (no network time since the start), so today cannot be told:"
+    " note the reading and its time, and type it in once the clock is set"
 )
 
 MIGRATIONS = sql_migrations(
@@ -125,6 +133,12 @@ MIGRATIONS = sql_migrations(
     m003_obs_clocks="""
     ALTER TABLE obs_people ADD COLUMN clocks TEXT;
     CREATE INDEX obs_people_clocks ON obs_people (id) WHERE clocks IS NOT NULL;
+    """,
+    # The same for a status change (``{"at": [boot_id, mono_ns]}``): a clearing done on a
+    # clock reading 1970 is counted on the day it was done and ordered after what came before.
+    m004_obs_status_clocks="""
+    ALTER TABLE obs_status ADD COLUMN clocks TEXT;
+    CREATE INDEX obs_status_clocks ON obs_status (id) WHERE clocks IS NOT NULL;
     """,
 )
 
@@ -217,15 +231,66 @@ def _person(row: Mapping[str, Any]) -> Person:
     )
 
 
-def _status_as_of(db: sqlite_utils.Database, person_id: int, before: str) -> Status | None:
+_LATEST_SQL = (
+    "select at, id, status from obs_status where person_id = ? and at < ?"
+    " order by at desc, id desc limit 1"
+)
+#: The same, of the changes stamped on a synchronised clock (the others are ``Dated``).
+_LATEST_KEPT_SQL = _LATEST_SQL.replace(" order by", " and clocks is null order by")
+_CHANGED_SQL = (
+    "select status, person_id from obs_status where at >= ? and at < ? and status != 'observing'"
+)
+_CHANGED_KEPT_SQL = _CHANGED_SQL + " and clocks is null"
+
+#: A status change stamped before NTP set the clock: ``(dated at, id, status)`` by person.
+Dated = dict[int, list[tuple[str, int, Status]]]
+
+
+def _dated_changes(db: sqlite_utils.Database) -> Dated:
+    """The status changes kept with their clocks (written unsynchronised), each at the time
+    its boot's synchronised clock dates it to, or as stamped while it cannot be dated yet."""
+    if "clocks" not in db.table("obs_status").columns_dict:  # a copy from before m004
+        return {}
     rows = list(
         db.query(
-            "select status from obs_status where person_id = ? and at < ?"
-            " order by at desc, id desc limit 1",
-            [person_id, before],
+            "select id, person_id, status, at, clocks from obs_status where clocks is not null"
         )
     )
-    return cast(Status, rows[0]["status"]) if rows else None
+    held = [read_clocks(r["clocks"], ("at",)).get("at") for r in rows]
+    offsets = boot_offsets(db, sorted({h[0] for h in held if h is not None}))
+    out: Dated = {}
+    for row, clock in zip(rows, held, strict=True):
+        when = str(row["at"])
+        if clock is not None and clock[0] in offsets:
+            when = offset_time(offsets[clock[0]], clock[1])
+        change = (when, int(row["id"]), cast(Status, row["status"]))
+        out.setdefault(int(row["person_id"]), []).append(change)
+    return out
+
+
+def _status_as_of(
+    db: sqlite_utils.Database, person_id: int, before: str, dated: Dated
+) -> Status | None:
+    """The person's status just before ``before``: the latest change by its dated time."""
+    sql = _LATEST_KEPT_SQL if dated else _LATEST_SQL
+    rows = db.query(sql, [person_id, before])
+    changes = [(str(r["at"]), int(r["id"]), cast(Status, r["status"])) for r in rows]
+    changes += [c for c in dated.get(person_id, ()) if c[0] < before]
+    return max(changes)[2] if changes else None
+
+
+def _changed_between(
+    db: sqlite_utils.Database, start: str, end: str, dated: Dated
+) -> dict[str, set[int]]:
+    """Who was cleared, escalated or transferred in ``[start, end)``, by status."""
+    out: dict[str, set[int]] = {}
+    for row in db.query(_CHANGED_KEPT_SQL if dated else _CHANGED_SQL, [start, end]):
+        out.setdefault(str(row["status"]), set()).add(int(row["person_id"]))
+    for person_id, changes in dated.items():
+        for when, _, status in changes:
+            if start <= when < end and status != "observing":
+                out.setdefault(status, set()).add(person_id)
+    return out
 
 
 def registered_between(db: sqlite_utils.Database, start: str, end: str) -> int:
@@ -274,16 +339,14 @@ def counts_for_day(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dict[s
         " and created_at < :end",
         {"day": day.isoformat(), "end": end},
     )
+    # A change stamped before NTP set the clock counts when its boot's clocks date it.
+    dated = _dated_changes(db)
     for row in observed:
-        if _status_as_of(db, int(row["id"]), end) == "observing":
+        if _status_as_of(db, int(row["id"]), end, dated) == "observing":
             out["observing"] += 1
-    for row in db.query(
-        # People, not changes: cleared, put back by mistake and cleared again is one clearing.
-        "select status, count(distinct person_id) as n from obs_status where at >= ? and at < ?"
-        " and status != 'observing' group by status",
-        [start, end],
-    ):
-        out[row["status"]] = int(row["n"])
+    # People, not changes: cleared, put back by mistake and cleared again is one clearing.
+    for status, people in _changed_between(db, start, end, dated).items():
+        out[status] = len(people)
     fevers = db.execute(
         "select count(*) from obs_checks where day = ? and fever = 1", [day.isoformat()]
     ).fetchone()
@@ -400,7 +463,7 @@ class ObservationLedger:
         def apply(db: sqlite_utils.Database) -> int:
             person_id = db.table("obs_people").insert(row).last_rowid
             assert person_id is not None
-            self._status_row(db, person_id, "observing", now, who)
+            self._status_row(db, person_id, "observing", reading, who)
             return person_id
 
         person_id = audited_write(
@@ -420,7 +483,8 @@ class ObservationLedger:
         before = self.person(person_id)
         if before.status == status:
             raise CommunityError(f"person {person_id} is already {status}")
-        now = self._clock.now()
+        # Kept with its clocks when the clock is not set (dated by them, ``counts_for_day``).
+        reading = ClockReading.take(self._clock)
 
         def apply(db: sqlite_utils.Database) -> None:
             # Checked again on the single writer: another manager may have changed it meanwhile.
@@ -428,7 +492,7 @@ class ObservationLedger:
             if current != before.status:
                 raise CommunityError(f"person {person_id} is now {current}; not changed")
             db.table("obs_people").update(person_id, {"status": status})
-            self._status_row(db, person_id, status, now, who)
+            self._status_row(db, person_id, status, reading, who)
 
         what = {"person_id": person_id, "from": before.status, "to": status}
         audited_write(self._log, apply, who, "observation.status", lambda _: what)
@@ -443,6 +507,8 @@ class ObservationLedger:
         if not HAND_MIN_C <= value <= HAND_MAX_C:
             raise CommunityError(f"temp_c: {value} is outside {HAND_MIN_C}-{HAND_MAX_C} °C")
         person = self.person(person_id)
+        if at is None and not self._clock.synced():
+            raise CommunityError(CHECK_CLOCK_NOT_SET)
         when = at or self._clock.now()
         if when.tzinfo is None:
             raise CommunityError("at: needs a time zone")
@@ -598,13 +664,19 @@ class ObservationLedger:
     def _today(self, when: datetime) -> date:
         return when.astimezone(self._tz).date()
 
-    @staticmethod
     def _status_row(
-        db: sqlite_utils.Database, person_id: int, status: str, now: datetime, actor: str
+        self,
+        db: sqlite_utils.Database,
+        person_id: int,
+        status: str,
+        reading: ClockReading,
+        actor: str,
     ) -> None:
-        db.table("obs_status").insert(
-            {"person_id": person_id, "status": status, "at": _stamp(now), "actor": actor}
-        )
+        row = {"person_id": person_id, "status": status, "at": _stamp(reading.wall)}
+        held = clock_of(reading, self._boot_id)
+        if held is not None:
+            row["clocks"] = json.dumps({"at": held})
+        db.table("obs_status").insert(row | {"actor": actor})
 
     def _changed(self, person_id: int) -> Person:
         current = self.load()

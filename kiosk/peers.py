@@ -48,14 +48,18 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlite_utils import Database
 
+from .config.policy import QuotaConfig
 from .history import COUNTED_DECISIONS, QUOTA_EXEMPT
 from .passes import key_id_of
 from .ports import History, Store
 from .schema import sql_migrations
+from .stats import households_outing, over_quota, quota_period_start
 from .store import StoreFault, format_ts
 
 __all__ = [
     "MAX_AHEAD",
+    "Breach",
+    "late_breaches",
     "MAX_SKEW",
     "MIGRATIONS",
     "NONCE_PATTERN",
@@ -210,6 +214,9 @@ class CheckedPage:
     #: Which log the peer answered from (its first event's id); ``None``: it did not say
     #: (earlier code, or its log is empty).
     origin: str | None = None
+    #: Rows left with the peer for the next asks: stamped ahead of a clock not synchronised
+    #: (1970 on a Pi booted without network time), which cannot tell them wrong.
+    held_back: int = 0
 
 
 # --- the serving side -------------------------------------------------------------------------
@@ -434,6 +441,7 @@ def check_page(
     now: datetime,
     compound: str | None = None,
     origin: str | None = None,
+    synced: bool = True,
 ) -> CheckedPage:
     """A peer's answer to ``after=after&limit=limit``, judged: ``PeerPageError`` (nothing
     kept) unless it is of ``kiosk_id`` (the id its URL is pinned to), of this gate's
@@ -443,7 +451,9 @@ def check_page(
     ``MAX_AHEAD`` after ``now`` are dropped (``ahead``); the page's own ``now``, when it has
     one, less ``now`` is its ``skew``. ``PeerRestarted`` when its log ends before ``after``,
     or is another log than ``origin`` (the one held here, when both are known);
-    ``PeerRolledBack`` when it ends before ``after`` and is that same log."""
+    ``PeerRolledBack`` when it ends before ``after`` and is that same log. On a clock not
+    ``synced`` a row ahead of it is no proof of a wrong one: the page ends before it (``next``
+    the seq before), to be asked for again (``held_back``) once the clock is set."""
     if not isinstance(page, dict):
         raise PeerPageError("the answer is not a JSON object (not a kiosk?)")
     if page.get("kiosk_id") != kiosk_id:
@@ -474,11 +484,18 @@ def check_page(
         raise PeerPageError(f"{len(raw)} passages in a page asked for at most {limit}")
     rows: list[PeerRow] = []
     ahead, previous, latest = 0, after, now + MAX_AHEAD
+    held: int | None = None  # on a clock not set: the seq before the first row ahead of it
+    held_back = 0
     for item in raw:
         row, when = _row(item, kiosk_id)
         if row.seq <= previous:
             raise PeerPageError(f"row seq {row.seq} does not follow {previous}")
+        if when > latest and not synced and held is None:
+            held = previous
         previous = row.seq
+        if held is not None:
+            held_back += 1
+            continue
         if when > latest:
             ahead += 1
             continue
@@ -488,7 +505,9 @@ def check_page(
         raise PeerPageError(f"next is {nxt}, outside {previous}..{max(last, previous)}")
     said = None if page.get("now") is None else _when(page.get("now"), "now")
     skew = None if said is None else said - now
-    return CheckedPage(rows, nxt, last, ahead, skew, said, said_origin)
+    if held is None:
+        return CheckedPage(rows, nxt, last, ahead, skew, said, said_origin)
+    return CheckedPage(rows, held, last, ahead, skew, said, said_origin, held_back)
 
 
 def _origin(value: object) -> str | None:
@@ -736,3 +755,129 @@ def load_peer_rows(db: Database, history: History, since: datetime) -> int:
     )
     names = [d[0] for d in cursor.description]
     return record_peer_rows(history, (dict(zip(names, r, strict=True)) for r in cursor))
+
+
+# --- outings over the quota found late ---------------------------------------------------------
+
+#: Peers' rows read per call of ``late_breaches``.
+LATE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Breach:
+    """An outing over the quota that a peer's passages show this gate late: the gates and
+    times (``format_ts``) of the outing before it and of the outing itself."""
+
+    household: str
+    first: tuple[str, str]
+    second: tuple[str, str]
+    #: The outing over the quota's ``seq`` at its gate (``second``'s).
+    seq: int
+    #: Whether it was this gate's (then ``seq`` is one of this log's events).
+    here: bool
+
+    @property
+    def key(self) -> str:
+        """One per outing over the quota: the gate that let it out, then its ``seq``."""
+        return f"{self.second[0]}:{self.seq}"
+
+
+@dataclass(frozen=True)
+class _Outing:
+    gate: str
+    seq: int
+    ts: str
+    fetched_at: str | None  # a peer's: when this gate learnt of it
+    decision: str
+
+
+def late_breaches(
+    db: Database,
+    after: int,
+    kiosk_id: str,
+    quota: QuotaConfig,
+    tz: ZoneInfo,
+    fetched_since: str = "",
+) -> tuple[list[Breach], int]:
+    """The outings over the quota (``kiosk.stats.over_quota``, the report's rule) that the
+    peers' rows kept after rowid ``after`` (and fetched from ``fetched_since`` on) show, and
+    the last rowid read. Only those of two gates that did not know of each other's outing: one
+    at this gate let out before the peer's outing before it was known here (the engine that
+    knew denied it, or a guard let it out knowingly), or a peer's. At most ``LATE_BATCH`` rows
+    a call."""
+    if not quota.enabled or not _has_table(db):
+        return [], after
+    rows = list(
+        db.query(
+            "SELECT rowid, * FROM peer_passages WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            [after, LATE_BATCH],
+        )
+    )
+    last = int(rows[-1]["rowid"]) if rows else after
+    new = [r for r in rows if r["fetched_at"] >= fetched_since and households_outing(r)]
+    fresh = {(str(r["kiosk_id"]), int(r["seq"])) for r in new}
+    found: dict[str, Breach] = {}
+    for household in sorted({str(r["household"]) for r in new}):
+        times = [r["ts"] for r in new if r["household"] == household]
+        span = timedelta(days=quota.period_days + 1)
+        lo, hi = format_ts(_stamp(min(times)) - span), format_ts(_stamp(max(times)) + span)
+        outings = _outings(db, household, kiosk_id, lo, hi)
+        stamps = [_stamp(o.ts) for o in outings]
+        for i, later in enumerate(outings):
+            if i == 0 or not over_quota(stamps[i], stamps[:i], quota, tz):
+                continue
+            # The latest outing in its period at a gate that did not know of it (with more
+            # than one outing a period, the one before may be this gate's own).
+            start = quota_period_start(stamps[i], quota, tz)
+            before = next(
+                (
+                    o
+                    for o, t in zip(reversed(outings[:i]), reversed(stamps[:i]), strict=True)
+                    if t > start and _unknown(o, later, kiosk_id, fresh)
+                ),
+                None,
+            )
+            if before is None:
+                continue
+            here = later.gate == kiosk_id
+            pair = (before.gate, before.ts), (later.gate, later.ts)
+            breach = Breach(household, *pair, later.seq, here)
+            found.setdefault(breach.key, breach)
+    return list(found.values()), last
+
+
+def _outings(db: Database, household: str, kiosk_id: str, lo: str, hi: str) -> list[_Outing]:
+    """A household's outings at this gate and its peers between ``lo`` and ``hi``, in time order."""
+    cols = "seq, ts, direction, decision, household, flags"
+    out = [
+        _Outing(kiosk_id, int(r["seq"]), str(r["ts"]), None, str(r["decision"]))
+        for r in db.query(
+            f"SELECT {cols} FROM events WHERE household = ? AND ts >= ? AND ts < ?",  # noqa: S608
+            [household, lo, hi],
+        )
+        if households_outing(r)
+    ]
+    out += [
+        _Outing(str(r["kiosk_id"]), int(r["seq"]), str(r["ts"]), str(r["fetched_at"]), "pass")
+        for r in db.query(
+            f"SELECT kiosk_id, fetched_at, {cols} FROM peer_passages"  # noqa: S608
+            " WHERE household = ? AND ts >= ? AND ts < ?",
+            [household, lo, hi],
+        )
+        if households_outing(r)
+    ]
+    return sorted(out, key=lambda o: (o.ts, o.gate, o.seq))
+
+
+def _unknown(before: _Outing, later: _Outing, kiosk_id: str, fresh: set[tuple[str, int]]) -> bool:
+    """Whether two outings in one period are a breach found late: at two gates, one of them
+    just come from a peer, and, when the later is this gate's, not let out knowing of the
+    earlier: the engine let it out (it would have denied it, knowing), or a guard did before
+    the earlier was learnt here."""
+    if before.gate == later.gate:
+        return False
+    if (before.gate, before.seq) not in fresh and (later.gate, later.seq) not in fresh:
+        return False
+    if later.gate != kiosk_id or later.decision == "pass":
+        return True
+    return (before.fetched_at or "") > later.ts

@@ -181,7 +181,6 @@ def over_quota_households(
         return 0
     start, end = day_bounds(day, zone)
     clock = site or zone
-    period = timedelta(days=quota.period_days)
     outings: dict[str, list[datetime]] = {}
     cols = "ts, direction, decision, household, flags"
     lookback = quota_lookback(day, zone, quota)
@@ -194,11 +193,27 @@ def over_quota_households(
     over = 0
     for times in outings.values():
         over += any(
-            t >= day_start
-            and sum(t.astimezone(clock) - period < before for before in times[:i]) >= quota.exits
-            for i, t in enumerate(times)
+            t >= day_start and over_quota(t, times[:i], quota, clock) for i, t in enumerate(times)
         )
     return over
+
+
+def over_quota(
+    when: datetime, before: Iterable[datetime], quota: QuotaConfig, clock: ZoneInfo
+) -> bool:
+    """Whether an outing at ``when`` went beyond the quota, ``before`` its household's outings
+    before it: ``quota.exits`` or more of them in the rolling period (``period_days`` days on
+    the site's clock) before it. The rule on stored passages (this report's, the guard's card
+    for a breach a peer's passages show late, ``kiosk.peers.late_breaches``), as the engine's
+    ``kiosk.policy.quota_reached`` holds it on its history."""
+    start = quota_period_start(when, quota, clock)
+    return sum(start < earlier for earlier in before) >= quota.exits
+
+
+def quota_period_start(when: datetime, quota: QuotaConfig, clock: ZoneInfo) -> datetime:
+    """Where the rolling period before an outing at ``when`` starts (exclusive): ``period_days``
+    days earlier on the site's clock (47 or 49 hours across a daylight-saving change)."""
+    return when.astimezone(clock) - timedelta(days=quota.period_days)
 
 
 def _temperature_counts(

@@ -1591,3 +1591,181 @@ def test_a_peer_whose_key_was_rotated_is_refused_and_told_which_key_to_pin(
     assert peer["state"] == "forged" and sync.ledger.held() == {}
     assert "gate-north-2027.pub" in peer["last_error"]
     assert 'trust_key = "gate-north-2027"' in peer["last_error"]
+
+
+def test_an_outing_over_the_quota_found_when_a_peer_answers_again_raises_a_guard_card(
+    north, south, clock, monkeypatch
+):
+    """North unreachable: a household out at the north gate at 10:00 goes out again at the
+    south gate at 10:05 (the south gate could not know). North's passages arrive at 10:15:
+    the breach was counted in the reports only; no guard was told."""
+    from kiosk.alarms import AlarmDesk
+    from ui.guard.display import alarm_view
+
+    up = {"yes": False}
+    north_client = TestClient(north.app)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not up["yes"]:
+            raise httpx.ConnectError("connection refused", request=request)
+        answer = north_client.get(str(request.url), headers=dict(request.headers))
+        return httpx.Response(answer.status_code, content=answer.content)
+
+    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(handler))
+    north.passage(resident("1-101"))
+    north.passage(resident("2-202"))
+    clock.advance(300)
+    sync.poll()
+    assert south.passage(resident("1-101", "Wang M"))["decision"] == "pass"
+    south.passage(resident("3-303"))  # out at one gate only: within the quota
+    desk = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
+    assert [a for a in desk.open_alarms([]) if a.detail == "quota_breach_late"] == []
+    clock.advance(600)
+    up["yes"] = True
+    sync.poll()
+    [card] = [a for a in desk.open_alarms([]) if a.detail == "quota_breach_late"]
+    assert (card.kind, card.household) == ("guard", "1-101")
+    assert [gate for gate, _ in card.passages] == ["gate-north", "gate-south"]
+    view = alarm_view(card, "en", TZ, frozenset())
+    assert "out at gate-north 03-02 10:00, again at gate-south 03-02 10:05" in view["detail"]
+    assert "1-101" not in view["who"]  # masked as the console masks it
+    # still open after a restart, until a guard closes it; then closed after the next one
+    again = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
+    [card] = [a for a in again.open_alarms([]) if a.detail == "quota_breach_late"]
+    again.close(
+        [card.key],
+        "guard-zhou",
+        [],
+        record=lambda closed: south.core.store.audit(
+            "guard-zhou", "alarm_ack", {"keys": [a.key for a in closed], "resolution": "handled"}
+        ),
+    )
+    third = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
+    assert [a for a in third.open_alarms([]) if a.detail == "quota_breach_late"] == []
+
+
+def test_an_outing_the_gate_denied_or_passed_knowing_raises_no_late_card(
+    north, south, clock, monkeypatch
+):
+    from kiosk.alarms import AlarmDesk
+
+    sync = south.peer_of(north, monkeypatch)
+    north.passage(resident("1-101"))
+    clock.advance(60)
+    sync.poll()
+    assert south.passage(resident("1-101", "Wang M"))["decision"] == "deny"
+    desk = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
+    assert [a for a in desk.open_alarms([]) if a.detail == "quota_breach_late"] == []
+
+
+def quota_of(gate: Gate):  # the gate's quota, as the console's desk has it
+    return gate.config.policy.quota
+
+
+def test_a_breach_found_late_names_the_other_gates_outing_whatever_the_quota(tmp_path, clock):
+    """Two outings every two days: out at the north gate at 10:00, then twice at the south
+    gate (10:05, 10:10) while north was unreachable. The third is over the quota; the one
+    before it was the south gate's own, and the breach is the north outing's."""
+    from kiosk import peers
+    from kiosk.config.policy import QuotaConfig
+    from kiosk.store import EventLog, format_ts
+
+    store = EventLog(
+        tmp_path / "k.db", "gate-south", clock, "NORMAL", migrations=[peers.MIGRATIONS]
+    )
+    log = store.open()
+    try:
+        for _ in range(2):
+            clock.advance(300)
+            log.append(EventDraft(direction="out", decision="pass", household="1-101"))
+        clock.advance(300)
+
+        def keep(db) -> None:
+            db.table("peer_passages").insert(
+                {"kiosk_id": "gate-north", "seq": 7, "household": "1-101", "direction": "out",
+                 "decision": "pass", "ts": format_ts(NOW), "flags": "[]",
+                 "fetched_at": format_ts(clock.now())}
+            )  # fmt: skip
+
+        log.submit(keep)
+        quota = QuotaConfig(enabled=True, exits=2, period_days=2)
+        found, last = peers.late_breaches(log.reader(), 0, "gate-south", quota, TZ)
+        assert last == 1
+        [breach] = found
+        assert (breach.first[0], breach.second[0], breach.seq, breach.here) == (
+            "gate-north", "gate-south", 2, True
+        )  # fmt: skip
+        assert peers.late_breaches(log.reader(), last, "gate-south", quota, TZ) == ([], 1)
+    finally:
+        store.close()
+
+
+def test_a_gate_whose_clock_is_not_set_keeps_its_peers_passages_for_when_it_is(
+    north, south, clock, monkeypatch
+):
+    """Back from a power cut with the LAN up and no network time, the south gate read 1970:
+    every passage of the north gate was "ahead" of its clock, dropped, and never asked for
+    again; once NTP answered, the household out at north went out again at south."""
+    sync = south.peer_of(north, monkeypatch)
+    north.passage(resident("1-101"))
+    clock.advance(60)
+    clock.set_wall(datetime(1970, 1, 1, 0, 1, tzinfo=UTC))
+    clock.is_synced = False
+    sync.poll()
+    [peer] = south.core.health()["peers"]
+    assert peer["rows_held"] == 0  # nothing of it can be judged yet
+    clock.set_wall(NOW + timedelta(seconds=120))  # NTP
+    clock.is_synced = True
+    sync.poll()
+    assert south.passage(resident("1-101", "Wang M"))["reasons"] == ["quota_exceeded"]
+
+
+def test_a_breach_learnt_on_a_clock_set_back_by_a_power_cut_still_raises_the_card(
+    north, south, clock, monkeypatch
+):
+    """The south gate let the household out at 10:05 while north was unreachable, then came
+    back from a power cut with the LAN up and no network time, its clock at the 10:00 it last
+    saved: north's passages arrived stamped as fetched "before" the outing, and the breach was
+    taken as one the gate knew of."""
+    from kiosk.alarms import AlarmDesk
+
+    up = {"yes": False}
+    north_client = TestClient(north.app)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not up["yes"]:
+            raise httpx.ConnectError("connection refused", request=request)
+        answer = north_client.get(str(request.url), headers=dict(request.headers))
+        return httpx.Response(answer.status_code, content=answer.content)
+
+    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(handler))
+    north.passage(resident("1-101"))
+    clock.advance(300)
+    sync.poll()
+    assert south.passage(resident("1-101", "Wang M"))["decision"] == "pass"
+    clock.advance(600)
+    clock.set_wall(NOW + timedelta(seconds=30))
+    clock.is_synced = False
+    up["yes"] = True
+    sync.poll()
+    desk = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
+    [card] = [a for a in desk.open_alarms([]) if a.detail == "quota_breach_late"]
+    assert card.household == "1-101"
+
+
+def test_a_gate_whose_own_clock_is_not_set_does_not_blame_its_peers_clock(
+    tmp_path, north, monkeypatch, caplog
+):
+    """Booted without network time the south gate read 1970: its devices page showed the
+    north gate's clock "56 years ahead" and the log said to fix the north gate's NTP."""
+    unset = FakeClock(start=datetime(1970, 1, 1, 0, 1, tzinfo=UTC), is_synced=False)
+    south = Gate(tmp_path, "gate-south", unset, [peer_entry("gate-north")])
+    try:
+        sync = south.peer_of(north, monkeypatch)
+        with caplog.at_level("INFO", logger="checkpoint.peers"):
+            sync.poll()
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "ok" and not peer["clock_skewed"]
+        assert [r for r in caplog.records if "NTP" in r.getMessage()] == []
+    finally:
+        south.close()

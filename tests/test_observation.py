@@ -283,3 +283,56 @@ def test_a_returnee_registered_before_the_ntp_step_counts_as_new_on_the_day_regi
         assert summary_since(log.reader(), "gate-1", *morning, 0)["new_returnees"] == 2
     finally:
         store.close()
+
+
+def test_a_clearing_stamped_1970_before_the_ntp_step_counts_on_the_day_it_was_done(tmp_path):
+    """A returnee registered on 1 March; the Pi reboots without network on 3 March and reads
+    1970 when the manager clears her at 09:00: the clearing was missed on 3 March's report
+    and, ordered before her registration, she still counted as under observation."""
+    db = tmp_path / "k.db"
+    clock = FakeClock(start=datetime(2026, 3, 1, 2, 0, tzinfo=UTC))
+    store = EventLog(
+        db, "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS], boot_id="boot-1"
+    )
+    log = store.open()
+    try:
+        person = register(ObservationLedger(log, clock, TZ), date_back=date(2026, 3, 1))
+    finally:
+        store.close()
+    clock = FakeClock(start=datetime(1970, 1, 1, 0, 0, 30, tzinfo=UTC), is_synced=False)
+    store = EventLog(
+        db, "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS], boot_id="boot-2"
+    )
+    log = store.open()
+    try:
+        ledger = ObservationLedger(log, clock, TZ)
+        ledger.set_status(person.id, "cleared", "manager")
+        clock.advance(60)
+        clock.set_wall(datetime(2026, 3, 3, 1, 1, tzinfo=UTC))  # NTP: 09:01 in Shanghai
+        clock.is_synced = True
+        log.append(EventDraft(direction="in", decision="pass"))  # dates the boot
+        day = ledger.counts(date(2026, 3, 3))
+        assert (day["cleared"], day["observing"]) == (1, 0)
+        assert ledger.counts(date(2026, 3, 2))["observing"] == 1
+    finally:
+        store.close()
+
+
+def test_a_helpers_reading_on_a_clock_not_set_is_refused_not_put_on_the_day_the_clock_reads(
+    ledger, clock
+):
+    """After a power cut the Pi reads the last shutdown's time (the day before) until NTP
+    answers: a reading typed in on 12 February filled the missing check of 11 February (and
+    hid it), and today's was still missing."""
+    person = register(ledger)
+    clock.advance(86400)  # 11 February, nothing taken
+    clock.is_synced = False  # the clock reads 11 February on the morning of the 12th
+    with pytest.raises(CommunityError) as refused:
+        ledger.record_temperature(person.id, 36.5, "helper-li")
+    assert str(refused.value) == observation.CHECK_CLOCK_NOT_SET
+    from ui.core_words import refusal_text
+
+    assert refusal_text("zh-CN", str(refused.value)).startswith("时钟尚未校准")
+    assert ledger.checks(person.id) == []
+    clock.is_synced = True
+    assert ledger.record_temperature(person.id, 36.5, "helper-li").day == date(2026, 2, 11)

@@ -148,7 +148,13 @@ class Guard:
             boot_id=core.store.boot_id,
             ends=functools.partial(session_ends, core),
         )
-        desk = AlarmDesk(core.store, core.clock, lookback_h=alarm_lookback_h(core.config))
+        desk = AlarmDesk(
+            core.store,
+            core.clock,
+            lookback_h=alarm_lookback_h(core.config),
+            quota=core.config.policy.quota,
+            tz=core.config.site.timezone,
+        )
         return cls(core, auth, desk, templates(), ZoneInfo(core.config.site.timezone))
 
     @property

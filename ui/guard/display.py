@@ -13,6 +13,7 @@ from kiosk import privacy
 from kiosk.alarms import (
     ALARM_DEVICES,
     PEER_ALARM,
+    QUOTA_DETAIL,
     Alarm,
     alarm_from_event,
     person_of,
@@ -119,6 +120,15 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
         return peer_alarm_view(a, lang, tz)
     if a.kind == "overflow":
         detail = i18n.t(lang, "alarm.overflow_detail", n=a.dropped)
+    elif a.detail == QUOTA_DETAIL and len(a.passages) == 2:
+        (first, at), (second, then) = a.passages
+        fmt = "%m-%d %H:%M"
+        detail = i18n.t(
+            lang,
+            f"alarm.{QUOTA_DETAIL}",
+            first=f"{first} {local_time(at, tz, fmt)}",
+            second=f"{second} {local_time(then, tz, fmt)}",
+        )
     elif a.detail in i18n.reason_codes():
         detail = i18n.reason_text(lang, a.detail)
     elif i18n.has(f"device.{a.detail}"):
