@@ -1098,3 +1098,44 @@ def test_a_config_cut_off_while_it_was_written_is_written_again_whole(tmp_path):
     assert again.returncode == 0, out
     assert (root / "etc/kiosk/kiosk.toml").read_text() == source.read_text(), out
     assert "kept as it is" not in out, out
+
+
+@pytest.mark.parametrize("cut_off", [False, True])
+def test_a_file_the_install_rewrites_is_the_old_one_or_the_new_one_never_half(tmp_path, cut_off):
+    """write_if_changed (udev rules, drop-ins, the screen's Chromium policy) wrote the file in
+    place: cut off there (a power cut, Ctrl-C), the policy was left empty, and the screen's
+    lockdown was off until the next run. It is written beside, synced, then renamed: cut off
+    before the rename (a `sync` that fails stands for it), the old file is whole."""
+    root = tmp_path / "root"
+    policy = root / "etc/chromium/policies/managed/kiosk-screen.json"
+    policy.parent.mkdir(parents=True)
+    policy.write_text('{"old": true}\n')
+    before = policy.stat().st_ino
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    if cut_off:
+        (fake_bin / "sync").write_text("#!/bin/sh\nexit 1\n")
+        (fake_bin / "sync").chmod(0o755)
+    body = script_functions("r", "say", "ok", "fail", "show_command", "act", "write_if_changed")
+    proc = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -u\n{body}\nROOT={root} DRY_RUN=0 STEP=screen FAILED=()\n"
+            "printf '%s\\n' '{\"new\": true}' |"
+            " write_if_changed /etc/chromium/policies/managed/kiosk-screen.json policy",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}"),
+    )
+    out = proc.stdout + proc.stderr
+    if cut_off:
+        assert policy.read_text() == '{"old": true}\n', out
+        assert policy.stat().st_ino == before
+        return
+    assert proc.returncode == 0, out
+    assert policy.read_text() == '{"new": true}\n'
+    assert policy.stat().st_ino != before  # renamed into place, not written over
+    assert oct(policy.stat().st_mode & 0o777) == "0o644"
+    assert not policy.with_name(policy.name + ".new").exists()
