@@ -35,6 +35,7 @@ from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any, Literal, NamedTuple
 
 from .community import CommunityError
+from .headers import Column, Headers, match_header
 
 if TYPE_CHECKING:
     from xml.etree.ElementTree import Element
@@ -113,6 +114,21 @@ class Layout:
     skipped: tuple[Skipped, ...] = ()
     #: The sheet read, when it is not the workbook's first (an instructions sheet in front).
     sheet: str | None = None
+    #: The header's columns, each with the field it was taken for (``kiosk.headers``).
+    columns: tuple[Column, ...] = ()
+
+    def renamed(self) -> bool:
+        """Whether a column was taken for a field it is not named as (``户号`` for
+        ``household``), or read past (``手机号``): the preview says which."""
+        return any(c.field is None or c.header.lower() != c.field for c in self.columns)
+
+    def fields(self) -> dict[str, str]:
+        """Field → the header of the column taken for it."""
+        return {c.field: c.header for c in self.columns if c.field}
+
+    def not_kept(self) -> list[str]:
+        """The headers of the columns read past (a row number, a phone: not kept)."""
+        return [c.header for c in self.columns if c.field is None]
 
     def lines(self, part: Literal["title", "footer", "hidden"]) -> list[int]:
         """The lines skipped as part of the title, of the footer, or hidden in the sheet."""
@@ -121,12 +137,16 @@ class Layout:
     def shown(self) -> dict[str, Any]:
         """For a preview: nothing when the header is the first line of the first sheet and no
         line was skipped."""
+        shown: dict[str, Any] = {}
+        if self.renamed():
+            shown = {"columns": self.fields(), "not_kept": self.not_kept()}
         if self.header_line == 1 and not self.skipped and self.sheet is None:
-            return {}
+            return shown
         return {
             **({"sheet": self.sheet} if self.sheet is not None else {}),
             "header_line": self.header_line,
             "skipped": [{"line": s.line, "why": s.why} for s in self.skipped],
+            **shown,
         }
 
 
@@ -268,7 +288,7 @@ def _open_book(data: bytes, data_only: bool) -> Any:
         raise CommunityError(f"not a readable .xlsx file ({type(exc).__name__})") from None
 
 
-def _sheet_to_read(book: Any, columns: frozenset[str]) -> tuple[int, str | None]:
+def _sheet_to_read(book: Any, columns: Headers) -> tuple[int, str | None]:
     """Which sheet is the list: of the sheets the clerk sees (a hidden one, last month's list
     kept behind this month's, never), the first whose first ``HEADER_SEARCH_ROWS`` lines name
     one of ``columns`` (an instructions sheet, 填表说明, in front of the list is not it); none
@@ -276,11 +296,11 @@ def _sheet_to_read(book: Any, columns: frozenset[str]) -> tuple[int, str | None]
     shown = [i for i, sheet in enumerate(book.worksheets) if sheet.sheet_state == "visible"]
     if not shown:
         raise CommunityError("not a readable .xlsx file (it has no visible sheet)")
-    for index in shown if columns else ():
+    for index in shown if columns.fields else ():
         head = book.worksheets[index].iter_rows(
             values_only=True, max_row=HEADER_SEARCH_ROWS, max_col=MAX_COLUMNS + 1
         )
-        if any(isinstance(v, str) and v.strip().lower() in columns for row in head for v in row):
+        if any(isinstance(v, str) and columns.knows(v) for row in head for v in row):
             return index, None if index == shown[0] else str(book.worksheets[index].title)
     return shown[0], None
 
@@ -361,7 +381,7 @@ class _XlsxSheet(NamedTuple):
     name: str | None  # the sheet's, when it is not the first the clerk sees
 
 
-def _xlsx_rows(data: bytes, columns: frozenset[str] = frozenset()) -> _XlsxSheet:
+def _xlsx_rows(data: bytes, columns: Headers) -> _XlsxSheet:
     """The first sheet's rows as text. A formula is read as the value saved with it; one with
     no saved value (a file written by a program, never opened and saved by Excel or WPS) is
     refused, naming its line and column (by the header: the first line naming one of
@@ -377,7 +397,7 @@ def _xlsx_rows(data: bytes, columns: frozenset[str] = frozenset()) -> _XlsxSheet
         raise CommunityError(f"not a readable .xlsx file ({type(exc).__name__})") from None
 
 
-def _read_xlsx(data: bytes, columns: frozenset[str]) -> _XlsxSheet:
+def _read_xlsx(data: bytes, columns: Headers) -> _XlsxSheet:
     book = _open_book(data, True)
     try:
         formulas = _open_book(data, False)
@@ -408,8 +428,8 @@ def _read_xlsx(data: bytes, columns: frozenset[str]) -> _XlsxSheet:
                     )
             rows.append([_cell(v) for v in values])
             if not named and any(rows[-1]):  # the header names the columns, not a title
-                cells = [c.strip().lower() for c in rows[-1]]
-                named = number <= HEADER_SEARCH_ROWS and not columns.isdisjoint(cells)
+                cells = [c.strip() for c in rows[-1]]
+                named = number <= HEADER_SEARCH_ROWS and any(columns.knows(c) for c in cells)
                 header = cells if named or not header else header
         return _XlsxSheet(rows, _hidden_rows(data, book.worksheets[index].title), name)
     finally:
@@ -429,7 +449,7 @@ def read_table(
     filename: str,
     required: Iterable[str] = (),
     text_columns: Iterable[str] = (),
-    columns: Iterable[str] = (),
+    columns: Iterable[str] | Headers = (),
 ) -> Table:
     """The header and rows of a CSV or .xlsx file (by its name's suffix). Blank lines are
     skipped; a header must name each column once; ``required`` columns must be present. A
@@ -441,34 +461,40 @@ def read_table(
     first ``HEADER_SEARCH_ROWS`` naming one of ``columns`` (the names the caller knows; none:
     the first line), and the lines from the first starting with ``FOOTER_STARTS`` on are the
     footer, skipped (a line there that is neither a footer's nor a date is refused, never
-    dropped). ``Table.layout`` says which lines were skipped; errors name the file's lines."""
+    dropped). ``Table.layout`` says which lines were skipped; errors name the file's lines.
+
+    ``columns`` given as ``kiosk.headers.Headers`` names each field by the headers a clerk's
+    sheet has (``户号`` for ``household``): the table's header and rows are by field, a column
+    read past (``手机号``) is left out, and ``Table.layout.columns`` says which is which."""
     if len(data) > MAX_BYTES:
         raise CommunityError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MB")
-    known = frozenset(columns)
+    known = columns if isinstance(columns, Headers) else Headers.plain(columns)
     lines, hidden, sheet = _numbered_lines(data, filename, known)
     head, body, layout = find_table(lines, known)
-    layout = Layout(layout.header_line, tuple(sorted((*layout.skipped, *hidden))), sheet)
-    header = _header(head, required)
+    header, named = _header(layout.header_line, head, required, known)
+    skipped = tuple(sorted((*layout.skipped, *hidden)))
+    layout = Layout(layout.header_line, skipped, sheet, named)
     if len(body) > MAX_ROWS:
         raise CommunityError(f"more than {MAX_ROWS} rows")
     texts = frozenset(text_columns)
     rows = [_row(line, values, header, texts) for line, values in body]
-    return Table(header, tuple(rows), tuple(line for line, _ in body), layout)
+    kept = tuple(h for h in header if h)
+    return Table(kept, tuple(rows), tuple(line for line, _ in body), layout)
 
 
-def find_table(lines: Lines, columns: Iterable[str]) -> tuple[list[str], Lines, Layout]:
+def find_table(lines: Lines, columns: Iterable[str] | Headers) -> tuple[list[str], Lines, Layout]:
     """The header's cells, the table's lines and the layout, of a file's non-blank ``lines``
     (each with its line number), as ``read_table`` finds them: the header by ``columns``
     below a title, the footer skipped. ``CommunityError`` for a line below the footer that
     is no footer's (``kiosk pass batch`` reads its CSV this way too)."""
-    at = _header_at(lines, frozenset(columns))
+    at = _header_at(lines, columns if isinstance(columns, Headers) else Headers.plain(columns))
     title = tuple(Skipped(line, "title") for line, _ in lines[:at])
     body, footer = _split_footer(lines[at + 1 :])
     return lines[at][1], body, Layout(lines[at][0], (*title, *footer))
 
 
 def _numbered_lines(
-    data: bytes, filename: str, columns: frozenset[str]
+    data: bytes, filename: str, columns: Headers
 ) -> tuple[list[tuple[int, list[str]]], tuple[Skipped, ...], str | None]:
     """The file's lines that are not blank nor hidden in the sheet, each with its line (the
     sheet's row number); the hidden ones that are not blank, skipped; the sheet's name when
@@ -519,29 +545,37 @@ def _file_kind(data: bytes, name: str) -> Literal["xlsx", "csv"]:
     raise CommunityError("expected a .csv or .xlsx file")
 
 
-def _header_at(raw: Lines, columns: frozenset[str]) -> int:
+def _header_at(raw: Lines, columns: Headers) -> int:
     """The index in ``raw`` of the header: the first line of the first ``HEADER_SEARCH_ROWS``
     with a cell naming one of ``columns``; else the first line (its errors say what it
     lacks)."""
     for index, (line, values) in enumerate(raw):
         if line > HEADER_SEARCH_ROWS:
             break
-        if any(c.strip().lower() in columns for c in values):
+        if any(columns.knows(c) for c in values):
             return index
     return 0
 
 
-def _header(values: Sequence[str], required: Iterable[str]) -> tuple[str, ...]:
-    header = tuple(c.strip().lower() for c in values)
-    while header and not header[-1]:
-        header = header[:-1]
-    if len(header) > MAX_COLUMNS:
+def _header(
+    line: int, values: Sequence[str], required: Iterable[str], columns: Headers
+) -> tuple[tuple[str, ...], tuple[Column, ...]]:
+    """The field of each column (``""`` for one read past, not kept) and the columns as
+    ``kiosk.headers.match_header`` takes them (none when the import names no columns)."""
+    cells = [c.strip() for c in values]
+    while cells and not cells[-1]:
+        cells.pop()
+    if len(cells) > MAX_COLUMNS:
         raise CommunityError(f"more than {MAX_COLUMNS} columns")
-    if "" in header or len(set(header)) != len(header):
-        raise CommunityError("header: every column needs a name, each name once")
+    if "" in cells:
+        raise CommunityError(f"line {line}: header: every column needs a name, each name once")
+    named = match_header(line, cells, columns) if columns.fields else ()
+    header = tuple(c.field or "" for c in named) if named else tuple(c.lower() for c in cells)
+    if not named and len(set(header)) != len(header):
+        raise CommunityError(f"line {line}: header: every column needs a name, each name once")
     if missing := [c for c in required if c not in header]:
         raise CommunityError(f"missing columns: {', '.join(missing)}")
-    return header
+    return header, named
 
 
 def _first_cell(values: Sequence[str]) -> str:
@@ -583,7 +617,7 @@ def _row(
     for column, value in zip(header, padded, strict=True):
         if column in texts:
             check_code(line, column, value)
-    return {h: v.strip() for h, v in zip(header, padded, strict=True)}
+    return {h: v.strip() for h, v in zip(header, padded, strict=True) if h}
 
 
 def check_code(line: int, column: str, value: str) -> None:

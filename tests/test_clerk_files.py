@@ -438,3 +438,121 @@ def test_hidden_rows_are_found_on_the_sheet_read_whichever_way_the_workbook_name
         plan = plan_list_import(data, "q.xlsx", Lists())
         assert [r["household"] for r in plan.rows] == ["5-702", "6-101"]
         assert [(s.line, s.why) for s in plan.layout.skipped] == [(4, "hidden in the sheet")]
+
+
+_CHINESE_QUARANTINE = [
+    ["XX小区居家隔离人员名单"],
+    ["序号", "户号", "姓名", "手机号", "身份证号", "隔离开始日期（必填）", "隔离结束日期*", "备注"],
+    [1, "5-702", "张伟", "13800138000", "110101199003071234", "2026-12-01", "2026-12-14", "密接"],
+    [2, "6-101", "李芳", "13900139000", "110101199203071234", "2026-12-02", "2026-12-15", ""],
+]
+
+
+def test_a_sheet_with_chinese_column_headers_imports_and_the_preview_says_which_is_which():
+    """户号, 姓名, 隔离开始日期（必填） ...: 'cannot tell the list from the columns'. The
+    headers are the fields they name; the row number, phone and ID columns are read past
+    (never stored) and the preview says which column was taken for which field."""
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    plan = plan_list_import(_office_sheet(_CHINESE_QUARANTINE, False), "名单.xlsx", Lists())
+    assert plan.kind == "quarantine"
+    assert [dict(r) for r in plan.rows] == [
+        {"household": "5-702", "holder": "张伟", "from": "2026-12-01", "until": "2026-12-14",
+         "note": "密接"},
+        {"household": "6-101", "holder": "李芳", "from": "2026-12-02", "until": "2026-12-15",
+         "note": ""},
+    ]  # fmt: skip
+    shown = plan.layout.shown()
+    assert shown["columns"] == {
+        "household": "户号",
+        "holder": "姓名",
+        "from": "隔离开始日期（必填）",
+        "until": "隔离结束日期*",
+        "note": "备注",
+    }
+    assert shown["not_kept"] == ["序号", "手机号", "身份证号"]
+    assert "13800138000" not in repr(plan)
+
+
+def test_chinese_headers_of_the_map_the_vehicles_and_households_in_full_width_too(tmp_path):
+    from drivers.clocksync import system_clock
+    from kiosk import compound, vehicles
+    from kiosk.compound import CompoundMap
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+    from kiosk.store import EventLog
+    from kiosk.vehicles import VehicleList
+
+    sets = [compound.MIGRATIONS, vehicles.MIGRATIONS]
+    log = EventLog(tmp_path / "k.db", "g", system_clock(), "NORMAL", migrations=sets).open()
+    try:
+        text = "楼栋,单元,楼层,房号,居住人数\n5,1,7,5-702,3\n"
+        plan = CompoundMap(log, log.clock).plan_import(text.encode("gb18030"), "平面图.csv")
+        assert [(d.household, d.building, d.floor, d.residents) for d in plan.dwellings] == [
+            ("5-702", "5", 7, 3)
+        ]
+        cars = "序号,车牌号,户号,车主姓名,联系电话\n1,京A12345,5-702,张伟,13800138000\n"
+        vehicles = VehicleList(log, log.clock).plan_import(cars.encode(), "车辆.csv")
+        assert dict(vehicles.rows) == {"京A12345": {"household": "5-702", "note": ""}}
+    finally:
+        log.close()
+    households = "ＨＯＵＳＥＨＯＬＤ,人数,Observation Until\n5-702,3,2026-12-14\n"
+    plan_h = plan_list_import(households.encode(), "h.csv", Lists())
+    assert plan_h.kind == "households" and plan_h.rows[0]["residents"] == "3"
+
+
+@pytest.mark.parametrize(
+    ("header", "refused"),
+    [
+        ("户号,姓名,日期\n", "^line 1: column C \\(日期\\) could be from or until"),
+        (
+            "户号,姓名,房号,开始日期,结束日期\n",
+            "^line 1: columns A \\(户号\\) and C \\(房号\\) are both household",
+        ),  # fmt: skip
+    ],
+)
+def test_a_header_two_fields_could_claim_or_two_columns_claiming_one_are_refused(header, refused):
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    with pytest.raises(CommunityError, match=refused):
+        plan_list_import((header + "5-702,张伟,2026-12-01,2026-12-14\n").encode(), "q.csv", Lists())
+
+
+def test_the_cli_preview_says_which_column_was_taken_for_which_field(tmp_path, capsys):
+    import json
+
+    from checkpoint.cli import main
+    from drivers.clocksync import system_clock
+    from kiosk.store import EventLog
+
+    EventLog(tmp_path / "k.db", "gate-1", system_clock(), "NORMAL").open().close()
+    sheet = tmp_path / "名单.xlsx"
+    sheet.write_bytes(_office_sheet(_CHINESE_QUARANTINE, False))
+    assert main(["lists", "import", str(sheet), "--db", str(tmp_path / "k.db")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["added"] == 2 and out["header_line"] == 2
+    assert out["columns"]["household"] == "户号"
+    assert out["not_kept"] == ["序号", "手机号", "身份证号"]
+
+
+def test_a_pass_batch_from_a_sheet_with_chinese_headers_prints_its_passes(tmp_path, capsys):
+    import csv
+
+    from checkpoint.cli import main
+
+    assert main(["keys", "new", "--dir", str(tmp_path / "keys"), "--name", "office"]) == 0
+    households = tmp_path / "households.csv"
+    households.write_text(
+        "序号,户号,姓名,联系电话,有效天数\n1,5-702,张伟,13800138000,7\n", encoding="gb18030"
+    )
+    argv = ["--key", str(tmp_path / "keys" / "office.key"), "--csv", str(households)]
+    code = main(["pass", "batch", *argv, "--out", str(tmp_path / "cards")])
+    assert code == 0, capsys.readouterr().err
+    rows = list(csv.DictReader((tmp_path / "cards" / "passes.csv").open(encoding="utf-8-sig")))
+    assert [(r["household"], r["holder"]) for r in rows] == [("5-702", "张伟")]
+    households.write_text("户号,房号,姓名\n5-702,702,张伟\n")
+    assert main(["pass", "batch", *argv, "--out", str(tmp_path / "again")]) == 2
+    assert "columns A (户号) and B (房号) are both household" in capsys.readouterr().err
