@@ -317,13 +317,37 @@ _REL_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}
 _RELS_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 
 
-def _hidden_rows(data: bytes, title: str) -> frozenset[int]:
-    """The rows of the sheet named ``title`` that it hides: rows the clerk hid (people
-    released) and rows a filter leaves out (another compound's). openpyxl's read-only sheet
-    does not say; the sheet's XML part does (``<row r="7" hidden="1">``), read as a stream
-    from the workbook's zip (found by its name through ``xl/workbook.xml`` and its
-    relationships, as every reader of the format finds it)."""
+#: Merged ranges a sheet may have: a list merges a household's cell or two per household.
+MAX_MERGED = 4 * MAX_ROWS
+#: A merged range's reference, ``A3:A5`` (a single cell ``A3`` merges nothing).
+_RANGE = re.compile(r"^([A-Z]{1,3})(\d{1,7}):([A-Z]{1,3})(\d{1,7})$")
+
+
+class _Range(NamedTuple):
+    """A merged range: its first and last row and column (from 1), as ``A3:A5`` says."""
+
+    top: int
+    left: int
+    bottom: int
+    right: int
+
+
+class _Marks(NamedTuple):
+    """What a sheet's XML says of its cells and openpyxl's read-only sheet does not."""
+
+    hidden: frozenset[int]  # the rows it hides
+    merged: tuple[_Range, ...]  # its merged ranges
+
+
+def _sheet_marks(data: bytes, title: str) -> _Marks:
+    """Of the sheet named ``title``: the rows it hides, rows the clerk hid (people released)
+    and rows a filter leaves out (another compound's) (``<row r="7" hidden="1">``); and its
+    merged ranges (``<mergeCell ref="A3:A5"/>``: a 户号 merged over a household's people).
+    openpyxl's read-only sheet says neither; the sheet's XML part does, read as a stream from
+    the workbook's zip (found by its name through ``xl/workbook.xml`` and its relationships,
+    as every reader of the format finds it)."""
     hidden: set[int] = set()
+    merged: list[_Range] = []
     number = 0
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         part = _sheet_part(archive, title)
@@ -334,7 +358,45 @@ def _hidden_rows(data: bytes, title: str) -> frozenset[int]:
                     if element.get("hidden") in ("1", "true"):
                         hidden.add(number)
                     element.clear()
-    return frozenset(hidden)
+                elif element.tag == f"{_SHEET_NS}mergeCell":
+                    if (found := _RANGE.match(element.get("ref") or "")) is not None:
+                        merged.append(_merged_range(found))
+                    if len(merged) > MAX_MERGED:
+                        raise CommunityError(f"more than {MAX_MERGED} merged cells")
+                    element.clear()
+    return _Marks(frozenset(hidden), tuple(merged))
+
+
+def _column_number(letters: str) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + ord(letter) - ord("A") + 1
+    return number
+
+
+def _merged_range(found: re.Match[str]) -> _Range:
+    left, top, right, bottom = found.groups()
+    return _Range(int(top), _column_number(left), int(bottom), _column_number(right))
+
+
+def _fill_merged(rows: list[list[str]], merged: Iterable[_Range]) -> None:
+    """Each merged range's cells hold its top-left cell's value, as the sheet shows them (a
+    file keeps the value in that cell only); only the rows and columns read, and never more
+    cells than the rows read have (ranges that overlap are no spreadsheet's)."""
+    budget = len(rows) * (MAX_COLUMNS + 1)
+    for cells in merged:
+        if cells.top > len(rows) or cells.left > MAX_COLUMNS + 1:
+            continue
+        first = rows[cells.top - 1]
+        value = first[cells.left - 1] if cells.left <= len(first) else ""
+        right = min(cells.right, MAX_COLUMNS + 1)
+        for number in range(cells.top, min(cells.bottom, len(rows)) + 1):
+            row = rows[number - 1]
+            row.extend([""] * (right - len(row)))
+            row[cells.left - 1 : right] = [value] * (right - cells.left + 1)
+            budget -= right - cells.left + 1
+            if budget < 0:
+                raise CommunityError("merged cells that overlap: not a sheet a spreadsheet saves")
 
 
 def _sheet_part(archive: zipfile.ZipFile, title: str) -> str:
@@ -386,7 +448,8 @@ def _xlsx_rows(data: bytes, columns: Headers) -> _XlsxSheet:
     no saved value (a file written by a program, never opened and saved by Excel or WPS) is
     refused, naming its line and column (by the header: the first line naming one of
     ``columns``, as ``read_table`` finds it), rather than read as a blank. The sheet is
-    ``_sheet_to_read``'s; with its rows, the rows it hides (``_hidden_rows``) and its name."""
+    ``_sheet_to_read``'s; with its rows (a merged range's cells all hold its top-left cell's
+    value, as the clerk sees them), the rows it hides (``_sheet_marks``) and its name."""
     _check_unpacked(data)
     try:
         return _read_xlsx(data, columns)
@@ -431,7 +494,9 @@ def _read_xlsx(data: bytes, columns: Headers) -> _XlsxSheet:
                 cells = [c.strip() for c in rows[-1]]
                 named = number <= HEADER_SEARCH_ROWS and any(columns.knows(c) for c in cells)
                 header = cells if named or not header else header
-        return _XlsxSheet(rows, _hidden_rows(data, book.worksheets[index].title), name)
+        marks = _sheet_marks(data, book.worksheets[index].title)
+        _fill_merged(rows, marks.merged)
+        return _XlsxSheet(rows, marks.hidden, name)
     finally:
         book.close()
         formulas.close()

@@ -556,3 +556,72 @@ def test_a_pass_batch_from_a_sheet_with_chinese_headers_prints_its_passes(tmp_pa
     households.write_text("户号,房号,姓名\n5-702,702,张伟\n")
     assert main(["pass", "batch", *argv, "--out", str(tmp_path / "again")]) == 2
     assert "columns A (户号) and B (房号) are both household" in capsys.readouterr().err
+
+
+def _merged_household_sheet(merge: bool) -> bytes:
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in (["XX小区居家隔离人员名单"],
+                ["户号", "姓名", "开始日期", "结束日期"],
+                ["5-702", "张伟", "2026-12-01", "2026-12-14"],
+                [None, "张芳", "2026-12-01", "2026-12-14"],
+                [None, "张强", "2026-12-01", "2026-12-14"],
+                ["6-101", "李芳", "2026-12-02", "2026-12-15"]):  # fmt: skip
+        sheet.append(row)
+    sheet.merge_cells("A1:D1")
+    if merge:
+        sheet.merge_cells("A3:A5")
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_a_household_merged_over_its_people_is_each_persons_household():
+    """户号 merged over the three people of one household: lines 4 and 5 were refused as an
+    empty household. A merged range reads as its top-left cell, as the clerk sees it."""
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    plan = plan_list_import(_merged_household_sheet(True), "名单.xlsx", Lists())
+    assert sorted((r["household"], r["holder"]) for r in plan.rows) == sorted(
+        [("5-702", "张伟"), ("5-702", "张芳"), ("5-702", "张强"), ("6-101", "李芳")]
+    )
+    assert plan.layout.header_line == 2
+
+
+def test_an_empty_household_cell_that_is_not_merged_is_still_refused_at_its_line():
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    with pytest.raises(CommunityError, match="^line 4: household"):
+        plan_list_import(_merged_household_sheet(False), "名单.xlsx", Lists())
+
+
+def test_merged_ranges_that_overlap_are_refused_not_filled_without_end():
+    """A crafted file repeating one large merged range: each would fill the whole sheet."""
+    import io
+    import re
+    import zipfile
+
+    from kiosk.community import CommunityError
+    from kiosk.sheets import read_table
+
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(_merged_household_sheet(True))) as src,
+        zipfile.ZipFile(out, "w") as dst,
+    ):
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                body = re.sub(
+                    rb'<mergeCell ref="A3:A5" ?/>', b'<mergeCell ref="A1:AZ9"/>' * 3, body
+                )
+            dst.writestr(info, body)
+    with pytest.raises(CommunityError, match="merged cells that overlap"):
+        read_table(out.getvalue(), "q.xlsx", columns=("户号",))
