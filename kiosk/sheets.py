@@ -339,21 +339,34 @@ class _Marks(NamedTuple):
     merged: tuple[_Range, ...]  # its merged ranges
 
 
-def _sheet_marks(data: bytes, title: str) -> _Marks:
+#: A cell's reference, ``B3``.
+_CELL = re.compile(r"^([A-Z]{1,3})(\d{1,7})$")
+#: A number format that shows a number with leading zeros to its width: ``0000``.
+_ZERO_PADDED = re.compile(r"^0{2,20}$")
+_STYLES_TYPE = "/styles"
+#: Cell styles a workbook may have (Excel's own limit: about 64 000); those beyond are unread.
+_MAX_STYLES = 65536
+
+
+def _sheet_marks(data: bytes, title: str, rows: list[list[str]]) -> _Marks:
     """Of the sheet named ``title``: the rows it hides, rows the clerk hid (people released)
     and rows a filter leaves out (another compound's) (``<row r="7" hidden="1">``); and its
     merged ranges (``<mergeCell ref="A3:A5"/>``: a 户号 merged over a household's people).
     openpyxl's read-only sheet says neither; the sheet's XML part does, read as a stream from
     the workbook's zip (found by its name through ``xl/workbook.xml`` and its relationships,
-    as every reader of the format finds it)."""
+    as every reader of the format finds it). On the way, a number in ``rows`` (the sheet's,
+    as read) whose format shows it zero-padded is made the text shown (``_as_shown``)."""
     hidden: set[int] = set()
     merged: list[_Range] = []
     number = 0
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        widths = _padded_styles(archive)
         part = _sheet_part(archive, title)
         with archive.open(part) as source:
             for _event, element in _elements(source):
-                if element.tag == f"{_SHEET_NS}row":
+                if element.tag == f"{_SHEET_NS}c" and widths:
+                    _as_shown(element, widths, rows)
+                elif element.tag == f"{_SHEET_NS}row":
                     number = int(element.get("r") or number + 1)
                     if element.get("hidden") in ("1", "true"):
                         hidden.add(number)
@@ -365,6 +378,63 @@ def _sheet_marks(data: bytes, title: str) -> _Marks:
                         raise CommunityError(f"more than {MAX_MERGED} merged cells")
                     element.clear()
     return _Marks(frozenset(hidden), tuple(merged))
+
+
+def _as_shown(element: Element, widths: Mapping[int, int], rows: list[list[str]]) -> None:
+    """A number cell (no ``t``, or ``t="n"``) in a zero-padded format (``widths``: style →
+    digits shown) as the sheet shows it: 702 as ``0702``. One read as other than a whole
+    number (a fraction, more than 15 digits) is left as it is: refused where a code is read
+    (``check_code``)."""
+    style = element.get("s") or ""
+    if element.get("t", "n") != "n" or not style.isdigit() or int(style) not in widths:
+        return
+    if (found := _CELL.match(element.get("r") or "")) is None:
+        return
+    row, column = int(found.group(2)), _column_number(found.group(1))
+    if row <= len(rows) and column <= len(rows[row - 1]):
+        text = rows[row - 1][column - 1]
+        if type(text) is str and text.isdigit():
+            rows[row - 1][column - 1] = text.zfill(widths[int(style)])
+
+
+def _padded_styles(archive: zipfile.ZipFile) -> dict[int, int]:
+    """The workbook's cell styles (their index, as a cell's ``s`` names it) whose number
+    format shows a number zero-padded (``0000``), each with its width; from its styles part
+    (``xl/styles.xml``, as the workbook's relationships name it). None when it has none."""
+    formats: dict[str, str] = {}
+    styles: dict[int, int] = {}
+    depth, index = 0, 0
+    try:
+        source = archive.open(_styles_part(archive))
+    except KeyError:
+        return {}
+    with source:
+        for event, element in _elements(source, ("start", "end")):
+            if element.tag == f"{_SHEET_NS}numFmt" and event == "end":
+                formats[element.get("numFmtId") or ""] = element.get("formatCode") or ""
+                element.clear()
+            elif element.tag == f"{_SHEET_NS}cellXfs":
+                depth = 1 if event == "start" else 0
+            elif element.tag == f"{_SHEET_NS}xf" and depth and event == "end":
+                code = formats.get(element.get("numFmtId") or "", "")
+                if _ZERO_PADDED.match(code):
+                    styles[index] = len(code)
+                index += 1
+                element.clear()
+                if index > _MAX_STYLES or len(formats) > _MAX_STYLES:
+                    break
+    return styles
+
+
+def _styles_part(archive: zipfile.ZipFile) -> str:
+    with archive.open("xl/_rels/workbook.xml.rels") as source:
+        for _event, element in _elements(source):
+            if element.tag == f"{_RELS_NS}Relationship" and (element.get("Type") or "").endswith(
+                _STYLES_TYPE
+            ):
+                target = element.get("Target") or ""
+                return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+    return "xl/styles.xml"
 
 
 def _column_number(letters: str) -> int:
@@ -416,10 +486,12 @@ def _sheet_part(archive: zipfile.ZipFile, title: str) -> str:
     raise KeyError(title)
 
 
-def _elements(source: IO[bytes]) -> Iterator[tuple[str, Element]]:
+def _elements(
+    source: IO[bytes], events: tuple[Literal["start", "end"], ...] = ("end",)
+) -> Iterator[tuple[str, Element]]:
     from xml.etree.ElementTree import iterparse  # noqa: S405 - the file's own part, bounded
 
-    return iterparse(source)  # noqa: S314 - expat refuses entity bombs
+    return iterparse(source, events)  # noqa: S314 - expat refuses entity bombs
 
 
 def _check_unpacked(data: bytes) -> None:
@@ -494,7 +566,7 @@ def _read_xlsx(data: bytes, columns: Headers) -> _XlsxSheet:
                 cells = [c.strip() for c in rows[-1]]
                 named = number <= HEADER_SEARCH_ROWS and any(columns.knows(c) for c in cells)
                 header = cells if named or not header else header
-        marks = _sheet_marks(data, book.worksheets[index].title)
+        marks = _sheet_marks(data, book.worksheets[index].title, rows)
         _fill_merged(rows, marks.merged)
         return _XlsxSheet(rows, marks.hidden, name)
     finally:

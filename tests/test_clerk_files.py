@@ -625,3 +625,52 @@ def test_merged_ranges_that_overlap_are_refused_not_filled_without_end():
             dst.writestr(info, body)
     with pytest.raises(CommunityError, match="merged cells that overlap"):
         read_table(out.getvalue(), "q.xlsx", columns=("户号",))
+
+
+def _padded_code_sheet(number_format: str) -> bytes:
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in (["户号", "人数"], [702, 3], [1201, 2], ["5-702", 1]):
+        sheet.append(row)
+    for number in (2, 3):
+        sheet.cell(number, 1).number_format = number_format
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_a_code_shown_with_its_leading_zero_by_a_0000_format_is_read_as_shown():
+    """0702 typed into a column formatted 0000: Excel keeps the number 702 and shows 0702;
+    the import read household 702, another household (or nobody's)."""
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    for data in (_padded_code_sheet("0000"), _as_excel_writes_it(_padded_code_sheet("0000"))):
+        plan = plan_list_import(data, "h.xlsx", Lists())
+        assert sorted(r["household"] for r in plan.rows) == ["0702", "1201", "5-702"]
+    general = plan_list_import(_padded_code_sheet("General"), "h.xlsx", Lists())
+    assert sorted(r["household"] for r in general.rows) == ["1201", "5-702", "702"]
+
+
+def test_a_fraction_in_a_zero_padded_code_column_is_still_refused():
+    """0000 shows 3.1 as 0003: not the code typed either."""
+    import io
+
+    import openpyxl
+
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    book = openpyxl.Workbook()
+    for row in (["户号", "人数"], [702, 3], [3.1, 2]):
+        book.active.append(row)
+    book.active.cell(3, 1).number_format = "0000"
+    out = io.BytesIO()
+    book.save(out)
+    with pytest.raises(CommunityError, match="^line 3: household: .*number \\(3.1\\)"):
+        plan_list_import(out.getvalue(), "h.xlsx", Lists())
