@@ -450,21 +450,23 @@ def _merged_range(found: re.Match[str]) -> _Range:
 
 
 def _fill_merged(rows: list[list[str]], merged: Iterable[_Range]) -> None:
-    """Each merged range's cells hold its top-left cell's value, as the sheet shows them (a
-    file keeps the value in that cell only); only the rows and columns read, and never more
-    cells than the rows read have (ranges that overlap are no spreadsheet's)."""
+    """Each row of a merged range holds its top-left cell's value in the range's first column,
+    as the clerk sees it (a file keeps the value in that cell only): a 户号 merged over three
+    people is each one's. The range's other columns stay as they are: across columns the
+    clerk sees one cell (a header or a note merged over two columns for width), not two. Only
+    the rows and columns read, and never more cells than the rows read have (ranges that
+    overlap are no spreadsheet's)."""
     budget = len(rows) * (MAX_COLUMNS + 1)
     for cells in merged:
-        if cells.top > len(rows) or cells.left > MAX_COLUMNS + 1:
+        if cells.top > len(rows) or cells.left > MAX_COLUMNS + 1 or cells.bottom <= cells.top:
             continue
         first = rows[cells.top - 1]
         value = first[cells.left - 1] if cells.left <= len(first) else ""
-        right = min(cells.right, MAX_COLUMNS + 1)
-        for number in range(cells.top, min(cells.bottom, len(rows)) + 1):
+        for number in range(cells.top + 1, min(cells.bottom, len(rows)) + 1):
             row = rows[number - 1]
-            row.extend([""] * (right - len(row)))
-            row[cells.left - 1 : right] = [value] * (right - cells.left + 1)
-            budget -= right - cells.left + 1
+            row.extend([""] * (cells.left - len(row)))
+            row[cells.left - 1] = value
+            budget -= 1
             if budget < 0:
                 raise CommunityError("merged cells that overlap: not a sheet a spreadsheet saves")
 

@@ -620,7 +620,7 @@ def test_merged_ranges_that_overlap_are_refused_not_filled_without_end():
             body = src.read(info)
             if info.filename == "xl/worksheets/sheet1.xml":
                 body = re.sub(
-                    rb'<mergeCell ref="A3:A5" ?/>', b'<mergeCell ref="A1:AZ9"/>' * 3, body
+                    rb'<mergeCell ref="A3:A5" ?/>', b'<mergeCell ref="A1:A9"/>' * 50, body
                 )
             dst.writestr(info, body)
     with pytest.raises(CommunityError, match="merged cells that overlap"):
@@ -674,3 +674,29 @@ def test_a_fraction_in_a_zero_padded_code_column_is_still_refused():
     book.save(out)
     with pytest.raises(CommunityError, match="^line 3: household: .*number \\(3.1\\)"):
         plan_list_import(out.getvalue(), "h.xlsx", Lists())
+
+
+def test_a_header_and_notes_merged_across_two_columns_are_one_column_as_the_clerk_sees_it():
+    """备注 merged over columns E:F for width, each note merged the same: the clerk sees one
+    note column, not two columns both named 备注."""
+    import io
+
+    import openpyxl
+
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in (["户号", "姓名", "开始日期", "结束日期", "备注"],
+                ["5-702", "张伟", "2026-12-01", "2026-12-14", "密接"],
+                [None, "张芳", "2026-12-01", "2026-12-14", "同住"]):  # fmt: skip
+        sheet.append(row)
+    for merged in ("E1:F1", "E2:F2", "E3:F3", "A2:A3"):
+        sheet.merge_cells(merged)
+    out = io.BytesIO()
+    book.save(out)
+    plan = plan_list_import(out.getvalue(), "名单.xlsx", Lists())
+    assert sorted((r["household"], r["holder"], r["note"]) for r in plan.rows) == [
+        ("5-702", "张伟", "密接"), ("5-702", "张芳", "同住"),
+    ]  # fmt: skip
