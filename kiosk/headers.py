@@ -195,8 +195,8 @@ def match_header(line: int, cells: Sequence[str], headers: Headers) -> tuple[Col
         claims = headers.claims(key) if key else []
         if len(claims) > 1:
             raise CommunityError(
-                f"line {line}: column {letter(index)} ({written}) could be {' or '.join(claims)}:"
-                " name it as one of them"
+                f"line {line}: column {letter(index)} ({written}) could be {claims[0]} or"
+                f" {' or '.join(claims[1:])}: name it as one of them"
             )
         name: str | None = claims[0] if claims else None
         if not claims and not headers.reads_past(key):
