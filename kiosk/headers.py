@@ -61,9 +61,11 @@ class Headers:
         return key in self._read_past
 
     def knows(self, text: str) -> bool:
-        """Whether a header cell names a field or a column read past (finds the header)."""
-        key = header_key(text)
-        return key in self._claims or key in self._read_past
+        """Whether a cell names one field, and only one: how the header line (and the sheet
+        holding the list) is found. A cell two fields could claim (``日期：`` in a date line
+        above the header) or naming a column read past (``联系电话：``, ``序号`` of an
+        instructions table) does not make its line the header."""
+        return len(self._claims.get(header_key(text), ())) == 1
 
 
 def _keys(names: Iterable[str]) -> set[str]:
@@ -72,7 +74,7 @@ def _keys(names: Iterable[str]) -> set[str]:
 
 _HOUSEHOLD = ("户号", "房号", "房间号", "门牌号", "门牌", "户编号", "房屋编号", "household code",
               "household no", "room", "room no")  # fmt: skip
-_NOTE = ("备注", "说明", "notes", "remark", "remarks")
+_NOTE = ("备注", "notes", "remark", "remarks")
 _NOT_KEPT = ("序号", "no.", "#", "手机号", "手机", "手机号码", "电话", "联系电话", "电话号码",
              "联系方式", "身份证号", "身份证", "身份证号码", "证件号码", "phone", "mobile",
              "id number")  # fmt: skip

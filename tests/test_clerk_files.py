@@ -700,3 +700,30 @@ def test_a_header_and_notes_merged_across_two_columns_are_one_column_as_the_cler
     assert sorted((r["household"], r["holder"], r["note"]) for r in plan.rows) == [
         ("5-702", "张伟", "密接"), ("5-702", "张芳", "同住"),
     ]  # fmt: skip
+
+
+def test_a_date_line_above_a_chinese_header_is_the_title_and_an_instructions_table_no_list():
+    """日期： and 联系电话： in a line above the header (a column named 日期 could be from or
+    until; a phone column is read past) took that line for the header; an instructions
+    sheet laid out as 序号 | 说明 in front of the list was read as the list."""
+    import io
+
+    import openpyxl
+
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    book = openpyxl.Workbook()
+    book.active.title = "填表说明"
+    book.active.append(["序号", "说明"])
+    book.active.append([1, "户号按楼-单元-室填写"])
+    listed = book.create_sheet("名单")
+    for row in (["填报单位：XX社区", None, "日期：", "2026-12-05", "联系电话：", "13800138000"],
+                ["户号", "姓名", "开始日期", "结束日期"],
+                ["5-702", "张伟", "2026-12-01", "2026-12-14"]):  # fmt: skip
+        listed.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    plan = plan_list_import(out.getvalue(), "名单.xlsx", Lists())
+    assert [(r["household"], r["holder"]) for r in plan.rows] == [("5-702", "张伟")]
+    assert plan.layout.sheet == "名单" and plan.layout.header_line == 2
