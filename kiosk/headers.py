@@ -60,6 +60,12 @@ class Headers:
         """Whether the header ``key`` is a column's that is read past, not kept."""
         return key in self._read_past
 
+    def names(self, text: str) -> bool:
+        """Whether a cell is a header this import knows: of a field (or two), or of a
+        column read past."""
+        key = header_key(text)
+        return key in self._claims or key in self._read_past
+
     def knows(self, text: str) -> bool:
         """Whether a cell names one field, and only one: how the header line (and the sheet
         holding the list) is found. A cell two fields could claim (``日期：`` in a date line
@@ -90,6 +96,7 @@ HEADERS: dict[str, Headers] = {
             "holder": _NAME,
             "from": (
                 *_EITHER_DATE,
+                "开始",
                 "隔离开始",
                 "隔离开始日期",
                 "开始日期",
@@ -102,6 +109,7 @@ HEADERS: dict[str, Headers] = {
             ),  # fmt: skip
             "until": (
                 *_EITHER_DATE,
+                "结束",
                 "隔离结束",
                 "隔离结束日期",
                 "结束日期",

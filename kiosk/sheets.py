@@ -625,11 +625,35 @@ def find_table(lines: Lines, columns: Iterable[str] | Headers) -> tuple[list[str
     """The header's cells, the table's lines and the layout, of a file's non-blank ``lines``
     (each with its line number), as ``read_table`` finds them: the header by ``columns``
     below a title, the footer skipped. ``CommunityError`` for a line below the footer that
-    is no footer's (``kiosk pass batch`` reads its CSV this way too)."""
-    at = _header_at(lines, columns if isinstance(columns, Headers) else Headers.plain(columns))
+    is no footer's (``kiosk pass batch`` reads its CSV this way too). A header of two lines
+    (``隔离时间`` merged over ``开始日期 | 结束日期`` in the line below) is read as one: its
+    second line is the header's line, the first one above it (``_two_line_header``)."""
+    known = columns if isinstance(columns, Headers) else Headers.plain(columns)
+    at = _header_at(lines, known)
+    head = lines[at][1]
+    if (both := _two_line_header(lines, at, known)) is not None:
+        head, at = both, at + 1
     title = tuple(Skipped(line, "title") for line, _ in lines[:at])
     body, footer = _split_footer(lines[at + 1 :])
-    return lines[at][1], body, Layout(lines[at][0], (*title, *footer))
+    return head, body, Layout(lines[at][0], (*title, *footer))
+
+
+def _two_line_header(lines: Lines, at: int, columns: Headers) -> list[str] | None:
+    """The header's cells when the line right below ``lines[at]`` is the header's second
+    line: each of its cells names a column (``columns.names``) or repeats the one above (a
+    name merged down both lines), and one names a field the first line does not. Each
+    column named by its lower cell, else by its upper one (``户号`` merged down). None when
+    the line below is not (a row of the table)."""
+    if at + 1 >= len(lines) or lines[at + 1][0] != lines[at][0] + 1:
+        return None
+    upper, lower = lines[at][1], lines[at + 1][1]
+    above = [*upper, *[""] * (len(lower) - len(upper))]
+    cells = [(up.strip(), low.strip()) for up, low in zip(above, lower, strict=False)]
+    if any(low and low != up and not columns.names(low) for up, low in cells):
+        return None
+    if not any(low != up and columns.knows(low) for up, low in cells):
+        return None
+    return [low or up for up, low in cells] + list(above[len(lower) :])
 
 
 def _numbered_lines(

@@ -727,3 +727,34 @@ def test_a_date_line_above_a_chinese_header_is_the_title_and_an_instructions_tab
     plan = plan_list_import(out.getvalue(), "名单.xlsx", Lists())
     assert [(r["household"], r["holder"]) for r in plan.rows] == [("5-702", "张伟")]
     assert plan.layout.sheet == "名单" and plan.layout.header_line == 2
+
+
+def test_a_two_row_header_with_the_dates_under_a_merged_period_imports():
+    """户号 and 姓名 merged down two rows, 隔离时间 merged over 开始日期 | 结束日期 below it:
+    line 2 (the dates' names) was read as a household 户号 with holder 姓名."""
+    import io
+
+    import openpyxl
+
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in (["XX小区居家隔离人员名单"],
+                ["户号", "姓名", "隔离时间", None, "备注"],
+                [None, None, "开始日期", "结束日期", None],
+                ["5-702", "张伟", "2026-12-01", "2026-12-14", "密接"]):  # fmt: skip
+        sheet.append(row)
+    for merged in ("A1:E1", "A2:A3", "B2:B3", "C2:D2", "E2:E3"):
+        sheet.merge_cells(merged)
+    out = io.BytesIO()
+    book.save(out)
+    plan = plan_list_import(out.getvalue(), "名单.xlsx", Lists())
+    assert plan.kind == "quarantine"
+    assert [dict(r) for r in plan.rows] == [
+        {"household": "5-702", "holder": "张伟", "from": "2026-12-01", "until": "2026-12-14",
+         "note": "密接"}
+    ]  # fmt: skip
+    assert plan.layout.header_line == 3
+    assert plan.layout.lines("title") == [1, 2]
