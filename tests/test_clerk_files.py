@@ -758,3 +758,17 @@ def test_a_two_row_header_with_the_dates_under_a_merged_period_imports():
     ]  # fmt: skip
     assert plan.layout.header_line == 3
     assert plan.layout.lines("title") == [1, 2]
+
+
+def test_no_header_of_the_tables_names_two_fields_but_the_bare_dates():
+    """A header two fields claim is refused: only 日期 / 隔离日期 / date are meant to be."""
+    from kiosk.headers import HEADERS, header_key
+
+    either = {header_key(h) for h in ("日期", "隔离日期", "date")}
+    for kind, table in HEADERS.items():
+        keys = [
+            k for f, other in table.fields.items() for k in {header_key(h) for h in (f, *other)}
+        ]
+        twice = {k for k in keys if keys.count(k) > 1}
+        assert twice <= either, (kind, twice)
+        assert not {header_key(h) for h in table.not_kept} & set(keys), kind
