@@ -33,6 +33,7 @@ import sqlite_utils
 from .clock import Clock
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, replace_rows
 from .dating import dated_source
+from .headers import HEADERS
 from .lists import Lists, same_text
 from .schema import sql_migrations
 from .sheets import Diff, Layout, Table, diff_rows, read_table
@@ -256,7 +257,7 @@ class CompoundMap:
     def plan_import(self, data: bytes, filename: str) -> ImportPlan:
         """Read and check the file; say what applying it would change."""
         required, texts = ("building", "floor", "household"), ("building", "unit", "household")
-        table = read_table(data, filename, required, texts, columns=COLUMNS)
+        table = read_table(data, filename, required, texts, columns=HEADERS["compound"])
         new = parse_map(table)
         current = {d.household: d.row() for d in self.dwellings()}
         diff = diff_rows(current, {d.household: d.row() for d in new}, replace=True)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from .community import CommunityError
+from .headers import HEADERS, Headers
 from .lists import HouseholdIn, ImportResult, Lists, ListStore, QuarantineIn, RevocationIn
 from .sheets import Diff, Layout, Table, csv_text, diff_rows, read_table
 
@@ -152,7 +153,9 @@ def plan_list_import(
 ) -> ListPlan:
     if kind is not None and kind not in _MODELS:
         raise CommunityError("list: revocations, quarantine or households")
-    columns = frozenset().union(*(_columns(k) for k in _MODELS if kind in (None, k)))
+    fields = frozenset().union(*(_columns(k) for k in _MODELS if kind in (None, k)))
+    known = HEADERS["lists"]  # 户号, 姓名, 隔离开始日期...: the fields as a clerk names them
+    columns = Headers({f: known.fields[f] for f in sorted(fields)}, known.not_kept)
     texts = ("household", "holder", "pass_id")
     table = read_table(data, filename, text_columns=texts, columns=columns)
     which: Kind = kind if kind is not None else guess_kind(table.header)

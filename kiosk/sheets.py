@@ -35,6 +35,7 @@ from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any, Literal, NamedTuple
 
 from .community import CommunityError
+from .headers import Column, Headers, match_header
 
 if TYPE_CHECKING:
     from xml.etree.ElementTree import Element
@@ -113,6 +114,21 @@ class Layout:
     skipped: tuple[Skipped, ...] = ()
     #: The sheet read, when it is not the workbook's first (an instructions sheet in front).
     sheet: str | None = None
+    #: The header's columns, each with the field it was taken for (``kiosk.headers``).
+    columns: tuple[Column, ...] = ()
+
+    def renamed(self) -> bool:
+        """Whether a column was taken for a field it is not named as (``户号`` for
+        ``household``), or read past (``手机号``): the preview says which."""
+        return any(c.field is None or c.header.lower() != c.field for c in self.columns)
+
+    def fields(self) -> dict[str, str]:
+        """Field → the header of the column taken for it."""
+        return {c.field: c.header for c in self.columns if c.field}
+
+    def not_kept(self) -> list[str]:
+        """The headers of the columns read past (a row number, a phone: not kept)."""
+        return [c.header for c in self.columns if c.field is None]
 
     def lines(self, part: Literal["title", "footer", "hidden"]) -> list[int]:
         """The lines skipped as part of the title, of the footer, or hidden in the sheet."""
@@ -121,12 +137,16 @@ class Layout:
     def shown(self) -> dict[str, Any]:
         """For a preview: nothing when the header is the first line of the first sheet and no
         line was skipped."""
+        shown: dict[str, Any] = {}
+        if self.renamed():
+            shown = {"columns": self.fields(), "not_kept": self.not_kept()}
         if self.header_line == 1 and not self.skipped and self.sheet is None:
-            return {}
+            return shown
         return {
             **({"sheet": self.sheet} if self.sheet is not None else {}),
             "header_line": self.header_line,
             "skipped": [{"line": s.line, "why": s.why} for s in self.skipped],
+            **shown,
         }
 
 
@@ -268,7 +288,7 @@ def _open_book(data: bytes, data_only: bool) -> Any:
         raise CommunityError(f"not a readable .xlsx file ({type(exc).__name__})") from None
 
 
-def _sheet_to_read(book: Any, columns: frozenset[str]) -> tuple[int, str | None]:
+def _sheet_to_read(book: Any, columns: Headers) -> tuple[int, str | None]:
     """Which sheet is the list: of the sheets the clerk sees (a hidden one, last month's list
     kept behind this month's, never), the first whose first ``HEADER_SEARCH_ROWS`` lines name
     one of ``columns`` (an instructions sheet, 填表说明, in front of the list is not it); none
@@ -276,11 +296,11 @@ def _sheet_to_read(book: Any, columns: frozenset[str]) -> tuple[int, str | None]
     shown = [i for i, sheet in enumerate(book.worksheets) if sheet.sheet_state == "visible"]
     if not shown:
         raise CommunityError("not a readable .xlsx file (it has no visible sheet)")
-    for index in shown if columns else ():
+    for index in shown if columns.fields else ():
         head = book.worksheets[index].iter_rows(
             values_only=True, max_row=HEADER_SEARCH_ROWS, max_col=MAX_COLUMNS + 1
         )
-        if any(isinstance(v, str) and v.strip().lower() in columns for row in head for v in row):
+        if any(isinstance(v, str) and columns.knows(v) for row in head for v in row):
             return index, None if index == shown[0] else str(book.worksheets[index].title)
     return shown[0], None
 
@@ -297,24 +317,158 @@ _REL_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}
 _RELS_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 
 
-def _hidden_rows(data: bytes, title: str) -> frozenset[int]:
-    """The rows of the sheet named ``title`` that it hides: rows the clerk hid (people
-    released) and rows a filter leaves out (another compound's). openpyxl's read-only sheet
-    does not say; the sheet's XML part does (``<row r="7" hidden="1">``), read as a stream
-    from the workbook's zip (found by its name through ``xl/workbook.xml`` and its
-    relationships, as every reader of the format finds it)."""
+#: Merged ranges a sheet may have: a list merges a household's cell or two per household.
+MAX_MERGED = 4 * MAX_ROWS
+#: A merged range's reference, ``A3:A5`` (a single cell ``A3`` merges nothing).
+_RANGE = re.compile(r"^([A-Z]{1,3})(\d{1,7}):([A-Z]{1,3})(\d{1,7})$")
+
+
+class _Range(NamedTuple):
+    """A merged range: its first and last row and column (from 1), as ``A3:A5`` says."""
+
+    top: int
+    left: int
+    bottom: int
+    right: int
+
+
+class _Marks(NamedTuple):
+    """What a sheet's XML says of its cells and openpyxl's read-only sheet does not."""
+
+    hidden: frozenset[int]  # the rows it hides
+    merged: tuple[_Range, ...]  # its merged ranges
+
+
+#: A cell's reference, ``B3``.
+_CELL = re.compile(r"^([A-Z]{1,3})(\d{1,7})$")
+#: A number format that shows a number with leading zeros to its width: ``0000``.
+_ZERO_PADDED = re.compile(r"^0{2,20}$")
+_STYLES_TYPE = "/styles"
+#: Cell styles a workbook may have (Excel's own limit: about 64 000); those beyond are unread.
+_MAX_STYLES = 65536
+
+
+def _sheet_marks(data: bytes, title: str, rows: list[list[str]]) -> _Marks:
+    """Of the sheet named ``title``: the rows it hides, rows the clerk hid (people released)
+    and rows a filter leaves out (another compound's) (``<row r="7" hidden="1">``); and its
+    merged ranges (``<mergeCell ref="A3:A5"/>``: a 户号 merged over a household's people).
+    openpyxl's read-only sheet says neither; the sheet's XML part does, read as a stream from
+    the workbook's zip (found by its name through ``xl/workbook.xml`` and its relationships,
+    as every reader of the format finds it). On the way, a number in ``rows`` (the sheet's,
+    as read) whose format shows it zero-padded is made the text shown (``_as_shown``)."""
     hidden: set[int] = set()
+    merged: list[_Range] = []
     number = 0
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        widths = _padded_styles(archive)
         part = _sheet_part(archive, title)
         with archive.open(part) as source:
             for _event, element in _elements(source):
-                if element.tag == f"{_SHEET_NS}row":
+                if element.tag == f"{_SHEET_NS}c" and widths:
+                    _as_shown(element, widths, rows)
+                elif element.tag == f"{_SHEET_NS}row":
                     number = int(element.get("r") or number + 1)
                     if element.get("hidden") in ("1", "true"):
                         hidden.add(number)
                     element.clear()
-    return frozenset(hidden)
+                elif element.tag == f"{_SHEET_NS}mergeCell":
+                    if (found := _RANGE.match(element.get("ref") or "")) is not None:
+                        merged.append(_merged_range(found))
+                    if len(merged) > MAX_MERGED:
+                        raise CommunityError(f"more than {MAX_MERGED} merged cells")
+                    element.clear()
+    return _Marks(frozenset(hidden), tuple(merged))
+
+
+def _as_shown(element: Element, widths: Mapping[int, int], rows: list[list[str]]) -> None:
+    """A number cell (no ``t``, or ``t="n"``) in a zero-padded format (``widths``: style →
+    digits shown) as the sheet shows it: 702 as ``0702``. One read as other than a whole
+    number (a fraction, more than 15 digits) is left as it is: refused where a code is read
+    (``check_code``)."""
+    style = element.get("s") or ""
+    if element.get("t", "n") != "n" or not style.isdigit() or int(style) not in widths:
+        return
+    if (found := _CELL.match(element.get("r") or "")) is None:
+        return
+    row, column = int(found.group(2)), _column_number(found.group(1))
+    if row <= len(rows) and column <= len(rows[row - 1]):
+        text = rows[row - 1][column - 1]
+        if type(text) is str and text.isdigit():
+            rows[row - 1][column - 1] = text.zfill(widths[int(style)])
+
+
+def _padded_styles(archive: zipfile.ZipFile) -> dict[int, int]:
+    """The workbook's cell styles (their index, as a cell's ``s`` names it) whose number
+    format shows a number zero-padded (``0000``), each with its width; from its styles part
+    (``xl/styles.xml``, as the workbook's relationships name it). None when it has none."""
+    formats: dict[str, str] = {}
+    styles: dict[int, int] = {}
+    depth, index = 0, 0
+    try:
+        source = archive.open(_styles_part(archive))
+    except KeyError:
+        return {}
+    with source:
+        for event, element in _elements(source, ("start", "end")):
+            if element.tag == f"{_SHEET_NS}numFmt" and event == "end":
+                formats[element.get("numFmtId") or ""] = element.get("formatCode") or ""
+                element.clear()
+            elif element.tag == f"{_SHEET_NS}cellXfs":
+                depth = 1 if event == "start" else 0
+            elif element.tag == f"{_SHEET_NS}xf" and depth and event == "end":
+                code = formats.get(element.get("numFmtId") or "", "")
+                if _ZERO_PADDED.match(code):
+                    styles[index] = len(code)
+                index += 1
+                element.clear()
+                if index > _MAX_STYLES or len(formats) > _MAX_STYLES:
+                    break
+    return styles
+
+
+def _styles_part(archive: zipfile.ZipFile) -> str:
+    with archive.open("xl/_rels/workbook.xml.rels") as source:
+        for _event, element in _elements(source):
+            if element.tag == f"{_RELS_NS}Relationship" and (element.get("Type") or "").endswith(
+                _STYLES_TYPE
+            ):
+                target = element.get("Target") or ""
+                return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+    return "xl/styles.xml"
+
+
+def _column_number(letters: str) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + ord(letter) - ord("A") + 1
+    return number
+
+
+def _merged_range(found: re.Match[str]) -> _Range:
+    left, top, right, bottom = found.groups()
+    return _Range(int(top), _column_number(left), int(bottom), _column_number(right))
+
+
+def _fill_merged(rows: list[list[str]], merged: Iterable[_Range]) -> None:
+    """Each row of a merged range holds its top-left cell's value in the range's first column,
+    as the clerk sees it (a file keeps the value in that cell only): a 户号 merged over three
+    people is each one's. The range's other columns stay as they are: across columns the
+    clerk sees one cell (a header or a note merged over two columns for width), not two. Only
+    the rows and columns read, and never more cells than the rows read have (ranges that
+    overlap are no spreadsheet's)."""
+    budget = len(rows) * (MAX_COLUMNS + 1)
+    for cells in merged:
+        if cells.top > len(rows) or cells.left > MAX_COLUMNS + 1 or cells.bottom <= cells.top:
+            continue
+        first = rows[cells.top - 1]
+        value = first[cells.left - 1] if cells.left <= len(first) else ""
+        for number in range(cells.top + 1, min(cells.bottom, len(rows)) + 1):
+            row = rows[number - 1]
+            row.extend([""] * (cells.left - len(row)))
+            row[cells.left - 1] = value
+            budget -= 1
+            if budget < 0:
+                raise CommunityError("merged cells that overlap: not a sheet a spreadsheet saves")
 
 
 def _sheet_part(archive: zipfile.ZipFile, title: str) -> str:
@@ -334,10 +488,12 @@ def _sheet_part(archive: zipfile.ZipFile, title: str) -> str:
     raise KeyError(title)
 
 
-def _elements(source: IO[bytes]) -> Iterator[tuple[str, Element]]:
+def _elements(
+    source: IO[bytes], events: tuple[Literal["start", "end"], ...] = ("end",)
+) -> Iterator[tuple[str, Element]]:
     from xml.etree.ElementTree import iterparse  # noqa: S405 - the file's own part, bounded
 
-    return iterparse(source)  # noqa: S314 - expat refuses entity bombs
+    return iterparse(source, events)  # noqa: S314 - expat refuses entity bombs
 
 
 def _check_unpacked(data: bytes) -> None:
@@ -361,12 +517,13 @@ class _XlsxSheet(NamedTuple):
     name: str | None  # the sheet's, when it is not the first the clerk sees
 
 
-def _xlsx_rows(data: bytes, columns: frozenset[str] = frozenset()) -> _XlsxSheet:
+def _xlsx_rows(data: bytes, columns: Headers) -> _XlsxSheet:
     """The first sheet's rows as text. A formula is read as the value saved with it; one with
     no saved value (a file written by a program, never opened and saved by Excel or WPS) is
     refused, naming its line and column (by the header: the first line naming one of
     ``columns``, as ``read_table`` finds it), rather than read as a blank. The sheet is
-    ``_sheet_to_read``'s; with its rows, the rows it hides (``_hidden_rows``) and its name."""
+    ``_sheet_to_read``'s; with its rows (a merged range's cells all hold its top-left cell's
+    value, as the clerk sees them), the rows it hides (``_sheet_marks``) and its name."""
     _check_unpacked(data)
     try:
         return _read_xlsx(data, columns)
@@ -377,7 +534,7 @@ def _xlsx_rows(data: bytes, columns: frozenset[str] = frozenset()) -> _XlsxSheet
         raise CommunityError(f"not a readable .xlsx file ({type(exc).__name__})") from None
 
 
-def _read_xlsx(data: bytes, columns: frozenset[str]) -> _XlsxSheet:
+def _read_xlsx(data: bytes, columns: Headers) -> _XlsxSheet:
     book = _open_book(data, True)
     try:
         formulas = _open_book(data, False)
@@ -408,10 +565,12 @@ def _read_xlsx(data: bytes, columns: frozenset[str]) -> _XlsxSheet:
                     )
             rows.append([_cell(v) for v in values])
             if not named and any(rows[-1]):  # the header names the columns, not a title
-                cells = [c.strip().lower() for c in rows[-1]]
-                named = number <= HEADER_SEARCH_ROWS and not columns.isdisjoint(cells)
+                cells = [c.strip() for c in rows[-1]]
+                named = number <= HEADER_SEARCH_ROWS and any(columns.knows(c) for c in cells)
                 header = cells if named or not header else header
-        return _XlsxSheet(rows, _hidden_rows(data, book.worksheets[index].title), name)
+        marks = _sheet_marks(data, book.worksheets[index].title, rows)
+        _fill_merged(rows, marks.merged)
+        return _XlsxSheet(rows, marks.hidden, name)
     finally:
         book.close()
         formulas.close()
@@ -429,7 +588,7 @@ def read_table(
     filename: str,
     required: Iterable[str] = (),
     text_columns: Iterable[str] = (),
-    columns: Iterable[str] = (),
+    columns: Iterable[str] | Headers = (),
 ) -> Table:
     """The header and rows of a CSV or .xlsx file (by its name's suffix). Blank lines are
     skipped; a header must name each column once; ``required`` columns must be present. A
@@ -441,34 +600,64 @@ def read_table(
     first ``HEADER_SEARCH_ROWS`` naming one of ``columns`` (the names the caller knows; none:
     the first line), and the lines from the first starting with ``FOOTER_STARTS`` on are the
     footer, skipped (a line there that is neither a footer's nor a date is refused, never
-    dropped). ``Table.layout`` says which lines were skipped; errors name the file's lines."""
+    dropped). ``Table.layout`` says which lines were skipped; errors name the file's lines.
+
+    ``columns`` given as ``kiosk.headers.Headers`` names each field by the headers a clerk's
+    sheet has (``户号`` for ``household``): the table's header and rows are by field, a column
+    read past (``手机号``) is left out, and ``Table.layout.columns`` says which is which."""
     if len(data) > MAX_BYTES:
         raise CommunityError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MB")
-    known = frozenset(columns)
+    known = columns if isinstance(columns, Headers) else Headers.plain(columns)
     lines, hidden, sheet = _numbered_lines(data, filename, known)
     head, body, layout = find_table(lines, known)
-    layout = Layout(layout.header_line, tuple(sorted((*layout.skipped, *hidden))), sheet)
-    header = _header(head, required)
+    header, named = _header(layout.header_line, head, required, known)
+    skipped = tuple(sorted((*layout.skipped, *hidden)))
+    layout = Layout(layout.header_line, skipped, sheet, named)
     if len(body) > MAX_ROWS:
         raise CommunityError(f"more than {MAX_ROWS} rows")
     texts = frozenset(text_columns)
     rows = [_row(line, values, header, texts) for line, values in body]
-    return Table(header, tuple(rows), tuple(line for line, _ in body), layout)
+    kept = tuple(h for h in header if h)
+    return Table(kept, tuple(rows), tuple(line for line, _ in body), layout)
 
 
-def find_table(lines: Lines, columns: Iterable[str]) -> tuple[list[str], Lines, Layout]:
+def find_table(lines: Lines, columns: Iterable[str] | Headers) -> tuple[list[str], Lines, Layout]:
     """The header's cells, the table's lines and the layout, of a file's non-blank ``lines``
     (each with its line number), as ``read_table`` finds them: the header by ``columns``
     below a title, the footer skipped. ``CommunityError`` for a line below the footer that
-    is no footer's (``kiosk pass batch`` reads its CSV this way too)."""
-    at = _header_at(lines, frozenset(columns))
+    is no footer's (``kiosk pass batch`` reads its CSV this way too). A header of two lines
+    (``隔离时间`` merged over ``开始日期 | 结束日期`` in the line below) is read as one: its
+    second line is the header's line, the first one above it (``_two_line_header``)."""
+    known = columns if isinstance(columns, Headers) else Headers.plain(columns)
+    at = _header_at(lines, known)
+    head = lines[at][1]
+    if (both := _two_line_header(lines, at, known)) is not None:
+        head, at = both, at + 1
     title = tuple(Skipped(line, "title") for line, _ in lines[:at])
     body, footer = _split_footer(lines[at + 1 :])
-    return lines[at][1], body, Layout(lines[at][0], (*title, *footer))
+    return head, body, Layout(lines[at][0], (*title, *footer))
+
+
+def _two_line_header(lines: Lines, at: int, columns: Headers) -> list[str] | None:
+    """The header's cells when the line right below ``lines[at]`` is the header's second
+    line: each of its cells names a column (``columns.names``) or repeats the one above (a
+    name merged down both lines), and one names a field the first line does not. Each
+    column named by its lower cell, else by its upper one (``户号`` merged down). None when
+    the line below is not (a row of the table)."""
+    if at + 1 >= len(lines) or lines[at + 1][0] != lines[at][0] + 1:
+        return None
+    upper, lower = lines[at][1], lines[at + 1][1]
+    above = [*upper, *[""] * (len(lower) - len(upper))]
+    cells = [(up.strip(), low.strip()) for up, low in zip(above, lower, strict=False)]
+    if any(low and low != up and not columns.names(low) for up, low in cells):
+        return None
+    if not any(low != up and columns.knows(low) for up, low in cells):
+        return None
+    return [low or up for up, low in cells] + list(above[len(lower) :])
 
 
 def _numbered_lines(
-    data: bytes, filename: str, columns: frozenset[str]
+    data: bytes, filename: str, columns: Headers
 ) -> tuple[list[tuple[int, list[str]]], tuple[Skipped, ...], str | None]:
     """The file's lines that are not blank nor hidden in the sheet, each with its line (the
     sheet's row number); the hidden ones that are not blank, skipped; the sheet's name when
@@ -519,29 +708,37 @@ def _file_kind(data: bytes, name: str) -> Literal["xlsx", "csv"]:
     raise CommunityError("expected a .csv or .xlsx file")
 
 
-def _header_at(raw: Lines, columns: frozenset[str]) -> int:
+def _header_at(raw: Lines, columns: Headers) -> int:
     """The index in ``raw`` of the header: the first line of the first ``HEADER_SEARCH_ROWS``
     with a cell naming one of ``columns``; else the first line (its errors say what it
     lacks)."""
     for index, (line, values) in enumerate(raw):
         if line > HEADER_SEARCH_ROWS:
             break
-        if any(c.strip().lower() in columns for c in values):
+        if any(columns.knows(c) for c in values):
             return index
     return 0
 
 
-def _header(values: Sequence[str], required: Iterable[str]) -> tuple[str, ...]:
-    header = tuple(c.strip().lower() for c in values)
-    while header and not header[-1]:
-        header = header[:-1]
-    if len(header) > MAX_COLUMNS:
+def _header(
+    line: int, values: Sequence[str], required: Iterable[str], columns: Headers
+) -> tuple[tuple[str, ...], tuple[Column, ...]]:
+    """The field of each column (``""`` for one read past, not kept) and the columns as
+    ``kiosk.headers.match_header`` takes them (none when the import names no columns)."""
+    cells = [c.strip() for c in values]
+    while cells and not cells[-1]:
+        cells.pop()
+    if len(cells) > MAX_COLUMNS:
         raise CommunityError(f"more than {MAX_COLUMNS} columns")
-    if "" in header or len(set(header)) != len(header):
-        raise CommunityError("header: every column needs a name, each name once")
+    if "" in cells:
+        raise CommunityError(f"line {line}: header: every column needs a name, each name once")
+    named = match_header(line, cells, columns) if columns.fields else ()
+    header = tuple(c.field or "" for c in named) if named else tuple(c.lower() for c in cells)
+    if not named and len(set(header)) != len(header):
+        raise CommunityError(f"line {line}: header: every column needs a name, each name once")
     if missing := [c for c in required if c not in header]:
         raise CommunityError(f"missing columns: {', '.join(missing)}")
-    return header
+    return header, named
 
 
 def _first_cell(values: Sequence[str]) -> str:
@@ -583,7 +780,7 @@ def _row(
     for column, value in zip(header, padded, strict=True):
         if column in texts:
             check_code(line, column, value)
-    return {h: v.strip() for h, v in zip(header, padded, strict=True)}
+    return {h: v.strip() for h, v in zip(header, padded, strict=True) if h}
 
 
 def check_code(line: int, column: str, value: str) -> None:

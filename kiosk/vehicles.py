@@ -24,6 +24,7 @@ from sqlite_utils.migrations import Migrations
 
 from .clock import Clock
 from .community import CommunityError, LogLike, check_actor, clean_text, has_table, replace_rows
+from .headers import HEADERS
 from .sheets import Diff, Layout, diff_rows, read_table
 from .store import format_ts
 
@@ -99,7 +100,7 @@ class VehicleList:
 
     def plan_import(self, data: bytes, filename: str) -> VehiclePlan:
         columns = ("plate", "household", "note")
-        table = read_table(data, filename, columns[:2], columns[:2], columns=columns)
+        table = read_table(data, filename, columns[:2], columns[:2], columns=HEADERS["vehicles"])
         if unknown := [c for c in table.header if c not in columns]:
             raise CommunityError(f"unknown columns: {', '.join(unknown)}")
         rows: dict[str, dict[str, str]] = {}

@@ -438,3 +438,337 @@ def test_hidden_rows_are_found_on_the_sheet_read_whichever_way_the_workbook_name
         plan = plan_list_import(data, "q.xlsx", Lists())
         assert [r["household"] for r in plan.rows] == ["5-702", "6-101"]
         assert [(s.line, s.why) for s in plan.layout.skipped] == [(4, "hidden in the sheet")]
+
+
+_CHINESE_QUARANTINE = [
+    ["XX小区居家隔离人员名单"],
+    ["序号", "户号", "姓名", "手机号", "身份证号", "隔离开始日期（必填）", "隔离结束日期*", "备注"],
+    [1, "5-702", "张伟", "13800138000", "110101199003071234", "2026-12-01", "2026-12-14", "密接"],
+    [2, "6-101", "李芳", "13900139000", "110101199203071234", "2026-12-02", "2026-12-15", ""],
+]
+
+
+def test_a_sheet_with_chinese_column_headers_imports_and_the_preview_says_which_is_which():
+    """户号, 姓名, 隔离开始日期（必填） ...: 'cannot tell the list from the columns'. The
+    headers are the fields they name; the row number, phone and ID columns are read past
+    (never stored) and the preview says which column was taken for which field."""
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    plan = plan_list_import(_office_sheet(_CHINESE_QUARANTINE, False), "名单.xlsx", Lists())
+    assert plan.kind == "quarantine"
+    assert [dict(r) for r in plan.rows] == [
+        {"household": "5-702", "holder": "张伟", "from": "2026-12-01", "until": "2026-12-14",
+         "note": "密接"},
+        {"household": "6-101", "holder": "李芳", "from": "2026-12-02", "until": "2026-12-15",
+         "note": ""},
+    ]  # fmt: skip
+    shown = plan.layout.shown()
+    assert shown["columns"] == {
+        "household": "户号",
+        "holder": "姓名",
+        "from": "隔离开始日期（必填）",
+        "until": "隔离结束日期*",
+        "note": "备注",
+    }
+    assert shown["not_kept"] == ["序号", "手机号", "身份证号"]
+    assert "13800138000" not in repr(plan)
+
+
+def test_chinese_headers_of_the_map_the_vehicles_and_households_in_full_width_too(tmp_path):
+    from drivers.clocksync import system_clock
+    from kiosk import compound, vehicles
+    from kiosk.compound import CompoundMap
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+    from kiosk.store import EventLog
+    from kiosk.vehicles import VehicleList
+
+    sets = [compound.MIGRATIONS, vehicles.MIGRATIONS]
+    log = EventLog(tmp_path / "k.db", "g", system_clock(), "NORMAL", migrations=sets).open()
+    try:
+        text = "楼栋,单元,楼层,房号,居住人数\n5,1,7,5-702,3\n"
+        plan = CompoundMap(log, log.clock).plan_import(text.encode("gb18030"), "平面图.csv")
+        assert [(d.household, d.building, d.floor, d.residents) for d in plan.dwellings] == [
+            ("5-702", "5", 7, 3)
+        ]
+        cars = "序号,车牌号,户号,车主姓名,联系电话\n1,京A12345,5-702,张伟,13800138000\n"
+        vehicles = VehicleList(log, log.clock).plan_import(cars.encode(), "车辆.csv")
+        assert dict(vehicles.rows) == {"京A12345": {"household": "5-702", "note": ""}}
+    finally:
+        log.close()
+    households = "ＨＯＵＳＥＨＯＬＤ,人数,Observation Until\n5-702,3,2026-12-14\n"
+    plan_h = plan_list_import(households.encode(), "h.csv", Lists())
+    assert plan_h.kind == "households" and plan_h.rows[0]["residents"] == "3"
+
+
+@pytest.mark.parametrize(
+    ("header", "refused"),
+    [
+        ("户号,姓名,日期\n", "^line 1: column C \\(日期\\) could be from or until"),
+        (
+            "户号,姓名,房号,开始日期,结束日期\n",
+            "^line 1: columns A \\(户号\\) and C \\(房号\\) are both household",
+        ),  # fmt: skip
+    ],
+)
+def test_a_header_two_fields_could_claim_or_two_columns_claiming_one_are_refused(header, refused):
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    with pytest.raises(CommunityError, match=refused):
+        plan_list_import((header + "5-702,张伟,2026-12-01,2026-12-14\n").encode(), "q.csv", Lists())
+
+
+def test_the_cli_preview_says_which_column_was_taken_for_which_field(tmp_path, capsys):
+    import json
+
+    from checkpoint.cli import main
+    from drivers.clocksync import system_clock
+    from kiosk.store import EventLog
+
+    EventLog(tmp_path / "k.db", "gate-1", system_clock(), "NORMAL").open().close()
+    sheet = tmp_path / "名单.xlsx"
+    sheet.write_bytes(_office_sheet(_CHINESE_QUARANTINE, False))
+    assert main(["lists", "import", str(sheet), "--db", str(tmp_path / "k.db")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["added"] == 2 and out["header_line"] == 2
+    assert out["columns"]["household"] == "户号"
+    assert out["not_kept"] == ["序号", "手机号", "身份证号"]
+
+
+def test_a_pass_batch_from_a_sheet_with_chinese_headers_prints_its_passes(tmp_path, capsys):
+    import csv
+
+    from checkpoint.cli import main
+
+    assert main(["keys", "new", "--dir", str(tmp_path / "keys"), "--name", "office"]) == 0
+    households = tmp_path / "households.csv"
+    households.write_text(
+        "序号,户号,姓名,联系电话,有效天数\n1,5-702,张伟,13800138000,7\n", encoding="gb18030"
+    )
+    argv = ["--key", str(tmp_path / "keys" / "office.key"), "--csv", str(households)]
+    code = main(["pass", "batch", *argv, "--out", str(tmp_path / "cards")])
+    assert code == 0, capsys.readouterr().err
+    rows = list(csv.DictReader((tmp_path / "cards" / "passes.csv").open(encoding="utf-8-sig")))
+    assert [(r["household"], r["holder"]) for r in rows] == [("5-702", "张伟")]
+    households.write_text("户号,房号,姓名\n5-702,702,张伟\n")
+    assert main(["pass", "batch", *argv, "--out", str(tmp_path / "again")]) == 2
+    assert "columns A (户号) and B (房号) are both household" in capsys.readouterr().err
+
+
+def _merged_household_sheet(merge: bool) -> bytes:
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in (["XX小区居家隔离人员名单"],
+                ["户号", "姓名", "开始日期", "结束日期"],
+                ["5-702", "张伟", "2026-12-01", "2026-12-14"],
+                [None, "张芳", "2026-12-01", "2026-12-14"],
+                [None, "张强", "2026-12-01", "2026-12-14"],
+                ["6-101", "李芳", "2026-12-02", "2026-12-15"]):  # fmt: skip
+        sheet.append(row)
+    sheet.merge_cells("A1:D1")
+    if merge:
+        sheet.merge_cells("A3:A5")
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_a_household_merged_over_its_people_is_each_persons_household():
+    """户号 merged over the three people of one household: lines 4 and 5 were refused as an
+    empty household. A merged range reads as its top-left cell, as the clerk sees it."""
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    plan = plan_list_import(_merged_household_sheet(True), "名单.xlsx", Lists())
+    assert sorted((r["household"], r["holder"]) for r in plan.rows) == sorted(
+        [("5-702", "张伟"), ("5-702", "张芳"), ("5-702", "张强"), ("6-101", "李芳")]
+    )
+    assert plan.layout.header_line == 2
+
+
+def test_an_empty_household_cell_that_is_not_merged_is_still_refused_at_its_line():
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    with pytest.raises(CommunityError, match="^line 4: household"):
+        plan_list_import(_merged_household_sheet(False), "名单.xlsx", Lists())
+
+
+def test_merged_ranges_that_overlap_are_refused_not_filled_without_end():
+    """A crafted file repeating one large merged range: each would fill the whole sheet."""
+    import io
+    import re
+    import zipfile
+
+    from kiosk.community import CommunityError
+    from kiosk.sheets import read_table
+
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(_merged_household_sheet(True))) as src,
+        zipfile.ZipFile(out, "w") as dst,
+    ):
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                body = re.sub(
+                    rb'<mergeCell ref="A3:A5" ?/>', b'<mergeCell ref="A1:A9"/>' * 50, body
+                )
+            dst.writestr(info, body)
+    with pytest.raises(CommunityError, match="merged cells that overlap"):
+        read_table(out.getvalue(), "q.xlsx", columns=("户号",))
+
+
+def _padded_code_sheet(number_format: str) -> bytes:
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in (["户号", "人数"], [702, 3], [1201, 2], ["5-702", 1]):
+        sheet.append(row)
+    for number in (2, 3):
+        sheet.cell(number, 1).number_format = number_format
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_a_code_shown_with_its_leading_zero_by_a_0000_format_is_read_as_shown():
+    """0702 typed into a column formatted 0000: Excel keeps the number 702 and shows 0702;
+    the import read household 702, another household (or nobody's)."""
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    for data in (_padded_code_sheet("0000"), _as_excel_writes_it(_padded_code_sheet("0000"))):
+        plan = plan_list_import(data, "h.xlsx", Lists())
+        assert sorted(r["household"] for r in plan.rows) == ["0702", "1201", "5-702"]
+    general = plan_list_import(_padded_code_sheet("General"), "h.xlsx", Lists())
+    assert sorted(r["household"] for r in general.rows) == ["1201", "5-702", "702"]
+
+
+def test_a_fraction_in_a_zero_padded_code_column_is_still_refused():
+    """0000 shows 3.1 as 0003: not the code typed either."""
+    import io
+
+    import openpyxl
+
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    book = openpyxl.Workbook()
+    for row in (["户号", "人数"], [702, 3], [3.1, 2]):
+        book.active.append(row)
+    book.active.cell(3, 1).number_format = "0000"
+    out = io.BytesIO()
+    book.save(out)
+    with pytest.raises(CommunityError, match="^line 3: household: .*number \\(3.1\\)"):
+        plan_list_import(out.getvalue(), "h.xlsx", Lists())
+
+
+def test_a_header_and_notes_merged_across_two_columns_are_one_column_as_the_clerk_sees_it():
+    """备注 merged over columns E:F for width, each note merged the same: the clerk sees one
+    note column, not two columns both named 备注."""
+    import io
+
+    import openpyxl
+
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in (["户号", "姓名", "开始日期", "结束日期", "备注"],
+                ["5-702", "张伟", "2026-12-01", "2026-12-14", "密接"],
+                [None, "张芳", "2026-12-01", "2026-12-14", "同住"]):  # fmt: skip
+        sheet.append(row)
+    for merged in ("E1:F1", "E2:F2", "E3:F3", "A2:A3"):
+        sheet.merge_cells(merged)
+    out = io.BytesIO()
+    book.save(out)
+    plan = plan_list_import(out.getvalue(), "名单.xlsx", Lists())
+    assert sorted((r["household"], r["holder"], r["note"]) for r in plan.rows) == [
+        ("5-702", "张伟", "密接"), ("5-702", "张芳", "同住"),
+    ]  # fmt: skip
+
+
+def test_a_date_line_above_a_chinese_header_is_the_title_and_an_instructions_table_no_list():
+    """日期： and 联系电话： in a line above the header (a column named 日期 could be from or
+    until; a phone column is read past) took that line for the header; an instructions
+    sheet laid out as 序号 | 说明 in front of the list was read as the list."""
+    import io
+
+    import openpyxl
+
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    book = openpyxl.Workbook()
+    book.active.title = "填表说明"
+    book.active.append(["序号", "说明"])
+    book.active.append([1, "户号按楼-单元-室填写"])
+    listed = book.create_sheet("名单")
+    for row in (["填报单位：XX社区", None, "日期：", "2026-12-05", "联系电话：", "13800138000"],
+                ["户号", "姓名", "开始日期", "结束日期"],
+                ["5-702", "张伟", "2026-12-01", "2026-12-14"]):  # fmt: skip
+        listed.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    plan = plan_list_import(out.getvalue(), "名单.xlsx", Lists())
+    assert [(r["household"], r["holder"]) for r in plan.rows] == [("5-702", "张伟")]
+    assert plan.layout.sheet == "名单" and plan.layout.header_line == 2
+
+
+def test_a_two_row_header_with_the_dates_under_a_merged_period_imports():
+    """户号 and 姓名 merged down two rows, 隔离时间 merged over 开始日期 | 结束日期 below it:
+    line 2 (the dates' names) was read as a household 户号 with holder 姓名."""
+    import io
+
+    import openpyxl
+
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in (["XX小区居家隔离人员名单"],
+                ["户号", "姓名", "隔离时间", None, "备注"],
+                [None, None, "开始日期", "结束日期", None],
+                ["5-702", "张伟", "2026-12-01", "2026-12-14", "密接"]):  # fmt: skip
+        sheet.append(row)
+    for merged in ("A1:E1", "A2:A3", "B2:B3", "C2:D2", "E2:E3"):
+        sheet.merge_cells(merged)
+    out = io.BytesIO()
+    book.save(out)
+    plan = plan_list_import(out.getvalue(), "名单.xlsx", Lists())
+    assert plan.kind == "quarantine"
+    assert [dict(r) for r in plan.rows] == [
+        {"household": "5-702", "holder": "张伟", "from": "2026-12-01", "until": "2026-12-14",
+         "note": "密接"}
+    ]  # fmt: skip
+    assert plan.layout.header_line == 3
+    assert plan.layout.lines("title") == [1, 2]
+
+
+def test_no_header_of_the_tables_names_two_fields_but_the_bare_dates():
+    """A header two fields claim is refused: only 日期 / 隔离日期 / date are meant to be."""
+    from kiosk.headers import HEADERS, header_key
+
+    either = {header_key(h) for h in ("日期", "隔离日期", "date")}
+    for kind, table in HEADERS.items():
+        keys = [
+            k for f, other in table.fields.items() for k in {header_key(h) for h in (f, *other)}
+        ]
+        twice = {k for k in keys if keys.count(k) > 1}
+        assert twice <= either, (kind, twice)
+        assert not {header_key(h) for h in table.not_kept} & set(keys), kind

@@ -51,6 +51,7 @@ SOURCES = {
             "kiosk/vehicles.py",
             "kiosk/listimport.py",
             "kiosk/sheets.py",
+            "kiosk/headers.py",
             "kiosk/observation.py",
             *(str(p.relative_to(ROOT)) for p in (ROOT / "ui/guard/community").glob("*.py")),
         ),
@@ -185,3 +186,16 @@ def test_a_shift_time_out_of_range_is_said_with_its_dates():
     assert core_words.refusal_text("zh-CN", text) == (
         "'2026-13-01'：应为 2000-01-01 到 2999-12-31 之间的本地日期和时间"
     )
+
+
+@pytest.mark.parametrize(
+    ("english", "chinese"),
+    [
+        ("line 2: column F (日期) could be from or until: name it as one of them",
+         "第 2 行：F 列（日期）可能是开始日期，也可能是结束日期：请把列名改为其中之一"),
+        ("line 2: columns B (户号) and D (房号) are both household: keep one",
+         "第 2 行：B 列（户号）和 D 列（房号）都是户号：只保留一列"),
+    ],
+)  # fmt: skip
+def test_a_sheets_column_headers_refused_are_said_in_chinese(english, chinese):
+    assert BadInput(english).text("zh-CN") == chinese

@@ -328,3 +328,16 @@ def test_an_import_preview_names_the_rows_hidden_in_the_sheet(admin):
     page = upload(admin, "households", "h.xlsx", out.getvalue())
     assert re.search(r'data-key="added">2<', page.text)
     assert 'data-key="skipped_hidden">3<' in page.text
+
+
+def test_an_import_preview_says_which_column_was_taken_for_which_field(admin):
+    text = (
+        "序号,户号,姓名,手机号,隔离开始日期（必填）,隔离结束日期\n"
+        "1,5-702,张伟,13800138000,2026-12-01,2026-12-14\n"
+    )
+    page = upload(admin, "lists", "名单.csv", text.encode())
+    assert re.search(r'data-key="added">1<', page.text), page.text
+    assert '<dt>户号</dt><dd data-field="household">household<' in page.text
+    assert '<dt>隔离开始日期（必填）</dt><dd data-field="from">from<' in page.text
+    assert 'data-key="not_kept">序号, 手机号<' in page.text
+    assert "13800138000" not in page.text

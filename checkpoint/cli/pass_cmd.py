@@ -22,6 +22,7 @@ from kiosk import sheets
 from kiosk.cards import CardError, CardFallbackWarning, Fmt, card_format_for, render_card
 from kiosk.community import CommunityError
 from kiosk.files import UnreadableFile, read_bounded
+from kiosk.headers import HEADERS, match_header
 from kiosk.passes import (
     FLAGS,
     MAX_VALID_HOURS,
@@ -242,7 +243,9 @@ def _batch_records(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str
     header's names in any case, spaces around them ignored; Excel's empty columns after the
     last named one and its empty rows (cells once formatted or cleared: ``,,,``) skipped, and
     an office sheet's title above the header and its footer (合计, 制表人) below the table
-    (``kiosk.sheets.find_table``): a pass is printed for a holder, never for a total."""
+    (``kiosk.sheets.find_table``): a pass is printed for a holder, never for a total. The
+    header's columns as a clerk names them (``户号``, ``姓名``: ``kiosk.headers``); a column
+    read past (``手机号``) is left out of the rows."""
     try:
         text = sheets.decode_text(read_bounded(path, MAX_CSV_BYTES))
     except (UnreadableFile, CommunityError) as exc:
@@ -259,21 +262,23 @@ def _batch_records(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str
     if not lines:
         return [], []
     try:  # a title above the header, 合计 and 制表人 below the table: no pass for them
-        head, body, _layout = sheets.find_table(lines, BATCH_COLUMNS)
+        head, body, layout = sheets.find_table(lines, HEADERS["pass_batch"])
+        cells = [name.strip() for name in head]  # "Household, Holder", "户号, 姓名"
+        while cells and not cells[-1]:
+            cells.pop()
+        named = match_header(layout.header_line, cells, HEADERS["pass_batch"])
     except CommunityError as exc:
         raise UsageError(f"{path}: {exc}; nothing issued") from None
-    columns = [name.strip().lower() for name in head]  # "Household, Holder"
-    while columns and not columns[-1]:
-        columns.pop()
+    columns = [column.field for column in named]  # None: read past (手机号), not kept
     records = [
         (
             line,
-            dict(zip(columns, values, strict=False)),
+            {c: v for c, v in zip(columns, values, strict=False) if c is not None},
             any(v.strip() for v in values[len(columns) :]),
         )
         for line, values in body
     ]
-    return columns, records
+    return [c for c in columns if c is not None], records
 
 
 def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:

@@ -160,6 +160,8 @@ TEXT: dict[str, tuple[str, str]] = {
         "Skipped (below the table: totals, signatures)",
     ),
     "skipped_hidden": ("跳过（表中隐藏或筛选掉的行）", "Skipped (hidden or filtered out)"),
+    "columns_taken": ("各列读作", "Columns read as"),
+    "columns_not_kept": ("未导入的列（不保存）", "Columns not imported (not kept)"),
     "nothing": ("暂无", "None"),
     "saved": ("已保存", "Saved"),
     "admin_only": ("仅管理员", "Admins only"),
