@@ -206,4 +206,11 @@ def run(quick: bool) -> dict[str, Any]:
         "pulled_events": pulled,
         "pull_s": round(seconds, 2),
         "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX"),
+        "bench_loaded": bench_loaded(),
     }
+
+
+def bench_loaded() -> list[str]:
+    """The camera libraries this process had loaded while it measured: each shares its pages
+    with the daemon and lowers its PSS (``kiosk bench`` runs this section first, so none)."""
+    return [name for name in ("cv2", "numpy") if name in sys.modules]
