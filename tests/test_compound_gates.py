@@ -1769,3 +1769,99 @@ def test_a_gate_whose_own_clock_is_not_set_does_not_blame_its_peers_clock(
         assert [r for r in caplog.records if "NTP" in r.getMessage()] == []
     finally:
         south.close()
+
+
+# --- a peer token speaks for its own gate alone ------------------------------------------
+
+
+def test_a_peer_token_speaks_only_for_the_gate_it_was_issued_for(tmp_path, clock, monkeypatch):
+    """Any passages:peer token (made for the east gate, or leaked from it) could send a closing
+    notice naming the north gate and so silence north's outage alarm for the night: a token
+    issued ``--for`` a gate pokes and closes as that gate alone (403, audited, for another),
+    an older unbound one still works and is said to be unbound in the health report."""
+    from kiosk.store import format_ts
+
+    east = peer_entry("gate-east") | {"url": "http://gate-east.lan"}
+    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north"), east])
+    try:
+        down = httpx.MockTransport(lambda r: httpx.Response(503))
+        south.sync = PeerSync(
+            south.core, south.config.compound, client=httpx.Client(transport=down)
+        )
+        south.core.extras["peers"] = south.sync
+        client = TestClient(south.app)
+        east_info, east_token = south.core.tokens.create([PEER_SCOPE], "east", peer="gate-east")
+        assert east_info.peer == "gate-east"
+        assert south.core.tokens.get(east_info.id).peer == "gate-east"
+        auth = {"Authorization": f"Bearer {east_token}"}
+        at = format_ts(clock.now())
+        closing = f"/api/v1/passages/poke?kiosk_id=gate-north&closing={at}"
+        refused = client.post(closing, headers=auth)
+        assert refused.status_code == 403 and "gate-east" in refused.json()["detail"]
+        assert client.post(closing.split("&")[0], headers=auth).status_code == 403
+        # Nothing taken: north is not closed, and no kiosk id is told apart (east's own 404s
+        # only for a gate that is not a peer, as before).
+        assert all(p["closed_since"] is None for p in south.core.health()["peers"])
+        assert (
+            client.post(closing.replace("gate-north", "gate-west"), headers=auth).status_code == 403
+        )
+        rows = list(
+            south.core.store.reader().query(
+                "select actor, action, detail from audit where action = 'peer_refused'"
+            )
+        )
+        assert len(rows) == 3 and rows[0]["actor"] == f"token:{east_info.id}"
+        assert json.loads(rows[0]["detail"]) == {"kiosk_id": "gate-north", "for": "gate-east"}
+        # For its own gate it is taken as before.
+        own = client.post(closing.replace("gate-north", "gate-east"), headers=auth)
+        assert own.status_code == 202 and own.json()["closed"] is True
+        # An older token bound to no gate still works, and the health report says so.
+        assert south.core.health()["peer_tokens"]["unbound"] == 0
+        _, old = south.core.tokens.create([PEER_SCOPE], "old")
+        got = client.post(closing, headers={"Authorization": f"Bearer {old}"})
+        assert got.status_code == 202
+        tokens = south.core.health()["peer_tokens"]
+        assert tokens["unbound"] == 1 and "any" in tokens["note"]
+    finally:
+        south.close()
+
+
+def test_a_token_for_a_gate_needs_the_peer_scope_and_a_kiosk_id(tmp_path):
+    from kiosk.clock import FakeClock as Clock
+    from kiosk.store import EventLog
+    from kiosk.tokens import MIGRATIONS, TokenError, TokenStore
+
+    store = EventLog(tmp_path / "k.db", "k1", Clock(start=NOW), migrations=[MIGRATIONS]).open()
+    try:
+        tokens = TokenStore(store, b"p" * 32)
+        with pytest.raises(TokenError, match="passages:peer"):
+            tokens.create(["logs:read"], "office", peer="gate-north")
+        with pytest.raises(TokenError, match="kiosk id"):
+            tokens.create([PEER_SCOPE], "x", peer="a/b")
+        info, _ = tokens.create([PEER_SCOPE], "north", peer="gate-north")
+        assert info.as_dict()["for"] == "gate-north"
+        assert tokens.list()[0].peer == "gate-north"
+    finally:
+        store.close()
+
+
+def test_kiosk_token_new_for_a_gate_and_the_list_saying_unbound_ones(tmp_path, capsys):
+    from checkpoint.cli import main
+
+    db = str(tmp_path / "kiosk.db")
+    new = ["token", "new", "--db", db, "--scope", PEER_SCOPE]
+    assert main([*new, "--for", "gate-north", "--name", "north"]) == 0
+    assert main([*new, "--name", "old"]) == 0
+    assert "unbound: may poke and say closing as any gate" in capsys.readouterr().err
+    assert main(["token", "new", "--db", db, "--scope", "logs:read", "--for", "gate-north"]) == 2
+    assert main([*new, "--for", "../north"]) == 2
+    capsys.readouterr()
+    assert main(["token", "list", "--db", db]) == 0
+    north, old = capsys.readouterr().out.splitlines()
+    assert north.endswith("active  for gate-north") and "unbound" not in north
+    assert "unbound: may poke and say closing as any gate" in old
+    assert main(["token", "list", "--db", db, "--json"]) == 0
+    assert [json.loads(x)["for"] for x in capsys.readouterr().out.splitlines()] == [
+        "gate-north",
+        None,
+    ]
