@@ -1865,3 +1865,34 @@ def test_kiosk_token_new_for_a_gate_and_the_list_saying_unbound_ones(tmp_path, c
         "gate-north",
         None,
     ]
+
+
+def test_a_peer_answering_with_its_clock_at_year_9999_breaks_neither_health_nor_the_poke(
+    tmp_path, clock, monkeypatch
+):
+    """A host at the peer's address (or a Pi with a mad RTC) answered ``now`` = 9999-12-31:
+    this gate's time plus that skew overflowed, so its health report and every closing notice
+    after it were a 500 (a hostile host could keep the health endpoint down). The skew kept is
+    bounded: shown far off, the notice judged as any other."""
+    from kiosk.store import format_ts
+
+    north = peer_entry("gate-north") | {"closed_from": "22:00", "closed_until": "06:00"}
+    south = Gate(tmp_path, "gate-south", clock, [north])
+    try:
+        body = json.loads(page()) | {"now": "9999-12-31T23:59:59Z"}
+        mad = httpx.MockTransport(lambda r: httpx.Response(200, json=body))
+        monkeypatch.setenv(env_name("gate-north"), "kt_abcdef01_" + "a" * 43)
+        south.sync = PeerSync(south.core, south.config.compound, client=httpx.Client(transport=mad))
+        south.core.extras["peers"] = south.sync
+        south.sync.poll()
+        clock.advance(12 * 3600)  # 22:00 in Shanghai: within its closed hours
+        [peer] = south.core.health()["peers"]
+        assert peer["clock_skewed"] is True and peer["clock_skew_s"] > 0
+        client = TestClient(south.app, raise_server_exceptions=False)
+        at = format_ts(clock.now())
+        got = client.post(
+            f"/api/v1/passages/poke?kiosk_id=gate-north&closing={at}", headers=bearer_of(south)
+        )
+        assert got.status_code == 403 and "not now by its clock" in got.json()["detail"]
+    finally:
+        south.close()
