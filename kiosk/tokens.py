@@ -229,7 +229,9 @@ class TokenStore:
             write,
             actor,
             "token_created",
-            lambda made: {"token": made, "scopes": sorted(scope_set), "for": peer},
+            lambda made: (
+                {"token": made, "scopes": sorted(scope_set)} | ({"for": peer} if peer else {})
+            ),
         )
         info = TokenInfo(token_id, name or f"token-{token_id}", scope_set, created_at, None, peer)
         return info, f"kt_{token_id}_{secret}"

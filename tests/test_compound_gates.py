@@ -1896,3 +1896,18 @@ def test_a_peer_answering_with_its_clock_at_year_9999_breaks_neither_health_nor_
         assert got.status_code == 403 and "not now by its clock" in got.json()["detail"]
     finally:
         south.close()
+
+
+def test_a_stranger_learns_nothing_of_which_gates_are_peers(north, south, monkeypatch):
+    south.peer_of(north, monkeypatch)
+    client = TestClient(south.app)
+    bogus = {"Authorization": "Bearer kt_abcdef01_" + "a" * 43}
+    answers = set()
+    for kiosk_id in ("gate-north", "gate-east", "a/b", "x" * 65):
+        for extra in ("", "&closing=2026-03-02T02:00:00Z", "&closing=yesterday"):
+            for headers in ({}, bogus):
+                got = client.post(
+                    f"/api/v1/passages/poke?kiosk_id={kiosk_id}{extra}", headers=headers
+                )
+                answers.add((got.status_code, got.text))
+    assert {code for code, _ in answers} == {401} and len(answers) == 1
