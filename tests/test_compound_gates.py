@@ -1911,3 +1911,21 @@ def test_a_stranger_learns_nothing_of_which_gates_are_peers(north, south, monkey
                 )
                 answers.add((got.status_code, got.text))
     assert {code for code, _ in answers} == {401} and len(answers) == 1
+
+
+def test_a_token_made_for_another_gate_is_named_as_such_in_the_log(north, caplog, monkeypatch):
+    """The operator made north's token ``--for gate-east`` and put it on the south gate: its
+    news and its closing notice were refused (403) and the log blamed older code at north."""
+    south = Gate(north.dir.parent, "gate-south", north.clock, [peer_entry("gate-north")])
+    try:
+        _, token = north.core.tokens.create([PEER_SCOPE], "east", peer="gate-east")
+        monkeypatch.setenv(env_name("gate-north"), token)
+        sync = PeerSync(south.core, south.config.compound, client=TestClient(north.app))
+        south.sync = sync
+        sync.news({"type": "decision", "decision": "pass", "committed": True})
+        with caplog.at_level("WARNING", logger="checkpoint.peers"):
+            assert sync.push() == {"gate-north": 403}
+        said = caplog.text
+        assert "refuses this gate's token" in said and "--for gate-south" in said
+    finally:
+        south.close()

@@ -179,7 +179,7 @@ def token_list(args: argparse.Namespace) -> int:
             line = f"{info.id}  {info.name}  {','.join(sorted(info.scopes))}  {state}"
             if info.peer is not None:
                 line += f"  for {info.peer}"
-            elif info.unbound_peer:
+            elif info.unbound_peer and info.active:
                 line += f"  {UNBOUND_PEER}"
             print(line)
     return 0
