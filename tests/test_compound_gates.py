@@ -66,7 +66,8 @@ class Gate:
 
     def peer_of(self, other: Gate, monkeypatch, *, transport=None) -> PeerSync:
         """This gate's sync asking ``other`` (its app in process) with a passages:peer token."""
-        _, token = other.core.tokens.create([PEER_SCOPE], "gate peer")
+        me = self.config.site.kiosk_id  # a token made for this gate, as operations.md says
+        _, token = other.core.tokens.create([PEER_SCOPE], "gate peer", peer=me)
         monkeypatch.setenv(env_name(other.core.config.site.kiosk_id), token)
         client = TestClient(other.app) if transport is None else httpx.Client(transport=transport)
         self.sync = PeerSync(self.core, self.config.compound, client=client)
