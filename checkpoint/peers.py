@@ -348,9 +348,11 @@ class PeerSync:
             why = untrusted_certificate(exc) or unknown_host(exc, url)
             raise PullError(f"{url}: {why or 'no answer (' + type(exc).__name__ + ')'}") from None
         if status in (401, 403):
+            me = self.core.config.site.kiosk_id
             raise PullError(
                 f"{url}: HTTP {status}: the peer refuses this gate's token (it needs a"
-                f" {PEER_SCOPE} token of that gate: kiosk token new --scope {PEER_SCOPE})"
+                f" {PEER_SCOPE} token of that gate made for this one: kiosk token new"
+                f" --scope {PEER_SCOPE} --for {me})"
             )
         if status == 421:  # its guard against DNS rebinding (docs/network.md)
             raise PullError(f"{url}: 421: {misdirected(peer.url)}")
@@ -525,6 +527,15 @@ class PeerSync:
                     "compound: peer %s does not take this gate's news (HTTP 421): %s",
                     peer.kiosk_id,
                     misdirected(peer.url),
+                )
+            elif status == 403 and state.tell_status != 403:
+                log.warning(
+                    "compound: peer %s refuses this gate's token for its news (HTTP 403): it"
+                    " needs a token of that gate made for this one (kiosk token new --scope %s"
+                    " --for %s); its poll brings them, but its closing notice is refused too",
+                    peer.kiosk_id,
+                    PEER_SCOPE,
+                    self.core.config.site.kiosk_id,
                 )
             elif status not in (202, None, state.tell_status):
                 log.warning(

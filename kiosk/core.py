@@ -34,7 +34,7 @@ from kiosk.retention import last_run
 from kiosk.runner import EngineRunner
 from kiosk.store import EventLog
 from kiosk.tlscert import TlsCertificate
-from kiosk.tokens import TokenStore
+from kiosk.tokens import UNBOUND_PEER, TokenStore
 from kiosk.volume import DataVolume
 
 #: The loop's heartbeat must be younger than this for the kiosk to count as deciding.
@@ -133,6 +133,7 @@ class Core:
         peers = self.extras.get("peers")
         if peers is not None:  # the compound's other gates (checkpoint.peers.PeerSync)
             report["peers"] = peers.status()
+            report["peer_tokens"] = self._peer_tokens()
         report["version"] = self.version
         if self.data_volume is not None:
             report["data_volume"] = self.data_volume.to_dict()
@@ -140,6 +141,15 @@ class Core:
             report["tls_certificate"] = self.tls_certificate.to_dict(self.clock.now())
         report["deciding"] = self.deciding(report)
         return report
+
+    def _peer_tokens(self) -> dict[str, Any]:
+        """How many active ``passages:peer`` tokens speak for any gate (issued before
+        ``--for``), and what that allows; None unread."""
+        try:
+            unbound = sum(1 for t in self.tokens.list() if t.active and t.unbound_peer)
+        except sqlite3.Error:
+            return {"unbound": None, "note": None}
+        return {"unbound": unbound, "note": UNBOUND_PEER if unbound else None}
 
     def _last_purge(self) -> dict[str, Any] | None:
         """The retention purge's last run (``kiosk.retention.last_run``): a purge that changed

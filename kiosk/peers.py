@@ -97,6 +97,10 @@ MAX_AHEAD = timedelta(minutes=10)
 #: status and logged: one behind stamps its outings early, so they leave the quota's window
 #: early here. Far more than a fetch's time on the LAN, far less than a quota's period.
 MAX_SKEW = timedelta(minutes=2)
+#: The most skew kept of a peer's clock, either way: one further off (a host answering year
+#: 9999, an RTC gone mad) is kept as this far, so this gate's time plus it is still a time
+#: (it was an OverflowError: a 500 of the health report and of every closing notice).
+MAX_SKEW_KEPT = timedelta(days=200 * 366)
 #: The most rows one answer may carry (a page asked for more is refused by the peer).
 MAX_PAGE_ROWS = 1000
 #: Bounds of one row's values (the passes' own limits are lower).
@@ -504,7 +508,7 @@ def check_page(
     if nxt < previous or nxt > max(last, previous):
         raise PeerPageError(f"next is {nxt}, outside {previous}..{max(last, previous)}")
     said = None if page.get("now") is None else _when(page.get("now"), "now")
-    skew = None if said is None else said - now
+    skew = None if said is None else max(-MAX_SKEW_KEPT, min(MAX_SKEW_KEPT, said - now))
     if held is None:
         return CheckedPage(rows, nxt, last, ahead, skew, said, said_origin)
     return CheckedPage(rows, held, last, ahead, skew, said, said_origin, held_back)

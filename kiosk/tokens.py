@@ -15,7 +15,14 @@ reach; the secret pepper is defence in depth. Changing the pepper invalidates ev
 
 Scopes: ``logs:read`` (events, masked, and the daily report), ``logs:personal`` (may ask
 ``?fields=`` to see personal fields unmasked), ``stats:read`` (the daily report alone and, when
-not public, ``/metrics``).
+not public, ``/metrics``), ``passages:peer`` (another gate of the compound: its passages, its
+pokes and its closing notice).
+
+A ``passages:peer`` token is issued for one gate (``peer``: its ``site.kiosk_id``, ``kiosk token
+new --scope passages:peer --for north``): it pokes and says closing as that gate alone, so a
+token made for (or leaked from) one gate cannot silence another's outage alarm. One made before
+that (``peer`` null, "unbound") still works for any peer; the health report and ``kiosk token
+list`` say so.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from kiosk.clock import Clock
+from kiosk.config.compound import KIOSK_ID_PATTERN
 from kiosk.ports import Store
 from kiosk.schema import sql_migrations
 from kiosk.secrets import get_key
@@ -48,6 +56,13 @@ SCOPES: dict[str, str] = {
 
 TOKEN_RE = re.compile(r"^kt_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
 NAME_RE = re.compile(r"^[\w .:@-]{1,64}\Z")
+PEER_RE = re.compile(KIOSK_ID_PATTERN.rstrip("$") + r"\Z")
+PEER_SCOPE = "passages:peer"
+#: What a ``passages:peer`` token issued for no gate allows (health, ``kiosk token list``).
+UNBOUND_PEER = (
+    "unbound: may poke and say closing as any gate of compound.peers (silencing that gate's"
+    " outage alarm); replace it with kiosk token new --scope passages:peer --for KIOSK_ID"
+)
 _PEPPER_BYTES = 32
 
 MIGRATIONS = sql_migrations(
@@ -59,6 +74,8 @@ MIGRATIONS = sql_migrations(
     );
     CREATE TABLE token_pepper (id INTEGER PRIMARY KEY, pepper TEXT);
     """,
+    # The gate a passages:peer token speaks for (null: issued before, unbound).
+    m002_token_peer="ALTER TABLE api_tokens ADD COLUMN peer TEXT",
 )
 
 
@@ -73,6 +90,17 @@ class TokenInfo:
     scopes: frozenset[str]
     created_at: str
     revoked_at: str | None = None
+    #: The gate (``site.kiosk_id``) a ``passages:peer`` token speaks for; None: any (unbound).
+    peer: str | None = None
+
+    @property
+    def unbound_peer(self) -> bool:
+        """A ``passages:peer`` token issued for no gate: it speaks for any."""
+        return PEER_SCOPE in self.scopes and self.peer is None
+
+    def speaks_for(self, kiosk_id: str) -> bool:
+        """Whether this token may poke or say closing as gate ``kiosk_id``."""
+        return self.peer is None or self.peer == kiosk_id
 
     @property
     def active(self) -> bool:
@@ -88,6 +116,7 @@ class TokenInfo:
             "scopes": sorted(self.scopes),
             "created_at": self.created_at,
             "revoked_at": self.revoked_at,
+            "for": self.peer,
         }
 
 
@@ -99,6 +128,17 @@ def validate_scopes(scopes: Iterable[str]) -> frozenset[str]:
     if unknown:
         raise TokenError(f"unknown scope {unknown[0]!r}; known: {', '.join(SCOPES)}")
     return out
+
+
+def check_peer(scopes: frozenset[str], peer: str | None) -> None:
+    """``TokenError`` unless ``peer`` (the gate a token is for) is None, or a kiosk id on a
+    ``passages:peer`` token."""
+    if peer is None:
+        return
+    if PEER_SCOPE not in scopes:
+        raise TokenError(f"--for names the gate a {PEER_SCOPE} token is for: add that scope")
+    if len(peer) > 64 or not PEER_RE.match(peer):
+        raise TokenError("--for: a kiosk id (1-64 letters, digits, . _ -)")
 
 
 def _db_pepper(store: Store) -> bytes:
@@ -149,13 +189,18 @@ class TokenStore:
         return hmac.new(self._pepper, secret.encode("ascii"), hashlib.sha256).hexdigest()
 
     def create(
-        self, scopes: Iterable[str], name: str | None = None, actor: str = "cli"
+        self,
+        scopes: Iterable[str],
+        name: str | None = None,
+        actor: str = "cli",
+        peer: str | None = None,
     ) -> tuple[TokenInfo, str]:
-        """A new token. Returns its info and the plaintext, which is never stored or shown
-        again."""
+        """A new token (``peer``: the gate a ``passages:peer`` token speaks for). Returns its
+        info and the plaintext, which is never stored or shown again."""
         scope_set = validate_scopes(scopes)
         if name is not None and not NAME_RE.match(name):
             raise TokenError("name: 1-64 letters, digits, spaces or . : @ _ -")
+        check_peer(scope_set, peer)
         secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii").rstrip("=")
         created_at = self._now()
 
@@ -174,15 +219,21 @@ class TokenStore:
                     "secret_hash": self._digest(secret),
                     "created_at": created_at,
                     "revoked_at": None,
+                    "peer": peer,
                 }
             )
             return token_id
 
         # The token and its audit row commit together: never a token the audit does not name.
         token_id = self._store.submit_audited(
-            write, actor, "token_created", lambda made: {"token": made, "scopes": sorted(scope_set)}
+            write,
+            actor,
+            "token_created",
+            lambda made: (
+                {"token": made, "scopes": sorted(scope_set)} | ({"for": peer} if peer else {})
+            ),
         )
-        info = TokenInfo(token_id, name or f"token-{token_id}", scope_set, created_at)
+        info = TokenInfo(token_id, name or f"token-{token_id}", scope_set, created_at, None, peer)
         return info, f"kt_{token_id}_{secret}"
 
     @staticmethod
@@ -193,6 +244,7 @@ class TokenStore:
             scopes=frozenset(json.loads(row["scopes"])),
             created_at=row["created_at"],
             revoked_at=row["revoked_at"],
+            peer=row.get("peer"),
         )
 
     def list(self) -> list[TokenInfo]:

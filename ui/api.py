@@ -905,7 +905,11 @@ def passages_poke(
     """Another gate of the compound has new passages: this gate asks it now (its
     ``/api/v1/passages``, judged as always) rather than at its next poll. Nothing else is
     taken from the poke; many come to one ask a second at most. With ``closing``, it is
-    stopping: shown closed (not an outage) until it answers again."""
+    stopping: shown closed (not an outage) until it answers again. A token issued for one
+    gate (``kiosk token new --for``) speaks for that gate alone: 403, audited, for another."""
+    if not token.speaks_for(kiosk_id):
+        state.audit(token, "peer_refused", {"kiosk_id": kiosk_id, "for": token.peer})
+        raise HTTPException(403, f"this token speaks for {token.peer} alone")
     peers = state.core.extras.get("peers")
     if closing is not None and peers is not None:
         return _closing(peers, kiosk_id, closing, signature)

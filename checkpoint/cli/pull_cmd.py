@@ -100,6 +100,13 @@ def _tokens(actions: Verbs) -> None:
         help="logs:read, logs:personal, stats:read or passages:peer (repeatable)",
     )
     new.add_argument("--name", help="a label for `token list` (e.g. the office's name)")
+    new.add_argument(
+        "--for",
+        dest="peer",
+        metavar="KIOSK_ID",
+        help="passages:peer: the gate (its site.kiosk_id) the token is for; it pokes and says"
+        " closing as that gate alone",
+    )
     add_store_args(new)
     listing = add_verb(actions, "list", token_list)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -130,15 +137,17 @@ def _token_store(store: EventLog) -> TokenStore:
 
 def token_new(args: argparse.Namespace) -> int:
     """create a token (printed once on stdout)"""
-    from kiosk.tokens import TokenError, validate_scopes
+    from kiosk.tokens import UNBOUND_PEER, TokenError, check_peer, validate_scopes
 
     try:
-        validate_scopes(args.scope)
+        check_peer(validate_scopes(args.scope), args.peer)
     except TokenError as exc:
         raise UsageError(str(exc)) from None
     store = _open_store(args, load_args_config(args), create=True)
     try:
-        info, plaintext = _token_store(store).create(args.scope, args.name, actor="cli")
+        info, plaintext = _token_store(store).create(
+            args.scope, args.name, actor="cli", peer=args.peer
+        )
     except TokenError as exc:
         raise UsageError(str(exc)) from None
     finally:
@@ -148,11 +157,15 @@ def token_new(args: argparse.Namespace) -> int:
         f"token {info.id} ({', '.join(sorted(info.scopes))}) created; it is shown only once",
         file=sys.stderr,
     )
+    if info.unbound_peer:
+        print(f"token {info.id}: {UNBOUND_PEER}", file=sys.stderr)
     return 0
 
 
 def token_list(args: argparse.Namespace) -> int:
     """list tokens (never their secrets)"""
+    from kiosk.tokens import UNBOUND_PEER
+
     store = _open_store(args, load_args_config(args), reads_only="token list")
     try:
         tokens = _token_store(store).list()
@@ -163,7 +176,12 @@ def token_list(args: argparse.Namespace) -> int:
             print(json.dumps(info.as_dict()))
         else:
             state = f"revoked {info.revoked_at}" if info.revoked_at else "active"
-            print(f"{info.id}  {info.name}  {','.join(sorted(info.scopes))}  {state}")
+            line = f"{info.id}  {info.name}  {','.join(sorted(info.scopes))}  {state}"
+            if info.peer is not None:
+                line += f"  for {info.peer}"
+            elif info.unbound_peer and info.active:
+                line += f"  {UNBOUND_PEER}"
+            print(line)
     return 0
 
 
