@@ -23,7 +23,7 @@ from kiosk import queries
 from kiosk.clock import Clock, ClockReading
 from kiosk.config.policy import QuotaConfig
 from kiosk.lists import REVOKED_PASSED
-from kiosk.peers import LATE_BATCH, Breach, late_breaches
+from kiosk.peers import LATE_BATCH, Breach, held_rows, late_breaches
 from kiosk.store import format_ts
 
 #: Reason codes of a denied event that raise an alarm, by alarm kind (checked in this order).
@@ -129,6 +129,10 @@ class Alarm:
     #: An outing over the quota found late (``QUOTA_DETAIL``): the gate and time of the
     #: outing before it, then of the outing itself.
     passages: list[tuple[str, str]] = field(default_factory=list)
+    #: The passages it was built from besides ``seqs``, ``(gate, seq)``: this gate's events
+    #: and the peers' passages held here (a breach's two outings); once retention purged one,
+    #: the card names nobody (``AlarmDesk._forget_purged``).
+    sources: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def subject(self) -> str | None:
@@ -421,6 +425,7 @@ def breach_alarm(breach: Breach) -> Alarm:
         direction="out",
         seqs=seqs,
         passages=[breach.first, breach.second],
+        sources=breach.rows,
     )
 
 
@@ -559,15 +564,21 @@ class AlarmDesk:
                 return
 
     def _forget_purged(self) -> None:
-        """Empty whom an alarm names once retention purged its passage: the board lives as
-        long as the daemon, and would name the person on the console after the log forgot
-        them (an open card stays, saying what and when)."""
-        named = [a for a in self.board.alarms.values() if a.seqs and _names_someone(a)]
+        """Empty whom an alarm names once retention purged a row it was built from (its
+        passages, this gate's or a peer's): the board lives as long as the daemon, and would
+        name the person on the console after the log forgot them (an open card stays, saying
+        what and when)."""
+        named = [a for a in self.board.alarms.values() if _names_someone(a)]
+        here = {a.key: [*a.seqs, *(s for g, s in a.sources if g == self._kiosk_id)] for a in named}
+        there = {a.key: [(g, s) for g, s in a.sources if g != self._kiosk_id] for a in named}
+        named = [a for a in named if here[a.key] or there[a.key]]
         if not named:
             return
-        purged = queries.purged_seqs(self._log, {s for a in named for s in a.seqs})
+        purged = queries.purged_seqs(self._log, {s for a in named for s in here[a.key]})
+        wanted = [row for a in named for row in there[a.key]]
+        held = held_rows(self._log.reader(), wanted) if wanted else set()
         for alarm in named:
-            if purged.intersection(alarm.seqs):
+            if purged.intersection(here[alarm.key]) or not held.issuperset(there[alarm.key]):
                 alarm.household = alarm.holder = alarm.pass_id = alarm.plate = None
                 alarm.note = ""
 

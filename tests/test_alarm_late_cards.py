@@ -1,0 +1,80 @@
+"""The guard's cards built from what a gate learned late (an outing over the quota shown by a
+peer's passages, a passage on a pass revoked before the gate heard of it): whom they name once
+retention purged the rows they were built from, and when they say it happened."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from kiosk import peers
+from kiosk.alarms import QUOTA_DETAIL, AlarmDesk
+from kiosk.clock import FakeClock
+from kiosk.config.policy import QuotaConfig
+from kiosk.store import EventDraft, EventLog, format_ts, purge_personal
+
+TZ = ZoneInfo("Asia/Shanghai")
+NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+QUOTA = QuotaConfig(enabled=True, exits=1, period_days=2)
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(start=NOW)
+
+
+@pytest.fixture
+def log(tmp_path, clock):
+    store = EventLog(
+        tmp_path / "k.db", "gate-south", clock, "NORMAL", migrations=[peers.MIGRATIONS]
+    )
+    opened = store.open()
+    yield opened
+    store.close()
+
+
+def keep_peer_row(log, seq: int, ts: datetime, fetched: datetime, household="1-101") -> None:
+    def keep(db) -> None:
+        db.table("peer_passages").insert(
+            {"kiosk_id": "gate-north", "seq": seq, "household": household, "direction": "out",
+             "decision": "pass", "ts": format_ts(ts), "flags": "[]",
+             "fetched_at": format_ts(fetched)}
+        )  # fmt: skip
+
+    log.submit(keep)
+
+
+def quota_cards(desk: AlarmDesk):
+    return [a for a in desk.open_alarms([]) if a.detail == QUOTA_DETAIL]
+
+
+def test_a_card_about_a_peers_outing_stops_naming_the_household_once_its_row_is_purged(log, clock):
+    """Out here at 10:00, out at the north gate at 10:05 (learnt at 10:15): the card is the
+    north gate's outing, no event of this log; retention purged the peer's row and the card
+    went on naming the household on the console."""
+    log.append(EventDraft(direction="out", decision="pass", household="1-101"))
+    clock.advance(900)
+    keep_peer_row(log, 7, NOW + timedelta(seconds=300), clock.now())
+    desk = AlarmDesk(log, clock, quota=QUOTA, tz=TZ)
+    [card] = quota_cards(desk)
+    assert card.household == "1-101"
+    log.submit(lambda db: peers.purge(db, NOW + timedelta(days=1)))
+    [card] = quota_cards(desk)
+    assert card.household is None
+    assert [gate for gate, _ in card.passages] == ["gate-south", "gate-north"]  # what, when
+
+
+def test_a_card_stops_naming_the_household_once_the_outing_before_is_purged_here(log, clock):
+    """The outing over the quota is north's; the one before it, this gate's: retention
+    purged this gate's event (not one of the card's ``seqs``) and the card named the
+    household still."""
+    log.append(EventDraft(direction="out", decision="pass", household="1-101"))
+    clock.advance(900)
+    keep_peer_row(log, 7, NOW + timedelta(seconds=300), clock.now())
+    desk = AlarmDesk(log, clock, quota=QUOTA, tz=TZ)
+    [card] = quota_cards(desk)
+    log.submit(lambda db: purge_personal(db, NOW + timedelta(seconds=1), clock.now()))
+    [card] = quota_cards(desk)
+    assert card.household is None
