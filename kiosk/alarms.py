@@ -133,6 +133,10 @@ class Alarm:
     #: and the peers' passages held here (a breach's two outings); once retention purged one,
     #: the card names nobody (``AlarmDesk._forget_purged``).
     sources: list[tuple[str, int]] = field(default_factory=list)
+    #: How each of ``passages`` is dated (``kiosk.queries.dated``'s ``dating``: ``clock``,
+    #: ``boot`` once this gate's outing stamped before NTP stepped the clock is dated, or
+    #: ``unsynced``: what a clock not set said); empty until the desk dated them.
+    passages_dating: list[str] = field(default_factory=list)
 
     @property
     def subject(self) -> str | None:
@@ -559,9 +563,37 @@ class AlarmDesk:
                 self._log.reader(), after, self._kiosk_id, self._quota, self._tz, since_ts
             )
             for breach in found:
-                board.add(breach_alarm(breach))
+                board.add(self._dated_breach(breach_alarm(breach)))
             if board.peers_scanned - after < LATE_BATCH:
                 return
+
+    def _dated_breach(self, alarm: Alarm, now: ClockReading | None = None) -> Alarm:
+        """A quota card's passages as the feed dates them (``kiosk.queries.dated``): this
+        gate's outing stamped before NTP stepped the clock at the time its boot dates it, or
+        said as not set; a peer's (dated at its gate) as not set when stamped before 2000.
+        The card's own time is its latest passage's."""
+        local = [s for g, s in alarm.sources if g == self._kiosk_id]
+        events = [e for s in local if (e := queries.event_by_seq(self._log, s)) is not None]
+        dated = {
+            int(e["seq"]): e
+            for e in queries.dated(
+                self._log, events, now or ClockReading.take(self._clock), self._log.boot_id
+            )
+        }
+        passages, dating = [], []
+        for (gate, ts), (_, seq) in zip(alarm.passages, alarm.sources, strict=False):
+            event = dated.get(seq) if gate == self._kiosk_id else None
+            if event is not None:
+                passages.append((gate, str(event["dated_ts"] or ts)))
+                dating.append(str(event["dating"]))
+            else:
+                passages.append((gate, ts))
+                dating.append("clock" if ts[:4] >= "2000" else "unsynced")
+        alarm.passages[: len(passages)], alarm.passages_dating = passages, dating
+        last = dating[-1] if dating else "clock"
+        alarm.clock_synced = last == "clock"
+        alarm.dated_ts = passages[-1][1] if last == "boot" else None
+        return alarm
 
     def _forget_purged(self) -> None:
         """Empty whom an alarm names once retention purged a row it was built from (its
@@ -586,6 +618,12 @@ class AlarmDesk:
         """Date the open cards stamped before NTP stepped the clock once something can (their
         boot's first synchronised event, or this boot's clock synchronised now): the rows of
         those cards alone, by their keys."""
+        for alarm in self.board.open():
+            if alarm.detail == QUOTA_DETAIL and any(  # this gate's, dated once NTP answered
+                d == "unsynced" and g == self._kiosk_id
+                for (g, _), d in zip(alarm.passages, alarm.passages_dating, strict=False)
+            ):
+                self._dated_breach(alarm)
         open_now = [a for a in self.board.open() if not a.clock_synced and a.dated_ts is None]
         undated = [a for a in open_now if a.seqs]
         raised = [a for a in open_now if not a.seqs and a.mono_ns is not None]

@@ -78,3 +78,29 @@ def test_a_card_stops_naming_the_household_once_the_outing_before_is_purged_here
     log.submit(lambda db: purge_personal(db, NOW + timedelta(seconds=1), clock.now()))
     [card] = quota_cards(desk)
     assert card.household is None
+
+
+def test_a_quota_card_of_an_outing_on_a_clock_not_set_says_so_then_dates_it(log, clock):
+    """The whole compound came back from a power cut without network time: out at the north
+    gate, then here, both stamped 1970. The card showed "01-01 08:01" as if that were when
+    the household went out; once NTP answered it went on showing it."""
+    from ui.guard.display import alarm_view
+
+    clock.set_wall(datetime(1970, 1, 1, 0, 0, tzinfo=UTC))
+    clock.is_synced = False
+    keep_peer_row(log, 7, datetime(1970, 1, 1, 0, 0, 30, tzinfo=UTC), clock.now())
+    clock.advance(60)
+    log.append(EventDraft(direction="out", decision="pass", household="1-101"))
+    desk = AlarmDesk(log, clock, quota=QUOTA, tz=TZ)
+    [card] = quota_cards(desk)
+    detail = alarm_view(card, "en", TZ, frozenset())["detail"]
+    assert detail.count("Clock not synchronised") == 2, detail
+    clock.advance(60)
+    clock.set_wall(NOW)  # NTP steps the clock; the next passage dates this boot's
+    clock.is_synced = True
+    log.append(EventDraft(direction="in", decision="pass", household="2-202"))
+    [card] = quota_cards(desk)
+    view = alarm_view(card, "en", TZ, frozenset())
+    assert "again at gate-south 03-02 09:59" in view["detail"], view["detail"]
+    assert "Clock not synchronised" not in view["time"]
+    assert view["time"].startswith("03-02 09:59"), view["time"]
