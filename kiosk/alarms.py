@@ -483,6 +483,7 @@ class AlarmDesk:
         self._closing: set[str] = set()
         #: The look-back's start at the first scan (``_scan_revoked``).
         self._revoked_since = ""
+        self._since: queries.Since | None = None
 
     def _now(self) -> str:
         return self._clock.now().isoformat()
@@ -496,7 +497,7 @@ class AlarmDesk:
         since = queries.Since.ago(now, self._lookback.total_seconds(), self._log.boot_id)
         first = queries.first_seq_happened_since(self._log, since)
         board.scanned_seq = (first - 1) if first is not None else self._log.last_seq
-        self._revoked_since = since.ts
+        self._revoked_since, self._since = since.ts, since
         for row in queries.audits_since(self._log, ACK_ACTION, since, limit=5000):
             resolution = row.detail.get("resolution")
             note = str(row.detail.get("note") or "")
@@ -523,23 +524,24 @@ class AlarmDesk:
                     board.add(alarm)
             if len(batch) < SCAN_BATCH:
                 break
-        self._scan_revoked(self._revoked_since if starting else None)
+        self._scan_revoked(self._since if starting else None)
         self._scan_breaches(self._revoked_since if starting else "")
         if starting:
             board.settle()
         self._forget_purged()
 
-    def _scan_revoked(self, since_ts: str | None) -> None:
+    def _scan_revoked(self, since: queries.Since | None) -> None:
         """A guard's card for each passage a bundle named as passed on a pass it revokes anew
         (``kiosk.lists.REVOKED_PASSED``): the office may have revoked the card (lost, stolen)
-        before this gate heard of it. ``since_ts``: at start, only bundles of the look-back."""
+        before this gate heard of it. ``since``: at start, only bundles of the look-back (one
+        stamped before NTP stepped the clock by when it was taken: ``_happened_since``)."""
         board = self.board
         while True:
             rows = queries.audits_after(self._log, BUNDLE_ACTION, board.bundles_scanned, 100)
             for audit_seq, note in rows:
                 board.bundles_scanned = audit_seq
                 seqs = note.detail.get(REVOKED_PASSED)
-                if (since_ts is not None and note.ts < since_ts) or not isinstance(seqs, list):
+                if (since and not self._happened_since(note, since)) or not isinstance(seqs, list):
                     continue
                 for seq in seqs:
                     event = queries.event_by_seq(self._log, seq) if type(seq) is int else None
@@ -549,6 +551,18 @@ class AlarmDesk:
                         board.add(alarm)
             if len(rows) < 100:
                 return
+
+    def _happened_since(self, note: queries.AuditNote, since: queries.Since) -> bool:
+        """Whether an audit row was written at or after ``since``: stamped since, or stamped
+        before NTP stepped the clock and written since (this boot's monotonic clock, an
+        earlier boot's dating), as the acknowledgements are read back."""
+        stamp = note.stamp
+        if note.ts >= since.ts or stamp is None or stamp.synced:
+            return note.ts >= since.ts
+        if stamp.boot_id == since.boot_id:
+            return stamp.mono_ns >= since.mono_ns
+        when, dating = queries.dated_stamps(self._log, [stamp])[0]
+        return dating == "boot" and when >= since.ts
 
     def _scan_breaches(self, since_ts: str) -> None:
         """A guard's card for each outing over the quota that peers' passages kept since the

@@ -104,3 +104,25 @@ def test_a_quota_card_of_an_outing_on_a_clock_not_set_says_so_then_dates_it(log,
     assert "again at gate-south 03-02 09:59" in view["detail"], view["detail"]
     assert "Clock not synchronised" not in view["time"]
     assert view["time"].startswith("03-02 09:59"), view["time"]
+
+
+def test_a_revoked_pass_card_learnt_on_a_clock_not_set_is_still_open_after_a_restart(log, clock):
+    """Back from a power cut without network time, the gate let a card through, then took
+    the office's bundle revoking it (both stamped 1970): the guard had the card. NTP answered
+    and the console restarted: the bundle's row read "1970", older than the look-back, and
+    the card was gone though nobody had closed it."""
+    from kiosk.alarms import BUNDLE_ACTION, REVOKED_KEY
+    from kiosk.lists import REVOKED_PASSED
+
+    clock.set_wall(datetime(1970, 1, 1, 0, 0, tzinfo=UTC))
+    clock.is_synced = False
+    passed = log.append(EventDraft(direction="out", decision="pass", pass_id="P-1"))
+    clock.advance(60)
+    log.audit("office", BUNDLE_ACTION, {REVOKED_PASSED: [passed.seq]})
+    key = f"{REVOKED_KEY}{passed.seq}"
+    assert [a.key for a in AlarmDesk(log, clock).open_alarms([])] == [key]
+    clock.advance(60)
+    clock.set_wall(NOW)
+    clock.is_synced = True
+    log.append(EventDraft(direction="in", decision="pass", household="2-202"))
+    assert [a.key for a in AlarmDesk(log, clock).open_alarms([])] == [key]
