@@ -155,6 +155,8 @@ class Alarm:
             and self.kind == other.kind
             and self.kind in PERSON_KINDS
             and QUOTA_DETAIL not in (self.detail, other.detail)  # each breach is its own card
+            # a pass found revoked late is its own card, never "one more time" of a referral
+            and (self.detail == REVOKED_DETAIL) == (other.detail == REVOKED_DETAIL)
             and self.subject is not None
             and self.subject == other.subject
             and _seconds_between(self.ts, other.ts) <= INCIDENT_WINDOW_S

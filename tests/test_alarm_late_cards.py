@@ -126,3 +126,23 @@ def test_a_revoked_pass_card_learnt_on_a_clock_not_set_is_still_open_after_a_res
     clock.is_synced = True
     log.append(EventDraft(direction="in", decision="pass", household="2-202"))
     assert [a.key for a in AlarmDesk(log, clock).open_alarms([])] == [key]
+
+
+def test_a_revoked_pass_card_is_not_swallowed_by_an_open_referral_of_the_same_person(log, clock):
+    """A resident referred to the guard (the lists could not confirm her quarantine over)
+    went out on her card five minutes later; the office's bundle then said that card had
+    been revoked: the revoked card joined the open referral as "2 times" and the guard never
+    read that the pass was revoked."""
+    from kiosk.alarms import BUNDLE_ACTION, REVOKED_DETAIL
+    from kiosk.lists import REVOKED_PASSED
+
+    who = {"pass_id": "P-1", "household": "1-101", "holder": "Li W"}
+    log.append(
+        EventDraft(direction="out", decision="deny", reasons=("quarantine_unconfirmed",), **who)
+    )
+    clock.advance(300)
+    passed = log.append(EventDraft(direction="out", decision="pass", **who))
+    clock.advance(60)
+    log.audit("office", BUNDLE_ACTION, {REVOKED_PASSED: [passed.seq]})
+    cards = AlarmDesk(log, clock).open_alarms([])
+    assert sorted(a.detail for a in cards) == ["quarantine_unconfirmed", REVOKED_DETAIL]
