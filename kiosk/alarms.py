@@ -23,7 +23,7 @@ from kiosk import queries
 from kiosk.clock import Clock, ClockReading
 from kiosk.config.policy import QuotaConfig
 from kiosk.lists import REVOKED_PASSED
-from kiosk.peers import LATE_BATCH, Breach, late_breaches
+from kiosk.peers import LATE_BATCH, Breach, held_rows, late_breaches
 from kiosk.store import format_ts
 
 #: Reason codes of a denied event that raise an alarm, by alarm kind (checked in this order).
@@ -129,6 +129,14 @@ class Alarm:
     #: An outing over the quota found late (``QUOTA_DETAIL``): the gate and time of the
     #: outing before it, then of the outing itself.
     passages: list[tuple[str, str]] = field(default_factory=list)
+    #: The passages it was built from besides ``seqs``, ``(gate, seq)``: this gate's events
+    #: and the peers' passages held here (a breach's two outings); once retention purged one,
+    #: the card names nobody (``AlarmDesk._forget_purged``).
+    sources: list[tuple[str, int]] = field(default_factory=list)
+    #: How each of ``passages`` is dated (``kiosk.queries.dated``'s ``dating``: ``clock``,
+    #: ``boot`` once this gate's outing stamped before NTP stepped the clock is dated, or
+    #: ``unsynced``: what a clock not set said); empty until the desk dated them.
+    passages_dating: list[str] = field(default_factory=list)
 
     @property
     def subject(self) -> str | None:
@@ -147,6 +155,8 @@ class Alarm:
             and self.kind == other.kind
             and self.kind in PERSON_KINDS
             and QUOTA_DETAIL not in (self.detail, other.detail)  # each breach is its own card
+            # a pass found revoked late is its own card, never "one more time" of a referral
+            and (self.detail == REVOKED_DETAIL) == (other.detail == REVOKED_DETAIL)
             and self.subject is not None
             and self.subject == other.subject
             and _seconds_between(self.ts, other.ts) <= INCIDENT_WINDOW_S
@@ -421,6 +431,7 @@ def breach_alarm(breach: Breach) -> Alarm:
         direction="out",
         seqs=seqs,
         passages=[breach.first, breach.second],
+        sources=breach.rows,
     )
 
 
@@ -474,6 +485,7 @@ class AlarmDesk:
         self._closing: set[str] = set()
         #: The look-back's start at the first scan (``_scan_revoked``).
         self._revoked_since = ""
+        self._since: queries.Since | None = None
 
     def _now(self) -> str:
         return self._clock.now().isoformat()
@@ -487,7 +499,7 @@ class AlarmDesk:
         since = queries.Since.ago(now, self._lookback.total_seconds(), self._log.boot_id)
         first = queries.first_seq_happened_since(self._log, since)
         board.scanned_seq = (first - 1) if first is not None else self._log.last_seq
-        self._revoked_since = since.ts
+        self._revoked_since, self._since = since.ts, since
         for row in queries.audits_since(self._log, ACK_ACTION, since, limit=5000):
             resolution = row.detail.get("resolution")
             note = str(row.detail.get("note") or "")
@@ -514,23 +526,24 @@ class AlarmDesk:
                     board.add(alarm)
             if len(batch) < SCAN_BATCH:
                 break
-        self._scan_revoked(self._revoked_since if starting else None)
+        self._scan_revoked(self._since if starting else None)
         self._scan_breaches(self._revoked_since if starting else "")
         if starting:
             board.settle()
         self._forget_purged()
 
-    def _scan_revoked(self, since_ts: str | None) -> None:
+    def _scan_revoked(self, since: queries.Since | None) -> None:
         """A guard's card for each passage a bundle named as passed on a pass it revokes anew
         (``kiosk.lists.REVOKED_PASSED``): the office may have revoked the card (lost, stolen)
-        before this gate heard of it. ``since_ts``: at start, only bundles of the look-back."""
+        before this gate heard of it. ``since``: at start, only bundles of the look-back (one
+        stamped before NTP stepped the clock by when it was taken: ``_happened_since``)."""
         board = self.board
         while True:
             rows = queries.audits_after(self._log, BUNDLE_ACTION, board.bundles_scanned, 100)
             for audit_seq, note in rows:
                 board.bundles_scanned = audit_seq
                 seqs = note.detail.get(REVOKED_PASSED)
-                if (since_ts is not None and note.ts < since_ts) or not isinstance(seqs, list):
+                if (since and not self._happened_since(note, since)) or not isinstance(seqs, list):
                     continue
                 for seq in seqs:
                     event = queries.event_by_seq(self._log, seq) if type(seq) is int else None
@@ -540,6 +553,18 @@ class AlarmDesk:
                         board.add(alarm)
             if len(rows) < 100:
                 return
+
+    def _happened_since(self, note: queries.AuditNote, since: queries.Since) -> bool:
+        """Whether an audit row was written at or after ``since``: stamped since, or stamped
+        before NTP stepped the clock and written since (this boot's monotonic clock, an
+        earlier boot's dating), as the acknowledgements are read back."""
+        stamp = note.stamp
+        if note.ts >= since.ts or stamp is None or stamp.synced:
+            return note.ts >= since.ts
+        if stamp.boot_id == since.boot_id:
+            return stamp.mono_ns >= since.mono_ns
+        when, dating = queries.dated_stamps(self._log, [stamp])[0]
+        return dating == "boot" and when >= since.ts
 
     def _scan_breaches(self, since_ts: str) -> None:
         """A guard's card for each outing over the quota that peers' passages kept since the
@@ -554,20 +579,54 @@ class AlarmDesk:
                 self._log.reader(), after, self._kiosk_id, self._quota, self._tz, since_ts
             )
             for breach in found:
-                board.add(breach_alarm(breach))
+                board.add(self._dated_breach(breach_alarm(breach)))
             if board.peers_scanned - after < LATE_BATCH:
                 return
 
+    def _dated_breach(self, alarm: Alarm, now: ClockReading | None = None) -> Alarm:
+        """A quota card's passages as the feed dates them (``kiosk.queries.dated``): this
+        gate's outing stamped before NTP stepped the clock at the time its boot dates it, or
+        said as not set; a peer's (dated at its gate) as not set when stamped before 2000.
+        The card's own time is its latest passage's."""
+        local = [s for g, s in alarm.sources if g == self._kiosk_id]
+        events = [e for s in local if (e := queries.event_by_seq(self._log, s)) is not None]
+        dated = {
+            int(e["seq"]): e
+            for e in queries.dated(
+                self._log, events, now or ClockReading.take(self._clock), self._log.boot_id
+            )
+        }
+        passages, dating = [], []
+        for (gate, ts), (_, seq) in zip(alarm.passages, alarm.sources, strict=False):
+            event = dated.get(seq) if gate == self._kiosk_id else None
+            if event is not None:
+                passages.append((gate, str(event["dated_ts"] or ts)))
+                dating.append(str(event["dating"]))
+            else:
+                passages.append((gate, ts))
+                dating.append("clock" if ts[:4] >= "2000" else "unsynced")
+        alarm.passages[: len(passages)], alarm.passages_dating = passages, dating
+        last = dating[-1] if dating else "clock"
+        alarm.clock_synced = last == "clock"
+        alarm.dated_ts = passages[-1][1] if last == "boot" else None
+        return alarm
+
     def _forget_purged(self) -> None:
-        """Empty whom an alarm names once retention purged its passage: the board lives as
-        long as the daemon, and would name the person on the console after the log forgot
-        them (an open card stays, saying what and when)."""
-        named = [a for a in self.board.alarms.values() if a.seqs and _names_someone(a)]
+        """Empty whom an alarm names once retention purged a row it was built from (its
+        passages, this gate's or a peer's): the board lives as long as the daemon, and would
+        name the person on the console after the log forgot them (an open card stays, saying
+        what and when)."""
+        named = [a for a in self.board.alarms.values() if _names_someone(a)]
+        here = {a.key: [*a.seqs, *(s for g, s in a.sources if g == self._kiosk_id)] for a in named}
+        there = {a.key: [(g, s) for g, s in a.sources if g != self._kiosk_id] for a in named}
+        named = [a for a in named if here[a.key] or there[a.key]]
         if not named:
             return
-        purged = queries.purged_seqs(self._log, {s for a in named for s in a.seqs})
+        purged = queries.purged_seqs(self._log, {s for a in named for s in here[a.key]})
+        wanted = [row for a in named for row in there[a.key]]
+        held = held_rows(self._log.reader(), wanted) if wanted else set()
         for alarm in named:
-            if purged.intersection(alarm.seqs):
+            if purged.intersection(here[alarm.key]) or not held.issuperset(there[alarm.key]):
                 alarm.household = alarm.holder = alarm.pass_id = alarm.plate = None
                 alarm.note = ""
 
@@ -575,6 +634,12 @@ class AlarmDesk:
         """Date the open cards stamped before NTP stepped the clock once something can (their
         boot's first synchronised event, or this boot's clock synchronised now): the rows of
         those cards alone, by their keys."""
+        for alarm in self.board.open():
+            if alarm.detail == QUOTA_DETAIL and any(  # this gate's, dated once NTP answered
+                d == "unsynced" and g == self._kiosk_id
+                for (g, _), d in zip(alarm.passages, alarm.passages_dating, strict=False)
+            ):
+                self._dated_breach(alarm)
         open_now = [a for a in self.board.open() if not a.clock_synced and a.dated_ts is None]
         undated = [a for a in open_now if a.seqs]
         raised = [a for a in open_now if not a.seqs and a.mono_ns is not None]

@@ -74,6 +74,7 @@ __all__ = [
     "PeerUnsigned",
     "check_page",
     "closed_window",
+    "held_rows",
     "history_horizon",
     "load_peer_rows",
     "peer_page",
@@ -708,6 +709,20 @@ def purge(db: Database, cutoff: datetime) -> int:
     return max(cursor.rowcount, 0)
 
 
+def held_rows(db: Database, rows: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Which of the peers' passages ``rows`` (``(kiosk_id, seq)``) are still held here (not
+    purged by retention, nor trimmed): by their keys."""
+    wanted = json.dumps(sorted({(str(k), int(s)) for k, s in rows}))
+    if wanted == "[]" or not _has_table(db):
+        return set()
+    found = db.execute(
+        "SELECT p.kiosk_id, p.seq FROM json_each(?) AS j JOIN peer_passages AS p"
+        " ON p.kiosk_id = json_extract(j.value, '$[0]') AND p.seq = json_extract(j.value, '$[1]')",
+        [wanted],
+    )
+    return {(str(k), int(s)) for k, s in found}
+
+
 def _has_table(db: Database) -> bool:
     found = db.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'peer_passages'"
@@ -779,6 +794,15 @@ class Breach:
     seq: int
     #: Whether it was this gate's (then ``seq`` is one of this log's events).
     here: bool
+    #: The outing before it's ``seq`` at its gate (``first``'s): with ``seq``, the rows the
+    #: breach was read from, which retention purges in their turn.
+    first_seq: int | None = None
+
+    @property
+    def rows(self) -> list[tuple[str, int]]:
+        """The passages it was read from, ``(gate, seq)``, the outing before's first."""
+        first = [(self.first[0], self.first_seq)] if self.first_seq is not None else []
+        return [*first, (self.second[0], self.seq)]
 
     @property
     def key(self) -> str:
@@ -845,7 +869,7 @@ def late_breaches(
                 continue
             here = later.gate == kiosk_id
             pair = (before.gate, before.ts), (later.gate, later.ts)
-            breach = Breach(household, *pair, later.seq, here)
+            breach = Breach(household, *pair, later.seq, here, before.seq)
             found.setdefault(breach.key, breach)
     return list(found.values()), last
 

@@ -438,11 +438,12 @@ def audits_after(
     log: Readable, action: str, after_seq: int, limit: int = 1000
 ) -> list[tuple[int, AuditNote]]:
     """Audit rows of one ``action`` after the audit ``seq`` ``after_seq``, oldest first, each
-    with its ``seq`` and its detail decoded."""
+    with its ``seq``, its detail decoded and its clocks (``AuditNote.stamp``)."""
     rows = list(
         _rows(
             log,
-            "SELECT seq, actor, ts, detail FROM audit WHERE action = ? AND seq > ?"
+            "SELECT seq, actor, ts, detail, boot_id, mono_ns, clock_synced FROM audit"
+            " WHERE action = ? AND seq > ?"
             " ORDER BY seq LIMIT ?",
             [action, int(after_seq), _limit(limit)],
         )

@@ -121,14 +121,8 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
     if a.kind == "overflow":
         detail = i18n.t(lang, "alarm.overflow_detail", n=a.dropped)
     elif a.detail == QUOTA_DETAIL and len(a.passages) == 2:
-        (first, at), (second, then) = a.passages
-        fmt = "%m-%d %H:%M"
-        detail = i18n.t(
-            lang,
-            f"alarm.{QUOTA_DETAIL}",
-            first=f"{first} {local_time(at, tz, fmt)}",
-            second=f"{second} {local_time(then, tz, fmt)}",
-        )
+        first, second = (passage_text(a, i, lang, tz) for i in range(2))
+        detail = i18n.t(lang, f"alarm.{QUOTA_DETAIL}", first=first, second=second)
     elif a.detail in i18n.reason_codes():
         detail = i18n.reason_text(lang, a.detail)
     elif i18n.has(f"device.{a.detail}"):
@@ -164,6 +158,15 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
         "seqs": seqs,
         "times": i18n.t(lang, "alarm.times", n=len(seqs)) if len(seqs) > 1 else "",
     }
+
+
+def passage_text(a: Alarm, i: int, lang: str, tz: ZoneInfo) -> str:
+    """A quota card's passage ``i``: its gate and when it happened as the feed says it
+    (``event_time``: dated, or the clock's stamp and that the clock was not set)."""
+    gate, ts = a.passages[i]
+    dating = a.passages_dating[i] if i < len(a.passages_dating) else "clock"
+    when = {"ts": ts, "dated_ts": ts, "dating": dating}
+    return f"{gate} {event_time(when, lang, tz, '%m-%d %H:%M')}"
 
 
 def peer_alarm_view(a: Alarm, lang: str, tz: ZoneInfo) -> dict[str, Any]:
