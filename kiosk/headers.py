@@ -21,10 +21,11 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NoReturn
 
 from .community import CommunityError
 
-__all__ = ["HEADERS", "Column", "Headers", "header_key", "match_header"]
+__all__ = ["HEADERS", "Column", "Headers", "header_key", "column_of", "match_header", "refuse_at"]
 
 
 @dataclass(frozen=True)
@@ -222,3 +223,19 @@ def match_header(line: int, cells: Sequence[str], headers: Headers) -> tuple[Col
             taken[name] = column
         columns.append(column)
     return tuple(columns)
+
+
+def column_of(field: str, columns: Iterable[Column]) -> Column | None:
+    """The column taken for ``field``, to name in a row's error as the clerk headed it
+    (``line 5, column C (隔离开始日期): …``, not ``from``); None when the sheet has none."""
+    return next((c for c in columns if c.field == field), None)
+
+
+def refuse_at(line: int, field: str, columns: Iterable[Column], reason: str) -> NoReturn:
+    """Refuse a row's value, naming its line and its column as the clerk headed it with its
+    letter (``line 5, column C (隔离开始日期): …``); a field no column of ``columns`` was
+    taken for (a value the row lacks) by its name (``line 5: until: …``). The console says
+    both in its language (``core.line_column``, ``core.line``)."""
+    if (at := column_of(field, columns)) is not None:
+        raise CommunityError(f"line {line}, column {at.letter} ({at.header}): {reason}")
+    raise CommunityError(f"line {line}: {field}: {reason}")

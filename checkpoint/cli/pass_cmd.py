@@ -22,7 +22,7 @@ from kiosk import sheets
 from kiosk.cards import CardError, CardFallbackWarning, Fmt, card_format_for, render_card
 from kiosk.community import CommunityError
 from kiosk.files import UnreadableFile, read_bounded
-from kiosk.headers import HEADERS, match_header
+from kiosk.headers import HEADERS, Column, match_header
 from kiosk.passes import (
     FLAGS,
     MAX_VALID_HOURS,
@@ -237,7 +237,7 @@ def pass_verify(args: argparse.Namespace) -> int:
 BATCH_COLUMNS = ("household", "holder", "role", "days", "flags")
 
 
-def _batch_records(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str], bool]]]:
+def _batch_records(path: Path) -> tuple[list[Column], list[tuple[int, dict[str, str], bool]]]:
     """The households CSV's header and its rows: line number, fields, whether it fills more
     fields than the header names. As the list imports read a sheet (``kiosk.sheets``): the
     header's names in any case, spaces around them ignored; Excel's empty columns after the
@@ -245,7 +245,8 @@ def _batch_records(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str
     an office sheet's title above the header and its footer (合计, 制表人) below the table
     (``kiosk.sheets.find_table``): a pass is printed for a holder, never for a total. The
     header's columns as a clerk names them (``户号``, ``姓名``: ``kiosk.headers``); a column
-    read past (``手机号``) is left out of the rows."""
+    read past (``手机号``) is left out of the rows, and out of the columns returned (each with
+    its header as written and its letter, for the errors)."""
     try:
         text = sheets.decode_text(read_bounded(path, MAX_CSV_BYTES))
     except (UnreadableFile, CommunityError) as exc:
@@ -278,11 +279,12 @@ def _batch_records(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str
         )
         for line, values in body
     ]
-    return [c for c in columns if c is not None], records
+    return [c for c in named if c.field is not None], records
 
 
 def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
-    columns, records = _batch_records(path)
+    named, records = _batch_records(path)
+    columns = [str(c.field) for c in named]
     header = set(columns)
     if not {"household", "holder"} <= header:
         raise UsageError(f"{path}: the header needs household and holder columns")
@@ -295,8 +297,9 @@ def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
     rows, errors = [], []
     for line, raw, extra in records:
         try:  # 1.10101E+17: Excel's number for a long code, not the code
-            for column in ("household", "holder"):
-                sheets.check_code(line, column, raw.get(column) or "")
+            for column in named:
+                if column.field in ("household", "holder"):
+                    sheets.check_code(line, column, raw.get(column.field) or "")
         except CommunityError as exc:
             errors.append(str(exc))
             continue
