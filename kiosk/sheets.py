@@ -35,7 +35,7 @@ from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any, Literal, NamedTuple
 
 from .community import CommunityError
-from .headers import Column, Headers, match_header
+from .headers import Column, Headers, match_header, read_value, refuse_at
 from .headers import letter as column_letter
 
 if TYPE_CHECKING:
@@ -782,11 +782,16 @@ def _row(
     if any(len(v) > MAX_CELL for v in values):
         raise CommunityError(f"line {line}: a cell longer than {MAX_CELL} characters")
     padded = [*values[: len(header)], *[""] * (len(header) - len(values))]
-    for index, (column, value) in enumerate(zip(header, padded, strict=True)):
-        if column in texts:
-            written = named[index].header if named else column
-            check_code(line, Column(written, column_letter(index), column), value)
-    return {h: v.strip() for h, v in zip(header, padded, strict=True) if h}
+    row: dict[str, str] = {}
+    for index, (name, value) in enumerate(zip(header, padded, strict=True)):
+        column = Column(named[index].header if named else name, column_letter(index), name)
+        if name in texts:
+            check_code(line, column, value)
+        try:  # 居民 is resident, 3人 is 3 (kiosk.headers.read_value)
+            row[name] = read_value(name, value).strip()
+        except ValueError as exc:
+            refuse_at(line, name, (column,), str(exc))
+    return {h: v for h, v in row.items() if h}
 
 
 def check_code(line: int, column: Column, value: str) -> None:

@@ -844,3 +844,70 @@ def test_the_map_and_vehicles_name_the_column_as_headed_in_their_errors(
         log.close()
     assert str(refused.value) == english
     assert core_words.refusal_text("zh-CN", english) == chinese
+
+
+def test_a_count_typed_as_a_clerk_types_it_is_the_count_and_a_date_with_no_year_is_refused():
+    """人数 typed 3人 or a full-width ３, an end date 2026年12月14号: the whole sheet sent
+    back. A date with no year (12月5日, 12.5) is refused at its line and column, never given
+    a year; a count that is not one (三口之家) is refused saying what is accepted."""
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+    from ui import core_words
+
+    text = "户号,人数,观察截止日期\n5-702,3人,2026年12月14号\n5-703,３,2026.12.5\n5-704,2 人,\n"
+    plan = plan_list_import(text.encode(), "住户.csv", Lists())
+    assert [(r["household"], r["residents"], r["observation_until"]) for r in plan.rows] == [
+        ("5-702", "3", "2026年12月14日"),
+        ("5-703", "3", "2026.12.5"),
+        ("5-704", "2", ""),
+    ]
+    for cell, why in [
+        ("12月5日", "has no year"),
+        ("12.5", "has no year"),
+        ("5/12", "has no year"),
+    ]:
+        bad = f"户号,人数,观察截止日期\n5-702,3,2026-12-01\n5-703,3,{cell}\n"
+        with pytest.raises(CommunityError) as refused:
+            plan_list_import(bad.encode(), "住户.csv", Lists())
+        assert str(refused.value).startswith(f"line 3, column C (观察截止日期): {cell} {why}")
+    bad = "户号,人数\n5-702,三口之家\n"
+    with pytest.raises(CommunityError) as refused:
+        plan_list_import(bad.encode(), "住户.csv", Lists())
+    assert str(refused.value) == (
+        "line 2, column B (人数): 三口之家 is not a count: a whole number such as 3 (or 3人)"
+    )
+    said = core_words.refusal_text("zh-CN", str(refused.value))
+    assert said == "第 2 行，B 列（人数）：三口之家 不是人数：应为整数，如 3（或 3人）"
+    said = core_words.refusal_text("zh-CN", "line 3, column C (观察截止日期): 12.5 has no year:"
+                                   " type the date with its year (2026年12月5日)")  # fmt: skip
+    assert (
+        said == "第 3 行，C 列（观察截止日期）：12.5 没有年份：请连同年份输入日期（2026年12月5日）"
+    )
+
+
+def test_a_pass_batch_role_typed_in_chinese_is_the_role_and_an_unknown_one_is_refused(
+    tmp_path, capsys
+):
+    """身份 typed 居民, 员工, 物业: 'role must be one of resident, staff, ...' for every row. The
+    unambiguous words are the roles; 业委会 (which?) is refused naming line, column, the
+    words accepted; no pass is printed."""
+    import csv
+
+    from checkpoint.cli import main
+
+    assert main(["keys", "new", "--dir", str(tmp_path / "keys"), "--name", "office"]) == 0
+    households = tmp_path / "households.csv"
+    households.write_text(
+        "户号,姓名,身份\n5-702,张伟,居民\n5-703,李芳,租户\n0-001,王五,物业\n0-002,赵六,员工\n"
+    )
+    argv = ["--key", str(tmp_path / "keys" / "office.key"), "--csv", str(households)]
+    code = main(["pass", "batch", *argv, "--out", str(tmp_path / "cards")])
+    assert code == 0, capsys.readouterr().err
+    rows = list(csv.DictReader((tmp_path / "cards" / "passes.csv").open(encoding="utf-8-sig")))
+    assert [r["role"] for r in rows] == ["resident", "resident", "staff", "staff"]
+    households.write_text("户号,姓名,身份\n5-702,张伟,居民\n5-703,李芳,业委会\n")
+    assert main(["pass", "batch", *argv, "--out", str(tmp_path / "again")]) == 2
+    err = capsys.readouterr().err
+    assert "line 3, column C (身份): 业委会 is none of resident, staff, delivery, visitor" in err
+    assert "居民" in err and not (tmp_path / "again" / "passes.csv").exists()

@@ -22,7 +22,7 @@ from kiosk import sheets
 from kiosk.cards import CardError, CardFallbackWarning, Fmt, card_format_for, render_card
 from kiosk.community import CommunityError
 from kiosk.files import UnreadableFile, read_bounded
-from kiosk.headers import HEADERS, Column, match_header
+from kiosk.headers import HEADERS, Column, match_header, read_value, refuse_at
 from kiosk.passes import (
     FLAGS,
     MAX_VALID_HOURS,
@@ -305,14 +305,19 @@ def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
             continue
         household = typed(raw.get("household") or "")  # as issue_pass will put it on the pass
         holder = typed(raw.get("holder") or "")
-        role = (raw.get("role") or "").strip() or "resident"
+        try:  # 居民 is resident, 物业 is staff (kiosk.headers.ROLE_WORDS)
+            role = read_value("role", raw.get("role") or "").strip() or "resident"
+        except ValueError as exc:
+            try:  # the error names the column as headed: line 3, column C (身份): ...
+                refuse_at(line, "role", named, str(exc))
+            except CommunityError as said:
+                errors.append(str(said))
+            continue
         flags = [f.strip() for f in (raw.get("flags") or "").split(";") if f.strip()]
         try:
             if extra:
                 raise ValueError("more fields than the header")
             check_fields(household, holder)
-            if role not in ROLES:
-                raise ValueError(f"role must be one of {', '.join(ROLES)}")
             if bad := [f for f in flags if f not in FLAGS]:
                 raise ValueError(f"unknown flag {bad[0]!r}")
             days = float(raw["days"]) if (raw.get("days") or "").strip() else default_days
