@@ -177,12 +177,14 @@ ROLE_WORDS: dict[str, tuple[str, ...]] = {
     "delivery": ("快递", "快递员", "外卖", "外卖员", "配送", "配送员"),
     "visitor": ("访客", "来访", "来访人员", "来访者", "客人"),
 }
-#: A count of people: a whole number, typed full width (３) or with its unit (3人, 3口).
+#: A count of people: a whole number, typed full width (３) or with its unit (3人, 3口). Days
+#: (a pass batch's): a number, with 天 after it or not (7天).
 COUNT_UNITS = ("人", "口", "名", "位")
 #: The fields holding a value of each kind (any import): how ``read_value`` reads them.
 KINDS: dict[str, str] = {
     "role": "role",
     "residents": "count",
+    "days": "days",
     "from": "date",
     "until": "date",
     "observation_until": "date",
@@ -195,7 +197,8 @@ _HAO = re.compile(r"^(\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*)号$")
 
 def read_value(field: str, text: str) -> str:
     """A cell of ``field`` as the import reads it (``KINDS``): a role typed 居民 is
-    ``resident`` (``ROLE_WORDS``), a count typed ３ or 3人 is ``3``, a date typed
+    ``resident`` (``ROLE_WORDS``), a count typed ３ or 3人 is ``3``, days typed 7天 are
+    ``7``, a date typed
     2026年12月5号 is 2026年12月5日; any other field's, or a blank cell, as it is.
     ``ValueError`` saying what is accepted for one that is none of them, and for a date with
     no year (12月5日): the import never puts a year of its own on a list."""
@@ -213,6 +216,11 @@ def read_value(field: str, text: str) -> str:
         if digits.strip().isascii() and digits.strip().isdigit():
             return str(int(digits))
         raise ValueError(f"{value} is not a count: a whole number such as 3 (or 3人)")
+    if kind == "days":  # 7, 1.5, 7天
+        number = value.removesuffix("天").strip()
+        if re.fullmatch(r"\d{1,4}(\.\d{1,4})?", number):
+            return number
+        raise ValueError(f"{value} is not a number of days: such as 7 (or 7天, 0.5)")
     if _NO_YEAR.match(value):
         raise ValueError(f"{value} has no year: type the date with its year (2026年12月5日)")
     return f"{said.group(1)}日" if (said := _HAO.match(value)) else text

@@ -911,3 +911,34 @@ def test_a_pass_batch_role_typed_in_chinese_is_the_role_and_an_unknown_one_is_re
     err = capsys.readouterr().err
     assert "line 3, column C (身份): 业委会 is none of resident, staff, delivery, visitor" in err
     assert "居民" in err and not (tmp_path / "again" / "passes.csv").exists()
+
+
+def test_a_pass_batch_names_the_column_as_headed_for_its_days_and_flags_and_reads_7天(
+    tmp_path, capsys
+):
+    """有效天数 typed 7天 was "line 2: could not convert string to float: '7天'", and an
+    unknown 标记 "line 2: unknown flag": which column? 7天 is 7 days; the rest are refused
+    naming line and column as headed, and no pass is printed."""
+    import csv
+    from datetime import datetime
+
+    from checkpoint.cli import main
+
+    assert main(["keys", "new", "--dir", str(tmp_path / "keys"), "--name", "office"]) == 0
+    households = tmp_path / "households.csv"
+    households.write_text("户号,姓名,有效天数\n5-702,张伟,7天\n5-703,李芳,３\n")
+    argv = ["--key", str(tmp_path / "keys" / "office.key"), "--csv", str(households)]
+    code = main(["pass", "batch", *argv, "--out", str(tmp_path / "cards")])
+    assert code == 0, capsys.readouterr().err
+    rows = list(csv.DictReader((tmp_path / "cards" / "passes.csv").open(encoding="utf-8-sig")))
+    days = [
+        datetime.fromisoformat(r["valid_until"]) - datetime.fromisoformat(r["valid_from"])
+        for r in rows
+    ]
+    assert [d.days for d in days] == [7, 3]
+    households.write_text("户号,姓名,有效天数,标记\n5-702,张伟,七天,\n5-703,李芳,7,陪同人\n")
+    assert main(["pass", "batch", *argv, "--out", str(tmp_path / "again")]) == 2
+    err = capsys.readouterr().err
+    assert "line 2, column C (有效天数): 七天 is not a number of days" in err, err
+    assert "line 3, column D (标记): unknown flag '陪同人'" in err, err
+    assert not (tmp_path / "again").exists()
