@@ -23,7 +23,7 @@ The map holds no names; household codes are personal data in exports (masked by 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -33,7 +33,7 @@ import sqlite_utils
 from .clock import Clock
 from .community import CommunityError, check_actor, clean_text, has_table, record_dict, replace_rows
 from .dating import dated_source
-from .headers import HEADERS
+from .headers import HEADERS, Column, refuse_at
 from .lists import Lists, same_text
 from .schema import sql_migrations
 from .sheets import Diff, Layout, Table, diff_rows, read_table
@@ -92,26 +92,33 @@ class ImportPlan:
     layout: Layout = field(default_factory=Layout)  # the file's header line, lines skipped
 
 
-def _int(name: str, text: str, line: int, low: int, high: int) -> int:
+def _int(field: str, text: str, at: tuple[int, Sequence[Column]], low: int, high: int) -> int:
+    line, columns = at
     try:
         value = int(text)
     except ValueError:
-        raise CommunityError(f"line {line}: {name} {text!r} is not a whole number") from None
+        refuse_at(line, field, columns, f"{text!r} is not a whole number")
     if not low <= value <= high:
-        raise CommunityError(f"line {line}: {name} must be {low} to {high}")
+        refuse_at(line, field, columns, f"must be {low} to {high}")
     return value
 
 
-def _dwelling(row: Mapping[str, str], line: int) -> Dwelling:
+def _text(field: str, row: Mapping[str, str], at: tuple[int, Sequence[Column]], **how: Any) -> str:
     try:
-        household = clean_text("household", row.get("household"), max_len=40)
-        building = clean_text("building", row.get("building"), max_len=40)
-        unit = clean_text("unit", row.get("unit", ""), max_len=20, required=False)
+        return clean_text(field, row.get(field, ""), **how)  # "household: required"
     except CommunityError as exc:
-        raise CommunityError(f"line {line}: {exc}") from None
-    floor = _int("floor", row.get("floor", ""), line, -5, MAX_FLOOR)
+        refuse_at(at[0], field, at[1], str(exc).removeprefix(f"{field}: "))
+
+
+def _dwelling(row: Mapping[str, str], line: int, columns: Sequence[Column] = ()) -> Dwelling:
+    """A row of the map; a value refused names its column as the clerk headed it (楼层)."""
+    at = (line, columns)
+    household = _text("household", row, at, max_len=40)
+    building = _text("building", row, at, max_len=40)
+    unit = _text("unit", row, at, max_len=20, required=False)
+    floor = _int("floor", row.get("floor", ""), at, -5, MAX_FLOOR)
     residents_text = row.get("residents", "")
-    residents = _int("residents", residents_text, line, 0, 99) if residents_text else None
+    residents = _int("residents", residents_text, at, 0, 99) if residents_text else None
     return Dwelling(household, building, unit, floor, residents)
 
 
@@ -122,7 +129,7 @@ def parse_map(table: Table) -> tuple[Dwelling, ...]:
     seen: dict[str, int] = {}
     out = []
     for line, row in table.numbered():
-        dwelling = _dwelling(row, line)
+        dwelling = _dwelling(row, line, table.layout.columns)
         if dwelling.household in seen:
             raise CommunityError(
                 f"line {line}: household {dwelling.household} is already on line"

@@ -21,10 +21,20 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NoReturn
 
 from .community import CommunityError
 
-__all__ = ["HEADERS", "Column", "Headers", "header_key", "match_header"]
+__all__ = [
+    "HEADERS",
+    "Column",
+    "Headers",
+    "header_key",
+    "column_of",
+    "match_header",
+    "read_value",
+    "refuse_at",
+]
 
 
 @dataclass(frozen=True)
@@ -159,6 +169,63 @@ HEADERS: dict[str, Headers] = {
     ),
 }
 
+#: What a clerk types in a cell, per kind of value, beside the field's own spelling. A role:
+#: the words that name one role only (any other, 业委会 say, is refused: never guessed).
+ROLE_WORDS: dict[str, tuple[str, ...]] = {
+    "resident": ("居民", "住户", "业主", "租户", "房客", "家属"),
+    "staff": ("员工", "物业", "物业人员", "工作人员", "职工"),
+    "delivery": ("快递", "快递员", "外卖", "外卖员", "配送", "配送员"),
+    "visitor": ("访客", "来访", "来访人员", "来访者", "客人"),
+}
+#: A count of people: a whole number, typed full width (３) or with its unit (3人, 3口). Days
+#: (a pass batch's): a number, with 天 after it or not (7天).
+COUNT_UNITS = ("人", "口", "名", "位")
+#: The fields holding a value of each kind (any import): how ``read_value`` reads them.
+KINDS: dict[str, str] = {
+    "role": "role",
+    "residents": "count",
+    "days": "days",
+    "from": "date",
+    "until": "date",
+    "observation_until": "date",
+}
+#: A day and month with no year (12月5日, 12.5, 5/12): which year? Refused, never guessed.
+_NO_YEAR = re.compile(r"^(\d{1,2}\s*月\s*\d{1,2}\s*[日号]?|\d{1,2}\s*[./-]\s*\d{1,2})$")
+#: 2026年12月5号: 号 is how 日 is said aloud, and often typed.
+_HAO = re.compile(r"^(\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*)号$")
+
+
+def read_value(field: str, text: str) -> str:
+    """A cell of ``field`` as the import reads it (``KINDS``): a role typed 居民 is
+    ``resident`` (``ROLE_WORDS``), a count typed ３ or 3人 is ``3``, days typed 7天 are
+    ``7``, a date typed
+    2026年12月5号 is 2026年12月5日; any other field's, or a blank cell, as it is.
+    ``ValueError`` saying what is accepted for one that is none of them, and for a date with
+    no year (12月5日): the import never puts a year of its own on a list."""
+    kind, value = KINDS.get(field), unicodedata.normalize("NFKC", text).strip()
+    if kind is None or not value:
+        return text
+    if kind == "role":
+        for role, words in ROLE_WORDS.items():
+            if value.lower() == role or value in words:
+                return role
+        accepted = ", ".join(w for words in ROLE_WORDS.values() for w in words)
+        raise ValueError(f"{value} is none of {', '.join(ROLE_WORDS)} (or {accepted})")
+    if kind == "count":
+        digits = value.removesuffix(next((u for u in COUNT_UNITS if value.endswith(u)), ""))
+        if digits.strip().isascii() and digits.strip().isdigit():
+            return str(int(digits))
+        raise ValueError(f"{value} is not a count: a whole number such as 3 (or 3人)")
+    if kind == "days":  # 7, 1.5, 7天
+        number = value.removesuffix("天").strip()
+        if re.fullmatch(r"\d{1,4}(\.\d{1,4})?", number):
+            return number
+        raise ValueError(f"{value} is not a number of days: such as 7 (or 7天, 0.5)")
+    if _NO_YEAR.match(value):
+        raise ValueError(f"{value} has no year: type the date with its year (2026年12月5日)")
+    return f"{said.group(1)}日" if (said := _HAO.match(value)) else text
+
+
 #: A note in brackets at a header's end (``（必填）``, ``(yyyy-mm-dd)``, ``【选填】``).
 _TRAILING_NOTE = re.compile(r"[(\[【][^()\[\]【】]*[)\]】]$")
 
@@ -222,3 +289,19 @@ def match_header(line: int, cells: Sequence[str], headers: Headers) -> tuple[Col
             taken[name] = column
         columns.append(column)
     return tuple(columns)
+
+
+def column_of(field: str, columns: Iterable[Column]) -> Column | None:
+    """The column taken for ``field``, to name in a row's error as the clerk headed it
+    (``line 5, column C (隔离开始日期): …``, not ``from``); None when the sheet has none."""
+    return next((c for c in columns if c.field == field), None)
+
+
+def refuse_at(line: int, field: str, columns: Iterable[Column], reason: str) -> NoReturn:
+    """Refuse a row's value, naming its line and its column as the clerk headed it with its
+    letter (``line 5, column C (隔离开始日期): …``); a field no column of ``columns`` was
+    taken for (a value the row lacks) by its name (``line 5: until: …``). The console says
+    both in its language (``core.line_column``, ``core.line``)."""
+    if (at := column_of(field, columns)) is not None:
+        raise CommunityError(f"line {line}, column {at.letter} ({at.header}): {reason}")
+    raise CommunityError(f"line {line}: {field}: {reason}")

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from .community import CommunityError
-from .headers import HEADERS, Headers
+from .headers import HEADERS, Headers, refuse_at
 from .lists import HouseholdIn, ImportResult, Lists, ListStore, QuarantineIn, RevocationIn
 from .sheets import Diff, Layout, Table, csv_text, diff_rows, read_table
 
@@ -132,8 +132,9 @@ def _check_rows(kind: Kind, table: Table) -> dict[str, tuple[BaseModel, Mapping[
             row = model.model_validate(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "row"
-            raise CommunityError(f"line {line}: {where}: {first['msg']}") from None
+            field = ".".join(str(p) for p in first["loc"]) or "row"
+            # The column as the clerk headed it (隔离开始日期), not the field (from).
+            refuse_at(line, field, table.layout.columns, first["msg"])
         key = _key(kind, row)
         if key in rows and rows[key][0] != row:
             # Which one is meant? Taking the last silently once dropped an observation date.

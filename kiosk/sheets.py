@@ -35,7 +35,8 @@ from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any, Literal, NamedTuple
 
 from .community import CommunityError
-from .headers import Column, Headers, match_header
+from .headers import Column, Headers, match_header, read_value, refuse_at
+from .headers import letter as column_letter
 
 if TYPE_CHECKING:
     from xml.etree.ElementTree import Element
@@ -616,7 +617,7 @@ def read_table(
     if len(body) > MAX_ROWS:
         raise CommunityError(f"more than {MAX_ROWS} rows")
     texts = frozenset(text_columns)
-    rows = [_row(line, values, header, texts) for line, values in body]
+    rows = [_row(line, values, header, texts, named) for line, values in body]
     kept = tuple(h for h in header if h)
     return Table(kept, tuple(rows), tuple(line for line, _ in body), layout)
 
@@ -770,34 +771,47 @@ def _split_footer(lines: Lines) -> tuple[Lines, tuple[Skipped, ...]]:
 
 
 def _row(
-    line: int, values: Sequence[str], header: tuple[str, ...], texts: frozenset[str]
+    line: int,
+    values: Sequence[str],
+    header: tuple[str, ...],
+    texts: frozenset[str],
+    named: Sequence[Column] = (),
 ) -> dict[str, str]:
     if any(v.strip() for v in values[len(header) :]):
         raise CommunityError(f"line {line}: more fields than the header")
     if any(len(v) > MAX_CELL for v in values):
         raise CommunityError(f"line {line}: a cell longer than {MAX_CELL} characters")
     padded = [*values[: len(header)], *[""] * (len(header) - len(values))]
-    for column, value in zip(header, padded, strict=True):
-        if column in texts:
+    row: dict[str, str] = {}
+    for index, (name, value) in enumerate(zip(header, padded, strict=True)):
+        column = Column(named[index].header if named else name, column_letter(index), name)
+        if name in texts:
             check_code(line, column, value)
-    return {h: v.strip() for h, v in zip(header, padded, strict=True) if h}
+        try:  # 居民 is resident, 3人 is 3 (kiosk.headers.read_value)
+            row[name] = read_value(name, value).strip()
+        except ValueError as exc:
+            refuse_at(line, name, (column,), str(exc))
+    return {h: v for h, v in row.items() if h}
 
 
-def check_code(line: int, column: str, value: str) -> None:
+def check_code(line: int, column: Column, value: str) -> None:
     """Refuse a code (household, pass id, plate...) the spreadsheet changed as it read it: a
     date (``12-3`` typed is 3 December), a number with a fraction (``3.10`` is 3.1) or one
     longer than it keeps (an 18-digit code), or such a number as Excel writes it into a CSV
     (``1.10101E+17``). Read as it is, it would be another household, or nobody's (``kiosk
-    pass batch`` checks its households CSV's codes this way too)."""
+    pass batch`` checks its households CSV's codes this way too). The error names the
+    column as the clerk headed it, and its letter."""
     if isinstance(value, _DateText):
         raise CommunityError(
-            f"line {line}: {column}: the spreadsheet holds a date ({value}) here;"
+            f"line {line}, column {column.letter} ({column.header}): the spreadsheet holds a date"
+            f" ({value}) here;"
             " Excel turns codes such as 12-3 into dates: format the column as text"
             " and type them again"
         )
     if isinstance(value, _NumberText) or _SCIENTIFIC.match(value.strip()):
         raise CommunityError(
-            f"line {line}: {column}: the spreadsheet holds a number ({value.strip()}) here,"
+            f"line {line}, column {column.letter} ({column.header}): the spreadsheet holds a"
+            f" number ({value.strip()}) here,"
             " not the code as typed (Excel drops a trailing 0 and the digits after the 15th):"
             " format the column as text and type them again"
         )

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import sqlite_utils
@@ -24,7 +25,7 @@ from sqlite_utils.migrations import Migrations
 
 from .clock import Clock
 from .community import CommunityError, LogLike, check_actor, clean_text, has_table, replace_rows
-from .headers import HEADERS
+from .headers import HEADERS, Column, refuse_at
 from .sheets import Diff, Layout, diff_rows, read_table
 from .store import format_ts
 
@@ -93,6 +94,17 @@ def known_plates(db: sqlite_utils.Database) -> dict[str, str]:
     return {r["plate"]: r["household"] for r in db.query("select * from resident_vehicles")}
 
 
+def _checked(
+    at: tuple[int, Sequence[Column]], field: str, value: str, read: Callable[[str], str]
+) -> str:
+    """``value`` as ``read`` takes it; refused naming its line and its column as the clerk
+    headed it, with its letter (``kiosk.headers.refuse_at``)."""
+    try:
+        return read(value)
+    except CommunityError as exc:
+        refuse_at(at[0], field, at[1], str(exc).removeprefix(f"{field}: "))
+
+
 class VehicleList:
     def __init__(self, log: LogLike, clock: Clock) -> None:
         self._log = log
@@ -105,14 +117,13 @@ class VehicleList:
             raise CommunityError(f"unknown columns: {', '.join(unknown)}")
         rows: dict[str, dict[str, str]] = {}
         for line, raw in table.numbered():
-            try:
-                plate = normalise_plate(raw["plate"])
-                row = {
-                    "household": clean_text("household", raw["household"], max_len=40),
-                    "note": clean_text("note", raw.get("note", ""), max_len=200, required=False),
-                }
-            except CommunityError as exc:
-                raise CommunityError(f"line {line}: {exc}") from None
+            at = (line, table.layout.columns)  # a value refused names its column (车牌号)
+            plate = _checked(at, "plate", raw["plate"], normalise_plate)
+            household = _checked(
+                at, "household", raw["household"], partial(clean_text, "household", max_len=40)
+            )
+            note = partial(clean_text, "note", max_len=200, required=False)
+            row = {"household": household, "note": _checked(at, "note", raw.get("note", ""), note)}
             if plate in rows:
                 raise CommunityError(f"line {line}: plate {plate} is listed twice")
             rows[plate] = row

@@ -126,7 +126,7 @@ def test_a_csv_with_a_title_line_names_the_sheets_lines_in_its_errors():
         "XX小区居家隔离人员名单,,,\nhousehold,holder,from,until\n"
         "5-702,张伟,2026-12-01,2026-12-14\n\n6-101,李芳,2026-12-32,2026-12-15\n"
     )
-    with pytest.raises(CommunityError, match="^line 5: from"):
+    with pytest.raises(CommunityError, match=r"^line 5, column C \(from\)"):
         plan_list_import(text.encode(), "q.csv", Lists())
 
 
@@ -197,7 +197,9 @@ def test_a_code_the_spreadsheet_holds_as_a_number_it_changed_is_refused(cell, sh
     from kiosk.lists import Lists
 
     rows = [["household", "residents"], [1201, 2], [cell, 3]]
-    with pytest.raises(CommunityError, match=f"^line 3: household: .*number.*{shown}"):
+    with pytest.raises(
+        CommunityError, match=rf"^line 3, column A \(household\): .*number.*{shown}"
+    ):
         plan_list_import(_office_sheet(rows, merged_title=False), "h.xlsx", Lists())
 
 
@@ -207,7 +209,7 @@ def test_a_csv_code_excel_wrote_in_scientific_notation_is_refused():
     from kiosk.lists import Lists
 
     text = "household,residents\n5-702,2\n1.10101E+17,3\n"
-    with pytest.raises(CommunityError, match="^line 3: household: .*1.10101E\\+17"):
+    with pytest.raises(CommunityError, match=r"^line 3, column A \(household\): .*1.10101E\+17"):
         plan_list_import(text.encode(), "r.csv", Lists())
     whole = plan_list_import(b"household,residents\n1201,2\n", "h.csv", Lists())
     assert [r["household"] for r in whole.rows] == ["1201"]
@@ -388,7 +390,7 @@ def test_a_pass_batch_household_excel_wrote_in_scientific_notation_prints_no_pas
     argv = ["--key", str(tmp_path / "keys" / "office.key"), "--csv", str(households)]
     assert main(["pass", "batch", *argv, "--out", str(tmp_path / "cards")]) == 2
     err = capsys.readouterr().err
-    assert "line 3: household: the spreadsheet holds a number (1.10101E+17)" in err
+    assert "line 3, column A (household): the spreadsheet holds a number (1.10101E+17)" in err
     assert not (tmp_path / "cards").exists()
 
 
@@ -598,7 +600,7 @@ def test_an_empty_household_cell_that_is_not_merged_is_still_refused_at_its_line
     from kiosk.listimport import plan_list_import
     from kiosk.lists import Lists
 
-    with pytest.raises(CommunityError, match="^line 4: household"):
+    with pytest.raises(CommunityError, match=r"^line 4, column A \(户号\)"):
         plan_list_import(_merged_household_sheet(False), "名单.xlsx", Lists())
 
 
@@ -672,7 +674,7 @@ def test_a_fraction_in_a_zero_padded_code_column_is_still_refused():
     book.active.cell(3, 1).number_format = "0000"
     out = io.BytesIO()
     book.save(out)
-    with pytest.raises(CommunityError, match="^line 3: household: .*number \\(3.1\\)"):
+    with pytest.raises(CommunityError, match=r"^line 3, column A \(户号\): .*number \(3.1\)"):
         plan_list_import(out.getvalue(), "h.xlsx", Lists())
 
 
@@ -772,3 +774,171 @@ def test_no_header_of_the_tables_names_two_fields_but_the_bare_dates():
         twice = {k for k in keys if keys.count(k) > 1}
         assert twice <= either, (kind, twice)
         assert not {header_key(h) for h in table.not_kept} & set(keys), kind
+
+
+def test_a_rows_error_names_the_column_as_the_clerk_headed_it_on_the_cli_and_the_console():
+    """A sheet headed 隔离开始日期 got 'line 4: from: …' (and 'household' for 户号): the
+    clerk has no column named so. The error names the column as written and its letter, and
+    the console still says it in Chinese."""
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+    from ui import core_words
+
+    rows = [list(r) for r in _CHINESE_QUARANTINE]
+    rows[2][5] = "2026-13-01"
+    with pytest.raises(CommunityError) as refused:
+        plan_list_import(_office_sheet(rows, False), "名单.xlsx", Lists())
+    text = str(refused.value)
+    assert text.startswith("line 3, column F (隔离开始日期（必填）): "), text
+    zh = core_words.refusal_text("zh-CN", text)
+    assert zh.startswith("第 3 行，F 列（隔离开始日期（必填））："), zh
+    assert "calendar" not in zh and "from" not in zh
+    rows = [list(r) for r in _CHINESE_QUARANTINE]
+    rows[3][1] = 5.1  # a number the spreadsheet changed (5.10 typed)
+    with pytest.raises(CommunityError) as refused:
+        plan_list_import(_office_sheet(rows, False), "名单.xlsx", Lists())
+    text = str(refused.value)
+    assert text.startswith("line 4, column B (户号): the spreadsheet holds a number"), text
+    zh = core_words.refusal_text("zh-CN", text)
+    assert zh.startswith("第 4 行，B 列（户号）：表格里这里是数字"), zh
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "english", "chinese"),
+    [
+        ("compound", "楼栋,单元,楼层,房号,居住人数\n5,1,7,5-702,300\n",
+         "line 2, column E (居住人数): must be 0 to 99",
+         "第 2 行，E 列（居住人数）：应在 0 到 99 之间"),
+        ("compound", "楼栋,单元,楼层,房号\n5,1,七层,5-702\n",
+         "line 2, column C (楼层): '七层' is not a whole number",
+         "第 2 行，C 列（楼层）：'七层' 不是整数"),
+        ("compound", "楼栋,单元,楼层,房号\n,1,7,5-702\n",
+         "line 2, column A (楼栋): required", "第 2 行，A 列（楼栋）：必填"),
+        ("vehicles", "序号,车牌号,户号\n1,!!,5-702\n",
+         "line 2, column B (车牌号): 4 to 10 letters, digits or a province character",
+         "第 2 行，B 列（车牌号）：应为 4 到 10 个字母、数字或省份简称"),
+        ("vehicles", "车牌号,户号\n京A12345,\n",
+         "line 2, column B (户号): required", "第 2 行，B 列（户号）：必填"),
+    ],
+)  # fmt: skip
+def test_the_map_and_vehicles_name_the_column_as_headed_in_their_errors(
+    tmp_path, kind, text, english, chinese
+):
+    """楼层 typed 七层 said "line 2: floor '七层' is not a whole number": no column floor."""
+    from drivers.clocksync import system_clock
+    from kiosk import compound, vehicles
+    from kiosk.community import CommunityError
+    from kiosk.compound import CompoundMap
+    from kiosk.store import EventLog
+    from kiosk.vehicles import VehicleList
+    from ui import core_words
+
+    sets = [compound.MIGRATIONS, vehicles.MIGRATIONS]
+    log = EventLog(tmp_path / "k.db", "g", system_clock(), "NORMAL", migrations=sets).open()
+    try:
+        ledger = CompoundMap if kind == "compound" else VehicleList
+        with pytest.raises(CommunityError) as refused:
+            ledger(log, log.clock).plan_import(text.encode(), "名单.csv")
+    finally:
+        log.close()
+    assert str(refused.value) == english
+    assert core_words.refusal_text("zh-CN", english) == chinese
+
+
+def test_a_count_typed_as_a_clerk_types_it_is_the_count_and_a_date_with_no_year_is_refused():
+    """人数 typed 3人 or a full-width ３, an end date 2026年12月14号: the whole sheet sent
+    back. A date with no year (12月5日, 12.5) is refused at its line and column, never given
+    a year; a count that is not one (三口之家) is refused saying what is accepted."""
+    from kiosk.community import CommunityError
+    from kiosk.listimport import plan_list_import
+    from kiosk.lists import Lists
+    from ui import core_words
+
+    text = "户号,人数,观察截止日期\n5-702,3人,2026年12月14号\n5-703,３,2026.12.5\n5-704,2 人,\n"
+    plan = plan_list_import(text.encode(), "住户.csv", Lists())
+    assert [(r["household"], r["residents"], r["observation_until"]) for r in plan.rows] == [
+        ("5-702", "3", "2026年12月14日"),
+        ("5-703", "3", "2026.12.5"),
+        ("5-704", "2", ""),
+    ]
+    for cell, why in [
+        ("12月5日", "has no year"),
+        ("12.5", "has no year"),
+        ("5/12", "has no year"),
+    ]:
+        bad = f"户号,人数,观察截止日期\n5-702,3,2026-12-01\n5-703,3,{cell}\n"
+        with pytest.raises(CommunityError) as refused:
+            plan_list_import(bad.encode(), "住户.csv", Lists())
+        assert str(refused.value).startswith(f"line 3, column C (观察截止日期): {cell} {why}")
+    bad = "户号,人数\n5-702,三口之家\n"
+    with pytest.raises(CommunityError) as refused:
+        plan_list_import(bad.encode(), "住户.csv", Lists())
+    assert str(refused.value) == (
+        "line 2, column B (人数): 三口之家 is not a count: a whole number such as 3 (or 3人)"
+    )
+    said = core_words.refusal_text("zh-CN", str(refused.value))
+    assert said == "第 2 行，B 列（人数）：三口之家 不是人数：应为整数，如 3（或 3人）"
+    said = core_words.refusal_text("zh-CN", "line 3, column C (观察截止日期): 12.5 has no year:"
+                                   " type the date with its year (2026年12月5日)")  # fmt: skip
+    assert (
+        said == "第 3 行，C 列（观察截止日期）：12.5 没有年份：请连同年份输入日期（2026年12月5日）"
+    )
+
+
+def test_a_pass_batch_role_typed_in_chinese_is_the_role_and_an_unknown_one_is_refused(
+    tmp_path, capsys
+):
+    """身份 typed 居民, 员工, 物业: 'role must be one of resident, staff, ...' for every row. The
+    unambiguous words are the roles; 业委会 (which?) is refused naming line, column, the
+    words accepted; no pass is printed."""
+    import csv
+
+    from checkpoint.cli import main
+
+    assert main(["keys", "new", "--dir", str(tmp_path / "keys"), "--name", "office"]) == 0
+    households = tmp_path / "households.csv"
+    households.write_text(
+        "户号,姓名,身份\n5-702,张伟,居民\n5-703,李芳,租户\n0-001,王五,物业\n0-002,赵六,员工\n"
+    )
+    argv = ["--key", str(tmp_path / "keys" / "office.key"), "--csv", str(households)]
+    code = main(["pass", "batch", *argv, "--out", str(tmp_path / "cards")])
+    assert code == 0, capsys.readouterr().err
+    rows = list(csv.DictReader((tmp_path / "cards" / "passes.csv").open(encoding="utf-8-sig")))
+    assert [r["role"] for r in rows] == ["resident", "resident", "staff", "staff"]
+    households.write_text("户号,姓名,身份\n5-702,张伟,居民\n5-703,李芳,业委会\n")
+    assert main(["pass", "batch", *argv, "--out", str(tmp_path / "again")]) == 2
+    err = capsys.readouterr().err
+    assert "line 3, column C (身份): 业委会 is none of resident, staff, delivery, visitor" in err
+    assert "居民" in err and not (tmp_path / "again" / "passes.csv").exists()
+
+
+def test_a_pass_batch_names_the_column_as_headed_for_its_days_and_flags_and_reads_7天(
+    tmp_path, capsys
+):
+    """有效天数 typed 7天 was "line 2: could not convert string to float: '7天'", and an
+    unknown 标记 "line 2: unknown flag": which column? 7天 is 7 days; the rest are refused
+    naming line and column as headed, and no pass is printed."""
+    import csv
+    from datetime import datetime
+
+    from checkpoint.cli import main
+
+    assert main(["keys", "new", "--dir", str(tmp_path / "keys"), "--name", "office"]) == 0
+    households = tmp_path / "households.csv"
+    households.write_text("户号,姓名,有效天数\n5-702,张伟,7天\n5-703,李芳,３\n")
+    argv = ["--key", str(tmp_path / "keys" / "office.key"), "--csv", str(households)]
+    code = main(["pass", "batch", *argv, "--out", str(tmp_path / "cards")])
+    assert code == 0, capsys.readouterr().err
+    rows = list(csv.DictReader((tmp_path / "cards" / "passes.csv").open(encoding="utf-8-sig")))
+    days = [
+        datetime.fromisoformat(r["valid_until"]) - datetime.fromisoformat(r["valid_from"])
+        for r in rows
+    ]
+    assert [d.days for d in days] == [7, 3]
+    households.write_text("户号,姓名,有效天数,标记\n5-702,张伟,七天,\n5-703,李芳,7,陪同人\n")
+    assert main(["pass", "batch", *argv, "--out", str(tmp_path / "again")]) == 2
+    err = capsys.readouterr().err
+    assert "line 2, column C (有效天数): 七天 is not a number of days" in err, err
+    assert "line 3, column D (标记): unknown flag '陪同人'" in err, err
+    assert not (tmp_path / "again").exists()

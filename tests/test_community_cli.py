@@ -125,9 +125,9 @@ def test_vehicles_and_compound_import(db, tmp_path, capsys):
     ("verb", "content", "message"),
     [
         ("lists", "colour\nred\n", "cannot tell the list"),
-        ("lists", "pass_id\nnot-hex\n", "line 2: pass_id"),
-        ("vehicles", "plate,household\n!!,1\n", "line 2: plate"),
-        ("compound", "building,floor,household\n1,x,1\n", "line 2: floor"),
+        ("lists", "pass_id\nnot-hex\n", "line 2, column A (pass_id)"),
+        ("vehicles", "plate,household\n!!,1\n", "line 2, column A (plate)"),
+        ("compound", "building,floor,household\n1,x,1\n", "line 2, column B (floor)"),
     ],
 )
 def test_a_bad_file_changes_nothing_and_exits_2(db, tmp_path, capsys, verb, content, message):

@@ -70,9 +70,9 @@ def test_a_map_import_shows_the_changes_then_applies_them(log, clock):
     [
         ("building,floor\n3,1\n", "missing columns: household"),
         ("building,floor,household,colour\n3,1,a,red\n", "unknown columns: colour"),
-        ("building,floor,household\n3,seven,3-701\n", "line 2: floor 'seven'"),
+        ("building,floor,household\n3,seven,3-701\n", r"line 2, column B \(floor\): 'seven'"),
         ("building,floor,household\n3,7,3-701\n3,7,3-701\n", "line 3: household 3-701 is"),
-        ("building,floor,household\n3,7,\n", "line 2: household: required"),
+        ("building,floor,household\n3,7,\n", r"line 2, column C \(household\): required"),
         ("building,floor,household\n3,7,a,extra\n", "line 2: more fields than the header"),
         ("building,floor,household\n", "no households"),
         ("", "empty"),

@@ -204,7 +204,10 @@ def test_batch_with_a_bad_row_names_the_line_and_writes_nothing(keys, tmp_path, 
     out_dir = tmp_path / "cards"
     assert batch(keys, households, out_dir) == 2
     err = capsys.readouterr().err
-    assert "line 3: role must be one of" in err and "nothing issued" in err
+    assert (
+        "line 3, column C (role): landlord is none of resident, staff" in err
+        and "nothing issued" in err
+    )
     assert not out_dir.exists()
 
 

@@ -11,7 +11,9 @@ import contextlib
 import csv
 import json
 import sys
+import unicodedata
 import warnings
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +24,7 @@ from kiosk import sheets
 from kiosk.cards import CardError, CardFallbackWarning, Fmt, card_format_for, render_card
 from kiosk.community import CommunityError
 from kiosk.files import UnreadableFile, read_bounded
-from kiosk.headers import HEADERS, match_header
+from kiosk.headers import HEADERS, Column, match_header, read_value, refuse_at
 from kiosk.passes import (
     FLAGS,
     MAX_VALID_HOURS,
@@ -237,7 +239,7 @@ def pass_verify(args: argparse.Namespace) -> int:
 BATCH_COLUMNS = ("household", "holder", "role", "days", "flags")
 
 
-def _batch_records(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str], bool]]]:
+def _batch_records(path: Path) -> tuple[list[Column], list[tuple[int, dict[str, str], bool]]]:
     """The households CSV's header and its rows: line number, fields, whether it fills more
     fields than the header names. As the list imports read a sheet (``kiosk.sheets``): the
     header's names in any case, spaces around them ignored; Excel's empty columns after the
@@ -245,7 +247,8 @@ def _batch_records(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str
     an office sheet's title above the header and its footer (合计, 制表人) below the table
     (``kiosk.sheets.find_table``): a pass is printed for a holder, never for a total. The
     header's columns as a clerk names them (``户号``, ``姓名``: ``kiosk.headers``); a column
-    read past (``手机号``) is left out of the rows."""
+    read past (``手机号``) is left out of the rows, and out of the columns returned (each with
+    its header as written and its letter, for the errors)."""
     try:
         text = sheets.decode_text(read_bounded(path, MAX_CSV_BYTES))
     except (UnreadableFile, CommunityError) as exc:
@@ -278,11 +281,54 @@ def _batch_records(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str
         )
         for line, values in body
     ]
-    return [c for c in columns if c is not None], records
+    return [c for c in named if c.field is not None], records
+
+
+def _batch_row(
+    line: int, raw: dict[str, str], extra: bool, named: list[Column], default_days: float
+) -> dict[str, Any]:
+    """A households CSV's row as ``issue_pass`` takes it. ``CommunityError`` naming its line
+    and its column as headed for a value refused (a code Excel changed, a role, days or a
+    flag that is none), ``ValueError`` for the row's."""
+    for column in named:  # 1.10101E+17: Excel's number for a long code, not the code
+        if column.field in ("household", "holder"):
+            sheets.check_code(line, column, raw.get(column.field) or "")
+    if extra:
+        raise ValueError("more fields than the header")
+    household = typed(raw.get("household") or "")  # as issue_pass will put it on the pass
+    holder = typed(raw.get("holder") or "")
+    check_fields(household, holder)
+
+    def value(field: str, read: Callable[[str], Any]) -> Any:
+        try:
+            return read(raw.get(field) or "")
+        except ValueError as exc:
+            refuse_at(line, field, named, str(exc))
+
+    # 居民 is resident, 物业 is staff, 7天 is 7 (kiosk.headers.read_value)
+    role = value("role", lambda text: read_value("role", text).strip() or "resident")
+    days = value("days", lambda text: _batch_days(read_value("days", text), default_days))
+    flags = value("flags", _flags)
+    return {"household": household, "holder": holder, "role": role, "days": days, "flags": flags}
+
+
+def _batch_days(text: str, default_days: float) -> float:
+    days = float(text) if text.strip() else default_days
+    if not 1 / 24 <= days <= MAX_DAYS:
+        raise ValueError(f"days must be between 1/24 and {MAX_DAYS}")
+    return days
+
+
+def _flags(text: str) -> list[str]:
+    flags = [f.strip() for f in unicodedata.normalize("NFKC", text).split(";") if f.strip()]
+    if bad := [f for f in flags if f not in FLAGS]:
+        raise ValueError(f"unknown flag {bad[0]!r}")
+    return flags
 
 
 def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
-    columns, records = _batch_records(path)
+    named, records = _batch_records(path)
+    columns = [str(c.field) for c in named]
     header = set(columns)
     if not {"household", "holder"} <= header:
         raise UsageError(f"{path}: the header needs household and holder columns")
@@ -294,33 +340,12 @@ def _batch_rows(path: Path, default_days: float) -> list[dict[str, Any]]:
         raise UsageError(f"{path}: unknown columns {', '.join(sorted(unknown))}")
     rows, errors = [], []
     for line, raw, extra in records:
-        try:  # 1.10101E+17: Excel's number for a long code, not the code
-            for column in ("household", "holder"):
-                sheets.check_code(line, column, raw.get(column) or "")
-        except CommunityError as exc:
-            errors.append(str(exc))
-            continue
-        household = typed(raw.get("household") or "")  # as issue_pass will put it on the pass
-        holder = typed(raw.get("holder") or "")
-        role = (raw.get("role") or "").strip() or "resident"
-        flags = [f.strip() for f in (raw.get("flags") or "").split(";") if f.strip()]
         try:
-            if extra:
-                raise ValueError("more fields than the header")
-            check_fields(household, holder)
-            if role not in ROLES:
-                raise ValueError(f"role must be one of {', '.join(ROLES)}")
-            if bad := [f for f in flags if f not in FLAGS]:
-                raise ValueError(f"unknown flag {bad[0]!r}")
-            days = float(raw["days"]) if (raw.get("days") or "").strip() else default_days
-            if not 1 / 24 <= days <= MAX_DAYS:
-                raise ValueError(f"days must be between 1/24 and {MAX_DAYS}")
-        except ValueError as exc:
+            rows.append(_batch_row(line, raw, extra, named, default_days))
+        except CommunityError as exc:  # names its column as headed: line 3, column C (身份)
+            errors.append(str(exc))
+        except ValueError as exc:  # of the row: household and holder, more fields
             errors.append(f"line {line}: {exc}")
-            continue
-        rows.append(
-            {"household": household, "holder": holder, "role": role, "days": days, "flags": flags}
-        )
     if errors:
         more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
         raise UsageError(f"{path}: " + "; ".join(errors[:3]) + more + "; nothing issued")
