@@ -149,7 +149,7 @@ def test_the_fleet_bench_runs_only_when_named(monkeypatch):
 
 def test_the_memory_bench_runs_before_any_section_loads_the_camera_libraries(monkeypatch):
     """``decode`` loads cv2 and numpy into the bench process; measured after it, the daemon
-    shared those pages with the bench and its PSS read ~13 MB low (125.0 against 138.3)."""
+    shared those pages with the bench and its PSS read ~8.5 MB low (129.8 against 138.3)."""
     from checkpoint import bench
 
     ran: list[str] = []
