@@ -503,7 +503,9 @@ class StopHookReader(PushReader):
 
 def test_stop_lets_a_crossing_under_way_finish_and_locks_the_gate_last(tmp_path):
     reader = StopHookReader()
-    overrides = {"policy": {"mode": "pass_only"}, "engine": {"store_deadline_ms": 3000}}
+    # The store deadline is wall time: 3 s (the default) can run out on a loaded machine's
+    # stop (its task and reader waits) before the released commit landed; not what is tested.
+    overrides = {"policy": {"mode": "pass_only"}, "engine": {"store_deadline_ms": 20000}}
     r = Rig(tmp_path, overrides=overrides, readers=[reader])
     slow = SlowLog(r.log)
     r.runner.store = slow
