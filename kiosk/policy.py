@@ -42,7 +42,7 @@ anyone else driving ``decide`` (replay, tests).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
@@ -157,27 +157,37 @@ class Decision:
         return self.decision == "pass"
 
 
-def _fault(reasons: list[str], guard: list[bool], alarms: set[str], code: str, mode: str) -> None:
-    reasons.append(code)
-    alarms.add("device_fault")
+@dataclass
+class _Findings:
+    """What the checks of one passage found, gathered as they run: the reasons to deny, the
+    flags, whether a guard is needed and the alarms (``decide`` makes the ``Decision``)."""
+
+    reasons: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    guard: list[bool] = field(default_factory=list)
+    alarms: set[str] = field(default_factory=set)
+
+
+def _fault(found: _Findings, code: str, mode: str) -> None:
+    found.reasons.append(code)
+    found.alarms.add("device_fault")
     if mode == "manual":
-        guard.append(True)
+        found.guard.append(True)
 
 
 def _check_temperature(
     t: TemperatureLike | None,
     cfg: PolicySection,
     thermo: ThermometryConfig,
-    reasons: list[str],
-    guard: list[bool],
-    alarms: set[str],
+    found: _Findings,
 ) -> None:
+    reasons, guard, alarms = found.reasons, found.guard, found.alarms
     if t is None:
         reasons.append("no_temperature")
         return
     status = t.status
     if status == "fault":
-        _fault(reasons, guard, alarms, "sensor_fault", cfg.on_sensor_fault)
+        _fault(found, "sensor_fault", cfg.on_sensor_fault)
         return
     if status == "no_temperature":
         reasons.append("no_temperature")
@@ -186,7 +196,7 @@ def _check_temperature(
         reasons.append("temp_implausible")
         return
     if status != "ok":  # an unknown status is a fault, never a pass
-        _fault(reasons, guard, alarms, "sensor_fault", cfg.on_sensor_fault)
+        _fault(found, "sensor_fault", cfg.on_sensor_fault)
         return
     body = t.body_c
     if (
@@ -217,21 +227,19 @@ def decide(
     tz: ZoneInfo,
 ) -> Decision:
     """Decide one passage. Pure: same arguments, same decision."""
-    reasons: list[str] = []
-    flags: list[str] = []
-    guard: list[bool] = []
-    alarms: set[str] = set()
+    found = _Findings()
+    reasons, flags, guard, alarms = found.reasons, found.flags, found.guard, found.alarms
     pass_: Pass | None = None
     direction = inputs.direction
     wants_pass = cfg.mode in ("full", "pass_only")
     wants_temp = cfg.mode in ("full", "temperature_only")
 
     if inputs.store_fault:
-        _fault(reasons, guard, alarms, "store_fault", cfg.on_store_fault)
+        _fault(found, "store_fault", cfg.on_store_fault)
 
     if wants_pass:
         if inputs.reader_fault and inputs.code is None:
-            _fault(reasons, guard, alarms, "reader_fault", cfg.on_reader_fault)
+            _fault(found, "reader_fault", cfg.on_reader_fault)
         elif inputs.code is None:
             reasons.append("no_pass")
         else:
@@ -243,7 +251,7 @@ def decide(
                     alarms.add("forged_pass")
                     guard.append(True)
         if pass_ is not None:
-            _check_pass(pass_, inputs, state, now, cfg, tz, reasons, flags, guard, alarms)
+            _check_pass(pass_, inputs, state, now, cfg, tz, found)
 
     off_hours = cfg.hours.enabled and not _in_hours(now, cfg, tz)
     hours_apply = cfg.hours.applies_to == "both" or direction == "out"
@@ -251,7 +259,7 @@ def decide(
         reasons.append("outside_hours")
 
     if wants_temp:
-        _check_temperature(inputs.temperature, cfg, thermo, reasons, guard, alarms)
+        _check_temperature(inputs.temperature, cfg, thermo, found)
 
     if off_hours and cfg.hours.mode == "staffed" and guard:
         # Nobody on duty to come: deny now (the screen says where to call), keep the alarm.
@@ -277,11 +285,9 @@ def _check_pass(
     now: datetime,
     cfg: PolicySection,
     tz: ZoneInfo,
-    reasons: list[str],
-    flags: list[str],
-    guard: list[bool],
-    alarms: set[str],
+    found: _Findings,
 ) -> None:
+    reasons, flags, guard = found.reasons, found.flags, found.guard
     direction = inputs.direction
     if now < pass_.valid_from:
         reasons.append("pass_not_yet_valid")
@@ -296,7 +302,7 @@ def _check_pass(
     if lists.is_revoked(pass_.pass_id):
         reasons.append("pass_revoked")
     today = now.astimezone(tz).date()
-    _check_quarantine(pass_, inputs, lists, now, today, cfg, tz, reasons, flags, guard, alarms)
+    _check_quarantine(pass_, inputs, lists, now, today, cfg, tz, found)
     observed = state.observing is not None and state.observing.observing(
         pass_.household, pass_.holder, today
     )
@@ -342,11 +348,9 @@ def _check_quarantine(
     today: date,
     cfg: PolicySection,
     tz: ZoneInfo,
-    reasons: list[str],
-    flags: list[str],
-    guard: list[bool],
-    alarms: set[str],
+    found: _Findings,
 ) -> None:
+    reasons, flags, guard, alarms = found.reasons, found.flags, found.guard, found.alarms
     direction = inputs.direction
     if lists.quarantine_for(pass_.household, pass_.holder, today) is not None:
         if quarantine_blocks(cfg, direction):
@@ -363,7 +367,8 @@ def _check_quarantine(
             flags.append("quarantine")
             alarms.add("quarantine_return")
         return
-    why = _quarantine_unconfirmed(pass_, inputs, lists, now, today, cfg, tz)
+    stale_after_h = cfg.lists_stale_after_h
+    why = _quarantine_unconfirmed(pass_, inputs.clock_synced, lists, now, today, stale_after_h, tz)
     if why is not None and (quarantine_blocks(cfg, direction) or not inputs.direction_trusted):
         # The lists cannot say whether the quarantine is over: the guard decides, not the
         # machine alone (the office may have extended it in a list this gate never got).
@@ -374,11 +379,11 @@ def _check_quarantine(
 
 def _quarantine_unconfirmed(
     pass_: Pass,
-    inputs: PassageInputs,
+    clock_synced: bool,
     lists: Lists,
     now: datetime,
     today: date,
-    cfg: PolicySection,
+    stale_after_h: float,
     tz: ZoneInfo,
 ) -> str | None:
     """Why the gate cannot tell that this person is not quarantined: ``clock_not_set`` when
@@ -386,10 +391,10 @@ def _quarantine_unconfirmed(
     best: the days the Pi was off are not in it); ``lists_stale`` when one, over by the gate's
     lists, ended after the gate's last confirmed sync with the office and none came within
     ``lists_stale_after_h``. None when the gate is sure."""
-    if not inputs.clock_synced and lists.quarantine_after(pass_.household, pass_.holder, today):
+    if not clock_synced and lists.quarantine_after(pass_.household, pass_.holder, today):
         return "clock_not_set"
     fresh = lists.freshness
-    if fresh.bundle_version == 0 or not fresh.is_stale(now, cfg.lists_stale_after_h):
+    if fresh.bundle_version == 0 or not fresh.is_stale(now, stale_after_h):
         # Lists the office never sent (the guard's, CSV imports) have no list this gate
         # missed, and only an edit would make them fresh: nothing to refer, for ever.
         return None
