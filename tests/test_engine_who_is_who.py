@@ -285,6 +285,12 @@ class WhoIsWhoMachine(RigMachine):
         if left_s is not None and left_s - show.at_s < self.sample_s:
             # Gone before the thermometer's next sample: not seen with it either.
             return "shown out of view"
+        assert self.rig is not None
+        margin = self.rig.config.thermometer.thermometry.presence_margin_c
+        if left_s is not None and self.stays[show.stay].peak_c < AMBIENT_C + margin:
+            # In view for a sample or so but gone before their forehead read as anyone there
+            # (docs/thermometer.md "presence"): the thermometer did not see them either.
+            return "shown out of view"
         return None
 
     def _documented_limit(self, event: dict, show: Show, source: int | None) -> str | None:
@@ -403,6 +409,30 @@ test_who_is_who_hunt = pytest.mark.slow(WhoIsWhoHunt.TestCase)
 
 
 # ---------------------------------------------------------------------- what the hunt found
+
+
+def test_a_holder_gone_before_the_thermometer_saw_anyone_is_a_code_shown_out_of_view(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by the hunt (a new Hypothesis release drew it): a feverish holder steps up, shows
+    their code at once and is gone a sample later, before their forehead read as anyone there
+    (24.3 degC against the air's 24); someone normal steps up 0.5 s later and is measured for
+    the code. The kiosk saw one person: the documented "code shown by someone the thermometer
+    does not see", not a fever read as normal, which the hunt had called it (its model took
+    a stay of one sample for a holder seen)."""
+    said: list[str] = []
+    monkeypatch.setattr(sys.modules[__name__], "statistic", said.append)
+    machine = WhoIsWhoMachine()
+    try:
+        machine.build(order="code_first", bodies=[36.1, 36.9, 37.7])
+        machine.visit(direction="in", gap=0.0, shows_at=0.0, then=0.05, who=2)
+        machine.visit(direction="in", gap=0.4, shows_at=2.0, then=0.0, who=0)
+        machine.a_pass_is_on_its_holders_own_temperature()
+        [event] = [e for e in machine.rig.events() if e["holder"] == "P2-0"]  # type: ignore[union-attr]
+        assert event["decision"] == "pass" and event["temp_c"] < 36.1
+        assert "pass on whoever stepped up: shown out of view" in said
+    finally:
+        machine.teardown()
 
 
 def _code_then_stepped_out(
