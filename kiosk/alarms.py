@@ -443,6 +443,8 @@ class AlarmSource(queries.Readable, Protocol):
 
     #: The boot the log stamps its rows with (``mono_ns`` is this boot's monotonic clock).
     boot_id: str
+    #: The gate whose log it is (a breach's passages are this gate's or a peer's).
+    kiosk_id: str
 
     def events(self, after_seq: int = 0, limit: int = 100) -> list[dict[str, Any]]: ...
 
@@ -476,7 +478,7 @@ class AlarmDesk:
         #: quota: no such card).
         self._quota = quota if quota is not None and quota.enabled else None
         self._tz = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
-        self._kiosk_id = str(getattr(log, "kiosk_id", ""))
+        self._kiosk_id = log.kiosk_id
         self._clock = clock
         self._lookback = timedelta(hours=lookback_h)
         self._lock = threading.Lock()

@@ -402,7 +402,7 @@ class ObservationLedger:
         self.check_due = check_due
         self._on_change = on_change
         #: this boot's id, as the log stamps its rows (``EventLog.boot_id``)
-        self._boot_id = str(getattr(log, "boot_id", ""))
+        self._boot_id = log.boot_id
         # Changes come from several threads: a snapshot read before another change committed
         # must not replace the one read after it.
         self._snapshots = LatestRead(ObservationSnapshot())

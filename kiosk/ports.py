@@ -32,6 +32,10 @@ class AuditedWriter(Protocol):
     the event log (``kiosk.store.EventLog``) — no write without its row
     (``kiosk.auditing.audited_write``)."""
 
+    #: The boot the log stamps its rows with: a stamp written on a clock NTP has not set keeps
+    #: it, to be dated later (``kiosk.queries.clock_of``).
+    boot_id: str
+
     def reader(self) -> Database:
         """A read-only connection for the calling thread."""
         ...

@@ -316,7 +316,7 @@ class Roster:
         self._clock = clock
         self._open_alarms = open_alarms
         #: this boot's id, as the log stamps its rows (``EventLog.boot_id``)
-        self._boot_id = str(getattr(log, "boot_id", "")) if boot_id is None else boot_id
+        self._boot_id = log.boot_id if boot_id is None else boot_id
 
     def _read_clock(self) -> tuple[ClockReading, list[Any] | None]:
         """The clock now, and what a stamp written now keeps beside it (``clock_of``)."""

@@ -174,7 +174,7 @@ class ServiceDesk:
         self._clock = clock
         self._tz = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
         #: this boot's id, as the log stamps its rows (``EventLog.boot_id``)
-        self._boot_id = str(getattr(log, "boot_id", "")) if boot_id is None else boot_id
+        self._boot_id = log.boot_id if boot_id is None else boot_id
 
     def _stamp(self, name: str, clocks: Mapping[str, tuple[str, int]]) -> dict[str, Any]:
         """The columns a stamp ``name`` written now sets: itself, and ``clocks`` with its
