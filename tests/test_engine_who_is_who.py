@@ -307,6 +307,21 @@ class WhoIsWhoMachine(RigMachine):
             # showing the code (code first): the measurement starts on a reading that only
             # falls, which it takes for a warm wrist cooling.
             return "replaced right after the code"
+        assert self.rig is not None
+        window_s = self.rig.config.thermometer.thermometry.stable_window * self.sample_s
+        if (
+            len(stays) > at + 1
+            and left_s is not None
+            and stays[at + 1].start_s == left_s
+            and left_s - show.at_s <= window_s
+            and obj < stays[at].peak_c
+            and self.bodies[show.holder] < FEVER_C
+        ):
+            # docs/engine.md "What is left": a holder not feverish replaced with no gap by
+            # someone cooler before the measurement's first stable window closed (found by
+            # the unit machine's draw in session 15, on 9b8f0de too): the fall, short of the
+            # 2 degC that says someone left, is taken for a forehead settling.
+            return "replaced by someone cooler before the first stable window"
         if len(stays) > at + 1 and stays[at].peak_c < obj + RETURNED_COOLER_C + SLACK_C:
             # docs/engine.md "What is left": a code's holder who steps out (no gap, or one
             # under left_after_s) before their reading rose RETURNED_COOLER_C above the
