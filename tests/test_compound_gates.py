@@ -196,16 +196,9 @@ def test_a_page_fetched_twice_is_held_once(north, south, clock, monkeypatch):
 def test_a_peer_down_is_shown_stale_and_its_outings_come_in_when_it_is_back(
     north, south, clock, monkeypatch
 ):
-    up = {"yes": False}
-    north_client = TestClient(north.app)
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if not up["yes"]:
-            raise httpx.ConnectError("connection refused", request=request)
-        answer = north_client.get(str(request.url), headers=dict(request.headers))
-        return httpx.Response(answer.status_code, content=answer.content)
-
-    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(handler))
+    way = Switch(north)
+    way.up = False
+    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(way))
     for household in ("1-101", "2-202", "3-303"):
         north.passage(resident(household))
     sync.poll()
@@ -215,7 +208,7 @@ def test_a_peer_down_is_shown_stale_and_its_outings_come_in_when_it_is_back(
     # The gate goes on deciding on what it holds: the rule holds at this gate only.
     assert south.passage(resident("1-101", "Wang M"))["decision"] == "pass"
     clock.advance(600)
-    up["yes"] = True
+    way.up = True
     sync.poll()
     [peer] = south.core.health()["peers"]
     assert peer["state"] == "ok" and peer["rows_held"] == 3 and peer["last_error"] is None
@@ -1606,16 +1599,9 @@ def test_an_outing_over_the_quota_found_when_a_peer_answers_again_raises_a_guard
     from kiosk.alarms import AlarmDesk
     from ui.guard.display import alarm_view
 
-    up = {"yes": False}
-    north_client = TestClient(north.app)
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if not up["yes"]:
-            raise httpx.ConnectError("connection refused", request=request)
-        answer = north_client.get(str(request.url), headers=dict(request.headers))
-        return httpx.Response(answer.status_code, content=answer.content)
-
-    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(handler))
+    way = Switch(north)
+    way.up = False
+    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(way))
     north.passage(resident("1-101"))
     north.passage(resident("2-202"))
     clock.advance(300)
@@ -1625,7 +1611,7 @@ def test_an_outing_over_the_quota_found_when_a_peer_answers_again_raises_a_guard
     desk = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
     assert [a for a in desk.open_alarms([]) if a.detail == "quota_breach_late"] == []
     clock.advance(600)
-    up["yes"] = True
+    way.up = True
     sync.poll()
     [card] = [a for a in desk.open_alarms([]) if a.detail == "quota_breach_late"]
     assert (card.kind, card.household) == ("guard", "1-101")
@@ -1733,16 +1719,9 @@ def test_a_breach_learnt_on_a_clock_set_back_by_a_power_cut_still_raises_the_car
     taken as one the gate knew of."""
     from kiosk.alarms import AlarmDesk
 
-    up = {"yes": False}
-    north_client = TestClient(north.app)
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if not up["yes"]:
-            raise httpx.ConnectError("connection refused", request=request)
-        answer = north_client.get(str(request.url), headers=dict(request.headers))
-        return httpx.Response(answer.status_code, content=answer.content)
-
-    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(handler))
+    way = Switch(north)
+    way.up = False
+    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(way))
     north.passage(resident("1-101"))
     clock.advance(300)
     sync.poll()
@@ -1750,7 +1729,7 @@ def test_a_breach_learnt_on_a_clock_set_back_by_a_power_cut_still_raises_the_car
     clock.advance(600)
     clock.set_wall(NOW + timedelta(seconds=30))
     clock.is_synced = False
-    up["yes"] = True
+    way.up = True
     sync.poll()
     desk = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
     [card] = [a for a in desk.open_alarms([]) if a.detail == "quota_breach_late"]

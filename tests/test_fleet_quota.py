@@ -57,6 +57,24 @@ def _out(core, household, hours=0.0):
     )
 
 
+def _collect_once(cores, dsn, monkeypatch, **extra):
+    """One round of a collector pulling ``cores`` (each with its token), ``extra`` in its
+    config: the collector, stopped, and its statuses."""
+    for i, core in enumerate(cores):
+        monkeypatch.setenv(f"TOKEN_{i}", core.token)
+    config = CollectorConfig.model_validate({
+        **extra,
+        "kiosks": [{"url": f"http://{c.config.site.kiosk_id}", "token_env": f"TOKEN_{i}"}
+                   for i, c in enumerate(cores)],
+    })  # fmt: skip
+    collector = Collector(config, dsn, client=Network(*cores).client(),
+                          report_interval_s=0, clock=FakeClock(start=START))  # fmt: skip
+    try:
+        return collector, collector.run_once()
+    finally:
+        collector.stop()
+
+
 def _to_the_office(dsn, *gates):
     """Each gate's events as a ``logs:personal`` copy holds them (clear households), and its
     daily reports as the collector fetches and keeps them."""
@@ -265,19 +283,7 @@ def test_the_collector_asks_for_households_when_told_so_the_office_counts_the_qu
     try:
         _out(north, "3-201", 0)
         _out(south, "3-201", 6)
-        for i, core in enumerate(cores):
-            monkeypatch.setenv(f"TOKEN_{i}", core.token)
-        config = CollectorConfig.model_validate({
-            "personal_fields": ["household"],
-            "kiosks": [{"url": f"http://{c.config.site.kiosk_id}", "token_env": f"TOKEN_{i}"}
-                       for i, c in enumerate(cores)],
-        })  # fmt: skip
-        collector = Collector(config, pg_dsn, client=Network(*cores).client(),
-                              report_interval_s=0, clock=FakeClock(start=START))  # fmt: skip
-        try:
-            statuses = collector.run_once()
-        finally:
-            collector.stop()
+        _, statuses = _collect_once(cores, pg_dsn, monkeypatch, personal_fields=["household"])
         assert [(s.state, s.report_error) for s in statuses] == [("ok", None)] * 2
         report = district_report(pg_dsn, DAY, "Asia/Shanghai")
         assert report["household_rows"] == 2
@@ -610,19 +616,9 @@ def test_a_gate_with_a_mistyped_compound_id_makes_no_compound_and_is_named(
     try:
         _out(cores[0], "3-201", 0)
         _out(cores[1], "3-201", 6)
-        for i, core in enumerate(cores):
-            monkeypatch.setenv(f"TOKEN_{i}", core.token)
-        config = CollectorConfig.model_validate({
-            "lists_bundle_file": str(bundle),
-            "kiosks": [{"url": f"http://{c.config.site.kiosk_id}", "token_env": f"TOKEN_{i}"}
-                       for i, c in enumerate(cores)],
-        })  # fmt: skip
-        collector = Collector(config, pg_dsn, client=Network(*cores).client(),
-                              report_interval_s=0, clock=FakeClock(start=START))  # fmt: skip
-        try:
-            statuses = collector.run_once()
-        finally:
-            collector.stop()
+        collector, statuses = _collect_once(
+            cores, pg_dsn, monkeypatch, lists_bundle_file=str(bundle)
+        )
         assert [s.state for s in statuses] == ["ok", "ok"]
         assert statuses[1].compound_error == "undeclared compound eats from gate gate-south"
         assert "undeclared compound eats from gate gate-south" in collector.status_html()
@@ -685,17 +681,7 @@ def test_an_unreadable_bundle_file_does_not_keep_the_gates_reports_from_the_offi
     core = _gate(tmp_path, "gate-north")
     try:
         _out(core, "3-201", 0)
-        monkeypatch.setenv("TOKEN_0", core.token)
-        config = CollectorConfig.model_validate({
-            "lists_bundle_file": str(tmp_path),
-            "kiosks": [{"url": "http://gate-north", "token_env": "TOKEN_0"}],
-        })  # fmt: skip
-        collector = Collector(config, pg_dsn, client=Network(core).client(),
-                              report_interval_s=0, clock=FakeClock(start=START))  # fmt: skip
-        try:
-            (status,) = collector.run_once()
-        finally:
-            collector.stop()
+        _, (status,) = _collect_once([core], pg_dsn, monkeypatch, lists_bundle_file=str(tmp_path))
     finally:
         core.store.close()
     assert (status.state, status.report_error, status.report_day) == ("ok", None, "2026-03-02")

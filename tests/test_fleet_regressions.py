@@ -136,17 +136,10 @@ def test_the_status_port_closes_a_connection_that_sends_nothing(tmp_path, pg_dsn
         collector.stop()
 
 
-def test_a_whole_bundle_folder_restored_from_a_backup_does_not_send_versions_back(
-    tmp_path, clock, pg_dsn, monkeypatch, capsys
-):
-    """The office's bundle folder (bundle.json and the highest version kept beside it) was
-    restored from last week's backup, at version 1, while the collector had served version 3
-    to the gates: the next publish was version 2, refused by every gate as a rollback. The
-    collector keeps the highest version it served in the database (``lists.version_served``)
-    and publish, given the database, goes on above it and says so."""
-    import json
-
-    from checkpoint.cli import main
+def _served_three(tmp_path, clock, pg_dsn, monkeypatch):
+    """The office publishes version 1 (its folder backed up then), 2 and 3, and a collector
+    serving the bundle to one gate: (the key's path, the bundle, the backup, the gate, the
+    collector)."""
     from kiosk.passes import load_private_key, new_key_pair
     from office.listsync import publish_bundle
 
@@ -164,6 +157,22 @@ def test_a_whole_bundle_folder_restored_from_a_backup_does_not_send_versions_bac
          "lists_bundle_file": str(bundle)}
     )  # fmt: skip
     collector = Collector(config, pg_dsn, client=Network(gate).client(), report_interval_s=0)
+    return key_path, bundle, backup, gate, collector
+
+
+def test_a_whole_bundle_folder_restored_from_a_backup_does_not_send_versions_back(
+    tmp_path, clock, pg_dsn, monkeypatch, capsys
+):
+    """The office's bundle folder (bundle.json and the highest version kept beside it) was
+    restored from last week's backup, at version 1, while the collector had served version 3
+    to the gates: the next publish was version 2, refused by every gate as a rollback. The
+    collector keeps the highest version it served in the database (``lists.version_served``)
+    and publish, given the database, goes on above it and says so."""
+    import json
+
+    from checkpoint.cli import main
+
+    key_path, bundle, backup, gate, collector = _served_three(tmp_path, clock, pg_dsn, monkeypatch)
     try:
         assert collector.run_once()[0].state == "ok"
     finally:
@@ -212,22 +221,7 @@ def test_the_status_says_when_the_bundle_file_is_below_what_the_gates_were_serve
     """After the bundle's folder was restored from a backup, the collector's status showed
     version 1 as the published lists; the gates held version 3's and refused 1, and nothing
     told the office so until someone published again."""
-    from kiosk.passes import load_private_key, new_key_pair
-    from office.listsync import publish_bundle
-
-    key = load_private_key(new_key_pair(tmp_path / "office", "office")[0])
-    bundle = tmp_path / "www" / "bundle.json"
-    publish_bundle(key, {}, bundle, now=clock.now())
-    backup = {p: p.read_bytes() for p in bundle.parent.iterdir()}
-    for _ in range(2):
-        publish_bundle(key, {}, bundle, now=clock.now())
-    gate = make_kiosk(tmp_path / "gate.db", "gate-1", clock)
-    monkeypatch.setenv("TOKEN", gate.token)
-    config = CollectorConfig.model_validate(
-        {"kiosks": [{"url": "http://gate-1", "token_env": "TOKEN"}],
-         "lists_bundle_file": str(bundle)}
-    )  # fmt: skip
-    collector = Collector(config, pg_dsn, client=Network(gate).client(), report_interval_s=0)
+    _, _, backup, gate, collector = _served_three(tmp_path, clock, pg_dsn, monkeypatch)
     try:
         collector.run_once()
         assert collector.status_json()["lists_bundle_notice"] is None
