@@ -27,8 +27,9 @@ from .parsers import Verbs, add_group, add_verb, path_arg
 from .store_args import add_store_args, load_args_config, open_store, site_config
 
 if TYPE_CHECKING:
+    from sqlite_utils.migrations import Migrations
+
     from kiosk.compound import ImportPlan
-    from kiosk.config import KioskConfig
     from kiosk.listimport import ListPlan
     from kiosk.store import EventLog
     from kiosk.vehicles import VehiclePlan
@@ -91,18 +92,12 @@ def _import_action(actions: Verbs, kind: str) -> None:
     imp.set_defaults(kind=kind)
 
 
-def _store(
-    args: argparse.Namespace,
-    config: KioskConfig,
-    *,
-    create: bool = False,
-    reads_only: str | None = None,
-) -> EventLog:
+def _sets() -> list[Migrations]:
+    """The migration sets a community verb needs of the kiosk's log."""
     from kiosk import lists, stats, tokens
     from kiosk.ledgers import MIGRATIONS
 
-    sets = [tokens.MIGRATIONS, stats.MIGRATIONS, lists.MIGRATIONS, *MIGRATIONS]
-    return open_store(args, config, sets, create=create, reads_only=reads_only)
+    return [tokens.MIGRATIONS, stats.MIGRATIONS, lists.MIGRATIONS, *MIGRATIONS]
 
 
 #: Days a report can be about: the calendar's ends overflow the day's bounds in UTC and the
@@ -162,7 +157,7 @@ def report_run(args: argparse.Namespace) -> int:
         f: report_target(p, "." + f) for f, p in (("xlsx", args.xlsx), ("csv", args.csv)) if p
     }
     config = load_args_config(args)
-    store = _store(args, config, reads_only="report")
+    store = open_store(args, config, _sets(), reads_only="report")
     try:
         config = site_config(args, config, store)
         report = daily_report(store.reader(), day, config.site.timezone, config.policy.quota)
@@ -242,7 +237,7 @@ def import_run(args: argparse.Namespace) -> int:
     data = _read(args.file)
     config = load_args_config(args)
     reading = None if args.apply else f"{args.kind} import"  # a preview: only reads
-    store = _store(args, config, create=args.apply, reads_only=reading)
+    store = open_store(args, config, _sets(), create=args.apply, reads_only=reading)
     interrupted: list[int] = []
     try:
         plan, apply = _plan(args.kind, data, Path(args.file).name, store, args)

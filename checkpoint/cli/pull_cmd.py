@@ -21,7 +21,8 @@ from .parsers import Verbs, add_group, add_verb, path_arg
 from .store_args import add_store_args, db_path, load_args_config, open_store, site_config
 
 if TYPE_CHECKING:
-    from kiosk.config import KioskConfig
+    from sqlite_utils.migrations import Migrations
+
     from kiosk.store import EventLog
     from kiosk.tokens import TokenStore
     from office.pg import PgTarget
@@ -116,17 +117,11 @@ def _tokens(actions: Verbs) -> None:
     add_store_args(revoke)
 
 
-def _open_store(
-    args: argparse.Namespace,
-    config: KioskConfig,
-    *,
-    create: bool = False,
-    reads_only: str | None = None,
-) -> EventLog:
+def _sets() -> list[Migrations]:
+    """The migration sets a token or pull verb needs of the kiosk's log."""
     from kiosk import stats, tokens
 
-    sets = [tokens.MIGRATIONS, stats.MIGRATIONS]
-    return open_store(args, config, sets, create=create, reads_only=reads_only)
+    return [tokens.MIGRATIONS, stats.MIGRATIONS]
 
 
 def _token_store(store: EventLog) -> TokenStore:
@@ -143,7 +138,7 @@ def token_new(args: argparse.Namespace) -> int:
         check_peer(validate_scopes(args.scope), args.peer)
     except TokenError as exc:
         raise UsageError(str(exc)) from None
-    store = _open_store(args, load_args_config(args), create=True)
+    store = open_store(args, load_args_config(args), _sets(), create=True)
     try:
         info, plaintext = _token_store(store).create(
             args.scope, args.name, actor="cli", peer=args.peer
@@ -166,7 +161,7 @@ def token_list(args: argparse.Namespace) -> int:
     """list tokens (never their secrets)"""
     from kiosk.tokens import UNBOUND_PEER
 
-    store = _open_store(args, load_args_config(args), reads_only="token list")
+    store = open_store(args, load_args_config(args), _sets(), reads_only="token list")
     try:
         tokens = _token_store(store).list()
     finally:
@@ -189,7 +184,7 @@ def token_revoke(args: argparse.Namespace) -> int:
     """revoke a token by its id"""
     from kiosk.tokens import TokenError
 
-    store = _open_store(args, load_args_config(args))
+    store = open_store(args, load_args_config(args), _sets())
     try:
         info = _token_store(store).revoke(args.id, actor="cli")
     except TokenError as exc:
@@ -365,7 +360,7 @@ def purge_run(args: argparse.Namespace) -> int:
         # The config's log, before the daemon first wrote it (the timer on a new install).
         print(f"kiosk purge: no event log at {path} yet: nothing to purge", file=sys.stderr)
         return 0
-    store = _open_store(args, config)
+    store = open_store(args, config, _sets())
     try:
         config = site_config(args, config, store)
         result = purge(
