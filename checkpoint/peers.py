@@ -45,6 +45,7 @@ from kiosk.bus import EventBus
 from kiosk.config.compound import CompoundSection, PeerSource
 from kiosk.core import Core
 from kiosk.history import COUNTED_DECISIONS
+from kiosk.logs import RepeatedFailure
 from kiosk.peers import (
     MAX_SKEW,
     PEER_SCOPE,
@@ -199,6 +200,16 @@ class PeerSync:
         self._news = {p.kiosk_id: threading.Event() for p in self.peers}
         self._pushed = {"told": 0, "failed": 0, "coalesced": 0}
         self.poke_gap_s = poke_gap_s
+        #: A peer's passages that the event log keeps refusing (a full or failing card, asked
+        #: again every poll): its traceback once per kind of error, not once a poll.
+        self._keeping = {
+            p.kiosk_id: RepeatedFailure(
+                log,
+                f"compound: keeping {p.kiosk_id}'s passages failed",
+                f"compound: {p.kiosk_id}'s passages are kept again",
+            )
+            for p in self.peers
+        }
         self._load_closings()
 
     def _load_closings(self) -> None:
@@ -222,13 +233,16 @@ class PeerSync:
             self._fetch_logged(peer)
 
     def _fetch_logged(self, peer: PeerSource) -> None:
+        keeping = self._keeping[peer.kiosk_id]
         try:
             self.fetch(peer)
         except _Stopped:
             return  # stopped while its answer was on the way: dropped
-        except Exception:  # noqa: BLE001 - a store fault while keeping: the next round retries
-            log.exception("compound: keeping %s's passages failed", peer.kiosk_id)
+        except Exception as exc:  # noqa: BLE001 - a store fault while keeping: the next round retries
+            keeping.failed(exc)
             self._failed(peer, "its passages could not be kept here (event log)")
+        else:
+            keeping.worked()
         self._tell()
 
     def _tell(self) -> None:

@@ -1,0 +1,58 @@
+"""Soak: a compound's peer gate asked every ``compound.poll_s`` for weeks. A card that keeps
+refusing its passages must cost the journal a bounded number of lines, not a line or a
+traceback per poll: 8,640 polls a day at the default 10 s."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from test_compound_gates import Gate, peer_entry, resident
+
+from kiosk.store import StoreFault
+
+POLLS = 60  # ten minutes at the default poll_s
+
+
+@pytest.fixture
+def gates(tmp_path, clock):
+    north = Gate(tmp_path, "gate-north", clock)
+    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")])
+    yield north, south
+    south.close()
+    north.close()
+
+
+def peer_lines(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "checkpoint.peers" and r.levelno >= logging.INFO]
+
+
+def test_a_card_that_keeps_refusing_a_peers_passages_is_one_traceback_not_one_a_poll(
+    gates, clock, monkeypatch, caplog
+):
+    north, south = gates
+    sync = south.peer_of(north, monkeypatch)
+    north.passage(resident("1-101"))
+
+    kept, refusing = sync.ledger.merge, [True]
+
+    def merge(*args, **kwargs):
+        if refusing[0]:
+            raise StoreFault("store_fault", "disk full")
+        return kept(*args, **kwargs)
+
+    monkeypatch.setattr(sync.ledger, "merge", merge)
+    with caplog.at_level(logging.INFO, logger="checkpoint.peers"):
+        for _ in range(POLLS):
+            sync.poll()
+            clock.advance(10)
+    assert len([r for r in peer_lines(caplog) if r.exc_info]) == 1
+    assert len(peer_lines(caplog)) <= 2
+    assert "could not be kept here" in south.core.health()["peers"][0]["last_error"]
+    refusing[0] = False  # the card takes them again: said, and the passage is held
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="checkpoint.peers"):
+        sync.poll()
+    assert sync.ledger.held() == {"gate-north": 1}
+    said = [r.getMessage() for r in peer_lines(caplog)]
+    assert "compound: peer gate-north answers again" in said and len(said) <= 2
