@@ -45,7 +45,7 @@ from kiosk.bus import EventBus
 from kiosk.config.compound import CompoundSection, PeerSource
 from kiosk.core import Core
 from kiosk.history import COUNTED_DECISIONS
-from kiosk.logs import RepeatedFailure
+from kiosk.logs import FlapLimit, RepeatedFailure
 from kiosk.peers import (
     MAX_SKEW,
     PEER_SCOPE,
@@ -210,6 +210,9 @@ class PeerSync:
             )
             for p in self.peers
         }
+        #: A peer's errors and recoveries, logged as a flapping device's are: a peer on a flaky
+        #: link (lost and back at every other poll) is a few lines an hour and their count.
+        self._lines = {p.kiosk_id: FlapLimit(core.clock.monotonic_ns) for p in self.peers}
         self._load_closings()
 
     def _load_closings(self) -> None:
@@ -243,7 +246,23 @@ class PeerSync:
             self._failed(peer, "its passages could not be kept here (event log)")
         else:
             keeping.worked()
+        self._settle_lines(peer.kiosk_id)
         self._tell()
+
+    def _say(self, kiosk_id: str, level: int, text: str) -> None:
+        """A change of the peer's state, in the journal unless it changes too often
+        (``FlapLimit``: then counted, and said with the state an hour on)."""
+        line = self._lines[kiosk_id].change(text)
+        log.log(logging.DEBUG if line is None else level, "%s", text if line is None else line)
+
+    def _settle_lines(self, kiosk_id: str) -> None:
+        """After an hour whose changes went partly unlogged: the peer's state now, and their
+        count."""
+        error = self.states[kiosk_id].last_error
+        now = f"peer {kiosk_id}: {error}" if error is not None else f"peer {kiosk_id} answers"
+        line = self._lines[kiosk_id].settled(f"compound: {now}")
+        if line is not None:
+            log.log(logging.INFO if error is None else logging.WARNING, "%s", line)
 
     def _tell(self) -> None:
         """A ``peers`` bus message (``stale``: the peers whose outings are unknown here) when
@@ -302,7 +321,9 @@ class PeerSync:
             got += len(new)
             with self._lock:
                 if state.last_error is not None:
-                    log.info("compound: peer %s answers again", peer.kiosk_id)
+                    self._say(
+                        peer.kiosk_id, logging.INFO, f"compound: peer {peer.kiosk_id} answers again"
+                    )
                 state.last_success, state.last_error = self.core.clock.now(), None
                 reopened = self._reopened(state, page.said)
                 state.ahead_dropped += page.ahead
@@ -481,7 +502,7 @@ class PeerSync:
             state = self.states[peer.kiosk_id]
             new, state.last_error = message != state.last_error, message
         if new:
-            log.warning("compound: peer %s: %s", peer.kiosk_id, message)
+            self._say(peer.kiosk_id, logging.WARNING, f"compound: peer {peer.kiosk_id}: {message}")
 
     # -- news: told at once, taken at once --------------------------------------------------------
 

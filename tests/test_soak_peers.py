@@ -1,17 +1,20 @@
-"""Soak: a compound's peer gate asked every ``compound.poll_s`` for weeks. A card that keeps
-refusing its passages must cost the journal a bounded number of lines, not a line or a
-traceback per poll: 8,640 polls a day at the default 10 s."""
+"""Soak: a compound's peer gate asked every ``compound.poll_s`` for weeks. A peer on a flaky
+link (lost and back at every other poll) or a card that keeps refusing its passages must cost
+the journal a bounded number of lines, as a flapping device does (docs/operations.md), not a
+line or a traceback per poll: 8,640 polls a day at the default 10 s."""
 
 from __future__ import annotations
 
 import logging
 
+import httpx
 import pytest
-from test_compound_gates import Gate, peer_entry, resident
+from test_compound_gates import Gate, Switch, peer_entry, resident
 
+from kiosk.logs import FLAP_LINES
 from kiosk.store import StoreFault
 
-POLLS = 60  # ten minutes at the default poll_s
+POLLS = 60  # ten minutes at the default poll_s: ten times the changes logged an hour
 
 
 @pytest.fixture
@@ -25,6 +28,28 @@ def gates(tmp_path, clock):
 
 def peer_lines(caplog) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "checkpoint.peers" and r.levelno >= logging.INFO]
+
+
+def test_a_peer_on_a_flaky_link_is_logged_a_few_times_an_hour_with_the_count(
+    gates, clock, monkeypatch, caplog
+):
+    north, south = gates
+    way = Switch(north)
+    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(way))
+    with caplog.at_level(logging.INFO, logger="checkpoint.peers"):
+        for i in range(POLLS):
+            way.up = bool(i % 2)
+            sync.poll()
+            clock.advance(10)
+        assert len(peer_lines(caplog)) <= FLAP_LINES
+        # An hour on, the next poll says the state then and how many changes were not
+        # logged: the journal's last word is the state.
+        clock.advance(3600)
+        way.up = True
+        sync.poll()
+    last = peer_lines(caplog)[-1].getMessage()
+    assert last == "compound: peer gate-north answers (54 changes not logged over the last 70 min)"
+    assert south.core.health()["peers"][0]["state"] == "ok"  # the state is always shown
 
 
 def test_a_card_that_keeps_refusing_a_peers_passages_is_one_traceback_not_one_a_poll(
