@@ -199,6 +199,8 @@ class PeerSync:
         #: A passing decision here not told to that peer yet (a queue of one: news coalesces).
         self._news = {p.kiosk_id: threading.Event() for p in self.peers}
         self._pushed = {"told": 0, "failed": 0, "coalesced": 0}
+        #: Each peer's last answer to a poke (``None`` never: no answer is not one).
+        self._answered: dict[str, int] = {}
         self.poke_gap_s = poke_gap_s
         #: A peer's passages that the event log keeps refusing (a full or failing card, asked
         #: again every poll): its traceback once per kind of error, not once a poll.
@@ -557,13 +559,18 @@ class PeerSync:
             else:
                 state.tell_failed += 1
                 self._pushed["failed"] += 1
-            if status == 421 and state.tell_status != 421:
+            # Against its last answer, not a missing one: a flaky link between two refusals
+            # does not make the second one news again.
+            answered = self._answered.get(peer.kiosk_id)
+            if status is not None:
+                self._answered[peer.kiosk_id] = status
+            if status == 421 and answered != 421:
                 log.warning(
                     "compound: peer %s does not take this gate's news (HTTP 421): %s",
                     peer.kiosk_id,
                     misdirected(peer.url),
                 )
-            elif status == 403 and state.tell_status != 403:
+            elif status == 403 and answered != 403:
                 log.warning(
                     "compound: peer %s refuses this gate's token for its news (HTTP 403): it"
                     " needs a token of that gate made for this one (kiosk token new --scope %s"
@@ -572,7 +579,7 @@ class PeerSync:
                     PEER_SCOPE,
                     self.core.config.site.kiosk_id,
                 )
-            elif status not in (202, None, state.tell_status):
+            elif status not in (202, None, answered):
                 log.warning(
                     "compound: peer %s does not take this gate's news (HTTP %s): it runs"
                     " earlier code or does not list this gate in its compound.peers; its"

@@ -81,3 +81,26 @@ def test_a_card_that_keeps_refusing_a_peers_passages_is_one_traceback_not_one_a_
     assert sync.ledger.held() == {"gate-north": 1}
     said = [r.getMessage() for r in peer_lines(caplog)]
     assert "compound: peer gate-north answers again" in said and len(said) <= 2
+
+
+def test_a_peer_on_older_code_over_a_flaky_link_says_it_refuses_the_news_once(
+    gates, monkeypatch, caplog
+):
+    """It answers 405 to the poke when the link is up and nothing when it is down: the
+    missing answer between two refusals did not make the second one news again."""
+    north, south = gates
+    answers = iter(range(10_000))
+
+    def old_code_flaky(request: httpx.Request) -> httpx.Response:
+        if next(answers) % 2:
+            raise httpx.ConnectError("no route to host", request=request)
+        return httpx.Response(405, json={"detail": "Method Not Allowed"})
+
+    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(old_code_flaky))
+    with caplog.at_level(logging.WARNING, logger="checkpoint.peers"):
+        for _ in range(POLLS):
+            sync.news({"type": "decision", "decision": "pass", "committed": True})
+            sync.push()
+    said = [r.getMessage() for r in caplog.records if "news" in r.getMessage()]
+    assert len(said) == 1 and "(HTTP 405)" in said[0]
+    assert south.core.health()["peers"][0]["tell_failed"] == POLLS
