@@ -45,6 +45,7 @@ from kiosk.bus import EventBus
 from kiosk.config.compound import CompoundSection, PeerSource
 from kiosk.core import Core
 from kiosk.history import COUNTED_DECISIONS
+from kiosk.logs import FlapLimit, RepeatedFailure
 from kiosk.peers import (
     MAX_SKEW,
     PEER_SCOPE,
@@ -198,7 +199,22 @@ class PeerSync:
         #: A passing decision here not told to that peer yet (a queue of one: news coalesces).
         self._news = {p.kiosk_id: threading.Event() for p in self.peers}
         self._pushed = {"told": 0, "failed": 0, "coalesced": 0}
+        #: Each peer's last answer to a poke (``None`` never: no answer is not one).
+        self._answered: dict[str, int] = {}
         self.poke_gap_s = poke_gap_s
+        #: A peer's passages that the event log keeps refusing (a full or failing card, asked
+        #: again every poll): its traceback once per kind of error, not once a poll.
+        self._keeping = {
+            p.kiosk_id: RepeatedFailure(
+                log,
+                f"compound: keeping {p.kiosk_id}'s passages failed",
+                f"compound: {p.kiosk_id}'s passages are kept again",
+            )
+            for p in self.peers
+        }
+        #: A peer's errors and recoveries, logged as a flapping device's are: a peer on a flaky
+        #: link (lost and back at every other poll) is a few lines an hour and their count.
+        self._lines = {p.kiosk_id: FlapLimit(core.clock.monotonic_ns) for p in self.peers}
         self._load_closings()
 
     def _load_closings(self) -> None:
@@ -222,14 +238,33 @@ class PeerSync:
             self._fetch_logged(peer)
 
     def _fetch_logged(self, peer: PeerSource) -> None:
+        keeping = self._keeping[peer.kiosk_id]
         try:
             self.fetch(peer)
         except _Stopped:
             return  # stopped while its answer was on the way: dropped
-        except Exception:  # noqa: BLE001 - a store fault while keeping: the next round retries
-            log.exception("compound: keeping %s's passages failed", peer.kiosk_id)
+        except Exception as exc:  # noqa: BLE001 - a store fault while keeping: the next round retries
+            keeping.failed(exc)
             self._failed(peer, "its passages could not be kept here (event log)")
+        else:
+            keeping.worked()
+        self._settle_lines(peer.kiosk_id)
         self._tell()
+
+    def _say(self, kiosk_id: str, level: int, text: str) -> None:
+        """A change of the peer's state, in the journal unless it changes too often
+        (``FlapLimit``: then counted, and said with the state an hour on)."""
+        line = self._lines[kiosk_id].change(text)
+        log.log(logging.DEBUG if line is None else level, "%s", text if line is None else line)
+
+    def _settle_lines(self, kiosk_id: str) -> None:
+        """After an hour whose changes went partly unlogged: the peer's state now, and their
+        count."""
+        error = self.states[kiosk_id].last_error
+        now = f"peer {kiosk_id}: {error}" if error is not None else f"peer {kiosk_id} answers"
+        line = self._lines[kiosk_id].settled(f"compound: {now}")
+        if line is not None:
+            log.log(logging.INFO if error is None else logging.WARNING, "%s", line)
 
     def _tell(self) -> None:
         """A ``peers`` bus message (``stale``: the peers whose outings are unknown here) when
@@ -288,7 +323,9 @@ class PeerSync:
             got += len(new)
             with self._lock:
                 if state.last_error is not None:
-                    log.info("compound: peer %s answers again", peer.kiosk_id)
+                    self._say(
+                        peer.kiosk_id, logging.INFO, f"compound: peer {peer.kiosk_id} answers again"
+                    )
                 state.last_success, state.last_error = self.core.clock.now(), None
                 reopened = self._reopened(state, page.said)
                 state.ahead_dropped += page.ahead
@@ -467,7 +504,7 @@ class PeerSync:
             state = self.states[peer.kiosk_id]
             new, state.last_error = message != state.last_error, message
         if new:
-            log.warning("compound: peer %s: %s", peer.kiosk_id, message)
+            self._say(peer.kiosk_id, logging.WARNING, f"compound: peer {peer.kiosk_id}: {message}")
 
     # -- news: told at once, taken at once --------------------------------------------------------
 
@@ -522,13 +559,18 @@ class PeerSync:
             else:
                 state.tell_failed += 1
                 self._pushed["failed"] += 1
-            if status == 421 and state.tell_status != 421:
+            # Against its last answer, not a missing one: a flaky link between two refusals
+            # does not make the second one news again.
+            answered = self._answered.get(peer.kiosk_id)
+            if status is not None:
+                self._answered[peer.kiosk_id] = status
+            if status == 421 and answered != 421:
                 log.warning(
                     "compound: peer %s does not take this gate's news (HTTP 421): %s",
                     peer.kiosk_id,
                     misdirected(peer.url),
                 )
-            elif status == 403 and state.tell_status != 403:
+            elif status == 403 and answered != 403:
                 log.warning(
                     "compound: peer %s refuses this gate's token for its news (HTTP 403): it"
                     " needs a token of that gate made for this one (kiosk token new --scope %s"
@@ -537,7 +579,7 @@ class PeerSync:
                     PEER_SCOPE,
                     self.core.config.site.kiosk_id,
                 )
-            elif status not in (202, None, state.tell_status):
+            elif status not in (202, None, answered):
                 log.warning(
                     "compound: peer %s does not take this gate's news (HTTP %s): it runs"
                     " earlier code or does not list this gate in its compound.peers; its"

@@ -41,7 +41,7 @@ from typing import Protocol
 import numpy as np
 
 from drivers.codes import Rejection
-from drivers.faultlog import StateLog, describe
+from drivers.faultlog import RejectionLog, StateLog, describe
 from drivers.pipeline import FramePipeline
 from kiosk.backoff import Backoff
 from kiosk.clock import Clock
@@ -120,6 +120,7 @@ class CameraReader:
         self._latest: tuple[np.ndarray, int] | None = None
         self._health = Health("absent", "not started", clock.monotonic_ns())
         self.faults = StateLog(log, name, clock)
+        self.rejections = RejectionLog(log, name, clock)
         self.reopens = 0
         self._pumped = False
 
@@ -224,7 +225,7 @@ class CameraReader:
     def _process(self, frame: np.ndarray, mono_ns: int) -> list[CodeRead]:
         result = self.pipeline.process_detailed(frame, mono_ns)
         for rejection in result.rejected:
-            log.info("%s: code rejected (%s)", self.name, rejection.reason)
+            self.rejections.rejected(rejection.reason)
             if self._on_rejection is not None:
                 self._on_rejection(rejection)
         if self._sink is not None:

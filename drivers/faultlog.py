@@ -9,6 +9,11 @@ A device that *flaps* (a loose USB cable: lost and back every few seconds, for w
 to ``kiosk.logs.FlapLimit``: at most ``FLAP_LINES`` changes an hour, the rest counted and
 said, with the state then, once the hour is over (``settle()``, from each driver's
 ``health()``, which the runner polls).
+
+What a reader rejects (a line or a frame it cannot use) is no change of state, but it can
+come many times a second for hours (a scanner on a noisy line, a camera whose driver hands
+over broken frames): ``RejectionLog`` says each reason at once, then at most once every
+``REJECTED_LOG_EVERY_S`` with how many like it were not logged.
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ import threading
 import time
 
 from kiosk.clock import Clock
-from kiosk.logs import FLAP_LINES, FlapLimit
+from kiosk.logs import FLAP_LINES, FlapLimit, OncePerInterval
 
-__all__ = ["FLAP_LINES", "StateLog", "describe"]
+__all__ = ["FLAP_LINES", "REJECTED_LOG_EVERY_S", "RejectionLog", "StateLog", "describe"]
+
+#: A reader's rejections of one reason are logged at most this often (the rest counted).
+REJECTED_LOG_EVERY_S = 60.0
 
 
 def describe(exc: BaseException) -> str:
@@ -93,3 +101,25 @@ class StateLog:
     def _emit(self, level: int, line: str) -> None:
         self.lines += 1
         self._log.log(level, "%s: %s", self._name, line)
+
+
+class RejectionLog:
+    """A reader's "code rejected" lines: each reason at once, then at most once every
+    ``REJECTED_LOG_EVERY_S``, saying how many like it were not logged since (those go to
+    debug). ``clock`` (its monotonic time) times it; without one, the process's."""
+
+    def __init__(self, logger: logging.Logger, name: str, clock: Clock | None = None) -> None:
+        self._log = logger
+        self._name = name
+        self._now_ns = clock.monotonic_ns if clock else time.monotonic_ns
+        self._every = OncePerInterval(REJECTED_LOG_EVERY_S)
+        self._lock = threading.Lock()
+
+    def rejected(self, reason: str) -> None:
+        with self._lock:
+            untold = self._every.due(self._now_ns() / 1e9, reason)
+        if untold is None:
+            self._log.debug("%s: code rejected (%s)", self._name, reason)
+            return
+        more = f"; {untold} more like it not logged since the last" if untold else ""
+        self._log.info("%s: code rejected (%s)%s", self._name, reason, more)

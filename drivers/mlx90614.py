@@ -41,6 +41,7 @@ from drivers.faultlog import StateLog, describe
 from kiosk.backoff import Backoff
 from kiosk.clock import Clock
 from kiosk.devices import Health, SensorFault, ThermoReading
+from kiosk.logs import OncePerInterval
 
 if TYPE_CHECKING:
     from smbus2 import i2c_msg
@@ -50,6 +51,9 @@ log = logging.getLogger(__name__)
 PecMode = Literal["strict", "warn", "off"]
 
 DEFAULT_ADDRESS = 0x5A
+#: With ``pec = "warn"`` (a chip that sends no valid PEC: every word mismatches, ~30 a
+#: second) the mismatches are logged at most this often, with their count.
+PEC_LOG_EVERY_S = 3600.0
 #: RAM (read-only) commands: opcode 000x xxxx.
 RAM_TA = 0x06
 RAM_TOBJ1 = 0x07
@@ -356,6 +360,7 @@ class Mlx90614:
         #: Set while the bus clock is above the chip's limit (``_check_bus_clock``).
         self._too_fast: str | None = None
         self.counters = _Counters()
+        self._pec_lines = OncePerInterval(PEC_LOG_EVERY_S)
         #: The bus's faults in the journal: once per cause, the return once (not per reopen).
         self.faults = StateLog(log, name, clock)
 
@@ -578,10 +583,12 @@ class Mlx90614:
         data = bus.write_then_read(self.address, bytes([command]), 3)
         word, pec_ok = check_word(self.address, command, data, self.pec)
         if not pec_ok and self.pec == "warn":
+            now_s = self._clock.monotonic_ns() / 1e9
             with self._state_lock:
                 self.counters.pec_mismatches += 1
                 count = self.counters.pec_mismatches
-            if count == 1 or count % 100 == 0:
+                due = self._pec_lines.due(now_s) is not None
+            if due:
                 log.warning("mlx90614 PEC mismatch (pec=warn)", extra={"count": count})
         if temperature:
             check_temperature(word, command)

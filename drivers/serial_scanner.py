@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from drivers.codes import Rejection, SerialLinePipeline
-from drivers.faultlog import StateLog, describe
+from drivers.faultlog import RejectionLog, StateLog, describe
 from drivers.worker import Worker
 from kiosk.backoff import Backoff
 from kiosk.clock import Clock
@@ -93,6 +93,7 @@ class SerialScanner:
         self._health = Health("absent", "not started", clock.monotonic_ns())
         self.connects = 0
         self.faults = StateLog(log, name, clock)
+        self.rejections = RejectionLog(log, name, clock)
         self.health_changed = threading.Event()
 
     def start(self, sink: CodeSink) -> None:
@@ -215,7 +216,7 @@ class SerialScanner:
                 sink(code)
 
     def _rejected(self, rejection: Rejection) -> None:
-        log.info("%s: code rejected (%s)", self.name, rejection.reason)
+        self.rejections.rejected(rejection.reason)
         if self._on_rejection is not None:
             self._on_rejection(rejection)
 

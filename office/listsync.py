@@ -54,7 +54,7 @@ from kiosk.lists import (
     sign_bundle,
     stamp_ahead,
 )
-from kiosk.logs import RepeatedFailure
+from kiosk.logs import FlapLimit, RepeatedFailure
 from kiosk.passes import TrustList
 from office.deadline import Deadline, DeadlineExceeded
 from office.pull import (
@@ -548,6 +548,9 @@ class ListSync:
         #: The failure last logged (outcome, message), while checks keep failing so.
         self._told_failure: tuple[str, str] | None = None
         self._raised = RepeatedFailure(log, "lists check failed", "lists check runs again")
+        #: Its failures and returns, logged as a flapping device's are: an office on a flaky
+        #: link (lost and back at every other check) is a few lines an hour and their count.
+        self._flaps = FlapLimit(clock.monotonic_ns)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -573,20 +576,36 @@ class ListSync:
 
     def _log_result(self, result: SyncResult, failed_before: int) -> None:
         """A failure once per outcome and message (the office down for a week is retried
-        every minute), the first success after failures once, any other success as it is."""
+        every minute), the first success after failures once, any other success as it is;
+        those changes at most ``FLAP_LINES`` an hour (``FlapLimit``), then counted."""
         if result.outcome in ("rejected", "error"):
             told = (result.outcome, result.message)
             if told == self._told_failure:
                 log.debug("lists %s again", result.outcome, extra={"detail": result.message})
+                self._settle("lists check fails", logging.WARNING, result.message)
                 return
             self._told_failure = told
-            log.warning("lists %s", result.outcome, extra={"detail": result.message})
+            self._say(logging.WARNING, f"lists {result.outcome}", result.message)
             return
         if self._told_failure is not None:
             self._told_failure = None
-            log.info("lists check works again after %d failed checks", failed_before)
+            self._say(logging.INFO, f"lists check works again after {failed_before} failed checks")
+        else:
+            self._settle("lists check works", logging.INFO)
         if result.outcome != "not_modified":
             log.info("lists %s", result.outcome, extra={"detail": result.message})
+
+    def _say(self, level: int, text: str, detail: str | None = None) -> None:
+        """A change of the check's state, in the journal unless it changes too often."""
+        line = self._flaps.change(text)
+        extra = {} if detail is None else {"detail": detail}
+        log.log(logging.DEBUG if line is None else level, "%s", line or text, extra=extra)
+
+    def _settle(self, state: str, level: int, detail: str | None = None) -> None:
+        """After an hour whose changes went partly unlogged: the state now, and their count."""
+        line = self._flaps.settled(state)
+        if line is not None:
+            log.log(level, "%s", line, extra={} if detail is None else {"detail": detail})
 
     def _check(self) -> SyncResult:
         applied = self.lists.current.freshness.bundle_version

@@ -12,6 +12,7 @@ import pytest
 from checkpoint.cli import main
 from kiosk import lists as lists_mod
 from kiosk.lists import BundleError, ListStore
+from kiosk.logs import FLAP_LINES
 from kiosk.passes import TrustList, load_private_key, new_key_pair
 from kiosk.store import EventLog
 from office.listsync import (
@@ -335,6 +336,30 @@ def test_an_office_down_for_a_day_is_one_warning_and_its_return_one_line(
     lines = [r for r in caplog.records if r.name == "office.listsync"]
     assert [r.levelname for r in lines] == ["WARNING", "INFO"]
     assert "1440" in lines[1].getMessage() + str(getattr(lines[1], "detail", ""))
+
+
+def test_an_office_on_a_flaky_link_is_a_few_lines_an_hour_with_the_count(
+    gate, office, clock, caplog
+):
+    """The office's link lost and back at every other check (a Wi-Fi bridge failing): its
+    error and the check working again were two lines per flap, for as long as it lasted.
+    They are logged as a flapping device's: six an hour, then the state with the count."""
+    server = Office(office.bundle)
+    publish_bundle(office.key, _lists(), office.bundle, now=clock.now())
+    sync = _sync(gate, server)
+    sync.check()
+    caplog.set_level("INFO", logger="office.listsync")
+    for i in range(60):  # an hour: a failed check, the retry a minute on works, ...
+        server.down = not i % 2
+        sync.check()
+        clock.advance(60)
+    lines = [r.getMessage() for r in caplog.records if r.name == "office.listsync"]
+    assert len(lines) <= FLAP_LINES
+    server.down = False
+    clock.advance(60)
+    sync.check()
+    lines = [r.getMessage() for r in caplog.records if r.name == "office.listsync"]
+    assert lines[-1].startswith("lists check works (") and "changes not logged" in lines[-1]
 
 
 def test_a_card_that_cannot_take_the_bundle_is_one_traceback_not_one_a_minute(

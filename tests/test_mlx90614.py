@@ -360,6 +360,31 @@ def test_pec_warn_accepts_a_missing_pec_but_reports_degraded(clock, chip):
     assert "PEC mismatches" in health.detail
 
 
+def test_a_chip_without_a_pec_on_warn_is_one_line_an_hour_not_one_every_few_seconds(
+    clock, chip, caplog
+):
+    """``warn`` is for a chip that never sends a valid PEC: every word mismatches, four a
+    read at 8 reads a second. One line in the journal every 100 of them was a line every
+    3 s for as long as the kiosk ran; the first is said, then one an hour with the count."""
+    import logging
+
+    thermo = Mlx90614(lambda: Smbus2Transport(chip.smbus()), clock, pec="warn")
+    chip.inject("bad_pec")
+
+    def said() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "PEC mismatch" in r.getMessage()]
+
+    with caplog.at_level(logging.WARNING, logger="drivers.mlx90614"):
+        for _ in range(8 * 60 * 5):  # five minutes of reads
+            clock.advance(0.125)
+            thermo.read()
+        assert len(said()) == 1 and said()[0].count == 1
+        clock.advance(3600)
+        thermo.read()
+    assert len(said()) == 2 and said()[1].count > 9000  # every mismatch counted
+    assert thermo.health().state == "degraded"  # the state is always shown
+
+
 def _garble_pec_every(n: int):
     """A wire that flips a PEC bit on every n-th reply (a long cable, weak pull-ups)."""
     replies = [0]

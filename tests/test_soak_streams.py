@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import tracemalloc
 from collections.abc import Iterator
@@ -176,3 +177,31 @@ def test_bus_subscribers_closing_or_dropped_1000_times_leave_none_behind():
         logging.disable(logging.NOTSET)
     assert bus.subscribers == 0 and bus.dropped_total == 500
     assert grown < 8 * 1024
+
+
+def test_a_live_stream_reconnecting_with_its_pages_old_seq_shows_the_newest_rows(core):
+    """A guard's console open all shift: when its stream is lost (a restart, the Wi-Fi) the
+    browser reconnects by itself to the same URL, ``after`` the seq the page was drawn at.
+    Hundreds of passages later, the stream must send the newest rows, as the page drawn
+    anew would: not the oldest ones after that seq, shown on top as the latest passages while
+    each decision after brings the next old ones and no new passage shows for hours."""
+    from guard_support import add_event
+
+    from ui.guard.deps import Guard
+    from ui.guard.live import FEED_ROWS, FeedStream
+
+    g = Guard.build(core)
+    session = g.auth.sessions.read(g.auth.sessions.issue(g.auth.accounts.get("alice"))[0])
+    drawn_at = core.store.last_seq
+    for _ in range(FEED_ROWS + 10):
+        add_event(core)
+    stream = FeedStream(g, session, "en", drawn_at)
+
+    def sent() -> list[int]:
+        lines = asyncio.run(stream.rows())
+        return [json.loads(line.split("data: ", 1)[1])["seq"] for line in lines]
+
+    newest = core.store.last_seq
+    assert sent() == list(range(newest - FEED_ROWS + 1, newest + 1))
+    last = add_event(core)  # the next passage shows at once
+    assert sent() == [last.seq]

@@ -62,8 +62,11 @@ def dated(g: Guard, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def new_events(g: Guard, after: int) -> list[dict[str, Any]]:
-    """The feed's rows after ``after`` (at most ``FEED_ROWS``), dated. Blocking."""
-    return dated(g, g.core.store.events(after_seq=after, limit=FEED_ROWS))
+    """The feed's rows after ``after``, dated: the newest ``FEED_ROWS`` of them, as a page
+    drawn now shows (a stream the browser reconnects to its first URL asks after the seq its
+    page was drawn at, hours of passages ago). Blocking."""
+    store = g.core.store
+    return dated(g, store.events(after_seq=max(after, store.last_seq - FEED_ROWS), limit=FEED_ROWS))
 
 
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
