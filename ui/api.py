@@ -58,7 +58,6 @@ from kiosk.sheets import formula_safe, write_csv
 from kiosk.stats import daily_report
 from kiosk.store import EventLog, StoreFault, format_ts
 from kiosk.tokens import TokenInfo
-from ui.auth import client_addr, limit_key
 
 log = logging.getLogger(__name__)
 
@@ -449,6 +448,10 @@ def parse_day(text: str) -> date:
     return day
 
 
+def _client_addr(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def _too_many(verdict: Verdict, what: str) -> HTTPException:
     return HTTPException(
         429, f"rate limited ({what}); retry later", {"Retry-After": verdict.retry_after_header}
@@ -545,8 +548,7 @@ def limit_size(request: Request, state: Annotated[Api, Depends(api_state)]) -> N
             raise HTTPException(413, "request too large")
     elif "chunked" in request.headers.get("transfer-encoding", "").lower():
         raise HTTPException(413, "request bodies of unknown length are refused")
-    # An IPv6 client is its /64 (``limit_key``): a LAN machine picks addresses in it at will.
-    verdict = state.addr_limiter.take("addr:" + limit_key(client_addr(request)))
+    verdict = state.addr_limiter.take("addr:" + _client_addr(request))
     if not verdict.allowed:
         raise _too_many(verdict, "address")
 
