@@ -117,7 +117,13 @@ class Core:
         model = self.calibration.get()
         # An unfitted model reads some wrists half a degree off, more than the early margin:
         # every site is calibrated before service (docs/thermometer.md); until then, say so.
-        report["calibration"] = {"fitted": not model.is_default, "fitted_at": model.fitted_at}
+        # A file that cannot be read (damaged on the card): the model in use stays, and the
+        # guard is told, never left to read "not fitted" for a site that was fitted.
+        report["calibration"] = {
+            "fitted": not model.is_default,
+            "fitted_at": model.fitted_at,
+            "problem": self.calibration.problem,
+        }
         # A key file added to the trust folder that cannot be read: the keys in force stay,
         # and the guard is told why that issuer's passes are refused (not only the log).
         report["trust"] = {"problem": self.trust.problem}
