@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import logging
 import math
 import os
 import secrets
@@ -51,6 +52,8 @@ from kiosk.config.store import StoreSection
 from kiosk.devices import Health
 from kiosk.schema import PROGRAM_SETS, execute_script
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 
 DIRECTIONS = frozenset({"in", "out"})
@@ -71,6 +74,13 @@ _STORAGE_ERRORS = (
     "SQLITE_LOCKED",
     "SQLITE_NOMEM",
     "SQLITE_PROTOCOL",
+)
+#: A read failing with these met a page the card no longer gives back whole (``note_read_fault``).
+_DAMAGE_ERRORS = ("SQLITE_CORRUPT", "SQLITE_IOERR", "SQLITE_NOTADB")
+#: What a read the storage failed means, in health and the log (docs/operations.md).
+READ_FAULT_DETAIL = (
+    "part of the database is damaged or cannot be read (the SD card may be failing);"
+    " run kiosk verify-log"
 )
 #: After these the connection itself is suspect (e.g. opened read-only): reopen before retrying.
 _REOPEN_ERRORS = (
@@ -664,6 +674,12 @@ def _open_connection(path: Path, timeout_s: float) -> sqlite3.Connection:
 
 def _error_name(exc: BaseException) -> str:
     return getattr(exc, "sqlite_errorname", "") or ""
+
+
+def is_damaged_read(exc: BaseException) -> bool:
+    """True when a read raised ``exc`` because the file could not be read back whole (a
+    damaged page, an I/O error): not a lock or a full disk, which pass."""
+    return isinstance(exc, sqlite3.DatabaseError) and _error_name(exc).startswith(_DAMAGE_ERRORS)
 
 
 def is_storage_error(exc: BaseException) -> bool:
@@ -1312,6 +1328,7 @@ class EventLog:
         self._last_seq = 0
         self._last_audit_seq = 0
         self._fault: tuple[str, int] | None = None  # (error name, since mono_ns)
+        self._read_fault: tuple[str, int] | None = None  # a damaged page met by a reader
         self._failed_writes = 0
         self._lock = threading.Lock()
         self._closed = True
@@ -1548,6 +1565,9 @@ class EventLog:
             # A connection SQLite opened there stays read-only: the next write opens afresh.
             self._reopen = True
             return Health("fault", "the file system is read-only: nothing can be recorded")
+        if self._read_fault is not None:
+            error, since = self._read_fault
+            return Health("degraded", f"a read failed: {error}: {READ_FAULT_DETAIL}", since)
         try:
             free_mb = shutil.disk_usage(self.path.parent).free / 1_048_576
         except OSError as exc:
@@ -1555,6 +1575,17 @@ class EventLog:
         if free_mb < self.min_free_mb:
             return Health("degraded", f"low disk: {free_mb:.0f} MB free (< {self.min_free_mb})")
         return Health("ok", f"seq {self._last_seq}")
+
+    def note_read_fault(self, exc: BaseException) -> None:
+        """A read of the log failed on the storage (a page the card no longer reads back:
+        ``SQLITE_CORRUPT``, ``SQLITE_IOERR``): ``health()`` is ``degraded`` naming it from now
+        until the daemon restarts (a damaged page does not mend itself), logged once. The
+        writes go on: new rows go to other pages, and a write that fails is a fault as ever."""
+        if self._read_fault is not None or not is_damaged_read(exc):
+            return
+        error = _error_name(exc)
+        self._read_fault = (error, self.clock.monotonic_ns())
+        log.error("%s: a read failed (%s): %s", self.path, error, READ_FAULT_DETAIL)
 
     # -- writer thread ----------------------------------------------------------------------
 

@@ -6,10 +6,21 @@ the journal are told."""
 from __future__ import annotations
 
 import logging
+import re
+import sqlite3
+from contextlib import closing
+from typing import TYPE_CHECKING
 
-from guard_support import login
+import pytest
+from fastapi.testclient import TestClient
+from guard_support import BASE, GUARD_PW, add_event, login
 
 from kiosk.calibration import Calibration, default_path
+from office.pull import Puller, PullError
+from ui.app import create_app
+
+if TYPE_CHECKING:
+    from kiosk.core import Core
 
 FITTED_AT = "2026-03-01T00:00:00+00:00"
 
@@ -65,3 +76,70 @@ def test_a_calibration_file_read_whole_again_clears_the_problem(guard_core):
         "fitted_at": FITTED_AT,
         "problem": None,
     }
+
+
+def _damage_a_page_of_events(core: Core) -> None:
+    """Overwrite one leaf page of the events table in the middle of the file with junk, as a
+    sector the card no longer reads back (SQLite says SQLITE_CORRUPT on reaching it)."""
+    core.store.wipe_wal()  # the pages in the file itself, nothing of them left in the WAL
+    with closing(sqlite3.connect(core.store.path)) as conn:
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+        leaves = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pageno FROM dbstat WHERE name = 'events' AND pagetype = 'leaf'"
+                " ORDER BY pageno"
+            )
+        ]
+    assert len(leaves) >= 3
+    with open(core.store.path, "r+b") as db:
+        db.seek((leaves[len(leaves) // 2] - 1) * size)
+        db.write(b"\xde\xad\xbe\xef" * (size // 4))
+
+
+def test_a_damaged_page_of_the_log_is_a_clear_503_and_a_degraded_store_never_a_500(
+    guard_core, tmp_path
+):
+    """A sector of kiosk.db gone bad under events already written: the gate went on deciding
+    (new rows are written elsewhere), but the office's pull, the daily report and the guard's
+    console answered a bare 500 ("Internal Server Error") while health still said the store
+    was ok, so nobody was told the card was failing or what to do."""
+    for _ in range(60):
+        add_event(guard_core)
+    _damage_a_page_of_events(guard_core)
+    _, token = guard_core.tokens.create(["logs:read"])
+    app = create_app(guard_core)
+    api = TestClient(app, base_url=BASE, raise_server_exceptions=False)
+    auth = {"Authorization": f"Bearer {token}"}
+    for path in ("/api/v1/events?after=0&limit=1000", "/api/v1/stats?day=2026-03-02"):
+        answer = api.get(path, headers=auth)
+        assert answer.status_code == 503, (path, answer.status_code)
+        assert "SQLITE_CORRUPT" in answer.json()["detail"]
+        assert "verify-log" in answer.json()["detail"]
+    with (
+        Puller(tmp_path / "office.db", client=api, attempts=2, sleep=lambda _s: None) as office,
+        pytest.raises(PullError, match=r"giving up after 2 tries \(HTTP 503: .*SQLITE_CORRUPT"),
+    ):
+        office.pull(BASE, token)
+    store = guard_core.health()["devices"]["store"]
+    assert store["state"] == "degraded" and "SQLITE_CORRUPT" in store["detail"]
+    add_event(guard_core)  # the gate's own writes go on
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as guard:
+        form = guard.get("/guard/login").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+        signed = {"name": "alice", "password": GUARD_PW, "csrf": csrf, "next": "/guard"}
+        guard.post("/guard/login", data=signed, headers={"Origin": BASE})
+        page = guard.get("/guard")
+    assert page.status_code == 503 and "SQLITE_CORRUPT" in page.text
+    assert "Internal Server Error" not in page.text
+
+
+def test_a_locked_database_is_not_taken_for_a_damaged_card(store):
+    busy = sqlite3.OperationalError("database is locked")
+    busy.sqlite_errorname = "SQLITE_BUSY"
+    store.note_read_fault(busy)
+    assert store.health().state == "ok"
+    damaged = sqlite3.DatabaseError("database disk image is malformed")
+    damaged.sqlite_errorname = "SQLITE_CORRUPT"
+    store.note_read_fault(damaged)
+    assert store.health().detail.startswith("a read failed: SQLITE_CORRUPT: ")
