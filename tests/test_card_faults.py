@@ -9,13 +9,18 @@ import logging
 import re
 import sqlite3
 from contextlib import closing
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
 from fastapi.testclient import TestClient
 from guard_support import BASE, GUARD_PW, add_event, login
 
+from checkpoint.app import build_core
 from kiosk.calibration import Calibration, default_path
+from kiosk.config import KioskConfig
+from kiosk.peers import CheckedPage, PeerLedger, PeerRow
+from kiosk.store import format_ts
 from office.pull import Puller, PullError
 from ui.app import create_app
 
@@ -143,3 +148,42 @@ def test_a_locked_database_is_not_taken_for_a_damaged_card(store):
     damaged.sqlite_errorname = "SQLITE_CORRUPT"
     store.note_read_fault(damaged)
     assert store.health().detail.startswith("a read failed: SQLITE_CORRUPT: ")
+
+
+def _peer_rows(n: int, ts: str) -> list[PeerRow]:
+    return [
+        PeerRow("gate-south", i, f"P{i}", f"{i}-1", "out", "pass", ts, False)
+        for i in range(1, n + 1)
+    ]
+
+
+def test_a_peer_poll_with_nothing_new_writes_nothing_to_the_card(tmp_path, clock):
+    """Measured: each poll of another gate (every compound.poll_s, 10 s) committed a write
+    even with nothing new, the cursor's unchanged row stamped again: one 4 KiB WAL frame and
+    an fsync per peer every 10 s (8,640 a day each), more than a busy gate's passages write
+    (7 frames each). A poll that changes nothing now writes nothing; one that moves the
+    cursor, or finds rows past the horizon to drop, still does."""
+    core = build_core(KioskConfig(), tmp_path / "gate", clock)
+    try:
+        ledger = PeerLedger(core.store, timedelta(days=3))
+        now = clock.now()
+        ledger.merge(
+            "http://s", "gate-south", CheckedPage(_peer_rows(3, format_ts(now)), 3, 3, 0), now
+        )
+        wal = core.store.path.with_name(core.store.path.name + "-wal")
+        written = wal.stat().st_size
+        for _ in range(3):
+            clock.advance(10)
+            assert (
+                ledger.merge("http://s", "gate-south", CheckedPage([], 3, 3, 0), clock.now()) == []
+            )
+        assert wal.stat().st_size == written
+        assert ledger.cursor("gate-south") == 3 and ledger.held() == {"gate-south": 3}
+        clock.advance(4 * 86400)  # the rows held are past the horizon: dropped at the next poll
+        ledger.merge("http://s", "gate-south", CheckedPage([], 3, 3, 0), clock.now())
+        assert ledger.held() == {}
+        moved = CheckedPage([], 5, 5, 0)  # rows it had none of to give (not passing ones)
+        ledger.merge("http://s", "gate-south", moved, clock.now())
+        assert ledger.cursor("gate-south") == 5
+    finally:
+        core.close()
