@@ -77,6 +77,8 @@ class Core:
     #: the returnees, household services, compound map, resident vehicles, roster
     ledgers: Ledgers
     issuer_key: Ed25519PrivateKey | None = None
+    #: why the key ``issuer_key_path`` names could not be used (damaged on the card), or None
+    issuer_key_problem: str | None = None
     version: str = kiosk.__version__
     extras: dict[str, Any] = field(default_factory=dict)
     #: builds `/api/v1/events` pages; the daemon hands in one that uses a helper process

@@ -5,16 +5,19 @@ the journal are told."""
 
 from __future__ import annotations
 
+import html
 import logging
+import os
 import re
 import sqlite3
 from contextlib import closing
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from fastapi.testclient import TestClient
-from guard_support import BASE, GUARD_PW, add_event, login
+from guard_support import BASE, GUARD_PW, add_event, close_core, login, make_app, make_core, post
 
 from checkpoint.app import build_core
 from kiosk.calibration import Calibration, default_path
@@ -187,3 +190,30 @@ def test_a_peer_poll_with_nothing_new_writes_nothing_to_the_card(tmp_path, clock
         assert ledger.cursor("gate-south") == 5
     finally:
         core.close()
+
+
+def test_an_issuing_key_the_card_damaged_is_named_not_taken_for_no_key(
+    tmp_path, clock, monkeypatch
+):
+    """issuer.key read back cut short (a bad sector): the console said "No issuing key on
+    this kiosk", as if none had been set up, so a technician went looking for a missing
+    secret instead of restoring the key from the backup; only the journal said the file was
+    damaged."""
+    data = tmp_path / "data"
+    data.mkdir()
+    close_core(make_core(data, clock, monkeypatch))
+    key_path = Path(os.environ["KIOSK_ISSUER_KEY_PATH"])
+    key_path.write_bytes(key_path.read_bytes()[:50])
+    core = build_core(KioskConfig(), data, clock)
+    try:
+        assert core.issuer_key is None
+        with TestClient(make_app(core), base_url=BASE) as client:
+            csrf = login(client)
+            page = client.get("/guard/passes?lang=en").text
+            assert "No issuing key on this kiosk" not in page
+            assert "The issuing key cannot be read" in page and "restore" in page
+            assert html.escape(str(key_path)) in page
+            sent = post(client, "/guard/passes", csrf, household="7-301", holder="A", days="1")
+            assert "key%20cannot%20be%20read" in sent.headers["location"]
+    finally:
+        close_core(core)
