@@ -812,13 +812,24 @@ def _verify_table(
     digest_fn: Callable[[bytes, Mapping[str, Any]], str],
     hash_fn: Callable[[Mapping[str, Any]], str],
 ) -> tuple[int, int | None, str | None]:
-    """Walk one chain in ``seq`` order; return (rows checked, first bad seq, problem)."""
+    """Walk one chain in ``seq`` order; return (rows checked, first bad seq, problem). A
+    page the card no longer reads back whole (``is_damaged_read``) ends the walk there, named
+    as the first row that cannot be read: the rows before it are verified."""
     cursor = conn.execute(f"SELECT * FROM {_table_name(table)} ORDER BY seq")  # noqa: S608
     names = [d[0] for d in cursor.description]
     expected_seq = 1
     prev_hash = hashchain.GENESIS
     checked = 0
-    for values in cursor:
+    rows = iter(cursor)
+    while True:
+        try:
+            values = next(rows, None)
+        except sqlite3.DatabaseError as exc:
+            if not is_damaged_read(exc):
+                raise
+            return checked, expected_seq, _unreadable_from(table, expected_seq, exc)
+        if values is None:
+            break
         row = dict(zip(names, values, strict=True))
         seq = row["seq"]
         checked += 1
@@ -872,6 +883,14 @@ def _verify_table(
             ),
         )
     return checked, None, None
+
+
+def _unreadable_from(table: str, seq: int, exc: BaseException) -> str:
+    read = f"seq 1..{seq - 1} read and verified" if seq > 1 else "no row could be read"
+    return (
+        f"{table} seq {seq}: cannot be read from here on ({_error_name(exc)}: part of the file"
+        f" is damaged); {read}"
+    )
 
 
 @MIGRATIONS()

@@ -6,6 +6,7 @@ the journal are told."""
 from __future__ import annotations
 
 import html
+import json
 import logging
 import os
 import re
@@ -20,6 +21,7 @@ from fastapi.testclient import TestClient
 from guard_support import BASE, GUARD_PW, add_event, close_core, login, make_app, make_core, post
 
 from checkpoint.app import build_core
+from checkpoint.cli import main
 from kiosk.calibration import Calibration, default_path
 from kiosk.config import KioskConfig
 from kiosk.peers import CheckedPage, PeerLedger, PeerRow
@@ -217,3 +219,29 @@ def test_an_issuing_key_the_card_damaged_is_named_not_taken_for_no_key(
             assert "key%20cannot%20be%20read" in sent.headers["location"]
     finally:
         close_core(core)
+
+
+def test_verify_log_names_the_first_row_a_damaged_page_keeps_from_being_read(guard_core, capsys):
+    """The runbook sends the technician to `kiosk verify-log` to learn what can still be read
+    from a card with a bad sector; it said only "the database is corrupt: database disk image
+    is malformed", naming no row, and checked nothing after it (not even the audit chain)."""
+    for _ in range(60):
+        add_event(guard_core)
+    guard_core.store.audit("alice", "guard.login")
+    _damage_a_page_of_events(guard_core)
+    path = guard_core.store.path
+    close_core(guard_core)
+    code = main(["verify-log", "--db", str(path), "--json"])
+    out = capsys.readouterr()
+    assert code == 1, out.err
+    said = json.loads(out.out)
+    assert said["table"] == "events" and 1 < said["first_bad_seq"] < 60
+    first = said["first_bad_seq"]
+    assert said["problem"] == (
+        f"events seq {first}: cannot be read from here on (SQLITE_CORRUPT: part of the file is"
+        f" damaged); seq 1..{first - 1} read and verified"
+    )
+    assert said["audit"] == 1  # the audit chain was walked too
+    assert said["integrity"] == [
+        "integrity_check could not finish: database disk image is malformed"
+    ]
