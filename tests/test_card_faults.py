@@ -245,3 +245,21 @@ def test_verify_log_names_the_first_row_a_damaged_page_keeps_from_being_read(gua
     assert said["integrity"] == [
         "integrity_check could not finish: database disk image is malformed"
     ]
+
+
+def test_a_config_a_power_cut_left_empty_is_refused_not_run_on_emulated_devices(tmp_path, capsys):
+    """kiosk.toml saved in place (nano truncates, then writes) when the power went: empty, or
+    cut after the example's opening comments. It read as a config setting nothing, so the
+    daemon ran on the built-in defaults, every device emulated (the real relay never
+    driven, the health page all green) with a warning in the journal only; on a gate with a
+    log, the defaults' kiosk_id blamed the log instead."""
+    config = tmp_path / "kiosk.toml"
+    data = tmp_path / "data"
+    for text in ("", "# /etc/kiosk/kiosk.toml: the gate's config\n\n"):
+        config.write_text(text, encoding="utf-8")
+        assert main(["check-config", str(config)]) == 2
+        assert "sets nothing" in capsys.readouterr().err
+        assert main(["run", "--config", str(config), "--data", str(data)]) == 2
+        err = capsys.readouterr().err
+        assert "sets nothing" in err and "power cut" in err
+        assert not (data / "kiosk.db").exists()
