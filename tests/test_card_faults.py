@@ -15,6 +15,7 @@ from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,12 +23,14 @@ from guard_support import BASE, GUARD_PW, add_event, close_core, login, make_app
 
 from checkpoint.app import build_core
 from checkpoint.cli import main
+from kiosk import store as kiosk_store
 from kiosk.calibration import Calibration, default_path
 from kiosk.config import KioskConfig
 from kiosk.peers import CheckedPage, PeerLedger, PeerRow
 from kiosk.store import format_ts
 from office.pull import Puller, PullError
 from ui.app import create_app
+from ui.guard.display import health_rows
 
 if TYPE_CHECKING:
     from kiosk.core import Core
@@ -263,3 +266,23 @@ def test_a_config_a_power_cut_left_empty_is_refused_not_run_on_emulated_devices(
         err = capsys.readouterr().err
         assert "sets nothing" in err and "power cut" in err
         assert not (data / "kiosk.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [
+        ("zh-CN", ("只读", "纸质登记簿", "重启")),
+        ("en", ("read-only", "paper register", "restarts")),
+    ],
+)
+def test_a_card_turned_read_only_is_said_in_the_guards_language_with_what_brings_it_back(
+    store, monkeypatch, lang, words
+):
+    """ext4 turns a failing card read-only (errors=remount-ro) and keeps it so until the next
+    boot: the Devices page gave the store's detail in English whatever the guard's language,
+    and nobody was told to take over by hand, nor that waiting would not bring it back."""
+    monkeypatch.setattr(kiosk_store, "_read_only", lambda _path: True)
+    health = store.health()
+    report = {"devices": {"store": {"state": health.state, "detail": health.detail}}}
+    (row,) = [r for r in health_rows(report, lang, ZoneInfo("UTC")) if r["state"] == "fault"]
+    assert all(word in row["detail"] for word in words), row["detail"]
