@@ -676,6 +676,16 @@ def _error_name(exc: BaseException) -> str:
     return getattr(exc, "sqlite_errorname", "") or ""
 
 
+#: What a read of the log raises when the storage fails it (``is_damaged_read`` tells a
+#: damaged page from a lock): the faces catch it by this name, holding no SQL of their own.
+ReadFailure = sqlite3.DatabaseError
+
+
+def error_name(exc: BaseException) -> str:
+    """SQLite's name of the error (``SQLITE_CORRUPT``), else the exception's class name."""
+    return _error_name(exc) or type(exc).__name__
+
+
 def is_damaged_read(exc: BaseException) -> bool:
     """True when a read raised ``exc`` because the file could not be read back whole (a
     damaged page, an I/O error): not a lock or a full disk, which pass."""

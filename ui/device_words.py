@@ -142,7 +142,7 @@ FORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (
             "read_failed",
             r"a read failed: (?P<err>\S+): part of the database is damaged or cannot be read"
-            r" \(the SD card may be failing\); run kiosk verify-log",
+            r" \(the SD card may be failing\); run (?P<command>kiosk verify-log)",
         ),
         ("low_disk", r"low disk: (?P<mb>\d+) MB free \(< (?P<min>[\d.]+)\)"),
         ("seq", r"seq (?P<n>\d+)"),

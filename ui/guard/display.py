@@ -695,6 +695,7 @@ def calibration_words(calibration: dict[str, Any], lang: str, tz: ZoneInfo) -> t
             "health.calibration_unreadable",
             problem=str(problem),
             in_use=i18n.t(lang, in_use, day=day),
+            reset="kiosk calibrate reset --yes",
         )
     if fitted_at:
         return "ok" if calibration["fitted"] else "degraded", i18n.t(
