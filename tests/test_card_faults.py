@@ -23,9 +23,11 @@ from guard_support import BASE, GUARD_PW, add_event, close_core, login, make_app
 
 from checkpoint.app import build_core
 from checkpoint.cli import main
+from checkpoint.export_helper import HelperProcessPages
 from kiosk import store as kiosk_store
 from kiosk.calibration import Calibration, default_path
 from kiosk.config import KioskConfig
+from kiosk.export import InProcessPages
 from kiosk.peers import CheckedPage, PeerLedger, PeerRow
 from kiosk.store import format_ts
 from office.pull import Puller, PullError
@@ -286,3 +288,26 @@ def test_a_card_turned_read_only_is_said_in_the_guards_language_with_what_brings
     report = {"devices": {"store": {"state": health.state, "detail": health.detail}}}
     (row,) = [r for r in health_rows(report, lang, ZoneInfo("UTC")) if r["state"] == "fault"]
     assert all(word in row["detail"] for word in words), row["detail"]
+
+
+def test_a_page_the_helper_cannot_read_is_logged_once_not_at_every_pull(store, caplog, monkeypatch):
+    """The office's collector asks again and again for the page a bad sector keeps from being
+    read (every poll, and its retries): each ask wrote "export worker failed (DatabaseError:
+    database disk image is malformed)" to the journal, on the failing card itself. Said once
+    now, the repeats at debug, and again once it fails otherwise or works in between."""
+    malformed = b"DatabaseError: database disk image is malformed"
+    answers = iter([malformed, malformed, malformed, None, malformed])
+
+    def ask(_request):
+        body = next(answers)
+        return (False, body, 0, 0, 0) if body else (True, b"{}", 0, 0, 0)
+
+    monkeypatch.setattr(HelperProcessPages, "_failed", None)  # put back after the test
+    monkeypatch.setattr(HelperProcessPages, "_ask", staticmethod(ask))
+    monkeypatch.setattr(InProcessPages, "build", lambda *_a: (b"{}", 0, 0, 0))
+    with caplog.at_level(logging.DEBUG, logger="checkpoint.export_helper"):
+        for _ in range(5):
+            HelperProcessPages().build(store, 0, 5, frozenset(), False)
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 2  # the first failure, and the first after a page that worked
+    assert "database disk image is malformed" in warned[0].getMessage()
