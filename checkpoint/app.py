@@ -155,17 +155,19 @@ def _shared_parts(config: KioskConfig, data_dir: Path, clock: Clock, store: Even
     )
 
 
-def _issuer_key() -> Ed25519PrivateKey | None:
+def _issuer_key() -> tuple[Ed25519PrivateKey | None, str | None]:
     """The key for issuing passes at the guard screen, if the ``issuer_key_path`` secret names
-    a usable one; without it the gate still decides, only on-the-spot issuing is off."""
+    a usable one, and why not when it names one that is not (damaged on the card: the guard's
+    Passes page says so, never "no key"); without it the gate still decides, only on-the-spot
+    issuing is off."""
     key_path = get_secret("issuer_key_path")
     if not key_path:
-        return None
+        return None, None
     try:
-        return load_private_key(key_path)
+        return load_private_key(key_path), None
     except KeyFileError as exc:
         log.warning("issuer key unusable; passes cannot be issued here: %s", exc)
-        return None
+        return None, str(exc)
 
 
 def _floor_from_log(clock: Clock, store: EventLog) -> None:
@@ -197,6 +199,7 @@ def build_core(
         shared = _shared_parts(config, data_dir, clock, store)
         ledgers_ = _ledgers(config, clock, store)
         devices = devices or build_devices(config, clock)
+        issuer_key, issuer_key_problem = _issuer_key()
     with _closing_on_error(store.close, devices.close):
         runner = EngineRunner(
             config,
@@ -218,7 +221,8 @@ def build_core(
             devices=devices,
             runner=runner,
             ledgers=ledgers_,
-            issuer_key=_issuer_key(),
+            issuer_key=issuer_key,
+            issuer_key_problem=issuer_key_problem,
             pages=HelperProcessPages() if config.web.api_worker_process else InProcessPages(),
             **shared,
         )

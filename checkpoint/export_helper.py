@@ -100,6 +100,9 @@ class HelperProcessPages:
 
     _proc: subprocess.Popen[bytes] | None = None
     _lock = threading.Lock()
+    #: The helper's last failure, said once: a page a bad sector keeps from being read is
+    #: asked for at every pull, and each warning would go to the journal on that card.
+    _failed: str | None = None
     idle_stop_s = IDLE_STOP_S
 
     @classmethod
@@ -173,8 +176,14 @@ class HelperProcessPages:
                 self.shutdown()
                 break
             if ok:
+                HelperProcessPages._failed = None
                 return body, count, next_seq, last
-            log.warning("export worker failed (%s); building in-process", body.decode())
+            said = body.decode(errors="replace")
+            if said != HelperProcessPages._failed:
+                log.warning("export worker failed (%s); building in-process", said)
+            else:
+                log.debug("export worker failed again (%s); building in-process", said)
+            HelperProcessPages._failed = said
             break
         from kiosk.export import InProcessPages
 

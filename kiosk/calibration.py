@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import math
 import os
 import threading
@@ -40,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.files import UnreadableFile, read_bounded, write_atomic
+
+log = logging.getLogger(__name__)
 
 FILE_NAME = "calibration.json"
 FORMAT_VERSION = 1
@@ -438,8 +441,10 @@ def reset_file(path: str | Path, now: datetime) -> tuple[Calibration, Path | Non
 class CalibrationStore:
     """The daemon's view of the calibration file, reloaded when the file changes.
 
-    A corrupt file keeps the last good calibration in use and is reported by ``problem``, so
-    a bad edit cannot silently put the kiosk back on defaults mid-shift.
+    A corrupt file keeps the last good calibration in use and is reported by ``problem`` (in
+    health and on the guard's Devices page, and logged once), so a bad edit or a card that
+    damaged the file cannot silently put the kiosk back on defaults mid-shift or at the next
+    start.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -469,6 +474,8 @@ class CalibrationStore:
                     self._current = Calibration.load(self.path)
                     self.problem = None
                 except CalibrationError as exc:
+                    if self.problem != str(exc):  # once per problem, not at every read
+                        log.error("calibration not re-read, the one in use stays: %s", exc)
                     self.problem = str(exc)
                 self._stamp = stamp
             return self._current

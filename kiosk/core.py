@@ -77,6 +77,8 @@ class Core:
     #: the returnees, household services, compound map, resident vehicles, roster
     ledgers: Ledgers
     issuer_key: Ed25519PrivateKey | None = None
+    #: why the key ``issuer_key_path`` names could not be used (damaged on the card), or None
+    issuer_key_problem: str | None = None
     version: str = kiosk.__version__
     extras: dict[str, Any] = field(default_factory=dict)
     #: builds `/api/v1/events` pages; the daemon hands in one that uses a helper process
@@ -117,7 +119,13 @@ class Core:
         model = self.calibration.get()
         # An unfitted model reads some wrists half a degree off, more than the early margin:
         # every site is calibrated before service (docs/thermometer.md); until then, say so.
-        report["calibration"] = {"fitted": not model.is_default, "fitted_at": model.fitted_at}
+        # A file that cannot be read (damaged on the card): the model in use stays, and the
+        # guard is told, never left to read "not fitted" for a site that was fitted.
+        report["calibration"] = {
+            "fitted": not model.is_default,
+            "fitted_at": model.fitted_at,
+            "problem": self.calibration.problem,
+        }
         # A key file added to the trust folder that cannot be read: the keys in force stay,
         # and the guard is told why that issuer's passes are refused (not only the log).
         report["trust"] = {"problem": self.trust.problem}

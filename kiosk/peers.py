@@ -607,6 +607,8 @@ class PeerLedger:
         would drop every real row), rows older than the horizon."""
         fetched = format_ts(now)
         since = format_ts(now - self.horizon) if synced else None
+        if not page.rows and self._idle(url, kiosk_id, page, since):
+            return []  # a poll with nothing new (most are): no commit, no fsync on the card
 
         def write(db: Database) -> list[PeerRow]:
             new = []
@@ -640,6 +642,30 @@ class PeerLedger:
             return new
 
         return self.store.submit(write)
+
+    def _idle(self, url: str, kiosk_id: str, page: CheckedPage, since: str | None) -> bool:
+        """Whether keeping ``page`` (no rows) would change nothing but the cursor's
+        ``updated_at``: the cursor, URL and origin as held, and nothing to trim (no row past
+        the horizon, none past ``max_rows``). Asked on a reader, so an idle poll writes
+        nothing (one every ``poll_s`` per peer was a WAL frame and an fsync on the SD card)."""
+        db = self.store.reader()
+        held = db.execute(
+            "SELECT after, url, origin FROM peer_cursors WHERE kiosk_id = ?", [kiosk_id]
+        ).fetchone()
+        if held is None or (held[0], held[1]) != (page.next, url):
+            return False
+        if page.origin is not None and held[2] != page.origin:
+            return False
+        if (
+            since is not None
+            and db.execute("SELECT 1 FROM peer_passages WHERE ts < ? LIMIT 1", [since]).fetchone()
+        ):
+            return False
+        over = db.execute(
+            "SELECT 1 FROM peer_passages WHERE kiosk_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+            [kiosk_id, self.max_rows],
+        ).fetchone()
+        return over is None
 
     def restart(self, kiosk_id: str, now: datetime) -> None:
         """The peer's log is shorter than the cursor (a new database there): its seqs start

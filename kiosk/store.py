@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import logging
 import math
 import os
 import secrets
@@ -51,6 +52,8 @@ from kiosk.config.store import StoreSection
 from kiosk.devices import Health
 from kiosk.schema import PROGRAM_SETS, execute_script
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 
 DIRECTIONS = frozenset({"in", "out"})
@@ -71,6 +74,13 @@ _STORAGE_ERRORS = (
     "SQLITE_LOCKED",
     "SQLITE_NOMEM",
     "SQLITE_PROTOCOL",
+)
+#: A read failing with these met a page the card no longer gives back whole (``note_read_fault``).
+_DAMAGE_ERRORS = ("SQLITE_CORRUPT", "SQLITE_IOERR", "SQLITE_NOTADB")
+#: What a read the storage failed means, in health and the log (docs/operations.md).
+READ_FAULT_DETAIL = (
+    "part of the database is damaged or cannot be read (the SD card may be failing);"
+    " run kiosk verify-log"
 )
 #: After these the connection itself is suspect (e.g. opened read-only): reopen before retrying.
 _REOPEN_ERRORS = (
@@ -666,6 +676,22 @@ def _error_name(exc: BaseException) -> str:
     return getattr(exc, "sqlite_errorname", "") or ""
 
 
+#: What a read of the log raises when the storage fails it (``is_damaged_read`` tells a
+#: damaged page from a lock): the faces catch it by this name, holding no SQL of their own.
+ReadFailure = sqlite3.DatabaseError
+
+
+def error_name(exc: BaseException) -> str:
+    """SQLite's name of the error (``SQLITE_CORRUPT``), else the exception's class name."""
+    return _error_name(exc) or type(exc).__name__
+
+
+def is_damaged_read(exc: BaseException) -> bool:
+    """True when a read raised ``exc`` because the file could not be read back whole (a
+    damaged page, an I/O error): not a lock or a full disk, which pass."""
+    return isinstance(exc, sqlite3.DatabaseError) and _error_name(exc).startswith(_DAMAGE_ERRORS)
+
+
 def is_storage_error(exc: BaseException) -> bool:
     """True when ``exc`` says the storage failed (full, I/O, read-only, locked, corrupt)."""
     if isinstance(exc, OSError):
@@ -796,13 +822,24 @@ def _verify_table(
     digest_fn: Callable[[bytes, Mapping[str, Any]], str],
     hash_fn: Callable[[Mapping[str, Any]], str],
 ) -> tuple[int, int | None, str | None]:
-    """Walk one chain in ``seq`` order; return (rows checked, first bad seq, problem)."""
+    """Walk one chain in ``seq`` order; return (rows checked, first bad seq, problem). A
+    page the card no longer reads back whole (``is_damaged_read``) ends the walk there, named
+    as the first row that cannot be read: the rows before it are verified."""
     cursor = conn.execute(f"SELECT * FROM {_table_name(table)} ORDER BY seq")  # noqa: S608
     names = [d[0] for d in cursor.description]
     expected_seq = 1
     prev_hash = hashchain.GENESIS
     checked = 0
-    for values in cursor:
+    rows = iter(cursor)
+    while True:
+        try:
+            values = next(rows, None)
+        except sqlite3.DatabaseError as exc:
+            if not is_damaged_read(exc):
+                raise
+            return checked, expected_seq, _unreadable_from(table, expected_seq, exc)
+        if values is None:
+            break
         row = dict(zip(names, values, strict=True))
         seq = row["seq"]
         checked += 1
@@ -856,6 +893,14 @@ def _verify_table(
             ),
         )
     return checked, None, None
+
+
+def _unreadable_from(table: str, seq: int, exc: BaseException) -> str:
+    read = f"seq 1..{seq - 1} read and verified" if seq > 1 else "no row could be read"
+    return (
+        f"{table} seq {seq}: cannot be read from here on ({_error_name(exc)}: part of the file"
+        f" is damaged); {read}"
+    )
 
 
 @MIGRATIONS()
@@ -1312,6 +1357,7 @@ class EventLog:
         self._last_seq = 0
         self._last_audit_seq = 0
         self._fault: tuple[str, int] | None = None  # (error name, since mono_ns)
+        self._read_fault: tuple[str, int] | None = None  # a damaged page met by a reader
         self._failed_writes = 0
         self._lock = threading.Lock()
         self._closed = True
@@ -1548,6 +1594,9 @@ class EventLog:
             # A connection SQLite opened there stays read-only: the next write opens afresh.
             self._reopen = True
             return Health("fault", "the file system is read-only: nothing can be recorded")
+        if self._read_fault is not None:
+            error, since = self._read_fault
+            return Health("degraded", f"a read failed: {error}: {READ_FAULT_DETAIL}", since)
         try:
             free_mb = shutil.disk_usage(self.path.parent).free / 1_048_576
         except OSError as exc:
@@ -1555,6 +1604,17 @@ class EventLog:
         if free_mb < self.min_free_mb:
             return Health("degraded", f"low disk: {free_mb:.0f} MB free (< {self.min_free_mb})")
         return Health("ok", f"seq {self._last_seq}")
+
+    def note_read_fault(self, exc: BaseException) -> None:
+        """A read of the log failed on the storage (a page the card no longer reads back:
+        ``SQLITE_CORRUPT``, ``SQLITE_IOERR``): ``health()`` is ``degraded`` naming it from now
+        until the daemon restarts (a damaged page does not mend itself), logged once. The
+        writes go on: new rows go to other pages, and a write that fails is a fault as ever."""
+        if self._read_fault is not None or not is_damaged_read(exc):
+            return
+        error = _error_name(exc)
+        self._read_fault = (error, self.clock.monotonic_ns())
+        log.error("%s: a read failed (%s): %s", self.path, error, READ_FAULT_DETAIL)
 
     # -- writer thread ----------------------------------------------------------------------
 

@@ -937,7 +937,9 @@ class Puller:
                         " that name is the gate's, add it to the gate's [web] allowed_hosts"
                     )
                 if status == 429 or status >= 500:
-                    problem = f"HTTP {status}"
+                    # A gate that says why (a damaged database: SQLITE_CORRUPT) is quoted.
+                    said = _detail(body) if status >= 500 else ""
+                    problem = f"HTTP {status}: {said}" if said else f"HTTP {status}"
                     retry_after = response_headers.get("retry-after", "")
                     if status == 429 and retry_after.isdigit():
                         delay = min(self.backoff.cap_s, max(delay, float(retry_after)))

@@ -366,7 +366,7 @@ def test_a_second_daemon_on_the_same_data_dir_is_refused(tmp_path, monkeypatch, 
 
     monkeypatch.setattr(checkpoint.app, "build_core", build_core)
     config = tmp_path / "kiosk.toml"
-    config.write_text("")
+    config.write_text("[site]\nkiosk_id = 'gate-1'\n")
     data = tmp_path / "data"
     first = hold_data_dir(data)  # the daemon already running (this process: its pid)
     try:

@@ -84,7 +84,7 @@ def test_the_daemon_verbs_tune_the_allocator_before_they_build_the_program(tmp_p
     # `kiosk run` (or `kiosk demo`, which the memory bench measures): each applies it before
     # the program is built; build_core, stopped here, reports whether it was.
     config = tmp_path / "kiosk.toml"
-    config.write_text("")
+    config.write_text("[site]\nkiosk_id = 'gate-1'\n")
     args = {"run": ["run", "--config", str(config)], "demo": ["demo", "--port", "0"]}[verb]
     script = (
         "import sys\nfrom checkpoint import app, demo, malloc\nfrom checkpoint.cli import main\n"

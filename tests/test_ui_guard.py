@@ -676,7 +676,11 @@ def test_health_page_says_when_the_thermometer_is_not_calibrated_for_this_site(
     (it said nothing; only the calibration page, which nobody opens, did)."""
     from kiosk.calibration import Calibration, CalibrationPoint, default_path
 
-    assert guard_core.health()["calibration"] == {"fitted": False, "fitted_at": None}
+    assert guard_core.health()["calibration"] == {
+        "fitted": False,
+        "fitted_at": None,
+        "problem": None,
+    }
     login(guard_client)
     page = guard_client.get("/guard/health?lang=en").text
     assert "temperature calibration" in page and "Not fitted for this site" in page

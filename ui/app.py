@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.requests import ClientDisconnect
 
 import kiosk
+from kiosk.store import ReadFailure, error_name, is_damaged_read
+from ui import i18n
 
 if TYPE_CHECKING:
     from kiosk.core import Core
@@ -31,6 +33,25 @@ def create_app(core: Core) -> FastAPI:
         """A client that hung up before its request body was in (anyone can, on any POST)
         is no server error: nothing done, nothing logged, and this answer goes nowhere."""
         return Response("request body incomplete", status_code=400, media_type="text/plain")
+
+    @app.exception_handler(ReadFailure)
+    async def storage_unreadable(request: Request, exc: ReadFailure) -> Response:
+        """A read the card failed (a damaged page of kiosk.db: ``SQLITE_CORRUPT``, an I/O
+        error) is a 503 saying so and what to do, never a bare 500; the store's health turns
+        degraded naming it. Any other database error is not the card's: a 500 as before."""
+        if not is_damaged_read(exc):
+            raise exc
+        core.store.note_read_fault(exc)
+        said = {
+            "err": error_name(exc),
+            "file": core.store.path.name,
+            "command": "sudo kiosk-admin verify-log",
+        }
+        if request.url.path.startswith("/api/"):
+            words = i18n.t("en", "err.database_unreadable", **said)
+            return JSONResponse({"detail": words}, status_code=503)
+        both = "\n".join(i18n.t(lang, "err.database_unreadable", **said) for lang in i18n.LANGS)
+        return PlainTextResponse(both + "\n", status_code=503)
 
     @app.get("/api/v1/health", tags=["health"])
     def health() -> JSONResponse:

@@ -138,6 +138,12 @@ FORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         ("log_closed", r"event log is not open"),
         ("write_failed", r"last write failed: (?P<err>.+)"),
+        ("read_only", r"the file system is read-only: nothing can be recorded"),
+        (
+            "read_failed",
+            r"a read failed: (?P<err>\S+): part of the database is damaged or cannot be read"
+            r" \(the SD card may be failing\); run (?P<command>kiosk verify-log)",
+        ),
         ("low_disk", r"low disk: (?P<mb>\d+) MB free \(< (?P<min>[\d.]+)\)"),
         ("seq", r"seq (?P<n>\d+)"),
         ("store_fault", r"store_fault: (?P<inner>.+)"),

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from kiosk.store import compare_with_central, verify_database
+from kiosk.store import compare_with_central, is_damaged_read, verify_database
 
 from .errors import CliError, UsageError
 from .parsers import Verbs, add_verb, path_arg
@@ -78,6 +78,18 @@ def _central_rows(central: str, kiosk_id: str) -> Iterator[tuple[int, str]]:
                 yield int(seq), str(hash_)
     finally:
         conn.close()
+
+
+def _integrity(conn: sqlite3.Connection) -> list[str]:
+    """SQLite's own check, in its words; one it cannot finish (a page the card no longer
+    reads back: "database disk image is malformed") is said as its one finding, so that the
+    chains are still walked and the first row that cannot be read is named."""
+    try:
+        return [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
+    except sqlite3.DatabaseError as exc:
+        if not is_damaged_read(exc):
+            raise
+        return [f"integrity_check could not finish: {exc}"]
 
 
 def _kiosk_id(conn: sqlite3.Connection, given: str | None) -> str:
@@ -168,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{path}: {NOT_A_LOG}")
         _refuse_newer(conn, path)
         try:
-            integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+            integrity = _integrity(conn)
             result = verify_database(conn)
             central = None
             if args.against:

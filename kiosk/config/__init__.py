@@ -257,8 +257,21 @@ def check_file(
     return (None if problems else config), problems
 
 
+#: Why a config file that sets nothing is refused (empty, or comments only).
+SETS_NOTHING = (
+    "(file): sets nothing (empty, or comments only): cut short while it was saved (a power"
+    " cut)? Restore it from the backup or systemd/kiosk.toml.example; the kiosk never runs on"
+    " the built-in defaults (every device emulated)"
+)
+
+
 def load_config(path: str | Path | None) -> KioskConfig:
-    """Load and validate a TOML config; ``None`` gives the defaults (the demo's config)."""
+    """Load and validate a TOML config; ``None`` gives the defaults (the demo's config). A
+    file that sets nothing is a ``ConfigError``: such a file is one a power cut emptied while
+    it was saved in place, never a gate's config (its defaults are the demo's emulators)."""
     if path is None:
         return KioskConfig()
-    return parse_config(read_toml(Path(path)), str(path))
+    data = read_toml(Path(path))
+    if not data:
+        raise ConfigError(str(path), [SETS_NOTHING])
+    return parse_config(data, str(path))

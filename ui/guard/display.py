@@ -652,14 +652,7 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
         )
     calibration = report.get("calibration") or {}
     if "fitted" in calibration:
-        fitted_at = calibration.get("fitted_at")
-        add(
-            device_label(lang, "calibration"),
-            "ok" if calibration["fitted"] else "degraded",
-            i18n.t(lang, "health.fitted_on", day=local_time(str(fitted_at), tz, "%Y-%m-%d"))
-            if fitted_at
-            else i18n.t(lang, "health.uncalibrated"),
-        )
+        add(device_label(lang, "calibration"), *calibration_words(calibration, lang, tz))
     trust_problem = (report.get("trust") or {}).get("problem")
     if trust_problem:
         add(
@@ -685,6 +678,30 @@ def health_rows(report: dict[str, Any], lang: str, tz: ZoneInfo) -> list[dict[st
     if free is not None:
         add(device_label(lang, "disk"), "ok", i18n.t(lang, "health.free_mb", mb=int(free)))
     return rows
+
+
+def calibration_words(calibration: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str]:
+    """The calibration's row (``report["calibration"]``): the site fit in force and since
+    when, or ``degraded`` when the default model is; and when the file cannot be read (a card
+    that damaged it), ``degraded`` saying so and which model the kiosk measures with: the fit
+    it read last, or the default one (never "not fitted" alone for a site that was fitted)."""
+    fitted_at = calibration.get("fitted_at")
+    day = local_time(str(fitted_at), tz, "%Y-%m-%d") if fitted_at else ""
+    problem = calibration.get("problem")
+    if problem:
+        in_use = "health.calibration_kept" if fitted_at else "health.calibration_default"
+        return "degraded", i18n.t(
+            lang,
+            "health.calibration_unreadable",
+            problem=str(problem),
+            in_use=i18n.t(lang, in_use, day=day),
+            reset="kiosk calibrate reset --yes",
+        )
+    if fitted_at:
+        return "ok" if calibration["fitted"] else "degraded", i18n.t(
+            lang, "health.fitted_on", day=day
+        )
+    return "ok" if calibration["fitted"] else "degraded", i18n.t(lang, "health.uncalibrated")
 
 
 def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str, str]:

@@ -106,11 +106,13 @@ def pass_rows(g: Guard, session: Session, lang: str, q: str) -> list[dict[str, A
 
 def key_problem(g: Guard) -> str | None:
     """Why this console cannot issue passes (an i18n key), or None: no issuing key here (the
-    secret is not set), or one whose ``.pub`` is not in the trust folder (a rotation removed
-    it): every pass it signed would be refused at this very gate as ``pass_unknown_key``."""
+    secret is not set), one the secret names that cannot be read (damaged on the card:
+    restored from the backup), or one whose ``.pub`` is not in
+    the trust folder (a rotation removed it): every pass it signed would be refused at this
+    very gate as ``pass_unknown_key``."""
     key = g.core.issuer_key
     if key is None:
-        return "pass.no_key"
+        return "pass.key_unreadable" if g.core.issuer_key_problem else "pass.no_key"
     if not g.core.trust.trusts(key.public_key()):
         return "pass.key_untrusted"
     return None
@@ -133,7 +135,8 @@ def issuing_key(g: Guard) -> Ed25519PrivateKey:
     """The console's issuing key, when a pass it signs opens this gate; else ``BadInput``."""
     problem = key_problem(g)
     if problem is not None or g.core.issuer_key is None:
-        raise BadInput("err.no_key" if problem == "pass.no_key" else "err.key_untrusted")
+        words = {"pass.no_key": "err.no_key", "pass.key_unreadable": "err.key_unreadable"}
+        raise BadInput(words.get(str(problem), "err.key_untrusted"))
     return g.core.issuer_key
 
 
@@ -146,6 +149,7 @@ def render(request: Request, g: Guard, session: Session, **ctx: Any) -> HTMLResp
         "guard_passes.html",
         session,
         key_problem=key_problem(g),
+        key_unreadable=g.core.issuer_key_problem or "",
         roles=ROLES,
         q=q,
         passes=pass_rows(g, session, lang, q),
