@@ -453,3 +453,32 @@ def test_every_promised_reason_code_is_given_and_documented():
     record = (DOCS / "event-log.md").read_text(encoding="utf-8")
     row = next(line for line in record.splitlines() if line.startswith("| `reasons` |"))
     assert [r for r in PROMISED_REASONS if f"`{r}`" not in row] == []
+
+
+def _form_fields(source: str) -> set[str]:
+    """The form fields and query parameters a module of the console reads by name (the
+    routes' own parameters are FastAPI's, checked against the app's schema elsewhere)."""
+    return {
+        *re.findall(r'form(?:_text|_int)?\(\s*form,\s*"(\w+)"', source),
+        *re.findall(r'form\.get(?:list)?\(\s*"(\w+)"', source),
+        *re.findall(r'query_params\.get\(\s*"(\w+)"', source),
+    }
+
+
+def test_every_form_field_a_guard_route_reads_is_in_the_api_reference():
+    """A script (or a page) posting the fields docs/api.md lists must be able to act: the
+    manual decision's form named no `subject`, which the console requires (no default)."""
+    reference = (DOCS / "api.md").read_text(encoding="utf-8")
+    read = {
+        (name, str(path.relative_to(ROOT)))
+        for path in sorted((ROOT / "ui").rglob("*.py"))
+        for name in _form_fields(path.read_text(encoding="utf-8"))
+    }
+    assert len(read) > 40 and ("subject", "ui/guard/live.py") in read
+    missing = sorted(f"{path}: {name}" for name, path in read if f"`{name}" not in reference)
+    assert missing == [], "form fields the console reads that docs/api.md does not name"
+
+
+def test_the_form_field_finder_reads_the_three_ways_a_route_reads_them():
+    source = 'form_text(form, "a")\nform.getlist("b")\nx = request.query_params.get("c")\n'
+    assert _form_fields(source + 'form_int(form, "d")') == {"a", "b", "c", "d"}
