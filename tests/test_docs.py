@@ -479,6 +479,30 @@ def test_every_form_field_a_guard_route_reads_is_in_the_api_reference():
     assert missing == [], "form fields the console reads that docs/api.md does not name"
 
 
+def _cookies_and_headers(source: str) -> set[str]:
+    """The cookies a module reads by name, and the cookies and headers it names as constants."""
+    return {
+        *re.findall(r'cookies\.get\(\s*"(\w+)"', source),
+        *re.findall(r'^[A-Z_]*(?:COOKIE|HEADER)[A-Z_]* = "([\w-]+)"', source, re.M),
+    }
+
+
+def test_every_cookie_and_header_of_the_console_and_screen_is_in_the_api_reference():
+    """A guard reading docs/api.md could not tell how the console's language is chosen (its
+    `?lang=`, kept in the `kiosk_lang` cookie), nor a paired screen's header and cookie."""
+    reference = (DOCS / "api.md").read_text(encoding="utf-8")
+    named = {
+        name
+        for folder in ("ui", "kiosk")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for name in _cookies_and_headers(path.read_text(encoding="utf-8"))
+    }
+    assert {"kiosk_session", "X-CSRF-Token", "kiosk_lang"} <= named
+    assert sorted(n for n in named if f"`{n}" not in reference) == []
+
+
 def test_the_form_field_finder_reads_the_three_ways_a_route_reads_them():
     source = 'form_text(form, "a")\nform.getlist("b")\nx = request.query_params.get("c")\n'
     assert _form_fields(source + 'form_int(form, "d")') == {"a", "b", "c", "d"}
+    named = 'SCREEN_COOKIE = "s"\nCSRF_HEADER = "X-C"\nrequest.cookies.get("l")\nX = "y"\n'
+    assert _cookies_and_headers(named) == {"s", "X-C", "l"}
