@@ -506,3 +506,26 @@ def test_the_form_field_finder_reads_the_three_ways_a_route_reads_them():
     assert _form_fields(source + 'form_int(form, "d")') == {"a", "b", "c", "d"}
     named = 'SCREEN_COOKIE = "s"\nCSRF_HEADER = "X-C"\nrequest.cookies.get("l")\nX = "y"\n'
     assert _cookies_and_headers(named) == {"s", "X-C", "l"}
+
+
+@pytest.mark.parametrize(
+    ("where", "said"),
+    [
+        ("nowhere/kiosk.db", "no such directory for the database: DIR"),
+        ("missing.db", "no event log at FILE (no such file)"),
+        (".", "FILE: not a file"),
+    ],
+)
+def test_what_the_database_verbs_say_pointed_at_no_log_is_what_the_reference_says(
+    where, said, tmp_path, capsys
+):
+    """cli.md told only of `no event log at FILE`: a `--data` or `--db` naming a folder that
+    does not exist, the commonest typo, answered words no reference held."""
+    from checkpoint.cli import main
+
+    assert main(["token", "list", "--db", str(tmp_path / where)]) == 2
+    err = capsys.readouterr().err
+    shown = err.replace(str(tmp_path / where), "FILE").replace(str(tmp_path / "nowhere"), "DIR")
+    assert shown.startswith(f"kiosk token: {said}")
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    assert f"`{said}" in " ".join(text.split())
