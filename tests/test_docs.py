@@ -529,3 +529,19 @@ def test_what_the_database_verbs_say_pointed_at_no_log_is_what_the_reference_say
     assert shown.startswith(f"kiosk token: {said}")
     text = (DOCS / "cli.md").read_text(encoding="utf-8")
     assert f"`{said}" in " ".join(text.split())
+
+
+def test_every_field_of_the_collectors_status_json_is_in_the_fleet_reference():
+    """An office's monitor reads `/status.json`: fleet.md said only "the same as JSON" as the
+    page's table, so `state`, `last_pull_ms`, `pulls` and the rest had no name to read by."""
+    import dataclasses
+    import inspect
+
+    from office.collector import Collector, KioskStatus
+
+    text = (DOCS / "fleet.md").read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith("| `/status.json` |"))
+    top = re.findall(r'^\s+"(\w+)":', inspect.getsource(Collector.status_json), re.M)
+    assert {"kiosks", "retention"} <= set(top)
+    fields = [f.name for f in dataclasses.fields(KioskStatus)]
+    assert sorted(n for n in {*top, *fields} if f"`{n}`" not in row) == []
