@@ -545,3 +545,32 @@ def test_every_field_of_the_collectors_status_json_is_in_the_fleet_reference():
     assert {"kiosks", "retention"} <= set(top)
     fields = [f.name for f in dataclasses.fields(KioskStatus)]
     assert sorted(n for n in {*top, *fields} if f"`{n}`" not in row) == []
+
+
+def _console_pages_named(text: str) -> set[str]:
+    """The console pages a document sends a guard to: "`/guard` → X", "the guard's X page"."""
+    named = re.findall(r"`/guard` → \*?(\w+)", text)
+    named += re.findall(r"(?:guard's|console's) \*?(\w+)\*? page", text)
+    return {n.casefold() for n in named}
+
+
+def test_every_console_page_a_document_sends_a_guard_to_is_in_the_consoles_menu():
+    """operations.md sent an admin to `/guard` → accounts to manage the guard accounts: the
+    console has no such page (accounts are `kiosk guard` on the shell)."""
+    import tomllib
+
+    words = tomllib.loads((ROOT / "ui" / "messages.toml").read_text(encoding="utf-8"))
+    menu = {en.casefold() for key, (_, en) in words["screens"].items() if key.startswith("nav.")}
+    assert {"devices", "statistics", "lists"} <= menu
+    named = {
+        (doc.name, page)
+        for doc in DOC_FILES
+        for page in _console_pages_named(doc.read_text(encoding="utf-8"))
+    }
+    assert ("passes.md", "devices") in named
+    assert sorted((doc, page) for doc, page in named if page not in menu) == []
+
+
+def test_the_console_page_finder():
+    text = "see `/guard` → *Lists*, the guard's Devices page and the console's *calibration* page"
+    assert _console_pages_named(text) == {"lists", "devices", "calibration"}
