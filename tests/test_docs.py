@@ -574,3 +574,35 @@ def test_every_console_page_a_document_sends_a_guard_to_is_in_the_consoles_menu(
 def test_the_console_page_finder():
     text = "see `/guard` → *Lists*, the guard's Devices page and the console's *calibration* page"
     assert _console_pages_named(text) == {"lists", "devices", "calibration"}
+
+
+def _stream_words(source: str) -> set[str]:
+    """What an SSE stream's module sends: its event names, and `keep-alive` for comments."""
+    words = set(re.findall(r'\bsse\("(\w+)"', source))
+    return words | ({"keep-alive"} if '": keep-alive' in source else set())
+
+
+@pytest.mark.parametrize(
+    ("heading", "module"),
+    [
+        ("### `GET /kiosk/events", "ui/kiosk_screen.py"),
+        ("### `GET /guard/events`", "ui/guard/live.py"),
+    ],
+)
+def test_the_api_reference_names_exactly_the_events_each_stream_sends(heading, module):
+    """api.md promised the kiosk screen's stream `: keep-alive` comments while idle: it sends
+    `event: tick` with the kiosk's clock instead; the console's stream named no event at all."""
+    text = (DOCS / "api.md").read_text(encoding="utf-8")
+    section = text[text.index(heading) :]
+    section = section[: section.index("\n#", 1)]
+    documented = set(re.findall(r"`event: (\w+)`", section))
+    documented |= {"keep-alive"} if "`: keep-alive`" in section else set()
+    sent = _stream_words((ROOT / module).read_text(encoding="utf-8"))
+    assert len(sent) >= 4
+    assert documented == sent
+
+
+def test_the_stream_word_finder():
+    source = 'yield sse("a", {})\nout.append(sse("b", x))\nyield ": keep-alive\\n\\n"\n'
+    assert _stream_words(source) == {"a", "b", "keep-alive"}
+    assert _stream_words('cached("c", lambda: sse("d", 1))') == {"d"}
