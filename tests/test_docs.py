@@ -606,3 +606,39 @@ def test_the_stream_word_finder():
     source = 'yield sse("a", {})\nout.append(sse("b", x))\nyield ": keep-alive\\n\\n"\n'
     assert _stream_words(source) == {"a", "b", "keep-alive"}
     assert _stream_words('cached("c", lambda: sse("d", 1))') == {"d"}
+
+
+def test_the_console_module_map_names_every_route_where_it_lives(core):
+    """screens.md's module map is where a newcomer finds the code of a console route: it left
+    out five (a passage's page, printing and voiding passes, the .xlsx export, the household
+    check) and the community package."""
+    from fastapi.routing import APIRoute
+
+    from ui.app import create_app
+
+    text = (DOCS / "screens.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `([\w/]+?)(?:\.py|/)` \| (.*) \|$", text, re.M))
+    assert {"live", "deps", "community"} <= set(rows)
+
+    def walk(routes, prefix=""):
+        for route in routes:
+            inner = getattr(route, "original_router", None)  # as _routes, above
+            if inner is not None:
+                context = getattr(route, "include_context", None)
+                yield from walk(inner.routes, prefix + (getattr(context, "prefix", "") or ""))
+            elif isinstance(route, APIRoute):
+                yield prefix + route.path, route.endpoint.__module__
+
+    found = list(walk(create_app(core).routes))
+    assert ("/guard/passes/revoke", "ui.guard.passes") in found
+    missing = set()
+    for full, module in found:
+        if not module.startswith("ui.guard."):
+            continue
+        name = module.split(".")[2]
+        path = full.rstrip("/") or "/"
+        if f"`{path}`" not in rows.get(name, "") and not (
+            name == "community" and "`/guard/community`" in rows[name]
+        ):
+            missing.add(f"{name}: {path}")
+    assert sorted(missing) == []
