@@ -663,3 +663,12 @@ def test_where_things_live_names_every_module_of_the_five_packages():
                 missing.append(f"{package}/{path.name}/")
     assert len(table) > 3000
     assert missing == []
+
+
+def test_the_readme_layout_names_every_script():
+    """The layout's `scripts/` row left out `fuzz`, one of the scripts the README itself runs."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `scripts/` |"))
+    scripts = [p.name for p in sorted((ROOT / "scripts").iterdir()) if p.name[0] not in "._"]
+    assert {"demo", "test", "install"} <= set(scripts)
+    assert [s for s in scripts if f"`{s}`" not in row] == []
