@@ -672,3 +672,24 @@ def test_the_readme_layout_names_every_script():
     scripts = [p.name for p in sorted((ROOT / "scripts").iterdir()) if p.name[0] not in "._"]
     assert {"demo", "test", "install"} <= set(scripts)
     assert [s for s in scripts if f"`{s}`" not in row] == []
+
+
+def test_the_calibration_steps_send_the_operator_where_the_console_shows_both_readings(
+    guard_client, guard_core
+):
+    """operations.md had the operator note the kiosk's object and ambient readings from the
+    console's live feed: the feed shows the estimate only. The page the steps name must show
+    the last passage's two readings."""
+    from guard_support import add_event, login
+
+    text = (DOCS / "operations.md").read_text(encoding="utf-8")
+    section = text[text.index("## Calibration") :]
+    pages = _console_pages_named(section[: section.index("\n## ")])
+    assert pages, "the calibration steps name no console page to read the readings on"
+    add_event(guard_core, temp_c=36.5, temp_object_c=33.9, temp_ambient_c=24.5)
+    login(guard_client)
+    feed = guard_client.get("/guard/api/feed").json()["rows"][0]
+    assert "33.9" not in json.dumps(feed)  # what the steps said to read there is not there
+    for page in pages:
+        shown = guard_client.get(f"/guard/{page}?lang=en").text
+        assert "33.9" in shown and "24.5" in shown, page
