@@ -693,3 +693,38 @@ def test_the_calibration_steps_send_the_operator_where_the_console_shows_both_re
     for page in pages:
         shown = guard_client.get(f"/guard/{page}?lang=en").text
         assert "33.9" in shown and "24.5" in shown, page
+
+
+def test_what_operations_says_the_gate_does_after_hours_is_what_it_decides():
+    """operations.md said a gate with `policy.hours.enabled = true` denies everyone outside
+    its hours (`outside_hours`): that is only `mode = "closed"`; the default (`staffed`)
+    still decides alone what it may and denies what needs a guard with `no_guard_on_duty`."""
+    from datetime import UTC, date, datetime, time
+    from zoneinfo import ZoneInfo
+
+    from test_lists import TRUST
+
+    from kiosk.config.policy import PolicySection
+    from kiosk.config.thermometer import ThermometryConfig
+    from kiosk.history import PassageHistory
+    from kiosk.lists import Lists
+    from kiosk.policy import PassageInputs, PolicyState, decide
+    from kiosk.thermometry import Temperature
+
+    zone = ZoneInfo("Asia/Shanghai")
+    night = datetime.combine(date(2026, 3, 2), time(3, 0), zone).astimezone(UTC)
+    fever = Temperature("ok", 38.4, 36.0, 22.0, None)
+
+    def reasons(hours: dict[str, object]) -> tuple[str, ...]:
+        state = PolicyState(TRUST, Lists(), PassageHistory())
+        policy = PolicySection.model_validate({"hours": hours})
+        inputs = PassageInputs("in", None, fever)
+        return decide(inputs, state, night, policy, ThermometryConfig(), zone).reasons
+
+    assert "no_guard_on_duty" in reasons({"enabled": True})
+    assert "outside_hours" in reasons({"enabled": True, "mode": "closed"})
+    text = (DOCS / "operations.md").read_text(encoding="utf-8")
+    closing = text[text.index("**Closing") :]
+    closing = " ".join(closing[: closing.index("\n\n")].split())
+    assert "`policy.hours.enabled = true`" in closing and "`no_guard_on_duty`" in closing
+    assert "`outside_hours`" not in closing or '`mode = "closed"`' in closing
