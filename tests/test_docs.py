@@ -728,3 +728,23 @@ def test_what_operations_says_the_gate_does_after_hours_is_what_it_decides():
     closing = " ".join(closing[: closing.index("\n\n")].split())
     assert "`policy.hours.enabled = true`" in closing and "`no_guard_on_duty`" in closing
     assert "`outside_hours`" not in closing or '`mode = "closed"`' in closing
+
+
+def test_screens_md_gives_the_technician_the_pages_remedy_for_an_unreadable_calibration(
+    tmp_path,
+):
+    """screens.md said `kiosk calibrate reset` cannot mend an unreadable calibration file,
+    while the page itself tells the technician to run it: it mends it (the corrupt file is set
+    aside, the default model written)."""
+    from checkpoint.cli import main
+    from kiosk.calibration import Calibration
+
+    text = " ".join((DOCS / "screens.md").read_text(encoding="utf-8").split())
+    bullet = text[text.index("* **Calibration** (`/guard/calibration`)") :]
+    bullet = bullet[: min(bullet.index(" ### "), bullet.index(" * **"))]
+    assert "`cal.file_unreadable`" in bullet
+    assert "calibrate --data DATA reset --yes" in bullet and "cannot mend" not in bullet
+    (tmp_path / "calibration.json").write_text("{corrupt", encoding="utf-8")
+    assert main(["calibrate", "--data", str(tmp_path), "reset", "--yes"]) == 0
+    assert len(list(tmp_path.glob("calibration.json.corrupt-*"))) == 1
+    assert Calibration.load(tmp_path / "calibration.json").points == ()
