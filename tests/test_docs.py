@@ -748,3 +748,17 @@ def test_screens_md_gives_the_technician_the_pages_remedy_for_an_unreadable_cali
     assert main(["calibrate", "--data", str(tmp_path), "reset", "--yes"]) == 0
     assert len(list(tmp_path.glob("calibration.json.corrupt-*"))) == 1
     assert Calibration.load(tmp_path / "calibration.json").points == ()
+
+
+def test_the_kiosk_screens_endpoint_list_is_the_screens_routes_and_events(core):
+    """screens.md's list of the kiosk screen's endpoints left out `POST /kiosk/pair` (how a
+    screen on another machine gets in) and the stream's `edition` event."""
+    from ui.app import create_app
+
+    text = (DOCS / "screens.md").read_text(encoding="utf-8")
+    line = " ".join(text[text.index("Endpoints: `GET /kiosk`") :].split("\n\n")[0].split())
+    routes = {f"{m} {p}" for m, p in _routes(create_app(core).routes) if p.startswith("/kiosk")}
+    assert len(routes) >= 7
+    assert sorted(r for r in routes if f"`{r}`" not in line) == []
+    events = _stream_words((ROOT / "ui" / "kiosk_screen.py").read_text(encoding="utf-8"))
+    assert sorted(e for e in events if f"`{e}`" not in line) == []
