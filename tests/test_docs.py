@@ -762,3 +762,16 @@ def test_the_kiosk_screens_endpoint_list_is_the_screens_routes_and_events(core):
     assert sorted(r for r in routes if f"`{r}`" not in line) == []
     events = _stream_words((ROOT / "ui" / "kiosk_screen.py").read_text(encoding="utf-8"))
     assert sorted(e for e in events if f"`{e}`" not in line) == []
+
+
+def test_the_event_log_api_block_lists_every_field_of_an_event_draft():
+    """event-log.md's `EventDraft(...)` left out `audit`, the field a guard's decision carries
+    its request's audit row in (one commit with the event)."""
+    import dataclasses
+
+    from kiosk.store import EventDraft
+
+    text = (DOCS / "event-log.md").read_text(encoding="utf-8")
+    block = text[text.index("\nEventDraft(") : text.index("\nStoreFault(")]
+    documented = re.findall(r"\b(\w+)=", block)
+    assert documented == [f.name for f in dataclasses.fields(EventDraft)]
