@@ -775,3 +775,43 @@ def test_the_event_log_api_block_lists_every_field_of_an_event_draft():
     block = text[text.index("\nEventDraft(") : text.index("\nStoreFault(")]
     documented = re.findall(r"\b(\w+)=", block)
     assert documented == [f.name for f in dataclasses.fields(EventDraft)]
+
+
+def _documented_calls(block: str, prefix: str) -> dict[str, list[str]]:
+    """``prefix.NAME(params)`` in a code block: each call's parameter names, as written
+    (``name: type``, ``name=...`` or a bare name; a literal such as ``"in"|"out"`` names none)."""
+    text = re.sub(r"#[^\n]*", "", block)
+    calls = {}
+    for match in re.finditer(rf"\b{re.escape(prefix)}\.(\w+)\(", text):
+        depth, end = 1, match.end()
+        while depth:
+            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            end += 1
+        inside = text[match.end() : end - 1]
+        items = [i.strip() for i in re.split(r",(?![^\[]*\])", inside) if i.strip()]
+        calls[match.group(1)] = [m.group(1) for i in items if (m := re.match(r"(\w+)\b", i))]
+    return calls
+
+
+def test_the_engine_reference_gives_each_input_the_parameters_it_takes():
+    """engine.md's `engine.manual(...)` stopped at `temp_c`: the `subject` a guard's decision
+    names (a passage, or `none`), its `flags`, `audit` row and `on_recorded` were missing."""
+    import inspect
+
+    from kiosk.engine import Engine
+
+    text = (DOCS / "engine.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "# inputs" in b)
+    calls = _documented_calls(block, "engine")
+    assert {"on_code", "manual", "on_crossed"} <= set(calls)
+    wrong = {
+        name: params
+        for name, params in calls.items()
+        if params and params != [p for p in inspect.signature(getattr(Engine, name)).parameters][1:]
+    }
+    assert wrong == {}
+
+
+def test_the_call_finder_reads_names_across_lines_and_skips_literals():
+    block = 'engine.a(x: int, y: "p"|"q" = 1,\n   z=None)  # c, d\nengine.b("in"|"out")\n'
+    assert _documented_calls(block, "engine") == {"a": ["x", "y", "z"], "b": []}
