@@ -5,6 +5,7 @@ docs/bench.md."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -815,3 +816,46 @@ def test_the_engine_reference_gives_each_input_the_parameters_it_takes():
 def test_the_call_finder_reads_names_across_lines_and_skips_literals():
     block = 'engine.a(x: int, y: "p"|"q" = 1,\n   z=None)  # c, d\nengine.b("in"|"out")\n'
     assert _documented_calls(block, "engine") == {"a": ["x", "y", "z"], "b": []}
+
+
+@functools.lru_cache
+def _definition(name: str) -> object | None:
+    """The class or function ``name`` as defined (``class NAME`` / ``def NAME`` at the top of
+    a module) in one of the five packages, imported; None when no module defines it."""
+    import importlib
+
+    for package in PACKAGES.split("|"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if re.search(rf"^(?:class|def) {name}\b", path.read_text(encoding="utf-8"), re.M):
+                dotted = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+                return getattr(importlib.import_module(dotted), name, None)
+    return None
+
+
+def test_every_keyword_a_documented_python_call_passes_is_one_it_takes():
+    """engine.md built the runner with `EngineRunner(..., event_log=EventLog, ...)`: it takes
+    `store`, so code written from the page fails with a TypeError."""
+    import inspect
+    import typing
+
+    wrong, checked = [], 0
+    for doc in sorted(DOCS.glob("*.md")):
+        for block in re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), re.S):
+            calls = re.finditer(r"(?<![\w.])([A-Z]\w+)\(((?:[^()]|\([^()]*\))*)\)", block)
+            for call in calls:
+                found = _definition(call.group(1))
+                if found is None:
+                    continue
+                signature = inspect.signature(found, eval_str=True)
+                taken, checked = set(signature.parameters), checked + 1
+                for param in signature.parameters.values():
+                    if param.kind is param.VAR_KEYWORD:  # **seams: Unpack[EngineSeams]
+                        unpacked = typing.get_args(param.annotation)
+                        taken |= set(typing.get_type_hints(unpacked[0])) if unpacked else {"*"}
+                given = re.findall(r"(?:^|,)\s*(\w+)=", re.sub(r"#[^\n]*", "", call.group(2)))
+                wrong += [
+                    f"{doc.name}: {call.group(1)}({k}=)"
+                    for k in given
+                    if k not in taken and "*" not in taken  # "*": a plain **kwargs
+                ]
+    assert checked >= 10 and wrong == []
