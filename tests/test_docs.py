@@ -859,3 +859,15 @@ def test_every_keyword_a_documented_python_call_passes_is_one_it_takes():
                     if k not in taken and "*" not in taken  # "*": a plain **kwargs
                 ]
     assert checked >= 10 and wrong == []
+
+
+def test_every_field_of_the_daily_report_is_in_the_api_reference(core, client):
+    """api.md described the daily report in prose ("counts of events by decision, reason,
+    direction", "a temperature histogram", "list freshness"): an office's script could not
+    tell it reads `by_decision`, `temperature_histogram`, `lists_freshness` and the rest."""
+    _, plain = core.tokens.create(("stats:read",))
+    answer = client.get("/api/v1/stats", headers={"Authorization": f"Bearer {plain}"})
+    assert answer.status_code == 200 and "by_hour" in answer.json()
+    text = (DOCS / "api.md").read_text(encoding="utf-8")
+    section = text[text.index("#### `GET /api/v1/stats") : text.index("#### `GET /api/v1/passages")]
+    assert sorted(k for k in answer.json() if f"`{k}`" not in section) == []
