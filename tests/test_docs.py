@@ -871,3 +871,18 @@ def test_every_field_of_the_daily_report_is_in_the_api_reference(core, client):
     text = (DOCS / "api.md").read_text(encoding="utf-8")
     section = text[text.index("#### `GET /api/v1/stats") : text.index("#### `GET /api/v1/passages")]
     assert sorted(k for k in answer.json() if f"`{k}`" not in section) == []
+
+
+def test_the_json_calibrate_show_prints_has_the_fields_the_reference_lists(tmp_path, capsys):
+    """`kiosk calibrate show --json` was "the stored JSON", its fields named nowhere."""
+    from checkpoint.cli import main
+
+    argv = ["calibrate", "--data", str(tmp_path)]
+    assert main([*argv, "add", "--clinical", "36.6", "--object", "33.9", "--ambient", "24.5"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "show", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    keys = {*shown, *shown["model"], *shown["points"][0]}
+    section = _section((DOCS / "cli.md").read_text(encoding="utf-8"), ("calibrate", "show"))
+    assert section is not None and len(keys) > 10
+    assert sorted(k for k in keys if f"`{k}`" not in section) == []
