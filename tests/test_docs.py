@@ -886,3 +886,18 @@ def test_the_json_calibrate_show_prints_has_the_fields_the_reference_lists(tmp_p
     section = _section((DOCS / "cli.md").read_text(encoding="utf-8"), ("calibrate", "show"))
     assert section is not None and len(keys) > 10
     assert sorted(k for k in keys if f"`{k}`" not in section) == []
+
+
+def test_the_json_line_a_purge_prints_has_the_fields_the_reference_lists(tmp_path, capsys):
+    """`kiosk purge`'s JSON line carries `cutoff`, `days_frozen` and
+    `events_waiting_for_clock`, which its section never named."""
+    from checkpoint.cli import main
+
+    db = str(tmp_path / "kiosk.db")
+    assert main(["token", "new", "--scope", "logs:read", "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["purge", "--older-than", "30", "--trust-clock", "--db", db]) == 0
+    keys = set(json.loads(capsys.readouterr().out))
+    section = _section((DOCS / "cli.md").read_text(encoding="utf-8"), ("purge",))
+    assert section is not None and {"events_purged", "batches"} <= keys
+    assert sorted(k for k in keys if f"`{k}" not in section) == []
