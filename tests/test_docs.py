@@ -901,3 +901,19 @@ def test_the_json_line_a_purge_prints_has_the_fields_the_reference_lists(tmp_pat
     section = _section((DOCS / "cli.md").read_text(encoding="utf-8"), ("purge",))
     assert section is not None and {"events_purged", "batches"} <= keys
     assert sorted(k for k in keys if f"`{k}" not in section) == []
+
+
+def test_the_json_an_import_prints_has_the_fields_the_reference_lists(tmp_path, capsys):
+    """An import's JSON names its `file`, the `list` it took the sheet for and whether it was
+    `applied`: community.md's account of that JSON named none of the three."""
+    from checkpoint.cli import main
+
+    sheet = tmp_path / "q.csv"
+    sheet.write_text("household,holder,from,until\n1-101,Li,2026-03-01,2026-03-14\n")
+    db = str(tmp_path / "kiosk.db")
+    assert main(["lists", "import", str(sheet), "--show-keys", "--apply", "--db", db]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    text = " ".join((DOCS / "community.md").read_text(encoding="utf-8").split())
+    said = text[text.index("An import prints the changes as JSON") :].split(". ")[0]
+    assert {"added", "keys", "applied"} <= set(printed)
+    assert sorted(k for k in printed if f"`{k}`" not in said) == []
