@@ -917,3 +917,22 @@ def test_the_json_an_import_prints_has_the_fields_the_reference_lists(tmp_path, 
     said = text[text.index("An import prints the changes as JSON") :].split(". ")[0]
     assert {"added", "keys", "applied"} <= set(printed)
     assert sorted(k for k in printed if f"`{k}`" not in said) == []
+
+
+def test_the_columns_of_a_batchs_passes_csv_are_in_the_passes_reference(tmp_path):
+    """A clerk mail-merging `passes.csv` read "with every payload": its columns (the card's
+    file, the pass id, the validity) were named nowhere."""
+    import csv
+
+    from checkpoint.cli import main
+    from kiosk.passes import new_key_pair
+
+    key, _ = new_key_pair(tmp_path / "keys", "office")
+    (tmp_path / "h.csv").write_text("household,holder\n1-101,Li\n", encoding="utf-8")
+    argv = ["--key", str(key), "--csv", str(tmp_path / "h.csv")]
+    assert main(["pass", "batch", *argv, "--out", str(tmp_path / "cards")]) == 0
+    with (tmp_path / "cards" / "passes.csv").open(encoding="utf-8-sig") as f:
+        columns = next(csv.reader(f))
+    text = " ".join((DOCS / "passes.md").read_text(encoding="utf-8").split())
+    said = text[text.index("`passes.csv` with every payload") :][:600]
+    assert "payload" in columns and [c for c in columns if f"`{c}`" not in said] == []
