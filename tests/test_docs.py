@@ -5,6 +5,7 @@ docs/bench.md."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -453,3 +454,485 @@ def test_every_promised_reason_code_is_given_and_documented():
     record = (DOCS / "event-log.md").read_text(encoding="utf-8")
     row = next(line for line in record.splitlines() if line.startswith("| `reasons` |"))
     assert [r for r in PROMISED_REASONS if f"`{r}`" not in row] == []
+
+
+def _form_fields(source: str) -> set[str]:
+    """The form fields and query parameters a module of the console reads by name (the
+    routes' own parameters are FastAPI's, checked against the app's schema elsewhere)."""
+    return {
+        *re.findall(r'form(?:_text|_int)?\(\s*form,\s*"(\w+)"', source),
+        *re.findall(r'form\.get(?:list)?\(\s*"(\w+)"', source),
+        *re.findall(r'query_params\.get\(\s*"(\w+)"', source),
+    }
+
+
+def test_every_form_field_a_guard_route_reads_is_in_the_api_reference():
+    """A script (or a page) posting the fields docs/api.md lists must be able to act: the
+    manual decision's form named no `subject`, which the console requires (no default)."""
+    reference = (DOCS / "api.md").read_text(encoding="utf-8")
+    read = {
+        (name, str(path.relative_to(ROOT)))
+        for path in sorted((ROOT / "ui").rglob("*.py"))
+        for name in _form_fields(path.read_text(encoding="utf-8"))
+    }
+    assert len(read) > 40 and ("subject", "ui/guard/live.py") in read
+    missing = sorted(f"{path}: {name}" for name, path in read if f"`{name}" not in reference)
+    assert missing == [], "form fields the console reads that docs/api.md does not name"
+
+
+def _cookies_and_headers(source: str) -> set[str]:
+    """The cookies a module reads by name, and the cookies and headers it names as constants."""
+    return {
+        *re.findall(r'cookies\.get\(\s*"(\w+)"', source),
+        *re.findall(r'^[A-Z_]*(?:COOKIE|HEADER)[A-Z_]* = "([\w-]+)"', source, re.M),
+    }
+
+
+def test_every_cookie_and_header_of_the_console_and_screen_is_in_the_api_reference():
+    """A guard reading docs/api.md could not tell how the console's language is chosen (its
+    `?lang=`, kept in the `kiosk_lang` cookie), nor a paired screen's header and cookie."""
+    reference = (DOCS / "api.md").read_text(encoding="utf-8")
+    named = {
+        name
+        for folder in ("ui", "kiosk")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for name in _cookies_and_headers(path.read_text(encoding="utf-8"))
+    }
+    assert {"kiosk_session", "X-CSRF-Token", "kiosk_lang"} <= named
+    assert sorted(n for n in named if f"`{n}" not in reference) == []
+
+
+def test_the_form_field_finder_reads_the_three_ways_a_route_reads_them():
+    source = 'form_text(form, "a")\nform.getlist("b")\nx = request.query_params.get("c")\n'
+    assert _form_fields(source + 'form_int(form, "d")') == {"a", "b", "c", "d"}
+    named = 'SCREEN_COOKIE = "s"\nCSRF_HEADER = "X-C"\nrequest.cookies.get("l")\nX = "y"\n'
+    assert _cookies_and_headers(named) == {"s", "X-C", "l"}
+
+
+@pytest.mark.parametrize(
+    ("where", "said"),
+    [
+        ("nowhere/kiosk.db", "no such directory for the database: DIR"),
+        ("missing.db", "no event log at FILE (no such file)"),
+        (".", "FILE: not a file"),
+    ],
+)
+def test_what_the_database_verbs_say_pointed_at_no_log_is_what_the_reference_says(
+    where, said, tmp_path, capsys
+):
+    """cli.md told only of `no event log at FILE`: a `--data` or `--db` naming a folder that
+    does not exist, the commonest typo, answered words no reference held."""
+    from checkpoint.cli import main
+
+    assert main(["token", "list", "--db", str(tmp_path / where)]) == 2
+    err = capsys.readouterr().err
+    shown = err.replace(str(tmp_path / where), "FILE").replace(str(tmp_path / "nowhere"), "DIR")
+    assert shown.startswith(f"kiosk token: {said}")
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    assert f"`{said}" in " ".join(text.split())
+
+
+def test_every_field_of_the_collectors_status_json_is_in_the_fleet_reference():
+    """An office's monitor reads `/status.json`: fleet.md said only "the same as JSON" as the
+    page's table, so `state`, `last_pull_ms`, `pulls` and the rest had no name to read by."""
+    import dataclasses
+    import inspect
+
+    from office.collector import Collector, KioskStatus
+
+    text = (DOCS / "fleet.md").read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith("| `/status.json` |"))
+    top = re.findall(r'^\s+"(\w+)":', inspect.getsource(Collector.status_json), re.M)
+    assert {"kiosks", "retention"} <= set(top)
+    fields = [f.name for f in dataclasses.fields(KioskStatus)]
+    assert sorted(n for n in {*top, *fields} if f"`{n}`" not in row) == []
+
+
+def _console_pages_named(text: str) -> set[str]:
+    """The console pages a document sends a guard to: "`/guard` → X", "the guard's X page"."""
+    named = re.findall(r"`/guard` → \*?(\w+)", text)
+    named += re.findall(r"(?:guard's|console's) \*?(\w+)\*? page", text)
+    return {n.casefold() for n in named}
+
+
+def test_every_console_page_a_document_sends_a_guard_to_is_in_the_consoles_menu():
+    """operations.md sent an admin to `/guard` → accounts to manage the guard accounts: the
+    console has no such page (accounts are `kiosk guard` on the shell)."""
+    import tomllib
+
+    words = tomllib.loads((ROOT / "ui" / "messages.toml").read_text(encoding="utf-8"))
+    menu = {en.casefold() for key, (_, en) in words["screens"].items() if key.startswith("nav.")}
+    assert {"devices", "statistics", "lists"} <= menu
+    named = {
+        (doc.name, page)
+        for doc in DOC_FILES
+        for page in _console_pages_named(doc.read_text(encoding="utf-8"))
+    }
+    assert ("passes.md", "devices") in named
+    assert sorted((doc, page) for doc, page in named if page not in menu) == []
+
+
+def test_the_console_page_finder():
+    text = "see `/guard` → *Lists*, the guard's Devices page and the console's *calibration* page"
+    assert _console_pages_named(text) == {"lists", "devices", "calibration"}
+
+
+def _stream_words(source: str) -> set[str]:
+    """What an SSE stream's module sends: its event names, and `keep-alive` for comments."""
+    words = set(re.findall(r'\bsse\("(\w+)"', source))
+    return words | ({"keep-alive"} if '": keep-alive' in source else set())
+
+
+@pytest.mark.parametrize(
+    ("heading", "module"),
+    [
+        ("### `GET /kiosk/events", "ui/kiosk_screen.py"),
+        ("### `GET /guard/events`", "ui/guard/live.py"),
+    ],
+)
+def test_the_api_reference_names_exactly_the_events_each_stream_sends(heading, module):
+    """api.md promised the kiosk screen's stream `: keep-alive` comments while idle: it sends
+    `event: tick` with the kiosk's clock instead; the console's stream named no event at all."""
+    text = (DOCS / "api.md").read_text(encoding="utf-8")
+    section = text[text.index(heading) :]
+    section = section[: section.index("\n#", 1)]
+    documented = set(re.findall(r"`event: (\w+)`", section))
+    documented |= {"keep-alive"} if "`: keep-alive`" in section else set()
+    sent = _stream_words((ROOT / module).read_text(encoding="utf-8"))
+    assert len(sent) >= 4
+    assert documented == sent
+
+
+def test_the_stream_word_finder():
+    source = 'yield sse("a", {})\nout.append(sse("b", x))\nyield ": keep-alive\\n\\n"\n'
+    assert _stream_words(source) == {"a", "b", "keep-alive"}
+    assert _stream_words('cached("c", lambda: sse("d", 1))') == {"d"}
+
+
+def test_the_console_module_map_names_every_route_where_it_lives(core):
+    """screens.md's module map is where a newcomer finds the code of a console route: it left
+    out five (a passage's page, printing and voiding passes, the .xlsx export, the household
+    check) and the community package."""
+    from fastapi.routing import APIRoute
+
+    from ui.app import create_app
+
+    text = (DOCS / "screens.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `([\w/]+?)(?:\.py|/)` \| (.*) \|$", text, re.M))
+    assert {"live", "deps", "community"} <= set(rows)
+
+    def walk(routes, prefix=""):
+        for route in routes:
+            inner = getattr(route, "original_router", None)  # as _routes, above
+            if inner is not None:
+                context = getattr(route, "include_context", None)
+                yield from walk(inner.routes, prefix + (getattr(context, "prefix", "") or ""))
+            elif isinstance(route, APIRoute):
+                yield prefix + route.path, route.endpoint.__module__
+
+    found = list(walk(create_app(core).routes))
+    assert ("/guard/passes/revoke", "ui.guard.passes") in found
+    missing = set()
+    for full, module in found:
+        if not module.startswith("ui.guard."):
+            continue
+        name = module.split(".")[2]
+        path = full.rstrip("/") or "/"
+        if f"`{path}`" not in rows.get(name, "") and not (
+            name == "community" and "`/guard/community`" in rows[name]
+        ):
+            missing.add(f"{name}: {path}")
+    assert sorted(missing) == []
+
+
+def test_where_things_live_names_every_module_of_the_five_packages():
+    """architecture.md's "Where things live" is a newcomer's map of the code: 23 modules
+    (the sheets, the typed text, the host check, the GM65 set-up, the office's retention, ...)
+    were on no row of it."""
+    text = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    table = text[text.index("## Where things live") :]
+    table = table[: table.index("\n## ")]
+    missing = []
+    for package in ("kiosk", "drivers", "ui", "checkpoint", "office"):
+        for path in sorted((ROOT / package).iterdir()):
+            if path.name.startswith("_") or path.name in ("static", "templates", "scenarios"):
+                continue
+            if path.suffix == ".py" and f"`{package}/{path.name}`" not in table:
+                missing.append(f"{package}/{path.name}")
+            package_dir = path.is_dir() and (path / "__init__.py").exists()
+            if package_dir and f"`{package}/{path.name}/`" not in table:
+                missing.append(f"{package}/{path.name}/")
+    assert len(table) > 3000
+    assert missing == []
+
+
+def test_the_readme_layout_names_every_script():
+    """The layout's `scripts/` row left out `fuzz`, one of the scripts the README itself runs."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `scripts/` |"))
+    scripts = [p.name for p in sorted((ROOT / "scripts").iterdir()) if p.name[0] not in "._"]
+    assert {"demo", "test", "install"} <= set(scripts)
+    assert [s for s in scripts if f"`{s}`" not in row] == []
+
+
+def test_the_calibration_steps_send_the_operator_where_the_console_shows_both_readings(
+    guard_client, guard_core
+):
+    """operations.md had the operator note the kiosk's object and ambient readings from the
+    console's live feed: the feed shows the estimate only. The page the steps name must show
+    the last passage's two readings."""
+    from guard_support import add_event, login
+
+    text = (DOCS / "operations.md").read_text(encoding="utf-8")
+    section = text[text.index("## Calibration") :]
+    pages = _console_pages_named(section[: section.index("\n## ")])
+    assert pages, "the calibration steps name no console page to read the readings on"
+    add_event(guard_core, temp_c=36.5, temp_object_c=33.9, temp_ambient_c=24.5)
+    login(guard_client)
+    feed = guard_client.get("/guard/api/feed").json()["rows"][0]
+    assert "33.9" not in json.dumps(feed)  # what the steps said to read there is not there
+    for page in pages:
+        shown = guard_client.get(f"/guard/{page}?lang=en").text
+        assert "33.9" in shown and "24.5" in shown, page
+
+
+def test_what_operations_says_the_gate_does_after_hours_is_what_it_decides():
+    """operations.md said a gate with `policy.hours.enabled = true` denies everyone outside
+    its hours (`outside_hours`): that is only `mode = "closed"`; the default (`staffed`)
+    still decides alone what it may and denies what needs a guard with `no_guard_on_duty`."""
+    from datetime import UTC, date, datetime, time
+    from zoneinfo import ZoneInfo
+
+    from test_lists import TRUST
+
+    from kiosk.config.policy import PolicySection
+    from kiosk.config.thermometer import ThermometryConfig
+    from kiosk.history import PassageHistory
+    from kiosk.lists import Lists
+    from kiosk.policy import PassageInputs, PolicyState, decide
+    from kiosk.thermometry import Temperature
+
+    zone = ZoneInfo("Asia/Shanghai")
+    night = datetime.combine(date(2026, 3, 2), time(3, 0), zone).astimezone(UTC)
+    fever = Temperature("ok", 38.4, 36.0, 22.0, None)
+
+    def reasons(hours: dict[str, object]) -> tuple[str, ...]:
+        state = PolicyState(TRUST, Lists(), PassageHistory())
+        policy = PolicySection.model_validate({"hours": hours})
+        inputs = PassageInputs("in", None, fever)
+        return decide(inputs, state, night, policy, ThermometryConfig(), zone).reasons
+
+    assert "no_guard_on_duty" in reasons({"enabled": True})
+    assert "outside_hours" in reasons({"enabled": True, "mode": "closed"})
+    text = (DOCS / "operations.md").read_text(encoding="utf-8")
+    closing = text[text.index("**Closing") :]
+    closing = " ".join(closing[: closing.index("\n\n")].split())
+    assert "`policy.hours.enabled = true`" in closing and "`no_guard_on_duty`" in closing
+    assert "`outside_hours`" not in closing or '`mode = "closed"`' in closing
+
+
+def test_screens_md_gives_the_technician_the_pages_remedy_for_an_unreadable_calibration(
+    tmp_path,
+):
+    """screens.md said `kiosk calibrate reset` cannot mend an unreadable calibration file,
+    while the page itself tells the technician to run it: it mends it (the corrupt file is set
+    aside, the default model written)."""
+    from checkpoint.cli import main
+    from kiosk.calibration import Calibration
+
+    text = " ".join((DOCS / "screens.md").read_text(encoding="utf-8").split())
+    bullet = text[text.index("* **Calibration** (`/guard/calibration`)") :]
+    bullet = bullet[: min(bullet.index(" ### "), bullet.index(" * **"))]
+    assert "`cal.file_unreadable`" in bullet
+    assert "calibrate --data DATA reset --yes" in bullet and "cannot mend" not in bullet
+    (tmp_path / "calibration.json").write_text("{corrupt", encoding="utf-8")
+    assert main(["calibrate", "--data", str(tmp_path), "reset", "--yes"]) == 0
+    assert len(list(tmp_path.glob("calibration.json.corrupt-*"))) == 1
+    assert Calibration.load(tmp_path / "calibration.json").points == ()
+
+
+def test_the_kiosk_screens_endpoint_list_is_the_screens_routes_and_events(core):
+    """screens.md's list of the kiosk screen's endpoints left out `POST /kiosk/pair` (how a
+    screen on another machine gets in) and the stream's `edition` event."""
+    from ui.app import create_app
+
+    text = (DOCS / "screens.md").read_text(encoding="utf-8")
+    line = " ".join(text[text.index("Endpoints: `GET /kiosk`") :].split("\n\n")[0].split())
+    routes = {f"{m} {p}" for m, p in _routes(create_app(core).routes) if p.startswith("/kiosk")}
+    assert len(routes) >= 7
+    assert sorted(r for r in routes if f"`{r}`" not in line) == []
+    events = _stream_words((ROOT / "ui" / "kiosk_screen.py").read_text(encoding="utf-8"))
+    assert sorted(e for e in events if f"`{e}`" not in line) == []
+
+
+def test_the_event_log_api_block_lists_every_field_of_an_event_draft():
+    """event-log.md's `EventDraft(...)` left out `audit`, the field a guard's decision carries
+    its request's audit row in (one commit with the event)."""
+    import dataclasses
+
+    from kiosk.store import EventDraft
+
+    text = (DOCS / "event-log.md").read_text(encoding="utf-8")
+    block = text[text.index("\nEventDraft(") : text.index("\nStoreFault(")]
+    documented = re.findall(r"\b(\w+)=", block)
+    assert documented == [f.name for f in dataclasses.fields(EventDraft)]
+
+
+def _documented_calls(block: str, prefix: str) -> dict[str, list[str]]:
+    """``prefix.NAME(params)`` in a code block: each call's parameter names, as written
+    (``name: type``, ``name=...`` or a bare name; a literal such as ``"in"|"out"`` names none)."""
+    text = re.sub(r"#[^\n]*", "", block)
+    calls = {}
+    for match in re.finditer(rf"\b{re.escape(prefix)}\.(\w+)\(", text):
+        depth, end = 1, match.end()
+        while depth:
+            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            end += 1
+        inside = text[match.end() : end - 1]
+        items = [i.strip() for i in re.split(r",(?![^\[]*\])", inside) if i.strip()]
+        calls[match.group(1)] = [m.group(1) for i in items if (m := re.match(r"(\w+)\b", i))]
+    return calls
+
+
+def test_the_engine_reference_gives_each_input_the_parameters_it_takes():
+    """engine.md's `engine.manual(...)` stopped at `temp_c`: the `subject` a guard's decision
+    names (a passage, or `none`), its `flags`, `audit` row and `on_recorded` were missing."""
+    import inspect
+
+    from kiosk.engine import Engine
+
+    text = (DOCS / "engine.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "# inputs" in b)
+    calls = _documented_calls(block, "engine")
+    assert {"on_code", "manual", "on_crossed"} <= set(calls)
+    wrong = {
+        name: params
+        for name, params in calls.items()
+        if params and params != [p for p in inspect.signature(getattr(Engine, name)).parameters][1:]
+    }
+    assert wrong == {}
+
+
+def test_the_call_finder_reads_names_across_lines_and_skips_literals():
+    block = 'engine.a(x: int, y: "p"|"q" = 1,\n   z=None)  # c, d\nengine.b("in"|"out")\n'
+    assert _documented_calls(block, "engine") == {"a": ["x", "y", "z"], "b": []}
+
+
+@functools.lru_cache
+def _definition(name: str) -> object | None:
+    """The class or function ``name`` as defined (``class NAME`` / ``def NAME`` at the top of
+    a module) in one of the five packages, imported; None when no module defines it."""
+    import importlib
+
+    for package in PACKAGES.split("|"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if re.search(rf"^(?:class|def) {name}\b", path.read_text(encoding="utf-8"), re.M):
+                dotted = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+                return getattr(importlib.import_module(dotted), name, None)
+    return None
+
+
+def test_every_keyword_a_documented_python_call_passes_is_one_it_takes():
+    """engine.md built the runner with `EngineRunner(..., event_log=EventLog, ...)`: it takes
+    `store`, so code written from the page fails with a TypeError."""
+    import inspect
+    import typing
+
+    wrong, checked = [], 0
+    for doc in sorted(DOCS.glob("*.md")):
+        for block in re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), re.S):
+            calls = re.finditer(r"(?<![\w.])([A-Z]\w+)\(((?:[^()]|\([^()]*\))*)\)", block)
+            for call in calls:
+                found = _definition(call.group(1))
+                if found is None:
+                    continue
+                signature = inspect.signature(found, eval_str=True)
+                taken, checked = set(signature.parameters), checked + 1
+                for param in signature.parameters.values():
+                    if param.kind is param.VAR_KEYWORD:  # **seams: Unpack[EngineSeams]
+                        unpacked = typing.get_args(param.annotation)
+                        taken |= set(typing.get_type_hints(unpacked[0])) if unpacked else {"*"}
+                given = re.findall(r"(?:^|,)\s*(\w+)=", re.sub(r"#[^\n]*", "", call.group(2)))
+                wrong += [
+                    f"{doc.name}: {call.group(1)}({k}=)"
+                    for k in given
+                    if k not in taken and "*" not in taken  # "*": a plain **kwargs
+                ]
+    assert checked >= 10 and wrong == []
+
+
+def test_every_field_of_the_daily_report_is_in_the_api_reference(core, client):
+    """api.md described the daily report in prose ("counts of events by decision, reason,
+    direction", "a temperature histogram", "list freshness"): an office's script could not
+    tell it reads `by_decision`, `temperature_histogram`, `lists_freshness` and the rest."""
+    _, plain = core.tokens.create(("stats:read",))
+    answer = client.get("/api/v1/stats", headers={"Authorization": f"Bearer {plain}"})
+    assert answer.status_code == 200 and "by_hour" in answer.json()
+    text = (DOCS / "api.md").read_text(encoding="utf-8")
+    section = text[text.index("#### `GET /api/v1/stats") : text.index("#### `GET /api/v1/passages")]
+    assert sorted(k for k in answer.json() if f"`{k}`" not in section) == []
+
+
+def test_the_json_calibrate_show_prints_has_the_fields_the_reference_lists(tmp_path, capsys):
+    """`kiosk calibrate show --json` was "the stored JSON", its fields named nowhere."""
+    from checkpoint.cli import main
+
+    argv = ["calibrate", "--data", str(tmp_path)]
+    assert main([*argv, "add", "--clinical", "36.6", "--object", "33.9", "--ambient", "24.5"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "show", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    keys = {*shown, *shown["model"], *shown["points"][0]}
+    section = _section((DOCS / "cli.md").read_text(encoding="utf-8"), ("calibrate", "show"))
+    assert section is not None and len(keys) > 10
+    assert sorted(k for k in keys if f"`{k}`" not in section) == []
+
+
+def test_the_json_line_a_purge_prints_has_the_fields_the_reference_lists(tmp_path, capsys):
+    """`kiosk purge`'s JSON line carries `cutoff`, `days_frozen` and
+    `events_waiting_for_clock`, which its section never named."""
+    from checkpoint.cli import main
+
+    db = str(tmp_path / "kiosk.db")
+    assert main(["token", "new", "--scope", "logs:read", "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["purge", "--older-than", "30", "--trust-clock", "--db", db]) == 0
+    keys = set(json.loads(capsys.readouterr().out))
+    section = _section((DOCS / "cli.md").read_text(encoding="utf-8"), ("purge",))
+    assert section is not None and {"events_purged", "batches"} <= keys
+    assert sorted(k for k in keys if f"`{k}" not in section) == []
+
+
+def test_the_json_an_import_prints_has_the_fields_the_reference_lists(tmp_path, capsys):
+    """An import's JSON names its `file`, the `list` it took the sheet for and whether it was
+    `applied`: community.md's account of that JSON named none of the three."""
+    from checkpoint.cli import main
+
+    sheet = tmp_path / "q.csv"
+    sheet.write_text("household,holder,from,until\n1-101,Li,2026-03-01,2026-03-14\n")
+    db = str(tmp_path / "kiosk.db")
+    assert main(["lists", "import", str(sheet), "--show-keys", "--apply", "--db", db]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    text = " ".join((DOCS / "community.md").read_text(encoding="utf-8").split())
+    said = text[text.index("An import prints the changes as JSON") :].split(". ")[0]
+    assert {"added", "keys", "applied"} <= set(printed)
+    assert sorted(k for k in printed if f"`{k}`" not in said) == []
+
+
+def test_the_columns_of_a_batchs_passes_csv_are_in_the_passes_reference(tmp_path):
+    """A clerk mail-merging `passes.csv` read "with every payload": its columns (the card's
+    file, the pass id, the validity) were named nowhere."""
+    import csv
+
+    from checkpoint.cli import main
+    from kiosk.passes import new_key_pair
+
+    key, _ = new_key_pair(tmp_path / "keys", "office")
+    (tmp_path / "h.csv").write_text("household,holder\n1-101,Li\n", encoding="utf-8")
+    argv = ["--key", str(key), "--csv", str(tmp_path / "h.csv")]
+    assert main(["pass", "batch", *argv, "--out", str(tmp_path / "cards")]) == 0
+    with (tmp_path / "cards" / "passes.csv").open(encoding="utf-8-sig") as f:
+        columns = next(csv.reader(f))
+    text = " ".join((DOCS / "passes.md").read_text(encoding="utf-8").split())
+    said = text[text.index("`passes.csv` with every payload") :][:600]
+    assert "payload" in columns and [c for c in columns if f"`{c}`" not in said] == []
