@@ -55,6 +55,7 @@ SCOPES: dict[str, str] = {
 }
 
 TOKEN_RE = re.compile(r"^kt_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
+ID_RE = re.compile(r"^[0-9a-f]{8}\Z")
 NAME_RE = re.compile(r"^[\w .:@-]{1,64}\Z")
 PEER_RE = re.compile(KIOSK_ID_PATTERN.rstrip("$") + r"\Z")
 PEER_SCOPE = "passages:peer"
@@ -257,8 +258,14 @@ class TokenStore:
         return self._info(rows[0]) if rows else None
 
     def revoke(self, token_id: str, actor: str = "cli") -> TokenInfo:
-        """Revoke a token for good. Raises ``TokenError`` for an unknown id; revoking twice
-        keeps the first revocation time."""
+        """Revoke a token for good, by its id or by the whole token (what an operator told
+        of a leak has at hand; only its id is kept or said). Raises ``TokenError`` for an
+        unknown id; revoking twice keeps the first revocation time."""
+        whole = TOKEN_RE.match(token_id)
+        if whole:
+            token_id = whole.group(1)
+        elif not ID_RE.match(token_id):
+            raise TokenError("not a token id (the 8 characters `kiosk token list` shows)")
         now = self._now()
 
         def write(db: Database) -> int:

@@ -80,6 +80,25 @@ def test_revoking_an_unknown_id_is_an_error(token_store):
         token_store.revoke("deadbeef")
 
 
+def test_a_whole_token_pasted_to_revoke_revokes_it_and_never_says_its_secret(token_store, store):
+    # An operator told "this token leaked" pastes the token itself, not its id.
+    info, plain = token_store.create(["logs:read"])
+    assert token_store.revoke(plain).id == info.id
+    assert token_store.authenticate(plain) is None
+    secret = plain.split("_", 2)[2]
+    audit = [str(row) for row in store.reader().query("select * from audit")]
+    assert not any(secret in row for row in audit)
+    # A leaked token of another log: refused without echoing its secret back.
+    other = "kt_0badf00d_" + "S" * 43
+    with pytest.raises(TokenError, match="0badf00d") as refused:
+        token_store.revoke(other)
+    assert "S" * 43 not in str(refused.value)
+    # Anything else is not echoed at length either.
+    with pytest.raises(TokenError, match="not a token id") as garbled:
+        token_store.revoke("x" * 500)
+    assert "x" * 100 not in str(garbled.value)
+
+
 @pytest.mark.parametrize("scopes", [[], ["logs:write"], ["logs:read", "admin"]])
 def test_unknown_or_missing_scopes_are_refused(token_store, scopes):
     with pytest.raises(TokenError):
