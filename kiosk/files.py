@@ -60,8 +60,10 @@ def write_atomic(
     umask; an existing one keeps its own (``keep_mode=False``: it gets ``mode`` too, for data
     that must never be readable by more than ``mode`` allows, whoever made the old file).
     ``OSError`` when it cannot be done: ``path`` is then as it was and no temp file is left (a
-    power cut may leave a hidden ``.NAME.*`` beside it, never a cut-off ``NAME``). A symbolic
-    link is written through: its target is replaced."""
+    power cut may leave a hidden ``.NAME.*`` beside it, never a cut-off ``NAME``), except for
+    an ``OSError`` of the folder's fsync after the rename: ``path`` then holds ``data``, which
+    a power cut may still take back to the old file. A symbolic link is written through: its
+    target is replaced."""
     path = Path(os.path.realpath(path))
     try:
         if keep_mode:
