@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import unicodedata
 from collections.abc import Mapping
 from datetime import date
 from typing import Any, Literal
@@ -59,7 +60,10 @@ LogLike = AuditedWriter
 def clean_text(name: str, value: object, *, max_len: int = 120, required: bool = True) -> str:
     """Strip and bound a text field; ``""`` for an absent optional one. Typed the way a
     Chinese input method types it (full-width ``１-１０１``, an ideographic space), it is kept
-    in its plain spelling ``1-101`` (``kiosk.typed.typed``)."""
+    in its plain spelling ``1-101`` (``kiosk.typed.typed``). A character nobody sees (a
+    zero-width space pasted from a chat, a right-to-left override, DEL, a C1 control) is
+    refused as the lists refuse it: a name or household holding one looks like another on
+    every screen and matches no pass at the gate."""
     if value is None:
         value = ""
     if not isinstance(value, str):
@@ -71,6 +75,10 @@ def clean_text(name: str, value: object, *, max_len: int = 120, required: bool =
         raise CommunityError(f"{name}: at most {max_len} characters")
     if any(ord(ch) < 32 for ch in text):
         raise CommunityError(f"{name}: control characters are not allowed")
+    if any(unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in text):
+        raise CommunityError(
+            f"{name}: must be printable text on one line (no invisible characters)"
+        )
     return text
 
 

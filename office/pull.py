@@ -1248,7 +1248,7 @@ _NO_SUCH_NAME = frozenset(
 
 def _detail(body: bytes | bytearray) -> str:
     """The error's ``detail``: a message, or the first problem of a validation error
-    (``query.limit: Input should be ...``)."""
+    (``query.limit: Input should be ...``), at most 200 characters, ``escaped``."""
     try:
         found = json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: nested too deep for json.loads
@@ -1258,7 +1258,14 @@ def _detail(body: bytes | bytearray) -> str:
         loc = detail[0].get("loc")
         where = ".".join(map(str, loc)) if isinstance(loc, list) else "?"
         detail = f"{where}: {detail[0].get('msg')}"
-    return detail[:200] if isinstance(detail, str) else ""
+    return escaped(detail[:200]) if isinstance(detail, str) else ""
+
+
+def escaped(text: str) -> str:
+    """``text`` with every character nobody sees escaped (``\\x1b``, ``\\u202e``, ``\\r``):
+    a terminal escape in a hostile answer's words would rewrite the office's terminal
+    (``kiosk pull`` prints them), a right-to-left override reorder a status page's line."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _refused(url: str, body: bytes | bytearray) -> PullError:

@@ -198,3 +198,27 @@ def test_report_never_writes_over_a_file_that_is_not_a_report(db, tmp_path, caps
     for _ in range(2):  # an earlier report is replaced: the daily cron job writes the same name
         code, _, _ = run(capsys, "report", "--day", day, "--db", str(path), "--csv", str(report))
         assert code == 0 and "people,in,1" in report.read_text()
+
+
+@pytest.mark.parametrize(
+    "sheet",
+    [
+        # A header cell that sets the terminal's title and hides what follows.
+        "household,holder,from,until,note,\x1b]0;kiosk: ok\x07\x1b[8mx\n"
+        "1-101,,2026-03-01,2026-03-05,,\n",
+        # A header cell with a right-to-left override and a C1 control (CSI).
+        "household,holder,from,until,note,\u202eeton\x9b8m\n1-101,,2026-03-01,2026-03-05,,\n",
+    ],
+)
+def test_a_sheet_error_quoting_a_cell_prints_no_terminal_escape(db, tmp_path, capsys, sheet):
+    """A clerk's sheet whose header held terminal escapes had them printed raw in the
+    refusal ('unknown columns for quarantine: ...'): the operator's terminal took its title
+    from the sheet and hid the rest of the line. What nobody sees is printed escaped; the
+    refusal still names the cell."""
+    path, _day = db
+    file = tmp_path / "q.csv"
+    file.write_text(sheet, encoding="utf-8")
+    code, _out, err = run(capsys, "lists", "import", str(file), "--db", str(path))
+    assert code == 2 and "q.csv" in err
+    assert err.endswith("\n") and err[:-1].isprintable(), repr(err)
+    assert "\\x1b" in err or "\\u202e" in err

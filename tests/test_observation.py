@@ -133,6 +133,29 @@ def test_bad_registrations_are_refused_and_nothing_is_written(ledger, log, kw, m
     assert ledger.people() == [] and log.audits() == []
 
 
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"name": "Wang Fang\u200b"},  # a zero-width space pasted with the name from a chat
+        {"household": "3-2-701\u200d"},  # a zero-width joiner
+        {"household": "\u202e107-2-3"},  # a right-to-left override: shown as 3-2-701
+        {"name": "Wang\u00adFang"},  # a soft hyphen
+        {"note": "ok\u2028lines"},  # a line separator
+        {"origin": "Wuhan\x7f"},  # DEL
+        {"origin": "Wuhan\x9b31m"},  # a C1 control (CSI)
+    ],
+)
+def test_a_name_or_household_with_an_invisible_character_is_refused(ledger, log, kw):
+    """A helper's form or a sheet took a returnee whose name or household held a character
+    nobody sees (anything under U+0020 was refused, nothing else): the console showed
+    'Wang Fang', 3-2-701, and the gate compares what the pass carries, so her passages never
+    counted as her daily check (a missed check every day) and a site keeping observed
+    people in let her out. Refused as the lists refuse it, nothing written."""
+    with pytest.raises(CommunityError, match="printable text on one line"):
+        register(ledger, **kw)
+    assert ledger.people() == [] and log.audits() == []
+
+
 @pytest.mark.parametrize("temp", [33.9, 43.5, float("nan"), "36.5", True])
 def test_a_hand_typed_reading_that_is_not_a_temperature_is_refused(ledger, temp):
     person = register(ledger)

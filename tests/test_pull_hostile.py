@@ -338,3 +338,32 @@ def test_a_forged_row_a_file_cannot_hold_is_a_pull_error_not_a_traceback(tmp_pat
     with pytest.raises(PullError, match=rf"gate-1.*seq 1: {named}"):
         pull("http://gate-1", "t", target, client=_forged(**fields))
     assert not target.exists()
+
+
+@pytest.mark.parametrize("status", [401, 404, 422, 503])
+@pytest.mark.parametrize(
+    "detail",
+    [
+        "\x1b[1A\x1b[2Kkiosk pull: gate-1: 40 events, chain verified",  # erases its own line
+        "forbidden\u202e1-etag",  # a right-to-left override
+        "bad\rtoken\x00",
+    ],
+)
+def test_an_error_answer_whose_detail_holds_control_characters_is_said_escaped(
+    tmp_path, status, detail
+):
+    """Anything at a gate's address (the LAN is hostile) could answer an error whose
+    ``detail`` held terminal escapes: 'kiosk pull: ...' printed them raw on the office's
+    terminal (a line that erases itself and shows 'chain verified'), and the collector's
+    page, the list sync's status and the journal showed a right-to-left override reordering
+    the words. The detail is said with every character nobody sees escaped, as a Location."""
+    client = httpx.Client(
+        transport=httpx.MockTransport(
+            lambda request: httpx.Response(status, json={"detail": detail})
+        )
+    )
+    with pytest.raises(PullError) as refused:
+        pull("http://gate-1", "t", tmp_path / "c.db", client=client, sleep=lambda s: None)
+    said = str(refused.value)
+    assert said.isprintable(), said
+    assert repr(detail)[1:-1] in said  # still told, escaped
