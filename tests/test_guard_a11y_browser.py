@@ -288,6 +288,24 @@ def test_the_manual_confirmation_closes_with_escape_and_gives_the_focus_back(dem
     page.context.close()
 
 
+def test_the_manual_confirmation_says_the_reason_as_typed(demo, browser):
+    """The confirmation line quotes the guard's reason word for word: a reason holding what
+    a string replacement reads as its own ($&, $', $$) or the other placeholder's name is
+    shown as typed, never rewritten (the guard confirms what they read)."""
+    page = signed_in(browser, demo, "/guard?lang=en")
+    page.check("#subject-none")
+    reason = "paid $$5, owes $& and $' {who}"
+    page.fill("#manual-form input[name=reason]", reason)
+    before = demo.session.core.store.last_seq
+    page.click("#manual-form button[value=pass]")
+    line = page.locator("#manual-confirm-text")
+    line.wait_for()
+    assert reason in line.inner_text()
+    page.click("#manual-confirm-no")
+    assert demo.session.core.store.last_seq == before
+    page.context.close()
+
+
 def test_no_status_is_told_by_its_colour_alone(demo, browser, console_pages):
     """WCAG 1.4.1: on every page, and in a row the live feed streams in, a fever, a pass, a
     deny or a device's state drawn in its colour also says so in words or a sign (a guard who

@@ -264,7 +264,10 @@
     const who = chosen.value === "none" ? manual.dataset.nobody : chosen.dataset.who;
     const reason = manual.querySelector("input[name=reason]").value.trim();
     const text = manual.dataset["confirm" + (decision === "pass" ? "Pass" : "Deny")];
-    $("manual-confirm-text").textContent = text.replace("{who}", who).replace("{reason}", reason);
+    // One pass over the placeholders, each filled by a function: what the guard typed is
+    // shown as typed ($&, $' or "{who}" in a reason are not read as a replacement's own).
+    const fill = { who, reason };
+    $("manual-confirm-text").textContent = text.replace(/\{(who|reason)\}/g, (_, key) => fill[key]);
     $("manual-confirm").hidden = false;
     $("subject-changed").hidden = true;
     pending = { decision, subject: chosen.value, confirmed: false, asker: e.submitter || null };
