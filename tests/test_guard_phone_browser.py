@@ -4,10 +4,17 @@ the Community entry opens its page."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
-from test_browser import DemoThread, shot, shots_folder  # noqa: F401 (shots_folder: autouse)
+from test_browser import (  # noqa: F401 (shots_folder: autouse)
+    DemoThread,
+    shot,
+    shots_folder,
+    wait_for,
+    wait_idle,
+)
 from test_guard_screens_browser import signed_in
 
 pytestmark = pytest.mark.browser
@@ -22,6 +29,20 @@ def demo(tmp_path_factory):
     d = DemoThread(tmp_path_factory.mktemp("guard-phone")).start()
     yield d
     d.stop()
+
+
+def touch_signed_in(browser, demo, path: str, width: int, height: int) -> Any:
+    """A guard signed in on a touch screen of that size (a phone, a 7" tablet): a mobile
+    browser, so its media queries (``pointer: coarse``) and form controls are a phone's."""
+    page = browser.new_context(
+        viewport={"width": width, "height": height}, is_mobile=True, has_touch=True
+    ).new_page()
+    page.goto(f"{demo.url}{path}")
+    page.fill("input[name=name]", demo.session.guard_user)
+    page.fill("input[name=password]", demo.session.guard_password)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*" + re.escape(path.split("?")[0]) + r"(\?.*)?$"))
+    return page
 
 
 def nav_boxes(page: Any) -> dict[str, dict[str, float]]:
@@ -103,4 +124,35 @@ def test_the_service_requests_are_cards_inside_their_card_on_a_phone(demo, brows
         assert box["x"] >= card["x"] and box["x"] + box["width"] <= card["x"] + card["width"]
     cells = page.evaluate(CELLS)
     assert any(c["label"] == '"备注"' for c in cells)
+    page.context.close()
+
+
+#: The alarm whose control is at a point of the screen, and which control it is.
+UNDER = """([x, y]) => { const el = document.elementFromPoint(x, y);
+    const card = el && el.closest('.alarm');
+    return card ? [card.dataset.key, el.closest('button, input') ? el.closest('button, input')
+                   .className : el.tagName] : null; }"""
+
+
+def test_a_new_alarm_does_not_slide_another_alarms_done_under_the_guards_thumb(demo, browser):
+    """On a phone the alarms scroll in a box of their own. A guard scrolled to an alarm's
+    Done (one tap closes it) must not see a fever come in and another person's Done slide
+    under the thumb: the new card went on top of the box and every card below moved down
+    by one, so the tap closed the alarm of someone the guard had not read."""
+    for n in range(3):
+        wait_idle(demo)
+        demo.play("fever", household=f"9-{n}01", holder=f"Zhou {n}")
+    wait_idle(demo)
+    page = touch_signed_in(browser, demo, "/guard?lang=zh-CN", **PHONE)
+    cards = page.locator("#alarm-list .alarm")
+    count = cards.count()
+    assert count >= 3
+    page.evaluate("document.getElementById('alarm-list').scrollTop = 1e6")
+    done = page.locator("#alarm-list .alarm button.ack").last.bounding_box()
+    thumb = [done["x"] + done["width"] / 2, done["y"] + done["height"] / 2]
+    before = page.evaluate(UNDER, thumb)
+    assert before is not None and before[1] == "ack", before
+    demo.play("fever", household="9-901", holder="Qian Jun")
+    wait_for(lambda: cards.count() > count)
+    assert page.evaluate(UNDER, thumb) == before  # the same alarm's Done, where it was
     page.context.close()

@@ -117,11 +117,24 @@
     const target = card ? card.querySelectorAll("input, button, a")[place.index] : $("alarms");
     (target || $("alarms")).focus({ preventScroll: true });
   }
+  // Which card is at the top of what the guard sees of the list (a phone scrolls the alarms
+  // in a box of their own), and where: drawn again, it is put back there, so a new alarm on
+  // top never slides another person's Done under the guard's thumb.
+  function seenIn(list) {
+    const top = list.getBoundingClientRect().top;
+    const card = [...list.children].find((n) => n.getBoundingClientRect().bottom > top);
+    return card ? { key: card.dataset.key, y: card.getBoundingClientRect().top } : null;
+  }
+  function keepSeen(list, seen) {
+    const card = seen && [...list.children].find((n) => n.dataset.key === seen.key);
+    if (card) list.scrollTop += card.getBoundingClientRect().top - seen.y;
+  }
   function renderAlarms(alarms) {
     const list = $("alarm-list");
     const tpl = $("alarm-tpl");
     const picked = new Set([...list.querySelectorAll(".a-pick:checked")].map((c) => c.value));
     const place = placeIn(list);
+    const seen = seenIn(list);
     list.replaceChildren();
     for (const a of alarms) {
       const node = tpl.content.firstElementChild.cloneNode(true);
@@ -162,6 +175,7 @@
     $("alarm-count").textContent = String(alarms.length);
     $("no-alarms").hidden = alarms.length > 0;
     $("alarms").classList.toggle("none", alarms.length === 0);
+    keepSeen(list, seen);
     putBack(list, place);
     announce(alarms);
     if (openAlarms > before) siren();
