@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import a11y_support as a11y
 import pytest
 from test_browser import (  # noqa: F401 (shots_folder: autouse)
     DemoThread,
@@ -155,4 +156,17 @@ def test_a_new_alarm_does_not_slide_another_alarms_done_under_the_guards_thumb(d
     demo.play("fever", household="9-901", holder="Qian Jun")
     wait_for(lambda: cards.count() > count)
     assert page.evaluate(UNDER, thumb) == before  # the same alarm's Done, where it was
+    page.context.close()
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_the_returnees_days_field_is_wide_enough_for_a_finger_on_a_phone(demo, browser, lang):
+    """A phone's browser draws a number field as narrow as its words allow: the days of a
+    returnee's observation (天数 / Days) came out 37 px wide beside its label, under a
+    finger's 44, its 14 hard to read and to tap. Every field of the community's forms is
+    at least 44 × 44 px on a phone."""
+    page = touch_signed_in(browser, demo, f"/guard/community/returnees?lang={lang}", **PHONE)
+    days = page.locator("#register input[name=days]").bounding_box()
+    assert days["width"] >= 44 and days["height"] >= 44, days
+    assert a11y.small_targets(page) == []
     page.context.close()
