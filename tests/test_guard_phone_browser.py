@@ -170,3 +170,25 @@ def test_the_returnees_days_field_is_wide_enough_for_a_finger_on_a_phone(demo, b
     assert days["width"] >= 44 and days["height"] >= 44, days
     assert a11y.small_targets(page) == []
     page.context.close()
+
+
+TABLET = {"width": 1024, "height": 600}
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_every_target_on_a_7_inch_touch_tablet_takes_a_finger(demo, browser, lang):
+    """A cheap 7" tablet at the gate (1024×600, touch) is wider than the phone layout: its
+    buttons, fields, ticks, choices and the navigation were the desktop's (30-40 px high, a
+    21 px tick on each alarm, 33 px navigation), hit with a gloved finger. Every target there
+    is 44×44 CSS px as on a phone: on the live page with its alarms and manual action, the
+    registration forms and a community page with its own navigation."""
+    wait_idle(demo)
+    demo.play("fever", household="7-701", holder="Tablet")  # an alarm: its tick and Done
+    page = touch_signed_in(browser, demo, f"/guard?lang={lang}", **TABLET)
+    page.wait_for_selector("#alarm-list .alarm")
+    found = {"/guard": a11y.small_targets(page)}
+    for path in ("/guard/register", "/guard/community/returnees"):
+        page.goto(demo.url + path)
+        found[path] = a11y.small_targets(page)
+    page.context.close()
+    assert {path: each for path, each in found.items() if each} == {}
