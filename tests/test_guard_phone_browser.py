@@ -192,3 +192,29 @@ def test_every_target_on_a_7_inch_touch_tablet_takes_a_finger(demo, browser, lan
         found[path] = a11y.small_targets(page)
     page.context.close()
     assert {path: each for path, each in found.items() if each} == {}
+
+
+def test_a_new_passage_does_not_push_the_feed_card_the_guard_is_reading(demo, browser):
+    """A guard on a phone scrolled to the top of the feed, reading its newest card under
+    the heading: the next passage went in above it and pushed that card a whole card
+    (~200 px) down the screen. The browser keeps what is on screen still when it is lower in
+    the feed; at its top too now, the new card coming in above, off the screen's top."""
+    for household in ("8-801", "8-802"):
+        wait_idle(demo)
+        demo.play("ok", household=household, holder="Feed")
+    wait_idle(demo)
+    page = touch_signed_in(browser, demo, "/guard?lang=zh-CN", **PHONE)
+    rows = page.locator("#feed tbody tr")
+    first = rows.first
+    seq = first.get_attribute("data-seq")
+    page.evaluate("(r) => window.scrollTo(0, r.getBoundingClientRect().top + scrollY - 100)",
+                  first.element_handle())  # fmt: skip
+    reading = page.locator(f"#feed tbody tr[data-seq='{seq}']")
+    before = reading.bounding_box()["y"]
+    heading = page.locator(".live-feed h2").bounding_box()
+    assert 0 <= heading["y"] < before < PHONE["height"] - 100  # both on the screen
+    count = rows.count()
+    demo.play("ok", household="8-803", holder="Feed")
+    wait_for(lambda: rows.count() > count)
+    assert abs(reading.bounding_box()["y"] - before) <= 1
+    page.context.close()

@@ -189,6 +189,20 @@
     tr.appendChild(td);
     return td;
   }
+  // A guard scrolled to the feed reads its cards: a new row going in on top, or the cards
+  // above the feed changing (the person just seen, the gate's state), must not push them down
+  // the screen (a whole card on a phone). The browser's own scroll anchoring keeps them still
+  // only when it picked a row as its anchor, not the feed's heading or a card above it: the
+  // first row on the screen is put back where it was.
+  function steady(update) {
+    const rows = [...feed.tBodies[0].rows];
+    const seen = rows.find((tr) => tr.getBoundingClientRect().bottom > 0);
+    const before = seen ? seen.getBoundingClientRect().top : null;
+    update();
+    if (before === null || window.scrollY <= 0 || before >= window.innerHeight) return;
+    const moved = seen.isConnected ? seen.getBoundingClientRect().top - before : 0;
+    if (moved) window.scrollBy(0, moved);
+  }
   function addRow(r) {
     const body = feed.tBodies[0];
     if (body.querySelector(`tr[data-seq="${r.seq}"]`)) return;
@@ -233,6 +247,9 @@
     cell(tr, r.direction);
     cell(tr, r.who);
     cell(tr, r.operator);
+    // Its cells' labels (the cards on a phone) before it goes in, so its height is its own.
+    const names = [...feed.tHead.rows[0].cells].map((th) => th.textContent.trim());
+    [...tr.cells].forEach((c, i) => { if (names[i]) c.dataset.label = names[i]; });
     body.insertBefore(tr, body.firstChild);
     while (body.rows.length > 200) body.deleteRow(body.rows.length - 1);
     feed.dataset.lastSeq = String(Math.max(Number(feed.dataset.lastSeq || 0), r.seq || 0));
@@ -335,9 +352,9 @@
   function connect() {
     const after = feed.dataset.lastSeq || "0";
     const es = new EventSource(`/guard/events?lang=${encodeURIComponent(lang)}&after=${after}`);
-    es.addEventListener("row", (e) => addRow(JSON.parse(e.data)));
-    es.addEventListener("alarms", (e) => renderAlarms(JSON.parse(e.data)));
-    es.addEventListener("state", (e) => renderState(JSON.parse(e.data)));
+    es.addEventListener("row", (e) => steady(() => addRow(JSON.parse(e.data))));
+    es.addEventListener("alarms", (e) => steady(() => renderAlarms(JSON.parse(e.data))));
+    es.addEventListener("state", (e) => steady(() => renderState(JSON.parse(e.data))));
     es.addEventListener("expired", () => { es.close(); if (window.guardSessionExpired) window.guardSessionExpired(); });
     es.onerror = () => {
       // A 401 (session ended) closes the stream for good: go to the login page.
