@@ -5,6 +5,7 @@ the Community entry opens its page."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import a11y_support as a11y
@@ -217,4 +218,24 @@ def test_a_new_passage_does_not_push_the_feed_card_the_guard_is_reading(demo, br
     demo.play("ok", household="8-803", holder="Feed")
     wait_for(lambda: rows.count() > count)
     assert abs(reading.bounding_box()["y"] - before) <= 1
+    page.context.close()
+
+
+def test_each_returnee_reminders_acknowledge_button_says_which_reminder(demo, browser):
+    """A guard with a screen reader on a phone lists the returnees page's buttons: each
+    reminder's was only "确认" (Acknowledge), a row of them for two people and several days,
+    none saying whose day it closes. Each names its reminder, as each alarm's Done does."""
+    core = demo.session.core
+    back = core.clock.now().date() - timedelta(days=2)
+    for name, household in (("欧阳娜", "6-601"), ("司马强", "6-602")):
+        core.ledgers.observation.register(
+            name=name, household=household, phone="", origin="武汉", date_back=back, actor="t"
+        )
+    page = touch_signed_in(browser, demo, "/guard/community/returnees?lang=zh-CN", **PHONE)
+    snapshot = page.locator("#alarms ul").aria_snapshot()
+    names = re.findall(r'button "([^"]*)"', snapshot)
+    assert len(names) >= 4, snapshot  # two people, two days each at least
+    assert len(set(names)) == len(names), names
+    for name in names:
+        assert "欧阳娜" in name or "司马强" in name, name
     page.context.close()
