@@ -239,3 +239,32 @@ def test_each_returnee_reminders_acknowledge_button_says_which_reminder(demo, br
     for name in names:
         assert "欧阳娜" in name or "司马强" in name, name
     page.context.close()
+
+
+#: The lines a cell's words take on the screen.
+LINES = """td => { const range = document.createRange(); range.selectNodeContents(td);
+    return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size; }"""
+
+
+def test_a_households_long_chinese_name_reads_on_a_line_or_two_on_a_phone(demo, browser):
+    """Looking up a household on a phone: its people, requests and passages were tables of
+    four columns squeezed into the screen, a returnee's long name broken two characters a
+    line down a column seven lines high (欧阳 / 王芳 / 芳芳 ...). They are labelled cards as
+    the console's other tables: the name reads on one line or two, beside its label."""
+    core = demo.session.core
+    led = core.ledgers
+    led.compound.apply(led.compound.plan_import(b"building,unit,floor,household\n"
+                                                b"5,1,3,5-1-301\n", "map.csv"), "t")  # fmt: skip
+    name = "欧阳王芳芳芳芳芳芳芳芳芳芳芳"
+    back = core.clock.now().date()
+    led.observation.register(
+        name=name, household="5-1-301", phone="", origin="武汉", date_back=back, actor="t"
+    )
+    row = led.compound.row_ids()["5-1-301"]
+    page = touch_signed_in(browser, demo, f"/guard/community/household/{row}?lang=en", **PHONE)
+    cell = page.locator("#people td", has_text=name[:4])
+    lines = cell.evaluate(LINES)
+    assert lines <= 2, lines
+    assert cell.evaluate("td => getComputedStyle(td, '::before').content") != "none"
+    assert a11y.reflow(page) == []
+    page.context.close()
