@@ -360,3 +360,15 @@ def test_a_households_passages_are_in_the_guards_words(admin, core):
     assert "进入" in cells and "外出" in cells, cells
     assert "✔ 通过" in cells and "✖ 人工拒绝" in cells, cells
     assert not {"in", "out", "pass", "manual_deny"} & set(cells), cells
+
+
+def test_every_phone_number_field_opens_the_phones_number_pad(alice):
+    """On a phone the registration's phone field brought up the dial pad, the returnee
+    form's the full keyboard, letters first, for eleven digits typed at the door: every
+    field for a phone number says ``inputmode="tel"``."""
+    fields = []
+    for path in ("/guard/register", "/guard/community/returnees"):
+        page = alice.get(path).text
+        fields += [(path, tag) for tag in re.findall(r'<input[^>]*name="phone"[^>]*>', page)]
+    assert len(fields) == 2, fields
+    assert [f for f in fields if 'inputmode="tel"' not in f[1]] == []
