@@ -316,3 +316,24 @@ def test_the_shared_phone_keeps_no_visitor_typed_into_the_console(demo, tmp_path
     typed = {value for _, fields in TYPED_ABOUT_PEOPLE.values() for value in fields.values()}
     assert kept & typed == set()
     assert kept  # the profile does keep what a form may keep (the sign-in's name)
+
+
+LANDSCAPE = {"width": 640, "height": 360}  # a 360×640 phone turned on its side
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_a_phone_turned_on_its_side_shows_the_first_alarms_done(demo, browser, lang):
+    """A guard turns the phone on its side: wider than the phone layout, the console drew
+    the desktop's header, the site's name, "signed in as" and the navigation on three rows,
+    over half of the 360 px screen, and pushed the first alarm's Done below it. The header
+    keeps to a third of a screen that short, and the first alarm's Done is on it."""
+    wait_idle(demo)
+    demo.play("fever", household="6-603", holder="Side")  # an alarm at least
+    page = touch_signed_in(browser, demo, f"/guard?lang={lang}", **LANDSCAPE)
+    page.wait_for_selector("#alarm-list .alarm")
+    header = page.locator(".g-top").bounding_box()
+    assert header["height"] <= LANDSCAPE["height"] / 3, header
+    done = page.locator("#alarm-list .alarm button.ack").first.bounding_box()
+    assert done["y"] >= 0 and done["y"] + done["height"] <= LANDSCAPE["height"], done
+    assert a11y.reflow(page) == []
+    page.context.close()
