@@ -362,3 +362,25 @@ def test_a_residents_car_registered_on_a_phone_keeps_its_flag_inside_its_card(de
     assert box["x"] + box["width"] <= card["x"] + card["width"], (box, card)
     assert a11y.reflow(page) == []
     page.context.close()
+
+
+def test_a_passage_on_a_phone_gives_its_values_the_width_of_the_card(demo, browser):
+    """A passage opened from an alarm on a phone, in English: its longest label ("People in
+    the car and temperatures", "Hand-measured temperature") set the width of the labels'
+    column, and the values were squeezed into a third of the card, the time on four lines,
+    a name and plate broken over three. The values have most of the card's width."""
+    page = touch_signed_in(browser, demo, "/guard/register?lang=en", **PHONE)
+    fill_form(page, "#vehicle-form", plate="沪C24680", driver="Ouyang Murong",
+              driver_temp="36.5", p1_name="Shangguan Huangfu", p1_temp="36.6",
+              reason="moving house")  # fmt: skip
+    before = demo.session.core.store.last_seq
+    page.click("#vehicle-form button[type=submit]")
+    page.wait_for_selector("#registrations")
+    page.goto(f"{demo.url}/guard/passage/{before + 1}")
+    facts = page.locator("dl.facts")
+    assert "Shangguan" in facts.inner_text()
+    width = facts.bounding_box()["width"]
+    for dd in facts.locator("dd").all():
+        assert dd.bounding_box()["width"] >= width / 2, dd.inner_text()
+    assert facts.locator("dd").first.evaluate(LINES) <= 2  # the time
+    page.context.close()
