@@ -384,3 +384,32 @@ def test_a_passage_on_a_phone_gives_its_values_the_width_of_the_card(demo, brows
         assert dd.bounding_box()["width"] >= width / 2, dd.inner_text()
     assert facts.locator("dd").first.evaluate(LINES) <= 2  # the time
     page.context.close()
+
+
+#: The lines a piece of text (``[selector, text]``) takes on the screen.
+TEXT_LINES = """([sel, text]) => { const el = document.querySelector(sel);
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        const at = n.textContent.indexOf(text);
+        if (at < 0) continue;
+        const range = document.createRange();
+        range.setStart(n, at); range.setEnd(n, at + text.length);
+        return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+    }
+    return null; }"""
+
+
+def test_a_plate_is_never_broken_over_two_lines_on_a_phone(demo, browser):
+    """A car's passage on a phone: its who line, a long driver's name and the plate, broke
+    between the plate's province and its number (京 / A13579): the plate is read whole,
+    the line breaking between the name and the plate."""
+    page = touch_signed_in(browser, demo, "/guard/register?lang=en", **PHONE)
+    fill_form(page, "#vehicle-form", plate="京A13579", driver="欧阳慕容司马诸葛",
+              driver_temp="36.5", reason="delivery")  # fmt: skip
+    before = demo.session.core.store.last_seq
+    page.click("#vehicle-form button[type=submit]")
+    page.wait_for_selector("#registrations")
+    page.goto(f"{demo.url}/guard/passage/{before + 1}")
+    assert page.evaluate(TEXT_LINES, ["#passage dl", "京A13579"]) == 1
+    assert page.evaluate(TEXT_LINES, ["#passage dl", "欧阳慕容司马诸葛"]) == 1
+    page.context.close()

@@ -245,7 +245,7 @@
       tempCell.append(" ", small);
     }
     cell(tr, r.direction);
-    cell(tr, r.who);
+    cell(tr, r.who, "who");
     cell(tr, r.operator);
     // Its cells' labels (the cards on a phone) before it goes in, so its height is its own.
     const names = [...feed.tHead.rows[0].cells].map((th) => th.textContent.trim());
