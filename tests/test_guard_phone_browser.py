@@ -283,35 +283,31 @@ TYPED_ABOUT_PEOPLE = {
 }  # fmt: skip
 
 
-def test_the_shared_phone_keeps_no_visitor_typed_into_the_console(demo, tmp_path):
+def test_the_shared_phone_keeps_no_visitor_typed_into_the_console(demo, browser, tmp_path):
     """The console's phone or tablet at the gate is shared by every guard: its browser kept
     what was typed into the forms (a visitor's name, phone and ID number, a pass holder, a
     returnee's home town) in its profile and offered it to the next guard who tapped that
     field, past the kiosk's retention purge. The forms about people keep nothing there."""
     import sqlite3
 
-    from playwright import sync_api
-
     profile = tmp_path / "profile"
-    with sync_api.sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            profile, executable_path="/usr/bin/chromium", headless=True,
-            args=["--no-sandbox", "--disable-gpu"], viewport=PHONE, is_mobile=True,
-            has_touch=True,
-        )  # fmt: skip
-        page = context.new_page()
-        page.goto(f"{demo.url}/guard/login?lang=zh-CN&next=/guard/register")
-        page.fill("input[name=name]", demo.session.guard_user)
-        page.fill("input[name=password]", demo.session.guard_password)
-        page.click("button[type=submit]")
-        page.wait_for_url("**/guard/register")
-        for path, (form, fields) in TYPED_ABOUT_PEOPLE.items():
-            page.goto(demo.url + path)
-            for name, value in fields.items():
-                page.fill(f"{form} input[name={name}]", value)
-            with page.expect_navigation():
-                page.click(f"{form} button[type=submit]")
-        context.close()  # the profile is written out
+    context = browser.browser_type.launch_persistent_context(  # a profile of its own
+        profile, executable_path="/usr/bin/chromium", headless=True,
+        args=["--no-sandbox", "--disable-gpu"], viewport=PHONE, is_mobile=True, has_touch=True,
+    )  # fmt: skip
+    page = context.new_page()
+    page.goto(f"{demo.url}/guard/login?lang=zh-CN&next=/guard/register")
+    page.fill("input[name=name]", demo.session.guard_user)
+    page.fill("input[name=password]", demo.session.guard_password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/guard/register")
+    for path, (form, fields) in TYPED_ABOUT_PEOPLE.items():
+        page.goto(demo.url + path)
+        for name, value in fields.items():
+            page.fill(f"{form} input[name={name}]", value)
+        with page.expect_navigation():
+            page.click(f"{form} button[type=submit]")
+    context.close()  # the profile is written out
     with sqlite3.connect(profile / "Default" / "Web Data") as db:
         kept = {value for (value,) in db.execute("select value from autofill")}
     typed = {value for _, fields in TYPED_ABOUT_PEOPLE.values() for value in fields.values()}
