@@ -341,3 +341,34 @@ def test_an_import_preview_says_which_column_was_taken_for_which_field(admin):
     assert '<dt>隔离开始日期（必填）</dt><dd data-field="from">from<' in page.text
     assert 'data-key="not_kept">序号, 手机号<' in page.text
     assert "13800138000" not in page.text
+
+
+def test_a_households_passages_are_in_the_guards_words(admin, core):
+    """A household looked up showed its passages as the log stores them: "in", "out",
+    "manual_deny", in English codes on the Chinese console. Each says its direction and
+    decision in the page's language, a deny with its sign, as the live feed does."""
+    from kiosk.store import EventDraft
+
+    cmap = core.ledgers.compound
+    cmap.apply(cmap.plan_import(b"building,unit,floor,household\n4,1,2,4-1-201\n", "m.csv"), "t")
+    for direction, decision in (("in", "pass"), ("out", "manual_deny")):
+        core.store.append(EventDraft(direction=direction, decision=decision, household="4-1-201"))
+    row = cmap.row_ids()["4-1-201"]
+    page = admin.get(f"/guard/community/household/{row}?lang=zh-CN").text
+    passages = page[page.index('id="passages"') :]
+    cells = re.findall(r"<td>([^<]*)</td>", passages)
+    assert "进入" in cells and "外出" in cells, cells
+    assert "✔ 通过" in cells and "✖ 人工拒绝" in cells, cells
+    assert not {"in", "out", "pass", "manual_deny"} & set(cells), cells
+
+
+def test_every_phone_number_field_opens_the_phones_number_pad(alice):
+    """On a phone the registration's phone field brought up the dial pad, the returnee
+    form's the full keyboard, letters first, for eleven digits typed at the door: every
+    field for a phone number says ``inputmode="tel"``."""
+    fields = []
+    for path in ("/guard/register", "/guard/community/returnees"):
+        page = alice.get(path).text
+        fields += [(path, tag) for tag in re.findall(r'<input[^>]*name="phone"[^>]*>', page)]
+    assert len(fields) == 2, fields
+    assert [f for f in fields if 'inputmode="tel"' not in f[1]] == []

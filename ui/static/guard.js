@@ -117,11 +117,24 @@
     const target = card ? card.querySelectorAll("input, button, a")[place.index] : $("alarms");
     (target || $("alarms")).focus({ preventScroll: true });
   }
+  // Which card is at the top of what the guard sees of the list (a phone scrolls the alarms
+  // in a box of their own), and where: drawn again, it is put back there, so a new alarm on
+  // top never slides another person's Done under the guard's thumb.
+  function seenIn(list) {
+    const top = list.getBoundingClientRect().top;
+    const card = [...list.children].find((n) => n.getBoundingClientRect().bottom > top);
+    return card ? { key: card.dataset.key, y: card.getBoundingClientRect().top } : null;
+  }
+  function keepSeen(list, seen) {
+    const card = seen && [...list.children].find((n) => n.dataset.key === seen.key);
+    if (card) list.scrollTop += card.getBoundingClientRect().top - seen.y;
+  }
   function renderAlarms(alarms) {
     const list = $("alarm-list");
     const tpl = $("alarm-tpl");
     const picked = new Set([...list.querySelectorAll(".a-pick:checked")].map((c) => c.value));
     const place = placeIn(list);
+    const seen = seenIn(list);
     list.replaceChildren();
     for (const a of alarms) {
       const node = tpl.content.firstElementChild.cloneNode(true);
@@ -162,6 +175,7 @@
     $("alarm-count").textContent = String(alarms.length);
     $("no-alarms").hidden = alarms.length > 0;
     $("alarms").classList.toggle("none", alarms.length === 0);
+    keepSeen(list, seen);
     putBack(list, place);
     announce(alarms);
     if (openAlarms > before) siren();
@@ -174,6 +188,20 @@
     td.textContent = text == null ? "" : String(text);
     tr.appendChild(td);
     return td;
+  }
+  // A guard scrolled to the feed reads its cards: a new row going in on top, or the cards
+  // above the feed changing (the person just seen, the gate's state), must not push them down
+  // the screen (a whole card on a phone). The browser's own scroll anchoring keeps them still
+  // only when it picked a row as its anchor, not the feed's heading or a card above it: the
+  // first row on the screen is put back where it was.
+  function steady(update) {
+    const rows = [...feed.tBodies[0].rows];
+    const seen = rows.find((tr) => tr.getBoundingClientRect().bottom > 0);
+    const before = seen ? seen.getBoundingClientRect().top : null;
+    update();
+    if (before === null || window.scrollY <= 0 || before >= window.innerHeight) return;
+    const moved = seen.isConnected ? seen.getBoundingClientRect().top - before : 0;
+    if (moved) window.scrollBy(0, moved);
   }
   function addRow(r) {
     const body = feed.tBodies[0];
@@ -217,8 +245,11 @@
       tempCell.append(" ", small);
     }
     cell(tr, r.direction);
-    cell(tr, r.who);
+    cell(tr, r.who, "who");
     cell(tr, r.operator);
+    // Its cells' labels (the cards on a phone) before it goes in, so its height is its own.
+    const names = [...feed.tHead.rows[0].cells].map((th) => th.textContent.trim());
+    [...tr.cells].forEach((c, i) => { if (names[i]) c.dataset.label = names[i]; });
     body.insertBefore(tr, body.firstChild);
     while (body.rows.length > 200) body.deleteRow(body.rows.length - 1);
     feed.dataset.lastSeq = String(Math.max(Number(feed.dataset.lastSeq || 0), r.seq || 0));
@@ -324,9 +355,9 @@
   function connect() {
     const after = feed.dataset.lastSeq || "0";
     const es = new EventSource(`/guard/events?lang=${encodeURIComponent(lang)}&after=${after}`);
-    es.addEventListener("row", (e) => addRow(JSON.parse(e.data)));
-    es.addEventListener("alarms", (e) => renderAlarms(JSON.parse(e.data)));
-    es.addEventListener("state", (e) => renderState(JSON.parse(e.data)));
+    es.addEventListener("row", (e) => steady(() => addRow(JSON.parse(e.data))));
+    es.addEventListener("alarms", (e) => steady(() => renderAlarms(JSON.parse(e.data))));
+    es.addEventListener("state", (e) => steady(() => renderState(JSON.parse(e.data))));
     es.addEventListener("expired", () => { es.close(); if (window.guardSessionExpired) window.guardSessionExpired(); });
     es.onerror = () => {
       // A 401 (session ended) closes the stream for good: go to the login page.

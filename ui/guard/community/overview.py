@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from kiosk.community import CommunityError
 from kiosk.compound import STATUSES, statuses
 from kiosk.policy import quota_used
+from ui import i18n
 from ui.guard.community.common import (
     PREFIX,
     community_room,
@@ -129,6 +130,21 @@ def passages_shown(g: Guard, rows: list[dict[str, Any]], lang: str) -> list[dict
     ]
     dated = g.dated(stamped)
     return [
-        r | {"when": event_time(d, lang, g.tz, "%Y-%m-%d %H:%M:%S")}
+        r
+        | {
+            "when": event_time(d, lang, g.tz, "%Y-%m-%d %H:%M:%S"),
+            "direction_text": i18n.t(lang, f"dir.{r['direction']}")
+            if r["direction"] in ("in", "out")
+            else "",
+            "decision_text": decision_words(lang, str(r["decision"] or "")),
+        }
         for r, d in zip(rows, dated, strict=True)
     ]
+
+
+def decision_words(lang: str, decision: str) -> str:
+    """A decision as the live feed says it: its sign and its word in ``lang``."""
+    if decision not in ("pass", "deny", "manual_pass", "manual_deny"):
+        return decision
+    sign = "✔" if decision in ("pass", "manual_pass") else "✖"
+    return f"{sign} {i18n.t(lang, f'decision.{decision}')}"
