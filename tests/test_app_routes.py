@@ -53,3 +53,18 @@ def test_an_app_with_dependency_overrides_compiles_its_own_routes_and_has_them(
     assert routes.compiled == compiled  # FastAPI's own, for this app alone
     with TestClient(app_named("plain again")) as plain:
         assert plain.get("/t/who/4").json()["dep"] == "real"
+
+
+def test_a_route_changed_since_it_was_compiled_is_compiled_again_as_it_is(
+    _routes_compiled_once_per_process,
+):
+    with TestClient(app_named("first")) as first:
+        first.get("/t/who/1")
+    assert "/t/who/{n}" in app_named("shown").openapi()["paths"]
+    (route,) = router.routes
+    route.include_in_schema = False  # as a test hides a route from its schema for a while
+    try:
+        assert "/t/who/{n}" not in app_named("hidden").openapi()["paths"]
+    finally:
+        route.include_in_schema = True
+    assert "/t/who/{n}" in app_named("shown again").openapi()["paths"]
