@@ -80,11 +80,42 @@ class CompiledRoutes:
         self._compiled: dict[int, tuple[Any, list[tuple[Any, Any, Any]]]] = {}
         self.compiled = 0
         self.shared = 0
+        #: Why the routes are compiled per app after all (FastAPI's internals are not the ones
+        #: this knows), or None once installed.
+        self.not_installed: str | None = "not installed yet"
 
     def install(self, patch: Any) -> None:
+        """Share compiled routes, where this FastAPI compiles them the way this knows (a
+        private hook): a release that changed it leaves every app compiling its own, slower
+        and as correct, and ``not_installed`` says why."""
+        import inspect
+
         from fastapi import routing
 
-        real = routing._EffectiveRouteContext.from_api_route
+        real = getattr(getattr(routing, "_EffectiveRouteContext", None), "from_api_route", None)
+        params = set(inspect.signature(real).parameters) if callable(real) else set()
+        include = getattr(routing, "_RouterIncludeContext", None)
+        fields = (
+            {f.name for f in dataclasses.fields(include)}
+            if isinstance(include, type) and dataclasses.is_dataclass(include)
+            else set()
+        )
+        if (
+            not {"original_route", "include_context"} <= params
+            or not {
+                "included_router",
+                "dependency_overrides_provider",
+            }
+            <= fields
+        ):
+            self.not_installed = (
+                "this FastAPI compiles routes through another hook than"
+                " _EffectiveRouteContext.from_api_route(original_route, include_context) of a"
+                " _RouterIncludeContext:"
+                " tests/app_routes.py must learn it (each app compiles its own meanwhile)"
+            )
+            return
+        self.not_installed = None
         no_overrides = _NoOverrides()
 
         def from_api_route(cls: Any, *, original_route: Any, include_context: Any) -> Any:

@@ -3,6 +3,7 @@ still answers from its own state, and an app with dependency overrides has them.
 
 from __future__ import annotations
 
+import pytest
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 
@@ -19,6 +20,17 @@ def who(n: int, request: Request, dep: str = Depends(whose)) -> dict[str, object
     return {"n": n, "app": request.app.state.name, "dep": dep}
 
 
+@pytest.fixture
+def routes(_routes_compiled_once_per_process):
+    """The process's compiled routes; these tests are about sharing them, so they skip, saying
+    why, where this FastAPI's hook is not the one ``app_routes`` knows (the suite then runs
+    with each app compiling its own, as FastAPI does)."""
+    routes = _routes_compiled_once_per_process
+    if routes.not_installed:
+        pytest.skip(routes.not_installed)
+    return routes
+
+
 def app_named(name: str) -> FastAPI:
     app = FastAPI()
     app.state.name = name
@@ -26,10 +38,7 @@ def app_named(name: str) -> FastAPI:
     return app
 
 
-def test_apps_of_one_router_share_its_compiled_routes_and_answer_from_their_own_state(
-    _routes_compiled_once_per_process,
-):
-    routes = _routes_compiled_once_per_process
+def test_apps_of_one_router_share_its_compiled_routes_and_answer_from_their_own_state(routes):
     with TestClient(app_named("first")) as first:
         assert first.get("/t/who/1").json() == {"n": 1, "app": "first", "dep": "real"}
     compiled, shared = routes.compiled, routes.shared
@@ -39,10 +48,7 @@ def test_apps_of_one_router_share_its_compiled_routes_and_answer_from_their_own_
     assert (routes.compiled, routes.shared) == (compiled, shared + 1)
 
 
-def test_an_app_with_dependency_overrides_compiles_its_own_routes_and_has_them(
-    _routes_compiled_once_per_process,
-):
-    routes = _routes_compiled_once_per_process
+def test_an_app_with_dependency_overrides_compiles_its_own_routes_and_has_them(routes):
     with TestClient(app_named("plain")) as plain:
         plain.get("/t/who/1")
     app = app_named("overridden")
@@ -68,3 +74,19 @@ def test_a_route_changed_since_it_was_compiled_is_compiled_again_as_it_is(
     finally:
         route.include_in_schema = True
     assert "/t/who/{n}" in app_named("shown again").openapi()["paths"]
+
+
+def test_a_fastapi_without_the_hook_is_left_as_it_is_and_says_why(monkeypatch):
+    """A FastAPI release that compiles routes another way (here: no include context of the
+    shape this knows): nothing is patched, so each app compiles its own, as FastAPI does, and
+    the reason names the file to update."""
+    from app_routes import CompiledRoutes
+    from fastapi import routing
+
+    hook = routing._EffectiveRouteContext.from_api_route
+    monkeypatch.delattr(routing, "_RouterIncludeContext")
+    routes, patch = CompiledRoutes(), pytest.MonkeyPatch()
+    routes.install(patch)
+    assert routes.not_installed and "tests/app_routes.py" in routes.not_installed
+    assert routing._EffectiveRouteContext.from_api_route == hook  # nothing patched
+    assert (routes.compiled, routes.shared) == (0, 0)
