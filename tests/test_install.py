@@ -172,6 +172,8 @@ def test_help_names_every_step(checkout):
         ("--root",),
         ("--root", "/nonexistent/kiosk-root"),
         ("--config", "/nonexistent.toml"),
+        ("--back", "--tls"),
+        ("--back", "--config", "/etc/hostname"),
     ],
 )
 def test_bad_usage_exits_2_with_one_clear_line(checkout, args):
@@ -179,6 +181,17 @@ def test_bad_usage_exits_2_with_one_clear_line(checkout, args):
     assert proc.returncode == 2
     assert proc.stderr.startswith("install: ")
     assert "Traceback" not in proc.stderr
+
+
+def test_going_back_with_no_previous_release_is_refused_and_changes_nothing(checkout, tmp_path):
+    root = tmp_path / "root"
+    (root / "opt/kiosk/releases/a/venv/bin").mkdir(parents=True)
+    (root / "opt/kiosk/current").symlink_to("releases/a")
+    proc = run(checkout / "scripts" / "install", "--back", "--root", str(root))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "install: --back: there is no previous release to go back to" in proc.stderr
+    assert os.readlink(root / "opt/kiosk/current") == "releases/a"
+    assert sorted(p.name for p in (root / "opt/kiosk").iterdir()) == ["current", "releases"]
 
 
 # --- dry runs ------------------------------------------------------------------------------
@@ -617,6 +630,18 @@ def test_real_install_sets_up_the_pi(installed, checkout):
     assert (units / "multi-user.target.wants/kiosk.service").is_symlink()
     assert (units / "graphical.target.wants/kiosk-screen.service").is_symlink()
     assert (units / "timers.target.wants/kiosk-purge.timer").is_symlink()
+    # What `--back` puts back when it goes back to this release: its units, and which are enabled.
+    (release,) = (root / "opt/kiosk/releases").iterdir()
+    record = {
+        (release / "units" / f).read_text().strip(): f
+        for f in os.listdir(release / "units")
+        if f.endswith(".path")
+    }
+    unit = record["/etc/systemd/system/kiosk.service"].replace(".path", "")
+    assert (release / "units" / f"{unit}.unit").read_bytes() == (
+        units / "kiosk.service"
+    ).read_bytes()
+    assert (release / "units" / f"{unit}.enabled").read_text().strip() == "enabled"
     if (root / "lib/systemd/system/getty@.service").exists():
         assert not (units / "getty.target.wants/getty@tty1.service").exists()
     if (root / "lib/systemd/system/graphical.target").exists():

@@ -231,6 +231,8 @@ DATA_COPY_FUNCTIONS = (
     "log_file",
     "switch_back",
     "restore_units",
+    "put_units",
+    "record_units",
     "pause_purge",
     "resume_purge",
     "log_copy_tool",
@@ -985,7 +987,7 @@ def update_with_units(
         "units": f"printf '{new_unit}' >{units}/kiosk.service;"
         f" printf '{sync_timer}' >{units}/kiosk-sync.timer; systemctl daemon-reload",
         "enable": "systemctl enable --quiet kiosk.service;"
-        " systemctl enable --quiet kiosk-sync.timer",
+        " systemctl enable --quiet kiosk-sync.timer; record_units releases/new",
         "trust": "true",
         "start": "start_services",
     }
@@ -1003,7 +1005,7 @@ def update_with_units(
             f"SWITCHED_FROM='' SWITCHED_TO='' PY={sys.executable} DATA=/var/lib/kiosk\n"
             f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
             "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous UNIT_DIR=/etc/systemd/system\n"
-            "UNITS=(kiosk.service kiosk-sync.timer)\n"
+            "UNITS=(kiosk.service kiosk-sync.timer) PREFIX=/opt/kiosk\n"
             "UART_DROPIN=/etc/systemd/system/kiosk.service.d/uart.conf\n"
             "PURGE_DROPIN=/etc/systemd/system/kiosk-purge.timer.d/zone.conf\n"
             "STEPS=(venv units enable trust start)\n"
@@ -1139,3 +1141,159 @@ def test_a_file_the_install_rewrites_is_the_old_one_or_the_new_one_never_half(tm
     assert policy.stat().st_ino != before  # renamed into place, not written over
     assert oct(policy.stat().st_mode & 0o777) == "0o644"
     assert not policy.with_name(policy.name + ".new").exists()
+
+
+#: A release's program for `--back`: it passes the install's checks, and its verify-log refuses
+#: the log (exit 2, as a release with the schema check does) when the file NEWER is there.
+FAKE_RELEASE_KIOSK = """\
+#!/bin/sh
+case "$1" in
+verify-log)
+    if [ -e {newer} ]; then
+        echo "kiosk verify-log: $3 was written by a newer version of the program" >&2
+        exit 2
+    fi ;;
+--version) echo "kiosk {name}" ;;
+esac
+exit 0
+"""
+
+
+def go_back(
+    tmp_path: Path, root: Path, *, down: bool = False, cut: bool = False
+) -> tuple[str, str, int]:
+    """`scripts/install --back`'s steps (back, start) on a gate left by update_with_units,
+    with this checkout's units list (kiosk.service only: what else each release has is in its
+    record). ``down``: kiosk.service does not stay up on releases/old; ``cut``: cut off by
+    SIGINT when the log's copy stops the daemon (after the switch, before the restart)."""
+    kiosk = root / "opt/kiosk"
+    for name in ("old", "new"):
+        for program in ("kiosk", "python"):
+            path = kiosk / f"releases/{name}/venv/bin/{program}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(FAKE_RELEASE_KIOSK.format(newer=tmp_path / "newer", name=name))
+            path.chmod(0o755)
+    log = root / "var/lib/kiosk/kiosk.db"
+    if not log.exists():
+        log.parent.mkdir(parents=True)
+        with sqlite3.connect(log) as conn:
+            conn.executescript("CREATE TABLE events (seq); CREATE TABLE audit (seq);")
+        conn.close()
+    fake_bin, calls = tmp_path / "bin", tmp_path / "calls"
+    systemctl = LINKING_SYSTEMCTL.format(calls=calls, root=root, down="1" if down else "")
+    systemctl = systemctl.replace("= releases/new ]", "= releases/old ]")
+    if cut:
+        systemctl = systemctl.replace(
+            'case "$1" in',
+            'case "$*" in "stop kiosk.service kiosk-purge.service") kill -INT $PPID ;; esac\n'
+            'case "$1" in',
+            1,
+        )
+    (fake_bin / "systemctl").write_text(systemctl)
+    calls.write_text("")
+    body = script_functions("r", "say", "ok", "skip", "fail", "show_command", "act", "switch_to")
+    body += script_functions("link_name", "switch_release", "keep_unit_files", "undo_switch")
+    body += script_functions("abandon_switch", "unit_up", "start_services", "run_steps")
+    body += script_functions("interrupted", "stays_up_or_roll_back", *DATA_COPY_FUNCTIONS)
+    body += script_functions("refuse_back", "step_back", "back_units", "check_release")
+    proc = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
+            f"ROOT={root} DRY_RUN=0 STEP=back FAILED=() PENDING=() HEALTH_SETTLE=0 START=1\n"
+            "REBOOT=0 CHANGED_RUNTIME=0 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT=''\n"
+            "STOPPED_FOR_COPY=0 EARLIER_COPY=0 PURGE_PAUSED=0 SYSTEMCTL=(systemctl)\n"
+            f"SWITCHED_FROM='' SWITCHED_TO='' PY={sys.executable} DATA=/var/lib/kiosk\n"
+            f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
+            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous UNIT_DIR=/etc/systemd/system\n"
+            "PREFIX=/opt/kiosk RELEASES=/opt/kiosk/releases UNITS=(kiosk.service) BACK_PLAN=''\n"
+            "UART_DROPIN=/etc/systemd/system/kiosk.service.d/uart.conf\n"
+            "PURGE_DROPIN=/etc/systemd/system/kiosk-purge.timer.d/zone.conf\n"
+            "STEPS=(back start)\nstep_start() { start_services; }\n"
+            'run_steps; printf "%s\\n" "${FAILED[@]}"; [ ${#FAILED[@]} -eq 0 ]',
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}"),
+    )
+    return proc.stdout + proc.stderr, calls.read_text(), proc.returncode
+
+
+@slow
+def test_going_back_takes_the_units_back_too_and_a_second_run_goes_forward(tmp_path):
+    """Going back by hand (the one-liner) flipped the links and restarted kiosk.service: a
+    unit only the newer release brought (kiosk-sync.timer) stayed enabled and kept firing a
+    program that was no longer current. `--back` puts the previous release's units back as it
+    ran with them, disables and removes the ones it does not have, reloads, restarts and waits
+    for it to stay up; run again, it goes forward the same way."""
+    root, out, _, status = update_with_units(tmp_path, down=False)
+    assert status == 0 and os.readlink(root / "opt/kiosk/current") == "releases/new", out
+    units = root / "etc/systemd/system"
+    new_unit = (units / "kiosk.service").read_text()
+    out, calls, status = go_back(tmp_path, root)
+    done = calls.splitlines()
+    assert status == 0, out
+    assert os.readlink(root / "opt/kiosk/current") == "releases/old", out
+    assert os.readlink(root / "opt/kiosk/previous") == "releases/new", out
+    assert not (units / "kiosk-sync.timer").exists(), out
+    assert not (units / "timers.target.wants/kiosk-sync.timer").is_symlink(), out
+    assert (units / "kiosk.service").read_text() == OLD_UNIT, out
+    assert (units / "multi-user.target.wants/kiosk.service").is_symlink(), out
+    assert "[back] did: disable and stop kiosk-sync.timer (releases/old does not have it)" in out
+    assert "[back] did: remove /etc/systemd/system/kiosk-sync.timer" in out, out
+    reload, restart = done.index("daemon-reload"), done.index("restart kiosk.service")
+    assert done.index("disable --now --quiet kiosk-sync.timer") < reload < restart, done
+    assert "releases/old: kiosk.service active 0 s after its restart" in out, out
+
+    out, calls, status = go_back(tmp_path, root)  # again: forward to releases/new
+    assert status == 0, out
+    assert os.readlink(root / "opt/kiosk/current") == "releases/new", out
+    assert (units / "kiosk.service").read_text() == new_unit, out
+    assert (units / "timers.target.wants/kiosk-sync.timer").is_symlink(), out
+    assert "restart kiosk.service" in calls.splitlines(), calls
+
+
+@slow
+@pytest.mark.parametrize("why", ["no previous release", "a log it cannot open", "no record"])
+def test_going_back_is_refused_when_there_is_nothing_to_go_back_to(tmp_path, why):
+    root, out, _, status = update_with_units(tmp_path, down=False)
+    assert status == 0, out
+    if why == "no previous release":
+        (root / "opt/kiosk/previous").unlink()
+    elif why == "no record":  # put in place by an install from before --back
+        shutil.rmtree(root / "opt/kiosk/releases/old/units")
+    else:
+        (tmp_path / "newer").touch()
+    out, calls, status = go_back(tmp_path, root)
+    assert status == 2, out
+    assert os.readlink(root / "opt/kiosk/current") == "releases/new", out
+    assert calls == "", calls  # nothing stopped, reloaded or restarted
+    assert (root / "etc/systemd/system/timers.target.wants/kiosk-sync.timer").is_symlink()
+    if why == "no previous release":
+        assert "install: --back: there is no previous release to go back to" in out, out
+    elif why == "no record":
+        assert "releases/old has no record of its units" in out and "by hand" in out, out
+    else:
+        assert "releases/old cannot open the event log /var/lib/kiosk/kiosk.db" in out, out
+        assert "written by a newer version" in out and "nothing was changed" in out, out
+
+
+@slow
+@pytest.mark.parametrize("how", ["it did not stay up", "cut off"])
+def test_going_back_that_fails_or_is_cut_off_leaves_the_release_it_ran(tmp_path, how):
+    """The previous release not staying up, or `--back` cut off (Ctrl-C, a dropped SSH session)
+    between the switch and the restart, puts `current` and the units back to the release that
+    ran: the newer release's own timer enabled again."""
+    root, out, _, status = update_with_units(tmp_path, down=False)
+    assert status == 0, out
+    new_unit = (root / "etc/systemd/system/kiosk.service").read_text()
+    out, calls, status = go_back(tmp_path, root, down=how != "cut off", cut=how == "cut off")
+    units = root / "etc/systemd/system"
+    assert status == (130 if how == "cut off" else 1), out
+    assert os.readlink(root / "opt/kiosk/current") == "releases/new", out
+    assert (units / "kiosk.service").read_text() == new_unit, out
+    assert (units / "kiosk-sync.timer").exists(), out
+    assert (units / "timers.target.wants/kiosk-sync.timer").is_symlink(), out
+    assert "enable --now --quiet kiosk-sync.timer" in calls.splitlines(), calls  # runs again
+    assert "the previous release releases/old" in out and "switched back to releases/new" in out
