@@ -37,15 +37,7 @@ def demo(tmp_path_factory):
 def touch_signed_in(browser, demo, path: str, width: int, height: int) -> Any:
     """A guard signed in on a touch screen of that size (a phone, a 7" tablet): a mobile
     browser, so its media queries (``pointer: coarse``) and form controls are a phone's."""
-    page = browser.new_context(
-        viewport={"width": width, "height": height}, is_mobile=True, has_touch=True
-    ).new_page()
-    page.goto(f"{demo.url}{path}")
-    page.fill("input[name=name]", demo.session.guard_user)
-    page.fill("input[name=password]", demo.session.guard_password)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*" + re.escape(path.split("?")[0]) + r"(\?.*)?$"))
-    return page
+    return signed_in(browser, demo, path, width, height, is_mobile=True, has_touch=True)
 
 
 def nav_boxes(page: Any) -> dict[str, dict[str, float]]:

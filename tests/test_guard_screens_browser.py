@@ -28,9 +28,13 @@ def demo(tmp_path_factory):
     d.stop()
 
 
-def signed_in(browser, demo, path: str, width: int = 1366, height: int = 900) -> Any:
+def signed_in(
+    browser, demo, path: str, width: int = 1366, height: int = 900, **context: Any
+) -> Any:
+    """A guard signed in on a screen of that size; ``context``: more of the browser's
+    (``is_mobile``, ``has_touch``: a phone's)."""
     page = browser.new_context(
-        viewport={"width": width, "height": height}, accept_downloads=True
+        viewport={"width": width, "height": height}, accept_downloads=True, **context
     ).new_page()
     page.goto(f"{demo.url}{path}")
     page.fill("input[name=name]", demo.session.guard_user)
