@@ -243,6 +243,13 @@ DATA_COPY_FUNCTIONS = (
 )
 
 
+def bash(script: str, fake_bin: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``script`` run by bash (the install's functions and a few lines that call them), with
+    ``fake_bin``'s programs (a fake systemctl, sync...) ahead of the system's on its PATH."""
+    env = dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}") if fake_bin else None
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env)
+
+
 def script_functions(*names: str) -> str:
     script = (ROOT / "scripts" / "install").read_text()
     out = []
@@ -273,20 +280,14 @@ def test_a_new_release_that_does_not_stay_up_is_switched_back(tmp_path, state):
     (fake_bin / "systemctl").chmod(0o755)
     body = script_functions("r", "say", "ok", "fail", "show_command", "act", "switch_to")
     body += script_functions("unit_up", "stays_up_or_roll_back", *DATA_COPY_FUNCTIONS)
-    proc = subprocess.run(
-        [
-            "bash",
-            "-c",
-            f"set -u\n{body}\nROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0\n"
-            f"PY={sys.executable} DATA=/var/lib/kiosk PREFIX=/opt/kiosk\n"
-            f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
-            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
-            "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
-            'stays_up_or_roll_back; status=$?; printf "%s\\n" "${FAILED[@]}"; exit $status',
-        ],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}"),
+    proc = bash(
+        f"set -u\n{body}\nROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0\n"
+        f"PY={sys.executable} DATA=/var/lib/kiosk PREFIX=/opt/kiosk\n"
+        f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
+        "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
+        "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
+        'stays_up_or_roll_back; status=$?; printf "%s\\n" "${FAILED[@]}"; exit $status',
+        fake_bin,
     )
     out = proc.stdout + proc.stderr
     if state == "active":
@@ -313,16 +314,10 @@ def test_pruning_keeps_the_current_and_previous_release_however_they_are_linked(
     (kiosk / "previous").symlink_to(prefix + "a")
     body = script_functions("r", "say", "ok", "fail", "show_command", "act")
     body += script_functions("link_name", "prune_releases")
-    proc = subprocess.run(
-        [
-            "bash",
-            "-c",
-            f"set -u\n{body}\nROOT={root} DRY_RUN=0 STEP=venv FAILED=() KEEP_RELEASES=2\n"
-            "RELEASES=/opt/kiosk/releases CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
-            "prune_releases",
-        ],
-        capture_output=True,
-        text=True,
+    proc = bash(
+        f"set -u\n{body}\nROOT={root} DRY_RUN=0 STEP=venv FAILED=() KEEP_RELEASES=2\n"
+        "RELEASES=/opt/kiosk/releases CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
+        "prune_releases",
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sorted(p.name for p in (kiosk / "releases").iterdir()) == ["a", "b"]
@@ -402,22 +397,16 @@ def start_switched(
         if as_install
         else 'start_services; status=$?; printf "%s\\n" "${FAILED[@]}"; exit $status'
     )
-    return subprocess.run(
-        [
-            "bash",
-            "-c",
-            f"set -u\n{body}\nsystemd_running() {{ true; }}\nstep_start() {{ start_services; }}\n"
-            f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0 START=1 REBOOT=0\n"
-            f"CHANGED_RUNTIME=1 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT='' STOPPED_FOR_COPY=0\n"
-            "EARLIER_COPY=0\n"
-            f"PY={py} DATA=/var/lib/kiosk STEPS=(start) PREFIX=/opt/kiosk\nexport MAIN=$$\n"
-            f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
-            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
-            "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n" + run,
-        ],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}"),
+    return bash(
+        f"set -u\n{body}\nsystemd_running() {{ true; }}\nstep_start() {{ start_services; }}\n"
+        f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() HEALTH_SETTLE=0 START=1 REBOOT=0\n"
+        f"CHANGED_RUNTIME=1 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT='' STOPPED_FOR_COPY=0\n"
+        "EARLIER_COPY=0\n"
+        f"PY={py} DATA=/var/lib/kiosk STEPS=(start) PREFIX=/opt/kiosk\nexport MAIN=$$\n"
+        f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
+        "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous\n"
+        "SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n" + run,
+        fake_bin,
     )
 
 
@@ -568,26 +557,20 @@ def run_steps_with(tmp_path: Path, steps: str, *, failing: str) -> tuple[Path, s
         "kill -INT $$" if failing == "cut" else f'fail "{failing} went wrong"'
     )
     body += "".join(f"step_{name}() {{ {cmd}; }}\n" for name, cmd in fakes.items())
-    proc = subprocess.run(
-        [
-            "bash",
-            "-c",
-            f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
-            f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() PENDING=() HEALTH_SETTLE=0 START=1\n"
-            f"REBOOT=0 CHANGED_RUNTIME=0 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT=''\n"
-            "STOPPED_FOR_COPY=0 EARLIER_COPY=0 PURGE_PAUSED=0 SYSTEMCTL=(systemctl)\n"
-            f"SWITCHED_FROM='' SWITCHED_TO='' PY={sys.executable} DATA=/var/lib/kiosk\n"
-            f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
-            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous UNIT_DIR=/etc/systemd/system\n"
-            "UNITS=(kiosk.service kiosk-purge.timer)\n"
-            "UART_DROPIN=/etc/systemd/system/kiosk.service.d/uart.conf\n"
-            "PURGE_DROPIN=/etc/systemd/system/kiosk-purge.timer.d/zone.conf\n"
-            f"STEPS=({steps})\n"
-            'run_steps; printf "%s\\n" "${FAILED[@]}"; [ ${#FAILED[@]} -eq 0 ]',
-        ],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}"),
+    proc = bash(
+        f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
+        f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() PENDING=() HEALTH_SETTLE=0 START=1\n"
+        f"REBOOT=0 CHANGED_RUNTIME=0 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT=''\n"
+        "STOPPED_FOR_COPY=0 EARLIER_COPY=0 PURGE_PAUSED=0 SYSTEMCTL=(systemctl)\n"
+        f"SWITCHED_FROM='' SWITCHED_TO='' PY={sys.executable} DATA=/var/lib/kiosk\n"
+        f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
+        "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous UNIT_DIR=/etc/systemd/system\n"
+        "UNITS=(kiosk.service kiosk-purge.timer)\n"
+        "UART_DROPIN=/etc/systemd/system/kiosk.service.d/uart.conf\n"
+        "PURGE_DROPIN=/etc/systemd/system/kiosk-purge.timer.d/zone.conf\n"
+        f"STEPS=({steps})\n"
+        'run_steps; printf "%s\\n" "${FAILED[@]}"; [ ${#FAILED[@]} -eq 0 ]',
+        fake_bin,
     )
     return root, proc.stdout + proc.stderr, calls.read_text(), proc.returncode
 
@@ -727,17 +710,11 @@ def test_an_update_whose_build_fills_the_card_does_not_leave_it_full(tmp_path):
     py.chmod(0o755)
     body = script_functions("r", "say", "ok", "fail", "show_command", "act")
     body += script_functions("source_files", "build_release")
-    proc = subprocess.run(
-        [
-            "bash",
-            "-c",
-            f"set -u\n{body}\npip_extras() {{ :; }}\n"
-            f"ROOT={root} DRY_RUN=0 STEP=venv FAILED=() PY={py} PIP_ARGS='' CHECKOUT={checkout}\n"
-            "PREFIX=/opt/kiosk\n"
-            "build_release /opt/kiosk/releases/new STAMP",
-        ],
-        capture_output=True,
-        text=True,
+    proc = bash(
+        f"set -u\n{body}\npip_extras() {{ :; }}\n"
+        f"ROOT={root} DRY_RUN=0 STEP=venv FAILED=() PY={py} PIP_ARGS='' CHECKOUT={checkout}\n"
+        "PREFIX=/opt/kiosk\n"
+        "build_release /opt/kiosk/releases/new STAMP",
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
@@ -835,19 +812,13 @@ def test_an_empty_issuing_key_beside_its_public_half_is_not_replaced_by_the_inst
     (keys / "issuer.pub").write_bytes(pub)
     body = script_functions("r", "say", "ok", "skip", "todo", "fail", "show_command", "act")
     body += script_functions("step_issuer_key")
-    proc = subprocess.run(
-        [
-            "bash",
-            "-c",
-            f'set -u\n{body}\nkiosk_verb() {{ echo called kiosk_verb "$@"; }}\n'
-            "owner_for() { echo 0:0; }\nissuer_pub() { :; }\n"
-            "ensure_file_mode() { :; }\n"
-            f"ROOT={root} DRY_RUN=0 STEP=issuer-key FAILED=() PENDING=() DATA=/var/lib/kiosk\n"
-            "KIOSK_USER=kiosk VENV=/opt/kiosk/current/venv\n"
-            'step_issuer_key; printf "%s\\n" "${FAILED[@]}"; [ ${#FAILED[@]} -eq 0 ]',
-        ],
-        capture_output=True,
-        text=True,
+    proc = bash(
+        f'set -u\n{body}\nkiosk_verb() {{ echo called kiosk_verb "$@"; }}\n'
+        "owner_for() { echo 0:0; }\nissuer_pub() { :; }\n"
+        "ensure_file_mode() { :; }\n"
+        f"ROOT={root} DRY_RUN=0 STEP=issuer-key FAILED=() PENDING=() DATA=/var/lib/kiosk\n"
+        "KIOSK_USER=kiosk VENV=/opt/kiosk/current/venv\n"
+        'step_issuer_key; printf "%s\\n" "${FAILED[@]}"; [ ${#FAILED[@]} -eq 0 ]',
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
@@ -871,18 +842,12 @@ def test_an_update_with_no_start_says_the_gate_still_runs_the_previous_release(t
     )
     body = script_functions("r", "say", "ok", "skip", "fail", "show_command", "act", "switch_to")
     body += script_functions("unit_up", "start_services", "abandon_switch")
-    proc = subprocess.run(
-        [
-            "bash",
-            "-c",
-            f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
-            f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() START=0 REBOOT=0 RESTARTED=0\n"
-            "FAILED_AT_SWITCH=0 SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
-            "start_services",
-        ],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}"),
+    proc = bash(
+        f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
+        f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() START=0 REBOOT=0 RESTARTED=0\n"
+        "FAILED_AT_SWITCH=0 SWITCHED_FROM=releases/old SWITCHED_TO=releases/new\n"
+        "start_services",
+        fake_bin,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
@@ -994,26 +959,20 @@ def update_with_units(
     if failing:
         fakes[failing] += "; " + ("kill -INT $$" if failing == "enable" else 'fail "it went wrong"')
     body += "".join(f"step_{name}() {{ {cmd}; }}\n" for name, cmd in fakes.items())
-    proc = subprocess.run(
-        [
-            "bash",
-            "-c",
-            f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
-            f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() PENDING=() HEALTH_SETTLE=0 START=1\n"
-            "REBOOT=0 CHANGED_RUNTIME=0 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT=''\n"
-            "STOPPED_FOR_COPY=0 EARLIER_COPY=0 PURGE_PAUSED=0 SYSTEMCTL=(systemctl)\n"
-            f"SWITCHED_FROM='' SWITCHED_TO='' PY={sys.executable} DATA=/var/lib/kiosk\n"
-            f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
-            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous UNIT_DIR=/etc/systemd/system\n"
-            "UNITS=(kiosk.service kiosk-sync.timer) PREFIX=/opt/kiosk\n"
-            "UART_DROPIN=/etc/systemd/system/kiosk.service.d/uart.conf\n"
-            "PURGE_DROPIN=/etc/systemd/system/kiosk-purge.timer.d/zone.conf\n"
-            "STEPS=(venv units enable trust start)\n"
-            'run_steps; printf "%s\\n" "${FAILED[@]}"; [ ${#FAILED[@]} -eq 0 ]',
-        ],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}"),
+    proc = bash(
+        f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
+        f"ROOT={root} DRY_RUN=0 STEP=start FAILED=() PENDING=() HEALTH_SETTLE=0 START=1\n"
+        "REBOOT=0 CHANGED_RUNTIME=0 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT=''\n"
+        "STOPPED_FOR_COPY=0 EARLIER_COPY=0 PURGE_PAUSED=0 SYSTEMCTL=(systemctl)\n"
+        f"SWITCHED_FROM='' SWITCHED_TO='' PY={sys.executable} DATA=/var/lib/kiosk\n"
+        f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
+        "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous UNIT_DIR=/etc/systemd/system\n"
+        "UNITS=(kiosk.service kiosk-sync.timer) PREFIX=/opt/kiosk\n"
+        "UART_DROPIN=/etc/systemd/system/kiosk.service.d/uart.conf\n"
+        "PURGE_DROPIN=/etc/systemd/system/kiosk-purge.timer.d/zone.conf\n"
+        "STEPS=(venv units enable trust start)\n"
+        'run_steps; printf "%s\\n" "${FAILED[@]}"; [ ${#FAILED[@]} -eq 0 ]',
+        fake_bin,
     )
     return root, proc.stdout + proc.stderr, calls.read_text(), proc.returncode
 
@@ -1095,7 +1054,7 @@ def test_a_config_cut_off_while_it_was_written_is_written_again_whole(tmp_path):
         start_new_session=True,  # its own process group, as the install in a terminal
     )
     assert cut.returncode != 0, cut.stdout + cut.stderr
-    again = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    again = bash(script)
     out = again.stdout + again.stderr
     assert again.returncode == 0, out
     assert (root / "etc/kiosk/kiosk.toml").read_text() == source.read_text(), out
@@ -1119,17 +1078,11 @@ def test_a_file_the_install_rewrites_is_the_old_one_or_the_new_one_never_half(tm
         (fake_bin / "sync").write_text("#!/bin/sh\nexit 1\n")
         (fake_bin / "sync").chmod(0o755)
     body = script_functions("r", "say", "ok", "fail", "show_command", "act", "write_if_changed")
-    proc = subprocess.run(
-        [
-            "bash",
-            "-c",
-            f"set -u\n{body}\nROOT={root} DRY_RUN=0 STEP=screen FAILED=()\n"
-            "printf '%s\\n' '{\"new\": true}' |"
-            " write_if_changed /etc/chromium/policies/managed/kiosk-screen.json policy",
-        ],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}"),
+    proc = bash(
+        f"set -u\n{body}\nROOT={root} DRY_RUN=0 STEP=screen FAILED=()\n"
+        "printf '%s\\n' '{\"new\": true}' |"
+        " write_if_changed /etc/chromium/policies/managed/kiosk-screen.json policy",
+        fake_bin,
     )
     out = proc.stdout + proc.stderr
     if cut_off:
@@ -1196,26 +1149,20 @@ def go_back(
     body += script_functions("abandon_switch", "unit_up", "start_services", "run_steps")
     body += script_functions("interrupted", "stays_up_or_roll_back", *DATA_COPY_FUNCTIONS)
     body += script_functions("refuse_back", "step_back", "back_units", "check_release")
-    proc = subprocess.run(
-        [
-            "bash",
-            "-c",
-            f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
-            f"ROOT={root} DRY_RUN=0 STEP=back FAILED=() PENDING=() HEALTH_SETTLE=0 START=1\n"
-            "REBOOT=0 CHANGED_RUNTIME=0 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT=''\n"
-            "STOPPED_FOR_COPY=0 EARLIER_COPY=0 PURGE_PAUSED=0 SYSTEMCTL=(systemctl)\n"
-            f"SWITCHED_FROM='' SWITCHED_TO='' PY={sys.executable} DATA=/var/lib/kiosk\n"
-            f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
-            "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous UNIT_DIR=/etc/systemd/system\n"
-            "PREFIX=/opt/kiosk RELEASES=/opt/kiosk/releases UNITS=(kiosk.service) BACK_PLAN=''\n"
-            "UART_DROPIN=/etc/systemd/system/kiosk.service.d/uart.conf\n"
-            "PURGE_DROPIN=/etc/systemd/system/kiosk-purge.timer.d/zone.conf\n"
-            "STEPS=(back start)\nstep_start() { start_services; }\n"
-            'run_steps; printf "%s\\n" "${FAILED[@]}"; [ ${#FAILED[@]} -eq 0 ]',
-        ],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}"),
+    proc = bash(
+        f"set -u\n{body}\nsystemd_running() {{ true; }}\n"
+        f"ROOT={root} DRY_RUN=0 STEP=back FAILED=() PENDING=() HEALTH_SETTLE=0 START=1\n"
+        "REBOOT=0 CHANGED_RUNTIME=0 RESTARTED=0 FAILED_AT_SWITCH=0 UNITS_KEPT=''\n"
+        "STOPPED_FOR_COPY=0 EARLIER_COPY=0 PURGE_PAUSED=0 SYSTEMCTL=(systemctl)\n"
+        f"SWITCHED_FROM='' SWITCHED_TO='' PY={sys.executable} DATA=/var/lib/kiosk\n"
+        f"CONFIG=/etc/kiosk/kiosk.toml CONFIG_SRC={ROOT}/systemd/kiosk.toml.example\n"
+        "CURRENT=/opt/kiosk/current PREVIOUS=/opt/kiosk/previous UNIT_DIR=/etc/systemd/system\n"
+        "PREFIX=/opt/kiosk RELEASES=/opt/kiosk/releases UNITS=(kiosk.service) BACK_PLAN=''\n"
+        "UART_DROPIN=/etc/systemd/system/kiosk.service.d/uart.conf\n"
+        "PURGE_DROPIN=/etc/systemd/system/kiosk-purge.timer.d/zone.conf\n"
+        "STEPS=(back start)\nstep_start() { start_services; }\n"
+        'run_steps; printf "%s\\n" "${FAILED[@]}"; [ ${#FAILED[@]} -eq 0 ]',
+        fake_bin,
     )
     return proc.stdout + proc.stderr, calls.read_text(), proc.returncode
 
