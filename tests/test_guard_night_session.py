@@ -4,6 +4,7 @@ night guard signed in at 19:50 was logged out at 07:50, in the night's last roun
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,8 +15,14 @@ from kiosk.config import parse_config
 NIGHT = {"site": {"timezone": "UTC"}, "web": {"session_hours": 12}}
 
 
+@contextmanager
 def _core(data_dir, clock, monkeypatch, **extra):
-    return make_core(data_dir, clock, monkeypatch, parse_config({**NIGHT, **extra}))
+    """The core as the daemon builds it, with the night's config and ``extra``; closed after."""
+    core = make_core(data_dir, clock, monkeypatch, parse_config({**NIGHT, **extra}))
+    try:
+        yield core
+    finally:
+        close_core(core)
 
 
 @pytest.fixture
@@ -40,36 +47,33 @@ def test_a_night_guard_signed_in_at_1950_stays_through_the_0800_handover(
     data_dir, clock, monkeypatch
 ):
     hours = {"enabled": True, "open_at": "20:00", "close_at": "08:00"}
-    core = _core(data_dir, clock, monkeypatch, policy={"hours": hours})
-    try:
-        with _client(core) as client:
-            login(client)
-            clock.advance(12 * 3600 + 5 * 60)  # 07:55, the last round
-            assert _signed_in(client)
-            clock.advance(65 * 60 - 1)  # 08:59:59: handing over
-            assert _signed_in(client)
-            clock.advance(2)  # an hour after the shift: out
-            assert not _signed_in(client)
-    finally:
-        close_core(core)
+    with (
+        _core(data_dir, clock, monkeypatch, policy={"hours": hours}) as core,
+        _client(core) as client,
+    ):
+        login(client)
+        clock.advance(12 * 3600 + 5 * 60)  # 07:55, the last round
+        assert _signed_in(client)
+        clock.advance(65 * 60 - 1)  # 08:59:59: handing over
+        assert _signed_in(client)
+        clock.advance(2)  # an hour after the shift: out
+        assert not _signed_in(client)
 
 
 def test_hours_that_only_close_the_gate_leave_the_session_to_session_hours(
     data_dir, clock, monkeypatch
 ):
     hours = {"enabled": True, "mode": "closed", "open_at": "20:00", "close_at": "08:00"}
-    core = _core(data_dir, clock, monkeypatch, policy={"hours": hours})
-    try:
-        with _client(core) as client:
-            login(client)
-            assert 'data-session-left-s="43200"' in client.get("/guard").text
-    finally:
-        close_core(core)
+    with (
+        _core(data_dir, clock, monkeypatch, policy={"hours": hours}) as core,
+        _client(core) as client,
+    ):
+        login(client)
+        assert 'data-session-left-s="43200"' in client.get("/guard").text
 
 
 def test_a_rostered_guard_stays_to_the_end_of_the_shift_and_no_longer(data_dir, clock, monkeypatch):
-    core = _core(data_dir, clock, monkeypatch)
-    try:
+    with _core(data_dir, clock, monkeypatch) as core:
         start = datetime(2026, 3, 2, 20, 0, tzinfo=UTC)
         core.ledgers.roster.add_shift(
             core.config.site.kiosk_id, "alice", start, start + timedelta(hours=12), "root"
@@ -80,13 +84,10 @@ def test_a_rostered_guard_stays_to_the_end_of_the_shift_and_no_longer(data_dir, 
             assert f'data-session-left-s="{int(13 * 3600 + 10 * 60)}"' in page
             clock.advance(13 * 3600 + 10 * 60 + 1)
             assert not _signed_in(client)
-    finally:
-        close_core(core)
 
 
 def test_a_day_shift_ends_the_session_with_it_not_twelve_hours_later(data_dir, clock, monkeypatch):
-    core = _core(data_dir, clock, monkeypatch)
-    try:
+    with _core(data_dir, clock, monkeypatch) as core:
         start = datetime(2026, 3, 2, 19, 0, tzinfo=UTC)
         core.ledgers.roster.add_shift(
             core.config.site.kiosk_id, "alice", start, start + timedelta(hours=2), "root"
@@ -97,21 +98,15 @@ def test_a_day_shift_ends_the_session_with_it_not_twelve_hours_later(data_dir, c
             assert _signed_in(client)
             clock.advance(2)
             assert not _signed_in(client)
-    finally:
-        close_core(core)
 
 
 def test_without_a_roster_or_hours_the_session_lasts_session_hours(data_dir, clock, monkeypatch):
-    core = _core(data_dir, clock, monkeypatch)
-    try:
-        with _client(core) as client:
-            login(client)
-            clock.advance(12 * 3600 - 1)
-            assert _signed_in(client)
-            clock.advance(2)
-            assert not _signed_in(client)
-    finally:
-        close_core(core)
+    with _core(data_dir, clock, monkeypatch) as core, _client(core) as client:
+        login(client)
+        clock.advance(12 * 3600 - 1)
+        assert _signed_in(client)
+        clock.advance(2)
+        assert not _signed_in(client)
 
 
 def test_day_and_night_spans_are_two_shifts_not_one_session_round_the_clock():
