@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
+from sqlite_utils.migrations import Migrations
 
 from kiosk import queries
 from kiosk.clock import FakeClock
@@ -330,15 +331,19 @@ def test_a_peer_page_from_seq_0_still_holds_a_passage_dated_after_the_ntp_step(t
     ]
 
 
+def _empty_log(path: Path, migrations: Migrations) -> sqlite3.Connection:
+    """A log with ``migrations``' tables and no row, opened for the rows a test writes."""
+    with EventLog(path, "gate-1", FakeClock(start=NOW), "NORMAL", migrations=[migrations]):
+        pass
+    return sqlite3.connect(path)
+
+
 def _returnees(path: Path, days: int) -> _Log:
     """A returnee back on each of the last ``days`` days, each observed 14 days (cleared at
     its end) with two checks a day, a fever in one of every fifth one's."""
     from kiosk import observation
 
-    clock = FakeClock(start=NOW)
-    with EventLog(path, "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]):
-        pass
-    conn = sqlite3.connect(path)
+    conn = _empty_log(path, observation.MIGRATIONS)
     back = "date(:now, '-' || i || ' days')"
     with conn:
         conn.execute(
@@ -389,10 +394,7 @@ def _service_requests(path: Path, days: int) -> _Log:
     and one opened yesterday still open."""
     from kiosk import services
 
-    clock = FakeClock(start=NOW)
-    with EventLog(path, "gate-1", clock, "NORMAL", migrations=[services.MIGRATIONS]):
-        pass
-    conn = sqlite3.connect(path)
+    conn = _empty_log(path, services.MIGRATIONS)
     day = "date(:now, '-' || i || ' days')"
     with conn:
         conn.execute(
