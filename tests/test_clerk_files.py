@@ -785,22 +785,20 @@ def test_a_rows_error_names_the_column_as_the_clerk_headed_it_on_the_cli_and_the
     from kiosk.lists import Lists
     from ui import core_words
 
-    rows = [list(r) for r in _CHINESE_QUARANTINE]
-    rows[2][5] = "2026-13-01"
-    with pytest.raises(CommunityError) as refused:
-        plan_list_import(_office_sheet(rows, False), "名单.xlsx", Lists())
-    text = str(refused.value)
+    def refused(row: int, column: int, value: object) -> tuple[str, str]:
+        """The import's refusal of the sheet with that one cell changed, and the console's."""
+        rows = [list(r) for r in _CHINESE_QUARANTINE]
+        rows[row][column] = value
+        with pytest.raises(CommunityError) as refusal:
+            plan_list_import(_office_sheet(rows, False), "名单.xlsx", Lists())
+        return str(refusal.value), core_words.refusal_text("zh-CN", str(refusal.value))
+
+    text, zh = refused(2, 5, "2026-13-01")
     assert text.startswith("line 3, column F (隔离开始日期（必填）): "), text
-    zh = core_words.refusal_text("zh-CN", text)
     assert zh.startswith("第 3 行，F 列（隔离开始日期（必填））："), zh
     assert "calendar" not in zh and "from" not in zh
-    rows = [list(r) for r in _CHINESE_QUARANTINE]
-    rows[3][1] = 5.1  # a number the spreadsheet changed (5.10 typed)
-    with pytest.raises(CommunityError) as refused:
-        plan_list_import(_office_sheet(rows, False), "名单.xlsx", Lists())
-    text = str(refused.value)
+    text, zh = refused(3, 1, 5.1)  # a number the spreadsheet changed (5.10 typed)
     assert text.startswith("line 4, column B (户号): the spreadsheet holds a number"), text
-    zh = core_words.refusal_text("zh-CN", text)
     assert zh.startswith("第 4 行，B 列（户号）：表格里这里是数字"), zh
 
 
