@@ -32,6 +32,13 @@ def clock():
     return FakeClock(start=datetime(2026, 3, 2, 19, 50, tzinfo=UTC))
 
 
+def _alices_shift(core, start: datetime, *, hours: int) -> None:
+    """The roster puts alice (``login``'s guard) on the gate from ``start`` for ``hours``."""
+    core.ledgers.roster.add_shift(
+        core.config.site.kiosk_id, "alice", start, start + timedelta(hours=hours), "root"
+    )
+
+
 def _signed_in(client) -> bool:
     return client.get("/guard", follow_redirects=False).status_code == 200
 
@@ -74,10 +81,7 @@ def test_hours_that_only_close_the_gate_leave_the_session_to_session_hours(
 
 def test_a_rostered_guard_stays_to_the_end_of_the_shift_and_no_longer(data_dir, clock, monkeypatch):
     with _core(data_dir, clock, monkeypatch) as core:
-        start = datetime(2026, 3, 2, 20, 0, tzinfo=UTC)
-        core.ledgers.roster.add_shift(
-            core.config.site.kiosk_id, "alice", start, start + timedelta(hours=12), "root"
-        )
+        _alices_shift(core, datetime(2026, 3, 2, 20, 0, tzinfo=UTC), hours=12)
         with _client(core) as client:
             login(client)
             page = client.get("/guard").text
@@ -88,10 +92,7 @@ def test_a_rostered_guard_stays_to_the_end_of_the_shift_and_no_longer(data_dir, 
 
 def test_a_day_shift_ends_the_session_with_it_not_twelve_hours_later(data_dir, clock, monkeypatch):
     with _core(data_dir, clock, monkeypatch) as core:
-        start = datetime(2026, 3, 2, 19, 0, tzinfo=UTC)
-        core.ledgers.roster.add_shift(
-            core.config.site.kiosk_id, "alice", start, start + timedelta(hours=2), "root"
-        )
+        _alices_shift(core, datetime(2026, 3, 2, 19, 0, tzinfo=UTC), hours=2)
         with _client(core) as client:
             login(client)
             clock.advance(2 * 3600 + 10 * 60 - 1)  # 21:59:59: an hour after the shift

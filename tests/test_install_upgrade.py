@@ -523,15 +523,21 @@ def test_a_log_the_config_keeps_elsewhere_is_copied_and_put_back_too(tmp_path, c
         assert [e["seq"] for e in log.events()] == [1]
 
 
-def run_steps_with(tmp_path: Path, steps: str, *, failing: str) -> tuple[Path, str, str, int]:
-    """The install's run of its steps on a gate running releases/old, with fake steps: venv
-    switches to releases/new, and ``failing`` (a step after it) fails, or is cut off."""
+def on_old_with_new(tmp_path: Path) -> tuple[Path, Path]:
+    """A root whose gate runs releases/old with releases/new built beside it; the root and
+    its unit folder (not made yet)."""
     root = tmp_path / "root"
     kiosk = root / "opt/kiosk"
     (kiosk / "releases/old/venv").mkdir(parents=True)
     (kiosk / "releases/new/venv").mkdir(parents=True)
     (kiosk / "current").symlink_to("releases/old")
-    units = root / "etc/systemd/system"
+    return root, root / "etc/systemd/system"
+
+
+def run_steps_with(tmp_path: Path, steps: str, *, failing: str) -> tuple[Path, str, str, int]:
+    """The install's run of its steps on a gate running releases/old, with fake steps: venv
+    switches to releases/new, and ``failing`` (a step after it) fails, or is cut off."""
+    root, units = on_old_with_new(tmp_path)
     units.mkdir(parents=True)
     (units / "kiosk.service").write_text("[Service]\nExecStart=/opt/kiosk/current/venv/bin/kiosk\n")
     fake_bin, calls = tmp_path / "bin", tmp_path / "calls"
@@ -924,12 +930,7 @@ def update_with_units(
     writes a kiosk-sync.timer only the new release has (then a daemon-reload), enable enables
     both; ``failing`` fails (or, "cut", is cut off by SIGINT); ``down``: kiosk.service does not
     stay up on releases/new."""
-    root = tmp_path / "root"
-    kiosk = root / "opt/kiosk"
-    (kiosk / "releases/old/venv").mkdir(parents=True)
-    (kiosk / "releases/new/venv").mkdir(parents=True)
-    (kiosk / "current").symlink_to("releases/old")
-    units = root / "etc/systemd/system"
+    root, units = on_old_with_new(tmp_path)
     (units / "multi-user.target.wants").mkdir(parents=True)
     (units / "kiosk.service").write_text(OLD_UNIT)
     (units / "multi-user.target.wants/kiosk.service").symlink_to(
