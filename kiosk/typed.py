@@ -13,13 +13,16 @@ whichever way it was typed:
 * any space (U+3000, a no-break space) is a plain space; runs of them are one; none at either end.
 
 Case is left alone: each identifier keeps its own rule (a plate is upper case, a pass id lower).
+
+``visible`` is the other way round: text from elsewhere (a sheet's cell, another machine's
+answer) as it may be printed, every character nobody sees escaped.
 """
 
 from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["typed"]
+__all__ = ["typed", "visible"]
 
 
 def _fold(ch: str) -> str:
@@ -34,3 +37,22 @@ def _fold(ch: str) -> str:
 def typed(text: str) -> str:
     """``text`` width-folded to ASCII where it has an ASCII form, spaces collapsed and trimmed."""
     return " ".join(part for part in "".join(_fold(ch) for ch in text).split(" ") if part)
+
+
+#: What ``visible`` escapes: control and format characters, surrogates, line and paragraph
+#: separators. Any other character is seen (a Chinese name, an ideographic space).
+_UNSEEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def visible(text: str, keep: str = "") -> str:
+    """``text`` to be printed or shown where it did not come from: every character nobody
+    sees escaped as Python spells it (``\\x1b``, ``\\u202e``, ``\\r``), but those of
+    ``keep`` (a message's own ``"\\n\\t"``). Raw, a terminal escape quoted from a sheet's
+    cell or a hostile answer would retitle or rewrite the operator's terminal, a line break
+    forge a line of its own, a right-to-left override reorder a status page's words."""
+    return "".join(
+        ch
+        if ch in keep or ch.isprintable() or unicodedata.category(ch) not in _UNSEEN
+        else repr(ch)[1:-1]
+        for ch in text
+    )

@@ -56,6 +56,7 @@ from kiosk.config.fleet import normalise_url
 from kiosk.export import COLUMNS
 from kiosk.hashchain import GENESIS, CanonicalError, event_hash
 from kiosk.store import MAX_JSON_BYTES
+from kiosk.typed import visible
 from office.deadline import Deadline, DeadlineExceeded
 
 log = logging.getLogger(__name__)
@@ -1248,7 +1249,7 @@ _NO_SUCH_NAME = frozenset(
 
 def _detail(body: bytes | bytearray) -> str:
     """The error's ``detail``: a message, or the first problem of a validation error
-    (``query.limit: Input should be ...``), at most 200 characters, ``escaped``."""
+    (``query.limit: Input should be ...``), at most 200 characters, ``kiosk.typed.visible``."""
     try:
         found = json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: nested too deep for json.loads
@@ -1258,14 +1259,7 @@ def _detail(body: bytes | bytearray) -> str:
         loc = detail[0].get("loc")
         where = ".".join(map(str, loc)) if isinstance(loc, list) else "?"
         detail = f"{where}: {detail[0].get('msg')}"
-    return escaped(detail[:200]) if isinstance(detail, str) else ""
-
-
-def escaped(text: str) -> str:
-    """``text`` with every character nobody sees escaped (``\\x1b``, ``\\u202e``, ``\\r``):
-    a terminal escape in a hostile answer's words would rewrite the office's terminal
-    (``kiosk pull`` prints them), a right-to-left override reorder a status page's line."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    return visible(detail[:200]) if isinstance(detail, str) else ""
 
 
 def _refused(url: str, body: bytes | bytearray) -> PullError:

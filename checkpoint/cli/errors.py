@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from pathlib import Path
 
 from kiosk.files import write_atomic
+from kiosk.typed import visible
 
 #: The longest word (a path, a value) an error message quotes whole, and the longest message.
 MAX_QUOTED = 200
@@ -22,22 +22,11 @@ def bounded(message: str) -> str:
     nobody sees (a terminal escape, a right-to-left override, a C1 control: a sheet's cell
     or a file name quoted) is printed escaped, ``\\x1b``: raw, it would retitle, recolour or
     hide the operator's terminal."""
-    message = "".join(_shown_char(ch) for ch in message)
+    message = visible(message, keep="\n\t")  # a line break and a tab are a message's own
     message = _LONG_WORD.sub(_cut, message)
     if len(message) > MAX_MESSAGE:
         message = f"{message[: MAX_MESSAGE - 500]}...{message[-400:]}"
     return message
-
-
-#: What ``bounded`` escapes: control and format characters, line and paragraph separators
-#: (a line break and a tab are a message's own).
-_UNSEEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-
-
-def _shown_char(ch: str) -> str:
-    if ch in "\n\t" or ch.isprintable() or unicodedata.category(ch) not in _UNSEEN:
-        return ch
-    return repr(ch)[1:-1]
 
 
 def _cut(word: re.Match[str]) -> str:
