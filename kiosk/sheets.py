@@ -27,6 +27,7 @@ import contextlib
 import csv
 import io
 import re
+import unicodedata
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -70,8 +71,13 @@ MAX_CELL = 500
 #: reads a byte (a 20 000-row sheet is a few MB of XML; a small upload can unpack to GB).
 MAX_UNPACKED_BYTES = 64 * 1024 * 1024
 #: What a text cell may not start with in a CSV a spreadsheet opens: a formula (``= + - @``),
-#: or a tab or carriage return, which a spreadsheet skips before reading the formula after it.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: or a tab, carriage return or line feed, which a spreadsheet skips before reading the formula
+#: after it, or a NUL (OWASP ASVS 1.2.10). Checked on the first character's compatibility form
+#: (NFKC, ``formula_safe``): a Chinese input method's full-width ``＝ ＋ － ＠`` (and the small
+#: ``﹦ ﹢ ﹣ ﹫``) are these once width is folded: by a spreadsheet that takes a formula typed
+#: or pasted with a full-width ``＝ ＋ －`` first (SpreadJS documents it), or by a clerk's
+#: "convert to half width" (ASC) before saving.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
 
 
 #: How far down a sheet its header may be: below a title, a subtitle, a date line or two.
@@ -902,8 +908,9 @@ def xlsx_cell(sheet: Any, value: object) -> object:
 
 def formula_safe(text: str) -> str:
     """``text`` as a CSV text cell a spreadsheet shows as text and never runs (CSV injection):
-    one starting with ``FORMULA_STARTS`` gets a leading ``'``."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    one starting with ``FORMULA_STARTS``, in any width (``＝1+1``), gets a leading ``'``."""
+    lead = unicodedata.normalize("NFKC", text[:1])
+    return "'" + text if lead.startswith(FORMULA_STARTS) else text
 
 
 def sheet_cell(value: object) -> object:

