@@ -126,16 +126,20 @@ def parse_map(table: Table) -> tuple[Dwelling, ...]:
     """Every row checked; the first problem (by line) is the error, nothing is kept."""
     if unknown := [c for c in table.header if c not in COLUMNS]:
         raise CommunityError(f"unknown columns: {', '.join(unknown)}")
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, str]] = {}  # same_text: as the lists and the marks match it
     out = []
     for line, row in table.numbered():
         dwelling = _dwelling(row, line, table.layout.columns)
-        if dwelling.household in seen:
+        code = dwelling.household
+        if (first := seen.get(same_text(code))) is not None:
+            before, spelled = first
+            if spelled == code:
+                raise CommunityError(f"line {line}: household {code} is already on line {before}")
             raise CommunityError(
-                f"line {line}: household {dwelling.household} is already on line"
-                f" {seen[dwelling.household]}"
+                f"line {line}: household {code} is household {spelled} of line {before}"
+                " (households are matched without case or width): one of them is a mistake"
             )
-        seen[dwelling.household] = line
+        seen[same_text(code)] = (line, code)
         out.append(dwelling)
     if not out:
         raise CommunityError("the map has no households")

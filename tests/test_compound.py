@@ -84,6 +84,21 @@ def test_a_bad_map_is_refused_whole_with_the_line(log, clock, text, message):
         cmap.plan_import(text.encode(), "map.csv")
 
 
+def test_a_household_on_the_map_twice_in_another_case_is_refused_naming_both_lines(log, clock):
+    """Before: ``A-101`` and ``a-101`` were both taken (the duplicate check compared the text
+    as typed), and the map's marks, the quota and the lists, which match households without
+    case (``kiosk.lists.same_text``), then showed one of them for both."""
+    cmap = CompoundMap(log, clock)
+    text = "building,floor,household\n3,1,A-101\n3,2,B-201\n3,1,a-101\n"
+    with pytest.raises(CommunityError) as refused:
+        cmap.plan_import(text.encode(), "map.csv")
+    assert str(refused.value) == (
+        "line 4: household a-101 is household A-101 of line 2 (households are matched"
+        " without case or width): one of them is a mistake"
+    )
+    assert cmap.dwellings() == []
+
+
 def test_a_file_that_is_not_a_table_is_refused(log, clock):
     cmap = CompoundMap(log, clock)
     with pytest.raises(CommunityError, match="not a readable .xlsx"):
