@@ -125,6 +125,9 @@ class PeerState:
     last_attempt: datetime | None = None
     last_error: str | None = None
     ahead_dropped: int = 0
+    #: Its rows refused since the start for a household or pass id holding a character nobody
+    #: sees (``kiosk.peers.CheckedPage.refused``): outings there this gate does not count.
+    rows_refused: int = 0
     fetched: int = 0
     #: Its clock less this gate's at the last answer; ``None``: its answers do not say.
     skew: timedelta | None = None
@@ -329,8 +332,16 @@ class PeerSync:
                 state.last_success, state.last_error = self.core.clock.now(), None
                 reopened = self._reopened(state, page.said)
                 state.ahead_dropped += page.ahead
+                state.rows_refused += page.refused
                 state.fetched += len(new)
                 self._skewed(state, page.skew)
+            if page.refused:  # counted, never quoted: a household is personal data
+                log.warning(
+                    "compound: %s: %d passages refused: a household or pass id holds a"
+                    " character nobody sees",
+                    peer.kiosk_id,
+                    page.refused,
+                )
             if reopened:
                 with self._using_store():
                     self.ledger.set_closed(peer.url, peer.kiosk_id, None, None, clock.now())
@@ -704,7 +715,8 @@ class PeerSync:
         since ``stale_since``; ``forged``: an answer not signed by its pinned key was refused
         within ``stale_after_s``, the first of them at ``stale_since``; ``unsigned``: the same
         for answers with no signature at all), ``last_success``, ``rows_held``,
-        ``last_error``, rows dropped as stamped ahead of this clock, answers refused as
+        ``last_error``, rows dropped as stamped ahead of this clock, rows refused for a
+        character nobody sees in a household or pass id (``rows_refused``), answers refused as
         ``forged`` and as ``unsigned`` since the start, and the pokes with this gate's news it
         took (``told``) or not (``tell_failed``)."""
         now = self.core.clock.now()
@@ -729,6 +741,7 @@ class PeerSync:
                         "rows_held": held.get(state.kiosk_id, 0),
                         "last_error": state.last_error,
                         "ahead_dropped": state.ahead_dropped,
+                        "rows_refused": state.rows_refused,
                         "clock_skew_s": _seconds(state.skew),
                         "clock_skewed": state.skewed,
                         "forged": state.forged,

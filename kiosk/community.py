@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import unicodedata
 from collections.abc import Mapping
 from datetime import date
 from typing import Any, Literal
@@ -23,7 +22,7 @@ import sqlite_utils
 from .auditing import audited_write
 from .ports import AuditedWriter
 from .privacy import mask_code, mask_name, mask_phone, scrub_text
-from .typed import typed
+from .typed import typed, unseen
 
 __all__ = [
     "CommunityError",
@@ -75,7 +74,7 @@ def clean_text(name: str, value: object, *, max_len: int = 120, required: bool =
         raise CommunityError(f"{name}: at most {max_len} characters")
     if any(ord(ch) < 32 for ch in text):
         raise CommunityError(f"{name}: control characters are not allowed")
-    if any(unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in text):
+    if unseen(text):  # after ``typed``: every other space is a space
         raise CommunityError(
             f"{name}: must be printable text on one line (no invisible characters)"
         )

@@ -55,6 +55,7 @@ from .ports import History, Store
 from .schema import sql_migrations
 from .stats import households_outing, over_quota, quota_period_start
 from .store import StoreFault, format_ts
+from .typed import unseen
 
 __all__ = [
     "MAX_AHEAD",
@@ -222,6 +223,10 @@ class CheckedPage:
     #: Rows left with the peer for the next asks: stamped ahead of a clock not synchronised
     #: (1970 on a Pi booted without network time), which cannot tell them wrong.
     held_back: int = 0
+    #: Rows refused for a household or pass id holding a character nobody sees (a
+    #: zero-width space, a right-to-left override, a control): the rule the gate's own fields
+    #: follow (``kiosk.typed.unseen``); the rest of the page is kept and the cursor passes them.
+    refused: int = 0
 
 
 # --- the serving side -------------------------------------------------------------------------
@@ -453,9 +458,11 @@ def check_page(
     ``compound`` when both say theirs (``[compound] id``, case ignored: another compound's
     3-201 is another household), with at most ``limit`` rows of that kiosk, each seq after
     ``after`` and after the one before, every value within its bounds. Rows stamped more than
-    ``MAX_AHEAD`` after ``now`` are dropped (``ahead``); the page's own ``now``, when it has
-    one, less ``now`` is its ``skew``. ``PeerRestarted`` when its log ends before ``after``,
-    or is another log than ``origin`` (the one held here, when both are known);
+    ``MAX_AHEAD`` after ``now`` are dropped (``ahead``), and so are rows whose household or pass
+    id holds a character nobody sees (``refused``, ``kiosk.typed.unseen``); the page's own
+    ``now``, when it has one, less ``now`` is its ``skew``. ``PeerRestarted`` when its log
+    ends before ``after``, or is another log than ``origin`` (the one held here, when both are
+    known);
     ``PeerRolledBack`` when it ends before ``after`` and is that same log. On a clock not
     ``synced`` a row ahead of it is no proof of a wrong one: the page ends before it (``next``
     the seq before), to be asked for again (``held_back``) once the clock is set."""
@@ -490,7 +497,7 @@ def check_page(
     rows: list[PeerRow] = []
     ahead, previous, latest = 0, after, now + MAX_AHEAD
     held: int | None = None  # on a clock not set: the seq before the first row ahead of it
-    held_back = 0
+    held_back = refused = 0
     for item in raw:
         row, when = _row(item, kiosk_id)
         if row.seq <= previous:
@@ -500,6 +507,9 @@ def check_page(
         previous = row.seq
         if held is not None:
             held_back += 1
+            continue
+        if unseen(row.household or "") or unseen(row.pass_id or ""):
+            refused += 1  # its value is not repeated: it may be a person's
             continue
         if when > latest:
             ahead += 1
@@ -511,8 +521,8 @@ def check_page(
     said = None if page.get("now") is None else _when(page.get("now"), "now")
     skew = None if said is None else max(-MAX_SKEW_KEPT, min(MAX_SKEW_KEPT, said - now))
     if held is None:
-        return CheckedPage(rows, nxt, last, ahead, skew, said, said_origin)
-    return CheckedPage(rows, held, last, ahead, skew, said, said_origin, held_back)
+        return CheckedPage(rows, nxt, last, ahead, skew, said, said_origin, refused=refused)
+    return CheckedPage(rows, held, last, ahead, skew, said, said_origin, held_back, refused)
 
 
 def _origin(value: object) -> str | None:

@@ -14,6 +14,9 @@ whichever way it was typed:
 
 Case is left alone: each identifier keeps its own rule (a plate is upper case, a pass id lower).
 
+``unseen`` says whether a text holds a character nobody sees (the rule every typed field and
+every household a peer gate sends is refused by).
+
 ``visible`` is the other way round: text from elsewhere (a sheet's cell, another machine's
 answer) as it may be printed, every character nobody sees escaped.
 """
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["typed", "visible"]
+__all__ = ["typed", "unseen", "visible"]
 
 
 def _fold(ch: str) -> str:
@@ -37,6 +40,18 @@ def _fold(ch: str) -> str:
 def typed(text: str) -> str:
     """``text`` width-folded to ASCII where it has an ASCII form, spaces collapsed and trimmed."""
     return " ".join(part for part in "".join(_fold(ch) for ch in text).split(" ") if part)
+
+
+def unseen(text: str) -> bool:
+    """Whether ``text`` holds a character nobody sees: a control or format character (a
+    zero-width space or joiner, a right-to-left override, a soft hyphen, DEL, a C1 control),
+    a surrogate, a private or unassigned code point, a line or paragraph separator. A space of
+    any width is seen (``typed`` makes it a space). Such a text looks like another on every
+    screen and matches no pass at the gate."""
+    return any(
+        unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp")
+        for ch in text
+    )
 
 
 #: What ``visible`` escapes: control and format characters, surrogates, line and paragraph

@@ -388,6 +388,23 @@ def test_a_peers_clock_far_ahead_is_a_clock_that_was_wrong_not_a_passage(south, 
     assert sync.ledger.cursor("gate-north") == 2
 
 
+def test_a_peers_row_with_an_invisible_character_is_refused_counted_and_shown(
+    south, clock, monkeypatch
+):
+    from ui.guard.display import peer_words
+
+    bad = row(seq=1, household="1-101\u200b")
+    sync = hostile(south, monkeypatch, page(bad, row(seq=2, household="2-202")))
+    sync.poll()
+    [peer] = south.core.health()["peers"]
+    assert peer["rows_refused"] == 1 and peer["rows_held"] == 1
+    assert south.core.history.exits_in_period("2-202", clock.now(), 2) == 1
+    assert sync.ledger.cursor("gate-north") == 2
+    _, state, words = peer_words(peer, "en", TZ)
+    assert state == "degraded" and "1 of its passages refused" in words and "\u200b" not in words
+    assert "拒收" in peer_words(peer, "zh-CN", TZ)[2]
+
+
 def test_a_peer_whose_log_starts_again_is_fetched_from_its_start(south, monkeypatch):
     sync = hostile(south, monkeypatch, page(row(seq=1), last=1))
     south.core.store.submit(

@@ -158,6 +158,27 @@ def test_a_row_stamped_far_ahead_of_this_clock_is_dropped_and_counted():
     assert [r.seq for r in page.rows] == [2] and page.ahead == 1 and page.next == 2
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"household": "1-101\u200b"},  # a zero-width space pasted from a chat
+        {"household": "\u202e101-1"},  # a right-to-left override: 1-101 on a screen
+        {"household": "1-101\x1b[2J"},  # a terminal escape
+        {"household": "1-101\u2028"},  # a line separator
+        {"pass_id": "P1\x00"},
+        {"pass_id": "P1\u00ad"},  # a soft hyphen
+    ],
+)
+def test_a_row_with_a_character_nobody_sees_is_refused_and_counted_the_rest_kept(bad):
+    """Before: a peer's household was checked for its length only, while the gate's own
+    fields refuse what nobody sees (``kiosk.community.clean_text``): such a row reached the
+    history, the breach alarms and the console as a household that looks like another."""
+    rows = (raw(seq=1, household="2-202"), raw(seq=2, **bad), raw(seq=3, household="３-３０３"))
+    page = check_page(answer(*rows), "gate-north", 0, 10, NOW)
+    assert [r.seq for r in page.rows] == [1, 3] and page.refused == 1
+    assert page.next == 3 and page.ahead == 0  # asked past it: it is not asked for again
+
+
 def test_the_peers_own_time_is_compared_with_this_clock_and_a_page_without_it_still_taken():
     behind = answer(raw()) | {"now": (NOW - timedelta(hours=3)).isoformat()}
     page = check_page(behind, "gate-north", 0, 10, NOW)

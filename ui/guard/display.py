@@ -711,7 +711,8 @@ def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str,
     anti-passback hold at this gate only), or that answers not signed by its key were refused
     (``forged``), or answers with no signature at all (``unsigned``); ``degraded`` too, and
     by how much and what to do, when its clock is off this gate's beyond
-    ``kiosk.peers.MAX_SKEW``."""
+    ``kiosk.peers.MAX_SKEW``, or when rows of it were refused (``rows_refused``: a household
+    or pass id with a character nobody sees, an outing not counted here)."""
     label = i18n.t(lang, "device.peer", id=str(peer.get("kiosk_id")))
     if peer.get("state") == "ok":
         heard = local_time(str(peer.get("last_success")), tz, "%m-%d %H:%M:%S")
@@ -739,6 +740,10 @@ def peer_words(peer: dict[str, Any], lang: str, tz: ZoneInfo) -> tuple[str, str,
         amount = i18n.t(lang, "health.skew_amount", h=minutes // 60, m=minutes % 60)
         way = i18n.t(lang, "health.skew_behind" if skew < 0 else "health.skew_ahead")
         words = f"{words}; {i18n.t(lang, 'health.peer_skew', amount=amount, way=way)}"
+        state = "degraded"
+    refused = peer.get("rows_refused")
+    if isinstance(refused, int) and refused > 0:
+        words = f"{words}; {i18n.t(lang, 'health.peer_refused', n=refused)}"
         state = "degraded"
     return label, state, words
 
