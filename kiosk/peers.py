@@ -50,6 +50,7 @@ from sqlite_utils import Database
 
 from .config.policy import QuotaConfig
 from .history import COUNTED_DECISIONS, QUOTA_EXEMPT
+from .lists import same_text
 from .passes import key_id_of
 from .ports import History, Store
 from .schema import sql_migrations
@@ -881,11 +882,17 @@ def late_breaches(
     new = [r for r in rows if r["fetched_at"] >= fetched_since and households_outing(r)]
     fresh = {(str(r["kiosk_id"]), int(r["seq"])) for r in new}
     found: dict[str, Breach] = {}
-    for household in sorted({str(r["household"]) for r in new}):
-        times = [r["ts"] for r in new if r["household"] == household]
+    # A household as the quota counts it (``same_text``): ``A-101`` here and ``a-101`` at the
+    # peer, or a full-width ``Ａ-101`` on an older pass, are one household's outings.
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in sorted(new, key=lambda r: str(r["household"])):
+        groups.setdefault(same_text(str(r["household"])), []).append(r)
+    for key, rows_of in sorted(groups.items()):
+        household = str(rows_of[0]["household"])
+        times = [r["ts"] for r in rows_of]
         span = timedelta(days=quota.period_days + 1)
         lo, hi = format_ts(_stamp(min(times)) - span), format_ts(_stamp(max(times)) + span)
-        outings = _outings(db, household, kiosk_id, lo, hi)
+        outings = _outings(db, key, kiosk_id, lo, hi)
         stamps = [_stamp(o.ts) for o in outings]
         for i, later in enumerate(outings):
             if i == 0 or not over_quota(stamps[i], stamps[:i], quota, tz):
@@ -910,23 +917,39 @@ def late_breaches(
     return list(found.values()), last
 
 
-def _outings(db: Database, household: str, kiosk_id: str, lo: str, hi: str) -> list[_Outing]:
-    """A household's outings at this gate and its peers between ``lo`` and ``hi``, in time order."""
+def _spellings(db: Database, key: str, lo: str, hi: str) -> list[str]:
+    """How the passages between ``lo`` and ``hi``, this gate's and its peers', spell the
+    household whose ``same_text`` is ``key`` (by the ``ts`` indexes: the quota's look-back)."""
+    found: set[str] = set()
+    for table in ("events", "peer_passages"):
+        rows = db.execute(
+            f"SELECT DISTINCT household FROM {table}"  # noqa: S608 - a table name of this module
+            " WHERE ts >= ? AND ts < ? AND household IS NOT NULL",
+            [lo, hi],
+        )
+        found.update(str(h) for (h,) in rows if same_text(str(h)) == key)
+    return sorted(found)
+
+
+def _outings(db: Database, key: str, kiosk_id: str, lo: str, hi: str) -> list[_Outing]:
+    """The outings at this gate and its peers between ``lo`` and ``hi`` of the household
+    whose ``same_text`` is ``key``, however each passage spells it, in time order."""
     cols = "seq, ts, direction, decision, household, flags"
+    spellings = _spellings(db, key, lo, hi)
+    some = f"household IN ({', '.join('?' * len(spellings))}) AND ts >= ? AND ts < ?"
     out = [
         _Outing(kiosk_id, int(r["seq"]), str(r["ts"]), None, str(r["decision"]))
         for r in db.query(
-            f"SELECT {cols} FROM events WHERE household = ? AND ts >= ? AND ts < ?",  # noqa: S608
-            [household, lo, hi],
+            f"SELECT {cols} FROM events WHERE {some}",  # noqa: S608
+            [*spellings, lo, hi],
         )
         if households_outing(r)
     ]
     out += [
         _Outing(str(r["kiosk_id"]), int(r["seq"]), str(r["ts"]), str(r["fetched_at"]), "pass")
         for r in db.query(
-            f"SELECT kiosk_id, fetched_at, {cols} FROM peer_passages"  # noqa: S608
-            " WHERE household = ? AND ts >= ? AND ts < ?",
-            [household, lo, hi],
+            f"SELECT kiosk_id, fetched_at, {cols} FROM peer_passages WHERE {some}",  # noqa: S608
+            [*spellings, lo, hi],
         )
         if households_outing(r)
     ]

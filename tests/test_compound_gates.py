@@ -1707,6 +1707,41 @@ def test_a_breach_found_late_names_the_other_gates_outing_whatever_the_quota(tmp
         store.close()
 
 
+def test_a_breach_found_late_is_found_whichever_way_each_gate_spells_the_household(tmp_path, clock):
+    """Before: the late-breach scan matched a household by its exact text, while the quota
+    matches it as ``kiosk.lists.same_text`` does: the north gate's ``A-101`` (a pass issued in
+    capitals) and this gate's ``a-101`` were two households, and the outing over the quota
+    went unflagged."""
+    from kiosk import peers
+    from kiosk.config.policy import QuotaConfig
+    from kiosk.store import EventLog, format_ts
+
+    store = EventLog(
+        tmp_path / "k.db", "gate-south", clock, "NORMAL", migrations=[peers.MIGRATIONS]
+    )
+    log = store.open()
+    try:
+        clock.advance(300)
+        log.append(EventDraft(direction="out", decision="pass", household="a-101"))
+        clock.advance(300)
+
+        def keep(db) -> None:
+            db.table("peer_passages").insert(
+                {"kiosk_id": "gate-north", "seq": 7, "household": "Ａ-101", "direction": "out",
+                 "decision": "pass", "ts": format_ts(NOW), "flags": "[]",
+                 "fetched_at": format_ts(clock.now())}
+            )  # fmt: skip
+
+        log.submit(keep)
+        quota = QuotaConfig(enabled=True, exits=1, period_days=2)
+        [breach] = peers.late_breaches(log.reader(), 0, "gate-south", quota, TZ)[0]
+        assert (breach.first, breach.second[0], breach.seq, breach.here) == (
+            ("gate-north", format_ts(NOW)), "gate-south", 1, True
+        )  # fmt: skip
+    finally:
+        store.close()
+
+
 def test_a_gate_whose_clock_is_not_set_keeps_its_peers_passages_for_when_it_is(
     north, south, clock, monkeypatch
 ):
