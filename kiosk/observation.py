@@ -26,7 +26,6 @@ note) are masked by role in every output (``kiosk.privacy``) and purged with the
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -600,9 +599,18 @@ class ObservationLedger:
             return []
         start, _ = day_bounds(person.date_back, self._tz)
         _, end = day_bounds(person.observation_until, self._tz)
-        # The pass's spelling of the household may be the NFKC form of the registered one
-        # (a full-width ３－２－７０１ typed at registration): ask for both, compare as lists do.
-        spellings = sorted({person.household, unicodedata.normalize("NFKC", person.household)})
+        # The pass may spell the household otherwise than the registration (another case, a
+        # full-width ３－２－７０１): every spelling the log holds that the gate's rule takes
+        # for it (``same_text``, as the observation snapshot matches), among the period's
+        # readings (the ``ts`` index) and those stamped on a clock not set (dated below).
+        key = same_text(person.household)
+        codes = db.execute(
+            "select household from events where ts >= ? and ts < ? and temp_c is not null"
+            " union select household from events where clock_synced = 0 and temp_c is not null",
+            [start, end],
+        )
+        found = {str(c) for (c,) in codes if c is not None and same_text(str(c)) == key}
+        spellings = sorted({person.household, *found})
         marks = ", ".join("?" * len(spellings))
         # When the reading happened: one stamped before NTP stepped the clock, dated by its
         # boot's synchronised clock (``kiosk.dating``), as the daily report counts it.

@@ -114,6 +114,20 @@ def test_a_fever_at_the_gate_is_an_alarm(ledger, log):
     assert [a.kind for a in ledger.alarms()] == ["fever"]
 
 
+def test_a_reading_at_the_gate_counts_whatever_the_case_of_the_passs_household(ledger, log):
+    """Before: registered as ``b-2-701`` (typed in lower case) while the pass says
+    ``B-2-701``, the gate kept the person under observation (its rule matches as
+    ``kiosk.lists.same_text``: case and width ignored) but the gate's readings were looked up
+    by the exact and the NFKC spelling only: no check counted, a fever at the gate unseen."""
+    person = register(ledger, household="b-2-701")
+    gate_reading(log, 38.2, household="B-2-701")
+    gate_reading(log, 36.9, household="Ｂ-２-７０１", holder="WANG FANG")
+    assert [(c.source, c.temp_c) for c in ledger.checks(person.id)] == [
+        ("gate", 38.2), ("gate", 36.9)
+    ]  # fmt: skip
+    assert [a.kind for a in ledger.alarms()] == ["fever"]
+
+
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
@@ -304,6 +318,29 @@ def test_a_returnee_registered_before_the_ntp_step_counts_as_new_on_the_day_regi
         assert summary_since(log.reader(), "gate-1", *night, 0)["new_returnees"] == 0
         morning = datetime(2026, 3, 2, 0, 0, tzinfo=UTC), datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
         assert summary_since(log.reader(), "gate-1", *morning, 0)["new_returnees"] == 2
+    finally:
+        store.close()
+
+
+def test_a_gate_reading_stamped_before_the_ntp_step_counts_whatever_the_case_spelled(tmp_path):
+    """The reading at 09:10 on 2 March, stamped 1 March before NTP answered, by a pass that
+    spells the household in capitals: found among the readings stamped on a clock not set
+    (the period's ``ts`` range would miss it) and dated to 2 March."""
+    clock = FakeClock(start=datetime(2026, 3, 1, 15, 0, tzinfo=UTC), is_synced=False)
+    store = EventLog(
+        tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[observation.MIGRATIONS]
+    )
+    log = store.open()
+    try:
+        ledger = ObservationLedger(log, clock, TZ)
+        clock.advance(1200)
+        gate_reading(log, 36.6, household="C-3-301")
+        clock.advance(60)
+        clock.set_wall(datetime(2026, 3, 2, 1, 30, tzinfo=UTC))  # NTP: 09:30 in Shanghai
+        clock.is_synced = True
+        log.append(EventDraft(direction="in", decision="pass"))  # dates the boot
+        person = register(ledger, household="c-3-301", date_back=date(2026, 3, 2))
+        assert [(c.source, c.day) for c in ledger.checks(person.id)] == [("gate", date(2026, 3, 2))]
     finally:
         store.close()
 
