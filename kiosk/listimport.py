@@ -19,7 +19,15 @@ from pydantic import BaseModel, ValidationError
 
 from .community import CommunityError
 from .headers import HEADERS, Headers, refuse_at
-from .lists import HouseholdIn, ImportResult, Lists, ListStore, QuarantineIn, RevocationIn
+from .lists import (
+    HouseholdIn,
+    ImportResult,
+    Lists,
+    ListStore,
+    QuarantineIn,
+    RevocationIn,
+    same_text,
+)
 from .sheets import Diff, Layout, Table, csv_text, diff_rows, read_table
 
 __all__ = ["ListPlan", "apply_list_import", "guess_kind", "plan_list_import"]
@@ -57,8 +65,8 @@ def _key(kind: Kind, row: BaseModel) -> str:
     values = row.model_dump()
     if kind == "revocations":
         return str(values["pass_id"])
-    if kind == "households":
-        return str(values["household"])
+    if kind == "households":  # as the gate matches it: A-101 is a-101
+        return same_text(str(values["household"]))
     return f"{values['household']}|{values['holder'] or ''}|{values['from_']}|{values['until']}"
 
 
@@ -137,6 +145,7 @@ def _check_rows(kind: Kind, table: Table) -> dict[str, tuple[BaseModel, Mapping[
             refuse_at(line, field, table.layout.columns, first["msg"])
         key = _key(kind, row)
         if key in rows and rows[key][0] != row:
+            _spelled_otherwise(kind, rows[key][0], row, (lines[key], line))
             # Which one is meant? Taking the last silently once dropped an observation date.
             shown = key.split("|", 1)[0]
             raise CommunityError(
@@ -147,6 +156,39 @@ def _check_rows(kind: Kind, table: Table) -> dict[str, tuple[BaseModel, Mapping[
     if not rows:
         raise CommunityError("the file has no rows")
     return rows
+
+
+def _spelled_otherwise(
+    kind: Kind, first: BaseModel, row: BaseModel, lines: tuple[int, int]
+) -> None:
+    """``CommunityError`` naming both lines when ``row`` is ``first``'s household in another
+    spelling (case, width): the gate would take either for the other."""
+    if kind != "households":
+        return
+    was, now = str(first.model_dump()["household"]), str(row.model_dump()["household"])
+    if was != now:
+        raise CommunityError(
+            f"line {lines[1]}: household {now} is household {was} of line {lines[0]}"
+            " (households are matched without case or width): one of them is a mistake"
+        )
+
+
+def _in_force_spelling(
+    kind: Kind,
+    rows: Mapping[str, tuple[BaseModel, Mapping[str, str]]],
+    in_force: Mapping[str, Any],
+) -> dict[str, tuple[BaseModel, Mapping[str, str]]]:
+    """The file's rows by the keys of the entries in force: a household by the spelling the
+    list holds it in (``A-101`` for the sheet's ``a-101``: the entry updated, not a second
+    one the gate would confuse with it), a new one as typed (``kiosk.typed``)."""
+    if kind != "households":
+        return dict(rows)
+    spelled = {same_text(k): k for k in in_force}
+    out: dict[str, tuple[BaseModel, Mapping[str, str]]] = {}
+    for key, (row, raw) in rows.items():
+        household = spelled.get(key, str(row.model_dump()["household"]))
+        out[household] = (row, {**raw, "household": household})
+    return out
 
 
 def plan_list_import(
@@ -160,9 +202,9 @@ def plan_list_import(
     texts = ("household", "holder", "pass_id")
     table = read_table(data, filename, text_columns=texts, columns=columns)
     which: Kind = kind if kind is not None else guess_kind(table.header)
-    rows = _check_rows(which, table)
-    new = {key: _fields(which, row, table.header) for key, (row, _raw) in rows.items()}
     in_force = _current(which, current)
+    rows = _in_force_spelling(which, _check_rows(which, table), in_force)
+    new = {key: _fields(which, row, table.header) for key, (row, _raw) in rows.items()}
     diff = diff_rows(in_force, new, replace=False)
     if which == "quarantine":  # a quarantine row is added, never edited in place
         diff = Diff(diff.added, (), (), diff.unchanged + len(diff.changed), {})

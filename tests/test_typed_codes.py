@@ -21,7 +21,7 @@ from checkpoint.cli import main
 from kiosk import compound, observation, services, stats, vehicles
 from kiosk import lists as lists_mod
 from kiosk.clock import FakeClock
-from kiosk.community import clean_text
+from kiosk.community import CommunityError, clean_text
 from kiosk.compound import CompoundMap
 from kiosk.config.policy import QuotaConfig
 from kiosk.history import PassageHistory
@@ -152,6 +152,24 @@ def test_an_import_with_full_width_codes_merges_with_the_entries_in_force(log, c
     cmap.apply(cmap.plan_import(b"building,floor,household\n1,1,1-101\n", "m.csv"), "m")
     again = cmap.plan_import("building,floor,household\n1,1,１-１０１\n".encode(), "m.csv")
     assert again.diff.counts() == {"added": 0, "changed": 0, "removed": 0, "unchanged": 1}
+
+
+def test_a_household_list_import_in_another_case_updates_the_entry_in_force(log, clock):
+    """Before: ``a-101`` in a sheet while the list held ``A-101`` was added as a second
+    household, and the gate (which matches without case, ``same_text``) took either one's
+    residents and observation date; one sheet holding both took both."""
+    store = _lists(log, clock)
+    store.set_household("A-101", "g", residents=2)
+    plan = plan_list_import(b"household,residents\na-101,3\n", "h.csv", store.current)
+    assert plan.diff.counts()["added"] == 0 and plan.diff.counts()["changed"] == 1
+    apply_list_import(plan, store, "import")
+    assert {k: h.residents for k, h in store.load().households.items()} == {"A-101": 3}
+    with pytest.raises(CommunityError) as refused:
+        plan_list_import(b"household,residents\nB-202,3\nb-202,3\n", "h.csv", store.current)
+    assert str(refused.value) == (
+        "line 3: household b-202 is household B-202 of line 2 (households are matched"
+        " without case or width): one of them is a mistake"
+    )
 
 
 def test_a_revoked_pass_id_typed_full_width_is_the_pass_id(log, clock):
