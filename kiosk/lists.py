@@ -246,6 +246,14 @@ def same_text(text: str) -> str:
     return unicodedata.normalize("NFKC", text).strip().casefold()
 
 
+def _held_spelling(db: sqlite_utils.Database, household: str) -> str:
+    """``household`` as the households list holds it (``same_text``: the list's ``B-202`` for
+    a guard's ``b-202``, an entry edited and not a second one beside it), else as given."""
+    key = same_text(household)
+    rows = db.execute("select household from list_households").fetchall()
+    return next((str(h) for (h,) in rows if same_text(str(h)) == key), household)
+
+
 def _same_person(a: str, b: str) -> bool:
     return same_text(a) == same_text(b)
 
@@ -1123,9 +1131,9 @@ class ListStore:
         row = self._validate(HouseholdIn, entry | {"observation_until": observation_until})
 
         def apply(db: sqlite_utils.Database, now: datetime) -> None:
-            db.table("list_households").upsert(
-                self._household_row(row, "guard", actor, now), pk="household"
-            )
+            record = self._household_row(row, "guard", actor, now)
+            record["household"] = _held_spelling(db, row.household)
+            db.table("list_households").upsert(record, pk="household")
 
         detail = {"household": row.household, "observation_until": _iso(row.observation_until)}
         return self._guard_edit(apply, actor, "lists.household_set", detail)

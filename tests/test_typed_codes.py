@@ -172,6 +172,15 @@ def test_a_household_list_import_in_another_case_updates_the_entry_in_force(log,
     )
 
 
+def test_a_guard_setting_a_household_in_another_case_edits_the_entry_in_force(log, clock):
+    """Before: the guard's ``b-202`` beside the list's ``B-202`` was a second household, and
+    the gate took either one's residents."""
+    store = _lists(log, clock)
+    store.set_household("B-202", "g", residents=2)
+    store.set_household("b-202", "g", residents=5)
+    assert {k: h.residents for k, h in store.load().households.items()} == {"B-202": 5}
+
+
 def test_a_revoked_pass_id_typed_full_width_is_the_pass_id(log, clock):
     revoked = _lists(log, clock).revoke("Ａ０Ｂ１ｃ２ｄ３ｅ４ｆ５", "lost", "g")
     assert revoked.is_revoked("a0b1c2d3e4f5")
