@@ -20,6 +20,7 @@ from typing import Any, Literal
 import sqlite_utils
 
 from .auditing import audited_write
+from .lists import same_text
 from .ports import AuditedWriter
 from .privacy import mask_code, mask_name, mask_phone, scrub_text
 from .typed import typed, unseen
@@ -31,6 +32,7 @@ __all__ = [
     "check_actor",
     "clean_text",
     "has_table",
+    "household_is",
     "record_dict",
     "row_by_id",
     "replace_rows",
@@ -117,6 +119,17 @@ def row_by_id(log: LogLike, table: str, row_id: int, missing: str) -> dict[str, 
     for row in log.reader().query(query, [row_id]):
         return row
     raise CommunityError(missing)
+
+
+def household_is(db: sqlite_utils.Database, table: str, household: str) -> tuple[str, list[str]]:
+    """The SQL condition and its arguments for the rows of a ledger's ``table`` (a name of
+    this package) about ``household`` however they spell it (``kiosk.lists.same_text``, as
+    the gate matches: ``b-2-701`` is ``B-2-701``, a full-width ``Ｂ-2-701`` of a row stored
+    before input was folded too), from the distinct codes of its household index."""
+    key = same_text(household)
+    codes = db.execute(f"select distinct household from {table}")  # noqa: S608 - ours
+    found = sorted({str(c) for (c,) in codes if c is not None and same_text(str(c)) == key})
+    return f"household in ({', '.join('?' * len(found))})", found
 
 
 def has_table(db: sqlite_utils.Database, name: str) -> bool:

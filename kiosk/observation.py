@@ -42,6 +42,7 @@ from .community import (
     check_actor,
     clean_text,
     has_table,
+    household_is,
     plain_float,
     record_dict,
     row_by_id,
@@ -53,7 +54,6 @@ from .queries import boot_offsets, clock_of, offset_time, read_clocks
 from .schema import sql_migrations
 from .snapshots import LatestRead
 from .store import format_ts
-from .typed import typed
 
 __all__ = [
     "CHECK_CLOCK_NOT_SET",
@@ -570,11 +570,13 @@ class ObservationLedger:
         if status is not None:
             where.append("status = ?")
             args.append(status)
-        if household is not None:
-            where.append("household = ?")
-            args.append(typed(household))  # as stored: 1-101 for １-１０１
+        db = self._log.reader()
+        if household is not None:  # however it is spelled (``same_text``): b-2-701 is B-2-701
+            condition, spellings = household_is(db, "obs_people", household)
+            where.append(condition)
+            args.extend(spellings)
         sql = f"select * from obs_people where {' and '.join(where)} order by id"  # noqa: S608
-        return [_person(r) for r in self._log.reader().query(sql, args)]
+        return [_person(r) for r in db.query(sql, args)]
 
     def checks(self, person_id: int) -> list[Check]:
         """Every check of the period: the helper's entries and the gate's readings."""

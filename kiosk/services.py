@@ -23,12 +23,19 @@ import sqlite_utils
 
 from .auditing import audited_write
 from .clock import Clock, ClockReading
-from .community import CommunityError, check_actor, clean_text, has_table, record_dict, row_by_id
+from .community import (
+    CommunityError,
+    check_actor,
+    clean_text,
+    has_table,
+    household_is,
+    record_dict,
+    row_by_id,
+)
 from .days import day_bounds, when_or_none
 from .queries import Stamp, boot_offsets, clock_of, offset_time, read_clocks, stamps_of
 from .schema import sql_migrations
 from .store import format_ts
-from .typed import typed
 
 if TYPE_CHECKING:
     from .community import LogLike
@@ -257,16 +264,18 @@ class ServiceDesk:
         self, *, household: str | None = None, open_only: bool = False, limit: int = 500
     ) -> list[Request]:
         where, args = ["1 = 1"], []
-        if household is not None:
-            where.append("household = ?")
-            args.append(typed(household))  # as stored: 1-101 for １-１０１
+        db = self._log.reader()
+        if household is not None:  # however it is spelled (``same_text``): b-2-701 is B-2-701
+            condition, spellings = household_is(db, "service_requests", household)
+            where.append(condition)
+            args.extend(spellings)
         if open_only:
             where.append("state in ('open', 'taken')")
         sql = (
             f"select * from service_requests where {' and '.join(where)}"  # noqa: S608
             f" order by id desc limit {max(1, min(int(limit), 5000))}"
         )
-        return [_request(r) for r in self._log.reader().query(sql, args)]
+        return [_request(r) for r in db.query(sql, args)]
 
     def counts(self, day: date) -> dict[str, Any]:
         return counts_for_day(self._log.reader(), day, self._tz)

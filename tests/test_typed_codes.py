@@ -181,6 +181,23 @@ def test_a_guard_setting_a_household_in_another_case_edits_the_entry_in_force(lo
     assert {k: h.residents for k, h in store.load().households.items()} == {"B-202": 5}
 
 
+def test_a_households_people_and_requests_are_found_whatever_the_case_typed(log, clock):
+    """Before: the console's check that a returnee is not registered twice, the service desk's
+    one request of a kind at a time and the household's page looked people and requests up
+    by the exact spelling: ``Wang Fang`` of ``B-2-701`` was registered again as of ``b-2-701``,
+    and the map's ``B-2-701`` showed none of the requests opened for ``b-2-701``."""
+    ledger = ObservationLedger(log, clock, "Asia/Shanghai")
+    person = ledger.register(name="Wang Fang", household="B-2-701", phone="", origin="Wuhan",
+                             date_back=DAY, actor="g")  # fmt: skip
+    assert [p.id for p in ledger.people(status="observing", household="b-2-701")] == [person.id]
+    assert [p.id for p in ledger.people(household="Ｂ-2-701")] == [person.id]
+    assert ledger.people(household="B-2-702") == []
+    desk = ServiceDesk(log, clock, "Asia/Shanghai")
+    opened = desk.open("b-2-701", "food", "g", confined=True)
+    assert [r.id for r in desk.requests(household="B-2-701", open_only=True)] == [opened.id]
+    assert desk.requests(household="B-2-702") == []
+
+
 def test_a_revoked_pass_id_typed_full_width_is_the_pass_id(log, clock):
     revoked = _lists(log, clock).revoke("Ａ０Ｂ１ｃ２ｄ３ｅ４ｆ５", "lost", "g")
     assert revoked.is_revoked("a0b1c2d3e4f5")
