@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from kiosk import queries
 from kiosk.clock import Clock, ClockReading
 from kiosk.config.policy import QuotaConfig
-from kiosk.lists import REVOKED_PASSED
+from kiosk.lists import REVOKED_PASSED, same_text
 from kiosk.peers import LATE_BATCH, Breach, held_rows, late_breaches
 from kiosk.store import format_ts
 
@@ -141,11 +141,12 @@ class Alarm:
     @property
     def subject(self) -> str | None:
         """Whom the alarm is about, for grouping an incident: the person (household and
-        holder), else the pass, else the household. Two people of one household are two
-        alarms: a card names one person and shows that person's reading."""
-        if self.household and self.holder:
-            return f"{self.household}\0{self.holder.strip().casefold()}"
-        return self.pass_id or self.household
+        holder, however spelled: ``kiosk.lists.same_text``), else the pass, else the
+        household. Two people of one household are two alarms: a card names one person and
+        shows that person's reading."""
+        if self.household and self.holder:  # as the gate's rules match them (same_text)
+            return f"{same_text(self.household)}\0{same_text(self.holder)}"
+        return self.pass_id or (same_text(self.household) if self.household else None)
 
     def absorbs(self, other: Alarm) -> bool:
         """Whether ``other`` is the same incident: same kind and person, still open, close

@@ -75,3 +75,18 @@ def test_a_pair_recorded_over_a_corrupt_calibration_file_is_refused_in_the_guard
     assert path.read_text(encoding="utf-8") == "{not json"  # nothing written over it
     [audit] = [a for a in guard_core.store.audits() if a["action"].startswith("calibration")]
     assert audit["detail"]["problem"] == "cal.file_unreadable"
+
+
+def test_one_persons_alarms_from_passes_spelling_the_household_otherwise_are_one_card():
+    """Before: a quarantined resident tried an old card (``Ａ-101``, before input was folded)
+    and then the new one (``a-101``) a minute apart: two cards for one person, while the
+    gate's rules take the two for one household (``kiosk.lists.same_text``)."""
+    from kiosk.alarms import Alarm
+
+    first = Alarm("e:1", "quarantine", "2026-03-02T02:00:00+00:00", 1,
+                  household="Ａ-101", holder="Wang Fang")  # fmt: skip
+    again = Alarm("e:2", "quarantine", "2026-03-02T02:01:00+00:00", 2,
+                  household="a-101", holder="ＷＡＮＧ ＦＡＮＧ")  # fmt: skip
+    other = Alarm("e:3", "quarantine", "2026-03-02T02:01:00+00:00", 3,
+                  household="A-102", holder="Wang Fang")  # fmt: skip
+    assert first.absorbs(again) and not first.absorbs(other)
