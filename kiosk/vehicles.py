@@ -116,6 +116,7 @@ class VehicleList:
         if unknown := [c for c in table.header if c not in columns]:
             raise CommunityError(f"unknown columns: {', '.join(unknown)}")
         rows: dict[str, dict[str, str]] = {}
+        lines: dict[str, tuple[int, str]] = {}  # normalised plate -> its first line, as typed
         for line, raw in table.numbered():
             at = (line, table.layout.columns)  # a value refused names its column (车牌号)
             plate = _checked(at, "plate", raw["plate"], normalise_plate)
@@ -125,7 +126,13 @@ class VehicleList:
             note = partial(clean_text, "note", max_len=200, required=False)
             row = {"household": household, "note": _checked(at, "note", raw.get("note", ""), note)}
             if plate in rows:
-                raise CommunityError(f"line {line}: plate {plate} is listed twice")
+                before, spelled = lines[plate]
+                typed_here = str(raw["plate"]).strip()
+                raise CommunityError(
+                    f"line {line}: plate {typed_here} is {spelled} of line {before}"
+                    " (plates are compared without spaces, dots or dashes): listed twice"
+                )
+            lines[plate] = (line, str(raw["plate"]).strip())
             rows[plate] = row
         if not rows:
             raise CommunityError("the vehicle list has no rows")

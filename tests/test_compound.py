@@ -155,7 +155,8 @@ def test_the_resident_vehicle_list_flags_unknown_plates(log, clock):
     assert cars.check("京A99999") is None
     with pytest.raises(CommunityError, match="plate"):
         cars.check("!!")
-    with pytest.raises(CommunityError, match="line 3: plate 京A12345 is listed twice"):
+    # The two spellings of one car, both lines named (before: only the second was).
+    with pytest.raises(CommunityError, match=r"^line 3: plate 京A 12345 is 京A12345 of line 2"):
         cars.plan_import(b"plate,household\n\xe4\xba\xacA12345,1\n\xe4\xba\xacA 12345,2\n", "c.csv")
     assert normalise_plate(" 粤b.d1234 ") == "粤BD1234"
     assert log.audits()[-1]["action"] == "vehicles.import"
