@@ -240,10 +240,18 @@ class Freshness:
         }
 
 
+#: Dots typed for the separator of a Uyghur or Kazakh name (尼格买提·热合曼), which is U+00B7
+#: (民委发〔2016〕33号): input methods and fonts give a bullet, a katakana middle dot (the
+#: half-width one is this after NFKC), a bullet or dot operator, a hyphenation point (Taiwan's
+#: fonts) or a black circle instead. Compared as the one dot; stored as typed.
+_NAME_DOTS = str.maketrans(dict.fromkeys("\u2022\u30fb\u2219\u22c5\u2027\u25cf", "\u00b7"))
+
+
 def same_text(text: str) -> str:
     """How a household code or a name is compared between a pass and a list: Unicode NFKC
-    (a Chinese input method's full-width ５－７０２ is 5-702), outer spaces and case ignored."""
-    return unicodedata.normalize("NFKC", text).strip().casefold()
+    (a Chinese input method's full-width ５－７０２ is 5-702), outer spaces and case ignored,
+    a name's separator dot typed as any of ``_NAME_DOTS`` the standard ``·``."""
+    return unicodedata.normalize("NFKC", text).strip().casefold().translate(_NAME_DOTS)
 
 
 def _held_spelling(db: sqlite_utils.Database, household: str) -> str:

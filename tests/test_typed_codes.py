@@ -433,6 +433,21 @@ def test_a_returnee_registered_again_typed_otherwise_is_already_observed(guard_c
     assert [(r["name"], r["household"]) for r in rows] == [("Wang Fang", PLAIN)]
 
 
+def test_a_returnee_registered_again_with_another_name_dot_is_already_observed(
+    guard_client, guard_core
+):
+    """The second helper's input method typed the name's separator as a bullet, and the
+    household in lower case: the same person, not a second returnee."""
+    csrf = login(guard_client)
+    form = {"origin": "Kashgar", "date_back": "2026-02-12", "days": "14", "phone": ""}
+    for name, household in (("尼格买提·热合曼", "B-2-701"), ("尼格买提•热合曼", "b-2-701")):
+        post(
+            guard_client, "/guard/community/returnees", csrf, name=name, household=household, **form
+        )
+    rows = list(guard_core.store.reader()["obs_people"].rows)
+    assert [(r["name"], r["household"]) for r in rows] == [("尼格买提·热合曼", "B-2-701")]
+
+
 def test_a_guard_signing_in_with_the_name_typed_full_width_is_that_guard(guard_client, guard_core):
     """A phone's input method left in full-width mode types ａｌｉｃｅ: refused as a wrong name
     or password, with the right password. Failed sign-ins count per address, not per name, so
@@ -446,3 +461,19 @@ def test_a_guard_signing_in_with_the_name_typed_full_width_is_that_guard(guard_c
     assert event["operator"] == "alice"
     signed_in = [a["actor"] for a in guard_core.store.audits() if "login" in a["action"]]
     assert signed_in == ["alice"]
+
+
+@pytest.mark.parametrize(
+    "dot", ["\u2022", "\u30fb", "\uff65", "\u2219", "\u22c5", "\u2027", "\u25cf"]
+)
+def test_a_name_whose_separator_dot_was_typed_otherwise_is_the_same_person(dot):
+    """A Uyghur or Kazakh name's separator is U+00B7 (民委发〔2016〕33号); input methods and
+    fonts give a bullet, a katakana middle dot or a black circle instead. Before: a
+    person-level quarantine of 尼格买提·热合曼 did not cover the pass of 尼格买提•热合曼,
+    who walked out of a quarantined household."""
+    from kiosk.lists import QuarantineEntry, same_text
+
+    entry = QuarantineEntry("1-101", "尼格买提·热合曼", DAY, DAY)
+    assert entry.covers("1-101", f"尼格买提{dot}热合曼")
+    assert same_text(f"阿依{dot}古丽") == same_text("阿依·古丽")
+    assert not entry.covers("1-101", "尼格买提热合曼")  # no dot is another spelling still

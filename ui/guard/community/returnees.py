@@ -12,6 +12,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from kiosk.community import CommunityError
+from kiosk.lists import same_text
 from kiosk.typed import typed
 from ui.guard.community.common import (
     PREFIX,
@@ -55,8 +56,9 @@ async def register(request: Request, session: ActionSession, g: GuardDep) -> Res
         name, household = form_text(form, "name"), form_text(form, "household")
         with _REGISTERING:
             for person in ledger.people(status="observing", household=household):
-                # as the ledger keeps names: Ｗａｎｇ　Ｆａｎｇ is Wang Fang (kiosk.typed)
-                if typed(person.name).casefold() == typed(name).casefold():
+                # as the gate matches a pass's holder (kiosk.lists.same_text): Ｗａｎｇ　Ｆａｎｇ
+                # is Wang Fang, 尼格买提•热合曼 (a bullet for the dot) 尼格买提·热合曼
+                if same_text(typed(person.name)) == same_text(typed(name)):
                     raise CommunityError(f"already observed as #{person.id}")
             return ledger.register(
                 name=name,
