@@ -42,6 +42,7 @@ from typing import Any
 import httpx
 
 from kiosk.bus import EventBus
+from kiosk.clock import ClockReading
 from kiosk.config.compound import CompoundSection, PeerSource
 from kiosk.core import Core
 from kiosk.history import COUNTED_DECISIONS
@@ -174,7 +175,9 @@ class PeerSync:
         self.core = core
         self.section = section
         self.peers: Sequence[PeerSource] = section.peers
-        self.ledger = PeerLedger(core.store, core.history.horizon, section.max_rows)
+        self.ledger = PeerLedger(
+            core.store, core.history.horizon, section.max_rows, core.store.boot_id
+        )
         self._own_client = client is None
         self.client = client or httpx.Client(
             timeout=client_timeout(section.timeout_s), follow_redirects=False
@@ -314,9 +317,15 @@ class PeerSync:
                 self._failed(peer, str(exc))
                 return got
             clock = self.core.clock
+            read = ClockReading.take(clock)
             with self._using_store():
                 new = self.ledger.merge(
-                    peer.url, peer.kiosk_id, page, clock.now(), synced=clock.synced()
+                    peer.url,
+                    peer.kiosk_id,
+                    page,
+                    read.wall,
+                    synced=read.synced,
+                    mono_ns=read.mono_ns,
                 )
                 if new:
                     self._record(new)

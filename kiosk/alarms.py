@@ -529,7 +529,7 @@ class AlarmDesk:
             if len(batch) < SCAN_BATCH:
                 break
         self._scan_revoked(self._since if starting else None)
-        self._scan_breaches(self._revoked_since if starting else "")
+        self._scan_breaches(self._since if starting and self._since is not None else "")
         if starting:
             board.settle()
         self._forget_purged()
@@ -568,17 +568,17 @@ class AlarmDesk:
         when, dating = queries.dated_stamps(self._log, [stamp])[0]
         return dating == "boot" and when >= since.ts
 
-    def _scan_breaches(self, since_ts: str) -> None:
+    def _scan_breaches(self, since: queries.Since | str) -> None:
         """A guard's card for each outing over the quota that peers' passages kept since the
         last scan show (``kiosk.peers.late_breaches``); at start, those fetched in the
-        look-back (``since_ts``)."""
+        look-back (``since``: one fetched on a clock not set, by when it was fetched)."""
         if self._quota is None:
             return
         board = self.board
         while True:
             after = board.peers_scanned
             found, board.peers_scanned = late_breaches(
-                self._log.reader(), after, self._kiosk_id, self._quota, self._tz, since_ts
+                self._log.reader(), after, self._kiosk_id, self._quota, self._tz, since
             )
             for breach in found:
                 board.add(self._dated_breach(breach_alarm(breach)))

@@ -52,6 +52,7 @@ from .config.policy import QuotaConfig
 from .history import COUNTED_DECISIONS, QUOTA_EXEMPT
 from .passes import key_id_of
 from .ports import History, Store
+from .queries import Since
 from .schema import sql_migrations
 from .stats import households_outing, over_quota, quota_period_start
 from .store import StoreFault, format_ts
@@ -142,6 +143,14 @@ MIGRATIONS = sql_migrations(
     m003_peer_closed="""
     ALTER TABLE peer_cursors ADD COLUMN closed_at TEXT;
     ALTER TABLE peer_cursors ADD COLUMN closing_said TEXT;
+    """,
+    # A row fetched while this gate's clock was not set: its boot and monotonic time then,
+    # until the clock is set and ``fetched_at`` is dated (``PeerLedger.merge``).
+    m004_peer_fetch_clock="""
+    ALTER TABLE peer_passages ADD COLUMN fetched_boot TEXT;
+    ALTER TABLE peer_passages ADD COLUMN fetched_mono_ns INTEGER;
+    CREATE INDEX peer_passages_undated ON peer_passages(fetched_boot)
+        WHERE fetched_mono_ns IS NOT NULL;
     """,
 )
 
@@ -567,12 +576,20 @@ def closed_window(
 
 
 class PeerLedger:
-    """``peer_passages`` and ``peer_cursors`` on the event log (writes through its writer)."""
+    """``peer_passages`` and ``peer_cursors`` on the event log (writes through its writer).
 
-    def __init__(self, store: Store, horizon: timedelta, max_rows: int = 20000) -> None:
+    ``boot_id``: the boot the gate's monotonic clock is of (the log's). With it, a row fetched
+    on a clock not set keeps that boot and the monotonic time (``merge``'s ``mono_ns``) beside
+    its ``fetched_at`` (1970, or the last shutdown's time), and the first merge on this boot's
+    clock once set dates it: the alarms' look-back after a restart reads when it was learnt."""
+
+    def __init__(
+        self, store: Store, horizon: timedelta, max_rows: int = 20000, boot_id: str | None = None
+    ) -> None:
         self.store = store
         self.horizon = horizon
         self.max_rows = max_rows
+        self.boot_id = boot_id
 
     def cursor(self, kiosk_id: str) -> int:
         row = (
@@ -599,24 +616,40 @@ class PeerLedger:
         return {kiosk_id: int(count) for kiosk_id, count in rows.fetchall()}
 
     def merge(
-        self, url: str, kiosk_id: str, page: CheckedPage, now: datetime, *, synced: bool = True
+        self,
+        url: str,
+        kiosk_id: str,
+        page: CheckedPage,
+        now: datetime,
+        *,
+        synced: bool = True,
+        mono_ns: int | None = None,
     ) -> list[PeerRow]:
         """Keep ``page``'s rows and move the cursor, in one transaction; the rows that were
         new (a row already held is not returned twice). Then the table is trimmed: a peer's
         oldest past ``max_rows``, and, on a synchronised clock (``synced``: one far ahead
-        would drop every real row), rows older than the horizon."""
+        would drop every real row), rows older than the horizon. ``mono_ns``: this boot's
+        monotonic clock at ``now`` (with the ledger's ``boot_id``): a row fetched on a clock
+        not set keeps it, and one fetched so earlier in this boot is dated on a set one."""
         fetched = format_ts(now)
         since = format_ts(now - self.horizon) if synced else None
-        if not page.rows and self._idle(url, kiosk_id, page, since):
+        boot = self.boot_id if mono_ns is not None else None
+        undated = (boot, mono_ns) if boot is not None and not synced else (None, None)
+        dating = (
+            (now, mono_ns, boot) if boot is not None and mono_ns is not None and synced else None
+        )
+        if not page.rows and self._idle(url, kiosk_id, page, since, dating is not None):
             return []  # a poll with nothing new (most are): no commit, no fsync on the card
 
         def write(db: Database) -> list[PeerRow]:
+            if dating is not None:
+                _date_fetches(db, *dating)
             new = []
             for row in page.rows:
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO peer_passages (kiosk_id, seq, pass_id, household,"
-                    " direction, decision, ts, flags, fetched_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " direction, decision, ts, flags, fetched_at, fetched_boot, fetched_mono_ns)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         row.kiosk_id,
                         row.seq,
@@ -627,6 +660,7 @@ class PeerLedger:
                         row.ts,
                         json.dumps(list(row.flags)),
                         fetched,
+                        *undated,
                     ],
                 )
                 if cursor.rowcount:
@@ -643,12 +677,24 @@ class PeerLedger:
 
         return self.store.submit(write)
 
-    def _idle(self, url: str, kiosk_id: str, page: CheckedPage, since: str | None) -> bool:
+    def _idle(
+        self, url: str, kiosk_id: str, page: CheckedPage, since: str | None, dating: bool
+    ) -> bool:
         """Whether keeping ``page`` (no rows) would change nothing but the cursor's
-        ``updated_at``: the cursor, URL and origin as held, and nothing to trim (no row past
-        the horizon, none past ``max_rows``). Asked on a reader, so an idle poll writes
-        nothing (one every ``poll_s`` per peer was a WAL frame and an fsync on the SD card)."""
+        ``updated_at``: the cursor, URL and origin as held, nothing to trim (no row past
+        the horizon, none past ``max_rows``) and, when ``dating``, no row of this boot's
+        fetched on its clock not set. Asked on a reader, so an idle poll writes nothing (one
+        every ``poll_s`` per peer was a WAL frame and an fsync on the SD card)."""
         db = self.store.reader()
+        if (
+            dating
+            and db.execute(
+                "SELECT 1 FROM peer_passages WHERE fetched_boot = ? AND fetched_mono_ns IS NOT NULL"
+                " LIMIT 1",
+                [self.boot_id],
+            ).fetchone()
+        ):
+            return False
         held = db.execute(
             "SELECT after, url, origin FROM peer_cursors WHERE kiosk_id = ?", [kiosk_id]
         ).fetchone()
@@ -725,6 +771,21 @@ class PeerLedger:
 
 def _stamp(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _date_fetches(db: Database, now: datetime, mono_ns: int, boot_id: str) -> None:
+    """Date the rows fetched on this boot's clock before it was set (``now`` at monotonic
+    ``mono_ns``, set): each ``fetched_at`` becomes ``now`` less the monotonic time since."""
+    from .dating import dated_ts_sql
+
+    now_ms = int(now.timestamp() * 1000)
+    ms = ":now_ms - (:mono_ns - fetched_mono_ns) / 1000000"
+    db.execute(
+        f"UPDATE peer_passages SET fetched_at = {dated_ts_sql(ms)},"  # noqa: S608
+        " fetched_boot = NULL, fetched_mono_ns = NULL"
+        " WHERE fetched_boot = :boot AND fetched_mono_ns IS NOT NULL",
+        {"now_ms": now_ms, "mono_ns": mono_ns, "boot": boot_id},
+    )
 
 
 def purge(db: Database, cutoff: datetime) -> int:
@@ -851,11 +912,13 @@ def late_breaches(
     kiosk_id: str,
     quota: QuotaConfig,
     tz: ZoneInfo,
-    fetched_since: str = "",
+    fetched_since: str | Since = "",
 ) -> tuple[list[Breach], int]:
     """The outings over the quota (``kiosk.stats.over_quota``, the report's rule) that the
-    peers' rows kept after rowid ``after`` (and fetched from ``fetched_since`` on) show, and
-    the last rowid read. Only those of two gates that did not know of each other's outing: one
+    peers' rows kept after rowid ``after`` (and fetched from ``fetched_since`` on: a row
+    fetched on this gate's clock not set yet and not dated since, by the monotonic clock of
+    its boot when that is ``fetched_since``'s, else by its boot's dating) show, and the last
+    rowid read. Only those of two gates that did not know of each other's outing: one
     at this gate let out before the peer's outing before it was known here (the engine that
     knew denied it, or a guard let it out knowingly), or a peer's. At most ``LATE_BATCH`` rows
     a call."""
@@ -868,7 +931,7 @@ def late_breaches(
         )
     )
     last = int(rows[-1]["rowid"]) if rows else after
-    new = [r for r in rows if r["fetched_at"] >= fetched_since and households_outing(r)]
+    new = [r for r in _fetched_since(db, rows, fetched_since) if households_outing(r)]
     fresh = {(str(r["kiosk_id"]), int(r["seq"])) for r in new}
     found: dict[str, Breach] = {}
     for household in sorted({str(r["household"]) for r in new}):
@@ -898,6 +961,40 @@ def late_breaches(
             breach = Breach(household, *pair, later.seq, here, before.seq)
             found.setdefault(breach.key, breach)
     return list(found.values()), last
+
+
+def _fetched_since(
+    db: Database, rows: list[dict[str, Any]], since: str | Since
+) -> list[dict[str, Any]]:
+    """The ``rows`` fetched at or after ``since``. One fetched on a clock not set (its
+    ``fetched_at`` the clock's 1970 or the last shutdown's time) and never dated: by this
+    boot's monotonic clock, an earlier boot's by its offset once it recorded a synchronised
+    event (``kiosk.dating``); an earlier boot never dated, by the clock not set, a lower
+    bound."""
+    if isinstance(since, str):
+        return [r for r in rows if r["fetched_at"] >= since]
+    boots = {r["fetched_boot"] for r in rows if r.get("fetched_mono_ns") is not None}
+    boots.discard(since.boot_id)
+    offsets = dict(
+        db.execute(
+            "SELECT boot_id, offset_ms FROM boot_clock WHERE boot_id IN"
+            " (SELECT value FROM json_each(?))",
+            [json.dumps(sorted(b for b in boots if isinstance(b, str)))],
+        ).fetchall()
+        if boots and db.execute("SELECT 1 FROM sqlite_master WHERE name = 'boot_clock'").fetchone()
+        else []
+    )
+
+    def learnt_since(row: dict[str, Any]) -> bool:
+        mono = row.get("fetched_mono_ns")
+        if row["fetched_at"] >= since.ts or mono is None:
+            return bool(row["fetched_at"] >= since.ts)
+        if row["fetched_boot"] == since.boot_id:
+            return int(mono) >= since.mono_ns
+        offset = offsets.get(row["fetched_boot"])
+        return offset is not None and int(offset) + int(mono) // 1_000_000 >= since.ms
+
+    return [r for r in rows if learnt_since(r)]
 
 
 def _outings(db: Database, household: str, kiosk_id: str, lo: str, hi: str) -> list[_Outing]:

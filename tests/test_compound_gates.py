@@ -1736,6 +1736,54 @@ def test_a_breach_learnt_on_a_clock_set_back_by_a_power_cut_still_raises_the_car
     assert card.household == "1-101"
 
 
+@pytest.mark.parametrize("heard_after_ntp", [True, False], ids=["dated", "peer-down-since"])
+def test_a_breach_learnt_on_a_clock_not_set_is_still_open_after_ntp_and_a_restart(
+    north, south, clock, monkeypatch, heard_after_ntp
+):
+    """The south gate let the household out at 10:05 while north was unreachable, lost its
+    power, and came back the next day with the LAN up and no network time, its clock at the
+    10:00 it last saved: north's passages arrived and the card was raised. NTP answered; the
+    daemon restarted: the card was gone, nobody having closed it (the rows' fetch time, the
+    day before by the clock not set, lay before the alarms' look-back)."""
+    from kiosk.alarms import AlarmDesk
+
+    way = Switch(north)
+    way.up = False
+    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(way))
+    north.passage(resident("1-101"))
+    clock.advance(300)
+    sync.poll()
+    assert south.passage(resident("1-101", "Wang M"))["decision"] == "pass"
+    clock.advance(600)
+    clock.set_wall(NOW + timedelta(seconds=30))  # a day on, the clock saved at 10:00 read
+    clock.is_synced = False
+    way.up = True
+    sync.poll()
+    desk = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
+    assert [a.household for a in desk.open_alarms([]) if a.detail == "quota_breach_late"] == [
+        "1-101"
+    ]
+    clock.advance(120)
+    clock.set_wall(NOW + timedelta(days=1, minutes=20))  # NTP
+    clock.is_synced = True
+    way.up = heard_after_ntp  # an answer after NTP dates the rows fetched before it
+    sync.poll()
+    clock.advance(600)  # the daemon restarts: its desk reads the look-back again
+    again = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
+    [card] = [a for a in again.open_alarms([]) if a.detail == "quota_breach_late"]
+    assert card.household == "1-101"
+    again.close(
+        [card.key],
+        "guard-zhou",
+        [],
+        record=lambda closed: south.core.store.audit(
+            "guard-zhou", "alarm_ack", {"keys": [a.key for a in closed], "resolution": "handled"}
+        ),
+    )
+    third = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
+    assert [a for a in third.open_alarms([]) if a.detail == "quota_breach_late"] == []
+
+
 def test_a_gate_whose_own_clock_is_not_set_does_not_blame_its_peers_clock(
     tmp_path, north, monkeypatch, caplog
 ):
