@@ -419,6 +419,25 @@ def test_a_sign_out_before_the_ntp_step_stays_out_after_it_and_a_restart():
     assert restarted.read(cookie) is None
 
 
+def test_sign_outs_on_a_clock_never_synchronised_are_held_no_more_than_the_record(monkeypatch):
+    """On a gate whose clock never got network time each sign-out was held in memory for
+    good (kept until "counted", never past its time), one more every shift for months; the
+    record in the event log keeps ``REVOKED_KEPT``."""
+    import kiosk.accounts
+
+    monkeypatch.setattr(kiosk.accounts, "REVOKED_KEPT", 3)
+    clock, kept = unsynced_clock(), KeptRevocations()
+    sessions = SessionManager(b"s" * 32, clock, 3600, revocations=kept, boot_id="b1")
+    cookies = []
+    for name in ("a", "b", "c", "d", "e"):
+        cookie, session = sessions.issue(Account(name, "guard", "secret"))
+        sessions.revoke(session)
+        cookies.append(cookie)
+        clock.advance(60)
+    assert sessions.signed_out_held == 3
+    assert all(sessions.read(cookie) is None for cookie in cookies[-3:])  # the latest stay out
+
+
 def test_a_sign_out_after_the_step_of_a_sign_in_before_it_stays_out_across_another_step():
     clock, kept = unsynced_clock(), KeptRevocations()
     cookie, _ = SessionManager(b"s" * 32, clock, 3600, revocations=kept, boot_id="b1").issue(

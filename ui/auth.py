@@ -41,6 +41,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import HTTPException, Request
 from fastapi.responses import Response
 
+from kiosk import accounts
 from kiosk.accounts import Account, AccountStore
 from kiosk.clock import Clock
 from kiosk.store import StoreFault
@@ -255,6 +256,7 @@ class SessionManager:
             except StoreFault:
                 return False
             self._revoked = {**earlier, **self._revoked}
+            self._trim_revoked()
             self._revoked_loaded = True
         return self._revoked_loaded
 
@@ -301,13 +303,30 @@ class SessionManager:
             until = KEPT_UNTIL_COUNTED
         self._revoked = {sid: kept for sid, kept in self._revoked.items() if kept > now}
         self._revoked[session.sid] = until
+        self._trim_revoked()
         self._issued.pop(session.sid, None)
         if self._revocations is not None:
             self._revocations.revoke_session(session.sid, session.name, until, now)
 
+    def _trim_revoked(self) -> None:
+        """At most ``kiosk.accounts.REVOKED_KEPT`` signed-out sessions, as the record keeps:
+        those kept the shortest go first, the oldest signed out of them first. One kept
+        ``KEPT_UNTIL_COUNTED`` (signed out on a clock not set) is never past its time, and
+        each sign-out on a clock never synchronised added one for good."""
+        excess = len(self._revoked) - accounts.REVOKED_KEPT
+        if excess > 0:
+            gone = sorted(self._revoked, key=self._revoked.__getitem__)[:excess]
+            for sid in gone:
+                del self._revoked[sid]
+
     def revoked(self, session: Session) -> bool:
         """Whether ``session`` was signed out."""
         return session.sid in self._revoked
+
+    @property
+    def signed_out_held(self) -> int:
+        """How many signed-out sessions are held in memory (``REVOKED_KEPT`` at most)."""
+        return len(self._revoked)
 
     def csrf_token(self, session: Session) -> str:
         return self._mac("csrf", session.sid)
