@@ -601,7 +601,13 @@ class AlarmDesk:
         while True:
             after = board.peers_scanned
             found, board.peers_scanned = late_breaches(
-                self._log.reader(), after, self._kiosk_id, self._quota, self._tz, since
+                self._log.reader(),
+                after,
+                self._kiosk_id,
+                self._quota,
+                self._tz,
+                since,
+                self._log.boot_id,
             )
             for breach in found:
                 board.add(self._dated_breach(breach_alarm(breach)))

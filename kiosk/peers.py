@@ -904,6 +904,10 @@ class _Outing:
     ts: str
     fetched_at: str | None  # a peer's: when this gate learnt of it
     decision: str
+    #: This gate's: its boot and monotonic time; a peer's fetched on a clock not set: the
+    #: boot and monotonic time it was fetched at (``fetched_at`` is the clock's guess).
+    boot: str | None = None
+    mono_ns: int | None = None
 
 
 def late_breaches(
@@ -913,6 +917,7 @@ def late_breaches(
     quota: QuotaConfig,
     tz: ZoneInfo,
     fetched_since: str | Since = "",
+    boot_id: str = "",
 ) -> tuple[list[Breach], int]:
     """The outings over the quota (``kiosk.stats.over_quota``, the report's rule) that the
     peers' rows kept after rowid ``after`` (and fetched from ``fetched_since`` on: a row
@@ -921,7 +926,8 @@ def late_breaches(
     rowid read. Only those of two gates that did not know of each other's outing: one
     at this gate let out before the peer's outing before it was known here (the engine that
     knew denied it, or a guard let it out knowingly), or a peer's. At most ``LATE_BATCH`` rows
-    a call."""
+    a call. ``boot_id``: this gate's boot now (a row fetched on its clock not set is told
+    from the guard's pass by the monotonic clock, not by that clock's guess)."""
     if not quota.enabled or not _has_table(db):
         return [], after
     rows = list(
@@ -950,7 +956,7 @@ def late_breaches(
                 (
                     o
                     for o, t in zip(reversed(outings[:i]), reversed(stamps[:i]), strict=True)
-                    if t > start and _unknown(o, later, kiosk_id, fresh)
+                    if t > start and _unknown(o, later, kiosk_id, fresh, boot_id)
                 ),
                 None,
             )
@@ -1001,26 +1007,35 @@ def _outings(db: Database, household: str, kiosk_id: str, lo: str, hi: str) -> l
     """A household's outings at this gate and its peers between ``lo`` and ``hi``, in time order."""
     cols = "seq, ts, direction, decision, household, flags"
     out = [
-        _Outing(kiosk_id, int(r["seq"]), str(r["ts"]), None, str(r["decision"]))
-        for r in db.query(
-            f"SELECT {cols} FROM events WHERE household = ? AND ts >= ? AND ts < ?",  # noqa: S608
-            [household, lo, hi],
+        _Outing(
+            kiosk_id, int(r["seq"]), str(r["ts"]), None, str(r["decision"]),
+            r["boot_id"], r["mono_ns"],
         )
-        if households_outing(r)
-    ]
-    out += [
-        _Outing(str(r["kiosk_id"]), int(r["seq"]), str(r["ts"]), str(r["fetched_at"]), "pass")
         for r in db.query(
-            f"SELECT kiosk_id, fetched_at, {cols} FROM peer_passages"  # noqa: S608
+            f"SELECT {cols}, boot_id, mono_ns FROM events"  # noqa: S608
             " WHERE household = ? AND ts >= ? AND ts < ?",
             [household, lo, hi],
         )
         if households_outing(r)
-    ]
+    ]  # fmt: skip
+    out += [
+        _Outing(
+            str(r["kiosk_id"]), int(r["seq"]), str(r["ts"]), str(r["fetched_at"]), "pass",
+            r["fetched_boot"], r["fetched_mono_ns"],
+        )
+        for r in db.query(
+            f"SELECT kiosk_id, fetched_at, fetched_boot, fetched_mono_ns, {cols}"  # noqa: S608
+            " FROM peer_passages WHERE household = ? AND ts >= ? AND ts < ?",
+            [household, lo, hi],
+        )
+        if households_outing(r)
+    ]  # fmt: skip
     return sorted(out, key=lambda o: (o.ts, o.gate, o.seq))
 
 
-def _unknown(before: _Outing, later: _Outing, kiosk_id: str, fresh: set[tuple[str, int]]) -> bool:
+def _unknown(
+    before: _Outing, later: _Outing, kiosk_id: str, fresh: set[tuple[str, int]], boot_id: str
+) -> bool:
     """Whether two outings in one period are a breach found late: at two gates, one of them
     just come from a peer, and, when the later is this gate's, not let out knowing of the
     earlier: the engine let it out (it would have denied it, knowing), or a guard did before
@@ -1031,4 +1046,17 @@ def _unknown(before: _Outing, later: _Outing, kiosk_id: str, fresh: set[tuple[st
         return False
     if later.gate != kiosk_id or later.decision == "pass":
         return True
+    return _learnt_after(before, later, boot_id)
+
+
+def _learnt_after(before: _Outing, later: _Outing, boot_id: str) -> bool:
+    """Whether the peer's outing ``before`` was learnt here after this gate's ``later``. One
+    fetched on a clock not set (1970, or the time saved before a power cut): by the monotonic
+    clock in the boot of the guard's pass; after it when fetched in this boot and the pass
+    was of an earlier one; else by the times written."""
+    if before.mono_ns is not None:
+        if before.boot == later.boot and later.mono_ns is not None:
+            return before.mono_ns > later.mono_ns
+        if before.boot == boot_id and later.boot != boot_id:
+            return True
     return (before.fetched_at or "") > later.ts

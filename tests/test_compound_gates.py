@@ -10,6 +10,7 @@ its event log, then recorded as the engine does after a commit.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -1782,6 +1783,46 @@ def test_a_breach_learnt_on_a_clock_not_set_is_still_open_after_ntp_and_a_restar
     )
     third = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
     assert [a for a in third.open_alarms([]) if a.detail == "quota_breach_late"] == []
+
+
+def test_a_guards_pass_before_a_breach_learnt_on_a_clock_set_back_still_raises_the_card(
+    north, south, clock, monkeypatch
+):
+    """North unreachable, the guard at the south gate let the household out by hand at 10:05
+    (nothing told of its outing at north at 10:00); the gate rebooted with the clock at the
+    09:58 last saved and north's passage came in then: "fetched at 09:58", taken as known
+    before the guard's pass of 10:05, so no guard was told of the breach."""
+    from kiosk.alarms import AlarmDesk
+
+    way = Switch(north)
+    way.up = False
+    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(way))
+    north.passage(resident("1-101"))
+    north.passage(resident("2-202"))
+    clock.advance(300)
+    sync.poll()
+    guards_pass = EventDraft(direction="out", decision="manual_pass", reasons=("guard_override",),
+                             household="1-101", holder="Wang M", operator="guard-zhou")  # fmt: skip
+    south.core.store.append(guards_pass)
+    clock.advance(600)
+    clock.set_wall(NOW - timedelta(minutes=2))  # a reboot on the clock saved before
+    clock.is_synced = False
+    way.up = True
+    sync.poll()
+    desk = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
+    [card] = [a for a in desk.open_alarms([]) if a.detail == "quota_breach_late"]
+    assert card.household == "1-101"
+    # NTP answers (north unreachable again: nothing dates the fetch), and the guard lets 2-202
+    # out by hand after north's passages came in: knowingly, no card
+    clock.advance(60)
+    clock.set_wall(NOW + timedelta(hours=2))
+    clock.is_synced = True
+    way.up = False
+    sync.poll()
+    south.core.store.append(dataclasses.replace(guards_pass, household="2-202"))
+    again = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)  # a restart
+    cards = [a for a in again.open_alarms([]) if a.detail == "quota_breach_late"]
+    assert [a.household for a in cards] == ["1-101"]
 
 
 def test_a_gate_whose_own_clock_is_not_set_does_not_blame_its_peers_clock(
