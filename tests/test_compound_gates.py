@@ -1843,6 +1843,34 @@ def test_a_gate_whose_own_clock_is_not_set_does_not_blame_its_peers_clock(
         south.close()
 
 
+def test_a_peer_heard_before_ntp_set_this_gates_clock_is_not_shown_lost_since_1970(
+    tmp_path, north, monkeypatch
+):
+    """Booted without network time the south gate heard the north gate at "00:01 1970";
+    NTP stepped the clock: north was at once "not heard since 01-01 08:01", a device alarm on
+    the live page for nothing, and once north went down it stayed said so: a 1970 time."""
+    unset = FakeClock(start=datetime(1970, 1, 1, 0, 1, tzinfo=UTC), is_synced=False)
+    south = Gate(tmp_path, "gate-south", unset, [peer_entry("gate-north")])
+    try:
+        way = Switch(north)
+        sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(way))
+        sync.poll()
+        unset.advance(5)
+        unset.set_wall(NOW)  # NTP
+        unset.is_synced = True
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "ok"
+        assert peer["last_success"].startswith((NOW - timedelta(seconds=5)).isoformat()[:19])
+        way.up = False
+        unset.advance(600)
+        sync.poll()
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "stale"
+        assert peer["stale_since"].startswith((NOW - timedelta(seconds=5)).isoformat()[:19])
+    finally:
+        south.close()
+
+
 # --- a peer token speaks for its own gate alone ------------------------------------------
 
 
