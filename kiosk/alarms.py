@@ -608,6 +608,7 @@ class AlarmDesk:
                 self._tz,
                 since,
                 self._log.boot_id,
+                ClockReading.take(self._clock),
             )
             for breach in found:
                 board.add(self._dated_breach(breach_alarm(breach)))

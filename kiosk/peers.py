@@ -48,6 +48,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlite_utils import Database
 
+from .clock import ClockReading
 from .config.policy import QuotaConfig
 from .history import COUNTED_DECISIONS, QUOTA_EXEMPT
 from .passes import key_id_of
@@ -918,6 +919,7 @@ def late_breaches(
     tz: ZoneInfo,
     fetched_since: str | Since = "",
     boot_id: str = "",
+    now: ClockReading | None = None,
 ) -> tuple[list[Breach], int]:
     """The outings over the quota (``kiosk.stats.over_quota``, the report's rule) that the
     peers' rows kept after rowid ``after`` (and fetched from ``fetched_since`` on: a row
@@ -927,7 +929,8 @@ def late_breaches(
     at this gate let out before the peer's outing before it was known here (the engine that
     knew denied it, or a guard let it out knowingly), or a peer's. At most ``LATE_BATCH`` rows
     a call. ``boot_id``: this gate's boot now (a row fetched on its clock not set is told
-    from the guard's pass by the monotonic clock, not by that clock's guess)."""
+    from the guard's pass by the monotonic clock, not by that clock's guess); ``now``: its
+    clock read now (this boot's outings stamped before it was set are dated by it)."""
     if not quota.enabled or not _has_table(db):
         return [], after
     rows = list(
@@ -944,7 +947,7 @@ def late_breaches(
         times = [r["ts"] for r in new if r["household"] == household]
         span = timedelta(days=quota.period_days + 1)
         lo, hi = format_ts(_stamp(min(times)) - span), format_ts(_stamp(max(times)) + span)
-        outings = _outings(db, household, kiosk_id, lo, hi)
+        outings = _outings(db, household, kiosk_id, lo, hi, now, boot_id)
         stamps = [_stamp(o.ts) for o in outings]
         for i, later in enumerate(outings):
             if i == 0 or not over_quota(stamps[i], stamps[:i], quota, tz):
@@ -987,7 +990,7 @@ def _fetched_since(
             " (SELECT value FROM json_each(?))",
             [json.dumps(sorted(b for b in boots if isinstance(b, str)))],
         ).fetchall()
-        if boots and db.execute("SELECT 1 FROM sqlite_master WHERE name = 'boot_clock'").fetchone()
+        if boots and _has(db, "boot_clock")
         else []
     )
 
@@ -1003,20 +1006,69 @@ def _fetched_since(
     return [r for r in rows if learnt_since(r)]
 
 
-def _outings(db: Database, household: str, kiosk_id: str, lo: str, hi: str) -> list[_Outing]:
-    """A household's outings at this gate and its peers between ``lo`` and ``hi``, in time order."""
+def _own_outings(
+    db: Database, household: str, span: tuple[str, str], now: ClockReading | None, boot_id: str
+) -> list[dict[str, Any]]:
+    """A household's passages at this gate stamped within ``span`` or on a clock not set,
+    ``ts`` when they happened: one stamped on a clock not set (1970 on a fresh card without
+    network time) at the time its boot's first synchronised event dates it
+    (``kiosk.dating``), or, of this boot (``boot_id``) and not dated yet, by the clock read
+    ``now`` once it is set; else its stamp, all there is."""
+    cols = "seq, ts, direction, decision, household, flags, boot_id, mono_ns, clock_synced"
+    rows = list(
+        db.query(
+            f"SELECT {cols} FROM events WHERE household = ?"  # noqa: S608
+            " AND ((ts >= ? AND ts < ?) OR clock_synced = 0)",
+            [household, *span],
+        )
+    )
+    undated = {r["boot_id"] for r in rows if not r["clock_synced"]}
+    found = (
+        db.execute(
+            "SELECT boot_id, offset_ms, seq FROM boot_clock WHERE boot_id IN"
+            " (SELECT value FROM json_each(?))",
+            [json.dumps(sorted(str(b) for b in undated))],
+        ).fetchall()
+        if undated and _has(db, "boot_clock")
+        else []
+    )
+    boots = {str(b): (int(offset), int(seq)) for b, offset, seq in found}
+    for row in rows:
+        if row["clock_synced"]:
+            continue
+        mono, dating = int(row["mono_ns"]), boots.get(str(row["boot_id"]))
+        if dating is not None and int(row["seq"]) < dating[1]:
+            at = datetime.fromtimestamp((dating[0] + mono // 1_000_000) / 1000, UTC)
+            row["ts"] = format_ts(at)
+        elif row["boot_id"] == boot_id and now is not None and now.synced:
+            row["ts"] = format_ts(now.wall_at(mono))
+    return rows
+
+
+def _has(db: Database, table: str) -> bool:
+    found = db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", [table]).fetchone()
+    return found is not None
+
+
+def _outings(
+    db: Database,
+    household: str,
+    kiosk_id: str,
+    lo: str,
+    hi: str,
+    now: ClockReading | None = None,
+    boot_id: str = "",
+) -> list[_Outing]:
+    """A household's outings at this gate and its peers between ``lo`` and ``hi``, in time
+    order (this gate's at the time they happened, ``_own_outings``)."""
     cols = "seq, ts, direction, decision, household, flags"
     out = [
         _Outing(
             kiosk_id, int(r["seq"]), str(r["ts"]), None, str(r["decision"]),
             r["boot_id"], r["mono_ns"],
         )
-        for r in db.query(
-            f"SELECT {cols}, boot_id, mono_ns FROM events"  # noqa: S608
-            " WHERE household = ? AND ts >= ? AND ts < ?",
-            [household, lo, hi],
-        )
-        if households_outing(r)
+        for r in _own_outings(db, household, (lo, hi), now, boot_id)
+        if households_outing(r) and lo <= r["ts"] < hi
     ]  # fmt: skip
     out += [
         _Outing(

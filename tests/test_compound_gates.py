@@ -1825,6 +1825,37 @@ def test_a_guards_pass_before_a_breach_learnt_on_a_clock_set_back_still_raises_t
     assert [a.household for a in cards] == ["1-101"]
 
 
+def test_a_guards_pass_on_a_clock_never_set_is_counted_in_a_breach_found_after_ntp(
+    tmp_path, north, monkeypatch
+):
+    """A fresh south gate booted without network time (1970): the guard let the household
+    out by hand, nothing known of its outing at the north gate. Once NTP set the clock
+    north's passage came in, and no card was raised: the guard's pass was looked for by
+    its 1970 stamp, not when it happened."""
+    from kiosk.alarms import AlarmDesk
+
+    unset = FakeClock(start=datetime(1970, 1, 1, 0, 1, tzinfo=UTC), is_synced=False)
+    south = Gate(tmp_path, "gate-south", unset, [peer_entry("gate-north")])
+    try:
+        sync = south.peer_of(north, monkeypatch)
+        north.passage(resident("1-101"))
+        sync.poll()  # north's passage is ahead of 1970: left with north for now
+        south.core.store.append(
+            EventDraft(direction="out", decision="manual_pass", reasons=("guard_override",),
+                       household="1-101", holder="Wang M", operator="guard-zhou")
+        )  # fmt: skip
+        unset.advance(600)
+        unset.set_wall(NOW + timedelta(minutes=15))  # NTP: the guard's pass was at 10:05
+        unset.is_synced = True
+        sync.poll()
+        desk = AlarmDesk(south.core.store, unset, quota=quota_of(south), tz=TZ)
+        [card] = [a for a in desk.open_alarms([]) if a.detail == "quota_breach_late"]
+        assert card.household == "1-101"
+        assert [gate for gate, _ in card.passages] == ["gate-north", "gate-south"]
+    finally:
+        south.close()
+
+
 def test_a_gate_whose_own_clock_is_not_set_does_not_blame_its_peers_clock(
     tmp_path, north, monkeypatch, caplog
 ):
