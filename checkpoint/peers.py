@@ -348,8 +348,8 @@ class PeerSync:
             if reopened:
                 with self._using_store():
                     self.ledger.set_closed(peer.url, peer.kiosk_id, None, None, clock.now())
-            if page.next >= page.last or page.held_back:
-                break
+            if page.next >= page.last or page.held_back or (page.next == after and not page.rows):
+                break  # the rest: left with the peer (a passage it cannot date yet)
         return got
 
     @contextlib.contextmanager

@@ -238,16 +238,23 @@ class CheckedPage:
 
 
 def peer_page(
-    db: Database, kiosk_id: str, after: int, limit: int, since: datetime
+    db: Database,
+    kiosk_id: str,
+    after: int,
+    limit: int,
+    since: datetime,
+    boot_id: str | None = None,
 ) -> dict[str, Any]:
     """This kiosk's passing passages after ``after`` stamped from ``since`` on, at most
     ``limit``: ``{"kiosk_id", "passages", "next", "last", "origin"}`` (``next``: the cursor to
     ask from next; ``last``: the log's newest seq; ``origin``: which log, its first event's
     id, ``None`` while it is empty; the API adds ``now``, this kiosk's time). A
     passage stamped on an unsynchronised clock goes at the time its boot's clock dates it
-    (``kiosk.dating``). ``StoreFault`` when the log cannot be read."""
+    (``kiosk.dating``); one of this boot (``boot_id``) stamped on a clock never set (1970)
+    and not dated yet ends the page before it (``next`` the seq before), to be served once
+    dated. ``StoreFault`` when the log cannot be read."""
     try:
-        return _page(db, kiosk_id, after, limit, since)
+        return _page(db, kiosk_id, after, limit, since, boot_id)
     except sqlite3.Error as exc:
         raise StoreFault("store_fault", f"peer page: {type(exc).__name__}") from None
 
@@ -264,17 +271,41 @@ def _first_dated_since(db: Database, source: str, since: str) -> int | None:
     return min(seqs, default=None)
 
 
-def _page(db: Database, kiosk_id: str, after: int, limit: int, since: datetime) -> dict[str, Any]:
+#: A passing event of this boot (?) stamped on a clock never set (before 2000: 1970 on a
+#: fresh card without network time, no floor to read from) that nothing dated yet: the first
+#: ``seq`` after ? (index ``events_unsynced``).
+_NEVER_SET_SQL = """
+SELECT min(e.seq) FROM events e WHERE e.clock_synced = 0 AND e.boot_id = ? AND e.seq > ?
+    AND e.ts < '2000' AND e.decision IN ('pass', 'manual_pass') AND NOT EXISTS (
+        SELECT 1 FROM boot_clock b WHERE b.boot_id = e.boot_id AND b.seq > e.seq
+    )
+"""
+
+
+def _page(
+    db: Database, kiosk_id: str, after: int, limit: int, since: datetime, boot_id: str | None
+) -> dict[str, Any]:
     from .dating import dated_source
 
     head = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
     source, ts = dated_source(db)
+    # A passage of this boot stamped on a clock never set says nothing of when it happened
+    # (1970): the page ends before it until the boot dates it (its next event on a set
+    # clock); else it was left out as older than the look-back, then behind the asker's
+    # cursor. One of an earlier boot never dated will never be: left out, as it was.
+    never_set = source != "events" and boot_id is not None
+    hold = db.execute(_NEVER_SET_SQL, [boot_id, after]).fetchone()[0] if never_set else None
     look_back = _first_dated_since(db, source, format_ts(since))
     rows = db.execute(
         f"SELECT seq, pass_id, household, direction, decision, {ts} AS ts, flags"  # noqa: S608
-        f" FROM {source} WHERE seq > ? AND decision IN ('pass', 'manual_pass')"
+        f" FROM {source} WHERE seq > ? AND seq < ? AND decision IN ('pass', 'manual_pass')"
         f" AND {ts} >= ? ORDER BY seq LIMIT ?",
-        [max(after, (head if look_back is None else look_back) - 1), format_ts(since), limit],
+        [
+            max(after, (head if look_back is None else look_back) - 1),
+            MAX_SEQ if hold is None else hold,
+            format_ts(since),
+            limit,
+        ],
     ).fetchall()
     passages = [
         {
@@ -291,6 +322,8 @@ def _page(db: Database, kiosk_id: str, after: int, limit: int, since: datetime) 
     ]
     full = len(passages) == limit
     nxt = passages[-1]["seq"] if full else max(head, passages[-1]["seq"] if passages else after)
+    if hold is not None and not full:
+        nxt = hold - 1
     first = db.execute("SELECT id FROM events ORDER BY seq LIMIT 1").fetchone()
     origin = None if first is None else first[0]
     return {"kiosk_id": kiosk_id, "passages": passages, "next": nxt, "last": head, "origin": origin}

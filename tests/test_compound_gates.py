@@ -1856,6 +1856,35 @@ def test_a_guards_pass_on_a_clock_never_set_is_counted_in_a_breach_found_after_n
         south.close()
 
 
+def test_an_outing_at_a_peer_on_a_clock_never_set_counts_here_once_that_peer_dates_it(
+    tmp_path, south, clock, monkeypatch
+):
+    """The north gate, a fresh card booted without network time (1970), let the household
+    out by a guard's manual pass. The south gate never learnt of it: north left out what it
+    stamped before the look-back (1970), and once NTP set north's clock the passage was
+    behind the cursor; the household went out again at the south gate."""
+    unset = FakeClock(start=datetime(1970, 1, 1, 0, 1, tzinfo=UTC), is_synced=False)
+    north = Gate(tmp_path, "gate-north", unset)
+    try:
+        sync = south.peer_of(north, monkeypatch)
+        north.core.store.append(
+            EventDraft(direction="out", decision="manual_pass", reasons=("guard_override",),
+                       household="1-101", holder="Wang L", operator="guard-zhou")
+        )  # fmt: skip
+        sync.poll()
+        [peer] = south.core.health()["peers"]
+        assert peer["rows_held"] == 0  # a 1970 time says nothing: left with north for now
+        unset.advance(600)
+        unset.set_wall(NOW - timedelta(minutes=5))  # NTP at north: the pass was at 09:45
+        unset.is_synced = True
+        north.passage(resident("2-202"))  # its boot's clock now dates what it stamped before
+        clock.advance(60)
+        sync.poll()
+        assert south.passage(resident("1-101", "Wang M"))["reasons"] == ["quota_exceeded"]
+    finally:
+        north.close()
+
+
 def test_a_gate_whose_own_clock_is_not_set_does_not_blame_its_peers_clock(
     tmp_path, north, monkeypatch, caplog
 ):
