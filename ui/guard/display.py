@@ -75,6 +75,16 @@ def event_time(event: Mapping[str, Any], lang: str, tz: ZoneInfo, fmt: str = "%H
     return shown
 
 
+def clock_time(ts: str | None, lang: str, tz: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A time written by a clock of this gate with nothing to date it by (a calibration's
+    pair or fit: no boot nor monotonic time kept): one before 2000 was a clock never set (a
+    fresh card without network time, 1970), said as what it read and that it was not set."""
+    shown = local_time(ts, tz, fmt)
+    if shown and (ts or "")[:4] < "2000":
+        return f"{shown} ({i18n.t(lang, 'banner.clock_unsynced')})"
+    return shown
+
+
 def repeated_offset(ts: str | None, tz: ZoneInfo) -> str:
     """``UTC+01:00`` when the local time of ``ts`` happens twice that day (the hour the
     autumn change repeats), else nothing."""
@@ -686,7 +696,7 @@ def calibration_words(calibration: dict[str, Any], lang: str, tz: ZoneInfo) -> t
     that damaged it), ``degraded`` saying so and which model the kiosk measures with: the fit
     it read last, or the default one (never "not fitted" alone for a site that was fitted)."""
     fitted_at = calibration.get("fitted_at")
-    day = local_time(str(fitted_at), tz, "%Y-%m-%d") if fitted_at else ""
+    day = clock_time(str(fitted_at), lang, tz, "%Y-%m-%d") if fitted_at else ""
     problem = calibration.get("problem")
     if problem:
         in_use = "health.calibration_kept" if fitted_at else "health.calibration_default"
