@@ -382,6 +382,29 @@ def test_a_calibration_made_on_a_clock_never_set_is_not_said_made_in_1970(
         assert said and all(s.endswith(unsynced) for s in said), (path, said)
 
 
+def test_a_list_entry_made_on_a_clock_never_set_is_not_said_made_in_1970(
+    guard_client, guard_core, clock
+):
+    """A guard revoked a lost pass and added a household on a fresh card before it had
+    network time: the lists page said they were changed on 1970-01-01, and that the lists
+    were last updated then."""
+    import re
+
+    from guard_support import post
+
+    clock.advance(600)
+    csrf = login(guard_client)
+    post(guard_client, "/guard/lists/revocations/add", csrf, pass_id="0123456789ab",
+         note="lost", confirm="yes")  # fmt: skip
+    post(guard_client, "/guard/lists/households/add", csrf, household="9-909", residents="3")
+    assert guard_core.lists.current.is_revoked("0123456789ab")
+    unsynced = f"({i18n.t('en', 'banner.clock_unsynced')})"
+    page = guard_client.get("/guard/lists?lang=en").text
+    assert 'name="from" type="date" value=""' in page  # no "today" offered on 1970
+    said = re.findall(r"1970-01-01[0-9: ]*(?:\([^)]*\))?", page)
+    assert said and all(s.endswith(unsynced) for s in said), said
+
+
 def test_a_pass_is_not_issued_on_a_clock_ntp_has_not_set(guard_client, guard_core, clock):
     """A pass issued at 09:10 on a fresh card booted without network would be valid from 1970
     to 1970-01-02: a card handed to a visitor already expired once NTP sets the clock. It is

@@ -77,8 +77,9 @@ def event_time(event: Mapping[str, Any], lang: str, tz: ZoneInfo, fmt: str = "%H
 
 def clock_time(ts: str | None, lang: str, tz: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """A time written by a clock of this gate with nothing to date it by (a calibration's
-    pair or fit: no boot nor monotonic time kept): one before 2000 was a clock never set (a
-    fresh card without network time, 1970), said as what it read and that it was not set."""
+    pair or fit, a list's change: no boot nor monotonic time kept): one before 2000 was a
+    clock never set (a fresh card without network time, 1970), said as what it read and that
+    it was not set."""
     shown = local_time(ts, tz, fmt)
     if shown and (ts or "")[:4] < "2000":
         return f"{shown} ({i18n.t(lang, 'banner.clock_unsynced')})"
@@ -371,7 +372,7 @@ def lists_view(
                     row[key] = privacy.scrub_text(row[key])
             for key in ("created_at", "revoked_at", "updated_at"):
                 if row.get(key):
-                    row[key] = local_time(row[key], tz, "%Y-%m-%d %H:%M")
+                    row[key] = clock_time(row[key], lang, tz)
             if "source" in row:
                 row["source"] = source_text(lang, row["source"])
             out[name].append(row)
