@@ -419,6 +419,20 @@ def test_a_sign_out_before_the_ntp_step_stays_out_after_it_and_a_restart():
     assert restarted.read(cookie) is None
 
 
+def test_a_login_page_opened_before_the_ntp_step_still_signs_in_after_it():
+    """The guard opened the console's sign-in page a minute after the Pi booted without
+    network time (1970); NTP stepped the clock while the password was typed: "the sign-in
+    page expired", type it again. Its age is counted on the monotonic clock."""
+    clock = unsynced_clock()
+    sessions = SessionManager(b"s" * 32, clock, 3600, boot_id="b1")
+    token = sessions.login_form_token()
+    clock.advance(20)
+    ntp_step(clock)
+    assert sessions.check_login_form_token(token)
+    clock.advance(3600)
+    assert not sessions.check_login_form_token(token)
+
+
 def test_sign_outs_on_a_clock_never_synchronised_are_held_no_more_than_the_record(monkeypatch):
     """On a gate whose clock never got network time each sign-out was held in memory for
     good (kept until "counted", never past its time), one more every shift for months; the

@@ -378,19 +378,25 @@ class SessionManager:
         return resume
 
     def login_form_token(self) -> str:
-        """A token for the login form (there is no session yet): time-stamped and signed."""
-        stamp = str(int(self._clock.now().timestamp()))
+        """A token for the login form (there is no session yet): time-stamped and signed.
+        Its time is this boot's monotonic clock (signed with the boot): a sign-in page
+        opened before NTP stepped the clock of a Pi booted without network (1970) is minutes
+        old after the step, not 56 years; one of another boot is refused, as an old one."""
+        stamp = str(self._clock.monotonic_ns() // 1_000_000_000)
         nonce = secrets.token_urlsafe(9)
-        return f"{stamp}.{nonce}.{self._mac('login', stamp + '.' + nonce)}"
+        return f"{stamp}.{nonce}.{self._mac('login', self._login_signed(stamp, nonce))}"
+
+    def _login_signed(self, stamp: str, nonce: str) -> str:
+        return f"{self._boot_id}\0{stamp}.{nonce}"
 
     def check_login_form_token(self, token: str | None) -> bool:
         if not token or token.count(".") != 2:
             return False
         stamp, nonce, mac = token.split(".")
-        if not hmac.compare_digest(mac, self._mac("login", stamp + "." + nonce)):
+        if not hmac.compare_digest(mac, self._mac("login", self._login_signed(stamp, nonce))):
             return False
         try:
-            age = self._clock.now().timestamp() - int(stamp)
+            age = self._clock.monotonic_ns() // 1_000_000_000 - int(stamp)
         except ValueError:
             return False
         return -60 <= age <= LOGIN_FORM_TTL_S
