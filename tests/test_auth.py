@@ -433,6 +433,23 @@ def test_a_login_page_opened_before_the_ntp_step_still_signs_in_after_it():
     assert not sessions.check_login_form_token(token)
 
 
+def test_an_action_cut_off_before_the_ntp_step_is_still_completed_after_it():
+    """A guard's session ended (a shift begun before NTP, on a Pi booted without network)
+    just as they closed an alarm; the console kept the action for ten minutes, to complete
+    after signing in again. NTP stepped the clock meanwhile: the action was "56 years old",
+    dropped. Its age is counted on the monotonic clock."""
+    clock = unsynced_clock()
+    sessions = SessionManager(b"s" * 32, clock, 3600, boot_id="b1")
+    token = sessions.resume_token("/guard/alarms/ack", [("key", "event:1")], "alice")
+    clock.advance(30)
+    ntp_step(clock)
+    resume = sessions.take_resume(token)
+    assert resume is not None and resume.fields == [("key", "event:1")]
+    later = sessions.resume_token("/guard/alarms/ack", [("key", "event:2")], "alice")
+    clock.advance(601)
+    assert sessions.read_resume(later) is None
+
+
 def test_sign_outs_on_a_clock_never_synchronised_are_held_no_more_than_the_record(monkeypatch):
     """On a gate whose clock never got network time each sign-out was held in memory for
     good (kept until "counted", never past its time), one more every shift for months; the

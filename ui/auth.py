@@ -177,7 +177,8 @@ class SessionManager:
         #: the demo's scenario days) neither ends a shift early nor stretches it. Cookies from
         #: before a restart are judged by the expiry they carry.
         self._issued: dict[str, tuple[int, int]] = {}
-        #: Actions cut off by an ended session (``resume_token``): nonce -> (action, when).
+        #: Actions cut off by an ended session (``resume_token``): nonce -> (action, when, on
+        #: the monotonic clock in seconds).
         self._resumes: dict[str, tuple[Resume, float]] = {}
 
     def _mac(self, purpose: str, data: str) -> str:
@@ -345,13 +346,19 @@ class SessionManager:
         size = len(json.dumps([path, fields, name], ensure_ascii=False))
         if size > RESUME_MAX_CHARS:
             return None
-        now = self._clock.now().timestamp()
+        now = self._seconds()
         self._resumes = {k: v for k, v in self._resumes.items() if now - v[1] <= RESUME_TTL_S}
         while len(self._resumes) >= RESUME_KEPT:
             del self._resumes[next(iter(self._resumes))]
         nonce = secrets.token_urlsafe(18)
         self._resumes[nonce] = (Resume(path, list(fields), name), now)
         return f"{nonce}.{self._mac('resume', nonce)}"
+
+    def _seconds(self) -> float:
+        """Now on the monotonic clock, in seconds: what is kept in memory is timed by it (a
+        step of the wall clock, NTP on a Pi booted without network, neither ages nor keeps
+        it)."""
+        return self._clock.monotonic_ns() / 1e9
 
     def read_resume(self, token: str | None) -> Resume | None:
         """The action a resume token names, or None if missing, forged, too old or gone."""
@@ -364,7 +371,7 @@ class SessionManager:
         if found is None:
             return None
         resume, at = found
-        age = self._clock.now().timestamp() - at
+        age = self._seconds() - at
         if not -60 <= age <= RESUME_TTL_S or not is_resumable(resume.path):
             return None
         return resume
