@@ -42,6 +42,7 @@ from typing import Any
 import httpx
 
 from kiosk.bus import EventBus
+from kiosk.clock import ClockReading
 from kiosk.config.compound import CompoundSection, PeerSource
 from kiosk.core import Core
 from kiosk.history import COUNTED_DECISIONS
@@ -122,6 +123,9 @@ class PeerState:
     url: str
     kiosk_id: str
     last_success: datetime | None = None
+    #: This boot's monotonic clock at ``last_success``: how long ago it was heard, and when,
+    #: right across NTP's step of a clock not set (``last_success`` then said 1970).
+    heard_mono_ns: int | None = None
     last_attempt: datetime | None = None
     last_error: str | None = None
     ahead_dropped: int = 0
@@ -177,13 +181,16 @@ class PeerSync:
         self.core = core
         self.section = section
         self.peers: Sequence[PeerSource] = section.peers
-        self.ledger = PeerLedger(core.store, core.history.horizon, section.max_rows)
+        self.ledger = PeerLedger(
+            core.store, core.history.horizon, section.max_rows, core.store.boot_id
+        )
         self._own_client = client is None
         self.client = client or httpx.Client(
             timeout=client_timeout(section.timeout_s), follow_redirects=False
         )
         self._monotonic = monotonic
         self.started_at = core.clock.now()
+        self._started_mono_ns = core.clock.monotonic_ns()
         self.states = {p.kiosk_id: PeerState(p.url, p.kiosk_id) for p in self.peers}
         self._sources = {p.kiosk_id: p for p in self.peers}
         self._lock = threading.Lock()
@@ -317,9 +324,15 @@ class PeerSync:
                 self._failed(peer, str(exc))
                 return got
             clock = self.core.clock
+            read = ClockReading.take(clock)
             with self._using_store():
                 new = self.ledger.merge(
-                    peer.url, peer.kiosk_id, page, clock.now(), synced=clock.synced()
+                    peer.url,
+                    peer.kiosk_id,
+                    page,
+                    read.wall,
+                    synced=read.synced,
+                    mono_ns=read.mono_ns,
                 )
                 if new:
                     self._record(new)
@@ -330,6 +343,7 @@ class PeerSync:
                         peer.kiosk_id, logging.INFO, f"compound: peer {peer.kiosk_id} answers again"
                     )
                 state.last_success, state.last_error = self.core.clock.now(), None
+                state.heard_mono_ns = self.core.clock.monotonic_ns()
                 reopened = self._reopened(state, page.said)
                 state.ahead_dropped += page.ahead
                 state.rows_refused += page.refused
@@ -345,8 +359,8 @@ class PeerSync:
             if reopened:
                 with self._using_store():
                     self.ledger.set_closed(peer.url, peer.kiosk_id, None, None, clock.now())
-            if page.next >= page.last or page.held_back:
-                break
+            if page.next >= page.last or page.held_back or (page.next == after and not page.rows):
+                break  # the rest: left with the peer (a passage it cannot date yet)
         return got
 
     @contextlib.contextmanager
@@ -719,7 +733,7 @@ class PeerSync:
         character nobody sees in a household or pass id (``rows_refused``), answers refused as
         ``forged`` and as ``unsigned`` since the start, and the pokes with this gate's news it
         took (``told``) or not (``tell_failed``)."""
-        now = self.core.clock.now()
+        reading = ClockReading.take(self.core.clock)
         try:
             with self._using_store():
                 held = self.ledger.held()
@@ -728,8 +742,8 @@ class PeerSync:
         out = []
         with self._lock:
             for state in self.states.values():
-                word, since = self._standing(state, now)
-                heard = state.last_success
+                word, since = self._standing(state, reading)
+                heard = _heard(state, reading)
                 out.append(
                     {
                         "kiosk_id": state.kiosk_id,
@@ -752,9 +766,12 @@ class PeerSync:
                 )
         return out
 
-    def _standing(self, state: PeerState, now: datetime) -> tuple[str, datetime | None]:
+    def _standing(self, state: PeerState, reading: ClockReading) -> tuple[str, datetime | None]:
         """The peer's state and since when its outings are unknown here, or (``closed``)
-        since when it is closed (``None``: neither)."""
+        since when it is closed (``None``: neither). How long ago it was heard, and since
+        this sync started, on the monotonic clock: NTP stepping a clock not set (1970) made a
+        peer heard a second before "not heard for 56 years", an alarm for nothing."""
+        now = reading.wall
         if self._within(state.forged_at, now):
             return "forged", state.forged_since
         if self._within(state.unsigned_at, now):
@@ -762,10 +779,11 @@ class PeerSync:
         if state.closed_at is not None:  # it said so as it stopped: not an outage
             return "closed", state.closed_at
         stale_after = timedelta(seconds=self.section.stale_after_s)
-        heard = state.last_success
+        heard = _heard(state, reading)
         if heard is not None and timedelta(0) <= now - heard <= stale_after:
             return "ok", None
-        since = heard or self.started_at
+        started = reading.wall_at(self._started_mono_ns)
+        since = heard or started
         hours = self._sources[state.kiosk_id].closed_hours
         if hours is not None:  # its own closed hours: not heard then is not an outage
             began, ended = self._closed_hours(state, now, hours)
@@ -779,7 +797,7 @@ class PeerSync:
         if (
             heard is None
             and state.last_error is None
-            and timedelta(0) <= now - self.started_at <= stale_after
+            and timedelta(0) <= now - started <= stale_after
         ):
             return "starting", None
         return "stale", since
@@ -868,6 +886,14 @@ def misdirected(url: str) -> str:
         f"the gate does not answer to {host}; if that name is the gate's, add it to that"
         " gate's [web] allowed_hosts (docs/network.md)"
     )
+
+
+def _heard(state: PeerState, reading: ClockReading) -> datetime | None:
+    """When the peer was last heard, by the clock read now (``reading``): its monotonic time
+    then (a time heard on a clock not set is dated once NTP set it)."""
+    if state.heard_mono_ns is None:
+        return state.last_success
+    return reading.wall_at(state.heard_mono_ns)
 
 
 def _iso(when: datetime | None) -> str | None:

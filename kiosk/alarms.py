@@ -86,6 +86,9 @@ RESOLUTIONS = ("handled", "sent_home", "false_alarm", "escalated")
 #: alarm, while it is open.
 PERSON_KINDS = frozenset({"fever", "quarantine", "forged", "foreign", "guard"})
 INCIDENT_WINDOW_S = 600
+#: The passages an incident lists (its first and its latest): a pass left before the reader
+#: all night is one card, and its count (``Alarm.more``) says the rest.
+SEQS_KEPT = 10
 #: The key of the card counting open alarms that no longer fit on a full board (then ``:``
 #: and the key of the first of them, so a stale page cannot close a newer card).
 OVERFLOW_KEY = "board:overflow"
@@ -108,8 +111,10 @@ class Alarm:
     plate: str | None = None
     temp_c: float | None = None
     direction: str | None = None
-    #: Every passage of this incident, oldest first (``seq`` is the first).
+    #: The passages of this incident, oldest first (``seq`` is the first): the first and the
+    #: latest ``SEQS_KEPT`` less one; ``more`` counts those between them no longer listed.
     seqs: list[int] = field(default_factory=list)
+    more: int = 0
     resolution: str | None = None
     note: str = ""
     #: On the overflow card: the open alarms that left the full board.
@@ -137,6 +142,24 @@ class Alarm:
     #: ``boot`` once this gate's outing stamped before NTP stepped the clock is dated, or
     #: ``unsynced``: what a clock not set said); empty until the desk dated them.
     passages_dating: list[str] = field(default_factory=list)
+
+    @property
+    def times(self) -> int:
+        """How many passages this incident counts (listed in ``seqs`` or not)."""
+        return len(self.seqs) + self.more
+
+    def take_seqs(self, seqs: list[int]) -> bool:
+        """Count the passages ``seqs`` of a repeat in this incident: those after its latest
+        (one it counted already, listed or not, is not counted twice), the list bounded to
+        its first and latest ``SEQS_KEPT``; whether one was new."""
+        latest = self.seqs[-1] if self.seqs else None
+        new = [s for s in seqs if latest is None or s > latest]
+        self.seqs.extend(new)
+        excess = len(self.seqs) - SEQS_KEPT
+        if excess > 0:
+            del self.seqs[1 : 1 + excess]
+            self.more += excess
+        return bool(new)
 
     @property
     def subject(self) -> str | None:
@@ -196,9 +219,9 @@ class AlarmBoard:
         for known in list(self.alarms.values()):
             self._close_if_acked_before(known, alarm.ts)
             if known.absorbs(alarm):
-                known.seqs.extend(s for s in alarm.seqs if s not in known.seqs)
-                known.ts, known.temp_c = alarm.ts, alarm.temp_c or known.temp_c
-                known.clock_synced, known.dated_ts = alarm.clock_synced, alarm.dated_ts
+                if known.take_seqs(alarm.seqs) or not alarm.seqs:  # not a passage counted
+                    known.ts, known.temp_c = alarm.ts, alarm.temp_c or known.temp_c
+                    known.clock_synced, known.dated_ts = alarm.clock_synced, alarm.dated_ts
                 return False
         self.alarms[alarm.key] = alarm
         self._trim()
@@ -530,7 +553,7 @@ class AlarmDesk:
             if len(batch) < SCAN_BATCH:
                 break
         self._scan_revoked(self._since if starting else None)
-        self._scan_breaches(self._revoked_since if starting else "")
+        self._scan_breaches(self._since if starting and self._since is not None else "")
         if starting:
             board.settle()
         self._forget_purged()
@@ -569,17 +592,24 @@ class AlarmDesk:
         when, dating = queries.dated_stamps(self._log, [stamp])[0]
         return dating == "boot" and when >= since.ts
 
-    def _scan_breaches(self, since_ts: str) -> None:
+    def _scan_breaches(self, since: queries.Since | str) -> None:
         """A guard's card for each outing over the quota that peers' passages kept since the
         last scan show (``kiosk.peers.late_breaches``); at start, those fetched in the
-        look-back (``since_ts``)."""
+        look-back (``since``: one fetched on a clock not set, by when it was fetched)."""
         if self._quota is None:
             return
         board = self.board
         while True:
             after = board.peers_scanned
             found, board.peers_scanned = late_breaches(
-                self._log.reader(), after, self._kiosk_id, self._quota, self._tz, since_ts
+                self._log.reader(),
+                after,
+                self._kiosk_id,
+                self._quota,
+                self._tz,
+                since,
+                self._log.boot_id,
+                ClockReading.take(self._clock),
             )
             for breach in found:
                 board.add(self._dated_breach(breach_alarm(breach)))

@@ -48,11 +48,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlite_utils import Database
 
+from .clock import ClockReading
 from .config.policy import QuotaConfig
 from .history import COUNTED_DECISIONS, QUOTA_EXEMPT
 from .lists import same_text
 from .passes import key_id_of
 from .ports import History, Store
+from .queries import Since
 from .schema import sql_migrations
 from .stats import households_outing, over_quota, quota_period_start
 from .store import StoreFault, format_ts
@@ -145,6 +147,14 @@ MIGRATIONS = sql_migrations(
     ALTER TABLE peer_cursors ADD COLUMN closed_at TEXT;
     ALTER TABLE peer_cursors ADD COLUMN closing_said TEXT;
     """,
+    # A row fetched while this gate's clock was not set: its boot and monotonic time then,
+    # until the clock is set and ``fetched_at`` is dated (``PeerLedger.merge``).
+    m004_peer_fetch_clock="""
+    ALTER TABLE peer_passages ADD COLUMN fetched_boot TEXT;
+    ALTER TABLE peer_passages ADD COLUMN fetched_mono_ns INTEGER;
+    CREATE INDEX peer_passages_undated ON peer_passages(fetched_boot)
+        WHERE fetched_mono_ns IS NOT NULL;
+    """,
 )
 
 #: A log's ``origin`` as a page says it: its first event's id (a UUID).
@@ -234,16 +244,23 @@ class CheckedPage:
 
 
 def peer_page(
-    db: Database, kiosk_id: str, after: int, limit: int, since: datetime
+    db: Database,
+    kiosk_id: str,
+    after: int,
+    limit: int,
+    since: datetime,
+    boot_id: str | None = None,
 ) -> dict[str, Any]:
     """This kiosk's passing passages after ``after`` stamped from ``since`` on, at most
     ``limit``: ``{"kiosk_id", "passages", "next", "last", "origin"}`` (``next``: the cursor to
     ask from next; ``last``: the log's newest seq; ``origin``: which log, its first event's
     id, ``None`` while it is empty; the API adds ``now``, this kiosk's time). A
     passage stamped on an unsynchronised clock goes at the time its boot's clock dates it
-    (``kiosk.dating``). ``StoreFault`` when the log cannot be read."""
+    (``kiosk.dating``); one of this boot (``boot_id``) stamped on a clock never set (1970)
+    and not dated yet ends the page before it (``next`` the seq before), to be served once
+    dated. ``StoreFault`` when the log cannot be read."""
     try:
-        return _page(db, kiosk_id, after, limit, since)
+        return _page(db, kiosk_id, after, limit, since, boot_id)
     except sqlite3.Error as exc:
         raise StoreFault("store_fault", f"peer page: {type(exc).__name__}") from None
 
@@ -260,17 +277,41 @@ def _first_dated_since(db: Database, source: str, since: str) -> int | None:
     return min(seqs, default=None)
 
 
-def _page(db: Database, kiosk_id: str, after: int, limit: int, since: datetime) -> dict[str, Any]:
+#: A passing event of this boot (?) stamped on a clock never set (before 2000: 1970 on a
+#: fresh card without network time, no floor to read from) that nothing dated yet: the first
+#: ``seq`` after ? (index ``events_unsynced``).
+_NEVER_SET_SQL = """
+SELECT min(e.seq) FROM events e WHERE e.clock_synced = 0 AND e.boot_id = ? AND e.seq > ?
+    AND e.ts < '2000' AND e.decision IN ('pass', 'manual_pass') AND NOT EXISTS (
+        SELECT 1 FROM boot_clock b WHERE b.boot_id = e.boot_id AND b.seq > e.seq
+    )
+"""
+
+
+def _page(
+    db: Database, kiosk_id: str, after: int, limit: int, since: datetime, boot_id: str | None
+) -> dict[str, Any]:
     from .dating import dated_source
 
     head = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
     source, ts = dated_source(db)
+    # A passage of this boot stamped on a clock never set says nothing of when it happened
+    # (1970): the page ends before it until the boot dates it (its next event on a set
+    # clock); else it was left out as older than the look-back, then behind the asker's
+    # cursor. One of an earlier boot never dated will never be: left out, as it was.
+    never_set = source != "events" and boot_id is not None
+    hold = db.execute(_NEVER_SET_SQL, [boot_id, after]).fetchone()[0] if never_set else None
     look_back = _first_dated_since(db, source, format_ts(since))
     rows = db.execute(
         f"SELECT seq, pass_id, household, direction, decision, {ts} AS ts, flags"  # noqa: S608
-        f" FROM {source} WHERE seq > ? AND decision IN ('pass', 'manual_pass')"
+        f" FROM {source} WHERE seq > ? AND seq < ? AND decision IN ('pass', 'manual_pass')"
         f" AND {ts} >= ? ORDER BY seq LIMIT ?",
-        [max(after, (head if look_back is None else look_back) - 1), format_ts(since), limit],
+        [
+            max(after, (head if look_back is None else look_back) - 1),
+            MAX_SEQ if hold is None else hold,
+            format_ts(since),
+            limit,
+        ],
     ).fetchall()
     passages = [
         {
@@ -287,6 +328,8 @@ def _page(db: Database, kiosk_id: str, after: int, limit: int, since: datetime) 
     ]
     full = len(passages) == limit
     nxt = passages[-1]["seq"] if full else max(head, passages[-1]["seq"] if passages else after)
+    if hold is not None and not full:
+        nxt = hold - 1
     first = db.execute("SELECT id FROM events ORDER BY seq LIMIT 1").fetchone()
     origin = None if first is None else first[0]
     return {"kiosk_id": kiosk_id, "passages": passages, "next": nxt, "last": head, "origin": origin}
@@ -578,12 +621,20 @@ def closed_window(
 
 
 class PeerLedger:
-    """``peer_passages`` and ``peer_cursors`` on the event log (writes through its writer)."""
+    """``peer_passages`` and ``peer_cursors`` on the event log (writes through its writer).
 
-    def __init__(self, store: Store, horizon: timedelta, max_rows: int = 20000) -> None:
+    ``boot_id``: the boot the gate's monotonic clock is of (the log's). With it, a row fetched
+    on a clock not set keeps that boot and the monotonic time (``merge``'s ``mono_ns``) beside
+    its ``fetched_at`` (1970, or the last shutdown's time), and the first merge on this boot's
+    clock once set dates it: the alarms' look-back after a restart reads when it was learnt."""
+
+    def __init__(
+        self, store: Store, horizon: timedelta, max_rows: int = 20000, boot_id: str | None = None
+    ) -> None:
         self.store = store
         self.horizon = horizon
         self.max_rows = max_rows
+        self.boot_id = boot_id
 
     def cursor(self, kiosk_id: str) -> int:
         row = (
@@ -610,24 +661,40 @@ class PeerLedger:
         return {kiosk_id: int(count) for kiosk_id, count in rows.fetchall()}
 
     def merge(
-        self, url: str, kiosk_id: str, page: CheckedPage, now: datetime, *, synced: bool = True
+        self,
+        url: str,
+        kiosk_id: str,
+        page: CheckedPage,
+        now: datetime,
+        *,
+        synced: bool = True,
+        mono_ns: int | None = None,
     ) -> list[PeerRow]:
         """Keep ``page``'s rows and move the cursor, in one transaction; the rows that were
         new (a row already held is not returned twice). Then the table is trimmed: a peer's
         oldest past ``max_rows``, and, on a synchronised clock (``synced``: one far ahead
-        would drop every real row), rows older than the horizon."""
+        would drop every real row), rows older than the horizon. ``mono_ns``: this boot's
+        monotonic clock at ``now`` (with the ledger's ``boot_id``): a row fetched on a clock
+        not set keeps it, and one fetched so earlier in this boot is dated on a set one."""
         fetched = format_ts(now)
         since = format_ts(now - self.horizon) if synced else None
-        if not page.rows and self._idle(url, kiosk_id, page, since):
+        boot = self.boot_id if mono_ns is not None else None
+        undated = (boot, mono_ns) if boot is not None and not synced else (None, None)
+        dating = (
+            (now, mono_ns, boot) if boot is not None and mono_ns is not None and synced else None
+        )
+        if not page.rows and self._idle(url, kiosk_id, page, since, dating is not None):
             return []  # a poll with nothing new (most are): no commit, no fsync on the card
 
         def write(db: Database) -> list[PeerRow]:
+            if dating is not None:
+                _date_fetches(db, *dating)
             new = []
             for row in page.rows:
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO peer_passages (kiosk_id, seq, pass_id, household,"
-                    " direction, decision, ts, flags, fetched_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " direction, decision, ts, flags, fetched_at, fetched_boot, fetched_mono_ns)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         row.kiosk_id,
                         row.seq,
@@ -638,6 +705,7 @@ class PeerLedger:
                         row.ts,
                         json.dumps(list(row.flags)),
                         fetched,
+                        *undated,
                     ],
                 )
                 if cursor.rowcount:
@@ -654,12 +722,24 @@ class PeerLedger:
 
         return self.store.submit(write)
 
-    def _idle(self, url: str, kiosk_id: str, page: CheckedPage, since: str | None) -> bool:
+    def _idle(
+        self, url: str, kiosk_id: str, page: CheckedPage, since: str | None, dating: bool
+    ) -> bool:
         """Whether keeping ``page`` (no rows) would change nothing but the cursor's
-        ``updated_at``: the cursor, URL and origin as held, and nothing to trim (no row past
-        the horizon, none past ``max_rows``). Asked on a reader, so an idle poll writes
-        nothing (one every ``poll_s`` per peer was a WAL frame and an fsync on the SD card)."""
+        ``updated_at``: the cursor, URL and origin as held, nothing to trim (no row past
+        the horizon, none past ``max_rows``) and, when ``dating``, no row of this boot's
+        fetched on its clock not set. Asked on a reader, so an idle poll writes nothing (one
+        every ``poll_s`` per peer was a WAL frame and an fsync on the SD card)."""
         db = self.store.reader()
+        if (
+            dating
+            and db.execute(
+                "SELECT 1 FROM peer_passages WHERE fetched_boot = ? AND fetched_mono_ns IS NOT NULL"
+                " LIMIT 1",
+                [self.boot_id],
+            ).fetchone()
+        ):
+            return False
         held = db.execute(
             "SELECT after, url, origin FROM peer_cursors WHERE kiosk_id = ?", [kiosk_id]
         ).fetchone()
@@ -736,6 +816,21 @@ class PeerLedger:
 
 def _stamp(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _date_fetches(db: Database, now: datetime, mono_ns: int, boot_id: str) -> None:
+    """Date the rows fetched on this boot's clock before it was set (``now`` at monotonic
+    ``mono_ns``, set): each ``fetched_at`` becomes ``now`` less the monotonic time since."""
+    from .dating import dated_ts_sql
+
+    now_ms = int(now.timestamp() * 1000)
+    ms = ":now_ms - (:mono_ns - fetched_mono_ns) / 1000000"
+    db.execute(
+        f"UPDATE peer_passages SET fetched_at = {dated_ts_sql(ms)},"  # noqa: S608
+        " fetched_boot = NULL, fetched_mono_ns = NULL"
+        " WHERE fetched_boot = :boot AND fetched_mono_ns IS NOT NULL",
+        {"now_ms": now_ms, "mono_ns": mono_ns, "boot": boot_id},
+    )
 
 
 def purge(db: Database, cutoff: datetime) -> int:
@@ -854,6 +949,10 @@ class _Outing:
     ts: str
     fetched_at: str | None  # a peer's: when this gate learnt of it
     decision: str
+    #: This gate's: its boot and monotonic time; a peer's fetched on a clock not set: the
+    #: boot and monotonic time it was fetched at (``fetched_at`` is the clock's guess).
+    boot: str | None = None
+    mono_ns: int | None = None
 
 
 def late_breaches(
@@ -862,14 +961,20 @@ def late_breaches(
     kiosk_id: str,
     quota: QuotaConfig,
     tz: ZoneInfo,
-    fetched_since: str = "",
+    fetched_since: str | Since = "",
+    boot_id: str = "",
+    now: ClockReading | None = None,
 ) -> tuple[list[Breach], int]:
     """The outings over the quota (``kiosk.stats.over_quota``, the report's rule) that the
-    peers' rows kept after rowid ``after`` (and fetched from ``fetched_since`` on) show, and
-    the last rowid read. Only those of two gates that did not know of each other's outing: one
+    peers' rows kept after rowid ``after`` (and fetched from ``fetched_since`` on: a row
+    fetched on this gate's clock not set yet and not dated since, by the monotonic clock of
+    its boot when that is ``fetched_since``'s, else by its boot's dating) show, and the last
+    rowid read. Only those of two gates that did not know of each other's outing: one
     at this gate let out before the peer's outing before it was known here (the engine that
     knew denied it, or a guard let it out knowingly), or a peer's. At most ``LATE_BATCH`` rows
-    a call."""
+    a call. ``boot_id``: this gate's boot now (a row fetched on its clock not set is told
+    from the guard's pass by the monotonic clock, not by that clock's guess); ``now``: its
+    clock read now (this boot's outings stamped before it was set are dated by it)."""
     if not quota.enabled or not _has_table(db):
         return [], after
     rows = list(
@@ -879,7 +984,7 @@ def late_breaches(
         )
     )
     last = int(rows[-1]["rowid"]) if rows else after
-    new = [r for r in rows if r["fetched_at"] >= fetched_since and households_outing(r)]
+    new = [r for r in _fetched_since(db, rows, fetched_since) if households_outing(r)]
     fresh = {(str(r["kiosk_id"]), int(r["seq"])) for r in new}
     found: dict[str, Breach] = {}
     # A household as the quota counts it (``same_text``): ``A-101`` here and ``a-101`` at the
@@ -892,7 +997,7 @@ def late_breaches(
         times = [r["ts"] for r in rows_of]
         span = timedelta(days=quota.period_days + 1)
         lo, hi = format_ts(_stamp(min(times)) - span), format_ts(_stamp(max(times)) + span)
-        outings = _outings(db, key, kiosk_id, lo, hi)
+        outings = _outings(db, key, kiosk_id, lo, hi, now, boot_id)
         stamps = [_stamp(o.ts) for o in outings]
         for i, later in enumerate(outings):
             if i == 0 or not over_quota(stamps[i], stamps[:i], quota, tz):
@@ -904,7 +1009,7 @@ def late_breaches(
                 (
                     o
                     for o, t in zip(reversed(outings[:i]), reversed(stamps[:i]), strict=True)
-                    if t > start and _unknown(o, later, kiosk_id, fresh)
+                    if t > start and _unknown(o, later, kiosk_id, fresh, boot_id)
                 ),
                 None,
             )
@@ -931,32 +1036,130 @@ def _spellings(db: Database, key: str, lo: str, hi: str) -> list[str]:
     return sorted(found)
 
 
-def _outings(db: Database, key: str, kiosk_id: str, lo: str, hi: str) -> list[_Outing]:
+def _fetched_since(
+    db: Database, rows: list[dict[str, Any]], since: str | Since
+) -> list[dict[str, Any]]:
+    """The ``rows`` fetched at or after ``since``. One fetched on a clock not set (its
+    ``fetched_at`` the clock's 1970 or the last shutdown's time) and never dated: by this
+    boot's monotonic clock, an earlier boot's by its offset once it recorded a synchronised
+    event (``kiosk.dating``); an earlier boot never dated, by the clock not set, a lower
+    bound."""
+    if isinstance(since, str):
+        return [r for r in rows if r["fetched_at"] >= since]
+    boots = {r["fetched_boot"] for r in rows if r.get("fetched_mono_ns") is not None}
+    boots.discard(since.boot_id)
+    offsets = dict(
+        db.execute(
+            "SELECT boot_id, offset_ms FROM boot_clock WHERE boot_id IN"
+            " (SELECT value FROM json_each(?))",
+            [json.dumps(sorted(b for b in boots if isinstance(b, str)))],
+        ).fetchall()
+        if boots and _has(db, "boot_clock")
+        else []
+    )
+
+    def learnt_since(row: dict[str, Any]) -> bool:
+        mono = row.get("fetched_mono_ns")
+        if row["fetched_at"] >= since.ts or mono is None:
+            return bool(row["fetched_at"] >= since.ts)
+        if row["fetched_boot"] == since.boot_id:
+            return int(mono) >= since.mono_ns
+        offset = offsets.get(row["fetched_boot"])
+        return offset is not None and int(offset) + int(mono) // 1_000_000 >= since.ms
+
+    return [r for r in rows if learnt_since(r)]
+
+
+def _own_outings(
+    db: Database,
+    spellings: list[str],
+    span: tuple[str, str],
+    now: ClockReading | None,
+    boot_id: str,
+) -> list[dict[str, Any]]:
+    """A household's passages at this gate (as any of ``spellings`` spells it) stamped within
+    ``span`` or on a clock not set, ``ts`` when they happened: one stamped on a clock not set
+    (1970 on a fresh card without network time) at the time its boot's first synchronised
+    event dates it (``kiosk.dating``), or, of this boot (``boot_id``) and not dated yet, by
+    the clock read ``now`` once it is set; else its stamp, all there is."""
+    cols = "seq, ts, direction, decision, household, flags, boot_id, mono_ns, clock_synced"
+    rows = list(
+        db.query(
+            f"SELECT {cols} FROM events"  # noqa: S608
+            f" WHERE household IN ({', '.join('?' * len(spellings))})"
+            " AND ((ts >= ? AND ts < ?) OR clock_synced = 0)",
+            [*spellings, *span],
+        )
+    )
+    undated = {r["boot_id"] for r in rows if not r["clock_synced"]}
+    found = (
+        db.execute(
+            "SELECT boot_id, offset_ms, seq FROM boot_clock WHERE boot_id IN"
+            " (SELECT value FROM json_each(?))",
+            [json.dumps(sorted(str(b) for b in undated))],
+        ).fetchall()
+        if undated and _has(db, "boot_clock")
+        else []
+    )
+    boots = {str(b): (int(offset), int(seq)) for b, offset, seq in found}
+    for row in rows:
+        if row["clock_synced"]:
+            continue
+        mono, dating = int(row["mono_ns"]), boots.get(str(row["boot_id"]))
+        if dating is not None and int(row["seq"]) < dating[1]:
+            at = datetime.fromtimestamp((dating[0] + mono // 1_000_000) / 1000, UTC)
+            row["ts"] = format_ts(at)
+        elif row["boot_id"] == boot_id and now is not None and now.synced:
+            row["ts"] = format_ts(now.wall_at(mono))
+    return rows
+
+
+def _has(db: Database, table: str) -> bool:
+    found = db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", [table]).fetchone()
+    return found is not None
+
+
+def _outings(
+    db: Database,
+    key: str,
+    kiosk_id: str,
+    lo: str,
+    hi: str,
+    now: ClockReading | None = None,
+    boot_id: str = "",
+) -> list[_Outing]:
     """The outings at this gate and its peers between ``lo`` and ``hi`` of the household
-    whose ``same_text`` is ``key``, however each passage spells it, in time order."""
+    whose ``same_text`` is ``key``, however each passage spells it, in time order (this
+    gate's at the time they happened, ``_own_outings``)."""
     cols = "seq, ts, direction, decision, household, flags"
     spellings = _spellings(db, key, lo, hi)
     some = f"household IN ({', '.join('?' * len(spellings))}) AND ts >= ? AND ts < ?"
     out = [
-        _Outing(kiosk_id, int(r["seq"]), str(r["ts"]), None, str(r["decision"]))
-        for r in db.query(
-            f"SELECT {cols} FROM events WHERE {some}",  # noqa: S608
-            [*spellings, lo, hi],
+        _Outing(
+            kiosk_id, int(r["seq"]), str(r["ts"]), None, str(r["decision"]),
+            r["boot_id"], r["mono_ns"],
         )
-        if households_outing(r)
-    ]
+        for r in _own_outings(db, spellings, (lo, hi), now, boot_id)
+        if households_outing(r) and lo <= r["ts"] < hi
+    ]  # fmt: skip
     out += [
-        _Outing(str(r["kiosk_id"]), int(r["seq"]), str(r["ts"]), str(r["fetched_at"]), "pass")
+        _Outing(
+            str(r["kiosk_id"]), int(r["seq"]), str(r["ts"]), str(r["fetched_at"]), "pass",
+            r["fetched_boot"], r["fetched_mono_ns"],
+        )
         for r in db.query(
-            f"SELECT kiosk_id, fetched_at, {cols} FROM peer_passages WHERE {some}",  # noqa: S608
+            f"SELECT kiosk_id, fetched_at, fetched_boot, fetched_mono_ns, {cols}"  # noqa: S608
+            f" FROM peer_passages WHERE {some}",
             [*spellings, lo, hi],
         )
         if households_outing(r)
-    ]
+    ]  # fmt: skip
     return sorted(out, key=lambda o: (o.ts, o.gate, o.seq))
 
 
-def _unknown(before: _Outing, later: _Outing, kiosk_id: str, fresh: set[tuple[str, int]]) -> bool:
+def _unknown(
+    before: _Outing, later: _Outing, kiosk_id: str, fresh: set[tuple[str, int]], boot_id: str
+) -> bool:
     """Whether two outings in one period are a breach found late: at two gates, one of them
     just come from a peer, and, when the later is this gate's, not let out knowing of the
     earlier: the engine let it out (it would have denied it, knowing), or a guard did before
@@ -967,4 +1170,17 @@ def _unknown(before: _Outing, later: _Outing, kiosk_id: str, fresh: set[tuple[st
         return False
     if later.gate != kiosk_id or later.decision == "pass":
         return True
+    return _learnt_after(before, later, boot_id)
+
+
+def _learnt_after(before: _Outing, later: _Outing, boot_id: str) -> bool:
+    """Whether the peer's outing ``before`` was learnt here after this gate's ``later``. One
+    fetched on a clock not set (1970, or the time saved before a power cut): by the monotonic
+    clock in the boot of the guard's pass; after it when fetched in this boot and the pass
+    was of an earlier one; else by the times written."""
+    if before.mono_ns is not None:
+        if before.boot == later.boot and later.mono_ns is not None:
+            return before.mono_ns > later.mono_ns
+        if before.boot == boot_id and later.boot != boot_id:
+            return True
     return (before.fetched_at or "") > later.ts

@@ -419,6 +419,56 @@ def test_a_sign_out_before_the_ntp_step_stays_out_after_it_and_a_restart():
     assert restarted.read(cookie) is None
 
 
+def test_a_login_page_opened_before_the_ntp_step_still_signs_in_after_it():
+    """The guard opened the console's sign-in page a minute after the Pi booted without
+    network time (1970); NTP stepped the clock while the password was typed: "the sign-in
+    page expired", type it again. Its age is counted on the monotonic clock."""
+    clock = unsynced_clock()
+    sessions = SessionManager(b"s" * 32, clock, 3600, boot_id="b1")
+    token = sessions.login_form_token()
+    clock.advance(20)
+    ntp_step(clock)
+    assert sessions.check_login_form_token(token)
+    clock.advance(3600)
+    assert not sessions.check_login_form_token(token)
+
+
+def test_an_action_cut_off_before_the_ntp_step_is_still_completed_after_it():
+    """A guard's session ended (a shift begun before NTP, on a Pi booted without network)
+    just as they closed an alarm; the console kept the action for ten minutes, to complete
+    after signing in again. NTP stepped the clock meanwhile: the action was "56 years old",
+    dropped. Its age is counted on the monotonic clock."""
+    clock = unsynced_clock()
+    sessions = SessionManager(b"s" * 32, clock, 3600, boot_id="b1")
+    token = sessions.resume_token("/guard/alarms/ack", [("key", "event:1")], "alice")
+    clock.advance(30)
+    ntp_step(clock)
+    resume = sessions.take_resume(token)
+    assert resume is not None and resume.fields == [("key", "event:1")]
+    later = sessions.resume_token("/guard/alarms/ack", [("key", "event:2")], "alice")
+    clock.advance(601)
+    assert sessions.read_resume(later) is None
+
+
+def test_sign_outs_on_a_clock_never_synchronised_are_held_no_more_than_the_record(monkeypatch):
+    """On a gate whose clock never got network time each sign-out was held in memory for
+    good (kept until "counted", never past its time), one more every shift for months; the
+    record in the event log keeps ``REVOKED_KEPT``."""
+    import kiosk.accounts
+
+    monkeypatch.setattr(kiosk.accounts, "REVOKED_KEPT", 3)
+    clock, kept = unsynced_clock(), KeptRevocations()
+    sessions = SessionManager(b"s" * 32, clock, 3600, revocations=kept, boot_id="b1")
+    cookies = []
+    for name in ("a", "b", "c", "d", "e"):
+        cookie, session = sessions.issue(Account(name, "guard", "secret"))
+        sessions.revoke(session)
+        cookies.append(cookie)
+        clock.advance(60)
+    assert sessions.signed_out_held == 3
+    assert all(sessions.read(cookie) is None for cookie in cookies[-3:])  # the latest stay out
+
+
 def test_a_sign_out_after_the_step_of_a_sign_in_before_it_stays_out_across_another_step():
     clock, kept = unsynced_clock(), KeptRevocations()
     cookie, _ = SessionManager(b"s" * 32, clock, 3600, revocations=kept, boot_id="b1").issue(

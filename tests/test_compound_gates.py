@@ -10,6 +10,7 @@ its event log, then recorded as the engine does after a commit.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -1788,6 +1789,154 @@ def test_a_breach_learnt_on_a_clock_set_back_by_a_power_cut_still_raises_the_car
     assert card.household == "1-101"
 
 
+@pytest.mark.parametrize("heard_after_ntp", [True, False], ids=["dated", "peer-down-since"])
+def test_a_breach_learnt_on_a_clock_not_set_is_still_open_after_ntp_and_a_restart(
+    north, south, clock, monkeypatch, heard_after_ntp
+):
+    """The south gate let the household out at 10:05 while north was unreachable, lost its
+    power, and came back the next day with the LAN up and no network time, its clock at the
+    10:00 it last saved: north's passages arrived and the card was raised. NTP answered; the
+    daemon restarted: the card was gone, nobody having closed it (the rows' fetch time, the
+    day before by the clock not set, lay before the alarms' look-back)."""
+    from kiosk.alarms import AlarmDesk
+
+    way = Switch(north)
+    way.up = False
+    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(way))
+    north.passage(resident("1-101"))
+    clock.advance(300)
+    sync.poll()
+    assert south.passage(resident("1-101", "Wang M"))["decision"] == "pass"
+    clock.advance(600)
+    clock.set_wall(NOW + timedelta(seconds=30))  # a day on, the clock saved at 10:00 read
+    clock.is_synced = False
+    way.up = True
+    sync.poll()
+    desk = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
+    assert [a.household for a in desk.open_alarms([]) if a.detail == "quota_breach_late"] == [
+        "1-101"
+    ]
+    clock.advance(120)
+    clock.set_wall(NOW + timedelta(days=1, minutes=20))  # NTP
+    clock.is_synced = True
+    way.up = heard_after_ntp  # an answer after NTP dates the rows fetched before it
+    sync.poll()
+    clock.advance(600)  # the daemon restarts: its desk reads the look-back again
+    again = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
+    [card] = [a for a in again.open_alarms([]) if a.detail == "quota_breach_late"]
+    assert card.household == "1-101"
+    again.close(
+        [card.key],
+        "guard-zhou",
+        [],
+        record=lambda closed: south.core.store.audit(
+            "guard-zhou", "alarm_ack", {"keys": [a.key for a in closed], "resolution": "handled"}
+        ),
+    )
+    third = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
+    assert [a for a in third.open_alarms([]) if a.detail == "quota_breach_late"] == []
+
+
+def test_a_guards_pass_before_a_breach_learnt_on_a_clock_set_back_still_raises_the_card(
+    north, south, clock, monkeypatch
+):
+    """North unreachable, the guard at the south gate let the household out by hand at 10:05
+    (nothing told of its outing at north at 10:00); the gate rebooted with the clock at the
+    09:58 last saved and north's passage came in then: "fetched at 09:58", taken as known
+    before the guard's pass of 10:05, so no guard was told of the breach."""
+    from kiosk.alarms import AlarmDesk
+
+    way = Switch(north)
+    way.up = False
+    sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(way))
+    north.passage(resident("1-101"))
+    north.passage(resident("2-202"))
+    clock.advance(300)
+    sync.poll()
+    guards_pass = EventDraft(direction="out", decision="manual_pass", reasons=("guard_override",),
+                             household="1-101", holder="Wang M", operator="guard-zhou")  # fmt: skip
+    south.core.store.append(guards_pass)
+    clock.advance(600)
+    clock.set_wall(NOW - timedelta(minutes=2))  # a reboot on the clock saved before
+    clock.is_synced = False
+    way.up = True
+    sync.poll()
+    desk = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)
+    [card] = [a for a in desk.open_alarms([]) if a.detail == "quota_breach_late"]
+    assert card.household == "1-101"
+    # NTP answers (north unreachable again: nothing dates the fetch), and the guard lets 2-202
+    # out by hand after north's passages came in: knowingly, no card
+    clock.advance(60)
+    clock.set_wall(NOW + timedelta(hours=2))
+    clock.is_synced = True
+    way.up = False
+    sync.poll()
+    south.core.store.append(dataclasses.replace(guards_pass, household="2-202"))
+    again = AlarmDesk(south.core.store, clock, quota=quota_of(south), tz=TZ)  # a restart
+    cards = [a for a in again.open_alarms([]) if a.detail == "quota_breach_late"]
+    assert [a.household for a in cards] == ["1-101"]
+
+
+def test_a_guards_pass_on_a_clock_never_set_is_counted_in_a_breach_found_after_ntp(
+    tmp_path, north, monkeypatch
+):
+    """A fresh south gate booted without network time (1970): the guard let the household
+    out by hand, nothing known of its outing at the north gate. Once NTP set the clock
+    north's passage came in, and no card was raised: the guard's pass was looked for by
+    its 1970 stamp, not when it happened."""
+    from kiosk.alarms import AlarmDesk
+
+    unset = FakeClock(start=datetime(1970, 1, 1, 0, 1, tzinfo=UTC), is_synced=False)
+    south = Gate(tmp_path, "gate-south", unset, [peer_entry("gate-north")])
+    try:
+        sync = south.peer_of(north, monkeypatch)
+        north.passage(resident("1-101"))
+        sync.poll()  # north's passage is ahead of 1970: left with north for now
+        south.core.store.append(
+            EventDraft(direction="out", decision="manual_pass", reasons=("guard_override",),
+                       household="1-101", holder="Wang M", operator="guard-zhou")
+        )  # fmt: skip
+        unset.advance(600)
+        unset.set_wall(NOW + timedelta(minutes=15))  # NTP: the guard's pass was at 10:05
+        unset.is_synced = True
+        sync.poll()
+        desk = AlarmDesk(south.core.store, unset, quota=quota_of(south), tz=TZ)
+        [card] = [a for a in desk.open_alarms([]) if a.detail == "quota_breach_late"]
+        assert card.household == "1-101"
+        assert [gate for gate, _ in card.passages] == ["gate-north", "gate-south"]
+    finally:
+        south.close()
+
+
+def test_an_outing_at_a_peer_on_a_clock_never_set_counts_here_once_that_peer_dates_it(
+    tmp_path, south, clock, monkeypatch
+):
+    """The north gate, a fresh card booted without network time (1970), let the household
+    out by a guard's manual pass. The south gate never learnt of it: north left out what it
+    stamped before the look-back (1970), and once NTP set north's clock the passage was
+    behind the cursor; the household went out again at the south gate."""
+    unset = FakeClock(start=datetime(1970, 1, 1, 0, 1, tzinfo=UTC), is_synced=False)
+    north = Gate(tmp_path, "gate-north", unset)
+    try:
+        sync = south.peer_of(north, monkeypatch)
+        north.core.store.append(
+            EventDraft(direction="out", decision="manual_pass", reasons=("guard_override",),
+                       household="1-101", holder="Wang L", operator="guard-zhou")
+        )  # fmt: skip
+        sync.poll()
+        [peer] = south.core.health()["peers"]
+        assert peer["rows_held"] == 0  # a 1970 time says nothing: left with north for now
+        unset.advance(600)
+        unset.set_wall(NOW - timedelta(minutes=5))  # NTP at north: the pass was at 09:45
+        unset.is_synced = True
+        north.passage(resident("2-202"))  # its boot's clock now dates what it stamped before
+        clock.advance(60)
+        sync.poll()
+        assert south.passage(resident("1-101", "Wang M"))["reasons"] == ["quota_exceeded"]
+    finally:
+        north.close()
+
+
 def test_a_gate_whose_own_clock_is_not_set_does_not_blame_its_peers_clock(
     tmp_path, north, monkeypatch, caplog
 ):
@@ -1802,6 +1951,34 @@ def test_a_gate_whose_own_clock_is_not_set_does_not_blame_its_peers_clock(
         [peer] = south.core.health()["peers"]
         assert peer["state"] == "ok" and not peer["clock_skewed"]
         assert [r for r in caplog.records if "NTP" in r.getMessage()] == []
+    finally:
+        south.close()
+
+
+def test_a_peer_heard_before_ntp_set_this_gates_clock_is_not_shown_lost_since_1970(
+    tmp_path, north, monkeypatch
+):
+    """Booted without network time the south gate heard the north gate at "00:01 1970";
+    NTP stepped the clock: north was at once "not heard since 01-01 08:01", a device alarm on
+    the live page for nothing, and once north went down it stayed said so: a 1970 time."""
+    unset = FakeClock(start=datetime(1970, 1, 1, 0, 1, tzinfo=UTC), is_synced=False)
+    south = Gate(tmp_path, "gate-south", unset, [peer_entry("gate-north")])
+    try:
+        way = Switch(north)
+        sync = south.peer_of(north, monkeypatch, transport=httpx.MockTransport(way))
+        sync.poll()
+        unset.advance(5)
+        unset.set_wall(NOW)  # NTP
+        unset.is_synced = True
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "ok"
+        assert peer["last_success"].startswith((NOW - timedelta(seconds=5)).isoformat()[:19])
+        way.up = False
+        unset.advance(600)
+        sync.poll()
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "stale"
+        assert peer["stale_since"].startswith((NOW - timedelta(seconds=5)).isoformat()[:19])
     finally:
         south.close()
 

@@ -228,3 +228,27 @@ def test_the_live_page_shows_the_card_of_open_alarms_that_did_not_fit(guard_core
         key = re.search(r'data-key="([^"]+)"', shown[2]).group(1)
         post(guard_client, "/guard/alarms/ack", csrf, only=key, resolution="handled")
         assert len(cards(guard_client.get("/guard").text)) == 2
+
+
+def test_a_person_denied_all_night_is_one_card_with_its_count_not_every_passage():
+    """A forged pass left in front of the reader was denied every few minutes all night, one
+    incident: the card's list of passages grew by one each time (in memory for as long as it
+    stayed open, and sent whole with every alarm update to every console), a link each."""
+    from kiosk.alarms import SEQS_KEPT
+
+    board = AlarmBoard()
+    for n in range(1, 301):
+        minute = f"{8 + n // 60:02d}:{n % 60:02d}"
+        board.add(Alarm(key=f"event:{n}", kind="forged", ts=f"2026-03-02T{minute}:00+00:00",
+                        seq=n, pass_id="c0ffee000001", seqs=[n]))  # fmt: skip
+    [card] = board.open()
+    assert card.seq == 1 and card.seqs[0] == 1 and card.seqs[-1] == 300  # first and latest
+    assert len(card.seqs) == SEQS_KEPT
+    view = alarm_view(card, "en", ZoneInfo("UTC"), frozenset())
+    assert view["times"] == "300 times" and view["seqs"] == card.seqs
+    # a bus message about a passage the card no longer lists adds nothing to it
+    board.add(Alarm(key="event:150", kind="forged", ts="2026-03-02T12:55:00+00:00", seq=150,
+                    pass_id="c0ffee000001", seqs=[150]))  # fmt: skip
+    assert board.open()[0].seqs[-1] == 300 and len(board.open()) == 1
+    assert board.open()[0].ts == "2026-03-02T13:00:00+00:00"  # the latest's, still
+    assert alarm_view(board.open()[0], "en", ZoneInfo("UTC"), frozenset())["times"] == "300 times"

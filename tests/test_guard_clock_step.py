@@ -355,6 +355,56 @@ def test_the_calibration_pages_last_reading_before_the_ntp_step_is_not_dated_197
     assert "1970-01-01" not in page
 
 
+def test_a_calibration_made_on_a_clock_never_set_is_not_said_made_in_1970(
+    guard_client, guard_core, clock
+):
+    """A technician calibrated a fresh card before it had network time: the pairs typed on
+    the console and the fit (``kiosk calibrate fit``, the machine's clock) were stamped 1970,
+    and the calibration and devices pages said "fitted for this site on 1970-01-01" as fact."""
+    import re
+
+    from guard_support import post
+
+    from kiosk.calibration import default_path, fit_file
+
+    clock.advance(600)
+    csrf = login(guard_client)
+    added = post(
+        guard_client, "/guard/calibration", csrf, clinical_c="36.8", object_c="34.9",
+        ambient_c="24.0",
+    )  # fmt: skip
+    assert "err=" not in added.headers["location"]
+    fit_file(default_path(guard_core.data_dir), clock.now())
+    unsynced = f"({i18n.t('en', 'banner.clock_unsynced')})"
+    for path in ("/guard/calibration?lang=en", "/guard/health?lang=en"):
+        page = guard_client.get(path).text
+        said = re.findall(r"1970-01-01[0-9: ]*(?:\([^)]*\))?", page)
+        assert said and all(s.endswith(unsynced) for s in said), (path, said)
+
+
+def test_a_list_entry_made_on_a_clock_never_set_is_not_said_made_in_1970(
+    guard_client, guard_core, clock
+):
+    """A guard revoked a lost pass and added a household on a fresh card before it had
+    network time: the lists page said they were changed on 1970-01-01, and that the lists
+    were last updated then."""
+    import re
+
+    from guard_support import post
+
+    clock.advance(600)
+    csrf = login(guard_client)
+    post(guard_client, "/guard/lists/revocations/add", csrf, pass_id="0123456789ab",
+         note="lost", confirm="yes")  # fmt: skip
+    post(guard_client, "/guard/lists/households/add", csrf, household="9-909", residents="3")
+    assert guard_core.lists.current.is_revoked("0123456789ab")
+    unsynced = f"({i18n.t('en', 'banner.clock_unsynced')})"
+    page = guard_client.get("/guard/lists?lang=en").text
+    assert 'name="from" type="date" value=""' in page  # no "today" offered on 1970
+    said = re.findall(r"1970-01-01[0-9: ]*(?:\([^)]*\))?", page)
+    assert said and all(s.endswith(unsynced) for s in said), said
+
+
 def test_a_pass_is_not_issued_on_a_clock_ntp_has_not_set(guard_client, guard_core, clock):
     """A pass issued at 09:10 on a fresh card booted without network would be valid from 1970
     to 1970-01-02: a card handed to a visitor already expired once NTP sets the clock. It is

@@ -316,3 +316,24 @@ def test_a_page_of_another_compound_or_a_compound_that_is_no_id_is_refused_whole
     assert len(check_page(page, "gate-north", 0, 10, NOW, "WEST").rows) == 1
     assert len(check_page(page, "gate-north", 0, 10, NOW).rows) == 1  # this gate says none
     assert len(check_page(answer(raw()), "gate-north", 0, 10, NOW, "east").rows) == 1
+
+
+def test_only_this_boots_passages_on_a_clock_never_set_wait_to_be_dated(tmp_path):
+    """A passage stamped 1970 and not dated waits with the serving gate while its boot may
+    still date it; one of an earlier boot never dated will never be, and does not stop
+    the passages after it from being served."""
+    from kiosk.peers import peer_page
+
+    unset = FakeClock(start=datetime(1970, 1, 1, 0, 1, tzinfo=UTC), is_synced=False)
+    core = build_core(parse_config({"site": {"kiosk_id": "gate-north"}, "policy": QUOTA}),
+                      tmp_path / "north", unset)  # fmt: skip
+    try:
+        passage(core)
+        since = unset.now() - timedelta(days=3)
+        db, boot = core.store.reader(), core.store.boot_id
+        page = peer_page(db, "gate-north", 0, 500, since, boot)
+        assert (page["passages"], page["next"], page["last"]) == ([], 0, 1)
+        page = peer_page(db, "gate-north", 0, 500, since, "an-earlier-boot")
+        assert [p["seq"] for p in page["passages"]] == [1] and page["next"] == 1
+    finally:
+        core.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 import typing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
 
 import openpyxl
@@ -372,3 +372,21 @@ def test_every_phone_number_field_opens_the_phones_number_pad(alice):
         fields += [(path, tag) for tag in re.findall(r'<input[^>]*name="phone"[^>]*>', page)]
     assert len(fields) == 2, fields
     assert [f for f in fields if 'inputmode="tel"' not in f[1]] == []
+
+
+def test_an_import_previewed_before_the_ntp_step_applies_after_it(admin, core, clock):
+    """The office's map previewed on a Pi whose clock NTP had not set yet (1970), applied a
+    minute later, after NTP stepped the clock: "this preview has expired: upload the file
+    again" (its fifteen minutes counted by the wall clock's jump of 56 years)."""
+    real = clock.now()
+    clock.set_wall(datetime(1970, 1, 1, 0, 5, tzinfo=UTC))
+    clock.is_synced = False
+    plan = "building,unit,floor,household\n3,1,7,3-1-701\n"
+    page = upload(admin, "compound", "map.csv", plan.encode())
+    token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)
+    clock.advance(60)
+    clock.set_wall(real + timedelta(seconds=60))
+    clock.is_synced = True
+    applied = post(admin, "/guard/community/imports/apply", admin.csrf, token=token)
+    assert applied.status_code == 303 and "err=" not in applied.headers["location"]
+    assert core.store.reader()["compound_households"].count == 1

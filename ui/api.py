@@ -846,7 +846,14 @@ def passages(
     core = state.core
     since = core.clock.now() - history_horizon(core.config.policy.quota.period_days)
     try:
-        page = peer_page(core.store.reader(), core.config.site.kiosk_id, after, limit, since)
+        page = peer_page(
+            core.store.reader(),
+            core.config.site.kiosk_id,
+            after,
+            limit,
+            since,
+            core.store.boot_id,
+        )
     except StoreFault:
         raise HTTPException(503, "the event log is unavailable") from None
     page["now"] = format_ts(core.clock.now())

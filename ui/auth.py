@@ -41,6 +41,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import HTTPException, Request
 from fastapi.responses import Response
 
+from kiosk import accounts
 from kiosk.accounts import Account, AccountStore
 from kiosk.clock import Clock
 from kiosk.store import StoreFault
@@ -176,7 +177,8 @@ class SessionManager:
         #: the demo's scenario days) neither ends a shift early nor stretches it. Cookies from
         #: before a restart are judged by the expiry they carry.
         self._issued: dict[str, tuple[int, int]] = {}
-        #: Actions cut off by an ended session (``resume_token``): nonce -> (action, when).
+        #: Actions cut off by an ended session (``resume_token``): nonce -> (action, when, on
+        #: the monotonic clock in seconds).
         self._resumes: dict[str, tuple[Resume, float]] = {}
 
     def _mac(self, purpose: str, data: str) -> str:
@@ -255,6 +257,7 @@ class SessionManager:
             except StoreFault:
                 return False
             self._revoked = {**earlier, **self._revoked}
+            self._trim_revoked()
             self._revoked_loaded = True
         return self._revoked_loaded
 
@@ -301,13 +304,30 @@ class SessionManager:
             until = KEPT_UNTIL_COUNTED
         self._revoked = {sid: kept for sid, kept in self._revoked.items() if kept > now}
         self._revoked[session.sid] = until
+        self._trim_revoked()
         self._issued.pop(session.sid, None)
         if self._revocations is not None:
             self._revocations.revoke_session(session.sid, session.name, until, now)
 
+    def _trim_revoked(self) -> None:
+        """At most ``kiosk.accounts.REVOKED_KEPT`` signed-out sessions, as the record keeps:
+        those kept the shortest go first, the oldest signed out of them first. One kept
+        ``KEPT_UNTIL_COUNTED`` (signed out on a clock not set) is never past its time, and
+        each sign-out on a clock never synchronised added one for good."""
+        excess = len(self._revoked) - accounts.REVOKED_KEPT
+        if excess > 0:
+            gone = sorted(self._revoked, key=self._revoked.__getitem__)[:excess]
+            for sid in gone:
+                del self._revoked[sid]
+
     def revoked(self, session: Session) -> bool:
         """Whether ``session`` was signed out."""
         return session.sid in self._revoked
+
+    @property
+    def signed_out_held(self) -> int:
+        """How many signed-out sessions are held in memory (``REVOKED_KEPT`` at most)."""
+        return len(self._revoked)
 
     def csrf_token(self, session: Session) -> str:
         return self._mac("csrf", session.sid)
@@ -326,13 +346,19 @@ class SessionManager:
         size = len(json.dumps([path, fields, name], ensure_ascii=False))
         if size > RESUME_MAX_CHARS:
             return None
-        now = self._clock.now().timestamp()
+        now = self._seconds()
         self._resumes = {k: v for k, v in self._resumes.items() if now - v[1] <= RESUME_TTL_S}
         while len(self._resumes) >= RESUME_KEPT:
             del self._resumes[next(iter(self._resumes))]
         nonce = secrets.token_urlsafe(18)
         self._resumes[nonce] = (Resume(path, list(fields), name), now)
         return f"{nonce}.{self._mac('resume', nonce)}"
+
+    def _seconds(self) -> float:
+        """Now on the monotonic clock, in seconds: what is kept in memory is timed by it (a
+        step of the wall clock, NTP on a Pi booted without network, neither ages nor keeps
+        it)."""
+        return self._clock.monotonic_ns() / 1e9
 
     def read_resume(self, token: str | None) -> Resume | None:
         """The action a resume token names, or None if missing, forged, too old or gone."""
@@ -345,7 +371,7 @@ class SessionManager:
         if found is None:
             return None
         resume, at = found
-        age = self._clock.now().timestamp() - at
+        age = self._seconds() - at
         if not -60 <= age <= RESUME_TTL_S or not is_resumable(resume.path):
             return None
         return resume
@@ -359,19 +385,25 @@ class SessionManager:
         return resume
 
     def login_form_token(self) -> str:
-        """A token for the login form (there is no session yet): time-stamped and signed."""
-        stamp = str(int(self._clock.now().timestamp()))
+        """A token for the login form (there is no session yet): time-stamped and signed.
+        Its time is this boot's monotonic clock (signed with the boot): a sign-in page
+        opened before NTP stepped the clock of a Pi booted without network (1970) is minutes
+        old after the step, not 56 years; one of another boot is refused, as an old one."""
+        stamp = str(self._clock.monotonic_ns() // 1_000_000_000)
         nonce = secrets.token_urlsafe(9)
-        return f"{stamp}.{nonce}.{self._mac('login', stamp + '.' + nonce)}"
+        return f"{stamp}.{nonce}.{self._mac('login', self._login_signed(stamp, nonce))}"
+
+    def _login_signed(self, stamp: str, nonce: str) -> str:
+        return f"{self._boot_id}\0{stamp}.{nonce}"
 
     def check_login_form_token(self, token: str | None) -> bool:
         if not token or token.count(".") != 2:
             return False
         stamp, nonce, mac = token.split(".")
-        if not hmac.compare_digest(mac, self._mac("login", stamp + "." + nonce)):
+        if not hmac.compare_digest(mac, self._mac("login", self._login_signed(stamp, nonce))):
             return False
         try:
-            age = self._clock.now().timestamp() - int(stamp)
+            age = self._clock.monotonic_ns() // 1_000_000_000 - int(stamp)
         except ValueError:
             return False
         return -60 <= age <= LOGIN_FORM_TTL_S

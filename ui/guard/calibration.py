@@ -14,19 +14,19 @@ from kiosk import queries
 from kiosk.calibration import Calibration, CalibrationError, default_path, record_clinical_pair
 from ui.guard import deps
 from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
-from ui.guard.display import event_time, local_time
+from ui.guard.display import clock_time, event_time
 from ui.guard.forms import BadInput, needed
 
 router = room("/guard/calibration")
 
 
-def points_view(cal: Calibration, g: Guard) -> list[dict[str, Any]]:
+def points_view(cal: Calibration, g: Guard, lang: str) -> list[dict[str, Any]]:
     """The latest 20 points, newest first, with their residuals."""
     residuals = cal.residuals()
     points = [
         {
             "n": i + 1,
-            "when": local_time(p.recorded_at, g.tz, "%Y-%m-%d %H:%M"),
+            "when": clock_time(p.recorded_at, lang, g.tz),
             "clinical": f"{p.clinical_c:.1f}",
             "object": f"{p.object_c:.1f}",
             "ambient": f"{p.ambient_c:.1f}",
@@ -84,10 +84,10 @@ def calibration_page(request: Request, session: PageSession, g: GuardDep) -> Res
         request,
         "guard_calibration.html",
         session,
-        points=points_view(cal, g),
+        points=points_view(cal, g, g.lang(request)),
         stored=len(cal.points),
         model=cal,
-        fitted_when=local_time(cal.fitted_at, g.tz, "%Y-%m-%d %H:%M"),
+        fitted_when=clock_time(cal.fitted_at, g.lang(request), g.tz),
         problem=problem,
         last=last,
         last_when=last_when(g, last.seq, g.lang(request)) if last else "",

@@ -75,6 +75,17 @@ def event_time(event: Mapping[str, Any], lang: str, tz: ZoneInfo, fmt: str = "%H
     return shown
 
 
+def clock_time(ts: str | None, lang: str, tz: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A time written by a clock of this gate with nothing to date it by (a calibration's
+    pair or fit, a list's change: no boot nor monotonic time kept): one before 2000 was a
+    clock never set (a fresh card without network time, 1970), said as what it read and that
+    it was not set."""
+    shown = local_time(ts, tz, fmt)
+    if shown and (ts or "")[:4] < "2000":
+        return f"{shown} ({i18n.t(lang, 'banner.clock_unsynced')})"
+    return shown
+
+
 def repeated_offset(ts: str | None, tz: ZoneInfo) -> str:
     """``UTC+01:00`` when the local time of ``ts`` happens twice that day (the hour the
     autumn change repeats), else nothing."""
@@ -156,7 +167,7 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
         "temp": f"{a.temp_c:.1f} °C" if a.temp_c is not None else "",
         "direction": i18n.t(lang, f"dir.{a.direction}") if a.direction in ("in", "out") else "",
         "seqs": seqs,
-        "times": i18n.t(lang, "alarm.times", n=len(seqs)) if len(seqs) > 1 else "",
+        "times": i18n.t(lang, "alarm.times", n=times) if (times := len(seqs) + a.more) > 1 else "",
     }
 
 
@@ -361,7 +372,7 @@ def lists_view(
                     row[key] = privacy.scrub_text(row[key])
             for key in ("created_at", "revoked_at", "updated_at"):
                 if row.get(key):
-                    row[key] = local_time(row[key], tz, "%Y-%m-%d %H:%M")
+                    row[key] = clock_time(row[key], lang, tz)
             if "source" in row:
                 row["source"] = source_text(lang, row["source"])
             out[name].append(row)
@@ -686,7 +697,7 @@ def calibration_words(calibration: dict[str, Any], lang: str, tz: ZoneInfo) -> t
     that damaged it), ``degraded`` saying so and which model the kiosk measures with: the fit
     it read last, or the default one (never "not fitted" alone for a site that was fitted)."""
     fitted_at = calibration.get("fitted_at")
-    day = local_time(str(fitted_at), tz, "%Y-%m-%d") if fitted_at else ""
+    day = clock_time(str(fitted_at), lang, tz, "%Y-%m-%d") if fitted_at else ""
     problem = calibration.get("problem")
     if problem:
         in_use = "health.calibration_kept" if fitted_at else "health.calibration_default"

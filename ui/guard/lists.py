@@ -20,7 +20,7 @@ from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
 from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
-from ui.guard.display import lists_view, local_time, source_text
+from ui.guard.display import clock_time, lists_view, source_text
 from ui.guard.forms import BadInput, list_edit, whole
 from ui.views import lists_stale_hours
 
@@ -36,7 +36,7 @@ def lists_page(request: Request, session: PageSession, g: GuardDep) -> Response:
         freshness = i18n.t(
             lang,
             "lists.freshness",
-            when=local_time(fresh.updated_at.isoformat(), g.tz, "%Y-%m-%d %H:%M"),
+            when=clock_time(fresh.updated_at.isoformat(), lang, g.tz),
             source=source_text(lang, fresh.source),
         )
     return g.render(
@@ -46,7 +46,8 @@ def lists_page(request: Request, session: PageSession, g: GuardDep) -> Response:
         lists=lists_view(queries.list_rows(g.core.store), g.tz, lang, g.clear(session)),
         freshness=freshness,
         stale=lists_stale_hours(g.core),
-        today=g.today().isoformat(),
+        # A clock never set (1970) cannot say today: no date offered (the form's own rule).
+        today="" if g.today().year < 2000 else g.today().isoformat(),
         **g.flash(request),
     )
 

@@ -10,7 +10,6 @@ import asyncio
 import secrets
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -327,22 +326,24 @@ Plan = ImportPlan | VehiclePlan | ListPlan
 
 class Pending:
     """Imports previewed and not applied yet: kept in memory for ``PENDING_S``, per guard,
-    the latest ``PENDING_KEPT`` of them."""
+    the latest ``PENDING_KEPT`` of them. ``now`` is the monotonic clock in seconds (a step
+    of the wall clock, NTP on a Pi booted without network, neither ages a preview nor keeps
+    it)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: dict[str, tuple[str, str, Plan, datetime]] = {}
+        self._items: dict[str, tuple[str, str, Plan, float]] = {}
 
-    def put(self, owner: str, kind: str, plan: Plan, now: datetime) -> str:
+    def put(self, owner: str, kind: str, plan: Plan, now: float) -> str:
         token = secrets.token_urlsafe(16)
         with self._lock:
             self._items = {k: v for k, v in self._items.items() if v[3] > now}
             while len(self._items) >= PENDING_KEPT:
                 del self._items[next(iter(self._items))]
-            self._items[token] = (owner, kind, plan, now + timedelta(seconds=PENDING_S))
+            self._items[token] = (owner, kind, plan, now + PENDING_S)
         return token
 
-    def take(self, token: str, owner: str, now: datetime) -> tuple[str, Plan]:
+    def take(self, token: str, owner: str, now: float) -> tuple[str, Plan]:
         with self._lock:
             item = self._items.pop(token, None)
         if item is None or item[0] != owner or item[3] <= now:

@@ -74,7 +74,7 @@ async def preview(
     if len(data) > MAX_UPLOAD:
         raise BadInput("file is larger than 5 MB")
     plan = await change(lambda: plan_for(ledgers(g), g.core.lists, kind, data, name))
-    token = waiting.put(session.name, kind, plan, g.core.clock.now())
+    token = waiting.put(session.name, kind, plan, g.core.clock.monotonic_ns() / 1e9)
     counts = plan.diff.counts()
     return render(
         g, request, "community_imports.html", session, plan=counts, token=token, layout=plan.layout
@@ -88,7 +88,7 @@ async def apply(
     led, lists = ledgers(g), g.core.lists
 
     def apply_plan() -> None:
-        kind, plan = waiting.take(token[:64], session.name, g.core.clock.now())
+        kind, plan = waiting.take(token[:64], session.name, g.core.clock.monotonic_ns() / 1e9)
         note(request, kind=kind)
         if isinstance(plan, ImportPlan):
             led.compound.apply(plan, session.name)
