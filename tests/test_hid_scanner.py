@@ -367,3 +367,30 @@ def test_kiosk_run_warns_of_a_fake_keyboard_scanner_as_of_any_emulator():
 
     config = parse_config({"readers": {"sources": [{"type": "fake_hid"}]}})
     assert "readers.sources[0]" in emulated_devices(config)
+
+
+def test_the_demo_types_its_codes_into_a_configured_fake_keyboard_scanner(tmp_path, clock):
+    from checkpoint.app import build_core
+    from checkpoint.demo import code_sink
+
+    config = parse_config({"readers": {"sources": [{"type": "fake_hid", "name": "hid"}]}})
+    core = build_core(config, tmp_path / "data", clock)
+    [reader] = core.devices.readers
+    assert isinstance(reader, FakeHidReader)
+    handed: list[tuple[str, str | None, str]] = []
+    core.runner.submit_code = lambda text, direction, source: handed.append(
+        (text, direction, source)
+    )
+    codes: queue.Queue = queue.Queue()
+    reader.start(codes.put)
+    try:
+        sink = code_sink(core)
+        sink(PASS, None)
+        code = codes.get(timeout=WAIT_S)
+        assert (code.text, code.source) == (PASS, "hid")
+        sink("KP1:通行", "in")  # no US key types it: handed over as the console would
+        assert handed == [("KP1:通行", "in", "demo")]
+    finally:
+        reader.stop()
+        reader.fake.close()
+        core.close()
