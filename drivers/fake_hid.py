@@ -22,6 +22,7 @@ import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from secrets import token_hex
 
 from drivers.hid_scanner import (
     DEFAULT_RECONNECT,
@@ -36,6 +37,7 @@ from drivers.hid_scanner import (
 from kiosk.backoff import Backoff
 from kiosk.clock import Clock
 from kiosk.config.readers import DecoderConfig, HidEndKey
+from kiosk.devices import CodeSink
 
 EV_SYN = 0x00
 SYN_REPORT = 0
@@ -52,11 +54,12 @@ class FakeHidScanner:
         *,
         long_bytes: int = NATIVE_LONG_BYTES,
         end_key: str = "enter",
+        plugged: bool = True,
     ) -> None:
-        self._tmp = None
+        # Without a folder, one of our own is made at the first plug, removed by ``close()``.
+        self._own_dir: Path | None = None
         if link_dir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="fake-hid-")
-            link_dir = self._tmp.name
+            link_dir = self._own_dir = Path(tempfile.gettempdir()) / f"fake-hid-{token_hex(8)}"
         self.node = str(Path(link_dir) / NODE_NAME)
         self.end_key = end_key
         self._event = event_struct(long_bytes)
@@ -67,7 +70,8 @@ class FakeHidScanner:
         self.holders: set[int] = set()
         self.grabs: list[tuple[int, bool]] = []
         self._held_elsewhere = False
-        self.replug()
+        if plugged:
+            self.replug()
 
     # -- plugging ------------------------------------------------------------------------
     def replug(self) -> None:
@@ -75,6 +79,8 @@ class FakeHidScanner:
         with self._lock:
             if self._fd is not None:
                 return
+            if self._own_dir is not None:
+                self._own_dir.mkdir(mode=0o700, exist_ok=True)
             hidden = f"{self.node}.{os.getpid()}.new"
             os.mkfifo(hidden, 0o600)
             # O_RDWR never blocks on a FIFO: the node is readable the moment it appears.
@@ -97,9 +103,9 @@ class FakeHidScanner:
 
     def close(self) -> None:
         self.unplug()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        if self._own_dir is not None:
+            with contextlib.suppress(OSError):
+                self._own_dir.rmdir()
 
     def __enter__(self) -> FakeHidScanner:
         return self
@@ -194,7 +200,8 @@ class FakeHidReader(HidScanner):
         reconnect: Backoff = DEFAULT_RECONNECT,
     ) -> None:
         ends = list(end_keys)
-        self.fake = FakeHidScanner(end_key=ends[0])
+        # Plugged in when the reader starts: building the devices does no I/O.
+        self.fake = FakeHidScanner(end_key=ends[0], plugged=False)
         super().__init__(
             self.fake.node,
             clock,
@@ -204,3 +211,11 @@ class FakeHidReader(HidScanner):
             grab=self.fake.grab,
             reconnect=reconnect,
         )
+
+    def start(self, sink: CodeSink) -> None:
+        self.fake.replug()
+        super().start(sink)
+
+    def stop(self) -> None:
+        super().stop()
+        self.fake.close()

@@ -302,6 +302,7 @@ def test_hid_sources_are_configured_and_built(clock):
     real, demo = build_readers(config.readers, clock)
     assert isinstance(real, HidScanner) and real.device == "/dev/input/by-id/usb-S-event-kbd"
     assert isinstance(demo, FakeHidReader)
+    assert not os.path.lexists(demo.fake.node)  # building the devices does no I/O
     codes: queue.Queue = queue.Queue()
     demo.start(codes.put)
     try:
@@ -310,7 +311,7 @@ def test_hid_sources_are_configured_and_built(clock):
         assert (codes.get(timeout=WAIT_S).text, demo.fake.grabbed) == (PASS, True)
     finally:
         demo.stop()
-        demo.fake.close()
+    assert not os.path.lexists(os.path.dirname(demo.fake.node))  # nothing left behind
 
 
 @pytest.mark.parametrize(
@@ -392,5 +393,4 @@ def test_the_demo_types_its_codes_into_a_configured_fake_keyboard_scanner(tmp_pa
         assert handed == [("KP1:通行", "in", "demo")]
     finally:
         reader.stop()
-        reader.fake.close()
         core.close()
