@@ -348,9 +348,11 @@ class HidScanner:
         self.keys.reset()
         size = self._event.size
         held = b""
+        # poll, not select: a busy daemon reopens the node on a descriptor past 1024.
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
         while not self._worker.stopping.is_set():
-            ready, _, _ = select.select([fd], [], [], 0.1)
-            if not ready:
+            if not poller.poll(100):
                 self._expire_partial()
                 continue
             try:

@@ -394,3 +394,30 @@ def test_the_demo_types_its_codes_into_a_configured_fake_keyboard_scanner(tmp_pa
     finally:
         reader.stop()
         core.close()
+
+
+def test_a_scanner_opened_past_descriptor_1024_is_still_read(fake, clock):
+    """A busy daemon (LAN connections: LimitNOFILE=8192) reopens a re-plugged scanner on a
+    descriptor past 1024, which select() cannot wait on."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1100:
+        pytest.skip(f"at most {hard} descriptors here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), hard))
+    filler: list[int] = []
+    try:
+        while not filler or filler[-1] < 1030:
+            filler.append(os.open(os.devnull, os.O_RDONLY))
+        scanner, codes, _ = _scanner(fake, clock)
+        try:
+            _wait(scanner, "ok")
+            assert max(fake.holders) > 1024
+            fake.scan(PASS)
+            assert codes.get(timeout=WAIT_S).text == PASS
+        finally:
+            scanner.stop()
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
