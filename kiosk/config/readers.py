@@ -165,9 +165,10 @@ class HidReaderConfig(HidSource):
     @classmethod
     def _absolute(cls, value: str) -> str:
         if not value.startswith("/"):
+            shown = value if len(value) <= 40 else value[:40] + "…"
             raise ValueError(
-                "should be the scanner's input node, e.g."
-                ' "/dev/input/by-id/usb-SCANNER-event-kbd" (kiosk scanner list)'
+                "should be the scanner's input node, e.g. /dev/input/by-id/usb-SCANNER-event-kbd"
+                f' (ls -l /dev/input/by-id/; got "{shown}")'
             )
         return value
 
