@@ -201,6 +201,11 @@ UNTERMINATED_HINT = (
     " (or add its key to end_keys, docs/wiring.md)"
 )
 
+UNKNOWN_KEYS_HINT = (
+    "codes with keys the US layout has no character for: set the scanner to the US keyboard"
+    " layout, without Alt or Ctrl key codes (docs/wiring.md)"
+)
+
 #: The config's defaults (``reconnect_initial_s``, ``reconnect_max_s``), as the serial reader.
 DEFAULT_RECONNECT = Backoff(base_s=0.5, cap_s=10.0)
 
@@ -242,6 +247,8 @@ class HidScanner:
 
     #: A partial line untouched this long is a line end that never comes.
     UNTERMINATED_AFTER_NS = 500_000_000
+    #: Lines in a row refused as ``unknown_key``: the scanner is set so (``UNKNOWN_KEYS_HINT``).
+    UNKNOWN_IN_A_ROW = 3
     #: Records read at most per read (a code is ~4 records a character).
     READ_RECORDS = 256
 
@@ -273,6 +280,7 @@ class HidScanner:
         self._worker = Worker(f"reader-{name}")
         self._health = Health("absent", "not started", clock.monotonic_ns())
         self._last_key_ns = 0
+        self._unknown_lines = 0  # in a row
         self.connects = 0
         self.faults = StateLog(log, name, clock)
         self.rejections = RejectionLog(log, name, clock)
@@ -378,7 +386,7 @@ class HidScanner:
         line = self.keys.key(code, value)
         if line is None:
             return
-        self._line_ended()
+        self._line_ended(unknown=line.reason == "unknown_key")
         if line.reason == "unknown_key":
             self._rejected(self.pipeline.reject("unknown_key", now_ns))
             return
@@ -406,7 +414,16 @@ class HidScanner:
             self._set_health("degraded", UNTERMINATED_HINT)
             self.faults.fault(UNTERMINATED_HINT)
 
-    def _line_ended(self) -> None:
-        if self._health.state == "degraded" and self._health.detail == UNTERMINATED_HINT:
+    def _line_ended(self, *, unknown: bool) -> None:
+        """A line ended: the scanner sends line ends; and whether every line of late had keys
+        no character is typed by (a scanner in Alt+keypad mode never gets a decision on the
+        screen: the guard sees why on the Devices page), until a line reads."""
+        self._unknown_lines = self._unknown_lines + 1 if unknown else 0
+        if self._unknown_lines >= self.UNKNOWN_IN_A_ROW and self._health.state == "ok":
+            self._set_health("degraded", UNKNOWN_KEYS_HINT)
+            self.faults.fault(UNKNOWN_KEYS_HINT)
+            return
+        hints = (UNTERMINATED_HINT,) if unknown else (UNTERMINATED_HINT, UNKNOWN_KEYS_HINT)
+        if self._health.state == "degraded" and self._health.detail in hints:
             self._set_health("ok", "")
-            self.faults.recovered(f"lines end on {self.device}")
+            self.faults.recovered(f"lines read on {self.device}")

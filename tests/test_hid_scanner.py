@@ -12,12 +12,14 @@ import pytest
 
 from drivers.fake_hid import FakeHidReader, FakeHidScanner
 from drivers.hid_scanner import (
+    EV_KEY,
     KEY_CAPSLOCK,
     KEY_ENTER,
     KEY_KPENTER,
     KEY_LEFTCTRL,
     KEY_LEFTSHIFT,
     KEY_TAB,
+    UNKNOWN_KEYS_HINT,
     HidScanner,
     KeyLine,
     KeyLineDecoder,
@@ -421,3 +423,30 @@ def test_a_scanner_opened_past_descriptor_1024_is_still_read(fake, clock):
         for fd in filler:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_scanner_whose_every_code_has_keys_without_a_character_turns_degraded(fake, clock):
+    """A scanner sending every character as Alt+keypad digits (or another layout's extra
+    key) never gets a decision on the screen: the guard must see why on the Devices page."""
+    scanner, codes, rejected = _scanner(fake, clock)
+    alt_keypad = [(EV_KEY, 56, 1), (EV_KEY, 79, 1), (EV_KEY, 79, 0), (EV_KEY, 56, 0)]
+    try:
+        _wait(scanner, "ok")
+        for _ in range(HidScanner.UNKNOWN_IN_A_ROW - 1):
+            fake.send_events(alt_keypad)
+            fake.press(KEY_ENTER)
+        fake.scan(PASS)  # a good line between: not a scanner set wrong
+        assert codes.get(timeout=WAIT_S).text == PASS
+        assert scanner.health().state == "ok"
+        for _ in range(HidScanner.UNKNOWN_IN_A_ROW):
+            fake.send_events(alt_keypad)
+            fake.press(KEY_ENTER)
+        _wait(scanner, "degraded", UNKNOWN_KEYS_HINT)
+        fake.scan(OTHER)
+        assert codes.get(timeout=WAIT_S).text == OTHER
+        _wait(scanner, "ok")
+        assert [r.reason for r in rejected].count(
+            "unknown_key"
+        ) == 2 * HidScanner.UNKNOWN_IN_A_ROW - 1
+    finally:
+        scanner.stop()

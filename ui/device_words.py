@@ -168,6 +168,11 @@ FORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"data without a line end: set the module to end each code with CR "
             r"\((?P<setup>kiosk scanner setup), (?P<doc>docs/\S+)\)",
         ),
+        (
+            "hid_unknown_keys",
+            r"codes with keys the US layout has no character for: set the scanner to the US "
+            r"keyboard layout, without Alt or Ctrl key codes \((?P<doc>docs/\S+)\)",
+        ),
         ("log_closed", r"event log is not open"),
         ("write_failed", r"last write failed: (?P<err>.+)"),
         ("read_only", r"the file system is read-only: nothing can be recorded"),
