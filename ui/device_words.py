@@ -170,8 +170,9 @@ FORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         (
             "hid_unknown_keys",
-            r"codes with keys the US layout has no character for: set the scanner to the US "
-            r"keyboard layout, without Alt or Ctrl key codes \((?P<doc>docs/\S+)\)",
+            r"codes with keys the (?P<layout>US) layout has no character for: set the scanner to "
+            r"the US keyboard layout, without (?P<alt>Alt) or (?P<ctrl>Ctrl) key codes "
+            r"\((?P<doc>docs/\S+)\)",
         ),
         ("log_closed", r"event log is not open"),
         ("write_failed", r"last write failed: (?P<err>.+)"),
