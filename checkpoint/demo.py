@@ -17,6 +17,7 @@ import contextlib
 import logging
 import secrets
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from checkpoint.replay import (
     play_realtime,
 )
 from drivers.clocksync import system_clock
+from drivers.fake_hid import FakeHidReader
 from kiosk.accounts import hash_password
 from kiosk.bus import EventBus
 from kiosk.clock import Clock, ShiftedClock
@@ -87,11 +89,34 @@ def device_target(core: Core, store_switch: StoreSwitch | None = None) -> Device
         store_switch=store_switch,
         list_store=core.lists,
         timezone=core.config.site.timezone,
-        code_sink=lambda text, direction: runner.submit_code(text, direction, source="demo"),
+        code_sink=code_sink(core),
         on_direction=runner.select_direction,
         on_manual=lambda **kw: runner.manual_threadsafe(**kw),
         on_clock_jump=clock.jump if isinstance(clock, ShiftedClock) else None,
     )
+
+
+def code_sink(core: Core) -> Callable[[str, str | None], None]:
+    """Where the demo hands a code no camera shows: typed into a fake keyboard-mode scanner
+    when the config has one (``type = "fake_hid"``: key events through the real driver), else
+    straight to the runner, as the guard console hands one over."""
+    runner = core.runner
+
+    def submit(text: str, direction: str | None) -> None:
+        runner.submit_code(text, direction, source="demo")
+
+    fakes = [r.fake for r in core.devices.readers if isinstance(r, FakeHidReader)]
+    if not fakes:
+        return submit
+    fake = fakes[0]
+
+    def typed(text: str, direction: str | None) -> None:
+        try:
+            fake.scan(text)
+        except ValueError:  # no US key types it (a forged pass in Chinese)
+            submit(text, direction)
+
+    return typed
 
 
 async def start_demo(

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from drivers.camera import CameraReader
 from kiosk.bus import EventBus, Subscription
 from kiosk.clock import FakeClock
-from kiosk.config.readers import SerialReaderConfig
+from kiosk.config.readers import CaptureSource, FakeCameraReaderConfig
 from kiosk.core import Core
 from kiosk.crossing import Crossing, Outcome
 from kiosk.devices import CodeRead, DeviceFault, Gate
@@ -225,5 +225,7 @@ class VirtualKiosk:
 
     def _camera_fps(self) -> float:
         sources = self.core.config.readers.sources
-        rates = [src.fps for src in sources if not isinstance(src, SerialReaderConfig)]
+        rates = [
+            src.fps for src in sources if isinstance(src, CaptureSource | FakeCameraReaderConfig)
+        ]
         return max(rates, default=15.0)

@@ -29,7 +29,8 @@ CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 class Rejection:
     """A decoded payload that did not reach the engine, and why (no payload content kept)."""
 
-    reason: str  # empty | oversized | not_utf8 | control_chars | bad_frame | unterminated
+    #: empty | oversized | not_utf8 | control_chars | bad_frame | unterminated | unknown_key
+    reason: str
     source: str
     mono_ns: int
     length: int = 0
@@ -174,17 +175,32 @@ class SerialLinePipeline:
         if chunk:
             self._last_byte_ns = mono_ns
         for line in self.assembler.feed(chunk):
-            if line is None:
-                rejected.append(Rejection("oversized", self.source, mono_ns))
-                continue
-            text, reason = check_payload(line, self.cfg.max_payload_chars)
-            if text is None:
-                rejected.append(Rejection(reason or "?", self.source, mono_ns, len(line)))
-                continue
-            if self._holdoff.admit(text, mono_ns):
-                codes.append(CodeRead(text, self.source, mono_ns, 0.0))
-        self.stats.codes += len(codes)
-        self.stats.rejected += len(rejected)
-        if rejected:
-            self.stats.last_rejection = rejected[-1].reason
+            code, rejection = self.line(line, mono_ns)
+            if code is not None:
+                codes.append(code)
+            if rejection is not None:
+                rejected.append(rejection)
         return codes, rejected
+
+    def line(self, line: bytes | None, mono_ns: int) -> tuple[CodeRead | None, Rejection | None]:
+        """One complete line (``None``: one dropped as ``oversized``) through hygiene and
+        hold-off: a code to submit, a rejection, or neither (held off). A keyboard-mode
+        scanner's lines (``drivers.hid_scanner``) come in here too."""
+        if line is None:
+            return None, self._reject(Rejection("oversized", self.source, mono_ns))
+        text, reason = check_payload(line, self.cfg.max_payload_chars)
+        if text is None:
+            return None, self._reject(Rejection(reason or "?", self.source, mono_ns, len(line)))
+        if not self._holdoff.admit(text, mono_ns):
+            return None, None
+        self.stats.codes += 1
+        return CodeRead(text, self.source, mono_ns, 0.0), None
+
+    def reject(self, reason: str, mono_ns: int, length: int = 0) -> Rejection:
+        """A line refused before hygiene (a key no layout maps), counted like the others."""
+        return self._reject(Rejection(reason, self.source, mono_ns, length))
+
+    def _reject(self, rejection: Rejection) -> Rejection:
+        self.stats.rejected += 1
+        self.stats.last_rejection = rejection.reason
+        return rejection

@@ -1,4 +1,5 @@
-"""Build the configured code readers: cameras, CSI cameras, serial scanners, fakes.
+"""Build the configured code readers: cameras, CSI cameras, serial and keyboard-mode
+scanners, fakes.
 
 Each camera-type source gets its own ``FramePipeline`` (the gate and hold-off are per
 source); the decoder is shared, both backends being stateless per call. Several sources run
@@ -18,13 +19,16 @@ from kiosk.config.readers import (
     CameraReaderConfig,
     ExposureConfig,
     FakeCameraReaderConfig,
+    FakeHidReaderConfig,
     FocusConfig,
+    HidReaderConfig,
     PiCameraReaderConfig,
     ReadersSection,
     SerialReaderConfig,
 )
 from kiosk.devices import CodeReader
 
+from .hid_scanner import HidScanner
 from .serial_scanner import SerialScanner
 
 if TYPE_CHECKING:
@@ -53,6 +57,9 @@ def build_readers(cfg: ReadersSection, clock: Clock) -> list[CodeReader]:
                     reconnect=Backoff(src.reconnect_initial_s, src.reconnect_max_s),
                 )
             )
+            continue
+        if isinstance(src, HidReaderConfig | FakeHidReaderConfig):
+            readers.append(_hid_reader(src, cfg, clock))
             continue
         from .camera import CameraReader, UsbCamera
         from .decoders import build_decoder
@@ -87,6 +94,28 @@ def build_readers(cfg: ReadersSection, clock: Clock) -> list[CodeReader]:
             CameraReader(source, pipeline, clock, name=src.name, watchdog=src.watchdog, fps=src.fps)
         )
     return readers
+
+
+def _hid_reader(
+    src: HidReaderConfig | FakeHidReaderConfig, cfg: ReadersSection, clock: Clock
+) -> CodeReader:
+    """A keyboard-mode scanner; the fake one types into a FIFO the same driver reads."""
+    reconnect = Backoff(src.reconnect_initial_s, src.reconnect_max_s)
+    if isinstance(src, FakeHidReaderConfig):
+        from .fake_hid import FakeHidReader
+
+        return FakeHidReader(
+            clock, name=src.name, decoder_cfg=cfg.decoder, end_keys=src.end_keys,
+            reconnect=reconnect,
+        )  # fmt: skip
+    return HidScanner(
+        src.device,
+        clock,
+        name=src.name,
+        decoder_cfg=cfg.decoder,
+        end_keys=src.end_keys,
+        reconnect=reconnect,
+    )
 
 
 class _Capture(TypedDict):

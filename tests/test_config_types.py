@@ -207,3 +207,17 @@ def test_an_empty_address_path_or_name_is_an_error_not_everywhere_or_here(toml, 
     """``host = ""`` bound the kiosk's web server to every interface, the opposite of the
     loopback default; an empty images path played the working directory."""
     assert f"{key}: should not be empty" in problems_of(toml)
+
+
+def test_the_examples_commented_keyboard_scanner_loads_beside_its_camera(tmp_path):
+    """The example's commented `hid` source, uncommented as an installer would, is a config
+    the kiosk takes (node path and all)."""
+    text = (ROOT / "systemd" / "kiosk.toml.example").read_text()
+    start = text.index('#   type = "hid"') - len("#   [[readers.sources]]\n")
+    block = text[start:].split("\n\n")[0].split("\n")
+    hid = [line.removeprefix("#   ") for line in block if line.startswith("#   ")]
+    assert hid[:2] == ["[[readers.sources]]", 'type = "hid"']
+    config = tmp_path / "kiosk.toml"
+    config.write_text(text + "\n" + "\n".join(hid) + "\n")
+    kinds = [s.type for s in load_config(config).readers.sources]
+    assert kinds == ["camera", "hid"]

@@ -147,3 +147,25 @@ def test_the_devices_page_on_the_simulated_kiosk_has_no_english_in_chinese(guard
     assert not words, cells
     rows = guard_client.get("/guard/api/health?lang=zh-CN").json()["rows"]
     assert "尚未读数" in [r["detail"] for r in rows]
+
+
+def test_the_keyboard_scanners_own_words_are_in_a_known_form():
+    import errno
+
+    from drivers.hid_scanner import UNKNOWN_KEYS_HINT, UNTERMINATED_HINT, grab_error, open_error
+
+    node = "/dev/input/by-id/usb-Scanner-event-kbd"
+    texts = [f"{open_error(node, OSError(n, 'x'))}; retry in 2.0 s" for n in
+             (errno.ENOENT, errno.EACCES, errno.EPERM)]  # fmt: skip
+    texts += [grab_error(node, OSError(n, "x")) for n in (errno.EBUSY, errno.ENOTTY)]
+    texts += [f"scanner lost: {node} is gone (unplugged); reconnecting", UNTERMINATED_HINT]
+    texts += [UNKNOWN_KEYS_HINT]
+    kept = re.compile(
+        KEPT.pattern + r"|input|DeviceAllow=char-input|kiosk\.service|evtest --grab"
+        r"|sudo \./scripts/install|/dev/input/by-id/\S*|Enter|end_keys|US|Alt|Ctrl"
+    )
+    for text in texts:
+        shown = detail_of(text, "zh-CN")
+        assert node in shown or "docs/wiring.md" in shown, text
+        assert not re.search(r"[A-Za-z]{2,}", kept.sub("", shown)), (text, shown)
+        assert detail_of(text, "en") == text

@@ -51,7 +51,7 @@ STEPS = [
     "enable",
     "start",
 ]
-KIOSK_GROUPS = ("i2c", "video", "dialout", "gpio")
+KIOSK_GROUPS = ("i2c", "video", "dialout", "gpio", "input")
 OFFLINE_PIP = "--no-deps --no-index --no-build-isolation"
 HOST_UNITS = Path("/lib/systemd/system")
 
@@ -208,8 +208,10 @@ def test_dry_run_prints_every_step_and_writes_nothing(plain):
 
     out = proc.stdout
     # The kiosk user with exactly the device groups; only the groups this OS lacks are made.
-    assert re.search(r"useradd --system .*--groups i2c,video,dialout,gpio kiosk", out)
+    assert re.search(r"useradd --system .*--groups i2c,video,dialout,gpio,input kiosk", out)
     assert re.search(r"groupadd --system --prefix \S+ i2c", out)
+    # input: a keyboard-mode scanner's /dev/input/event* (readers type "hid").
+    assert re.search(r"groupadd --system --prefix \S+ input", out)
     assert re.search(r"groupadd --system --prefix \S+ gpio", out)
     assert "[groups] ok: group video exists" in out
     assert "[groups] ok: group dialout exists" in out

@@ -57,6 +57,12 @@ def test_a_serial_scanner_gate_never_loads_opencv_numpy_or_a_decoder(tmp_path):
 
 
 @pytest.mark.slow  # a fresh interpreter per case
+def test_a_keyboard_mode_scanner_gate_never_loads_them_either(tmp_path):
+    hid = '{"type": "hid", "device": "/dev/input/kiosk-test-no-such-node", "name": "scanner"}'
+    assert _loaded_by_a_gate_with(hid, tmp_path) == set()
+
+
+@pytest.mark.slow  # a fresh interpreter per case
 def test_a_camera_gate_still_loads_them(tmp_path):
     camera = '{"type": "fake_camera", "name": "cam"}'
     loaded = _loaded_by_a_gate_with(camera, tmp_path)

@@ -28,8 +28,10 @@ import pytest
 from drivers.camera import CameraReader
 from drivers.decoders import build_decoder
 from drivers.fake_camera import FakeCamera
+from drivers.fake_hid import FakeHidScanner
 from drivers.fake_serial import FakeGM65
 from drivers.gate import SerialRelayGate, lcus_frame
+from drivers.hid_scanner import HidScanner
 from drivers.mlx90614 import Mlx90614, Smbus2Transport
 from drivers.mlx90614_emulator import EmulatedSMBus, Mlx90614Emulator
 from drivers.pipeline import FramePipeline
@@ -256,6 +258,41 @@ def test_scanner_unplugged_and_replugged_100_times_keeps_one_port_and_one_thread
         finally:
             scanner.stop()
     assert not [t.name for t in threading.enumerate() if t.name == "reader-gm65"]
+
+
+# -- the keyboard-mode scanner -------------------------------------------------------------
+
+
+@pytest.mark.slow  # a FIFO and the driver's reconnect thread, in real time
+def test_keyboard_scanner_unplugged_mid_code_and_replugged_keeps_one_node_and_one_thread(
+    tmp_path: Path, clock
+):
+    with FakeHidScanner(tmp_path) as fake:
+        scanner = HidScanner(
+            fake.node,
+            clock,
+            name="hid",
+            grab=fake.grab,
+            reconnect=Backoff(base_s=0.005, cap_s=0.01),
+        )
+        scanner.start(lambda _code: None)
+        try:
+            _until(lambda: scanner.health().state == "ok")
+
+            def unplug_and_replug() -> None:
+                connects = scanner.connects
+                fake.type_text("KP1:HALF")
+                fake.unplug()
+                _until(lambda: scanner.health().state == "fault")
+                fake.replug()
+                _until(lambda: scanner.connects > connects and scanner.health().state == "ok")
+
+            fds, threads, _ = soak(50, unplug_and_replug)
+            assert fds == 0 and threads == []
+            assert len(fake.holders) == 1  # the grab of the node open now, no other
+        finally:
+            scanner.stop()
+    assert not [t.name for t in threading.enumerate() if t.name == "reader-hid"]
 
 
 class WedgedCamera:

@@ -163,6 +163,9 @@ def test_daemon_hardening_keeps_the_devices_visible():
     allowed = {v.split()[0] for v in values(unit, "Service", "DeviceAllow")}
     for needed in ("char-i2c", "char-ttyUSB", "char-ttyACM", "char-video4linux", "char-gpiochip"):
         assert needed in allowed
+    # A keyboard-mode scanner's /dev/input/event* (major 13, "input"): read and grabbed, never
+    # written (a write would type into the device: its LEDs).
+    assert "char-input r" in values(unit, "Service", "DeviceAllow")
     assert one(unit, "Service", "CapabilityBoundingSet") == ""
 
 

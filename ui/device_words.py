@@ -118,6 +118,38 @@ FORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"streaming from it\?\); (?P<cmd>v4l2-ctl --list-devices) names each camera's "
             r"capture node",
         ),
+        (
+            "hid_missing",
+            r"cannot open (?P<what>\S+): no such device \(scanner unplugged\? (?P<cmd>ls "
+            r"/dev/input/by-id/)\)",
+        ),
+        (
+            "hid_denied",
+            r"cannot open (?P<what>\S+): permission denied \(the (?P<user>kiosk) user needs the "
+            r"group (?P<group>input): (?P<cmd>sudo \./scripts/install)\)",
+        ),
+        (
+            "hid_blocked",
+            r"cannot open (?P<what>\S+): blocked by the service's device policy \((?P<setting>"
+            r"DeviceAllow=char-input) in (?P<unit>kiosk\.service)\)",
+        ),
+        (
+            "hid_busy",
+            r"cannot grab (?P<what>\S+): another program holds it \(a second (?P<svc>kiosk) "
+            r"service, or (?P<cmd>evtest --grab)\?\)",
+        ),
+        (
+            "hid_not_evdev",
+            r"cannot grab (?P<what>\S+): not an input event device \(name its (?P<node>"
+            r"/dev/input/by-id/\.\.\.-event-kbd) node\)",
+        ),
+        ("hid_grab", r"cannot grab (?P<what>\S+): (?P<err>.+)"),
+        ("hid_gone", r"(?P<what>\S+) is gone \(unplugged\)"),
+        (
+            "hid_unterminated",
+            r"keys without a line end: set the scanner to end each code with (?P<end>Enter) "
+            r"\(or add its key to (?P<setting>end_keys), (?P<doc>docs/\S+)\)",
+        ),
         ("cannot_open", r"cannot open (?P<what>\S+): (?P<err>.+)"),
         (
             "i2c_too_fast",
@@ -125,7 +157,7 @@ FORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"less: set (?P<setting>dtparam=i2c_arm_baudrate=100000) in (?P<file>/boot/firmware/"
             r"config\.txt) and reboot \((?P<doc>docs/\S+)\)",
         ),
-        ("scanner_lost", r"scanner lost: (?P<err>.+)"),
+        ("scanner_lost", r"scanner lost: (?P<inner>.+)"),
         (
             "no_ack",
             r"module does not acknowledge triggers \((?P<n>\d+) unanswered\): keyboard mode, "
@@ -135,6 +167,12 @@ FORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             "unterminated",
             r"data without a line end: set the module to end each code with CR "
             r"\((?P<setup>kiosk scanner setup), (?P<doc>docs/\S+)\)",
+        ),
+        (
+            "hid_unknown_keys",
+            r"codes with keys the (?P<layout>US) layout has no character for: set the scanner to "
+            r"the US keyboard layout, without (?P<alt>Alt) or (?P<ctrl>Ctrl) key codes "
+            r"\((?P<doc>docs/\S+)\)",
         ),
         ("log_closed", r"event log is not open"),
         ("write_failed", r"last write failed: (?P<err>.+)"),

@@ -295,7 +295,7 @@ def emulated_devices(config: KioskConfig) -> list[str]:
         found += [
             f"readers.sources[{i}]"
             for i, source in enumerate(config.readers.sources)
-            if source.type == "fake_camera"
+            if source.type in ("fake_camera", "fake_hid")
         ]
     return found
 

@@ -24,7 +24,7 @@ from .fleet import FleetSection, token_problem
 from .gate import GateSection, SerialRelayConfig
 from .policy import PolicySection
 from .problems import validation_problems
-from .readers import ReadersSection, SerialReaderConfig
+from .readers import HidReaderConfig, ReadersSection, SerialReaderConfig
 from .site import SiteConfig
 from .store import StoreSection
 from .thermometer import ThermometerSection
@@ -109,6 +109,23 @@ class KioskConfig(Section):
                     " the relay) needs its own port (ls -l /dev/serial/by-id/, docs/wiring.md)"
                 )
             first[port] = where
+        return self
+
+    @model_validator(mode="after")
+    def _one_reader_per_input_node(self) -> KioskConfig:
+        # Each keyboard-mode scanner takes its node for itself: a second source on the same
+        # node could never open it (a fault blaming "another program").
+        first: dict[str, int] = {}
+        for i, source in enumerate(self.readers.sources):
+            if not isinstance(source, HidReaderConfig):
+                continue
+            if source.device in first:
+                raise ValueError(
+                    f"readers.sources[{i}].device: {source.device} is"
+                    f" readers.sources[{first[source.device]}].device too; a scanner is read"
+                    " by one source (ls -l /dev/input/by-id/, docs/readers.md)"
+                )
+            first[source.device] = i
         return self
 
     @model_validator(mode="after")

@@ -56,6 +56,8 @@ _UNION_TAGS = {
     "camera",
     "picamera",
     "serial",
+    "hid",
+    "fake_hid",
     "fake_camera",
     "serial_relay",
     "gpio",

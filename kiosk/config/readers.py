@@ -135,6 +135,50 @@ class SerialReaderConfig(ReaderSource):
     """Cap of the doubling wait between reopen attempts."""
 
 
+HidEndKey = Literal["enter", "kpenter", "tab"]
+"""A key that ends a code typed by a keyboard-mode scanner."""
+
+
+class HidSource(ReaderSource):
+    """What a keyboard-mode scanner source has: the keys that end a code, the reopen wait."""
+
+    end_keys: list[HidEndKey] = Field(
+        default_factory=lambda: list[HidEndKey](["enter", "kpenter"]), min_length=1, max_length=3
+    )
+    """Keys that end a code: enter, kpenter (keypad Enter), tab. Any other of them inside a
+    code is refused as a control character."""
+    reconnect_initial_s: float = Field(0.5, ge=0.01, le=30)
+    """First wait before reopening an unplugged scanner."""
+    reconnect_max_s: float = Field(10.0, ge=0.05, le=300)
+    """Cap of the doubling wait between reopen attempts."""
+
+
+class HidReaderConfig(HidSource):
+    type: Literal["hid"] = "hid"
+    name: SourceName = "scanner"
+    """Tag put on every code."""
+    device: DevicePort
+    """The scanner's input event node: /dev/input/by-id/usb-...-event-kbd (stable across
+    re-plugging; `kiosk scanner list` shows them). Taken for the kiosk alone while it runs."""
+
+    @field_validator("device")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            shown = value if len(value) <= 40 else value[:40] + "…"
+            raise ValueError(
+                "should be the scanner's input node, e.g. /dev/input/by-id/usb-SCANNER-event-kbd"
+                f' (ls -l /dev/input/by-id/; got "{shown}")'
+            )
+        return value
+
+
+class FakeHidReaderConfig(HidSource):
+    type: Literal["fake_hid"] = "fake_hid"
+    name: SourceName = "scanner"
+    """Tag put on every code."""
+
+
 class FakeCameraReaderConfig(ReaderSource):
     type: Literal["fake_camera"] = "fake_camera"
     name: SourceName = "camera"
@@ -151,7 +195,12 @@ class FakeCameraReaderConfig(ReaderSource):
 
 
 ReaderConfig = Annotated[
-    CameraReaderConfig | PiCameraReaderConfig | SerialReaderConfig | FakeCameraReaderConfig,
+    CameraReaderConfig
+    | PiCameraReaderConfig
+    | SerialReaderConfig
+    | HidReaderConfig
+    | FakeHidReaderConfig
+    | FakeCameraReaderConfig,
     Field(discriminator="type"),
 ]
 
@@ -176,7 +225,7 @@ class ReadersSection(Section):
     sources: list[ReaderConfig] = Field(
         default_factory=lambda: list[ReaderConfig]([FakeCameraReaderConfig()]), max_length=4
     )
-    """Code sources; several may run at once (camera and serial)."""
+    """Code sources; several may run at once (camera, serial and keyboard-mode scanners)."""
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
     """Decoder backend and the frame pipeline shared by camera-type sources."""
 

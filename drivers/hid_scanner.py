@@ -1,0 +1,429 @@
+"""A QR scanner in USB keyboard mode (HID), read from its Linux evdev node, never typed.
+
+Most handheld scanners (and a GM65 on USB out of the box) enumerate as a USB keyboard: left
+alone, each code is typed into whatever has focus (the kiosk screen, a guard's console) and
+never reaches the decision loop. This driver opens the scanner's event node (use the stable
+``/dev/input/by-id/usb-...-event-kbd``; ``/dev/input/eventN`` numbers change with the order
+devices appear), takes it for itself with the ``EVIOCGRAB`` ioctl so no keystroke reaches any
+other program, and turns the key events back into the code's text.
+
+Records are the kernel's ``struct input_event``: a ``struct timeval`` (two ``long``), then
+``__u16 type``, ``__u16 code``, ``__s32 value``: 24 bytes for a 64-bit process, 16 for a 32-bit
+one (armhf Raspberry Pi OS, even on a 64-bit kernel: the kernel writes the reader's layout).
+The size follows this interpreter's ``long`` (``NATIVE_LONG_BYTES``).
+
+Keys are read with the US layout, the scanners' factory default: a scanner set to another
+layout (German, French) types other keys for the same character, so a code comes out with
+swapped letters (QWERTZ: y and z) or with keys this table lacks; the first fails the pass's
+signature (``pass_malformed``/``pass_bad_signature``), the second is refused here as
+``unknown_key``: set the scanner to the US layout (docs/wiring.md). Only key presses count:
+autorepeat (value 2: the host took a delayed release for a held key) is not something the
+scanner typed, and a key pressed while Ctrl, Alt or AltGr is held, or a key not in the table,
+makes its whole line ``unknown_key``: the text is never guessed or repaired. A line ends at a
+key of ``end_keys`` (Enter; keypad Enter and Tab as configured) and then takes the serial
+scanners' path (``SerialLinePipeline.line``): the same hygiene, hold-off and rejections.
+
+Standard library only (``os``, ``fcntl``, ``struct``, ``select``): python-evdev would be a C
+extension to build on the Pi for the three calls used here.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import select
+import struct
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from drivers.codes import Rejection, SerialLinePipeline
+from drivers.faultlog import RejectionLog, StateLog, describe
+from drivers.worker import Worker
+from kiosk.backoff import Backoff
+from kiosk.clock import Clock
+from kiosk.config.readers import DecoderConfig, HidEndKey
+from kiosk.devices import CodeSink, Health, HealthState, ReaderFault
+
+log = logging.getLogger(__name__)
+
+#: linux/input-event-codes.h
+EV_KEY = 0x01
+KEY_TAB = 15
+KEY_ENTER = 28
+KEY_LEFTCTRL = 29
+KEY_LEFTSHIFT = 42
+KEY_RIGHTSHIFT = 54
+KEY_LEFTALT = 56
+KEY_CAPSLOCK = 58
+KEY_KPENTER = 96
+KEY_RIGHTCTRL = 97
+KEY_RIGHTALT = 100
+KEY_LEFTMETA = 125
+KEY_RIGHTMETA = 126
+#: _IOW('E', 0x90, int): take (1) or release (0) the device for this file descriptor alone.
+EVIOCGRAB = 0x40044590
+
+END_KEY_CODES: dict[str, int] = {"enter": KEY_ENTER, "kpenter": KEY_KPENTER, "tab": KEY_TAB}
+_SHIFTS = frozenset({KEY_LEFTSHIFT, KEY_RIGHTSHIFT})
+#: Held, these make a key mean something else than its character (Ctrl+M, Alt+keypad, AltGr).
+_CHORDS = frozenset({KEY_LEFTCTRL, KEY_RIGHTCTRL, KEY_LEFTALT, KEY_RIGHTALT, KEY_LEFTMETA,
+                     KEY_RIGHTMETA})  # fmt: skip
+
+
+def _us_layout() -> dict[int, tuple[str, str]]:
+    """Key code -> (character, character with Shift) of the US layout."""
+    rows = (
+        (2, "1234567890-=", "!@#$%^&*()_+"),
+        (16, "qwertyuiop[]", "QWERTYUIOP{}"),
+        (30, "asdfghjkl;'`", 'ASDFGHJKL:"~'),
+        (43, "\\zxcvbnm,./", "|ZXCVBNM<>?"),
+    )
+    keys = {code + i: (plain, shifted) for code, plains, shifts in rows
+            for i, (plain, shifted) in enumerate(zip(plains, shifts, strict=True))}  # fmt: skip
+    keys[57] = (" ", " ")  # KEY_SPACE
+    # The keypad (some scanners are set to send digits from it): NumLock is taken as on.
+    keypad = {71: "7", 72: "8", 73: "9", 74: "-", 75: "4", 76: "5", 77: "6", 78: "+", 79: "1",
+              80: "2", 81: "3", 82: "0", 83: ".", 55: "*", 98: "/"}  # fmt: skip
+    keys.update({code: (ch, ch) for code, ch in keypad.items()})
+    # Not a line end here: a character hygiene refuses (control_chars), as on a serial line.
+    keys[KEY_ENTER] = keys[KEY_KPENTER] = ("\r", "\r")
+    keys[KEY_TAB] = ("\t", "\t")
+    return keys
+
+
+US_LAYOUT = _us_layout()
+#: For the fake scanner: the key and whether Shift is held, per character.
+US_KEYS: dict[str, tuple[int, bool]] = {}
+for _code, (_plain, _shifted) in sorted(US_LAYOUT.items(), reverse=True):
+    US_KEYS[_shifted] = (_code, True)
+    US_KEYS[_plain] = (_code, False)
+
+
+def event_struct(long_bytes: int) -> struct.Struct:
+    """``struct input_event`` for a process whose ``long`` has ``long_bytes`` bytes."""
+    if long_bytes == 8:
+        return struct.Struct("=qqHHi")
+    if long_bytes == 4:
+        return struct.Struct("=iiHHi")
+    raise ValueError(f"no input_event layout for a {long_bytes}-byte long")
+
+
+NATIVE_LONG_BYTES = struct.calcsize("l")
+
+
+@dataclass(frozen=True)
+class KeyLine:
+    """What a line end gives: a line (``data``), or a reason it was dropped."""
+
+    data: bytes | None = None
+    reason: str | None = None  # oversized | unknown_key
+
+
+class KeyLineDecoder:
+    """Key events in, typed lines out: US layout, Shift and Caps Lock, bounded per line."""
+
+    def __init__(self, max_chars: int, end_keys: Iterable[str] = ("enter",)) -> None:
+        self._max = max_chars
+        self._ends = frozenset(END_KEY_CODES[k] for k in end_keys)
+        self._buf = bytearray()
+        self._shifts: set[int] = set()
+        self._chords: set[int] = set()
+        self._caps = False
+        self._unknown = False
+        self._oversized = False
+
+    @property
+    def partial(self) -> int:
+        """Keys of a line begun and not yet ended."""
+        return len(self._buf) + self._unknown + self._oversized
+
+    def reset(self) -> None:
+        """Forget a partial line and the keys held (after a reopen they belong to nobody)."""
+        self.drop()
+        self._shifts.clear()
+        self._chords.clear()
+        self._caps = False
+
+    def drop(self) -> None:
+        """Forget a partial line (one whose end never came)."""
+        self._buf.clear()
+        self._unknown = self._oversized = False
+
+    def key(self, code: int, value: int) -> KeyLine | None:
+        """One ``EV_KEY`` event (value 1 press, 0 release, 2 autorepeat); a line at its end."""
+        if code in _SHIFTS or code in _CHORDS:
+            held = self._shifts if code in _SHIFTS else self._chords
+            (held.add if value else held.discard)(code)
+            return None
+        if value != 1:
+            return None
+        if code in self._ends and not self._chords:
+            return self._end()
+        if code == KEY_CAPSLOCK:
+            self._caps = not self._caps
+            return None
+        chars = US_LAYOUT.get(code)
+        if chars is None or self._chords:
+            self._unknown = True
+            return None
+        if self._oversized:
+            return None
+        plain, shifted = chars
+        shift = bool(self._shifts) != (self._caps and plain.isalpha())
+        self._buf += (shifted if shift else plain).encode("ascii")
+        if len(self._buf) > self._max:
+            self._buf.clear()
+            self._oversized = True
+        return None
+
+    def _end(self) -> KeyLine | None:
+        line: KeyLine | None
+        if self._oversized:
+            line = KeyLine(reason="oversized")
+        elif self._unknown:
+            line = KeyLine(reason="unknown_key")
+        else:
+            line = KeyLine(data=bytes(self._buf)) if self._buf else None
+        self.drop()
+        return line
+
+
+def ioctl_grab(fd: int, on: bool) -> None:
+    """Take (or give back) the input device behind ``fd`` for this descriptor alone."""
+    fcntl.ioctl(fd, EVIOCGRAB, 1 if on else 0)
+
+
+UNTERMINATED_HINT = (
+    "keys without a line end: set the scanner to end each code with Enter"
+    " (or add its key to end_keys, docs/wiring.md)"
+)
+
+UNKNOWN_KEYS_HINT = (
+    "codes with keys the US layout has no character for: set the scanner to the US keyboard"
+    " layout, without Alt or Ctrl key codes (docs/wiring.md)"
+)
+
+#: The config's defaults (``reconnect_initial_s``, ``reconnect_max_s``), as the serial reader.
+DEFAULT_RECONNECT = Backoff(base_s=0.5, cap_s=10.0)
+
+
+def open_error(device: str, exc: OSError) -> str:
+    """Why ``device`` cannot be opened, and what fixes it."""
+    if exc.errno == errno.ENOENT:
+        return f"cannot open {device}: no such device (scanner unplugged? ls /dev/input/by-id/)"
+    if exc.errno == errno.EACCES:
+        return (
+            f"cannot open {device}: permission denied (the kiosk user needs the group input:"
+            " sudo ./scripts/install)"
+        )
+    if exc.errno == errno.EPERM:
+        return (
+            f"cannot open {device}: blocked by the service's device policy"
+            " (DeviceAllow=char-input in kiosk.service)"
+        )
+    return f"cannot open {device}: {exc.strerror or describe(exc)}"
+
+
+def grab_error(device: str, exc: OSError) -> str:
+    """Why ``device`` cannot be taken for the kiosk alone, and what fixes it."""
+    if exc.errno == errno.EBUSY:
+        return (
+            f"cannot grab {device}: another program holds it (a second kiosk service,"
+            " or evtest --grab?)"
+        )
+    if exc.errno in (errno.ENOTTY, errno.EINVAL):
+        return (
+            f"cannot grab {device}: not an input event device (name its"
+            " /dev/input/by-id/...-event-kbd node)"
+        )
+    return f"cannot grab {device}: {exc.strerror or describe(exc)}"
+
+
+class HidScanner:
+    """A ``CodeReader`` for a keyboard-mode scanner on an evdev node."""
+
+    #: A partial line untouched this long is a line end that never comes.
+    UNTERMINATED_AFTER_NS = 500_000_000
+    #: Lines in a row refused as ``unknown_key``: the scanner is set so (``UNKNOWN_KEYS_HINT``).
+    UNKNOWN_IN_A_ROW = 3
+    #: Records read at most per read (a code is ~4 records a character).
+    READ_RECORDS = 256
+
+    def __init__(
+        self,
+        device: str,
+        clock: Clock,
+        *,
+        name: str = "scanner",
+        decoder_cfg: DecoderConfig | None = None,
+        end_keys: Iterable[HidEndKey] = ("enter", "kpenter"),
+        reconnect: Backoff = DEFAULT_RECONNECT,
+        grab: Callable[[int, bool], None] = ioctl_grab,
+        read: Callable[[int, int], bytes] = os.read,
+        long_bytes: int = NATIVE_LONG_BYTES,
+        on_rejection: Callable[[Rejection], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.device = device
+        self._clock = clock
+        cfg = decoder_cfg or DecoderConfig()
+        self.pipeline = SerialLinePipeline(cfg, source=name)
+        self.keys = KeyLineDecoder(cfg.max_payload_chars, end_keys)
+        self._reconnect = reconnect
+        self._grab = grab
+        self._read = read
+        self._event = event_struct(long_bytes)
+        self._on_rejection = on_rejection
+        self._worker = Worker(f"reader-{name}")
+        self._health = Health("absent", "not started", clock.monotonic_ns())
+        self._last_key_ns = 0
+        self._unknown_lines = 0  # in a row
+        self.connects = 0
+        self.faults = StateLog(log, name, clock)
+        self.rejections = RejectionLog(log, name, clock)
+        self.health_changed = threading.Event()
+
+    def start(self, sink: CodeSink) -> None:
+        self._worker.start(self._run, sink)
+
+    def stop(self) -> None:
+        self._worker.stop()
+        self._set_health("absent", "stopped")
+
+    def health(self) -> Health:
+        self.faults.settle()
+        return self._health
+
+    def _set_health(self, state: HealthState, detail: str) -> None:
+        self._health = Health(state, detail, self._clock.monotonic_ns())
+        self.health_changed.set()
+
+    def _open(self) -> int:
+        """The node, opened and grabbed; ``ReaderFault`` naming the cause and the fix."""
+        try:
+            fd = os.open(self.device, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            raise ReaderFault(open_error(self.device, exc)) from None
+        try:
+            self._grab(fd, True)
+        except OSError as exc:
+            os.close(fd)
+            raise ReaderFault(grab_error(self.device, exc)) from None
+        return fd
+
+    def _close(self, fd: int) -> None:
+        try:
+            self._grab(fd, False)
+        except OSError:
+            pass  # unplugged: nothing left to release
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+    def _run(self, sink: CodeSink) -> None:
+        failed_opens = 0  # in a row
+        while not self._worker.stopping.is_set():
+            try:
+                fd = self._open()
+            except ReaderFault as exc:
+                wait = self._reconnect.delay(failed_opens)
+                failed_opens += 1
+                self._set_health("fault", f"{exc}; retry in {wait:.1f} s")
+                self.faults.fault(str(exc))
+                if self._worker.stopping.wait(wait):
+                    break
+                continue
+            failed_opens = 0
+            self.connects += 1
+            self._set_health("ok", "")
+            self.faults.recovered(f"connected on {self.device}")
+            try:
+                self._serve(fd, sink)
+            except Exception as exc:  # noqa: BLE001 - never end the reader: a silent gate
+                cause = str(exc) if isinstance(exc, ReaderFault) else describe(exc)
+                self._set_health("fault", f"scanner lost: {cause}; reconnecting")
+                self.faults.fault(f"scanner lost: {cause}")
+                if self._worker.stopping.wait(self._reconnect.delay(0)):
+                    break
+            finally:
+                self._close(fd)
+
+    def _serve(self, fd: int, sink: CodeSink) -> None:
+        self.keys.reset()
+        size = self._event.size
+        held = b""
+        # poll, not select: a busy daemon reopens the node on a descriptor past 1024.
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while not self._worker.stopping.is_set():
+            if not poller.poll(100):
+                self._expire_partial()
+                continue
+            try:
+                data = self._read(fd, size * self.READ_RECORDS)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                if exc.errno == errno.ENODEV:
+                    raise ReaderFault(f"{self.device} is gone (unplugged)") from None
+                raise ReaderFault(describe(exc)) from None
+            if not data:  # end of file: no evdev node does this; the writer is gone
+                raise ReaderFault(f"{self.device} is gone (unplugged)")
+            data = held + data
+            whole = len(data) - len(data) % size
+            held = data[whole:]
+            for _sec, _usec, kind, code, value in self._event.iter_unpack(data[:whole]):
+                if kind == EV_KEY:
+                    self._key(code, value, sink)
+
+    def _key(self, code: int, value: int, sink: CodeSink) -> None:
+        now_ns = self._clock.monotonic_ns()
+        self._last_key_ns = now_ns
+        line = self.keys.key(code, value)
+        if line is None:
+            return
+        self._line_ended(unknown=line.reason == "unknown_key")
+        if line.reason == "unknown_key":
+            self._rejected(self.pipeline.reject("unknown_key", now_ns))
+            return
+        read, rejection = self.pipeline.line(line.data, now_ns)
+        if rejection is not None:
+            self._rejected(rejection)
+        if read is not None:
+            sink(read)
+
+    def _rejected(self, rejection: Rejection) -> None:
+        self.rejections.rejected(rejection.reason)
+        if self._on_rejection is not None:
+            self._on_rejection(rejection)
+
+    def _expire_partial(self) -> None:
+        """A scanner set to send no Enter would otherwise look fine while every code is
+        lost: say so until a line ends."""
+        now_ns = self._clock.monotonic_ns()
+        length = self.keys.partial
+        if not length or now_ns - self._last_key_ns < self.UNTERMINATED_AFTER_NS:
+            return
+        self.keys.drop()
+        self._rejected(self.pipeline.reject("unterminated", now_ns, length))
+        if self._health.state == "ok":
+            self._set_health("degraded", UNTERMINATED_HINT)
+            self.faults.fault(UNTERMINATED_HINT)
+
+    def _line_ended(self, *, unknown: bool) -> None:
+        """A line ended: the scanner sends line ends; and whether every line of late had keys
+        no character is typed by (a scanner in Alt+keypad mode never gets a decision on the
+        screen: the guard sees why on the Devices page), until a line reads."""
+        self._unknown_lines = self._unknown_lines + 1 if unknown else 0
+        if self._unknown_lines >= self.UNKNOWN_IN_A_ROW and self._health.state == "ok":
+            self._set_health("degraded", UNKNOWN_KEYS_HINT)
+            self.faults.fault(UNKNOWN_KEYS_HINT)
+            return
+        hints = (UNTERMINATED_HINT,) if unknown else (UNTERMINATED_HINT, UNKNOWN_KEYS_HINT)
+        if self._health.state == "degraded" and self._health.detail in hints:
+            self._set_health("ok", "")
+            self.faults.recovered(f"lines read on {self.device}")

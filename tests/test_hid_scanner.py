@@ -1,0 +1,452 @@
+"""A keyboard-mode (USB HID) scanner read from its evdev node, against a fake writing real
+``struct input_event`` records into a FIFO."""
+
+from __future__ import annotations
+
+import errno
+import os
+import queue
+import time
+
+import pytest
+
+from drivers.fake_hid import FakeHidReader, FakeHidScanner
+from drivers.hid_scanner import (
+    EV_KEY,
+    KEY_CAPSLOCK,
+    KEY_ENTER,
+    KEY_KPENTER,
+    KEY_LEFTCTRL,
+    KEY_LEFTSHIFT,
+    KEY_TAB,
+    UNKNOWN_KEYS_HINT,
+    HidScanner,
+    KeyLine,
+    KeyLineDecoder,
+    event_struct,
+    grab_error,
+    open_error,
+)
+from drivers.readers import build_readers
+from kiosk.backoff import Backoff
+from kiosk.config import ConfigError, parse_config
+from kiosk.config.readers import DecoderConfig
+from kiosk.devices import CodeReader
+
+PASS = "KP1:6BFOXN*TS0BI$ZD4N9:9S6RCVN5+O30K3/XIV0W23NTDE$VK G2EC0LSV5RF"
+OTHER = "KP1:Q7Y2L1U1:C1B/LGA57J0J2OMWRQ8QV3GE5%M1S*T.4Y6Y-ZC5O0G1*1FMT4E"
+WAIT_S = 5.0  # upper bound for the driver thread; met at once when things work
+KEY_F1 = 59  # in no layout table: no character
+
+
+@pytest.fixture
+def fake(tmp_path):
+    with FakeHidScanner(tmp_path) as scanner:
+        yield scanner
+
+
+def _scanner(fake: FakeHidScanner, clock, **kw) -> tuple[HidScanner, queue.Queue, list]:
+    rejected: list = []
+    kw.setdefault("grab", fake.grab)
+    scanner = HidScanner(
+        fake.node,
+        clock,
+        name="hid",
+        reconnect=Backoff(base_s=0.02, cap_s=0.05),
+        on_rejection=rejected.append,
+        **kw,
+    )
+    codes: queue.Queue = queue.Queue()
+    scanner.start(codes.put)
+    return scanner, codes, rejected
+
+
+def _wait(scanner: HidScanner, state: str, detail: str = "") -> None:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        health = scanner.health()
+        if health.state == state and detail in health.detail:
+            return
+        scanner.health_changed.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+        scanner.health_changed.clear()
+    assert (scanner.health().state, scanner.health().detail) == (state, detail)
+
+
+def _typed(keys: list[tuple[int, int]], **kw) -> list[KeyLine]:
+    decoder = KeyLineDecoder(64, **kw)
+    return [line for code, value in keys if (line := decoder.key(code, value)) is not None]
+
+
+def _tap(code: int) -> list[tuple[int, int]]:
+    return [(code, 1), (code, 0)]
+
+
+# -- the record layout -----------------------------------------------------------------
+
+
+def test_input_event_records_are_24_bytes_on_64_bit_and_16_on_32_bit():
+    assert event_struct(8).size == 24
+    assert event_struct(4).size == 16
+    with pytest.raises(ValueError, match="2-byte long"):
+        event_struct(2)
+
+
+@pytest.mark.parametrize("long_bytes", [8, 4])
+def test_a_code_typed_in_either_record_layout_reaches_the_sink(tmp_path, clock, long_bytes):
+    with FakeHidScanner(tmp_path, long_bytes=long_bytes) as fake:
+        assert fake.record_size == {8: 24, 4: 16}[long_bytes]
+        scanner, codes, rejected = _scanner(fake, clock, long_bytes=long_bytes)
+        try:
+            assert isinstance(scanner, CodeReader)
+            _wait(scanner, "ok")
+            fake.scan(PASS)
+            code = codes.get(timeout=WAIT_S)
+            assert (code.text, code.source, code.mono_ns) == (PASS, "hid", clock.monotonic_ns())
+            assert rejected == []
+        finally:
+            scanner.stop()
+
+
+def test_records_torn_across_reads_are_put_back_together(fake, clock):
+    scanner, codes, _ = _scanner(fake, clock)
+    try:
+        _wait(scanner, "ok")
+        size = fake.record_size
+        whole = bytearray()
+        fake.send_raw = whole.extend  # collect what one scan writes
+        fake.scan("AB1")
+        del fake.send_raw
+        for start in range(0, len(whole), size * 2 + 5):  # never on a record boundary
+            fake.send_raw(bytes(whole[start : start + size * 2 + 5]))
+        assert codes.get(timeout=WAIT_S).text == "AB1"
+    finally:
+        scanner.stop()
+
+
+# -- keys to text ----------------------------------------------------------------------
+
+
+def test_shift_and_caps_lock_give_capitals_and_symbols_of_the_us_layout():
+    keys = [(KEY_LEFTSHIFT, 1), *_tap(30), *_tap(3), (KEY_LEFTSHIFT, 0), *_tap(30), *_tap(3)]
+    keys += [*_tap(KEY_CAPSLOCK), *_tap(48), *_tap(4), (KEY_LEFTSHIFT, 1), *_tap(48)]
+    keys += [(KEY_LEFTSHIFT, 0), *_tap(KEY_ENTER)]
+    assert _typed(keys) == [KeyLine(data=b"A@a2B3b")]
+
+
+def test_autorepeat_is_not_a_key_the_scanner_typed():
+    keys = [(30, 1), (30, 2), (30, 2), (30, 0), *_tap(KEY_ENTER)]
+    assert _typed(keys) == [KeyLine(data=b"a")]
+
+
+def test_a_key_without_a_character_or_a_ctrl_chord_refuses_the_line_never_skips_the_key():
+    assert _typed([*_tap(30), *_tap(KEY_F1), *_tap(31), *_tap(KEY_ENTER)]) == [
+        KeyLine(reason="unknown_key")
+    ]
+    ctrl_m = [(KEY_LEFTCTRL, 1), *_tap(50), (KEY_LEFTCTRL, 0), *_tap(30), *_tap(KEY_ENTER)]
+    assert _typed(ctrl_m) == [KeyLine(reason="unknown_key")]
+    # ... and the next line is read again.
+    assert _typed([*_tap(KEY_F1), *_tap(KEY_ENTER), *_tap(30), *_tap(KEY_ENTER)]) == [
+        KeyLine(reason="unknown_key"),
+        KeyLine(data=b"a"),
+    ]
+
+
+def test_a_line_past_the_maximum_is_dropped_to_its_end_and_said_once():
+    keys = [*(_tap(30) * 65), *(_tap(31) * 10), *_tap(KEY_ENTER), *_tap(32), *_tap(KEY_ENTER)]
+    assert _typed(keys) == [KeyLine(reason="oversized"), KeyLine(data=b"d")]
+
+
+def test_end_keys_are_as_configured_and_any_other_is_a_character_hygiene_refuses():
+    keys = [*_tap(30), *_tap(KEY_TAB), *_tap(31), *_tap(KEY_KPENTER)]
+    assert _typed(keys, end_keys=["kpenter"]) == [KeyLine(data=b"a\ts")]
+    assert _typed(keys, end_keys=["tab"]) == [KeyLine(data=b"a")]
+    assert _typed([*_tap(30), *_tap(KEY_ENTER)], end_keys=["tab"]) == []
+
+
+# -- the driver on the fake ------------------------------------------------------------
+
+
+def test_the_scanner_is_taken_for_the_kiosk_alone_and_given_back_on_stop(fake, clock):
+    scanner, _, _ = _scanner(fake, clock)
+    try:
+        _wait(scanner, "ok")
+        assert fake.grabbed
+    finally:
+        scanner.stop()
+    assert not fake.grabbed
+    assert [on for _, on in fake.grabs] == [True, False]
+    assert scanner.health().state == "absent"
+
+
+def test_autorepeat_shift_and_unknown_keys_on_the_wire(fake, clock):
+    scanner, codes, rejected = _scanner(fake, clock)
+    try:
+        _wait(scanner, "ok")
+        fake.scan(PASS, autorepeat=True)
+        assert codes.get(timeout=WAIT_S).text == PASS
+        fake.type_text("KP1:AB")
+        fake.press(KEY_F1)
+        fake.scan("CD")
+        fake.scan(OTHER)
+        assert codes.get(timeout=WAIT_S).text == OTHER
+        assert [r.reason for r in rejected] == ["unknown_key"]
+        assert scanner.pipeline.stats.rejected == 1
+    finally:
+        scanner.stop()
+
+
+@pytest.mark.parametrize(
+    ("typed", "reason"),
+    [("A" * 513, "oversized"), ("KP1:AB\tCD", "control_chars")],
+)
+def test_lines_are_refused_as_a_serial_scanners_are(fake, clock, typed, reason):
+    scanner, codes, rejected = _scanner(fake, clock, end_keys=["enter"])
+    try:
+        _wait(scanner, "ok")
+        fake.scan(typed)
+        fake.scan(PASS)
+        assert codes.get(timeout=WAIT_S).text == PASS
+        assert [r.reason for r in rejected] == [reason]
+        assert codes.empty()
+    finally:
+        scanner.stop()
+
+
+def test_the_same_code_again_within_the_hold_off_is_one_passage(fake, clock):
+    scanner, codes, _ = _scanner(fake, clock, decoder_cfg=DecoderConfig(holdoff_s=3.0))
+    try:
+        _wait(scanner, "ok")
+        fake.scan(PASS)
+        fake.scan(PASS)
+        fake.scan(OTHER)
+        assert [codes.get(timeout=WAIT_S).text for _ in range(2)] == [PASS, OTHER]
+    finally:
+        scanner.stop()
+
+
+def test_a_scanner_unplugged_mid_code_is_a_fault_and_reads_again_when_back(fake, clock):
+    scanner, codes, rejected = _scanner(fake, clock)
+    try:
+        _wait(scanner, "ok")
+        fake.type_text("KP1:HALF")
+        fake.unplug()
+        _wait(scanner, "fault", f"{fake.node} is gone (unplugged)")
+        _wait(scanner, "fault", "no such device (scanner unplugged? ls /dev/input/by-id/)")
+        fake.replug()
+        _wait(scanner, "ok")
+        assert fake.grabbed
+        fake.scan(PASS)
+        assert codes.get(timeout=WAIT_S).text == PASS  # nothing of the half code glued on
+        assert rejected == [] and scanner.connects == 2
+    finally:
+        scanner.stop()
+
+
+def test_a_read_failing_with_enodev_is_a_fault_naming_the_unplug(fake, clock):
+    def unplugged(fd: int, n: int) -> bytes:
+        raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
+
+    scanner, _, _ = _scanner(fake, clock, read=unplugged)
+    try:
+        fake.press(30)  # something to read
+        _wait(scanner, "fault", f"scanner lost: {fake.node} is gone (unplugged); reconnecting")
+    finally:
+        scanner.stop()
+
+
+def test_a_scanner_another_program_holds_is_a_fault_naming_it_until_let_go(fake, clock):
+    fake.hold_grab()
+    scanner, codes, _ = _scanner(fake, clock)
+    try:
+        _wait(scanner, "fault", "another program holds it (a second kiosk service")
+        fake.hold_grab(False)
+        _wait(scanner, "ok")
+        fake.scan(PASS)
+        assert codes.get(timeout=WAIT_S).text == PASS
+    finally:
+        scanner.stop()
+
+
+def test_open_and_grab_failures_name_the_cause_and_the_fix():
+    node = "/dev/input/by-id/usb-X-event-kbd"
+    denied = open_error(node, OSError(errno.EACCES, "Permission denied"))
+    assert "the kiosk user needs the group input" in denied
+    assert "DeviceAllow=char-input" in open_error(node, OSError(errno.EPERM, "not permitted"))
+    not_evdev = grab_error(node, OSError(errno.ENOTTY, "Inappropriate ioctl"))
+    assert "not an input event device" in not_evdev
+
+
+def test_a_node_that_is_no_input_device_is_refused_by_the_real_grab(tmp_path, clock):
+    plain = tmp_path / "event-kbd"
+    plain.write_bytes(b"")
+    scanner = HidScanner(str(plain), clock, reconnect=Backoff(base_s=0.02, cap_s=0.05))
+    scanner.start(lambda code: None)
+    try:
+        _wait(scanner, "fault", "not an input event device")
+    finally:
+        scanner.stop()
+
+
+# -- config ----------------------------------------------------------------------------
+
+
+def test_hid_sources_are_configured_and_built(clock):
+    config = parse_config(
+        {
+            "readers": {
+                "sources": [
+                    {"type": "hid", "name": "gate", "device": "/dev/input/by-id/usb-S-event-kbd"},
+                    {"type": "fake_hid", "name": "demo", "end_keys": ["tab"]},
+                ]
+            }
+        }
+    )
+    real, demo = build_readers(config.readers, clock)
+    assert isinstance(real, HidScanner) and real.device == "/dev/input/by-id/usb-S-event-kbd"
+    assert isinstance(demo, FakeHidReader)
+    assert not os.path.lexists(demo.fake.node)  # building the devices does no I/O
+    codes: queue.Queue = queue.Queue()
+    demo.start(codes.put)
+    try:
+        _wait(demo, "ok")
+        demo.fake.scan(PASS)
+        assert (codes.get(timeout=WAIT_S).text, demo.fake.grabbed) == (PASS, True)
+    finally:
+        demo.stop()
+    assert not os.path.lexists(os.path.dirname(demo.fake.node))  # nothing left behind
+
+
+@pytest.mark.parametrize(
+    ("source", "where"),
+    [
+        ({"type": "hid"}, "readers.sources[0].device"),
+        ({"type": "hid", "device": "event3"}, "readers.sources[0].device"),
+        ({"type": "hid", "device": "/dev/input/event3", "end_keys": []}, "end_keys"),
+        ({"type": "hid", "device": "/dev/input/event3", "end_keys": ["esc"]}, "end_keys"),
+    ],
+)
+def test_a_hid_source_without_a_usable_node_or_end_key_is_a_config_error(source, where):
+    with pytest.raises(ConfigError) as err:
+        parse_config({"readers": {"sources": [source]}})
+    assert where in str(err.value)
+
+
+def test_two_sources_on_one_input_node_are_refused():
+    node = "/dev/input/by-id/usb-S-event-kbd"
+    with pytest.raises(ConfigError, match="a scanner is read by one source"):
+        parse_config(
+            {
+                "readers": {
+                    "sources": [
+                        {"type": "hid", "name": "a", "device": node},
+                        {"type": "hid", "name": "b", "device": node},
+                    ]
+                }
+            }
+        )
+
+
+@pytest.mark.skipif(
+    os.environ.get("KIOSK_TEST_HARDWARE") != "1", reason="real scanner: KIOSK_TEST_HARDWARE=1"
+)
+def test_a_real_keyboard_mode_scanner_reads_a_code(clock):  # pragma: no cover - hardware
+    """Set KIOSK_TEST_HARDWARE_HID to the scanner's /dev/input/by-id/...-event-kbd node and
+    scan any QR code within 20 s."""
+    node = os.environ.get("KIOSK_TEST_HARDWARE_HID", "")
+    if not node:
+        pytest.skip("KIOSK_TEST_HARDWARE_HID names no node")
+    scanner = HidScanner(node, clock)
+    codes: queue.Queue = queue.Queue()
+    scanner.start(codes.put)
+    try:
+        _wait(scanner, "ok")
+        assert codes.get(timeout=20).text
+    finally:
+        scanner.stop()
+
+
+def test_kiosk_run_warns_of_a_fake_keyboard_scanner_as_of_any_emulator():
+    from checkpoint.cli.daemon_cmd import emulated_devices
+
+    config = parse_config({"readers": {"sources": [{"type": "fake_hid"}]}})
+    assert "readers.sources[0]" in emulated_devices(config)
+
+
+def test_the_demo_types_its_codes_into_a_configured_fake_keyboard_scanner(tmp_path, clock):
+    from checkpoint.app import build_core
+    from checkpoint.demo import code_sink
+
+    config = parse_config({"readers": {"sources": [{"type": "fake_hid", "name": "hid"}]}})
+    core = build_core(config, tmp_path / "data", clock)
+    [reader] = core.devices.readers
+    assert isinstance(reader, FakeHidReader)
+    handed: list[tuple[str, str | None, str]] = []
+    core.runner.submit_code = lambda text, direction, source: handed.append(
+        (text, direction, source)
+    )
+    codes: queue.Queue = queue.Queue()
+    reader.start(codes.put)
+    try:
+        sink = code_sink(core)
+        sink(PASS, None)
+        code = codes.get(timeout=WAIT_S)
+        assert (code.text, code.source) == (PASS, "hid")
+        sink("KP1:通行", "in")  # no US key types it: handed over as the console would
+        assert handed == [("KP1:通行", "in", "demo")]
+    finally:
+        reader.stop()
+        core.close()
+
+
+def test_a_scanner_opened_past_descriptor_1024_is_still_read(fake, clock):
+    """A busy daemon (LAN connections: LimitNOFILE=8192) reopens a re-plugged scanner on a
+    descriptor past 1024, which select() cannot wait on."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1100:
+        pytest.skip(f"at most {hard} descriptors here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), hard))
+    filler: list[int] = []
+    try:
+        while not filler or filler[-1] < 1030:
+            filler.append(os.open(os.devnull, os.O_RDONLY))
+        scanner, codes, _ = _scanner(fake, clock)
+        try:
+            _wait(scanner, "ok")
+            assert max(fake.holders) > 1024
+            fake.scan(PASS)
+            assert codes.get(timeout=WAIT_S).text == PASS
+        finally:
+            scanner.stop()
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_scanner_whose_every_code_has_keys_without_a_character_turns_degraded(fake, clock):
+    """A scanner sending every character as Alt+keypad digits (or another layout's extra
+    key) never gets a decision on the screen: the guard must see why on the Devices page."""
+    scanner, codes, rejected = _scanner(fake, clock)
+    alt_keypad = [(EV_KEY, 56, 1), (EV_KEY, 79, 1), (EV_KEY, 79, 0), (EV_KEY, 56, 0)]
+    try:
+        _wait(scanner, "ok")
+        for _ in range(HidScanner.UNKNOWN_IN_A_ROW - 1):
+            fake.send_events(alt_keypad)
+            fake.press(KEY_ENTER)
+        fake.scan(PASS)  # a good line between: not a scanner set wrong
+        assert codes.get(timeout=WAIT_S).text == PASS
+        assert scanner.health().state == "ok"
+        for _ in range(HidScanner.UNKNOWN_IN_A_ROW):
+            fake.send_events(alt_keypad)
+            fake.press(KEY_ENTER)
+        _wait(scanner, "degraded", UNKNOWN_KEYS_HINT)
+        fake.scan(OTHER)
+        assert codes.get(timeout=WAIT_S).text == OTHER
+        _wait(scanner, "ok")
+        assert [r.reason for r in rejected].count(
+            "unknown_key"
+        ) == 2 * HidScanner.UNKNOWN_IN_A_ROW - 1
+    finally:
+        scanner.stop()
