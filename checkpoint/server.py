@@ -41,7 +41,7 @@ import resource
 import socket
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,18 +237,21 @@ def protocol_class(limits: Limits) -> type[GuardedH11Protocol]:
 
 class BodyLimit:
     """ASGI middleware: 413 for a request body over ``max_bytes``, before reading it when its
-    ``Content-Length`` says so, else as soon as the chunks pass the cap."""
+    ``Content-Length`` says so, else as soon as the chunks pass the cap. A path in ``larger``
+    has its own cap instead (never a smaller one): the clerks' sheets' import takes 5 MB."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] = {}) -> None:  # noqa: B006
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = {path: max(cap, max_bytes) for path, cap in larger.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        cap = self.larger.get(scope.get("path", ""), self.max_bytes)
         length = _header(scope, b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+        if length is not None and (not length.isdigit() or int(length) > cap):
             await _send_413(send)
             return
         seen = 0
@@ -261,7 +264,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > cap:
                     # Answer now; to the app the client is gone (it stops reading).
                     rejected = True
                     if not started:
@@ -565,7 +568,9 @@ def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeConfig
     # Bound to a name: that one too; with TLS, the names its certificate is for.
     certified = certificate_names(tls[0]) if tls is not None else ()
     names = own_host_names((*web.allowed_hosts, web.host, *certified))
-    guarded = HostCheck(BodyLimit(app, web.max_body_bytes), names)
+    from ui.guard.community.imports import LARGE_BODIES
+
+    guarded = HostCheck(BodyLimit(app, web.max_body_bytes, LARGE_BODIES), names)
     config = EdgeConfig(guarded, **options)
     config.edge_limits = limits
     config.client_noise = install_client_noise_filter()

@@ -32,6 +32,9 @@ from ui.guard.forms import BadInput
 
 PAGE = f"{PREFIX}/imports"
 MAX_UPLOAD = 5 * 1024 * 1024
+#: The routes whose request body may pass ``web.max_body_bytes``, and by how much at most
+#: (``checkpoint.server.BodyLimit``): the preview's file and the few form fields around it.
+LARGE_BODIES = {f"{PAGE}/preview": MAX_UPLOAD + 64 * 1024}
 LIST_KINDS = ("revocations", "quarantine", "households", "lists")
 router = community_room(PAGE)
 
