@@ -76,7 +76,14 @@ async def preview(
         data, name = await upload.read(MAX_UPLOAD + 1), (upload.filename or "")[:200]
     if len(data) > MAX_UPLOAD:
         raise BadInput("file is larger than 5 MB")
-    plan = await change(lambda: plan_for(ledgers(g), g.core.lists, kind, data, name))
+    try:
+        plan = await change(lambda: plan_for(ledgers(g), g.core.lists, kind, data, name))
+    except BadInput as refused:  # it quotes the sheet (plates, dwellings): said on the page
+        refused.shown = lambda text: render(
+            g, request, "community_imports.html", session, plan=None, token=None,
+            flash_err=text, status_code=400,
+        )  # fmt: skip
+        raise
     token = waiting.put(session.name, kind, plan, g.core.clock.now())
     counts = plan.diff.counts()
     return render(
