@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from checkpoint.app import build_core
 from checkpoint.peers import PeerSync
@@ -124,3 +126,19 @@ def test_a_wrong_token_or_a_peers_token_gets_no_detail_and_guessing_is_limited(g
     # Asked without a token, the report is still there: a monitor's status check is not
     # counted against the guesses.
     assert asked(app).status_code in (200, 503)
+
+
+def test_no_authorization_header_of_the_lan_is_a_server_error_or_shows_the_detail(app):
+    # Property-based, as the API's schemathesis tests: any bytes a header may hold.
+    values = st.binary(max_size=120).filter(lambda b: not set(b) & set(b"\r\n\x00"))
+    schemes = st.sampled_from([b"", b"Bearer ", b"bearer ", b"Basic ", b"Bearer kt_"])
+    with TestClient(app, base_url=BASE, client=LAN, raise_server_exceptions=False) as http:
+
+        @given(scheme=schemes, value=values)
+        @settings(max_examples=60, deadline=None, database=None)
+        def check(scheme: bytes, value: bytes) -> None:
+            answer = http.get("/api/v1/health", headers=[(b"Authorization", scheme + value)])
+            assert answer.status_code in (200, 401, 403, 429, 503), answer.text
+            assert PEER_URL not in answer.text and "gate-north" not in answer.text
+
+        check()
