@@ -379,3 +379,23 @@ def test_a_signature_or_token_with_a_letter_outside_ascii_is_refused_not_a_serve
         by_form = guard.post("/guard/alarms/ack", data={"csrf": "é"}, headers={"Origin": BASE})
         by_header = guard.post("/guard/alarms/ack", headers=[origin, (b"X-CSRF-Token", b"\xe9")])
         assert (by_form.status_code, by_header.status_code) == (403, 403)
+
+
+def test_a_screen_key_that_is_no_text_is_a_wrong_key_not_a_server_error(guard_core, monkeypatch):
+    # JSON may carry a lone surrogate ("\ud800"), which no encoder takes: with a screen_key
+    # set, POST /kiosk/pair {"key": "\ud800"} from anyone on the LAN was a 500 and a
+    # traceback in the journal, uncounted by the wrong-key limit.
+    monkeypatch.setenv("KIOSK_SCREEN_KEY", "the-screens-own-key-0123456789")
+    app = make_app(guard_core)
+    lan = ("192.168.1.77", 50000)
+    origin = {"Content-Type": "application/json", "Origin": "http://192.168.1.50:8000"}
+    with TestClient(
+        app, base_url="http://192.168.1.50:8000", client=lan, raise_server_exceptions=False
+    ) as client:
+        codes = [
+            client.post(
+                "/kiosk/pair", content=b'{"key": "\\ud800-%d"}' % i, headers=origin
+            ).status_code
+            for i in range(guard_core.config.web.login_attempts_per_min + 1)
+        ]
+        assert codes[0] == 401 and codes[-1] == 429, codes
