@@ -39,9 +39,10 @@ import ipaddress
 import logging
 import resource
 import socket
+import ssl
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,11 +136,22 @@ class ConnectionGate:
             del self.per_client[client]
 
 
+#: What a TLS connection may send before its protocol has its secured transport (the
+#: request sent with the handshake's last message): more is no request of a browser.
+EARLY_MAX_BYTES = 1 << 16
+
+
 @dataclass(frozen=True)
 class Limits:
     gate: ConnectionGate
     header_timeout_s: float
     body_timeout_s: float
+    #: ``web.tls``: each connection's TLS is started by its own protocol once it is counted
+    #: (``GuardedH11Protocol.connection_made``), so the caps and the header deadline hold from
+    #: the TCP accept, the handshake included. asyncio's own TLS server hands a connection to
+    #: its protocol only once the handshake is over: a client that never starts one was held
+    #: 60 s, counted by no cap (a slowloris on the TLS port, any number of them).
+    tls: ssl.SSLContext | None = None
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -154,27 +166,64 @@ class GuardedH11Protocol(H11Protocol):
         self._timed_cycle: RequestResponseCycle | None = None
         self._counted = self.limits.gate.admit(self._peer)
         self._served = self._counted
+        self._raw: asyncio.Transport = transport
+        self._early = bytearray()
         if not self._counted:
             # Closed before uvicorn sees it: no task, no buffer, the descriptor freed now.
             transport.abort()
             return
-        super().connection_made(transport)
+        if self.limits.tls is None:
+            super().connection_made(transport)
+        else:  # the handshake is timed as the wait for the request's headers
+            self._handshake = self.loop.create_task(self._start_tls(transport, self.limits.tls))
         self._await_headers()
+
+    async def _start_tls(self, raw: asyncio.Transport, context: ssl.SSLContext) -> None:
+        try:
+            secured = await self.loop.start_tls(
+                raw, self, context, server_side=True,
+                ssl_handshake_timeout=max(self.limits.header_timeout_s, 1.0),
+            )  # fmt: skip
+        except (Exception, asyncio.CancelledError):  # noqa: BLE001 - any end of a handshake
+            self._gone()  # failed, cut or timed out: no request ever came
+            return
+        if not self._served or secured is None:
+            self._gone()
+            return
+        super().connection_made(secured)
+        early, self._early = bytes(self._early), bytearray()
+        if early:  # what came with the handshake's end, before this task went on
+            self.data_received(early)
+
+    def _gone(self) -> None:
+        self._served = False
+        self._uncount()
+        self._disarm()
+        if not self._raw.is_closing():
+            self._raw.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self._served:
+            return
+        if self.transport is None:  # its TLS never started: uvicorn never saw it
+            self._gone()
             return
         self._served = False
         self._uncount()
         self._disarm()
         super().connection_lost(exc)
 
+    def _open_transport(self) -> asyncio.Transport | None:
+        """What to close: uvicorn's transport, or while the TLS handshake runs the socket's."""
+        found = self.transport if self.transport is not None else self._raw
+        return None if found.is_closing() else found
+
     def evict(self) -> None:
         """Make room at the overall cap: this connection has not sent its request yet."""
         self._uncount()
         self._disarm()
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.abort()
+        if (transport := self._open_transport()) is not None:
+            transport.abort()
 
     def _uncount(self) -> None:
         self.limits.gate.waiting.pop(id(self), None)
@@ -187,6 +236,11 @@ class GuardedH11Protocol(H11Protocol):
         self.limits.gate.waiting[id(self)] = self
 
     def data_received(self, data: bytes) -> None:
+        if self.transport is None and self._served and self.limits.tls is not None:
+            self._early += data  # the TLS is up, the task that hands it to uvicorn not yet
+            if len(self._early) > EARLY_MAX_BYTES:
+                self._gone()
+            return
         if self.transport is None or not self._served:
             return
         super().data_received(data)
@@ -227,8 +281,8 @@ class GuardedH11Protocol(H11Protocol):
 
     def _expired(self) -> None:
         self._deadline = None
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.abort()
+        if (transport := self._open_transport()) is not None:
+            transport.abort()
 
 
 def protocol_class(limits: Limits) -> type[GuardedH11Protocol]:
@@ -237,18 +291,21 @@ def protocol_class(limits: Limits) -> type[GuardedH11Protocol]:
 
 class BodyLimit:
     """ASGI middleware: 413 for a request body over ``max_bytes``, before reading it when its
-    ``Content-Length`` says so, else as soon as the chunks pass the cap."""
+    ``Content-Length`` says so, else as soon as the chunks pass the cap. A path in ``larger``
+    has its own cap instead (never a smaller one): the clerks' sheets' import takes 5 MB."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] = {}) -> None:  # noqa: B006
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = {path: max(cap, max_bytes) for path, cap in larger.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        cap = self.larger.get(scope.get("path", ""), self.max_bytes)
         length = _header(scope, b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+        if length is not None and (not length.isdigit() or int(length) > cap):
             await _send_413(send)
             return
         seen = 0
@@ -261,7 +318,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > cap:
                     # Answer now; to the app the client is gone (it stops reading).
                     rejected = True
                     if not started:
@@ -494,6 +551,14 @@ def tls_files(web: WebSection) -> tuple[str, str] | None:
     return str(cert), str(key)
 
 
+def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """The server's TLS: the credentials' certificate and key, TLS 1.2 and up, Python's
+    default ciphers; no client certificates."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
 def certificate_names(cert_file: str) -> tuple[str, ...]:
     """The DNS names a PEM certificate is for (its subject alternative names): the names the
     kiosk is reached by over TLS (``scripts/install --tls-name``). Nothing for a file that is
@@ -544,8 +609,8 @@ def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeConfig
         ),
         web.header_timeout_s,
         web.body_timeout_s,
+        tls_context(*tls) if (tls := tls_files(web)) is not None else None,
     )
-    tls = tls_files(web)
     options: dict[str, Any] = {
         "log_config": None,
         "access_log": False,
@@ -559,13 +624,13 @@ def server_config(app: ASGIApp, web: WebSection, **overrides: Any) -> EdgeConfig
         "forwarded_allow_ips": list(web.trusted_proxies) or None,
         "server_header": False,
     }
-    if tls is not None:
-        options["ssl_certfile"], options["ssl_keyfile"] = tls
     options.update(overrides)
     # Bound to a name: that one too; with TLS, the names its certificate is for.
     certified = certificate_names(tls[0]) if tls is not None else ()
     names = own_host_names((*web.allowed_hosts, web.host, *certified))
-    guarded = HostCheck(BodyLimit(app, web.max_body_bytes), names)
+    from ui.guard.community.imports import LARGE_BODIES
+
+    guarded = HostCheck(BodyLimit(app, web.max_body_bytes, LARGE_BODIES), names)
     config = EdgeConfig(guarded, **options)
     config.edge_limits = limits
     config.client_noise = install_client_noise_filter()

@@ -432,10 +432,20 @@ def _text(row: Mapping[str, Any], key: str, most: int) -> str | None:
     value = row.get(key)
     if value is None:
         return None
-    if not isinstance(value, str) or not 0 < len(value) <= most:
+    if not isinstance(value, str) or not 0 < len(value) <= most or not _storable(value):
         # Its value is not repeated: it may be a person's (the error goes to the log).
         raise PeerPageError(f"row {key} is not text of 1 to {most} characters")
     return value
+
+
+def _storable(value: str) -> bool:
+    """Whether ``value`` is text SQLite can hold: JSON may carry a lone surrogate
+    (``"\\ud800"``), which no UTF-8 encoder takes."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _when(value: object, what: str = "row ts") -> datetime:

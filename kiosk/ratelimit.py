@@ -69,5 +69,19 @@ class RateLimiter:
                 self._buckets.popitem(last=False)
         return verdict
 
+    def waiting(self, key: str, cost: float = 1.0) -> Verdict:
+        """Whether ``key`` could take ``cost`` now, taking nothing: a limit on failures only
+        (wrong secrets) asks this first and ``take``s for each failure."""
+        now = self._clock.monotonic_ns()
+        with self._lock:
+            found = self._buckets.get(key)
+        if found is None:
+            return Verdict(True)
+        tokens, last = found
+        tokens = min(self.burst, tokens + max(0, now - last) / 1e9 * self.rate_per_s)
+        if tokens >= cost:
+            return Verdict(True)
+        return Verdict(False, (cost - tokens) / self.rate_per_s)
+
     def __len__(self) -> int:
         return len(self._buckets)

@@ -51,6 +51,7 @@ from kiosk.clock import Clock
 from kiosk.config.fleet import CollectorConfig, KioskSource
 from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.lists import same_text
+from kiosk.ratelimit import RateLimiter
 from office.gatereports import collect_reports
 from office.listsync import BundleFile, compounds_path, declared_compounds
 from office.pg import PgError, PgTarget, redact_dsn
@@ -170,6 +171,8 @@ class Collector:
         self._reported: dict[str, float] = {}  # url -> monotonic time of the last report ask
         self._status = {k.url: KioskStatus(k.url, k.name) for k in config.kiosks}
         self._lock = threading.Lock()
+        #: Wrong list tokens per client address (``bundle_refusal``).
+        self._guesses = RateLimiter(BUNDLE_GUESSES / 60.0, BUNDLE_GUESSES, self.clock)
         self._local = threading.local()
         self._targets: list[PgTarget] = []
         self._stop = threading.Event()
@@ -443,20 +446,31 @@ class Collector:
         with self._lock:
             return [KioskStatus(**s.as_dict()) for s in self._status.values()]
 
-    def bundle_refusal(self, authorization: str | None, *, lan: bool) -> tuple[int, str] | None:
+    def bundle_refusal(
+        self, authorization: str | None, *, lan: bool, client: str = ""
+    ) -> tuple[int, str] | None:
         """Why a request with this ``Authorization`` may not have the list bundle: ``(status,
         message)``, or ``None`` to serve it. With ``lists_token_env``: only ``Bearer <token>``,
         compared in constant time, read at each request (a rotated token is picked up); named
         but unset: nobody. Without one: served on loopback only; on the LAN (``lan``) refused,
-        since the bundle names quarantined households and people."""
+        since the bundle names quarantined households and people. Past ``BUNDLE_GUESSES``
+        wrong tokens from the ``client`` address within a minute it waits (429, whatever it
+        presents): the token is the operator's own string, maybe a weak one."""
         env = self.config.lists_token_env
         if env is None:
             return (403, NO_LISTS_TOKEN) if lan else None
+        if not self._guesses.waiting(client).allowed:
+            return 429, "too many wrong list tokens from this address; wait"
         expected = os.environ.get(env, "").strip()
         presented = (authorization or "").encode("utf-8", "replace")
         if expected and hmac.compare_digest(presented, f"Bearer {expected}".encode()):
             return None
+        self._guesses.take(client)
         return 401, "the list bundle needs the gates' bearer token ([fleet] lists_token_env)"
+
+    def bundle_wait_s(self, client: str) -> str:
+        """``Retry-After`` for an address told 429 by ``bundle_refusal``."""
+        return self._guesses.waiting(client).retry_after_header
 
     def bundle_notice(self, lan: bool) -> str | None:
         """One line for the start of ``kiosk collect`` when the bundle is refused to every
@@ -607,6 +621,9 @@ def is_loopback(host: str) -> bool:
     except ValueError:
         return False
 
+
+#: Wrong ``/lists/bundle`` tokens one address may present in a minute (then 429).
+BUNDLE_GUESSES = 10
 
 #: Connections the status server serves at once; one more is answered 503 and closed at once.
 STATUS_MAX_CONNECTIONS = 64
@@ -779,12 +796,15 @@ def _handler_for(collector: Collector, names: frozenset[str]) -> type[BaseHTTPRe
                 self._send(404, b'{"detail":"not found"}', "application/json")
 
         def _bundle(self) -> None:
+            client = str(self.client_address[0])
             refusal = collector.bundle_refusal(
-                self.headers.get("Authorization"), lan=_on_lan(self.server)
+                self.headers.get("Authorization"), lan=_on_lan(self.server), client=client
             )
             if refusal is not None:
                 status, message = refusal
                 extra = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+                if status == 429:
+                    extra = {"Retry-After": collector.bundle_wait_s(client)}
                 body = json.dumps({"detail": message}).encode()
                 self._send(status, body, "application/json", extra)
                 return

@@ -341,6 +341,10 @@ def page(*rows, kiosk_id="gate-north", next_=None, last=None) -> str:
         (page(row(kiosk_id="gate-east")), "forged row"),
         (page(row(seq=2), row(seq=1)), "does not follow"),
         (page(row(household="x" * 10000)), "not text of 1 to 64"),
+        # A lone surrogate ("\ud800" in the JSON) is no text SQLite can hold: it was taken,
+        # then failed the write, said as this gate's event log failing, with a traceback.
+        (page(row(household="\ud800")), "not text of 1 to 64"),
+        (page(row(pass_id="P\udcff")), "not text of 1 to 128"),
         (page(row(direction="sideways")), "not 'in' or 'out'"),
         (page(row(decision="deny")), "not a passing decision"),
         (page(row(ts="yesterday")), "not an ISO 8601 time"),

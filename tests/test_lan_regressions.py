@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from guard_support import ADMIN_PW, BASE, GUARD_PW, make_app
+from guard_support import ADMIN_PW, BASE, GUARD_PW, make_app, signed_in
 
 
 def login_attempt(client: TestClient, name: str, password: str) -> int:
@@ -358,3 +358,44 @@ def test_a_pipelined_request_is_not_taken_for_an_idle_connection():
     answer = asyncio.run(pipelined())
     assert answer.count(b"HTTP/1.1 200") == 2, answer
     assert answer.endswith(b'{"waiting":0,"armed":[]}'), answer
+
+
+def test_a_signature_or_token_with_a_letter_outside_ascii_is_refused_not_a_server_error(
+    guard_core,
+) -> None:
+    # hmac.compare_digest takes str of ASCII only: a login form token, a resume token, a
+    # session cookie or a CSRF token holding an 'é' was a 500 with a traceback in the journal,
+    # from anyone on the LAN for the first three (no sign-in needed), as often as they liked.
+    app = make_app(guard_core)
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as client:
+        assert client.get("/guard/login", params={"resume": "abc.é"}).status_code == 200
+        form = {"csrf": "1.2.é", "name": "alice", "password": GUARD_PW}
+        assert client.post("/guard/login", data=form).status_code == 403
+        cookie = [(b"Cookie", "kiosk_session=abc.é".encode("latin-1"))]
+        answer = client.get("/guard", headers=cookie, follow_redirects=False)
+        assert answer.status_code == 303 and "/guard/login" in answer.headers["location"]
+    with signed_in(app, raise_server_exceptions=False) as guard:
+        origin = (b"Origin", BASE.encode())
+        by_form = guard.post("/guard/alarms/ack", data={"csrf": "é"}, headers={"Origin": BASE})
+        by_header = guard.post("/guard/alarms/ack", headers=[origin, (b"X-CSRF-Token", b"\xe9")])
+        assert (by_form.status_code, by_header.status_code) == (403, 403)
+
+
+def test_a_screen_key_that_is_no_text_is_a_wrong_key_not_a_server_error(guard_core, monkeypatch):
+    # JSON may carry a lone surrogate ("\ud800"), which no encoder takes: with a screen_key
+    # set, POST /kiosk/pair {"key": "\ud800"} from anyone on the LAN was a 500 and a
+    # traceback in the journal, uncounted by the wrong-key limit.
+    monkeypatch.setenv("KIOSK_SCREEN_KEY", "the-screens-own-key-0123456789")
+    app = make_app(guard_core)
+    lan = ("192.168.1.77", 50000)
+    origin = {"Content-Type": "application/json", "Origin": "http://192.168.1.50:8000"}
+    with TestClient(
+        app, base_url="http://192.168.1.50:8000", client=lan, raise_server_exceptions=False
+    ) as client:
+        codes = [
+            client.post(
+                "/kiosk/pair", content=b'{"key": "\\ud800-%d"}' % i, headers=origin
+            ).status_code
+            for i in range(guard_core.config.web.login_attempts_per_min + 1)
+        ]
+        assert codes[0] == 401 and codes[-1] == 429, codes

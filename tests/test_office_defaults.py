@@ -80,6 +80,46 @@ def test_on_the_lan_with_a_lists_token_only_the_gates_get_the_bundle(bundle, mon
         collector.stop()
 
 
+def test_guessing_the_lists_token_is_limited_per_address(bundle, monkeypatch, clock):
+    # The lists token is the operator's own string (any printable ASCII), and the status
+    # port let the LAN try one after another as fast as it answered: a weak token was
+    # found in minutes, and with it the names of the quarantined and their dwellings.
+    monkeypatch.setenv("LISTS_TOKEN", "the-gates-token-0123456789")
+    monkeypatch.setenv("TOKEN", "unused")
+    config = CollectorConfig.model_validate(
+        {"kiosks": [{"url": "http://gate-1", "token_env": "TOKEN"}],
+         "lists_bundle_file": str(bundle), "lists_token_env": "LISTS_TOKEN"}
+    )  # fmt: skip
+    collector = Collector(config, NOWHERE_DSN, clock=clock)
+    good = "Bearer the-gates-token-0123456789"
+    server = StatusServer(collector, "0.0.0.0", 0)  # noqa: S104
+    server.start()
+    try:
+        guesses = [
+            _get(server, "/lists/bundle", Authorization=f"Bearer guess-{i}").status_code
+            for i in range(30)
+        ]
+        assert 429 in guesses and set(guesses) == {401, 429}
+        waited = _get(server, "/lists/bundle", Authorization=good)
+        assert waited.status_code == 429 and int(waited.headers["Retry-After"]) >= 1
+        assert QUARANTINED not in waited.text
+        assert guesses.index(429) == collector_mod.BUNDLE_GUESSES
+    finally:
+        server.stop()
+
+    def asked(token: str, client: str) -> int | None:
+        refusal = collector.bundle_refusal(token, lan=True, client=client)
+        return None if refusal is None else refusal[0]
+
+    try:
+        assert asked(good, "127.0.0.1") == 429  # the address waits, whatever it presents
+        assert asked(good, "192.168.1.21") is None  # a gate elsewhere is served
+        clock.advance(60)
+        assert asked(good, "127.0.0.1") is None
+    finally:
+        collector.stop()
+
+
 def test_on_loopback_the_bundle_is_served_without_a_token_as_before(bundle, monkeypatch):
     collector = _collector(bundle, monkeypatch)
     server = StatusServer(collector, "127.0.0.1", 0)

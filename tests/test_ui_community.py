@@ -122,6 +122,31 @@ def test_imports_are_for_admins(alice):
     )
 
 
+@pytest.mark.parametrize(
+    ("kind", "sheet", "data"),
+    [
+        ("vehicles", "plate,household\n京A12345,1-101\n京A12345,1-102\n", "京A12345"),
+        ("compound", "building,unit,floor,household\n3,1,7,3-1-701\n3,1,7,3-1-701\n", "3-1-701"),
+    ],
+)
+def test_a_refused_sheet_is_said_on_the_page_not_in_a_url(admin, kind, sheet, data):
+    # A sheet refused for a plate listed twice went back to the form as
+    # /guard/community/imports?err=第 3 行：车牌 京A12345 重复出现: the plates and dwellings of the
+    # clerk's list in the shared tablet's history, where neither is ever put in a URL.
+    answer = upload(admin, kind, "list.csv", sheet.encode())
+    assert answer.status_code == 400 and "location" not in answer.headers
+    assert answer.headers["cache-control"] == "no-store"
+    assert data in answer.text and 'class="flash err"' in answer.text
+    assert 'name="token"' not in answer.text  # nothing to apply
+    json = admin.post(
+        "/guard/community/imports/preview",
+        data={"csrf": admin.csrf, "kind": kind},
+        files={"file": ("list.csv", sheet.encode())},
+        headers={"Origin": BASE, "Accept": "application/json"},
+    )
+    assert json.status_code == 400 and data in json.json()["error"]
+
+
 def test_plate_check_flags_an_unknown_plate(admin):
     page = upload(admin, "vehicles", "cars.csv", "plate,household\n京A12345,1-101\n".encode())
     token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)

@@ -26,6 +26,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from ipaddress import ip_network
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -58,6 +59,7 @@ from kiosk.sheets import formula_safe, write_csv
 from kiosk.stats import daily_report
 from kiosk.store import EventLog, StoreFault, format_ts
 from kiosk.tokens import TokenInfo
+from ui.kiosk_screen import in_networks
 
 log = logging.getLogger(__name__)
 
@@ -617,6 +619,58 @@ stats_reader = scoped("stats:read")
 #: The daily report: the pull's token (``logs:read``, which reads every event anyway) or a
 #: token for the report alone (``stats:read``).
 report_reader = scoped("logs:read", "stats:read")
+
+
+#: What ``/api/v1/health`` tells anyone on the LAN: whether the kiosk decides and why not
+#: (devices, store, clock, lists, calibration, disk, version). The rest of the report (the
+#: compound's other gates by id, URL and last error, the office's URL, the peer tokens that may
+#: silence an alarm, the trust folder's and the data volume's paths) goes to the kiosk's own
+#: host (``web.screen_addresses``) and to a ``stats:read`` or ``logs:read`` token alone.
+PUBLIC_HEALTH = frozenset(
+    {
+        "devices",
+        "degraded",
+        "deciding",
+        "state",
+        "backlog",
+        "loop_ok",
+        "disk_free_mb",
+        "clock",
+        "calibration",
+        "lists",
+        "last_seq",
+        "kiosk_id",
+        "version",
+        "tls_certificate",
+    }
+)
+
+
+def health_detail(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+) -> bool:
+    """Whether the caller of ``/api/v1/health`` gets the whole report: this host's own
+    address, or an office token (``stats:read``/``logs:read``). A token is checked as on the
+    office API, after the address's rate: 401 wrong, 403 without either scope, 429 too many."""
+    state = api_state(request)
+    if credentials is None:
+        networks = [ip_network(a, strict=False) for a in state.core.config.web.screen_addresses]
+        return in_networks(_client_addr(request), networks)
+    verdict = state.addr_limiter.take("addr:" + _client_addr(request))
+    if not verdict.allowed:
+        raise _too_many(verdict, "address")
+    report_reader(authenticated(credentials, state))
+    return True
+
+
+def health_view(report: dict[str, Any], whole: bool) -> dict[str, Any]:
+    """``report`` as the caller may see it; what is left out is named in ``withheld``."""
+    if whole:
+        return report
+    shown = {key: value for key, value in report.items() if key in PUBLIC_HEALTH}
+    shown["withheld"] = sorted(key for key in report if key not in PUBLIC_HEALTH)
+    return shown
 
 
 def allowed_fields(token: TokenInfo, fields: str | None) -> frozenset[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.requests import ClientDisconnect
 
@@ -53,13 +53,16 @@ def create_app(core: Core) -> FastAPI:
         both = "\n".join(i18n.t(lang, "err.database_unreadable", **said) for lang in i18n.LANGS)
         return PlainTextResponse(both + "\n", status_code=503)
 
-    @app.get("/api/v1/health", tags=["health"])
-    def health() -> JSONResponse:
-        """Status of every device, the store and the clock; 200 while deciding, 503 when not."""
-        report = core.health()
-        return JSONResponse(report, status_code=200 if report["deciding"] else 503)
-
     from ui import api, guard, kiosk_screen
+
+    @app.get("/api/v1/health", tags=["health"])
+    def health(whole: bool = Depends(api.health_detail)) -> JSONResponse:
+        """Status of every device, the store and the clock; 200 while deciding, 503 when not.
+        The compound's other gates, the office and the tokens are this host's and the
+        office token's alone (``api.PUBLIC_HEALTH``)."""
+        report = core.health()
+        status = 200 if report["deciding"] else 503
+        return JSONResponse(api.health_view(report, whole), status_code=status)
 
     kiosk_screen.install(app, core)
     guard.install(app, core)

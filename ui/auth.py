@@ -84,6 +84,15 @@ def session_key(environ: dict[str, str] | None = None) -> bytes:
     return secrets.token_bytes(32)
 
 
+def same_secret(presented: str, expected: str) -> bool:
+    """``presented == expected`` in constant time, whatever ``presented`` holds: compared as
+    UTF-8 bytes (``hmac.compare_digest`` refuses a ``str`` with a letter outside ASCII, and a
+    cookie, a header or a form field from anyone may hold one)."""
+    return hmac.compare_digest(
+        presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
 def _b64e(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
 
@@ -284,7 +293,7 @@ class SessionManager:
         if not token or token.count(".") != 1 or len(token) > max_len:
             return None
         payload, mac = token.split(".")
-        if not hmac.compare_digest(mac, self._mac(kind, payload)):
+        if not same_secret(mac, self._mac(kind, payload)):
             return None
         try:
             return json.loads(_b64d(payload))
@@ -333,7 +342,7 @@ class SessionManager:
         return self._mac("csrf", session.sid)
 
     def check_csrf(self, session: Session, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(str(token), self.csrf_token(session))
+        return bool(token) and same_secret(str(token), self.csrf_token(session))
 
     def resume_token(self, path: str, fields: list[tuple[str, str]], name: str) -> str | None:
         """A note of an action whose session had expired (its path and form fields, and the
@@ -365,7 +374,7 @@ class SessionManager:
         if not token or token.count(".") != 1 or len(token) > 128:
             return None
         nonce, mac = token.split(".")
-        if not hmac.compare_digest(mac, self._mac("resume", nonce)):
+        if not same_secret(mac, self._mac("resume", nonce)):
             return None
         found = self._resumes.get(nonce)
         if found is None:
@@ -400,7 +409,7 @@ class SessionManager:
         if not token or token.count(".") != 2:
             return False
         stamp, nonce, mac = token.split(".")
-        if not hmac.compare_digest(mac, self._mac("login", self._login_signed(stamp, nonce))):
+        if not same_secret(mac, self._mac("login", self._login_signed(stamp, nonce))):
             return False
         try:
             age = self._clock.monotonic_ns() // 1_000_000_000 - int(stamp)
@@ -536,7 +545,7 @@ def client_addr(request: Request) -> str:
 
 def _same_credential(account: Account, session: Session) -> bool:
     """Whether ``session`` was made with ``account``'s current password."""
-    return bool(session.credential) and hmac.compare_digest(account.credential, session.credential)
+    return bool(session.credential) and same_secret(account.credential, session.credential)
 
 
 class GuardAuth:

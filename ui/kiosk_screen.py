@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import ipaddress
 import json
 import time
@@ -43,7 +42,7 @@ from fastapi.templating import Jinja2Templates
 from kiosk.devices import FrameKeeper
 from kiosk.secrets import get_secret
 from ui import i18n
-from ui.auth import LoginLimiter, client_addr, same_origin, set_private_cookie
+from ui.auth import LoginLimiter, client_addr, same_origin, same_secret, set_private_cookie
 from ui.views import (
     ACTIVE_PHASES,
     DENY_MIN_HOLD_S,
@@ -211,7 +210,7 @@ class ScreenAccess:
     def key_matches(self, presented: str | None) -> bool:
         if self.key is None or not presented:
             return False
-        return hmac.compare_digest(presented.encode()[:256], self.key.encode())
+        return same_secret(presented[:256], self.key)  # any text: a JSON "\ud800" too
 
     def checked_key(self, request: Request, presented: str | None) -> bool:
         """Whether ``presented`` is the key, for a client that is not local: 429 while its

@@ -418,6 +418,8 @@ def fail(request: Request, target: str, problem: BadInput) -> Response:
     text = problem.text(guard(request).lang(request))
     if wants_json(request):
         return JSONResponse({"ok": False, "error": text}, status_code=400)
+    if problem.shown is not None:
+        return problem.shown(text)
     sep = "&" if "?" in target else "?"
     text = text[:300]
     return RedirectResponse(

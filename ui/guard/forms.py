@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 from starlette.datastructures import FormData
+from starlette.responses import Response
 
 from kiosk.lists import Lists, ListStore
 from ui import core_words, i18n
@@ -29,6 +30,9 @@ class BadInput(ValueError):
         super().__init__(key)
         self.key = key
         self.params = params
+        #: The page that says the problem itself (its text given), for a problem that quotes
+        #: what was sent (a clerk's sheet's plates and dwellings): never put in a URL.
+        self.shown: Callable[[str], Response] | None = None
 
     def text(self, lang: str) -> str:
         if not i18n.has(self.key):  # the core's own sentence: said in the guard's language

@@ -32,6 +32,9 @@ from ui.guard.forms import BadInput
 
 PAGE = f"{PREFIX}/imports"
 MAX_UPLOAD = 5 * 1024 * 1024
+#: The routes whose request body may pass ``web.max_body_bytes``, and by how much at most
+#: (``checkpoint.server.BodyLimit``): the preview's file and the few form fields around it.
+LARGE_BODIES = {f"{PAGE}/preview": MAX_UPLOAD + 64 * 1024}
 LIST_KINDS = ("revocations", "quarantine", "households", "lists")
 router = community_room(PAGE)
 
@@ -73,7 +76,14 @@ async def preview(
         data, name = await upload.read(MAX_UPLOAD + 1), (upload.filename or "")[:200]
     if len(data) > MAX_UPLOAD:
         raise BadInput("file is larger than 5 MB")
-    plan = await change(lambda: plan_for(ledgers(g), g.core.lists, kind, data, name))
+    try:
+        plan = await change(lambda: plan_for(ledgers(g), g.core.lists, kind, data, name))
+    except BadInput as refused:  # it quotes the sheet (plates, dwellings): said on the page
+        refused.shown = lambda text: render(
+            g, request, "community_imports.html", session, plan=None, token=None,
+            flash_err=text, status_code=400,
+        )  # fmt: skip
+        raise
     token = waiting.put(session.name, kind, plan, g.core.clock.monotonic_ns() / 1e9)
     counts = plan.diff.counts()
     return render(
