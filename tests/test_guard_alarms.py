@@ -228,3 +228,36 @@ def test_the_live_page_shows_the_card_of_open_alarms_that_did_not_fit(guard_core
         key = re.search(r'data-key="([^"]+)"', shown[2]).group(1)
         post(guard_client, "/guard/alarms/ack", csrf, only=key, resolution="handled")
         assert len(cards(guard_client.get("/guard").text)) == 2
+
+
+def test_a_referral_card_says_why_the_guard_is_needed_from_the_bus_or_the_log(guard_core):
+    """A pass an unset clock read as not valid yet, a copied pass (passback), an observed
+    returnee walking out: the kiosk sent the person to the guard, whose card said "Guard
+    needed · Guard needed", nothing of what to check, and was gone after a restart. Each
+    card says its reason, from the bus or the log alike; an early pass on a set clock
+    calls nobody."""
+    from zoneinfo import ZoneInfo
+
+    referrals = [
+        (("pass_not_yet_valid",), ("clock_not_set",), "Pass not valid yet"),
+        (("passback",), (), "Pass already used this way"),
+        (("under_observation",), ("direction_unverified",), "Home observation in force"),
+    ]
+    for reasons, flags, _words in referrals:
+        add_event(guard_core, decision="deny", reasons=reasons, flags=flags, household="6-101")
+        guard_core.clock.advance(15 * 60)  # each its own incident
+    add_event(guard_core, decision="deny", reasons=("pass_not_yet_valid",), household="6-101")
+    desk = AlarmDesk(guard_core.store, guard_core.clock)
+    for seq in (1, 2, 3):  # the bus's, as the kiosk raised them (the 4th raised nothing)
+        message = {"type": "alarm", "alarm": "guard_needed", "state": "raised", "seq": seq}
+        desk.note_message(message)
+    shown = {
+        a.seq: alarm_view(a, "en", ZoneInfo("UTC"), frozenset({"household"}))
+        for a in desk.open_alarms([])
+    }
+    assert sorted(shown) == [1, 2, 3]
+    for seq, (_reasons, _flags, words) in enumerate(referrals, start=1):
+        assert shown[seq]["detail"] == words, shown[seq]
+    fresh = AlarmDesk(guard_core.store, guard_core.clock)  # after a restart: from the log
+    assert sorted(a.seq for a in fresh.open_alarms([])) == [1, 2, 3]
+    assert all(a.detail != "guard_needed" for a in fresh.open_alarms([]))
