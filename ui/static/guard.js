@@ -13,6 +13,7 @@
   // "leave this page?", only while a form holds unsent input, never kept anywhere (what the
   // guard typed about a person stays in the page: docs/privacy.md). A form being sent is not
   // asked about; one the server put back after a refusal (data-draft) is unsent as it shows.
+  // A search box is no draft.
   const TYPED = /^(text|tel|number|email|search|url|date|time|datetime-local|month|week)$/;
   const sent = new WeakSet();
   document.addEventListener("formdata", (e) => sent.add(e.target));  // form.submit() too
@@ -24,7 +25,7 @@
       el.value.trim() !== (draft ? "" : el.defaultValue.trim()));
   }
   window.addEventListener("beforeunload", (e) => {
-    if (![...document.querySelectorAll("main form[method=post]")].some(unsent)) return;
+    if (![...document.querySelectorAll("main form[method=post]:not([role=search])")].some(unsent)) return;
     e.preventDefault();
     e.returnValue = "";  // older Chromium asks only with it set
   });
