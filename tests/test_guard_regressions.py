@@ -317,9 +317,28 @@ def test_a_returnee_registered_twice_while_observed_is_one_person(alice, core):
             "origin": "Wuhan", "date_back": "2026-02-12", "days": "14"}  # fmt: skip
     first = post(alice, "/guard/community/returnees", alice.csrf, **form)
     again = post(alice, "/guard/community/returnees", alice.csrf, **form | {"name": " wang fang"})
-    assert "err=" not in first.headers["location"] and "err=" in again.headers["location"]
+    assert "err=" not in first.headers["location"] and again.status_code == 400
     assert len(core.ledgers.observation.people()) == 1
-    assert "#1" in alice.get(again.headers["location"]).text  # names the record there is
+    assert "#1" in again.text  # names the record there is
+
+
+def test_a_refused_returnee_registration_comes_back_as_typed(alice, core):
+    """A returnee's registration refused (a date mistyped, the person already observed) went
+    back to an empty form: name, household, phone, home town and note typed again at the door.
+    The form comes back with what was typed and the problem, marked as unsent (guard.js asks
+    before it is left); nothing is registered and the audit row says refused, never the text."""
+    form = {"name": "李秀兰", "household": "6-1-302", "phone": "13912345678", "origin": "武汉",
+            "date_back": "2026-02-30", "days": "10", "note": "独居老人"}  # fmt: skip
+    sent = post(alice, "/guard/community/returnees", alice.csrf, **form)
+    assert sent.status_code == 400
+    page = sent.text.split('action="/guard/community/returnees"', 1)[1].split("</form>", 1)[0]
+    for name, value in form.items():
+        assert f'name="{name}"' in page and f'value="{value}"' in page, name
+    assert "data-draft" in sent.text.split('action="/guard/community/returnees"', 1)[1][:80]
+    assert 'class="flash err"' in sent.text
+    assert core.ledgers.observation.people() == []
+    row = core.store.audits()[-1]
+    assert row["action"].endswith("_failed") and "李秀兰" not in str(row["detail"])
 
 
 def test_two_people_of_one_household_with_a_fever_are_two_alarms_each_with_its_reading(

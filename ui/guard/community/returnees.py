@@ -5,6 +5,7 @@ guard's name; the route class writes it as the request's one audit row."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 
@@ -13,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from kiosk.community import CommunityError
 from kiosk.typed import typed
+from ui.auth import Session
 from ui.guard.community.common import (
     PREFIX,
     RecordId,
@@ -26,20 +28,54 @@ from ui.guard.community.common import (
     render,
     save,
 )
-from ui.guard.deps import ActionSession, GuardDep, PageSession, note, once_per_form
+from ui.guard.deps import (
+    ActionSession,
+    Guard,
+    GuardDep,
+    PageSession,
+    note,
+    once_per_form,
+    wants_json,
+)
 from ui.guard.forms import BadInput
 
 PAGE = f"{PREFIX}/returnees"
 router = community_room(PAGE)
 
 
+#: The registration form's fields, put back as typed after a refusal.
+TYPED_FIELDS = ("name", "household", "phone", "origin", "date_back", "days", "note")
+
+
 @router.get("/returnees", response_class=HTMLResponse, include_in_schema=False)
 def returnees(request: Request, session: PageSession, g: GuardDep) -> Response:
+    return page(request, g, session)
+
+
+def page(
+    request: Request,
+    g: Guard,
+    session: Session,
+    *,
+    typed: dict[str, str] | None = None,
+    error: str | None = None,
+) -> HTMLResponse:
+    """The ledger's page; after a refused registration ``typed`` holds its form as sent."""
     ledger = ledgers(g).observation
     people = [masked(g, session, p.to_dict()) for p in reversed(ledger.people())]
     named = {p["id"]: f"{p['name']} · {p['household']}" for p in people}
     alarms = [a.to_dict() | {"who": named.get(a.person_id)} for a in ledger.alarms()]
-    return render(g, request, "community_returnees.html", session, people=people, alarms=alarms)
+    refused = {} if error is None else {"flash_err": error, "status_code": 400}
+    return render(
+        g,
+        request,
+        "community_returnees.html",
+        session,
+        people=people,
+        alarms=alarms,
+        typed=typed or {},
+        **refused,
+    )
 
 
 #: Registering checks the ledger, then writes: one at a time, so a double tap makes one.
@@ -69,7 +105,16 @@ async def register(request: Request, session: ActionSession, g: GuardDep) -> Res
                 actor=session.name,
             )
 
-    return await save(request, PAGE, register_one)
+    try:
+        return await save(request, PAGE, register_one)
+    except BadInput as problem:
+        if wants_json(request):
+            raise
+        # Back to the form as typed, not an empty one (the route class audits it refused).
+        note(request, refused=problem.code)
+        sent = {k: str(form.get(k) or "")[:200] for k in TYPED_FIELDS}
+        text = problem.text(g.lang(request))
+        return await asyncio.to_thread(page, request, g, session, typed=sent, error=text)
 
 
 @router.post("/returnees/{pid}/{what}", name="returnee_change", include_in_schema=False)
