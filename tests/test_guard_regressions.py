@@ -88,9 +88,13 @@ def test_a_link_from_anyone_cannot_put_words_in_a_community_pages_banners(alice,
 
 
 def test_the_community_pages_still_show_the_problems_they_wrote(alice):
-    refused = post(alice, "/guard/community/services", alice.csrf, household="1-101", kind="food")
+    # A refused step (a reading that is no number) goes back to its page with the problem;
+    # a refused new request comes back as typed (test_ui_community), its problem shown too.
+    refused = post(alice, "/guard/community/returnees/1/temperature", alice.csrf, temp_c="abc")
     shown = alice.get(refused.headers["location"]).text
-    assert 'class="flash err"' in shown and "既不在隔离也不在观察期" in shown
+    assert 'class="flash err"' in shown and "temp_c" not in shown.split('class="flash err"')[0]
+    again = post(alice, "/guard/community/services", alice.csrf, household="1-101", kind="food")
+    assert 'class="flash err"' in again.text and "既不在隔离也不在观察期" in again.text
 
 
 def _login_page_resume(client, location: str) -> str | None:
@@ -373,7 +377,7 @@ def test_a_service_request_opened_twice_is_one_request(alice, core):
     core.lists.add_quarantine("5-702", None, "2026-02-10", "2026-02-24", "root")
     first = post(alice, "/guard/community/services", alice.csrf, household="5-702", kind="food")
     again = post(alice, "/guard/community/services", alice.csrf, household="5-702", kind="food")
-    assert "err=" not in first.headers["location"] and "err=" in again.headers["location"]
+    assert "err=" not in first.headers["location"] and again.status_code == 400
     other = post(alice, "/guard/community/services", alice.csrf, household="5-702", kind="parcel")
     assert "err=" not in other.headers["location"]  # another kind is another request
     assert len(core.ledgers.services.requests()) == 2

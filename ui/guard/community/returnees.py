@@ -5,7 +5,6 @@ guard's name; the route class writes it as the request's one audit row."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable
 
@@ -25,8 +24,10 @@ from ui.guard.community.common import (
     form_text,
     ledgers,
     masked,
+    refused_form,
     render,
     save,
+    save_or_again,
 )
 from ui.guard.deps import (
     ActionSession,
@@ -35,7 +36,6 @@ from ui.guard.deps import (
     PageSession,
     note,
     once_per_form,
-    wants_json,
 )
 from ui.guard.forms import BadInput
 
@@ -56,7 +56,6 @@ def page(
     request: Request,
     g: Guard,
     session: Session,
-    *,
     typed: dict[str, str] | None = None,
     error: str | None = None,
 ) -> HTMLResponse:
@@ -65,7 +64,6 @@ def page(
     people = [masked(g, session, p.to_dict()) for p in reversed(ledger.people())]
     named = {p["id"]: f"{p['name']} · {p['household']}" for p in people}
     alarms = [a.to_dict() | {"who": named.get(a.person_id)} for a in ledger.alarms()]
-    refused = {} if error is None else {"flash_err": error, "status_code": 400}
     return render(
         g,
         request,
@@ -73,8 +71,7 @@ def page(
         session,
         people=people,
         alarms=alarms,
-        typed=typed or {},
-        **refused,
+        **refused_form(typed, error),
     )
 
 
@@ -105,16 +102,9 @@ async def register(request: Request, session: ActionSession, g: GuardDep) -> Res
                 actor=session.name,
             )
 
-    try:
-        return await save(request, PAGE, register_one)
-    except BadInput as problem:
-        if wants_json(request):
-            raise
-        # Back to the form as typed, not an empty one (the route class audits it refused).
-        note(request, refused=problem.code)
-        sent = {k: str(form.get(k) or "")[:200] for k in TYPED_FIELDS}
-        text = problem.text(g.lang(request))
-        return await asyncio.to_thread(page, request, g, session, typed=sent, error=text)
+    return await save_or_again(
+        request, g, session, PAGE, register_one, form=form, fields=TYPED_FIELDS, again=page
+    )
 
 
 @router.post("/returnees/{pid}/{what}", name="returnee_change", include_in_schema=False)
