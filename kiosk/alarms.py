@@ -32,12 +32,19 @@ ALARM_REASONS = {
     "quarantined": "quarantine",
     # The lists cannot say the quarantine is over (stale lists, an unset clock): a referral.
     "quarantine_unconfirmed": "guard",
+    # Referrals too (kiosk.policy sends the person to the guard): a copied pass, an observed
+    # returnee walking out; an early pass only on a clock NTP has not set (CLOCK_REFERRALS).
+    "passback": "guard",
+    "under_observation": "guard",
     "pass_bad_signature": "forged",
     "pass_unknown_key": "foreign",  # another compound's pass: not a forgery
     "sensor_fault": "device",
     "reader_fault": "device",
     "store_fault": "device",
 }
+#: Reasons that refer the person to the guard (a ``guard`` card) only on a clock NTP has not
+#: set (the event's flag ``clock_not_set``): the pass may well be valid. After ALARM_REASONS.
+CLOCK_REFERRALS = ("pass_not_yet_valid",)
 #: Bus alarm names (``kiosk.policy.ALARMS`` and the engine's device alarms) by alarm kind.
 ALARM_KINDS = {
     "fever": "fever",
@@ -351,6 +358,9 @@ def alarm_from_event(event: Mapping[str, Any]) -> Alarm | None:
     for code, kind in ALARM_REASONS.items():
         if code in reasons:
             return _about_person(alarm_of(event, kind, code), event)
+    early = next((code for code in CLOCK_REFERRALS if code in reasons), None)
+    if early and "clock_not_set" in reason_codes(event.get("flags")):
+        return _about_person(alarm_of(event, "guard", early), event)
     return None
 
 

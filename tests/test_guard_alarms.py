@@ -252,3 +252,36 @@ def test_a_person_denied_all_night_is_one_card_with_its_count_not_every_passage(
     assert board.open()[0].seqs[-1] == 300 and len(board.open()) == 1
     assert board.open()[0].ts == "2026-03-02T13:00:00+00:00"  # the latest's, still
     assert alarm_view(board.open()[0], "en", ZoneInfo("UTC"), frozenset())["times"] == "300 times"
+
+
+def test_a_referral_card_says_why_the_guard_is_needed_from_the_bus_or_the_log(guard_core):
+    """A pass an unset clock read as not valid yet, a copied pass (passback), an observed
+    returnee walking out: the kiosk sent the person to the guard, whose card said "Guard
+    needed · Guard needed", nothing of what to check, and was gone after a restart. Each
+    card says its reason, from the bus or the log alike; an early pass on a set clock
+    calls nobody."""
+    from zoneinfo import ZoneInfo
+
+    referrals = [
+        (("pass_not_yet_valid",), ("clock_not_set",), "Pass not valid yet"),
+        (("passback",), (), "Pass already used this way"),
+        (("under_observation",), ("direction_unverified",), "Home observation in force"),
+    ]
+    for reasons, flags, _words in referrals:
+        add_event(guard_core, decision="deny", reasons=reasons, flags=flags, household="6-101")
+        guard_core.clock.advance(15 * 60)  # each its own incident
+    add_event(guard_core, decision="deny", reasons=("pass_not_yet_valid",), household="6-101")
+    desk = AlarmDesk(guard_core.store, guard_core.clock)
+    for seq in (1, 2, 3):  # the bus's, as the kiosk raised them (the 4th raised nothing)
+        message = {"type": "alarm", "alarm": "guard_needed", "state": "raised", "seq": seq}
+        desk.note_message(message)
+    shown = {
+        a.seq: alarm_view(a, "en", ZoneInfo("UTC"), frozenset({"household"}))
+        for a in desk.open_alarms([])
+    }
+    assert sorted(shown) == [1, 2, 3]
+    for seq, (_reasons, _flags, words) in enumerate(referrals, start=1):
+        assert shown[seq]["detail"] == words, shown[seq]
+    fresh = AlarmDesk(guard_core.store, guard_core.clock)  # after a restart: from the log
+    assert sorted(a.seq for a in fresh.open_alarms([])) == [1, 2, 3]
+    assert all(a.detail != "guard_needed" for a in fresh.open_alarms([]))

@@ -124,6 +124,8 @@ NOT_A_LEDGER_CHANGE = {
     "guard_login": "signing in: the session is in memory; accounts audit their own changes",
     "guard_logout": "signing out: the session is in memory",
     "check_household": "reads the lists",
+    "register_search": "reads earlier visitors (posted: never in a URL)",
+    "passes_search": "reads the issued passes (posted: never in a URL)",
     "plate": "reads the resident vehicles",
     "import_preview": "a preview writes nothing",
 }

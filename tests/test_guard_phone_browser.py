@@ -401,3 +401,32 @@ def test_a_plate_is_never_broken_over_two_lines_on_a_phone(demo, browser):
     assert page.evaluate(TEXT_LINES, ["#passage dl", "京A13579"]) == 1
     assert page.evaluate(TEXT_LINES, ["#passage dl", "欧阳慕容司马诸葛"]) == 1
     page.context.close()
+
+
+def test_scrolling_the_alarms_to_their_end_does_not_scroll_the_page_on(demo, browser):
+    """On a phone the alarms scroll in a box of their own. A guard who scrolled them to the
+    last card and went on had the page scroll on under the finger (scroll chaining), the
+    manual action sliding away; drawn down at the page's top, Android's Chrome reloads the
+    page (pull-to-refresh), a half-typed reason with it. The box keeps its overscroll
+    (``overscroll-behavior: contain``). A headless Chromium scrolls nothing by touch and
+    draws no pull-to-refresh: proved here are the style and the chaining it stops, by the
+    wheel (the same rule in Chromium); the finger's gesture wants a real phone."""
+    for n in range(4):
+        wait_idle(demo)
+        demo.play("fever", household=f"8-{n}02", holder=f"Sun {n}")
+    wait_idle(demo)
+    page = touch_signed_in(browser, demo, "/guard?lang=zh-CN", **PHONE)
+    box = page.locator("#alarm-list")
+    assert box.evaluate("b => b.scrollHeight > b.clientHeight + 40")  # it does scroll
+    assert page.evaluate("document.documentElement.scrollHeight > innerHeight + 300")
+    end = box.evaluate("b => { b.scrollTop = 1e6; return b.scrollTop; }")
+    page.evaluate("window.scrollTo(0, 0)")
+    area = box.bounding_box()
+    page.mouse.move(area["x"] + area["width"] / 2, area["y"] + area["height"] / 2)
+    for _ in range(3):
+        page.mouse.wheel(0, 200)
+        page.wait_for_timeout(100)
+    assert page.evaluate("window.scrollY") == 0
+    assert box.evaluate("b => b.scrollTop") == end
+    assert box.evaluate("b => getComputedStyle(b).overscrollBehaviorY") == "contain"
+    page.context.close()

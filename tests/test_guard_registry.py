@@ -337,3 +337,26 @@ def test_a_confirmed_quarantine_exit_carries_the_quarantine_flag(guard_client, g
                quarantine_reason="送医")  # fmt: skip
     (event,) = guard_core.store.events()
     assert "quarantine" in event["flags"]
+
+
+@pytest.mark.parametrize(
+    ("page", "search", "typed", "found"),
+    [("/guard/register", "/guard/register/search", "王秀英", "138****8000"),
+     ("/guard/passes", "/guard/passes/search", "秀英", "王秀英")],
+)  # fmt: skip
+def test_a_search_for_a_person_is_never_in_a_url(guard_client, guard_core, page, search, typed,
+                                                 found):  # fmt: skip
+    """The visitor and pass searches were GET forms: /guard/register?q=王秀英 stayed in the
+    shared phone's browser history, offered to the next guard as the address was typed, past
+    every purge (the forms' autocomplete="off" kept it out of form history only). They post
+    the text with the form's CSRF token; the page is the same."""
+    registration(guard_core, "王秀英", "13800138000")
+    csrf = login(guard_client)
+    post(guard_client, "/guard/passes", csrf, household="3-402", holder="王秀英", days="30")
+    shown = guard_client.get(page).text
+    form = shown.split('role="search"', 1)[0].rsplit("<form", 1)[1]
+    assert 'method="post"' in form and f'action="{search}"' in form, form
+    answer = post(guard_client, search, csrf, q=typed)
+    assert answer.status_code == 200 and found in answer.text
+    assert f'value="{typed}"' in answer.text  # the box keeps what was searched
+    assert post(guard_client, search, "not-the-token", q=typed).status_code in (400, 403)

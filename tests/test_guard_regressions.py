@@ -88,9 +88,13 @@ def test_a_link_from_anyone_cannot_put_words_in_a_community_pages_banners(alice,
 
 
 def test_the_community_pages_still_show_the_problems_they_wrote(alice):
-    refused = post(alice, "/guard/community/services", alice.csrf, household="1-101", kind="food")
+    # A refused step (a reading that is no number) goes back to its page with the problem;
+    # a refused new request comes back as typed (test_ui_community), its problem shown too.
+    refused = post(alice, "/guard/community/returnees/1/temperature", alice.csrf, temp_c="abc")
     shown = alice.get(refused.headers["location"]).text
-    assert 'class="flash err"' in shown and "既不在隔离也不在观察期" in shown
+    assert 'class="flash err"' in shown and "temp_c" not in shown.split('class="flash err"')[0]
+    again = post(alice, "/guard/community/services", alice.csrf, household="1-101", kind="food")
+    assert 'class="flash err"' in again.text and "既不在隔离也不在观察期" in again.text
 
 
 def _login_page_resume(client, location: str) -> str | None:
@@ -317,9 +321,28 @@ def test_a_returnee_registered_twice_while_observed_is_one_person(alice, core):
             "origin": "Wuhan", "date_back": "2026-02-12", "days": "14"}  # fmt: skip
     first = post(alice, "/guard/community/returnees", alice.csrf, **form)
     again = post(alice, "/guard/community/returnees", alice.csrf, **form | {"name": " wang fang"})
-    assert "err=" not in first.headers["location"] and "err=" in again.headers["location"]
+    assert "err=" not in first.headers["location"] and again.status_code == 400
     assert len(core.ledgers.observation.people()) == 1
-    assert "#1" in alice.get(again.headers["location"]).text  # names the record there is
+    assert "#1" in again.text  # names the record there is
+
+
+def test_a_refused_returnee_registration_comes_back_as_typed(alice, core):
+    """A returnee's registration refused (a date mistyped, the person already observed) went
+    back to an empty form: name, household, phone, home town and note typed again at the door.
+    The form comes back with what was typed and the problem, marked as unsent (guard.js asks
+    before it is left); nothing is registered and the audit row says refused, never the text."""
+    form = {"name": "李秀兰", "household": "6-1-302", "phone": "13912345678", "origin": "武汉",
+            "date_back": "2026-02-30", "days": "10", "note": "独居老人"}  # fmt: skip
+    sent = post(alice, "/guard/community/returnees", alice.csrf, **form)
+    assert sent.status_code == 400
+    page = sent.text.split('action="/guard/community/returnees"', 1)[1].split("</form>", 1)[0]
+    for name, value in form.items():
+        assert f'name="{name}"' in page and f'value="{value}"' in page, name
+    assert "data-draft" in sent.text.split('action="/guard/community/returnees"', 1)[1][:80]
+    assert 'class="flash err"' in sent.text
+    assert core.ledgers.observation.people() == []
+    row = core.store.audits()[-1]
+    assert row["action"].endswith("_failed") and "李秀兰" not in str(row["detail"])
 
 
 def test_two_people_of_one_household_with_a_fever_are_two_alarms_each_with_its_reading(
@@ -354,7 +377,7 @@ def test_a_service_request_opened_twice_is_one_request(alice, core):
     core.lists.add_quarantine("5-702", None, "2026-02-10", "2026-02-24", "root")
     first = post(alice, "/guard/community/services", alice.csrf, household="5-702", kind="food")
     again = post(alice, "/guard/community/services", alice.csrf, household="5-702", kind="food")
-    assert "err=" not in first.headers["location"] and "err=" in again.headers["location"]
+    assert "err=" not in first.headers["location"] and again.status_code == 400
     other = post(alice, "/guard/community/services", alice.csrf, household="5-702", kind="parcel")
     assert "err=" not in other.headers["location"]  # another kind is another request
     assert len(core.ledgers.services.requests()) == 2

@@ -122,6 +122,48 @@ def test_with_no_guard_on_duty_a_fever_is_told_where_to_call_not_to_wait():
     assert "please call 0571-8888 1234" in view["prompt"]
 
 
+CLOCK_WAIT = {
+    "zh-CN": "本机时钟尚未校准：请在旁等候，保安将为您核验通行证",
+    "en": "This gate's clock is not set: please wait, the guard will check your pass",
+}
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_a_fever_on_a_pass_an_unset_clock_calls_not_yet_valid_is_told_the_fever_first(lang):
+    # A Pi booted without network (clock behind) read a pass issued this morning as not yet
+    # valid, and the wrist read 38.6 °C: the screen listed the fever first but told the
+    # person the clock line (its what-to-do outranked every reason's), so they waited to have
+    # their pass checked and were never told the guard is coming for their temperature.
+    decision = DENY_DECISION | {
+        "reasons": ["pass_not_yet_valid", "fever"],
+        "flags": ["clock_not_set"],
+        "temp_c": 38.6,
+    }
+    view = kiosk_view(DECIDED_8, decision, lang, fever_c=37.3)
+    assert view["prompt"] == FEVER_WAIT[lang]
+    assert view["result"]["reasons"][0] == FEVER_WORDS[lang]
+    assert FEVER_WAIT[lang] in view["speak"] and CLOCK_WAIT[lang] not in view["speak"]
+    alone = DENY_DECISION | {
+        "reasons": ["pass_not_yet_valid"],
+        "flags": ["clock_not_set"],
+        "temp_c": 36.6,
+        "alarm": None,
+    }
+    assert kiosk_view(DECIDED_8, alone, lang, fever_c=37.3)["prompt"] == CLOCK_WAIT[lang]
+
+
+def test_with_no_guard_on_duty_a_pass_an_unset_clock_calls_early_is_told_where_to_call():
+    # The clock line promises a guard who will check the pass; nobody is on duty to come.
+    decision = DENY_DECISION | {
+        "reasons": ["no_guard_on_duty", "pass_not_yet_valid"],
+        "flags": ["clock_not_set"],
+        "temp_c": 36.6,
+        "alarm": None,
+    }
+    view = kiosk_view(DECIDED_8, decision, "en", fever_c=37.3, call="0571-8888 1234")
+    assert "please call 0571-8888 1234" in view["prompt"]
+
+
 @pytest.mark.parametrize(
     ("lang", "words"), [("zh-CN", "请出示通行码"), ("en", "Show your pass QR code")]
 )

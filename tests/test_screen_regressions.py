@@ -136,6 +136,59 @@ def test_a_closed_screen_is_started_again_at_once():
     assert 0.1 <= _seconds(one(unit, "Service", "RestartSec")) <= 0.5
 
 
+def _paced_start(tmp_path, lived: tuple[str, str] | None) -> tuple[int, list[str], str]:
+    """Run the screen unit's pacing ExecStartPre as /bin/sh gets it against a ``systemctl``
+    that says when the last main process started and ended (``lived``, monotonic µs; None:
+    systemctl cannot answer) and a ``sleep`` that only notes its argument: its exit code,
+    the sleeps and what it said."""
+    import os
+    import subprocess
+
+    from test_systemd_units import load, values
+
+    [line] = [v for v in values(load("kiosk-screen.service"), "Service", "ExecStartPre")
+              if "systemctl" in v]  # fmt: skip
+    prefix = "-/bin/sh -c '"
+    assert line.startswith(prefix) and line.endswith("'"), line  # never fails the start
+    script = line[len(prefix) : -1].replace("$$", "$").replace("%n", "kiosk-screen.service")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(parents=True)
+    slept = tmp_path / "slept"
+    answer = (
+        'case "$*" in *kiosk-screen.service*) ;; *) exit 1;; esac\n'
+        f'case "$*" in *ExecMainStart*) echo {lived[0]};; *ExecMainExit*) echo {lived[1]};; esac\n'
+        if lived
+        else "exit 1\n"
+    )
+    (bin_dir / "systemctl").write_text("#!/bin/sh\n" + answer)
+    (bin_dir / "sleep").write_text(f'#!/bin/sh\necho "$1" >> "{slept}"\n')
+    for tool in ("systemctl", "sleep"):
+        (bin_dir / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    run = subprocess.run(
+        ["/bin/sh", "-c", script], env=env, capture_output=True, text=True, timeout=10
+    )
+    sleeps = slept.read_text().split() if slept.exists() else []
+    return run.returncode, sleeps, run.stderr
+
+
+def test_a_screen_that_fails_at_once_is_not_started_three_times_a_second_for_ever(tmp_path):
+    # cage or Chromium that cannot start (a broken upgrade, no display) ended at once, and
+    # RestartSec=300ms with StartLimitIntervalSec=0 started it again about three times a
+    # second for ever: a login session, a health check and a failure each time, the journal
+    # flooded, the CPU busy. Bookworm's systemd 252 has no RestartSteps=/RestartMaxDelaySec=
+    # (systemd-analyze here: "Unknown key"): the unit's first ExecStartPre asks systemd how
+    # long the last run lived and waits before starting again after one that ended at once.
+    code, sleeps, said = _paced_start(tmp_path, ("5000000", "5200000"))  # 0.2 s
+    assert (code, sleeps) == (0, ["30"])
+    assert "200 ms after it started" in said and "30 s" in said
+    # A screen that crashed after running a while (or the watch ended), a first start after
+    # the boot, a systemctl that cannot answer: started at once, never refused.
+    for lived in [("5000000", "3605000000"), ("0", "0"), None]:
+        code, sleeps, said = _paced_start(tmp_path / str(len(str(lived))), lived)
+        assert (code, sleeps) == (0, []), (lived, said)
+
+
 def test_a_page_hears_the_edition_it_was_loaded_with_and_another_after_a_config_change(
     data_dir, clock, monkeypatch
 ):

@@ -70,12 +70,18 @@ def test_a_guard_registers_a_returnee_records_a_temperature_and_sees_no_phone(al
     assert refused.status_code == 403  # clearing is the manager's (admin's) decision
     bad = post(alice, "/guard/community/returnees", alice.csrf, name="", household="x",
                origin="y", date_back="2026-02-12", days="14")  # fmt: skip
-    assert "err=" in bad.headers["location"] and "姓名：必填" in unquote(bad.headers["location"])
+    assert bad.status_code == 400 and "姓名：必填" in bad.text  # the form back as typed
 
 
 def test_a_service_request_only_for_a_confined_household_and_its_steps(alice, core):
-    refused = post(alice, "/guard/community/services", alice.csrf, household="1-101", kind="food")
-    assert "既不在隔离也不在观察期" in unquote(refused.headers["location"])
+    note = "买菜：青菜两斤，鸡蛋一盒，送到门口"
+    refused = post(alice, "/guard/community/services", alice.csrf, household="1-101",
+                   kind="medicine", note=note)  # fmt: skip
+    # Back to the form as typed (it came back empty: the note typed again), with the problem.
+    assert refused.status_code == 400 and "既不在隔离也不在观察期" in refused.text
+    form = refused.text.split('action="/guard/community/services"', 1)[1].split("</form>", 1)[0]
+    assert 'value="1-101"' in form and f'value="{note}"' in form and "data-draft" in form
+    assert 'value="medicine" selected' in form
     core.lists.add_quarantine("5-702", None, "2026-02-10", "2026-02-24", "alice")
     post(alice, "/guard/community/services", alice.csrf, household="5-702", kind="food")
     rid = re.search(r'data-request="(\d+)"', alice.get("/guard/community/services").text).group(1)
@@ -203,9 +209,10 @@ def test_community_actions_are_audited_by_the_consoles_route_class(alice, core):
     assert (refused["actor"], refused["action"]) == ("alice", "shift_add_failed")
     assert refused["detail"] == {"outcome": "refused", "problem": "http_403"}
     bad = post(alice, "/guard/community/services", alice.csrf, household="1-101", kind="food")
-    assert "err=" in bad.headers["location"]
+    assert bad.status_code == 400  # the form back as typed, with the problem
     last = core.store.audits()[-1]
-    assert (last["action"], last["detail"]["problem"]) == ("service_open_failed", "refused_by_core")
+    # refused, by its message key, as a registration drawn again is
+    assert (last["action"], last["detail"]["refused"]) == ("service_open_failed", "refused_by_core")
     assert "1-101" not in str(last["detail"])  # what was typed stays out of the audit log
 
 

@@ -243,6 +243,16 @@ def _reason_words(lang: str, code: str, hours: str | None) -> str:
     return text
 
 
+def _reason_next(lang: str, code: str, call: str, *, clock_wait: bool) -> str | None:
+    """What to do after ``code``. The screen says the first reason's, in the order the
+    reasons are said, so a fever's (or nobody on duty's) comes first whatever else is wrong:
+    an early pass on a clock NTP has not set (``clock_wait``) is the guard's to check, not
+    "come back later", but only in its own place in that order."""
+    if clock_wait and code == "pass_not_yet_valid":
+        return i18n.t(lang, "kiosk.clock_not_set_next")
+    return i18n.reason_next(lang, code, call)
+
+
 def result_view(
     decision: dict[str, Any],
     lang: str,
@@ -267,16 +277,15 @@ def result_view(
         shown = [c for c in codes if c in MEASURE_REASONS][:1]
     else:
         shown = []
-    nexts = [n for c in shown if (n := i18n.reason_next(lang, c, call))]
     needs_guard = bool(decision.get("needs_guard") or decision.get("alarm"))
+    clock_wait = needs_guard and "clock_not_set" in flags
+    nexts = [n for c in shown if (n := _reason_next(lang, c, call, clock_wait=clock_wait))]
     if kind == "pass":
         next_step = None
     elif kind == "fault":
         next_step = i18n.t(lang, "kiosk.fault_next")
     elif verdict == "manual_deny":
         next_step = i18n.t(lang, "kiosk.guard_denied_next")  # the guard is there, deciding
-    elif needs_guard and "pass_not_yet_valid" in codes and "clock_not_set" in flags:
-        next_step = i18n.t(lang, "kiosk.clock_not_set_next")  # not "come back later"
     elif kind == "remeasure" and code_first:
         next_step = i18n.t(lang, f"kiosk.rescan.{shown[0]}")
     elif nexts:

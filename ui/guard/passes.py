@@ -164,6 +164,14 @@ def passes_page(
     return render(request, g, session, q=q)
 
 
+@router.post("/passes/search", response_class=HTMLResponse, include_in_schema=False)
+async def passes_search(request: Request, session: ActionSession, g: GuardDep) -> Response:
+    """The pass search, posted with the form's CSRF token: a holder's name or a household
+    typed is never in a URL (the shared phone's history kept it past every purge)."""
+    q = (await request.form()).get("q")
+    return await asyncio.to_thread(render, request, g, session, q=q if isinstance(q, str) else "")
+
+
 @router.post("/passes", name="pass_issued", response_class=HTMLResponse, include_in_schema=False)
 @deps.once_per_form  # a double tap, a resend: one pass
 async def issue(request: Request, session: ActionSession, g: GuardDep) -> Response:

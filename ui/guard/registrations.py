@@ -137,6 +137,14 @@ def register_page(
     return page(request, g, session, q=q)
 
 
+@router.post("/register/search", response_class=HTMLResponse, include_in_schema=False)
+async def register_search(request: Request, session: ActionSession, g: GuardDep) -> Response:
+    """The visitor search, posted with the form's CSRF token: a name or a phone number typed
+    is never in a URL (the shared phone's history kept it past every purge)."""
+    q = (await request.form()).get("q")
+    return await asyncio.to_thread(page, request, g, session, q=q if isinstance(q, str) else None)
+
+
 def page(
     request: Request,
     g: Guard,

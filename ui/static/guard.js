@@ -8,6 +8,29 @@
   }
 })();
 (function () {
+  // Half-typed input (a registration, a manual pass's reason) is asked about before the page
+  // is left, by the language link, sign-out, the navigation or a reload: the browser's own
+  // "leave this page?", only while a form holds unsent input, never kept anywhere (what the
+  // guard typed about a person stays in the page: docs/privacy.md). A form being sent is not
+  // asked about; one the server put back after a refusal (data-draft) is unsent as it shows.
+  // A search box is no draft.
+  const TYPED = /^(text|tel|number|email|search|url|date|time|datetime-local|month|week)$/;
+  const sent = new WeakSet();
+  document.addEventListener("formdata", (e) => sent.add(e.target));  // form.submit() too
+  function unsent(form) {
+    if (sent.has(form)) return false;
+    const draft = form.hasAttribute("data-draft");
+    return [...form.elements].some((el) =>
+      (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && TYPED.test(el.type))) &&
+      el.value.trim() !== (draft ? "" : el.defaultValue.trim()));
+  }
+  window.addEventListener("beforeunload", (e) => {
+    if (![...document.querySelectorAll("main form[method=post]:not([role=search])")].some(unsent)) return;
+    e.preventDefault();
+    e.returnValue = "";  // older Chromium asks only with it set
+  });
+})();
+(function () {
   // The shift's session: warn before it ends, say when it has ended (an action after that
   // goes through the login page and completes after signing in again).
   const body = document.body;

@@ -23,7 +23,7 @@ from kiosk.listimport import ListPlan
 from kiosk.lists import ListError
 from kiosk.vehicles import VehiclePlan
 from ui.auth import Session
-from ui.guard.deps import ActionSession, Guard, GuardDep, done, room
+from ui.guard.deps import ActionSession, Guard, GuardDep, done, note, room, wants_json
 from ui.guard.display import shown_time
 from ui.guard.forms import BadInput, typed_number
 
@@ -318,6 +318,35 @@ async def save(request: Request, page: str, fn: Callable[[], object]) -> Respons
     """Make one ledger change (``change``) and go back to ``page`` showing it saved."""
     await change(fn)
     return done(request, page, SAVED)
+
+
+#: A page drawn again with a refused form as typed: ``(request, g, session, typed, error)``.
+Again = Callable[[Request, Guard, Session, dict[str, str], str], HTMLResponse]
+
+
+async def save_or_again(
+    request: Request, g: Guard, session: Session, page: str, fn: Callable[[], object], *,
+    form: FormData, fields: tuple[str, ...], again: Again,
+) -> Response:  # fmt: skip
+    """``save``; a refusal comes back on the page (``again``) with the form's ``fields`` as
+    typed and the problem, status 400, not an empty form (audited refused by the route class,
+    never the text). A script's (JSON) refusal is answered as ``save``'s."""
+    try:
+        return await save(request, page, fn)
+    except BadInput as problem:
+        if wants_json(request):
+            raise
+        note(request, refused=problem.code)
+        sent = {k: str(form.get(k) or "")[:500] for k in fields}
+        text = problem.text(g.lang(request))
+        return await asyncio.to_thread(again, request, g, session, sent, text)
+
+
+def refused_form(typed: dict[str, str] | None, error: str | None) -> dict[str, Any]:
+    """The template's context for a form drawn again after a refusal (none: drawn fresh)."""
+    return {"typed": typed or {}} | (
+        {} if error is None else {"flash_err": error, "status_code": 400}
+    )
 
 
 #: A checked import of the compound map, the resident vehicles or one of the lists.

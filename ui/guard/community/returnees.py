@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from kiosk.community import CommunityError
 from kiosk.lists import same_text
 from kiosk.typed import typed
+from ui.auth import Session
 from ui.guard.community.common import (
     PREFIX,
     RecordId,
@@ -24,23 +25,55 @@ from ui.guard.community.common import (
     form_text,
     ledgers,
     masked,
+    refused_form,
     render,
     save,
+    save_or_again,
 )
-from ui.guard.deps import ActionSession, GuardDep, PageSession, note, once_per_form
+from ui.guard.deps import (
+    ActionSession,
+    Guard,
+    GuardDep,
+    PageSession,
+    note,
+    once_per_form,
+)
 from ui.guard.forms import BadInput
 
 PAGE = f"{PREFIX}/returnees"
 router = community_room(PAGE)
 
 
+#: The registration form's fields, put back as typed after a refusal.
+TYPED_FIELDS = ("name", "household", "phone", "origin", "date_back", "days", "note")
+
+
 @router.get("/returnees", response_class=HTMLResponse, include_in_schema=False)
 def returnees(request: Request, session: PageSession, g: GuardDep) -> Response:
+    return page(request, g, session)
+
+
+def page(
+    request: Request,
+    g: Guard,
+    session: Session,
+    typed: dict[str, str] | None = None,
+    error: str | None = None,
+) -> HTMLResponse:
+    """The ledger's page; after a refused registration ``typed`` holds its form as sent."""
     ledger = ledgers(g).observation
     people = [masked(g, session, p.to_dict()) for p in reversed(ledger.people())]
     named = {p["id"]: f"{p['name']} · {p['household']}" for p in people}
     alarms = [a.to_dict() | {"who": named.get(a.person_id)} for a in ledger.alarms()]
-    return render(g, request, "community_returnees.html", session, people=people, alarms=alarms)
+    return render(
+        g,
+        request,
+        "community_returnees.html",
+        session,
+        people=people,
+        alarms=alarms,
+        **refused_form(typed, error),
+    )
 
 
 #: Registering checks the ledger, then writes: one at a time, so a double tap makes one.
@@ -71,7 +104,9 @@ async def register(request: Request, session: ActionSession, g: GuardDep) -> Res
                 actor=session.name,
             )
 
-    return await save(request, PAGE, register_one)
+    return await save_or_again(
+        request, g, session, PAGE, register_one, form=form, fields=TYPED_FIELDS, again=page
+    )
 
 
 @router.post("/returnees/{pid}/{what}", name="returnee_change", include_in_schema=False)

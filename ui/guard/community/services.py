@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from kiosk.community import CommunityError
 from kiosk.compound import marks_of, statuses
 from kiosk.services import KINDS
+from ui.auth import Session
 from ui.guard.community.common import (
     PREFIX,
     RecordId,
@@ -18,10 +19,12 @@ from ui.guard.community.common import (
     form_text,
     ledgers,
     masked,
+    refused_form,
     render,
     save,
+    save_or_again,
 )
-from ui.guard.deps import ActionSession, GuardDep, PageSession, note
+from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, note
 from ui.guard.forms import BadInput
 
 PAGE = f"{PREFIX}/services"
@@ -29,8 +32,23 @@ STEPS = ("take", "done", "cancel")
 router = community_room(PAGE)
 
 
+#: The new request's fields, put back as typed after a refusal.
+TYPED_FIELDS = ("household", "kind", "note")
+
+
 @router.get("/services", response_class=HTMLResponse, include_in_schema=False)
 def services_page(request: Request, session: PageSession, g: GuardDep) -> Response:
+    return page(request, g, session)
+
+
+def page(
+    request: Request,
+    g: Guard,
+    session: Session,
+    typed: dict[str, str] | None = None,
+    error: str | None = None,
+) -> HTMLResponse:
+    """The requests' page; after a refused request ``typed`` holds its form as sent."""
     requests = ledgers(g).services.requests(limit=200)
     # Opened before NTP set the clock: when it was, or what the clock said and that it was.
     opened = g.stamp_times(
@@ -46,6 +64,7 @@ def services_page(request: Request, session: PageSession, g: GuardDep) -> Respon
             for q, when in zip(requests, opened, strict=True)
         ],
         kinds=KINDS,
+        **refused_form(typed, error),
     )
 
 
@@ -70,7 +89,9 @@ async def open_request(request: Request, session: ActionSession, g: GuardDep) ->
                     raise CommunityError(f"request #{waiting.id} of this kind is still open")
             return desk.open(household, kind, session.name, confined=confined, note=text)
 
-    return await save(request, PAGE, open_one)
+    return await save_or_again(
+        request, g, session, PAGE, open_one, form=form, fields=TYPED_FIELDS, again=page
+    )
 
 
 @router.post("/services/{rid}/{action}", name="service_step", include_in_schema=False)
