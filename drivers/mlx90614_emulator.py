@@ -223,6 +223,8 @@ class Mlx90614Emulator:
         self._seed = seed
         self._noise_override = noise_c
         self._ambient_c = ambient_c
+        #: A steady move of the die/air temperature: (start ns, from, degC per s, until).
+        self._ramp: tuple[int, float, float, float] | None = None
         self._body_c: float | None = None
         self._visit = Visit()
         self._sway_phases = (0.0,) * len(_SWAY_COMPONENTS)
@@ -253,6 +255,7 @@ class Mlx90614Emulator:
         """
         visit = visit or Visit(approach_tau_s=self.approach_tau_s)
         with self._lock:
+            self._follow_ramp(self.clock.monotonic_ns())
             # The approach starts from what the scene shows now (the old visit's reading).
             self._retarget(skin_reading_c(body_c, self._ambient_c), visit.approach_tau_s)
             self._body_c = body_c
@@ -263,6 +266,7 @@ class Mlx90614Emulator:
 
     def person_leaves(self) -> None:
         with self._lock:
+            self._follow_ramp(self.clock.monotonic_ns())
             self._retarget(self._background(), self.leave_tau_s)
             self._body_c = None
 
@@ -270,6 +274,7 @@ class Mlx90614Emulator:
         """Move the air/die temperature; a person present re-targets to the new skin reading."""
         with self._lock:
             start = self._scene_object(self.clock.monotonic_ns())
+            self._ramp = None
             self._ambient_c = celsius
             target = (
                 self._background()
@@ -277,6 +282,18 @@ class Mlx90614Emulator:
                 else skin_reading_c(self._body_c, celsius)
             )
             self._retarget(target, self.approach_tau_s, start)
+
+    def ramp_ambient(self, c_per_min: float, until_c: float) -> None:
+        """Move the die/air temperature steadily from now toward ``until_c`` at ``c_per_min``
+        (the sign follows ``until_c``), then hold it: a box warmed by the Pi or the sun, a kiosk
+        carried into the guard hut or out into the cold. A person present follows the air."""
+        if not (math.isfinite(c_per_min) and c_per_min > 0 and math.isfinite(until_c)):
+            raise ValueError("ramp_ambient: c_per_min > 0 and a finite until_c")
+        with self._lock:
+            now = self.clock.monotonic_ns()
+            self._follow_ramp(now)
+            rate = math.copysign(c_per_min / 60.0, until_c - self._ambient_c)
+            self._ramp = (now, self._ambient_c, rate, until_c)
 
     def load_trace(self, points: Iterable[TracePoint]) -> None:
         """Play (t_s, object_c, ambient_c) points from now, linearly interpolated, last held."""
@@ -466,9 +483,19 @@ class Mlx90614Emulator:
         self._scene_t0 = now
         self._scene_tau = tau_s
 
+    def _follow_ramp(self, now: int) -> None:
+        if self._ramp is None:
+            return
+        t0, start, rate, until = self._ramp
+        moved = start + rate * max(0.0, (now - t0) / 1e9)
+        self._ambient_c = min(moved, until) if rate > 0 else max(moved, until)
+
     def _scene_object(self, now: int) -> float:
+        self._follow_ramp(now)
         t = max(0.0, (now - self._scene_t0) / 1e9)
         target = self._scene_to
+        if self._body_c is None and self._ramp is not None:
+            target = self._background()  # the background follows the air
         if self._body_c is not None:
             sway = sway_signal(self._sway_phases, t)
             target = self._visit.reading_c(
@@ -477,6 +504,7 @@ class Mlx90614Emulator:
         return target + (self._scene_from - target) * math.exp(-t / self._scene_tau)
 
     def _scene_at(self, now: int) -> tuple[float, float]:
+        self._follow_ramp(now)
         if self._trace is not None:
             return self._trace_at((now - self._trace_t0) / 1e9)
         return self._scene_object(now), self._ambient_c

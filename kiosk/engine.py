@@ -359,6 +359,8 @@ class Engine:
         )
         self._eng = config.engine
         self._thermo_cfg = config.thermometer.thermometry
+        #: The sensor die's drift over the latest minute (every reading, idle or not).
+        self._die = thermometry.DieTrend()
         self._tz = ZoneInfo(config.site.timezone)
 
         self.state: State = "idle"
@@ -772,7 +774,7 @@ class Engine:
         # lost since (a step back) cannot turn into a lower, normal temperature.
         seen = p.measurement.doubted_peak_c if p.measurement is not None else None
         p.measurement = thermometry.Measurement(
-            self._thermo_cfg, self.current_calibration(), now, seen_object_c=seen
+            self._thermo_cfg, self.current_calibration(), now, seen_object_c=seen, die=self._die
         )
         p.presence_seen = False
         p.away_since_ns = None
@@ -787,6 +789,7 @@ class Engine:
     def _on_reading(self, reading: ThermoReading) -> None:
         if "thermometer" in self.faults:
             self._clear_fault("thermometer")
+        self._die.add(reading)
         if not self.needs_temperature:
             return
         if self.state in ("idle", "decided"):

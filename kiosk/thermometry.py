@@ -116,6 +116,49 @@ _CHI2_999_PER_DOF = (6.91, 5.42, 4.62, 4.10, 3.74, 3.47, 3.27, 3.10, 2.96, 2.84,
 REMEASURE_AGREES_C = 0.4
 
 
+#: The sensor die moving faster than this (degC/min over the latest minute) is warm-up or thermal
+#: shock: the thermopile's ambient compensation lags, and no reading is decided meanwhile.
+DIE_DRIFT_MAX_C_PER_MIN = 0.5
+#: The drift is taken over this much of the latest readings (one point a second), at least
+#: ``_DIE_DRIFT_MIN_NS`` of them.
+_DIE_DRIFT_WINDOW_NS = 60_000_000_000
+_DIE_DRIFT_MIN_NS = 10_000_000_000
+
+
+class DieTrend:
+    """How fast the sensor's own temperature (the reading's ambient) moves, over the latest
+    minute of every reading (the engine feeds it idle or not). A stable window of 0.6 s cannot
+    see a die warming 3 degC/min (0.03 degC), but the compensation is off all the same: the
+    measurement waits while ``drifting`` (the driver's health says the same, degraded)."""
+
+    def __init__(self) -> None:
+        self._points: deque[tuple[int, float]] = deque()
+
+    def add(self, reading: ThermoReading) -> None:
+        points = self._points
+        if not math.isfinite(reading.ambient_c):
+            return
+        if points and reading.mono_ns - points[-1][0] < 1_000_000_000:
+            return  # one point a second is plenty for a drift over a minute
+        points.append((reading.mono_ns, reading.ambient_c))
+        while points and reading.mono_ns - points[0][0] > _DIE_DRIFT_WINDOW_NS:
+            points.popleft()
+
+    def c_per_min(self, now_ns: int) -> float | None:
+        """The drift over the latest minute, or None when under 10 s of it is known."""
+        points = self._points
+        if len(points) < 2 or now_ns - points[-1][0] > _DIE_DRIFT_WINDOW_NS:
+            return None
+        (t0, a0), (t1, a1) = points[0], points[-1]
+        if t1 - t0 < _DIE_DRIFT_MIN_NS:
+            return None
+        return (a1 - a0) / ((t1 - t0) / 60e9)
+
+    def drifting(self, now_ns: int) -> bool:
+        drift = self.c_per_min(now_ns)
+        return drift is not None and abs(drift) > DIE_DRIFT_MAX_C_PER_MIN
+
+
 def samples_in(seconds: float, sample_hz: float) -> int:
     """How many samples ``seconds`` of measuring at ``sample_hz`` hold (at least one)."""
     return max(1, round(seconds * sample_hz))
@@ -414,8 +457,11 @@ class Measurement:
         *,
         filter_tau_s: float = FACTORY_FILTER_TAU_S,
         seen_object_c: float | None = None,
+        die: DieTrend | None = None,
     ) -> None:
         self.cfg = cfg
+        #: The die's drift over the latest minute (the engine's): no decision while it drifts.
+        self.die = die
         self.filter_tau_s = filter_tau_s
         if isinstance(calibration, CalibrationStore):
             calibration = calibration.get()
@@ -679,6 +725,8 @@ class Measurement:
             return None
         if self._seen_c > -math.inf:
             return None  # a re-measure after a doubted view: the view must show it is filled
+        if self._die_drifting():
+            return None
         ambients = [r.ambient_c for r in self._run]
         if max(ambients) - min(ambients) > cfg.ambient_spread_max_c:
             return None
@@ -714,7 +762,16 @@ class Measurement:
             "ok", round(body, 2), round(fit.plateau_c, 2), round(amb, 2), None, early=True
         )
 
+    def _die_drifting(self) -> bool:
+        return (
+            self.die is not None
+            and self._last is not None
+            and self.die.drifting(self._last.mono_ns)
+        )
+
     def _stable(self) -> bool:
+        if self._die_drifting():
+            return False  # warm-up or thermal shock: wait for the die to settle
         objects = [r.object_c for r in self._window]
         ambients = [r.ambient_c for r in self._window]
         if max(objects) - min(objects) > self.cfg.stable_spread_c:

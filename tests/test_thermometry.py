@@ -850,3 +850,19 @@ def test_one_forehead_re_measured_while_it_stays_agrees_with_its_first_plateau(s
             lowest_below_first = max(lowest_below_first, plateaus[0] - min(plateaus[1:]))
     assert compared >= 6
     assert lowest_below_first < REMEASURE_AGREES_C
+
+
+def test_a_die_drifting_over_the_latest_minute_holds_every_decision_until_it_settles():
+    from kiosk.thermometry import DieTrend
+
+    die = DieTrend()
+    for s in range(31):  # 2 degC/min for 30 s: each 0.6 s window moves 0.02 degC only
+        die.add(reading(24.0, 23.0 + s / 30, float(s)))
+    m = Measurement(CFG, Calibration(), int(31 * SEC), die=die)
+    t = [31.125 + i * 0.125 for i in range(len(PLATEAU) * 4)]
+    assert all(m.add(reading(o, 24.0, s)) is None for o, s in zip(PLATEAU * 4, t, strict=True))
+    assert m.check_timeout(int(31 * SEC + CFG.measure_timeout_s * SEC)).status == "no_temperature"
+    for s in range(31, 100):  # settled: the latest minute is flat
+        die.add(reading(24.0, 24.0, float(s)))
+    m = Measurement(CFG, Calibration(), int(100 * SEC), die=die)
+    assert feed(m, PLATEAU, start_s=100.125).status == "ok"

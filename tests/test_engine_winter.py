@@ -1,0 +1,36 @@
+"""The gate outdoors in winter: the sensor die drifting (a box's heater, the sun, carried into
+the guard hut), air outside the calibration's trusted range, in virtual time on the engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_engine import Rig
+
+
+@pytest.fixture
+def rig(clock, tmp_path):
+    r = Rig(clock, tmp_path)
+    yield r
+    r.close()
+
+
+def test_a_visitor_measured_while_the_die_drifts_is_not_passed_until_it_settles(rig):
+    # The kiosk carried from a 16 degC porch into the warm guard hut: the die warms 3 degC/min,
+    # too slowly for one stable window (0.03 degC in 0.6 s) to see it, fast enough that the
+    # thermopile's compensation lags (docs/thermometer.md, thermal shock).
+    rig.emulator.set_ambient(16.0)
+    rig.run(5)
+    rig.emulator.ramp_ambient(3.0, until_c=26.0)
+    rig.run(30)
+    assert "drifting" in rig.thermometer.health().detail
+    rig.resident_comes(8)
+    [decision] = rig.decisions()
+    assert decision["decision"] == "deny"
+    assert decision["reasons"] == ["no_temperature"]
+    assert [c.open_ for c in rig.gate.commands] == []
+    rig.emulator.person_leaves()
+    rig.run(240)  # the ramp reaches 26 degC, and a minute later the die is steady
+    assert rig.thermometer.health().state == "ok"
+    rig.resident_comes(8)
+    assert [d["decision"] for d in rig.decisions()] == ["deny", "pass"]
