@@ -916,7 +916,9 @@ class Engine:
             t = dataclasses.replace(
                 t, status="implausible", reason="temp_implausible", doubt="fell"
             )
-        if t.status == "implausible" and "implausible" not in p.remeasured:
+        if t.reason == thermometry.AIR_OUT_OF_RANGE:
+            pass  # the same air a second time cannot help: the guard checks by hand
+        elif t.status == "implausible" and "implausible" not in p.remeasured:
             p.remeasured.add("implausible")
             self._start_measurement(p, "measure_again", "measuring")
             return

@@ -67,6 +67,9 @@ from kiosk.config.thermometer import ThermometryConfig
 from kiosk.devices import DeviceFault, ThermoReading
 
 TemperatureStatus = Literal["ok", "no_temperature", "implausible", "fault"]
+#: The reason of an ``implausible`` reading taken in air the calibration is not trusted in
+#: (``Calibration.covers``): no re-measure (the same air), the guard checks by hand.
+AIR_OUT_OF_RANGE = "air_out_of_range"
 
 #: The MLX90614's factory IIR setting (config register 0x25 = 0x9FB4: 7.23 Hz bandwidth) as a
 #: first-order time constant; a kiosk whose driver sets another bandwidth passes its own.
@@ -193,6 +196,7 @@ class Temperature:
     #: Why a reading that looked normal was not passed (``implausible``): the view was in doubt
     #: (``"low"``: below ``normal_min_c``; ``"fell"``: the reading fell from a higher one;
     #: ``"unsteady"``: it fluctuates beyond the sensor's noise). Re-measure, come closer.
+    #: ``"air"``: the air is outside the calibration's trusted range (``AIR_OUT_OF_RANGE``).
     doubt: str | None = None
 
     @property
@@ -587,9 +591,9 @@ class Measurement:
         status, reason = classify(body, cfg)
         doubt = None
         if not self.calibration.covers(amb):
-            # The model says nothing trustworthy at this air temperature: never a pass
-            # (or a fever) on a guess; re-measure, then the guard.
-            status, reason = "implausible", "temp_implausible"
+            # The model says nothing trustworthy at this air temperature: never a pass (or a
+            # fever) on a guess. Measuring again in the same air cannot help: the guard.
+            status, reason, doubt = "implausible", AIR_OUT_OF_RANGE, "air"
         elif status == "ok" and body < cfg.fever_threshold_c:
             # A view the skin does not fill reads low: a fever seen partly looks normal. A
             # fever reading needs no such check (a partial view only ever reads lower).

@@ -34,3 +34,22 @@ def test_a_visitor_measured_while_the_die_drifts_is_not_passed_until_it_settles(
     assert rig.thermometer.health().state == "ok"
     rig.resident_comes(8)
     assert [d["decision"] for d in rig.decisions()] == ["deny", "pass"]
+
+
+def test_in_air_outside_the_trusted_range_a_visitor_is_sent_to_the_guard_at_once(rig):
+    # 6 degC at the gate in January: a wrist says little about the core (docs/thermometer.md).
+    # Measuring again cannot help; asking for gloves off and the pass again sends every visitor
+    # round the same loop. The visitor is told why and to see the guard, with no alarm per
+    # person (the gate's standing state is the guard's, not one card a visitor).
+    rig.emulator.set_ambient(6.0)
+    rig.run(5)
+    rig.resident_comes(8)
+    [decision] = rig.decisions()
+    assert decision["decision"] == "deny"
+    assert decision["reasons"] == ["air_out_of_range"]
+    prompts = [m["prompt"] for m in rig.messages if m["type"] == "state"]
+    assert "measure_again" not in prompts
+    assert ("guard_needed", "raised") not in rig.alarms()
+    [event] = rig.events()
+    assert event["reasons"] == ["air_out_of_range"]
+    assert event["temp_ambient_c"] == pytest.approx(6.0, abs=0.3)

@@ -111,7 +111,7 @@ def test_ambient_outside_the_calibrated_range_is_implausible_not_a_guess():
     # At 8 degC air a wrist says little about the core: a fever could read normal.
     m = Measurement(CFG, Calibration(), 0)
     t = feed(m, [x - 6.0 for x in PLATEAU], amb=8.0)
-    assert t.status == "implausible" and t.reason == "temp_implausible"
+    assert t.status == "implausible" and t.reason == "air_out_of_range" and t.doubt == "air"
     assert not t.ok
 
 
