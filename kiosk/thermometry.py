@@ -137,15 +137,17 @@ class DieTrend:
     def __init__(self) -> None:
         self._points: deque[tuple[int, float]] = deque()
 
-    def add(self, reading: ThermoReading) -> None:
+    def add(self, reading: ThermoReading) -> bool:
+        """Take a reading; True when it was kept (at most one a second)."""
         points = self._points
         if not math.isfinite(reading.ambient_c):
-            return
+            return False
         if points and reading.mono_ns - points[-1][0] < 1_000_000_000:
-            return  # one point a second is plenty for a drift over a minute
+            return False  # one point a second is plenty for a drift over a minute
         points.append((reading.mono_ns, reading.ambient_c))
         while points and reading.mono_ns - points[0][0] > _DIE_DRIFT_WINDOW_NS:
             points.popleft()
+        return True
 
     def c_per_min(self, now_ns: int) -> float | None:
         """The drift over the latest minute, or None when under 10 s of it is known."""

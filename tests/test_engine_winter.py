@@ -53,3 +53,49 @@ def test_in_air_outside_the_trusted_range_a_visitor_is_sent_to_the_guard_at_once
     [event] = rig.events()
     assert event["reasons"] == ["air_out_of_range"]
     assert event["temp_ambient_c"] == pytest.approx(6.0, abs=0.3)
+
+
+def test_hours_outside_the_trusted_range_stand_as_one_alarm_not_one_per_visitor(rig):
+    rig.emulator.set_ambient(6.0)  # 16:30 at the gate (08:30 UTC), January air
+    rig.run(15)
+    for _ in range(3):
+        rig.resident_comes(8)
+        rig.emulator.person_leaves()
+        rig.run(5)
+    assert [d["reasons"] for d in rig.decisions()] == [["air_out_of_range"]] * 3
+    assert rig.alarms() == [("air_out_of_range", "raised")]
+    detail = rig.engine.faults["air"]
+    assert "6.0" in detail and "since 16:30" in detail and "by hand" in detail
+    assert rig.engine.deciding  # the kiosk still decides: everyone else's pass is checked
+    rig.emulator.set_ambient(16.0)  # noon sun on the box
+    rig.run(30)
+    assert "air" in rig.engine.faults  # back for a moment is not back: a minute in range
+    rig.run(40)
+    assert "air" not in rig.engine.faults
+    assert rig.alarms() == [("air_out_of_range", "raised"), ("air_out_of_range", "cleared")]
+
+
+@pytest.mark.parametrize(
+    ("lang", "label", "todo", "banner"),
+    [
+        ("en", "air at the thermometer", "clinical thermometer", "please see the guard"),
+        ("zh-CN", "测温处气温", "医用体温计", "请到保安处"),
+    ],
+)
+def test_the_guard_sees_one_card_saying_to_check_by_hand_and_the_kiosk_a_banner(
+    lang, label, todo, banner
+):
+    from zoneinfo import ZoneInfo
+
+    from kiosk.alarms import alarm_from_message, device_alarms
+    from ui.guard.display import alarm_view
+    from ui.kiosk_screen import banner_view
+
+    raised = {"type": "alarm", "alarm": "air_out_of_range", "state": "raised", "mono_ns": 1}
+    card = alarm_from_message(raised, "2026-01-12T07:10:00+00:00")
+    [standing] = device_alarms({"air": "fault"})
+    assert card is not None and card.key == standing.key == "device:air"
+    view = alarm_view(card, lang, ZoneInfo("UTC"), frozenset())
+    assert view["detail"] == label and todo in view["todo"] and view["time"]
+    notes = banner_view({"faults": {"air": "air 6.0 degC ..."}}, lang)
+    assert len(notes) == 1 and banner in notes[0]
