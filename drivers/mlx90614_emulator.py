@@ -97,7 +97,9 @@ class Visit:
     is the background), ``hair`` the fraction of that covered by hair or a hat brim (reading
     halfway between skin and air), ``wobble`` an arm or head swaying the coverage by that
     fraction at ``wobble_hz``, ``sweat_c`` the skin cooling reached over ``sweat_tau_s`` (from
-    arrival), and ``step_back_at_s`` a step back to ``step_back_fill`` of the coverage.
+    arrival), ``step_back_at_s`` a step back to ``step_back_fill`` of the coverage, and
+    ``chill_c`` a forehead come in from the cold: that much below its reading on arrival,
+    re-warming with ``rewarm_tau_s`` (minutes: skin warms back slowly in the shelter).
     ``Visit()`` is the plain approach the emulator always modelled.
 
     ``sway`` is the head's natural sway (nobody holds still to a millimetre): it moves an edge
@@ -117,6 +119,8 @@ class Visit:
     step_back_at_s: float | None = None
     step_back_fill: float = 0.8
     sway: float = 0.04
+    chill_c: float = 0.0
+    rewarm_tau_s: float = 120.0
 
     def __post_init__(self) -> None:
         if not (0 < self.approach_tau_s <= 10 and 0 < self.fill <= 1 and 0 <= self.hair <= 1):
@@ -125,6 +129,8 @@ class Visit:
             raise ValueError("visit: wobble in [0, 1), step_back_fill in (0, 1], sweat_tau_s > 0")
         if not 0 <= self.sway <= 0.2:
             raise ValueError("visit: sway in [0, 0.2]")
+        if not (0 <= self.chill_c <= 15 and self.rewarm_tau_s > 0):
+            raise ValueError("visit: chill_c in [0, 15], rewarm_tau_s > 0")
 
     def coverage(self, t_s: float, sway_s: float = 0.0) -> float:
         """Fraction of the way from the background to the skin reading, at ``t_s`` from arrival.
@@ -150,6 +156,7 @@ class Visit:
         """The plateau the approach heads for at ``t_s``: background and skin, mixed."""
         skin = skin_reading_c(body_c, ambient_c)
         skin -= self.sweat_c * (1 - math.exp(-t_s / self.sweat_tau_s))
+        skin -= self.chill_c * math.exp(-t_s / self.rewarm_tau_s)
         return background_c + self.coverage(t_s, sway_s) * (skin - background_c)
 
 

@@ -866,3 +866,36 @@ def test_a_die_drifting_over_the_latest_minute_holds_every_decision_until_it_set
         die.add(reading(24.0, 24.0, float(s)))
     m = Measurement(CFG, Calibration(), int(100 * SEC), die=die)
     assert feed(m, PLATEAU, start_s=100.125).status == "ok"
+
+
+def _chilled_visitor(body_c: float, chill_c: float, ambient_c: float = 16.0) -> Temperature:
+    from drivers.mlx90614_emulator import Visit
+    from kiosk.clock import FakeClock
+
+    clock = FakeClock()
+    section = ThermometerSection(driver=FakeThermometerConfig(ambient_c=ambient_c))
+    thermo = build_thermometer(section, clock)
+    assert isinstance(thermo, FakeMlx90614)
+    thermo.emulator.person_arrives(body_c, Visit(chill_c=chill_c))
+    clock.advance(0.3)
+    m = Measurement(CFG, Calibration(), clock.monotonic_ns())
+    result = None
+    while result is None:
+        clock.advance(1 / CFG.sample_hz)
+        result = m.add(thermo.read())
+    return result
+
+
+@pytest.mark.parametrize(
+    ("body_c", "chill_c"), [(37.5, 2.0), (38.5, 2.0), (38.5, 3.0), (39.0, 3.0)]
+)
+def test_a_forehead_come_in_from_the_cold_reading_below_anyones_normal_is_never_passed(
+    body_c, chill_c
+):
+    # A fever walking into a 16 degC shelter from -5 degC air, the forehead still chilled by
+    # 2-3 degC (re-warming over minutes): it reads below normal_min_c, and is doubted, never a
+    # pass. (A chill of 1 degC hides a 38.5 fever inside the normal range: docs/thermometer.md.)
+    t = _chilled_visitor(body_c, chill_c)
+    assert t.status == "implausible" and not t.ok
+    assert t.doubt in ("low", None) and t.reason == "temp_implausible"
+    assert _chilled_visitor(body_c, 0.0).ok  # the same visitor, warm: the scene is the chill
