@@ -899,3 +899,12 @@ def test_a_forehead_come_in_from_the_cold_reading_below_anyones_normal_is_never_
     assert t.status == "implausible" and not t.ok
     assert t.doubt in ("low", None) and t.reason == "temp_implausible"
     assert _chilled_visitor(body_c, 0.0).ok  # the same visitor, warm: the scene is the chill
+
+
+def test_the_bench_re_measures_as_the_engine_does_never_in_air_out_of_its_range():
+    from checkpoint.bench.thermo import _remeasure
+
+    air = Temperature("implausible", 36.0, 30.0, 6.0, "air_out_of_range", doubt="air")
+    view = Temperature("implausible", 35.2, 33.0, 22.0, "temp_implausible", doubt="low")
+    assert _remeasure(air, CFG, set()) is None
+    assert _remeasure(view, CFG, set()) == "implausible"
