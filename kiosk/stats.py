@@ -233,6 +233,18 @@ def _temperature_counts(
     return counts
 
 
+def _report_columns(db: Database) -> tuple[str, bool]:
+    """The events' columns the report reads, and whether they hold the sensor's reading: the
+    district's copy (``office.district``) holds none, so its hand readings cannot be told from
+    copied ones (``hand_readings`` null)."""
+    sensor = "temp_object_c" in db.table("events").columns_dict
+    cols = (
+        "seq, ts, dating, kiosk_id, direction, decision, reasons, temp_c, household, flags,"
+        f" {'temp_object_c' if sensor else 'null as temp_object_c'}"
+    )
+    return cols, sensor
+
+
 def compute_report(
     db: Database, day: date, tz: ZoneInfo | str, quota_cfg: QuotaConfig | None = None
 ) -> dict[str, Any]:
@@ -255,13 +267,7 @@ def compute_report(
     total = 0
     kiosks: set[str] = set()
     dating: Counter[str | None] = Counter()
-    # The district's copy of the events (office.district) holds no sensor readings: its hand
-    # readings cannot be told from copied ones (``hand_readings`` null).
-    sensor = "temp_object_c" in db.table("events").columns_dict
-    cols = (
-        "seq, ts, dating, kiosk_id, direction, decision, reasons, temp_c, household, flags,"
-        f" {'temp_object_c' if sensor else 'null as temp_object_c'}"
-    )
+    cols, sensor = _report_columns(db)
     for row in _events_between(db, start, end, cols):
         total += 1
         dating[row["dating"]] += 1
