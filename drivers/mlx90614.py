@@ -42,6 +42,7 @@ from kiosk.backoff import Backoff
 from kiosk.clock import Clock
 from kiosk.devices import Health, SensorFault, ThermoReading
 from kiosk.logs import OncePerInterval
+from kiosk.thermometry import DIE_DRIFT_MAX_C_PER_MIN
 
 if TYPE_CHECKING:
     from smbus2 import i2c_msg
@@ -79,7 +80,7 @@ REOPEN_BACKOFF = Backoff(base_s=0.5, cap_s=30.0)
 
 #: A die warming or cooling faster than this is not in equilibrium: the thermopile's ambient
 #: compensation lags, so object readings are off (after power-on, or carried in from the cold).
-AMBIENT_DRIFT_MAX_C_PER_MIN = 0.5
+AMBIENT_DRIFT_MAX_C_PER_MIN = DIE_DRIFT_MAX_C_PER_MIN  # the measurement waits beyond it
 _DRIFT_WINDOW_NS = 60_000_000_000
 #: A bus is "noisy" when at least this share of the latest ``_NOISE_WINDOW`` word reads failed
 #: their check (PEC, two reads disagreeing, out of range). Each failure is retried, so readings

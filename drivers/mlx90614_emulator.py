@@ -97,7 +97,9 @@ class Visit:
     is the background), ``hair`` the fraction of that covered by hair or a hat brim (reading
     halfway between skin and air), ``wobble`` an arm or head swaying the coverage by that
     fraction at ``wobble_hz``, ``sweat_c`` the skin cooling reached over ``sweat_tau_s`` (from
-    arrival), and ``step_back_at_s`` a step back to ``step_back_fill`` of the coverage.
+    arrival), ``step_back_at_s`` a step back to ``step_back_fill`` of the coverage, and
+    ``chill_c`` a forehead come in from the cold: that much below its reading on arrival,
+    re-warming with ``rewarm_tau_s`` (minutes: skin warms back slowly in the shelter).
     ``Visit()`` is the plain approach the emulator always modelled.
 
     ``sway`` is the head's natural sway (nobody holds still to a millimetre): it moves an edge
@@ -117,6 +119,8 @@ class Visit:
     step_back_at_s: float | None = None
     step_back_fill: float = 0.8
     sway: float = 0.04
+    chill_c: float = 0.0
+    rewarm_tau_s: float = 120.0
 
     def __post_init__(self) -> None:
         if not (0 < self.approach_tau_s <= 10 and 0 < self.fill <= 1 and 0 <= self.hair <= 1):
@@ -125,6 +129,8 @@ class Visit:
             raise ValueError("visit: wobble in [0, 1), step_back_fill in (0, 1], sweat_tau_s > 0")
         if not 0 <= self.sway <= 0.2:
             raise ValueError("visit: sway in [0, 0.2]")
+        if not (0 <= self.chill_c <= 15 and self.rewarm_tau_s > 0):
+            raise ValueError("visit: chill_c in [0, 15], rewarm_tau_s > 0")
 
     def coverage(self, t_s: float, sway_s: float = 0.0) -> float:
         """Fraction of the way from the background to the skin reading, at ``t_s`` from arrival.
@@ -150,6 +156,7 @@ class Visit:
         """The plateau the approach heads for at ``t_s``: background and skin, mixed."""
         skin = skin_reading_c(body_c, ambient_c)
         skin -= self.sweat_c * (1 - math.exp(-t_s / self.sweat_tau_s))
+        skin -= self.chill_c * math.exp(-t_s / self.rewarm_tau_s)
         return background_c + self.coverage(t_s, sway_s) * (skin - background_c)
 
 
@@ -223,6 +230,8 @@ class Mlx90614Emulator:
         self._seed = seed
         self._noise_override = noise_c
         self._ambient_c = ambient_c
+        #: A steady move of the die/air temperature: (start ns, from, degC per s, until).
+        self._ramp: tuple[int, float, float, float] | None = None
         self._body_c: float | None = None
         self._visit = Visit()
         self._sway_phases = (0.0,) * len(_SWAY_COMPONENTS)
@@ -253,6 +262,7 @@ class Mlx90614Emulator:
         """
         visit = visit or Visit(approach_tau_s=self.approach_tau_s)
         with self._lock:
+            self._follow_ramp(self.clock.monotonic_ns())
             # The approach starts from what the scene shows now (the old visit's reading).
             self._retarget(skin_reading_c(body_c, self._ambient_c), visit.approach_tau_s)
             self._body_c = body_c
@@ -263,6 +273,7 @@ class Mlx90614Emulator:
 
     def person_leaves(self) -> None:
         with self._lock:
+            self._follow_ramp(self.clock.monotonic_ns())
             self._retarget(self._background(), self.leave_tau_s)
             self._body_c = None
 
@@ -270,6 +281,7 @@ class Mlx90614Emulator:
         """Move the air/die temperature; a person present re-targets to the new skin reading."""
         with self._lock:
             start = self._scene_object(self.clock.monotonic_ns())
+            self._ramp = None
             self._ambient_c = celsius
             target = (
                 self._background()
@@ -277,6 +289,18 @@ class Mlx90614Emulator:
                 else skin_reading_c(self._body_c, celsius)
             )
             self._retarget(target, self.approach_tau_s, start)
+
+    def ramp_ambient(self, c_per_min: float, until_c: float) -> None:
+        """Move the die/air temperature steadily from now toward ``until_c`` at ``c_per_min``
+        (the sign follows ``until_c``), then hold it: a box warmed by the Pi or the sun, a kiosk
+        carried into the guard hut or out into the cold. A person present follows the air."""
+        if not (math.isfinite(c_per_min) and c_per_min > 0 and math.isfinite(until_c)):
+            raise ValueError("ramp_ambient: c_per_min > 0 and a finite until_c")
+        with self._lock:
+            now = self.clock.monotonic_ns()
+            self._follow_ramp(now)
+            rate = math.copysign(c_per_min / 60.0, until_c - self._ambient_c)
+            self._ramp = (now, self._ambient_c, rate, until_c)
 
     def load_trace(self, points: Iterable[TracePoint]) -> None:
         """Play (t_s, object_c, ambient_c) points from now, linearly interpolated, last held."""
@@ -466,9 +490,19 @@ class Mlx90614Emulator:
         self._scene_t0 = now
         self._scene_tau = tau_s
 
+    def _follow_ramp(self, now: int) -> None:
+        if self._ramp is None:
+            return
+        t0, start, rate, until = self._ramp
+        moved = start + rate * max(0.0, (now - t0) / 1e9)
+        self._ambient_c = min(moved, until) if rate > 0 else max(moved, until)
+
     def _scene_object(self, now: int) -> float:
+        self._follow_ramp(now)
         t = max(0.0, (now - self._scene_t0) / 1e9)
         target = self._scene_to
+        if self._body_c is None and self._ramp is not None:
+            target = self._background()  # the background follows the air
         if self._body_c is not None:
             sway = sway_signal(self._sway_phases, t)
             target = self._visit.reading_c(
@@ -477,6 +511,7 @@ class Mlx90614Emulator:
         return target + (self._scene_from - target) * math.exp(-t / self._scene_tau)
 
     def _scene_at(self, now: int) -> tuple[float, float]:
+        self._follow_ramp(now)
         if self._trace is not None:
             return self._trace_at((now - self._trace_t0) / 1e9)
         return self._scene_object(now), self._ambient_c

@@ -60,6 +60,8 @@ ALARM_KINDS = {
     "store_fault": "device",
     "gate_fault": "device",
     "gate_not_locked": "device",
+    # The air outside the thermometer's trusted range: one standing card, every visitor by hand.
+    "air_out_of_range": "device",
     "guard_needed": "guard",
 }
 #: Device alarms of the engine, by the device they are about.
@@ -69,6 +71,7 @@ ALARM_DEVICES = {
     "gate_fault": "gate",
     "gate_not_locked": "gate",
     "store_fault": "store",
+    "air_out_of_range": "air",
 }
 #: The audit action of an acknowledgement (read back at start).
 ACK_ACTION = "alarm_ack"

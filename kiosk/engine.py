@@ -50,6 +50,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol, Unpack
 from zoneinfo import ZoneInfo
 
@@ -109,12 +110,19 @@ PROMPTS: dict[str, str] = {
 #: Fault keys in ``Engine.faults`` and the alarms raised for them.
 DEVICE_ALARMS = {
     "thermometer": "sensor_fault",
+    # Not a device failing: the air at the thermometer outside the calibration's trusted range,
+    # the gate's standing state while every visitor is checked by hand (``_watch_air``).
+    "air": "air_out_of_range",
     "reader": "reader_fault",
     "gate": "gate_fault",
     "store": "store_fault",
 }
 
 PASS_DECISIONS = frozenset({"pass", "manual_pass"})
+#: The air outside the calibration's trusted range this long raises the gate's standing
+#: ``air`` state; back inside it this long clears it (the noon sun is not spring).
+AIR_OUT_AFTER_S = 10.0
+AIR_BACK_AFTER_S = 60.0
 
 #: How many measure-again denies the engine keeps for their passes' next attempt (those of
 #: the last ``engine.retry_window_s``, at most this many): memory stays bounded.
@@ -359,6 +367,11 @@ class Engine:
         )
         self._eng = config.engine
         self._thermo_cfg = config.thermometer.thermometry
+        #: The sensor die's drift over the latest minute (every reading, idle or not).
+        self._die = thermometry.DieTrend()
+        #: Since when the air has read outside the calibration's range, and back inside it.
+        self._air_out_since: tuple[int, datetime] | None = None
+        self._air_in_since_ns: int | None = None
         self._tz = ZoneInfo(config.site.timezone)
 
         self.state: State = "idle"
@@ -772,13 +785,42 @@ class Engine:
         # lost since (a step back) cannot turn into a lower, normal temperature.
         seen = p.measurement.doubted_peak_c if p.measurement is not None else None
         p.measurement = thermometry.Measurement(
-            self._thermo_cfg, self.current_calibration(), now, seen_object_c=seen
+            self._thermo_cfg, self.current_calibration(), now, seen_object_c=seen, die=self._die
         )
         p.presence_seen = False
         p.away_since_ns = None
         p.warmer_since_ns = None
         p.peak_object_c = -math.inf
         self._set_state(state, prompt)
+
+    def _watch_air(self, reading: ThermoReading) -> None:
+        """The gate's standing ``air`` state: the air outside the calibration's trusted range
+        for ``AIR_OUT_AFTER_S`` raises it once (every visitor is then checked by hand, denied
+        ``air_out_of_range`` without an alarm each), a minute back inside clears it."""
+        now = reading.mono_ns
+        calibration = self.current_calibration()
+        if calibration.covers(reading.ambient_c):
+            self._air_out_since = None
+            if "air" not in self.faults:
+                return
+            if self._air_in_since_ns is None:
+                self._air_in_since_ns = now
+            elif now - self._air_in_since_ns >= AIR_BACK_AFTER_S * 1e9:
+                self._air_in_since_ns = None
+                self._clear_fault("air")
+            return
+        self._air_in_since_ns = None
+        if self._air_out_since is None:
+            self._air_out_since = (now, self.clock.now())
+        since_ns, since = self._air_out_since
+        if "air" in self.faults or now - since_ns < AIR_OUT_AFTER_S * 1e9:
+            return
+        self._raise_fault(
+            "air",
+            f"air {reading.ambient_c:.1f} degC outside the thermometer's trusted range"
+            f" ({calibration.ambient_min_c:g} to {calibration.ambient_max_c:g} degC) since"
+            f" {since.astimezone(self._tz):%H:%M}: every visitor checked by hand",
+        )
 
     def current_calibration(self) -> Calibration:
         """The site calibration for a new measurement (a new fit applies from the next one on)."""
@@ -787,8 +829,11 @@ class Engine:
     def _on_reading(self, reading: ThermoReading) -> None:
         if "thermometer" in self.faults:
             self._clear_fault("thermometer")
+        kept = self._die.add(reading)
         if not self.needs_temperature:
             return
+        if kept:
+            self._watch_air(reading)
         if self.state in ("idle", "decided"):
             present = thermometry.is_present(reading, self._thermo_cfg)
             if not present:
@@ -913,7 +958,9 @@ class Engine:
             t = dataclasses.replace(
                 t, status="implausible", reason="temp_implausible", doubt="fell"
             )
-        if t.status == "implausible" and "implausible" not in p.remeasured:
+        if t.reason == thermometry.AIR_OUT_OF_RANGE:
+            pass  # the same air a second time cannot help: the guard checks by hand
+        elif t.status == "implausible" and "implausible" not in p.remeasured:
             p.remeasured.add("implausible")
             self._start_measurement(p, "measure_again", "measuring")
             return

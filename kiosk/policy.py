@@ -89,6 +89,7 @@ REASONS: tuple[str, ...] = (
     "no_guard_on_duty",
     "fever",
     "temp_implausible",
+    "air_out_of_range",
     "no_temperature",
 )
 _ORDER = {code: i for i, code in enumerate(REASONS)}
@@ -193,7 +194,10 @@ def _check_temperature(
         reasons.append("no_temperature")
         return
     if status == "implausible":
-        reasons.append("temp_implausible")
+        # Air outside the calibration's trusted range: the guard checks by hand (the gate's
+        # standing state; no per-person alarm). Anything else implausible: measure again.
+        air = getattr(t, "reason", None) == "air_out_of_range"
+        reasons.append("air_out_of_range" if air else "temp_implausible")
         return
     if status != "ok":  # an unknown status is a fault, never a pass
         _fault(found, "sensor_fault", cfg.on_sensor_fault)

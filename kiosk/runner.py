@@ -420,6 +420,10 @@ class EngineRunner:
             key = part if part != "reader" else None
             if key and key in devices and devices[key]["state"] == "ok":
                 devices[key] = {"state": "fault", "detail": detail}
+        if "air" in eng.faults:
+            # Not a device: the air outside the calibration's range, standing while it lasts
+            # (a screen or console loaded after the engine raised it reads it here).
+            devices["air"] = {"state": "fault", "detail": eng.faults["air"]}
         if self._thermo_worker.hung and "thermometer" in devices:
             devices["thermometer"] = {"state": "fault", "detail": "read hung past its deadline"}
         if self._gate_worker.hung:

@@ -121,17 +121,24 @@ def households_outing(row: Mapping[str, Any]) -> bool:
     return QUOTA_EXEMPT not in (json.loads(row["flags"]) if row["flags"] else ())
 
 
-def _reading(readings: dict[Key, float | None], key: Key, row: Mapping[str, Any]) -> None:
+#: A passage's reading and whether a guard took it by hand (``hand_readings``).
+Reading = tuple[float | None, bool]
+
+
+def _reading(readings: dict[Key, Reading], key: Key, row: Mapping[str, Any]) -> None:
     """Put an event's body temperature into ``readings`` (one per passage, ``key``: its
     ``passage_key``). A passage's first row and each attempt that tries it again
     (``retries:<seq>``) put theirs: the last attempt's reading is the passage's. A guard's
     decision about it is not another reading: it copied the kiosk's reading (or had none),
-    or it carries the guard's hand reading, which replaces the kiosk's."""
+    or it carries the guard's hand reading, which replaces the kiosk's: a hand reading is a
+    guard's decision with a temperature and no sensor reading beside it (a winter day's hand
+    checks, the air outside the thermometer's range)."""
     temp_c = None if row["temp_c"] is None else float(row["temp_c"])
     own = key == (str(row["kiosk_id"]), int(row["seq"]))
     attempt = own or retried(json.loads(row["flags"]) if row["flags"] else []) is not None
     if attempt or temp_c is not None:
-        readings[key] = temp_c
+        manual = str(row["decision"]).startswith("manual_")
+        readings[key] = (temp_c, manual and temp_c is not None and row["temp_object_c"] is None)
 
 
 def _outcome(outcomes: dict[Key, str], key: Key, row: Mapping[str, Any]) -> bool:
@@ -226,6 +233,18 @@ def _temperature_counts(
     return counts
 
 
+def _report_columns(db: Database) -> tuple[str, bool]:
+    """The events' columns the report reads, and whether they hold the sensor's reading: the
+    district's copy (``office.district``) holds none, so its hand readings cannot be told from
+    copied ones (``hand_readings`` null)."""
+    sensor = "temp_object_c" in db.table("events").columns_dict
+    cols = (
+        "seq, ts, dating, kiosk_id, direction, decision, reasons, temp_c, household, flags,"
+        f" {'temp_object_c' if sensor else 'null as temp_object_c'}"
+    )
+    return cols, sensor
+
+
 def compute_report(
     db: Database, day: date, tz: ZoneInfo | str, quota_cfg: QuotaConfig | None = None
 ) -> dict[str, Any]:
@@ -240,7 +259,7 @@ def compute_report(
     passage_hours = [0] * 24  # the hour each passage came to the gate
     hours = _Hours(day, zone)
     bins = _temperature_bins()
-    readings: dict[Key, float | None] = {}
+    readings: dict[Key, Reading] = {}
     outcomes: dict[Key, str] = {}
     seen: dict[Key, Key] = {}  # each row's passage (``kiosk.links.passage_key``)
     fevers: list[datetime] = []  # local, with the UTC offset: which 02:30 it was
@@ -248,7 +267,7 @@ def compute_report(
     total = 0
     kiosks: set[str] = set()
     dating: Counter[str | None] = Counter()
-    cols = "seq, ts, dating, kiosk_id, direction, decision, reasons, temp_c, household, flags"
+    cols, sensor = _report_columns(db)
     for row in _events_between(db, start, end, cols):
         total += 1
         dating[row["dating"]] += 1
@@ -271,8 +290,8 @@ def compute_report(
             exits[same_text(row["household"])] += 1
 
     over_quota = over_quota_households(db, day, zone, quota, set(exits)) if exits else 0
-    temp_counts = _temperature_counts(readings.values(), bins)
-    no_temperature = sum(temp_c is None for temp_c in readings.values())
+    temp_counts = _temperature_counts((t for t, _ in readings.values()), bins)
+    no_temperature = sum(temp_c is None for temp_c, _ in readings.values())
     community = _community(db, day, zone)
 
     return {
@@ -299,6 +318,7 @@ def compute_report(
             for (lo, hi), n in zip(bins, temp_counts, strict=True)
         ],
         "no_temperature": no_temperature,
+        "hand_readings": sum(hand for _, hand in readings.values()) if sensor else None,
         "exits_per_household": _exits_section(quota, exits, over_quota),
         "community": community,
         "quarantine_lists": quarantine_lists(db, day),

@@ -67,6 +67,9 @@ from kiosk.config.thermometer import ThermometryConfig
 from kiosk.devices import DeviceFault, ThermoReading
 
 TemperatureStatus = Literal["ok", "no_temperature", "implausible", "fault"]
+#: The reason of an ``implausible`` reading taken in air the calibration is not trusted in
+#: (``Calibration.covers``): no re-measure (the same air), the guard checks by hand.
+AIR_OUT_OF_RANGE = "air_out_of_range"
 
 #: The MLX90614's factory IIR setting (config register 0x25 = 0x9FB4: 7.23 Hz bandwidth) as a
 #: first-order time constant; a kiosk whose driver sets another bandwidth passes its own.
@@ -116,6 +119,51 @@ _CHI2_999_PER_DOF = (6.91, 5.42, 4.62, 4.10, 3.74, 3.47, 3.27, 3.10, 2.96, 2.84,
 REMEASURE_AGREES_C = 0.4
 
 
+#: The sensor die moving faster than this (degC/min over the latest minute) is warm-up or thermal
+#: shock: the thermopile's ambient compensation lags, and no reading is decided meanwhile.
+DIE_DRIFT_MAX_C_PER_MIN = 0.5
+#: The drift is taken over this much of the latest readings (one point a second), at least
+#: ``_DIE_DRIFT_MIN_NS`` of them.
+_DIE_DRIFT_WINDOW_NS = 60_000_000_000
+_DIE_DRIFT_MIN_NS = 10_000_000_000
+
+
+class DieTrend:
+    """How fast the sensor's own temperature (the reading's ambient) moves, over the latest
+    minute of every reading (the engine feeds it idle or not). A stable window of 0.6 s cannot
+    see a die warming 3 degC/min (0.03 degC), but the compensation is off all the same: the
+    measurement waits while ``drifting`` (the driver's health says the same, degraded)."""
+
+    def __init__(self) -> None:
+        self._points: deque[tuple[int, float]] = deque()
+
+    def add(self, reading: ThermoReading) -> bool:
+        """Take a reading; True when it was kept (at most one a second)."""
+        points = self._points
+        if not math.isfinite(reading.ambient_c):
+            return False
+        if points and reading.mono_ns - points[-1][0] < 1_000_000_000:
+            return False  # one point a second is plenty for a drift over a minute
+        points.append((reading.mono_ns, reading.ambient_c))
+        while points and reading.mono_ns - points[0][0] > _DIE_DRIFT_WINDOW_NS:
+            points.popleft()
+        return True
+
+    def c_per_min(self, now_ns: int) -> float | None:
+        """The drift over the latest minute, or None when under 10 s of it is known."""
+        points = self._points
+        if len(points) < 2 or now_ns - points[-1][0] > _DIE_DRIFT_WINDOW_NS:
+            return None
+        (t0, a0), (t1, a1) = points[0], points[-1]
+        if t1 - t0 < _DIE_DRIFT_MIN_NS:
+            return None
+        return (a1 - a0) / ((t1 - t0) / 60e9)
+
+    def drifting(self, now_ns: int) -> bool:
+        drift = self.c_per_min(now_ns)
+        return drift is not None and abs(drift) > DIE_DRIFT_MAX_C_PER_MIN
+
+
 def samples_in(seconds: float, sample_hz: float) -> int:
     """How many samples ``seconds`` of measuring at ``sample_hz`` hold (at least one)."""
     return max(1, round(seconds * sample_hz))
@@ -150,6 +198,7 @@ class Temperature:
     #: Why a reading that looked normal was not passed (``implausible``): the view was in doubt
     #: (``"low"``: below ``normal_min_c``; ``"fell"``: the reading fell from a higher one;
     #: ``"unsteady"``: it fluctuates beyond the sensor's noise). Re-measure, come closer.
+    #: ``"air"``: the air is outside the calibration's trusted range (``AIR_OUT_OF_RANGE``).
     doubt: str | None = None
 
     @property
@@ -414,8 +463,11 @@ class Measurement:
         *,
         filter_tau_s: float = FACTORY_FILTER_TAU_S,
         seen_object_c: float | None = None,
+        die: DieTrend | None = None,
     ) -> None:
         self.cfg = cfg
+        #: The die's drift over the latest minute (the engine's): no decision while it drifts.
+        self.die = die
         self.filter_tau_s = filter_tau_s
         if isinstance(calibration, CalibrationStore):
             calibration = calibration.get()
@@ -541,9 +593,9 @@ class Measurement:
         status, reason = classify(body, cfg)
         doubt = None
         if not self.calibration.covers(amb):
-            # The model says nothing trustworthy at this air temperature: never a pass
-            # (or a fever) on a guess; re-measure, then the guard.
-            status, reason = "implausible", "temp_implausible"
+            # The model says nothing trustworthy at this air temperature: never a pass (or a
+            # fever) on a guess. Measuring again in the same air cannot help: the guard.
+            status, reason, doubt = "implausible", AIR_OUT_OF_RANGE, "air"
         elif status == "ok" and body < cfg.fever_threshold_c:
             # A view the skin does not fill reads low: a fever seen partly looks normal. A
             # fever reading needs no such check (a partial view only ever reads lower).
@@ -679,6 +731,8 @@ class Measurement:
             return None
         if self._seen_c > -math.inf:
             return None  # a re-measure after a doubted view: the view must show it is filled
+        if self._die_drifting():
+            return None
         ambients = [r.ambient_c for r in self._run]
         if max(ambients) - min(ambients) > cfg.ambient_spread_max_c:
             return None
@@ -714,7 +768,16 @@ class Measurement:
             "ok", round(body, 2), round(fit.plateau_c, 2), round(amb, 2), None, early=True
         )
 
+    def _die_drifting(self) -> bool:
+        return (
+            self.die is not None
+            and self._last is not None
+            and self.die.drifting(self._last.mono_ns)
+        )
+
     def _stable(self) -> bool:
+        if self._die_drifting():
+            return False  # warm-up or thermal shock: wait for the die to settle
         objects = [r.object_c for r in self._window]
         ambients = [r.ambient_c for r in self._window]
         if max(objects) - min(objects) > self.cfg.stable_spread_c:

@@ -245,3 +245,39 @@ def test_a_manual_pass_about_a_passage_that_already_passed_is_refused(guard_clie
     report = stats.compute_report(guard_core.store.reader(), date(2026, 3, 2), "UTC")
     assert report["community"]["people"]["out"] == 1
     assert report["exits_per_household"]["exits"] == 1
+
+
+def test_a_winter_days_hand_checks_are_counted_apart_from_the_kiosks_readings(
+    reporting_store, clock
+):
+    """A day whose air stayed outside the thermometer's range: the kiosk denied everyone
+    ``air_out_of_range`` and the guard measured each by hand and decided. The report put the
+    hand readings into the temperature histogram as if the kiosk had taken them, and nothing
+    said how many people were checked by hand. ``hand_readings`` counts the passages whose
+    reading is a guard's hand reading (a copied kiosk reading is not one)."""
+    from kiosk.stats import daily_report
+    from kiosk.store import EventDraft
+
+    clock.set_wall(datetime(2026, 1, 12, 1, 0, tzinfo=UTC))
+    log = reporting_store
+
+    def add(**kw):
+        return log.append(EventDraft(**{"direction": "in", "decision": "pass"} | kw))
+
+    def decide(subject, **kw):
+        return add(**{"reasons": ("guard_override",), "operator": "alice",
+                      "flags": (f"overrides:{subject.seq}",)} | kw)  # fmt: skip
+
+    for temp_c in (36.4, 36.9):  # checked by hand, let through
+        cold = add(decision="deny", reasons=("air_out_of_range",))
+        decide(cold, decision="manual_pass", temp_c=temp_c)
+    cold = add(decision="deny", reasons=("air_out_of_range",))
+    decide(cold, decision="manual_deny", temp_c=38.6)  # a fever found by hand
+    fever = add(decision="deny", reasons=("fever",), temp_c=38.4, temp_object_c=35.1)
+    decide(fever, decision="manual_deny", temp_c=38.4, temp_object_c=35.1)  # copied: no hand
+    add(reasons=("ok",), temp_c=36.6, temp_object_c=34.1)
+    add(decision="manual_pass", reasons=("guard_override",), operator="alice", temp_c=36.5)
+    report = daily_report(log.reader(), date(2026, 1, 12), "UTC")
+    assert report["by_reason"]["air_out_of_range"] == 3
+    assert report["hand_readings"] == 4
+    assert report["passages"]["total"] == 6

@@ -807,3 +807,15 @@ def test_a_flaky_bus_for_a_day_writes_a_bounded_number_of_lines(chip, clock, cap
     assert thermo.counters.reopens == 24 * 360
     assert len(lines) <= 24 * 7
     assert lines[0].levelname == "WARNING" and "I2C error" in lines[0].getMessage()
+
+
+def test_the_emulator_ramps_its_die_and_background_at_the_rate_then_holds(driver, chip, clock):
+    chip.set_ambient(10.0)
+    chip.ramp_ambient(3.0, until_c=13.0)
+    clock.advance(30.0)
+    assert driver.read().ambient_c == pytest.approx(11.5, abs=0.05)
+    assert chip.chip_object_c() == pytest.approx(11.7, abs=0.2)  # the background follows the air
+    clock.advance(120.0)
+    assert driver.read().ambient_c == pytest.approx(13.0, abs=0.05)
+    with pytest.raises(ValueError):
+        chip.ramp_ambient(0.0, until_c=5.0)

@@ -402,6 +402,15 @@ TABLE = [
         (),
     ),
     (
+        "air outside the calibration's trusted range: the guard checks by hand, no alarm",
+        Case(temperature=Temperature("implausible", 36.0, 30.0, 6.0, "air_out_of_range")),
+        "deny",
+        ("air_out_of_range",),
+        False,
+        None,
+        (),
+    ),
+    (
         "no temperature measured",
         Case(temperature=temp(None, "no_temperature")),
         "deny",

@@ -838,3 +838,23 @@ def test_an_engine_tick_failing_at_every_tick_is_one_traceback_and_its_end_one_l
     lines = [r for r in caplog.records if r.levelno >= logging.INFO]
     assert [r.levelname for r in lines] == ["ERROR", "INFO", "ERROR"]
     assert "working again" in lines[1].getMessage()
+
+
+def test_air_outside_the_trusted_range_stands_in_the_health_report_for_a_screen_loaded_later(
+    rig,
+):
+    # The engine's standing air state (tests/test_engine_winter.py) was only in its bus
+    # messages: a kiosk page or console loaded after it was raised (the browser restarted every
+    # morning) showed no banner and no standing card. It is a row of the health report.
+    from kiosk.alarms import device_alarms
+    from ui.kiosk_screen import banner_view
+    from ui.views import faults_of
+
+    detail = "air 6.0 degC outside the thermometer's trusted range (15 to 35 degC) since 07:10"
+    rig.runner.engine.faults["air"] = detail
+    report = rig.runner.health()
+    assert report["devices"]["air"] == {"state": "fault", "detail": detail}
+    assert [a.key for a in device_alarms(faults_of(report))] == ["device:air"]
+    notes = banner_view(report, "en")  # (not started here: "self check paused" as well)
+    assert "Air outside the thermometer's range: please see the guard for a manual check" in notes
+    assert not [n for n in notes if n.startswith("Device fault")]

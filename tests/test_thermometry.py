@@ -111,7 +111,7 @@ def test_ambient_outside_the_calibrated_range_is_implausible_not_a_guess():
     # At 8 degC air a wrist says little about the core: a fever could read normal.
     m = Measurement(CFG, Calibration(), 0)
     t = feed(m, [x - 6.0 for x in PLATEAU], amb=8.0)
-    assert t.status == "implausible" and t.reason == "temp_implausible"
+    assert t.status == "implausible" and t.reason == "air_out_of_range" and t.doubt == "air"
     assert not t.ok
 
 
@@ -850,3 +850,61 @@ def test_one_forehead_re_measured_while_it_stays_agrees_with_its_first_plateau(s
             lowest_below_first = max(lowest_below_first, plateaus[0] - min(plateaus[1:]))
     assert compared >= 6
     assert lowest_below_first < REMEASURE_AGREES_C
+
+
+def test_a_die_drifting_over_the_latest_minute_holds_every_decision_until_it_settles():
+    from kiosk.thermometry import DieTrend
+
+    die = DieTrend()
+    for s in range(31):  # 2 degC/min for 30 s: each 0.6 s window moves 0.02 degC only
+        die.add(reading(24.0, 23.0 + s / 30, float(s)))
+    m = Measurement(CFG, Calibration(), int(31 * SEC), die=die)
+    t = [31.125 + i * 0.125 for i in range(len(PLATEAU) * 4)]
+    assert all(m.add(reading(o, 24.0, s)) is None for o, s in zip(PLATEAU * 4, t, strict=True))
+    assert m.check_timeout(int(31 * SEC + CFG.measure_timeout_s * SEC)).status == "no_temperature"
+    for s in range(31, 100):  # settled: the latest minute is flat
+        die.add(reading(24.0, 24.0, float(s)))
+    m = Measurement(CFG, Calibration(), int(100 * SEC), die=die)
+    assert feed(m, PLATEAU, start_s=100.125).status == "ok"
+
+
+def _chilled_visitor(body_c: float, chill_c: float, ambient_c: float = 16.0) -> Temperature:
+    from drivers.mlx90614_emulator import Visit
+    from kiosk.clock import FakeClock
+
+    clock = FakeClock()
+    section = ThermometerSection(driver=FakeThermometerConfig(ambient_c=ambient_c))
+    thermo = build_thermometer(section, clock)
+    assert isinstance(thermo, FakeMlx90614)
+    thermo.emulator.person_arrives(body_c, Visit(chill_c=chill_c))
+    clock.advance(0.3)
+    m = Measurement(CFG, Calibration(), clock.monotonic_ns())
+    result = None
+    while result is None:
+        clock.advance(1 / CFG.sample_hz)
+        result = m.add(thermo.read())
+    return result
+
+
+@pytest.mark.parametrize(
+    ("body_c", "chill_c"), [(37.5, 2.0), (38.5, 2.0), (38.5, 3.0), (39.0, 3.0)]
+)
+def test_a_forehead_come_in_from_the_cold_reading_below_anyones_normal_is_never_passed(
+    body_c, chill_c
+):
+    # A fever walking into a 16 degC shelter from -5 degC air, the forehead still chilled by
+    # 2-3 degC (re-warming over minutes): it reads below normal_min_c, and is doubted, never a
+    # pass. (A chill of 1 degC hides a 38.5 fever inside the normal range: docs/thermometer.md.)
+    t = _chilled_visitor(body_c, chill_c)
+    assert t.status == "implausible" and not t.ok
+    assert t.doubt in ("low", None) and t.reason == "temp_implausible"
+    assert _chilled_visitor(body_c, 0.0).ok  # the same visitor, warm: the scene is the chill
+
+
+def test_the_bench_re_measures_as_the_engine_does_never_in_air_out_of_its_range():
+    from checkpoint.bench.thermo import _remeasure
+
+    air = Temperature("implausible", 36.0, 30.0, 6.0, "air_out_of_range", doubt="air")
+    view = Temperature("implausible", 35.2, 33.0, 22.0, "temp_implausible", doubt="low")
+    assert _remeasure(air, CFG, set()) is None
+    assert _remeasure(view, CFG, set()) == "implausible"

@@ -757,3 +757,22 @@ def test_no_preview_is_fetched_behind_a_result(decision):
     assert view["phase"] == "decided" and not view["preview"]
     measuring = {"type": "state", "state": "measuring", "prompt": "measuring"}
     assert kiosk_view(measuring, None, "en")["preview"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "reason", "shelter", "guard"),
+    [
+        ("en", "Air outside the thermometer's range", "shelter", "guard"),
+        ("zh-CN", "气温超出测温范围", "避风处", "保安"),
+    ],
+)
+def test_air_outside_the_trusted_range_sends_the_visitor_to_shelter_and_the_guard(
+    lang, reason, shelter, guard
+):
+    # Winter at the gate: measuring again cannot help (no "remove gloves, show your pass again").
+    decision = DENY_DECISION | {"reasons": ["air_out_of_range"], "alarm": None}
+    decision["needs_guard"] = False
+    view = kiosk_view(DECIDED, decision, lang, fever_c=37.3, gate_open_s=5)
+    assert view["result"]["kind"] == "fault"
+    assert view["result"]["reasons"] == [reason]
+    assert shelter in view["result"]["next"] and guard in view["result"]["next"]

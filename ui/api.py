@@ -254,6 +254,12 @@ class DailyReport(BaseModel):
     fever_alarms: FeverAlarms
     temperature_histogram: list[TempBin]
     no_temperature: int
+    hand_readings: int | None = Field(
+        None,
+        description="Passages whose reading is a guard's hand reading (a manual decision with"
+        " a temperature and no sensor reading: a winter day's hand checks); null in a report"
+        " frozen before it.",
+    )
     exits_per_household: HouseholdExits
     lists_freshness: dict[str, Any] | None
     community: CommunityReport | None = Field(

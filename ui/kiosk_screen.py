@@ -113,7 +113,9 @@ def banner_view(
     if report.get("deciding") is False:
         notes.append(i18n.t(lang, "banner.not_deciding"))
     for device, state in faults_of(report).items():
-        if state in ("fault", "absent"):
+        if device == "air":  # not a device failing: the winter air (see the guard)
+            notes.append(i18n.t(lang, "banner.air"))
+        elif state in ("fault", "absent"):
             notes.append(i18n.t(lang, "banner.device_fault", device=device_label(lang, device)))
     if (report.get("clock") or {}).get("synced") is False:
         notes.append(i18n.t(lang, "banner.clock_unsynced"))

@@ -190,7 +190,9 @@ class ScreenTracker:
 #: Reasons that are the kiosk's trouble, not the person's: shown as a device fault (amber),
 #: never as a red deny. A thermometer, reader, gate or disk fault sends the person to the
 #: guard for a manual check.
-DEVICE_REASONS = frozenset({"sensor_fault", "reader_fault", "store_fault", "gate_fault"})
+DEVICE_REASONS = frozenset(
+    {"sensor_fault", "reader_fault", "store_fault", "gate_fault", "air_out_of_range"}
+)
 
 
 #: Reasons that only mean "measure again" (a cold wrist, a glove, nobody at the sensor): amber,
@@ -276,14 +278,15 @@ def result_view(
     elif kind == "remeasure":
         shown = [c for c in codes if c in MEASURE_REASONS][:1]
     else:
-        shown = []
+        # The air outside the thermometer's range is said (winter): nothing else of a device.
+        shown = [c for c in codes if c == "air_out_of_range"][:1] if kind == "fault" else []
     needs_guard = bool(decision.get("needs_guard") or decision.get("alarm"))
     clock_wait = needs_guard and "clock_not_set" in flags
     nexts = [n for c in shown if (n := _reason_next(lang, c, call, clock_wait=clock_wait))]
     if kind == "pass":
         next_step = None
     elif kind == "fault":
-        next_step = i18n.t(lang, "kiosk.fault_next")
+        next_step = nexts[0] if nexts else i18n.t(lang, "kiosk.fault_next")
     elif verdict == "manual_deny":
         next_step = i18n.t(lang, "kiosk.guard_denied_next")  # the guard is there, deciding
     elif kind == "remeasure" and code_first:

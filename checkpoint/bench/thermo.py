@@ -44,7 +44,7 @@ from kiosk.clock import FakeClock
 from kiosk.config.thermometer import FakeThermometerConfig, ThermometerSection, ThermometryConfig
 from kiosk.deadline import DeviceWorker
 from kiosk.devices import DeviceFault, SensorFault
-from kiosk.thermometry import Measurement, Temperature, fever_stands
+from kiosk.thermometry import AIR_OUT_OF_RANGE, Measurement, Temperature, fever_stands
 
 BODIES_C = (36.2, 36.6, 36.9, 37.3, 37.8, 38.5, 39.2)
 AMBIENTS_C = (16.0, 22.0, 28.0)
@@ -126,7 +126,10 @@ def _measure(
 
 
 def _remeasure(t: Temperature, cfg: ThermometryConfig, done: set[str]) -> str | None:
-    """The engine's rule (``kiosk.engine``): one re-measure per cause, implausible and fever."""
+    """The engine's rule (``kiosk.engine``): one re-measure per cause, implausible and fever;
+    none in air outside the calibration's trusted range (the same air says no more)."""
+    if t.reason == AIR_OUT_OF_RANGE:
+        return None
     if t.status == "implausible" and "implausible" not in done:
         return "implausible"
     fever = t.ok and t.body_c is not None and t.body_c >= cfg.fever_threshold_c
