@@ -117,6 +117,40 @@ FREEZE_DAYS = 2
 #: detail is purged in its turn, so a big backlog adds no lasting rows (``digest_attested``).
 BATCH_ACTION = "retention_purge_batch"
 
+#: Every table of the gate's database, with the personal data it holds (``""``: none) and
+#: what prunes it: the registry docs/privacy.md's table of stores follows, row for row. A
+#: table added without an entry here (and a row there) fails
+#: ``tests/test_retention_registry.py``: personal data is kept only under a rule.
+STORES: Mapping[str, tuple[str, str]] = {
+    "events": ("pass id, household, holder, person", "kiosk.store.purge_personal"),
+    "audit": ("detail", "kiosk.store.purge_personal"),
+    "digest_salts": ("the key of a day's personal digests", "kiosk.store.shred_salts"),
+    "meta": ("a log's old single salt", "kiosk.store.shred_salts"),
+    "digest_attested": ("", "none: public digests of the purges' own audit rows"),
+    "boot_clock": ("", "none: a boot's clock offset"),
+    "decision_tally": ("", "none: counts"),
+    "daily_aggregates": ("", "none: counts"),
+    "list_revocations": ("pass id, reason", "kiosk.lists.purge_revocations"),
+    "list_quarantine": ("household, holder, note", "kiosk.lists.purge_ended_quarantine"),
+    "list_households": ("household, note, observation date", "kiosk.lists.purge_ended_observation"),
+    "list_meta": ("", "none: the lists' versions and stamps"),
+    "obs_people": ("name, household, phone, origin, note", "kiosk.observation.purge"),
+    "obs_checks": ("daily temperatures", "kiosk.observation.purge"),
+    "obs_status": ("", "none: a record's id, statuses, the manager's name"),
+    "obs_acks": ("", "none: a record's id, days, the guard's name"),
+    "service_requests": ("household, note", "kiosk.services.purge"),
+    "peer_passages": ("pass id, household", "kiosk.peers.purge and the merge's trim"),
+    "peer_cursors": ("", "none: the peers' addresses and positions"),
+    "compound_households": ("households", "the next import of the compound map"),
+    "resident_vehicles": ("plates, households", "the next import of the vehicle list"),
+    "roster_shifts": ("", "none: staff records"),
+    "handovers": ("", "none: staff records"),
+    "guard_accounts": ("", "none: staff records"),
+    "guard_sessions_revoked": ("", "none: staff records"),
+    "api_tokens": ("", "none: staff records"),
+    "token_pepper": ("", "none: a key"),
+}
+
 
 class PurgeStore(Store, Protocol):
     """The event log as retention uses it (``kiosk.store.EventLog``): the core's ``Store``
