@@ -71,7 +71,7 @@ from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
-from kiosk.clock import Clock
+from kiosk.clock import Clock, ClockReading
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone
 from kiosk.ledgers import purge_ledgers
@@ -298,7 +298,8 @@ def purge(
         count = run.events_purged + nulled.get("events", 0)
         # After the fields: a period's salt goes once none of its rows holds any.
         shredded = shred_salts(db, now)
-        ledgers = purge_ledgers(db, cutoff, local_cutoff_day, now)
+        reading = ClockReading.take(store.clock)  # dates a close before NTP set the clock
+        ledgers = purge_ledgers(db, cutoff, local_cutoff_day, now, reading, store.boot_id)
         ended, observations = _purge_ended(db, local_cutoff_day, now)
         rows = (count, nulled.get("audit", 0), ended, observations, revocations, reasons)
         went = (*rows, *ledgers.values())
