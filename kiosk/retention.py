@@ -137,7 +137,7 @@ STORES: Mapping[str, tuple[str, str]] = {
     "obs_people": ("name, household, phone, origin, note", "kiosk.observation.purge"),
     "obs_checks": ("daily temperatures", "kiosk.observation.purge"),
     "obs_status": ("", "none: a record's id, statuses, the manager's name"),
-    "obs_acks": ("", "none: a record's id, days, the guard's name"),
+    "obs_acks": ("the days a returnee's fever was acknowledged", "kiosk.observation.purge"),
     "service_requests": ("household, note", "kiosk.services.purge"),
     "peer_passages": ("pass id, household", "kiosk.peers.purge and the merge's trim"),
     "peer_cursors": ("", "none: the peers' addresses and positions"),
