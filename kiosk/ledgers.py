@@ -67,7 +67,7 @@ def purge_ledgers(
     go. The compound map, the vehicle list and the roster hold what the compound is,
     not what happened to a person, and are replaced by their imports instead. ``now`` (the
     log's clock) and ``boot_id`` (this boot's) date a request closed before NTP set the
-    clock (``kiosk.services.close_dated``)."""
+    clock (``kiosk.queries.held_dated``)."""
     return {
         "returnees": observation.purge(db, cutoff_day, purged_at),
         "service_requests": services.purge(db, cutoff, purged_at, now, boot_id),

@@ -558,7 +558,8 @@ class _Run:
         """The revocations' purge, in the purge's first transaction: before any audit
         detail goes (a revoked pass's issue record may state its expiry)."""
         if self.revoked is None:
-            self.revoked = purge_revocations(db, self.cutoff, self.now)
+            reading = ClockReading.take(self.store.clock)  # dates one made before NTP set it
+            self.revoked = purge_revocations(db, self.cutoff, self.now, reading, self.store.boot_id)
             if any(self.revoked):
                 mark_purged(db, self.now)
         return self.revoked

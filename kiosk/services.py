@@ -33,7 +33,15 @@ from .community import (
     row_by_id,
 )
 from .days import day_bounds, when_or_none
-from .queries import Stamp, boot_offsets, clock_of, offset_time, read_clocks, stamps_of
+from .queries import (
+    Stamp,
+    boot_offsets,
+    clock_of,
+    held_dated,
+    offset_time,
+    read_clocks,
+    stamps_of,
+)
 from .schema import sql_migrations
 from .store import format_ts
 
@@ -168,7 +176,8 @@ def purge(
 ) -> int:
     """Empty the notes and households of requests closed before ``cutoff``. A close stamped
     before NTP set the clock (1970 on a Pi booted without network: older than any cutoff)
-    is dated as an event is (``close_dated``), not emptied the moment the clock is set."""
+    is dated as an event is (``kiosk.queries.held_dated``), not emptied the moment the
+    clock is set."""
     if not has_table(db, "service_requests"):
         return 0
     cut = format_ts(cutoff)
@@ -180,34 +189,13 @@ def purge(
     found = db.execute(sql, [cut])
     rows = [(int(i), str(d), read_clocks(c, STAMPS).get("done_at")) for i, d, c in found]
     offsets = boot_offsets(db, sorted({held[0] for _, _, held in rows if held}))
-    due = [i for i, done, held in rows if close_dated(done, held, offsets, now, boot_id) < cut]
+    due = [i for i, done, held in rows if held_dated(done, held, offsets, now, boot_id) < cut]
     db.execute(
         "update service_requests set note = '', household = '', purged_at = ?"
         " where id in (select value from json_each(?))",
         [format_ts(purged_at), json.dumps(due)],
     )
     return len(due)
-
-
-def close_dated(
-    done_at: str,
-    held: tuple[str, int] | None,
-    offsets: Mapping[str, int],
-    now: ClockReading | None,
-    boot_id: str,
-) -> str:
-    """When a request was closed, as ``ts`` reads: ``done_at`` when stamped on a synchronised
-    clock; else at its boot's offset (an event of that boot was since recorded on a
-    synchronised clock), or, for this boot (``boot_id``) with ``now`` synchronised, by the
-    monotonic time since; a boot never dated leaves ``done_at`` as its clock said."""
-    if held is None:
-        return done_at
-    boot, mono_ns = held
-    if boot in offsets:
-        return offset_time(offsets[boot], mono_ns)
-    if now is not None and now.synced and boot == boot_id:
-        return format_ts(now.wall_at(mono_ns))
-    return done_at
 
 
 class ServiceDesk:
