@@ -16,6 +16,7 @@ from pathlib import Path
 from kiosk import accounts, ledgers, lists, peers, stats, tokens
 from kiosk.clock import FakeClock
 from kiosk.retention import STORES
+from kiosk.schema import PROGRAM_SETS
 from kiosk.store import EventLog
 from office import pg, pull
 from office.retention import STORES as OFFICE_STORES
@@ -42,6 +43,7 @@ def _documented() -> set[str]:
 def test_every_table_of_the_gates_database_has_a_retention_rule(tmp_path):
     sets = [lists.MIGRATIONS, tokens.MIGRATIONS, accounts.MIGRATIONS, stats.MIGRATIONS]
     sets += [*ledgers.MIGRATIONS, peers.MIGRATIONS]
+    assert {s.name for s in sets} | {"kiosk.events"} == PROGRAM_SETS  # a new set joins here
     with EventLog(tmp_path / "kiosk.db", "gate-1", FakeClock(), migrations=sets):
         pass
     conn = sqlite3.connect(tmp_path / "kiosk.db")
