@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from checkpoint.server import EdgeServer
     from kiosk.auditing import HeldRows
     from office.listsync import ListSync
+    from ui.guard.community.common import Pending
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +280,9 @@ class Daemon:
         self._news_task: asyncio.Task[None] | None = None
         #: The console's audit rows held during a storage outage (``kiosk.auditing.HeldRows``).
         self._held: HeldRows | None = None
+        #: The console's import previews (names, households, plates of a sheet not applied
+        #: yet): the hourly purge drops the expired ones (``purge_once``).
+        self.previews: Pending | None = None
         #: Set to stop (``request_stop``); given, it may already be set by a signal that came
         #: while the program was starting.
         self._stopping = stopping or asyncio.Event()
@@ -306,6 +310,7 @@ class Daemon:
 
         app = create_app(self.core)
         self._held = app.state.guard.held
+        self.previews = app.state.community_imports
         web = self.core.config.web
         self._server = build_server(app, web)
         self._server_task = asyncio.create_task(self._server.serve(), name="web")
@@ -423,6 +428,8 @@ class Daemon:
         warning line in the journal, and the next check retries."""
         from kiosk.retention import ClockNotTrusted, purge
 
+        if self.previews is not None:  # by the monotonic clock: whatever the wall clock says
+            self.previews.expire(self.core.clock.monotonic_ns() / 1e9)
         cfg = self.core.config
         try:
             result = purge(

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from . import compound, observation, peers, roster, services, vehicles
-from .clock import Clock
+from .clock import Clock, ClockReading
 from .community import LogLike
 from .compound import CompoundMap
 from .observation import ObservationLedger
@@ -53,16 +53,23 @@ class Ledgers:
 
 
 def purge_ledgers(
-    db: sqlite_utils.Database, cutoff: datetime, cutoff_day: date, purged_at: datetime
+    db: sqlite_utils.Database,
+    cutoff: datetime,
+    cutoff_day: date,
+    purged_at: datetime,
+    now: ClockReading | None = None,
+    boot_id: str = "",
 ) -> dict[str, int]:
     """Retention for the ledgers (run through ``EventLog.submit``): returnees whose
     observation ended before ``cutoff_day`` (the cutoff's local date in the site's zone:
     observation dates are local) and service requests closed before ``cutoff`` lose their
     personal fields; the other gates' passages held here (``kiosk.peers``) stamped before it
     go. The compound map, the vehicle list and the roster hold what the compound is,
-    not what happened to a person, and are replaced by their imports instead."""
+    not what happened to a person, and are replaced by their imports instead. ``now`` (the
+    log's clock) and ``boot_id`` (this boot's) date a request closed before NTP set the
+    clock (``kiosk.queries.held_dated``)."""
     return {
         "returnees": observation.purge(db, cutoff_day, purged_at),
-        "service_requests": services.purge(db, cutoff, purged_at),
+        "service_requests": services.purge(db, cutoff, purged_at, now, boot_id),
         "peer_passages": peers.purge(db, cutoff),
     }

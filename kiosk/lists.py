@@ -50,9 +50,10 @@ from pydantic import (
 from sqlite_utils.db import NotFoundError
 
 from .auditing import audited_write
-from .clock import Clock
+from .clock import Clock, ClockReading
 from .passes import MAX_VALID_HOURS, PassError, TrustList, key_id_of
 from .ports import AuditedWriter
+from .queries import boot_offsets, clock_of, held_dated, read_clocks
 from .schema import sql_migrations
 from .snapshots import LatestRead
 from .typed import typed
@@ -714,6 +715,10 @@ MIGRATIONS = sql_migrations(
     # The compound an office entry names (``QuarantineIn.compound``): the district counts each
     # compound's entries once (``kiosk.categories.quarantine_lists``). NULL: every gate's.
     m004_quarantine_compound="ALTER TABLE list_quarantine ADD COLUMN compound TEXT",
+    # A guard's or CSV revocation written while the clock was not synchronised: its boot and
+    # monotonic time (JSON, ``{"revoked_at": [boot_id, mono_ns]}``), so that retention dates
+    # it as an event is (``purge_revocations``), not by the 1970 the clock said.
+    m005_revocation_clocks="ALTER TABLE list_revocations ADD COLUMN clocks TEXT",
 )
 
 #: How long a revocation outlives its pass's expiry: a kiosk whose clock is behind (a Pi
@@ -726,7 +731,11 @@ LONGEST_PASS = timedelta(hours=MAX_VALID_HOURS)
 
 
 def purge_revocations(
-    db: sqlite_utils.Database, cutoff: datetime, now: datetime
+    db: sqlite_utils.Database,
+    cutoff: datetime,
+    now: datetime,
+    reading: ClockReading | None = None,
+    boot_id: str = "",
 ) -> tuple[int, int]:
     """Retention (run through ``EventLog.submit``, before the audit details are purged):
     a revocation holds a pass id and a free-text reason. The reason goes with the retention
@@ -738,31 +747,62 @@ def purge_revocations(
     the first purge that saw its revocation (at ``now``, a clock retention trusts), so it
     expires at most ``LONGEST_PASS`` after it. ``keep_until`` (UTC text) is set once, at that
     first purge. A few statements whatever the list's length: the purge holds the writer.
+    A revocation written before NTP set the clock is dated by its boot's synchronised clock
+    (``kiosk.queries.held_dated``; ``reading``: the log's clock now, ``boot_id``: this boot's).
     Returns (revocations deleted, reasons emptied)."""
     if not db["list_revocations"].exists():
         return 0, 0
-    emptied = _empty_old_reasons(db, cutoff)
+    dated = _Revoked(db, reading, boot_id)
+    emptied = _empty_old_reasons(db, cutoff, dated)
     if "keep_until" not in {c.name for c in db["list_revocations"].columns}:
         return 0, emptied  # opened without this version's lists migrations
     _set_keep_until(db, now)
     due = db.execute(
-        "SELECT pass_id, revoked_at FROM list_revocations WHERE keep_until <= ?", [_utc_text(now)]
+        f"SELECT pass_id, revoked_at, {dated.clocks} FROM list_revocations WHERE keep_until <= ?",  # noqa: S608
+        [_utc_text(now)],
     ).fetchall()
-    gone = [[pass_id] for pass_id, revoked_at in due if _gone_by(revoked_at, cutoff)]
+    gone = [[pass_id] for pass_id, at, held in due if _gone_by(dated.at(at, held), cutoff)]
     db.conn.executemany("DELETE FROM list_revocations WHERE pass_id = ?", gone)
     return len(gone), emptied
 
 
-def _empty_old_reasons(db: sqlite_utils.Database, cutoff: datetime) -> int:
+class _Revoked:
+    """When revocations were made: ``revoked_at``, or, for one written before NTP set the
+    clock (its ``clocks``), the time its boot's synchronised clock gives it."""
+
+    def __init__(self, db: sqlite_utils.Database, now: ClockReading | None, boot_id: str):
+        kept = "clocks" in {c.name for c in db["list_revocations"].columns}
+        #: The column to select beside ``revoked_at`` (NULL: a log before m005).
+        self.clocks = "clocks" if kept else "NULL"
+        boots = (
+            db.execute(
+                "SELECT DISTINCT json_extract(clocks, '$.revoked_at[0]') FROM list_revocations"
+                " WHERE clocks IS NOT NULL"
+            ).fetchall()
+            if kept
+            else []
+        )
+        self._offsets = boot_offsets(db, sorted(str(b) for (b,) in boots if b is not None))
+        self._now, self._boot_id = now, boot_id
+
+    def at(self, revoked_at: object, clocks: str | None) -> object:
+        held = read_clocks(clocks, ("revoked_at",)).get("revoked_at")
+        if held is None or not isinstance(revoked_at, str):
+            return revoked_at
+        return held_dated(revoked_at, held, self._offsets, self._now, self._boot_id)
+
+
+def _empty_old_reasons(db: sqlite_utils.Database, cutoff: datetime, dated: _Revoked) -> int:
     # The date text first (whatever its offset, a moment's local date is at most a day after
-    # its UTC date), then the moment itself.
+    # its UTC date), then the moment itself; one written on a clock not set, by its dating.
     day_after = (cutoff.astimezone(UTC) + timedelta(days=1)).date().isoformat()
     rows = db.execute(
-        "SELECT pass_id, revoked_at FROM list_revocations"
-        " WHERE substr(revoked_at, 1, 10) <= ? AND (reason != '' OR bundle_reason != '')",
+        f"SELECT pass_id, revoked_at, {dated.clocks} FROM list_revocations"  # noqa: S608
+        f" WHERE (substr(revoked_at, 1, 10) <= ? OR {dated.clocks} IS NOT NULL)"
+        " AND (reason != '' OR bundle_reason != '')",
         [day_after],
     ).fetchall()
-    old = [[pass_id] for pass_id, revoked_at in rows if _gone_by(revoked_at, cutoff)]
+    old = [[pass_id] for pass_id, at, held in rows if _gone_by(dated.at(at, held), cutoff)]
     db.conn.executemany(
         "UPDATE list_revocations SET reason = '', bundle_reason ="
         " CASE WHEN bundle_reason IS NULL THEN NULL ELSE '' END WHERE pass_id = ?",
@@ -1085,7 +1125,8 @@ class ListStore:
         row = self._validate(RevocationIn, {"pass_id": pass_id, "reason": reason})
 
         def apply(db: sqlite_utils.Database, now: datetime) -> None:
-            _upsert_local_revocations(db, [self._revocation_row(row, "guard", actor, now)])
+            held = self._held_clock()
+            _upsert_local_revocations(db, [self._revocation_row(row, "guard", actor, now, held)])
 
         return self._guard_edit(apply, actor, "lists.revoke", {"pass_id": row.pass_id})
 
@@ -1298,8 +1339,9 @@ class ListStore:
 
         def apply(db: sqlite_utils.Database) -> None:
             if kind == "revocations":
+                held = self._held_clock()
                 _upsert_local_revocations(
-                    db, [self._revocation_row(r, "csv", actor, now) for r in rows]
+                    db, [self._revocation_row(r, "csv", actor, now, held) for r in rows]
                 )
             elif kind == "quarantine":
                 db.table("list_quarantine").insert_all(
@@ -1328,9 +1370,18 @@ class ListStore:
     # A row's columns: the entry's own, then where it came from, who and when.
 
     @staticmethod
-    def _revocation_row(r: RevocationIn, source: str, actor: str, at: datetime) -> dict[str, Any]:
-        entry = {"pass_id": r.pass_id, "reason": r.reason}
+    def _revocation_row(
+        r: RevocationIn, source: str, actor: str, at: datetime, clocks: str | None = None
+    ) -> dict[str, Any]:
+        """``clocks``: ``_held_clock`` of a local revocation (a bundle's is the office's)."""
+        entry = {"pass_id": r.pass_id, "reason": r.reason, "clocks": clocks}
         return entry | {"source": source, "actor": actor, "revoked_at": at.isoformat()}
+
+    def _held_clock(self) -> str | None:
+        """A revocation's ``clocks`` written now: its boot and monotonic time while the clock
+        is not synchronised (retention dates it by them), else None."""
+        held = clock_of(ClockReading.take(self._clock), self._store.boot_id)
+        return None if held is None else json.dumps({"revoked_at": held})
 
     @staticmethod
     def _quarantine_row(q: QuarantineIn, source: str, actor: str, at: datetime) -> dict[str, Any]:

@@ -355,8 +355,9 @@ def counts_for_day(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dict[s
 
 def purge(db: sqlite_utils.Database, cutoff: date, purged_at: datetime) -> int:
     """Forget the people whose observation ended before ``cutoff`` and who are no longer
-    observed: their checks are deleted, their personal fields emptied (the id, dates and
-    status stay for the reports). Run through ``EventLog.submit``. Returns people purged."""
+    observed: their checks and the alarms closed for them are deleted, their personal fields
+    emptied (the id, dates and status stay for the reports). Run through
+    ``EventLog.submit``. Returns people purged."""
     if not has_table(db, "obs_people"):
         return 0
     ids = [
@@ -369,6 +370,7 @@ def purge(db: sqlite_utils.Database, cutoff: date, purged_at: datetime) -> int:
     ]
     for person_id in ids:
         db.execute("delete from obs_checks where person_id = ?", [person_id])
+        db.execute("delete from obs_acks where person_id = ?", [person_id])  # fevers closed
         db.execute(
             "update obs_people set name = '', household = '', phone = '', origin = '', note = '',"
             " purged_at = ?"
@@ -640,7 +642,13 @@ class ObservationLedger:
         today = self._today(when)
         due = when.astimezone(self._tz).time() >= self.check_due
         db = self._log.reader()
-        acked = {(int(r["person_id"]), r["day"], r["kind"]) for r in db.table("obs_acks").rows}
+        acked = {  # of those observed: not every ack ever written
+            (int(r["person_id"]), r["day"], r["kind"])
+            for r in db.query(
+                "select person_id, day, kind from obs_acks where person_id in"
+                " (select id from obs_people where status = 'observing')"
+            )
+        }
         out: list[Alarm] = []
         for person in self.people(status="observing"):
             checks = self.checks(person.id)

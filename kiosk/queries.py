@@ -385,6 +385,29 @@ def offset_time(offset_ms: int, mono_ns: int) -> str:
     return format_ts(EPOCH + timedelta(milliseconds=offset_ms + mono_ns // 1_000_000))
 
 
+def held_dated(
+    ts: str,
+    held: tuple[str, int] | None,
+    offsets: Mapping[str, int],
+    now: ClockReading | None,
+    boot_id: str,
+) -> str:
+    """When a ledger's stamp ``ts`` happened, as ``ts`` reads: itself when written on a
+    synchronised clock (``held`` None, its ``clocks`` entry); else at its boot's offset
+    (``offsets``: an event of that boot was since recorded on a synchronised clock), or, for
+    this boot (``boot_id``) with ``now`` synchronised, by the monotonic time since; a boot
+    never dated leaves ``ts`` as its clock said. Retention dates by it what was written
+    before NTP set the clock (1970 on a Pi booted without network: older than any cutoff)."""
+    if held is None:
+        return ts
+    boot, mono_ns = held
+    if boot in offsets:
+        return offset_time(offsets[boot], mono_ns)
+    if now is not None and now.synced and boot == boot_id:
+        return format_ts(now.wall_at(mono_ns))
+    return ts
+
+
 def dated_stamps(
     log: Readable,
     stamps: list[Stamp],

@@ -71,7 +71,7 @@ from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
-from kiosk.clock import Clock
+from kiosk.clock import Clock, ClockReading
 from kiosk.config.policy import QuotaConfig
 from kiosk.days import as_zone
 from kiosk.ledgers import purge_ledgers
@@ -116,6 +116,40 @@ FREEZE_DAYS = 2
 #: before its last (``retention_purge`` again, with the totals). An ordinary audit row: its
 #: detail is purged in its turn, so a big backlog adds no lasting rows (``digest_attested``).
 BATCH_ACTION = "retention_purge_batch"
+
+#: Every table of the gate's database, with the personal data it holds (``""``: none) and
+#: what prunes it: the registry docs/privacy.md's table of stores follows, row for row. A
+#: table added without an entry here (and a row there) fails
+#: ``tests/test_retention_registry.py``: personal data is kept only under a rule.
+STORES: Mapping[str, tuple[str, str]] = {
+    "events": ("pass id, household, holder, person", "kiosk.store.purge_personal"),
+    "audit": ("detail", "kiosk.store.purge_personal"),
+    "digest_salts": ("the key of a day's personal digests", "kiosk.store.shred_salts"),
+    "meta": ("a log's old single salt", "kiosk.store.shred_salts"),
+    "digest_attested": ("", "none: public digests of the purges' own audit rows"),
+    "boot_clock": ("", "none: a boot's clock offset"),
+    "decision_tally": ("", "none: counts"),
+    "daily_aggregates": ("", "none: counts"),
+    "list_revocations": ("pass id, reason", "kiosk.lists.purge_revocations"),
+    "list_quarantine": ("household, holder, note", "kiosk.lists.purge_ended_quarantine"),
+    "list_households": ("household, note, observation date", "kiosk.lists.purge_ended_observation"),
+    "list_meta": ("", "none: the lists' versions and stamps"),
+    "obs_people": ("name, household, phone, origin, note", "kiosk.observation.purge"),
+    "obs_checks": ("daily temperatures", "kiosk.observation.purge"),
+    "obs_status": ("", "none: a record's id, statuses, the manager's name"),
+    "obs_acks": ("the days a returnee's fever was acknowledged", "kiosk.observation.purge"),
+    "service_requests": ("household, note", "kiosk.services.purge"),
+    "peer_passages": ("pass id, household", "kiosk.peers.purge and the merge's trim"),
+    "peer_cursors": ("", "none: the peers' addresses and positions"),
+    "compound_households": ("households", "the next import of the compound map"),
+    "resident_vehicles": ("plates, households", "the next import of the vehicle list"),
+    "roster_shifts": ("", "none: staff records"),
+    "handovers": ("", "none: staff records"),
+    "guard_accounts": ("", "none: staff records"),
+    "guard_sessions_revoked": ("", "none: staff records"),
+    "api_tokens": ("", "none: staff records"),
+    "token_pepper": ("", "none: a key"),
+}
 
 
 class PurgeStore(Store, Protocol):
@@ -264,7 +298,8 @@ def purge(
         count = run.events_purged + nulled.get("events", 0)
         # After the fields: a period's salt goes once none of its rows holds any.
         shredded = shred_salts(db, now)
-        ledgers = purge_ledgers(db, cutoff, local_cutoff_day, now)
+        reading = ClockReading.take(store.clock)  # dates a close before NTP set the clock
+        ledgers = purge_ledgers(db, cutoff, local_cutoff_day, now, reading, store.boot_id)
         ended, observations = _purge_ended(db, local_cutoff_day, now)
         rows = (count, nulled.get("audit", 0), ended, observations, revocations, reasons)
         went = (*rows, *ledgers.values())
@@ -523,7 +558,8 @@ class _Run:
         """The revocations' purge, in the purge's first transaction: before any audit
         detail goes (a revoked pass's issue record may state its expiry)."""
         if self.revoked is None:
-            self.revoked = purge_revocations(db, self.cutoff, self.now)
+            reading = ClockReading.take(self.store.clock)  # dates one made before NTP set it
+            self.revoked = purge_revocations(db, self.cutoff, self.now, reading, self.store.boot_id)
             if any(self.revoked):
                 mark_purged(db, self.now)
         return self.revoked

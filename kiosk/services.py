@@ -33,7 +33,15 @@ from .community import (
     row_by_id,
 )
 from .days import day_bounds, when_or_none
-from .queries import Stamp, boot_offsets, clock_of, offset_time, read_clocks, stamps_of
+from .queries import (
+    Stamp,
+    boot_offsets,
+    clock_of,
+    held_dated,
+    offset_time,
+    read_clocks,
+    stamps_of,
+)
 from .schema import sql_migrations
 from .store import format_ts
 
@@ -159,16 +167,35 @@ def counts_for_day(db: sqlite_utils.Database, day: date, tz: ZoneInfo) -> dict[s
     return out
 
 
-def purge(db: sqlite_utils.Database, cutoff: datetime, purged_at: datetime) -> int:
-    """Empty the notes and households of requests closed before ``cutoff``."""
+def purge(
+    db: sqlite_utils.Database,
+    cutoff: datetime,
+    purged_at: datetime,
+    now: ClockReading | None = None,
+    boot_id: str = "",
+) -> int:
+    """Empty the notes and households of requests closed before ``cutoff``. A close stamped
+    before NTP set the clock (1970 on a Pi booted without network: older than any cutoff)
+    is dated as an event is (``kiosk.queries.held_dated``), not emptied the moment the
+    clock is set."""
     if not has_table(db, "service_requests"):
         return 0
-    cursor = db.execute(
+    cut = format_ts(cutoff)
+    closed = "state in ('done', 'cancelled') and purged_at is null"
+    sql = f"select id, done_at, null from service_requests where {closed} and done_at < ?"  # noqa: S608
+    if "clocks" in db.table("service_requests").columns_dict:  # a stamp's boot and mono time
+        sql += " and clocks is null union select id, done_at, clocks from service_requests"
+        sql += f" where {closed} and clocks is not null"
+    found = db.execute(sql, [cut])
+    rows = [(int(i), str(d), read_clocks(c, STAMPS).get("done_at")) for i, d, c in found]
+    offsets = boot_offsets(db, sorted({held[0] for _, _, held in rows if held}))
+    due = [i for i, done, held in rows if held_dated(done, held, offsets, now, boot_id) < cut]
+    db.execute(
         "update service_requests set note = '', household = '', purged_at = ?"
-        " where state in ('done', 'cancelled') and done_at < ? and purged_at is null",
-        [format_ts(purged_at), format_ts(cutoff)],
+        " where id in (select value from json_each(?))",
+        [format_ts(purged_at), json.dumps(due)],
     )
-    return int(cursor.rowcount)
+    return len(due)
 
 
 class ServiceDesk:

@@ -58,6 +58,7 @@ __all__ = [
     "OfficeRetention",
     "PgCopy",
     "SqliteCopy",
+    "STORES",
     "kept_counts",
     "open_copy",
     "purge_copy",
@@ -76,6 +77,19 @@ PURGE_INTERVAL_S = 3600.0
 COUNT_KEYS = ("occupants", "feverish")
 #: ``fleet_meta`` key of the collector's last purge (its result as JSON).
 LAST_PURGE_KEY = "retention.last_purge"
+#: Every table of the office's copy (``office.pull``'s SQLite file, ``office.pg``'s
+#: PostgreSQL schema), with the personal data it holds (``""``: none) and what prunes it, as
+#: ``kiosk.retention.STORES`` for the gate's (docs/privacy.md's table of stores follows both).
+STORES: dict[str, tuple[str, str]] = {
+    "pulled_events": ("pass id, household, holder, person", "office.retention.purge_copy"),
+    "fleet_events": ("pass id, household, holder, person", "office.retention.purge_copy"),
+    "pull_sources": ("", "none: the gates' addresses"),
+    "fleet_sources": ("", "none: the gates' addresses"),
+    "pull_pin_changes": ("", "none: the gates' addresses"),
+    "fleet_pin_changes": ("", "none: the gates' addresses"),
+    "fleet_gate_reports": ("", "none: counts"),
+    "fleet_meta": ("", "none: versions, counts"),
+}
 
 _NULLED = "pass_id = NULL, household = NULL, holder = NULL"
 # The kiosks in a copy, one index probe each (a loose index scan on the primary key):

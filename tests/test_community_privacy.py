@@ -127,3 +127,27 @@ def test_what_the_office_fetches_from_the_ledgers_is_counts_only(filled, log):
         bad["returnees"]["new"] = smuggled
         with pytest.raises(ValueError, match="returnees"):
             ledger_figures(bad)
+
+
+def test_retention_forgets_the_alarms_closed_for_a_forgotten_returnee(log, clock):
+    """The guard closed a returnee's fever alarm (``obs_acks``: the record's id, the day,
+    ``fever``). Retention emptied the record and deleted its temperatures, but the ack stayed
+    for ever, saying that returnee had a fever that day, and every view of the alarms read all
+    acks ever written; they go with the record's checks, and the alarms read only the acks of
+    those still observed."""
+    led = Ledgers.build(log, clock, "Asia/Shanghai", 37.3)
+    obs = led.observation
+    person = obs.register(
+        name=NAME, household=HOUSEHOLD, phone=PHONE, origin=ORIGIN, date_back=date(2026, 2, 10),
+        actor="manager", days=3,
+    )  # fmt: skip
+    obs.record_temperature(person.id, 38.4, actor="helper")
+    (fever,) = [a for a in obs.alarms() if a.kind == "fever"]
+    obs.acknowledge(person.id, fever.day, "fever", "guard Zhao")
+    assert [a for a in obs.alarms() if a.kind == "fever"] == []
+    obs.set_status(person.id, "cleared", actor="manager")
+    clock.set_wall(datetime(2026, 4, 1, tzinfo=UTC))
+    purge(log, 30, clock.now(), tz="Asia/Shanghai")
+    acks = log.reader().execute("select * from obs_acks where person_id = ?", [person.id])
+    assert acks.fetchall() == []
+    assert log.verify().ok

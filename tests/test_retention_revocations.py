@@ -169,3 +169,29 @@ def test_the_purge_of_a_long_revocation_list_takes_a_few_statements_not_one_per_
         return len([s for s in seen if s.lstrip().upper().startswith("SELECT")])
 
     assert statements(500) == statements(5)
+
+
+def test_a_revocation_made_before_the_ntp_step_keeps_its_reason_for_the_retention_period(
+    tmp_path,
+):
+    """A guard revoked a lost pass at 09:10 on 2 March on a clock reading 1970 (a Pi booted
+    without network). The first purge once NTP set the clock emptied the reason at once (1970
+    is older than any cutoff), 30 days before retention said. It is dated as an event is: by
+    its boot's synchronised clock."""
+    clock = FakeClock(start=datetime(1970, 1, 1, tzinfo=UTC), is_synced=False)
+    log = reporting_log(tmp_path / "kiosk.db", clock, ledgers=True)
+    try:
+        lists = ListStore(log, clock)
+        clock.advance(600)
+        lists.revoke("abcdef012345", REASON, "guard Zhao")
+        clock.advance(1200)
+        clock.set_wall(datetime(2026, 3, 2, 1, 30, tzinfo=UTC))  # NTP
+        clock.is_synced = True
+        clock.advance(3600)
+        purge(log, 30, clock.now(), tz=TZ)
+        assert revocation(log, "abcdef012345") == {"reason": REASON, "bundle_reason": None}
+        clock.advance(30 * 24 * 3600)
+        purge(log, 30, clock.now(), tz=TZ)
+        assert revocation(log, "abcdef012345") == {"reason": "", "bundle_reason": None}
+    finally:
+        log.close()

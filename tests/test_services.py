@@ -128,3 +128,39 @@ def test_a_request_opened_before_the_ntp_step_counts_on_the_day_it_was_opened(tm
         assert counts_for_day(log.reader(), date(1970, 1, 1), tz)["opened"] == 0
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("dated_by_an_event", [True, False])
+def test_a_request_closed_before_the_ntp_step_keeps_its_note_for_the_retention_period(
+    tmp_path, dated_by_an_event
+):
+    """A request done at 09:10 on 2 March on a clock reading 1970 (a Pi booted without
+    network): the first purge once NTP set the clock emptied its household and note at once
+    (1970 is older than any cutoff), 30 days before retention said. Its close is dated as an
+    event is: by its boot's synchronised clock (an event since, or this boot's clock now)."""
+    from kiosk.retention import purge
+    from kiosk.store import EventDraft
+
+    clock = FakeClock(start=datetime(1970, 1, 1, tzinfo=UTC), is_synced=False)
+    store = EventLog(tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[services.MIGRATIONS])
+    log = store.open()
+    try:
+        desk = ServiceDesk(log, clock, TZ)
+        clock.advance(600)
+        request = desk.open("5-702", "food", "Zhao", confined=True, note="rice, call 13812345678")
+        desk.done(request.id, "helper Chen")
+        clock.advance(1200)
+        clock.set_wall(datetime(2026, 3, 2, 1, 30, tzinfo=UTC))  # NTP: 09:30 in Shanghai
+        clock.is_synced = True
+        if dated_by_an_event:
+            log.append(EventDraft(direction="in", decision="pass"))
+        clock.advance(3600)
+        purge(log, 30, clock.now(), tz=TZ)
+        kept = desk.get(request.id)
+        assert (kept.household, kept.note) == ("5-702", "rice, call 13812345678")
+        clock.advance(30 * 24 * 3600)
+        purge(log, 30, clock.now(), tz=TZ)
+        gone = desk.get(request.id)
+        assert (gone.household, gone.note) == ("", "")
+    finally:
+        store.close()

@@ -355,18 +355,29 @@ Plan = ImportPlan | VehiclePlan | ListPlan
 
 class Pending:
     """Imports previewed and not applied yet: kept in memory for ``PENDING_S``, per guard,
-    the latest ``PENDING_KEPT`` of them. ``now`` is the monotonic clock in seconds (a step
-    of the wall clock, NTP on a Pi booted without network, neither ages a preview nor keeps
-    it)."""
+    the latest ``PENDING_KEPT`` of them; dropped once expired by the next preview or the
+    daemon's hourly purge (``expire``), whichever comes first. ``now`` is the monotonic
+    clock in seconds (a step of the wall clock, NTP on a Pi booted without network, neither
+    ages a preview nor keeps it)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: dict[str, tuple[str, str, Plan, float]] = {}
 
-    def put(self, owner: str, kind: str, plan: Plan, now: float) -> str:
-        token = secrets.token_urlsafe(16)
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def expire(self, now: float) -> None:
+        """Drop the previews whose time is over: a sheet nobody applied (names, households,
+        plates) is not held until the next preview (the daemon's hourly purge calls it)."""
         with self._lock:
             self._items = {k: v for k, v in self._items.items() if v[3] > now}
+
+    def put(self, owner: str, kind: str, plan: Plan, now: float) -> str:
+        token = secrets.token_urlsafe(16)
+        self.expire(now)
+        with self._lock:
             while len(self._items) >= PENDING_KEPT:
                 del self._items[next(iter(self._items))]
             self._items[token] = (owner, kind, plan, now + PENDING_S)
