@@ -1,0 +1,111 @@
+"""scripts/install on Raspberry Pi OS Trixie (Debian 13) beside Bookworm (Debian 12): the
+package names each release has (docs/install.md, "Which Raspberry Pi OS"). Debian 13 renamed
+libraries in its move to a 64-bit time_t: zbar's is ``libzbar0t64`` there, ``libzbar0`` on
+Bookworm. Driven as test_install.py does: the script against a fake OS root, or on this host
+with a dry run whose ``dpkg-query`` and ``apt-cache`` are fakes (what is installed, what the
+package lists offer)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from test_install import _dry_run, fresh_os_root, lines_of, run, snapshot_checkout
+
+pytestmark = pytest.mark.slow  # runs bash and the config check: ~1-2 s each (CI runs it)
+
+# Everything the [apt] step wants, under the names Trixie gives them.
+TRIXIE_INSTALLED = (
+    "libzbar0t64",
+    "python3-venv",
+    "curl",
+    "i2c-tools",
+    "cage",
+    "xwayland",
+    "fonts-noto-cjk",
+    "chromium",
+)
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory) -> Path:
+    return snapshot_checkout(tmp_path_factory.mktemp("checkout"))
+
+
+def dpkg_status(root: Path, packages: tuple[str, ...]) -> None:
+    """``var/lib/dpkg/status`` of ``root`` with ``packages`` installed (dpkg-query reads it)."""
+    admin = root / "var" / "lib" / "dpkg"
+    admin.mkdir(parents=True)
+    (admin / "status").write_text(
+        "".join(
+            f"Package: {name}\nStatus: install ok installed\nPriority: optional\n"
+            f"Architecture: arm64\nVersion: 1.0\nDescription: {name}\n\n"
+            for name in packages
+        )
+    )
+
+
+def fake_apt(tmp_path: Path, installed: tuple[str, ...], offered: tuple[str, ...]) -> dict:
+    """PATH with a ``dpkg-query`` that knows ``installed`` only and an ``apt-cache policy``
+    with a candidate for ``offered`` only (no candidate for any other name: a name this
+    release does not have)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "dpkg-query").write_text(
+        "#!/bin/sh\n"
+        'for last; do :; done\ncase " $INSTALLED " in *" $last "*) '
+        "printf 'install ok installed'; exit 0 ;; esac\n"
+        'echo "dpkg-query: no packages found matching $last" >&2; exit 1\n'
+    )
+    (bin_dir / "apt-cache").write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = policy ] || exit 100\n'
+        'echo "$2:"; echo "  Installed: (none)"\n'
+        'case " $OFFERED " in *" $2 "*) echo "  Candidate: 1.0-1" ;;'
+        ' *) echo "  Candidate: (none)" ;; esac\n'
+    )
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    return dict(
+        os.environ,
+        PATH=f"{bin_dir}:{os.environ['PATH']}",
+        INSTALLED=" ".join(installed),
+        OFFERED=" ".join(offered),
+    )
+
+
+def test_a_trixie_root_with_libzbar0t64_installed_needs_no_libzbar0(checkout, tmp_path):
+    root = fresh_os_root(tmp_path / "root")
+    dpkg_status(root, TRIXIE_INSTALLED)
+    proc = _dry_run(checkout, root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    apt = lines_of(proc.stdout, "apt")
+    assert apt and apt[0].startswith("[apt] ok: installed: "), apt
+    assert "libzbar0t64" in apt[0]
+
+
+def test_a_bookworm_root_with_libzbar0_installed_needs_nothing(checkout, tmp_path):
+    root = fresh_os_root(tmp_path / "root")
+    bookworm = tuple("libzbar0" if p == "libzbar0t64" else p for p in TRIXIE_INSTALLED)
+    dpkg_status(root, bookworm)
+    apt = lines_of(_dry_run(checkout, root).stdout, "apt")
+    assert apt and apt[0].startswith("[apt] ok: installed: "), apt
+
+
+@pytest.mark.parametrize(
+    ("offered", "wanted"),
+    [
+        (("libzbar0t64", "chromium"), "libzbar0t64"),  # Trixie: the t64 name only
+        (("libzbar0", "chromium"), "libzbar0"),  # Bookworm
+    ],
+)
+def test_on_the_pi_the_zbar_library_is_asked_for_by_the_name_this_release_has(
+    checkout, tmp_path, offered, wanted
+):
+    installed = tuple(p for p in TRIXIE_INSTALLED if p != "libzbar0t64")
+    env = fake_apt(tmp_path, installed, offered)
+    # The live system (root /), dry run: nothing is installed or changed.
+    proc = run(checkout / "scripts" / "install", "--dry-run", env=env)
+    apt = lines_of(proc.stdout, "apt")
+    assert apt == [f"[apt] would: install packages: {wanted}"], proc.stdout + proc.stderr
