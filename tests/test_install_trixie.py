@@ -109,3 +109,53 @@ def test_on_the_pi_the_zbar_library_is_asked_for_by_the_name_this_release_has(
     proc = run(checkout / "scripts" / "install", "--dry-run", env=env)
     apt = lines_of(proc.stdout, "apt")
     assert apt == [f"[apt] would: install packages: {wanted}"], proc.stdout + proc.stderr
+
+
+def python_313(tmp_path: Path) -> Path:
+    """A python3 that says it is 3.13 (Trixie's) when the installer asks its version, and is
+    this machine's Python for everything else (the config check, tomllib)."""
+    import sys
+
+    fake = tmp_path / "python3.13"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'case "$2" in *print*version_info*) echo 3.13; exit 0 ;; esac\n'
+        f'exec "{sys.executable}" "$@"\n'
+    )
+    fake.chmod(0o755)
+    return fake
+
+
+def test_a_gpio_relay_on_python_3_13_gets_lgpio_from_the_os_not_a_pypi_build(checkout, tmp_path):
+    # lgpio on PyPI (0.2.2.0) has wheels up to CPython 3.12: on Trixie's 3.13 pip built it
+    # from source (swig, liblgpio: on no Pi) and [venv] failed; Raspberry Pi OS's python3-lgpio
+    # is built for its Python and the venv sees the system's packages.
+    cfg = tmp_path / "gpio.toml"
+    cfg.write_text('[gate.driver]\ntype = "gpio"\npin = 17\n')
+    env = dict(os.environ, KIOSK_PYTHON=str(python_313(tmp_path)))
+    proc = _dry_run(checkout, fresh_os_root(tmp_path / "root"), "--config", str(cfg), env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "python3-lgpio" in lines_of(proc.stdout, "apt")[0]
+
+
+def test_no_gpio_relay_on_python_3_13_needs_no_python3_lgpio(checkout, tmp_path):
+    env = dict(os.environ, KIOSK_PYTHON=str(python_313(tmp_path)))
+    proc = _dry_run(checkout, fresh_os_root(tmp_path / "root"), env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "python3-lgpio" not in proc.stdout
+
+
+def test_pip_asks_for_lgpio_only_where_pypi_has_a_wheel_for_the_python():
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((checkout_root() / "pyproject.toml").read_text())["project"]
+    (lgpio,) = [Requirement(r) for r in project["optional-dependencies"]["gpio"]]
+    assert lgpio.name == "lgpio" and lgpio.marker is not None
+    assert lgpio.marker.evaluate({"python_version": "3.11"})  # Bookworm
+    assert not lgpio.marker.evaluate({"python_version": "3.13"})  # Trixie: python3-lgpio
+
+
+def checkout_root() -> Path:
+    return Path(__file__).resolve().parent.parent
