@@ -8,6 +8,7 @@ package lists offer)."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,23 @@ def test_pip_asks_for_lgpio_only_where_pypi_has_a_wheel_for_the_python():
 
 def checkout_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+def release_dir(stdout: str) -> str:
+    """The release a dry run would build (``[venv] would: create venv .../releases/ID/venv``)."""
+    match = re.search(r"\[venv\] would: create venv (\S+)/venv", stdout)
+    assert match, stdout
+    return match.group(1)
+
+
+def test_a_release_is_built_again_for_another_python(checkout, tmp_path):
+    # A Bookworm gate taken to Trixie by `apt full-upgrade` (Python 3.11 -> 3.13): its venv
+    # holds 3.11's packages and no longer starts; the install run again said the checkout was
+    # installed (same release id) and left the gate down. The venv's Python is in the id.
+    root = fresh_os_root(tmp_path / "root")
+    on_311 = _dry_run(checkout, root)
+    env = dict(os.environ, KIOSK_PYTHON=str(python_313(tmp_path)))
+    on_313 = _dry_run(checkout, root, env=env)
+    assert on_311.returncode == on_313.returncode == 0, on_313.stdout + on_313.stderr
+    assert release_dir(on_311.stdout) != release_dir(on_313.stdout)
+    assert release_dir(on_311.stdout) == release_dir(_dry_run(checkout, root).stdout)
