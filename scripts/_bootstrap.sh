@@ -72,7 +72,7 @@ kiosk_python() {
             return 0
         fi
     done
-    echo "scripts: Python 3.11 or newer is needed (Raspberry Pi OS Bookworm ships it)" >&2
+    echo "scripts: Python 3.11 or newer is needed (Raspberry Pi OS Trixie and Bookworm ship it)" >&2
     return 1
 }
 
