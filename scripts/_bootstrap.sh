@@ -4,14 +4,39 @@
 
 kiosk_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
 
+# A package is "NAME" or "NAME|OTHER": one package under the names Debian releases give it
+# (Debian 13 renamed libraries in its 64-bit time_t move: libzbar0 is libzbar0t64 there).
+# Installed under any of them counts; a missing one is asked for by the first name the
+# package lists offer (else the first).
 kiosk_missing_packages() {
-    local pkg missing=()
-    for pkg in "$@"; do
-        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-            missing+=("$pkg")
+    local alts name missing=()
+    for alts in "$@"; do
+        if ! kiosk_installed_of "$alts"; then
+            missing+=("$(kiosk_offered_of "$alts")")
         fi
     done
     echo "${missing[@]:-}"
+}
+
+kiosk_installed_of() {
+    local name
+    for name in ${1//|/ }; do
+        if dpkg-query -W -f='${Status}' "$name" 2>/dev/null | grep -q "install ok installed"; then
+            return 0
+        fi
+    done
+    return 1
+}
+
+kiosk_offered_of() {
+    local name
+    for name in ${1//|/ }; do
+        if apt-cache policy "$name" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+            echo "$name"
+            return 0
+        fi
+    done
+    echo "${1%%|*}"
 }
 
 kiosk_apt() {
@@ -47,7 +72,7 @@ kiosk_python() {
             return 0
         fi
     done
-    echo "scripts: Python 3.11 or newer is needed (Raspberry Pi OS Bookworm ships it)" >&2
+    echo "scripts: Python 3.11 or newer is needed (Raspberry Pi OS Trixie and Bookworm ship it)" >&2
     return 1
 }
 

@@ -142,3 +142,21 @@ def test_the_kiosk_screen_says_night_hours_as_they_are_staffed():
     assert opening_hours(parse_config({"policy": {"hours": both}})) == "08:30–17:30, 20:00–08:00"
     night = {"enabled": True, "open_at": "20:00", "close_at": "08:00"}
     assert opening_hours(parse_config({"policy": {"hours": night}})) == "20:00–08:00"
+
+
+def test_an_old_zone_name_debian_13_moved_out_names_the_package_that_has_it(monkeypatch):
+    # Debian 13 (Raspberry Pi OS Trixie) keeps the old names ('Asia/Calcutta', 'PRC', ...) in
+    # tzdata-legacy, not installed: a config that worked on Bookworm was "unknown", no way on.
+    from zoneinfo import ZoneInfoNotFoundError
+
+    import kiosk.config.site as site
+
+    def trixie_zoneinfo(key: str):
+        raise ZoneInfoNotFoundError(f"No time zone found with key {key}")
+
+    monkeypatch.setattr(site, "ZoneInfo", trixie_zoneinfo)
+    with pytest.raises(ConfigError) as info:
+        parse_config({"site": {"timezone": "Asia/Calcutta"}})
+    (problem,) = info.value.problems
+    assert problem.startswith("site.timezone: ") and "'Asia/Calcutta'" in problem
+    assert "tzdata-legacy" in problem

@@ -32,5 +32,11 @@ class SiteConfig(Section):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia', a folder
-            raise ValueError(f"unknown IANA timezone {value!r} (e.g. 'Asia/Shanghai')") from None
+            # Debian 13 (Raspberry Pi OS Trixie) moved the old names ('PRC', 'Asia/Calcutta')
+            # to the package tzdata-legacy, which it does not install.
+            raise ValueError(
+                f"unknown IANA timezone {value!r} in this system's zone data (e.g."
+                " 'Asia/Shanghai'; an old name such as 'PRC' or 'Asia/Calcutta' needs the"
+                " package tzdata-legacy on Debian 13: sudo apt-get install tzdata-legacy)"
+            ) from None
         return value
