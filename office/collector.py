@@ -73,6 +73,20 @@ NO_LISTS_TOKEN = (
     " collector's config and the same token in every gate's [fleet] lists_token_env"
 )
 
+#: What the status port withholds from a caller on the LAN without the status token (as the
+#: gate's ``/api/v1/health``): the gates' URLs and errors (a map of the compound's gates and
+#: their faults) and the database's host, name and user. Ids, names, states, counts and times
+#: stay public, so a monitor elsewhere sees which gate is behind.
+WITHHELD = (
+    "database",
+    "kiosks.compound_error",
+    "kiosks.last_error",
+    "kiosks.report_error",
+    "kiosks.url",
+    "retention.error",
+)
+_WITHHELD_KIOSK = frozenset(w.partition(".")[2] for w in WITHHELD if w.startswith("kiosks."))
+
 #: The wait between two tries of one request within a pull (``retries`` tries in all).
 REQUEST_BACKOFF = Backoff(base_s=0.5, cap_s=5.0)
 
@@ -497,9 +511,31 @@ class Collector:
             return plain
         return tagged
 
-    def status_json(self) -> dict[str, Any]:
+    def status_view(
+        self, authorization: str | None, client: str
+    ) -> tuple[bool, tuple[int, str] | None]:
+        """Whether a caller of ``/``, ``/status.json`` or ``/metrics`` gets the whole status
+        (``WITHHELD`` included), and a refusal ``(status, message)`` to answer instead. The
+        whole is this host's (a loopback ``client``) and the ``status_token_env`` token's; a
+        caller presenting no token is never counted; a wrong one is counted with the wrong
+        list tokens of its address (past ``BUNDLE_GUESSES`` a minute: 429, whatever it
+        presents)."""
+        if authorization is None:
+            return from_this_host(client), None
+        if not self._guesses.waiting(client).allowed:
+            return False, (429, "too many wrong tokens from this address; wait")
+        env = self.config.status_token_env
+        expected = os.environ.get(env, "").strip() if env else ""
+        presented = authorization.encode("utf-8", "replace")
+        if expected and hmac.compare_digest(presented, f"Bearer {expected}".encode()):
+            return True, None
+        self._guesses.take(client)
+        return False, (401, "not the status token (status_token_env); without one: the public part")
+
+    def status_json(self, whole: bool = True) -> dict[str, Any]:
+        """The status; ``whole=False``: without ``WITHHELD``, named in ``withheld``."""
         bundle = self.bundle.get() if self.bundle is not None else None
-        return {
+        status: dict[str, Any] = {
             "database": redact_dsn(self.dsn),
             "now": _iso(self.clock.now()),
             "poll_interval_s": self.config.poll_interval_s,
@@ -508,6 +544,15 @@ class Collector:
             "retention": self.retention.status(),
             "kiosks": [s.as_dict() for s in self.statuses()],
         }
+        if whole:
+            return status
+        del status["database"]
+        status["retention"] = {k: v for k, v in status["retention"].items() if k != "error"}
+        status["kiosks"] = [
+            {k: v for k, v in kiosk.items() if k not in _WITHHELD_KIOSK}
+            for kiosk in status["kiosks"]
+        ]
+        return status | {"withheld": list(WITHHELD)}
 
     def _bundle_behind(self, version: int | None) -> str | None:
         """Why the gates refuse the bundle file: it holds a version below one served before
@@ -522,17 +567,20 @@ class Collector:
             " until a publish above it"
         )
 
-    def metrics_text(self) -> str:
+    def metrics_text(self, whole: bool = True) -> str:
+        """Prometheus text; ``whole=False``: a gate known by neither name nor id yet is
+        labelled by its place in the config (``#3``), not its URL."""
         statuses = self.statuses()
+        labels = [s.label if whole else _public_label(s, i) for i, s in enumerate(statuses)]
         lines: list[str] = []
 
         def family(name: str, kind: str, help_: str, value: Callable[[KioskStatus], Any]) -> None:
             lines.append(f"# HELP {name} {help_}")
             lines.append(f"# TYPE {name} {kind}")
-            for s in statuses:
+            for s, label in zip(statuses, labels, strict=True):
                 v = value(s)
                 if v is not None:
-                    lines.append(f'{name}{{kiosk="{_label(s.label)}"}} {v}')
+                    lines.append(f'{name}{{kiosk="{_label(label)}"}} {v}')
 
         family("kiosk_collect_up", "gauge", "1 if the last pull succeeded.",
                lambda s: int(s.state == "ok"))  # fmt: skip
@@ -566,17 +614,19 @@ class Collector:
         lines.append(f"kiosk_collect_events_purged_total {purged}")
         return "\n".join(lines) + "\n"
 
-    def status_html(self) -> str:
+    def status_html(self, whole: bool = True) -> str:
+        """The page; ``whole=False``: without ``WITHHELD`` (said on the page)."""
         bundle = self.bundle.get() if self.bundle is not None else None
         behind = self._bundle_behind(bundle[2] if bundle else None)
         notice = f'<p class="error">{html.escape(behind)}</p>' if behind else ""
         rows = []
-        for s in self.statuses():
+        for i, s in enumerate(self.statuses()):
+            shown = s if whole else _public(s)
             cells = (
-                s.label, s.kiosk_id or "", s.state, s.last_seq, s.head_seq,
-                s.lag_events, s.last_success_at or "never", s.consecutive_failures,
-                s.last_error or "", s.report_error or s.report_day or "",
-                s.compound_error or "",
+                s.label if whole else _public_label(s, i), s.kiosk_id or "", s.state,
+                s.last_seq, s.head_seq, s.lag_events, s.last_success_at or "never",
+                s.consecutive_failures, shown.last_error or "",
+                shown.report_error or s.report_day or "", shown.compound_error or "",
             )  # fmt: skip
             tds = "".join(f"<td>{html.escape('' if c is None else str(c))}</td>" for c in cells)
             rows.append(f'<tr class="{html.escape(s.state)}">{tds}</tr>')
@@ -589,10 +639,39 @@ class Collector:
             "<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=5>"
             "<title>kiosk collect</title><style>body{font:14px sans-serif}"
             "td,th{padding:2px 8px;text-align:left}.error{background:#fdd}</style>"
-            f"<h1>kiosk collect</h1><p>database {html.escape(redact_dsn(self.dsn))}</p>"
+            f"<h1>kiosk collect</h1><p>{html.escape(_database_line(self.dsn, whole))}</p>"
             f"{notice}"
             f"<table><tr>{head}</tr>{''.join(rows)}</table>"
         )
+
+
+def _public(status: KioskStatus) -> KioskStatus:
+    return KioskStatus(**{k: v for k, v in status.as_dict().items() if k not in _WITHHELD_KIOSK}
+                       | {"url": ""})  # fmt: skip
+
+
+def _public_label(status: KioskStatus, index: int) -> str:
+    return status.name or status.kiosk_id or f"#{index + 1}"
+
+
+def _database_line(dsn: str, whole: bool) -> str:
+    if whole:
+        return f"database {redact_dsn(dsn)}"
+    return (
+        "the gates' URLs and errors and the database are shown on this host or with the"
+        " status token (status_token_env)"
+    )
+
+
+def from_this_host(client: str) -> bool:
+    """Whether a caller's address is this host's own (loopback, also as ``::ffff:127.0.0.1``)."""
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def _label(value: str) -> str:
@@ -740,6 +819,25 @@ class _CutOffHandler(BaseHTTPRequestHandler):
         self._cutoff.cancel()
         super().finish()
 
+    def _send(
+        self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _refuse(self, status: int, message: str, retry_after: Callable[[], str]) -> None:
+        """A 401 (``WWW-Authenticate: Bearer``), 429 (``Retry-After``) or other refusal."""
+        extra = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if status == 429:
+            extra = {"Retry-After": retry_after()}
+        self._send(status, json.dumps({"detail": message}).encode(), "application/json", extra)
+
 
 #: A ``Host`` the status port does not answer to (``kiosk.hosts``: DNS rebinding).
 _MISDIRECTED = (
@@ -754,18 +852,6 @@ def _handler_for(collector: Collector, names: frozenset[str]) -> type[BaseHTTPRe
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass  # the office's access log is not ours to keep
-
-        def _send(
-            self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
-        ) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            for k, v in (extra or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
 
         def do_HEAD(self) -> None:  # noqa: N802
             self.do_GET()
@@ -783,17 +869,27 @@ def _handler_for(collector: Collector, names: frozenset[str]) -> type[BaseHTTPRe
             host = self.headers.get("Host")
             if host and not host_is_ours(host, names):
                 self._send(421, _MISDIRECTED, "text/plain; charset=utf-8")
-            elif path == "/":
-                self._send(200, collector.status_html().encode(), "text/html; charset=utf-8")
-            elif path == "/status.json":
-                body = json.dumps(collector.status_json(), indent=1).encode()
-                self._send(200, body, "application/json")
-            elif path == "/metrics":
-                self._send(200, collector.metrics_text().encode(), "text/plain; version=0.0.4")
+            elif path in ("/", "/status.json", "/metrics"):
+                self._status(path)
             elif path == "/lists/bundle":
                 self._bundle()
             else:
                 self._send(404, b'{"detail":"not found"}', "application/json")
+
+        def _status(self, path: str) -> None:
+            client = str(self.client_address[0])
+            whole, refusal = collector.status_view(self.headers.get("Authorization"), client)
+            if refusal is not None:
+                self._refuse(*refusal, lambda: collector.bundle_wait_s(client))
+            elif path == "/":
+                body = collector.status_html(whole).encode()
+                self._send(200, body, "text/html; charset=utf-8")
+            elif path == "/status.json":
+                body = json.dumps(collector.status_json(whole), indent=1).encode()
+                self._send(200, body, "application/json")
+            else:
+                body = collector.metrics_text(whole).encode()
+                self._send(200, body, "text/plain; version=0.0.4")
 
         def _bundle(self) -> None:
             client = str(self.client_address[0])
@@ -801,12 +897,7 @@ def _handler_for(collector: Collector, names: frozenset[str]) -> type[BaseHTTPRe
                 self.headers.get("Authorization"), lan=_on_lan(self.server), client=client
             )
             if refusal is not None:
-                status, message = refusal
-                extra = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-                if status == 429:
-                    extra = {"Retry-After": collector.bundle_wait_s(client)}
-                body = json.dumps({"detail": message}).encode()
-                self._send(status, body, "application/json", extra)
+                self._refuse(*refusal, lambda: collector.bundle_wait_s(client))
                 return
             got = collector.bundle_for(self.path.partition("?")[2])
             if got is None:

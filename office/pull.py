@@ -487,6 +487,26 @@ def _loads(body: bytes | bytearray) -> Any:
         raise ValueError("JSON nested too deep") from None
 
 
+def unparsable(
+    url: str, params: dict[str, Any], body: bytes | bytearray, exc: ValueError, cut_before: bool
+) -> bool:
+    """A whole answer (by its HTTP framing) that is no JSON. Cut short (the JSON ends where
+    the body does: a connection closed early with no length said) it is asked once more:
+    ``True``. Anything else (a lone surrogate, a trailing comma, a second cut) is no network
+    problem and no later try mends it: ``PullError`` naming the gate, the page and the fault."""
+    where = getattr(exc, "pos", None)
+    short = where is not None and where >= len(bytes(body).rstrip())
+    page = f"the page after seq {params.get('after', 0)} ({len(body):,} bytes)"
+    if short and not cut_before:
+        return True
+    fault = visible(str(exc)[:200])
+    if short:
+        fault = f"cut short twice ({fault})"
+    raise PullError(
+        f"{url}: {page} is not JSON: {fault}; not tried again (what was pulled before it is kept)"
+    )
+
+
 def _canonical(value: object) -> str:
     if orjson is not None:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
@@ -914,7 +934,7 @@ class Puller:
         self, url: str, token: str, params: dict[str, Any], result: PullResult
     ) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}", **PLAIN_JSON}
-        problem = ""
+        problem, cut = "", False
         silent = _Silence(url, self._monotonic)
         for attempt in range(self.attempts):
             if attempt:
@@ -924,7 +944,14 @@ class Puller:
                 status, response_headers, body = self._fetch(url, params, headers)
                 if status == 200:
                     self._check_values(url, body, int(params.get("limit", 0)))
-                    page = _loads(body)
+                    try:
+                        page = _loads(body)
+                    except ValueError as exc:
+                        cut = unparsable(url, params, body, exc, cut)
+                        problem = "a body cut short"
+                        if attempt + 1 < self.attempts:
+                            self.sleep(delay)
+                        continue
                     if not isinstance(page, dict):
                         raise PullError(f"{url}: the answer is not a JSON object (not a kiosk?)")
                     return page  # its fields are checked by the caller
@@ -958,7 +985,6 @@ class Puller:
                 if silent.failed(exc, self.client.timeout) >= SILENT_TRIES:
                     raise silent.error() from None
             except (httpx.TransportError, ValueError) as exc:
-                # ValueError: a body cut short mid-JSON is a network problem too.
                 problem = type(exc).__name__
             if attempt + 1 < self.attempts:
                 self.sleep(delay)

@@ -9,7 +9,15 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from ui import i18n
-from ui.charts import PHONE_LABEL_PX, PHONE_WIDTH, Bar, bar_chart, hbar_chart, text_width
+from ui.charts import (
+    PHONE_LABEL_PX,
+    PHONE_WIDTH,
+    Bar,
+    bar_chart,
+    hbar_chart,
+    ratio_css,
+    text_width,
+)
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -32,8 +40,13 @@ def test_a_phone_chart_is_one_picture_with_a_wide_drawing_and_one_a_phone_wide()
     plain = bar_chart([Bar(f"{h:02d}", h) for h in range(24)], title="t", label_every=3)
     inner = re.search(r'<svg class="wide"[^>]*>(.*?)</svg>', svg).group(1)
     assert inner in plain
-    ratio = re.search(r'style="--wide: 640 / 240; --phone: (\d+) / (\d+)"', svg)
-    assert ratio and ratio.group(1) == str(PHONE_WIDTH)
+    # Its shape is its class's (the CSP allows no style=""), set by the page's ratio_css.
+    ratio = re.search(r'class="chart fitted ratio-640x240-(\d+)x(\d+)"', svg)
+    assert ratio and ratio.group(1) == str(PHONE_WIDTH) and "style=" not in svg
+    assert ratio_css(svg, svg) == (
+        f"svg.chart.ratio-640x240-{PHONE_WIDTH}x{ratio.group(2)}"
+        f" {{ --wide: 640 / 240; --phone: {PHONE_WIDTH} / {ratio.group(2)}; }}"
+    )
 
 
 def test_a_chart_drawn_for_the_desk_only_is_unchanged():

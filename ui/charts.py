@@ -10,6 +10,7 @@ a screen reader reads (the picture is one image to it) and nobody sees.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
@@ -108,7 +109,8 @@ def _fitted_svg(title: str, wide: Drawing, phone: Drawing, css_class: str) -> st
     """One chart (one picture with one name) holding two drawings of it: style.css shows the
     phone's where the chart is under the wide one's width (640 px: its text is then drawn under
     11 px) and the wide one elsewhere, paper included, and
-    sizes the chart to the drawing shown (``--wide`` / ``--phone``: its aspect ratio)."""
+    sizes the chart to the drawing shown (``--wide`` / ``--phone``: its aspect ratio, set for
+    its ``ratio-...`` class by the page's ``ratio_css``: the CSP allows no inline style)."""
 
     def inner(drawing: Drawing, name: str) -> str:
         return (
@@ -117,10 +119,24 @@ def _fitted_svg(title: str, wide: Drawing, phone: Drawing, css_class: str) -> st
         )
 
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="{css_class} fitted" role="img" '
-        f"aria-label={quoteattr(title)} "
-        f'style="--wide: {wide.width} / {wide.height}; --phone: {phone.width} / {phone.height}">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="{css_class} fitted'
+        f' ratio-{wide.width}x{wide.height}-{phone.width}x{phone.height}" role="img" '
+        f"aria-label={quoteattr(title)}>"
         f"<title>{escape(title)}</title>{inner(wide, 'wide')}{inner(phone, 'phone')}</svg>"
+    )
+
+
+_RATIO = re.compile(r'class="[^"]*\bfitted ratio-(\d+)x(\d+)-(\d+)x(\d+)"')
+
+
+def ratio_css(*charts: str) -> str:
+    """The rules sizing ``charts`` (``bar_chart``/``hbar_chart`` drawn with ``phone``) to
+    their drawings, for the page's ``<style nonce>``: each ``ratio-WxH-wxh`` class sets
+    ``--wide`` and ``--phone`` (style.css). Digits only: nothing of a chart's text is in it."""
+    found = sorted({m.groups() for chart in charts for m in _RATIO.finditer(chart)})
+    return "".join(
+        f"svg.chart.ratio-{w}x{h}-{pw}x{ph} {{ --wide: {w} / {h}; --phone: {pw} / {ph}; }}"
+        for w, h, pw, ph in found
     )
 
 

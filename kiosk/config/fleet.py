@@ -183,6 +183,11 @@ class CollectorConfig(Section):
     """Environment variable with the bearer token the kiosks must send for `/lists/bundle` (their
     `[fleet] lists_token_env`). The bundle names quarantined households and people. None: the
     bundle is served on a loopback `status_host` only, and refused (403) on any other."""
+    status_token_env: EnvName | None = None
+    """Environment variable with the bearer token that reads the whole status (`/`,
+    `/status.json`, `/metrics`) from another host: the gates' URLs and last errors and the
+    database. Without it (or without the token) a caller on the LAN gets the public part; this
+    host (loopback) always gets the whole (docs/fleet.md, *Who sees what on the status port*)."""
     retention_days: int = Field(30, ge=1, le=3650)
     """Personal fields of the events held centrally (names, households, pass ids, plates) older
     than this are nulled, hourly, as the gates purge theirs (the gates' `store.retention_days`;

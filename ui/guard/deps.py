@@ -216,6 +216,7 @@ class Guard:
     def render(self, request: Request, name: str, session: Session, **ctx: Any) -> HTMLResponse:
         lang = self.lang(request)
         status = ctx.pop("status_code", 200)
+        nonce = secrets.token_urlsafe(16)  # the page's <style> (a chart's ratio): views.csp
         response = self.tpl.TemplateResponse(
             request,
             name,
@@ -232,12 +233,13 @@ class Guard:
                 "role_text": i18n.t(lang, f"role.{session.role}"),
                 "session_left_s": self.session_left_s(session),
                 "session_warn_s": SESSION_WARN_S,
+                "csp_nonce": nonce,
                 **ctx,
             },
             status_code=status,
         )
         response.headers["Cache-Control"] = "no-store"
-        secure_headers(response)
+        secure_headers(response, style_nonce=nonce)
         remember_lang(request, response)
         return response
 
