@@ -445,6 +445,29 @@ def peer_alarms(peers: list[Mapping[str, Any]]) -> list[Alarm]:
     ]
 
 
+#: The standing card for the rows of the log a damaged page keeps from being read.
+UNREADABLE_ALARM = "device:unreadable_rows"
+
+
+def unreadable_alarms(seqs: list[int]) -> list[Alarm]:
+    """A standing card naming the events a read had to leave out (``EventLog.unreadable_seqs``:
+    a page the card no longer reads back), ``detail`` their seqs as ranges; none without."""
+    if not seqs:
+        return []
+    return [Alarm(key=UNREADABLE_ALARM, kind="device", ts="", detail=seq_ranges(seqs))]
+
+
+def seq_ranges(seqs: list[int]) -> str:
+    """Sorted ``seqs`` as runs: ``31–35, 40``."""
+    runs: list[list[int]] = []
+    for seq in seqs:
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1][1] = seq
+        else:
+            runs.append([seq, seq])
+    return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in runs)
+
+
 def device_alarms(faults: Mapping[str, str]) -> list[Alarm]:
     """A standing alarm for each device in fault (``{device: state}``), while it lasts."""
     return [
@@ -483,7 +506,9 @@ class AlarmSource(queries.Readable, Protocol):
     #: The gate whose log it is (a breach's passages are this gate's or a peer's).
     kiosk_id: str
 
-    def events(self, after_seq: int = 0, limit: int = 100) -> list[dict[str, Any]]: ...
+    def readable_events(self, after_seq: int = 0, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    def unreadable_seqs(self) -> list[int]: ...
 
 
 def closed_keys(detail: Mapping[str, Any]) -> list[str]:
@@ -557,13 +582,18 @@ class AlarmDesk:
         if starting:
             self._first_scan()
         while True:
-            batch = self._log.events(after_seq=board.scanned_seq, limit=SCAN_BATCH)
+            last = self._log.last_seq
+            # Read past a damaged page: the rows it holds are named on a card of their own
+            # (``unreadable_alarms``) and not read again at every scan.
+            batch = self._log.readable_events(after_seq=board.scanned_seq, limit=SCAN_BATCH)
+            covered = min(board.scanned_seq + SCAN_BATCH, last)
             for event in batch:
                 board.scanned_seq = max(board.scanned_seq, int(event["seq"]))
                 alarm = alarm_from_event(event)
                 if alarm is not None:
                     board.add(alarm)
-            if len(batch) < SCAN_BATCH:
+            board.scanned_seq = max(board.scanned_seq, covered)
+            if len(batch) < SCAN_BATCH and board.scanned_seq >= last:
                 break
         self._scan_revoked(self._since if starting else None)
         self._scan_breaches(self._since if starting and self._since is not None else "")
@@ -707,6 +737,9 @@ class AlarmDesk:
         with self._lock:
             self._scan()
             self._date_open()
+            keys = {a.key for a in standing}
+            unreadable = unreadable_alarms(self._log.unreadable_seqs())  # found by the scan
+            standing = [*standing, *(a for a in unreadable if a.key not in keys)]
             self.board.forget_cleared_devices({a.key for a in standing})
             return [*(a for a in standing if a.key not in self.board.alarms), *self.board.open()]
 

@@ -294,12 +294,17 @@ def last_measured(log: Readable) -> Measured | None:
             [MEASURED_WITHIN],
         )
     )
-    if not rows:
-        return None
-    r = rows[0]
-    return Measured(
-        int(r["seq"]), str(r["ts"]), r["temp_c"], r["temp_object_c"], r["temp_ambient_c"]
-    )
+    return measured_in(rows)
+
+
+def measured_in(events: Iterable[Mapping[str, Any]]) -> Measured | None:
+    """The first of ``events`` (newest first) with a kiosk reading, as ``last_measured``."""
+    for r in events:
+        if r["temp_object_c"] is not None and r["temp_ambient_c"] is not None:
+            return Measured(
+                int(r["seq"]), str(r["ts"]), r["temp_c"], r["temp_object_c"], r["temp_ambient_c"]
+            )
+    return None
 
 
 @dataclass(frozen=True)

@@ -676,6 +676,10 @@ def _error_name(exc: BaseException) -> str:
     return getattr(exc, "sqlite_errorname", "") or ""
 
 
+#: The most rows a read past a damaged page leaves out and the log remembers (a page holds
+#: a few to a few tens of rows; more is the card failing as a whole).
+MAX_SKIPPED = 1000
+
 #: What a read of the log raises when the storage fails it (``is_damaged_read`` tells a
 #: damaged page from a lock): the faces catch it by this name, holding no SQL of their own.
 ReadFailure = sqlite3.DatabaseError
@@ -1358,6 +1362,7 @@ class EventLog:
         self._last_audit_seq = 0
         self._fault: tuple[str, int] | None = None  # (error name, since mono_ns)
         self._read_fault: tuple[str, int] | None = None  # a damaged page met by a reader
+        self._unreadable: set[int] = set()  # events read past, one by one (``readable_events``)
         self._failed_writes = 0
         self._lock = threading.Lock()
         self._closed = True
@@ -1567,6 +1572,62 @@ class EventLog:
     def audits(self, after_seq: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """Audit rows with ``seq > after_seq`` in ``seq`` order, ``detail`` decoded."""
         return [decode_audit_row(r) for r in self._page("audit", after_seq, limit)]
+
+    def readable_events(self, after_seq: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """``events``, read past a damaged page (``is_damaged_read``): a page the card no longer
+        reads back whole fails every read that crosses it, so the rows of that stretch are
+        read one by one and those that cannot be are left out and remembered
+        (``unreadable_seqs``), the store's health degraded (``note_read_fault``). For the
+        guard's live page, whose one old unreadable row must not take the rest away; the
+        office's pages and reports stop at it instead (a page with a hole is not a page)."""
+        try:
+            return self.events(after_seq, limit)
+        except ReadFailure as exc:
+            self.read_past(exc)
+        return self._each_readable(range(after_seq + 1, min(after_seq + limit, self.last_seq) + 1))
+
+    def readable_recent(self, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` events, newest first, read past a damaged page as
+        ``readable_events``; no further back than ``limit`` rows plus ``MAX_SKIPPED``."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10000:
+            raise ValueError("limit: expected an integer between 1 and 10000")
+        try:
+            rows = self.reader().query("SELECT * FROM events ORDER BY seq DESC LIMIT ?", [limit])
+            return [decode_event_row(r) for r in rows]
+        except ReadFailure as exc:
+            self.read_past(exc)
+        last = self.last_seq
+        return self._each_readable(range(last, max(0, last - limit - MAX_SKIPPED), -1), limit)
+
+    def unreadable_seqs(self) -> list[int]:
+        """The events a read had to leave out since the start (a damaged page), in order."""
+        with self._lock:
+            return sorted(self._unreadable)
+
+    def read_past(self, exc: ReadFailure) -> None:
+        """Go on past a read the card failed (noted: ``note_read_fault``); any other error
+        (a lock, a bug) is raised again."""
+        if not is_damaged_read(exc):
+            raise exc
+        self.note_read_fault(exc)
+
+    def _each_readable(self, seqs: Iterable[int], want: int | None = None) -> list[dict[str, Any]]:
+        """The events ``seqs`` read one by one (by the primary key: a row on a sound page
+        reads even beside a damaged one), up to ``want``; the ones that fail are remembered."""
+        found: list[dict[str, Any]] = []
+        for seq in seqs:
+            try:
+                rows = list(self.reader().query("SELECT * FROM events WHERE seq = ?", [seq]))
+            except ReadFailure as exc:
+                self.read_past(exc)
+                with self._lock:
+                    if len(self._unreadable) < MAX_SKIPPED:
+                        self._unreadable.add(seq)
+                continue
+            found += [decode_event_row(r) for r in rows]
+            if want is not None and len(found) >= want:
+                break
+        return found
 
     def _page(self, table: str, after_seq: int, limit: int) -> Iterator[dict[str, Any]]:
         """Raw rows of ``table`` (``events`` or ``audit``) after ``after_seq``, checked args."""

@@ -33,6 +33,7 @@ from kiosk.store import format_ts
 from office.pull import Puller, PullError
 from ui.app import create_app
 from ui.guard.display import health_rows
+from ui.guard.live import new_events
 
 if TYPE_CHECKING:
     from kiosk.core import Core
@@ -144,9 +145,59 @@ def test_a_damaged_page_of_the_log_is_a_clear_503_and_a_degraded_store_never_a_5
         csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
         signed = {"name": "alice", "password": GUARD_PW, "csrf": csrf, "next": "/guard"}
         guard.post("/guard/login", data=signed, headers={"Origin": BASE})
-        page = guard.get("/guard")
+        page = guard.get("/guard/stats?day=2026-03-02")  # a day's counts without its rows: no
     assert page.status_code == 503 and "SQLITE_CORRUPT" in page.text
     assert "Internal Server Error" not in page.text
+
+
+def test_a_damaged_page_in_the_alarms_look_back_leaves_the_live_page_naming_the_rows(
+    guard_core,
+):
+    """One old row on a page the card no longer reads back, within the alarms' look-back:
+    the whole live page (and its feed and stream) answered 503, so the guard lost manual
+    passes, registrations and the alarms for one unreadable row. The page is drawn from
+    the rows that can be read; the alarms box names the rows that cannot, and the store
+    stays degraded."""
+    for _ in range(60):
+        add_event(guard_core)
+    _damage_a_page_of_events(guard_core)
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.6, temp_object_c=36.0)
+    app = create_app(guard_core)
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as guard:
+        login(guard)
+        page = guard.get("/guard?lang=en")
+        feed = guard.get("/guard/api/feed?lang=en")
+        calibration = guard.get("/guard/calibration?lang=en")  # its last reading is history too
+        register = guard.get("/guard/register?lang=en")  # the last day's registrations
+        streamed = new_events(app.state.guard, 30)  # what the live stream sends first
+    assert page.status_code == 200, page.text[:300]
+    assert feed.status_code == 200, feed.text[:300]
+    assert calibration.status_code == 200, calibration.text[:300]
+    assert register.status_code == 200 and 'name="decision"' in register.text, register.text[:300]
+    assert "The kiosk&#39;s database could not be read (SQLITE_CORRUPT)" in register.text
+    cards = feed.json()["alarms"]
+    unreadable = [c for c in cards if c["key"] == "device:unreadable_rows"]
+    assert len(unreadable) == 1
+    said = unreadable[0]["detail"]
+    rows = re.search(r"Rows ([0-9, –]+) of the log cannot be read", said)
+    assert rows, said
+    assert "verify-log" in said
+    assert any(c["key"] == "event:61" and c["kind"] == "fever" for c in cards)  # after them
+    assert f"Rows {rows.group(1)} of the log cannot be read" in page.text
+    shown = {row["seq"] for row in feed.json()["rows"]}
+    assert 61 in shown and not shown & set(_seqs_of(rows.group(1)))
+    assert streamed[-1]["seq"] == 61
+    store = guard_core.health()["devices"]["store"]
+    assert store["state"] == "degraded" and "SQLITE_CORRUPT" in store["detail"]
+
+
+def _seqs_of(ranges: str) -> list[int]:
+    """``"31–35, 40"`` as the seqs it names."""
+    found: list[int] = []
+    for part in ranges.split(", "):
+        first, _, last = part.partition("–")
+        found += range(int(first), int(last or first) + 1)
+    return found
 
 
 def test_a_locked_database_is_not_taken_for_a_damaged_card(store):

@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.requests import ClientDisconnect
 
 import kiosk
-from kiosk.store import ReadFailure, error_name, is_damaged_read
+from kiosk.store import ReadFailure, is_damaged_read
 from ui import i18n
+from ui.views import unreadable_words
 
 if TYPE_CHECKING:
     from kiosk.core import Core
@@ -42,15 +43,10 @@ def create_app(core: Core) -> FastAPI:
         if not is_damaged_read(exc):
             raise exc
         core.store.note_read_fault(exc)
-        said = {
-            "err": error_name(exc),
-            "file": core.store.path.name,
-            "command": "sudo kiosk-admin verify-log",
-        }
+        file = core.store.path.name
         if request.url.path.startswith("/api/"):
-            words = i18n.t("en", "err.database_unreadable", **said)
-            return JSONResponse({"detail": words}, status_code=503)
-        both = "\n".join(i18n.t(lang, "err.database_unreadable", **said) for lang in i18n.LANGS)
+            return JSONResponse({"detail": unreadable_words("en", exc, file)}, status_code=503)
+        both = "\n".join(unreadable_words(lang, exc, file) for lang in i18n.LANGS)
         return PlainTextResponse(both + "\n", status_code=503)
 
     from ui import api, guard, kiosk_screen

@@ -16,6 +16,7 @@ from fastapi.responses import Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
 from kiosk.privacy import greeting_name, mask_name
+from kiosk.store import error_name
 from ui import i18n
 
 if TYPE_CHECKING:
@@ -566,3 +567,14 @@ LISTS_STAMP_AHEAD = -2
 def sse(event: str, data: object) -> str:
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return f"event: {event}\ndata: {payload}\n\n"
+
+
+#: The runbook's command that names what a damaged log can still give back.
+VERIFY_COMMAND = "sudo kiosk-admin verify-log"
+
+
+def unreadable_words(lang: str, exc: BaseException, file: str) -> str:
+    """A read the card failed (``kiosk.store.is_damaged_read``), said in ``lang``: what it is,
+    that the gate goes on, and what to run."""
+    said = {"err": error_name(exc), "file": file, "command": VERIFY_COMMAND}
+    return i18n.t(lang, "err.database_unreadable", **said)

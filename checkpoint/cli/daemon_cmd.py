@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -210,12 +212,16 @@ def served_certificate(config: KioskConfig) -> TlsCertificate | None:
 def _run(args: argparse.Namespace, config: KioskConfig, data: Path) -> int:
     """The daemon's life, on the locked data dir."""
     from checkpoint.app import Daemon, build_core, stop_on_signals
+    from checkpoint.standby import core_or_standby
     from checkpoint.volume import data_volume, warn_if_volatile
 
     async def main() -> int:
         stopping = asyncio.Event()
         stop_on_signals(stopping.set)  # first: a SIGTERM while starting stops it cleanly
-        core = await asyncio.to_thread(build_core, config, data)
+        # A card that keeps the log from opening: standing by until it opens (kiosk.standby).
+        core = await core_or_standby(lambda: build_core(config, data), config, stopping)
+        if core is None:
+            return 0
         core.data_volume = data_volume(data)  # a data dir in RAM: said in health and the log
         warn_if_volatile(core.data_volume, data)
         core.tls_certificate = served_certificate(config)  # runs out: health warns ahead
@@ -263,7 +269,7 @@ def hold_data_dir(data: Path) -> int:
     path = data / LOCK_FILE
     try:
         data.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        fd = _lock_file(path)
     except OSError as exc:
         raise CliError(f"cannot start: {_os_error(exc)}") from None
     try:
@@ -278,9 +284,22 @@ def hold_data_dir(data: Path) -> int:
             f"cannot start: another kiosk daemon (pid {owner}) runs on the data dir {data};"
             " one daemon per data dir: stop it first (`sudo systemctl stop kiosk`)"
         ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    with contextlib.suppress(OSError):  # a card mounted read-only: locked, the pid unsaid
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def _lock_file(path: Path) -> int:
+    """The lock file opened for ``flock``: for writing (its pid), or on a card mounted
+    read-only, as it is (``flock`` needs no write access), so the daemon gets as far as
+    standing by (``kiosk.standby``) instead of ending at its lock."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    except OSError as exc:
+        if exc.errno != errno.EROFS:
+            raise
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
 
 
 def emulated_devices(config: KioskConfig) -> list[str]:

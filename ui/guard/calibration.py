@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from kiosk import queries
 from kiosk.calibration import Calibration, CalibrationError, default_path, record_clinical_pair
+from kiosk.store import ReadFailure
 from ui.guard import deps
 from ui.guard.deps import ActionSession, Guard, GuardDep, PageSession, done, note, room
 from ui.guard.display import clock_time, event_time
@@ -72,6 +73,21 @@ def last_when(g: Guard, seq: int, lang: str) -> str:
     return event_time(g.dated([event])[0], lang, g.tz, "%Y-%m-%d %H:%M:%S")
 
 
+#: How many of the newest rows a reading is looked for in past a damaged page (a clinical
+#: reading is taken right after the kiosk's).
+RECENT_READINGS = 50
+
+
+def last_reading(g: Guard) -> queries.Measured | None:
+    """The kiosk's latest reading a clinical one goes with; past a damaged page of the log
+    (the alarms name its rows), the latest among the newest rows that can be read."""
+    try:
+        return queries.last_measured(g.core.store)
+    except ReadFailure as exc:
+        g.core.store.read_past(exc)
+    return queries.measured_in(g.core.store.readable_recent(RECENT_READINGS))
+
+
 @router.get("/calibration", response_class=HTMLResponse, include_in_schema=False)
 def calibration_page(request: Request, session: PageSession, g: GuardDep) -> Response:
     try:
@@ -79,7 +95,7 @@ def calibration_page(request: Request, session: PageSession, g: GuardDep) -> Res
         problem = None
     except CalibrationError:
         cal, problem = Calibration(), unreadable(g).text(g.lang(request))
-    last = queries.last_measured(g.core.store)
+    last = last_reading(g)
     return g.render(
         request,
         "guard_calibration.html",

@@ -14,6 +14,7 @@ from kiosk.alarms import (
     ALARM_DEVICES,
     PEER_ALARM,
     QUOTA_DETAIL,
+    UNREADABLE_ALARM,
     Alarm,
     alarm_from_event,
     person_of,
@@ -23,7 +24,7 @@ from kiosk.passes import Pass
 from kiosk.sheets import write_csv, write_xlsx
 from ui import charts, i18n
 from ui.device_words import detail_text
-from ui.views import device_entries, device_label
+from ui.views import VERIFY_COMMAND, device_entries, device_label
 
 #: Fields a plain guard sees unmasked (to recognise a person); admins see all. Free-text
 #: notes are scrubbed of phone- and ID-shaped numbers for guards.
@@ -131,6 +132,8 @@ def alarm_view(a: Alarm, lang: str, tz: ZoneInfo, clear: frozenset[str]) -> dict
         return peer_alarm_view(a, lang, tz)
     if a.kind == "overflow":
         detail = i18n.t(lang, "alarm.overflow_detail", n=a.dropped)
+    elif a.key == UNREADABLE_ALARM:
+        detail = i18n.t(lang, "alarm.unreadable_rows", rows=a.detail, command=VERIFY_COMMAND)
     elif a.detail == QUOTA_DETAIL and len(a.passages) == 2:
         first, second = (passage_text(a, i, lang, tz) for i in range(2))
         detail = i18n.t(lang, f"alarm.{QUOTA_DETAIL}", first=first, second=second)

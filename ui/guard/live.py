@@ -14,6 +14,7 @@ from kiosk import dating, privacy, queries
 from kiosk.alarms import RESOLUTIONS, Alarm
 from kiosk.clock import ClockReading
 from kiosk.engine import NO_SUBJECT, PASS_DECISIONS, ManualSubject
+from kiosk.store import ReadFailure
 from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
@@ -66,18 +67,32 @@ def new_events(g: Guard, after: int) -> list[dict[str, Any]]:
     drawn now shows (a stream the browser reconnects to its first URL asks after the seq its
     page was drawn at, hours of passages ago). Blocking."""
     store = g.core.store
-    return dated(g, store.events(after_seq=max(after, store.last_seq - FEED_ROWS), limit=FEED_ROWS))
+    since = max(after, store.last_seq - FEED_ROWS)
+    return dated(g, store.readable_events(after_seq=since, limit=FEED_ROWS))
+
+
+def newest_passage(g: Guard, recent: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The kiosk's newest passage, dated: among the feed's ``recent`` rows, else from the
+    log; none when a damaged page keeps it from being read (the alarms name those rows)."""
+    found = next((e for e in recent if e.get("kind") == "passage"), None)
+    if found is not None:
+        return found
+    try:
+        last = queries.last_passage(g.core.store)
+    except ReadFailure as exc:
+        g.core.store.read_past(exc)
+        return None
+    return dated(g, [last])[0] if last else None
 
 
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def live_page(request: Request, session: PageSession, g: GuardDep) -> Response:
     lang = g.lang(request)
-    recent = dated(g, queries.recent_events(g.core.store, FEED_ROWS))
+    recent = dated(g, g.core.store.readable_recent(FEED_ROWS))
     rows = rows_of(g, recent, lang, g.clear(session))
     state = kiosk_view(current_state(g.core), None, lang, fever_c=g.fever_c)
-    last = queries.last_passage(g.core.store)
-    last = dated(g, [last])[0] if last else None
+    last = newest_passage(g, recent)
     return g.render(
         request,
         "guard_live.html",
@@ -132,7 +147,7 @@ def api_feed(
     if after:
         events = new_events(g, after)
     else:
-        events = list(reversed(dated(g, queries.recent_events(g.core.store, FEED_ROWS))))
+        events = list(reversed(dated(g, g.core.store.readable_recent(FEED_ROWS))))
     return {
         "rows": rows_of(g, list(reversed(events)), lang, g.clear(session)),
         "alarms": g.alarm_rows(lang, g.clear(session)),

@@ -38,7 +38,7 @@ from kiosk.community import CommunityError
 from kiosk.compound import quarantined
 from kiosk.lists import same_text
 from kiosk.policy import quarantine_blocks
-from kiosk.store import StoreFault
+from kiosk.store import ReadFailure, StoreFault
 from kiosk.vehicles import VehicleList
 from ui.auth import Session
 from ui.guard.deps import (
@@ -53,6 +53,7 @@ from ui.guard.deps import (
 )
 from ui.guard.display import feed_row, vehicle_text, visitor_row
 from ui.guard.forms import BadInput, choice, clean, direction_of, directions, needed, whole
+from ui.views import unreadable_words
 
 #: A search for earlier visitors: a name or a phone-number suffix.
 #: Cut to 40 characters where it is used (``page``): an edited longer link is the page.
@@ -159,16 +160,8 @@ def page(
     """The registration page; after a refusal ``typed`` holds the form as it was sent."""
     lang = g.lang(request)
     clear = g.clear(session)
-    # The last 24 hours, whatever the clock said: a visitor registered before NTP stepped it
-    # (stamped 1970) is listed, at the time they were registered.
-    events = queries.events_of_kinds_since(g.core.store, REGISTRATION_KINDS, g.since(24), 50)
-    events = g.dated(events)
     query = (q or "").strip()[:40]
-    # Within retention (older rows hold no person); one registered before NTP stepped the
-    # clock by when it happened.
-    kept = g.since(24 * g.cfg.store.retention_days)
-    found = queries.past_visitors(g.core.store, searched(query, clear), since=kept) if query else []
-    found = g.dated(found)
+    events, found, unreadable = history(g, lang, searched(query, clear) if query else "")
     flash = g.flash(request)
     return g.render(
         request,
@@ -188,9 +181,28 @@ def page(
         quarantine_refused=quarantine,
         max_passengers=MAX_PASSENGERS,
         flash_ok=flash["flash_ok"],
-        flash_err=error or flash["flash_err"],
+        flash_err=error or flash["flash_err"] or unreadable,
         status_code=400 if error else 200,
     )
+
+
+def history(
+    g: Guard, lang: str, search: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
+    """The last day's registrations, the earlier visitors ``search`` finds (none without),
+    dated; past a damaged page of the log neither, and why, so the form still registers."""
+    try:
+        # The last 24 hours, whatever the clock said: a visitor registered before NTP stepped
+        # it (stamped 1970) is listed, at the time they were registered.
+        events = queries.events_of_kinds_since(g.core.store, REGISTRATION_KINDS, g.since(24), 50)
+        # Within retention (older rows hold no person); one registered before NTP stepped
+        # the clock by when it happened.
+        kept = g.since(24 * g.cfg.store.retention_days)
+        found = queries.past_visitors(g.core.store, search, since=kept) if search else []
+        return g.dated(events), g.dated(found), None
+    except ReadFailure as exc:
+        g.core.store.read_past(exc)
+        return [], [], unreadable_words(lang, exc, g.core.store.path.name)
 
 
 #: The digits of a phone number a viewer without phone numbers sees (``138****8000``).

@@ -1,0 +1,145 @@
+"""``kiosk run`` standing by while the card keeps its event log from opening (``kiosk.standby``).
+
+Exiting made systemd start the daemon again every 3 s for ever, the screens dark and the
+reason only in the journal. Standing by, it serves the standby faces (``ui.standby``) on the
+configured port, tells systemd it is up with the reason as its status (``systemctl status
+kiosk``), keeps the watchdog fed while its loop runs, and tries the log again, 5 s after the
+first failure and then at most a minute apart (a reboot's check or ``chown`` mends the card
+without anyone restarting the service). Once the log opens, the standby server stops and the
+daemon starts as ever, in the same process; a stop asked meanwhile ends it cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from checkpoint.notify import Notifier, Watchdog
+from checkpoint.server import build_server
+from kiosk.backoff import Backoff
+from kiosk.config import KioskConfig
+from kiosk.core import Core
+from kiosk.standby import Standby, card_failure
+from kiosk.store import format_ts
+from ui.standby import create_standby_app
+
+log = logging.getLogger(__name__)
+
+#: The tries of the log while standing by: 5 s after the failure, doubling, a minute apart.
+RETRY = Backoff(5.0, 60.0)
+
+
+class _Monotonic:
+    def monotonic_ns(self) -> int:
+        return time.monotonic_ns()
+
+
+class StandbyServer:
+    """The standby faces served on the daemon's port while ``standby`` lasts."""
+
+    def __init__(self, config: KioskConfig, standby: Standby, notifier: Notifier) -> None:
+        self.standby = standby
+        self.notifier = notifier
+        app = create_standby_app(standby, config.site.kiosk_id)
+        self._server = build_server(app, config.web)
+        self._task: asyncio.Task[None] | None = None
+        self._watchdog = Watchdog.from_env(notifier, lambda: True, _Monotonic())
+
+    @property
+    def port(self) -> int:
+        return int(self._server.servers[0].sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve(), name="standby-web")
+        while not self._server.started:
+            if self._task.done():
+                await self._task
+                raise RuntimeError("the standby web server did not start")
+            await asyncio.sleep(0.02)
+        self.notifier.ready(self.status())
+        self._watchdog.start()  # the loop runs: nothing else is there to stall
+
+    def status(self) -> str:
+        """The unit's status line (``systemctl status kiosk``): no personal data."""
+        return (
+            f"standing by, not deciding, the gate locked: {self.standby.reason};"
+            " see docs/operations.md and /api/v1/health"
+        )
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._task, 1.5)
+        await self._watchdog.stop()
+
+
+#: Waits ``delay`` seconds before the next try, or less when the daemon is asked to stop.
+Pause = Callable[[StandbyServer, float], Awaitable[None]]
+
+
+def _pause_until(stopping: asyncio.Event) -> Pause:
+    async def pause(_server: StandbyServer, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), delay)
+
+    return pause
+
+
+async def core_or_standby(
+    build: Callable[[], Core],
+    config: KioskConfig,
+    stopping: asyncio.Event,
+    *,
+    notifier: Notifier | None = None,
+    pause: Pause | None = None,
+) -> Core | None:
+    """``build()`` in a thread; while the card keeps the event log from opening
+    (``card_failure``), stand by and try again: the core once it opens, None when a stop
+    was asked first. Any other failure is raised, as before."""
+    try:
+        return await asyncio.to_thread(build)
+    except Exception as exc:
+        kind = card_failure(exc)
+        if kind is None:
+            raise
+        standby = Standby(str(exc), kind, format_ts(datetime.now(UTC)))
+    log.error(
+        "cannot open the event log: standing by, the gate locked, trying again: %s",
+        standby.reason,
+        extra={"kind": standby.kind},
+    )
+    server = StandbyServer(config, standby, notifier or Notifier.from_env())
+    await server.start()
+    try:
+        return await _try_again(build, server, stopping, pause or _pause_until(stopping))
+    finally:
+        await server.stop()
+
+
+async def _try_again(
+    build: Callable[[], Core], server: StandbyServer, stopping: asyncio.Event, pause: Pause
+) -> Core | None:
+    standby = server.standby
+    step = 0
+    while True:
+        await pause(server, RETRY.delay(step))
+        if stopping.is_set():
+            return None
+        try:
+            core = await asyncio.to_thread(build)
+        except Exception as exc:
+            kind = card_failure(exc)
+            if kind is None:
+                raise
+            if standby.failed_again(str(exc), kind):  # one line per change, not per try
+                log.error("still standing by, the event log cannot be opened: %s", exc)
+                server.notifier.status(server.status())
+            step += 1
+            continue
+        log.warning("the event log opens again after %d failed tries: starting", standby.tries)
+        return core

@@ -1,0 +1,92 @@
+"""Standing by: a kiosk whose event log the SD card keeps from opening at start.
+
+A card mounted read-only after a failed check, a damaged last page of ``kiosk.db``, a full
+card or a file left to another user made ``kiosk run`` exit 1 at start, and systemd started
+it again every 3 s for ever (``Restart=on-failure``, ``StartLimitIntervalSec=0``): dark
+screens, the devices reopened every 3 s, and the reason only in the journal. Nothing can be
+recorded, so nothing may pass by itself (``policy.on_store_fault``: nobody passes
+unrecorded); the daemon instead stands by, the gate never commanded (its relay stays
+locked), serving the kiosk screen ("see the guard"), the guard console and health with the
+reason and the fix, and tries the log again until it opens, then starts as ever
+(``checkpoint.standby``, docs/operations.md).
+
+``card_failure`` tells these from a start failure the card does not cause (a config naming
+another kiosk's log, a schema of a newer program), which still ends the process.
+"""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from kiosk.store import StoreFault, error_name
+
+#: What the card does, by SQLite's error (a prefix: ``SQLITE_IOERR_READ`` is ``SQLITE_IOERR``).
+_SQLITE_KINDS = {
+    "SQLITE_READONLY": "read_only",
+    "SQLITE_IOERR": "damaged",
+    "SQLITE_CORRUPT": "damaged",
+    "SQLITE_NOTADB": "damaged",
+    "SQLITE_FULL": "full",
+    "SQLITE_CANTOPEN": "unwritable",
+}
+_OS_KINDS = {errno.EROFS: "read_only", errno.EIO: "damaged", errno.ENOSPC: "full"}
+
+#: Every kind, for the faces' words (``standby.fix.<kind>``).
+KINDS = ("read_only", "damaged", "full", "unwritable")
+
+
+def card_failure(exc: BaseException) -> str | None:
+    """The kind of card failure that kept the event log from opening (one of ``KINDS``), or
+    None when ``exc`` is not the card's: ``read_only`` (the file system refuses writes),
+    ``damaged`` (a page or the file cannot be read back), ``full``, ``unwritable`` (a file of
+    the data dir another user owns)."""
+    if isinstance(exc, StoreFault):
+        detail = str(exc)
+        if "the file system is read-only" in detail:
+            return "read_only"
+        if "is not writable by this user" in detail:
+            return "unwritable"
+        cause = exc.__cause__
+        return None if cause is None else card_failure(cause)
+    if isinstance(exc, OSError):
+        return _OS_KINDS.get(exc.errno or 0)
+    if isinstance(exc, sqlite3.Error):
+        name = error_name(exc)
+        return next((k for e, k in _SQLITE_KINDS.items() if name.startswith(e)), None)
+    return None
+
+
+@dataclass
+class Standby:
+    """Why the kiosk stands by, since when (UTC ISO), and how often it tried the log."""
+
+    reason: str
+    kind: str
+    since: str
+    tries: int = 1
+
+    def failed_again(self, reason: str, kind: str) -> bool:
+        """One more try failed; True when it failed otherwise than the last (worth a line)."""
+        self.tries += 1
+        changed = (reason, kind) != (self.reason, self.kind)
+        self.reason, self.kind = reason, kind
+        return changed
+
+    def health(self, kiosk_id: str, version: str) -> dict[str, Any]:
+        """The ``/api/v1/health`` report while standing by: not deciding, the store in fault."""
+        return {
+            "deciding": False,
+            "state": "standby",
+            "standby": {
+                "reason": self.reason,
+                "kind": self.kind,
+                "since": self.since,
+                "tries": self.tries,
+            },
+            "devices": {"store": {"state": "fault", "detail": self.reason}},
+            "kiosk_id": kiosk_id,
+            "version": version,
+        }

@@ -1,0 +1,101 @@
+"""The faces of a kiosk standing by (``kiosk.standby``): its event log cannot be opened.
+
+No engine, no devices, no database: the kiosk screen says "see the guard" and reloads itself
+(the real page comes back with the daemon), the guard console says why and what to do, in
+both languages and with no login (there is no account store to check one against, and the
+page holds nothing health does not already say), health answers 503 with the reason, and
+every other route 503. ``/kiosk/watch`` answers 200 while the screen keeps reloading, so
+kiosk-screen.service does not restart a browser that shows the right page.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+
+import kiosk
+from kiosk.standby import Standby
+from ui import i18n
+
+#: How often the standby screen reloads itself (s): the real page within this of the start.
+RELOAD_S = 10
+#: A screen that has not reloaded for this long (s) is not watching (``/kiosk/watch``).
+WATCHED_S = 60
+#: Nothing of the page's own is loaded: no script, no request but the reload.
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+_STYLE = (
+    "body{font-family:sans-serif;margin:2rem;background:#222;color:#fff}"
+    "h1{color:#fc6}p{font-size:1.2rem;max-width:60rem}"
+)
+
+
+def _page(title: str, paragraphs: list[str], *, reload_s: int | None = None) -> str:
+    refresh = f'<meta http-equiv="refresh" content="{reload_s}">' if reload_s else ""
+    body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+    return (
+        f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">{refresh}'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+
+
+def guard_words(standby: Standby) -> list[str]:
+    """What the guard console says, each language in turn: what happened, what the guard
+    does meanwhile, what fixes it, and the reason as the journal has it."""
+    said = []
+    for lang in i18n.LANGS:
+        said += [
+            i18n.t(lang, "standby.title"),
+            i18n.t(lang, "standby.todo"),
+            i18n.t(lang, f"standby.fix.{standby.kind}"),
+            i18n.t(lang, "standby.since", since=standby.since, tries=standby.tries),
+        ]
+    return [*said, standby.reason]
+
+
+def create_standby_app(
+    standby: Standby, kiosk_id: str, monotonic: Callable[[], float] = time.monotonic
+) -> FastAPI:
+    """The app served while ``standby`` lasts."""
+    app = FastAPI(
+        title="Checkpoint kiosk (standing by)", docs_url=None, redoc_url=None, openapi_url=None
+    )
+    seen: list[float] = []  # when the screen last loaded its page
+
+    @app.get("/api/v1/health")
+    def health() -> JSONResponse:
+        return JSONResponse(standby.health(kiosk_id, kiosk.__version__), status_code=503)
+
+    @app.get("/kiosk")
+    def screen() -> Response:
+        seen[:] = [monotonic()]
+        words = [i18n.t(lang, "standby.kiosk") for lang in i18n.LANGS]
+        page = _page(words[0], words[1:], reload_s=RELOAD_S)
+        return HTMLResponse(page, status_code=503, headers=_HEADERS)
+
+    @app.get("/kiosk/watch")
+    def watch() -> Response:
+        watched = bool(seen) and monotonic() - seen[0] < WATCHED_S
+        return Response(status_code=200 if watched else 503, headers=_HEADERS)
+
+    @app.api_route("/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+    def anything(request: Request, path: str) -> Response:
+        if path == "guard" or path.startswith("guard/"):
+            words = guard_words(standby)
+            page = _page(words[0], words[1:], reload_s=RELOAD_S * 3)
+            return HTMLResponse(page, status_code=503, headers=_HEADERS)
+        detail = f"the kiosk is standing by, not deciding: {standby.reason}"
+        if path.startswith("api/"):
+            return JSONResponse({"detail": detail}, status_code=503, headers=_HEADERS)
+        return PlainTextResponse(detail, status_code=503, headers=_HEADERS)
+
+    return app
