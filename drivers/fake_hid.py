@@ -25,7 +25,6 @@ from pathlib import Path
 from secrets import token_hex
 
 from drivers.hid_scanner import (
-    DEFAULT_RECONNECT,
     END_KEY_CODES,
     EV_KEY,
     KEY_LEFTSHIFT,
@@ -34,6 +33,7 @@ from drivers.hid_scanner import (
     HidScanner,
     event_struct,
 )
+from drivers.line_scanner import DEFAULT_RECONNECT
 from kiosk.backoff import Backoff
 from kiosk.clock import Clock
 from kiosk.config.readers import DecoderConfig, HidEndKey

@@ -35,17 +35,16 @@ import logging
 import os
 import select
 import struct
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from drivers.codes import Rejection, SerialLinePipeline
-from drivers.faultlog import RejectionLog, StateLog, describe
-from drivers.worker import Worker
+from drivers.codes import Rejection
+from drivers.faultlog import describe
+from drivers.line_scanner import DEFAULT_RECONNECT, LineScanner
 from kiosk.backoff import Backoff
 from kiosk.clock import Clock
 from kiosk.config.readers import DecoderConfig, HidEndKey
-from kiosk.devices import CodeSink, Health, HealthState, ReaderFault
+from kiosk.devices import CodeSink, ReaderFault
 
 log = logging.getLogger(__name__)
 
@@ -206,9 +205,6 @@ UNKNOWN_KEYS_HINT = (
     " layout, without Alt or Ctrl key codes (docs/wiring.md)"
 )
 
-#: The config's defaults (``reconnect_initial_s``, ``reconnect_max_s``), as the serial reader.
-DEFAULT_RECONNECT = Backoff(base_s=0.5, cap_s=10.0)
-
 
 def open_error(device: str, exc: OSError) -> str:
     """Why ``device`` cannot be opened, and what fixes it."""
@@ -242,7 +238,7 @@ def grab_error(device: str, exc: OSError) -> str:
     return f"cannot grab {device}: {exc.strerror or describe(exc)}"
 
 
-class HidScanner:
+class HidScanner(LineScanner[int]):
     """A ``CodeReader`` for a keyboard-mode scanner on an evdev node."""
 
     #: A partial line untouched this long is a line end that never comes.
@@ -266,40 +262,18 @@ class HidScanner:
         long_bytes: int = NATIVE_LONG_BYTES,
         on_rejection: Callable[[Rejection], None] | None = None,
     ) -> None:
-        self.name = name
+        super().__init__(name, clock, decoder_cfg, reconnect, on_rejection, log)
         self.device = device
-        self._clock = clock
-        cfg = decoder_cfg or DecoderConfig()
-        self.pipeline = SerialLinePipeline(cfg, source=name)
-        self.keys = KeyLineDecoder(cfg.max_payload_chars, end_keys)
-        self._reconnect = reconnect
+        self.keys = KeyLineDecoder(self.decoder_cfg.max_payload_chars, end_keys)
         self._grab = grab
         self._read = read
         self._event = event_struct(long_bytes)
-        self._on_rejection = on_rejection
-        self._worker = Worker(f"reader-{name}")
-        self._health = Health("absent", "not started", clock.monotonic_ns())
         self._last_key_ns = 0
         self._unknown_lines = 0  # in a row
-        self.connects = 0
-        self.faults = StateLog(log, name, clock)
-        self.rejections = RejectionLog(log, name, clock)
-        self.health_changed = threading.Event()
 
-    def start(self, sink: CodeSink) -> None:
-        self._worker.start(self._run, sink)
-
-    def stop(self) -> None:
-        self._worker.stop()
-        self._set_health("absent", "stopped")
-
-    def health(self) -> Health:
-        self.faults.settle()
-        return self._health
-
-    def _set_health(self, state: HealthState, detail: str) -> None:
-        self._health = Health(state, detail, self._clock.monotonic_ns())
-        self.health_changed.set()
+    @property
+    def where(self) -> str:
+        return self.device
 
     def _open(self) -> int:
         """The node, opened and grabbed; ``ReaderFault`` naming the cause and the fix."""
@@ -323,34 +297,6 @@ class HidScanner:
             os.close(fd)
         except OSError:
             pass
-
-    def _run(self, sink: CodeSink) -> None:
-        failed_opens = 0  # in a row
-        while not self._worker.stopping.is_set():
-            try:
-                fd = self._open()
-            except ReaderFault as exc:
-                wait = self._reconnect.delay(failed_opens)
-                failed_opens += 1
-                self._set_health("fault", f"{exc}; retry in {wait:.1f} s")
-                self.faults.fault(str(exc))
-                if self._worker.stopping.wait(wait):
-                    break
-                continue
-            failed_opens = 0
-            self.connects += 1
-            self._set_health("ok", "")
-            self.faults.recovered(f"connected on {self.device}")
-            try:
-                self._serve(fd, sink)
-            except Exception as exc:  # noqa: BLE001 - never end the reader: a silent gate
-                cause = str(exc) if isinstance(exc, ReaderFault) else describe(exc)
-                self._set_health("fault", f"scanner lost: {cause}; reconnecting")
-                self.faults.fault(f"scanner lost: {cause}")
-                if self._worker.stopping.wait(self._reconnect.delay(0)):
-                    break
-            finally:
-                self._close(fd)
 
     def _serve(self, fd: int, sink: CodeSink) -> None:
         self.keys.reset()
@@ -395,11 +341,6 @@ class HidScanner:
             self._rejected(rejection)
         if read is not None:
             sink(read)
-
-    def _rejected(self, rejection: Rejection) -> None:
-        self.rejections.rejected(rejection.reason)
-        if self._on_rejection is not None:
-            self._on_rejection(rejection)
 
     def _expire_partial(self) -> None:
         """A scanner set to send no Enter would otherwise look fine while every code is

@@ -22,17 +22,16 @@ until it answers again.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
-from drivers.codes import Rejection, SerialLinePipeline
-from drivers.faultlog import RejectionLog, StateLog, describe
-from drivers.worker import Worker
+from drivers.codes import Rejection
+from drivers.faultlog import describe
+from drivers.line_scanner import DEFAULT_RECONNECT, LineScanner
 from kiosk.backoff import Backoff
 from kiosk.clock import Clock
 from kiosk.config.readers import DecoderConfig
-from kiosk.devices import CodeSink, Health, HealthState, ReaderFault
+from kiosk.devices import CodeSink, ReaderFault
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +41,6 @@ UNTERMINATED_HINT = (
     "data without a line end: set the module to end each code with CR"
     " (kiosk scanner setup, docs/wiring.md)"
 )
-
-#: The config's defaults (``reconnect_initial_s``, ``reconnect_max_s``).
-DEFAULT_RECONNECT = Backoff(base_s=0.5, cap_s=10.0)
 
 
 def strip_ack(buf: bytes) -> tuple[bytes, bytes]:
@@ -56,7 +52,7 @@ def strip_ack(buf: bytes) -> tuple[bytes, bytes]:
     return clean, b""
 
 
-class SerialScanner:
+class SerialScanner(LineScanner[Any]):
     """A ``CodeReader`` for a serial scanner module."""
 
     #: Triggers sent while this many before them went unacknowledged: the module is not there.
@@ -78,34 +74,17 @@ class SerialScanner:
         serial_factory: Callable[..., Any] | None = None,
         on_rejection: Callable[[Rejection], None] | None = None,
     ) -> None:
-        self.name = name
+        super().__init__(name, clock, decoder_cfg, reconnect, on_rejection, log)
         self.port = port
-        self._clock = clock
         self._baudrate = baudrate
-        self.pipeline = SerialLinePipeline(decoder_cfg or DecoderConfig(), source=name)
         self._trigger = trigger
         self._trigger_ns = int(trigger_interval_s * 1e9)
-        self._reconnect = reconnect
         self._factory = serial_factory
-        self._on_rejection = on_rejection
-        self._worker = Worker(f"reader-{name}")
         self._serial: Any = None
-        self._health = Health("absent", "not started", clock.monotonic_ns())
-        self.connects = 0
-        self.faults = StateLog(log, name, clock)
-        self.rejections = RejectionLog(log, name, clock)
-        self.health_changed = threading.Event()
 
-    def start(self, sink: CodeSink) -> None:
-        self._worker.start(self._run, sink)
-
-    def stop(self) -> None:
-        self._worker.stop()
-        self._set_health("absent", "stopped")
-
-    def health(self) -> Health:
-        self.faults.settle()
-        return self._health
+    @property
+    def where(self) -> str:
+        return self.port
 
     def _no_answer(self, unanswered: int) -> None:
         detail = (
@@ -120,10 +99,6 @@ class SerialScanner:
         if self._health.state == "fault":
             self._set_health("ok", "")
             self.faults.recovered(f"module answering on {self.port}")
-
-    def _set_health(self, state: HealthState, detail: str) -> None:
-        self._health = Health(state, detail, self._clock.monotonic_ns())
-        self.health_changed.set()
 
     def _open(self) -> Any:
         import serial
@@ -147,36 +122,11 @@ class SerialScanner:
         except Exception as exc:  # noqa: BLE001 - any failure to open is the scanner's fault
             raise ReaderFault(f"cannot open {self.port}: {describe(exc)}") from None
 
-    def _run(self, sink: CodeSink) -> None:
-        failed_opens = 0  # in a row
-        while not self._worker.stopping.is_set():
-            try:
-                ser = self._open()
-            except ReaderFault as exc:
-                wait = self._reconnect.delay(failed_opens)
-                failed_opens += 1
-                self._set_health("fault", f"{exc}; retry in {wait:.1f} s")
-                self.faults.fault(str(exc))
-                if self._worker.stopping.wait(wait):
-                    break
-                continue
-            failed_opens = 0
-            self.connects += 1
-            self._set_health("ok", "")
-            self.faults.recovered(f"connected on {self.port}")
-            try:
-                self._serve(ser, sink)
-            except Exception as exc:  # noqa: BLE001 - never end the reader: a silent gate
-                cause = str(exc) if isinstance(exc, ReaderFault) else describe(exc)
-                self._set_health("fault", f"scanner lost: {cause}; reconnecting")
-                self.faults.fault(f"scanner lost: {cause}")
-                if self._worker.stopping.wait(self._reconnect.delay(0)):
-                    break
-            finally:
-                try:
-                    ser.close()
-                except Exception:
-                    pass
+    def _close(self, handle: Any) -> None:
+        try:
+            handle.close()
+        except Exception:  # noqa: BLE001 - a port already gone has nothing to close
+            pass
 
     def _serve(self, ser: Any, sink: CodeSink) -> None:
         import serial
@@ -214,11 +164,6 @@ class SerialScanner:
                 self._rejected(rejection)
             for code in codes:
                 sink(code)
-
-    def _rejected(self, rejection: Rejection) -> None:
-        self.rejections.rejected(rejection.reason)
-        if self._on_rejection is not None:
-            self._on_rejection(rejection)
 
     def _expire_partial(self) -> None:
         """A module that ends no line (a GM65's factory setting) would otherwise look fine

@@ -1,0 +1,120 @@
+"""What the two line scanners share (``SerialScanner``, ``HidScanner``): a worker thread that
+opens the device, serves it until it is lost, closes it and opens it again after a backoff,
+with the same health, fault log, rejection log and line pipeline.
+
+Never ends on an error: a reader that stopped is a gate that silently reads nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from drivers.codes import Rejection, SerialLinePipeline
+from drivers.faultlog import RejectionLog, StateLog, describe
+from drivers.worker import Worker
+from kiosk.backoff import Backoff
+from kiosk.clock import Clock
+from kiosk.config.readers import DecoderConfig
+from kiosk.devices import CodeSink, Health, HealthState, ReaderFault
+
+log = logging.getLogger("drivers.scanner")
+
+#: Between two tries to open a scanner: 0.5 s, doubling, at most 10 s (the config's
+#: ``reconnect_initial_s``, ``reconnect_max_s``).
+DEFAULT_RECONNECT = Backoff(base_s=0.5, cap_s=10.0)
+
+Handle = TypeVar("Handle")
+
+
+class LineScanner(Generic[Handle]):
+    """A ``CodeReader`` of lines from a device ``Handle``; subclasses open, serve and close it
+    and say where it is (``where``)."""
+
+    def __init__(
+        self,
+        name: str,
+        clock: Clock,
+        decoder_cfg: DecoderConfig | None,
+        reconnect: Backoff,
+        on_rejection: Callable[[Rejection], None] | None,
+        logger: logging.Logger = log,
+    ) -> None:
+        self.name = name
+        self._clock = clock
+        self.decoder_cfg = decoder_cfg or DecoderConfig()
+        self.pipeline = SerialLinePipeline(self.decoder_cfg, source=name)
+        self._reconnect = reconnect
+        self._on_rejection = on_rejection
+        self._worker = Worker(f"reader-{name}")
+        self._health = Health("absent", "not started", clock.monotonic_ns())
+        self.connects = 0
+        self.faults = StateLog(logger, name, clock)
+        self.rejections = RejectionLog(logger, name, clock)
+        self.health_changed = threading.Event()
+
+    @property
+    def where(self) -> str:
+        raise NotImplementedError
+
+    def _open(self) -> Handle:
+        """The device, ready to serve; ``ReaderFault`` naming the cause."""
+        raise NotImplementedError
+
+    def _serve(self, handle: Handle, sink: CodeSink) -> None:
+        """Read lines until the device is lost (an exception) or the worker stops."""
+        raise NotImplementedError
+
+    def _close(self, handle: Handle) -> None:
+        """Let the device go; never raises."""
+        raise NotImplementedError
+
+    def start(self, sink: CodeSink) -> None:
+        self._worker.start(self._run, sink)
+
+    def stop(self) -> None:
+        self._worker.stop()
+        self._set_health("absent", "stopped")
+
+    def health(self) -> Health:
+        self.faults.settle()
+        return self._health
+
+    def _set_health(self, state: HealthState, detail: str) -> None:
+        self._health = Health(state, detail, self._clock.monotonic_ns())
+        self.health_changed.set()
+
+    def _rejected(self, rejection: Rejection) -> None:
+        self.rejections.rejected(rejection.reason)
+        if self._on_rejection is not None:
+            self._on_rejection(rejection)
+
+    def _run(self, sink: CodeSink) -> None:
+        failed_opens = 0  # in a row
+        while not self._worker.stopping.is_set():
+            try:
+                handle = self._open()
+            except ReaderFault as exc:
+                wait = self._reconnect.delay(failed_opens)
+                failed_opens += 1
+                self._set_health("fault", f"{exc}; retry in {wait:.1f} s")
+                self.faults.fault(str(exc))
+                if self._worker.stopping.wait(wait):
+                    break
+                continue
+            failed_opens = 0
+            self.connects += 1
+            self._set_health("ok", "")
+            self.faults.recovered(f"connected on {self.where}")
+            try:
+                self._serve(handle, sink)
+            except Exception as exc:  # noqa: BLE001 - never end the reader: a silent gate
+                cause = str(exc) if isinstance(exc, ReaderFault) else describe(exc)
+                self._set_health("fault", f"scanner lost: {cause}; reconnecting")
+                self.faults.fault(f"scanner lost: {cause}")
+                if self._worker.stopping.wait(self._reconnect.delay(0)):
+                    break
+            finally:
+                self._close(handle)
