@@ -131,7 +131,8 @@ def test_kiosk_run_warns_of_unread_lanes(tmp_path, monkeypatch, capsys):
     import checkpoint.app
 
     def fails(*_args: object) -> None:  # the start fails right after the warnings
-        raise OSError(5, "Input/output error", str(tmp_path / "data"))
+        # Not a card's failure (EIO would stand by, kiosk.standby, on a real port for ever).
+        raise OSError(19, "No such device", str(tmp_path / "data"))
 
     monkeypatch.setattr(checkpoint.app, "build_core", fails)
     config = tmp_path / "kiosk.toml"
@@ -362,7 +363,8 @@ def test_a_second_daemon_on_the_same_data_dir_is_refused(tmp_path, monkeypatch, 
 
     def build_core(*_args: object) -> None:  # the start stops right after the lock
         started.append(True)
-        raise OSError(5, "Input/output error", str(data))
+        # Not a card's failure (EIO would stand by, kiosk.standby, on a real port for ever).
+        raise OSError(19, "No such device", str(data))
 
     monkeypatch.setattr(checkpoint.app, "build_core", build_core)
     config = tmp_path / "kiosk.toml"
