@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -29,7 +30,7 @@ DEFAULT_RECONNECT = Backoff(base_s=0.5, cap_s=10.0)
 Handle = TypeVar("Handle")
 
 
-class LineScanner(Generic[Handle]):
+class LineScanner(ABC, Generic[Handle]):
     """A ``CodeReader`` of lines from a device ``Handle``; subclasses open, serve and close it
     and say where it is (``where``)."""
 
@@ -56,20 +57,21 @@ class LineScanner(Generic[Handle]):
         self.health_changed = threading.Event()
 
     @property
+    @abstractmethod
     def where(self) -> str:
-        raise NotImplementedError
+        """Where the device is (its port or node), as the fault log says it."""
 
+    @abstractmethod
     def _open(self) -> Handle:
         """The device, ready to serve; ``ReaderFault`` naming the cause."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _serve(self, handle: Handle, sink: CodeSink) -> None:
         """Read lines until the device is lost (an exception) or the worker stops."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _close(self, handle: Handle) -> None:
         """Let the device go; never raises."""
-        raise NotImplementedError
 
     def start(self, sink: CodeSink) -> None:
         self._worker.start(self._run, sink)
