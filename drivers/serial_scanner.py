@@ -22,6 +22,8 @@ until it answers again.
 from __future__ import annotations
 
 import logging
+import os
+import select
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +52,54 @@ def strip_ack(buf: bytes) -> tuple[bytes, bytes]:
         if clean.endswith(GM65_TRIGGER_ACK[:n]):
             return clean[:-n], clean[-n:]
     return clean, b""
+
+
+class _PortIO:
+    """Reads and writes of an open pyserial port that wait with ``poll()``.
+
+    pyserial's own ``read()`` and ``write()`` (with a write timeout) wait with ``select()``,
+    which refuses a descriptor numbered past 1024 ("filedescriptor out of range"): a busy
+    daemon (LAN connections, ``LimitNOFILE=8192``) reopening a re-plugged scanner would read
+    nothing for good. A POSIX port (one with its descriptor ``fd``) is read and written here,
+    through the descriptor pyserial opened non-blocking; any other (``loop://``, a test's
+    port) through its own methods."""
+
+    #: Bytes read at most per read (a line is bounded by the pipeline anyway).
+    READ_BYTES = 4096
+    #: How long a read waits for data, as the port's read timeout did.
+    WAIT_MS = 100
+
+    def __init__(self, ser: Any) -> None:
+        self._ser = ser
+        fd = getattr(ser, "fd", None)
+        self._fd: int | None = fd if isinstance(fd, int) else None
+        self._poll: select.poll | None = None
+        if self._fd is not None:
+            self._poll = select.poll()
+            self._poll.register(self._fd, select.POLLIN)
+
+    def read(self) -> bytes:
+        """What has come, after waiting ``WAIT_MS`` at most; ``OSError`` when the port is gone."""
+        if self._fd is None or self._poll is None:
+            return bytes(self._ser.read(max(1, self._ser.in_waiting)))
+        if not self._poll.poll(self.WAIT_MS):
+            return b""
+        try:
+            data = os.read(self._fd, self.READ_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return b""
+        if not data:  # readable with nothing to read: a USB-CDC module unplugged
+            raise OSError("device reports readiness to read but returned no data (unplugged?)")
+        return data
+
+    def write(self, data: bytes) -> None:
+        """``data`` sent now, or ``OSError`` (a port that takes no byte is not answering)."""
+        if self._fd is None:
+            self._ser.write(data)
+            return
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
 
 
 class SerialScanner(LineScanner[Any]):
@@ -132,6 +182,7 @@ class SerialScanner(LineScanner[Any]):
         import serial
 
         self.pipeline.assembler.reset()
+        port = _PortIO(ser)
         held = b""
         unanswered = 0  # triggers sent since the last acknowledgement
         next_trigger_ns = self._clock.monotonic_ns()
@@ -142,9 +193,9 @@ class SerialScanner(LineScanner[Any]):
                     next_trigger_ns = now_ns + self._trigger_ns
                     if unanswered >= self.MISSED_ACKS_FAULT:
                         self._no_answer(unanswered)
-                    ser.write(self._trigger)
+                    port.write(self._trigger)
                     unanswered += 1
-                data = ser.read(max(1, ser.in_waiting))
+                data = port.read()
             except (serial.SerialException, OSError) as exc:
                 raise ReaderFault(str(exc)) from None
             except Exception as exc:  # noqa: BLE001 - e.g. a TypeError from a closing port

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
+import resource
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -354,3 +358,65 @@ def test_a_second_reader_of_the_same_port_is_a_fault_not_half_of_the_codes(modul
             second.stop()
     finally:
         first.stop()
+
+
+@contextlib.contextmanager
+def _descriptors_past_1024() -> Iterator[None]:
+    """Every descriptor opened meanwhile is numbered past 1024, as in a busy daemon (LAN
+    connections: LimitNOFILE=8192) reopening a re-plugged scanner."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1100:
+        pytest.skip(f"at most {hard} descriptors here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), hard))
+    filler: list[int] = []
+    try:
+        while not filler or filler[-1] < 1030:
+            filler.append(os.open(os.devnull, os.O_RDONLY))
+        yield
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_scanner_opened_past_descriptor_1024_is_still_read(module, clock):
+    """pyserial's own read() waits with select(), which refuses a descriptor past 1024:
+    the reader would reconnect for good ("filedescriptor out of range") and read nothing."""
+    with _descriptors_past_1024():
+        scanner, codes, rejected = _scanner(module.port, clock)
+        try:
+            _wait_health(scanner, "ok")
+            module.send_raw(PASS.encode()[:20])
+            module.send_raw(PASS.encode()[20:] + b"\r\n")
+            assert codes.get(timeout=WAIT_S).text == PASS
+            assert scanner.connects == 1 and scanner.health().state == "ok"
+            assert rejected == []
+        finally:
+            scanner.stop()
+
+
+def test_a_trigger_mode_scanner_opened_past_descriptor_1024_is_still_triggered(module, clock):
+    """pyserial's write() with a write timeout also waits with select()."""
+    with _descriptors_past_1024():
+        module.queue_code(PASS)
+        scanner, codes, _ = _scanner(module.port, clock, trigger=GM65_TRIGGER)
+        try:
+            assert codes.get(timeout=WAIT_S).text == PASS
+            assert module.triggers >= 1 and scanner.connects == 1
+        finally:
+            scanner.stop()
+
+
+def test_a_scanner_unplugged_past_descriptor_1024_is_a_fault_and_reconnects(module, clock):
+    with _descriptors_past_1024():
+        scanner, codes, _ = _scanner(module.port, clock)
+        try:
+            _wait_health(scanner, "ok")
+            module.unplug()
+            _wait_health(scanner, "fault")
+            module.replug()
+            _wait_health(scanner, "ok")
+            module.scan(PASS)
+            assert codes.get(timeout=WAIT_S).text == PASS
+        finally:
+            scanner.stop()
