@@ -27,7 +27,9 @@ from secrets import token_hex
 from drivers.hid_scanner import (
     END_KEY_CODES,
     EV_KEY,
+    KEY_LEFTALT,
     KEY_LEFTSHIFT,
+    KEYPAD_DIGITS,
     NATIVE_LONG_BYTES,
     US_KEYS,
     HidScanner,
@@ -131,10 +133,30 @@ class FakeHidScanner:
         return bool(self.holders)
 
     # -- typing --------------------------------------------------------------------------
-    def scan(self, text: str, *, autorepeat: bool = False) -> None:
-        """The scanner reads a code and types it, then its end key."""
-        self.type_text(text, autorepeat=autorepeat)
+    def scan(self, text: str, *, autorepeat: bool = False, alt_codes: bool = False) -> None:
+        """The scanner reads a code and types it, then its end key; ``alt_codes``: each
+        character as a scanner in "Alt mode" types it (``type_alt_codes``)."""
+        if alt_codes:
+            self.type_alt_codes(text)
+        else:
+            self.type_text(text, autorepeat=autorepeat)
         self.press(END_KEY_CODES[self.end_key])
+
+    def type_alt_codes(self, text: str) -> None:
+        """``text`` as Alt+keypad codes: Alt held, 0 and the character's code page 1252
+        byte in decimal on the keypad, Alt released. A character 1252 lacks: ``ValueError``."""
+        keypad = {digit: code for code, digit in KEYPAD_DIGITS.items()}
+        records = bytearray()
+        for ch in text:
+            try:
+                byte = ch.encode("cp1252")[0]
+            except UnicodeEncodeError:
+                raise ValueError(f"code page 1252 has no byte for {ch!r}") from None
+            records += self._record(EV_KEY, KEY_LEFTALT, 1) + self._syn()
+            for digit in f"0{byte:03d}":
+                records += self._key(keypad[digit], autorepeat=False)
+            records += self._record(EV_KEY, KEY_LEFTALT, 0) + self._syn()
+        self.send_raw(bytes(records))
 
     def type_text(self, text: str, *, autorepeat: bool = False) -> None:
         """``text`` typed on the US layout, no end key; ``autorepeat`` adds a value-2 event

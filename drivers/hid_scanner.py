@@ -19,7 +19,11 @@ signature (``pass_malformed``/``pass_bad_signature``), the second is refused her
 ``unknown_key``: set the scanner to the US layout (docs/wiring.md). Only key presses count:
 autorepeat (value 2: the host took a delayed release for a held key) is not something the
 scanner typed, and a key pressed while Ctrl, Alt or AltGr is held, or a key not in the table,
-makes its whole line ``unknown_key``: the text is never guessed or repaired. A line ends at a
+makes its whole line ``unknown_key``: the text is never guessed or repaired. Except Alt codes,
+as Windows reads them (a scanner's "Alt mode", layout-independent, and how scanners type
+characters no key has): Alt held alone, one to four keypad digits, Alt released is one
+character (``alt_code_char``: a leading 0 is code page 1252, none 437); a code out of range
+or garbled (another key or modifier meanwhile) refuses its line as ``unknown_key`` too. A line ends at a
 key of ``end_keys`` (Enter; keypad Enter and Tab as configured) and then takes the serial
 scanners' path (``SerialLinePipeline.line``): the same hygiene, hold-off and rejections.
 
@@ -70,6 +74,30 @@ _SHIFTS = frozenset({KEY_LEFTSHIFT, KEY_RIGHTSHIFT})
 #: Held, these make a key mean something else than its character (Ctrl+M, Alt+keypad, AltGr).
 _CHORDS = frozenset({KEY_LEFTCTRL, KEY_RIGHTCTRL, KEY_LEFTALT, KEY_RIGHTALT, KEY_LEFTMETA,
                      KEY_RIGHTMETA})  # fmt: skip
+_ALTS = frozenset({KEY_LEFTALT, KEY_RIGHTALT})  # the US layout has no AltGr: both are Alt
+#: The keypad's digit keys (NumLock on), for Alt codes.
+KEYPAD_DIGITS: dict[int, str] = {82: "0", 79: "1", 80: "2", 81: "3", 75: "4", 76: "5", 77: "6",
+                                 71: "7", 72: "8", 73: "9"}  # fmt: skip
+#: Digits of an Alt code at most: a leading 0 and three.
+ALT_CODE_DIGITS = 4
+
+
+def alt_code_char(digits: str) -> str | None:
+    """The character Windows types for Alt held with ``digits`` on the keypad, or ``None``.
+
+    A leading 0 is the ANSI code page (1252, which scanners' "Alt mode" sends: Alt+0233 é),
+    none the OEM one (437: Alt+130 é). Windows takes a code past 255 modulo 256 and types
+    some character; here it is refused, as is 0, a byte 1252 has no character for, and more
+    than four digits: a garbled code is never read as another character."""
+    if not 1 <= len(digits) <= ALT_CODE_DIGITS or not digits.isdigit():
+        return None
+    value = int(digits)
+    if not 1 <= value <= 255:
+        return None
+    try:
+        return bytes([value]).decode("cp1252" if digits[0] == "0" else "cp437")
+    except UnicodeDecodeError:
+        return None
 
 
 def _us_layout() -> dict[int, tuple[str, str]]:
@@ -128,16 +156,20 @@ class KeyLineDecoder:
         self._max = max_chars
         self._ends = frozenset(END_KEY_CODES[k] for k in end_keys)
         self._buf = bytearray()
+        self._chars = 0  # characters in _buf (an Alt code's may take more than one byte)
         self._shifts: set[int] = set()
         self._chords: set[int] = set()
         self._caps = False
         self._unknown = False
         self._oversized = False
+        #: Keypad digits of an Alt code being typed (Alt held alone), else None.
+        self._alt: str | None = None
 
     @property
     def partial(self) -> int:
         """Keys of a line begun and not yet ended."""
-        return len(self._buf) + self._unknown + self._oversized
+        alt = len(self._alt) if self._alt is not None else 0
+        return len(self._buf) + self._unknown + self._oversized + alt
 
     def reset(self) -> None:
         """Forget a partial line and the keys held (after a reopen they belong to nobody)."""
@@ -147,15 +179,16 @@ class KeyLineDecoder:
         self._caps = False
 
     def drop(self) -> None:
-        """Forget a partial line (one whose end never came)."""
+        """Forget a partial line (one whose end never came), an Alt code begun with it."""
         self._buf.clear()
+        self._chars = 0
         self._unknown = self._oversized = False
+        self._alt = None
 
     def key(self, code: int, value: int) -> KeyLine | None:
         """One ``EV_KEY`` event (value 1 press, 0 release, 2 autorepeat); a line at its end."""
         if code in _SHIFTS or code in _CHORDS:
-            held = self._shifts if code in _SHIFTS else self._chords
-            (held.add if value else held.discard)(code)
+            self._modifier(code, value)
             return None
         if value != 1:
             return None
@@ -164,19 +197,49 @@ class KeyLineDecoder:
         if code == KEY_CAPSLOCK:
             self._caps = not self._caps
             return None
+        if self._alt is not None and code in KEYPAD_DIGITS:
+            self._alt += KEYPAD_DIGITS[code]
+            return None
         chars = US_LAYOUT.get(code)
         if chars is None or self._chords:
             self._unknown = True
             return None
-        if self._oversized:
-            return None
         plain, shifted = chars
         shift = bool(self._shifts) != (self._caps and plain.isalpha())
-        self._buf += (shifted if shift else plain).encode("ascii")
-        if len(self._buf) > self._max:
-            self._buf.clear()
-            self._oversized = True
+        self._add(shifted if shift else plain)
         return None
+
+    def _modifier(self, code: int, value: int) -> None:
+        """Shift, Ctrl, Alt or Meta pressed or released; an Alt code begins with Alt pressed
+        alone and is a character once no Alt is held. Anything else pressed meanwhile (Ctrl,
+        Shift, a key not a keypad digit) makes it garbled: its line is refused."""
+        held = self._shifts if code in _SHIFTS else self._chords
+        if value == 1 and code in _ALTS and not self._chords and not self._shifts:
+            self._alt = ""
+        elif value == 1 and self._alt is not None and code not in _ALTS:
+            self._unknown = True
+        (held.add if value else held.discard)(code)
+        if value or self._alt is None or self._chords & _ALTS:
+            return
+        digits, self._alt = self._alt, None
+        if self._chords or self._shifts:
+            self._unknown = True
+        elif digits:
+            char = alt_code_char(digits)
+            if char is None:
+                self._unknown = True
+            else:
+                self._add(char)
+
+    def _add(self, char: str) -> None:
+        if self._oversized:
+            return
+        self._buf += char.encode("utf-8")
+        self._chars += 1
+        if self._chars > self._max:
+            self._buf.clear()
+            self._chars = 0
+            self._oversized = True
 
     def _end(self) -> KeyLine | None:
         line: KeyLine | None

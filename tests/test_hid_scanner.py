@@ -72,8 +72,8 @@ def _wait(scanner: HidScanner, state: str, detail: str = "") -> None:
     assert (scanner.health().state, scanner.health().detail) == (state, detail)
 
 
-def _typed(keys: list[tuple[int, int]], **kw) -> list[KeyLine]:
-    decoder = KeyLineDecoder(64, **kw)
+def _typed(keys: list[tuple[int, int]], max_chars: int = 64, **kw) -> list[KeyLine]:
+    decoder = KeyLineDecoder(max_chars, **kw)
     return [line for code, value in keys if (line := decoder.key(code, value)) is not None]
 
 
@@ -429,7 +429,9 @@ def test_a_scanner_whose_every_code_has_keys_without_a_character_turns_degraded(
     """A scanner sending every character as Alt+keypad digits (or another layout's extra
     key) never gets a decision on the screen: the guard must see why on the Devices page."""
     scanner, codes, rejected = _scanner(fake, clock)
-    alt_keypad = [(EV_KEY, 56, 1), (EV_KEY, 79, 1), (EV_KEY, 79, 0), (EV_KEY, 56, 0)]
+    # Alt+999: past any code page (read as Alt codes, a well-formed one is a character).
+    alt_keypad = [(EV_KEY, 56, 1), *((EV_KEY, 73, v) for _ in range(3) for v in (1, 0))]
+    alt_keypad.append((EV_KEY, 56, 0))
     try:
         _wait(scanner, "ok")
         for _ in range(HidScanner.UNKNOWN_IN_A_ROW - 1):
@@ -448,5 +450,88 @@ def test_a_scanner_whose_every_code_has_keys_without_a_character_turns_degraded(
         assert [r.reason for r in rejected].count(
             "unknown_key"
         ) == 2 * HidScanner.UNKNOWN_IN_A_ROW - 1
+    finally:
+        scanner.stop()
+
+
+# -- Alt+keypad codes (a scanner in "Alt mode", layout-independent) ----------------------
+
+KEY_LEFTALT = 56
+KEYPAD = {"0": 82, "1": 79, "2": 80, "3": 81, "4": 75, "5": 76, "6": 77, "7": 71, "8": 72, "9": 73}
+
+
+def _alt(digits: str, alt: int = KEY_LEFTALT) -> list[tuple[int, int]]:
+    """Alt held, ``digits`` on the keypad, Alt released: how Windows takes a character."""
+    return [(alt, 1), *(key for d in digits for key in _tap(KEYPAD[d])), (alt, 0)]
+
+
+def test_alt_keypad_codes_give_the_characters_windows_gives():
+    """A leading 0 is the ANSI code page (1252), none the OEM one (437), as Windows types
+    them: Alt+0233 and Alt+130 are both é, Alt+0128 is €."""
+    keys = [*_tap(30), *_alt("066"), *_alt("67"), *_alt("0065", alt=100), *_tap(KEY_ENTER)]
+    keys += [*_alt("0233"), *_alt("130"), *_alt("0128"), *_alt("156"), *_tap(KEY_ENTER)]
+    assert _typed(keys) == [KeyLine(data=b"aBCA"), KeyLine(data="éé€£".encode())]
+
+
+def test_a_pass_typed_all_in_alt_codes_is_read_as_typed_on_keys():
+    line = [key for ch in PASS for key in _alt(f"0{ord(ch)}")]
+    assert _typed([*line, *_tap(KEY_ENTER)], max_chars=len(PASS)) == [KeyLine(data=PASS.encode())]
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        _alt("999"),  # past 255: Windows would wrap it round to another character
+        _alt("00065"),  # five digits
+        _alt("0"),  # NUL
+        _alt("0129"),  # no character in code page 1252
+        [(KEY_LEFTALT, 1), (KEY_LEFTCTRL, 1), *_tap(77), (KEY_LEFTCTRL, 0), (KEY_LEFTALT, 0)],
+        [
+            (KEY_LEFTALT, 1),
+            *_tap(77),
+            (KEY_LEFTSHIFT, 1),
+            *_tap(76),
+            (KEY_LEFTSHIFT, 0),
+            (KEY_LEFTALT, 0),
+        ],  # fmt: skip
+        [(KEY_LEFTALT, 1), *_tap(77), *_tap(30), (KEY_LEFTALT, 0)],  # Alt+6, then Alt+a
+        [(KEY_LEFTALT, 1), *_tap(77), *_tap(76), *_tap(KEY_ENTER), (KEY_LEFTALT, 0)],
+        [(KEY_LEFTALT, 1), *_tap(KEY_F1), (KEY_LEFTALT, 0)],
+    ],
+)
+def test_a_garbled_alt_sequence_refuses_its_line_and_the_next_reads_alone(keys):
+    typed = [*_tap(30), *keys, *_tap(KEY_ENTER), *_tap(31), *_tap(KEY_ENTER)]
+    assert _typed(typed) == [KeyLine(reason="unknown_key"), KeyLine(data=b"s")]
+
+
+def test_an_alt_sequence_cut_off_is_part_of_the_dropped_line_never_of_the_next():
+    decoder = KeyLineDecoder(64)
+    for code, value in [(KEY_LEFTALT, 1), *_tap(77), *_tap(76)]:
+        assert decoder.key(code, value) is None
+    assert decoder.partial > 0  # so the expiry drops it as unterminated
+    decoder.drop()
+    lines = [decoder.key(c, v) for c, v in [(KEY_LEFTALT, 0), *_tap(31), *_tap(KEY_ENTER)]]
+    assert [line for line in lines if line is not None] == [KeyLine(data=b"s")]
+
+
+def test_the_maximum_counts_characters_typed_in_alt_codes_not_their_bytes():
+    keys = [key for _ in range(64) for key in _alt("0233")]
+    assert _typed([*keys, *_tap(KEY_ENTER)]) == [KeyLine(data="é".encode() * 64)]
+    assert _typed([*keys, *_alt("0233"), *_tap(KEY_ENTER)]) == [KeyLine(reason="oversized")]
+
+
+def test_a_scanner_in_alt_mode_reads_passes_and_refuses_a_gs1_separator(fake, clock):
+    """A scanner set to send every character as Alt+keypad codes (layout-independent) reads
+    passes; GS1's FNC1 (Alt+029, the group separator) is a control character hygiene refuses."""
+    scanner, codes, rejected = _scanner(fake, clock)
+    try:
+        _wait(scanner, "ok")
+        fake.scan(PASS, alt_codes=True)
+        assert codes.get(timeout=WAIT_S).text == PASS
+        fake.scan("0104012345678901\x1d10ABC", alt_codes=True)
+        fake.scan(OTHER, alt_codes=True)
+        assert codes.get(timeout=WAIT_S).text == OTHER
+        assert [r.reason for r in rejected] == ["control_chars"]
+        assert scanner.health().state == "ok"
     finally:
         scanner.stop()
