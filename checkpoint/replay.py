@@ -32,6 +32,7 @@ import contextlib
 import json
 import logging
 import tempfile
+import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -48,14 +49,19 @@ from checkpoint.virtual import DirectPorts as DirectPorts
 from checkpoint.virtual import VirtualKiosk
 from drivers.camera import CameraReader
 from drivers.fake_camera import FakeCamera
+from drivers.fake_hid import FakeHidReader, FakeHidScanner
+from drivers.fake_serial import FakeGM65
 from drivers.gate import FakeGate
+from drivers.hid_scanner import HidScanner
+from drivers.line_scanner import LineScanner
 from drivers.mlx90614_emulator import Mlx90614Emulator
+from drivers.serial_scanner import SerialScanner
 from drivers.thermometer import FakeMlx90614
 from kiosk import base45, passes
 from kiosk.clock import Clock, FakeClock
 from kiosk.config import ConfigError, KioskConfig, parse_config, read_toml, validation_problems
 from kiosk.core import Core
-from kiosk.devices import Gate, Health
+from kiosk.devices import CodeRead, CodeSink, Gate, Health
 from kiosk.lists import ListStore
 from kiosk.store import Event, EventDraft, EventLog, StoreFault
 
@@ -815,6 +821,66 @@ def replay(
     return result
 
 
+#: How long replay waits (real time) for a scanner driver to read what its fake sent.
+SCANNER_READ_S = 2.0
+
+
+class ScannerFakes:
+    """The scenario's scanners, each its real driver on a fake device: a code is typed into
+    the fake (keyboard mode: US keys, else Alt codes) or sent down its pty (serial) and the
+    driver is pumped in replay's thread (``LineScanner.pump``), so a code takes the gate's
+    path: line ends, hygiene, hold-off. A ``serial`` or ``hid`` source's port or node is a
+    fake's for the run; a ``fake_hid`` source brings its own."""
+
+    def __init__(self, readers: list[Any]) -> None:
+        self._scanners: list[tuple[LineScanner[Any], FakeGM65 | FakeHidScanner]] = []
+        for reader in readers:
+            fake: FakeGM65 | FakeHidScanner
+            if isinstance(reader, FakeHidReader):
+                fake = reader.fake
+                fake.replug()
+            elif isinstance(reader, HidScanner):
+                fake = FakeHidScanner()
+                fake.stand_in_for(reader)
+            elif isinstance(reader, SerialScanner):
+                fake = FakeGM65()  # a trigger-mode module's codes come unasked here
+                reader.port = fake.port
+            else:
+                continue
+            self._scanners.append((reader, fake))
+
+    def __bool__(self) -> bool:
+        return bool(self._scanners)
+
+    def present(self, text: str, sink: CodeSink) -> bool:
+        """``text`` scanned on the first scanner and read by its driver; False when no key
+        of a keyboard-mode scanner types it (the demo hands such a code over as it is)."""
+        reader, fake = self._scanners[0]
+        try:
+            if isinstance(fake, FakeHidScanner):
+                try:
+                    fake.scan(text)
+                except ValueError:
+                    fake.scan(text, alt_codes=True)
+            else:
+                fake.scan(text)
+        except ValueError:
+            return False
+        deadline = time.monotonic() + SCANNER_READ_S
+        while reader.bytes_read < fake.sent and time.monotonic() < deadline:
+            reader.pump(sink, wait_ms=20)
+        return True
+
+    def pump(self, sink: CodeSink) -> None:
+        for reader, _ in self._scanners:
+            reader.pump(sink)
+
+    def close(self) -> None:
+        for reader, fake in self._scanners:
+            reader.stop()
+            fake.close()
+
+
 def _run(
     scenario: Scenario,
     core: Core,
@@ -830,6 +896,19 @@ def _run(
         gate.on_command = lambda c: result.gate_commands.append(
             (round((c.mono_ns - start_ns) / 1e9, 3), c.open_)
         )
+    scanners = ScannerFakes(list(core.devices.readers))
+
+    def read(direction: str | None) -> CodeSink:
+        def sink(code: CodeRead) -> None:
+            kiosk.engine.on_code(code, direction)
+            kiosk.deliver()
+
+        return sink
+
+    def scanned(text: str, direction: str | None) -> None:
+        if not scanners.present(text, read(direction)):
+            kiosk.submit_code(text, direction)
+
     target = DeviceTarget(
         core.clock,
         emulator=emulator_of(core),
@@ -838,7 +917,7 @@ def _run(
         store_switch=store,
         list_store=core.lists,
         timezone=core.config.site.timezone,
-        code_sink=kiosk.submit_code,
+        code_sink=scanned if scanners else kiosk.submit_code,
         on_direction=kiosk.select_direction,
         on_manual=kiosk.manual,
     )
@@ -849,6 +928,7 @@ def _run(
     )
 
     def on_time(elapsed: float) -> None:
+        scanners.pump(read(None))
         for index, step in driver.due(elapsed):
             recorder.step(index, step)
             driver.apply(index, step)
@@ -858,6 +938,7 @@ def _run(
         kiosk.run(scenario.duration_s, on_time)
     finally:
         kiosk.close()
+        scanners.close()
     recorder.unmet()
 
 

@@ -72,6 +72,8 @@ class FakeHidScanner:
         self.holders: set[int] = set()
         self.grabs: list[tuple[int, bool]] = []
         self._held_elsewhere = False
+        #: Bytes written into the node in all (replay pumps the driver until it read them).
+        self.sent = 0
         if plugged:
             self.replug()
 
@@ -132,6 +134,12 @@ class FakeHidScanner:
     def grabbed(self) -> bool:
         return bool(self.holders)
 
+    def stand_in_for(self, reader: HidScanner) -> None:
+        """Be the device ``reader`` opens (replay of a config naming a real node): its node
+        and its grab are this fake's."""
+        reader.device = self.node
+        reader._grab = self.grab
+
     # -- typing --------------------------------------------------------------------------
     def scan(self, text: str, *, autorepeat: bool = False, alt_codes: bool = False) -> None:
         """The scanner reads a code and types it, then its end key; ``alt_codes``: each
@@ -190,6 +198,7 @@ class FakeHidScanner:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
+            self.sent += len(data)
 
     @property
     def record_size(self) -> int:

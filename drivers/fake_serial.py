@@ -46,6 +46,8 @@ class FakeGM65:
         self.port = str(Path(link_dir) / "gm65")
         self.terminator = terminator
         self.triggers = 0
+        #: Bytes sent to the driver in all (replay pumps the driver until it read them).
+        self.sent = 0
         # Factory-like zones: manual mode with standard light and aimer, TTL serial, no tail.
         self.zones: dict[int, int] = {
             gm65.ZONE_MODE: 0x14,
@@ -124,6 +126,7 @@ class FakeGM65:
             while view:
                 n = os.write(master, view)
                 view = view[n:]
+            self.sent += len(data)
 
     def queue_code(self, text: str | bytes) -> None:
         """In command-trigger mode: send this code after the next trigger command."""

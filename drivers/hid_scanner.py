@@ -23,9 +23,9 @@ makes its whole line ``unknown_key``: the text is never guessed or repaired. Exc
 as Windows reads them (a scanner's "Alt mode", layout-independent, and how scanners type
 characters no key has): Alt held alone, one to four keypad digits, Alt released is one
 character (``alt_code_char``: a leading 0 is code page 1252, none 437); a code out of range
-or garbled (another key or modifier meanwhile) refuses its line as ``unknown_key`` too. A line ends at a
-key of ``end_keys`` (Enter; keypad Enter and Tab as configured) and then takes the serial
-scanners' path (``SerialLinePipeline.line``): the same hygiene, hold-off and rejections.
+or garbled (another key or modifier meanwhile) refuses its line as ``unknown_key`` too. A
+line ends at a key of ``end_keys`` (Enter; keypad Enter and Tab as configured) and then takes
+the serial scanners' path (``SerialLinePipeline.line``): the same hygiene, hold-off and rejections.
 
 Standard library only (``os``, ``fcntl``, ``struct``, ``select``): python-evdev would be a C
 extension to build on the Pi for the three calls used here.
@@ -333,6 +333,8 @@ class HidScanner(LineScanner[int]):
         self._event = event_struct(long_bytes)
         self._last_key_ns = 0
         self._unknown_lines = 0  # in a row
+        self._held = b""  # the start of a record torn across reads
+        self._poller = select.poll()
 
     @property
     def where(self) -> str:
@@ -361,33 +363,36 @@ class HidScanner(LineScanner[int]):
         except OSError:
             pass
 
-    def _serve(self, fd: int, sink: CodeSink) -> None:
+    def _begin(self, fd: int) -> None:
         self.keys.reset()
-        size = self._event.size
-        held = b""
+        self._held = b""
         # poll, not select: a busy daemon reopens the node on a descriptor past 1024.
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        while not self._worker.stopping.is_set():
-            if not poller.poll(100):
-                self._expire_partial()
-                continue
-            try:
-                data = self._read(fd, size * self.READ_RECORDS)
-            except BlockingIOError:
-                continue
-            except OSError as exc:
-                if exc.errno == errno.ENODEV:
-                    raise ReaderFault(f"{self.device} is gone (unplugged)") from None
-                raise ReaderFault(describe(exc)) from None
-            if not data:  # end of file: no evdev node does this; the writer is gone
-                raise ReaderFault(f"{self.device} is gone (unplugged)")
-            data = held + data
-            whole = len(data) - len(data) % size
-            held = data[whole:]
-            for _sec, _usec, kind, code, value in self._event.iter_unpack(data[:whole]):
-                if kind == EV_KEY:
-                    self._key(code, value, sink)
+        self._poller = select.poll()
+        self._poller.register(fd, select.POLLIN)
+
+    def _step(self, fd: int, sink: CodeSink, wait_ms: int) -> bool:
+        size = self._event.size
+        if not self._poller.poll(wait_ms):
+            self._expire_partial()
+            return False
+        try:
+            data = self._read(fd, size * self.READ_RECORDS)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            if exc.errno == errno.ENODEV:
+                raise ReaderFault(f"{self.device} is gone (unplugged)") from None
+            raise ReaderFault(describe(exc)) from None
+        if not data:  # end of file: no evdev node does this; the writer is gone
+            raise ReaderFault(f"{self.device} is gone (unplugged)")
+        self.bytes_read += len(data)
+        data = self._held + data
+        whole = len(data) - len(data) % size
+        self._held = data[whole:]
+        for _sec, _usec, kind, code, value in self._event.iter_unpack(data[:whole]):
+            if kind == EV_KEY:
+                self._key(code, value, sink)
+        return True
 
     def _key(self, code: int, value: int, sink: CodeSink) -> None:
         now_ns = self._clock.monotonic_ns()

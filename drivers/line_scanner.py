@@ -31,8 +31,13 @@ Handle = TypeVar("Handle")
 
 
 class LineScanner(ABC, Generic[Handle]):
-    """A ``CodeReader`` of lines from a device ``Handle``; subclasses open, serve and close it
-    and say where it is (``where``)."""
+    """A ``CodeReader`` of lines from a device ``Handle``; subclasses open, read (``_step``)
+    and close it and say where it is (``where``)."""
+
+    #: How long the worker's read waits for the device before it looks at the time again.
+    WAIT_MS = 100
+    #: Reads at most per ``pump`` (a device that never stops sending cannot hold replay).
+    PUMP_READS = 64
 
     def __init__(
         self,
@@ -55,6 +60,9 @@ class LineScanner(ABC, Generic[Handle]):
         self.faults = StateLog(logger, name, clock)
         self.rejections = RejectionLog(logger, name, clock)
         self.health_changed = threading.Event()
+        self._pumped: Handle | None = None  # the device opened by ``pump``
+        #: Bytes read from the device in all (replay waits for what its fake sent).
+        self.bytes_read = 0
 
     @property
     @abstractmethod
@@ -66,8 +74,19 @@ class LineScanner(ABC, Generic[Handle]):
         """The device, ready to serve; ``ReaderFault`` naming the cause."""
 
     @abstractmethod
+    def _begin(self, handle: Handle) -> None:
+        """Forget what belonged to the device's last opening (a partial line, keys held)."""
+
+    @abstractmethod
+    def _step(self, handle: Handle, sink: CodeSink, wait_ms: int) -> bool:
+        """Wait ``wait_ms`` at most for the device, hand over the lines it ended; whether it
+        sent anything. An exception: the device is lost."""
+
     def _serve(self, handle: Handle, sink: CodeSink) -> None:
         """Read lines until the device is lost (an exception) or the worker stops."""
+        self._begin(handle)
+        while not self._worker.stopping.is_set():
+            self._step(handle, sink, self.WAIT_MS)
 
     @abstractmethod
     def _close(self, handle: Handle) -> None:
@@ -78,7 +97,34 @@ class LineScanner(ABC, Generic[Handle]):
 
     def stop(self) -> None:
         self._worker.stop()
+        if self._pumped is not None:
+            self._close(self._pumped)
+            self._pumped = None
         self._set_health("absent", "stopped")
+
+    def pump(self, sink: CodeSink, wait_ms: int = 0) -> None:
+        """In virtual time (replay), instead of ``start``: what the device has sent, handed to
+        ``sink`` in the caller's thread, waiting ``wait_ms`` at most for it; the device opened
+        first when it is not (a failure is a ``fault``, tried again at the next pump), closed
+        when lost."""
+        if self._pumped is None:
+            try:
+                handle = self._open()
+            except ReaderFault as exc:
+                self._set_health("fault", str(exc))
+                self.faults.fault(str(exc))
+                return
+            self._connected()
+            self._begin(handle)
+            self._pumped = handle
+        try:
+            for _ in range(self.PUMP_READS):
+                if not self._step(self._pumped, sink, wait_ms):
+                    break
+        except Exception as exc:  # noqa: BLE001 - a lost device is a fault, as in _run
+            self._lost(exc)
+            self._close(self._pumped)
+            self._pumped = None
 
     def health(self) -> Health:
         self.faults.settle()
@@ -107,16 +153,22 @@ class LineScanner(ABC, Generic[Handle]):
                     break
                 continue
             failed_opens = 0
-            self.connects += 1
-            self._set_health("ok", "")
-            self.faults.recovered(f"connected on {self.where}")
+            self._connected()
             try:
                 self._serve(handle, sink)
             except Exception as exc:  # noqa: BLE001 - never end the reader: a silent gate
-                cause = str(exc) if isinstance(exc, ReaderFault) else describe(exc)
-                self._set_health("fault", f"scanner lost: {cause}; reconnecting")
-                self.faults.fault(f"scanner lost: {cause}")
+                self._lost(exc)
                 if self._worker.stopping.wait(self._reconnect.delay(0)):
                     break
             finally:
                 self._close(handle)
+
+    def _connected(self) -> None:
+        self.connects += 1
+        self._set_health("ok", "")
+        self.faults.recovered(f"connected on {self.where}")
+
+    def _lost(self, exc: Exception) -> None:
+        cause = str(exc) if isinstance(exc, ReaderFault) else describe(exc)
+        self._set_health("fault", f"scanner lost: {cause}; reconnecting")
+        self.faults.fault(f"scanner lost: {cause}")

@@ -66,8 +66,6 @@ class _PortIO:
 
     #: Bytes read at most per read (a line is bounded by the pipeline anyway).
     READ_BYTES = 4096
-    #: How long a read waits for data, as the port's read timeout did.
-    WAIT_MS = 100
 
     def __init__(self, ser: Any) -> None:
         self._ser = ser
@@ -78,11 +76,12 @@ class _PortIO:
             self._poll = select.poll()
             self._poll.register(self._fd, select.POLLIN)
 
-    def read(self) -> bytes:
-        """What has come, after waiting ``WAIT_MS`` at most; ``OSError`` when the port is gone."""
+    def read(self, wait_ms: int) -> bytes:
+        """What has come, after waiting ``wait_ms`` at most; ``OSError`` when the port is gone.
+        (A port that is not POSIX waits as long as its own read timeout says.)"""
         if self._fd is None or self._poll is None:
             return bytes(self._ser.read(max(1, self._ser.in_waiting)))
-        if not self._poll.poll(self.WAIT_MS):
+        if not self._poll.poll(wait_ms):
             return b""
         try:
             data = os.read(self._fd, self.READ_BYTES)
@@ -131,6 +130,10 @@ class SerialScanner(LineScanner[Any]):
         self._trigger_ns = int(trigger_interval_s * 1e9)
         self._factory = serial_factory
         self._serial: Any = None
+        self._io: _PortIO
+        self._held = b""
+        self._unanswered = 0
+        self._next_trigger_ns = 0
 
     @property
     def where(self) -> str:
@@ -178,43 +181,46 @@ class SerialScanner(LineScanner[Any]):
         except Exception:  # noqa: BLE001 - a port already gone has nothing to close
             pass
 
-    def _serve(self, ser: Any, sink: CodeSink) -> None:
+    def _begin(self, ser: Any) -> None:
+        self.pipeline.assembler.reset()
+        self._io = _PortIO(ser)
+        self._held = b""
+        self._unanswered = 0  # triggers sent since the last acknowledgement
+        self._next_trigger_ns = self._clock.monotonic_ns()
+
+    def _step(self, ser: Any, sink: CodeSink, wait_ms: int) -> bool:
         import serial
 
-        self.pipeline.assembler.reset()
-        port = _PortIO(ser)
-        held = b""
-        unanswered = 0  # triggers sent since the last acknowledgement
-        next_trigger_ns = self._clock.monotonic_ns()
-        while not self._worker.stopping.is_set():
-            try:
-                now_ns = self._clock.monotonic_ns()
-                if self._trigger is not None and now_ns >= next_trigger_ns:
-                    next_trigger_ns = now_ns + self._trigger_ns
-                    if unanswered >= self.MISSED_ACKS_FAULT:
-                        self._no_answer(unanswered)
-                    port.write(self._trigger)
-                    unanswered += 1
-                data = port.read()
-            except (serial.SerialException, OSError) as exc:
-                raise ReaderFault(str(exc)) from None
-            except Exception as exc:  # noqa: BLE001 - e.g. a TypeError from a closing port
-                raise ReaderFault(describe(exc)) from None
-            if not data:
-                self._expire_partial()
-                continue
-            if self._trigger is not None:
-                if GM65_TRIGGER_ACK in held + data:
-                    unanswered = 0
-                    self._answering()
-                data, held = strip_ack(held + data)
-            codes, rejected = self.pipeline.feed(data, self._clock.monotonic_ns())
-            if codes or rejected:
-                self._line_ended()
-            for rejection in rejected:
-                self._rejected(rejection)
-            for code in codes:
-                sink(code)
+        try:
+            now_ns = self._clock.monotonic_ns()
+            if self._trigger is not None and now_ns >= self._next_trigger_ns:
+                self._next_trigger_ns = now_ns + self._trigger_ns
+                if self._unanswered >= self.MISSED_ACKS_FAULT:
+                    self._no_answer(self._unanswered)
+                self._io.write(self._trigger)
+                self._unanswered += 1
+            data = self._io.read(wait_ms)
+        except (serial.SerialException, OSError) as exc:
+            raise ReaderFault(str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - e.g. a TypeError from a closing port
+            raise ReaderFault(describe(exc)) from None
+        if not data:
+            self._expire_partial()
+            return False
+        self.bytes_read += len(data)
+        if self._trigger is not None:
+            if GM65_TRIGGER_ACK in self._held + data:
+                self._unanswered = 0
+                self._answering()
+            data, self._held = strip_ack(self._held + data)
+        codes, rejected = self.pipeline.feed(data, self._clock.monotonic_ns())
+        if codes or rejected:
+            self._line_ended()
+        for rejection in rejected:
+            self._rejected(rejection)
+        for code in codes:
+            sink(code)
+        return True
 
     def _expire_partial(self) -> None:
         """A module that ends no line (a GM65's factory setting) would otherwise look fine
