@@ -145,6 +145,16 @@ class SerialLineAssembler:
         self._discarding = False
 
 
+def strip_aim_qr(line: bytes) -> bytes:
+    """``line`` without the AIM symbology identifier of a QR code (ISO/IEC 15424: ``]Q`` and
+    a modifier 0-6) a scanner may be set to put before each code: it says what was read, it
+    is no part of the code. Another symbology's (``]C0``, a barcode: no pass) or one not at
+    the start is left as it came."""
+    if len(line) >= 3 and line[:2] == b"]Q" and 0x30 <= line[2] <= 0x36:
+        return line[3:]
+    return line
+
+
 class SerialLinePipeline:
     """Hygiene and hold-off for a serial scanner's lines, the same rules as for frames."""
 
@@ -184,10 +194,12 @@ class SerialLinePipeline:
 
     def line(self, line: bytes | None, mono_ns: int) -> tuple[CodeRead | None, Rejection | None]:
         """One complete line (``None``: one dropped as ``oversized``) through hygiene and
-        hold-off: a code to submit, a rejection, or neither (held off). A keyboard-mode
+        hold-off, a QR code's AIM identifier taken off first (``strip_aim_qr``): a code to
+        submit, a rejection, or neither (held off). A keyboard-mode
         scanner's lines (``drivers.hid_scanner``) come in here too."""
         if line is None:
             return None, self._reject(Rejection("oversized", self.source, mono_ns))
+        line = strip_aim_qr(line)
         text, reason = check_payload(line, self.cfg.max_payload_chars)
         if text is None:
             return None, self._reject(Rejection(reason or "?", self.source, mono_ns, len(line)))

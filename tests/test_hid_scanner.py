@@ -535,3 +535,15 @@ def test_a_scanner_in_alt_mode_reads_passes_and_refuses_a_gs1_separator(fake, cl
         assert scanner.health().state == "ok"
     finally:
         scanner.stop()
+
+
+def test_a_scanner_set_to_send_aim_identifiers_still_reads_passes(fake, clock):
+    """``]Q1`` before each code (the AIM identifier of a QR code) made every pass a denial."""
+    scanner, codes, rejected = _scanner(fake, clock)
+    try:
+        _wait(scanner, "ok")
+        fake.scan("]Q1" + PASS)
+        assert codes.get(timeout=WAIT_S).text == PASS
+        assert rejected == []
+    finally:
+        scanner.stop()

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from drivers.codes import SerialLinePipeline
 from drivers.fake_serial import GM65_TRIGGER, FakeGM65
 from drivers.serial_scanner import GM65_TRIGGER_ACK, SerialScanner, strip_ack
 from kiosk.backoff import Backoff
@@ -420,3 +421,29 @@ def test_a_scanner_unplugged_past_descriptor_1024_is_a_fault_and_reconnects(modu
             assert codes.get(timeout=WAIT_S).text == PASS
         finally:
             scanner.stop()
+
+
+@pytest.mark.parametrize("aim", ["]Q0", "]Q1", "]Q2", "]Q3", "]Q6"])
+def test_a_scanner_set_to_send_aim_identifiers_still_reads_passes(aim):
+    """A scanner set to prefix each code with its AIM symbology identifier (ISO/IEC 15424:
+    ``]Q1`` for a QR code) had every pass denied as pass_malformed with nothing said."""
+    pipeline = SerialLinePipeline(DecoderConfig())
+    codes, rejected = pipeline.feed(f"{aim}{PASS}\r\n".encode(), 1)
+    assert ([c.text for c in codes], rejected) == ([PASS], [])
+
+
+@pytest.mark.parametrize(
+    ("line", "text", "reason"),
+    [
+        ("]Q1", None, "empty"),  # an identifier and nothing read
+        ("]Q7" + PASS, "]Q7" + PASS, None),  # no QR modifier: the text as it came
+        ("]C0" + PASS, "]C0" + PASS, None),  # another symbology: not a pass, left whole
+        ("x]Q1" + PASS, "x]Q1" + PASS, None),  # only at the start of a line
+        ("]Q1\x1d01", None, "control_chars"),
+    ],
+)
+def test_only_a_qr_codes_identifier_at_the_start_of_a_line_is_taken_off(line, text, reason):
+    pipeline = SerialLinePipeline(DecoderConfig())
+    codes, rejected = pipeline.feed(line.encode() + b"\r", 1)
+    assert [c.text for c in codes] == ([text] if text else [])
+    assert [r.reason for r in rejected] == ([reason] if reason else [])
