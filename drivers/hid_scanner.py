@@ -370,6 +370,11 @@ class HidScanner(LineScanner[int]):
         self._poller = select.poll()
         self._poller.register(fd, select.POLLIN)
 
+    def _drop_partial(self) -> int:
+        length = self.keys.partial
+        self.keys.drop()
+        return length
+
     def _step(self, fd: int, sink: CodeSink, wait_ms: int) -> bool:
         size = self._event.size
         if not self._poller.poll(wait_ms):

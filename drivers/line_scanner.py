@@ -82,6 +82,10 @@ class LineScanner(ABC, Generic[Handle]):
         """Wait ``wait_ms`` at most for the device, hand over the lines it ended; whether it
         sent anything. An exception: the device is lost."""
 
+    @abstractmethod
+    def _drop_partial(self) -> int:
+        """Forget a line begun and not ended; how long it was (0: none)."""
+
     def _serve(self, handle: Handle, sink: CodeSink) -> None:
         """Read lines until the device is lost (an exception) or the worker stops."""
         self._begin(handle)
@@ -172,3 +176,7 @@ class LineScanner(ABC, Generic[Handle]):
         cause = str(exc) if isinstance(exc, ReaderFault) else describe(exc)
         self._set_health("fault", f"scanner lost: {cause}; reconnecting")
         self.faults.fault(f"scanner lost: {cause}")
+        # A code cut off by the unplug is refused and counted, as one whose end never came.
+        length = self._drop_partial()
+        if length:
+            self._rejected(self.pipeline.reject("unterminated", self._clock.monotonic_ns(), length))

@@ -188,6 +188,11 @@ class SerialScanner(LineScanner[Any]):
         self._unanswered = 0  # triggers sent since the last acknowledgement
         self._next_trigger_ns = self._clock.monotonic_ns()
 
+    def _drop_partial(self) -> int:
+        length = self.pipeline.assembler.partial
+        self.pipeline.assembler.reset()
+        return length
+
     def _step(self, ser: Any, sink: CodeSink, wait_ms: int) -> bool:
         import serial
 

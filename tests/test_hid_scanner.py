@@ -237,7 +237,9 @@ def test_a_scanner_unplugged_mid_code_is_a_fault_and_reads_again_when_back(fake,
         assert fake.grabbed
         fake.scan(PASS)
         assert codes.get(timeout=WAIT_S).text == PASS  # nothing of the half code glued on
-        assert rejected == [] and scanner.connects == 2
+        # ... and the half code is said, not lost in silence.
+        assert [(r.reason, r.length) for r in rejected] == [("unterminated", 8)]
+        assert scanner.connects == 2
     finally:
         scanner.stop()
 

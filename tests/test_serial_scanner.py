@@ -447,3 +447,32 @@ def test_only_a_qr_codes_identifier_at_the_start_of_a_line_is_taken_off(line, te
     codes, rejected = pipeline.feed(line.encode() + b"\r", 1)
     assert [c.text for c in codes] == ([text] if text else [])
     assert [r.reason for r in rejected] == ([reason] if reason else [])
+
+
+class UnpluggedPort(ScriptedPort):
+    """Sends its chunks, then is unplugged (the read fails as a hung-up USB-CDC port does)."""
+
+    def read(self, _n: int) -> bytes:
+        if self._chunks:
+            return self._chunks.pop(0)
+        raise OSError(5, "Input/output error")
+
+
+def test_a_code_cut_off_by_an_unplug_is_refused_and_counted_never_glued_on(clock):
+    ports = [UnpluggedPort(clock, [b"KP1:HALF"]), ScriptedPort(clock, [PASS.encode() + b"\r"])]
+    rejected: list = []
+    scanner = SerialScanner(
+        "/dev/ttyACM0",
+        clock,
+        serial_factory=lambda *_a, **_k: ports.pop(0),
+        reconnect=Backoff(base_s=0.01, cap_s=0.01),
+        on_rejection=rejected.append,
+    )
+    codes: queue.Queue = queue.Queue()
+    scanner.start(codes.put)
+    try:
+        assert codes.get(timeout=WAIT_S).text == PASS  # nothing of the half code glued on
+        assert [(r.reason, r.length) for r in rejected] == [("unterminated", 8)]
+        assert scanner.pipeline.stats.rejected == 1 and scanner.connects == 2
+    finally:
+        scanner.stop()
