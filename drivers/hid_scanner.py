@@ -24,8 +24,10 @@ as Windows reads them (a scanner's "Alt mode", layout-independent, and how scann
 characters no key has): Alt held alone, one to four keypad digits, Alt released is one
 character (``alt_code_char``: a leading 0 is code page 1252, none 437); a code out of range
 or garbled (another key or modifier meanwhile) refuses its line as ``unknown_key`` too. A
-line ends at a key of ``end_keys`` (Enter; keypad Enter and Tab as configured) and then takes
-the serial scanners' path (``SerialLinePipeline.line``): the same hygiene, hold-off and rejections.
+line ends at a key of ``end_keys`` (Enter; keypad Enter and Tab as configured; with Enter,
+also Ctrl+M and Ctrl+J, CR and LF as a scanner types them: a CR LF suffix is Enter, then
+Ctrl+J) and then takes the serial scanners' path (``SerialLinePipeline.line``): the same
+hygiene, hold-off and rejections.
 
 Standard library only (``os``, ``fcntl``, ``struct``, ``select``): python-evdev would be a C
 extension to build on the Pi for the three calls used here.
@@ -74,6 +76,9 @@ _SHIFTS = frozenset({KEY_LEFTSHIFT, KEY_RIGHTSHIFT})
 #: Held, these make a key mean something else than its character (Ctrl+M, Alt+keypad, AltGr).
 _CHORDS = frozenset({KEY_LEFTCTRL, KEY_RIGHTCTRL, KEY_LEFTALT, KEY_RIGHTALT, KEY_LEFTMETA,
                      KEY_RIGHTMETA})  # fmt: skip
+_CTRLS = frozenset({KEY_LEFTCTRL, KEY_RIGHTCTRL})
+#: KEY_M and KEY_J: with Ctrl, the control characters CR and LF.
+_CTRL_CR_LF = frozenset({50, 36})
 _ALTS = frozenset({KEY_LEFTALT, KEY_RIGHTALT})  # the US layout has no AltGr: both are Alt
 #: The keypad's digit keys (NumLock on), for Alt codes.
 KEYPAD_DIGITS: dict[int, str] = {82: "0", 79: "1", 80: "2", 81: "3", 75: "4", 76: "5", 77: "6",
@@ -194,6 +199,10 @@ class KeyLineDecoder:
             return None
         if code in self._ends and not self._chords:
             return self._end()
+        if code in _CTRL_CR_LF and self._ctrl_alone() and KEY_ENTER in self._ends:
+            # CR and LF typed as Ctrl+M and Ctrl+J (a CR LF suffix: Enter, then Ctrl+J) end a
+            # line as they do on a serial line, when Enter does; an empty line is no code.
+            return self._end()
         if code == KEY_CAPSLOCK:
             self._caps = not self._caps
             return None
@@ -208,6 +217,9 @@ class KeyLineDecoder:
         shift = bool(self._shifts) != (self._caps and plain.isalpha())
         self._add(shifted if shift else plain)
         return None
+
+    def _ctrl_alone(self) -> bool:
+        return bool(self._chords) and self._chords <= _CTRLS and not self._shifts
 
     def _modifier(self, code: int, value: int) -> None:
         """Shift, Ctrl, Alt or Meta pressed or released; an Alt code begins with Alt pressed

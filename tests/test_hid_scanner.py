@@ -142,8 +142,8 @@ def test_a_key_without_a_character_or_a_ctrl_chord_refuses_the_line_never_skips_
     assert _typed([*_tap(30), *_tap(KEY_F1), *_tap(31), *_tap(KEY_ENTER)]) == [
         KeyLine(reason="unknown_key")
     ]
-    ctrl_m = [(KEY_LEFTCTRL, 1), *_tap(50), (KEY_LEFTCTRL, 0), *_tap(30), *_tap(KEY_ENTER)]
-    assert _typed(ctrl_m) == [KeyLine(reason="unknown_key")]
+    ctrl_b = [(KEY_LEFTCTRL, 1), *_tap(48), (KEY_LEFTCTRL, 0), *_tap(30), *_tap(KEY_ENTER)]
+    assert _typed(ctrl_b) == [KeyLine(reason="unknown_key")]
     # ... and the next line is read again.
     assert _typed([*_tap(KEY_F1), *_tap(KEY_ENTER), *_tap(30), *_tap(KEY_ENTER)]) == [
         KeyLine(reason="unknown_key"),
@@ -549,3 +549,31 @@ def test_a_scanner_set_to_send_aim_identifiers_still_reads_passes(fake, clock):
         assert rejected == []
     finally:
         scanner.stop()
+
+
+def _ctrl(code: int) -> list[tuple[int, int]]:
+    return [(KEY_LEFTCTRL, 1), *_tap(code), (KEY_LEFTCTRL, 0)]
+
+
+KEY_J, KEY_M = 36, 50
+
+
+def test_a_cr_lf_suffix_typed_as_enter_and_ctrl_j_ends_each_code_once():
+    """A scanner set to the CR LF suffix types CR as Enter and LF as Ctrl+J: the Ctrl+J was
+    an unknown key opening the next line, so each code left a partial line behind (dropped as
+    unterminated, the reader degraded saying to end codes with Enter) and a code scanned
+    within half a second of the last was refused."""
+    decoder = KeyLineDecoder(64)
+    keys = [*_tap(30), *_tap(KEY_ENTER), *_ctrl(KEY_J), *_tap(31), *_tap(KEY_ENTER), *_ctrl(KEY_J)]
+    lines = [line for c, v in keys if (line := decoder.key(c, v)) is not None]
+    assert lines == [KeyLine(data=b"a"), KeyLine(data=b"s")]
+    assert decoder.partial == 0
+
+
+def test_cr_and_lf_typed_as_ctrl_m_and_ctrl_j_end_a_line_as_on_a_serial_line():
+    keys = [*_tap(30), *_ctrl(KEY_M), *_tap(31), *_ctrl(KEY_J), *_ctrl(KEY_M), *_ctrl(KEY_J)]
+    assert _typed(keys) == [KeyLine(data=b"a"), KeyLine(data=b"s")]
+    # Not with another modifier, nor another Ctrl key: those refuse the line as before.
+    keys = [*_tap(30), (KEY_LEFTSHIFT, 1), *_ctrl(KEY_J), (KEY_LEFTSHIFT, 0), *_tap(KEY_ENTER)]
+    assert _typed(keys) == [KeyLine(reason="unknown_key")]
+    assert _typed([*_tap(30), *_ctrl(48), *_tap(KEY_ENTER)]) == [KeyLine(reason="unknown_key")]
