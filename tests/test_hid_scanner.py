@@ -577,3 +577,34 @@ def test_cr_and_lf_typed_as_ctrl_m_and_ctrl_j_end_a_line_as_on_a_serial_line():
     keys = [*_tap(30), (KEY_LEFTSHIFT, 1), *_ctrl(KEY_J), (KEY_LEFTSHIFT, 0), *_tap(KEY_ENTER)]
     assert _typed(keys) == [KeyLine(reason="unknown_key")]
     assert _typed([*_tap(30), *_ctrl(48), *_tap(KEY_ENTER)]) == [KeyLine(reason="unknown_key")]
+
+
+def test_a_pumped_scanner_opens_reads_and_is_lost_in_the_callers_thread(tmp_path, clock):
+    """``pump`` (replay's virtual time): no thread; an absent node is a fault, tried again at
+    the next pump; a code typed is handed over; an unplug is a fault with the code cut off
+    counted."""
+    fake = FakeHidScanner(tmp_path, plugged=False)
+    rejected: list = []
+    scanner = HidScanner(fake.node, clock, grab=fake.grab, on_rejection=rejected.append)
+    codes: list = []
+    try:
+        scanner.pump(codes.append)
+        assert scanner.health().state == "fault" and "no such device" in scanner.health().detail
+        fake.replug()
+        scanner.pump(codes.append)
+        assert scanner.health().state == "ok" and fake.grabbed
+        fake.scan(PASS)
+        fake.type_text("KP1:")
+        scanner.pump(codes.append)
+        assert [c.text for c in codes] == [PASS]
+        fake.unplug()
+        scanner.pump(codes.append)
+        assert (
+            scanner.health().detail
+            == f"scanner lost: {fake.node} is gone (unplugged); reconnecting"
+        )
+        assert [(r.reason, r.length) for r in rejected] == [("unterminated", 4)]
+    finally:
+        scanner.stop()
+        fake.close()
+    assert scanner.health().state == "absent"
