@@ -7,6 +7,9 @@ followed by a ``SYN_REPORT``, in the record layout of a 64-bit (24 bytes) or a 3
 bytes) process. A FIFO is no input device, so taking it for the kiosk alone is the fake's
 ``grab`` (the driver's seam): it records who holds it and can be told another program does.
 
+A scanner in "Alt mode" types each character as Alt+keypad digits: ``scan(text,
+alt_codes=True)``.
+
 Faults: ``press(code)`` for a key no layout maps, ``autorepeat=True`` on ``type_text`` (the
 host taking a delayed release for a held key), ``send_raw`` for torn records, ``unplug()``
 (the node vanishes; the driver's read sees the end, as a real node gives ``ENODEV``) and
