@@ -5,16 +5,35 @@ An empty bucket answers how long until the next token, which the API sends as ``
 Buckets are keyed (per API token, per client address); the number of keys is bounded so an
 attacker cycling addresses cannot grow memory without limit: the least recently used bucket
 is dropped first (a dropped bucket comes back full, which only ever errs towards allowing).
+A limit kept per client keys it by ``client_key``: an IPv6 client by its /64, since one host
+there has 2**64 addresses to take a fresh budget from.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from kiosk.clock import Clock
+
+
+def client_key(addr: str) -> str:
+    """Whom a per-client limit counts ``addr`` as: an IPv4 address (an IPv4-mapped IPv6 one
+    as that IPv4 address), or an IPv6 address's /64, the least a network hands one home or
+    phone (a host rotating addresses inside it is one sender). Anything else (``unknown``,
+    a test client's name) is itself, cut to 64 characters."""
+    try:
+        ip = ipaddress.ip_address(addr.split("%", 1)[0])
+    except ValueError:
+        return addr[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 @dataclass(frozen=True)

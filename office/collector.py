@@ -51,7 +51,7 @@ from kiosk.clock import Clock
 from kiosk.config.fleet import CollectorConfig, KioskSource
 from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.lists import same_text
-from kiosk.ratelimit import RateLimiter
+from kiosk.ratelimit import RateLimiter, client_key
 from office.gatereports import collect_reports
 from office.listsync import BundleFile, compounds_path, declared_compounds
 from office.pg import PgError, PgTarget, redact_dsn
@@ -185,7 +185,7 @@ class Collector:
         self._reported: dict[str, float] = {}  # url -> monotonic time of the last report ask
         self._status = {k.url: KioskStatus(k.url, k.name) for k in config.kiosks}
         self._lock = threading.Lock()
-        #: Wrong list tokens per client address (``bundle_refusal``).
+        #: Wrong list tokens per client address, an IPv6 one's /64 (``bundle_refusal``).
         self._guesses = RateLimiter(BUNDLE_GUESSES / 60.0, BUNDLE_GUESSES, self.clock)
         self._local = threading.local()
         self._targets: list[PgTarget] = []
@@ -473,18 +473,18 @@ class Collector:
         env = self.config.lists_token_env
         if env is None:
             return (403, NO_LISTS_TOKEN) if lan else None
-        if not self._guesses.waiting(client).allowed:
+        if not self._guesses.waiting(client_key(client)).allowed:
             return 429, "too many wrong list tokens from this address; wait"
         expected = os.environ.get(env, "").strip()
         presented = (authorization or "").encode("utf-8", "replace")
         if expected and hmac.compare_digest(presented, f"Bearer {expected}".encode()):
             return None
-        self._guesses.take(client)
+        self._guesses.take(client_key(client))
         return 401, "the list bundle needs the gates' bearer token ([fleet] lists_token_env)"
 
     def bundle_wait_s(self, client: str) -> str:
         """``Retry-After`` for an address told 429 by ``bundle_refusal``."""
-        return self._guesses.waiting(client).retry_after_header
+        return self._guesses.waiting(client_key(client)).retry_after_header
 
     def bundle_notice(self, lan: bool) -> str | None:
         """One line for the start of ``kiosk collect`` when the bundle is refused to every
@@ -522,14 +522,14 @@ class Collector:
         presents)."""
         if authorization is None:
             return from_this_host(client), None
-        if not self._guesses.waiting(client).allowed:
+        if not self._guesses.waiting(client_key(client)).allowed:
             return False, (429, "too many wrong tokens from this address; wait")
         env = self.config.status_token_env
         expected = os.environ.get(env, "").strip() if env else ""
         presented = authorization.encode("utf-8", "replace")
         if expected and hmac.compare_digest(presented, f"Bearer {expected}".encode()):
             return True, None
-        self._guesses.take(client)
+        self._guesses.take(client_key(client))
         return False, (401, "not the status token (status_token_env); without one: the public part")
 
     def status_json(self, whole: bool = True) -> dict[str, Any]:

@@ -120,6 +120,32 @@ def test_guessing_the_lists_token_is_limited_per_address(bundle, monkeypatch, cl
         collector.stop()
 
 
+def test_guessing_the_lists_token_from_rotating_ipv6_addresses_is_limited_as_one(
+    bundle, monkeypatch, clock
+):
+    # One host with an IPv6 /64 guessed from a new address each time, never slowed.
+    monkeypatch.setenv("LISTS_TOKEN", "the-gates-token-0123456789")
+    monkeypatch.setenv("TOKEN", "unused")
+    config = CollectorConfig.model_validate(
+        {"kiosks": [{"url": "http://gate-1", "token_env": "TOKEN"}],
+         "lists_bundle_file": str(bundle), "lists_token_env": "LISTS_TOKEN"}
+    )  # fmt: skip
+    collector = Collector(config, NOWHERE_DSN, clock=clock)
+    try:
+        codes = [
+            (collector.bundle_refusal(f"Bearer g{n}", lan=True, client=f"2001:db8::{n:x}")
+             or (None,))[0]
+            for n in range(1, collector_mod.BUNDLE_GUESSES + 3)
+        ]  # fmt: skip
+        assert codes[-1] == 429, codes
+        good = "Bearer the-gates-token-0123456789"
+        assert collector.bundle_refusal(good, lan=True, client="2001:db8:0:1::1") is None
+        whole, refusal = collector.status_view("Bearer x", "::ffff:10.0.0.1")
+        assert refusal is not None and refusal[0] == 401
+    finally:
+        collector.stop()
+
+
 def test_on_loopback_the_bundle_is_served_without_a_token_as_before(bundle, monkeypatch):
     collector = _collector(bundle, monkeypatch)
     server = StatusServer(collector, "127.0.0.1", 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import socket
 import ssl
@@ -39,6 +40,62 @@ def test_the_gate_refuses_past_the_per_address_cap():
     gate.release("10.0.0.9")
     assert gate.admit("10.0.0.9")
     assert gate.refused == 1
+
+
+def test_an_ipv6_host_rotating_addresses_in_its_64_is_capped_as_one_network():
+    # Every SLAAC host has 2**64 addresses: one new address per connection got a fresh
+    # per-client budget each time, so one host could hold every slot (bodies that never
+    # come are not evictable) and the office's temperature checks were refused again.
+    gate = ConnectionGate(max_total=100, max_per_client=2)
+    assert all(gate.admit(f"2001:db8:1:2::{n:x}") for n in range(1, 51))
+    assert not gate.admit("2001:db8:1:2:ffff:ffff:ffff:fffe")  # the same /64
+    assert gate.admit("2001:db8:1:3::1")  # the next /64 is someone else
+    assert gate.admit("192.0.2.1") and gate.open_total == 52
+    gate.release("2001:db8:1:2::2")
+    assert gate.admit("2001:db8:1:2::99")
+    assert gate.refused == 1 and gate.max_per_network == 50
+
+
+class Silent(FakeProtocol):
+    def __init__(self, peer: str) -> None:
+        super().__init__()
+        self.peer = peer
+
+
+def test_at_a_64s_cap_its_own_oldest_silent_connection_makes_room():
+    # One machine of a LAN's /64 (the whole LAN, often) flooding idle connections must not
+    # lock its neighbours out: at the /64's cap its oldest silent connection is closed.
+    gate = ConnectionGate(max_total=100, max_per_client=10, max_per_network=3)
+    other, own = Silent("2001:db8:9::1"), Silent("2001:db8:1:2::66")
+    assert gate.admit(other.peer) and gate.admit(own.peer)
+    gate.waiting[1], gate.waiting[2] = other, own
+    assert gate.admit("2001:db8:1:2::67") and gate.admit("2001:db8:1:2::68")
+    assert gate.admit("2001:db8:1:2::69")  # a neighbour's request gets in
+    assert own.evicted and not other.evicted and gate.evicted == 1
+    assert not gate.admit("2001:db8:1:2::70")  # nobody silent left in the /64: refused
+    assert gate.refused == 1
+
+
+def test_one_ipv6_address_is_still_capped_alone():
+    gate = ConnectionGate(max_total=100, max_per_client=2)
+    assert gate.admit("2001:db8::1") and gate.admit("2001:db8::1")
+    assert not gate.admit("2001:db8::1")
+    assert gate.admit("2001:db8::2")  # a neighbour in the /64 has its own
+
+
+def test_an_ipv4_mapped_client_is_capped_with_its_ipv4_address():
+    gate = ConnectionGate(max_total=100, max_per_client=2)
+    assert gate.admit("::ffff:192.0.2.7") and gate.admit("192.0.2.7")
+    assert not gate.admit("::ffff:192.0.2.7")
+    assert gate.admit("192.0.2.8")  # IPv4 stays per address
+
+
+def test_the_screens_headroom_still_goes_by_the_screens_own_address():
+    screen = (ipaddress.ip_network("::1/128"),)
+    gate = ConnectionGate(max_total=1, max_per_client=10, screens=screen)
+    assert gate.admit("2001:db8::5")
+    assert gate.admit("::1")  # the kiosk's own screen, past the cap
+    assert not gate.admit("::2")  # in ::1's /64 but not the screen
 
 
 def test_at_the_overall_cap_the_oldest_silent_connection_makes_room():
