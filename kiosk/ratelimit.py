@@ -104,3 +104,49 @@ class RateLimiter:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+class RepeatTally:
+    """The same read, written down once per ``every_s`` per key, its repeats in between
+    counted: an office dashboard polling the same report every 10 s is one audit row an hour
+    saying how many polls it stands for, not 360. ``due`` says whether a row is due (and the
+    repeats since the last one); ``written`` that it was written (a row that failed is due
+    again). At most ``max_keys`` keys, the least recently used dropped first (its next read
+    is written: errs towards writing). Thread-safe; an injected clock."""
+
+    def __init__(self, every_s: float, clock: Clock, max_keys: int = 1024) -> None:
+        if every_s <= 0 or max_keys < 1:
+            raise ValueError("every_s must be > 0, max_keys >= 1")
+        self._every_ns = int(every_s * 1e9)
+        self._clock = clock
+        self._max_keys = max_keys
+        # key -> (monotonic ns of its last row, reads not written since)
+        self._rows: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def due(self, key: str) -> int | None:
+        """None: a repeat within ``every_s`` of the key's last row, counted; else a row is due
+        and this is how many repeats it stands for besides this read."""
+        now = self._clock.monotonic_ns()
+        with self._lock:
+            found = self._rows.get(key)
+            if found is None:
+                return 0
+            last, repeats = found
+            if 0 <= now - last < self._every_ns:
+                self._rows[key] = (last, repeats + 1)
+                self._rows.move_to_end(key)
+                return None
+            return repeats
+
+    def written(self, key: str) -> None:
+        """The row ``due`` asked for is written: the repeats start again from none."""
+        now = self._clock.monotonic_ns()
+        with self._lock:
+            self._rows.pop(key, None)
+            self._rows[key] = (now, 0)
+            while len(self._rows) > self._max_keys:
+                self._rows.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._rows)
