@@ -329,10 +329,19 @@ def protocol_class(limits: Limits) -> type[GuardedH11Protocol]:
     return type("EdgeH11Protocol", (GuardedH11Protocol,), {"limits": limits})
 
 
+#: A request framed both by ``Content-Length`` and ``Transfer-Encoding`` (RFC 9112 6.3).
+_TWO_FRAMINGS = b"a request body framed both by Content-Length and by Transfer-Encoding\n"
+
+
 class BodyLimit:
     """ASGI middleware: 413 for a request body over ``max_bytes``, before reading it when its
     ``Content-Length`` says so, else as soon as the chunks pass the cap. A path in ``larger``
-    has its own cap instead (never a smaller one): the clerks' sheets' import takes 5 MB."""
+    has its own cap instead (never a smaller one): the clerks' sheets' import takes 5 MB.
+
+    A request with both ``Content-Length`` and ``Transfer-Encoding`` is 400 and its
+    connection closed, unread: h11 reads it by its chunks and kept the connection, so a
+    request hidden after its last chunk ran next (request smuggling: a proxy in front that
+    frames by the length forwards it inside the first one's body)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] = {}) -> None:  # noqa: B006
         self.app = app
@@ -345,6 +354,9 @@ class BodyLimit:
             return
         cap = self.larger.get(scope.get("path", ""), self.max_bytes)
         length = _header(scope, b"content-length")
+        if length is not None and _header(scope, b"transfer-encoding") is not None:
+            await _send_plain(send, 400, _TWO_FRAMINGS)  # and the connection closed
+            return
         if length is not None and (not length.isdigit() or int(length) > cap):
             await _send_413(send)
             return

@@ -224,3 +224,58 @@ def test_connections_on_the_listening_socket_send_without_nagles_delay(host):
 
     asyncio.run(asyncio.wait_for(run(), 10))
     assert seen and seen[0] != 0
+
+
+def _served(app: FastAPI, payload: bytes) -> bytes:
+    """What the real server (``build_server``) answers to ``payload`` sent on one connection,
+    until it closes the connection (or 5 s)."""
+    import asyncio
+
+    from checkpoint.server import build_server
+
+    server = build_server(app, WebSection(host="127.0.0.1", port=0))
+
+    async def exchange() -> bytes:
+        server.config.load()
+        server.lifespan = server.config.lifespan_class(server.config)
+        await server.startup(sockets=[server.sock])
+        try:
+            port = server.sock.getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(payload)
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            return answer
+        finally:
+            await server.shutdown(sockets=[server.sock])
+
+    return asyncio.run(exchange())
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding: chunked\r\nContent-Length: 40\r\n",
+    ],
+)
+def test_a_request_framed_both_by_length_and_chunks_is_refused_and_the_connection_closed(framing):
+    # Request smuggling: a body both Content-Length- and chunk-framed was read by its chunks
+    # and the connection kept open, so the request hidden after its "0" chunk ran as the
+    # next one. A proxy in front (web.trusted_proxies) that frames by the length forwards it
+    # as body of the first, and its answer goes to whoever is next on that connection.
+    ran: list[str] = []
+    app = _echo_app()
+
+    @app.get("/hidden")
+    def hidden() -> dict:
+        ran.append("hidden")
+        return {}
+
+    smuggled = b"GET /hidden HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    head = b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n" + framing + b"\r\n"
+    answer = _served(app, head + b"0\r\n\r\n" + smuggled)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert answer.count(b"HTTP/1.1 ") == 1 and not ran, answer
+    assert b"connection: close" in answer.lower()
