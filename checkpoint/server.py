@@ -90,11 +90,11 @@ def raise_open_file_limit() -> int:
     return open_file_limit()
 
 
-def _host_key(address: str) -> str:
-    """One client address as the per-address cap counts it: an IPv4-mapped IPv6 address as
-    its IPv4 address (a dual-stack listener sees IPv4 clients so)."""
-    key = client_key(address)
-    return key if "/" not in key else address
+def _host_key(address: str, network: str) -> str:
+    """One client address as the per-address cap counts it (``network``: its
+    ``client_key``): an IPv4-mapped IPv6 address as its IPv4 address (a dual-stack listener
+    sees IPv4 clients so)."""
+    return network if "/" not in network else address
 
 
 @dataclass
@@ -133,7 +133,8 @@ class ConnectionGate:
             self.max_per_network = max(self.max_per_client, self.max_total // 2)
 
     def admit(self, address: str) -> bool:
-        host, network = _host_key(address), client_key(address)
+        network = client_key(address)
+        host = _host_key(address, network)
         if self.per_client[host] >= self.max_per_client:
             self.refused += 1
             return False
@@ -153,7 +154,7 @@ class ConnectionGate:
         """Close the oldest connection still silent about its request (of ``network`` only,
         when given); False when there is none."""
         for key, silent in self.waiting.items():
-            if network is None or client_key(silent.peer) == network:
+            if network is None or silent.network == network:
                 del self.waiting[key]
                 silent.evict()
                 self.evicted += 1
@@ -167,8 +168,9 @@ class ConnectionGate:
 
     def release(self, address: str) -> None:
         self.open_total -= 1
-        for counts, key in ((self.per_client, _host_key(address)),
-                            (self.per_network, client_key(address))):  # fmt: skip
+        network = client_key(address)
+        for counts, key in ((self.per_client, _host_key(address, network)),
+                            (self.per_network, network)):  # fmt: skip
             counts[key] -= 1
             if counts[key] <= 0:
                 del counts[key]
@@ -196,12 +198,15 @@ class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with connection caps and header/body deadlines."""
 
     limits: Limits  # set on the subclass ``protocol_class`` makes
-    #: The client's address, as the ``ConnectionGate`` counts it.
+    #: The client's address, and its ``client_key`` (an IPv6 one's /64), as the
+    #: ``ConnectionGate`` counts them.
     peer: str = "unknown"
+    network: str = "unknown"
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        self.network = client_key(self.peer)
         self._deadline: asyncio.TimerHandle | None = None
         self._timed_cycle: RequestResponseCycle | None = None
         self._counted = self.limits.gate.admit(self.peer)

@@ -22,6 +22,7 @@ from checkpoint.server import (
     server_config,
 )
 from kiosk.config.web import WebSection
+from kiosk.ratelimit import client_key
 
 
 class FakeProtocol:
@@ -60,6 +61,7 @@ class Silent(FakeProtocol):
     def __init__(self, peer: str) -> None:
         super().__init__()
         self.peer = peer
+        self.network = client_key(peer)
 
 
 def test_at_a_64s_cap_its_own_oldest_silent_connection_makes_room():
