@@ -150,3 +150,44 @@ class RepeatTally:
 
     def __len__(self) -> int:
         return len(self._rows)
+
+
+class ClientSlots:
+    """Connections held per client address (an IPv4-mapped IPv6 one as its IPv4 address) and
+    per IPv6 /64 (``client_key``), with their caps: one host cannot hold every connection of
+    a server, nor one host rotating through its /64's addresses. ``take`` before serving a
+    connection (False: over a cap, refuse it), ``give`` once it is closed. Thread-safe."""
+
+    def __init__(self, per_address: int, per_network: int) -> None:
+        if per_address < 1 or per_network < 1:
+            raise ValueError("per_address and per_network must be >= 1")
+        self.per_address = per_address
+        self.per_network = per_network
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def _keys(self, address: str) -> tuple[tuple[str, int], ...]:
+        """What ``address`` counts against, with each one's cap: itself, and an IPv6
+        address its /64 too."""
+        network = client_key(address)
+        if "/" not in network:  # IPv4 (mapped or not), or no address: the address alone
+            return ((network, self.per_address),)
+        return (address, self.per_address), (network, self.per_network)
+
+    def take(self, address: str) -> bool:
+        keys = self._keys(address)
+        with self._lock:
+            if any(self._held.get(key, 0) >= cap for key, cap in keys):
+                return False
+            for key, _cap in keys:
+                self._held[key] = self._held.get(key, 0) + 1
+        return True
+
+    def give(self, address: str) -> None:
+        with self._lock:
+            for key, _cap in self._keys(address):
+                left = self._held.get(key, 0) - 1
+                if left > 0:
+                    self._held[key] = left
+                else:
+                    self._held.pop(key, None)

@@ -283,3 +283,45 @@ def test_the_puller_refuses_a_password_in_the_url_and_stores_nothing(tmp_path):
         assert SECRET not in str(info.value)
         sources = puller.target.conn.execute("SELECT url FROM pull_sources").fetchall()  # type: ignore[attr-defined]
     assert sources == []
+
+
+def test_one_lan_host_holding_idle_connections_leaves_the_status_port_to_the_gates(
+    bundle, monkeypatch
+):
+    # The status port served 64 connections in all, whoever held them: one machine on the
+    # LAN opening idle ones (each held for the 10 s timeout, opened again) had every gate's
+    # /lists/bundle answered 503 busy, for as long as it kept at it.
+    import socket
+
+    collector = _collector(bundle, monkeypatch)
+    server = StatusServer(collector, "127.0.0.1", 0, max_connections=8, max_per_client=2)
+    server.start()
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as third:
+            third.settimeout(5)
+            assert third.recv(200).startswith(b"HTTP/1.0 503")  # that host's share is taken
+        gate = httpx.HTTPTransport(local_address="127.0.0.2")  # another host
+        with httpx.Client(transport=gate, base_url=f"http://127.0.0.1:{server.port}") as http:
+            assert http.get("/lists/bundle").status_code == 200
+    finally:
+        for conn in idle:
+            conn.close()
+        server.stop()
+        collector.stop()
+
+
+def test_client_slots_count_an_address_alone_and_an_ipv6_64_together():
+    from kiosk.ratelimit import ClientSlots
+
+    slots = ClientSlots(per_address=2, per_network=3)
+    assert slots.take("10.0.0.1") and slots.take("10.0.0.1") and not slots.take("10.0.0.1")
+    assert slots.take("::ffff:10.0.0.2") and slots.take("10.0.0.2")
+    assert not slots.take("::ffff:10.0.0.2")  # an IPv4-mapped address is its IPv4 one
+    assert all(slots.take(f"2001:db8::{n}") for n in range(1, 4))
+    assert not slots.take("2001:db8::99")  # the /64's share is taken
+    assert slots.take("2001:db8:0:1::1")
+    slots.give("2001:db8::2")
+    assert slots.take("2001:db8::77")
+    slots.give("10.0.0.1")
+    assert slots.take("10.0.0.1")
