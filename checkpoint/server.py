@@ -9,8 +9,9 @@ loop logs "socket.accept() out of system resource" once per pending connection p
 
 Here (``build_server``):
 
-* ``GuardedH11Protocol`` counts open connections overall and per client address and closes a
-  new one at once (RST) past ``web.max_connections_per_client``, or past
+* ``GuardedH11Protocol`` counts open connections overall, per client address and per IPv6
+  /64 and closes a new one at once (RST) past ``web.max_connections_per_client``, past half
+  the overall cap from one /64 (unless one of its own silent connections makes room), or past
   ``web.max_connections`` (itself capped at half the open-file limit, so accept never runs
   out of descriptors) unless a connection still silent about its request can be closed to
   make room (``ConnectionGate``); the kiosk's own screen (``web.screen_addresses``) has
@@ -54,6 +55,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 from kiosk.config.web import WebSection
 from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.logs import OncePerInterval
+from kiosk.ratelimit import client_key
 from kiosk.secrets import secret_path
 from kiosk.tlscert import TlsCertificate
 from ui.kiosk_screen import Network, in_networks
@@ -88,14 +90,28 @@ def raise_open_file_limit() -> int:
     return open_file_limit()
 
 
+def _host_key(address: str, network: str) -> str:
+    """One client address as the per-address cap counts it (``network``: its
+    ``client_key``): an IPv4-mapped IPv6 address as its IPv4 address (a dual-stack listener
+    sees IPv4 clients so)."""
+    return network if "/" not in network else address
+
+
 @dataclass
 class ConnectionGate:
-    """Open connections overall and per client address, with the caps that close new ones.
+    """Open connections overall, per client address and per IPv6 /64, with the caps that
+    close new ones.
 
     At the overall cap a new connection is not refused while some connection is still
     waiting for its request headers: the oldest such one (an idle or slowloris connection) is
     closed to make room. A browser sends its request at once, so a flood of connections that
-    send nothing cannot hold every slot against a guard's or the office's request."""
+    send nothing cannot hold every slot against a guard's or the office's request.
+
+    An IPv6 host has the 2**64 addresses of its /64 to connect from, a fresh per-address
+    budget each: a /64 together (``client_key``) holds at most ``max_per_network`` (half the
+    overall cap by default), so one host rotating addresses leaves the rest for everyone
+    else; and at that cap the /64's own oldest silent connection makes room, so one machine
+    of a LAN's /64 flooding idle connections does not lock its neighbours out."""
 
     max_total: int
     max_per_client: int
@@ -103,37 +119,61 @@ class ConnectionGate:
     #: ``SCREEN_HEADROOM`` more, so connections held by the LAN (a body that never comes is
     #: not "silent", so not evictable) cannot keep its event stream from reconnecting.
     screens: tuple[Network, ...] = ()
+    #: Connections one IPv6 /64 may hold; 0: half of ``max_total`` (at least ``max_per_client``).
+    max_per_network: int = 0
     open_total: int = 0
     per_client: Counter[str] = field(default_factory=Counter)
+    per_network: Counter[str] = field(default_factory=Counter)
     refused: int = 0
     evicted: int = 0
     waiting: OrderedDict[int, GuardedH11Protocol] = field(default_factory=OrderedDict)
 
-    def admit(self, client: str) -> bool:
-        if self.per_client[client] >= self.max_per_client:
+    def __post_init__(self) -> None:
+        if self.max_per_network <= 0:
+            self.max_per_network = max(self.max_per_client, self.max_total // 2)
+
+    def admit(self, address: str) -> bool:
+        network = client_key(address)
+        host = _host_key(address, network)
+        if self.per_client[host] >= self.max_per_client:
             self.refused += 1
             return False
-        if self.open_total >= self.max_total and not self._screen_room(client):
-            if not self.waiting:
-                self.refused += 1
-                return False
-            _, oldest = self.waiting.popitem(last=False)
-            oldest.evict()
-            self.evicted += 1
+        if self.per_network[network] >= self.max_per_network and not self._evict(network):
+            self.refused += 1
+            return False
+        full = self.open_total >= self.max_total and not self._screen_room(address)
+        if full and not self._evict(None):
+            self.refused += 1
+            return False
         self.open_total += 1
-        self.per_client[client] += 1
+        self.per_client[host] += 1
+        self.per_network[network] += 1
         return True
 
-    def _screen_room(self, client: str) -> bool:
+    def _evict(self, network: str | None) -> bool:
+        """Close the oldest connection still silent about its request (of ``network`` only,
+        when given); False when there is none."""
+        for key, silent in self.waiting.items():
+            if network is None or silent.network == network:
+                del self.waiting[key]
+                silent.evict()
+                self.evicted += 1
+                return True
+        return False
+
+    def _screen_room(self, address: str) -> bool:
         if self.open_total >= self.max_total + SCREEN_HEADROOM:
             return False
-        return in_networks(client, self.screens)
+        return in_networks(address, self.screens)
 
-    def release(self, client: str) -> None:
+    def release(self, address: str) -> None:
         self.open_total -= 1
-        self.per_client[client] -= 1
-        if self.per_client[client] <= 0:
-            del self.per_client[client]
+        network = client_key(address)
+        for counts, key in ((self.per_client, _host_key(address, network)),
+                            (self.per_network, network)):  # fmt: skip
+            counts[key] -= 1
+            if counts[key] <= 0:
+                del counts[key]
 
 
 #: What a TLS connection may send before its protocol has its secured transport (the
@@ -158,13 +198,18 @@ class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with connection caps and header/body deadlines."""
 
     limits: Limits  # set on the subclass ``protocol_class`` makes
+    #: The client's address, and its ``client_key`` (an IPv6 one's /64), as the
+    #: ``ConnectionGate`` counts them.
+    peer: str = "unknown"
+    network: str = "unknown"
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         peer = transport.get_extra_info("peername")
-        self._peer = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        self.network = client_key(self.peer)
         self._deadline: asyncio.TimerHandle | None = None
         self._timed_cycle: RequestResponseCycle | None = None
-        self._counted = self.limits.gate.admit(self._peer)
+        self._counted = self.limits.gate.admit(self.peer)
         self._served = self._counted
         self._raw: asyncio.Transport = transport
         self._early = bytearray()
@@ -229,7 +274,7 @@ class GuardedH11Protocol(H11Protocol):
         self.limits.gate.waiting.pop(id(self), None)
         if self._counted:
             self._counted = False
-            self.limits.gate.release(self._peer)
+            self.limits.gate.release(self.peer)
 
     def _await_headers(self) -> None:
         self._arm(self.limits.header_timeout_s)
@@ -289,10 +334,19 @@ def protocol_class(limits: Limits) -> type[GuardedH11Protocol]:
     return type("EdgeH11Protocol", (GuardedH11Protocol,), {"limits": limits})
 
 
+#: A request framed both by ``Content-Length`` and ``Transfer-Encoding`` (RFC 9112 6.3).
+_TWO_FRAMINGS = b"a request body framed both by Content-Length and by Transfer-Encoding\n"
+
+
 class BodyLimit:
     """ASGI middleware: 413 for a request body over ``max_bytes``, before reading it when its
     ``Content-Length`` says so, else as soon as the chunks pass the cap. A path in ``larger``
-    has its own cap instead (never a smaller one): the clerks' sheets' import takes 5 MB."""
+    has its own cap instead (never a smaller one): the clerks' sheets' import takes 5 MB.
+
+    A request with both ``Content-Length`` and ``Transfer-Encoding`` is 400 and its
+    connection closed, unread: h11 reads it by its chunks and kept the connection, so a
+    request hidden after its last chunk ran next (request smuggling: a proxy in front that
+    frames by the length forwards it inside the first one's body)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] = {}) -> None:  # noqa: B006
         self.app = app
@@ -305,6 +359,9 @@ class BodyLimit:
             return
         cap = self.larger.get(scope.get("path", ""), self.max_bytes)
         length = _header(scope, b"content-length")
+        if length is not None and _header(scope, b"transfer-encoding") is not None:
+            await _send_plain(send, 400, _TWO_FRAMINGS)  # and the connection closed
+            return
         if length is not None and (not length.isdigit() or int(length) > cap):
             await _send_413(send)
             return

@@ -476,7 +476,7 @@ def _row(raw: object, kiosk_id: str) -> tuple[PeerRow, datetime]:
     direction, decision = raw.get("direction"), raw.get("decision")
     if direction not in ("in", "out"):
         raise PeerPageError(f"row direction is {_shown(direction)}, not 'in' or 'out'")
-    if decision not in COUNTED_DECISIONS:
+    if not isinstance(decision, str) or decision not in COUNTED_DECISIONS:  # a list: unhashable
         raise PeerPageError(f"row decision is {_shown(decision)}, not a passing decision")
     flags = raw.get("flags", [])
     if not isinstance(flags, list) or len(flags) > 8:

@@ -51,7 +51,7 @@ from kiosk.clock import Clock
 from kiosk.config.fleet import CollectorConfig, KioskSource
 from kiosk.hosts import host_is_ours, own_host_names
 from kiosk.lists import same_text
-from kiosk.ratelimit import RateLimiter
+from kiosk.ratelimit import ClientSlots, RateLimiter, client_key
 from office.gatereports import collect_reports
 from office.listsync import BundleFile, compounds_path, declared_compounds
 from office.pg import PgError, PgTarget, redact_dsn
@@ -185,7 +185,7 @@ class Collector:
         self._reported: dict[str, float] = {}  # url -> monotonic time of the last report ask
         self._status = {k.url: KioskStatus(k.url, k.name) for k in config.kiosks}
         self._lock = threading.Lock()
-        #: Wrong list tokens per client address (``bundle_refusal``).
+        #: Wrong list tokens per client address, an IPv6 one's /64 (``bundle_refusal``).
         self._guesses = RateLimiter(BUNDLE_GUESSES / 60.0, BUNDLE_GUESSES, self.clock)
         self._local = threading.local()
         self._targets: list[PgTarget] = []
@@ -473,18 +473,18 @@ class Collector:
         env = self.config.lists_token_env
         if env is None:
             return (403, NO_LISTS_TOKEN) if lan else None
-        if not self._guesses.waiting(client).allowed:
+        if not self._guesses.waiting(client_key(client)).allowed:
             return 429, "too many wrong list tokens from this address; wait"
         expected = os.environ.get(env, "").strip()
         presented = (authorization or "").encode("utf-8", "replace")
         if expected and hmac.compare_digest(presented, f"Bearer {expected}".encode()):
             return None
-        self._guesses.take(client)
+        self._guesses.take(client_key(client))
         return 401, "the list bundle needs the gates' bearer token ([fleet] lists_token_env)"
 
     def bundle_wait_s(self, client: str) -> str:
         """``Retry-After`` for an address told 429 by ``bundle_refusal``."""
-        return self._guesses.waiting(client).retry_after_header
+        return self._guesses.waiting(client_key(client)).retry_after_header
 
     def bundle_notice(self, lan: bool) -> str | None:
         """One line for the start of ``kiosk collect`` when the bundle is refused to every
@@ -522,14 +522,14 @@ class Collector:
         presents)."""
         if authorization is None:
             return from_this_host(client), None
-        if not self._guesses.waiting(client).allowed:
+        if not self._guesses.waiting(client_key(client)).allowed:
             return False, (429, "too many wrong tokens from this address; wait")
         env = self.config.status_token_env
         expected = os.environ.get(env, "").strip() if env else ""
         presented = authorization.encode("utf-8", "replace")
         if expected and hmac.compare_digest(presented, f"Bearer {expected}".encode()):
             return True, None
-        self._guesses.take(client)
+        self._guesses.take(client_key(client))
         return False, (401, "not the status token (status_token_env); without one: the public part")
 
     def status_json(self, whole: bool = True) -> dict[str, Any]:
@@ -706,37 +706,57 @@ BUNDLE_GUESSES = 10
 
 #: Connections the status server serves at once; one more is answered 503 and closed at once.
 STATUS_MAX_CONNECTIONS = 64
+#: Of those, what one client address may hold (an IPv6 /64 together: half of them), so one
+#: machine on the LAN holding idle connections leaves the port to the gates.
+STATUS_MAX_PER_CLIENT = 16
 _BUSY = b"HTTP/1.0 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n"
 
 
 class _BoundedServer(ThreadingHTTPServer):
-    """``ThreadingHTTPServer`` with at most ``max_connections`` threads: past them a
+    """``ThreadingHTTPServer`` with at most ``max_connections`` threads, at most
+    ``max_per_client`` of them one client address's (``ClientSlots``): past them a
     connection gets a 503 without a thread (nothing of it is read)."""
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], handler: Any, max_connections: int) -> None:
+    def __init__(
+        self, address: tuple[str, int], handler: Any, max_connections: int, max_per_client: int
+    ) -> None:
         super().__init__(address, handler)
         self._slots = threading.BoundedSemaphore(max_connections)
+        per_client = min(max_per_client, max_connections)
+        self._clients = ClientSlots(per_client, max(per_client, max_connections // 2))
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        client = str(client_address[0])
+        if not self._clients.take(client):
+            self._busy(request)
+            return
         if not self._slots.acquire(blocking=False):
-            with contextlib.suppress(OSError):
-                request.setblocking(False)
-                request.send(_BUSY)
-            self.shutdown_request(request)
+            self._clients.give(client)
+            self._busy(request)
             return
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._slots.release()
+            self._release(client)
             raise
+
+    def _busy(self, request: Any) -> None:
+        with contextlib.suppress(OSError):
+            request.setblocking(False)
+            request.send(_BUSY)
+        self.shutdown_request(request)
+
+    def _release(self, client: str) -> None:
+        self._slots.release()
+        self._clients.give(client)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            self._release(str(client_address[0]))
 
 
 class StatusServer:
@@ -752,11 +772,12 @@ class StatusServer:
         timeout_s: float = STATUS_TIMEOUT_S,
         max_connections: int = STATUS_MAX_CONNECTIONS,
         allowed_hosts: tuple[str, ...] = (),
+        max_per_client: int = STATUS_MAX_PER_CLIENT,
     ) -> None:
         self.collector = collector
         handler = _handler_for(collector, own_host_names((*allowed_hosts, host)))
         handler.timeout = timeout_s
-        self.httpd = _BoundedServer((host, port), handler, max_connections)
+        self.httpd = _BoundedServer((host, port), handler, max_connections, max_per_client)
         self._thread: threading.Thread | None = None
 
     @property

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 
 from kiosk import services
+from kiosk.typed import visible
 from office.pull import (
     PLAIN_JSON,
     REQUEST_DEADLINE_S,
@@ -231,8 +232,16 @@ def _fetch(
         )
     if status != 200:
         raise PullError(f"{url}: {status_words(status, answer_headers, body)}")
+    asked = url if day is None else f"{url}?day={day.isoformat()}"
     try:
         report = json.loads(body)
+    except (ValueError, RecursionError):
+        kind = visible(answer_headers.get("content-type", "no type")[:60])
+        raise PullError(
+            f"{asked}: the answer ({kind}, {len(body):,} bytes) is not JSON: a proxy's or"
+            " captive portal's page, not the gate's?"
+        ) from None
+    try:
         got = date.fromisoformat(report["day"])
         zone = report["timezone"]
         if not isinstance(zone, str) or not _ZONE.fullmatch(zone):
@@ -246,7 +255,7 @@ def _fetch(
         unsynced = _counts(clock.get("unsynced") if isinstance(clock, dict) else None, int, "clock")
         return _Report(got, zone, figures, unsynced or 0)
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise PullError(f"{url}: not a daily report ({exc})") from None
+        raise PullError(f"{asked}: not a daily report ({exc})") from None
 
 
 def collect_reports(

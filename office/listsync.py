@@ -56,6 +56,7 @@ from kiosk.lists import (
 )
 from kiosk.logs import FlapLimit, RepeatedFailure
 from kiosk.passes import TrustList
+from kiosk.typed import visible
 from office.deadline import Deadline, DeadlineExceeded
 from office.pull import (
     PLAIN_JSON,
@@ -91,6 +92,10 @@ RETRY_S = 60.0
 class PublishBusy(BundleError):
     """Another publish holds the bundle's folder (``publish_bundle``): try again, nothing
     was written."""
+
+
+#: What may come before a bundle's ``{``: white space and a byte order mark.
+_LEADING = b" \t\r\n\xef\xbb\xbf"
 
 
 class _BundleTooLarge(Exception):
@@ -665,7 +670,20 @@ class ListSync:
             return SyncResult("error", applied, self._refused(status))
         if status != 200:
             return SyncResult("error", applied, status_words(status, headers, body, OFFICE_MOVED))
+        if not bytes(body[:4096]).lstrip(_LEADING).startswith(b"{"):
+            return SyncResult("error", applied, self._not_a_bundle(headers, len(body)))
         return bytes(body), headers.get("etag")
+
+    def _not_a_bundle(self, headers: httpx.Headers, size: int) -> str:
+        """An answer that is no JSON object at all: someone else's page (a proxy's error, a
+        captive portal's sign-in) between the gate and the office, not a bundle the office
+        got wrong: the office was not reached."""
+        kind = visible(headers.get("content-type", "no type")[:60])
+        return (
+            f"{self.url} answered a page ({kind}, {size:,} bytes) that is not a lists bundle:"
+            " a proxy or a captive portal between this gate and the office? (or [fleet]"
+            " lists_url is not the collector's /lists/bundle)"
+        )
 
     def _unreachable(self, exc: Exception, deadline: Deadline) -> str:
         if deadline.expired:

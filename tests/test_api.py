@@ -337,6 +337,47 @@ def test_stats_returns_the_daily_report_for_a_day(core, client):
     assert client.get("/api/v1/stats", params={"day": "March"}, headers=headers).status_code == 422
 
 
+def test_a_dashboard_polling_stats_writes_an_audit_row_an_hour_not_one_a_poll(core, client, clock):
+    # An office dashboard polling /api/v1/stats every 10 s wrote 8,640 chained, fsynced
+    # audit rows a day on the gate's one writer, kept for ever (their detail alone purged).
+    headers, other = bearer(core, "stats:read"), bearer(core, "stats:read")
+    before = core.store.audits(limit=1000)[-1]["seq"]
+
+    def stats_rows() -> list[dict]:
+        rows = core.store.audits(after_seq=before, limit=1000)
+        return [r for r in rows if r["action"] == "export_stats"]
+
+    for _ in range(360):  # an hour of polls
+        assert client.get("/api/v1/stats", headers=headers).status_code == 200
+        clock.advance(10)
+    assert [r["detail"] for r in stats_rows()] == [{"day": "2026-03-02", "repeats": 0}]
+    assert client.get("/api/v1/stats", headers=headers).status_code == 200
+    assert stats_rows()[-1]["detail"] == {"day": "2026-03-02", "repeats": 359}
+    # Another day's report, or another token, is another read: its own row at once.
+    client.get("/api/v1/stats", params={"day": "2026-03-01"}, headers=headers)
+    client.get("/api/v1/stats", headers=other)
+    rows = stats_rows()
+    assert len(rows) == 4 and rows[2]["detail"]["day"] == "2026-03-01"
+    assert rows[3]["actor"] != rows[0]["actor"]
+
+
+def test_a_stats_read_whose_audit_row_failed_is_refused_and_the_next_one_written(
+    core, client, monkeypatch
+):
+    headers = bearer(core, "stats:read")
+    real = core.store.audit
+
+    def broken(*args, **kwargs):
+        raise StoreFault("store_fault", "disk full")
+
+    monkeypatch.setattr(core.store, "audit", broken)
+    assert client.get("/api/v1/stats", headers=headers).status_code == 503
+    monkeypatch.setattr(core.store, "audit", real)
+    assert client.get("/api/v1/stats", headers=headers).status_code == 200
+    rows = [r for r in core.store.audits(limit=1000) if r["action"] == "export_stats"]
+    assert [r["detail"]["repeats"] for r in rows] == [0]
+
+
 @pytest.mark.parametrize(
     ("day", "status"),
     [("0001-01-01", 422), ("9999-12-31", 422), ("2026-02-30", 400), ("0", 422), ("1e9", 422)],

@@ -347,6 +347,10 @@ def page(*rows, kiosk_id="gate-north", next_=None, last=None) -> str:
         (page(row(pass_id="P\udcff")), "not text of 1 to 128"),
         (page(row(direction="sideways")), "not 'in' or 'out'"),
         (page(row(decision="deny")), "not a passing decision"),
+        # A list or object for the decision raised TypeError (unhashable) out of the page's
+        # check: said as this gate's event log failing, with a traceback in the journal.
+        (page(row(decision=["pass"])), "decision is a JSON list"),
+        (page(row(decision={"pass": 1})), "decision is a JSON object"),
         (page(row(ts="yesterday")), "not an ISO 8601 time"),
         (page(row(ts="2026-03-02T10:00:00")), "without its UTC offset"),
         (page(row(flags=["x"] * 100)), "not a short list"),

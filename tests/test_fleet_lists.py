@@ -210,6 +210,27 @@ def test_an_oversized_bundle_is_refused_without_reading_it_all(gate, office):
     assert _sync(gate, server).check().outcome == "rejected"
 
 
+class Portal(Office):
+    """A captive portal or a proxy between the gate and the office: its own page, 200."""
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        page = b"<!DOCTYPE html><html><body>Sign in to the guest Wi-Fi</body></html>"
+        return httpx.Response(200, content=page, headers={"Content-Type": "text/html"})
+
+
+def test_a_captive_portals_page_is_the_office_not_reached_not_a_rejected_bundle(gate, office):
+    # A proxy's or captive portal's HTML page, answered 200, was "lists rejected: bundle
+    # must be an object with key_id, payload and signature" and state "rejected", as for a
+    # bundle the office signed wrong: the operator looked at the office's signing key.
+    sync = _sync(gate, Portal(office.bundle))
+    result = sync.check()
+    assert result.outcome == "error", result
+    assert URL in result.message and "text/html" in result.message, result.message
+    assert "not a lists bundle" in result.message, result.message
+    assert sync.status()["state"] == "offline"
+
+
 def test_a_gate_offline_for_a_day_keeps_its_lists_and_says_how_old_they_are(gate, office, clock):
     server = Office(office.bundle)
     publish_bundle(office.key, _lists(), office.bundle, now=clock.now())

@@ -399,3 +399,16 @@ def test_a_screen_key_that_is_no_text_is_a_wrong_key_not_a_server_error(guard_co
             for i in range(guard_core.config.web.login_attempts_per_min + 1)
         ]
         assert codes[0] == 401 and codes[-1] == 429, codes
+
+
+def test_the_language_cookie_is_secure_on_https_as_the_session_cookie_is(guard_core) -> None:
+    # On the TLS port the session cookie was Secure but kiosk_lang was not: every cookie of
+    # an https origin should be, else a plain-http page of the same host can overwrite it.
+    app: FastAPI = make_app(guard_core)
+    with TestClient(app, base_url="https://kiosk.test") as client:
+        page = client.get("/guard/login", params={"lang": "en"})
+        cookie = page.headers["set-cookie"]
+    assert cookie.startswith("kiosk_lang=en") and "secure" in cookie.lower(), cookie
+    with TestClient(app, base_url=BASE) as client:  # plain http cannot set it
+        cookie = client.get("/guard/login", params={"lang": "en"}).headers["set-cookie"]
+    assert "secure" not in cookie.lower() and "httponly" in cookie.lower(), cookie

@@ -120,6 +120,32 @@ def test_guessing_the_lists_token_is_limited_per_address(bundle, monkeypatch, cl
         collector.stop()
 
 
+def test_guessing_the_lists_token_from_rotating_ipv6_addresses_is_limited_as_one(
+    bundle, monkeypatch, clock
+):
+    # One host with an IPv6 /64 guessed from a new address each time, never slowed.
+    monkeypatch.setenv("LISTS_TOKEN", "the-gates-token-0123456789")
+    monkeypatch.setenv("TOKEN", "unused")
+    config = CollectorConfig.model_validate(
+        {"kiosks": [{"url": "http://gate-1", "token_env": "TOKEN"}],
+         "lists_bundle_file": str(bundle), "lists_token_env": "LISTS_TOKEN"}
+    )  # fmt: skip
+    collector = Collector(config, NOWHERE_DSN, clock=clock)
+    try:
+        codes = [
+            (collector.bundle_refusal(f"Bearer g{n}", lan=True, client=f"2001:db8::{n:x}")
+             or (None,))[0]
+            for n in range(1, collector_mod.BUNDLE_GUESSES + 3)
+        ]  # fmt: skip
+        assert codes[-1] == 429, codes
+        good = "Bearer the-gates-token-0123456789"
+        assert collector.bundle_refusal(good, lan=True, client="2001:db8:0:1::1") is None
+        whole, refusal = collector.status_view("Bearer x", "::ffff:10.0.0.1")
+        assert refusal is not None and refusal[0] == 401
+    finally:
+        collector.stop()
+
+
 def test_on_loopback_the_bundle_is_served_without_a_token_as_before(bundle, monkeypatch):
     collector = _collector(bundle, monkeypatch)
     server = StatusServer(collector, "127.0.0.1", 0)
@@ -257,3 +283,45 @@ def test_the_puller_refuses_a_password_in_the_url_and_stores_nothing(tmp_path):
         assert SECRET not in str(info.value)
         sources = puller.target.conn.execute("SELECT url FROM pull_sources").fetchall()  # type: ignore[attr-defined]
     assert sources == []
+
+
+def test_one_lan_host_holding_idle_connections_leaves_the_status_port_to_the_gates(
+    bundle, monkeypatch
+):
+    # The status port served 64 connections in all, whoever held them: one machine on the
+    # LAN opening idle ones (each held for the 10 s timeout, opened again) had every gate's
+    # /lists/bundle answered 503 busy, for as long as it kept at it.
+    import socket
+
+    collector = _collector(bundle, monkeypatch)
+    server = StatusServer(collector, "127.0.0.1", 0, max_connections=8, max_per_client=2)
+    server.start()
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as third:
+            third.settimeout(5)
+            assert third.recv(200).startswith(b"HTTP/1.0 503")  # that host's share is taken
+        gate = httpx.HTTPTransport(local_address="127.0.0.2")  # another host
+        with httpx.Client(transport=gate, base_url=f"http://127.0.0.1:{server.port}") as http:
+            assert http.get("/lists/bundle").status_code == 200
+    finally:
+        for conn in idle:
+            conn.close()
+        server.stop()
+        collector.stop()
+
+
+def test_client_slots_count_an_address_alone_and_an_ipv6_64_together():
+    from kiosk.ratelimit import ClientSlots
+
+    slots = ClientSlots(per_address=2, per_network=3)
+    assert slots.take("10.0.0.1") and slots.take("10.0.0.1") and not slots.take("10.0.0.1")
+    assert slots.take("::ffff:10.0.0.2") and slots.take("10.0.0.2")
+    assert not slots.take("::ffff:10.0.0.2")  # an IPv4-mapped address is its IPv4 one
+    assert all(slots.take(f"2001:db8::{n}") for n in range(1, 4))
+    assert not slots.take("2001:db8::99")  # the /64's share is taken
+    assert slots.take("2001:db8:0:1::1")
+    slots.give("2001:db8::2")
+    assert slots.take("2001:db8::77")
+    slots.give("10.0.0.1")
+    assert slots.take("10.0.0.1")

@@ -3,6 +3,8 @@ kiosk_id never repeated whole."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import httpx
 import pytest
 
@@ -105,3 +107,17 @@ def test_a_gate_s_list_sync_says_where_a_redirect_points(tmp_path, clock):
         assert "lists_url" in result.message
     finally:
         store.close()
+
+
+def test_a_gate_report_answered_by_someone_elses_page_names_the_day_and_the_page():
+    """Before: "http://gate-1/api/v1/stats: not a daily report (Expecting value: line 1
+    column 1 (char 0))": neither which day's report nor that the answer was a proxy's or
+    captive portal's HTML page, not the gate's."""
+    page = b"<html><body>Proxy error: upstream timed out</body></html>"
+    client = _answering(httpx.Response(200, content=page, headers={"Content-Type": "text/html"}))
+    with pytest.raises(PullError) as info:
+        fetch_report(client, "http://gate-1", "kt_x_y", date(2026, 3, 2))
+    message = str(info.value)
+    assert "day=2026-03-02" in message and "is not JSON" in message, message
+    assert f"text/html, {len(page)} bytes" in message, message
+    assert "Expecting value" not in message, message

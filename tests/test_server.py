@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import socket
 import ssl
@@ -21,6 +22,7 @@ from checkpoint.server import (
     server_config,
 )
 from kiosk.config.web import WebSection
+from kiosk.ratelimit import client_key
 
 
 class FakeProtocol:
@@ -39,6 +41,63 @@ def test_the_gate_refuses_past_the_per_address_cap():
     gate.release("10.0.0.9")
     assert gate.admit("10.0.0.9")
     assert gate.refused == 1
+
+
+def test_an_ipv6_host_rotating_addresses_in_its_64_is_capped_as_one_network():
+    # Every SLAAC host has 2**64 addresses: one new address per connection got a fresh
+    # per-client budget each time, so one host could hold every slot (bodies that never
+    # come are not evictable) and the office's temperature checks were refused again.
+    gate = ConnectionGate(max_total=100, max_per_client=2)
+    assert all(gate.admit(f"2001:db8:1:2::{n:x}") for n in range(1, 51))
+    assert not gate.admit("2001:db8:1:2:ffff:ffff:ffff:fffe")  # the same /64
+    assert gate.admit("2001:db8:1:3::1")  # the next /64 is someone else
+    assert gate.admit("192.0.2.1") and gate.open_total == 52
+    gate.release("2001:db8:1:2::2")
+    assert gate.admit("2001:db8:1:2::99")
+    assert gate.refused == 1 and gate.max_per_network == 50
+
+
+class Silent(FakeProtocol):
+    def __init__(self, peer: str) -> None:
+        super().__init__()
+        self.peer = peer
+        self.network = client_key(peer)
+
+
+def test_at_a_64s_cap_its_own_oldest_silent_connection_makes_room():
+    # One machine of a LAN's /64 (the whole LAN, often) flooding idle connections must not
+    # lock its neighbours out: at the /64's cap its oldest silent connection is closed.
+    gate = ConnectionGate(max_total=100, max_per_client=10, max_per_network=3)
+    other, own = Silent("2001:db8:9::1"), Silent("2001:db8:1:2::66")
+    assert gate.admit(other.peer) and gate.admit(own.peer)
+    gate.waiting[1], gate.waiting[2] = other, own
+    assert gate.admit("2001:db8:1:2::67") and gate.admit("2001:db8:1:2::68")
+    assert gate.admit("2001:db8:1:2::69")  # a neighbour's request gets in
+    assert own.evicted and not other.evicted and gate.evicted == 1
+    assert not gate.admit("2001:db8:1:2::70")  # nobody silent left in the /64: refused
+    assert gate.refused == 1
+
+
+def test_one_ipv6_address_is_still_capped_alone():
+    gate = ConnectionGate(max_total=100, max_per_client=2)
+    assert gate.admit("2001:db8::1") and gate.admit("2001:db8::1")
+    assert not gate.admit("2001:db8::1")
+    assert gate.admit("2001:db8::2")  # a neighbour in the /64 has its own
+
+
+def test_an_ipv4_mapped_client_is_capped_with_its_ipv4_address():
+    gate = ConnectionGate(max_total=100, max_per_client=2)
+    assert gate.admit("::ffff:192.0.2.7") and gate.admit("192.0.2.7")
+    assert not gate.admit("::ffff:192.0.2.7")
+    assert gate.admit("192.0.2.8")  # IPv4 stays per address
+
+
+def test_the_screens_headroom_still_goes_by_the_screens_own_address():
+    screen = (ipaddress.ip_network("::1/128"),)
+    gate = ConnectionGate(max_total=1, max_per_client=10, screens=screen)
+    assert gate.admit("2001:db8::5")
+    assert gate.admit("::1")  # the kiosk's own screen, past the cap
+    assert not gate.admit("::2")  # in ::1's /64 but not the screen
 
 
 def test_at_the_overall_cap_the_oldest_silent_connection_makes_room():
@@ -167,3 +226,58 @@ def test_connections_on_the_listening_socket_send_without_nagles_delay(host):
 
     asyncio.run(asyncio.wait_for(run(), 10))
     assert seen and seen[0] != 0
+
+
+def _served(app: FastAPI, payload: bytes) -> bytes:
+    """What the real server (``build_server``) answers to ``payload`` sent on one connection,
+    until it closes the connection (or 5 s)."""
+    import asyncio
+
+    from checkpoint.server import build_server
+
+    server = build_server(app, WebSection(host="127.0.0.1", port=0))
+
+    async def exchange() -> bytes:
+        server.config.load()
+        server.lifespan = server.config.lifespan_class(server.config)
+        await server.startup(sockets=[server.sock])
+        try:
+            port = server.sock.getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(payload)
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            return answer
+        finally:
+            await server.shutdown(sockets=[server.sock])
+
+    return asyncio.run(exchange())
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding: chunked\r\nContent-Length: 40\r\n",
+    ],
+)
+def test_a_request_framed_both_by_length_and_chunks_is_refused_and_the_connection_closed(framing):
+    # Request smuggling: a body both Content-Length- and chunk-framed was read by its chunks
+    # and the connection kept open, so the request hidden after its "0" chunk ran as the
+    # next one. A proxy in front (web.trusted_proxies) that frames by the length forwards it
+    # as body of the first, and its answer goes to whoever is next on that connection.
+    ran: list[str] = []
+    app = _echo_app()
+
+    @app.get("/hidden")
+    def hidden() -> dict:
+        ran.append("hidden")
+        return {}
+
+    smuggled = b"GET /hidden HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    head = b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n" + framing + b"\r\n"
+    answer = _served(app, head + b"0\r\n\r\n" + smuggled)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert answer.count(b"HTTP/1.1 ") == 1 and not ran, answer
+    assert b"connection: close" in answer.lower()

@@ -29,7 +29,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
 import secrets
 from collections import deque
@@ -44,6 +43,7 @@ from fastapi.responses import Response
 from kiosk import accounts
 from kiosk.accounts import Account, AccountStore
 from kiosk.clock import Clock
+from kiosk.ratelimit import client_key
 from kiosk.store import StoreFault
 
 COOKIE = "kiosk_session"
@@ -418,19 +418,8 @@ class SessionManager:
         return -60 <= age <= LOGIN_FORM_TTL_S
 
 
-def limit_key(addr: str) -> str:
-    """Whom a login failure from ``addr`` counts against: an IPv4 address (an IPv4-mapped
-    IPv6 one as that IPv4 address), or an IPv6 address's /64, the least a network hands one
-    home or phone (an attacker rotating addresses inside it is one sender)."""
-    try:
-        ip = ipaddress.ip_address(addr.split("%", 1)[0])
-    except ValueError:
-        return addr[:64]  # "unknown", or a test client's name
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
+#: Whom a login failure from an address counts against (an IPv6 address's /64).
+limit_key = client_key
 
 
 class LoginLimiter:

@@ -582,10 +582,14 @@ def audited_route(back: str) -> type[APIRoute]:
 
 def remember_lang(request: Request, response: Response) -> None:
     """The language a page was asked in (``?lang=``) stays for the pages after it (a cookie):
-    chosen on the sign-in page, it is the console's after signing in."""
+    chosen on the sign-in page, it is the console's after signing in. Secure over HTTPS,
+    as the session cookie is."""
     chosen = request.query_params.get("lang")
     if chosen in i18n.LANGS:
-        response.set_cookie("kiosk_lang", chosen, samesite="strict", path="/", httponly=True)
+        secure = request.url.scheme == "https"
+        response.set_cookie(
+            "kiosk_lang", chosen, samesite="strict", path="/", httponly=True, secure=secure
+        )
 
 
 def room(page: str, *, prefix: str = "/guard", tag: str = "guard console") -> APIRouter:
