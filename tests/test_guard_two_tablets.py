@@ -1,0 +1,146 @@
+"""Two guards at one gate, each on a tablet signed in to the same console: what one does
+while the other's page still shows the state before it. A removal (a quarantine lifted, a
+pass restored, a household taken off the ledger) acts on the entry its page showed, or not
+at all: the form carries the entry's version as drawn (``kiosk.lists.entry_version``) and
+the list store refuses it when the entry has changed since, saying what it is now."""
+
+from __future__ import annotations
+
+import html
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from guard_support import ADMIN_PW, make_app, send, signed_in
+
+from kiosk import lists as kiosk_lists
+from kiosk import queries
+
+
+@pytest.fixture
+def app(guard_core):
+    return make_app(guard_core)
+
+
+@pytest.fixture
+def tablets(app):
+    """Guard A (alice) and guard B (root), each signed in on a tablet of their own."""
+    with signed_in(app) as a, signed_in(app, "root", ADMIN_PW) as b:
+        yield a, b
+
+
+def remove_form(page: str, which: str, key: str, value: str) -> dict[str, str]:
+    """The hidden fields of the remove form of the row of list ``which`` whose ``key`` is
+    ``value``, as the lists page draws it."""
+    for form in re.findall(
+        rf'<form method="post" action="/guard/lists/{which}/remove">(.*?)</form>', page, re.S
+    ):
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+        fields = {k: html.unescape(v) for k, v in fields.items()}
+        if fields.get(key) == value:
+            return fields
+    raise AssertionError(f"no remove form for {key}={value}")
+
+
+def confirmed(tablet, path: str, fields: dict[str, str]) -> dict[str, str]:
+    """The confirmation step's form, as the page of ``fields`` sent to ``path`` draws it."""
+    asked = send(tablet, path, fields)
+    assert asked.status_code == 200 and 'id="confirm-form"' in asked.text, asked.text[:300]
+    form = asked.text.split('id="confirm-form"', 1)[1].split("</form>", 1)[0]
+    found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)
+    return {k: html.unescape(v) for k, v in found}
+
+
+def refusal(response) -> str | None:
+    assert response.status_code == 303, response.text[:300]
+    return parse_qs(urlsplit(response.headers["location"]).query).get("err", [None])[0]
+
+
+def quarantine_add(core, household: str, actor: str = "office") -> int:
+    core.lists.add_quarantine(household, None, "2026-01-01", "2026-12-31", actor=actor)
+    return max(e.id for e in core.lists.current.quarantine if e.household == household)
+
+
+def test_a_quarantine_lift_drawn_before_another_guard_reused_its_entry_lifts_nothing(
+    tablets, guard_core
+):
+    """A's page shows entry N (household 5-202); B lifts it and quarantines 3-301, which the
+    store numbers N again (the highest id freed). A's confirmation must not lift 3-301."""
+    a, b = tablets
+    entry = quarantine_add(guard_core, "5-202")
+    path = "/guard/lists/quarantine/remove"
+    shown = remove_form(a.get("/guard/lists").text, "quarantine", "id", str(entry))
+    a_confirm = confirmed(a, path, shown)
+    b_confirm = confirmed(
+        b, path, remove_form(b.get("/guard/lists").text, "quarantine", "id", str(entry))
+    )
+    assert refusal(send(b, path, b_confirm)) is None
+    assert quarantine_add(guard_core, "3-301", actor="root") == entry  # the same number again
+    answer = send(a, path, a_confirm)
+    said = refusal(answer)
+    assert said is not None and "3-301" in said
+    shown = a.get(answer.headers["location"]).text  # in the guard's language, what it is now
+    assert "已被改动" in shown and "3-301" in shown
+    assert [e.household for e in guard_core.lists.current.quarantine] == ["3-301"]
+
+
+def test_a_pass_restored_from_a_page_drawn_before_it_was_revoked_again_stays_revoked(
+    tablets, guard_core
+):
+    """The card was found (A asks to restore the pass); meanwhile B restored it and, told it
+    was stolen after all, revoked it again. A's confirmation lifts nothing."""
+    a, b = tablets
+    pass_id = "a1b2c3d4e5f6"
+    guard_core.lists.revoke(pass_id, "lost", actor="alice")
+    path = "/guard/lists/revocations/remove"
+    a_confirm = confirmed(
+        a, path, remove_form(a.get("/guard/lists").text, "revocations", "pass_id", pass_id)
+    )
+    guard_core.clock.advance(60)
+    guard_core.lists.unrevoke(pass_id, actor="root")
+    guard_core.clock.advance(60)
+    guard_core.lists.revoke(pass_id, "stolen", actor="root")
+    assert refusal(send(a, path, a_confirm)) is not None
+    assert guard_core.lists.current.is_revoked(pass_id)
+
+
+def test_a_household_removed_from_a_page_drawn_before_another_guard_set_it_stays(
+    tablets, guard_core
+):
+    a, _b = tablets
+    guard_core.lists.set_household("9-909", actor="office", residents=3)
+    path = "/guard/lists/households/remove"
+    a_confirm = confirmed(
+        a, path, remove_form(a.get("/guard/lists").text, "households", "household", "9-909")
+    )
+    guard_core.clock.advance(60)
+    guard_core.lists.set_household(
+        "9-909", actor="root", residents=3, observation_until="2026-12-30"
+    )
+    assert refusal(send(a, path, a_confirm)) is not None
+    assert guard_core.lists.current.households["9-909"].observation_until is not None
+
+
+def test_a_removal_of_an_unchanged_entry_goes_ahead(tablets, guard_core):
+    a, _b = tablets
+    entry = quarantine_add(guard_core, "5-202")
+    path = "/guard/lists/quarantine/remove"
+    a_confirm = confirmed(
+        a, path, remove_form(a.get("/guard/lists").text, "quarantine", "id", str(entry))
+    )
+    assert refusal(send(a, path, a_confirm)) is None
+    assert guard_core.lists.current.quarantine == () or not guard_core.lists.current.quarantine
+
+
+def test_the_store_refuses_a_removal_of_an_entry_changed_since_it_was_seen(guard_core):
+    entry = quarantine_add(guard_core, "5-202")
+    (row,) = queries.list_rows(guard_core.store)["quarantine"]
+    seen = kiosk_lists.entry_version("quarantine", row)
+    guard_core.lists.remove_quarantine(entry, actor="root")
+    assert quarantine_add(guard_core, "3-301") == entry
+    with pytest.raises(kiosk_lists.ListChanged, match="3-301"):
+        guard_core.lists.remove_quarantine(entry, actor="alice", seen=seen)
+    assert len(guard_core.lists.current.quarantine) == 1
+    # Without a version (a script, the CLI) the entry of that number goes, as before.
+    guard_core.lists.remove_quarantine(entry, actor="alice")
+    assert not guard_core.lists.current.quarantine
