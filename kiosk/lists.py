@@ -1177,9 +1177,17 @@ class ListStore:
     # -- guard edits ------------------------------------------------------------------------
 
     def revoke(self, pass_id: str, reason: str, actor: str) -> Lists:
+        """A guard's revocation of ``pass_id``. One a guard (or a sheet) already made stands:
+        another guard's revocation from a page drawn before it (two tablets at one gate)
+        would write over its reason and who made it (``ListError``; to say it anew, lift it
+        first). One only the office's bundle makes gets the guard's beside it."""
         row = self._validate(RevocationIn, {"pass_id": pass_id, "reason": reason})
 
         def apply(db: sqlite_utils.Database, now: datetime) -> None:
+            before = next(db["list_revocations"].rows_where("pass_id = ?", [row.pass_id]), None)
+            if before is not None and before["source"] != "bundle":
+                who = before["actor"] or before["source"]
+                raise ListError(f"pass {row.pass_id} is already revoked by {who}; it stays so")
             held = self._held_clock()
             _upsert_local_revocations(db, [self._revocation_row(row, "guard", actor, now, held)])
 

@@ -144,3 +144,21 @@ def test_the_store_refuses_a_removal_of_an_entry_changed_since_it_was_seen(guard
     # Without a version (a script, the CLI) the entry of that number goes, as before.
     guard_core.lists.remove_quarantine(entry, actor="alice")
     assert not guard_core.lists.current.quarantine
+
+
+def test_a_pass_revoked_by_another_guard_meanwhile_keeps_that_guards_revocation(
+    tablets, guard_core
+):
+    """A asks to void a pass as lost; before A confirms, B voids it as stolen (call the
+    police if it is shown). A's confirmation used to write over B's: the reason the gate's
+    card shows became "lost", by A. B's revocation stays, and A is told whose it is."""
+    a, b = tablets
+    pass_id = "a1b2c3d4e5f6"
+    path = "/guard/lists/revocations/add"
+    a_confirm = confirmed(a, path, {"csrf": a.csrf, "pass_id": pass_id, "note": "lost"})
+    b_confirm = confirmed(b, path, {"csrf": b.csrf, "pass_id": pass_id, "note": "stolen"})
+    assert refusal(send(b, path, b_confirm)) is None
+    said = refusal(send(a, path, a_confirm))
+    assert said is not None and "root" in said
+    (row,) = queries.list_rows(guard_core.store)["revocations"]
+    assert (row["reason"], row["actor"]) == ("stolen", "root")
