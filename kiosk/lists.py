@@ -270,6 +270,12 @@ def _held_spelling(db: sqlite_utils.Database, household: str) -> str:
     return next((str(h) for (h,) in rows if same_text(str(h)) == key), household)
 
 
+def _household_entry(db: sqlite_utils.Database, household: str) -> dict[str, Any] | None:
+    """The households list's row for ``household`` (``_held_spelling``), or None."""
+    held = _held_spelling(db, household)
+    return next(db["list_households"].rows_where("household = ?", [held]), None)
+
+
 def _same_person(a: str, b: str) -> bool:
     return same_text(a) == same_text(b)
 
@@ -961,6 +967,11 @@ _SEEN_COLUMNS = {
 _SEEN_LISTS = {table: name for name, (table, _) in _SEEN_COLUMNS.items()}
 
 
+#: The ``seen`` of a form whose page showed no such entry (the households' add form): the
+#: change is refused (``ListChanged``) if one was written since.
+NEW_ENTRY = "new"
+
+
 def entry_version(which: str, row: Mapping[str, Any]) -> str:
     """The version of an entry of list ``which`` (``quarantine``, ``revocations``,
     ``households``) as stored (a row of ``kiosk.queries.list_rows``): a page's removal form
@@ -1241,17 +1252,35 @@ class ListStore:
         residents: int | None = None,
         observation_until: date | str | None = None,
         note: str = "",
+        seen: str | None = None,
     ) -> Lists:
+        """A guard's entry for ``household``, in place of the one there (matched as the gate
+        matches). ``seen``: the version of that entry as the guard's page showed it
+        (``entry_version``), or ``NEW_ENTRY`` when it showed none; else ``ListChanged``, so
+        another guard's entry (an observation set for a returnee) is not replaced unseen.
+        None: not checked (a script)."""
         entry = {"household": household, "residents": residents, "note": note}
         row = self._validate(HouseholdIn, entry | {"observation_until": observation_until})
 
         def apply(db: sqlite_utils.Database, now: datetime) -> None:
             record = self._household_row(row, "guard", actor, now)
             record["household"] = _held_spelling(db, row.household)
+            if seen is not None:
+                before = _household_entry(db, row.household)
+                if before is None and seen != NEW_ENTRY:
+                    raise ListError(f"household {row.household!r} is not in the ledger")
+                if before is not None and seen != entry_version("households", before):
+                    raise ListChanged(_changed("list_households", before["household"], before))
             db.table("list_households").upsert(record, pk="household")
 
         detail = {"household": row.household, "observation_until": _iso(row.observation_until)}
         return self._guard_edit(apply, actor, "lists.household_set", detail)
+
+    def household_entry(self, household: str) -> dict[str, Any] | None:
+        """The households list's entry for ``household`` as stored (a row of
+        ``kiosk.queries.list_rows``: its ``entry_version`` is what a form carries), matched
+        as the gate matches (``same_text``); None when there is none."""
+        return _household_entry(self._store.reader(), household)
 
     def remove_household(self, household: str, actor: str, seen: str | None = None) -> Lists:
         """Take ``household`` off the ledger; ``seen`` as ``unrevoke``'s."""

@@ -162,3 +162,58 @@ def test_a_pass_revoked_by_another_guard_meanwhile_keeps_that_guards_revocation(
     assert said is not None and "root" in said
     (row,) = queries.list_rows(guard_core.store)["revocations"]
     assert (row["reason"], row["actor"]) == ("stolen", "root")
+
+
+def add_form(page: str, which: str) -> dict[str, str]:
+    """The hidden fields of list ``which``'s add form (its CSRF and ``once`` tokens)."""
+    form = page.split(f'action="/guard/lists/{which}/add"', 1)[1].split("</form>", 1)[0]
+    found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)
+    return {k: html.unescape(v) for k, v in found}
+
+
+def test_a_household_added_over_another_guards_entry_asks_first_and_keeps_its_observation(
+    tablets, guard_core
+):
+    """B puts 9-909 under observation (a returnee); A, whose page showed no 9-909, adds it
+    with its residents. A's form used to replace B's entry whole: the observation gone, the
+    returnee let through. A is shown the entry as it is and asked to replace it."""
+    a, b = tablets
+    path = "/guard/lists/households/add"
+    a_form = add_form(a.get("/guard/lists").text, "households") | {
+        "household": "9-909",
+        "residents": "4",
+    }
+    b_form = add_form(b.get("/guard/lists").text, "households")
+    b_form |= {"household": "9-909", "residents": "3", "observation_until": "2026-12-30"}
+    assert refusal(send(b, path, b_form)) is None
+    asked = send(a, path, a_form)
+    assert asked.status_code == 200 and 'id="confirm-form"' in asked.text
+    assert "2026-12-30" in asked.text and "root" in asked.text  # what it is now
+    assert guard_core.lists.current.households["9-909"].observation_until is not None
+    # Confirmed, A's entry replaces the one A was shown...
+    a_confirm = confirmed(a, path, a_form)
+    # ...unless it changed again before A confirmed.
+    guard_core.clock.advance(60)
+    guard_core.lists.set_household(
+        "9-909", actor="root", residents=3, observation_until="2026-12-31"
+    )
+    assert refusal(send(a, path, a_confirm)) is not None
+    assert str(guard_core.lists.current.households["9-909"].observation_until) == "2026-12-31"
+    a_confirm = confirmed(a, path, add_form(a.get("/guard/lists").text, "households") | a_form)
+    assert refusal(send(a, path, a_confirm)) is None
+    household = guard_core.lists.current.households["9-909"]
+    assert (household.residents, household.observation_until) == (4, None)
+
+
+def test_a_household_another_guard_added_after_the_add_form_was_checked_is_not_replaced(
+    guard_core,
+):
+    """The page saw no 9-909 (``NEW_ENTRY``); another guard's entry written in between stays."""
+    guard_core.lists.set_household(
+        "9-909", actor="root", residents=3, observation_until="2026-12-30"
+    )
+    with pytest.raises(kiosk_lists.ListChanged, match="root"):
+        guard_core.lists.set_household(
+            "9-909", actor="alice", residents=4, seen=kiosk_lists.NEW_ENTRY
+        )
+    assert guard_core.lists.current.households["9-909"].residents == 3

@@ -224,7 +224,8 @@ def _households(op: str, form: FormData) -> tuple[ListEdit, dict[str, Any]]:
     residents = whole(form.get("residents"), "lists.residents", 0, 100, None)
     until = date_field(form.get("observation_until"), "lists.observation")
     entry = {"household": household, "residents": residents, "observation_until": until}
-    return ListStore.set_household, entry | {"note": clean(form.get("note"), "lists.note")}
+    entry |= {"note": clean(form.get("note"), "lists.note"), "seen": seen(form)}
+    return ListStore.set_household, entry
 
 
 def list_edit(which: str, op: str, form: FormData, today: date) -> tuple[ListEdit, dict[str, Any]]:
