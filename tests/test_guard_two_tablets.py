@@ -6,15 +6,20 @@ the list store refuses it when the entry has changed since, saying what it is no
 
 from __future__ import annotations
 
+import asyncio
 import html
+import json
 import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from guard_support import ADMIN_PW, make_app, send, signed_in
+from guard_support import ADMIN_PW, add_event, make_app, post, send, signed_in
 
 from kiosk import lists as kiosk_lists
 from kiosk import queries
+from ui.auth import COOKIE
+from ui.guard.live import FeedStream
+from ui.views import ScreenTracker, current_state
 
 
 @pytest.fixture
@@ -217,3 +222,34 @@ def test_a_household_another_guard_added_after_the_add_form_was_checked_is_not_r
             "9-909", actor="alice", residents=4, seen=kiosk_lists.NEW_ENTRY
         )
     assert guard_core.lists.current.households["9-909"].residents == 3
+
+
+def alarm_keys(lines: list[str]) -> list[list[str]]:
+    """The alarm cards of each ``alarms`` event among a stream's lines, by key."""
+    drawn = [line for line in lines if line.startswith("event: alarms")]
+    return [[c["key"] for c in json.loads(line.split("data: ", 1)[1])] for line in drawn]
+
+
+def test_an_alarm_closed_on_one_tablet_leaves_the_other_tablets_feed_at_once(
+    app, tablets, guard_core
+):
+    """A closes the fever alarm; B's live page kept showing it open (and counting it) until
+    some other passage or device change came, so B went to the gate for it too. Closing
+    tells every open stream, and each draws the alarms again."""
+    a, b = tablets
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.4, household="3-201")
+    g = app.state.guard
+    b_session = g.auth.sessions.read(b.cookies.get(COOKIE))
+    b_stream = FeedStream(g, b_session, "en", guard_core.store.last_seq)
+    tracker = ScreenTracker(current_state(guard_core))
+    told = guard_core.bus.subscribe(name="tablet-b")  # as B's open stream is
+    try:
+        assert alarm_keys([asyncio.run(b_stream.alarms())]) == [["event:1"]]
+        closed = post(a, "/guard/alarms/ack", a.csrf, only="event:1", resolution="handled")
+        assert refusal(closed) is None
+        lines: list[str] = []
+        while (message := told.get_nowait()) is not None:
+            lines += asyncio.run(b_stream.on_message(message, tracker))
+    finally:
+        told.close()
+    assert alarm_keys(lines) == [[]]

@@ -154,6 +154,11 @@ def api_feed(
     }
 
 
+#: The bus message a console's close of alarms publishes (``keys``): every live stream
+#: draws the alarms again.
+ALARMS_CLOSED = "alarms_closed"
+
+
 class FeedStream:
     """One guard's live stream: new rows since ``after``, alarms, the kiosk's state."""
 
@@ -197,8 +202,8 @@ class FeedStream:
             return [*await self.rows(), await self.alarms()]
         if kind == "alarm":
             return [await self.alarms()] if self.g.alarms.note_message(message) else []
-        if kind == "peers":  # a gate of the compound went unknown here, or answers again
-            return [await self.alarms()]
+        if kind in ("peers", ALARMS_CLOSED):  # a gate of the compound went unknown here, or
+            return [await self.alarms()]  # answers again; alarms closed on another console
         if tracker.feed(message):
             view = kiosk_view(tracker.state, tracker.decision, self.lang, fever_c=self.g.fever_c)
             return [sse("state", view)]
@@ -273,6 +278,9 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
     )
     if not closed:
         raise BadInput("err.no_alarm")
+    # Every other open console (a second tablet) draws its alarms again now, not at the
+    # next passage: the same cards, the same count, on each.
+    g.core.bus.publish({"type": ALARMS_CLOSED, "keys": [a.key for a in closed]})
     return done(request, "/guard")
 
 
