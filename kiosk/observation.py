@@ -476,12 +476,17 @@ class ObservationLedger:
         )
         return self._changed(person_id)
 
-    def set_status(self, person_id: int, status: str, actor: str) -> Person:
-        """Clear, escalate or transfer (or put back under observation)."""
+    def set_status(self, person_id: int, status: str, actor: str, was: str | None = None) -> Person:
+        """Clear, escalate or transfer (or put back under observation). ``was``: the status
+        the manager's page showed; when it is no longer the person's (another manager's
+        tablet changed it since: an escalation to the clinic), nothing is changed and the
+        error says what it is now. None: not checked (a script)."""
         who = check_actor(actor)
         if status not in STATUSES:
             raise CommunityError(f"status: one of {', '.join(STATUSES)}")
         before = self.person(person_id)
+        if was is not None and before.status != was:
+            raise CommunityError(f"person {person_id} is now {before.status}; not changed")
         if before.status == status:
             raise CommunityError(f"person {person_id} is already {status}")
         # Kept with its clocks when the clock is not set (dated by them, ``counts_for_day``).

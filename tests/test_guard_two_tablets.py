@@ -17,6 +17,7 @@ from guard_support import ADMIN_PW, add_event, make_app, post, send, signed_in
 
 from kiosk import lists as kiosk_lists
 from kiosk import queries
+from kiosk.accounts import hash_password
 from ui.auth import COOKIE
 from ui.guard.live import FeedStream
 from ui.views import ScreenTracker, current_state
@@ -253,3 +254,32 @@ def test_an_alarm_closed_on_one_tablet_leaves_the_other_tablets_feed_at_once(
     finally:
         told.close()
     assert alarm_keys(lines) == [[]]
+
+
+def status_form(page: str, pid: int) -> dict[str, str]:
+    """The hidden fields of returnee ``pid``'s status form, as the ledger's page draws it."""
+    action = f'action="/guard/community/returnees/{pid}/status"'
+    form = page.split(action, 1)[1].split("</form>", 1)[0]
+    found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)
+    return {k: html.unescape(v) for k, v in found}
+
+
+def test_a_returnee_cleared_from_a_page_drawn_before_another_manager_escalated_stays_escalated(
+    app, guard_core
+):
+    """Manager B escalates a returnee with a fever (to the clinic); manager A, whose page
+    still says "observing", clears them. A's clearing undid B's escalation unseen: the
+    person free to go out. The status form carries the status its page showed."""
+    guard_core.accounts.add("boss", "admin", hash_password(ADMIN_PW, n=2**10), actor="root")
+    person = guard_core.ledgers.observation.register(
+        name="Li Lei", household="3-2-702", phone="", origin="Wuhan",
+        date_back=guard_core.clock.now().date().isoformat(), actor="root",
+    )  # fmt: skip
+    path = f"/guard/community/returnees/{person.id}/status"
+    with signed_in(app, "root", ADMIN_PW) as a, signed_in(app, "boss", ADMIN_PW) as b:
+        a_form = status_form(a.get("/guard/community/returnees").text, person.id)
+        b_form = status_form(b.get("/guard/community/returnees").text, person.id)
+        assert refusal(send(b, path, b_form | {"status": "escalated"})) is None
+        said = refusal(send(a, path, a_form | {"status": "cleared"}))
+    assert said is not None and "已上报" in said  # escalated, in the page's language
+    assert guard_core.ledgers.observation.person(person.id).status == "escalated"
