@@ -283,3 +283,22 @@ def test_a_returnee_cleared_from_a_page_drawn_before_another_manager_escalated_s
         said = refusal(send(a, path, a_form | {"status": "cleared"}))
     assert said is not None and "已上报" in said  # escalated, in the page's language
     assert guard_core.ledgers.observation.person(person.id).status == "escalated"
+
+
+def test_an_alarm_raised_reaches_both_tablets_live_pages(app, tablets, guard_core):
+    """The relay did not lock (the gate may stand open): the engine's one bus alarm went to
+    the first tablet's stream only. The alarm desk is shared, so the second stream found
+    the card already on the board, took it for nothing new and drew nothing: that tablet
+    neither showed nor sounded it. Each stream draws the alarms its page has not shown."""
+    a, b = tablets
+    g = app.state.guard
+    tracker = ScreenTracker(current_state(guard_core))
+    streams = [FeedStream(g, g.auth.sessions.read(t.cookies.get(COOKIE)), "en", 0) for t in (a, b)]
+    for stream in streams:  # each page as drawn: no alarm
+        assert alarm_keys([asyncio.run(stream.alarms())]) == [[]]
+    message = {"type": "alarm", "alarm": "gate_not_locked", "state": "raised", "detail": "x"}
+    drawn = [alarm_keys(asyncio.run(s.on_message(dict(message), tracker))) for s in streams]
+    assert drawn[0] == drawn[1] and len(drawn[0]) == 1 and len(drawn[0][0]) == 1
+    # A message that changes nothing draws nothing more on either.
+    again = [asyncio.run(s.on_message(dict(message), tracker)) for s in streams]
+    assert again == [[], []]

@@ -166,6 +166,8 @@ class FeedStream:
         self.g, self.session, self.lang, self.after = g, session, lang, after
         self.clear = g.clear(session)
         self.ends_ns: int | None = None
+        #: The alarm cards this stream last drew (``alarms``).
+        self.drawn: list[dict[str, Any]] | None = None
 
     def shift_ends_ns(self) -> int:
         """The shift's end on the monotonic clock, taken when the stream opens: NTP stepping
@@ -193,7 +195,20 @@ class FeedStream:
 
     async def alarms(self) -> str:
         rows = await asyncio.to_thread(self.g.alarm_rows, self.lang, self.clear)
+        self.drawn = rows
         return sse("alarms", rows)
+
+    async def new_alarms(self, message: dict[str, Any]) -> list[str]:
+        """The alarms again if a bus ``alarm`` changed what this page shows. The desk is
+        shared by every console: another tablet's stream may have put this message's card
+        on the board first (its ``note_message`` then says nothing changed), so each stream
+        compares with what it drew itself."""
+        await asyncio.to_thread(self.g.alarms.note_message, message)
+        rows = await asyncio.to_thread(self.g.alarm_rows, self.lang, self.clear)
+        if rows == self.drawn:
+            return []
+        self.drawn = rows
+        return [sse("alarms", rows)]
 
     async def on_message(self, message: dict[str, Any], tracker: ScreenTracker) -> list[str]:
         kind = message.get("type")
@@ -201,7 +216,7 @@ class FeedStream:
             tracker.feed(message)
             return [*await self.rows(), await self.alarms()]
         if kind == "alarm":
-            return [await self.alarms()] if self.g.alarms.note_message(message) else []
+            return await self.new_alarms(message)
         if kind in ("peers", ALARMS_CLOSED):  # a gate of the compound went unknown here, or
             return [await self.alarms()]  # answers again; alarms closed on another console
         if tracker.feed(message):
