@@ -302,3 +302,30 @@ def test_an_alarm_raised_reaches_both_tablets_live_pages(app, tablets, guard_cor
     # A message that changes nothing draws nothing more on either.
     again = [asyncio.run(s.on_message(dict(message), tracker)) for s in streams]
     assert again == [[], []]
+
+
+def step_form(page: str, rid: int, action: str) -> dict[str, str]:
+    """The hidden fields of request ``rid``'s ``action`` form, as the services page draws it."""
+    marker = f'action="/guard/community/services/{rid}/{action}"'
+    form = page.split(marker, 1)[1].split("</form>", 1)[0]
+    found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)
+    return {k: html.unescape(v) for k, v in found}
+
+
+def test_a_request_cancelled_from_a_page_drawn_before_a_helper_took_it_stays_taken(
+    tablets, guard_core
+):
+    """A volunteer took the food request and is on the stairs; the guard's page still said
+    "open" and the guard cancelled it, under the volunteer's feet. The step's form carries
+    the state its page showed."""
+    a, b = tablets
+    desk = guard_core.ledgers.services
+    request = desk.open("3-2-702", "food", "root", confined=True)
+    path = f"/guard/community/services/{request.id}/cancel"
+    a_form = step_form(a.get("/guard/community/services").text, request.id, "cancel")
+    taken = f"/guard/community/services/{request.id}/take"
+    b_form = step_form(b.get("/guard/community/services").text, request.id, "take")
+    assert refusal(send(b, taken, b_form)) is None
+    said = refusal(send(a, path, a_form))
+    assert said is not None and "已接单" in said  # taken, in the page's language
+    assert desk.get(request.id).state == "taken"
