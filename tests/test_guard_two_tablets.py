@@ -329,3 +329,21 @@ def test_a_request_cancelled_from_a_page_drawn_before_a_helper_took_it_stays_tak
     said = refusal(send(a, path, a_form))
     assert said is not None and "已接单" in said  # taken, in the page's language
     assert desk.get(request.id).state == "taken"
+
+
+def test_an_alarm_both_guards_close_is_closed_once_and_the_second_is_told_by_whom_and_how(
+    tablets, guard_core
+):
+    """A closes the fever card as a false alarm; B, on the other tablet, closes it as
+    escalated. One close stands (one audit row); B was told only "no such open alarm", not
+    that A had closed it, nor as what: B is told both, and can follow it up."""
+    a, b = tablets
+    add_event(guard_core, decision="deny", reasons=("fever",), temp_c=38.4, household="3-201")
+    closing = {"only": "event:1"}
+    assert (
+        refusal(post(a, "/guard/alarms/ack", a.csrf, resolution="false_alarm", **closing)) is None
+    )
+    said = refusal(post(b, "/guard/alarms/ack", b.csrf, resolution="escalated", **closing))
+    assert said is not None and "alice" in said and "误报" in said
+    acks = [r for r in guard_core.store.audits() if r["action"] == "alarm_ack"]
+    assert [(r["actor"], r["detail"]["resolution"]) for r in acks] == [("alice", "false_alarm")]

@@ -291,7 +291,10 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
     closed = await asyncio.to_thread(
         g.alarms.close, keys, session.name, standing, resolution, record=record
     )
-    if not closed:
+    if not closed:  # another guard's tablet closed it first: say who, and as what
+        by = await asyncio.to_thread(g.alarms.closed_by, keys[0])
+        if by is not None and by[1] in RESOLUTIONS:
+            raise BadInput("err.alarm_closed_by", who=by[0], resolution=f"resolution.{by[1]}")
         raise BadInput("err.no_alarm")
     # Every other open console (a second tablet) draws its alarms again now, not at the
     # next passage: the same cards, the same count, on each.
