@@ -506,6 +506,10 @@ class Roster:
         stamp = format_ts(reading.wall)
 
         def sign(db: sqlite_utils.Database) -> Handover:
+            # Checked again on the single writer: a double tap's other request may have
+            # signed it meanwhile (each signs once: one row, one stamp).
+            if db.table("handovers").get(handover_id)[column] is not None:
+                raise CommunityError(f"{who} has already acknowledged handover {handover_id}")
             change: dict[str, Any] = {column: stamp}
             if unset:
                 held = {k: list(v) for k, v in before.clocks.items()}

@@ -7,17 +7,22 @@ the list store refuses it when the entry has changed since, saying what it is no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from guard_support import ADMIN_PW, add_event, make_app, post, send, signed_in
+from guard_support import ADMIN_PW, WAIT_S, add_event, make_app, post, send, signed_in
 
 from kiosk import lists as kiosk_lists
 from kiosk import queries
 from kiosk.accounts import hash_password
+from kiosk.roster import Roster
 from ui.auth import COOKIE
 from ui.guard.live import FeedStream
 from ui.views import ScreenTracker, current_state
@@ -347,3 +352,31 @@ def test_an_alarm_both_guards_close_is_closed_once_and_the_second_is_told_by_who
     assert said is not None and "alice" in said and "误报" in said
     acks = [r for r in guard_core.store.audits() if r["action"] == "alarm_ack"]
     assert [(r["actor"], r["detail"]["resolution"]) for r in acks] == [("alice", "false_alarm")]
+
+
+def test_a_handover_signed_with_a_double_tap_is_signed_once(app, guard_core, monkeypatch):
+    """The outgoing guard's double tap on "sign": both requests found the handover unsigned
+    (the check was read before the write), and both signed it: two ``handover.ack`` rows,
+    the stamp the later one's. The check is made again in the write."""
+    roster, gate = guard_core.ledgers.roster, guard_core.config.site.kiosk_id
+    now = guard_core.clock.now()
+    roster.add_shift(gate, "alice", now - timedelta(hours=7), now + timedelta(hours=1), "root")
+    handover = roster.open_handover(gate, "alice", "root")
+    both_read = threading.Barrier(2, timeout=WAIT_S)
+    read = Roster.handover
+
+    def read_together(self, handover_id):  # each tap reads the handover, then waits for the other
+        found = read(self, handover_id)
+        if threading.current_thread() is not threading.main_thread():
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both_read.wait()
+        return found
+
+    monkeypatch.setattr(Roster, "handover", read_together)
+    path = f"/guard/community/handover/{handover.id}/ack"
+    with signed_in(app) as a, ThreadPoolExecutor(2) as pool:
+        taps = list(pool.map(lambda _: send(a, path, {"csrf": a.csrf}), range(2)))
+    said = sorted(refusal(t) or "" for t in taps)
+    assert said[0] == "" and said[1] != ""  # one signs, the other is told it was signed
+    acks = [r for r in guard_core.store.audits() if r["action"] == "handover.ack"]
+    assert len(acks) == 1
