@@ -22,6 +22,7 @@ from guard_support import ADMIN_PW, WAIT_S, add_event, make_app, post, send, sig
 from kiosk import lists as kiosk_lists
 from kiosk import queries
 from kiosk.accounts import hash_password
+from kiosk.observation import ObservationLedger
 from kiosk.roster import Roster
 from ui.auth import COOKIE
 from ui.guard.live import FeedStream
@@ -379,4 +380,55 @@ def test_a_handover_signed_with_a_double_tap_is_signed_once(app, guard_core, mon
     said = sorted(refusal(t) or "" for t in taps)
     assert said[0] == "" and said[1] != ""  # one signs, the other is told it was signed
     acks = [r for r in guard_core.store.audits() if r["action"] == "handover.ack"]
+    assert len(acks) == 1
+
+
+def returnee_with_fever(core) -> tuple[int, str]:
+    """A returnee whose door reading today was a fever: their open alarm (person, day)."""
+    ledger = core.ledgers.observation
+    today = core.clock.now().date().isoformat()
+    person = ledger.register(name="Li Lei", household="3-2-702", phone="", origin="Wuhan",
+                             date_back=today, actor="root")  # fmt: skip
+    ledger.record_temperature(person.id, 38.6, "root")
+    (alarm,) = [a for a in ledger.alarms() if a.kind == "fever"]
+    return person.id, alarm.day.isoformat()
+
+
+def test_a_returnee_alarm_closed_on_both_tablets_is_closed_once_and_says_by_whom(
+    tablets, guard_core
+):
+    a, b = tablets
+    pid, day = returnee_with_fever(guard_core)
+    path = f"/guard/community/returnees/{pid}/ack"
+    form = {"kind": "fever", "day": day}
+    assert refusal(send(a, path, {"csrf": a.csrf, **form})) is None
+    said = refusal(send(b, path, {"csrf": b.csrf, **form}))
+    assert said is not None and "alice" in said  # who closed it, not "no open alarm"
+
+
+def test_a_returnee_alarm_closed_by_two_taps_at_once_is_closed_once(app, guard_core, monkeypatch):
+    """Both requests found the alarm open before either wrote: two ``observation.ack`` rows,
+    the second guard's name over the first's. The check is made again in the write."""
+    pid, day = returnee_with_fever(guard_core)
+    both_read = threading.Barrier(2, timeout=WAIT_S)
+    read = ObservationLedger.alarms
+
+    def read_together(self, *args, **kwargs):  # each tap reads the alarms, then waits
+        found = read(self, *args, **kwargs)
+        if threading.current_thread() is not threading.main_thread():
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both_read.wait()
+        return found
+
+    monkeypatch.setattr(ObservationLedger, "alarms", read_together)
+    path = f"/guard/community/returnees/{pid}/ack"
+    form = {"kind": "fever", "day": day}
+    with (
+        signed_in(app) as a,
+        signed_in(app, "root", ADMIN_PW) as b,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        taps = list(pool.map(lambda t: send(t, path, {"csrf": t.csrf, **form}), (a, b)))
+    assert sorted(refusal(t) is None for t in taps) == [False, True]
+    acks = [r for r in guard_core.store.audits() if r["action"] == "observation.ack"]
     assert len(acks) == 1
