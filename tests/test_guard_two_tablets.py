@@ -432,3 +432,26 @@ def test_a_returnee_alarm_closed_by_two_taps_at_once_is_closed_once(app, guard_c
     assert sorted(refusal(t) is None for t in taps) == [False, True]
     acks = [r for r in guard_core.store.audits() if r["action"] == "observation.ack"]
     assert len(acks) == 1
+
+
+def test_a_shift_added_with_a_double_tap_is_added_once(app, guard_core, monkeypatch):
+    """The manager's double tap on "add shift": both requests looked for a clash before
+    either wrote, found none, and the roster had the same shift twice. The clash is looked
+    for in the write."""
+    both_read = threading.Barrier(2, timeout=WAIT_S)
+    read = Roster.shifts
+
+    def read_together(self, *args, **kwargs):  # each tap looks for a clash, then waits
+        found = read(self, *args, **kwargs)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_read.wait()
+        return found
+
+    form = {"guard": "alice", "starts": "2026-03-03T08:00", "ends": "2026-03-03T16:00"}
+    path = "/guard/community/shifts"
+    with signed_in(app, "root", ADMIN_PW) as boss, ThreadPoolExecutor(2) as pool:
+        monkeypatch.setattr(Roster, "shifts", read_together)  # signed in: only the taps read
+        taps = list(pool.map(lambda _: send(boss, path, {"csrf": boss.csrf, **form}), range(2)))
+    assert sorted(refusal(t) is None for t in taps) == [False, True]
+    rows = list(guard_core.store.reader()["roster_shifts"].rows)
+    assert len(rows) == 1
