@@ -569,7 +569,8 @@ class ScenarioDriver:
         if step.revoke is not None:
             if step.revoke not in self.keys.issued:
                 raise ScenarioError(f"steps[{index}].revoke: no pass with id {step.revoke!r}")
-            t.revoke(self.keys.issued[step.revoke][1].pass_id)
+            with _refused(index, "revoke"):  # revoked already: its first revocation stands
+                t.revoke(self.keys.issued[step.revoke][1].pass_id)
         if step.leaves:
             t.person_leaves()
         if step.body_c is not None:

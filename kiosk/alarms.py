@@ -807,6 +807,17 @@ class AlarmDesk:
             closed = [self.board.ack(a.key, who, now, resolution, note) for a in closing]
             return [a for a in closed if a is not None]
 
+    def closed_by(self, key: str) -> tuple[str, str] | None:
+        """Who closed alarm ``key`` and with what outcome (a ``RESOLUTIONS`` word), when it
+        is closed (in this process, or before a restart); None when it is not. A second
+        guard's close of the same card is told this, not only that it is not open."""
+        with self._lock:
+            alarm = self.board.alarms.get(key)
+            if alarm is not None and alarm.acked_by:
+                return alarm.acked_by, alarm.resolution or RESOLUTIONS[0]
+            before = self.board.acked_before.get(key)
+            return (before[0], before[2] or RESOLUTIONS[0]) if before is not None else None
+
     def ack(self, key: str, who: str, standing: list[Alarm]) -> Alarm | None:
         """Close one alarm as ``handled``; None when there is no such open alarm."""
         closed = self.close([key], who, standing)

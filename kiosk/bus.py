@@ -6,7 +6,8 @@ subscriber has its own bounded queue; a subscriber that falls ``maxsize`` messag
 or slow the loop, and is told so with one final ``{"type": "dropped"}`` message so it can
 reconnect and re-read the current state.
 
-Messages are plain dicts ``{"type": "state"|"decision"|"alarm"|"health", ...}``. The last
+Messages are plain dicts ``{"type": "state"|"decision"|"alarm"|"health", ...}`` (and the
+console's ``peers`` and ``alarms_closed``, which the screens ignore). The last
 message of each type ``state`` and ``health`` is kept, so a screen that connects mid-passage
 shows the current prompt at once.
 """

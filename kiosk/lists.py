@@ -27,6 +27,7 @@ import base64
 import copy
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import re
@@ -100,6 +101,12 @@ class _AlreadyApplied(Exception):
 
 class ListError(ValueError):
     """Input that cannot go on a list; the message names the row/field. Nothing was applied."""
+
+
+class ListChanged(ListError):
+    """A guard's removal of an entry that changed since the guard's page showed it (another
+    guard's tablet, the office's list, a purge; or another entry under the number that page
+    showed): nothing is removed, and the message says what the entry is now."""
 
 
 class BundleError(ListError):
@@ -261,6 +268,12 @@ def _held_spelling(db: sqlite_utils.Database, household: str) -> str:
     key = same_text(household)
     rows = db.execute("select household from list_households").fetchall()
     return next((str(h) for (h,) in rows if same_text(str(h)) == key), household)
+
+
+def _household_entry(db: sqlite_utils.Database, household: str) -> dict[str, Any] | None:
+    """The households list's row for ``household`` (``_held_spelling``), or None."""
+    held = _held_spelling(db, household)
+    return next(db["list_households"].rows_where("household = ?", [held]), None)
 
 
 def _same_person(a: str, b: str) -> bool:
@@ -937,6 +950,59 @@ _DELETE_ACTIONS = {
 }
 
 
+#: The columns of each list (as ``kiosk.queries.list_rows`` names them) that a guard's page
+#: shows of an entry, and the table they are in: ``entry_version``.
+_SEEN_COLUMNS = {
+    "quarantine": (
+        "list_quarantine",
+        ("id", "household", "holder", "from_date", "until_date", "note", "source", "actor",
+         "created_at"),
+    ),
+    "revocations": ("list_revocations", ("pass_id", "reason", "revoked_at", "source", "actor")),
+    "households": (
+        "list_households",
+        ("household", "residents", "observation_until", "note", "source", "actor", "updated_at"),
+    ),
+}  # fmt: skip
+_SEEN_LISTS = {table: name for name, (table, _) in _SEEN_COLUMNS.items()}
+
+
+#: The ``seen`` of a form whose page showed no such entry (the households' add form): the
+#: change is refused (``ListChanged``) if one was written since.
+NEW_ENTRY = "new"
+
+
+def entry_version(which: str, row: Mapping[str, Any]) -> str:
+    """The version of an entry of list ``which`` (``quarantine``, ``revocations``,
+    ``households``) as stored (a row of ``kiosk.queries.list_rows``): a page's removal form
+    carries it (``seen``), and the removal is refused (``ListChanged``) unless the entry is
+    still the one the page showed. Two guards at one gate: one's page may show an entry the
+    other lifted and set again since, or whose number now names another household's."""
+    _, columns = _SEEN_COLUMNS[which]
+    shown = json.dumps([row.get(c) for c in columns], default=str, ensure_ascii=False)
+    return hashlib.sha256(shown.encode()).hexdigest()[:16]
+
+
+def _changed(table: str, key: str | int, row: Mapping[str, Any]) -> str:
+    """What an entry changed since a page showed it is now (no holder's name, no reason)."""
+    actor = row.get("actor") or row.get("source") or "?"
+    if table == "list_quarantine":
+        return (
+            f"quarantine entry {key} changed since the page was drawn: it is now household"
+            f" {row.get('household')} until {row.get('until_date')}, set by {actor};"
+            " nothing removed"
+        )
+    if table == "list_revocations":
+        return (
+            f"the revocation of pass {key} changed since the page was drawn: it is now by"
+            f" {actor}; it stays revoked"
+        )
+    return (
+        f"household {key} changed since the page was drawn: it is now set by {actor};"
+        " it stays in the ledger"
+    )
+
+
 def _iso(d: date | datetime | None) -> str | None:
     return None if d is None else d.isoformat()
 
@@ -1122,17 +1188,26 @@ class ListStore:
     # -- guard edits ------------------------------------------------------------------------
 
     def revoke(self, pass_id: str, reason: str, actor: str) -> Lists:
+        """A guard's revocation of ``pass_id``. One a guard (or a sheet) already made stands:
+        another guard's revocation from a page drawn before it (two tablets at one gate)
+        would write over its reason and who made it (``ListError``; to say it anew, lift it
+        first). One only the office's bundle makes gets the guard's beside it."""
         row = self._validate(RevocationIn, {"pass_id": pass_id, "reason": reason})
 
         def apply(db: sqlite_utils.Database, now: datetime) -> None:
+            before = next(db["list_revocations"].rows_where("pass_id = ?", [row.pass_id]), None)
+            if before is not None and before["source"] != "bundle":
+                who = before["actor"] or before["source"]
+                raise ListError(f"pass {row.pass_id} is already revoked by {who}; it stays so")
             held = self._held_clock()
             _upsert_local_revocations(db, [self._revocation_row(row, "guard", actor, now, held)])
 
         return self._guard_edit(apply, actor, "lists.revoke", {"pass_id": row.pass_id})
 
-    def unrevoke(self, pass_id: str, actor: str) -> Lists:
+    def unrevoke(self, pass_id: str, actor: str, seen: str | None = None) -> Lists:
         """Lift a local revocation; one the office's bundle also makes stays (only the office
-        lifts its own: ``ListError``)."""
+        lifts its own: ``ListError``). ``seen``: the version of the revocation as the guard's
+        page showed it (``entry_version``), else ``ListChanged``."""
         row = self._validate(RevocationIn, {"pass_id": pass_id})
         missing = f"pass {row.pass_id} is not revoked"
 
@@ -1142,7 +1217,7 @@ class ListStore:
             return None
 
         return self._guard_delete(
-            "list_revocations", "pass_id", row.pass_id, missing, actor, office_keeps
+            "list_revocations", "pass_id", row.pass_id, missing, actor, office_keeps, seen
         )
 
     def add_quarantine(
@@ -1164,9 +1239,11 @@ class ListStore:
         detail |= {"from": row.from_.isoformat(), "until": row.until.isoformat()}
         return self._guard_edit(apply, actor, "lists.quarantine_add", detail)
 
-    def remove_quarantine(self, entry_id: int, actor: str) -> Lists:
+    def remove_quarantine(self, entry_id: int, actor: str, seen: str | None = None) -> Lists:
+        """Lift quarantine entry ``entry_id``; ``seen`` as ``unrevoke``'s (an entry's number
+        is used again once the highest is lifted: only the version says it is the same)."""
         missing = f"no quarantine entry {entry_id}"
-        return self._guard_delete("list_quarantine", "id", entry_id, missing, actor)
+        return self._guard_delete("list_quarantine", "id", entry_id, missing, actor, seen=seen)
 
     def set_household(
         self,
@@ -1175,22 +1252,43 @@ class ListStore:
         residents: int | None = None,
         observation_until: date | str | None = None,
         note: str = "",
+        seen: str | None = None,
     ) -> Lists:
+        """A guard's entry for ``household``, in place of the one there (matched as the gate
+        matches). ``seen``: the version of that entry as the guard's page showed it
+        (``entry_version``), or ``NEW_ENTRY`` when it showed none; else ``ListChanged``, so
+        another guard's entry (an observation set for a returnee) is not replaced unseen.
+        None: not checked (a script)."""
         entry = {"household": household, "residents": residents, "note": note}
         row = self._validate(HouseholdIn, entry | {"observation_until": observation_until})
 
         def apply(db: sqlite_utils.Database, now: datetime) -> None:
             record = self._household_row(row, "guard", actor, now)
             record["household"] = _held_spelling(db, row.household)
+            if seen is not None:
+                before = _household_entry(db, row.household)
+                if before is None and seen != NEW_ENTRY:
+                    raise ListError(f"household {row.household!r} is not in the ledger")
+                if before is not None and seen != entry_version("households", before):
+                    raise ListChanged(_changed("list_households", before["household"], before))
             db.table("list_households").upsert(record, pk="household")
 
         detail = {"household": row.household, "observation_until": _iso(row.observation_until)}
         return self._guard_edit(apply, actor, "lists.household_set", detail)
 
-    def remove_household(self, household: str, actor: str) -> Lists:
+    def household_entry(self, household: str) -> dict[str, Any] | None:
+        """The households list's entry for ``household`` as stored (a row of
+        ``kiosk.queries.list_rows``: its ``entry_version`` is what a form carries), matched
+        as the gate matches (``same_text``); None when there is none."""
+        return _household_entry(self._store.reader(), household)
+
+    def remove_household(self, household: str, actor: str, seen: str | None = None) -> Lists:
+        """Take ``household`` off the ledger; ``seen`` as ``unrevoke``'s."""
         household = typed(household) if isinstance(household, str) else household
         missing = f"household {household!r} is not in the ledger"
-        return self._guard_delete("list_households", "household", household, missing, actor)
+        return self._guard_delete(
+            "list_households", "household", household, missing, actor, seen=seen
+        )
 
     # -- imports ----------------------------------------------------------------------------
 
@@ -1404,16 +1502,21 @@ class ListStore:
         missing: str,
         actor: str,
         refuse: Callable[[Mapping[str, Any]], str | None] | None = None,
+        seen: str | None = None,
     ) -> Lists:
         """A guard's removal of the row of ``table`` whose primary key ``pk`` is ``key``,
         audited as ``_DELETE_ACTIONS[table]`` with that key; ``missing`` is the error when
-        there is none, ``refuse(row)`` the one when that row must stay."""
+        there is none, ``refuse(row)`` the one when that row must stay, ``ListChanged`` when
+        ``seen`` (its ``entry_version`` as a page showed it) is not the row's now. Checked
+        in the removal's transaction: no other change can come between."""
 
         def apply(db: sqlite_utils.Database, now: datetime) -> None:
             try:
                 found = db.table(table).get(key)
             except NotFoundError:
                 raise ListError(missing) from None
+            if seen is not None and seen != entry_version(_SEEN_LISTS[table], found):
+                raise ListChanged(_changed(table, key, found))
             why = refuse(found) if refuse is not None else None
             if why is not None:
                 raise ListError(why)

@@ -383,6 +383,18 @@ def purge(db: sqlite_utils.Database, cutoff: date, purged_at: datetime) -> int:
 # --------------------------------------------------------------------------- the ledger
 
 
+def _closed_by(db: sqlite_utils.Database, person_id: int, day: date, kind: str) -> str | None:
+    """Who closed returnee ``person_id``'s ``kind`` alarm of ``day``, as a refusal's words;
+    None while it is not closed."""
+    found = db.execute(
+        "SELECT actor FROM obs_acks WHERE person_id = ? AND day = ? AND kind = ?",
+        [person_id, day.isoformat(), kind],
+    ).fetchone()
+    if found is None:
+        return None
+    return f"the {kind} alarm of person {person_id} on {day} was already closed by {found[0]}"
+
+
 class ObservationLedger:
     """The returnee ledger on the event log's database. Thread-safe as the log is."""
 
@@ -476,12 +488,17 @@ class ObservationLedger:
         )
         return self._changed(person_id)
 
-    def set_status(self, person_id: int, status: str, actor: str) -> Person:
-        """Clear, escalate or transfer (or put back under observation)."""
+    def set_status(self, person_id: int, status: str, actor: str, was: str | None = None) -> Person:
+        """Clear, escalate or transfer (or put back under observation). ``was``: the status
+        the manager's page showed; when it is no longer the person's (another manager's
+        tablet changed it since: an escalation to the clinic), nothing is changed and the
+        error says what it is now. None: not checked (a script)."""
         who = check_actor(actor)
         if status not in STATUSES:
             raise CommunityError(f"status: one of {', '.join(STATUSES)}")
         before = self.person(person_id)
+        if was is not None and before.status != was:
+            raise CommunityError(f"person {person_id} is now {before.status}; not changed")
         if before.status == status:
             raise CommunityError(f"person {person_id} is already {status}")
         # Kept with its clocks when the clock is not set (dated by them, ``counts_for_day``).
@@ -542,6 +559,9 @@ class ObservationLedger:
         the_day = _as_date("day", day)
         if kind not in get_args(AlarmKind):
             raise CommunityError("kind: missed_check or fever")
+        closed = _closed_by(self._log.reader(), person_id, the_day, kind)
+        if closed is not None:  # another guard's tablet closed it first: say who
+            raise CommunityError(closed)
         open_now = {(a.person_id, a.day, a.kind) for a in self.alarms()}
         if (person_id, the_day, kind) not in open_now:
             raise CommunityError(f"no open {kind} alarm for person {person_id} on {the_day}")
@@ -553,13 +573,16 @@ class ObservationLedger:
             "actor": who,
         }
         what = {k: row[k] for k in ("person_id", "day", "kind")}
-        audited_write(
-            self._log,
-            lambda db: db.table("obs_acks").insert(row, replace=True),
-            who,
-            "observation.ack",
-            lambda _: what,
-        )
+
+        def close(db: sqlite_utils.Database) -> None:
+            # Checked again on the single writer: a second tap, or another guard, may have
+            # closed it meanwhile (one close, one row, its guard's name kept).
+            closed = _closed_by(db, person_id, the_day, kind)
+            if closed is not None:
+                raise CommunityError(closed)
+            db.table("obs_acks").insert(row, replace=True)
+
+        audited_write(self._log, close, who, "observation.ack", lambda _: what)
 
     # -- reading ----------------------------------------------------------------------------
 

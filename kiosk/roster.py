@@ -341,17 +341,23 @@ class Roster:
         starts_at, ends_at = starts_at.astimezone(UTC), ends_at.astimezone(UTC)
         if not timedelta(0) < ends_at - starts_at <= MAX_SHIFT:
             raise CommunityError("a shift ends after it starts, within 24 hours")
-        clash = [
-            s
-            for s in self.shifts(row["gate"], starts_at - MAX_SHIFT, ends_at)
-            if s.guard == row["guard"] and s.starts_at < ends_at and starts_at < s.ends_at
-        ]
-        if clash:
-            raise CommunityError(f"{row['guard']} already has shift {clash[0].id} then")
         row |= {"starts_at": format_ts(starts_at), "ends_at": format_ts(ends_at)}
+
+        def add(db: sqlite_utils.Database) -> int | None:
+            # Looked for on the single writer: a double tap's other request (another
+            # manager's tablet) may have added it meanwhile.
+            clash = db.execute(
+                "select id from roster_shifts where gate = ? and guard = ? and starts_at < ?"
+                " and ends_at > ? order by starts_at, id limit 1",
+                [row["gate"], row["guard"], row["ends_at"], row["starts_at"]],
+            ).fetchone()
+            if clash is not None:
+                raise CommunityError(f"{row['guard']} already has shift {clash[0]} then")
+            return db.table("roster_shifts").insert(row).last_rowid
+
         sid = audited_write(
             self._log,
-            lambda db: db.table("roster_shifts").insert(row).last_rowid,
+            add,
             who,
             "roster.shift_add",
             lambda new: {"shift_id": new, "gate": row["gate"]},
@@ -506,6 +512,10 @@ class Roster:
         stamp = format_ts(reading.wall)
 
         def sign(db: sqlite_utils.Database) -> Handover:
+            # Checked again on the single writer: a double tap's other request may have
+            # signed it meanwhile (each signs once: one row, one stamp).
+            if db.table("handovers").get(handover_id)[column] is not None:
+                raise CommunityError(f"{who} has already acknowledged handover {handover_id}")
             change: dict[str, Any] = {column: stamp}
             if unset:
                 held = {k: list(v) for k, v in before.clocks.items()}

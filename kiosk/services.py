@@ -250,22 +250,31 @@ class ServiceDesk:
         assert rid is not None
         return self.get(rid)
 
-    def take(self, request_id: int, actor: str) -> Request:
+    def take(self, request_id: int, actor: str, was: str | None = None) -> Request:
         """A helper takes the request (by name: who is on the stairs)."""
-        return self._move(request_id, actor, ("open",), "taken", "taken")
+        return self._move(request_id, actor, ("open",), "taken", "taken", was)
 
-    def done(self, request_id: int, actor: str) -> Request:
-        return self._move(request_id, actor, ("open", "taken"), "done", "done")
+    def done(self, request_id: int, actor: str, was: str | None = None) -> Request:
+        return self._move(request_id, actor, ("open", "taken"), "done", "done", was)
 
-    def cancel(self, request_id: int, actor: str) -> Request:
-        return self._move(request_id, actor, ("open", "taken"), "cancelled", "done")
+    def cancel(self, request_id: int, actor: str, was: str | None = None) -> Request:
+        return self._move(request_id, actor, ("open", "taken"), "cancelled", "done", was)
 
     def _move(
-        self, request_id: int, actor: str, from_: tuple[State, ...], to: State, stamp: str
+        self,
+        request_id: int,
+        actor: str,
+        from_: tuple[State, ...],
+        to: State,
+        stamp: str,
+        was: str | None = None,
     ) -> Request:
+        """``was``: the state the helper's page showed; a request another helper's phone
+        moved since (taken: someone is on the stairs with it) is not moved again unseen.
+        None: not checked (a script)."""
         who = check_actor(actor)
         before = self.get(request_id)
-        if before.state not in from_:
+        if before.state not in from_ or (was is not None and before.state != was):
             raise CommunityError(f"request {request_id} is {before.state}; cannot be {to}")
         changes: dict[str, Any] = {"state": to, **self._stamp(f"{stamp}_at", before.clocks)}
         # Done without being taken first: whoever did it took it. A cancel takes nothing.

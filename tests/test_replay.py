@@ -193,6 +193,21 @@ def test_revoking_an_unknown_pass_id_is_a_scenario_error():
         replay(scenario)
 
 
+def test_revoking_a_pass_twice_is_a_scenario_error_naming_the_step():
+    """A guard's second revocation of a pass is refused (its first reason and guard stand):
+    a scenario revoking it again is told which step, not a traceback."""
+    card = {"id": "li", "household": "A-1", "holder": "Li"}
+    scenario = _scenario(
+        [
+            {"at_s": 1, "pass": card, "body_c": 36.6, "direction": "in"},
+            {"at_s": 20, "revoke": "li"},
+            {"at_s": 30, "revoke": "li"},
+        ]
+    )
+    with pytest.raises(ScenarioError, match=r"steps\[2\]\.revoke: .*already revoked"):
+        replay(scenario)
+
+
 @pytest.mark.parametrize(
     ("step", "message"),
     [

@@ -20,6 +20,7 @@ from kiosk.alarms import (
     person_of,
     reason_codes,
 )
+from kiosk.lists import entry_version
 from kiosk.passes import Pass
 from kiosk.sheets import write_csv, write_xlsx
 from ui import charts, i18n
@@ -370,6 +371,7 @@ def lists_view(
     for name, rows in tables.items():
         out[name] = []
         for row in rows:
+            row["version"] = entry_version(name, row)  # as stored: the removal's ``seen``
             for key in LIST_TEXT:
                 if scrub and isinstance(row.get(key), str):
                     row[key] = privacy.scrub_text(row[key])

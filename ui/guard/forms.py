@@ -200,24 +200,32 @@ def _quarantine(op: str, form: FormData, today: date) -> tuple[ListEdit, dict[st
     entry = whole(form.get("id"), "lists.quarantine", 1, 2**62, None)
     if entry is None:
         raise BadInput("err.required", field="lists.quarantine")
-    return ListStore.remove_quarantine, {"entry_id": entry}
+    return ListStore.remove_quarantine, {"entry_id": entry, "seen": seen(form)}
+
+
+def seen(form: FormData) -> str | None:
+    """The version of the entry a removal form's page showed (``kiosk.lists.entry_version``),
+    None from a form without it (a script): the store refuses the removal of an entry that
+    changed since."""
+    return clean(form.get("seen"), "lists.title", max_len=32) or None
 
 
 def _revocations(op: str, form: FormData) -> tuple[ListEdit, dict[str, Any]]:
     pass_id = clean(form.get("pass_id"), "lists.pass_id", required=True, max_len=64)
     if op == "remove":
-        return ListStore.unrevoke, {"pass_id": pass_id}
+        return ListStore.unrevoke, {"pass_id": pass_id, "seen": seen(form)}
     return ListStore.revoke, {"pass_id": pass_id, "reason": clean(form.get("note"), "lists.note")}
 
 
 def _households(op: str, form: FormData) -> tuple[ListEdit, dict[str, Any]]:
     household = clean(form.get("household"), "pass.household", required=True, max_len=64)
     if op == "remove":
-        return ListStore.remove_household, {"household": household}
+        return ListStore.remove_household, {"household": household, "seen": seen(form)}
     residents = whole(form.get("residents"), "lists.residents", 0, 100, None)
     until = date_field(form.get("observation_until"), "lists.observation")
     entry = {"household": household, "residents": residents, "observation_until": until}
-    return ListStore.set_household, entry | {"note": clean(form.get("note"), "lists.note")}
+    entry |= {"note": clean(form.get("note"), "lists.note"), "seen": seen(form)}
+    return ListStore.set_household, entry
 
 
 def list_edit(which: str, op: str, form: FormData, today: date) -> tuple[ListEdit, dict[str, Any]]:

@@ -10,12 +10,14 @@ button (``confirm_first``, used by the passes list too). That step is audited as
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from kiosk import privacy, queries
+from kiosk.lists import NEW_ENTRY, entry_version
 from ui import i18n
 from ui.auth import Session
 from ui.guard import deps
@@ -70,13 +72,16 @@ def confirm_first(
     text: str,
     *,
     reason: bool = False,
+    seen: str | None = None,
 ) -> HTMLResponse:
     """The confirmation step of a destructive action: nothing changed yet; the page repeats
-    the form's fields to ``action`` with ``confirm=yes`` (and a reason field if asked)."""
+    the form's fields to ``action`` with ``confirm=yes`` (and a reason field if asked;
+    ``seen``: the version of the entry the page shows, ``kiosk.lists.entry_version``)."""
     note(request, action="confirm_asked", about=action)
     deps.form_not_acted(request)  # the confirmation's form acts, with its own token
-    skip = ("csrf", "confirm", "once")
+    skip = ("csrf", "confirm", "once") + (("seen",) if seen is not None else ())
     fields = [(k, str(v)[:200]) for k, v in form.multi_items() if k not in skip][:60]
+    fields += [("seen", seen)] if seen is not None else []
     return g.render(
         request,
         "guard_confirm.html",
@@ -109,6 +114,20 @@ def confirm_text(which: str, op: str, form: FormData, g: Guard, session: Session
     return i18n.t(lang, f"confirm.{'unrevoke' if op == 'remove' else 'revoke_id'}", id=pass_id)
 
 
+def replace_text(entry: dict[str, Any], lang: str) -> str:
+    """What the households' add form will replace: the entry as it is, and who set it."""
+    until = entry.get("observation_until") or "—"
+    residents = entry.get("residents")
+    return i18n.t(
+        lang,
+        "confirm.household_replace",
+        household=entry["household"],
+        residents="—" if residents is None else residents,
+        until=until,
+        actor=entry.get("actor") or entry.get("source") or "—",
+    )
+
+
 @router.post("/lists/{which}/{op}", name="list_edit", include_in_schema=False)
 @deps.once_per_form  # an add form: one entry (a removal is its own repeat: refused)
 async def edit_list(
@@ -120,6 +139,15 @@ async def edit_list(
     if (which, op) in DESTRUCTIVE and form.get("confirm") != "yes":
         text = confirm_text(which, op, form, g, session, g.lang(request))
         return confirm_first(request, g, session, f"/guard/lists/{which}/{op}", form, text)
+    if (which, op) == ("households", "add") and form.get("confirm") != "yes":
+        # Over an entry the page did not show (another guard's): shown, replaced if confirmed.
+        entry = await asyncio.to_thread(g.core.lists.household_entry, kwargs["household"])
+        if entry is not None:
+            text = replace_text(entry, g.lang(request))
+            seen = entry_version("households", entry)
+            path = f"/guard/lists/{which}/{op}"
+            return confirm_first(request, g, session, path, form, text, seen=seen)
+        kwargs["seen"] = NEW_ENTRY  # none, as the page showed: refused if one came since
     try:
         # ListStore writes through the event log's writer and audits with the actor.
         await asyncio.to_thread(method, g.core.lists, actor=session.name, **kwargs)

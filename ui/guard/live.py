@@ -154,6 +154,11 @@ def api_feed(
     }
 
 
+#: The bus message a console's close of alarms publishes (``keys``): every live stream
+#: draws the alarms again.
+ALARMS_CLOSED = "alarms_closed"
+
+
 class FeedStream:
     """One guard's live stream: new rows since ``after``, alarms, the kiosk's state."""
 
@@ -161,6 +166,8 @@ class FeedStream:
         self.g, self.session, self.lang, self.after = g, session, lang, after
         self.clear = g.clear(session)
         self.ends_ns: int | None = None
+        #: The alarm cards this stream last drew (``alarms``).
+        self.drawn: list[dict[str, Any]] | None = None
 
     def shift_ends_ns(self) -> int:
         """The shift's end on the monotonic clock, taken when the stream opens: NTP stepping
@@ -188,7 +195,20 @@ class FeedStream:
 
     async def alarms(self) -> str:
         rows = await asyncio.to_thread(self.g.alarm_rows, self.lang, self.clear)
+        self.drawn = rows
         return sse("alarms", rows)
+
+    async def new_alarms(self, message: dict[str, Any]) -> list[str]:
+        """The alarms again if a bus ``alarm`` changed what this page shows. The desk is
+        shared by every console: another tablet's stream may have put this message's card
+        on the board first (its ``note_message`` then says nothing changed), so each stream
+        compares with what it drew itself."""
+        await asyncio.to_thread(self.g.alarms.note_message, message)
+        rows = await asyncio.to_thread(self.g.alarm_rows, self.lang, self.clear)
+        if rows == self.drawn:
+            return []
+        self.drawn = rows
+        return [sse("alarms", rows)]
 
     async def on_message(self, message: dict[str, Any], tracker: ScreenTracker) -> list[str]:
         kind = message.get("type")
@@ -196,9 +216,9 @@ class FeedStream:
             tracker.feed(message)
             return [*await self.rows(), await self.alarms()]
         if kind == "alarm":
-            return [await self.alarms()] if self.g.alarms.note_message(message) else []
-        if kind == "peers":  # a gate of the compound went unknown here, or answers again
-            return [await self.alarms()]
+            return await self.new_alarms(message)
+        if kind in ("peers", ALARMS_CLOSED):  # a gate of the compound went unknown here, or
+            return [await self.alarms()]  # answers again; alarms closed on another console
         if tracker.feed(message):
             view = kiosk_view(tracker.state, tracker.decision, self.lang, fever_c=self.g.fever_c)
             return [sse("state", view)]
@@ -271,8 +291,14 @@ async def ack_alarm(request: Request, session: ActionSession, g: GuardDep) -> Re
     closed = await asyncio.to_thread(
         g.alarms.close, keys, session.name, standing, resolution, record=record
     )
-    if not closed:
+    if not closed:  # another guard's tablet closed it first: say who, and as what
+        by = await asyncio.to_thread(g.alarms.closed_by, keys[0])
+        if by is not None and by[1] in RESOLUTIONS:
+            raise BadInput("err.alarm_closed_by", who=by[0], resolution=f"resolution.{by[1]}")
         raise BadInput("err.no_alarm")
+    # Every other open console (a second tablet) draws its alarms again now, not at the
+    # next passage: the same cards, the same count, on each.
+    g.core.bus.publish({"type": ALARMS_CLOSED, "keys": [a.key for a in closed]})
     return done(request, "/guard")
 
 

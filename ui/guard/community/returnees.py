@@ -121,7 +121,9 @@ async def change_returnee(
         "ack": lambda: ledger.acknowledge(
             pid, form_text(form, "day"), form_text(form, "kind"), who
         ),
-        "status": lambda: ledger.set_status(pid, form_text(form, "status"), who),
+        "status": lambda: ledger.set_status(  # as the page showed it: ``was``
+            pid, form_text(form, "status"), who, was=form_text(form, "was")[:20] or None
+        ),
     }
     if what not in changes:
         raise BadInput("err.bad_link")  # a link edited by hand: back to the page, in words

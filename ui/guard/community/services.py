@@ -103,4 +103,5 @@ async def step(
     note(request, request_id=rid, step=action)
     desk = ledgers(g).services
     move = {"take": desk.take, "done": desk.done, "cancel": desk.cancel}[action]
-    return await save(request, PAGE, lambda: move(rid, session.name))
+    was = form_text(await request.form(), "was")[:20] or None  # as the page showed it
+    return await save(request, PAGE, lambda: move(rid, session.name, was))
