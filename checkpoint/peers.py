@@ -98,6 +98,8 @@ MAX_ANSWER_VALUES = PAGE_ROWS * 24 + 64
 POKE_GAP_S = 1.0
 #: The most one poke of a peer may take, whatever it answers (the poll is the backstop).
 POKE_DEADLINE_S = 3.0
+#: ``MAX_SKEW`` on the monotonic clock.
+_MAX_SKEW_NS = int(MAX_SKEW.total_seconds()) * 1_000_000_000
 #: A moment: the closed hours just ended are those of a moment before their end.
 _TICK = timedelta(microseconds=1)
 #: The most ``stop`` waits for a use of the event log under way (a page being kept) to end.
@@ -144,11 +146,17 @@ class PeerState:
     #: ``stale_after_s`` after its last: till then the peer is ``forged``, real answers or not).
     forged_at: datetime | None = None
     forged_since: datetime | None = None
+    #: This boot's monotonic clock at ``forged_at`` and ``forged_since``: a spell is timed on
+    #: it (NTP stepping the clock an hour, or from 1970, neither ends nor stretches one).
+    forged_mono_ns: int | None = None
+    forged_since_mono_ns: int | None = None
     #: Answers refused as carrying no signature at all while its key is pinned (an older
     #: release, no issuer key), and that spell's last and first, as for ``forged``.
     unsigned: int = 0
     unsigned_at: datetime | None = None
     unsigned_since: datetime | None = None
+    unsigned_mono_ns: int | None = None
+    unsigned_since_mono_ns: int | None = None
     #: Pokes of it with this gate's news it took (202), and those it did not (no answer or
     #: another status: its poll brings the news instead).
     told: int = 0
@@ -158,6 +166,9 @@ class PeerState:
     #: When it said it was closing (stopping cleanly), by this gate's clock; ``None``: it is
     #: not closed (or never said so). Until it answers again it is ``closed``, no alarm.
     closed_at: datetime | None = None
+    #: This boot's monotonic clock at ``closed_at`` (``None``: said before this gate started):
+    #: an answer crosses the notice by it, and ``closed_at`` is shown by the clock read now.
+    closed_mono_ns: int | None = None
     #: The time its last closing notice taken said, by its clock: a notice must be later
     #: (one played back is refused), and an answer it dated later ends the closing.
     closing_said: datetime | None = None
@@ -454,11 +465,15 @@ class PeerSync:
         it ended."""
         if state.closed_at is None:
             return False
-        crossing = self.core.clock.now() - state.closed_at <= MAX_SKEW
+        now = ClockReading.take(self.core.clock)
+        if state.closed_mono_ns is not None:  # timed on this boot's monotonic clock
+            crossing = now.mono_ns - state.closed_mono_ns <= _MAX_SKEW_NS
+        else:
+            crossing = now.wall - state.closed_at <= MAX_SKEW
         later = said is None or state.closing_said is None or said > state.closing_said
         if later or not crossing:
             log.info("compound: peer %s is open again", state.kiosk_id)
-            state.closed_at = None
+            state.closed_at, state.closed_mono_ns = None, None
             return True
         return False
 
@@ -503,23 +518,25 @@ class PeerSync:
         the peer ``forged`` (``unsigned``) for ``stale_after_s`` from now (a forger answering
         now and then, the real peer between, keeps one alarm standing rather than one coming
         and going at every other poll)."""
-        now = self.core.clock.now()
+        now = ClockReading.take(self.core.clock)
         with self._lock:
             if unsigned:
                 state.unsigned += 1
-                if not self._within(state.unsigned_at, now):
-                    state.unsigned_since = now
-                state.unsigned_at = now
+                if not self._within(state.unsigned_mono_ns, now.mono_ns):
+                    state.unsigned_since, state.unsigned_since_mono_ns = now.wall, now.mono_ns
+                state.unsigned_at, state.unsigned_mono_ns = now.wall, now.mono_ns
                 return
             state.forged += 1
-            if not self._within(state.forged_at, now):
-                state.forged_since = now
-            state.forged_at = now
+            if not self._within(state.forged_mono_ns, now.mono_ns):
+                state.forged_since, state.forged_since_mono_ns = now.wall, now.mono_ns
+            state.forged_at, state.forged_mono_ns = now.wall, now.mono_ns
 
-    def _within(self, at: datetime | None, now: datetime) -> bool:
-        """``at`` is at most ``stale_after_s`` before ``now`` (a refusal's spell lasts)."""
-        window = timedelta(seconds=self.section.stale_after_s)
-        return at is not None and timedelta(0) <= now - at <= window
+    def _within(self, at_ns: int | None, now_ns: int) -> bool:
+        """``at_ns`` is at most ``stale_after_s`` before ``now_ns`` (a refusal's spell lasts),
+        both of this boot's monotonic clock: a wall clock stepped by NTP (an hour, or from
+        1970) ended a spell at once or stretched it."""
+        window_ns = self.section.stale_after_s * 1_000_000_000
+        return at_ns is not None and 0 <= now_ns - at_ns <= window_ns
 
     def _failed(self, peer: PeerSource, message: str) -> None:
         """The peer's error, for its status; logged when it is new (not at every poll of a
@@ -680,9 +697,11 @@ class PeerSync:
             self._failed(peer, f"a closing notice refused: {exc}")
             self._tell()  # an alarm on the guard's live page at once
             raise
-        now = self.core.clock.now()
+        read = ClockReading.take(self.core.clock)
+        now = read.wall
         with self._lock:
             state.closed_at, state.closing_said = now, when
+            state.closed_mono_ns = read.mono_ns
         # Kept for a restart of this gate; shown now either way.
         with contextlib.suppress(Exception), self._using_store():
             self.ledger.set_closed(peer.url, kiosk_id, now, when, now)
@@ -751,7 +770,11 @@ class PeerSync:
                         "state": word,
                         "last_success": heard.isoformat() if heard else None,
                         "stale_since": None if word == "closed" else _iso(since),
-                        "closed_since": _iso(since if word == "closed" else state.closed_at),
+                        "closed_since": _iso(
+                            since
+                            if word == "closed"
+                            else _dated(state.closed_at, state.closed_mono_ns, reading)
+                        ),
                         "rows_held": held.get(state.kiosk_id, 0),
                         "last_error": state.last_error,
                         "ahead_dropped": state.ahead_dropped,
@@ -772,12 +795,12 @@ class PeerSync:
         this sync started, on the monotonic clock: NTP stepping a clock not set (1970) made a
         peer heard a second before "not heard for 56 years", an alarm for nothing."""
         now = reading.wall
-        if self._within(state.forged_at, now):
-            return "forged", state.forged_since
-        if self._within(state.unsigned_at, now):
-            return "unsigned", state.unsigned_since
+        if self._within(state.forged_mono_ns, reading.mono_ns):
+            return "forged", _dated(state.forged_since, state.forged_since_mono_ns, reading)
+        if self._within(state.unsigned_mono_ns, reading.mono_ns):
+            return "unsigned", _dated(state.unsigned_since, state.unsigned_since_mono_ns, reading)
         if state.closed_at is not None:  # it said so as it stopped: not an outage
-            return "closed", state.closed_at
+            return "closed", _dated(state.closed_at, state.closed_mono_ns, reading)
         stale_after = timedelta(seconds=self.section.stale_after_s)
         heard = _heard(state, reading)
         if heard is not None and timedelta(0) <= now - heard <= stale_after:
@@ -886,6 +909,12 @@ def misdirected(url: str) -> str:
         f"the gate does not answer to {host}; if that name is the gate's, add it to that"
         " gate's [web] allowed_hosts (docs/network.md)"
     )
+
+
+def _dated(when: datetime | None, mono_ns: int | None, reading: ClockReading) -> datetime | None:
+    """A time of this gate's clock kept with this boot's monotonic reading then, by the clock
+    read now (``reading``): dated right once NTP stepped it; ``when`` without one."""
+    return when if mono_ns is None else reading.wall_at(mono_ns)
 
 
 def _heard(state: PeerState, reading: ClockReading) -> datetime | None:

@@ -1,0 +1,116 @@
+"""A compound peer's states timed across a step of this gate's wall clock (NTP setting a clock
+that read 1970, or correcting one an hour off): how long a refusal's spell lasts and whether an
+answer crosses a closing notice are durations, counted on the monotonic clock; the times shown
+are the wall clock's as it reads now (``checkpoint.peers``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from test_compound_gates import NORTH_KEY, NOW, Gate, closing_pair, page, peer_entry, row
+
+from kiosk.clock import FakeClock
+from kiosk.passes import public_key_pem
+
+#: A signature that is none of the pinned key's: a forged answer.
+FORGED = {"X-Kiosk-Signature": "0a1b:AA"}
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(start=NOW)
+
+
+@pytest.fixture
+def north(tmp_path, clock):
+    gate = Gate(tmp_path, "gate-north", clock)
+    yield gate
+    gate.close()
+
+
+def pinned_gate(tmp_path, clock: FakeClock) -> Gate:
+    """The south gate asking north with north's key pinned (``trust_key``)."""
+    (tmp_path / "gate-south" / "trust").mkdir(parents=True)
+    (tmp_path / "gate-south" / "trust" / "gate-north.pub").write_bytes(
+        public_key_pem(NORTH_KEY.public_key())
+    )
+    entry = peer_entry("gate-north") | {"trust_key": "gate-north"}
+    return Gate(tmp_path, "gate-south", clock, [entry])
+
+
+@pytest.fixture
+def pinned(tmp_path, clock, north):
+    gate = pinned_gate(tmp_path, clock)
+    yield gate
+    gate.close()
+
+
+def forging(gate: Gate, north_gate: Gate, monkeypatch):
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, text=page(row()), headers=FORGED))
+    return gate.peer_of(north_gate, monkeypatch, transport=transport)
+
+
+@pytest.mark.parametrize("step", [timedelta(hours=1), timedelta(hours=-1)])
+def test_a_forged_spell_is_not_ended_by_ntp_stepping_the_clock(
+    north, pinned, clock, monkeypatch, step
+):
+    """Someone answering for the pinned peer kept it ``forged`` for stale_after_s after the
+    last forged answer; NTP stepping this gate's clock an hour either way a second later
+    ended the spell at once (an hour gone, or its last forged answer an hour ahead): the
+    alarm went, the guard's card with it, the forger still answering."""
+    sync = forging(pinned, north, monkeypatch)
+    sync.poll()
+    clock.advance(1)
+    clock.set_wall(clock.now() + step)  # NTP: the wall clock only
+    [peer] = pinned.core.health()["peers"]
+    assert peer["state"] == "forged"
+    assert peer["stale_since"] == (NOW + step).isoformat()  # shown by the clock as it reads now
+    clock.advance(121)  # stale_after_s of real time since: over
+    [peer] = pinned.core.health()["peers"]
+    assert peer["state"] != "forged"
+
+
+def test_an_unsigned_spell_begun_on_a_clock_never_set_lasts_across_ntp(
+    tmp_path, north, monkeypatch
+):
+    """A gate booted without network time (1970) refused its pinned peer's unsigned answer;
+    NTP set the clock ten seconds later and the peer's ``unsigned`` alarm was gone at once,
+    its spell read as 56 years old; it lasts stale_after_s, and is said since when dated."""
+    unset = FakeClock(start=datetime(1970, 1, 1, 0, 1, tzinfo=UTC), is_synced=False)
+    south = pinned_gate(tmp_path, unset)
+    try:
+        north.core.issuer_key = None  # it sends no signature
+        sync = south.peer_of(north, monkeypatch)
+        sync.poll()
+        unset.advance(10)
+        unset.set_wall(NOW)
+        unset.is_synced = True
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "unsigned"
+        assert peer["stale_since"] == (NOW - timedelta(seconds=10)).isoformat()
+    finally:
+        south.close()
+
+
+def test_an_answer_crossing_the_closing_notice_keeps_the_peer_closed_across_an_ntp_step(
+    tmp_path, clock, monkeypatch
+):
+    """A page the peer answered before its farewell, arriving after it, leaves it closed; an
+    NTP step of an hour between the notice and that page made it read as an answer an hour
+    later (the peer back), and a later outage of the night alarmed."""
+    south = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")])
+    north_gate, _switch, sync = closing_pair(tmp_path, clock, monkeypatch, south)
+    try:
+        north_gate.sync.farewell()
+        north_gate.clock = FakeClock(start=NOW - timedelta(seconds=5))
+        north_gate.core.clock = north_gate.clock  # its answer dated before its farewell
+        clock.set_wall(NOW + timedelta(hours=1))  # NTP steps this gate's clock
+        sync.poll()
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "closed"
+        assert peer["closed_since"] == (NOW + timedelta(hours=1)).isoformat()
+    finally:
+        north_gate.close()
+        south.close()
