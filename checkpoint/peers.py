@@ -134,6 +134,9 @@ class PeerState:
     #: Its rows refused since the start for a household or pass id holding a character nobody
     #: sees (``kiosk.peers.CheckedPage.refused``): outings there this gate does not count.
     rows_refused: int = 0
+    #: Its rows stamped on its clock not set, dated here by its skew since the start
+    #: (``kiosk.peers.CheckedPage.redated``).
+    rows_redated: int = 0
     fetched: int = 0
     #: Its clock less this gate's at the last answer; ``None``: its answers do not say.
     skew: timedelta | None = None
@@ -358,8 +361,9 @@ class PeerSync:
                 reopened = self._reopened(state, page.said)
                 state.ahead_dropped += page.ahead
                 state.rows_refused += page.refused
+                state.rows_redated += page.redated
                 state.fetched += len(new)
-                self._skewed(state, page.skew)
+                self._skewed(state, page.skew, bool(page.redated))
             if page.refused:  # counted, never quoted: a household is personal data
                 log.warning(
                     "compound: %s: %d passages refused: a household or pass id holds a"
@@ -493,10 +497,11 @@ class PeerSync:
             )
         return ""
 
-    def _skewed(self, state: PeerState, skew: timedelta | None) -> None:
+    def _skewed(self, state: PeerState, skew: timedelta | None, redated: bool = False) -> None:
         """Keep the peer's clock skew; logged once when it goes beyond ``MAX_SKEW`` and once
-        when it is back within (its rows are kept as it stamps them either way), on this
-        gate's clock synchronised only."""
+        when it is back within (its rows are kept as it stamps them either way, but those it
+        stamped on its clock not set: ``redated``, dated here by the skew), on this gate's
+        clock synchronised only."""
         was = state.skewed
         # A clock of this gate's not set yet (1970 after a boot without network time) makes
         # every peer look decades ahead: not theirs to fix.
@@ -504,11 +509,16 @@ class PeerSync:
         state.skew, state.skewed = skew, now
         if now and not was:
             assert skew is not None
+            kept = (
+                "its passages stamped on it, not set, are dated by this gate's clock"
+                if redated
+                else "its passages are kept as it stamps them"
+            )
             log.warning(
-                "compound: peer %s's clock is %s this gate's: its passages are kept as it"
-                " stamps them (fix its NTP)",
+                "compound: peer %s's clock is %s this gate's: %s (fix its NTP)",
                 state.kiosk_id,
                 skew_words(skew),
+                kept,
             )
         elif was and not now:
             log.info("compound: peer %s's clock agrees with this gate's again", state.kiosk_id)
@@ -779,6 +789,7 @@ class PeerSync:
                         "last_error": state.last_error,
                         "ahead_dropped": state.ahead_dropped,
                         "rows_refused": state.rows_refused,
+                        "rows_redated": state.rows_redated,
                         "clock_skew_s": _seconds(state.skew),
                         "clock_skewed": state.skewed,
                         "forged": state.forged,

@@ -9,7 +9,16 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from test_compound_gates import NORTH_KEY, NOW, Gate, closing_pair, page, peer_entry, row
+from test_compound_gates import (
+    NORTH_KEY,
+    NOW,
+    Gate,
+    closing_pair,
+    page,
+    peer_entry,
+    resident,
+    row,
+)
 
 from kiosk.clock import FakeClock
 from kiosk.passes import public_key_pem
@@ -26,6 +35,13 @@ def clock():
 @pytest.fixture
 def north(tmp_path, clock):
     gate = Gate(tmp_path, "gate-north", clock)
+    yield gate
+    gate.close()
+
+
+@pytest.fixture
+def south(tmp_path, clock):
+    gate = Gate(tmp_path, "gate-south", clock, [peer_entry("gate-north")])
     yield gate
     gate.close()
 
@@ -114,3 +130,91 @@ def test_an_answer_crossing_the_closing_notice_keeps_the_peer_closed_across_an_n
     finally:
         north_gate.close()
         south.close()
+
+
+# --- a peer whose clock is not set, behind real time ------------------------------------------
+
+
+def test_a_copied_card_at_a_peer_booted_on_its_saved_clock_is_still_a_passback(
+    tmp_path, south, clock, monkeypatch
+):
+    """The north gate, an RTC-less Pi back from a power cut with no network time, booted on
+    the time fake-hwclock saved hours before and stamped its passages three hours behind; the
+    south gate kept them so (skew shown, 'not corrected'): a card copied and used at both gates
+    a minute apart passed at both, and the outing left the quota's window hours early. North
+    says which rows it stamped on its clock not set; south, on its set clock, dates them by
+    north's clock as north's answer gives it."""
+    saved = FakeClock(start=NOW - timedelta(hours=3), is_synced=False)
+    north = Gate(tmp_path, "gate-north", saved)
+    try:
+        sync = south.peer_of(north, monkeypatch)
+        card = resident()
+        assert north.passage(card, "in")["decision"] == "pass"
+        clock.advance(60)
+        saved.advance(60)
+        sync.poll()
+        [held] = south.core.store.reader().execute("SELECT ts FROM peer_passages").fetchall()
+        assert held[0] == NOW.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+        assert south.passage(card, "in") == {"decision": "deny", "reasons": ["passback"]}
+        [peer] = south.core.health()["peers"]
+        assert peer["clock_skewed"] and peer["rows_redated"] == 1
+    finally:
+        north.close()
+
+
+def test_a_peer_whose_clock_ntp_just_set_dates_what_it_stamped_before(
+    tmp_path, south, clock, monkeypatch
+):
+    """NTP set the north gate's clock (three hours behind till then) before its next
+    passage could date its boot: its page served the passage at the time its clock had
+    said, three hours early, for good. Its clock set, it dates them itself."""
+    saved = FakeClock(start=NOW - timedelta(hours=3), is_synced=False)
+    north = Gate(tmp_path, "gate-north", saved)
+    try:
+        sync = south.peer_of(north, monkeypatch)
+        north.passage(resident(), "out")
+        saved.advance(60)
+        saved.set_wall(NOW + timedelta(seconds=60))  # NTP at north
+        saved.is_synced = True
+        clock.advance(60)
+        sync.poll()
+        [held] = south.core.store.reader().execute("SELECT ts FROM peer_passages").fetchall()
+        assert held[0] == NOW.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    finally:
+        north.close()
+
+
+@pytest.mark.parametrize(
+    ("said", "unsynced_from", "synced", "ts"),
+    [
+        ("2026-03-01T23:00:00Z", 1, True, "2026-03-02T02:00:00.000000Z"),  # dated by the skew
+        ("2026-03-01T23:00:00Z", 2, True, "2026-03-01T23:00:00.000000Z"),  # before it: stamped
+        ("2026-03-01T23:00:00Z", None, True, "2026-03-01T23:00:00.000000Z"),  # a set clock's
+        ("2026-03-01T23:00:00Z", 1, False, "2026-03-01T23:00:00.000000Z"),  # this one not set
+        ("9999-12-31T23:59:59Z", 1, True, "2026-03-01T23:00:00.000000Z"),  # no time told
+    ],
+)
+def test_only_rows_a_peer_stamped_on_its_clock_not_set_are_dated_by_its_skew(
+    said, unsynced_from, synced, ts
+):
+    import json
+
+    from kiosk.peers import check_page
+
+    answer = json.loads(page(row(seq=1, ts="2026-03-01T23:00:00Z")))
+    answer |= {"now": said, "unsynced_from": unsynced_from}
+    checked = check_page(answer, "gate-north", 0, 500, NOW, synced=synced)
+    if checked.rows:
+        assert checked.rows[0].ts == ts
+        assert checked.redated == (ts != "2026-03-01T23:00:00.000000Z")
+
+
+@pytest.mark.parametrize("bad", ["7", -1, 2**63, True, 1.5, [1]])
+def test_a_page_saying_a_bad_unsynced_from_is_refused_whole(bad):
+    import json
+
+    from kiosk.peers import PeerPageError, check_page
+
+    answer = json.loads(page(row(seq=1))) | {"unsynced_from": bad}
+    with pytest.raises(PeerPageError, match="unsynced_from"):
+        check_page(answer, "gate-north", 0, 500, NOW)
