@@ -197,6 +197,15 @@ class Alarm:
         )
 
 
+def _happened(alarm: Alarm) -> tuple[bool, str]:
+    """Where a card sorts by when it happened (``AlarmBoard.open``, newest last): its dated
+    time, or its stamp; one stamped on a clock not set and not dated yet after all (its
+    stamp is that clock's guess, 1970 or hours behind: the raw stamp put it below
+    yesterday's cards), among such by their stamps."""
+    undated = not alarm.clock_synced and alarm.dated_ts is None
+    return undated, alarm.dated_ts or alarm.ts
+
+
 def _seconds_between(a: str, b: str) -> float:
     try:
         return abs((datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds())
@@ -277,9 +286,11 @@ class AlarmBoard:
             self._close_if_acked_before(alarm)
 
     def open(self) -> list[Alarm]:
-        """The open alarms, newest first; the overflow card (older than all) last."""
+        """The open alarms, newest first, each by when it happened (``dated_ts`` once a card
+        stamped on a clock not set is dated); one not dated yet (when cannot be told: 1970,
+        or the last shutdown's time) first; the overflow card (older than all) last."""
         shown = sorted(
-            (a for a in self.alarms.values() if not a.acked_by), key=lambda a: a.ts, reverse=True
+            (a for a in self.alarms.values() if not a.acked_by), key=_happened, reverse=True
         )
         if self.overflow is not None and not self.overflow.acked_by:
             shown.append(self.overflow)

@@ -146,3 +146,26 @@ def test_a_revoked_pass_card_is_not_swallowed_by_an_open_referral_of_the_same_pe
     log.audit("office", BUNDLE_ACTION, {REVOKED_PASSED: [passed.seq]})
     cards = AlarmDesk(log, clock).open_alarms([])
     assert sorted(a.detail for a in cards) == ["quarantine_unconfirmed", REVOKED_DETAIL]
+
+
+def test_cards_stamped_on_a_clock_not_set_are_listed_where_they_happened(log, clock):
+    """The console lists open cards newest first by their raw stamp: a quota card (or any)
+    stamped 1970 before NTP answered stayed at the bottom, below yesterday's cards, while it
+    was undated and after it was dated 10:10 today. A dated card goes by its dated time; one
+    not dated yet (a clock not set: when cannot be told) is listed first."""
+    from kiosk.alarms import Alarm, AlarmBoard
+
+    board = AlarmBoard()
+    yesterday = Alarm(key="a", kind="device", ts="2026-03-01T01:00:00.000000Z", detail="x")
+    today = Alarm(key="b", kind="device", ts="2026-03-02T01:00:00.000000Z", detail="x")
+    dated = Alarm(
+        key="c", kind="guard", ts="1970-01-01T00:10:00.000000Z", detail=QUOTA_DETAIL,
+        clock_synced=False, dated_ts="2026-03-02T02:10:00.000000Z",
+    )  # fmt: skip
+    undated = Alarm(
+        key="d", kind="guard", ts="1970-01-01T00:20:00.000000Z", detail=QUOTA_DETAIL,
+        clock_synced=False,
+    )  # fmt: skip
+    for alarm in (yesterday, undated, today, dated):
+        board.add(alarm)
+    assert [a.key for a in board.open()] == ["d", "c", "b", "a"]
