@@ -140,6 +140,10 @@ class PeerState:
     fetched: int = 0
     #: Its clock less this gate's at the last answer; ``None``: its answers do not say.
     skew: timedelta | None = None
+    #: Its clock as its last answer said it (``CheckedPage.said``) and this boot's monotonic
+    #: clock then: its clock now, whatever NTP did to this gate's since (a closing notice's
+    #: time is judged by it).
+    said_mono: tuple[datetime, int] | None = None
     #: Whether that skew is beyond ``MAX_SKEW`` as told (never while this gate's own clock is
     #: not set: 1970 here is not the peer's clock wrong).
     skewed: bool = False
@@ -358,6 +362,8 @@ class PeerSync:
                     )
                 state.last_success, state.last_error = self.core.clock.now(), None
                 state.heard_mono_ns = self.core.clock.monotonic_ns()
+                if page.said is not None:
+                    state.said_mono = (page.said, state.heard_mono_ns)
                 reopened = self._reopened(state, page.said)
                 state.ahead_dropped += page.ahead
                 state.rows_refused += page.refused
@@ -726,7 +732,7 @@ class PeerSync:
             if key is None:
                 raise PeerForged(f"there is no {peer.trust_key}.pub to check it with")
             verify_closing(key, signature, peer.kiosk_id, self.core.config.site.kiosk_id, at)
-        expected = self.core.clock.now() + (state.skew or timedelta(0))
+        expected = _peer_now(state, ClockReading.take(self.core.clock))
         if abs(when - expected) > MAX_SKEW:
             raise PeerForged(f"it is dated {at}, not now by its clock: played back, not kept")
         if state.closing_said is not None and when <= state.closing_said:
@@ -920,6 +926,17 @@ def misdirected(url: str) -> str:
         f"the gate does not answer to {host}; if that name is the gate's, add it to that"
         " gate's [web] allowed_hosts (docs/network.md)"
     )
+
+
+def _peer_now(state: PeerState, reading: ClockReading) -> datetime:
+    """The peer's clock now: as its last answer said it, plus the monotonic time since (this
+    gate's clock stepped by NTP since, from 1970, changes nothing); without one, this gate's
+    clock and the skew last told."""
+    if state.said_mono is not None:
+        said, mono_ns = state.said_mono
+        with contextlib.suppress(OverflowError):  # a clock said at year 9999: the skew kept
+            return said + timedelta(microseconds=(reading.mono_ns - mono_ns) // 1000)
+    return reading.wall + (state.skew or timedelta(0))
 
 
 def _dated(when: datetime | None, mono_ns: int | None, reading: ClockReading) -> datetime | None:

@@ -218,3 +218,29 @@ def test_a_page_saying_a_bad_unsynced_from_is_refused_whole(bad):
     answer = json.loads(page(row(seq=1))) | {"unsynced_from": bad}
     with pytest.raises(PeerPageError, match="unsynced_from"):
         check_page(answer, "gate-north", 0, 500, NOW)
+
+
+def test_a_closing_notice_just_after_ntp_set_this_gates_clock_is_taken(
+    tmp_path, clock, monkeypatch
+):
+    """The south gate booted without network time (1970) and heard the north gate (its clock
+    56 years ahead, by south's); NTP set south's clock, and north, switched off at its timer
+    a few seconds later, said it was closing: south judged the notice's time against its own
+    new clock plus the old skew, refused it as played back and showed north forged, a siren
+    for a gate that had stopped cleanly. A notice's time is judged against the peer's clock
+    as its last answer gave it plus the monotonic time since."""
+    unset = FakeClock(start=datetime(1970, 1, 1, 0, 1, tzinfo=UTC), is_synced=False)
+    south = Gate(tmp_path, "gate-south", unset, [peer_entry("gate-north")])
+    north_gate, _switch, sync = closing_pair(tmp_path, clock, monkeypatch, south)
+    try:
+        sync.poll()
+        unset.advance(5)
+        clock.advance(5)
+        unset.set_wall(clock.now())  # NTP at south
+        unset.is_synced = True
+        assert north_gate.sync.farewell() == {"gate-south": 202}
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "closed" and peer["forged"] == 0
+    finally:
+        north_gate.close()
+        south.close()
