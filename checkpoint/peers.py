@@ -49,6 +49,7 @@ from kiosk.history import COUNTED_DECISIONS
 from kiosk.logs import FlapLimit, RepeatedFailure
 from kiosk.peers import (
     MAX_SKEW,
+    MAX_SKEW_KEPT,
     PEER_SCOPE,
     SIGNATURE_HEADER,
     PeerForged,
@@ -826,11 +827,14 @@ class PeerSync:
         since = heard or started
         hours = self._sources[state.kiosk_id].closed_hours
         if hours is not None:  # its own closed hours: not heard then is not an outage
-            began, ended = self._closed_hours(state, now, hours)
+            # Its clock less this one's now (as its last answer said it, and the monotonic
+            # time since: a skew told against this clock before NTP set it is hours off).
+            skew = _peer_now(state, reading) - now
+            began, ended = self._closed_hours(skew, now, hours)
             if began is not None:
                 return "closed", began
             if now - ended <= stale_after:  # it is booting after them
-                return "closed", self._closed_hours(state, ended - _TICK, hours)[0] or ended
+                return "closed", self._closed_hours(skew, ended - _TICK, hours)[0] or ended
             since = max(since, ended)
         # Not asked to the end yet since the start (the first poll under way): not an outage
         # (a restart raised the guard's alarm every time). Any failure is one.
@@ -843,11 +847,10 @@ class PeerSync:
         return "stale", since
 
     def _closed_hours(
-        self, state: PeerState, now: datetime, hours: tuple[dt_time, dt_time]
+        self, skew: timedelta, now: datetime, hours: tuple[dt_time, dt_time]
     ) -> tuple[datetime | None, datetime]:
         """``kiosk.peers.closed_window`` by the peer's clock (its timer keeps its hours; its
-        skew as its last answer told it), the times given back on this gate's clock."""
-        skew = state.skew or timedelta(0)
+        ``skew``, its clock less this one's), the times given back on this gate's clock."""
         began, ended = closed_window(now + skew, self.core.tz, hours)
         return (None if began is None else began - skew), ended - skew
 
@@ -935,7 +938,9 @@ def _peer_now(state: PeerState, reading: ClockReading) -> datetime:
     if state.said_mono is not None:
         said, mono_ns = state.said_mono
         with contextlib.suppress(OverflowError):  # a clock said at year 9999: the skew kept
-            return said + timedelta(microseconds=(reading.mono_ns - mono_ns) // 1000)
+            now = said + timedelta(microseconds=(reading.mono_ns - mono_ns) // 1000)
+            if abs(now - reading.wall) <= MAX_SKEW_KEPT:  # this gate's time plus it is a time
+                return now
     return reading.wall + (state.skew or timedelta(0))
 
 

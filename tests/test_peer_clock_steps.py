@@ -244,3 +244,62 @@ def test_a_closing_notice_just_after_ntp_set_this_gates_clock_is_taken(
     finally:
         north_gate.close()
         south.close()
+
+
+def test_a_peers_closed_hours_after_ntp_set_this_gates_clock_go_by_the_peers_clock(
+    tmp_path, clock, monkeypatch
+):
+    """The south gate booted without network time (1970) at 21:50 and heard the north gate,
+    switched off every night 22:00-06:00 by its timer; NTP set south's clock at 21:58. North
+    went off at 22:00 and south showed it lost all night, an alarm every night after a power
+    cut: its closed hours were read on south's new clock plus the skew told against 1970 (a
+    time of day hours off). They go by north's clock as its last answer said it plus the
+    monotonic time since."""
+    from test_compound_gates import Switch
+
+    clock.advance(11 * 3600 + 50 * 60)  # 21:50 in Shanghai
+    unset = FakeClock(start=datetime(1970, 1, 1, 0, 1, tzinfo=UTC), is_synced=False)
+    entry = peer_entry("gate-north") | {"closed_from": "22:00", "closed_until": "06:00"}
+    south = Gate(tmp_path, "gate-south", unset, [entry])
+    north_gate = Gate(tmp_path, "gate-north", clock)
+    try:
+        switch = Switch(north_gate)
+        sync = south.peer_of(north_gate, monkeypatch, transport=httpx.MockTransport(switch))
+        sync.poll()
+        for gate_clock in (unset, clock):
+            gate_clock.advance(480)
+        unset.set_wall(clock.now())  # NTP at south: 21:58
+        unset.is_synced = True
+        switch.up = False  # north's timer at 22:00
+        for gate_clock in (unset, clock):
+            gate_clock.advance(3600)
+        sync.poll()
+        [peer] = south.core.health()["peers"]
+        assert peer["state"] == "closed"
+    finally:
+        north_gate.close()
+        south.close()
+
+
+def test_a_peer_saying_the_calendars_last_day_breaks_neither_health_nor_its_closed_hours(
+    tmp_path, clock, monkeypatch
+):
+    """A host at the peer's address answering ``now`` on the calendar's last day: its clock
+    now, a moment later, is past the calendar; the health report stays a report."""
+    import json
+
+    entry = peer_entry("gate-north") | {"closed_from": "22:00", "closed_until": "06:00"}
+    south = Gate(tmp_path, "gate-south", clock, [entry])
+    try:
+        body = json.loads(page()) | {"now": "9999-12-31T15:59:30Z"}  # 23:59:30 in Shanghai
+        mad = httpx.MockTransport(lambda r: httpx.Response(200, json=body))
+        monkeypatch.setenv("PEER_TOKEN_GATE_NORTH", "kt_abcdef01_" + "a" * 43)
+        from checkpoint.peers import PeerSync
+
+        south.sync = PeerSync(south.core, south.config.compound, client=httpx.Client(transport=mad))
+        south.sync.poll()
+        clock.advance(200)  # its clock now: past the calendar's end in the site's zone
+        [peer] = south.sync.status()  # was an OverflowError: the health report a 500
+        assert peer["clock_skewed"] and peer["state"] in ("stale", "closed")
+    finally:
+        south.close()
