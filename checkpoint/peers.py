@@ -49,6 +49,7 @@ from kiosk.history import COUNTED_DECISIONS
 from kiosk.logs import FlapLimit, RepeatedFailure
 from kiosk.peers import (
     MAX_SKEW,
+    MAX_SKEW_KEPT,
     PEER_SCOPE,
     SIGNATURE_HEADER,
     PeerForged,
@@ -98,6 +99,8 @@ MAX_ANSWER_VALUES = PAGE_ROWS * 24 + 64
 POKE_GAP_S = 1.0
 #: The most one poke of a peer may take, whatever it answers (the poll is the backstop).
 POKE_DEADLINE_S = 3.0
+#: ``MAX_SKEW`` on the monotonic clock.
+_MAX_SKEW_NS = int(MAX_SKEW.total_seconds()) * 1_000_000_000
 #: A moment: the closed hours just ended are those of a moment before their end.
 _TICK = timedelta(microseconds=1)
 #: The most ``stop`` waits for a use of the event log under way (a page being kept) to end.
@@ -132,9 +135,16 @@ class PeerState:
     #: Its rows refused since the start for a household or pass id holding a character nobody
     #: sees (``kiosk.peers.CheckedPage.refused``): outings there this gate does not count.
     rows_refused: int = 0
+    #: Its rows stamped on its clock not set, dated here by its skew since the start
+    #: (``kiosk.peers.CheckedPage.redated``).
+    rows_redated: int = 0
     fetched: int = 0
     #: Its clock less this gate's at the last answer; ``None``: its answers do not say.
     skew: timedelta | None = None
+    #: Its clock as its last answer said it (``CheckedPage.said``) and this boot's monotonic
+    #: clock then: its clock now, whatever NTP did to this gate's since (a closing notice's
+    #: time is judged by it).
+    said_mono: tuple[datetime, int] | None = None
     #: Whether that skew is beyond ``MAX_SKEW`` as told (never while this gate's own clock is
     #: not set: 1970 here is not the peer's clock wrong).
     skewed: bool = False
@@ -144,11 +154,17 @@ class PeerState:
     #: ``stale_after_s`` after its last: till then the peer is ``forged``, real answers or not).
     forged_at: datetime | None = None
     forged_since: datetime | None = None
+    #: This boot's monotonic clock at ``forged_at`` and ``forged_since``: a spell is timed on
+    #: it (NTP stepping the clock an hour, or from 1970, neither ends nor stretches one).
+    forged_mono_ns: int | None = None
+    forged_since_mono_ns: int | None = None
     #: Answers refused as carrying no signature at all while its key is pinned (an older
     #: release, no issuer key), and that spell's last and first, as for ``forged``.
     unsigned: int = 0
     unsigned_at: datetime | None = None
     unsigned_since: datetime | None = None
+    unsigned_mono_ns: int | None = None
+    unsigned_since_mono_ns: int | None = None
     #: Pokes of it with this gate's news it took (202), and those it did not (no answer or
     #: another status: its poll brings the news instead).
     told: int = 0
@@ -158,6 +174,9 @@ class PeerState:
     #: When it said it was closing (stopping cleanly), by this gate's clock; ``None``: it is
     #: not closed (or never said so). Until it answers again it is ``closed``, no alarm.
     closed_at: datetime | None = None
+    #: This boot's monotonic clock at ``closed_at`` (``None``: said before this gate started):
+    #: an answer crosses the notice by it, and ``closed_at`` is shown by the clock read now.
+    closed_mono_ns: int | None = None
     #: The time its last closing notice taken said, by its clock: a notice must be later
     #: (one played back is refused), and an answer it dated later ends the closing.
     closing_said: datetime | None = None
@@ -344,11 +363,14 @@ class PeerSync:
                     )
                 state.last_success, state.last_error = self.core.clock.now(), None
                 state.heard_mono_ns = self.core.clock.monotonic_ns()
+                if page.said is not None:
+                    state.said_mono = (page.said, state.heard_mono_ns)
                 reopened = self._reopened(state, page.said)
                 state.ahead_dropped += page.ahead
                 state.rows_refused += page.refused
+                state.rows_redated += page.redated
                 state.fetched += len(new)
-                self._skewed(state, page.skew)
+                self._skewed(state, page.skew, bool(page.redated))
             if page.refused:  # counted, never quoted: a household is personal data
                 log.warning(
                     "compound: %s: %d passages refused: a household or pass id holds a"
@@ -454,11 +476,15 @@ class PeerSync:
         it ended."""
         if state.closed_at is None:
             return False
-        crossing = self.core.clock.now() - state.closed_at <= MAX_SKEW
+        now = ClockReading.take(self.core.clock)
+        if state.closed_mono_ns is not None:  # timed on this boot's monotonic clock
+            crossing = now.mono_ns - state.closed_mono_ns <= _MAX_SKEW_NS
+        else:
+            crossing = now.wall - state.closed_at <= MAX_SKEW
         later = said is None or state.closing_said is None or said > state.closing_said
         if later or not crossing:
             log.info("compound: peer %s is open again", state.kiosk_id)
-            state.closed_at = None
+            state.closed_at, state.closed_mono_ns = None, None
             return True
         return False
 
@@ -478,10 +504,11 @@ class PeerSync:
             )
         return ""
 
-    def _skewed(self, state: PeerState, skew: timedelta | None) -> None:
+    def _skewed(self, state: PeerState, skew: timedelta | None, redated: bool = False) -> None:
         """Keep the peer's clock skew; logged once when it goes beyond ``MAX_SKEW`` and once
-        when it is back within (its rows are kept as it stamps them either way), on this
-        gate's clock synchronised only."""
+        when it is back within (its rows are kept as it stamps them either way, but those it
+        stamped on its clock not set: ``redated``, dated here by the skew), on this gate's
+        clock synchronised only."""
         was = state.skewed
         # A clock of this gate's not set yet (1970 after a boot without network time) makes
         # every peer look decades ahead: not theirs to fix.
@@ -489,11 +516,16 @@ class PeerSync:
         state.skew, state.skewed = skew, now
         if now and not was:
             assert skew is not None
+            kept = (
+                "its passages stamped on it, not set, are dated by this gate's clock"
+                if redated
+                else "its passages are kept as it stamps them"
+            )
             log.warning(
-                "compound: peer %s's clock is %s this gate's: its passages are kept as it"
-                " stamps them (fix its NTP)",
+                "compound: peer %s's clock is %s this gate's: %s (fix its NTP)",
                 state.kiosk_id,
                 skew_words(skew),
+                kept,
             )
         elif was and not now:
             log.info("compound: peer %s's clock agrees with this gate's again", state.kiosk_id)
@@ -503,23 +535,25 @@ class PeerSync:
         the peer ``forged`` (``unsigned``) for ``stale_after_s`` from now (a forger answering
         now and then, the real peer between, keeps one alarm standing rather than one coming
         and going at every other poll)."""
-        now = self.core.clock.now()
+        now = ClockReading.take(self.core.clock)
         with self._lock:
             if unsigned:
                 state.unsigned += 1
-                if not self._within(state.unsigned_at, now):
-                    state.unsigned_since = now
-                state.unsigned_at = now
+                if not self._within(state.unsigned_mono_ns, now.mono_ns):
+                    state.unsigned_since, state.unsigned_since_mono_ns = now.wall, now.mono_ns
+                state.unsigned_at, state.unsigned_mono_ns = now.wall, now.mono_ns
                 return
             state.forged += 1
-            if not self._within(state.forged_at, now):
-                state.forged_since = now
-            state.forged_at = now
+            if not self._within(state.forged_mono_ns, now.mono_ns):
+                state.forged_since, state.forged_since_mono_ns = now.wall, now.mono_ns
+            state.forged_at, state.forged_mono_ns = now.wall, now.mono_ns
 
-    def _within(self, at: datetime | None, now: datetime) -> bool:
-        """``at`` is at most ``stale_after_s`` before ``now`` (a refusal's spell lasts)."""
-        window = timedelta(seconds=self.section.stale_after_s)
-        return at is not None and timedelta(0) <= now - at <= window
+    def _within(self, at_ns: int | None, now_ns: int) -> bool:
+        """``at_ns`` is at most ``stale_after_s`` before ``now_ns`` (a refusal's spell lasts),
+        both of this boot's monotonic clock: a wall clock stepped by NTP (an hour, or from
+        1970) ended a spell at once or stretched it."""
+        window_ns = self.section.stale_after_s * 1_000_000_000
+        return at_ns is not None and 0 <= now_ns - at_ns <= window_ns
 
     def _failed(self, peer: PeerSource, message: str) -> None:
         """The peer's error, for its status; logged when it is new (not at every poll of a
@@ -680,9 +714,11 @@ class PeerSync:
             self._failed(peer, f"a closing notice refused: {exc}")
             self._tell()  # an alarm on the guard's live page at once
             raise
-        now = self.core.clock.now()
+        read = ClockReading.take(self.core.clock)
+        now = read.wall
         with self._lock:
             state.closed_at, state.closing_said = now, when
+            state.closed_mono_ns = read.mono_ns
         # Kept for a restart of this gate; shown now either way.
         with contextlib.suppress(Exception), self._using_store():
             self.ledger.set_closed(peer.url, kiosk_id, now, when, now)
@@ -697,7 +733,7 @@ class PeerSync:
             if key is None:
                 raise PeerForged(f"there is no {peer.trust_key}.pub to check it with")
             verify_closing(key, signature, peer.kiosk_id, self.core.config.site.kiosk_id, at)
-        expected = self.core.clock.now() + (state.skew or timedelta(0))
+        expected = _peer_now(state, ClockReading.take(self.core.clock))
         if abs(when - expected) > MAX_SKEW:
             raise PeerForged(f"it is dated {at}, not now by its clock: played back, not kept")
         if state.closing_said is not None and when <= state.closing_said:
@@ -751,11 +787,16 @@ class PeerSync:
                         "state": word,
                         "last_success": heard.isoformat() if heard else None,
                         "stale_since": None if word == "closed" else _iso(since),
-                        "closed_since": _iso(since if word == "closed" else state.closed_at),
+                        "closed_since": _iso(
+                            since
+                            if word == "closed"
+                            else _dated(state.closed_at, state.closed_mono_ns, reading)
+                        ),
                         "rows_held": held.get(state.kiosk_id, 0),
                         "last_error": state.last_error,
                         "ahead_dropped": state.ahead_dropped,
                         "rows_refused": state.rows_refused,
+                        "rows_redated": state.rows_redated,
                         "clock_skew_s": _seconds(state.skew),
                         "clock_skewed": state.skewed,
                         "forged": state.forged,
@@ -772,12 +813,12 @@ class PeerSync:
         this sync started, on the monotonic clock: NTP stepping a clock not set (1970) made a
         peer heard a second before "not heard for 56 years", an alarm for nothing."""
         now = reading.wall
-        if self._within(state.forged_at, now):
-            return "forged", state.forged_since
-        if self._within(state.unsigned_at, now):
-            return "unsigned", state.unsigned_since
+        if self._within(state.forged_mono_ns, reading.mono_ns):
+            return "forged", _dated(state.forged_since, state.forged_since_mono_ns, reading)
+        if self._within(state.unsigned_mono_ns, reading.mono_ns):
+            return "unsigned", _dated(state.unsigned_since, state.unsigned_since_mono_ns, reading)
         if state.closed_at is not None:  # it said so as it stopped: not an outage
-            return "closed", state.closed_at
+            return "closed", _dated(state.closed_at, state.closed_mono_ns, reading)
         stale_after = timedelta(seconds=self.section.stale_after_s)
         heard = _heard(state, reading)
         if heard is not None and timedelta(0) <= now - heard <= stale_after:
@@ -786,11 +827,14 @@ class PeerSync:
         since = heard or started
         hours = self._sources[state.kiosk_id].closed_hours
         if hours is not None:  # its own closed hours: not heard then is not an outage
-            began, ended = self._closed_hours(state, now, hours)
+            # Its clock less this one's now (as its last answer said it, and the monotonic
+            # time since: a skew told against this clock before NTP set it is hours off).
+            skew = _peer_now(state, reading) - now
+            began, ended = self._closed_hours(skew, now, hours)
             if began is not None:
                 return "closed", began
             if now - ended <= stale_after:  # it is booting after them
-                return "closed", self._closed_hours(state, ended - _TICK, hours)[0] or ended
+                return "closed", self._closed_hours(skew, ended - _TICK, hours)[0] or ended
             since = max(since, ended)
         # Not asked to the end yet since the start (the first poll under way): not an outage
         # (a restart raised the guard's alarm every time). Any failure is one.
@@ -803,11 +847,10 @@ class PeerSync:
         return "stale", since
 
     def _closed_hours(
-        self, state: PeerState, now: datetime, hours: tuple[dt_time, dt_time]
+        self, skew: timedelta, now: datetime, hours: tuple[dt_time, dt_time]
     ) -> tuple[datetime | None, datetime]:
         """``kiosk.peers.closed_window`` by the peer's clock (its timer keeps its hours; its
-        skew as its last answer told it), the times given back on this gate's clock."""
-        skew = state.skew or timedelta(0)
+        ``skew``, its clock less this one's), the times given back on this gate's clock."""
         began, ended = closed_window(now + skew, self.core.tz, hours)
         return (None if began is None else began - skew), ended - skew
 
@@ -886,6 +929,25 @@ def misdirected(url: str) -> str:
         f"the gate does not answer to {host}; if that name is the gate's, add it to that"
         " gate's [web] allowed_hosts (docs/network.md)"
     )
+
+
+def _peer_now(state: PeerState, reading: ClockReading) -> datetime:
+    """The peer's clock now: as its last answer said it, plus the monotonic time since (this
+    gate's clock stepped by NTP since, from 1970, changes nothing); without one, this gate's
+    clock and the skew last told."""
+    if state.said_mono is not None:
+        said, mono_ns = state.said_mono
+        with contextlib.suppress(OverflowError):  # a clock said at year 9999: the skew kept
+            now = said + timedelta(microseconds=(reading.mono_ns - mono_ns) // 1000)
+            if abs(now - reading.wall) <= MAX_SKEW_KEPT:  # this gate's time plus it is a time
+                return now
+    return reading.wall + (state.skew or timedelta(0))
+
+
+def _dated(when: datetime | None, mono_ns: int | None, reading: ClockReading) -> datetime | None:
+    """A time of this gate's clock kept with this boot's monotonic reading then, by the clock
+    read now (``reading``): dated right once NTP stepped it; ``when`` without one."""
+    return when if mono_ns is None else reading.wall_at(mono_ns)
 
 
 def _heard(state: PeerState, reading: ClockReading) -> datetime | None:

@@ -12,6 +12,7 @@ last ``lookback_h`` hours of events and acknowledgements back and shows the same
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -141,6 +142,9 @@ class Alarm:
     #: fault, no passage to date it by): this boot's monotonic clock when it was raised,
     #: which dates it once NTP steps the clock (``AlarmDesk._date_open``).
     mono_ns: int | None = None
+    #: The boot and monotonic time of the passage it is about (of its latest, once it counts
+    #: several): two of one boot are that far apart, whatever NTP did to the clock between.
+    at_boot: tuple[str, int] | None = None
     #: An outing over the quota found late (``QUOTA_DETAIL``): the gate and time of the
     #: outing before it, then of the outing itself.
     passages: list[tuple[str, str]] = field(default_factory=list)
@@ -193,8 +197,30 @@ class Alarm:
             and (self.detail == REVOKED_DETAIL) == (other.detail == REVOKED_DETAIL)
             and self.subject is not None
             and self.subject == other.subject
-            and _seconds_between(self.ts, other.ts) <= INCIDENT_WINDOW_S
+            and _apart_s(self, other) <= INCIDENT_WINDOW_S
         )
+
+
+def _happened(alarm: Alarm) -> tuple[bool, str]:
+    """Where a card sorts by when it happened (``AlarmBoard.open``, newest last): its dated
+    time, or its stamp; one stamped on a clock not set and not dated yet after all (its
+    stamp is that clock's guess, 1970 or hours behind: the raw stamp put it below
+    yesterday's cards), among such by their stamps."""
+    undated = not alarm.clock_synced and alarm.dated_ts is None
+    return undated, alarm.dated_ts or alarm.ts
+
+
+def _apart_s(a: Alarm, b: Alarm) -> float:
+    """How far apart two alarms' passages were: by the monotonic clock when of one boot (a
+    stamp of 1970 and one after NTP set the clock are minutes apart, not 56 years); of two
+    boots, by their times when both are known (synchronised or dated), else too far (two
+    boots that both read 1970 are not one incident)."""
+    if a.at_boot is not None and b.at_boot is not None:
+        if a.at_boot[0] == b.at_boot[0]:
+            return abs(a.at_boot[1] - b.at_boot[1]) / 1e9
+        if not all(x.clock_synced or x.dated_ts for x in (a, b)):
+            return math.inf
+    return _seconds_between(a.dated_ts or a.ts, b.dated_ts or b.ts)
 
 
 def _seconds_between(a: str, b: str) -> float:
@@ -232,6 +258,7 @@ class AlarmBoard:
                 if known.take_seqs(alarm.seqs) or not alarm.seqs:  # not a passage counted
                     known.ts, known.temp_c = alarm.ts, alarm.temp_c or known.temp_c
                     known.clock_synced, known.dated_ts = alarm.clock_synced, alarm.dated_ts
+                    known.at_boot = alarm.at_boot
                 return False
         self.alarms[alarm.key] = alarm
         self._trim()
@@ -277,9 +304,11 @@ class AlarmBoard:
             self._close_if_acked_before(alarm)
 
     def open(self) -> list[Alarm]:
-        """The open alarms, newest first; the overflow card (older than all) last."""
+        """The open alarms, newest first, each by when it happened (``dated_ts`` once a card
+        stamped on a clock not set is dated); one not dated yet (when cannot be told: 1970,
+        or the last shutdown's time) first; the overflow card (older than all) last."""
         shown = sorted(
-            (a for a in self.alarms.values() if not a.acked_by), key=lambda a: a.ts, reverse=True
+            (a for a in self.alarms.values() if not a.acked_by), key=_happened, reverse=True
         )
         if self.overflow is not None and not self.overflow.acked_by:
             shown.append(self.overflow)
@@ -339,7 +368,15 @@ def alarm_of(event: Mapping[str, Any], kind: str, code: str) -> Alarm:
         direction=_text(event.get("direction")),
         seqs=[int(seq)] if seq is not None else [],
         clock_synced=event.get("clock_synced") is not False,
+        at_boot=_at_boot(event),
     )
+
+
+def _at_boot(event: Mapping[str, Any]) -> tuple[str, int] | None:
+    boot, mono = event.get("boot_id"), event.get("mono_ns")
+    if isinstance(boot, str) and isinstance(mono, int) and not isinstance(mono, bool):
+        return boot, mono
+    return None
 
 
 def _text(value: Any) -> str | None:

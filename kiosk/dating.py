@@ -31,13 +31,21 @@ record is unchanged; the dating is derived from hashed fields (``boot_id``, ``mo
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from .clock import ClockReading
 
-__all__ = ["DATED_EVENTS_SQL", "age_s", "dated_source", "dated_ts_sql", "has_unsynced"]
+__all__ = [
+    "DATED_EVENTS_SQL",
+    "age_s",
+    "dated_source",
+    "dated_ts_sql",
+    "has_unsynced",
+    "retention_offsets",
+]
 
 
 def _offset_ms(ts: str, mono_ns: str) -> str:
@@ -123,3 +131,54 @@ def age_s(event: Mapping[str, Any], now: ClockReading, boot_id: str) -> float | 
         return (now.wall - when).total_seconds()
     except (TypeError, ValueError):
         return None
+
+
+def retention_offsets(
+    db: Any, boots: list[str], offsets: Mapping[str, int], now: ClockReading | None, boot_id: str
+) -> dict[str, int]:
+    """For retention: ``offsets`` (the dated boots', ``kiosk.queries.boot_offsets``) and, for
+    each of ``boots`` never dated (an earlier boot than ``boot_id`` that ended before its
+    clock was set), one that dates its stamps no earlier than they happened. A stamp of such
+    a boot was purged at the first purge on a set clock (1970 is older than any cutoff),
+    however recent; dated so, it is kept its retention period, and a little longer (the time
+    between that boot's last row and the next boot's start)."""
+    out = dict(offsets)
+    for boot in boots:
+        if boot not in out and boot != boot_id:
+            bound = _never_dated_offset(db, boot, now)
+            if bound is not None:
+                out[boot] = bound
+    return out
+
+
+def _never_dated_offset(db: Any, boot: str, now: ClockReading | None) -> int | None:
+    """An offset (``ms`` wall less monotonic) at least the true one of ``boot``, never dated:
+    the boot ended before the next one began (that boot's offset: its monotonic clock's zero,
+    its start; this boot's, by the clock read ``now``, set), so that start less the boot's
+    last monotonic time read (its last row, events or audit) is no earlier than its own."""
+    starts = (
+        [int(now.wall.timestamp() * 1000) - now.mono_ns // 1_000_000] if now and now.synced else []
+    )
+    last_mono: int | None = None
+    for table in ("events", "audit"):
+        try:
+            last = db.execute(
+                f"SELECT seq, mono_ns FROM {table} WHERE boot_id = ? AND clock_synced = 0"  # noqa: S608
+                " ORDER BY seq DESC LIMIT 1",
+                [boot],
+            ).fetchone()
+            if last is None:
+                continue
+            last_mono = max(int(last[1]), last_mono or 0)
+            nxt = db.execute(
+                f"SELECT b.offset_ms FROM boot_clock b WHERE b.boot_id = (SELECT boot_id FROM"  # noqa: S608
+                f" {table} WHERE seq > ? AND boot_id != ? ORDER BY seq LIMIT 1)",
+                [last[0], boot],
+            ).fetchone()
+        except sqlite3.OperationalError:  # a log of a version before the boots' offsets
+            continue
+        if nxt is not None:
+            starts.append(int(nxt[0]))
+    if last_mono is None or not starts:
+        return None
+    return min(starts) - last_mono // 1_000_000

@@ -68,3 +68,31 @@ def day_hours(day: date, tz: ZoneInfo | str) -> list[datetime]:
 def hour_key(local: datetime) -> tuple[int, timedelta | None]:
     """The hour of ``day_hours`` a local time is in: its clock hour and UTC offset."""
     return local.hour, local.utcoffset()
+
+
+def days_before(when: datetime, days: int) -> datetime:
+    """``days`` days before ``when`` on ``when``'s own clock (its zone: the same local time,
+    47 or 49 hours across a daylight-saving change). A local time that clock skipped (the
+    spring change's hour: no 02:20 that Sunday in Berlin) is when the clock went on (03:00
+    summer time), the first instant whose local time is not earlier; read with the offset
+    before the change (as Python does) it was an hour later, and a period from it left out
+    outings of that hour. A repeated one (the autumn change) is its first."""
+    local = when - timedelta(days=days)
+    zone = local.tzinfo
+    if zone is None or zone is UTC:
+        return local
+    later = local.replace(fold=0).astimezone(UTC)
+    if later.astimezone(zone).replace(tzinfo=None) == local.replace(tzinfo=None):
+        return local  # a time the clock showed
+    earlier, wall = local.replace(fold=1).astimezone(UTC), local.replace(tzinfo=None)
+    while later - earlier > _INSTANT:  # the change lies between the two readings
+        middle = earlier + (later - earlier) / 2
+        if middle.astimezone(zone).replace(tzinfo=None) >= wall:
+            later = middle
+        else:
+            earlier = middle
+    return later
+
+
+#: The precision a skipped time's change is found to.
+_INSTANT = timedelta(microseconds=1)

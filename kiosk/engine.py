@@ -50,7 +50,6 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal, Protocol, Unpack
 from zoneinfo import ZoneInfo
 
@@ -369,9 +368,11 @@ class Engine:
         self._thermo_cfg = config.thermometer.thermometry
         #: The sensor die's drift over the latest minute (every reading, idle or not).
         self._die = thermometry.DieTrend()
-        #: Since when the air has read outside the calibration's range, and back inside it.
-        self._air_out_since: tuple[int, datetime] | None = None
+        #: Since when the air has read outside the calibration's range, and back inside it
+        #: (monotonic); whether the standing alarm's words were made on a clock not set.
+        self._air_out_since: int | None = None
         self._air_in_since_ns: int | None = None
+        self._air_undated = False
         self._tz = ZoneInfo(config.site.timezone)
 
         self.state: State = "idle"
@@ -811,15 +812,30 @@ class Engine:
             return
         self._air_in_since_ns = None
         if self._air_out_since is None:
-            self._air_out_since = (now, self.clock.now())
-        since_ns, since = self._air_out_since
-        if "air" in self.faults or now - since_ns < AIR_OUT_AFTER_S * 1e9:
+            self._air_out_since = now
+        since_ns = self._air_out_since
+        if "air" in self.faults:
+            if self._air_undated and self.clock.synced():  # NTP set the clock: say since when
+                self.faults["air"] = self._air_words(reading, calibration, since_ns)
+                self._publish_health()
             return
-        self._raise_fault(
-            "air",
+        if now - since_ns >= AIR_OUT_AFTER_S * 1e9:
+            self._raise_fault("air", self._air_words(reading, calibration, since_ns))
+
+    def _air_words(self, reading: ThermoReading, calibration: Calibration, since_ns: int) -> str:
+        """The standing air alarm's detail: since when by the clock (one not set, 1970 or the
+        last shutdown's time, says none: it is said once the clock is set)."""
+        clock = ClockReading.take(self.clock)
+        self._air_undated = not clock.synced
+        since = (
+            "(this gate's clock is not set: since when is said once it is)"
+            if self._air_undated
+            else f"since {clock.wall_at(since_ns).astimezone(self._tz):%H:%M}"
+        )
+        return (
             f"air {reading.ambient_c:.1f} degC outside the thermometer's trusted range"
-            f" ({calibration.ambient_min_c:g} to {calibration.ambient_max_c:g} degC) since"
-            f" {since.astimezone(self._tz):%H:%M}: every visitor checked by hand",
+            f" ({calibration.ambient_min_c:g} to {calibration.ambient_max_c:g} degC) {since}:"
+            " every visitor checked by hand"
         )
 
     def current_calibration(self) -> Calibration:

@@ -38,6 +38,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .days import days_before
 from .lists import same_text
 
 __all__ = ["COUNTED_DECISIONS", "QUOTA_EXEMPT", "PassageHistory"]
@@ -219,8 +220,8 @@ class PassageHistory:
         arithmetic): ``now`` in the site's zone gives the same local time ``period_days``
         earlier across a daylight-saving change (``kiosk.policy.quota_reached``); in UTC,
         ``period_days`` x 24 h."""
-        period = timedelta(days=period_days)
-        return self._exits_between(household, now - period, now + period)
+        period = timedelta(days=period_days)  # a start the spring change skipped: its end
+        return self._exits_between(household, days_before(now, period_days), now + period)
 
     def _exits_between(self, household: str, after: datetime, upto: datetime | None) -> int:
         """Exits of ``household`` in ``(after, upto]`` (``upto`` None: no end)."""

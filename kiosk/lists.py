@@ -52,6 +52,7 @@ from sqlite_utils.db import NotFoundError
 
 from .auditing import audited_write
 from .clock import Clock, ClockReading
+from .dating import retention_offsets
 from .passes import MAX_VALID_HOURS, PassError, TrustList, key_id_of
 from .ports import AuditedWriter
 from .queries import boot_offsets, clock_of, held_dated, read_clocks
@@ -795,7 +796,9 @@ class _Revoked:
             if kept
             else []
         )
-        self._offsets = boot_offsets(db, sorted(str(b) for (b,) in boots if b is not None))
+        held = sorted(str(b) for (b,) in boots if b is not None)
+        # A boot never dated (ended before NTP answered): no earlier than it can have been.
+        self._offsets = retention_offsets(db, held, boot_offsets(db, held), now, boot_id)
         self._now, self._boot_id = now, boot_id
 
     def at(self, revoked_at: object, clocks: str | None) -> object:

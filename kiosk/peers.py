@@ -11,7 +11,9 @@ ahead of this kiosk's clock than ``MAX_AHEAD`` is a clock that was wrong, not a 
 dropped (counted in the peer's status) and neither blocks a household nor hides a real
 passage. A peer's answer says its own time (``now``): how far its clock is from this kiosk's
 is its ``skew``, shown in its status beyond ``MAX_SKEW`` (a clock far *behind* stamps its
-outings early, so they leave the quota's window early here); its rows are never "corrected".
+outings early, so they leave the quota's window early here); its rows are not "corrected",
+but those it stamped on its clock not set (its page's ``unsynced_from`` on: fake-hwclock's
+saved time, hours behind), which this gate, its clock set, dates by that skew.
 
 The rows kept go into ``peer_passages`` (``PeerLedger.merge``: keyed ``(kiosk_id, seq)``, so
 a page fetched twice is held once; each peer's cursor in ``peer_cursors``), and only the new
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import json
 import re
@@ -238,6 +241,9 @@ class CheckedPage:
     #: zero-width space, a right-to-left override, a control): the rule the gate's own fields
     #: follow (``kiosk.typed.unseen``); the rest of the page is kept and the cursor passes them.
     refused: int = 0
+    #: Rows the peer stamped on its clock not set (its ``unsynced_from`` on) dated here by that
+    #: clock's skew, this gate's clock being set (a peer booted on fake-hwclock's saved time).
+    redated: int = 0
 
 
 # --- the serving side -------------------------------------------------------------------------
@@ -250,6 +256,7 @@ def peer_page(
     limit: int,
     since: datetime,
     boot_id: str | None = None,
+    clock: ClockReading | None = None,
 ) -> dict[str, Any]:
     """This kiosk's passing passages after ``after`` stamped from ``since`` on, at most
     ``limit``: ``{"kiosk_id", "passages", "next", "last", "origin"}`` (``next``: the cursor to
@@ -258,9 +265,13 @@ def peer_page(
     passage stamped on an unsynchronised clock goes at the time its boot's clock dates it
     (``kiosk.dating``); one of this boot (``boot_id``) stamped on a clock never set (1970)
     and not dated yet ends the page before it (``next`` the seq before), to be served once
-    dated. ``StoreFault`` when the log cannot be read."""
+    dated. A passage of this boot stamped on its clock not set (a clock behind: the time
+    fake-hwclock saved, or a floor) and not dated yet is served, the clock read now
+    (``clock``) being set, at the time it dates it (``ClockReading.wall_at``); else as
+    stamped, the first such seq said (``unsynced_from``, ``None``: none), so the asker dates
+    them by this clock's skew (``check_page``). ``StoreFault`` when the log cannot be read."""
     try:
-        return _page(db, kiosk_id, after, limit, since, boot_id)
+        return _page(db, kiosk_id, after, limit, since, boot_id, clock)
     except sqlite3.Error as exc:
         raise StoreFault("store_fault", f"peer page: {type(exc).__name__}") from None
 
@@ -288,8 +299,24 @@ SELECT min(e.seq) FROM events e WHERE e.clock_synced = 0 AND e.boot_id = ? AND e
 """
 
 
+#: The first event of this boot (?) stamped on its clock not synchronised, the boot not
+#: dated since (no event of it on a set clock: ``kiosk.dating``); from it on, the log's stamps
+#: are all that clock's (index ``events_unsynced``).
+_UNDATED_SQL = """
+SELECT min(seq) FROM events WHERE clock_synced = 0 AND boot_id = ? AND NOT EXISTS (
+    SELECT 1 FROM boot_clock b WHERE b.boot_id = ?
+)
+"""
+
+
 def _page(
-    db: Database, kiosk_id: str, after: int, limit: int, since: datetime, boot_id: str | None
+    db: Database,
+    kiosk_id: str,
+    after: int,
+    limit: int,
+    since: datetime,
+    boot_id: str | None,
+    clock: ClockReading | None,
 ) -> dict[str, Any]:
     from .dating import dated_source
 
@@ -301,9 +328,14 @@ def _page(
     # cursor. One of an earlier boot never dated will never be: left out, as it was.
     never_set = source != "events" and boot_id is not None
     hold = db.execute(_NEVER_SET_SQL, [boot_id, after]).fetchone()[0] if never_set else None
+    undated = db.execute(_UNDATED_SQL, [boot_id, boot_id]).fetchone()[0] if never_set else None
+    # Stamped on this boot's clock not set and not dated yet (a clock behind: fake-hwclock's
+    # saved time): dated by the clock once it is set; until then said (``unsynced_from``), so
+    # the asking gate dates them by this clock's time as the answer gives it (``now``).
+    redate = undated is not None and clock is not None and clock.synced
     look_back = _first_dated_since(db, source, format_ts(since))
     rows = db.execute(
-        f"SELECT seq, pass_id, household, direction, decision, {ts} AS ts, flags"  # noqa: S608
+        f"SELECT seq, pass_id, household, direction, decision, {ts} AS ts, flags, mono_ns"  # noqa: S608
         f" FROM {source} WHERE seq > ? AND seq < ? AND decision IN ('pass', 'manual_pass')"
         f" AND {ts} >= ? ORDER BY seq LIMIT ?",
         [
@@ -321,10 +353,10 @@ def _page(
             "household": household,
             "direction": direction,
             "decision": decision,
-            "ts": stamp,
+            "ts": format_ts(clock.wall_at(mono)) if redate and clock and seq >= undated else stamp,
             "flags": [QUOTA_EXEMPT] if QUOTA_EXEMPT in json.loads(flags or "[]") else [],
         }
-        for seq, pass_id, household, direction, decision, stamp, flags in rows
+        for seq, pass_id, household, direction, decision, stamp, flags, mono in rows
     ]
     full = len(passages) == limit
     nxt = passages[-1]["seq"] if full else max(head, passages[-1]["seq"] if passages else after)
@@ -332,7 +364,14 @@ def _page(
         nxt = hold - 1
     first = db.execute("SELECT id FROM events ORDER BY seq LIMIT 1").fetchone()
     origin = None if first is None else first[0]
-    return {"kiosk_id": kiosk_id, "passages": passages, "next": nxt, "last": head, "origin": origin}
+    return {
+        "kiosk_id": kiosk_id,
+        "passages": passages,
+        "next": nxt,
+        "last": head,
+        "origin": origin,
+        "unsynced_from": None if redate else undated,
+    }
 
 
 def _page_message(kiosk_id: str, nonce: str, after: int, limit: int, body: bytes) -> bytes:
@@ -519,7 +558,11 @@ def check_page(
     known);
     ``PeerRolledBack`` when it ends before ``after`` and is that same log. On a clock not
     ``synced`` a row ahead of it is no proof of a wrong one: the page ends before it (``next``
-    the seq before), to be asked for again (``held_back``) once the clock is set."""
+    the seq before), to be asked for again (``held_back``) once the clock is set. Rows from
+    the page's ``unsynced_from`` on were stamped on the peer's clock not set (fake-hwclock's
+    saved time, hours behind): on a ``synced`` clock here they are dated by its skew
+    (``redated``; a passage at 10:00 stamped 07:00 is counted at 10:00, for the passback and
+    the quota), the others kept as stamped."""
     if not isinstance(page, dict):
         raise PeerPageError("the answer is not a JSON object (not a kiosk?)")
     if page.get("kiosk_id") != kiosk_id:
@@ -528,6 +571,51 @@ def check_page(
             f" {kiosk_id} (compound.peers kiosk_id): nothing of it is kept"
         )
     _same_compound(page.get("compound"), compound)
+    last, said_origin = _same_log(page, after, origin)
+    raw = page.get("passages")
+    if not isinstance(raw, list):
+        raise PeerPageError("the answer has no passages list")
+    if len(raw) > limit:
+        raise PeerPageError(f"{len(raw)} passages in a page asked for at most {limit}")
+    said = None if page.get("now") is None else _when(page.get("now"), "now")
+    skew = None if said is None else max(-MAX_SKEW_KEPT, min(MAX_SKEW_KEPT, said - now))
+    undated, shift = _undated(page, skew, synced)
+    redated = 0
+    rows: list[PeerRow] = []
+    ahead, previous, latest = 0, after, now + MAX_AHEAD
+    held: int | None = None  # on a clock not set: the seq before the first row ahead of it
+    held_back = refused = 0
+    for item in raw:
+        row, when = _row(item, kiosk_id)
+        if row.seq <= previous:
+            raise PeerPageError(f"row seq {row.seq} does not follow {previous}")
+        moved = shift is not None and undated is not None and row.seq >= undated
+        if moved:
+            row, when, moved = _dated_by(row, when, shift)
+        if when > latest and not synced and held is None:
+            held = previous
+        previous = row.seq
+        if held is not None:
+            held_back += 1
+            continue
+        if unseen(row.household or "") or unseen(row.pass_id or ""):
+            refused += 1  # its value is not repeated: it may be a person's
+            continue
+        if when > latest:
+            ahead += 1
+            continue
+        rows.append(row)
+        redated += moved
+    nxt = _seq(page.get("next"), "next")
+    if nxt < previous or nxt > max(last, previous):
+        raise PeerPageError(f"next is {nxt}, outside {previous}..{max(last, previous)}")
+    nxt = nxt if held is None else held  # held_back is 0 when nothing is held
+    return CheckedPage(rows, nxt, last, ahead, skew, said, said_origin, held_back, refused, redated)
+
+
+def _same_log(page: dict[str, Any], after: int, origin: str | None) -> tuple[int, str | None]:
+    """The page's ``last`` and ``origin``: ``PeerRolledBack`` or ``PeerRestarted`` when its
+    log ends before ``after`` or is another than ``origin`` (``check_page``)."""
     last = _seq(page.get("last"), "last")
     said_origin = _origin(page.get("origin"))
     if last < after and origin is not None and said_origin == origin:
@@ -543,40 +631,33 @@ def check_page(
             f"it answers from another log than the one held here (its first event"
             f" {said_origin}, not {origin}: a new card?)"
         )
-    raw = page.get("passages")
-    if not isinstance(raw, list):
-        raise PeerPageError("the answer has no passages list")
-    if len(raw) > limit:
-        raise PeerPageError(f"{len(raw)} passages in a page asked for at most {limit}")
-    rows: list[PeerRow] = []
-    ahead, previous, latest = 0, after, now + MAX_AHEAD
-    held: int | None = None  # on a clock not set: the seq before the first row ahead of it
-    held_back = refused = 0
-    for item in raw:
-        row, when = _row(item, kiosk_id)
-        if row.seq <= previous:
-            raise PeerPageError(f"row seq {row.seq} does not follow {previous}")
-        if when > latest and not synced and held is None:
-            held = previous
-        previous = row.seq
-        if held is not None:
-            held_back += 1
-            continue
-        if unseen(row.household or "") or unseen(row.pass_id or ""):
-            refused += 1  # its value is not repeated: it may be a person's
-            continue
-        if when > latest:
-            ahead += 1
-            continue
-        rows.append(row)
-    nxt = _seq(page.get("next"), "next")
-    if nxt < previous or nxt > max(last, previous):
-        raise PeerPageError(f"next is {nxt}, outside {previous}..{max(last, previous)}")
-    said = None if page.get("now") is None else _when(page.get("now"), "now")
-    skew = None if said is None else max(-MAX_SKEW_KEPT, min(MAX_SKEW_KEPT, said - now))
-    if held is None:
-        return CheckedPage(rows, nxt, last, ahead, skew, said, said_origin, refused=refused)
-    return CheckedPage(rows, held, last, ahead, skew, said, said_origin, held_back, refused)
+    return last, said_origin
+
+
+def _undated(
+    page: dict[str, Any], skew: timedelta | None, synced: bool
+) -> tuple[int | None, timedelta | None]:
+    """The page's ``unsynced_from`` (the first seq stamped on the peer's clock not set), and
+    the skew those rows are dated by: on this clock set only, and not one beyond what is kept
+    (a clock at year 9999 tells no time)."""
+    said = page.get("unsynced_from")
+    undated = None if said is None else _seq(said, "unsynced_from")
+    trusted = skew is not None and abs(skew) < MAX_SKEW_KEPT
+    return undated, (skew if synced and undated is not None and trusted else None)
+
+
+def _dated_by(
+    row: PeerRow, when: datetime, skew: timedelta | None
+) -> tuple[PeerRow, datetime, bool]:
+    """A row the peer stamped on its clock not set, dated by that clock's ``skew`` (its
+    ``now`` less this clock's, set); whether it moved (one dated beyond the calendar stays)."""
+    if skew is None:
+        return row, when, False
+    try:
+        dated = when - skew
+    except OverflowError:
+        return row, when, False
+    return dataclasses.replace(row, ts=format_ts(dated)), dated, True
 
 
 def _origin(value: object) -> str | None:

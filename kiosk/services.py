@@ -32,6 +32,7 @@ from .community import (
     record_dict,
     row_by_id,
 )
+from .dating import retention_offsets
 from .days import day_bounds, when_or_none
 from .queries import (
     Stamp,
@@ -188,7 +189,8 @@ def purge(
         sql += f" where {closed} and clocks is not null"
     found = db.execute(sql, [cut])
     rows = [(int(i), str(d), read_clocks(c, STAMPS).get("done_at")) for i, d, c in found]
-    offsets = boot_offsets(db, sorted({held[0] for _, _, held in rows if held}))
+    boots = sorted({held[0] for _, _, held in rows if held})
+    offsets = retention_offsets(db, boots, boot_offsets(db, boots), now, boot_id)
     due = [i for i, done, held in rows if held_dated(done, held, offsets, now, boot_id) < cut]
     db.execute(
         "update service_requests set note = '', household = '', purged_at = ?"

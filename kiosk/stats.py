@@ -44,7 +44,7 @@ from sqlite_utils.migrations import Migrations
 from kiosk.categories import community_section, quarantine_lists
 from kiosk.config.policy import QuotaConfig
 from kiosk.dating import dated_source
-from kiosk.days import as_zone, day_bounds, day_hours, hour_key, local_day
+from kiosk.days import as_zone, day_bounds, day_hours, days_before, hour_key, local_day
 from kiosk.history import QUOTA_EXEMPT
 from kiosk.links import Key, passage_key, retried
 from kiosk.lists import Freshness, same_text
@@ -220,7 +220,7 @@ def over_quota(
 def quota_period_start(when: datetime, quota: QuotaConfig, clock: ZoneInfo) -> datetime:
     """Where the rolling period before an outing at ``when`` starts (exclusive): ``period_days``
     days earlier on the site's clock (47 or 49 hours across a daylight-saving change)."""
-    return when.astimezone(clock) - timedelta(days=quota.period_days)
+    return days_before(when.astimezone(clock), quota.period_days)
 
 
 def _temperature_counts(

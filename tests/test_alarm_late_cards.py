@@ -146,3 +146,60 @@ def test_a_revoked_pass_card_is_not_swallowed_by_an_open_referral_of_the_same_pe
     log.audit("office", BUNDLE_ACTION, {REVOKED_PASSED: [passed.seq]})
     cards = AlarmDesk(log, clock).open_alarms([])
     assert sorted(a.detail for a in cards) == ["quarantine_unconfirmed", REVOKED_DETAIL]
+
+
+def test_cards_stamped_on_a_clock_not_set_are_listed_where_they_happened(log, clock):
+    """The console lists open cards newest first by their raw stamp: a quota card (or any)
+    stamped 1970 before NTP answered stayed at the bottom, below yesterday's cards, while it
+    was undated and after it was dated 10:10 today. A dated card goes by its dated time; one
+    not dated yet (a clock not set: when cannot be told) is listed first."""
+    from kiosk.alarms import Alarm, AlarmBoard
+
+    board = AlarmBoard()
+    yesterday = Alarm(key="a", kind="device", ts="2026-03-01T01:00:00.000000Z", detail="x")
+    today = Alarm(key="b", kind="device", ts="2026-03-02T01:00:00.000000Z", detail="x")
+    dated = Alarm(
+        key="c", kind="guard", ts="1970-01-01T00:10:00.000000Z", detail=QUOTA_DETAIL,
+        clock_synced=False, dated_ts="2026-03-02T02:10:00.000000Z",
+    )  # fmt: skip
+    undated = Alarm(
+        key="d", kind="guard", ts="1970-01-01T00:20:00.000000Z", detail=QUOTA_DETAIL,
+        clock_synced=False,
+    )  # fmt: skip
+    for alarm in (yesterday, undated, today, dated):
+        board.add(alarm)
+    assert [a.key for a in board.open()] == ["d", "c", "b", "a"]
+
+
+def fever_deny(seq: int, ts: str, boot: str, mono_s: int, synced: bool) -> dict:
+    return {
+        "seq": seq, "ts": ts, "boot_id": boot, "mono_ns": mono_s * 10**9,
+        "clock_synced": synced, "decision": "deny", "reasons": ["fever"],
+        "household": "1-101", "holder": "Wang L", "direction": "in", "temp_c": 38.6,
+    }  # fmt: skip
+
+
+def test_a_person_denied_either_side_of_the_ntp_step_is_one_incident():
+    """A feverish resident denied at the gate a minute after a boot without network time
+    (stamped 1970), and again two minutes later, NTP having set the clock between: two cards
+    and two sirens for one incident, their stamps 56 years apart. Within one boot the
+    incident's window is counted on the monotonic clock."""
+    from kiosk.alarms import AlarmBoard, alarm_from_event
+
+    board = AlarmBoard()
+    board.add(alarm_from_event(fever_deny(1, "1970-01-01T00:01:00.000000Z", "b1", 60, False)))
+    board.add(alarm_from_event(fever_deny(2, "2026-03-02T02:00:00.000000Z", "b1", 180, True)))
+    [card] = board.open()
+    assert card.seqs == [1, 2]
+
+
+def test_two_boots_that_both_read_1970_are_two_incidents():
+    """A gate that never gets network time boots at 1970 each morning: a fever card left
+    open on Monday took in Tuesday's fever of the same person as 'one more time', both
+    stamped 00:05 on 1 January 1970, and Tuesday's raised no card of its own."""
+    from kiosk.alarms import AlarmBoard, alarm_from_event
+
+    board = AlarmBoard()
+    board.add(alarm_from_event(fever_deny(1, "1970-01-01T00:05:00.000000Z", "mon", 300, False)))
+    board.add(alarm_from_event(fever_deny(9, "1970-01-01T00:06:00.000000Z", "tue", 360, False)))
+    assert sorted(a.seqs[0] for a in board.open()) == [1, 9]

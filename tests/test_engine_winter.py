@@ -75,6 +75,33 @@ def test_hours_outside_the_trusted_range_stand_as_one_alarm_not_one_per_visitor(
     assert rig.alarms() == [("air_out_of_range", "raised"), ("air_out_of_range", "cleared")]
 
 
+def test_the_air_alarm_raised_before_ntp_says_no_1970_time_and_is_dated_once_set(tmp_path):
+    """A winter gate booted without network time raised the air alarm 'since 08:00' (1970's
+    midnight in Shanghai) and the devices page kept saying so all day after NTP set the clock:
+    raised on a clock not set it says no clock time; once the clock is set it says since when,
+    dated by the monotonic time (the alarm is not raised again)."""
+    from datetime import UTC, datetime
+
+    from kiosk.clock import FakeClock
+
+    unset = FakeClock(start=datetime(1970, 1, 1, 0, 0, tzinfo=UTC), is_synced=False)
+    rig = Rig(unset, tmp_path)
+    try:
+        rig.emulator.set_ambient(6.0)
+        rig.run(15)
+        detail = rig.engine.faults["air"]
+        assert "since 08:0" not in detail and "clock is not set" in detail
+        assert "6.0" in detail and "by hand" in detail
+        unset.set_wall(datetime(2026, 1, 12, 8, 30, 15, tzinfo=UTC))  # NTP: 16:30:15 there
+        unset.is_synced = True
+        rig.run(1)
+        detail = rig.engine.faults["air"]
+        assert "since 16:30" in detail and "not set" not in detail
+        assert rig.alarms() == [("air_out_of_range", "raised")]
+    finally:
+        rig.close()
+
+
 @pytest.mark.parametrize(
     ("lang", "label", "todo", "banner"),
     [

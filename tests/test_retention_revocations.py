@@ -195,3 +195,42 @@ def test_a_revocation_made_before_the_ntp_step_keeps_its_reason_for_the_retentio
         assert revocation(log, "abcdef012345") == {"reason": "", "bundle_reason": None}
     finally:
         log.close()
+
+
+def test_a_revocation_made_in_a_boot_never_dated_keeps_its_reason_for_the_retention_period(
+    tmp_path,
+):
+    """A guard revoked a stolen pass on a clock reading 1970, and the power went before NTP
+    answered (that boot never dated). The next boot, with network time, emptied the reason
+    at its first purge (1970 is older than any cutoff): the guard meeting the pass the next
+    day no longer read why it was refused. It is dated no earlier than it can have happened
+    (before the next boot began), so it keeps the reason the retention period."""
+    from kiosk import lists as lists_mod
+    from kiosk import stats, tokens
+    from kiosk.ledgers import MIGRATIONS
+    from kiosk.store import EventDraft, EventLog
+
+    def opened(clock, boot_id):
+        sets = [tokens.MIGRATIONS, stats.MIGRATIONS, lists_mod.MIGRATIONS, *MIGRATIONS]
+        path = tmp_path / "kiosk.db"
+        return EventLog(path, "gate-1", clock, "NORMAL", migrations=sets, boot_id=boot_id)
+
+    unset = FakeClock(start=datetime(1970, 1, 1, tzinfo=UTC), is_synced=False)
+    store = opened(unset, "boot-a")
+    log = store.open()
+    unset.advance(600)
+    ListStore(log, unset).revoke("abcdef012345", REASON, "guard Zhao")
+    store.close()  # the power cut: that boot never dated
+    clock = FakeClock(start=datetime(2026, 3, 2, 1, 30, tzinfo=UTC))
+    store = opened(clock, "boot-b")
+    log = store.open()
+    try:
+        log.append(EventDraft(direction="in", decision="pass"))
+        clock.advance(3600)
+        purge(log, 30, clock.now(), tz=TZ)
+        assert revocation(log, "abcdef012345") == {"reason": REASON, "bundle_reason": None}
+        clock.advance(31 * 24 * 3600)
+        purge(log, 30, clock.now(), tz=TZ)
+        assert revocation(log, "abcdef012345") == {"reason": "", "bundle_reason": None}
+    finally:
+        store.close()

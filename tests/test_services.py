@@ -164,3 +164,51 @@ def test_a_request_closed_before_the_ntp_step_keeps_its_note_for_the_retention_p
         assert (gone.household, gone.note) == ("", "")
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("later_event", [True, False])
+def test_a_request_closed_in_a_boot_never_dated_keeps_its_note_for_the_retention_period(
+    tmp_path, later_event
+):
+    """A request done on a clock reading 1970, then the power went before NTP ever answered
+    (that boot never dated: nothing of it on a set clock). The next boot had network time and
+    its first purge emptied the household and note at once, 1970 being older than any cutoff,
+    though the request was closed minutes before the power cut. Such a close is dated no
+    earlier than it can have happened: by the first stamp on a set clock after its boot's
+    last row (or the clock now), less the monotonic time between."""
+    from kiosk.retention import purge
+    from kiosk.store import EventDraft
+
+    unset = FakeClock(start=datetime(1970, 1, 1, tzinfo=UTC), is_synced=False)
+    store = EventLog(
+        tmp_path / "k.db", "gate-1", unset, "NORMAL", migrations=[services.MIGRATIONS],
+        boot_id="boot-a",
+    )  # fmt: skip
+    log = store.open()
+    desk = ServiceDesk(log, unset, TZ)
+    unset.advance(600)
+    request = desk.open("5-702", "food", "Zhao", confined=True, note="rice, call 13812345678")
+    desk.done(request.id, "helper Chen")
+    log.append(EventDraft(direction="in", decision="deny", reasons=("fever",)))
+    store.close()  # the power cut: that boot never dated
+    clock = FakeClock(start=datetime(2026, 3, 2, 1, 30, tzinfo=UTC))  # booted with NTP
+    store = EventLog(
+        tmp_path / "k.db", "gate-1", clock, "NORMAL", migrations=[services.MIGRATIONS],
+        boot_id="boot-b",
+    )  # fmt: skip
+    log = store.open()
+    try:
+        desk = ServiceDesk(log, clock, TZ)
+        if later_event:
+            log.append(EventDraft(direction="in", decision="pass"))
+        clock.advance(3600)
+        purge(log, 30, clock.now(), tz=TZ)
+        kept = desk.get(request.id)
+        assert (kept.household, kept.note) == ("5-702", "rice, call 13812345678")
+        clock.advance(31 * 24 * 3600)
+        log.append(EventDraft(direction="in", decision="pass"))
+        purge(log, 30, clock.now(), tz=TZ)
+        gone = desk.get(request.id)
+        assert (gone.household, gone.note) == ("", "")
+    finally:
+        store.close()

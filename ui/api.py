@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
 from kiosk import queries
+from kiosk.clock import ClockReading
 from kiosk.config.compound import KIOSK_ID_PATTERN
 from kiosk.core import Core
 from kiosk.export import COLUMNS, read_events
@@ -898,6 +899,12 @@ class PeerPage(BaseModel):
         description="Which log this is: its first event's id (null while it is empty). An"
         " asking gate holding another log's passages fetches this one from its start.",
     )
+    unsynced_from: int | None = Field(
+        None,
+        description="The first seq stamped on this kiosk's clock while it was not set (a clock"
+        " behind, not dated yet): passages from it on are at this clock's time (`now`), which"
+        " an asking gate with its clock set dates by the skew (null: none).",
+    )
 
 
 @router.get(
@@ -932,6 +939,7 @@ def passages(
             limit,
             since,
             core.store.boot_id,
+            ClockReading.take(core.clock),
         )
     except StoreFault:
         raise HTTPException(503, "the event log is unavailable") from None
