@@ -743,11 +743,17 @@ class AlarmDesk:
 
     def _with_unreadable(self, standing: list[Alarm]) -> list[Alarm]:
         """``standing`` and the card of the rows a read had to leave out (found by the scan):
-        one the guard can close like any device's (call with ``_lock`` held)."""
+        one the guard can close like any device's (call with ``_lock`` held). A closed card
+        naming fewer rows leaves the board: more rows failing since is a new incident, and
+        the card comes back once (the rows only grow until the daemon restarts)."""
         keys = {a.key for a in standing}
         unreadable = [
             a for a in unreadable_alarms(self._log.unreadable_seqs()) if a.key not in keys
         ]
+        for alarm in unreadable:
+            known = self.board.alarms.get(alarm.key)
+            if known is not None and known.acked_by and known.detail != alarm.detail:
+                del self.board.alarms[alarm.key]
         return [*standing, *unreadable]
 
     def note_message(self, message: Mapping[str, Any]) -> bool:

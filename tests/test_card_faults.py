@@ -403,3 +403,29 @@ def test_the_unreadable_rows_card_can_be_closed(guard_core):
         assert _unreadable_cards(guard) == []  # nothing new: it stays closed
         audit = guard_core.store.audits(0, 1000)
     assert any("device:unreadable_rows" in json.dumps(row["detail"]) for row in audit)
+
+
+def test_the_unreadable_rows_card_comes_back_when_more_rows_fail_after_it_was_closed(
+    guard_core,
+):
+    """A closed card kept every later failure unsaid until the daemon restarted: the card
+    failing another page is a new incident. The card comes back once, naming the rows, and
+    stays closed while no further row fails."""
+    for _ in range(90):
+        add_event(guard_core)
+    _damage_leaf(guard_core, 1)
+    app = create_app(guard_core)
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as guard:
+        csrf = login(guard)
+        first = _unreadable_cards(guard)
+        post(guard, "/guard/alarms/ack", csrf, only="device:unreadable_rows")
+        assert _unreadable_cards(guard) == []
+        before = set(guard_core.store.unreadable_seqs())
+        _damage_leaf(guard_core, -2)
+        guard_core.store.readable_events(0, 90)  # a later read crosses the newly bad page
+        assert set(guard_core.store.unreadable_seqs()) > before
+        again = _unreadable_cards(guard)
+        assert len(again) == 1 and again[0]["detail"] != first[0]["detail"], again
+        assert len(_unreadable_cards(guard)) == 1  # once, not a card per read
+        closed = post(guard, "/guard/alarms/ack", csrf, only="device:unreadable_rows")
+        assert closed.status_code == 303 and _unreadable_cards(guard) == []
