@@ -17,6 +17,7 @@ that what is sent matches them.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -57,7 +58,7 @@ from kiosk.privacy import FIELD_NAMES, mask_event, normalise_fields
 from kiosk.ratelimit import RateLimiter, Verdict
 from kiosk.sheets import formula_safe, write_csv
 from kiosk.stats import daily_report
-from kiosk.store import EventLog, StoreFault, format_ts
+from kiosk.store import EventLog, ReadFailure, StoreFault, error_name, format_ts
 from kiosk.tokens import TokenInfo
 from ui.kiosk_screen import in_networks
 
@@ -779,7 +780,7 @@ def events_csv(
          "fields": sorted(allowed)},
     )  # fmt: skip
     kiosk_id = state.core.config.site.kiosk_id
-    return StreamingResponse(
+    return CuttableStream(
         csv_rows(store, after, limit, allowed, state.max_page, through),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{kiosk_id}-events.csv"'},
@@ -800,7 +801,12 @@ def csv_rows(
     header = write_csv([EVENT_FIELDS])  # sent with the first page, or alone when none
     cursor, sent = after, 0
     while sent < limit and cursor < through:
-        batch = read_events(store.reader(), cursor, min(page, limit - sent))
+        try:
+            batch = read_events(store.reader(), cursor, min(page, limit - sent))
+        except ReadFailure as exc:
+            if header:  # nothing sent yet: the caller answers it
+                raise
+            raise _cut(store, cursor, exc) from exc
         batch = [row for row in batch if row["seq"] <= through]
         if not batch:
             break
@@ -810,6 +816,35 @@ def csv_rows(
         cursor, sent = batch[-1]["seq"], sent + len(batch)
     if header:
         yield header
+
+
+class ExportCut(Exception):
+    """A streamed export could not be read on after its first bytes (``CuttableStream``)."""
+
+
+def _cut(store: EventLog, cursor: int, exc: ReadFailure) -> ExportCut:
+    """The export's page after ``cursor`` failed: the store's health names a damaged card
+    (``note_read_fault``), the journal has one line, and the transfer is left unfinished."""
+    store.note_read_fault(exc)
+    log.warning(
+        "CSV export cut after seq %d: the log could not be read on (%s); the client sees an"
+        " unfinished transfer",
+        cursor,
+        error_name(exc),
+    )
+    return ExportCut(error_name(exc))
+
+
+class CuttableStream(StreamingResponse):
+    """A stream whose source may fail after its first bytes (``ExportCut``): the transfer is
+    then left unfinished, never ended as a whole one would be. No last chunk is sent and the
+    server closes the connection, which every client reports: curl as error 18, a browser as
+    a failed download, httpx as ``RemoteProtocolError``. A row saying so would read as one
+    more row in a spreadsheet, and a streamed export's length is not known before its end."""
+
+    async def stream_response(self, send: Send) -> None:
+        with contextlib.suppress(ExportCut):
+            await super().stream_response(send)
 
 
 @router.get(
