@@ -25,7 +25,8 @@ from contextlib import closing, contextmanager
 
 import httpx
 import pytest
-from guard_support import add_event, close_core, make_core
+from fastapi.testclient import TestClient
+from guard_support import BASE, add_event, close_core, make_core
 
 from checkpoint.server import build_server
 from kiosk.config import parse_config
@@ -140,6 +141,25 @@ def test_a_csv_export_cut_by_a_damaged_page_is_an_unfinished_transfer_never_a_wh
     assert not [r for r in caplog.records if r.exc_info], "a traceback in the journal"
     said = [r.getMessage() for r in caplog.records if r.name == "ui.api"]
     assert any("CSV export cut" in line for line in said), said
+
+
+def test_a_csv_export_whose_first_page_the_card_fails_is_a_503_with_its_words(
+    guard_core,
+):
+    """The first page of the export unreadable: the answer was a 200 and an empty, cut
+    transfer (curl: ``(18)``, a browser: a failed download), the reason nowhere but a
+    traceback in the journal. It is read before the answer starts: a 503 naming the card
+    and what to do, as the JSON pages answer, and the store's health degraded."""
+    for _ in range(60):
+        add_event(guard_core)
+    _damage_leaf(guard_core, 1)
+    _, token = guard_core.tokens.create(["logs:read"])
+    client = TestClient(create_app(guard_core), base_url=BASE, raise_server_exceptions=False)
+    answer = client.get("/api/v1/events.csv", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 503, (answer.status_code, answer.text[:200])
+    assert "SQLITE_CORRUPT" in answer.json()["detail"] and "verify-log" in answer.json()["detail"]
+    store = guard_core.health()["devices"]["store"]
+    assert store["state"] == "degraded"
 
 
 def test_a_whole_csv_export_still_ends_its_transfer(paged_core):
