@@ -44,7 +44,7 @@ class StandbyServer:
     def __init__(self, config: KioskConfig, standby: Standby, notifier: Notifier) -> None:
         self.standby = standby
         self.notifier = notifier
-        app = create_standby_app(standby, config.site.kiosk_id)
+        app = create_standby_app(standby, config.site.kiosk_id, local=config.web.screen_addresses)
         self._server = build_server(app, config.web)
         self._task: asyncio.Task[None] | None = None
         self._watchdog = Watchdog.from_env(notifier, lambda: True, _Monotonic())

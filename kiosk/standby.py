@@ -75,18 +75,24 @@ class Standby:
         self.reason, self.kind = reason, kind
         return changed
 
-    def health(self, kiosk_id: str, version: str) -> dict[str, Any]:
-        """The ``/api/v1/health`` report while standing by: not deciding, the store in fault."""
-        return {
+    def health(self, kiosk_id: str, version: str, *, whole: bool = True) -> dict[str, Any]:
+        """The ``/api/v1/health`` report while standing by: not deciding, the store in fault.
+        ``whole``: with the reason as the journal has it (the data dir's paths, its owners'
+        uids, SQLite's words), for this host; else the kind of fault in its place, as public
+        health never says more of a running kiosk's store than the error's kind."""
+        said = {"kind": self.kind, "since": self.since, "tries": self.tries}
+        report: dict[str, Any] = {
             "deciding": False,
             "state": "standby",
-            "standby": {
-                "reason": self.reason,
-                "kind": self.kind,
-                "since": self.since,
-                "tries": self.tries,
-            },
-            "devices": {"store": {"state": "fault", "detail": self.reason}},
+            "standby": {"reason": self.reason, **said} if whole else said,
+            "devices": {"store": {"state": "fault", "detail": self.detail(whole)}},
             "kiosk_id": kiosk_id,
             "version": version,
         }
+        if not whole:
+            report["withheld"] = ["standby.reason"]
+        return report
+
+    def detail(self, whole: bool) -> str:
+        """Why nothing is decided: the reason (``whole``), else only its kind."""
+        return self.reason if whole else f"the event log cannot be opened ({self.kind})"
