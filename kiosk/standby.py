@@ -17,11 +17,17 @@ another kiosk's log, a schema of a newer program), which still ends the process.
 from __future__ import annotations
 
 import errno
+import json
+import os
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from kiosk.store import StoreFault, error_name
+from kiosk.privacy import mask_event
+from kiosk.store import EventDraft, StoreFault, error_name, format_ts
 
 #: What the card does, by SQLite's error (a prefix: ``SQLITE_IOERR_READ`` is ``SQLITE_IOERR``).
 _SQLITE_KINDS = {
@@ -96,3 +102,58 @@ class Standby:
     def detail(self, whole: bool) -> str:
         """Why nothing is decided: the reason (``whole``), else only its kind."""
         return self.reason if whole else f"the event log cannot be opened ({self.kind})"
+
+
+#: The file a stop keeps the decisions the log could not take in: ``held-events-<UTC>.ndjson``.
+HELD_PREFIX = "held-events-"
+
+
+def held_record(draft: EventDraft, kiosk_id: str, boot_id: str, now: datetime) -> dict[str, Any]:
+    """A decision the log could not take, as the office's export masks it: what was decided,
+    why, which way, the reading and when (the engine's clock, else ``now``)."""
+    decided = draft.decided
+    record = {
+        "ts": format_ts(decided.wall if decided else now),
+        "mono_ns": decided.mono_ns if decided else None,
+        "clock_synced": decided.synced if decided else None,
+        "boot_id": boot_id,
+        "kiosk_id": kiosk_id,
+        "direction": draft.direction,
+        "decision": draft.decision,
+        "reasons": list(draft.reasons),
+        "kind": draft.kind,
+        "flags": list(draft.flags),
+        "temp_c": draft.temp_c,
+        "temp_object_c": draft.temp_object_c,
+        "temp_ambient_c": draft.temp_ambient_c,
+        "operator": draft.operator,
+        "pass_id": draft.pass_id,
+        "household": draft.household,
+        "holder": draft.holder,
+        "person": dict(draft.person) if draft.person is not None else None,
+    }
+    return mask_event(record)
+
+
+def keep_held(
+    drafts: Sequence[EventDraft], directory: Path, kiosk_id: str, boot_id: str, now: datetime
+) -> Path:
+    """Write ``drafts`` (the engine's backlog at stop) to a new ``HELD_PREFIX`` file in
+    ``directory``, one masked record a line, mode 0600, synced; ``OSError`` when the card
+    takes no file either (read-only, full)."""
+    stamp = now.strftime("%Y%m%dT%H%M%S.%fZ")
+    path = directory / f"{HELD_PREFIX}{stamp}.ndjson"
+    lines = "".join(
+        json.dumps(held_record(d, kiosk_id, boot_id, now), ensure_ascii=False) + "\n"
+        for d in drafts
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(lines)
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError:
+        path.unlink(missing_ok=True)
+        raise
+    return path
