@@ -173,3 +173,39 @@ def test_a_whole_csv_export_still_ends_its_transfer(paged_core):
             ).text
     assert raw.endswith(b"0\r\n\r\n")
     assert [int(r["seq"]) for r in csv.DictReader(io.StringIO(text))] == list(range(1, 121))
+
+
+def test_a_card_that_takes_no_write_still_lets_the_office_pull_the_masked_log_off_it(
+    guard_core, caplog
+):
+    """The card full or read-only mid-shift: every export was refused (503) because its audit
+    row could not be written, so the office could not pull the log off the dying card, the
+    very copy the manual says to take. A masked export goes ahead with its row held in memory
+    (the guard console's ``HeldRows``, written in order once the storage works, a stop's loss
+    said in the journal); an export of unmasked personal fields still needs its row written."""
+    from support import storage_failing
+
+    for _ in range(5):
+        add_event(guard_core)
+    _, masked = guard_core.tokens.create(["logs:read"])
+    _, personal = guard_core.tokens.create(["logs:read", "logs:personal"])
+    app = create_app(guard_core)
+    client = TestClient(app, base_url=BASE, raise_server_exceptions=False)
+
+    def get(path: str, token: str):
+        return client.get(path, headers={"Authorization": f"Bearer {token}"})
+
+    with caplog.at_level(logging.WARNING), storage_failing(guard_core.store, "audit"):
+        page = get("/api/v1/events?after=0", masked)
+        sheet = get("/api/v1/events.csv?after=0", masked)
+        unmasked = get("/api/v1/events?after=0&fields=holder", personal)
+    assert page.status_code == 200 and len(page.json()["events"]) == 5, page.text[:200]
+    assert sheet.status_code == 200 and sheet.text.count("\r\n") == 6
+    assert unmasked.status_code == 503
+    assert len(app.state.guard.held) == 2  # the two exports' rows, in memory
+    assert not [r for r in guard_core.store.audits(0, 1000) if r["action"].startswith("export")]
+    again = get("/api/v1/events?after=0", masked)  # the storage works again: held rows first
+    assert again.status_code == 200 and len(app.state.guard.held) == 0
+    rows = [r for r in guard_core.store.audits(0, 1000) if r["action"].startswith("export")]
+    assert [r["action"] for r in rows] == ["export_events", "export_csv", "export_events"]
+    assert ["held_at" in r["detail"] for r in rows] == [True, True, False]

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
 from kiosk import queries
+from kiosk.auditing import HeldRows
 from kiosk.config.compound import KIOSK_ID_PATTERN
 from kiosk.core import Core
 from kiosk.export import COLUMNS, read_events
@@ -481,13 +482,16 @@ class Api:
     tz: ZoneInfo
     max_page: int
     default_page: int
+    #: Rows the storage could not take, waiting to be written (the guard console's, shared).
+    held: HeldRows
 
     @classmethod
-    def build(cls, core: Core) -> "Api":
+    def build(cls, core: Core, held: HeldRows | None = None) -> "Api":
         web = core.config.web
         max_page = min(web.max_page, EVENTS_MAX)
         return cls(
             core=core,
+            held=held if held is not None else HeldRows(),
             addr_limiter=RateLimiter.per_minute(web.api_rate_per_min, core.clock),
             token_limiter=RateLimiter.per_minute(web.api_rate_per_min, core.clock),
             lag=LoopLagMonitor(),
@@ -497,11 +501,26 @@ class Api:
             default_page=min(web.api_default_page, max_page),
         )
 
-    def audit(self, token: TokenInfo, action: str, detail: dict[str, Any]) -> None:
+    def audit(
+        self, token: TokenInfo, action: str, detail: dict[str, Any], *, masked: bool = False
+    ) -> None:
+        """The request's audit row; no export without it. A ``masked`` export (no personal
+        field in clear) the storage cannot take a row for (a full or read-only card) goes
+        ahead with its row held in memory (``held``, written in order once the storage
+        works): the office must be able to pull the log off a dying card."""
+        store, actor = self.core.store, f"token:{token.id}"
+        if len(self.held) or self.held.dropped:
+            self.held.flush(store)  # the rows held before come first
         try:
-            self.core.store.audit(f"token:{token.id}", action, detail)
+            store.audit(actor, action, detail)
+        except StoreFault as exc:
+            if masked and self.held.hold(
+                actor, action, detail, self.core.clock.now(), essential=True
+            ):
+                return
+            log.warning("export refused: audit failed (%s)", type(exc).__name__)
+            raise HTTPException(503, "the event log is unavailable") from None
         except Exception as exc:
-            # No export without its audit row.
             log.warning("export refused: audit failed (%s)", type(exc).__name__)
             raise HTTPException(503, "the event log is unavailable") from None
 
@@ -525,9 +544,11 @@ class Api:
         return limit
 
 
-def install(app: FastAPI, core: Core) -> Api:
-    """Mount the API on ``app`` with its state for ``core``; returns that state."""
-    state = Api.build(core)
+def install(app: FastAPI, core: Core, held: HeldRows | None = None) -> Api:
+    """Mount the API on ``app`` with its state for ``core``; returns that state. ``held``: the
+    audit rows held in memory during a storage outage (the guard console's, so one stop
+    writes or says them all)."""
+    state = Api.build(core, held)
     app.state.api = state
     app.include_router(router)
     app.include_router(public_metrics if core.config.web.metrics_public else token_metrics)
@@ -745,6 +766,7 @@ def events(
                 "count": count,
                 "fields": sorted(allowed),
             },
+            masked=not allowed,
         )
     if ndjson:
 
@@ -783,6 +805,7 @@ def events_csv(
         "export_csv",
         {"format": "csv", "after": after, "limit": limit, "head": through,
          "fields": sorted(allowed)},
+        masked=not allowed,
     )  # fmt: skip
     kiosk_id = state.core.config.site.kiosk_id
     return CuttableStream(
@@ -882,7 +905,7 @@ def stats(
         # Whose office entries this gate holds: the district counts each compound's once.
         "lists_for": core.lists.current.freshness.bundle_compound,
     }
-    state.audit(token, "export_stats", {"day": when.isoformat()})
+    state.audit(token, "export_stats", {"day": when.isoformat()}, masked=True)  # counts only
     return Response(json.dumps(report, ensure_ascii=False), media_type="application/json")
 
 
