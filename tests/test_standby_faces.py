@@ -66,3 +66,21 @@ def test_the_kiosk_itself_and_its_screen_see_the_reason_as_the_journal_has_it(ad
     assert REASON in console.text.replace("&#x27;", "'")
     assert health["standby"]["reason"] == REASON and "withheld" not in health
     assert health["devices"]["store"]["detail"] == REASON
+
+
+def test_a_passer_by_loading_the_standby_screen_does_not_stand_in_for_a_dead_screen():
+    """``/kiosk/watch`` tells kiosk-screen.service whether the screen's browser still loads
+    the standby page; any LAN address loading ``/kiosk`` made it answer 200, so a crashed
+    screen browser was not restarted while someone else's tab kept reloading. As when the
+    kiosk runs, only the screen's own addresses count."""
+    now = [1000.0]
+    app = create_standby_app(_standby(), "gate-1", lambda: now[0], local=("127.0.0.1",))
+    stranger = TestClient(app, client=("192.168.1.77", 40000))
+    screen = TestClient(app, client=("127.0.0.1", 40001))
+    assert stranger.get("/kiosk").status_code == 503  # the page itself is for anyone
+    assert screen.get("/kiosk/watch").status_code == 503
+    assert screen.get("/kiosk").status_code == 503
+    assert screen.get("/kiosk/watch").status_code == 200
+    now[0] += 61
+    stranger.get("/kiosk")
+    assert screen.get("/kiosk/watch").status_code == 503

@@ -4,7 +4,8 @@ No engine, no devices, no database: the kiosk screen says "see the guard" and re
 (the real page comes back with the daemon), the guard console says why and what to do, in
 both languages, health answers 503, and every other route 503. ``/kiosk/watch`` answers 200
 while the screen keeps reloading, so kiosk-screen.service does not restart a browser that
-shows the right page.
+shows the right page; only a load from the screen's addresses counts, as when the kiosk runs
+(another tab's does not stand in for a dead screen).
 
 Who sees what: no guard account, session or API token can be checked (they are in the log
 that cannot be opened), so no sign-in is offered; what still tells callers apart is their
@@ -119,8 +120,9 @@ def create_standby_app(
         return JSONResponse(report, status_code=503)
 
     @app.get("/kiosk")
-    def screen() -> Response:
-        seen[:] = [monotonic()]
+    def screen(request: Request) -> Response:
+        if whole(request):  # the screen's own browser: a stranger's tab stands in for none
+            seen[:] = [monotonic()]
         words = [i18n.t(lang, "standby.kiosk") for lang in i18n.LANGS]
         page = _page(words[0], words[1:], reload_s=RELOAD_S)
         return HTMLResponse(page, status_code=503, headers=_HEADERS)
