@@ -100,7 +100,8 @@ async def core_or_standby(
 ) -> Core | None:
     """``build()`` in a thread; while the card keeps the event log from opening
     (``card_failure``), stand by and try again: the core once it opens, None when a stop
-    was asked first. Any other failure is raised, as before."""
+    was asked first (or while the try that opened it was under way: that core is closed).
+    Any other failure is raised, as before."""
     try:
         return await asyncio.to_thread(build)
     except Exception as exc:
@@ -141,5 +142,8 @@ async def _try_again(
                 server.notifier.status(server.status())
             step += 1
             continue
+        if stopping.is_set():  # asked while the try was under way: nothing starts
+            await asyncio.to_thread(core.close)
+            return None
         log.warning("the event log opens again after %d failed tries: starting", standby.tries)
         return core
