@@ -66,33 +66,31 @@ def paged_core(data_dir, clock, monkeypatch):
 
 @contextmanager
 def serving(app) -> Iterator[int]:
-    """``app`` on the daemon's own web server (h11, as ``kiosk run``), on a free port."""
+    """``app`` on the daemon's own web server (h11, as ``kiosk run``), on a free port, its loop
+    in a thread of its own (a browser driver may run a loop in this one)."""
     server = build_server(app, WebSection(host="127.0.0.1", port=0))
-    loop = asyncio.new_event_loop()
+    up, done = threading.Event(), threading.Event()
 
-    async def up() -> None:
+    async def life() -> None:
         server.config.load()
         server.lifespan = server.config.lifespan_class(server.config)
         await server.startup(sockets=[server.sock])
-
-    loop.run_until_complete(up())
-    runner = threading.Thread(target=loop.run_forever, daemon=True)
-    runner.start()
-
-    async def down() -> None:
+        up.set()
+        await asyncio.to_thread(done.wait)
         await server.shutdown(sockets=[server.sock])
         left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in left:  # the API's loop-lag monitor
             task.cancel()
         await asyncio.gather(*left, return_exceptions=True)
 
+    runner = threading.Thread(target=asyncio.run, args=(life(),), daemon=True)
+    runner.start()
+    assert up.wait(10), "the server did not start"
     try:
         yield server.sock.getsockname()[1]
     finally:
-        asyncio.run_coroutine_threadsafe(down(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        runner.join(5)
-        loop.close()
+        done.set()
+        runner.join(10)
 
 
 def _raw_get(port: int, path: str, token: str) -> bytes:
