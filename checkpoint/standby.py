@@ -109,6 +109,9 @@ async def core_or_standby(
         if kind is None:
             raise
         standby = Standby(str(exc), kind, format_ts(datetime.now(UTC)))
+    if stopping.is_set():  # a stop asked during the start: nothing to stand up for
+        log.error("cannot open the event log, and the daemon is stopping: %s", standby.reason)
+        return None
     log.error(
         "cannot open the event log: standing by, the gate locked, trying again: %s",
         standby.reason,
