@@ -65,10 +65,10 @@ def paged_core(data_dir, clock, monkeypatch):
 
 
 @contextmanager
-def serving(app) -> Iterator[int]:
-    """``app`` on the daemon's own web server (h11, as ``kiosk run``), on a free port, its loop
-    in a thread of its own (a browser driver may run a loop in this one)."""
-    server = build_server(app, WebSection(host="127.0.0.1", port=0))
+def serving(app, port: int = 0) -> Iterator[int]:
+    """``app`` on the daemon's own web server (h11, as ``kiosk run``), on ``port`` (0: a free
+    one), its loop in a thread of its own (a browser driver may run a loop in this one)."""
+    server = build_server(app, WebSection(host="127.0.0.1", port=port))
     up, done = threading.Event(), threading.Event()
 
     async def life() -> None:

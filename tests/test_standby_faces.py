@@ -51,6 +51,8 @@ def test_a_passer_by_on_the_lan_sees_what_a_guard_does_not_the_cards_paths(addre
     assert report["devices"]["store"]["state"] == "fault"
     other = web.get("/api/v1/events?after=0")
     assert other.status_code == 503
+    feed = web.get("/guard/api/feed")  # what an open console page asks (guard.js)
+    assert all(a.headers["X-Kiosk-State"] == "standby" for a in (console, health, other, feed))
     for answer in (console, health, other, web.get("/metrics")):
         for word in SECRETISH:
             assert word not in answer.text, (answer.request.url.path, word)

@@ -45,7 +45,11 @@ _STYLE = (
 #: Nothing of the page's own is loaded: no script, no request but the reload; its one style
 #: element allowed by its hash (no ``'unsafe-inline'``, as on the console's pages).
 _STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+#: On every answer while standing by: a console page left open (its stream cut when the daemon
+#: restarted) asks its feed, sees this and reloads into the standby page (``guard.js``).
+STANDBY_HEADER = ("X-Kiosk-State", "standby")
 _HEADERS = {
+    STANDBY_HEADER[0]: STANDBY_HEADER[1],
     "Cache-Control": "no-store",
     "Content-Security-Policy": f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'",
     "X-Content-Type-Options": "nosniff",
@@ -117,7 +121,7 @@ def create_standby_app(
     @app.get("/api/v1/health")
     def health(request: Request) -> JSONResponse:
         report = standby.health(kiosk_id, kiosk.__version__, whole=whole(request))
-        return JSONResponse(report, status_code=503)
+        return JSONResponse(report, status_code=503, headers=dict([STANDBY_HEADER]))
 
     @app.get("/kiosk")
     def screen(request: Request) -> Response:
